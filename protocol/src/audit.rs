@@ -1,0 +1,363 @@
+//! The audit log's entries, signed tree heads and proof checks (RFC 9162 hashing in
+//! [`crate::merkle`]). The relay stores the leaves; clients keep the last tree head they saw and
+//! check inclusion and consistency, so a log that is rewritten, truncated or forked is caught.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Error, Result,
+    codec::Writer,
+    ids::{ConversationId, EpochRange, TokenId},
+    keys::{IdentityKeys, Signature, SigningPublicKey},
+    labels, merkle,
+    release::Scope,
+};
+
+/// What a release was justified by, as recorded in the log.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReleaseBasis {
+    /// A consent token.
+    Consent {
+        /// Its id.
+        id: TokenId,
+        /// Its scope.
+        scope: Scope,
+        /// When the customer signed it.
+        issued_at: u64,
+    },
+    /// A dispute ticket.
+    Dispute {
+        /// Its id.
+        id: TokenId,
+        /// The arbiters whose approvals counted.
+        approvers: Vec<SigningPublicKey>,
+    },
+}
+
+/// What happened.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditEvent {
+    /// A trustee released its share for a request.
+    Release {
+        /// The org.
+        org: String,
+        /// The request hash.
+        #[serde(with = "serde_bytes")]
+        request_hash: [u8; 32],
+        /// The conversation.
+        conversation: ConversationId,
+        /// The epochs released.
+        epochs: EpochRange,
+        /// The justification.
+        basis: ReleaseBasis,
+        /// The master who asked.
+        master: SigningPublicKey,
+    },
+    /// A conversation's ciphertext and escrow were deleted.
+    Erasure {
+        /// The conversation.
+        conversation: ConversationId,
+        /// "retention" or "customer request".
+        reason: String,
+    },
+    /// A customer revoked a consent.
+    ConsentRevocation {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The consent.
+        consent: TokenId,
+    },
+    /// An org published a new policy version.
+    PolicyChange {
+        /// The org.
+        org: String,
+        /// The version.
+        version: u32,
+        /// The policy hash.
+        #[serde(with = "serde_bytes")]
+        policy_hash: [u8; 32],
+    },
+}
+
+impl AuditEvent {
+    fn write(&self, w: &mut Writer) {
+        match self {
+            AuditEvent::Release { org, request_hash, conversation, epochs, basis, master } => {
+                w.u8(1).str(org).fixed(request_hash).fixed(conversation.as_bytes());
+                epochs.write(w);
+                match basis {
+                    ReleaseBasis::Consent { id, scope, issued_at } => {
+                        w.u8(1).fixed(id.as_bytes()).u8(match scope {
+                            Scope::Full => 1,
+                            Scope::Redacted => 2,
+                        });
+                        w.u64(*issued_at);
+                    }
+                    ReleaseBasis::Dispute { id, approvers } => {
+                        w.u8(2).fixed(id.as_bytes()).count(approvers.len());
+                        for a in approvers {
+                            w.fixed(a.as_bytes());
+                        }
+                    }
+                }
+                w.fixed(master.as_bytes());
+            }
+            AuditEvent::Erasure { conversation, reason } => {
+                w.u8(2).fixed(conversation.as_bytes()).str(reason);
+            }
+            AuditEvent::ConsentRevocation { conversation, consent } => {
+                w.u8(3).fixed(conversation.as_bytes()).fixed(consent.as_bytes());
+            }
+            AuditEvent::PolicyChange { org, version, policy_hash } => {
+                w.u8(4).str(org).u32(*version).fixed(policy_hash);
+            }
+        }
+    }
+
+    /// The conversation the event concerns, if any.
+    pub fn conversation(&self) -> Option<ConversationId> {
+        match self {
+            AuditEvent::Release { conversation, .. }
+            | AuditEvent::Erasure { conversation, .. }
+            | AuditEvent::ConsentRevocation { conversation, .. } => Some(*conversation),
+            AuditEvent::PolicyChange { .. } => None,
+        }
+    }
+}
+
+/// A signed log entry.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// What happened.
+    pub event: AuditEvent,
+    /// When (signer's clock).
+    pub at: u64,
+    /// Who signs: a trustee for releases, the customer for revocations, the relay's log key for
+    /// erasures, the master for policy changes.
+    pub signer: SigningPublicKey,
+    /// The signature.
+    pub signature: Signature,
+}
+
+impl AuditEntry {
+    /// Signs an event.
+    pub fn sign(keys: &IdentityKeys, event: AuditEvent, at: u64) -> Self {
+        let mut e = AuditEntry {
+            event,
+            at,
+            signer: keys.signing_public(),
+            signature: Signature::placeholder(),
+        };
+        e.signature = keys.sign(&e.signed_bytes());
+        e
+    }
+
+    /// The canonical bytes the signature covers.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::with_label(labels::AUDIT_ENTRY);
+        self.event.write(&mut w);
+        w.u64(self.at).fixed(self.signer.as_bytes());
+        w.into_bytes()
+    }
+
+    /// The Merkle leaf: signed bytes then signature.
+    pub fn leaf(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.bytes(&self.signed_bytes()).fixed(&self.signature.to_bytes());
+        w.into_bytes()
+    }
+
+    /// The RFC 9162 leaf hash.
+    pub fn leaf_hash(&self) -> merkle::Hash {
+        merkle::leaf_hash(&self.leaf())
+    }
+
+    /// Checks the signer's signature.
+    ///
+    /// # Errors
+    /// [`Error::BadSignature`].
+    pub fn verify(&self) -> Result<()> {
+        self.signer.verify(&self.signed_bytes(), &self.signature, "audit entry")
+    }
+}
+
+
+/// The relay's signed statement of the log's size and root.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct SignedTreeHead {
+    /// Number of entries.
+    pub size: u64,
+    /// Merkle root.
+    #[serde(with = "serde_bytes")]
+    pub root: [u8; 32],
+    /// When.
+    pub timestamp: u64,
+    /// The relay's log key.
+    pub log_key: SigningPublicKey,
+    /// Signature by the log key.
+    pub signature: Signature,
+}
+
+impl SignedTreeHead {
+    /// Signs a tree head.
+    pub fn sign(log: &IdentityKeys, size: u64, root: [u8; 32], timestamp: u64) -> Self {
+        let mut h = SignedTreeHead {
+            size,
+            root,
+            timestamp,
+            log_key: log.signing_public(),
+            signature: Signature::placeholder(),
+        };
+        h.signature = log.sign(&h.signed_bytes());
+        h
+    }
+
+    /// The canonical bytes the signature covers.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::with_label(labels::TREE_HEAD);
+        w.u64(self.size).fixed(&self.root).u64(self.timestamp).fixed(self.log_key.as_bytes());
+        w.into_bytes()
+    }
+
+    /// Checks the signature against the pinned log key.
+    ///
+    /// # Errors
+    /// [`Error::BadSignature`] if not signed by `log_key`.
+    pub fn verify(&self, log_key: &SigningPublicKey) -> Result<()> {
+        if &self.log_key != log_key {
+            return Err(Error::BadSignature("tree head (unexpected log key)"));
+        }
+        log_key.verify(&self.signed_bytes(), &self.signature, "tree head")
+    }
+}
+
+/// Proof that an entry is at `index` in the tree of `size`.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct InclusionProof {
+    /// Leaf index.
+    pub index: u64,
+    /// Tree size.
+    pub size: u64,
+    /// Audit path.
+    pub path: Vec<serde_bytes::ByteArray<32>>,
+}
+
+impl InclusionProof {
+    /// Checks that `entry` is in the tree `head` describes.
+    ///
+    /// # Errors
+    /// [`Error::Merkle`] if it is not.
+    pub fn verify(&self, entry: &AuditEntry, head: &SignedTreeHead) -> Result<()> {
+        if self.size != head.size {
+            return Err(Error::Merkle("inclusion proof is for another tree size".into()));
+        }
+        let path: Vec<merkle::Hash> = self.path.iter().map(|h| **h).collect();
+        merkle::verify_inclusion(&entry.leaf_hash(), self.index, self.size, &path, &head.root)
+            .map_err(|e| Error::Merkle(e.to_string()))
+    }
+}
+
+/// Proof that the tree of `old` entries is a prefix of the tree of `new` entries.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct ConsistencyProof {
+    /// Old size.
+    pub old: u64,
+    /// New size.
+    pub new: u64,
+    /// Proof hashes.
+    pub path: Vec<serde_bytes::ByteArray<32>>,
+}
+
+impl ConsistencyProof {
+    /// Checks that `new_head` extends `old_head` (both already signature-checked). This is what
+    /// catches a relay that rewrote, truncated or forked the log since the client last looked.
+    ///
+    /// # Errors
+    /// [`Error::Merkle`] if the log was not append-only between the two heads.
+    pub fn verify(&self, old_head: &SignedTreeHead, new_head: &SignedTreeHead) -> Result<()> {
+        if self.old != old_head.size || self.new != new_head.size {
+            return Err(Error::Merkle("consistency proof is for other tree sizes".into()));
+        }
+        if new_head.size < old_head.size {
+            return Err(Error::Merkle(format!(
+                "the log shrank from {} to {} entries",
+                old_head.size, new_head.size
+            )));
+        }
+        let path: Vec<merkle::Hash> = self.path.iter().map(|h| **h).collect();
+        merkle::verify_consistency(self.old, self.new, &old_head.root, &new_head.root, &path)
+            .map_err(|e| Error::Merkle(e.to_string()))
+    }
+}
+
+/// Converts proof hashes for the wire.
+pub fn to_wire_path(path: Vec<merkle::Hash>) -> Vec<serde_bytes::ByteArray<32>> {
+    path.into_iter().map(serde_bytes::ByteArray::new).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::test_rng;
+
+    fn entries(n: usize, who: &IdentityKeys) -> Vec<AuditEntry> {
+        (0..n)
+            .map(|i| {
+                let ev = AuditEvent::Erasure {
+                    conversation: ConversationId::from_bytes(&[i as u8; 16]).unwrap(),
+                    reason: "retention".into(),
+                };
+                AuditEntry::sign(who, ev, i as u64)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn inclusion_and_consistency_against_signed_heads() {
+        let mut rng = test_rng(120);
+        let log = IdentityKeys::generate(&mut rng);
+        let es = entries(7, &log);
+        let leaves: Vec<_> = es.iter().map(AuditEntry::leaf_hash).collect();
+        let h4 = SignedTreeHead::sign(&log, 4, merkle::root(&leaves[..4]), 1);
+        let h7 = SignedTreeHead::sign(&log, 7, merkle::root(&leaves), 2);
+        h7.verify(&log.signing_public()).unwrap();
+        let p = InclusionProof {
+            index: 2,
+            size: 7,
+            path: to_wire_path(merkle::inclusion_proof(&leaves, 2).unwrap()),
+        };
+        p.verify(&es[2], &h7).unwrap();
+        assert!(p.verify(&es[3], &h7).is_err());
+        let c = ConsistencyProof {
+            old: 4,
+            new: 7,
+            path: to_wire_path(merkle::consistency_proof(&leaves, 4).unwrap()),
+        };
+        c.verify(&h4, &h7).unwrap();
+
+        // A forked log: entry 1 rewritten, same size.
+        let mut forked = leaves.clone();
+        forked[1] = entries(1, &IdentityKeys::generate(&mut rng))[0].leaf_hash();
+        let f7 = SignedTreeHead::sign(&log, 7, merkle::root(&forked), 3);
+        let fc = ConsistencyProof {
+            old: 4,
+            new: 7,
+            path: to_wire_path(merkle::consistency_proof(&forked, 4).unwrap()),
+        };
+        assert!(fc.verify(&h4, &f7).is_err());
+        // A truncated log.
+        let c = ConsistencyProof { old: 7, new: 4, path: vec![] };
+        assert!(c.verify(&h7, &h4).is_err());
+        // A head signed by another key.
+        let other = IdentityKeys::generate(&mut rng);
+        let fake = SignedTreeHead::sign(&other, 7, h7.root, 2);
+        assert!(fake.verify(&log.signing_public()).is_err());
+        // A tampered entry.
+        let mut e = es[0].clone();
+        e.at += 1;
+        assert!(e.verify().is_err());
+    }
+}
