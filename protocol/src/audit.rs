@@ -84,11 +84,25 @@ pub enum AuditEvent {
 impl AuditEvent {
     fn write(&self, w: &mut Writer) {
         match self {
-            AuditEvent::Release { org, request_hash, conversation, epochs, basis, master } => {
-                w.u8(1).str(org).fixed(request_hash).fixed(conversation.as_bytes());
+            AuditEvent::Release {
+                org,
+                request_hash,
+                conversation,
+                epochs,
+                basis,
+                master,
+            } => {
+                w.u8(1)
+                    .str(org)
+                    .fixed(request_hash)
+                    .fixed(conversation.as_bytes());
                 epochs.write(w);
                 match basis {
-                    ReleaseBasis::Consent { id, scope, issued_at } => {
+                    ReleaseBasis::Consent {
+                        id,
+                        scope,
+                        issued_at,
+                    } => {
                         w.u8(1).fixed(id.as_bytes()).u8(match scope {
                             Scope::Full => 1,
                             Scope::Redacted => 2,
@@ -104,13 +118,25 @@ impl AuditEvent {
                 }
                 w.fixed(master.as_bytes());
             }
-            AuditEvent::Erasure { conversation, reason } => {
+            AuditEvent::Erasure {
+                conversation,
+                reason,
+            } => {
                 w.u8(2).fixed(conversation.as_bytes()).str(reason);
             }
-            AuditEvent::ConsentRevocation { conversation, consent } => {
-                w.u8(3).fixed(conversation.as_bytes()).fixed(consent.as_bytes());
+            AuditEvent::ConsentRevocation {
+                conversation,
+                consent,
+            } => {
+                w.u8(3)
+                    .fixed(conversation.as_bytes())
+                    .fixed(consent.as_bytes());
             }
-            AuditEvent::PolicyChange { org, version, policy_hash } => {
+            AuditEvent::PolicyChange {
+                org,
+                version,
+                policy_hash,
+            } => {
                 w.u8(4).str(org).u32(*version).fixed(policy_hash);
             }
         }
@@ -165,7 +191,8 @@ impl AuditEntry {
     /// The Merkle leaf: signed bytes then signature.
     pub fn leaf(&self) -> Vec<u8> {
         let mut w = Writer::default();
-        w.bytes(&self.signed_bytes()).fixed(&self.signature.to_bytes());
+        w.bytes(&self.signed_bytes())
+            .fixed(&self.signature.to_bytes());
         w.into_bytes()
     }
 
@@ -179,10 +206,10 @@ impl AuditEntry {
     /// # Errors
     /// [`Error::BadSignature`].
     pub fn verify(&self) -> Result<()> {
-        self.signer.verify(&self.signed_bytes(), &self.signature, "audit entry")
+        self.signer
+            .verify(&self.signed_bytes(), &self.signature, "audit entry")
     }
 }
-
 
 /// The relay's signed statement of the log's size and root.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -217,7 +244,10 @@ impl SignedTreeHead {
     /// The canonical bytes the signature covers.
     pub fn signed_bytes(&self) -> Vec<u8> {
         let mut w = Writer::with_label(labels::TREE_HEAD);
-        w.u64(self.size).fixed(&self.root).u64(self.timestamp).fixed(self.log_key.as_bytes());
+        w.u64(self.size)
+            .fixed(&self.root)
+            .u64(self.timestamp)
+            .fixed(self.log_key.as_bytes());
         w.into_bytes()
     }
 
@@ -251,7 +281,9 @@ impl InclusionProof {
     /// [`Error::Merkle`] if it is not.
     pub fn verify(&self, entry: &AuditEntry, head: &SignedTreeHead) -> Result<()> {
         if self.size != head.size {
-            return Err(Error::Merkle("inclusion proof is for another tree size".into()));
+            return Err(Error::Merkle(
+                "inclusion proof is for another tree size".into(),
+            ));
         }
         let path: Vec<merkle::Hash> = self.path.iter().map(|h| **h).collect();
         merkle::verify_inclusion(&entry.leaf_hash(), self.index, self.size, &path, &head.root)
@@ -278,7 +310,9 @@ impl ConsistencyProof {
     /// [`Error::Merkle`] if the log was not append-only between the two heads.
     pub fn verify(&self, old_head: &SignedTreeHead, new_head: &SignedTreeHead) -> Result<()> {
         if self.old != old_head.size || self.new != new_head.size {
-            return Err(Error::Merkle("consistency proof is for other tree sizes".into()));
+            return Err(Error::Merkle(
+                "consistency proof is for other tree sizes".into(),
+            ));
         }
         if new_head.size < old_head.size {
             return Err(Error::Merkle(format!(
@@ -349,7 +383,11 @@ mod tests {
         };
         assert!(fc.verify(&h4, &f7).is_err());
         // A truncated log.
-        let c = ConsistencyProof { old: 7, new: 4, path: vec![] };
+        let c = ConsistencyProof {
+            old: 7,
+            new: 4,
+            path: vec![],
+        };
         assert!(c.verify(&h7, &h4).is_err());
         // A head signed by another key.
         let other = IdentityKeys::generate(&mut rng);

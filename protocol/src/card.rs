@@ -134,7 +134,8 @@ impl IdentityCard {
     /// [`Error::InvalidName`] or [`Error::BadSignature`].
     pub fn verify(self) -> Result<VerifiedCard> {
         check_name(&self.name)?;
-        self.signing_key.verify(&self.signed_bytes(), &self.signature, "identity card")?;
+        self.signing_key
+            .verify(&self.signed_bytes(), &self.signature, "identity card")?;
         Ok(VerifiedCard(self))
     }
 
@@ -145,13 +146,17 @@ impl IdentityCard {
     pub fn verify_as(self, role: Role) -> Result<VerifiedCard> {
         let card = self.verify()?;
         if card.role != role {
-            return Err(Error::WrongRole { expected: role.name(), found: card.role.name() });
+            return Err(Error::WrongRole {
+                expected: role.name(),
+                found: card.role.name(),
+            });
         }
         Ok(card)
     }
 
     pub(crate) fn write(&self, w: &mut Writer) {
-        w.bytes(&self.signed_bytes()).fixed(&self.signature.to_bytes());
+        w.bytes(&self.signed_bytes())
+            .fixed(&self.signature.to_bytes());
     }
 }
 
@@ -212,7 +217,9 @@ mod tests {
     #[test]
     fn tampered_card_is_refused() {
         let keys = IdentityKeys::generate(&mut test_rng(11));
-        let card = IdentityCard::issue(&keys, "alice", Role::Customer, 1000).unwrap().into_card();
+        let card = IdentityCard::issue(&keys, "alice", Role::Customer, 1000)
+            .unwrap()
+            .into_card();
         let mut renamed = card.clone();
         renamed.name = "mallory".into();
         assert_eq!(renamed.verify(), Err(Error::BadSignature("identity card")));

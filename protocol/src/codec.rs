@@ -125,7 +125,13 @@ mod tests {
     #[test]
     fn layout_is_length_prefixed_big_endian() {
         let mut w = Writer::with_label("ab");
-        w.u8(1).u16(2).u32(3).u64(4).bytes(b"xyz").fixed(&[9, 9]).bool(true);
+        w.u8(1)
+            .u16(2)
+            .u32(3)
+            .u64(4)
+            .bytes(b"xyz")
+            .fixed(&[9, 9])
+            .bool(true);
         assert_eq!(
             w.as_bytes(),
             &[
@@ -138,7 +144,10 @@ mod tests {
     #[test]
     fn labelled_hash_separates_boundaries() {
         // "ab" + "c" and "a" + "bc" must hash differently: lengths are part of the input.
-        assert_ne!(labelled_hash("l", &[b"ab", b"c"]), labelled_hash("l", &[b"a", b"bc"]));
+        assert_ne!(
+            labelled_hash("l", &[b"ab", b"c"]),
+            labelled_hash("l", &[b"a", b"bc"])
+        );
         assert_ne!(labelled_hash("l1", &[b"x"]), labelled_hash("l2", &[b"x"]));
     }
 }

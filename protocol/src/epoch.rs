@@ -94,7 +94,13 @@ impl EpochRecord {
         new: NewEpoch<'_>,
     ) -> Result<(VerifiedEpoch, EpochSecret)> {
         let k = EpochSecret::random(rng);
-        let NewEpoch { conversation, epoch, members, previous, now } = new;
+        let NewEpoch {
+            conversation,
+            epoch,
+            members,
+            previous,
+            now,
+        } = new;
         let mut sealed_secrets = Vec::with_capacity(members.len());
         let kb = k.to_bytes();
         for m in members {
@@ -141,7 +147,9 @@ impl EpochRecord {
             None => w.u8(0),
             Some(h) => w.u8(1).fixed(h),
         };
-        w.u64(self.created_at).fixed(self.creator.as_bytes()).count(self.members.len());
+        w.u64(self.created_at)
+            .fixed(self.creator.as_bytes())
+            .count(self.members.len());
         for m in &self.members {
             m.write(&mut w);
         }
@@ -157,7 +165,8 @@ impl EpochRecord {
     /// The record's hash (over signed bytes and signature), used to chain epochs.
     pub fn hash(&self) -> [u8; 32] {
         let mut w = Writer::with_label(labels::EPOCH_RECORD_HASH);
-        w.bytes(&self.signed_bytes()).fixed(&self.signature.to_bytes());
+        w.bytes(&self.signed_bytes())
+            .fixed(&self.signature.to_bytes());
         w.sha256()
     }
 
@@ -174,7 +183,10 @@ impl EpochRecord {
             return Err(Error::UnknownVersion(self.version));
         }
         if self.org != policy.org {
-            return Err(Error::WrongOrg { expected: policy.org.clone(), found: self.org.clone() });
+            return Err(Error::WrongOrg {
+                expected: policy.org.clone(),
+                found: self.org.clone(),
+            });
         }
         let bad = |m: String| Err(Error::InvalidEpochRecord(m));
         if self.policy_version != policy.version || self.policy_hash != policy.hash() {
@@ -184,7 +196,10 @@ impl EpochRecord {
             ));
         }
         if self.members.is_empty() || self.members.len() > MAX_MEMBERS {
-            return bad(format!("{} members (1 to {MAX_MEMBERS} allowed)", self.members.len()));
+            return bad(format!(
+                "{} members (1 to {MAX_MEMBERS} allowed)",
+                self.members.len()
+            ));
         }
         if self.sealed_secrets.len() != self.members.len() {
             return bad("one sealed secret per member is required".into());
@@ -213,11 +228,14 @@ impl EpochRecord {
             }
         }
         if customers != 1 {
-            return bad(format!("exactly one customer is required, found {customers}"));
+            return bad(format!(
+                "exactly one customer is required, found {customers}"
+            ));
         }
         // The creator is a member of this epoch or, for a transfer, of the previous one; which
         // of the two is checked by `check_follows`, since it needs the previous record.
-        self.creator.verify(&self.signed_bytes(), &self.signature, "epoch record")?;
+        self.creator
+            .verify(&self.signed_bytes(), &self.signature, "epoch record")?;
         Ok(VerifiedEpoch(self))
     }
 }
@@ -320,7 +338,9 @@ impl VerifiedEpoch {
         if !k.matches(&self.0.conversation, self.0.epoch, &self.0.commitment) {
             return Err(Error::CommitmentMismatch(self.0.epoch));
         }
-        self.0.escrow.check(&k, &self.0.conversation, self.0.epoch, policy)?;
+        self.0
+            .escrow
+            .check(&k, &self.0.conversation, self.0.epoch, policy)?;
         Ok(k)
     }
 }
@@ -365,7 +385,10 @@ impl HandOff {
                 recipient: &to.signing_key,
                 extra: &[],
             };
-            epochs.push((*epoch, seal(rng, &to.agreement_key, &ctx, k.to_bytes().as_slice())?));
+            epochs.push((
+                *epoch,
+                seal(rng, &to.agreement_key, &ctx, k.to_bytes().as_slice())?,
+            ));
         }
         let mut h = HandOff {
             conversation,
@@ -405,7 +428,8 @@ impl HandOff {
         me: &IdentityKeys,
         records: &[VerifiedEpoch],
     ) -> Result<Vec<(u32, EpochSecret)>> {
-        self.from.verify(&self.signed_bytes(), &self.signature, "hand-off")?;
+        self.from
+            .verify(&self.signed_bytes(), &self.signature, "hand-off")?;
         if self.to != me.signing_public() {
             return Err(Error::NotAMember);
         }
@@ -476,8 +500,14 @@ pub(crate) mod tests {
         rec.check_follows(None).unwrap();
         let ka = rec.open(&o.agent, &o.policy).unwrap();
         assert_eq!(*ka.to_bytes(), *k.to_bytes());
-        assert_eq!(rec.open(&o.agent2, &o.policy).err(), Some(Error::NotAMember));
-        assert_eq!(rec.open(&o.master, &o.policy).err(), Some(Error::NotAMember));
+        assert_eq!(
+            rec.open(&o.agent2, &o.policy).err(),
+            Some(Error::NotAMember)
+        );
+        assert_eq!(
+            rec.open(&o.master, &o.policy).err(),
+            Some(Error::NotAMember)
+        );
         let again = rec.record().clone().verify(&o.policy).unwrap();
         assert_eq!(again, rec);
     }
@@ -490,19 +520,28 @@ pub(crate) mod tests {
         // Any field change breaks the signature.
         let mut t = r.clone();
         t.epoch = 5;
-        assert_eq!(t.verify(&o.policy).err(), Some(Error::BadSignature("epoch record")));
+        assert_eq!(
+            t.verify(&o.policy).err(),
+            Some(Error::BadSignature("epoch record"))
+        );
         // A member added by someone else (the relay) breaks the signature.
         let (_, _, dave) = cards(&o);
         let mut t = r.clone();
         t.members.push(dave.card().clone());
         t.sealed_secrets.push(t.sealed_secrets[0].clone());
-        assert_eq!(t.verify(&o.policy).err(), Some(Error::BadSignature("epoch record")));
+        assert_eq!(
+            t.verify(&o.policy).err(),
+            Some(Error::BadSignature("epoch record"))
+        );
         // Re-signed by a non-member: the signature holds, the chain check refuses it.
         let mut t = r.clone();
         t.creator = o.agent2.signing_public();
         t.signature = o.agent2.sign(&t.signed_bytes());
         let t = t.verify(&o.policy).unwrap();
-        assert!(matches!(t.check_follows(None), Err(Error::InvalidEpochRecord(_))));
+        assert!(matches!(
+            t.check_follows(None),
+            Err(Error::InvalidEpochRecord(_))
+        ));
         // Unknown version.
         let mut t = r.clone();
         t.version = 9;
@@ -528,13 +567,19 @@ pub(crate) mod tests {
         .unwrap();
         t.signature = o.customer.sign(&t.signed_bytes());
         let v = t.verify(&o.policy).unwrap();
-        assert!(matches!(v.open(&o.agent, &o.policy), Err(Error::EscrowMismatch { .. })));
+        assert!(matches!(
+            v.open(&o.agent, &o.policy),
+            Err(Error::EscrowMismatch { .. })
+        ));
         // A wrong commitment is refused before escrow is even compared.
         let mut t = rec.record().clone();
         t.commitment[0] ^= 1;
         t.signature = o.customer.sign(&t.signed_bytes());
         let v = t.verify(&o.policy).unwrap();
-        assert_eq!(v.open(&o.agent, &o.policy).err(), Some(Error::CommitmentMismatch(0)));
+        assert_eq!(
+            v.open(&o.agent, &o.policy).err(),
+            Some(Error::CommitmentMismatch(0))
+        );
     }
 
     #[test]

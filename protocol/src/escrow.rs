@@ -53,16 +53,18 @@ impl EscrowSection {
         }
         let t = policy.trustee_threshold;
         let coefficients: Vec<Zeroizing<[u8; 32]>> = (1..t)
-            .map(|i| ks.labelled(labels::ESCROW_COEFFICIENT, |w| {
-                w.u8(i);
-            }))
+            .map(|i| {
+                ks.labelled(labels::ESCROW_COEFFICIENT, |w| {
+                    w.u8(i);
+                })
+            })
             .collect();
         let coeff_arrays: Zeroizing<Vec<[u8; 32]>> =
             Zeroizing::new(coefficients.iter().map(|c| **c).collect());
         let n = u8::try_from(policy.trustees.len())
             .map_err(|_| Error::Shamir("too many trustees".into()))?;
-        let shares = shamir::split(&s_e, t, n, &coeff_arrays)
-            .map_err(|e| Error::Shamir(e.to_string()))?;
+        let shares =
+            shamir::split(&s_e, t, n, &coeff_arrays).map_err(|e| Error::Shamir(e.to_string()))?;
 
         let ikm_for = |r: &SigningPublicKey| -> Zeroizing<[u8; 32]> {
             ks.labelled(labels::ESCROW_IKM, |w| {
@@ -180,10 +182,13 @@ impl EscrowSection {
         conversation: &ConversationId,
         epoch: u32,
     ) -> Result<shamir::Share> {
-        let sealed = self.trustees.get(index).ok_or_else(|| Error::EscrowMismatch {
-            epoch,
-            part: "no share for this trustee".into(),
-        })?;
+        let sealed = self
+            .trustees
+            .get(index)
+            .ok_or_else(|| Error::EscrowMismatch {
+                epoch,
+                part: "no share for this trustee".into(),
+            })?;
         let me = trustee.signing_public();
         let ctx = SealContext {
             purpose: Purpose::TrusteeShare,
@@ -236,7 +241,10 @@ mod tests {
         let k = EpochSecret::random(&mut rng);
         let conv = ConversationId::random(&mut rng);
         let sec = EscrowSection::compute(&k, &conv, 0, &o.policy).unwrap();
-        assert_eq!(sec, EscrowSection::compute(&k, &conv, 0, &o.policy).unwrap());
+        assert_eq!(
+            sec,
+            EscrowSection::compute(&k, &conv, 0, &o.policy).unwrap()
+        );
         sec.check(&k, &conv, 0, &o.policy).unwrap();
         let com = k.commitment(&conv, 0);
 
@@ -275,7 +283,10 @@ mod tests {
 
         let mut bad = good.clone();
         bad.trustees[1].ciphertext[3] ^= 1;
-        assert!(matches!(bad.check(&k, &conv, 0, &o.policy), Err(Error::EscrowMismatch { .. })));
+        assert!(matches!(
+            bad.check(&k, &conv, 0, &o.policy),
+            Err(Error::EscrowMismatch { .. })
+        ));
         let mut bad = good.clone();
         bad.trustees.swap(0, 1);
         assert!(bad.check(&k, &conv, 0, &o.policy).is_err());

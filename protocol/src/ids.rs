@@ -101,7 +101,10 @@ impl EpochRange {
 
     /// A single epoch.
     pub fn single(epoch: u32) -> Self {
-        Self { first: epoch, last: epoch }
+        Self {
+            first: epoch,
+            last: epoch,
+        }
     }
 
     /// Checks `first <= last` (ranges arrive from the wire unchecked).
@@ -110,7 +113,10 @@ impl EpochRange {
     /// [`Error::Decode`] if the range is empty.
     pub fn check(&self) -> Result<()> {
         if self.first > self.last {
-            return Err(Error::Decode { what: "epoch range", reason: "first > last".into() });
+            return Err(Error::Decode {
+                what: "epoch range",
+                reason: "first > last".into(),
+            });
         }
         Ok(())
     }
@@ -168,6 +174,12 @@ impl fmt::Debug for EpochRange {
 pub fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
-    if ok { Ok(()) } else { Err(Error::InvalidName(name.chars().take(80).collect())) }
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidName(name.chars().take(80).collect()))
+    }
 }

@@ -15,7 +15,10 @@ use crate::{Error, Result, codec::Writer, labels};
 macro_rules! serde_fixed_bytes {
     ($ty:ty, $len:expr, $what:expr) => {
         impl serde::Serialize for $ty {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> core::result::Result<S::Ok, S::Error> {
                 s.serialize_bytes(&self.to_bytes())
             }
         }
@@ -79,7 +82,8 @@ impl SigningPublicKey {
         let vk = ed25519_dalek::VerifyingKey::from_bytes(&self.0)
             .map_err(|_| Error::InvalidPublicKey("Ed25519"))?;
         let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
-        vk.verify_strict(message, &sig).map_err(|_| Error::BadSignature(what))
+        vk.verify_strict(message, &sig)
+            .map_err(|_| Error::BadSignature(what))
     }
 }
 
@@ -170,9 +174,7 @@ serde_fixed_bytes!(Signature, 64, "Ed25519 signature");
 pub(crate) struct AgreementSecret(x25519_dalek::StaticSecret);
 
 impl AgreementSecret {
-    pub(crate) fn to_hpke(
-        &self,
-    ) -> Result<<hpke::kem::X25519HkdfSha256 as hpke::Kem>::PrivateKey> {
+    pub(crate) fn to_hpke(&self) -> Result<<hpke::kem::X25519HkdfSha256 as hpke::Kem>::PrivateKey> {
         use hpke::Deserializable as _;
         let bytes = Zeroizing::new(self.0.to_bytes());
         <hpke::kem::X25519HkdfSha256 as hpke::Kem>::PrivateKey::from_bytes(bytes.as_slice())
@@ -243,7 +245,10 @@ impl IdentityKeys {
 impl fmt::Debug for IdentityKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Destructure so that a new secret field cannot be printed by accident.
-        let Self { signing: _, agreement: _ } = self;
+        let Self {
+            signing: _,
+            agreement: _,
+        } = self;
         f.debug_struct("IdentityKeys")
             .field("signing_public", &self.signing_public())
             .field("agreement_public", &self.agreement_public())
@@ -278,8 +283,15 @@ impl Fingerprint {
 
     /// Parses the printed form, ignoring spaces, and checks it equals this fingerprint.
     pub fn matches(&self, printed: &str) -> bool {
-        let digits: String = printed.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
-        let ours: String = self.to_string().chars().filter(|c| !c.is_whitespace()).collect();
+        let digits: String = printed
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .collect();
+        let ours: String = self
+            .to_string()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
         subtle::ConstantTimeEq::ct_eq(digits.as_bytes(), ours.as_bytes()).into()
     }
 }
@@ -287,7 +299,11 @@ impl Fingerprint {
 impl fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let g = self.groups();
-        write!(f, "{:05} {:05} {:05} {:05} {:05} {:05}", g[0], g[1], g[2], g[3], g[4], g[5])
+        write!(
+            f,
+            "{:05} {:05} {:05} {:05} {:05} {:05}",
+            g[0], g[1], g[2], g[3], g[4], g[5]
+        )
     }
 }
 
@@ -296,7 +312,6 @@ impl fmt::Debug for Fingerprint {
         write!(f, "Fingerprint({self})")
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -330,7 +345,8 @@ mod tests {
         let mut one = [0u8; 32];
         one[0] = 1;
         let order8 =
-            hex::decode("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800").unwrap();
+            hex::decode("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800")
+                .unwrap();
         for p in [zero.to_vec(), one.to_vec(), order8] {
             assert_eq!(
                 AgreementPublicKey::try_from(p.as_slice()),
@@ -345,23 +361,38 @@ mod tests {
     fn signatures_verify_strictly_and_fail_on_tamper() {
         let keys = IdentityKeys::generate(&mut test_rng(4));
         let sig = keys.sign(b"hello");
-        keys.signing_public().verify(b"hello", &sig, "test").unwrap();
+        keys.signing_public()
+            .verify(b"hello", &sig, "test")
+            .unwrap();
         assert_eq!(
             keys.signing_public().verify(b"hellp", &sig, "test"),
             Err(Error::BadSignature("test"))
         );
         let other = IdentityKeys::generate(&mut test_rng(5));
-        assert!(other.signing_public().verify(b"hello", &sig, "test").is_err());
+        assert!(
+            other
+                .signing_public()
+                .verify(b"hello", &sig, "test")
+                .is_err()
+        );
         let mut raw = sig.to_bytes();
         raw[10] ^= 1;
-        assert!(keys.signing_public().verify(b"hello", &Signature(raw), "test").is_err());
+        assert!(
+            keys.signing_public()
+                .verify(b"hello", &Signature(raw), "test")
+                .is_err()
+        );
     }
 
     #[test]
     fn wrong_lengths_are_typed_errors() {
         assert!(matches!(
             SigningPublicKey::try_from(&[0u8; 31][..]),
-            Err(Error::BadLength { expected: 32, got: 31, .. })
+            Err(Error::BadLength {
+                expected: 32,
+                got: 31,
+                ..
+            })
         ));
     }
 

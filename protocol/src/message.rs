@@ -137,7 +137,12 @@ pub struct EpochKeys {
 
 impl core::fmt::Debug for EpochKeys {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let Self { conversation, epoch, members, schedule: _ } = self;
+        let Self {
+            conversation,
+            epoch,
+            members,
+            schedule: _,
+        } = self;
         f.debug_struct("EpochKeys")
             .field("conversation", conversation)
             .field("epoch", epoch)
@@ -181,7 +186,11 @@ impl EpochKeys {
             return Err(Error::NotAMember);
         }
         if body.len() > MAX_BODY {
-            return Err(Error::TooLarge { what: "message body", size: body.len(), limit: MAX_BODY });
+            return Err(Error::TooLarge {
+                what: "message body",
+                size: body.len(),
+                limit: MAX_BODY,
+            });
         }
         let (key, nonce) = self.message_keys(&sender, counter);
         let header = MessageHeader {
@@ -198,10 +207,20 @@ impl EpochKeys {
         let cipher = Aes256Gcm::new_from_slice(key.as_slice()).map_err(|_| Error::Encode("key"))?;
         let aad = aad(&header_bytes);
         let ciphertext = cipher
-            .encrypt(&Nonce::from(*nonce), Payload { msg: body, aad: &aad })
+            .encrypt(
+                &Nonce::from(*nonce),
+                Payload {
+                    msg: body,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| Error::Encode("message"))?;
         let signature = me.sign(&signed_bytes(&header_bytes, &ciphertext));
-        Ok(Envelope { header, ciphertext, signature })
+        Ok(Envelope {
+            header,
+            ciphertext,
+            signature,
+        })
     }
 
     /// Checks and decrypts a message, in this order (cheapest and most specific first, and no key
@@ -222,7 +241,10 @@ impl EpochKeys {
             return Err(Error::WrongConversation);
         }
         if h.epoch != self.epoch {
-            return Err(Error::WrongEpoch { expected: self.epoch, got: h.epoch });
+            return Err(Error::WrongEpoch {
+                expected: self.epoch,
+                got: h.epoch,
+            });
         }
         if !self.members.contains(&h.sender) {
             return Err(Error::NotAMember);
@@ -236,7 +258,11 @@ impl EpochKeys {
             });
         }
         let header_bytes = h.to_bytes();
-        h.sender.verify(&signed_bytes(&header_bytes, &env.ciphertext), &env.signature, "message")?;
+        h.sender.verify(
+            &signed_bytes(&header_bytes, &env.ciphertext),
+            &env.signature,
+            "message",
+        )?;
         let (key, nonce) = self.message_keys(&h.sender, h.counter);
         if !bool::from(commitment(&key).ct_eq(&h.commitment)) {
             return Err(Error::KeyCommitmentMismatch);
@@ -244,10 +270,19 @@ impl EpochKeys {
         let cipher = Aes256Gcm::new_from_slice(key.as_slice()).map_err(|_| Error::Decrypt)?;
         let aad = aad(&header_bytes);
         let body = cipher
-            .decrypt(&Nonce::from(*nonce), Payload { msg: &env.ciphertext, aad: &aad })
+            .decrypt(
+                &Nonce::from(*nonce),
+                Payload {
+                    msg: &env.ciphertext,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| Error::Decrypt)?;
         windows.window(&h.sender).mark(h.counter);
-        Ok(Opened { header: h.clone(), body: Zeroizing::new(body) })
+        Ok(Opened {
+            header: h.clone(),
+            body: Zeroizing::new(body),
+        })
     }
 
     fn message_keys(
@@ -307,14 +342,20 @@ impl ReplayWindow {
     pub fn check(&self, counter: u64) -> Result<()> {
         let Some(h) = self.highest else {
             return if counter > MAX_AHEAD {
-                Err(Error::TooFarAhead { counter, highest: 0 })
+                Err(Error::TooFarAhead {
+                    counter,
+                    highest: 0,
+                })
             } else {
                 Ok(())
             };
         };
         if counter > h {
             if counter - h > MAX_AHEAD {
-                return Err(Error::TooFarAhead { counter, highest: h });
+                return Err(Error::TooFarAhead {
+                    counter,
+                    highest: h,
+                });
             }
             return Ok(());
         }
@@ -351,8 +392,14 @@ impl ReplayWindow {
 
     /// Counters still inside the window that have not arrived: the gaps to show.
     pub fn missing(&self) -> Vec<u64> {
-        let Some(h) = self.highest else { return Vec::new() };
-        (0..REORDER_WINDOW.min(h + 1)).filter(|&b| !self.bit(b)).map(|b| h - b).rev().collect()
+        let Some(h) = self.highest else {
+            return Vec::new();
+        };
+        (0..REORDER_WINDOW.min(h + 1))
+            .filter(|&b| !self.bit(b))
+            .map(|b| h - b)
+            .rev()
+            .collect()
     }
 
     fn bit(&self, back: u64) -> bool {
@@ -378,7 +425,11 @@ impl ReplayWindow {
         for i in (0..4usize).rev() {
             let lo = i.checked_sub(words).map_or(0, |j| old[j]);
             let lower = i.checked_sub(words + 1).map_or(0, |j| old[j]);
-            self.seen[i] = if bits == 0 { lo } else { (lo << bits) | (lower >> (64 - bits)) };
+            self.seen[i] = if bits == 0 {
+                lo
+            } else {
+                (lo << bits) | (lower >> (64 - bits))
+            };
         }
     }
 }
@@ -416,39 +467,64 @@ mod tests {
     #[test]
     fn round_trip_and_replay() {
         let (o, keys, _) = setup(80);
-        let env = keys.seal_message(&o.customer, 0, ContentKind::Text, 5, b"hello").unwrap();
+        let env = keys
+            .seal_message(&o.customer, 0, ContentKind::Text, 5, b"hello")
+            .unwrap();
         let mut w = ReplayWindows::default();
         let opened = keys.open_message(&env, &mut w).unwrap();
         assert_eq!(&opened.body[..], b"hello");
-        assert_eq!(keys.open_message(&env, &mut w).err(), Some(Error::Duplicate(0)));
+        assert_eq!(
+            keys.open_message(&env, &mut w).err(),
+            Some(Error::Duplicate(0))
+        );
     }
 
     #[test]
     fn every_check_has_its_error() {
         let (o, keys, rec) = setup(82);
-        let env = keys.seal_message(&o.agent, 3, ContentKind::Text, 5, b"hi").unwrap();
+        let env = keys
+            .seal_message(&o.agent, 3, ContentKind::Text, 5, b"hi")
+            .unwrap();
         let fresh = || ReplayWindows::default();
         let mut t = env.clone();
         t.header.version = 2;
-        assert_eq!(keys.open_message(&t, &mut fresh()).err(), Some(Error::UnknownVersion(2)));
+        assert_eq!(
+            keys.open_message(&t, &mut fresh()).err(),
+            Some(Error::UnknownVersion(2))
+        );
         let mut t = env.clone();
         t.header.conversation = ConversationId::from_bytes(&[9; 16]).unwrap();
-        assert_eq!(keys.open_message(&t, &mut fresh()).err(), Some(Error::WrongConversation));
+        assert_eq!(
+            keys.open_message(&t, &mut fresh()).err(),
+            Some(Error::WrongConversation)
+        );
         let mut t = env.clone();
         t.header.epoch = 1;
         assert_eq!(
             keys.open_message(&t, &mut fresh()).err(),
-            Some(Error::WrongEpoch { expected: 0, got: 1 })
+            Some(Error::WrongEpoch {
+                expected: 0,
+                got: 1
+            })
         );
         let mut t = env.clone();
         t.header.sender = o.agent2.signing_public();
-        assert_eq!(keys.open_message(&t, &mut fresh()).err(), Some(Error::NotAMember));
+        assert_eq!(
+            keys.open_message(&t, &mut fresh()).err(),
+            Some(Error::NotAMember)
+        );
         let mut t = env.clone();
         t.header.counter = 4;
-        assert_eq!(keys.open_message(&t, &mut fresh()).err(), Some(Error::BadSignature("message")));
+        assert_eq!(
+            keys.open_message(&t, &mut fresh()).err(),
+            Some(Error::BadSignature("message"))
+        );
         let mut t = env.clone();
         t.ciphertext[0] ^= 1;
-        assert_eq!(keys.open_message(&t, &mut fresh()).err(), Some(Error::BadSignature("message")));
+        assert_eq!(
+            keys.open_message(&t, &mut fresh()).err(),
+            Some(Error::BadSignature("message"))
+        );
         let mut t = env.clone();
         t.header.kind = ContentKind::Read;
         assert!(keys.open_message(&t, &mut fresh()).is_err());
@@ -456,14 +532,22 @@ mod tests {
         let mut t = env.clone();
         t.header.commitment[0] ^= 1;
         t.signature = o.agent.sign(&t.signed_bytes());
-        assert_eq!(keys.open_message(&t, &mut fresh()).err(), Some(Error::KeyCommitmentMismatch));
+        assert_eq!(
+            keys.open_message(&t, &mut fresh()).err(),
+            Some(Error::KeyCommitmentMismatch)
+        );
         // A member who signs a corrupted ciphertext is caught by the AEAD.
         let mut t = env.clone();
         t.ciphertext[0] ^= 1;
         t.signature = o.agent.sign(&t.signed_bytes());
-        assert_eq!(keys.open_message(&t, &mut fresh()).err(), Some(Error::Decrypt));
+        assert_eq!(
+            keys.open_message(&t, &mut fresh()).err(),
+            Some(Error::Decrypt)
+        );
         // Far future counters are refused before any derivation.
-        let far = keys.seal_message(&o.agent, MAX_AHEAD + 1, ContentKind::Text, 5, b"x").unwrap();
+        let far = keys
+            .seal_message(&o.agent, MAX_AHEAD + 1, ContentKind::Text, 5, b"x")
+            .unwrap();
         assert!(matches!(
             keys.open_message(&far, &mut fresh()),
             Err(Error::TooFarAhead { .. })
@@ -475,7 +559,8 @@ mod tests {
         assert!(other.open_message(&env, &mut fresh()).is_err());
         // Non-members cannot send.
         assert_eq!(
-            keys.seal_message(&o.master, 0, ContentKind::Text, 0, b"x").err(),
+            keys.seal_message(&o.master, 0, ContentKind::Text, 0, b"x")
+                .err(),
             Some(Error::NotAMember)
         );
         let _ = rec;
@@ -486,15 +571,24 @@ mod tests {
         let (o, keys, _) = setup(84);
         let mut w = ReplayWindows::default();
         for c in [0u64, 2, 1, 5] {
-            let e = keys.seal_message(&o.customer, c, ContentKind::Text, 0, b"m").unwrap();
+            let e = keys
+                .seal_message(&o.customer, c, ContentKind::Text, 0, b"m")
+                .unwrap();
             keys.open_message(&e, &mut w).unwrap();
         }
         let win = w.get(&o.customer.signing_public()).unwrap();
         assert_eq!(win.missing(), vec![3, 4]);
-        let late = keys.seal_message(&o.customer, 300, ContentKind::Text, 0, b"m").unwrap();
+        let late = keys
+            .seal_message(&o.customer, 300, ContentKind::Text, 0, b"m")
+            .unwrap();
         keys.open_message(&late, &mut w).unwrap();
-        let old = keys.seal_message(&o.customer, 3, ContentKind::Text, 0, b"m").unwrap();
-        assert_eq!(keys.open_message(&old, &mut w).err(), Some(Error::TooOld(3)));
+        let old = keys
+            .seal_message(&o.customer, 3, ContentKind::Text, 0, b"m")
+            .unwrap();
+        assert_eq!(
+            keys.open_message(&old, &mut w).err(),
+            Some(Error::TooOld(3))
+        );
     }
 
     proptest! {

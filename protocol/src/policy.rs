@@ -147,7 +147,9 @@ impl OrgPolicy {
             signature: Signature::placeholder(),
         };
         if policy.master.signing_key != master.signing_public() {
-            return Err(Error::InvalidPolicy("the master card is not this key's card".into()));
+            return Err(Error::InvalidPolicy(
+                "the master card is not this key's card".into(),
+            ));
         }
         policy.signature = master.sign(&policy.signed_bytes());
         policy.verify()
@@ -181,7 +183,8 @@ impl OrgPolicy {
     /// SHA-256 of the signed bytes and signature: names this exact policy version.
     pub fn hash(&self) -> [u8; 32] {
         let mut w = Writer::with_label(labels::POLICY);
-        w.bytes(&self.signed_bytes()).fixed(&self.signature.to_bytes());
+        w.bytes(&self.signed_bytes())
+            .fixed(&self.signature.to_bytes());
         w.sha256()
     }
 
@@ -192,7 +195,9 @@ impl OrgPolicy {
     pub fn verify(self) -> Result<VerifiedPolicy> {
         check_name(&self.org)?;
         let master = self.master.clone().verify_as(Role::Master)?;
-        master.signing_key.verify(&self.signed_bytes(), &self.signature, "org policy")?;
+        master
+            .signing_key
+            .verify(&self.signed_bytes(), &self.signature, "org policy")?;
         let invalid = |m: &str| Err(Error::InvalidPolicy(m.to_owned()));
 
         if self.trustees.is_empty() || self.trustees.len() > MAX_PARTIES {
@@ -209,10 +214,14 @@ impl OrgPolicy {
             && (self.arbiter_threshold == 0
                 || usize::from(self.arbiter_threshold) > self.arbiters.len())
         {
-            return invalid("disputes need an arbiter threshold between 1 and the number of arbiters");
+            return invalid(
+                "disputes need an arbiter threshold between 1 and the number of arbiters",
+            );
         }
         if !self.allow_consent && !self.allow_dispute {
-            return invalid("at least one release justification (consent or dispute) must be allowed");
+            return invalid(
+                "at least one release justification (consent or dispute) must be allowed",
+            );
         }
         if self.max_release_validity_secs == 0 {
             return invalid("the release validity must be positive");
@@ -234,7 +243,10 @@ impl OrgPolicy {
         let mut signing = HashSet::new();
         let mut agreement = HashSet::new();
         let mut names = HashSet::new();
-        for c in std::iter::once(&self.master).chain(&self.trustees).chain(&self.arbiters) {
+        for c in std::iter::once(&self.master)
+            .chain(&self.trustees)
+            .chain(&self.arbiters)
+        {
             if !signing.insert(c.signing_key) || !agreement.insert(c.agreement_key) {
                 return invalid(&format!(
                     "the key of {:?} appears more than once (master, trustees and arbiters must \
@@ -357,7 +369,10 @@ impl AgentCertificate {
         valid_secs: u64,
     ) -> Result<Self> {
         if agent.role != Role::Agent {
-            return Err(Error::WrongRole { expected: "agent", found: agent.role.name() });
+            return Err(Error::WrongRole {
+                expected: "agent",
+                found: agent.role.name(),
+            });
         }
         if valid_secs == 0 {
             return Err(Error::InvalidValidity("agent certificate"));
@@ -389,9 +404,14 @@ impl AgentCertificate {
     /// or a card error.
     pub fn verify(&self, policy: &VerifiedPolicy, now: u64) -> Result<VerifiedCard> {
         if self.org != policy.org {
-            return Err(Error::WrongOrg { expected: policy.org.clone(), found: self.org.clone() });
+            return Err(Error::WrongOrg {
+                expected: policy.org.clone(),
+                found: self.org.clone(),
+            });
         }
-        policy.master_key().verify(&self.signed_bytes(), &self.signature, "agent certificate")?;
+        policy
+            .master_key()
+            .verify(&self.signed_bytes(), &self.signature, "agent certificate")?;
         if self.issued_at > now || self.expires_at <= self.issued_at {
             return Err(Error::InvalidValidity("agent certificate"));
         }
@@ -426,10 +446,14 @@ pub(crate) mod tests {
         let arbiters: Vec<_> = (0..3).map(|_| IdentityKeys::generate(&mut rng)).collect();
         let card = |k: &IdentityKeys, n: &str, r| IdentityCard::issue(k, n, r, 100).unwrap();
         let mcard = card(&master, "acme-master", Role::Master);
-        let tcards =
-            trustees.iter().enumerate().map(|(i, k)| card(k, &format!("t{i}"), Role::Trustee));
-        let acards =
-            arbiters.iter().enumerate().map(|(i, k)| card(k, &format!("a{i}"), Role::Arbiter));
+        let tcards = trustees
+            .iter()
+            .enumerate()
+            .map(|(i, k)| card(k, &format!("t{i}"), Role::Trustee));
+        let acards = arbiters
+            .iter()
+            .enumerate()
+            .map(|(i, k)| card(k, &format!("a{i}"), Role::Arbiter));
         let params = PolicyParams::new(
             "acme",
             tcards.map(VerifiedCard::into_card).collect(),
@@ -488,11 +512,15 @@ pub(crate) mod tests {
         // A trustee who is also an arbiter (same keys under another name and role).
         let mut p = o.policy.policy().clone();
         let t0 = &o.trustees[0];
-        p.arbiters[0] = IdentityCard::issue(t0, "a-dup", Role::Arbiter, 1).unwrap().into_card();
+        p.arbiters[0] = IdentityCard::issue(t0, "a-dup", Role::Arbiter, 1)
+            .unwrap()
+            .into_card();
         assert!(matches!(resign(&o, p), Err(Error::InvalidPolicy(_))));
         // A card in the wrong role.
         let mut p = o.policy.policy().clone();
-        p.arbiters[0] = IdentityCard::issue(&o.agent, "ag", Role::Agent, 1).unwrap().into_card();
+        p.arbiters[0] = IdentityCard::issue(&o.agent, "ag", Role::Agent, 1)
+            .unwrap()
+            .into_card();
         assert!(matches!(resign(&o, p), Err(Error::WrongRole { .. })));
     }
 
@@ -503,7 +531,10 @@ pub(crate) mod tests {
             let mut p = o.policy.policy().clone();
             p.trustee_threshold = te;
             p.arbiter_threshold = ta;
-            assert!(matches!(resign(&o, p), Err(Error::InvalidPolicy(_))), "{te} {ta}");
+            assert!(
+                matches!(resign(&o, p), Err(Error::InvalidPolicy(_))),
+                "{te} {ta}"
+            );
         }
         let mut p = o.policy.policy().clone();
         p.allow_consent = false;
@@ -517,16 +548,28 @@ pub(crate) mod tests {
         let card = IdentityCard::issue(&o.agent, "bob", Role::Agent, 100).unwrap();
         let cert = AgentCertificate::issue(&o.master, &o.policy, &card, 100, 1000).unwrap();
         assert!(cert.verify(&o.policy, 500).is_ok());
-        assert_eq!(cert.verify(&o.policy, 1100), Err(Error::Expired("agent certificate")));
+        assert_eq!(
+            cert.verify(&o.policy, 1100),
+            Err(Error::Expired("agent certificate"))
+        );
         // Signed by someone else.
         let forged = AgentCertificate::issue(&o.agent2, &o.policy, &card, 100, 1000).unwrap();
-        assert_eq!(forged.verify(&o.policy, 500), Err(Error::BadSignature("agent certificate")));
+        assert_eq!(
+            forged.verify(&o.policy, 500),
+            Err(Error::BadSignature("agent certificate"))
+        );
         // Another org's policy.
         let other = org(25);
-        assert_eq!(cert.verify(&other.policy, 500), Err(Error::BadSignature("agent certificate")));
+        assert_eq!(
+            cert.verify(&other.policy, 500),
+            Err(Error::BadSignature("agent certificate"))
+        );
         let mut renamed = cert.clone();
         renamed.org = "globex".into();
-        assert!(matches!(renamed.verify(&o.policy, 500), Err(Error::WrongOrg { .. })));
+        assert!(matches!(
+            renamed.verify(&o.policy, 500),
+            Err(Error::WrongOrg { .. })
+        ));
         // Not an agent card.
         let cust = IdentityCard::issue(&o.customer, "c", Role::Customer, 1).unwrap();
         assert!(AgentCertificate::issue(&o.master, &o.policy, &cust, 100, 10).is_err());

@@ -126,7 +126,9 @@ impl ConsentToken {
     /// The canonical bytes the customer's signature covers.
     pub fn signed_bytes(&self) -> Vec<u8> {
         let mut w = Writer::with_label(labels::CONSENT);
-        w.fixed(self.id.as_bytes()).str(&self.org).fixed(self.conversation.as_bytes());
+        w.fixed(self.id.as_bytes())
+            .str(&self.org)
+            .fixed(self.conversation.as_bytes());
         self.epochs.write(&mut w);
         w.fixed(self.grantee.as_bytes())
             .u8(self.scope.code())
@@ -188,7 +190,8 @@ impl ConsentRevocation {
     /// # Errors
     /// [`Error::BadSignature`].
     pub fn verify(&self) -> Result<()> {
-        self.customer.verify(&self.signed_bytes(), &self.signature, "consent revocation")
+        self.customer
+            .verify(&self.signed_bytes(), &self.signature, "consent revocation")
     }
 }
 
@@ -253,7 +256,9 @@ impl DisputeTicket {
     /// The canonical bytes the master's signature covers.
     pub fn signed_bytes(&self) -> Vec<u8> {
         let mut w = Writer::with_label(labels::DISPUTE_TICKET);
-        w.fixed(self.id.as_bytes()).str(&self.org).fixed(self.conversation.as_bytes());
+        w.fixed(self.id.as_bytes())
+            .str(&self.org)
+            .fixed(self.conversation.as_bytes());
         self.epochs.write(&mut w);
         w.str(&self.reason)
             .u64(self.opened_at)
@@ -265,7 +270,8 @@ impl DisputeTicket {
     /// The hash arbiters sign: over the signed bytes and the master's signature.
     pub fn hash(&self) -> [u8; 32] {
         let mut w = Writer::with_label(labels::DISPUTE_TICKET_HASH);
-        w.bytes(&self.signed_bytes()).fixed(&self.signature.to_bytes());
+        w.bytes(&self.signed_bytes())
+            .fixed(&self.signature.to_bytes());
         w.sha256()
     }
 
@@ -275,12 +281,16 @@ impl DisputeTicket {
     /// [`Error::WrongOrg`] or [`Error::BadSignature`].
     pub fn verify(&self, policy: &VerifiedPolicy) -> Result<()> {
         if self.org != policy.org {
-            return Err(Error::WrongOrg { expected: policy.org.clone(), found: self.org.clone() });
+            return Err(Error::WrongOrg {
+                expected: policy.org.clone(),
+                found: self.org.clone(),
+            });
         }
         if self.master != policy.master_key() {
             return Err(Error::BadSignature("dispute ticket"));
         }
-        self.master.verify(&self.signed_bytes(), &self.signature, "dispute ticket")
+        self.master
+            .verify(&self.signed_bytes(), &self.signature, "dispute ticket")
     }
 }
 
@@ -358,7 +368,8 @@ impl ArbiterDecision {
         if self.ticket != ticket.id || self.ticket_hash != ticket.hash() {
             return Err(Refusal::WrongTicket.into());
         }
-        self.arbiter.verify(&self.signed_bytes(), &self.signature, "arbiter decision")
+        self.arbiter
+            .verify(&self.signed_bytes(), &self.signature, "arbiter decision")
     }
 }
 
@@ -405,10 +416,14 @@ impl Justification {
     fn write(&self, w: &mut Writer) {
         match self {
             Justification::Consent(c) => {
-                w.u8(1).bytes(&c.signed_bytes()).fixed(&c.signature.to_bytes());
+                w.u8(1)
+                    .bytes(&c.signed_bytes())
+                    .fixed(&c.signature.to_bytes());
             }
             Justification::Dispute { ticket, decisions } => {
-                w.u8(2).bytes(&ticket.signed_bytes()).fixed(&ticket.signature.to_bytes());
+                w.u8(2)
+                    .bytes(&ticket.signed_bytes())
+                    .fixed(&ticket.signature.to_bytes());
                 w.count(decisions.len());
                 for d in decisions {
                     w.bytes(&d.signed_bytes()).fixed(&d.signature.to_bytes());
@@ -490,7 +505,8 @@ impl ReleaseRequest {
     /// The request hash bound into each released share's HPKE `info`.
     pub fn hash(&self) -> [u8; 32] {
         let mut w = Writer::with_label(labels::RELEASE_REQUEST_HASH);
-        w.bytes(&self.signed_bytes()).fixed(&self.signature.to_bytes());
+        w.bytes(&self.signed_bytes())
+            .fixed(&self.signature.to_bytes());
         w.sha256()
     }
 }
@@ -541,7 +557,8 @@ impl ReleasedShare {
         if policy.trustee_index(&self.trustee).is_none() {
             return Err(Refusal::NotATrustee.into());
         }
-        self.trustee.verify(&self.signed_bytes(), &self.signature, "released share")?;
+        self.trustee
+            .verify(&self.signed_bytes(), &self.signature, "released share")?;
         let hash = request.hash();
         let me = master.signing_public();
         let ctx = SealContext {
@@ -585,7 +602,9 @@ impl ErasureRequest {
     /// The canonical bytes the signature covers.
     pub fn signed_bytes(&self) -> Vec<u8> {
         let mut w = Writer::with_label(labels::ERASURE_REQUEST);
-        w.fixed(self.conversation.as_bytes()).u64(self.requested_at).fixed(self.customer.as_bytes());
+        w.fixed(self.conversation.as_bytes())
+            .u64(self.requested_at)
+            .fixed(self.customer.as_bytes());
         w.into_bytes()
     }
 
@@ -594,7 +613,8 @@ impl ErasureRequest {
     /// # Errors
     /// [`Error::BadSignature`].
     pub fn verify(&self) -> Result<()> {
-        self.customer.verify(&self.signed_bytes(), &self.signature, "erasure request")
+        self.customer
+            .verify(&self.signed_bytes(), &self.signature, "erasure request")
     }
 }
 
@@ -708,9 +728,14 @@ pub fn decide(
     let policy = view.policy;
     let refuse = |r: Refusal| Err(Error::Refused(r));
     let my_index = policy.trustee_index(&view.me.signing_public());
-    let Some(my_index) = my_index else { return refuse(Refusal::NotATrustee) };
+    let Some(my_index) = my_index else {
+        return refuse(Refusal::NotATrustee);
+    };
     if request.master != policy.master_key()
-        || request.master.verify(&request.signed_bytes(), &request.signature, "request").is_err()
+        || request
+            .master
+            .verify(&request.signed_bytes(), &request.signature, "request")
+            .is_err()
     {
         return refuse(Refusal::NotFromMaster);
     }
@@ -737,7 +762,9 @@ pub fn decide(
                 return refuse(Refusal::NotTheCustomer);
             }
         }
-        let share = rec.escrow.open_trustee_share(view.me, my_index, &rec.conversation, epoch)?;
+        let share = rec
+            .escrow
+            .open_trustee_share(view.me, my_index, &rec.conversation, epoch)?;
         let master = &policy.master;
         let ctx = SealContext {
             purpose: Purpose::ReleasedShare,
@@ -746,7 +773,12 @@ pub fn decide(
             recipient: &master.signing_key,
             extra: &hash,
         };
-        let sealed = seal(rng, &master.agreement_key, &ctx, share.to_bytes().as_slice())?;
+        let sealed = seal(
+            rng,
+            &master.agreement_key,
+            &ctx,
+            share.to_bytes().as_slice(),
+        )?;
         let mut rs = ReleasedShare {
             request_hash: hash,
             conversation: request.conversation,
@@ -805,7 +837,10 @@ fn check_justification(
             if c.grantee != policy.master_key() {
                 return refuse(Refusal::WrongGrantee);
             }
-            if c.customer.verify(&c.signed_bytes(), &c.signature, "consent").is_err() {
+            if c.customer
+                .verify(&c.signed_bytes(), &c.signature, "consent")
+                .is_err()
+            {
                 return refuse(Refusal::BadJustification);
             }
             check_validity(policy, view.now, c.issued_at, c.expires_at)?;
@@ -837,7 +872,10 @@ fn check_justification(
             let ok = approvers(policy, ticket, decisions);
             let need = usize::from(policy.arbiter_threshold);
             if ok.len() < need {
-                return refuse(Refusal::NotEnoughApprovals { have: ok.len(), need });
+                return refuse(Refusal::NotEnoughApprovals {
+                    have: ok.len(),
+                    need,
+                });
             }
             Ok(ok)
         }
@@ -891,8 +929,15 @@ pub(crate) mod tests {
     }
 
     fn request(o: &Org, j: Justification, seed: u64) -> ReleaseRequest {
-        ReleaseRequest::sign(&mut test_rng(seed), &o.master, &o.policy, EpochRange::single(0), j, NOW)
-            .unwrap()
+        ReleaseRequest::sign(
+            &mut test_rng(seed),
+            &o.master,
+            &o.policy,
+            EpochRange::single(0),
+            j,
+            NOW,
+        )
+        .unwrap()
     }
 
     fn refusal(r: Result<ApprovedRelease>) -> Refusal {
@@ -907,7 +952,11 @@ pub(crate) mod tests {
         let o = org(90);
         let (rec, k) = first_epoch(&o, 91);
         let epochs = [rec.clone()];
-        let req = request(&o, Justification::Consent(consent(&o, rec.conversation, 92)), 93);
+        let req = request(
+            &o,
+            Justification::Consent(consent(&o, rec.conversation, 92)),
+            93,
+        );
         let mut rng = test_rng(94);
         let mut shares = Vec::new();
         for t in [0, 1] {
@@ -915,7 +964,10 @@ pub(crate) mod tests {
             assert_eq!(a.shares.len(), 1);
             shares.push(a.shares[0].open(&o.master, &o.policy, &req).unwrap());
         }
-        let s_m = rec.escrow.open_master_share(&o.master, &rec.conversation, 0).unwrap();
+        let s_m = rec
+            .escrow
+            .open_master_share(&o.master, &rec.conversation, 0)
+            .unwrap();
         let k2 = reconstruct(&s_m, &shares, 2, &rec.conversation, 0, &rec.commitment).unwrap();
         assert_eq!(*k2.to_bytes(), *k.to_bytes());
     }
@@ -925,9 +977,17 @@ pub(crate) mod tests {
         let o = org(95);
         let (rec, _) = first_epoch(&o, 96);
         let epochs = [rec.clone()];
-        let req = request(&o, Justification::Consent(consent(&o, rec.conversation, 97)), 98);
+        let req = request(
+            &o,
+            Justification::Consent(consent(&o, rec.conversation, 97)),
+            98,
+        );
         let a = decide(&mut test_rng(99), &view(&o, 0, &epochs, &no, &no), &req).unwrap();
-        let other = request(&o, Justification::Consent(consent(&o, rec.conversation, 100)), 101);
+        let other = request(
+            &o,
+            Justification::Consent(consent(&o, rec.conversation, 100)),
+            101,
+        );
         assert!(a.shares[0].open(&o.master, &o.policy, &other).is_err());
         assert!(a.shares[0].open(&o.customer, &o.policy, &req).is_err());
         let mut forged = a.shares[0].clone();
@@ -961,7 +1021,10 @@ pub(crate) mod tests {
         // Another conversation.
         let other = consent(&o, ConversationId::random(&mut rng), 107);
         let req2 = request(&o, Justification::Consent(other), 108);
-        assert_eq!(refusal(decide(&mut rng, &v, &req2)), Refusal::UnknownEpoch(0));
+        assert_eq!(
+            refusal(decide(&mut rng, &v, &req2)),
+            Refusal::UnknownEpoch(0)
+        );
         // Granted to another key.
         let mut c = good.clone();
         c.grantee = o.agent.signing_public();
@@ -973,12 +1036,18 @@ pub(crate) mod tests {
         c.customer = o.agent.signing_public();
         c.signature = o.agent.sign(&c.signed_bytes());
         let req4 = request(&o, Justification::Consent(c), 110);
-        assert_eq!(refusal(decide(&mut rng, &v, &req4)), Refusal::NotTheCustomer);
+        assert_eq!(
+            refusal(decide(&mut rng, &v, &req4)),
+            Refusal::NotTheCustomer
+        );
         // Tampered consent (scope widened after signing).
         let mut c = good.clone();
         c.epochs = EpochRange::new(0, 5).unwrap();
         let req5 = request(&o, Justification::Consent(c), 111);
-        assert_eq!(refusal(decide(&mut rng, &v, &req5)), Refusal::BadJustification);
+        assert_eq!(
+            refusal(decide(&mut rng, &v, &req5)),
+            Refusal::BadJustification
+        );
         // Request not from the master.
         let mut r = req.clone();
         r.signature = o.agent.sign(&r.signed_bytes());
@@ -1017,12 +1086,18 @@ pub(crate) mod tests {
             NOW,
         )
         .unwrap();
-        let approve = |k: &IdentityKeys| {
-            ArbiterDecision::sign(k, &ticket, Verdict::Approve, NOW).unwrap()
-        };
+        let approve =
+            |k: &IdentityKeys| ArbiterDecision::sign(k, &ticket, Verdict::Approve, NOW).unwrap();
         let v = view(&o, 0, &epochs, &no, &no);
         let with = |decisions: Vec<ArbiterDecision>, seed| {
-            request(&o, Justification::Dispute { ticket: ticket.clone(), decisions }, seed)
+            request(
+                &o,
+                Justification::Dispute {
+                    ticket: ticket.clone(),
+                    decisions,
+                },
+                seed,
+            )
         };
         // t_a - 1 approvals, duplicated: still one.
         let a0 = approve(&o.arbiters[0]);
@@ -1049,7 +1124,10 @@ pub(crate) mod tests {
         let mut forged = approve(&o.arbiters[1]);
         forged.signature = o.agent.sign(&forged.signed_bytes());
         let r = with(vec![a0.clone(), forged], 117);
-        assert!(matches!(refusal(decide(&mut rng, &v, &r)), Refusal::NotEnoughApprovals { .. }));
+        assert!(matches!(
+            refusal(decide(&mut rng, &v, &r)),
+            Refusal::NotEnoughApprovals { .. }
+        ));
         // t_a approvals: released.
         let r = with(vec![a0, approve(&o.arbiters[2])], 118);
         let ok = decide(&mut rng, &v, &r).unwrap();
@@ -1068,6 +1146,9 @@ pub(crate) mod tests {
         .unwrap();
         let foreign = ArbiterDecision::sign(&o.arbiters[1], &other, Verdict::Approve, NOW).unwrap();
         let r = with(vec![approve(&o.arbiters[0]), foreign], 119);
-        assert!(matches!(refusal(decide(&mut rng, &v, &r)), Refusal::NotEnoughApprovals { .. }));
+        assert!(matches!(
+            refusal(decide(&mut rng, &v, &r)),
+            Refusal::NotEnoughApprovals { .. }
+        ));
     }
 }

@@ -173,7 +173,10 @@ fn seal_with(
     )
     .map_err(|_| Error::Seal("HPKE"))?;
     let enc_bytes = enc.to_bytes();
-    let enc: [u8; 32] = enc_bytes.as_slice().try_into().map_err(|_| Error::Seal("HPKE enc"))?;
+    let enc: [u8; 32] = enc_bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| Error::Seal("HPKE enc"))?;
     Ok(Sealed { enc, ciphertext })
 }
 
@@ -188,7 +191,10 @@ struct IkmStream {
 
 impl IkmStream {
     fn new(ikm: &[u8; 32]) -> Self {
-        Self { ikm: Zeroizing::new(*ikm), pos: 0 }
+        Self {
+            ikm: Zeroizing::new(*ikm),
+            pos: 0,
+        }
     }
 }
 
@@ -235,7 +241,13 @@ mod tests {
     use crate::{ids::ConversationId, test_rng};
 
     fn ctx<'a>(c: &'a ConversationId, r: &'a SigningPublicKey, epoch: u32) -> SealContext<'a> {
-        SealContext { purpose: Purpose::EpochSecret, conversation: c, epoch, recipient: r, extra: &[] }
+        SealContext {
+            purpose: Purpose::EpochSecret,
+            conversation: c,
+            epoch,
+            recipient: r,
+            extra: &[],
+        }
     }
 
     #[test]
@@ -246,10 +258,22 @@ mod tests {
         let conv = ConversationId::random(&mut rng);
         let other_conv = ConversationId::random(&mut rng);
         let rcpt = bob.signing_public();
-        let sealed = seal(&mut rng, &bob.agreement_public(), &ctx(&conv, &rcpt, 1), b"k").unwrap();
-        assert_eq!(&open(&bob, &sealed, &ctx(&conv, &rcpt, 1), "t").unwrap()[..], b"k");
+        let sealed = seal(
+            &mut rng,
+            &bob.agreement_public(),
+            &ctx(&conv, &rcpt, 1),
+            b"k",
+        )
+        .unwrap();
+        assert_eq!(
+            &open(&bob, &sealed, &ctx(&conv, &rcpt, 1), "t").unwrap()[..],
+            b"k"
+        );
         // Wrong key, epoch, conversation, recipient, purpose, extra: all refused.
-        assert_eq!(open(&eve, &sealed, &ctx(&conv, &rcpt, 1), "t"), Err(Error::SealOpen("t")));
+        assert_eq!(
+            open(&eve, &sealed, &ctx(&conv, &rcpt, 1), "t"),
+            Err(Error::SealOpen("t"))
+        );
         assert!(open(&bob, &sealed, &ctx(&conv, &rcpt, 2), "t").is_err());
         assert!(open(&bob, &sealed, &ctx(&other_conv, &rcpt, 1), "t").is_err());
         let er = eve.signing_public();

@@ -58,8 +58,15 @@ impl EpochSecret {
     }
 
     /// Whether this secret matches a recorded commitment (constant time).
-    pub fn matches(&self, conversation: &ConversationId, epoch: u32, commitment: &[u8; 32]) -> bool {
-        self.commitment(conversation, epoch).ct_eq(commitment).into()
+    pub fn matches(
+        &self,
+        conversation: &ConversationId,
+        epoch: u32,
+        commitment: &[u8; 32],
+    ) -> bool {
+        self.commitment(conversation, epoch)
+            .ct_eq(commitment)
+            .into()
     }
 
     pub(crate) fn schedule(&self, conversation: &ConversationId, epoch: u32) -> KeySchedule {

@@ -468,7 +468,11 @@ pub fn encode(frame: &Frame) -> Result<Vec<u8>> {
     let mut out = vec![WIRE_VERSION];
     ciborium::into_writer(frame, &mut out).map_err(|_| Error::Encode("frame"))?;
     if out.len() > MAX_FRAME {
-        return Err(Error::TooLarge { what: "frame", size: out.len(), limit: MAX_FRAME });
+        return Err(Error::TooLarge {
+            what: "frame",
+            size: out.len(),
+            limit: MAX_FRAME,
+        });
     }
     Ok(out)
 }
@@ -479,11 +483,16 @@ pub fn encode(frame: &Frame) -> Result<Vec<u8>> {
 /// [`Error::TooLarge`], [`Error::UnknownVersion`] or [`Error::Decode`].
 pub fn decode(bytes: &[u8]) -> Result<Frame> {
     if bytes.len() > MAX_FRAME {
-        return Err(Error::TooLarge { what: "frame", size: bytes.len(), limit: MAX_FRAME });
+        return Err(Error::TooLarge {
+            what: "frame",
+            size: bytes.len(),
+            limit: MAX_FRAME,
+        });
     }
-    let (&version, mut rest) = bytes
-        .split_first()
-        .ok_or_else(|| Error::Decode { what: "frame", reason: "empty".into() })?;
+    let (&version, mut rest) = bytes.split_first().ok_or_else(|| Error::Decode {
+        what: "frame",
+        reason: "empty".into(),
+    })?;
     if version != WIRE_VERSION {
         return Err(Error::UnknownVersion(version));
     }
@@ -519,11 +528,19 @@ pub fn to_cbor<T: Serialize>(value: &T) -> Result<Vec<u8>> {
 ///
 /// # Errors
 /// [`Error::Decode`].
-pub fn from_cbor<T: serde::de::DeserializeOwned>(mut bytes: &[u8], what: &'static str) -> Result<T> {
-    let v = ciborium::from_reader(&mut bytes)
-        .map_err(|_| Error::Decode { what, reason: "invalid CBOR".into() })?;
+pub fn from_cbor<T: serde::de::DeserializeOwned>(
+    mut bytes: &[u8],
+    what: &'static str,
+) -> Result<T> {
+    let v = ciborium::from_reader(&mut bytes).map_err(|_| Error::Decode {
+        what,
+        reason: "invalid CBOR".into(),
+    })?;
     if !bytes.is_empty() {
-        return Err(Error::Decode { what, reason: "trailing bytes".into() });
+        return Err(Error::Decode {
+            what,
+            reason: "trailing bytes".into(),
+        });
     }
     Ok(v)
 }
