@@ -1,0 +1,760 @@
+//! Relay configuration: defaults, a TOML file, environment variables and flags.
+//!
+//! Layers apply in this order, later ones winning:
+//!
+//! 1. [`RelayConfig::default()`],
+//! 2. the TOML file given with `--config` ([`RelayConfig::from_file`]),
+//! 3. environment variables `SEALDESK_RELAY_<FIELD>` ([`RelayConfig::apply_env`]),
+//! 4. command-line flags ([`RelayConfig::apply_overrides`]),
+//!
+//! and then [`RelayConfig::validate`] checks the result. [`RelayConfig::load`] does all of it.
+//!
+//! Durations are whole milliseconds (`…_ms`) or microseconds (`…_us`) so that the TOML stays
+//! plain integers. Environment lookups are passed in as a function, so tests never touch the
+//! process environment.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Prefix of every environment variable the relay reads.
+pub const ENV_PREFIX: &str = "SEALDESK_RELAY_";
+
+/// Largest header a server WebSocket frame can carry (2 + 8 length bytes, rounded up to
+/// include a mask so the bound also holds for client frames).
+const MAX_FRAME_HEADER: usize = 14;
+
+/// hyper refuses a read buffer below 8 KiB, so the header limit cannot go lower.
+const MIN_HTTP_HEADER_SIZE: usize = 8 * 1024;
+
+/// Sanity cap on message sizes: far below tungstenite's own 16 MiB / 64 MiB defaults, and any
+/// value above it is far more likely a typo than a plan.
+const MAX_MESSAGE_SIZE_CAP: usize = 16 * 1024 * 1024;
+
+/// The whole relay configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayConfig {
+    /// Address to listen on. Env `SEALDESK_RELAY_LISTEN`, flag `--listen`.
+    pub listen: SocketAddr,
+    /// Directory holding the relay's database. Env `SEALDESK_RELAY_DATA`, flag `--data`.
+    pub data_dir: PathBuf,
+    /// PEM certificate chain; when set (with [`tls_key`](Self::tls_key)) the relay speaks
+    /// `https`/`wss` only. Env `SEALDESK_RELAY_TLS_CERT`, flag `--tls-cert`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key matching [`tls_cert`](Self::tls_cert). Env `SEALDESK_RELAY_TLS_KEY`,
+    /// flag `--tls-key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// Log output format. Env `SEALDESK_RELAY_LOG_FORMAT`, flag `--log-format`.
+    pub log_format: LogFormat,
+    /// Resource limits (the `[limits]` table). Each field can also be set with
+    /// `SEALDESK_RELAY_<FIELD>` in upper case, e.g. `SEALDESK_RELAY_MAX_CONNECTIONS`.
+    pub limits: Limits,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 7800)),
+            data_dir: PathBuf::from("./sealdesk-data"),
+            tls_cert: None,
+            tls_key: None,
+            log_format: LogFormat::Human,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines for a terminal.
+    #[default]
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "human" => Ok(LogFormat::Human),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(Error::Config(format!(
+                "log format must be `human` or `json`, not `{s}`"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogFormat::Human => "human",
+            LogFormat::Json => "json",
+        })
+    }
+}
+
+/// Bounds on everything a peer can make the relay hold or do.
+///
+/// The defaults are sized for ~20 000 mostly idle connections on a small machine: about
+/// 16 KiB of socket buffers per idle connection instead of tungstenite's 256 KiB.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest incoming WebSocket frame payload, in bytes.
+    pub max_frame_size: usize,
+    /// Largest incoming (reassembled) or outgoing WebSocket message, in bytes.
+    pub max_message_size: usize,
+    /// Per-connection read buffer, allocated up front, in bytes.
+    pub read_buffer_size: usize,
+    /// Outgoing bytes buffered before a socket write, in bytes.
+    pub write_buffer_size: usize,
+    /// Hard cap on buffered outgoing bytes while the socket is blocked. It must hold
+    /// `write_buffer_size` plus one maximal message and its header, otherwise tungstenite
+    /// refuses a legal frame; hence 128 KiB rather than 64 KiB by default.
+    pub max_write_buffer_size: usize,
+    /// Frames queued for one connection before it counts as a slow consumer and is closed.
+    pub outbound_queue: usize,
+    /// Largest HTTP request head (request line plus headers), in bytes; at least 8192.
+    pub max_http_header_size: usize,
+    /// Time allowed for the TLS handshake and for reading HTTP request headers.
+    pub handshake_timeout_ms: u64,
+    /// Time a new WebSocket session has to authenticate (enforced by the protocol layer).
+    pub auth_timeout_ms: u64,
+    /// A connection that sends nothing (not even a pong) for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// Interval between keepalive pings; must be shorter than `idle_timeout_ms`.
+    pub ping_interval_ms: u64,
+    /// Simultaneous connections; further ones get HTTP 503.
+    pub max_connections: usize,
+    /// Sustained incoming frames per second per connection (token-bucket refill rate).
+    pub max_frames_per_second: u32,
+    /// Incoming frames a connection may send in a burst (token-bucket capacity).
+    pub frame_burst: u32,
+    /// Most durability waiters served by one group-commit flush.
+    pub commit_max_batch: usize,
+    /// Longest a group commit waits for more writers before flushing, in microseconds
+    /// (0 flushes as soon as one writer waits).
+    pub commit_max_delay_us: u64,
+    /// Interval between retention sweeps that delete expired data.
+    pub retention_sweep_interval_ms: u64,
+    /// On shutdown, how long sessions get to finish before the relay stops waiting.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_frame_size: 64 * 1024,
+            max_message_size: 64 * 1024,
+            read_buffer_size: 8 * 1024,
+            write_buffer_size: 8 * 1024,
+            max_write_buffer_size: 128 * 1024,
+            outbound_queue: 256,
+            max_http_header_size: 8 * 1024,
+            handshake_timeout_ms: 10_000,
+            auth_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            ping_interval_ms: 20_000,
+            max_connections: 20_000,
+            max_frames_per_second: 200,
+            frame_burst: 400,
+            commit_max_batch: 1024,
+            commit_max_delay_us: 2_000,
+            retention_sweep_interval_ms: 300_000,
+            shutdown_grace_ms: 5_000,
+        }
+    }
+}
+
+/// One line of documentation per [`Limits`] field, in declaration order, for `--help`.
+/// A unit test keeps it in step with the struct.
+pub const LIMIT_DOCS: &[(&str, &str)] = &[
+    (
+        "max_frame_size",
+        "largest incoming WebSocket frame payload, bytes",
+    ),
+    (
+        "max_message_size",
+        "largest WebSocket message in or out, bytes",
+    ),
+    ("read_buffer_size", "per-connection read buffer, bytes"),
+    (
+        "write_buffer_size",
+        "outgoing bytes buffered before a socket write",
+    ),
+    (
+        "max_write_buffer_size",
+        "cap on buffered outgoing bytes (> write buffer + one message)",
+    ),
+    (
+        "outbound_queue",
+        "queued frames per connection before closing it as a slow consumer",
+    ),
+    (
+        "max_http_header_size",
+        "largest HTTP request head, bytes (>= 8192)",
+    ),
+    (
+        "handshake_timeout_ms",
+        "TLS handshake and HTTP header read timeout",
+    ),
+    ("auth_timeout_ms", "time a session has to authenticate"),
+    ("idle_timeout_ms", "close a connection silent for this long"),
+    (
+        "ping_interval_ms",
+        "keepalive ping interval (< idle_timeout_ms)",
+    ),
+    (
+        "max_connections",
+        "simultaneous connections; more get HTTP 503",
+    ),
+    (
+        "max_frames_per_second",
+        "sustained incoming frames per second per connection",
+    ),
+    ("frame_burst", "incoming frame burst per connection"),
+    ("commit_max_batch", "most writers sharing one durable flush"),
+    (
+        "commit_max_delay_us",
+        "longest wait for more writers before a flush, microseconds",
+    ),
+    (
+        "retention_sweep_interval_ms",
+        "interval between retention sweeps",
+    ),
+    (
+        "shutdown_grace_ms",
+        "time sessions get to finish on shutdown",
+    ),
+];
+
+impl Limits {
+    /// [`handshake_timeout_ms`](Self::handshake_timeout_ms) as a `Duration`.
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.handshake_timeout_ms)
+    }
+
+    /// [`auth_timeout_ms`](Self::auth_timeout_ms) as a `Duration`.
+    pub fn auth_timeout(&self) -> Duration {
+        Duration::from_millis(self.auth_timeout_ms)
+    }
+
+    /// [`idle_timeout_ms`](Self::idle_timeout_ms) as a `Duration`.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
+    }
+
+    /// [`ping_interval_ms`](Self::ping_interval_ms) as a `Duration`.
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_millis(self.ping_interval_ms)
+    }
+
+    /// [`commit_max_delay_us`](Self::commit_max_delay_us) as a `Duration`.
+    pub fn commit_max_delay(&self) -> Duration {
+        Duration::from_micros(self.commit_max_delay_us)
+    }
+
+    /// [`retention_sweep_interval_ms`](Self::retention_sweep_interval_ms) as a `Duration`.
+    pub fn retention_sweep_interval(&self) -> Duration {
+        Duration::from_millis(self.retention_sweep_interval_ms)
+    }
+
+    /// [`shutdown_grace_ms`](Self::shutdown_grace_ms) as a `Duration`.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+
+    /// Checks each limit and the relations between them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the first offending setting.
+    pub fn validate(&self) -> Result<()> {
+        let nonzero: [(&str, u64); 17] = [
+            ("max_frame_size", self.max_frame_size as u64),
+            ("max_message_size", self.max_message_size as u64),
+            ("read_buffer_size", self.read_buffer_size as u64),
+            ("write_buffer_size", self.write_buffer_size as u64),
+            ("max_write_buffer_size", self.max_write_buffer_size as u64),
+            ("outbound_queue", self.outbound_queue as u64),
+            ("max_http_header_size", self.max_http_header_size as u64),
+            ("handshake_timeout_ms", self.handshake_timeout_ms),
+            ("auth_timeout_ms", self.auth_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("ping_interval_ms", self.ping_interval_ms),
+            ("max_connections", self.max_connections as u64),
+            (
+                "max_frames_per_second",
+                u64::from(self.max_frames_per_second),
+            ),
+            ("frame_burst", u64::from(self.frame_burst)),
+            ("commit_max_batch", self.commit_max_batch as u64),
+            (
+                "retention_sweep_interval_ms",
+                self.retention_sweep_interval_ms,
+            ),
+            ("shutdown_grace_ms", self.shutdown_grace_ms),
+        ];
+        if let Some((name, _)) = nonzero.iter().find(|(_, v)| *v == 0) {
+            return Err(Error::Config(format!(
+                "limits.{name} must be greater than zero"
+            )));
+        }
+        if self.max_message_size > MAX_MESSAGE_SIZE_CAP {
+            return Err(Error::Config(format!(
+                "limits.max_message_size ({}) exceeds the {MAX_MESSAGE_SIZE_CAP}-byte cap",
+                self.max_message_size
+            )));
+        }
+        if self.max_frame_size > self.max_message_size {
+            return Err(Error::Config(format!(
+                "limits.max_frame_size ({}) is larger than limits.max_message_size ({})",
+                self.max_frame_size, self.max_message_size
+            )));
+        }
+        if self.read_buffer_size > self.max_frame_size {
+            return Err(Error::Config(format!(
+                "limits.read_buffer_size ({}) is larger than limits.max_frame_size ({}); \
+                 the extra buffer could never be used",
+                self.read_buffer_size, self.max_frame_size
+            )));
+        }
+        if self.write_buffer_size > self.max_message_size {
+            return Err(Error::Config(format!(
+                "limits.write_buffer_size ({}) is larger than limits.max_message_size ({})",
+                self.write_buffer_size, self.max_message_size
+            )));
+        }
+        let needed = self.write_buffer_size + self.max_message_size + MAX_FRAME_HEADER;
+        if self.max_write_buffer_size < needed {
+            return Err(Error::Config(format!(
+                "limits.max_write_buffer_size ({}) must be at least write_buffer_size + \
+                 max_message_size + {MAX_FRAME_HEADER} = {needed}",
+                self.max_write_buffer_size
+            )));
+        }
+        if self.max_http_header_size < MIN_HTTP_HEADER_SIZE {
+            return Err(Error::Config(format!(
+                "limits.max_http_header_size ({}) must be at least {MIN_HTTP_HEADER_SIZE}",
+                self.max_http_header_size
+            )));
+        }
+        if self.ping_interval_ms >= self.idle_timeout_ms {
+            return Err(Error::Config(format!(
+                "limits.ping_interval_ms ({}) must be shorter than limits.idle_timeout_ms ({}), \
+                 or live but quiet clients would time out",
+                self.ping_interval_ms, self.idle_timeout_ms
+            )));
+        }
+        if self.frame_burst < self.max_frames_per_second {
+            return Err(Error::Config(format!(
+                "limits.frame_burst ({}) must be at least limits.max_frames_per_second ({})",
+                self.frame_burst, self.max_frames_per_second
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Values given on the command line; `None` leaves the lower layers' value in place.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--data`.
+    pub data_dir: Option<PathBuf>,
+    /// `--tls-cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`.
+    pub tls_key: Option<PathBuf>,
+    /// `--log-format`.
+    pub log_format: Option<LogFormat>,
+    /// `--max-connections`.
+    pub max_connections: Option<usize>,
+}
+
+impl RelayConfig {
+    /// Builds the effective configuration from all layers and validates it.
+    ///
+    /// `env` looks up one environment variable (pass `|k| std::env::var(k).ok()` in `main`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::File`] if the file cannot be read or parsed, [`Error::Config`] for a bad
+    /// environment value or a configuration that fails [`validate`](Self::validate).
+    pub fn load(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+        overrides: &Overrides,
+    ) -> Result<Self> {
+        let mut config = match file {
+            Some(path) => Self::from_file(path)?,
+            None => Self::default(),
+        };
+        config.apply_env(env)?;
+        config.apply_overrides(overrides);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads a TOML configuration file; missing fields keep their defaults.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::File`] if the file cannot be read, is not valid TOML, or has unknown fields.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, e))?;
+        Self::from_toml(&text).map_err(|e| match e {
+            Error::Config(detail) => Error::File {
+                path: path.to_owned(),
+                detail,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses TOML text; missing fields keep their defaults. Does not validate.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if the text is not valid TOML or has unknown fields.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| Error::Config(e.message().to_owned()))
+    }
+
+    /// Renders the configuration as TOML (what `--check-config` prints).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if a value cannot be represented (a non-UTF-8 path).
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string(self).map_err(|e| Error::Config(e.to_string()))
+    }
+
+    /// Applies `SEALDESK_RELAY_*` variables: `LISTEN`, `DATA`, `TLS_CERT`, `TLS_KEY`,
+    /// `LOG_FORMAT`, and the upper-cased name of every [`Limits`] field. Empty values are
+    /// ignored.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the variable whose value does not parse.
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<()> {
+        let var = |name: &str| {
+            let key = format!("{ENV_PREFIX}{name}");
+            env(&key).filter(|v| !v.trim().is_empty()).map(|v| (key, v))
+        };
+        if let Some((key, v)) = var("LISTEN") {
+            self.listen = v.trim().parse().map_err(|_| {
+                Error::Config(format!(
+                    "{key}: `{v}` is not a socket address like 127.0.0.1:7800"
+                ))
+            })?;
+        }
+        if let Some((_, v)) = var("DATA") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some((_, v)) = var("TLS_CERT") {
+            self.tls_cert = Some(PathBuf::from(v));
+        }
+        if let Some((_, v)) = var("TLS_KEY") {
+            self.tls_key = Some(PathBuf::from(v));
+        }
+        if let Some((key, v)) = var("LOG_FORMAT") {
+            self.log_format = v
+                .parse()
+                .map_err(|e: Error| Error::Config(format!("{key}: {e}")))?;
+        }
+
+        // Every limit is a non-negative integer, so go through the serialized table: adding a
+        // field to `Limits` makes it settable from the environment with no code here.
+        let mut table = toml::Table::try_from(&self.limits)
+            .map_err(|e| Error::Config(format!("limits: {e}")))?;
+        let mut changed = false;
+        for (field, value) in table.iter_mut() {
+            if let Some((key, v)) = var(&field.to_ascii_uppercase()) {
+                let n: i64 = v.trim().parse().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                    Error::Config(format!("{key}: `{v}` is not a non-negative integer"))
+                })?;
+                *value = toml::Value::Integer(n);
+                changed = true;
+            }
+        }
+        if changed {
+            self.limits = table.try_into().map_err(|e: toml::de::Error| {
+                Error::Config(format!("limits from environment: {}", e.message()))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Applies command-line values over everything else.
+    pub fn apply_overrides(&mut self, o: &Overrides) {
+        if let Some(listen) = o.listen {
+            self.listen = listen;
+        }
+        if let Some(dir) = &o.data_dir {
+            self.data_dir.clone_from(dir);
+        }
+        if let Some(cert) = &o.tls_cert {
+            self.tls_cert = Some(cert.clone());
+        }
+        if let Some(key) = &o.tls_key {
+            self.tls_key = Some(key.clone());
+        }
+        if let Some(format) = o.log_format {
+            self.log_format = format;
+        }
+        if let Some(n) = o.max_connections {
+            self.limits.max_connections = n;
+        }
+    }
+
+    /// Checks the configuration as a whole.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the first problem: a certificate without a key (or the other
+    /// way round), an empty data directory, or a bad limit (see [`Limits::validate`]).
+    pub fn validate(&self) -> Result<()> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => {
+                return Err(Error::Config("tls_cert is set but tls_key is not".into()));
+            }
+            (None, Some(_)) => {
+                return Err(Error::Config("tls_key is set but tls_cert is not".into()));
+            }
+            _ => {}
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(Error::Config("data_dir must not be empty".into()));
+        }
+        self.limits.validate()
+    }
+
+    /// Whether the relay serves TLS (`https`/`wss`).
+    pub fn tls_enabled(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some()
+    }
+}
+
+/// The environment variable for a [`Limits`] field or top-level setting name.
+pub fn env_var_for(field: &str) -> String {
+    format!("{ENV_PREFIX}{}", field.to_ascii_uppercase())
+}
+
+/// The names of all [`Limits`] fields as serialized (for tests and help text).
+pub fn limit_names() -> BTreeSet<String> {
+    toml::Table::try_from(Limits::default())
+        .map(|t| t.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        RelayConfig::default().validate().unwrap();
+        assert_eq!(RelayConfig::default().listen.to_string(), "127.0.0.1:7800");
+    }
+
+    #[test]
+    fn every_limit_is_documented() {
+        let documented: BTreeSet<String> = LIMIT_DOCS
+            .iter()
+            .map(|(name, _)| name.to_string())
+            .collect();
+        assert_eq!(documented, limit_names());
+    }
+
+    #[test]
+    fn toml_round_trip() {
+        let config = RelayConfig {
+            tls_cert: Some("/etc/cert.pem".into()),
+            tls_key: Some("/etc/key.pem".into()),
+            limits: Limits {
+                max_connections: 7,
+                ..Limits::default()
+            },
+            ..RelayConfig::default()
+        };
+        let text = config.to_toml().unwrap();
+        assert_eq!(RelayConfig::from_toml(&text).unwrap(), config);
+    }
+
+    #[test]
+    fn partial_file_keeps_defaults() {
+        let config =
+            RelayConfig::from_toml("listen = \"0.0.0.0:9000\"\n[limits]\nouter_queue_x = 1\n");
+        assert!(
+            matches!(config, Err(Error::Config(_))),
+            "unknown limit field must be refused"
+        );
+
+        let config =
+            RelayConfig::from_toml("listen = \"0.0.0.0:9000\"\n[limits]\noutbound_queue = 9\n")
+                .unwrap();
+        assert_eq!(config.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(config.limits.outbound_queue, 9);
+        assert_eq!(
+            config.limits.max_frame_size,
+            Limits::default().max_frame_size
+        );
+    }
+
+    #[test]
+    fn unknown_top_level_field_is_refused() {
+        assert!(matches!(
+            RelayConfig::from_toml("lisen = \"x\""),
+            Err(Error::Config(_))
+        ));
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("relay.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:1111\"\ndata_dir = \"/from/file\"\nlog_format = \"json\"\n\
+             [limits]\nmax_connections = 10\noutbound_queue = 11\n",
+        )
+        .unwrap();
+        let env = env_of(&[
+            ("SEALDESK_RELAY_LISTEN", "127.0.0.1:2222"),
+            ("SEALDESK_RELAY_MAX_CONNECTIONS", "20"),
+            ("SEALDESK_RELAY_DATA", ""),
+        ]);
+        let overrides = Overrides {
+            max_connections: Some(30),
+            ..Overrides::default()
+        };
+        let config = RelayConfig::load(Some(&file), env, &overrides).unwrap();
+        assert_eq!(
+            config.listen.to_string(),
+            "127.0.0.1:2222",
+            "env beats file"
+        );
+        assert_eq!(
+            config.data_dir,
+            PathBuf::from("/from/file"),
+            "empty env is ignored"
+        );
+        assert_eq!(config.log_format, LogFormat::Json, "file beats default");
+        assert_eq!(config.limits.outbound_queue, 11);
+        assert_eq!(config.limits.max_connections, 30, "flag beats env");
+    }
+
+    #[test]
+    fn env_sets_any_limit_and_rejects_garbage() {
+        let mut config = RelayConfig::default();
+        config
+            .apply_env(env_of(&[
+                ("SEALDESK_RELAY_IDLE_TIMEOUT_MS", "1234"),
+                ("SEALDESK_RELAY_TLS_CERT", "/c.pem"),
+                ("SEALDESK_RELAY_TLS_KEY", "/k.pem"),
+                ("SEALDESK_RELAY_LOG_FORMAT", "JSON"),
+            ]))
+            .unwrap();
+        assert_eq!(config.limits.idle_timeout_ms, 1234);
+        assert!(config.tls_enabled());
+        assert_eq!(config.log_format, LogFormat::Json);
+
+        let err = RelayConfig::default()
+            .apply_env(env_of(&[("SEALDESK_RELAY_MAX_CONNECTIONS", "-3")]))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("SEALDESK_RELAY_MAX_CONNECTIONS"),
+            "{err}"
+        );
+        let err = RelayConfig::default()
+            .apply_env(env_of(&[("SEALDESK_RELAY_LISTEN", "nowhere")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("SEALDESK_RELAY_LISTEN"), "{err}");
+    }
+
+    #[test]
+    fn missing_file_is_a_file_error() {
+        let err = RelayConfig::from_file(Path::new("/nonexistent/relay.toml")).unwrap_err();
+        assert!(matches!(err, Error::File { .. }), "{err:?}");
+    }
+
+    fn invalid(change: impl FnOnce(&mut RelayConfig), needle: &str) {
+        let mut config = RelayConfig::default();
+        change(&mut config);
+        let err = config.validate().unwrap_err();
+        assert!(
+            err.to_string().contains(needle),
+            "`{err}` should mention `{needle}`"
+        );
+    }
+
+    #[test]
+    fn validation_names_the_problem() {
+        invalid(|c| c.tls_cert = Some("c.pem".into()), "tls_key is not");
+        invalid(|c| c.tls_key = Some("k.pem".into()), "tls_cert is not");
+        invalid(|c| c.data_dir = PathBuf::new(), "data_dir");
+        invalid(
+            |c| c.limits.outbound_queue = 0,
+            "outbound_queue must be greater than zero",
+        );
+        invalid(|c| c.limits.max_connections = 0, "max_connections");
+        invalid(|c| c.limits.max_frame_size = 1 << 20, "max_frame_size");
+        invalid(|c| c.limits.read_buffer_size = 1 << 20, "read_buffer_size");
+        invalid(
+            |c| c.limits.write_buffer_size = 1 << 20,
+            "write_buffer_size",
+        );
+        invalid(
+            |c| c.limits.max_write_buffer_size = 64 * 1024,
+            "max_write_buffer_size",
+        );
+        invalid(|c| c.limits.max_message_size = 1 << 30, "cap");
+        invalid(|c| c.limits.ping_interval_ms = 60_000, "ping_interval_ms");
+        invalid(|c| c.limits.frame_burst = 10, "frame_burst");
+        invalid(
+            |c| c.limits.max_http_header_size = 1024,
+            "max_http_header_size",
+        );
+    }
+
+    #[test]
+    fn zero_commit_delay_is_allowed() {
+        let config = RelayConfig {
+            limits: Limits {
+                commit_max_delay_us: 0,
+                ..Limits::default()
+            },
+            ..RelayConfig::default()
+        };
+        config.validate().unwrap();
+    }
+}

@@ -1,0 +1,89 @@
+//! The relay's one error type.
+//!
+//! Errors carry operation names, paths, sizes and reasons — never stored values, frame
+//! payloads or key material. Every variant holds plain data so the enum is `Clone + PartialEq`:
+//! group commit hands the same flush error to every waiter of a batch, and tests compare errors.
+
+use std::path::PathBuf;
+
+use crate::connection::CloseReason;
+
+/// A `Result` with the relay's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong inside the relay.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A setting is out of range or inconsistent with another; the message names the setting.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// A configuration, certificate or key file could not be read or parsed.
+    #[error("cannot use {path}: {detail}")]
+    File {
+        /// The file that failed.
+        path: PathBuf,
+        /// What went wrong (an I/O or parse error; never the file's contents).
+        detail: String,
+    },
+
+    /// The TLS server configuration could not be built from the certificate and key.
+    #[error("tls setup failed: {0}")]
+    Tls(String),
+
+    /// A storage operation failed. `detail` describes the engine error, never a key or value.
+    #[error("storage {op} failed: {detail}")]
+    Storage {
+        /// The [`Store`](crate::store::Store) operation that failed (`get`, `apply`, `flush`, …).
+        op: &'static str,
+        /// The engine's description of the failure.
+        detail: String,
+    },
+
+    /// The group-commit task is gone (the relay is shutting down, or the task failed).
+    #[error("group commit is not running")]
+    CommitStopped,
+
+    /// An outbound frame is larger than the configured `max_message_size`, so a peer using the
+    /// same limits would reject it. Nothing was queued.
+    #[error("outbound frame of {size} bytes exceeds the {max}-byte limit")]
+    FrameTooLarge {
+        /// Size of the refused frame in bytes.
+        size: usize,
+        /// The configured limit in bytes.
+        max: usize,
+    },
+
+    /// The connection has been closed by the relay (a limit was violated, the session asked for
+    /// it, or the peer vanished). Further sends and receives fail with the same reason.
+    #[error("connection closed: {0}")]
+    Closed(CloseReason),
+
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {detail}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The operating system's reason.
+        detail: String,
+    },
+
+    /// Stored data did not decode (the data directory is damaged or from another version).
+    #[error("stored {0} is damaged or from an incompatible version")]
+    Corrupt(String),
+
+    /// An internal task failed.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// Wraps an error encountered while reading or parsing `path`.
+    pub(crate) fn file(path: impl Into<PathBuf>, detail: impl ToString) -> Self {
+        Error::File {
+            path: path.into(),
+            detail: detail.to_string(),
+        }
+    }
+}

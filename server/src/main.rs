@@ -1,0 +1,172 @@
+//! `sealdesk-relay`: the Sealdesk relay server.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{CommandFactory, FromArgMatches, Parser};
+use sealdesk_server::config::{self, LogFormat, Overrides, RelayConfig};
+use sealdesk_server::net;
+use tokio::net::TcpListener;
+use tracing::{error, info};
+
+/// Sealdesk relay: stores and forwards end-to-end encrypted support conversations.
+///
+/// Settings are read from defaults, then `--config FILE` (TOML), then `SEALDESK_RELAY_*`
+/// environment variables, then these flags; later ones win.
+#[derive(Debug, Parser)]
+#[command(name = "sealdesk-relay", version)]
+struct Cli {
+    /// Address to listen on [default: 127.0.0.1:7800].
+    #[arg(long, value_name = "ADDR", env = "SEALDESK_RELAY_LISTEN")]
+    listen: Option<SocketAddr>,
+
+    /// Directory for the relay's database [default: ./sealdesk-data].
+    #[arg(long, value_name = "DIR", env = "SEALDESK_RELAY_DATA")]
+    data: Option<PathBuf>,
+
+    /// TOML configuration file (same keys as printed by --check-config).
+    #[arg(long, value_name = "FILE", env = "SEALDESK_RELAY_CONFIG")]
+    config: Option<PathBuf>,
+
+    /// PEM certificate chain; enables https/wss (needs --tls-key).
+    #[arg(long, value_name = "PEM", env = "SEALDESK_RELAY_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(long, value_name = "PEM", env = "SEALDESK_RELAY_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+
+    /// Log format: human or json [default: human]. Filter with RUST_LOG (default: info).
+    #[arg(long, value_name = "FORMAT", env = "SEALDESK_RELAY_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
+
+    /// Simultaneous connections; more get HTTP 503 [default: 20000].
+    #[arg(long, value_name = "N", env = "SEALDESK_RELAY_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+
+    /// Print the effective configuration as TOML and exit (0 if valid, 2 if not).
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = match parse_cli() {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let overrides = Overrides {
+        listen: cli.listen,
+        data_dir: cli.data.clone(),
+        tls_cert: cli.tls_cert.clone(),
+        tls_key: cli.tls_key.clone(),
+        log_format: cli.log_format,
+        max_connections: cli.max_connections,
+    };
+    let loaded = RelayConfig::load(cli.config.as_deref(), |k| std::env::var(k).ok(), &overrides);
+
+    if cli.check_config {
+        return check_config(loaded);
+    }
+    let config = match loaded {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("sealdesk-relay: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.log_format);
+    match serve(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!(error = format!("{e:#}"), "relay failed");
+            eprintln!("sealdesk-relay: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Parses flags, with every limit and its environment variable listed in `--help`.
+fn parse_cli() -> Result<Cli, clap::Error> {
+    let defaults = toml::Table::try_from(config::Limits::default()).unwrap_or_default();
+    let mut help = String::from(
+        "Limits (the [limits] table of the config file, or the environment variable shown):\n",
+    );
+    for (name, doc) in config::LIMIT_DOCS {
+        let default = defaults
+            .get(*name)
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let _ = writeln!(
+            help,
+            "  {name} = {default}\n      {doc}  [env: {}]",
+            config::env_var_for(name)
+        );
+    }
+    let matches = Cli::command().after_long_help(help).try_get_matches()?;
+    Cli::from_arg_matches(&matches)
+}
+
+fn check_config(loaded: sealdesk_server::Result<RelayConfig>) -> ExitCode {
+    let checked = loaded.and_then(|config| {
+        net::tls_config(&config)?;
+        config.to_toml()
+    });
+    match checked {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sealdesk-relay: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[tokio::main]
+async fn serve(config: RelayConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    sealdesk_server::serve(listener, config, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => info!("ctrl-c received"),
+        () = term => info!("SIGTERM received"),
+    }
+}

@@ -1,0 +1,468 @@
+//! A small metrics registry of atomics, rendered in the Prometheus text format (version 0.0.4).
+//!
+//! Fixed metric names and label sets keep it allocation-free on the hot path: counters are one
+//! `fetch_add`, histograms two plus a compare-and-swap loop for the sum. A metrics crate would
+//! bring a global registry and dynamic labels the relay does not need.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// A monotonically increasing count.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds one.
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A value that goes up and down.
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicI64);
+
+impl Gauge {
+    /// Adds one.
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Subtracts one.
+    pub fn dec(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Counters sharing a name, one per value of a single `reason` label.
+///
+/// The label values are fixed at construction; [`inc`](Self::inc) with any other value counts
+/// under `other`, so a typo cannot grow the set.
+#[derive(Debug)]
+pub struct LabeledCounter {
+    labels: &'static [&'static str],
+    /// One slot per label, plus a final one for `other`.
+    counts: Box<[AtomicU64]>,
+}
+
+impl LabeledCounter {
+    fn new(labels: &'static [&'static str]) -> Self {
+        Self {
+            labels,
+            counts: (0..=labels.len()).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn slot(&self, label: &str) -> usize {
+        self.labels
+            .iter()
+            .position(|l| *l == label)
+            .unwrap_or(self.labels.len())
+    }
+
+    /// Adds one to the counter for `label`.
+    pub fn inc(&self, label: &str) {
+        if let Some(c) = self.counts.get(self.slot(label)) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The counter for `label`.
+    pub fn get(&self, label: &str) -> u64 {
+        self.counts
+            .get(self.slot(label))
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        self.labels
+            .iter()
+            .copied()
+            .chain(std::iter::once("other"))
+            .zip(self.counts.iter().map(|c| c.load(Ordering::Relaxed)))
+    }
+}
+
+/// A histogram with fixed upper bounds.
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: &'static [f64],
+    /// Non-cumulative count per bucket; the last slot is `+Inf`.
+    buckets: Box<[AtomicU64]>,
+    /// Sum of observations, as `f64` bits.
+    sum: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    /// A histogram whose buckets have the given ascending upper bounds (`+Inf` is implicit).
+    pub fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum: AtomicU64::new(0f64.to_bits()),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one observation.
+    pub fn observe(&self, value: f64) {
+        let slot = self
+            .bounds
+            .iter()
+            .position(|b| value <= *b)
+            .unwrap_or(self.bounds.len());
+        if let Some(b) = self.buckets.get(slot) {
+            b.fetch_add(1, Ordering::Relaxed);
+        }
+        // The closure always returns `Some`, so `fetch_update` cannot fail.
+        let _ = self
+            .sum
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                Some((f64::from_bits(bits) + value).to_bits())
+            });
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Number of observations.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Sum of observations.
+    pub fn sum(&self) -> f64 {
+        f64::from_bits(self.sum.load(Ordering::Relaxed))
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        header(out, name, help, "histogram");
+        let mut cumulative = 0;
+        for (i, bucket) in self.buckets.iter().enumerate() {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let le = self
+                .bounds
+                .get(i)
+                .map_or_else(|| "+Inf".to_owned(), |b| b.to_string());
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_sum {}", self.sum());
+        let _ = writeln!(out, "{name}_count {}", self.count());
+    }
+}
+
+/// Latency buckets in seconds: 50 µs to 5 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0,
+];
+
+/// Batch-size buckets: 1 to 4096 writers per flush.
+const BATCH_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0,
+];
+
+/// Reasons a frame or connection was refused after the WebSocket opened
+/// ([`CloseReason::label`](crate::connection::CloseReason::label)).
+pub const FRAME_REJECT_REASONS: &[&str] =
+    &["unsupported_data", "too_big", "protocol", "rate_limit"];
+
+/// Reasons the relay closed a WebSocket.
+pub const CLOSE_REASONS: &[&str] = &[
+    "normal",
+    "going_away",
+    "protocol",
+    "unsupported_data",
+    "too_big",
+    "internal",
+    "idle_timeout",
+    "auth_timeout",
+    "slow_consumer",
+    "rate_limit",
+    "application",
+    "connection_lost",
+];
+
+/// Reasons a TCP connection was refused before any WebSocket existed.
+pub const CONNECTION_REJECT_REASONS: &[&str] =
+    &["limit", "tls_handshake", "handshake_timeout", "bad_request"];
+
+/// Every metric the relay exports. Share one instance behind an `Arc`.
+#[derive(Debug)]
+pub struct Metrics {
+    /// TCP connections accepted (including ones refused afterwards).
+    pub connections_total: Counter,
+    /// Connections currently open.
+    pub connections_open: Gauge,
+    /// Connections refused, by reason (see [`CONNECTION_REJECT_REASONS`]).
+    pub connections_rejected: LabeledCounter,
+    /// WebSocket connections closed by the relay, by reason (see [`CLOSE_REASONS`]).
+    pub connections_closed: LabeledCounter,
+    /// WebSocket messages received (all kinds).
+    pub frames_in: Counter,
+    /// WebSocket binary messages sent.
+    pub frames_out: Counter,
+    /// Payload bytes received in binary messages.
+    pub bytes_in: Counter,
+    /// Payload bytes sent in binary messages.
+    pub bytes_out: Counter,
+    /// Incoming frames refused, by reason (see [`FRAME_REJECT_REASONS`]).
+    pub frames_rejected: LabeledCounter,
+    /// Outbound frames dropped because a connection's queue was full.
+    pub queue_drops: Counter,
+    /// Messages durably stored (recorded by the protocol layer).
+    pub messages_stored: Counter,
+    /// Messages delivered to recipients (recorded by the protocol layer).
+    pub messages_delivered: Counter,
+    /// Failed authentication attempts (recorded by the protocol layer).
+    pub auth_failures: Counter,
+    /// Latency of store operations, seconds.
+    pub store_latency: Histogram,
+    /// Latency of durable flushes, seconds.
+    pub flush_latency: Histogram,
+    /// Writers served per group-commit flush.
+    pub group_commit_batch_size: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with everything at zero.
+    pub fn new() -> Self {
+        Self {
+            connections_total: Counter::default(),
+            connections_open: Gauge::default(),
+            connections_rejected: LabeledCounter::new(CONNECTION_REJECT_REASONS),
+            connections_closed: LabeledCounter::new(CLOSE_REASONS),
+            frames_in: Counter::default(),
+            frames_out: Counter::default(),
+            bytes_in: Counter::default(),
+            bytes_out: Counter::default(),
+            frames_rejected: LabeledCounter::new(FRAME_REJECT_REASONS),
+            queue_drops: Counter::default(),
+            messages_stored: Counter::default(),
+            messages_delivered: Counter::default(),
+            auth_failures: Counter::default(),
+            store_latency: Histogram::new(LATENCY_BUCKETS),
+            flush_latency: Histogram::new(LATENCY_BUCKETS),
+            group_commit_batch_size: Histogram::new(BATCH_BUCKETS),
+        }
+    }
+
+    /// Renders every metric in the Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        counter(
+            &mut out,
+            "sealdesk_connections_total",
+            "TCP connections accepted.",
+            &self.connections_total,
+        );
+        header(
+            &mut out,
+            "sealdesk_connections_open",
+            "Connections currently open.",
+            "gauge",
+        );
+        let _ = writeln!(
+            out,
+            "sealdesk_connections_open {}",
+            self.connections_open.get()
+        );
+        labeled(
+            &mut out,
+            "sealdesk_connections_rejected_total",
+            "Connections refused, by reason.",
+            &self.connections_rejected,
+        );
+        labeled(
+            &mut out,
+            "sealdesk_connections_closed_total",
+            "WebSocket connections closed by the relay, by reason.",
+            &self.connections_closed,
+        );
+        counter(
+            &mut out,
+            "sealdesk_frames_in_total",
+            "WebSocket messages received.",
+            &self.frames_in,
+        );
+        counter(
+            &mut out,
+            "sealdesk_frames_out_total",
+            "WebSocket binary messages sent.",
+            &self.frames_out,
+        );
+        counter(
+            &mut out,
+            "sealdesk_bytes_in_total",
+            "Binary payload bytes received.",
+            &self.bytes_in,
+        );
+        counter(
+            &mut out,
+            "sealdesk_bytes_out_total",
+            "Binary payload bytes sent.",
+            &self.bytes_out,
+        );
+        labeled(
+            &mut out,
+            "sealdesk_frames_rejected_total",
+            "Incoming frames refused, by reason.",
+            &self.frames_rejected,
+        );
+        counter(
+            &mut out,
+            "sealdesk_queue_drops_total",
+            "Outbound frames dropped on a full queue.",
+            &self.queue_drops,
+        );
+        counter(
+            &mut out,
+            "sealdesk_messages_stored_total",
+            "Messages durably stored.",
+            &self.messages_stored,
+        );
+        counter(
+            &mut out,
+            "sealdesk_messages_delivered_total",
+            "Messages delivered to recipients.",
+            &self.messages_delivered,
+        );
+        counter(
+            &mut out,
+            "sealdesk_auth_failures_total",
+            "Failed authentication attempts.",
+            &self.auth_failures,
+        );
+        self.store_latency.render(
+            &mut out,
+            "sealdesk_store_latency_seconds",
+            "Store operation latency.",
+        );
+        self.flush_latency.render(
+            &mut out,
+            "sealdesk_flush_latency_seconds",
+            "Durable flush latency.",
+        );
+        self.group_commit_batch_size.render(
+            &mut out,
+            "sealdesk_group_commit_batch_size",
+            "Writers served per group-commit flush.",
+        );
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn counter(out: &mut String, name: &str, help: &str, c: &Counter) {
+    header(out, name, help, "counter");
+    let _ = writeln!(out, "{name} {}", c.get());
+}
+
+fn labeled(out: &mut String, name: &str, help: &str, c: &LabeledCounter) {
+    header(out, name, help, "counter");
+    for (label, value) in c.iter() {
+        let _ = writeln!(out, "{name}{{reason=\"{label}\"}} {value}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    #[test]
+    fn counters_and_labels() {
+        let m = Metrics::new();
+        m.frames_in.add(3);
+        m.frames_rejected.inc("rate_limit");
+        m.frames_rejected.inc("rate_limit");
+        m.frames_rejected.inc("no such reason");
+        m.connections_open.inc();
+        m.connections_open.inc();
+        m.connections_open.dec();
+        let text = m.render();
+        assert!(text.contains("# HELP sealdesk_frames_in_total WebSocket messages received.\n"));
+        assert!(
+            text.contains("# TYPE sealdesk_frames_in_total counter\nsealdesk_frames_in_total 3\n")
+        );
+        assert!(text.contains("sealdesk_frames_rejected_total{reason=\"rate_limit\"} 2\n"));
+        assert!(text.contains("sealdesk_frames_rejected_total{reason=\"other\"} 1\n"));
+        assert!(text.contains("sealdesk_frames_rejected_total{reason=\"too_big\"} 0\n"));
+        assert!(
+            text.contains("# TYPE sealdesk_connections_open gauge\nsealdesk_connections_open 1\n")
+        );
+        assert_eq!(m.frames_rejected.get("rate_limit"), 2);
+    }
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let m = Metrics::new();
+        for v in [1.0, 3.0, 3.0, 5000.0] {
+            m.group_commit_batch_size.observe(v);
+        }
+        let text = m.render();
+        let name = "sealdesk_group_commit_batch_size";
+        assert!(text.contains(&format!("# TYPE {name} histogram\n")));
+        assert!(text.contains(&format!("{name}_bucket{{le=\"1\"}} 1\n")));
+        assert!(text.contains(&format!("{name}_bucket{{le=\"2\"}} 1\n")));
+        assert!(text.contains(&format!("{name}_bucket{{le=\"4\"}} 3\n")));
+        assert!(text.contains(&format!("{name}_bucket{{le=\"4096\"}} 3\n")));
+        assert!(text.contains(&format!("{name}_bucket{{le=\"+Inf\"}} 4\n")));
+        assert!(text.contains(&format!("{name}_sum 5007\n")));
+        assert!(text.contains(&format!("{name}_count 4\n")));
+    }
+
+    #[test]
+    fn every_line_is_well_formed() {
+        let m = Metrics::new();
+        m.flush_latency.observe(0.003);
+        let text = m.render();
+        let mut typed = std::collections::BTreeSet::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let mut parts = rest.split(' ');
+                let name = parts.next().unwrap();
+                assert!(["counter", "gauge", "histogram"].contains(&parts.next().unwrap()));
+                assert!(typed.insert(name.to_owned()), "{name} typed twice");
+            } else if !line.starts_with("# HELP ") {
+                let (series, value) = line.rsplit_once(' ').unwrap();
+                assert!(value.parse::<f64>().is_ok(), "bad value in `{line}`");
+                let base = series.split('{').next().unwrap();
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| base.strip_suffix(s).filter(|f| typed.contains(*f)))
+                    .unwrap_or(base);
+                assert!(
+                    typed.contains(family),
+                    "sample `{line}` before its TYPE line"
+                );
+            }
+        }
+        assert!(text.ends_with('\n'));
+    }
+}

@@ -1,0 +1,58 @@
+//! Live delivery: which connections belong to which account, and pushing frames to them.
+//!
+//! This is the seam for cluster mode (DESIGN.md §8): a second implementation would publish to
+//! a message bus instead of a local map. Pushes go through each connection's bounded outbox; a
+//! connection that cannot keep up is closed as a slow consumer rather than buffered.
+
+use std::{collections::HashMap, sync::Mutex};
+
+use bytes::Bytes;
+use sealdesk_protocol::keys::SigningPublicKey;
+
+use crate::connection::Outbox;
+
+/// Online connections by account.
+#[derive(Default)]
+pub(crate) struct Hub {
+    // A std Mutex: held only to clone or edit a small map, never across an await.
+    online: Mutex<HashMap<SigningPublicKey, Vec<Outbox>>>,
+}
+
+impl Hub {
+    pub fn join(&self, who: SigningPublicKey, outbox: Outbox) {
+        if let Ok(mut m) = self.online.lock() {
+            m.entry(who).or_default().push(outbox);
+        }
+    }
+
+    pub fn leave(&self, who: &SigningPublicKey, id: u64) {
+        if let Ok(mut m) = self.online.lock()
+            && let Some(v) = m.get_mut(who)
+        {
+            v.retain(|o| o.id() != id);
+            if v.is_empty() {
+                m.remove(who);
+            }
+        }
+    }
+
+    pub fn is_online(&self, who: &SigningPublicKey) -> bool {
+        self.online
+            .lock()
+            .map(|m| m.contains_key(who))
+            .unwrap_or(false)
+    }
+
+    /// Pushes an encoded frame to every connection of `who`; returns how many took it.
+    pub fn push(&self, who: &SigningPublicKey, frame: &Bytes) -> usize {
+        let targets: Vec<Outbox> = self
+            .online
+            .lock()
+            .map(|m| m.get(who).cloned().unwrap_or_default())
+            .unwrap_or_default();
+        targets
+            .iter()
+            .filter(|o| o.try_push(frame.clone()).is_ok())
+            .count()
+    }
+}

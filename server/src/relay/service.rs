@@ -1,0 +1,1414 @@
+//! The relay's protocol logic: one method per request, over the [`Store`] seam.
+//!
+//! The relay checks what it can without any key that opens content — card and policy signatures,
+//! epoch-record chains, audit-entry signatures, membership — as defence in depth. Clients check
+//! everything again: the relay is an untrusted directory.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::{Arc, Mutex},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use bytes::Bytes;
+use sealdesk_protocol::{
+    audit::{
+        AuditEntry, AuditEvent, ConsistencyProof, InclusionProof, SignedTreeHead, to_wire_path,
+    },
+    card::{IdentityCard, Role},
+    epoch::EpochRecord,
+    ids::{ConversationId, TokenId},
+    keys::{IdentityKeys, SigningPublicKey},
+    merkle,
+    policy::{AgentCertificate, OrgPolicy, VerifiedPolicy},
+    release::{ArbiterDecision, DisputeTicket, ErasureRequest, ReleaseRequest, ReleasedShare},
+    wire::{
+        self, ConversationInfo, ErrorCode, Frame, Item, PendingRelease, Push, ReleaseProgress,
+        Request, Response, Sequenced, TicketState,
+    },
+};
+use tracing::{debug, info, warn};
+
+use super::{
+    hub::Hub,
+    state::{ConvState, ReleaseState, StoredItem},
+};
+use crate::{
+    commit::GroupCommit,
+    metrics::Metrics,
+    store::{Batch, Collection, Store},
+};
+
+/// Longest history page, in items (the frame limit bounds it by bytes as well).
+const MAX_PAGE: usize = 200;
+/// Bytes of items per history page, leaving room for the frame envelope.
+const PAGE_BYTES: usize = 48 * 1024;
+/// Agent certificates are issued for this long by default (clients choose; the relay only
+/// checks expiry).
+const MAX_AUDIT_PAGE: usize = 256;
+
+/// A refusal: an error code and a message for the client.
+#[derive(Debug)]
+pub(crate) struct Reject(pub ErrorCode, pub String);
+
+type Reply = Result<Response, Reject>;
+
+impl From<crate::Error> for Reject {
+    fn from(e: crate::Error) -> Self {
+        warn!(error = %e, "storage error while serving a request");
+        Reject(
+            ErrorCode::Internal,
+            "the relay could not complete the request; try again".into(),
+        )
+    }
+}
+
+impl From<sealdesk_protocol::Error> for Reject {
+    fn from(e: sealdesk_protocol::Error) -> Self {
+        Reject(ErrorCode::BadRequest, e.to_string())
+    }
+}
+
+fn reject<T>(code: ErrorCode, msg: impl Into<String>) -> Result<T, Reject> {
+    Err(Reject(code, msg.into()))
+}
+
+pub(crate) fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The authenticated account behind a session.
+#[derive(Clone, Debug)]
+pub(crate) struct Caller {
+    pub card: IdentityCard,
+    pub registered: bool,
+}
+
+impl Caller {
+    fn key(&self) -> SigningPublicKey {
+        self.card.signing_key
+    }
+}
+
+/// The relay's state shared by all sessions.
+pub(crate) struct Service {
+    pub store: Arc<dyn Store>,
+    pub commit: GroupCommit,
+    pub metrics: Arc<Metrics>,
+    /// The relay's own identity: signs challenges' context, tree heads and erasure entries.
+    pub keys: IdentityKeys,
+    pub hub: Hub,
+    // std Mutexes: held for in-memory updates and synchronous sled writes only, never across
+    // an await, so a tokio Mutex would only add overhead.
+    /// Conversation states; the lock also serialises sequence-number assignment.
+    convs: Mutex<HashMap<ConversationId, ConvState>>,
+    /// The audit log's leaf hashes; the lock is the log's single-writer rule.
+    log: Mutex<Vec<merkle::Hash>>,
+    /// Every other write that must be atomic with a read (names, policies, releases, tickets).
+    writes: Mutex<()>,
+}
+
+fn enc<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, Reject> {
+    wire::to_cbor(v).map_err(|_| Reject(ErrorCode::Internal, "encoding failed".into()))
+}
+
+fn dec<T: serde::de::DeserializeOwned>(b: &[u8], what: &'static str) -> Result<T, Reject> {
+    wire::from_cbor(b, what).map_err(|e| {
+        warn!(what, error = %e, "stored object does not decode");
+        Reject(ErrorCode::Internal, "stored data is damaged".into())
+    })
+}
+
+fn policy_key(org: &str, version: u32) -> Vec<u8> {
+    let mut k = org.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(&version.to_be_bytes());
+    k
+}
+
+fn org_prefix(org: &str) -> Vec<u8> {
+    let mut k = org.as_bytes().to_vec();
+    k.push(0);
+    k
+}
+
+fn item_key(c: &ConversationId, seq: u64) -> Vec<u8> {
+    let mut k = c.as_bytes().to_vec();
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, Reject> {
+    m.lock()
+        .map_err(|_| Reject(ErrorCode::Internal, "internal lock poisoned".into()))
+}
+
+impl Service {
+    /// Builds the service, loading (or creating) the relay's key and the audit log.
+    pub fn open(
+        store: Arc<dyn Store>,
+        commit: GroupCommit,
+        metrics: Arc<Metrics>,
+        rng: &mut impl rand_core::CryptoRng,
+    ) -> crate::Result<Self> {
+        let keys = match store.get(Collection::Meta, b"relay-identity")? {
+            Some(b) if b.len() == 64 => {
+                let mut arr = [0u8; 64];
+                arr.copy_from_slice(&b);
+                IdentityKeys::from_secret_bytes(&arr)
+            }
+            _ => {
+                let k = IdentityKeys::generate(rng);
+                store.put(
+                    Collection::Meta,
+                    b"relay-identity",
+                    k.to_secret_bytes().as_slice(),
+                )?;
+                store.flush()?;
+                k
+            }
+        };
+        let mut leaves = Vec::new();
+        for (_, v) in store.scan_prefix(Collection::AuditLeaves, &[])? {
+            let entry: AuditEntry = wire::from_cbor(&v, "audit entry")
+                .map_err(|_| crate::Error::Corrupt("audit entry".into()))?;
+            leaves.push(entry.leaf_hash());
+        }
+        info!(entries = leaves.len(), log_key = %keys.signing_public(), "relay state loaded");
+        Ok(Self {
+            store,
+            commit,
+            metrics,
+            keys,
+            hub: Hub::default(),
+            convs: Mutex::new(HashMap::new()),
+            log: Mutex::new(leaves),
+            writes: Mutex::new(()),
+        })
+    }
+
+    /// Whether the card is registered (same keys under its name).
+    pub fn is_registered(&self, card: &IdentityCard) -> Result<bool, Reject> {
+        Ok(self
+            .card_by_key(&card.signing_key)?
+            .is_some_and(|c| c == *card))
+    }
+
+    /// Serves one request.
+    pub async fn handle(&self, caller: &mut Caller, req: Request) -> Response {
+        let result = match req {
+            Request::Register => self.register(caller).await,
+            _ if !caller.registered => reject(
+                ErrorCode::NotRegistered,
+                "register this account first (`sealdesk register`)",
+            ),
+            Request::GetCard { name } => self.get_card(&name),
+            Request::PublishPolicy(p) => self.publish_policy(caller, p).await,
+            Request::GetPolicy { org, version } => self.get_policy(&org, version),
+            Request::PublishCertificate(c) => self.publish_certificate(caller, c).await,
+            Request::GetCertificate { org, agent } => self.get_certificate(&org, &agent),
+            Request::OpenConversation { org, conversation } => {
+                self.open_conversation(caller, &org, conversation).await
+            }
+            Request::Transfer {
+                conversation,
+                agent,
+            } => self.transfer(caller, conversation, &agent).await,
+            Request::ListConversations => self.list_conversations(caller),
+            Request::PutEpoch(r) => self.put_epoch(caller, r).await,
+            Request::PutHandOff(h) => self.put_handoff(caller, h).await,
+            Request::Send(env) => self.send(caller, env).await,
+            Request::History {
+                conversation,
+                after,
+                limit,
+            } => self.history(caller, conversation, after, limit),
+            Request::Delivered { conversation, seq } => self.delivered(caller, conversation, seq),
+            Request::SubmitRelease(r) => self.submit_release(caller, r).await,
+            Request::SubmitShares { request, shares } => {
+                self.submit_shares(caller, request, shares).await
+            }
+            Request::RefuseRelease { request, reason } => {
+                self.refuse_release(caller, request, reason).await
+            }
+            Request::PendingReleases => self.pending_releases(caller),
+            Request::ReleaseStatus { request } => self.release_status(caller, request),
+            Request::OpenTicket(t) => self.open_ticket(caller, t).await,
+            Request::Decide(d) => self.decide(caller, d).await,
+            Request::ListTickets => self.list_tickets(caller),
+            Request::RevokeConsent(r) => {
+                // Revocation is an audit entry signed by the customer; accept both forms.
+                r.verify().map_err(Reject::from).and_then(|()| {
+                    reject(
+                        ErrorCode::BadRequest,
+                        "send the revocation as an audit entry (AppendAudit of a \
+                         consent_revocation event) so trustees can see it",
+                    )
+                })
+            }
+            Request::AppendAudit(e) => self.append_audit(caller, e).await,
+            Request::GetTreeHead => self.tree_head().map(Response::TreeHead),
+            Request::GetEntries { from, limit } => self.entries(from, limit),
+            Request::GetInclusion { index, size } => self.inclusion(index, size),
+            Request::GetConsistency { old, new } => self.consistency(old, new),
+            Request::Erase(r) => self.erase(caller, r).await,
+        };
+        match result {
+            Ok(r) => r,
+            Err(Reject(code, message)) => {
+                debug!(?code, %message, "request refused");
+                Response::Error { code, message }
+            }
+        }
+    }
+
+    // ---- directory -------------------------------------------------------------------------
+
+    async fn register(&self, caller: &mut Caller) -> Reply {
+        let card = caller.card.clone().verify()?;
+        {
+            let _w = lock(&self.writes)?;
+            if let Some(owner) = self.store.get(Collection::Names, card.name.as_bytes())?
+                && owner.as_slice() != card.signing_key.as_bytes()
+            {
+                return reject(
+                    ErrorCode::Conflict,
+                    format!(
+                        "the name {:?} is taken on this relay; pick another",
+                        card.name
+                    ),
+                );
+            }
+            if let Some(existing) = self.card_by_key(&card.signing_key)?
+                && existing != *card.card()
+            {
+                return reject(
+                    ErrorCode::Conflict,
+                    "this key is registered with another card",
+                );
+            }
+            let mut b = Batch::new();
+            b.put(
+                Collection::Names,
+                card.name.as_bytes(),
+                card.signing_key.as_bytes(),
+            );
+            b.put(
+                Collection::Cards,
+                card.signing_key.as_bytes(),
+                &enc(card.card())?,
+            );
+            self.store.apply(b)?;
+        }
+        self.commit.durable().await?;
+        caller.registered = true;
+        info!(role = %card.role, "account registered");
+        Ok(Response::Ok)
+    }
+
+    fn card_by_key(&self, key: &SigningPublicKey) -> Result<Option<IdentityCard>, Reject> {
+        self.store
+            .get(Collection::Cards, key.as_bytes())?
+            .map(|b| dec(&b, "card"))
+            .transpose()
+    }
+
+    fn card_by_name(&self, name: &str) -> Result<Option<IdentityCard>, Reject> {
+        match self.store.get(Collection::Names, name.as_bytes())? {
+            None => Ok(None),
+            Some(k) => {
+                let key = SigningPublicKey::try_from(k.as_slice())?;
+                self.card_by_key(&key)
+            }
+        }
+    }
+
+    fn get_card(&self, name: &str) -> Reply {
+        match self.card_by_name(name)? {
+            Some(c) => Ok(Response::Card(c)),
+            None => reject(ErrorCode::NotFound, format!("no account named {name:?}")),
+        }
+    }
+
+    fn policy(&self, org: &str, version: Option<u32>) -> Result<Option<VerifiedPolicy>, Reject> {
+        let bytes = match version {
+            Some(v) => self.store.get(Collection::Policies, &policy_key(org, v))?,
+            None => self
+                .store
+                .last(Collection::Policies, &org_prefix(org))?
+                .map(|(_, v)| v),
+        };
+        match bytes {
+            None => Ok(None),
+            Some(b) => {
+                let p: OrgPolicy = dec(&b, "policy")?;
+                Ok(Some(p.verify()?))
+            }
+        }
+    }
+
+    fn current_policy(&self, org: &str) -> Result<VerifiedPolicy, Reject> {
+        self.policy(org, None)?
+            .ok_or_else(|| Reject(ErrorCode::NotFound, format!("no org named {org:?}")))
+    }
+
+    async fn publish_policy(&self, caller: &Caller, p: OrgPolicy) -> Reply {
+        let p = p.verify()?;
+        if p.master_key() != caller.key() {
+            return reject(
+                ErrorCode::Forbidden,
+                "only the master key a policy names may publish it",
+            );
+        }
+        {
+            let _w = lock(&self.writes)?;
+            if let Some(cur) = self.policy(&p.org, None)? {
+                if cur.master_key() != p.master_key() {
+                    return reject(
+                        ErrorCode::Forbidden,
+                        "this org belongs to another master key",
+                    );
+                }
+                if p.version <= cur.version {
+                    return reject(
+                        ErrorCode::Conflict,
+                        format!("policy version must be above {}", cur.version),
+                    );
+                }
+            }
+            self.store.put(
+                Collection::Policies,
+                &policy_key(&p.org, p.version),
+                &enc(p.policy())?,
+            )?;
+        }
+        self.commit.durable().await?;
+        info!(org = %p.org, version = p.version, "policy published");
+        Ok(Response::Ok)
+    }
+
+    fn get_policy(&self, org: &str, version: Option<u32>) -> Reply {
+        match self.policy(org, version)? {
+            Some(p) => Ok(Response::Policy(p.policy().clone())),
+            None => reject(ErrorCode::NotFound, format!("no policy for org {org:?}")),
+        }
+    }
+
+    async fn publish_certificate(&self, caller: &Caller, c: AgentCertificate) -> Reply {
+        let policy = self.current_policy(&c.org)?;
+        if policy.master_key() != caller.key() {
+            return reject(
+                ErrorCode::Forbidden,
+                "only the org's master may certify agents",
+            );
+        }
+        let agent = c.verify(&policy, now())?;
+        let mut key = org_prefix(&c.org);
+        key.extend_from_slice(agent.name.as_bytes());
+        self.store.put(Collection::Certificates, &key, &enc(&c)?)?;
+        self.commit.durable().await?;
+        Ok(Response::Ok)
+    }
+
+    fn certificate(&self, org: &str, agent: &str) -> Result<Option<AgentCertificate>, Reject> {
+        let mut key = org_prefix(org);
+        key.extend_from_slice(agent.as_bytes());
+        self.store
+            .get(Collection::Certificates, &key)?
+            .map(|b| dec(&b, "certificate"))
+            .transpose()
+    }
+
+    fn get_certificate(&self, org: &str, agent: &str) -> Reply {
+        match self.certificate(org, agent)? {
+            Some(c) => Ok(Response::Certificate(c)),
+            None => reject(
+                ErrorCode::NotFound,
+                format!("no certificate for {agent:?} in {org:?}"),
+            ),
+        }
+    }
+
+    // ---- conversations ---------------------------------------------------------------------
+
+    fn conv(&self, c: &ConversationId) -> Result<Option<ConvState>, Reject> {
+        if let Some(s) = lock(&self.convs)?.get(c) {
+            return Ok(Some(s.clone()));
+        }
+        let Some(b) = self.store.get(Collection::Conversations, c.as_bytes())? else {
+            return Ok(None);
+        };
+        let s: ConvState = dec(&b, "conversation")?;
+        lock(&self.convs)?.insert(*c, s.clone());
+        Ok(Some(s))
+    }
+
+    fn conv_for(&self, caller: &Caller, c: &ConversationId) -> Result<ConvState, Reject> {
+        match self.conv(c)? {
+            Some(s) if s.involves(&caller.key()) => Ok(s),
+            // Same answer whether it exists or not: ids are not an oracle.
+            _ => reject(ErrorCode::NotFound, "no such conversation for this account"),
+        }
+    }
+
+    /// Certified agents of an org with their current load.
+    fn agents(
+        &self,
+        policy: &VerifiedPolicy,
+    ) -> Result<Vec<(IdentityCard, AgentCertificate)>, Reject> {
+        let mut out = Vec::new();
+        let t = now();
+        for (_, v) in self
+            .store
+            .scan_prefix(Collection::Certificates, &org_prefix(&policy.org))?
+        {
+            let cert: AgentCertificate = dec(&v, "certificate")?;
+            if let Ok(card) = cert.verify(policy, t) {
+                // The agent must still be registered with the same card.
+                if self.card_by_key(&card.signing_key)?.as_ref() == Some(card.card()) {
+                    out.push((card.into_card(), cert));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn open_conversation(&self, caller: &Caller, org: &str, c: ConversationId) -> Reply {
+        if caller.card.role != Role::Customer {
+            return reject(ErrorCode::Forbidden, "only customers open conversations");
+        }
+        let policy = self.current_policy(org)?;
+        let agents = self.agents(&policy)?;
+        if agents.is_empty() {
+            return reject(
+                ErrorCode::NotFound,
+                format!("{org} has no certified agents yet"),
+            );
+        }
+        let state = {
+            let mut convs = lock(&self.convs)?;
+            if convs.contains_key(&c)
+                || self
+                    .store
+                    .get(Collection::Conversations, c.as_bytes())?
+                    .is_some()
+            {
+                return reject(
+                    ErrorCode::Conflict,
+                    "that conversation id is taken; pick another",
+                );
+            }
+            // Least-loaded online agent, else least-loaded of all.
+            let mut load: HashMap<SigningPublicKey, usize> = HashMap::new();
+            for s in convs.values() {
+                *load.entry(s.agent).or_default() += 1;
+            }
+            let pick = agents
+                .iter()
+                .min_by_key(|(card, _)| {
+                    (
+                        !self.hub.is_online(&card.signing_key),
+                        load.get(&card.signing_key).copied().unwrap_or(0),
+                    )
+                })
+                .cloned();
+            let Some((agent, _)) = pick else {
+                return reject(ErrorCode::NotFound, "no agent available");
+            };
+            let t = now();
+            let s = ConvState {
+                conversation: c,
+                org: org.to_owned(),
+                customer: caller.key(),
+                customer_name: caller.card.name.clone(),
+                agent: agent.signing_key,
+                agent_name: agent.name.clone(),
+                created_at: t,
+                last_activity: t,
+                last_seq: 0,
+                current_epoch: None,
+                readers: Default::default(),
+            };
+            self.store
+                .put(Collection::Conversations, c.as_bytes(), &enc(&s)?)?;
+            convs.insert(c, s.clone());
+            s
+        };
+        self.commit.durable().await?;
+        let (agent, certificate) = agents
+            .into_iter()
+            .find(|(a, _)| a.signing_key == state.agent)
+            .ok_or_else(|| Reject(ErrorCode::Internal, "agent vanished".into()))?;
+        self.push(
+            &state.agent,
+            Push::Assigned {
+                conversation: c,
+                customer: caller.card.clone(),
+            },
+        );
+        info!(conversation = %c, org, "conversation opened");
+        Ok(Response::Opened {
+            agent,
+            certificate,
+            policy: policy.policy().clone(),
+        })
+    }
+
+    async fn transfer(&self, caller: &Caller, c: ConversationId, to: &str) -> Reply {
+        let s = self.conv_for(caller, &c)?;
+        if caller.key() != s.agent {
+            return reject(ErrorCode::Forbidden, "only the assigned agent can transfer");
+        }
+        let policy = self.current_policy(&s.org)?;
+        let Some((agent, _)) = self
+            .agents(&policy)?
+            .into_iter()
+            .find(|(a, _)| a.name == to)
+        else {
+            return reject(
+                ErrorCode::NotFound,
+                format!("{to:?} is not a certified agent of {}", s.org),
+            );
+        };
+        if agent.signing_key == s.agent {
+            return reject(
+                ErrorCode::BadRequest,
+                "the conversation is already assigned to that agent",
+            );
+        }
+        self.update_conv(&c, |st| {
+            st.agent = agent.signing_key;
+            st.agent_name = agent.name.clone();
+        })?;
+        self.commit.durable().await?;
+        let customer = self.card_by_key(&s.customer)?;
+        if let Some(customer) = customer {
+            self.push(
+                &agent.signing_key,
+                Push::Assigned {
+                    conversation: c,
+                    customer,
+                },
+            );
+        }
+        Ok(Response::Ok)
+    }
+
+    fn update_conv(
+        &self,
+        c: &ConversationId,
+        f: impl FnOnce(&mut ConvState),
+    ) -> Result<(), Reject> {
+        let mut convs = lock(&self.convs)?;
+        let s = convs
+            .get_mut(c)
+            .ok_or_else(|| Reject(ErrorCode::NotFound, "no such conversation".into()))?;
+        f(s);
+        self.store
+            .put(Collection::Conversations, c.as_bytes(), &enc(&*s)?)?;
+        Ok(())
+    }
+
+    fn list_conversations(&self, caller: &Caller) -> Reply {
+        let me = caller.key();
+        let mut out = Vec::new();
+        for (k, v) in self.store.scan_prefix(Collection::Conversations, &[])? {
+            let c = ConversationId::try_from(k.as_slice())?;
+            let s = match lock(&self.convs)?.get(&c) {
+                Some(s) => s.clone(),
+                None => dec::<ConvState>(&v, "conversation")?,
+            };
+            if !s.involves(&me) {
+                continue;
+            }
+            let delivered = self.delivered_seq(&c, &me)?;
+            out.push(ConversationInfo {
+                conversation: c,
+                org: s.org.clone(),
+                customer: s.customer_name.clone(),
+                agent: s.agent_name.clone(),
+                last_seq: s.last_seq,
+                delivered,
+                created_at: s.created_at,
+            });
+        }
+        Ok(Response::Conversations(out))
+    }
+
+    /// Appends an item to a conversation under the conversation lock, with an optional
+    /// duplicate key that must not exist yet. Returns the item and the push audience.
+    fn append_item(
+        &self,
+        c: &ConversationId,
+        epoch: Option<u32>,
+        item: Item,
+        dedupe: Option<Vec<u8>>,
+        update: impl FnOnce(&mut ConvState),
+    ) -> Result<(Sequenced, Vec<SigningPublicKey>), Reject> {
+        let mut convs = lock(&self.convs)?;
+        let s = convs
+            .get_mut(c)
+            .ok_or_else(|| Reject(ErrorCode::NotFound, "no such conversation".into()))?;
+        let mut next = s.clone();
+        next.last_seq += 1;
+        next.last_activity = now();
+        update(&mut next);
+        let sequenced = Sequenced {
+            conversation: *c,
+            seq: next.last_seq,
+            stored_at: next.last_activity,
+            item,
+        };
+        let stored = StoredItem { epoch, sequenced };
+        let mut b = Batch::new();
+        if let Some(k) = &dedupe {
+            b.insert_if_absent(Collection::MessageKeys, k, &next.last_seq.to_be_bytes());
+        }
+        b.put(
+            Collection::Messages,
+            &item_key(c, next.last_seq),
+            &enc(&stored)?,
+        );
+        b.put(Collection::Conversations, c.as_bytes(), &enc(&next)?);
+        if !self.store.apply(b)? {
+            return reject(
+                ErrorCode::Conflict,
+                "a message with this (epoch, sender, counter) is already stored: the counter was \
+                 reused; open a new epoch instead of resending with an old counter",
+            );
+        }
+        let audience = match epoch {
+            Some(e) => next
+                .readers
+                .get(&e)
+                .map(|r| r.iter().copied().collect())
+                .unwrap_or_default(),
+            None => vec![next.customer],
+        };
+        *s = next;
+        Ok((stored.sequenced, audience))
+    }
+
+    async fn put_epoch(&self, caller: &Caller, record: EpochRecord) -> Reply {
+        let s = self.conv_for(caller, &record.conversation)?;
+        if record.creator != caller.key() {
+            return reject(
+                ErrorCode::Forbidden,
+                "an epoch record must be created by its sender",
+            );
+        }
+        if record.org != s.org {
+            return reject(ErrorCode::BadRequest, "the record names another org");
+        }
+        let policy = self
+            .policy(&s.org, Some(record.policy_version))?
+            .ok_or_else(|| {
+                Reject(
+                    ErrorCode::BadRequest,
+                    "the record's policy version is unknown".into(),
+                )
+            })?;
+        let verified = record.verify(&policy)?;
+        let previous = match s.current_epoch {
+            None => None,
+            Some(e) => Some(
+                self.epoch_record(&verified.conversation, e)?
+                    .verify(&policy_for(self, &s.org, e, &verified)?)?,
+            ),
+        };
+        verified.check_follows(previous.as_ref())?;
+        if verified.customer().map(|c| c.signing_key) != Some(s.customer) {
+            return reject(
+                ErrorCode::BadRequest,
+                "the record's customer is not the conversation's",
+            );
+        }
+        let epoch = verified.epoch;
+        let members: BTreeSet<SigningPublicKey> =
+            verified.members.iter().map(|m| m.signing_key).collect();
+        let record = verified.into_record();
+        let mut ekey = record.conversation.as_bytes().to_vec();
+        ekey.extend_from_slice(&epoch.to_be_bytes());
+        // The epoch number is the duplicate key: two racing records for the same epoch cannot
+        // both be stored.
+        let rec_bytes = enc(&record)?;
+        let (seq_item, audience) = self.append_item(
+            &record.conversation,
+            Some(epoch),
+            Item::Epoch(record.clone()),
+            Some({
+                let mut k = b"epoch".to_vec();
+                k.extend_from_slice(&ekey);
+                k
+            }),
+            |st| {
+                st.current_epoch = Some(epoch);
+                st.readers.insert(epoch, members.clone());
+            },
+        )?;
+        self.store.put(Collection::Epochs, &ekey, &rec_bytes)?;
+        self.commit.durable().await?;
+        self.push_item(&seq_item, &audience, &caller.key());
+        Ok(Response::Stored { seq: seq_item.seq })
+    }
+
+    fn epoch_record(&self, c: &ConversationId, epoch: u32) -> Result<EpochRecord, Reject> {
+        let mut k = c.as_bytes().to_vec();
+        k.extend_from_slice(&epoch.to_be_bytes());
+        match self.store.get(Collection::Epochs, &k)? {
+            Some(b) => dec(&b, "epoch record"),
+            None => reject(ErrorCode::NotFound, format!("no epoch {epoch}")),
+        }
+    }
+
+    async fn put_handoff(&self, caller: &Caller, h: sealdesk_protocol::epoch::HandOff) -> Reply {
+        let s = self.conv_for(caller, &h.conversation)?;
+        if h.from != caller.key() {
+            return reject(ErrorCode::Forbidden, "a hand-off must come from its signer");
+        }
+        h.from.verify(&h.signed_bytes(), &h.signature, "hand-off")?;
+        for (e, _) in &h.epochs {
+            if !s.may_read(&caller.key(), Some(*e)) {
+                return reject(
+                    ErrorCode::Forbidden,
+                    format!("you were not a member of epoch {e}"),
+                );
+            }
+        }
+        let to = h.to;
+        let epochs: Vec<u32> = h.epochs.iter().map(|(e, _)| *e).collect();
+        let target = s.current_epoch;
+        let conv = h.conversation;
+        let (seq_item, _) = self.append_item(&conv, target, Item::HandOff(h), None, |st| {
+            for e in &epochs {
+                st.readers.entry(*e).or_default().insert(to);
+            }
+        })?;
+        self.commit.durable().await?;
+        self.push_item(&seq_item, &[to], &caller.key());
+        Ok(Response::Stored { seq: seq_item.seq })
+    }
+
+    async fn send(&self, caller: &Caller, env: sealdesk_protocol::message::Envelope) -> Reply {
+        let h = &env.header;
+        let s = self.conv_for(caller, &h.conversation)?;
+        if h.sender != caller.key() {
+            return reject(ErrorCode::Forbidden, "the sender in the header must be you");
+        }
+        if s.current_epoch != Some(h.epoch) || !s.may_read(&caller.key(), Some(h.epoch)) {
+            return reject(
+                ErrorCode::Conflict,
+                format!(
+                    "you can only send in the current epoch ({:?}) as a member",
+                    s.current_epoch
+                ),
+            );
+        }
+        let mut dedupe = b"msg".to_vec();
+        dedupe.extend_from_slice(h.conversation.as_bytes());
+        dedupe.extend_from_slice(&h.epoch.to_be_bytes());
+        dedupe.extend_from_slice(h.sender.as_bytes());
+        dedupe.extend_from_slice(&h.counter.to_be_bytes());
+        let conv = h.conversation;
+        let epoch = h.epoch;
+        let size = env.ciphertext.len();
+        let (seq_item, audience) =
+            self.append_item(&conv, Some(epoch), Item::Message(env), Some(dedupe), |_| {})?;
+        self.commit.durable().await?;
+        self.metrics.messages_stored.inc();
+        debug!(conversation = %conv, seq = seq_item.seq, size, "message stored");
+        self.push_item(&seq_item, &audience, &caller.key());
+        Ok(Response::Stored { seq: seq_item.seq })
+    }
+
+    fn history(&self, caller: &Caller, c: ConversationId, after: u64, limit: u32) -> Reply {
+        let s = self.conv_for(caller, &c)?;
+        let me = caller.key();
+        let limit = (limit as usize).clamp(1, MAX_PAGE);
+        let mut items = Vec::new();
+        let mut bytes = 0usize;
+        let mut more = false;
+        let start = item_key(&c, after.saturating_add(1));
+        // Read a bounded window past `after`; items the caller may not read are skipped.
+        for (k, v) in
+            self.store
+                .scan_prefix_from(Collection::Messages, c.as_bytes(), &start, MAX_PAGE * 4)?
+        {
+            let _ = k;
+            let stored: StoredItem = dec(&v, "item")?;
+            if !s.may_read(&me, stored.epoch) {
+                continue;
+            }
+            if items.len() >= limit || bytes + v.len() > PAGE_BYTES {
+                more = true;
+                break;
+            }
+            bytes += v.len();
+            items.push(stored.sequenced);
+        }
+        if !more && items.last().map_or(after, |i| i.seq) < s.last_seq && items.len() >= limit {
+            more = true;
+        }
+        Ok(Response::Items { items, more })
+    }
+
+    fn delivered_seq(&self, c: &ConversationId, who: &SigningPublicKey) -> Result<u64, Reject> {
+        let mut k = c.as_bytes().to_vec();
+        k.extend_from_slice(who.as_bytes());
+        Ok(self
+            .store
+            .get(Collection::Deliveries, &k)?
+            .and_then(|b| b.try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0))
+    }
+
+    fn delivered(&self, caller: &Caller, c: ConversationId, seq: u64) -> Reply {
+        let s = self.conv_for(caller, &c)?;
+        let seq = seq.min(s.last_seq);
+        let mut k = c.as_bytes().to_vec();
+        k.extend_from_slice(caller.key().as_bytes());
+        if seq > self.delivered_seq(&c, &caller.key())? {
+            // Delivery state is advisory: it is not worth a flush of its own; the next durable
+            // write carries it.
+            self.store
+                .put(Collection::Deliveries, &k, &seq.to_be_bytes())?;
+            self.metrics.messages_delivered.inc();
+            for m in s.current_members() {
+                if m != caller.key() {
+                    self.push(
+                        &m,
+                        Push::Delivered {
+                            conversation: c,
+                            member: caller.card.name.clone(),
+                            seq,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(Response::Ok)
+    }
+
+    // ---- escrow plumbing -------------------------------------------------------------------
+
+    fn pending_for(&self, r: &ReleaseRequest) -> Result<PendingRelease, Reject> {
+        let mut epochs = Vec::new();
+        for e in r.epochs.iter().take(1024) {
+            if let Ok(rec) = self.epoch_record(&r.conversation, e) {
+                epochs.push(rec);
+            }
+        }
+        Ok(PendingRelease {
+            request: r.clone(),
+            epochs,
+        })
+    }
+
+    async fn submit_release(&self, caller: &Caller, r: ReleaseRequest) -> Reply {
+        let policy = self.current_policy(&r.org)?;
+        if policy.master_key() != caller.key() || r.master != caller.key() {
+            return reject(
+                ErrorCode::Forbidden,
+                "only the org's master may request a release",
+            );
+        }
+        r.master
+            .verify(&r.signed_bytes(), &r.signature, "release request")?;
+        let key = r.id.to_bytes();
+        let state = ReleaseState {
+            request: r.clone(),
+            shares: vec![],
+            refusals: vec![],
+            answered: Default::default(),
+        };
+        if !self
+            .store
+            .insert_if_absent(Collection::Releases, &key, &enc(&state)?)?
+        {
+            return reject(ErrorCode::Conflict, "a release request with this id exists");
+        }
+        self.commit.durable().await?;
+        let pending = self.pending_for(&r)?;
+        for t in &policy.trustees {
+            self.push(&t.signing_key, Push::Release(pending.clone()));
+        }
+        info!(request = %r.id, conversation = %r.conversation, "release request queued for trustees");
+        Ok(Response::Ok)
+    }
+
+    fn release_state(&self, id: &TokenId) -> Result<ReleaseState, Reject> {
+        match self.store.get(Collection::Releases, id.as_bytes())? {
+            Some(b) => dec(&b, "release"),
+            None => reject(ErrorCode::NotFound, "no such release request"),
+        }
+    }
+
+    fn trustee_of(&self, caller: &Caller, org: &str) -> Result<VerifiedPolicy, Reject> {
+        let policy = self.current_policy(org)?;
+        if policy.trustee_index(&caller.key()).is_none() {
+            return reject(ErrorCode::Forbidden, "you are not a trustee of this org");
+        }
+        Ok(policy)
+    }
+
+    async fn answer_release(
+        &self,
+        caller: &Caller,
+        id: TokenId,
+        f: impl FnOnce(&mut ReleaseState) -> Result<(), Reject>,
+    ) -> Reply {
+        let master = {
+            let _w = lock(&self.writes)?;
+            let mut st = self.release_state(&id)?;
+            self.trustee_of(caller, &st.request.org)?;
+            if !st.answered.insert(caller.key()) {
+                return reject(ErrorCode::Conflict, "you already answered this request");
+            }
+            f(&mut st)?;
+            self.store
+                .put(Collection::Releases, id.as_bytes(), &enc(&st)?)?;
+            st.request.master
+        };
+        self.commit.durable().await?;
+        self.push(&master, Push::ReleaseUpdate { request: id });
+        Ok(Response::Ok)
+    }
+
+    async fn submit_shares(
+        &self,
+        caller: &Caller,
+        id: TokenId,
+        shares: Vec<ReleasedShare>,
+    ) -> Reply {
+        let me = caller.key();
+        // A share is accepted only once its release entry is in the log: the trustee must log
+        // before it releases, and the relay holds it to that.
+        let logged = {
+            let st = self.release_state(&id)?;
+            let hash = st.request.hash();
+            self.has_release_entry(&hash, &me)?
+        };
+        if !logged {
+            return reject(
+                ErrorCode::BadRequest,
+                "append the release entry to the audit log first",
+            );
+        }
+        for s in &shares {
+            if s.trustee != me {
+                return reject(ErrorCode::Forbidden, "shares must be your own");
+            }
+            s.trustee
+                .verify(&s.signed_bytes(), &s.signature, "released share")?;
+        }
+        self.answer_release(caller, id, |st| {
+            st.shares.extend(shares);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn refuse_release(&self, caller: &Caller, id: TokenId, reason: String) -> Reply {
+        let name = caller.card.name.clone();
+        let reason: String = reason.chars().take(500).collect();
+        self.answer_release(caller, id, |st| {
+            st.refusals.push((name, reason));
+            Ok(())
+        })
+        .await
+    }
+
+    fn pending_releases(&self, caller: &Caller) -> Reply {
+        let mut out = Vec::new();
+        for (_, v) in self.store.scan_prefix(Collection::Releases, &[])? {
+            let st: ReleaseState = dec(&v, "release")?;
+            if st.answered.contains(&caller.key()) {
+                continue;
+            }
+            if let Ok(Some(p)) = self.policy(&st.request.org, None)
+                && p.trustee_index(&caller.key()).is_some()
+            {
+                out.push(self.pending_for(&st.request)?);
+            }
+            if out.len() >= 64 {
+                break;
+            }
+        }
+        Ok(Response::Releases(out))
+    }
+
+    fn release_status(&self, caller: &Caller, id: TokenId) -> Reply {
+        let st = self.release_state(&id)?;
+        if st.request.master != caller.key() {
+            return reject(ErrorCode::NotFound, "no such release request");
+        }
+        Ok(Response::Progress(ReleaseProgress {
+            shares: st.shares,
+            refusals: st.refusals,
+        }))
+    }
+
+    fn ticket_state(&self, id: &TokenId) -> Result<TicketState, Reject> {
+        match self.store.get(Collection::Tickets, id.as_bytes())? {
+            Some(b) => dec(&b, "ticket"),
+            None => reject(ErrorCode::NotFound, "no such ticket"),
+        }
+    }
+
+    fn notify_ticket(&self, policy: &VerifiedPolicy, st: &TicketState) {
+        for a in &policy.arbiters {
+            self.push(&a.signing_key, Push::Ticket(st.clone()));
+        }
+        self.push(&policy.master_key(), Push::Ticket(st.clone()));
+    }
+
+    async fn open_ticket(&self, caller: &Caller, t: DisputeTicket) -> Reply {
+        let policy = self.current_policy(&t.org)?;
+        if policy.master_key() != caller.key() {
+            return reject(
+                ErrorCode::Forbidden,
+                "only the org's master opens dispute tickets",
+            );
+        }
+        t.verify(&policy)?;
+        if self.conv(&t.conversation)?.is_none_or(|s| s.org != t.org) {
+            return reject(ErrorCode::NotFound, "no such conversation in this org");
+        }
+        let st = TicketState {
+            ticket: t,
+            decisions: vec![],
+        };
+        if !self
+            .store
+            .insert_if_absent(Collection::Tickets, st.ticket.id.as_bytes(), &enc(&st)?)?
+        {
+            return reject(ErrorCode::Conflict, "a ticket with this id exists");
+        }
+        self.commit.durable().await?;
+        self.notify_ticket(&policy, &st);
+        Ok(Response::Ok)
+    }
+
+    async fn decide(&self, caller: &Caller, d: ArbiterDecision) -> Reply {
+        let (policy, st) = {
+            let _w = lock(&self.writes)?;
+            let mut st = self.ticket_state(&d.ticket)?;
+            let policy = self.current_policy(&st.ticket.org)?;
+            if d.arbiter != caller.key() {
+                return reject(ErrorCode::Forbidden, "decisions must be your own");
+            }
+            d.verify(&policy, &st.ticket)?;
+            if st.decisions.iter().any(|x| x.arbiter == d.arbiter) {
+                return reject(ErrorCode::Conflict, "you already decided on this ticket");
+            }
+            st.decisions.push(d);
+            self.store
+                .put(Collection::Tickets, st.ticket.id.as_bytes(), &enc(&st)?)?;
+            (policy, st)
+        };
+        self.commit.durable().await?;
+        self.notify_ticket(&policy, &st);
+        Ok(Response::Ok)
+    }
+
+    fn list_tickets(&self, caller: &Caller) -> Reply {
+        let mut out = Vec::new();
+        for (_, v) in self.store.scan_prefix(Collection::Tickets, &[])? {
+            let st: TicketState = dec(&v, "ticket")?;
+            let Ok(Some(p)) = self.policy(&st.ticket.org, None) else {
+                continue;
+            };
+            if p.master_key() == caller.key() || p.arbiter(&caller.key()).is_some() {
+                out.push(st);
+            }
+        }
+        Ok(Response::Tickets(out))
+    }
+
+    // ---- audit log -------------------------------------------------------------------------
+
+    fn has_release_entry(
+        &self,
+        request_hash: &[u8; 32],
+        signer: &SigningPublicKey,
+    ) -> Result<bool, Reject> {
+        let mut k = b"release".to_vec();
+        k.extend_from_slice(request_hash);
+        k.extend_from_slice(signer.as_bytes());
+        Ok(self.store.get(Collection::Meta, &k)?.is_some())
+    }
+
+    async fn append_audit(&self, caller: &Caller, entry: AuditEntry) -> Reply {
+        entry.verify()?;
+        if entry.signer != caller.key() {
+            return reject(
+                ErrorCode::Forbidden,
+                "entries must be signed by the account sending them",
+            );
+        }
+        let mut marker = None;
+        let notice_conv = match &entry.event {
+            AuditEvent::Release {
+                org,
+                request_hash,
+                conversation,
+                ..
+            } => {
+                self.trustee_of(caller, org)?;
+                let mut k = b"release".to_vec();
+                k.extend_from_slice(request_hash);
+                k.extend_from_slice(caller.key().as_bytes());
+                marker = Some(k);
+                Some(*conversation)
+            }
+            AuditEvent::ConsentRevocation { conversation, .. } => {
+                let s = self.conv_for(caller, conversation)?;
+                if s.customer != caller.key() {
+                    return reject(
+                        ErrorCode::Forbidden,
+                        "only the conversation's customer revokes consent",
+                    );
+                }
+                None
+            }
+            AuditEvent::PolicyChange { org, .. } => {
+                if self.current_policy(org)?.master_key() != caller.key() {
+                    return reject(
+                        ErrorCode::Forbidden,
+                        "only the org's master logs policy changes",
+                    );
+                }
+                None
+            }
+            AuditEvent::Erasure { .. } => {
+                return reject(ErrorCode::Forbidden, "only the relay logs erasures");
+            }
+        };
+        let (index, head) = self.log_append(&entry, marker)?;
+        self.commit.durable().await?;
+        if let Some(c) = notice_conv
+            && self.conv(&c)?.is_some()
+        {
+            let (item, audience) =
+                self.append_item(&c, None, Item::Notice { entry, index }, None, |_| {})?;
+            self.commit.durable().await?;
+            self.push_item(&item, &audience, &caller.key());
+        }
+        Ok(Response::Appended { index, head })
+    }
+
+    /// Appends under the single-writer lock; returns the index and a fresh tree head.
+    fn log_append(
+        &self,
+        entry: &AuditEntry,
+        marker: Option<Vec<u8>>,
+    ) -> Result<(u64, SignedTreeHead), Reject> {
+        let mut leaves = lock(&self.log)?;
+        let index = leaves.len() as u64;
+        let mut b = Batch::new();
+        b.put(Collection::AuditLeaves, &index.to_be_bytes(), &enc(entry)?);
+        if let Some(k) = marker {
+            b.put(Collection::Meta, &k, &index.to_be_bytes());
+        }
+        self.store.apply(b)?;
+        leaves.push(entry.leaf_hash());
+        let head = SignedTreeHead::sign(
+            &self.keys,
+            leaves.len() as u64,
+            merkle::root(&leaves),
+            now(),
+        );
+        Ok((index, head))
+    }
+
+    fn tree_head(&self) -> Result<SignedTreeHead, Reject> {
+        let leaves = lock(&self.log)?;
+        Ok(SignedTreeHead::sign(
+            &self.keys,
+            leaves.len() as u64,
+            merkle::root(&leaves),
+            now(),
+        ))
+    }
+
+    fn entries(&self, from: u64, limit: u32) -> Reply {
+        let limit = (limit as usize).clamp(1, MAX_AUDIT_PAGE);
+        let mut entries = Vec::new();
+        for (_, v) in self
+            .store
+            .range_from(Collection::AuditLeaves, &from.to_be_bytes(), limit)?
+        {
+            entries.push(dec(&v, "audit entry")?);
+        }
+        Ok(Response::Entries { from, entries })
+    }
+
+    fn inclusion(&self, index: u64, size: u64) -> Reply {
+        let leaves = lock(&self.log)?;
+        if size > leaves.len() as u64 || index >= size {
+            return reject(ErrorCode::BadRequest, "index or size beyond the log");
+        }
+        let path = merkle::inclusion_proof(&leaves[..size as usize], index)
+            .map_err(|e| Reject(ErrorCode::BadRequest, e.to_string()))?;
+        Ok(Response::Inclusion(InclusionProof {
+            index,
+            size,
+            path: to_wire_path(path),
+        }))
+    }
+
+    fn consistency(&self, old: u64, new: u64) -> Reply {
+        let leaves = lock(&self.log)?;
+        if new > leaves.len() as u64 || old > new {
+            return reject(ErrorCode::BadRequest, "sizes beyond the log");
+        }
+        let path = merkle::consistency_proof(&leaves[..new as usize], old)
+            .map_err(|e| Reject(ErrorCode::BadRequest, e.to_string()))?;
+        Ok(Response::Consistency(ConsistencyProof {
+            old,
+            new,
+            path: to_wire_path(path),
+        }))
+    }
+
+    // ---- erasure ---------------------------------------------------------------------------
+
+    async fn erase(&self, caller: &Caller, r: ErasureRequest) -> Reply {
+        r.verify()?;
+        let s = self.conv_for(caller, &r.conversation)?;
+        if s.customer != caller.key() || r.customer != caller.key() {
+            return reject(
+                ErrorCode::Forbidden,
+                "only the conversation's customer can ask for erasure",
+            );
+        }
+        if self.open_dispute(&r.conversation)? {
+            return reject(
+                ErrorCode::LegalHold,
+                "a dispute ticket on this conversation is open (legal hold); erasure is refused \
+                 until it expires",
+            );
+        }
+        self.erase_conversation(&r.conversation, "customer request")
+            .await?;
+        Ok(Response::Ok)
+    }
+
+    fn open_dispute(&self, c: &ConversationId) -> Result<bool, Reject> {
+        let t = now();
+        for (_, v) in self.store.scan_prefix(Collection::Tickets, &[])? {
+            let st: TicketState = dec(&v, "ticket")?;
+            if st.ticket.conversation == *c && st.ticket.expires_at > t {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Deletes a conversation's ciphertext, epoch records (with their escrow) and indexes, and
+    /// logs an erasure entry signed by the relay.
+    pub async fn erase_conversation(&self, c: &ConversationId, reason: &str) -> Result<(), Reject> {
+        {
+            let mut convs = lock(&self.convs)?;
+            let mut b = Batch::new();
+            for coll in [
+                Collection::Messages,
+                Collection::Epochs,
+                Collection::Deliveries,
+            ] {
+                for (k, _) in self.store.scan_prefix(coll, c.as_bytes())? {
+                    b.delete(coll, &k);
+                }
+            }
+            for prefix in [&b"msg"[..], &b"epoch"[..]] {
+                let mut p = prefix.to_vec();
+                p.extend_from_slice(c.as_bytes());
+                for (k, _) in self.store.scan_prefix(Collection::MessageKeys, &p)? {
+                    b.delete(Collection::MessageKeys, &k);
+                }
+            }
+            b.delete(Collection::Conversations, c.as_bytes());
+            self.store.apply(b)?;
+            convs.remove(c);
+        }
+        let entry = AuditEntry::sign(
+            &self.keys,
+            AuditEvent::Erasure {
+                conversation: *c,
+                reason: reason.to_owned(),
+            },
+            now(),
+        );
+        self.log_append(&entry, None)?;
+        self.commit.durable().await?;
+        info!(conversation = %c, reason, "conversation erased");
+        Ok(())
+    }
+
+    /// Erases conversations idle for longer than their org's retention period.
+    pub async fn sweep_retention(&self) -> Result<usize, Reject> {
+        let t = now();
+        let mut expired = Vec::new();
+        for (_, v) in self.store.scan_prefix(Collection::Conversations, &[])? {
+            let s: ConvState = dec(&v, "conversation")?;
+            if let Ok(Some(p)) = self.policy(&s.org, None)
+                && t.saturating_sub(s.last_activity) > p.retention_secs
+                && !self.open_dispute(&s.conversation)?
+            {
+                expired.push(s.conversation);
+            }
+        }
+        for c in &expired {
+            self.erase_conversation(c, "retention").await?;
+        }
+        Ok(expired.len())
+    }
+
+    // ---- pushes ----------------------------------------------------------------------------
+
+    fn push(&self, who: &SigningPublicKey, push: Push) {
+        match wire::encode(&Frame::Push(push)) {
+            Ok(bytes) => {
+                self.hub.push(who, &Bytes::from(bytes));
+            }
+            Err(e) => warn!(error = %e, "push too large to send; the client will fetch it"),
+        }
+    }
+
+    fn push_item(
+        &self,
+        item: &Sequenced,
+        audience: &[SigningPublicKey],
+        sender: &SigningPublicKey,
+    ) {
+        let Ok(bytes) = wire::encode(&Frame::Push(Push::Item(item.clone()))) else {
+            warn!("item too large to push; recipients will page it");
+            return;
+        };
+        let bytes = Bytes::from(bytes);
+        for who in audience {
+            if who != sender {
+                self.hub.push(who, &bytes);
+            }
+        }
+    }
+}
+
+/// The policy a stored epoch was made under.
+fn policy_for(
+    svc: &Service,
+    org: &str,
+    epoch: u32,
+    next: &sealdesk_protocol::epoch::VerifiedEpoch,
+) -> Result<VerifiedPolicy, Reject> {
+    let rec = svc.epoch_record(&next.conversation, epoch)?;
+    svc.policy(org, Some(rec.policy_version))?.ok_or_else(|| {
+        Reject(
+            ErrorCode::Internal,
+            "the policy of a stored epoch is missing".into(),
+        )
+    })
+}

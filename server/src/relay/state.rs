@@ -1,0 +1,73 @@
+//! What the relay keeps about each conversation, beside the ciphertext itself.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sealdesk_protocol::{ids::ConversationId, keys::SigningPublicKey};
+use serde::{Deserialize, Serialize};
+
+/// A conversation's routing and access-control state (never any content).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct ConvState {
+    pub conversation: ConversationId,
+    pub org: String,
+    pub customer: SigningPublicKey,
+    pub customer_name: String,
+    /// The agent currently assigned (changes on transfer, before the new epoch exists).
+    pub agent: SigningPublicKey,
+    pub agent_name: String,
+    pub created_at: u64,
+    pub last_activity: u64,
+    /// Highest sequence number assigned.
+    pub last_seq: u64,
+    /// The newest epoch stored, if any.
+    pub current_epoch: Option<u32>,
+    /// Who may read each epoch's items: its members, plus hand-off recipients.
+    pub readers: BTreeMap<u32, BTreeSet<SigningPublicKey>>,
+}
+
+impl ConvState {
+    /// Whether `who` may read items of `epoch` (`None`: conversation-level items such as
+    /// release notices, readable by the customer only).
+    pub fn may_read(&self, who: &SigningPublicKey, epoch: Option<u32>) -> bool {
+        match epoch {
+            None => *who == self.customer,
+            Some(e) => self.readers.get(&e).is_some_and(|r| r.contains(who)),
+        }
+    }
+
+    /// Whether `who` is involved in the conversation at all (customer, assigned agent, or a
+    /// reader of some epoch).
+    pub fn involves(&self, who: &SigningPublicKey) -> bool {
+        *who == self.customer
+            || *who == self.agent
+            || self.readers.values().any(|r| r.contains(who))
+    }
+
+    /// Members of the current epoch (the recipients of live pushes), or customer and agent
+    /// before epoch 0 exists.
+    pub fn current_members(&self) -> Vec<SigningPublicKey> {
+        match self.current_epoch.and_then(|e| self.readers.get(&e)) {
+            Some(r) => r.iter().copied().collect(),
+            None => vec![self.customer, self.agent],
+        }
+    }
+}
+
+/// A stored conversation item.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct StoredItem {
+    /// The epoch it belongs to (`None` for release notices).
+    pub epoch: Option<u32>,
+    /// The item with its sequence number.
+    pub sequenced: sealdesk_protocol::wire::Sequenced,
+}
+
+/// A release request's routing state.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct ReleaseState {
+    pub request: sealdesk_protocol::release::ReleaseRequest,
+    pub shares: Vec<sealdesk_protocol::release::ReleasedShare>,
+    pub refusals: Vec<(String, String)>,
+    /// Trustees that answered (shares or refusal).
+    pub answered: BTreeSet<SigningPublicKey>,
+}
