@@ -621,7 +621,7 @@ impl Service {
                 Some(s) => s.clone(),
                 None => dec::<ConvState>(&v, "conversation")?,
             };
-            if !s.involves(&me) {
+            if !s.involves(&me) && !self.is_master_of(&me, &s.org)? {
                 continue;
             }
             let delivered = self.delivered_seq(&c, &me)?;
@@ -824,35 +824,58 @@ impl Service {
         Ok(Response::Stored { seq: seq_item.seq })
     }
 
+    /// Whether `who` is the master of `org` under its current policy. The master may read its
+    /// org's ciphertext (useless to it without a release), never write to a conversation.
+    fn is_master_of(&self, who: &SigningPublicKey, org: &str) -> Result<bool, Reject> {
+        Ok(self
+            .policy(org, None)?
+            .is_some_and(|p| p.master_key() == *who))
+    }
+
     fn history(&self, caller: &Caller, c: ConversationId, after: u64, limit: u32) -> Reply {
-        let s = self.conv_for(caller, &c)?;
         let me = caller.key();
+        let s = match self.conv(&c)? {
+            Some(s) if s.involves(&me) || self.is_master_of(&me, &s.org)? => s,
+            _ => return reject(ErrorCode::NotFound, "no such conversation for this account"),
+        };
+        let master = self.is_master_of(&me, &s.org)?;
         let limit = (limit as usize).clamp(1, MAX_PAGE);
         let mut items = Vec::new();
         let mut bytes = 0usize;
-        let mut more = false;
-        let start = item_key(&c, after.saturating_add(1));
-        // Read a bounded window past `after`; items the caller may not read are skipped.
-        for (k, v) in
-            self.store
-                .scan_prefix_from(Collection::Messages, c.as_bytes(), &start, MAX_PAGE * 4)?
-        {
-            let _ = k;
-            let stored: StoredItem = dec(&v, "item")?;
-            if !s.may_read(&me, stored.epoch) {
-                continue;
-            }
-            if items.len() >= limit || bytes + v.len() > PAGE_BYTES {
-                more = true;
+        let mut cursor = after;
+        // Items the caller may not read (epochs before it joined, without a hand-off) are
+        // skipped, so keep scanning in chunks until the page is full or the conversation ends.
+        'scan: while cursor < s.last_seq {
+            let start = item_key(&c, cursor.saturating_add(1));
+            let chunk = self.store.scan_prefix_from(
+                Collection::Messages,
+                c.as_bytes(),
+                &start,
+                MAX_PAGE,
+            )?;
+            if chunk.is_empty() {
                 break;
             }
-            bytes += v.len();
-            items.push(stored.sequenced);
+            for (_, v) in chunk {
+                let stored: StoredItem = dec(&v, "item")?;
+                if !master && !s.may_read(&me, stored.epoch) {
+                    cursor = stored.sequenced.seq;
+                    continue;
+                }
+                // The first item always fits (the frame limit is sized for one largest
+                // message); later ones only while the page stays under PAGE_BYTES.
+                if items.len() >= limit || (!items.is_empty() && bytes + v.len() > PAGE_BYTES) {
+                    return Ok(Response::Items { items, more: true });
+                }
+                bytes += v.len();
+                cursor = stored.sequenced.seq;
+                items.push(stored.sequenced);
+                if cursor >= s.last_seq {
+                    break 'scan;
+                }
+            }
         }
-        if !more && items.last().map_or(after, |i| i.seq) < s.last_seq && items.len() >= limit {
-            more = true;
-        }
-        Ok(Response::Items { items, more })
+        Ok(Response::Items { items, more: false })
     }
 
     fn delivered_seq(&self, c: &ConversationId, who: &SigningPublicKey) -> Result<u64, Reject> {
@@ -1190,7 +1213,8 @@ impl Service {
         let (index, head) = self.log_append(&entry, marker)?;
         self.commit.durable().await?;
         if let Some(c) = notice_conv
-            && self.conv(&c)?.is_some()
+            && let Some(state) = self.conv(&c)?
+            && Some(&state.org) == entry_org(&entry)
         {
             let (item, audience) =
                 self.append_item(&c, None, Item::Notice { entry, index }, None, |_| {})?;
@@ -1411,4 +1435,11 @@ fn policy_for(
             "the policy of a stored epoch is missing".into(),
         )
     })
+}
+
+fn entry_org(entry: &AuditEntry) -> Option<&String> {
+    match &entry.event {
+        AuditEvent::Release { org, .. } | AuditEvent::PolicyChange { org, .. } => Some(org),
+        _ => None,
+    }
 }
