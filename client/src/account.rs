@@ -1,0 +1,774 @@
+//! An account's local state, all of it inside the encrypted [`Vault`].
+//!
+//! ```text
+//!   identity                     IdentityKeys::to_secret_bytes (64 bytes)
+//!   profile                      name, role, own card
+//!   pins                         peers' cards, org master cards, relay and audit-log keys
+//!   policy/<org hex>/<version>   org policies seen (verified again whenever used)
+//!   conv/<id>/meta               cursor, members, delivery and read state
+//!   conv/<id>/epoch/<n>          epoch record, verification status, next counter, windows
+//!   conv/<id>/key/<n>            the epoch secret K (32 bytes)
+//!   log conv/<id>/log            the decrypted timeline, one sealed frame per item
+//! ```
+//!
+//! User-chosen names (orgs) are hex-encoded in record names, so the vault's file names carry no
+//! names and satisfy the vault's naming rules whatever the name is.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use sealdesk_protocol::{
+    card::{IdentityCard, Role, VerifiedCard},
+    epoch::EpochRecord,
+    ids::ConversationId,
+    keys::{Fingerprint, IdentityKeys, SigningPublicKey},
+    message::{ContentKind, ReplayWindows},
+    policy::OrgPolicy,
+    secret::EpochSecret,
+    wire::{from_cbor, to_cbor},
+};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use zeroize::Zeroizing;
+
+use crate::error::{ClientError, Result};
+use crate::rng;
+use crate::vault::{KdfParams, Vault};
+
+const IDENTITY: &str = "identity";
+const PROFILE: &str = "profile";
+const PINS: &str = "pins";
+
+/// The public part of the account, kept next to the secret keys.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Profile {
+    card: IdentityCard,
+}
+
+/// Keys this account has pinned.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Pins {
+    /// Peers by name.
+    pub peers: BTreeMap<String, PeerPin>,
+    /// Org master cards by org name.
+    pub orgs: BTreeMap<String, OrgPin>,
+    /// Relay keys by relay URL.
+    pub relays: BTreeMap<String, RelayPin>,
+}
+
+/// A pinned peer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PeerPin {
+    /// The card trusted for this name.
+    pub card: IdentityCard,
+    /// A different card seen for the same name and not yet accepted: sending to this peer is
+    /// blocked while it is set.
+    pub pending: Option<IdentityCard>,
+}
+
+/// How an org's master key came to be pinned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PinSource {
+    /// Trust on first use.
+    Tofu,
+    /// Matched a fingerprint given out of band.
+    Fingerprint,
+    /// This account is the master.
+    Own,
+    /// Accepted explicitly with `keys trust`.
+    Trusted,
+}
+
+/// A pinned org master.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OrgPin {
+    /// The master's card.
+    pub master: IdentityCard,
+    /// How it was pinned.
+    pub source: PinSource,
+}
+
+/// A pinned relay.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct RelayPin {
+    /// The relay's challenge key.
+    pub relay_key: SigningPublicKey,
+    /// The relay's audit-log key.
+    pub log_key: SigningPublicKey,
+}
+
+/// What observing a peer's card found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PinStatus {
+    /// First time this name was seen: pinned now.
+    New,
+    /// Same keys as pinned.
+    Same,
+    /// Different keys than pinned: recorded as pending, sending blocked.
+    Changed,
+}
+
+/// A conversation's local bookkeeping.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ConvMeta {
+    /// The conversation.
+    pub id: ConversationId,
+    /// The org.
+    pub org: String,
+    /// The customer's name.
+    pub customer: String,
+    /// The agent currently assigned, as last known.
+    pub agent: String,
+    /// When it was opened (relay time, or local time if unknown).
+    pub created_at: u64,
+    /// Highest relay sequence number processed.
+    pub cursor: u64,
+    /// Highest sequence number reported to the relay as delivered.
+    pub delivered_sent: u64,
+    /// Highest sequence number this account has shown to its user (for unread counts).
+    pub read_local: u64,
+    /// Highest sequence number covered by a read receipt this account sent.
+    pub read_sent: u64,
+    /// Other members' delivered state (from the relay).
+    pub delivered_by: BTreeMap<String, u64>,
+    /// Other members' read state (from end-to-end read receipts).
+    pub read_by: BTreeMap<String, u64>,
+    /// The newest epoch number seen, if any.
+    pub last_epoch: Option<u32>,
+    /// Whether this account was transferred out of the conversation.
+    pub transferred_out: bool,
+}
+
+/// How an epoch record was judged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EpochStatus {
+    /// Verified, and this account is a member: its secret is stored.
+    Member,
+    /// Verified; this account is not a member.
+    NotMember,
+    /// Verified; its secret arrived in a hand-off.
+    HandedOver,
+    /// Refused: never show its messages as genuine.
+    Refused(String),
+}
+
+/// One epoch as this account knows it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EpochState {
+    /// The record as received.
+    pub record: EpochRecord,
+    /// The relay sequence number of the record.
+    pub seq: u64,
+    /// The verdict.
+    pub status: EpochStatus,
+    /// This account's next sending counter in the epoch (persisted before each send).
+    pub next_counter: u64,
+    /// Replay windows of the epoch's senders.
+    pub windows: ReplayWindows,
+    /// Messages accepted in the epoch (for rotation).
+    pub messages: u64,
+}
+
+impl EpochState {
+    /// Whether this account holds the epoch's secret.
+    pub fn readable(&self) -> bool {
+        matches!(self.status, EpochStatus::Member | EpochStatus::HandedOver)
+    }
+}
+
+/// One item of a conversation's decrypted timeline.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum LogEntry {
+    /// A verified, decrypted message.
+    Message {
+        /// Relay sequence number.
+        seq: u64,
+        /// When the relay stored it.
+        stored_at: u64,
+        /// The sender's clock.
+        sent_at: u64,
+        /// Epoch.
+        epoch: u32,
+        /// Sender's counter.
+        counter: u64,
+        /// Sender's name (from the epoch record).
+        sender: String,
+        /// Whether this account sent it.
+        mine: bool,
+        /// Kind.
+        kind: ContentKind,
+        /// The text.
+        text: String,
+    },
+    /// A message that could not be shown as genuine.
+    Rejected {
+        /// Relay sequence number.
+        seq: u64,
+        /// Epoch named.
+        epoch: u32,
+        /// Sender name or key.
+        sender: String,
+        /// Why.
+        reason: String,
+    },
+    /// An epoch began (or was refused).
+    Epoch {
+        /// Relay sequence number.
+        seq: u64,
+        /// When the relay stored it.
+        stored_at: u64,
+        /// Epoch number.
+        epoch: u32,
+        /// Members' names.
+        members: Vec<String>,
+        /// Creator's name.
+        creator: String,
+        /// Verdict.
+        status: EpochStatus,
+    },
+    /// A history hand-off.
+    HandOff {
+        /// Relay sequence number.
+        seq: u64,
+        /// From.
+        from: String,
+        /// To.
+        to: String,
+        /// Epochs.
+        epochs: Vec<u32>,
+        /// Whether this account opened it, or why not.
+        outcome: String,
+    },
+    /// An end-to-end read receipt (kept so the item counts as processed; not shown).
+    Receipt {
+        /// Relay sequence number.
+        seq: u64,
+        /// Who read.
+        sender: String,
+        /// Up to which sequence number.
+        upto: u64,
+    },
+    /// A release or other audit notice.
+    Notice {
+        /// Relay sequence number.
+        seq: u64,
+        /// When the relay stored it.
+        stored_at: u64,
+        /// What it says, in plain words.
+        text: String,
+        /// Whether its signature (and, where checked, its log inclusion) verified.
+        verified: bool,
+        /// The audit-log index.
+        index: u64,
+    },
+}
+
+impl LogEntry {
+    /// The relay sequence number of the item.
+    pub fn seq(&self) -> u64 {
+        match self {
+            LogEntry::Message { seq, .. }
+            | LogEntry::Rejected { seq, .. }
+            | LogEntry::Epoch { seq, .. }
+            | LogEntry::HandOff { seq, .. }
+            | LogEntry::Receipt { seq, .. }
+            | LogEntry::Notice { seq, .. } => *seq,
+        }
+    }
+}
+
+/// An open account: the vault, the identity keys and the card.
+#[derive(Debug)]
+pub struct Account {
+    vault: Vault,
+    keys: IdentityKeys,
+    card: VerifiedCard,
+}
+
+impl Account {
+    /// Creates a new account in `home`: fresh identity keys and a self-signed card.
+    ///
+    /// # Errors
+    /// [`ClientError::Vault`] (e.g. a vault already exists), [`ClientError::Protocol`] for a
+    /// bad name, [`ClientError::Random`].
+    pub fn create(
+        home: &Path,
+        passphrase: &str,
+        params: KdfParams,
+        name: &str,
+        role: Role,
+    ) -> Result<Self> {
+        sealdesk_protocol::ids::check_name(name)?;
+        let vault = Vault::create(home, passphrase, params)?;
+        let keys = IdentityKeys::generate(&mut rng()?);
+        let card = IdentityCard::issue(&keys, name, role, crate::now())?;
+        vault.put(IDENTITY, keys.to_secret_bytes().as_slice())?;
+        let account = Self { vault, keys, card };
+        account.put_cbor(
+            PROFILE,
+            &Profile {
+                card: account.card.card().clone(),
+            },
+        )?;
+        Ok(account)
+    }
+
+    /// Opens the account in `home`.
+    ///
+    /// # Errors
+    /// [`ClientError::Vault`] (not found, wrong passphrase, locked, corrupt).
+    pub fn open(home: &Path, passphrase: &str) -> Result<Self> {
+        let vault = Vault::open(home, passphrase)?;
+        let secret = vault.get(IDENTITY)?.ok_or_else(|| {
+            ClientError::Invalid("the vault holds no identity; run `sealdesk init`".into())
+        })?;
+        let arr: Zeroizing<[u8; 64]> = Zeroizing::new(
+            secret
+                .as_slice()
+                .try_into()
+                .map_err(|_| ClientError::Invalid("the stored identity is damaged".into()))?,
+        );
+        let keys = IdentityKeys::from_secret_bytes(&arr);
+        let profile: Profile = get_cbor(&vault, PROFILE)?
+            .ok_or_else(|| ClientError::Invalid("the vault holds no profile".into()))?;
+        let card = profile.card.verify()?;
+        if card.signing_key != keys.signing_public()
+            || card.agreement_key != keys.agreement_public()
+        {
+            return Err(ClientError::Invalid(
+                "the stored card does not match the stored keys; the home is damaged".into(),
+            ));
+        }
+        Ok(Self { vault, keys, card })
+    }
+
+    /// The identity keys.
+    pub fn keys(&self) -> &IdentityKeys {
+        &self.keys
+    }
+
+    /// The account's own card.
+    pub fn card(&self) -> &VerifiedCard {
+        &self.card
+    }
+
+    /// The account name.
+    pub fn name(&self) -> &str {
+        &self.card.name
+    }
+
+    /// The account role.
+    pub fn role(&self) -> Role {
+        self.card.role
+    }
+
+    /// The fingerprint of this account's keys.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.card.fingerprint()
+    }
+
+    /// The vault (for callers that keep extra records).
+    pub fn vault(&self) -> &Vault {
+        &self.vault
+    }
+
+    /// Fails unless the account has `role`.
+    ///
+    /// # Errors
+    /// [`ClientError::WrongRole`].
+    pub fn require(&self, role: Role, operation: &'static str) -> Result<()> {
+        if self.role() == role {
+            Ok(())
+        } else {
+            Err(ClientError::WrongRole {
+                operation,
+                needed: role.name(),
+                actual: self.role().name(),
+            })
+        }
+    }
+
+    // --- pins ---------------------------------------------------------------------------
+
+    /// All pins.
+    ///
+    /// # Errors
+    /// [`ClientError::Vault`].
+    pub fn pins(&self) -> Result<Pins> {
+        Ok(self.get_cbor(PINS)?.unwrap_or_default())
+    }
+
+    /// Replaces all pins.
+    ///
+    /// # Errors
+    /// [`ClientError::Vault`].
+    pub fn save_pins(&self, pins: &Pins) -> Result<()> {
+        self.put_cbor(PINS, pins)
+    }
+
+    /// Records a verified card seen for its name: pins it the first time, notes a change as
+    /// pending (which blocks sending) when the keys differ. The account's own card is never
+    /// pinned as a peer.
+    ///
+    /// # Errors
+    /// [`ClientError::Vault`].
+    pub fn observe_peer(&self, card: &VerifiedCard) -> Result<PinStatus> {
+        if card.name == self.card.name && card.same_keys(self.card.card()) {
+            return Ok(PinStatus::Same);
+        }
+        let mut pins = self.pins()?;
+        let status = match pins.peers.get_mut(&card.name) {
+            None => {
+                pins.peers.insert(
+                    card.name.clone(),
+                    PeerPin {
+                        card: card.card().clone(),
+                        pending: None,
+                    },
+                );
+                PinStatus::New
+            }
+            Some(pin) if card.same_keys(&pin.card) => return Ok(PinStatus::Same),
+            Some(pin) => {
+                if pin.pending.as_ref() == Some(card.card()) {
+                    return Ok(PinStatus::Changed);
+                }
+                pin.pending = Some(card.card().clone());
+                PinStatus::Changed
+            }
+        };
+        self.save_pins(&pins)?;
+        Ok(status)
+    }
+
+    /// Whether sending to `name` is blocked by an unaccepted key change.
+    ///
+    /// # Errors
+    /// [`ClientError::Vault`].
+    pub fn peer_blocked(&self, name: &str) -> Result<bool> {
+        Ok(self
+            .pins()?
+            .peers
+            .get(name)
+            .is_some_and(|p| p.pending.is_some()))
+    }
+
+    /// Accepts a changed key for `name`: the pending card (or `fresh`, a card just fetched and
+    /// verified) becomes the pinned one. Also re-pins an org whose master has this name.
+    /// Returns the newly trusted card.
+    ///
+    /// # Errors
+    /// [`ClientError::Invalid`] if there is nothing to accept, [`ClientError::Vault`].
+    pub fn trust_peer(&self, name: &str, fresh: Option<&VerifiedCard>) -> Result<IdentityCard> {
+        let mut pins = self.pins()?;
+        let new = match (pins.peers.get(name).and_then(|p| p.pending.clone()), fresh) {
+            (Some(pending), _) => pending,
+            (None, Some(card)) => card.card().clone(),
+            (None, None) => {
+                return Err(ClientError::Invalid(format!(
+                    "no changed key is pending for {name}, and the relay has no card for it"
+                )));
+            }
+        };
+        pins.peers.insert(
+            name.to_owned(),
+            PeerPin {
+                card: new.clone(),
+                pending: None,
+            },
+        );
+        for org in pins.orgs.values_mut() {
+            if org.master.name == name {
+                org.master = new.clone();
+                org.source = PinSource::Trusted;
+            }
+        }
+        self.save_pins(&pins)?;
+        Ok(new)
+    }
+
+    /// The pinned master of `org`, if any.
+    ///
+    /// # Errors
+    /// [`ClientError::Vault`].
+    pub fn org_pin(&self, org: &str) -> Result<Option<OrgPin>> {
+        Ok(self.pins()?.orgs.get(org).cloned())
+    }
+
+    /// Pins `org`'s master card.
+    ///
+    /// # Errors
+    /// [`ClientError::Vault`].
+    pub fn pin_org(&self, org: &str, master: &IdentityCard, source: PinSource) -> Result<()> {
+        let mut pins = self.pins()?;
+        pins.orgs.insert(
+            org.to_owned(),
+            OrgPin {
+                master: master.clone(),
+                source,
+            },
+        );
+        self.save_pins(&pins)
+    }
+
+    /// Checks a relay's keys against the pin for `url`, pinning them on first contact.
+    ///
+    /// # Errors
+    /// [`ClientError::RelayKeyChanged`], [`ClientError::Vault`].
+    pub fn check_relay(
+        &self,
+        url: &str,
+        relay_key: SigningPublicKey,
+        log_key: SigningPublicKey,
+    ) -> Result<RelayPin> {
+        let mut pins = self.pins()?;
+        if let Some(pin) = pins.relays.get(url) {
+            if pin.relay_key != relay_key {
+                return Err(ClientError::RelayKeyChanged {
+                    url: url.to_owned(),
+                    what: "relay",
+                });
+            }
+            if pin.log_key != log_key {
+                return Err(ClientError::RelayKeyChanged {
+                    url: url.to_owned(),
+                    what: "audit log",
+                });
+            }
+            return Ok(*pin);
+        }
+        let pin = RelayPin { relay_key, log_key };
+        pins.relays.insert(url.to_owned(), pin);
+        self.save_pins(&pins)?;
+        Ok(pin)
+    }
+
+    // --- policies -----------------------------------------------------------------------
+
+    /// Stores a policy (verified by the caller).
+    ///
+    /// # Errors
+    /// [`ClientError::Vault`].
+    pub fn save_policy(&self, policy: &OrgPolicy) -> Result<()> {
+        self.put_cbor(&policy_name(&policy.org, policy.version), policy)
+    }
+
+    /// A stored policy version (not verified: verify before use).
+    ///
+    /// # Errors
+    /// [`ClientError::Vault`].
+    pub fn stored_policy(&self, org: &str, version: u32) -> Result<Option<OrgPolicy>> {
+        self.get_cbor(&policy_name(org, version))
+    }
+
+    // --- conversations ------------------------------------------------------------------
+
+    /// Every conversation known locally.
+    ///
+    /// # Errors
+    /// [`ClientError::Vault`].
+    pub fn conversations(&self) -> Result<Vec<ConvMeta>> {
+        let mut out = Vec::new();
+        for name in self.vault.list("conv/")? {
+            if name.ends_with("/meta")
+                && let Some(meta) = self.get_cbor::<ConvMeta>(&name)?
+            {
+                out.push(meta);
+            }
+        }
+        out.sort_by_key(|m| m.created_at);
+        Ok(out)
+    }
+
+    /// A conversation's bookkeeping.
+    ///
+    /// # Errors
+    /// [`ClientError::Vault`].
+    pub fn conversation(&self, id: &ConversationId) -> Result<Option<ConvMeta>> {
+        self.get_cbor(&format!("conv/{id}/meta"))
+    }
+
+    /// Stores a conversation's bookkeeping.
+    ///
+    /// # Errors
+    /// [`ClientError::Vault`].
+    pub fn save_conversation(&self, meta: &ConvMeta) -> Result<()> {
+        self.put_cbor(&format!("conv/{}/meta", meta.id), meta)
+    }
+
+    /// An epoch's state.
+    ///
+    /// # Errors
+    /// [`ClientError::Vault`].
+    pub fn epoch(&self, id: &ConversationId, epoch: u32) -> Result<Option<EpochState>> {
+        self.get_cbor(&format!("conv/{id}/epoch/{epoch}"))
+    }
+
+    /// Stores an epoch's state.
+    ///
+    /// # Errors
+    /// [`ClientError::Vault`].
+    pub fn save_epoch(&self, id: &ConversationId, state: &EpochState) -> Result<()> {
+        self.put_cbor(&format!("conv/{id}/epoch/{}", state.record.epoch), state)
+    }
+
+    /// Every epoch state of a conversation, in epoch order.
+    ///
+    /// # Errors
+    /// [`ClientError::Vault`].
+    pub fn epochs(&self, id: &ConversationId) -> Result<Vec<EpochState>> {
+        let mut out = Vec::new();
+        for name in self.vault.list(&format!("conv/{id}/epoch/"))? {
+            if let Some(state) = self.get_cbor::<EpochState>(&name)? {
+                out.push(state);
+            }
+        }
+        out.sort_by_key(|s| s.record.epoch);
+        Ok(out)
+    }
+
+    /// Stores an epoch secret.
+    ///
+    /// # Errors
+    /// [`ClientError::Vault`].
+    pub fn save_secret(&self, id: &ConversationId, epoch: u32, k: &EpochSecret) -> Result<()> {
+        Ok(self
+            .vault
+            .put(&format!("conv/{id}/key/{epoch}"), k.to_bytes().as_slice())?)
+    }
+
+    /// A stored epoch secret.
+    ///
+    /// # Errors
+    /// [`ClientError::Vault`], [`ClientError::Invalid`] if damaged.
+    pub fn secret(&self, id: &ConversationId, epoch: u32) -> Result<Option<EpochSecret>> {
+        let Some(bytes) = self.vault.get(&format!("conv/{id}/key/{epoch}"))? else {
+            return Ok(None);
+        };
+        let arr: Zeroizing<[u8; 32]> = Zeroizing::new(
+            bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| ClientError::Invalid("a stored epoch secret is damaged".into()))?,
+        );
+        Ok(Some(EpochSecret::from_bytes(&arr)))
+    }
+
+    /// Appends an item to a conversation's timeline.
+    ///
+    /// # Errors
+    /// [`ClientError::Vault`], [`ClientError::Protocol`].
+    pub fn append_log(&self, id: &ConversationId, entry: &LogEntry) -> Result<()> {
+        let bytes = Zeroizing::new(to_cbor(entry)?);
+        self.vault.append(&format!("conv/{id}/log"), &bytes)?;
+        Ok(())
+    }
+
+    /// A conversation's timeline, ordered by relay sequence number. When an item was logged
+    /// twice (a message first unreadable, later opened through a hand-off), the readable one
+    /// wins.
+    ///
+    /// # Errors
+    /// [`ClientError::Vault`], [`ClientError::Protocol`].
+    pub fn log(&self, id: &ConversationId) -> Result<Vec<LogEntry>> {
+        let mut by_seq: BTreeMap<u64, LogEntry> = BTreeMap::new();
+        let mut extra = Vec::new();
+        for frame in self.vault.read_log(&format!("conv/{id}/log"))? {
+            let entry: LogEntry = from_cbor(&frame, "log entry")?;
+            let seq = entry.seq();
+            if seq == 0 {
+                extra.push(entry);
+                continue;
+            }
+            // A later entry for the same item replaces a rejection (a message first unreadable,
+            // then opened through a hand-off), never the other way round.
+            match by_seq.get(&seq) {
+                None | Some(LogEntry::Rejected { .. }) => {
+                    by_seq.insert(seq, entry);
+                }
+                Some(_) => {}
+            }
+        }
+        let mut out: Vec<LogEntry> = by_seq.into_values().collect();
+        out.extend(extra);
+        out.sort_by_key(LogEntry::seq);
+        Ok(out)
+    }
+
+    // --- helpers ------------------------------------------------------------------------
+
+    /// Stores a CBOR value.
+    ///
+    /// # Errors
+    /// [`ClientError::Vault`], [`ClientError::Protocol`].
+    pub fn put_cbor<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
+        let bytes = Zeroizing::new(to_cbor(value)?);
+        Ok(self.vault.put(name, &bytes)?)
+    }
+
+    /// Loads a CBOR value.
+    ///
+    /// # Errors
+    /// [`ClientError::Vault`], [`ClientError::Protocol`].
+    pub fn get_cbor<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
+        get_cbor(&self.vault, name)
+    }
+}
+
+fn get_cbor<T: DeserializeOwned>(vault: &Vault, name: &str) -> Result<Option<T>> {
+    match vault.get(name)? {
+        None => Ok(None),
+        Some(bytes) => Ok(Some(from_cbor(&bytes, "stored record")?)),
+    }
+}
+
+fn policy_name(org: &str, version: u32) -> String {
+    format!("policy/{}/{version}", hex::encode(org.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_open_and_wrong_passphrase() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("h");
+        let a = Account::create(&home, "pw", KdfParams::TESTING, "alice", Role::Customer).unwrap();
+        let fp = a.fingerprint();
+        drop(a);
+        let a = Account::open(&home, "pw").unwrap();
+        assert_eq!(a.name(), "alice");
+        assert_eq!(a.fingerprint(), fp);
+        drop(a);
+        let err = Account::open(&home, "nope").unwrap_err();
+        assert!(err.to_string().contains("wrong passphrase"), "{err}");
+    }
+
+    #[test]
+    fn pins_detect_changes_and_trust_accepts() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Account::create(
+            dir.path(),
+            "pw",
+            KdfParams::TESTING,
+            "alice",
+            Role::Customer,
+        )
+        .unwrap();
+        let k1 = IdentityKeys::generate(&mut rng().unwrap());
+        let k2 = IdentityKeys::generate(&mut rng().unwrap());
+        let c1 = IdentityCard::issue(&k1, "bob", Role::Agent, 1).unwrap();
+        let c2 = IdentityCard::issue(&k2, "bob", Role::Agent, 2).unwrap();
+        assert_eq!(a.observe_peer(&c1).unwrap(), PinStatus::New);
+        assert_eq!(a.observe_peer(&c1).unwrap(), PinStatus::Same);
+        assert!(!a.peer_blocked("bob").unwrap());
+        assert_eq!(a.observe_peer(&c2).unwrap(), PinStatus::Changed);
+        assert!(a.peer_blocked("bob").unwrap());
+        a.trust_peer("bob", None).unwrap();
+        assert!(!a.peer_blocked("bob").unwrap());
+        assert_eq!(a.observe_peer(&c2).unwrap(), PinStatus::Same);
+    }
+}

@@ -1,0 +1,434 @@
+//! The interactive chat: a line-based loop that shows live pushes while reading the user's
+//! input, plus the text rendering shared with the CLI.
+//!
+//! It is generic over its input and output so tests drive it with in-memory streams.
+//!
+//! ```text
+//!   /list              conversations with unread counts
+//!   /switch N|ID       change the current conversation
+//!   /history           the whole history of the current conversation
+//!   /open ORG          (customer) open a new conversation
+//!   /transfer AGENT    (agent) hand the current conversation to another agent
+//!   /quit              leave (also end of input)
+//!   anything else      is sent as a message
+//! ```
+
+use std::io::Write;
+
+use sealdesk_protocol::{card::Role, ids::ConversationId};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt as _};
+
+use crate::account::{EpochStatus, LogEntry};
+use crate::client::{Client, Event, EventKind, HistoryLine};
+use crate::error::{ClientError, Result};
+
+/// How many history lines are shown when a conversation is selected.
+pub const RECENT_LINES: usize = 20;
+
+/// Runs the chat until `/quit` or the end of `input`.
+///
+/// # Errors
+/// Relay and storage errors that end the session; errors of single commands are printed and
+/// the loop goes on.
+pub async fn run<R, W>(
+    client: &mut Client,
+    input: R,
+    out: &mut W,
+    conversation: Option<ConversationId>,
+) -> Result<()>
+where
+    R: AsyncBufRead + Unpin,
+    W: Write,
+{
+    let io = |e: std::io::Error| ClientError::Io {
+        op: "write to the terminal".into(),
+        source: e,
+    };
+    let events = client.sync_all().await?;
+    print_events(client, out, &events, None).map_err(io)?;
+    let mut current = conversation.or_else(|| {
+        client
+            .account()
+            .conversations()
+            .ok()
+            .and_then(|c| c.last().map(|m| m.id))
+    });
+    writeln!(
+        out,
+        "sealdesk chat as {} ({}). Type a message and press Enter; /help for commands.",
+        client.account().name(),
+        client.account().role()
+    )
+    .map_err(io)?;
+    list(client, out, current).map_err(io)?;
+    if let Some(id) = current {
+        select(client, out, id).await?;
+    }
+    let mut lines = input.lines();
+    loop {
+        out.flush().map_err(io)?;
+        tokio::select! {
+            line = lines.next_line() => {
+                let line = line.map_err(|e| ClientError::Io { op: "read input".into(), source: e })?;
+                let Some(line) = line else { break };
+                let line = line.trim();
+                if line.is_empty() {
+                    continue;
+                }
+                match command(client, out, &mut current, line).await {
+                    Ok(true) => break,
+                    Ok(false) => {}
+                    Err(e) if is_fatal(&e) => return Err(e),
+                    Err(e) => writeln!(out, "error: {e}").map_err(io)?,
+                }
+            }
+            push = client.session().next_push() => {
+                let Some(push) = push else {
+                    let reason = client.session().closed();
+                    writeln!(out, "the relay closed the connection; run `sealdesk chat` again to reconnect").map_err(io)?;
+                    return Err(ClientError::Closed(reason));
+                };
+                // Release and ticket pushes are not shown in the chat.
+                let events: Vec<Event> = client.handle_push(push).await?.unwrap_or_default();
+                let mut events = events;
+                if client.session().take_dropped_pushes() > 0 {
+                    events.extend(client.sync_all().await?);
+                }
+                print_events(client, out, &events, current).map_err(io)?;
+                if let Some(id) = current
+                    && events.iter().any(|e| e.conversation == id) {
+                        client.mark_seen(&id)?;
+                        if let Err(e) = client.send_read_receipt(&id).await
+                            && is_fatal(&e) { return Err(e); }
+                    }
+            }
+        }
+    }
+    writeln!(out, "bye").map_err(io)?;
+    Ok(())
+}
+
+fn is_fatal(e: &ClientError) -> bool {
+    matches!(e, ClientError::Closed(_) | ClientError::Vault(_))
+}
+
+/// Handles one input line; `Ok(true)` to quit.
+async fn command<W: Write>(
+    client: &mut Client,
+    out: &mut W,
+    current: &mut Option<ConversationId>,
+    line: &str,
+) -> Result<bool> {
+    let io = |e: std::io::Error| ClientError::Io {
+        op: "write to the terminal".into(),
+        source: e,
+    };
+    let (cmd, arg) = match line.split_once(' ') {
+        Some((c, a)) => (c, a.trim()),
+        None => (line, ""),
+    };
+    match cmd {
+        "/quit" | "/exit" => return Ok(true),
+        "/help" => {
+            writeln!(
+                out,
+                "/list  /switch N|ID  /history  /open ORG  /transfer AGENT  /quit; other lines are sent"
+            )
+            .map_err(io)?;
+        }
+        "/list" => {
+            let events = client.sync_all().await?;
+            print_events(client, out, &events, *current).map_err(io)?;
+            list(client, out, *current).map_err(io)?;
+        }
+        "/switch" => {
+            let convs = client.account().conversations()?;
+            let id = match arg.parse::<usize>() {
+                Ok(n) if n >= 1 && n <= convs.len() => convs[n - 1].id,
+                _ => ConversationId::parse(arg).map_err(|_| {
+                    ClientError::Invalid(format!("no conversation {arg:?}; see /list"))
+                })?,
+            };
+            client.meta(&id)?;
+            *current = Some(id);
+            select(client, out, id).await?;
+        }
+        "/history" => {
+            let id = current
+                .ok_or_else(|| ClientError::Invalid("no conversation selected; /list".into()))?;
+            let h = client.history(&id)?;
+            for l in &h.lines {
+                writeln!(out, "{}", render_line(l)).map_err(io)?;
+            }
+        }
+        "/open" => {
+            if client.account().role() != Role::Customer {
+                return Err(ClientError::Invalid(
+                    "only customers open conversations".into(),
+                ));
+            }
+            let opened = client.open_conversation(arg, None).await?;
+            for w in &opened.warnings {
+                writeln!(out, "warning: {w}").map_err(io)?;
+            }
+            writeln!(out, "opened {} with {}", opened.conversation, opened.agent).map_err(io)?;
+            *current = Some(opened.conversation);
+            select(client, out, opened.conversation).await?;
+        }
+        "/transfer" => {
+            let id =
+                current.ok_or_else(|| ClientError::Invalid("no conversation selected".into()))?;
+            let epoch = client.transfer(&id, arg).await?;
+            writeln!(out, "transferred to {arg}; epoch {epoch} is theirs").map_err(io)?;
+        }
+        c if c.starts_with('/') => {
+            writeln!(out, "unknown command {c}; /help lists them").map_err(io)?;
+        }
+        _ => {
+            let id = current.ok_or_else(|| {
+                ClientError::Invalid("no conversation selected; use /list and /switch".into())
+            })?;
+            let before = client.meta(&id)?.cursor;
+            client.send_text(&id, line).await?;
+            // Show what came back from the relay in order, including this message.
+            let h = client.history(&id)?;
+            for l in h.lines.iter().filter(|l| match l {
+                HistoryLine::Item { entry, .. } => entry.seq() > before,
+                HistoryLine::Gap { .. } => false,
+            }) {
+                writeln!(out, "{}", render_line(l)).map_err(io)?;
+            }
+            client.mark_seen(&id)?;
+        }
+    }
+    Ok(false)
+}
+
+async fn select<W: Write>(client: &mut Client, out: &mut W, id: ConversationId) -> Result<()> {
+    let io = |e: std::io::Error| ClientError::Io {
+        op: "write to the terminal".into(),
+        source: e,
+    };
+    let meta = client.meta(&id)?;
+    writeln!(
+        out,
+        "── conversation {id} · {} · customer {} · agent {} ──",
+        meta.org, meta.customer, meta.agent
+    )
+    .map_err(io)?;
+    if let Ok(summary) = client.summary(&id).await {
+        writeln!(out, "🔒 {summary}").map_err(io)?;
+    }
+    let h = client.history(&id)?;
+    let skip = h.lines.len().saturating_sub(RECENT_LINES);
+    for l in &h.lines[skip..] {
+        writeln!(out, "{}", render_line(l)).map_err(io)?;
+    }
+    client.mark_seen(&id)?;
+    if let Err(e) = client.send_read_receipt(&id).await
+        && is_fatal(&e)
+    {
+        return Err(e);
+    }
+    Ok(())
+}
+
+fn list<W: Write>(
+    client: &Client,
+    out: &mut W,
+    current: Option<ConversationId>,
+) -> std::io::Result<()> {
+    let convs = client.account().conversations().unwrap_or_default();
+    if convs.is_empty() {
+        writeln!(out, "no conversations yet")?;
+    }
+    for (i, m) in convs.iter().enumerate() {
+        let unread = client.unread(&m.id).unwrap_or(0);
+        let mark = if Some(m.id) == current { "*" } else { " " };
+        let peer = if m.customer == client.account().name() {
+            &m.agent
+        } else {
+            &m.customer
+        };
+        writeln!(
+            out,
+            "{mark}{:>2}. {} {} with {peer}{}",
+            i + 1,
+            m.id,
+            m.org,
+            if unread > 0 {
+                format!(" ({unread} unread)")
+            } else {
+                String::new()
+            }
+        )?;
+    }
+    Ok(())
+}
+
+fn print_events<W: Write>(
+    client: &Client,
+    out: &mut W,
+    events: &[Event],
+    current: Option<ConversationId>,
+) -> std::io::Result<()> {
+    for e in events {
+        let here = Some(e.conversation) == current;
+        let prefix = if here {
+            String::new()
+        } else {
+            format!("[{}] ", short(&e.conversation))
+        };
+        match &e.kind {
+            EventKind::Entry { entry } => {
+                let line = HistoryLine::Item {
+                    entry: entry.clone(),
+                    delivery: None,
+                };
+                if here || !matches!(entry, LogEntry::Message { mine: true, .. }) {
+                    writeln!(out, "{prefix}{}", render_line(&line))?;
+                }
+            }
+            EventKind::Assigned { customer } => writeln!(
+                out,
+                "{prefix}new conversation {} from {customer} assigned to you; /switch to it",
+                e.conversation
+            )?,
+            EventKind::Delivered { member, seq } => {
+                if here && member != client.account().name() {
+                    writeln!(out, "{prefix}  ✓ delivered to {member} (up to #{seq})")?;
+                }
+            }
+            EventKind::Read { member, seq } => {
+                if here {
+                    writeln!(out, "{prefix}  ✓✓ read by {member} (up to #{seq})")?;
+                }
+            }
+            EventKind::Warning { text } => writeln!(out, "{prefix}warning: {text}")?,
+        }
+    }
+    Ok(())
+}
+
+fn short(id: &ConversationId) -> String {
+    let s = id.to_string();
+    s.get(..8).unwrap_or(&s).to_owned()
+}
+
+/// Renders one history line for a terminal.
+pub fn render_line(line: &HistoryLine) -> String {
+    match line {
+        HistoryLine::Gap {
+            epoch,
+            sender,
+            counters,
+        } => format!(
+            "  ⋯ gap: {} message(s) from {sender} in epoch {epoch} never arrived (counters {counters:?})",
+            counters.len()
+        ),
+        HistoryLine::Item { entry, delivery } => match entry {
+            LogEntry::Message {
+                seq,
+                stored_at,
+                sender,
+                text,
+                epoch,
+                ..
+            } => {
+                let d = match delivery {
+                    Some("read") => "  ✓✓ read",
+                    Some("delivered") => "  ✓ delivered",
+                    Some(_) => "  · sent",
+                    None => "",
+                };
+                format!(
+                    "#{seq} {} {sender}: {text}   [verified, epoch {epoch}]{d}",
+                    fmt_time(*stored_at)
+                )
+            }
+            LogEntry::Rejected {
+                seq,
+                epoch,
+                sender,
+                reason,
+            } => format!("#{seq} ✗ message from {sender} (epoch {epoch}) NOT SHOWN: {reason}"),
+            LogEntry::Epoch {
+                seq,
+                epoch,
+                members,
+                creator,
+                status,
+                ..
+            } => match status {
+                EpochStatus::Refused(r) => {
+                    format!("#{seq} !! epoch {epoch} REFUSED: {r}; its messages will not be shown")
+                }
+                EpochStatus::NotMember => format!(
+                    "#{seq} ── epoch {epoch} opened by {creator} for {}; you are not a member ──",
+                    members.join(", ")
+                ),
+                _ => format!(
+                    "#{seq} ── epoch {epoch} opened by {creator}: {} (verified, escrow recomputed) ──",
+                    members.join(", ")
+                ),
+            },
+            LogEntry::HandOff {
+                seq,
+                from,
+                to,
+                epochs,
+                outcome,
+            } => format!(
+                "#{seq} ── history hand-off of epochs {epochs:?} from {from} to {to}: {outcome} ──"
+            ),
+            LogEntry::Receipt { seq, sender, upto } => {
+                format!("#{seq} (read receipt from {sender} up to #{upto})")
+            }
+            LogEntry::Notice {
+                seq,
+                stored_at,
+                text,
+                verified,
+                index,
+            } => format!(
+                "#{seq} !! NOTICE {} {text} [audit log #{index}{}] !!",
+                fmt_time(*stored_at),
+                if *verified { ", signed" } else { "" }
+            ),
+        },
+    }
+}
+
+/// Formats Unix seconds as `YYYY-MM-DD HH:MM:SS` UTC.
+pub fn fmt_time(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm), for dates after 1970.
+    let z = i64::try_from(days).unwrap_or(0) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_format_as_utc() {
+        assert_eq!(fmt_time(0), "1970-01-01 00:00:00");
+        assert_eq!(fmt_time(1_700_000_000), "2023-11-14 22:13:20");
+        assert_eq!(fmt_time(951_782_400), "2000-02-29 00:00:00");
+    }
+}

@@ -1,0 +1,166 @@
+//! The client library's one error type.
+
+use sealdesk_protocol::wire::ErrorCode;
+
+use crate::vault::VaultError;
+
+/// Everything that can go wrong in the client library.
+///
+/// Messages say what went wrong and, where there is something to do, what to do. Variants never
+/// carry key bytes or message text: only names, ids, counters and reasons.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The local encrypted store failed (wrong passphrase, missing home, corruption, I/O).
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+
+    /// A protocol check failed (bad signature, invalid record, failed decryption, ...).
+    #[error(transparent)]
+    Protocol(#[from] sealdesk_protocol::Error),
+
+    /// The WebSocket transport failed.
+    #[error("connection to the relay failed: {0}; check --relay and that the relay is running")]
+    Transport(String),
+
+    /// The relay closed the connection (or it dropped) before the operation finished.
+    #[error("the relay closed the connection{}", reason_suffix(.0))]
+    Closed(Option<String>),
+
+    /// The relay did not answer in time.
+    #[error("the relay did not answer {what} within {secs} s; try again")]
+    Timeout {
+        /// What was waited for.
+        what: &'static str,
+        /// The timeout in seconds.
+        secs: u64,
+    },
+
+    /// The relay refused a request.
+    #[error("the relay refused the request ({code:?}): {message}")]
+    Relay {
+        /// The relay's error code.
+        code: ErrorCode,
+        /// The relay's explanation.
+        message: String,
+    },
+
+    /// The relay answered with something the protocol does not allow here.
+    #[error("the relay broke the protocol: {0}")]
+    UnexpectedResponse(String),
+
+    /// The account is not registered on this relay.
+    #[error("this account is not registered on the relay; run `sealdesk register` first")]
+    NotRegistered,
+
+    /// A pinned relay or audit-log key changed.
+    #[error(
+        "the relay at {url} presented a different {what} key than the one pinned on first \
+         contact; this may be an attack. If the operator really replaced it, use a new --home"
+    )]
+    RelayKeyChanged {
+        /// The relay URL.
+        url: String,
+        /// "relay" or "audit log".
+        what: &'static str,
+    },
+
+    /// A pinned peer's identity key changed; sending to it is blocked.
+    #[error(
+        "the identity key of {name} has changed since you pinned it; compare fingerprints out \
+         of band (`sealdesk keys fingerprint {name}`), then accept it with `sealdesk keys trust \
+         {name}`"
+    )]
+    KeyChanged {
+        /// The peer's name.
+        name: String,
+    },
+
+    /// The org's pinned master key changed.
+    #[error(
+        "the master key of org {org} differs from the one you pinned; refusing its policy. If \
+         the business really changed it, verify the new fingerprint out of band and run \
+         `sealdesk keys trust {master}`"
+    )]
+    OrgKeyChanged {
+        /// The org.
+        org: String,
+        /// The name on the new master card.
+        master: String,
+    },
+
+    /// The org's master key does not match the fingerprint given with `--org-fingerprint`.
+    #[error(
+        "the master key of org {org} does not match the fingerprint you gave (it is {actual}); \
+         do not continue unless you got the fingerprint wrong"
+    )]
+    FingerprintMismatch {
+        /// The org.
+        org: String,
+        /// The actual fingerprint.
+        actual: String,
+    },
+
+    /// This account's role cannot do the operation.
+    #[error("{operation} needs a {needed} account, but this one is a {actual}")]
+    WrongRole {
+        /// What was attempted.
+        operation: &'static str,
+        /// The role required.
+        needed: &'static str,
+        /// This account's role.
+        actual: &'static str,
+    },
+
+    /// No such conversation in the local state.
+    #[error("no conversation {0} here; run `sealdesk conversations` to list yours")]
+    UnknownConversation(String),
+
+    /// An epoch record failed verification and was refused.
+    #[error("epoch {epoch} of conversation {conversation} was refused: {reason}")]
+    EpochRefused {
+        /// The conversation.
+        conversation: String,
+        /// The epoch.
+        epoch: u32,
+        /// Why.
+        reason: String,
+    },
+
+    /// The conversation has no epoch this account can send in.
+    #[error("cannot send in conversation {conversation}: {reason}")]
+    CannotSend {
+        /// The conversation.
+        conversation: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// Something the user typed is not valid.
+    #[error("{0}")]
+    Invalid(String),
+
+    /// The operating system's random generator failed.
+    #[error("the operating system's random number generator failed")]
+    Random,
+
+    /// A local file operation outside the vault failed.
+    #[error("could not {op}: {source}")]
+    Io {
+        /// What was being done.
+        op: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn reason_suffix(reason: &Option<String>) -> String {
+    match reason {
+        Some(r) if !r.is_empty() => format!(": {r}"),
+        _ => String::new(),
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = ClientError> = core::result::Result<T, E>;

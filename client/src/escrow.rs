@@ -1,0 +1,1685 @@
+//! Escrow release end to end, on the client side (DESIGN.md §4): customer consent and its
+//! revocation, dispute tickets and arbiter decisions, the trustee daemon's decision loop, the
+//! master's unlock and transcript, offline transcript verification, the audit log checks, and
+//! erasure.
+//!
+//! ```text
+//!   customer: grant_consent ─(token, out of band)─▶ master: unlock ─SubmitRelease─▶ relay
+//!   trustee:  serve ◀─Push::Release / PendingReleases── relay
+//!             decide() → AppendAudit(release entry) → durable → SubmitShares
+//!   master:   ReleaseStatus → open shares → reconstruct K (checked against the commitment)
+//!             → decrypt exactly the released epochs → transcript (export, verify offline)
+//!   customer: Item::Notice in the conversation, checked against the audit log
+//! ```
+//!
+//! **Architecture Invariant:** a trustee persists its decision (the spent justification and the
+//! logging stage) before it appends the release entry, and sends its shares only after the log
+//! accepted that entry; on restart it resumes from the persisted stage, so a request is
+//! logged once and released once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use sealdesk_protocol::{
+    audit::{
+        AuditEntry, AuditEvent, ConsistencyProof, InclusionProof, ReleaseBasis, SignedTreeHead,
+    },
+    card::Role,
+    epoch::{EpochRecord, VerifiedEpoch},
+    escrow,
+    ids::{ConversationId, EpochRange, TokenId},
+    keys::SigningPublicKey,
+    message::{Envelope, EpochKeys, ReplayWindows},
+    policy::{OrgPolicy, VerifiedPolicy},
+    release::{
+        self, ArbiterDecision, ConsentParams, ConsentToken, DisputeTicket, ErasureRequest,
+        Justification, ReleaseRequest, Scope, TrusteeView, Verdict,
+    },
+    secret::EpochSecret,
+    wire::{
+        ErrorCode, Item, PendingRelease, Push, Request, Response, TicketState, from_cbor, to_cbor,
+    },
+};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::client::{Client, expect_ok, is_transient, unexpected};
+use crate::error::{ClientError, Result};
+use crate::redact::redact;
+use crate::{now, rng};
+
+/// Releases a trustee approves per org per hour before it refuses with "rate limited".
+pub const RELEASES_PER_HOUR: usize = 30;
+/// Audit entries fetched per `GetEntries` page.
+pub const ENTRIES_PAGE: u32 = 100;
+/// Default validity of a consent token or dispute ticket (7 days).
+pub const DEFAULT_VALIDITY_SECS: u64 = 7 * 86_400;
+
+const CONSENTS: &str = "consents";
+const AUDIT_HEAD: &str = "audit/head";
+const TRUSTEE_SPENT: &str = "trustee/spent";
+const TRUSTEE_REVOKED: &str = "trustee/revoked";
+const TRUSTEE_RATE: &str = "trustee/rate";
+
+/// A consent this customer granted.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ConsentRecord {
+    /// The signed token.
+    pub token: ConsentToken,
+    /// Whether it was revoked.
+    pub revoked: bool,
+}
+
+/// Where a trustee is with one request (persisted before each step).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TrusteeStage {
+    /// Decided to release; about to append the entry (the log had `log_size` entries before).
+    Logging {
+        /// Log size before the append.
+        log_size: u64,
+    },
+    /// The entry is in the log at `index`; shares not yet acknowledged.
+    Logged {
+        /// Leaf index.
+        index: u64,
+    },
+    /// Shares sent.
+    Released,
+    /// Refused.
+    Refused(String),
+}
+
+/// A trustee's record of one request.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrusteeRecord {
+    /// The justification id (spent by this request).
+    pub justification: TokenId,
+    /// Where it is.
+    pub stage: TrusteeStage,
+}
+
+/// What a trustee did with one request.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrusteeOutcome {
+    /// The request id.
+    pub request: String,
+    /// The conversation.
+    pub conversation: String,
+    /// "released", "refused: …", or "already handled".
+    pub outcome: String,
+}
+
+/// One message of a released transcript.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TranscriptMessage {
+    /// Relay sequence number.
+    pub seq: u64,
+    /// Epoch.
+    pub epoch: u32,
+    /// Sender counter.
+    pub counter: u64,
+    /// Sender name (from the epoch record).
+    pub sender: String,
+    /// Sender's clock.
+    pub sent_at: u64,
+    /// The text (masked if the release was redacted).
+    pub text: String,
+    /// The envelope as stored (for offline verification).
+    pub envelope: Envelope,
+}
+
+/// A released transcript held by the master.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Transcript {
+    /// The conversation.
+    pub conversation: ConversationId,
+    /// The org.
+    pub org: String,
+    /// Whether redaction is mandatory (a consent of scope `redacted`).
+    pub redacted: bool,
+    /// Released epoch records.
+    pub records: Vec<EpochRecord>,
+    /// Policies the records were made under.
+    pub policies: Vec<OrgPolicy>,
+    /// Messages of the released epochs, in relay order.
+    pub messages: Vec<TranscriptMessage>,
+    /// Gaps: (epoch, sender, missing counters).
+    pub gaps: Vec<(u32, String, Vec<u64>)>,
+    /// Release entries `(index, entry)` of the requests that opened it.
+    pub releases: Vec<(u64, AuditEntry)>,
+}
+
+/// Progress of an unlock, for display.
+#[derive(Clone, Debug, Serialize)]
+pub struct UnlockProgress {
+    /// Trustees that released.
+    pub released: usize,
+    /// Trustees needed.
+    pub needed: usize,
+    /// Refusals `(trustee, reason)`.
+    pub refusals: Vec<(String, String)>,
+}
+
+/// An audit entry as shown to a user.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditLine {
+    /// Leaf index.
+    pub index: u64,
+    /// Plain words.
+    pub text: String,
+    /// Whether the signature verified.
+    pub signed: bool,
+    /// Whether inclusion in the pinned tree head was proven (only with `--verify`).
+    pub included: Option<bool>,
+}
+
+/// The result of `audit`.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditReport {
+    /// The tree size.
+    pub size: u64,
+    /// Whether the new head is consistent with the one pinned before (None on first use).
+    pub consistent_with_pinned: Option<bool>,
+    /// The entries concerning this account.
+    pub entries: Vec<AuditLine>,
+}
+
+impl Client {
+    // --- audit log ----------------------------------------------------------------------
+
+    /// Fetches the relay's tree head, checks its signature against the pinned log key and its
+    /// consistency with the head pinned last time, and pins it. A rewritten, truncated or
+    /// forked log fails here.
+    ///
+    /// # Errors
+    /// [`ClientError::Protocol`] (`Merkle`, `BadSignature`) on a bad log; relay errors.
+    pub async fn checked_tree_head(&mut self) -> Result<(SignedTreeHead, Option<bool>)> {
+        let head = match self.session.request(Request::GetTreeHead).await? {
+            Response::TreeHead(h) => h,
+            other => return Err(unexpected("GetTreeHead", &other)),
+        };
+        head.verify(&self.session.welcome().log_key)?;
+        let pinned: Option<SignedTreeHead> = self.account.get_cbor(AUDIT_HEAD)?;
+        let mut consistent = None;
+        if let Some(old) = &pinned {
+            if head.size < old.size {
+                return Err(sealdesk_protocol::Error::Merkle(format!(
+                    "the audit log shrank from {} to {} entries since you last looked: the relay \
+                     rewrote or truncated it",
+                    old.size, head.size
+                ))
+                .into());
+            }
+            if head.size == old.size {
+                if head.root != old.root {
+                    return Err(sealdesk_protocol::Error::Merkle(
+                        "the audit log has a different root at the same size: the relay forked it"
+                            .into(),
+                    )
+                    .into());
+                }
+            } else if old.size > 0 {
+                let proof = match self
+                    .session
+                    .request(Request::GetConsistency {
+                        old: old.size,
+                        new: head.size,
+                    })
+                    .await?
+                {
+                    Response::Consistency(p) => p,
+                    other => return Err(unexpected("GetConsistency", &other)),
+                };
+                check_consistency(&proof, old, &head)?;
+            }
+            consistent = Some(true);
+        }
+        self.account.put_cbor(AUDIT_HEAD, &head)?;
+        Ok((head, consistent))
+    }
+
+    /// Proves that `entry` is at `index` in the log described by `head`.
+    ///
+    /// # Errors
+    /// [`ClientError::Protocol`] (`Merkle`) if not; relay errors.
+    pub async fn check_inclusion(
+        &self,
+        entry: &AuditEntry,
+        index: u64,
+        head: &SignedTreeHead,
+    ) -> Result<()> {
+        let proof = match self
+            .session
+            .request(Request::GetInclusion {
+                index,
+                size: head.size,
+            })
+            .await?
+        {
+            Response::Inclusion(p) => p,
+            other => return Err(unexpected("GetInclusion", &other)),
+        };
+        if proof.index != index {
+            return Err(sealdesk_protocol::Error::Merkle(
+                "inclusion proof for another index".into(),
+            )
+            .into());
+        }
+        proof.verify(entry, head)?;
+        Ok(())
+    }
+
+    /// All entries `from..` of the log (bounded by `head.size`).
+    async fn entries(&self, from: u64, size: u64) -> Result<Vec<AuditEntry>> {
+        let mut out = Vec::new();
+        let mut at = from;
+        while at < size {
+            let limit =
+                u32::try_from((size - at).min(u64::from(ENTRIES_PAGE))).unwrap_or(ENTRIES_PAGE);
+            let (first, entries) = match self
+                .session
+                .request(Request::GetEntries { from: at, limit })
+                .await?
+            {
+                Response::Entries { from, entries } => (from, entries),
+                other => return Err(unexpected("GetEntries", &other)),
+            };
+            if first != at || entries.is_empty() {
+                return Err(ClientError::UnexpectedResponse(format!(
+                    "asked for audit entries from {at}, got {} from {first}",
+                    entries.len()
+                )));
+            }
+            at += entries.len() as u64;
+            out.extend(entries);
+        }
+        Ok(out)
+    }
+
+    /// The audit entries that concern this account (its conversations, or its org), checked
+    /// against the pinned tree head; with `verify`, each with an inclusion proof.
+    ///
+    /// # Errors
+    /// A bad log (loudly), relay errors.
+    pub async fn audit(
+        &mut self,
+        conversation: Option<ConversationId>,
+        verify: bool,
+    ) -> Result<AuditReport> {
+        let (head, consistent) = self.checked_tree_head().await?;
+        let entries = self.entries(0, head.size).await?;
+        let mine: BTreeSet<ConversationId> =
+            self.account.conversations()?.iter().map(|m| m.id).collect();
+        let orgs: BTreeSet<String> = self.account.pins()?.orgs.keys().cloned().collect();
+        let me = self.account.keys().signing_public();
+        let mut lines = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            let index = i as u64;
+            let conv = e.event.conversation();
+            let relevant = match conversation {
+                Some(c) => conv == Some(c),
+                None => match &e.event {
+                    AuditEvent::Release { org, master, .. } => {
+                        conv.is_some_and(|c| mine.contains(&c))
+                            || orgs.contains(org)
+                                && (*master == me || self.account.role() != Role::Customer)
+                    }
+                    AuditEvent::PolicyChange { org, .. } => orgs.contains(org),
+                    _ => conv.is_some_and(|c| mine.contains(&c)) || e.signer == me,
+                },
+            };
+            if !relevant {
+                continue;
+            }
+            let signed = e.verify().is_ok();
+            let included = if verify {
+                Some(self.check_inclusion(e, index, &head).await.is_ok())
+            } else {
+                None
+            };
+            lines.push(AuditLine {
+                index,
+                text: crate::client::describe_notice(e, signed),
+                signed,
+                included,
+            });
+        }
+        Ok(AuditReport {
+            size: head.size,
+            consistent_with_pinned: consistent,
+            entries: lines,
+        })
+    }
+
+    // --- customer: consent and erasure --------------------------------------------------
+
+    /// Customer: grants the org's master a single-use consent to open `epochs` (all epochs so
+    /// far when `None`) of a conversation. Hand the token to the business (it is not secret).
+    ///
+    /// # Errors
+    /// [`ClientError::WrongRole`], [`ClientError::Protocol`] for an invalid validity.
+    pub async fn grant_consent(
+        &mut self,
+        id: &ConversationId,
+        epochs: Option<EpochRange>,
+        scope: Scope,
+        valid_secs: u64,
+        purpose: &str,
+    ) -> Result<ConsentToken> {
+        self.account.require(Role::Customer, "consent grant")?;
+        self.sync(id).await?;
+        let meta = self.meta(id)?;
+        let last = meta
+            .last_epoch
+            .ok_or_else(|| ClientError::Invalid("the conversation has no epoch yet".into()))?;
+        let epochs = match epochs {
+            Some(r) => r,
+            None => EpochRange::new(0, last)?,
+        };
+        let policy = self.latest_policy(&meta.org).await?;
+        let token = ConsentToken::issue(
+            &mut rng()?,
+            self.account.keys(),
+            &policy,
+            ConsentParams {
+                conversation: *id,
+                epochs,
+                scope,
+                purpose: purpose.to_owned(),
+                valid_secs,
+            },
+            now(),
+        )?;
+        let mut all: BTreeMap<String, ConsentRecord> =
+            self.account.get_cbor(CONSENTS)?.unwrap_or_default();
+        all.insert(
+            token.id.to_string(),
+            ConsentRecord {
+                token: token.clone(),
+                revoked: false,
+            },
+        );
+        self.account.put_cbor(CONSENTS, &all)?;
+        Ok(token)
+    }
+
+    /// Customer: revokes an unused consent (a signed entry in the audit log, which trustees
+    /// check before releasing).
+    ///
+    /// # Errors
+    /// [`ClientError::Invalid`] for an unknown consent; relay errors.
+    pub async fn revoke_consent(&mut self, consent: &TokenId) -> Result<u64> {
+        let mut all: BTreeMap<String, ConsentRecord> =
+            self.account.get_cbor(CONSENTS)?.unwrap_or_default();
+        let rec = all.get_mut(&consent.to_string()).ok_or_else(|| {
+            ClientError::Invalid(format!(
+                "no consent {consent}; `sealdesk consent list` shows yours"
+            ))
+        })?;
+        let entry = AuditEntry::sign(
+            self.account.keys(),
+            AuditEvent::ConsentRevocation {
+                conversation: rec.token.conversation,
+                consent: *consent,
+            },
+            now(),
+        );
+        let index = match self.session.request(Request::AppendAudit(entry)).await? {
+            Response::Appended { index, head } => {
+                head.verify(&self.session.welcome().log_key)?;
+                index
+            }
+            other => return Err(unexpected("AppendAudit", &other)),
+        };
+        rec.revoked = true;
+        self.account.put_cbor(CONSENTS, &all)?;
+        Ok(index)
+    }
+
+    /// Customer: the consents granted from this account.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn consents(&self) -> Result<Vec<ConsentRecord>> {
+        let all: BTreeMap<String, ConsentRecord> =
+            self.account.get_cbor(CONSENTS)?.unwrap_or_default();
+        Ok(all.into_values().collect())
+    }
+
+    /// Customer: asks the relay to erase a conversation (refused with `LegalHold` while a
+    /// dispute is open). The local copy is kept.
+    ///
+    /// # Errors
+    /// [`ClientError::Relay`] (`LegalHold`), relay errors.
+    pub async fn erase(&mut self, id: &ConversationId) -> Result<()> {
+        self.account.require(Role::Customer, "erase")?;
+        let req = ErasureRequest::sign(self.account.keys(), *id, now());
+        expect_ok(self.session.request(Request::Erase(req)).await?)
+    }
+
+    // --- disputes -------------------------------------------------------------------------
+
+    /// Master: opens a dispute ticket for `epochs` (all so far when `None`).
+    ///
+    /// # Errors
+    /// [`ClientError::WrongRole`], relay errors.
+    pub async fn open_dispute(
+        &mut self,
+        id: &ConversationId,
+        epochs: Option<EpochRange>,
+        reason: &str,
+    ) -> Result<DisputeTicket> {
+        self.account.require(Role::Master, "dispute open")?;
+        let (org, records) = self.master_records(id).await?;
+        let epochs = match epochs {
+            Some(r) => r,
+            None => {
+                let last = records.last().map(|r| r.epoch).ok_or_else(|| {
+                    ClientError::Invalid("the conversation has no epoch yet".into())
+                })?;
+                EpochRange::new(0, last)?
+            }
+        };
+        let policy = self.latest_policy(&org).await?;
+        let ticket = DisputeTicket::open(
+            &mut rng()?,
+            self.account.keys(),
+            &policy,
+            *id,
+            epochs,
+            reason,
+            DEFAULT_VALIDITY_SECS.min(policy.max_release_validity_secs),
+            now(),
+        )?;
+        expect_ok(
+            self.session
+                .request(Request::OpenTicket(ticket.clone()))
+                .await?,
+        )?;
+        Ok(ticket)
+    }
+
+    /// Arbiter or master: tickets of the org with the decisions so far.
+    ///
+    /// # Errors
+    /// Relay errors.
+    pub async fn tickets(&self) -> Result<Vec<TicketState>> {
+        match self.session.request(Request::ListTickets).await? {
+            Response::Tickets(t) => Ok(t),
+            other => Err(unexpected("ListTickets", &other)),
+        }
+    }
+
+    /// Arbiter: approves or rejects a ticket after checking the master's signature.
+    ///
+    /// # Errors
+    /// [`ClientError::WrongRole`], [`ClientError::Invalid`] for an unknown ticket, relay errors.
+    pub async fn decide_ticket(
+        &mut self,
+        ticket: &TokenId,
+        verdict: Verdict,
+    ) -> Result<TicketState> {
+        self.account
+            .require(Role::Arbiter, "dispute approve/reject")?;
+        let st = self
+            .tickets()
+            .await?
+            .into_iter()
+            .find(|t| t.ticket.id == *ticket)
+            .ok_or_else(|| {
+                ClientError::Invalid(format!(
+                    "no ticket {ticket}; `sealdesk dispute list` shows them"
+                ))
+            })?;
+        let policy = self.latest_policy(&st.ticket.org).await?;
+        st.ticket.verify(&policy)?;
+        if policy
+            .arbiter(&self.account.keys().signing_public())
+            .is_none()
+        {
+            return Err(ClientError::Invalid(format!(
+                "this account is not an arbiter of {}",
+                st.ticket.org
+            )));
+        }
+        let d = ArbiterDecision::sign(self.account.keys(), &st.ticket, verdict, now())?;
+        expect_ok(self.session.request(Request::Decide(d)).await?)?;
+        self.tickets()
+            .await?
+            .into_iter()
+            .find(|t| t.ticket.id == *ticket)
+            .ok_or_else(|| ClientError::UnexpectedResponse("the ticket disappeared".into()))
+    }
+
+    // --- trustee ------------------------------------------------------------------------
+
+    /// Trustee: processes every pending release request once.
+    ///
+    /// # Errors
+    /// Relay and storage errors (a refused request is an outcome, not an error).
+    pub async fn trustee_pending(&mut self) -> Result<Vec<TrusteeOutcome>> {
+        self.account.require(Role::Trustee, "trustee serve")?;
+        let pending = match self.session.request(Request::PendingReleases).await? {
+            Response::Releases(p) => p,
+            other => return Err(unexpected("PendingReleases", &other)),
+        };
+        let mut out = Vec::new();
+        for p in pending {
+            out.push(self.trustee_handle(p).await?);
+        }
+        Ok(out)
+    }
+
+    /// Trustee: handles pushes until the connection closes or `stop` resolves; calls `report`
+    /// for each request handled.
+    ///
+    /// # Errors
+    /// Relay and storage errors.
+    pub async fn trustee_serve(
+        &mut self,
+        stop: impl std::future::Future<Output = ()>,
+        mut report: impl FnMut(&TrusteeOutcome),
+    ) -> Result<()> {
+        for o in self.trustee_pending().await? {
+            report(&o);
+        }
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => return Ok(()),
+                push = self.session.next_push() => {
+                    let Some(push) = push else {
+                        return Err(ClientError::Closed(self.session.closed()));
+                    };
+                    if self.session.take_dropped_pushes() > 0 {
+                        for o in self.trustee_pending().await? {
+                            report(&o);
+                        }
+                    }
+                    if let Push::Release(p) = push {
+                        let o = self.trustee_handle(p).await?;
+                        report(&o);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn trustee_handle(&mut self, p: PendingRelease) -> Result<TrusteeOutcome> {
+        let r = &p.request;
+        let name = format!("trustee/req/{}", r.id);
+        let outcome = |s: &str| TrusteeOutcome {
+            request: r.id.to_string(),
+            conversation: r.conversation.to_string(),
+            outcome: s.to_owned(),
+        };
+        let existing: Option<TrusteeRecord> = self.account.get_cbor(&name)?;
+        match existing.as_ref().map(|e| &e.stage) {
+            Some(TrusteeStage::Released) => return Ok(outcome("already released")),
+            Some(TrusteeStage::Refused(reason)) => {
+                // Answer again in case the refusal never reached the relay.
+                let _ = self
+                    .session
+                    .request(Request::RefuseRelease {
+                        request: r.id,
+                        reason: reason.clone(),
+                    })
+                    .await;
+                return Ok(outcome(&format!("refused: {reason}")));
+            }
+            _ => {}
+        }
+        match self.trustee_decide(&p, existing.as_ref()).await {
+            Ok(()) => Ok(outcome("released")),
+            Err(e) if is_transient(&e) => Err(e),
+            Err(e) => {
+                let reason = match &e {
+                    ClientError::Protocol(sealdesk_protocol::Error::Refused(r)) => r.to_string(),
+                    other => other.to_string(),
+                };
+                self.account.put_cbor(
+                    &name,
+                    &TrusteeRecord {
+                        justification: r.justification.id(),
+                        stage: TrusteeStage::Refused(reason.clone()),
+                    },
+                )?;
+                match self
+                    .session
+                    .request(Request::RefuseRelease {
+                        request: r.id,
+                        reason: reason.clone(),
+                    })
+                    .await
+                {
+                    Ok(_)
+                    | Err(ClientError::Relay {
+                        code: ErrorCode::Conflict,
+                        ..
+                    }) => {}
+                    Err(e) => return Err(e),
+                }
+                Ok(outcome(&format!("refused: {reason}")))
+            }
+        }
+    }
+
+    async fn trustee_decide(
+        &mut self,
+        p: &PendingRelease,
+        existing: Option<&TrusteeRecord>,
+    ) -> Result<()> {
+        let r = &p.request;
+        let name = format!("trustee/req/{}", r.id);
+        let policy = self.policy(&r.org, r.policy_version).await?;
+        let mut records = Vec::new();
+        for rec in &p.epochs {
+            let rp = self.policy(&rec.org, rec.policy_version).await?;
+            records.push(rec.clone().verify(&rp)?);
+        }
+        self.refresh_revocations().await?;
+        let spent: BTreeMap<String, String> =
+            self.account.get_cbor(TRUSTEE_SPENT)?.unwrap_or_default();
+        let revoked: BTreeSet<String> = self.account.get_cbor(TRUSTEE_REVOKED)?.unwrap_or_default();
+        let this_request = r.id.to_string();
+        let resuming = existing.is_some();
+        if !resuming {
+            // Rate limit per org, counted over the last hour.
+            let mut rate: Vec<(String, u64)> =
+                self.account.get_cbor(TRUSTEE_RATE)?.unwrap_or_default();
+            let t = now();
+            rate.retain(|(_, at)| t.saturating_sub(*at) < 3600);
+            if rate.iter().filter(|(o, _)| *o == r.org).count() >= RELEASES_PER_HOUR {
+                return Err(
+                    sealdesk_protocol::Error::Refused(release::Refusal::RateLimited).into(),
+                );
+            }
+            rate.push((r.org.clone(), t));
+            self.account.put_cbor(TRUSTEE_RATE, &rate)?;
+        }
+        let is_spent = |id: &TokenId| {
+            spent
+                .get(&id.to_string())
+                .is_some_and(|req| *req != this_request)
+        };
+        let is_revoked = |id: &TokenId| revoked.contains(&id.to_string());
+        let approved = release::decide(
+            &mut rng()?,
+            &TrusteeView {
+                policy: &policy,
+                me: self.account.keys(),
+                now: now(),
+                epochs: &records,
+                is_spent: &is_spent,
+                is_revoked: &is_revoked,
+            },
+            r,
+        )?;
+        let index = match existing.map(|e| &e.stage) {
+            Some(TrusteeStage::Logged { index }) => *index,
+            other => {
+                let logged_before = match other {
+                    Some(TrusteeStage::Logging { log_size }) => {
+                        self.find_release_entry(&approved.request_hash, *log_size)
+                            .await?
+                    }
+                    _ => None,
+                };
+                match logged_before {
+                    Some(i) => i,
+                    None => {
+                        let (head, _) = self.checked_tree_head().await?;
+                        // Persist the decision (spent justification, logging stage) first.
+                        let mut spent = spent.clone();
+                        spent.insert(approved.justification.to_string(), this_request.clone());
+                        self.account.put_cbor(TRUSTEE_SPENT, &spent)?;
+                        self.account.put_cbor(
+                            &name,
+                            &TrusteeRecord {
+                                justification: approved.justification,
+                                stage: TrusteeStage::Logging {
+                                    log_size: head.size,
+                                },
+                            },
+                        )?;
+                        let basis = match &r.justification {
+                            Justification::Consent(c) => ReleaseBasis::Consent {
+                                id: c.id,
+                                scope: c.scope,
+                                issued_at: c.issued_at,
+                            },
+                            Justification::Dispute { ticket, .. } => ReleaseBasis::Dispute {
+                                id: ticket.id,
+                                approvers: approved.approvers.clone(),
+                            },
+                        };
+                        let entry = AuditEntry::sign(
+                            self.account.keys(),
+                            AuditEvent::Release {
+                                org: r.org.clone(),
+                                request_hash: approved.request_hash,
+                                conversation: r.conversation,
+                                epochs: r.epochs,
+                                basis,
+                                master: r.master,
+                            },
+                            now(),
+                        );
+                        match self.session.request(Request::AppendAudit(entry)).await? {
+                            Response::Appended { index, head } => {
+                                head.verify(&self.session.welcome().log_key)?;
+                                index
+                            }
+                            other => return Err(unexpected("AppendAudit", &other)),
+                        }
+                    }
+                }
+            }
+        };
+        self.account.put_cbor(
+            &name,
+            &TrusteeRecord {
+                justification: approved.justification,
+                stage: TrusteeStage::Logged { index },
+            },
+        )?;
+        match self
+            .session
+            .request(Request::SubmitShares {
+                request: r.id,
+                shares: approved.shares,
+            })
+            .await
+        {
+            Ok(Response::Ok)
+            | Err(ClientError::Relay {
+                code: ErrorCode::Conflict,
+                ..
+            }) => {}
+            Ok(other) => return Err(unexpected("SubmitShares", &other)),
+            Err(e) => return Err(e),
+        }
+        self.account.put_cbor(
+            &name,
+            &TrusteeRecord {
+                justification: approved.justification,
+                stage: TrusteeStage::Released,
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Looks for this trustee's release entry for `request_hash` at or after `from`.
+    async fn find_release_entry(
+        &mut self,
+        request_hash: &[u8; 32],
+        from: u64,
+    ) -> Result<Option<u64>> {
+        let (head, _) = self.checked_tree_head().await?;
+        let me = self.account.keys().signing_public();
+        for (i, e) in self.entries(from, head.size).await?.iter().enumerate() {
+            if let AuditEvent::Release {
+                request_hash: h, ..
+            } = &e.event
+                && h == request_hash
+                && e.signer == me
+            {
+                return Ok(Some(from + i as u64));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reads new audit entries and records consent revocations signed by the customer they
+    /// name (the consent itself carries the customer key; a revocation by anyone else is
+    /// ignored when the request is decided).
+    async fn refresh_revocations(&mut self) -> Result<()> {
+        let (head, _) = self.checked_tree_head().await?;
+        let cursor: u64 = self.account.get_cbor("trustee/audit-cursor")?.unwrap_or(0);
+        if cursor >= head.size {
+            return Ok(());
+        }
+        let mut revoked: BTreeSet<String> =
+            self.account.get_cbor(TRUSTEE_REVOKED)?.unwrap_or_default();
+        let mut by: BTreeMap<String, SigningPublicKey> = self
+            .account
+            .get_cbor("trustee/revoked-by")?
+            .unwrap_or_default();
+        for e in self.entries(cursor, head.size).await? {
+            if let AuditEvent::ConsentRevocation { consent, .. } = &e.event
+                && e.verify().is_ok()
+            {
+                revoked.insert(consent.to_string());
+                by.insert(consent.to_string(), e.signer);
+            }
+        }
+        self.account.put_cbor(TRUSTEE_REVOKED, &revoked)?;
+        self.account.put_cbor("trustee/revoked-by", &by)?;
+        self.account.put_cbor("trustee/audit-cursor", &head.size)?;
+        Ok(())
+    }
+
+    // --- master -------------------------------------------------------------------------
+
+    /// Master: the conversation's epoch records, verified (structure, signature, chain).
+    async fn master_records(
+        &mut self,
+        id: &ConversationId,
+    ) -> Result<(String, Vec<VerifiedEpoch>)> {
+        let mut org = None;
+        let mut out: Vec<VerifiedEpoch> = Vec::new();
+        let mut after = 0;
+        loop {
+            let (items, more) = match self
+                .session
+                .request(Request::History {
+                    conversation: *id,
+                    after,
+                    limit: crate::client::HISTORY_PAGE,
+                })
+                .await?
+            {
+                Response::Items { items, more } => (items, more),
+                other => return Err(unexpected("History", &other)),
+            };
+            let Some(last) = items.last().map(|s| s.seq) else {
+                break;
+            };
+            for s in items {
+                if let Item::Epoch(rec) = s.item {
+                    let policy = self.policy(&rec.org, rec.policy_version).await?;
+                    if policy.master_key() != self.account.keys().signing_public() {
+                        return Err(ClientError::Invalid(
+                            "this account is not the master of the conversation's org".into(),
+                        ));
+                    }
+                    let v = rec.verify(&policy)?;
+                    if v.check_follows(out.last()).is_ok() {
+                        org = Some(v.org.clone());
+                        out.push(v);
+                    }
+                }
+            }
+            after = last;
+            if !more {
+                break;
+            }
+        }
+        let org = org.ok_or_else(|| {
+            ClientError::Invalid(format!(
+                "conversation {id} has no epochs the master can see"
+            ))
+        })?;
+        Ok((org, out))
+    }
+
+    /// Master: submits a release request and waits (up to `wait`) for enough trustees; then
+    /// reconstructs the released epochs' keys and builds the transcript. `progress` is called
+    /// whenever the count changes.
+    ///
+    /// # Errors
+    /// [`ClientError::Invalid`] if too few trustees released in time or too many refused;
+    /// verification and relay errors.
+    pub async fn unlock(
+        &mut self,
+        id: &ConversationId,
+        justification: Justification,
+        epochs: Option<EpochRange>,
+        wait: Duration,
+        mut progress: impl FnMut(&UnlockProgress),
+    ) -> Result<Transcript> {
+        self.account.require(Role::Master, "transcript unlock")?;
+        let (org, records) = self.master_records(id).await?;
+        let policy = self.latest_policy(&org).await?;
+        let epochs = match epochs {
+            Some(r) => r,
+            None => match &justification {
+                Justification::Consent(c) => c.epochs,
+                Justification::Dispute { ticket, .. } => ticket.epochs,
+            },
+        };
+        let redacted =
+            matches!(&justification, Justification::Consent(c) if c.scope == Scope::Redacted);
+        let request = ReleaseRequest::sign(
+            &mut rng()?,
+            self.account.keys(),
+            &policy,
+            epochs,
+            justification,
+            now(),
+        )?;
+        expect_ok(
+            self.session
+                .request(Request::SubmitRelease(request.clone()))
+                .await?,
+        )?;
+        let need = usize::from(policy.trustee_threshold);
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut last_seen = usize::MAX;
+        let progress_now = loop {
+            let p = match self
+                .session
+                .request(Request::ReleaseStatus {
+                    request: request.id,
+                })
+                .await?
+            {
+                Response::Progress(p) => p,
+                other => return Err(unexpected("ReleaseStatus", &other)),
+            };
+            let trustees: BTreeSet<SigningPublicKey> = p.shares.iter().map(|s| s.trustee).collect();
+            let up = UnlockProgress {
+                released: trustees.len(),
+                needed: need,
+                refusals: p.refusals.clone(),
+            };
+            if trustees.len() + p.refusals.len() != last_seen {
+                last_seen = trustees.len() + p.refusals.len();
+                progress(&up);
+            }
+            if trustees.len() >= need {
+                break p;
+            }
+            if policy.trustees.len() - p.refusals.len() < need {
+                let reasons: Vec<String> = p
+                    .refusals
+                    .iter()
+                    .map(|(t, r)| format!("{t}: {r}"))
+                    .collect();
+                return Err(ClientError::Invalid(format!(
+                    "the release was refused by too many trustees ({})",
+                    reasons.join("; ")
+                )));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ClientError::Invalid(format!(
+                    "only {} of the {need} trustee shares arrived within {} s; ask the trustees to run \
+                     `sealdesk trustee serve`, then unlock again",
+                    trustees.len(),
+                    wait.as_secs()
+                )));
+            }
+            // Wake on a ReleaseUpdate push, or poll every second.
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.session.next_push()).await;
+        };
+        // Reconstruct each released epoch's K and check it against the commitment.
+        let mut keys = BTreeMap::new();
+        for epoch in epochs.iter() {
+            let rec = records.iter().find(|r| r.epoch == epoch).ok_or_else(|| {
+                ClientError::Invalid(format!("no verified record for epoch {epoch}"))
+            })?;
+            let s_m = rec
+                .escrow
+                .open_master_share(self.account.keys(), id, epoch)?;
+            let rec_policy = self.policy(&rec.org, rec.policy_version).await?;
+            let mut shares = Vec::new();
+            let mut used = BTreeSet::new();
+            for s in progress_now
+                .shares
+                .iter()
+                .filter(|s| s.epoch == epoch && s.conversation == *id)
+            {
+                if used.contains(&s.trustee) {
+                    continue;
+                }
+                if let Ok(share) = s.open(self.account.keys(), &policy, &request) {
+                    used.insert(s.trustee);
+                    shares.push(share);
+                }
+            }
+            let k = escrow::reconstruct(
+                &s_m,
+                &shares,
+                rec_policy.trustee_threshold,
+                id,
+                epoch,
+                &rec.commitment,
+            )?;
+            self.account
+                .vault()
+                .put(&format!("master/key/{id}/{epoch}"), k.to_bytes().as_slice())?;
+            keys.insert(epoch, k);
+        }
+        let mut transcript = self
+            .build_transcript(id, &org, &records, &keys, redacted)
+            .await?;
+        // The release entries for this request, with their indexes.
+        let (head, _) = self.checked_tree_head().await?;
+        let hash = request.hash();
+        for (i, e) in self.entries(0, head.size).await?.into_iter().enumerate() {
+            if matches!(&e.event, AuditEvent::Release { request_hash, .. } if *request_hash == hash)
+            {
+                transcript.releases.push((i as u64, e));
+            }
+        }
+        // Merge with a transcript unlocked earlier.
+        let name = format!("master/transcript/{id}");
+        if let Some(old) = self.account.get_cbor::<Transcript>(&name)? {
+            transcript = merge(old, transcript);
+        }
+        self.account.put_cbor(&name, &transcript)?;
+        Ok(transcript)
+    }
+
+    async fn build_transcript(
+        &mut self,
+        id: &ConversationId,
+        org: &str,
+        records: &[VerifiedEpoch],
+        keys: &BTreeMap<u32, EpochSecret>,
+        redacted: bool,
+    ) -> Result<Transcript> {
+        let mut opened: BTreeMap<u32, (EpochKeys, ReplayWindows)> = BTreeMap::new();
+        let mut policies = Vec::new();
+        let mut recs = Vec::new();
+        for (epoch, k) in keys {
+            if let Some(rec) = records.iter().find(|r| r.epoch == *epoch) {
+                opened.insert(*epoch, (EpochKeys::new(k, rec), ReplayWindows::default()));
+                recs.push(rec.record().clone());
+                let p = self.policy(&rec.org, rec.policy_version).await?;
+                if !policies.iter().any(|x: &OrgPolicy| x.version == p.version) {
+                    policies.push(p.policy().clone());
+                }
+            }
+        }
+        let mut messages = Vec::new();
+        let mut after = 0;
+        loop {
+            let (items, more) = match self
+                .session
+                .request(Request::History {
+                    conversation: *id,
+                    after,
+                    limit: crate::client::HISTORY_PAGE,
+                })
+                .await?
+            {
+                Response::Items { items, more } => (items, more),
+                other => return Err(unexpected("History", &other)),
+            };
+            let Some(last) = items.last().map(|s| s.seq) else {
+                break;
+            };
+            for s in items {
+                if let Item::Message(env) = s.item
+                    && let Some((k, windows)) = opened.get_mut(&env.header.epoch)
+                    && let Ok(m) = k.open_message(&env, windows)
+                {
+                    if m.header.kind != sealdesk_protocol::message::ContentKind::Text {
+                        continue;
+                    }
+                    let sender = records
+                        .iter()
+                        .find(|r| r.epoch == env.header.epoch)
+                        .and_then(|r| r.member(&env.header.sender).map(|c| c.name.clone()))
+                        .unwrap_or_else(|| crate::client::short_key(&env.header.sender));
+                    let text = String::from_utf8_lossy(&m.body).into_owned();
+                    messages.push(TranscriptMessage {
+                        seq: s.seq,
+                        epoch: env.header.epoch,
+                        counter: env.header.counter,
+                        sender,
+                        sent_at: env.header.sent_at,
+                        text: if redacted { redact(&text) } else { text },
+                        envelope: env,
+                    });
+                }
+            }
+            after = last;
+            if !more {
+                break;
+            }
+        }
+        let mut gaps = Vec::new();
+        for (epoch, (_, windows)) in &opened {
+            if let Some(rec) = records.iter().find(|r| r.epoch == *epoch) {
+                for m in &rec.members {
+                    if let Some(w) = windows.get(&m.signing_key) {
+                        let missing = w.missing();
+                        if !missing.is_empty() {
+                            gaps.push((*epoch, m.name.clone(), missing));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Transcript {
+            conversation: *id,
+            org: org.to_owned(),
+            redacted,
+            records: recs,
+            policies,
+            messages,
+            gaps,
+            releases: Vec::new(),
+        })
+    }
+
+    /// Master: the transcript unlocked earlier.
+    ///
+    /// # Errors
+    /// [`ClientError::Invalid`] (typed "nothing released") if no release opened it.
+    pub fn transcript(&self, id: &ConversationId) -> Result<Transcript> {
+        self.account
+            .get_cbor::<Transcript>(&format!("master/transcript/{id}"))?
+            .ok_or_else(|| not_released(id))
+    }
+
+    /// Master: builds a justification from a consent token (as handed over by the customer,
+    /// hex CBOR) or a ticket id (with the arbiters' decisions collected by the relay).
+    ///
+    /// # Errors
+    /// [`ClientError::Invalid`] for a malformed token or unknown ticket.
+    pub async fn justification(
+        &self,
+        consent: Option<&str>,
+        ticket: Option<&TokenId>,
+    ) -> Result<Justification> {
+        match (consent, ticket) {
+            (Some(c), None) => Ok(Justification::Consent(decode_consent(c)?)),
+            (None, Some(t)) => {
+                let st = self
+                    .tickets()
+                    .await?
+                    .into_iter()
+                    .find(|s| s.ticket.id == *t)
+                    .ok_or_else(|| ClientError::Invalid(format!("no ticket {t}")))?;
+                Ok(Justification::Dispute {
+                    ticket: st.ticket,
+                    decisions: st.decisions,
+                })
+            }
+            _ => Err(ClientError::Invalid(
+                "give exactly one of --consent or --ticket".into(),
+            )),
+        }
+    }
+}
+
+/// The typed error for a master asking for a transcript nothing released.
+pub fn not_released(id: &ConversationId) -> ClientError {
+    ClientError::Invalid(format!(
+        "nothing of conversation {id} has been released to this account: the master cannot \
+         decrypt without a customer consent or an approved dispute ticket \
+         (`sealdesk transcript unlock`)"
+    ))
+}
+
+fn merge(old: Transcript, new: Transcript) -> Transcript {
+    let mut t = new;
+    for r in old.records {
+        if !t.records.iter().any(|x| x.epoch == r.epoch) {
+            t.records.push(r);
+        }
+    }
+    t.records.sort_by_key(|r| r.epoch);
+    for p in old.policies {
+        if !t.policies.iter().any(|x| x.version == p.version) {
+            t.policies.push(p);
+        }
+    }
+    for m in old.messages {
+        if !t.messages.iter().any(|x| x.seq == m.seq) {
+            t.messages.push(m);
+        }
+    }
+    t.messages.sort_by_key(|m| m.seq);
+    t.releases.extend(old.releases);
+    t.releases.sort_by_key(|(i, _)| *i);
+    t.releases.dedup_by_key(|(i, _)| *i);
+    t.redacted |= old.redacted;
+    t
+}
+
+fn check_consistency(
+    proof: &ConsistencyProof,
+    old: &SignedTreeHead,
+    new: &SignedTreeHead,
+) -> Result<()> {
+    proof.verify(old, new).map_err(|e| {
+        ClientError::Protocol(sealdesk_protocol::Error::Merkle(format!(
+            "the audit log is not an extension of the one you saw before (size {} → {}): {e}. \
+             The relay rewrote or forked it; report this",
+            old.size, new.size
+        )))
+    })
+}
+
+/// Encodes a consent token for handing to the business (hex of its CBOR).
+///
+/// # Errors
+/// [`ClientError::Protocol`].
+pub fn encode_consent(token: &ConsentToken) -> Result<String> {
+    Ok(hex::encode(to_cbor(token)?))
+}
+
+/// Decodes a consent token from [`encode_consent`]'s form, or from a file holding it.
+///
+/// # Errors
+/// [`ClientError::Invalid`].
+pub fn decode_consent(s: &str) -> Result<ConsentToken> {
+    let text = match std::fs::read_to_string(s) {
+        Ok(t) => t,
+        Err(_) => s.to_owned(),
+    };
+    let bytes = hex::decode(text.trim()).map_err(|_| {
+        ClientError::Invalid(
+            "--consent takes the token printed by `sealdesk consent grant` (or a file holding it)"
+                .into(),
+        )
+    })?;
+    Ok(from_cbor(&bytes, "consent token")?)
+}
+
+// --- export and offline verification ------------------------------------------------------
+
+/// The portable transcript file (JSON, protocol objects as hex CBOR).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExportFile {
+    /// `sealdesk-transcript/1`.
+    pub format: String,
+    /// The conversation (hex).
+    pub conversation: String,
+    /// The org.
+    pub org: String,
+    /// Whether texts are redacted (then keys are omitted and only signatures are checkable).
+    pub redacted: bool,
+    /// Policies (hex CBOR).
+    pub policies: Vec<String>,
+    /// Epochs: record (hex CBOR) and, unless redacted, the released key (hex).
+    pub epochs: Vec<ExportEpoch>,
+    /// Messages.
+    pub messages: Vec<ExportMessage>,
+    /// Release entries with inclusion proofs.
+    pub releases: Vec<ExportRelease>,
+    /// The relay's audit-log key (hex).
+    pub log_key: String,
+    /// The signed tree head the proofs are for (hex CBOR).
+    pub tree_head: String,
+}
+
+/// An epoch in an export.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExportEpoch {
+    /// Epoch number.
+    pub epoch: u32,
+    /// The record (hex CBOR).
+    pub record: String,
+    /// The key K (hex), absent when redacted.
+    pub key: Option<String>,
+}
+
+/// A message in an export.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExportMessage {
+    /// Relay sequence number.
+    pub seq: u64,
+    /// Epoch.
+    pub epoch: u32,
+    /// Sender name.
+    pub sender: String,
+    /// Sender clock.
+    pub sent_at: u64,
+    /// The text.
+    pub text: String,
+    /// The envelope (hex CBOR).
+    pub envelope: String,
+}
+
+/// A release entry in an export.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExportRelease {
+    /// Leaf index.
+    pub index: u64,
+    /// The entry (hex CBOR).
+    pub entry: String,
+    /// Inclusion proof in `tree_head` (hex CBOR).
+    pub inclusion: String,
+    /// Plain words.
+    pub text: String,
+}
+
+impl Client {
+    /// Master: the transcript as a portable, verifiable file. With `redact_text` (or a
+    /// redacted consent) personal data is masked and the keys are left out.
+    ///
+    /// # Errors
+    /// [`not_released`], relay errors.
+    pub async fn export_transcript(
+        &mut self,
+        id: &ConversationId,
+        redact_text: bool,
+    ) -> Result<ExportFile> {
+        let t = self.transcript(id)?;
+        let redacted = t.redacted || redact_text;
+        let (head, _) = self.checked_tree_head().await?;
+        let mut epochs = Vec::new();
+        for r in &t.records {
+            let key = if redacted {
+                None
+            } else {
+                self.account
+                    .vault()
+                    .get(&format!("master/key/{id}/{}", r.epoch))?
+                    .map(|k| hex::encode(k.as_slice()))
+            };
+            epochs.push(ExportEpoch {
+                epoch: r.epoch,
+                record: hex::encode(to_cbor(r)?),
+                key,
+            });
+        }
+        let mut releases = Vec::new();
+        for (index, e) in &t.releases {
+            let proof = match self
+                .session
+                .request(Request::GetInclusion {
+                    index: *index,
+                    size: head.size,
+                })
+                .await?
+            {
+                Response::Inclusion(p) => p,
+                other => return Err(unexpected("GetInclusion", &other)),
+            };
+            releases.push(ExportRelease {
+                index: *index,
+                entry: hex::encode(to_cbor(e)?),
+                inclusion: hex::encode(to_cbor(&proof)?),
+                text: crate::client::describe_notice(e, e.verify().is_ok()),
+            });
+        }
+        Ok(ExportFile {
+            format: "sealdesk-transcript/1".into(),
+            conversation: id.to_string(),
+            org: t.org.clone(),
+            redacted,
+            policies: t
+                .policies
+                .iter()
+                .map(|p| to_cbor(p).map(hex::encode))
+                .collect::<sealdesk_protocol::Result<_>>()?,
+            epochs,
+            messages: t
+                .messages
+                .iter()
+                .map(|m| {
+                    Ok(ExportMessage {
+                        seq: m.seq,
+                        epoch: m.epoch,
+                        sender: m.sender.clone(),
+                        sent_at: m.sent_at,
+                        text: if redacted {
+                            redact(&m.text)
+                        } else {
+                            m.text.clone()
+                        },
+                        envelope: hex::encode(to_cbor(&m.envelope)?),
+                    })
+                })
+                .collect::<Result<_>>()?,
+            releases,
+            log_key: hex::encode(self.session.welcome().log_key.as_bytes()),
+            tree_head: hex::encode(to_cbor(&head)?),
+        })
+    }
+}
+
+/// The verdict of an offline transcript check.
+#[derive(Clone, Debug, Serialize)]
+pub struct Verification {
+    /// Whether everything checked out.
+    pub ok: bool,
+    /// One line per check.
+    pub checks: Vec<(bool, String)>,
+    /// The master fingerprint of the policy (compare it out of band).
+    pub master_fingerprint: String,
+}
+
+/// Checks an exported transcript without the relay: policies, epoch records and chain, keys
+/// against commitments, every message's signature (and, unless redacted, its decryption equals
+/// the text shown), order and gaps, and the release entries' inclusion under the signed tree
+/// head.
+pub fn verify_export(file: &ExportFile) -> Verification {
+    let mut checks: Vec<(bool, String)> = Vec::new();
+    let mut check = |ok: bool, s: String| checks.push((ok, s));
+    let hexcbor = |s: &str| hex::decode(s).ok();
+    let mut policies: Vec<VerifiedPolicy> = Vec::new();
+    for p in &file.policies {
+        match hexcbor(p)
+            .and_then(|b| from_cbor::<OrgPolicy>(&b, "policy").ok())
+            .map(OrgPolicy::verify)
+        {
+            Some(Ok(v)) => policies.push(v),
+            Some(Err(e)) => check(false, format!("policy does not verify: {e}")),
+            None => check(false, "a policy is not decodable".into()),
+        }
+    }
+    let master_fingerprint = policies
+        .first()
+        .and_then(|p| p.master.clone().verify().ok())
+        .map(|c| c.fingerprint().to_string())
+        .unwrap_or_default();
+    if policies.is_empty() {
+        check(false, "no valid policy".into());
+    } else {
+        let masters: BTreeSet<_> = policies.iter().map(|p| p.master_key()).collect();
+        check(
+            masters.len() == 1,
+            format!(
+                "{} policy version(s), all signed by one master key",
+                policies.len()
+            ),
+        );
+    }
+    let mut epochs: BTreeMap<u32, (VerifiedEpoch, Option<EpochSecret>)> = BTreeMap::new();
+    for e in &file.epochs {
+        let Some(rec) = hexcbor(&e.record).and_then(|b| from_cbor::<EpochRecord>(&b, "epoch").ok())
+        else {
+            check(false, format!("epoch {} record is not decodable", e.epoch));
+            continue;
+        };
+        let Some(policy) = policies.iter().find(|p| p.version == rec.policy_version) else {
+            check(
+                false,
+                format!(
+                    "epoch {}: its policy version {} is missing",
+                    e.epoch, rec.policy_version
+                ),
+            );
+            continue;
+        };
+        match rec.verify(policy) {
+            Ok(v) => {
+                let key = e
+                    .key
+                    .as_deref()
+                    .and_then(|k| hex::decode(k).ok())
+                    .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+                    .map(|b| EpochSecret::from_bytes(&Zeroizing::new(b)));
+                if let Some(k) = &key {
+                    check(
+                        k.matches(&v.conversation, v.epoch, &v.commitment),
+                        format!(
+                            "epoch {}: released key matches the record's commitment",
+                            v.epoch
+                        ),
+                    );
+                }
+                check(
+                    v.conversation.to_string() == file.conversation,
+                    format!(
+                        "epoch {} record signed by its creator, for this conversation",
+                        v.epoch
+                    ),
+                );
+                epochs.insert(v.epoch, (v, key));
+            }
+            Err(e2) => check(
+                false,
+                format!("epoch {} record does not verify: {e2}", e.epoch),
+            ),
+        }
+    }
+    let nums: Vec<u32> = epochs.keys().copied().collect();
+    for w in nums.windows(2) {
+        if w[1] == w[0] + 1
+            && let (Some((prev, _)), Some((cur, _))) = (epochs.get(&w[0]), epochs.get(&w[1]))
+        {
+            check(
+                cur.check_follows(Some(prev)).is_ok(),
+                format!("epoch {} follows epoch {} in the chain", w[1], w[0]),
+            );
+        }
+    }
+    let mut windows: BTreeMap<u32, ReplayWindows> = BTreeMap::new();
+    let mut last_seq = 0;
+    let mut bad_messages = 0;
+    for m in &file.messages {
+        if m.seq <= last_seq {
+            check(false, format!("message #{} is out of order", m.seq));
+        }
+        last_seq = m.seq;
+        let Some(env) =
+            hexcbor(&m.envelope).and_then(|b| from_cbor::<Envelope>(&b, "envelope").ok())
+        else {
+            bad_messages += 1;
+            continue;
+        };
+        let Some((rec, key)) = epochs.get(&env.header.epoch) else {
+            check(
+                false,
+                format!(
+                    "message #{} names epoch {}, which is not in the file",
+                    m.seq, env.header.epoch
+                ),
+            );
+            continue;
+        };
+        let member = rec.member(&env.header.sender);
+        let sig_ok = member.is_some()
+            && env
+                .header
+                .sender
+                .verify(&env.signed_bytes(), &env.signature, "message")
+                .is_ok();
+        let name_ok = member.is_some_and(|c| c.name == m.sender);
+        let text_ok = match key {
+            Some(k) => {
+                let keys = EpochKeys::new(k, rec);
+                let w = windows.entry(env.header.epoch).or_default();
+                keys.open_message(&env, w)
+                    .is_ok_and(|o| String::from_utf8_lossy(&o.body) == m.text)
+            }
+            None => true,
+        };
+        if !(sig_ok && name_ok && text_ok) {
+            bad_messages += 1;
+            check(
+                false,
+                format!(
+                    "message #{} from {}: signature {}, sender {}, text {}",
+                    m.seq,
+                    m.sender,
+                    ok_word(sig_ok),
+                    ok_word(name_ok),
+                    ok_word(text_ok)
+                ),
+            );
+        }
+    }
+    check(
+        bad_messages == 0,
+        format!(
+            "{} message(s): each signed by its sender{}",
+            file.messages.len(),
+            if file.redacted {
+                " (texts redacted: decryption not re-checked)"
+            } else {
+                ", and decrypts to the text shown"
+            }
+        ),
+    );
+    for (epoch, w) in &windows {
+        if let Some((rec, _)) = epochs.get(epoch) {
+            for m in &rec.members {
+                if let Some(win) = w.get(&m.signing_key) {
+                    let missing = win.missing();
+                    if !missing.is_empty() {
+                        check(
+                            true,
+                            format!(
+                                "gap: {} message(s) from {} in epoch {epoch} are missing (counters {missing:?})",
+                                missing.len(),
+                                m.name
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let log_key = hex::decode(&file.log_key)
+        .ok()
+        .and_then(|b| SigningPublicKey::try_from(b.as_slice()).ok());
+    let head =
+        hexcbor(&file.tree_head).and_then(|b| from_cbor::<SignedTreeHead>(&b, "tree head").ok());
+    match (log_key, head) {
+        (Some(k), Some(h)) => {
+            let head_ok = h.verify(&k).is_ok();
+            check(
+                head_ok,
+                format!(
+                    "audit tree head (size {}) signed by the relay's log key",
+                    h.size
+                ),
+            );
+            if file.releases.is_empty() {
+                check(
+                    false,
+                    "no release entries: nothing shows this transcript was released lawfully"
+                        .into(),
+                );
+            }
+            for r in &file.releases {
+                let entry =
+                    hexcbor(&r.entry).and_then(|b| from_cbor::<AuditEntry>(&b, "entry").ok());
+                let proof = hexcbor(&r.inclusion)
+                    .and_then(|b| from_cbor::<InclusionProof>(&b, "proof").ok());
+                let ok = match (entry, proof) {
+                    (Some(e), Some(p)) => {
+                        e.verify().is_ok()
+                            && p.index == r.index
+                            && p.verify(&e, &h).is_ok()
+                            && e.event
+                                .conversation()
+                                .is_some_and(|c| c.to_string() == file.conversation)
+                    }
+                    _ => false,
+                };
+                check(
+                    ok,
+                    format!(
+                        "release entry #{} ({}) signed and included in the audit log",
+                        r.index, r.text
+                    ),
+                );
+            }
+        }
+        _ => check(
+            false,
+            "the audit tree head or log key is not decodable".into(),
+        ),
+    }
+    let ok = checks.iter().all(|(ok, _)| *ok);
+    Verification {
+        ok,
+        checks,
+        master_fingerprint,
+    }
+}
+
+fn ok_word(b: bool) -> &'static str {
+    if b { "ok" } else { "BAD" }
+}

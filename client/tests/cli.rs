@@ -1,0 +1,426 @@
+//! The `sealdesk` binary end to end against a real relay: init, register, org setup, open,
+//! send, history, conversations, keys, and a wrong passphrase.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::path::Path;
+
+use sealdesk_client::{Account, Client};
+use serde_json::Value;
+use support::{PASS, World, texts};
+
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+async fn sealdesk(w: &World, home: &Path, pass: &str, args: &[&str]) -> Run {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sealdesk"))
+        .arg("--home")
+        .arg(home)
+        .arg("--relay")
+        .arg(&w.url)
+        .args(args)
+        .env("SEALDESK_PASSPHRASE", pass)
+        .env("SEALDESK_INSECURE_FAST_KDF", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+async fn ok(w: &World, name: &str, args: &[&str]) -> String {
+    let r = sealdesk(w, &w.home(name), PASS, args).await;
+    assert!(
+        r.ok,
+        "sealdesk {args:?} as {name} failed:\n{}\n{}",
+        r.stdout, r.stderr
+    );
+    r.stdout
+}
+
+async fn json(w: &World, name: &str, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    serde_json::from_str(&ok(w, name, &all).await).unwrap()
+}
+
+#[tokio::test]
+async fn cli_story_from_init_to_history() {
+    let w = World::new().await;
+    let people = [
+        ("acme-owner", "master"),
+        ("trustee-1", "trustee"),
+        ("trustee-2", "trustee"),
+        ("trustee-3", "trustee"),
+        ("arbiter-1", "arbiter"),
+        ("arbiter-2", "arbiter"),
+        ("alice", "agent"),
+        ("carol", "customer"),
+    ];
+    for (name, role) in people {
+        ok(&w, name, &["init", "--name", name, "--role", role]).await;
+        ok(&w, name, &["register"]).await;
+    }
+    let created = json(
+        &w,
+        "acme-owner",
+        &[
+            "org",
+            "create",
+            "--name",
+            "acme",
+            "--trustee",
+            "trustee-1",
+            "--trustee",
+            "trustee-2",
+            "--trustee",
+            "trustee-3",
+            "--trustee-threshold",
+            "2",
+            "--arbiter",
+            "arbiter-1",
+            "--arbiter",
+            "arbiter-2",
+            "--arbiter-threshold",
+            "2",
+            "--retention-days",
+            "30",
+        ],
+    )
+    .await;
+    assert_eq!(created["version"], 1);
+    ok(&w, "acme-owner", &["org", "add-agent", "alice"]).await;
+    let shown = json(&w, "carol", &["org", "show", "acme"]).await;
+    let fp = shown["org_fingerprint"].as_str().unwrap().to_owned();
+    assert_eq!(fp, created["org_fingerprint"].as_str().unwrap());
+    assert_eq!(shown["retention_days"], 30);
+
+    // alice is online (in this process) so the relay can assign her.
+    let mut alice = Client::connect(Account::open(&w.home("alice"), PASS).unwrap(), &w.url)
+        .await
+        .unwrap();
+    let opened = json(
+        &w,
+        "carol",
+        &["open", "--org", "acme", "--org-fingerprint", &fp],
+    )
+    .await;
+    let conv = opened["conversation"].as_str().unwrap().to_owned();
+    assert_eq!(opened["agent"], "alice");
+    assert!(
+        opened["summary"]
+            .as_str()
+            .unwrap()
+            .contains("end-to-end encrypted")
+    );
+    ok(
+        &w,
+        "carol",
+        &["send", "--conversation", &conv, "hello from the CLI"],
+    )
+    .await;
+
+    alice.sync_all().await.unwrap();
+    let id = sealdesk_protocol::ids::ConversationId::parse(&conv).unwrap();
+    assert_eq!(
+        texts(&alice, &id),
+        vec!["carol: hello from the CLI".to_owned()]
+    );
+    alice
+        .send_text(&id, "hello from the library")
+        .await
+        .unwrap();
+    drop(alice.close().await);
+
+    let text = ok(&w, "carol", &["history", "--conversation", &conv]).await;
+    assert!(text.contains("carol: hello from the CLI"), "{text}");
+    assert!(text.contains("alice: hello from the library"), "{text}");
+    assert!(text.contains("verified"), "{text}");
+    let convs = json(&w, "carol", &["conversations"]).await;
+    assert_eq!(convs["conversations"][0]["conversation"], conv.as_str());
+
+    let fpr = json(&w, "carol", &["keys", "fingerprint", "alice"]).await;
+    assert_eq!(fpr["source"], "pinned");
+    let who = json(&w, "carol", &["whoami"]).await;
+    assert_eq!(who["role"], "customer");
+
+    // Errors: wrong passphrase, unknown conversation, wrong role.
+    let r = sealdesk(&w, &w.home("carol"), "wrong", &["whoami"]).await;
+    assert!(!r.ok);
+    assert!(r.stderr.contains("wrong passphrase"), "{}", r.stderr);
+    let r = sealdesk(
+        &w,
+        &w.home("carol"),
+        PASS,
+        &["send", "--conversation", "nothex", "x"],
+    )
+    .await;
+    assert!(
+        !r.ok && r.stderr.contains("not a conversation id"),
+        "{}",
+        r.stderr
+    );
+    let r = sealdesk(&w, &w.home("carol"), PASS, &["org", "add-agent", "alice"]).await;
+    assert!(
+        !r.ok && r.stderr.contains("needs a master account"),
+        "{}",
+        r.stderr
+    );
+    let r = sealdesk(&w, &w.home("nobody"), PASS, &["whoami"]).await;
+    assert!(!r.ok && r.stderr.contains("sealdesk init"), "{}", r.stderr);
+}
+
+#[tokio::test]
+async fn cli_escrow_story() {
+    let w = World::new().await;
+    for (name, role) in [
+        ("acme-owner", "master"),
+        ("trustee-1", "trustee"),
+        ("trustee-2", "trustee"),
+        ("trustee-3", "trustee"),
+        ("arbiter-1", "arbiter"),
+        ("arbiter-2", "arbiter"),
+        ("alice", "agent"),
+        ("carol", "customer"),
+    ] {
+        ok(&w, name, &["init", "--name", name, "--role", role]).await;
+        ok(&w, name, &["register"]).await;
+    }
+    ok(
+        &w,
+        "acme-owner",
+        &[
+            "org",
+            "create",
+            "--name",
+            "acme",
+            "--trustee",
+            "trustee-1",
+            "--trustee",
+            "trustee-2",
+            "--trustee",
+            "trustee-3",
+            "--trustee-threshold",
+            "2",
+            "--arbiter",
+            "arbiter-1",
+            "--arbiter",
+            "arbiter-2",
+            "--arbiter-threshold",
+            "2",
+        ],
+    )
+    .await;
+    ok(&w, "acme-owner", &["org", "add-agent", "alice"]).await;
+    let mut alice = Client::connect(Account::open(&w.home("alice"), PASS).unwrap(), &w.url)
+        .await
+        .unwrap();
+    let opened = json(&w, "carol", &["open", "--org", "acme"]).await;
+    let conv = opened["conversation"].as_str().unwrap().to_owned();
+    ok(
+        &w,
+        "carol",
+        &[
+            "send",
+            "--conversation",
+            &conv,
+            "mail me at carol@example.com",
+        ],
+    )
+    .await;
+    alice.sync_all().await.unwrap();
+    drop(alice.close().await);
+
+    // The master has nothing before a release.
+    let r = sealdesk(
+        &w,
+        &w.home("acme-owner"),
+        PASS,
+        &["transcript", "show", "--conversation", &conv],
+    )
+    .await;
+    assert!(
+        !r.ok && r.stderr.contains("nothing of conversation"),
+        "{}",
+        r.stderr
+    );
+
+    let granted = json(
+        &w,
+        "carol",
+        &[
+            "consent",
+            "grant",
+            "--conversation",
+            &conv,
+            "--scope",
+            "redacted",
+            "--expires",
+            "1d",
+        ],
+    )
+    .await;
+    let token = granted["token"].as_str().unwrap().to_owned();
+    let list = json(&w, "carol", &["consent", "list"]).await;
+    assert_eq!(list["consents"][0]["state"], "active");
+
+    // Unlock in the background while the trustees run `serve --once`.
+    let unlock = {
+        let home = w.home("acme-owner");
+        let url = w.url.clone();
+        let conv = conv.clone();
+        tokio::spawn(async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_sealdesk"))
+                .arg("--home")
+                .arg(home)
+                .arg("--relay")
+                .arg(url)
+                .args([
+                    "transcript",
+                    "unlock",
+                    "--conversation",
+                    &conv,
+                    "--consent",
+                    &token,
+                    "--wait",
+                    "30",
+                ])
+                .env("SEALDESK_PASSPHRASE", PASS)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .await
+                .unwrap()
+        })
+    };
+    let mut released = 0;
+    for _ in 0..20 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        for t in ["trustee-1", "trustee-2"] {
+            released += ok(&w, t, &["trustee", "serve", "--once"])
+                .await
+                .matches(": released")
+                .count();
+        }
+        if released >= 2 {
+            break;
+        }
+    }
+    let out = unlock.await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("[email redacted]"), "{stdout}");
+
+    let file = w.dir.path().join("transcript.json");
+    ok(
+        &w,
+        "acme-owner",
+        &[
+            "transcript",
+            "export",
+            "--conversation",
+            &conv,
+            "--out",
+            file.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let verdict = ok(
+        &w,
+        "carol",
+        &["transcript", "verify", file.to_str().unwrap()],
+    )
+    .await;
+    assert!(
+        verdict.contains("VERDICT: the transcript verifies"),
+        "{verdict}"
+    );
+    let mut tampered: Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    tampered["releases"] = Value::Array(vec![]);
+    std::fs::write(&file, tampered.to_string()).unwrap();
+    let r = sealdesk(
+        &w,
+        &w.home("carol"),
+        PASS,
+        &["transcript", "verify", file.to_str().unwrap()],
+    )
+    .await;
+    assert!(
+        !r.ok && r.stderr.contains("does NOT verify"),
+        "{}",
+        r.stderr
+    );
+
+    let audit = ok(&w, "carol", &["audit", "--verify"]).await;
+    assert!(
+        audit.contains("under your consent") && audit.contains("[inclusion proven]"),
+        "{audit}"
+    );
+    let hist = ok(&w, "carol", &["history", "--conversation", &conv]).await;
+    assert!(hist.contains("NOTICE"), "{hist}");
+
+    // Disputes: list and approve by arbiters; erasure is held meanwhile.
+    let t = json(
+        &w,
+        "acme-owner",
+        &[
+            "dispute",
+            "open",
+            "--conversation",
+            &conv,
+            "--reason",
+            "fraud check",
+        ],
+    )
+    .await;
+    let ticket = t["ticket"].as_str().unwrap().to_owned();
+    let listed = json(&w, "arbiter-1", &["dispute", "list"]).await;
+    assert_eq!(listed["tickets"][0]["ticket"], ticket.as_str());
+    let shown = ok(&w, "arbiter-1", &["dispute", "show", "--ticket", &ticket]).await;
+    assert!(
+        shown.contains("fraud check") && shown.contains("master signature: valid"),
+        "{shown}"
+    );
+    let approved = json(
+        &w,
+        "arbiter-1",
+        &["dispute", "approve", "--ticket", &ticket],
+    )
+    .await;
+    assert_eq!(approved["approvals"], 1);
+    let rejected = ok(
+        &w,
+        "arbiter-2",
+        &[
+            "dispute",
+            "reject",
+            "--ticket",
+            &ticket,
+            "--reason",
+            "no evidence",
+        ],
+    )
+    .await;
+    assert!(rejected.contains("no evidence"), "{rejected}");
+    let r = sealdesk(
+        &w,
+        &w.home("carol"),
+        PASS,
+        &["erase", "--conversation", &conv],
+    )
+    .await;
+    assert!(!r.ok && r.stderr.contains("LegalHold"), "{}", r.stderr);
+}
