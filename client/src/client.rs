@@ -1242,6 +1242,9 @@ impl Client {
             Item::HandOff(h) => {
                 events.extend(self.ingest_handoff(&mut meta, s.seq, &h).await?);
             }
+            // A consent the customer shared with the master: the customer keeps its own list
+            // (`sealdesk consent list`); the master looks it up when unlocking.
+            Item::Consent(_) => {}
             Item::Notice { entry, index } => {
                 // Genuine only if signed, about this conversation, and proven to be in the
                 // audit log under a tree head consistent with the one pinned before.

@@ -4,7 +4,7 @@
 //! erasure.
 //!
 //! ```text
-//!   customer: grant_consent ─(token, out of band)─▶ master: unlock ─SubmitRelease─▶ relay
+//!   customer: grant_consent ─(ShareConsent, via the relay)─▶ master: unlock ─SubmitRelease─▶ relay
 //!   trustee:  serve ◀─Push::Release / PendingReleases── relay
 //!             decide() → AppendAudit(release entry) → durable → SubmitShares
 //!   master:   ReleaseStatus → open shares → reconstruct K (checked against the commitment)
@@ -401,7 +401,16 @@ impl Client {
             },
         );
         self.account.put_cbor(CONSENTS, &all)?;
-        Ok(token)
+        // Hand the token to the org's master through the relay (it is not secret: it only
+        // lets the master ask the trustees, who check it and log the release).
+        match self
+            .session
+            .request(Request::ShareConsent(token.clone()))
+            .await?
+        {
+            Response::Stored { .. } => Ok(token),
+            other => Err(unexpected("ShareConsent", &other)),
+        }
     }
 
     /// Customer: revokes an unused consent (a signed entry in the audit log, which trustees
@@ -1173,11 +1182,17 @@ impl Client {
     /// [`ClientError::Invalid`] for a malformed token or unknown ticket.
     pub async fn justification(
         &self,
+        conversation: &ConversationId,
         consent: Option<&str>,
         ticket: Option<&TokenId>,
     ) -> Result<Justification> {
         match (consent, ticket) {
-            (Some(c), None) => Ok(Justification::Consent(decode_consent(c)?)),
+            (Some(c), None) => match TokenId::parse(c) {
+                Ok(id) => Ok(Justification::Consent(
+                    self.shared_consent(conversation, &id).await?,
+                )),
+                Err(_) => Ok(Justification::Consent(decode_consent(c)?)),
+            },
             (None, Some(t)) => {
                 let st = self
                     .tickets()
@@ -1194,6 +1209,55 @@ impl Client {
                 "give exactly one of --consent or --ticket".into(),
             )),
         }
+    }
+}
+
+impl Client {
+    /// Master: finds a consent token the customer shared into the conversation through the
+    /// relay. Its signature is checked by the trustees (and again here, for a clear error).
+    async fn shared_consent(
+        &self,
+        conversation: &ConversationId,
+        id: &TokenId,
+    ) -> Result<ConsentToken> {
+        let mut after = 0;
+        loop {
+            let (items, more) = match self
+                .session
+                .request(Request::History {
+                    conversation: *conversation,
+                    after,
+                    limit: crate::client::HISTORY_PAGE,
+                })
+                .await?
+            {
+                Response::Items { items, more } => (items, more),
+                other => return Err(unexpected("History", &other)),
+            };
+            let Some(last) = items.last().map(|s| s.seq) else {
+                break;
+            };
+            for s in items {
+                if let Item::Consent(token) = s.item
+                    && token.id == *id
+                {
+                    token.customer.verify(
+                        &token.signed_bytes(),
+                        &token.signature,
+                        "consent token",
+                    )?;
+                    return Ok(token);
+                }
+            }
+            if !more {
+                break;
+            }
+            after = last;
+        }
+        Err(ClientError::Invalid(format!(
+            "no consent {id} was shared in conversation {conversation}; ask the customer to run \
+             `sealdesk consent grant`, or pass the token itself"
+        )))
     }
 }
 

@@ -231,7 +231,7 @@ enum TranscriptCmd {
         /// The conversation id.
         #[arg(long)]
         conversation: String,
-        /// The consent token the customer gave you (or a file holding it).
+        /// The consent id (shared through the relay by `sealdesk consent grant`), or the token itself / a file holding it.
         #[arg(long)]
         consent: Option<String>,
         /// An approved dispute ticket id.
@@ -1032,12 +1032,14 @@ async fn consent(home: &Path, relay: &str, cmd: ConsentCmd) -> Result<Output> {
             Output::new(
                 format!(
                     "consent {} granted to the master of {} for {} of {id} ({:?}, until {})\n\
-                     give the business this token (it is not secret):\n{encoded}",
+                     it was shared with the business through the relay; they unlock with\n  \
+                     sealdesk transcript unlock --conversation {id} --consent {}",
                     token.id,
                     token.org,
                     token.epochs,
                     token.scope,
-                    chat::fmt_time(token.expires_at)
+                    chat::fmt_time(token.expires_at),
+                    token.id
                 ),
                 json!({"ok": true, "consent": token.id.to_string(), "token": encoded, "expires_at": token.expires_at}),
             )
@@ -1267,7 +1269,9 @@ async fn transcript(home: &Path, relay: &str, cmd: TranscriptCmd) -> Result<Outp
         } => {
             let id = conv_id(&conversation)?;
             let ticket = ticket.as_deref().map(token_id).transpose()?;
-            let j = c.justification(consent.as_deref(), ticket.as_ref()).await?;
+            let j = c
+                .justification(&id, consent.as_deref(), ticket.as_ref())
+                .await?;
             let t = c
                 .unlock(&id, j, None, std::time::Duration::from_secs(wait), |p| {
                     eprintln!(

@@ -257,7 +257,7 @@ async fn dispute_needs_enough_arbiters_and_erasure_is_held() {
         .unwrap();
     let j = s
         .master
-        .justification(None, Some(&ticket.id))
+        .justification(&s.conv, None, Some(&ticket.id))
         .await
         .unwrap();
     let err = unlock_with(&mut s, j, &["trustee-1", "trustee-3"])
@@ -270,7 +270,7 @@ async fn dispute_needs_enough_arbiters_and_erasure_is_held() {
         .unwrap();
     let j = s
         .master
-        .justification(None, Some(&ticket.id))
+        .justification(&s.conv, None, Some(&ticket.id))
         .await
         .unwrap();
     let t = unlock_with(&mut s, j, &["trustee-2", "trustee-3"])

@@ -27,8 +27,7 @@ use crate::{
     message::Envelope,
     policy::{AgentCertificate, OrgPolicy},
     release::{
-        ArbiterDecision, ConsentRevocation, DisputeTicket, ErasureRequest, ReleaseRequest,
-        ReleasedShare,
+        ArbiterDecision, ConsentToken, DisputeTicket, ErasureRequest, ReleaseRequest, ReleasedShare,
     },
 };
 
@@ -222,8 +221,9 @@ pub enum Request {
     Decide(ArbiterDecision),
     /// Arbiter or master: tickets of the org, with decisions so far.
     ListTickets,
-    /// Customer: revoke a consent (logged).
-    RevokeConsent(ConsentRevocation),
+    /// Customer: hand a consent token to the org's master through the relay. It is stored in
+    /// the conversation as [`Item::Consent`], readable by the customer and the master only.
+    ShareConsent(ConsentToken),
     /// Append a signed entry to the audit log (the relay checks the signature).
     AppendAudit(AuditEntry),
     /// The latest signed tree head.
@@ -276,6 +276,8 @@ pub enum Item {
     Message(Envelope),
     /// A history hand-off.
     HandOff(HandOff),
+    /// A consent token the customer handed to the org's master.
+    Consent(ConsentToken),
     /// A release notice: the audit entry and its index in the log.
     Notice {
         /// The entry.

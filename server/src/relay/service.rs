@@ -239,16 +239,7 @@ impl Service {
             Request::OpenTicket(t) => self.open_ticket(caller, t).await,
             Request::Decide(d) => self.decide(caller, d).await,
             Request::ListTickets => self.list_tickets(caller),
-            Request::RevokeConsent(r) => {
-                // Revocation is an audit entry signed by the customer; accept both forms.
-                r.verify().map_err(Reject::from).and_then(|()| {
-                    reject(
-                        ErrorCode::BadRequest,
-                        "send the revocation as an audit entry (AppendAudit of a \
-                         consent_revocation event) so trustees can see it",
-                    )
-                })
-            }
+            Request::ShareConsent(t) => self.share_consent(caller, t).await,
             Request::AppendAudit(e) => self.append_audit(caller, e).await,
             Request::GetTreeHead => self.tree_head().map(Response::TreeHead),
             Request::GetEntries { from, limit } => self.entries(from, limit),
@@ -916,6 +907,41 @@ impl Service {
     }
 
     // ---- escrow plumbing -------------------------------------------------------------------
+
+    async fn share_consent(
+        &self,
+        caller: &Caller,
+        token: sealdesk_protocol::release::ConsentToken,
+    ) -> Reply {
+        let s = self.conv_for(caller, &token.conversation)?;
+        if s.customer != caller.key() || token.customer != caller.key() {
+            return reject(
+                ErrorCode::Forbidden,
+                "only the conversation's customer shares consent",
+            );
+        }
+        if token.org != s.org {
+            return reject(ErrorCode::BadRequest, "the consent names another org");
+        }
+        token
+            .customer
+            .verify(&token.signed_bytes(), &token.signature, "consent token")?;
+        let policy = self.current_policy(&s.org)?;
+        let master = policy.master_key();
+        // Conversation-level item: readable by the customer, and by the master like all of its
+        // org's items.
+        let (item, audience) = self.append_item(
+            &token.conversation.clone(),
+            None,
+            Item::Consent(token),
+            None,
+            |_| {},
+        )?;
+        self.commit.durable().await?;
+        self.push_item(&item, &audience, &caller.key());
+        self.push_item(&item, &[master], &caller.key());
+        Ok(Response::Stored { seq: item.seq })
+    }
 
     fn pending_for(&self, r: &ReleaseRequest) -> Result<PendingRelease, Reject> {
         let mut epochs = Vec::new();
