@@ -348,10 +348,16 @@ impl Service {
 
     async fn publish_policy(&self, caller: &Caller, p: OrgPolicy) -> Reply {
         let p = p.verify()?;
-        if p.master_key() != caller.key() {
+        // The policy's master card must be the caller's own registered master card: a key
+        // registered as an agent cannot mint itself a master card for a new org.
+        if p.master_key() != caller.key()
+            || caller.card.role != Role::Master
+            || p.master != caller.card
+        {
             return reject(
                 ErrorCode::Forbidden,
-                "only the master key a policy names may publish it",
+                "only a registered master account may publish a policy, and only one that names \
+                 its own card as master",
             );
         }
         {
@@ -1207,6 +1213,14 @@ impl Service {
                 ..
             } => {
                 self.trustee_of(caller, org)?;
+                if let Some(state) = self.conv(conversation)?
+                    && state.org != *org
+                {
+                    return reject(
+                        ErrorCode::Forbidden,
+                        "the conversation is not in the org whose trustee you are",
+                    );
+                }
                 let mut k = b"release".to_vec();
                 k.extend_from_slice(request_hash);
                 k.extend_from_slice(caller.key().as_bytes());

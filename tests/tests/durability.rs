@@ -1,0 +1,389 @@
+//! What survives a restart, what never reaches the disk, and what the metrics count.
+
+// Test helpers outside #[test] fns: a failed step must panic loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use sealdesk_protocol::{
+    ids::{ConversationId, EpochRange},
+    message::Envelope,
+    release::{ConsentParams, ConsentToken, Justification, ReleaseRequest, Scope},
+    wire::{ErrorCode, Item, Push, Request, Response, Sequenced},
+};
+use sealdesk_tests::{
+    Chat, Org, RawClient, contains_bytes, files_under, http_get, metric, now, rng, spawn_relay,
+    spawn_relay_in, stop_relay,
+};
+
+async fn history(c: &mut RawClient, id: ConversationId) -> Vec<Sequenced> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    for _ in 0..1_000 {
+        match c
+            .request(Request::History {
+                conversation: id,
+                after,
+                limit: 50,
+            })
+            .await
+        {
+            Response::Items { items, more } => {
+                if let Some(last) = items.last() {
+                    after = last.seq;
+                }
+                out.extend(items);
+                if !more {
+                    return out;
+                }
+            }
+            other => panic!("expected Items, got {other:?}"),
+        }
+    }
+    panic!("history paging did not end");
+}
+
+/// Sends `n` messages from the chat's customer, counters from `first`; returns what was
+/// acknowledged, as (seq, envelope).
+async fn send_many(
+    org: &Org,
+    c: &mut RawClient,
+    chat: &Chat,
+    first: u64,
+    n: u64,
+) -> Vec<(u64, Envelope)> {
+    let me = &org.customers[chat.customer];
+    let mut acked = Vec::new();
+    for i in first..first + n {
+        let env = chat.seal(me, i, &format!("customer {} message {i}", chat.customer));
+        let seq = c.stored(Request::Send(env.clone())).await;
+        acked.push((seq, env));
+    }
+    acked
+}
+
+#[tokio::test]
+async fn everything_acknowledged_survives_a_restart_in_order_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = spawn_relay_in(dir.path()).await;
+    let url = relay.ws_url();
+    let org = Org::setup(&url, 41, "acme", 1, 2).await;
+    let mut c0 = RawClient::login(&url, &org.customers[0]).await;
+    let mut c1 = RawClient::login(&url, &org.customers[1]).await;
+    let relay_key = c0.challenge().relay_key;
+    let chat0 = org.start_chat(&mut c0, 0, 410).await;
+    let chat1 = org.start_chat(&mut c1, 1, 411).await;
+    // Two customers write at the same time (their writes share group commits).
+    let (acked0, acked1) = tokio::join!(
+        send_many(&org, &mut c0, &chat0, 0, 40),
+        send_many(&org, &mut c1, &chat1, 0, 40)
+    );
+    let mut a = RawClient::login(&url, &org.agents[0]).await;
+    a.ok(Request::Delivered {
+        conversation: chat0.id,
+        seq: 20,
+    })
+    .await;
+    let mut t = RawClient::login(&url, &org.trustees[0]).await;
+    let entry = org.release_entry(
+        &org.trustees[0],
+        &ReleaseRequest::sign(
+            &mut rng(412),
+            &org.master.keys,
+            &org.policy,
+            EpochRange::single(0),
+            Justification::Consent(
+                ConsentToken::issue(
+                    &mut rng(413),
+                    &org.customers[0].keys,
+                    &org.policy,
+                    ConsentParams {
+                        conversation: chat0.id,
+                        epochs: EpochRange::single(0),
+                        scope: Scope::Redacted,
+                        purpose: "audit".into(),
+                        valid_secs: 600,
+                    },
+                    now(),
+                )
+                .unwrap(),
+            ),
+            now(),
+        )
+        .unwrap(),
+    );
+    let notice_seq = match t.request(Request::AppendAudit(entry.clone())).await {
+        Response::Appended { .. } => {
+            c0.expect_push("notice", |p| match p {
+                Push::Item(s) if matches!(s.item, Item::Notice { .. }) => Some(s.seq),
+                _ => None,
+            })
+            .await
+        }
+        other => panic!("expected Appended, got {other:?}"),
+    };
+    let head_before = match t.request(Request::GetTreeHead).await {
+        Response::TreeHead(h) => h,
+        other => panic!("expected a tree head, got {other:?}"),
+    };
+    let before0 = history(&mut c0, chat0.id).await;
+    let before1 = history(&mut c1, chat1.id).await;
+    for x in [c0, c1, t] {
+        x.close().await;
+    }
+    // One session is still open when the relay stops: shutdown is graceful anyway.
+    let _ = a.request(Request::ListConversations).await;
+    stop_relay(relay).await;
+    drop(a);
+
+    // Same data directory, new process state, new port.
+    let relay = spawn_relay_in(dir.path()).await;
+    let url = relay.ws_url();
+    let mut c0 = RawClient::connect(&url).await;
+    assert_eq!(
+        c0.challenge().relay_key,
+        relay_key,
+        "the relay keeps its identity"
+    );
+    assert!(
+        c0.auth(&org.customers[0].keys, org.customers[0].card())
+            .await
+            .registered,
+        "registrations survive"
+    );
+    let mut c1 = RawClient::login(&url, &org.customers[1]).await;
+
+    for (c, chat, acked, before) in [
+        (&mut c0, &chat0, &acked0, &before0),
+        (&mut c1, &chat1, &acked1, &before1),
+    ] {
+        let after = history(c, chat.id).await;
+        assert_eq!(&after, before, "history identical across the restart");
+        let seqs: Vec<u64> = after.iter().map(|s| s.seq).collect();
+        assert_eq!(
+            seqs,
+            (1..=after.len() as u64).collect::<Vec<_>>(),
+            "1..n, no gaps"
+        );
+        // Every acknowledged message is there, once, at its acknowledged seq.
+        for (seq, env) in acked {
+            let found: Vec<&Sequenced> = after
+                .iter()
+                .filter(|s| matches!(&s.item, Item::Message(e) if e == env))
+                .collect();
+            assert_eq!(found.len(), 1, "message at seq {seq} stored once");
+            assert_eq!(found[0].seq, *seq);
+        }
+        assert_eq!(after[0].seq, chat.epoch_seq);
+        assert!(matches!(&after[0].item, Item::Epoch(r) if r == chat.record.record()));
+        for s in &after {
+            if let Item::Message(env) = &s.item {
+                chat.open(env);
+            }
+        }
+    }
+    assert!(before0.iter().any(|s| s.seq == notice_seq));
+
+    // State survives too: the counter dedupe, the current epoch, the sequence, deliveries.
+    let (dup_seq, dup) = &acked0[5];
+    assert!(*dup_seq > 0);
+    assert_eq!(
+        c0.refused(Request::Send(dup.clone())).await,
+        ErrorCode::Conflict,
+        "a used counter stays used after a restart"
+    );
+    let last = before0.last().unwrap().seq;
+    let next = c0
+        .stored(Request::Send(chat0.seal(
+            &org.customers[0],
+            40,
+            "after restart",
+        )))
+        .await;
+    assert_eq!(next, last + 1);
+    let mut a = RawClient::login(&url, &org.agents[0]).await;
+    match a.request(Request::ListConversations).await {
+        Response::Conversations(list) => {
+            let info = list.iter().find(|i| i.conversation == chat0.id).unwrap();
+            assert_eq!((info.last_seq, info.delivered), (next, 20));
+        }
+        other => panic!("expected Conversations, got {other:?}"),
+    }
+    // The audit log and the directory survive: same head, and a new conversation can open.
+    match a.request(Request::GetTreeHead).await {
+        Response::TreeHead(h) => {
+            h.verify(&relay_key).unwrap();
+            assert_eq!((h.size, h.root), (head_before.size, head_before.root));
+        }
+        other => panic!("expected a tree head, got {other:?}"),
+    }
+    match a.request(Request::GetEntries { from: 0, limit: 10 }).await {
+        Response::Entries { entries, .. } => assert_eq!(entries, vec![entry]),
+        other => panic!("expected entries, got {other:?}"),
+    }
+    let chat2 = org.start_chat(&mut c1, 1, 414).await;
+    assert_eq!(chat2.epoch_seq, 1);
+    for x in [c0, c1, a] {
+        x.close().await;
+    }
+    stop_relay(relay).await;
+}
+
+#[tokio::test]
+async fn no_plaintext_or_epoch_secret_reaches_the_disk() {
+    const MARKER: &str = "MARKER-7f3a9c-PLAINTEXT";
+    let (relay, dir) = spawn_relay().await;
+    let url = relay.ws_url();
+    let org = Org::setup(&url, 42, "acme", 1, 1).await;
+    let customer = &org.customers[0];
+    let agent = &org.agents[0];
+    let mut c = RawClient::login(&url, customer).await;
+    let mut a = RawClient::login(&url, agent).await;
+    let chat = org.start_chat(&mut c, 0, 420).await;
+    let mut ciphertexts = Vec::new();
+    for i in 0..20u64 {
+        let env = chat.seal(customer, i, &format!("{MARKER} customer line {i}"));
+        ciphertexts.push(env.ciphertext.clone());
+        c.stored(Request::Send(env)).await;
+        let env = chat.seal(agent, i, &format!("agent says {MARKER} #{i}"));
+        a.stored(Request::Send(env)).await;
+    }
+    // A release, so that released shares are stored too.
+    let mut m = RawClient::login(&url, &org.master).await;
+    let mut t = RawClient::login(&url, &org.trustees[0]).await;
+    let token = ConsentToken::issue(
+        &mut rng(421),
+        &customer.keys,
+        &org.policy,
+        ConsentParams {
+            conversation: chat.id,
+            epochs: EpochRange::single(0),
+            scope: Scope::Full,
+            purpose: format!("purpose text is not secret, unlike {}", "the chat"),
+            valid_secs: 600,
+        },
+        now(),
+    )
+    .unwrap();
+    let request = ReleaseRequest::sign(
+        &mut rng(422),
+        &org.master.keys,
+        &org.policy,
+        EpochRange::single(0),
+        Justification::Consent(token),
+        now(),
+    )
+    .unwrap();
+    m.ok(Request::SubmitRelease(request.clone())).await;
+    let pending = t
+        .expect_push("release", |p| match p {
+            Push::Release(r) => Some(r.clone()),
+            _ => None,
+        })
+        .await;
+    let approved = org.trustee_decides(&org.trustees[0], &pending, 423);
+    let _ = t
+        .request(Request::AppendAudit(
+            org.release_entry(&org.trustees[0], &request),
+        ))
+        .await;
+    t.ok(Request::SubmitShares {
+        request: request.id,
+        shares: approved.shares,
+    })
+    .await;
+    for x in [c, a, m, t] {
+        x.close().await;
+    }
+    stop_relay(relay).await;
+
+    let k = chat.secret.to_bytes();
+    let s_m = chat
+        .record
+        .escrow
+        .open_master_share(&org.master.keys, &chat.id, 0)
+        .unwrap();
+    let mut secrets: Vec<(String, Vec<u8>)> = vec![
+        ("the plaintext marker".into(), MARKER.as_bytes().to_vec()),
+        ("the epoch secret K".into(), k.to_vec()),
+        ("the master's escrow share".into(), s_m.to_vec()),
+    ];
+    for who in org.everyone() {
+        let sk = who.keys.to_secret_bytes();
+        secrets.push((
+            format!("{}'s signing secret", who.name()),
+            sk[..32].to_vec(),
+        ));
+        secrets.push((
+            format!("{}'s agreement secret", who.name()),
+            sk[32..].to_vec(),
+        ));
+    }
+    let files = files_under(dir.path());
+    assert!(!files.is_empty(), "the relay wrote its store");
+    let mut all = Vec::new();
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        for (what, needle) in &secrets {
+            assert!(
+                !contains_bytes(&bytes, needle),
+                "{what} found in {}",
+                f.display()
+            );
+        }
+        all.extend(bytes);
+    }
+    // The scan does see what the relay stores: ciphertext and public names are there.
+    assert!(
+        contains_bytes(&all, customer.name().as_bytes()),
+        "the scan sees stored cards"
+    );
+    assert!(
+        ciphertexts.iter().any(|ct| contains_bytes(&all, ct)),
+        "the scan sees stored ciphertext"
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_stored_messages() {
+    let (relay, _dir) = spawn_relay().await;
+    let url = relay.ws_url();
+    let org = Org::setup(&url, 43, "acme", 1, 1).await;
+    let customer = &org.customers[0];
+    let mut c = RawClient::login(&url, customer).await;
+    let mut a = RawClient::login(&url, &org.agents[0]).await;
+    let chat = org.start_chat(&mut c, 0, 430).await;
+    let sent = 12u64;
+    for i in 0..sent {
+        c.stored(Request::Send(chat.seal(customer, i, "counted")))
+            .await;
+    }
+    // A refused duplicate is not a stored message.
+    assert_eq!(
+        c.refused(Request::Send(chat.seal(customer, 0, "dup")))
+            .await,
+        ErrorCode::Conflict
+    );
+    a.ok(Request::Delivered {
+        conversation: chat.id,
+        seq: sent + 1,
+    })
+    .await;
+
+    let response = http_get(&relay, "/metrics").await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let stored = metric(&response, "sealdesk_messages_stored_total")
+        .expect("sealdesk_messages_stored_total is exported");
+    assert!(stored >= sent as f64, "{stored} < {sent}");
+    assert!(
+        stored <= sent as f64,
+        "the refused duplicate was counted: {stored}"
+    );
+    let delivered = metric(&response, "sealdesk_messages_delivered_total")
+        .expect("sealdesk_messages_delivered_total is exported");
+    assert!(delivered >= 1.0);
+    assert!(metric(&response, "sealdesk_connections_total").unwrap() >= 2.0);
+    let health = http_get(&relay, "/healthz").await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    c.close().await;
+    a.close().await;
+    stop_relay(relay).await;
+}

@@ -1,0 +1,650 @@
+//! Escrow plumbing through the relay: a consent release from request to reconstructed `K`, the
+//! audit log and its proofs, dispute tickets, legal hold and erasure.
+
+// Test helpers outside #[test] fns: a failed step must panic loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use sealdesk_protocol::{
+    audit::{AuditEntry, AuditEvent, ReleaseBasis, SignedTreeHead},
+    escrow::reconstruct,
+    ids::{ConversationId, EpochRange},
+    keys::SigningPublicKey,
+    message::{EpochKeys, ReplayWindows},
+    release::{
+        self, ArbiterDecision, ConsentParams, ConsentToken, DisputeTicket, ErasureRequest,
+        Justification, ReleaseRequest, Scope, Verdict,
+    },
+    wire::{ErrorCode, Item, PendingRelease, Push, Request, Response, Sequenced, TicketState},
+};
+use sealdesk_tests::{Chat, Org, RawClient, now, rng, spawn_relay, stop_relay};
+
+async fn tree_head(c: &mut RawClient, log_key: &SigningPublicKey) -> SignedTreeHead {
+    match c.request(Request::GetTreeHead).await {
+        Response::TreeHead(h) => {
+            h.verify(log_key).expect("tree head signed by the relay");
+            h
+        }
+        other => panic!("expected a tree head, got {other:?}"),
+    }
+}
+
+async fn entries(c: &mut RawClient) -> Vec<AuditEntry> {
+    match c
+        .request(Request::GetEntries {
+            from: 0,
+            limit: 100,
+        })
+        .await
+    {
+        Response::Entries { from, entries } => {
+            assert_eq!(from, 0);
+            entries
+        }
+        other => panic!("expected entries, got {other:?}"),
+    }
+}
+
+/// Checks that `entry` is at `index` in the tree `head` describes, with the relay's proof.
+async fn check_inclusion(c: &mut RawClient, entry: &AuditEntry, index: u64, head: &SignedTreeHead) {
+    match c
+        .request(Request::GetInclusion {
+            index,
+            size: head.size,
+        })
+        .await
+    {
+        Response::Inclusion(p) => {
+            assert_eq!((p.index, p.size), (index, head.size));
+            p.verify(entry, head).expect("inclusion proof verifies");
+        }
+        other => panic!("expected an inclusion proof, got {other:?}"),
+    }
+}
+
+fn pending_push(p: &Push) -> Option<PendingRelease> {
+    match p {
+        Push::Release(r) => Some(r.clone()),
+        _ => None,
+    }
+}
+
+fn ticket_push(p: &Push) -> Option<TicketState> {
+    match p {
+        Push::Ticket(t) => Some(t.clone()),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn consent_release_reaches_the_master_and_is_logged_for_the_customer() {
+    let (relay, _dir) = spawn_relay().await;
+    let url = relay.ws_url();
+    let org = Org::setup(&url, 31, "acme", 1, 1).await;
+    let customer = &org.customers[0];
+    let mut c = RawClient::login(&url, customer).await;
+    let log_key = c.challenge().relay_key;
+    let chat: Chat = org.start_chat(&mut c, 0, 310).await;
+    let texts = ["my card was charged twice", "card ending 4242"];
+    for (i, t) in texts.iter().enumerate() {
+        c.stored(Request::Send(chat.seal(customer, i as u64, t)))
+            .await;
+    }
+    let mut m = RawClient::login(&url, &org.master).await;
+    let mut t0 = RawClient::login(&url, &org.trustees[0]).await;
+    let mut t1 = RawClient::login(&url, &org.trustees[1]).await;
+    // Trustee 2 is offline when the request goes out.
+
+    // The customer consents; the master asks the trustees.
+    let token = ConsentToken::issue(
+        &mut rng(311),
+        &customer.keys,
+        &org.policy,
+        ConsentParams {
+            conversation: chat.id,
+            epochs: EpochRange::single(0),
+            scope: Scope::Full,
+            purpose: "double charge investigation".into(),
+            valid_secs: 3_600,
+        },
+        now(),
+    )
+    .unwrap();
+    let request = ReleaseRequest::sign(
+        &mut rng(312),
+        &org.master.keys,
+        &org.policy,
+        EpochRange::single(0),
+        Justification::Consent(token.clone()),
+        now(),
+    )
+    .unwrap();
+    // Nobody but the master submits it.
+    for who in [&org.agents[0], &org.trustees[2], customer] {
+        let mut o = RawClient::login(&url, who).await;
+        assert_eq!(
+            o.refused(Request::SubmitRelease(request.clone())).await,
+            ErrorCode::Forbidden,
+            "{}",
+            who.name()
+        );
+        o.close().await;
+    }
+    m.ok(Request::SubmitRelease(request.clone())).await;
+    assert_eq!(
+        m.refused(Request::SubmitRelease(request.clone())).await,
+        ErrorCode::Conflict,
+        "one request per id"
+    );
+
+    // Online trustees get it pushed, with the epoch records they need.
+    let p0 = t0.expect_push("release request", pending_push).await;
+    let p1 = t1.expect_push("release request", pending_push).await;
+    assert_eq!(p0.request, request);
+    assert_eq!(p0.epochs, vec![chat.record.record().clone()]);
+    assert_eq!(p1, p0);
+    // The offline trustee finds it waiting.
+    let mut t2 = RawClient::login(&url, &org.trustees[2]).await;
+    match t2.request(Request::PendingReleases).await {
+        Response::Releases(list) => assert_eq!(list, vec![p0.clone()]),
+        other => panic!("expected Releases, got {other:?}"),
+    }
+    // Nobody else sees pending requests or the status.
+    for who in [&org.agents[0], &org.arbiters[0], customer] {
+        let mut o = RawClient::login(&url, who).await;
+        match o.request(Request::PendingReleases).await {
+            Response::Releases(list) => assert!(list.is_empty(), "{}", who.name()),
+            Response::Error { code, .. } => assert_eq!(code, ErrorCode::Forbidden),
+            other => panic!("expected Releases, got {other:?}"),
+        }
+        let code = o
+            .refused(Request::ReleaseStatus {
+                request: request.id,
+            })
+            .await;
+        assert!(
+            matches!(code, ErrorCode::NotFound | ErrorCode::Forbidden),
+            "{code:?}"
+        );
+        o.close().await;
+    }
+    match m
+        .request(Request::ReleaseStatus {
+            request: request.id,
+        })
+        .await
+    {
+        Response::Progress(p) => assert!(p.shares.is_empty() && p.refusals.is_empty()),
+        other => panic!("expected Progress, got {other:?}"),
+    }
+
+    // Trustee 0 decides. Shares before the release is logged: refused.
+    let approved0 = org.trustee_decides(&org.trustees[0], &p0, 313);
+    assert_eq!(approved0.request_hash, request.hash());
+    let submit0 = Request::SubmitShares {
+        request: request.id,
+        shares: approved0.shares.clone(),
+    };
+    assert_eq!(t0.refused(submit0.clone()).await, ErrorCode::BadRequest);
+    // Another trustee's shares under this trustee's name: refused.
+    let approved1 = org.trustee_decides(&org.trustees[1], &p1, 314);
+    let entry1 = org.release_entry(&org.trustees[1], &request);
+    let entry0 = org.release_entry(&org.trustees[0], &request);
+    let head_before = tree_head(&mut t0, &log_key).await;
+    let (index0, head0) = match t0.request(Request::AppendAudit(entry0.clone())).await {
+        Response::Appended { index, head } => (index, head),
+        other => panic!("expected Appended, got {other:?}"),
+    };
+    head0.verify(&log_key).unwrap();
+    assert_eq!(head0.size, head_before.size + 1);
+    assert_eq!(
+        t0.refused(Request::SubmitShares {
+            request: request.id,
+            shares: approved1.shares.clone(),
+        })
+        .await,
+        ErrorCode::Forbidden
+    );
+    t0.ok(submit0.clone()).await;
+    assert_eq!(
+        t0.refused(submit0).await,
+        ErrorCode::Conflict,
+        "a trustee answers once"
+    );
+    let update = m
+        .expect_push("release update", |p| match p {
+            Push::ReleaseUpdate { request } => Some(*request),
+            _ => None,
+        })
+        .await;
+    assert_eq!(update, request.id);
+    match m
+        .request(Request::ReleaseStatus {
+            request: request.id,
+        })
+        .await
+    {
+        Response::Progress(p) => assert_eq!(p.shares, approved0.shares),
+        other => panic!("expected Progress, got {other:?}"),
+    }
+
+    // The customer is told, with an entry that verifies and is provably in the log.
+    let notice = c
+        .expect_push("release notice", |p| match p {
+            Push::Item(
+                s @ Sequenced {
+                    item: Item::Notice { .. },
+                    ..
+                },
+            ) => Some(s.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(notice.conversation, chat.id);
+    let Item::Notice { entry, index } = notice.item else {
+        unreachable!()
+    };
+    assert_eq!((&entry, index), (&entry0, index0));
+    entry.verify().unwrap();
+    match &entry.event {
+        AuditEvent::Release {
+            conversation,
+            basis: ReleaseBasis::Consent { id, .. },
+            ..
+        } => assert_eq!((*conversation, *id), (chat.id, token.id)),
+        other => panic!("unexpected event {other:?}"),
+    }
+    check_inclusion(&mut c, &entry, index, &head0).await;
+    // Notices are the customer's: in its history, not in the agent's.
+    let mut a = RawClient::login(&url, &org.agents[0]).await;
+    for (x, expected) in [(&mut c, true), (&mut a, false)] {
+        match x
+            .request(Request::History {
+                conversation: chat.id,
+                after: 0,
+                limit: 100,
+            })
+            .await
+        {
+            Response::Items { items, .. } => assert_eq!(
+                items.iter().any(|s| matches!(s.item, Item::Notice { .. })),
+                expected
+            ),
+            other => panic!("expected Items, got {other:?}"),
+        }
+    }
+    a.close().await;
+
+    // Trustee 1 follows; trustee 2 refuses.
+    let (index1, _) = match t1.request(Request::AppendAudit(entry1.clone())).await {
+        Response::Appended { index, head } => (index, head),
+        other => panic!("expected Appended, got {other:?}"),
+    };
+    t1.ok(Request::SubmitShares {
+        request: request.id,
+        shares: approved1.shares.clone(),
+    })
+    .await;
+    t2.ok(Request::RefuseRelease {
+        request: request.id,
+        reason: "rate limit reached".into(),
+    })
+    .await;
+    // Only the org's trustees answer, and only requests that exist.
+    for who in [&org.agents[0], &org.arbiters[0], &org.master] {
+        let mut o = RawClient::login(&url, who).await;
+        let code = o
+            .refused(Request::RefuseRelease {
+                request: request.id,
+                reason: "not mine to refuse".into(),
+            })
+            .await;
+        assert_eq!(code, ErrorCode::Forbidden, "{}", who.name());
+        o.close().await;
+    }
+    assert_eq!(
+        t2.refused(Request::RefuseRelease {
+            request: sealdesk_protocol::ids::TokenId::random(&mut rng(315)),
+            reason: "no such request".into(),
+        })
+        .await,
+        ErrorCode::NotFound
+    );
+    match t2.request(Request::PendingReleases).await {
+        Response::Releases(list) => assert!(list.is_empty(), "answered requests are not pending"),
+        other => panic!("expected Releases, got {other:?}"),
+    }
+    let progress = match m
+        .request(Request::ReleaseStatus {
+            request: request.id,
+        })
+        .await
+    {
+        Response::Progress(p) => p,
+        other => panic!("expected Progress, got {other:?}"),
+    };
+    assert_eq!(progress.shares.len(), 2);
+    assert_eq!(
+        progress.refusals,
+        vec![(
+            org.trustees[2].name().to_owned(),
+            "rate limit reached".to_owned()
+        )]
+    );
+
+    // The master rebuilds K from its own share and the two released shares, exactly.
+    let shares: Vec<_> = progress
+        .shares
+        .iter()
+        .map(|s| s.open(&org.master.keys, &org.policy, &request).unwrap())
+        .collect();
+    let s_m = chat
+        .record
+        .escrow
+        .open_master_share(&org.master.keys, &chat.id, 0)
+        .unwrap();
+    let k = reconstruct(&s_m, &shares, 2, &chat.id, 0, &chat.record.commitment).unwrap();
+    assert_eq!(*k.to_bytes(), *chat.secret.to_bytes());
+    // ... and reads the released epoch's ciphertext from the relay.
+    let keys = EpochKeys::new(&k, &chat.record);
+    let mut window = ReplayWindows::default();
+    let mut read = Vec::new();
+    match m
+        .request(Request::History {
+            conversation: chat.id,
+            after: 0,
+            limit: 100,
+        })
+        .await
+    {
+        Response::Items { items, .. } => {
+            for s in items {
+                if let Item::Message(env) = &s.item {
+                    read.push(keys.open_message(env, &mut window).unwrap().body.to_vec());
+                }
+            }
+        }
+        other => panic!("the master reaches its org's ciphertext (DESIGN.md §5): {other:?}"),
+    }
+    assert_eq!(read, texts.map(|t| t.as_bytes().to_vec()).to_vec());
+
+    // The log: both entries, proofs against the current head, consistency with the older one.
+    let head = tree_head(&mut c, &log_key).await;
+    let log = entries(&mut c).await;
+    assert_eq!(log.len() as u64, head.size);
+    assert_eq!(log[index0 as usize], entry0);
+    assert_eq!(log[index1 as usize], entry1);
+    for (i, e) in log.iter().enumerate() {
+        check_inclusion(&mut c, e, i as u64, &head).await;
+    }
+    match c
+        .request(Request::GetConsistency {
+            old: head0.size,
+            new: head.size,
+        })
+        .await
+    {
+        Response::Consistency(p) => p.verify(&head0, &head).expect("the log only grew"),
+        other => panic!("expected a consistency proof, got {other:?}"),
+    }
+    // A proof for the wrong entry or a forged head does not verify.
+    match c
+        .request(Request::GetInclusion {
+            index: index0,
+            size: head.size,
+        })
+        .await
+    {
+        Response::Inclusion(p) => assert!(p.verify(&entry1, &head).is_err()),
+        other => panic!("expected an inclusion proof, got {other:?}"),
+    }
+    let mut forged = head.clone();
+    forged.root[0] ^= 1;
+    assert!(forged.verify(&log_key).is_err());
+    // Out-of-range proofs are refused, not invented.
+    assert_eq!(
+        c.refused(Request::GetInclusion {
+            index: head.size,
+            size: head.size,
+        })
+        .await,
+        ErrorCode::BadRequest
+    );
+    assert_eq!(
+        c.refused(Request::GetConsistency {
+            old: 1,
+            new: head.size + 1,
+        })
+        .await,
+        ErrorCode::BadRequest
+    );
+    for x in [c, m, t0, t1, t2] {
+        x.close().await;
+    }
+    stop_relay(relay).await;
+}
+
+#[tokio::test]
+async fn dispute_tickets_hold_erasure_and_erasure_is_logged() {
+    let (relay, _dir) = spawn_relay().await;
+    let url = relay.ws_url();
+    let org = Org::setup(&url, 32, "acme", 1, 2).await;
+    let (alice, bob) = (&org.customers[0], &org.customers[1]);
+    let mut ca = RawClient::login(&url, alice).await;
+    let mut cb = RawClient::login(&url, bob).await;
+    let log_key = ca.challenge().relay_key;
+    let disputed = org.start_chat(&mut ca, 0, 320).await;
+    ca.stored(Request::Send(disputed.seal(
+        alice,
+        0,
+        "I want a chargeback",
+    )))
+    .await;
+    let erasable = org.start_chat(&mut cb, 1, 321).await;
+    cb.stored(Request::Send(erasable.seal(bob, 0, "please forget me")))
+        .await;
+
+    let mut m = RawClient::login(&url, &org.master).await;
+    let mut arb: Vec<RawClient> = Vec::new();
+    for a in &org.arbiters[..2] {
+        arb.push(RawClient::login(&url, a).await);
+    }
+    let ticket = DisputeTicket::open(
+        &mut rng(322),
+        &org.master.keys,
+        &org.policy,
+        disputed.id,
+        EpochRange::single(0),
+        "chargeback dispute",
+        3_600,
+        now(),
+    )
+    .unwrap();
+    // Only the master opens tickets.
+    for who in [&org.arbiters[2], &org.trustees[0], &org.agents[0], alice] {
+        let mut o = RawClient::login(&url, who).await;
+        assert_eq!(
+            o.refused(Request::OpenTicket(ticket.clone())).await,
+            ErrorCode::Forbidden,
+            "{}",
+            who.name()
+        );
+        o.close().await;
+    }
+    // A ticket for a conversation that does not exist is refused.
+    let ghost = DisputeTicket::open(
+        &mut rng(323),
+        &org.master.keys,
+        &org.policy,
+        ConversationId::random(&mut rng(324)),
+        EpochRange::single(0),
+        "no such chat",
+        3_600,
+        now(),
+    )
+    .unwrap();
+    assert_eq!(
+        m.refused(Request::OpenTicket(ghost)).await,
+        ErrorCode::NotFound
+    );
+    m.ok(Request::OpenTicket(ticket.clone())).await;
+    assert_eq!(
+        m.refused(Request::OpenTicket(ticket.clone())).await,
+        ErrorCode::Conflict
+    );
+    for a in &mut arb {
+        let st = a.expect_push("ticket", ticket_push).await;
+        assert_eq!(st.ticket, ticket);
+        assert!(st.decisions.is_empty());
+    }
+
+    // Decisions: an arbiter decides once, for itself.
+    let d0 =
+        ArbiterDecision::sign(&org.arbiters[0].keys, &ticket, Verdict::Approve, now()).unwrap();
+    let d1 =
+        ArbiterDecision::sign(&org.arbiters[1].keys, &ticket, Verdict::Approve, now()).unwrap();
+    assert_eq!(
+        arb[0].refused(Request::Decide(d1.clone())).await,
+        ErrorCode::Forbidden
+    );
+    let by_master =
+        ArbiterDecision::sign(&org.master.keys, &ticket, Verdict::Approve, now()).unwrap();
+    let code = m.refused(Request::Decide(by_master)).await;
+    assert!(
+        matches!(code, ErrorCode::Forbidden | ErrorCode::BadRequest),
+        "{code:?}"
+    );
+    arb[0].ok(Request::Decide(d0.clone())).await;
+    assert_eq!(
+        arb[0].refused(Request::Decide(d0.clone())).await,
+        ErrorCode::Conflict
+    );
+    for a in &mut arb {
+        let st = a
+            .expect_push("decision", |p| {
+                ticket_push(p).filter(|t| !t.decisions.is_empty())
+            })
+            .await;
+        assert_eq!(st.decisions, vec![d0.clone()]);
+    }
+    arb[1].ok(Request::Decide(d1.clone())).await;
+    let st = m
+        .expect_push("two decisions", |p| {
+            ticket_push(p).filter(|t| t.decisions.len() == 2)
+        })
+        .await;
+    assert_eq!(
+        release::approvers(&org.policy, &st.ticket, &st.decisions).len(),
+        2,
+        "the ticket is approved by 2 of 3"
+    );
+    match arb[1].request(Request::ListTickets).await {
+        Response::Tickets(list) => {
+            assert_eq!(list.len(), 1);
+            assert_eq!(list[0].decisions, vec![d0, d1]);
+        }
+        other => panic!("expected Tickets, got {other:?}"),
+    }
+    for who in [alice, &org.agents[0], &org.trustees[0]] {
+        let mut o = RawClient::login(&url, who).await;
+        match o.request(Request::ListTickets).await {
+            Response::Tickets(list) => assert!(list.is_empty(), "{} sees tickets", who.name()),
+            Response::Error { code, .. } => assert_eq!(code, ErrorCode::Forbidden),
+            other => panic!("expected Tickets, got {other:?}"),
+        }
+        o.close().await;
+    }
+
+    // Legal hold: the disputed conversation cannot be erased while the ticket is open.
+    assert_eq!(
+        ca.refused(Request::Erase(ErasureRequest::sign(
+            &alice.keys,
+            disputed.id,
+            now()
+        )))
+        .await,
+        ErrorCode::LegalHold
+    );
+    match ca
+        .request(Request::History {
+            conversation: disputed.id,
+            after: 0,
+            limit: 10,
+        })
+        .await
+    {
+        Response::Items { items, .. } => assert_eq!(items.len(), 2),
+        other => panic!("expected Items, got {other:?}"),
+    }
+
+    // The other conversation is erased, and the relay logs it.
+    let before = tree_head(&mut cb, &log_key).await;
+    cb.ok(Request::Erase(ErasureRequest::sign(
+        &bob.keys,
+        erasable.id,
+        now(),
+    )))
+    .await;
+    let after = tree_head(&mut cb, &log_key).await;
+    assert_eq!(after.size, before.size + 1);
+    let log = entries(&mut cb).await;
+    let erasure = log.last().unwrap().clone();
+    erasure.verify().unwrap();
+    assert_eq!(erasure.signer, log_key, "erasures are signed by the relay");
+    match &erasure.event {
+        AuditEvent::Erasure { conversation, .. } => assert_eq!(*conversation, erasable.id),
+        other => panic!("expected an erasure entry, got {other:?}"),
+    }
+    check_inclusion(&mut cb, &erasure, after.size - 1, &after).await;
+    match cb
+        .request(Request::GetConsistency {
+            old: before.size,
+            new: after.size,
+        })
+        .await
+    {
+        Response::Consistency(p) => p.verify(&before, &after).unwrap(),
+        other => panic!("expected a consistency proof, got {other:?}"),
+    }
+    // Gone for everyone.
+    let mut a = RawClient::login(&url, &org.agents[0]).await;
+    for x in [&mut cb, &mut a] {
+        assert_eq!(
+            x.refused(Request::History {
+                conversation: erasable.id,
+                after: 0,
+                limit: 10,
+            })
+            .await,
+            ErrorCode::NotFound
+        );
+    }
+    assert_eq!(
+        cb.refused(Request::Send(erasable.seal(bob, 1, "after erasure")))
+            .await,
+        ErrorCode::NotFound
+    );
+    // The relay's own entry cannot be replayed by a client.
+    assert_eq!(
+        cb.refused(Request::AppendAudit(erasure)).await,
+        ErrorCode::Forbidden
+    );
+    // The disputed conversation is untouched.
+    match a
+        .request(Request::History {
+            conversation: disputed.id,
+            after: 0,
+            limit: 10,
+        })
+        .await
+    {
+        Response::Items { items, .. } => assert_eq!(items.len(), 2),
+        other => panic!("expected Items, got {other:?}"),
+    }
+    for x in [ca, cb, m, a] {
+        x.close().await;
+    }
+    for x in arb {
+        x.close().await;
+    }
+    stop_relay(relay).await;
+}
