@@ -1249,6 +1249,16 @@ impl Client {
                 // Genuine only if signed, about this conversation, and proven to be in the
                 // audit log under a tree head consistent with the one pinned before.
                 let mut verified = entry.verify().is_ok() && entry.event.conversation() == Some(id);
+                // A release notice is genuine only if one of the org's trustees signed it: the
+                // relay could otherwise log an entry under any key it likes.
+                if verified && let AuditEvent::Release { org, .. } = &entry.event {
+                    verified = *org == meta.org
+                        && self
+                            .latest_policy(&meta.org)
+                            .await?
+                            .trustee_index(&entry.signer)
+                            .is_some();
+                }
                 if verified {
                     let (head, _) = self.checked_tree_head().await?;
                     verified = match self.check_inclusion(&entry, index, &head).await {

@@ -49,6 +49,7 @@ pub struct EpochRecord {
     #[serde(with = "serde_bytes")]
     pub policy_hash: [u8; 32],
     /// Hash of the previous epoch's record (`None` for epoch 0): epochs form a chain.
+    #[serde(with = "serde_bytes")]
     pub previous: Option<[u8; 32]>,
     /// Creation time.
     pub created_at: u64,

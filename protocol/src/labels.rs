@@ -49,7 +49,7 @@ pub const ESCROW_IKM: &str = "sealdesk/v1/escrow/ikm";
 
 /// HKDF info: a member's sending chain key.
 pub const MESSAGE_CHAIN: &str = "sealdesk/v1/msg/chain";
-/// HKDF info: one message's key, nonce and commitment key.
+/// HKDF info: one message's key and nonce (44 bytes).
 pub const MESSAGE_KEYS: &str = "sealdesk/v1/msg/keys";
 /// Hash input of a message's key-commitment tag.
 pub const MESSAGE_COMMITMENT: &str = "sealdesk/v1/msg/commitment";
@@ -72,6 +72,8 @@ pub const ARBITER_DECISION: &str = "sealdesk/v1/arbiter-decision";
 pub const RELEASE_REQUEST: &str = "sealdesk/v1/release-request";
 /// Hash input of a release request's hash (bound into the released share's HPKE `info`).
 pub const RELEASE_REQUEST_HASH: &str = "sealdesk/v1/release-request-hash";
+/// Signed bytes of a trustee's released share.
+pub const RELEASED_SHARE: &str = "sealdesk/v1/released-share";
 /// Signed bytes of an erasure request.
 pub const ERASURE_REQUEST: &str = "sealdesk/v1/erasure-request";
 

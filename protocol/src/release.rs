@@ -533,7 +533,7 @@ pub struct ReleasedShare {
 impl ReleasedShare {
     /// The canonical bytes the trustee's signature covers.
     pub fn signed_bytes(&self) -> Vec<u8> {
-        let mut w = Writer::with_label(labels::SEAL_RELEASED_SHARE);
+        let mut w = Writer::with_label(labels::RELEASED_SHARE);
         w.fixed(&self.request_hash)
             .fixed(self.conversation.as_bytes())
             .u32(self.epoch)
@@ -637,6 +637,9 @@ pub enum Refusal {
     /// The request names an epoch whose record the trustee does not have.
     #[error("no valid epoch record for epoch {0}")]
     UnknownEpoch(u32),
+    /// The epoch was made under another policy version than the one in force.
+    #[error("epoch {0} was made under another policy version; release it under that policy")]
+    EpochUnderOtherPolicy(u32),
     /// The policy does not allow this kind of justification.
     #[error("the policy does not allow {0} releases")]
     NotAllowed(String),
@@ -755,6 +758,11 @@ pub fn decide(
             .iter()
             .find(|r| r.epoch == epoch && r.conversation == request.conversation)
             .ok_or(Error::Refused(Refusal::UnknownEpoch(epoch)))?;
+        if rec.policy_version != policy.version || rec.policy_hash != policy.hash() {
+            // Share positions follow the trustee list of the policy the epoch was made under;
+            // releasing under another one would hand out the wrong share.
+            return refuse(Refusal::EpochUnderOtherPolicy(epoch));
+        }
         if let Justification::Consent(c) = &request.justification {
             // The consenting key must be this epoch's customer, as recorded in the signed epoch
             // record — never a key looked up at release time.
@@ -828,7 +836,10 @@ fn check_justification(
             if !policy.allow_consent {
                 return refuse(Refusal::NotAllowed("consent".into()));
             }
-            if c.conversation != request.conversation || c.org != policy.org {
+            if c.org != policy.org {
+                return refuse(Refusal::WrongPolicy);
+            }
+            if c.conversation != request.conversation {
                 return refuse(Refusal::WrongConversation);
             }
             if !c.epochs.covers(&request.epochs) {

@@ -8,7 +8,7 @@
 //!        ├─ c_i       = Expand(PRK, "…/escrow/coefficient" ‖ i)           Shamir coefficients
 //!        ├─ ikm_r     = Expand(PRK, "…/escrow/ikm" ‖ recipient)           HPKE DeriveKeyPair input
 //!        └─ chain_s   = Expand(PRK, "…/msg/chain" ‖ sender)               per-sender chain
-//!             └─ keys = Expand(chain_s, "…/msg/keys" ‖ counter)           key ‖ nonce ‖ commit key
+//!             └─ keys = Expand(chain_s, "…/msg/keys" ‖ counter)           key ‖ nonce
 //! ```
 //!
 //! Every derivation is bound to the conversation and epoch through the salt, and every `info`
@@ -89,7 +89,7 @@ impl KeySchedule {
     /// Expands `N` bytes for `info` (which must start with a label).
     pub(crate) fn expand<const N: usize>(&self, info: &[u8]) -> Zeroizing<[u8; N]> {
         let mut out = Zeroizing::new([0u8; N]);
-        // N is at most 76 everywhere in the protocol, far under HKDF's 255 * 32 limit.
+        // N is at most 44 everywhere in the protocol, far under HKDF's 255 * 32 limit.
         let _ = self.0.expand(info, out.as_mut_slice());
         out
     }

@@ -9,8 +9,8 @@
 //!   frame = version:u8 (= 1) ‖ CBOR(Frame)        at most MAX_FRAME bytes, no trailing bytes
 //! ```
 //!
-//! The flow: relay sends `Challenge`; client answers `Auth`; relay answers `Welcome` (or `Error`
-//! and closes). Then the client sends `Request { id, .. }`s, each answered by exactly one
+//! The flow: relay sends `Challenge`; client answers `Auth`; relay answers `Welcome`, or a
+//! `Response { id: 0, body: Error }` and closes with 4101. Then the client sends `Request { id, .. }`s, each answered by exactly one
 //! `Response { id, .. }`, and the relay sends `Push`es at any time.
 
 use serde::{Deserialize, Serialize};

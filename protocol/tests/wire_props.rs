@@ -26,9 +26,8 @@ use sealdesk_protocol::{
     message::{ContentKind, Envelope, EpochKeys},
     policy::AgentCertificate,
     release::{
-        ArbiterDecision, ConsentParams, ConsentToken, DisputeTicket,
-        ErasureRequest, Justification, ReleaseRequest, ReleasedShare, Scope, TrusteeView, Verdict,
-        decide,
+        ArbiterDecision, ConsentParams, ConsentToken, DisputeTicket, ErasureRequest, Justification,
+        ReleaseRequest, ReleasedShare, Scope, TrusteeView, Verdict, decide,
     },
     wire::{
         self, AuthResponse, Challenge, ConversationInfo, ErrorCode, Frame, Item, MAX_FRAME,

@@ -1,0 +1,2058 @@
+//! Known-answer vectors: `protocol/vectors/*.json`.
+//!
+//! Every vector is produced by the crate's public API from generators seeded with fixed values
+//! (`ChaCha20Rng::seed_from_u64`), so the files pin the whole pipeline: key generation, every
+//! canonical layout, every hash, HKDF derivation, HPKE seal (including how rust-hpke draws its
+//! ephemeral key), AES-GCM, Ed25519, Shamir, Merkle and the CBOR wire encoding.
+//!
+//! - [`vectors_match_files`] recomputes every file and fails on any byte of difference.
+//! - The `independent_*` tests re-derive the files' outputs from their inputs with the raw
+//!   primitives (sha2, hkdf, aes-gcm, ed25519-dalek, x25519-dalek, hpke) following PROTOCOL.md,
+//!   not the crate's layouts: they check that PROTOCOL.md describes what the code does.
+//! - [`regenerate_vectors`] (ignored) rewrites the files after a deliberate change:
+//!   `SEALDESK_REGENERATE_VECTORS=1 cargo test -p sealdesk-protocol --test vectors -- --ignored`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::{collections::BTreeMap, path::PathBuf};
+
+use rand::Rng as _;
+use rand::rngs::ChaCha20Rng;
+use sealdesk_protocol::{
+    audit::{AuditEntry, AuditEvent, ReleaseBasis, SignedTreeHead},
+    card::IdentityCard,
+    codec::Writer,
+    epoch::{EpochRecord, HandOff, NewEpoch, VerifiedEpoch},
+    escrow,
+    ids::{ConversationId, EpochRange, TokenId},
+    keys::{AgreementPublicKey, Fingerprint, SigningPublicKey},
+    labels,
+    merkle::MerkleTree,
+    message::{ContentKind, EpochKeys, ReplayWindows},
+    policy::AgentCertificate,
+    release::{
+        ArbiterDecision, ConsentParams, ConsentRevocation, ConsentToken, DisputeTicket,
+        ErasureRequest, Justification, ReleaseRequest, Scope, TrusteeView, Verdict, approvers,
+        decide,
+    },
+    seal::{self, Purpose, SealContext, Sealed},
+    secret::EpochSecret,
+    wire::{self, AuthResponse, Challenge, ErrorCode, Frame, Push, Request, Response, Welcome},
+};
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+use support::{Account, Org, T0, rng};
+
+/// Seed of the org fixture (every identity).
+const SEED_ORG: u64 = 0x5EA1_DE5C_0000_0001;
+/// Seed of the HPKE vectors.
+const SEED_HPKE: u64 = 0x5EA1_DE5C_0000_0002;
+/// Seed of the epoch records (conversation id, `K`, member seals).
+const SEED_EPOCH: u64 = 0x5EA1_DE5C_0000_0003;
+/// Seed of the consent token, ticket and request ids.
+const SEED_JUSTIFICATION: u64 = 0x5EA1_DE5C_0000_0004;
+/// Seed of the trustees' released-share seals.
+const SEED_RELEASE: u64 = 0x5EA1_DE5C_0000_0005;
+/// Seed of the wire frames (challenge nonce).
+const SEED_WIRE: u64 = 0x5EA1_DE5C_0000_0006;
+
+// ---------------------------------------------------------------------------------------------
+// The tests.
+
+/// Recomputes every vector file and compares it with the checked-in one, value by value.
+#[test]
+fn vectors_match_files() {
+    let mut problems = Vec::new();
+    for (name, computed) in all_vectors() {
+        let path = vector_path(name);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            problems.push(format!("{name}: missing file {}", path.display()));
+            continue;
+        };
+        let stored: Value = serde_json::from_str(&text).expect("vector file is JSON");
+        diff(name, &stored, &computed, &mut problems);
+    }
+    assert!(
+        problems.is_empty(),
+        "{} difference(s) between the code and protocol/vectors (if the change is deliberate, \
+         regenerate with `SEALDESK_REGENERATE_VECTORS=1 cargo test -p sealdesk-protocol --test \
+         vectors -- --ignored` and update PROTOCOL.md):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+/// Generating twice gives the same bytes: nothing in the pipeline depends on the clock, the OS
+/// generator or hash-map order.
+#[test]
+fn generation_is_deterministic() {
+    let a = all_vectors();
+    let b = all_vectors();
+    assert_eq!(a, b);
+}
+
+/// Rewrites `protocol/vectors/*.json` from the code. Run deliberately, then review the diff.
+#[test]
+#[ignore = "rewrites protocol/vectors; run with SEALDESK_REGENERATE_VECTORS=1 -- --ignored"]
+fn regenerate_vectors() {
+    if std::env::var("SEALDESK_REGENERATE_VECTORS").as_deref() != Ok("1") {
+        panic!("set SEALDESK_REGENERATE_VECTORS=1 to rewrite protocol/vectors");
+    }
+    std::fs::create_dir_all(vector_path("any").parent().unwrap()).unwrap();
+    for (name, value) in all_vectors() {
+        let mut text = serde_json::to_string_pretty(&value).unwrap();
+        text.push('\n');
+        std::fs::write(vector_path(name), text).unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generation.
+
+fn all_vectors() -> Vec<(&'static str, Value)> {
+    let o = Org::new(SEED_ORG);
+    vec![
+        ("identities", identities(&o)),
+        ("policy", policy(&o)),
+        ("hpke", hpke(&o)),
+        ("epoch", epochs(&o)),
+        ("messages", messages(&o)),
+        ("consent", consent(&o)),
+        ("dispute", dispute(&o)),
+        ("release", release(&o)),
+        ("audit", audit(&o)),
+        ("wire", wire_frames(&o)),
+    ]
+}
+
+fn vector_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("vectors")
+        .join(format!("{name}.json"))
+}
+
+fn h(b: impl AsRef<[u8]>) -> String {
+    hex::encode(b)
+}
+
+fn header(what: &str, seed: Option<u64>) -> Value {
+    json!({
+        "about": what,
+        "generator": "protocol/tests/vectors.rs",
+        "org_seed": format!("{SEED_ORG:#018x}"),
+        "seed": seed.map(|s| format!("{s:#018x}")),
+        "encoding": "byte strings are lowercase hex; times are Unix seconds",
+    })
+}
+
+fn name_of(o: &Org, key: &SigningPublicKey) -> String {
+    o.accounts()
+        .into_iter()
+        .find(|a| a.card.signing_key == *key)
+        .map_or_else(
+            || {
+                if o.relay.signing_public() == *key {
+                    "relay".to_owned()
+                } else {
+                    format!("unknown {key}")
+                }
+            },
+            |a| a.card.name.clone(),
+        )
+}
+
+fn sealed(s: &Sealed) -> Value {
+    json!({ "enc": h(s.enc), "ciphertext": h(&s.ciphertext) })
+}
+
+fn range(r: &EpochRange) -> Value {
+    json!({ "first": r.first, "last": r.last })
+}
+
+/// SHA-256 over the fingerprint layout (the crate exposes only the printed form).
+fn fingerprint_hash(a: &Account) -> [u8; 32] {
+    let mut w = Writer::with_label(labels::FINGERPRINT);
+    w.fixed(a.card.signing_key.as_bytes())
+        .fixed(a.card.agreement_key.as_bytes());
+    w.sha256()
+}
+
+fn identities(o: &Org) -> Value {
+    let mut list: Vec<Value> = o
+        .accounts()
+        .into_iter()
+        .map(|a| {
+            let c = a.card.card();
+            json!({
+                "name": c.name,
+                "role": c.role.name(),
+                "role_code": c.role.code(),
+                "created_at": c.created_at,
+                "secret_key": h(*a.keys.to_secret_bytes()),
+                "signing_public": h(c.signing_key.as_bytes()),
+                "agreement_public": h(c.agreement_key.as_bytes()),
+                "card_signed_bytes": h(c.signed_bytes()),
+                "card_signature": h(c.signature.to_bytes()),
+                "fingerprint_sha256": h(fingerprint_hash(a)),
+                "fingerprint": a.card.fingerprint().to_string(),
+            })
+        })
+        .collect();
+    list.push(json!({
+        "name": "relay",
+        "role": null,
+        "secret_key": h(*o.relay.to_secret_bytes()),
+        "signing_public": h(o.relay.signing_public().as_bytes()),
+        "agreement_public": h(o.relay.agreement_public().as_bytes()),
+    }));
+    json!({
+        "header": header(
+            "identity keys (secret_key = Ed25519 seed ‖ X25519 scalar), identity cards and \
+             fingerprints; the relay key signs tree heads and has no card",
+            None,
+        ),
+        "identities": list,
+    })
+}
+
+fn cert(o: &Org) -> AgentCertificate {
+    AgentCertificate::issue(
+        &o.master.keys,
+        &o.policy,
+        &o.agent.card,
+        T0 + 10,
+        90 * 86_400,
+    )
+    .unwrap()
+}
+
+fn policy(o: &Org) -> Value {
+    let p = o.policy.policy();
+    let c = cert(o);
+    c.verify(&o.policy, T0 + 20).unwrap();
+    json!({
+        "header": header("the org policy (2-of-3 trustees, 2-of-3 arbiters) and an agent \
+                          certificate", None),
+        "policy": {
+            "org": p.org,
+            "version": p.version,
+            "master": p.master.name,
+            "trustees": p.trustees.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
+            "trustee_threshold": p.trustee_threshold,
+            "arbiters": p.arbiters.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
+            "arbiter_threshold": p.arbiter_threshold,
+            "allow_consent": p.allow_consent,
+            "allow_dispute": p.allow_dispute,
+            "max_release_validity_secs": p.max_release_validity_secs,
+            "rotate_after_messages": p.rotate_after_messages,
+            "rotate_after_secs": p.rotate_after_secs,
+            "retention_secs": p.retention_secs,
+            "history_handoff": p.history_handoff,
+            "created_at": p.created_at,
+            "signed_bytes": h(p.signed_bytes()),
+            "signature": h(p.signature.to_bytes()),
+            "hash": h(p.hash()),
+            "cbor": h(wire::to_cbor(p).unwrap()),
+        },
+        "agent_certificate": {
+            "org": c.org,
+            "agent": c.agent.name,
+            "issued_at": c.issued_at,
+            "expires_at": c.expires_at,
+            "signed_bytes": h(c.signed_bytes()),
+            "signature": h(c.signature.to_bytes()),
+        },
+    })
+}
+
+fn purpose_name(p: Purpose) -> &'static str {
+    match p {
+        Purpose::EpochSecret => labels::SEAL_EPOCH_SECRET,
+        Purpose::MasterShare => labels::SEAL_MASTER_SHARE,
+        Purpose::TrusteeShare => labels::SEAL_TRUSTEE_SHARE,
+        Purpose::ReleasedShare => labels::SEAL_RELEASED_SHARE,
+        Purpose::HandOff => labels::SEAL_HANDOFF,
+    }
+}
+
+fn context_json(o: &Org, ctx: &SealContext<'_>) -> Value {
+    json!({
+        "purpose": purpose_name(ctx.purpose),
+        "conversation": h(ctx.conversation.as_bytes()),
+        "epoch": ctx.epoch,
+        "recipient": name_of(o, ctx.recipient),
+        "recipient_signing_public": h(ctx.recipient.as_bytes()),
+        "extra": h(ctx.extra),
+        "info": h(ctx.info()),
+    })
+}
+
+fn hpke(o: &Org) -> Value {
+    let mut rng = rng(SEED_HPKE);
+    let conv = ConversationId::random(&mut rng);
+    let extra: [u8; 32] = Sha256::digest(b"example release request hash").into();
+    let t1 = &o.trustees[0];
+    let contexts: Vec<Value> = [
+        (Purpose::EpochSecret, &o.customer, 0u32, &[][..]),
+        (Purpose::MasterShare, &o.master, 0, &[][..]),
+        (Purpose::TrusteeShare, t1, 0, &[][..]),
+        (Purpose::ReleasedShare, &o.master, 0, &extra[..]),
+        (Purpose::HandOff, &o.agent2, 7, &[][..]),
+    ]
+    .into_iter()
+    .map(|(purpose, who, epoch, extra)| {
+        let ctx = SealContext {
+            purpose,
+            conversation: &conv,
+            epoch,
+            recipient: &who.card.signing_key,
+            extra,
+        };
+        context_json(o, &ctx)
+    })
+    .collect();
+
+    let mut ikm = [0u8; 32];
+    rng.fill_bytes(&mut ikm);
+    let ctx = SealContext {
+        purpose: Purpose::TrusteeShare,
+        conversation: &conv,
+        epoch: 3,
+        recipient: &t1.card.signing_key,
+        extra: &[],
+    };
+    let plaintext = b"\x01thirty-two bytes of share values";
+    let det = seal::seal_deterministic(&ikm, &t1.card.agreement_key, &ctx, plaintext).unwrap();
+
+    // A random seal: rust-hpke draws exactly 32 bytes from the generator as DeriveKeyPair's
+    // ikm, so the bytes the generator is about to yield are recorded as `rng_ikm`.
+    // (A second generator from the same seed as the one that seals shows those bytes.)
+    let seal_seed = SEED_HPKE ^ 0xff;
+    let mut rng_ikm = [0u8; 32];
+    support::rng(seal_seed).fill_bytes(&mut rng_ikm);
+    let mut rng = support::rng(seal_seed);
+    let rctx = SealContext {
+        purpose: Purpose::EpochSecret,
+        conversation: &conv,
+        epoch: 0,
+        recipient: &o.customer.card.signing_key,
+        extra: &[],
+    };
+    let secret = [0x4b; 32];
+    let random = seal::seal(&mut rng, &o.customer.card.agreement_key, &rctx, &secret).unwrap();
+
+    json!({
+        "header": header("HPKE info strings per purpose, a deterministic seal (DeriveKeyPair(ikm) \
+                          ephemeral) and a seal with a seeded generator", Some(SEED_HPKE)),
+        "suite": {
+            "mode": "base (0x00)",
+            "kem_id": 32,
+            "kem": "DHKEM(X25519, HKDF-SHA256)",
+            "kdf_id": 1,
+            "kdf": "HKDF-SHA256",
+            "aead_id": 2,
+            "aead": "AES-256-GCM",
+            "aad": "",
+        },
+        "contexts": contexts,
+        "deterministic": {
+            "ikm": h(ikm),
+            "context": context_json(o, &ctx),
+            "recipient_agreement_public": h(t1.card.agreement_key.as_bytes()),
+            "plaintext": h(plaintext),
+            "enc": h(det.enc),
+            "ciphertext": h(&det.ciphertext),
+        },
+        "random": {
+            "rng_ikm": h(rng_ikm),
+            "context": context_json(o, &rctx),
+            "recipient_agreement_public": h(o.customer.card.agreement_key.as_bytes()),
+            "plaintext": h(secret),
+            "enc": h(random.enc),
+            "ciphertext": h(&random.ciphertext),
+        },
+    })
+}
+
+/// Epoch 0 (carol + bob, created by carol), the same every time it is asked for.
+fn epoch0(o: &Org) -> (VerifiedEpoch, EpochSecret) {
+    o.first_epoch(&mut rng(SEED_EPOCH))
+}
+
+/// Epochs 0 and 1 (transfer to dave, created by bob) and the hand-off of epoch 0 to dave.
+fn epoch_chain(o: &Org) -> (Vec<(VerifiedEpoch, EpochSecret)>, HandOff) {
+    let mut rng = rng(SEED_EPOCH);
+    let (e0, k0) = o.first_epoch(&mut rng);
+    let members = [o.customer.card.clone(), o.agent2.card.clone()];
+    let new = NewEpoch {
+        conversation: e0.conversation,
+        epoch: 1,
+        members: &members,
+        previous: Some(e0.record()),
+        now: T0 + 400,
+    };
+    let (e1, k1) = EpochRecord::create(&mut rng, &o.agent.keys, &o.policy, new).unwrap();
+    e1.check_follows(Some(&e0)).unwrap();
+    let handoff = HandOff::create(
+        &mut rng,
+        &o.agent.keys,
+        &o.agent2.card,
+        e0.conversation,
+        &[(0, &k0)],
+        T0 + 400,
+    )
+    .unwrap();
+    (vec![(e0, k0), (e1, k1)], handoff)
+}
+
+/// The key-schedule intermediates of PROTOCOL.md, derived with the raw `hkdf` crate.
+struct Schedule {
+    salt: Vec<u8>,
+    prk: Vec<u8>,
+    hk: hkdf::Hkdf<Sha256>,
+}
+
+impl Schedule {
+    fn new(k: &[u8; 32], conv: &ConversationId, epoch: u32) -> Self {
+        let mut salt = Canon::label(labels::EPOCH_SALT);
+        salt.fixed(conv.as_bytes()).u32(epoch);
+        let (prk, hk) = hkdf::Hkdf::<Sha256>::extract(Some(&salt.0), k);
+        Self {
+            salt: salt.0,
+            prk: prk.as_slice().to_vec(),
+            hk,
+        }
+    }
+
+    fn expand32(&self, info: &[u8]) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        self.hk.expand(info, &mut out).unwrap();
+        out
+    }
+
+    fn s_m(&self) -> [u8; 32] {
+        self.expand32(&Canon::label(labels::ESCROW_MASTER_SHARE).0)
+    }
+
+    fn coefficient(&self, i: u8) -> [u8; 32] {
+        let mut info = Canon::label(labels::ESCROW_COEFFICIENT);
+        info.u8(i);
+        self.expand32(&info.0)
+    }
+
+    fn ikm(&self, recipient: &SigningPublicKey) -> [u8; 32] {
+        let mut info = Canon::label(labels::ESCROW_IKM);
+        info.fixed(recipient.as_bytes());
+        self.expand32(&info.0)
+    }
+
+    fn chain(&self, sender: &SigningPublicKey) -> [u8; 32] {
+        let mut info = Canon::label(labels::MESSAGE_CHAIN);
+        info.fixed(sender.as_bytes());
+        self.expand32(&info.0)
+    }
+}
+
+/// Message key and nonce from a chain key, with the raw `hkdf` crate.
+fn message_keys(chain: &[u8; 32], counter: u64) -> ([u8; 32], [u8; 12]) {
+    let hk = hkdf::Hkdf::<Sha256>::from_prk(chain).unwrap();
+    let mut info = Canon::label(labels::MESSAGE_KEYS);
+    info.u64(counter);
+    let mut okm = [0u8; 44];
+    hk.expand(&info.0, &mut okm).unwrap();
+    (okm[..32].try_into().unwrap(), okm[32..].try_into().unwrap())
+}
+
+fn epoch_json(o: &Org, rec: &VerifiedEpoch, k: &EpochSecret) -> Value {
+    let kb = *k.to_bytes();
+    let conv = rec.conversation;
+    let s = Schedule::new(&kb, &conv, rec.epoch);
+    let s_m = s.s_m();
+    let s_e: Vec<u8> = kb.iter().zip(&s_m).map(|(a, b)| a ^ b).collect();
+    let t = o.policy.trustee_threshold;
+    let coefficients: Vec<String> = (1..t).map(|i| h(s.coefficient(i))).collect();
+    let shares: Vec<String> = o
+        .trustees
+        .iter()
+        .enumerate()
+        .map(|(i, tr)| {
+            let share = rec
+                .escrow
+                .open_trustee_share(&tr.keys, i, &conv, rec.epoch)
+                .unwrap();
+            h(*share.to_bytes())
+        })
+        .collect();
+    let mut ikm = BTreeMap::new();
+    ikm.insert(
+        o.master.card.name.clone(),
+        h(s.ikm(&o.master.card.signing_key)),
+    );
+    for tr in &o.trustees {
+        ikm.insert(tr.card.name.clone(), h(s.ikm(&tr.card.signing_key)));
+    }
+    let member_seals: Vec<Value> = rec
+        .members
+        .iter()
+        .zip(&rec.sealed_secrets)
+        .map(|(m, sealed_k)| {
+            let ctx = SealContext {
+                purpose: Purpose::EpochSecret,
+                conversation: &conv,
+                epoch: rec.epoch,
+                recipient: &m.signing_key,
+                extra: &[],
+            };
+            json!({ "member": m.name, "info": h(ctx.info()), "sealed": sealed(sealed_k) })
+        })
+        .collect();
+    let master_ctx = SealContext {
+        purpose: Purpose::MasterShare,
+        conversation: &conv,
+        epoch: rec.epoch,
+        recipient: &o.master.card.signing_key,
+        extra: &[],
+    };
+    let trustee_seals: Vec<Value> = o
+        .trustees
+        .iter()
+        .zip(&rec.escrow.trustees)
+        .map(|(tr, sealed_share)| {
+            let ctx = SealContext {
+                purpose: Purpose::TrusteeShare,
+                conversation: &conv,
+                epoch: rec.epoch,
+                recipient: &tr.card.signing_key,
+                extra: &[],
+            };
+            json!({ "trustee": tr.card.name, "info": h(ctx.info()), "sealed": sealed(sealed_share) })
+        })
+        .collect();
+    json!({
+        "epoch": rec.epoch,
+        "version": rec.version,
+        "org": rec.org,
+        "conversation": h(conv.as_bytes()),
+        "policy_version": rec.policy_version,
+        "policy_hash": h(rec.policy_hash),
+        "previous": rec.previous.map(h),
+        "created_at": rec.created_at,
+        "creator": name_of(o, &rec.creator),
+        "members": rec.members.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
+        "k": h(kb),
+        "commitment": h(rec.commitment),
+        "key_schedule": {
+            "salt": h(&s.salt),
+            "prk": h(&s.prk),
+            "s_m": h(s_m),
+            "s_e": h(&s_e),
+            "coefficients": coefficients,
+            "shares": shares,
+            "ikm": ikm,
+        },
+        "sealed_secrets": member_seals,
+        "escrow": {
+            "master": { "info": h(master_ctx.info()), "sealed": sealed(&rec.escrow.master) },
+            "trustees": trustee_seals,
+        },
+        "signed_bytes": h(rec.signed_bytes()),
+        "signature": h(rec.signature.to_bytes()),
+        "hash": h(rec.hash()),
+        "cbor": h(wire::to_cbor(rec.record()).unwrap()),
+    })
+}
+
+fn epochs(o: &Org) -> Value {
+    let (chain, handoff) = epoch_chain(o);
+    for (rec, _) in &chain {
+        for m in [&o.customer, &o.agent, &o.agent2] {
+            if rec.member(&m.card.signing_key).is_some() {
+                rec.open(&m.keys, &o.policy).unwrap();
+            }
+        }
+    }
+    let records: Vec<Value> = chain.iter().map(|(r, k)| epoch_json(o, r, k)).collect();
+    let handoff_seals: Vec<Value> = handoff
+        .epochs
+        .iter()
+        .map(|(e, s)| {
+            let ctx = SealContext {
+                purpose: Purpose::HandOff,
+                conversation: &handoff.conversation,
+                epoch: *e,
+                recipient: &handoff.to,
+                extra: &[],
+            };
+            json!({ "epoch": e, "info": h(ctx.info()), "sealed": sealed(s) })
+        })
+        .collect();
+    json!({
+        "header": header("epoch records of one conversation under the 2-of-3 policy: epoch 0 \
+                          (carol + bob, by carol) and epoch 1 (carol + dave, by bob), with the \
+                          escrow key schedule, and bob's hand-off of epoch 0 to dave",
+                         Some(SEED_EPOCH)),
+        "epochs": records,
+        "handoff": {
+            "from": name_of(o, &handoff.from),
+            "to": name_of(o, &handoff.to),
+            "created_at": handoff.created_at,
+            "epochs": handoff_seals,
+            "signed_bytes": h(handoff.signed_bytes()),
+            "signature": h(handoff.signature.to_bytes()),
+        },
+    })
+}
+
+/// The example messages of epoch 0: (sender, counter, kind, sent_at, body).
+fn message_plan(o: &Org) -> Vec<(&Account, u64, ContentKind, u64, Vec<u8>)> {
+    vec![
+        (
+            &o.customer,
+            0,
+            ContentKind::Text,
+            T0 + 110,
+            b"Hello! My order #1234 never arrived.".to_vec(),
+        ),
+        (
+            &o.agent,
+            0,
+            ContentKind::Text,
+            T0 + 120,
+            "Sorry to hear that, Carol \u{2014} let me check."
+                .as_bytes()
+                .to_vec(),
+        ),
+        (
+            &o.customer,
+            1,
+            ContentKind::Read,
+            T0 + 130,
+            2u64.to_be_bytes().to_vec(),
+        ),
+        (&o.agent, 1, ContentKind::Text, T0 + 140, Vec::new()),
+    ]
+}
+
+fn messages(o: &Org) -> Value {
+    let (rec, k) = epoch0(o);
+    let keys = EpochKeys::new(&k, &rec);
+    let s = Schedule::new(&k.to_bytes(), &rec.conversation, rec.epoch);
+    let mut windows = ReplayWindows::default();
+    let list: Vec<Value> = message_plan(o)
+        .into_iter()
+        .map(|(who, counter, kind, sent_at, body)| {
+            let env = keys
+                .seal_message(&who.keys, counter, kind, sent_at, &body)
+                .unwrap();
+            let opened = keys.open_message(&env, &mut windows).unwrap();
+            assert_eq!(&opened.body[..], &body[..]);
+            let chain = s.chain(&who.card.signing_key);
+            let (mk, nonce) = message_keys(&chain, counter);
+            let header = env.header.to_bytes();
+            let mut aad = Canon::label(labels::MESSAGE_AAD);
+            aad.fixed(&header);
+            json!({
+                "sender": who.card.name,
+                "sender_signing_public": h(who.card.signing_key.as_bytes()),
+                "counter": counter,
+                "kind": match kind { ContentKind::Text => "text", ContentKind::Read => "read" },
+                "sent_at": sent_at,
+                "body": h(&body),
+                "chain_key": h(chain),
+                "message_key": h(mk),
+                "nonce": h(nonce),
+                "commitment": h(env.header.commitment),
+                "header": h(&header),
+                "aad": h(&aad.0),
+                "ciphertext": h(&env.ciphertext),
+                "signed_bytes": h(env.signed_bytes()),
+                "signature": h(env.signature.to_bytes()),
+                "envelope_cbor": h(wire::to_cbor(&env).unwrap()),
+            })
+        })
+        .collect();
+    json!({
+        "header": header("messages of epoch 0 (see epoch.json for K and the conversation)", None),
+        "conversation": h(rec.conversation.as_bytes()),
+        "epoch": rec.epoch,
+        "k": h(*k.to_bytes()),
+        "messages": list,
+    })
+}
+
+/// The consent token, its revocation and an erasure request, the same every time.
+fn make_consent(o: &Org, rng: &mut ChaCha20Rng) -> ConsentToken {
+    let (rec, _) = epoch0(o);
+    let p = ConsentParams {
+        conversation: rec.conversation,
+        epochs: EpochRange::new(0, 1).unwrap(),
+        scope: Scope::Full,
+        purpose: "Check my refund claim for order #1234".into(),
+        valid_secs: 7 * 86_400,
+    };
+    ConsentToken::issue(rng, &o.customer.keys, &o.policy, p, T0 + 1_000).unwrap()
+}
+
+fn make_ticket(o: &Org, rng: &mut ChaCha20Rng) -> (DisputeTicket, Vec<ArbiterDecision>) {
+    let (rec, _) = epoch0(o);
+    let ticket = DisputeTicket::open(
+        rng,
+        &o.master.keys,
+        &o.policy,
+        rec.conversation,
+        EpochRange::single(0),
+        "chargeback dispute #77",
+        86_400,
+        T0 + 1_000,
+    )
+    .unwrap();
+    let decisions = vec![
+        ArbiterDecision::sign(&o.arbiters[0].keys, &ticket, Verdict::Approve, T0 + 1_100).unwrap(),
+        ArbiterDecision::sign(
+            &o.arbiters[1].keys,
+            &ticket,
+            Verdict::Reject("not enough evidence".into()),
+            T0 + 1_200,
+        )
+        .unwrap(),
+        ArbiterDecision::sign(&o.arbiters[2].keys, &ticket, Verdict::Approve, T0 + 1_300).unwrap(),
+    ];
+    (ticket, decisions)
+}
+
+/// Consent token, ticket with decisions, and both release requests, from one generator.
+struct Justifications {
+    consent: ConsentToken,
+    ticket: DisputeTicket,
+    decisions: Vec<ArbiterDecision>,
+    by_consent: ReleaseRequest,
+    by_dispute: ReleaseRequest,
+}
+
+fn justifications(o: &Org) -> Justifications {
+    let mut rng = rng(SEED_JUSTIFICATION);
+    let consent = make_consent(o, &mut rng);
+    let (ticket, decisions) = make_ticket(o, &mut rng);
+    let by_consent = ReleaseRequest::sign(
+        &mut rng,
+        &o.master.keys,
+        &o.policy,
+        EpochRange::single(0),
+        Justification::Consent(consent.clone()),
+        T0 + 1_500,
+    )
+    .unwrap();
+    let by_dispute = ReleaseRequest::sign(
+        &mut rng,
+        &o.master.keys,
+        &o.policy,
+        EpochRange::single(0),
+        Justification::Dispute {
+            ticket: ticket.clone(),
+            decisions: decisions.clone(),
+        },
+        T0 + 1_500,
+    )
+    .unwrap();
+    Justifications {
+        consent,
+        ticket,
+        decisions,
+        by_consent,
+        by_dispute,
+    }
+}
+
+fn consent(o: &Org) -> Value {
+    let j = justifications(o);
+    let c = &j.consent;
+    let revocation = ConsentRevocation::issue(&o.customer.keys, c, T0 + 2_000).unwrap();
+    revocation.verify().unwrap();
+    let erasure = ErasureRequest::sign(&o.customer.keys, c.conversation, T0 + 3_000);
+    erasure.verify().unwrap();
+    json!({
+        "header": header("a consent token for epochs 0-1, its revocation, and an erasure \
+                          request", Some(SEED_JUSTIFICATION)),
+        "consent": {
+            "id": h(c.id.as_bytes()),
+            "org": c.org,
+            "conversation": h(c.conversation.as_bytes()),
+            "epochs": range(&c.epochs),
+            "grantee": name_of(o, &c.grantee),
+            "scope": "full",
+            "scope_code": 1,
+            "purpose": c.purpose,
+            "issued_at": c.issued_at,
+            "expires_at": c.expires_at,
+            "customer": name_of(o, &c.customer),
+            "signed_bytes": h(c.signed_bytes()),
+            "signature": h(c.signature.to_bytes()),
+        },
+        "revocation": {
+            "revoked_at": revocation.revoked_at,
+            "signed_bytes": h(revocation.signed_bytes()),
+            "signature": h(revocation.signature.to_bytes()),
+        },
+        "erasure_request": {
+            "requested_at": erasure.requested_at,
+            "signed_bytes": h(erasure.signed_bytes()),
+            "signature": h(erasure.signature.to_bytes()),
+        },
+    })
+}
+
+fn dispute(o: &Org) -> Value {
+    let j = justifications(o);
+    let t = &j.ticket;
+    t.verify(&o.policy).unwrap();
+    let decisions: Vec<Value> = j
+        .decisions
+        .iter()
+        .map(|d| {
+            d.verify(&o.policy, t).unwrap();
+            json!({
+                "arbiter": name_of(o, &d.arbiter),
+                "verdict": match &d.verdict {
+                    Verdict::Approve => json!("approve"),
+                    Verdict::Reject(r) => json!({ "reject": r }),
+                },
+                "decided_at": d.decided_at,
+                "signed_bytes": h(d.signed_bytes()),
+                "signature": h(d.signature.to_bytes()),
+            })
+        })
+        .collect();
+    let counted: Vec<String> = approvers(&o.policy, t, &j.decisions)
+        .iter()
+        .map(|k| name_of(o, k))
+        .collect();
+    json!({
+        "header": header("a dispute ticket for epoch 0 and three arbiter decisions (two \
+                          approvals count toward the 2-of-3 threshold)", Some(SEED_JUSTIFICATION)),
+        "ticket": {
+            "id": h(t.id.as_bytes()),
+            "org": t.org,
+            "conversation": h(t.conversation.as_bytes()),
+            "epochs": range(&t.epochs),
+            "reason": t.reason,
+            "opened_at": t.opened_at,
+            "expires_at": t.expires_at,
+            "master": name_of(o, &t.master),
+            "signed_bytes": h(t.signed_bytes()),
+            "signature": h(t.signature.to_bytes()),
+            "hash": h(t.hash()),
+        },
+        "decisions": decisions,
+        "approvers": counted,
+    })
+}
+
+fn request_json(r: &ReleaseRequest) -> Value {
+    json!({
+        "id": h(r.id.as_bytes()),
+        "org": r.org,
+        "policy_version": r.policy_version,
+        "conversation": h(r.conversation.as_bytes()),
+        "epochs": range(&r.epochs),
+        "justification": match &r.justification {
+            Justification::Consent(_) => "consent",
+            Justification::Dispute { .. } => "dispute",
+        },
+        "requested_at": r.requested_at,
+        "signed_bytes": h(r.signed_bytes()),
+        "signature": h(r.signature.to_bytes()),
+        "hash": h(r.hash()),
+    })
+}
+
+fn release(o: &Org) -> Value {
+    let (rec, k) = epoch0(o);
+    let j = justifications(o);
+    let req = &j.by_consent;
+    let records = [rec.clone()];
+    let no = |_: &TokenId| false;
+    let mut rng = rng(SEED_RELEASE);
+    let mut opened = Vec::new();
+    let mut shares = Vec::new();
+    for (i, tr) in o.trustees.iter().enumerate().take(2) {
+        let view = TrusteeView {
+            policy: &o.policy,
+            me: &tr.keys,
+            now: T0 + 1_600,
+            epochs: &records,
+            is_spent: &no,
+            is_revoked: &no,
+        };
+        let approved = decide(&mut rng, &view, req).unwrap();
+        assert_eq!(approved.request_hash, req.hash());
+        for rs in &approved.shares {
+            let share = rs.open(&o.master.keys, &o.policy, req).unwrap();
+            let ctx = SealContext {
+                purpose: Purpose::ReleasedShare,
+                conversation: &rs.conversation,
+                epoch: rs.epoch,
+                recipient: &o.master.card.signing_key,
+                extra: &rs.request_hash,
+            };
+            shares.push(json!({
+                "trustee": tr.card.name,
+                "trustee_index": i,
+                "epoch": rs.epoch,
+                "request_hash": h(rs.request_hash),
+                "info": h(ctx.info()),
+                "sealed": sealed(&rs.sealed),
+                "share": h(*share.to_bytes()),
+                "signed_bytes": h(rs.signed_bytes()),
+                "signature": h(rs.signature.to_bytes()),
+            }));
+            opened.push(share);
+        }
+    }
+    // Dispute request: the same trustees would also release for it.
+    let view = TrusteeView {
+        policy: &o.policy,
+        me: &o.trustees[2].keys,
+        now: T0 + 1_600,
+        epochs: &records,
+        is_spent: &no,
+        is_revoked: &no,
+    };
+    let by_dispute = decide(&mut rng, &view, &j.by_dispute).unwrap();
+    assert_eq!(by_dispute.approvers.len(), 2);
+
+    let s_m = rec
+        .escrow
+        .open_master_share(&o.master.keys, &rec.conversation, 0)
+        .unwrap();
+    let k2 = escrow::reconstruct(
+        &s_m,
+        &opened,
+        o.policy.trustee_threshold,
+        &rec.conversation,
+        0,
+        &rec.commitment,
+    )
+    .unwrap();
+    assert_eq!(*k2.to_bytes(), *k.to_bytes());
+    json!({
+        "header": header("release requests (by consent, by dispute) and the released shares of \
+                          trustee-1 and trustee-2 for the consent request; the master recombines \
+                          them with s_M into epoch 0's K", Some(SEED_RELEASE)),
+        "request_by_consent": request_json(req),
+        "request_by_dispute": request_json(&j.by_dispute),
+        "released_shares": shares,
+        "s_m": h(*s_m),
+        "k": h(*k2.to_bytes()),
+    })
+}
+
+fn audit_entries(o: &Org) -> Vec<AuditEntry> {
+    let (rec, _) = epoch0(o);
+    let j = justifications(o);
+    let conv = rec.conversation;
+    let release = |basis, at, who: &Account| {
+        AuditEntry::sign(
+            &who.keys,
+            AuditEvent::Release {
+                org: "acme".into(),
+                request_hash: if matches!(basis, ReleaseBasis::Consent { .. }) {
+                    j.by_consent.hash()
+                } else {
+                    j.by_dispute.hash()
+                },
+                conversation: conv,
+                epochs: EpochRange::single(0),
+                basis,
+                master: o.master.card.signing_key,
+            },
+            at,
+        )
+    };
+    let consent_basis = ReleaseBasis::Consent {
+        id: j.consent.id,
+        scope: Scope::Full,
+        issued_at: j.consent.issued_at,
+    };
+    vec![
+        AuditEntry::sign(
+            &o.master.keys,
+            AuditEvent::PolicyChange {
+                org: "acme".into(),
+                version: o.policy.version,
+                policy_hash: o.policy.hash(),
+            },
+            T0 + 1,
+        ),
+        release(consent_basis.clone(), T0 + 1_600, &o.trustees[0]),
+        release(consent_basis, T0 + 1_601, &o.trustees[1]),
+        release(
+            ReleaseBasis::Dispute {
+                id: j.ticket.id,
+                approvers: vec![
+                    o.arbiters[0].card.signing_key,
+                    o.arbiters[2].card.signing_key,
+                ],
+            },
+            T0 + 1_700,
+            &o.trustees[2],
+        ),
+        AuditEntry::sign(
+            &o.customer.keys,
+            AuditEvent::ConsentRevocation {
+                conversation: conv,
+                consent: j.consent.id,
+            },
+            T0 + 2_000,
+        ),
+        AuditEntry::sign(
+            &o.relay,
+            AuditEvent::Erasure {
+                conversation: conv,
+                reason: "customer request".into(),
+            },
+            T0 + 3_000,
+        ),
+        AuditEntry::sign(
+            &o.relay,
+            AuditEvent::Erasure {
+                conversation: ConversationId::from_bytes(&[0x11; 16]).unwrap(),
+                reason: "retention".into(),
+            },
+            T0 + 4_000,
+        ),
+    ]
+}
+
+fn audit(o: &Org) -> Value {
+    let entries = audit_entries(o);
+    let mut tree = MerkleTree::default();
+    let list: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            e.verify().unwrap();
+            let index = tree.push(&e.leaf());
+            json!({
+                "index": index,
+                "event": match &e.event {
+                    AuditEvent::Release { basis: ReleaseBasis::Consent { .. }, .. } =>
+                        "release (consent)",
+                    AuditEvent::Release { .. } => "release (dispute)",
+                    AuditEvent::Erasure { .. } => "erasure",
+                    AuditEvent::ConsentRevocation { .. } => "consent_revocation",
+                    AuditEvent::PolicyChange { .. } => "policy_change",
+                },
+                "signer": name_of(o, &e.signer),
+                "at": e.at,
+                "signed_bytes": h(e.signed_bytes()),
+                "signature": h(e.signature.to_bytes()),
+                "leaf": h(e.leaf()),
+                "leaf_hash": h(e.leaf_hash()),
+            })
+        })
+        .collect();
+    let n = tree.len();
+    let roots: Vec<String> = (0..=n).map(|s| h(tree.root_at(s).unwrap())).collect();
+    let hexes = |v: Vec<[u8; 32]>| v.into_iter().map(h).collect::<Vec<_>>();
+    let inclusion: Vec<Value> = (0..n)
+        .map(|i| json!({ "index": i, "size": n, "path": hexes(tree.inclusion_proof(i, n).unwrap()) }))
+        .chain([json!({ "index": 2, "size": 5, "path": hexes(tree.inclusion_proof(2, 5).unwrap()) })])
+        .collect();
+    let consistency: Vec<Value> = (0..=n)
+        .map(|m| (m, n))
+        .chain([(3, 5), (4, 6)])
+        .map(|(m, s)| {
+            json!({ "old": m, "new": s, "path": hexes(tree.consistency_proof(m, s).unwrap()) })
+        })
+        .collect();
+    let heads: Vec<Value> = [(4u64, T0 + 2_500), (n, T0 + 5_000)]
+        .into_iter()
+        .map(|(size, ts)| {
+            let sth = SignedTreeHead::sign(&o.relay, size, tree.root_at(size).unwrap(), ts);
+            sth.verify(&o.relay.signing_public()).unwrap();
+            json!({
+                "size": size,
+                "root": h(sth.root),
+                "timestamp": ts,
+                "log_key": h(sth.log_key.as_bytes()),
+                "signed_bytes": h(sth.signed_bytes()),
+                "signature": h(sth.signature.to_bytes()),
+            })
+        })
+        .collect();
+    json!({
+        "header": header("seven audit entries of every kind, the RFC 9162 Merkle roots of every \
+                          prefix, inclusion and consistency proofs, and two signed tree heads",
+                         None),
+        "entries": list,
+        "roots": roots,
+        "inclusion": inclusion,
+        "consistency": consistency,
+        "tree_heads": heads,
+    })
+}
+
+fn wire_frames(o: &Org) -> Value {
+    let mut rng = rng(SEED_WIRE);
+    let mut nonce = [0u8; 32];
+    rng.fill_bytes(&mut nonce);
+    let challenge = Challenge {
+        relay_key: o.relay.signing_public(),
+        nonce,
+    };
+    let auth = AuthResponse::answer(&o.customer.keys, o.customer.card.card().clone(), &challenge);
+    auth.verify(&challenge).unwrap();
+    let (rec, k) = epoch0(o);
+    let keys = EpochKeys::new(&k, &rec);
+    let env = keys
+        .seal_message(&o.customer.keys, 0, ContentKind::Text, T0 + 110, b"hi")
+        .unwrap();
+    let frames: Vec<(&str, Frame)> = vec![
+        ("challenge", Frame::Challenge(challenge.clone())),
+        ("auth (carol)", Frame::Auth(auth.clone())),
+        (
+            "welcome",
+            Frame::Welcome(Welcome {
+                registered: true,
+                log_key: o.relay.signing_public(),
+            }),
+        ),
+        (
+            "request 1: register (a unit variant)",
+            Frame::Request {
+                id: 1,
+                body: Request::Register,
+            },
+        ),
+        (
+            "request 2: get_card",
+            Frame::Request {
+                id: 2,
+                body: Request::GetCard { name: "bob".into() },
+            },
+        ),
+        (
+            "request 3: get_policy with no version",
+            Frame::Request {
+                id: 3,
+                body: Request::GetPolicy {
+                    org: "acme".into(),
+                    version: None,
+                },
+            },
+        ),
+        (
+            "request 4: send",
+            Frame::Request {
+                id: 4,
+                body: Request::Send(env),
+            },
+        ),
+        (
+            "response 4: stored",
+            Frame::Response {
+                id: 4,
+                body: Response::Stored { seq: 7 },
+            },
+        ),
+        (
+            "response 5: error",
+            Frame::Response {
+                id: 5,
+                body: Response::Error {
+                    code: ErrorCode::Forbidden,
+                    message: "not a member of this conversation".into(),
+                },
+            },
+        ),
+        (
+            "response 6: ok (a unit variant)",
+            Frame::Response {
+                id: 6,
+                body: Response::Ok,
+            },
+        ),
+        (
+            "push: delivered",
+            Frame::Push(Push::Delivered {
+                conversation: rec.conversation,
+                member: "bob".into(),
+                seq: 7,
+            }),
+        ),
+    ];
+    let list: Vec<Value> = frames
+        .into_iter()
+        .map(|(what, f)| {
+            let bytes = wire::encode(&f).unwrap();
+            assert_eq!(wire::decode(&bytes).unwrap(), f);
+            json!({ "frame": what, "bytes": h(&bytes) })
+        })
+        .collect();
+    json!({
+        "header": header("wire frames: version byte 0x01 then one CBOR item", Some(SEED_WIRE)),
+        "auth_signed_bytes": h(AuthResponse::signed_bytes(&challenge, &o.customer.card.signing_key)),
+        "frames": list,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Comparison.
+
+fn diff(path: &str, stored: &Value, computed: &Value, out: &mut Vec<String>) {
+    match (stored, computed) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, va) in a {
+                match b.get(k) {
+                    Some(vb) => diff(&format!("{path}.{k}"), va, vb, out),
+                    None => out.push(format!("{path}.{k}: in the file, no longer computed")),
+                }
+            }
+            for k in b.keys().filter(|k| !a.contains_key(*k)) {
+                out.push(format!("{path}.{k}: computed, missing from the file"));
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            if a.len() != b.len() {
+                out.push(format!(
+                    "{path}: file has {} items, code gives {}",
+                    a.len(),
+                    b.len()
+                ));
+            }
+            for (i, (va, vb)) in a.iter().zip(b).enumerate() {
+                diff(&format!("{path}[{i}]"), va, vb, out);
+            }
+        }
+        (a, b) if a == b => {}
+        (a, b) => out.push(format!("{path}: file {a}, code {b}")),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Independent re-derivation from the files, following PROTOCOL.md with raw primitives.
+
+/// The canonical layout of PROTOCOL.md §1, written again here so the checks below do not go
+/// through `codec::Writer`.
+struct Canon(Vec<u8>);
+
+impl Canon {
+    fn label(l: &str) -> Self {
+        let mut c = Canon(Vec::new());
+        c.str(l);
+        c
+    }
+    fn u8(&mut self, v: u8) -> &mut Self {
+        self.0.push(v);
+        self
+    }
+    fn u32(&mut self, v: u32) -> &mut Self {
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    fn u64(&mut self, v: u64) -> &mut Self {
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    fn fixed(&mut self, v: &[u8]) -> &mut Self {
+        self.0.extend_from_slice(v);
+        self
+    }
+    fn bytes(&mut self, v: &[u8]) -> &mut Self {
+        self.u32(u32::try_from(v.len()).unwrap()).fixed(v)
+    }
+    fn str(&mut self, v: &str) -> &mut Self {
+        self.bytes(v.as_bytes())
+    }
+    fn sha256(&self) -> [u8; 32] {
+        Sha256::digest(&self.0).into()
+    }
+}
+
+fn load(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(vector_path(name)).unwrap()).unwrap()
+}
+
+fn unhex(v: &Value) -> Vec<u8> {
+    hex::decode(
+        v.as_str()
+            .unwrap_or_else(|| panic!("not a hex string: {v}")),
+    )
+    .unwrap()
+}
+
+fn arr<const N: usize>(v: &Value) -> [u8; N] {
+    unhex(v).try_into().unwrap()
+}
+
+fn num(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+fn identity<'a>(ids: &'a Value, name: &str) -> &'a Value {
+    ids["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == name)
+        .unwrap_or_else(|| panic!("no identity {name}"))
+}
+
+fn ed25519_verify(public: &[u8; 32], msg: &[u8], sig: &[u8; 64]) {
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(public).unwrap();
+    vk.verify_strict(msg, &ed25519_dalek::Signature::from_bytes(sig))
+        .unwrap();
+}
+
+#[test]
+fn independent_identities_cards_and_fingerprints() {
+    use ed25519_dalek::Signer as _;
+    let ids = load("identities");
+    for id in ids["identities"].as_array().unwrap() {
+        let secret: [u8; 64] = arr(&id["secret_key"]);
+        let sk = ed25519_dalek::SigningKey::from_bytes(&secret[..32].try_into().unwrap());
+        assert_eq!(h(sk.verifying_key().to_bytes()), id["signing_public"]);
+        let xs = x25519_dalek::StaticSecret::from(<[u8; 32]>::try_from(&secret[32..]).unwrap());
+        assert_eq!(
+            h(x25519_dalek::PublicKey::from(&xs).to_bytes()),
+            id["agreement_public"]
+        );
+        if id["role"].is_null() {
+            continue;
+        }
+        let sp: [u8; 32] = arr(&id["signing_public"]);
+        let ap: [u8; 32] = arr(&id["agreement_public"]);
+        let mut card = Canon::label("sealdesk/v1/card");
+        card.str(id["name"].as_str().unwrap())
+            .u8(u8::try_from(num(&id["role_code"])).unwrap())
+            .fixed(&sp)
+            .fixed(&ap)
+            .u64(num(&id["created_at"]));
+        assert_eq!(h(&card.0), id["card_signed_bytes"]);
+        // Ed25519 is deterministic: the signature is reproducible from the seed.
+        assert_eq!(h(sk.sign(&card.0).to_bytes()), id["card_signature"]);
+
+        let mut fp = Canon::label("sealdesk/v1/fingerprint");
+        fp.fixed(&sp).fixed(&ap);
+        let digest = fp.sha256();
+        assert_eq!(h(digest), id["fingerprint_sha256"]);
+        let groups: Vec<String> = digest
+            .chunks(5)
+            .take(6)
+            .map(|c| {
+                let v = c.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+                format!("{:05}", v % 100_000)
+            })
+            .collect();
+        assert_eq!(groups.join(" "), id["fingerprint"]);
+        // The crate's printed form agrees.
+        let fpr = Fingerprint::of(
+            &SigningPublicKey::from_bytes(&sp).unwrap(),
+            &AgreementPublicKey::from_bytes(&ap).unwrap(),
+        );
+        assert_eq!(fpr.to_string(), id["fingerprint"]);
+    }
+}
+
+/// The layout of an identity card inside another object: its signed bytes as variable bytes,
+/// then the 64-byte signature.
+fn embedded_card(c: &mut Canon, id: &Value) {
+    c.bytes(&unhex(&id["card_signed_bytes"]))
+        .fixed(&unhex(&id["card_signature"]));
+}
+
+#[test]
+fn independent_policy_and_certificate() {
+    let ids = load("identities");
+    let v = load("policy");
+    let p = &v["policy"];
+    let mut c = Canon::label("sealdesk/v1/policy");
+    c.str(p["org"].as_str().unwrap())
+        .u32(u32::try_from(num(&p["version"])).unwrap());
+    embedded_card(&mut c, identity(&ids, p["master"].as_str().unwrap()));
+    let trustees = p["trustees"].as_array().unwrap();
+    c.u32(u32::try_from(trustees.len()).unwrap());
+    for t in trustees {
+        embedded_card(&mut c, identity(&ids, t.as_str().unwrap()));
+    }
+    c.u8(u8::try_from(num(&p["trustee_threshold"])).unwrap());
+    let arbiters = p["arbiters"].as_array().unwrap();
+    c.u32(u32::try_from(arbiters.len()).unwrap());
+    for a in arbiters {
+        embedded_card(&mut c, identity(&ids, a.as_str().unwrap()));
+    }
+    c.u8(u8::try_from(num(&p["arbiter_threshold"])).unwrap())
+        .u8(u8::from(p["allow_consent"].as_bool().unwrap()))
+        .u8(u8::from(p["allow_dispute"].as_bool().unwrap()))
+        .u64(num(&p["max_release_validity_secs"]))
+        .u32(u32::try_from(num(&p["rotate_after_messages"])).unwrap())
+        .u64(num(&p["rotate_after_secs"]))
+        .u64(num(&p["retention_secs"]))
+        .u8(u8::from(p["history_handoff"].as_bool().unwrap()))
+        .u64(num(&p["created_at"]));
+    assert_eq!(h(&c.0), p["signed_bytes"]);
+    let master = identity(&ids, "acme-master");
+    ed25519_verify(&arr(&master["signing_public"]), &c.0, &arr(&p["signature"]));
+    let mut hash = Canon::label("sealdesk/v1/policy");
+    hash.bytes(&c.0).fixed(&unhex(&p["signature"]));
+    assert_eq!(h(hash.sha256()), p["hash"]);
+
+    let a = &v["agent_certificate"];
+    let mut c = Canon::label("sealdesk/v1/agent-cert");
+    c.str(a["org"].as_str().unwrap());
+    embedded_card(&mut c, identity(&ids, a["agent"].as_str().unwrap()));
+    c.u64(num(&a["issued_at"])).u64(num(&a["expires_at"]));
+    assert_eq!(h(&c.0), a["signed_bytes"]);
+    ed25519_verify(&arr(&master["signing_public"]), &c.0, &arr(&a["signature"]));
+}
+
+fn info(ctx: &Value) -> Vec<u8> {
+    let mut c = Canon::label("sealdesk/v1/hpke");
+    c.str(ctx["purpose"].as_str().unwrap())
+        .fixed(&unhex(&ctx["conversation"]))
+        .u32(u32::try_from(num(&ctx["epoch"])).unwrap())
+        .fixed(&unhex(&ctx["recipient_signing_public"]))
+        .bytes(&unhex(&ctx["extra"]));
+    c.0
+}
+
+/// Opens an HPKE blob with the raw `hpke` crate.
+fn hpke_open(secret_scalar: &[u8], enc: &[u8], info: &[u8], ct: &[u8]) -> Vec<u8> {
+    use hpke::{Deserializable as _, aead::AesGcm256, kdf::HkdfSha256, kem::X25519HkdfSha256};
+    let sk = <X25519HkdfSha256 as hpke::Kem>::PrivateKey::from_bytes(secret_scalar).unwrap();
+    let enc = <X25519HkdfSha256 as hpke::Kem>::EncappedKey::from_bytes(enc).unwrap();
+    hpke::single_shot_open::<AesGcm256, HkdfSha256, X25519HkdfSha256>(
+        &hpke::OpModeR::Base,
+        &sk,
+        &enc,
+        info,
+        ct,
+        &[],
+    )
+    .unwrap()
+}
+
+fn agreement_secret(ids: &Value, name: &str) -> Vec<u8> {
+    unhex(&identity(ids, name)["secret_key"])[32..].to_vec()
+}
+
+#[test]
+fn independent_hpke() {
+    let ids = load("identities");
+    let v = load("hpke");
+    for ctx in v["contexts"].as_array().unwrap() {
+        assert_eq!(h(info(ctx)), ctx["info"]);
+    }
+    for which in ["deterministic", "random"] {
+        let s = &v[which];
+        let ctx = &s["context"];
+        assert_eq!(h(info(ctx)), ctx["info"]);
+        let pt = hpke_open(
+            &agreement_secret(&ids, ctx["recipient"].as_str().unwrap()),
+            &unhex(&s["enc"]),
+            &info(ctx),
+            &unhex(&s["ciphertext"]),
+        );
+        assert_eq!(h(pt), s["plaintext"]);
+    }
+    // The random seal's ephemeral key is DeriveKeyPair of the first 32 generator bytes: sealing
+    // deterministically with them gives the same bytes (this pins how rust-hpke draws).
+    let r = &v["random"];
+    let rcpt = AgreementPublicKey::from_bytes(&arr(&r["recipient_agreement_public"])).unwrap();
+    let conv = ConversationId::from_bytes(&arr(&r["context"]["conversation"])).unwrap();
+    let who =
+        SigningPublicKey::from_bytes(&arr(&r["context"]["recipient_signing_public"])).unwrap();
+    let ctx = SealContext {
+        purpose: Purpose::EpochSecret,
+        conversation: &conv,
+        epoch: u32::try_from(num(&r["context"]["epoch"])).unwrap(),
+        recipient: &who,
+        extra: &[],
+    };
+    let again = seal::seal_deterministic(&arr(&r["rng_ikm"]), &rcpt, &ctx, &unhex(&r["plaintext"]))
+        .unwrap();
+    assert_eq!(h(again.enc), r["enc"]);
+    assert_eq!(h(&again.ciphertext), r["ciphertext"]);
+}
+
+/// GF(2^8) multiplication modulo the AES polynomial 0x11b, textbook style.
+fn gf_mul(a: u8, b: u8) -> u8 {
+    let (mut a, mut b, mut p) = (a, b, 0u8);
+    while b != 0 {
+        if b & 1 == 1 {
+            p ^= a;
+        }
+        let carry = a & 0x80 != 0;
+        a <<= 1;
+        if carry {
+            a ^= 0x1b;
+        }
+        b >>= 1;
+    }
+    p
+}
+
+#[test]
+fn independent_epoch_key_schedule_and_escrow() {
+    let ids = load("identities");
+    let pol = load("policy");
+    let v = load("epoch");
+    let t = num(&pol["policy"]["trustee_threshold"]);
+    for e in v["epochs"].as_array().unwrap() {
+        let k: [u8; 32] = arr(&e["k"]);
+        let conv = ConversationId::from_bytes(&arr(&e["conversation"])).unwrap();
+        let epoch = u32::try_from(num(&e["epoch"])).unwrap();
+        let ks = &e["key_schedule"];
+
+        let mut com = Canon::label("sealdesk/v1/epoch-commitment");
+        com.fixed(conv.as_bytes()).u32(epoch).fixed(&k);
+        assert_eq!(h(com.sha256()), e["commitment"]);
+
+        let s = Schedule::new(&k, &conv, epoch);
+        let mut salt = Canon::label("sealdesk/v1/epoch-salt");
+        salt.fixed(conv.as_bytes()).u32(epoch);
+        assert_eq!(h(&salt.0), ks["salt"]);
+        assert_eq!(h(&s.prk), ks["prk"]);
+        let s_m = s.s_m();
+        assert_eq!(h(s_m), ks["s_m"]);
+        let s_e: Vec<u8> = k.iter().zip(&s_m).map(|(a, b)| a ^ b).collect();
+        assert_eq!(h(&s_e), ks["s_e"]);
+        let coeffs: Vec<[u8; 32]> = (1..u8::try_from(t).unwrap())
+            .map(|i| s.coefficient(i))
+            .collect();
+        assert_eq!(
+            coeffs.iter().map(h).collect::<Vec<_>>(),
+            ks["coefficients"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        );
+        // Shamir: share i is (x = i + 1, y_j = s_E[j] + Σ c_k[j]·x^k) over GF(2^8).
+        for (i, want) in ks["shares"].as_array().unwrap().iter().enumerate() {
+            let x = u8::try_from(i + 1).unwrap();
+            let mut share = vec![x];
+            for j in 0..32 {
+                let mut y = 0u8;
+                for c in coeffs.iter().rev() {
+                    y = gf_mul(y, x) ^ c[j];
+                }
+                share.push(gf_mul(y, x) ^ s_e[j]);
+            }
+            assert_eq!(&h(&share), want);
+        }
+
+        // The escrow seals are DeriveKeyPair(ikm_r) seals of s_M and the shares.
+        let escrow_recipients = std::iter::once(("acme-master", &e["escrow"]["master"], h(s_m)))
+            .chain(
+                e["escrow"]["trustees"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .zip(ks["shares"].as_array().unwrap())
+                    .map(|(t, share)| {
+                        (
+                            t["trustee"].as_str().unwrap(),
+                            t,
+                            share.as_str().unwrap().to_owned(),
+                        )
+                    }),
+            );
+        for (name, sealed_part, plaintext) in escrow_recipients {
+            let id = identity(&ids, name);
+            let who = SigningPublicKey::from_bytes(&arr(&id["signing_public"])).unwrap();
+            let ikm = s.ikm(&who);
+            assert_eq!(h(ikm), ks["ikm"][name]);
+            let apk = AgreementPublicKey::from_bytes(&arr(&id["agreement_public"])).unwrap();
+            let purpose = if name == "acme-master" {
+                Purpose::MasterShare
+            } else {
+                Purpose::TrusteeShare
+            };
+            let ctx = SealContext {
+                purpose,
+                conversation: &conv,
+                epoch,
+                recipient: &who,
+                extra: &[],
+            };
+            let mut inf = Canon::label("sealdesk/v1/hpke");
+            inf.str(if name == "acme-master" {
+                "master-share"
+            } else {
+                "trustee-share"
+            })
+            .fixed(conv.as_bytes())
+            .u32(epoch)
+            .fixed(who.as_bytes())
+            .bytes(&[]);
+            assert_eq!(h(&inf.0), sealed_part["info"]);
+            let again =
+                seal::seal_deterministic(&ikm, &apk, &ctx, &hex::decode(&plaintext).unwrap())
+                    .unwrap();
+            assert_eq!(h(again.enc), sealed_part["sealed"]["enc"]);
+            assert_eq!(h(&again.ciphertext), sealed_part["sealed"]["ciphertext"]);
+            let opened = hpke_open(
+                &agreement_secret(&ids, name),
+                &unhex(&sealed_part["sealed"]["enc"]),
+                &inf.0,
+                &unhex(&sealed_part["sealed"]["ciphertext"]),
+            );
+            assert_eq!(h(opened), plaintext);
+        }
+
+        // K sealed to each member opens with that member's key.
+        for m in e["sealed_secrets"].as_array().unwrap() {
+            let opened = hpke_open(
+                &agreement_secret(&ids, m["member"].as_str().unwrap()),
+                &unhex(&m["sealed"]["enc"]),
+                &unhex(&m["info"]),
+                &unhex(&m["sealed"]["ciphertext"]),
+            );
+            assert_eq!(opened, k);
+        }
+
+        // The signed layout.
+        let mut c = Canon::label("sealdesk/v1/epoch-record");
+        c.u8(u8::try_from(num(&e["version"])).unwrap())
+            .str(e["org"].as_str().unwrap())
+            .fixed(conv.as_bytes())
+            .u32(epoch)
+            .u32(u32::try_from(num(&e["policy_version"])).unwrap())
+            .fixed(&unhex(&e["policy_hash"]));
+        match &e["previous"] {
+            Value::Null => c.u8(0),
+            p => c.u8(1).fixed(&unhex(p)),
+        };
+        let creator = identity(&ids, e["creator"].as_str().unwrap());
+        c.u64(num(&e["created_at"]))
+            .fixed(&unhex(&creator["signing_public"]));
+        let members = e["members"].as_array().unwrap();
+        c.u32(u32::try_from(members.len()).unwrap());
+        for m in members {
+            embedded_card(&mut c, identity(&ids, m.as_str().unwrap()));
+        }
+        let seals = e["sealed_secrets"].as_array().unwrap();
+        c.u32(u32::try_from(seals.len()).unwrap());
+        for s in seals {
+            c.fixed(&unhex(&s["sealed"]["enc"]))
+                .bytes(&unhex(&s["sealed"]["ciphertext"]));
+        }
+        c.fixed(&unhex(&e["escrow"]["master"]["sealed"]["enc"]))
+            .bytes(&unhex(&e["escrow"]["master"]["sealed"]["ciphertext"]));
+        let ts = e["escrow"]["trustees"].as_array().unwrap();
+        c.u32(u32::try_from(ts.len()).unwrap());
+        for t in ts {
+            c.fixed(&unhex(&t["sealed"]["enc"]))
+                .bytes(&unhex(&t["sealed"]["ciphertext"]));
+        }
+        c.fixed(&unhex(&e["commitment"]));
+        assert_eq!(h(&c.0), e["signed_bytes"]);
+        ed25519_verify(
+            &arr(&creator["signing_public"]),
+            &c.0,
+            &arr(&e["signature"]),
+        );
+        let mut hash = Canon::label("sealdesk/v1/epoch-record-hash");
+        hash.bytes(&c.0).fixed(&unhex(&e["signature"]));
+        assert_eq!(h(hash.sha256()), e["hash"]);
+    }
+    // Epoch 1 chains to epoch 0.
+    assert_eq!(v["epochs"][1]["previous"], v["epochs"][0]["hash"]);
+
+    let ho = &v["handoff"];
+    let from = identity(&ids, ho["from"].as_str().unwrap());
+    let to = identity(&ids, ho["to"].as_str().unwrap());
+    let mut c = Canon::label("sealdesk/v1/handoff");
+    c.fixed(&unhex(&v["epochs"][0]["conversation"]))
+        .fixed(&unhex(&from["signing_public"]))
+        .fixed(&unhex(&to["signing_public"]));
+    let list = ho["epochs"].as_array().unwrap();
+    c.u32(u32::try_from(list.len()).unwrap());
+    for e in list {
+        c.u32(u32::try_from(num(&e["epoch"])).unwrap())
+            .fixed(&unhex(&e["sealed"]["enc"]))
+            .bytes(&unhex(&e["sealed"]["ciphertext"]));
+        let opened = hpke_open(
+            &agreement_secret(&ids, ho["to"].as_str().unwrap()),
+            &unhex(&e["sealed"]["enc"]),
+            &unhex(&e["info"]),
+            &unhex(&e["sealed"]["ciphertext"]),
+        );
+        assert_eq!(h(opened), v["epochs"][0]["k"]);
+    }
+    c.u64(num(&ho["created_at"]));
+    assert_eq!(h(&c.0), ho["signed_bytes"]);
+    ed25519_verify(&arr(&from["signing_public"]), &c.0, &arr(&ho["signature"]));
+}
+
+#[test]
+fn independent_messages() {
+    use aes_gcm::{Aes256Gcm, KeyInit as _, Nonce, aead::Aead as _, aead::Payload};
+    let v = load("messages");
+    let k: [u8; 32] = arr(&v["k"]);
+    let conv = ConversationId::from_bytes(&arr(&v["conversation"])).unwrap();
+    let epoch = u32::try_from(num(&v["epoch"])).unwrap();
+    let s = Schedule::new(&k, &conv, epoch);
+    for m in v["messages"].as_array().unwrap() {
+        let sender = SigningPublicKey::from_bytes(&arr(&m["sender_signing_public"])).unwrap();
+        let counter = num(&m["counter"]);
+        let chain = s.chain(&sender);
+        assert_eq!(h(chain), m["chain_key"]);
+        let (key, nonce) = message_keys(&chain, counter);
+        assert_eq!(h(key), m["message_key"]);
+        assert_eq!(h(nonce), m["nonce"]);
+        let mut com = Canon::label("sealdesk/v1/msg/commitment");
+        com.bytes(&key);
+        assert_eq!(h(com.sha256()), m["commitment"]);
+
+        let mut hdr = Vec::new();
+        hdr.push(1u8);
+        hdr.extend_from_slice(conv.as_bytes());
+        hdr.extend_from_slice(&epoch.to_be_bytes());
+        hdr.extend_from_slice(sender.as_bytes());
+        hdr.extend_from_slice(&counter.to_be_bytes());
+        hdr.push(if m["kind"] == "text" { 1 } else { 2 });
+        hdr.extend_from_slice(&num(&m["sent_at"]).to_be_bytes());
+        hdr.extend_from_slice(&com.sha256());
+        assert_eq!(hdr.len(), 102);
+        assert_eq!(h(&hdr), m["header"]);
+
+        let mut aad = Canon::label("sealdesk/v1/msg/aad");
+        aad.fixed(&hdr);
+        assert_eq!(h(&aad.0), m["aad"]);
+        let cipher = Aes256Gcm::new_from_slice(&key).unwrap();
+        let ct = cipher
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: &unhex(&m["body"]),
+                    aad: &aad.0,
+                },
+            )
+            .unwrap();
+        assert_eq!(h(&ct), m["ciphertext"]);
+
+        let mut signed = Canon::label("sealdesk/v1/msg/signature");
+        signed.fixed(&hdr).bytes(&ct);
+        assert_eq!(h(&signed.0), m["signed_bytes"]);
+        ed25519_verify(sender.as_bytes(), &signed.0, &arr(&m["signature"]));
+    }
+}
+
+#[test]
+fn independent_justifications_and_release() {
+    let ids = load("identities");
+    let pk = |name: &Value| unhex(&identity(&ids, name.as_str().unwrap())["signing_public"]);
+    let v = load("consent");
+    let c = &v["consent"];
+    let mut w = Canon::label("sealdesk/v1/consent");
+    w.fixed(&unhex(&c["id"]))
+        .str(c["org"].as_str().unwrap())
+        .fixed(&unhex(&c["conversation"]))
+        .u32(u32::try_from(num(&c["epochs"]["first"])).unwrap())
+        .u32(u32::try_from(num(&c["epochs"]["last"])).unwrap())
+        .fixed(&pk(&c["grantee"]))
+        .u8(u8::try_from(num(&c["scope_code"])).unwrap())
+        .str(c["purpose"].as_str().unwrap())
+        .u64(num(&c["issued_at"]))
+        .u64(num(&c["expires_at"]))
+        .fixed(&pk(&c["customer"]));
+    assert_eq!(h(&w.0), c["signed_bytes"]);
+    let consent_signed = w.0;
+    let carol: [u8; 32] = pk(&c["customer"]).try_into().unwrap();
+    ed25519_verify(&carol, &consent_signed, &arr(&c["signature"]));
+
+    let r = &v["revocation"];
+    let mut w = Canon::label("sealdesk/v1/consent-revocation");
+    w.fixed(&unhex(&c["id"]))
+        .fixed(&unhex(&c["conversation"]))
+        .u64(num(&r["revoked_at"]))
+        .fixed(&carol);
+    assert_eq!(h(&w.0), r["signed_bytes"]);
+    ed25519_verify(&carol, &w.0, &arr(&r["signature"]));
+
+    let e = &v["erasure_request"];
+    let mut w = Canon::label("sealdesk/v1/erasure-request");
+    w.fixed(&unhex(&c["conversation"]))
+        .u64(num(&e["requested_at"]))
+        .fixed(&carol);
+    assert_eq!(h(&w.0), e["signed_bytes"]);
+    ed25519_verify(&carol, &w.0, &arr(&e["signature"]));
+
+    let d = load("dispute");
+    let t = &d["ticket"];
+    let mut w = Canon::label("sealdesk/v1/dispute-ticket");
+    w.fixed(&unhex(&t["id"]))
+        .str(t["org"].as_str().unwrap())
+        .fixed(&unhex(&t["conversation"]))
+        .u32(u32::try_from(num(&t["epochs"]["first"])).unwrap())
+        .u32(u32::try_from(num(&t["epochs"]["last"])).unwrap())
+        .str(t["reason"].as_str().unwrap())
+        .u64(num(&t["opened_at"]))
+        .u64(num(&t["expires_at"]))
+        .fixed(&pk(&t["master"]));
+    assert_eq!(h(&w.0), t["signed_bytes"]);
+    let ticket_signed = w.0;
+    let master: [u8; 32] = pk(&t["master"]).try_into().unwrap();
+    ed25519_verify(&master, &ticket_signed, &arr(&t["signature"]));
+    let mut th = Canon::label("sealdesk/v1/dispute-ticket-hash");
+    th.bytes(&ticket_signed).fixed(&unhex(&t["signature"]));
+    assert_eq!(h(th.sha256()), t["hash"]);
+    for dec in d["decisions"].as_array().unwrap() {
+        let mut w = Canon::label("sealdesk/v1/arbiter-decision");
+        w.fixed(&unhex(&t["id"])).fixed(&unhex(&t["hash"]));
+        match &dec["verdict"] {
+            Value::String(s) if s == "approve" => w.u8(1),
+            other => w.u8(2).str(other["reject"].as_str().unwrap()),
+        };
+        w.u64(num(&dec["decided_at"])).fixed(&pk(&dec["arbiter"]));
+        assert_eq!(h(&w.0), dec["signed_bytes"]);
+        ed25519_verify(
+            &pk(&dec["arbiter"]).try_into().unwrap(),
+            &w.0,
+            &arr(&dec["signature"]),
+        );
+    }
+
+    let rel = load("release");
+    for (key, justification) in [
+        ("request_by_consent", {
+            let mut j = Canon(vec![1]);
+            j.bytes(&consent_signed).fixed(&unhex(&c["signature"]));
+            j.0
+        }),
+        ("request_by_dispute", {
+            let mut j = Canon(vec![2]);
+            j.bytes(&ticket_signed).fixed(&unhex(&t["signature"]));
+            let decs = d["decisions"].as_array().unwrap();
+            j.u32(u32::try_from(decs.len()).unwrap());
+            for dec in decs {
+                j.bytes(&unhex(&dec["signed_bytes"]))
+                    .fixed(&unhex(&dec["signature"]));
+            }
+            j.0
+        }),
+    ] {
+        let r = &rel[key];
+        let mut w = Canon::label("sealdesk/v1/release-request");
+        w.fixed(&unhex(&r["id"]))
+            .str(r["org"].as_str().unwrap())
+            .u32(u32::try_from(num(&r["policy_version"])).unwrap())
+            .fixed(&unhex(&r["conversation"]))
+            .u32(u32::try_from(num(&r["epochs"]["first"])).unwrap())
+            .u32(u32::try_from(num(&r["epochs"]["last"])).unwrap())
+            .fixed(&justification)
+            .u64(num(&r["requested_at"]))
+            .fixed(&master);
+        assert_eq!(h(&w.0), r["signed_bytes"], "{key}");
+        ed25519_verify(&master, &w.0, &arr(&r["signature"]));
+        let mut rh = Canon::label("sealdesk/v1/release-request-hash");
+        rh.bytes(&w.0).fixed(&unhex(&r["signature"]));
+        assert_eq!(h(rh.sha256()), r["hash"], "{key}");
+    }
+
+    // Released shares: the signed layout (label "sealdesk/v1/released-share", see PROTOCOL.md), the
+    // released-share HPKE info with the request hash as `extra`, and recombination.
+    let req_hash = unhex(&rel["request_by_consent"]["hash"]);
+    let master_secret = agreement_secret(&ids, "acme-master");
+    let mut shares = Vec::new();
+    for s in rel["released_shares"].as_array().unwrap() {
+        let trustee = pk(&s["trustee"]);
+        let mut w = Canon::label("sealdesk/v1/released-share");
+        w.fixed(&req_hash)
+            .fixed(&unhex(&c["conversation"]))
+            .u32(u32::try_from(num(&s["epoch"])).unwrap())
+            .fixed(&trustee)
+            .fixed(&unhex(&s["sealed"]["enc"]))
+            .bytes(&unhex(&s["sealed"]["ciphertext"]));
+        assert_eq!(h(&w.0), s["signed_bytes"]);
+        ed25519_verify(&trustee.try_into().unwrap(), &w.0, &arr(&s["signature"]));
+        let mut inf = Canon::label("sealdesk/v1/hpke");
+        inf.str("released-share")
+            .fixed(&unhex(&c["conversation"]))
+            .u32(u32::try_from(num(&s["epoch"])).unwrap())
+            .fixed(&master)
+            .bytes(&req_hash);
+        assert_eq!(h(&inf.0), s["info"]);
+        let share = hpke_open(
+            &master_secret,
+            &unhex(&s["sealed"]["enc"]),
+            &inf.0,
+            &unhex(&s["sealed"]["ciphertext"]),
+        );
+        assert_eq!(h(&share), s["share"]);
+        shares.push(share);
+    }
+    // Lagrange interpolation at 0 of the two shares, plus s_M, gives K.
+    let (x1, x2) = (shares[0][0], shares[1][0]);
+    let inv = |a: u8| (1..=255u8).find(|&b| gf_mul(a, b) == 1).unwrap();
+    let l1 = gf_mul(x2, inv(x1 ^ x2));
+    let l2 = gf_mul(x1, inv(x1 ^ x2));
+    let s_m = unhex(&rel["s_m"]);
+    let k: Vec<u8> = (0..32)
+        .map(|j| gf_mul(l1, shares[0][j + 1]) ^ gf_mul(l2, shares[1][j + 1]) ^ s_m[j])
+        .collect();
+    assert_eq!(h(&k), rel["k"]);
+    assert_eq!(rel["k"], load("epoch")["epochs"][0]["k"]);
+}
+
+/// RFC 9162 §2.1.1 Merkle Tree Hash over leaf hashes.
+fn mth(leaves: &[[u8; 32]]) -> [u8; 32] {
+    match leaves.len() {
+        0 => Sha256::digest([]).into(),
+        1 => leaves[0],
+        n => {
+            let mut k = 1;
+            while k * 2 < n {
+                k *= 2;
+            }
+            let mut hsh = Sha256::new();
+            hsh.update([1u8]);
+            hsh.update(mth(&leaves[..k]));
+            hsh.update(mth(&leaves[k..]));
+            hsh.finalize().into()
+        }
+    }
+}
+
+#[test]
+fn independent_audit_log() {
+    let ids = load("identities");
+    let v = load("audit");
+    let mut leaves = Vec::new();
+    for e in v["entries"].as_array().unwrap() {
+        let signed = unhex(&e["signed_bytes"]);
+        assert!(signed.starts_with(&Canon::label("sealdesk/v1/audit-entry").0));
+        let mut leaf = Canon(Vec::new());
+        leaf.bytes(&signed).fixed(&unhex(&e["signature"]));
+        assert_eq!(h(&leaf.0), e["leaf"]);
+        let mut lh = Sha256::new();
+        lh.update([0u8]);
+        lh.update(&leaf.0);
+        let lh: [u8; 32] = lh.finalize().into();
+        assert_eq!(h(lh), e["leaf_hash"]);
+        let signer = identity(&ids, e["signer"].as_str().unwrap());
+        ed25519_verify(
+            &arr(&signer["signing_public"]),
+            &signed,
+            &arr(&e["signature"]),
+        );
+        // Tail of every entry: at (u64) then the signer's key.
+        let tail = &signed[signed.len() - 40..];
+        assert_eq!(&tail[..8], &num(&e["at"]).to_be_bytes());
+        assert_eq!(h(&tail[8..]), signer["signing_public"]);
+        leaves.push(lh);
+    }
+    for (size, root) in v["roots"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(&h(mth(&leaves[..size])), root);
+    }
+    // The policy-change entry, byte by byte.
+    let pol = load("policy");
+    let mut w = Canon::label("sealdesk/v1/audit-entry");
+    w.u8(4)
+        .str("acme")
+        .u32(1)
+        .fixed(&unhex(&pol["policy"]["hash"]))
+        .u64(num(&v["entries"][0]["at"]))
+        .fixed(&unhex(&identity(&ids, "acme-master")["signing_public"]));
+    assert_eq!(h(&w.0), v["entries"][0]["signed_bytes"]);
+
+    let relay = identity(&ids, "relay");
+    for sth in v["tree_heads"].as_array().unwrap() {
+        let mut w = Canon::label("sealdesk/v1/tree-head");
+        w.u64(num(&sth["size"]))
+            .fixed(&unhex(&sth["root"]))
+            .u64(num(&sth["timestamp"]))
+            .fixed(&unhex(&relay["signing_public"]));
+        assert_eq!(h(&w.0), sth["signed_bytes"]);
+        ed25519_verify(
+            &arr(&relay["signing_public"]),
+            &w.0,
+            &arr(&sth["signature"]),
+        );
+        assert_eq!(
+            sth["root"],
+            v["roots"][usize::try_from(num(&sth["size"])).unwrap()]
+        );
+    }
+    for p in v["inclusion"].as_array().unwrap() {
+        let (i, n) = (num(&p["index"]), num(&p["size"]));
+        let path: Vec<[u8; 32]> = p["path"].as_array().unwrap().iter().map(arr).collect();
+        sealdesk_protocol::merkle::verify_inclusion(
+            &leaves[usize::try_from(i).unwrap()],
+            i,
+            n,
+            &path,
+            &mth(&leaves[..usize::try_from(n).unwrap()]),
+        )
+        .unwrap();
+    }
+    for p in v["consistency"].as_array().unwrap() {
+        let (m, n) = (num(&p["old"]), num(&p["new"]));
+        let path: Vec<[u8; 32]> = p["path"].as_array().unwrap().iter().map(arr).collect();
+        sealdesk_protocol::merkle::verify_consistency(
+            m,
+            n,
+            &mth(&leaves[..usize::try_from(m).unwrap()]),
+            &mth(&leaves[..usize::try_from(n).unwrap()]),
+            &path,
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn independent_wire_frames() {
+    let ids = load("identities");
+    let v = load("wire");
+    for f in v["frames"].as_array().unwrap() {
+        let bytes = unhex(&f["bytes"]);
+        assert_eq!(bytes[0], 1, "version byte");
+        // Each frame is exactly one well-formed CBOR item after the version byte, and the
+        // crate decodes it and encodes it back to the same bytes.
+        let mut rest = &bytes[1..];
+        let _: ciborium::Value = ciborium::from_reader(&mut rest).unwrap();
+        assert!(rest.is_empty());
+        let frame = wire::decode(&bytes).unwrap();
+        assert_eq!(wire::encode(&frame).unwrap(), bytes);
+    }
+    // The authentication signature.
+    let relay = identity(&ids, "relay");
+    let carol = identity(&ids, "carol");
+    let challenge = wire::decode(&unhex(&v["frames"][0]["bytes"])).unwrap();
+    let Frame::Challenge(ch) = challenge else {
+        panic!("first frame is the challenge")
+    };
+    let mut w = Canon::label("sealdesk/v1/auth");
+    w.fixed(&unhex(&relay["signing_public"]))
+        .fixed(&ch.nonce)
+        .fixed(&unhex(&carol["signing_public"]));
+    assert_eq!(h(&w.0), v["auth_signed_bytes"]);
+    let Frame::Auth(auth) = wire::decode(&unhex(&v["frames"][1]["bytes"])).unwrap() else {
+        panic!("second frame is the auth response")
+    };
+    ed25519_verify(
+        &arr(&carol["signing_public"]),
+        &w.0,
+        &auth.signature.to_bytes(),
+    );
+}
+
+/// A card decoded from the policy's CBOR is the same card as in identities.json.
+#[test]
+fn policy_cbor_decodes_to_the_signed_policy() {
+    let v = load("policy");
+    let p: sealdesk_protocol::policy::OrgPolicy =
+        wire::from_cbor(&unhex(&v["policy"]["cbor"]), "policy").unwrap();
+    assert_eq!(h(p.signed_bytes()), v["policy"]["signed_bytes"]);
+    let verified = p.verify().unwrap();
+    let ids = load("identities");
+    let master: IdentityCard = verified.master.clone();
+    assert_eq!(
+        h(master.signed_bytes()),
+        identity(&ids, "acme-master")["card_signed_bytes"]
+    );
+}
