@@ -44,8 +44,9 @@ where
         op: "write to the terminal".into(),
         source: e,
     };
+    let mut receipts = Receipts::default();
     let events = client.sync_all().await?;
-    print_events(client, out, &events, None).map_err(io)?;
+    print_events(client, out, &events, None, &mut receipts).map_err(io)?;
     let mut current = conversation.or_else(|| {
         client
             .account()
@@ -75,7 +76,7 @@ where
                 if line.is_empty() {
                     continue;
                 }
-                match command(client, out, &mut current, line).await {
+                match command(client, out, &mut current, line, &mut receipts).await {
                     Ok(true) => break,
                     Ok(false) => {}
                     Err(e) if is_fatal(&e) => return Err(e),
@@ -94,7 +95,7 @@ where
                 if client.session().take_dropped_pushes() > 0 {
                     events.extend(client.sync_all().await?);
                 }
-                print_events(client, out, &events, current).map_err(io)?;
+                print_events(client, out, &events, current, &mut receipts).map_err(io)?;
                 if let Some(id) = current
                     && events.iter().any(|e| e.conversation == id) {
                         client.mark_seen(&id)?;
@@ -118,6 +119,7 @@ async fn command<W: Write>(
     out: &mut W,
     current: &mut Option<ConversationId>,
     line: &str,
+    receipts: &mut Receipts,
 ) -> Result<bool> {
     let io = |e: std::io::Error| ClientError::Io {
         op: "write to the terminal".into(),
@@ -138,7 +140,7 @@ async fn command<W: Write>(
         }
         "/list" => {
             let events = client.sync_all().await?;
-            print_events(client, out, &events, *current).map_err(io)?;
+            print_events(client, out, &events, *current, receipts).map_err(io)?;
             list(client, out, *current).map_err(io)?;
         }
         "/switch" => {
@@ -189,7 +191,8 @@ async fn command<W: Write>(
                 ClientError::Invalid("no conversation selected; use /list and /switch".into())
             })?;
             let before = client.meta(&id)?.cursor;
-            client.send_text(&id, line).await?;
+            let seq = client.send_text(&id, line).await?;
+            receipts.mine.insert(id, seq);
             // Show what came back from the relay in order, including this message.
             let h = client.history(&id)?;
             for l in h.lines.iter().filter(|l| match l {
@@ -266,11 +269,41 @@ fn list<W: Write>(
     Ok(())
 }
 
+/// What the chat has already told the user about delivery and reading of their own messages,
+/// so that each of their messages is marked delivered and read once, not once per receipt.
+#[derive(Default)]
+struct Receipts {
+    /// Per conversation: the seq of this account's latest own message.
+    mine: std::collections::HashMap<ConversationId, u64>,
+    /// Per (conversation, member, kind): the highest own-message seq announced.
+    announced: std::collections::HashMap<(ConversationId, String, bool), u64>,
+}
+
+impl Receipts {
+    /// Whether a receipt up to `seq` by `member` newly covers this account's latest message.
+    fn news(&mut self, id: ConversationId, member: &str, read: bool, seq: u64) -> Option<u64> {
+        let mine = *self.mine.get(&id)?;
+        if seq < mine {
+            return None;
+        }
+        let seen = self
+            .announced
+            .entry((id, member.to_owned(), read))
+            .or_default();
+        if *seen >= mine {
+            return None;
+        }
+        *seen = mine;
+        Some(mine)
+    }
+}
+
 fn print_events<W: Write>(
     client: &Client,
     out: &mut W,
     events: &[Event],
     current: Option<ConversationId>,
+    receipts: &mut Receipts,
 ) -> std::io::Result<()> {
     for e in events {
         let here = Some(e.conversation) == current;
@@ -281,6 +314,12 @@ fn print_events<W: Write>(
         };
         match &e.kind {
             EventKind::Entry { entry } => {
+                if let LogEntry::Message {
+                    mine: true, seq, ..
+                } = entry
+                {
+                    receipts.mine.insert(e.conversation, *seq);
+                }
                 let line = HistoryLine::Item {
                     entry: entry.clone(),
                     delivery: None,
@@ -295,13 +334,16 @@ fn print_events<W: Write>(
                 e.conversation
             )?,
             EventKind::Delivered { member, seq } => {
-                if here && member != client.account().name() {
-                    writeln!(out, "{prefix}  ✓ delivered to {member} (up to #{seq})")?;
+                if here
+                    && member != client.account().name()
+                    && let Some(m) = receipts.news(e.conversation, member, false, *seq)
+                {
+                    writeln!(out, "{prefix}  ✓ #{m} delivered to {member}")?;
                 }
             }
             EventKind::Read { member, seq } => {
-                if here {
-                    writeln!(out, "{prefix}  ✓✓ read by {member} (up to #{seq})")?;
+                if here && let Some(m) = receipts.news(e.conversation, member, true, *seq) {
+                    writeln!(out, "{prefix}  ✓✓ #{m} read by {member}")?;
                 }
             }
             EventKind::Warning { text } => writeln!(out, "{prefix}warning: {text}")?,
