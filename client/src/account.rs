@@ -555,6 +555,20 @@ impl Account {
         self.put_cbor(&policy_name(&policy.org, policy.version), policy)
     }
 
+    /// The highest policy version stored for `org`, if any.
+    ///
+    /// # Errors
+    /// [`ClientError::Vault`].
+    pub fn highest_policy_version(&self, org: &str) -> Result<Option<u32>> {
+        let prefix = format!("policy/{}/", hex::encode(org.as_bytes()));
+        Ok(self
+            .vault
+            .list(&prefix)?
+            .iter()
+            .filter_map(|n| n.strip_prefix(&prefix).and_then(|v| v.parse::<u32>().ok()))
+            .max())
+    }
+
     /// A stored policy version (not verified: verify before use).
     ///
     /// # Errors
@@ -596,6 +610,28 @@ impl Account {
     /// [`ClientError::Vault`].
     pub fn save_conversation(&self, meta: &ConvMeta) -> Result<()> {
         self.put_cbor(&format!("conv/{}/meta", meta.id), meta)
+    }
+
+    /// Whether a release notice with this audit leaf hash was already shown in the
+    /// conversation.
+    ///
+    /// # Errors
+    /// [`ClientError::Vault`].
+    pub fn notice_seen(&self, id: &ConversationId, leaf: &[u8; 32]) -> Result<bool> {
+        Ok(self
+            .vault
+            .get(&format!("conv/{id}/notice/{}", hex::encode(leaf)))?
+            .is_some())
+    }
+
+    /// Records that a release notice was shown.
+    ///
+    /// # Errors
+    /// [`ClientError::Vault`].
+    pub fn mark_notice_seen(&self, id: &ConversationId, leaf: &[u8; 32]) -> Result<()> {
+        Ok(self
+            .vault
+            .put(&format!("conv/{id}/notice/{}", hex::encode(leaf)), &[1])?)
     }
 
     /// An epoch's state.

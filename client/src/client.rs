@@ -303,6 +303,17 @@ impl Client {
             )));
         }
         let policy = self.verify_pinned(raw, PinSource::Tofu)?;
+        // A relay must not be able to move new epochs back under an older policy (and so an
+        // older trustee set) by serving it as the latest.
+        if let Some(seen) = self.account.highest_policy_version(org)?
+            && policy.version < seen
+        {
+            return Err(ClientError::PolicyRollback {
+                org: org.to_owned(),
+                served: policy.version,
+                seen,
+            });
+        }
         self.remember_policy(&policy)?;
         Ok(policy)
     }
@@ -447,6 +458,21 @@ impl Client {
     /// # Errors
     /// [`ClientError::WrongRole`], lookups, [`ClientError::Relay`].
     pub async fn add_agent(&mut self, org: &str, name: &str) -> Result<AgentCertificate> {
+        self.add_agent_checked(org, name, None).await
+    }
+
+    /// As [`Self::add_agent`], but refuses unless the agent's card has the fingerprint
+    /// `expected` (compared out of band with the agent): the relay serves cards and could
+    /// otherwise hand the master its own key to certify.
+    ///
+    /// # Errors
+    /// As [`Self::add_agent`], and [`ClientError::CardFingerprintMismatch`].
+    pub async fn add_agent_checked(
+        &mut self,
+        org: &str,
+        name: &str,
+        expected: Option<&str>,
+    ) -> Result<AgentCertificate> {
         self.account.require(Role::Master, "org add-agent")?;
         let policy = self.latest_policy(org).await?;
         if policy.master_key() != self.account.keys().signing_public() {
@@ -459,6 +485,14 @@ impl Client {
             .await?
             .into_card()
             .verify_as(Role::Agent)?;
+        if let Some(fp) = expected
+            && !card.fingerprint().matches(fp)
+        {
+            return Err(ClientError::CardFingerprintMismatch {
+                name: name.to_owned(),
+                actual: card.fingerprint().to_string(),
+            });
+        }
         self.pin_or_block(&card)?;
         let cert = AgentCertificate::issue(
             self.account.keys(),
@@ -1267,7 +1301,19 @@ impl Client {
                         Err(_) => false,
                     };
                 }
-                let text = describe_notice(&entry, verified);
+                // The relay could deliver the same logged entry again (at the same or a new
+                // index): one logged release is one opening, shown once.
+                let leaf = entry.leaf_hash();
+                let duplicate = verified && self.account.notice_seen(&id, &leaf)?;
+                if verified && !duplicate {
+                    self.account.mark_notice_seen(&id, &leaf)?;
+                }
+                let mut text = describe_notice(&entry, verified);
+                let verified = verified && !duplicate;
+                if duplicate {
+                    text =
+                        format!("{text} — a repeat of a notice already shown, not a new opening");
+                }
                 let e = LogEntry::Notice {
                     seq: s.seq,
                     stored_at: s.stored_at,
@@ -1618,7 +1664,9 @@ impl Client {
             let policy = policies
                 .get(&epoch)
                 .ok_or_else(|| refusal(format!("no verified record for epoch {epoch}")))?;
-            st.record.escrow.check(&k, id, epoch, policy)?;
+            st.record
+                .escrow
+                .check(&k, id, epoch, &st.record.customer_key()?, policy)?;
             self.account.save_secret(id, epoch, &k)?;
             st.status = EpochStatus::HandedOver;
             self.account.save_epoch(id, &st)?;
@@ -1892,7 +1940,7 @@ pub fn describe_notice(entry: &AuditEntry, verified: bool) -> String {
     let mark = if verified {
         ""
     } else {
-        " (SIGNATURE INVALID: not genuine)"
+        " (NOT GENUINE: not signed by a trustee of the org, or not proven in the audit log)"
     };
     let text = match &entry.event {
         AuditEvent::Release {

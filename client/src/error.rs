@@ -101,6 +101,32 @@ pub enum ClientError {
         actual: String,
     },
 
+    /// The relay served an older policy version than one already seen for the org.
+    #[error(
+        "the relay served policy version {served} of org {org}, but version {seen} was seen \
+         before: refusing a policy rollback (the relay may be hostile)"
+    )]
+    PolicyRollback {
+        /// The org.
+        org: String,
+        /// The version served as latest.
+        served: u32,
+        /// The highest version seen before.
+        seen: u32,
+    },
+
+    /// A card's fingerprint is not the one given on the command line.
+    #[error(
+        "the key of {name} does not match the fingerprint you gave (it is {actual}); do not \
+         continue unless you got the fingerprint wrong"
+    )]
+    CardFingerprintMismatch {
+        /// The account name.
+        name: String,
+        /// The actual fingerprint.
+        actual: String,
+    },
+
     /// This account's role cannot do the operation.
     #[error("{operation} needs a {needed} account, but this one is a {actual}")]
     WrongRole {

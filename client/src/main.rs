@@ -302,6 +302,10 @@ enum OrgCmd {
         /// The org (needed only if this master runs several).
         #[arg(long)]
         org: Option<String>,
+        /// The agent's fingerprint as the agent reads it from `sealdesk whoami`; without it the
+        /// relay's answer is trusted on first use and the fingerprint is printed to compare.
+        #[arg(long)]
+        fingerprint: Option<String>,
     },
     /// Show an org's policy, parties and master fingerprint.
     Show {
@@ -675,7 +679,11 @@ async fn org(home: &Path, relay: &str, cmd: OrgCmd) -> Result<Output> {
                 json!({"ok": true, "org": p.org, "version": p.version, "org_fingerprint": fp, "summary": p.summary()}),
             )
         }
-        OrgCmd::AddAgent { name, org } => {
+        OrgCmd::AddAgent {
+            name,
+            org,
+            fingerprint,
+        } => {
             c.account().require(Role::Master, "org add-agent")?;
             let org = match org {
                 Some(o) => o,
@@ -693,13 +701,28 @@ async fn org(home: &Path, relay: &str, cmd: OrgCmd) -> Result<Output> {
                     }
                 }
             };
-            let cert = c.add_agent(&org, &name).await?;
+            let cert = c
+                .add_agent_checked(&org, &name, fingerprint.as_deref())
+                .await?;
+            let fp = sealdesk_protocol::keys::Fingerprint::of(
+                &cert.agent.signing_key,
+                &cert.agent.agreement_key,
+            );
+            let check = if fingerprint.is_some() {
+                "fingerprint checked".to_owned()
+            } else {
+                format!(
+                    "fingerprint {fp}: compare it with what {name}'s `sealdesk whoami` shows, \
+                     or pass --fingerprint next time"
+                )
+            };
             Output::new(
                 format!(
-                    "certified {name} as an agent of {org} until {}",
+                    "certified {name} as an agent of {org} until {} ({check})",
                     chat::fmt_time(cert.expires_at)
                 ),
-                json!({"ok": true, "org": org, "agent": name, "expires_at": cert.expires_at}),
+                json!({"ok": true, "org": org, "agent": name, "expires_at": cert.expires_at,
+                       "fingerprint": fp.to_string(), "fingerprint_checked": fingerprint.is_some()}),
             )
         }
         OrgCmd::Show { org } => {

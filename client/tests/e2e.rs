@@ -225,7 +225,14 @@ async fn tampered_epoch_record_is_refused_and_its_messages_not_shown() {
     )
     .unwrap();
     let mut bad = rec.into_record();
-    bad.escrow = EscrowSection::compute(&EpochSecret::random(&mut rng), &conv, 1, &policy).unwrap();
+    bad.escrow = EscrowSection::compute(
+        &EpochSecret::random(&mut rng),
+        &conv,
+        1,
+        &bad.customer_key().unwrap(),
+        &policy,
+    )
+    .unwrap();
     bad.signature = carol.account().keys().sign(&bad.signed_bytes());
     let bad_verified = bad.clone().verify(&policy).unwrap();
     match carol

@@ -175,17 +175,10 @@ fn epochs_and_escrow(c: &mut Criterion) {
     });
 
     let (rec, _) = org.first_epoch(&mut rng);
-    let s_m = rec
-        .escrow
-        .open_master_share(&org.master.keys, &rec.conversation, 0)
-        .unwrap();
+    let s_m = rec.open_master_share(&org.master.keys).unwrap();
     let shares: Vec<Share> = [0usize, 2]
         .into_iter()
-        .map(|i| {
-            rec.escrow
-                .open_trustee_share(&org.trustees[i].keys, i, &rec.conversation, 0)
-                .unwrap()
-        })
+        .map(|i| rec.open_trustee_share(&org.trustees[i].keys, i).unwrap())
         .collect();
     g.bench_function("escrow::reconstruct", |b| {
         b.iter(|| {

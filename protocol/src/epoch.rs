@@ -102,6 +102,11 @@ impl EpochRecord {
             previous,
             now,
         } = new;
+        let customer = members
+            .iter()
+            .find(|m| m.role == Role::Customer)
+            .map(|m| m.signing_key)
+            .ok_or_else(|| Error::InvalidEpochRecord("exactly one customer is required".into()))?;
         let mut sealed_secrets = Vec::with_capacity(members.len());
         let kb = k.to_bytes();
         for m in members {
@@ -126,7 +131,7 @@ impl EpochRecord {
             creator: creator.signing_public(),
             members: members.iter().map(|m| m.card().clone()).collect(),
             sealed_secrets,
-            escrow: EscrowSection::compute(&k, &conversation, epoch, policy)?,
+            escrow: EscrowSection::compute(&k, &conversation, epoch, &customer, policy)?,
             commitment: k.commitment(&conversation, epoch),
             signature: Signature::placeholder(),
         };
@@ -169,6 +174,49 @@ impl EpochRecord {
         w.bytes(&self.signed_bytes())
             .fixed(&self.signature.to_bytes());
         w.sha256()
+    }
+
+    /// The epoch's customer's signing key (a verified record has exactly one).
+    ///
+    /// # Errors
+    /// [`Error::InvalidEpochRecord`] if there is none (cannot happen after `verify`).
+    pub fn customer_key(&self) -> Result<SigningPublicKey> {
+        self.members
+            .iter()
+            .find(|m| m.role == Role::Customer)
+            .map(|m| m.signing_key)
+            .ok_or_else(|| Error::InvalidEpochRecord("no customer".into()))
+    }
+
+    /// Opens the master's escrow share `s_M` of this epoch (master only).
+    ///
+    /// # Errors
+    /// [`Error::SealOpen`] for any other key, or a record whose escrow was not made for it.
+    pub fn open_master_share(&self, master: &IdentityKeys) -> Result<zeroize::Zeroizing<[u8; 32]>> {
+        self.escrow.open_master_share(
+            master,
+            &self.conversation,
+            self.epoch,
+            &self.customer_key()?,
+        )
+    }
+
+    /// Opens trustee `index`'s Shamir share of this epoch (that trustee only).
+    ///
+    /// # Errors
+    /// [`Error::SealOpen`] for the wrong trustee or a record whose escrow was not made for it.
+    pub fn open_trustee_share(
+        &self,
+        trustee: &IdentityKeys,
+        index: usize,
+    ) -> Result<crate::shamir::Share> {
+        self.escrow.open_trustee_share(
+            trustee,
+            index,
+            &self.conversation,
+            self.epoch,
+            &self.customer_key()?,
+        )
     }
 
     /// Checks everything that can be checked without `K`: version, org and policy binding, the
@@ -299,6 +347,11 @@ impl VerifiedEpoch {
                 if self.0.previous != Some(prev.0.hash()) {
                     return bad("the previous-record hash does not match");
                 }
+                if self.0.policy_version < prev.policy_version {
+                    // A relay serving an older policy must not move escrow back to an old
+                    // trustee set.
+                    return bad("the policy version of an epoch cannot go down (policy rollback)");
+                }
                 if prev.member(&self.0.creator).is_none() {
                     return bad("the creator was not a member of the previous epoch");
                 }
@@ -339,9 +392,13 @@ impl VerifiedEpoch {
         if !k.matches(&self.0.conversation, self.0.epoch, &self.0.commitment) {
             return Err(Error::CommitmentMismatch(self.0.epoch));
         }
-        self.0
-            .escrow
-            .check(&k, &self.0.conversation, self.0.epoch, policy)?;
+        self.0.escrow.check(
+            &k,
+            &self.0.conversation,
+            self.0.epoch,
+            &self.customer_key()?,
+            policy,
+        )?;
         Ok(k)
     }
 }
@@ -563,6 +620,7 @@ pub(crate) mod tests {
             &EpochSecret::random(&mut rng),
             &t.conversation,
             t.epoch,
+            &o.customer.signing_public(),
             &o.policy,
         )
         .unwrap();

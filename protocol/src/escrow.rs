@@ -7,6 +7,11 @@
 //!   share_i (x = i+1)                             sealed to trustee i
 //! ```
 //! Neither share alone reveals anything about `K`; the master needs `t_e` trustee shares.
+//!
+//! Every escrow seal binds the epoch's customer (their signing key is the HPKE `info`'s extra
+//! field). Without that, a master colluding with the relay could copy the real escrow blobs into
+//! a forged epoch record naming the master's own key as "customer", sign a "consent" with it, and
+//! have the trustees release; with it, the copied blobs no longer open.
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -42,6 +47,7 @@ impl EscrowSection {
         k: &EpochSecret,
         conversation: &ConversationId,
         epoch: u32,
+        customer: &SigningPublicKey,
         policy: &VerifiedPolicy,
     ) -> Result<Self> {
         let ks = k.schedule(conversation, epoch);
@@ -77,7 +83,7 @@ impl EscrowSection {
             conversation,
             epoch,
             recipient: &master_key.signing_key,
-            extra: &[],
+            extra: customer.as_bytes(),
         };
         let master = seal_deterministic(
             &ikm_for(&master_key.signing_key),
@@ -92,7 +98,7 @@ impl EscrowSection {
                 conversation,
                 epoch,
                 recipient: &card.signing_key,
-                extra: &[],
+                extra: customer.as_bytes(),
             };
             let bytes = share.to_bytes();
             trustees.push(seal_deterministic(
@@ -114,9 +120,10 @@ impl EscrowSection {
         k: &EpochSecret,
         conversation: &ConversationId,
         epoch: u32,
+        customer: &SigningPublicKey,
         policy: &VerifiedPolicy,
     ) -> Result<()> {
-        let expected = Self::compute(k, conversation, epoch, policy)?;
+        let expected = Self::compute(k, conversation, epoch, customer, policy)?;
         let mismatch = |part: String| Err(Error::EscrowMismatch { epoch, part });
         if self.trustees.len() != expected.trustees.len() {
             return mismatch(format!(
@@ -153,6 +160,7 @@ impl EscrowSection {
         master: &IdentityKeys,
         conversation: &ConversationId,
         epoch: u32,
+        customer: &SigningPublicKey,
     ) -> Result<Zeroizing<[u8; 32]>> {
         let me = master.signing_public();
         let ctx = SealContext {
@@ -160,7 +168,7 @@ impl EscrowSection {
             conversation,
             epoch,
             recipient: &me,
-            extra: &[],
+            extra: customer.as_bytes(),
         };
         let bytes = open(master, &self.master, &ctx, "master escrow share")?;
         let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| Error::BadLength {
@@ -181,6 +189,7 @@ impl EscrowSection {
         index: usize,
         conversation: &ConversationId,
         epoch: u32,
+        customer: &SigningPublicKey,
     ) -> Result<shamir::Share> {
         let sealed = self
             .trustees
@@ -195,7 +204,7 @@ impl EscrowSection {
             conversation,
             epoch,
             recipient: &me,
-            extra: &[],
+            extra: customer.as_bytes(),
         };
         let bytes = open(trustee, sealed, &ctx, "trustee escrow share")?;
         shamir::Share::from_bytes(&bytes).map_err(|e| Error::Shamir(e.to_string()))
@@ -240,18 +249,22 @@ mod tests {
         let mut rng = test_rng(51);
         let k = EpochSecret::random(&mut rng);
         let conv = ConversationId::random(&mut rng);
-        let sec = EscrowSection::compute(&k, &conv, 0, &o.policy).unwrap();
+        let cust = o.customer.signing_public();
+        let sec = EscrowSection::compute(&k, &conv, 0, &cust, &o.policy).unwrap();
         assert_eq!(
             sec,
-            EscrowSection::compute(&k, &conv, 0, &o.policy).unwrap()
+            EscrowSection::compute(&k, &conv, 0, &cust, &o.policy).unwrap()
         );
-        sec.check(&k, &conv, 0, &o.policy).unwrap();
+        sec.check(&k, &conv, 0, &cust, &o.policy).unwrap();
         let com = k.commitment(&conv, 0);
 
-        let s_m = sec.open_master_share(&o.master, &conv, 0).unwrap();
+        let s_m = sec.open_master_share(&o.master, &conv, 0, &cust).unwrap();
         let shares: Vec<_> = [0usize, 2]
             .iter()
-            .map(|&i| sec.open_trustee_share(&o.trustees[i], i, &conv, 0).unwrap())
+            .map(|&i| {
+                sec.open_trustee_share(&o.trustees[i], i, &conv, 0, &cust)
+                    .unwrap()
+            })
             .collect();
         let k2 = reconstruct(&s_m, &shares, 2, &conv, 0, &com).unwrap();
         assert_eq!(*k2.to_bytes(), *k.to_bytes());
@@ -267,10 +280,30 @@ mod tests {
             Some(Error::CommitmentMismatch(0))
         );
         // A trustee cannot open another trustee's share, nor the master's.
-        assert!(sec.open_trustee_share(&o.trustees[1], 0, &conv, 0).is_err());
-        assert!(sec.open_master_share(&o.trustees[0], &conv, 0).is_err());
+        assert!(
+            sec.open_trustee_share(&o.trustees[1], 0, &conv, 0, &cust)
+                .is_err()
+        );
+        assert!(
+            sec.open_master_share(&o.trustees[0], &conv, 0, &cust)
+                .is_err()
+        );
+        // Shares are bound to the epoch's customer: copied into a record naming another
+        // customer (the master colluding with the relay), they do not open.
+        let impostor = o.master.signing_public();
+        assert!(
+            sec.open_trustee_share(&o.trustees[0], 0, &conv, 0, &impostor)
+                .is_err()
+        );
+        assert!(
+            sec.open_master_share(&o.master, &conv, 0, &impostor)
+                .is_err()
+        );
         // Shares do not open in another epoch.
-        assert!(sec.open_trustee_share(&o.trustees[0], 0, &conv, 1).is_err());
+        assert!(
+            sec.open_trustee_share(&o.trustees[0], 0, &conv, 1, &cust)
+                .is_err()
+        );
     }
 
     #[test]
@@ -279,24 +312,31 @@ mod tests {
         let mut rng = test_rng(53);
         let k = EpochSecret::random(&mut rng);
         let conv = ConversationId::random(&mut rng);
-        let good = EscrowSection::compute(&k, &conv, 0, &o.policy).unwrap();
+        let cust = o.customer.signing_public();
+        let good = EscrowSection::compute(&k, &conv, 0, &cust, &o.policy).unwrap();
 
         let mut bad = good.clone();
         bad.trustees[1].ciphertext[3] ^= 1;
         assert!(matches!(
-            bad.check(&k, &conv, 0, &o.policy),
+            bad.check(&k, &conv, 0, &cust, &o.policy),
             Err(Error::EscrowMismatch { .. })
         ));
         let mut bad = good.clone();
         bad.trustees.swap(0, 1);
-        assert!(bad.check(&k, &conv, 0, &o.policy).is_err());
+        assert!(bad.check(&k, &conv, 0, &cust, &o.policy).is_err());
         let mut bad = good.clone();
         bad.trustees.pop();
-        assert!(bad.check(&k, &conv, 0, &o.policy).is_err());
+        assert!(bad.check(&k, &conv, 0, &cust, &o.policy).is_err());
         // Escrow made for garbage K (or another epoch) does not match.
-        let garbage = EscrowSection::compute(&EpochSecret::random(&mut rng), &conv, 0, &o.policy);
-        assert!(garbage.unwrap().check(&k, &conv, 0, &o.policy).is_err());
-        let other_epoch = EscrowSection::compute(&k, &conv, 1, &o.policy).unwrap();
-        assert!(other_epoch.check(&k, &conv, 0, &o.policy).is_err());
+        let garbage =
+            EscrowSection::compute(&EpochSecret::random(&mut rng), &conv, 0, &cust, &o.policy);
+        assert!(
+            garbage
+                .unwrap()
+                .check(&k, &conv, 0, &cust, &o.policy)
+                .is_err()
+        );
+        let other_epoch = EscrowSection::compute(&k, &conv, 1, &cust, &o.policy).unwrap();
+        assert!(other_epoch.check(&k, &conv, 0, &cust, &o.policy).is_err());
     }
 }

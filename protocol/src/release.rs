@@ -770,9 +770,7 @@ pub fn decide(
                 return refuse(Refusal::NotTheCustomer);
             }
         }
-        let share = rec
-            .escrow
-            .open_trustee_share(view.me, my_index, &rec.conversation, epoch)?;
+        let share = rec.open_trustee_share(view.me, my_index)?;
         let master = &policy.master;
         let ctx = SealContext {
             purpose: Purpose::ReleasedShare,
@@ -975,10 +973,7 @@ pub(crate) mod tests {
             assert_eq!(a.shares.len(), 1);
             shares.push(a.shares[0].open(&o.master, &o.policy, &req).unwrap());
         }
-        let s_m = rec
-            .escrow
-            .open_master_share(&o.master, &rec.conversation, 0)
-            .unwrap();
+        let s_m = rec.open_master_share(&o.master).unwrap();
         let k2 = reconstruct(&s_m, &shares, 2, &rec.conversation, 0, &rec.commitment).unwrap();
         assert_eq!(*k2.to_bytes(), *k.to_bytes());
     }

@@ -478,10 +478,7 @@ fn epoch_json(o: &Org, rec: &VerifiedEpoch, k: &EpochSecret) -> Value {
         .iter()
         .enumerate()
         .map(|(i, tr)| {
-            let share = rec
-                .escrow
-                .open_trustee_share(&tr.keys, i, &conv, rec.epoch)
-                .unwrap();
+            let share = rec.open_trustee_share(&tr.keys, i).unwrap();
             h(*share.to_bytes())
         })
         .collect();
@@ -508,12 +505,13 @@ fn epoch_json(o: &Org, rec: &VerifiedEpoch, k: &EpochSecret) -> Value {
             json!({ "member": m.name, "info": h(ctx.info()), "sealed": sealed(sealed_k) })
         })
         .collect();
+    let customer = rec.customer_key().unwrap();
     let master_ctx = SealContext {
         purpose: Purpose::MasterShare,
         conversation: &conv,
         epoch: rec.epoch,
         recipient: &o.master.card.signing_key,
-        extra: &[],
+        extra: customer.as_bytes(),
     };
     let trustee_seals: Vec<Value> = o
         .trustees
@@ -525,7 +523,7 @@ fn epoch_json(o: &Org, rec: &VerifiedEpoch, k: &EpochSecret) -> Value {
                 conversation: &conv,
                 epoch: rec.epoch,
                 recipient: &tr.card.signing_key,
-                extra: &[],
+                extra: customer.as_bytes(),
             };
             json!({ "trustee": tr.card.name, "info": h(ctx.info()), "sealed": sealed(sealed_share) })
         })
@@ -922,10 +920,7 @@ fn release(o: &Org) -> Value {
     let by_dispute = decide(&mut rng, &view, &j.by_dispute).unwrap();
     assert_eq!(by_dispute.approvers.len(), 2);
 
-    let s_m = rec
-        .escrow
-        .open_master_share(&o.master.keys, &rec.conversation, 0)
-        .unwrap();
+    let s_m = rec.open_master_share(&o.master.keys).unwrap();
     let k2 = escrow::reconstruct(
         &s_m,
         &opened,
@@ -1571,12 +1566,15 @@ fn independent_epoch_key_schedule_and_escrow() {
             } else {
                 Purpose::TrusteeShare
             };
+            // Escrow seals bind the epoch's customer (PROTOCOL.md §8).
+            let customer = identity(&ids, "carol");
+            let customer: [u8; 32] = arr(&customer["signing_public"]);
             let ctx = SealContext {
                 purpose,
                 conversation: &conv,
                 epoch,
                 recipient: &who,
-                extra: &[],
+                extra: &customer,
             };
             let mut inf = Canon::label("sealdesk/v1/hpke");
             inf.str(if name == "acme-master" {
@@ -1587,7 +1585,7 @@ fn independent_epoch_key_schedule_and_escrow() {
             .fixed(conv.as_bytes())
             .u32(epoch)
             .fixed(who.as_bytes())
-            .bytes(&[]);
+            .bytes(&customer);
             assert_eq!(h(&inf.0), sealed_part["info"]);
             let again =
                 seal::seal_deterministic(&ikm, &apk, &ctx, &hex::decode(&plaintext).unwrap())

@@ -17,6 +17,11 @@
 // Test support: a failed step must panic loudly with what went wrong.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod child;
+pub mod crash;
+pub mod proxy;
+pub mod wsraw;
+
 use std::{
     collections::VecDeque,
     path::{Path, PathBuf},

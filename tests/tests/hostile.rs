@@ -1,0 +1,1878 @@
+//! The hostile relay: real clients (the client library) talk to a real relay through an
+//! intercepting proxy that the test controls ([`sealdesk_tests::proxy`]). The proxy drops,
+//! withholds, reorders, duplicates, replays and tampers frames; substitutes cards, policies and
+//! agent certificates; adds members to epoch records; swaps or strips escrow blobs; replays old
+//! epoch records; serves rolled-back, truncated and forked audit logs; forges and re-delivers
+//! release notices; confuses frame types; and alters what trustees are asked to release.
+//!
+//! Every test checks that the client (or trustee) detects the attack and refuses it with a named
+//! error or a recorded verdict, and that forged content never appears in the timeline as
+//! genuine. `SECURITY.md` maps each attack to its test and the observed result.
+//!
+//! Hermetic: loopback only, temporary directories, the fast test KDF. No timing assertions: the
+//! only waits are generous bounds ([`STEP`]) that keep a broken test from hanging.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use sealdesk_client::{
+    Account, Client, ClientError,
+    account::{EpochStatus, LogEntry},
+    client::{HistoryLine, OrgSpec},
+    vault::KdfParams,
+};
+use sealdesk_protocol::{
+    audit::{AuditEntry, AuditEvent, ReleaseBasis},
+    card::Role,
+    epoch::HandOff,
+    ids::{ConversationId, EpochRange, TokenId},
+    keys::{IdentityKeys, Signature},
+    policy::{AgentCertificate, OrgPolicy, PolicyParams, VerifiedPolicy},
+    release::{ConsentParams, ConsentToken, Justification, ReleaseRequest, Scope},
+    secret::EpochSecret,
+    wire::{Frame, Item, Push, Request, Response, Sequenced},
+};
+use sealdesk_server::{RunningRelay, config::RelayConfig};
+use sealdesk_tests::{
+    Identity, STEP, now,
+    proxy::{Ctx, Dir, LogForger, Proxy, edit_items, is_item_push},
+};
+use tempfile::TempDir;
+
+/// The passphrase of every test account.
+const PASS: &str = "correct horse battery staple";
+/// The org every test talks to.
+const ORG: &str = "acme";
+/// Its master account.
+const MASTER: &str = "acme-owner";
+
+// ---- world ---------------------------------------------------------------------------------
+
+/// How a client reaches the relay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    /// Directly.
+    Relay,
+    /// Through the hostile proxy.
+    Proxy,
+}
+
+/// A real relay, the proxy in front of it, and a directory for the accounts' homes.
+struct World {
+    _relay: RunningRelay,
+    url: String,
+    dir: TempDir,
+    proxy: Proxy,
+}
+
+impl World {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = RelayConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: dir.path().join("relay"),
+            ..RelayConfig::default()
+        };
+        let relay = tokio::time::timeout(STEP, sealdesk_server::spawn(cfg))
+            .await
+            .expect("relay start timed out")
+            .unwrap();
+        let url = relay.ws_url();
+        let proxy = Proxy::start(&url).await;
+        Self {
+            _relay: relay,
+            url,
+            dir,
+            proxy,
+        }
+    }
+
+    fn home(&self, name: &str) -> PathBuf {
+        self.dir.path().join("homes").join(name)
+    }
+
+    fn url(&self, via: Via) -> String {
+        match via {
+            Via::Relay => self.url.clone(),
+            Via::Proxy => self.proxy.url(),
+        }
+    }
+
+    /// Creates, connects and registers an account.
+    async fn user(&self, name: &str, role: Role, via: Via) -> Client {
+        let account =
+            Account::create(&self.home(name), PASS, KdfParams::TESTING, name, role).unwrap();
+        let mut c = Client::connect(account, &self.url(via)).await.unwrap();
+        c.register().await.unwrap();
+        c
+    }
+
+    /// Reconnects an account from its home.
+    async fn reopen(&self, name: &str, via: Via) -> Client {
+        let account = Account::open(&self.home(name), PASS).unwrap();
+        Client::connect(account, &self.url(via)).await.unwrap()
+    }
+
+    /// Org "acme": master [`MASTER`] (connected directly), trustees `trustee-1..3` (2 of 3),
+    /// arbiters `arbiter-1..3` (2 of 3), and the named agents, certified. Everyone but the
+    /// master is disconnected afterwards; reopen them with the path the test needs.
+    async fn org(&self, agents: &[&str], rotate: Option<u32>) -> Client {
+        let mut master = self.user(MASTER, Role::Master, Via::Relay).await;
+        for i in 1..=3 {
+            self.user(&format!("trustee-{i}"), Role::Trustee, Via::Relay)
+                .await
+                .close()
+                .await;
+            self.user(&format!("arbiter-{i}"), Role::Arbiter, Via::Relay)
+                .await
+                .close()
+                .await;
+        }
+        master.create_org(&spec(rotate, None)).await.unwrap();
+        for a in agents {
+            self.user(a, Role::Agent, Via::Relay).await.close().await;
+            master.add_agent(ORG, a).await.unwrap();
+        }
+        master
+    }
+}
+
+fn spec(rotate: Option<u32>, retention_days: Option<u64>) -> OrgSpec {
+    OrgSpec {
+        name: ORG.into(),
+        trustees: (1..=3).map(|i| format!("trustee-{i}")).collect(),
+        trustee_threshold: 2,
+        arbiters: (1..=3).map(|i| format!("arbiter-{i}")).collect(),
+        arbiter_threshold: 2,
+        retention_days,
+        rotate_messages: rotate,
+    }
+}
+
+// ---- hooks ---------------------------------------------------------------------------------
+
+/// A hook that applies `edit` to every conversation item delivered to `victim` (pages of
+/// `History` and pushed items alike) and passes everything else through.
+fn edit_for(
+    victim: &'static str,
+    mut edit: impl FnMut(&mut Sequenced) + Send + 'static,
+) -> impl FnMut(&Ctx<'_>, Frame) -> Vec<Frame> + Send + 'static {
+    move |ctx, frame| {
+        if ctx.dir == Dir::ToClient && ctx.account == Some(victim) {
+            vec![edit_items(frame, &mut edit)]
+        } else {
+            vec![frame]
+        }
+    }
+}
+
+/// A hook that delivers `item` to `victim` in place of item `seq` of `conv`: the relay reuses a
+/// sequence number it owns to slip in something of its choosing.
+fn replace_for(
+    victim: &'static str,
+    conv: ConversationId,
+    seq: u64,
+    item: Item,
+) -> impl FnMut(&Ctx<'_>, Frame) -> Vec<Frame> + Send + 'static {
+    edit_for(victim, move |s| {
+        if s.conversation == conv && s.seq == seq {
+            s.item = item.clone();
+        }
+    })
+}
+
+/// A hook that rewrites the relay's answers to `victim` with `answer(request, response)`.
+fn answer_for(
+    victim: &'static str,
+    mut answer: impl FnMut(&Request, Response) -> Response + Send + 'static,
+) -> impl FnMut(&Ctx<'_>, Frame) -> Vec<Frame> + Send + 'static {
+    move |ctx, frame| match (ctx.account, ctx.request, frame) {
+        (Some(a), Some(req), Frame::Response { id, body }) if a == victim => {
+            vec![Frame::Response {
+                id,
+                body: answer(req, body),
+            }]
+        }
+        (_, _, frame) => vec![frame],
+    }
+}
+
+// ---- reading the timeline ------------------------------------------------------------------
+
+fn lines(c: &Client, conv: &ConversationId) -> Vec<HistoryLine> {
+    c.history(conv).unwrap().lines
+}
+
+/// The verified messages, as "sender: text", in timeline order.
+fn texts(c: &Client, conv: &ConversationId) -> Vec<String> {
+    lines(c, conv)
+        .into_iter()
+        .filter_map(|l| match l {
+            HistoryLine::Item {
+                entry: LogEntry::Message { sender, text, .. },
+                ..
+            } => Some(format!("{sender}: {text}")),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The reasons of the rejected (never shown) messages.
+fn rejected(c: &Client, conv: &ConversationId) -> Vec<String> {
+    lines(c, conv)
+        .into_iter()
+        .filter_map(|l| match l {
+            HistoryLine::Item {
+                entry: LogEntry::Rejected { reason, .. },
+                ..
+            } => Some(reason),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The gaps shown: (sender, missing counters).
+fn gaps(c: &Client, conv: &ConversationId) -> Vec<(String, Vec<u64>)> {
+    lines(c, conv)
+        .into_iter()
+        .filter_map(|l| match l {
+            HistoryLine::Gap {
+                sender, counters, ..
+            } => Some((sender, counters)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The notices shown: (audit index, text, verified).
+fn notices(c: &Client, conv: &ConversationId) -> Vec<(u64, String, bool)> {
+    lines(c, conv)
+        .into_iter()
+        .filter_map(|l| match l {
+            HistoryLine::Item {
+                entry:
+                    LogEntry::Notice {
+                        index,
+                        text,
+                        verified,
+                        ..
+                    },
+                ..
+            } => Some((index, text, verified)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The epoch entries of the timeline: (epoch, verdict).
+fn epoch_entries(c: &Client, conv: &ConversationId) -> Vec<(u32, EpochStatus)> {
+    lines(c, conv)
+        .into_iter()
+        .filter_map(|l| match l {
+            HistoryLine::Item {
+                entry: LogEntry::Epoch { epoch, status, .. },
+                ..
+            } => Some((epoch, status)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn status(c: &Client, conv: &ConversationId, epoch: u32) -> EpochStatus {
+    c.account().epoch(conv, epoch).unwrap().unwrap().status
+}
+
+fn refused_because(st: &EpochStatus, why: &str) {
+    match st {
+        EpochStatus::Refused(reason) => assert!(reason.contains(why), "{reason}"),
+        other => panic!("epoch accepted ({other:?}); expected a refusal for {why:?}"),
+    }
+}
+
+/// Every item of a conversation, fetched by `c` (a member connected directly).
+async fn items(c: &Client, conv: &ConversationId) -> Vec<Sequenced> {
+    match c
+        .session()
+        .request(Request::History {
+            conversation: *conv,
+            after: 0,
+            limit: 200,
+        })
+        .await
+        .unwrap()
+    {
+        Response::Items { items, more } => {
+            assert!(!more);
+            items
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn item_at(items: &[Sequenced], seq: u64) -> Item {
+    items
+        .iter()
+        .find(|s| s.seq == seq)
+        .map(|s| s.item.clone())
+        .expect("item at seq")
+}
+
+/// Handles `c`'s pushes (as its event loop would) until one `stop` accepts has been handled.
+async fn handle_pushes_until(c: &mut Client, mut stop: impl FnMut(&Push) -> bool) {
+    loop {
+        let push = tokio::time::timeout(STEP, c.session().next_push())
+            .await
+            .expect("timed out waiting for a push")
+            .expect("the connection closed");
+        let last = stop(&push);
+        c.handle_push(push).await.unwrap().ok();
+        if last {
+            return;
+        }
+    }
+}
+
+/// An identity the hostile relay made up (cards are self-signed: anyone can make one).
+fn impostor(seed: u64, name: &str, role: Role) -> Identity {
+    Identity::new(seed, name, role)
+}
+
+/// A policy for the same org (same trustees, arbiters and version) signed by `master`.
+fn policy_signed_by(real: &VerifiedPolicy, master: &Identity) -> VerifiedPolicy {
+    let mut params = PolicyParams::new(
+        &real.org,
+        real.trustees.clone(),
+        real.trustee_threshold,
+        real.arbiters.clone(),
+        real.arbiter_threshold,
+    );
+    params.version = real.version;
+    OrgPolicy::issue(&master.keys, &master.card, params, now()).unwrap()
+}
+
+fn copy_keys(keys: &IdentityKeys) -> IdentityKeys {
+    IdentityKeys::from_secret_bytes(&keys.to_secret_bytes())
+}
+
+fn flip(sig: &Signature) -> Signature {
+    let mut b = sig.to_bytes();
+    b[0] ^= 1;
+    Signature::from_bytes(&b).unwrap()
+}
+
+// ---- drop, reorder, duplicate, replay, tamper ---------------------------------------------
+
+/// The relay withholds carol's second message and delivers the third in its slot (pushes
+/// withheld too). alice shows the gap, not a hole; the next catch-up delivers the withheld
+/// message and the gap closes. Nothing is shown twice.
+#[tokio::test]
+async fn dropped_message_shows_a_gap_until_catch_up_delivers_it() {
+    let w = World::new().await;
+    let _master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = carol
+        .open_conversation(ORG, None)
+        .await
+        .unwrap()
+        .conversation;
+    let _s0 = carol.send_text(&conv, "m0").await.unwrap();
+    let s1 = carol.send_text(&conv, "m1").await.unwrap();
+    let s2 = carol.send_text(&conv, "m2").await.unwrap();
+    let all = items(&carol, &conv).await;
+    let (m1, m2) = (item_at(&all, s1), item_at(&all, s2));
+
+    let hook = |hold: bool, m1: Item, m2: Item| {
+        move |ctx: &Ctx<'_>, frame: Frame| {
+            if ctx.dir != Dir::ToClient || ctx.account != Some("alice") {
+                return vec![frame];
+            }
+            if is_item_push(&frame) {
+                return Vec::new(); // live pushes withheld too: only catch-up delivers
+            }
+            let mut frame = edit_items(frame, |s| {
+                if s.conversation == conv && s.seq == s1 {
+                    s.item = m2.clone();
+                } else if s.conversation == conv && s.seq == s2 {
+                    s.item = m1.clone();
+                }
+            });
+            if let Frame::Response {
+                body: Response::Items { items, more },
+                ..
+            } = &mut frame
+                && hold
+                && items.iter().any(|s| s.seq > s1)
+            {
+                items.retain(|s| s.seq <= s1);
+                *more = false;
+            }
+            vec![frame]
+        }
+    };
+    w.proxy.set_hook(hook(true, m1.clone(), m2.clone()));
+    let mut alice = w.reopen("alice", Via::Proxy).await;
+    alice.sync_all().await.unwrap();
+    assert_eq!(texts(&alice, &conv), ["carol: m0", "carol: m2"]);
+    assert_eq!(gaps(&alice, &conv), [("carol".to_owned(), vec![1])]);
+    assert!(rejected(&alice, &conv).is_empty());
+
+    // The relay stops withholding: the next catch-up fills the gap, once.
+    w.proxy.set_hook(hook(false, m1, m2));
+    alice.sync_all().await.unwrap();
+    assert_eq!(
+        texts(&alice, &conv),
+        ["carol: m0", "carol: m2", "carol: m1"]
+    );
+    assert!(gaps(&alice, &conv).is_empty());
+    assert!(rejected(&alice, &conv).is_empty());
+}
+
+/// The relay delivers five messages in reverse order (sequence numbers kept): the reordering
+/// window accepts each once, and no gap remains.
+#[tokio::test]
+async fn reordered_messages_are_each_shown_once_without_gaps() {
+    let w = World::new().await;
+    let _master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = carol
+        .open_conversation(ORG, None)
+        .await
+        .unwrap()
+        .conversation;
+    let mut seqs = Vec::new();
+    for i in 0..5 {
+        seqs.push(carol.send_text(&conv, &format!("m{i}")).await.unwrap());
+    }
+    let all = items(&carol, &conv).await;
+    let reversed: Vec<(u64, Item)> = seqs
+        .iter()
+        .zip(seqs.iter().rev())
+        .map(|(at, from)| (*at, item_at(&all, *from)))
+        .collect();
+    w.proxy.set_hook(edit_for("alice", move |s| {
+        if let Some((_, item)) = reversed
+            .iter()
+            .find(|(at, _)| s.conversation == conv && *at == s.seq)
+        {
+            s.item = item.clone();
+        }
+    }));
+    let mut alice = w.reopen("alice", Via::Proxy).await;
+    alice.sync_all().await.unwrap();
+    assert_eq!(
+        texts(&alice, &conv),
+        [
+            "carol: m4",
+            "carol: m3",
+            "carol: m2",
+            "carol: m1",
+            "carol: m0"
+        ]
+    );
+    assert!(gaps(&alice, &conv).is_empty());
+    assert!(rejected(&alice, &conv).is_empty());
+}
+
+/// Every frame in both directions is sent twice, and every page lists each item twice: each
+/// message is stored and shown once.
+#[tokio::test]
+async fn duplicated_frames_are_shown_once() {
+    let w = World::new().await;
+    let _master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = carol
+        .open_conversation(ORG, None)
+        .await
+        .unwrap()
+        .conversation;
+    w.proxy.set_hook(|ctx, mut frame| {
+        let after_handshake = matches!(
+            frame,
+            Frame::Request { .. } | Frame::Response { .. } | Frame::Push(_)
+        );
+        if ctx.account != Some("alice") || !after_handshake {
+            return vec![frame];
+        }
+        if let Frame::Response {
+            body: Response::Items { items, .. },
+            ..
+        } = &mut frame
+        {
+            *items = items.iter().flat_map(|s| [s.clone(), s.clone()]).collect();
+        }
+        vec![frame.clone(), frame]
+    });
+    let mut alice = w.reopen("alice", Via::Proxy).await;
+    for i in 0..3 {
+        carol.send_text(&conv, &format!("m{i}")).await.unwrap();
+    }
+    alice.sync_all().await.unwrap();
+    alice.send_text(&conv, "a0").await.unwrap();
+    alice.sync_all().await.unwrap();
+    let expected = ["carol: m0", "carol: m1", "carol: m2", "alice: a0"];
+    assert_eq!(texts(&alice, &conv), expected);
+    assert!(rejected(&alice, &conv).is_empty());
+    carol.sync_all().await.unwrap();
+    assert_eq!(texts(&carol, &conv), expected);
+    // alice's duplicated Send was stored once.
+    let stored = items(&carol, &conv)
+        .await
+        .iter()
+        .filter(|s| matches!(s.item, Item::Message(_)))
+        .count();
+    assert_eq!(stored, 4);
+}
+
+/// The relay re-delivers an old message as a new item (a fresh sequence number), before and
+/// after alice restarts, and slips in a message from another conversation: each is refused by
+/// the replay window or the conversation binding, and the original is shown once.
+#[tokio::test]
+async fn replayed_message_is_refused_and_never_shown_twice() {
+    let w = World::new().await;
+    let _master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = carol
+        .open_conversation(ORG, None)
+        .await
+        .unwrap()
+        .conversation;
+    let other = carol
+        .open_conversation(ORG, None)
+        .await
+        .unwrap()
+        .conversation;
+    let x = carol.send_text(&other, "elsewhere").await.unwrap();
+    let s0 = carol.send_text(&conv, "m0").await.unwrap();
+    let s1 = carol.send_text(&conv, "m1").await.unwrap();
+    let mut alice = w.reopen("alice", Via::Proxy).await;
+    alice.sync_all().await.unwrap();
+    assert_eq!(texts(&alice, &conv), ["carol: m0", "carol: m1"]);
+    let all = items(&carol, &conv).await;
+    let foreign = item_at(&items(&carol, &other).await, x);
+
+    // Replay of m0 in the slot of the next item.
+    w.proxy
+        .set_hook(replace_for("alice", conv, s1 + 1, item_at(&all, s0)));
+    assert_eq!(carol.send_text(&conv, "carrier 1").await.unwrap(), s1 + 1);
+    alice.sync_all().await.unwrap();
+    assert_eq!(texts(&alice, &conv), ["carol: m0", "carol: m1"]);
+    let r = rejected(&alice, &conv);
+    assert_eq!(r.len(), 1);
+    assert!(r[0].contains("replay refused"), "{r:?}");
+
+    // alice restarts (replay windows are persisted) and the relay replays m1.
+    drop(alice.close().await);
+    w.proxy
+        .set_hook(replace_for("alice", conv, s1 + 2, item_at(&all, s1)));
+    assert_eq!(carol.send_text(&conv, "carrier 2").await.unwrap(), s1 + 2);
+    let mut alice = w.reopen("alice", Via::Proxy).await;
+    alice.sync_all().await.unwrap();
+    // A message of another conversation delivered in this one.
+    w.proxy
+        .set_hook(replace_for("alice", conv, s1 + 3, foreign));
+    assert_eq!(carol.send_text(&conv, "carrier 3").await.unwrap(), s1 + 3);
+    alice.sync_all().await.unwrap();
+    assert_eq!(texts(&alice, &conv), ["carol: m0", "carol: m1"]);
+    let r = rejected(&alice, &conv);
+    assert_eq!(r.len(), 3, "{r:?}");
+    assert!(r[1].contains("replay refused"), "{r:?}");
+    assert!(r[2].contains("another conversation"), "{r:?}");
+}
+
+/// Ciphertext, header fields, the signature, the claimed sender and the epoch number are
+/// tampered in transit: every message is rejected with a named reason, none is shown, and the
+/// counters that never arrived intact are shown as a gap.
+#[tokio::test]
+async fn tampered_ciphertext_header_and_signature_are_rejected() {
+    let w = World::new().await;
+    let _master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = carol
+        .open_conversation(ORG, None)
+        .await
+        .unwrap()
+        .conversation;
+    let mut alice = w.reopen("alice", Via::Proxy).await;
+    alice.sync_all().await.unwrap();
+    let alice_key = alice.account().keys().signing_public();
+    let relay_keys = impostor(9_001, "relay", Role::Agent).keys;
+    let first = carol.meta(&conv).unwrap().cursor + 1;
+    w.proxy.set_hook(edit_for("alice", move |s| {
+        let Item::Message(env) = &mut s.item else {
+            return;
+        };
+        if s.conversation != conv {
+            return;
+        }
+        match s.seq.checked_sub(first) {
+            Some(0) => env.ciphertext[0] ^= 1,
+            Some(1) => env.header.sent_at += 1,
+            Some(2) => env.signature = flip(&env.signature),
+            Some(3) => env.signature = relay_keys.sign(&env.signed_bytes()),
+            Some(4) => env.header.sender = alice_key,
+            Some(5) => env.header.epoch = 7,
+            _ => {}
+        }
+    }));
+    for i in 0..7 {
+        let seq = carol.send_text(&conv, &format!("t{i}")).await.unwrap();
+        assert_eq!(seq, first + i);
+    }
+    alice.sync_all().await.unwrap();
+    assert_eq!(texts(&alice, &conv), ["carol: t6"]);
+    let r = rejected(&alice, &conv);
+    assert_eq!(r.len(), 6, "{r:?}");
+    for reason in &r[..5] {
+        assert!(reason.contains("bad signature on message"), "{reason}");
+    }
+    assert!(r[5].contains("epoch 7"), "{}", r[5]);
+    assert_eq!(
+        gaps(&alice, &conv),
+        [("carol".to_owned(), vec![0, 1, 2, 3, 4, 5])]
+    );
+}
+
+// ---- substituted keys, cards, policies, certificates ---------------------------------------
+
+/// The relay answers a card lookup with a card of its own under a pinned name: the master's
+/// renewal of alice's certificate and its new policy version are refused with `KeyChanged`,
+/// and nothing is certified or published for the relay's keys.
+#[tokio::test]
+async fn substituted_card_in_a_lookup_is_refused_against_the_pin() {
+    let w = World::new().await;
+    drop(w.org(&["alice"], None).await.close().await);
+    let fake_alice = impostor(9_002, "alice", Role::Agent);
+    let fake_trustee = impostor(9_003, "trustee-1", Role::Trustee);
+    let (a, t) = (fake_alice.card(), fake_trustee.card());
+    w.proxy
+        .set_hook(answer_for(MASTER, move |req, body| match req {
+            Request::GetCard { name } if name == "alice" => Response::Card(a.clone()),
+            Request::GetCard { name } if name == "trustee-1" => Response::Card(t.clone()),
+            _ => body,
+        }));
+    let mut master = w.reopen(MASTER, Via::Proxy).await;
+    let err = master.add_agent(ORG, "alice").await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::KeyChanged { name } if name == "alice"),
+        "{err}"
+    );
+    let err = master.create_org(&spec(None, Some(30))).await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::KeyChanged { name } if name == "trustee-1"),
+        "{err}"
+    );
+    let sent = w.proxy.sent_by(MASTER);
+    assert!(!sent.iter().any(|f| matches!(
+        f,
+        Frame::Request {
+            body: Request::PublishCertificate(_) | Request::PublishPolicy(_),
+            ..
+        }
+    )));
+    assert!(master.account().peer_blocked("alice").unwrap());
+}
+
+/// The relay substitutes a new agent's card on the master's *first* lookup, before anything is
+/// pinned. The master has no fingerprint to check it against and is not warned, so it would
+/// certify the relay's key as an agent of its org (and the relay, which assigns conversations,
+/// could then be handed customers' epoch keys). The master must not certify a key it could not
+/// check: it must refuse, or check a fingerprint given out of band.
+#[tokio::test]
+async fn card_substituted_on_the_masters_first_lookup_is_not_certified() {
+    let w = World::new().await;
+    drop(w.org(&[], None).await.close().await);
+    let dave = w.user("dave", Role::Agent, Via::Relay).await;
+    let real_key = dave.account().keys().signing_public();
+    // What dave reads from `sealdesk whoami` and tells the master out of band.
+    let real_fp = sealdesk_protocol::keys::Fingerprint::of(
+        &real_key,
+        &dave.account().keys().agreement_public(),
+    )
+    .to_string();
+    dave.close().await;
+    let fake = impostor(9_014, "dave", Role::Agent).card();
+    w.proxy
+        .set_hook(answer_for(MASTER, move |req, body| match req {
+            Request::GetCard { name } if name == "dave" => Response::Card(fake.clone()),
+            _ => body,
+        }));
+    let mut master = w.reopen(MASTER, Via::Proxy).await;
+    match master.add_agent_checked(ORG, "dave", Some(&real_fp)).await {
+        Err(ClientError::CardFingerprintMismatch { name, .. }) => assert_eq!(name, "dave"),
+        Ok(cert) => assert_eq!(
+            cert.agent.signing_key, real_key,
+            "the master certified the relay's key as agent dave"
+        ),
+        Err(e) => panic!("expected CardFingerprintMismatch, got {e}"),
+    }
+}
+
+/// The relay pushes a made-up card for the conversation's customer to the agent: the pinned
+/// key's change is recorded and blocks sending with `KeyChanged` until the agent accepts it.
+#[tokio::test]
+async fn substituted_customer_card_blocks_the_agent_from_sending() {
+    let w = World::new().await;
+    let _master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = carol
+        .open_conversation(ORG, None)
+        .await
+        .unwrap()
+        .conversation;
+    carol.send_text(&conv, "hello").await.unwrap();
+    let mut alice = w.reopen("alice", Via::Proxy).await;
+    alice.sync_all().await.unwrap(); // pins carol from epoch 0
+    let fake = impostor(9_004, "carol", Role::Customer);
+    let push = Frame::Push(Push::Assigned {
+        conversation: conv,
+        customer: fake.card(),
+    });
+    assert_eq!(w.proxy.inject_to_client("alice", &push), 1);
+    handle_pushes_until(&mut alice, |p| matches!(p, Push::Assigned { .. })).await;
+    let err = alice.send_text(&conv, "reply").await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::KeyChanged { name } if name == "carol"),
+        "{err}"
+    );
+    assert_eq!(texts(&alice, &conv), ["carol: hello"]);
+}
+
+/// The relay serves an org policy signed by a master key of its own: refused with
+/// `OrgKeyChanged` against the pin, and with `FingerprintMismatch` on a first contact made with
+/// the fingerprint the business published. No epoch is opened under it.
+#[tokio::test]
+async fn substituted_policy_with_another_master_is_refused() {
+    let w = World::new().await;
+    let master = w.org(&["alice"], None).await;
+    let fingerprint = master.account().fingerprint().to_string();
+    let mut carol = w.user("carol", Role::Customer, Via::Proxy).await;
+    carol.open_conversation(ORG, None).await.unwrap(); // pins the real master
+    let real = carol.latest_policy(ORG).await.unwrap();
+    let fake_master = impostor(9_005, MASTER, Role::Master);
+    let fake = policy_signed_by(&real, &fake_master).policy().clone();
+    let substitute = move |_: &Request, body| match body {
+        Response::Opened {
+            agent, certificate, ..
+        } => Response::Opened {
+            agent,
+            certificate,
+            policy: fake.clone(),
+        },
+        Response::Policy(_) => Response::Policy(fake.clone()),
+        other => other,
+    };
+    w.proxy.set_hook({
+        let mut c = answer_for("carol", substitute.clone());
+        let mut d = answer_for("dan", substitute);
+        move |ctx, f| match ctx.account {
+            Some("dan") => d(ctx, f),
+            _ => c(ctx, f),
+        }
+    });
+    let err = carol.open_conversation(ORG, None).await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::OrgKeyChanged { org, .. } if org == ORG),
+        "{err}"
+    );
+    let err = carol.latest_policy(ORG).await.unwrap_err();
+    assert!(matches!(err, ClientError::OrgKeyChanged { .. }), "{err}");
+    let pin = carol.account().org_pin(ORG).unwrap().unwrap();
+    assert_eq!(pin.master.signing_key, real.master_key());
+    let epochs_put = w
+        .proxy
+        .sent_by("carol")
+        .iter()
+        .filter(|f| {
+            matches!(
+                f,
+                Frame::Request {
+                    body: Request::PutEpoch(_),
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(epochs_put, 1, "only the genuine first conversation");
+
+    let mut dan = w.user("dan", Role::Customer, Via::Proxy).await;
+    let err = dan
+        .open_conversation(ORG, Some(&fingerprint))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ClientError::FingerprintMismatch { .. }),
+        "{err}"
+    );
+    assert!(dan.account().org_pin(ORG).unwrap().is_none());
+}
+
+/// The relay serves an older policy version (genuinely signed by the master) as the latest,
+/// after the customer has already used a newer one: a rollback to the old trustee set must be
+/// refused, not used for the next epoch.
+#[tokio::test]
+async fn policy_rollback_to_an_older_version_is_refused() {
+    let w = World::new().await;
+    let mut master = w.org(&["alice"], Some(2)).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Proxy).await;
+    let conv = carol
+        .open_conversation(ORG, None)
+        .await
+        .unwrap()
+        .conversation;
+    let v1 = master.policy(ORG, 1).await.unwrap().policy().clone();
+    let v2 = master.create_org(&spec(Some(2), Some(30))).await.unwrap();
+    assert_eq!(v2.version, 2);
+    for t in ["m0", "m1", "m2"] {
+        carol.send_text(&conv, t).await.unwrap();
+    }
+    let e1 = carol.account().epoch(&conv, 1).unwrap().unwrap();
+    assert_eq!(
+        e1.record.policy_version, 2,
+        "rotation used the newest policy"
+    );
+
+    w.proxy
+        .set_hook(answer_for("carol", move |req, body| match req {
+            Request::GetPolicy { version: None, .. } => Response::Policy(v1.clone()),
+            _ => body,
+        }));
+    carol.send_text(&conv, "m3").await.unwrap();
+    let rotated = carol.send_text(&conv, "m4").await;
+    let rolled_back = w.proxy.sent_by("carol").iter().any(|f| {
+        matches!(f, Frame::Request { body: Request::PutEpoch(r), .. }
+            if r.epoch > 0 && r.policy_version < 2)
+    });
+    assert!(
+        rotated.is_err() && !rolled_back,
+        "carol opened an epoch under policy v1 after using v2 (send: {rotated:?})"
+    );
+}
+
+/// The relay assigns an agent of its own with a certificate it signed itself, and answers an
+/// agent's certificate lookup during a transfer the same way: refused (`bad signature on agent
+/// certificate`, or the card not matching the certificate) before anything is sealed to it.
+#[tokio::test]
+async fn forged_agent_certificate_is_refused() {
+    let w = World::new().await;
+    let mut master = w.org(&["alice"], None).await;
+    let real = master.latest_policy(ORG).await.unwrap();
+    let fake_master = impostor(9_006, MASTER, Role::Master);
+    let fake_policy = policy_signed_by(&real, &fake_master);
+    let fake_alice = impostor(9_007, "alice", Role::Agent);
+    let fake_dave = impostor(9_008, "dave", Role::Agent);
+    let cert_of = |who: &Identity| {
+        AgentCertificate::issue(
+            &fake_master.keys,
+            &fake_policy,
+            &who.card,
+            now() - 60,
+            86_400,
+        )
+        .unwrap()
+    };
+    let (alice_cert, dave_cert) = (cert_of(&fake_alice), cert_of(&fake_dave));
+    let alice_card = fake_alice.card();
+
+    // A relay-made agent with a relay-signed certificate.
+    let mut carol = w.user("carol", Role::Customer, Via::Proxy).await;
+    let (card, cert) = (alice_card.clone(), alice_cert.clone());
+    w.proxy
+        .set_hook(answer_for("carol", move |_, body| match body {
+            Response::Opened { policy, .. } => Response::Opened {
+                agent: card.clone(),
+                certificate: cert.clone(),
+                policy,
+            },
+            other => other,
+        }));
+    let err = carol.open_conversation(ORG, None).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("bad signature on agent certificate"),
+        "{err}"
+    );
+    // The genuine certificate, with the relay's card for the agent.
+    let card = alice_card.clone();
+    w.proxy
+        .set_hook(answer_for("carol", move |_, body| match body {
+            Response::Opened {
+                certificate,
+                policy,
+                ..
+            } => Response::Opened {
+                agent: card.clone(),
+                certificate,
+                policy,
+            },
+            other => other,
+        }));
+    let err = carol.open_conversation(ORG, None).await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::UnexpectedResponse(m) if m.contains("does not match its certificate")),
+        "{err}"
+    );
+    assert!(!w.proxy.sent_by("carol").iter().any(|f| matches!(
+        f,
+        Frame::Request {
+            body: Request::PutEpoch(_),
+            ..
+        }
+    )));
+
+    // A transfer to dave, whose certificate lookup the relay answers with its own.
+    w.proxy.passthrough();
+    let conv = carol
+        .open_conversation(ORG, None)
+        .await
+        .unwrap()
+        .conversation;
+    carol.send_text(&conv, "hello").await.unwrap();
+    w.user("dave", Role::Agent, Via::Relay).await.close().await;
+    master.add_agent(ORG, "dave").await.unwrap();
+    w.proxy
+        .set_hook(answer_for("alice", move |req, body| match req {
+            Request::GetCertificate { agent, .. } if agent == "dave" => {
+                Response::Certificate(dave_cert.clone())
+            }
+            _ => body,
+        }));
+    let mut alice = w.reopen("alice", Via::Proxy).await;
+    alice.sync_all().await.unwrap();
+    let err = alice.transfer(&conv, "dave").await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("bad signature on agent certificate"),
+        "{err}"
+    );
+    assert!(!w.proxy.sent_by("alice").iter().any(|f| matches!(
+        f,
+        Frame::Request {
+            body: Request::Transfer { .. } | Request::PutEpoch(_) | Request::PutHandOff(_),
+            ..
+        }
+    )));
+}
+
+// ---- epoch records and escrow --------------------------------------------------------------
+
+/// The relay adds a member of its own to epoch records: as delivered (signature broken), and
+/// re-signed with its own key as the creator. The agent refuses both epochs and every message
+/// in them and cannot send; the customer refuses its own epoch read back modified.
+#[tokio::test]
+async fn member_added_to_an_epoch_record_is_refused() {
+    let w = World::new().await;
+    let _master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let a = carol
+        .open_conversation(ORG, None)
+        .await
+        .unwrap()
+        .conversation;
+    let b = carol
+        .open_conversation(ORG, None)
+        .await
+        .unwrap()
+        .conversation;
+    carol.send_text(&a, "hello a").await.unwrap();
+    carol.send_text(&b, "hello b").await.unwrap();
+    let spy = impostor(9_009, "mallory", Role::Agent);
+    let spy_card = spy.card();
+    let spy_keys = spy.keys;
+    w.proxy.set_hook(move |ctx, frame| {
+        if ctx.dir != Dir::ToClient {
+            return vec![frame];
+        }
+        vec![edit_items(frame, |s| {
+            if let Item::Epoch(r) = &mut s.item {
+                r.members.push(spy_card.clone());
+                r.sealed_secrets.push(r.sealed_secrets[0].clone());
+                if s.conversation == b {
+                    r.creator = spy_keys.signing_public();
+                    r.signature = spy_keys.sign(&r.signed_bytes());
+                }
+            }
+        })]
+    });
+    let mut alice = w.reopen("alice", Via::Proxy).await;
+    alice.sync_all().await.unwrap();
+    refused_because(&status(&alice, &a, 0), "bad signature on epoch record");
+    refused_because(&status(&alice, &b, 0), "created by the customer");
+    for (conv, text) in [(a, "hello a"), (b, "hello b")] {
+        assert!(texts(&alice, &conv).is_empty(), "{text} shown");
+        let r = rejected(&alice, &conv);
+        assert!(r.len() == 1 && r[0].contains("was refused"), "{r:?}");
+        let err = alice.send_text(&conv, "reply").await.unwrap_err();
+        assert!(
+            matches!(&err, ClientError::CannotSend { reason, .. } if reason.contains("refused")),
+            "{err}"
+        );
+    }
+    assert!(!alice.account().peer_blocked("mallory").unwrap());
+
+    let mut erin = w.user("erin", Role::Customer, Via::Proxy).await;
+    let err = erin.open_conversation(ORG, None).await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::EpochRefused { epoch: 0, reason, .. } if reason.contains("bad signature")),
+        "{err}"
+    );
+}
+
+/// The relay swaps two trustees' escrow blobs, strips one, or (with a cheating customer who
+/// re-signs) swaps blobs and replaces the master's: refused by the signature, by the structure
+/// check, and by the byte-for-byte escrow recomputation (`EscrowMismatch`).
+#[tokio::test]
+async fn swapped_or_stripped_escrow_blobs_are_refused() {
+    let w = World::new().await;
+    let _master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let mut convs = Vec::new();
+    for i in 0..4 {
+        let c = carol
+            .open_conversation(ORG, None)
+            .await
+            .unwrap()
+            .conversation;
+        carol.send_text(&c, &format!("secret {i}")).await.unwrap();
+        convs.push(c);
+    }
+    let carol_keys = copy_keys(carol.account().keys());
+    let targets = convs.clone();
+    w.proxy.set_hook(edit_for("alice", move |s| {
+        let Item::Epoch(r) = &mut s.item else { return };
+        match targets.iter().position(|c| *c == s.conversation) {
+            Some(0) => r.escrow.trustees.swap(0, 1),
+            Some(1) => {
+                r.escrow.trustees.pop();
+            }
+            Some(2) => {
+                r.escrow.trustees.swap(0, 1);
+                r.signature = carol_keys.sign(&r.signed_bytes());
+            }
+            Some(3) => {
+                r.escrow.master = r.escrow.trustees[0].clone();
+                r.signature = carol_keys.sign(&r.signed_bytes());
+            }
+            _ => {}
+        }
+    }));
+    let mut alice = w.reopen("alice", Via::Proxy).await;
+    alice.sync_all().await.unwrap();
+    refused_because(
+        &status(&alice, &convs[0], 0),
+        "bad signature on epoch record",
+    );
+    refused_because(
+        &status(&alice, &convs[1], 0),
+        "one escrow share per trustee",
+    );
+    refused_because(
+        &status(&alice, &convs[2], 0),
+        "does not match the recomputation",
+    );
+    refused_because(
+        &status(&alice, &convs[3], 0),
+        "does not match the recomputation",
+    );
+    for c in &convs {
+        assert!(texts(&alice, c).is_empty());
+        assert!(alice.account().secret(c, 0).unwrap().is_none());
+        assert!(alice.send_text(c, "reply").await.is_err());
+    }
+}
+
+/// The relay replays the conversation's old epoch-0 record as a new item, and an epoch record
+/// of another conversation: both refused ("a second record for epoch 0", wrong conversation),
+/// the epochs in force are untouched and the conversation goes on.
+#[tokio::test]
+async fn old_epoch_record_replayed_as_new_is_refused() {
+    let w = World::new().await;
+    let _master = w.org(&["alice"], Some(3)).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = carol
+        .open_conversation(ORG, None)
+        .await
+        .unwrap()
+        .conversation;
+    let other = carol
+        .open_conversation(ORG, None)
+        .await
+        .unwrap()
+        .conversation;
+    for i in 0..4 {
+        carol.send_text(&conv, &format!("m{i}")).await.unwrap(); // m3 opens epoch 1
+    }
+    assert!(carol.account().epoch(&conv, 1).unwrap().is_some());
+    let mut alice = w.reopen("alice", Via::Proxy).await;
+    alice.sync_all().await.unwrap();
+    let all = items(&carol, &conv).await;
+    let e0 = all
+        .iter()
+        .find(|s| matches!(&s.item, Item::Epoch(r) if r.epoch == 0))
+        .unwrap()
+        .item
+        .clone();
+    let foreign = items(&carol, &other)
+        .await
+        .into_iter()
+        .find(|s| matches!(s.item, Item::Epoch(_)))
+        .unwrap()
+        .item;
+    let next = carol.meta(&conv).unwrap().cursor + 1;
+    w.proxy.set_hook({
+        let mut first = replace_for("alice", conv, next, e0);
+        let mut second = replace_for("alice", conv, next + 1, foreign);
+        move |ctx, f| {
+            let f = first(ctx, f).pop().unwrap();
+            second(ctx, f)
+        }
+    });
+    assert_eq!(carol.send_text(&conv, "carrier 1").await.unwrap(), next);
+    assert_eq!(carol.send_text(&conv, "carrier 2").await.unwrap(), next + 1);
+    alice.sync_all().await.unwrap();
+    let log = epoch_entries(&alice, &conv);
+    assert_eq!(log.len(), 4, "{log:?}");
+    refused_because(&log[2].1, "a second record for epoch 0");
+    refused_because(&log[3].1, "another conversation");
+    assert_eq!(status(&alice, &conv, 0), EpochStatus::Member);
+    assert_eq!(status(&alice, &conv, 1), EpochStatus::Member);
+
+    w.proxy.passthrough();
+    alice.send_text(&conv, "still here").await.unwrap();
+    carol.send_text(&conv, "after").await.unwrap();
+    alice.sync_all().await.unwrap();
+    let t = texts(&alice, &conv);
+    assert_eq!(
+        t,
+        [
+            "carol: m0",
+            "carol: m1",
+            "carol: m2",
+            "carol: m3",
+            "alice: still here",
+            "carol: after"
+        ]
+    );
+}
+
+// ---- the audit log --------------------------------------------------------------------------
+
+/// Sets up carol behind a [`LogForger`] with `n` consent revocations in the log, her tree head
+/// pinned. Returns the world, carol, the forger and the log's entries.
+async fn audited_customer(n: usize) -> (World, Client, Arc<LogForger>, Vec<AuditEntry>) {
+    let w = World::new().await;
+    let _master = w.org(&["alice"], None).await;
+    let forger = LogForger::new(9_100);
+    let f = Arc::clone(&forger);
+    w.proxy
+        .set_hook(move |ctx, frame| vec![f.rewrite(ctx, frame)]);
+    let mut carol = w.user("carol", Role::Customer, Via::Proxy).await;
+    let conv = carol
+        .open_conversation(ORG, None)
+        .await
+        .unwrap()
+        .conversation;
+    for i in 0..n {
+        let t = carol
+            .grant_consent(&conv, None, Scope::Full, 3600, &format!("c{i}"))
+            .await
+            .unwrap();
+        carol.revoke_consent(&t.id).await.unwrap();
+    }
+    let report = carol.audit(None, true).await.unwrap();
+    let entries = match carol
+        .session()
+        .request(Request::GetEntries {
+            from: 0,
+            limit: 100,
+        })
+        .await
+        .unwrap()
+    {
+        Response::Entries { entries, .. } => entries,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(report.size, entries.len() as u64);
+    assert!(report.size >= n as u64);
+    assert!(report.entries.iter().all(|e| e.included == Some(true)));
+    (w, carol, forger, entries)
+}
+
+/// The relay serves an older state of the log (re-signed), then keeps the head but withholds
+/// the tail of the entries: "the audit log shrank", and a short listing, both refused; the
+/// pinned head is kept, and the honest log is accepted again afterwards.
+#[tokio::test]
+async fn rolled_back_or_truncated_audit_log_is_detected() {
+    let (w, mut carol, forger, entries) = audited_customer(3).await;
+    let n = entries.len();
+
+    forger.serve(entries[..n - 2].to_vec());
+    let err = carol.audit(None, false).await.unwrap_err();
+    assert!(err.to_string().contains("shrank"), "{err}");
+
+    forger.mirror();
+    let f = Arc::clone(&forger);
+    let cut = n as u64 - 1;
+    w.proxy.set_hook(move |ctx, frame| {
+        let mut frame = f.rewrite(ctx, frame);
+        if let Frame::Response {
+            body: Response::Entries { from, entries },
+            ..
+        } = &mut frame
+        {
+            entries.truncate(cut.saturating_sub(*from) as usize);
+        }
+        vec![frame]
+    });
+    let err = carol.audit(None, false).await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::UnexpectedResponse(m) if m.contains("audit entries")),
+        "{err}"
+    );
+
+    let f = Arc::clone(&forger);
+    w.proxy
+        .set_hook(move |ctx, frame| vec![f.rewrite(ctx, frame)]);
+    let report = carol.audit(None, true).await.unwrap();
+    assert_eq!(report.size, n as u64);
+    assert_eq!(report.consistent_with_pinned, Some(true));
+}
+
+/// The relay rewrites an entry in the middle of the log: at the same size ("forked"), and
+/// with an extra entry on top (the consistency proof fails: "not an extension").
+#[tokio::test]
+async fn forked_audit_log_is_detected() {
+    let (_w, mut carol, forger, entries) = audited_customer(3).await;
+    let conv = carol.account().conversations().unwrap()[0].id;
+    let forged = AuditEntry::sign(
+        forger.keys(),
+        AuditEvent::Erasure {
+            conversation: conv,
+            reason: "customer request".into(),
+        },
+        now(),
+    );
+    let mut fork = entries.clone();
+    fork[1] = forged.clone();
+    forger.serve(fork.clone());
+    let err = carol.audit(None, false).await.unwrap_err();
+    assert!(err.to_string().contains("forked"), "{err}");
+
+    fork.push(forged);
+    forger.serve(fork);
+    let err = carol.audit(None, false).await.unwrap_err();
+    assert!(err.to_string().contains("not an extension"), "{err}");
+
+    forger.mirror();
+    assert_eq!(
+        carol.audit(None, false).await.unwrap().size,
+        entries.len() as u64
+    );
+}
+
+// ---- release notices ------------------------------------------------------------------------
+
+/// A release entry signed by someone who is not a trustee (the relay's own key).
+fn forged_release(signer: &IdentityKeys, conv: ConversationId, master: &Client) -> AuditEntry {
+    let mut r = sealdesk_client::rng().unwrap();
+    AuditEntry::sign(
+        signer,
+        AuditEvent::Release {
+            org: ORG.into(),
+            request_hash: [7; 32],
+            conversation: conv,
+            epochs: EpochRange::new(0, 0).unwrap(),
+            basis: ReleaseBasis::Consent {
+                id: TokenId::random(&mut r),
+                scope: Scope::Full,
+                issued_at: now(),
+            },
+            master: master.account().keys().signing_public(),
+        },
+        now(),
+    )
+}
+
+/// The relay slips a release notice it signed itself into the conversation: not in the log,
+/// so its inclusion proof fails and it is shown marked "not genuine".
+#[tokio::test]
+async fn forged_release_notice_is_not_shown_as_genuine() {
+    let w = World::new().await;
+    let master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Proxy).await;
+    let conv = carol
+        .open_conversation(ORG, None)
+        .await
+        .unwrap()
+        .conversation;
+    carol.send_text(&conv, "hello").await.unwrap();
+    let mut alice = w.reopen("alice", Via::Relay).await;
+    alice.sync_all().await.unwrap();
+    let relay_keys = impostor(9_010, "relay", Role::Agent).keys;
+    let forged = forged_release(&relay_keys, conv, &master);
+    let next = carol.meta(&conv).unwrap().cursor + 1;
+    w.proxy.set_hook(replace_for(
+        "carol",
+        conv,
+        next,
+        Item::Notice {
+            entry: forged,
+            index: 0,
+        },
+    ));
+    assert_eq!(alice.send_text(&conv, "carrier").await.unwrap(), next);
+    carol.sync_all().await.unwrap();
+    let n = notices(&carol, &conv);
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert!(
+        !n[0].2 && n[0].1.to_lowercase().contains("not genuine"),
+        "{n:?}"
+    );
+}
+
+/// The relay appends a release entry signed by a non-trustee to its own log (it holds the log
+/// key), with valid proofs, and delivers it as a notice: the entry must still not be shown as a
+/// genuine opening, because no trustee of the org signed it.
+#[tokio::test]
+async fn forged_release_notice_in_a_relay_extended_log_is_not_shown_as_genuine() {
+    let w = World::new().await;
+    let master = w.org(&["alice"], None).await;
+    let forger = LogForger::new(9_101);
+    let f = Arc::clone(&forger);
+    w.proxy
+        .set_hook(move |ctx, frame| vec![f.rewrite(ctx, frame)]);
+    let mut carol = w.user("carol", Role::Customer, Via::Proxy).await;
+    let conv = carol
+        .open_conversation(ORG, None)
+        .await
+        .unwrap()
+        .conversation;
+    carol.send_text(&conv, "hello").await.unwrap();
+    let size = carol.audit(None, false).await.unwrap().size;
+    let real = match carol
+        .session()
+        .request(Request::GetEntries {
+            from: 0,
+            limit: 100,
+        })
+        .await
+        .unwrap()
+    {
+        Response::Entries { entries, .. } => entries,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(real.len() as u64, size);
+    let forged = forged_release(forger.keys(), conv, &master);
+    let probe = forged.clone();
+    let mut log = real;
+    log.push(forged.clone());
+    forger.serve(log);
+    let mut alice = w.reopen("alice", Via::Relay).await;
+    alice.sync_all().await.unwrap();
+    let next = carol.meta(&conv).unwrap().cursor + 1;
+    let f = Arc::clone(&forger);
+    let mut replace = replace_for(
+        "carol",
+        conv,
+        next,
+        Item::Notice {
+            entry: forged,
+            index: size,
+        },
+    );
+    w.proxy.set_hook(move |ctx, frame| {
+        let frame = f.rewrite(ctx, frame);
+        replace(ctx, frame)
+    });
+    assert_eq!(alice.send_text(&conv, "carrier").await.unwrap(), next);
+    carol.sync_all().await.unwrap();
+    let n = notices(&carol, &conv);
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert!(
+        !n[0].2,
+        "a non-trustee's release entry shown as genuine: {n:?}"
+    );
+    // It failed for who signed it, not for want of a proof: the served log does include it.
+    let (head, consistent) = carol.checked_tree_head().await.unwrap();
+    assert_eq!((head.size, consistent), (size + 1, Some(true)));
+    carol.check_inclusion(&probe, size, &head).await.unwrap();
+}
+
+/// Trustees that answer whatever is pending (the master's unlock polls until enough shares
+/// arrived, so no timing is asserted).
+async fn trustees_answer(w: &World, names: &[&str], via: Via) {
+    for n in names {
+        let mut t = w.reopen(n, via).await;
+        t.trustee_pending().await.unwrap();
+        t.close().await;
+    }
+}
+
+/// A genuine consent release of `conv`, answered by two trustees.
+async fn release(w: &World, master: &mut Client, conv: ConversationId, token: ConsentToken) {
+    let unlock = master.unlock(
+        &conv,
+        Justification::Consent(token),
+        None,
+        Duration::from_secs(20),
+        |_| {},
+    );
+    let answer = async {
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            trustees_answer(w, &["trustee-1", "trustee-2"], Via::Relay).await;
+        }
+    };
+    let (r, ()) = tokio::join!(unlock, answer);
+    r.unwrap();
+}
+
+/// After a genuine release, the relay delivers one of its notices again as a new item: the
+/// customer must not be shown a second opening (it may show it marked as a duplicate).
+#[tokio::test]
+async fn redelivered_release_notice_is_not_shown_as_a_new_opening() {
+    let w = World::new().await;
+    let mut master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Proxy).await;
+    let conv = carol
+        .open_conversation(ORG, None)
+        .await
+        .unwrap()
+        .conversation;
+    carol.send_text(&conv, "my card is 4111").await.unwrap();
+    let token = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "review")
+        .await
+        .unwrap();
+    release(&w, &mut master, conv, token).await;
+    carol.sync_all().await.unwrap();
+    let before = notices(&carol, &conv);
+    assert_eq!(before.len(), 2, "{before:?}");
+    assert!(before.iter().all(|(_, _, v)| *v));
+    let old = items(&master, &conv)
+        .await
+        .into_iter()
+        .find(|s| matches!(s.item, Item::Notice { .. }))
+        .unwrap()
+        .item;
+    let mut alice = w.reopen("alice", Via::Relay).await;
+    alice.sync_all().await.unwrap();
+    let next = carol.meta(&conv).unwrap().cursor + 1;
+    w.proxy.set_hook(replace_for("carol", conv, next, old));
+    assert_eq!(alice.send_text(&conv, "carrier").await.unwrap(), next);
+    carol.sync_all().await.unwrap();
+    let after = notices(&carol, &conv);
+    let verified = after.iter().filter(|(_, _, v)| *v).count();
+    assert_eq!(
+        verified, 2,
+        "the re-delivered notice was shown as a new opening: {after:?}"
+    );
+}
+
+/// After a genuine release, the relay tampers with the shares it hands the master: the two
+/// trustees' sealed shares swapped (their signatures no longer match), then one share replaced
+/// by a copy of the other under the other trustee's name. The master opens nothing it cannot
+/// verify, reconstructs nothing, and has no transcript.
+#[tokio::test]
+async fn master_refuses_tampered_released_shares() {
+    let w = World::new().await;
+    drop(w.org(&["alice"], None).await.close().await);
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = carol
+        .open_conversation(ORG, None)
+        .await
+        .unwrap()
+        .conversation;
+    carol.send_text(&conv, "my card is 4111").await.unwrap();
+    let swap = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let s = Arc::clone(&swap);
+    w.proxy
+        .set_hook(answer_for(MASTER, move |_, body| match body {
+            Response::Progress(mut p) if p.shares.len() >= 2 => {
+                if s.load(std::sync::atomic::Ordering::Relaxed) {
+                    let sealed = p.shares[0].sealed.clone();
+                    p.shares[0].sealed = p.shares[1].sealed.clone();
+                    p.shares[1].sealed = sealed;
+                } else {
+                    p.shares[1].sealed = p.shares[0].sealed.clone();
+                    p.shares[1].signature = p.shares[0].signature;
+                }
+                Response::Progress(p)
+            }
+            other => other,
+        }));
+    let mut master = w.reopen(MASTER, Via::Proxy).await;
+    for swapped in [true, false] {
+        swap.store(swapped, std::sync::atomic::Ordering::Relaxed);
+        let token = carol
+            .grant_consent(&conv, None, Scope::Full, 3600, "review")
+            .await
+            .unwrap();
+        let unlock = master.unlock(
+            &conv,
+            Justification::Consent(token),
+            None,
+            Duration::from_secs(20),
+            |_| {},
+        );
+        let answer = async {
+            for _ in 0..3 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                trustees_answer(&w, &["trustee-1", "trustee-2"], Via::Relay).await;
+            }
+        };
+        let (r, ()) = tokio::join!(unlock, answer);
+        let err = r.unwrap_err();
+        assert!(err.to_string().contains("secret sharing"), "{err}");
+        assert!(master.transcript(&conv).is_err());
+    }
+}
+
+// ---- protocol confusion and relay keys ------------------------------------------------------
+
+/// Frame and item types swapped: a hand-off delivered where the epoch record belongs (refused;
+/// the messages of the missing epoch are not shown; sending is refused), a response of the
+/// wrong type (`UnexpectedResponse`), and a handshake frame in the middle of a session (the
+/// client closes the connection).
+#[tokio::test]
+async fn protocol_confusion_is_refused() {
+    let w = World::new().await;
+    let _master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = carol
+        .open_conversation(ORG, None)
+        .await
+        .unwrap()
+        .conversation;
+    carol.send_text(&conv, "hello").await.unwrap();
+    let alice_card = {
+        let a = w.reopen("alice", Via::Relay).await;
+        let card = a.account().card().clone();
+        drop(a.close().await);
+        card
+    };
+    let relay = impostor(9_011, "mallory", Role::Agent);
+    let mut r = sealdesk_client::rng().unwrap();
+    let k = EpochSecret::random(&mut r);
+    let handoff =
+        HandOff::create(&mut r, &relay.keys, &alice_card, conv, &[(0, &k)], now()).unwrap();
+    w.proxy.set_hook(edit_for("alice", move |s| {
+        if matches!(s.item, Item::Epoch(_)) {
+            s.item = Item::HandOff(handoff.clone());
+        }
+    }));
+    let mut alice = w.reopen("alice", Via::Proxy).await;
+    alice.sync_all().await.unwrap();
+    assert!(alice.account().epoch(&conv, 0).unwrap().is_none());
+    let handoffs: Vec<String> = lines(&alice, &conv)
+        .into_iter()
+        .filter_map(|l| match l {
+            HistoryLine::Item {
+                entry: LogEntry::HandOff { outcome, .. },
+                ..
+            } => Some(outcome),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        handoffs.len() == 1 && handoffs[0].starts_with("refused"),
+        "{handoffs:?}"
+    );
+    assert!(texts(&alice, &conv).is_empty());
+    let rej = rejected(&alice, &conv);
+    assert!(rej.len() == 1 && rej[0].contains("no record"), "{rej:?}");
+    let err = alice.send_text(&conv, "reply").await.unwrap_err();
+    assert!(matches!(err, ClientError::CannotSend { .. }), "{err}");
+
+    // A policy where the opened conversation belongs.
+    let policy = alice.latest_policy(ORG).await.unwrap().policy().clone();
+    w.proxy
+        .set_hook(answer_for("dan", move |req, body| match req {
+            Request::OpenConversation { .. } => Response::Policy(policy.clone()),
+            _ => body,
+        }));
+    let mut dan = w.user("dan", Role::Customer, Via::Proxy).await;
+    let err = dan.open_conversation(ORG, None).await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::UnexpectedResponse(m) if m.contains("answered with Policy")),
+        "{err}"
+    );
+
+    // A challenge in the middle of a session.
+    let conn = w.proxy.connections("dan")[0];
+    let challenge = Frame::Challenge(sealdesk_protocol::wire::Challenge {
+        relay_key: relay.key(),
+        nonce: [1; 32],
+    });
+    assert!(w.proxy.inject(conn, Dir::ToClient, challenge));
+    let closed = tokio::time::timeout(STEP, async {
+        loop {
+            if let Some(reason) = dan.session().closed() {
+                return reason;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the client did not close the connection");
+    assert!(
+        closed.contains("not allowed after the handshake"),
+        "{closed}"
+    );
+    let err = dan.latest_policy(ORG).await.unwrap_err();
+    assert!(matches!(err, ClientError::Closed(_)), "{err}");
+}
+
+/// On a later connection the relay announces another audit-log key: refused with
+/// `RelayKeyChanged` before anything else happens.
+#[tokio::test]
+async fn changed_relay_log_key_is_refused() {
+    let w = World::new().await;
+    let _master = w.org(&["alice"], None).await;
+    let carol = w.user("carol", Role::Customer, Via::Proxy).await;
+    drop(carol.close().await);
+    let other = impostor(9_012, "relay", Role::Agent).key();
+    w.proxy.set_hook(move |_, frame| match frame {
+        Frame::Welcome(mut wl) => {
+            wl.log_key = other;
+            vec![Frame::Welcome(wl)]
+        }
+        f => vec![f],
+    });
+    let account = Account::open(&w.home("carol"), PASS).unwrap();
+    let err = Client::connect(account, &w.proxy.url()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::RelayKeyChanged {
+                what: "audit log",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+// ---- trustees -------------------------------------------------------------------------------
+
+/// The master signs a release request for `token` and submits it to the trustees.
+async fn submit_release(
+    master: &Client,
+    policy: &VerifiedPolicy,
+    token: &ConsentToken,
+) -> ReleaseRequest {
+    let req = ReleaseRequest::sign(
+        &mut sealdesk_client::rng().unwrap(),
+        master.account().keys(),
+        policy,
+        token.epochs,
+        Justification::Consent(token.clone()),
+        now(),
+    )
+    .unwrap();
+    match master
+        .session()
+        .request(Request::SubmitRelease(req.clone()))
+        .await
+        .unwrap()
+    {
+        Response::Ok => req,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The relay alters what trustees are asked to release: the master's request itself, an epoch
+/// record's escrow, the record's customer (re-signed by the relay), or the records dropped.
+/// Each trustee refuses with the named reason, never logs a release and never sends a share;
+/// the master gets only refusals and the audit log does not grow.
+#[tokio::test]
+async fn trustee_refuses_altered_release_requests_and_epoch_records() {
+    let w = World::new().await;
+    let mut master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = carol
+        .open_conversation(ORG, None)
+        .await
+        .unwrap()
+        .conversation;
+    carol.send_text(&conv, "my card is 4111").await.unwrap();
+    let token = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "review")
+        .await
+        .unwrap();
+    let policy = master.latest_policy(ORG).await.unwrap();
+    let log_before = master.checked_tree_head().await.unwrap().0.size;
+    let fake = impostor(9_013, "carol", Role::Customer);
+    let fake_card = fake.card();
+    let fake_keys = fake.keys;
+    let round = Arc::new(std::sync::atomic::AtomicU8::new(1));
+    let r2 = Arc::clone(&round);
+    w.proxy.set_hook(move |ctx, mut frame| {
+        if ctx.dir != Dir::ToClient {
+            return vec![frame];
+        }
+        let pending = match &mut frame {
+            Frame::Response {
+                body: Response::Releases(p),
+                ..
+            } => p.iter_mut().collect::<Vec<_>>(),
+            Frame::Push(Push::Release(p)) => vec![p],
+            _ => Vec::new(),
+        };
+        let second = r2.load(std::sync::atomic::Ordering::Relaxed) == 2;
+        for p in pending {
+            match (ctx.account, second) {
+                (Some("trustee-1"), false) => {
+                    p.request.epochs = EpochRange::new(0, 5).unwrap();
+                }
+                (Some("trustee-2"), _) => {
+                    for r in &mut p.epochs {
+                        r.escrow.trustees.swap(0, 1);
+                    }
+                }
+                (Some("trustee-3"), _) => {
+                    for r in &mut p.epochs {
+                        r.members[0] = fake_card.clone();
+                        r.creator = fake_keys.signing_public();
+                        r.signature = fake_keys.sign(&r.signed_bytes());
+                    }
+                }
+                (Some("trustee-1"), true) => p.epochs.clear(),
+                _ => {}
+            }
+        }
+        vec![frame]
+    });
+
+    let req = submit_release(&master, &policy, &token).await;
+    let mut outcomes = Vec::new();
+    for t in ["trustee-1", "trustee-2", "trustee-3"] {
+        let mut c = w.reopen(t, Via::Proxy).await;
+        let out = c.trustee_pending().await.unwrap();
+        assert_eq!(out.len(), 1, "{t}: {out:?}");
+        outcomes.push(out[0].outcome.clone());
+        c.close().await;
+    }
+    round.store(2, std::sync::atomic::Ordering::Relaxed);
+    let req2 = submit_release(&master, &policy, &token).await;
+    let mut t1 = w.reopen("trustee-1", Via::Proxy).await;
+    let out = t1.trustee_pending().await.unwrap();
+    let o2 = out
+        .iter()
+        .find(|o| o.request == req2.id.to_string())
+        .unwrap();
+    outcomes.push(o2.outcome.clone());
+    t1.close().await;
+
+    let expected = [
+        "the request is not signed by the org's master key",
+        "bad signature on epoch record",
+        "the consent is not signed by the conversation's customer",
+        "no valid epoch record for epoch 0",
+    ];
+    for (got, want) in outcomes.iter().zip(expected) {
+        assert!(got.starts_with("refused") && got.contains(want), "{got}");
+    }
+    for t in ["trustee-1", "trustee-2", "trustee-3"] {
+        assert!(
+            !w.proxy.sent_by(t).iter().any(|f| matches!(
+                f,
+                Frame::Request {
+                    body: Request::SubmitShares { .. } | Request::AppendAudit(_),
+                    ..
+                }
+            )),
+            "{t} released or logged"
+        );
+    }
+    for (r, refusals) in [(&req, 3), (&req2, 1)] {
+        match master
+            .session()
+            .request(Request::ReleaseStatus { request: r.id })
+            .await
+            .unwrap()
+        {
+            Response::Progress(p) => {
+                assert!(p.shares.is_empty());
+                assert_eq!(p.refusals.len(), refusals, "{:?}", p.refusals);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(master.checked_tree_head().await.unwrap().0.size, log_before);
+    assert!(master.transcript(&conv).is_err());
+}
+
+/// Beyond the relay alone: the master colludes with the relay. The relay serves the trustees an
+/// epoch record whose customer is a key the master controls (re-signed by it, with the real
+/// escrow blobs copied in), and the master presents a "consent" signed by that key. The trustees
+/// must not release the real escrow shares without the real customer's consent.
+#[tokio::test]
+async fn consent_from_a_substituted_customer_does_not_open_the_chat() {
+    let w = World::new().await;
+    let mut master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = carol
+        .open_conversation(ORG, None)
+        .await
+        .unwrap()
+        .conversation;
+    carol.send_text(&conv, "my card is 4111").await.unwrap();
+    let policy = master.latest_policy(ORG).await.unwrap();
+    let fake = impostor(9_015, "carol", Role::Customer);
+    let token = ConsentToken::issue(
+        &mut sealdesk_client::rng().unwrap(),
+        &fake.keys,
+        &policy,
+        ConsentParams {
+            conversation: conv,
+            epochs: EpochRange::new(0, 0).unwrap(),
+            scope: Scope::Full,
+            purpose: "collusion".into(),
+            valid_secs: 3600,
+        },
+        now(),
+    )
+    .unwrap();
+    let fake_card = fake.card();
+    let fake_keys = fake.keys;
+    w.proxy.set_hook(move |ctx, mut frame| {
+        let pending = match &mut frame {
+            Frame::Response {
+                body: Response::Releases(p),
+                ..
+            } => p.iter_mut().collect::<Vec<_>>(),
+            Frame::Push(Push::Release(p)) => vec![p],
+            _ => Vec::new(),
+        };
+        if ctx.dir == Dir::ToClient {
+            for p in pending {
+                for r in &mut p.epochs {
+                    r.members[0] = fake_card.clone();
+                    r.creator = fake_keys.signing_public();
+                    r.signature = fake_keys.sign(&r.signed_bytes());
+                }
+            }
+        }
+        vec![frame]
+    });
+    let unlock = master.unlock(
+        &conv,
+        Justification::Consent(token),
+        None,
+        Duration::from_secs(10),
+        |_| {},
+    );
+    let answer = async {
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            trustees_answer(&w, &["trustee-1", "trustee-2"], Via::Proxy).await;
+        }
+    };
+    let (r, ()) = tokio::join!(unlock, answer);
+    assert!(
+        r.is_err(),
+        "the master read the chat without the customer's consent: {:?}",
+        r.map(|t| t.messages.into_iter().map(|m| m.text).collect::<Vec<_>>())
+    );
+}
