@@ -61,6 +61,40 @@ const TRUSTEE_SPENT: &str = "trustee/spent";
 const TRUSTEE_REVOKED: &str = "trustee/revoked";
 const TRUSTEE_RATE: &str = "trustee/rate";
 
+/// **Test-only fault injection.** When this environment variable names a fail point of the
+/// trustee's release path, the process exits at that point with [`FAILPOINT_EXIT_CODE`],
+/// taking no further step — as if it had been killed there — so tests can restart it and check
+/// that it resumes correctly. Read only on the trustee's release path; never set it in
+/// production. The points, in order:
+///
+/// | value           | the trustee has …                                              |
+/// |-----------------|----------------------------------------------------------------|
+/// | `before-append` | persisted its decision (`Logging`), not yet appended the entry |
+/// | `after-append`  | had its release entry appended, not yet persisted `Logged`     |
+/// | `before-shares` | persisted `Logged`, not yet sent its shares                    |
+/// | `after-shares`  | had its shares accepted, not yet persisted `Released`          |
+pub const FAILPOINT_ENV: &str = "SEALDESK_FAILPOINT";
+
+/// Exit status of a process stopped at a fail point (see [`FAILPOINT_ENV`]).
+pub const FAILPOINT_EXIT_CODE: i32 = 86;
+
+/// Every fail point [`FAILPOINT_ENV`] accepts, in the order the release path reaches them.
+pub const FAILPOINTS: [&str; 4] = [
+    "before-append",
+    "after-append",
+    "before-shares",
+    "after-shares",
+];
+
+/// Test-only: exits the process here if [`FAILPOINT_ENV`] names `point` (see there).
+fn fail_point(point: &str) {
+    debug_assert!(FAILPOINTS.contains(&point), "unknown fail point {point}");
+    if std::env::var_os(FAILPOINT_ENV).is_some_and(|v| v == point) {
+        eprintln!("sealdesk: fail point `{point}` reached; exiting as if killed (test only)");
+        std::process::exit(FAILPOINT_EXIT_CODE);
+    }
+}
+
 /// A consent this customer granted.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ConsentRecord {
@@ -752,6 +786,7 @@ impl Client {
                                 },
                             },
                         )?;
+                        fail_point("before-append");
                         let basis = match &r.justification {
                             Justification::Consent(c) => ReleaseBasis::Consent {
                                 id: c.id,
@@ -777,6 +812,7 @@ impl Client {
                         );
                         match self.session.request(Request::AppendAudit(entry)).await? {
                             Response::Appended { index, head } => {
+                                fail_point("after-append");
                                 head.verify(&self.session.welcome().log_key)?;
                                 index
                             }
@@ -793,6 +829,7 @@ impl Client {
                 stage: TrusteeStage::Logged { index },
             },
         )?;
+        fail_point("before-shares");
         match self
             .session
             .request(Request::SubmitShares {
@@ -809,6 +846,7 @@ impl Client {
             Ok(other) => return Err(unexpected("SubmitShares", &other)),
             Err(e) => return Err(e),
         }
+        fail_point("after-shares");
         self.account.put_cbor(
             &name,
             &TrusteeRecord {
@@ -1018,9 +1056,7 @@ impl Client {
             let rec = records.iter().find(|r| r.epoch == epoch).ok_or_else(|| {
                 ClientError::Invalid(format!("no verified record for epoch {epoch}"))
             })?;
-            let s_m = rec
-                .escrow
-                .open_master_share(self.account.keys(), id, epoch)?;
+            let s_m = rec.open_master_share(self.account.keys())?;
             let rec_policy = self.policy(&rec.org, rec.policy_version).await?;
             let mut shares = Vec::new();
             let mut used = BTreeSet::new();

@@ -296,11 +296,7 @@ async fn no_plaintext_or_epoch_secret_reaches_the_disk() {
     stop_relay(relay).await;
 
     let k = chat.secret.to_bytes();
-    let s_m = chat
-        .record
-        .escrow
-        .open_master_share(&org.master.keys, &chat.id, 0)
-        .unwrap();
+    let s_m = chat.record.open_master_share(&org.master.keys).unwrap();
     let mut secrets: Vec<(String, Vec<u8>)> = vec![
         ("the plaintext marker".into(), MARKER.as_bytes().to_vec()),
         ("the epoch secret K".into(), k.to_vec()),

@@ -337,11 +337,7 @@ async fn consent_release_reaches_the_master_and_is_logged_for_the_customer() {
         .iter()
         .map(|s| s.open(&org.master.keys, &org.policy, &request).unwrap())
         .collect();
-    let s_m = chat
-        .record
-        .escrow
-        .open_master_share(&org.master.keys, &chat.id, 0)
-        .unwrap();
+    let s_m = chat.record.open_master_share(&org.master.keys).unwrap();
     let k = reconstruct(&s_m, &shares, 2, &chat.id, 0, &chat.record.commitment).unwrap();
     assert_eq!(*k.to_bytes(), *chat.secret.to_bytes());
     // ... and reads the released epoch's ciphertext from the relay.

@@ -1,0 +1,142 @@
+//! Crash durability of the real `sealdesk-relay` binary under SIGKILL.
+//!
+//! The short run (30 cycles) is a normal test. The long run (≥ 1,000 cycles) is one command:
+//!
+//! ```text
+//! cargo run --release -p sealdesk-tests --bin crash-harness -- --cycles 1000
+//! ```
+//!
+//! Both build `sealdesk-relay` for their profile first if needed (see
+//! `sealdesk_tests::child::relay_binary`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use sealdesk_protocol::wire::Request;
+use sealdesk_tests::{
+    Org, RawClient, STEP,
+    child::{RelayProcess, relay_binary},
+    crash::{Conn, CrashConfig, run},
+};
+
+#[test]
+fn acknowledged_messages_survive_sigkill_exactly_once_and_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = CrashConfig {
+        cycles: 30,
+        seed: 30,
+        ..CrashConfig::default()
+    };
+    let report = run(&cfg, dir.path(), relay_binary());
+    println!("{report}");
+    assert_eq!(report.cycles, 30);
+    assert!(report.acked > 0, "nothing was acknowledged: {report}");
+    assert!(report.is_clean(), "{report}");
+}
+
+/// Starts the relay binary and waits until it listens.
+fn start(data: &std::path::Path, limits: &[(&str, &str)]) -> RelayProcess {
+    let mut relay = RelayProcess::spawn(relay_binary(), data, limits).unwrap();
+    relay.wait_ready(STEP).unwrap();
+    relay
+}
+
+/// History serves an item as soon as it is applied, before its group commit made it durable.
+/// If the relay dies before the flush, the item is gone and the next message takes its seq: a
+/// member that read it and advanced its cursor never receives the acknowledged message that
+/// now sits at that seq.
+///
+/// Deterministic: a 3 s group-commit delay holds the window open; the agent reads the
+/// customer's message inside it; SIGKILL; the agent's own message then gets the same seq.
+#[test]
+#[ignore = "relay bug: History serves items before they are durable (read-uncommitted); \
+            see the fix in the doc comment of this test"]
+// Fix (server/src/relay/service.rs): keep a per-conversation durable watermark — set to
+// `last_seq` when a ConvState is loaded from the store, raised to `seq` after each
+// `self.commit.durable().await` in `append_item`'s callers — and have `history` (and
+// `list_conversations`' `last_seq`, `delivered`'s clamp) stop at the watermark instead of
+// `s.last_seq`. Group commit already orders flushes, so every seq at or below an acknowledged
+// one is durable.
+fn history_never_serves_what_a_crash_can_take_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    std::fs::create_dir_all(&data).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // Setup with normal limits; everything acknowledged here is durable.
+    let mut relay = start(&data, &[]);
+    let url = relay.ws_url();
+    let (org, chat) = rt.block_on(async {
+        let org = Org::setup(&url, 77, "rucorp", 1, 1).await;
+        let mut c = RawClient::login(&url, &org.customers[0]).await;
+        let chat = org.start_chat(&mut c, 0, 770).await;
+        c.close().await;
+        (org, chat)
+    });
+    relay.kill().unwrap();
+
+    // A relay whose group commit waits 3 s before flushing.
+    let mut relay = start(&data, &[("COMMIT_MAX_DELAY_US", "3000000")]);
+    let url = relay.ws_url();
+    let seen = rt.block_on(async {
+        let customer = &org.customers[0];
+        let agent = &org.agents[chat.agent];
+        let mut writer = Conn::login(&url, customer).await.unwrap();
+        let mut reader = Conn::login(&url, agent).await.unwrap();
+        let env = chat.seal(customer, 0, "not durable yet");
+        let send = tokio::spawn(async move { writer.request(Request::Send(env)).await });
+        let mut seen = None;
+        for _ in 0..200 {
+            let items = reader.history(chat.id, chat.epoch_seq).await.unwrap();
+            if let Some(s) = items.into_iter().next() {
+                seen = Some(s);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let seen = seen.expect("the agent saw the customer's message via History");
+        assert!(
+            !send.is_finished(),
+            "the send is still waiting for its flush"
+        );
+        (seen, send)
+    });
+    let (seen, send) = seen;
+    relay.kill().unwrap();
+    rt.block_on(async {
+        let answer = tokio::time::timeout(STEP, send).await.unwrap().unwrap();
+        assert!(
+            answer.is_err(),
+            "the send was never acknowledged: {answer:?}"
+        );
+    });
+
+    // After the restart the agent's own message is acknowledged at the seq it already read.
+    let mut relay = start(&data, &[]);
+    let url = relay.ws_url();
+    rt.block_on(async {
+        let agent = &org.agents[chat.agent];
+        let mut a = Conn::login(&url, agent).await.unwrap();
+        let ack = a
+            .request(Request::Send(chat.seal(agent, 0, "acknowledged")))
+            .await
+            .unwrap();
+        let items = a.history(chat.id, 0).await.unwrap();
+        let now_at_seen = items.iter().find(|s| s.seq == seen.seq);
+        assert_eq!(
+            now_at_seen,
+            Some(&seen),
+            "History served seq {} before it was durable; after the crash it holds another \
+             item (the agent's send was answered {ack:?}), which a client whose cursor is at \
+             {} never receives",
+            seen.seq,
+            seen.seq
+        );
+    });
+    relay.kill().unwrap();
+}
