@@ -1,0 +1,178 @@
+//! Client-side sockets and the Sealdesk handshake, speaking `sealdesk_protocol::wire` directly.
+//!
+//! Client sockets bind to one of several loopback source addresses (127.0.0.2 …) before
+//! connecting, so that tens of thousands of connections (and the TIME_WAIT they leave behind)
+//! do not exhaust one address's ephemeral ports.
+
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use futures_util::{SinkExt as _, StreamExt as _};
+use sealdesk_protocol::{
+    card::VerifiedCard,
+    keys::IdentityKeys,
+    wire::{self, AuthResponse, Frame, Request, Response, Welcome},
+};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::{
+    WebSocketStream,
+    tungstenite::{Message, protocol::WebSocketConfig},
+};
+
+/// A client WebSocket.
+pub type Ws = WebSocketStream<TcpStream>;
+
+/// Source addresses used: 127.0.0.2 ..= 127.0.0.(1 + SOURCE_ADDRS).
+const SOURCE_ADDRS: usize = 16;
+
+/// Bound on one setup step (handshake, request), so a broken relay fails the run.
+pub const STEP: Duration = Duration::from_secs(30);
+
+/// The loopback source address for the `i`-th connection.
+pub fn source_ip(i: usize) -> Ipv4Addr {
+    // `i % 16 + 2` is at most 17: it fits the last octet.
+    Ipv4Addr::new(127, 0, 0, 2 + (i % SOURCE_ADDRS) as u8)
+}
+
+/// WebSocket settings for client connections: a small read buffer, since ten thousand idle
+/// clients live in this process.
+pub fn client_config(read_buffer: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(read_buffer)
+        .write_buffer_size(0)
+        .max_message_size(Some(1 << 20))
+        .max_frame_size(Some(1 << 20))
+}
+
+/// Opens a WebSocket to `ws://{addr}{path}` from source address `source_ip(i)`.
+///
+/// # Errors
+/// `addr` is not a loopback address, or the connection or upgrade fails.
+pub async fn connect(addr: SocketAddr, path: &str, i: usize, read_buffer: usize) -> Result<Ws> {
+    if !addr.ip().is_loopback() {
+        bail!("refusing to load {addr}: only 127.0.0.0/8 is a target");
+    }
+    let socket = TcpSocket::new_v4()?;
+    socket
+        .bind(SocketAddr::from((source_ip(i), 0)))
+        .with_context(|| format!("binding a client socket to {}", source_ip(i)))?;
+    let stream = socket
+        .connect(addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_nodelay(true)?;
+    let url = format!("ws://{addr}{path}");
+    let (ws, _) =
+        tokio_tungstenite::client_async_with_config(url, stream, Some(client_config(read_buffer)))
+            .await
+            .with_context(|| format!("WebSocket upgrade at {addr}{path}"))?;
+    Ok(ws)
+}
+
+/// Sends one frame.
+///
+/// # Errors
+/// Encoding or the socket failed.
+pub async fn send_frame(ws: &mut Ws, frame: &Frame) -> Result<()> {
+    let bytes = wire::encode(frame)?;
+    ws.send(Message::Binary(bytes.into())).await?;
+    Ok(())
+}
+
+/// Reads the next Sealdesk frame (pings are answered by tungstenite and skipped).
+///
+/// # Errors
+/// The connection closed, or a frame did not decode.
+pub async fn recv_frame(ws: &mut Ws) -> Result<Frame> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Binary(b))) => return Ok(wire::decode(&b)?),
+            Some(Ok(Message::Close(c))) => bail!("the relay closed the connection: {c:?}"),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(e.into()),
+            None => bail!("the relay closed the connection"),
+        }
+    }
+}
+
+/// Challenge → Auth → Welcome.
+///
+/// # Errors
+/// The relay sent something else, or refused the answer.
+pub async fn authenticate(
+    ws: &mut Ws,
+    keys: &IdentityKeys,
+    card: &VerifiedCard,
+) -> Result<Welcome> {
+    let challenge = match tokio::time::timeout(STEP, recv_frame(ws)).await?? {
+        Frame::Challenge(c) => c,
+        other => bail!("expected a challenge, got {other:?}"),
+    };
+    let answer = AuthResponse::answer(keys, card.card().clone(), &challenge);
+    send_frame(ws, &Frame::Auth(answer)).await?;
+    match tokio::time::timeout(STEP, recv_frame(ws)).await?? {
+        Frame::Welcome(w) => Ok(w),
+        Frame::Response {
+            body: Response::Error { message, .. },
+            ..
+        } => Err(anyhow!("authentication refused: {message}")),
+        other => bail!("expected a welcome, got {other:?}"),
+    }
+}
+
+/// Sends a request and waits for its response, skipping pushes that arrive meanwhile. For
+/// setup only: the load path pipelines requests instead.
+///
+/// # Errors
+/// The connection failed, or the response is an error.
+pub async fn request(ws: &mut Ws, id: u64, body: Request) -> Result<Response> {
+    send_frame(ws, &Frame::Request { id, body }).await?;
+    let wait = async {
+        loop {
+            match recv_frame(ws).await? {
+                Frame::Response { id: got, body } if got == id => return Ok(body),
+                _ => continue,
+            }
+        }
+    };
+    match tokio::time::timeout(STEP, wait).await? {
+        Ok(Response::Error { code, message }) => {
+            Err(anyhow!("request refused ({code:?}): {message}"))
+        }
+        other => other,
+    }
+}
+
+/// The relay's `/metrics` exposition (plain HTTP/1.1 GET, `Connection: close`).
+///
+/// # Errors
+/// The request fails or the answer is not UTF-8.
+pub async fn metrics(addr: SocketAddr) -> Result<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    if !addr.ip().is_loopback() {
+        bail!("refusing to query {addr}: only 127.0.0.0/8 is a target");
+    }
+    let fetch = async {
+        let mut stream = TcpStream::connect(addr).await?;
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut body = Vec::new();
+        stream.read_to_end(&mut body).await?;
+        Ok::<_, anyhow::Error>(String::from_utf8(body)?)
+    };
+    tokio::time::timeout(STEP, fetch).await?
+}
+
+/// The value of an unlabelled metric line `name value`.
+pub fn metric(exposition: &str, name: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        let mut parts = line.split_whitespace();
+        (parts.next() == Some(name))
+            .then(|| parts.next().and_then(|v| v.parse().ok()))
+            .flatten()
+    })
+}

@@ -1,0 +1,501 @@
+//! The load itself: per-conversation senders, per-connection receivers, and the counters and
+//! histograms they feed.
+//!
+//! A message body is 1 KiB; its first 8 bytes carry the time it was *meant* to be sent
+//! (nanoseconds since the run's clock base), so latency is measured from the schedule, not
+//! from when a late sender got round to it (no coordinated omission). Receivers take it out
+//! after verifying and decrypting, so latency is what a user sees: sealed, relayed, opened.
+//!
+//! Both systems get byte-for-byte the same client work: seal (AES-256-GCM + Ed25519 sign) per
+//! message, open (Ed25519 verify + AES-256-GCM) per delivery, a new epoch (HPKE to each member
+//! plus the 2-of-3 escrow) every `rotate_after_messages` messages, opened and checked by the
+//! receiver. Only the framing differs: Sealdesk `Request::Send` / `Push::Item` frames, or the
+//! baseline's PUBLISH frame around the CBOR of the same item.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex, OnceLock, RwLock,
+        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Result, anyhow};
+use futures_util::{SinkExt as _, StreamExt as _, stream::SplitSink, stream::SplitStream};
+use hdrhistogram::Histogram;
+use rand::rngs::ChaCha20Rng;
+use sealdesk_bench::baseline::{ROOM_LEN, publish_frame};
+use sealdesk_protocol::{
+    card::VerifiedCard,
+    epoch::{EpochRecord, NewEpoch, VerifiedEpoch},
+    ids::ConversationId,
+    message::{ContentKind, Envelope, EpochKeys, ReplayWindows},
+    policy::VerifiedPolicy,
+    wire::{self, Frame, Item, Push, Request, Response},
+};
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::{child::Kind, client::Ws, world::Party};
+
+/// Message body size.
+pub const BODY: usize = 1024;
+/// Highest latency a histogram records, in microseconds (larger values are clamped).
+const HIST_MAX_US: u64 = 60_000_000;
+
+/// Nanoseconds since the process-wide clock base.
+pub fn now_ns() -> u64 {
+    ns_at(Instant::now())
+}
+
+/// `at` as nanoseconds since the clock base.
+pub fn ns_at(at: Instant) -> u64 {
+    let base = *BASE.get_or_init(Instant::now);
+    at.saturating_duration_since(base).as_nanos() as u64
+}
+
+static BASE: OnceLock<Instant> = OnceLock::new();
+
+/// Seconds since the Unix epoch (certificates, cards and records carry wall-clock times).
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A fresh latency histogram (µs, 3 significant digits).
+// The bounds are constants hdrhistogram accepts (low ≥ 1, high ≥ 2 × low, sigfig ≤ 5).
+#[allow(clippy::expect_used)]
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIST_MAX_US, 3).expect("constant histogram bounds are valid")
+}
+
+/// Counters and histograms of one system's clients.
+pub struct Stats {
+    measuring: AtomicBool,
+    /// Messages sent.
+    pub sent: AtomicU64,
+    /// Messages verified, decrypted and delivered.
+    pub delivered: AtomicU64,
+    /// Durable acknowledgements (Sealdesk `Response::Stored` for a message).
+    pub acked: AtomicU64,
+    /// Errors of any kind (refusals, failed checks, lost connections).
+    pub errors: AtomicU64,
+    delivery: Mutex<Histogram<u64>>,
+    ack: Mutex<Histogram<u64>>,
+    first_error: Mutex<Option<String>>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self {
+            measuring: AtomicBool::new(false),
+            sent: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            acked: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            delivery: Mutex::new(histogram()),
+            ack: Mutex::new(histogram()),
+            first_error: Mutex::new(None),
+        }
+    }
+}
+
+impl Stats {
+    /// Clears the histograms and starts recording latencies.
+    pub fn begin_measure(&self) {
+        for h in [&self.delivery, &self.ack] {
+            if let Ok(mut h) = h.lock() {
+                h.reset();
+            }
+        }
+        self.measuring.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops recording latencies; returns copies of the delivery and ack histograms.
+    pub fn end_measure(&self) -> (Histogram<u64>, Histogram<u64>) {
+        self.measuring.store(false, Ordering::SeqCst);
+        let copy =
+            |h: &Mutex<Histogram<u64>>| h.lock().map(|h| h.clone()).unwrap_or_else(|_| histogram());
+        (copy(&self.delivery), copy(&self.ack))
+    }
+
+    /// Counts an error, keeping the first message for the report.
+    pub fn error(&self, what: impl std::fmt::Display) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut first) = self.first_error.lock()
+            && first.is_none()
+        {
+            *first = Some(what.to_string());
+        }
+    }
+
+    /// The first error seen, if any.
+    pub fn first_error(&self) -> Option<String> {
+        self.first_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    fn record(&self, h: &Mutex<Histogram<u64>>, from_ns: u64) {
+        if self.measuring.load(Ordering::Relaxed) {
+            let us = now_ns().saturating_sub(from_ns) / 1_000;
+            if let Ok(mut h) = h.lock() {
+                h.saturating_record(us.clamp(1, HIST_MAX_US));
+            }
+        }
+    }
+}
+
+/// What sender and receiver of one conversation share.
+pub struct ConvShared {
+    /// The conversation.
+    pub id: ConversationId,
+    /// Closed loop: messages sent but not yet delivered may not exceed the window.
+    pub window: Semaphore,
+    /// Epochs the receiver has opened (setup waits for the first).
+    pub opened: AtomicU32,
+}
+
+impl ConvShared {
+    /// A conversation with a window of `window` messages.
+    pub fn new(id: ConversationId, window: u32) -> Self {
+        Self {
+            id,
+            window: Semaphore::new(window as usize),
+            opened: AtomicU32::new(0),
+        }
+    }
+
+    /// Restores the window to `window` free slots (after a run has drained).
+    pub fn reset_window(&self, window: u32) {
+        let free = self.window.available_permits();
+        self.window.forget_permits(free);
+        self.window.add_permits(window as usize);
+    }
+}
+
+/// Conversations by id, for receivers.
+pub type Registry = RwLock<HashMap<ConversationId, Arc<ConvShared>>>;
+
+/// How messages are framed for one system.
+#[derive(Debug, Clone, Copy)]
+pub enum Codec {
+    /// Sealdesk wire frames.
+    Sealdesk,
+    /// Baseline PUBLISH frames to a room (the conversation id).
+    Baseline {
+        /// The room.
+        room: [u8; ROOM_LEN],
+    },
+}
+
+impl Codec {
+    /// The codec of `kind` for conversation `c`.
+    pub fn new(kind: Kind, c: &ConversationId) -> Self {
+        match kind {
+            Kind::Sealdesk => Codec::Sealdesk,
+            Kind::Baseline => Codec::Baseline { room: c.to_bytes() },
+        }
+    }
+
+    fn message(&self, id: u64, env: Envelope) -> Result<Vec<u8>> {
+        Ok(match self {
+            Codec::Sealdesk => wire::encode(&Frame::Request {
+                id,
+                body: Request::Send(env),
+            })?,
+            Codec::Baseline { room } => publish_frame(room, &wire::to_cbor(&Item::Message(env))?),
+        })
+    }
+
+    /// The frame that delivers an epoch record.
+    pub fn epoch(&self, id: u64, record: EpochRecord) -> Result<Vec<u8>> {
+        Ok(match self {
+            Codec::Sealdesk => wire::encode(&Frame::Request {
+                id,
+                body: Request::PutEpoch(record),
+            })?,
+            Codec::Baseline { room } => publish_frame(room, &wire::to_cbor(&Item::Epoch(record))?),
+        })
+    }
+}
+
+/// The sending side of one conversation: the customer's connection and epoch state.
+pub struct Sender {
+    /// The customer's connection.
+    pub sink: SplitSink<Ws, Message>,
+    /// Framing.
+    pub codec: Codec,
+    /// The customer.
+    pub customer: Arc<Party>,
+    /// The assigned agent's card (the other member).
+    pub agent_card: VerifiedCard,
+    /// The org's policy.
+    pub policy: Arc<VerifiedPolicy>,
+    /// Shared with the receiver.
+    pub conv: Arc<ConvShared>,
+    /// The current epoch's record.
+    pub epoch: VerifiedEpoch,
+    /// The current epoch's keys.
+    pub keys: EpochKeys,
+    /// The next counter in the current epoch.
+    pub counter: u64,
+    /// Last request id time stamp (ids are strictly increasing).
+    pub last_id: u64,
+    /// Randomness for new epochs.
+    pub rng: ChaCha20Rng,
+    /// This system's statistics.
+    pub stats: Arc<Stats>,
+}
+
+/// How a run paces its senders.
+#[derive(Debug, Clone, Copy)]
+pub enum Pace {
+    /// Send whenever the conversation's window has room.
+    Closed,
+    /// Send on a fixed schedule: one message per `interval` per conversation.
+    Open {
+        /// Time between two messages of one conversation.
+        interval: Duration,
+    },
+}
+
+impl Sender {
+    /// Sends until `stop_at`, paced by `pace`; `offset` staggers open-loop schedules.
+    pub async fn run(
+        mut self,
+        pace: Pace,
+        start: Instant,
+        offset: Duration,
+        stop_at: Instant,
+    ) -> Self {
+        match pace {
+            Pace::Closed => loop {
+                if Instant::now() >= stop_at {
+                    break;
+                }
+                match tokio::time::timeout_at(stop_at.into(), self.conv.window.acquire()).await {
+                    Ok(Ok(permit)) => permit.forget(),
+                    _ => break,
+                }
+                if let Err(e) = self.send_message(now_ns()).await {
+                    self.stats.error(format!("send: {e:#}"));
+                    break;
+                }
+            },
+            Pace::Open { interval } => {
+                let mut k: u32 = 0;
+                loop {
+                    let at = start + offset + interval * k;
+                    if at >= stop_at {
+                        break;
+                    }
+                    tokio::time::sleep_until(at.into()).await;
+                    if let Err(e) = self.send_message(ns_at(at)).await {
+                        self.stats.error(format!("send: {e:#}"));
+                        break;
+                    }
+                    k = k.saturating_add(1);
+                }
+            }
+        }
+        self
+    }
+
+    fn next_id(&mut self, stamp: u64) -> u64 {
+        self.last_id = stamp.max(self.last_id + 1);
+        self.last_id
+    }
+
+    /// Seals and sends one 1 KiB message meant to leave at `intended_ns`, opening a new epoch
+    /// first when the policy's rotation limit is reached.
+    async fn send_message(&mut self, intended_ns: u64) -> Result<()> {
+        if self.counter >= u64::from(self.policy.rotate_after_messages) {
+            self.rotate().await?;
+        }
+        let mut body = [0x61u8; BODY];
+        body[..8].copy_from_slice(&intended_ns.to_be_bytes());
+        body[8..16].copy_from_slice(&self.counter.to_be_bytes());
+        let env = self.keys.seal_message(
+            &self.customer.keys,
+            self.counter,
+            ContentKind::Text,
+            unix_now(),
+            &body,
+        )?;
+        self.counter += 1;
+        // Even ids are messages, odd ids epochs; the id's upper bits are the intended send
+        // time, so the ack's latency needs no lookup.
+        let id = self.next_id(intended_ns) << 1;
+        let frame = self.codec.message(id, env)?;
+        self.sink.send(Message::Binary(frame.into())).await?;
+        self.stats.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn rotate(&mut self) -> Result<()> {
+        let members = [self.customer.card.clone(), self.agent_card.clone()];
+        let (next, k) = EpochRecord::create(
+            &mut self.rng,
+            &self.customer.keys,
+            &self.policy,
+            NewEpoch {
+                conversation: self.conv.id,
+                epoch: self.epoch.epoch + 1,
+                members: &members,
+                previous: Some(self.epoch.record()),
+                now: unix_now(),
+            },
+        )?;
+        let id = (self.next_id(now_ns()) << 1) | 1;
+        let frame = self.codec.epoch(id, next.record().clone())?;
+        self.sink.send(Message::Binary(frame.into())).await?;
+        self.keys = EpochKeys::new(&k, &next);
+        self.epoch = next;
+        self.counter = 0;
+        Ok(())
+    }
+}
+
+/// The receiving side of one connection: opens epochs and messages, acknowledges windows,
+/// records latencies; for Sealdesk customers, also the acks of their own messages.
+pub struct Receiver {
+    /// Which system's framing arrives.
+    pub kind: Kind,
+    /// Whose connection this is.
+    pub me: Arc<Party>,
+    /// The org's policy (epoch records are checked against it).
+    pub policy: Arc<VerifiedPolicy>,
+    /// Conversations by id.
+    pub registry: Arc<Registry>,
+    /// This system's statistics.
+    pub stats: Arc<Stats>,
+    epochs: HashMap<(ConversationId, u32), (EpochKeys, ReplayWindows)>,
+    convs: HashMap<ConversationId, Arc<ConvShared>>,
+}
+
+impl Receiver {
+    /// A receiver for `me`'s connection to a `kind` server.
+    pub fn new(
+        kind: Kind,
+        me: Arc<Party>,
+        policy: Arc<VerifiedPolicy>,
+        registry: Arc<Registry>,
+        stats: Arc<Stats>,
+    ) -> Self {
+        Self {
+            kind,
+            me,
+            policy,
+            registry,
+            stats,
+            epochs: HashMap::new(),
+            convs: HashMap::new(),
+        }
+    }
+
+    /// Reads until the connection ends.
+    pub async fn run(mut self, mut stream: SplitStream<Ws>) {
+        while let Some(msg) = stream.next().await {
+            match msg {
+                Ok(Message::Binary(b)) => self.handle(&b),
+                Ok(Message::Close(_)) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    fn handle(&mut self, bytes: &[u8]) {
+        let item = match self.kind {
+            Kind::Sealdesk => match wire::decode(bytes) {
+                Ok(Frame::Push(Push::Item(s))) => s.item,
+                Ok(Frame::Response { id, body }) => return self.on_response(id, body),
+                Ok(_) => return,
+                Err(e) => return self.stats.error(format!("frame: {e}")),
+            },
+            Kind::Baseline => match wire::from_cbor::<Item>(bytes, "item") {
+                Ok(item) => item,
+                Err(e) => return self.stats.error(format!("item: {e}")),
+            },
+        };
+        match item {
+            Item::Epoch(record) => {
+                if let Err(e) = self.on_epoch(record) {
+                    self.stats.error(format!("epoch: {e:#}"));
+                }
+            }
+            Item::Message(env) => {
+                if let Err(e) = self.on_message(&env) {
+                    self.stats.error(format!("message: {e:#}"));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_response(&mut self, id: u64, body: Response) {
+        match body {
+            Response::Stored { .. } if id & 1 == 0 => {
+                self.stats.acked.fetch_add(1, Ordering::Relaxed);
+                self.stats.record(&self.stats.ack, id >> 1);
+            }
+            Response::Error { code, message } => {
+                self.stats.error(format!("refused ({code:?}): {message}"));
+            }
+            _ => {}
+        }
+    }
+
+    fn conv(&mut self, id: &ConversationId) -> Result<Arc<ConvShared>> {
+        if let Some(c) = self.convs.get(id) {
+            return Ok(c.clone());
+        }
+        let c = self
+            .registry
+            .read()
+            .map_err(|_| anyhow!("registry lock poisoned"))?
+            .get(id)
+            .cloned()
+            .ok_or_else(|| anyhow!("unknown conversation {id}"))?;
+        self.convs.insert(*id, c.clone());
+        Ok(c)
+    }
+
+    fn on_epoch(&mut self, record: EpochRecord) -> Result<()> {
+        let verified = record.verify(&self.policy)?;
+        let key = (verified.conversation, verified.epoch);
+        if self.epochs.contains_key(&key) {
+            // A setup retry delivered it twice.
+            return Ok(());
+        }
+        let k = verified.open(&self.me.keys, &self.policy)?;
+        self.epochs.insert(
+            key,
+            (EpochKeys::new(&k, &verified), ReplayWindows::default()),
+        );
+        // Two epochs back can no longer receive messages: the sender moved on.
+        if let Some(old) = key.1.checked_sub(2) {
+            self.epochs.remove(&(key.0, old));
+        }
+        self.conv(&key.0)?.opened.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn on_message(&mut self, env: &Envelope) -> Result<()> {
+        let h = &env.header;
+        let key = (h.conversation, h.epoch);
+        let (keys, windows) = self
+            .epochs
+            .get_mut(&key)
+            .ok_or_else(|| anyhow!("a message for an epoch not opened ({})", h.epoch))?;
+        let opened = keys.open_message(env, windows)?;
+        let mut stamp = [0u8; 8];
+        stamp.copy_from_slice(opened.body.get(..8).ok_or_else(|| anyhow!("short body"))?);
+        self.stats
+            .record(&self.stats.delivery, u64::from_be_bytes(stamp));
+        self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+        self.conv(&key.0)?.window.add_permits(1);
+        Ok(())
+    }
+}

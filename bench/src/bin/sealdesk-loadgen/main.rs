@@ -1,0 +1,133 @@
+//! `sealdesk-loadgen`: measures the Sealdesk relay against a plaintext baseline relay, in one
+//! run on one machine, and prints a table (or JSON) of absolute figures and ratios.
+//!
+//! ```text
+//!   sealdesk-loadgen [--quick] [--json] [--only SCENARIO,...]      run the scenarios
+//!   sealdesk-loadgen serve --kind sealdesk|baseline [--data DIR]   (internal) one server process
+//! ```
+//!
+//! Process layout: this process runs the clients (real WebSocket clients doing the real
+//! client-side crypto of the protocol crate); each server — the Sealdesk relay, the baseline —
+//! runs in a child process of this same binary (`serve`), so that its CPU time and resident
+//! memory can be read from `/proc/<pid>` without the clients' share in them.
+//!
+//! Every socket targets 127.0.0.0/8, and every load is bounded in count and time.
+
+mod child;
+mod client;
+mod load;
+mod report;
+mod scenarios;
+mod world;
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "sealdesk-loadgen",
+    about = "Load generator: the Sealdesk relay against a plaintext tokio-tungstenite baseline"
+)]
+struct Cli {
+    /// Scale every scenario down to finish in under a minute.
+    #[arg(long)]
+    quick: bool,
+    /// Print machine-readable JSON instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Run only these scenarios (comma-separated). `latency` and `durable` need `fanout`'s
+    /// maximum rate and run it when asked for.
+    #[arg(long, value_delimiter = ',', value_enum)]
+    only: Vec<Scenario>,
+    /// Conversations in the fan-out and latency scenarios (default 64 quick, 256 full).
+    #[arg(long)]
+    conversations: Option<usize>,
+    /// Agents serving those conversations (default 8 quick, 16 full).
+    #[arg(long)]
+    agents: Option<usize>,
+    /// Measured seconds per run (default 1.5 quick, 8 full).
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Connections in the idle-memory and connect-storm scenarios (default 2,000 quick,
+    /// 10,000 full).
+    #[arg(long)]
+    connections: Option<usize>,
+    /// Directory under which the relay's data and the fsync writers' files go (default: the
+    /// system temporary directory). Pick a directory on the disk you want measured.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Internal: run one server in this process until standard input closes.
+    #[command(hide = true)]
+    Serve {
+        /// Which server.
+        #[arg(long, value_enum)]
+        kind: child::Kind,
+        /// Data directory (Sealdesk only).
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+}
+
+/// The scenarios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// Deliveries/s and server CPU per delivery, closed loop.
+    Fanout,
+    /// Ack latency and throughput against fsync-per-message writers.
+    Durable,
+    /// Open-loop latency at half the maximum rate.
+    Latency,
+    /// RSS per idle authenticated connection and the connect storm.
+    Idle,
+    /// Client-side crypto goals: epoch creation, a 10,000-message transcript.
+    Crypto,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    if let Some(Command::Serve { kind, data }) = cli.command {
+        return child::serve(kind, data);
+    }
+    let (soft, hard) = sealdesk_bench::procstat::raise_nofile_limit().context(
+        "could not raise the open-file limit (RLIMIT_NOFILE); run `ulimit -n 20000` first",
+    )?;
+    let settings = scenarios::Settings::new(
+        cli.quick,
+        cli.conversations,
+        cli.agents,
+        cli.seconds,
+        cli.connections,
+        cli.data_dir,
+        cli.only,
+    );
+    // Each side of a connection holds one descriptor, in a different process; a little
+    // headroom covers the relay's files and listeners.
+    let needed = settings.connections as u64 + 512;
+    if soft < needed {
+        anyhow::bail!(
+            "the open-file limit is {soft} (hard {hard}); {needed} are needed for {} \
+             connections: raise it (`ulimit -n {needed}`) or pass --connections",
+            settings.connections
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let report = runtime.block_on(scenarios::run_all(&settings))?;
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report::table(&report));
+    }
+    Ok(())
+}

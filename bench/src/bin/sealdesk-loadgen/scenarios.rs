@@ -1,0 +1,620 @@
+//! The scenarios, their order (ABBA: Sealdesk, baseline, baseline, Sealdesk) and the figures
+//! they produce.
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, atomic::Ordering},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, anyhow};
+use hdrhistogram::Histogram;
+use rand::{SeedableRng as _, rngs::ChaCha20Rng};
+use sealdesk_bench::{durable, procstat};
+use sealdesk_protocol::{
+    card::Role,
+    epoch::{EpochRecord, NewEpoch},
+    ids::ConversationId,
+    message::{ContentKind, EpochKeys, ReplayWindows},
+};
+use tokio::sync::Semaphore;
+
+use crate::{
+    Scenario,
+    child::{Kind, ServerChild, effective_relay_config},
+    client,
+    load::{BODY, Pace, histogram, unix_now},
+    report::{
+        CryptoFigures, DurableFigures, FanoutFigures, GroupCommitFigures, IdleFigures,
+        LatencyFigures, Machine, Percentiles, Report, RunFigures, StormRun, Summary, goals,
+    },
+    world::{Fleet, Org, Party, setup_baseline, setup_sealdesk},
+};
+
+/// ABBA: each system runs first once and last once, so drift in the machine's load (other
+/// builds on a shared machine) falls on both alike.
+const ABBA: [Kind; 4] = [
+    Kind::Sealdesk,
+    Kind::Baseline,
+    Kind::Baseline,
+    Kind::Sealdesk,
+];
+
+/// What to run and how big.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `--quick`.
+    pub quick: bool,
+    /// Conversations in fan-out and latency runs.
+    pub conversations: usize,
+    /// Agents serving them.
+    pub agents: usize,
+    /// Closed-loop window per conversation (messages sent and not yet delivered).
+    pub window: u32,
+    /// Unmeasured lead-in of each run.
+    pub warmup: Duration,
+    /// Measured part of each run.
+    pub measure: Duration,
+    /// Senders keep going this long after the measured part, so that the last measured
+    /// deliveries are not the tail of a winding-down load.
+    pub tail: Duration,
+    /// Connections in the idle-memory / connect-storm scenario.
+    pub connections: usize,
+    /// Handshakes in flight at once during the storm.
+    pub storm_concurrency: usize,
+    /// Each fsync-per-message writer runs this long.
+    pub fsync_time: Duration,
+    /// Where data directories go.
+    pub data_root: PathBuf,
+    /// Scenarios asked for (empty: all).
+    pub only: Vec<Scenario>,
+}
+
+impl Settings {
+    /// Settings for a quick or a full run, with overrides.
+    pub fn new(
+        quick: bool,
+        conversations: Option<usize>,
+        agents: Option<usize>,
+        seconds: Option<f64>,
+        connections: Option<usize>,
+        data_root: Option<PathBuf>,
+        only: Vec<Scenario>,
+    ) -> Self {
+        let measure = seconds
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(|s| Duration::from_secs_f64(s.min(600.0)))
+            .unwrap_or(if quick {
+                Duration::from_millis(1500)
+            } else {
+                Duration::from_secs(8)
+            });
+        Self {
+            quick,
+            conversations: conversations
+                .unwrap_or(if quick { 64 } else { 256 })
+                .clamp(1, 5_000),
+            agents: agents.unwrap_or(if quick { 8 } else { 16 }).clamp(1, 1_000),
+            window: 8,
+            warmup: if quick {
+                Duration::from_millis(500)
+            } else {
+                Duration::from_secs(2)
+            },
+            measure,
+            tail: Duration::from_millis(300),
+            connections: connections
+                .unwrap_or(if quick { 2_000 } else { 10_000 })
+                .clamp(1, 30_000),
+            storm_concurrency: 256,
+            fsync_time: if quick {
+                Duration::from_secs(1)
+            } else {
+                Duration::from_secs(3)
+            },
+            data_root: data_root.unwrap_or_else(std::env::temp_dir),
+            only,
+        }
+    }
+
+    fn wants(&self, s: Scenario) -> bool {
+        self.only.is_empty() || self.only.contains(&s)
+    }
+}
+
+/// Runs the scenarios asked for and gathers the report.
+///
+/// # Errors
+/// A server that does not start, a setup that fails, or a run that loses messages.
+pub async fn run_all(s: &Settings) -> Result<Report> {
+    let mut report = Report {
+        mode: if s.quick { "quick" } else { "full" },
+        machine: Machine::now(&s.data_root),
+        fanout: None,
+        durable: None,
+        latency: None,
+        idle: None,
+        crypto: None,
+        goals: Vec::new(),
+    };
+    eprintln!(
+        "sealdesk-loadgen: {} run; servers are child processes of this binary; data under {}",
+        report.mode,
+        s.data_root.display()
+    );
+    if s.wants(Scenario::Fanout) || s.wants(Scenario::Latency) || s.wants(Scenario::Durable) {
+        load_scenarios(s, &mut report).await?;
+    }
+    if s.wants(Scenario::Idle) {
+        report.idle = Some(idle_scenario(s).await?);
+    }
+    if s.wants(Scenario::Crypto) {
+        eprintln!("crypto: epoch creation and a 10,000-message transcript on one core");
+        report.crypto = Some(
+            tokio::task::spawn_blocking(crypto_scenario)
+                .await
+                .context("crypto scenario")??,
+        );
+    }
+    report.machine.loadavg_end = procstat::loadavg();
+    report.goals = goals(&report);
+    Ok(report)
+}
+
+async fn spawn_child(kind: Kind, root: &std::path::Path) -> Result<ServerChild> {
+    let root = root.to_owned();
+    tokio::task::spawn_blocking(move || ServerChild::spawn(kind, &root)).await?
+}
+
+async fn stop_child(child: ServerChild) {
+    let _ = tokio::task::spawn_blocking(move || child.stop()).await;
+}
+
+async fn load_scenarios(s: &Settings, report: &mut Report) -> Result<()> {
+    eprintln!(
+        "setup: {} conversations, {} agents, 1 KiB messages, window {}",
+        s.conversations, s.agents, s.window
+    );
+    let org = {
+        let (a, c) = (s.agents, s.conversations);
+        Arc::new(tokio::task::spawn_blocking(move || Org::new(7, a, c)).await??)
+    };
+    let sd_child = spawn_child(Kind::Sealdesk, &s.data_root).await?;
+    let bl_child = spawn_child(Kind::Baseline, &s.data_root).await?;
+    let mut sd = setup_sealdesk(&org, sd_child.addr(), s.window)
+        .await
+        .context("setting up the Sealdesk clients")?;
+    let mut bl = setup_baseline(&org, bl_child.addr(), s.window)
+        .await
+        .context("setting up the baseline clients")?;
+
+    // Fan-out: closed loop, ABBA.
+    let mut runs = Vec::new();
+    let (mut sd_lat, mut bl_lat, mut sd_ack) = (histogram(), histogram(), histogram());
+    for kind in ABBA {
+        let (fleet, child) = pick(kind, &mut sd, &mut bl, &sd_child, &bl_child);
+        eprintln!(
+            "fan-out: {} ({:.1} s)",
+            kind.name(),
+            s.measure.as_secs_f64()
+        );
+        let (fig, lat, ack) = measure(fleet, child, Pace::Closed, s).await?;
+        merge(
+            if kind == Kind::Sealdesk {
+                &mut sd_lat
+            } else {
+                &mut bl_lat
+            },
+            &lat,
+        );
+        if kind == Kind::Sealdesk {
+            merge(&mut sd_ack, &ack);
+        }
+        runs.push(fig);
+    }
+    let sealdesk = Summary::of(&runs, Kind::Sealdesk, &sd_lat);
+    let baseline = Summary::of(&runs, Kind::Baseline, &bl_lat);
+    let max_rate = sealdesk.deliveries_per_s;
+    report.fanout = Some(FanoutFigures {
+        conversations: s.conversations,
+        agents: s.agents,
+        window: s.window,
+        message_bytes: BODY,
+        deliveries_ratio: sealdesk.deliveries_per_s / baseline.deliveries_per_s.max(1e-9),
+        server_cpu_ratio: sealdesk.server_cpu_us_per_delivery
+            / baseline.server_cpu_us_per_delivery.max(1e-9),
+        sealdesk,
+        baseline,
+        runs,
+    });
+
+    // Durable: the fsync-per-message writers, on the relay data directory's disk, while both
+    // servers are idle.
+    let mut durable_figs = None;
+    if s.wants(Scenario::Durable) || s.wants(Scenario::Fanout) {
+        eprintln!(
+            "durable: fsync-per-message writers ({:.0} s each)",
+            s.fsync_time.as_secs_f64()
+        );
+        let (root, t) = (s.data_root.clone(), s.fsync_time);
+        let (file, sled) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let dir = tempfile::Builder::new()
+                .prefix("sealdesk-bench-fsync-")
+                .tempdir_in(&root)?;
+            // About the size of a stored 1 KiB message (envelope, header, signature).
+            let payload = vec![0x61u8; BODY + 300];
+            let file = durable::file_sync_per_write(dir.path(), &payload, t, 10_000_000)?;
+            let sled = durable::sled_flush_per_insert(dir.path(), &payload, t, 10_000_000)?;
+            Ok((file, sled))
+        })
+        .await??;
+        let acks = report
+            .fanout
+            .as_ref()
+            .map(|f| f.sealdesk.acks_per_s)
+            .unwrap_or(0.0);
+        durable_figs = Some(DurableFigures {
+            commit_max_delay_us: effective_relay_config(PathBuf::from("."))?
+                .limits
+                .commit_max_delay_us,
+            ack_latency_closed_loop: Percentiles::of(&sd_ack),
+            ack_latency_half_load: None,
+            durable_acks_per_s: acks,
+            file_fsync_per_s: file.per_second(),
+            sled_flush_per_s: sled.per_second(),
+            ratio_vs_file: acks / file.per_second().max(1e-9),
+            ratio_vs_sled: acks / sled.per_second().max(1e-9),
+        });
+    }
+
+    // Latency: open loop at half Sealdesk's maximum, the same rate for both, ABBA.
+    if s.wants(Scenario::Latency) || s.wants(Scenario::Durable) {
+        let rate = (max_rate / 2.0).max(1.0);
+        let interval = Duration::from_secs_f64(s.conversations as f64 / rate);
+        let (mut sd_lat, mut bl_lat, mut sd_ack) = (histogram(), histogram(), histogram());
+        let mut runs = Vec::new();
+        for kind in ABBA {
+            let (fleet, child) = pick(kind, &mut sd, &mut bl, &sd_child, &bl_child);
+            eprintln!("latency: {} at {rate:.0} messages/s", kind.name());
+            let (fig, lat, ack) = measure(fleet, child, Pace::Open { interval }, s).await?;
+            merge(
+                if kind == Kind::Sealdesk {
+                    &mut sd_lat
+                } else {
+                    &mut bl_lat
+                },
+                &lat,
+            );
+            if kind == Kind::Sealdesk {
+                merge(&mut sd_ack, &ack);
+            }
+            runs.push(fig);
+        }
+        let (sp, bp) = (Percentiles::of(&sd_lat), Percentiles::of(&bl_lat));
+        if let Some(d) = durable_figs.as_mut() {
+            d.ack_latency_half_load = Some(Percentiles::of(&sd_ack));
+        }
+        report.latency = Some(LatencyFigures {
+            rate_per_s: rate,
+            p99_ratio: sp.p99_us / bp.p99_us.max(1e-9),
+            sealdesk: sp,
+            baseline: bp,
+            runs,
+        });
+    }
+    report.durable = durable_figs;
+
+    sd.close().await;
+    bl.close().await;
+    stop_child(sd_child).await;
+    stop_child(bl_child).await;
+    Ok(())
+}
+
+fn pick<'a>(
+    kind: Kind,
+    sd: &'a mut Fleet,
+    bl: &'a mut Fleet,
+    sd_child: &'a ServerChild,
+    bl_child: &'a ServerChild,
+) -> (&'a mut Fleet, &'a ServerChild) {
+    match kind {
+        Kind::Sealdesk => (sd, sd_child),
+        Kind::Baseline => (bl, bl_child),
+    }
+}
+
+fn merge(into: &mut Histogram<u64>, from: &Histogram<u64>) {
+    // Both have the same bounds, so adding cannot fail.
+    let _ = into.add(from);
+}
+
+/// One run: warm up, measure, drain. Returns the figures and the delivery and ack histograms.
+async fn measure(
+    fleet: &mut Fleet,
+    child: &ServerChild,
+    pace: Pace,
+    s: &Settings,
+) -> Result<(RunFigures, Histogram<u64>, Histogram<u64>)> {
+    let stats = fleet.stats.clone();
+    let errors_before = stats.errors.load(Ordering::SeqCst);
+    let n = fleet.senders.len().max(1) as u32;
+    let start = Instant::now() + Duration::from_millis(20);
+    let from = start + s.warmup;
+    let to = from + s.measure;
+    let stop_at = to + s.tail;
+    let senders = std::mem::take(&mut fleet.senders);
+    let tasks: Vec<_> = senders
+        .into_iter()
+        .enumerate()
+        .map(|(i, snd)| {
+            let offset = match pace {
+                Pace::Open { interval } => interval * i as u32 / n,
+                Pace::Closed => Duration::ZERO,
+            };
+            tokio::spawn(snd.run(pace, start, offset, stop_at))
+        })
+        .collect();
+
+    tokio::time::sleep_until(from.into()).await;
+    let a = Snapshot::take(&fleet.stats, child, fleet.kind).await?;
+    stats.begin_measure();
+    tokio::time::sleep_until(to.into()).await;
+    let (lat, ack) = stats.end_measure();
+    let b = Snapshot::take(&fleet.stats, child, fleet.kind).await?;
+
+    for t in tasks {
+        fleet.senders.push(t.await.context("a sender task failed")?);
+    }
+    // Drain: every message sent is delivered (and, on Sealdesk, acknowledged) before the
+    // next run, so no run inherits another's backlog.
+    let drain_start = Instant::now();
+    loop {
+        let sent = stats.sent.load(Ordering::SeqCst);
+        let done = stats.delivered.load(Ordering::SeqCst) >= sent
+            && (fleet.kind == Kind::Baseline || stats.acked.load(Ordering::SeqCst) >= sent);
+        if done {
+            break;
+        }
+        if drain_start.elapsed() > Duration::from_secs(30) {
+            return Err(anyhow!(
+                "{}: {} messages sent, {} delivered, {} acked after 30 s of draining \
+                 (first error: {:?})",
+                fleet.kind.name(),
+                sent,
+                stats.delivered.load(Ordering::SeqCst),
+                stats.acked.load(Ordering::SeqCst),
+                stats.first_error()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for c in &fleet.convs {
+        c.reset_window(fleet.window);
+    }
+
+    let secs = b.at.duration_since(a.at).as_secs_f64().max(1e-9);
+    let delivered = b.delivered - a.delivered;
+    let per = |cpu: Duration| cpu.as_secs_f64() * 1e6 / delivered.max(1) as f64;
+    let server_cpu = b.server_cpu.saturating_sub(a.server_cpu);
+    let client_cpu = b.client_cpu.saturating_sub(a.client_cpu);
+    let fig = RunFigures {
+        system: fleet.kind,
+        pace: match pace {
+            Pace::Closed => "closed".into(),
+            Pace::Open { .. } => "open".into(),
+        },
+        seconds: secs,
+        delivered,
+        deliveries_per_s: delivered as f64 / secs,
+        acks_per_s: (b.acked - a.acked) as f64 / secs,
+        server_cpu_us_per_delivery: per(server_cpu),
+        client_cpu_us_per_delivery: per(client_cpu),
+        server_cores: server_cpu.as_secs_f64() / secs,
+        client_cores: client_cpu.as_secs_f64() / secs,
+        errors: stats.errors.load(Ordering::SeqCst) - errors_before,
+        first_error: stats.first_error(),
+        latency: Percentiles::of(&lat),
+        ack_latency: (fleet.kind == Kind::Sealdesk).then(|| Percentiles::of(&ack)),
+        group_commit: match (a.commit, b.commit) {
+            (Some(x), Some(y)) if y.0 > x.0 => Some(GroupCommitFigures {
+                flushes_per_s: (y.0 - x.0) / secs,
+                mean_batch: (y.1 - x.1) / (y.0 - x.0),
+                mean_flush_ms: (y.2 - x.2) * 1e3 / (y.0 - x.0),
+            }),
+            _ => None,
+        },
+    };
+    Ok((fig, lat, ack))
+}
+
+struct Snapshot {
+    at: Instant,
+    delivered: u64,
+    acked: u64,
+    server_cpu: Duration,
+    client_cpu: Duration,
+    /// Relay group-commit counters: (flushes, writers served, seconds flushing).
+    commit: Option<(f64, f64, f64)>,
+}
+
+impl Snapshot {
+    async fn take(stats: &crate::load::Stats, child: &ServerChild, kind: Kind) -> Result<Self> {
+        // Read the relay's counters first: the scrape costs the relay a little CPU, which
+        // then falls outside the window's CPU reading at the start and inside at the end,
+        // a few hundred µs either way.
+        let commit = match kind {
+            Kind::Sealdesk => client::metrics(child.addr()).await.ok().and_then(|m| {
+                Some((
+                    client::metric(&m, "sealdesk_group_commit_batch_size_count")?,
+                    client::metric(&m, "sealdesk_group_commit_batch_size_sum")?,
+                    client::metric(&m, "sealdesk_flush_latency_seconds_sum")?,
+                ))
+            }),
+            Kind::Baseline => None,
+        };
+        Ok(Self {
+            at: Instant::now(),
+            delivered: stats.delivered.load(Ordering::SeqCst),
+            acked: stats.acked.load(Ordering::SeqCst),
+            server_cpu: procstat::cpu_time(child.pid()).context("reading the server's CPU time")?,
+            client_cpu: procstat::cpu_time(std::process::id())
+                .context("reading this process's CPU time")?,
+            commit,
+        })
+    }
+}
+
+// ---- idle memory and connect storm -------------------------------------------------------------
+
+async fn idle_scenario(s: &Settings) -> Result<IdleFigures> {
+    let n = s.connections;
+    eprintln!("idle/storm: generating {n} identities");
+    let identities = Arc::new(
+        tokio::task::spawn_blocking(move || -> Result<Vec<Party>> {
+            let mut rng = ChaCha20Rng::seed_from_u64(11);
+            (0..n)
+                .map(|i| Party::new(&mut rng, &format!("idle-{i}"), Role::Customer))
+                .collect()
+        })
+        .await??,
+    );
+    let mut runs = Vec::new();
+    for kind in ABBA {
+        eprintln!("idle/storm: {} with {n} connections", kind.name());
+        runs.push(storm(kind, s, &identities).await?);
+    }
+    Ok(IdleFigures::new(n, s.storm_concurrency, runs))
+}
+
+/// One storm on a fresh server process: `n` connections (Sealdesk: authenticated), timed,
+/// then held idle while the server's RSS is read.
+async fn storm(kind: Kind, s: &Settings, ids: &Arc<Vec<Party>>) -> Result<StormRun> {
+    let child = spawn_child(kind, &s.data_root).await?;
+    let (addr, pid) = (child.addr(), child.pid());
+    // Warm-up: first connections initialise lazily allocated state (runtime, buffers).
+    for i in 0..8 {
+        drop(open_one(kind, addr, i, &ids[i % ids.len()]).await?);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rss_before = procstat::rss_bytes(pid)?;
+    let cpu_before = procstat::cpu_time(pid)?;
+    let limit = Arc::new(Semaphore::new(s.storm_concurrency));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..ids.len().min(s.connections))
+        .map(|i| {
+            let (limit, ids) = (limit.clone(), ids.clone());
+            tokio::spawn(async move {
+                let _permit = limit.acquire_owned().await?;
+                tokio::time::timeout(client::STEP, open_one(kind, addr, 100 + i, &ids[i])).await?
+            })
+        })
+        .collect();
+    let mut open = Vec::with_capacity(tasks.len());
+    let mut failed = 0usize;
+    let mut first_error = None;
+    for t in tasks {
+        match t.await {
+            Ok(Ok(ws)) => open.push(ws),
+            Ok(Err(e)) => {
+                failed += 1;
+                first_error.get_or_insert_with(|| format!("{e:#}"));
+            }
+            Err(e) => {
+                failed += 1;
+                first_error.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    let cpu = procstat::cpu_time(pid)?.saturating_sub(cpu_before);
+    // Let the server settle (writer tasks parked, buffers at rest) before reading RSS.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let rss_after = procstat::rss_bytes(pid)?;
+    let ok = open.len();
+    drop(open);
+    stop_child(child).await;
+    Ok(StormRun {
+        system: kind,
+        connections: ok,
+        failed,
+        first_error,
+        seconds: elapsed.as_secs_f64(),
+        handshakes_per_s: ok as f64 / elapsed.as_secs_f64().max(1e-9),
+        server_cpu_us_per_handshake: cpu.as_secs_f64() * 1e6 / ok.max(1) as f64,
+        rss_before,
+        rss_after,
+        rss_per_connection: rss_after.saturating_sub(rss_before) as f64 / ok.max(1) as f64,
+    })
+}
+
+/// Opens one connection; on Sealdesk, completes the authentication handshake.
+async fn open_one(
+    kind: Kind,
+    addr: std::net::SocketAddr,
+    i: usize,
+    id: &Party,
+) -> Result<client::Ws> {
+    // 4 KiB client read buffers: ten thousand of them live in this process.
+    let mut ws = client::connect(addr, kind.ws_path(), i, 4 * 1024).await?;
+    if kind == Kind::Sealdesk {
+        client::authenticate(&mut ws, &id.keys, &id.card).await?;
+    }
+    Ok(ws)
+}
+
+// ---- client-side crypto goals -----------------------------------------------------------------
+
+/// Epoch creation with 2-of-3 escrow, and verifying + decrypting a 10,000-message
+/// transcript, on this one thread. Criterion has the careful numbers
+/// (`cargo bench -p sealdesk-protocol`); these put the goals in the same table.
+fn crypto_scenario() -> Result<CryptoFigures> {
+    let org = Org::new(13, 1, 1)?;
+    let customer = &org.customers[0];
+    let agent = &org.agents[0];
+    let members = [customer.card.clone(), agent.card.clone()];
+    let mut rng = ChaCha20Rng::seed_from_u64(14);
+    let conversation = ConversationId::random(&mut rng);
+    let new = |epoch| NewEpoch {
+        conversation,
+        epoch,
+        members: &members,
+        previous: None,
+        now: unix_now(),
+    };
+    // Warm up, then time a batch.
+    for _ in 0..20 {
+        EpochRecord::create(&mut rng, &customer.keys, &org.policy, new(0))?;
+    }
+    const EPOCHS: u32 = 200;
+    let t = Instant::now();
+    for _ in 0..EPOCHS {
+        EpochRecord::create(&mut rng, &customer.keys, &org.policy, new(0))?;
+    }
+    let epoch_ms = t.elapsed().as_secs_f64() * 1e3 / f64::from(EPOCHS);
+
+    let (rec, k) = EpochRecord::create(&mut rng, &customer.keys, &org.policy, new(0))?;
+    let keys = EpochKeys::new(&k, &rec);
+    const N: u64 = 10_000;
+    let body = [0x61u8; 200];
+    let transcript = (0..N)
+        .map(|i| {
+            let who = if i % 2 == 0 { customer } else { agent };
+            keys.seal_message(&who.keys, i / 2, ContentKind::Text, unix_now(), &body)
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let mut windows = ReplayWindows::default();
+        for env in &transcript {
+            keys.open_message(env, &mut windows)?;
+        }
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok(CryptoFigures {
+        epoch_create_ms: epoch_ms,
+        transcript_10k_s: best,
+        transcript_body_bytes: body.len(),
+    })
+}
