@@ -189,6 +189,10 @@ struct Shared {
     /// channel holds one value, so it cannot grow.
     close: watch::Sender<Option<CloseReason>>,
     max_message_size: usize,
+    /// Longest the relay waits on a peer that does not read (queue room, a socket write):
+    /// the idle timeout. Past it the peer is closed as a slow consumer, so a connection that
+    /// never reads cannot pin its queue's memory for ever.
+    stall_timeout: Duration,
     metrics: Arc<Metrics>,
 }
 
@@ -270,10 +274,22 @@ impl Outbox {
     /// [`Error::FrameTooLarge`], or [`Error::Closed`] if the connection closes first.
     pub async fn send(&self, frame: impl Into<Bytes>) -> Result<()> {
         let frame = self.check(frame.into())?;
-        self.tx
-            .send(Outbound::Binary(frame))
-            .await
-            .map_err(|_| Error::Closed(self.closed_reason()))
+        match tokio::time::timeout(
+            self.shared.stall_timeout,
+            self.tx.send(Outbound::Binary(frame)),
+        )
+        .await
+        {
+            Ok(sent) => sent.map_err(|_| Error::Closed(self.closed_reason())),
+            Err(_) => {
+                // The peer has not made room for a whole idle timeout: it is not reading.
+                self.shared.metrics.queue_drops.inc();
+                if self.shared.signal(CloseReason::SlowConsumer, true) {
+                    info!(conn = self.shared.id, "slow consumer: queue stalled");
+                }
+                Err(Error::Closed(self.closed_reason()))
+            }
+        }
     }
 
     /// Closes the connection now with `reason`; frames still queued are dropped. Later calls
@@ -417,6 +433,7 @@ impl Connection {
             id,
             close,
             max_message_size: limits.max_message_size,
+            stall_timeout: limits.idle_timeout(),
             metrics,
         });
         let writer = write_loop(sink, rx, Arc::clone(&shared), limits.ping_interval());
@@ -680,17 +697,23 @@ async fn write_loop(
         let written = tokio::select! {
             biased;
             reason = wait_closed(&mut close_rx) => Err(reason),
-            result = async {
+            result = tokio::time::timeout(shared.stall_timeout, async {
                 match work {
                     Some(first) => write_burst(&mut sink, &mut rx, first, &metrics).await,
                     None => sink.send(Message::Ping(Bytes::new())).await.map(|()| None),
                 }
-            } => match result {
-                Ok(None) => Ok(()),
-                Ok(Some(in_band_close)) => Err(in_band_close),
-                Err(err) => {
+            }) => match result {
+                Ok(Ok(None)) => Ok(()),
+                Ok(Ok(Some(in_band_close))) => Err(in_band_close),
+                Ok(Err(err)) => {
                     debug!(conn = shared.id, error = %err, "write failed");
                     Err(CloseReason::ConnectionLost)
+                }
+                // A socket write that cannot finish within the idle timeout: the peer stopped
+                // reading. Close it rather than hold its buffers.
+                Err(_) => {
+                    metrics.queue_drops.inc();
+                    Err(CloseReason::SlowConsumer)
                 }
             },
         };

@@ -438,9 +438,20 @@ impl Service {
         let Some(b) = self.store.get(Collection::Conversations, c.as_bytes())? else {
             return Ok(None);
         };
-        let s: ConvState = dec(&b, "conversation")?;
+        let mut s: ConvState = dec(&b, "conversation")?;
+        // Loaded from disk, so durable up to its last item.
+        s.durable_seq = s.last_seq;
         lock(&self.convs)?.insert(*c, s.clone());
         Ok(Some(s))
+    }
+
+    /// Records that everything up to `seq` in `c` is on disk (after a `durable()` that covered
+    /// the write of `seq`; group commit flushes in order, so all lower numbers are too).
+    fn mark_durable(&self, c: &ConversationId, seq: u64) -> Result<(), Reject> {
+        if let Some(s) = lock(&self.convs)?.get_mut(c) {
+            s.durable_seq = s.durable_seq.max(seq);
+        }
+        Ok(())
     }
 
     fn conv_for(&self, caller: &Caller, c: &ConversationId) -> Result<ConvState, Reject> {
@@ -528,6 +539,7 @@ impl Service {
                 last_seq: 0,
                 current_epoch: None,
                 readers: Default::default(),
+                durable_seq: 0,
             };
             self.store
                 .put(Collection::Conversations, c.as_bytes(), &enc(&s)?)?;
@@ -616,7 +628,11 @@ impl Service {
             let c = ConversationId::try_from(k.as_slice())?;
             let s = match lock(&self.convs)?.get(&c) {
                 Some(s) => s.clone(),
-                None => dec::<ConvState>(&v, "conversation")?,
+                None => {
+                    let mut s = dec::<ConvState>(&v, "conversation")?;
+                    s.durable_seq = s.last_seq; // read from disk
+                    s
+                }
             };
             if !s.involves(&me) && !self.is_master_of(&me, &s.org)? {
                 continue;
@@ -627,7 +643,7 @@ impl Service {
                 org: s.org.clone(),
                 customer: s.customer_name.clone(),
                 agent: s.agent_name.clone(),
-                last_seq: s.last_seq,
+                last_seq: s.durable_seq,
                 delivered,
                 created_at: s.created_at,
             });
@@ -842,7 +858,9 @@ impl Service {
         let mut cursor = after;
         // Items the caller may not read (epochs before it joined, without a hand-off) are
         // skipped, so keep scanning in chunks until the page is full or the conversation ends.
-        'scan: while cursor < s.last_seq {
+        // Serve only what is on disk (see `ConvState::durable_seq`).
+        let end = s.durable_seq;
+        'scan: while cursor < end {
             let start = item_key(&c, cursor.saturating_add(1));
             let chunk = self.store.scan_prefix_from(
                 Collection::Messages,
@@ -855,6 +873,9 @@ impl Service {
             }
             for (_, v) in chunk {
                 let stored: StoredItem = dec(&v, "item")?;
+                if stored.sequenced.seq > end {
+                    break 'scan;
+                }
                 if !master && !s.may_read(&me, stored.epoch) {
                     cursor = stored.sequenced.seq;
                     continue;
@@ -867,7 +888,7 @@ impl Service {
                 bytes += v.len();
                 cursor = stored.sequenced.seq;
                 items.push(stored.sequenced);
-                if cursor >= s.last_seq {
+                if cursor >= end {
                     break 'scan;
                 }
             }
@@ -887,7 +908,7 @@ impl Service {
 
     fn delivered(&self, caller: &Caller, c: ConversationId, seq: u64) -> Reply {
         let s = self.conv_for(caller, &c)?;
-        let seq = seq.min(s.last_seq);
+        let seq = seq.min(s.durable_seq);
         let mut k = c.as_bytes().to_vec();
         k.extend_from_slice(caller.key().as_bytes());
         if seq > self.delivered_seq(&c, &caller.key())? {
@@ -1448,6 +1469,8 @@ impl Service {
         audience: &[SigningPublicKey],
         sender: &SigningPublicKey,
     ) {
+        // Only ever called once the item's write is durable: from here on it may be served.
+        let _ = self.mark_durable(&item.conversation, item.seq);
         let Ok(bytes) = wire::encode(&Frame::Push(Push::Item(item.clone()))) else {
             warn!("item too large to push; recipients will page it");
             return;

@@ -23,6 +23,12 @@ pub(crate) struct ConvState {
     pub current_epoch: Option<u32>,
     /// Who may read each epoch's items: its members, plus hand-off recipients.
     pub readers: BTreeMap<u32, BTreeSet<SigningPublicKey>>,
+    /// The highest sequence number known to be on disk. Items above it are stored but not yet
+    /// flushed, so they are never served: a crash could still give their numbers to other
+    /// items, and a reader that had seen them would skip those for good. Not persisted: what
+    /// is loaded from disk is durable.
+    #[serde(skip)]
+    pub durable_seq: u64,
 }
 
 impl ConvState {
