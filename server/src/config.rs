@@ -161,7 +161,7 @@ impl Default for Limits {
         Self {
             max_frame_size: 64 * 1024,
             max_message_size: 64 * 1024,
-            read_buffer_size: 8 * 1024,
+            read_buffer_size: 4 * 1024,
             write_buffer_size: 8 * 1024,
             max_write_buffer_size: 128 * 1024,
             outbound_queue: 256,
@@ -174,7 +174,7 @@ impl Default for Limits {
             max_frames_per_second: 200,
             frame_burst: 400,
             commit_max_batch: 1024,
-            commit_max_delay_us: 2_000,
+            commit_max_delay_us: 250,
             retention_sweep_interval_ms: 300_000,
             shutdown_grace_ms: 5_000,
         }

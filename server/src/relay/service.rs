@@ -661,6 +661,20 @@ impl Service {
         dedupe: Option<Vec<u8>>,
         update: impl FnOnce(&mut ConvState),
     ) -> Result<(Sequenced, Vec<SigningPublicKey>), Reject> {
+        self.append_item_with(c, epoch, item, dedupe, None, update)
+    }
+
+    /// [`Self::append_item`] plus one more write (`also`) in the same ordered batch, after the
+    /// duplicate check and before the conversation state (the epoch index of `PutEpoch`).
+    fn append_item_with(
+        &self,
+        c: &ConversationId,
+        epoch: Option<u32>,
+        item: Item,
+        dedupe: Option<Vec<u8>>,
+        also: Option<(Collection, Vec<u8>, Vec<u8>)>,
+        update: impl FnOnce(&mut ConvState),
+    ) -> Result<(Sequenced, Vec<SigningPublicKey>), Reject> {
         let mut convs = lock(&self.convs)?;
         let s = convs
             .get_mut(c)
@@ -676,16 +690,23 @@ impl Service {
             item,
         };
         let stored = StoredItem { epoch, sequenced };
-        let mut b = Batch::new();
+        // Ordered, not transactional: every prefix is safe. The duplicate key alone only
+        // reserves an unacknowledged counter (the sender opens a new epoch); the conversation
+        // state without its item leaves a seq gap; the item is written last, so a seq is never
+        // reused. The conversation lock serialises writers.
+        let mut b = Batch::ordered();
         if let Some(k) = &dedupe {
             b.insert_if_absent(Collection::MessageKeys, k, &next.last_seq.to_be_bytes());
         }
+        if let Some((coll, k, v)) = &also {
+            b.put(*coll, k, v);
+        }
+        b.put(Collection::Conversations, c.as_bytes(), &enc(&next)?);
         b.put(
             Collection::Messages,
             &item_key(c, next.last_seq),
             &enc(&stored)?,
         );
-        b.put(Collection::Conversations, c.as_bytes(), &enc(&next)?);
         if !self.store.apply(b)? {
             return reject(
                 ErrorCode::Conflict,
@@ -748,7 +769,7 @@ impl Service {
         // The epoch number is the duplicate key: two racing records for the same epoch cannot
         // both be stored.
         let rec_bytes = enc(&record)?;
-        let (seq_item, audience) = self.append_item(
+        let (seq_item, audience) = self.append_item_with(
             &record.conversation,
             Some(epoch),
             Item::Epoch(record.clone()),
@@ -757,12 +778,12 @@ impl Service {
                 k.extend_from_slice(&ekey);
                 k
             }),
+            Some((Collection::Epochs, ekey.clone(), rec_bytes)),
             |st| {
                 st.current_epoch = Some(epoch);
                 st.readers.insert(epoch, members.clone());
             },
         )?;
-        self.store.put(Collection::Epochs, &ekey, &rec_bytes)?;
         self.commit.durable().await?;
         self.push_item(&seq_item, &audience, &caller.key());
         Ok(Response::Stored { seq: seq_item.seq })
