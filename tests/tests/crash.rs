@@ -76,6 +76,8 @@ fn history_never_serves_what_a_crash_can_take_back() {
     // A relay whose group commit waits 3 s before flushing.
     let mut relay = start(&data, &[("COMMIT_MAX_DELAY_US", "3000000")]);
     let url = relay.ws_url();
+    // The send's JoinHandle leaves the block unawaited on purpose: it must still be pending.
+    #[allow(clippy::async_yields_async)]
     let send = rt.block_on(async {
         let customer = &org.customers[0];
         let agent = &org.agents[chat.agent];
