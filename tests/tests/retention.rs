@@ -1,0 +1,116 @@
+//! The retention sweeper: a conversation idle for longer than its org's retention period is
+//! erased (ciphertext, epoch records and their escrow) and the erasure is logged, unless a
+//! dispute ticket holds it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use sealdesk_protocol::{
+    audit::AuditEvent,
+    ids::EpochRange,
+    policy::{OrgPolicy, PolicyParams},
+    release::DisputeTicket,
+    wire::{ErrorCode, Request, Response},
+};
+use sealdesk_tests::{Org, RawClient, now, spawn_relay_with, stop_relay};
+
+/// Publishes version 2 of the org's policy with a one-second retention period.
+async fn short_retention(url: &str, org: &Org) {
+    let p = org.policy.policy();
+    let mut params = PolicyParams::new(
+        &p.org,
+        p.trustees.clone(),
+        p.trustee_threshold,
+        p.arbiters.clone(),
+        p.arbiter_threshold,
+    );
+    params.version = 2;
+    params.retention_secs = 1;
+    let v2 = OrgPolicy::issue(&org.master.keys, &org.master.card, params, now()).unwrap();
+    let mut m = RawClient::login(url, &org.master).await;
+    m.ok(Request::PublishPolicy(v2.policy().clone())).await;
+    m.close().await;
+}
+
+#[tokio::test]
+async fn idle_conversations_are_erased_and_logged_unless_under_dispute() {
+    let (relay, _dir) = spawn_relay_with(|c| c.limits.retention_sweep_interval_ms = 200).await;
+    let url = relay.ws_url();
+    let org = Org::setup(&url, 31, "keepco", 1, 2).await;
+    let mut c0 = RawClient::login(&url, &org.customers[0]).await;
+    let idle = org.start_chat(&mut c0, 0, 310).await;
+    let mut c1 = RawClient::login(&url, &org.customers[1]).await;
+    let held = org.start_chat(&mut c1, 1, 311).await;
+    // A dispute on the second conversation is a legal hold.
+    let mut rng = sealdesk_tests::rng(312);
+    let ticket = DisputeTicket::open(
+        &mut rng,
+        &org.master.keys,
+        &org.policy,
+        held.id,
+        EpochRange::single(0),
+        "chargeback",
+        3600,
+        now(),
+    )
+    .unwrap();
+    let mut m = RawClient::login(&url, &org.master).await;
+    m.ok(Request::OpenTicket(ticket)).await;
+    short_retention(&url, &org).await;
+
+    // Wait (bounded) for the sweeper: the idle conversation disappears.
+    let mut erased = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let r = c0
+            .request(Request::History {
+                conversation: idle.id,
+                after: 0,
+                limit: 10,
+            })
+            .await;
+        if matches!(
+            r,
+            Response::Error {
+                code: ErrorCode::NotFound,
+                ..
+            }
+        ) {
+            erased = true;
+            break;
+        }
+    }
+    assert!(
+        erased,
+        "the idle conversation was not erased by the retention sweeper"
+    );
+
+    // The erasure is in the audit log, signed by the relay, with its reason.
+    let Response::Entries { entries, .. } = c0
+        .request(Request::GetEntries {
+            from: 0,
+            limit: 100,
+        })
+        .await
+    else {
+        panic!("no entries")
+    };
+    let erasure = entries
+        .iter()
+        .find(|e| matches!(&e.event, AuditEvent::Erasure { conversation, .. } if *conversation == idle.id))
+        .expect("an erasure entry for the idle conversation");
+    assert!(matches!(&erasure.event, AuditEvent::Erasure { reason, .. } if reason == "retention"));
+    erasure.verify().unwrap();
+
+    // The conversation under dispute is kept.
+    let r = c1
+        .request(Request::History {
+            conversation: held.id,
+            after: 0,
+            limit: 10,
+        })
+        .await;
+    assert!(matches!(r, Response::Items { .. }), "{r:?}");
+    stop_relay(relay).await;
+}
