@@ -677,6 +677,38 @@ impl Client {
         })
     }
 
+    /// Every item of a conversation the relay serves this account, paging through `History`.
+    ///
+    /// # Errors
+    /// Relay errors.
+    pub(crate) async fn history_items(&self, id: &ConversationId) -> Result<Vec<Sequenced>> {
+        let mut out = Vec::new();
+        let mut after = 0;
+        loop {
+            let (items, more) = match self
+                .session
+                .request(Request::History {
+                    conversation: *id,
+                    after,
+                    limit: HISTORY_PAGE,
+                })
+                .await?
+            {
+                Response::Items { items, more } => (items, more),
+                other => return Err(unexpected("History", &other)),
+            };
+            let Some(last) = items.last().map(|s| s.seq) else {
+                break;
+            };
+            out.extend(items);
+            if !more {
+                break;
+            }
+            after = last;
+        }
+        Ok(out)
+    }
+
     // --- sending ------------------------------------------------------------------------
 
     /// Sends a text message; returns its relay sequence number.

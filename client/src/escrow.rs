@@ -916,41 +916,19 @@ impl Client {
     ) -> Result<(String, Vec<VerifiedEpoch>)> {
         let mut org = None;
         let mut out: Vec<VerifiedEpoch> = Vec::new();
-        let mut after = 0;
-        loop {
-            let (items, more) = match self
-                .session
-                .request(Request::History {
-                    conversation: *id,
-                    after,
-                    limit: crate::client::HISTORY_PAGE,
-                })
-                .await?
-            {
-                Response::Items { items, more } => (items, more),
-                other => return Err(unexpected("History", &other)),
-            };
-            let Some(last) = items.last().map(|s| s.seq) else {
-                break;
-            };
-            for s in items {
-                if let Item::Epoch(rec) = s.item {
-                    let policy = self.policy(&rec.org, rec.policy_version).await?;
-                    if policy.master_key() != self.account.keys().signing_public() {
-                        return Err(ClientError::Invalid(
-                            "this account is not the master of the conversation's org".into(),
-                        ));
-                    }
-                    let v = rec.verify(&policy)?;
-                    if v.check_follows(out.last()).is_ok() {
-                        org = Some(v.org.clone());
-                        out.push(v);
-                    }
+        for s in self.history_items(id).await? {
+            if let Item::Epoch(rec) = s.item {
+                let policy = self.policy(&rec.org, rec.policy_version).await?;
+                if policy.master_key() != self.account.keys().signing_public() {
+                    return Err(ClientError::Invalid(
+                        "this account is not the master of the conversation's org".into(),
+                    ));
                 }
-            }
-            after = last;
-            if !more {
-                break;
+                let v = rec.verify(&policy)?;
+                if v.check_follows(out.last()).is_ok() {
+                    org = Some(v.org.clone());
+                    out.push(v);
+                }
             }
         }
         let org = org.ok_or_else(|| {
@@ -1129,51 +1107,29 @@ impl Client {
             }
         }
         let mut messages = Vec::new();
-        let mut after = 0;
-        loop {
-            let (items, more) = match self
-                .session
-                .request(Request::History {
-                    conversation: *id,
-                    after,
-                    limit: crate::client::HISTORY_PAGE,
-                })
-                .await?
+        for s in self.history_items(id).await? {
+            if let Item::Message(env) = s.item
+                && let Some((k, windows)) = opened.get_mut(&env.header.epoch)
+                && let Ok(m) = k.open_message(&env, windows)
             {
-                Response::Items { items, more } => (items, more),
-                other => return Err(unexpected("History", &other)),
-            };
-            let Some(last) = items.last().map(|s| s.seq) else {
-                break;
-            };
-            for s in items {
-                if let Item::Message(env) = s.item
-                    && let Some((k, windows)) = opened.get_mut(&env.header.epoch)
-                    && let Ok(m) = k.open_message(&env, windows)
-                {
-                    if m.header.kind != sealdesk_protocol::message::ContentKind::Text {
-                        continue;
-                    }
-                    let sender = records
-                        .iter()
-                        .find(|r| r.epoch == env.header.epoch)
-                        .and_then(|r| r.member(&env.header.sender).map(|c| c.name.clone()))
-                        .unwrap_or_else(|| crate::client::short_key(&env.header.sender));
-                    let text = String::from_utf8_lossy(&m.body).into_owned();
-                    messages.push(TranscriptMessage {
-                        seq: s.seq,
-                        epoch: env.header.epoch,
-                        counter: env.header.counter,
-                        sender,
-                        sent_at: env.header.sent_at,
-                        text: if redacted { redact(&text) } else { text },
-                        envelope: env,
-                    });
+                if m.header.kind != sealdesk_protocol::message::ContentKind::Text {
+                    continue;
                 }
-            }
-            after = last;
-            if !more {
-                break;
+                let sender = records
+                    .iter()
+                    .find(|r| r.epoch == env.header.epoch)
+                    .and_then(|r| r.member(&env.header.sender).map(|c| c.name.clone()))
+                    .unwrap_or_else(|| crate::client::short_key(&env.header.sender));
+                let text = String::from_utf8_lossy(&m.body).into_owned();
+                messages.push(TranscriptMessage {
+                    seq: s.seq,
+                    epoch: env.header.epoch,
+                    counter: env.header.counter,
+                    sender,
+                    sent_at: env.header.sent_at,
+                    text: if redacted { redact(&text) } else { text },
+                    envelope: env,
+                });
             }
         }
         let mut gaps = Vec::new();
@@ -1256,39 +1212,15 @@ impl Client {
         conversation: &ConversationId,
         id: &TokenId,
     ) -> Result<ConsentToken> {
-        let mut after = 0;
-        loop {
-            let (items, more) = match self
-                .session
-                .request(Request::History {
-                    conversation: *conversation,
-                    after,
-                    limit: crate::client::HISTORY_PAGE,
-                })
-                .await?
+        for s in self.history_items(conversation).await? {
+            if let Item::Consent(token) = s.item
+                && token.id == *id
             {
-                Response::Items { items, more } => (items, more),
-                other => return Err(unexpected("History", &other)),
-            };
-            let Some(last) = items.last().map(|s| s.seq) else {
-                break;
-            };
-            for s in items {
-                if let Item::Consent(token) = s.item
-                    && token.id == *id
-                {
-                    token.customer.verify(
-                        &token.signed_bytes(),
-                        &token.signature,
-                        "consent token",
-                    )?;
-                    return Ok(token);
-                }
+                token
+                    .customer
+                    .verify(&token.signed_bytes(), &token.signature, "consent token")?;
+                return Ok(token);
             }
-            if !more {
-                break;
-            }
-            after = last;
         }
         Err(ClientError::Invalid(format!(
             "no consent {id} was shared in conversation {conversation}; ask the customer to run \
