@@ -186,9 +186,9 @@ impl Batch {
     /// still invisible to other writers of the same keys only if the caller serialises them,
     /// but across a crash any *prefix* of its operations may survive. In exchange an engine may
     /// skip its cross-collection transaction (for sled 0.34 that saves a synchronous log write
-    /// per batch, most of the cost of a message). Use it only where every prefix is safe, and
-    /// order the operations so (the relay's message append: duplicate key, then conversation
-    /// state, then the item).
+    /// per batch, most of the cost of a message). Use it only where every prefix a crash can
+    /// leave is acceptable. The relay's message append does not use it: a prefix there is a
+    /// reserved counter or a sequence gap, which clients would notice.
     pub fn ordered() -> Self {
         Self {
             ops: Vec::new(),

@@ -690,11 +690,11 @@ impl Service {
             item,
         };
         let stored = StoredItem { epoch, sequenced };
-        // Ordered, not transactional: every prefix is safe. The duplicate key alone only
-        // reserves an unacknowledged counter (the sender opens a new epoch); the conversation
-        // state without its item leaves a seq gap; the item is written last, so a seq is never
-        // reused. The conversation lock serialises writers.
-        let mut b = Batch::ordered();
+        // One transaction: the duplicate key, the epoch index, the conversation state and the
+        // item are stored together or not at all, so a crash never leaves a reserved counter
+        // or a sequence gap. (`Batch::ordered` would be cheaper with sled 0.34 but weakens
+        // exactly that; see BENCHMARKS.md.)
+        let mut b = Batch::new();
         if let Some(k) = &dedupe {
             b.insert_if_absent(Collection::MessageKeys, k, &next.last_seq.to_be_bytes());
         }
