@@ -392,24 +392,12 @@ impl Client {
     pub async fn create_org(&mut self, spec: &OrgSpec) -> Result<VerifiedPolicy> {
         self.account.require(Role::Master, "org create")?;
         let mut trustees = Vec::new();
-        for name in &spec.trustees {
-            let card = self
-                .fetch_card(name)
-                .await?
-                .into_card()
-                .verify_as(Role::Trustee)?;
-            self.pin_or_block(&card)?;
-            trustees.push(card.into_card());
+        for entry in &spec.trustees {
+            trustees.push(self.party_card(entry, Role::Trustee).await?);
         }
         let mut arbiters = Vec::new();
-        for name in &spec.arbiters {
-            let card = self
-                .fetch_card(name)
-                .await?
-                .into_card()
-                .verify_as(Role::Arbiter)?;
-            self.pin_or_block(&card)?;
-            arbiters.push(card.into_card());
+        for entry in &spec.arbiters {
+            arbiters.push(self.party_card(entry, Role::Arbiter).await?);
         }
         let version = match self
             .session
@@ -507,6 +495,27 @@ impl Client {
                 .await?,
         )?;
         Ok(cert)
+    }
+
+    /// The card of a trustee or arbiter named `NAME` or `NAME=FINGERPRINT` in an org spec. With a
+    /// fingerprint (read by that party from `sealdesk whoami`), a card the relay substituted is
+    /// refused: escrow shares sealed to it would go to whoever holds that key.
+    async fn party_card(&mut self, entry: &str, role: Role) -> Result<IdentityCard> {
+        let (name, expected) = match entry.split_once('=') {
+            Some((n, fp)) => (n.trim(), Some(fp)),
+            None => (entry.trim(), None),
+        };
+        let card = self.fetch_card(name).await?.into_card().verify_as(role)?;
+        if let Some(fp) = expected
+            && !card.fingerprint().matches(fp)
+        {
+            return Err(ClientError::CardFingerprintMismatch {
+                name: name.to_owned(),
+                actual: card.fingerprint().to_string(),
+            });
+        }
+        self.pin_or_block(&card)?;
+        Ok(card.into_card())
     }
 
     /// The orgs this master account has created (from pinned policies).

@@ -276,13 +276,15 @@ enum OrgCmd {
         /// The org name.
         #[arg(long)]
         name: String,
-        /// Trustee account names (repeat the flag), in share order.
+        /// Trustee account names (repeat the flag), in share order; `NAME=FINGERPRINT` checks the
+        /// card against the fingerprint the trustee read from `sealdesk whoami`.
         #[arg(long = "trustee", required = true, num_args = 1..)]
         trustees: Vec<String>,
         /// How many trustees must agree to release.
         #[arg(long)]
         trustee_threshold: u8,
-        /// Arbiter account names (repeat the flag).
+        /// Arbiter account names (repeat the flag); `NAME=FINGERPRINT` checks the card as for
+        /// trustees.
         #[arg(long = "arbiter", num_args = 1..)]
         arbiters: Vec<String>,
         /// How many arbiters must approve a dispute.

@@ -420,3 +420,41 @@ async fn the_demo_tells_the_whole_story() {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
 }
+
+/// The master names trustees as `NAME=FINGERPRINT`: a card whose fingerprint differs (the relay
+/// substituting its own key, or a typo) is refused before any policy is signed; the right
+/// fingerprints pass.
+#[tokio::test]
+async fn org_parties_are_checked_against_their_fingerprints() {
+    let w = World::new().await;
+    let mut master = w.user("acme-owner", Role::Master).await;
+    let mut fps = Vec::new();
+    for i in 1..=2 {
+        let t = w.user(&format!("trustee-{i}"), Role::Trustee).await;
+        fps.push(t.account().fingerprint().to_string());
+        t.close().await;
+    }
+    let a = w.user("arbiter-1", Role::Arbiter).await;
+    a.close().await;
+    let spec = |t1: &str, t2: &str| sealdesk_client::client::OrgSpec {
+        name: "acme".into(),
+        trustees: vec![format!("trustee-1={t1}"), format!("trustee-2={t2}")],
+        trustee_threshold: 2,
+        arbiters: vec!["arbiter-1".into()],
+        arbiter_threshold: 1,
+        retention_days: None,
+        rotate_messages: None,
+    };
+    // trustee-2's fingerprint given for trustee-1: refused, naming the party.
+    let err = master
+        .create_org(&spec(&fps[1], &fps[1]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClientError::CardFingerprintMismatch { name, .. } if name == "trustee-1"),
+        "{err}"
+    );
+    let policy = master.create_org(&spec(&fps[0], &fps[1])).await.unwrap();
+    assert_eq!(policy.trustees.len(), 2);
+    assert_eq!(policy.trustees[0].name, "trustee-1");
+}
