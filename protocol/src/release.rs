@@ -722,7 +722,7 @@ pub struct ApprovedRelease {
 /// hash in the HPKE `info`.
 ///
 /// # Errors
-/// A [`Refusal`] naming the first failed check, or another [`Error`] if opening a share fails.
+/// A [`Refusal`] naming the first failed check, or another [`crate::Error`] if opening a share fails.
 pub fn decide(
     rng: &mut impl CryptoRng,
     view: &TrusteeView<'_>,
