@@ -1724,38 +1724,16 @@ impl Client {
         }
         let wanted: HashSet<u32> = epochs.iter().copied().collect();
         let mut events = Vec::new();
-        let mut after = 0;
-        loop {
-            let (items, more) = match self
-                .session
-                .request(Request::History {
-                    conversation: *id,
-                    after,
-                    limit: HISTORY_PAGE,
-                })
-                .await?
+        for s in self.history_items(id).await? {
+            if let Item::Message(env) = &s.item
+                && wanted.contains(&env.header.epoch)
             {
-                Response::Items { items, more } => (items, more),
-                other => return Err(unexpected("History", &other)),
-            };
-            let Some(last) = items.last().map(|s| s.seq) else {
-                break;
-            };
-            for s in items {
-                if let Item::Message(env) = &s.item
-                    && wanted.contains(&env.header.epoch)
-                {
-                    let mut meta = self.meta(id)?;
-                    events.extend(
-                        self.ingest_message(&mut meta, s.seq, s.stored_at, env)
-                            .await?,
-                    );
-                    self.account.save_conversation(&meta)?;
-                }
-            }
-            after = last;
-            if !more {
-                break;
+                let mut meta = self.meta(id)?;
+                events.extend(
+                    self.ingest_message(&mut meta, s.seq, s.stored_at, env)
+                        .await?,
+                );
+                self.account.save_conversation(&meta)?;
             }
         }
         Ok(events)
