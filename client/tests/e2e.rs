@@ -19,7 +19,7 @@ use sealdesk_protocol::{
     secret::EpochSecret,
     wire::{Request, Response},
 };
-use support::{PASS, World, contains, files, texts};
+use support::{PASS, World, contains, files, open_chat, texts};
 
 #[tokio::test]
 async fn customer_opens_agent_replies_and_histories_match() {
@@ -88,11 +88,7 @@ async fn offline_agent_catches_up() {
     let w = World::new().await;
     let mut org = w.org(&["alice"], None).await;
     let mut carol = w.user("carol", Role::Customer).await;
-    let conv = carol
-        .open_conversation("acme", None)
-        .await
-        .unwrap()
-        .conversation;
+    let conv = open_chat(&mut carol).await;
     // alice goes offline.
     let alice = org.agents.remove(0);
     drop(alice.close().await);
@@ -122,11 +118,7 @@ async fn transfer_old_agent_cannot_read_new_epoch_new_agent_can() {
     let w = World::new().await;
     let mut org = w.org(&["alice"], None).await;
     let mut carol = w.user("carol", Role::Customer).await;
-    let conv = carol
-        .open_conversation("acme", None)
-        .await
-        .unwrap()
-        .conversation;
+    let conv = open_chat(&mut carol).await;
     carol.send_text(&conv, "before transfer").await.unwrap();
     let mut dave = w.user("dave", Role::Agent).await;
     org.master.add_agent("acme", "dave").await.unwrap();
@@ -192,11 +184,7 @@ async fn tampered_epoch_record_is_refused_and_its_messages_not_shown() {
     let w = World::new().await;
     let mut org = w.org(&["alice"], None).await;
     let mut carol = w.user("carol", Role::Customer).await;
-    let conv = carol
-        .open_conversation("acme", None)
-        .await
-        .unwrap()
-        .conversation;
+    let conv = open_chat(&mut carol).await;
     carol.send_text(&conv, "genuine").await.unwrap();
     // A buggy or malicious customer client escrows garbage in epoch 1, signed properly.
     let e0 = carol.account().epoch(&conv, 0).unwrap().unwrap();
@@ -277,11 +265,7 @@ async fn rotation_and_counter_conflict_open_new_epochs() {
     let w = World::new().await;
     let mut org = w.org(&["alice"], Some(2)).await;
     let mut carol = w.user("carol", Role::Customer).await;
-    let conv = carol
-        .open_conversation("acme", None)
-        .await
-        .unwrap()
-        .conversation;
+    let conv = open_chat(&mut carol).await;
     for i in 0..3 {
         carol.send_text(&conv, &format!("m{i}")).await.unwrap();
     }
@@ -313,11 +297,7 @@ async fn chat_loop_sends_and_shows_messages() {
     let w = World::new().await;
     let mut org = w.org(&["alice"], None).await;
     let mut carol = w.user("carol", Role::Customer).await;
-    let conv = carol
-        .open_conversation("acme", None)
-        .await
-        .unwrap()
-        .conversation;
+    let conv = open_chat(&mut carol).await;
     carol.send_text(&conv, "anyone there?").await.unwrap();
     let alice = &mut org.agents[0];
     let input: &[u8] = b"/list\n/history\nyes, alice here via chat\n/quit\n";
@@ -339,11 +319,7 @@ async fn homes_hold_no_plaintext_and_no_key_bytes() {
     let w = World::new().await;
     let mut org = w.org(&["alice"], None).await;
     let mut carol = w.user("carol", Role::Customer).await;
-    let conv = carol
-        .open_conversation("acme", None)
-        .await
-        .unwrap()
-        .conversation;
+    let conv = open_chat(&mut carol).await;
     let markers = ["PLAINTEXT-MARKER-7d1e", "SECRET-ORDER-4242"];
     carol.send_text(&conv, markers[0]).await.unwrap();
     let alice = &mut org.agents[0];

@@ -18,7 +18,7 @@ use sealdesk_protocol::{
     release::{Justification, Scope, Verdict},
     wire::ErrorCode,
 };
-use support::World;
+use support::{World, open_chat};
 
 /// Trustees that answer whatever is pending, a few times (no timing assertions: the master's
 /// unlock polls until enough shares arrive).
@@ -42,11 +42,7 @@ async fn setup() -> Setup {
     let w = World::new().await;
     let mut org = w.org(&["alice"], None).await;
     let mut carol = w.user("carol", Role::Customer).await;
-    let conv = carol
-        .open_conversation("acme", None)
-        .await
-        .unwrap()
-        .conversation;
+    let conv = open_chat(&mut carol).await;
     carol
         .send_text(&conv, "my card is 4111 1111 1111 1111")
         .await

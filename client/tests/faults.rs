@@ -36,7 +36,7 @@ use sealdesk_protocol::{
     release::{Justification, ReleaseRequest, Scope},
     wire::{self, ErrorCode, Frame, Item, PendingRelease, Push, Request, Response},
 };
-use support::{PASS, World};
+use support::{PASS, World, open_chat};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -55,11 +55,7 @@ async fn setup() -> Setup {
     let w = World::new().await;
     let mut org = w.org(&["alice"], None).await;
     let mut carol = w.user("carol", Role::Customer).await;
-    let conv = carol
-        .open_conversation("acme", None)
-        .await
-        .unwrap()
-        .conversation;
+    let conv = open_chat(&mut carol).await;
     carol
         .send_text(&conv, "order 1234, card 4111")
         .await

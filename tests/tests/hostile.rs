@@ -138,6 +138,15 @@ impl World {
     }
 }
 
+/// Opens a conversation with the test org as `customer`; returns its id.
+async fn open_chat(customer: &mut Client) -> ConversationId {
+    customer
+        .open_conversation(ORG, None)
+        .await
+        .unwrap()
+        .conversation
+}
+
 fn spec(rotate: Option<u32>, retention_days: Option<u64>) -> OrgSpec {
     OrgSpec {
         name: ORG.into(),
@@ -371,11 +380,7 @@ async fn dropped_message_shows_a_gap_until_catch_up_delivers_it() {
     let w = World::new().await;
     let _master = w.org(&["alice"], None).await;
     let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
-    let conv = carol
-        .open_conversation(ORG, None)
-        .await
-        .unwrap()
-        .conversation;
+    let conv = open_chat(&mut carol).await;
     let _s0 = carol.send_text(&conv, "m0").await.unwrap();
     let s1 = carol.send_text(&conv, "m1").await.unwrap();
     let s2 = carol.send_text(&conv, "m2").await.unwrap();
@@ -435,11 +440,7 @@ async fn reordered_messages_are_each_shown_once_without_gaps() {
     let w = World::new().await;
     let _master = w.org(&["alice"], None).await;
     let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
-    let conv = carol
-        .open_conversation(ORG, None)
-        .await
-        .unwrap()
-        .conversation;
+    let conv = open_chat(&mut carol).await;
     let mut seqs = Vec::new();
     for i in 0..5 {
         seqs.push(carol.send_text(&conv, &format!("m{i}")).await.unwrap());
@@ -481,11 +482,7 @@ async fn duplicated_frames_are_shown_once() {
     let w = World::new().await;
     let _master = w.org(&["alice"], None).await;
     let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
-    let conv = carol
-        .open_conversation(ORG, None)
-        .await
-        .unwrap()
-        .conversation;
+    let conv = open_chat(&mut carol).await;
     w.proxy.set_hook(|ctx, mut frame| {
         let after_handshake = matches!(
             frame,
@@ -532,16 +529,8 @@ async fn replayed_message_is_refused_and_never_shown_twice() {
     let w = World::new().await;
     let _master = w.org(&["alice"], None).await;
     let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
-    let conv = carol
-        .open_conversation(ORG, None)
-        .await
-        .unwrap()
-        .conversation;
-    let other = carol
-        .open_conversation(ORG, None)
-        .await
-        .unwrap()
-        .conversation;
+    let conv = open_chat(&mut carol).await;
+    let other = open_chat(&mut carol).await;
     let x = carol.send_text(&other, "elsewhere").await.unwrap();
     let s0 = carol.send_text(&conv, "m0").await.unwrap();
     let s1 = carol.send_text(&conv, "m1").await.unwrap();
@@ -588,11 +577,7 @@ async fn tampered_ciphertext_header_and_signature_are_rejected() {
     let w = World::new().await;
     let _master = w.org(&["alice"], None).await;
     let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
-    let conv = carol
-        .open_conversation(ORG, None)
-        .await
-        .unwrap()
-        .conversation;
+    let conv = open_chat(&mut carol).await;
     let mut alice = w.reopen("alice", Via::Proxy).await;
     alice.sync_all().await.unwrap();
     let alice_key = alice.account().keys().signing_public();
@@ -715,11 +700,7 @@ async fn substituted_customer_card_blocks_the_agent_from_sending() {
     let w = World::new().await;
     let _master = w.org(&["alice"], None).await;
     let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
-    let conv = carol
-        .open_conversation(ORG, None)
-        .await
-        .unwrap()
-        .conversation;
+    let conv = open_chat(&mut carol).await;
     carol.send_text(&conv, "hello").await.unwrap();
     let mut alice = w.reopen("alice", Via::Proxy).await;
     alice.sync_all().await.unwrap(); // pins carol from epoch 0
@@ -815,11 +796,7 @@ async fn policy_rollback_to_an_older_version_is_refused() {
     let w = World::new().await;
     let mut master = w.org(&["alice"], Some(2)).await;
     let mut carol = w.user("carol", Role::Customer, Via::Proxy).await;
-    let conv = carol
-        .open_conversation(ORG, None)
-        .await
-        .unwrap()
-        .conversation;
+    let conv = open_chat(&mut carol).await;
     let v1 = master.policy(ORG, 1).await.unwrap().policy().clone();
     let v2 = master.create_org(&spec(Some(2), Some(30))).await.unwrap();
     assert_eq!(v2.version, 2);
@@ -922,11 +899,7 @@ async fn forged_agent_certificate_is_refused() {
 
     // A transfer to dave, whose certificate lookup the relay answers with its own.
     w.proxy.passthrough();
-    let conv = carol
-        .open_conversation(ORG, None)
-        .await
-        .unwrap()
-        .conversation;
+    let conv = open_chat(&mut carol).await;
     carol.send_text(&conv, "hello").await.unwrap();
     w.user("dave", Role::Agent, Via::Relay).await.close().await;
     master.add_agent(ORG, "dave").await.unwrap();
@@ -964,16 +937,8 @@ async fn member_added_to_an_epoch_record_is_refused() {
     let w = World::new().await;
     let _master = w.org(&["alice"], None).await;
     let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
-    let a = carol
-        .open_conversation(ORG, None)
-        .await
-        .unwrap()
-        .conversation;
-    let b = carol
-        .open_conversation(ORG, None)
-        .await
-        .unwrap()
-        .conversation;
+    let a = open_chat(&mut carol).await;
+    let b = open_chat(&mut carol).await;
     carol.send_text(&a, "hello a").await.unwrap();
     carol.send_text(&b, "hello b").await.unwrap();
     let spy = impostor(9_009, "mallory", Role::Agent);
@@ -1028,11 +993,7 @@ async fn swapped_or_stripped_escrow_blobs_are_refused() {
     let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
     let mut convs = Vec::new();
     for i in 0..4 {
-        let c = carol
-            .open_conversation(ORG, None)
-            .await
-            .unwrap()
-            .conversation;
+        let c = open_chat(&mut carol).await;
         carol.send_text(&c, &format!("secret {i}")).await.unwrap();
         convs.push(c);
     }
@@ -1089,16 +1050,8 @@ async fn old_epoch_record_replayed_as_new_is_refused() {
     let w = World::new().await;
     let _master = w.org(&["alice"], Some(3)).await;
     let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
-    let conv = carol
-        .open_conversation(ORG, None)
-        .await
-        .unwrap()
-        .conversation;
-    let other = carol
-        .open_conversation(ORG, None)
-        .await
-        .unwrap()
-        .conversation;
+    let conv = open_chat(&mut carol).await;
+    let other = open_chat(&mut carol).await;
     for i in 0..4 {
         carol.send_text(&conv, &format!("m{i}")).await.unwrap(); // m3 opens epoch 1
     }
@@ -1167,11 +1120,7 @@ async fn audited_customer(n: usize) -> (World, Client, Arc<LogForger>, Vec<Audit
     w.proxy
         .set_hook(move |ctx, frame| vec![f.rewrite(ctx, frame)]);
     let mut carol = w.user("carol", Role::Customer, Via::Proxy).await;
-    let conv = carol
-        .open_conversation(ORG, None)
-        .await
-        .unwrap()
-        .conversation;
+    let conv = open_chat(&mut carol).await;
     for i in 0..n {
         let t = carol
             .grant_consent(&conv, None, Scope::Full, 3600, &format!("c{i}"))
@@ -1300,11 +1249,7 @@ async fn forged_release_notice_is_not_shown_as_genuine() {
     let w = World::new().await;
     let master = w.org(&["alice"], None).await;
     let mut carol = w.user("carol", Role::Customer, Via::Proxy).await;
-    let conv = carol
-        .open_conversation(ORG, None)
-        .await
-        .unwrap()
-        .conversation;
+    let conv = open_chat(&mut carol).await;
     carol.send_text(&conv, "hello").await.unwrap();
     let mut alice = w.reopen("alice", Via::Relay).await;
     alice.sync_all().await.unwrap();
@@ -1342,11 +1287,7 @@ async fn forged_release_notice_in_a_relay_extended_log_is_not_shown_as_genuine()
     w.proxy
         .set_hook(move |ctx, frame| vec![f.rewrite(ctx, frame)]);
     let mut carol = w.user("carol", Role::Customer, Via::Proxy).await;
-    let conv = carol
-        .open_conversation(ORG, None)
-        .await
-        .unwrap()
-        .conversation;
+    let conv = open_chat(&mut carol).await;
     carol.send_text(&conv, "hello").await.unwrap();
     let size = carol.audit(None, false).await.unwrap().size;
     let real = match carol
@@ -1434,11 +1375,7 @@ async fn redelivered_release_notice_is_not_shown_as_a_new_opening() {
     let w = World::new().await;
     let mut master = w.org(&["alice"], None).await;
     let mut carol = w.user("carol", Role::Customer, Via::Proxy).await;
-    let conv = carol
-        .open_conversation(ORG, None)
-        .await
-        .unwrap()
-        .conversation;
+    let conv = open_chat(&mut carol).await;
     carol.send_text(&conv, "my card is 4111").await.unwrap();
     let token = carol
         .grant_consent(&conv, None, Scope::Full, 3600, "review")
@@ -1478,11 +1415,7 @@ async fn master_refuses_tampered_released_shares() {
     let w = World::new().await;
     drop(w.org(&["alice"], None).await.close().await);
     let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
-    let conv = carol
-        .open_conversation(ORG, None)
-        .await
-        .unwrap()
-        .conversation;
+    let conv = open_chat(&mut carol).await;
     carol.send_text(&conv, "my card is 4111").await.unwrap();
     let swap = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let s = Arc::clone(&swap);
@@ -1539,11 +1472,7 @@ async fn protocol_confusion_is_refused() {
     let w = World::new().await;
     let _master = w.org(&["alice"], None).await;
     let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
-    let conv = carol
-        .open_conversation(ORG, None)
-        .await
-        .unwrap()
-        .conversation;
+    let conv = open_chat(&mut carol).await;
     carol.send_text(&conv, "hello").await.unwrap();
     let alice_card = {
         let a = w.reopen("alice", Via::Relay).await;
@@ -1690,11 +1619,7 @@ async fn trustee_refuses_altered_release_requests_and_epoch_records() {
     let w = World::new().await;
     let mut master = w.org(&["alice"], None).await;
     let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
-    let conv = carol
-        .open_conversation(ORG, None)
-        .await
-        .unwrap()
-        .conversation;
+    let conv = open_chat(&mut carol).await;
     carol.send_text(&conv, "my card is 4111").await.unwrap();
     let token = carol
         .grant_consent(&conv, None, Scope::Full, 3600, "review")
@@ -1812,11 +1737,7 @@ async fn consent_from_a_substituted_customer_does_not_open_the_chat() {
     let w = World::new().await;
     let mut master = w.org(&["alice"], None).await;
     let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
-    let conv = carol
-        .open_conversation(ORG, None)
-        .await
-        .unwrap()
-        .conversation;
+    let conv = open_chat(&mut carol).await;
     carol.send_text(&conv, "my card is 4111").await.unwrap();
     let policy = master.latest_policy(ORG).await.unwrap();
     let fake = impostor(9_015, "carol", Role::Customer);

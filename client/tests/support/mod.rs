@@ -14,6 +14,15 @@ use tempfile::TempDir;
 pub const PASS: &str = "correct horse battery staple";
 
 /// A running relay and the directory everything lives in.
+/// Opens a conversation with the test org "acme" as `customer`; returns its id.
+pub async fn open_chat(customer: &mut Client) -> sealdesk_protocol::ids::ConversationId {
+    customer
+        .open_conversation("acme", None)
+        .await
+        .unwrap()
+        .conversation
+}
+
 pub struct World {
     pub relay: RunningRelay,
     pub url: String,
