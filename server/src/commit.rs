@@ -50,19 +50,34 @@ impl GroupCommit {
         Self { requests }
     }
 
-    /// Waits until everything this task wrote to the store before calling is durable.
+    /// Waits until everything written to the store before this call is durable.
+    ///
+    /// The waiter is queued when `durable` is *called*, not when the future is first polled,
+    /// so a session can stage several writes, take a future for each and await them later in
+    /// order: they share flushes instead of waiting for one each. (If the queue is full the
+    /// waiter is queued on first poll instead, which only delays it.)
     ///
     /// # Errors
     ///
     /// The flush's [`Error::Storage`] (every waiter of a failed batch gets it), or
     /// [`Error::CommitStopped`] if the committer is gone.
-    pub async fn durable(&self) -> Result<()> {
+    pub fn durable(&self) -> impl Future<Output = Result<()>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
-        self.requests
-            .send(tx)
-            .await
-            .map_err(|_| Error::CommitStopped)?;
-        rx.await.map_err(|_| Error::CommitStopped)?
+        let (late, stopped) = match self.requests.try_send(tx) {
+            Ok(()) => (None, false),
+            Err(mpsc::error::TrySendError::Full(tx)) => (Some(tx), false),
+            Err(mpsc::error::TrySendError::Closed(_)) => (None, true),
+        };
+        let requests = self.requests.clone();
+        async move {
+            if stopped {
+                return Err(Error::CommitStopped);
+            }
+            if let Some(tx) = late {
+                requests.send(tx).await.map_err(|_| Error::CommitStopped)?;
+            }
+            rx.await.map_err(|_| Error::CommitStopped)?
+        }
     }
 }
 
@@ -256,5 +271,37 @@ mod tests {
                 "sequential callers never share a flush"
             );
         }
+    }
+
+    /// A session stages several writes and awaits their futures later, one after the other:
+    /// the waiters are queued when taken, so they share a flush instead of one flush each.
+    #[tokio::test]
+    async fn futures_taken_in_a_row_share_a_flush_before_they_are_polled() {
+        let store = Arc::new(MemoryStore::new());
+        let commit = GroupCommit::spawn(
+            store.clone(),
+            64,
+            Duration::from_millis(1),
+            Arc::new(Metrics::new()),
+        );
+        let pending: Vec<_> = (0..10u64)
+            .map(|i| {
+                store
+                    .put(Collection::Messages, &i.to_be_bytes(), b"m")
+                    .unwrap();
+                commit.durable()
+            })
+            .collect();
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while store.flush_count() == 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .expect("the committer flushes for waiters nobody has polled yet");
+        for p in pending {
+            p.await.unwrap();
+        }
+        assert_eq!(store.flush_count(), 1, "ten staged writes, one flush");
     }
 }

@@ -147,6 +147,9 @@ pub struct Limits {
     pub frame_burst: u32,
     /// Most durability waiters served by one group-commit flush.
     pub commit_max_batch: usize,
+    /// Messages one connection may have stored but not yet acknowledged (waiting for their
+    /// group commit) while the relay reads its next requests; 1 serves requests one at a time.
+    pub max_pipelined: usize,
     /// Longest a group commit waits for more writers before flushing, in microseconds
     /// (0 flushes as soon as one writer waits).
     pub commit_max_delay_us: u64,
@@ -174,6 +177,7 @@ impl Default for Limits {
             max_frames_per_second: 200,
             frame_burst: 400,
             commit_max_batch: 1024,
+            max_pipelined: 64,
             commit_max_delay_us: 250,
             retention_sweep_interval_ms: 300_000,
             shutdown_grace_ms: 5_000,
@@ -230,6 +234,10 @@ pub const LIMIT_DOCS: &[(&str, &str)] = &[
     ("frame_burst", "incoming frame burst per connection"),
     ("commit_max_batch", "most writers sharing one durable flush"),
     (
+        "max_pipelined",
+        "messages per connection awaiting their flush while more are read",
+    ),
+    (
         "commit_max_delay_us",
         "longest wait for more writers before a flush, microseconds",
     ),
@@ -285,7 +293,7 @@ impl Limits {
     ///
     /// [`Error::Config`] naming the first offending setting.
     pub fn validate(&self) -> Result<()> {
-        let nonzero: [(&str, u64); 17] = [
+        let nonzero: [(&str, u64); 18] = [
             ("max_frame_size", self.max_frame_size as u64),
             ("max_message_size", self.max_message_size as u64),
             ("read_buffer_size", self.read_buffer_size as u64),
@@ -304,6 +312,7 @@ impl Limits {
             ),
             ("frame_burst", u64::from(self.frame_burst)),
             ("commit_max_batch", self.commit_max_batch as u64),
+            ("max_pipelined", self.max_pipelined as u64),
             (
                 "retention_sweep_interval_ms",
                 self.retention_sweep_interval_ms,

@@ -187,8 +187,8 @@ impl Batch {
     /// but across a crash any *prefix* of its operations may survive. In exchange an engine may
     /// skip its cross-collection transaction (for sled 0.34 that saves a synchronous log write
     /// per batch, most of the cost of a message). Use it only where every prefix a crash can
-    /// leave is acceptable. The relay's message append does not use it: a prefix there is a
-    /// reserved counter or a sequence gap, which clients would notice.
+    /// leave is acceptable. The relay's message append uses it with the item first and its
+    /// duplicate key second, and rebuilds what a crash can take from the items at start-up.
     pub fn ordered() -> Self {
         Self {
             ops: Vec::new(),

@@ -6,9 +6,11 @@
 
 use sealdesk_protocol::{
     message::{Envelope, EpochKeys, ReplayWindows},
-    wire::{ErrorCode, Item, Push, Request, Response, Sequenced},
+    wire::{ErrorCode, Frame, Item, Push, Request, Response, Sequenced},
 };
-use sealdesk_tests::{Chat, Org, RawClient, spawn_relay, stop_relay};
+use sealdesk_tests::{
+    Chat, Org, RawClient, http_get, metric, spawn_relay, spawn_relay_with, stop_relay,
+};
 
 fn item(p: &Push) -> Option<Sequenced> {
     match p {
@@ -515,5 +517,94 @@ async fn every_connection_of_an_account_gets_its_pushes() {
     for x in [a2, c, c2] {
         x.close().await;
     }
+    stop_relay(relay).await;
+}
+
+/// A client may send messages without waiting for each answer. The relay stores them in the
+/// order sent, answers each in that order (a refused one included, in its place), lets them
+/// share group commits, and handles a request that follows only after the messages before it:
+/// here a History request right behind them sees every one.
+#[tokio::test]
+async fn pipelined_messages_are_answered_in_order_and_share_flushes() {
+    // A long commit delay: answered one at a time, 40 messages would need about 40 flushes.
+    let (relay, _dir) = spawn_relay_with(|c| c.limits.commit_max_delay_us = 300_000).await;
+    let url = relay.ws_url();
+    let org = Org::setup(&url, 61, "pipeco", 1, 1).await;
+    let me = &org.customers[0];
+    let mut c = RawClient::login(&url, me).await;
+    let chat = org.start_chat(&mut c, 0, 610).await;
+    let flushes = |text: &str| metric(text, "sealdesk_flush_latency_seconds_count").unwrap();
+    let before = flushes(&http_get(&relay, "/metrics").await);
+
+    let mut envs: Vec<Envelope> = Vec::new();
+    for i in 0..40u64 {
+        // The 21st reuses the 4th's counter: refused, in its place.
+        let env = if i == 20 {
+            envs[3].clone()
+        } else {
+            chat.seal(me, i, &format!("pipelined {i}"))
+        };
+        envs.push(env.clone());
+        c.send_frame(&Frame::Request {
+            id: 1_000 + i,
+            body: Request::Send(env),
+        })
+        .await;
+    }
+    c.send_frame(&Frame::Request {
+        id: 2_000,
+        body: Request::History {
+            conversation: chat.id,
+            after: 0,
+            limit: 100,
+        },
+    })
+    .await;
+
+    let mut next_seq = chat.epoch_seq + 1;
+    for i in 0..40u64 {
+        match c.recv_frame().await {
+            Some(Frame::Response { id, body }) => {
+                assert_eq!(id, 1_000 + i, "answers come in request order");
+                match body {
+                    Response::Stored { seq } if i != 20 => {
+                        assert_eq!(seq, next_seq, "stored in the order sent");
+                        next_seq += 1;
+                    }
+                    Response::Error { code, .. } if i == 20 => {
+                        assert_eq!(code, ErrorCode::Conflict);
+                    }
+                    other => panic!("message {i}: {other:?}"),
+                }
+            }
+            other => panic!("expected the answer to message {i}, got {other:?}"),
+        }
+    }
+    match c.recv_frame().await {
+        Some(Frame::Response {
+            id: 2_000,
+            body: Response::Items { items, more },
+        }) => {
+            assert!(!more);
+            let sent: Vec<&Envelope> = items.iter().skip(1).map(message).collect();
+            let expected: Vec<&Envelope> = envs
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != 20)
+                .map(|(_, e)| e)
+                .collect();
+            assert_eq!(
+                sent, expected,
+                "history after the messages holds all of them"
+            );
+        }
+        other => panic!("expected the History answer, got {other:?}"),
+    }
+    let used = flushes(&http_get(&relay, "/metrics").await) - before;
+    assert!(
+        used <= 8.0,
+        "39 pipelined messages took {used} flushes; they should share a few"
+    );
+    c.close().await;
     stop_relay(relay).await;
 }

@@ -20,6 +20,7 @@ use sealdesk_protocol::{
     ids::{ConversationId, TokenId},
     keys::{IdentityKeys, SigningPublicKey},
     merkle,
+    message::{Envelope, MessageHeader},
     policy::{AgentCertificate, OrgPolicy, VerifiedPolicy},
     release::{ArbiterDecision, DisputeTicket, ErasureRequest, ReleaseRequest, ReleasedShare},
     wire::{
@@ -93,6 +94,14 @@ impl Caller {
     }
 }
 
+/// A message stored and waiting for its group commit (see [`Service::stage_send`]).
+pub(crate) struct Staged {
+    durable: std::pin::Pin<Box<dyn Future<Output = crate::Result<()>> + Send>>,
+    item: Sequenced,
+    audience: Vec<SigningPublicKey>,
+    sender: SigningPublicKey,
+}
+
 /// The relay's state shared by all sessions.
 pub(crate) struct Service {
     pub store: Arc<dyn Store>,
@@ -140,6 +149,24 @@ fn item_key(c: &ConversationId, seq: u64) -> Vec<u8> {
     k.extend_from_slice(&seq.to_be_bytes());
     k
 }
+
+/// The duplicate key of a message: one message per (conversation, epoch, sender, counter).
+fn message_dedupe_key(h: &MessageHeader) -> Vec<u8> {
+    let mut k = b"msg".to_vec();
+    k.extend_from_slice(h.conversation.as_bytes());
+    k.extend_from_slice(&h.epoch.to_be_bytes());
+    k.extend_from_slice(h.sender.as_bytes());
+    k.extend_from_slice(&h.counter.to_be_bytes());
+    k
+}
+
+/// The answer to a duplicate message or epoch.
+const COUNTER_REUSED: &str = "a message with this (epoch, sender, counter) is already stored: \
+     the counter was reused; open a new epoch instead of resending with an old counter";
+
+/// A message append rewrites the conversation record once per this many items, which bounds
+/// the tail [`Service::restore`] replays.
+const CHECKPOINT_EVERY: u64 = 256;
 
 fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, Reject> {
     m.lock()
@@ -438,11 +465,53 @@ impl Service {
         let Some(b) = self.store.get(Collection::Conversations, c.as_bytes())? else {
             return Ok(None);
         };
-        let mut s: ConvState = dec(&b, "conversation")?;
-        // Loaded from disk, so durable up to its last item.
+        let s = self.restore(&b)?;
+        // Another task may have loaded it meanwhile; the first one in wins (same content).
+        Ok(Some(lock(&self.convs)?.entry(*c).or_insert(s).clone()))
+    }
+
+    /// A conversation's state as stored: its record, then the message items appended after
+    /// the record was last written. Message appends do not rewrite the record (see
+    /// [`Self::append_message`]), so this replays them: the sequence number and activity time
+    /// come from the last item, and each replayed message's duplicate key is written again in
+    /// case a crash took it after its item. Everything loaded from disk is durable.
+    fn restore(&self, record: &[u8]) -> Result<ConvState, Reject> {
+        let mut s: ConvState = dec(record, "conversation")?;
+        let c = s.conversation;
+        loop {
+            let start = item_key(&c, s.last_seq.saturating_add(1));
+            let tail = self.store.scan_prefix_from(
+                Collection::Messages,
+                c.as_bytes(),
+                &start,
+                MAX_PAGE,
+            )?;
+            if tail.is_empty() {
+                break;
+            }
+            for (_, v) in tail {
+                let stored: StoredItem = dec(&v, "item")?;
+                let item = &stored.sequenced;
+                if item.seq != s.last_seq.saturating_add(1) {
+                    warn!(conversation = %c, after = s.last_seq, found = item.seq,
+                        "sequence gap in stored items");
+                }
+                match &item.item {
+                    Item::Message(env) => self.store.put(
+                        Collection::MessageKeys,
+                        &message_dedupe_key(&env.header),
+                        &item.seq.to_be_bytes(),
+                    )?,
+                    // Every other item is written in one transaction with the record.
+                    _ => warn!(conversation = %c, seq = item.seq,
+                        "a non-message item newer than the conversation record"),
+                }
+                s.last_seq = item.seq;
+                s.last_activity = item.stored_at;
+            }
+        }
         s.durable_seq = s.last_seq;
-        lock(&self.convs)?.insert(*c, s.clone());
-        Ok(Some(s))
+        Ok(s)
     }
 
     /// Records that everything up to `seq` in `c` is on disk (after a `durable()` that covered
@@ -626,13 +695,10 @@ impl Service {
         let mut out = Vec::new();
         for (k, v) in self.store.scan_prefix(Collection::Conversations, &[])? {
             let c = ConversationId::try_from(k.as_slice())?;
-            let s = match lock(&self.convs)?.get(&c) {
-                Some(s) => s.clone(),
-                None => {
-                    let mut s = dec::<ConvState>(&v, "conversation")?;
-                    s.durable_seq = s.last_seq; // read from disk
-                    s
-                }
+            let cached = lock(&self.convs)?.get(&c).cloned();
+            let s = match cached {
+                Some(s) => s,
+                None => self.restore(&v)?,
             };
             if !s.involves(&me) && !self.is_master_of(&me, &s.org)? {
                 continue;
@@ -692,8 +758,8 @@ impl Service {
         let stored = StoredItem { epoch, sequenced };
         // One transaction: the duplicate key, the epoch index, the conversation state and the
         // item are stored together or not at all, so a crash never leaves a reserved counter
-        // or a sequence gap. (`Batch::ordered` would be cheaper with sled 0.34 but weakens
-        // exactly that; see BENCHMARKS.md.)
+        // or a sequence gap. These items change who may read, so the record must say so at
+        // once; plain messages take the cheaper path of `append_message`.
         let mut b = Batch::new();
         if let Some(k) = &dedupe {
             b.insert_if_absent(Collection::MessageKeys, k, &next.last_seq.to_be_bytes());
@@ -708,11 +774,7 @@ impl Service {
             &enc(&stored)?,
         );
         if !self.store.apply(b)? {
-            return reject(
-                ErrorCode::Conflict,
-                "a message with this (epoch, sender, counter) is already stored: the counter was \
-                 reused; open a new epoch instead of resending with an old counter",
-            );
+            return reject(ErrorCode::Conflict, COUNTER_REUSED);
         }
         let audience = match epoch {
             Some(e) => next
@@ -722,6 +784,67 @@ impl Service {
                 .unwrap_or_default(),
             None => vec![next.customer],
         };
+        *s = next;
+        Ok((stored.sequenced, audience))
+    }
+
+    /// Appends a message: the hot path, so not one transaction like [`Self::append_item_with`]
+    /// but two ordered writes, the item and then its duplicate key. sled recovers a prefix of
+    /// its writes after a crash, so a crash leaves nothing, the item alone, or both; never a
+    /// reserved counter without its item, and never a sequence gap. The conversation record is
+    /// not rewritten (only every [`CHECKPOINT_EVERY`] messages, after the item):
+    /// [`Self::restore`] rebuilds the sequence number from the items and writes back a
+    /// duplicate key the crash took. The caller has checked that the sender may send.
+    fn append_message(&self, env: Envelope) -> Result<(Sequenced, Vec<SigningPublicKey>), Reject> {
+        let c = env.header.conversation;
+        let epoch = env.header.epoch;
+        let dedupe = message_dedupe_key(&env.header);
+        let mut convs = lock(&self.convs)?;
+        let s = convs
+            .get_mut(&c)
+            .ok_or_else(|| Reject(ErrorCode::NotFound, "no such conversation".into()))?;
+        // Appends to a conversation are serialised by the lock, so a read is as good as a
+        // compare-and-swap here.
+        if self.store.get(Collection::MessageKeys, &dedupe)?.is_some() {
+            return reject(ErrorCode::Conflict, COUNTER_REUSED);
+        }
+        let mut next = s.clone();
+        next.last_seq += 1;
+        next.last_activity = now();
+        let stored = StoredItem {
+            epoch: Some(epoch),
+            sequenced: Sequenced {
+                conversation: c,
+                seq: next.last_seq,
+                stored_at: next.last_activity,
+                item: Item::Message(env),
+            },
+        };
+        let mut b = Batch::ordered();
+        b.put(
+            Collection::Messages,
+            &item_key(&c, next.last_seq),
+            &enc(&stored)?,
+        );
+        b.put(
+            Collection::MessageKeys,
+            &dedupe,
+            &next.last_seq.to_be_bytes(),
+        );
+        if next.last_seq % CHECKPOINT_EVERY == 0 {
+            b.put(Collection::Conversations, c.as_bytes(), &enc(&next)?);
+        }
+        if let Err(e) = self.store.apply(b) {
+            // Part of the batch may be stored: forget the cached state so that the next use
+            // restores it from what is on disk.
+            convs.remove(&c);
+            return Err(e.into());
+        }
+        let audience = next
+            .readers
+            .get(&epoch)
+            .map(|r| r.iter().copied().collect())
+            .unwrap_or_default();
         *s = next;
         Ok((stored.sequenced, audience))
     }
@@ -826,7 +949,16 @@ impl Service {
         Ok(Response::Stored { seq: seq_item.seq })
     }
 
-    async fn send(&self, caller: &Caller, env: sealdesk_protocol::message::Envelope) -> Reply {
+    async fn send(&self, caller: &Caller, env: Envelope) -> Reply {
+        let staged = self.stage_send(caller, env)?;
+        Ok(self.acknowledge(staged).await)
+    }
+
+    /// The first half of a `Send`: checks and stores the message, and queues the wait for its
+    /// group commit, without waiting. [`Self::acknowledge`] finishes it. A session may stage
+    /// its next messages before the earlier ones are acknowledged (pipelining); they then
+    /// share flushes.
+    pub fn stage_send(&self, caller: &Caller, env: Envelope) -> Result<Staged, Reject> {
         let h = &env.header;
         let s = self.conv_for(caller, &h.conversation)?;
         if h.sender != caller.key() {
@@ -841,21 +973,34 @@ impl Service {
                 ),
             );
         }
-        let mut dedupe = b"msg".to_vec();
-        dedupe.extend_from_slice(h.conversation.as_bytes());
-        dedupe.extend_from_slice(&h.epoch.to_be_bytes());
-        dedupe.extend_from_slice(h.sender.as_bytes());
-        dedupe.extend_from_slice(&h.counter.to_be_bytes());
-        let conv = h.conversation;
-        let epoch = h.epoch;
         let size = env.ciphertext.len();
-        let (seq_item, audience) =
-            self.append_item(&conv, Some(epoch), Item::Message(env), Some(dedupe), |_| {})?;
-        self.commit.durable().await?;
+        let (item, audience) = self.append_message(env)?;
+        debug!(conversation = %item.conversation, seq = item.seq, size, "message stored");
+        Ok(Staged {
+            durable: Box::pin(self.commit.durable()),
+            item,
+            audience,
+            sender: caller.key(),
+        })
+    }
+
+    /// The second half of a `Send`: once the message is durable, pushes it to the other
+    /// members and answers `Stored`. Staged messages must be acknowledged in the order they
+    /// were staged (pushes and the durable watermark follow that order).
+    pub async fn acknowledge(&self, staged: Staged) -> Response {
+        let Staged {
+            durable,
+            item,
+            audience,
+            sender,
+        } = staged;
+        if let Err(e) = durable.await {
+            let Reject(code, message) = Reject::from(e);
+            return Response::Error { code, message };
+        }
         self.metrics.messages_stored.inc();
-        debug!(conversation = %conv, seq = seq_item.seq, size, "message stored");
-        self.push_item(&seq_item, &audience, &caller.key());
-        Ok(Response::Stored { seq: seq_item.seq })
+        self.push_item(&item, &audience, &sender);
+        Response::Stored { seq: item.seq }
     }
 
     /// Whether `who` is the master of `org` under its current policy. The master may read its
@@ -1458,8 +1603,14 @@ impl Service {
     pub async fn sweep_retention(&self) -> Result<usize, Reject> {
         let t = now();
         let mut expired = Vec::new();
-        for (_, v) in self.store.scan_prefix(Collection::Conversations, &[])? {
-            let s: ConvState = dec(&v, "conversation")?;
+        for (k, v) in self.store.scan_prefix(Collection::Conversations, &[])? {
+            // The record's activity time lags behind message appends; the live state does not.
+            let c = ConversationId::try_from(k.as_slice())?;
+            let cached = lock(&self.convs)?.get(&c).cloned();
+            let s = match cached {
+                Some(s) => s,
+                None => self.restore(&v)?,
+            };
             if let Ok(Some(p)) = self.policy(&s.org, None)
                 && t.saturating_sub(s.last_activity) > p.retention_secs
                 && !self.open_dispute(&s.conversation)?

@@ -1,4 +1,4 @@
-//! One authenticated session: challenge, answer, then requests in order.
+//! One authenticated session: challenge, answer, then requests in order (messages pipelined).
 //!
 //! ```text
 //!   ExpectAuth ──Auth ok──▶ Serving ──close / error──▶ (hub leave)
@@ -8,11 +8,12 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use rand_core::Rng as _;
-use sealdesk_protocol::wire::{self, Challenge, ErrorCode, Frame, Response, Welcome};
+use sealdesk_protocol::wire::{self, Challenge, ErrorCode, Frame, Request, Response, Welcome};
+use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument as _, debug, info_span};
 
-use super::service::{Caller, Service};
-use crate::connection::{CloseReason, Connection};
+use super::service::{Caller, Reject, Service, Staged};
+use crate::connection::{CloseReason, Connection, Outbox};
 
 /// Close code for a failed or missing authentication.
 pub(crate) const AUTH_FAILED: CloseReason = CloseReason::Application {
@@ -90,37 +91,133 @@ async fn authenticate(svc: &Service, conn: &mut Connection) -> Option<Caller> {
     Some(Caller { card, registered })
 }
 
-async fn serve(svc: &Service, conn: &mut Connection, mut caller: Caller) {
+async fn serve(svc: &Arc<Service>, conn: &mut Connection, mut caller: Caller) {
+    let mut pipeline = Pipeline::new(svc, conn);
     loop {
         let bytes = match conn.recv().await {
             Ok(Some(b)) => b,
-            Ok(None) | Err(_) => return,
+            Ok(None) | Err(_) => break,
         };
         let (id, body) = match wire::decode(&bytes) {
             Ok(Frame::Request { id, body }) => (id, body),
             Ok(_) | Err(_) => {
                 debug!(size = bytes.len(), "unexpected or malformed frame; closing");
+                pipeline.drain().await;
                 let _ = conn.outbox().finish(BAD_FRAME).await;
                 return;
             }
         };
+        // Messages are pipelined: stored now, acknowledged by the pipeline after their flush,
+        // while this loop reads on. Everything else waits for the messages before it, so a
+        // session's requests still take effect, and are answered, in order.
+        let body = match body {
+            Request::Send(env) if caller.registered => {
+                let staged = svc.stage_send(&caller, env);
+                pipeline.push(id, staged).await;
+                continue;
+            }
+            other => other,
+        };
+        pipeline.drain().await;
         let body = svc.handle(&mut caller, body).await;
-        let frame = Frame::Response { id, body };
-        let encoded = match wire::encode(&frame) {
-            Ok(b) => b,
-            Err(_) => match wire::encode(&Frame::Response {
+        let Some(frame) = encode_response(id, body) else {
+            break;
+        };
+        if conn.send(frame).await.is_err() {
+            break;
+        }
+    }
+    // Acknowledge (and push) what was stored before the session ended.
+    pipeline.drain().await;
+}
+
+/// The answer frame for request `id`, or a `TooLarge` error if the answer does not fit;
+/// `None` only if even that cannot be encoded.
+fn encode_response(id: u64, body: Response) -> Option<Vec<u8>> {
+    wire::encode(&Frame::Response { id, body })
+        .or_else(|_| {
+            wire::encode(&Frame::Response {
                 id,
                 body: Response::Error {
                     code: ErrorCode::TooLarge,
                     message: "the answer does not fit in one frame; ask for less".into(),
                 },
-            }) {
-                Ok(b) => b,
-                Err(_) => return,
-            },
-        };
-        if conn.send(encoded).await.is_err() {
-            return;
+            })
+        })
+        .ok()
+}
+
+/// A session's messages that are stored but not yet acknowledged, answered in order by a task
+/// of their own (started with the first message, so idle sessions cost nothing). At most
+/// `max_pipelined` wait at once; beyond that the session stops reading (back-pressure).
+struct Pipeline {
+    svc: Arc<Service>,
+    outbox: Outbox,
+    depth: usize,
+    jobs: Option<mpsc::Sender<Job>>,
+}
+
+enum Job {
+    /// Answer request `id` once its message is durable (or with the refusal).
+    Answer(u64, Box<Result<Staged, Reject>>),
+    /// Signals when every earlier job is answered.
+    Barrier(oneshot::Sender<()>),
+}
+
+impl Pipeline {
+    fn new(svc: &Arc<Service>, conn: &Connection) -> Self {
+        Self {
+            svc: Arc::clone(svc),
+            outbox: conn.outbox(),
+            depth: conn.limits().max_pipelined.max(1),
+            jobs: None,
+        }
+    }
+
+    async fn push(&mut self, id: u64, staged: Result<Staged, Reject>) {
+        let jobs = self.jobs.get_or_insert_with(|| {
+            let (tx, rx) = mpsc::channel(self.depth);
+            tokio::spawn(answer(Arc::clone(&self.svc), self.outbox.clone(), rx).in_current_span());
+            tx
+        });
+        // The answering task ends only when every sender is gone, so this cannot fail.
+        let _ = jobs.send(Job::Answer(id, Box::new(staged))).await;
+    }
+
+    /// Waits until every message pushed so far is answered.
+    async fn drain(&mut self) {
+        let Some(jobs) = &self.jobs else { return };
+        let (tx, rx) = oneshot::channel();
+        if jobs.send(Job::Barrier(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+async fn answer(svc: Arc<Service>, outbox: Outbox, mut jobs: mpsc::Receiver<Job>) {
+    let mut open = true;
+    while let Some(job) = jobs.recv().await {
+        match job {
+            Job::Answer(id, staged) => {
+                // Acknowledge even if the peer is gone: the push to the other members and the
+                // durable watermark must still move on.
+                let body = match *staged {
+                    Ok(staged) => svc.acknowledge(staged).await,
+                    Err(Reject(code, message)) => {
+                        debug!(?code, %message, "request refused");
+                        Response::Error { code, message }
+                    }
+                };
+                if open {
+                    open = match encode_response(id, body) {
+                        Some(frame) => outbox.send(frame).await.is_ok(),
+                        None => false,
+                    };
+                }
+            }
+            Job::Barrier(done) => {
+                let _ = done.send(());
+            }
         }
     }
 }
