@@ -55,11 +55,7 @@ impl SigningPublicKey {
     /// # Errors
     /// [`Error::InvalidPublicKey`] if the bytes are not a valid point, or a weak (small-order) one.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self> {
-        let vk = ed25519_dalek::VerifyingKey::from_bytes(bytes)
-            .map_err(|_| Error::InvalidPublicKey("Ed25519"))?;
-        if vk.is_weak() {
-            return Err(Error::InvalidPublicKey("Ed25519"));
-        }
+        checked_verifying_key(bytes)?;
         Ok(Self(*bytes))
     }
 
@@ -79,8 +75,7 @@ impl SigningPublicKey {
     /// # Errors
     /// [`Error::BadSignature`] naming `what` if verification fails.
     pub fn verify(&self, message: &[u8], signature: &Signature, what: &'static str) -> Result<()> {
-        let vk = ed25519_dalek::VerifyingKey::from_bytes(&self.0)
-            .map_err(|_| Error::InvalidPublicKey("Ed25519"))?;
+        let vk = checked_verifying_key(&self.0)?;
         let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
         vk.verify_strict(message, &sig)
             .map_err(|_| Error::BadSignature(what))
@@ -100,6 +95,41 @@ impl fmt::Display for SigningPublicKey {
 }
 serde_fixed_bytes!(SigningPublicKey, 32, "Ed25519 public key");
 
+/// How many checked Ed25519 keys each thread remembers (about 200 KiB); the memo is emptied
+/// when it is full.
+const CHECKED_KEYS: usize = 1024;
+
+std::thread_local! {
+    /// Ed25519 keys this thread has already decompressed and found valid, by encoding. The same
+    /// few keys are decoded over and over (every message header names its sender, every
+    /// signature check needs the point), and a decompression costs a field inversion; a repeat
+    /// is a hash lookup instead. Only keys that passed the checks are stored, under their exact
+    /// bytes, so the answer is the same with or without the memo.
+    static CHECKED: std::cell::RefCell<std::collections::HashMap<[u8; 32], ed25519_dalek::VerifyingKey>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// Decompresses `bytes` and refuses invalid and weak (small-order) points, through the
+/// per-thread memo of keys already checked.
+fn checked_verifying_key(bytes: &[u8; 32]) -> Result<ed25519_dalek::VerifyingKey> {
+    if let Some(vk) = CHECKED.with(|m| m.borrow().get(bytes).copied()) {
+        return Ok(vk);
+    }
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(bytes)
+        .map_err(|_| Error::InvalidPublicKey("Ed25519"))?;
+    if vk.is_weak() {
+        return Err(Error::InvalidPublicKey("Ed25519"));
+    }
+    CHECKED.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() >= CHECKED_KEYS {
+            m.clear();
+        }
+        m.insert(*bytes, vk);
+    });
+    Ok(vk)
+}
+
 /// An X25519 public key, checked on construction to be contributory: a low-order point (whose
 /// Diffie–Hellman output would be all zero, known to an attacker) is refused.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -111,10 +141,7 @@ impl AgreementPublicKey {
     /// # Errors
     /// [`Error::InvalidPublicKey`] for a non-contributory point.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self> {
-        // Any clamped scalar is a multiple of the cofactor 8, so multiplying a small-order point by
-        // it yields the identity, encoded as all zeros. Other points never give zero.
-        let probe = x25519_dalek::x25519([0x42; 32], *bytes);
-        if probe == [0u8; 32] {
+        if has_small_order(bytes) {
             return Err(Error::InvalidPublicKey("X25519"));
         }
         Ok(Self(*bytes))
@@ -137,6 +164,59 @@ impl fmt::Debug for AgreementPublicKey {
     }
 }
 serde_fixed_bytes!(AgreementPublicKey, 32, "X25519 public key");
+
+/// The u-coordinates of the points of small order on Curve25519 and its twist, and their
+/// non-canonical encodings below 2^255 (X25519 ignores the top bit): the list libsodium's
+/// `has_small_order` checks. A Diffie–Hellman with any of them gives all zeros; with any other
+/// point it does not. The unit tests check each entry against an actual X25519, and the
+/// Wycheproof test checks that every zero-secret public key it knows is refused.
+const SMALL_ORDER: [[u8; 32]; 7] = {
+    const fn p_plus(low: u8) -> [u8; 32] {
+        let mut b = [0xff; 32];
+        b[0] = low;
+        b[31] = 0x7f;
+        b
+    }
+    [
+        // 0 (order 4)
+        [0; 32],
+        // 1 (order 1)
+        {
+            let mut b = [0; 32];
+            b[0] = 1;
+            b
+        },
+        // 325606250916557431795983626356110631294008115727848805560023387167927233504 (order 8)
+        [
+            0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae, 0x16, 0x56, 0xe3, 0xfa, 0xf1, 0x9f,
+            0xc4, 0x6a, 0xda, 0x09, 0x8d, 0xeb, 0x9c, 0x32, 0xb1, 0xfd, 0x86, 0x62, 0x05, 0x16,
+            0x5f, 0x49, 0xb8, 0x00,
+        ],
+        // 39382357235489614581723060781553021112529911719440698176882885853963445705823 (order 8)
+        [
+            0x5f, 0x9c, 0x95, 0xbc, 0xa3, 0x50, 0x8c, 0x24, 0xb1, 0xd0, 0xb1, 0x55, 0x9c, 0x83,
+            0xef, 0x5b, 0x04, 0x44, 0x5c, 0xc4, 0x58, 0x1c, 0x8e, 0x86, 0xd8, 0x22, 0x4e, 0xdd,
+            0xd0, 0x9f, 0x11, 0x57,
+        ],
+        // p - 1 (order 2), p (= 0), p + 1 (= 1)
+        p_plus(0xec),
+        p_plus(0xed),
+        p_plus(0xee),
+    ]
+};
+
+/// Whether X25519 with the public key `u` gives the all-zero secret for every private key:
+/// `u`, top bit ignored, is one of [`SMALL_ORDER`]. Compares every byte of every entry (no
+/// early exit), though public keys are public anyway. Costs nanoseconds where the equivalent
+/// probe (one X25519) costs tens of microseconds.
+fn has_small_order(u: &[u8; 32]) -> bool {
+    let mut masked = *u;
+    masked[31] &= 0x7f;
+    SMALL_ORDER.iter().fold(false, |found, bad| {
+        let diff = bad.iter().zip(&masked).fold(0u8, |d, (a, b)| d | (a ^ b));
+        found | (diff == 0)
+    })
+}
 
 /// An Ed25519 signature (64 bytes).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -318,6 +398,53 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::test_rng;
+
+    /// Every entry of the list is a real low-order point, with or without the top bit, and
+    /// random keys agree with an actual X25519 probe.
+    #[test]
+    fn small_order_list_matches_an_x25519_probe() {
+        let probe_is_zero = |u: [u8; 32]| x25519_dalek::x25519([0x42; 32], u) == [0u8; 32];
+        for bad in SMALL_ORDER {
+            let mut high = bad;
+            high[31] |= 0x80;
+            for u in [bad, high] {
+                assert!(probe_is_zero(u), "{} is not of small order", hex::encode(u));
+                assert!(AgreementPublicKey::from_bytes(&u).is_err());
+            }
+        }
+        let mut rng = test_rng(7);
+        for _ in 0..200 {
+            let mut u = [0u8; 32];
+            rand_core::Rng::fill_bytes(&mut rng, &mut u);
+            assert_eq!(has_small_order(&u), probe_is_zero(u), "{}", hex::encode(u));
+        }
+    }
+
+    /// The memo gives the same answers as a fresh check: valid keys verify, a bad point is
+    /// refused every time, and a full memo starts over.
+    #[test]
+    fn checked_key_memo_changes_no_answer() {
+        let keys = IdentityKeys::generate(&mut test_rng(8));
+        let public = keys.signing_public();
+        let sig = keys.sign(b"m");
+        for _ in 0..3 {
+            assert!(public.verify(b"m", &sig, "test").is_ok());
+            assert!(public.verify(b"n", &sig, "test").is_err());
+            assert!(SigningPublicKey::from_bytes(&public.to_bytes()).is_ok());
+        }
+        // A small-order point (the identity) is refused, again and again.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        for _ in 0..3 {
+            assert!(SigningPublicKey::from_bytes(&identity).is_err());
+        }
+        for i in 0..(CHECKED_KEYS + 10) as u64 {
+            let k = IdentityKeys::generate(&mut test_rng(1000 + i)).signing_public();
+            assert!(SigningPublicKey::from_bytes(&k.to_bytes()).is_ok());
+        }
+        assert!(CHECKED.with(|m| m.borrow().len()) <= CHECKED_KEYS);
+        assert!(public.verify(b"m", &sig, "test").is_ok());
+    }
 
     #[test]
     fn debug_shows_no_secret() {

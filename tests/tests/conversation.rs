@@ -221,6 +221,23 @@ async fn open_epoch_send_push_decrypt_and_deliver() {
     a.expect_no_push("own receipt", |p| matches!(p, Push::Delivered { .. }))
         .await;
 
+    // Counters need not be dense: a skipped one can still be used once, below the highest.
+    let jump = c
+        .stored(Request::Send(chat.seal(customer, 10, "counter 10")))
+        .await;
+    let filled = c
+        .stored(Request::Send(chat.seal(customer, 5, "counter 5")))
+        .await;
+    assert_eq!((jump, filled), (7, 8));
+    for used in [5, 10, 3, 0] {
+        let again = chat.seal(customer, used, "again");
+        assert_eq!(
+            c.refused(Request::Send(again)).await,
+            ErrorCode::Conflict,
+            "counter {used} again"
+        );
+    }
+
     c.close().await;
     a.close().await;
     stop_relay(relay).await;

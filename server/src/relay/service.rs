@@ -37,7 +37,7 @@ use super::{
 use crate::{
     commit::GroupCommit,
     metrics::Metrics,
-    store::{Batch, Collection, Store},
+    store::{Batch, Collection, Store, seq_from_key},
 };
 
 /// Longest history page, in items (the frame limit bounds it by bytes as well).
@@ -609,6 +609,7 @@ impl Service {
                 current_epoch: None,
                 readers: Default::default(),
                 durable_seq: 0,
+                counters: Default::default(),
             };
             self.store
                 .put(Collection::Conversations, c.as_bytes(), &enc(&s)?)?;
@@ -788,51 +789,74 @@ impl Service {
         Ok((stored.sequenced, audience))
     }
 
-    /// Appends a message: the hot path, so not one transaction like [`Self::append_item_with`]
-    /// but two ordered writes, the item and then its duplicate key. sled recovers a prefix of
-    /// its writes after a crash, so a crash leaves nothing, the item alone, or both; never a
+    /// Checks and appends a message from `sender`: the hot path, so it works on the cached
+    /// state in place, and stores not one transaction like [`Self::append_item_with`] but two
+    /// ordered writes, the item and then its duplicate key. sled recovers a prefix of its
+    /// writes after a crash, so a crash leaves nothing, the item alone, or both; never a
     /// reserved counter without its item, and never a sequence gap. The conversation record is
     /// not rewritten (only every [`CHECKPOINT_EVERY`] messages, after the item):
     /// [`Self::restore`] rebuilds the sequence number from the items and writes back a
-    /// duplicate key the crash took. The caller has checked that the sender may send.
-    fn append_message(&self, env: Envelope) -> Result<(Sequenced, Vec<SigningPublicKey>), Reject> {
-        let c = env.header.conversation;
-        let epoch = env.header.epoch;
-        let dedupe = message_dedupe_key(&env.header);
+    /// duplicate key the crash took.
+    fn append_message(
+        &self,
+        sender: &SigningPublicKey,
+        env: Envelope,
+    ) -> Result<(Sequenced, Vec<SigningPublicKey>), Reject> {
+        let h = &env.header;
+        let (c, epoch, counter) = (h.conversation, h.epoch, h.counter);
+        if h.sender != *sender {
+            return reject(ErrorCode::Forbidden, "the sender in the header must be you");
+        }
+        // Load it into the cache first (outside the lock: a load reads the disk).
+        if self.conv(&c)?.is_none() {
+            return reject(ErrorCode::NotFound, "no such conversation for this account");
+        }
+        let dedupe = message_dedupe_key(h);
         let mut convs = lock(&self.convs)?;
-        let s = convs
-            .get_mut(&c)
-            .ok_or_else(|| Reject(ErrorCode::NotFound, "no such conversation".into()))?;
+        let Some(s) = convs.get_mut(&c).filter(|s| s.involves(sender)) else {
+            // Same answer whether it exists or not: ids are not an oracle.
+            return reject(ErrorCode::NotFound, "no such conversation for this account");
+        };
+        if s.current_epoch != Some(epoch) || !s.may_read(sender, Some(epoch)) {
+            return reject(
+                ErrorCode::Conflict,
+                format!(
+                    "you can only send in the current epoch ({:?}) as a member",
+                    s.current_epoch
+                ),
+            );
+        }
         // Appends to a conversation are serialised by the lock, so a read is as good as a
-        // compare-and-swap here.
-        if self.store.get(Collection::MessageKeys, &dedupe)?.is_some() {
+        // compare-and-swap. It is needed only for a counter at or below the highest one
+        // stored for this (epoch, sender); clients count upwards, so that is rare.
+        let highest = match s.counters.get(&(epoch, *sender)) {
+            Some(highest) => *highest,
+            None => self.highest_counter(&dedupe)?,
+        };
+        if highest.is_some_and(|m| counter <= m)
+            && self.store.get(Collection::MessageKeys, &dedupe)?.is_some()
+        {
             return reject(ErrorCode::Conflict, COUNTER_REUSED);
         }
-        let mut next = s.clone();
-        next.last_seq += 1;
-        next.last_activity = now();
+        let seq = s.last_seq + 1;
+        let at = now();
         let stored = StoredItem {
             epoch: Some(epoch),
             sequenced: Sequenced {
                 conversation: c,
-                seq: next.last_seq,
-                stored_at: next.last_activity,
+                seq,
+                stored_at: at,
                 item: Item::Message(env),
             },
         };
         let mut b = Batch::ordered();
-        b.put(
-            Collection::Messages,
-            &item_key(&c, next.last_seq),
-            &enc(&stored)?,
-        );
-        b.put(
-            Collection::MessageKeys,
-            &dedupe,
-            &next.last_seq.to_be_bytes(),
-        );
-        if next.last_seq % CHECKPOINT_EVERY == 0 {
-            b.put(Collection::Conversations, c.as_bytes(), &enc(&next)?);
+        b.put(Collection::Messages, &item_key(&c, seq), &enc(&stored)?);
+        b.put(Collection::MessageKeys, &dedupe, &seq.to_be_bytes());
+        if seq % CHECKPOINT_EVERY == 0 {
+            let mut record = s.clone();
+            record.last_seq = seq;
+            record.last_activity = at;
+            b.put(Collection::Conversations, c.as_bytes(), &enc(&record)?);
         }
         if let Err(e) = self.store.apply(b) {
             // Part of the batch may be stored: forget the cached state so that the next use
@@ -840,13 +864,28 @@ impl Service {
             convs.remove(&c);
             return Err(e.into());
         }
-        let audience = next
+        s.last_seq = seq;
+        s.last_activity = at;
+        // Only the current epoch's senders are worth remembering.
+        s.counters.retain(|(e, _), _| *e == epoch);
+        let top = s.counters.entry((epoch, *sender)).or_insert(None);
+        *top = Some(top.map_or(counter, |m| m.max(counter)));
+        let audience = s
             .readers
             .get(&epoch)
             .map(|r| r.iter().copied().collect())
             .unwrap_or_default();
-        *s = next;
         Ok((stored.sequenced, audience))
+    }
+
+    /// The highest counter stored under the (conversation, epoch, sender) of a message's
+    /// duplicate key, from the keys themselves (they end in the big-endian counter).
+    fn highest_counter(&self, dedupe: &[u8]) -> Result<Option<u64>, Reject> {
+        let prefix = &dedupe[..dedupe.len() - 8];
+        Ok(self
+            .store
+            .last(Collection::MessageKeys, prefix)?
+            .and_then(|(k, _)| seq_from_key(&k)))
     }
 
     async fn put_epoch(&self, caller: &Caller, record: EpochRecord) -> Reply {
@@ -959,22 +998,8 @@ impl Service {
     /// its next messages before the earlier ones are acknowledged (pipelining); they then
     /// share flushes.
     pub fn stage_send(&self, caller: &Caller, env: Envelope) -> Result<Staged, Reject> {
-        let h = &env.header;
-        let s = self.conv_for(caller, &h.conversation)?;
-        if h.sender != caller.key() {
-            return reject(ErrorCode::Forbidden, "the sender in the header must be you");
-        }
-        if s.current_epoch != Some(h.epoch) || !s.may_read(&caller.key(), Some(h.epoch)) {
-            return reject(
-                ErrorCode::Conflict,
-                format!(
-                    "you can only send in the current epoch ({:?}) as a member",
-                    s.current_epoch
-                ),
-            );
-        }
         let size = env.ciphertext.len();
-        let (item, audience) = self.append_message(env)?;
+        let (item, audience) = self.append_message(&caller.key(), env)?;
         debug!(conversation = %item.conversation, seq = item.seq, size, "message stored");
         Ok(Staged {
             durable: Box::pin(self.commit.durable()),

@@ -1,6 +1,6 @@
 //! What the relay keeps about each conversation, beside the ciphertext itself.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use sealdesk_protocol::{ids::ConversationId, keys::SigningPublicKey};
 use serde::{Deserialize, Serialize};
@@ -29,6 +29,12 @@ pub(crate) struct ConvState {
     /// is loaded from disk is durable.
     #[serde(skip)]
     pub durable_seq: u64,
+    /// The highest message counter stored per (epoch, sender) of the current epoch, once
+    /// looked up: a message above it cannot be a duplicate, so its duplicate key need not be
+    /// read. `None`: that sender has stored nothing in the epoch. Not persisted; rebuilt
+    /// from the duplicate keys on first use.
+    #[serde(skip)]
+    pub counters: HashMap<(u32, SigningPublicKey), Option<u64>>,
 }
 
 impl ConvState {
