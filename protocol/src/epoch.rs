@@ -136,8 +136,11 @@ impl EpochRecord {
             signature: Signature::placeholder(),
         };
         record.signature = creator.sign(&record.signed_bytes());
-        let verified = record.verify(policy)?;
-        Ok((verified, k))
+        // The same rules as `verify`, minus the signatures: the member cards are verified
+        // already and the record's signature is our own (a unit test verifies the result).
+        record.check_structure(policy)?;
+        record.check_members(policy, members)?;
+        Ok((VerifiedEpoch(record), k))
     }
 
     /// The canonical bytes the creator's signature covers.
@@ -228,6 +231,22 @@ impl EpochRecord {
     /// [`Error::UnknownVersion`], [`Error::WrongOrg`], [`Error::InvalidEpochRecord`],
     /// [`Error::BadSignature`] or a card error.
     pub fn verify(self, policy: &VerifiedPolicy) -> Result<VerifiedEpoch> {
+        self.check_structure(policy)?;
+        let cards = self
+            .members
+            .iter()
+            .map(|m| m.clone().verify())
+            .collect::<Result<Vec<_>>>()?;
+        self.check_members(policy, &cards)?;
+        // The creator is a member of this epoch or, for a transfer, of the previous one; which
+        // of the two is checked by `check_follows`, since it needs the previous record.
+        self.creator
+            .verify(&self.signed_bytes(), &self.signature, "epoch record")?;
+        Ok(VerifiedEpoch(self))
+    }
+
+    /// Version, org and policy binding, and the shape of the sealed parts.
+    fn check_structure(&self, policy: &VerifiedPolicy) -> Result<()> {
         if self.version != PROTOCOL_VERSION {
             return Err(Error::UnknownVersion(self.version));
         }
@@ -256,11 +275,17 @@ impl EpochRecord {
         if self.escrow.trustees.len() != policy.trustees.len() {
             return bad("one escrow share per trustee is required".into());
         }
+        Ok(())
+    }
+
+    /// The membership rules, on cards already verified: roles, no duplicates, nobody who
+    /// guards the escrow, exactly one customer.
+    fn check_members(&self, policy: &VerifiedPolicy, cards: &[VerifiedCard]) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidEpochRecord(m));
         let mut signing = HashSet::new();
         let mut agreement = HashSet::new();
         let mut customers = 0;
-        for m in &self.members {
-            let card = m.clone().verify()?;
+        for card in cards {
             match card.role {
                 Role::Customer => customers += 1,
                 Role::Agent => {}
@@ -281,11 +306,7 @@ impl EpochRecord {
                 "exactly one customer is required, found {customers}"
             ));
         }
-        // The creator is a member of this epoch or, for a transfer, of the previous one; which
-        // of the two is checked by `check_follows`, since it needs the previous record.
-        self.creator
-            .verify(&self.signed_bytes(), &self.signature, "epoch record")?;
-        Ok(VerifiedEpoch(self))
+        Ok(())
     }
 }
 
@@ -568,6 +589,34 @@ pub(crate) mod tests {
         );
         let again = rec.record().clone().verify(&o.policy).unwrap();
         assert_eq!(again, rec);
+    }
+
+    /// `create` skips re-verifying signatures it just made, never the membership rules.
+    #[test]
+    fn create_refuses_what_verify_refuses() {
+        let o = org(64);
+        let mut rng = test_rng(65);
+        let (c, a, d) = cards(&o);
+        let twice = IdentityCard::issue(&o.customer, "carol2", Role::Customer, 100).unwrap();
+        for (members, why) in [
+            (vec![a.clone(), d.clone()], "no customer"),
+            (vec![c.clone(), a.clone(), twice], "a key twice"),
+        ] {
+            let new = NewEpoch {
+                conversation: ConversationId::random(&mut rng),
+                epoch: 0,
+                members: &members,
+                previous: None,
+                now: 200,
+            };
+            assert!(
+                matches!(
+                    EpochRecord::create(&mut rng, &o.customer, &o.policy, new),
+                    Err(Error::InvalidEpochRecord(_))
+                ),
+                "{why}"
+            );
+        }
     }
 
     #[test]
