@@ -114,3 +114,36 @@ async fn idle_conversations_are_erased_and_logged_unless_under_dispute() {
     assert!(matches!(r, Response::Items { .. }), "{r:?}");
     stop_relay(relay).await;
 }
+
+/// Retention counts from the last message, not from the conversation record (which message
+/// appends do not rewrite): a conversation that keeps talking is never swept, while the
+/// sweeper runs many times over a record older than the retention period.
+#[tokio::test]
+async fn a_conversation_that_keeps_talking_is_kept() {
+    let (relay, _dir) = spawn_relay_with(|c| c.limits.retention_sweep_interval_ms = 200).await;
+    let url = relay.ws_url();
+    let org = Org::setup(&url, 32, "talkco", 1, 1).await;
+    let me = &org.customers[0];
+    let mut c = RawClient::login(&url, me).await;
+    let chat = org.start_chat(&mut c, 0, 320).await;
+    short_retention(&url, &org).await;
+    // 16 messages, 250 ms apart: the record's activity time is 4 s old at the end, the last
+    // message's at most 250 ms.
+    for i in 0..16u64 {
+        c.stored(Request::Send(chat.seal(me, i, "still here")))
+            .await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    match c
+        .request(Request::History {
+            conversation: chat.id,
+            after: 0,
+            limit: 100,
+        })
+        .await
+    {
+        Response::Items { items, .. } => assert_eq!(items.len(), 17, "epoch 0 and 16 messages"),
+        other => panic!("the active conversation was swept: {other:?}"),
+    }
+    stop_relay(relay).await;
+}

@@ -1628,18 +1628,26 @@ impl Service {
     pub async fn sweep_retention(&self) -> Result<usize, Reject> {
         let t = now();
         let mut expired = Vec::new();
+        let idle_too_long = |s: &ConvState| -> Result<bool, Reject> {
+            Ok(match self.policy(&s.org, None) {
+                Ok(Some(p)) => t.saturating_sub(s.last_activity) > p.retention_secs,
+                _ => false,
+            })
+        };
         for (k, v) in self.store.scan_prefix(Collection::Conversations, &[])? {
-            // The record's activity time lags behind message appends; the live state does not.
+            // The record's activity time lags behind message appends, never ahead: a record
+            // recent enough is enough to keep a conversation, and only the others need the
+            // live state (cached, or rebuilt from the items).
+            if !idle_too_long(&dec::<ConvState>(&v, "conversation")?)? {
+                continue;
+            }
             let c = ConversationId::try_from(k.as_slice())?;
             let cached = lock(&self.convs)?.get(&c).cloned();
             let s = match cached {
                 Some(s) => s,
                 None => self.restore(&v)?,
             };
-            if let Ok(Some(p)) = self.policy(&s.org, None)
-                && t.saturating_sub(s.last_activity) > p.retention_secs
-                && !self.open_dispute(&s.conversation)?
-            {
+            if idle_too_long(&s)? && !self.open_dispute(&s.conversation)? {
                 expired.push(s.conversation);
             }
         }

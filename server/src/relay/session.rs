@@ -112,14 +112,16 @@ async fn serve(svc: &Arc<Service>, conn: &mut Connection, mut caller: Caller) {
         // session's requests still take effect, and are answered, in order.
         let body = match body {
             Request::Send(env) if caller.registered => {
-                let staged = svc.stage_send(&caller, env);
+                let staged = Box::new(svc.stage_send(&caller, env));
                 pipeline.push(id, staged).await;
                 continue;
             }
             other => other,
         };
         pipeline.drain().await;
-        let body = svc.handle(&mut caller, body).await;
+        // Boxed: the session's future is allocated for its whole life, idle or not, and the
+        // handler's future (the largest of all the requests') would otherwise be part of it.
+        let body = Box::pin(svc.handle(&mut caller, body)).await;
         let Some(frame) = encode_response(id, body) else {
             break;
         };
@@ -174,14 +176,14 @@ impl Pipeline {
         }
     }
 
-    async fn push(&mut self, id: u64, staged: Result<Staged, Reject>) {
+    async fn push(&mut self, id: u64, staged: Box<Result<Staged, Reject>>) {
         let jobs = self.jobs.get_or_insert_with(|| {
             let (tx, rx) = mpsc::channel(self.depth);
             tokio::spawn(answer(Arc::clone(&self.svc), self.outbox.clone(), rx).in_current_span());
             tx
         });
         // The answering task ends only when every sender is gone, so this cannot fail.
-        let _ = jobs.send(Job::Answer(id, Box::new(staged))).await;
+        let _ = jobs.send(Job::Answer(id, staged)).await;
     }
 
     /// Waits until every message pushed so far is answered.
