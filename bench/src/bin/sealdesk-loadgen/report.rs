@@ -131,6 +131,10 @@ pub struct GroupCommitFigures {
     pub mean_batch: f64,
     /// Mean flush duration, ms.
     pub mean_flush_ms: f64,
+    /// Flushes that took longer than 25 ms during the window (the relay's histogram bucket).
+    pub slow_flushes: u64,
+    /// Store operations (reads and writes, not flushes) that took longer than 5 ms.
+    pub slow_store_ops: u64,
 }
 
 /// One system's runs of a scenario taken together.
@@ -566,22 +570,7 @@ pub fn table(r: &Report) -> String {
             .map(|r| format!("{} {}", r.system.name(), num(r.deliveries_per_s)))
             .collect();
         let _ = writeln!(out, "  runs (deliveries/s): {}", per_run.join(", "));
-        let commits: Vec<String> = f
-            .runs
-            .iter()
-            .filter_map(|r| r.group_commit)
-            .map(|g| {
-                format!(
-                    "{} flushes/s, {:.1} writers/flush, {:.2} ms/flush",
-                    num(g.flushes_per_s),
-                    g.mean_batch,
-                    g.mean_flush_ms
-                )
-            })
-            .collect();
-        if !commits.is_empty() {
-            let _ = writeln!(out, "  relay group commit: {}", commits.join("; "));
-        }
+        group_commit_line(&mut out, &f.runs);
         let errors: u64 = f.runs.iter().map(|r| r.errors).sum();
         if errors > 0 {
             let first = f.runs.iter().find_map(|r| r.first_error.clone());
@@ -643,7 +632,9 @@ pub fn table(r: &Report) -> String {
         ] {
             row(&mut out, name, ms(x), ms(y), ratio(x, y));
         }
-        let _ = writeln!(out, "  samples: {} / {}\n", a.count, b.count);
+        let _ = writeln!(out, "  samples: {} / {}", a.count, b.count);
+        group_commit_line(&mut out, &l.runs);
+        out.push('\n');
     }
     if let Some(i) = &r.idle {
         header(
@@ -708,4 +699,27 @@ pub fn table(r: &Report) -> String {
         );
     }
     out
+}
+
+/// The relay's group commit during each Sealdesk run, from its `/metrics`: the flush rate, the
+/// writers each flush served, the mean flush time and the flushes over 25 ms (the disk's tail,
+/// which every acknowledgement and push of their batch waited for).
+fn group_commit_line(out: &mut String, runs: &[RunFigures]) {
+    let commits: Vec<String> = runs
+        .iter()
+        .filter_map(|r| r.group_commit)
+        .map(|g| {
+            format!(
+                "{} flushes/s, {:.1} writers/flush, {:.2} ms/flush, {} over 25 ms, {} store ops over 5 ms",
+                num(g.flushes_per_s),
+                g.mean_batch,
+                g.mean_flush_ms,
+                g.slow_flushes,
+                g.slow_store_ops
+            )
+        })
+        .collect();
+    if !commits.is_empty() {
+        let _ = writeln!(out, "  relay group commit: {}", commits.join("; "));
+    }
 }

@@ -421,6 +421,11 @@ async fn measure(
                 flushes_per_s: (y.0 - x.0) / secs,
                 mean_batch: (y.1 - x.1) / (y.0 - x.0),
                 mean_flush_ms: (y.2 - x.2) * 1e3 / (y.0 - x.0),
+                slow_flushes: ((y.0 - x.0) - (y.3 - x.3)).max(0.0) as u64,
+                slow_store_ops: match (a.store, b.store) {
+                    (Some(x), Some(y)) => ((y.0 - x.0) - (y.1 - x.1)).max(0.0) as u64,
+                    _ => 0,
+                },
             }),
             _ => None,
         },
@@ -434,8 +439,10 @@ struct Snapshot {
     acked: u64,
     server_cpu: Duration,
     client_cpu: Duration,
-    /// Relay group-commit counters: (flushes, writers served, seconds flushing).
-    commit: Option<(f64, f64, f64)>,
+    /// Relay group-commit counters: (flushes, writers served, seconds flushing, flushes that
+    /// took at most 25 ms), then store operations: (all, those that took at most 5 ms).
+    commit: Option<(f64, f64, f64, f64)>,
+    store: Option<(f64, f64)>,
 }
 
 impl Snapshot {
@@ -443,12 +450,23 @@ impl Snapshot {
         // Read the relay's counters first: the scrape costs the relay a little CPU, which
         // then falls outside the window's CPU reading at the start and inside at the end,
         // a few hundred µs either way.
+        let scrape = match kind {
+            Kind::Sealdesk => client::metrics(child.addr()).await.ok(),
+            Kind::Baseline => None,
+        };
+        let store = scrape.as_deref().and_then(|m| {
+            Some((
+                client::metric(m, "sealdesk_store_latency_seconds_count")?,
+                client::metric(m, "sealdesk_store_latency_seconds_bucket{le=\"0.005\"}")?,
+            ))
+        });
         let commit = match kind {
-            Kind::Sealdesk => client::metrics(child.addr()).await.ok().and_then(|m| {
+            Kind::Sealdesk => scrape.as_deref().and_then(|m| {
                 Some((
-                    client::metric(&m, "sealdesk_group_commit_batch_size_count")?,
-                    client::metric(&m, "sealdesk_group_commit_batch_size_sum")?,
-                    client::metric(&m, "sealdesk_flush_latency_seconds_sum")?,
+                    client::metric(m, "sealdesk_group_commit_batch_size_count")?,
+                    client::metric(m, "sealdesk_group_commit_batch_size_sum")?,
+                    client::metric(m, "sealdesk_flush_latency_seconds_sum")?,
+                    client::metric(m, "sealdesk_flush_latency_seconds_bucket{le=\"0.025\"}")?,
                 ))
             }),
             Kind::Baseline => None,
@@ -461,6 +479,7 @@ impl Snapshot {
             client_cpu: procstat::cpu_time(std::process::id())
                 .context("reading this process's CPU time")?,
             commit,
+            store,
         })
     }
 }
