@@ -236,6 +236,9 @@ pub struct Metrics {
     pub flush_latency: Histogram,
     /// Writers served per group-commit flush.
     pub group_commit_batch_size: Histogram,
+    /// Time from reading a `Send` to queueing its `Stored` answer (store, group commit,
+    /// pushes), seconds (recorded by the protocol layer).
+    pub ack_latency: Histogram,
 }
 
 impl Default for Metrics {
@@ -264,6 +267,7 @@ impl Metrics {
             store_latency: Histogram::new(LATENCY_BUCKETS),
             flush_latency: Histogram::new(LATENCY_BUCKETS),
             group_commit_batch_size: Histogram::new(BATCH_BUCKETS),
+            ack_latency: Histogram::new(LATENCY_BUCKETS),
         }
     }
 
@@ -367,6 +371,11 @@ impl Metrics {
             &mut out,
             "sealdesk_group_commit_batch_size",
             "Writers served per group-commit flush.",
+        );
+        self.ack_latency.render(
+            &mut out,
+            "sealdesk_ack_latency_seconds",
+            "Time from reading a message to queueing its durable acknowledgement.",
         );
         out
     }

@@ -373,6 +373,11 @@ async fn metrics_count_stored_messages() {
         stored <= sent as f64,
         "the refused duplicate was counted: {stored}"
     );
+    assert_eq!(
+        metric(&response, "sealdesk_ack_latency_seconds_count"),
+        Some(stored),
+        "one ack-latency sample per stored message"
+    );
     let delivered = metric(&response, "sealdesk_messages_delivered_total")
         .expect("sealdesk_messages_delivered_total is exported");
     assert!(delivered >= 1.0);

@@ -96,6 +96,8 @@ impl Caller {
 
 /// A message stored and waiting for its group commit (see [`Service::stage_send`]).
 pub(crate) struct Staged {
+    /// When the relay started on the message (for the ack-latency histogram).
+    started: std::time::Instant,
     durable: std::pin::Pin<Box<dyn Future<Output = crate::Result<()>> + Send>>,
     item: Sequenced,
     audience: Vec<SigningPublicKey>,
@@ -998,10 +1000,12 @@ impl Service {
     /// its next messages before the earlier ones are acknowledged (pipelining); they then
     /// share flushes.
     pub fn stage_send(&self, caller: &Caller, env: Envelope) -> Result<Staged, Reject> {
+        let started = std::time::Instant::now();
         let size = env.ciphertext.len();
         let (item, audience) = self.append_message(&caller.key(), env)?;
         debug!(conversation = %item.conversation, seq = item.seq, size, "message stored");
         Ok(Staged {
+            started,
             durable: Box::pin(self.commit.durable()),
             item,
             audience,
@@ -1014,6 +1018,7 @@ impl Service {
     /// were staged (pushes and the durable watermark follow that order).
     pub async fn acknowledge(&self, staged: Staged) -> Response {
         let Staged {
+            started,
             durable,
             item,
             audience,
@@ -1025,6 +1030,9 @@ impl Service {
         }
         self.metrics.messages_stored.inc();
         self.push_item(&item, &audience, &sender);
+        self.metrics
+            .ack_latency
+            .observe(started.elapsed().as_secs_f64());
         Response::Stored { seq: item.seq }
     }
 

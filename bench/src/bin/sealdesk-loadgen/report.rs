@@ -135,6 +135,9 @@ pub struct GroupCommitFigures {
     pub slow_flushes: u64,
     /// Store operations (reads and writes, not flushes) that took longer than 5 ms.
     pub slow_store_ops: u64,
+    /// Messages whose acknowledgement took the relay longer than 25 ms from reading the `Send`
+    /// to queueing `Stored` (its own `sealdesk_ack_latency_seconds`).
+    pub slow_acks: u64,
 }
 
 /// One system's runs of a scenario taken together.
@@ -710,12 +713,13 @@ fn group_commit_line(out: &mut String, runs: &[RunFigures]) {
         .filter_map(|r| r.group_commit)
         .map(|g| {
             format!(
-                "{} flushes/s, {:.1} writers/flush, {:.2} ms/flush, {} over 25 ms, {} store ops over 5 ms",
+                "{} flushes/s, {:.1} writers/flush, {:.2} ms/flush, {} over 25 ms, {} store ops over 5 ms, {} acks over 25 ms in the relay",
                 num(g.flushes_per_s),
                 g.mean_batch,
                 g.mean_flush_ms,
                 g.slow_flushes,
-                g.slow_store_ops
+                g.slow_store_ops,
+                g.slow_acks
             )
         })
         .collect();

@@ -426,6 +426,10 @@ async fn measure(
                     (Some(x), Some(y)) => ((y.0 - x.0) - (y.1 - x.1)).max(0.0) as u64,
                     _ => 0,
                 },
+                slow_acks: match (a.store, b.store) {
+                    (Some(x), Some(y)) => ((y.2 - x.2) - (y.3 - x.3)).max(0.0) as u64,
+                    _ => 0,
+                },
             }),
             _ => None,
         },
@@ -440,9 +444,10 @@ struct Snapshot {
     server_cpu: Duration,
     client_cpu: Duration,
     /// Relay group-commit counters: (flushes, writers served, seconds flushing, flushes that
-    /// took at most 25 ms), then store operations: (all, those that took at most 5 ms).
+    /// took at most 25 ms), then store operations and acknowledgements: (all, those that took
+    /// at most 5 ms; all, those that took at most 25 ms).
     commit: Option<(f64, f64, f64, f64)>,
-    store: Option<(f64, f64)>,
+    store: Option<(f64, f64, f64, f64)>,
 }
 
 impl Snapshot {
@@ -458,6 +463,8 @@ impl Snapshot {
             Some((
                 client::metric(m, "sealdesk_store_latency_seconds_count")?,
                 client::metric(m, "sealdesk_store_latency_seconds_bucket{le=\"0.005\"}")?,
+                client::metric(m, "sealdesk_ack_latency_seconds_count")?,
+                client::metric(m, "sealdesk_ack_latency_seconds_bucket{le=\"0.025\"}")?,
             ))
         });
         let commit = match kind {
