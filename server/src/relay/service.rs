@@ -460,26 +460,50 @@ impl Service {
 
     // ---- conversations ---------------------------------------------------------------------
 
+    /// A copy of the conversation's state, loaded into the cache if needed.
     fn conv(&self, c: &ConversationId) -> Result<Option<ConvState>, Reject> {
-        if let Some(s) = lock(&self.convs)?.get(c) {
-            return Ok(Some(s.clone()));
+        if !self.load(c)? {
+            return Ok(None);
+        }
+        Ok(lock(&self.convs)?.get(c).cloned())
+    }
+
+    /// Makes sure the conversation's state is in the cache (restoring it from the store if
+    /// needed); returns whether the conversation exists. The disk is read outside the lock.
+    fn load(&self, c: &ConversationId) -> Result<bool, Reject> {
+        if lock(&self.convs)?.contains_key(c) {
+            return Ok(true);
         }
         let Some(b) = self.store.get(Collection::Conversations, c.as_bytes())? else {
-            return Ok(None);
+            return Ok(false);
         };
         let s = self.restore(&b)?;
         // Another task may have loaded it meanwhile; the first one in wins (same content).
-        Ok(Some(lock(&self.convs)?.entry(*c).or_insert(s).clone()))
+        lock(&self.convs)?.entry(*c).or_insert(s);
+        Ok(true)
+    }
+
+    /// The live state of the conversation whose stored record is `record`: the cached one, or
+    /// the record brought up to date from the items, without caching it (for scans over every
+    /// conversation).
+    fn live_state(&self, c: &ConversationId, record: &[u8]) -> Result<ConvState, Reject> {
+        let cached = lock(&self.convs)?.get(c).cloned();
+        match cached {
+            Some(s) => Ok(s),
+            None => self.restore(record),
+        }
     }
 
     /// A conversation's state as stored: its record, then the message items appended after
     /// the record was last written. Message appends do not rewrite the record (see
     /// [`Self::append_message`]), so this replays them: the sequence number and activity time
-    /// come from the last item, and each replayed message's duplicate key is written again in
-    /// case a crash took it after its item. Everything loaded from disk is durable.
+    /// come from the last item. A message's duplicate key is written right after its item and
+    /// before the next item, so only the last item can have lost its key to a crash; that one
+    /// is written again. Everything loaded from disk is durable.
     fn restore(&self, record: &[u8]) -> Result<ConvState, Reject> {
         let mut s: ConvState = dec(record, "conversation")?;
         let c = s.conversation;
+        let mut last_message = None;
         loop {
             let start = item_key(&c, s.last_seq.saturating_add(1));
             let tail = self.store.scan_prefix_from(
@@ -498,19 +522,22 @@ impl Service {
                     warn!(conversation = %c, after = s.last_seq, found = item.seq,
                         "sequence gap in stored items");
                 }
-                match &item.item {
-                    Item::Message(env) => self.store.put(
-                        Collection::MessageKeys,
-                        &message_dedupe_key(&env.header),
-                        &item.seq.to_be_bytes(),
-                    )?,
+                last_message = match &item.item {
+                    Item::Message(env) => Some(message_dedupe_key(&env.header)),
                     // Every other item is written in one transaction with the record.
-                    _ => warn!(conversation = %c, seq = item.seq,
-                        "a non-message item newer than the conversation record"),
-                }
+                    _ => {
+                        warn!(conversation = %c, seq = item.seq,
+                            "a non-message item newer than the conversation record");
+                        None
+                    }
+                };
                 s.last_seq = item.seq;
                 s.last_activity = item.stored_at;
             }
+        }
+        if let Some(key) = last_message {
+            self.store
+                .put(Collection::MessageKeys, &key, &s.last_seq.to_be_bytes())?;
         }
         s.durable_seq = s.last_seq;
         Ok(s)
@@ -698,11 +725,7 @@ impl Service {
         let mut out = Vec::new();
         for (k, v) in self.store.scan_prefix(Collection::Conversations, &[])? {
             let c = ConversationId::try_from(k.as_slice())?;
-            let cached = lock(&self.convs)?.get(&c).cloned();
-            let s = match cached {
-                Some(s) => s,
-                None => self.restore(&v)?,
-            };
+            let s = self.live_state(&c, &v)?;
             if !s.involves(&me) && !self.is_master_of(&me, &s.org)? {
                 continue;
             }
@@ -720,21 +743,21 @@ impl Service {
         Ok(Response::Conversations(out))
     }
 
-    /// Appends an item to a conversation under the conversation lock, with an optional
-    /// duplicate key that must not exist yet. Returns the item and the push audience.
+    /// Appends an item that is not a message (those go through [`Self::append_message`]) to a
+    /// conversation under the conversation lock. Returns the item and the push audience.
     fn append_item(
         &self,
         c: &ConversationId,
         epoch: Option<u32>,
         item: Item,
-        dedupe: Option<Vec<u8>>,
         update: impl FnOnce(&mut ConvState),
     ) -> Result<(Sequenced, Vec<SigningPublicKey>), Reject> {
-        self.append_item_with(c, epoch, item, dedupe, None, update)
+        self.append_item_with(c, epoch, item, None, None, update)
     }
 
-    /// [`Self::append_item`] plus one more write (`also`) in the same ordered batch, after the
-    /// duplicate check and before the conversation state (the epoch index of `PutEpoch`).
+    /// [`Self::append_item`] with a duplicate key that must not exist yet (`dedupe`) and one
+    /// more write (`also`) in the same transaction (the epoch number and the epoch index of
+    /// `PutEpoch`).
     fn append_item_with(
         &self,
         c: &ConversationId,
@@ -809,8 +832,7 @@ impl Service {
         if h.sender != *sender {
             return reject(ErrorCode::Forbidden, "the sender in the header must be you");
         }
-        // Load it into the cache first (outside the lock: a load reads the disk).
-        if self.conv(&c)?.is_none() {
+        if !self.load(&c)? {
             return reject(ErrorCode::NotFound, "no such conversation for this account");
         }
         let dedupe = message_dedupe_key(h);
@@ -980,7 +1002,7 @@ impl Service {
         let epochs: Vec<u32> = h.epochs.iter().map(|(e, _)| *e).collect();
         let target = s.current_epoch;
         let conv = h.conversation;
-        let (seq_item, _) = self.append_item(&conv, target, Item::HandOff(h), None, |st| {
+        let (seq_item, _) = self.append_item(&conv, target, Item::HandOff(h), |st| {
             for e in &epochs {
                 st.readers.entry(*e).or_default().insert(to);
             }
@@ -1160,7 +1182,6 @@ impl Service {
             &token.conversation.clone(),
             None,
             Item::Consent(token),
-            None,
             |_| {},
         )?;
         self.commit.durable().await?;
@@ -1477,7 +1498,7 @@ impl Service {
             && Some(&state.org) == entry_org(&entry)
         {
             let (item, audience) =
-                self.append_item(&c, None, Item::Notice { entry, index }, None, |_| {})?;
+                self.append_item(&c, None, Item::Notice { entry, index }, |_| {})?;
             self.commit.durable().await?;
             self.push_item(&item, &audience, &caller.key());
         }
@@ -1636,26 +1657,19 @@ impl Service {
     pub async fn sweep_retention(&self) -> Result<usize, Reject> {
         let t = now();
         let mut expired = Vec::new();
-        let idle_too_long = |s: &ConvState| -> Result<bool, Reject> {
-            Ok(match self.policy(&s.org, None) {
-                Ok(Some(p)) => t.saturating_sub(s.last_activity) > p.retention_secs,
-                _ => false,
-            })
+        let idle_too_long = |s: &ConvState| match self.policy(&s.org, None) {
+            Ok(Some(p)) => t.saturating_sub(s.last_activity) > p.retention_secs,
+            _ => false,
         };
         for (k, v) in self.store.scan_prefix(Collection::Conversations, &[])? {
             // The record's activity time lags behind message appends, never ahead: a record
             // recent enough is enough to keep a conversation, and only the others need the
             // live state (cached, or rebuilt from the items).
-            if !idle_too_long(&dec::<ConvState>(&v, "conversation")?)? {
+            if !idle_too_long(&dec::<ConvState>(&v, "conversation")?) {
                 continue;
             }
-            let c = ConversationId::try_from(k.as_slice())?;
-            let cached = lock(&self.convs)?.get(&c).cloned();
-            let s = match cached {
-                Some(s) => s,
-                None => self.restore(&v)?,
-            };
-            if idle_too_long(&s)? && !self.open_dispute(&s.conversation)? {
+            let s = self.live_state(&ConversationId::try_from(k.as_slice())?, &v)?;
+            if idle_too_long(&s) && !self.open_dispute(&s.conversation)? {
                 expired.push(s.conversation);
             }
         }
