@@ -416,21 +416,8 @@ async fn measure(
         first_error: stats.first_error(),
         latency: Percentiles::of(&lat),
         ack_latency: (fleet.kind == Kind::Sealdesk).then(|| Percentiles::of(&ack)),
-        group_commit: match (a.commit, b.commit) {
-            (Some(x), Some(y)) if y.0 > x.0 => Some(GroupCommitFigures {
-                flushes_per_s: (y.0 - x.0) / secs,
-                mean_batch: (y.1 - x.1) / (y.0 - x.0),
-                mean_flush_ms: (y.2 - x.2) * 1e3 / (y.0 - x.0),
-                slow_flushes: ((y.0 - x.0) - (y.3 - x.3)).max(0.0) as u64,
-                slow_store_ops: match (a.store, b.store) {
-                    (Some(x), Some(y)) => ((y.0 - x.0) - (y.1 - x.1)).max(0.0) as u64,
-                    _ => 0,
-                },
-                slow_acks: match (a.store, b.store) {
-                    (Some(x), Some(y)) => ((y.2 - x.2) - (y.3 - x.3)).max(0.0) as u64,
-                    _ => 0,
-                },
-            }),
+        group_commit: match (a.relay, b.relay) {
+            (Some(x), Some(y)) => y.since(&x, secs),
             _ => None,
         },
     };
@@ -443,11 +430,68 @@ struct Snapshot {
     acked: u64,
     server_cpu: Duration,
     client_cpu: Duration,
-    /// Relay group-commit counters: (flushes, writers served, seconds flushing, flushes that
-    /// took at most 25 ms), then store operations and acknowledgements: (all, those that took
-    /// at most 5 ms; all, those that took at most 25 ms).
-    commit: Option<(f64, f64, f64, f64)>,
-    store: Option<(f64, f64, f64, f64)>,
+    /// The Sealdesk relay's own counters (none for the baseline).
+    relay: Option<RelayCounters>,
+}
+
+/// Counters scraped from the relay's `/metrics`, cumulative since it started.
+#[derive(Clone, Copy)]
+struct RelayCounters {
+    flushes: f64,
+    writers_served: f64,
+    flush_seconds: f64,
+    flushes_within_25ms: f64,
+    store_ops: f64,
+    store_ops_within_5ms: f64,
+    acks: f64,
+    acks_within_25ms: f64,
+}
+
+impl RelayCounters {
+    fn scrape(exposition: &str) -> Option<Self> {
+        let m = |name: &str| client::metric(exposition, name);
+        Some(Self {
+            flushes: m("sealdesk_group_commit_batch_size_count")?,
+            writers_served: m("sealdesk_group_commit_batch_size_sum")?,
+            flush_seconds: m("sealdesk_flush_latency_seconds_sum")?,
+            flushes_within_25ms: m("sealdesk_flush_latency_seconds_bucket{le=\"0.025\"}")?,
+            store_ops: m("sealdesk_store_latency_seconds_count")?,
+            store_ops_within_5ms: m("sealdesk_store_latency_seconds_bucket{le=\"0.005\"}")?,
+            acks: m("sealdesk_ack_latency_seconds_count")?,
+            acks_within_25ms: m("sealdesk_ack_latency_seconds_bucket{le=\"0.025\"}")?,
+        })
+    }
+
+    /// The group commit over the `secs` between `before` and `self`; `None` if no flush.
+    fn since(&self, before: &Self, secs: f64) -> Option<GroupCommitFigures> {
+        let flushes = self.flushes - before.flushes;
+        let over = |all: f64, within: f64, all0: f64, within0: f64| {
+            ((all - all0) - (within - within0)).max(0.0) as u64
+        };
+        (flushes > 0.0).then(|| GroupCommitFigures {
+            flushes_per_s: flushes / secs,
+            mean_batch: (self.writers_served - before.writers_served) / flushes,
+            mean_flush_ms: (self.flush_seconds - before.flush_seconds) * 1e3 / flushes,
+            slow_flushes: over(
+                self.flushes,
+                self.flushes_within_25ms,
+                before.flushes,
+                before.flushes_within_25ms,
+            ),
+            slow_store_ops: over(
+                self.store_ops,
+                self.store_ops_within_5ms,
+                before.store_ops,
+                before.store_ops_within_5ms,
+            ),
+            slow_acks: over(
+                self.acks,
+                self.acks_within_25ms,
+                before.acks,
+                before.acks_within_25ms,
+            ),
+        })
+    }
 }
 
 impl Snapshot {
@@ -455,27 +499,11 @@ impl Snapshot {
         // Read the relay's counters first: the scrape costs the relay a little CPU, which
         // then falls outside the window's CPU reading at the start and inside at the end,
         // a few hundred µs either way.
-        let scrape = match kind {
-            Kind::Sealdesk => client::metrics(child.addr()).await.ok(),
-            Kind::Baseline => None,
-        };
-        let store = scrape.as_deref().and_then(|m| {
-            Some((
-                client::metric(m, "sealdesk_store_latency_seconds_count")?,
-                client::metric(m, "sealdesk_store_latency_seconds_bucket{le=\"0.005\"}")?,
-                client::metric(m, "sealdesk_ack_latency_seconds_count")?,
-                client::metric(m, "sealdesk_ack_latency_seconds_bucket{le=\"0.025\"}")?,
-            ))
-        });
-        let commit = match kind {
-            Kind::Sealdesk => scrape.as_deref().and_then(|m| {
-                Some((
-                    client::metric(m, "sealdesk_group_commit_batch_size_count")?,
-                    client::metric(m, "sealdesk_group_commit_batch_size_sum")?,
-                    client::metric(m, "sealdesk_flush_latency_seconds_sum")?,
-                    client::metric(m, "sealdesk_flush_latency_seconds_bucket{le=\"0.025\"}")?,
-                ))
-            }),
+        let relay = match kind {
+            Kind::Sealdesk => client::metrics(child.addr())
+                .await
+                .ok()
+                .and_then(|m| RelayCounters::scrape(&m)),
             Kind::Baseline => None,
         };
         Ok(Self {
@@ -485,8 +513,7 @@ impl Snapshot {
             server_cpu: procstat::cpu_time(child.pid()).context("reading the server's CPU time")?,
             client_cpu: procstat::cpu_time(std::process::id())
                 .context("reading this process's CPU time")?,
-            commit,
-            store,
+            relay,
         })
     }
 }
