@@ -872,20 +872,27 @@ impl Client {
         Ok(last)
     }
 
-    /// Opens the next epoch with the current members, under the org's latest policy.
-    async fn rotate(&mut self, id: &ConversationId) -> Result<EpochState> {
-        let meta = self.meta(id)?;
+    /// The conversation's newest epoch, which this account must be a member of (`none`: the
+    /// refusal when there is no epoch at all).
+    fn current_member_epoch(&self, id: &ConversationId, none: &str) -> Result<EpochState> {
         let last = self
             .account
             .epochs(id)?
             .pop()
-            .ok_or_else(|| cannot_send(id, "there is no epoch to rotate"))?;
+            .ok_or_else(|| cannot_send(id, none))?;
         if last.status != EpochStatus::Member {
             return Err(cannot_send(
                 id,
                 "this account is not a member of the current epoch",
             ));
         }
+        Ok(last)
+    }
+
+    /// Opens the next epoch with the current members, under the org's latest policy.
+    async fn rotate(&mut self, id: &ConversationId) -> Result<EpochState> {
+        let meta = self.meta(id)?;
+        let last = self.current_member_epoch(id, "there is no epoch to rotate")?;
         let policy = self.latest_policy(&meta.org).await?;
         let mut members = Vec::new();
         for m in &last.record.members {
@@ -963,17 +970,7 @@ impl Client {
         self.account.require(Role::Agent, "transfer")?;
         self.sync(id).await?;
         let mut meta = self.meta(id)?;
-        let last = self
-            .account
-            .epochs(id)?
-            .pop()
-            .ok_or_else(|| cannot_send(id, "the conversation has no epoch yet"))?;
-        if last.status != EpochStatus::Member {
-            return Err(cannot_send(
-                id,
-                "this account is not a member of the current epoch",
-            ));
-        }
+        let last = self.current_member_epoch(id, "the conversation has no epoch yet")?;
         let policy = self.latest_policy(&meta.org).await?;
         let new_agent = self.agent_certificate(&policy, to).await?;
         self.pin_or_block(&new_agent)?;
