@@ -1,53 +1,92 @@
 //! Group commit: many writers share one durable flush.
 //!
 //! ```text
-//!  writer ─┐ durable()                       ┌─► Ok / Err to every waiter of the batch
-//!  writer ─┼─► bounded queue ─► committer ───┤
-//!  writer ─┘   (oneshot each)   collect ≤ max_batch or until max_delay,
-//!                               then Store::flush on a blocking thread
+//!  writer ─┐ durable()                         ┌─► Ok / Err to every waiter of the batch
+//!  writer ─┼─► queue (≤ 2 × max_batch) ─► committer thread
+//!  writer ─┘   (oneshot each)              collect ≤ max_batch or until max_delay,
+//!                                          then Store::flush, then answer
 //! ```
+//!
+//! The committer is a thread of its own, not a task: it sleeps on the queue with a precise
+//! timeout (tokio's timer rounds `max_delay` up to whole milliseconds), flushes without a hop
+//! through the blocking pool, and is not queued behind the sessions' tasks when its flush ends.
+//! Every acknowledgement and push waits for it, so its cycle is the floor of the relay's
+//! latency.
 //!
 //! **Invariant:** [`GroupCommit::durable`] resolves only after a flush that *started after* the
 //! call began. The committer takes a request off the queue before it starts the flush that
 //! answers it, and requests that arrive during a flush wait for the next one.
 
-use std::sync::Arc;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tracing::{debug, warn};
 
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
-/// One waiter: the committer answers on this channel after the flush.
-type Waiter = oneshot::Sender<Result<()>>;
+/// One writer waiting for a flush.
+struct Waiter {
+    /// When it asked (for `sealdesk_commit_wait_seconds`).
+    asked: Instant,
+    /// The committer answers here after the flush.
+    answer: oneshot::Sender<Result<()>>,
+    /// Its place in the bounded queue, given back when it is answered.
+    _room: OwnedSemaphorePermit,
+}
 
-/// Handle to the group-commit task. Cheap to clone; the task stops when every handle is gone.
+/// What the committer thread is asked.
+enum Request {
+    /// Answer this writer after a flush.
+    Wait(Waiter),
+    /// Flush for everyone queued before, then stop.
+    Stop,
+}
+
+/// Handle to the group-commit thread. Cheap to clone; the thread stops when every handle is
+/// gone or [`Committer::stop`] is called.
 #[derive(Debug, Clone)]
 pub struct GroupCommit {
-    requests: mpsc::Sender<Waiter>,
+    requests: mpsc::Sender<Request>,
+    /// Places in the queue: `2 × max_batch`, one batch being flushed plus one filling up.
+    room: Arc<Semaphore>,
 }
 
 impl GroupCommit {
-    /// Starts the committer task on the current tokio runtime.
+    /// Starts the committer thread.
     ///
-    /// The request queue holds `2 × max_batch` waiters: one batch being flushed plus one
-    /// filling up. Beyond that, [`durable`](Self::durable) waits for room, which pushes back
-    /// on writers instead of growing memory.
+    /// The queue holds `2 × max_batch` waiters: one batch being flushed plus one filling up.
+    /// Beyond that, [`durable`](Self::durable) waits for room, which pushes back on writers
+    /// instead of growing memory.
     ///
     /// `max_batch` of 0 is treated as 1.
+    ///
+    /// Also returns the [`Committer`], which stops the thread and waits for it (so the store
+    /// is released when the relay stops).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Internal`] if the operating system refuses a thread.
     pub fn spawn(
         store: Arc<dyn Store>,
         max_batch: usize,
         max_delay: Duration,
         metrics: Arc<Metrics>,
-    ) -> Self {
+    ) -> Result<(Self, Committer)> {
         let max_batch = max_batch.max(1);
-        let (requests, rx) = mpsc::channel(max_batch.saturating_mul(2));
-        tokio::spawn(committer(store, rx, max_batch, max_delay, metrics));
-        Self { requests }
+        let (requests, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("sealdesk-commit".into())
+            .spawn(move || committer(&*store, &rx, max_batch, max_delay, &metrics))
+            .map_err(|e| Error::Internal(format!("cannot start the group-commit thread: {e}")))?;
+        let commit = Self {
+            requests: requests.clone(),
+            room: Arc::new(Semaphore::new(max_batch.saturating_mul(2))),
+        };
+        Ok((commit, Committer { requests, thread }))
     }
 
     /// Waits until everything written to the store before this call is durable.
@@ -62,62 +101,109 @@ impl GroupCommit {
     /// The flush's [`Error::Storage`] (every waiter of a failed batch gets it), or
     /// [`Error::CommitStopped`] if the committer is gone.
     pub fn durable(&self) -> impl Future<Output = Result<()>> + Send + 'static {
-        let (tx, rx) = oneshot::channel();
-        let (late, stopped) = match self.requests.try_send(tx) {
-            Ok(()) => (None, false),
-            Err(mpsc::error::TrySendError::Full(tx)) => (Some(tx), false),
-            Err(mpsc::error::TrySendError::Closed(_)) => (None, true),
+        let asked = Instant::now();
+        let (answer, answered) = oneshot::channel();
+        // Queued now if there is room; otherwise the future queues it when polled.
+        let later = match Arc::clone(&self.room).try_acquire_owned() {
+            Ok(room) => {
+                // A send that fails drops the answer channel, and the future reports the stop.
+                let _ = self.requests.send(Request::Wait(Waiter {
+                    asked,
+                    answer,
+                    _room: room,
+                }));
+                None
+            }
+            Err(_) => Some(answer),
         };
-        let requests = self.requests.clone();
+        let (requests, room) = (self.requests.clone(), Arc::clone(&self.room));
         async move {
-            if stopped {
-                return Err(Error::CommitStopped);
+            if let Some(answer) = later {
+                let room = room
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| Error::CommitStopped)?;
+                requests
+                    .send(Request::Wait(Waiter {
+                        asked,
+                        answer,
+                        _room: room,
+                    }))
+                    .map_err(|_| Error::CommitStopped)?;
             }
-            if let Some(tx) = late {
-                requests.send(tx).await.map_err(|_| Error::CommitStopped)?;
-            }
-            rx.await.map_err(|_| Error::CommitStopped)?
+            answered.await.map_err(|_| Error::CommitStopped)?
         }
     }
 }
 
-async fn committer(
-    store: Arc<dyn Store>,
-    mut rx: mpsc::Receiver<Waiter>,
+/// The group-commit thread itself.
+#[derive(Debug)]
+pub struct Committer {
+    requests: mpsc::Sender<Request>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Committer {
+    /// Answers every writer queued so far (after one last flush), stops the thread and waits
+    /// for it. Later [`GroupCommit::durable`] calls fail with [`Error::CommitStopped`].
+    /// Blocks: call it from a blocking context.
+    pub fn stop(self) {
+        // If the thread is already gone, there is nothing to stop.
+        let _ = self.requests.send(Request::Stop);
+        let _ = self.thread.join();
+    }
+}
+
+/// The committer thread: gathers a batch, flushes, answers, until stopped or every handle is
+/// gone.
+fn committer(
+    store: &dyn Store,
+    rx: &mpsc::Receiver<Request>,
     max_batch: usize,
     max_delay: Duration,
-    metrics: Arc<Metrics>,
+    metrics: &Metrics,
 ) {
     let mut batch: Vec<Waiter> = Vec::with_capacity(max_batch);
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        let deadline = tokio::time::Instant::now() + max_delay;
+    let mut stopping = false;
+    while !stopping {
+        match rx.recv() {
+            Ok(Request::Wait(first)) => batch.push(first),
+            Ok(Request::Stop) | Err(_) => break,
+        }
+        let deadline = Instant::now() + max_delay;
         while batch.len() < max_batch {
             // Take whatever is already queued without waiting, then wait for more until the
             // deadline.
-            match rx.try_recv() {
-                Ok(w) => batch.push(w),
-                Err(mpsc::error::TryRecvError::Disconnected) => break,
-                Err(mpsc::error::TryRecvError::Empty) => {
-                    match tokio::time::timeout_at(deadline, rx.recv()).await {
-                        Ok(Some(w)) => batch.push(w),
-                        Ok(None) | Err(_) => break,
+            let next = match rx.try_recv() {
+                Ok(r) => r,
+                Err(mpsc::TryRecvError::Disconnected) => break,
+                Err(mpsc::TryRecvError::Empty) => {
+                    match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                        Ok(r) => r,
+                        Err(_) => break,
                     }
+                }
+            };
+            match next {
+                Request::Wait(w) => batch.push(w),
+                Request::Stop => {
+                    stopping = true;
+                    break;
                 }
             }
         }
 
         let size = batch.len();
         let started = Instant::now();
-        let flusher = Arc::clone(&store);
-        let result = match tokio::task::spawn_blocking(move || flusher.flush()).await {
-            Ok(r) => r,
-            Err(join) => Err(Error::Storage {
+        // A panicking engine must not take the committer (and every later write) with it.
+        let result = catch_unwind(AssertUnwindSafe(|| store.flush())).unwrap_or_else(|_| {
+            Err(Error::Storage {
                 op: "flush",
-                detail: join.to_string(),
-            }),
-        };
-        let elapsed = started.elapsed();
+                detail: "the storage engine panicked".into(),
+            })
+        });
+        let answered = Instant::now();
+        let elapsed = answered.duration_since(started);
         metrics.flush_latency.observe(elapsed.as_secs_f64());
         metrics.group_commit_batch_size.observe(size as f64);
         match &result {
@@ -128,9 +214,19 @@ async fn committer(
             ),
             Err(e) => warn!(batch = size, error = %e, "group commit flush failed"),
         }
-        for waiter in batch.drain(..) {
+        for Waiter {
+            asked,
+            answer,
+            _room: room,
+        } in batch.drain(..)
+        {
+            metrics
+                .commit_wait
+                .observe(answered.duration_since(asked).as_secs_f64());
+            // Room first, so a writer that wakes to its answer finds it given back.
+            drop(room);
             // A waiter that gave up (dropped its future) is no error.
-            let _ = waiter.send(result.clone());
+            let _ = answer.send(result.clone());
         }
     }
 }
@@ -148,12 +244,13 @@ mod tests {
     async fn many_writers_share_few_flushes() {
         let store = Arc::new(MemoryStore::new());
         let metrics = Arc::new(Metrics::new());
-        let commit = GroupCommit::spawn(
+        let (commit, _committer) = GroupCommit::spawn(
             store.clone(),
             1024,
             Duration::from_millis(2),
             metrics.clone(),
-        );
+        )
+        .unwrap();
         let writers = 1000u64;
         let tasks: Vec<_> = (0..writers)
             .map(|i| {
@@ -181,6 +278,32 @@ mod tests {
         assert_eq!(metrics.group_commit_batch_size.count(), flushes);
         assert_eq!(metrics.group_commit_batch_size.sum() as u64, writers);
         assert_eq!(metrics.flush_latency.count(), flushes);
+        assert_eq!(
+            metrics.commit_wait.count(),
+            writers,
+            "every waiter's wait is recorded"
+        );
+    }
+
+    /// More waiters than the queue has room for: the rest queue when polled, none is lost,
+    /// and the room comes back as batches are answered.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_makes_writers_wait_not_fail() {
+        let store = Arc::new(MemoryStore::new());
+        let (commit, _committer) =
+            GroupCommit::spawn(store.clone(), 1, Duration::ZERO, Arc::new(Metrics::new())).unwrap();
+        // Room for 2; 50 futures taken at once, then awaited together.
+        let pending: Vec<_> = (0..50).map(|_| commit.durable()).collect();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            futures_util::future::join_all(pending),
+        )
+        .await
+        .expect("every waiter is answered")
+        .into_iter()
+        .for_each(|r| r.unwrap());
+        assert_eq!(commit.room.available_permits(), 2, "all room given back");
+        assert!(store.flush_count() >= 2);
     }
 
     /// Fails every flush after counting it; other operations are unused here.
@@ -230,12 +353,13 @@ mod tests {
     async fn flush_error_reaches_every_waiter() {
         let store = Arc::new(FailingStore::default());
         let metrics = Arc::new(Metrics::new());
-        let commit = GroupCommit::spawn(
+        let (commit, _committer) = GroupCommit::spawn(
             store.clone(),
             64,
             Duration::from_millis(50),
             metrics.clone(),
-        );
+        )
+        .unwrap();
         let waiters: Vec<_> = (0..20)
             .map(|_| {
                 let commit = commit.clone();
@@ -259,10 +383,95 @@ mod tests {
         assert!(store.flushes.load(Ordering::SeqCst) < 20);
     }
 
+    /// Panics in its first flush, then behaves.
+    #[derive(Default)]
+    struct PanicOnceStore {
+        inner: MemoryStore,
+        panicked: AtomicU64,
+    }
+
+    impl Store for PanicOnceStore {
+        fn get(&self, c: Collection, k: &[u8]) -> Result<Option<Vec<u8>>> {
+            self.inner.get(c, k)
+        }
+        fn put(&self, c: Collection, k: &[u8], v: &[u8]) -> Result<()> {
+            self.inner.put(c, k, v)
+        }
+        fn delete(&self, c: Collection, k: &[u8]) -> Result<bool> {
+            self.inner.delete(c, k)
+        }
+        fn scan_prefix(&self, c: Collection, p: &[u8]) -> Result<Entries> {
+            self.inner.scan_prefix(c, p)
+        }
+        fn range_from(&self, c: Collection, k: &[u8], n: usize) -> Result<Entries> {
+            self.inner.range_from(c, k, n)
+        }
+        fn scan_prefix_from(&self, c: Collection, p: &[u8], k: &[u8], n: usize) -> Result<Entries> {
+            self.inner.scan_prefix_from(c, p, k, n)
+        }
+        fn last(&self, c: Collection, p: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+            self.inner.last(c, p)
+        }
+        fn apply(&self, b: Batch) -> Result<bool> {
+            self.inner.apply(b)
+        }
+        fn insert_if_absent(&self, c: Collection, k: &[u8], v: &[u8]) -> Result<bool> {
+            self.inner.insert_if_absent(c, k, v)
+        }
+        fn flush(&self) -> Result<()> {
+            if self.panicked.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("engine bug");
+            }
+            self.inner.flush()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_flush_fails_its_batch_and_the_committer_carries_on() {
+        let store = Arc::new(PanicOnceStore::default());
+        let (commit, _committer) =
+            GroupCommit::spawn(store.clone(), 8, Duration::ZERO, Arc::new(Metrics::new())).unwrap();
+        let err = commit.durable().await.unwrap_err();
+        assert!(
+            matches!(err, Error::Storage { op: "flush", .. }),
+            "the waiter learns the flush failed: {err:?}"
+        );
+        commit.durable().await.unwrap();
+        assert_eq!(store.inner.flush_count(), 1, "the next flush ran");
+    }
+
+    /// Stopping answers what was queued, releases the store, and refuses later writers.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stop_answers_the_queue_then_releases_the_store() {
+        let store = Arc::new(MemoryStore::new());
+        let (commit, committer) = GroupCommit::spawn(
+            store.clone(),
+            64,
+            Duration::from_millis(50),
+            Arc::new(Metrics::new()),
+        )
+        .unwrap();
+        let queued: Vec<_> = (0..5).map(|_| commit.durable()).collect();
+        tokio::task::spawn_blocking(move || committer.stop())
+            .await
+            .unwrap();
+        for q in queued {
+            q.await.unwrap();
+        }
+        assert_eq!(store.flush_count(), 1, "one last flush for the queue");
+        assert_eq!(
+            Arc::strong_count(&store),
+            1,
+            "the thread let go of the store"
+        );
+        assert_eq!(commit.durable().await, Err(Error::CommitStopped));
+    }
+
     #[tokio::test]
     async fn each_call_waits_for_a_later_flush() {
         let store = Arc::new(MemoryStore::new());
-        let commit = GroupCommit::spawn(store.clone(), 8, Duration::ZERO, Arc::new(Metrics::new()));
+        let (commit, _committer) =
+            GroupCommit::spawn(store.clone(), 8, Duration::ZERO, Arc::new(Metrics::new())).unwrap();
         for i in 1..=3 {
             commit.durable().await.unwrap();
             assert_eq!(
@@ -278,12 +487,13 @@ mod tests {
     #[tokio::test]
     async fn futures_taken_in_a_row_share_a_flush_before_they_are_polled() {
         let store = Arc::new(MemoryStore::new());
-        let commit = GroupCommit::spawn(
+        let (commit, _committer) = GroupCommit::spawn(
             store.clone(),
             64,
             Duration::from_millis(1),
             Arc::new(Metrics::new()),
-        );
+        )
+        .unwrap();
         let pending: Vec<_> = (0..10u64)
             .map(|i| {
                 store

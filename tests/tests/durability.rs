@@ -378,6 +378,12 @@ async fn metrics_count_stored_messages() {
         Some(stored),
         "one ack-latency sample per stored message"
     );
+    let waits = metric(&response, "sealdesk_commit_wait_seconds_count")
+        .expect("sealdesk_commit_wait_seconds is exported");
+    assert!(
+        waits >= stored,
+        "every stored message waited for a commit: {waits} < {stored}"
+    );
     let delivered = metric(&response, "sealdesk_messages_delivered_total")
         .expect("sealdesk_messages_delivered_total is exported");
     assert!(delivered >= 1.0);

@@ -118,12 +118,12 @@ pub async fn serve(
     let metrics = Arc::new(Metrics::new());
     let sled: Arc<dyn Store> = Arc::new(SledStore::open(&config.data_dir)?);
     let store: Arc<dyn Store> = Arc::new(MeteredStore::new(sled.clone(), metrics.clone()));
-    let commit = GroupCommit::spawn(
+    let (commit, committer) = GroupCommit::spawn(
         store.clone(),
         config.limits.commit_max_batch,
         config.limits.commit_max_delay(),
         metrics.clone(),
-    );
+    )?;
     let svc = Arc::new(service::Service::open(
         store.clone(),
         commit,
@@ -148,7 +148,13 @@ pub async fn serve(
     };
     let handler: Arc<dyn SessionHandler> = Arc::new(Relay { svc });
     let result = crate::net::run(listener, Arc::new(config), metrics, handler, shutdown).await;
+    // Wait for the sweeper to be gone and for the committer thread to answer its last
+    // writers and stop, so nothing holds the store when this returns.
     sweeper.abort();
+    let _ = sweeper.await;
+    tokio::task::spawn_blocking(move || committer.stop())
+        .await
+        .map_err(|e| crate::Error::Internal(format!("stopping group commit: {e}")))?;
     store.flush()?;
     info!("relay stopped; store flushed");
     result
