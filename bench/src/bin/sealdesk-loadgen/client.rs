@@ -176,3 +176,81 @@ pub fn metric(exposition: &str, name: &str) -> Option<f64> {
             .flatten()
     })
 }
+
+/// The cumulative buckets of histogram `name` in a Prometheus text exposition, as
+/// `(upper bound in its unit, count)`, ascending; `+Inf` is `f64::INFINITY`.
+pub fn buckets(exposition: &str, name: &str) -> Vec<(f64, f64)> {
+    let prefix = format!("{name}_bucket{{le=\"");
+    let mut out: Vec<(f64, f64)> = exposition
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(&prefix)?;
+            let (le, rest) = rest.split_once("\"}")?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, rest.trim().parse().ok()?))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    out
+}
+
+/// The smallest bucket bound under which at least `q` of the samples in `buckets` (cumulative,
+/// from [`buckets`]) fall; `None` if there are no samples.
+pub fn quantile_bound(buckets: &[(f64, f64)], q: f64) -> Option<f64> {
+    let total = buckets.last()?.1;
+    (total > 0.0)
+        .then(|| {
+            buckets
+                .iter()
+                .find(|(_, n)| *n >= q * total)
+                .map(|(le, _)| *le)
+        })
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    const EXPOSITION: &str = "\
+# TYPE sealdesk_ack_latency_seconds histogram
+sealdesk_ack_latency_seconds_bucket{le=\"0.001\"} 50
+sealdesk_ack_latency_seconds_bucket{le=\"+Inf\"} 100
+sealdesk_ack_latency_seconds_bucket{le=\"0.005\"} 98
+sealdesk_ack_latency_seconds_sum 0.2
+sealdesk_ack_latency_seconds_count 100
+sealdesk_flush_latency_seconds_bucket{le=\"0.001\"} 7
+";
+
+    #[test]
+    fn buckets_are_read_in_bound_order_and_only_for_the_named_histogram() {
+        let b = buckets(EXPOSITION, "sealdesk_ack_latency_seconds");
+        assert_eq!(
+            b,
+            vec![(0.001, 50.0), (0.005, 98.0), (f64::INFINITY, 100.0)]
+        );
+        assert_eq!(
+            metric(EXPOSITION, "sealdesk_ack_latency_seconds_count"),
+            Some(100.0)
+        );
+    }
+
+    #[test]
+    fn quantile_bound_is_the_first_bucket_holding_that_share() {
+        let b = buckets(EXPOSITION, "sealdesk_ack_latency_seconds");
+        assert_eq!(quantile_bound(&b, 0.5), Some(0.001));
+        assert_eq!(quantile_bound(&b, 0.9), Some(0.005));
+        assert_eq!(quantile_bound(&b, 0.99), Some(f64::INFINITY));
+        assert_eq!(
+            quantile_bound(&[(0.001, 0.0), (f64::INFINITY, 0.0)], 0.5),
+            None
+        );
+        assert_eq!(quantile_bound(&[], 0.5), None);
+    }
+}

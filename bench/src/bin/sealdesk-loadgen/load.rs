@@ -5,6 +5,9 @@
 //! (nanoseconds since the run's clock base), so latency is measured from the schedule, not
 //! from when a late sender got round to it (no coordinated omission). Receivers take it out
 //! after verifying and decrypting, so latency is what a user sees: sealed, relayed, opened.
+//! Bytes 16..24 carry the time the sender actually began sealing it, and the receiver notes
+//! when the frame arrived, so each delivery's latency splits into three stages (`Stages`):
+//! how late the sender was, sealing + the wire + the server, and the receiver's open.
 //!
 //! Both systems get byte-for-byte the same client work: seal (AES-256-GCM + Ed25519 sign) per
 //! message, open (Ed25519 verify + AES-256-GCM) per delivery, a new epoch (HPKE to each member
@@ -85,6 +88,7 @@ pub struct Stats {
     pub errors: AtomicU64,
     delivery: Mutex<Histogram<u64>>,
     ack: Mutex<Histogram<u64>>,
+    stages: Mutex<[Histogram<u64>; 3]>,
     first_error: Mutex<Option<String>>,
 }
 
@@ -98,6 +102,7 @@ impl Default for Stats {
             errors: AtomicU64::new(0),
             delivery: Mutex::new(histogram()),
             ack: Mutex::new(histogram()),
+            stages: Mutex::new([histogram(), histogram(), histogram()]),
             first_error: Mutex::new(None),
         }
     }
@@ -111,15 +116,31 @@ impl Stats {
                 h.reset();
             }
         }
+        if let Ok(mut stages) = self.stages.lock() {
+            stages.iter_mut().for_each(Histogram::reset);
+        }
         self.measuring.store(true, Ordering::SeqCst);
     }
 
-    /// Stops recording latencies; returns copies of the delivery and ack histograms.
-    pub fn end_measure(&self) -> (Histogram<u64>, Histogram<u64>) {
+    /// Stops recording latencies; returns copies of what was recorded.
+    pub fn end_measure(&self) -> Measured {
         self.measuring.store(false, Ordering::SeqCst);
         let copy =
             |h: &Mutex<Histogram<u64>>| h.lock().map(|h| h.clone()).unwrap_or_else(|_| histogram());
-        (copy(&self.delivery), copy(&self.ack))
+        let [late, transit, open] = self
+            .stages
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_else(|_| [histogram(), histogram(), histogram()]);
+        Measured {
+            delivery: copy(&self.delivery),
+            ack: copy(&self.ack),
+            stages: Stages {
+                late,
+                transit,
+                open,
+            },
+        }
     }
 
     /// Counts an error, keeping the first message for the report.
@@ -145,6 +166,41 @@ impl Stats {
             }
         }
     }
+
+    /// Records one delivery's stages from its time stamps (ns since the clock base).
+    fn record_stages(&self, intended: u64, sealing: u64, received: u64, opened: u64) {
+        if !self.measuring.load(Ordering::Relaxed) {
+            return;
+        }
+        let us = |from: u64, to: u64| (to.saturating_sub(from) / 1_000).clamp(1, HIST_MAX_US);
+        if let Ok(mut s) = self.stages.lock() {
+            s[0].saturating_record(us(intended, sealing));
+            s[1].saturating_record(us(sealing, received));
+            s[2].saturating_record(us(received, opened));
+        }
+    }
+}
+
+/// The histograms of one measured window (µs).
+pub struct Measured {
+    /// Intended send time → verified and decrypted at the receiver.
+    pub delivery: Histogram<u64>,
+    /// Intended send time → the server's durable acknowledgement (Sealdesk).
+    pub ack: Histogram<u64>,
+    /// The delivery latency, stage by stage.
+    pub stages: Stages,
+}
+
+/// Where a delivery's latency goes; the three stages add up to the delivery latency.
+#[derive(Clone)]
+pub struct Stages {
+    /// Intended send time → the sender begins sealing (the sender's scheduling delay).
+    pub late: Histogram<u64>,
+    /// Sealing begins → the receiver has read the frame (seal, the sender's socket, the
+    /// server, the receiver's socket and its reading task).
+    pub transit: Histogram<u64>,
+    /// The frame read → verified and decrypted.
+    pub open: Histogram<u64>,
 }
 
 /// What sender and receiver of one conversation share.
@@ -317,6 +373,7 @@ impl Sender {
         let mut body = [0x61u8; BODY];
         body[..8].copy_from_slice(&intended_ns.to_be_bytes());
         body[8..16].copy_from_slice(&self.counter.to_be_bytes());
+        body[16..24].copy_from_slice(&now_ns().to_be_bytes());
         let env = self.keys.seal_message(
             &self.customer.keys,
             self.counter,
@@ -399,14 +456,15 @@ impl Receiver {
     pub async fn run(mut self, mut stream: SplitStream<Ws>) {
         while let Some(msg) = stream.next().await {
             match msg {
-                Ok(Message::Binary(b)) => self.handle(&b),
+                Ok(Message::Binary(b)) => self.handle(&b, now_ns()),
                 Ok(Message::Close(_)) | Err(_) => break,
                 Ok(_) => {}
             }
         }
     }
 
-    fn handle(&mut self, bytes: &[u8]) {
+    /// Handles one frame, read at `received` (ns since the clock base).
+    fn handle(&mut self, bytes: &[u8], received: u64) {
         let item = match self.kind {
             Kind::Sealdesk => match wire::decode(bytes) {
                 Ok(Frame::Push(Push::Item(s))) => s.item,
@@ -426,7 +484,7 @@ impl Receiver {
                 }
             }
             Item::Message(env) => {
-                if let Err(e) = self.on_message(&env) {
+                if let Err(e) = self.on_message(&env, received) {
                     self.stats.error(format!("message: {e:#}"));
                 }
             }
@@ -482,7 +540,7 @@ impl Receiver {
         Ok(())
     }
 
-    fn on_message(&mut self, env: &Envelope) -> Result<()> {
+    fn on_message(&mut self, env: &Envelope, received: u64) -> Result<()> {
         let h = &env.header;
         let key = (h.conversation, h.epoch);
         let (keys, windows) = self
@@ -490,10 +548,17 @@ impl Receiver {
             .get_mut(&key)
             .ok_or_else(|| anyhow!("a message for an epoch not opened ({})", h.epoch))?;
         let opened = keys.open_message(env, windows)?;
-        let mut stamp = [0u8; 8];
-        stamp.copy_from_slice(opened.body.get(..8).ok_or_else(|| anyhow!("short body"))?);
+        let stamp = |at: usize| -> Result<u64> {
+            let bytes = opened
+                .body
+                .get(at..at + 8)
+                .ok_or_else(|| anyhow!("short body"))?;
+            Ok(u64::from_be_bytes(bytes.try_into()?))
+        };
+        let (intended, sealing) = (stamp(0)?, stamp(16)?);
+        self.stats.record(&self.stats.delivery, intended);
         self.stats
-            .record(&self.stats.delivery, u64::from_be_bytes(stamp));
+            .record_stages(intended, sealing, received, now_ns());
         self.stats.delivered.fetch_add(1, Ordering::Relaxed);
         self.conv(&key.0)?.window.add_permits(1);
         Ok(())

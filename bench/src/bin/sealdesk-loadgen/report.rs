@@ -6,7 +6,7 @@ use hdrhistogram::Histogram;
 use sealdesk_bench::procstat;
 use serde::Serialize;
 
-use crate::child::Kind;
+use crate::{child::Kind, load::Stages};
 
 /// Everything one run measured.
 #[derive(Debug, Serialize)]
@@ -87,6 +87,28 @@ impl Percentiles {
     }
 }
 
+/// Where the delivery latency of a run goes (see `load::Stages`).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct StagePercentiles {
+    /// Intended send time → the sender begins sealing.
+    pub late: Percentiles,
+    /// Sealing begins → the receiver has read the frame.
+    pub transit: Percentiles,
+    /// The frame read → verified and decrypted.
+    pub open: Percentiles,
+}
+
+impl StagePercentiles {
+    /// Percentiles of each stage.
+    pub fn of(s: &Stages) -> Self {
+        Self {
+            late: Percentiles::of(&s.late),
+            transit: Percentiles::of(&s.transit),
+            open: Percentiles::of(&s.open),
+        }
+    }
+}
+
 /// One measured run of one system.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunFigures {
@@ -118,6 +140,8 @@ pub struct RunFigures {
     pub latency: Percentiles,
     /// Ack latency (Sealdesk).
     pub ack_latency: Option<Percentiles>,
+    /// The delivery latency, stage by stage.
+    pub stages: StagePercentiles,
     /// The relay's group commit during the window (from its `/metrics`).
     pub group_commit: Option<GroupCommitFigures>,
 }
@@ -131,13 +155,20 @@ pub struct GroupCommitFigures {
     pub mean_batch: f64,
     /// Mean flush duration, ms.
     pub mean_flush_ms: f64,
+    /// 99th percentile of the flush duration, as a bucket bound.
+    pub flush_p99_ms: Option<f64>,
     /// Flushes that took longer than 25 ms during the window (the relay's histogram bucket).
     pub slow_flushes: u64,
     /// Store operations (reads and writes, not flushes) that took longer than 5 ms.
     pub slow_store_ops: u64,
-    /// Messages whose acknowledgement took the relay longer than 25 ms from reading the `Send`
-    /// to queueing `Stored` (its own `sealdesk_ack_latency_seconds`).
-    pub slow_acks: u64,
+    /// Median of the relay's own ack latency, from reading the `Send` to queueing `Stored` and
+    /// the pushes (`sealdesk_ack_latency_seconds`), as the upper bound of its histogram bucket.
+    pub ack_p50_ms: Option<f64>,
+    /// 99th percentile of the same, as a bucket bound.
+    pub ack_p99_ms: Option<f64>,
+    /// 99th percentile of the wait for durability (`sealdesk_commit_wait_seconds`), as a
+    /// bucket bound.
+    pub commit_wait_p99_ms: Option<f64>,
 }
 
 /// One system's runs of a scenario taken together.
@@ -636,6 +667,24 @@ pub fn table(r: &Report) -> String {
             row(&mut out, name, ms(x), ms(y), ratio(x, y));
         }
         let _ = writeln!(out, "  samples: {} / {}", a.count, b.count);
+        let _ = writeln!(
+            out,
+            "  stages, p99 / max ms: sender late · sealing to frame read (wire and server) · open"
+        );
+        for f in &l.runs {
+            let st = &f.stages;
+            let _ = writeln!(
+                out,
+                "    {:<8} {} / {} · {} / {} · {} / {}",
+                f.system.name(),
+                ms(st.late.p99_us),
+                ms(st.late.max_us),
+                ms(st.transit.p99_us),
+                ms(st.transit.max_us),
+                ms(st.open.p99_us),
+                ms(st.open.max_us),
+            );
+        }
         group_commit_line(&mut out, &l.runs);
         out.push('\n');
     }
@@ -713,13 +762,16 @@ fn group_commit_line(out: &mut String, runs: &[RunFigures]) {
         .filter_map(|r| r.group_commit)
         .map(|g| {
             format!(
-                "{} flushes/s, {:.1} writers/flush, {:.2} ms/flush, {} over 25 ms, {} store ops over 5 ms, {} acks over 25 ms in the relay",
+                "{} flushes/s, {:.1} writers/flush, {:.2} ms/flush (p99 ≤ {} ms), {} over 25 ms, {} store ops over 5 ms, relay's own ack p50 ≤ {} / p99 ≤ {} ms, of which commit wait p99 ≤ {} ms",
                 num(g.flushes_per_s),
                 g.mean_batch,
                 g.mean_flush_ms,
+                g.flush_p99_ms.map_or("-".into(), |v| format!("{v}")),
                 g.slow_flushes,
                 g.slow_store_ops,
-                g.slow_acks
+                g.ack_p50_ms.map_or("-".into(), |v| format!("{v}")),
+                g.ack_p99_ms.map_or("-".into(), |v| format!("{v}")),
+                g.commit_wait_p99_ms.map_or("-".into(), |v| format!("{v}")),
             )
         })
         .collect();

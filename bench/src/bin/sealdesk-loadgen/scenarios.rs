@@ -23,10 +23,11 @@ use crate::{
     Scenario,
     child::{Kind, ServerChild, effective_relay_config},
     client,
-    load::{BODY, Pace, histogram, unix_now},
+    load::{BODY, Measured, Pace, histogram, unix_now},
     report::{
         CryptoFigures, DurableFigures, FanoutFigures, GroupCommitFigures, IdleFigures,
-        LatencyFigures, Machine, Percentiles, Report, RunFigures, StormRun, Summary, goals,
+        LatencyFigures, Machine, Percentiles, Report, RunFigures, StagePercentiles, StormRun,
+        Summary, goals,
     },
     world::{Fleet, Org, Party, setup_baseline, setup_sealdesk},
 };
@@ -198,7 +199,12 @@ async fn load_scenarios(s: &Settings, report: &mut Report) -> Result<()> {
             kind.name(),
             s.measure.as_secs_f64()
         );
-        let (fig, lat, ack) = measure(fleet, child, Pace::Closed, s).await?;
+        let (
+            fig,
+            Measured {
+                delivery: lat, ack, ..
+            },
+        ) = measure(fleet, child, Pace::Closed, s).await?;
         merge(
             if kind == Kind::Sealdesk {
                 &mut sd_lat
@@ -276,7 +282,12 @@ async fn load_scenarios(s: &Settings, report: &mut Report) -> Result<()> {
         for kind in ABBA {
             let (fleet, child) = pick(kind, &mut sd, &mut bl, &sd_child, &bl_child);
             eprintln!("latency: {} at {rate:.0} messages/s", kind.name());
-            let (fig, lat, ack) = measure(fleet, child, Pace::Open { interval }, s).await?;
+            let (
+                fig,
+                Measured {
+                    delivery: lat, ack, ..
+                },
+            ) = measure(fleet, child, Pace::Open { interval }, s).await?;
             merge(
                 if kind == Kind::Sealdesk {
                     &mut sd_lat
@@ -329,13 +340,13 @@ fn merge(into: &mut Histogram<u64>, from: &Histogram<u64>) {
     let _ = into.add(from);
 }
 
-/// One run: warm up, measure, drain. Returns the figures and the delivery and ack histograms.
+/// One run: warm up, measure, drain. Returns the figures and the histograms.
 async fn measure(
     fleet: &mut Fleet,
     child: &ServerChild,
     pace: Pace,
     s: &Settings,
-) -> Result<(RunFigures, Histogram<u64>, Histogram<u64>)> {
+) -> Result<(RunFigures, Measured)> {
     let stats = fleet.stats.clone();
     let errors_before = stats.errors.load(Ordering::SeqCst);
     let n = fleet.senders.len().max(1) as u32;
@@ -360,7 +371,7 @@ async fn measure(
     let a = Snapshot::take(&fleet.stats, child, fleet.kind).await?;
     stats.begin_measure();
     tokio::time::sleep_until(to.into()).await;
-    let (lat, ack) = stats.end_measure();
+    let measured = stats.end_measure();
     let b = Snapshot::take(&fleet.stats, child, fleet.kind).await?;
 
     for t in tasks {
@@ -414,14 +425,15 @@ async fn measure(
         client_cores: client_cpu.as_secs_f64() / secs,
         errors: stats.errors.load(Ordering::SeqCst) - errors_before,
         first_error: stats.first_error(),
-        latency: Percentiles::of(&lat),
-        ack_latency: (fleet.kind == Kind::Sealdesk).then(|| Percentiles::of(&ack)),
-        group_commit: match (a.relay, b.relay) {
-            (Some(x), Some(y)) => y.since(&x, secs),
+        latency: Percentiles::of(&measured.delivery),
+        ack_latency: (fleet.kind == Kind::Sealdesk).then(|| Percentiles::of(&measured.ack)),
+        stages: StagePercentiles::of(&measured.stages),
+        group_commit: match (&a.relay, &b.relay) {
+            (Some(x), Some(y)) => y.since(x, secs),
             _ => None,
         },
     };
-    Ok((fig, lat, ack))
+    Ok((fig, measured))
 }
 
 struct Snapshot {
@@ -435,7 +447,7 @@ struct Snapshot {
 }
 
 /// Counters scraped from the relay's `/metrics`, cumulative since it started.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct RelayCounters {
     flushes: f64,
     writers_served: f64,
@@ -443,8 +455,12 @@ struct RelayCounters {
     flushes_within_25ms: f64,
     store_ops: f64,
     store_ops_within_5ms: f64,
-    acks: f64,
-    acks_within_25ms: f64,
+    /// `sealdesk_ack_latency_seconds`, cumulative buckets.
+    ack_buckets: Vec<(f64, f64)>,
+    /// `sealdesk_commit_wait_seconds`, cumulative buckets.
+    commit_wait_buckets: Vec<(f64, f64)>,
+    /// `sealdesk_flush_latency_seconds`, cumulative buckets.
+    flush_buckets: Vec<(f64, f64)>,
 }
 
 impl RelayCounters {
@@ -457,14 +473,25 @@ impl RelayCounters {
             flushes_within_25ms: m("sealdesk_flush_latency_seconds_bucket{le=\"0.025\"}")?,
             store_ops: m("sealdesk_store_latency_seconds_count")?,
             store_ops_within_5ms: m("sealdesk_store_latency_seconds_bucket{le=\"0.005\"}")?,
-            acks: m("sealdesk_ack_latency_seconds_count")?,
-            acks_within_25ms: m("sealdesk_ack_latency_seconds_bucket{le=\"0.025\"}")?,
+            ack_buckets: client::buckets(exposition, "sealdesk_ack_latency_seconds"),
+            commit_wait_buckets: client::buckets(exposition, "sealdesk_commit_wait_seconds"),
+            flush_buckets: client::buckets(exposition, "sealdesk_flush_latency_seconds"),
         })
     }
 
     /// The group commit over the `secs` between `before` and `self`; `None` if no flush.
     fn since(&self, before: &Self, secs: f64) -> Option<GroupCommitFigures> {
         let flushes = self.flushes - before.flushes;
+        // A histogram over the window: its cumulative buckets now, less those at the start.
+        let window = |now: &[(f64, f64)], then: &[(f64, f64)]| -> Vec<(f64, f64)> {
+            now.iter()
+                .zip(then)
+                .map(|(&(le, n), &(_, n0))| (le, n - n0))
+                .collect()
+        };
+        let acks = window(&self.ack_buckets, &before.ack_buckets);
+        let waits = window(&self.commit_wait_buckets, &before.commit_wait_buckets);
+        let flush_times = window(&self.flush_buckets, &before.flush_buckets);
         let over = |all: f64, within: f64, all0: f64, within0: f64| {
             ((all - all0) - (within - within0)).max(0.0) as u64
         };
@@ -484,12 +511,10 @@ impl RelayCounters {
                 before.store_ops,
                 before.store_ops_within_5ms,
             ),
-            slow_acks: over(
-                self.acks,
-                self.acks_within_25ms,
-                before.acks,
-                before.acks_within_25ms,
-            ),
+            ack_p50_ms: client::quantile_bound(&acks, 0.5).map(|s| s * 1e3),
+            ack_p99_ms: client::quantile_bound(&acks, 0.99).map(|s| s * 1e3),
+            commit_wait_p99_ms: client::quantile_bound(&waits, 0.99).map(|s| s * 1e3),
+            flush_p99_ms: client::quantile_bound(&flush_times, 0.99).map(|s| s * 1e3),
         })
     }
 }
