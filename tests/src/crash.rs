@@ -56,6 +56,8 @@ const MAX_FAILURES: usize = 20;
 
 /// History page size used by the harness.
 const PAGE: u32 = 200;
+/// History pages fetched on one connection, well inside the relay's default `frame_burst`.
+const PAGES_PER_CONNECTION: u32 = 250;
 
 /// What the harness does.
 #[derive(Clone, Debug)]
@@ -278,13 +280,15 @@ impl Conn {
     /// # Errors
     ///
     /// The connection failed or the relay refused.
+    /// Up to `max_pages` pages of history after `after`; also says whether more remain.
     pub async fn history(
         &mut self,
         conversation: sealdesk_protocol::ids::ConversationId,
         mut after: u64,
-    ) -> Result<Vec<Sequenced>, String> {
+        max_pages: u32,
+    ) -> Result<(Vec<Sequenced>, bool), String> {
         let mut out = Vec::new();
-        loop {
+        for _ in 0..max_pages {
             match self
                 .request(Request::History {
                     conversation,
@@ -300,12 +304,13 @@ impl Conn {
                     let empty = items.is_empty();
                     out.extend(items);
                     if !more || empty {
-                        return Ok(out);
+                        return Ok((out, false));
                     }
                 }
                 other => return Err(format!("History answered {other:?}")),
             }
         }
+        Ok((out, true))
     }
 }
 
@@ -508,19 +513,33 @@ impl Harness {
         let mut fetched = 0u64;
         for c in 0..self.chats.len() {
             let customer = &self.org.customers[self.chats[c].customer];
-            let mut conn = match Conn::login(url, customer).await {
-                Ok(conn) => conn,
-                Err(e) => panic!("verification login failed: {e}"),
-            };
             if full {
                 self.checks[c].checked_upto = 0;
                 self.checks[c].seen.clear();
             }
             let from = self.checks[c].checked_upto;
-            let items = match conn.history(self.chats[c].id, from).await {
-                Ok(items) => items,
-                Err(e) => panic!("verification history failed: {e}"),
-            };
+            let mut items = Vec::new();
+            // A long history takes more requests than the relay's per-connection rate limit
+            // allows in one burst; a fresh connection gets a fresh allowance.
+            loop {
+                let mut conn = match Conn::login(url, customer).await {
+                    Ok(conn) => conn,
+                    Err(e) => panic!("verification login failed: {e}"),
+                };
+                let after = items.last().map_or(from, |i: &Sequenced| i.seq);
+                match conn
+                    .history(self.chats[c].id, after, PAGES_PER_CONNECTION)
+                    .await
+                {
+                    Ok((page, more)) => {
+                        items.extend(page);
+                        if !more {
+                            break;
+                        }
+                    }
+                    Err(e) => panic!("verification history failed: {e}"),
+                }
+            }
             fetched += items.len() as u64;
             self.check_chat(c, from, &items);
         }
