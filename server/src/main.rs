@@ -12,6 +12,11 @@ use sealdesk_server::net;
 use tokio::net::TcpListener;
 use tracing::{error, info};
 
+/// mimalloc instead of the system allocator: the store allocates for every insert, and with
+/// glibc's malloc that was a fifth of the relay's CPU under load (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Sealdesk relay: stores and forwards end-to-end encrypted support conversations.
 ///
 /// Settings are read from defaults, then `--config FILE` (TOML), then `SEALDESK_RELAY_*`

@@ -20,6 +20,11 @@ mod report;
 mod scenarios;
 mod world;
 
+/// The relay binary's allocator, so the Sealdesk server child runs as `sealdesk-relay` does. The
+/// baseline child and the clients use it too: the comparison stays like for like.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
