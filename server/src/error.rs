@@ -41,7 +41,7 @@ pub enum Error {
         detail: String,
     },
 
-    /// The group-commit task is gone (the relay is shutting down, or the task failed).
+    /// The group-commit thread is gone (the relay is shutting down, or the thread failed).
     #[error("group commit is not running")]
     CommitStopped,
 
