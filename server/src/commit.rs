@@ -30,8 +30,6 @@ use crate::store::Store;
 
 /// One writer waiting for a flush.
 struct Waiter {
-    /// When it asked (for `sealdesk_commit_wait_seconds`).
-    asked: Instant,
     /// The committer answers here after the flush.
     answer: oneshot::Sender<Result<()>>,
     /// Its place in the bounded queue, given back when it is answered.
@@ -46,13 +44,15 @@ enum Request {
     Stop,
 }
 
-/// Handle to the group-commit thread. Cheap to clone; the thread stops when every handle is
-/// gone or [`Committer::stop`] is called.
+/// Handle to the group-commit thread. Cheap to clone; the thread stops when
+/// [`Committer::stop`] is called, or when every handle and the [`Committer`] are gone.
 #[derive(Debug, Clone)]
 pub struct GroupCommit {
     requests: mpsc::Sender<Request>,
     /// Places in the queue: `2 × max_batch`, one batch being flushed plus one filling up.
+    /// Closed when the thread ends, so writers waiting for room learn at once.
     room: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
 }
 
 impl GroupCommit {
@@ -78,13 +78,23 @@ impl GroupCommit {
     ) -> Result<(Self, Committer)> {
         let max_batch = max_batch.max(1);
         let (requests, rx) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("sealdesk-commit".into())
-            .spawn(move || committer(&*store, &rx, max_batch, max_delay, &metrics))
-            .map_err(|e| Error::Internal(format!("cannot start the group-commit thread: {e}")))?;
+        let room = Arc::new(Semaphore::new(max_batch.saturating_mul(2)));
+        let thread = {
+            let (room, metrics) = (Arc::clone(&room), Arc::clone(&metrics));
+            std::thread::Builder::new()
+                .name("sealdesk-commit".into())
+                .spawn(move || {
+                    committer(&*store, &rx, max_batch, max_delay, &metrics);
+                    room.close();
+                })
+                .map_err(|e| {
+                    Error::Internal(format!("cannot start the group-commit thread: {e}"))
+                })?
+        };
         let commit = Self {
             requests: requests.clone(),
-            room: Arc::new(Semaphore::new(max_batch.saturating_mul(2))),
+            room,
+            metrics,
         };
         Ok((commit, Committer { requests, thread }))
     }
@@ -108,7 +118,6 @@ impl GroupCommit {
             Ok(room) => {
                 // A send that fails drops the answer channel, and the future reports the stop.
                 let _ = self.requests.send(Request::Wait(Waiter {
-                    asked,
                     answer,
                     _room: room,
                 }));
@@ -117,6 +126,7 @@ impl GroupCommit {
             Err(_) => Some(answer),
         };
         let (requests, room) = (self.requests.clone(), Arc::clone(&self.room));
+        let metrics = Arc::clone(&self.metrics);
         async move {
             if let Some(answer) = later {
                 let room = room
@@ -125,13 +135,18 @@ impl GroupCommit {
                     .map_err(|_| Error::CommitStopped)?;
                 requests
                     .send(Request::Wait(Waiter {
-                        asked,
                         answer,
                         _room: room,
                     }))
                     .map_err(|_| Error::CommitStopped)?;
             }
-            answered.await.map_err(|_| Error::CommitStopped)?
+            let flushed = answered.await.map_err(|_| Error::CommitStopped)?;
+            // What the writer waited, up to being polled again: the wake-up after the answer
+            // is part of it, and under load a large part.
+            if flushed.is_ok() {
+                metrics.commit_wait.observe(asked.elapsed().as_secs_f64());
+            }
+            flushed
         }
     }
 }
@@ -146,7 +161,8 @@ pub struct Committer {
 impl Committer {
     /// Answers every writer queued so far (after one last flush), stops the thread and waits
     /// for it. Later [`GroupCommit::durable`] calls fail with [`Error::CommitStopped`].
-    /// Blocks: call it from a blocking context.
+    /// Blocks, for as long as that last flush takes (a disk that hangs hangs this too, as it
+    /// would the relay's own final flush): call it from a blocking context.
     pub fn stop(self) {
         // If the thread is already gone, there is nothing to stop.
         let _ = self.requests.send(Request::Stop);
@@ -202,8 +218,7 @@ fn committer(
                 detail: "the storage engine panicked".into(),
             })
         });
-        let answered = Instant::now();
-        let elapsed = answered.duration_since(started);
+        let elapsed = started.elapsed();
         metrics.flush_latency.observe(elapsed.as_secs_f64());
         metrics.group_commit_batch_size.observe(size as f64);
         match &result {
@@ -215,14 +230,10 @@ fn committer(
             Err(e) => warn!(batch = size, error = %e, "group commit flush failed"),
         }
         for Waiter {
-            asked,
             answer,
             _room: room,
         } in batch.drain(..)
         {
-            metrics
-                .commit_wait
-                .observe(answered.duration_since(asked).as_secs_f64());
             // Room first, so a writer that wakes to its answer finds it given back.
             drop(room);
             // A waiter that gave up (dropped its future) is no error.
@@ -465,6 +476,25 @@ mod tests {
             "the thread let go of the store"
         );
         assert_eq!(commit.durable().await, Err(Error::CommitStopped));
+    }
+
+    /// A writer that found the queue full and has not queued yet learns of a stop at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_writer_waiting_for_room_learns_of_the_stop() {
+        let store = Arc::new(MemoryStore::new());
+        let (commit, committer) =
+            GroupCommit::spawn(store.clone(), 1, Duration::ZERO, Arc::new(Metrics::new())).unwrap();
+        // Room for 2: these two are queued, the third waits for room.
+        let (a, b, deferred) = (commit.durable(), commit.durable(), commit.durable());
+        tokio::task::spawn_blocking(move || committer.stop())
+            .await
+            .unwrap();
+        a.await.unwrap();
+        b.await.unwrap();
+        let late = tokio::time::timeout(Duration::from_secs(30), deferred)
+            .await
+            .expect("it does not wait for room that never comes");
+        assert_eq!(late, Err(Error::CommitStopped));
     }
 
     #[tokio::test]

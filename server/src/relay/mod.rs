@@ -12,7 +12,7 @@ use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tracing::{info, warn};
 
 use crate::{
-    commit::GroupCommit,
+    commit::{Committer, GroupCommit},
     config::RelayConfig,
     connection::Connection,
     metrics::Metrics,
@@ -124,12 +124,14 @@ pub async fn serve(
         config.limits.commit_max_delay(),
         metrics.clone(),
     )?;
-    let svc = Arc::new(service::Service::open(
-        store.clone(),
-        commit,
-        metrics.clone(),
-        &mut rand::rng(),
-    )?);
+    let opened = service::Service::open(store.clone(), commit, metrics.clone(), &mut rand::rng());
+    let svc = match opened {
+        Ok(svc) => Arc::new(svc),
+        Err(e) => {
+            stop_committer(committer).await;
+            return Err(e);
+        }
+    };
     let sweeper = {
         let svc = svc.clone();
         let every = config.limits.retention_sweep_interval();
@@ -149,13 +151,19 @@ pub async fn serve(
     let handler: Arc<dyn SessionHandler> = Arc::new(Relay { svc });
     let result = crate::net::run(listener, Arc::new(config), metrics, handler, shutdown).await;
     // Wait for the sweeper to be gone and for the committer thread to answer its last
-    // writers and stop, so nothing holds the store when this returns.
+    // writers and stop, so that neither holds the store when this returns (sessions the
+    // transport gave up on after its grace period may still hold it until they end).
     sweeper.abort();
     let _ = sweeper.await;
-    tokio::task::spawn_blocking(move || committer.stop())
-        .await
-        .map_err(|e| crate::Error::Internal(format!("stopping group commit: {e}")))?;
+    stop_committer(committer).await;
     store.flush()?;
     info!("relay stopped; store flushed");
     result
+}
+
+/// Stops the group-commit thread from async code (joining it blocks).
+async fn stop_committer(committer: Committer) {
+    if let Err(e) = tokio::task::spawn_blocking(move || committer.stop()).await {
+        warn!(error = %e, "stopping group commit failed");
+    }
 }
