@@ -347,29 +347,55 @@ pub struct SledStore {
     db: sled::Db,
     /// Indexed by `Collection::index`; opened once so lookups never allocate.
     trees: Vec<sled::Tree>,
+    /// `LOCK_FILE`, locked for as long as the store is open.
+    _lock: std::fs::File,
 }
+
+/// The relay's own lock on its data directory, taken before anything in it is touched.
+const LOCK_FILE: &str = "relay.lock";
+/// Attempts, `LOCK_RETRY` apart, to take a data directory's lock that is still held.
+const LOCK_ATTEMPTS: u32 = 250;
+/// Time between two attempts to take the lock (so up to five seconds in all).
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl SledStore {
     /// Opens (creating if needed) the database in `dir`.
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`] if the directory cannot be used (permissions, another process holds
-    /// the lock, corruption).
+    /// [`Error::Storage`] if the directory cannot be used (permissions, another relay is
+    /// using it, corruption).
     pub fn open(dir: &Path) -> Result<Self> {
+        // Ours first: only the one process that may use this directory cleans it up.
+        let lock = lock_dir(dir)?;
         discard_unfinished_snapshots(dir)?;
         // Durability comes from explicit flushes (group commit), not a timer.
-        let db = sled::Config::new()
-            .path(dir)
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| sled_err("open", &e))?;
+        let config = sled::Config::new().path(dir).flush_every_ms(None);
+        // sled can hold its own lock after the previous `Db` in this process is dropped: its
+        // file is freed by epoch-based reclamation, which needs later sled activity (such as
+        // these attempts) to run. Wait that out.
+        let mut attempts = 0;
+        let db = loop {
+            match config.open() {
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock && attempts < LOCK_ATTEMPTS =>
+                {
+                    attempts += 1;
+                    std::thread::sleep(LOCK_RETRY);
+                }
+                opened => break opened.map_err(|e| sled_err("open", &e))?,
+            }
+        };
         let trees = Collection::ALL
             .iter()
             .map(|c| db.open_tree(c.name()))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| sled_err("open", &e))?;
-        Ok(Self { db, trees })
+        Ok(Self {
+            db,
+            trees,
+            _lock: lock,
+        })
     }
 
     /// [`Batch::ordered`] without a transaction: conditional inserts first (compare-and-swap,
@@ -596,6 +622,42 @@ fn collect(iter: sled::Iter, limit: usize, op: &'static str) -> Result<Entries> 
 /// file, finds its checksum wrong and refuses to open ("corruption detected"; found by the
 /// crash harness, the same symptom as sled issue #1533). An unfinished snapshot is never
 /// needed: the snapshot before it and the log are still there, and sled recovers from them.
+/// Creates `dir` if needed and locks its `LOCK_FILE`, waiting up to five seconds for a relay
+/// that is just stopping.
+fn lock_dir(dir: &Path) -> Result<std::fs::File> {
+    let io_err = |e: std::io::Error| Error::Storage {
+        op: "open",
+        detail: format!("i/o: {e}"),
+    };
+    std::fs::create_dir_all(dir).map_err(io_err)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(LOCK_FILE))
+        .map_err(io_err)?;
+    for attempt in 0..=LOCK_ATTEMPTS {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if attempt < LOCK_ATTEMPTS => {
+                std::thread::sleep(LOCK_RETRY);
+            }
+            Err(std::fs::TryLockError::WouldBlock) => break,
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_err(e)),
+        }
+    }
+    Err(Error::Storage {
+        op: "open",
+        detail: format!(
+            "another relay is using {} (it holds {LOCK_FILE}); stop it first",
+            dir.display()
+        ),
+    })
+}
+
+/// Deletes the snapshot files sled leaves half-written when killed while writing one. Call
+/// only with the directory locked (`lock_dir`): a running relay's snapshot in progress has
+/// the same name.
 fn discard_unfinished_snapshots(dir: &Path) -> Result<()> {
     let io_err = |e: std::io::Error| Error::Storage {
         op: "open",
@@ -900,6 +962,28 @@ mod tests {
             Some(b"value".to_vec())
         );
         assert!(!partial.exists(), "the unfinished snapshot is removed");
+    }
+
+    /// A second store on a directory in use fails with a clear error after a short wait, and
+    /// leaves the running one's files alone (its snapshot in progress has the name a crash
+    /// leaves behind).
+    #[test]
+    fn a_directory_in_use_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let running = SledStore::open(dir.path()).unwrap();
+        running.put(Messages, b"kept", b"value").unwrap();
+        let in_progress = dir.path().join("snap.7FFFFFFFFFFFFFFF.generating");
+        std::fs::write(&in_progress, [0xA5u8; 64]).unwrap();
+        let err = SledStore::open(dir.path()).expect_err("the directory is in use");
+        assert!(err.to_string().contains("another relay is using"), "{err}");
+        assert!(
+            in_progress.exists(),
+            "the running store's file was not touched"
+        );
+        assert_eq!(
+            running.get(Messages, b"kept").unwrap(),
+            Some(b"value".to_vec())
+        );
     }
 
     /// Runs every operation against `store`; shared by all engines.
