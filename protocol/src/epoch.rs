@@ -558,17 +558,22 @@ pub(crate) mod tests {
         )
     }
 
+    /// Epoch 0 of a new conversation with `members`.
+    fn epoch_zero<'a>(rng: &mut impl CryptoRng, members: &'a [VerifiedCard]) -> NewEpoch<'a> {
+        NewEpoch {
+            conversation: ConversationId::random(rng),
+            epoch: 0,
+            members,
+            previous: None,
+            now: 200,
+        }
+    }
+
     pub(crate) fn first_epoch(o: &Org, seed: u64) -> (VerifiedEpoch, EpochSecret) {
         let mut rng = test_rng(seed);
         let (c, a, _) = cards(o);
         let members = [c, a];
-        let new = NewEpoch {
-            conversation: ConversationId::random(&mut rng),
-            epoch: 0,
-            members: &members,
-            previous: None,
-            now: 200,
-        };
+        let new = epoch_zero(&mut rng, &members);
         EpochRecord::create(&mut rng, &o.customer, &o.policy, new).unwrap()
     }
 
@@ -602,13 +607,7 @@ pub(crate) mod tests {
             (vec![a.clone(), d.clone()], "no customer"),
             (vec![c.clone(), a.clone(), twice], "a key twice"),
         ] {
-            let new = NewEpoch {
-                conversation: ConversationId::random(&mut rng),
-                epoch: 0,
-                members: &members,
-                previous: None,
-                now: 200,
-            };
+            let new = epoch_zero(&mut rng, &members);
             assert!(
                 matches!(
                     EpochRecord::create(&mut rng, &o.customer, &o.policy, new),

@@ -168,6 +168,13 @@ impl Committer {
         let _ = self.requests.send(Request::Stop);
         let _ = self.thread.join();
     }
+
+    /// [`stop`](Self::stop) from async code: joins the thread on the blocking pool.
+    pub async fn stop_async(self) {
+        if let Err(e) = tokio::task::spawn_blocking(move || self.stop()).await {
+            warn!(error = %e, "stopping group commit failed");
+        }
+    }
 }
 
 /// The committer thread: gathers a batch, flushes, answers, until stopped or every handle is
@@ -463,9 +470,7 @@ mod tests {
         )
         .unwrap();
         let queued: Vec<_> = (0..5).map(|_| commit.durable()).collect();
-        tokio::task::spawn_blocking(move || committer.stop())
-            .await
-            .unwrap();
+        committer.stop_async().await;
         for q in queued {
             q.await.unwrap();
         }
@@ -486,9 +491,7 @@ mod tests {
             GroupCommit::spawn(store.clone(), 1, Duration::ZERO, Arc::new(Metrics::new())).unwrap();
         // Room for 2: these two are queued, the third waits for room.
         let (a, b, deferred) = (commit.durable(), commit.durable(), commit.durable());
-        tokio::task::spawn_blocking(move || committer.stop())
-            .await
-            .unwrap();
+        committer.stop_async().await;
         a.await.unwrap();
         b.await.unwrap();
         let late = tokio::time::timeout(Duration::from_secs(30), deferred)

@@ -374,18 +374,11 @@ impl SledStore {
         // sled can hold its own lock after the previous `Db` in this process is dropped: its
         // file is freed by epoch-based reclamation, which needs later sled activity (such as
         // these attempts) to run. Wait that out.
-        let mut attempts = 0;
-        let db = loop {
-            match config.open() {
-                Err(sled::Error::Io(e))
-                    if e.kind() == std::io::ErrorKind::WouldBlock && attempts < LOCK_ATTEMPTS =>
-                {
-                    attempts += 1;
-                    std::thread::sleep(LOCK_RETRY);
-                }
-                opened => break opened.map_err(|e| sled_err("open", &e))?,
-            }
-        };
+        let db = retry_while_locked(
+            || config.open(),
+            |e| matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock),
+        )
+        .map_err(|e| sled_err("open", &e))?;
         let trees = Collection::ALL
             .iter()
             .map(|c| db.open_tree(c.name()))
@@ -625,57 +618,72 @@ fn collect(iter: sled::Iter, limit: usize, op: &'static str) -> Result<Entries> 
 /// Creates `dir` if needed and locks its `LOCK_FILE`, waiting up to five seconds for a relay
 /// that is just stopping.
 fn lock_dir(dir: &Path) -> Result<std::fs::File> {
-    let io_err = |e: std::io::Error| Error::Storage {
-        op: "open",
-        detail: format!("i/o: {e}"),
-    };
-    std::fs::create_dir_all(dir).map_err(io_err)?;
+    std::fs::create_dir_all(dir).map_err(open_io_err)?;
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(dir.join(LOCK_FILE))
-        .map_err(io_err)?;
-    for attempt in 0..=LOCK_ATTEMPTS {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(std::fs::TryLockError::WouldBlock) if attempt < LOCK_ATTEMPTS => {
+        .map_err(open_io_err)?;
+    match retry_while_locked(
+        || file.try_lock(),
+        |e| matches!(e, std::fs::TryLockError::WouldBlock),
+    ) {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Storage {
+            op: "open",
+            detail: format!(
+                "another relay is using {} (it holds {LOCK_FILE}); stop it first",
+                dir.display()
+            ),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(open_io_err(e)),
+    }
+}
+
+/// Calls `attempt` until it succeeds or fails otherwise than `locked`, retrying a held lock
+/// `LOCK_ATTEMPTS` times, `LOCK_RETRY` apart; returns the last outcome.
+fn retry_while_locked<T, E>(
+    mut attempt: impl FnMut() -> std::result::Result<T, E>,
+    locked: impl Fn(&E) -> bool,
+) -> std::result::Result<T, E> {
+    let mut retries = 0;
+    loop {
+        match attempt() {
+            Err(e) if locked(&e) && retries < LOCK_ATTEMPTS => {
+                retries += 1;
                 std::thread::sleep(LOCK_RETRY);
             }
-            Err(std::fs::TryLockError::WouldBlock) => break,
-            Err(std::fs::TryLockError::Error(e)) => return Err(io_err(e)),
+            done => return done,
         }
     }
-    Err(Error::Storage {
+}
+
+/// An I/O error while opening the data directory.
+fn open_io_err(e: std::io::Error) -> Error {
+    Error::Storage {
         op: "open",
-        detail: format!(
-            "another relay is using {} (it holds {LOCK_FILE}); stop it first",
-            dir.display()
-        ),
-    })
+        detail: format!("i/o: {e}"),
+    }
 }
 
 /// Deletes the snapshot files sled leaves half-written when killed while writing one. Call
 /// only with the directory locked (`lock_dir`): a running relay's snapshot in progress has
 /// the same name.
 fn discard_unfinished_snapshots(dir: &Path) -> Result<()> {
-    let io_err = |e: std::io::Error| Error::Storage {
-        op: "open",
-        detail: format!("i/o: {e}"),
-    };
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         // A new data directory: sled creates it.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io_err(e)),
+        Err(e) => return Err(open_io_err(e)),
     };
     for entry in entries {
-        let entry = entry.map_err(io_err)?;
+        let entry = entry.map_err(open_io_err)?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
         if name.starts_with("snap.") && name.ends_with(".generating") {
             tracing::warn!(file = %name, "removing an unfinished storage snapshot left by a crash");
-            std::fs::remove_file(entry.path()).map_err(io_err)?;
+            std::fs::remove_file(entry.path()).map_err(open_io_err)?;
         }
     }
     Ok(())

@@ -12,7 +12,7 @@ use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tracing::{info, warn};
 
 use crate::{
-    commit::{Committer, GroupCommit},
+    commit::GroupCommit,
     config::RelayConfig,
     connection::Connection,
     metrics::Metrics,
@@ -128,7 +128,7 @@ pub async fn serve(
     let svc = match opened {
         Ok(svc) => Arc::new(svc),
         Err(e) => {
-            stop_committer(committer).await;
+            committer.stop_async().await;
             return Err(e);
         }
     };
@@ -155,15 +155,8 @@ pub async fn serve(
     // transport gave up on after its grace period may still hold it until they end).
     sweeper.abort();
     let _ = sweeper.await;
-    stop_committer(committer).await;
+    committer.stop_async().await;
     store.flush()?;
     info!("relay stopped; store flushed");
     result
-}
-
-/// Stops the group-commit thread from async code (joining it blocks).
-async fn stop_committer(committer: Committer) {
-    if let Err(e) = tokio::task::spawn_blocking(move || committer.stop()).await {
-        warn!(error = %e, "stopping group commit failed");
-    }
 }

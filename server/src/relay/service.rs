@@ -505,18 +505,11 @@ impl Service {
         let c = s.conversation;
         let mut last_message = None;
         loop {
-            let start = item_key(&c, s.last_seq.saturating_add(1));
-            let tail = self.store.scan_prefix_from(
-                Collection::Messages,
-                c.as_bytes(),
-                &start,
-                MAX_PAGE,
-            )?;
+            let tail = self.items_after(&c, s.last_seq)?;
             if tail.is_empty() {
                 break;
             }
-            for (_, v) in tail {
-                let stored: StoredItem = dec(&v, "item")?;
+            for (stored, _) in tail {
                 let item = &stored.sequenced;
                 if item.seq != s.last_seq.saturating_add(1) {
                     warn!(conversation = %c, after = s.last_seq, found = item.seq,
@@ -541,6 +534,20 @@ impl Service {
         }
         s.durable_seq = s.last_seq;
         Ok(s)
+    }
+
+    /// Up to `MAX_PAGE` stored items of `c` after `seq`, in order, each with its stored size.
+    fn items_after(
+        &self,
+        c: &ConversationId,
+        seq: u64,
+    ) -> Result<Vec<(StoredItem, usize)>, Reject> {
+        let start = item_key(c, seq.saturating_add(1));
+        self.store
+            .scan_prefix_from(Collection::Messages, c.as_bytes(), &start, MAX_PAGE)?
+            .into_iter()
+            .map(|(_, v)| Ok((dec(&v, "item")?, v.len())))
+            .collect()
     }
 
     /// Records that everything up to `seq` in `c` is on disk (after a `durable()` that covered
@@ -1082,18 +1089,11 @@ impl Service {
         // Serve only what is on disk (see `ConvState::durable_seq`).
         let end = s.durable_seq;
         'scan: while cursor < end {
-            let start = item_key(&c, cursor.saturating_add(1));
-            let chunk = self.store.scan_prefix_from(
-                Collection::Messages,
-                c.as_bytes(),
-                &start,
-                MAX_PAGE,
-            )?;
+            let chunk = self.items_after(&c, cursor)?;
             if chunk.is_empty() {
                 break;
             }
-            for (_, v) in chunk {
-                let stored: StoredItem = dec(&v, "item")?;
+            for (stored, size) in chunk {
                 if stored.sequenced.seq > end {
                     break 'scan;
                 }
@@ -1103,10 +1103,10 @@ impl Service {
                 }
                 // The first item always fits (the frame limit is sized for one largest
                 // message); later ones only while the page stays under PAGE_BYTES.
-                if items.len() >= limit || (!items.is_empty() && bytes + v.len() > PAGE_BYTES) {
+                if items.len() >= limit || (!items.is_empty() && bytes + size > PAGE_BYTES) {
                     return Ok(Response::Items { items, more: true });
                 }
-                bytes += v.len();
+                bytes += size;
                 cursor = stored.sequenced.seq;
                 items.push(stored.sequenced);
                 if cursor >= end {

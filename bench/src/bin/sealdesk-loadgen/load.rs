@@ -88,7 +88,7 @@ pub struct Stats {
     pub errors: AtomicU64,
     delivery: Mutex<Histogram<u64>>,
     ack: Mutex<Histogram<u64>>,
-    stages: Mutex<[Histogram<u64>; 3]>,
+    stages: Mutex<Stages>,
     first_error: Mutex<Option<String>>,
 }
 
@@ -102,7 +102,7 @@ impl Default for Stats {
             errors: AtomicU64::new(0),
             delivery: Mutex::new(histogram()),
             ack: Mutex::new(histogram()),
-            stages: Mutex::new([histogram(), histogram(), histogram()]),
+            stages: Mutex::new(Stages::new()),
             first_error: Mutex::new(None),
         }
     }
@@ -117,7 +117,7 @@ impl Stats {
             }
         }
         if let Ok(mut stages) = self.stages.lock() {
-            stages.iter_mut().for_each(Histogram::reset);
+            *stages = Stages::new();
         }
         self.measuring.store(true, Ordering::SeqCst);
     }
@@ -127,19 +127,14 @@ impl Stats {
         self.measuring.store(false, Ordering::SeqCst);
         let copy =
             |h: &Mutex<Histogram<u64>>| h.lock().map(|h| h.clone()).unwrap_or_else(|_| histogram());
-        let [late, transit, open] = self
-            .stages
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or_else(|_| [histogram(), histogram(), histogram()]);
         Measured {
             delivery: copy(&self.delivery),
             ack: copy(&self.ack),
-            stages: Stages {
-                late,
-                transit,
-                open,
-            },
+            stages: self
+                .stages
+                .lock()
+                .map(|s| s.clone())
+                .unwrap_or_else(|_| Stages::new()),
         }
     }
 
@@ -174,9 +169,9 @@ impl Stats {
         }
         let us = |from: u64, to: u64| (to.saturating_sub(from) / 1_000).clamp(1, HIST_MAX_US);
         if let Ok(mut s) = self.stages.lock() {
-            s[0].saturating_record(us(intended, sealing));
-            s[1].saturating_record(us(sealing, received));
-            s[2].saturating_record(us(received, opened));
+            s.late.saturating_record(us(intended, sealing));
+            s.transit.saturating_record(us(sealing, received));
+            s.open.saturating_record(us(received, opened));
         }
     }
 }
@@ -201,6 +196,16 @@ pub struct Stages {
     pub transit: Histogram<u64>,
     /// The frame read → verified and decrypted.
     pub open: Histogram<u64>,
+}
+
+impl Stages {
+    fn new() -> Self {
+        Self {
+            late: histogram(),
+            transit: histogram(),
+            open: histogram(),
+        }
+    }
 }
 
 /// What sender and receiver of one conversation share.
