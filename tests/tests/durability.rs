@@ -395,43 +395,34 @@ async fn metrics_count_stored_messages() {
     stop_relay(relay).await;
 }
 
-/// The state a crash can leave in the middle of a message append, made by hand.
+/// The states a crash can leave a message append in: a message is one write, its item (and,
+/// every 256 messages, the conversation record after it).
 #[derive(Clone, Copy, Debug)]
 enum Torn {
-    /// The item is stored, its duplicate key is not.
+    /// The item is stored; the record, as after most appends, is older than the item.
     ItemOnly,
-    /// Neither is stored.
+    /// The item never reached the disk.
     Nothing,
 }
 
-/// Undoes the tail of the append of the message at `seq` in the stopped relay's data directory,
-/// as a crash between its writes would. Uses only the store's public interface: the duplicate
-/// key is found by its value (the message's seq).
+/// Undoes the append of the message at `seq` in the stopped relay's data directory, as a crash
+/// before its write reached the disk would. Uses only the store's public interface.
 fn tear_append(data: &std::path::Path, id: ConversationId, seq: u64, torn: Torn) {
     use sealdesk_server::store::{Collection, SledStore, Store, prefixed_seq_key};
-    let store = SledStore::open(data).unwrap();
-    let dedupe: Vec<Vec<u8>> = store
-        .scan_prefix(Collection::MessageKeys, b"msg")
-        .unwrap()
-        .into_iter()
-        .filter(|(k, v)| k[3..].starts_with(id.as_bytes()) && v.as_slice() == seq.to_be_bytes())
-        .map(|(k, _)| k)
-        .collect();
-    assert_eq!(dedupe.len(), 1, "one duplicate key for seq {seq}");
-    assert!(store.delete(Collection::MessageKeys, &dedupe[0]).unwrap());
     if let Torn::Nothing = torn {
+        let store = SledStore::open(data).unwrap();
         let key = prefixed_seq_key(id.as_bytes(), seq);
         assert!(store.delete(Collection::Messages, &key).unwrap());
+        store.flush().unwrap();
     }
-    store.flush().unwrap();
 }
 
-/// Message appends are not one transaction (item, then duplicate key; the conversation record
-/// only every 256 messages), so the relay rebuilds a conversation's state from its items at
+/// Message appends are not one transaction (the item alone; the conversation record only
+/// every 256 messages), so the relay rebuilds a conversation's state from its items at
 /// start-up. Every state a crash can leave must come back exact: the next seq follows the last
 /// stored item (no gap, no reuse), a stored message cannot be stored again under its counter
-/// even if its duplicate key was lost, and the conversation list and history agree — across a
-/// record checkpoint too.
+/// (the sender's highest counter comes back from the items), and the conversation list and
+/// history agree — across a record checkpoint too.
 #[tokio::test]
 async fn a_crash_inside_a_message_append_leaves_no_gap_no_reused_counter() {
     let dir = tempfile::tempdir().unwrap();
@@ -441,6 +432,17 @@ async fn a_crash_inside_a_message_append_leaves_no_gap_no_reused_counter() {
     let me = &org.customers[0];
     let mut c = RawClient::login(&url, me).await;
     let chat = org.start_chat(&mut c, 0, 430).await;
+    // The agent sends only before the checkpoint: after a restart its counters come from the
+    // record alone.
+    let agent = &org.agents[0];
+    let mut a = RawClient::login(&url, agent).await;
+    let mut agent_sent = Vec::new();
+    for i in 0..5 {
+        let env = chat.seal(agent, i, &format!("agent message {i}"));
+        a.stored(Request::Send(env.clone())).await;
+        agent_sent.push(env);
+    }
+    a.close().await;
     // Past the first record checkpoint (seq 256), so the replay starts from a rewritten record.
     let mut acked = send_many(&org, &mut c, &chat, 0, 300).await;
     c.close().await;
@@ -472,12 +474,24 @@ async fn a_crash_inside_a_message_append_leaves_no_gap_no_reused_counter() {
                 assert_eq!(
                     code,
                     ErrorCode::Conflict,
-                    "the lost duplicate key is rebuilt"
+                    "the sender's highest counter is rebuilt from the items"
                 );
             }
             (Torn::Nothing, Response::Stored { seq }) => assert_eq!(seq, last_seq),
             (_, other) => panic!("{torn:?}: resend answered {other:?}"),
         }
+        // The agent's counters, all from before the record's checkpoint: refused by the
+        // counters the record keeps (no item after it names the agent).
+        let mut a = RawClient::login(&url, agent).await;
+        for env in [&agent_sent[2], &agent_sent[4]] {
+            assert_eq!(
+                a.refused(Request::Send(env.clone())).await,
+                ErrorCode::Conflict,
+                "{torn:?}: agent counter {} from before the checkpoint",
+                env.header.counter
+            );
+        }
+        a.close().await;
         let next = chat.seal(me, counter, "after the crash");
         let seq = c.stored(Request::Send(next.clone())).await;
         assert_eq!(seq, last_seq + 1, "{torn:?}: the next message follows");
@@ -500,4 +514,66 @@ async fn a_crash_inside_a_message_append_leaves_no_gap_no_reused_counter() {
         c.close().await;
         stop_relay(relay).await;
     }
+}
+
+/// Conversations stored by an earlier relay build have one duplicate key per message instead
+/// of each sender's highest counter in the record. Those keys still refuse their counters and
+/// every counter below, both for a sender whose messages the relay replays at start-up and
+/// for one it first meets when it sends.
+#[tokio::test]
+async fn duplicate_keys_from_an_earlier_build_still_refuse_their_counters() {
+    use sealdesk_server::store::{Collection, SledStore, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let relay = spawn_relay_in(dir.path()).await;
+    let url = relay.ws_url();
+    let org = Org::setup(&url, 44, "legacyco", 1, 1).await;
+    let (me, agent) = (&org.customers[0], &org.agents[0]);
+    let mut c = RawClient::login(&url, me).await;
+    let chat = org.start_chat(&mut c, 0, 440).await;
+    send_many(&org, &mut c, &chat, 0, 3).await;
+    c.close().await;
+    stop_relay(relay).await;
+
+    // As the earlier build wrote them: "msg" ‖ conversation ‖ epoch ‖ sender ‖ counter.
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        let epoch = chat.record.epoch;
+        for (who, counter) in [(me, 50u64), (agent, 20)] {
+            let mut key = b"msg".to_vec();
+            key.extend_from_slice(chat.id.as_bytes());
+            key.extend_from_slice(&epoch.to_be_bytes());
+            key.extend_from_slice(who.keys.signing_public().as_bytes());
+            key.extend_from_slice(&counter.to_be_bytes());
+            store
+                .put(Collection::MessageKeys, &key, &1u64.to_be_bytes())
+                .unwrap();
+        }
+        store.flush().unwrap();
+    }
+
+    let relay = spawn_relay_in(dir.path()).await;
+    let url = relay.ws_url();
+    let mut c = RawClient::login(&url, me).await;
+    let mut a = RawClient::login(&url, agent).await;
+    // The customer's items end at counter 2; its old key says 50.
+    for counter in [3, 50] {
+        let env = chat.seal(me, counter, "below the old key");
+        assert_eq!(
+            c.refused(Request::Send(env)).await,
+            ErrorCode::Conflict,
+            "customer counter {counter}"
+        );
+    }
+    let seq = c.stored(Request::Send(chat.seal(me, 51, "above it"))).await;
+    assert_eq!(seq, 5, "epoch 0 at 1, three messages, then this");
+    // The agent has no items; its old key says 20.
+    let env = chat.seal(agent, 20, "at the old key");
+    assert_eq!(a.refused(Request::Send(env)).await, ErrorCode::Conflict);
+    let seq = a
+        .stored(Request::Send(chat.seal(agent, 21, "above it")))
+        .await;
+    assert_eq!(seq, 6);
+    c.close().await;
+    a.close().await;
+    stop_relay(relay).await;
 }

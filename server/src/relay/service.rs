@@ -152,19 +152,22 @@ fn item_key(c: &ConversationId, seq: u64) -> Vec<u8> {
     k
 }
 
-/// The duplicate key of a message: one message per (conversation, epoch, sender, counter).
-fn message_dedupe_key(h: &MessageHeader) -> Vec<u8> {
+/// The prefix under which earlier relay builds kept one duplicate key per message of a
+/// (conversation, epoch, sender), ending in the big-endian counter. Nothing writes these any
+/// more; they are read for conversations stored by such a build (see `ConvState::counters`)
+/// and deleted with the conversation.
+fn legacy_counter_prefix(h: &MessageHeader) -> Vec<u8> {
     let mut k = b"msg".to_vec();
     k.extend_from_slice(h.conversation.as_bytes());
     k.extend_from_slice(&h.epoch.to_be_bytes());
     k.extend_from_slice(h.sender.as_bytes());
-    k.extend_from_slice(&h.counter.to_be_bytes());
     k
 }
 
 /// The answer to a duplicate message or epoch.
-const COUNTER_REUSED: &str = "a message with this (epoch, sender, counter) is already stored: \
-     the counter was reused; open a new epoch instead of resending with an old counter";
+const COUNTER_REUSED: &str = "this (epoch, sender) has stored a message with this counter or a \
+     higher one: counters only go up, and one may not be reused; open a new epoch instead of \
+     resending with an old counter";
 
 /// A message append rewrites the conversation record once per this many items, which bounds
 /// the tail [`Service::restore`] replays.
@@ -497,13 +500,12 @@ impl Service {
     /// A conversation's state as stored: its record, then the message items appended after
     /// the record was last written. Message appends do not rewrite the record (see
     /// [`Self::append_message`]), so this replays them: the sequence number and activity time
-    /// come from the last item. A message's duplicate key is written right after its item and
-    /// before the next item, so only the last item can have lost its key to a crash; that one
-    /// is written again. Everything loaded from disk is durable.
+    /// come from the last item, and each sender's highest counter in the current epoch from
+    /// its items. Everything loaded from disk is durable.
     fn restore(&self, record: &[u8]) -> Result<ConvState, Reject> {
         let mut s: ConvState = dec(record, "conversation")?;
         let c = s.conversation;
-        let mut last_message = None;
+        let mut replayed: HashMap<(u32, SigningPublicKey), (u64, Vec<u8>)> = HashMap::new();
         loop {
             let tail = self.items_after(&c, s.last_seq)?;
             if tail.is_empty() {
@@ -515,22 +517,34 @@ impl Service {
                     warn!(conversation = %c, after = s.last_seq, found = item.seq,
                         "sequence gap in stored items");
                 }
-                last_message = match &item.item {
-                    Item::Message(env) => Some(message_dedupe_key(&env.header)),
-                    // Every other item is written in one transaction with the record.
-                    _ => {
-                        warn!(conversation = %c, seq = item.seq,
-                            "a non-message item newer than the conversation record");
-                        None
+                match &item.item {
+                    Item::Message(env) => {
+                        let h = &env.header;
+                        let top = replayed
+                            .entry((h.epoch, h.sender))
+                            .or_insert_with(|| (h.counter, legacy_counter_prefix(h)));
+                        top.0 = top.0.max(h.counter);
                     }
-                };
+                    // Every other item is written in one transaction with the record.
+                    _ => warn!(conversation = %c, seq = item.seq,
+                        "a non-message item newer than the conversation record"),
+                }
                 s.last_seq = item.seq;
                 s.last_activity = item.stored_at;
             }
         }
-        if let Some(key) = last_message {
-            self.store
-                .put(Collection::MessageKeys, &key, &s.last_seq.to_be_bytes())?;
+        for (key, (counter, legacy)) in replayed {
+            let known = match s.counters.get(&key) {
+                Some(known) => Some(*known),
+                // First seen in the replay: its earlier messages may predate the record's
+                // counters.
+                None => self.legacy_highest_counter(&legacy)?,
+            };
+            s.counters
+                .insert(key, known.map_or(counter, |k| k.max(counter)));
+        }
+        if let Some(epoch) = s.current_epoch {
+            s.counters.retain(|(e, _), _| *e == epoch);
         }
         s.durable_seq = s.last_seq;
         Ok(s)
@@ -822,13 +836,12 @@ impl Service {
     }
 
     /// Checks and appends a message from `sender`: the hot path, so it works on the cached
-    /// state in place, and stores not one transaction like [`Self::append_item_with`] but two
-    /// ordered writes, the item and then its duplicate key. sled recovers a prefix of its
-    /// writes after a crash, so a crash leaves nothing, the item alone, or both; never a
-    /// reserved counter without its item, and never a sequence gap. The conversation record is
-    /// not rewritten (only every [`CHECKPOINT_EVERY`] messages, after the item):
-    /// [`Self::restore`] rebuilds the sequence number from the items and writes back a
-    /// duplicate key the crash took.
+    /// state in place, and stores not one transaction like [`Self::append_item_with`] but one
+    /// write, the item. The conversation record is not rewritten (only every
+    /// [`CHECKPOINT_EVERY`] messages, after the item, in order: sled recovers a prefix of its
+    /// writes after a crash, so never a record ahead of its items): [`Self::restore`] rebuilds
+    /// the sequence number and the senders' highest counters from the items. A crash leaves
+    /// the item or nothing; never a reserved counter without its item, never a sequence gap.
     fn append_message(
         &self,
         sender: &SigningPublicKey,
@@ -842,7 +855,6 @@ impl Service {
         if !self.load(&c)? {
             return reject(ErrorCode::NotFound, "no such conversation for this account");
         }
-        let dedupe = message_dedupe_key(h);
         let mut convs = lock(&self.convs)?;
         let Some(s) = convs.get_mut(&c).filter(|s| s.involves(sender)) else {
             // Same answer whether it exists or not: ids are not an oracle.
@@ -857,16 +869,14 @@ impl Service {
                 ),
             );
         }
-        // Appends to a conversation are serialised by the lock, so a read is as good as a
-        // compare-and-swap. It is needed only for a counter at or below the highest one
-        // stored for this (epoch, sender); clients count upwards, so that is rare.
+        // Appends to a conversation are serialised by the lock, so this check and the store
+        // below cannot race. A counter at or below the sender's highest is refused whether
+        // or not it was used: that needs no per-message index, and honest clients count up.
         let highest = match s.counters.get(&(epoch, *sender)) {
-            Some(highest) => *highest,
-            None => self.highest_counter(&dedupe)?,
+            Some(highest) => Some(*highest),
+            None => self.legacy_highest_counter(&legacy_counter_prefix(h))?,
         };
-        if highest.is_some_and(|m| counter <= m)
-            && self.store.get(Collection::MessageKeys, &dedupe)?.is_some()
-        {
+        if highest.is_some_and(|m| counter <= m) {
             return reject(ErrorCode::Conflict, COUNTER_REUSED);
         }
         let seq = s.last_seq + 1;
@@ -882,11 +892,9 @@ impl Service {
         };
         let mut b = Batch::ordered();
         b.put(Collection::Messages, &item_key(&c, seq), &enc(&stored)?);
-        b.put(Collection::MessageKeys, &dedupe, &seq.to_be_bytes());
         if seq % CHECKPOINT_EVERY == 0 {
             let mut record = s.clone();
-            record.last_seq = seq;
-            record.last_activity = at;
+            record.note_message(seq, at, (epoch, *sender), counter);
             b.put(Collection::Conversations, c.as_bytes(), &enc(&record)?);
         }
         if let Err(e) = self.store.apply(b) {
@@ -895,12 +903,7 @@ impl Service {
             convs.remove(&c);
             return Err(e.into());
         }
-        s.last_seq = seq;
-        s.last_activity = at;
-        // Only the current epoch's senders are worth remembering.
-        s.counters.retain(|(e, _), _| *e == epoch);
-        let top = s.counters.entry((epoch, *sender)).or_insert(None);
-        *top = Some(top.map_or(counter, |m| m.max(counter)));
+        s.note_message(seq, at, (epoch, *sender), counter);
         let audience = s
             .readers
             .get(&epoch)
@@ -909,10 +912,9 @@ impl Service {
         Ok((stored.sequenced, audience))
     }
 
-    /// The highest counter stored under the (conversation, epoch, sender) of a message's
-    /// duplicate key, from the keys themselves (they end in the big-endian counter).
-    fn highest_counter(&self, dedupe: &[u8]) -> Result<Option<u64>, Reject> {
-        let prefix = &dedupe[..dedupe.len() - 8];
+    /// The highest counter an earlier relay build stored a duplicate key for under `prefix`
+    /// (see [`legacy_counter_prefix`]), from the keys themselves.
+    fn legacy_highest_counter(&self, prefix: &[u8]) -> Result<Option<u64>, Reject> {
         Ok(self
             .store
             .last(Collection::MessageKeys, prefix)?

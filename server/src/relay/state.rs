@@ -29,12 +29,15 @@ pub(crate) struct ConvState {
     /// is loaded from disk is durable.
     #[serde(skip)]
     pub durable_seq: u64,
-    /// The highest message counter stored per (epoch, sender) of the current epoch, once
-    /// looked up: a message above it cannot be a duplicate, so its duplicate key need not be
-    /// read. `None`: that sender has stored nothing in the epoch. Not persisted; rebuilt
-    /// from the duplicate keys on first use.
-    #[serde(skip)]
-    pub counters: HashMap<(u32, SigningPublicKey), Option<u64>>,
+    /// The highest message counter stored per (epoch, sender), for the current epoch only: a
+    /// message is stored only if its counter is above it, so no (epoch, sender, counter) is
+    /// stored twice. Persisted with the record (so as of its last rewrite) and brought up to
+    /// date from the items after it by `Service::restore`; the items are the truth. A sender
+    /// missing here has stored nothing in the epoch, unless its messages were stored by an earlier
+    /// relay build, which kept a duplicate key per message instead: those keys are read
+    /// when the sender is first seen.
+    #[serde(default)]
+    pub counters: HashMap<(u32, SigningPublicKey), u64>,
 }
 
 impl ConvState {
@@ -53,6 +56,21 @@ impl ConvState {
         *who == self.customer
             || *who == self.agent
             || self.readers.values().any(|r| r.contains(who))
+    }
+
+    /// Records a message stored at `seq` at time `at` by `(epoch, sender)` under `counter`.
+    /// Only the current epoch's senders are kept: no other epoch takes messages.
+    pub fn note_message(
+        &mut self,
+        seq: u64,
+        at: u64,
+        (epoch, sender): (u32, SigningPublicKey),
+        counter: u64,
+    ) {
+        self.last_seq = seq;
+        self.last_activity = at;
+        self.counters.retain(|(e, _), _| *e == epoch);
+        self.counters.insert((epoch, sender), counter);
     }
 
     /// Members of the current epoch (the recipients of live pushes), or customer and agent
