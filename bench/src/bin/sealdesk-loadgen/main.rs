@@ -64,6 +64,10 @@ struct Cli {
     /// system temporary directory). Pick a directory on the disk you want measured.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Messages/s of the latency scenario instead of half of Sealdesk's measured maximum, so
+    /// that two builds are compared at the same load. The half-load goals get no verdict then.
+    #[arg(long, value_parser = positive_rate)]
+    latency_rate: Option<f64>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -105,7 +109,7 @@ fn main() -> Result<()> {
     let (soft, hard) = sealdesk_bench::procstat::raise_nofile_limit().context(
         "could not raise the open-file limit (RLIMIT_NOFILE); run `ulimit -n 20000` first",
     )?;
-    let settings = scenarios::Settings::new(
+    let mut settings = scenarios::Settings::new(
         cli.quick,
         cli.conversations,
         cli.agents,
@@ -114,6 +118,7 @@ fn main() -> Result<()> {
         cli.data_dir,
         cli.only,
     );
+    settings.latency_rate = cli.latency_rate;
     // Each side of a connection holds one descriptor, in a different process; a little
     // headroom covers the relay's files and listeners.
     let needed = settings.connections as u64 + 512;
@@ -135,4 +140,13 @@ fn main() -> Result<()> {
         print!("{}", report::table(&report));
     }
     Ok(())
+}
+
+/// `--latency-rate`: a finite number of messages per second, at least 1.
+fn positive_rate(arg: &str) -> Result<f64, String> {
+    match arg.parse::<f64>() {
+        Ok(r) if r.is_finite() && r >= 1.0 => Ok(r),
+        Ok(_) => Err("the rate must be a finite number of messages per second, at least 1".into()),
+        Err(e) => Err(format!("not a number: {e}")),
+    }
 }

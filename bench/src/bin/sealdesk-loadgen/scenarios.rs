@@ -69,6 +69,9 @@ pub struct Settings {
     pub data_root: PathBuf,
     /// Scenarios asked for (empty: all).
     pub only: Vec<Scenario>,
+    /// The latency scenario's rate, if set (`--latency-rate`); else half of Sealdesk's
+    /// fan-out maximum.
+    pub latency_rate: Option<f64>,
 }
 
 impl Settings {
@@ -115,6 +118,7 @@ impl Settings {
             },
             data_root: data_root.unwrap_or_else(std::env::temp_dir),
             only,
+            latency_rate: None,
         }
     }
 
@@ -273,9 +277,16 @@ async fn load_scenarios(s: &Settings, report: &mut Report) -> Result<()> {
         });
     }
 
-    // Latency: open loop at half Sealdesk's maximum, the same rate for both, ABBA.
+    // Latency: open loop at half Sealdesk's maximum (or the rate asked for), the same rate for
+    // both, ABBA.
     if s.wants(Scenario::Latency) || s.wants(Scenario::Durable) {
-        let rate = (max_rate / 2.0).max(1.0);
+        let rate = s.latency_rate.unwrap_or(max_rate / 2.0).max(1.0);
+        if rate > max_rate {
+            eprintln!(
+                "latency: warning: {rate:.0} messages/s is above Sealdesk's measured maximum \
+                 ({max_rate:.0}/s); its queues will grow for the whole run"
+            );
+        }
         let interval = Duration::from_secs_f64(s.conversations as f64 / rate);
         let (mut sd_lat, mut bl_lat, mut sd_ack) = (histogram(), histogram(), histogram());
         let mut runs = Vec::new();
@@ -307,6 +318,7 @@ async fn load_scenarios(s: &Settings, report: &mut Report) -> Result<()> {
         }
         report.latency = Some(LatencyFigures {
             rate_per_s: rate,
+            half_load: s.latency_rate.is_none(),
             p99_ratio: sp.p99_us / bp.p99_us.max(1e-9),
             sealdesk: sp,
             baseline: bp,
