@@ -227,12 +227,12 @@ async fn open_epoch_send_push_decrypt_and_deliver() {
         .stored(Request::Send(chat.seal(customer, 10, "counter 10")))
         .await;
     assert_eq!(jump, 7);
-    for used in [5, 10, 9, 3, 0] {
-        let again = chat.seal(customer, used, "again");
+    for old in [5, 10, 9, 3, 0] {
+        let again = chat.seal(customer, old, "at or below the highest");
         assert_eq!(
             c.refused(Request::Send(again)).await,
             ErrorCode::Conflict,
-            "counter {used} again"
+            "counter {old}, at or below the highest (10)"
         );
     }
     // The agent's counters are its own: its highest is still 0.

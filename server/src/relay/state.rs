@@ -33,9 +33,9 @@ pub(crate) struct ConvState {
     /// message is stored only if its counter is above it, so no (epoch, sender, counter) is
     /// stored twice. Persisted with the record (so as of its last rewrite) and brought up to
     /// date from the items after it by `Service::restore`; the items are the truth. A sender
-    /// missing here has stored nothing in the epoch, unless its messages were stored by an earlier
-    /// relay build, which kept a duplicate key per message instead: those keys are read
-    /// when the sender is first seen.
+    /// missing here has stored nothing in the epoch, unless an earlier relay build stored its
+    /// messages, with a duplicate key per message instead: those keys are read when the
+    /// sender is first seen.
     #[serde(default)]
     pub counters: HashMap<(u32, SigningPublicKey), u64>,
 }
