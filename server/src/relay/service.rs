@@ -20,7 +20,7 @@ use sealdesk_protocol::{
     ids::{ConversationId, TokenId},
     keys::{IdentityKeys, SigningPublicKey},
     merkle,
-    message::{Envelope, MessageHeader},
+    message::Envelope,
     policy::{AgentCertificate, OrgPolicy, VerifiedPolicy},
     release::{ArbiterDecision, DisputeTicket, ErasureRequest, ReleaseRequest, ReleasedShare},
     wire::{
@@ -156,11 +156,11 @@ fn item_key(c: &ConversationId, seq: u64) -> Vec<u8> {
 /// (conversation, epoch, sender), ending in the big-endian counter. Nothing writes these any
 /// more; they are read for conversations stored by such a build (see `ConvState::counters`)
 /// and deleted with the conversation.
-fn legacy_counter_prefix(h: &MessageHeader) -> Vec<u8> {
+fn legacy_counter_prefix(c: &ConversationId, (epoch, sender): (u32, SigningPublicKey)) -> Vec<u8> {
     let mut k = b"msg".to_vec();
-    k.extend_from_slice(h.conversation.as_bytes());
-    k.extend_from_slice(&h.epoch.to_be_bytes());
-    k.extend_from_slice(h.sender.as_bytes());
+    k.extend_from_slice(c.as_bytes());
+    k.extend_from_slice(&epoch.to_be_bytes());
+    k.extend_from_slice(sender.as_bytes());
     k
 }
 
@@ -505,7 +505,7 @@ impl Service {
     fn restore(&self, record: &[u8]) -> Result<ConvState, Reject> {
         let mut s: ConvState = dec(record, "conversation")?;
         let c = s.conversation;
-        let mut replayed: HashMap<(u32, SigningPublicKey), (u64, Vec<u8>)> = HashMap::new();
+        let mut replayed: HashMap<(u32, SigningPublicKey), u64> = HashMap::new();
         loop {
             let tail = self.items_after(&c, s.last_seq)?;
             if tail.is_empty() {
@@ -520,10 +520,8 @@ impl Service {
                 match &item.item {
                     Item::Message(env) => {
                         let h = &env.header;
-                        let top = replayed
-                            .entry((h.epoch, h.sender))
-                            .or_insert_with(|| (h.counter, legacy_counter_prefix(h)));
-                        top.0 = top.0.max(h.counter);
+                        let top = replayed.entry((h.epoch, h.sender)).or_insert(h.counter);
+                        *top = (*top).max(h.counter);
                     }
                     // Every other item is written in one transaction with the record.
                     _ => warn!(conversation = %c, seq = item.seq,
@@ -533,12 +531,12 @@ impl Service {
                 s.last_activity = item.stored_at;
             }
         }
-        for (key, (counter, legacy)) in replayed {
+        for (key, counter) in replayed {
             let known = match s.counters.get(&key) {
                 Some(known) => Some(*known),
                 // First seen in the replay: its earlier messages may predate the record's
                 // counters.
-                None => self.legacy_highest_counter(&legacy)?,
+                None => self.legacy_highest_counter(&legacy_counter_prefix(&c, key))?,
             };
             s.counters
                 .insert(key, known.map_or(counter, |k| k.max(counter)));
@@ -874,7 +872,7 @@ impl Service {
         // or not it was used: that needs no per-message index, and honest clients count up.
         let highest = match s.counters.get(&(epoch, *sender)) {
             Some(highest) => Some(*highest),
-            None => self.legacy_highest_counter(&legacy_counter_prefix(h))?,
+            None => self.legacy_highest_counter(&legacy_counter_prefix(&c, (epoch, *sender)))?,
         };
         if highest.is_some_and(|m| counter <= m) {
             return reject(ErrorCode::Conflict, COUNTER_REUSED);
