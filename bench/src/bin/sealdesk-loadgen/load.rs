@@ -16,7 +16,7 @@
 //! baseline's PUBLISH frame around the CBOR of the same item.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{
         Arc, Mutex, OnceLock, RwLock,
         atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
@@ -84,6 +84,9 @@ pub struct Stats {
     pub delivered: AtomicU64,
     /// Durable acknowledgements (Sealdesk `Response::Stored` for a message).
     pub acked: AtomicU64,
+    /// Receivers count messages without opening them (the relay-alone durable run: the
+    /// clients' crypto was done before it, so that the relay has the machine to itself).
+    pub count_only: AtomicBool,
     /// Errors of any kind (refusals, failed checks, lost connections).
     pub errors: AtomicU64,
     delivery: Mutex<Histogram<u64>>,
@@ -99,6 +102,7 @@ impl Default for Stats {
             sent: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             acked: AtomicU64::new(0),
+            count_only: AtomicBool::new(false),
             errors: AtomicU64::new(0),
             delivery: Mutex::new(histogram()),
             ack: Mutex::new(histogram()),
@@ -308,6 +312,16 @@ pub struct Sender {
     pub rng: ChaCha20Rng,
     /// This system's statistics.
     pub stats: Arc<Stats>,
+    /// Frames sealed ahead of the run (see [`Sender::preseal`]): sent instead of sealing, and
+    /// the sender stops when they run out.
+    pub presealed: Option<VecDeque<Presealed>>,
+}
+
+/// A frame sealed ahead of its run.
+pub struct Presealed {
+    frame: Vec<u8>,
+    /// A message (takes a window slot, counts as sent), not an epoch record.
+    message: bool,
 }
 
 /// How a run paces its senders.
@@ -340,9 +354,17 @@ impl Sender {
                     Ok(Ok(permit)) => permit.forget(),
                     _ => break,
                 }
-                if let Err(e) = self.send_message(now_ns()).await {
-                    self.stats.error(format!("send: {e:#}"));
-                    break;
+                let sent = match self.presealed.is_some() {
+                    true => self.send_presealed().await,
+                    false => self.send_message(now_ns()).await.map(|()| true),
+                };
+                match sent {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => {
+                        self.stats.error(format!("send: {e:#}"));
+                        break;
+                    }
                 }
             },
             Pace::Open { interval } => {
@@ -372,9 +394,57 @@ impl Sender {
     /// Seals and sends one 1 KiB message meant to leave at `intended_ns`, opening a new epoch
     /// first when the policy's rotation limit is reached.
     async fn send_message(&mut self, intended_ns: u64) -> Result<()> {
-        if self.counter >= u64::from(self.policy.rotate_after_messages) {
-            self.rotate().await?;
+        if self.rotation_due() {
+            let frame = self.epoch_frame()?;
+            self.sink.send(Message::Binary(frame.into())).await?;
         }
+        let frame = self.message_frame(intended_ns)?;
+        self.sink.send(Message::Binary(frame.into())).await?;
+        self.stats.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Seals `messages` messages (and the epochs they need) ahead of a run, exactly as
+    /// [`send_message`](Self::send_message) would; the closed-loop run then sends them. Their
+    /// time stamps are the sealing times, so their latencies mean nothing.
+    pub fn preseal(&mut self, messages: usize) -> Result<()> {
+        let mut frames = VecDeque::with_capacity(messages + messages / 64 + 1);
+        for _ in 0..messages {
+            if self.rotation_due() {
+                let frame = self.epoch_frame()?;
+                frames.push_back(Presealed {
+                    frame,
+                    message: false,
+                });
+            }
+            let frame = self.message_frame(now_ns())?;
+            frames.push_back(Presealed {
+                frame,
+                message: true,
+            });
+        }
+        self.presealed = Some(frames);
+        Ok(())
+    }
+
+    /// Sends presealed frames up to and including the next message; `false` when none is left.
+    async fn send_presealed(&mut self) -> Result<bool> {
+        while let Some(p) = self.presealed.as_mut().and_then(VecDeque::pop_front) {
+            self.sink.send(Message::Binary(p.frame.into())).await?;
+            if p.message {
+                self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn rotation_due(&self) -> bool {
+        self.counter >= u64::from(self.policy.rotate_after_messages)
+    }
+
+    /// Seals the next message, stamped as meant to leave at `intended_ns`.
+    fn message_frame(&mut self, intended_ns: u64) -> Result<Vec<u8>> {
         let mut body = [0x61u8; BODY];
         body[..8].copy_from_slice(&intended_ns.to_be_bytes());
         body[8..16].copy_from_slice(&self.counter.to_be_bytes());
@@ -390,13 +460,12 @@ impl Sender {
         // Even ids are messages, odd ids epochs; the id's upper bits are the intended send
         // time, so the ack's latency needs no lookup.
         let id = self.next_id(intended_ns) << 1;
-        let frame = self.codec.message(id, env)?;
-        self.sink.send(Message::Binary(frame.into())).await?;
-        self.stats.sent.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+        self.codec.message(id, env)
     }
 
-    async fn rotate(&mut self) -> Result<()> {
+    /// Creates the next epoch (HPKE to both members, the 2-of-3 escrow) and moves to it;
+    /// returns the frame that publishes its record.
+    fn epoch_frame(&mut self) -> Result<Vec<u8>> {
         let members = [self.customer.card.clone(), self.agent_card.clone()];
         let (next, k) = EpochRecord::create(
             &mut self.rng,
@@ -412,11 +481,10 @@ impl Sender {
         )?;
         let id = (self.next_id(now_ns()) << 1) | 1;
         let frame = self.codec.epoch(id, next.record().clone())?;
-        self.sink.send(Message::Binary(frame.into())).await?;
         self.keys = EpochKeys::new(&k, &next);
         self.epoch = next;
         self.counter = 0;
-        Ok(())
+        Ok(frame)
     }
 }
 
@@ -548,6 +616,11 @@ impl Receiver {
     fn on_message(&mut self, env: &Envelope, received: u64) -> Result<()> {
         let h = &env.header;
         let key = (h.conversation, h.epoch);
+        if self.stats.count_only.load(Ordering::Relaxed) {
+            self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+            self.conv(&key.0)?.window.add_permits(1);
+            return Ok(());
+        }
         let (keys, windows) = self
             .epochs
             .get_mut(&key)

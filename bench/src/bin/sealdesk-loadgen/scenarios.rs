@@ -26,8 +26,8 @@ use crate::{
     load::{BODY, Measured, Pace, histogram, unix_now},
     report::{
         CryptoFigures, DurableFigures, FanoutFigures, GroupCommitFigures, IdleFigures,
-        LatencyFigures, Machine, Percentiles, Report, RunFigures, StagePercentiles, StormRun,
-        Summary, goals,
+        LatencyFigures, Machine, Percentiles, RelayAloneFigures, Report, RunFigures,
+        StagePercentiles, StormRun, Summary, goals,
     },
     world::{Fleet, Org, Party, setup_baseline, setup_sealdesk},
 };
@@ -40,6 +40,10 @@ const ABBA: [Kind; 4] = [
     Kind::Baseline,
     Kind::Sealdesk,
 ];
+
+/// The relay-alone durable run seals ahead this many times the end-to-end maximum rate for
+/// its whole length; if that is not enough the report says its figure is a lower bound.
+const PRESEAL_HEADROOM: f64 = 3.0;
 
 /// What to run and how big.
 #[derive(Debug, Clone)]
@@ -274,6 +278,7 @@ async fn load_scenarios(s: &Settings, report: &mut Report) -> Result<()> {
             sled_flush_per_s: sled.per_second(),
             ratio_vs_file: acks / file.per_second().max(1e-9),
             ratio_vs_sled: acks / sled.per_second().max(1e-9),
+            relay_alone: None,
         });
     }
 
@@ -325,6 +330,19 @@ async fn load_scenarios(s: &Settings, report: &mut Report) -> Result<()> {
             runs,
         });
     }
+    // Durable, the relay alone: the same clients and relay, every message sealed before the
+    // run and counted (not opened) on arrival, so that the relay's storage path has the
+    // machine's cores to itself instead of sharing them with the clients' crypto.
+    if s.wants(Scenario::Durable)
+        && let Some(d) = durable_figs.as_mut()
+    {
+        let alone = relay_alone(&mut sd, &sd_child, max_rate, s).await?;
+        d.relay_alone = Some(RelayAloneFigures {
+            ratio_vs_file: alone.acks_per_s / d.file_fsync_per_s.max(1e-9),
+            ratio_vs_sled: alone.acks_per_s / d.sled_flush_per_s.max(1e-9),
+            ..alone
+        });
+    }
     report.durable = durable_figs;
 
     sd.close().await;
@@ -332,6 +350,57 @@ async fn load_scenarios(s: &Settings, report: &mut Report) -> Result<()> {
     stop_child(sd_child).await;
     stop_child(bl_child).await;
     Ok(())
+}
+
+/// One closed-loop Sealdesk run of presealed messages (see [`Sender::preseal`]), at most 1 s
+/// of warm-up and 3 s measured.
+///
+/// [`Sender::preseal`]: crate::load::Sender::preseal
+async fn relay_alone(
+    fleet: &mut Fleet,
+    child: &ServerChild,
+    max_rate: f64,
+    s: &Settings,
+) -> Result<RelayAloneFigures> {
+    let mut short = s.clone();
+    short.warmup = s.warmup.min(Duration::from_secs(1));
+    short.measure = s.measure.min(Duration::from_secs(3));
+    let span = (short.warmup + short.measure + short.tail).as_secs_f64();
+    let n = fleet.senders.len().max(1);
+    let per_sender = (PRESEAL_HEADROOM * max_rate.max(1_000.0) * span / n as f64).ceil() as usize;
+    eprintln!(
+        "durable: sealing {} messages ahead, then sealdesk with the relay alone ({:.1} s)",
+        per_sender * n,
+        short.measure.as_secs_f64()
+    );
+    let sealing: Vec<_> = std::mem::take(&mut fleet.senders)
+        .into_iter()
+        .map(|mut snd| tokio::task::spawn_blocking(move || snd.preseal(per_sender).map(|()| snd)))
+        .collect();
+    for t in sealing {
+        fleet
+            .senders
+            .push(t.await.context("a sealing task failed")??);
+    }
+    fleet.stats.count_only.store(true, Ordering::SeqCst);
+    let run = measure(fleet, child, Pace::Closed, &short).await;
+    fleet.stats.count_only.store(false, Ordering::SeqCst);
+    let ran_out = fleet
+        .senders
+        .iter_mut()
+        .filter_map(|snd| snd.presealed.take())
+        .any(|left| left.is_empty());
+    let (fig, _) = run?;
+    Ok(RelayAloneFigures {
+        presealed: per_sender * n,
+        ran_out,
+        acks_per_s: fig.acks_per_s,
+        server_cpu_us_per_message: fig.server_cpu_us_per_delivery,
+        server_cores: fig.server_cores,
+        ratio_vs_file: 0.0,
+        ratio_vs_sled: 0.0,
+        group_commit: fig.group_commit,
+    })
 }
 
 fn pick<'a>(

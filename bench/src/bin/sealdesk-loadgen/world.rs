@@ -406,6 +406,7 @@ fn new_sender(
         last_id: 0,
         rng,
         stats,
+        presealed: None,
     }
 }
 
