@@ -284,9 +284,10 @@ async fn story<W: Write>(out: &mut W, dir: &Path, url: &str) -> Result<()> {
         .next()
         .ok_or_else(|| ClientError::Invalid("no arbiter".into()))?;
     a2.decide_ticket(&ticket.id, Verdict::Approve).await?;
+    n.say("arbiter-2 approves too: 2 of 3, so the trustees release again.")?;
     let j = master.justification(&conv, None, Some(&ticket.id)).await?;
     let (_t, t1, t2) = unlock_with_trustees(&mut n, &mut master, &conv, j, t1, t2).await?;
-    n.say("arbiter-2 approves too: 2 of 3, so the trustees release again, and carol is told:")?;
+    n.say("And carol is told:")?;
     carol.sync_all().await?;
     if let Some(l) = carol.history(&conv)?.lines.into_iter().rev().find(|l| {
         matches!(
