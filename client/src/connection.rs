@@ -55,7 +55,8 @@ impl Connection {
             ))
         })?;
         let host = uri.host().unwrap_or_default().to_owned();
-        let connector = if uri.scheme_str() == Some("wss") {
+        let wss = uri.scheme_str() == Some("wss");
+        let connector = if wss {
             Connector::Rustls(tls.client_config()?)
         } else {
             Connector::Plain
@@ -80,7 +81,7 @@ impl Connection {
                 what: "the connection",
                 secs: CONNECT_TIMEOUT.as_secs(),
             })?
-            .map_err(|e| connect_error(&host, e))?;
+            .map_err(|e| connect_error(&host, wss, e))?;
         Ok(Self {
             ws,
             url: url.to_owned(),
@@ -137,7 +138,7 @@ impl Connection {
 /// A failed connection attempt as a [`ClientError`]: a rustls error — which tokio-rustls hands
 /// up inside an `io::Error` — becomes a [`TlsError`] naming `host`, anything else stays a
 /// transport error.
-fn connect_error(host: &str, error: tungstenite::Error) -> ClientError {
+fn connect_error(host: &str, wss: bool, error: tungstenite::Error) -> ClientError {
     use tungstenite::error::TlsError as WsTlsError;
     let rustls_error = match &error {
         tungstenite::Error::Tls(WsTlsError::Rustls(e)) => Some(&**e),
@@ -154,6 +155,17 @@ fn connect_error(host: &str, error: tungstenite::Error) -> ClientError {
     };
     match rustls_error {
         Some(e) => TlsError::from_handshake(host, e).into(),
+        // A plain WebSocket upgrade answered by a TLS listener reads as a broken HTTP response.
+        None if !wss
+            && matches!(
+                error,
+                tungstenite::Error::Protocol(tungstenite::error::ProtocolError::HttparseError(_))
+            ) =>
+        {
+            ClientError::Transport(format!(
+                "{error} (if the relay serves TLS, use a wss:// URL)"
+            ))
+        }
         None => ClientError::Transport(error.to_string()),
     }
 }

@@ -83,7 +83,8 @@ impl TlsOptions {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsError {
-    /// The relay's certificate does not chain to a trusted certificate authority.
+    /// The relay's certificate does not chain to a trusted certificate authority: no trusted
+    /// certificate has its issuer's name, or one does but its key did not sign it.
     #[error(
         "the TLS certificate of the relay at {host} is not trusted: no certificate authority \
          this client trusts signed it. If the relay uses a private CA or a self-signed \
@@ -107,8 +108,19 @@ pub enum TlsError {
         presented: Vec<String>,
     },
 
-    /// The certificate was refused for another reason (expired, not yet valid, malformed, a CA
-    /// certificate used as the server's own, ...).
+    /// The relay presents a CA certificate (basic constraints `CA:TRUE`) as its own, which
+    /// rustls refuses: the usual result of a plain `openssl req -x509`.
+    #[error(
+        "the relay at {host} presents a CA certificate (CA:TRUE) as its own, which this client \
+         refuses; give the relay a certificate marked CA:FALSE (with `openssl req -x509` add \
+         -addext basicConstraints=critical,CA:FALSE), or one signed by your CA"
+    )]
+    CaAsRelayCertificate {
+        /// The host name (or address) in the relay URL.
+        host: String,
+    },
+
+    /// The certificate was refused for another reason (expired, not yet valid, malformed, ...).
     #[error("the TLS certificate of the relay at {host} was refused: {reason}")]
     BadCertificate {
         /// The host name (or address) in the relay URL.
@@ -138,15 +150,14 @@ pub enum TlsError {
 
     /// The CA file could not be read.
     #[error(
-        "could not read the CA file {} (--ca-file / SEALDESK_CA_FILE): {source}",
+        "could not read the CA file {} (--ca-file / SEALDESK_CA_FILE): {error}",
         .path.display()
     )]
     CaFileRead {
         /// The file.
         path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
+        /// The OS error (in the message, not a `source`, so it is printed once).
+        error: std::io::Error,
     },
 
     /// The CA file holds no PEM certificate.
@@ -183,8 +194,23 @@ impl TlsError {
     pub fn from_handshake(host: &str, error: &rustls::Error) -> Self {
         let host = host.to_owned();
         match error {
-            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
-                Self::UntrustedCertificate { host }
+            // A signature that does not verify under a trusted certificate's key is what webpki
+            // reports when a trusted certificate merely shares the issuer's name (Debian's
+            // "snakeoil" certificate is named `localhost`): the issuer is still untrusted.
+            #[allow(deprecated)]
+            rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer
+                | CertificateError::BadSignature
+                | CertificateError::UnsupportedSignatureAlgorithm
+                | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. },
+            ) => Self::UntrustedCertificate { host },
+            rustls::Error::InvalidCertificate(CertificateError::Other(other))
+                if matches!(
+                    other.0.downcast_ref::<webpki::Error>(),
+                    Some(webpki::Error::CaUsedAsEndEntity)
+                ) =>
+            {
+                Self::CaAsRelayCertificate { host }
             }
             rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
                 presented,
@@ -213,9 +239,9 @@ impl TlsError {
 
 /// Reads every certificate of a PEM file, refusing an empty or malformed one.
 fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let read_error = |source| TlsError::CaFileRead {
+    let read_error = |error| TlsError::CaFileRead {
         path: path.to_owned(),
-        source,
+        error,
     };
     let len = std::fs::metadata(path).map_err(read_error)?.len();
     if len > MAX_CA_FILE {
@@ -353,6 +379,17 @@ mod tests {
                 .contains("(it covers other.example, 10.0.0.1, Unsupported(0x80))"),
             "{e}"
         );
+
+        let forged = rustls::Error::InvalidCertificate(CertificateError::BadSignature);
+        let e = TlsError::from_handshake("relay.example", &forged);
+        assert!(matches!(e, TlsError::UntrustedCertificate { .. }));
+
+        let ca = rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(
+            Arc::new(webpki::Error::CaUsedAsEndEntity),
+        )));
+        let e = TlsError::from_handshake("relay.example", &ca);
+        assert!(matches!(e, TlsError::CaAsRelayCertificate { .. }));
+        assert!(e.to_string().contains("CA:FALSE"), "{e}");
 
         let expired = rustls::Error::InvalidCertificate(CertificateError::Expired);
         let e = TlsError::from_handshake("relay.example", &expired);

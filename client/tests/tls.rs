@@ -193,6 +193,19 @@ async fn without_the_ca_the_certificate_is_not_trusted() {
         TlsError::UntrustedCertificate { .. }
     ));
 
+    // Nor does a CA with the same name and another key (webpki finds the trusted certificate
+    // by the issuer's name, then the signature does not verify under its key).
+    let impostor = tempfile::tempdir().unwrap();
+    let impostor = Ca::new(impostor.path(), "ca");
+    let (account, err) =
+        Client::try_connect_with(account, &url, &TlsOptions::with_ca_file(&impostor.pem))
+            .await
+            .unwrap_err();
+    assert!(
+        matches!(tls_error(err), TlsError::UntrustedCertificate { .. }),
+        "a same-name CA with another key is reported as untrusted"
+    );
+
     // The refused attempts pinned nothing: the same account then connects with the right CA.
     let mut c = Client::connect_with(account, &url, &r.trust())
         .await
@@ -225,6 +238,47 @@ async fn a_certificate_for_another_name_is_refused() {
         .unwrap_err();
     assert!(matches!(tls_error(err), TlsError::WrongHost { host, .. } if host == "127.0.0.1"),);
     r.relay.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_ca_certificate_as_the_relays_own_is_refused_with_a_hint() {
+    // What a plain `openssl req -x509` makes: a self-signed certificate marked CA:TRUE.
+    let dir = tempfile::tempdir().unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let relay = sealdesk_server::spawn(RelayConfig {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: dir.path().join("relay"),
+        tls_cert: Some(cert_path.clone()),
+        tls_key: Some(key_path),
+        ..RelayConfig::default()
+    })
+    .await
+    .unwrap();
+    let account = Account::create(
+        &dir.path().join("carol"),
+        PASS,
+        KdfParams::TESTING,
+        "carol",
+        Role::Customer,
+    )
+    .unwrap();
+    let url = format!("wss://localhost:{}/v1/ws", relay.local_addr().port());
+    let (_, err) = Client::try_connect_with(account, &url, &TlsOptions::with_ca_file(&cert_path))
+        .await
+        .unwrap_err();
+    let err = tls_error(err);
+    assert!(
+        matches!(&err, TlsError::CaAsRelayCertificate { host } if host == "localhost"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("CA:FALSE"), "{err}");
+    relay.shutdown().await.unwrap();
 }
 
 #[tokio::test]
