@@ -87,8 +87,9 @@ pub enum TlsError {
     /// certificate has its issuer's name, or one does but its key did not sign it.
     #[error(
         "the TLS certificate of the relay at {host} is not trusted: no certificate authority \
-         this client trusts signed it. If the relay uses a private CA or a self-signed \
-         certificate, pass that certificate with --ca-file PEM (or SEALDESK_CA_FILE=PEM)"
+         this client trusts signed it. If the relay uses a private CA, pass the CA's \
+         certificate (for a self-signed relay certificate, that certificate itself) with \
+         --ca-file PEM or SEALDESK_CA_FILE=PEM"
     )]
     UntrustedCertificate {
         /// The host name (or address) in the relay URL.
