@@ -358,7 +358,7 @@ struct Run {
 }
 
 /// Runs `sealdesk --home HOME ARGS` with `env` set, and none of the caller's SEALDESK_* settings.
-async fn sealdesk(home: &Path, args: &[&str], env: &[(&str, &Path)]) -> Run {
+async fn sealdesk(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sealdesk"));
     cmd.arg("--home")
         .arg(home)
@@ -432,8 +432,8 @@ async fn the_cli_talks_wss_with_ca_file_or_sealdesk_ca_file() {
         run.stdout
     );
     let env = [
-        ("SEALDESK_RELAY", Path::new(&url)),
-        ("SEALDESK_CA_FILE", r.ca.pem.as_path()),
+        ("SEALDESK_RELAY", url.as_str()),
+        ("SEALDESK_CA_FILE", ca.as_str()),
     ];
     let run = sealdesk(&bob, &["register"], &env).await;
     assert!(run.ok, "{}", run.stderr);
