@@ -27,6 +27,7 @@ use crate::account::{Account, ConvMeta, EpochState, EpochStatus, LogEntry, PinSo
 use crate::connection::Connection;
 use crate::error::{ClientError, Result};
 use crate::session::Session;
+use crate::tls::TlsOptions;
 use crate::{now, rng};
 
 /// Items fetched per `History` page.
@@ -173,12 +174,24 @@ pub struct Client {
 
 impl Client {
     /// Connects `account` to the relay at `url`, authenticates, and checks the relay's keys
-    /// against those pinned for `url` (pinning them on first contact).
+    /// against those pinned for `url` (pinning them on first contact). A `wss://` relay must
+    /// present a certificate that the system's roots vouch for; see [`Self::connect_with`].
     ///
     /// # Errors
     /// Transport and handshake errors, [`ClientError::RelayKeyChanged`].
     pub async fn connect(account: Account, url: &str) -> Result<Self> {
-        Self::try_connect(account, url).await.map_err(|(_, e)| e)
+        Self::connect_with(account, url, &TlsOptions::default()).await
+    }
+
+    /// As [`Self::connect`], trusting for a `wss://` relay the certificates `tls` names (for
+    /// example a private CA's, from `--ca-file`).
+    ///
+    /// # Errors
+    /// As [`Self::connect`], and [`ClientError::Tls`].
+    pub async fn connect_with(account: Account, url: &str, tls: &TlsOptions) -> Result<Self> {
+        Self::try_connect_with(account, url, tls)
+            .await
+            .map_err(|(_, e)| e)
     }
 
     /// As [`Self::connect`], but gives the account back on failure (to work offline).
@@ -189,7 +202,19 @@ impl Client {
         account: Account,
         url: &str,
     ) -> core::result::Result<Self, (Account, ClientError)> {
-        let session = match Self::handshake(&account, url).await {
+        Self::try_connect_with(account, url, &TlsOptions::default()).await
+    }
+
+    /// As [`Self::connect_with`], but gives the account back on failure (to work offline).
+    ///
+    /// # Errors
+    /// As [`Self::connect_with`], with the account.
+    pub async fn try_connect_with(
+        account: Account,
+        url: &str,
+        tls: &TlsOptions,
+    ) -> core::result::Result<Self, (Account, ClientError)> {
+        let session = match Self::handshake(&account, url, tls).await {
             Ok(s) => s,
             Err(e) => return Err((account, e)),
         };
@@ -206,8 +231,8 @@ impl Client {
         })
     }
 
-    async fn handshake(account: &Account, url: &str) -> Result<Session> {
-        let conn = Connection::connect(url).await?;
+    async fn handshake(account: &Account, url: &str, tls: &TlsOptions) -> Result<Session> {
+        let conn = Connection::connect_with(url, tls).await?;
         Session::establish(conn, account.keys(), account.card().card()).await
     }
 

@@ -3,6 +3,9 @@
 //!
 //! A [`Connection`] is unauthenticated; [`crate::session::Session::establish`] consumes it,
 //! runs the challenge–response handshake and gives back a [`crate::session::Session`].
+//!
+//! `wss://` URLs run TLS (rustls) under the WebSocket, trusting what [`TlsOptions`] says
+//! (see [`crate::tls`]); `ws://` URLs are plain TCP.
 
 use std::time::Duration;
 
@@ -10,13 +13,14 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use sealdesk_protocol::wire::{self, Frame, MAX_FRAME};
 use tokio::net::TcpStream;
 use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream,
-    tungstenite::{Message, protocol::WebSocketConfig},
+    Connector, MaybeTlsStream, WebSocketStream,
+    tungstenite::{self, Message, http::Uri, protocol::WebSocketConfig},
 };
 
 use crate::error::{ClientError, Result};
+use crate::tls::{TlsError, TlsOptions};
 
-/// How long opening the TCP connection and the WebSocket upgrade may take.
+/// How long opening the TCP connection, the TLS handshake and the WebSocket upgrade may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An open, not yet authenticated WebSocket to the relay.
@@ -27,19 +31,36 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects to `url` (`ws://HOST:PORT/v1/ws`), with frame and message sizes bounded by
-    /// [`MAX_FRAME`] so a hostile relay cannot make the client buffer megabytes.
+    /// Connects to `url` (`ws://HOST:PORT/v1/ws`, or `wss://` trusting the system's root
+    /// certificates), with frame and message sizes bounded by [`MAX_FRAME`] so a hostile relay
+    /// cannot make the client buffer megabytes.
     ///
     /// # Errors
-    /// [`ClientError::Transport`] or [`ClientError::Timeout`].
+    /// As [`Self::connect_with`].
     pub async fn connect(url: &str) -> Result<Self> {
-        if url.starts_with("wss://") {
-            return Err(ClientError::Invalid(
-                "wss:// relays are not supported by this client build yet; use ws:// on a \
-                 trusted network or through a TLS tunnel"
-                    .into(),
-            ));
-        }
+        Self::connect_with(url, &TlsOptions::default()).await
+    }
+
+    /// Connects to `url`; for a `wss://` URL the relay's certificate must chain to a root that
+    /// `tls` trusts and name the URL's host.
+    ///
+    /// # Errors
+    /// [`ClientError::Tls`] when the relay's certificate is refused, the TLS handshake fails or
+    /// `tls` names a CA file that cannot be used; [`ClientError::Invalid`] for a URL that does
+    /// not parse; [`ClientError::Transport`] or [`ClientError::Timeout`].
+    pub async fn connect_with(url: &str, tls: &TlsOptions) -> Result<Self> {
+        let uri: Uri = url.parse().map_err(|_| {
+            ClientError::Invalid(format!(
+                "{url:?} is not a relay URL; use ws://HOST:PORT/v1/ws or wss://HOST:PORT/v1/ws"
+            ))
+        })?;
+        let host = uri.host().unwrap_or_default().to_owned();
+        let wss = uri.scheme_str() == Some("wss");
+        let connector = if wss {
+            Connector::Rustls(tls.client_config()?)
+        } else {
+            Connector::Plain
+        };
         let config = WebSocketConfig::default()
             .max_message_size(Some(MAX_FRAME))
             .max_frame_size(Some(MAX_FRAME))
@@ -48,14 +69,19 @@ impl Connection {
             .write_buffer_size(0)
             .max_write_buffer_size(4 * MAX_FRAME)
             .read_buffer_size(16 * 1024);
-        let fut = tokio_tungstenite::connect_async_with_config(url, Some(config), true);
+        let fut = tokio_tungstenite::connect_async_tls_with_config(
+            uri,
+            Some(config),
+            true,
+            Some(connector),
+        );
         let (ws, _response) = tokio::time::timeout(CONNECT_TIMEOUT, fut)
             .await
             .map_err(|_| ClientError::Timeout {
                 what: "the connection",
                 secs: CONNECT_TIMEOUT.as_secs(),
             })?
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
+            .map_err(|e| connect_error(&host, wss, e))?;
         Ok(Self {
             ws,
             url: url.to_owned(),
@@ -106,5 +132,40 @@ impl Connection {
     /// Closes the connection politely (errors are ignored: the socket is going away anyway).
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
+    }
+}
+
+/// A failed connection attempt as a [`ClientError`]: a rustls error — which tokio-rustls hands
+/// up inside an `io::Error` — becomes a [`TlsError`] naming `host`, anything else stays a
+/// transport error.
+fn connect_error(host: &str, wss: bool, error: tungstenite::Error) -> ClientError {
+    use tungstenite::error::TlsError as WsTlsError;
+    let rustls_error = match &error {
+        tungstenite::Error::Tls(WsTlsError::Rustls(e)) => Some(&**e),
+        tungstenite::Error::Tls(WsTlsError::InvalidDnsName) => {
+            return TlsError::InvalidHost {
+                host: host.to_owned(),
+            }
+            .into();
+        }
+        tungstenite::Error::Io(e) => e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        _ => None,
+    };
+    match rustls_error {
+        Some(e) => TlsError::from_handshake(host, e).into(),
+        // A plain WebSocket upgrade answered by a TLS listener reads as a broken HTTP response.
+        None if !wss
+            && matches!(
+                error,
+                tungstenite::Error::Protocol(tungstenite::error::ProtocolError::HttparseError(_))
+            ) =>
+        {
+            ClientError::Transport(format!(
+                "{error} (if the relay serves TLS, use a wss:// URL)"
+            ))
+        }
+        None => ClientError::Transport(error.to_string()),
     }
 }

@@ -23,6 +23,11 @@ pub enum ClientError {
     #[error("connection to the relay failed: {0}; check --relay and that the relay is running")]
     Transport(String),
 
+    /// The relay's TLS certificate was refused, the TLS handshake failed, or the CA file given
+    /// for it cannot be used (`wss://` relays).
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+
     /// The relay closed the connection (or it dropped) before the operation finished.
     #[error("the relay closed the connection{}", reason_suffix(.0))]
     Closed(Option<String>),

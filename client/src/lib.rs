@@ -9,6 +9,7 @@
 //! ```
 //!
 //! - [`connection`] — an unauthenticated WebSocket carrying [`sealdesk_protocol::wire::Frame`]s.
+//! - [`tls`] — which certificates a `wss://` relay may present ([`tls::TlsOptions`]).
 //! - [`session`] — the authenticated session: the handshake consumes a `Connection`.
 //! - [`account`] — local state over the [`vault`].
 //! - [`client`] — the protocol state machine: org setup, opening conversations, verifying epochs,
@@ -31,11 +32,13 @@ pub mod error;
 pub mod escrow;
 pub mod redact;
 pub mod session;
+pub mod tls;
 pub mod vault;
 
 pub use account::Account;
 pub use client::Client;
 pub use error::{ClientError, Result};
+pub use tls::TlsOptions;
 
 use rand::SeedableRng as _;
 

@@ -11,7 +11,7 @@ use sealdesk_client::escrow::{
     ExportFile, Transcript, TrusteeOutcome, encode_consent, verify_export,
 };
 use sealdesk_client::{
-    Account, Client, ClientError,
+    Account, Client, ClientError, TlsOptions,
     account::LogEntry,
     chat,
     client::{HistoryLine, OrgSpec},
@@ -35,9 +35,14 @@ struct Cli {
     /// The account's home directory (encrypted state). Default: ~/.sealdesk
     #[arg(long, env = "SEALDESK_HOME", global = true)]
     home: Option<PathBuf>,
-    /// The relay's WebSocket URL.
+    /// The relay's WebSocket URL: ws://HOST:PORT/v1/ws, or wss://HOST:PORT/v1/ws for a relay
+    /// serving TLS.
     #[arg(long, env = "SEALDESK_RELAY", default_value = DEFAULT_RELAY, global = true)]
     relay: String,
+    /// PEM file of CA certificates to trust for a wss:// relay besides the system's roots: a
+    /// private CA, or the relay's self-signed certificate.
+    #[arg(long, value_name = "PEM", env = "SEALDESK_CA_FILE", global = true)]
+    ca_file: Option<PathBuf>,
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -351,6 +356,12 @@ impl From<RoleArg> for Role {
     }
 }
 
+/// The relay a command talks to: its URL, and what to trust of its TLS certificate.
+struct Relay {
+    url: String,
+    tls: TlsOptions,
+}
+
 /// What a command prints: text for people, JSON for scripts.
 struct Output {
     text: String,
@@ -402,7 +413,13 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<Option<Output>> {
     let home = home_dir(cli.home.as_deref())?;
-    let relay = cli.relay.clone();
+    let relay = Relay {
+        url: cli.relay.clone(),
+        tls: cli
+            .ca_file
+            .clone()
+            .map_or_else(TlsOptions::system, TlsOptions::with_ca_file),
+    };
     Ok(Some(match cli.cmd {
         Cmd::Init { name, role } => init(&home, &name, role.into())?,
         Cmd::Whoami => whoami(&home)?,
@@ -410,8 +427,8 @@ async fn run(cli: Cli) -> Result<Option<Output>> {
             let mut c = connect(&home, &relay, true).await?;
             c.register().await?;
             let out = Output::new(
-                format!("registered {} on {relay}", c.account().name()),
-                json!({"ok": true, "name": c.account().name(), "relay": relay}),
+                format!("registered {} on {}", c.account().name(), relay.url),
+                json!({"ok": true, "name": c.account().name(), "relay": relay.url}),
             );
             c.close().await;
             out
@@ -588,9 +605,9 @@ fn open_account(home: &Path) -> Result<Account> {
     Ok(Account::open(home, &pass)?)
 }
 
-async fn connect(home: &Path, relay: &str, allow_unregistered: bool) -> Result<Client> {
+async fn connect(home: &Path, relay: &Relay, allow_unregistered: bool) -> Result<Client> {
     let account = open_account(home)?;
-    let client = Client::connect(account, relay).await?;
+    let client = Client::connect_with(account, &relay.url, &relay.tls).await?;
     if !allow_unregistered && !client.registered() {
         return Err(ClientError::NotRegistered.into());
     }
@@ -648,7 +665,7 @@ fn whoami(home: &Path) -> Result<Output> {
     ))
 }
 
-async fn org(home: &Path, relay: &str, cmd: OrgCmd) -> Result<Output> {
+async fn org(home: &Path, relay: &Relay, cmd: OrgCmd) -> Result<Output> {
     let mut c = connect(home, relay, false).await?;
     let out = match cmd {
         OrgCmd::Create {
@@ -779,10 +796,10 @@ async fn org(home: &Path, relay: &str, cmd: OrgCmd) -> Result<Output> {
 /// Connects and catches up; when the relay is unreachable, falls back to local state and says so.
 async fn sync_or_offline(
     home: &Path,
-    relay: &str,
+    relay: &Relay,
 ) -> Result<(Option<Client>, Option<Account>, Option<String>)> {
     let account = open_account(home)?;
-    match Client::try_connect(account, relay).await {
+    match Client::try_connect_with(account, &relay.url, &relay.tls).await {
         Ok(mut c) => {
             c.sync_all().await?;
             Ok((Some(c), None, None))
@@ -799,7 +816,7 @@ async fn sync_or_offline(
     }
 }
 
-async fn conversations(home: &Path, relay: &str) -> Result<Output> {
+async fn conversations(home: &Path, relay: &Relay) -> Result<Output> {
     let (client, account, warning) = sync_or_offline(home, relay).await?;
     let account_ref = match (&client, &account) {
         (Some(c), _) => c.account(),
@@ -849,7 +866,7 @@ async fn conversations(home: &Path, relay: &str) -> Result<Output> {
 
 async fn history(
     home: &Path,
-    relay: &str,
+    relay: &Relay,
     conversation: &str,
     export: Option<&Path>,
 ) -> Result<Output> {
@@ -913,7 +930,7 @@ async fn history(
     Ok(Output::new(text.trim_end().to_owned(), value))
 }
 
-async fn fingerprint(home: &Path, relay: &str, name: &str) -> Result<Output> {
+async fn fingerprint(home: &Path, relay: &Relay, name: &str) -> Result<Output> {
     let account = open_account(home)?;
     if name == account.name() {
         let fp = account.fingerprint().to_string();
@@ -939,7 +956,7 @@ async fn fingerprint(home: &Path, relay: &str, name: &str) -> Result<Output> {
             json!({"name": name, "fingerprint": fp, "source": "pinned", "pending": pending}),
         ));
     }
-    let c = Client::connect(account, relay).await?;
+    let c = Client::connect_with(account, &relay.url, &relay.tls).await?;
     let card = c.fetch_card(name).await?;
     let fp = card.fingerprint().to_string();
     c.close().await;
@@ -984,7 +1001,7 @@ fn token_id(s: &str) -> Result<TokenId> {
     TokenId::parse(s).map_err(|_| anyhow!("{s:?} is not an id (32 hex digits)"))
 }
 
-async fn trustee(home: &Path, relay: &str, once: bool, json_out: bool) -> Result<Option<Output>> {
+async fn trustee(home: &Path, relay: &Relay, once: bool, json_out: bool) -> Result<Option<Output>> {
     let mut c = connect(home, relay, false).await?;
     let print = |o: &TrusteeOutcome| {
         if json_out {
@@ -1023,7 +1040,7 @@ async fn trustee(home: &Path, relay: &str, once: bool, json_out: bool) -> Result
     Ok(None)
 }
 
-async fn consent(home: &Path, relay: &str, cmd: ConsentCmd) -> Result<Output> {
+async fn consent(home: &Path, relay: &Relay, cmd: ConsentCmd) -> Result<Output> {
     let mut c = connect(home, relay, false).await?;
     let out = match cmd {
         ConsentCmd::Grant {
@@ -1154,7 +1171,7 @@ fn ticket_json(st: &TicketState) -> serde_json::Value {
     })
 }
 
-async fn dispute(home: &Path, relay: &str, cmd: DisputeCmd) -> Result<Output> {
+async fn dispute(home: &Path, relay: &Relay, cmd: DisputeCmd) -> Result<Output> {
     let mut c = connect(home, relay, false).await?;
     let out = match cmd {
         DisputeCmd::Open {
@@ -1261,7 +1278,7 @@ fn transcript_text(t: &Transcript) -> String {
     s
 }
 
-async fn transcript(home: &Path, relay: &str, cmd: TranscriptCmd) -> Result<Output> {
+async fn transcript(home: &Path, relay: &Relay, cmd: TranscriptCmd) -> Result<Output> {
     if let TranscriptCmd::Verify { file } = &cmd {
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("could not read {}", file.display()))?;
