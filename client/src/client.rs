@@ -26,6 +26,7 @@ use serde::Serialize;
 use crate::account::{Account, ConvMeta, EpochState, EpochStatus, LogEntry, PinSource, PinStatus};
 use crate::connection::Connection;
 use crate::error::{ClientError, Result};
+use crate::notice::{Audience, ReleaseNotice};
 use crate::session::Session;
 use crate::{now, rng};
 
@@ -1318,57 +1319,115 @@ impl Client {
             // (`sealdesk consent list`); the master looks it up when unlocking.
             Item::Consent(_) => {}
             Item::Notice { entry, index } => {
-                // Genuine only if signed, about this conversation, and proven to be in the
-                // audit log under a tree head consistent with the one pinned before.
-                let mut verified = entry.verify().is_ok() && entry.event.conversation() == Some(id);
-                // A release notice is genuine only if one of the org's trustees signed it: the
-                // relay could otherwise log an entry under any key it likes.
-                if verified && let AuditEvent::Release { org, .. } = &entry.event {
-                    verified = *org == meta.org
-                        && self
-                            .latest_policy(&meta.org)
-                            .await?
-                            .trustee_index(&entry.signer)
-                            .is_some();
-                }
-                if verified {
-                    let (head, _) = self.checked_tree_head().await?;
-                    verified = match self.check_inclusion(&entry, index, &head).await {
-                        Ok(()) => true,
-                        Err(e) if is_transient(&e) => return Err(e),
-                        Err(_) => false,
-                    };
-                }
-                // The relay could deliver the same logged entry again (at the same or a new
-                // index): one logged release is one opening, shown once.
-                let leaf = entry.leaf_hash();
-                let duplicate = verified && self.account.notice_seen(&id, &leaf)?;
-                if verified && !duplicate {
-                    self.account.mark_notice_seen(&id, &leaf)?;
-                }
-                let mut text = describe_notice(&entry, verified);
-                let verified = verified && !duplicate;
-                if duplicate {
-                    text =
-                        format!("{text} — a repeat of a notice already shown, not a new opening");
-                }
-                let e = LogEntry::Notice {
-                    seq: s.seq,
-                    stored_at: s.stored_at,
-                    text,
-                    verified,
-                    index,
-                };
-                self.account.append_log(&id, &e)?;
-                events.push(Event {
-                    conversation: id,
-                    kind: EventKind::Entry { entry: e },
-                });
+                events.extend(
+                    self.ingest_notice(&meta, s.seq, s.stored_at, &entry, index)
+                        .await?,
+                );
             }
         }
         meta.cursor = s.seq;
         self.account.save_conversation(&meta)?;
         Ok(events)
+    }
+
+    /// A notice delivered into the conversation: each entry is verified and logged on its own;
+    /// a trustee's release entry joins the notice of its release request, and the live view
+    /// hears about the request when it first appears, when it opens, and when an entry of it
+    /// fails or is delivered again — not once per trustee.
+    async fn ingest_notice(
+        &mut self,
+        meta: &ConvMeta,
+        seq: u64,
+        stored_at: u64,
+        entry: &AuditEntry,
+        index: u64,
+    ) -> Result<Vec<Event>> {
+        let id = meta.id;
+        // Genuine only if signed, about this conversation, and proven to be in the
+        // audit log under a tree head consistent with the one pinned before.
+        let mut verified = entry.verify().is_ok() && entry.event.conversation() == Some(id);
+        // A release notice is genuine only if one of the org's trustees signed it: the
+        // relay could otherwise log an entry under any key it likes.
+        let policy = if let AuditEvent::Release { .. } = &entry.event {
+            match self.latest_policy(&meta.org).await {
+                Ok(p) => Some(p),
+                Err(e) if is_transient(&e) => return Err(e),
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
+        if verified && let AuditEvent::Release { org, .. } = &entry.event {
+            verified = *org == meta.org
+                && policy
+                    .as_ref()
+                    .is_some_and(|p| p.trustee_index(&entry.signer).is_some());
+        }
+        if verified {
+            let (head, _) = self.checked_tree_head().await?;
+            verified = match self.check_inclusion(entry, index, &head).await {
+                Ok(()) => true,
+                Err(e) if is_transient(&e) => return Err(e),
+                Err(_) => false,
+            };
+        }
+        // The relay could deliver the same logged entry again (at the same or a new
+        // index): one logged release is one opening, shown once.
+        let leaf = entry.leaf_hash();
+        let duplicate = verified && self.account.notice_seen(&id, &leaf)?;
+        if verified && !duplicate {
+            self.account.mark_notice_seen(&id, &leaf)?;
+        }
+        let release = ReleaseNotice::from_entry(index, entry, verified, policy.as_ref())
+            .map(|n| if duplicate { n.as_repeat() } else { n });
+        let mut text = describe_notice(entry, verified);
+        if duplicate {
+            text = format!("{text} — a repeat of a notice already shown, not a new opening");
+        }
+        let e = LogEntry::Notice {
+            seq,
+            stored_at,
+            text,
+            verified: verified && !duplicate,
+            index,
+            release: release.clone().map(Box::new),
+        };
+        let Some(release) = release else {
+            self.account.append_log(&id, &e)?;
+            return Ok(vec![Event {
+                conversation: id,
+                kind: EventKind::Entry { entry: e },
+            }]);
+        };
+        let before = self.release_line(&id, &release.request)?;
+        self.account.append_log(&id, &e)?;
+        let after = self.release_line(&id, &release.request)?;
+        let news = match (&before, &after) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(b), Some(a)) => {
+                release_of(b)
+                    .is_some_and(|b| release_of(a).is_some_and(|a| a.opened() != b.opened()))
+                    || !verified
+                    || duplicate
+            }
+        };
+        Ok(match after {
+            Some(line) if news => vec![Event {
+                conversation: id,
+                kind: EventKind::Entry { entry: line },
+            }],
+            _ => Vec::new(),
+        })
+    }
+
+    /// The history line of one release request, as [`history`] shows it.
+    fn release_line(&self, id: &ConversationId, request: &str) -> Result<Option<LogEntry>> {
+        let audience = audience_of(&self.account);
+        let entries = self.account.log(id)?.into_iter().filter(
+            |e| matches!(e, LogEntry::Notice { release: Some(r), .. } if r.request == request),
+        );
+        Ok(group_notices(entries, audience).into_iter().next())
     }
 
     async fn ingest_epoch(
@@ -1889,7 +1948,7 @@ pub fn history(account: &Account, id: &ConversationId) -> Result<History> {
     };
     let delivered = others_max(&meta.delivered_by);
     let read = others_max(&meta.read_by);
-    let entries = account.log(id)?;
+    let entries = group_notices(account.log(id)?, audience_of(account));
     let mut lines = Vec::new();
     let mut last_epoch_of_line: Option<u32> = None;
     for entry in entries {
@@ -1949,6 +2008,71 @@ pub fn unread(account: &Account, id: &ConversationId) -> Result<usize> {
             |e| matches!(e, LogEntry::Message { mine: false, seq, .. } if *seq > meta.read_local),
         )
         .count())
+}
+
+/// Folds the trustees' release notices of one request into one line, at the place of the
+/// request's first entry; every other entry passes through unchanged. The line's text, verdict
+/// and audit index are the group's: genuine only if at least one entry verified and none
+/// failed, its index the first verified entry's.
+pub fn group_notices(
+    entries: impl IntoIterator<Item = LogEntry>,
+    audience: Audience,
+) -> Vec<LogEntry> {
+    let mut out: Vec<LogEntry> = Vec::new();
+    let mut at: HashMap<String, usize> = HashMap::new();
+    for entry in entries {
+        if let LogEntry::Notice {
+            release: Some(r), ..
+        } = &entry
+        {
+            if let Some(LogEntry::Notice {
+                release: Some(group),
+                ..
+            }) = at.get(&r.request).and_then(|&i| out.get_mut(i))
+            {
+                group.absorb(r);
+                continue;
+            }
+            at.insert(r.request.clone(), out.len());
+        }
+        out.push(entry);
+    }
+    for entry in &mut out {
+        if let LogEntry::Notice {
+            text,
+            verified,
+            index,
+            release: Some(group),
+            ..
+        } = entry
+        {
+            *text = group.describe(audience, "this chat");
+            *verified = group.genuine();
+            if let Some(first) = group.indexes.first().or(group.failed.first()) {
+                *index = *first;
+            }
+        }
+    }
+    out
+}
+
+/// How notices are worded for this account: "your consent" for a customer, "(you)" for the
+/// org's master.
+pub fn audience_of(account: &Account) -> Audience {
+    match account.role() {
+        Role::Customer => Audience::Customer,
+        Role::Master => Audience::Master,
+        _ => Audience::Other,
+    }
+}
+
+fn release_of(entry: &LogEntry) -> Option<&ReleaseNotice> {
+    match entry {
+        LogEntry::Notice {
+            release: Some(r), ..
+        } => Some(r),
+        _ => None,
+    }
 }
 
 /// A notice in plain words.
