@@ -17,7 +17,7 @@ use sealdesk_protocol::{
     epoch::{EpochRecord, HandOff, NewEpoch, VerifiedEpoch},
     ids::ConversationId,
     keys::SigningPublicKey,
-    message::{ContentKind, Envelope, EpochKeys, ReplayWindows},
+    message::{ContentKind, Envelope, EpochKeys, REORDER_WINDOW, ReplayWindow, ReplayWindows},
     policy::{AgentCertificate, OrgPolicy, PolicyParams, VerifiedPolicy},
     wire::{ConversationInfo, ErrorCode, Item, Push, Request, Response, Sequenced},
 };
@@ -1176,14 +1176,21 @@ impl Client {
                 Response::Items { items, more } => (items, more),
                 other => return Err(unexpected("History", &other)),
             };
-            let got = !items.is_empty();
+            // Items are processed in sequence order whatever order the page lists them in:
+            // an item listed after a later one would otherwise fall below the cursor and be
+            // skipped as already seen.
+            let mut items = items;
+            items.sort_by_key(|s| s.seq);
             for item in items {
                 events.extend(self.ingest(item).await?);
             }
-            if !more || !got {
+            // Stop at the end, and on a page that moves nothing (all of it at or below the
+            // cursor): asking again from the same cursor would get the same page.
+            if !more || self.meta(id)?.cursor == meta.cursor {
                 break;
             }
         }
+        events.extend(self.refetch_gaps(id).await?);
         let mut meta = self.meta(id)?;
         if meta.cursor > meta.delivered_sent {
             expect_ok(
@@ -1308,7 +1315,7 @@ impl Client {
             }
             Item::Message(env) => {
                 events.extend(
-                    self.ingest_message(&mut meta, s.seq, s.stored_at, &env)
+                    self.ingest_message(&mut meta, s.seq, s.stored_at, &env, true)
                         .await?,
                 );
             }
@@ -1587,12 +1594,15 @@ impl Client {
         Ok(Some(verified.open(self.account.keys(), &policy)?))
     }
 
+    /// Opens one message and logs the result. With `log_rejection` false, a message that
+    /// fails is not logged again (a refetch of an item already logged as rejected).
     async fn ingest_message(
         &mut self,
         meta: &mut ConvMeta,
         seq: u64,
         stored_at: u64,
         env: &Envelope,
+        log_rejection: bool,
     ) -> Result<Vec<Event>> {
         let id = meta.id;
         let h = &env.header;
@@ -1622,6 +1632,7 @@ impl Client {
             },
             Some(mut st) => {
                 self.load_keys(&id, &st).await?;
+                let before = st.windows.get(&h.sender).cloned();
                 let opened = match self.keys.get(&(id, st.record.epoch)) {
                     Some(keys) => keys.open_message(env, &mut st.windows),
                     None => Err(sealdesk_protocol::Error::NotAMember),
@@ -1630,6 +1641,12 @@ impl Client {
                     Err(e) => reject(e.to_string()),
                     Ok(opened) => {
                         st.messages = st.messages.saturating_add(1);
+                        // Counters that never arrived and have now left the reordering
+                        // window can no longer be accepted: keep them as gaps for good.
+                        let lost = left_window(before.as_ref(), st.windows.get(&h.sender));
+                        if !lost.is_empty() {
+                            add_lost(&self.account, &id, h.epoch, &h.sender, &lost)?;
+                        }
                         self.account.save_epoch(&id, &st)?;
                         let mine = h.sender == self.account.keys().signing_public();
                         match opened.header.kind {
@@ -1681,11 +1698,127 @@ impl Client {
                 }
             }
         };
+        if !log_rejection && matches!(entry, LogEntry::Rejected { .. }) {
+            return Ok(Vec::new());
+        }
         self.account.append_log(&id, &entry)?;
         Ok(vec![Event {
             conversation: id,
             kind: EventKind::Entry { entry },
         }])
+    }
+
+    /// Asks the relay again for the messages that have not arrived inside a reordering window
+    /// (counters missing below a sender's highest): from the record of the first epoch with
+    /// a gap up to the cursor. A relay that dropped or withheld an item, or listed it after a
+    /// later one, gets one more chance per sync to deliver it; an answer that contains it
+    /// closes the gap, and one that does not leaves the gap shown. Only the missing
+    /// messages are taken from the answer: everything else at or below the cursor was
+    /// processed already.
+    ///
+    /// # Errors
+    /// Transport and storage errors.
+    async fn refetch_gaps(&mut self, id: &ConversationId) -> Result<Vec<Event>> {
+        let me = self.account.keys().signing_public();
+        let mut wanted: HashSet<(u32, SigningPublicKey, u64)> = HashSet::new();
+        let mut from: Option<u64> = None;
+        for st in self.account.epochs(id)? {
+            if !st.readable() {
+                continue;
+            }
+            for m in &st.record.members {
+                if m.signing_key == me {
+                    continue;
+                }
+                let Some(w) = st.windows.get(&m.signing_key) else {
+                    continue;
+                };
+                for c in w.missing() {
+                    wanted.insert((st.record.epoch, m.signing_key, c));
+                    // The epoch's messages come after its record.
+                    from = Some(from.map_or(st.seq, |f| f.min(st.seq)));
+                }
+            }
+        }
+        let Some(mut after) = from else {
+            return Ok(Vec::new());
+        };
+        let upto = self.meta(id)?.cursor;
+        // Sequence numbers already logged: as rejected (a refetch may replace the rejection,
+        // but need not repeat it), or as something shown (a relay that now puts another item
+        // at a number it used before is not believed: the gap stays).
+        let mut rejected = HashSet::new();
+        let mut shown = HashSet::new();
+        for e in self.account.log(id)? {
+            if matches!(e, LogEntry::Rejected { .. }) {
+                rejected.insert(e.seq());
+            } else {
+                shown.insert(e.seq());
+            }
+        }
+        let mut events = Vec::new();
+        while after < upto && !wanted.is_empty() {
+            let page = self
+                .session
+                .request(Request::History {
+                    conversation: *id,
+                    after,
+                    limit: HISTORY_PAGE,
+                })
+                .await;
+            let (mut items, more) = match page {
+                Ok(Response::Items { items, more }) => (items, more),
+                // The relay no longer serves the conversation to this account (a transfer):
+                // nothing to refetch from; the gaps stay shown.
+                Err(ClientError::Relay {
+                    code: ErrorCode::Forbidden | ErrorCode::NotFound,
+                    ..
+                }) => break,
+                Ok(other) => return Err(unexpected("History", &other)),
+                Err(e) => return Err(e),
+            };
+            items.sort_by_key(|s| s.seq);
+            let Some(last) = items.last().map(|s| s.seq) else {
+                break;
+            };
+            for s in items {
+                if s.seq <= after || s.seq > upto || shown.contains(&s.seq) {
+                    continue;
+                }
+                let Item::Message(env) = &s.item else {
+                    continue;
+                };
+                let key = (env.header.epoch, env.header.sender, env.header.counter);
+                if !wanted.contains(&key) {
+                    continue;
+                }
+                let mut meta = self.meta(id)?;
+                let got = self
+                    .ingest_message(
+                        &mut meta,
+                        s.seq,
+                        s.stored_at,
+                        env,
+                        !rejected.contains(&s.seq),
+                    )
+                    .await?;
+                self.account.save_conversation(&meta)?;
+                if self
+                    .account
+                    .epoch(id, env.header.epoch)?
+                    .and_then(|st| st.windows.get(&env.header.sender).cloned())
+                    .is_some_and(|w| w.check(env.header.counter).is_err())
+                {
+                    wanted.remove(&key);
+                }
+                events.extend(got);
+            }
+            if !more || last <= after {
+                break;
+            }
+            after = last;
+        }
+        Ok(events)
     }
 
     async fn ingest_handoff(
@@ -1786,7 +1919,7 @@ impl Client {
             {
                 let mut meta = self.meta(id)?;
                 events.extend(
-                    self.ingest_message(&mut meta, s.seq, s.stored_at, env)
+                    self.ingest_message(&mut meta, s.seq, s.stored_at, env, true)
                         .await?,
                 );
                 self.account.save_conversation(&meta)?;
@@ -1915,7 +2048,9 @@ pub fn history(account: &Account, id: &ConversationId) -> Result<History> {
         .and_then(|p| p.verify().ok())
         .map(|p| p.summary());
     let me = account.keys().signing_public();
-    // Gaps per epoch: counters inside a sender's window that never arrived.
+    // Gaps per epoch: counters inside a sender's window that never arrived (each sync asks
+    // the relay for them again), and those that left the window without arriving (for good).
+    let lost = lost(account, id)?;
     let mut gaps: BTreeMap<u32, Vec<HistoryLine>> = BTreeMap::new();
     for st in &epochs {
         if !st.readable() {
@@ -1925,17 +2060,24 @@ pub fn history(account: &Account, id: &ConversationId) -> Result<History> {
             if m.signing_key == me {
                 continue;
             }
+            let mut missing: Vec<u64> = lost
+                .iter()
+                .filter(|l| l.epoch == st.record.epoch && l.sender == m.signing_key)
+                .flat_map(|l| l.counters.iter().copied())
+                .collect();
             if let Some(w) = st.windows.get(&m.signing_key) {
-                let missing = w.missing();
-                if !missing.is_empty() {
-                    gaps.entry(st.record.epoch)
-                        .or_default()
-                        .push(HistoryLine::Gap {
-                            epoch: st.record.epoch,
-                            sender: m.name.clone(),
-                            counters: missing,
-                        });
-                }
+                missing.extend(w.missing());
+            }
+            missing.sort_unstable();
+            missing.dedup();
+            if !missing.is_empty() {
+                gaps.entry(st.record.epoch)
+                    .or_default()
+                    .push(HistoryLine::Gap {
+                        epoch: st.record.epoch,
+                        sender: m.name.clone(),
+                        counters: missing,
+                    });
             }
         }
     }
@@ -2161,6 +2303,75 @@ pub(crate) fn is_transient(e: &ClientError) -> bool {
                 ..
             }
     )
+}
+
+/// Where the counters that left a reordering window without arriving are kept.
+fn lost_name(id: &ConversationId) -> String {
+    format!("conv/{id}/lost")
+}
+
+/// Counters of one sender in one epoch that never arrived and can no longer be accepted.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+struct Lost {
+    epoch: u32,
+    sender: SigningPublicKey,
+    counters: Vec<u64>,
+}
+
+fn lost(account: &Account, id: &ConversationId) -> Result<Vec<Lost>> {
+    Ok(account.get_cbor(&lost_name(id))?.unwrap_or_default())
+}
+
+fn add_lost(
+    account: &Account,
+    id: &ConversationId,
+    epoch: u32,
+    sender: &SigningPublicKey,
+    counters: &[u64],
+) -> Result<()> {
+    let mut all = lost(account, id)?;
+    match all
+        .iter_mut()
+        .find(|l| l.epoch == epoch && l.sender == *sender)
+    {
+        Some(l) => {
+            l.counters.extend(counters);
+            l.counters.sort_unstable();
+            l.counters.dedup();
+        }
+        None => all.push(Lost {
+            epoch,
+            sender: *sender,
+            counters: counters.to_vec(),
+        }),
+    }
+    account.put_cbor(&lost_name(id), &all)
+}
+
+/// The counters that were missing from a sender's window `before` a message was accepted
+/// and are outside it `after` (shifted out, or jumped over by a counter more than a window
+/// ahead): they can never be accepted now.
+fn left_window(before: Option<&ReplayWindow>, after: Option<&ReplayWindow>) -> Vec<u64> {
+    let Some(after) = after else {
+        return Vec::new();
+    };
+    let Some(high) = after.highest() else {
+        return Vec::new();
+    };
+    let floor = high.saturating_sub(REORDER_WINDOW - 1);
+    // Everything above the old highest (or from 0 on a first message) up to the new one was
+    // skipped; below the floor it is gone.
+    let start = match before.and_then(ReplayWindow::highest) {
+        Some(h) => h + 1,
+        None => 0,
+    };
+    let mut out: Vec<u64> = (start..floor.min(high)).collect();
+    if let Some(b) = before {
+        out.extend(b.missing().into_iter().filter(|c| *c < floor));
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 pub(crate) fn short_key(k: &SigningPublicKey) -> String {

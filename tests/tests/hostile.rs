@@ -1801,3 +1801,170 @@ async fn consent_from_a_substituted_customer_does_not_open_the_chat() {
         r.map(|t| t.messages.into_iter().map(|m| m.text).collect::<Vec<_>>())
     );
 }
+
+// ---- history ordering: reordered pages, dropped items, refetch ------------------------------
+
+/// A hook that rewrites the `History` pages served to `victim` with `page(items)` (sequence
+/// numbers untouched), withholds its live item pushes (so only catch-up delivers), and passes
+/// everything else through.
+fn pages_for(
+    victim: &'static str,
+    mut page: impl FnMut(&mut Vec<Sequenced>) + Send + 'static,
+) -> impl FnMut(&Ctx<'_>, Frame) -> Vec<Frame> + Send + 'static {
+    move |ctx, mut frame| {
+        if ctx.dir != Dir::ToClient || ctx.account != Some(victim) {
+            return vec![frame];
+        }
+        if is_item_push(&frame) {
+            return Vec::new();
+        }
+        if let Frame::Response {
+            body: Response::Items { items, .. },
+            ..
+        } = &mut frame
+        {
+            page(items);
+        }
+        vec![frame]
+    }
+}
+
+/// The relay lists two items of a history page the wrong way round (later sequence number
+/// first): both are kept and shown in order, with no gap — neither is skipped as already seen.
+#[tokio::test]
+async fn swapped_items_in_a_history_page_are_both_shown_in_order() {
+    let w = World::new().await;
+    let _master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = open_chat(&mut carol).await;
+    let mut seqs = Vec::new();
+    for i in 0..4 {
+        seqs.push(carol.send_text(&conv, &format!("m{i}")).await.unwrap());
+    }
+    let (s1, s2) = (seqs[1], seqs[2]);
+    w.proxy.set_hook(pages_for("alice", move |items| {
+        let a = items.iter().position(|s| s.seq == s1);
+        let b = items.iter().position(|s| s.seq == s2);
+        if let (Some(a), Some(b)) = (a, b) {
+            items.swap(a, b);
+        }
+    }));
+    let mut alice = w.reopen("alice", Via::Proxy).await;
+    alice.sync_all().await.unwrap();
+    assert_eq!(
+        texts(&alice, &conv),
+        ["carol: m0", "carol: m1", "carol: m2", "carol: m3"]
+    );
+    assert!(gaps(&alice, &conv).is_empty(), "{:?}", gaps(&alice, &conv));
+    assert!(rejected(&alice, &conv).is_empty());
+    // The relay did swap them in what it sent.
+    assert!(w.proxy.seen().iter().any(|seen| matches!(
+        &seen.frame,
+        Frame::Response { body: Response::Items { items, .. }, .. }
+            if items.windows(2).any(|p| p[0].seq == s2 && p[1].seq == s1)
+    )));
+}
+
+/// The relay leaves one item out of the history pages (and its push): the cursor moves past
+/// it, the gap is shown, and every later sync asks for the gap's range again; once the relay
+/// answers honestly the message is shown in its place and the gap closes.
+#[tokio::test]
+async fn dropped_item_is_a_gap_until_an_honest_refetch_closes_it() {
+    let w = World::new().await;
+    let _master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = open_chat(&mut carol).await;
+    let mut seqs = Vec::new();
+    for i in 0..3 {
+        seqs.push(carol.send_text(&conv, &format!("m{i}")).await.unwrap());
+    }
+    let s1 = seqs[1];
+    let dropping = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let d = Arc::clone(&dropping);
+    w.proxy.set_hook(pages_for("alice", move |items| {
+        if d.load(std::sync::atomic::Ordering::SeqCst) {
+            items.retain(|s| s.seq != s1);
+        }
+    }));
+    let mut alice = w.reopen("alice", Via::Proxy).await;
+    alice.sync_all().await.unwrap();
+    assert_eq!(texts(&alice, &conv), ["carol: m0", "carol: m2"]);
+    assert_eq!(gaps(&alice, &conv), [("carol".to_owned(), vec![1])]);
+    let cursor = alice.meta(&conv).unwrap().cursor;
+    assert!(cursor > s1, "the cursor moved past the dropped item");
+
+    // Another sync while the relay still drops it: asked again, still a gap.
+    let below = |w: &World| history_requests(w).iter().filter(|a| **a < s1).count();
+    let asked = below(&w);
+    alice.sync_all().await.unwrap();
+    assert!(below(&w) > asked, "no refetch of the gap's range");
+    assert_eq!(gaps(&alice, &conv), [("carol".to_owned(), vec![1])]);
+
+    // The relay answers honestly: the gap closes, the message is shown in order, once.
+    dropping.store(false, std::sync::atomic::Ordering::SeqCst);
+    alice.sync_all().await.unwrap();
+    assert_eq!(
+        texts(&alice, &conv),
+        ["carol: m0", "carol: m1", "carol: m2"]
+    );
+    assert!(gaps(&alice, &conv).is_empty());
+    assert!(rejected(&alice, &conv).is_empty());
+    alice.sync_all().await.unwrap();
+    assert_eq!(texts(&alice, &conv).len(), 3);
+}
+
+/// The `after` of every `History` request any client sent through the proxy.
+fn history_requests(w: &World) -> Vec<u64> {
+    w.proxy
+        .seen()
+        .iter()
+        .filter_map(|seen| match &seen.frame {
+            Frame::Request {
+                body: Request::History { after, .. },
+                ..
+            } => Some(*after),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The relay drops an item for good: the gap stays shown through every sync, and still after
+/// the sender's later messages have pushed its counter out of the reordering window (where it
+/// could no longer be accepted) — it never silently disappears.
+#[tokio::test]
+async fn item_dropped_for_good_stays_a_loud_gap() {
+    let w = World::new().await;
+    let _master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = open_chat(&mut carol).await;
+    let mut seqs = Vec::new();
+    for i in 0..3 {
+        seqs.push(carol.send_text(&conv, &format!("m{i}")).await.unwrap());
+    }
+    let s1 = seqs[1];
+    w.proxy.set_hook(pages_for("alice", move |items| {
+        items.retain(|s| s.seq != s1)
+    }));
+    let mut alice = w.reopen("alice", Via::Proxy).await;
+    for _ in 0..3 {
+        alice.sync_all().await.unwrap();
+        assert_eq!(gaps(&alice, &conv), [("carol".to_owned(), vec![1])]);
+    }
+    // carol writes on until counter 1 is more than a window behind her latest.
+    let window = sealdesk_protocol::message::REORDER_WINDOW;
+    for i in 3..=window + 2 {
+        carol.send_text(&conv, &format!("m{i}")).await.unwrap();
+    }
+    alice.sync_all().await.unwrap();
+    assert_eq!(texts(&alice, &conv).len() as u64, window + 2);
+    assert_eq!(
+        gaps(&alice, &conv),
+        [("carol".to_owned(), vec![1])],
+        "the gap left the reordering window and disappeared"
+    );
+    assert!(rejected(&alice, &conv).is_empty());
+    // Reopened from disk: still there.
+    alice.close().await;
+    let alice = w.reopen("alice", Via::Proxy).await;
+    assert_eq!(gaps(&alice, &conv), [("carol".to_owned(), vec![1])]);
+}
