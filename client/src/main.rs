@@ -1275,20 +1275,8 @@ fn transcript_text(t: &Transcript) -> String {
         t.org,
         if t.redacted { " — redacted" } else { "" }
     );
-    // The newest policy the released records were made under names the trustees.
-    let policy = t
-        .policies
-        .iter()
-        .max_by_key(|p| p.version)
-        .and_then(|p| p.clone().verify().ok());
-    let releases = notice::group_entries(t.releases.iter().map(|(i, e)| (*i, e)), policy.as_ref());
-    for r in &releases {
-        let refs: Vec<String> = r.indexes.iter().map(|i| format!("#{i}")).collect();
-        s.push_str(&format!(
-            "  {} [audit {}]\n",
-            r.describe(notice::Audience::Master, "this conversation"),
-            refs.join(", ")
-        ));
+    for line in notice::transcript_releases(t) {
+        s.push_str(&format!("  {line}\n"));
     }
     for m in &t.messages {
         s.push_str(&format!(

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::{Client, audience_of, is_transient};
 use crate::error::Result;
-use crate::escrow::AuditLine;
+use crate::escrow::{AuditLine, Transcript};
 
 /// What justified a release, as far as a reader needs it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -400,6 +400,31 @@ pub fn group_entries<'a>(
     }))
 }
 
+/// The master's transcript header: one line per release request that opened the transcript,
+/// in the master's words ("acme (you) opened … under the customer's consent of …"), with the
+/// audit indexes of its entries. Entries are checked offline (signature, signer a trustee of
+/// the newest policy the released records were made under).
+pub fn transcript_releases(t: &Transcript) -> Vec<String> {
+    let policy = t
+        .policies
+        .iter()
+        .max_by_key(|p| p.version)
+        .and_then(|p| p.clone().verify().ok());
+    group_entries(t.releases.iter().map(|(i, e)| (*i, e)), policy.as_ref())
+        .iter()
+        .map(|r| {
+            let mut refs: Vec<u64> = r.indexes.iter().chain(&r.failed).copied().collect();
+            refs.sort_unstable();
+            let refs: Vec<String> = refs.iter().map(|i| format!("#{i}")).collect();
+            format!(
+                "{} [audit {}]",
+                r.describe(Audience::Master, "this conversation"),
+                refs.join(", ")
+            )
+        })
+        .collect()
+}
+
 /// "2 Dec" (UTC) for Unix seconds.
 pub fn day_month(secs: u64) -> String {
     const MONTHS: [&str; 12] = [
@@ -524,6 +549,26 @@ mod tests {
         let g = group([notice("t1", 4, true), other]);
         assert_eq!(g[0].trustees, ["t1"]);
         assert_eq!(g[0].failed, [5]);
+    }
+
+    #[test]
+    fn a_dispute_release_names_the_ticket_and_the_arbiters() {
+        let mut n = notice("t1", 4, true);
+        n.ground = ReleaseGround::Dispute {
+            ticket: "tk1".into(),
+            arbiters: vec!["arbiter-1".into(), "arbiter-3".into()],
+        };
+        n.absorb(&{
+            let mut m = n.clone();
+            m.trustees = vec!["t3".into()];
+            m.indexes = vec![5];
+            m
+        });
+        assert_eq!(
+            n.describe(Audience::Customer, "this chat"),
+            "acme opened epochs 0–1 of this chat under dispute ticket tk1, approved by arbiters \
+             arbiter-1 and arbiter-3, released by trustees t1 and t3 (2 of 3)"
+        );
     }
 
     #[test]

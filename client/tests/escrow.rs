@@ -644,3 +644,52 @@ async fn a_release_one_trustee_answered_reads_requested_not_opened() {
             if text.contains("acme opened")
     )));
 }
+
+/// The master's transcript header: the two trustees' entries of the release that opened it are
+/// one line, in the master's own words (not the customer's "your consent").
+#[tokio::test]
+async fn the_masters_transcript_header_is_one_line_per_release_in_its_own_words() {
+    let mut s = setup().await;
+    let token = s
+        .carol
+        .grant_consent(&s.conv, None, Scope::Full, 3600, "quality review")
+        .await
+        .unwrap();
+    let conv = s.conv;
+    let w = &s.w;
+    let unlock = s.master.unlock(
+        &conv,
+        Justification::Consent(token.clone()),
+        None,
+        Duration::from_secs(20),
+        |_| {},
+    );
+    // Each trustee answers once the master's request is pending (it waits for the request,
+    // not for a duration).
+    let answer = async {
+        for name in ["trustee-1", "trustee-2"] {
+            let mut t = w.reopen(name).await;
+            tokio::time::timeout(Duration::from_secs(20), async {
+                while t.trustee_pending().await.unwrap().is_empty() {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await
+            .expect("the master's request never became pending");
+            t.close().await;
+        }
+    };
+    let (t, ()) = tokio::join!(unlock, answer);
+    let t = t.unwrap();
+    assert_eq!(t.releases.len(), 2);
+    let header = sealdesk_client::notice::transcript_releases(&t);
+    assert_eq!(header.len(), 1, "{header:?}");
+    let expected = format!(
+        "acme (you) opened {} of this conversation under the customer's consent of {}, released \
+         by trustees trustee-1 and trustee-2 (2 of 3)",
+        token.epochs,
+        sealdesk_client::notice::day_month(token.issued_at)
+    );
+    assert!(header[0].starts_with(&expected), "{}", header[0]);
+    assert!(!header[0].contains("your consent"), "{}", header[0]);
+}
