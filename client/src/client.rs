@@ -2217,7 +2217,8 @@ fn release_of(entry: &LogEntry) -> Option<&ReleaseNotice> {
     }
 }
 
-/// A notice in plain words.
+/// One audit entry in plain words (a trustee's release entry on its own: one share released,
+/// not an opening; [`crate::notice`] words a release request as a whole).
 pub fn describe_notice(entry: &AuditEntry, verified: bool) -> String {
     let mark = if verified {
         ""
@@ -2228,11 +2229,15 @@ pub fn describe_notice(entry: &AuditEntry, verified: bool) -> String {
         AuditEvent::Release {
             org, epochs, basis, ..
         } => match basis {
-            ReleaseBasis::Consent { id, .. } => {
-                format!("{org} opened {epochs} of this chat under your consent {id}")
-            }
+            // One trustee's entry: the release request it belongs to opens only with enough
+            // of them, which `crate::notice` says once per request.
+            ReleaseBasis::Consent { id, .. } => format!(
+                "a trustee released its share to {org} for {epochs} of this chat under your \
+                 consent {id}"
+            ),
             ReleaseBasis::Dispute { id, approvers } => format!(
-                "{org} opened {epochs} of this chat under dispute ticket {id}, approved by {} arbiter(s)",
+                "a trustee released its share to {org} for {epochs} of this chat under dispute \
+                 ticket {id}, approved by {} arbiter(s)",
                 approvers.len()
             ),
         },
