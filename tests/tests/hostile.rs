@@ -1968,3 +1968,65 @@ async fn item_dropped_for_good_stays_a_loud_gap() {
     let alice = w.reopen("alice", Via::Proxy).await;
     assert_eq!(gaps(&alice, &conv), [("carol".to_owned(), vec![1])]);
 }
+
+/// One trustee of a 2-of-3 org releases; the relay slips in a second release entry for the
+/// same request, signed by a key of its own. The customer sees one notice that counts only the
+/// genuine trustee — "requested, not opened" — and names the forged entry as not genuine; it
+/// is never shown as an opening.
+#[tokio::test]
+async fn forged_second_entry_of_a_release_does_not_open_it() {
+    let w = World::new().await;
+    let mut master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Proxy).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "my card is 4111").await.unwrap();
+    let token = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "review")
+        .await
+        .unwrap();
+    let policy = master.latest_policy(ORG).await.unwrap();
+    submit_release(&master, &policy, &token).await;
+    trustees_answer(&w, &["trustee-1"], Via::Relay).await;
+    let genuine = items(&master, &conv)
+        .await
+        .into_iter()
+        .find_map(|s| match s.item {
+            Item::Notice { entry, index } => Some((entry, index)),
+            _ => None,
+        })
+        .unwrap();
+    let relay_keys = impostor(9_020, "relay", Role::Trustee).keys;
+    let forged = AuditEntry::sign(&relay_keys, genuine.0.event.clone(), now());
+
+    let mut alice = w.reopen("alice", Via::Relay).await;
+    alice.sync_all().await.unwrap();
+    carol.sync_all().await.unwrap();
+    assert_eq!(notices(&carol, &conv).len(), 1);
+    let next = carol.meta(&conv).unwrap().cursor + 1;
+    w.proxy.set_hook(replace_for(
+        "carol",
+        conv,
+        next,
+        Item::Notice {
+            entry: forged,
+            index: genuine.1 + 1,
+        },
+    ));
+    assert_eq!(alice.send_text(&conv, "carrier").await.unwrap(), next);
+    carol.sync_all().await.unwrap();
+    let n = notices(&carol, &conv);
+    assert_eq!(n.len(), 1, "one request, one notice: {n:?}");
+    let (_, text, verified) = &n[0];
+    assert!(
+        !verified,
+        "a notice with a forged entry shown as verified: {text}"
+    );
+    assert!(
+        text.contains(
+            "requested, not opened (1 of 2 trustees; released so far by trustee trustee-1)"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("NOT GENUINE"), "{text}");
+    assert!(!text.contains("acme opened"), "{text}");
+}
