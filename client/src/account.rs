@@ -262,6 +262,10 @@ pub enum LogEntry {
         verified: bool,
         /// The audit-log index.
         index: u64,
+        /// For a trustee's release entry: the release it belongs to, with this entry's
+        /// verdict. Stored per entry; history shows one notice per release request.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        release: Option<Box<crate::notice::ReleaseNotice>>,
     },
 }
 

@@ -432,6 +432,7 @@ pub fn render_line(line: &HistoryLine) -> String {
                 text,
                 verified,
                 index,
+                ..
             } => format!(
                 "#{seq} !! NOTICE {} {text} [audit log #{index}{}] !!",
                 fmt_time(*stored_at),

@@ -17,7 +17,7 @@ use sealdesk_protocol::{
     epoch::{EpochRecord, HandOff, NewEpoch, VerifiedEpoch},
     ids::ConversationId,
     keys::SigningPublicKey,
-    message::{ContentKind, Envelope, EpochKeys, ReplayWindows},
+    message::{ContentKind, Envelope, EpochKeys, REORDER_WINDOW, ReplayWindow, ReplayWindows},
     policy::{AgentCertificate, OrgPolicy, PolicyParams, VerifiedPolicy},
     wire::{ConversationInfo, ErrorCode, Item, Push, Request, Response, Sequenced},
 };
@@ -26,6 +26,7 @@ use serde::Serialize;
 use crate::account::{Account, ConvMeta, EpochState, EpochStatus, LogEntry, PinSource, PinStatus};
 use crate::connection::Connection;
 use crate::error::{ClientError, Result};
+use crate::notice::{Audience, ReleaseNotice};
 use crate::session::Session;
 use crate::tls::TlsOptions;
 use crate::{now, rng};
@@ -1200,14 +1201,21 @@ impl Client {
                 Response::Items { items, more } => (items, more),
                 other => return Err(unexpected("History", &other)),
             };
-            let got = !items.is_empty();
+            // Items are processed in sequence order whatever order the page lists them in:
+            // an item listed after a later one would otherwise fall below the cursor and be
+            // skipped as already seen.
+            let mut items = items;
+            items.sort_by_key(|s| s.seq);
             for item in items {
                 events.extend(self.ingest(item).await?);
             }
-            if !more || !got {
+            // Stop at the end, and on a page that moves nothing (all of it at or below the
+            // cursor): asking again from the same cursor would get the same page.
+            if !more || self.meta(id)?.cursor == meta.cursor {
                 break;
             }
         }
+        events.extend(self.refetch_gaps(id).await?);
         let mut meta = self.meta(id)?;
         if meta.cursor > meta.delivered_sent {
             expect_ok(
@@ -1332,7 +1340,7 @@ impl Client {
             }
             Item::Message(env) => {
                 events.extend(
-                    self.ingest_message(&mut meta, s.seq, s.stored_at, &env)
+                    self.ingest_message(&mut meta, s.seq, s.stored_at, &env, true)
                         .await?,
                 );
             }
@@ -1343,57 +1351,115 @@ impl Client {
             // (`sealdesk consent list`); the master looks it up when unlocking.
             Item::Consent(_) => {}
             Item::Notice { entry, index } => {
-                // Genuine only if signed, about this conversation, and proven to be in the
-                // audit log under a tree head consistent with the one pinned before.
-                let mut verified = entry.verify().is_ok() && entry.event.conversation() == Some(id);
-                // A release notice is genuine only if one of the org's trustees signed it: the
-                // relay could otherwise log an entry under any key it likes.
-                if verified && let AuditEvent::Release { org, .. } = &entry.event {
-                    verified = *org == meta.org
-                        && self
-                            .latest_policy(&meta.org)
-                            .await?
-                            .trustee_index(&entry.signer)
-                            .is_some();
-                }
-                if verified {
-                    let (head, _) = self.checked_tree_head().await?;
-                    verified = match self.check_inclusion(&entry, index, &head).await {
-                        Ok(()) => true,
-                        Err(e) if is_transient(&e) => return Err(e),
-                        Err(_) => false,
-                    };
-                }
-                // The relay could deliver the same logged entry again (at the same or a new
-                // index): one logged release is one opening, shown once.
-                let leaf = entry.leaf_hash();
-                let duplicate = verified && self.account.notice_seen(&id, &leaf)?;
-                if verified && !duplicate {
-                    self.account.mark_notice_seen(&id, &leaf)?;
-                }
-                let mut text = describe_notice(&entry, verified);
-                let verified = verified && !duplicate;
-                if duplicate {
-                    text =
-                        format!("{text} — a repeat of a notice already shown, not a new opening");
-                }
-                let e = LogEntry::Notice {
-                    seq: s.seq,
-                    stored_at: s.stored_at,
-                    text,
-                    verified,
-                    index,
-                };
-                self.account.append_log(&id, &e)?;
-                events.push(Event {
-                    conversation: id,
-                    kind: EventKind::Entry { entry: e },
-                });
+                events.extend(
+                    self.ingest_notice(&meta, s.seq, s.stored_at, &entry, index)
+                        .await?,
+                );
             }
         }
         meta.cursor = s.seq;
         self.account.save_conversation(&meta)?;
         Ok(events)
+    }
+
+    /// A notice delivered into the conversation: each entry is verified and logged on its own;
+    /// a trustee's release entry joins the notice of its release request, and the live view
+    /// hears about the request when it first appears, when it opens, and when an entry of it
+    /// fails or is delivered again — not once per trustee.
+    async fn ingest_notice(
+        &mut self,
+        meta: &ConvMeta,
+        seq: u64,
+        stored_at: u64,
+        entry: &AuditEntry,
+        index: u64,
+    ) -> Result<Vec<Event>> {
+        let id = meta.id;
+        // Genuine only if signed, about this conversation, and proven to be in the
+        // audit log under a tree head consistent with the one pinned before.
+        let mut verified = entry.verify().is_ok() && entry.event.conversation() == Some(id);
+        // A release notice is genuine only if one of the org's trustees signed it: the
+        // relay could otherwise log an entry under any key it likes.
+        let policy = if let AuditEvent::Release { .. } = &entry.event {
+            match self.latest_policy(&meta.org).await {
+                Ok(p) => Some(p),
+                Err(e) if is_transient(&e) => return Err(e),
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
+        if verified && let AuditEvent::Release { org, .. } = &entry.event {
+            verified = *org == meta.org
+                && policy
+                    .as_ref()
+                    .is_some_and(|p| p.trustee_index(&entry.signer).is_some());
+        }
+        if verified {
+            let (head, _) = self.checked_tree_head().await?;
+            verified = match self.check_inclusion(entry, index, &head).await {
+                Ok(()) => true,
+                Err(e) if is_transient(&e) => return Err(e),
+                Err(_) => false,
+            };
+        }
+        // The relay could deliver the same logged entry again (at the same or a new
+        // index): one logged release is one opening, shown once.
+        let leaf = entry.leaf_hash();
+        let duplicate = verified && self.account.notice_seen(&id, &leaf)?;
+        if verified && !duplicate {
+            self.account.mark_notice_seen(&id, &leaf)?;
+        }
+        let release = ReleaseNotice::from_entry(index, entry, verified, policy.as_ref())
+            .map(|n| if duplicate { n.as_repeat() } else { n });
+        let mut text = describe_notice(entry, verified);
+        if duplicate {
+            text = format!("{text} — a repeat of a notice already shown, not a new opening");
+        }
+        let e = LogEntry::Notice {
+            seq,
+            stored_at,
+            text,
+            verified: verified && !duplicate,
+            index,
+            release: release.clone().map(Box::new),
+        };
+        let Some(release) = release else {
+            self.account.append_log(&id, &e)?;
+            return Ok(vec![Event {
+                conversation: id,
+                kind: EventKind::Entry { entry: e },
+            }]);
+        };
+        let before = self.release_line(&id, &release.request)?;
+        self.account.append_log(&id, &e)?;
+        let after = self.release_line(&id, &release.request)?;
+        let news = match (&before, &after) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(b), Some(a)) => {
+                release_of(b)
+                    .is_some_and(|b| release_of(a).is_some_and(|a| a.opened() != b.opened()))
+                    || !verified
+                    || duplicate
+            }
+        };
+        Ok(match after {
+            Some(line) if news => vec![Event {
+                conversation: id,
+                kind: EventKind::Entry { entry: line },
+            }],
+            _ => Vec::new(),
+        })
+    }
+
+    /// The history line of one release request, as [`history`] shows it.
+    fn release_line(&self, id: &ConversationId, request: &str) -> Result<Option<LogEntry>> {
+        let audience = audience_of(&self.account);
+        let entries = self.account.log(id)?.into_iter().filter(
+            |e| matches!(e, LogEntry::Notice { release: Some(r), .. } if r.request == request),
+        );
+        Ok(group_notices(entries, audience).into_iter().next())
     }
 
     async fn ingest_epoch(
@@ -1553,12 +1619,15 @@ impl Client {
         Ok(Some(verified.open(self.account.keys(), &policy)?))
     }
 
+    /// Opens one message and logs the result. With `log_rejection` false, a message that
+    /// fails is not logged again (a refetch of an item already logged as rejected).
     async fn ingest_message(
         &mut self,
         meta: &mut ConvMeta,
         seq: u64,
         stored_at: u64,
         env: &Envelope,
+        log_rejection: bool,
     ) -> Result<Vec<Event>> {
         let id = meta.id;
         let h = &env.header;
@@ -1588,6 +1657,7 @@ impl Client {
             },
             Some(mut st) => {
                 self.load_keys(&id, &st).await?;
+                let before = st.windows.get(&h.sender).cloned();
                 let opened = match self.keys.get(&(id, st.record.epoch)) {
                     Some(keys) => keys.open_message(env, &mut st.windows),
                     None => Err(sealdesk_protocol::Error::NotAMember),
@@ -1596,6 +1666,12 @@ impl Client {
                     Err(e) => reject(e.to_string()),
                     Ok(opened) => {
                         st.messages = st.messages.saturating_add(1);
+                        // Counters that never arrived and have now left the reordering
+                        // window can no longer be accepted: keep them as gaps for good.
+                        let lost = left_window(before.as_ref(), st.windows.get(&h.sender));
+                        if !lost.is_empty() {
+                            add_lost(&self.account, &id, h.epoch, &h.sender, &lost)?;
+                        }
                         self.account.save_epoch(&id, &st)?;
                         let mine = h.sender == self.account.keys().signing_public();
                         match opened.header.kind {
@@ -1647,11 +1723,127 @@ impl Client {
                 }
             }
         };
+        if !log_rejection && matches!(entry, LogEntry::Rejected { .. }) {
+            return Ok(Vec::new());
+        }
         self.account.append_log(&id, &entry)?;
         Ok(vec![Event {
             conversation: id,
             kind: EventKind::Entry { entry },
         }])
+    }
+
+    /// Asks the relay again for the messages that have not arrived inside a reordering window
+    /// (counters missing below a sender's highest): from the record of the first epoch with
+    /// a gap up to the cursor. A relay that dropped or withheld an item, or listed it after a
+    /// later one, gets one more chance per sync to deliver it; an answer that contains it
+    /// closes the gap, and one that does not leaves the gap shown. Only the missing
+    /// messages are taken from the answer: everything else at or below the cursor was
+    /// processed already.
+    ///
+    /// # Errors
+    /// Transport and storage errors.
+    async fn refetch_gaps(&mut self, id: &ConversationId) -> Result<Vec<Event>> {
+        let me = self.account.keys().signing_public();
+        let mut wanted: HashSet<(u32, SigningPublicKey, u64)> = HashSet::new();
+        let mut from: Option<u64> = None;
+        for st in self.account.epochs(id)? {
+            if !st.readable() {
+                continue;
+            }
+            for m in &st.record.members {
+                if m.signing_key == me {
+                    continue;
+                }
+                let Some(w) = st.windows.get(&m.signing_key) else {
+                    continue;
+                };
+                for c in w.missing() {
+                    wanted.insert((st.record.epoch, m.signing_key, c));
+                    // The epoch's messages come after its record.
+                    from = Some(from.map_or(st.seq, |f| f.min(st.seq)));
+                }
+            }
+        }
+        let Some(mut after) = from else {
+            return Ok(Vec::new());
+        };
+        let upto = self.meta(id)?.cursor;
+        // Sequence numbers already logged: as rejected (a refetch may replace the rejection,
+        // but need not repeat it), or as something shown (a relay that now puts another item
+        // at a number it used before is not believed: the gap stays).
+        let mut rejected = HashSet::new();
+        let mut shown = HashSet::new();
+        for e in self.account.log(id)? {
+            if matches!(e, LogEntry::Rejected { .. }) {
+                rejected.insert(e.seq());
+            } else {
+                shown.insert(e.seq());
+            }
+        }
+        let mut events = Vec::new();
+        while after < upto && !wanted.is_empty() {
+            let page = self
+                .session
+                .request(Request::History {
+                    conversation: *id,
+                    after,
+                    limit: HISTORY_PAGE,
+                })
+                .await;
+            let (mut items, more) = match page {
+                Ok(Response::Items { items, more }) => (items, more),
+                // The relay no longer serves the conversation to this account (a transfer):
+                // nothing to refetch from; the gaps stay shown.
+                Err(ClientError::Relay {
+                    code: ErrorCode::Forbidden | ErrorCode::NotFound,
+                    ..
+                }) => break,
+                Ok(other) => return Err(unexpected("History", &other)),
+                Err(e) => return Err(e),
+            };
+            items.sort_by_key(|s| s.seq);
+            let Some(last) = items.last().map(|s| s.seq) else {
+                break;
+            };
+            for s in items {
+                if s.seq <= after || s.seq > upto || shown.contains(&s.seq) {
+                    continue;
+                }
+                let Item::Message(env) = &s.item else {
+                    continue;
+                };
+                let key = (env.header.epoch, env.header.sender, env.header.counter);
+                if !wanted.contains(&key) {
+                    continue;
+                }
+                let mut meta = self.meta(id)?;
+                let got = self
+                    .ingest_message(
+                        &mut meta,
+                        s.seq,
+                        s.stored_at,
+                        env,
+                        !rejected.contains(&s.seq),
+                    )
+                    .await?;
+                self.account.save_conversation(&meta)?;
+                if self
+                    .account
+                    .epoch(id, env.header.epoch)?
+                    .and_then(|st| st.windows.get(&env.header.sender).cloned())
+                    .is_some_and(|w| w.check(env.header.counter).is_err())
+                {
+                    wanted.remove(&key);
+                }
+                events.extend(got);
+            }
+            if !more || last <= after {
+                break;
+            }
+            after = last;
+        }
+        Ok(events)
     }
 
     async fn ingest_handoff(
@@ -1752,7 +1944,7 @@ impl Client {
             {
                 let mut meta = self.meta(id)?;
                 events.extend(
-                    self.ingest_message(&mut meta, s.seq, s.stored_at, env)
+                    self.ingest_message(&mut meta, s.seq, s.stored_at, env, true)
                         .await?,
                 );
                 self.account.save_conversation(&meta)?;
@@ -1881,7 +2073,9 @@ pub fn history(account: &Account, id: &ConversationId) -> Result<History> {
         .and_then(|p| p.verify().ok())
         .map(|p| p.summary());
     let me = account.keys().signing_public();
-    // Gaps per epoch: counters inside a sender's window that never arrived.
+    // Gaps per epoch: counters inside a sender's window that never arrived (each sync asks
+    // the relay for them again), and those that left the window without arriving (for good).
+    let lost = lost(account, id)?;
     let mut gaps: BTreeMap<u32, Vec<HistoryLine>> = BTreeMap::new();
     for st in &epochs {
         if !st.readable() {
@@ -1891,17 +2085,24 @@ pub fn history(account: &Account, id: &ConversationId) -> Result<History> {
             if m.signing_key == me {
                 continue;
             }
+            let mut missing: Vec<u64> = lost
+                .iter()
+                .filter(|l| l.epoch == st.record.epoch && l.sender == m.signing_key)
+                .flat_map(|l| l.counters.iter().copied())
+                .collect();
             if let Some(w) = st.windows.get(&m.signing_key) {
-                let missing = w.missing();
-                if !missing.is_empty() {
-                    gaps.entry(st.record.epoch)
-                        .or_default()
-                        .push(HistoryLine::Gap {
-                            epoch: st.record.epoch,
-                            sender: m.name.clone(),
-                            counters: missing,
-                        });
-                }
+                missing.extend(w.missing());
+            }
+            missing.sort_unstable();
+            missing.dedup();
+            if !missing.is_empty() {
+                gaps.entry(st.record.epoch)
+                    .or_default()
+                    .push(HistoryLine::Gap {
+                        epoch: st.record.epoch,
+                        sender: m.name.clone(),
+                        counters: missing,
+                    });
             }
         }
     }
@@ -1914,7 +2115,7 @@ pub fn history(account: &Account, id: &ConversationId) -> Result<History> {
     };
     let delivered = others_max(&meta.delivered_by);
     let read = others_max(&meta.read_by);
-    let entries = account.log(id)?;
+    let entries = group_notices(account.log(id)?, audience_of(account));
     let mut lines = Vec::new();
     let mut last_epoch_of_line: Option<u32> = None;
     for entry in entries {
@@ -1976,7 +2177,73 @@ pub fn unread(account: &Account, id: &ConversationId) -> Result<usize> {
         .count())
 }
 
-/// A notice in plain words.
+/// Folds the trustees' release notices of one request into one line, at the place of the
+/// request's first entry; every other entry passes through unchanged. The line's text, verdict
+/// and audit index are the group's: genuine only if at least one entry verified and none
+/// failed, its index the first verified entry's.
+pub fn group_notices(
+    entries: impl IntoIterator<Item = LogEntry>,
+    audience: Audience,
+) -> Vec<LogEntry> {
+    let mut out: Vec<LogEntry> = Vec::new();
+    let mut at: HashMap<String, usize> = HashMap::new();
+    for entry in entries {
+        if let LogEntry::Notice {
+            release: Some(r), ..
+        } = &entry
+        {
+            if let Some(LogEntry::Notice {
+                release: Some(group),
+                ..
+            }) = at.get(&r.request).and_then(|&i| out.get_mut(i))
+            {
+                group.absorb(r);
+                continue;
+            }
+            at.insert(r.request.clone(), out.len());
+        }
+        out.push(entry);
+    }
+    for entry in &mut out {
+        if let LogEntry::Notice {
+            text,
+            verified,
+            index,
+            release: Some(group),
+            ..
+        } = entry
+        {
+            *text = group.describe(audience, "this chat");
+            *verified = group.genuine();
+            if let Some(first) = group.indexes.first().or(group.failed.first()) {
+                *index = *first;
+            }
+        }
+    }
+    out
+}
+
+/// How notices are worded for this account: "your consent" for a customer, "(you)" for the
+/// org's master.
+pub fn audience_of(account: &Account) -> Audience {
+    match account.role() {
+        Role::Customer => Audience::Customer,
+        Role::Master => Audience::Master,
+        _ => Audience::Other,
+    }
+}
+
+fn release_of(entry: &LogEntry) -> Option<&ReleaseNotice> {
+    match entry {
+        LogEntry::Notice {
+            release: Some(r), ..
+        } => Some(r),
+        _ => None,
+    }
+}
+
+/// One audit entry in plain words (a trustee's release entry on its own: one share released,
+/// not an opening; [`crate::notice`] words a release request as a whole).
 pub fn describe_notice(entry: &AuditEntry, verified: bool) -> String {
     let mark = if verified {
         ""
@@ -1987,11 +2254,15 @@ pub fn describe_notice(entry: &AuditEntry, verified: bool) -> String {
         AuditEvent::Release {
             org, epochs, basis, ..
         } => match basis {
-            ReleaseBasis::Consent { id, .. } => {
-                format!("{org} opened {epochs} of this chat under your consent {id}")
-            }
+            // One trustee's entry: the release request it belongs to opens only with enough
+            // of them, which `crate::notice` says once per request.
+            ReleaseBasis::Consent { id, .. } => format!(
+                "a trustee released its share to {org} for {epochs} of this chat under your \
+                 consent {id}"
+            ),
             ReleaseBasis::Dispute { id, approvers } => format!(
-                "{org} opened {epochs} of this chat under dispute ticket {id}, approved by {} arbiter(s)",
+                "a trustee released its share to {org} for {epochs} of this chat under dispute \
+                 ticket {id}, approved by {} arbiter(s)",
                 approvers.len()
             ),
         },
@@ -2062,6 +2333,75 @@ pub(crate) fn is_transient(e: &ClientError) -> bool {
                 ..
             }
     )
+}
+
+/// Where the counters that left a reordering window without arriving are kept.
+fn lost_name(id: &ConversationId) -> String {
+    format!("conv/{id}/lost")
+}
+
+/// Counters of one sender in one epoch that never arrived and can no longer be accepted.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+struct Lost {
+    epoch: u32,
+    sender: SigningPublicKey,
+    counters: Vec<u64>,
+}
+
+fn lost(account: &Account, id: &ConversationId) -> Result<Vec<Lost>> {
+    Ok(account.get_cbor(&lost_name(id))?.unwrap_or_default())
+}
+
+fn add_lost(
+    account: &Account,
+    id: &ConversationId,
+    epoch: u32,
+    sender: &SigningPublicKey,
+    counters: &[u64],
+) -> Result<()> {
+    let mut all = lost(account, id)?;
+    match all
+        .iter_mut()
+        .find(|l| l.epoch == epoch && l.sender == *sender)
+    {
+        Some(l) => {
+            l.counters.extend(counters);
+            l.counters.sort_unstable();
+            l.counters.dedup();
+        }
+        None => all.push(Lost {
+            epoch,
+            sender: *sender,
+            counters: counters.to_vec(),
+        }),
+    }
+    account.put_cbor(&lost_name(id), &all)
+}
+
+/// The counters that were missing from a sender's window `before` a message was accepted
+/// and are outside it `after` (shifted out, or jumped over by a counter more than a window
+/// ahead): they can never be accepted now.
+fn left_window(before: Option<&ReplayWindow>, after: Option<&ReplayWindow>) -> Vec<u64> {
+    let Some(after) = after else {
+        return Vec::new();
+    };
+    let Some(high) = after.highest() else {
+        return Vec::new();
+    };
+    let floor = high.saturating_sub(REORDER_WINDOW - 1);
+    // Everything above the old highest (or from 0 on a first message) up to the new one was
+    // skipped; below the floor it is gone.
+    let start = match before.and_then(ReplayWindow::highest) {
+        Some(h) => h + 1,
+        None => 0,
+    };
+    let mut out: Vec<u64> = (start..floor.min(high)).collect();
+    if let Some(b) = before {
+        out.extend(b.missing().into_iter().filter(|c| *c < floor));
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 pub(crate) fn short_key(k: &SigningPublicKey) -> String {

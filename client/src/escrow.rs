@@ -217,6 +217,9 @@ pub struct AuditReport {
     pub consistent_with_pinned: Option<bool>,
     /// The entries concerning this account.
     pub entries: Vec<AuditLine>,
+    /// The trustees' release entries among them, one group per release request (each entry
+    /// is still in `entries` with its own checks).
+    pub releases: Vec<crate::notice::AuditRelease>,
 }
 
 impl Client {
@@ -379,10 +382,12 @@ impl Client {
                 included,
             });
         }
+        let releases = self.audit_releases(&entries, &lines).await?;
         Ok(AuditReport {
             size: head.size,
             consistent_with_pinned: consistent,
             entries: lines,
+            releases,
         })
     }
 

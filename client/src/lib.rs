@@ -15,6 +15,7 @@
 //! - [`client`] — the protocol state machine: org setup, opening conversations, verifying epochs,
 //!   sending and receiving messages, catch-up, transfer, receipts.
 //! - [`escrow`] — consent, disputes, the trustee daemon, unlock, transcripts, audit, erasure.
+//! - [`notice`] — one notice per release request: trustees' release entries grouped and worded.
 //! - [`chat`] — the interactive line-based chat loop.
 //! - [`demo`] — `sealdesk demo`: the story in one process with an in-process relay.
 //! - [`redact`] — masking personal data in released transcripts.
@@ -30,6 +31,7 @@ pub mod connection;
 pub mod demo;
 pub mod error;
 pub mod escrow;
+pub mod notice;
 pub mod redact;
 pub mod session;
 pub mod tls;

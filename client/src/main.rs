@@ -15,6 +15,7 @@ use sealdesk_client::{
     account::LogEntry,
     chat,
     client::{HistoryLine, OrgSpec},
+    notice,
     vault::{INSECURE_FAST_KDF_ENV, KdfParams},
 };
 use sealdesk_protocol::{
@@ -535,18 +536,7 @@ async fn run(cli: Cli) -> Result<Option<Output>> {
                     _ => "tree head pinned now (first check)",
                 }
             );
-            for e in &r.entries {
-                text.push_str(&format!(
-                    "#{} {}{}\n",
-                    e.index,
-                    e.text,
-                    match e.included {
-                        Some(true) => "  [inclusion proven]",
-                        Some(false) => "  [INCLUSION PROOF FAILED]",
-                        None => "",
-                    }
-                ));
-            }
+            text.push_str(&audit_text(&r));
             if r.entries
                 .iter()
                 .any(|e| e.included == Some(false) || !e.signed)
@@ -1246,6 +1236,55 @@ async fn dispute(home: &Path, relay: &Relay, cmd: DisputeCmd) -> Result<Output> 
     Ok(out)
 }
 
+/// The audit report's lines: one line per release request (its trustees' entries listed under
+/// it, each with its own checks), every other entry on a line of its own.
+fn audit_text(r: &sealdesk_client::escrow::AuditReport) -> String {
+    let proof = |included: Option<bool>| match included {
+        Some(true) => "  [inclusion proven]",
+        Some(false) => "  [INCLUSION PROOF FAILED]",
+        None => "",
+    };
+    let group_of = |index: u64| {
+        r.releases
+            .iter()
+            .position(|g| g.notice.indexes.contains(&index) || g.notice.failed.contains(&index))
+    };
+    let mut shown = std::collections::BTreeSet::new();
+    let mut text = String::new();
+    for e in &r.entries {
+        let Some(g) = group_of(e.index) else {
+            text.push_str(&format!("#{} {}{}\n", e.index, e.text, proof(e.included)));
+            continue;
+        };
+        if !shown.insert(g) {
+            continue;
+        }
+        let Some(group) = r.releases.get(g) else {
+            continue;
+        };
+        text.push_str(&format!("{}\n", group.text));
+        let included = |i: u64| {
+            r.entries
+                .iter()
+                .find(|l| l.index == i)
+                .and_then(|l| l.included)
+        };
+        for (name, i) in group.notice.trustees.iter().zip(&group.notice.indexes) {
+            text.push_str(&format!(
+                "    #{i} released by {name}: signed by a trustee{}\n",
+                proof(included(*i))
+            ));
+        }
+        for i in &group.notice.failed {
+            text.push_str(&format!(
+                "    #{i} NOT GENUINE: not signed by a trustee of the org, or not proven{}\n",
+                proof(included(*i))
+            ));
+        }
+    }
+    text
+}
+
 fn transcript_text(t: &Transcript) -> String {
     let mut s = format!(
         "transcript of {} ({}){}\n",
@@ -1253,11 +1292,8 @@ fn transcript_text(t: &Transcript) -> String {
         t.org,
         if t.redacted { " — redacted" } else { "" }
     );
-    for (i, e) in &t.releases {
-        s.push_str(&format!(
-            "  released: {} [audit #{i}]\n",
-            sealdesk_client::client::describe_notice(e, e.verify().is_ok())
-        ));
+    for line in notice::transcript_releases(t) {
+        s.push_str(&format!("  {line}\n"));
     }
     for m in &t.messages {
         s.push_str(&format!(

@@ -131,7 +131,7 @@ async fn consent_release_gives_the_exact_transcript_and_the_customer_is_told() {
             _ => None,
         })
         .collect();
-    assert_eq!(notices.len(), 2, "{notices:?}");
+    assert_eq!(notices.len(), 1, "one release, one notice: {notices:?}");
     assert!(
         notices
             .iter()
@@ -454,4 +454,242 @@ async fn fewer_than_threshold_trustees_cannot_unlock() {
     let err = r.unwrap_err();
     assert!(err.to_string().contains("only 1 of the 2"), "{err}");
     assert!(s.master.transcript(&s.conv).is_err());
+}
+
+/// The master signs a release request for `token` and submits it, without waiting for shares
+/// (the test decides which trustees answer, one after the other: nothing to wait for).
+async fn submit_consent_release(s: &mut Setup, token: &sealdesk_protocol::release::ConsentToken) {
+    use sealdesk_protocol::{
+        release::ReleaseRequest,
+        wire::{Request, Response},
+    };
+    let policy = s.master.latest_policy("acme").await.unwrap();
+    let req = ReleaseRequest::sign(
+        &mut sealdesk_client::rng().unwrap(),
+        s.master.account().keys(),
+        &policy,
+        token.epochs,
+        Justification::Consent(token.clone()),
+        sealdesk_client::now(),
+    )
+    .unwrap();
+    match s
+        .master
+        .session()
+        .request(Request::SubmitRelease(req))
+        .await
+        .unwrap()
+    {
+        Response::Ok => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The notices of a history: (text, verified, the release group if any).
+fn release_notices(
+    c: &Client,
+    conv: &ConversationId,
+) -> Vec<(String, bool, Option<sealdesk_client::notice::ReleaseNotice>)> {
+    c.history(conv)
+        .unwrap()
+        .lines
+        .into_iter()
+        .filter_map(|l| match l {
+            HistoryLine::Item {
+                entry:
+                    LogEntry::Notice {
+                        text,
+                        verified,
+                        release,
+                        ..
+                    },
+                ..
+            } => Some((text, verified, release.map(|r| *r))),
+            _ => None,
+        })
+        .collect()
+}
+
+/// All three trustees of a 2-of-3 org release for one request: three signed, proven entries
+/// in the log, one notice in the customer's history and one group in `audit`, worded with the
+/// org, the epochs, the consent's date, the trustees and the threshold.
+#[tokio::test]
+async fn a_two_of_three_release_is_one_notice_and_one_audit_group() {
+    let mut s = setup().await;
+    let token = s
+        .carol
+        .grant_consent(&s.conv, None, Scope::Full, 3600, "quality review")
+        .await
+        .unwrap();
+    submit_consent_release(&mut s, &token).await;
+    trustees_answer(&s.w, &["trustee-1", "trustee-2", "trustee-3"]).await;
+
+    s.carol.sync_all().await.unwrap();
+    let n = release_notices(&s.carol, &s.conv);
+    assert_eq!(n.len(), 1, "one release, one notice: {n:?}");
+    let (text, verified, group) = &n[0];
+    assert!(*verified, "{text}");
+    let expected = format!(
+        "acme opened {} of this chat under your consent of {}, released by trustees trustee-1, \
+         trustee-2 and trustee-3 (2 of 3)",
+        token.epochs,
+        sealdesk_client::notice::day_month(token.issued_at)
+    );
+    assert_eq!(text, &expected);
+    let group = group.as_ref().unwrap();
+    assert!(group.opened());
+    assert_eq!(group.indexes.len(), 3);
+    assert!(group.failed.is_empty());
+
+    // `audit`: each trustee's entry still signed and proven on its own, grouped once.
+    let report = s.carol.audit(Some(s.conv), true).await.unwrap();
+    assert_eq!(report.entries.len(), 3);
+    assert!(
+        report
+            .entries
+            .iter()
+            .all(|e| e.signed && e.included == Some(true))
+    );
+    assert_eq!(report.releases.len(), 1, "{:?}", report.releases);
+    let g = &report.releases[0];
+    let mut indexes = g.notice.indexes.clone();
+    indexes.sort_unstable();
+    let mut logged: Vec<u64> = report.entries.iter().map(|e| e.index).collect();
+    logged.sort_unstable();
+    assert_eq!(indexes, logged);
+    assert_eq!(g.notice.trustees, ["trustee-1", "trustee-2", "trustee-3"]);
+    assert_eq!((g.notice.threshold, g.notice.of), (2, 3));
+    for part in [
+        "acme opened",
+        &token.epochs.to_string(),
+        "under your consent of",
+        "trustee-1, trustee-2 and trustee-3",
+        "(2 of 3)",
+    ] {
+        assert!(g.text.contains(part), "{part:?} missing from {:?}", g.text);
+    }
+
+    // The master's wording is its own.
+    let report = s.master.audit(Some(s.conv), false).await.unwrap();
+    assert_eq!(report.releases.len(), 1);
+    let text = &report.releases[0].text;
+    assert!(
+        text.contains("acme (you) opened") && text.contains("under the customer's consent of"),
+        "{text}"
+    );
+    assert!(!text.contains("your consent"), "{text}");
+}
+
+/// Only one trustee of a 2-of-3 org answers: the customer is told the request was made and
+/// not opened — never that the chat was opened — in history and in `audit`. When a second
+/// trustee answers, the same notice becomes the opening.
+#[tokio::test]
+async fn a_release_one_trustee_answered_reads_requested_not_opened() {
+    let mut s = setup().await;
+    let token = s
+        .carol
+        .grant_consent(&s.conv, None, Scope::Full, 3600, "one trustee")
+        .await
+        .unwrap();
+    submit_consent_release(&mut s, &token).await;
+    trustees_answer(&s.w, &["trustee-2"]).await;
+
+    let events = s.carol.sync_all().await.unwrap();
+    let n = release_notices(&s.carol, &s.conv);
+    assert_eq!(n.len(), 1, "{n:?}");
+    let (text, verified, group) = &n[0];
+    assert!(*verified, "the one trustee's entry is genuine: {text}");
+    assert!(
+        text.contains("requested, not opened (1 of 2 trustees"),
+        "{text}"
+    );
+    assert!(!text.contains("acme opened"), "{text}");
+    assert!(!group.as_ref().unwrap().opened());
+    // The live view heard of it once, in the same words.
+    let live: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            sealdesk_client::client::EventKind::Entry {
+                entry: LogEntry::Notice { text, .. },
+            } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(live, [text.as_str()]);
+
+    let report = s.carol.audit(Some(s.conv), true).await.unwrap();
+    assert_eq!(report.releases.len(), 1);
+    assert!(
+        report.releases[0]
+            .text
+            .contains("requested, not opened (1 of 2 trustees"),
+        "{}",
+        report.releases[0].text
+    );
+
+    // A second trustee answers: still one notice, now the opening.
+    trustees_answer(&s.w, &["trustee-3"]).await;
+    let events = s.carol.sync_all().await.unwrap();
+    let n = release_notices(&s.carol, &s.conv);
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert!(
+        n[0].0
+            .contains("released by trustees trustee-2 and trustee-3 (2 of 3)"),
+        "{}",
+        n[0].0
+    );
+    assert!(events.iter().any(|e| matches!(
+        &e.kind,
+        sealdesk_client::client::EventKind::Entry { entry: LogEntry::Notice { text, .. } }
+            if text.contains("acme opened")
+    )));
+}
+
+/// The master's transcript header: the two trustees' entries of the release that opened it are
+/// one line, in the master's own words (not the customer's "your consent").
+#[tokio::test]
+async fn the_masters_transcript_header_is_one_line_per_release_in_its_own_words() {
+    let mut s = setup().await;
+    let token = s
+        .carol
+        .grant_consent(&s.conv, None, Scope::Full, 3600, "quality review")
+        .await
+        .unwrap();
+    let conv = s.conv;
+    let w = &s.w;
+    let unlock = s.master.unlock(
+        &conv,
+        Justification::Consent(token.clone()),
+        None,
+        Duration::from_secs(20),
+        |_| {},
+    );
+    // Each trustee answers once the master's request is pending (it waits for the request,
+    // not for a duration).
+    let answer = async {
+        for name in ["trustee-1", "trustee-2"] {
+            let mut t = w.reopen(name).await;
+            tokio::time::timeout(Duration::from_secs(20), async {
+                while t.trustee_pending().await.unwrap().is_empty() {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await
+            .expect("the master's request never became pending");
+            t.close().await;
+        }
+    };
+    let (t, ()) = tokio::join!(unlock, answer);
+    let t = t.unwrap();
+    assert_eq!(t.releases.len(), 2);
+    let header = sealdesk_client::notice::transcript_releases(&t);
+    assert_eq!(header.len(), 1, "{header:?}");
+    let expected = format!(
+        "acme (you) opened {} of this conversation under the customer's consent of {}, released \
+         by trustees trustee-1 and trustee-2 (2 of 3)",
+        token.epochs,
+        sealdesk_client::notice::day_month(token.issued_at)
+    );
+    assert!(header[0].starts_with(&expected), "{}", header[0]);
+    assert!(!header[0].contains("your consent"), "{}", header[0]);
 }

@@ -1384,7 +1384,7 @@ async fn redelivered_release_notice_is_not_shown_as_a_new_opening() {
     release(&w, &mut master, conv, token).await;
     carol.sync_all().await.unwrap();
     let before = notices(&carol, &conv);
-    assert_eq!(before.len(), 2, "{before:?}");
+    assert_eq!(before.len(), 1, "one release, one notice: {before:?}");
     assert!(before.iter().all(|(_, _, v)| *v));
     let old = items(&master, &conv)
         .await
@@ -1399,10 +1399,14 @@ async fn redelivered_release_notice_is_not_shown_as_a_new_opening() {
     assert_eq!(alice.send_text(&conv, "carrier").await.unwrap(), next);
     carol.sync_all().await.unwrap();
     let after = notices(&carol, &conv);
-    let verified = after.iter().filter(|(_, _, v)| *v).count();
     assert_eq!(
-        verified, 2,
+        after.len(),
+        1,
         "the re-delivered notice was shown as a new opening: {after:?}"
+    );
+    assert_eq!(
+        after[0].1,
+        before[0].1.clone() + " — 1 repeat(s) of an entry already counted: not a new opening"
     );
 }
 
@@ -1796,4 +1800,233 @@ async fn consent_from_a_substituted_customer_does_not_open_the_chat() {
         "the master read the chat without the customer's consent: {:?}",
         r.map(|t| t.messages.into_iter().map(|m| m.text).collect::<Vec<_>>())
     );
+}
+
+// ---- history ordering: reordered pages, dropped items, refetch ------------------------------
+
+/// A hook that rewrites the `History` pages served to `victim` with `page(items)` (sequence
+/// numbers untouched), withholds its live item pushes (so only catch-up delivers), and passes
+/// everything else through.
+fn pages_for(
+    victim: &'static str,
+    mut page: impl FnMut(&mut Vec<Sequenced>) + Send + 'static,
+) -> impl FnMut(&Ctx<'_>, Frame) -> Vec<Frame> + Send + 'static {
+    move |ctx, mut frame| {
+        if ctx.dir != Dir::ToClient || ctx.account != Some(victim) {
+            return vec![frame];
+        }
+        if is_item_push(&frame) {
+            return Vec::new();
+        }
+        if let Frame::Response {
+            body: Response::Items { items, .. },
+            ..
+        } = &mut frame
+        {
+            page(items);
+        }
+        vec![frame]
+    }
+}
+
+/// The relay lists two items of a history page the wrong way round (later sequence number
+/// first): both are kept and shown in order, with no gap — neither is skipped as already seen.
+#[tokio::test]
+async fn swapped_items_in_a_history_page_are_both_shown_in_order() {
+    let w = World::new().await;
+    let _master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = open_chat(&mut carol).await;
+    let mut seqs = Vec::new();
+    for i in 0..4 {
+        seqs.push(carol.send_text(&conv, &format!("m{i}")).await.unwrap());
+    }
+    let (s1, s2) = (seqs[1], seqs[2]);
+    w.proxy.set_hook(pages_for("alice", move |items| {
+        let a = items.iter().position(|s| s.seq == s1);
+        let b = items.iter().position(|s| s.seq == s2);
+        if let (Some(a), Some(b)) = (a, b) {
+            items.swap(a, b);
+        }
+    }));
+    let mut alice = w.reopen("alice", Via::Proxy).await;
+    alice.sync_all().await.unwrap();
+    assert_eq!(
+        texts(&alice, &conv),
+        ["carol: m0", "carol: m1", "carol: m2", "carol: m3"]
+    );
+    assert!(gaps(&alice, &conv).is_empty(), "{:?}", gaps(&alice, &conv));
+    assert!(rejected(&alice, &conv).is_empty());
+    // The relay did swap them in what it sent.
+    assert!(w.proxy.seen().iter().any(|seen| matches!(
+        &seen.frame,
+        Frame::Response { body: Response::Items { items, .. }, .. }
+            if items.windows(2).any(|p| p[0].seq == s2 && p[1].seq == s1)
+    )));
+}
+
+/// The relay leaves one item out of the history pages (and its push): the cursor moves past
+/// it, the gap is shown, and every later sync asks for the gap's range again; once the relay
+/// answers honestly the message is shown in its place and the gap closes.
+#[tokio::test]
+async fn dropped_item_is_a_gap_until_an_honest_refetch_closes_it() {
+    let w = World::new().await;
+    let _master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = open_chat(&mut carol).await;
+    let mut seqs = Vec::new();
+    for i in 0..3 {
+        seqs.push(carol.send_text(&conv, &format!("m{i}")).await.unwrap());
+    }
+    let s1 = seqs[1];
+    let dropping = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let d = Arc::clone(&dropping);
+    w.proxy.set_hook(pages_for("alice", move |items| {
+        if d.load(std::sync::atomic::Ordering::SeqCst) {
+            items.retain(|s| s.seq != s1);
+        }
+    }));
+    let mut alice = w.reopen("alice", Via::Proxy).await;
+    alice.sync_all().await.unwrap();
+    assert_eq!(texts(&alice, &conv), ["carol: m0", "carol: m2"]);
+    assert_eq!(gaps(&alice, &conv), [("carol".to_owned(), vec![1])]);
+    let cursor = alice.meta(&conv).unwrap().cursor;
+    assert!(cursor > s1, "the cursor moved past the dropped item");
+
+    // Another sync while the relay still drops it: asked again, still a gap.
+    let below = |w: &World| history_requests(w).iter().filter(|a| **a < s1).count();
+    let asked = below(&w);
+    alice.sync_all().await.unwrap();
+    assert!(below(&w) > asked, "no refetch of the gap's range");
+    assert_eq!(gaps(&alice, &conv), [("carol".to_owned(), vec![1])]);
+
+    // The relay answers honestly: the gap closes, the message is shown in order, once.
+    dropping.store(false, std::sync::atomic::Ordering::SeqCst);
+    alice.sync_all().await.unwrap();
+    assert_eq!(
+        texts(&alice, &conv),
+        ["carol: m0", "carol: m1", "carol: m2"]
+    );
+    assert!(gaps(&alice, &conv).is_empty());
+    assert!(rejected(&alice, &conv).is_empty());
+    alice.sync_all().await.unwrap();
+    assert_eq!(texts(&alice, &conv).len(), 3);
+}
+
+/// The `after` of every `History` request any client sent through the proxy.
+fn history_requests(w: &World) -> Vec<u64> {
+    w.proxy
+        .seen()
+        .iter()
+        .filter_map(|seen| match &seen.frame {
+            Frame::Request {
+                body: Request::History { after, .. },
+                ..
+            } => Some(*after),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The relay drops an item for good: the gap stays shown through every sync, and still after
+/// the sender's later messages have pushed its counter out of the reordering window (where it
+/// could no longer be accepted) — it never silently disappears.
+#[tokio::test]
+async fn item_dropped_for_good_stays_a_loud_gap() {
+    let w = World::new().await;
+    let _master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = open_chat(&mut carol).await;
+    let mut seqs = Vec::new();
+    for i in 0..3 {
+        seqs.push(carol.send_text(&conv, &format!("m{i}")).await.unwrap());
+    }
+    let s1 = seqs[1];
+    w.proxy.set_hook(pages_for("alice", move |items| {
+        items.retain(|s| s.seq != s1)
+    }));
+    let mut alice = w.reopen("alice", Via::Proxy).await;
+    for _ in 0..3 {
+        alice.sync_all().await.unwrap();
+        assert_eq!(gaps(&alice, &conv), [("carol".to_owned(), vec![1])]);
+    }
+    // carol writes on until counter 1 is more than a window behind her latest.
+    let window = sealdesk_protocol::message::REORDER_WINDOW;
+    for i in 3..=window + 2 {
+        carol.send_text(&conv, &format!("m{i}")).await.unwrap();
+    }
+    alice.sync_all().await.unwrap();
+    assert_eq!(texts(&alice, &conv).len() as u64, window + 2);
+    assert_eq!(
+        gaps(&alice, &conv),
+        [("carol".to_owned(), vec![1])],
+        "the gap left the reordering window and disappeared"
+    );
+    assert!(rejected(&alice, &conv).is_empty());
+    // Reopened from disk: still there.
+    alice.close().await;
+    let alice = w.reopen("alice", Via::Proxy).await;
+    assert_eq!(gaps(&alice, &conv), [("carol".to_owned(), vec![1])]);
+}
+
+/// One trustee of a 2-of-3 org releases; the relay slips in a second release entry for the
+/// same request, signed by a key of its own. The customer sees one notice that counts only the
+/// genuine trustee — "requested, not opened" — and names the forged entry as not genuine; it
+/// is never shown as an opening.
+#[tokio::test]
+async fn forged_second_entry_of_a_release_does_not_open_it() {
+    let w = World::new().await;
+    let mut master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Proxy).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "my card is 4111").await.unwrap();
+    let token = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "review")
+        .await
+        .unwrap();
+    let policy = master.latest_policy(ORG).await.unwrap();
+    submit_release(&master, &policy, &token).await;
+    trustees_answer(&w, &["trustee-1"], Via::Relay).await;
+    let genuine = items(&master, &conv)
+        .await
+        .into_iter()
+        .find_map(|s| match s.item {
+            Item::Notice { entry, index } => Some((entry, index)),
+            _ => None,
+        })
+        .unwrap();
+    let relay_keys = impostor(9_020, "relay", Role::Trustee).keys;
+    let forged = AuditEntry::sign(&relay_keys, genuine.0.event.clone(), now());
+
+    let mut alice = w.reopen("alice", Via::Relay).await;
+    alice.sync_all().await.unwrap();
+    carol.sync_all().await.unwrap();
+    assert_eq!(notices(&carol, &conv).len(), 1);
+    let next = carol.meta(&conv).unwrap().cursor + 1;
+    w.proxy.set_hook(replace_for(
+        "carol",
+        conv,
+        next,
+        Item::Notice {
+            entry: forged,
+            index: genuine.1 + 1,
+        },
+    ));
+    assert_eq!(alice.send_text(&conv, "carrier").await.unwrap(), next);
+    carol.sync_all().await.unwrap();
+    let n = notices(&carol, &conv);
+    assert_eq!(n.len(), 1, "one request, one notice: {n:?}");
+    let (_, text, verified) = &n[0];
+    assert!(
+        !verified,
+        "a notice with a forged entry shown as verified: {text}"
+    );
+    assert!(
+        text.contains(
+            "requested, not opened (1 of 2 trustees; released so far by trustee trustee-1)"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("NOT GENUINE"), "{text}");
+    assert!(!text.contains("acme opened"), "{text}");
 }
