@@ -235,9 +235,12 @@ impl Service {
             }
         };
         let mut leaves = Vec::new();
-        for (_, v) in store.scan_prefix(Collection::AuditLeaves, &[])? {
-            let entry: AuditEntry = wire::from_cbor(&v, "audit entry")
-                .map_err(|_| crate::Error::Corrupt("audit entry".into()))?;
+        for (k, v) in store.scan_prefix(Collection::AuditLeaves, &[])? {
+            let entry: AuditEntry = wire::from_cbor(&v, "audit entry").map_err(|_| {
+                // Name the entry, so the operator knows which one (and that the log is at stake).
+                let at = seq_from_key(&k).map_or_else(|| "?".to_owned(), |i| i.to_string());
+                crate::Error::Corrupt(format!("audit entry {at} (in the `audit_leaves` tree)"))
+            })?;
             leaves.push(entry.leaf_hash());
         }
         info!(entries = leaves.len(), log_key = %keys.signing_public(), "relay state loaded");
@@ -1934,6 +1937,24 @@ mod tests {
                 Some(bad),
                 "the damaged key was overwritten"
             );
+        }
+    }
+    #[tokio::test]
+    async fn an_undecodable_audit_entry_stops_the_start_and_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        start_and_stop(dir.path()).await.unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            store
+                .put(Collection::AuditLeaves, &3u64.to_be_bytes(), b"not cbor")
+                .unwrap();
+            store.flush().unwrap();
+        }
+        match start_and_stop(dir.path()).await {
+            Err(crate::Error::Corrupt(what)) => {
+                assert_eq!(what, "audit entry 3 (in the `audit_leaves` tree)");
+            }
+            other => panic!("a relay started over a damaged audit log: {other:?}"),
         }
     }
 }
