@@ -743,9 +743,6 @@ impl Client {
     ) -> Result<()> {
         let r = &p.request;
         let name = format!("trustee/req/{}", r.id);
-        // First, before anything is spent (the rate limit below included): a justification for
-        // another conversation or other epochs than the request's is refused outright.
-        r.check_scope().map_err(sealdesk_protocol::Error::Refused)?;
         let policy = self.policy(&r.org, r.policy_version).await?;
         let mut records = Vec::new();
         for rec in &p.epochs {
@@ -761,8 +758,12 @@ impl Client {
             .unwrap_or_default();
         let this_request = r.id.to_string();
         let resuming = existing.is_some();
-        if !resuming {
-            // Rate limit per org, counted over the last hour.
+        // Rate limit per org: releases approved over the last hour. A request is counted only
+        // once `decide` approved it (below), so a refused one spends nothing — one whose
+        // justification names another conversation or other epochs included.
+        let rate = if resuming {
+            None
+        } else {
             let mut rate: Vec<(String, u64)> =
                 self.account.get_cbor(TRUSTEE_RATE)?.unwrap_or_default();
             let t = now();
@@ -773,8 +774,8 @@ impl Client {
                 );
             }
             rate.push((r.org.clone(), t));
-            self.account.put_cbor(TRUSTEE_RATE, &rate)?;
-        }
+            Some(rate)
+        };
         let is_spent = |id: &TokenId| {
             spent
                 .get(&id.to_string())
@@ -803,6 +804,9 @@ impl Client {
             },
             r,
         )?;
+        if let Some(rate) = rate {
+            self.account.put_cbor(TRUSTEE_RATE, &rate)?;
+        }
         let index = match existing.map(|e| &e.stage) {
             Some(TrusteeStage::Logged { index }) => *index,
             other => {

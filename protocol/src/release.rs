@@ -510,11 +510,11 @@ impl ReleaseRequest {
         w.sha256()
     }
 
-    /// Checks that the justification is for this request's org, conversation and epochs. It
-    /// needs no key and no state, so the master's client (before submitting), the relay (on
-    /// submit) and each trustee (before anything else, rate limits included) make it before
-    /// anything is spent: a consent naming another conversation must not release — and use
-    /// up — that other conversation. [`decide`] makes the same checks again.
+    /// Checks that the justification is for this request's org, conversation and epochs: the
+    /// scope checks of [`decide`], without keys or state, so that the master's client (before
+    /// submitting) and the relay (on submit) can make them before any trustee is asked. A
+    /// consent naming another conversation must not release — and use up — that other
+    /// conversation.
     ///
     /// # Errors
     /// [`Refusal::WrongPolicy`] for another org, [`Refusal::WrongConversation`], or

@@ -2038,8 +2038,9 @@ async fn trustees_ignore_consent_revocations_not_signed_by_the_consents_signer()
 /// refuses to ask for conversation A with B's consent, and for epochs B's consent does not
 /// cover, before submitting anything. A relay that hands trustee-1 as many master-signed
 /// requests naming A with B's consent as its hourly rate limit allows (the relay itself
-/// refuses them on submit) gets them all refused before anything is spent — no log entry, no
-/// share, no rate budget: trustee-1 then releases B under that same consent.
+/// refuses them on submit) gets them all refused, with nothing spent — no log entry, no share,
+/// no rate budget (only approved releases count): trustee-1 then releases B under that same
+/// consent.
 #[tokio::test]
 async fn a_justification_for_another_conversation_is_refused_before_anything_is_spent() {
     use sealdesk_protocol::{
