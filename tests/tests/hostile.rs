@@ -2176,3 +2176,37 @@ async fn a_justification_for_another_conversation_is_refused_before_anything_is_
     .unwrap();
     assert_eq!(released_texts(&t), vec!["about order B"]);
 }
+
+/// The relay answers a page of audit entries with more entries than were asked for (each
+/// twice): the client used to add them all to its position and read past the tree head's size.
+/// `audit` stops with `ClientError::ImpossibleNumber`; the honest log is read again afterwards.
+#[tokio::test]
+async fn audit_pages_longer_than_asked_are_refused() {
+    let w = World::new().await;
+    drop(w.org(&["alice"], None).await.close().await);
+    let mut carol = w.user("carol", Role::Customer, Via::Proxy).await;
+    let conv = open_chat(&mut carol).await;
+    let token = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "review")
+        .await
+        .unwrap();
+    carol.revoke_consent(&token.id).await.unwrap();
+    let honest = carol.audit(None, false).await.unwrap();
+    assert!(honest.size >= 1);
+    w.proxy.set_hook(answer_for("carol", |_, body| match body {
+        Response::Entries { from, entries } => Response::Entries {
+            from,
+            entries: entries.iter().chain(&entries).cloned().collect(),
+        },
+        other => other,
+    }));
+    match carol.audit(None, false).await {
+        Err(ClientError::ImpossibleNumber { what, detail }) => {
+            assert_eq!(what, "number of audit entries");
+            assert!(detail.contains("asked for at most"), "{detail}");
+        }
+        other => panic!("expected ImpossibleNumber, got {other:?}"),
+    }
+    w.proxy.passthrough();
+    assert_eq!(carol.audit(None, false).await.unwrap().size, honest.size);
+}
