@@ -903,3 +903,69 @@ async fn a_message_body_over_max_body_is_refused_and_nothing_is_stored() {
     }
     stop_relay(relay).await;
 }
+
+/// A consent shared before the relay kept its index of shared consents (simulated by deleting
+/// the index from a stopped relay's store) can still be revoked by its signer: the relay finds
+/// the consent item in the conversation. A consent it never saw is still refused.
+#[tokio::test]
+async fn a_consent_shared_before_the_index_existed_is_still_revocable() {
+    use sealdesk_server::store::{Collection, SledStore, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let relay = sealdesk_tests::spawn_relay_in(dir.path()).await;
+    let url = relay.ws_url();
+    let org = Org::setup(&url, 36, "acme", 1, 1).await;
+    let customer = &org.customers[0];
+    let mut c = RawClient::login(&url, customer).await;
+    let chat = org.start_chat(&mut c, 0, 360).await;
+    for i in 0..3 {
+        c.stored(Request::Send(chat.seal(customer, i, &format!("m{i}"))))
+            .await;
+    }
+    let token = ConsentToken::issue(
+        &mut rng(361),
+        &customer.keys,
+        &org.policy,
+        ConsentParams {
+            conversation: chat.id,
+            epochs: EpochRange::single(0),
+            scope: Scope::Full,
+            purpose: "refund check".into(),
+            valid_secs: 3_600,
+        },
+        now(),
+    )
+    .unwrap();
+    c.stored(Request::ShareConsent(token.clone())).await;
+    c.close().await;
+    stop_relay(relay).await;
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        let index = store.scan_prefix(Collection::Meta, b"consent").unwrap();
+        assert_eq!(index.len(), 1, "one consent indexed");
+        for (k, _) in index {
+            store.delete(Collection::Meta, &k).unwrap();
+        }
+        store.flush().unwrap();
+    }
+    let relay = sealdesk_tests::spawn_relay_in(dir.path()).await;
+    let url = relay.ws_url();
+    let mut c = RawClient::login(&url, customer).await;
+    let revoke = |consent| {
+        Request::AppendAudit(AuditEntry::sign(
+            &customer.keys,
+            AuditEvent::ConsentRevocation {
+                conversation: chat.id,
+                consent,
+            },
+            now(),
+        ))
+    };
+    let never = sealdesk_protocol::ids::TokenId::random(&mut rng(362));
+    assert_eq!(c.refused(revoke(never)).await, ErrorCode::NotFound);
+    assert!(matches!(
+        c.request(revoke(token.id)).await,
+        Response::Appended { .. }
+    ));
+    c.close().await;
+    stop_relay(relay).await;
+}
