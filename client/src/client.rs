@@ -433,7 +433,14 @@ impl Client {
             })
             .await
         {
-            Ok(Response::Policy(p)) => p.version.saturating_add(1),
+            Ok(Response::Policy(p)) => {
+                p.version
+                    .checked_add(1)
+                    .ok_or_else(|| ClientError::ImpossibleNumber {
+                        what: "policy version",
+                        detail: format!("version {} has no successor", p.version),
+                    })?
+            }
             Ok(other) => return Err(unexpected("GetPolicy", &other)),
             Err(ClientError::Relay {
                 code: ErrorCode::NotFound,
@@ -739,7 +746,7 @@ impl Client {
             if !more {
                 break;
             }
-            after = last;
+            after = page_advances(after, last)?;
         }
         Ok(out)
     }
@@ -936,7 +943,10 @@ impl Client {
         members: Vec<VerifiedCard>,
         previous: Option<&EpochRecord>,
     ) -> Result<EpochState> {
-        let epoch = previous.map_or(0, |p| p.epoch.saturating_add(1));
+        let epoch = match previous {
+            None => 0,
+            Some(p) => next_epoch(p.epoch)?,
+        };
         let (record, _k) = EpochRecord::create(
             &mut rng()?,
             self.account.keys(),
@@ -1016,7 +1026,7 @@ impl Client {
                 })
                 .await?,
         )?;
-        let epoch = last.record.epoch.saturating_add(1);
+        let epoch = next_epoch(last.record.epoch)?;
         let (record, _k) = EpochRecord::create(
             &mut rng()?,
             self.account.keys(),
@@ -1214,6 +1224,8 @@ impl Client {
             if !more || self.meta(id)?.cursor == meta.cursor {
                 break;
             }
+            // Each page must move the cursor on, or "more" would be asked for forever.
+            page_advances(meta.cursor, self.meta(id)?.cursor)?;
         }
         events.extend(self.refetch_gaps(id).await?);
         let mut meta = self.meta(id)?;
@@ -2275,6 +2287,31 @@ pub fn describe_notice(entry: &AuditEntry, verified: bool) -> String {
         }
     };
     format!("{text}{mark}")
+}
+
+/// The epoch after `epoch` (a number from a record the relay delivered).
+fn next_epoch(epoch: u32) -> Result<u32> {
+    epoch
+        .checked_add(1)
+        .ok_or_else(|| ClientError::ImpossibleNumber {
+            what: "epoch number",
+            detail: format!("epoch {epoch} has no successor"),
+        })
+}
+
+/// Checks that a page of a conversation's items the relay said had `more` after it ended
+/// beyond `after` (at `last`), so that paging ends; returns where the next page starts.
+fn page_advances(after: u64, last: u64) -> Result<u64> {
+    if last <= after {
+        return Err(ClientError::ImpossibleNumber {
+            what: "history page",
+            detail: format!(
+                "asked for items after sequence {after}, got a page ending at {last} with more \
+                 to come"
+            ),
+        });
+    }
+    Ok(last)
 }
 
 pub(crate) fn expect_ok(r: Response) -> Result<()> {

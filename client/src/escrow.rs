@@ -58,7 +58,13 @@ pub const DEFAULT_VALIDITY_SECS: u64 = 7 * 86_400;
 const CONSENTS: &str = "consents";
 const AUDIT_HEAD: &str = "audit/head";
 const TRUSTEE_SPENT: &str = "trustee/spent";
-const TRUSTEE_REVOKED: &str = "trustee/revoked";
+/// Consent revocations read from the audit log, by consent id, each with its signer and
+/// conversation ([`Revocation`]). Earlier versions kept a plain set under `trustee/revoked`,
+/// which did not say who revoked; this key and its cursor are new, so an upgraded trustee reads
+/// the log again from the start.
+const TRUSTEE_REVOCATIONS: &str = "trustee/revocations";
+/// How far the trustee has read the audit log for [`TRUSTEE_REVOCATIONS`].
+const TRUSTEE_REVOCATIONS_CURSOR: &str = "trustee/revocations-cursor";
 const TRUSTEE_RATE: &str = "trustee/rate";
 
 /// **Test-only fault injection.** When this environment variable names a fail point of the
@@ -102,6 +108,17 @@ pub struct ConsentRecord {
     pub token: ConsentToken,
     /// Whether it was revoked.
     pub revoked: bool,
+}
+
+/// A consent revocation as a trustee read it from the audit log. It counts only if `signer` is
+/// the consent's own signer and `conversation` its conversation (checked when a request is
+/// decided, when the consent is at hand).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+struct Revocation {
+    /// The conversation the entry names.
+    conversation: ConversationId,
+    /// Who signed the entry.
+    signer: SigningPublicKey,
 }
 
 /// Where a trustee is with one request (persisted before each step).
@@ -328,7 +345,18 @@ impl Client {
                     entries.len()
                 )));
             }
-            at += entries.len() as u64;
+            if entries.len() > limit as usize {
+                return Err(ClientError::ImpossibleNumber {
+                    what: "number of audit entries",
+                    detail: format!("asked for at most {limit}, got {}", entries.len()),
+                });
+            }
+            at = at.checked_add(entries.len() as u64).ok_or_else(|| {
+                ClientError::ImpossibleNumber {
+                    what: "audit log size",
+                    detail: format!("entries from {at} run past the largest index"),
+                }
+            })?;
             out.extend(entries);
         }
         Ok(out)
@@ -729,11 +757,18 @@ impl Client {
         self.refresh_revocations().await?;
         let spent: BTreeMap<String, String> =
             self.account.get_cbor(TRUSTEE_SPENT)?.unwrap_or_default();
-        let revoked: BTreeSet<String> = self.account.get_cbor(TRUSTEE_REVOKED)?.unwrap_or_default();
+        let revocations: BTreeMap<String, Vec<Revocation>> = self
+            .account
+            .get_cbor(TRUSTEE_REVOCATIONS)?
+            .unwrap_or_default();
         let this_request = r.id.to_string();
         let resuming = existing.is_some();
-        if !resuming {
-            // Rate limit per org, counted over the last hour.
+        // Rate limit per org: releases approved over the last hour. A request is counted only
+        // once `decide` approved it (below), so a refused one spends nothing — one whose
+        // justification names another conversation or other epochs included.
+        let rate = if resuming {
+            None
+        } else {
             let mut rate: Vec<(String, u64)> =
                 self.account.get_cbor(TRUSTEE_RATE)?.unwrap_or_default();
             let t = now();
@@ -744,14 +779,24 @@ impl Client {
                 );
             }
             rate.push((r.org.clone(), t));
-            self.account.put_cbor(TRUSTEE_RATE, &rate)?;
-        }
+            Some(rate)
+        };
         let is_spent = |id: &TokenId| {
             spent
                 .get(&id.to_string())
                 .is_some_and(|req| *req != this_request)
         };
-        let is_revoked = |id: &TokenId| revoked.contains(&id.to_string());
+        // Only the consent's signer may revoke it (DESIGN.md §4): a revocation entry signed by
+        // anyone else, or naming another conversation, is ignored.
+        let is_revoked = |id: &TokenId| match &r.justification {
+            Justification::Consent(c) if c.id == *id => {
+                revocations.get(&id.to_string()).is_some_and(|all| {
+                    all.iter()
+                        .any(|x| x.signer == c.customer && x.conversation == c.conversation)
+                })
+            }
+            _ => false,
+        };
         let approved = release::decide(
             &mut rng()?,
             &TrusteeView {
@@ -764,6 +809,9 @@ impl Client {
             },
             r,
         )?;
+        if let Some(rate) = rate {
+            self.account.put_cbor(TRUSTEE_RATE, &rate)?;
+        }
         let index = match existing.map(|e| &e.stage) {
             Some(TrusteeStage::Logged { index }) => *index,
             other => {
@@ -877,38 +925,56 @@ impl Client {
                 && h == request_hash
                 && e.signer == me
             {
-                return Ok(Some(from + i as u64));
+                // `entries` stops at `head.size`, so this stays below it.
+                return from.checked_add(i as u64).map(Some).ok_or_else(|| {
+                    ClientError::ImpossibleNumber {
+                        what: "audit entry index",
+                        detail: format!("entry {i} after {from} is past the largest index"),
+                    }
+                });
             }
         }
         Ok(None)
     }
 
-    /// Reads new audit entries and records consent revocations signed by the customer they
-    /// name (the consent itself carries the customer key; a revocation by anyone else is
-    /// ignored when the request is decided).
+    /// Reads new audit entries and records every validly signed consent revocation with its
+    /// signer and conversation. Whether one counts is decided with the request, where the
+    /// consent is at hand: only one signed by the consent's own signer, for its conversation
+    /// (the relay refuses any other, but a hostile relay could still serve one). All are kept,
+    /// so a flood of forged ones cannot push the genuine one out.
     async fn refresh_revocations(&mut self) -> Result<()> {
         let (head, _) = self.checked_tree_head().await?;
-        let cursor: u64 = self.account.get_cbor("trustee/audit-cursor")?.unwrap_or(0);
+        let cursor: u64 = self
+            .account
+            .get_cbor(TRUSTEE_REVOCATIONS_CURSOR)?
+            .unwrap_or(0);
         if cursor >= head.size {
             return Ok(());
         }
-        let mut revoked: BTreeSet<String> =
-            self.account.get_cbor(TRUSTEE_REVOKED)?.unwrap_or_default();
-        let mut by: BTreeMap<String, SigningPublicKey> = self
+        let mut all: BTreeMap<String, Vec<Revocation>> = self
             .account
-            .get_cbor("trustee/revoked-by")?
+            .get_cbor(TRUSTEE_REVOCATIONS)?
             .unwrap_or_default();
         for e in self.entries(cursor, head.size).await? {
-            if let AuditEvent::ConsentRevocation { consent, .. } = &e.event
+            if let AuditEvent::ConsentRevocation {
+                consent,
+                conversation,
+            } = &e.event
                 && e.verify().is_ok()
             {
-                revoked.insert(consent.to_string());
-                by.insert(consent.to_string(), e.signer);
+                let r = Revocation {
+                    conversation: *conversation,
+                    signer: e.signer,
+                };
+                let known = all.entry(consent.to_string()).or_default();
+                if !known.contains(&r) {
+                    known.push(r);
+                }
             }
         }
-        self.account.put_cbor(TRUSTEE_REVOKED, &revoked)?;
-        self.account.put_cbor("trustee/revoked-by", &by)?;
-        self.account.put_cbor("trustee/audit-cursor", &head.size)?;
+        self.account.put_cbor(TRUSTEE_REVOCATIONS, &all)?;
+        self.account
+            .put_cbor(TRUSTEE_REVOCATIONS_CURSOR, &head.size)?;
         Ok(())
     }
 
@@ -971,6 +1037,18 @@ impl Client {
         };
         let redacted =
             matches!(&justification, Justification::Consent(c) if c.scope == Scope::Redacted);
+        // The request is for the justification's conversation: one naming another conversation
+        // than `id` would have the trustees release (and spend) that other one. Refused here,
+        // before anything is submitted; so is one that does not cover the epochs asked for.
+        let named = match &justification {
+            Justification::Consent(c) => c.conversation,
+            Justification::Dispute { ticket, .. } => ticket.conversation,
+        };
+        if named != *id {
+            return Err(
+                sealdesk_protocol::Error::Refused(release::Refusal::WrongConversation).into(),
+            );
+        }
         let request = ReleaseRequest::sign(
             &mut rng()?,
             self.account.keys(),
@@ -979,6 +1057,9 @@ impl Client {
             justification,
             now(),
         )?;
+        request
+            .check_scope()
+            .map_err(sealdesk_protocol::Error::Refused)?;
         expect_ok(
             self.session
                 .request(Request::SubmitRelease(request.clone()))
@@ -1004,14 +1085,29 @@ impl Client {
                 needed: need,
                 refusals: p.refusals.clone(),
             };
-            if trustees.len() + p.refusals.len() != last_seen {
-                last_seen = trustees.len() + p.refusals.len();
+            let answered = trustees.len().saturating_add(p.refusals.len());
+            if answered != last_seen {
+                last_seen = answered;
                 progress(&up);
             }
             if trustees.len() >= need {
                 break p;
             }
-            if policy.trustees.len() - p.refusals.len() < need {
+            // The refusals are the relay's word: more of them than the policy has trustees is
+            // impossible, not a reason to wrap around (or panic) and keep waiting.
+            let not_refused = policy
+                .trustees
+                .len()
+                .checked_sub(p.refusals.len())
+                .ok_or_else(|| ClientError::ImpossibleNumber {
+                    what: "number of refusals",
+                    detail: format!(
+                        "{} refusals of a release, but the policy has {} trustees",
+                        p.refusals.len(),
+                        policy.trustees.len()
+                    ),
+                })?;
+            if not_refused < need {
                 let reasons: Vec<String> = p
                     .refusals
                     .iter()

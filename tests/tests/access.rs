@@ -1054,6 +1054,8 @@ async fn only_the_conversations_customer_revokes_consent_or_erases() {
         now(),
     )
     .unwrap();
+    // Shared with the master, so the relay knows it (only a consent it has seen is revocable).
+    c.stored(Request::ShareConsent(token.clone())).await;
     let revocation = |who: &Identity| {
         AuditEntry::sign(
             &who.keys,
@@ -1096,8 +1098,8 @@ async fn only_the_conversations_customer_revokes_consent_or_erases() {
         }
         o.close().await;
     }
-    // The conversation is intact.
-    assert_eq!(history_len(&mut c, chat.id).await, Ok(1));
+    // The conversation is intact (its epoch and the shared consent).
+    assert_eq!(history_len(&mut c, chat.id).await, Ok(2));
     // The customer's own revocation is logged; its erasure request with another customer's
     // key inside is refused; its own is carried out.
     assert!(matches!(

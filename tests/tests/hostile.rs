@@ -2030,3 +2030,416 @@ async fn forged_second_entry_of_a_release_does_not_open_it() {
     assert!(text.contains("NOT GENUINE"), "{text}");
     assert!(!text.contains("acme opened"), "{text}");
 }
+
+// ---- numbers, revocations and justifications the relay gets wrong ---------------------------
+
+/// Has trustee `name` (connected `via`) serve release requests until it has released `n`.
+/// Waits for the events (the pending list, then pushes), never for a duration.
+async fn trustee_releases(w: &World, name: &str, via: Via, n: usize) {
+    let mut t = w.reopen(name, via).await;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let mut tx = Some(tx);
+    let mut released = 0;
+    let served = t.trustee_serve(
+        async move {
+            let _ = rx.await;
+        },
+        |o| {
+            if o.outcome == "released" {
+                released += 1;
+                if released == n
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(());
+                }
+            }
+        },
+    );
+    tokio::time::timeout(STEP, served)
+        .await
+        .unwrap_or_else(|_| panic!("{name} did not release {n} request(s)"))
+        .unwrap();
+    t.close().await;
+}
+
+/// The master unlocks `conv` under `j` while trustee-1 and trustee-2 (connected as given)
+/// release it.
+async fn unlock_released(
+    w: &World,
+    master: &mut Client,
+    conv: ConversationId,
+    j: Justification,
+    (via1, via2): (Via, Via),
+) -> Result<sealdesk_client::escrow::Transcript, ClientError> {
+    let unlock = master.unlock(&conv, j, None, STEP, |_| {});
+    let (r, (), ()) = tokio::join!(
+        unlock,
+        trustee_releases(w, "trustee-1", via1, 1),
+        trustee_releases(w, "trustee-2", via2, 1),
+    );
+    r
+}
+
+fn released_texts(t: &sealdesk_client::escrow::Transcript) -> Vec<String> {
+    t.messages.iter().map(|m| m.text.clone()).collect()
+}
+
+/// The relay reports more refusals of a release than the policy has trustees (and would make
+/// `trustees − refusals` underflow: a panic in debug, a wrap in release). The master's unlock
+/// stops with `ClientError::ImpossibleNumber`, builds no transcript, and unlocks normally once
+/// the relay tells the truth.
+#[tokio::test]
+async fn release_status_with_more_refusals_than_trustees_is_refused_without_panic() {
+    let w = World::new().await;
+    drop(w.org(&["alice"], None).await.close().await);
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "my card is 4111").await.unwrap();
+    let mut master = w.reopen(MASTER, Via::Proxy).await;
+    w.proxy.set_hook(answer_for(MASTER, |_, body| match body {
+        Response::Progress(mut p) => {
+            p.refusals = (0..5)
+                .map(|i| (format!("ghost-{i}"), "no".into()))
+                .collect();
+            Response::Progress(p)
+        }
+        other => other,
+    }));
+    let first = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "review")
+        .await
+        .unwrap();
+    let err = master
+        .unlock(&conv, Justification::Consent(first), None, STEP, |_| {})
+        .await
+        .unwrap_err();
+    match &err {
+        ClientError::ImpossibleNumber { what, detail } => {
+            assert_eq!(*what, "number of refusals");
+            assert!(
+                detail.contains("5 refusals") && detail.contains("3 trustees"),
+                "{detail}"
+            );
+        }
+        other => panic!("expected ImpossibleNumber, got {other:?}"),
+    }
+    assert!(master.transcript(&conv).is_err());
+    // The honest relay again: the first request (still pending) and a second are released.
+    w.proxy.passthrough();
+    let second = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "review again")
+        .await
+        .unwrap();
+    let unlock = master.unlock(&conv, Justification::Consent(second), None, STEP, |_| {});
+    let (r, (), ()) = tokio::join!(
+        unlock,
+        trustee_releases(&w, "trustee-1", Via::Relay, 2),
+        trustee_releases(&w, "trustee-2", Via::Relay, 2),
+    );
+    assert_eq!(released_texts(&r.unwrap()), vec!["my card is 4111"]);
+}
+
+/// The relay pages a conversation's history without moving on: every page says `more`, and
+/// each is the same. Catching up (`sync`) and reading the whole history (the master's
+/// `dispute open`) used to ask again forever; both stop with `ClientError::ImpossibleNumber`.
+#[tokio::test]
+async fn history_pages_that_never_advance_are_refused() {
+    let w = World::new().await;
+    drop(w.org(&["alice"], None).await.close().await);
+    let mut carol = w.user("carol", Role::Customer, Via::Proxy).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "one").await.unwrap();
+    carol.send_text(&conv, "two").await.unwrap();
+    carol.sync_all().await.unwrap();
+    let mut master = w.reopen(MASTER, Via::Proxy).await;
+    let page = items(&carol, &conv).await;
+    assert!(page.len() >= 3, "{page:?}");
+    w.proxy
+        .set_hook(move |ctx, frame| match (ctx.request, frame) {
+            (Some(Request::History { .. }), Frame::Response { id, .. }) => vec![Frame::Response {
+                id,
+                body: Response::Items {
+                    items: page.clone(),
+                    more: true,
+                },
+            }],
+            (_, frame) => vec![frame],
+        });
+    let paging = |r: Result<(), ClientError>| match r {
+        Err(ClientError::ImpossibleNumber { what, .. }) => assert_eq!(what, "history page"),
+        other => panic!("expected ImpossibleNumber, got {other:?}"),
+    };
+    paging(
+        tokio::time::timeout(STEP, carol.sync(&conv))
+            .await
+            .expect("sync kept paging")
+            .map(drop),
+    );
+    paging(
+        tokio::time::timeout(STEP, master.open_dispute(&conv, None, "chargeback"))
+            .await
+            .expect("the history walk kept paging")
+            .map(drop),
+    );
+    // Honest paging again: both work.
+    w.proxy.passthrough();
+    carol.sync(&conv).await.unwrap();
+    assert_eq!(texts(&carol, &conv), vec!["carol: one", "carol: two"]);
+    master
+        .open_dispute(&conv, None, "chargeback")
+        .await
+        .unwrap();
+}
+
+/// A hostile relay serves the trustees an audit log with revocations of carol's consent that
+/// carol did not sign: one by a made-up "carol" key, one by the relay's own log key, and one by
+/// carol's real key naming another conversation. Only the consent's signer revokes it, for its
+/// own conversation: the trustees ignore all three and release. (The relay itself refuses such
+/// revocations; `escrow.rs` tests that side.)
+#[tokio::test]
+async fn trustees_ignore_consent_revocations_not_signed_by_the_consents_signer() {
+    let w = World::new().await;
+    let forger = LogForger::new(9_200);
+    let f = Arc::clone(&forger);
+    w.proxy
+        .set_hook(move |ctx, frame| vec![f.rewrite(ctx, frame)]);
+    // As `World::org`, but the trustees first meet the relay through the proxy, so they pin
+    // the forger's log key.
+    let mut master = w.user(MASTER, Role::Master, Via::Relay).await;
+    for i in 1..=3 {
+        w.user(&format!("trustee-{i}"), Role::Trustee, Via::Proxy)
+            .await
+            .close()
+            .await;
+        w.user(&format!("arbiter-{i}"), Role::Arbiter, Via::Relay)
+            .await
+            .close()
+            .await;
+    }
+    master.create_org(&spec(None, None)).await.unwrap();
+    w.user("alice", Role::Agent, Via::Relay).await.close().await;
+    master.add_agent(ORG, "alice").await.unwrap();
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "my card is 4111").await.unwrap();
+    let token = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "review")
+        .await
+        .unwrap();
+    let mut log = match master
+        .session()
+        .request(Request::GetEntries {
+            from: 0,
+            limit: 100,
+        })
+        .await
+        .unwrap()
+    {
+        Response::Entries { entries, .. } => entries,
+        other => panic!("{other:?}"),
+    };
+    let revoke = |keys: &IdentityKeys, conversation| {
+        AuditEntry::sign(
+            keys,
+            AuditEvent::ConsentRevocation {
+                conversation,
+                consent: token.id,
+            },
+            now(),
+        )
+    };
+    let fake = impostor(9_201, "carol", Role::Customer);
+    let elsewhere = ConversationId::random(&mut sealdesk_client::rng().unwrap());
+    log.push(revoke(&fake.keys, conv));
+    log.push(revoke(forger.keys(), conv));
+    log.push(revoke(carol.account().keys(), elsewhere));
+    assert!(log.iter().all(|e| e.verify().is_ok()));
+    forger.serve(log);
+    let t = unlock_released(
+        &w,
+        &mut master,
+        conv,
+        Justification::Consent(token),
+        (Via::Proxy, Via::Proxy),
+    )
+    .await
+    .unwrap();
+    assert_eq!(released_texts(&t), vec!["my card is 4111"]);
+}
+
+/// A justification that names another conversation than the request. The master's client
+/// refuses to ask for conversation A with B's consent, and for epochs B's consent does not
+/// cover, before submitting anything. A relay that hands trustee-1 as many master-signed
+/// requests naming A with B's consent as its hourly rate limit allows (the relay itself
+/// refuses them on submit) gets them all refused, with nothing spent — no log entry, no share,
+/// no rate budget (only approved releases count): trustee-1 then releases B under that same
+/// consent.
+#[tokio::test]
+async fn a_justification_for_another_conversation_is_refused_before_anything_is_spent() {
+    use sealdesk_protocol::{
+        Error,
+        release::Refusal,
+        wire::{ErrorCode, PendingRelease},
+    };
+    let w = World::new().await;
+    drop(w.org(&["alice"], None).await.close().await);
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv_a = open_chat(&mut carol).await;
+    carol.send_text(&conv_a, "about order A").await.unwrap();
+    let conv_b = open_chat(&mut carol).await;
+    carol.send_text(&conv_b, "about order B").await.unwrap();
+    let token_b = carol
+        .grant_consent(&conv_b, None, Scope::Full, 3600, "order B")
+        .await
+        .unwrap();
+    let mut master = w.reopen(MASTER, Via::Proxy).await;
+
+    // The master's client.
+    let j = Justification::Consent(token_b.clone());
+    let err = master
+        .unlock(&conv_a, j.clone(), None, STEP, |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Protocol(Error::Refused(Refusal::WrongConversation))
+        ),
+        "{err:?}"
+    );
+    let err = master
+        .unlock(
+            &conv_b,
+            j,
+            Some(EpochRange::new(0, 3).unwrap()),
+            STEP,
+            |_| {},
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Protocol(Error::Refused(Refusal::EpochsNotCovered))
+        ),
+        "{err:?}"
+    );
+    assert!(
+        !w.proxy.sent_by(MASTER).iter().any(|f| matches!(
+            f,
+            Frame::Request {
+                body: Request::SubmitRelease(_),
+                ..
+            }
+        )),
+        "the master submitted a mismatched request"
+    );
+
+    // The trustee.
+    let policy = master.latest_policy(ORG).await.unwrap();
+    let keys = master.account().keys();
+    let fakes: Vec<PendingRelease> = (0..sealdesk_client::escrow::RELEASES_PER_HOUR)
+        .map(|_| {
+            let mut r = ReleaseRequest::sign(
+                &mut sealdesk_client::rng().unwrap(),
+                keys,
+                &policy,
+                token_b.epochs,
+                Justification::Consent(token_b.clone()),
+                now(),
+            )
+            .unwrap();
+            r.conversation = conv_a;
+            r.signature = keys.sign(&r.signed_bytes());
+            PendingRelease {
+                request: r,
+                epochs: vec![],
+            }
+        })
+        .collect();
+    let fake_ids: Vec<TokenId> = fakes.iter().map(|p| p.request.id).collect();
+    w.proxy.set_hook(answer_for("trustee-1", move |req, body| {
+        match (req, body) {
+            (Request::PendingReleases, Response::Releases(list)) => {
+                let mut all = fakes.clone();
+                all.extend(list);
+                Response::Releases(all)
+            }
+            // The relay never stored them: it acknowledges the refusals itself.
+            (
+                Request::RefuseRelease { request, .. },
+                Response::Error {
+                    code: ErrorCode::NotFound,
+                    ..
+                },
+            ) if fake_ids.contains(request) => Response::Ok,
+            (_, body) => body,
+        }
+    }));
+    let mut t1 = w.reopen("trustee-1", Via::Proxy).await;
+    let out = t1.trustee_pending().await.unwrap();
+    assert_eq!(out.len(), sealdesk_client::escrow::RELEASES_PER_HOUR);
+    for o in &out {
+        assert_eq!(o.conversation, conv_a.to_string());
+        assert_eq!(
+            o.outcome,
+            "refused: the justification is for another conversation"
+        );
+    }
+    t1.close().await;
+    assert!(
+        !w.proxy.sent_by("trustee-1").iter().any(|f| matches!(
+            f,
+            Frame::Request {
+                body: Request::SubmitShares { .. } | Request::AppendAudit(_),
+                ..
+            }
+        )),
+        "trustee-1 logged or released"
+    );
+    // Nothing spent: the consent releases B, with trustee-1 among the two.
+    let t = unlock_released(
+        &w,
+        &mut master,
+        conv_b,
+        Justification::Consent(token_b),
+        (Via::Proxy, Via::Relay),
+    )
+    .await
+    .unwrap();
+    assert_eq!(released_texts(&t), vec!["about order B"]);
+}
+
+/// The relay answers a page of audit entries with more entries than were asked for (each
+/// twice): the client used to add them all to its position and read past the tree head's size.
+/// `audit` stops with `ClientError::ImpossibleNumber`; the honest log is read again afterwards.
+#[tokio::test]
+async fn audit_pages_longer_than_asked_are_refused() {
+    let w = World::new().await;
+    drop(w.org(&["alice"], None).await.close().await);
+    let mut carol = w.user("carol", Role::Customer, Via::Proxy).await;
+    let conv = open_chat(&mut carol).await;
+    let token = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "review")
+        .await
+        .unwrap();
+    carol.revoke_consent(&token.id).await.unwrap();
+    let honest = carol.audit(None, false).await.unwrap();
+    assert!(honest.size >= 1);
+    w.proxy.set_hook(answer_for("carol", |_, body| match body {
+        Response::Entries { from, entries } => Response::Entries {
+            from,
+            entries: entries.iter().chain(&entries).cloned().collect(),
+        },
+        other => other,
+    }));
+    match carol.audit(None, false).await {
+        Err(ClientError::ImpossibleNumber { what, detail }) => {
+            assert_eq!(what, "number of audit entries");
+            assert!(detail.contains("asked for at most"), "{detail}");
+        }
+        other => panic!("expected ImpossibleNumber, got {other:?}"),
+    }
+    w.proxy.passthrough();
+    assert_eq!(carol.audit(None, false).await.unwrap().size, honest.size);
+}

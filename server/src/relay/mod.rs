@@ -124,7 +124,15 @@ pub async fn serve(
         config.limits.commit_max_delay(),
         metrics.clone(),
     )?;
-    let opened = service::Service::open(store.clone(), commit, metrics.clone(), &mut rand::rng());
+    let opened = service::Service::open(store.clone(), commit, metrics.clone(), &mut rand::rng())
+        .map_err(|e| match e {
+            // Name the data directory too: the operator has to find the damaged store.
+            crate::Error::CorruptIdentity { location, detail } => crate::Error::CorruptIdentity {
+                location: format!("{location} in {}", config.data_dir.display()),
+                detail,
+            },
+            other => other,
+        });
     let svc = match opened {
         Ok(svc) => Arc::new(svc),
         Err(e) => {

@@ -20,7 +20,7 @@ use sealdesk_protocol::{
     ids::{ConversationId, TokenId},
     keys::{IdentityKeys, SigningPublicKey},
     merkle,
-    message::Envelope,
+    message::{Envelope, MAX_BODY, MAX_CIPHERTEXT},
     policy::{AgentCertificate, OrgPolicy, VerifiedPolicy},
     release::{ArbiterDecision, DisputeTicket, ErasureRequest, ReleaseRequest, ReleasedShare},
     wire::{
@@ -146,6 +146,20 @@ fn org_prefix(org: &str) -> Vec<u8> {
     k
 }
 
+/// The index entry of a consent shared in `c` (in [`Collection::Meta`]; the value is the
+/// consent's signing key). Keyed by conversation first, so erasure finds them by prefix.
+fn consent_key(c: &ConversationId, id: &TokenId) -> Vec<u8> {
+    let mut k = consent_prefix(c);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn consent_prefix(c: &ConversationId) -> Vec<u8> {
+    let mut k = b"consent".to_vec();
+    k.extend_from_slice(c.as_bytes());
+    k
+}
+
 fn item_key(c: &ConversationId, seq: u64) -> Vec<u8> {
     let mut k = c.as_bytes().to_vec();
     k.extend_from_slice(&seq.to_be_bytes());
@@ -173,6 +187,11 @@ const COUNTER_REUSED: &str = "this (epoch, sender) has stored a message with thi
 /// the tail [`Service::restore`] replays.
 const CHECKPOINT_EVERY: u64 = 256;
 
+/// The key of the relay's identity (its 64 secret bytes) in [`Collection::Meta`].
+const RELAY_IDENTITY: &[u8] = b"relay-identity";
+/// [`RELAY_IDENTITY`]'s place in the store, for errors.
+const RELAY_IDENTITY_LOCATION: &str = "key `relay-identity` of the `meta` tree";
+
 fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, Reject> {
     m.lock()
         .map_err(|_| Reject(ErrorCode::Internal, "internal lock poisoned".into()))
@@ -180,23 +199,35 @@ fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, Reject> {
 
 impl Service {
     /// Builds the service, loading (or creating) the relay's key and the audit log.
+    ///
+    /// # Errors
+    /// [`crate::Error::CorruptIdentity`] if the relay's key is stored but malformed (it is
+    /// never replaced: only a missing key is generated); [`crate::Error::Corrupt`] for an
+    /// undecodable audit entry; storage errors.
     pub fn open(
         store: Arc<dyn Store>,
         commit: GroupCommit,
         metrics: Arc<Metrics>,
         rng: &mut impl rand_core::CryptoRng,
     ) -> crate::Result<Self> {
-        let keys = match store.get(Collection::Meta, b"relay-identity")? {
-            Some(b) if b.len() == 64 => {
-                let mut arr = [0u8; 64];
-                arr.copy_from_slice(&b);
+        let keys = match store.get(Collection::Meta, RELAY_IDENTITY)? {
+            Some(b) => {
+                // Any 64 bytes are a key pair (an Ed25519 seed and an X25519 scalar), so the
+                // length is all there is to check. Only a missing key is ever generated: a
+                // replaced one would look to every client like a relay that changed its key.
+                let arr = <[u8; 64]>::try_from(b.as_slice()).map_err(|_| {
+                    crate::Error::CorruptIdentity {
+                        location: RELAY_IDENTITY_LOCATION.into(),
+                        detail: format!("{} bytes stored, 64 expected", b.len()),
+                    }
+                })?;
                 IdentityKeys::from_secret_bytes(&arr)
             }
-            _ => {
+            None => {
                 let k = IdentityKeys::generate(rng);
                 store.put(
                     Collection::Meta,
-                    b"relay-identity",
+                    RELAY_IDENTITY,
                     k.to_secret_bytes().as_slice(),
                 )?;
                 store.flush()?;
@@ -204,9 +235,12 @@ impl Service {
             }
         };
         let mut leaves = Vec::new();
-        for (_, v) in store.scan_prefix(Collection::AuditLeaves, &[])? {
-            let entry: AuditEntry = wire::from_cbor(&v, "audit entry")
-                .map_err(|_| crate::Error::Corrupt("audit entry".into()))?;
+        for (k, v) in store.scan_prefix(Collection::AuditLeaves, &[])? {
+            let entry: AuditEntry = wire::from_cbor(&v, "audit entry").map_err(|_| {
+                // Name the entry, so the operator knows which one (and that the log is at stake).
+                let at = seq_from_key(&k).map_or_else(|| "?".to_owned(), |i| i.to_string());
+                crate::Error::Corrupt(format!("audit entry {at} (in the `audit_leaves` tree)"))
+            })?;
             leaves.push(entry.leaf_hash());
         }
         info!(entries = leaves.len(), log_key = %keys.signing_public(), "relay state loaded");
@@ -845,6 +879,18 @@ impl Service {
         sender: &SigningPublicKey,
         env: Envelope,
     ) -> Result<(Sequenced, Vec<SigningPublicKey>), Reject> {
+        if env.ciphertext.len() > MAX_CIPHERTEXT {
+            // No member would open it (`open_message` refuses it as too large): storing and
+            // acknowledging it would promise a delivery that cannot happen.
+            return reject(
+                ErrorCode::TooLarge,
+                format!(
+                    "a message ciphertext of {} bytes is over the {MAX_CIPHERTEXT}-byte limit (a \
+                     body of at most {MAX_BODY} bytes); nothing was stored",
+                    env.ciphertext.len()
+                ),
+            );
+        }
         let h = &env.header;
         let (c, epoch, counter) = (h.conversation, h.epoch, h.counter);
         if h.sender != *sender {
@@ -1176,18 +1222,94 @@ impl Service {
             .verify(&token.signed_bytes(), &token.signature, "consent token")?;
         let policy = self.current_policy(&s.org)?;
         let master = policy.master_key();
+        let conversation = token.conversation;
+        let index = consent_key(&conversation, &token.id);
+        let signer = token.customer;
         // Conversation-level item: readable by the customer, and by the master like all of its
-        // org's items.
-        let (item, audience) = self.append_item(
-            &token.conversation.clone(),
-            None,
-            Item::Consent(token),
-            |_| {},
-        )?;
+        // org's items. Stored with the consent's index entry (its signer, who alone may revoke
+        // it), in one transaction; the write lock makes "not shared yet" and the store atomic.
+        let (item, audience) = {
+            let _w = lock(&self.writes)?;
+            // The index alone, not the walk of `consent_signer`, so sharing stays cheap under
+            // the lock. A consent shared before the index existed can then be shared again:
+            // harmless, as a conversation has one customer, who signed both.
+            if self.store.get(Collection::Meta, &index)?.is_some() {
+                return reject(
+                    ErrorCode::Conflict,
+                    "a consent with this id was already shared in this conversation",
+                );
+            }
+            self.append_item_with(
+                &conversation,
+                None,
+                Item::Consent(token),
+                None,
+                Some((Collection::Meta, index, signer.as_bytes().to_vec())),
+                |_| {},
+            )?
+        };
         self.commit.durable().await?;
         self.push_item(&item, &audience, &caller.key());
         self.push_item(&item, &[master], &caller.key());
         Ok(Response::Stored { seq: item.seq })
+    }
+
+    /// The signer of consent `id` shared in conversation `c` (through `ShareConsent`), if the
+    /// relay has seen it.
+    fn consent_signer(
+        &self,
+        c: &ConversationId,
+        id: &TokenId,
+    ) -> Result<Option<SigningPublicKey>, Reject> {
+        if let Some(k) = self.store.get(Collection::Meta, &consent_key(c, id))? {
+            return Ok(Some(SigningPublicKey::try_from(k.as_slice())?));
+        }
+        // Consents shared by a relay build that kept no index: look for the item itself. Only
+        // a revocation of a consent that is not indexed pays for this walk.
+        let mut after = 0;
+        loop {
+            let chunk = self.items_after(c, after)?;
+            let Some(last) = chunk.last().map(|(s, _)| s.sequenced.seq) else {
+                return Ok(None);
+            };
+            for (stored, _) in chunk {
+                if let Item::Consent(t) = &stored.sequenced.item
+                    && t.id == *id
+                {
+                    return Ok(Some(t.customer));
+                }
+            }
+            after = last;
+        }
+    }
+
+    /// A consent revocation may be logged only by the consent's signer (the conversation's
+    /// customer, who shared it), for a consent the relay has seen in that conversation.
+    fn check_revocation(
+        &self,
+        caller: &Caller,
+        c: &ConversationId,
+        consent: &TokenId,
+    ) -> Result<(), Reject> {
+        let s = self.conv_for(caller, c)?;
+        if s.customer != caller.key() {
+            return reject(
+                ErrorCode::Forbidden,
+                "only the conversation's customer revokes consent",
+            );
+        }
+        match self.consent_signer(c, consent)? {
+            None => reject(
+                ErrorCode::NotFound,
+                "no consent with this id was shared in this conversation; only a consent the \
+                 relay has seen (`sealdesk consent grant` shares it) can be revoked",
+            ),
+            Some(signer) if signer != caller.key() => reject(
+                ErrorCode::Forbidden,
+                "only the consent's signer may revoke it",
+            ),
+            Some(_) => Ok(()),
+        }
     }
 
     fn pending_for(&self, r: &ReleaseRequest) -> Result<PendingRelease, Reject> {
@@ -1213,6 +1335,15 @@ impl Service {
         }
         r.master
             .verify(&r.signed_bytes(), &r.signature, "release request")?;
+        // A justification for another conversation or other epochs would have the trustees
+        // refuse it (or, signed as the master wrote it, release and spend what the justification
+        // names instead): refuse it before any trustee sees it.
+        if let Err(refusal) = r.check_scope() {
+            return reject(
+                ErrorCode::BadRequest,
+                format!("the release request does not match its justification: {refusal}"),
+            );
+        }
         let key = r.id.to_bytes();
         let state = ReleaseState {
             request: r.clone(),
@@ -1468,14 +1599,11 @@ impl Service {
                 marker = Some(k);
                 Some(*conversation)
             }
-            AuditEvent::ConsentRevocation { conversation, .. } => {
-                let s = self.conv_for(caller, conversation)?;
-                if s.customer != caller.key() {
-                    return reject(
-                        ErrorCode::Forbidden,
-                        "only the conversation's customer revokes consent",
-                    );
-                }
+            AuditEvent::ConsentRevocation {
+                conversation,
+                consent,
+            } => {
+                self.check_revocation(caller, conversation, consent)?;
                 None
             }
             AuditEvent::PolicyChange { org, .. } => {
@@ -1635,6 +1763,12 @@ impl Service {
                     b.delete(Collection::MessageKeys, &k);
                 }
             }
+            for (k, _) in self
+                .store
+                .scan_prefix(Collection::Meta, &consent_prefix(c))?
+            {
+                b.delete(Collection::Meta, &k);
+            }
             b.delete(Collection::Conversations, c.as_bytes());
             self.store.apply(b)?;
             convs.remove(c);
@@ -1731,5 +1865,99 @@ fn entry_org(entry: &AuditEntry) -> Option<&String> {
     match &entry.event {
         AuditEvent::Release { org, .. } | AuditEvent::PolicyChange { org, .. } => Some(org),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::path::Path;
+
+    use super::*;
+    use crate::{config::RelayConfig, store::SledStore};
+
+    /// Starts a relay over `dir` and stops it at once; returns what starting returned.
+    async fn start_and_stop(dir: &Path) -> crate::Result<()> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let config = RelayConfig {
+            listen: listener.local_addr().unwrap(),
+            data_dir: dir.to_owned(),
+            ..RelayConfig::default()
+        };
+        crate::serve(listener, config, async {}).await
+    }
+
+    fn stored_identity(dir: &Path) -> Option<Vec<u8>> {
+        SledStore::open(dir)
+            .unwrap()
+            .get(Collection::Meta, RELAY_IDENTITY)
+            .unwrap()
+    }
+
+    fn store_identity(dir: &Path, bytes: &[u8]) {
+        let store = SledStore::open(dir).unwrap();
+        store.put(Collection::Meta, RELAY_IDENTITY, bytes).unwrap();
+        store.flush().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_missing_identity_is_generated_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        start_and_stop(dir.path()).await.unwrap();
+        let first = stored_identity(dir.path()).expect("the key was generated");
+        assert_eq!(first.len(), 64);
+        start_and_stop(dir.path()).await.unwrap();
+        assert_eq!(
+            stored_identity(dir.path()),
+            Some(first),
+            "the key was replaced"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_malformed_identity_stops_the_start_and_is_not_overwritten() {
+        for bad in [&[][..], &[7u8; 12][..], &[7u8; 63][..], &[7u8; 65][..]] {
+            let dir = tempfile::tempdir().unwrap();
+            store_identity(dir.path(), bad);
+            match start_and_stop(dir.path()).await {
+                Err(crate::Error::CorruptIdentity { location, detail }) => {
+                    assert!(location.contains("relay-identity"), "{location}");
+                    assert!(location.contains("meta"), "{location}");
+                    assert!(
+                        location.contains(&dir.path().display().to_string()),
+                        "{location}"
+                    );
+                    assert_eq!(detail, format!("{} bytes stored, 64 expected", bad.len()));
+                }
+                other => panic!(
+                    "a relay started over a damaged key ({} bytes): {other:?}",
+                    bad.len()
+                ),
+            }
+            assert_eq!(
+                stored_identity(dir.path()).as_deref(),
+                Some(bad),
+                "the damaged key was overwritten"
+            );
+        }
+    }
+    #[tokio::test]
+    async fn an_undecodable_audit_entry_stops_the_start_and_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        start_and_stop(dir.path()).await.unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            store
+                .put(Collection::AuditLeaves, &3u64.to_be_bytes(), b"not cbor")
+                .unwrap();
+            store.flush().unwrap();
+        }
+        match start_and_stop(dir.path()).await {
+            Err(crate::Error::Corrupt(what)) => {
+                assert_eq!(what, "audit entry 3 (in the `audit_leaves` tree)");
+            }
+            other => panic!("a relay started over a damaged audit log: {other:?}"),
+        }
     }
 }
