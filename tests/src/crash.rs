@@ -19,7 +19,7 @@
 //! - **in order**: per writer, acknowledged seqs increase and stored counters increase along
 //!   the history (*out of order*); the history's seqs are `1..=n` with no gap (*gaps*);
 //! - **unacknowledged**: stored at most once. Each is resent unchanged after the restart: the
-//!   relay must answer `Conflict` exactly when it is already stored (else a *dedupe anomaly*),
+//!   relay must answer `CounterReused` exactly when it is already stored (else a *dedupe anomaly*),
 //!   and `Stored` otherwise;
 //! - **phantom reads** (reported, a separate property): an item the master read during a cycle
 //!   must still be at that seq after the crash. An item read before it was durable and then
@@ -123,11 +123,11 @@ pub struct CrashReport {
     pub gaps: u64,
     /// Sends unanswered when the relay died.
     pub unacked: u64,
-    /// … of which were found stored after the restart (the resend answered `Conflict`).
+    /// … of which were found stored after the restart (the resend answered `CounterReused`).
     pub unacked_found_stored: u64,
     /// … of which were not stored, and were stored by the resend.
     pub unacked_stored_by_resend: u64,
-    /// Resends whose answer contradicts the history (`Conflict` but absent, `Stored` but
+    /// Resends whose answer contradicts the history (`CounterReused` but absent, `Stored` but
     /// present).
     pub dedupe_anomalies: u64,
     /// Items read before a crash that were gone or different after it.
@@ -646,7 +646,7 @@ impl Harness {
                 };
                 match answer {
                     Response::Error {
-                        code: ErrorCode::Conflict,
+                        code: ErrorCode::CounterReused,
                         ..
                     } if found => self.report.unacked_found_stored += 1,
                     Response::Stored { seq } if !found => {

@@ -164,7 +164,11 @@ fn legacy_counter_prefix(c: &ConversationId, (epoch, sender): (u32, SigningPubli
     k
 }
 
-/// The answer to a duplicate message or epoch.
+/// The answer to an epoch record whose epoch number another record took first.
+const EPOCH_TAKEN: &str = "a record of this epoch is stored already: read the history and follow \
+     the newest epoch";
+
+/// The answer to a duplicate message.
 const COUNTER_REUSED: &str = "this (epoch, sender) has stored a message with this counter or a \
      higher one: counters only go up, and one may not be reused; open a new epoch instead of \
      resending with an old counter";
@@ -298,7 +302,7 @@ impl Service {
                 && owner.as_slice() != card.signing_key.as_bytes()
             {
                 return reject(
-                    ErrorCode::Conflict,
+                    ErrorCode::NameTaken,
                     format!(
                         "the name {:?} is taken on this relay; pick another",
                         card.name
@@ -309,7 +313,7 @@ impl Service {
                 && existing != *card.card()
             {
                 return reject(
-                    ErrorCode::Conflict,
+                    ErrorCode::KeyRegistered,
                     "this key is registered with another card",
                 );
             }
@@ -403,7 +407,7 @@ impl Service {
                 }
                 if p.version <= cur.version {
                     return reject(
-                        ErrorCode::Conflict,
+                        ErrorCode::StalePolicy,
                         format!("policy version must be above {}", cur.version),
                     );
                 }
@@ -522,6 +526,9 @@ impl Service {
                         let h = &env.header;
                         let top = replayed.entry((h.epoch, h.sender)).or_insert(h.counter);
                         *top = (*top).max(h.counter);
+                        if s.current_epoch == Some(h.epoch) {
+                            s.epoch_messages = s.epoch_messages.saturating_add(1);
+                        }
                     }
                     // Every other item is written in one transaction with the record.
                     _ => warn!(conversation = %c, seq = item.seq,
@@ -622,7 +629,7 @@ impl Service {
                     .is_some()
             {
                 return reject(
-                    ErrorCode::Conflict,
+                    ErrorCode::IdTaken,
                     "that conversation id is taken; pick another",
                 );
             }
@@ -658,6 +665,8 @@ impl Service {
                 readers: Default::default(),
                 durable_seq: 0,
                 counters: Default::default(),
+                epoch_messages: 0,
+                rotate_after: None,
             };
             self.store
                 .put(Collection::Conversations, c.as_bytes(), &enc(&s)?)?;
@@ -819,7 +828,7 @@ impl Service {
             &enc(&stored)?,
         );
         if !self.store.apply(b)? {
-            return reject(ErrorCode::Conflict, COUNTER_REUSED);
+            return reject(ErrorCode::StaleEpoch, EPOCH_TAKEN);
         }
         let audience = match epoch {
             Some(e) => next
@@ -858,13 +867,19 @@ impl Service {
             // Same answer whether it exists or not: ids are not an oracle.
             return reject(ErrorCode::NotFound, "no such conversation for this account");
         };
-        if s.current_epoch != Some(epoch) || !s.may_read(sender, Some(epoch)) {
+        if s.current_epoch != Some(epoch) {
             return reject(
-                ErrorCode::Conflict,
+                ErrorCode::StaleEpoch,
                 format!(
-                    "you can only send in the current epoch ({:?}) as a member",
+                    "messages go to the current epoch ({:?}), not epoch {epoch}",
                     s.current_epoch
                 ),
+            );
+        }
+        if !s.may_read(sender, Some(epoch)) {
+            return reject(
+                ErrorCode::Forbidden,
+                format!("you are not a member of the current epoch {epoch}"),
             );
         }
         // Appends to a conversation are serialised by the lock, so this check and the store
@@ -875,7 +890,18 @@ impl Service {
             None => self.legacy_highest_counter(&legacy_counter_prefix(&c, (epoch, *sender)))?,
         };
         if highest.is_some_and(|m| counter <= m) {
-            return reject(ErrorCode::Conflict, COUNTER_REUSED);
+            return reject(ErrorCode::CounterReused, COUNTER_REUSED);
+        }
+        // The policy's rotation limit counts every member's messages in the epoch.
+        if s.epoch_full() {
+            return reject(
+                ErrorCode::EpochFull,
+                format!(
+                    "epoch {epoch} holds the policy's {} messages: open epoch {} and send there",
+                    s.epoch_messages,
+                    epoch.saturating_add(1)
+                ),
+            );
         }
         let seq = s.last_seq + 1;
         let at = now();
@@ -930,6 +956,10 @@ impl Service {
         if record.org != s.org {
             return reject(ErrorCode::BadRequest, "the record names another org");
         }
+        if s.current_epoch.is_some_and(|cur| record.epoch <= cur) {
+            // Another member rotated first (or the record is old): the client follows theirs.
+            return reject(ErrorCode::StaleEpoch, EPOCH_TAKEN);
+        }
         let policy = self
             .policy(&s.org, Some(record.policy_version))?
             .ok_or_else(|| {
@@ -954,6 +984,7 @@ impl Service {
             );
         }
         let epoch = verified.epoch;
+        let rotate_after = policy.rotate_after_messages;
         let members: BTreeSet<SigningPublicKey> =
             verified.members.iter().map(|m| m.signing_key).collect();
         let record = verified.into_record();
@@ -975,6 +1006,8 @@ impl Service {
             |st| {
                 st.current_epoch = Some(epoch);
                 st.readers.insert(epoch, members.clone());
+                st.epoch_messages = 0;
+                st.rotate_after = Some(rotate_after);
             },
         )?;
         self.commit.durable().await?;
@@ -1224,7 +1257,7 @@ impl Service {
             .store
             .insert_if_absent(Collection::Releases, &key, &enc(&state)?)?
         {
-            return reject(ErrorCode::Conflict, "a release request with this id exists");
+            return reject(ErrorCode::IdTaken, "a release request with this id exists");
         }
         self.commit.durable().await?;
         let pending = self.pending_for(&r)?;
@@ -1261,7 +1294,10 @@ impl Service {
             let mut st = self.release_state(&id)?;
             self.trustee_of(caller, &st.request.org)?;
             if !st.answered.insert(caller.key()) {
-                return reject(ErrorCode::Conflict, "you already answered this request");
+                return reject(
+                    ErrorCode::AlreadyAnswered,
+                    "you already answered this request",
+                );
             }
             f(&mut st)?;
             self.store
@@ -1381,7 +1417,7 @@ impl Service {
             .store
             .insert_if_absent(Collection::Tickets, st.ticket.id.as_bytes(), &enc(&st)?)?
         {
-            return reject(ErrorCode::Conflict, "a ticket with this id exists");
+            return reject(ErrorCode::IdTaken, "a ticket with this id exists");
         }
         self.commit.durable().await?;
         self.notify_ticket(&policy, &st);
@@ -1398,7 +1434,10 @@ impl Service {
             }
             d.verify(&policy, &st.ticket)?;
             if st.decisions.iter().any(|x| x.arbiter == d.arbiter) {
-                return reject(ErrorCode::Conflict, "you already decided on this ticket");
+                return reject(
+                    ErrorCode::AlreadyAnswered,
+                    "you already decided on this ticket",
+                );
             }
             st.decisions.push(d);
             self.store
