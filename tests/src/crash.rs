@@ -403,7 +403,13 @@ pub fn run(cfg: &CrashConfig, dir: &Path, bin: &Path) -> CrashReport {
     let mut relay = start(bin, &data, &limits);
     let url = relay.ws_url();
     let (org, chats) = rt.block_on(async {
-        let org = Org::setup(&url, cfg.seed, "crashco", cfg.chats, cfg.chats).await;
+        // Every writer stays in epoch 0 for the whole run (rotation is not what this checks):
+        // the relay refuses a message beyond the policy's rotation limit.
+        let org = Org::new_with(cfg.seed, "crashco", cfg.chats, cfg.chats, |p| {
+            p.rotate_after_messages = u32::MAX;
+        })
+        .publish(&url)
+        .await;
         let mut chats = Vec::new();
         for c in 0..cfg.chats {
             let mut client = RawClient::login(&url, &org.customers[c]).await;

@@ -8,12 +8,11 @@
 use sealdesk_protocol::{
     card::Role,
     message::EpochKeys,
-    policy::{AgentCertificate, OrgPolicy, PolicyParams},
     wire::{self, ErrorCode, Frame, Request, Response},
 };
 use sealdesk_server::relay::session_codes::{CLOSE_AUTH_FAILED, CLOSE_UNKNOWN_VERSION};
 use sealdesk_tests::{
-    Chat, Identity, Org, RawClient, now, rng, spawn_relay, spawn_relay_in, stop_relay,
+    Chat, Identity, Org, RawClient, rng, spawn_relay, spawn_relay_in, stop_relay,
 };
 
 /// The error code and message of the response to the request with `id`, read off the wire.
@@ -146,35 +145,9 @@ async fn an_unknown_wire_version_closes_with_4103_before_and_after_auth() {
 
 /// An org whose policy rotates after `limit` messages, set up on the relay at `url`.
 async fn org_rotating_after(url: &str, seed: u64, name: &str, limit: u32) -> Org {
-    let mut org = Org::new(seed, name, 1, 1);
-    let mut params = PolicyParams::new(
-        name,
-        org.trustees.iter().map(Identity::card).collect(),
-        2,
-        org.arbiters.iter().map(Identity::card).collect(),
-        2,
-    );
-    params.rotate_after_messages = limit;
-    org.policy =
-        OrgPolicy::issue(&org.master.keys, &org.master.card, params, 1_700_000_000).unwrap();
-    org.certificates = org
-        .agents
-        .iter()
-        .map(|a| {
-            AgentCertificate::issue(&org.master.keys, &org.policy, &a.card, now() - 60, 86_400)
-                .unwrap()
-        })
-        .collect();
-    org.register_all(url).await;
-    let mut master = RawClient::login(url, &org.master).await;
-    master
-        .ok(Request::PublishPolicy(org.policy.policy().clone()))
-        .await;
-    for cert in &org.certificates {
-        master.ok(Request::PublishCertificate(cert.clone())).await;
-    }
-    master.close().await;
-    org
+    Org::new_with(seed, name, 1, 1, |p| p.rotate_after_messages = limit)
+        .publish(url)
+        .await
 }
 
 #[tokio::test]
