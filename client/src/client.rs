@@ -261,7 +261,7 @@ impl Client {
     /// Registers the account's card on the relay (idempotent).
     ///
     /// # Errors
-    /// [`ClientError::Relay`] with `Conflict` if another key holds the name.
+    /// [`ClientError::Relay`] with `NameTaken` if another key holds the name.
     pub async fn register(&mut self) -> Result<()> {
         expect_ok(self.session.request(Request::Register).await?)
     }
@@ -804,7 +804,7 @@ impl Client {
         let mut retried = false;
         loop {
             let mut state = self.sending_epoch(id).await?;
-            // Persist the next counter before sealing (DESIGN.md §3): a crash after this point
+            // Persist the next counter before sealing (docs/design.md §3): a crash after this point
             // burns a counter, never reuses one.
             let counter = state.next_counter;
             state.next_counter = counter.saturating_add(1);
@@ -822,14 +822,24 @@ impl Client {
                 }
                 Ok(other) => return Err(unexpected("Send", &other)),
                 Err(ClientError::Relay {
-                    code: ErrorCode::Conflict,
+                    code: ErrorCode::CounterReused | ErrorCode::EpochFull | ErrorCode::Conflict,
                     ..
                 }) if !retried => {
                     // The relay has this counter already (this home was restored from an old
-                    // copy, or another device shares it): never reuse it; open a new epoch.
+                    // copy, or another device shares it): never reuse it. Or the epoch holds
+                    // the policy's limit of messages (another member's messages count too).
+                    // Either way: open a new epoch (or follow one another member just opened).
                     retried = true;
                     self.sync(id).await?;
                     self.rotate(id).await?;
+                }
+                Err(ClientError::Relay {
+                    code: ErrorCode::StaleEpoch,
+                    ..
+                }) if !retried => {
+                    // Another member opened a newer epoch: the sync brings it, then send there.
+                    retried = true;
+                    self.sync(id).await?;
                 }
                 Err(e) => return Err(e),
             }
@@ -968,7 +978,7 @@ impl Client {
             Ok(other) => return Err(unexpected("PutEpoch", &other)),
             // Another member opened this epoch number first: use theirs.
             Err(ClientError::Relay {
-                code: ErrorCode::Conflict,
+                code: ErrorCode::StaleEpoch | ErrorCode::Conflict,
                 ..
             }) => {}
             Err(e) => return Err(e),

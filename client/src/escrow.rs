@@ -1,4 +1,4 @@
-//! Escrow release end to end, on the client side (DESIGN.md §4): customer consent and its
+//! Escrow release end to end, on the client side (docs/design.md §4): customer consent and its
 //! revocation, dispute tickets and arbiter decisions, the trustee daemon's decision loop, the
 //! master's unlock and transcript, offline transcript verification, the audit log checks, and
 //! erasure.
@@ -731,7 +731,7 @@ impl Client {
                 {
                     Ok(_)
                     | Err(ClientError::Relay {
-                        code: ErrorCode::Conflict,
+                        code: ErrorCode::AlreadyAnswered | ErrorCode::Conflict,
                         ..
                     }) => {}
                     Err(e) => return Err(e),
@@ -893,7 +893,7 @@ impl Client {
         {
             Ok(Response::Ok)
             | Err(ClientError::Relay {
-                code: ErrorCode::Conflict,
+                code: ErrorCode::AlreadyAnswered | ErrorCode::Conflict,
                 ..
             }) => {}
             Ok(other) => return Err(unexpected("SubmitShares", &other)),

@@ -1,5 +1,5 @@
 //! The Sealdesk client library: everything the `sealdesk` CLI, the trustee daemon, the tests and
-//! the benchmark share on the client side (DESIGN.md §6).
+//! the benchmark share on the client side (docs/design.md §6).
 //!
 //! ```text
 //!   main.rs (CLI) ──▶ Client ──┬──▶ Session ──▶ Connection ──▶ WebSocket ──▶ relay

@@ -36,7 +36,7 @@ pub enum Error {
         /// The role the card claims.
         found: &'static str,
     },
-    /// An org policy breaks a rule of DESIGN.md §1–2 (thresholds, separation of duties, limits).
+    /// An org policy breaks a rule of docs/design.md §1–2 (thresholds, separation of duties, limits).
     #[error("invalid org policy: {0}")]
     InvalidPolicy(String),
     /// A certificate, token or ticket is past its expiry.

@@ -646,7 +646,7 @@ impl ErasureRequest {
     }
 }
 
-/// Why a trustee refused a release. Each check of DESIGN.md §4 has its own variant.
+/// Why a trustee refused a release. Each check of docs/design.md §4 has its own variant.
 #[derive(Clone, PartialEq, Eq, Debug, Error, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Refusal {

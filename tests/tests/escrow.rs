@@ -132,7 +132,7 @@ async fn consent_release_reaches_the_master_and_is_logged_for_the_customer() {
     m.ok(Request::SubmitRelease(request.clone())).await;
     assert_eq!(
         m.refused(Request::SubmitRelease(request.clone())).await,
-        ErrorCode::Conflict,
+        ErrorCode::IdTaken,
         "one request per id"
     );
 
@@ -207,7 +207,7 @@ async fn consent_release_reaches_the_master_and_is_logged_for_the_customer() {
     t0.ok(submit0.clone()).await;
     assert_eq!(
         t0.refused(submit0).await,
-        ErrorCode::Conflict,
+        ErrorCode::AlreadyAnswered,
         "a trustee answers once"
     );
     let update = m
@@ -359,7 +359,7 @@ async fn consent_release_reaches_the_master_and_is_logged_for_the_customer() {
                 }
             }
         }
-        other => panic!("the master reaches its org's ciphertext (DESIGN.md §5): {other:?}"),
+        other => panic!("the master reaches its org's ciphertext (docs/design.md §5): {other:?}"),
     }
     assert_eq!(read, texts.map(|t| t.as_bytes().to_vec()).to_vec());
 
@@ -485,7 +485,7 @@ async fn dispute_tickets_hold_erasure_and_erasure_is_logged() {
     m.ok(Request::OpenTicket(ticket.clone())).await;
     assert_eq!(
         m.refused(Request::OpenTicket(ticket.clone())).await,
-        ErrorCode::Conflict
+        ErrorCode::IdTaken
     );
     for a in &mut arb {
         let st = a.expect_push("ticket", ticket_push).await;
@@ -512,7 +512,7 @@ async fn dispute_tickets_hold_erasure_and_erasure_is_logged() {
     arb[0].ok(Request::Decide(d0.clone())).await;
     assert_eq!(
         arb[0].refused(Request::Decide(d0.clone())).await,
-        ErrorCode::Conflict
+        ErrorCode::AlreadyAnswered
     );
     for a in &mut arb {
         let st = a

@@ -26,8 +26,12 @@ pub use session_codes::*;
 pub mod session_codes {
     /// Authentication failed or was not attempted first.
     pub const CLOSE_AUTH_FAILED: u16 = 4101;
-    /// A frame did not decode or was not a request.
+    /// A frame did not decode or was not a request (a request whose envelope decodes but one
+    /// of whose fields does not is answered with the error code `bad_field` instead).
     pub const CLOSE_BAD_FRAME: u16 = 4102;
+    /// A frame's version byte is not the wire version this relay speaks (1), before or after
+    /// authentication.
+    pub const CLOSE_UNKNOWN_VERSION: u16 = 4103;
 }
 
 /// The relay's protocol service as a session handler.

@@ -178,7 +178,11 @@ fn legacy_counter_prefix(c: &ConversationId, (epoch, sender): (u32, SigningPubli
     k
 }
 
-/// The answer to a duplicate message or epoch.
+/// The answer to an epoch record whose epoch number another record took first.
+const EPOCH_TAKEN: &str = "a record of this epoch is stored already: read the history and follow \
+     the newest epoch";
+
+/// The answer to a duplicate message.
 const COUNTER_REUSED: &str = "this (epoch, sender) has stored a message with this counter or a \
      higher one: counters only go up, and one may not be reused; open a new epoch instead of \
      resending with an old counter";
@@ -332,7 +336,7 @@ impl Service {
                 && owner.as_slice() != card.signing_key.as_bytes()
             {
                 return reject(
-                    ErrorCode::Conflict,
+                    ErrorCode::NameTaken,
                     format!(
                         "the name {:?} is taken on this relay; pick another",
                         card.name
@@ -343,7 +347,7 @@ impl Service {
                 && existing != *card.card()
             {
                 return reject(
-                    ErrorCode::Conflict,
+                    ErrorCode::KeyRegistered,
                     "this key is registered with another card",
                 );
             }
@@ -437,7 +441,7 @@ impl Service {
                 }
                 if p.version <= cur.version {
                     return reject(
-                        ErrorCode::Conflict,
+                        ErrorCode::StalePolicy,
                         format!("policy version must be above {}", cur.version),
                     );
                 }
@@ -556,6 +560,9 @@ impl Service {
                         let h = &env.header;
                         let top = replayed.entry((h.epoch, h.sender)).or_insert(h.counter);
                         *top = (*top).max(h.counter);
+                        if s.current_epoch == Some(h.epoch) {
+                            s.epoch_messages = s.epoch_messages.saturating_add(1);
+                        }
                     }
                     // Every other item is written in one transaction with the record.
                     _ => warn!(conversation = %c, seq = item.seq,
@@ -656,7 +663,7 @@ impl Service {
                     .is_some()
             {
                 return reject(
-                    ErrorCode::Conflict,
+                    ErrorCode::IdTaken,
                     "that conversation id is taken; pick another",
                 );
             }
@@ -692,6 +699,8 @@ impl Service {
                 readers: Default::default(),
                 durable_seq: 0,
                 counters: Default::default(),
+                epoch_messages: 0,
+                rotate_after: None,
             };
             self.store
                 .put(Collection::Conversations, c.as_bytes(), &enc(&s)?)?;
@@ -853,7 +862,7 @@ impl Service {
             &enc(&stored)?,
         );
         if !self.store.apply(b)? {
-            return reject(ErrorCode::Conflict, COUNTER_REUSED);
+            return reject(ErrorCode::StaleEpoch, EPOCH_TAKEN);
         }
         let audience = match epoch {
             Some(e) => next
@@ -904,13 +913,19 @@ impl Service {
             // Same answer whether it exists or not: ids are not an oracle.
             return reject(ErrorCode::NotFound, "no such conversation for this account");
         };
-        if s.current_epoch != Some(epoch) || !s.may_read(sender, Some(epoch)) {
+        if s.current_epoch != Some(epoch) {
             return reject(
-                ErrorCode::Conflict,
+                ErrorCode::StaleEpoch,
                 format!(
-                    "you can only send in the current epoch ({:?}) as a member",
+                    "messages go to the current epoch ({:?}), not epoch {epoch}",
                     s.current_epoch
                 ),
+            );
+        }
+        if !s.may_read(sender, Some(epoch)) {
+            return reject(
+                ErrorCode::Forbidden,
+                format!("you are not a member of the current epoch {epoch}"),
             );
         }
         // Appends to a conversation are serialised by the lock, so this check and the store
@@ -921,7 +936,18 @@ impl Service {
             None => self.legacy_highest_counter(&legacy_counter_prefix(&c, (epoch, *sender)))?,
         };
         if highest.is_some_and(|m| counter <= m) {
-            return reject(ErrorCode::Conflict, COUNTER_REUSED);
+            return reject(ErrorCode::CounterReused, COUNTER_REUSED);
+        }
+        // The policy's rotation limit counts every member's messages in the epoch.
+        if s.epoch_full() {
+            return reject(
+                ErrorCode::EpochFull,
+                format!(
+                    "epoch {epoch} holds the policy's {} messages: open epoch {} and send there",
+                    s.epoch_messages,
+                    epoch.saturating_add(1)
+                ),
+            );
         }
         let seq = s.last_seq + 1;
         let at = now();
@@ -976,6 +1002,10 @@ impl Service {
         if record.org != s.org {
             return reject(ErrorCode::BadRequest, "the record names another org");
         }
+        if s.current_epoch.is_some_and(|cur| record.epoch <= cur) {
+            // Another member rotated first (or the record is old): the client follows theirs.
+            return reject(ErrorCode::StaleEpoch, EPOCH_TAKEN);
+        }
         let policy = self
             .policy(&s.org, Some(record.policy_version))?
             .ok_or_else(|| {
@@ -1000,6 +1030,7 @@ impl Service {
             );
         }
         let epoch = verified.epoch;
+        let rotate_after = policy.rotate_after_messages;
         let members: BTreeSet<SigningPublicKey> =
             verified.members.iter().map(|m| m.signing_key).collect();
         let record = verified.into_record();
@@ -1021,6 +1052,8 @@ impl Service {
             |st| {
                 st.current_epoch = Some(epoch);
                 st.readers.insert(epoch, members.clone());
+                st.epoch_messages = 0;
+                st.rotate_after = Some(rotate_after);
             },
         )?;
         self.commit.durable().await?;
@@ -1355,7 +1388,7 @@ impl Service {
             .store
             .insert_if_absent(Collection::Releases, &key, &enc(&state)?)?
         {
-            return reject(ErrorCode::Conflict, "a release request with this id exists");
+            return reject(ErrorCode::IdTaken, "a release request with this id exists");
         }
         self.commit.durable().await?;
         let pending = self.pending_for(&r)?;
@@ -1392,7 +1425,10 @@ impl Service {
             let mut st = self.release_state(&id)?;
             self.trustee_of(caller, &st.request.org)?;
             if !st.answered.insert(caller.key()) {
-                return reject(ErrorCode::Conflict, "you already answered this request");
+                return reject(
+                    ErrorCode::AlreadyAnswered,
+                    "you already answered this request",
+                );
             }
             f(&mut st)?;
             self.store
@@ -1512,7 +1548,7 @@ impl Service {
             .store
             .insert_if_absent(Collection::Tickets, st.ticket.id.as_bytes(), &enc(&st)?)?
         {
-            return reject(ErrorCode::Conflict, "a ticket with this id exists");
+            return reject(ErrorCode::IdTaken, "a ticket with this id exists");
         }
         self.commit.durable().await?;
         self.notify_ticket(&policy, &st);
@@ -1529,7 +1565,10 @@ impl Service {
             }
             d.verify(&policy, &st.ticket)?;
             if st.decisions.iter().any(|x| x.arbiter == d.arbiter) {
-                return reject(ErrorCode::Conflict, "you already decided on this ticket");
+                return reject(
+                    ErrorCode::AlreadyAnswered,
+                    "you already decided on this ticket",
+                );
             }
             st.decisions.push(d);
             self.store
