@@ -14,6 +14,8 @@
 //! - [`client`] — the protocol state machine: org setup, opening conversations, verifying epochs,
 //!   sending and receiving messages, catch-up, transfer, receipts.
 //! - [`escrow`] — consent, disputes, the trustee daemon, unlock, transcripts, audit, erasure.
+//! - [`transcript`] — the portable transcript export and its offline verifier, anchored outside
+//!   the file.
 //! - [`chat`] — the interactive line-based chat loop.
 //! - [`demo`] — `sealdesk demo`: the story in one process with an in-process relay.
 //! - [`redact`] — masking personal data in released transcripts.
@@ -31,6 +33,7 @@ pub mod error;
 pub mod escrow;
 pub mod redact;
 pub mod session;
+pub mod transcript;
 pub mod vault;
 
 pub use account::Account;

@@ -1,0 +1,619 @@
+//! The offline transcript verifier against forged exports: one forgery per way a file can lie,
+//! each refused with its named reason, while the genuine export of a real end-to-end release
+//! (real relay, real trustees) verifies against the anchors a reader would hold.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::time::Duration;
+
+use sealdesk_client::{
+    Client,
+    escrow::Transcript,
+    transcript::{
+        Anchors, ExportFile, FORMAT_V1, Reason, Verification, sign_export, verify_export,
+    },
+};
+use sealdesk_protocol::{
+    audit::{AuditEntry, AuditEvent, InclusionProof, ReleaseBasis, SignedTreeHead},
+    card::{IdentityCard, Role},
+    epoch::{EpochRecord, NewEpoch},
+    ids::{ConversationId, EpochRange},
+    keys::IdentityKeys,
+    merkle::MerkleTree,
+    message::{ContentKind, Envelope, EpochKeys},
+    policy::{OrgPolicy, PolicyParams, VerifiedPolicy},
+    release::{ConsentParams, ConsentToken, Justification, ReleaseRequest, Scope},
+    wire::{from_cbor, to_cbor},
+};
+use serde::{Serialize, de::DeserializeOwned};
+use support::{World, open_chat};
+
+const NOW: u64 = 1_900_000_000;
+
+fn dec<T: DeserializeOwned>(s: &str) -> T {
+    from_cbor(&hex::decode(s).unwrap(), "test").unwrap()
+}
+
+fn enc<T: Serialize>(v: &T) -> String {
+    hex::encode(to_cbor(v).unwrap())
+}
+
+struct Genuine {
+    w: World,
+    master: Client,
+    carol: Client,
+    conv: ConversationId,
+    anchors: Anchors,
+    full: ExportFile,
+}
+
+/// Runs a release while trustee-1 and trustee-2 serve; they stop once the unlock returns.
+async fn release(
+    w: &World,
+    master: &mut Client,
+    conv: ConversationId,
+    j: Justification,
+) -> Transcript {
+    let mut t1 = w.reopen("trustee-1").await;
+    let mut t2 = w.reopen("trustee-2").await;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|done| *done).await;
+    };
+    let unlock = async {
+        let r = master
+            .unlock(&conv, j, None, Duration::from_secs(30), |_| {})
+            .await;
+        tx.send(true).unwrap();
+        r
+    };
+    let (r, a, b) = tokio::join!(
+        unlock,
+        t1.trustee_serve(stop(rx.clone()), |_| {}),
+        t2.trustee_serve(stop(rx.clone()), |_| {})
+    );
+    a.unwrap();
+    b.unwrap();
+    t1.close().await;
+    t2.close().await;
+    r.unwrap()
+}
+
+/// A conversation over two epochs (alice hands it to dave), released under carol's consent.
+async fn genuine(scope: Scope) -> Genuine {
+    let w = World::new().await;
+    let mut org = w.org(&["alice", "dave"], None).await;
+    let mut carol = w.user("carol", Role::Customer).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "hello").await.unwrap();
+    carol
+        .send_text(&conv, "my card is 4111 1111 1111 1111")
+        .await
+        .unwrap();
+    let mut dave = org.agents.remove(1);
+    let mut alice = org.agents.remove(0);
+    alice.sync_all().await.unwrap();
+    alice
+        .send_text(&conv, "let me pass you to billing")
+        .await
+        .unwrap();
+    alice.transfer(&conv, "dave").await.unwrap();
+    dave.sync_all().await.unwrap();
+    dave.send_text(&conv, "refund issued").await.unwrap();
+    carol.sync_all().await.unwrap();
+    carol.send_text(&conv, "thanks").await.unwrap();
+    let token = carol
+        .grant_consent(&conv, None, scope, 3600, "quality review")
+        .await
+        .unwrap();
+    let mut master = org.master;
+    let t = release(&w, &mut master, conv, Justification::Consent(token)).await;
+    assert_eq!(t.records.len(), 2);
+    let full = master.export_transcript(&conv, false).await.unwrap();
+    let anchors = Anchors {
+        org_fingerprint: Some(org.fingerprint.clone()),
+        log_keys: vec![master.session().welcome().log_key],
+    };
+    for c in [alice, dave] {
+        c.close().await;
+    }
+    Genuine {
+        w,
+        master,
+        carol,
+        conv,
+        anchors,
+        full,
+    }
+}
+
+fn master_keys(g: &Genuine) -> &IdentityKeys {
+    g.master.account().keys()
+}
+
+#[track_caller]
+fn refused(v: &Verification, reason: Reason) {
+    assert!(!v.ok, "a forgery verified: {v:#?}");
+    assert!(
+        v.failed(reason),
+        "expected {reason}, got {:?}: {:#?}",
+        v.reasons(),
+        v.failures
+    );
+}
+
+#[tokio::test]
+async fn genuine_export_verifies_and_each_forgery_is_refused_with_its_reason() {
+    let g = genuine(Scope::Full).await;
+    let file = &g.full;
+    let v = verify_export(file, &g.anchors);
+    assert!(v.ok, "{:#?}", v.failures);
+    assert!(v.anchored);
+    assert_eq!(v.released_epochs, vec![0, 1]);
+    assert!(v.weaker.is_empty());
+    // Every seq is accounted for: epoch records, messages and the items left out.
+    assert!(file.messages.len() >= 4);
+    assert!(file.omitted.iter().any(|o| o.kind == "handoff"));
+
+    // --- anchors ---------------------------------------------------------------------------
+    let wrong = Anchors {
+        org_fingerprint: Some("00000 00000 00000 00000 00000 00000".into()),
+        ..g.anchors.clone()
+    };
+    refused(&verify_export(file, &wrong), Reason::WrongMaster);
+    let wrong_log = Anchors {
+        log_keys: vec![
+            IdentityKeys::generate(&mut sealdesk_client::rng().unwrap()).signing_public(),
+        ],
+        ..g.anchors.clone()
+    };
+    let v = verify_export(file, &wrong_log);
+    refused(&v, Reason::UntrustedTreeHead);
+    refused(&v, Reason::NotIncluded);
+    let v = verify_export(file, &Anchors::default());
+    refused(&v, Reason::NoOrgAnchor);
+    refused(&v, Reason::NoLogAnchor);
+    assert!(!v.anchored);
+    assert_eq!(
+        v.reasons(),
+        vec![Reason::NoOrgAnchor, Reason::NoLogAnchor],
+        "unanchored, everything else holds"
+    );
+
+    // --- format ----------------------------------------------------------------------------
+    let mut old = file.clone();
+    old.format = FORMAT_V1.into();
+    refused(&verify_export(&old, &g.anchors), Reason::UnsupportedFormat);
+
+    // --- messages dropped from the end: the master's end marker states the last seq ----------
+    let mut tail = file.clone();
+    let last = tail.messages.pop().unwrap();
+    refused(&verify_export(&tail, &g.anchors), Reason::SequenceGap);
+    tail.last_seq = last.seq - 1;
+    tail.omitted.retain(|o| o.seq < last.seq);
+    let v = verify_export(&tail, &g.anchors);
+    assert_eq!(v.reasons(), vec![Reason::BadEndMarker], "{:#?}", v.failures);
+
+    // --- a message dropped from the middle: the sender's counters and the seqs show it ------
+    let mut middle = file.clone();
+    middle.messages.remove(0);
+    let v = verify_export(&middle, &g.anchors);
+    refused(&v, Reason::CounterGap);
+    refused(&v, Reason::SequenceGap);
+    refused(&v, Reason::BadEndMarker);
+    // Even re-signed by the master itself, a message left out of a released epoch is refused.
+    let mut withheld = file.clone();
+    let m = withheld.messages.remove(0);
+    withheld
+        .omitted
+        .push(sealdesk_client::transcript::ExportOmitted {
+            seq: m.seq,
+            kind: "message".into(),
+            epoch: Some(m.epoch),
+        });
+    sign_export(&mut withheld, master_keys(&g)).unwrap();
+    let v = verify_export(&withheld, &g.anchors);
+    refused(&v, Reason::WithheldMessage);
+    refused(&v, Reason::CounterGap);
+
+    // --- two messages of different senders swapped --------------------------------------------
+    let (i, j) = (1, 2);
+    assert_ne!(file.messages[i].sender, file.messages[j].sender);
+    let mut swapped = file.clone();
+    let (a, b) = (swapped.messages[i].clone(), swapped.messages[j].clone());
+    swapped.messages[i].sender = b.sender.clone();
+    swapped.messages[i].text = b.text.clone();
+    swapped.messages[j].sender = a.sender.clone();
+    swapped.messages[j].text = a.text.clone();
+    sign_export(&mut swapped, master_keys(&g)).unwrap();
+    let v = verify_export(&swapped, &g.anchors);
+    refused(&v, Reason::SenderNameMismatch);
+    refused(&v, Reason::TextMismatch);
+    // Swapping whole messages (their seqs) is caught by the master's end marker.
+    let mut reordered = file.clone();
+    let (sa, sb) = (reordered.messages[i].seq, reordered.messages[j].seq);
+    reordered.messages[i].seq = sb;
+    reordered.messages[j].seq = sa;
+    reordered.messages.swap(i, j);
+    let v = verify_export(&reordered, &g.anchors);
+    assert_eq!(v.reasons(), vec![Reason::BadEndMarker], "{:#?}", v.failures);
+
+    // --- a text rewritten in a non-redacted export -------------------------------------------
+    let mut text = file.clone();
+    text.messages[0].text = "my card is safe".into();
+    sign_export(&mut text, master_keys(&g)).unwrap();
+    assert_eq!(
+        verify_export(&text, &g.anchors).reasons(),
+        vec![Reason::TextMismatch]
+    );
+
+    // --- release entries ------------------------------------------------------------------------
+    assert_eq!(file.releases.len(), 2);
+    // Fewer distinct trustees than the threshold (2 of 3).
+    let mut fewer = file.clone();
+    fewer.releases.pop();
+    sign_export(&mut fewer, master_keys(&g)).unwrap();
+    let v = verify_export(&fewer, &g.anchors);
+    refused(&v, Reason::ThresholdNotMet);
+    refused(&v, Reason::EpochNotReleased);
+    // The same trustee twice does not count twice.
+    let mut twice = file.clone();
+    twice.releases[1] = twice.releases[0].clone();
+    sign_export(&mut twice, master_keys(&g)).unwrap();
+    let v = verify_export(&twice, &g.anchors);
+    refused(&v, Reason::DuplicateTrustee);
+    refused(&v, Reason::ThresholdNotMet);
+    // Signed by a key that is no trustee (the same event, re-signed).
+    let mut rng = sealdesk_client::rng().unwrap();
+    let stranger = IdentityKeys::generate(&mut rng);
+    let mut by_stranger = file.clone();
+    let e: AuditEntry = dec(&by_stranger.releases[1].entry);
+    by_stranger.releases[1].entry = enc(&AuditEntry::sign(&stranger, e.event, e.at));
+    sign_export(&mut by_stranger, master_keys(&g)).unwrap();
+    let v = verify_export(&by_stranger, &g.anchors);
+    refused(&v, Reason::SignerNotTrustee);
+    refused(&v, Reason::NotIncluded);
+    refused(&v, Reason::ThresholdNotMet);
+    // A revocation (genuinely signed by the customer) shown as a release, with the file's text.
+    let mut revocation = file.clone();
+    let e: AuditEntry = dec(&revocation.releases[1].entry);
+    let AuditEvent::Release { basis, .. } = &e.event else {
+        panic!("a release entry")
+    };
+    let ReleaseBasis::Consent { id, .. } = basis else {
+        panic!("a consent release")
+    };
+    revocation.releases[1].entry = enc(&AuditEntry::sign(
+        g.carol.account().keys(),
+        AuditEvent::ConsentRevocation {
+            conversation: g.conv,
+            consent: *id,
+        },
+        e.at,
+    ));
+    sign_export(&mut revocation, master_keys(&g)).unwrap();
+    let v = verify_export(&revocation, &g.anchors);
+    refused(&v, Reason::NotAReleaseEvent);
+    refused(&v, Reason::ThresholdNotMet);
+
+    // --- the customer's card replaced under the same name ---------------------------------------
+    let v = verify_export(&swap_card(&g, file, Role::Customer, None), &g.anchors);
+    refused(&v, Reason::JustificationMismatch);
+    refused(&v, Reason::BadEndMarker);
+    let mut resigned = swap_card(&g, file, Role::Customer, None);
+    sign_export(&mut resigned, master_keys(&g)).unwrap();
+    refused(
+        &verify_export(&resigned, &g.anchors),
+        Reason::JustificationMismatch,
+    );
+    // ... or the agent's, by the customer who created the epoch: no certificate from the
+    // master for the new key.
+    let mut resigned = swap_card(&g, file, Role::Agent, Some(g.carol.account().keys()));
+    sign_export(&mut resigned, master_keys(&g)).unwrap();
+    refused(
+        &verify_export(&resigned, &g.anchors),
+        Reason::AgentNotCertified,
+    );
+
+    // --- an epoch record signed by a key that is not a member ---------------------------------
+    let mut non_member = file.clone();
+    let mut rec: EpochRecord = dec(&non_member.epochs[1].record);
+    rec.creator = stranger.signing_public();
+    rec.signature = stranger.sign(&rec.signed_bytes());
+    non_member.epochs[1].record = enc(&rec);
+    sign_export(&mut non_member, master_keys(&g)).unwrap();
+    refused(
+        &verify_export(&non_member, &g.anchors),
+        Reason::BrokenEpochChain,
+    );
+
+    // --- the policy rewritten (one trustee, threshold 1) and re-signed by another master ------
+    let v = verify_export(&rewritten_policy(file), &g.anchors);
+    refused(&v, Reason::WrongMaster);
+    // Unanchored, only the printed fingerprint differs: which is why the anchor is required.
+    let v = verify_export(&rewritten_policy(file), &Anchors::default());
+    assert_ne!(
+        v.master_fingerprint,
+        verify_export(file, &g.anchors).master_fingerprint
+    );
+    refused(&v, Reason::NoOrgAnchor);
+
+    // --- fabricated from nothing but the org's public policy ----------------------------------
+    let policy = public_policy(&g.master);
+    let v = verify_export(&fabricated(&policy, &file.org), &g.anchors);
+    for reason in [
+        Reason::BadEndMarker,
+        Reason::AgentNotCertified,
+        Reason::SignerNotTrustee,
+        Reason::JustificationMismatch,
+        Reason::UntrustedTreeHead,
+        Reason::ThresholdNotMet,
+    ] {
+        refused(&v, reason);
+    }
+    drop(g.w);
+}
+
+#[tokio::test]
+async fn redacted_export_verifies_with_a_named_weaker_line_and_rewritten_texts_are_refused() {
+    let mut g = genuine(Scope::Redacted).await;
+    // Under a redacted consent the master's export is redacted even when not asked to be.
+    assert!(g.full.redacted);
+    let redacted = g.master.export_transcript(&g.conv, true).await.unwrap();
+    assert!(redacted.epochs.iter().all(|e| e.key.is_none()));
+    assert!(redacted.messages[1].text.contains("[card number redacted]"));
+    // A file that claims not to be redacted, even signed by the master, is refused.
+    let mut unredacted = redacted.clone();
+    unredacted.redacted = false;
+    sign_export(&mut unredacted, g.master.account().keys()).unwrap();
+    refused(
+        &verify_export(&unredacted, &g.anchors),
+        Reason::RedactionRequired,
+    );
+    let v = verify_export(&redacted, &g.anchors);
+    assert!(v.ok, "{:#?}", v.failures);
+    assert_eq!(v.weaker.len(), 1);
+    assert!(v.weaker[0].contains("attested by the master"));
+
+    let mut rewritten = redacted.clone();
+    rewritten.messages[0].text = "I never gave my card number".into();
+    let v = verify_export(&rewritten, &g.anchors);
+    assert_eq!(v.reasons(), vec![Reason::BadEndMarker], "{:#?}", v.failures);
+}
+
+/// The org's public policy, as anyone can fetch it from the relay.
+fn public_policy(c: &Client) -> VerifiedPolicy {
+    c.account()
+        .stored_policy("acme", 1)
+        .unwrap()
+        .unwrap()
+        .verify()
+        .unwrap()
+}
+
+/// Replaces the first member of `role` by a new key under the same name: the records re-signed
+/// by the replacement key where the member created them, or by `accomplice` (a member who
+/// helps the forger) where it did, the member's messages re-sealed and re-signed
+/// with the new key (the forger holds the released K).
+fn swap_card(
+    g: &Genuine,
+    file: &ExportFile,
+    role: Role,
+    accomplice: Option<&IdentityKeys>,
+) -> ExportFile {
+    let mut out = file.clone();
+    let mut rng = sealdesk_client::rng().unwrap();
+    let new = IdentityKeys::generate(&mut rng);
+    let e0: EpochRecord = dec(&out.epochs[0].record);
+    let old_card = e0.members.iter().find(|m| m.role == role).unwrap().clone();
+    let new_card = IdentityCard::issue(&new, &old_card.name, role, old_card.created_at)
+        .unwrap()
+        .card()
+        .clone();
+    let policy = public_policy(&g.master);
+    let mut previous: Option<EpochRecord> = None;
+    for ep in &mut out.epochs {
+        let mut rec: EpochRecord = dec(&ep.record);
+        for m in &mut rec.members {
+            if m.signing_key == old_card.signing_key {
+                *m = new_card.clone();
+            }
+        }
+        if let Some(p) = &previous {
+            rec.previous = Some(p.hash());
+        }
+        if rec.creator == old_card.signing_key {
+            rec.creator = new.signing_public();
+            rec.signature = new.sign(&rec.signed_bytes());
+        } else if let Some(k) = accomplice.filter(|k| k.signing_public() == rec.creator) {
+            rec.signature = k.sign(&rec.signed_bytes());
+        }
+        // Records created by someone else keep their old signature: the forger cannot re-sign
+        // them. The checks the tests look for must fire regardless.
+        previous = Some(rec.clone());
+        ep.record = enc(&rec);
+    }
+    for m in &mut out.messages {
+        let env: Envelope = dec(&m.envelope);
+        if env.header.sender != old_card.signing_key {
+            continue;
+        }
+        let ep = out
+            .epochs
+            .iter()
+            .find(|e| e.epoch == env.header.epoch)
+            .unwrap();
+        let rec: EpochRecord = dec(&ep.record);
+        let k = sealdesk_protocol::secret::EpochSecret::from_bytes(&zeroize::Zeroizing::new(
+            <[u8; 32]>::try_from(hex::decode(ep.key.as_ref().unwrap()).unwrap().as_slice())
+                .unwrap(),
+        ));
+        // Where the forger could not re-sign the record, the message stays as it was.
+        let Ok(verified) = rec.clone().verify(&policy) else {
+            continue;
+        };
+        let env = EpochKeys::new(&k, &verified)
+            .seal_message(
+                &new,
+                env.header.counter,
+                env.header.kind,
+                env.header.sent_at,
+                m.text.as_bytes(),
+            )
+            .unwrap();
+        m.envelope = enc(&env);
+    }
+    out
+}
+
+/// The file's policy replaced by one with a single trustee and threshold 1, signed by another
+/// master key.
+fn rewritten_policy(file: &ExportFile) -> ExportFile {
+    let mut out = file.clone();
+    let mut rng = sealdesk_client::rng().unwrap();
+    let master = IdentityKeys::generate(&mut rng);
+    let trustee = IdentityKeys::generate(&mut rng);
+    let old: OrgPolicy = dec(&out.policies[0]);
+    let master_card = IdentityCard::issue(&master, &old.master.name, Role::Master, NOW).unwrap();
+    let trustee_card = IdentityCard::issue(&trustee, "trustee-1", Role::Trustee, NOW).unwrap();
+    let mut params = PolicyParams::new(
+        &old.org,
+        vec![trustee_card.card().clone()],
+        1,
+        old.arbiters.clone(),
+        old.arbiter_threshold,
+    );
+    params.version = old.version;
+    let p = OrgPolicy::issue(&master, &master_card, params, NOW).unwrap();
+    out.policies = vec![enc(p.policy())];
+    out
+}
+
+/// A transcript made up from the org's public policy alone: a new conversation, self-made
+/// customer and agent cards, made-up messages, a release "signed" by a random key, a log key and
+/// tree head of the forger's own.
+fn fabricated(policy: &VerifiedPolicy, org: &str) -> ExportFile {
+    let mut rng = sealdesk_client::rng().unwrap();
+    let customer = IdentityKeys::generate(&mut rng);
+    let agent = IdentityKeys::generate(&mut rng);
+    let forger = IdentityKeys::generate(&mut rng);
+    let log = IdentityKeys::generate(&mut rng);
+    let cards = [
+        IdentityCard::issue(&customer, "carol", Role::Customer, NOW).unwrap(),
+        IdentityCard::issue(&agent, "alice", Role::Agent, NOW).unwrap(),
+    ];
+    let conv = ConversationId::random(&mut rng);
+    let (rec, k) = EpochRecord::create(
+        &mut rng,
+        &customer,
+        policy,
+        NewEpoch {
+            conversation: conv,
+            epoch: 0,
+            members: &cards,
+            previous: None,
+            now: NOW,
+        },
+    )
+    .unwrap();
+    let keys = EpochKeys::new(&k, &rec);
+    let said = [
+        (&customer, 0, "I authorise the wire transfer"),
+        (&agent, 0, "noted"),
+    ];
+    let mut messages = Vec::new();
+    for (i, (who, counter, text)) in said.iter().enumerate() {
+        let env = keys
+            .seal_message(who, *counter, ContentKind::Text, NOW, text.as_bytes())
+            .unwrap();
+        messages.push(sealdesk_client::transcript::ExportMessage {
+            seq: i as u64 + 2,
+            epoch: 0,
+            sender: if i == 0 { "carol" } else { "alice" }.into(),
+            sent_at: NOW,
+            text: (*text).into(),
+            envelope: enc(&env),
+        });
+    }
+    let consent = ConsentToken::issue(
+        &mut rng,
+        &customer,
+        policy,
+        ConsentParams {
+            conversation: conv,
+            epochs: EpochRange::single(0),
+            scope: Scope::Full,
+            purpose: "review".into(),
+            valid_secs: 3600,
+        },
+        NOW,
+    )
+    .unwrap();
+    let request = ReleaseRequest::sign(
+        &mut rng,
+        &forger,
+        policy,
+        EpochRange::single(0),
+        Justification::Consent(consent.clone()),
+        NOW,
+    )
+    .unwrap();
+    let entry = AuditEntry::sign(
+        &forger,
+        AuditEvent::Release {
+            org: org.into(),
+            request_hash: request.hash(),
+            conversation: conv,
+            epochs: EpochRange::single(0),
+            basis: ReleaseBasis::Consent {
+                id: consent.id,
+                scope: Scope::Full,
+                issued_at: consent.issued_at,
+            },
+            master: policy.master_key(),
+        },
+        NOW,
+    );
+    let mut tree = MerkleTree::default();
+    tree.push(&entry.leaf());
+    let head = SignedTreeHead::sign(&log, 1, tree.root(), NOW);
+    let proof = InclusionProof {
+        index: 0,
+        size: 1,
+        path: Vec::new(),
+    };
+    let mut file = ExportFile {
+        format: sealdesk_client::transcript::FORMAT.into(),
+        conversation: conv.to_string(),
+        org: org.into(),
+        redacted: false,
+        policies: vec![enc(policy.policy())],
+        epochs: vec![sealdesk_client::transcript::ExportEpoch {
+            seq: 1,
+            epoch: 0,
+            record: enc(rec.record()),
+            key: Some(hex::encode(k.to_bytes().as_slice())),
+        }],
+        certificates: Vec::new(),
+        messages,
+        omitted: Vec::new(),
+        last_seq: 3,
+        releases: vec![sealdesk_client::transcript::ExportRelease {
+            index: 0,
+            entry: enc(&entry),
+            request: enc(&request),
+            inclusion: enc(&proof),
+            text: "acme opened epoch 0 of this chat under your consent".into(),
+        }],
+        log_key: hex::encode(log.signing_public().as_bytes()),
+        tree_head: enc(&head),
+        end: sealdesk_client::transcript::EndMarker {
+            signed_at: NOW,
+            signature: String::new(),
+        },
+    };
+    sign_export(&mut file, &forger).unwrap();
+    file
+}
