@@ -181,3 +181,67 @@ impl ExportStatement<'_> {
             .verify(&self.signed_bytes(), signature, "transcript end marker")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::test_rng;
+
+    fn statement(master: &IdentityKeys) -> ExportStatement<'static> {
+        ExportStatement {
+            conversation: ConversationId::random(&mut test_rng(1)),
+            org: "acme",
+            redacted: false,
+            policies: vec![[1; 32]],
+            epochs: vec![(1, [2; 32])],
+            messages: Vec::new(),
+            omitted: vec![OmittedItem {
+                seq: 2,
+                kind: OmittedKind::Message,
+                epoch: Some(0),
+            }],
+            last_seq: 3,
+            releases: vec![ReleaseRef {
+                index: 4,
+                leaf_hash: [5; 32],
+                request_hash: [6; 32],
+            }],
+            tree_size: 7,
+            tree_root: [8; 32],
+            signed_at: 9,
+            master: master.signing_public(),
+        }
+    }
+
+    #[test]
+    fn end_marker_verifies_and_binds_every_field() {
+        let master = IdentityKeys::generate(&mut test_rng(2));
+        let sig = statement(&master).sign(&master);
+        statement(&master).verify(&sig).unwrap();
+        let changes: Vec<fn(&mut ExportStatement<'static>)> = vec![
+            |s| s.org = "other",
+            |s| s.redacted = true,
+            |s| s.policies.clear(),
+            |s| s.epochs[0].0 = 2,
+            |s| s.omitted[0].kind = OmittedKind::Notice,
+            |s| s.omitted[0].epoch = None,
+            |s| s.last_seq = 2,
+            |s| s.releases[0].index = 5,
+            |s| s.tree_size = 8,
+            |s| s.signed_at = 10,
+        ];
+        for change in changes {
+            let mut s = statement(&master);
+            change(&mut s);
+            assert!(s.verify(&sig).is_err());
+        }
+        // Another key's signature over the same statement does not verify as the master's.
+        let other = IdentityKeys::generate(&mut test_rng(3));
+        assert!(
+            statement(&master)
+                .verify(&statement(&master).sign(&other))
+                .is_err()
+        );
+    }
+}
