@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use sealdesk_protocol::{
     audit::{AuditEntry, AuditEvent, InclusionProof, ReleaseBasis, SignedTreeHead},
     card::Role,
-    epoch::{EpochRecord, VerifiedEpoch},
+    epoch::{EpochRecord, HandOff, VerifiedEpoch},
     export::{ExportStatement, OmittedItem, OmittedKind, ReleaseRef, ShownMessage},
     ids::ConversationId,
     keys::{Signature, SigningPublicKey},
@@ -120,6 +120,9 @@ pub struct ExportOmitted {
     pub kind: String,
     /// The epoch, for a message.
     pub epoch: Option<u32>,
+    /// The hand-off record (hex CBOR), for a hand-off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
 }
 
 /// A release entry in an export.
@@ -241,10 +244,14 @@ impl Client {
                             seq: s.seq,
                             kind: kind_name(OmittedKind::Message).into(),
                             epoch: Some(env.header.epoch),
+                            record: None,
                         }),
                     }
                 }
-                Item::HandOff(_) => omitted.push(omit(s.seq, OmittedKind::HandOff)),
+                Item::HandOff(h) => omitted.push(ExportOmitted {
+                    record: Some(hex::encode(to_cbor(&h)?)),
+                    ..omit(s.seq, OmittedKind::HandOff)
+                }),
                 Item::Consent(_) => omitted.push(omit(s.seq, OmittedKind::Consent)),
                 Item::Notice { .. } => omitted.push(omit(s.seq, OmittedKind::Notice)),
             }
@@ -351,6 +358,7 @@ fn omit(seq: u64, kind: OmittedKind) -> ExportOmitted {
         seq,
         kind: kind_name(kind).into(),
         epoch: None,
+        record: None,
     }
 }
 
@@ -428,6 +436,9 @@ pub enum Reason {
     WrongConversation,
     /// The epochs do not form a chain from epoch 0 created by the customer.
     BrokenEpochChain,
+    /// A hand-off record is missing, not signed by a member of the epochs it hands over, not to
+    /// a member of a later epoch, or not allowed by the policy.
+    BadHandOff,
     /// An agent member has no valid certificate from the anchored master.
     AgentNotCertified,
     /// A released key does not match its epoch's commitment, or a released epoch has no key.
@@ -487,6 +498,7 @@ impl Reason {
             Reason::BadEpochRecord => "bad_epoch_record",
             Reason::WrongConversation => "wrong_conversation",
             Reason::BrokenEpochChain => "broken_epoch_chain",
+            Reason::BadHandOff => "bad_hand_off",
             Reason::AgentNotCertified => "agent_not_certified",
             Reason::BadKey => "bad_key",
             Reason::EpochNotReleased => "epoch_not_released",
@@ -601,6 +613,7 @@ pub fn verify_export(file: &ExportFile, anchors: &Anchors) -> Verification {
     };
     v.check_end_marker(file, &parsed, master_key);
     let epochs = v.check_epochs(file, &parsed, master_key);
+    v.check_handoffs(&parsed, &epochs);
     let released = v.check_releases(file, &parsed, anchors, master_key, &epochs);
     v.check_keys(&parsed, &released);
     v.check_messages(file, &parsed, &epochs, &released);
@@ -619,6 +632,8 @@ struct Parsed {
     certificates: Vec<AgentCertificate>,
     messages: Vec<Envelope>,
     omitted: Vec<OmittedItem>,
+    /// Hand-off records by seq (`None` where the file lists a hand-off without its record).
+    handoffs: Vec<(u64, Option<HandOff>)>,
     releases: Vec<(AuditEntry, ReleaseRequest, InclusionProof)>,
     head: SignedTreeHead,
     signature: Option<Signature>,
@@ -682,6 +697,14 @@ impl Parsed {
                 })
             })
             .collect::<std::result::Result<_, Failure>>()?;
+        let mut handoffs = Vec::new();
+        for o in file.omitted.iter().filter(|o| o.kind == "handoff") {
+            let record = match &o.record {
+                None => None,
+                Some(r) => Some(hex_cbor(r, &format!("hand-off #{}", o.seq))?),
+            };
+            handoffs.push((o.seq, record));
+        }
         let mut releases = Vec::new();
         for r in &file.releases {
             releases.push((
@@ -708,6 +731,7 @@ impl Parsed {
             certificates,
             messages,
             omitted,
+            handoffs,
             releases,
             head,
             signature,
@@ -1037,6 +1061,80 @@ impl Verifier {
             ));
         }
         out
+    }
+
+    /// Hand-offs: each record present, for this conversation, signed by a member of every epoch
+    /// it hands over, to a member of a later epoch whose policy allows history hand-off.
+    fn check_handoffs(&mut self, parsed: &Parsed, epochs: &BTreeMap<u32, VerifiedEpoch>) {
+        let before = self.failures.len();
+        for (seq, h) in &parsed.handoffs {
+            let Some(h) = h else {
+                self.fail(
+                    Reason::BadHandOff,
+                    format!("the hand-off at #{seq} is listed without its record"),
+                );
+                continue;
+            };
+            let at = format!("hand-off #{seq}");
+            if h.conversation != parsed.conversation {
+                self.fail(
+                    Reason::BadHandOff,
+                    format!("{at} is for another conversation"),
+                );
+                continue;
+            }
+            if h.from
+                .verify(&h.signed_bytes(), &h.signature, "hand-off")
+                .is_err()
+            {
+                self.fail(Reason::BadHandOff, format!("{at}: bad signature"));
+                continue;
+            }
+            let handed: Vec<u32> = h.epochs.iter().map(|(e, _)| *e).collect();
+            if handed
+                .iter()
+                .any(|e| epochs.get(e).is_none_or(|r| r.member(&h.from).is_none()))
+            {
+                self.fail(
+                    Reason::BadHandOff,
+                    format!(
+                        "{at} hands over epochs {handed:?}, of which its signer was not a member"
+                    ),
+                );
+            }
+            let last = handed.iter().max().copied().unwrap_or(0);
+            let receiving = epochs
+                .values()
+                .find(|r| r.epoch > last && r.member(&h.to).is_some());
+            match receiving {
+                None => self.fail(
+                    Reason::BadHandOff,
+                    format!("{at} is to a key that is not a member of a later epoch"),
+                ),
+                Some(r) => {
+                    if !self
+                        .policies
+                        .get(&r.policy_version)
+                        .is_some_and(|p| p.history_handoff)
+                    {
+                        self.fail(
+                            Reason::BadHandOff,
+                            format!(
+                                "{at}: the policy of epoch {} does not allow hand-off",
+                                r.epoch
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        if !parsed.handoffs.is_empty() && self.failures.len() == before {
+            self.pass(format!(
+                "{} hand-off(s): each signed by a member of the epochs it hands over, to a member \
+                 of a later epoch, as the policy allows",
+                parsed.handoffs.len()
+            ));
+        }
     }
 
     /// Release entries: each a release event for this conversation, signed by a distinct

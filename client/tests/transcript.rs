@@ -212,6 +212,7 @@ async fn genuine_export_verifies_and_each_forgery_is_refused_with_its_reason() {
             seq: m.seq,
             kind: "message".into(),
             epoch: Some(m.epoch),
+            record: None,
         });
     sign_export(&mut withheld, master_keys(&g)).unwrap();
     let v = verify_export(&withheld, &g.anchors);
@@ -339,6 +340,89 @@ async fn genuine_export_verifies_and_each_forgery_is_refused_with_its_reason() {
         verify_export(file, &g.anchors).master_fingerprint
     );
     refused(&v, Reason::NoOrgAnchor);
+
+    // --- the remaining checks, one tampering each ---------------------------------------------
+    // A released key that is not the epoch's.
+    let mut key = file.clone();
+    let mut k = hex::decode(key.epochs[0].key.as_ref().unwrap()).unwrap();
+    k[0] ^= 1;
+    key.epochs[0].key = Some(hex::encode(k));
+    sign_export(&mut key, master_keys(&g)).unwrap();
+    let v = verify_export(&key, &g.anchors);
+    refused(&v, Reason::BadKey);
+    // A message signed by someone who is not a member of its epoch.
+    let mut outsider = file.clone();
+    let mut env: Envelope = dec(&outsider.messages[0].envelope);
+    env.header.sender = stranger.signing_public();
+    env.signature = stranger.sign(&env.signed_bytes());
+    outsider.messages[0].envelope = enc(&env);
+    sign_export(&mut outsider, master_keys(&g)).unwrap();
+    refused(
+        &verify_export(&outsider, &g.anchors),
+        Reason::SenderNotMember,
+    );
+    // A ciphertext changed under the sender's signature.
+    let mut tampered = file.clone();
+    let mut env: Envelope = dec(&tampered.messages[0].envelope);
+    env.ciphertext[0] ^= 1;
+    tampered.messages[0].envelope = enc(&env);
+    sign_export(&mut tampered, master_keys(&g)).unwrap();
+    refused(
+        &verify_export(&tampered, &g.anchors),
+        Reason::BadMessageSignature,
+    );
+    // A release entry changed under its trustee's signature.
+    let mut entry_sig = file.clone();
+    let mut e: AuditEntry = dec(&entry_sig.releases[0].entry);
+    e.at += 1;
+    entry_sig.releases[0].entry = enc(&e);
+    sign_export(&mut entry_sig, master_keys(&g)).unwrap();
+    let v = verify_export(&entry_sig, &g.anchors);
+    refused(&v, Reason::BadReleaseSignature);
+    refused(&v, Reason::NotIncluded);
+    // No release entries at all.
+    let mut none = file.clone();
+    none.releases.clear();
+    sign_export(&mut none, master_keys(&g)).unwrap();
+    let v = verify_export(&none, &g.anchors);
+    refused(&v, Reason::NoRelease);
+    refused(&v, Reason::EpochNotReleased);
+    // The policy's terms changed under the master's signature.
+    let mut policy_terms = file.clone();
+    let mut p: OrgPolicy = dec(&policy_terms.policies[0]);
+    p.trustee_threshold = 1;
+    policy_terms.policies[0] = enc(&p);
+    let v = verify_export(&policy_terms, &g.anchors);
+    refused(&v, Reason::BadPolicy);
+    refused(&v, Reason::WrongMaster);
+    // The file claims another conversation.
+    let mut other = file.clone();
+    other.conversation = ConversationId::random(&mut rng).to_string();
+    sign_export(&mut other, master_keys(&g)).unwrap();
+    let v = verify_export(&other, &g.anchors);
+    refused(&v, Reason::WrongConversation);
+    refused(&v, Reason::JustificationMismatch);
+    // A hand-off record altered under its signer's signature, or left out.
+    let at = file
+        .omitted
+        .iter()
+        .position(|o| o.kind == "handoff")
+        .unwrap();
+    let mut handoff = file.clone();
+    let mut h: sealdesk_protocol::epoch::HandOff =
+        dec(handoff.omitted[at].record.as_ref().unwrap());
+    h.to = stranger.signing_public();
+    handoff.omitted[at].record = Some(enc(&h));
+    sign_export(&mut handoff, master_keys(&g)).unwrap();
+    refused(&verify_export(&handoff, &g.anchors), Reason::BadHandOff);
+    let mut no_record = file.clone();
+    no_record.omitted[at].record = None;
+    sign_export(&mut no_record, master_keys(&g)).unwrap();
+    refused(&verify_export(&no_record, &g.anchors), Reason::BadHandOff);
+    // An undecodable field.
+    let mut garbage = file.clone();
+    garbage.messages[0].envelope = "zz".into();
+    refused(&verify_export(&garbage, &g.anchors), Reason::Undecodable);
 
     // --- fabricated from nothing but the org's public policy ----------------------------------
     let policy = public_policy(&g.master);
