@@ -1156,8 +1156,10 @@ impl Verifier {
                 "no release entries: nothing shows this transcript was released",
             );
         }
-        // (epoch) -> distinct trustees that validly released it; per request, the trustees seen.
-        let mut by_epoch: BTreeMap<u32, BTreeSet<SigningPublicKey>> = BTreeMap::new();
+        // (epoch, request) -> the distinct trustees that validly released that epoch for that
+        // request; per request, every trustee seen. The threshold is met by one request's
+        // trustees, not by adding up trustees who each approved a different request.
+        let mut valid: BTreeMap<(u32, [u8; 32]), BTreeSet<SigningPublicKey>> = BTreeMap::new();
         let mut by_request: BTreeMap<[u8; 32], BTreeSet<SigningPublicKey>> = BTreeMap::new();
         let mut redacted_required = false;
         let mut claimed: BTreeSet<u32> = BTreeSet::new();
@@ -1333,7 +1335,10 @@ impl Verifier {
             }
             if ok {
                 for e in request.epochs.iter() {
-                    by_epoch.entry(e).or_default().insert(entry.signer);
+                    valid
+                        .entry((e, *request_hash))
+                        .or_default()
+                        .insert(entry.signer);
                 }
                 self.pass(format!(
                     "{at}: signed by a trustee, justified, included in the log"
@@ -1341,21 +1346,24 @@ impl Verifier {
             }
         }
         let mut released = BTreeSet::new();
-        let none = BTreeSet::new();
         for e in &claimed {
-            let trustees = by_epoch.get(e).unwrap_or(&none);
+            let most = valid
+                .range((*e, [0; 32])..=(*e, [0xff; 32]))
+                .map(|(_, t)| t.len())
+                .max()
+                .unwrap_or(0);
             let need = epochs
                 .get(e)
                 .and_then(|r| self.policies.get(&r.policy_version))
                 .map_or(usize::MAX, |p| usize::from(p.trustee_threshold));
-            if trustees.len() >= need {
+            if most >= need {
                 released.insert(*e);
             } else {
                 self.fail(
                     Reason::ThresholdNotMet,
                     format!(
-                        "epoch {e} was released by {} distinct trustee(s); the policy needs {}",
-                        trustees.len(),
+                        "epoch {e} was released by at most {most} distinct trustee(s) for one \
+                         request; the policy needs {}",
                         if need == usize::MAX {
                             "a known policy".to_owned()
                         } else {

@@ -845,3 +845,309 @@ async fn cli_verify_exit_codes_follow_the_verdict_and_the_anchors() {
     );
     master.close().await;
 }
+
+// --- a synthetic org, for what a live relay cannot stage ---------------------------------------
+//
+// Everything below is made with the protocol crate alone: an org whose keys the test holds (so
+// it can anchor them), its own log key, and releases shaped as the test needs (a trustee that
+// answered one request and another that answered a second one; a dispute).
+
+/// The wire form of an inclusion proof, built from plain hashes.
+#[derive(Serialize)]
+struct WireProof {
+    index: u64,
+    size: u64,
+    path: Vec<[u8; 32]>,
+}
+
+struct Synthetic {
+    master: IdentityKeys,
+    trustees: Vec<IdentityKeys>,
+    arbiters: Vec<IdentityKeys>,
+    customer: IdentityKeys,
+    agent: IdentityKeys,
+    log: IdentityKeys,
+    policy: VerifiedPolicy,
+    cert: sealdesk_protocol::policy::AgentCertificate,
+}
+
+impl Synthetic {
+    fn new() -> Self {
+        let mut rng = sealdesk_client::rng().unwrap();
+        let mut keys = |n: usize| -> Vec<IdentityKeys> {
+            (0..n).map(|_| IdentityKeys::generate(&mut rng)).collect()
+        };
+        let master = keys(1).remove(0);
+        let trustees = keys(3);
+        let arbiters = keys(3);
+        let mut two = keys(3);
+        let (customer, agent, log) = (two.remove(0), two.remove(0), two.remove(0));
+        let card =
+            |k: &IdentityKeys, name: &str, role| IdentityCard::issue(k, name, role, NOW).unwrap();
+        let master_card = card(&master, "acme-owner", Role::Master);
+        let params = PolicyParams::new(
+            "acme",
+            trustees
+                .iter()
+                .enumerate()
+                .map(|(i, k)| {
+                    card(k, &format!("trustee-{i}"), Role::Trustee)
+                        .card()
+                        .clone()
+                })
+                .collect(),
+            2,
+            arbiters
+                .iter()
+                .enumerate()
+                .map(|(i, k)| {
+                    card(k, &format!("arbiter-{i}"), Role::Arbiter)
+                        .card()
+                        .clone()
+                })
+                .collect(),
+            2,
+        );
+        let policy = OrgPolicy::issue(&master, &master_card, params, NOW).unwrap();
+        let cert = sealdesk_protocol::policy::AgentCertificate::issue(
+            &master,
+            &policy,
+            &card(&agent, "alice", Role::Agent),
+            NOW,
+            86_400,
+        )
+        .unwrap();
+        Synthetic {
+            master,
+            trustees,
+            arbiters,
+            customer,
+            agent,
+            log,
+            policy,
+            cert,
+        }
+    }
+
+    fn anchors(&self) -> Anchors {
+        Anchors {
+            org_fingerprint: Some(
+                self.policy
+                    .master
+                    .clone()
+                    .verify()
+                    .unwrap()
+                    .fingerprint()
+                    .to_string(),
+            ),
+            log_keys: vec![self.log.signing_public()],
+        }
+    }
+
+    /// An export of one epoch with two messages. `requests` lists, per release request, the
+    /// trustees that released it; `dispute` makes the justification a ticket approved by that
+    /// many arbiters instead of a consent.
+    fn export(&self, requests: &[&[usize]], dispute: Option<usize>) -> ExportFile {
+        let mut rng = sealdesk_client::rng().unwrap();
+        let cards = [
+            IdentityCard::issue(&self.customer, "carol", Role::Customer, NOW).unwrap(),
+            IdentityCard::issue(&self.agent, "alice", Role::Agent, NOW).unwrap(),
+        ];
+        let conv = ConversationId::random(&mut rng);
+        let (rec, k) = EpochRecord::create(
+            &mut rng,
+            &self.customer,
+            &self.policy,
+            NewEpoch {
+                conversation: conv,
+                epoch: 0,
+                members: &cards,
+                previous: None,
+                now: NOW + 1,
+            },
+        )
+        .unwrap();
+        let keys = EpochKeys::new(&k, &rec);
+        let mut messages = Vec::new();
+        for (i, (who, name, text)) in [
+            (&self.customer, "carol", "where is my parcel?"),
+            (&self.agent, "alice", "on its way"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let env = keys
+                .seal_message(who, 0, ContentKind::Text, NOW + 2, text.as_bytes())
+                .unwrap();
+            messages.push(sealdesk_client::transcript::ExportMessage {
+                seq: i as u64 + 2,
+                epoch: 0,
+                sender: name.into(),
+                sent_at: NOW + 2,
+                text: text.into(),
+                envelope: enc(&env),
+            });
+        }
+        let (justification, basis_of) = match dispute {
+            None => {
+                let consent = ConsentToken::issue(
+                    &mut rng,
+                    &self.customer,
+                    &self.policy,
+                    ConsentParams {
+                        conversation: conv,
+                        epochs: EpochRange::single(0),
+                        scope: Scope::Full,
+                        purpose: "review".into(),
+                        valid_secs: 3600,
+                    },
+                    NOW + 3,
+                )
+                .unwrap();
+                let basis = ReleaseBasis::Consent {
+                    id: consent.id,
+                    scope: Scope::Full,
+                    issued_at: consent.issued_at,
+                };
+                (Justification::Consent(consent), basis)
+            }
+            Some(approvals) => {
+                let ticket = sealdesk_protocol::release::DisputeTicket::open(
+                    &mut rng,
+                    &self.master,
+                    &self.policy,
+                    conv,
+                    EpochRange::single(0),
+                    "chargeback",
+                    3600,
+                    NOW + 3,
+                )
+                .unwrap();
+                let decisions: Vec<_> = self.arbiters[..approvals]
+                    .iter()
+                    .map(|a| {
+                        sealdesk_protocol::release::ArbiterDecision::sign(
+                            a,
+                            &ticket,
+                            sealdesk_protocol::release::Verdict::Approve,
+                            NOW + 4,
+                        )
+                        .unwrap()
+                    })
+                    .collect();
+                let basis = ReleaseBasis::Dispute {
+                    id: ticket.id,
+                    approvers: decisions.iter().map(|d| d.arbiter).collect(),
+                };
+                (Justification::Dispute { ticket, decisions }, basis)
+            }
+        };
+        let mut tree = MerkleTree::default();
+        let mut released = Vec::new();
+        for trustees in requests {
+            let request = ReleaseRequest::sign(
+                &mut rng,
+                &self.master,
+                &self.policy,
+                EpochRange::single(0),
+                justification.clone(),
+                NOW + 5,
+            )
+            .unwrap();
+            for t in *trustees {
+                let entry = AuditEntry::sign(
+                    &self.trustees[*t],
+                    AuditEvent::Release {
+                        org: "acme".into(),
+                        request_hash: request.hash(),
+                        conversation: conv,
+                        epochs: EpochRange::single(0),
+                        basis: basis_of.clone(),
+                        master: self.master.signing_public(),
+                    },
+                    NOW + 6,
+                );
+                let index = tree.push(&entry.leaf());
+                released.push((index, entry, request.clone()));
+            }
+        }
+        let size = tree.len();
+        let head = SignedTreeHead::sign(&self.log, size, tree.root(), NOW + 7);
+        let releases = released
+            .into_iter()
+            .map(|(index, entry, request)| {
+                let proof = WireProof {
+                    index,
+                    size,
+                    path: tree.inclusion_proof(index, size).unwrap(),
+                };
+                let proof: InclusionProof = dec(&enc(&proof));
+                sealdesk_client::transcript::ExportRelease {
+                    index,
+                    entry: enc(&entry),
+                    request: enc(&request),
+                    inclusion: enc(&proof),
+                    text: String::new(),
+                }
+            })
+            .collect();
+        let mut file = ExportFile {
+            format: sealdesk_client::transcript::FORMAT.into(),
+            conversation: conv.to_string(),
+            org: "acme".into(),
+            redacted: false,
+            policies: vec![enc(self.policy.policy())],
+            epochs: vec![sealdesk_client::transcript::ExportEpoch {
+                seq: 1,
+                epoch: 0,
+                record: enc(rec.record()),
+                key: Some(hex::encode(k.to_bytes().as_slice())),
+            }],
+            certificates: vec![enc(&self.cert)],
+            messages,
+            omitted: Vec::new(),
+            last_seq: 3,
+            releases,
+            log_key: hex::encode(self.log.signing_public().as_bytes()),
+            tree_head: enc(&head),
+            end: sealdesk_client::transcript::EndMarker {
+                signed_at: NOW + 8,
+                signature: String::new(),
+            },
+        };
+        sign_export(&mut file, &self.master).unwrap();
+        file
+    }
+}
+
+#[test]
+fn synthetic_releases_count_trustees_per_request_and_check_dispute_approvals() {
+    let s = Synthetic::new();
+    // The builder makes a verifying export (consent; two trustees on one request).
+    let v = verify_export(&s.export(&[&[0, 1]], None), &s.anchors());
+    assert!(v.ok, "{:#?}", v.failures);
+    // Two trustees, each on a different request: no request reached the threshold.
+    let v = verify_export(&s.export(&[&[0], &[1]], None), &s.anchors());
+    assert_eq!(
+        v.reasons(),
+        vec![Reason::EpochNotReleased, Reason::ThresholdNotMet],
+        "{:#?}",
+        v.failures
+    );
+    // A dispute approved by two arbiters verifies; by one, it does not justify a release.
+    let v = verify_export(&s.export(&[&[1, 2]], Some(2)), &s.anchors());
+    assert!(v.ok, "{:#?}", v.failures);
+    let v = verify_export(&s.export(&[&[1, 2]], Some(1)), &s.anchors());
+    refused(&v, Reason::JustificationMismatch);
+    // An agent certificate that expired before the epoch was created does not certify it.
+    let mut late = s.export(&[&[0, 1]], None);
+    let mut cert: sealdesk_protocol::policy::AgentCertificate = dec(&late.certificates[0]);
+    cert.issued_at = NOW - 10;
+    cert.expires_at = NOW;
+    cert.signature = s.master.sign(&cert.signed_bytes());
+    late.certificates[0] = enc(&cert);
+    refused(
+        &verify_export(&late, &s.anchors()),
+        Reason::AgentNotCertified,
+    );
+}
