@@ -552,7 +552,7 @@ pub struct Verification {
     pub passed: Vec<String>,
     /// What holds only in a weaker sense than the rest (named, not failures).
     pub weaker: Vec<String>,
-    /// Gaps the senders' counters show inside the released epochs (none in a verified file).
+    /// The epochs that at least `t_e` distinct trustees released for one request.
     pub released_epochs: Vec<u32>,
     /// The master fingerprint of the policies.
     pub master_fingerprint: String,
