@@ -485,6 +485,42 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, for listing and tests.
+    pub const ALL: [Reason; 32] = [
+        Reason::UnsupportedFormat,
+        Reason::Undecodable,
+        Reason::NoOrgAnchor,
+        Reason::NoLogAnchor,
+        Reason::WrongMaster,
+        Reason::BadPolicy,
+        Reason::MissingPolicy,
+        Reason::BadEpochRecord,
+        Reason::WrongConversation,
+        Reason::BrokenEpochChain,
+        Reason::BadHandOff,
+        Reason::AgentNotCertified,
+        Reason::BadKey,
+        Reason::EpochNotReleased,
+        Reason::SenderNotMember,
+        Reason::BadMessageSignature,
+        Reason::SenderNameMismatch,
+        Reason::TextMismatch,
+        Reason::CounterGap,
+        Reason::SequenceGap,
+        Reason::WithheldMessage,
+        Reason::BadEndMarker,
+        Reason::NoRelease,
+        Reason::NotAReleaseEvent,
+        Reason::BadReleaseSignature,
+        Reason::SignerNotTrustee,
+        Reason::DuplicateTrustee,
+        Reason::ThresholdNotMet,
+        Reason::JustificationMismatch,
+        Reason::RedactionRequired,
+        Reason::UntrustedTreeHead,
+        Reason::NotIncluded,
+    ];
+
     /// The stable code shown in the verdict and in `--json`.
     pub fn code(self) -> &'static str {
         match self {
@@ -1680,5 +1716,55 @@ fn preview(seqs: &[u64]) -> String {
         format!("{} …", shown.join(", "))
     } else {
         shown.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn reason_codes_are_distinct_and_are_what_json_shows() {
+        let codes: BTreeSet<&str> = Reason::ALL.iter().map(|r| r.code()).collect();
+        assert_eq!(codes.len(), Reason::ALL.len());
+        for r in Reason::ALL {
+            assert_eq!(serde_json::to_value(r).unwrap(), r.code());
+        }
+    }
+
+    #[test]
+    fn an_old_or_unknown_format_is_refused_before_anything_else() {
+        let file = ExportFile {
+            format: FORMAT_V1.into(),
+            conversation: String::new(),
+            org: "acme".into(),
+            redacted: false,
+            policies: Vec::new(),
+            epochs: Vec::new(),
+            certificates: Vec::new(),
+            messages: Vec::new(),
+            omitted: Vec::new(),
+            last_seq: 0,
+            releases: Vec::new(),
+            log_key: String::new(),
+            tree_head: String::new(),
+            end: EndMarker {
+                signed_at: 0,
+                signature: String::new(),
+            },
+        };
+        let v = verify_export(&file, &Anchors::default());
+        assert!(!v.ok);
+        assert!(v.failed(Reason::UnsupportedFormat));
+        assert!(v.failures[0].detail.contains("export it again"));
+        let v = verify_export(
+            &ExportFile {
+                format: "sealdesk-transcript/9".into(),
+                ..file
+            },
+            &Anchors::default(),
+        );
+        assert!(v.failed(Reason::UnsupportedFormat));
     }
 }
