@@ -1139,6 +1139,24 @@ fn synthetic_releases_count_trustees_per_request_and_check_dispute_approvals() {
     assert!(v.ok, "{:#?}", v.failures);
     let v = verify_export(&s.export(&[&[1, 2]], Some(1)), &s.anchors());
     refused(&v, Reason::JustificationMismatch);
+    // Only a later policy version, by the same master: the epoch's own policy is missing.
+    let mut missing = s.export(&[&[0, 1]], None);
+    let mut params = PolicyParams::new(
+        "acme",
+        s.policy.trustees.clone(),
+        2,
+        s.policy.arbiters.clone(),
+        2,
+    );
+    params.version = 2;
+    let master_card = IdentityCard::issue(&s.master, "acme-owner", Role::Master, NOW).unwrap();
+    let v2 = OrgPolicy::issue(&s.master, &master_card, params, NOW + 100).unwrap();
+    missing.policies = vec![enc(v2.policy())];
+    sign_export(&mut missing, &s.master).unwrap();
+    refused(
+        &verify_export(&missing, &s.anchors()),
+        Reason::MissingPolicy,
+    );
     // An agent certificate that expired before the epoch was created does not certify it.
     let mut late = s.export(&[&[0, 1]], None);
     let mut cert: sealdesk_protocol::policy::AgentCertificate = dec(&late.certificates[0]);
