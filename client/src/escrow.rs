@@ -1,14 +1,14 @@
 //! Escrow release end to end, on the client side (docs/design.md §4): customer consent and its
 //! revocation, dispute tickets and arbiter decisions, the trustee daemon's decision loop, the
-//! master's unlock and transcript, offline transcript verification, the audit log checks, and
-//! erasure.
+//! master's unlock and transcript, the audit log checks, and erasure. The export and its offline
+//! verification are in [`crate::transcript`].
 //!
 //! ```text
 //!   customer: grant_consent ─(ShareConsent, via the relay)─▶ master: unlock ─SubmitRelease─▶ relay
 //!   trustee:  serve ◀─Push::Release / PendingReleases── relay
 //!             decide() → AppendAudit(release entry) → durable → SubmitShares
 //!   master:   ReleaseStatus → open shares → reconstruct K (checked against the commitment)
-//!             → decrypt exactly the released epochs → transcript (export, verify offline)
+//!             → decrypt exactly the released epochs → transcript (export: crate::transcript)
 //!   customer: Item::Notice in the conversation, checked against the audit log
 //! ```
 //!
@@ -21,16 +21,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use sealdesk_protocol::{
-    audit::{
-        AuditEntry, AuditEvent, ConsistencyProof, InclusionProof, ReleaseBasis, SignedTreeHead,
-    },
+    audit::{AuditEntry, AuditEvent, ConsistencyProof, ReleaseBasis, SignedTreeHead},
     card::Role,
     epoch::{EpochRecord, VerifiedEpoch},
     escrow,
     ids::{ConversationId, EpochRange, TokenId},
     keys::SigningPublicKey,
     message::{Envelope, EpochKeys, ReplayWindows},
-    policy::{OrgPolicy, VerifiedPolicy},
+    policy::OrgPolicy,
     release::{
         self, ArbiterDecision, ConsentParams, ConsentToken, DisputeTicket, ErasureRequest,
         Justification, ReleaseRequest, Scope, TrusteeView, Verdict,
@@ -41,7 +39,6 @@ use sealdesk_protocol::{
     },
 };
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
 
 use crate::client::{Client, expect_ok, is_transient, unexpected};
 use crate::error::{ClientError, Result};
@@ -1065,6 +1062,7 @@ impl Client {
                 .request(Request::SubmitRelease(request.clone()))
                 .await?,
         )?;
+        self.remember_release_request(&request)?;
         let need = usize::from(policy.trustee_threshold);
         let deadline = tokio::time::Instant::now() + wait;
         let mut last_seen = usize::MAX;
@@ -1403,416 +1401,4 @@ pub fn decode_consent(s: &str) -> Result<ConsentToken> {
         )
     })?;
     Ok(from_cbor(&bytes, "consent token")?)
-}
-
-// --- export and offline verification ------------------------------------------------------
-
-/// The portable transcript file (JSON, protocol objects as hex CBOR).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ExportFile {
-    /// `sealdesk-transcript/1`.
-    pub format: String,
-    /// The conversation (hex).
-    pub conversation: String,
-    /// The org.
-    pub org: String,
-    /// Whether texts are redacted (then keys are omitted and only signatures are checkable).
-    pub redacted: bool,
-    /// Policies (hex CBOR).
-    pub policies: Vec<String>,
-    /// Epochs: record (hex CBOR) and, unless redacted, the released key (hex).
-    pub epochs: Vec<ExportEpoch>,
-    /// Messages.
-    pub messages: Vec<ExportMessage>,
-    /// Release entries with inclusion proofs.
-    pub releases: Vec<ExportRelease>,
-    /// The relay's audit-log key (hex).
-    pub log_key: String,
-    /// The signed tree head the proofs are for (hex CBOR).
-    pub tree_head: String,
-}
-
-/// An epoch in an export.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ExportEpoch {
-    /// Epoch number.
-    pub epoch: u32,
-    /// The record (hex CBOR).
-    pub record: String,
-    /// The key K (hex), absent when redacted.
-    pub key: Option<String>,
-}
-
-/// A message in an export.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ExportMessage {
-    /// Relay sequence number.
-    pub seq: u64,
-    /// Epoch.
-    pub epoch: u32,
-    /// Sender name.
-    pub sender: String,
-    /// Sender clock.
-    pub sent_at: u64,
-    /// The text.
-    pub text: String,
-    /// The envelope (hex CBOR).
-    pub envelope: String,
-}
-
-/// A release entry in an export.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ExportRelease {
-    /// Leaf index.
-    pub index: u64,
-    /// The entry (hex CBOR).
-    pub entry: String,
-    /// Inclusion proof in `tree_head` (hex CBOR).
-    pub inclusion: String,
-    /// Plain words.
-    pub text: String,
-}
-
-impl Client {
-    /// Master: the transcript as a portable, verifiable file. With `redact_text` (or a
-    /// redacted consent) personal data is masked and the keys are left out.
-    ///
-    /// # Errors
-    /// [`not_released`], relay errors.
-    pub async fn export_transcript(
-        &mut self,
-        id: &ConversationId,
-        redact_text: bool,
-    ) -> Result<ExportFile> {
-        let t = self.transcript(id)?;
-        let redacted = t.redacted || redact_text;
-        let (head, _) = self.checked_tree_head().await?;
-        let mut epochs = Vec::new();
-        for r in &t.records {
-            let key = if redacted {
-                None
-            } else {
-                self.account
-                    .vault()
-                    .get(&format!("master/key/{id}/{}", r.epoch))?
-                    .map(|k| hex::encode(k.as_slice()))
-            };
-            epochs.push(ExportEpoch {
-                epoch: r.epoch,
-                record: hex::encode(to_cbor(r)?),
-                key,
-            });
-        }
-        let mut releases = Vec::new();
-        for (index, e) in &t.releases {
-            let proof = match self
-                .session
-                .request(Request::GetInclusion {
-                    index: *index,
-                    size: head.size,
-                })
-                .await?
-            {
-                Response::Inclusion(p) => p,
-                other => return Err(unexpected("GetInclusion", &other)),
-            };
-            releases.push(ExportRelease {
-                index: *index,
-                entry: hex::encode(to_cbor(e)?),
-                inclusion: hex::encode(to_cbor(&proof)?),
-                text: crate::client::describe_notice(e, e.verify().is_ok()),
-            });
-        }
-        Ok(ExportFile {
-            format: "sealdesk-transcript/1".into(),
-            conversation: id.to_string(),
-            org: t.org.clone(),
-            redacted,
-            policies: t
-                .policies
-                .iter()
-                .map(|p| to_cbor(p).map(hex::encode))
-                .collect::<sealdesk_protocol::Result<_>>()?,
-            epochs,
-            messages: t
-                .messages
-                .iter()
-                .map(|m| {
-                    Ok(ExportMessage {
-                        seq: m.seq,
-                        epoch: m.epoch,
-                        sender: m.sender.clone(),
-                        sent_at: m.sent_at,
-                        text: if redacted {
-                            redact(&m.text)
-                        } else {
-                            m.text.clone()
-                        },
-                        envelope: hex::encode(to_cbor(&m.envelope)?),
-                    })
-                })
-                .collect::<Result<_>>()?,
-            releases,
-            log_key: hex::encode(self.session.welcome().log_key.as_bytes()),
-            tree_head: hex::encode(to_cbor(&head)?),
-        })
-    }
-}
-
-/// The verdict of an offline transcript check.
-#[derive(Clone, Debug, Serialize)]
-pub struct Verification {
-    /// Whether everything checked out.
-    pub ok: bool,
-    /// One line per check.
-    pub checks: Vec<(bool, String)>,
-    /// The master fingerprint of the policy (compare it out of band).
-    pub master_fingerprint: String,
-}
-
-/// Checks an exported transcript without the relay: policies, epoch records and chain, keys
-/// against commitments, every message's signature (and, unless redacted, its decryption equals
-/// the text shown), order and gaps, and the release entries' inclusion under the signed tree
-/// head.
-pub fn verify_export(file: &ExportFile) -> Verification {
-    let mut checks: Vec<(bool, String)> = Vec::new();
-    let mut check = |ok: bool, s: String| checks.push((ok, s));
-    let hexcbor = |s: &str| hex::decode(s).ok();
-    let mut policies: Vec<VerifiedPolicy> = Vec::new();
-    for p in &file.policies {
-        match hexcbor(p)
-            .and_then(|b| from_cbor::<OrgPolicy>(&b, "policy").ok())
-            .map(OrgPolicy::verify)
-        {
-            Some(Ok(v)) => policies.push(v),
-            Some(Err(e)) => check(false, format!("policy does not verify: {e}")),
-            None => check(false, "a policy is not decodable".into()),
-        }
-    }
-    let master_fingerprint = policies
-        .first()
-        .and_then(|p| p.master.clone().verify().ok())
-        .map(|c| c.fingerprint().to_string())
-        .unwrap_or_default();
-    if policies.is_empty() {
-        check(false, "no valid policy".into());
-    } else {
-        let masters: BTreeSet<_> = policies.iter().map(|p| p.master_key()).collect();
-        check(
-            masters.len() == 1,
-            format!(
-                "{} policy version(s), all signed by one master key",
-                policies.len()
-            ),
-        );
-    }
-    let mut epochs: BTreeMap<u32, (VerifiedEpoch, Option<EpochSecret>)> = BTreeMap::new();
-    for e in &file.epochs {
-        let Some(rec) = hexcbor(&e.record).and_then(|b| from_cbor::<EpochRecord>(&b, "epoch").ok())
-        else {
-            check(false, format!("epoch {} record is not decodable", e.epoch));
-            continue;
-        };
-        let Some(policy) = policies.iter().find(|p| p.version == rec.policy_version) else {
-            check(
-                false,
-                format!(
-                    "epoch {}: its policy version {} is missing",
-                    e.epoch, rec.policy_version
-                ),
-            );
-            continue;
-        };
-        match rec.verify(policy) {
-            Ok(v) => {
-                let key = e
-                    .key
-                    .as_deref()
-                    .and_then(|k| hex::decode(k).ok())
-                    .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
-                    .map(|b| EpochSecret::from_bytes(&Zeroizing::new(b)));
-                if let Some(k) = &key {
-                    check(
-                        k.matches(&v.conversation, v.epoch, &v.commitment),
-                        format!(
-                            "epoch {}: released key matches the record's commitment",
-                            v.epoch
-                        ),
-                    );
-                }
-                check(
-                    v.conversation.to_string() == file.conversation,
-                    format!(
-                        "epoch {} record signed by its creator, for this conversation",
-                        v.epoch
-                    ),
-                );
-                epochs.insert(v.epoch, (v, key));
-            }
-            Err(e2) => check(
-                false,
-                format!("epoch {} record does not verify: {e2}", e.epoch),
-            ),
-        }
-    }
-    let nums: Vec<u32> = epochs.keys().copied().collect();
-    for w in nums.windows(2) {
-        if w[1] == w[0] + 1
-            && let (Some((prev, _)), Some((cur, _))) = (epochs.get(&w[0]), epochs.get(&w[1]))
-        {
-            check(
-                cur.check_follows(Some(prev)).is_ok(),
-                format!("epoch {} follows epoch {} in the chain", w[1], w[0]),
-            );
-        }
-    }
-    let mut windows: BTreeMap<u32, ReplayWindows> = BTreeMap::new();
-    let mut last_seq = 0;
-    let mut bad_messages = 0;
-    for m in &file.messages {
-        if m.seq <= last_seq {
-            check(false, format!("message #{} is out of order", m.seq));
-        }
-        last_seq = m.seq;
-        let Some(env) =
-            hexcbor(&m.envelope).and_then(|b| from_cbor::<Envelope>(&b, "envelope").ok())
-        else {
-            bad_messages += 1;
-            continue;
-        };
-        let Some((rec, key)) = epochs.get(&env.header.epoch) else {
-            check(
-                false,
-                format!(
-                    "message #{} names epoch {}, which is not in the file",
-                    m.seq, env.header.epoch
-                ),
-            );
-            continue;
-        };
-        let member = rec.member(&env.header.sender);
-        let sig_ok = member.is_some()
-            && env
-                .header
-                .sender
-                .verify(&env.signed_bytes(), &env.signature, "message")
-                .is_ok();
-        let name_ok = member.is_some_and(|c| c.name == m.sender);
-        let text_ok = match key {
-            Some(k) => {
-                let keys = EpochKeys::new(k, rec);
-                let w = windows.entry(env.header.epoch).or_default();
-                keys.open_message(&env, w)
-                    .is_ok_and(|o| String::from_utf8_lossy(&o.body) == m.text)
-            }
-            None => true,
-        };
-        if !(sig_ok && name_ok && text_ok) {
-            bad_messages += 1;
-            check(
-                false,
-                format!(
-                    "message #{} from {}: signature {}, sender {}, text {}",
-                    m.seq,
-                    m.sender,
-                    ok_word(sig_ok),
-                    ok_word(name_ok),
-                    ok_word(text_ok)
-                ),
-            );
-        }
-    }
-    check(
-        bad_messages == 0,
-        format!(
-            "{} message(s): each signed by its sender{}",
-            file.messages.len(),
-            if file.redacted {
-                " (texts redacted: decryption not re-checked)"
-            } else {
-                ", and decrypts to the text shown"
-            }
-        ),
-    );
-    for (epoch, w) in &windows {
-        if let Some((rec, _)) = epochs.get(epoch) {
-            for m in &rec.members {
-                if let Some(win) = w.get(&m.signing_key) {
-                    let missing = win.missing();
-                    if !missing.is_empty() {
-                        check(
-                            true,
-                            format!(
-                                "gap: {} message(s) from {} in epoch {epoch} are missing (counters {missing:?})",
-                                missing.len(),
-                                m.name
-                            ),
-                        );
-                    }
-                }
-            }
-        }
-    }
-    let log_key = hex::decode(&file.log_key)
-        .ok()
-        .and_then(|b| SigningPublicKey::try_from(b.as_slice()).ok());
-    let head =
-        hexcbor(&file.tree_head).and_then(|b| from_cbor::<SignedTreeHead>(&b, "tree head").ok());
-    match (log_key, head) {
-        (Some(k), Some(h)) => {
-            let head_ok = h.verify(&k).is_ok();
-            check(
-                head_ok,
-                format!(
-                    "audit tree head (size {}) signed by the relay's log key",
-                    h.size
-                ),
-            );
-            if file.releases.is_empty() {
-                check(
-                    false,
-                    "no release entries: nothing shows this transcript was released lawfully"
-                        .into(),
-                );
-            }
-            for r in &file.releases {
-                let entry =
-                    hexcbor(&r.entry).and_then(|b| from_cbor::<AuditEntry>(&b, "entry").ok());
-                let proof = hexcbor(&r.inclusion)
-                    .and_then(|b| from_cbor::<InclusionProof>(&b, "proof").ok());
-                let ok = match (entry, proof) {
-                    (Some(e), Some(p)) => {
-                        e.verify().is_ok()
-                            && p.index == r.index
-                            && p.verify(&e, &h).is_ok()
-                            && e.event
-                                .conversation()
-                                .is_some_and(|c| c.to_string() == file.conversation)
-                    }
-                    _ => false,
-                };
-                check(
-                    ok,
-                    format!(
-                        "release entry #{} ({}) signed and included in the audit log",
-                        r.index, r.text
-                    ),
-                );
-            }
-        }
-        _ => check(
-            false,
-            "the audit tree head or log key is not decodable".into(),
-        ),
-    }
-    let ok = checks.iter().all(|(ok, _)| *ok);
-    Verification {
-        ok,
-        checks,
-        master_fingerprint,
-    }
-}
-
-fn ok_word(b: bool) -> &'static str {
-    if b { "ok" } else { "BAD" }
 }

@@ -26,6 +26,7 @@ use sealdesk_protocol::{
     codec::Writer,
     epoch::{EpochRecord, HandOff, NewEpoch, VerifiedEpoch},
     escrow,
+    export::{ExportStatement, OmittedItem, OmittedKind, ReleaseRef, ShownMessage},
     ids::{ConversationId, EpochRange, TokenId},
     keys::{AgreementPublicKey, Fingerprint, SigningPublicKey},
     labels,
@@ -125,6 +126,7 @@ fn all_vectors() -> Vec<(&'static str, Value)> {
         ("audit", audit(&o)),
         ("wire", wire_frames(&o)),
         ("ed25519_strict", ed25519_strict()),
+        ("export", export_end(&o)),
     ]
 }
 
@@ -1086,6 +1088,120 @@ fn audit(o: &Org) -> Value {
         "inclusion": inclusion,
         "consistency": consistency,
         "tree_heads": heads,
+    })
+}
+
+/// The master's end marker over an export of epoch 0: the messages of `messages.json` at seqs
+/// 2–5, the epoch record at seq 1, three items left out, and the two consent release entries of
+/// `audit.json`.
+fn export_end(o: &Org) -> Value {
+    let (rec, k) = epoch0(o);
+    let keys = EpochKeys::new(&k, &rec);
+    let shown: Vec<(u64, sealdesk_protocol::message::Envelope, String, String)> = message_plan(o)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (who, counter, kind, sent_at, body))| {
+            let env = keys
+                .seal_message(&who.keys, counter, kind, sent_at, &body)
+                .unwrap();
+            let text = match kind {
+                ContentKind::Text => String::from_utf8(body).unwrap(),
+                ContentKind::Read => format!(
+                    "read up to #{}",
+                    u64::from_be_bytes(body.as_slice().try_into().unwrap())
+                ),
+            };
+            (i as u64 + 2, env, who.card.name.clone(), text)
+        })
+        .collect();
+    let entries = audit_entries(o);
+    let j = justifications(o);
+    let mut tree = MerkleTree::default();
+    for e in &entries {
+        tree.push(&e.leaf());
+    }
+    let omitted = vec![
+        OmittedItem {
+            seq: 6,
+            kind: OmittedKind::Consent,
+            epoch: None,
+        },
+        OmittedItem {
+            seq: 7,
+            kind: OmittedKind::Notice,
+            epoch: None,
+        },
+        OmittedItem {
+            seq: 8,
+            kind: OmittedKind::Message,
+            epoch: Some(1),
+        },
+    ];
+    let releases: Vec<ReleaseRef> = [1u64, 2]
+        .into_iter()
+        .map(|i| ReleaseRef {
+            index: i,
+            leaf_hash: entries[usize::try_from(i).unwrap()].leaf_hash(),
+            request_hash: j.by_consent.hash(),
+        })
+        .collect();
+    let statement = ExportStatement {
+        conversation: rec.conversation,
+        org: "acme",
+        redacted: false,
+        policies: vec![o.policy.hash()],
+        epochs: vec![(1, rec.hash())],
+        messages: shown
+            .iter()
+            .map(|(seq, env, sender, text)| ShownMessage {
+                seq: *seq,
+                envelope: env,
+                sender,
+                text,
+            })
+            .collect(),
+        omitted: omitted.clone(),
+        last_seq: 8,
+        releases: releases.clone(),
+        tree_size: tree.len(),
+        tree_root: tree.root(),
+        signed_at: T0 + 6_000,
+        master: o.master.card.signing_key,
+    };
+    let signature = statement.sign(&o.master.keys);
+    statement.verify(&signature).unwrap();
+    json!({
+        "header": header("the master's end marker over a transcript export (messages.json's \
+                          envelopes, audit.json's consent releases)", None),
+        "conversation": h(rec.conversation.as_bytes()),
+        "org": "acme",
+        "redacted": false,
+        "policies": [h(o.policy.hash())],
+        "epochs": [{ "seq": 1, "record_hash": h(rec.hash()) }],
+        "messages": shown.iter().map(|(seq, env, sender, text)| json!({
+            "seq": seq,
+            "envelope_signed_bytes": h(env.signed_bytes()),
+            "envelope_signature": h(env.signature.to_bytes()),
+            "sender": sender,
+            "text": text,
+        })).collect::<Vec<_>>(),
+        "omitted": omitted.iter().map(|o| json!({
+            "seq": o.seq,
+            "kind": o.kind.code(),
+            "epoch": o.epoch,
+        })).collect::<Vec<_>>(),
+        "last_seq": 8,
+        "releases": releases.iter().map(|r| json!({
+            "index": r.index,
+            "leaf_hash": h(r.leaf_hash),
+            "request_hash": h(r.request_hash),
+        })).collect::<Vec<_>>(),
+        "tree_size": tree.len(),
+        "tree_root": h(tree.root()),
+        "signed_at": T0 + 6_000,
+        "master": h(o.master.card.signing_key.as_bytes()),
+        "signed_bytes": h(statement.signed_bytes()),
+        "signature": h(signature.to_bytes()),
     })
 }
 
@@ -2165,6 +2281,68 @@ fn independent_audit_log() {
         )
         .unwrap();
     }
+}
+
+#[test]
+fn independent_export_end_marker() {
+    let ids = load("identities");
+    let msgs = load("messages");
+    let audit = load("audit");
+    let v = load("export");
+    let mut w = Canon::label("sealdesk/v1/transcript-end");
+    w.fixed(&unhex(&v["conversation"]))
+        .str(v["org"].as_str().unwrap())
+        .u8(u8::from(v["redacted"].as_bool().unwrap()));
+    let list = |k: &str| v[k].as_array().unwrap().clone();
+    w.u32(u32::try_from(list("policies").len()).unwrap());
+    for p in list("policies") {
+        w.fixed(&unhex(&p));
+    }
+    w.u32(u32::try_from(list("epochs").len()).unwrap());
+    for e in list("epochs") {
+        w.u64(num(&e["seq"])).fixed(&unhex(&e["record_hash"]));
+    }
+    w.u32(u32::try_from(list("messages").len()).unwrap());
+    for (i, m) in list("messages").iter().enumerate() {
+        // The envelopes are messages.json's, byte for byte.
+        assert_eq!(
+            m["envelope_signed_bytes"],
+            msgs["messages"][i]["signed_bytes"]
+        );
+        assert_eq!(m["envelope_signature"], msgs["messages"][i]["signature"]);
+        w.u64(num(&m["seq"]))
+            .bytes(&unhex(&m["envelope_signed_bytes"]))
+            .fixed(&unhex(&m["envelope_signature"]))
+            .str(m["sender"].as_str().unwrap())
+            .str(m["text"].as_str().unwrap());
+    }
+    w.u32(u32::try_from(list("omitted").len()).unwrap());
+    for o in list("omitted") {
+        w.u64(num(&o["seq"]))
+            .u8(u8::try_from(num(&o["kind"])).unwrap());
+        match o["epoch"].as_u64() {
+            None => w.u8(0),
+            Some(e) => w.u8(1).u32(u32::try_from(e).unwrap()),
+        };
+    }
+    w.u64(num(&v["last_seq"]))
+        .u32(u32::try_from(list("releases").len()).unwrap());
+    for r in list("releases") {
+        // The leaves are audit.json's.
+        let i = usize::try_from(num(&r["index"])).unwrap();
+        assert_eq!(r["leaf_hash"], audit["entries"][i]["leaf_hash"]);
+        w.u64(num(&r["index"]))
+            .fixed(&unhex(&r["leaf_hash"]))
+            .fixed(&unhex(&r["request_hash"]));
+    }
+    let master = identity(&ids, "acme-master");
+    assert_eq!(v["master"], master["signing_public"]);
+    w.u64(num(&v["tree_size"]))
+        .fixed(&unhex(&v["tree_root"]))
+        .u64(num(&v["signed_at"]))
+        .fixed(&unhex(&v["master"]));
+    assert_eq!(h(&w.0), v["signed_bytes"]);
+    ed25519_verify(&arr(&master["signing_public"]), &w.0, &arr(&v["signature"]));
 }
 
 #[test]
