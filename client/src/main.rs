@@ -269,6 +269,11 @@ enum TranscriptCmd {
     },
     /// Check an exported transcript offline (no relay needed), against keys you trust: the
     /// org's master fingerprint and the relay's log key, given here or pinned in --home.
+    ///
+    /// Exit status: 0 the transcript verifies (with --no-anchor: everything but the missing
+    /// anchors checks out); 1 it is refused, with named reasons (also a file of another format
+    /// or one that does not decode); 2 nothing could be checked (the file cannot be read, a
+    /// flag or the pins of --home are malformed).
     Verify {
         /// The exported JSON file.
         file: PathBuf,
@@ -425,7 +430,7 @@ fn main() -> ExitCode {
                 println!("{}", json!({"ok": false, "error": format!("{e:#}")}));
             }
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(error_status(&e))
         }
     }
 }
@@ -1483,25 +1488,15 @@ fn verify_file(
     log_keys: &[String],
     no_anchor: bool,
 ) -> Result<Output> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("could not read {}", file.display()))?;
-    let export: ExportFile = match serde_json::from_str(&text) {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        anyhow!(CannotCheck(format!(
+            "could not read {}: {e}",
+            file.display()
+        )))
+    })?;
+    let export: ExportFile = match export::parse_export(&text) {
         Ok(e) => e,
-        Err(e) => {
-            let format = serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| v.get("format").and_then(|f| f.as_str()).map(str::to_owned));
-            if format.as_deref() == Some(export::FORMAT_V1) {
-                bail!(
-                    "{} is a sealdesk-transcript/1 export, which carries no end marker and cannot be \
-                     checked against a trusted key: ask the business to export it again",
-                    file.display()
-                );
-            }
-            return Err(anyhow!(e)).with_context(|| {
-                format!("{} is not a sealdesk transcript export", file.display())
-            });
-        }
+        Err(v) => return Ok(verdict_output(file, &v, no_anchor)),
     };
     let mut anchors = Anchors {
         org_fingerprint: org_fingerprint.clone(),
@@ -1511,23 +1506,79 @@ fn verify_file(
         let key = hex::decode(k.trim())
             .ok()
             .and_then(|b| sealdesk_protocol::keys::SigningPublicKey::try_from(b.as_slice()).ok())
-            .ok_or_else(|| anyhow!("--log-key takes the relay's log key as 64 hex digits"))?;
+            .ok_or_else(|| {
+                anyhow!(CannotCheck(
+                    "--log-key takes the relay's log key as 64 hex digits".into()
+                ))
+            })?;
         anchors.log_keys.push(key);
     }
     if let Some(home) = home
         && (anchors.org_fingerprint.is_none() || anchors.log_keys.is_empty())
     {
-        let pins = open_account(home)?.pins()?;
+        let pins = open_account(home)
+            .and_then(|a| a.pins().map_err(anyhow::Error::from))
+            .map_err(|e| {
+                anyhow!(CannotCheck(format!(
+                    "could not read the pins of --home: {e:#}"
+                )))
+            })?;
         if anchors.org_fingerprint.is_none()
             && let Some(pin) = pins.orgs.get(&export.org)
         {
             anchors.org_fingerprint = Some(pin.master.clone().verify()?.fingerprint().to_string());
         }
         if anchors.log_keys.is_empty() {
-            anchors.log_keys = pins.relays.values().map(|r| r.log_key).collect();
+            anchors.log_keys = home_log_keys(&pins, &export.log_key);
         }
     }
     let v = verify_export(&export, &anchors);
+    Ok(verdict_output(file, &v, no_anchor))
+}
+
+/// The log key a home anchors for `export`: the pinned relay whose log key the export names,
+/// if that relay is pinned — not every relay the home ever pinned (a tree head signed by any
+/// of them would otherwise pass).
+fn home_log_keys(
+    pins: &sealdesk_client::account::Pins,
+    named: &str,
+) -> Vec<sealdesk_protocol::keys::SigningPublicKey> {
+    let named = hex::decode(named.trim())
+        .ok()
+        .and_then(|b| sealdesk_protocol::keys::SigningPublicKey::try_from(b.as_slice()).ok());
+    pins.relays
+        .values()
+        .map(|r| r.log_key)
+        .filter(|k| Some(*k) == named)
+        .take(1)
+        .collect()
+}
+
+/// A `transcript verify` that could not check at all (the file could not be read, a flag is
+/// malformed): exit status 2, apart from a refused transcript's 1.
+#[derive(Debug)]
+struct CannotCheck(String);
+
+impl std::fmt::Display for CannotCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CannotCheck {}
+
+/// The exit status of an error: 2 where `transcript verify` could not check at all, else 1.
+fn error_status(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<CannotCheck>().is_some() {
+        2
+    } else {
+        1
+    }
+}
+
+/// Prints a verdict; the output fails (exit status 1) unless the transcript verified, or only
+/// the anchors are missing under `--no-anchor` after everything else was checked.
+fn verdict_output(file: &Path, v: &export::Verification, no_anchor: bool) -> Output {
     let mut out = format!(
         "verifying {} (master fingerprint {}):\n",
         file.display(),
@@ -1539,7 +1590,8 @@ fn verify_file(
     for line in &v.weaker {
         out.push_str(&format!("  ~ weaker: {line}\n"));
     }
-    let unanchored_only = !v.failures.is_empty()
+    let unanchored_only = v.checked
+        && !v.failures.is_empty()
         && v.failures.iter().all(|f| {
             matches!(
                 f.reason,
@@ -1549,27 +1601,68 @@ fn verify_file(
     for f in &v.failures {
         out.push_str(&format!("  ✗ [{}] {}\n", f.reason, f.detail));
     }
+    let org_unanchored = v.failed(export::Reason::NoOrgAnchor);
     let (verdict, failed) = if v.ok {
         (
             "VERDICT: the transcript verifies against the anchored master and log keys",
             false,
         )
-    } else if unanchored_only {
+    } else if unanchored_only && org_unanchored {
         (
             "VERDICT: NOTHING WAS VERIFIED AGAINST A TRUSTED KEY: the checks above hold only \
              relative to keys the file itself carries (pass --org-fingerprint and --log-key, or \
              --home with pinned keys)",
             !no_anchor,
         )
+    } else if unanchored_only {
+        (
+            "VERDICT: the transcript verifies against the anchored master, but its release \
+             entries were NOT checked against a trusted audit log (pass --log-key, or --home \
+             with the relay pinned)",
+            !no_anchor,
+        )
     } else {
         ("VERDICT: the transcript does NOT verify", true)
     };
     out.push_str(verdict);
-    let mut json = serde_json::to_value(&v)?;
+    let mut json = serde_json::to_value(v).unwrap_or_else(|_| json!({}));
     if let Some(o) = json.as_object_mut() {
+        // `ok` is what the exit status says: true only for a 0 exit.
+        o.insert("ok".into(), json!(!failed));
+        o.insert("verified".into(), json!(v.ok));
         o.insert("verdict".into(), json!(verdict));
     }
     let mut o = Output::new(out, json);
     o.failed = failed;
-    Ok(o)
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use sealdesk_client::account::{Pins, RelayPin};
+    use sealdesk_protocol::keys::IdentityKeys;
+
+    #[test]
+    fn a_home_anchors_only_the_log_key_of_the_relay_the_export_names() {
+        let mut rng = sealdesk_client::rng().unwrap();
+        let mut key = || IdentityKeys::generate(&mut rng).signing_public();
+        let (a, b) = (key(), key());
+        let mut pins = Pins::default();
+        for (url, log_key) in [("ws://a", a), ("ws://b", b)] {
+            pins.relays.insert(
+                url.into(),
+                RelayPin {
+                    relay_key: key(),
+                    log_key,
+                },
+            );
+        }
+        assert_eq!(home_log_keys(&pins, &hex::encode(a.as_bytes())), vec![a]);
+        assert_eq!(home_log_keys(&pins, &hex::encode(b.as_bytes())), vec![b]);
+        // A relay the home never pinned, or no key at all: no log anchor.
+        assert!(home_log_keys(&pins, &hex::encode(key().as_bytes())).is_empty());
+        assert!(home_log_keys(&pins, "").is_empty());
+    }
 }

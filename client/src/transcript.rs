@@ -22,7 +22,7 @@ use sealdesk_protocol::{
     audit::{AuditEntry, AuditEvent, InclusionProof, ReleaseBasis, SignedTreeHead},
     card::Role,
     epoch::{EpochRecord, HandOff, VerifiedEpoch},
-    export::{ExportStatement, OmittedItem, OmittedKind, ReleaseRef, ShownMessage},
+    export::{ExportStatement, OmittedItem, OmittedKind, ReleaseRef, ShownMessage, handoff_hash},
     ids::ConversationId,
     keys::{Signature, SigningPublicKey},
     message::{ContentKind, Envelope, EpochKeys, ReplayWindows},
@@ -436,8 +436,9 @@ pub enum Reason {
     WrongConversation,
     /// The epochs do not form a chain from epoch 0 created by the customer.
     BrokenEpochChain,
-    /// A hand-off record is missing, not signed by a member of the epochs it hands over, not to
-    /// a member of a later epoch, or not allowed by the policy.
+    /// A hand-off record is missing, hands over no epoch, is not signed by a member of the
+    /// epochs it hands over, is not to a member of a later epoch, or is not allowed by the
+    /// policy.
     BadHandOff,
     /// An agent member has no valid certificate from the anchored master.
     AgentNotCertified,
@@ -482,11 +483,25 @@ pub enum Reason {
     UntrustedTreeHead,
     /// A release entry is not proven included in the tree head.
     NotIncluded,
+    /// No policy in the file verifies: nothing could be checked, anchored or not.
+    NoPolicy,
+    /// An epoch is released by a dispute only, and dispute releases do not bind the epoch records:
+    /// the release event, request, ticket and approvals name only the org, the conversation and
+    /// epoch numbers, so a master holding a genuine dispute release could write the epochs and
+    /// messages itself. Refused until release entries carry the released records' hashes (an
+    /// epoch a consent release in the file also covers is bound through the consent).
+    DisputeNotBoundToRecords,
+    /// A release entry was signed outside its consent's or ticket's validity window, or the
+    /// window is longer than the policy allows.
+    ReleaseOutsideWindow,
+    /// A field the file shows beside a signed object (a message's epoch or clock, an epoch's
+    /// number) is not what the signed object says.
+    ShownFieldMismatch,
 }
 
 impl Reason {
     /// Every reason, for listing and tests.
-    pub const ALL: [Reason; 32] = [
+    pub const ALL: [Reason; 36] = [
         Reason::UnsupportedFormat,
         Reason::Undecodable,
         Reason::NoOrgAnchor,
@@ -519,6 +534,10 @@ impl Reason {
         Reason::RedactionRequired,
         Reason::UntrustedTreeHead,
         Reason::NotIncluded,
+        Reason::NoPolicy,
+        Reason::DisputeNotBoundToRecords,
+        Reason::ReleaseOutsideWindow,
+        Reason::ShownFieldMismatch,
     ];
 
     /// The stable code shown in the verdict and in `--json`.
@@ -556,6 +575,10 @@ impl Reason {
             Reason::RedactionRequired => "redaction_required",
             Reason::UntrustedTreeHead => "untrusted_tree_head",
             Reason::NotIncluded => "not_included",
+            Reason::NoPolicy => "no_policy",
+            Reason::DisputeNotBoundToRecords => "dispute_not_bound_to_records",
+            Reason::ReleaseOutsideWindow => "release_outside_window",
+            Reason::ShownFieldMismatch => "shown_field_mismatch",
         }
     }
 }
@@ -580,6 +603,11 @@ pub struct Failure {
 pub struct Verification {
     /// Whether every check passed against complete anchors.
     pub ok: bool,
+    /// Whether the checks past the file's format ran at all: a policy verified, so the end
+    /// marker, epochs, releases and messages were checked (against the anchors, or — without
+    /// them — against the file's own master). A verdict with `checked == false` shows nothing,
+    /// whatever the anchors.
+    pub checked: bool,
     /// Whether the master and the log were checked against keys the reader trusts.
     pub anchored: bool,
     /// Every failed check (all of them, not only the first).
@@ -611,6 +639,17 @@ impl Verification {
 pub const REDACTED_WEAKER: &str = "redacted texts are attested by the master's end marker, not by \
      the senders' signatures: the senders signed the ciphertext of the full text, which a redacted \
      export cannot show";
+
+/// The weaker line of a consent export with epochs after epoch 0.
+pub const CONSENT_LATER_EPOCHS_WEAKER: &str = "epochs after epoch 0 are bound to the consenting \
+     customer only through the epoch chain: an agent colluding with the master could have forked \
+     the conversation from epoch 1 on (records, keys and messages the customer never saw), and \
+     the release entries do not carry the released records' hashes yet";
+
+/// The weaker line of every anchored tree head.
+pub const NO_COSIGNATURES_WEAKER: &str = "no witness cosignatures checked: the audit tree head is \
+     trusted on the relay's log key alone, so a relay showing different logs to different \
+     readers is not ruled out";
 
 // --- verification -------------------------------------------------------------------------
 
@@ -651,13 +690,56 @@ pub fn verify_export(file: &ExportFile, anchors: &Anchors) -> Verification {
     let epochs = v.check_epochs(file, &parsed, master_key);
     v.check_handoffs(&parsed, &epochs);
     let released = v.check_releases(file, &parsed, anchors, master_key, &epochs);
-    v.check_keys(&parsed, &released);
+    v.check_keys(&parsed, &released, file.redacted);
     v.check_messages(file, &parsed, &epochs, &released);
     v.check_sequence(file, &parsed, &released);
     if file.redacted {
         v.weaker.push(REDACTED_WEAKER.into());
     }
     v.finish(anchors, true, master_fp, released.into_iter().collect())
+}
+
+/// Reads an export from its JSON text. A text that is not an export of this version — not
+/// JSON, [`FORMAT_V1`] or an unknown format, a field missing or of the wrong type — gives the
+/// refused verdict instead, with its named reason ([`Reason::UnsupportedFormat`] or
+/// [`Reason::Undecodable`]) and `checked == false`.
+///
+/// # Errors
+/// The refused [`Verification`] (boxed), as above.
+pub fn parse_export(text: &str) -> std::result::Result<ExportFile, Box<Verification>> {
+    let err = match serde_json::from_str::<ExportFile>(text) {
+        Ok(file) => return Ok(file),
+        Err(e) => e,
+    };
+    let format = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v.get("format").and_then(|f| f.as_str()).map(str::to_owned));
+    let failure = match format.as_deref() {
+        Some(FORMAT_V1) => Failure {
+            reason: Reason::UnsupportedFormat,
+            detail: "this is a sealdesk-transcript/1 export, which carries no end marker and \
+                     cannot be checked against a trusted key: ask the business to export it again"
+                .into(),
+        },
+        Some(f) if f != FORMAT => Failure {
+            reason: Reason::UnsupportedFormat,
+            detail: format!("unknown export format {f:?} (expected {FORMAT})"),
+        },
+        _ => Failure {
+            reason: Reason::Undecodable,
+            detail: format!("the file is not a {FORMAT} export: {err}"),
+        },
+    };
+    Err(Box::new(Verification {
+        ok: false,
+        checked: false,
+        anchored: false,
+        failures: vec![failure],
+        passed: Vec::new(),
+        weaker: Vec::new(),
+        released_epochs: Vec::new(),
+        master_fingerprint: String::new(),
+    }))
 }
 
 /// The file's fields, decoded.
@@ -721,25 +803,24 @@ impl Parsed {
             .iter()
             .map(|m| hex_cbor(&m.envelope, &format!("message #{} envelope", m.seq)))
             .collect::<std::result::Result<_, _>>()?;
-        let omitted = file
-            .omitted
-            .iter()
-            .map(|o| {
-                Ok(OmittedItem {
-                    seq: o.seq,
-                    kind: kind_from_name(&o.kind)
-                        .ok_or_else(|| undecodable(format!("item kind {:?}", o.kind)))?,
-                    epoch: o.epoch,
-                })
-            })
-            .collect::<std::result::Result<_, Failure>>()?;
+        let mut omitted = Vec::new();
         let mut handoffs = Vec::new();
-        for o in file.omitted.iter().filter(|o| o.kind == "handoff") {
-            let record = match &o.record {
+        for o in &file.omitted {
+            let kind = kind_from_name(&o.kind)
+                .ok_or_else(|| undecodable(format!("item kind {:?}", o.kind)))?;
+            let record: Option<HandOff> = match &o.record {
                 None => None,
                 Some(r) => Some(hex_cbor(r, &format!("hand-off #{}", o.seq))?),
             };
-            handoffs.push((o.seq, record));
+            omitted.push(OmittedItem {
+                seq: o.seq,
+                kind,
+                epoch: o.epoch,
+                record: record.as_ref().map(handoff_hash),
+            });
+            if kind == OmittedKind::HandOff {
+                handoffs.push((o.seq, record));
+            }
         }
         let mut releases = Vec::new();
         for r in &file.releases {
@@ -865,6 +946,7 @@ impl Verifier {
         let anchored = anchors.complete();
         Verification {
             ok: checked && self.failures.is_empty(),
+            checked,
             anchored,
             failures: self.failures,
             passed: self.passed,
@@ -898,6 +980,13 @@ impl Verifier {
                     format!("policy version {} does not verify: {e}", p.version),
                 ),
             }
+        }
+        if verified.is_empty() {
+            self.fail(
+                Reason::NoPolicy,
+                "no policy in the file verifies: there is no master key to check anything with, \
+                 so nothing was checked",
+            );
         }
         let master_card = match &anchors.org_fingerprint {
             Some(fp) => {
@@ -1014,8 +1103,17 @@ impl Verifier {
         let mut previous: Option<VerifiedEpoch> = None;
         let mut chain_ok = true;
         let mut broken = false;
-        for (_, rec, _) in &parsed.epochs {
+        for ((_, rec, _), shown) in parsed.epochs.iter().zip(&file.epochs) {
             let n = rec.epoch;
+            if shown.epoch != n {
+                self.fail(
+                    Reason::ShownFieldMismatch,
+                    format!(
+                        "the file shows epoch {} at #{}, but the record there is of epoch {n}",
+                        shown.epoch, shown.seq
+                    ),
+                );
+            }
             let Some(policy) = self.policies.get(&rec.policy_version).cloned() else {
                 self.fail(
                     Reason::MissingPolicy,
@@ -1127,6 +1225,10 @@ impl Verifier {
                 continue;
             }
             let handed: Vec<u32> = h.epochs.iter().map(|(e, _)| *e).collect();
+            if handed.is_empty() {
+                self.fail(Reason::BadHandOff, format!("{at} hands over no epoch"));
+                continue;
+            }
             if handed
                 .iter()
                 .any(|e| epochs.get(e).is_none_or(|r| r.member(&h.from).is_none()))
@@ -1199,6 +1301,9 @@ impl Verifier {
         let mut by_request: BTreeMap<[u8; 32], BTreeSet<SigningPublicKey>> = BTreeMap::new();
         let mut redacted_required = false;
         let mut claimed: BTreeSet<u32> = BTreeSet::new();
+        // The requests justified by a dispute (their releases do not bind the records).
+        let mut disputes: BTreeSet<[u8; 32]> = BTreeSet::new();
+        let mut by_consent = false;
         for ((entry, request, proof), fr) in parsed.releases.iter().zip(&file.releases) {
             let at = format!(
                 "release entry #{} ({})",
@@ -1316,6 +1421,8 @@ impl Verifier {
                     if c.scope == Scope::Redacted {
                         redacted_required = true;
                     }
+                    self.check_window(&at, entry.at, c.issued_at, c.expires_at, &policy);
+                    by_consent = true;
                 }
                 (
                     Justification::Dispute { ticket, decisions },
@@ -1335,6 +1442,8 @@ impl Verifier {
                     {
                         mismatch.push("arbiter approvals");
                     }
+                    self.check_window(&at, entry.at, ticket.opened_at, ticket.expires_at, &policy);
+                    disputes.insert(*request_hash);
                 }
                 _ => mismatch.push("justification kind"),
             }
@@ -1382,9 +1491,16 @@ impl Verifier {
             }
         }
         let mut released = BTreeSet::new();
+        let mut dispute_only = Vec::new();
         for e in &claimed {
             let most = valid
                 .range((*e, [0; 32])..=(*e, [0xff; 32]))
+                .map(|(_, t)| t.len())
+                .max()
+                .unwrap_or(0);
+            let most_by_consent = valid
+                .range((*e, [0; 32])..=(*e, [0xff; 32]))
+                .filter(|((_, r), _)| !disputes.contains(r))
                 .map(|(_, t)| t.len())
                 .max()
                 .unwrap_or(0);
@@ -1394,6 +1510,9 @@ impl Verifier {
                 .map_or(usize::MAX, |p| usize::from(p.trustee_threshold));
             if most >= need {
                 released.insert(*e);
+                if most_by_consent < need {
+                    dispute_only.push(*e);
+                }
             } else {
                 self.fail(
                     Reason::ThresholdNotMet,
@@ -1409,6 +1528,28 @@ impl Verifier {
                 );
             }
         }
+        // A dispute release binds the org, the conversation and epoch numbers only: neither the
+        // release event, nor the request, nor the ticket or the approvals commit to the epoch
+        // records, and the master writes all of them. A master holding a genuine dispute release
+        // could write new records (a made-up customer, its own K, agents it certifies itself),
+        // invent messages and sign the end marker. Until release entries carry the released
+        // records' hashes (which the trustees hold), such an export proves nothing about its
+        // contents. An epoch that a consent release covers as well is bound to the consenting
+        // customer as any consent export is (see the weaker line below).
+        if !dispute_only.is_empty() {
+            self.fail(
+                Reason::DisputeNotBoundToRecords,
+                format!(
+                    "epoch(s) {dispute_only:?} are released only by a dispute, and a dispute \
+                     release does not bind the epoch records: the master could have written the \
+                     records, keys and messages of this file itself (release entries do not carry \
+                     record hashes yet)"
+                ),
+            );
+        }
+        if by_consent && epochs.keys().any(|e| *e >= 1) {
+            self.weaker.push(CONSENT_LATER_EPOCHS_WEAKER.into());
+        }
         if redacted_required && !file.redacted {
             self.fail(
                 Reason::RedactionRequired,
@@ -1419,8 +1560,42 @@ impl Verifier {
         released
     }
 
+    /// A release entry's time against its consent's or ticket's validity window, and the window
+    /// against the policy's longest validity (the checks a trustee made when it released, on
+    /// the trustee's own clock: the entry's `at`).
+    fn check_window(
+        &mut self,
+        at: &str,
+        released_at: u64,
+        issued: u64,
+        expires: u64,
+        policy: &VerifiedPolicy,
+    ) {
+        if expires <= issued || expires - issued > policy.max_release_validity_secs {
+            self.fail(
+                Reason::ReleaseOutsideWindow,
+                format!(
+                    "{at}: its justification is valid from {issued} to {expires}, which policy \
+                     version {} does not allow (at most {} s)",
+                    policy.version, policy.max_release_validity_secs
+                ),
+            );
+        } else if released_at < issued || released_at >= expires {
+            self.fail(
+                Reason::ReleaseOutsideWindow,
+                format!(
+                    "{at} was signed at {released_at}, outside its justification's validity \
+                     ({issued} to {expires})"
+                ),
+            );
+        }
+    }
+
     /// The tree head the inclusion proofs are for: signed by a log key the reader anchored.
-    /// (Trustee cosignatures, when tree heads carry them, are checked here too.)
+    ///
+    /// Only the relay's own signature is checked: tree heads carry no witness cosignatures yet,
+    /// so the verdict names that as a weaker line. When they do, this is the one place to check
+    /// them.
     fn check_tree_head(&mut self, head: &SignedTreeHead, anchors: &Anchors) -> bool {
         if anchors.log_keys.is_empty() {
             return head.verify(&head.log_key).is_ok();
@@ -1434,6 +1609,7 @@ impl Verifier {
                 "audit tree head (size {}) signed by the anchored log key",
                 head.size
             ));
+            self.weaker.push(NO_COSIGNATURES_WEAKER.into());
         } else {
             self.fail(
                 Reason::UntrustedTreeHead,
@@ -1448,7 +1624,7 @@ impl Verifier {
 
     /// Keys: each released epoch of a non-redacted export has its key, matching the record's
     /// commitment; no key for an epoch not released.
-    fn check_keys(&mut self, parsed: &Parsed, released: &BTreeSet<u32>) {
+    fn check_keys(&mut self, parsed: &Parsed, released: &BTreeSet<u32>, redacted: bool) {
         for (_, rec, key) in &parsed.epochs {
             let n = rec.epoch;
             match key {
@@ -1483,6 +1659,12 @@ impl Verifier {
                         );
                     }
                 }
+                None if released.contains(&n) && !redacted => self.fail(
+                    Reason::BadKey,
+                    format!(
+                        "epoch {n} is released, but this non-redacted export does not show its key"
+                    ),
+                ),
                 None => {}
             }
         }
@@ -1515,9 +1697,18 @@ impl Verifier {
                 );
                 continue;
             }
+            if h.sent_at != m.sent_at {
+                self.fail(
+                    Reason::ShownFieldMismatch,
+                    format!(
+                        "{at} is shown as sent at {}, but its signed header says {}",
+                        m.sent_at, h.sent_at
+                    ),
+                );
+            }
             if h.epoch != m.epoch {
                 self.fail(
-                    Reason::Undecodable,
+                    Reason::ShownFieldMismatch,
                     format!(
                         "{at} claims epoch {} but its envelope is of epoch {}",
                         m.epoch, h.epoch
@@ -1689,6 +1880,16 @@ impl Verifier {
             );
         }
         for o in &parsed.omitted {
+            if o.kind == OmittedKind::Message && o.epoch.is_none() {
+                self.fail(
+                    Reason::WithheldMessage,
+                    format!(
+                        "item #{} is a message left out without its epoch: it could be a message \
+                         of a released epoch",
+                        o.seq
+                    ),
+                );
+            }
             if o.kind == OmittedKind::Message && o.epoch.is_some_and(|e| released.contains(&e)) {
                 self.fail(
                     Reason::WithheldMessage,

@@ -12,7 +12,8 @@ use sealdesk_client::{
     Client,
     escrow::Transcript,
     transcript::{
-        Anchors, ExportFile, FORMAT_V1, Reason, Verification, sign_export, verify_export,
+        Anchors, CONSENT_LATER_EPOCHS_WEAKER, ExportFile, FORMAT_V1, NO_COSIGNATURES_WEAKER,
+        Reason, Verification, parse_export, sign_export, verify_export,
     },
 };
 use sealdesk_protocol::{
@@ -152,7 +153,15 @@ async fn genuine_export_verifies_and_each_forgery_is_refused_with_its_reason() {
     assert!(v.ok, "{:#?}", v.failures);
     assert!(v.anchored);
     assert_eq!(v.released_epochs, vec![0, 1]);
-    assert!(v.weaker.is_empty());
+    // Two epochs under a consent: the second is bound to the customer through the chain only;
+    // the tree head is the relay's word alone.
+    assert_eq!(
+        v.weaker,
+        vec![
+            NO_COSIGNATURES_WEAKER.to_owned(),
+            CONSENT_LATER_EPOCHS_WEAKER.to_owned()
+        ]
+    );
     // Every seq is accounted for: epoch records, messages and the items left out.
     assert!(file.messages.len() >= 4);
     assert!(file.omitted.iter().any(|o| o.kind == "handoff"));
@@ -419,6 +428,44 @@ async fn genuine_export_verifies_and_each_forgery_is_refused_with_its_reason() {
     no_record.omitted[at].record = None;
     sign_export(&mut no_record, master_keys(&g)).unwrap();
     refused(&verify_export(&no_record, &g.anchors), Reason::BadHandOff);
+    // The hand-off's own signer (alice, helping the forger) re-signs it: to a key that is in
+    // no later epoch, or handing over nothing.
+    let alice = sealdesk_client::account::Account::open(&g.w.home("alice"), support::PASS).unwrap();
+    let mut h: sealdesk_protocol::epoch::HandOff = dec(file.omitted[at].record.as_ref().unwrap());
+    assert_eq!(h.from, alice.keys().signing_public());
+    let mut to_stranger = h.clone();
+    to_stranger.to = stranger.signing_public();
+    to_stranger.signature = alice.keys().sign(&to_stranger.signed_bytes());
+    let mut stranger_file = file.clone();
+    stranger_file.omitted[at].record = Some(enc(&to_stranger));
+    sign_export(&mut stranger_file, master_keys(&g)).unwrap();
+    let v = verify_export(&stranger_file, &g.anchors);
+    assert_eq!(v.reasons(), vec![Reason::BadHandOff], "{:#?}", v.failures);
+    assert!(
+        v.failures[0]
+            .detail
+            .contains("not a member of a later epoch"),
+        "{:#?}",
+        v.failures
+    );
+    h.epochs.clear();
+    h.signature = alice.keys().sign(&h.signed_bytes());
+    let mut empty = file.clone();
+    empty.omitted[at].record = Some(enc(&h));
+    sign_export(&mut empty, master_keys(&g)).unwrap();
+    let v = verify_export(&empty, &g.anchors);
+    assert_eq!(v.reasons(), vec![Reason::BadHandOff], "{:#?}", v.failures);
+    // The end marker covers the hand-off record: swapped in after the master signed, the
+    // re-signed record is refused by the end marker as well as by its own check.
+    let mut swapped_record = file.clone();
+    swapped_record.omitted[at].record = stranger_file.omitted[at].record.clone();
+    let v = verify_export(&swapped_record, &g.anchors);
+    assert_eq!(
+        v.reasons(),
+        vec![Reason::BadHandOff, Reason::BadEndMarker],
+        "{:#?}",
+        v.failures
+    );
     // An undecodable field.
     let mut garbage = file.clone();
     garbage.messages[0].envelope = "zz".into();
@@ -458,8 +505,12 @@ async fn redacted_export_verifies_with_a_named_weaker_line_and_rewritten_texts_a
     );
     let v = verify_export(&redacted, &g.anchors);
     assert!(v.ok, "{:#?}", v.failures);
-    assert_eq!(v.weaker.len(), 1);
-    assert!(v.weaker[0].contains("attested by the master"));
+    assert_eq!(v.weaker.len(), 3);
+    assert!(
+        v.weaker
+            .iter()
+            .any(|w| w.contains("attested by the master"))
+    );
 
     let mut rewritten = redacted.clone();
     rewritten.messages[0].text = "I never gave my card number".into();
@@ -843,6 +894,87 @@ async fn cli_verify_exit_codes_follow_the_verdict_and_the_anchors() {
         format!("{out}{err}").contains("export it again"),
         "{out}\n{err}"
     );
+    // ... and its --json verdict names the reason; `ok` agrees with the exit status.
+    let (code, out, _) = sealdesk(&[
+        "transcript",
+        "verify",
+        old.to_str().unwrap(),
+        "--no-anchor",
+        "--json",
+    ])
+    .await;
+    assert_eq!(code, Some(1));
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["ok"], false);
+    assert_eq!(
+        json["failures"][0]["reason"], "unsupported_format",
+        "{json}"
+    );
+    // A v2 file missing a field: undecodable, exit 1.
+    let mut cut = serde_json::to_value(&full).unwrap();
+    cut.as_object_mut().unwrap().remove("releases");
+    let cut_path = dir.join("cut.json");
+    std::fs::write(&cut_path, cut.to_string()).unwrap();
+    let (code, out, _) = sealdesk(&[
+        "transcript",
+        "verify",
+        cut_path.to_str().unwrap(),
+        "--no-anchor",
+        "--json",
+    ])
+    .await;
+    assert_eq!(code, Some(1));
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["failures"][0]["reason"], "undecodable", "{json}");
+    // A file that cannot be read: nothing could be checked, exit 2 (not a refusal's 1).
+    let (code, _, err) = sealdesk(&[
+        "transcript",
+        "verify",
+        dir.join("absent.json").to_str().unwrap(),
+        "--no-anchor",
+    ])
+    .await;
+    assert_eq!(code, Some(2), "{err}");
+    // A v2 file with no policy: nothing was checked, so --no-anchor does not make it pass.
+    let mut bare = full.clone();
+    bare.policies.clear();
+    sign_export(&mut bare, master.account().keys()).unwrap();
+    let bare_path = dir.join("bare.json");
+    std::fs::write(&bare_path, serde_json::to_string(&bare).unwrap()).unwrap();
+    let (code, out, _) = sealdesk(&[
+        "transcript",
+        "verify",
+        bare_path.to_str().unwrap(),
+        "--no-anchor",
+    ])
+    .await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("[no_policy]") && out.contains("does NOT verify"),
+        "{out}"
+    );
+    // --no-anchor with the org anchored (no log key): not "nothing was verified", and the JSON
+    // `ok` is the exit status.
+    let (code, out, _) = sealdesk(&[
+        "transcript",
+        "verify",
+        good_s,
+        "--org-fingerprint",
+        &fp,
+        "--no-anchor",
+    ])
+    .await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains("NOTHING WAS VERIFIED"), "{out}");
+    assert!(
+        out.contains("NOT checked against a trusted audit log"),
+        "{out}"
+    );
+    let (code, out, _) = sealdesk(&["transcript", "verify", good_s, "--no-anchor", "--json"]).await;
+    assert_eq!(code, Some(0));
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["ok"], true, "{json}");
+    assert_eq!(json["verified"], false, "{json}");
     master.close().await;
 }
 
@@ -869,10 +1001,25 @@ struct Synthetic {
     log: IdentityKeys,
     policy: VerifiedPolicy,
     cert: sealdesk_protocol::policy::AgentCertificate,
+    /// When the trustees sign their release entries.
+    release_at: u64,
+    /// Seconds the master adds to the consent's validity, re-signed by the customer's key.
+    stretch: u64,
+    /// A second agent, "dave", to whom alice hands the conversation when `handoff` is set.
+    dave: IdentityKeys,
+    dave_cert: sealdesk_protocol::policy::AgentCertificate,
+    /// Adds epoch 1 (alice hands over to dave: customer and dave) at #4 and the hand-off of
+    /// epoch 0 to dave at #5; both epochs are released.
+    handoff: bool,
 }
 
 impl Synthetic {
     fn new() -> Self {
+        Self::with_history_handoff(true)
+    }
+
+    /// An org whose policy allows history hand-off or not.
+    fn with_history_handoff(history_handoff: bool) -> Self {
         let mut rng = sealdesk_client::rng().unwrap();
         let mut keys = |n: usize| -> Vec<IdentityKeys> {
             (0..n).map(|_| IdentityKeys::generate(&mut rng)).collect()
@@ -882,6 +1029,7 @@ impl Synthetic {
         let arbiters = keys(3);
         let mut two = keys(3);
         let (customer, agent, log) = (two.remove(0), two.remove(0), two.remove(0));
+        let dave = keys(1).remove(0);
         let card =
             |k: &IdentityKeys, name: &str, role| IdentityCard::issue(k, name, role, NOW).unwrap();
         let master_card = card(&master, "acme-owner", Role::Master);
@@ -908,11 +1056,23 @@ impl Synthetic {
                 .collect(),
             2,
         );
+        let params = PolicyParams {
+            history_handoff,
+            ..params
+        };
         let policy = OrgPolicy::issue(&master, &master_card, params, NOW).unwrap();
         let cert = sealdesk_protocol::policy::AgentCertificate::issue(
             &master,
             &policy,
             &card(&agent, "alice", Role::Agent),
+            NOW,
+            86_400,
+        )
+        .unwrap();
+        let dave_cert = sealdesk_protocol::policy::AgentCertificate::issue(
+            &master,
+            &policy,
+            &card(&dave, "dave", Role::Agent),
             NOW,
             86_400,
         )
@@ -926,6 +1086,11 @@ impl Synthetic {
             log,
             policy,
             cert,
+            release_at: NOW + 6,
+            stretch: 0,
+            dave,
+            dave_cert,
+            handoff: false,
         }
     }
 
@@ -968,6 +1133,41 @@ impl Synthetic {
         )
         .unwrap();
         let keys = EpochKeys::new(&k, &rec);
+        // With `handoff`: epoch 1 by alice (customer and dave), and alice's hand-off of epoch 0.
+        let second = self.handoff.then(|| {
+            let cards = [
+                cards[0].clone(),
+                IdentityCard::issue(&self.dave, "dave", Role::Agent, NOW).unwrap(),
+            ];
+            let (rec1, k1) = EpochRecord::create(
+                &mut rng,
+                &self.agent,
+                &self.policy,
+                NewEpoch {
+                    conversation: conv,
+                    epoch: 1,
+                    members: &cards,
+                    previous: Some(rec.record()),
+                    now: NOW + 3,
+                },
+            )
+            .unwrap();
+            let h = sealdesk_protocol::epoch::HandOff::create(
+                &mut rng,
+                &self.agent,
+                &cards[1],
+                conv,
+                &[(0, &k)],
+                NOW + 3,
+            )
+            .unwrap();
+            (rec1, k1, h)
+        });
+        let range = if self.handoff {
+            EpochRange::new(0, 1).unwrap()
+        } else {
+            EpochRange::single(0)
+        };
         let mut messages = Vec::new();
         for (i, (who, name, text)) in [
             (&self.customer, "carol", "where is my parcel?"),
@@ -990,13 +1190,13 @@ impl Synthetic {
         }
         let (justification, basis_of) = match dispute {
             None => {
-                let consent = ConsentToken::issue(
+                let mut consent = ConsentToken::issue(
                     &mut rng,
                     &self.customer,
                     &self.policy,
                     ConsentParams {
                         conversation: conv,
-                        epochs: EpochRange::single(0),
+                        epochs: range,
                         scope: Scope::Full,
                         purpose: "review".into(),
                         valid_secs: 3600,
@@ -1004,6 +1204,10 @@ impl Synthetic {
                     NOW + 3,
                 )
                 .unwrap();
+                if self.stretch > 0 {
+                    consent.expires_at += self.stretch;
+                    consent.signature = self.customer.sign(&consent.signed_bytes());
+                }
                 let basis = ReleaseBasis::Consent {
                     id: consent.id,
                     scope: Scope::Full,
@@ -1017,7 +1221,7 @@ impl Synthetic {
                     &self.master,
                     &self.policy,
                     conv,
-                    EpochRange::single(0),
+                    range,
                     "chargeback",
                     3600,
                     NOW + 3,
@@ -1049,7 +1253,7 @@ impl Synthetic {
                 &mut rng,
                 &self.master,
                 &self.policy,
-                EpochRange::single(0),
+                range,
                 justification.clone(),
                 NOW + 5,
             )
@@ -1061,11 +1265,11 @@ impl Synthetic {
                         org: "acme".into(),
                         request_hash: request.hash(),
                         conversation: conv,
-                        epochs: EpochRange::single(0),
+                        epochs: range,
                         basis: basis_of.clone(),
                         master: self.master.signing_public(),
                     },
-                    NOW + 6,
+                    self.release_at,
                 );
                 let index = tree.push(&entry.leaf());
                 released.push((index, entry, request.clone()));
@@ -1115,6 +1319,23 @@ impl Synthetic {
                 signature: String::new(),
             },
         };
+        if let Some((rec1, k1, h)) = second {
+            file.epochs.push(sealdesk_client::transcript::ExportEpoch {
+                seq: 4,
+                epoch: 1,
+                record: enc(rec1.record()),
+                key: Some(hex::encode(k1.to_bytes().as_slice())),
+            });
+            file.certificates.push(enc(&self.dave_cert));
+            file.omitted
+                .push(sealdesk_client::transcript::ExportOmitted {
+                    seq: 5,
+                    kind: "handoff".into(),
+                    epoch: None,
+                    record: Some(enc(&h)),
+                });
+            file.last_seq = 5;
+        }
         sign_export(&mut file, &self.master).unwrap();
         file
     }
@@ -1134,9 +1355,8 @@ fn synthetic_releases_count_trustees_per_request_and_check_dispute_approvals() {
         "{:#?}",
         v.failures
     );
-    // A dispute approved by two arbiters verifies; by one, it does not justify a release.
-    let v = verify_export(&s.export(&[&[1, 2]], Some(2)), &s.anchors());
-    assert!(v.ok, "{:#?}", v.failures);
+    // A dispute approved by one arbiter does not justify a release. (One approved by two is
+    // refused for another reason: see the dispute test below.)
     let v = verify_export(&s.export(&[&[1, 2]], Some(1)), &s.anchors());
     refused(&v, Reason::JustificationMismatch);
     // Only a later policy version, by the same master: the epoch's own policy is missing.
@@ -1167,5 +1387,177 @@ fn synthetic_releases_count_trustees_per_request_and_check_dispute_approvals() {
     refused(
         &verify_export(&late, &s.anchors()),
         Reason::AgentNotCertified,
+    );
+}
+
+#[test]
+fn a_dispute_release_does_not_bind_the_records_and_is_refused_by_name() {
+    // The master holds a genuine dispute release (real trustees, two real arbiter approvals)
+    // and writes everything else itself: the epoch record with a customer key of its own
+    // making, K, the messages, the end marker. Every other check passes.
+    let mut s = Synthetic::new();
+    s.customer = IdentityKeys::generate(&mut sealdesk_client::rng().unwrap());
+    let v = verify_export(&s.export(&[&[1, 2]], Some(2)), &s.anchors());
+    assert_eq!(
+        v.reasons(),
+        vec![Reason::DisputeNotBoundToRecords],
+        "{:#?}",
+        v.failures
+    );
+    // The same file released under the customer's consent binds the customer, and verifies,
+    // with no weaker line about later epochs (it has epoch 0 only).
+    let v = verify_export(&s.export(&[&[1, 2]], None), &s.anchors());
+    assert!(v.ok, "{:#?}", v.failures);
+    assert!(!v.weaker.contains(&CONSENT_LATER_EPOCHS_WEAKER.to_owned()));
+    assert!(v.weaker.contains(&NO_COSIGNATURES_WEAKER.to_owned()));
+}
+
+#[test]
+fn a_file_whose_policies_do_not_verify_is_not_checked_even_without_anchors() {
+    let s = Synthetic::new();
+    let mut empty = s.export(&[&[0, 1]], None);
+    empty.policies.clear();
+    sign_export(&mut empty, &s.master).unwrap();
+    let v = verify_export(&empty, &Anchors::default());
+    assert!(!v.checked);
+    assert!(!v.ok);
+    assert_eq!(
+        v.reasons(),
+        vec![Reason::NoOrgAnchor, Reason::NoLogAnchor, Reason::NoPolicy],
+        "{:#?}",
+        v.failures
+    );
+    // With anchors too.
+    refused(&verify_export(&empty, &s.anchors()), Reason::NoPolicy);
+    // A genuine file is checked without anchors, and fails only for them.
+    let v = verify_export(&s.export(&[&[0, 1]], None), &Anchors::default());
+    assert!(v.checked);
+    assert_eq!(v.reasons(), vec![Reason::NoOrgAnchor, Reason::NoLogAnchor]);
+}
+
+#[test]
+fn messages_cannot_be_hidden_by_an_omitted_item_without_epoch_or_a_missing_key() {
+    let s = Synthetic::new();
+    // alice's message (#3, her only one: no counter gap) listed as a message left out with no
+    // epoch, re-signed by the master.
+    let mut hidden = s.export(&[&[0, 1]], None);
+    let m = hidden.messages.pop().unwrap();
+    hidden
+        .omitted
+        .push(sealdesk_client::transcript::ExportOmitted {
+            seq: m.seq,
+            kind: "message".into(),
+            epoch: None,
+            record: None,
+        });
+    sign_export(&mut hidden, &s.master).unwrap();
+    let v = verify_export(&hidden, &s.anchors());
+    assert_eq!(
+        v.reasons(),
+        vec![Reason::WithheldMessage],
+        "{:#?}",
+        v.failures
+    );
+    // A released epoch without its key in a non-redacted export (its messages cut off the end).
+    let mut keyless = s.export(&[&[0, 1]], None);
+    keyless.epochs[0].key = None;
+    keyless.messages.clear();
+    keyless.last_seq = 1;
+    sign_export(&mut keyless, &s.master).unwrap();
+    let v = verify_export(&keyless, &s.anchors());
+    assert_eq!(v.reasons(), vec![Reason::BadKey], "{:#?}", v.failures);
+}
+
+#[test]
+fn fields_shown_beside_signed_objects_must_match_them() {
+    let s = Synthetic::new();
+    let mut late = s.export(&[&[0, 1]], None);
+    late.messages[0].sent_at += 86_400;
+    sign_export(&mut late, &s.master).unwrap();
+    let v = verify_export(&late, &s.anchors());
+    assert_eq!(
+        v.reasons(),
+        vec![Reason::ShownFieldMismatch],
+        "{:#?}",
+        v.failures
+    );
+    let mut renumbered = s.export(&[&[0, 1]], None);
+    renumbered.epochs[0].epoch = 7;
+    sign_export(&mut renumbered, &s.master).unwrap();
+    let v = verify_export(&renumbered, &s.anchors());
+    assert_eq!(
+        v.reasons(),
+        vec![Reason::ShownFieldMismatch],
+        "{:#?}",
+        v.failures
+    );
+}
+
+#[test]
+fn a_release_signed_outside_its_consent_window_is_refused() {
+    let mut s = Synthetic::new();
+    // The consent is valid from NOW + 3 for an hour.
+    s.release_at = NOW + 3 + 3600;
+    let v = verify_export(&s.export(&[&[0, 1]], None), &s.anchors());
+    assert_eq!(
+        v.reasons(),
+        vec![Reason::ReleaseOutsideWindow],
+        "{:#?}",
+        v.failures
+    );
+    s.release_at = NOW + 2;
+    refused(
+        &verify_export(&s.export(&[&[0, 1]], None), &s.anchors()),
+        Reason::ReleaseOutsideWindow,
+    );
+    // A consent stretched past the policy's longest validity (the customer's key re-signs it:
+    // the check is on the terms, not the signature), released inside its window.
+    s.release_at = NOW + 6;
+    s.stretch = s.policy.max_release_validity_secs;
+    let v = verify_export(&s.export(&[&[0, 1]], None), &s.anchors());
+    assert_eq!(
+        v.reasons(),
+        vec![Reason::ReleaseOutsideWindow],
+        "{:#?}",
+        v.failures
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_v2_export_gives_a_named_reason() {
+    let s = Synthetic::new();
+    let good = serde_json::to_value(s.export(&[&[0, 1]], None)).unwrap();
+    assert!(parse_export(&good.to_string()).is_ok());
+    let mut v1 = good.clone();
+    v1["format"] = FORMAT_V1.into();
+    v1.as_object_mut().unwrap().remove("end");
+    let v = parse_export(&v1.to_string()).unwrap_err();
+    assert_eq!(v.reasons(), vec![Reason::UnsupportedFormat]);
+    assert!(!v.ok && !v.checked);
+    let mut missing = good.clone();
+    missing.as_object_mut().unwrap().remove("last_seq");
+    let v = parse_export(&missing.to_string()).unwrap_err();
+    assert_eq!(v.reasons(), vec![Reason::Undecodable]);
+    let v = parse_export("not json").unwrap_err();
+    assert_eq!(v.reasons(), vec![Reason::Undecodable]);
+}
+
+#[test]
+fn a_hand_off_must_be_to_a_member_of_a_later_epoch_whose_policy_allows_it() {
+    let mut s = Synthetic::new();
+    s.handoff = true;
+    let v = verify_export(&s.export(&[&[0, 1]], None), &s.anchors());
+    assert!(v.ok, "{:#?}", v.failures);
+    assert_eq!(v.released_epochs, vec![0, 1]);
+    assert!(v.weaker.contains(&CONSENT_LATER_EPOCHS_WEAKER.to_owned()));
+    // The same conversation under a policy that does not allow history hand-off.
+    let mut s = Synthetic::with_history_handoff(false);
+    s.handoff = true;
+    let v = verify_export(&s.export(&[&[0, 1]], None), &s.anchors());
+    assert_eq!(v.reasons(), vec![Reason::BadHandOff], "{:#?}", v.failures);
+    assert!(
+        v.failures[0].detail.contains("does not allow hand-off"),
+        "{:#?}",
+        v.failures
     );
 }

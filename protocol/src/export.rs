@@ -18,16 +18,21 @@
 //! | policies         | list of 32-byte policy hashes                                        |
 //! | epochs           | list of (`u64` seq, 32-byte epoch record hash)                       |
 //! | messages         | list of (`u64` seq, bytes envelope signed bytes, 64-byte signature, string sender, string text) |
-//! | omitted          | list of (`u64` seq, `u8` kind, option `u32` epoch)                   |
+//! | omitted          | list of (`u64` seq, `u8` kind, option `u32` epoch, option 32-byte hand-off hash) |
 //! | last seq         | `u64`                                                                |
 //! | releases         | list of (`u64` leaf index, 32-byte leaf hash, 32-byte request hash)  |
 //! | tree head        | `u64` size, 32-byte root                                             |
 //! | signed at        | `u64`                                                                |
 //! | master           | 32-byte signing key                                                  |
+//!
+//! The hand-off hash ([`handoff_hash`]) is SHA-256 over the label
+//! `sealdesk/v1/transcript-handoff`, then the hand-off's signed bytes (length-prefixed), then its
+//! 64-byte signature: the end marker commits to each hand-off record the export carries.
 
 use crate::{
     Result,
     codec::Writer,
+    epoch::HandOff,
     ids::ConversationId,
     keys::{IdentityKeys, Signature, SigningPublicKey},
     labels,
@@ -81,6 +86,15 @@ pub struct OmittedItem {
     pub kind: OmittedKind,
     /// Its epoch, for messages.
     pub epoch: Option<u32>,
+    /// The hash of its record ([`handoff_hash`]), for a hand-off the export carries.
+    pub record: Option<[u8; 32]>,
+}
+
+/// The hash of a hand-off record the end marker covers (layout in the module docs).
+pub fn handoff_hash(h: &HandOff) -> [u8; 32] {
+    let mut w = Writer::with_label(labels::TRANSCRIPT_HANDOFF);
+    w.bytes(&h.signed_bytes()).fixed(&h.signature.to_bytes());
+    w.sha256()
 }
 
 /// A release entry the export relies on.
@@ -155,6 +169,10 @@ impl ExportStatement<'_> {
                 None => w.u8(0),
                 Some(e) => w.u8(1).u32(e),
             };
+            match &o.record {
+                None => w.u8(0),
+                Some(h) => w.u8(1).fixed(h),
+            };
         }
         w.u64(self.last_seq).count(self.releases.len());
         for r in &self.releases {
@@ -200,6 +218,7 @@ mod tests {
                 seq: 2,
                 kind: OmittedKind::Message,
                 epoch: Some(0),
+                record: None,
             }],
             last_seq: 3,
             releases: vec![ReleaseRef {
@@ -226,6 +245,7 @@ mod tests {
             |s| s.epochs[0].0 = 2,
             |s| s.omitted[0].kind = OmittedKind::Notice,
             |s| s.omitted[0].epoch = None,
+            |s| s.omitted[0].record = Some([9; 32]),
             |s| s.last_seq = 2,
             |s| s.releases[0].index = 5,
             |s| s.tree_size = 8,

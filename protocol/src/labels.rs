@@ -84,3 +84,5 @@ pub const TREE_HEAD: &str = "sealdesk/v1/tree-head";
 
 /// Signed bytes of the master's end marker over an exported transcript.
 pub const TRANSCRIPT_END: &str = "sealdesk/v1/transcript-end";
+/// Hash input of a hand-off record in the master's end marker over an exported transcript.
+pub const TRANSCRIPT_HANDOFF: &str = "sealdesk/v1/transcript-handoff";

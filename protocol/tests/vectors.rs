@@ -1092,8 +1092,8 @@ fn audit(o: &Org) -> Value {
 }
 
 /// The master's end marker over an export of epoch 0: the messages of `messages.json` at seqs
-/// 2–5, the epoch record at seq 1, three items left out, and the two consent release entries of
-/// `audit.json`.
+/// 2–5, the epoch record at seq 1, four items left out (the last is `epoch.json`'s hand-off,
+/// by its hash), and the two consent release entries of `audit.json`.
 fn export_end(o: &Org) -> Value {
     let (rec, k) = epoch0(o);
     let keys = EpochKeys::new(&k, &rec);
@@ -1125,16 +1125,26 @@ fn export_end(o: &Org) -> Value {
             seq: 6,
             kind: OmittedKind::Consent,
             epoch: None,
+            record: None,
         },
         OmittedItem {
             seq: 7,
             kind: OmittedKind::Notice,
             epoch: None,
+            record: None,
         },
         OmittedItem {
             seq: 8,
             kind: OmittedKind::Message,
             epoch: Some(1),
+            record: None,
+        },
+        // epoch.json's hand-off, by its hash.
+        OmittedItem {
+            seq: 9,
+            kind: OmittedKind::HandOff,
+            epoch: None,
+            record: Some(sealdesk_protocol::export::handoff_hash(&epoch_chain(o).1)),
         },
     ];
     let releases: Vec<ReleaseRef> = [1u64, 2]
@@ -1161,7 +1171,7 @@ fn export_end(o: &Org) -> Value {
             })
             .collect(),
         omitted: omitted.clone(),
-        last_seq: 8,
+        last_seq: 9,
         releases: releases.clone(),
         tree_size: tree.len(),
         tree_root: tree.root(),
@@ -1189,8 +1199,9 @@ fn export_end(o: &Org) -> Value {
             "seq": o.seq,
             "kind": o.kind.code(),
             "epoch": o.epoch,
+            "record_hash": o.record.map(h),
         })).collect::<Vec<_>>(),
-        "last_seq": 8,
+        "last_seq": 9,
         "releases": releases.iter().map(|r| json!({
             "index": r.index,
             "leaf_hash": h(r.leaf_hash),
@@ -2317,6 +2328,7 @@ fn independent_export_end_marker() {
             .str(m["text"].as_str().unwrap());
     }
     w.u32(u32::try_from(list("omitted").len()).unwrap());
+    let epochs = load("epoch");
     for o in list("omitted") {
         w.u64(num(&o["seq"]))
             .u8(u8::try_from(num(&o["kind"])).unwrap());
@@ -2324,6 +2336,17 @@ fn independent_export_end_marker() {
             None => w.u8(0),
             Some(e) => w.u8(1).u32(u32::try_from(e).unwrap()),
         };
+        if o["record_hash"].is_null() {
+            w.u8(0);
+        } else {
+            // The only hand-off is epoch.json's: its hash recomputed from its bytes.
+            let ho = &epochs["handoff"];
+            let mut hash = Canon::label("sealdesk/v1/transcript-handoff");
+            hash.bytes(&unhex(&ho["signed_bytes"]))
+                .fixed(&unhex(&ho["signature"]));
+            assert_eq!(h(hash.sha256()), o["record_hash"]);
+            w.u8(1).fixed(&unhex(&o["record_hash"]));
+        }
     }
     w.u64(num(&v["last_seq"]))
         .u32(u32::try_from(list("releases").len()).unwrap());
