@@ -1510,6 +1510,18 @@ fn a_release_signed_outside_its_consent_window_is_refused() {
         &verify_export(&s.export(&[&[0, 1]], None), &s.anchors()),
         Reason::ReleaseOutsideWindow,
     );
+    // A dispute ticket's window likewise (the ticket is open from NOW + 3 for an hour).
+    s.release_at = NOW + 3 + 3600;
+    let v = verify_export(&s.export(&[&[0, 1]], Some(2)), &s.anchors());
+    assert_eq!(
+        v.reasons(),
+        vec![
+            Reason::DisputeNotBoundToRecords,
+            Reason::ReleaseOutsideWindow
+        ],
+        "{:#?}",
+        v.failures
+    );
     // A consent stretched past the policy's longest validity (the customer's key re-signs it:
     // the check is on the terms, not the signature), released inside its window.
     s.release_at = NOW + 6;
