@@ -73,7 +73,8 @@ pub struct ExportFile {
     pub last_seq: u64,
     /// Release entries with their requests and inclusion proofs.
     pub releases: Vec<ExportRelease>,
-    /// The relay's audit-log key (hex); informative only — the verifier uses its anchor.
+    /// The relay's audit-log key (hex). Names the relay only: the verifier checks the tree head
+    /// against its anchor, and `--home` anchors the pinned relay with this key, if any.
     pub log_key: String,
     /// The signed tree head the proofs are for (hex CBOR).
     pub tree_head: String,
