@@ -814,7 +814,7 @@ async fn a_consent_revocation_is_accepted_only_from_its_signer_for_a_consent_the
     c.stored(Request::ShareConsent(token.clone())).await;
     assert_eq!(
         c.refused(Request::ShareConsent(token.clone())).await,
-        ErrorCode::Conflict,
+        ErrorCode::IdTaken,
         "a consent id is shared once"
     );
     // Shared in one conversation, "revoked" under another of the same customer.

@@ -1268,7 +1268,7 @@ impl Service {
             // harmless, as a conversation has one customer, who signed both.
             if self.store.get(Collection::Meta, &index)?.is_some() {
                 return reject(
-                    ErrorCode::Conflict,
+                    ErrorCode::IdTaken,
                     "a consent with this id was already shared in this conversation",
                 );
             }
