@@ -731,6 +731,24 @@ fn encoded_frame() -> impl Strategy<Value = Vec<u8>> {
     (0..FAMILIES.len(), params()).prop_map(|(i, p)| wire::encode(&frame(i, &p)).unwrap())
 }
 
+/// The `id` of `{ "request": { "id": u64, … } }` in a version-1 frame, read with a generic
+/// CBOR decoder (not the one under test).
+fn envelope_id(bytes: &[u8]) -> Option<u64> {
+    let mut rest = bytes.get(1..)?;
+    let value: ciborium::Value = ciborium::from_reader(&mut rest).ok()?;
+    let [(key, inner)] = value.as_map()?.as_slice() else {
+        return None;
+    };
+    if key.as_text()? != "request" {
+        return None;
+    }
+    let (_, id) = inner
+        .as_map()?
+        .iter()
+        .find(|(k, _)| k.as_text() == Some("id"))?;
+    u64::try_from(id.as_integer()?).ok()
+}
+
 fn is_decode_error(r: &Result<Frame, Error>) -> bool {
     matches!(r, Err(Error::Decode { .. }))
 }
@@ -884,6 +902,7 @@ proptest! {
                     prop_assert!(bad.field == "body" || bad.field.starts_with("body."), "{:?}", bad);
                     let prefix = format!("{}: ", bad.field);
                     prop_assert!(bad.message().starts_with(&prefix), "{:?}", bad);
+                    prop_assert_eq!(Some(bad.id), envelope_id(b), "{:?}", bad);
                 }
                 (Err(e), Err(f)) => prop_assert_eq!(e, f),
                 (a, b) => prop_assert!(false, "decode {:?} but decode_inbound {:?}", a, b),

@@ -10,7 +10,9 @@ use sealdesk_protocol::{
     message::EpochKeys,
     wire::{self, ErrorCode, Frame, Request, Response},
 };
-use sealdesk_server::relay::session_codes::{CLOSE_AUTH_FAILED, CLOSE_UNKNOWN_VERSION};
+use sealdesk_server::relay::session_codes::{
+    CLOSE_AUTH_FAILED, CLOSE_BAD_FRAME, CLOSE_UNKNOWN_VERSION, MAX_BAD_FIELDS,
+};
 use sealdesk_tests::{
     Chat, Identity, Org, RawClient, rng, spawn_relay, spawn_relay_in, stop_relay,
 };
@@ -100,6 +102,44 @@ async fn a_request_with_a_bad_field_is_answered_naming_the_field() {
         other => panic!("expected the card, got {other:?}"),
     }
     c.close().await;
+    stop_relay(relay).await;
+}
+
+#[tokio::test]
+async fn a_connection_gets_a_few_bad_field_answers_then_is_closed() {
+    let (relay, _dir) = spawn_relay().await;
+    let url = relay.ws_url();
+    let alice = Identity::new(34, "alice", Role::Customer);
+    let mut c = RawClient::login(&url, &alice).await;
+    let bad = |id: u64| {
+        let frame = Frame::Request {
+            id,
+            body: Request::GetCertificate {
+                org: "acme".into(),
+                agent: "bobby".into(),
+            },
+        };
+        with_tail(&frame, 6, &[0x05])
+    };
+    for id in 1..=MAX_BAD_FIELDS as u64 {
+        c.send_raw(bad(id)).await;
+        let (code, message) = error_for(&mut c, id).await;
+        assert_eq!(code, ErrorCode::BadField);
+        assert!(
+            message.starts_with("body.get_certificate.agent: "),
+            "{message}"
+        );
+    }
+    // One more: closed, unanswered.
+    c.send_raw(bad(100)).await;
+    let (frames, code) = c.frames_until_close().await;
+    assert_eq!(code, Some(CLOSE_BAD_FRAME));
+    assert!(
+        !frames
+            .iter()
+            .any(|f| matches!(f, Frame::Response { id: 100, .. })),
+        "{frames:?}"
+    );
     stop_relay(relay).await;
 }
 

@@ -32,6 +32,9 @@ pub mod session_codes {
     /// A frame's version byte is not the wire version this relay speaks (1), before or after
     /// authentication.
     pub const CLOSE_UNKNOWN_VERSION: u16 = 4103;
+    /// Most requests with a bad field answered (`bad_field`) on one connection: the next one
+    /// closes it with [`CLOSE_BAD_FRAME`].
+    pub const MAX_BAD_FIELDS: usize = 8;
 }
 
 /// The relay's protocol service as a session handler.
