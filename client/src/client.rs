@@ -829,9 +829,14 @@ impl Client {
                     // copy, or another device shares it): never reuse it. Or the epoch holds
                     // the policy's limit of messages (another member's messages count too).
                     // Either way: open a new epoch (or follow one another member just opened).
+                    // If another member opened a newer epoch meanwhile (it also found this
+                    // one full), send in theirs: rotating again would open one epoch too many.
                     retried = true;
                     self.sync(id).await?;
-                    self.rotate(id).await?;
+                    let newest = self.account.epochs(id)?.last().map(|e| e.record.epoch);
+                    if newest.is_none_or(|e| e <= state.record.epoch) {
+                        self.rotate(id).await?;
+                    }
                 }
                 Err(ClientError::Relay {
                     code: ErrorCode::StaleEpoch,

@@ -2443,3 +2443,118 @@ async fn audit_pages_longer_than_asked_are_refused() {
     w.proxy.passthrough();
     assert_eq!(carol.audit(None, false).await.unwrap().size, honest.size);
 }
+
+/// Two members reach the rotation limit together: the agent's message is refused as
+/// `epoch_full`, and by the time it reads the history the customer has opened the next epoch.
+/// The agent sends in that epoch instead of opening one more, and is never told `stale_epoch`.
+#[tokio::test]
+async fn a_member_refused_in_a_full_epoch_follows_the_epoch_another_member_opened() {
+    use sealdesk_protocol::wire::ErrorCode;
+
+    let w = World::new().await;
+    drop(w.org(&["alice"], Some(3)).await.close().await);
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = open_chat(&mut carol).await;
+    for i in 0..3 {
+        carol.send_text(&conv, &format!("m{i}")).await.unwrap();
+    }
+    let mut alice = w.reopen("alice", Via::Proxy).await;
+    alice.sync_all().await.unwrap();
+    // Alice's count says epoch 0 has room (as when carol's messages reached the relay after
+    // alice's last read), so she sends there and the relay refuses it as full.
+    let mut st = alice.account().epochs(&conv).unwrap().pop().unwrap();
+    assert_eq!(st.record.epoch, 0);
+    st.messages = 0;
+    alice.account().save_epoch(&conv, &st).unwrap();
+
+    // The refusal is held back until carol has opened epoch 1.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    w.proxy.set_hook(move |ctx: &Ctx<'_>, frame| {
+        let full = matches!(
+            &frame,
+            Frame::Response {
+                body: Response::Error {
+                    code: ErrorCode::EpochFull,
+                    ..
+                },
+                ..
+            }
+        );
+        if ctx.dir == Dir::ToClient && ctx.account == Some("alice") && full {
+            let _ = tx.send((ctx.conn, frame));
+            return vec![];
+        }
+        vec![frame]
+    });
+    {
+        let send = alice.send_text(&conv, "from alice");
+        tokio::pin!(send);
+        let (conn, held) = tokio::select! {
+            held = rx.recv() => held.expect("the refusal was held"),
+            done = &mut send => panic!("alice's send finished before its refusal: {done:?}"),
+        };
+        carol.send_text(&conv, "m3").await.unwrap();
+        assert_eq!(
+            carol
+                .account()
+                .epochs(&conv)
+                .unwrap()
+                .pop()
+                .unwrap()
+                .record
+                .epoch,
+            1,
+            "carol opened epoch 1"
+        );
+        w.proxy.passthrough();
+        assert!(w.proxy.inject(conn, Dir::ToClient, held));
+        tokio::time::timeout(STEP, &mut send)
+            .await
+            .expect("alice's send finished")
+            .unwrap();
+    }
+    assert_eq!(
+        alice
+            .account()
+            .epochs(&conv)
+            .unwrap()
+            .pop()
+            .unwrap()
+            .record
+            .epoch,
+        1,
+        "alice sent in carol's epoch, without opening another"
+    );
+    carol.sync_all().await.unwrap();
+    let epochs: Vec<u32> = carol
+        .account()
+        .epochs(&conv)
+        .unwrap()
+        .iter()
+        .map(|e| e.record.epoch)
+        .collect();
+    assert_eq!(epochs, vec![0, 1], "no extra epoch");
+    assert_eq!(
+        texts(&carol, &conv),
+        vec![
+            "carol: m0",
+            "carol: m1",
+            "carol: m2",
+            "carol: m3",
+            "alice: from alice"
+        ]
+    );
+    let stale = w.proxy.seen().into_iter().any(|s| {
+        matches!(
+            s.frame,
+            Frame::Response {
+                body: Response::Error {
+                    code: ErrorCode::StaleEpoch,
+                    ..
+                },
+                ..
+            }
+        )
+    });
+    assert!(!stale, "no stale_epoch on the way");
+}

@@ -585,6 +585,10 @@ impl Service {
         if let Some(epoch) = s.current_epoch {
             s.counters.retain(|(e, _), _| *e == epoch);
         }
+        if s.rotate_after.is_none() {
+            // Stored before the relay kept the limit: the epoch's record names its policy.
+            s.rotate_after = self.stored_epoch_limit(&s)?;
+        }
         s.durable_seq = s.last_seq;
         Ok(s)
     }
@@ -1030,7 +1034,7 @@ impl Service {
             );
         }
         let epoch = verified.epoch;
-        let rotate_after = policy.rotate_after_messages;
+        let rotate_after = self.epoch_limit(&s.org, &policy)?;
         let members: BTreeSet<SigningPublicKey> =
             verified.members.iter().map(|m| m.signing_key).collect();
         let record = verified.into_record();
@@ -1059,6 +1063,36 @@ impl Service {
         self.commit.durable().await?;
         self.push_item(&seq_item, &audience, &caller.key());
         Ok(Response::Stored { seq: seq_item.seq })
+    }
+
+    /// The message limit of an epoch whose record names `policy`: the smaller of its
+    /// `rotate_after_messages` and the org's latest policy's, so that a record naming an
+    /// older, looser policy does not lift the limit the org has now (PROTOCOL.md §7.7).
+    fn epoch_limit(&self, org: &str, policy: &VerifiedPolicy) -> Result<u32, Reject> {
+        let latest = self.current_policy(org)?;
+        Ok(policy
+            .rotate_after_messages
+            .min(latest.rotate_after_messages))
+    }
+
+    /// The limit of the current epoch of a conversation stored by a relay build that did not
+    /// keep it (`rotate_after: None`), from the epoch's stored record.
+    fn stored_epoch_limit(&self, s: &ConvState) -> Result<Option<u32>, Reject> {
+        let Some(epoch) = s.current_epoch else {
+            return Ok(None);
+        };
+        let record = match self.epoch_record(&s.conversation, epoch) {
+            Ok(r) => r,
+            Err(Reject(ErrorCode::NotFound, _)) => {
+                warn!(conversation = %s.conversation, epoch, "the current epoch's record is missing");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        match self.policy(&s.org, Some(record.policy_version))? {
+            Some(policy) => Ok(Some(self.epoch_limit(&s.org, &policy)?)),
+            None => Ok(None),
+        }
     }
 
     fn epoch_record(&self, c: &ConversationId, epoch: u32) -> Result<EpochRecord, Reject> {
