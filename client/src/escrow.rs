@@ -783,7 +783,7 @@ impl Client {
                 .get(&id.to_string())
                 .is_some_and(|req| *req != this_request)
         };
-        // Only the consent's signer may revoke it (DESIGN.md §4): a revocation entry signed by
+        // Only the consent's signer may revoke it (docs/design.md §4.4): a revocation entry signed by
         // anyone else, or naming another conversation, is ignored.
         let is_revoked = |id: &TokenId| match &r.justification {
             Justification::Consent(c) if c.id == *id => {

@@ -945,6 +945,23 @@ async fn a_consent_shared_before_the_index_existed_is_still_revocable() {
         for (k, _) in index {
             store.delete(Collection::Meta, &k).unwrap();
         }
+        // A store of such a build was never indexed either: the next start indexes it.
+        assert!(
+            store
+                .get(
+                    Collection::Meta,
+                    sealdesk_server::relay::CONSENT_INDEX_FILLED
+                )
+                .unwrap()
+                .is_some(),
+            "a new store is marked indexed"
+        );
+        store
+            .delete(
+                Collection::Meta,
+                sealdesk_server::relay::CONSENT_INDEX_FILLED,
+            )
+            .unwrap();
         store.flush().unwrap();
     }
     let relay = sealdesk_tests::spawn_relay_in(dir.path()).await;

@@ -37,6 +37,10 @@ pub mod session_codes {
     pub const MAX_BAD_FIELDS: usize = 8;
 }
 
+/// Key in the `meta` tree set once the consents shared before the relay indexed them have been
+/// indexed (at the first start of a build that does it); a store without it is indexed at start.
+pub const CONSENT_INDEX_FILLED: &[u8] = b"index/consents-filled";
+
 /// The relay's protocol service as a session handler.
 pub struct Relay {
     svc: Arc<service::Service>,

@@ -196,6 +196,46 @@ const RELAY_IDENTITY: &[u8] = b"relay-identity";
 /// [`RELAY_IDENTITY`]'s place in the store, for errors.
 const RELAY_IDENTITY_LOCATION: &str = "key `relay-identity` of the `meta` tree";
 
+/// Indexes the consents shared before the relay kept an index of them (see [`consent_key`]),
+/// once: a walk over every stored item, after which [`super::CONSENT_INDEX_FILLED`] is set and
+/// later starts skip it. So a revocation reads the index only, never a conversation.
+fn fill_consent_index(store: &dyn Store) -> crate::Result<()> {
+    if store
+        .get(Collection::Meta, super::CONSENT_INDEX_FILLED)?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let mut start = Vec::new();
+    let mut filled = 0usize;
+    loop {
+        let page = store.scan_prefix_from(Collection::Messages, &[], &start, MAX_PAGE)?;
+        let Some((last, _)) = page.last() else {
+            break;
+        };
+        let mut next = last.clone();
+        next.push(0);
+        for (_, v) in page {
+            let Ok(stored) = wire::from_cbor::<StoredItem>(&v, "item") else {
+                warn!("an undecodable item skipped while indexing consents");
+                continue;
+            };
+            if let Item::Consent(t) = &stored.sequenced.item {
+                let k = consent_key(&stored.sequenced.conversation, &t.id);
+                if store.get(Collection::Meta, &k)?.is_none() {
+                    store.put(Collection::Meta, &k, t.customer.as_bytes())?;
+                    filled += 1;
+                }
+            }
+        }
+        start = next;
+    }
+    store.put(Collection::Meta, super::CONSENT_INDEX_FILLED, b"1")?;
+    store.flush()?;
+    info!(filled, "consent index filled");
+    Ok(())
+}
+
 fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, Reject> {
     m.lock()
         .map_err(|_| Reject(ErrorCode::Internal, "internal lock poisoned".into()))
@@ -247,6 +287,7 @@ impl Service {
             })?;
             leaves.push(entry.leaf_hash());
         }
+        fill_consent_index(store.as_ref())?;
         info!(entries = leaves.len(), log_key = %keys.signing_public(), "relay state loaded");
         Ok(Self {
             store,
@@ -821,15 +862,15 @@ impl Service {
         self.append_item_with(c, epoch, item, None, None, update)
     }
 
-    /// [`Self::append_item`] with a duplicate key that must not exist yet (`dedupe`) and one
-    /// more write (`also`) in the same transaction (the epoch number and the epoch index of
-    /// `PutEpoch`).
+    /// [`Self::append_item`] with a duplicate key that must not exist yet (`dedupe`, with the
+    /// refusal to answer if it does) and one more write (`also`) in the same transaction (the
+    /// epoch number and the epoch index of `PutEpoch`).
     fn append_item_with(
         &self,
         c: &ConversationId,
         epoch: Option<u32>,
         item: Item,
-        dedupe: Option<Vec<u8>>,
+        dedupe: Option<(Vec<u8>, Reject)>,
         also: Option<(Collection, Vec<u8>, Vec<u8>)>,
         update: impl FnOnce(&mut ConvState),
     ) -> Result<(Sequenced, Vec<SigningPublicKey>), Reject> {
@@ -853,6 +894,10 @@ impl Service {
         // or a sequence gap. These items change who may read, so the record must say so at
         // once; plain messages take the cheaper path of `append_message`.
         let mut b = Batch::new();
+        let (dedupe, taken) = match dedupe {
+            Some((k, taken)) => (Some(k), Some(taken)),
+            None => (None, None),
+        };
         if let Some(k) = &dedupe {
             b.insert_if_absent(Collection::MessageKeys, k, &next.last_seq.to_be_bytes());
         }
@@ -866,7 +911,12 @@ impl Service {
             &enc(&stored)?,
         );
         if !self.store.apply(b)? {
-            return reject(ErrorCode::StaleEpoch, EPOCH_TAKEN);
+            return Err(taken.unwrap_or_else(|| {
+                Reject(
+                    ErrorCode::Internal,
+                    "a conditional write failed without a duplicate key".into(),
+                )
+            }));
         }
         let audience = match epoch {
             Some(e) => next
@@ -1047,11 +1097,14 @@ impl Service {
             &record.conversation,
             Some(epoch),
             Item::Epoch(record.clone()),
-            Some({
-                let mut k = b"epoch".to_vec();
-                k.extend_from_slice(&ekey);
-                k
-            }),
+            Some((
+                {
+                    let mut k = b"epoch".to_vec();
+                    k.extend_from_slice(&ekey);
+                    k
+                },
+                Reject(ErrorCode::StaleEpoch, EPOCH_TAKEN.into()),
+            )),
             Some((Collection::Epochs, ekey.clone(), rec_bytes)),
             |st| {
                 st.current_epoch = Some(epoch);
@@ -1297,9 +1350,8 @@ impl Service {
         // it), in one transaction; the write lock makes "not shared yet" and the store atomic.
         let (item, audience) = {
             let _w = lock(&self.writes)?;
-            // The index alone, not the walk of `consent_signer`, so sharing stays cheap under
-            // the lock. A consent shared before the index existed can then be shared again:
-            // harmless, as a conversation has one customer, who signed both.
+            // The index (filled at start-up for consents shared before it existed) says
+            // whether this id was shared in this conversation.
             if self.store.get(Collection::Meta, &index)?.is_some() {
                 return reject(
                     ErrorCode::IdTaken,
@@ -1328,25 +1380,11 @@ impl Service {
         c: &ConversationId,
         id: &TokenId,
     ) -> Result<Option<SigningPublicKey>, Reject> {
-        if let Some(k) = self.store.get(Collection::Meta, &consent_key(c, id))? {
-            return Ok(Some(SigningPublicKey::try_from(k.as_slice())?));
-        }
-        // Consents shared by a relay build that kept no index: look for the item itself. Only
-        // a revocation of a consent that is not indexed pays for this walk.
-        let mut after = 0;
-        loop {
-            let chunk = self.items_after(c, after)?;
-            let Some(last) = chunk.last().map(|(s, _)| s.sequenced.seq) else {
-                return Ok(None);
-            };
-            for (stored, _) in chunk {
-                if let Item::Consent(t) = &stored.sequenced.item
-                    && t.id == *id
-                {
-                    return Ok(Some(t.customer));
-                }
-            }
-            after = last;
+        // Consents shared by a relay build that kept no index were indexed at start-up
+        // (`fill_consent_index`): the index is the whole answer.
+        match self.store.get(Collection::Meta, &consent_key(c, id))? {
+            Some(k) => Ok(Some(SigningPublicKey::try_from(k.as_slice())?)),
+            None => Ok(None),
         }
     }
 
