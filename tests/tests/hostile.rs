@@ -248,7 +248,10 @@ fn gaps(c: &Client, conv: &ConversationId) -> Vec<(String, Vec<u64>)> {
         .filter_map(|l| match l {
             HistoryLine::Gap {
                 sender, counters, ..
-            } => Some((sender, counters)),
+            } => Some((
+                sender,
+                counters.into_iter().flat_map(|(a, b)| a..=b).collect(),
+            )),
             _ => None,
         })
         .collect()
@@ -1893,24 +1896,100 @@ async fn dropped_item_is_a_gap_until_an_honest_refetch_closes_it() {
     let cursor = alice.meta(&conv).unwrap().cursor;
     assert!(cursor > s1, "the cursor moved past the dropped item");
 
-    // Another sync while the relay still drops it: asked again, still a gap.
+    // A sync that moves nothing does not ask again; one after a new message does, and the
+    // gap stays while the relay still drops it.
     let below = |w: &World| history_requests(w).iter().filter(|a| **a < s1).count();
     let asked = below(&w);
+    alice.sync_all().await.unwrap();
+    assert_eq!(
+        below(&w),
+        asked,
+        "a refetch although the cursor did not move"
+    );
+    carol.send_text(&conv, "m3").await.unwrap();
     alice.sync_all().await.unwrap();
     assert!(below(&w) > asked, "no refetch of the gap's range");
     assert_eq!(gaps(&alice, &conv), [("carol".to_owned(), vec![1])]);
 
     // The relay answers honestly: the gap closes, the message is shown in order, once.
     dropping.store(false, std::sync::atomic::Ordering::SeqCst);
+    carol.send_text(&conv, "m4").await.unwrap();
     alice.sync_all().await.unwrap();
     assert_eq!(
         texts(&alice, &conv),
-        ["carol: m0", "carol: m1", "carol: m2"]
+        [
+            "carol: m0",
+            "carol: m1",
+            "carol: m2",
+            "carol: m3",
+            "carol: m4"
+        ]
     );
     assert!(gaps(&alice, &conv).is_empty());
     assert!(rejected(&alice, &conv).is_empty());
     alice.sync_all().await.unwrap();
-    assert_eq!(texts(&alice, &conv).len(), 3);
+    assert_eq!(texts(&alice, &conv).len(), 5);
+}
+
+/// A message of an epoch that has since rotated is dropped for good. However many syncs
+/// follow (each after a new message, so the cursor moves), the gap's range is asked for at
+/// most `REFETCH_LIMIT` times, never beyond the next epoch's record; then the gap stays shown
+/// as not delivered after that many requests.
+#[tokio::test]
+async fn refetch_of_a_gap_in_a_rotated_epoch_is_bounded() {
+    use sealdesk_client::client::REFETCH_LIMIT;
+    let w = World::new().await;
+    let _master = w.org(&["alice"], Some(3)).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = open_chat(&mut carol).await;
+    let mut seqs = Vec::new();
+    for i in 0..3 {
+        seqs.push(carol.send_text(&conv, &format!("m{i}")).await.unwrap());
+    }
+    let s1 = seqs[1];
+    w.proxy.set_hook(pages_for("alice", move |items| {
+        items.retain(|s| s.seq != s1)
+    }));
+    let mut alice = w.reopen("alice", Via::Proxy).await;
+    alice.sync_all().await.unwrap();
+    assert_eq!(gaps(&alice, &conv), [("carol".to_owned(), vec![1])]);
+    let first = alice.account().epochs(&conv).unwrap()[0].seq;
+    // Requests from the gap's epoch record on; the initial catch-up may start there too.
+    let refetches = |w: &World| history_requests(w).iter().filter(|a| **a == first).count();
+    let initial = refetches(&w) - 1;
+    for i in 3..12 {
+        carol.send_text(&conv, &format!("m{i}")).await.unwrap();
+        alice.sync_all().await.unwrap();
+    }
+    let epochs = alice.account().epochs(&conv).unwrap();
+    assert!(epochs.len() >= 3, "the conversation did not rotate");
+    assert_eq!(
+        refetches(&w) - initial,
+        REFETCH_LIMIT as usize,
+        "the gap was asked for more often than the limit"
+    );
+    assert_eq!(texts(&alice, &conv).len(), 11);
+    let gap = lines(&alice, &conv)
+        .into_iter()
+        .find(|l| matches!(l, HistoryLine::Gap { .. }))
+        .unwrap();
+    assert!(
+        matches!(&gap, HistoryLine::Gap { counters, requests, epoch, .. }
+            if *counters == [(1, 1)] && *requests == Some(REFETCH_LIMIT) && *epoch == 0),
+        "{gap:?}"
+    );
+    assert!(
+        sealdesk_client::chat::render_line(&gap).contains("not delivered after 3 requests"),
+        "{}",
+        sealdesk_client::chat::render_line(&gap)
+    );
+    // Still so after reopening from disk, and no more requests.
+    alice.close().await;
+    let mut alice = w.reopen("alice", Via::Proxy).await;
+    carol.send_text(&conv, "m12").await.unwrap();
+    alice.sync_all().await.unwrap();
+    assert_eq!(refetches(&w) - initial, REFETCH_LIMIT as usize);
+    assert_eq!(gaps(&alice, &conv), [("carol".to_owned(), vec![1])]);
 }
 
 /// The `after` of every `History` request any client sent through the proxy.
