@@ -26,7 +26,7 @@ use serde::Serialize;
 use crate::account::{Account, ConvMeta, EpochState, EpochStatus, LogEntry, PinSource, PinStatus};
 use crate::connection::Connection;
 use crate::error::{ClientError, Result};
-use crate::notice::{Audience, ReleaseNotice};
+use crate::notice::{Audience, ReleaseNotice, counts_as_release};
 use crate::session::Session;
 use crate::tls::TlsOptions;
 use crate::{now, rng};
@@ -1399,10 +1399,7 @@ impl Client {
             None
         };
         if verified && let AuditEvent::Release { org, .. } = &entry.event {
-            verified = *org == meta.org
-                && policy
-                    .as_ref()
-                    .is_some_and(|p| p.trustee_index(&entry.signer).is_some());
+            verified = *org == meta.org && counts_as_release(entry, policy.as_ref(), Some(&id));
         }
         if verified {
             let (head, _) = self.checked_tree_head().await?;
@@ -1421,7 +1418,7 @@ impl Client {
         }
         let release = ReleaseNotice::from_entry(index, entry, verified, policy.as_ref())
             .map(|n| if duplicate { n.as_repeat() } else { n });
-        let mut text = describe_notice(entry, verified);
+        let mut text = describe_notice(entry, verified, audience_of(&self.account));
         if duplicate {
             text = format!("{text} — a repeat of a notice already shown, not a new opening");
         }
@@ -2304,9 +2301,10 @@ fn release_of(entry: &LogEntry) -> Option<&ReleaseNotice> {
     }
 }
 
-/// One audit entry in plain words (a trustee's release entry on its own: one share released,
-/// not an opening; [`crate::notice`] words a release request as a whole).
-pub fn describe_notice(entry: &AuditEntry, verified: bool) -> String {
+/// One audit entry in plain words for `audience` (a trustee's release entry on its own: one
+/// share released, not an opening; [`crate::notice`] words a release request as a whole).
+/// Only the customer reads "your consent"; anyone else reads "the customer's consent".
+pub fn describe_notice(entry: &AuditEntry, verified: bool, audience: Audience) -> String {
     let mark = if verified {
         ""
     } else {
@@ -2319,8 +2317,12 @@ pub fn describe_notice(entry: &AuditEntry, verified: bool) -> String {
             // One trustee's entry: the release request it belongs to opens only with enough
             // of them, which `crate::notice` says once per request.
             ReleaseBasis::Consent { id, .. } => format!(
-                "a trustee released its share to {org} for {epochs} of this chat under your \
-                 consent {id}"
+                "a trustee released its share to {org} for {epochs} of this chat under {} \
+                 consent {id}",
+                match audience {
+                    Audience::Customer => "your",
+                    Audience::Master | Audience::Other => "the customer's",
+                }
             ),
             ReleaseBasis::Dispute { id, approvers } => format!(
                 "a trustee released its share to {org} for {epochs} of this chat under dispute \

@@ -222,6 +222,22 @@ pub struct AuditReport {
     pub releases: Vec<crate::notice::AuditRelease>,
 }
 
+impl AuditReport {
+    /// Whether everything listed passed its checks: every entry signed and not disproven,
+    /// and no release request with an entry that is NOT GENUINE (not signed by a trustee of
+    /// the org, about another org, or not proven) or that contradicts the other entries of
+    /// its release. `sealdesk audit` fails when this is false.
+    pub fn verified(&self) -> bool {
+        self.entries
+            .iter()
+            .all(|e| e.signed && e.included != Some(false))
+            && self
+                .releases
+                .iter()
+                .all(|g| g.notice.failed.is_empty() && g.notice.contradicting.is_empty())
+    }
+}
+
 impl Client {
     // --- audit log ----------------------------------------------------------------------
 
@@ -377,7 +393,11 @@ impl Client {
             };
             lines.push(AuditLine {
                 index,
-                text: crate::client::describe_notice(e, signed),
+                text: crate::client::describe_notice(
+                    e,
+                    signed,
+                    crate::client::audience_of(&self.account),
+                ),
                 signed,
                 included,
             });
@@ -1408,6 +1428,7 @@ impl Client {
             });
         }
         let mut releases = Vec::new();
+        let policy = crate::notice::transcript_policy(&t);
         for (index, e) in &t.releases {
             let proof = match self
                 .session
@@ -1424,7 +1445,11 @@ impl Client {
                 index: *index,
                 entry: hex::encode(to_cbor(e)?),
                 inclusion: hex::encode(to_cbor(&proof)?),
-                text: crate::client::describe_notice(e, e.verify().is_ok()),
+                text: crate::client::describe_notice(
+                    e,
+                    crate::notice::counts_as_release(e, policy.as_ref(), None),
+                    crate::notice::Audience::Master,
+                ),
             });
         }
         Ok(ExportFile {

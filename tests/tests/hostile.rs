@@ -2050,8 +2050,8 @@ async fn item_dropped_for_good_stays_a_loud_gap() {
 
 /// One trustee of a 2-of-3 org releases; the relay slips in a second release entry for the
 /// same request, signed by a key of its own. The customer sees one notice that counts only the
-/// genuine trustee — "requested, not opened" — and names the forged entry as not genuine; it
-/// is never shown as an opening.
+/// genuine trustee — "not opened as far as the entries received show" — and names the
+/// forged entry as not genuine; it is never shown as an opening.
 #[tokio::test]
 async fn forged_second_entry_of_a_release_does_not_open_it() {
     let w = World::new().await;
@@ -2102,7 +2102,8 @@ async fn forged_second_entry_of_a_release_does_not_open_it() {
     );
     assert!(
         text.contains(
-            "requested, not opened (1 of 2 trustees; released so far by trustee trustee-1)"
+            "not opened as far as the entries received show (1 of 2 trustees; released so far \
+             by trustee trustee-1)"
         ),
         "{text}"
     );
