@@ -1444,9 +1444,11 @@ impl Client {
             (_, None) => false,
             (None, Some(_)) => true,
             (Some(b), Some(a)) => {
-                release_of(b)
-                    .is_some_and(|b| release_of(a).is_some_and(|a| a.opened() != b.opened()))
-                    || !verified
+                release_of(b).is_some_and(|b| {
+                    release_of(a).is_some_and(|a| {
+                        a.opened() != b.opened() || a.contradicting.len() != b.contradicting.len()
+                    })
+                }) || !verified
                     || duplicate
             }
         };

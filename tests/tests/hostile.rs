@@ -2110,3 +2110,94 @@ async fn forged_second_entry_of_a_release_does_not_open_it() {
     assert!(text.contains("NOT GENUINE"), "{text}");
     assert!(!text.contains("acme opened"), "{text}");
 }
+
+/// A misbehaving trustee (trustee-3) signs an entry with a genuine release's request hash but
+/// other epochs, the relay logs it (valid proofs) and delivers it before the two honest
+/// entries. The customer sees one notice: opened as the honest entries say, by trustee-1 and
+/// trustee-2, with trustee-3's entry named as contradicting them — not the honest entries
+/// described by the odd one and counted as failed.
+#[tokio::test]
+async fn a_contradicting_trustee_entry_arriving_first_does_not_decide_the_release() {
+    let w = World::new().await;
+    let mut master = w.org(&["alice"], None).await;
+    let forger = LogForger::new(9_102);
+    let f = Arc::clone(&forger);
+    w.proxy
+        .set_hook(move |ctx, frame| vec![f.rewrite(ctx, frame)]);
+    let mut carol = w.user("carol", Role::Customer, Via::Proxy).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "my card is 4111").await.unwrap();
+    let token = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "review")
+        .await
+        .unwrap();
+    carol.sync_all().await.unwrap();
+    let mut alice = w.reopen("alice", Via::Relay).await;
+    alice.sync_all().await.unwrap();
+    // An item carol has not seen yet, before the release's notices: until the odd entry is
+    // ready, carol is shown nothing from it on.
+    let next = carol.meta(&conv).unwrap().cursor + 1;
+    let f = Arc::clone(&forger);
+    let mut hold = pages_for("carol", move |items| items.retain(|s| s.seq < next));
+    w.proxy.set_hook(move |ctx, frame| {
+        let frame = f.rewrite(ctx, frame);
+        hold(ctx, frame)
+    });
+    assert_eq!(alice.send_text(&conv, "carrier").await.unwrap(), next);
+    release(&w, &mut master, conv, token).await;
+
+    let mut log = match carol
+        .session()
+        .request(Request::GetEntries {
+            from: 0,
+            limit: 1000,
+        })
+        .await
+        .unwrap()
+    {
+        Response::Entries { entries, .. } => entries,
+        other => panic!("{other:?}"),
+    };
+    let genuine = log
+        .iter()
+        .find(|e| matches!(&e.event, AuditEvent::Release { conversation, .. } if *conversation == conv))
+        .unwrap()
+        .clone();
+    let mut event = genuine.event.clone();
+    if let AuditEvent::Release { epochs, .. } = &mut event {
+        *epochs = EpochRange {
+            first: epochs.first,
+            last: epochs.last + 5,
+        };
+    }
+    let t3 = w.reopen("trustee-3", Via::Relay).await;
+    let odd = AuditEntry::sign(t3.account().keys(), event, now());
+    let index = log.len() as u64;
+    log.push(odd.clone());
+    forger.serve(log);
+    let f = Arc::clone(&forger);
+    let mut replace = replace_for("carol", conv, next, Item::Notice { entry: odd, index });
+    w.proxy.set_hook(move |ctx, frame| {
+        let frame = f.rewrite(ctx, frame);
+        replace(ctx, frame)
+    });
+    carol.sync_all().await.unwrap();
+    let n = notices(&carol, &conv);
+    assert_eq!(n.len(), 1, "one request, one notice: {n:?}");
+    let (_, text, verified) = &n[0];
+    assert!(
+        text.starts_with("acme opened") && text.contains("trustees trustee-1 and trustee-2"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "audit #{index} by trustee trustee-3 contradicts other entries of this release"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("NOT GENUINE"), "{text}");
+    assert!(
+        !verified,
+        "a release with a contradicting entry shown as verified"
+    );
+}
