@@ -1229,12 +1229,12 @@ impl Client {
             for item in items {
                 events.extend(self.ingest(item).await?);
             }
-            // Stop at the end, and on a page that moves nothing (all of it at or below the
-            // cursor): asking again from the same cursor would get the same page.
-            if !more || self.meta(id)?.cursor == meta.cursor {
+            if !more {
                 break;
             }
-            // Each page must move the cursor on, or "more" would be asked for forever.
+            // A page with more after it must move the cursor on: asking again from the same
+            // cursor would get the same page forever. One that moves nothing (all of it at or
+            // below the cursor) is a relay answer that cannot be right, and said so.
             page_advances(meta.cursor, self.meta(id)?.cursor)?;
         }
         events.extend(self.refetch_gaps(id).await?);
