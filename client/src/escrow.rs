@@ -22,7 +22,8 @@ use std::time::Duration;
 
 use sealdesk_protocol::{
     audit::{
-        AuditEntry, AuditEvent, ConsistencyProof, InclusionProof, ReleaseBasis, SignedTreeHead,
+        AuditEntry, AuditEvent, ConsistencyProof, InclusionProof, LogError, ReleaseBasis,
+        SignedTreeHead,
     },
     card::Role,
     epoch::{EpochRecord, VerifiedEpoch},
@@ -233,6 +234,17 @@ impl Client {
             Response::TreeHead(h) => h,
             other => return Err(unexpected("GetTreeHead", &other)),
         };
+        let consistent = self.pin_head(&head).await?;
+        Ok((head, consistent))
+    }
+
+    /// Checks `head`'s signature against the pinned log key and its consistency with the head
+    /// pinned before (kept durably in the vault), then pins it. Returns whether there was an
+    /// earlier head to compare with.
+    ///
+    /// # Errors
+    /// [`ClientError::Protocol`] (`Merkle`, `BadSignature`) on a bad log; relay errors.
+    async fn pin_head(&mut self, head: &SignedTreeHead) -> Result<Option<bool>> {
         head.verify(&self.session.welcome().log_key)?;
         let pinned: Option<SignedTreeHead> = self.account.get_cbor(AUDIT_HEAD)?;
         let mut consistent = None;
@@ -265,12 +277,47 @@ impl Client {
                     Response::Consistency(p) => p,
                     other => return Err(unexpected("GetConsistency", &other)),
                 };
-                check_consistency(&proof, old, &head)?;
+                check_consistency(&proof, old, head)?;
             }
             consistent = Some(true);
         }
-        self.account.put_cbor(AUDIT_HEAD, &head)?;
-        Ok((head, consistent))
+        self.account.put_cbor(AUDIT_HEAD, head)?;
+        Ok(consistent)
+    }
+
+    /// The appender's check (DESIGN.md §4 "Witnesses"): the relay answered an append of
+    /// `entry` with `Appended { index, head }`. Before the caller acts on it (a trustee sending
+    /// its share, a customer being told "revoked"), prove that `head` is signed by the log key,
+    /// extends the last head this account saw, and includes `entry` at `index`. A relay that
+    /// answers with an older genuine head without appending fails here, whatever key it holds.
+    ///
+    /// # Errors
+    /// [`LogError::NotAppended`] if the head cannot hold the entry, [`LogError::NotIncluded`]
+    /// if the log does not prove it; transport errors as they are.
+    pub async fn confirm_appended(
+        &mut self,
+        entry: &AuditEntry,
+        index: u64,
+        head: &SignedTreeHead,
+    ) -> Result<()> {
+        if index >= head.size {
+            return Err(log_error(LogError::NotAppended {
+                index,
+                size: head.size,
+            }));
+        }
+        let checked = match self.pin_head(head).await {
+            Ok(_) => self.check_inclusion(entry, index, head).await,
+            Err(e) => Err(e),
+        };
+        match checked {
+            Ok(()) => Ok(()),
+            Err(e) if is_transient(&e) => Err(e),
+            Err(e) => Err(log_error(LogError::NotIncluded {
+                index,
+                reason: e.to_string(),
+            })),
+        }
     }
 
     /// Proves that `entry` is at `index` in the log described by `head`.
@@ -453,27 +500,38 @@ impl Client {
     /// # Errors
     /// [`ClientError::Invalid`] for an unknown consent; relay errors.
     pub async fn revoke_consent(&mut self, consent: &TokenId) -> Result<u64> {
-        let mut all: BTreeMap<String, ConsentRecord> =
+        let all: BTreeMap<String, ConsentRecord> =
             self.account.get_cbor(CONSENTS)?.unwrap_or_default();
-        let rec = all.get_mut(&consent.to_string()).ok_or_else(|| {
+        let rec = all.get(&consent.to_string()).ok_or_else(|| {
             ClientError::Invalid(format!(
                 "no consent {consent}; `sealdesk consent list` shows yours"
             ))
         })?;
+        let conversation = rec.token.conversation;
         let entry = AuditEntry::sign(
             self.account.keys(),
             AuditEvent::ConsentRevocation {
-                conversation: rec.token.conversation,
+                conversation,
                 consent: *consent,
             },
             now(),
         );
-        let index = match self.session.request(Request::AppendAudit(entry)).await? {
+        let index = match self
+            .session
+            .request(Request::AppendAudit(entry.clone()))
+            .await?
+        {
             Response::Appended { index, head } => {
-                head.verify(&self.session.welcome().log_key)?;
+                // Say "revoked" only once the revocation is proven to be in the log.
+                self.confirm_appended(&entry, index, &head).await?;
                 index
             }
             other => return Err(unexpected("AppendAudit", &other)),
+        };
+        let mut all: BTreeMap<String, ConsentRecord> =
+            self.account.get_cbor(CONSENTS)?.unwrap_or_default();
+        let Some(rec) = all.get_mut(&consent.to_string()) else {
+            return Err(ClientError::Invalid(format!("no consent {consent}")));
         };
         rec.revoked = true;
         self.account.put_cbor(CONSENTS, &all)?;
@@ -675,7 +733,9 @@ impl Client {
         }
         match self.trustee_decide(&p, existing.as_ref()).await {
             Ok(()) => Ok(outcome("released")),
-            Err(e) if is_transient(&e) => Err(e),
+            // A relay that lied about the log is not a reason to refuse the request: stop
+            // loudly, keep the persisted stage, and resume (re-append) on the next run.
+            Err(e) if is_transient(&e) || is_log_fault(&e) => Err(e),
             Err(e) => {
                 let reason = match &e {
                     ClientError::Protocol(sealdesk_protocol::Error::Refused(r)) => r.to_string(),
@@ -810,10 +870,15 @@ impl Client {
                             },
                             now(),
                         );
-                        match self.session.request(Request::AppendAudit(entry)).await? {
+                        match self
+                            .session
+                            .request(Request::AppendAudit(entry.clone()))
+                            .await?
+                        {
                             Response::Appended { index, head } => {
                                 fail_point("after-append");
-                                head.verify(&self.session.welcome().log_key)?;
+                                // No share leaves before the entry is proven to be logged.
+                                self.confirm_appended(&entry, index, &head).await?;
                                 index
                             }
                             other => return Err(unexpected("AppendAudit", &other)),
@@ -872,7 +937,10 @@ impl Client {
                 && h == request_hash
                 && e.signer == me
             {
-                return Ok(Some(from + i as u64));
+                let index = from + i as u64;
+                // The listing alone proves nothing: the entry must be in the pinned head.
+                self.confirm_appended(e, index, &head).await?;
+                return Ok(Some(index));
             }
         }
         Ok(None)
@@ -1227,6 +1295,16 @@ impl Client {
              `sealdesk consent grant`, or pass the token itself"
         )))
     }
+}
+
+/// A [`LogError`] as a client error.
+fn log_error(e: LogError) -> ClientError {
+    ClientError::Protocol(sealdesk_protocol::Error::Audit(e))
+}
+
+/// Whether `e` is a relay's lie about the audit log (see [`LogError`]).
+pub fn is_log_fault(e: &ClientError) -> bool {
+    matches!(e, ClientError::Protocol(sealdesk_protocol::Error::Audit(_)))
 }
 
 /// The typed error for a master asking for a transcript nothing released.

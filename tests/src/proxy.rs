@@ -192,6 +192,12 @@ impl Proxy {
             .is_some_and(|l| l.inject.send((dir, frame)).is_ok())
     }
 
+    /// A handle that injects frames like [`Proxy::inject`], usable from inside a hook (for
+    /// example to answer a request the hook dropped, as the relay would).
+    pub fn injector(&self) -> Injector {
+        Injector(Arc::clone(&self.shared))
+    }
+
     /// Sends `frame` to every live connection of `account`, as if from the relay. Returns how
     /// many connections it went to.
     pub fn inject_to_client(&self, account: &str, frame: &Frame) -> usize {
@@ -199,6 +205,26 @@ impl Proxy {
             .into_iter()
             .filter(|c| self.inject(*c, Dir::ToClient, frame.clone()))
             .count()
+    }
+}
+
+/// Injects frames into live connections of a [`Proxy`] (see [`Proxy::injector`]).
+#[derive(Clone)]
+pub struct Injector(Arc<Shared>);
+
+impl std::fmt::Debug for Injector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Injector").finish_non_exhaustive()
+    }
+}
+
+impl Injector {
+    /// Sends `frame` on connection `conn` in direction `dir` (the hook is not applied).
+    /// Returns whether the connection was still live.
+    pub fn inject(&self, conn: ConnId, dir: Dir, frame: Frame) -> bool {
+        lock(&self.0.live)
+            .get(&conn)
+            .is_some_and(|l| l.inject.send((dir, frame)).is_ok())
     }
 }
 

@@ -23,7 +23,7 @@ use sealdesk_client::{
     vault::KdfParams,
 };
 use sealdesk_protocol::{
-    audit::{AuditEntry, AuditEvent, ReleaseBasis},
+    audit::{AuditEntry, AuditEvent, LogError, ReleaseBasis, SignedTreeHead},
     card::Role,
     epoch::HandOff,
     ids::{ConversationId, EpochRange, TokenId},
@@ -31,12 +31,12 @@ use sealdesk_protocol::{
     policy::{AgentCertificate, OrgPolicy, PolicyParams, VerifiedPolicy},
     release::{ConsentParams, ConsentToken, Justification, ReleaseRequest, Scope},
     secret::EpochSecret,
-    wire::{Frame, Item, Push, Request, Response, Sequenced},
+    wire::{Frame, Item, Push, ReleaseProgress, Request, Response, Sequenced},
 };
 use sealdesk_server::{RunningRelay, config::RelayConfig};
 use sealdesk_tests::{
     Identity, STEP, now,
-    proxy::{Ctx, Dir, LogForger, Proxy, edit_items, is_item_push},
+    proxy::{Ctx, Dir, Injector, LogForger, Proxy, edit_items, is_item_push},
 };
 use tempfile::TempDir;
 
@@ -1796,4 +1796,213 @@ async fn consent_from_a_substituted_customer_does_not_open_the_chat() {
         "the master read the chat without the customer's consent: {:?}",
         r.map(|t| t.messages.into_iter().map(|m| m.text).collect::<Vec<_>>())
     );
+}
+
+// ---- appenders check that their entry is logged -------------------------------------------
+
+/// A hook that answers `victim`'s audit appends as a relay can without any key: the append is
+/// dropped and answered `Appended` with the last genuine tree head the victim was shown, which
+/// is too old to hold the entry.
+fn stale_append_for(
+    victim: &'static str,
+    inj: Injector,
+) -> impl FnMut(&Ctx<'_>, Frame) -> Vec<Frame> + Send + 'static {
+    let mut last: Option<SignedTreeHead> = None;
+    move |ctx, frame| {
+        if ctx.account != Some(victim) {
+            return vec![frame];
+        }
+        match (ctx.dir, &frame) {
+            (
+                Dir::ToClient,
+                Frame::Response {
+                    body: Response::TreeHead(h),
+                    ..
+                },
+            ) => {
+                last = Some(h.clone());
+                vec![frame]
+            }
+            (
+                Dir::ToRelay,
+                Frame::Request {
+                    id,
+                    body: Request::AppendAudit(_),
+                },
+            ) => {
+                let head = last
+                    .clone()
+                    .expect("the victim read the head before appending");
+                let answer = Frame::Response {
+                    id: *id,
+                    body: Response::Appended {
+                        index: head.size,
+                        head,
+                    },
+                };
+                assert!(inj.inject(ctx.conn, Dir::ToClient, answer));
+                Vec::new()
+            }
+            _ => vec![frame],
+        }
+    }
+}
+
+async fn release_status(master: &Client, req: &ReleaseRequest) -> ReleaseProgress {
+    match master
+        .session()
+        .request(Request::ReleaseStatus { request: req.id })
+        .await
+        .unwrap()
+    {
+        Response::Progress(p) => p,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn is_not_appended(e: &ClientError) -> bool {
+    matches!(
+        e,
+        ClientError::Protocol(sealdesk_protocol::Error::Audit(
+            LogError::NotAppended { .. }
+        ))
+    )
+}
+
+/// Silent release: the relay drops a trustee's release entry and answers its append with an
+/// older genuine head. The trustee refuses to believe it (`NotAppended`) and sends no share;
+/// the master has nothing. Once the relay behaves, the trustee resumes: it logs the entry
+/// (once) and only then releases.
+#[tokio::test]
+async fn append_answered_with_an_old_head_sends_no_share() {
+    let w = World::new().await;
+    let mut master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "my card is 4111").await.unwrap();
+    let token = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "review")
+        .await
+        .unwrap();
+    let policy = master.latest_policy(ORG).await.unwrap();
+    let req = submit_release(&master, &policy, &token).await;
+    w.proxy
+        .set_hook(stale_append_for("trustee-1", w.proxy.injector()));
+    let mut t1 = w.reopen("trustee-1", Via::Proxy).await;
+    let err = t1.trustee_pending().await.unwrap_err();
+    assert!(is_not_appended(&err), "{err}");
+    assert!(
+        !w.proxy.sent_by("trustee-1").iter().any(|f| matches!(
+            f,
+            Frame::Request {
+                body: Request::SubmitShares { .. } | Request::RefuseRelease { .. },
+                ..
+            }
+        )),
+        "the trustee released (or refused) on an unproven append"
+    );
+    let p = release_status(&master, &req).await;
+    assert!(p.shares.is_empty() && p.refusals.is_empty(), "{p:?}");
+
+    // The honest path: the trustee resumes from its persisted stage and logs once.
+    w.proxy.passthrough();
+    let log_before = t1.checked_tree_head().await.unwrap().0.size;
+    let out = t1.trustee_pending().await.unwrap();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].outcome, "released");
+    assert_eq!(release_status(&master, &req).await.shares.len(), 1);
+    assert_eq!(t1.checked_tree_head().await.unwrap().0.size, log_before + 1);
+}
+
+/// Revocation swallowed: the relay drops the customer's revocation and answers with an older
+/// genuine head. The client does not say "revoked" (`NotAppended`; the consent stays
+/// unrevoked locally), and a retry through an honest relay revokes it.
+#[tokio::test]
+async fn revocation_answered_with_an_old_head_is_not_reported_revoked() {
+    let w = World::new().await;
+    let _master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Proxy).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "hello").await.unwrap();
+    let token = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "review")
+        .await
+        .unwrap();
+    w.proxy
+        .set_hook(stale_append_for("carol", w.proxy.injector()));
+    carol.checked_tree_head().await.unwrap();
+    let err = carol.revoke_consent(&token.id).await.unwrap_err();
+    assert!(is_not_appended(&err), "{err}");
+    assert!(carol.consents().unwrap().iter().all(|c| !c.revoked));
+
+    w.proxy.passthrough();
+    let index = carol.revoke_consent(&token.id).await.unwrap();
+    assert!(carol.consents().unwrap().iter().all(|c| c.revoked));
+    let report = carol.audit(Some(conv), true).await.unwrap();
+    assert!(
+        report
+            .entries
+            .iter()
+            .any(|e| e.index == index && e.included == Some(true)),
+        "{report:?}"
+    );
+}
+
+/// The relay answers the append with a head that does hold the claimed index, but the entry
+/// there is another one (an older revocation): the inclusion proof fails (`NotIncluded`).
+#[tokio::test]
+async fn append_answered_with_another_entrys_index_is_not_included() {
+    let w = World::new().await;
+    let _master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Proxy).await;
+    let conv = open_chat(&mut carol).await;
+    let first = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "one")
+        .await
+        .unwrap();
+    let index = carol.revoke_consent(&first.id).await.unwrap();
+    let second = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "two")
+        .await
+        .unwrap();
+    let head = carol.checked_tree_head().await.unwrap().0;
+    let inj = w.proxy.injector();
+    w.proxy
+        .set_hook(move |ctx, frame| match (&ctx.dir, &frame) {
+            (
+                Dir::ToRelay,
+                Frame::Request {
+                    id,
+                    body: Request::AppendAudit(_),
+                },
+            ) => {
+                let answer = Frame::Response {
+                    id: *id,
+                    body: Response::Appended {
+                        index,
+                        head: head.clone(),
+                    },
+                };
+                assert!(inj.inject(ctx.conn, Dir::ToClient, answer));
+                Vec::new()
+            }
+            _ => vec![frame],
+        });
+    let err = carol.revoke_consent(&second.id).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ClientError::Protocol(sealdesk_protocol::Error::Audit(
+                LogError::NotIncluded { index: i, .. }
+            )) if *i == index
+        ),
+        "{err}"
+    );
+    let revoked: Vec<bool> = carol
+        .consents()
+        .unwrap()
+        .iter()
+        .map(|c| c.token.id == first.id && c.revoked || c.token.id == second.id && !c.revoked)
+        .collect();
+    assert!(revoked.iter().all(|ok| *ok), "{revoked:?}");
 }
