@@ -1321,15 +1321,15 @@ impl Client {
                 // Genuine only if signed, about this conversation, and proven to be in the
                 // audit log under a tree head consistent with the one pinned before.
                 let mut verified = entry.verify().is_ok() && entry.event.conversation() == Some(id);
-                // A release notice is genuine only if one of the org's trustees signed it: the
+                // A notice is genuine only if its signer may make an entry of its kind (a
+                // release: one of the org's trustees; a revocation: the customer; ...): the
                 // relay could otherwise log an entry under any key it likes.
                 if verified && let AuditEvent::Release { org, .. } = &entry.event {
-                    verified = *org == meta.org
-                        && self
-                            .latest_policy(&meta.org)
-                            .await?
-                            .trustee_index(&entry.signer)
-                            .is_some();
+                    verified = *org == meta.org;
+                }
+                if verified {
+                    let allowed = self.allowed_signers(Some(&meta.org), Some(id)).await?;
+                    verified = entry.check_signer(&allowed).is_ok();
                 }
                 if verified {
                     let (head, _) = self.checked_tree_head().await?;
@@ -1956,7 +1956,7 @@ pub fn describe_notice(entry: &AuditEntry, verified: bool) -> String {
     let mark = if verified {
         ""
     } else {
-        " (NOT GENUINE: not signed by a trustee of the org, or not proven in the audit log)"
+        " (NOT GENUINE: not signed by a party allowed to make it, or not proven in the audit log)"
     };
     let text = match &entry.event {
         AuditEvent::Release {
@@ -2007,6 +2007,7 @@ pub(crate) fn unexpected(what: &str, r: &Response) -> ClientError {
         Response::Entries { .. } => "Entries",
         Response::Inclusion(_) => "Inclusion",
         Response::Consistency(_) => "Consistency",
+        Response::WitnessedHead(_) => "WitnessedHead",
     };
     ClientError::UnexpectedResponse(format!("{what} was answered with {name}"))
 }

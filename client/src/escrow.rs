@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use sealdesk_protocol::{
     audit::{
-        AuditEntry, AuditEvent, ConsistencyProof, InclusionProof, LogError, ReleaseBasis,
-        SignedTreeHead,
+        AllowedSigners, AuditEntry, AuditEvent, ConsistencyProof, Cosignature, InclusionProof,
+        LogError, ReleaseBasis, SignedTreeHead, WITNESS_FRESHNESS_SECS, witnesses_needed,
     },
     card::Role,
     epoch::{EpochRecord, VerifiedEpoch},
@@ -61,6 +61,12 @@ const AUDIT_HEAD: &str = "audit/head";
 const TRUSTEE_SPENT: &str = "trustee/spent";
 const TRUSTEE_REVOKED: &str = "trustee/revoked";
 const TRUSTEE_RATE: &str = "trustee/rate";
+/// The last tree head this trustee cosigned as a witness.
+const WITNESS_HEAD: &str = "trustee/witness-head";
+
+/// How often `trustee serve` cosigns the log's head when nothing else makes it (well inside
+/// [`WITNESS_FRESHNESS_SECS`], so an online trustee's cosignature is always fresh).
+pub const WITNESS_INTERVAL: Duration = Duration::from_secs(60);
 
 /// **Test-only fault injection.** When this environment variable names a fail point of the
 /// trustee's release path, the process exits at that point with [`FAILPOINT_EXIT_CODE`],
@@ -205,6 +211,9 @@ pub struct AuditLine {
     pub text: String,
     /// Whether the signature verified.
     pub signed: bool,
+    /// Whether the signer may make an entry of this kind (a trustee of the org for a release,
+    /// the customer for a revocation, ...; see [`AllowedSigners`]).
+    pub signer_allowed: bool,
     /// Whether inclusion in the pinned tree head was proven (only with `--verify`).
     pub included: Option<bool>,
 }
@@ -216,6 +225,9 @@ pub struct AuditReport {
     pub size: u64,
     /// Whether the new head is consistent with the one pinned before (None on first use).
     pub consistent_with_pinned: Option<bool>,
+    /// With `--verify`: per org, how many of its trustees cosigned the head (fresh, on a
+    /// head it extends); at least `n_e − t_e + 1` each, or the audit fails.
+    pub witnessed: BTreeMap<String, usize>,
     /// The entries concerning this account.
     pub entries: Vec<AuditLine>,
 }
@@ -320,6 +332,191 @@ impl Client {
         }
     }
 
+    /// Checks that the tree `head` describes extends the tree of `old_size` entries with root
+    /// `old_root` (a proof from the relay when the sizes differ).
+    ///
+    /// # Errors
+    /// [`ClientError::Protocol`] (`Merkle`) if it does not; relay errors.
+    async fn check_extends(
+        &self,
+        old_size: u64,
+        old_root: &[u8; 32],
+        head: &SignedTreeHead,
+    ) -> Result<()> {
+        let merkle_error = |m: String| ClientError::Protocol(sealdesk_protocol::Error::Merkle(m));
+        if head.size < old_size {
+            return Err(merkle_error(format!(
+                "the log shrank from {old_size} to {} entries",
+                head.size
+            )));
+        }
+        if head.size == old_size {
+            return if head.root == *old_root {
+                Ok(())
+            } else {
+                Err(merkle_error(format!(
+                    "another root at the same size ({old_size}): a forked log"
+                )))
+            };
+        }
+        if old_size == 0 {
+            return Ok(());
+        }
+        let proof = match self
+            .session
+            .request(Request::GetConsistency {
+                old: old_size,
+                new: head.size,
+            })
+            .await?
+        {
+            Response::Consistency(p) => p,
+            other => return Err(unexpected("GetConsistency", &other)),
+        };
+        if proof.old != old_size || proof.new != head.size {
+            return Err(merkle_error("consistency proof for other sizes".into()));
+        }
+        let path: Vec<[u8; 32]> = proof.path.iter().map(|h| **h).collect();
+        sealdesk_protocol::merkle::verify_consistency(
+            old_size, head.size, old_root, &head.root, &path,
+        )
+        .map_err(|e| merkle_error(e.to_string()))
+    }
+
+    /// The log's head as the witnesses of `org` vouch for it (DESIGN.md §4 "Witnesses"): the
+    /// relay's head, signed by the pinned log key and consistent with the pinned head, carrying
+    /// cosignatures of at least `n_e − t_e + 1` trustees of the org's current policy, each dated
+    /// within [`WITNESS_FRESHNESS_SECS`] and each on a head that this one extends. Any `t_e`
+    /// trustees that released share one of those witnesses, who cosigned only a log holding its
+    /// own entry; so a head accepted here cannot hide a release older than the bound. Pins the
+    /// head; returns it with the number of witnesses that vouched.
+    ///
+    /// # Errors
+    /// [`LogError::TooFewCosignatures`] (also for cosignatures too old: a frozen view),
+    /// [`LogError::SplitView`] if a trustee cosigned a log this head does not extend; a bad
+    /// log and relay errors as [`Client::checked_tree_head`].
+    pub async fn witnessed_head(&mut self, org: &str) -> Result<(SignedTreeHead, usize)> {
+        let wh = match self
+            .session
+            .request(Request::GetWitnessedHead {
+                org: org.to_owned(),
+            })
+            .await?
+        {
+            Response::WitnessedHead(w) => w,
+            other => return Err(unexpected("GetWitnessedHead", &other)),
+        };
+        self.pin_head(&wh.head).await?;
+        let policy = self.latest_policy(org).await?;
+        let trustees: Vec<SigningPublicKey> =
+            policy.trustees.iter().map(|c| c.signing_key).collect();
+        let need = witnesses_needed(trustees.len(), usize::from(policy.trustee_threshold));
+        let count = wh.fresh_cosignatures(&trustees, now(), WITNESS_FRESHNESS_SECS);
+        for c in &count.fresh {
+            match self.check_extends(c.size, &c.root, &wh.head).await {
+                Ok(()) => {}
+                Err(e) if is_transient(&e) => return Err(e),
+                Err(_) => {
+                    return Err(log_error(LogError::SplitView {
+                        cosigned: c.size,
+                        served: wh.head.size,
+                    }));
+                }
+            }
+        }
+        if count.fresh.len() < need {
+            return Err(log_error(LogError::TooFewCosignatures {
+                org: org.to_owned(),
+                have: count.fresh.len(),
+                stale: count.stale,
+                need,
+                bound_secs: WITNESS_FRESHNESS_SECS,
+            }));
+        }
+        Ok((wh.head, count.fresh.len()))
+    }
+
+    /// Trustee: witnesses the log once (DESIGN.md §4 "Witnesses"). Fetches the relay's head,
+    /// checks it like any head (signature, consistency with the last head seen) and that it
+    /// extends the last head this trustee cosigned (kept durably in the vault), records it as
+    /// cosigned, then cosigns it and hands the cosignature to the relay. A trustee that never
+    /// cosigns two heads of which one does not extend the other cannot be part of two quorums
+    /// for two histories.
+    ///
+    /// # Errors
+    /// [`LogError::NotAnExtension`] for a rolled-back or forked log; relay errors.
+    pub async fn witness_cosign(&mut self) -> Result<Cosignature> {
+        self.account.require(Role::Trustee, "trustee cosign")?;
+        let last: Option<SignedTreeHead> = self.account.get_cbor(WITNESS_HEAD)?;
+        let head = match self.checked_tree_head().await {
+            Ok((head, _)) => match &last {
+                Some(old) => self
+                    .check_extends(old.size, &old.root, &head)
+                    .await
+                    .map(|()| head),
+                None => Ok(head),
+            },
+            Err(e) => Err(e),
+        };
+        let head = match head {
+            Ok(h) => h,
+            Err(e) if is_transient(&e) => return Err(e),
+            Err(e) => {
+                return Err(log_error(LogError::NotAnExtension {
+                    old: last.as_ref().map_or(0, |h| h.size),
+                    reason: e.to_string(),
+                }));
+            }
+        };
+        // Recorded before it leaves: a crash after sending must not let an older head be
+        // cosigned next.
+        self.account.put_cbor(WITNESS_HEAD, &head)?;
+        let c = Cosignature::sign(self.account.keys(), &head, now());
+        expect_ok(self.session.request(Request::Cosign(c.clone())).await?)?;
+        Ok(c)
+    }
+
+    /// Who may sign entries about `conversation` in `org`, as this account knows them: the
+    /// trustees and master of the org's latest policy, the conversation's customer (this
+    /// account if it is the customer, else its pinned card), and the relay's pinned log key.
+    ///
+    /// # Errors
+    /// Policy lookups (relay errors, a policy that fails its checks), storage errors.
+    pub async fn allowed_signers(
+        &mut self,
+        org: Option<&str>,
+        conversation: Option<ConversationId>,
+    ) -> Result<AllowedSigners> {
+        let mut allowed = AllowedSigners {
+            log_key: Some(self.session.welcome().log_key),
+            ..AllowedSigners::default()
+        };
+        let meta = match conversation {
+            Some(c) => self.account.conversation(&c)?,
+            None => None,
+        };
+        let org = org
+            .map(str::to_owned)
+            .or(meta.as_ref().map(|m| m.org.clone()));
+        if let Some(org) = org {
+            let policy = self.latest_policy(&org).await?;
+            allowed.trustees = policy.trustees.iter().map(|c| c.signing_key).collect();
+            allowed.master = Some(policy.master_key());
+        }
+        if let Some(m) = meta {
+            allowed.customer = if self.account.role() == Role::Customer {
+                Some(self.account.keys().signing_public())
+            } else {
+                self.account
+                    .pins()?
+                    .peers
+                    .get(&m.customer)
+                    .map(|p| p.card.signing_key)
+            };
+        }
+        Ok(allowed)
+    }
+
     /// Proves that `entry` is at `index` in the log described by `head`.
     ///
     /// # Errors
@@ -388,11 +585,21 @@ impl Client {
         conversation: Option<ConversationId>,
         verify: bool,
     ) -> Result<AuditReport> {
-        let (head, consistent) = self.checked_tree_head().await?;
-        let entries = self.entries(0, head.size).await?;
+        let (mut head, consistent) = self.checked_tree_head().await?;
         let mine: BTreeSet<ConversationId> =
             self.account.conversations()?.iter().map(|m| m.id).collect();
         let orgs: BTreeSet<String> = self.account.pins()?.orgs.keys().cloned().collect();
+        // With `verify`, the head must be vouched for by the witnesses of every org this
+        // account deals with: a relay-signed head alone could be one of two histories.
+        let mut witnessed = BTreeMap::new();
+        if verify {
+            for org in &orgs {
+                let (h, n) = self.witnessed_head(org).await?;
+                witnessed.insert(org.clone(), n);
+                head = h;
+            }
+        }
+        let entries = self.entries(0, head.size).await?;
         let me = self.account.keys().signing_public();
         let mut lines = Vec::new();
         for (i, e) in entries.iter().enumerate() {
@@ -414,6 +621,15 @@ impl Client {
                 continue;
             }
             let signed = e.verify().is_ok();
+            let org = match &e.event {
+                AuditEvent::Release { org, .. } | AuditEvent::PolicyChange { org, .. } => {
+                    Some(org.as_str())
+                }
+                _ => None,
+            };
+            let signer_allowed = signed
+                && e.check_signer(&self.allowed_signers(org, conv).await?)
+                    .is_ok();
             let included = if verify {
                 Some(self.check_inclusion(e, index, &head).await.is_ok())
             } else {
@@ -421,14 +637,16 @@ impl Client {
             };
             lines.push(AuditLine {
                 index,
-                text: crate::client::describe_notice(e, signed),
+                text: crate::client::describe_notice(e, signer_allowed),
                 signed,
+                signer_allowed,
                 included,
             });
         }
         Ok(AuditReport {
             size: head.size,
             consistent_with_pinned: consistent,
+            witnessed,
             entries: lines,
         })
     }
@@ -661,6 +879,7 @@ impl Client {
     /// Relay and storage errors (a refused request is an outcome, not an error).
     pub async fn trustee_pending(&mut self) -> Result<Vec<TrusteeOutcome>> {
         self.account.require(Role::Trustee, "trustee serve")?;
+        self.witness_cosign().await?;
         let pending = match self.session.request(Request::PendingReleases).await? {
             Response::Releases(p) => p,
             other => return Err(unexpected("PendingReleases", &other)),
@@ -686,9 +905,14 @@ impl Client {
             report(&o);
         }
         tokio::pin!(stop);
+        let mut witness = tokio::time::interval(WITNESS_INTERVAL);
+        witness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = &mut stop => return Ok(()),
+                _ = witness.tick() => {
+                    self.witness_cosign().await?;
+                }
                 push = self.session.next_push() => {
                     let Some(push) = push else {
                         return Err(ClientError::Closed(self.session.closed()));
@@ -894,6 +1118,9 @@ impl Client {
                 stage: TrusteeStage::Logged { index },
             },
         )?;
+        // Witness a head holding the entry before any share leaves: this trustee will never
+        // cosign a log without it, so no reader can be shown one with a quorum.
+        self.witness_cosign().await?;
         fail_point("before-shares");
         match self
             .session

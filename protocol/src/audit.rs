@@ -41,14 +41,12 @@ pub enum LogError {
     /// A witness was asked to cosign a head that is not an append-only extension of the last
     /// head it cosigned (a rolled-back, truncated or forked log).
     #[error(
-        "refusing to cosign: the tree head of {new} entries is not an extension of the head of \
-         {old} entries cosigned before ({reason})"
+        "refusing to cosign: the tree head offered is not an extension of the head of {old} \
+         entries cosigned before ({reason})"
     )]
     NotAnExtension {
-        /// Size of the head cosigned before.
+        /// Size of the head cosigned before (0 if none).
         old: u64,
-        /// Size of the head offered.
-        new: u64,
         /// What failed.
         reason: String,
     },
@@ -288,6 +286,63 @@ impl AuditEntry {
     pub fn verify(&self) -> Result<()> {
         self.signer
             .verify(&self.signed_bytes(), &self.signature, "audit entry")
+    }
+}
+
+/// Who may sign which kind of entry, as far as one reader knows them (DESIGN.md §4): a release
+/// a trustee of the org's policy, a consent revocation the consent's signer (the
+/// conversation's customer), an erasure the customer or the relay's log key, a policy change
+/// the org's master. A party the reader does not know allows nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AllowedSigners {
+    /// The trustees of the org's policy.
+    pub trustees: Vec<SigningPublicKey>,
+    /// The org's master.
+    pub master: Option<SigningPublicKey>,
+    /// The conversation's customer.
+    pub customer: Option<SigningPublicKey>,
+    /// The relay's log key (erasures it performs: retention sweeps, and customer requests it
+    /// carried out).
+    pub log_key: Option<SigningPublicKey>,
+}
+
+impl AuditEntry {
+    /// Checks the signature and that its signer may make an entry of this kind.
+    ///
+    /// # Errors
+    /// [`Error::BadSignature`]; [`LogError::WrongSigner`] for a signer the kind does not allow.
+    pub fn check_signer(&self, allowed: &AllowedSigners) -> Result<()> {
+        self.verify()?;
+        let who = Some(self.signer);
+        let (ok, kind, rule) = match &self.event {
+            AuditEvent::Release { .. } => (
+                allowed.trustees.contains(&self.signer),
+                "release",
+                "a trustee of the org's policy",
+            ),
+            AuditEvent::ConsentRevocation { .. } => (
+                who == allowed.customer,
+                "consent revocation",
+                "the customer who signed the consent",
+            ),
+            AuditEvent::Erasure { .. } => (
+                who == allowed.customer || who == allowed.log_key,
+                "erasure",
+                "the conversation's customer or the relay's log key",
+            ),
+            AuditEvent::PolicyChange { .. } => {
+                (who == allowed.master, "policy change", "the org's master")
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(LogError::WrongSigner {
+                kind,
+                allowed: rule,
+            }
+            .into())
+        }
     }
 }
 
@@ -616,5 +671,113 @@ mod tests {
         let mut e = es[0].clone();
         e.at += 1;
         assert!(e.verify().is_err());
+    }
+
+    #[test]
+    fn each_entry_kind_has_its_signers() {
+        let mut rng = test_rng(121);
+        let [trustee, customer, master, relay, stranger] =
+            core::array::from_fn(|_| IdentityKeys::generate(&mut rng));
+        let allowed = AllowedSigners {
+            trustees: vec![trustee.signing_public()],
+            master: Some(master.signing_public()),
+            customer: Some(customer.signing_public()),
+            log_key: Some(relay.signing_public()),
+        };
+        let conversation = ConversationId::from_bytes(&[3; 16]).unwrap();
+        let token = TokenId::from_bytes(&[4; 16]).unwrap();
+        let release = AuditEvent::Release {
+            org: "acme".into(),
+            request_hash: [1; 32],
+            conversation,
+            epochs: EpochRange::new(0, 1).unwrap(),
+            basis: ReleaseBasis::Consent {
+                id: token,
+                scope: Scope::Full,
+                issued_at: 5,
+            },
+            master: master.signing_public(),
+        };
+        let revocation = AuditEvent::ConsentRevocation {
+            conversation,
+            consent: token,
+        };
+        let erasure = AuditEvent::Erasure {
+            conversation,
+            reason: "retention".into(),
+        };
+        let policy = AuditEvent::PolicyChange {
+            org: "acme".into(),
+            version: 2,
+            policy_hash: [2; 32],
+        };
+        let cases = [
+            (&release, vec![&trustee]),
+            (&revocation, vec![&customer]),
+            (&erasure, vec![&customer, &relay]),
+            (&policy, vec![&master]),
+        ];
+        for (event, good) in cases {
+            for k in [&trustee, &customer, &master, &relay, &stranger] {
+                let e = AuditEntry::sign(k, event.clone(), 9);
+                let r = e.check_signer(&allowed);
+                if good
+                    .iter()
+                    .any(|g| g.signing_public() == k.signing_public())
+                {
+                    r.unwrap();
+                } else {
+                    assert!(
+                        matches!(r, Err(Error::Audit(LogError::WrongSigner { .. }))),
+                        "{event:?} by {}: {r:?}",
+                        k.signing_public()
+                    );
+                }
+            }
+        }
+        // Unknown parties allow nothing.
+        let e = AuditEntry::sign(&customer, revocation, 9);
+        assert!(e.check_signer(&AllowedSigners::default()).is_err());
+    }
+
+    #[test]
+    fn cosignatures_count_only_fresh_distinct_witnesses_on_this_log() {
+        let mut rng = test_rng(122);
+        let log = IdentityKeys::generate(&mut rng);
+        let [w1, w2, w3, stranger] = core::array::from_fn(|_| IdentityKeys::generate(&mut rng));
+        let witnesses = [
+            w1.signing_public(),
+            w2.signing_public(),
+            w3.signing_public(),
+        ];
+        let head = SignedTreeHead::sign(&log, 5, [9; 32], 1_000);
+        let earlier = SignedTreeHead::sign(&log, 3, [8; 32], 900);
+        let now = 10_000;
+        let fresh = now - 10;
+        let mut forged = Cosignature::sign(&w3, &head, fresh);
+        forged.root = [7; 32];
+        let other_log = SignedTreeHead::sign(&stranger, 5, [9; 32], 1_000);
+        let too_big = SignedTreeHead::sign(&log, 6, [9; 32], 1_000);
+        let wh = WitnessedHead {
+            head: head.clone(),
+            cosignatures: vec![
+                Cosignature::sign(&w1, &head, fresh),
+                // The same witness again counts once.
+                Cosignature::sign(&w1, &earlier, fresh),
+                Cosignature::sign(&w2, &earlier, now - WITNESS_FRESHNESS_SECS - 1),
+                forged,
+                Cosignature::sign(&stranger, &head, fresh),
+                Cosignature::sign(&w3, &other_log, fresh),
+                Cosignature::sign(&w3, &too_big, fresh),
+                Cosignature::sign(&w3, &head, now + WITNESS_MAX_SKEW_SECS + 1),
+            ],
+        };
+        let count = wh.fresh_cosignatures(&witnesses, now, WITNESS_FRESHNESS_SECS);
+        assert_eq!(count.fresh.len(), 1);
+        assert_eq!(count.fresh[0].witness, w1.signing_public());
+        assert_eq!(count.stale, 1);
+        assert_eq!(witnesses_needed(3, 2), 2);
+        assert_eq!(witnesses_needed(5, 3), 3);
+        assert_eq!(witnesses_needed(1, 1), 1);
     }
 }

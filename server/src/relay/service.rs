@@ -13,7 +13,8 @@ use std::{
 use bytes::Bytes;
 use sealdesk_protocol::{
     audit::{
-        AuditEntry, AuditEvent, ConsistencyProof, InclusionProof, SignedTreeHead, to_wire_path,
+        AuditEntry, AuditEvent, ConsistencyProof, Cosignature, InclusionProof, SignedTreeHead,
+        WitnessedHead, to_wire_path,
     },
     card::{IdentityCard, Role},
     epoch::EpochRecord,
@@ -278,6 +279,8 @@ impl Service {
             Request::GetInclusion { index, size } => self.inclusion(index, size),
             Request::GetConsistency { old, new } => self.consistency(old, new),
             Request::Erase(r) => self.erase(caller, r).await,
+            Request::Cosign(c) => self.cosign(caller, c).await,
+            Request::GetWitnessedHead { org } => self.witnessed_head(&org),
         };
         match result {
             Ok(r) => r,
@@ -1579,6 +1582,75 @@ impl Service {
         }))
     }
 
+    /// Keeps a witness's cosignature, the latest per witness. The clients check everything
+    /// that matters (the witness is a trustee of their org's policy, the head extends theirs);
+    /// the relay checks, as defence in depth, that the caller signed it, is a trustee, and
+    /// cosigned a head this log really had.
+    async fn cosign(&self, caller: &Caller, c: Cosignature) -> Reply {
+        c.verify()?;
+        if c.witness != caller.key() {
+            return reject(
+                ErrorCode::Forbidden,
+                "cosignatures must be signed by the account sending them",
+            );
+        }
+        if caller.card.role != Role::Trustee {
+            return reject(ErrorCode::Forbidden, "only trustees witness the audit log");
+        }
+        if c.log_key != self.keys.signing_public() {
+            return reject(ErrorCode::BadRequest, "the cosignature is for another log");
+        }
+        {
+            let leaves = lock(&self.log)?;
+            let size = usize::try_from(c.size).unwrap_or(usize::MAX);
+            if size > leaves.len() || merkle::root(&leaves[..size]) != c.root {
+                return reject(
+                    ErrorCode::Conflict,
+                    "the cosigned tree head is not one this log had",
+                );
+            }
+        }
+        let key = cosignature_key(&c.witness);
+        {
+            let _w = lock(&self.writes)?;
+            if let Some(b) = self.store.get(Collection::Meta, &key)? {
+                let old: Cosignature = dec(&b, "cosignature")?;
+                if old.size > c.size || old.timestamp > c.timestamp {
+                    return reject(
+                        ErrorCode::Conflict,
+                        "a later cosignature of this witness is already stored",
+                    );
+                }
+            }
+            self.store.put(Collection::Meta, &key, &enc(&c)?)?;
+        }
+        self.commit.durable().await?;
+        Ok(Response::Ok)
+    }
+
+    /// The current head with the latest cosignature of each trustee of `org`'s current policy
+    /// (those on this head or an earlier one).
+    fn witnessed_head(&self, org: &str) -> Reply {
+        let policy = self.current_policy(org)?;
+        let head = self.tree_head()?;
+        let mut cosignatures = Vec::new();
+        for t in &policy.trustees {
+            if let Some(b) = self
+                .store
+                .get(Collection::Meta, &cosignature_key(&t.signing_key))?
+            {
+                let c: Cosignature = dec(&b, "cosignature")?;
+                if c.size <= head.size {
+                    cosignatures.push(c);
+                }
+            }
+        }
+        Ok(Response::WitnessedHead(WitnessedHead {
+            head,
+            cosignatures,
+        }))
+    }
+
     // ---- erasure ---------------------------------------------------------------------------
 
     async fn erase(&self, caller: &Caller, r: ErasureRequest) -> Reply {
@@ -1725,6 +1797,13 @@ fn policy_for(
             "the policy of a stored epoch is missing".into(),
         )
     })
+}
+
+/// Where a witness's latest cosignature is kept (in `Meta`).
+fn cosignature_key(witness: &SigningPublicKey) -> Vec<u8> {
+    let mut k = b"cosig/".to_vec();
+    k.extend_from_slice(witness.as_bytes());
+    k
 }
 
 fn entry_org(entry: &AuditEntry) -> Option<&String> {
