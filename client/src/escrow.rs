@@ -6,16 +6,18 @@
 //! ```text
 //!   customer: grant_consent ─(ShareConsent, via the relay)─▶ master: unlock ─SubmitRelease─▶ relay
 //!   trustee:  serve ◀─Push::Release / PendingReleases── relay
-//!             decide() → AppendAudit(release entry) → durable → SubmitShares
+//!             cosign head → decide() → AppendAudit(release entry) → prove inclusion
+//!             → cosign a head holding it → SubmitShares
 //!   master:   ReleaseStatus → open shares → reconstruct K (checked against the commitment)
 //!             → decrypt exactly the released epochs → transcript (export, verify offline)
 //!   customer: Item::Notice in the conversation, checked against the audit log
 //! ```
 //!
 //! **Architecture Invariant:** a trustee persists its decision (the spent justification and the
-//! logging stage) before it appends the release entry, and sends its shares only after the log
-//! accepted that entry; on restart it resumes from the persisted stage, so a request is
-//! logged once and released once.
+//! logging stage) before it appends the release entry, and sends its shares only after it has
+//! proven the entry is in a head consistent with the last it saw (`confirm_appended`) and has
+//! cosigned a head holding it (`witness_cosign`); on restart it resumes from the persisted
+//! stage, so a request is logged once and released once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
