@@ -604,6 +604,9 @@ impl Client {
         let entries = self.entries(0, head.size).await?;
         let me = self.account.keys().signing_public();
         let mut lines = Vec::new();
+        // Who may sign, per (org, conversation): one policy look-up each, not one per entry.
+        let mut signers: BTreeMap<(Option<String>, Option<ConversationId>), AllowedSigners> =
+            BTreeMap::new();
         for (i, e) in entries.iter().enumerate() {
             let index = i as u64;
             let conv = e.event.conversation();
@@ -629,9 +632,15 @@ impl Client {
                 }
                 _ => None,
             };
-            let signer_allowed = signed
-                && e.check_signer(&self.allowed_signers(org, conv).await?)
-                    .is_ok();
+            let key = (org.map(str::to_owned), conv);
+            let allowed = match signers.get(&key) {
+                Some(a) => a,
+                None => {
+                    let a = self.allowed_signers(org, conv).await?;
+                    signers.entry(key).or_insert(a)
+                }
+            };
+            let signer_allowed = signed && e.check_signer(allowed).is_ok();
             let included = if verify {
                 Some(self.check_inclusion(e, index, &head).await.is_ok())
             } else {

@@ -2391,3 +2391,75 @@ async fn entries_from_signers_their_kind_does_not_allow_are_flagged() {
             .all(|(_, text, verified)| !verified && text.contains("NOT GENUINE"))
     );
 }
+
+/// The relay's own checks on a cosignature (defence in depth; readers check everything again):
+/// signed by the caller, for its log key, on a root the log had at that size, and never
+/// smaller than the witness's last. Each is refused by code; the witness's genuine one passes.
+#[tokio::test]
+async fn relay_refuses_cosignatures_it_cannot_stand_behind() {
+    let w = World::new().await;
+    let _master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = open_chat(&mut carol).await;
+    let t = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "one")
+        .await
+        .unwrap();
+    carol.revoke_consent(&t.id).await.unwrap();
+    let mut t1 = w.reopen("trustee-1", Via::Relay).await;
+    let head = t1.checked_tree_head().await.unwrap().0;
+    assert!(head.size >= 1);
+    let keys = copy_keys(t1.account().keys());
+    let other = impostor(9_500, "trustee-1", Role::Trustee).keys;
+    let code = |r: Result<Response, ClientError>| match r {
+        Err(ClientError::Relay { code, .. }) => code,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    use sealdesk_protocol::wire::ErrorCode;
+    // Signed by a key that is not the caller's.
+    let c = Cosignature::sign(&other, &head, now());
+    assert_eq!(
+        code(t1.session().request(Request::Cosign(c)).await),
+        ErrorCode::Forbidden
+    );
+    // For another log key.
+    let foreign = SignedTreeHead::sign(&other, head.size, head.root, head.timestamp);
+    let c = Cosignature::sign(&keys, &foreign, now());
+    assert_eq!(
+        code(t1.session().request(Request::Cosign(c)).await),
+        ErrorCode::BadRequest
+    );
+    // A root the log never had, and a size beyond the log.
+    let mut wrong = head.clone();
+    wrong.root = [9; 32];
+    let c = Cosignature::sign(&keys, &wrong, now());
+    assert_eq!(
+        code(t1.session().request(Request::Cosign(c)).await),
+        ErrorCode::Conflict
+    );
+    let mut beyond = head.clone();
+    beyond.size += 5;
+    let c = Cosignature::sign(&keys, &beyond, now());
+    assert_eq!(
+        code(t1.session().request(Request::Cosign(c)).await),
+        ErrorCode::Conflict
+    );
+    // Tampered after signing.
+    let mut c = Cosignature::sign(&keys, &head, now());
+    c.timestamp += 1;
+    assert_eq!(
+        code(t1.session().request(Request::Cosign(c)).await),
+        ErrorCode::BadRequest
+    );
+    // The genuine one; then a smaller head than the one stored.
+    t1.witness_cosign().await.unwrap();
+    let smaller = SignedTreeHead::sign(&other, 0, [0; 32], 0);
+    let mut c = Cosignature::sign(&keys, &smaller, now());
+    c.log_key = head.log_key;
+    c.root = sealdesk_protocol::merkle::root(&[]);
+    c.signature = keys.sign(&c.signed_bytes());
+    assert_eq!(
+        code(t1.session().request(Request::Cosign(c)).await),
+        ErrorCode::Conflict
+    );
+}

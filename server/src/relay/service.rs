@@ -1653,11 +1653,13 @@ impl Service {
         {
             let _w = lock(&self.writes)?;
             if let Some(b) = self.store.get(Collection::Meta, &key)? {
+                // Only a smaller head is refused: witnesses never go back (a trustee whose
+                // clock went back only makes its own cosignature less fresh).
                 let old: Cosignature = dec(&b, "cosignature")?;
-                if old.size > c.size || old.timestamp > c.timestamp {
+                if old.size > c.size {
                     return reject(
                         ErrorCode::Conflict,
-                        "a later cosignature of this witness is already stored",
+                        "this witness already cosigned a larger head",
                     );
                 }
             }
