@@ -1417,6 +1417,12 @@ impl Client {
                     .as_ref()
                     .is_some_and(|p| p.trustee_index(&entry.signer).is_some());
         }
+        // Every kind of entry has the signers allowed to make it (a revocation: the customer;
+        // an erasure: the customer or the relay; ...), checked here like the release's.
+        if verified {
+            let allowed = self.allowed_signers(Some(&meta.org), Some(id)).await?;
+            verified = entry.check_signer(&allowed).is_ok();
+        }
         if verified {
             let (head, _) = self.checked_tree_head().await?;
             verified = match self.check_inclusion(entry, index, &head).await {
@@ -2270,7 +2276,7 @@ pub fn describe_notice(entry: &AuditEntry, verified: bool) -> String {
     let mark = if verified {
         ""
     } else {
-        " (NOT GENUINE: not signed by a trustee of the org, or not proven in the audit log)"
+        " (NOT GENUINE: not signed by a party allowed to make it, or not proven in the audit log)"
     };
     let text = match &entry.event {
         AuditEvent::Release {
@@ -2350,6 +2356,7 @@ pub(crate) fn unexpected(what: &str, r: &Response) -> ClientError {
         Response::Entries { .. } => "Entries",
         Response::Inclusion(_) => "Inclusion",
         Response::Consistency(_) => "Consistency",
+        Response::WitnessedHead(_) => "WitnessedHead",
     };
     ClientError::UnexpectedResponse(format!("{what} was answered with {name}"))
 }

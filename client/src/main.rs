@@ -554,10 +554,15 @@ async fn run(cli: Cli) -> Result<Option<Output>> {
                     _ => "tree head pinned now (first check)",
                 }
             );
+            for (org, n) in &r.witnessed {
+                text.push_str(&format!(
+                    "tree head witnessed by {n} trustee(s) of {org} (fresh cosignatures)\n"
+                ));
+            }
             text.push_str(&audit_text(&r));
             if r.entries
                 .iter()
-                .any(|e| e.included == Some(false) || !e.signed)
+                .any(|e| e.included == Some(false) || !e.signed || !e.signer_allowed)
             {
                 bail!("{text}the audit log failed verification: entries above are not proven");
             }
