@@ -270,7 +270,7 @@ impl Client {
     /// Registers the account's card on the relay (idempotent).
     ///
     /// # Errors
-    /// [`ClientError::Relay`] with `Conflict` if another key holds the name.
+    /// [`ClientError::Relay`] with `NameTaken` if another key holds the name.
     pub async fn register(&mut self) -> Result<()> {
         expect_ok(self.session.request(Request::Register).await?)
     }
@@ -442,7 +442,14 @@ impl Client {
             })
             .await
         {
-            Ok(Response::Policy(p)) => p.version.saturating_add(1),
+            Ok(Response::Policy(p)) => {
+                p.version
+                    .checked_add(1)
+                    .ok_or_else(|| ClientError::ImpossibleNumber {
+                        what: "policy version",
+                        detail: format!("version {} has no successor", p.version),
+                    })?
+            }
             Ok(other) => return Err(unexpected("GetPolicy", &other)),
             Err(ClientError::Relay {
                 code: ErrorCode::NotFound,
@@ -748,7 +755,7 @@ impl Client {
             if !more {
                 break;
             }
-            after = last;
+            after = page_advances(after, last)?;
         }
         Ok(out)
     }
@@ -806,7 +813,7 @@ impl Client {
         let mut retried = false;
         loop {
             let mut state = self.sending_epoch(id).await?;
-            // Persist the next counter before sealing (DESIGN.md §3): a crash after this point
+            // Persist the next counter before sealing (docs/design.md §3): a crash after this point
             // burns a counter, never reuses one.
             let counter = state.next_counter;
             state.next_counter = counter.saturating_add(1);
@@ -824,14 +831,24 @@ impl Client {
                 }
                 Ok(other) => return Err(unexpected("Send", &other)),
                 Err(ClientError::Relay {
-                    code: ErrorCode::Conflict,
+                    code: ErrorCode::CounterReused | ErrorCode::EpochFull | ErrorCode::Conflict,
                     ..
                 }) if !retried => {
                     // The relay has this counter already (this home was restored from an old
-                    // copy, or another device shares it): never reuse it; open a new epoch.
+                    // copy, or another device shares it): never reuse it. Or the epoch holds
+                    // the policy's limit of messages (another member's messages count too).
+                    // Either way: open a new epoch (or follow one another member just opened).
                     retried = true;
                     self.sync(id).await?;
                     self.rotate(id).await?;
+                }
+                Err(ClientError::Relay {
+                    code: ErrorCode::StaleEpoch,
+                    ..
+                }) if !retried => {
+                    // Another member opened a newer epoch: the sync brings it, then send there.
+                    retried = true;
+                    self.sync(id).await?;
                 }
                 Err(e) => return Err(e),
             }
@@ -945,7 +962,10 @@ impl Client {
         members: Vec<VerifiedCard>,
         previous: Option<&EpochRecord>,
     ) -> Result<EpochState> {
-        let epoch = previous.map_or(0, |p| p.epoch.saturating_add(1));
+        let epoch = match previous {
+            None => 0,
+            Some(p) => next_epoch(p.epoch)?,
+        };
         let (record, _k) = EpochRecord::create(
             &mut rng()?,
             self.account.keys(),
@@ -967,7 +987,7 @@ impl Client {
             Ok(other) => return Err(unexpected("PutEpoch", &other)),
             // Another member opened this epoch number first: use theirs.
             Err(ClientError::Relay {
-                code: ErrorCode::Conflict,
+                code: ErrorCode::StaleEpoch | ErrorCode::Conflict,
                 ..
             }) => {}
             Err(e) => return Err(e),
@@ -1025,7 +1045,7 @@ impl Client {
                 })
                 .await?,
         )?;
-        let epoch = last.record.epoch.saturating_add(1);
+        let epoch = next_epoch(last.record.epoch)?;
         let (record, _k) = EpochRecord::create(
             &mut rng()?,
             self.account.keys(),
@@ -1218,11 +1238,13 @@ impl Client {
             for item in items {
                 events.extend(self.ingest(item).await?);
             }
-            // Stop at the end, and on a page that moves nothing (all of it at or below the
-            // cursor): asking again from the same cursor would get the same page.
-            if !more || self.meta(id)?.cursor == meta.cursor {
+            if !more {
                 break;
             }
+            // A page with more after it must move the cursor on: asking again from the same
+            // cursor would get the same page forever. One that moves nothing (all of it at or
+            // below the cursor) is a relay answer that cannot be right, and said so.
+            page_advances(meta.cursor, self.meta(id)?.cursor)?;
         }
         events.extend(self.refetch_gaps(id).await?);
         let mut meta = self.meta(id)?;
@@ -1400,6 +1422,12 @@ impl Client {
         };
         if verified && let AuditEvent::Release { org, .. } = &entry.event {
             verified = *org == meta.org && counts_as_release(entry, policy.as_ref(), Some(&id));
+        }
+        // Every kind of entry has the signers allowed to make it (a revocation: the customer;
+        // an erasure: the customer or the relay; ...), checked here like the release's.
+        if verified {
+            let allowed = self.allowed_signers(Some(&meta.org), Some(id)).await?;
+            verified = entry.check_signer(&allowed).is_ok();
         }
         if verified {
             let (head, _) = self.checked_tree_head().await?;
@@ -2310,7 +2338,7 @@ pub fn describe_notice(entry: &AuditEntry, verified: bool, audience: Audience) -
     let mark = if verified {
         ""
     } else {
-        " (NOT GENUINE: not signed by a trustee of the org, or not proven in the audit log)"
+        " (NOT GENUINE: not signed by a party allowed to make it, or not proven in the audit log)"
     };
     let text = match &entry.event {
         AuditEvent::Release {
@@ -2343,6 +2371,31 @@ pub fn describe_notice(entry: &AuditEntry, verified: bool, audience: Audience) -
     format!("{text}{mark}")
 }
 
+/// The epoch after `epoch` (a number from a record the relay delivered).
+fn next_epoch(epoch: u32) -> Result<u32> {
+    epoch
+        .checked_add(1)
+        .ok_or_else(|| ClientError::ImpossibleNumber {
+            what: "epoch number",
+            detail: format!("epoch {epoch} has no successor"),
+        })
+}
+
+/// Checks that a page of a conversation's items the relay said had `more` after it ended
+/// beyond `after` (at `last`), so that paging ends; returns where the next page starts.
+fn page_advances(after: u64, last: u64) -> Result<u64> {
+    if last <= after {
+        return Err(ClientError::ImpossibleNumber {
+            what: "history page",
+            detail: format!(
+                "asked for items after sequence {after}, got a page ending at {last} with more \
+                 to come"
+            ),
+        });
+    }
+    Ok(last)
+}
+
 pub(crate) fn expect_ok(r: Response) -> Result<()> {
     match r {
         Response::Ok => Ok(()),
@@ -2369,6 +2422,7 @@ pub(crate) fn unexpected(what: &str, r: &Response) -> ClientError {
         Response::Entries { .. } => "Entries",
         Response::Inclusion(_) => "Inclusion",
         Response::Consistency(_) => "Consistency",
+        Response::WitnessedHead(_) => "WitnessedHead",
     };
     ClientError::UnexpectedResponse(format!("{what} was answered with {name}"))
 }

@@ -184,6 +184,17 @@ pub enum ClientError {
         #[source]
         source: std::io::Error,
     },
+
+    /// A number the relay sent (a count, length, index, size, sequence number or epoch) is out
+    /// of range: arithmetic on it would overflow or underflow, or a loop over it would never
+    /// end. The relay is broken or hostile; nothing was done with it.
+    #[error("the relay sent an impossible {what}: {detail}")]
+    ImpossibleNumber {
+        /// Which number.
+        what: &'static str,
+        /// Why it cannot be right.
+        detail: String,
+    },
 }
 
 fn reason_suffix(reason: &Option<String>) -> String {

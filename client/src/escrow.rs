@@ -1,28 +1,31 @@
-//! Escrow release end to end, on the client side (DESIGN.md §4): customer consent and its
+//! Escrow release end to end, on the client side (docs/design.md §4): customer consent and its
 //! revocation, dispute tickets and arbiter decisions, the trustee daemon's decision loop, the
-//! master's unlock and transcript, offline transcript verification, the audit log checks, and
-//! erasure.
+//! master's unlock and transcript, the audit log checks, and erasure. The export and its offline
+//! verification are in [`crate::transcript`].
 //!
 //! ```text
 //!   customer: grant_consent ─(ShareConsent, via the relay)─▶ master: unlock ─SubmitRelease─▶ relay
 //!   trustee:  serve ◀─Push::Release / PendingReleases── relay
-//!             decide() → AppendAudit(release entry) → durable → SubmitShares
+//!             cosign head → decide() → AppendAudit(release entry) → prove inclusion
+//!             → cosign a head holding it → SubmitShares
 //!   master:   ReleaseStatus → open shares → reconstruct K (checked against the commitment)
-//!             → decrypt exactly the released epochs → transcript (export, verify offline)
+//!             → decrypt exactly the released epochs → transcript (export: crate::transcript)
 //!   customer: Item::Notice in the conversation, checked against the audit log
 //! ```
 //!
 //! **Architecture Invariant:** a trustee persists its decision (the spent justification and the
-//! logging stage) before it appends the release entry, and sends its shares only after the log
-//! accepted that entry; on restart it resumes from the persisted stage, so a request is
-//! logged once and released once.
+//! logging stage) before it appends the release entry, and sends its shares only after it has
+//! proven the entry is in a head consistent with the last it saw (`confirm_appended`) and has
+//! cosigned a head holding it (`witness_cosign`); on restart it resumes from the persisted
+//! stage, so a request is logged once and released once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use sealdesk_protocol::{
     audit::{
-        AuditEntry, AuditEvent, ConsistencyProof, InclusionProof, ReleaseBasis, SignedTreeHead,
+        AllowedSigners, AuditEntry, AuditEvent, ConsistencyProof, Cosignature, LogError,
+        ReleaseBasis, SignedTreeHead, WITNESS_FRESHNESS_SECS, witnesses_needed,
     },
     card::Role,
     epoch::{EpochRecord, VerifiedEpoch},
@@ -30,7 +33,7 @@ use sealdesk_protocol::{
     ids::{ConversationId, EpochRange, TokenId},
     keys::SigningPublicKey,
     message::{Envelope, EpochKeys, ReplayWindows},
-    policy::{OrgPolicy, VerifiedPolicy},
+    policy::OrgPolicy,
     release::{
         self, ArbiterDecision, ConsentParams, ConsentToken, DisputeTicket, ErasureRequest,
         Justification, ReleaseRequest, Scope, TrusteeView, Verdict,
@@ -41,7 +44,6 @@ use sealdesk_protocol::{
     },
 };
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
 
 use crate::client::{Client, expect_ok, is_transient, unexpected};
 use crate::error::{ClientError, Result};
@@ -58,8 +60,20 @@ pub const DEFAULT_VALIDITY_SECS: u64 = 7 * 86_400;
 const CONSENTS: &str = "consents";
 const AUDIT_HEAD: &str = "audit/head";
 const TRUSTEE_SPENT: &str = "trustee/spent";
-const TRUSTEE_REVOKED: &str = "trustee/revoked";
+/// Consent revocations read from the audit log, by consent id, each with its signer and
+/// conversation ([`Revocation`]). Earlier versions kept a plain set under `trustee/revoked`,
+/// which did not say who revoked; this key and its cursor are new, so an upgraded trustee reads
+/// the log again from the start.
+const TRUSTEE_REVOCATIONS: &str = "trustee/revocations";
+/// How far the trustee has read the audit log for [`TRUSTEE_REVOCATIONS`].
+const TRUSTEE_REVOCATIONS_CURSOR: &str = "trustee/revocations-cursor";
 const TRUSTEE_RATE: &str = "trustee/rate";
+/// The last tree head this trustee cosigned as a witness.
+const WITNESS_HEAD: &str = "trustee/witness-head";
+
+/// How often `trustee serve` cosigns the log's head when nothing else makes it (well inside
+/// [`WITNESS_FRESHNESS_SECS`], so an online trustee's cosignature is always fresh).
+pub const WITNESS_INTERVAL: Duration = Duration::from_secs(60);
 
 /// **Test-only fault injection.** When this environment variable names a fail point of the
 /// trustee's release path, the process exits at that point with [`FAILPOINT_EXIT_CODE`],
@@ -102,6 +116,17 @@ pub struct ConsentRecord {
     pub token: ConsentToken,
     /// Whether it was revoked.
     pub revoked: bool,
+}
+
+/// A consent revocation as a trustee read it from the audit log. It counts only if `signer` is
+/// the consent's own signer and `conversation` its conversation (checked when a request is
+/// decided, when the consent is at hand).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+struct Revocation {
+    /// The conversation the entry names.
+    conversation: ConversationId,
+    /// Who signed the entry.
+    signer: SigningPublicKey,
 }
 
 /// Where a trustee is with one request (persisted before each step).
@@ -204,6 +229,9 @@ pub struct AuditLine {
     pub text: String,
     /// Whether the signature verified.
     pub signed: bool,
+    /// Whether the signer may make an entry of this kind (a trustee of the org for a release,
+    /// the customer for a revocation, ...; see [`AllowedSigners`]).
+    pub signer_allowed: bool,
     /// Whether inclusion in the pinned tree head was proven (only with `--verify`).
     pub included: Option<bool>,
 }
@@ -215,6 +243,9 @@ pub struct AuditReport {
     pub size: u64,
     /// Whether the new head is consistent with the one pinned before (None on first use).
     pub consistent_with_pinned: Option<bool>,
+    /// With `--verify`: per org, how many of its trustees cosigned the head (fresh, on a
+    /// head it extends); at least `n_e − t_e + 1` each, or the audit fails.
+    pub witnessed: BTreeMap<String, usize>,
     /// The entries concerning this account.
     pub entries: Vec<AuditLine>,
     /// The trustees' release entries among them, one group per release request (each entry
@@ -224,13 +255,14 @@ pub struct AuditReport {
 
 impl AuditReport {
     /// Whether everything listed passed its checks: every entry signed and not disproven,
+    /// no entry whose signer may not make an entry of its kind,
     /// and no release request with an entry that is NOT GENUINE (not signed by a trustee of
     /// the org, about another org, or not proven) or that contradicts the other entries of
     /// its release. `sealdesk audit` fails when this is false.
     pub fn verified(&self) -> bool {
         self.entries
             .iter()
-            .all(|e| e.signed && e.included != Some(false))
+            .all(|e| e.signed && e.signer_allowed && e.included != Some(false))
             && self
                 .releases
                 .iter()
@@ -252,6 +284,17 @@ impl Client {
             Response::TreeHead(h) => h,
             other => return Err(unexpected("GetTreeHead", &other)),
         };
+        let consistent = self.pin_head(&head).await?;
+        Ok((head, consistent))
+    }
+
+    /// Checks `head`'s signature against the pinned log key and its consistency with the head
+    /// pinned before (kept durably in the vault), then pins it. Returns whether there was an
+    /// earlier head to compare with.
+    ///
+    /// # Errors
+    /// [`ClientError::Protocol`] (`Merkle`, `BadSignature`) on a bad log; relay errors.
+    async fn pin_head(&mut self, head: &SignedTreeHead) -> Result<Option<bool>> {
         head.verify(&self.session.welcome().log_key)?;
         let pinned: Option<SignedTreeHead> = self.account.get_cbor(AUDIT_HEAD)?;
         let mut consistent = None;
@@ -284,12 +327,232 @@ impl Client {
                     Response::Consistency(p) => p,
                     other => return Err(unexpected("GetConsistency", &other)),
                 };
-                check_consistency(&proof, old, &head)?;
+                check_consistency(&proof, old, head)?;
             }
             consistent = Some(true);
         }
-        self.account.put_cbor(AUDIT_HEAD, &head)?;
-        Ok((head, consistent))
+        self.account.put_cbor(AUDIT_HEAD, head)?;
+        Ok(consistent)
+    }
+
+    /// The appender's check (DESIGN.md §4 "Witnesses"): the relay answered an append of
+    /// `entry` with `Appended { index, head }`. Before the caller acts on it (a trustee sending
+    /// its share, a customer being told "revoked"), prove that `head` is signed by the log key,
+    /// extends the last head this account saw, and includes `entry` at `index`. A relay that
+    /// answers with an older genuine head without appending fails here, whatever key it holds.
+    ///
+    /// # Errors
+    /// [`LogError::NotAppended`] if the head cannot hold the entry, [`LogError::NotIncluded`]
+    /// if the log does not prove it; transport errors as they are.
+    pub async fn confirm_appended(
+        &mut self,
+        entry: &AuditEntry,
+        index: u64,
+        head: &SignedTreeHead,
+    ) -> Result<()> {
+        if index >= head.size {
+            return Err(log_error(LogError::NotAppended {
+                index,
+                size: head.size,
+            }));
+        }
+        let checked = match self.pin_head(head).await {
+            Ok(_) => self.check_inclusion(entry, index, head).await,
+            Err(e) => Err(e),
+        };
+        match checked {
+            Ok(()) => Ok(()),
+            Err(e) if is_transient(&e) => Err(e),
+            Err(e) => Err(log_error(LogError::NotIncluded {
+                index,
+                reason: e.to_string(),
+            })),
+        }
+    }
+
+    /// Checks that the tree `head` describes extends the tree of `old_size` entries with root
+    /// `old_root` (a proof from the relay when the sizes differ).
+    ///
+    /// # Errors
+    /// [`ClientError::Protocol`] (`Merkle`) if it does not; relay errors.
+    async fn check_extends(
+        &self,
+        old_size: u64,
+        old_root: &[u8; 32],
+        head: &SignedTreeHead,
+    ) -> Result<()> {
+        let merkle_error = |m: String| ClientError::Protocol(sealdesk_protocol::Error::Merkle(m));
+        if head.size < old_size {
+            return Err(merkle_error(format!(
+                "the log shrank from {old_size} to {} entries",
+                head.size
+            )));
+        }
+        if head.size == old_size {
+            return if head.root == *old_root {
+                Ok(())
+            } else {
+                Err(merkle_error(format!(
+                    "another root at the same size ({old_size}): a forked log"
+                )))
+            };
+        }
+        if old_size == 0 {
+            return Ok(());
+        }
+        let proof = match self
+            .session
+            .request(Request::GetConsistency {
+                old: old_size,
+                new: head.size,
+            })
+            .await?
+        {
+            Response::Consistency(p) => p,
+            other => return Err(unexpected("GetConsistency", &other)),
+        };
+        if proof.old != old_size || proof.new != head.size {
+            return Err(merkle_error("consistency proof for other sizes".into()));
+        }
+        let path: Vec<[u8; 32]> = proof.path.iter().map(|h| **h).collect();
+        sealdesk_protocol::merkle::verify_consistency(
+            old_size, head.size, old_root, &head.root, &path,
+        )
+        .map_err(|e| merkle_error(e.to_string()))
+    }
+
+    /// The log's head as the witnesses of `org` vouch for it (DESIGN.md §4 "Witnesses"): the
+    /// relay's head, signed by the pinned log key and consistent with the pinned head, carrying
+    /// cosignatures of at least `n_e − t_e + 1` trustees of the org's current policy, each dated
+    /// within [`WITNESS_FRESHNESS_SECS`] and each on a head that this one extends. Any `t_e`
+    /// trustees that released share one of those witnesses, who cosigned only a log holding its
+    /// own entry; so a head accepted here cannot hide a release older than the bound. Pins the
+    /// head; returns it with the number of witnesses that vouched.
+    ///
+    /// # Errors
+    /// [`LogError::TooFewCosignatures`] (also for cosignatures too old: a frozen view),
+    /// [`LogError::SplitView`] if a trustee cosigned a log this head does not extend; a bad
+    /// log and relay errors as [`Client::checked_tree_head`].
+    pub async fn witnessed_head(&mut self, org: &str) -> Result<(SignedTreeHead, usize)> {
+        let wh = match self
+            .session
+            .request(Request::GetWitnessedHead {
+                org: org.to_owned(),
+            })
+            .await?
+        {
+            Response::WitnessedHead(w) => w,
+            other => return Err(unexpected("GetWitnessedHead", &other)),
+        };
+        self.pin_head(&wh.head).await?;
+        let policy = self.latest_policy(org).await?;
+        let trustees: Vec<SigningPublicKey> =
+            policy.trustees.iter().map(|c| c.signing_key).collect();
+        let need = witnesses_needed(trustees.len(), usize::from(policy.trustee_threshold));
+        let count = wh.fresh_cosignatures(&trustees, now(), WITNESS_FRESHNESS_SECS);
+        for c in &count.fresh {
+            match self.check_extends(c.size, &c.root, &wh.head).await {
+                Ok(()) => {}
+                Err(e) if is_transient(&e) => return Err(e),
+                Err(_) => {
+                    return Err(log_error(LogError::SplitView {
+                        cosigned: c.size,
+                        served: wh.head.size,
+                    }));
+                }
+            }
+        }
+        if count.fresh.len() < need {
+            return Err(log_error(LogError::TooFewCosignatures {
+                org: org.to_owned(),
+                have: count.fresh.len(),
+                stale: count.stale,
+                need,
+                bound_secs: WITNESS_FRESHNESS_SECS,
+            }));
+        }
+        Ok((wh.head, count.fresh.len()))
+    }
+
+    /// Trustee: witnesses the log once (DESIGN.md §4 "Witnesses"). Fetches the relay's head,
+    /// checks it like any head (signature, consistency with the last head seen) and that it
+    /// extends the last head this trustee cosigned (kept durably in the vault), records it as
+    /// cosigned, then cosigns it and hands the cosignature to the relay. A trustee that never
+    /// cosigns two heads of which one does not extend the other cannot be part of two quorums
+    /// for two histories.
+    ///
+    /// # Errors
+    /// [`LogError::NotAnExtension`] for a rolled-back or forked log; relay errors.
+    pub async fn witness_cosign(&mut self) -> Result<Cosignature> {
+        self.account.require(Role::Trustee, "trustee cosign")?;
+        let last: Option<SignedTreeHead> = self.account.get_cbor(WITNESS_HEAD)?;
+        let head = match self.checked_tree_head().await {
+            Ok((head, _)) => match &last {
+                Some(old) => self
+                    .check_extends(old.size, &old.root, &head)
+                    .await
+                    .map(|()| head),
+                None => Ok(head),
+            },
+            Err(e) => Err(e),
+        };
+        let head = match head {
+            Ok(h) => h,
+            Err(e) if is_transient(&e) => return Err(e),
+            Err(e) => {
+                return Err(log_error(LogError::NotAnExtension {
+                    old: last.as_ref().map_or(0, |h| h.size),
+                    reason: e.to_string(),
+                }));
+            }
+        };
+        // Recorded before it leaves: a crash after sending must not let an older head be
+        // cosigned next.
+        self.account.put_cbor(WITNESS_HEAD, &head)?;
+        let c = Cosignature::sign(self.account.keys(), &head, now());
+        expect_ok(self.session.request(Request::Cosign(c.clone())).await?)?;
+        Ok(c)
+    }
+
+    /// Who may sign entries about `conversation` in `org`, as this account knows them: the
+    /// trustees and master of the org's latest policy, the conversation's customer (this
+    /// account if it is the customer, else its pinned card), and the relay's pinned log key.
+    ///
+    /// # Errors
+    /// Policy lookups (relay errors, a policy that fails its checks), storage errors.
+    pub async fn allowed_signers(
+        &mut self,
+        org: Option<&str>,
+        conversation: Option<ConversationId>,
+    ) -> Result<AllowedSigners> {
+        let mut allowed = AllowedSigners {
+            log_key: Some(self.session.welcome().log_key),
+            ..AllowedSigners::default()
+        };
+        let meta = match conversation {
+            Some(c) => self.account.conversation(&c)?,
+            None => None,
+        };
+        let org = org
+            .map(str::to_owned)
+            .or(meta.as_ref().map(|m| m.org.clone()));
+        if let Some(org) = org {
+            let policy = self.latest_policy(&org).await?;
+            allowed.trustees = policy.trustees.iter().map(|c| c.signing_key).collect();
+            allowed.master = Some(policy.master_key());
+        }
+        if let Some(m) = meta {
+            allowed.customer = if self.account.role() == Role::Customer {
+                Some(self.account.keys().signing_public())
+            } else {
+                self.account
+                    .pins()?
+                    .peers
+                    .get(&m.customer)
+                    .map(|p| p.card.signing_key)
+            };
+        }
+        Ok(allowed)
     }
 
     /// Proves that `entry` is at `index` in the log described by `head`.
@@ -344,7 +607,18 @@ impl Client {
                     entries.len()
                 )));
             }
-            at += entries.len() as u64;
+            if entries.len() > limit as usize {
+                return Err(ClientError::ImpossibleNumber {
+                    what: "number of audit entries",
+                    detail: format!("asked for at most {limit}, got {}", entries.len()),
+                });
+            }
+            at = at.checked_add(entries.len() as u64).ok_or_else(|| {
+                ClientError::ImpossibleNumber {
+                    what: "audit log size",
+                    detail: format!("entries from {at} run past the largest index"),
+                }
+            })?;
             out.extend(entries);
         }
         Ok(out)
@@ -360,13 +634,26 @@ impl Client {
         conversation: Option<ConversationId>,
         verify: bool,
     ) -> Result<AuditReport> {
-        let (head, consistent) = self.checked_tree_head().await?;
-        let entries = self.entries(0, head.size).await?;
+        let (mut head, consistent) = self.checked_tree_head().await?;
         let mine: BTreeSet<ConversationId> =
             self.account.conversations()?.iter().map(|m| m.id).collect();
         let orgs: BTreeSet<String> = self.account.pins()?.orgs.keys().cloned().collect();
+        // With `verify`, the head must be vouched for by the witnesses of every org this
+        // account deals with: a relay-signed head alone could be one of two histories.
+        let mut witnessed = BTreeMap::new();
+        if verify {
+            for org in &orgs {
+                let (h, n) = self.witnessed_head(org).await?;
+                witnessed.insert(org.clone(), n);
+                head = h;
+            }
+        }
+        let entries = self.entries(0, head.size).await?;
         let me = self.account.keys().signing_public();
         let mut lines = Vec::new();
+        // Who may sign, per (org, conversation): one policy look-up each, not one per entry.
+        let mut signers: BTreeMap<(Option<String>, Option<ConversationId>), AllowedSigners> =
+            BTreeMap::new();
         for (i, e) in entries.iter().enumerate() {
             let index = i as u64;
             let conv = e.event.conversation();
@@ -386,6 +673,21 @@ impl Client {
                 continue;
             }
             let signed = e.verify().is_ok();
+            let org = match &e.event {
+                AuditEvent::Release { org, .. } | AuditEvent::PolicyChange { org, .. } => {
+                    Some(org.as_str())
+                }
+                _ => None,
+            };
+            let key = (org.map(str::to_owned), conv);
+            let allowed = match signers.get(&key) {
+                Some(a) => a,
+                None => {
+                    let a = self.allowed_signers(org, conv).await?;
+                    signers.entry(key).or_insert(a)
+                }
+            };
+            let signer_allowed = signed && e.check_signer(allowed).is_ok();
             let included = if verify {
                 Some(self.check_inclusion(e, index, &head).await.is_ok())
             } else {
@@ -395,10 +697,11 @@ impl Client {
                 index,
                 text: crate::client::describe_notice(
                     e,
-                    signed,
+                    signer_allowed,
                     crate::client::audience_of(&self.account),
                 ),
                 signed,
+                signer_allowed,
                 included,
             });
         }
@@ -406,6 +709,7 @@ impl Client {
         Ok(AuditReport {
             size: head.size,
             consistent_with_pinned: consistent,
+            witnessed,
             entries: lines,
             releases,
         })
@@ -478,27 +782,38 @@ impl Client {
     /// # Errors
     /// [`ClientError::Invalid`] for an unknown consent; relay errors.
     pub async fn revoke_consent(&mut self, consent: &TokenId) -> Result<u64> {
-        let mut all: BTreeMap<String, ConsentRecord> =
+        let all: BTreeMap<String, ConsentRecord> =
             self.account.get_cbor(CONSENTS)?.unwrap_or_default();
-        let rec = all.get_mut(&consent.to_string()).ok_or_else(|| {
+        let rec = all.get(&consent.to_string()).ok_or_else(|| {
             ClientError::Invalid(format!(
                 "no consent {consent}; `sealdesk consent list` shows yours"
             ))
         })?;
+        let conversation = rec.token.conversation;
         let entry = AuditEntry::sign(
             self.account.keys(),
             AuditEvent::ConsentRevocation {
-                conversation: rec.token.conversation,
+                conversation,
                 consent: *consent,
             },
             now(),
         );
-        let index = match self.session.request(Request::AppendAudit(entry)).await? {
+        let index = match self
+            .session
+            .request(Request::AppendAudit(entry.clone()))
+            .await?
+        {
             Response::Appended { index, head } => {
-                head.verify(&self.session.welcome().log_key)?;
+                // Say "revoked" only once the revocation is proven to be in the log.
+                self.confirm_appended(&entry, index, &head).await?;
                 index
             }
             other => return Err(unexpected("AppendAudit", &other)),
+        };
+        let mut all: BTreeMap<String, ConsentRecord> =
+            self.account.get_cbor(CONSENTS)?.unwrap_or_default();
+        let Some(rec) = all.get_mut(&consent.to_string()) else {
+            return Err(ClientError::Invalid(format!("no consent {consent}")));
         };
         rec.revoked = true;
         self.account.put_cbor(CONSENTS, &all)?;
@@ -628,6 +943,7 @@ impl Client {
     /// Relay and storage errors (a refused request is an outcome, not an error).
     pub async fn trustee_pending(&mut self) -> Result<Vec<TrusteeOutcome>> {
         self.account.require(Role::Trustee, "trustee serve")?;
+        self.witness_cosign().await?;
         let pending = match self.session.request(Request::PendingReleases).await? {
             Response::Releases(p) => p,
             other => return Err(unexpected("PendingReleases", &other)),
@@ -653,9 +969,14 @@ impl Client {
             report(&o);
         }
         tokio::pin!(stop);
+        let mut witness = tokio::time::interval(WITNESS_INTERVAL);
+        witness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = &mut stop => return Ok(()),
+                _ = witness.tick() => {
+                    self.witness_cosign().await?;
+                }
                 push = self.session.next_push() => {
                     let Some(push) = push else {
                         return Err(ClientError::Closed(self.session.closed()));
@@ -700,7 +1021,9 @@ impl Client {
         }
         match self.trustee_decide(&p, existing.as_ref()).await {
             Ok(()) => Ok(outcome("released")),
-            Err(e) if is_transient(&e) => Err(e),
+            // A relay that lied about the log is not a reason to refuse the request: stop
+            // loudly, keep the persisted stage, and resume (re-append) on the next run.
+            Err(e) if is_transient(&e) || is_log_fault(&e) => Err(e),
             Err(e) => {
                 let reason = match &e {
                     ClientError::Protocol(sealdesk_protocol::Error::Refused(r)) => r.to_string(),
@@ -723,7 +1046,7 @@ impl Client {
                 {
                     Ok(_)
                     | Err(ClientError::Relay {
-                        code: ErrorCode::Conflict,
+                        code: ErrorCode::AlreadyAnswered | ErrorCode::Conflict,
                         ..
                     }) => {}
                     Err(e) => return Err(e),
@@ -749,11 +1072,18 @@ impl Client {
         self.refresh_revocations().await?;
         let spent: BTreeMap<String, String> =
             self.account.get_cbor(TRUSTEE_SPENT)?.unwrap_or_default();
-        let revoked: BTreeSet<String> = self.account.get_cbor(TRUSTEE_REVOKED)?.unwrap_or_default();
+        let revocations: BTreeMap<String, Vec<Revocation>> = self
+            .account
+            .get_cbor(TRUSTEE_REVOCATIONS)?
+            .unwrap_or_default();
         let this_request = r.id.to_string();
         let resuming = existing.is_some();
-        if !resuming {
-            // Rate limit per org, counted over the last hour.
+        // Rate limit per org: releases approved over the last hour. A request is counted only
+        // once `decide` approved it (below), so a refused one spends nothing — one whose
+        // justification names another conversation or other epochs included.
+        let rate = if resuming {
+            None
+        } else {
             let mut rate: Vec<(String, u64)> =
                 self.account.get_cbor(TRUSTEE_RATE)?.unwrap_or_default();
             let t = now();
@@ -764,14 +1094,24 @@ impl Client {
                 );
             }
             rate.push((r.org.clone(), t));
-            self.account.put_cbor(TRUSTEE_RATE, &rate)?;
-        }
+            Some(rate)
+        };
         let is_spent = |id: &TokenId| {
             spent
                 .get(&id.to_string())
                 .is_some_and(|req| *req != this_request)
         };
-        let is_revoked = |id: &TokenId| revoked.contains(&id.to_string());
+        // Only the consent's signer may revoke it (DESIGN.md §4): a revocation entry signed by
+        // anyone else, or naming another conversation, is ignored.
+        let is_revoked = |id: &TokenId| match &r.justification {
+            Justification::Consent(c) if c.id == *id => {
+                revocations.get(&id.to_string()).is_some_and(|all| {
+                    all.iter()
+                        .any(|x| x.signer == c.customer && x.conversation == c.conversation)
+                })
+            }
+            _ => false,
+        };
         let approved = release::decide(
             &mut rng()?,
             &TrusteeView {
@@ -784,6 +1124,9 @@ impl Client {
             },
             r,
         )?;
+        if let Some(rate) = rate {
+            self.account.put_cbor(TRUSTEE_RATE, &rate)?;
+        }
         let index = match existing.map(|e| &e.stage) {
             Some(TrusteeStage::Logged { index }) => *index,
             other => {
@@ -835,10 +1178,15 @@ impl Client {
                             },
                             now(),
                         );
-                        match self.session.request(Request::AppendAudit(entry)).await? {
+                        match self
+                            .session
+                            .request(Request::AppendAudit(entry.clone()))
+                            .await?
+                        {
                             Response::Appended { index, head } => {
                                 fail_point("after-append");
-                                head.verify(&self.session.welcome().log_key)?;
+                                // No share leaves before the entry is proven to be logged.
+                                self.confirm_appended(&entry, index, &head).await?;
                                 index
                             }
                             other => return Err(unexpected("AppendAudit", &other)),
@@ -854,6 +1202,9 @@ impl Client {
                 stage: TrusteeStage::Logged { index },
             },
         )?;
+        // Witness a head holding the entry before any share leaves: this trustee will never
+        // cosign a log without it, so no reader can be shown one with a quorum.
+        self.witness_cosign().await?;
         fail_point("before-shares");
         match self
             .session
@@ -865,7 +1216,7 @@ impl Client {
         {
             Ok(Response::Ok)
             | Err(ClientError::Relay {
-                code: ErrorCode::Conflict,
+                code: ErrorCode::AlreadyAnswered | ErrorCode::Conflict,
                 ..
             }) => {}
             Ok(other) => return Err(unexpected("SubmitShares", &other)),
@@ -897,38 +1248,59 @@ impl Client {
                 && h == request_hash
                 && e.signer == me
             {
-                return Ok(Some(from + i as u64));
+                // `entries` stops at `head.size`, so this stays below it.
+                let index =
+                    from.checked_add(i as u64)
+                        .ok_or_else(|| ClientError::ImpossibleNumber {
+                            what: "audit entry index",
+                            detail: format!("entry {i} after {from} is past the largest index"),
+                        })?;
+                // The listing alone proves nothing: the entry must be in the pinned head.
+                self.confirm_appended(e, index, &head).await?;
+                return Ok(Some(index));
             }
         }
         Ok(None)
     }
 
-    /// Reads new audit entries and records consent revocations signed by the customer they
-    /// name (the consent itself carries the customer key; a revocation by anyone else is
-    /// ignored when the request is decided).
+    /// Reads new audit entries and records every validly signed consent revocation with its
+    /// signer and conversation. Whether one counts is decided with the request, where the
+    /// consent is at hand: only one signed by the consent's own signer, for its conversation
+    /// (the relay refuses any other, but a hostile relay could still serve one). All are kept,
+    /// so a flood of forged ones cannot push the genuine one out.
     async fn refresh_revocations(&mut self) -> Result<()> {
         let (head, _) = self.checked_tree_head().await?;
-        let cursor: u64 = self.account.get_cbor("trustee/audit-cursor")?.unwrap_or(0);
+        let cursor: u64 = self
+            .account
+            .get_cbor(TRUSTEE_REVOCATIONS_CURSOR)?
+            .unwrap_or(0);
         if cursor >= head.size {
             return Ok(());
         }
-        let mut revoked: BTreeSet<String> =
-            self.account.get_cbor(TRUSTEE_REVOKED)?.unwrap_or_default();
-        let mut by: BTreeMap<String, SigningPublicKey> = self
+        let mut all: BTreeMap<String, Vec<Revocation>> = self
             .account
-            .get_cbor("trustee/revoked-by")?
+            .get_cbor(TRUSTEE_REVOCATIONS)?
             .unwrap_or_default();
         for e in self.entries(cursor, head.size).await? {
-            if let AuditEvent::ConsentRevocation { consent, .. } = &e.event
+            if let AuditEvent::ConsentRevocation {
+                consent,
+                conversation,
+            } = &e.event
                 && e.verify().is_ok()
             {
-                revoked.insert(consent.to_string());
-                by.insert(consent.to_string(), e.signer);
+                let r = Revocation {
+                    conversation: *conversation,
+                    signer: e.signer,
+                };
+                let known = all.entry(consent.to_string()).or_default();
+                if !known.contains(&r) {
+                    known.push(r);
+                }
             }
         }
-        self.account.put_cbor(TRUSTEE_REVOKED, &revoked)?;
-        self.account.put_cbor("trustee/revoked-by", &by)?;
-        self.account.put_cbor("trustee/audit-cursor", &head.size)?;
+        self.account.put_cbor(TRUSTEE_REVOCATIONS, &all)?;
+        self.account
+            .put_cbor(TRUSTEE_REVOCATIONS_CURSOR, &head.size)?;
         Ok(())
     }
 
@@ -991,6 +1363,18 @@ impl Client {
         };
         let redacted =
             matches!(&justification, Justification::Consent(c) if c.scope == Scope::Redacted);
+        // The request is for the justification's conversation: one naming another conversation
+        // than `id` would have the trustees release (and spend) that other one. Refused here,
+        // before anything is submitted; so is one that does not cover the epochs asked for.
+        let named = match &justification {
+            Justification::Consent(c) => c.conversation,
+            Justification::Dispute { ticket, .. } => ticket.conversation,
+        };
+        if named != *id {
+            return Err(
+                sealdesk_protocol::Error::Refused(release::Refusal::WrongConversation).into(),
+            );
+        }
         let request = ReleaseRequest::sign(
             &mut rng()?,
             self.account.keys(),
@@ -999,11 +1383,15 @@ impl Client {
             justification,
             now(),
         )?;
+        request
+            .check_scope()
+            .map_err(sealdesk_protocol::Error::Refused)?;
         expect_ok(
             self.session
                 .request(Request::SubmitRelease(request.clone()))
                 .await?,
         )?;
+        self.remember_release_request(&request)?;
         let need = usize::from(policy.trustee_threshold);
         let deadline = tokio::time::Instant::now() + wait;
         let mut last_seen = usize::MAX;
@@ -1024,14 +1412,29 @@ impl Client {
                 needed: need,
                 refusals: p.refusals.clone(),
             };
-            if trustees.len() + p.refusals.len() != last_seen {
-                last_seen = trustees.len() + p.refusals.len();
+            let answered = trustees.len().saturating_add(p.refusals.len());
+            if answered != last_seen {
+                last_seen = answered;
                 progress(&up);
             }
             if trustees.len() >= need {
                 break p;
             }
-            if policy.trustees.len() - p.refusals.len() < need {
+            // The refusals are the relay's word: more of them than the policy has trustees is
+            // impossible, not a reason to wrap around (or panic) and keep waiting.
+            let not_refused = policy
+                .trustees
+                .len()
+                .checked_sub(p.refusals.len())
+                .ok_or_else(|| ClientError::ImpossibleNumber {
+                    what: "number of refusals",
+                    detail: format!(
+                        "{} refusals of a release, but the policy has {} trustees",
+                        p.refusals.len(),
+                        policy.trustees.len()
+                    ),
+                })?;
+            if not_refused < need {
                 let reasons: Vec<String> = p
                     .refusals
                     .iter()
@@ -1254,6 +1657,16 @@ impl Client {
     }
 }
 
+/// A [`LogError`] as a client error.
+fn log_error(e: LogError) -> ClientError {
+    ClientError::Protocol(sealdesk_protocol::Error::Audit(e))
+}
+
+/// Whether `e` is a relay's lie about the audit log (see [`LogError`]).
+pub fn is_log_fault(e: &ClientError) -> bool {
+    matches!(e, ClientError::Protocol(sealdesk_protocol::Error::Audit(_)))
+}
+
 /// The typed error for a master asking for a transcript nothing released.
 pub fn not_released(id: &ConversationId) -> ClientError {
     ClientError::Invalid(format!(
@@ -1327,421 +1740,4 @@ pub fn decode_consent(s: &str) -> Result<ConsentToken> {
         )
     })?;
     Ok(from_cbor(&bytes, "consent token")?)
-}
-
-// --- export and offline verification ------------------------------------------------------
-
-/// The portable transcript file (JSON, protocol objects as hex CBOR).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ExportFile {
-    /// `sealdesk-transcript/1`.
-    pub format: String,
-    /// The conversation (hex).
-    pub conversation: String,
-    /// The org.
-    pub org: String,
-    /// Whether texts are redacted (then keys are omitted and only signatures are checkable).
-    pub redacted: bool,
-    /// Policies (hex CBOR).
-    pub policies: Vec<String>,
-    /// Epochs: record (hex CBOR) and, unless redacted, the released key (hex).
-    pub epochs: Vec<ExportEpoch>,
-    /// Messages.
-    pub messages: Vec<ExportMessage>,
-    /// Release entries with inclusion proofs.
-    pub releases: Vec<ExportRelease>,
-    /// The relay's audit-log key (hex).
-    pub log_key: String,
-    /// The signed tree head the proofs are for (hex CBOR).
-    pub tree_head: String,
-}
-
-/// An epoch in an export.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ExportEpoch {
-    /// Epoch number.
-    pub epoch: u32,
-    /// The record (hex CBOR).
-    pub record: String,
-    /// The key K (hex), absent when redacted.
-    pub key: Option<String>,
-}
-
-/// A message in an export.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ExportMessage {
-    /// Relay sequence number.
-    pub seq: u64,
-    /// Epoch.
-    pub epoch: u32,
-    /// Sender name.
-    pub sender: String,
-    /// Sender clock.
-    pub sent_at: u64,
-    /// The text.
-    pub text: String,
-    /// The envelope (hex CBOR).
-    pub envelope: String,
-}
-
-/// A release entry in an export.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ExportRelease {
-    /// Leaf index.
-    pub index: u64,
-    /// The entry (hex CBOR).
-    pub entry: String,
-    /// Inclusion proof in `tree_head` (hex CBOR).
-    pub inclusion: String,
-    /// Plain words.
-    pub text: String,
-}
-
-impl Client {
-    /// Master: the transcript as a portable, verifiable file. With `redact_text` (or a
-    /// redacted consent) personal data is masked and the keys are left out.
-    ///
-    /// # Errors
-    /// [`not_released`], relay errors.
-    pub async fn export_transcript(
-        &mut self,
-        id: &ConversationId,
-        redact_text: bool,
-    ) -> Result<ExportFile> {
-        let t = self.transcript(id)?;
-        let redacted = t.redacted || redact_text;
-        let (head, _) = self.checked_tree_head().await?;
-        let mut epochs = Vec::new();
-        for r in &t.records {
-            let key = if redacted {
-                None
-            } else {
-                self.account
-                    .vault()
-                    .get(&format!("master/key/{id}/{}", r.epoch))?
-                    .map(|k| hex::encode(k.as_slice()))
-            };
-            epochs.push(ExportEpoch {
-                epoch: r.epoch,
-                record: hex::encode(to_cbor(r)?),
-                key,
-            });
-        }
-        let mut releases = Vec::new();
-        let policy = crate::notice::transcript_policy(&t);
-        for (index, e) in &t.releases {
-            let proof = match self
-                .session
-                .request(Request::GetInclusion {
-                    index: *index,
-                    size: head.size,
-                })
-                .await?
-            {
-                Response::Inclusion(p) => p,
-                other => return Err(unexpected("GetInclusion", &other)),
-            };
-            releases.push(ExportRelease {
-                index: *index,
-                entry: hex::encode(to_cbor(e)?),
-                inclusion: hex::encode(to_cbor(&proof)?),
-                text: crate::client::describe_notice(
-                    e,
-                    crate::notice::counts_as_release(e, policy.as_ref(), None),
-                    crate::notice::Audience::Master,
-                ),
-            });
-        }
-        Ok(ExportFile {
-            format: "sealdesk-transcript/1".into(),
-            conversation: id.to_string(),
-            org: t.org.clone(),
-            redacted,
-            policies: t
-                .policies
-                .iter()
-                .map(|p| to_cbor(p).map(hex::encode))
-                .collect::<sealdesk_protocol::Result<_>>()?,
-            epochs,
-            messages: t
-                .messages
-                .iter()
-                .map(|m| {
-                    Ok(ExportMessage {
-                        seq: m.seq,
-                        epoch: m.epoch,
-                        sender: m.sender.clone(),
-                        sent_at: m.sent_at,
-                        text: if redacted {
-                            redact(&m.text)
-                        } else {
-                            m.text.clone()
-                        },
-                        envelope: hex::encode(to_cbor(&m.envelope)?),
-                    })
-                })
-                .collect::<Result<_>>()?,
-            releases,
-            log_key: hex::encode(self.session.welcome().log_key.as_bytes()),
-            tree_head: hex::encode(to_cbor(&head)?),
-        })
-    }
-}
-
-/// The verdict of an offline transcript check.
-#[derive(Clone, Debug, Serialize)]
-pub struct Verification {
-    /// Whether everything checked out.
-    pub ok: bool,
-    /// One line per check.
-    pub checks: Vec<(bool, String)>,
-    /// The master fingerprint of the policy (compare it out of band).
-    pub master_fingerprint: String,
-}
-
-/// Checks an exported transcript without the relay: policies, epoch records and chain, keys
-/// against commitments, every message's signature (and, unless redacted, its decryption equals
-/// the text shown), order and gaps, and the release entries' inclusion under the signed tree
-/// head.
-pub fn verify_export(file: &ExportFile) -> Verification {
-    let mut checks: Vec<(bool, String)> = Vec::new();
-    let mut check = |ok: bool, s: String| checks.push((ok, s));
-    let hexcbor = |s: &str| hex::decode(s).ok();
-    let mut policies: Vec<VerifiedPolicy> = Vec::new();
-    for p in &file.policies {
-        match hexcbor(p)
-            .and_then(|b| from_cbor::<OrgPolicy>(&b, "policy").ok())
-            .map(OrgPolicy::verify)
-        {
-            Some(Ok(v)) => policies.push(v),
-            Some(Err(e)) => check(false, format!("policy does not verify: {e}")),
-            None => check(false, "a policy is not decodable".into()),
-        }
-    }
-    let master_fingerprint = policies
-        .first()
-        .and_then(|p| p.master.clone().verify().ok())
-        .map(|c| c.fingerprint().to_string())
-        .unwrap_or_default();
-    if policies.is_empty() {
-        check(false, "no valid policy".into());
-    } else {
-        let masters: BTreeSet<_> = policies.iter().map(|p| p.master_key()).collect();
-        check(
-            masters.len() == 1,
-            format!(
-                "{} policy version(s), all signed by one master key",
-                policies.len()
-            ),
-        );
-    }
-    let mut epochs: BTreeMap<u32, (VerifiedEpoch, Option<EpochSecret>)> = BTreeMap::new();
-    for e in &file.epochs {
-        let Some(rec) = hexcbor(&e.record).and_then(|b| from_cbor::<EpochRecord>(&b, "epoch").ok())
-        else {
-            check(false, format!("epoch {} record is not decodable", e.epoch));
-            continue;
-        };
-        let Some(policy) = policies.iter().find(|p| p.version == rec.policy_version) else {
-            check(
-                false,
-                format!(
-                    "epoch {}: its policy version {} is missing",
-                    e.epoch, rec.policy_version
-                ),
-            );
-            continue;
-        };
-        match rec.verify(policy) {
-            Ok(v) => {
-                let key = e
-                    .key
-                    .as_deref()
-                    .and_then(|k| hex::decode(k).ok())
-                    .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
-                    .map(|b| EpochSecret::from_bytes(&Zeroizing::new(b)));
-                if let Some(k) = &key {
-                    check(
-                        k.matches(&v.conversation, v.epoch, &v.commitment),
-                        format!(
-                            "epoch {}: released key matches the record's commitment",
-                            v.epoch
-                        ),
-                    );
-                }
-                check(
-                    v.conversation.to_string() == file.conversation,
-                    format!(
-                        "epoch {} record signed by its creator, for this conversation",
-                        v.epoch
-                    ),
-                );
-                epochs.insert(v.epoch, (v, key));
-            }
-            Err(e2) => check(
-                false,
-                format!("epoch {} record does not verify: {e2}", e.epoch),
-            ),
-        }
-    }
-    let nums: Vec<u32> = epochs.keys().copied().collect();
-    for w in nums.windows(2) {
-        if w[1] == w[0] + 1
-            && let (Some((prev, _)), Some((cur, _))) = (epochs.get(&w[0]), epochs.get(&w[1]))
-        {
-            check(
-                cur.check_follows(Some(prev)).is_ok(),
-                format!("epoch {} follows epoch {} in the chain", w[1], w[0]),
-            );
-        }
-    }
-    let mut windows: BTreeMap<u32, ReplayWindows> = BTreeMap::new();
-    let mut last_seq = 0;
-    let mut bad_messages = 0;
-    for m in &file.messages {
-        if m.seq <= last_seq {
-            check(false, format!("message #{} is out of order", m.seq));
-        }
-        last_seq = m.seq;
-        let Some(env) =
-            hexcbor(&m.envelope).and_then(|b| from_cbor::<Envelope>(&b, "envelope").ok())
-        else {
-            bad_messages += 1;
-            continue;
-        };
-        let Some((rec, key)) = epochs.get(&env.header.epoch) else {
-            check(
-                false,
-                format!(
-                    "message #{} names epoch {}, which is not in the file",
-                    m.seq, env.header.epoch
-                ),
-            );
-            continue;
-        };
-        let member = rec.member(&env.header.sender);
-        let sig_ok = member.is_some()
-            && env
-                .header
-                .sender
-                .verify(&env.signed_bytes(), &env.signature, "message")
-                .is_ok();
-        let name_ok = member.is_some_and(|c| c.name == m.sender);
-        let text_ok = match key {
-            Some(k) => {
-                let keys = EpochKeys::new(k, rec);
-                let w = windows.entry(env.header.epoch).or_default();
-                keys.open_message(&env, w)
-                    .is_ok_and(|o| String::from_utf8_lossy(&o.body) == m.text)
-            }
-            None => true,
-        };
-        if !(sig_ok && name_ok && text_ok) {
-            bad_messages += 1;
-            check(
-                false,
-                format!(
-                    "message #{} from {}: signature {}, sender {}, text {}",
-                    m.seq,
-                    m.sender,
-                    ok_word(sig_ok),
-                    ok_word(name_ok),
-                    ok_word(text_ok)
-                ),
-            );
-        }
-    }
-    check(
-        bad_messages == 0,
-        format!(
-            "{} message(s): each signed by its sender{}",
-            file.messages.len(),
-            if file.redacted {
-                " (texts redacted: decryption not re-checked)"
-            } else {
-                ", and decrypts to the text shown"
-            }
-        ),
-    );
-    for (epoch, w) in &windows {
-        if let Some((rec, _)) = epochs.get(epoch) {
-            for m in &rec.members {
-                if let Some(win) = w.get(&m.signing_key) {
-                    let missing = win.missing();
-                    if !missing.is_empty() {
-                        check(
-                            true,
-                            format!(
-                                "gap: {} message(s) from {} in epoch {epoch} are missing (counters {missing:?})",
-                                missing.len(),
-                                m.name
-                            ),
-                        );
-                    }
-                }
-            }
-        }
-    }
-    let log_key = hex::decode(&file.log_key)
-        .ok()
-        .and_then(|b| SigningPublicKey::try_from(b.as_slice()).ok());
-    let head =
-        hexcbor(&file.tree_head).and_then(|b| from_cbor::<SignedTreeHead>(&b, "tree head").ok());
-    match (log_key, head) {
-        (Some(k), Some(h)) => {
-            let head_ok = h.verify(&k).is_ok();
-            check(
-                head_ok,
-                format!(
-                    "audit tree head (size {}) signed by the relay's log key",
-                    h.size
-                ),
-            );
-            if file.releases.is_empty() {
-                check(
-                    false,
-                    "no release entries: nothing shows this transcript was released lawfully"
-                        .into(),
-                );
-            }
-            for r in &file.releases {
-                let entry =
-                    hexcbor(&r.entry).and_then(|b| from_cbor::<AuditEntry>(&b, "entry").ok());
-                let proof = hexcbor(&r.inclusion)
-                    .and_then(|b| from_cbor::<InclusionProof>(&b, "proof").ok());
-                let ok = match (entry, proof) {
-                    (Some(e), Some(p)) => {
-                        e.verify().is_ok()
-                            && p.index == r.index
-                            && p.verify(&e, &h).is_ok()
-                            && e.event
-                                .conversation()
-                                .is_some_and(|c| c.to_string() == file.conversation)
-                    }
-                    _ => false,
-                };
-                check(
-                    ok,
-                    format!(
-                        "release entry #{} ({}) signed and included in the audit log",
-                        r.index, r.text
-                    ),
-                );
-            }
-        }
-        _ => check(
-            false,
-            "the audit tree head or log key is not decodable".into(),
-        ),
-    }
-    let ok = checks.iter().all(|(ok, _)| *ok);
-    Verification {
-        ok,
-        checks,
-        master_fingerprint,
-    }
-}
-
-fn ok_word(b: bool) -> &'static str {
-    if b { "ok" } else { "BAD" }
 }

@@ -1,5 +1,5 @@
 //! The Sealdesk client library: everything the `sealdesk` CLI, the trustee daemon, the tests and
-//! the benchmark share on the client side (DESIGN.md §6).
+//! the benchmark share on the client side (docs/design.md §6).
 //!
 //! ```text
 //!   main.rs (CLI) ──▶ Client ──┬──▶ Session ──▶ Connection ──▶ WebSocket ──▶ relay
@@ -16,6 +16,8 @@
 //!   sending and receiving messages, catch-up, transfer, receipts.
 //! - [`escrow`] — consent, disputes, the trustee daemon, unlock, transcripts, audit, erasure.
 //! - [`notice`] — one notice per release request: trustees' release entries grouped and worded.
+//! - [`transcript`] — the portable transcript export and its offline verifier, anchored outside
+//!   the file.
 //! - [`chat`] — the interactive line-based chat loop.
 //! - [`demo`] — `sealdesk demo`: the story in one process with an in-process relay.
 //! - [`redact`] — masking personal data in released transcripts.
@@ -35,6 +37,7 @@ pub mod notice;
 pub mod redact;
 pub mod session;
 pub mod tls;
+pub mod transcript;
 pub mod vault;
 
 pub use account::Account;

@@ -7,9 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use sealdesk_client::escrow::{
-    ExportFile, Transcript, TrusteeOutcome, encode_consent, verify_export,
-};
+use sealdesk_client::escrow::{Transcript, TrusteeOutcome, encode_consent};
+use sealdesk_client::transcript::{self as export, Anchors, ExportFile, verify_export};
 use sealdesk_client::{
     Account, Client, ClientError, TlsOptions,
     account::LogEntry,
@@ -268,10 +267,22 @@ enum TranscriptCmd {
         #[arg(long)]
         redact: bool,
     },
-    /// Check an exported transcript offline (no relay needed).
+    /// Check an exported transcript offline (no relay needed), against keys you trust: the
+    /// org's master fingerprint and the relay's log key, given here or pinned in --home.
     Verify {
         /// The exported JSON file.
         file: PathBuf,
+        /// The org master's fingerprint, as the business publishes it.
+        #[arg(long)]
+        org_fingerprint: Option<String>,
+        /// The relay's audit-log key (64 hex digits), as the relay operator publishes it
+        /// (the relay logs it at start). Repeat for several relays.
+        #[arg(long)]
+        log_key: Vec<String>,
+        /// Check without a trusted key: the verdict says nothing was verified against one, and
+        /// the exit status is 0 if everything else checks out.
+        #[arg(long)]
+        no_anchor: bool,
     },
 }
 
@@ -367,6 +378,8 @@ struct Relay {
 struct Output {
     text: String,
     json: serde_json::Value,
+    /// Print the output as usual, then exit with a failure status (a negative verdict).
+    failed: bool,
 }
 
 impl Output {
@@ -374,6 +387,7 @@ impl Output {
         Self {
             text: text.into(),
             json,
+            failed: false,
         }
     }
 }
@@ -399,7 +413,11 @@ fn main() -> ExitCode {
             } else if !out.text.is_empty() {
                 println!("{}", out.text);
             }
-            ExitCode::SUCCESS
+            if out.failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Ok(None) => ExitCode::SUCCESS,
         Err(e) => {
@@ -518,7 +536,7 @@ async fn run(cli: Cli) -> Result<Option<Output>> {
         }
         Cmd::Consent(cmd) => consent(&home, &relay, cmd).await?,
         Cmd::Dispute(cmd) => dispute(&home, &relay, cmd).await?,
-        Cmd::Transcript(cmd) => transcript(&home, &relay, cmd).await?,
+        Cmd::Transcript(cmd) => transcript(&home, cli.home.is_some(), &relay, cmd).await?,
         Cmd::Audit {
             conversation,
             verify,
@@ -536,6 +554,11 @@ async fn run(cli: Cli) -> Result<Option<Output>> {
                     _ => "tree head pinned now (first check)",
                 }
             );
+            for (org, n) in &r.witnessed {
+                text.push_str(&format!(
+                    "tree head witnessed by {n} trustee(s) of {org} (fresh cosignatures)\n"
+                ));
+            }
             text.push_str(&audit_text(&r));
             if !r.verified() {
                 bail!(
@@ -1324,28 +1347,26 @@ fn transcript_text(t: &Transcript) -> String {
     s
 }
 
-async fn transcript(home: &Path, relay: &Relay, cmd: TranscriptCmd) -> Result<Output> {
-    if let TranscriptCmd::Verify { file } = &cmd {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("could not read {}", file.display()))?;
-        let export: ExportFile = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a sealdesk transcript export", file.display()))?;
-        let v = verify_export(&export);
-        let mut out = format!(
-            "verifying {} (master fingerprint {}):\n",
-            file.display(),
-            v.master_fingerprint
+async fn transcript(
+    home: &Path,
+    home_given: bool,
+    relay: &Relay,
+    cmd: TranscriptCmd,
+) -> Result<Output> {
+    if let TranscriptCmd::Verify {
+        file,
+        org_fingerprint,
+        log_key,
+        no_anchor,
+    } = &cmd
+    {
+        return verify_file(
+            file,
+            home_given.then_some(home),
+            org_fingerprint,
+            log_key,
+            *no_anchor,
         );
-        for (ok, line) in &v.checks {
-            out.push_str(&format!("  {} {line}\n", if *ok { "✓" } else { "✗" }));
-        }
-        if !v.ok {
-            bail!("{out}VERDICT: the transcript does NOT verify");
-        }
-        out.push_str(
-            "VERDICT: the transcript verifies; compare the master fingerprint with the business's",
-        );
-        return Ok(Output::new(out, serde_json::to_value(&v)?));
     }
     let mut c = connect(home, relay, false).await?;
     let out = match cmd {
@@ -1467,4 +1488,103 @@ async fn transcript(home: &Path, relay: &Relay, cmd: TranscriptCmd) -> Result<Ou
 
 fn unreachable_verify() -> Result<Output> {
     bail!("transcript verify is handled before connecting")
+}
+
+/// `transcript verify`: the anchors come from the flags, else from the pins of `--home`.
+fn verify_file(
+    file: &Path,
+    home: Option<&Path>,
+    org_fingerprint: &Option<String>,
+    log_keys: &[String],
+    no_anchor: bool,
+) -> Result<Output> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("could not read {}", file.display()))?;
+    let export: ExportFile = match serde_json::from_str(&text) {
+        Ok(e) => e,
+        Err(e) => {
+            let format = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v.get("format").and_then(|f| f.as_str()).map(str::to_owned));
+            if format.as_deref() == Some(export::FORMAT_V1) {
+                bail!(
+                    "{} is a sealdesk-transcript/1 export, which carries no end marker and cannot be \
+                     checked against a trusted key: ask the business to export it again",
+                    file.display()
+                );
+            }
+            return Err(anyhow!(e)).with_context(|| {
+                format!("{} is not a sealdesk transcript export", file.display())
+            });
+        }
+    };
+    let mut anchors = Anchors {
+        org_fingerprint: org_fingerprint.clone(),
+        log_keys: Vec::new(),
+    };
+    for k in log_keys {
+        let key = hex::decode(k.trim())
+            .ok()
+            .and_then(|b| sealdesk_protocol::keys::SigningPublicKey::try_from(b.as_slice()).ok())
+            .ok_or_else(|| anyhow!("--log-key takes the relay's log key as 64 hex digits"))?;
+        anchors.log_keys.push(key);
+    }
+    if let Some(home) = home
+        && (anchors.org_fingerprint.is_none() || anchors.log_keys.is_empty())
+    {
+        let pins = open_account(home)?.pins()?;
+        if anchors.org_fingerprint.is_none()
+            && let Some(pin) = pins.orgs.get(&export.org)
+        {
+            anchors.org_fingerprint = Some(pin.master.clone().verify()?.fingerprint().to_string());
+        }
+        if anchors.log_keys.is_empty() {
+            anchors.log_keys = pins.relays.values().map(|r| r.log_key).collect();
+        }
+    }
+    let v = verify_export(&export, &anchors);
+    let mut out = format!(
+        "verifying {} (master fingerprint {}):\n",
+        file.display(),
+        v.master_fingerprint
+    );
+    for line in &v.passed {
+        out.push_str(&format!("  ✓ {line}\n"));
+    }
+    for line in &v.weaker {
+        out.push_str(&format!("  ~ weaker: {line}\n"));
+    }
+    let unanchored_only = !v.failures.is_empty()
+        && v.failures.iter().all(|f| {
+            matches!(
+                f.reason,
+                export::Reason::NoOrgAnchor | export::Reason::NoLogAnchor
+            )
+        });
+    for f in &v.failures {
+        out.push_str(&format!("  ✗ [{}] {}\n", f.reason, f.detail));
+    }
+    let (verdict, failed) = if v.ok {
+        (
+            "VERDICT: the transcript verifies against the anchored master and log keys",
+            false,
+        )
+    } else if unanchored_only {
+        (
+            "VERDICT: NOTHING WAS VERIFIED AGAINST A TRUSTED KEY: the checks above hold only \
+             relative to keys the file itself carries (pass --org-fingerprint and --log-key, or \
+             --home with pinned keys)",
+            !no_anchor,
+        )
+    } else {
+        ("VERDICT: the transcript does NOT verify", true)
+    };
+    out.push_str(verdict);
+    let mut json = serde_json::to_value(&v)?;
+    if let Some(o) = json.as_object_mut() {
+        o.insert("verdict".into(), json!(verdict));
+    }
+    let mut o = Output::new(out, json);
+    o.failed = failed;
+    Ok(o)
 }

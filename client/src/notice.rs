@@ -855,10 +855,12 @@ mod tests {
         let report = |releases: Vec<ReleaseNotice>| AuditReport {
             size: 9,
             consistent_with_pinned: Some(true),
+            witnessed: Default::default(),
             entries: vec![AuditLine {
                 index: 4,
                 text: String::new(),
                 signed: true,
+                signer_allowed: true,
                 included: Some(true),
             }],
             releases: releases
@@ -870,6 +872,12 @@ mod tests {
                 .collect(),
         };
         assert!(report(group([notice("t1", 4, true), notice("t2", 5, true)])).verified());
+        // An entry whose signer may not make an entry of its kind fails the report.
+        let mut wrong_signer = report(group([notice("t1", 4, true), notice("t2", 5, true)]));
+        if let Some(line) = wrong_signer.entries.first_mut() {
+            line.signer_allowed = false;
+        }
+        assert!(!wrong_signer.verified());
         // Not opened is not a failure: only what is not genuine or contradicts is.
         assert!(report(group([notice("t1", 4, true)])).verified());
         assert!(!report(group([notice("t1", 4, true), notice("t2", 5, false)])).verified());

@@ -249,6 +249,12 @@ impl Session {
     }
 }
 
+/// The client error for a relay's error response. `not_registered` has its own variant (the
+/// CLI tells the user what to run); every other code stays [`ClientError::Relay`] with its
+/// code, which callers match on: `counter_reused` and `epoch_full` make a sender rotate,
+/// `stale_epoch` makes it follow the newer epoch, `already_answered` makes a trustee's resent
+/// answer count as done (PROTOCOL.md §13.8). An older relay's `conflict` is treated like the
+/// specific code the request implies.
 fn relay_error(code: ErrorCode, message: String) -> ClientError {
     if code == ErrorCode::NotRegistered {
         ClientError::NotRegistered

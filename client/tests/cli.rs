@@ -361,9 +361,9 @@ async fn cli_escrow_story() {
     )
     .await;
     assert!(
-        !r.ok && r.stderr.contains("does NOT verify"),
+        !r.ok && r.stdout.contains("does NOT verify") && r.stdout.contains("[no_release]"),
         "{}",
-        r.stderr
+        r.stdout
     );
 
     let audit = ok(&w, "carol", &["audit", "--verify"]).await;

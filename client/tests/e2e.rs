@@ -293,6 +293,35 @@ async fn rotation_and_counter_conflict_open_new_epochs() {
 }
 
 #[tokio::test]
+async fn a_full_epoch_refused_by_the_relay_makes_the_client_rotate() {
+    let w = World::new().await;
+    let mut org = w.org(&["alice"], Some(3)).await;
+    let mut carol = w.user("carol", Role::Customer).await;
+    let conv = open_chat(&mut carol).await;
+    for i in 0..3 {
+        carol.send_text(&conv, &format!("m{i}")).await.unwrap();
+    }
+    // The client's own count says the epoch has room (as when another member's messages
+    // reached the relay after this client's last sync); the relay counts them all.
+    let mut st = carol.account().epochs(&conv).unwrap().pop().unwrap();
+    assert_eq!(st.record.epoch, 0, "three messages fit in epoch 0");
+    st.messages = 0;
+    carol.account().save_epoch(&conv, &st).unwrap();
+    carol.send_text(&conv, "m3").await.unwrap();
+    let last = carol.account().epochs(&conv).unwrap().pop().unwrap();
+    assert_eq!(
+        last.record.epoch, 1,
+        "refused in the full epoch, sent in the next"
+    );
+    let alice = &mut org.agents[0];
+    alice.sync_all().await.unwrap();
+    assert_eq!(
+        texts(alice, &conv),
+        vec!["carol: m0", "carol: m1", "carol: m2", "carol: m3"]
+    );
+}
+
+#[tokio::test]
 async fn chat_loop_sends_and_shows_messages() {
     let w = World::new().await;
     let mut org = w.org(&["alice"], None).await;

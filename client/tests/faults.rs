@@ -406,7 +406,7 @@ async fn a_daemon_started_after_the_request_releases_it_and_serves_new_ones() {
     // The same request submitted again is refused by the relay, and not pushed again.
     match s.submit(&second).await {
         Err(ClientError::Relay {
-            code: ErrorCode::Conflict,
+            code: ErrorCode::IdTaken,
             ..
         }) => {}
         other => panic!("a duplicate submission must be a conflict: {other:?}"),
@@ -576,7 +576,7 @@ async fn duplicated_and_replayed_requests_never_release_twice() {
     assert!(matches!(
         s.submit(&request).await,
         Err(ClientError::Relay {
-            code: ErrorCode::Conflict,
+            code: ErrorCode::IdTaken,
             ..
         })
     ));

@@ -36,7 +36,7 @@ pub enum Error {
         /// The role the card claims.
         found: &'static str,
     },
-    /// An org policy breaks a rule of DESIGN.md §1–2 (thresholds, separation of duties, limits).
+    /// An org policy breaks a rule of docs/design.md §1–2 (thresholds, separation of duties, limits).
     #[error("invalid org policy: {0}")]
     InvalidPolicy(String),
     /// A certificate, token or ticket is past its expiry.
@@ -116,6 +116,10 @@ pub enum Error {
     /// A justification (consent token, dispute ticket, release request) was refused.
     #[error("release refused: {0}")]
     Refused(#[from] crate::release::Refusal),
+    /// The relay's account of the audit log was refused (an append it did not make, a head
+    /// too few witnesses cosigned, an entry from a signer its kind does not allow).
+    #[error(transparent)]
+    Audit(#[from] crate::audit::LogError),
     /// A Merkle proof did not verify.
     #[error("audit proof: {0}")]
     Merkle(String),

@@ -1,5 +1,5 @@
 //! Escrow: split `K` into the master's share and a Shamir-shared escrow share, sealed
-//! deterministically so every member can recompute the section byte for byte (DESIGN.md §4).
+//! deterministically so every member can recompute the section byte for byte (docs/design.md §4).
 //!
 //! ```text
 //!   s_M = HKDF(K, "escrow/master-share")          sealed to the master

@@ -27,6 +27,7 @@ pub mod codec;
 pub mod epoch;
 mod error;
 pub mod escrow;
+pub mod export;
 pub mod ids;
 pub mod keys;
 pub mod labels;

@@ -4,7 +4,7 @@
 //! The relay keeps the log's leaf hashes in storage and calls the free functions here to build
 //! tree heads and proofs; clients keep the last tree head they saw and call [`verify_inclusion`]
 //! and [`verify_consistency`], so a relay that rewrites, truncates or forks the log is caught
-//! (DESIGN.md §4). Everything is a pure function of its arguments: no I/O, no clock.
+//! (docs/design.md §4). Everything is a pure function of its arguments: no I/O, no clock.
 //!
 //! We follow the RFC byte for byte rather than inventing a tree shape, because a log that no
 //! other implementation can check proves nothing to an auditor. Leaves and interior nodes are

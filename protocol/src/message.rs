@@ -36,6 +36,9 @@ use crate::{
 
 /// Largest message body, in bytes (fits a 64 KiB chat frame with room for the envelope).
 pub const MAX_BODY: usize = 48 * 1024;
+/// Largest message ciphertext: a [`MAX_BODY`] body and the 16-byte AES-GCM tag. Receivers refuse
+/// a larger one, so the relay refuses to store it (nothing undeliverable is acknowledged).
+pub const MAX_CIPHERTEXT: usize = MAX_BODY + 16;
 /// How far behind the highest accepted counter a late message may still arrive.
 pub const REORDER_WINDOW: u64 = 256;
 /// How far ahead of the highest accepted counter a message may be; further is refused before
@@ -250,11 +253,11 @@ impl EpochKeys {
             return Err(Error::NotAMember);
         }
         windows.window(&h.sender).check(h.counter)?;
-        if env.ciphertext.len() > MAX_BODY + 16 {
+        if env.ciphertext.len() > MAX_CIPHERTEXT {
             return Err(Error::TooLarge {
                 what: "message ciphertext",
                 size: env.ciphertext.len(),
-                limit: MAX_BODY + 16,
+                limit: MAX_CIPHERTEXT,
             });
         }
         let header_bytes = h.to_bytes();

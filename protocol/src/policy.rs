@@ -188,7 +188,7 @@ impl OrgPolicy {
         w.sha256()
     }
 
-    /// Checks the master's signature, every card, and every rule of DESIGN.md §1–2.
+    /// Checks the master's signature, every card, and every rule of docs/design.md §1–2.
     ///
     /// # Errors
     /// [`Error::BadSignature`], a card error, or [`Error::InvalidPolicy`] naming the broken rule.
@@ -412,7 +412,11 @@ impl AgentCertificate {
         policy
             .master_key()
             .verify(&self.signed_bytes(), &self.signature, "agent certificate")?;
-        if self.issued_at > now || self.expires_at <= self.issued_at {
+        // A certificate issued a moment ago by a master whose clock runs ahead still verifies,
+        // within the skew allowed everywhere else (PROTOCOL.md §1.3).
+        if self.issued_at > now.saturating_add(crate::release::CLOCK_SKEW_SECS)
+            || self.expires_at <= self.issued_at
+        {
             return Err(Error::InvalidValidity("agent certificate"));
         }
         if now >= self.expires_at {
@@ -551,6 +555,14 @@ pub(crate) mod tests {
         assert_eq!(
             cert.verify(&o.policy, 1100),
             Err(Error::Expired("agent certificate"))
+        );
+        // Issued up to CLOCK_SKEW_SECS in the verifier's future: a clock running ahead.
+        let skew = crate::release::CLOCK_SKEW_SECS;
+        let later = AgentCertificate::issue(&o.master, &o.policy, &card, 10_000, 1000).unwrap();
+        assert!(later.verify(&o.policy, 10_000 - skew).is_ok());
+        assert_eq!(
+            later.verify(&o.policy, 10_000 - skew - 1),
+            Err(Error::InvalidValidity("agent certificate"))
         );
         // Signed by someone else.
         let forged = AgentCertificate::issue(&o.agent2, &o.policy, &card, 100, 1000).unwrap();

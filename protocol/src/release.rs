@@ -509,6 +509,34 @@ impl ReleaseRequest {
             .fixed(&self.signature.to_bytes());
         w.sha256()
     }
+
+    /// Checks that the justification is for this request's org, conversation and epochs: the
+    /// scope checks of [`decide`], without keys or state, so that the master's client (before
+    /// submitting) and the relay (on submit) can make them before any trustee is asked. A
+    /// consent naming another conversation must not release — and use up — that other
+    /// conversation.
+    ///
+    /// # Errors
+    /// [`Refusal::WrongPolicy`] for another org, [`Refusal::WrongConversation`], or
+    /// [`Refusal::EpochsNotCovered`] (also for an empty requested range).
+    pub fn check_scope(&self) -> core::result::Result<(), Refusal> {
+        let (org, conversation, epochs) = match &self.justification {
+            Justification::Consent(c) => (&c.org, c.conversation, c.epochs),
+            Justification::Dispute { ticket, .. } => {
+                (&ticket.org, ticket.conversation, ticket.epochs)
+            }
+        };
+        if *org != self.org {
+            return Err(Refusal::WrongPolicy);
+        }
+        if conversation != self.conversation {
+            return Err(Refusal::WrongConversation);
+        }
+        if self.epochs.check().is_err() || !epochs.covers(&self.epochs) {
+            return Err(Refusal::EpochsNotCovered);
+        }
+        Ok(())
+    }
 }
 
 /// One trustee's share for one epoch, re-sealed to the policy's master for one request, and
@@ -618,7 +646,7 @@ impl ErasureRequest {
     }
 }
 
-/// Why a trustee refused a release. Each check of DESIGN.md §4 has its own variant.
+/// Why a trustee refused a release. Each check of docs/design.md §4 has its own variant.
 #[derive(Clone, PartialEq, Eq, Debug, Error, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Refusal {
@@ -1156,5 +1184,51 @@ pub(crate) mod tests {
             refusal(decide(&mut rng, &v, &r)),
             Refusal::NotEnoughApprovals { .. }
         ));
+    }
+    #[test]
+    fn check_scope_refuses_a_justification_for_another_conversation_or_epochs() {
+        let o = org(120);
+        let (rec, _) = first_epoch(&o, 121);
+        let good = consent(&o, rec.conversation, 122);
+        let req = request(&o, Justification::Consent(good.clone()), 123);
+        assert_eq!(req.check_scope(), Ok(()));
+        // The master names another conversation than the consent's (and signs it).
+        let mut other = req.clone();
+        other.conversation = ConversationId::random(&mut test_rng(124));
+        other.signature = o.master.sign(&other.signed_bytes());
+        assert_eq!(other.check_scope(), Err(Refusal::WrongConversation));
+        // Epochs beyond the consent's, and an empty range.
+        for (first, last) in [(0, 1), (1, 1), (2, 1)] {
+            let mut r = req.clone();
+            r.epochs = EpochRange { first, last };
+            assert_eq!(r.check_scope(), Err(Refusal::EpochsNotCovered), "{r:?}");
+        }
+        // Another org.
+        let mut r = req.clone();
+        r.org = "other".into();
+        assert_eq!(r.check_scope(), Err(Refusal::WrongPolicy));
+        // A dispute ticket for another conversation.
+        let ticket = DisputeTicket::open(
+            &mut test_rng(125),
+            &o.master,
+            &o.policy,
+            ConversationId::random(&mut test_rng(126)),
+            EpochRange::single(0),
+            "chargeback",
+            3600,
+            NOW,
+        )
+        .unwrap();
+        let mut r = request(
+            &o,
+            Justification::Dispute {
+                ticket,
+                decisions: vec![],
+            },
+            127,
+        );
+        assert_eq!(r.check_scope(), Ok(()));
+        r.conversation = rec.conversation;
+        assert_eq!(r.check_scope(), Err(Refusal::WrongConversation));
     }
 }

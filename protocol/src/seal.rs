@@ -7,7 +7,7 @@
 //!
 //! [`seal_deterministic`] fixes the ephemeral key as RFC 9180 `DeriveKeyPair(ikm)`: rust-hpke
 //! draws exactly 32 bytes from the generator as `ikm`, so a generator that yields our HKDF-derived
-//! `ikm` makes the sealed bytes a pure function of their inputs (DESIGN.md §4). The `hpke` version
+//! `ikm` makes the sealed bytes a pure function of their inputs (docs/design.md §4). The `hpke` version
 //! is pinned exactly and a known-answer vector catches any change in how it draws.
 
 use hkdf::Hkdf;
@@ -116,7 +116,7 @@ pub fn seal(
 }
 
 /// Seals with the ephemeral key fixed as `DeriveKeyPair(ikm)`: reproducible by anyone who knows
-/// `ikm`. Use only where DESIGN.md asks for it (escrow), with an `ikm` unique to the context.
+/// `ikm`. Use only where docs/design.md asks for it (escrow), with an `ikm` unique to the context.
 ///
 /// # Errors
 /// [`Error::Seal`] if HPKE refuses.

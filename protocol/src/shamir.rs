@@ -1,5 +1,5 @@
 //! Threshold (t-of-n) Shamir secret sharing of 32-byte secrets over GF(2^8), for splitting the
-//! escrow share `s_E` among the trustees (DESIGN.md §4, step 2).
+//! escrow share `s_E` among the trustees (docs/design.md §4, step 2).
 //!
 //! Each of the 32 secret bytes is shared with its own polynomial of degree `t - 1`, and share
 //! `i` holds every polynomial's value at `x = i`:

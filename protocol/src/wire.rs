@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Error, Result,
-    audit::{AuditEntry, ConsistencyProof, InclusionProof, SignedTreeHead},
+    audit::{
+        AuditEntry, ConsistencyProof, Cosignature, InclusionProof, SignedTreeHead, WitnessedHead,
+    },
     card::IdentityCard,
     codec::Writer,
     epoch::{EpochRecord, HandOff},
@@ -251,6 +253,15 @@ pub enum Request {
     },
     /// Customer: erase a conversation.
     Erase(ErasureRequest),
+    /// Trustee: a witness cosignature on a tree head the relay served (DESIGN.md §4
+    /// "Witnesses"). The relay checks it against its log and keeps the latest per witness.
+    Cosign(Cosignature),
+    /// The latest tree head with the latest cosignature of each trustee of `org`'s current
+    /// policy ([`Response::WitnessedHead`]).
+    GetWitnessedHead {
+        /// The org whose trustees witness.
+        org: String,
+    },
 }
 
 /// A stored conversation item with its relay-assigned sequence number.
@@ -393,6 +404,8 @@ pub enum Response {
     Inclusion(InclusionProof),
     /// A consistency proof.
     Consistency(ConsistencyProof),
+    /// A tree head with the witnesses' cosignatures.
+    WitnessedHead(WitnessedHead),
 }
 
 /// A release request with what a trustee needs to decide it.
@@ -415,7 +428,9 @@ pub enum ErrorCode {
     Forbidden,
     /// No such object.
     NotFound,
-    /// Conflicts with something stored (taken name, duplicate counter, stale epoch).
+    /// Conflicts with something stored. Sent by earlier relays for every conflict; this relay
+    /// sends one of the specific codes below instead, and a client treats an unknown conflict
+    /// like this one.
     Conflict,
     /// The account must register first.
     NotRegistered,
@@ -427,6 +442,30 @@ pub enum ErrorCode {
     RateLimited,
     /// The relay failed; try again.
     Internal,
+    /// A message's counter is not above the sender's highest stored counter in its epoch:
+    /// never resend it; seal the message again in a new epoch.
+    CounterReused,
+    /// The request names an epoch that is not the conversation's current one (a message), or
+    /// not the next one (an epoch record): read the history and follow the newest epoch.
+    StaleEpoch,
+    /// The current epoch holds the policy's `rotate_after_messages` messages: open the next
+    /// epoch, then send the message in it.
+    EpochFull,
+    /// The account name is registered on this relay with another key: pick another name.
+    NameTaken,
+    /// The signing key is registered with another card (another name, role or agreement key).
+    KeyRegistered,
+    /// A client-chosen id (conversation, release request, dispute ticket) is in use: pick a
+    /// fresh random id.
+    IdTaken,
+    /// A policy's version is not above the org's current version.
+    StalePolicy,
+    /// This account already answered this release request, or decided on this ticket: the
+    /// first answer stands (a resent answer can treat this as done).
+    AlreadyAnswered,
+    /// The frame decoded, but a field of the request has the wrong type or an invalid value.
+    /// The message starts with the field's path (`body.<request>.<field>`), then `: ` and why.
+    BadField,
 }
 
 /// Something new, pushed by the relay.
@@ -514,6 +553,138 @@ pub fn decode(bytes: &[u8]) -> Result<Frame> {
         });
     }
     Ok(frame)
+}
+
+/// A frame as the relay reads it: either a whole frame, or a request envelope whose `id`
+/// decodes but whose `body` does not (answered with [`ErrorCode::BadField`], not a close).
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Inbound {
+    /// A frame that decodes.
+    Frame(Frame),
+    /// A request whose body has a bad field.
+    BadField(BadField),
+}
+
+/// A request envelope with a field that does not decode (see [`decode_inbound`]).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct BadField {
+    /// The request id, to answer.
+    pub id: u64,
+    /// The path of the field: `body`, `body.<request>` or `body.<request>.<field>`.
+    pub field: String,
+    /// Why it does not decode, in serde's words (at most 200 characters).
+    pub reason: String,
+}
+
+impl BadField {
+    /// The error message sent to the client: `<field>: <reason>`.
+    pub fn message(&self) -> String {
+        format!("{}: {}", self.field, self.reason)
+    }
+}
+
+/// Most fields of one request body searched for the bad one (a body with more keys names only
+/// the request): the search decodes one prefix per key, so it must stay small.
+const MAX_FIELDS_SEARCHED: usize = 32;
+
+/// Decodes a frame like [`decode`], but tells a *request with a bad field* from a frame that
+/// does not decode at all: a frame that is valid CBOR of the shape
+/// `{ "request": { "id": u64, "body": any } }` whose body does not decode as a [`Request`]
+/// comes back as [`Inbound::BadField`], naming the request id and the first bad field.
+///
+/// Well-formed frames take the same path as [`decode`]; only frames that fail it are looked at
+/// again.
+///
+/// # Errors
+/// As [`decode`], for everything that is not a request envelope with a readable id.
+pub fn decode_inbound(bytes: &[u8]) -> Result<Inbound> {
+    let err = match decode(bytes) {
+        Ok(frame) => return Ok(Inbound::Frame(frame)),
+        Err(e @ Error::Decode { .. }) => e,
+        Err(e) => return Err(e),
+    };
+    // `decode` checked the size, the version byte and that the frame is not empty.
+    let mut rest = bytes.get(1..).unwrap_or_default();
+    let Ok(value) = ciborium::from_reader::<ciborium::Value, _>(&mut rest) else {
+        return Err(err);
+    };
+    if !rest.is_empty() {
+        return Err(err);
+    }
+    let Some((id, body)) = request_envelope(&value) else {
+        return Err(err);
+    };
+    let (field, reason) = find_bad_field(body);
+    Ok(Inbound::BadField(BadField { id, field, reason }))
+}
+
+/// The `id` and `body` of `{ "request": { "id": u64, "body": any } }`, if `value` is that.
+fn request_envelope(value: &ciborium::Value) -> Option<(u64, &ciborium::Value)> {
+    let [(key, inner)] = value.as_map()?.as_slice() else {
+        return None;
+    };
+    if key.as_text()? != "request" {
+        return None;
+    }
+    let fields = inner.as_map()?;
+    let get = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k.as_text() == Some(name))
+            .map(|(_, v)| v)
+    };
+    let id = u64::try_from(get("id")?.as_integer()?).ok()?;
+    Some((id, get("body")?))
+}
+
+/// Names the first field of `body` (in the order sent) that does not decode, and why.
+///
+/// serde decodes a struct's fields in the order they arrive and stops at the first bad one,
+/// reporting a missing field only at the end; so the bad field is the last key of the shortest
+/// prefix of the body's map that fails with anything but "missing field".
+fn find_bad_field(body: &ciborium::Value) -> (String, String) {
+    use ciborium::Value;
+    let why = |v: &Value| match v.deserialized::<Request>() {
+        Ok(_) => None,
+        Err(ciborium::value::Error::Custom(m)) => Some(m.chars().take(200).collect::<String>()),
+    };
+    let whole = why(body).unwrap_or_else(|| "does not decode".into());
+    let Some([(variant, content)]) = body.as_map().map(Vec::as_slice) else {
+        return ("body".into(), whole);
+    };
+    let Some(name) = variant.as_text() else {
+        return ("body".into(), whole);
+    };
+    let path = format!("body.{}", name.chars().take(64).collect::<String>());
+    let Some(entries) = content.as_map() else {
+        return (path, whole);
+    };
+    let with = |entries: &[(Value, Value)]| {
+        Value::Map(vec![(variant.clone(), Value::Map(entries.to_vec()))])
+    };
+    // An unknown request name fails whatever its content, even with no fields.
+    if let Some(reason) = why(&with(&[])).filter(|r| !r.starts_with("missing field")) {
+        let field = if reason.starts_with("unknown variant") {
+            "body".into()
+        } else {
+            path
+        };
+        return (field, reason);
+    }
+    if entries.len() <= MAX_FIELDS_SEARCHED {
+        for end in 1..=entries.len() {
+            let prefix = entries.get(..end).unwrap_or_default();
+            if let Some(reason) = why(&with(prefix)).filter(|r| !r.starts_with("missing field")) {
+                let key: String = match prefix.last().map(|(k, _)| k.as_text()) {
+                    Some(Some(k)) => k.chars().take(64).collect(),
+                    _ => "?".into(),
+                };
+                return (format!("{path}.{key}"), reason);
+            }
+        }
+    }
+    (path, whole)
 }
 
 /// Encodes any serde value as CBOR (for stored objects), with no version byte.

@@ -21,11 +21,12 @@ use std::{collections::BTreeMap, path::PathBuf};
 use rand::Rng as _;
 use rand::rngs::ChaCha20Rng;
 use sealdesk_protocol::{
-    audit::{AuditEntry, AuditEvent, ReleaseBasis, SignedTreeHead},
+    audit::{AuditEntry, AuditEvent, Cosignature, ReleaseBasis, SignedTreeHead},
     card::IdentityCard,
     codec::Writer,
     epoch::{EpochRecord, HandOff, NewEpoch, VerifiedEpoch},
     escrow,
+    export::{ExportStatement, OmittedItem, OmittedKind, ReleaseRef, ShownMessage},
     ids::{ConversationId, EpochRange, TokenId},
     keys::{AgreementPublicKey, Fingerprint, SigningPublicKey},
     labels,
@@ -42,7 +43,7 @@ use sealdesk_protocol::{
     wire::{self, AuthResponse, Challenge, ErrorCode, Frame, Push, Request, Response, Welcome},
 };
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
+use sha2::{Digest as _, Sha256, Sha512};
 use support::{Account, Org, T0, rng};
 
 /// Seed of the org fixture (every identity).
@@ -124,6 +125,8 @@ fn all_vectors() -> Vec<(&'static str, Value)> {
         ("release", release(&o)),
         ("audit", audit(&o)),
         ("wire", wire_frames(&o)),
+        ("ed25519_strict", ed25519_strict()),
+        ("export", export_end(&o)),
     ]
 }
 
@@ -1076,15 +1079,152 @@ fn audit(o: &Org) -> Value {
             })
         })
         .collect();
+    // Each trustee cosigns the full head as a witness (its own clock, a little later).
+    let full = SignedTreeHead::sign(&o.relay, n, tree.root_at(n).unwrap(), T0 + 5_000);
+    let cosignatures: Vec<Value> = o
+        .trustees
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let ts = T0 + 5_010 + i as u64;
+            let c = Cosignature::sign(&t.keys, &full, ts);
+            c.verify().unwrap();
+            json!({
+                "witness": t.card.name,
+                "size": n,
+                "root": h(c.root),
+                "timestamp": ts,
+                "log_key": h(c.log_key.as_bytes()),
+                "signed_bytes": h(c.signed_bytes()),
+                "signature": h(c.signature.to_bytes()),
+            })
+        })
+        .collect();
     json!({
         "header": header("seven audit entries of every kind, the RFC 9162 Merkle roots of every \
-                          prefix, inclusion and consistency proofs, and two signed tree heads",
+                          prefix, inclusion and consistency proofs, two signed tree heads, and \
+                          each trustee's witness cosignature on the second",
                          None),
         "entries": list,
         "roots": roots,
         "inclusion": inclusion,
         "consistency": consistency,
         "tree_heads": heads,
+        "cosignatures": cosignatures,
+    })
+}
+
+/// The master's end marker over an export of epoch 0: the messages of `messages.json` at seqs
+/// 2–5, the epoch record at seq 1, three items left out, and the two consent release entries of
+/// `audit.json`.
+fn export_end(o: &Org) -> Value {
+    let (rec, k) = epoch0(o);
+    let keys = EpochKeys::new(&k, &rec);
+    let shown: Vec<(u64, sealdesk_protocol::message::Envelope, String, String)> = message_plan(o)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (who, counter, kind, sent_at, body))| {
+            let env = keys
+                .seal_message(&who.keys, counter, kind, sent_at, &body)
+                .unwrap();
+            let text = match kind {
+                ContentKind::Text => String::from_utf8(body).unwrap(),
+                ContentKind::Read => format!(
+                    "read up to #{}",
+                    u64::from_be_bytes(body.as_slice().try_into().unwrap())
+                ),
+            };
+            (i as u64 + 2, env, who.card.name.clone(), text)
+        })
+        .collect();
+    let entries = audit_entries(o);
+    let j = justifications(o);
+    let mut tree = MerkleTree::default();
+    for e in &entries {
+        tree.push(&e.leaf());
+    }
+    let omitted = vec![
+        OmittedItem {
+            seq: 6,
+            kind: OmittedKind::Consent,
+            epoch: None,
+        },
+        OmittedItem {
+            seq: 7,
+            kind: OmittedKind::Notice,
+            epoch: None,
+        },
+        OmittedItem {
+            seq: 8,
+            kind: OmittedKind::Message,
+            epoch: Some(1),
+        },
+    ];
+    let releases: Vec<ReleaseRef> = [1u64, 2]
+        .into_iter()
+        .map(|i| ReleaseRef {
+            index: i,
+            leaf_hash: entries[usize::try_from(i).unwrap()].leaf_hash(),
+            request_hash: j.by_consent.hash(),
+        })
+        .collect();
+    let statement = ExportStatement {
+        conversation: rec.conversation,
+        org: "acme",
+        redacted: false,
+        policies: vec![o.policy.hash()],
+        epochs: vec![(1, rec.hash())],
+        messages: shown
+            .iter()
+            .map(|(seq, env, sender, text)| ShownMessage {
+                seq: *seq,
+                envelope: env,
+                sender,
+                text,
+            })
+            .collect(),
+        omitted: omitted.clone(),
+        last_seq: 8,
+        releases: releases.clone(),
+        tree_size: tree.len(),
+        tree_root: tree.root(),
+        signed_at: T0 + 6_000,
+        master: o.master.card.signing_key,
+    };
+    let signature = statement.sign(&o.master.keys);
+    statement.verify(&signature).unwrap();
+    json!({
+        "header": header("the master's end marker over a transcript export (messages.json's \
+                          envelopes, audit.json's consent releases)", None),
+        "conversation": h(rec.conversation.as_bytes()),
+        "org": "acme",
+        "redacted": false,
+        "policies": [h(o.policy.hash())],
+        "epochs": [{ "seq": 1, "record_hash": h(rec.hash()) }],
+        "messages": shown.iter().map(|(seq, env, sender, text)| json!({
+            "seq": seq,
+            "envelope_signed_bytes": h(env.signed_bytes()),
+            "envelope_signature": h(env.signature.to_bytes()),
+            "sender": sender,
+            "text": text,
+        })).collect::<Vec<_>>(),
+        "omitted": omitted.iter().map(|o| json!({
+            "seq": o.seq,
+            "kind": o.kind.code(),
+            "epoch": o.epoch,
+        })).collect::<Vec<_>>(),
+        "last_seq": 8,
+        "releases": releases.iter().map(|r| json!({
+            "index": r.index,
+            "leaf_hash": h(r.leaf_hash),
+            "request_hash": h(r.request_hash),
+        })).collect::<Vec<_>>(),
+        "tree_size": tree.len(),
+        "tree_root": h(tree.root()),
+        "signed_at": T0 + 6_000,
+        "master": h(o.master.card.signing_key.as_bytes()),
+        "signed_bytes": h(statement.signed_bytes()),
+        "signature": h(signature.to_bytes()),
     })
 }
 
@@ -1194,6 +1334,170 @@ fn wire_frames(o: &Org) -> Value {
 
 // ---------------------------------------------------------------------------------------------
 // Comparison.
+
+/// `L`, the order of the Ed25519 base point, little-endian.
+const ED25519_L: [u8; 32] = [
+    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+];
+
+/// A scalar derived from a label (the cases need known secret scalars, not key pairs).
+fn test_scalar(label: &str) -> curve25519_dalek::Scalar {
+    let wide: [u8; 64] = Sha512::digest(label.as_bytes()).into();
+    curve25519_dalek::Scalar::from_bytes_mod_order_wide(&wide)
+}
+
+/// Ed25519's challenge `k = SHA-512(R ‖ A ‖ M) mod L`.
+fn ed25519_challenge(r: &[u8], a: &[u8], msg: &[u8]) -> curve25519_dalek::Scalar {
+    let mut hsh = Sha512::new();
+    hsh.update(r);
+    hsh.update(a);
+    hsh.update(msg);
+    let wide: [u8; 64] = hsh.finalize().into();
+    curve25519_dalek::Scalar::from_bytes_mod_order_wide(&wide)
+}
+
+/// Signatures that strict verification (`verify_strict`, PROTOCOL.md §1.2) rejects and lax
+/// verifiers accept, each built by hand from its points and scalars, plus one valid signature.
+/// `cofactorless_lax` is ed25519-dalek's `verify` (the cofactorless equation, compared as
+/// bytes, small-order points allowed, `S` canonical); `cofactored_lax` is the most lenient
+/// common rule (`[8][S]B = [8]R + [8][k]A`, `S` reduced mod `L`, any point), as in ZIP 215.
+fn ed25519_strict() -> Value {
+    use curve25519_dalek::{EdwardsPoint, Scalar, constants::EIGHT_TORSION, traits::Identity as _};
+    let sig = |r: &EdwardsPoint, s: [u8; 32]| -> String {
+        let mut b = r.compress().to_bytes().to_vec();
+        b.extend_from_slice(&s);
+        h(b)
+    };
+    let case =
+        |name: &str, about: &str, a: &EdwardsPoint, msg: &[u8], signature: String, lax: bool| {
+            json!({
+                "name": name,
+                "about": about,
+                "public_key": h(a.compress().to_bytes()),
+                "message": h(msg),
+                "signature": signature,
+                "verify_strict": name == "valid",
+                "cofactorless_lax": lax,
+                "cofactored_lax": true,
+            })
+        };
+    let a = test_scalar("sealdesk/v1 ed25519-strict vectors: key");
+    let r = test_scalar("sealdesk/v1 ed25519-strict vectors: nonce");
+    let big_a = EdwardsPoint::mul_base(&a);
+    let big_r = EdwardsPoint::mul_base(&r);
+    let honest = |big_r: &EdwardsPoint, msg: &[u8]| -> Scalar {
+        r + ed25519_challenge(
+            &big_r.compress().to_bytes(),
+            &big_a.compress().to_bytes(),
+            msg,
+        ) * a
+    };
+    let id = EdwardsPoint::identity();
+    let t8 = EIGHT_TORSION[1];
+    let mut cases = Vec::new();
+
+    let msg = b"sealdesk/v1 ed25519-strict: valid";
+    cases.push(case(
+        "valid",
+        "an ordinary signature: every verifier accepts it",
+        &big_a,
+        msg,
+        sig(&big_r, honest(&big_r, msg).to_bytes()),
+        true,
+    ));
+
+    let msg = b"sealdesk/v1 ed25519-strict: identity key";
+    cases.push(case(
+        "identity_key_identity_r_zero_s",
+        "A = identity, R = identity, S = 0: verifies for every message under a lax verifier",
+        &id,
+        msg,
+        sig(&id, [0; 32]),
+        true,
+    ));
+
+    let msg = b"sealdesk/v1 ed25519-strict: small-order R";
+    let k = ed25519_challenge(&id.compress().to_bytes(), &big_a.compress().to_bytes(), msg);
+    cases.push(case(
+        "small_order_r",
+        "R = identity (order 1), S = k·a: the cofactorless equation holds",
+        &big_a,
+        msg,
+        sig(&id, (k * a).to_bytes()),
+        true,
+    ));
+
+    let msg = b"sealdesk/v1 ed25519-strict: order-8 R";
+    let k = ed25519_challenge(&t8.compress().to_bytes(), &big_a.compress().to_bytes(), msg);
+    cases.push(case(
+        "small_order_r_order_8",
+        "R = a point of order 8, S = k·a: only the cofactored equation holds",
+        &big_a,
+        msg,
+        sig(&t8, (k * a).to_bytes()),
+        false,
+    ));
+
+    // A of order 8: [k]A vanishes when 8 divides k, so S = r, R = [r]B verifies cofactorless.
+    let (msg, _) = (0u32..)
+        .map(|i| format!("sealdesk/v1 ed25519-strict: small-order A #{i}").into_bytes())
+        .map(|m| {
+            let k = ed25519_challenge(&big_r.compress().to_bytes(), &t8.compress().to_bytes(), &m);
+            (m, k)
+        })
+        .find(|(_, k)| t8 * k == id)
+        .unwrap();
+    cases.push(case(
+        "small_order_a",
+        "A = a point of order 8, R = [r]B, S = r, the message chosen so that 8 divides k",
+        &t8,
+        &msg,
+        sig(&big_r, r.to_bytes()),
+        true,
+    ));
+
+    let msg = b"sealdesk/v1 ed25519-strict: mixed-order R";
+    let mixed = big_r + t8;
+    let k = ed25519_challenge(
+        &mixed.compress().to_bytes(),
+        &big_a.compress().to_bytes(),
+        msg,
+    );
+    cases.push(case(
+        "mixed_order_r",
+        "R = [r]B + T (T of order 8), S = r + k·a: only the cofactored equation holds",
+        &big_a,
+        msg,
+        sig(&mixed, (r + k * a).to_bytes()),
+        false,
+    ));
+
+    let msg = b"sealdesk/v1 ed25519-strict: non-canonical S";
+    let s = honest(&big_r, msg).to_bytes();
+    let mut s_plus_l = [0u8; 32];
+    let mut carry = 0u16;
+    for i in 0..32 {
+        let sum = u16::from(s[i]) + u16::from(ED25519_L[i]) + carry;
+        s_plus_l[i] = sum as u8;
+        carry = sum >> 8;
+    }
+    assert_eq!(carry, 0);
+    cases.push(case(
+        "non_canonical_s",
+        "the valid signature of this message with S + L in place of S (S ≥ L)",
+        &big_a,
+        msg,
+        sig(&big_r, s_plus_l),
+        false,
+    ));
+
+    json!({
+        "header": header("Ed25519 signatures verify_strict rejects and lax verifiers accept", None),
+        "rule": "verify_strict: A and R decode and are not of small order, S < L, and R == [S]B - [k]A as encoded bytes, k = SHA-512(R || A || M) mod L",
+        "cases": cases,
+    })
+}
 
 fn diff(path: &str, stored: &Value, computed: &Value, out: &mut Vec<String>) {
     match (stored, computed) {
@@ -1976,6 +2280,28 @@ fn independent_audit_log() {
             v["roots"][usize::try_from(num(&sth["size"])).unwrap()]
         );
     }
+    // Witness cosignatures: label, log key, size, root, timestamp, witness key.
+    let cosignatures = v["cosignatures"].as_array().unwrap();
+    assert!(!cosignatures.is_empty());
+    for c in cosignatures {
+        let witness = identity(&ids, c["witness"].as_str().unwrap());
+        let mut w = Canon::label("sealdesk/v1/cosignature");
+        w.fixed(&unhex(&relay["signing_public"]))
+            .u64(num(&c["size"]))
+            .fixed(&unhex(&c["root"]))
+            .u64(num(&c["timestamp"]))
+            .fixed(&unhex(&witness["signing_public"]));
+        assert_eq!(h(&w.0), c["signed_bytes"]);
+        ed25519_verify(
+            &arr(&witness["signing_public"]),
+            &w.0,
+            &arr(&c["signature"]),
+        );
+        assert_eq!(
+            c["root"],
+            v["roots"][usize::try_from(num(&c["size"])).unwrap()]
+        );
+    }
     for p in v["inclusion"].as_array().unwrap() {
         let (i, n) = (num(&p["index"]), num(&p["size"]));
         let path: Vec<[u8; 32]> = p["path"].as_array().unwrap().iter().map(arr).collect();
@@ -2000,6 +2326,68 @@ fn independent_audit_log() {
         )
         .unwrap();
     }
+}
+
+#[test]
+fn independent_export_end_marker() {
+    let ids = load("identities");
+    let msgs = load("messages");
+    let audit = load("audit");
+    let v = load("export");
+    let mut w = Canon::label("sealdesk/v1/transcript-end");
+    w.fixed(&unhex(&v["conversation"]))
+        .str(v["org"].as_str().unwrap())
+        .u8(u8::from(v["redacted"].as_bool().unwrap()));
+    let list = |k: &str| v[k].as_array().unwrap().clone();
+    w.u32(u32::try_from(list("policies").len()).unwrap());
+    for p in list("policies") {
+        w.fixed(&unhex(&p));
+    }
+    w.u32(u32::try_from(list("epochs").len()).unwrap());
+    for e in list("epochs") {
+        w.u64(num(&e["seq"])).fixed(&unhex(&e["record_hash"]));
+    }
+    w.u32(u32::try_from(list("messages").len()).unwrap());
+    for (i, m) in list("messages").iter().enumerate() {
+        // The envelopes are messages.json's, byte for byte.
+        assert_eq!(
+            m["envelope_signed_bytes"],
+            msgs["messages"][i]["signed_bytes"]
+        );
+        assert_eq!(m["envelope_signature"], msgs["messages"][i]["signature"]);
+        w.u64(num(&m["seq"]))
+            .bytes(&unhex(&m["envelope_signed_bytes"]))
+            .fixed(&unhex(&m["envelope_signature"]))
+            .str(m["sender"].as_str().unwrap())
+            .str(m["text"].as_str().unwrap());
+    }
+    w.u32(u32::try_from(list("omitted").len()).unwrap());
+    for o in list("omitted") {
+        w.u64(num(&o["seq"]))
+            .u8(u8::try_from(num(&o["kind"])).unwrap());
+        match o["epoch"].as_u64() {
+            None => w.u8(0),
+            Some(e) => w.u8(1).u32(u32::try_from(e).unwrap()),
+        };
+    }
+    w.u64(num(&v["last_seq"]))
+        .u32(u32::try_from(list("releases").len()).unwrap());
+    for r in list("releases") {
+        // The leaves are audit.json's.
+        let i = usize::try_from(num(&r["index"])).unwrap();
+        assert_eq!(r["leaf_hash"], audit["entries"][i]["leaf_hash"]);
+        w.u64(num(&r["index"]))
+            .fixed(&unhex(&r["leaf_hash"]))
+            .fixed(&unhex(&r["request_hash"]));
+    }
+    let master = identity(&ids, "acme-master");
+    assert_eq!(v["master"], master["signing_public"]);
+    w.u64(num(&v["tree_size"]))
+        .fixed(&unhex(&v["tree_root"]))
+        .u64(num(&v["signed_at"]))
+        .fixed(&unhex(&v["master"]));
+    assert_eq!(h(&w.0), v["signed_bytes"]);
+    ed25519_verify(&arr(&master["signing_public"]), &w.0, &arr(&v["signature"]));
 }
 
 #[test]
@@ -2053,4 +2441,93 @@ fn policy_cbor_decodes_to_the_signed_policy() {
         h(master.signed_bytes()),
         identity(&ids, "acme-master")["card_signed_bytes"]
     );
+}
+
+/// The lenient rule the `cofactored_lax` column is about: any points, `S` reduced mod `L`,
+/// `[8]([S]B - R - [k]A) = identity`.
+fn cofactored_lax_verify(public: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {
+    use curve25519_dalek::{
+        EdwardsPoint, Scalar, edwards::CompressedEdwardsY, traits::IsIdentity as _,
+    };
+    let r_bytes: [u8; 32] = sig[..32].try_into().unwrap();
+    let s_bytes: [u8; 32] = sig[32..].try_into().unwrap();
+    let (Some(a), Some(r)) = (
+        CompressedEdwardsY(*public).decompress(),
+        CompressedEdwardsY(r_bytes).decompress(),
+    ) else {
+        return false;
+    };
+    let s = Scalar::from_bytes_mod_order(s_bytes);
+    let k = ed25519_challenge(&r_bytes, public, msg);
+    (EdwardsPoint::mul_base(&s) - r - a * k)
+        .mul_by_cofactor()
+        .is_identity()
+}
+
+/// Every case of `ed25519_strict.json` both ways: strict verification (ed25519-dalek's
+/// `verify_strict`, and the crate's own key decoding and `verify`) rejects it, and the lax
+/// verifiers the file names accept it, so each case tests what it claims to.
+#[test]
+fn independent_ed25519_strict_cases() {
+    let v = load("ed25519_strict");
+    let cases = v["cases"].as_array().unwrap();
+    let names: Vec<&str> = cases.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    for expected in [
+        "valid",
+        "identity_key_identity_r_zero_s",
+        "small_order_r",
+        "small_order_r_order_8",
+        "small_order_a",
+        "mixed_order_r",
+        "non_canonical_s",
+    ] {
+        assert!(names.contains(&expected), "missing case {expected}");
+    }
+    for c in cases {
+        let name = c["name"].as_str().unwrap();
+        let public: [u8; 32] = arr(&c["public_key"]);
+        let msg = unhex(&c["message"]);
+        let sig: [u8; 64] = arr(&c["signature"]);
+        let signature = ed25519_dalek::Signature::from_bytes(&sig);
+        let dalek_key = ed25519_dalek::VerifyingKey::from_bytes(&public);
+        let strict = dalek_key
+            .as_ref()
+            .is_ok_and(|k| k.verify_strict(&msg, &signature).is_ok());
+        let cofactorless = dalek_key
+            .as_ref()
+            .is_ok_and(|k| ed25519_dalek::Verifier::verify(k, &msg, &signature).is_ok());
+        let cofactored = cofactored_lax_verify(&public, &msg, &sig);
+        // The crate: weak keys are refused when decoded, everything else by `verify`.
+        let ours = SigningPublicKey::from_bytes(&public).is_ok_and(|k| {
+            k.verify(
+                &msg,
+                &sealdesk_protocol::keys::Signature::from_bytes(&sig).unwrap(),
+                "vector",
+            )
+            .is_ok()
+        });
+        assert_eq!(
+            strict,
+            c["verify_strict"].as_bool().unwrap(),
+            "{name}: verify_strict"
+        );
+        assert_eq!(
+            ours, strict,
+            "{name}: the crate verifies like verify_strict"
+        );
+        assert_eq!(
+            cofactorless,
+            c["cofactorless_lax"].as_bool().unwrap(),
+            "{name}: ed25519-dalek verify"
+        );
+        assert_eq!(
+            cofactored,
+            c["cofactored_lax"].as_bool().unwrap(),
+            "{name}: cofactored"
+        );
+        if name != "valid" {
+            assert!(!strict && !ours, "{name}: strict verification rejects it");
+            assert!(cofactored, "{name}: a lax verifier accepts it");
+        }
+    }
 }

@@ -76,6 +76,20 @@ pub enum Error {
     /// An internal task failed.
     #[error("internal error: {0}")]
     Internal(String),
+
+    /// The relay's identity key is stored but malformed. The relay refuses to start instead of
+    /// making a new key: every client pinned the old one and would see "relay key changed".
+    #[error(
+        "the relay's identity key is damaged: {detail} (in {location}); refusing to start \
+         rather than replace it, which every client would see as a changed relay key. Restore \
+         the data directory from a backup"
+    )]
+    CorruptIdentity {
+        /// Where it is stored: the data directory, tree and key.
+        location: String,
+        /// What is wrong with it (a length, never the bytes).
+        detail: String,
+    },
 }
 
 impl Error {

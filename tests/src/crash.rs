@@ -19,7 +19,7 @@
 //! - **in order**: per writer, acknowledged seqs increase and stored counters increase along
 //!   the history (*out of order*); the history's seqs are `1..=n` with no gap (*gaps*);
 //! - **unacknowledged**: stored at most once. Each is resent unchanged after the restart: the
-//!   relay must answer `Conflict` exactly when it is already stored (else a *dedupe anomaly*),
+//!   relay must answer `CounterReused` exactly when it is already stored (else a *dedupe anomaly*),
 //!   and `Stored` otherwise;
 //! - **phantom reads** (reported, a separate property): an item the master read during a cycle
 //!   must still be at that seq after the crash. An item read before it was durable and then
@@ -123,11 +123,11 @@ pub struct CrashReport {
     pub gaps: u64,
     /// Sends unanswered when the relay died.
     pub unacked: u64,
-    /// … of which were found stored after the restart (the resend answered `Conflict`).
+    /// … of which were found stored after the restart (the resend answered `CounterReused`).
     pub unacked_found_stored: u64,
     /// … of which were not stored, and were stored by the resend.
     pub unacked_stored_by_resend: u64,
-    /// Resends whose answer contradicts the history (`Conflict` but absent, `Stored` but
+    /// Resends whose answer contradicts the history (`CounterReused` but absent, `Stored` but
     /// present).
     pub dedupe_anomalies: u64,
     /// Items read before a crash that were gone or different after it.
@@ -403,7 +403,13 @@ pub fn run(cfg: &CrashConfig, dir: &Path, bin: &Path) -> CrashReport {
     let mut relay = start(bin, &data, &limits);
     let url = relay.ws_url();
     let (org, chats) = rt.block_on(async {
-        let org = Org::setup(&url, cfg.seed, "crashco", cfg.chats, cfg.chats).await;
+        // Every writer stays in epoch 0 for the whole run (rotation is not what this checks):
+        // the relay refuses a message beyond the policy's rotation limit.
+        let org = Org::new_with(cfg.seed, "crashco", cfg.chats, cfg.chats, |p| {
+            p.rotate_after_messages = u32::MAX;
+        })
+        .publish(&url)
+        .await;
         let mut chats = Vec::new();
         for c in 0..cfg.chats {
             let mut client = RawClient::login(&url, &org.customers[c]).await;
@@ -646,7 +652,7 @@ impl Harness {
                 };
                 match answer {
                     Response::Error {
-                        code: ErrorCode::Conflict,
+                        code: ErrorCode::CounterReused,
                         ..
                     } if found => self.report.unacked_found_stored += 1,
                     Response::Stored { seq } if !found => {

@@ -475,6 +475,17 @@ impl Org {
     /// Builds the identities and documents (nothing is sent). Names are prefixed with `name`,
     /// so several orgs can share one relay; seeds derive from `seed`.
     pub fn new(seed: u64, name: &str, agents: usize, customers: usize) -> Self {
+        Self::new_with(seed, name, agents, customers, |_| {})
+    }
+
+    /// [`Org::new`] with the policy's parameters changed by `tweak` before it is signed.
+    pub fn new_with(
+        seed: u64,
+        name: &str,
+        agents: usize,
+        customers: usize,
+        tweak: impl FnOnce(&mut PolicyParams),
+    ) -> Self {
         let s = |i: u64| seed.wrapping_mul(1_000).wrapping_add(i);
         let master = Identity::new(s(0), &format!("{name}-master"), Role::Master);
         let trustees: Vec<Identity> = (0..3)
@@ -489,13 +500,14 @@ impl Org {
         let customers: Vec<Identity> = (0..customers as u64)
             .map(|i| Identity::new(s(500 + i), &format!("{name}-customer{i}"), Role::Customer))
             .collect();
-        let params = PolicyParams::new(
+        let mut params = PolicyParams::new(
             name,
             trustees.iter().map(Identity::card).collect(),
             2,
             arbiters.iter().map(Identity::card).collect(),
             2,
         );
+        tweak(&mut params);
         let policy =
             OrgPolicy::issue(&master.keys, &master.card, params, 1_700_000_000).expect("policy");
         let issued = now().saturating_sub(60);
@@ -521,7 +533,13 @@ impl Org {
     /// [`Org::new`], then registers every account on the relay at `url`, publishes the policy
     /// and the agents' certificates.
     pub async fn setup(url: &str, seed: u64, name: &str, agents: usize, customers: usize) -> Self {
-        let org = Self::new(seed, name, agents, customers);
+        Self::new(seed, name, agents, customers).publish(url).await
+    }
+
+    /// Registers every account on the relay at `url`, publishes the policy and the agents'
+    /// certificates.
+    pub async fn publish(self, url: &str) -> Self {
+        let org = self;
         org.register_all(url).await;
         let mut master = RawClient::login(url, &org.master).await;
         master

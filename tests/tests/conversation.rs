@@ -105,7 +105,7 @@ async fn open_epoch_send_push_decrypt_and_deliver() {
             conversation: id,
         })
         .await,
-        ErrorCode::Conflict
+        ErrorCode::IdTaken
     );
 
     // Epoch 0, created by the customer.
@@ -177,9 +177,15 @@ async fn open_epoch_send_push_decrypt_and_deliver() {
 
     // A counter is used once: the same counter again is a conflict, whatever the body.
     let again = chat.seal(customer, 1, "a different body under an old counter");
-    assert_eq!(c.refused(Request::Send(again)).await, ErrorCode::Conflict);
+    assert_eq!(
+        c.refused(Request::Send(again)).await,
+        ErrorCode::CounterReused
+    );
     let replay = chat.seal(customer, 2, "thanks!");
-    assert_eq!(c.refused(Request::Send(replay)).await, ErrorCode::Conflict);
+    assert_eq!(
+        c.refused(Request::Send(replay)).await,
+        ErrorCode::CounterReused
+    );
     // A fresh counter still works, and the refused ones did not take a sequence number.
     let seq = c
         .stored(Request::Send(chat.seal(customer, 3, "one more")))
@@ -231,7 +237,7 @@ async fn open_epoch_send_push_decrypt_and_deliver() {
         let again = chat.seal(customer, old, "at or below the highest");
         assert_eq!(
             c.refused(Request::Send(again)).await,
-            ErrorCode::Conflict,
+            ErrorCode::CounterReused,
             "counter {old}, at or below the highest (10)"
         );
     }
@@ -592,7 +598,7 @@ async fn pipelined_messages_are_answered_in_order_and_share_flushes() {
                         next_seq += 1;
                     }
                     Response::Error { code, .. } if i == 20 => {
-                        assert_eq!(code, ErrorCode::Conflict);
+                        assert_eq!(code, ErrorCode::CounterReused);
                     }
                     other => panic!("message {i}: {other:?}"),
                 }

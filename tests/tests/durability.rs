@@ -187,7 +187,7 @@ async fn everything_acknowledged_survives_a_restart_in_order_exactly_once() {
     assert!(*dup_seq > 0);
     assert_eq!(
         c0.refused(Request::Send(dup.clone())).await,
-        ErrorCode::Conflict,
+        ErrorCode::CounterReused,
         "a used counter stays used after a restart"
     );
     let last = before0.last().unwrap().seq;
@@ -356,7 +356,7 @@ async fn metrics_count_stored_messages() {
     assert_eq!(
         c.refused(Request::Send(chat.seal(customer, 0, "dup")))
             .await,
-        ErrorCode::Conflict
+        ErrorCode::CounterReused
     );
     a.ok(Request::Delivered {
         conversation: chat.id,
@@ -473,7 +473,7 @@ async fn a_crash_inside_a_message_append_leaves_no_gap_no_reused_counter() {
             (Torn::ItemOnly, Response::Error { code, .. }) => {
                 assert_eq!(
                     code,
-                    ErrorCode::Conflict,
+                    ErrorCode::CounterReused,
                     "the sender's highest counter is rebuilt from the items"
                 );
             }
@@ -486,7 +486,7 @@ async fn a_crash_inside_a_message_append_leaves_no_gap_no_reused_counter() {
         for env in [&agent_sent[2], &agent_sent[4]] {
             assert_eq!(
                 a.refused(Request::Send(env.clone())).await,
-                ErrorCode::Conflict,
+                ErrorCode::CounterReused,
                 "{torn:?}: agent counter {} from before the checkpoint",
                 env.header.counter
             );
@@ -560,7 +560,7 @@ async fn duplicate_keys_from_an_earlier_build_still_refuse_their_counters() {
         let env = chat.seal(me, counter, "below the old key");
         assert_eq!(
             c.refused(Request::Send(env)).await,
-            ErrorCode::Conflict,
+            ErrorCode::CounterReused,
             "customer counter {counter}"
         );
     }
@@ -568,7 +568,10 @@ async fn duplicate_keys_from_an_earlier_build_still_refuse_their_counters() {
     assert_eq!(seq, 5, "epoch 0 at 1, three messages, then this");
     // The agent has no items; its old key says 20.
     let env = chat.seal(agent, 20, "at the old key");
-    assert_eq!(a.refused(Request::Send(env)).await, ErrorCode::Conflict);
+    assert_eq!(
+        a.refused(Request::Send(env)).await,
+        ErrorCode::CounterReused
+    );
     let seq = a
         .stored(Request::Send(chat.seal(agent, 21, "above it")))
         .await;

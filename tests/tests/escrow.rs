@@ -9,7 +9,7 @@ use sealdesk_protocol::{
     escrow::reconstruct,
     ids::{ConversationId, EpochRange},
     keys::SigningPublicKey,
-    message::{EpochKeys, ReplayWindows},
+    message::{EpochKeys, MAX_BODY, MAX_CIPHERTEXT, ReplayWindows},
     release::{
         self, ArbiterDecision, ConsentParams, ConsentToken, DisputeTicket, ErasureRequest,
         Justification, ReleaseRequest, Scope, Verdict,
@@ -132,7 +132,7 @@ async fn consent_release_reaches_the_master_and_is_logged_for_the_customer() {
     m.ok(Request::SubmitRelease(request.clone())).await;
     assert_eq!(
         m.refused(Request::SubmitRelease(request.clone())).await,
-        ErrorCode::Conflict,
+        ErrorCode::IdTaken,
         "one request per id"
     );
 
@@ -207,7 +207,7 @@ async fn consent_release_reaches_the_master_and_is_logged_for_the_customer() {
     t0.ok(submit0.clone()).await;
     assert_eq!(
         t0.refused(submit0).await,
-        ErrorCode::Conflict,
+        ErrorCode::AlreadyAnswered,
         "a trustee answers once"
     );
     let update = m
@@ -359,7 +359,7 @@ async fn consent_release_reaches_the_master_and_is_logged_for_the_customer() {
                 }
             }
         }
-        other => panic!("the master reaches its org's ciphertext (DESIGN.md §5): {other:?}"),
+        other => panic!("the master reaches its org's ciphertext (docs/design.md §5): {other:?}"),
     }
     assert_eq!(read, texts.map(|t| t.as_bytes().to_vec()).to_vec());
 
@@ -485,7 +485,7 @@ async fn dispute_tickets_hold_erasure_and_erasure_is_logged() {
     m.ok(Request::OpenTicket(ticket.clone())).await;
     assert_eq!(
         m.refused(Request::OpenTicket(ticket.clone())).await,
-        ErrorCode::Conflict
+        ErrorCode::IdTaken
     );
     for a in &mut arb {
         let st = a.expect_push("ticket", ticket_push).await;
@@ -512,7 +512,7 @@ async fn dispute_tickets_hold_erasure_and_erasure_is_logged() {
     arb[0].ok(Request::Decide(d0.clone())).await;
     assert_eq!(
         arb[0].refused(Request::Decide(d0.clone())).await,
-        ErrorCode::Conflict
+        ErrorCode::AlreadyAnswered
     );
     for a in &mut arb {
         let st = a
@@ -642,5 +642,330 @@ async fn dispute_tickets_hold_erasure_and_erasure_is_logged() {
     for x in arb {
         x.close().await;
     }
+    stop_relay(relay).await;
+}
+
+/// A release request whose justification names another conversation than the request (signed
+/// that way by the master), or does not cover the requested epochs, is refused on submit with
+/// `BadRequest`: no trustee is asked, so nothing can be released or spent. The consent then
+/// releases its own conversation.
+#[tokio::test]
+async fn a_release_request_that_does_not_match_its_justification_is_refused_on_submit() {
+    let (relay, _dir) = spawn_relay().await;
+    let url = relay.ws_url();
+    let org = Org::setup(&url, 33, "acme", 1, 1).await;
+    let customer = &org.customers[0];
+    let mut c = RawClient::login(&url, customer).await;
+    let chat_a = org.start_chat(&mut c, 0, 330).await;
+    let chat_b = org.start_chat(&mut c, 0, 331).await;
+    c.stored(Request::Send(chat_a.seal(customer, 0, "about order A")))
+        .await;
+    c.stored(Request::Send(chat_b.seal(customer, 0, "about order B")))
+        .await;
+    let mut m = RawClient::login(&url, &org.master).await;
+    let mut t0 = RawClient::login(&url, &org.trustees[0]).await;
+    let mut t1 = RawClient::login(&url, &org.trustees[1]).await;
+    let consent_b = ConsentToken::issue(
+        &mut rng(332),
+        &customer.keys,
+        &org.policy,
+        ConsentParams {
+            conversation: chat_b.id,
+            epochs: EpochRange::single(0),
+            scope: Scope::Full,
+            purpose: "order B".into(),
+            valid_secs: 3_600,
+        },
+        now(),
+    )
+    .unwrap();
+    let signed = |seed: u64, epochs: EpochRange, conversation: ConversationId| {
+        let mut r = ReleaseRequest::sign(
+            &mut rng(seed),
+            &org.master.keys,
+            &org.policy,
+            epochs,
+            Justification::Consent(consent_b.clone()),
+            now(),
+        )
+        .unwrap();
+        r.conversation = conversation;
+        r.signature = org.master.keys.sign(&r.signed_bytes());
+        r
+    };
+    // B's consent for conversation A; epochs beyond the consent; an empty range.
+    for r in [
+        signed(333, EpochRange::single(0), chat_a.id),
+        signed(334, EpochRange::new(0, 1).unwrap(), chat_b.id),
+        {
+            let mut r = signed(335, EpochRange::single(0), chat_b.id);
+            r.epochs = EpochRange { first: 1, last: 0 };
+            r.signature = org.master.keys.sign(&r.signed_bytes());
+            r
+        },
+    ] {
+        assert_eq!(
+            m.refused(Request::SubmitRelease(r.clone())).await,
+            ErrorCode::BadRequest,
+            "{:?} {:?}",
+            r.conversation,
+            r.epochs
+        );
+        assert_eq!(
+            m.refused(Request::ReleaseStatus { request: r.id }).await,
+            ErrorCode::NotFound,
+            "a refused request is not stored"
+        );
+    }
+    for t in [&mut t0, &mut t1] {
+        t.expect_no_push("release request", |p| matches!(p, Push::Release(_)))
+            .await;
+        match t.request(Request::PendingReleases).await {
+            Response::Releases(list) => assert!(list.is_empty(), "{list:?}"),
+            other => panic!("expected Releases, got {other:?}"),
+        }
+    }
+
+    // The consent still opens its own conversation.
+    let request = signed(336, EpochRange::single(0), chat_b.id);
+    m.ok(Request::SubmitRelease(request.clone())).await;
+    let mut shares = Vec::new();
+    for (i, t) in [&mut t0, &mut t1].into_iter().enumerate() {
+        let p = t.expect_push("release request", pending_push).await;
+        assert_eq!(p.request, request);
+        let approved = org.trustee_decides(&org.trustees[i], &p, 337 + i as u64);
+        let entry = org.release_entry(&org.trustees[i], &request);
+        assert!(matches!(
+            t.request(Request::AppendAudit(entry)).await,
+            Response::Appended { .. }
+        ));
+        t.ok(Request::SubmitShares {
+            request: request.id,
+            shares: approved.shares.clone(),
+        })
+        .await;
+        shares.extend(
+            approved
+                .shares
+                .iter()
+                .map(|s| s.open(&org.master.keys, &org.policy, &request).unwrap()),
+        );
+    }
+    let s_m = chat_b.record.open_master_share(&org.master.keys).unwrap();
+    let k = reconstruct(&s_m, &shares, 2, &chat_b.id, 0, &chat_b.record.commitment).unwrap();
+    assert_eq!(*k.to_bytes(), *chat_b.secret.to_bytes());
+    for x in [c, m, t0, t1] {
+        x.close().await;
+    }
+    stop_relay(relay).await;
+}
+
+/// Only the consent's signer may revoke it, and only a consent the relay has seen: a
+/// revocation of a consent never shared (or never issued) is refused with `NotFound`, one
+/// naming the consent under another conversation too, one signed by another member of the
+/// conversation with `Forbidden`; none reaches the log. The customer's own is logged; a consent
+/// id is shared once.
+#[tokio::test]
+async fn a_consent_revocation_is_accepted_only_from_its_signer_for_a_consent_the_relay_has_seen() {
+    let (relay, _dir) = spawn_relay().await;
+    let url = relay.ws_url();
+    let org = Org::setup(&url, 34, "acme", 1, 1).await;
+    let customer = &org.customers[0];
+    let mut c = RawClient::login(&url, customer).await;
+    let log_key = c.challenge().relay_key;
+    let chat = org.start_chat(&mut c, 0, 340).await;
+    let other_chat = org.start_chat(&mut c, 0, 341).await;
+    let mut agent = RawClient::login(&url, &org.agents[chat.agent]).await;
+    let token = ConsentToken::issue(
+        &mut rng(342),
+        &customer.keys,
+        &org.policy,
+        ConsentParams {
+            conversation: chat.id,
+            epochs: EpochRange::single(0),
+            scope: Scope::Full,
+            purpose: "refund check".into(),
+            valid_secs: 3_600,
+        },
+        now(),
+    )
+    .unwrap();
+    let revocation = |who: &sealdesk_tests::Identity, conversation, consent| {
+        Request::AppendAudit(AuditEntry::sign(
+            &who.keys,
+            AuditEvent::ConsentRevocation {
+                conversation,
+                consent,
+            },
+            now(),
+        ))
+    };
+    let before = tree_head(&mut c, &log_key).await;
+    // Never shared, and never issued.
+    assert_eq!(
+        c.refused(revocation(customer, chat.id, token.id)).await,
+        ErrorCode::NotFound
+    );
+    let never = sealdesk_protocol::ids::TokenId::random(&mut rng(343));
+    assert_eq!(
+        c.refused(revocation(customer, chat.id, never)).await,
+        ErrorCode::NotFound
+    );
+    c.stored(Request::ShareConsent(token.clone())).await;
+    assert_eq!(
+        c.refused(Request::ShareConsent(token.clone())).await,
+        ErrorCode::Conflict,
+        "a consent id is shared once"
+    );
+    // Shared in one conversation, "revoked" under another of the same customer.
+    assert_eq!(
+        c.refused(revocation(customer, other_chat.id, token.id))
+            .await,
+        ErrorCode::NotFound
+    );
+    // Signed by the conversation's agent.
+    assert_eq!(
+        agent
+            .refused(revocation(&org.agents[chat.agent], chat.id, token.id))
+            .await,
+        ErrorCode::Forbidden
+    );
+    assert_eq!(tree_head(&mut c, &log_key).await.size, before.size);
+    // The consent's signer.
+    let entry = AuditEntry::sign(
+        &customer.keys,
+        AuditEvent::ConsentRevocation {
+            conversation: chat.id,
+            consent: token.id,
+        },
+        now(),
+    );
+    let (index, head) = match c.request(Request::AppendAudit(entry.clone())).await {
+        Response::Appended { index, head } => (index, head),
+        other => panic!("expected Appended, got {other:?}"),
+    };
+    assert_eq!((index, head.size), (before.size, before.size + 1));
+    check_inclusion(&mut c, &entry, index, &head).await;
+    for x in [c, agent] {
+        x.close().await;
+    }
+    stop_relay(relay).await;
+}
+
+/// The relay refuses a message whose body is one byte over `MAX_BODY` (a ciphertext over
+/// `MAX_CIPHERTEXT`, which no member would open) with `TooLarge`, storing nothing: the history
+/// does not grow and the counter stays free. A body of exactly `MAX_BODY` is stored and opens.
+#[tokio::test]
+async fn a_message_body_over_max_body_is_refused_and_nothing_is_stored() {
+    let (relay, _dir) = spawn_relay().await;
+    let url = relay.ws_url();
+    let org = Org::setup(&url, 35, "acme", 1, 1).await;
+    let customer = &org.customers[0];
+    let mut c = RawClient::login(&url, customer).await;
+    let chat = org.start_chat(&mut c, 0, 350).await;
+    let mut agent = RawClient::login(&url, &org.agents[chat.agent]).await;
+    let full = "x".repeat(MAX_BODY);
+    let at_limit = chat.seal(customer, 0, &full);
+    assert_eq!(at_limit.ciphertext.len(), MAX_CIPHERTEXT);
+    let seq = c.stored(Request::Send(at_limit)).await;
+    // One byte more: what sealing a MAX_BODY + 1 body would give (the relay sees only sizes).
+    let mut over = chat.seal(customer, 1, &full);
+    over.ciphertext.push(0);
+    assert_eq!(over.ciphertext.len(), MAX_CIPHERTEXT + 1);
+    assert_eq!(c.refused(Request::Send(over)).await, ErrorCode::TooLarge);
+    // After the epoch record: the one stored message, alone (it fills a page by itself).
+    let items = match agent
+        .request(Request::History {
+            conversation: chat.id,
+            after: chat.epoch_seq,
+            limit: 10,
+        })
+        .await
+    {
+        Response::Items { items, more } => {
+            assert!(!more, "nothing after the message");
+            items
+        }
+        other => panic!("expected Items, got {other:?}"),
+    };
+    assert_eq!(items.iter().map(|s| s.seq).collect::<Vec<_>>(), vec![seq]);
+    let Item::Message(env) = &items[0].item else {
+        panic!("expected the message, got {:?}", items[0].item)
+    };
+    assert_eq!(chat.open(env).body.as_slice(), full.as_bytes());
+    // Counter 1 was not used up by the refused message.
+    let next = c
+        .stored(Request::Send(chat.seal(customer, 1, "after the refusal")))
+        .await;
+    assert_eq!(next, seq + 1);
+    for x in [c, agent] {
+        x.close().await;
+    }
+    stop_relay(relay).await;
+}
+
+/// A consent shared before the relay kept its index of shared consents (simulated by deleting
+/// the index from a stopped relay's store) can still be revoked by its signer: the relay finds
+/// the consent item in the conversation. A consent it never saw is still refused.
+#[tokio::test]
+async fn a_consent_shared_before_the_index_existed_is_still_revocable() {
+    use sealdesk_server::store::{Collection, SledStore, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let relay = sealdesk_tests::spawn_relay_in(dir.path()).await;
+    let url = relay.ws_url();
+    let org = Org::setup(&url, 36, "acme", 1, 1).await;
+    let customer = &org.customers[0];
+    let mut c = RawClient::login(&url, customer).await;
+    let chat = org.start_chat(&mut c, 0, 360).await;
+    for i in 0..3 {
+        c.stored(Request::Send(chat.seal(customer, i, &format!("m{i}"))))
+            .await;
+    }
+    let token = ConsentToken::issue(
+        &mut rng(361),
+        &customer.keys,
+        &org.policy,
+        ConsentParams {
+            conversation: chat.id,
+            epochs: EpochRange::single(0),
+            scope: Scope::Full,
+            purpose: "refund check".into(),
+            valid_secs: 3_600,
+        },
+        now(),
+    )
+    .unwrap();
+    c.stored(Request::ShareConsent(token.clone())).await;
+    c.close().await;
+    stop_relay(relay).await;
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        let index = store.scan_prefix(Collection::Meta, b"consent").unwrap();
+        assert_eq!(index.len(), 1, "one consent indexed");
+        for (k, _) in index {
+            store.delete(Collection::Meta, &k).unwrap();
+        }
+        store.flush().unwrap();
+    }
+    let relay = sealdesk_tests::spawn_relay_in(dir.path()).await;
+    let url = relay.ws_url();
+    let mut c = RawClient::login(&url, customer).await;
+    let revoke = |consent| {
+        Request::AppendAudit(AuditEntry::sign(
+            &customer.keys,
+            AuditEvent::ConsentRevocation {
+                conversation: chat.id,
+                consent,
+            },
+            now(),
+        ))
+    };
+    let never = sealdesk_protocol::ids::TokenId::random(&mut rng(362));
+    assert_eq!(c.refused(revoke(never)).await, ErrorCode::NotFound);
+    assert!(matches!(
+        c.request(revoke(token.id)).await,
+        Response::Appended { .. }
+    ));
+    c.close().await;
     stop_relay(relay).await;
 }

@@ -23,7 +23,10 @@ use sealdesk_client::{
     vault::KdfParams,
 };
 use sealdesk_protocol::{
-    audit::{AuditEntry, AuditEvent, ReleaseBasis},
+    audit::{
+        AuditEntry, AuditEvent, Cosignature, LogError, ReleaseBasis, SignedTreeHead,
+        WITNESS_FRESHNESS_SECS,
+    },
     card::Role,
     epoch::HandOff,
     ids::{ConversationId, EpochRange, TokenId},
@@ -31,12 +34,16 @@ use sealdesk_protocol::{
     policy::{AgentCertificate, OrgPolicy, PolicyParams, VerifiedPolicy},
     release::{ConsentParams, ConsentToken, Justification, ReleaseRequest, Scope},
     secret::EpochSecret,
-    wire::{Frame, Item, Push, Request, Response, Sequenced},
+    wire::{Frame, Item, Push, ReleaseProgress, Request, Response, Sequenced},
 };
-use sealdesk_server::{RunningRelay, config::RelayConfig};
+use sealdesk_server::{
+    RunningRelay,
+    config::RelayConfig,
+    store::{Collection, SledStore, Store},
+};
 use sealdesk_tests::{
     Identity, STEP, now,
-    proxy::{Ctx, Dir, LogForger, Proxy, edit_items, is_item_push},
+    proxy::{Ctx, Dir, Injector, LogForger, Proxy, edit_items, is_item_push},
 };
 use tempfile::TempDir;
 
@@ -68,7 +75,28 @@ struct World {
 
 impl World {
     async fn new() -> Self {
+        Self::start(None).await
+    }
+
+    /// A world whose relay's identity (its log key) is `keys`, written into its data directory
+    /// before it starts, as the operator who holds that directory can read it.
+    async fn with_relay_keys(keys: &IdentityKeys) -> Self {
+        Self::start(Some(keys)).await
+    }
+
+    async fn start(relay_keys: Option<&IdentityKeys>) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        if let Some(k) = relay_keys {
+            let store = SledStore::open(&dir.path().join("relay")).unwrap();
+            store
+                .put(
+                    Collection::Meta,
+                    b"relay-identity",
+                    k.to_secret_bytes().as_slice(),
+                )
+                .unwrap();
+            store.flush().unwrap();
+        }
         let cfg = RelayConfig {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: dir.path().join("relay"),
@@ -1116,9 +1144,10 @@ async fn old_epoch_record_replayed_as_new_is_refused() {
 /// Sets up carol behind a [`LogForger`] with `n` consent revocations in the log, her tree head
 /// pinned. Returns the world, carol, the forger and the log's entries.
 async fn audited_customer(n: usize) -> (World, Client, Arc<LogForger>, Vec<AuditEntry>) {
-    let w = World::new().await;
+    let relay_keys = IdentityKeys::generate(&mut sealdesk_tests::rng(9_100));
+    let w = World::with_relay_keys(&relay_keys).await;
     let _master = w.org(&["alice"], None).await;
-    let forger = LogForger::new(9_100);
+    let forger = LogForger::with_keys(relay_keys);
     let f = Arc::clone(&forger);
     w.proxy
         .set_hook(move |ctx, frame| vec![f.rewrite(ctx, frame)]);
@@ -1131,6 +1160,7 @@ async fn audited_customer(n: usize) -> (World, Client, Arc<LogForger>, Vec<Audit
             .unwrap();
         carol.revoke_consent(&t.id).await.unwrap();
     }
+    witnesses_cosign(&w).await;
     let report = carol.audit(None, true).await.unwrap();
     let entries = match carol
         .session()
@@ -2199,5 +2229,1054 @@ async fn a_contradicting_trustee_entry_arriving_first_does_not_decide_the_releas
     assert!(
         !verified,
         "a release with a contradicting entry shown as verified"
+    );
+}
+
+// ---- numbers, revocations and justifications the relay gets wrong ---------------------------
+
+/// Has trustee `name` (connected `via`) serve release requests until it has released `n`.
+/// Waits for the events (the pending list, then pushes), never for a duration.
+async fn trustee_releases(w: &World, name: &str, via: Via, n: usize) {
+    let mut t = w.reopen(name, via).await;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let mut tx = Some(tx);
+    let mut released = 0;
+    let served = t.trustee_serve(
+        async move {
+            let _ = rx.await;
+        },
+        |o| {
+            if o.outcome == "released" {
+                released += 1;
+                if released == n
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(());
+                }
+            }
+        },
+    );
+    tokio::time::timeout(STEP, served)
+        .await
+        .unwrap_or_else(|_| panic!("{name} did not release {n} request(s)"))
+        .unwrap();
+    t.close().await;
+}
+
+/// The master unlocks `conv` under `j` while trustee-1 and trustee-2 (connected as given)
+/// release it.
+async fn unlock_released(
+    w: &World,
+    master: &mut Client,
+    conv: ConversationId,
+    j: Justification,
+    (via1, via2): (Via, Via),
+) -> Result<sealdesk_client::escrow::Transcript, ClientError> {
+    let unlock = master.unlock(&conv, j, None, STEP, |_| {});
+    let (r, (), ()) = tokio::join!(
+        unlock,
+        trustee_releases(w, "trustee-1", via1, 1),
+        trustee_releases(w, "trustee-2", via2, 1),
+    );
+    r
+}
+
+fn released_texts(t: &sealdesk_client::escrow::Transcript) -> Vec<String> {
+    t.messages.iter().map(|m| m.text.clone()).collect()
+}
+
+/// The relay reports more refusals of a release than the policy has trustees (and would make
+/// `trustees − refusals` underflow: a panic in debug, a wrap in release). The master's unlock
+/// stops with `ClientError::ImpossibleNumber`, builds no transcript, and unlocks normally once
+/// the relay tells the truth.
+#[tokio::test]
+async fn release_status_with_more_refusals_than_trustees_is_refused_without_panic() {
+    let w = World::new().await;
+    drop(w.org(&["alice"], None).await.close().await);
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "my card is 4111").await.unwrap();
+    let mut master = w.reopen(MASTER, Via::Proxy).await;
+    w.proxy.set_hook(answer_for(MASTER, |_, body| match body {
+        Response::Progress(mut p) => {
+            p.refusals = (0..5)
+                .map(|i| (format!("ghost-{i}"), "no".into()))
+                .collect();
+            Response::Progress(p)
+        }
+        other => other,
+    }));
+    let first = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "review")
+        .await
+        .unwrap();
+    let err = master
+        .unlock(&conv, Justification::Consent(first), None, STEP, |_| {})
+        .await
+        .unwrap_err();
+    match &err {
+        ClientError::ImpossibleNumber { what, detail } => {
+            assert_eq!(*what, "number of refusals");
+            assert!(
+                detail.contains("5 refusals") && detail.contains("3 trustees"),
+                "{detail}"
+            );
+        }
+        other => panic!("expected ImpossibleNumber, got {other:?}"),
+    }
+    assert!(master.transcript(&conv).is_err());
+    // The honest relay again: the first request (still pending) and a second are released.
+    w.proxy.passthrough();
+    let second = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "review again")
+        .await
+        .unwrap();
+    let unlock = master.unlock(&conv, Justification::Consent(second), None, STEP, |_| {});
+    let (r, (), ()) = tokio::join!(
+        unlock,
+        trustee_releases(&w, "trustee-1", Via::Relay, 2),
+        trustee_releases(&w, "trustee-2", Via::Relay, 2),
+    );
+    assert_eq!(released_texts(&r.unwrap()), vec!["my card is 4111"]);
+}
+
+/// The relay pages a conversation's history without moving on: every page says `more`, and
+/// each is the same. Catching up (`sync`) and reading the whole history (the master's
+/// `dispute open`) used to ask again forever; both stop with `ClientError::ImpossibleNumber`.
+#[tokio::test]
+async fn history_pages_that_never_advance_are_refused() {
+    let w = World::new().await;
+    drop(w.org(&["alice"], None).await.close().await);
+    let mut carol = w.user("carol", Role::Customer, Via::Proxy).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "one").await.unwrap();
+    carol.send_text(&conv, "two").await.unwrap();
+    carol.sync_all().await.unwrap();
+    let mut master = w.reopen(MASTER, Via::Proxy).await;
+    let page = items(&carol, &conv).await;
+    assert!(page.len() >= 3, "{page:?}");
+    w.proxy
+        .set_hook(move |ctx, frame| match (ctx.request, frame) {
+            (Some(Request::History { .. }), Frame::Response { id, .. }) => vec![Frame::Response {
+                id,
+                body: Response::Items {
+                    items: page.clone(),
+                    more: true,
+                },
+            }],
+            (_, frame) => vec![frame],
+        });
+    let paging = |r: Result<(), ClientError>| match r {
+        Err(ClientError::ImpossibleNumber { what, .. }) => assert_eq!(what, "history page"),
+        other => panic!("expected ImpossibleNumber, got {other:?}"),
+    };
+    paging(
+        tokio::time::timeout(STEP, carol.sync(&conv))
+            .await
+            .expect("sync kept paging")
+            .map(drop),
+    );
+    paging(
+        tokio::time::timeout(STEP, master.open_dispute(&conv, None, "chargeback"))
+            .await
+            .expect("the history walk kept paging")
+            .map(drop),
+    );
+    // Honest paging again: both work.
+    w.proxy.passthrough();
+    carol.sync(&conv).await.unwrap();
+    assert_eq!(texts(&carol, &conv), vec!["carol: one", "carol: two"]);
+    master
+        .open_dispute(&conv, None, "chargeback")
+        .await
+        .unwrap();
+}
+
+/// A hostile relay serves the trustees an audit log with revocations of carol's consent that
+/// carol did not sign: one by a made-up "carol" key, one by the relay's own log key, and one by
+/// carol's real key naming another conversation. Only the consent's signer revokes it, for its
+/// own conversation: the trustees ignore all three and release. (The relay itself refuses such
+/// revocations; `escrow.rs` tests that side.)
+#[tokio::test]
+async fn trustees_ignore_consent_revocations_not_signed_by_the_consents_signer() {
+    let w = World::new().await;
+    let forger = LogForger::new(9_200);
+    let f = Arc::clone(&forger);
+    w.proxy
+        .set_hook(move |ctx, frame| vec![f.rewrite(ctx, frame)]);
+    // As `World::org`, but the trustees first meet the relay through the proxy, so they pin
+    // the forger's log key.
+    let mut master = w.user(MASTER, Role::Master, Via::Relay).await;
+    for i in 1..=3 {
+        w.user(&format!("trustee-{i}"), Role::Trustee, Via::Proxy)
+            .await
+            .close()
+            .await;
+        w.user(&format!("arbiter-{i}"), Role::Arbiter, Via::Relay)
+            .await
+            .close()
+            .await;
+    }
+    master.create_org(&spec(None, None)).await.unwrap();
+    w.user("alice", Role::Agent, Via::Relay).await.close().await;
+    master.add_agent(ORG, "alice").await.unwrap();
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "my card is 4111").await.unwrap();
+    let token = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "review")
+        .await
+        .unwrap();
+    let mut log = match master
+        .session()
+        .request(Request::GetEntries {
+            from: 0,
+            limit: 100,
+        })
+        .await
+        .unwrap()
+    {
+        Response::Entries { entries, .. } => entries,
+        other => panic!("{other:?}"),
+    };
+    let revoke = |keys: &IdentityKeys, conversation| {
+        AuditEntry::sign(
+            keys,
+            AuditEvent::ConsentRevocation {
+                conversation,
+                consent: token.id,
+            },
+            now(),
+        )
+    };
+    let fake = impostor(9_201, "carol", Role::Customer);
+    let elsewhere = ConversationId::random(&mut sealdesk_client::rng().unwrap());
+    log.push(revoke(&fake.keys, conv));
+    log.push(revoke(forger.keys(), conv));
+    log.push(revoke(carol.account().keys(), elsewhere));
+    assert!(log.iter().all(|e| e.verify().is_ok()));
+    forger.serve(log);
+    let t = unlock_released(
+        &w,
+        &mut master,
+        conv,
+        Justification::Consent(token),
+        (Via::Proxy, Via::Proxy),
+    )
+    .await
+    .unwrap();
+    assert_eq!(released_texts(&t), vec!["my card is 4111"]);
+}
+
+/// A justification that names another conversation than the request. The master's client
+/// refuses to ask for conversation A with B's consent, and for epochs B's consent does not
+/// cover, before submitting anything. A relay that hands trustee-1 as many master-signed
+/// requests naming A with B's consent as its hourly rate limit allows (the relay itself
+/// refuses them on submit) gets them all refused, with nothing spent — no log entry, no share,
+/// no rate budget (only approved releases count): trustee-1 then releases B under that same
+/// consent.
+#[tokio::test]
+async fn a_justification_for_another_conversation_is_refused_before_anything_is_spent() {
+    use sealdesk_protocol::{
+        Error,
+        release::Refusal,
+        wire::{ErrorCode, PendingRelease},
+    };
+    let w = World::new().await;
+    drop(w.org(&["alice"], None).await.close().await);
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv_a = open_chat(&mut carol).await;
+    carol.send_text(&conv_a, "about order A").await.unwrap();
+    let conv_b = open_chat(&mut carol).await;
+    carol.send_text(&conv_b, "about order B").await.unwrap();
+    let token_b = carol
+        .grant_consent(&conv_b, None, Scope::Full, 3600, "order B")
+        .await
+        .unwrap();
+    let mut master = w.reopen(MASTER, Via::Proxy).await;
+
+    // The master's client.
+    let j = Justification::Consent(token_b.clone());
+    let err = master
+        .unlock(&conv_a, j.clone(), None, STEP, |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Protocol(Error::Refused(Refusal::WrongConversation))
+        ),
+        "{err:?}"
+    );
+    let err = master
+        .unlock(
+            &conv_b,
+            j,
+            Some(EpochRange::new(0, 3).unwrap()),
+            STEP,
+            |_| {},
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Protocol(Error::Refused(Refusal::EpochsNotCovered))
+        ),
+        "{err:?}"
+    );
+    assert!(
+        !w.proxy.sent_by(MASTER).iter().any(|f| matches!(
+            f,
+            Frame::Request {
+                body: Request::SubmitRelease(_),
+                ..
+            }
+        )),
+        "the master submitted a mismatched request"
+    );
+
+    // The trustee.
+    let policy = master.latest_policy(ORG).await.unwrap();
+    let keys = master.account().keys();
+    let fakes: Vec<PendingRelease> = (0..sealdesk_client::escrow::RELEASES_PER_HOUR)
+        .map(|_| {
+            let mut r = ReleaseRequest::sign(
+                &mut sealdesk_client::rng().unwrap(),
+                keys,
+                &policy,
+                token_b.epochs,
+                Justification::Consent(token_b.clone()),
+                now(),
+            )
+            .unwrap();
+            r.conversation = conv_a;
+            r.signature = keys.sign(&r.signed_bytes());
+            PendingRelease {
+                request: r,
+                epochs: vec![],
+            }
+        })
+        .collect();
+    let fake_ids: Vec<TokenId> = fakes.iter().map(|p| p.request.id).collect();
+    w.proxy.set_hook(answer_for("trustee-1", move |req, body| {
+        match (req, body) {
+            (Request::PendingReleases, Response::Releases(list)) => {
+                let mut all = fakes.clone();
+                all.extend(list);
+                Response::Releases(all)
+            }
+            // The relay never stored them: it acknowledges the refusals itself.
+            (
+                Request::RefuseRelease { request, .. },
+                Response::Error {
+                    code: ErrorCode::NotFound,
+                    ..
+                },
+            ) if fake_ids.contains(request) => Response::Ok,
+            (_, body) => body,
+        }
+    }));
+    let mut t1 = w.reopen("trustee-1", Via::Proxy).await;
+    let out = t1.trustee_pending().await.unwrap();
+    assert_eq!(out.len(), sealdesk_client::escrow::RELEASES_PER_HOUR);
+    for o in &out {
+        assert_eq!(o.conversation, conv_a.to_string());
+        assert_eq!(
+            o.outcome,
+            "refused: the justification is for another conversation"
+        );
+    }
+    t1.close().await;
+    assert!(
+        !w.proxy.sent_by("trustee-1").iter().any(|f| matches!(
+            f,
+            Frame::Request {
+                body: Request::SubmitShares { .. } | Request::AppendAudit(_),
+                ..
+            }
+        )),
+        "trustee-1 logged or released"
+    );
+    // Nothing spent: the consent releases B, with trustee-1 among the two.
+    let t = unlock_released(
+        &w,
+        &mut master,
+        conv_b,
+        Justification::Consent(token_b),
+        (Via::Proxy, Via::Relay),
+    )
+    .await
+    .unwrap();
+    assert_eq!(released_texts(&t), vec!["about order B"]);
+}
+
+/// The relay answers a page of audit entries with more entries than were asked for (each
+/// twice): the client used to add them all to its position and read past the tree head's size.
+/// `audit` stops with `ClientError::ImpossibleNumber`; the honest log is read again afterwards.
+#[tokio::test]
+async fn audit_pages_longer_than_asked_are_refused() {
+    let w = World::new().await;
+    drop(w.org(&["alice"], None).await.close().await);
+    let mut carol = w.user("carol", Role::Customer, Via::Proxy).await;
+    let conv = open_chat(&mut carol).await;
+    let token = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "review")
+        .await
+        .unwrap();
+    carol.revoke_consent(&token.id).await.unwrap();
+    let honest = carol.audit(None, false).await.unwrap();
+    assert!(honest.size >= 1);
+    w.proxy.set_hook(answer_for("carol", |_, body| match body {
+        Response::Entries { from, entries } => Response::Entries {
+            from,
+            entries: entries.iter().chain(&entries).cloned().collect(),
+        },
+        other => other,
+    }));
+    match carol.audit(None, false).await {
+        Err(ClientError::ImpossibleNumber { what, detail }) => {
+            assert_eq!(what, "number of audit entries");
+            assert!(detail.contains("asked for at most"), "{detail}");
+        }
+        other => panic!("expected ImpossibleNumber, got {other:?}"),
+    }
+    w.proxy.passthrough();
+    assert_eq!(carol.audit(None, false).await.unwrap().size, honest.size);
+}
+
+// ---- appenders check that their entry is logged -------------------------------------------
+
+/// A hook that answers `victim`'s audit appends as a relay can without any key: the append is
+/// dropped and answered `Appended` with the last genuine tree head the victim was shown, which
+/// is too old to hold the entry.
+fn stale_append_for(
+    victim: &'static str,
+    inj: Injector,
+) -> impl FnMut(&Ctx<'_>, Frame) -> Vec<Frame> + Send + 'static {
+    let mut last: Option<SignedTreeHead> = None;
+    move |ctx, frame| {
+        if ctx.account != Some(victim) {
+            return vec![frame];
+        }
+        match (ctx.dir, &frame) {
+            (
+                Dir::ToClient,
+                Frame::Response {
+                    body: Response::TreeHead(h),
+                    ..
+                },
+            ) => {
+                last = Some(h.clone());
+                vec![frame]
+            }
+            (
+                Dir::ToRelay,
+                Frame::Request {
+                    id,
+                    body: Request::AppendAudit(_),
+                },
+            ) => {
+                let head = last
+                    .clone()
+                    .expect("the victim read the head before appending");
+                let answer = Frame::Response {
+                    id: *id,
+                    body: Response::Appended {
+                        index: head.size,
+                        head,
+                    },
+                };
+                assert!(inj.inject(ctx.conn, Dir::ToClient, answer));
+                Vec::new()
+            }
+            _ => vec![frame],
+        }
+    }
+}
+
+async fn release_status(master: &Client, req: &ReleaseRequest) -> ReleaseProgress {
+    match master
+        .session()
+        .request(Request::ReleaseStatus { request: req.id })
+        .await
+        .unwrap()
+    {
+        Response::Progress(p) => p,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn is_not_appended(e: &ClientError) -> bool {
+    matches!(
+        e,
+        ClientError::Protocol(sealdesk_protocol::Error::Audit(
+            LogError::NotAppended { .. }
+        ))
+    )
+}
+
+/// Silent release: the relay drops a trustee's release entry and answers its append with an
+/// older genuine head. The trustee refuses to believe it (`NotAppended`) and sends no share;
+/// the master has nothing. Once the relay behaves, the trustee resumes: it logs the entry
+/// (once) and only then releases.
+#[tokio::test]
+async fn append_answered_with_an_old_head_sends_no_share() {
+    let w = World::new().await;
+    let mut master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "my card is 4111").await.unwrap();
+    let token = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "review")
+        .await
+        .unwrap();
+    let policy = master.latest_policy(ORG).await.unwrap();
+    let req = submit_release(&master, &policy, &token).await;
+    w.proxy
+        .set_hook(stale_append_for("trustee-1", w.proxy.injector()));
+    let mut t1 = w.reopen("trustee-1", Via::Proxy).await;
+    let err = t1.trustee_pending().await.unwrap_err();
+    assert!(is_not_appended(&err), "{err}");
+    assert!(
+        !w.proxy.sent_by("trustee-1").iter().any(|f| matches!(
+            f,
+            Frame::Request {
+                body: Request::SubmitShares { .. } | Request::RefuseRelease { .. },
+                ..
+            }
+        )),
+        "the trustee released (or refused) on an unproven append"
+    );
+    let p = release_status(&master, &req).await;
+    assert!(p.shares.is_empty() && p.refusals.is_empty(), "{p:?}");
+
+    // The honest path: the trustee resumes from its persisted stage and logs once.
+    w.proxy.passthrough();
+    let log_before = t1.checked_tree_head().await.unwrap().0.size;
+    let out = t1.trustee_pending().await.unwrap();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].outcome, "released");
+    assert_eq!(release_status(&master, &req).await.shares.len(), 1);
+    assert_eq!(t1.checked_tree_head().await.unwrap().0.size, log_before + 1);
+}
+
+/// Revocation swallowed: the relay drops the customer's revocation and answers with an older
+/// genuine head. The client does not say "revoked" (`NotAppended`; the consent stays
+/// unrevoked locally), and a retry through an honest relay revokes it.
+#[tokio::test]
+async fn revocation_answered_with_an_old_head_is_not_reported_revoked() {
+    let w = World::new().await;
+    let _master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Proxy).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "hello").await.unwrap();
+    let token = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "review")
+        .await
+        .unwrap();
+    w.proxy
+        .set_hook(stale_append_for("carol", w.proxy.injector()));
+    carol.checked_tree_head().await.unwrap();
+    let err = carol.revoke_consent(&token.id).await.unwrap_err();
+    assert!(is_not_appended(&err), "{err}");
+    assert!(carol.consents().unwrap().iter().all(|c| !c.revoked));
+
+    w.proxy.passthrough();
+    let index = carol.revoke_consent(&token.id).await.unwrap();
+    assert!(carol.consents().unwrap().iter().all(|c| c.revoked));
+    witnesses_cosign(&w).await;
+    let report = carol.audit(Some(conv), true).await.unwrap();
+    assert!(
+        report
+            .entries
+            .iter()
+            .any(|e| e.index == index && e.included == Some(true)),
+        "{report:?}"
+    );
+}
+
+/// The relay answers the append with a head that does hold the claimed index, but the entry
+/// there is another one (an older revocation): the inclusion proof fails (`NotIncluded`).
+#[tokio::test]
+async fn append_answered_with_another_entrys_index_is_not_included() {
+    let w = World::new().await;
+    let _master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Proxy).await;
+    let conv = open_chat(&mut carol).await;
+    let first = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "one")
+        .await
+        .unwrap();
+    let index = carol.revoke_consent(&first.id).await.unwrap();
+    let second = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "two")
+        .await
+        .unwrap();
+    let head = carol.checked_tree_head().await.unwrap().0;
+    let inj = w.proxy.injector();
+    w.proxy
+        .set_hook(move |ctx, frame| match (&ctx.dir, &frame) {
+            (
+                Dir::ToRelay,
+                Frame::Request {
+                    id,
+                    body: Request::AppendAudit(_),
+                },
+            ) => {
+                let answer = Frame::Response {
+                    id: *id,
+                    body: Response::Appended {
+                        index,
+                        head: head.clone(),
+                    },
+                };
+                assert!(inj.inject(ctx.conn, Dir::ToClient, answer));
+                Vec::new()
+            }
+            _ => vec![frame],
+        });
+    let err = carol.revoke_consent(&second.id).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ClientError::Protocol(sealdesk_protocol::Error::Audit(
+                LogError::NotIncluded { index: i, .. }
+            )) if *i == index
+        ),
+        "{err}"
+    );
+    let revoked: Vec<bool> = carol
+        .consents()
+        .unwrap()
+        .iter()
+        .map(|c| c.token.id == first.id && c.revoked || c.token.id == second.id && !c.revoked)
+        .collect();
+    assert!(revoked.iter().all(|ok| *ok), "{revoked:?}");
+}
+
+// ---- witnesses ------------------------------------------------------------------------------
+
+/// Every trustee of the test org cosigns the relay's current head (as `trustee serve` does on
+/// each poll), connected directly.
+async fn witnesses_cosign(w: &World) {
+    for i in 1..=3 {
+        let mut t = w.reopen(&format!("trustee-{i}"), Via::Relay).await;
+        t.witness_cosign().await.unwrap();
+        t.close().await;
+    }
+}
+
+fn too_few(e: &ClientError) -> Option<(usize, usize, usize)> {
+    match e {
+        ClientError::Protocol(sealdesk_protocol::Error::Audit(LogError::TooFewCosignatures {
+            have,
+            stale,
+            need,
+            ..
+        })) => Some((*have, *stale, *need)),
+        _ => None,
+    }
+}
+
+/// `audit --verify` accepts a head only with cosignatures of `n − t + 1 = 2` of the org's 3
+/// trustees: none, or one, is refused by name; two are enough; cosignatures by a key that is
+/// not a trustee of the org do not count.
+#[tokio::test]
+async fn audit_verify_needs_a_quorum_of_trustee_cosignatures() {
+    let w = World::new().await;
+    let _master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "hello").await.unwrap();
+    let err = carol.audit(None, true).await.unwrap_err();
+    assert_eq!(too_few(&err), Some((0, 0, 2)), "{err}");
+
+    let mut t1 = w.reopen("trustee-1", Via::Relay).await;
+    t1.witness_cosign().await.unwrap();
+    // An arbiter is no witness: the relay refuses its cosignature.
+    let mut a1 = w.reopen("arbiter-1", Via::Relay).await;
+    let head = a1.checked_tree_head().await.unwrap().0;
+    let c = Cosignature::sign(a1.account().keys(), &head, now());
+    let refused = a1.session().request(Request::Cosign(c)).await.unwrap_err();
+    assert!(
+        matches!(
+            &refused,
+            ClientError::Relay {
+                code: sealdesk_protocol::wire::ErrorCode::Forbidden,
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    let err = carol.audit(None, true).await.unwrap_err();
+    assert_eq!(too_few(&err), Some((1, 0, 2)), "{err}");
+
+    let mut t2 = w.reopen("trustee-2", Via::Relay).await;
+    t2.witness_cosign().await.unwrap();
+    let report = carol.audit(None, true).await.unwrap();
+    assert_eq!(report.witnessed.get(ORG), Some(&2));
+}
+
+/// Frozen view: the only cosignatures the relay can show are older than the freshness bound
+/// (the trustees vouched for the log long ago, and nothing since). The head is refused, named,
+/// with the stale cosignatures counted; fresh cosignatures are accepted again.
+#[tokio::test]
+async fn head_with_cosignatures_past_the_freshness_bound_is_refused() {
+    let w = World::new().await;
+    let _master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let _conv = open_chat(&mut carol).await;
+    let long_ago = now() - WITNESS_FRESHNESS_SECS - 60;
+    for i in 1..=3 {
+        let t = w.reopen(&format!("trustee-{i}"), Via::Relay).await;
+        let head = match t.session().request(Request::GetTreeHead).await.unwrap() {
+            Response::TreeHead(h) => h,
+            other => panic!("{other:?}"),
+        };
+        let c = Cosignature::sign(t.account().keys(), &head, long_ago);
+        assert_eq!(
+            t.session().request(Request::Cosign(c)).await.unwrap(),
+            Response::Ok
+        );
+        t.close().await;
+    }
+    let err = carol.audit(None, true).await.unwrap_err();
+    assert_eq!(too_few(&err), Some((0, 3, 2)), "{err}");
+    witnesses_cosign(&w).await;
+    assert_eq!(
+        carol.audit(None, true).await.unwrap().witnessed.get(ORG),
+        Some(&3)
+    );
+}
+
+/// Split view, with the relay's own log key: after a genuine release (the releasing trustees
+/// cosigned heads holding their entries), the relay serves the customer a log without the
+/// release entries, signed with its real key. Served as it is (shorter than what the
+/// trustees cosigned), no cosignature counts: `TooFewCosignatures`. Padded with entries of the
+/// relay's own so that it is as long as the cosigned heads: the trustees' heads are not
+/// prefixes of it: `SplitView`. The honest log is witnessed.
+#[tokio::test]
+async fn split_view_without_the_release_entries_is_detected() {
+    let relay_keys = IdentityKeys::generate(&mut sealdesk_tests::rng(9_200));
+    let w = World::with_relay_keys(&relay_keys).await;
+    let mut master = w.org(&["alice"], None).await;
+    let forger = LogForger::with_keys(copy_keys(&relay_keys));
+    assert_eq!(forger.log_key(), relay_keys.signing_public());
+    let f = Arc::clone(&forger);
+    w.proxy
+        .set_hook(move |ctx, frame| vec![f.rewrite(ctx, frame)]);
+    let mut carol = w.user("carol", Role::Customer, Via::Proxy).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "my card is 4111").await.unwrap();
+    let token = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "review")
+        .await
+        .unwrap();
+    carol.checked_tree_head().await.unwrap();
+    release(&w, &mut master, conv, token).await;
+    let real = match master
+        .session()
+        .request(Request::GetEntries {
+            from: 0,
+            limit: 100,
+        })
+        .await
+        .unwrap()
+    {
+        Response::Entries { entries, .. } => entries,
+        other => panic!("{other:?}"),
+    };
+    let releases = real
+        .iter()
+        .filter(|e| matches!(e.event, AuditEvent::Release { .. }))
+        .count();
+    assert_eq!(releases, 2);
+    // The honest view is witnessed (the releasing trustees cosigned it).
+    let report = carol.audit(None, true).await.unwrap();
+    assert_eq!(report.witnessed.get(ORG), Some(&2));
+    assert_eq!(report.size, real.len() as u64);
+
+    // A fresh customer device would be shown the log without the releases; carol has pinned
+    // the honest head, so use a new customer that never saw it.
+    let mut dave = w.user("dave", Role::Customer, Via::Proxy).await;
+    let _dconv = open_chat(&mut dave).await;
+    let hidden: Vec<AuditEntry> = real
+        .iter()
+        .filter(|e| !matches!(e.event, AuditEvent::Release { .. }))
+        .cloned()
+        .collect();
+    forger.serve(hidden.clone());
+    let err = dave.audit(None, true).await.unwrap_err();
+    assert_eq!(too_few(&err).map(|(have, _, _)| have), Some(0), "{err}");
+
+    let mut padded = hidden;
+    while padded.len() < real.len() + 1 {
+        padded.push(AuditEntry::sign(
+            &relay_keys,
+            AuditEvent::Erasure {
+                conversation: conv,
+                reason: "retention".into(),
+            },
+            now(),
+        ));
+    }
+    forger.serve(padded);
+    let err = dave.audit(None, true).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ClientError::Protocol(sealdesk_protocol::Error::Audit(LogError::SplitView { .. }))
+        ),
+        "{err}"
+    );
+}
+
+/// A trustee never cosigns a head that does not extend the last one it cosigned: the relay
+/// (with its own key) serves it a forked log after it cosigned the honest one, and it refuses
+/// (`NotAnExtension`) without sending a cosignature.
+#[tokio::test]
+async fn witness_refuses_to_cosign_a_forked_log() {
+    let relay_keys = IdentityKeys::generate(&mut sealdesk_tests::rng(9_300));
+    let w = World::with_relay_keys(&relay_keys).await;
+    let _master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = open_chat(&mut carol).await;
+    let t = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "one")
+        .await
+        .unwrap();
+    carol.revoke_consent(&t.id).await.unwrap();
+    let forger = LogForger::with_keys(copy_keys(&relay_keys));
+    let f = Arc::clone(&forger);
+    w.proxy
+        .set_hook(move |ctx, frame| vec![f.rewrite(ctx, frame)]);
+    let mut t1 = w.reopen("trustee-1", Via::Proxy).await;
+    t1.witness_cosign().await.unwrap();
+    let real = match t1
+        .session()
+        .request(Request::GetEntries {
+            from: 0,
+            limit: 100,
+        })
+        .await
+        .unwrap()
+    {
+        Response::Entries { entries, .. } => entries,
+        other => panic!("{other:?}"),
+    };
+    let mut fork = real.clone();
+    let last = fork.len() - 1;
+    fork[last] = AuditEntry::sign(
+        &relay_keys,
+        AuditEvent::Erasure {
+            conversation: conv,
+            reason: "retention".into(),
+        },
+        now(),
+    );
+    forger.serve(fork);
+    let cosigns_before = w
+        .proxy
+        .sent_by("trustee-1")
+        .iter()
+        .filter(|f| {
+            matches!(
+                f,
+                Frame::Request {
+                    body: Request::Cosign(_),
+                    ..
+                }
+            )
+        })
+        .count();
+    let err = t1.witness_cosign().await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ClientError::Protocol(sealdesk_protocol::Error::Audit(
+                LogError::NotAnExtension { .. }
+            ))
+        ),
+        "{err}"
+    );
+    let cosigns_after = w
+        .proxy
+        .sent_by("trustee-1")
+        .iter()
+        .filter(|f| {
+            matches!(
+                f,
+                Frame::Request {
+                    body: Request::Cosign(_),
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(cosigns_before, cosigns_after);
+    forger.mirror();
+    t1.witness_cosign().await.unwrap();
+}
+
+// ---- signers per entry kind -----------------------------------------------------------------
+
+/// The relay (holding the log key) adds entries signed by a key of its own making to the log,
+/// with valid proofs: a release, a consent revocation and an erasure "by the customer". It
+/// delivers the revocation and the erasure as notices too. None is shown as genuine: `audit`
+/// marks each `signer_allowed: false` (so `audit --verify` fails), and history marks the
+/// notices "NOT GENUINE". The customer's own revocation stays genuine.
+#[tokio::test]
+async fn entries_from_signers_their_kind_does_not_allow_are_flagged() {
+    let w = World::new().await;
+    let master = w.org(&["alice"], None).await;
+    let forger = LogForger::new(9_400);
+    let f = Arc::clone(&forger);
+    w.proxy
+        .set_hook(move |ctx, frame| vec![f.rewrite(ctx, frame)]);
+    let mut carol = w.user("carol", Role::Customer, Via::Proxy).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "hello").await.unwrap();
+    let token = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "review")
+        .await
+        .unwrap();
+    let genuine = carol.revoke_consent(&token.id).await.unwrap();
+    let real = match carol
+        .session()
+        .request(Request::GetEntries {
+            from: 0,
+            limit: 100,
+        })
+        .await
+        .unwrap()
+    {
+        Response::Entries { entries, .. } => entries,
+        other => panic!("{other:?}"),
+    };
+    let size = real.len() as u64;
+    let stranger = impostor(9_401, "carol", Role::Customer).keys;
+    let revocation = AuditEntry::sign(
+        &stranger,
+        AuditEvent::ConsentRevocation {
+            conversation: conv,
+            consent: token.id,
+        },
+        now(),
+    );
+    let erasure = AuditEntry::sign(
+        &stranger,
+        AuditEvent::Erasure {
+            conversation: conv,
+            reason: "customer request".into(),
+        },
+        now(),
+    );
+    let release = forged_release(&stranger, conv, &master);
+    let mut log = real;
+    log.extend([revocation.clone(), erasure.clone(), release]);
+    forger.serve(log);
+
+    let report = carol.audit(Some(conv), false).await.unwrap();
+    let by_index = |i: u64| report.entries.iter().find(|e| e.index == i).unwrap();
+    assert!(by_index(genuine).signer_allowed, "{report:?}");
+    for i in size..size + 3 {
+        let line = by_index(i);
+        assert!(line.signed && !line.signer_allowed, "{line:?}");
+        assert!(line.text.contains("NOT GENUINE"), "{line:?}");
+    }
+
+    // The same entries delivered as notices in the conversation.
+    let mut alice = w.reopen("alice", Via::Relay).await;
+    alice.sync_all().await.unwrap();
+    for (k, entry) in [(size, revocation), (size + 1, erasure)] {
+        carol.sync_all().await.unwrap();
+        let next = carol.meta(&conv).unwrap().cursor + 1;
+        let f = Arc::clone(&forger);
+        let mut replace = replace_for("carol", conv, next, Item::Notice { entry, index: k });
+        w.proxy.set_hook(move |ctx, frame| {
+            let frame = f.rewrite(ctx, frame);
+            replace(ctx, frame)
+        });
+        assert_eq!(alice.send_text(&conv, "carrier").await.unwrap(), next);
+        carol.sync_all().await.unwrap();
+    }
+    let n = notices(&carol, &conv);
+    assert_eq!(n.len(), 2, "{n:?}");
+    assert!(
+        n.iter()
+            .all(|(_, text, verified)| !verified && text.contains("NOT GENUINE"))
+    );
+}
+
+/// The relay's own checks on a cosignature (defence in depth; readers check everything again):
+/// signed by the caller, for its log key, on a root the log had at that size, and never
+/// smaller than the witness's last. Each is refused by code; the witness's genuine one passes.
+#[tokio::test]
+async fn relay_refuses_cosignatures_it_cannot_stand_behind() {
+    let w = World::new().await;
+    let _master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = open_chat(&mut carol).await;
+    let t = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "one")
+        .await
+        .unwrap();
+    carol.revoke_consent(&t.id).await.unwrap();
+    let mut t1 = w.reopen("trustee-1", Via::Relay).await;
+    let head = t1.checked_tree_head().await.unwrap().0;
+    assert!(head.size >= 1);
+    let keys = copy_keys(t1.account().keys());
+    let other = impostor(9_500, "trustee-1", Role::Trustee).keys;
+    let code = |r: Result<Response, ClientError>| match r {
+        Err(ClientError::Relay { code, .. }) => code,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    use sealdesk_protocol::wire::ErrorCode;
+    // Signed by a key that is not the caller's.
+    let c = Cosignature::sign(&other, &head, now());
+    assert_eq!(
+        code(t1.session().request(Request::Cosign(c)).await),
+        ErrorCode::Forbidden
+    );
+    // For another log key.
+    let foreign = SignedTreeHead::sign(&other, head.size, head.root, head.timestamp);
+    let c = Cosignature::sign(&keys, &foreign, now());
+    assert_eq!(
+        code(t1.session().request(Request::Cosign(c)).await),
+        ErrorCode::BadRequest
+    );
+    // A root the log never had, and a size beyond the log.
+    let mut wrong = head.clone();
+    wrong.root = [9; 32];
+    let c = Cosignature::sign(&keys, &wrong, now());
+    assert_eq!(
+        code(t1.session().request(Request::Cosign(c)).await),
+        ErrorCode::Conflict
+    );
+    let mut beyond = head.clone();
+    beyond.size += 5;
+    let c = Cosignature::sign(&keys, &beyond, now());
+    assert_eq!(
+        code(t1.session().request(Request::Cosign(c)).await),
+        ErrorCode::Conflict
+    );
+    // Tampered after signing.
+    let mut c = Cosignature::sign(&keys, &head, now());
+    c.timestamp += 1;
+    assert_eq!(
+        code(t1.session().request(Request::Cosign(c)).await),
+        ErrorCode::BadRequest
+    );
+    // The genuine one; then a smaller head than the one stored.
+    t1.witness_cosign().await.unwrap();
+    let smaller = SignedTreeHead::sign(&other, 0, [0; 32], 0);
+    let mut c = Cosignature::sign(&keys, &smaller, now());
+    c.log_key = head.log_key;
+    c.root = sealdesk_protocol::merkle::root(&[]);
+    c.signature = keys.sign(&c.signed_bytes());
+    assert_eq!(
+        code(t1.session().request(Request::Cosign(c)).await),
+        ErrorCode::Conflict
     );
 }

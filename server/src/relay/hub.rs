@@ -1,6 +1,6 @@
 //! Live delivery: which connections belong to which account, and pushing frames to them.
 //!
-//! This is the seam for cluster mode (DESIGN.md §8): a second implementation would publish to
+//! This is the seam for cluster mode (docs/design.md §8): a second implementation would publish to
 //! a message bus instead of a local map. Pushes go through each connection's bounded outbox; a
 //! connection that cannot keep up is closed as a slow consumer rather than buffered.
 

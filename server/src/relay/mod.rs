@@ -26,8 +26,12 @@ pub use session_codes::*;
 pub mod session_codes {
     /// Authentication failed or was not attempted first.
     pub const CLOSE_AUTH_FAILED: u16 = 4101;
-    /// A frame did not decode or was not a request.
+    /// A frame did not decode or was not a request (a request whose envelope decodes but one
+    /// of whose fields does not is answered with the error code `bad_field` instead).
     pub const CLOSE_BAD_FRAME: u16 = 4102;
+    /// A frame's version byte is not the wire version this relay speaks (1), before or after
+    /// authentication.
+    pub const CLOSE_UNKNOWN_VERSION: u16 = 4103;
 }
 
 /// The relay's protocol service as a session handler.
@@ -124,7 +128,15 @@ pub async fn serve(
         config.limits.commit_max_delay(),
         metrics.clone(),
     )?;
-    let opened = service::Service::open(store.clone(), commit, metrics.clone(), &mut rand::rng());
+    let opened = service::Service::open(store.clone(), commit, metrics.clone(), &mut rand::rng())
+        .map_err(|e| match e {
+            // Name the data directory too: the operator has to find the damaged store.
+            crate::Error::CorruptIdentity { location, detail } => crate::Error::CorruptIdentity {
+                location: format!("{location} in {}", config.data_dir.display()),
+                detail,
+            },
+            other => other,
+        });
     let svc = match opened {
         Ok(svc) => Arc::new(svc),
         Err(e) => {

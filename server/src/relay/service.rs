@@ -13,14 +13,15 @@ use std::{
 use bytes::Bytes;
 use sealdesk_protocol::{
     audit::{
-        AuditEntry, AuditEvent, ConsistencyProof, InclusionProof, SignedTreeHead, to_wire_path,
+        AuditEntry, AuditEvent, ConsistencyProof, Cosignature, InclusionProof, SignedTreeHead,
+        WitnessedHead, to_wire_path,
     },
     card::{IdentityCard, Role},
     epoch::EpochRecord,
     ids::{ConversationId, TokenId},
     keys::{IdentityKeys, SigningPublicKey},
     merkle,
-    message::Envelope,
+    message::{Envelope, MAX_BODY, MAX_CIPHERTEXT},
     policy::{AgentCertificate, OrgPolicy, VerifiedPolicy},
     release::{ArbiterDecision, DisputeTicket, ErasureRequest, ReleaseRequest, ReleasedShare},
     wire::{
@@ -146,6 +147,20 @@ fn org_prefix(org: &str) -> Vec<u8> {
     k
 }
 
+/// The index entry of a consent shared in `c` (in [`Collection::Meta`]; the value is the
+/// consent's signing key). Keyed by conversation first, so erasure finds them by prefix.
+fn consent_key(c: &ConversationId, id: &TokenId) -> Vec<u8> {
+    let mut k = consent_prefix(c);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn consent_prefix(c: &ConversationId) -> Vec<u8> {
+    let mut k = b"consent".to_vec();
+    k.extend_from_slice(c.as_bytes());
+    k
+}
+
 fn item_key(c: &ConversationId, seq: u64) -> Vec<u8> {
     let mut k = c.as_bytes().to_vec();
     k.extend_from_slice(&seq.to_be_bytes());
@@ -164,7 +179,11 @@ fn legacy_counter_prefix(c: &ConversationId, (epoch, sender): (u32, SigningPubli
     k
 }
 
-/// The answer to a duplicate message or epoch.
+/// The answer to an epoch record whose epoch number another record took first.
+const EPOCH_TAKEN: &str = "a record of this epoch is stored already: read the history and follow \
+     the newest epoch";
+
+/// The answer to a duplicate message.
 const COUNTER_REUSED: &str = "this (epoch, sender) has stored a message with this counter or a \
      higher one: counters only go up, and one may not be reused; open a new epoch instead of \
      resending with an old counter";
@@ -173,6 +192,11 @@ const COUNTER_REUSED: &str = "this (epoch, sender) has stored a message with thi
 /// the tail [`Service::restore`] replays.
 const CHECKPOINT_EVERY: u64 = 256;
 
+/// The key of the relay's identity (its 64 secret bytes) in [`Collection::Meta`].
+const RELAY_IDENTITY: &[u8] = b"relay-identity";
+/// [`RELAY_IDENTITY`]'s place in the store, for errors.
+const RELAY_IDENTITY_LOCATION: &str = "key `relay-identity` of the `meta` tree";
+
 fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, Reject> {
     m.lock()
         .map_err(|_| Reject(ErrorCode::Internal, "internal lock poisoned".into()))
@@ -180,23 +204,35 @@ fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, Reject> {
 
 impl Service {
     /// Builds the service, loading (or creating) the relay's key and the audit log.
+    ///
+    /// # Errors
+    /// [`crate::Error::CorruptIdentity`] if the relay's key is stored but malformed (it is
+    /// never replaced: only a missing key is generated); [`crate::Error::Corrupt`] for an
+    /// undecodable audit entry; storage errors.
     pub fn open(
         store: Arc<dyn Store>,
         commit: GroupCommit,
         metrics: Arc<Metrics>,
         rng: &mut impl rand_core::CryptoRng,
     ) -> crate::Result<Self> {
-        let keys = match store.get(Collection::Meta, b"relay-identity")? {
-            Some(b) if b.len() == 64 => {
-                let mut arr = [0u8; 64];
-                arr.copy_from_slice(&b);
+        let keys = match store.get(Collection::Meta, RELAY_IDENTITY)? {
+            Some(b) => {
+                // Any 64 bytes are a key pair (an Ed25519 seed and an X25519 scalar), so the
+                // length is all there is to check. Only a missing key is ever generated: a
+                // replaced one would look to every client like a relay that changed its key.
+                let arr = <[u8; 64]>::try_from(b.as_slice()).map_err(|_| {
+                    crate::Error::CorruptIdentity {
+                        location: RELAY_IDENTITY_LOCATION.into(),
+                        detail: format!("{} bytes stored, 64 expected", b.len()),
+                    }
+                })?;
                 IdentityKeys::from_secret_bytes(&arr)
             }
-            _ => {
+            None => {
                 let k = IdentityKeys::generate(rng);
                 store.put(
                     Collection::Meta,
-                    b"relay-identity",
+                    RELAY_IDENTITY,
                     k.to_secret_bytes().as_slice(),
                 )?;
                 store.flush()?;
@@ -204,9 +240,12 @@ impl Service {
             }
         };
         let mut leaves = Vec::new();
-        for (_, v) in store.scan_prefix(Collection::AuditLeaves, &[])? {
-            let entry: AuditEntry = wire::from_cbor(&v, "audit entry")
-                .map_err(|_| crate::Error::Corrupt("audit entry".into()))?;
+        for (k, v) in store.scan_prefix(Collection::AuditLeaves, &[])? {
+            let entry: AuditEntry = wire::from_cbor(&v, "audit entry").map_err(|_| {
+                // Name the entry, so the operator knows which one (and that the log is at stake).
+                let at = seq_from_key(&k).map_or_else(|| "?".to_owned(), |i| i.to_string());
+                crate::Error::Corrupt(format!("audit entry {at} (in the `audit_leaves` tree)"))
+            })?;
             leaves.push(entry.leaf_hash());
         }
         info!(entries = leaves.len(), log_key = %keys.signing_public(), "relay state loaded");
@@ -278,6 +317,8 @@ impl Service {
             Request::GetInclusion { index, size } => self.inclusion(index, size),
             Request::GetConsistency { old, new } => self.consistency(old, new),
             Request::Erase(r) => self.erase(caller, r).await,
+            Request::Cosign(c) => self.cosign(caller, c).await,
+            Request::GetWitnessedHead { org } => self.witnessed_head(&org),
         };
         match result {
             Ok(r) => r,
@@ -298,7 +339,7 @@ impl Service {
                 && owner.as_slice() != card.signing_key.as_bytes()
             {
                 return reject(
-                    ErrorCode::Conflict,
+                    ErrorCode::NameTaken,
                     format!(
                         "the name {:?} is taken on this relay; pick another",
                         card.name
@@ -309,7 +350,7 @@ impl Service {
                 && existing != *card.card()
             {
                 return reject(
-                    ErrorCode::Conflict,
+                    ErrorCode::KeyRegistered,
                     "this key is registered with another card",
                 );
             }
@@ -403,7 +444,7 @@ impl Service {
                 }
                 if p.version <= cur.version {
                     return reject(
-                        ErrorCode::Conflict,
+                        ErrorCode::StalePolicy,
                         format!("policy version must be above {}", cur.version),
                     );
                 }
@@ -522,6 +563,9 @@ impl Service {
                         let h = &env.header;
                         let top = replayed.entry((h.epoch, h.sender)).or_insert(h.counter);
                         *top = (*top).max(h.counter);
+                        if s.current_epoch == Some(h.epoch) {
+                            s.epoch_messages = s.epoch_messages.saturating_add(1);
+                        }
                     }
                     // Every other item is written in one transaction with the record.
                     _ => warn!(conversation = %c, seq = item.seq,
@@ -622,7 +666,7 @@ impl Service {
                     .is_some()
             {
                 return reject(
-                    ErrorCode::Conflict,
+                    ErrorCode::IdTaken,
                     "that conversation id is taken; pick another",
                 );
             }
@@ -658,6 +702,8 @@ impl Service {
                 readers: Default::default(),
                 durable_seq: 0,
                 counters: Default::default(),
+                epoch_messages: 0,
+                rotate_after: None,
             };
             self.store
                 .put(Collection::Conversations, c.as_bytes(), &enc(&s)?)?;
@@ -771,19 +817,19 @@ impl Service {
         item: Item,
         update: impl FnOnce(&mut ConvState),
     ) -> Result<(Sequenced, Vec<SigningPublicKey>), Reject> {
-        self.append_item_with(c, epoch, item, None, None, update)
+        self.append_item_with(c, epoch, item, None, Vec::new(), update)
     }
 
-    /// [`Self::append_item`] with a duplicate key that must not exist yet (`dedupe`) and one
-    /// more write (`also`) in the same transaction (the epoch number and the epoch index of
-    /// `PutEpoch`).
+    /// [`Self::append_item`] with a duplicate key that must not exist yet (`dedupe`) and more
+    /// writes (`also`) in the same transaction (the epoch index of `PutEpoch`; the audit leaf
+    /// of a release notice).
     fn append_item_with(
         &self,
         c: &ConversationId,
         epoch: Option<u32>,
         item: Item,
         dedupe: Option<Vec<u8>>,
-        also: Option<(Collection, Vec<u8>, Vec<u8>)>,
+        also: Vec<(Collection, Vec<u8>, Vec<u8>)>,
         update: impl FnOnce(&mut ConvState),
     ) -> Result<(Sequenced, Vec<SigningPublicKey>), Reject> {
         let mut convs = lock(&self.convs)?;
@@ -809,7 +855,7 @@ impl Service {
         if let Some(k) = &dedupe {
             b.insert_if_absent(Collection::MessageKeys, k, &next.last_seq.to_be_bytes());
         }
-        if let Some((coll, k, v)) = &also {
+        for (coll, k, v) in &also {
             b.put(*coll, k, v);
         }
         b.put(Collection::Conversations, c.as_bytes(), &enc(&next)?);
@@ -819,7 +865,7 @@ impl Service {
             &enc(&stored)?,
         );
         if !self.store.apply(b)? {
-            return reject(ErrorCode::Conflict, COUNTER_REUSED);
+            return reject(ErrorCode::StaleEpoch, EPOCH_TAKEN);
         }
         let audience = match epoch {
             Some(e) => next
@@ -845,6 +891,18 @@ impl Service {
         sender: &SigningPublicKey,
         env: Envelope,
     ) -> Result<(Sequenced, Vec<SigningPublicKey>), Reject> {
+        if env.ciphertext.len() > MAX_CIPHERTEXT {
+            // No member would open it (`open_message` refuses it as too large): storing and
+            // acknowledging it would promise a delivery that cannot happen.
+            return reject(
+                ErrorCode::TooLarge,
+                format!(
+                    "a message ciphertext of {} bytes is over the {MAX_CIPHERTEXT}-byte limit (a \
+                     body of at most {MAX_BODY} bytes); nothing was stored",
+                    env.ciphertext.len()
+                ),
+            );
+        }
         let h = &env.header;
         let (c, epoch, counter) = (h.conversation, h.epoch, h.counter);
         if h.sender != *sender {
@@ -858,13 +916,19 @@ impl Service {
             // Same answer whether it exists or not: ids are not an oracle.
             return reject(ErrorCode::NotFound, "no such conversation for this account");
         };
-        if s.current_epoch != Some(epoch) || !s.may_read(sender, Some(epoch)) {
+        if s.current_epoch != Some(epoch) {
             return reject(
-                ErrorCode::Conflict,
+                ErrorCode::StaleEpoch,
                 format!(
-                    "you can only send in the current epoch ({:?}) as a member",
+                    "messages go to the current epoch ({:?}), not epoch {epoch}",
                     s.current_epoch
                 ),
+            );
+        }
+        if !s.may_read(sender, Some(epoch)) {
+            return reject(
+                ErrorCode::Forbidden,
+                format!("you are not a member of the current epoch {epoch}"),
             );
         }
         // Appends to a conversation are serialised by the lock, so this check and the store
@@ -875,7 +939,18 @@ impl Service {
             None => self.legacy_highest_counter(&legacy_counter_prefix(&c, (epoch, *sender)))?,
         };
         if highest.is_some_and(|m| counter <= m) {
-            return reject(ErrorCode::Conflict, COUNTER_REUSED);
+            return reject(ErrorCode::CounterReused, COUNTER_REUSED);
+        }
+        // The policy's rotation limit counts every member's messages in the epoch.
+        if s.epoch_full() {
+            return reject(
+                ErrorCode::EpochFull,
+                format!(
+                    "epoch {epoch} holds the policy's {} messages: open epoch {} and send there",
+                    s.epoch_messages,
+                    epoch.saturating_add(1)
+                ),
+            );
         }
         let seq = s.last_seq + 1;
         let at = now();
@@ -930,6 +1005,10 @@ impl Service {
         if record.org != s.org {
             return reject(ErrorCode::BadRequest, "the record names another org");
         }
+        if s.current_epoch.is_some_and(|cur| record.epoch <= cur) {
+            // Another member rotated first (or the record is old): the client follows theirs.
+            return reject(ErrorCode::StaleEpoch, EPOCH_TAKEN);
+        }
         let policy = self
             .policy(&s.org, Some(record.policy_version))?
             .ok_or_else(|| {
@@ -954,6 +1033,7 @@ impl Service {
             );
         }
         let epoch = verified.epoch;
+        let rotate_after = policy.rotate_after_messages;
         let members: BTreeSet<SigningPublicKey> =
             verified.members.iter().map(|m| m.signing_key).collect();
         let record = verified.into_record();
@@ -971,10 +1051,12 @@ impl Service {
                 k.extend_from_slice(&ekey);
                 k
             }),
-            Some((Collection::Epochs, ekey.clone(), rec_bytes)),
+            vec![(Collection::Epochs, ekey.clone(), rec_bytes)],
             |st| {
                 st.current_epoch = Some(epoch);
                 st.readers.insert(epoch, members.clone());
+                st.epoch_messages = 0;
+                st.rotate_after = Some(rotate_after);
             },
         )?;
         self.commit.durable().await?;
@@ -1176,18 +1258,94 @@ impl Service {
             .verify(&token.signed_bytes(), &token.signature, "consent token")?;
         let policy = self.current_policy(&s.org)?;
         let master = policy.master_key();
+        let conversation = token.conversation;
+        let index = consent_key(&conversation, &token.id);
+        let signer = token.customer;
         // Conversation-level item: readable by the customer, and by the master like all of its
-        // org's items.
-        let (item, audience) = self.append_item(
-            &token.conversation.clone(),
-            None,
-            Item::Consent(token),
-            |_| {},
-        )?;
+        // org's items. Stored with the consent's index entry (its signer, who alone may revoke
+        // it), in one transaction; the write lock makes "not shared yet" and the store atomic.
+        let (item, audience) = {
+            let _w = lock(&self.writes)?;
+            // The index alone, not the walk of `consent_signer`, so sharing stays cheap under
+            // the lock. A consent shared before the index existed can then be shared again:
+            // harmless, as a conversation has one customer, who signed both.
+            if self.store.get(Collection::Meta, &index)?.is_some() {
+                return reject(
+                    ErrorCode::Conflict,
+                    "a consent with this id was already shared in this conversation",
+                );
+            }
+            self.append_item_with(
+                &conversation,
+                None,
+                Item::Consent(token),
+                None,
+                vec![(Collection::Meta, index, signer.as_bytes().to_vec())],
+                |_| {},
+            )?
+        };
         self.commit.durable().await?;
         self.push_item(&item, &audience, &caller.key());
         self.push_item(&item, &[master], &caller.key());
         Ok(Response::Stored { seq: item.seq })
+    }
+
+    /// The signer of consent `id` shared in conversation `c` (through `ShareConsent`), if the
+    /// relay has seen it.
+    fn consent_signer(
+        &self,
+        c: &ConversationId,
+        id: &TokenId,
+    ) -> Result<Option<SigningPublicKey>, Reject> {
+        if let Some(k) = self.store.get(Collection::Meta, &consent_key(c, id))? {
+            return Ok(Some(SigningPublicKey::try_from(k.as_slice())?));
+        }
+        // Consents shared by a relay build that kept no index: look for the item itself. Only
+        // a revocation of a consent that is not indexed pays for this walk.
+        let mut after = 0;
+        loop {
+            let chunk = self.items_after(c, after)?;
+            let Some(last) = chunk.last().map(|(s, _)| s.sequenced.seq) else {
+                return Ok(None);
+            };
+            for (stored, _) in chunk {
+                if let Item::Consent(t) = &stored.sequenced.item
+                    && t.id == *id
+                {
+                    return Ok(Some(t.customer));
+                }
+            }
+            after = last;
+        }
+    }
+
+    /// A consent revocation may be logged only by the consent's signer (the conversation's
+    /// customer, who shared it), for a consent the relay has seen in that conversation.
+    fn check_revocation(
+        &self,
+        caller: &Caller,
+        c: &ConversationId,
+        consent: &TokenId,
+    ) -> Result<(), Reject> {
+        let s = self.conv_for(caller, c)?;
+        if s.customer != caller.key() {
+            return reject(
+                ErrorCode::Forbidden,
+                "only the conversation's customer revokes consent",
+            );
+        }
+        match self.consent_signer(c, consent)? {
+            None => reject(
+                ErrorCode::NotFound,
+                "no consent with this id was shared in this conversation; only a consent the \
+                 relay has seen (`sealdesk consent grant` shares it) can be revoked",
+            ),
+            Some(signer) if signer != caller.key() => reject(
+                ErrorCode::Forbidden,
+                "only the consent's signer may revoke it",
+            ),
+            Some(_) => Ok(()),
+        }
     }
 
     fn pending_for(&self, r: &ReleaseRequest) -> Result<PendingRelease, Reject> {
@@ -1213,6 +1371,15 @@ impl Service {
         }
         r.master
             .verify(&r.signed_bytes(), &r.signature, "release request")?;
+        // A justification for another conversation or other epochs would have the trustees
+        // refuse it (or, signed as the master wrote it, release and spend what the justification
+        // names instead): refuse it before any trustee sees it.
+        if let Err(refusal) = r.check_scope() {
+            return reject(
+                ErrorCode::BadRequest,
+                format!("the release request does not match its justification: {refusal}"),
+            );
+        }
         let key = r.id.to_bytes();
         let state = ReleaseState {
             request: r.clone(),
@@ -1224,7 +1391,7 @@ impl Service {
             .store
             .insert_if_absent(Collection::Releases, &key, &enc(&state)?)?
         {
-            return reject(ErrorCode::Conflict, "a release request with this id exists");
+            return reject(ErrorCode::IdTaken, "a release request with this id exists");
         }
         self.commit.durable().await?;
         let pending = self.pending_for(&r)?;
@@ -1261,7 +1428,10 @@ impl Service {
             let mut st = self.release_state(&id)?;
             self.trustee_of(caller, &st.request.org)?;
             if !st.answered.insert(caller.key()) {
-                return reject(ErrorCode::Conflict, "you already answered this request");
+                return reject(
+                    ErrorCode::AlreadyAnswered,
+                    "you already answered this request",
+                );
             }
             f(&mut st)?;
             self.store
@@ -1381,7 +1551,7 @@ impl Service {
             .store
             .insert_if_absent(Collection::Tickets, st.ticket.id.as_bytes(), &enc(&st)?)?
         {
-            return reject(ErrorCode::Conflict, "a ticket with this id exists");
+            return reject(ErrorCode::IdTaken, "a ticket with this id exists");
         }
         self.commit.durable().await?;
         self.notify_ticket(&policy, &st);
@@ -1398,7 +1568,10 @@ impl Service {
             }
             d.verify(&policy, &st.ticket)?;
             if st.decisions.iter().any(|x| x.arbiter == d.arbiter) {
-                return reject(ErrorCode::Conflict, "you already decided on this ticket");
+                return reject(
+                    ErrorCode::AlreadyAnswered,
+                    "you already decided on this ticket",
+                );
             }
             st.decisions.push(d);
             self.store
@@ -1468,14 +1641,11 @@ impl Service {
                 marker = Some(k);
                 Some(*conversation)
             }
-            AuditEvent::ConsentRevocation { conversation, .. } => {
-                let s = self.conv_for(caller, conversation)?;
-                if s.customer != caller.key() {
-                    return reject(
-                        ErrorCode::Forbidden,
-                        "only the conversation's customer revokes consent",
-                    );
-                }
+            AuditEvent::ConsentRevocation {
+                conversation,
+                consent,
+            } => {
+                self.check_revocation(caller, conversation, consent)?;
                 None
             }
             AuditEvent::PolicyChange { org, .. } => {
@@ -1491,34 +1661,73 @@ impl Service {
                 return reject(ErrorCode::Forbidden, "only the relay logs erasures");
             }
         };
-        let (index, head) = self.log_append(&entry, marker)?;
+        // The notice goes to the conversation in the same transaction as the leaf: a crash
+        // can lose both, never the notice alone (a resuming trustee finds its entry and does
+        // not append again, so a lost notice would be lost for good).
+        let notice_conv = match notice_conv {
+            Some(c) => self
+                .conv(&c)?
+                .filter(|state| Some(&state.org) == entry_org(&entry))
+                .map(|_| c),
+            None => None,
+        };
+        let (index, head, notice) = self.log_append(&entry, marker, notice_conv)?;
         self.commit.durable().await?;
-        if let Some(c) = notice_conv
-            && let Some(state) = self.conv(&c)?
-            && Some(&state.org) == entry_org(&entry)
-        {
-            let (item, audience) =
-                self.append_item(&c, None, Item::Notice { entry, index }, |_| {})?;
-            self.commit.durable().await?;
+        relay_fail_point("relay-after-audit-append");
+        if let Some((item, audience)) = notice {
             self.push_item(&item, &audience, &caller.key());
         }
         Ok(Response::Appended { index, head })
     }
 
-    /// Appends under the single-writer lock; returns the index and a fresh tree head.
+    /// Appends under the single-writer lock, with the entry's notice in conversation `notice`
+    /// in the same transaction; returns the index, a fresh tree head and the stored notice
+    /// with its audience.
+    #[allow(clippy::type_complexity)]
     fn log_append(
         &self,
         entry: &AuditEntry,
         marker: Option<Vec<u8>>,
-    ) -> Result<(u64, SignedTreeHead), Reject> {
+        notice: Option<ConversationId>,
+    ) -> Result<
+        (
+            u64,
+            SignedTreeHead,
+            Option<(Sequenced, Vec<SigningPublicKey>)>,
+        ),
+        Reject,
+    > {
         let mut leaves = lock(&self.log)?;
         let index = leaves.len() as u64;
-        let mut b = Batch::new();
-        b.put(Collection::AuditLeaves, &index.to_be_bytes(), &enc(entry)?);
+        let mut writes = vec![(
+            Collection::AuditLeaves,
+            index.to_be_bytes().to_vec(),
+            enc(entry)?,
+        )];
         if let Some(k) = marker {
-            b.put(Collection::Meta, &k, &index.to_be_bytes());
+            writes.push((Collection::Meta, k, index.to_be_bytes().to_vec()));
         }
-        self.store.apply(b)?;
+        let stored = match notice {
+            Some(c) => Some(self.append_item_with(
+                &c,
+                None,
+                Item::Notice {
+                    entry: entry.clone(),
+                    index,
+                },
+                None,
+                writes,
+                |_| {},
+            )?),
+            None => {
+                let mut b = Batch::new();
+                for (coll, k, v) in &writes {
+                    b.put(*coll, k, v);
+                }
+                self.store.apply(b)?;
+                None
+            }
+        };
         leaves.push(entry.leaf_hash());
         let head = SignedTreeHead::sign(
             &self.keys,
@@ -1526,7 +1735,7 @@ impl Service {
             merkle::root(&leaves),
             now(),
         );
-        Ok((index, head))
+        Ok((index, head, stored))
     }
 
     fn tree_head(&self) -> Result<SignedTreeHead, Reject> {
@@ -1576,6 +1785,77 @@ impl Service {
             old,
             new,
             path: to_wire_path(path),
+        }))
+    }
+
+    /// Keeps a witness's cosignature, the latest per witness. The clients check everything
+    /// that matters (the witness is a trustee of their org's policy, the head extends theirs);
+    /// the relay checks, as defence in depth, that the caller signed it, is a trustee, and
+    /// cosigned a head this log really had.
+    async fn cosign(&self, caller: &Caller, c: Cosignature) -> Reply {
+        c.verify()?;
+        if c.witness != caller.key() {
+            return reject(
+                ErrorCode::Forbidden,
+                "cosignatures must be signed by the account sending them",
+            );
+        }
+        if caller.card.role != Role::Trustee {
+            return reject(ErrorCode::Forbidden, "only trustees witness the audit log");
+        }
+        if c.log_key != self.keys.signing_public() {
+            return reject(ErrorCode::BadRequest, "the cosignature is for another log");
+        }
+        {
+            let leaves = lock(&self.log)?;
+            let size = usize::try_from(c.size).unwrap_or(usize::MAX);
+            if size > leaves.len() || merkle::root(&leaves[..size]) != c.root {
+                return reject(
+                    ErrorCode::Conflict,
+                    "the cosigned tree head is not one this log had",
+                );
+            }
+        }
+        let key = cosignature_key(&c.witness);
+        {
+            let _w = lock(&self.writes)?;
+            if let Some(b) = self.store.get(Collection::Meta, &key)? {
+                // Only a smaller head is refused: witnesses never go back (a trustee whose
+                // clock went back only makes its own cosignature less fresh).
+                let old: Cosignature = dec(&b, "cosignature")?;
+                if old.size > c.size {
+                    return reject(
+                        ErrorCode::Conflict,
+                        "this witness already cosigned a larger head",
+                    );
+                }
+            }
+            self.store.put(Collection::Meta, &key, &enc(&c)?)?;
+        }
+        self.commit.durable().await?;
+        Ok(Response::Ok)
+    }
+
+    /// The current head with the latest cosignature of each trustee of `org`'s current policy
+    /// (those on this head or an earlier one).
+    fn witnessed_head(&self, org: &str) -> Reply {
+        let policy = self.current_policy(org)?;
+        let head = self.tree_head()?;
+        let mut cosignatures = Vec::new();
+        for t in &policy.trustees {
+            if let Some(b) = self
+                .store
+                .get(Collection::Meta, &cosignature_key(&t.signing_key))?
+            {
+                let c: Cosignature = dec(&b, "cosignature")?;
+                if c.size <= head.size {
+                    cosignatures.push(c);
+                }
+            }
+        }
+        Ok(Response::WitnessedHead(WitnessedHead {
+            head,
+            cosignatures,
         }))
     }
 
@@ -1635,6 +1915,12 @@ impl Service {
                     b.delete(Collection::MessageKeys, &k);
                 }
             }
+            for (k, _) in self
+                .store
+                .scan_prefix(Collection::Meta, &consent_prefix(c))?
+            {
+                b.delete(Collection::Meta, &k);
+            }
             b.delete(Collection::Conversations, c.as_bytes());
             self.store.apply(b)?;
             convs.remove(c);
@@ -1647,7 +1933,7 @@ impl Service {
             },
             now(),
         );
-        self.log_append(&entry, None)?;
+        self.log_append(&entry, None, None)?;
         self.commit.durable().await?;
         info!(conversation = %c, reason, "conversation erased");
         Ok(())
@@ -1727,9 +2013,130 @@ fn policy_for(
     })
 }
 
+/// **Test-only fault injection**, like the client's `SEALDESK_FAILPOINT`: when this variable
+/// names `point`, the relay exits there with status [`FAILPOINT_EXIT_CODE`], as if killed, so a
+/// test can restart it over the same data directory. Never set it in production. The one
+/// point, `relay-after-audit-append`, is after an audit entry (and its notice) became durable
+/// and before the relay answers `appended`.
+pub const FAILPOINT_ENV: &str = "SEALDESK_FAILPOINT";
+
+/// Exit status of a relay stopped at a fail point (see [`FAILPOINT_ENV`]).
+pub const FAILPOINT_EXIT_CODE: i32 = 86;
+
+fn relay_fail_point(point: &str) {
+    if std::env::var_os(FAILPOINT_ENV).is_some_and(|v| v == point) {
+        warn!(
+            point,
+            "fail point reached; exiting as if killed (test only)"
+        );
+        std::process::exit(FAILPOINT_EXIT_CODE);
+    }
+}
+
+/// Where a witness's latest cosignature is kept (in `Meta`).
+fn cosignature_key(witness: &SigningPublicKey) -> Vec<u8> {
+    let mut k = b"cosig/".to_vec();
+    k.extend_from_slice(witness.as_bytes());
+    k
+}
+
 fn entry_org(entry: &AuditEntry) -> Option<&String> {
     match &entry.event {
         AuditEvent::Release { org, .. } | AuditEvent::PolicyChange { org, .. } => Some(org),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::path::Path;
+
+    use super::*;
+    use crate::{config::RelayConfig, store::SledStore};
+
+    /// Starts a relay over `dir` and stops it at once; returns what starting returned.
+    async fn start_and_stop(dir: &Path) -> crate::Result<()> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let config = RelayConfig {
+            listen: listener.local_addr().unwrap(),
+            data_dir: dir.to_owned(),
+            ..RelayConfig::default()
+        };
+        crate::serve(listener, config, async {}).await
+    }
+
+    fn stored_identity(dir: &Path) -> Option<Vec<u8>> {
+        SledStore::open(dir)
+            .unwrap()
+            .get(Collection::Meta, RELAY_IDENTITY)
+            .unwrap()
+    }
+
+    fn store_identity(dir: &Path, bytes: &[u8]) {
+        let store = SledStore::open(dir).unwrap();
+        store.put(Collection::Meta, RELAY_IDENTITY, bytes).unwrap();
+        store.flush().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_missing_identity_is_generated_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        start_and_stop(dir.path()).await.unwrap();
+        let first = stored_identity(dir.path()).expect("the key was generated");
+        assert_eq!(first.len(), 64);
+        start_and_stop(dir.path()).await.unwrap();
+        assert_eq!(
+            stored_identity(dir.path()),
+            Some(first),
+            "the key was replaced"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_malformed_identity_stops_the_start_and_is_not_overwritten() {
+        for bad in [&[][..], &[7u8; 12][..], &[7u8; 63][..], &[7u8; 65][..]] {
+            let dir = tempfile::tempdir().unwrap();
+            store_identity(dir.path(), bad);
+            match start_and_stop(dir.path()).await {
+                Err(crate::Error::CorruptIdentity { location, detail }) => {
+                    assert!(location.contains("relay-identity"), "{location}");
+                    assert!(location.contains("meta"), "{location}");
+                    assert!(
+                        location.contains(&dir.path().display().to_string()),
+                        "{location}"
+                    );
+                    assert_eq!(detail, format!("{} bytes stored, 64 expected", bad.len()));
+                }
+                other => panic!(
+                    "a relay started over a damaged key ({} bytes): {other:?}",
+                    bad.len()
+                ),
+            }
+            assert_eq!(
+                stored_identity(dir.path()).as_deref(),
+                Some(bad),
+                "the damaged key was overwritten"
+            );
+        }
+    }
+    #[tokio::test]
+    async fn an_undecodable_audit_entry_stops_the_start_and_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        start_and_stop(dir.path()).await.unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            store
+                .put(Collection::AuditLeaves, &3u64.to_be_bytes(), b"not cbor")
+                .unwrap();
+            store.flush().unwrap();
+        }
+        match start_and_stop(dir.path()).await {
+            Err(crate::Error::Corrupt(what)) => {
+                assert_eq!(what, "audit entry 3 (in the `audit_leaves` tree)");
+            }
+            other => panic!("a relay started over a damaged audit log: {other:?}"),
+        }
     }
 }

@@ -2,13 +2,21 @@
 //!
 //! ```text
 //!   ExpectAuth ──Auth ok──▶ Serving ──close / error──▶ (hub leave)
-//!        └── anything else, bad signature, timeout ──▶ close 4101 / 4001
+//!        ├── anything else, bad signature, timeout ──▶ close 4101 / 4001
+//!        └── another wire version ──▶ close 4103
+//!   Serving: a request with a bad field ──▶ BadField response, go on
+//!            a frame that does not decode / is not a request ──▶ close 4102
+//!            another wire version ──▶ close 4103
 //! ```
+//!
+//! Every close code is listed in PROTOCOL.md §13.6.
 
 use std::{net::SocketAddr, sync::Arc};
 
 use rand_core::Rng as _;
-use sealdesk_protocol::wire::{self, Challenge, ErrorCode, Frame, Request, Response, Welcome};
+use sealdesk_protocol::wire::{
+    self, Challenge, ErrorCode, Frame, Inbound, Request, Response, Welcome,
+};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument as _, debug, info_span};
 
@@ -17,13 +25,18 @@ use crate::connection::{CloseReason, Connection, Outbox};
 
 /// Close code for a failed or missing authentication.
 pub(crate) const AUTH_FAILED: CloseReason = CloseReason::Application {
-    code: 4101,
+    code: super::CLOSE_AUTH_FAILED,
     reason: "authentication failed",
 };
 /// Close code for a frame that does not decode, or a frame type a client may not send.
 pub(crate) const BAD_FRAME: CloseReason = CloseReason::Application {
-    code: 4102,
+    code: super::CLOSE_BAD_FRAME,
     reason: "malformed frame",
+};
+/// Close code for a frame whose version byte is not [`wire::WIRE_VERSION`].
+pub(crate) const UNKNOWN_VERSION: CloseReason = CloseReason::Application {
+    code: super::CLOSE_UNKNOWN_VERSION,
+    reason: "unsupported wire version; this relay speaks version 1",
 };
 
 pub(crate) async fn run(svc: Arc<Service>, mut conn: Connection, peer: SocketAddr) {
@@ -62,6 +75,13 @@ async fn authenticate(svc: &Service, conn: &mut Connection) -> Option<Caller> {
     };
     let card = match wire::decode(&answer) {
         Ok(Frame::Auth(a)) => a.verify(&challenge).ok().map(|c| c.into_card()),
+        Err(sealdesk_protocol::Error::UnknownVersion(v)) => {
+            // A client of another version cannot read a version-1 error: the close code says it.
+            debug!(version = v, "unknown wire version before auth; closing");
+            svc.metrics.auth_failures.inc();
+            let _ = conn.outbox().finish(UNKNOWN_VERSION).await;
+            return None;
+        }
         _ => None,
     };
     let Some(card) = card else {
@@ -98,9 +118,31 @@ async fn serve(svc: &Arc<Service>, conn: &mut Connection, mut caller: Caller) {
             Ok(Some(b)) => b,
             Ok(None) | Err(_) => break,
         };
-        let (id, body) = match wire::decode(&bytes) {
-            Ok(Frame::Request { id, body }) => (id, body),
-            Ok(_) | Err(_) => {
+        let (id, body) = match wire::decode_inbound(&bytes) {
+            Ok(Inbound::Frame(Frame::Request { id, body })) => (id, body),
+            Ok(Inbound::BadField(bad)) => {
+                // The envelope is sound: answer this request, in order, and read on.
+                debug!(id = bad.id, field = %bad.field, "request with a bad field");
+                pipeline.drain().await;
+                let body = Response::Error {
+                    code: ErrorCode::BadField,
+                    message: bad.message(),
+                };
+                let Some(frame) = encode_response(bad.id, body) else {
+                    break;
+                };
+                if conn.send(frame).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            Err(sealdesk_protocol::Error::UnknownVersion(v)) => {
+                debug!(version = v, "unknown wire version; closing");
+                pipeline.drain().await;
+                let _ = conn.outbox().finish(UNKNOWN_VERSION).await;
+                return;
+            }
+            Ok(Inbound::Frame(_)) | Err(_) => {
                 debug!(size = bytes.len(), "unexpected or malformed frame; closing");
                 pipeline.drain().await;
                 let _ = conn.outbox().finish(BAD_FRAME).await;

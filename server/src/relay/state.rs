@@ -38,6 +38,14 @@ pub(crate) struct ConvState {
     /// sender is first seen.
     #[serde(default)]
     pub counters: HashMap<(u32, SigningPublicKey), u64>,
+    /// Messages stored in the current epoch, from every sender. Persisted with the record (as
+    /// of its last rewrite) and brought up to date from the items after it, like `counters`.
+    #[serde(default)]
+    pub epoch_messages: u64,
+    /// The current epoch's message limit: `rotate_after_messages` of the policy its record
+    /// names. `None` for an epoch stored by a relay build that did not keep it (no limit).
+    #[serde(default)]
+    pub rotate_after: Option<u32>,
 }
 
 impl ConvState {
@@ -71,6 +79,14 @@ impl ConvState {
         self.last_activity = at;
         self.counters.retain(|(e, _), _| *e == epoch);
         self.counters.insert((epoch, sender), counter);
+        self.epoch_messages = self.epoch_messages.saturating_add(1);
+    }
+
+    /// Whether the current epoch holds as many messages as its policy allows: the next
+    /// message must go to a new epoch.
+    pub fn epoch_full(&self) -> bool {
+        self.rotate_after
+            .is_some_and(|limit| self.epoch_messages >= u64::from(limit))
     }
 
     /// Members of the current epoch (the recipients of live pushes), or customer and agent

@@ -1,4 +1,4 @@
-//! `crash-harness`: the long crash-durability run (DESIGN.md §5, issue 6 item 3).
+//! `crash-harness`: the long crash-durability run (docs/design.md §5, issue 6 item 3).
 //!
 //! ```text
 //! cargo run --release -p sealdesk-tests --bin crash-harness -- --cycles 1000

@@ -1,0 +1,1171 @@
+//! The offline transcript verifier against forged exports: one forgery per way a file can lie,
+//! each refused with its named reason, while the genuine export of a real end-to-end release
+//! (real relay, real trustees) verifies against the anchors a reader would hold.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::time::Duration;
+
+use sealdesk_client::{
+    Client,
+    escrow::Transcript,
+    transcript::{
+        Anchors, ExportFile, FORMAT_V1, Reason, Verification, sign_export, verify_export,
+    },
+};
+use sealdesk_protocol::{
+    audit::{AuditEntry, AuditEvent, InclusionProof, ReleaseBasis, SignedTreeHead},
+    card::{IdentityCard, Role},
+    epoch::{EpochRecord, NewEpoch},
+    ids::{ConversationId, EpochRange},
+    keys::IdentityKeys,
+    merkle::MerkleTree,
+    message::{ContentKind, Envelope, EpochKeys},
+    policy::{OrgPolicy, PolicyParams, VerifiedPolicy},
+    release::{ConsentParams, ConsentToken, Justification, ReleaseRequest, Scope},
+    wire::{from_cbor, to_cbor},
+};
+use serde::{Serialize, de::DeserializeOwned};
+use support::{World, open_chat};
+
+const NOW: u64 = 1_900_000_000;
+
+fn dec<T: DeserializeOwned>(s: &str) -> T {
+    from_cbor(&hex::decode(s).unwrap(), "test").unwrap()
+}
+
+fn enc<T: Serialize>(v: &T) -> String {
+    hex::encode(to_cbor(v).unwrap())
+}
+
+struct Genuine {
+    w: World,
+    master: Client,
+    carol: Client,
+    conv: ConversationId,
+    anchors: Anchors,
+    full: ExportFile,
+}
+
+/// Runs a release while trustee-1 and trustee-2 serve; they stop once the unlock returns.
+async fn release(
+    w: &World,
+    master: &mut Client,
+    conv: ConversationId,
+    j: Justification,
+) -> Transcript {
+    let mut t1 = w.reopen("trustee-1").await;
+    let mut t2 = w.reopen("trustee-2").await;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|done| *done).await;
+    };
+    let unlock = async {
+        let r = master
+            .unlock(&conv, j, None, Duration::from_secs(30), |_| {})
+            .await;
+        tx.send(true).unwrap();
+        r
+    };
+    let (r, a, b) = tokio::join!(
+        unlock,
+        t1.trustee_serve(stop(rx.clone()), |_| {}),
+        t2.trustee_serve(stop(rx.clone()), |_| {})
+    );
+    a.unwrap();
+    b.unwrap();
+    t1.close().await;
+    t2.close().await;
+    r.unwrap()
+}
+
+/// A conversation over two epochs (alice hands it to dave), released under carol's consent.
+async fn genuine(scope: Scope) -> Genuine {
+    let w = World::new().await;
+    let mut org = w.org(&["alice", "dave"], None).await;
+    let mut carol = w.user("carol", Role::Customer).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "hello").await.unwrap();
+    carol
+        .send_text(&conv, "my card is 4111 1111 1111 1111")
+        .await
+        .unwrap();
+    let mut dave = org.agents.remove(1);
+    let mut alice = org.agents.remove(0);
+    alice.sync_all().await.unwrap();
+    alice
+        .send_text(&conv, "let me pass you to billing")
+        .await
+        .unwrap();
+    alice.transfer(&conv, "dave").await.unwrap();
+    dave.sync_all().await.unwrap();
+    dave.send_text(&conv, "refund issued").await.unwrap();
+    carol.sync_all().await.unwrap();
+    carol.send_text(&conv, "thanks").await.unwrap();
+    let token = carol
+        .grant_consent(&conv, None, scope, 3600, "quality review")
+        .await
+        .unwrap();
+    let mut master = org.master;
+    let t = release(&w, &mut master, conv, Justification::Consent(token)).await;
+    assert_eq!(t.records.len(), 2);
+    let full = master.export_transcript(&conv, false).await.unwrap();
+    let anchors = Anchors {
+        org_fingerprint: Some(org.fingerprint.clone()),
+        log_keys: vec![master.session().welcome().log_key],
+    };
+    for c in [alice, dave] {
+        c.close().await;
+    }
+    Genuine {
+        w,
+        master,
+        carol,
+        conv,
+        anchors,
+        full,
+    }
+}
+
+fn master_keys(g: &Genuine) -> &IdentityKeys {
+    g.master.account().keys()
+}
+
+#[track_caller]
+fn refused(v: &Verification, reason: Reason) {
+    assert!(!v.ok, "a forgery verified: {v:#?}");
+    assert!(
+        v.failed(reason),
+        "expected {reason}, got {:?}: {:#?}",
+        v.reasons(),
+        v.failures
+    );
+}
+
+#[tokio::test]
+async fn genuine_export_verifies_and_each_forgery_is_refused_with_its_reason() {
+    let g = genuine(Scope::Full).await;
+    let file = &g.full;
+    let v = verify_export(file, &g.anchors);
+    assert!(v.ok, "{:#?}", v.failures);
+    assert!(v.anchored);
+    assert_eq!(v.released_epochs, vec![0, 1]);
+    assert!(v.weaker.is_empty());
+    // Every seq is accounted for: epoch records, messages and the items left out.
+    assert!(file.messages.len() >= 4);
+    assert!(file.omitted.iter().any(|o| o.kind == "handoff"));
+
+    // --- anchors ---------------------------------------------------------------------------
+    let wrong = Anchors {
+        org_fingerprint: Some("00000 00000 00000 00000 00000 00000".into()),
+        ..g.anchors.clone()
+    };
+    refused(&verify_export(file, &wrong), Reason::WrongMaster);
+    let wrong_log = Anchors {
+        log_keys: vec![
+            IdentityKeys::generate(&mut sealdesk_client::rng().unwrap()).signing_public(),
+        ],
+        ..g.anchors.clone()
+    };
+    let v = verify_export(file, &wrong_log);
+    refused(&v, Reason::UntrustedTreeHead);
+    refused(&v, Reason::NotIncluded);
+    let v = verify_export(file, &Anchors::default());
+    refused(&v, Reason::NoOrgAnchor);
+    refused(&v, Reason::NoLogAnchor);
+    assert!(!v.anchored);
+    assert_eq!(
+        v.reasons(),
+        vec![Reason::NoOrgAnchor, Reason::NoLogAnchor],
+        "unanchored, everything else holds"
+    );
+
+    // --- format ----------------------------------------------------------------------------
+    let mut old = file.clone();
+    old.format = FORMAT_V1.into();
+    refused(&verify_export(&old, &g.anchors), Reason::UnsupportedFormat);
+
+    // --- messages dropped from the end: the master's end marker states the last seq ----------
+    let mut tail = file.clone();
+    let last = tail.messages.pop().unwrap();
+    refused(&verify_export(&tail, &g.anchors), Reason::SequenceGap);
+    tail.last_seq = last.seq - 1;
+    tail.omitted.retain(|o| o.seq < last.seq);
+    let v = verify_export(&tail, &g.anchors);
+    assert_eq!(v.reasons(), vec![Reason::BadEndMarker], "{:#?}", v.failures);
+
+    // --- a message dropped from the middle: the sender's counters and the seqs show it ------
+    let mut middle = file.clone();
+    middle.messages.remove(0);
+    let v = verify_export(&middle, &g.anchors);
+    refused(&v, Reason::CounterGap);
+    refused(&v, Reason::SequenceGap);
+    refused(&v, Reason::BadEndMarker);
+    // Even re-signed by the master itself, a message left out of a released epoch is refused.
+    let mut withheld = file.clone();
+    let m = withheld.messages.remove(0);
+    withheld
+        .omitted
+        .push(sealdesk_client::transcript::ExportOmitted {
+            seq: m.seq,
+            kind: "message".into(),
+            epoch: Some(m.epoch),
+            record: None,
+        });
+    sign_export(&mut withheld, master_keys(&g)).unwrap();
+    let v = verify_export(&withheld, &g.anchors);
+    refused(&v, Reason::WithheldMessage);
+    refused(&v, Reason::CounterGap);
+
+    // --- two messages of different senders swapped --------------------------------------------
+    let (i, j) = (1, 2);
+    assert_ne!(file.messages[i].sender, file.messages[j].sender);
+    let mut swapped = file.clone();
+    let (a, b) = (swapped.messages[i].clone(), swapped.messages[j].clone());
+    swapped.messages[i].sender = b.sender.clone();
+    swapped.messages[i].text = b.text.clone();
+    swapped.messages[j].sender = a.sender.clone();
+    swapped.messages[j].text = a.text.clone();
+    sign_export(&mut swapped, master_keys(&g)).unwrap();
+    let v = verify_export(&swapped, &g.anchors);
+    refused(&v, Reason::SenderNameMismatch);
+    refused(&v, Reason::TextMismatch);
+    // Swapping whole messages (their seqs) is caught by the master's end marker.
+    let mut reordered = file.clone();
+    let (sa, sb) = (reordered.messages[i].seq, reordered.messages[j].seq);
+    reordered.messages[i].seq = sb;
+    reordered.messages[j].seq = sa;
+    reordered.messages.swap(i, j);
+    let v = verify_export(&reordered, &g.anchors);
+    assert_eq!(v.reasons(), vec![Reason::BadEndMarker], "{:#?}", v.failures);
+
+    // --- a text rewritten in a non-redacted export -------------------------------------------
+    let mut text = file.clone();
+    text.messages[0].text = "my card is safe".into();
+    sign_export(&mut text, master_keys(&g)).unwrap();
+    assert_eq!(
+        verify_export(&text, &g.anchors).reasons(),
+        vec![Reason::TextMismatch]
+    );
+
+    // --- release entries ------------------------------------------------------------------------
+    assert_eq!(file.releases.len(), 2);
+    // Fewer distinct trustees than the threshold (2 of 3).
+    let mut fewer = file.clone();
+    fewer.releases.pop();
+    sign_export(&mut fewer, master_keys(&g)).unwrap();
+    let v = verify_export(&fewer, &g.anchors);
+    refused(&v, Reason::ThresholdNotMet);
+    refused(&v, Reason::EpochNotReleased);
+    // The same trustee twice does not count twice.
+    let mut twice = file.clone();
+    twice.releases[1] = twice.releases[0].clone();
+    sign_export(&mut twice, master_keys(&g)).unwrap();
+    let v = verify_export(&twice, &g.anchors);
+    refused(&v, Reason::DuplicateTrustee);
+    refused(&v, Reason::ThresholdNotMet);
+    // Signed by a key that is no trustee (the same event, re-signed).
+    let mut rng = sealdesk_client::rng().unwrap();
+    let stranger = IdentityKeys::generate(&mut rng);
+    let mut by_stranger = file.clone();
+    let e: AuditEntry = dec(&by_stranger.releases[1].entry);
+    by_stranger.releases[1].entry = enc(&AuditEntry::sign(&stranger, e.event, e.at));
+    sign_export(&mut by_stranger, master_keys(&g)).unwrap();
+    let v = verify_export(&by_stranger, &g.anchors);
+    refused(&v, Reason::SignerNotTrustee);
+    refused(&v, Reason::NotIncluded);
+    refused(&v, Reason::ThresholdNotMet);
+    // A revocation (genuinely signed by the customer) shown as a release, with the file's text.
+    let mut revocation = file.clone();
+    let e: AuditEntry = dec(&revocation.releases[1].entry);
+    let AuditEvent::Release { basis, .. } = &e.event else {
+        panic!("a release entry")
+    };
+    let ReleaseBasis::Consent { id, .. } = basis else {
+        panic!("a consent release")
+    };
+    revocation.releases[1].entry = enc(&AuditEntry::sign(
+        g.carol.account().keys(),
+        AuditEvent::ConsentRevocation {
+            conversation: g.conv,
+            consent: *id,
+        },
+        e.at,
+    ));
+    sign_export(&mut revocation, master_keys(&g)).unwrap();
+    let v = verify_export(&revocation, &g.anchors);
+    refused(&v, Reason::NotAReleaseEvent);
+    refused(&v, Reason::ThresholdNotMet);
+
+    // --- the customer's card replaced under the same name ---------------------------------------
+    let v = verify_export(&swap_card(&g, file, Role::Customer, None), &g.anchors);
+    refused(&v, Reason::JustificationMismatch);
+    refused(&v, Reason::BadEndMarker);
+    let mut resigned = swap_card(&g, file, Role::Customer, None);
+    sign_export(&mut resigned, master_keys(&g)).unwrap();
+    refused(
+        &verify_export(&resigned, &g.anchors),
+        Reason::JustificationMismatch,
+    );
+    // ... or the agent's, by the customer who created the epoch: no certificate from the
+    // master for the new key.
+    let mut resigned = swap_card(&g, file, Role::Agent, Some(g.carol.account().keys()));
+    sign_export(&mut resigned, master_keys(&g)).unwrap();
+    refused(
+        &verify_export(&resigned, &g.anchors),
+        Reason::AgentNotCertified,
+    );
+
+    // --- an epoch record signed by a key that is not a member ---------------------------------
+    let mut non_member = file.clone();
+    let mut rec: EpochRecord = dec(&non_member.epochs[1].record);
+    rec.creator = stranger.signing_public();
+    rec.signature = stranger.sign(&rec.signed_bytes());
+    non_member.epochs[1].record = enc(&rec);
+    sign_export(&mut non_member, master_keys(&g)).unwrap();
+    refused(
+        &verify_export(&non_member, &g.anchors),
+        Reason::BrokenEpochChain,
+    );
+
+    // --- the policy rewritten (one trustee, threshold 1) and re-signed by another master ------
+    let v = verify_export(&rewritten_policy(file), &g.anchors);
+    refused(&v, Reason::WrongMaster);
+    // Unanchored, only the printed fingerprint differs: which is why the anchor is required.
+    let v = verify_export(&rewritten_policy(file), &Anchors::default());
+    assert_ne!(
+        v.master_fingerprint,
+        verify_export(file, &g.anchors).master_fingerprint
+    );
+    refused(&v, Reason::NoOrgAnchor);
+
+    // --- the remaining checks, one tampering each ---------------------------------------------
+    // A released key that is not the epoch's.
+    let mut key = file.clone();
+    let mut k = hex::decode(key.epochs[0].key.as_ref().unwrap()).unwrap();
+    k[0] ^= 1;
+    key.epochs[0].key = Some(hex::encode(k));
+    sign_export(&mut key, master_keys(&g)).unwrap();
+    let v = verify_export(&key, &g.anchors);
+    refused(&v, Reason::BadKey);
+    // A message signed by someone who is not a member of its epoch.
+    let mut outsider = file.clone();
+    let mut env: Envelope = dec(&outsider.messages[0].envelope);
+    env.header.sender = stranger.signing_public();
+    env.signature = stranger.sign(&env.signed_bytes());
+    outsider.messages[0].envelope = enc(&env);
+    sign_export(&mut outsider, master_keys(&g)).unwrap();
+    refused(
+        &verify_export(&outsider, &g.anchors),
+        Reason::SenderNotMember,
+    );
+    // A ciphertext changed under the sender's signature.
+    let mut tampered = file.clone();
+    let mut env: Envelope = dec(&tampered.messages[0].envelope);
+    env.ciphertext[0] ^= 1;
+    tampered.messages[0].envelope = enc(&env);
+    sign_export(&mut tampered, master_keys(&g)).unwrap();
+    refused(
+        &verify_export(&tampered, &g.anchors),
+        Reason::BadMessageSignature,
+    );
+    // A release entry changed under its trustee's signature.
+    let mut entry_sig = file.clone();
+    let mut e: AuditEntry = dec(&entry_sig.releases[0].entry);
+    e.at += 1;
+    entry_sig.releases[0].entry = enc(&e);
+    sign_export(&mut entry_sig, master_keys(&g)).unwrap();
+    let v = verify_export(&entry_sig, &g.anchors);
+    refused(&v, Reason::BadReleaseSignature);
+    refused(&v, Reason::NotIncluded);
+    // No release entries at all.
+    let mut none = file.clone();
+    none.releases.clear();
+    sign_export(&mut none, master_keys(&g)).unwrap();
+    let v = verify_export(&none, &g.anchors);
+    refused(&v, Reason::NoRelease);
+    refused(&v, Reason::EpochNotReleased);
+    // The policy's terms changed under the master's signature.
+    let mut policy_terms = file.clone();
+    let mut p: OrgPolicy = dec(&policy_terms.policies[0]);
+    p.trustee_threshold = 1;
+    policy_terms.policies[0] = enc(&p);
+    let v = verify_export(&policy_terms, &g.anchors);
+    refused(&v, Reason::BadPolicy);
+    refused(&v, Reason::WrongMaster);
+    // The file claims another conversation.
+    let mut other = file.clone();
+    other.conversation = ConversationId::random(&mut rng).to_string();
+    sign_export(&mut other, master_keys(&g)).unwrap();
+    let v = verify_export(&other, &g.anchors);
+    refused(&v, Reason::WrongConversation);
+    refused(&v, Reason::JustificationMismatch);
+    // A hand-off record altered under its signer's signature, or left out.
+    let at = file
+        .omitted
+        .iter()
+        .position(|o| o.kind == "handoff")
+        .unwrap();
+    let mut handoff = file.clone();
+    let mut h: sealdesk_protocol::epoch::HandOff =
+        dec(handoff.omitted[at].record.as_ref().unwrap());
+    h.to = stranger.signing_public();
+    handoff.omitted[at].record = Some(enc(&h));
+    sign_export(&mut handoff, master_keys(&g)).unwrap();
+    refused(&verify_export(&handoff, &g.anchors), Reason::BadHandOff);
+    let mut no_record = file.clone();
+    no_record.omitted[at].record = None;
+    sign_export(&mut no_record, master_keys(&g)).unwrap();
+    refused(&verify_export(&no_record, &g.anchors), Reason::BadHandOff);
+    // An undecodable field.
+    let mut garbage = file.clone();
+    garbage.messages[0].envelope = "zz".into();
+    refused(&verify_export(&garbage, &g.anchors), Reason::Undecodable);
+
+    // --- fabricated from nothing but the org's public policy ----------------------------------
+    let policy = public_policy(&g.master);
+    let v = verify_export(&fabricated(&policy, &file.org), &g.anchors);
+    for reason in [
+        Reason::BadEndMarker,
+        Reason::AgentNotCertified,
+        Reason::SignerNotTrustee,
+        Reason::JustificationMismatch,
+        Reason::UntrustedTreeHead,
+        Reason::ThresholdNotMet,
+    ] {
+        refused(&v, reason);
+    }
+    drop(g.w);
+}
+
+#[tokio::test]
+async fn redacted_export_verifies_with_a_named_weaker_line_and_rewritten_texts_are_refused() {
+    let mut g = genuine(Scope::Redacted).await;
+    // Under a redacted consent the master's export is redacted even when not asked to be.
+    assert!(g.full.redacted);
+    let redacted = g.master.export_transcript(&g.conv, true).await.unwrap();
+    assert!(redacted.epochs.iter().all(|e| e.key.is_none()));
+    assert!(redacted.messages[1].text.contains("[card number redacted]"));
+    // A file that claims not to be redacted, even signed by the master, is refused.
+    let mut unredacted = redacted.clone();
+    unredacted.redacted = false;
+    sign_export(&mut unredacted, g.master.account().keys()).unwrap();
+    refused(
+        &verify_export(&unredacted, &g.anchors),
+        Reason::RedactionRequired,
+    );
+    let v = verify_export(&redacted, &g.anchors);
+    assert!(v.ok, "{:#?}", v.failures);
+    assert_eq!(v.weaker.len(), 1);
+    assert!(v.weaker[0].contains("attested by the master"));
+
+    let mut rewritten = redacted.clone();
+    rewritten.messages[0].text = "I never gave my card number".into();
+    let v = verify_export(&rewritten, &g.anchors);
+    assert_eq!(v.reasons(), vec![Reason::BadEndMarker], "{:#?}", v.failures);
+}
+
+/// The org's public policy, as anyone can fetch it from the relay.
+fn public_policy(c: &Client) -> VerifiedPolicy {
+    c.account()
+        .stored_policy("acme", 1)
+        .unwrap()
+        .unwrap()
+        .verify()
+        .unwrap()
+}
+
+/// Replaces the first member of `role` by a new key under the same name: the records re-signed
+/// by the replacement key where the member created them, or by `accomplice` (a member who
+/// helps the forger) where it did, the member's messages re-sealed and re-signed
+/// with the new key (the forger holds the released K).
+fn swap_card(
+    g: &Genuine,
+    file: &ExportFile,
+    role: Role,
+    accomplice: Option<&IdentityKeys>,
+) -> ExportFile {
+    let mut out = file.clone();
+    let mut rng = sealdesk_client::rng().unwrap();
+    let new = IdentityKeys::generate(&mut rng);
+    let e0: EpochRecord = dec(&out.epochs[0].record);
+    let old_card = e0.members.iter().find(|m| m.role == role).unwrap().clone();
+    let new_card = IdentityCard::issue(&new, &old_card.name, role, old_card.created_at)
+        .unwrap()
+        .card()
+        .clone();
+    let policy = public_policy(&g.master);
+    let mut previous: Option<EpochRecord> = None;
+    for ep in &mut out.epochs {
+        let mut rec: EpochRecord = dec(&ep.record);
+        for m in &mut rec.members {
+            if m.signing_key == old_card.signing_key {
+                *m = new_card.clone();
+            }
+        }
+        if let Some(p) = &previous {
+            rec.previous = Some(p.hash());
+        }
+        if rec.creator == old_card.signing_key {
+            rec.creator = new.signing_public();
+            rec.signature = new.sign(&rec.signed_bytes());
+        } else if let Some(k) = accomplice.filter(|k| k.signing_public() == rec.creator) {
+            rec.signature = k.sign(&rec.signed_bytes());
+        }
+        // Records created by someone else keep their old signature: the forger cannot re-sign
+        // them. The checks the tests look for must fire regardless.
+        previous = Some(rec.clone());
+        ep.record = enc(&rec);
+    }
+    for m in &mut out.messages {
+        let env: Envelope = dec(&m.envelope);
+        if env.header.sender != old_card.signing_key {
+            continue;
+        }
+        let ep = out
+            .epochs
+            .iter()
+            .find(|e| e.epoch == env.header.epoch)
+            .unwrap();
+        let rec: EpochRecord = dec(&ep.record);
+        let k = sealdesk_protocol::secret::EpochSecret::from_bytes(&zeroize::Zeroizing::new(
+            <[u8; 32]>::try_from(hex::decode(ep.key.as_ref().unwrap()).unwrap().as_slice())
+                .unwrap(),
+        ));
+        // Where the forger could not re-sign the record, the message stays as it was.
+        let Ok(verified) = rec.clone().verify(&policy) else {
+            continue;
+        };
+        let env = EpochKeys::new(&k, &verified)
+            .seal_message(
+                &new,
+                env.header.counter,
+                env.header.kind,
+                env.header.sent_at,
+                m.text.as_bytes(),
+            )
+            .unwrap();
+        m.envelope = enc(&env);
+    }
+    out
+}
+
+/// The file's policy replaced by one with a single trustee and threshold 1, signed by another
+/// master key.
+fn rewritten_policy(file: &ExportFile) -> ExportFile {
+    let mut out = file.clone();
+    let mut rng = sealdesk_client::rng().unwrap();
+    let master = IdentityKeys::generate(&mut rng);
+    let trustee = IdentityKeys::generate(&mut rng);
+    let old: OrgPolicy = dec(&out.policies[0]);
+    let master_card = IdentityCard::issue(&master, &old.master.name, Role::Master, NOW).unwrap();
+    let trustee_card = IdentityCard::issue(&trustee, "trustee-1", Role::Trustee, NOW).unwrap();
+    let mut params = PolicyParams::new(
+        &old.org,
+        vec![trustee_card.card().clone()],
+        1,
+        old.arbiters.clone(),
+        old.arbiter_threshold,
+    );
+    params.version = old.version;
+    let p = OrgPolicy::issue(&master, &master_card, params, NOW).unwrap();
+    out.policies = vec![enc(p.policy())];
+    out
+}
+
+/// A transcript made up from the org's public policy alone: a new conversation, self-made
+/// customer and agent cards, made-up messages, a release "signed" by a random key, a log key and
+/// tree head of the forger's own.
+fn fabricated(policy: &VerifiedPolicy, org: &str) -> ExportFile {
+    let mut rng = sealdesk_client::rng().unwrap();
+    let customer = IdentityKeys::generate(&mut rng);
+    let agent = IdentityKeys::generate(&mut rng);
+    let forger = IdentityKeys::generate(&mut rng);
+    let log = IdentityKeys::generate(&mut rng);
+    let cards = [
+        IdentityCard::issue(&customer, "carol", Role::Customer, NOW).unwrap(),
+        IdentityCard::issue(&agent, "alice", Role::Agent, NOW).unwrap(),
+    ];
+    let conv = ConversationId::random(&mut rng);
+    let (rec, k) = EpochRecord::create(
+        &mut rng,
+        &customer,
+        policy,
+        NewEpoch {
+            conversation: conv,
+            epoch: 0,
+            members: &cards,
+            previous: None,
+            now: NOW,
+        },
+    )
+    .unwrap();
+    let keys = EpochKeys::new(&k, &rec);
+    let said = [
+        (&customer, 0, "I authorise the wire transfer"),
+        (&agent, 0, "noted"),
+    ];
+    let mut messages = Vec::new();
+    for (i, (who, counter, text)) in said.iter().enumerate() {
+        let env = keys
+            .seal_message(who, *counter, ContentKind::Text, NOW, text.as_bytes())
+            .unwrap();
+        messages.push(sealdesk_client::transcript::ExportMessage {
+            seq: i as u64 + 2,
+            epoch: 0,
+            sender: if i == 0 { "carol" } else { "alice" }.into(),
+            sent_at: NOW,
+            text: (*text).into(),
+            envelope: enc(&env),
+        });
+    }
+    let consent = ConsentToken::issue(
+        &mut rng,
+        &customer,
+        policy,
+        ConsentParams {
+            conversation: conv,
+            epochs: EpochRange::single(0),
+            scope: Scope::Full,
+            purpose: "review".into(),
+            valid_secs: 3600,
+        },
+        NOW,
+    )
+    .unwrap();
+    let request = ReleaseRequest::sign(
+        &mut rng,
+        &forger,
+        policy,
+        EpochRange::single(0),
+        Justification::Consent(consent.clone()),
+        NOW,
+    )
+    .unwrap();
+    let entry = AuditEntry::sign(
+        &forger,
+        AuditEvent::Release {
+            org: org.into(),
+            request_hash: request.hash(),
+            conversation: conv,
+            epochs: EpochRange::single(0),
+            basis: ReleaseBasis::Consent {
+                id: consent.id,
+                scope: Scope::Full,
+                issued_at: consent.issued_at,
+            },
+            master: policy.master_key(),
+        },
+        NOW,
+    );
+    let mut tree = MerkleTree::default();
+    tree.push(&entry.leaf());
+    let head = SignedTreeHead::sign(&log, 1, tree.root(), NOW);
+    let proof = InclusionProof {
+        index: 0,
+        size: 1,
+        path: Vec::new(),
+    };
+    let mut file = ExportFile {
+        format: sealdesk_client::transcript::FORMAT.into(),
+        conversation: conv.to_string(),
+        org: org.into(),
+        redacted: false,
+        policies: vec![enc(policy.policy())],
+        epochs: vec![sealdesk_client::transcript::ExportEpoch {
+            seq: 1,
+            epoch: 0,
+            record: enc(rec.record()),
+            key: Some(hex::encode(k.to_bytes().as_slice())),
+        }],
+        certificates: Vec::new(),
+        messages,
+        omitted: Vec::new(),
+        last_seq: 3,
+        releases: vec![sealdesk_client::transcript::ExportRelease {
+            index: 0,
+            entry: enc(&entry),
+            request: enc(&request),
+            inclusion: enc(&proof),
+            text: "acme opened epoch 0 of this chat under your consent".into(),
+        }],
+        log_key: hex::encode(log.signing_public().as_bytes()),
+        tree_head: enc(&head),
+        end: sealdesk_client::transcript::EndMarker {
+            signed_at: NOW,
+            signature: String::new(),
+        },
+    };
+    sign_export(&mut file, &forger).unwrap();
+    file
+}
+
+/// Runs `sealdesk` with `args` (no relay is contacted by `transcript verify`).
+async fn sealdesk(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sealdesk"))
+        .args(args)
+        .env_remove("SEALDESK_HOME")
+        .env("SEALDESK_PASSPHRASE", support::PASS)
+        .env("SEALDESK_INSECURE_FAST_KDF", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn cli_verify_exit_codes_follow_the_verdict_and_the_anchors() {
+    let Genuine {
+        w,
+        master,
+        carol,
+        anchors,
+        full,
+        ..
+    } = genuine(Scope::Full).await;
+    carol.close().await;
+    let dir = w.dir.path();
+    let good = dir.join("good.json");
+    std::fs::write(&good, serde_json::to_string(&full).unwrap()).unwrap();
+    let mut forged = full.clone();
+    forged.messages[1].text = "my card is safe".into();
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, serde_json::to_string(&forged).unwrap()).unwrap();
+    // A version-1 file has no end marker, omitted items, certificates or last seq.
+    let mut v1 = serde_json::to_value(&full).unwrap();
+    v1["format"] = FORMAT_V1.into();
+    for k in ["end", "omitted", "certificates", "last_seq"] {
+        v1.as_object_mut().unwrap().remove(k);
+    }
+    let old = dir.join("v1.json");
+    std::fs::write(&old, v1.to_string()).unwrap();
+    let fp = anchors.org_fingerprint.clone().unwrap();
+    let log = hex::encode(master.session().welcome().log_key.as_bytes());
+    let good_s = good.to_str().unwrap();
+
+    // Anchored and genuine: exit 0.
+    let (code, out, err) = sealdesk(&[
+        "transcript",
+        "verify",
+        good_s,
+        "--org-fingerprint",
+        &fp,
+        "--log-key",
+        &log,
+    ])
+    .await;
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("VERDICT: the transcript verifies"), "{out}");
+
+    // The pins of carol's home are anchors too.
+    let carol_home = w.home("carol");
+    let (code, out, err) = sealdesk(&[
+        "--home",
+        carol_home.to_str().unwrap(),
+        "transcript",
+        "verify",
+        good_s,
+    ])
+    .await;
+    assert_eq!(code, Some(0), "{out}\n{err}");
+
+    // A wrong fingerprint: exit 1, the named reason in --json.
+    let (code, out, _) = sealdesk(&[
+        "transcript",
+        "verify",
+        good_s,
+        "--org-fingerprint",
+        "11111 22222 33333 44444 55555 66666",
+        "--log-key",
+        &log,
+        "--json",
+    ])
+    .await;
+    assert_eq!(code, Some(1));
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["ok"], false);
+    assert!(
+        json["failures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["reason"] == "wrong_master"),
+        "{json}"
+    );
+
+    // A forged text: exit 1 with its reason.
+    let (code, out, _) = sealdesk(&[
+        "transcript",
+        "verify",
+        bad.to_str().unwrap(),
+        "--org-fingerprint",
+        &fp,
+        "--log-key",
+        &log,
+    ])
+    .await;
+    assert_eq!(code, Some(1));
+    assert!(
+        out.contains("[text_mismatch]") && out.contains("does NOT verify"),
+        "{out}"
+    );
+
+    // No anchor: the verdict says so and the exit status is 1, unless --no-anchor.
+    let (code, out, _) = sealdesk(&["transcript", "verify", good_s]).await;
+    assert_eq!(code, Some(1));
+    assert!(
+        out.contains("NOTHING WAS VERIFIED AGAINST A TRUSTED KEY"),
+        "{out}"
+    );
+    let (code, out, _) = sealdesk(&["transcript", "verify", good_s, "--no-anchor"]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("NOTHING WAS VERIFIED AGAINST A TRUSTED KEY"),
+        "{out}"
+    );
+    // --no-anchor does not excuse a forgery.
+    let (code, _, _) =
+        sealdesk(&["transcript", "verify", bad.to_str().unwrap(), "--no-anchor"]).await;
+    assert_eq!(code, Some(1));
+
+    // A version-1 export: refused, asking for a new export.
+    let (code, out, err) =
+        sealdesk(&["transcript", "verify", old.to_str().unwrap(), "--no-anchor"]).await;
+    assert_eq!(code, Some(1));
+    assert!(
+        format!("{out}{err}").contains("export it again"),
+        "{out}\n{err}"
+    );
+    master.close().await;
+}
+
+// --- a synthetic org, for what a live relay cannot stage ---------------------------------------
+//
+// Everything below is made with the protocol crate alone: an org whose keys the test holds (so
+// it can anchor them), its own log key, and releases shaped as the test needs (a trustee that
+// answered one request and another that answered a second one; a dispute).
+
+/// The wire form of an inclusion proof, built from plain hashes.
+#[derive(Serialize)]
+struct WireProof {
+    index: u64,
+    size: u64,
+    path: Vec<[u8; 32]>,
+}
+
+struct Synthetic {
+    master: IdentityKeys,
+    trustees: Vec<IdentityKeys>,
+    arbiters: Vec<IdentityKeys>,
+    customer: IdentityKeys,
+    agent: IdentityKeys,
+    log: IdentityKeys,
+    policy: VerifiedPolicy,
+    cert: sealdesk_protocol::policy::AgentCertificate,
+}
+
+impl Synthetic {
+    fn new() -> Self {
+        let mut rng = sealdesk_client::rng().unwrap();
+        let mut keys = |n: usize| -> Vec<IdentityKeys> {
+            (0..n).map(|_| IdentityKeys::generate(&mut rng)).collect()
+        };
+        let master = keys(1).remove(0);
+        let trustees = keys(3);
+        let arbiters = keys(3);
+        let mut two = keys(3);
+        let (customer, agent, log) = (two.remove(0), two.remove(0), two.remove(0));
+        let card =
+            |k: &IdentityKeys, name: &str, role| IdentityCard::issue(k, name, role, NOW).unwrap();
+        let master_card = card(&master, "acme-owner", Role::Master);
+        let params = PolicyParams::new(
+            "acme",
+            trustees
+                .iter()
+                .enumerate()
+                .map(|(i, k)| {
+                    card(k, &format!("trustee-{i}"), Role::Trustee)
+                        .card()
+                        .clone()
+                })
+                .collect(),
+            2,
+            arbiters
+                .iter()
+                .enumerate()
+                .map(|(i, k)| {
+                    card(k, &format!("arbiter-{i}"), Role::Arbiter)
+                        .card()
+                        .clone()
+                })
+                .collect(),
+            2,
+        );
+        let policy = OrgPolicy::issue(&master, &master_card, params, NOW).unwrap();
+        let cert = sealdesk_protocol::policy::AgentCertificate::issue(
+            &master,
+            &policy,
+            &card(&agent, "alice", Role::Agent),
+            NOW,
+            86_400,
+        )
+        .unwrap();
+        Synthetic {
+            master,
+            trustees,
+            arbiters,
+            customer,
+            agent,
+            log,
+            policy,
+            cert,
+        }
+    }
+
+    fn anchors(&self) -> Anchors {
+        Anchors {
+            org_fingerprint: Some(
+                self.policy
+                    .master
+                    .clone()
+                    .verify()
+                    .unwrap()
+                    .fingerprint()
+                    .to_string(),
+            ),
+            log_keys: vec![self.log.signing_public()],
+        }
+    }
+
+    /// An export of one epoch with two messages. `requests` lists, per release request, the
+    /// trustees that released it; `dispute` makes the justification a ticket approved by that
+    /// many arbiters instead of a consent.
+    fn export(&self, requests: &[&[usize]], dispute: Option<usize>) -> ExportFile {
+        let mut rng = sealdesk_client::rng().unwrap();
+        let cards = [
+            IdentityCard::issue(&self.customer, "carol", Role::Customer, NOW).unwrap(),
+            IdentityCard::issue(&self.agent, "alice", Role::Agent, NOW).unwrap(),
+        ];
+        let conv = ConversationId::random(&mut rng);
+        let (rec, k) = EpochRecord::create(
+            &mut rng,
+            &self.customer,
+            &self.policy,
+            NewEpoch {
+                conversation: conv,
+                epoch: 0,
+                members: &cards,
+                previous: None,
+                now: NOW + 1,
+            },
+        )
+        .unwrap();
+        let keys = EpochKeys::new(&k, &rec);
+        let mut messages = Vec::new();
+        for (i, (who, name, text)) in [
+            (&self.customer, "carol", "where is my parcel?"),
+            (&self.agent, "alice", "on its way"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let env = keys
+                .seal_message(who, 0, ContentKind::Text, NOW + 2, text.as_bytes())
+                .unwrap();
+            messages.push(sealdesk_client::transcript::ExportMessage {
+                seq: i as u64 + 2,
+                epoch: 0,
+                sender: name.into(),
+                sent_at: NOW + 2,
+                text: text.into(),
+                envelope: enc(&env),
+            });
+        }
+        let (justification, basis_of) = match dispute {
+            None => {
+                let consent = ConsentToken::issue(
+                    &mut rng,
+                    &self.customer,
+                    &self.policy,
+                    ConsentParams {
+                        conversation: conv,
+                        epochs: EpochRange::single(0),
+                        scope: Scope::Full,
+                        purpose: "review".into(),
+                        valid_secs: 3600,
+                    },
+                    NOW + 3,
+                )
+                .unwrap();
+                let basis = ReleaseBasis::Consent {
+                    id: consent.id,
+                    scope: Scope::Full,
+                    issued_at: consent.issued_at,
+                };
+                (Justification::Consent(consent), basis)
+            }
+            Some(approvals) => {
+                let ticket = sealdesk_protocol::release::DisputeTicket::open(
+                    &mut rng,
+                    &self.master,
+                    &self.policy,
+                    conv,
+                    EpochRange::single(0),
+                    "chargeback",
+                    3600,
+                    NOW + 3,
+                )
+                .unwrap();
+                let decisions: Vec<_> = self.arbiters[..approvals]
+                    .iter()
+                    .map(|a| {
+                        sealdesk_protocol::release::ArbiterDecision::sign(
+                            a,
+                            &ticket,
+                            sealdesk_protocol::release::Verdict::Approve,
+                            NOW + 4,
+                        )
+                        .unwrap()
+                    })
+                    .collect();
+                let basis = ReleaseBasis::Dispute {
+                    id: ticket.id,
+                    approvers: decisions.iter().map(|d| d.arbiter).collect(),
+                };
+                (Justification::Dispute { ticket, decisions }, basis)
+            }
+        };
+        let mut tree = MerkleTree::default();
+        let mut released = Vec::new();
+        for trustees in requests {
+            let request = ReleaseRequest::sign(
+                &mut rng,
+                &self.master,
+                &self.policy,
+                EpochRange::single(0),
+                justification.clone(),
+                NOW + 5,
+            )
+            .unwrap();
+            for t in *trustees {
+                let entry = AuditEntry::sign(
+                    &self.trustees[*t],
+                    AuditEvent::Release {
+                        org: "acme".into(),
+                        request_hash: request.hash(),
+                        conversation: conv,
+                        epochs: EpochRange::single(0),
+                        basis: basis_of.clone(),
+                        master: self.master.signing_public(),
+                    },
+                    NOW + 6,
+                );
+                let index = tree.push(&entry.leaf());
+                released.push((index, entry, request.clone()));
+            }
+        }
+        let size = tree.len();
+        let head = SignedTreeHead::sign(&self.log, size, tree.root(), NOW + 7);
+        let releases = released
+            .into_iter()
+            .map(|(index, entry, request)| {
+                let proof = WireProof {
+                    index,
+                    size,
+                    path: tree.inclusion_proof(index, size).unwrap(),
+                };
+                let proof: InclusionProof = dec(&enc(&proof));
+                sealdesk_client::transcript::ExportRelease {
+                    index,
+                    entry: enc(&entry),
+                    request: enc(&request),
+                    inclusion: enc(&proof),
+                    text: String::new(),
+                }
+            })
+            .collect();
+        let mut file = ExportFile {
+            format: sealdesk_client::transcript::FORMAT.into(),
+            conversation: conv.to_string(),
+            org: "acme".into(),
+            redacted: false,
+            policies: vec![enc(self.policy.policy())],
+            epochs: vec![sealdesk_client::transcript::ExportEpoch {
+                seq: 1,
+                epoch: 0,
+                record: enc(rec.record()),
+                key: Some(hex::encode(k.to_bytes().as_slice())),
+            }],
+            certificates: vec![enc(&self.cert)],
+            messages,
+            omitted: Vec::new(),
+            last_seq: 3,
+            releases,
+            log_key: hex::encode(self.log.signing_public().as_bytes()),
+            tree_head: enc(&head),
+            end: sealdesk_client::transcript::EndMarker {
+                signed_at: NOW + 8,
+                signature: String::new(),
+            },
+        };
+        sign_export(&mut file, &self.master).unwrap();
+        file
+    }
+}
+
+#[test]
+fn synthetic_releases_count_trustees_per_request_and_check_dispute_approvals() {
+    let s = Synthetic::new();
+    // The builder makes a verifying export (consent; two trustees on one request).
+    let v = verify_export(&s.export(&[&[0, 1]], None), &s.anchors());
+    assert!(v.ok, "{:#?}", v.failures);
+    // Two trustees, each on a different request: no request reached the threshold.
+    let v = verify_export(&s.export(&[&[0], &[1]], None), &s.anchors());
+    assert_eq!(
+        v.reasons(),
+        vec![Reason::EpochNotReleased, Reason::ThresholdNotMet],
+        "{:#?}",
+        v.failures
+    );
+    // A dispute approved by two arbiters verifies; by one, it does not justify a release.
+    let v = verify_export(&s.export(&[&[1, 2]], Some(2)), &s.anchors());
+    assert!(v.ok, "{:#?}", v.failures);
+    let v = verify_export(&s.export(&[&[1, 2]], Some(1)), &s.anchors());
+    refused(&v, Reason::JustificationMismatch);
+    // Only a later policy version, by the same master: the epoch's own policy is missing.
+    let mut missing = s.export(&[&[0, 1]], None);
+    let mut params = PolicyParams::new(
+        "acme",
+        s.policy.trustees.clone(),
+        2,
+        s.policy.arbiters.clone(),
+        2,
+    );
+    params.version = 2;
+    let master_card = IdentityCard::issue(&s.master, "acme-owner", Role::Master, NOW).unwrap();
+    let v2 = OrgPolicy::issue(&s.master, &master_card, params, NOW + 100).unwrap();
+    missing.policies = vec![enc(v2.policy())];
+    sign_export(&mut missing, &s.master).unwrap();
+    refused(
+        &verify_export(&missing, &s.anchors()),
+        Reason::MissingPolicy,
+    );
+    // An agent certificate that expired before the epoch was created does not certify it.
+    let mut late = s.export(&[&[0, 1]], None);
+    let mut cert: sealdesk_protocol::policy::AgentCertificate = dec(&late.certificates[0]);
+    cert.issued_at = NOW - 10;
+    cert.expires_at = NOW;
+    cert.signature = s.master.sign(&cert.signed_bytes());
+    late.certificates[0] = enc(&cert);
+    refused(
+        &verify_export(&late, &s.anchors()),
+        Reason::AgentNotCertified,
+    );
+}
