@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Error, Result,
-    audit::{AuditEntry, ConsistencyProof, InclusionProof, SignedTreeHead},
+    audit::{
+        AuditEntry, ConsistencyProof, Cosignature, InclusionProof, SignedTreeHead, WitnessedHead,
+    },
     card::IdentityCard,
     codec::Writer,
     epoch::{EpochRecord, HandOff},
@@ -251,6 +253,15 @@ pub enum Request {
     },
     /// Customer: erase a conversation.
     Erase(ErasureRequest),
+    /// Trustee: a witness cosignature on a tree head the relay served (DESIGN.md §4
+    /// "Witnesses"). The relay checks it against its log and keeps the latest per witness.
+    Cosign(Cosignature),
+    /// The latest tree head with the latest cosignature of each trustee of `org`'s current
+    /// policy ([`Response::WitnessedHead`]).
+    GetWitnessedHead {
+        /// The org whose trustees witness.
+        org: String,
+    },
 }
 
 /// A stored conversation item with its relay-assigned sequence number.
@@ -393,6 +404,8 @@ pub enum Response {
     Inclusion(InclusionProof),
     /// A consistency proof.
     Consistency(ConsistencyProof),
+    /// A tree head with the witnesses' cosignatures.
+    WitnessedHead(WitnessedHead),
 }
 
 /// A release request with what a trustee needs to decide it.

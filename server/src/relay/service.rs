@@ -13,7 +13,8 @@ use std::{
 use bytes::Bytes;
 use sealdesk_protocol::{
     audit::{
-        AuditEntry, AuditEvent, ConsistencyProof, InclusionProof, SignedTreeHead, to_wire_path,
+        AuditEntry, AuditEvent, ConsistencyProof, Cosignature, InclusionProof, SignedTreeHead,
+        WitnessedHead, to_wire_path,
     },
     card::{IdentityCard, Role},
     epoch::EpochRecord,
@@ -357,6 +358,8 @@ impl Service {
             Request::GetInclusion { index, size } => self.inclusion(index, size),
             Request::GetConsistency { old, new } => self.consistency(old, new),
             Request::Erase(r) => self.erase(caller, r).await,
+            Request::Cosign(c) => self.cosign(caller, c).await,
+            Request::GetWitnessedHead { org } => self.witnessed_head(&org),
         };
         match result {
             Ok(r) => r,
@@ -859,19 +862,19 @@ impl Service {
         item: Item,
         update: impl FnOnce(&mut ConvState),
     ) -> Result<(Sequenced, Vec<SigningPublicKey>), Reject> {
-        self.append_item_with(c, epoch, item, None, None, update)
+        self.append_item_with(c, epoch, item, None, Vec::new(), update)
     }
 
     /// [`Self::append_item`] with a duplicate key that must not exist yet (`dedupe`, with the
-    /// refusal to answer if it does) and one more write (`also`) in the same transaction (the
-    /// epoch number and the epoch index of `PutEpoch`).
+    /// refusal to answer if it does) and more writes (`also`) in the same transaction (the epoch
+    /// index of `PutEpoch`; the audit leaf of a release notice).
     fn append_item_with(
         &self,
         c: &ConversationId,
         epoch: Option<u32>,
         item: Item,
         dedupe: Option<(Vec<u8>, Reject)>,
-        also: Option<(Collection, Vec<u8>, Vec<u8>)>,
+        also: Vec<(Collection, Vec<u8>, Vec<u8>)>,
         update: impl FnOnce(&mut ConvState),
     ) -> Result<(Sequenced, Vec<SigningPublicKey>), Reject> {
         let mut convs = lock(&self.convs)?;
@@ -901,7 +904,7 @@ impl Service {
         if let Some(k) = &dedupe {
             b.insert_if_absent(Collection::MessageKeys, k, &next.last_seq.to_be_bytes());
         }
-        if let Some((coll, k, v)) = &also {
+        for (coll, k, v) in &also {
             b.put(*coll, k, v);
         }
         b.put(Collection::Conversations, c.as_bytes(), &enc(&next)?);
@@ -1105,7 +1108,7 @@ impl Service {
                 },
                 Reject(ErrorCode::StaleEpoch, EPOCH_TAKEN.into()),
             )),
-            Some((Collection::Epochs, ekey.clone(), rec_bytes)),
+            vec![(Collection::Epochs, ekey.clone(), rec_bytes)],
             |st| {
                 st.current_epoch = Some(epoch);
                 st.readers.insert(epoch, members.clone());
@@ -1363,7 +1366,7 @@ impl Service {
                 None,
                 Item::Consent(token),
                 None,
-                Some((Collection::Meta, index, signer.as_bytes().to_vec())),
+                vec![(Collection::Meta, index, signer.as_bytes().to_vec())],
                 |_| {},
             )?
         };
@@ -1730,34 +1733,73 @@ impl Service {
                 return reject(ErrorCode::Forbidden, "only the relay logs erasures");
             }
         };
-        let (index, head) = self.log_append(&entry, marker)?;
+        // The notice goes to the conversation in the same transaction as the leaf: a crash
+        // can lose both, never the notice alone (a resuming trustee finds its entry and does
+        // not append again, so a lost notice would be lost for good).
+        let notice_conv = match notice_conv {
+            Some(c) => self
+                .conv(&c)?
+                .filter(|state| Some(&state.org) == entry_org(&entry))
+                .map(|_| c),
+            None => None,
+        };
+        let (index, head, notice) = self.log_append(&entry, marker, notice_conv)?;
         self.commit.durable().await?;
-        if let Some(c) = notice_conv
-            && let Some(state) = self.conv(&c)?
-            && Some(&state.org) == entry_org(&entry)
-        {
-            let (item, audience) =
-                self.append_item(&c, None, Item::Notice { entry, index }, |_| {})?;
-            self.commit.durable().await?;
+        relay_fail_point("relay-after-audit-append");
+        if let Some((item, audience)) = notice {
             self.push_item(&item, &audience, &caller.key());
         }
         Ok(Response::Appended { index, head })
     }
 
-    /// Appends under the single-writer lock; returns the index and a fresh tree head.
+    /// Appends under the single-writer lock, with the entry's notice in conversation `notice`
+    /// in the same transaction; returns the index, a fresh tree head and the stored notice
+    /// with its audience.
+    #[allow(clippy::type_complexity)]
     fn log_append(
         &self,
         entry: &AuditEntry,
         marker: Option<Vec<u8>>,
-    ) -> Result<(u64, SignedTreeHead), Reject> {
+        notice: Option<ConversationId>,
+    ) -> Result<
+        (
+            u64,
+            SignedTreeHead,
+            Option<(Sequenced, Vec<SigningPublicKey>)>,
+        ),
+        Reject,
+    > {
         let mut leaves = lock(&self.log)?;
         let index = leaves.len() as u64;
-        let mut b = Batch::new();
-        b.put(Collection::AuditLeaves, &index.to_be_bytes(), &enc(entry)?);
+        let mut writes = vec![(
+            Collection::AuditLeaves,
+            index.to_be_bytes().to_vec(),
+            enc(entry)?,
+        )];
         if let Some(k) = marker {
-            b.put(Collection::Meta, &k, &index.to_be_bytes());
+            writes.push((Collection::Meta, k, index.to_be_bytes().to_vec()));
         }
-        self.store.apply(b)?;
+        let stored = match notice {
+            Some(c) => Some(self.append_item_with(
+                &c,
+                None,
+                Item::Notice {
+                    entry: entry.clone(),
+                    index,
+                },
+                None,
+                writes,
+                |_| {},
+            )?),
+            None => {
+                let mut b = Batch::new();
+                for (coll, k, v) in &writes {
+                    b.put(*coll, k, v);
+                }
+                self.store.apply(b)?;
+                None
+            }
+        };
         leaves.push(entry.leaf_hash());
         let head = SignedTreeHead::sign(
             &self.keys,
@@ -1765,7 +1807,7 @@ impl Service {
             merkle::root(&leaves),
             now(),
         );
-        Ok((index, head))
+        Ok((index, head, stored))
     }
 
     fn tree_head(&self) -> Result<SignedTreeHead, Reject> {
@@ -1815,6 +1857,77 @@ impl Service {
             old,
             new,
             path: to_wire_path(path),
+        }))
+    }
+
+    /// Keeps a witness's cosignature, the latest per witness. The clients check everything
+    /// that matters (the witness is a trustee of their org's policy, the head extends theirs);
+    /// the relay checks, as defence in depth, that the caller signed it, is a trustee, and
+    /// cosigned a head this log really had.
+    async fn cosign(&self, caller: &Caller, c: Cosignature) -> Reply {
+        c.verify()?;
+        if c.witness != caller.key() {
+            return reject(
+                ErrorCode::Forbidden,
+                "cosignatures must be signed by the account sending them",
+            );
+        }
+        if caller.card.role != Role::Trustee {
+            return reject(ErrorCode::Forbidden, "only trustees witness the audit log");
+        }
+        if c.log_key != self.keys.signing_public() {
+            return reject(ErrorCode::BadRequest, "the cosignature is for another log");
+        }
+        {
+            let leaves = lock(&self.log)?;
+            let size = usize::try_from(c.size).unwrap_or(usize::MAX);
+            if size > leaves.len() || merkle::root(&leaves[..size]) != c.root {
+                return reject(
+                    ErrorCode::Conflict,
+                    "the cosigned tree head is not one this log had",
+                );
+            }
+        }
+        let key = cosignature_key(&c.witness);
+        {
+            let _w = lock(&self.writes)?;
+            if let Some(b) = self.store.get(Collection::Meta, &key)? {
+                // Only a smaller head is refused: witnesses never go back (a trustee whose
+                // clock went back only makes its own cosignature less fresh).
+                let old: Cosignature = dec(&b, "cosignature")?;
+                if old.size > c.size {
+                    return reject(
+                        ErrorCode::Conflict,
+                        "this witness already cosigned a larger head",
+                    );
+                }
+            }
+            self.store.put(Collection::Meta, &key, &enc(&c)?)?;
+        }
+        self.commit.durable().await?;
+        Ok(Response::Ok)
+    }
+
+    /// The current head with the latest cosignature of each trustee of `org`'s current policy
+    /// (those on this head or an earlier one).
+    fn witnessed_head(&self, org: &str) -> Reply {
+        let policy = self.current_policy(org)?;
+        let head = self.tree_head()?;
+        let mut cosignatures = Vec::new();
+        for t in &policy.trustees {
+            if let Some(b) = self
+                .store
+                .get(Collection::Meta, &cosignature_key(&t.signing_key))?
+            {
+                let c: Cosignature = dec(&b, "cosignature")?;
+                if c.size <= head.size {
+                    cosignatures.push(c);
+                }
+            }
+        }
+        Ok(Response::WitnessedHead(WitnessedHead {
+            head,
+            cosignatures,
         }))
     }
 
@@ -1892,7 +2005,7 @@ impl Service {
             },
             now(),
         );
-        self.log_append(&entry, None)?;
+        self.log_append(&entry, None, None)?;
         self.commit.durable().await?;
         info!(conversation = %c, reason, "conversation erased");
         Ok(())
@@ -1970,6 +2083,33 @@ fn policy_for(
             "the policy of a stored epoch is missing".into(),
         )
     })
+}
+
+/// **Test-only fault injection**, like the client's `SEALDESK_FAILPOINT`: when this variable
+/// names `point`, the relay exits there with status [`FAILPOINT_EXIT_CODE`], as if killed, so a
+/// test can restart it over the same data directory. Never set it in production. The one
+/// point, `relay-after-audit-append`, is after an audit entry (and its notice) became durable
+/// and before the relay answers `appended`.
+pub const FAILPOINT_ENV: &str = "SEALDESK_FAILPOINT";
+
+/// Exit status of a relay stopped at a fail point (see [`FAILPOINT_ENV`]).
+pub const FAILPOINT_EXIT_CODE: i32 = 86;
+
+fn relay_fail_point(point: &str) {
+    if std::env::var_os(FAILPOINT_ENV).is_some_and(|v| v == point) {
+        warn!(
+            point,
+            "fail point reached; exiting as if killed (test only)"
+        );
+        std::process::exit(FAILPOINT_EXIT_CODE);
+    }
+}
+
+/// Where a witness's latest cosignature is kept (in `Meta`).
+fn cosignature_key(witness: &SigningPublicKey) -> Vec<u8> {
+    let mut k = b"cosig/".to_vec();
+    k.extend_from_slice(witness.as_bytes());
+    k
 }
 
 fn entry_org(entry: &AuditEntry) -> Option<&String> {
