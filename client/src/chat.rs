@@ -364,10 +364,32 @@ pub fn render_line(line: &HistoryLine) -> String {
             epoch,
             sender,
             counters,
-        } => format!(
-            "  ⋯ gap: {} message(s) from {sender} in epoch {epoch} never arrived (counters {counters:?})",
-            counters.len()
-        ),
+            requests,
+        } => {
+            let count: u64 = counters
+                .iter()
+                .map(|(a, b)| b.saturating_sub(*a).saturating_add(1))
+                .fold(0, u64::saturating_add);
+            let list = counters
+                .iter()
+                .map(|(a, b)| {
+                    if a == b {
+                        a.to_string()
+                    } else {
+                        format!("{a}–{b}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            match requests {
+                None => format!(
+                    "  ⋯ gap: {count} message(s) from {sender} in epoch {epoch} never arrived (counters {list})"
+                ),
+                Some(n) => format!(
+                    "  ⋯ gap: {count} message(s) from {sender} in epoch {epoch} not delivered after {n} requests (counters {list})"
+                ),
+            }
+        }
         HistoryLine::Item { entry, delivery } => match entry {
             LogEntry::Message {
                 seq,

@@ -26,13 +26,18 @@ use serde::Serialize;
 use crate::account::{Account, ConvMeta, EpochState, EpochStatus, LogEntry, PinSource, PinStatus};
 use crate::connection::Connection;
 use crate::error::{ClientError, Result};
-use crate::notice::{Audience, ReleaseNotice};
+use crate::notice::{Audience, ReleaseNotice, counts_as_release};
 use crate::session::Session;
 use crate::tls::TlsOptions;
 use crate::{now, rng};
 
 /// Items fetched per `History` page.
 pub const HISTORY_PAGE: u32 = 200;
+/// How many times a missing message is asked for again before the client stops asking and
+/// shows its gap as not delivered.
+pub const REFETCH_LIMIT: u32 = 3;
+/// At most this many `History` pages per sync are spent refetching gaps.
+pub const REFETCH_PAGES: u32 = 4;
 /// Pushes kept for the caller by [`Client::drain_pushes`].
 pub const PUSH_BACKLOG: usize = 256;
 /// How long agent certificates issued by `add_agent` are valid (one year).
@@ -141,8 +146,12 @@ pub enum HistoryLine {
         epoch: u32,
         /// Sender name.
         sender: String,
-        /// Missing counters.
-        counters: Vec<u64>,
+        /// Missing counters, as sorted inclusive ranges (`[[1, 1], [4, 9]]`).
+        counters: Vec<(u64, u64)>,
+        /// `Some(n)`: the client asked the relay for these messages `n` times
+        /// ([`REFETCH_LIMIT`]) and stopped asking: not delivered.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        requests: Option<u32>,
     },
 }
 
@@ -829,9 +838,14 @@ impl Client {
                     // copy, or another device shares it): never reuse it. Or the epoch holds
                     // the policy's limit of messages (another member's messages count too).
                     // Either way: open a new epoch (or follow one another member just opened).
+                    // If another member opened a newer epoch meanwhile (it also found this
+                    // one full), send in theirs: rotating again would open one epoch too many.
                     retried = true;
                     self.sync(id).await?;
-                    self.rotate(id).await?;
+                    let newest = self.account.epochs(id)?.last().map(|e| e.record.epoch);
+                    if newest.is_none_or(|e| e <= state.record.epoch) {
+                        self.rotate(id).await?;
+                    }
                 }
                 Err(ClientError::Relay {
                     code: ErrorCode::StaleEpoch,
@@ -1229,12 +1243,12 @@ impl Client {
             for item in items {
                 events.extend(self.ingest(item).await?);
             }
-            // Stop at the end, and on a page that moves nothing (all of it at or below the
-            // cursor): asking again from the same cursor would get the same page.
-            if !more || self.meta(id)?.cursor == meta.cursor {
+            if !more {
                 break;
             }
-            // Each page must move the cursor on, or "more" would be asked for forever.
+            // A page with more after it must move the cursor on: asking again from the same
+            // cursor would get the same page forever. One that moves nothing (all of it at or
+            // below the cursor) is a relay answer that cannot be right, and said so.
             page_advances(meta.cursor, self.meta(id)?.cursor)?;
         }
         events.extend(self.refetch_gaps(id).await?);
@@ -1412,10 +1426,13 @@ impl Client {
             None
         };
         if verified && let AuditEvent::Release { org, .. } = &entry.event {
-            verified = *org == meta.org
-                && policy
-                    .as_ref()
-                    .is_some_and(|p| p.trustee_index(&entry.signer).is_some());
+            verified = *org == meta.org && counts_as_release(entry, policy.as_ref(), Some(&id));
+        }
+        // Every kind of entry has the signers allowed to make it (a revocation: the customer;
+        // an erasure: the customer or the relay; ...), checked here like the release's.
+        if verified {
+            let allowed = self.allowed_signers(Some(&meta.org), Some(id)).await?;
+            verified = entry.check_signer(&allowed).is_ok();
         }
         if verified {
             let (head, _) = self.checked_tree_head().await?;
@@ -1434,7 +1451,7 @@ impl Client {
         }
         let release = ReleaseNotice::from_entry(index, entry, verified, policy.as_ref())
             .map(|n| if duplicate { n.as_repeat() } else { n });
-        let mut text = describe_notice(entry, verified);
+        let mut text = describe_notice(entry, verified, audience_of(&self.account));
         if duplicate {
             text = format!("{text} — a repeat of a notice already shown, not a new opening");
         }
@@ -1460,9 +1477,11 @@ impl Client {
             (_, None) => false,
             (None, Some(_)) => true,
             (Some(b), Some(a)) => {
-                release_of(b)
-                    .is_some_and(|b| release_of(a).is_some_and(|a| a.opened() != b.opened()))
-                    || !verified
+                release_of(b).is_some_and(|b| {
+                    release_of(a).is_some_and(|a| {
+                        a.opened() != b.opened() || a.contradicting.len() != b.contradicting.len()
+                    })
+                }) || !verified
                     || duplicate
             }
         };
@@ -1756,20 +1775,24 @@ impl Client {
     }
 
     /// Asks the relay again for the messages that have not arrived inside a reordering window
-    /// (counters missing below a sender's highest): from the record of the first epoch with
-    /// a gap up to the cursor. A relay that dropped or withheld an item, or listed it after a
-    /// later one, gets one more chance per sync to deliver it; an answer that contains it
-    /// closes the gap, and one that does not leaves the gap shown. Only the missing
-    /// messages are taken from the answer: everything else at or below the cursor was
-    /// processed already.
+    /// (counters missing below a sender's highest). For each epoch with such a gap the range
+    /// asked for runs from the epoch's record to the next epoch's record (the relay takes
+    /// messages only in the current epoch, so an epoch's messages lie between the two), or to
+    /// the cursor for the newest epoch; at most [`REFETCH_PAGES`] pages per sync. A try is made
+    /// only when the cursor moved since the last one, and each missing message is asked for at
+    /// most [`REFETCH_LIMIT`] times (counted with the conversation): after that the gap stays
+    /// shown as not delivered and costs nothing more. Only the missing messages are taken from
+    /// an answer: everything else at or below the cursor was processed already.
     ///
     /// # Errors
     /// Transport and storage errors.
     async fn refetch_gaps(&mut self, id: &ConversationId) -> Result<Vec<Event>> {
         let me = self.account.keys().signing_public();
-        let mut wanted: HashSet<(u32, SigningPublicKey, u64)> = HashSet::new();
-        let mut from: Option<u64> = None;
-        for st in self.account.epochs(id)? {
+        let upto = self.meta(id)?.cursor;
+        let mut state = refetch_state(&self.account, id)?;
+        let epochs = self.account.epochs(id)?;
+        let mut missing_now: HashSet<(u32, SigningPublicKey, u64)> = HashSet::new();
+        for st in &epochs {
             if !st.readable() {
                 continue;
             }
@@ -1777,20 +1800,46 @@ impl Client {
                 if m.signing_key == me {
                     continue;
                 }
-                let Some(w) = st.windows.get(&m.signing_key) else {
-                    continue;
-                };
-                for c in w.missing() {
-                    wanted.insert((st.record.epoch, m.signing_key, c));
-                    // The epoch's messages come after its record.
-                    from = Some(from.map_or(st.seq, |f| f.min(st.seq)));
+                if let Some(w) = st.windows.get(&m.signing_key) {
+                    for c in w.missing() {
+                        missing_now.insert((st.record.epoch, m.signing_key, c));
+                    }
                 }
             }
         }
-        let Some(mut after) = from else {
+        // Counts of gaps that closed or left the window are dropped: the list stays as short
+        // as the open gaps.
+        let counted = state.tries.len();
+        state
+            .tries
+            .retain(|(e, s, c, _)| missing_now.contains(&(*e, *s, *c)));
+        let pruned = state.tries.len() != counted;
+        let mut wanted: HashSet<(u32, SigningPublicKey, u64)> = missing_now
+            .into_iter()
+            .filter(|k| state.tries_of(k) < REFETCH_LIMIT)
+            .collect();
+        if wanted.is_empty() || upto == state.cursor {
+            if pruned {
+                put_refetch_state(&self.account, id, &state)?;
+            }
             return Ok(Vec::new());
-        };
-        let upto = self.meta(id)?.cursor;
+        }
+        // One range per epoch with a wanted gap: (after, end, epoch).
+        let mut ranges: Vec<(u64, u64, u32)> = Vec::new();
+        for st in &epochs {
+            if !wanted.iter().any(|(e, _, _)| *e == st.record.epoch) {
+                continue;
+            }
+            let end = epochs
+                .iter()
+                .map(|o| o.seq)
+                .filter(|s| *s > st.seq)
+                .min()
+                .unwrap_or(upto)
+                .min(upto);
+            ranges.push((st.seq, end, st.record.epoch));
+        }
+        ranges.sort_unstable();
         // Sequence numbers already logged: as rejected (a refetch may replace the rejection,
         // but need not repeat it), or as something shown (a relay that now puts another item
         // at a number it used before is not believed: the gap stays).
@@ -1804,67 +1853,80 @@ impl Client {
             }
         }
         let mut events = Vec::new();
-        while after < upto && !wanted.is_empty() {
-            let page = self
-                .session
-                .request(Request::History {
-                    conversation: *id,
-                    after,
-                    limit: HISTORY_PAGE,
-                })
-                .await;
-            let (mut items, more) = match page {
-                Ok(Response::Items { items, more }) => (items, more),
-                // The relay no longer serves the conversation to this account (a transfer):
-                // nothing to refetch from; the gaps stay shown.
-                Err(ClientError::Relay {
-                    code: ErrorCode::Forbidden | ErrorCode::NotFound,
-                    ..
-                }) => break,
-                Ok(other) => return Err(unexpected("History", &other)),
-                Err(e) => return Err(e),
-            };
-            items.sort_by_key(|s| s.seq);
-            let Some(last) = items.last().map(|s| s.seq) else {
-                break;
-            };
-            for s in items {
-                if s.seq <= after || s.seq > upto || shown.contains(&s.seq) {
-                    continue;
-                }
-                let Item::Message(env) = &s.item else {
-                    continue;
+        let mut pages = 0u32;
+        let mut asked: HashSet<u32> = HashSet::new();
+        'ranges: for (mut after, end, epoch) in ranges {
+            while after < end && pages < REFETCH_PAGES {
+                pages += 1;
+                asked.insert(epoch);
+                let page = self
+                    .session
+                    .request(Request::History {
+                        conversation: *id,
+                        after,
+                        limit: HISTORY_PAGE,
+                    })
+                    .await;
+                let (mut items, more) = match page {
+                    Ok(Response::Items { items, more }) => (items, more),
+                    // The relay no longer serves the conversation to this account (a
+                    // transfer): nothing to refetch from; the gaps stay shown.
+                    Err(ClientError::Relay {
+                        code: ErrorCode::Forbidden | ErrorCode::NotFound,
+                        ..
+                    }) => break 'ranges,
+                    Ok(other) => return Err(unexpected("History", &other)),
+                    Err(e) => return Err(e),
                 };
-                let key = (env.header.epoch, env.header.sender, env.header.counter);
-                if !wanted.contains(&key) {
-                    continue;
+                items.sort_by_key(|s| s.seq);
+                let Some(last) = items.last().map(|s| s.seq) else {
+                    break;
+                };
+                for s in items {
+                    if s.seq <= after || s.seq > end || shown.contains(&s.seq) {
+                        continue;
+                    }
+                    let Item::Message(env) = &s.item else {
+                        continue;
+                    };
+                    let key = (env.header.epoch, env.header.sender, env.header.counter);
+                    if !wanted.contains(&key) {
+                        continue;
+                    }
+                    let mut meta = self.meta(id)?;
+                    let got = self
+                        .ingest_message(
+                            &mut meta,
+                            s.seq,
+                            s.stored_at,
+                            env,
+                            !rejected.contains(&s.seq),
+                        )
+                        .await?;
+                    self.account.save_conversation(&meta)?;
+                    if self
+                        .account
+                        .epoch(id, env.header.epoch)?
+                        .and_then(|st| st.windows.get(&env.header.sender).cloned())
+                        .is_some_and(|w| w.check(env.header.counter).is_err())
+                    {
+                        wanted.remove(&key);
+                    }
+                    events.extend(got);
                 }
-                let mut meta = self.meta(id)?;
-                let got = self
-                    .ingest_message(
-                        &mut meta,
-                        s.seq,
-                        s.stored_at,
-                        env,
-                        !rejected.contains(&s.seq),
-                    )
-                    .await?;
-                self.account.save_conversation(&meta)?;
-                if self
-                    .account
-                    .epoch(id, env.header.epoch)?
-                    .and_then(|st| st.windows.get(&env.header.sender).cloned())
-                    .is_some_and(|w| w.check(env.header.counter).is_err())
-                {
-                    wanted.remove(&key);
+                if !more || last <= after {
+                    break;
                 }
-                events.extend(got);
+                after = last;
             }
-            if !more || last <= after {
-                break;
-            }
-            after = last;
         }
+        // Every gap of an epoch whose range was asked for and that is still open has had
+        // one more request.
+        for key in wanted.iter().filter(|(e, _, _)| asked.contains(e)) {
+            state.count_try(key);
+        }
+        state.cursor = upto;
+        put_refetch_state(&self.account, id, &state)?;
         Ok(events)
     }
 
@@ -2098,6 +2160,7 @@ pub fn history(account: &Account, id: &ConversationId) -> Result<History> {
     // Gaps per epoch: counters inside a sender's window that never arrived (each sync asks
     // the relay for them again), and those that left the window without arriving (for good).
     let lost = lost(account, id)?;
+    let refetch = refetch_state(account, id)?;
     let mut gaps: BTreeMap<u32, Vec<HistoryLine>> = BTreeMap::new();
     for st in &epochs {
         if !st.readable() {
@@ -2107,24 +2170,33 @@ pub fn history(account: &Account, id: &ConversationId) -> Result<History> {
             if m.signing_key == me {
                 continue;
             }
-            let mut missing: Vec<u64> = lost
+            let mut missing: Vec<(u64, u64)> = lost
                 .iter()
                 .filter(|l| l.epoch == st.record.epoch && l.sender == m.signing_key)
-                .flat_map(|l| l.counters.iter().copied())
+                .flat_map(|l| l.ranges.iter().copied())
                 .collect();
+            let mut given_up: Vec<(u64, u64)> = Vec::new();
             if let Some(w) = st.windows.get(&m.signing_key) {
-                missing.extend(w.missing());
+                for c in w.missing() {
+                    if refetch.tries_of(&(st.record.epoch, m.signing_key, c)) >= REFETCH_LIMIT {
+                        given_up.push((c, c));
+                    } else {
+                        missing.push((c, c));
+                    }
+                }
             }
-            missing.sort_unstable();
-            missing.dedup();
-            if !missing.is_empty() {
-                gaps.entry(st.record.epoch)
-                    .or_default()
-                    .push(HistoryLine::Gap {
-                        epoch: st.record.epoch,
-                        sender: m.name.clone(),
-                        counters: missing,
-                    });
+            let (missing, given_up) = (merge_ranges(missing), merge_ranges(given_up));
+            for (counters, requests) in [(missing, None), (given_up, Some(REFETCH_LIMIT))] {
+                if !counters.is_empty() {
+                    gaps.entry(st.record.epoch)
+                        .or_default()
+                        .push(HistoryLine::Gap {
+                            epoch: st.record.epoch,
+                            sender: m.name.clone(),
+                            counters,
+                            requests,
+                        });
+                }
             }
         }
     }
@@ -2264,13 +2336,14 @@ fn release_of(entry: &LogEntry) -> Option<&ReleaseNotice> {
     }
 }
 
-/// One audit entry in plain words (a trustee's release entry on its own: one share released,
-/// not an opening; [`crate::notice`] words a release request as a whole).
-pub fn describe_notice(entry: &AuditEntry, verified: bool) -> String {
+/// One audit entry in plain words for `audience` (a trustee's release entry on its own: one
+/// share released, not an opening; [`crate::notice`] words a release request as a whole).
+/// Only the customer reads "your consent"; anyone else reads "the customer's consent".
+pub fn describe_notice(entry: &AuditEntry, verified: bool, audience: Audience) -> String {
     let mark = if verified {
         ""
     } else {
-        " (NOT GENUINE: not signed by a trustee of the org, or not proven in the audit log)"
+        " (NOT GENUINE: not signed by a party allowed to make it, or not proven in the audit log)"
     };
     let text = match &entry.event {
         AuditEvent::Release {
@@ -2279,8 +2352,12 @@ pub fn describe_notice(entry: &AuditEntry, verified: bool) -> String {
             // One trustee's entry: the release request it belongs to opens only with enough
             // of them, which `crate::notice` says once per request.
             ReleaseBasis::Consent { id, .. } => format!(
-                "a trustee released its share to {org} for {epochs} of this chat under your \
-                 consent {id}"
+                "a trustee released its share to {org} for {epochs} of this chat under {} \
+                 consent {id}",
+                match audience {
+                    Audience::Customer => "your",
+                    Audience::Master | Audience::Other => "the customer's",
+                }
             ),
             ReleaseBasis::Dispute { id, approvers } => format!(
                 "a trustee released its share to {org} for {epochs} of this chat under dispute \
@@ -2350,6 +2427,7 @@ pub(crate) fn unexpected(what: &str, r: &Response) -> ClientError {
         Response::Entries { .. } => "Entries",
         Response::Inclusion(_) => "Inclusion",
         Response::Consistency(_) => "Consistency",
+        Response::WitnessedHead(_) => "WitnessedHead",
     };
     ClientError::UnexpectedResponse(format!("{what} was answered with {name}"))
 }
@@ -2382,21 +2460,75 @@ pub(crate) fn is_transient(e: &ClientError) -> bool {
     )
 }
 
+/// Where the refetch state of a conversation is kept.
+fn refetch_name(id: &ConversationId) -> String {
+    format!("conv/{id}/refetch")
+}
+
+/// What the client has asked the relay again, per conversation.
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
+struct Refetch {
+    /// The cursor at the last try: the next try waits until it moves.
+    cursor: u64,
+    /// Requests made so far for each open gap: (epoch, sender, counter, requests).
+    tries: Vec<(u32, SigningPublicKey, u64, u32)>,
+}
+
+impl Refetch {
+    fn tries_of(&self, (epoch, sender, counter): &(u32, SigningPublicKey, u64)) -> u32 {
+        self.tries
+            .iter()
+            .find(|(e, s, c, _)| e == epoch && s == sender && c == counter)
+            .map_or(0, |t| t.3)
+    }
+
+    fn count_try(&mut self, key: &(u32, SigningPublicKey, u64)) {
+        match self
+            .tries
+            .iter_mut()
+            .find(|(e, s, c, _)| *e == key.0 && *s == key.1 && *c == key.2)
+        {
+            Some(t) => t.3 = t.3.saturating_add(1),
+            None => self.tries.push((key.0, key.1, key.2, 1)),
+        }
+    }
+}
+
+fn refetch_state(account: &Account, id: &ConversationId) -> Result<Refetch> {
+    Ok(account.get_cbor(&refetch_name(id))?.unwrap_or_default())
+}
+
+fn put_refetch_state(account: &Account, id: &ConversationId, state: &Refetch) -> Result<()> {
+    account.put_cbor(&refetch_name(id), state)
+}
+
 /// Where the counters that left a reordering window without arriving are kept.
 fn lost_name(id: &ConversationId) -> String {
     format!("conv/{id}/lost")
 }
 
-/// Counters of one sender in one epoch that never arrived and can no longer be accepted.
+/// Counters of one sender in one epoch that never arrived and can no longer be accepted, as
+/// inclusive ranges, sorted and merged: a sender that jumps its counter far ahead costs one
+/// range, not one entry per skipped counter.
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
 struct Lost {
     epoch: u32,
     sender: SigningPublicKey,
+    #[serde(default)]
+    ranges: Vec<(u64, u64)>,
+    /// Single counters, as stored before ranges (read, never written).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     counters: Vec<u64>,
 }
 
 fn lost(account: &Account, id: &ConversationId) -> Result<Vec<Lost>> {
-    Ok(account.get_cbor(&lost_name(id))?.unwrap_or_default())
+    let mut all: Vec<Lost> = account.get_cbor(&lost_name(id))?.unwrap_or_default();
+    for l in &mut all {
+        let old = std::mem::take(&mut l.counters);
+        l.ranges.extend(old.into_iter().map(|c| (c, c)));
+        l.ranges = merge_ranges(std::mem::take(&mut l.ranges));
+    }
+    Ok(all)
 }
 
 fn add_lost(
@@ -2404,7 +2536,7 @@ fn add_lost(
     id: &ConversationId,
     epoch: u32,
     sender: &SigningPublicKey,
-    counters: &[u64],
+    ranges: &[(u64, u64)],
 ) -> Result<()> {
     let mut all = lost(account, id)?;
     match all
@@ -2412,23 +2544,37 @@ fn add_lost(
         .find(|l| l.epoch == epoch && l.sender == *sender)
     {
         Some(l) => {
-            l.counters.extend(counters);
-            l.counters.sort_unstable();
-            l.counters.dedup();
+            l.ranges.extend(ranges);
+            l.ranges = merge_ranges(std::mem::take(&mut l.ranges));
         }
         None => all.push(Lost {
             epoch,
             sender: *sender,
-            counters: counters.to_vec(),
+            ranges: merge_ranges(ranges.to_vec()),
+            counters: Vec::new(),
         }),
     }
     account.put_cbor(&lost_name(id), &all)
 }
 
+/// Sorts inclusive ranges and merges those that overlap or touch.
+fn merge_ranges(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    ranges.retain(|(a, b)| a <= b);
+    ranges.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+    for (a, b) in ranges {
+        match out.last_mut() {
+            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
 /// The counters that were missing from a sender's window `before` a message was accepted
 /// and are outside it `after` (shifted out, or jumped over by a counter more than a window
-/// ahead): they can never be accepted now.
-fn left_window(before: Option<&ReplayWindow>, after: Option<&ReplayWindow>) -> Vec<u64> {
+/// ahead), as inclusive ranges: they can never be accepted now.
+fn left_window(before: Option<&ReplayWindow>, after: Option<&ReplayWindow>) -> Vec<(u64, u64)> {
     let Some(after) = after else {
         return Vec::new();
     };
@@ -2439,19 +2585,70 @@ fn left_window(before: Option<&ReplayWindow>, after: Option<&ReplayWindow>) -> V
     // Everything above the old highest (or from 0 on a first message) up to the new one was
     // skipped; below the floor it is gone.
     let start = match before.and_then(ReplayWindow::highest) {
-        Some(h) => h + 1,
+        Some(h) => h.saturating_add(1),
         None => 0,
     };
-    let mut out: Vec<u64> = (start..floor.min(high)).collect();
-    if let Some(b) = before {
-        out.extend(b.missing().into_iter().filter(|c| *c < floor));
+    let mut out = Vec::new();
+    let end = floor.min(high);
+    if start < end {
+        out.push((start, end - 1));
     }
-    out.sort_unstable();
-    out.dedup();
-    out
+    if let Some(b) = before {
+        out.extend(
+            b.missing()
+                .into_iter()
+                .filter(|c| *c < floor)
+                .map(|c| (c, c)),
+        );
+    }
+    merge_ranges(out)
 }
 
 pub(crate) fn short_key(k: &SigningPublicKey) -> String {
     let s = k.to_string();
     format!("key {}", s.get(..16).unwrap_or(&s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(counters: &[u64]) -> ReplayWindow {
+        let mut w = ReplayWindow::default();
+        for c in counters {
+            w.mark(*c);
+        }
+        w
+    }
+
+    /// A sender that jumps its counter far ahead leaves one range behind, not one entry per
+    /// skipped counter (which would not even fit in memory here).
+    #[test]
+    fn counters_jumped_over_are_one_range() {
+        let before = window(&[0]);
+        let top = 1u64 << 60;
+        let after = window(&[0, top]);
+        assert_eq!(
+            left_window(Some(&before), Some(&after)),
+            [(1, top - REORDER_WINDOW)]
+        );
+        // With a hole in the old window that is shifted out too: merged where they touch.
+        let before = window(&[0, 2]);
+        let after = window(&[0, 2, 2 + REORDER_WINDOW]);
+        assert_eq!(left_window(Some(&before), Some(&after)), [(1, 1)]);
+        let after = window(&[0, 2, 3 + REORDER_WINDOW]);
+        assert_eq!(left_window(Some(&before), Some(&after)), [(1, 1), (3, 3)]);
+    }
+
+    #[test]
+    fn lost_ranges_merge() {
+        assert_eq!(
+            merge_ranges(vec![(5, 9), (1, 1), (2, 4), (20, 20), (8, 12), (7, 3)]),
+            [(1, 12), (20, 20)]
+        );
+        assert_eq!(
+            merge_ranges(vec![(0, u64::MAX), (u64::MAX, u64::MAX)]),
+            [(0, u64::MAX)]
+        );
+    }
 }

@@ -6,22 +6,27 @@
 //! ```text
 //!   customer: grant_consent ─(ShareConsent, via the relay)─▶ master: unlock ─SubmitRelease─▶ relay
 //!   trustee:  serve ◀─Push::Release / PendingReleases── relay
-//!             decide() → AppendAudit(release entry) → durable → SubmitShares
+//!             cosign head → decide() → AppendAudit(release entry) → prove inclusion
+//!             → cosign a head holding it → SubmitShares
 //!   master:   ReleaseStatus → open shares → reconstruct K (checked against the commitment)
 //!             → decrypt exactly the released epochs → transcript (export: crate::transcript)
 //!   customer: Item::Notice in the conversation, checked against the audit log
 //! ```
 //!
 //! **Architecture Invariant:** a trustee persists its decision (the spent justification and the
-//! logging stage) before it appends the release entry, and sends its shares only after the log
-//! accepted that entry; on restart it resumes from the persisted stage, so a request is
-//! logged once and released once.
+//! logging stage) before it appends the release entry, and sends its shares only after it has
+//! proven the entry is in a head consistent with the last it saw (`confirm_appended`) and has
+//! cosigned a head holding it (`witness_cosign`); on restart it resumes from the persisted
+//! stage, so a request is logged once and released once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use sealdesk_protocol::{
-    audit::{AuditEntry, AuditEvent, ConsistencyProof, ReleaseBasis, SignedTreeHead},
+    audit::{
+        AllowedSigners, AuditEntry, AuditEvent, ConsistencyProof, Cosignature, LogError,
+        ReleaseBasis, SignedTreeHead, WITNESS_FRESHNESS_SECS, witnesses_needed,
+    },
     card::Role,
     epoch::{EpochRecord, VerifiedEpoch},
     escrow,
@@ -63,6 +68,12 @@ const TRUSTEE_REVOCATIONS: &str = "trustee/revocations";
 /// How far the trustee has read the audit log for [`TRUSTEE_REVOCATIONS`].
 const TRUSTEE_REVOCATIONS_CURSOR: &str = "trustee/revocations-cursor";
 const TRUSTEE_RATE: &str = "trustee/rate";
+/// The last tree head this trustee cosigned as a witness.
+const WITNESS_HEAD: &str = "trustee/witness-head";
+
+/// How often `trustee serve` cosigns the log's head when nothing else makes it (well inside
+/// [`WITNESS_FRESHNESS_SECS`], so an online trustee's cosignature is always fresh).
+pub const WITNESS_INTERVAL: Duration = Duration::from_secs(60);
 
 /// **Test-only fault injection.** When this environment variable names a fail point of the
 /// trustee's release path, the process exits at that point with [`FAILPOINT_EXIT_CODE`],
@@ -218,6 +229,9 @@ pub struct AuditLine {
     pub text: String,
     /// Whether the signature verified.
     pub signed: bool,
+    /// Whether the signer may make an entry of this kind (a trustee of the org for a release,
+    /// the customer for a revocation, ...; see [`AllowedSigners`]).
+    pub signer_allowed: bool,
     /// Whether inclusion in the pinned tree head was proven (only with `--verify`).
     pub included: Option<bool>,
 }
@@ -229,11 +243,31 @@ pub struct AuditReport {
     pub size: u64,
     /// Whether the new head is consistent with the one pinned before (None on first use).
     pub consistent_with_pinned: Option<bool>,
+    /// With `--verify`: per org, how many of its trustees cosigned the head (fresh, on a
+    /// head it extends); at least `n_e − t_e + 1` each, or the audit fails.
+    pub witnessed: BTreeMap<String, usize>,
     /// The entries concerning this account.
     pub entries: Vec<AuditLine>,
     /// The trustees' release entries among them, one group per release request (each entry
     /// is still in `entries` with its own checks).
     pub releases: Vec<crate::notice::AuditRelease>,
+}
+
+impl AuditReport {
+    /// Whether everything listed passed its checks: every entry signed and not disproven,
+    /// no entry whose signer may not make an entry of its kind,
+    /// and no release request with an entry that is NOT GENUINE (not signed by a trustee of
+    /// the org, about another org, or not proven) or that contradicts the other entries of
+    /// its release. `sealdesk audit` fails when this is false.
+    pub fn verified(&self) -> bool {
+        self.entries
+            .iter()
+            .all(|e| e.signed && e.signer_allowed && e.included != Some(false))
+            && self
+                .releases
+                .iter()
+                .all(|g| g.notice.failed.is_empty() && g.notice.contradicting.is_empty())
+    }
 }
 
 impl Client {
@@ -250,6 +284,17 @@ impl Client {
             Response::TreeHead(h) => h,
             other => return Err(unexpected("GetTreeHead", &other)),
         };
+        let consistent = self.pin_head(&head).await?;
+        Ok((head, consistent))
+    }
+
+    /// Checks `head`'s signature against the pinned log key and its consistency with the head
+    /// pinned before (kept durably in the vault), then pins it. Returns whether there was an
+    /// earlier head to compare with.
+    ///
+    /// # Errors
+    /// [`ClientError::Protocol`] (`Merkle`, `BadSignature`) on a bad log; relay errors.
+    async fn pin_head(&mut self, head: &SignedTreeHead) -> Result<Option<bool>> {
         head.verify(&self.session.welcome().log_key)?;
         let pinned: Option<SignedTreeHead> = self.account.get_cbor(AUDIT_HEAD)?;
         let mut consistent = None;
@@ -282,12 +327,232 @@ impl Client {
                     Response::Consistency(p) => p,
                     other => return Err(unexpected("GetConsistency", &other)),
                 };
-                check_consistency(&proof, old, &head)?;
+                check_consistency(&proof, old, head)?;
             }
             consistent = Some(true);
         }
-        self.account.put_cbor(AUDIT_HEAD, &head)?;
-        Ok((head, consistent))
+        self.account.put_cbor(AUDIT_HEAD, head)?;
+        Ok(consistent)
+    }
+
+    /// The appender's check (DESIGN.md §4 "Witnesses"): the relay answered an append of
+    /// `entry` with `Appended { index, head }`. Before the caller acts on it (a trustee sending
+    /// its share, a customer being told "revoked"), prove that `head` is signed by the log key,
+    /// extends the last head this account saw, and includes `entry` at `index`. A relay that
+    /// answers with an older genuine head without appending fails here, whatever key it holds.
+    ///
+    /// # Errors
+    /// [`LogError::NotAppended`] if the head cannot hold the entry, [`LogError::NotIncluded`]
+    /// if the log does not prove it; transport errors as they are.
+    pub async fn confirm_appended(
+        &mut self,
+        entry: &AuditEntry,
+        index: u64,
+        head: &SignedTreeHead,
+    ) -> Result<()> {
+        if index >= head.size {
+            return Err(log_error(LogError::NotAppended {
+                index,
+                size: head.size,
+            }));
+        }
+        let checked = match self.pin_head(head).await {
+            Ok(_) => self.check_inclusion(entry, index, head).await,
+            Err(e) => Err(e),
+        };
+        match checked {
+            Ok(()) => Ok(()),
+            Err(e) if is_transient(&e) => Err(e),
+            Err(e) => Err(log_error(LogError::NotIncluded {
+                index,
+                reason: e.to_string(),
+            })),
+        }
+    }
+
+    /// Checks that the tree `head` describes extends the tree of `old_size` entries with root
+    /// `old_root` (a proof from the relay when the sizes differ).
+    ///
+    /// # Errors
+    /// [`ClientError::Protocol`] (`Merkle`) if it does not; relay errors.
+    async fn check_extends(
+        &self,
+        old_size: u64,
+        old_root: &[u8; 32],
+        head: &SignedTreeHead,
+    ) -> Result<()> {
+        let merkle_error = |m: String| ClientError::Protocol(sealdesk_protocol::Error::Merkle(m));
+        if head.size < old_size {
+            return Err(merkle_error(format!(
+                "the log shrank from {old_size} to {} entries",
+                head.size
+            )));
+        }
+        if head.size == old_size {
+            return if head.root == *old_root {
+                Ok(())
+            } else {
+                Err(merkle_error(format!(
+                    "another root at the same size ({old_size}): a forked log"
+                )))
+            };
+        }
+        if old_size == 0 {
+            return Ok(());
+        }
+        let proof = match self
+            .session
+            .request(Request::GetConsistency {
+                old: old_size,
+                new: head.size,
+            })
+            .await?
+        {
+            Response::Consistency(p) => p,
+            other => return Err(unexpected("GetConsistency", &other)),
+        };
+        if proof.old != old_size || proof.new != head.size {
+            return Err(merkle_error("consistency proof for other sizes".into()));
+        }
+        let path: Vec<[u8; 32]> = proof.path.iter().map(|h| **h).collect();
+        sealdesk_protocol::merkle::verify_consistency(
+            old_size, head.size, old_root, &head.root, &path,
+        )
+        .map_err(|e| merkle_error(e.to_string()))
+    }
+
+    /// The log's head as the witnesses of `org` vouch for it (DESIGN.md §4 "Witnesses"): the
+    /// relay's head, signed by the pinned log key and consistent with the pinned head, carrying
+    /// cosignatures of at least `n_e − t_e + 1` trustees of the org's current policy, each dated
+    /// within [`WITNESS_FRESHNESS_SECS`] and each on a head that this one extends. Any `t_e`
+    /// trustees that released share one of those witnesses, who cosigned only a log holding its
+    /// own entry; so a head accepted here cannot hide a release older than the bound. Pins the
+    /// head; returns it with the number of witnesses that vouched.
+    ///
+    /// # Errors
+    /// [`LogError::TooFewCosignatures`] (also for cosignatures too old: a frozen view),
+    /// [`LogError::SplitView`] if a trustee cosigned a log this head does not extend; a bad
+    /// log and relay errors as [`Client::checked_tree_head`].
+    pub async fn witnessed_head(&mut self, org: &str) -> Result<(SignedTreeHead, usize)> {
+        let wh = match self
+            .session
+            .request(Request::GetWitnessedHead {
+                org: org.to_owned(),
+            })
+            .await?
+        {
+            Response::WitnessedHead(w) => w,
+            other => return Err(unexpected("GetWitnessedHead", &other)),
+        };
+        self.pin_head(&wh.head).await?;
+        let policy = self.latest_policy(org).await?;
+        let trustees: Vec<SigningPublicKey> =
+            policy.trustees.iter().map(|c| c.signing_key).collect();
+        let need = witnesses_needed(trustees.len(), usize::from(policy.trustee_threshold));
+        let count = wh.fresh_cosignatures(&trustees, now(), WITNESS_FRESHNESS_SECS);
+        for c in &count.fresh {
+            match self.check_extends(c.size, &c.root, &wh.head).await {
+                Ok(()) => {}
+                Err(e) if is_transient(&e) => return Err(e),
+                Err(_) => {
+                    return Err(log_error(LogError::SplitView {
+                        cosigned: c.size,
+                        served: wh.head.size,
+                    }));
+                }
+            }
+        }
+        if count.fresh.len() < need {
+            return Err(log_error(LogError::TooFewCosignatures {
+                org: org.to_owned(),
+                have: count.fresh.len(),
+                stale: count.stale,
+                need,
+                bound_secs: WITNESS_FRESHNESS_SECS,
+            }));
+        }
+        Ok((wh.head, count.fresh.len()))
+    }
+
+    /// Trustee: witnesses the log once (DESIGN.md §4 "Witnesses"). Fetches the relay's head,
+    /// checks it like any head (signature, consistency with the last head seen) and that it
+    /// extends the last head this trustee cosigned (kept durably in the vault), records it as
+    /// cosigned, then cosigns it and hands the cosignature to the relay. A trustee that never
+    /// cosigns two heads of which one does not extend the other cannot be part of two quorums
+    /// for two histories.
+    ///
+    /// # Errors
+    /// [`LogError::NotAnExtension`] for a rolled-back or forked log; relay errors.
+    pub async fn witness_cosign(&mut self) -> Result<Cosignature> {
+        self.account.require(Role::Trustee, "trustee cosign")?;
+        let last: Option<SignedTreeHead> = self.account.get_cbor(WITNESS_HEAD)?;
+        let head = match self.checked_tree_head().await {
+            Ok((head, _)) => match &last {
+                Some(old) => self
+                    .check_extends(old.size, &old.root, &head)
+                    .await
+                    .map(|()| head),
+                None => Ok(head),
+            },
+            Err(e) => Err(e),
+        };
+        let head = match head {
+            Ok(h) => h,
+            Err(e) if is_transient(&e) => return Err(e),
+            Err(e) => {
+                return Err(log_error(LogError::NotAnExtension {
+                    old: last.as_ref().map_or(0, |h| h.size),
+                    reason: e.to_string(),
+                }));
+            }
+        };
+        // Recorded before it leaves: a crash after sending must not let an older head be
+        // cosigned next.
+        self.account.put_cbor(WITNESS_HEAD, &head)?;
+        let c = Cosignature::sign(self.account.keys(), &head, now());
+        expect_ok(self.session.request(Request::Cosign(c.clone())).await?)?;
+        Ok(c)
+    }
+
+    /// Who may sign entries about `conversation` in `org`, as this account knows them: the
+    /// trustees and master of the org's latest policy, the conversation's customer (this
+    /// account if it is the customer, else its pinned card), and the relay's pinned log key.
+    ///
+    /// # Errors
+    /// Policy lookups (relay errors, a policy that fails its checks), storage errors.
+    pub async fn allowed_signers(
+        &mut self,
+        org: Option<&str>,
+        conversation: Option<ConversationId>,
+    ) -> Result<AllowedSigners> {
+        let mut allowed = AllowedSigners {
+            log_key: Some(self.session.welcome().log_key),
+            ..AllowedSigners::default()
+        };
+        let meta = match conversation {
+            Some(c) => self.account.conversation(&c)?,
+            None => None,
+        };
+        let org = org
+            .map(str::to_owned)
+            .or(meta.as_ref().map(|m| m.org.clone()));
+        if let Some(org) = org {
+            let policy = self.latest_policy(&org).await?;
+            allowed.trustees = policy.trustees.iter().map(|c| c.signing_key).collect();
+            allowed.master = Some(policy.master_key());
+        }
+        if let Some(m) = meta {
+            allowed.customer = if self.account.role() == Role::Customer {
+                Some(self.account.keys().signing_public())
+            } else {
+                self.account
+                    .pins()?
+                    .peers
+                    .get(&m.customer)
+                    .map(|p| p.card.signing_key)
+            };
+        }
+        Ok(allowed)
     }
 
     /// Proves that `entry` is at `index` in the log described by `head`.
@@ -369,13 +634,26 @@ impl Client {
         conversation: Option<ConversationId>,
         verify: bool,
     ) -> Result<AuditReport> {
-        let (head, consistent) = self.checked_tree_head().await?;
-        let entries = self.entries(0, head.size).await?;
+        let (mut head, consistent) = self.checked_tree_head().await?;
         let mine: BTreeSet<ConversationId> =
             self.account.conversations()?.iter().map(|m| m.id).collect();
         let orgs: BTreeSet<String> = self.account.pins()?.orgs.keys().cloned().collect();
+        // With `verify`, the head must be vouched for by the witnesses of every org this
+        // account deals with: a relay-signed head alone could be one of two histories.
+        let mut witnessed = BTreeMap::new();
+        if verify {
+            for org in &orgs {
+                let (h, n) = self.witnessed_head(org).await?;
+                witnessed.insert(org.clone(), n);
+                head = h;
+            }
+        }
+        let entries = self.entries(0, head.size).await?;
         let me = self.account.keys().signing_public();
         let mut lines = Vec::new();
+        // Who may sign, per (org, conversation): one policy look-up each, not one per entry.
+        let mut signers: BTreeMap<(Option<String>, Option<ConversationId>), AllowedSigners> =
+            BTreeMap::new();
         for (i, e) in entries.iter().enumerate() {
             let index = i as u64;
             let conv = e.event.conversation();
@@ -395,6 +673,21 @@ impl Client {
                 continue;
             }
             let signed = e.verify().is_ok();
+            let org = match &e.event {
+                AuditEvent::Release { org, .. } | AuditEvent::PolicyChange { org, .. } => {
+                    Some(org.as_str())
+                }
+                _ => None,
+            };
+            let key = (org.map(str::to_owned), conv);
+            let allowed = match signers.get(&key) {
+                Some(a) => a,
+                None => {
+                    let a = self.allowed_signers(org, conv).await?;
+                    signers.entry(key).or_insert(a)
+                }
+            };
+            let signer_allowed = signed && e.check_signer(allowed).is_ok();
             let included = if verify {
                 Some(self.check_inclusion(e, index, &head).await.is_ok())
             } else {
@@ -402,8 +695,13 @@ impl Client {
             };
             lines.push(AuditLine {
                 index,
-                text: crate::client::describe_notice(e, signed),
+                text: crate::client::describe_notice(
+                    e,
+                    signer_allowed,
+                    crate::client::audience_of(&self.account),
+                ),
                 signed,
+                signer_allowed,
                 included,
             });
         }
@@ -411,6 +709,7 @@ impl Client {
         Ok(AuditReport {
             size: head.size,
             consistent_with_pinned: consistent,
+            witnessed,
             entries: lines,
             releases,
         })
@@ -483,27 +782,38 @@ impl Client {
     /// # Errors
     /// [`ClientError::Invalid`] for an unknown consent; relay errors.
     pub async fn revoke_consent(&mut self, consent: &TokenId) -> Result<u64> {
-        let mut all: BTreeMap<String, ConsentRecord> =
+        let all: BTreeMap<String, ConsentRecord> =
             self.account.get_cbor(CONSENTS)?.unwrap_or_default();
-        let rec = all.get_mut(&consent.to_string()).ok_or_else(|| {
+        let rec = all.get(&consent.to_string()).ok_or_else(|| {
             ClientError::Invalid(format!(
                 "no consent {consent}; `sealdesk consent list` shows yours"
             ))
         })?;
+        let conversation = rec.token.conversation;
         let entry = AuditEntry::sign(
             self.account.keys(),
             AuditEvent::ConsentRevocation {
-                conversation: rec.token.conversation,
+                conversation,
                 consent: *consent,
             },
             now(),
         );
-        let index = match self.session.request(Request::AppendAudit(entry)).await? {
+        let index = match self
+            .session
+            .request(Request::AppendAudit(entry.clone()))
+            .await?
+        {
             Response::Appended { index, head } => {
-                head.verify(&self.session.welcome().log_key)?;
+                // Say "revoked" only once the revocation is proven to be in the log.
+                self.confirm_appended(&entry, index, &head).await?;
                 index
             }
             other => return Err(unexpected("AppendAudit", &other)),
+        };
+        let mut all: BTreeMap<String, ConsentRecord> =
+            self.account.get_cbor(CONSENTS)?.unwrap_or_default();
+        let Some(rec) = all.get_mut(&consent.to_string()) else {
+            return Err(ClientError::Invalid(format!("no consent {consent}")));
         };
         rec.revoked = true;
         self.account.put_cbor(CONSENTS, &all)?;
@@ -633,6 +943,7 @@ impl Client {
     /// Relay and storage errors (a refused request is an outcome, not an error).
     pub async fn trustee_pending(&mut self) -> Result<Vec<TrusteeOutcome>> {
         self.account.require(Role::Trustee, "trustee serve")?;
+        self.witness_cosign().await?;
         let pending = match self.session.request(Request::PendingReleases).await? {
             Response::Releases(p) => p,
             other => return Err(unexpected("PendingReleases", &other)),
@@ -658,9 +969,14 @@ impl Client {
             report(&o);
         }
         tokio::pin!(stop);
+        let mut witness = tokio::time::interval(WITNESS_INTERVAL);
+        witness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = &mut stop => return Ok(()),
+                _ = witness.tick() => {
+                    self.witness_cosign().await?;
+                }
                 push = self.session.next_push() => {
                     let Some(push) = push else {
                         return Err(ClientError::Closed(self.session.closed()));
@@ -705,7 +1021,9 @@ impl Client {
         }
         match self.trustee_decide(&p, existing.as_ref()).await {
             Ok(()) => Ok(outcome("released")),
-            Err(e) if is_transient(&e) => Err(e),
+            // A relay that lied about the log is not a reason to refuse the request: stop
+            // loudly, keep the persisted stage, and resume (re-append) on the next run.
+            Err(e) if is_transient(&e) || is_log_fault(&e) => Err(e),
             Err(e) => {
                 let reason = match &e {
                     ClientError::Protocol(sealdesk_protocol::Error::Refused(r)) => r.to_string(),
@@ -783,7 +1101,7 @@ impl Client {
                 .get(&id.to_string())
                 .is_some_and(|req| *req != this_request)
         };
-        // Only the consent's signer may revoke it (DESIGN.md §4): a revocation entry signed by
+        // Only the consent's signer may revoke it (docs/design.md §4.4): a revocation entry signed by
         // anyone else, or naming another conversation, is ignored.
         let is_revoked = |id: &TokenId| match &r.justification {
             Justification::Consent(c) if c.id == *id => {
@@ -860,10 +1178,15 @@ impl Client {
                             },
                             now(),
                         );
-                        match self.session.request(Request::AppendAudit(entry)).await? {
+                        match self
+                            .session
+                            .request(Request::AppendAudit(entry.clone()))
+                            .await?
+                        {
                             Response::Appended { index, head } => {
                                 fail_point("after-append");
-                                head.verify(&self.session.welcome().log_key)?;
+                                // No share leaves before the entry is proven to be logged.
+                                self.confirm_appended(&entry, index, &head).await?;
                                 index
                             }
                             other => return Err(unexpected("AppendAudit", &other)),
@@ -879,6 +1202,9 @@ impl Client {
                 stage: TrusteeStage::Logged { index },
             },
         )?;
+        // Witness a head holding the entry before any share leaves: this trustee will never
+        // cosign a log without it, so no reader can be shown one with a quorum.
+        self.witness_cosign().await?;
         fail_point("before-shares");
         match self
             .session
@@ -923,12 +1249,15 @@ impl Client {
                 && e.signer == me
             {
                 // `entries` stops at `head.size`, so this stays below it.
-                return from.checked_add(i as u64).map(Some).ok_or_else(|| {
-                    ClientError::ImpossibleNumber {
-                        what: "audit entry index",
-                        detail: format!("entry {i} after {from} is past the largest index"),
-                    }
-                });
+                let index =
+                    from.checked_add(i as u64)
+                        .ok_or_else(|| ClientError::ImpossibleNumber {
+                            what: "audit entry index",
+                            detail: format!("entry {i} after {from} is past the largest index"),
+                        })?;
+                // The listing alone proves nothing: the entry must be in the pinned head.
+                self.confirm_appended(e, index, &head).await?;
+                return Ok(Some(index));
             }
         }
         Ok(None)
@@ -1326,6 +1655,16 @@ impl Client {
              `sealdesk consent grant`, or pass the token itself"
         )))
     }
+}
+
+/// A [`LogError`] as a client error.
+fn log_error(e: LogError) -> ClientError {
+    ClientError::Protocol(sealdesk_protocol::Error::Audit(e))
+}
+
+/// Whether `e` is a relay's lie about the audit log (see [`LogError`]).
+pub fn is_log_fault(e: &ClientError) -> bool {
+    matches!(e, ClientError::Protocol(sealdesk_protocol::Error::Audit(_)))
 }
 
 /// The typed error for a master asking for a transcript nothing released.

@@ -559,12 +559,17 @@ async fn run(cli: Cli) -> Result<Option<Output>> {
                     _ => "tree head pinned now (first check)",
                 }
             );
+            for (org, n) in &r.witnessed {
+                text.push_str(&format!(
+                    "tree head witnessed by {n} trustee(s) of {org} (fresh cosignatures)\n"
+                ));
+            }
             text.push_str(&audit_text(&r));
-            if r.entries
-                .iter()
-                .any(|e| e.included == Some(false) || !e.signed)
-            {
-                bail!("{text}the audit log failed verification: entries above are not proven");
+            if !r.verified() {
+                bail!(
+                    "{text}the audit log failed verification: entries above are not genuine, \
+                     not proven, or contradict each other"
+                );
             }
             Output::new(text.trim_end().to_owned(), serde_json::to_value(&r)?)
         }
@@ -1270,7 +1275,7 @@ fn audit_text(r: &sealdesk_client::escrow::AuditReport) -> String {
     let group_of = |index: u64| {
         r.releases
             .iter()
-            .position(|g| g.notice.indexes.contains(&index) || g.notice.failed.contains(&index))
+            .position(|g| g.notice.all_indexes().contains(&index))
     };
     let mut shown = std::collections::BTreeSet::new();
     let mut text = String::new();
@@ -1297,6 +1302,16 @@ fn audit_text(r: &sealdesk_client::escrow::AuditReport) -> String {
                 "    #{i} released by {name}: signed by a trustee{}\n",
                 proof(included(*i))
             ));
+        }
+        for v in &group.notice.contradicting {
+            for (name, i) in v.trustees.iter().zip(&v.indexes) {
+                text.push_str(&format!(
+                    "    #{i} by {name}: CONTRADICTS other entries of this release (says {}; \
+                     not counted with them){}\n",
+                    v.epochs,
+                    proof(included(*i))
+                ));
+            }
         }
         for i in &group.notice.failed {
             text.push_str(&format!(

@@ -6,11 +6,16 @@
 //! this justification, because these trustees released. This module turns the entries into
 //! that one notice and words it for its reader.
 //!
-//! Each entry is still verified on its own by the caller (signature, signer a trustee of the
-//! org, conversation, inclusion in the audit log): a [`ReleaseNotice`] is built from entries
-//! with their verdicts, counts as released only the trustees whose entries verified, and says
-//! which entries failed. A request that never reached the trustee threshold reads "requested,
-//! not opened", never "opened".
+//! Each entry is still verified on its own by the caller ([`counts_as_release`]: signature,
+//! release of the policy's org, signer a trustee of it, conversation; then inclusion in the
+//! audit log): a [`ReleaseNotice`] is built from entries with their verdicts, counts as
+//! released only the distinct trustee keys whose entries verified, and says which entries
+//! failed. Verified entries of one request that say different things (other epochs, org,
+//! conversation or justification) are kept apart and counted apart: the request opened if one
+//! of them reached the threshold, and the others are named as contradicting it. A request
+//! that never reached the trustee threshold reads "not opened as far as the entries received
+//! show", never "opened" — and never "not opened" as a fact: the relay may have withheld
+//! entries.
 //!
 //! ```text
 //!   entry (trustee-1, request R) ─┐
@@ -23,6 +28,7 @@ use std::collections::HashMap;
 use sealdesk_protocol::{
     audit::{AuditEntry, AuditEvent, ReleaseBasis},
     ids::{ConversationId, EpochRange},
+    keys::SigningPublicKey,
     policy::VerifiedPolicy,
 };
 use serde::{Deserialize, Serialize};
@@ -76,8 +82,12 @@ pub struct ReleaseNotice {
     pub epochs: EpochRange,
     /// What justified it.
     pub ground: ReleaseGround,
-    /// The trustees whose entries verified, in the order their entries arrived.
+    /// The trustees whose verified entries say the above, by name, in the order their entries
+    /// arrived.
     pub trustees: Vec<String>,
+    /// Their signing keys, in the same order: what is counted (a key counts once, under
+    /// whatever name).
+    pub trustee_keys: Vec<SigningPublicKey>,
     /// How many trustees must release for the epochs to open (0 if the policy is unknown).
     pub threshold: u8,
     /// How many trustees the policy has (0 if unknown).
@@ -88,6 +98,87 @@ pub struct ReleaseNotice {
     pub failed: Vec<u64>,
     /// Entries delivered again (the same trustee's release seen before): not new openings.
     pub repeats: u32,
+    /// Verified entries of the same request that say something else than the above (other
+    /// epochs, org, conversation or justification), grouped by what they say. They contradict
+    /// the entries above and are not counted with them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contradicting: Vec<ReleaseVersion>,
+}
+
+/// What some verified entries of one release request say, and who signed them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseVersion {
+    /// The org.
+    pub org: String,
+    /// The conversation.
+    pub conversation: ConversationId,
+    /// The epochs.
+    pub epochs: EpochRange,
+    /// The justification.
+    pub ground: ReleaseGround,
+    /// The trustees, by name, in arrival order.
+    pub trustees: Vec<String>,
+    /// Their signing keys, in the same order (distinct).
+    pub trustee_keys: Vec<SigningPublicKey>,
+    /// Audit-log indexes of their entries, in the same order.
+    pub indexes: Vec<u64>,
+}
+
+impl ReleaseVersion {
+    fn same_content(&self, other: &Self) -> bool {
+        self.org == other.org
+            && self.conversation == other.conversation
+            && self.epochs == other.epochs
+            && self.ground == other.ground
+    }
+
+    /// Adds `other`'s trustees (same content); returns how many were counted already.
+    fn merge(&mut self, other: &Self) -> u32 {
+        let mut repeats = 0;
+        for ((name, key), index) in other
+            .trustees
+            .iter()
+            .zip(&other.trustee_keys)
+            .zip(&other.indexes)
+        {
+            if self.trustee_keys.contains(key) {
+                repeats += 1;
+            } else {
+                self.trustees.push(name.clone());
+                self.trustee_keys.push(*key);
+                self.indexes.push(*index);
+            }
+        }
+        repeats
+    }
+}
+
+/// Whether a release entry counts towards its request, short of the audit-log inclusion
+/// proof (which the caller checks where it has the log): its signature verifies, it is a
+/// release of `policy`'s org, one of `policy`'s trustees signed it, and — when
+/// `conversation` is given — it is about that conversation. Without a policy nothing counts.
+/// Every place that counts release entries (the live notice, `audit`, a transcript's header)
+/// uses this one check.
+pub fn counts_as_release(
+    entry: &AuditEntry,
+    policy: Option<&VerifiedPolicy>,
+    conversation: Option<&ConversationId>,
+) -> bool {
+    let Some(p) = policy else {
+        return false;
+    };
+    let AuditEvent::Release {
+        org,
+        conversation: about,
+        ..
+    } = &entry.event
+    else {
+        return false;
+    };
+    *org == p.org
+        && conversation.is_none_or(|c| c == about)
+        && p.trustee_index(&entry.signer).is_some()
+        && entry.verify().is_ok()
 }
 
 impl ReleaseNotice {
@@ -136,10 +227,10 @@ impl ReleaseNotice {
             })
             .map(|c| c.name.clone())
             .unwrap_or_else(|| crate::client::short_key(&entry.signer));
-        let (trustees, indexes, failed) = if verified {
-            (vec![trustee], vec![index], Vec::new())
+        let (trustees, trustee_keys, indexes, failed) = if verified {
+            (vec![trustee], vec![entry.signer], vec![index], Vec::new())
         } else {
-            (Vec::new(), Vec::new(), vec![index])
+            (Vec::new(), Vec::new(), Vec::new(), vec![index])
         };
         Some(Self {
             request: hex::encode(request_hash),
@@ -148,11 +239,13 @@ impl ReleaseNotice {
             epochs: *epochs,
             ground,
             trustees,
+            trustee_keys,
             threshold: policy.map_or(0, |p| p.trustee_threshold),
             of: policy.map_or(0, |p| u8::try_from(p.trustees.len()).unwrap_or(u8::MAX)),
             indexes,
             failed,
             repeats: 0,
+            contradicting: Vec::new(),
         })
     }
 
@@ -160,6 +253,7 @@ impl ReleaseNotice {
     #[must_use]
     pub fn as_repeat(mut self) -> Self {
         self.trustees.clear();
+        self.trustee_keys.clear();
         self.indexes.clear();
         self.repeats = 1;
         self
@@ -170,37 +264,41 @@ impl ReleaseNotice {
         self.request == other.request
     }
 
-    /// Folds another notice of the same request into this one. A verified entry whose event
-    /// says something else than the group's (other epochs, org, conversation or justification
-    /// under the same request hash) is counted as failed, not as a release; a trustee counted
-    /// already is a repeat.
+    /// What the notice's own (counted) entries say.
+    fn main_version(&self) -> ReleaseVersion {
+        ReleaseVersion {
+            org: self.org.clone(),
+            conversation: self.conversation,
+            epochs: self.epochs,
+            ground: self.ground.clone(),
+            trustees: self.trustees.clone(),
+            trustee_keys: self.trustee_keys.clone(),
+            indexes: self.indexes.clone(),
+        }
+    }
+
+    fn set_main(&mut self, v: ReleaseVersion) {
+        self.org = v.org;
+        self.conversation = v.conversation;
+        self.epochs = v.epochs;
+        self.ground = v.ground;
+        self.trustees = v.trustees;
+        self.trustee_keys = v.trustee_keys;
+        self.indexes = v.indexes;
+    }
+
+    fn reaches_threshold(&self, keys: usize) -> bool {
+        self.threshold > 0 && keys >= usize::from(self.threshold)
+    }
+
+    /// Folds another notice of the same request into this one. Verified entries are grouped
+    /// by what they say (org, conversation, epochs, justification) and each group counts its
+    /// distinct trustee keys; a trustee key counted already in its group is a repeat. The
+    /// notice describes the first group that reaches the threshold, else the one with the
+    /// most trustees (the earliest on a tie); the other groups are kept as contradicting it.
     pub fn absorb(&mut self, other: &Self) {
         if !self.same_request(other) {
             return;
-        }
-        let consistent = self.org == other.org
-            && self.conversation == other.conversation
-            && self.epochs == other.epochs
-            && self.ground == other.ground;
-        if self.trustees.is_empty() && !other.trustees.is_empty() {
-            // The group so far holds only failed entries: the first verified one describes it.
-            self.org.clone_from(&other.org);
-            self.conversation = other.conversation;
-            self.epochs = other.epochs;
-            self.ground = other.ground.clone();
-        } else if !consistent {
-            self.failed.extend(&other.indexes);
-            self.failed.extend(&other.failed);
-            self.repeats += other.repeats;
-            return;
-        }
-        for (name, index) in other.trustees.iter().zip(&other.indexes) {
-            if self.trustees.contains(name) {
-                self.repeats += 1;
-            } else {
-                self.trustees.push(name.clone());
-                self.indexes.push(*index);
-            }
         }
         self.failed.extend(&other.failed);
         self.repeats += other.repeats;
@@ -208,16 +306,61 @@ impl ReleaseNotice {
             self.threshold = other.threshold;
             self.of = other.of;
         }
+        let mut versions = vec![self.main_version()];
+        versions.append(&mut self.contradicting);
+        let incoming = std::iter::once(other.main_version()).chain(other.contradicting.clone());
+        for v in incoming.filter(|v| !v.trustee_keys.is_empty()) {
+            match versions.iter_mut().find(|x| x.same_content(&v)) {
+                Some(x) => self.repeats += x.merge(&v),
+                None => versions.push(v),
+            }
+        }
+        // A main group of failed entries only describes the request until a verified entry
+        // arrives.
+        if versions.len() > 1 && versions[0].trustee_keys.is_empty() {
+            versions.remove(0);
+        }
+        let mut best = 0;
+        let score = |v: &ReleaseVersion| {
+            (
+                self.reaches_threshold(v.trustee_keys.len()),
+                v.trustee_keys.len(),
+            )
+        };
+        for (i, v) in versions.iter().enumerate() {
+            if score(v) > score(&versions[best]) {
+                best = i;
+            }
+        }
+        let main = versions.remove(best);
+        self.set_main(main);
+        self.contradicting = versions;
     }
 
-    /// Whether enough verified trustee entries arrived for the epochs to open.
+    /// Whether enough distinct trustees' verified entries saying the same thing arrived for
+    /// the epochs to open.
     pub fn opened(&self) -> bool {
-        self.threshold > 0 && self.trustees.len() >= usize::from(self.threshold)
+        self.reaches_threshold(self.trustee_keys.len())
     }
 
-    /// Whether the notice can be shown as genuine: at least one verified entry and none failed.
+    /// Whether the notice can be shown as genuine: at least one verified entry, none failed,
+    /// and none contradicting the others.
     pub fn genuine(&self) -> bool {
-        !self.trustees.is_empty() && self.failed.is_empty()
+        !self.trustee_keys.is_empty() && self.failed.is_empty() && self.contradicting.is_empty()
+    }
+
+    /// Audit-log indexes of every entry of the request: counted, contradicting, failed.
+    pub fn all_indexes(&self) -> Vec<u64> {
+        let mut all: Vec<u64> = self
+            .indexes
+            .iter()
+            .chain(self.contradicting.iter().flat_map(|v| &v.indexes))
+            .chain(&self.failed)
+            .copied()
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
     }
 
     /// The notice in plain words for `audience`; `chat` names the conversation ("this chat").
@@ -227,34 +370,15 @@ impl ReleaseNotice {
             Audience::Customer | Audience::Other => self.org.clone(),
         };
         let epochs = self.epochs;
-        let under = match (&self.ground, audience) {
-            (ReleaseGround::Consent { issued_at, .. }, Audience::Customer) => {
-                format!("under your consent of {}", day_month(*issued_at))
-            }
-            (ReleaseGround::Consent { issued_at, .. }, Audience::Master | Audience::Other) => {
-                format!("under the customer's consent of {}", day_month(*issued_at))
-            }
-            (ReleaseGround::Dispute { ticket, arbiters }, _) if arbiters.is_empty() => {
-                format!("under dispute ticket {ticket}")
-            }
-            (ReleaseGround::Dispute { ticket, arbiters }, _) => format!(
-                "under dispute ticket {ticket}, approved by {} {}",
-                if arbiters.len() == 1 {
-                    "arbiter"
-                } else {
-                    "arbiters"
-                },
-                and_list(arbiters)
-            ),
-        };
-        let mut text = if self.trustees.is_empty() {
+        let under = under_words(&self.ground, audience);
+        let mut text = if self.trustee_keys.is_empty() {
             format!(
                 "a release notice that is NOT GENUINE (not signed by a trustee of the org, or \
                  not proven in the audit log): it claims {org} opened {epochs} of {chat} {under}"
             )
         } else if self.opened() {
             format!(
-                "{org} opened {epochs} of {chat} {under}, released by {} {} ({} of {})",
+                "{org} opened {epochs} of {chat} {under}, released by {} {} (threshold {} of {})",
                 trustee_word(self.trustees.len()),
                 and_list(&self.trustees),
                 self.threshold,
@@ -267,14 +391,39 @@ impl ReleaseNotice {
                 self.threshold.to_string()
             };
             format!(
-                "{org} asked to open {epochs} of {chat} {under}: requested, not opened ({} of \
-                 {needed} trustees; released so far by {} {})",
+                "{org} asked to open {epochs} of {chat} {under}: not opened as far as the \
+                 entries received show ({} of {needed} trustees; released so far by {} {})",
                 self.trustees.len(),
                 trustee_word(self.trustees.len()),
                 and_list(&self.trustees)
             )
         };
-        if !self.trustees.is_empty() && !self.failed.is_empty() {
+        for v in &self.contradicting {
+            let org = match audience {
+                Audience::Master => format!("{} (you)", v.org),
+                Audience::Customer | Audience::Other => v.org.clone(),
+            };
+            let other_chat = if v.conversation == self.conversation {
+                chat.to_owned()
+            } else {
+                chat_name(audience, &v.conversation)
+            };
+            text.push_str(&format!(
+                " — {} by {} {} {} other entries of this release (it says {org} opens {} of \
+                 {other_chat} {}; not counted with them)",
+                audit_refs(&v.indexes),
+                trustee_word(v.trustees.len()),
+                and_list(&v.trustees),
+                if v.indexes.len() == 1 {
+                    "contradicts"
+                } else {
+                    "contradict"
+                },
+                v.epochs,
+                under_words(&v.ground, audience)
+            ));
+        }
+        if !self.trustee_keys.is_empty() && !self.failed.is_empty() {
             text.push_str(&format!(
                 " — {} more {} of this release NOT GENUINE (not signed by a trustee of the org, \
                  or not proven in the audit log; not counted): {}",
@@ -308,10 +457,10 @@ pub struct AuditRelease {
 }
 
 impl Client {
-    /// Groups the release entries among `lines` (the audit report's, each already checked
-    /// for its signature and, with `--verify`, its inclusion) by release request. An entry
-    /// counts only if it is signed, not disproven, and signed by a trustee of the org's
-    /// policy; the others are named in the group as failed.
+    /// Groups the release entries among `lines` (the audit report's, each checked, with
+    /// `--verify`, for its inclusion) by release request. An entry counts only if it passes
+    /// [`counts_as_release`] against the org's policy and its inclusion was not disproven;
+    /// the others are named in the group as failed.
     ///
     /// # Errors
     /// Transport errors while fetching a policy (a policy that fails its checks leaves the
@@ -343,9 +492,7 @@ impl Client {
                 policies.insert(org.clone(), p);
             }
             let policy = policies.get(org).and_then(Option::as_ref);
-            let verified = line.signed
-                && line.included != Some(false)
-                && policy.is_some_and(|p| p.trustee_index(&e.signer).is_some());
+            let verified = line.included != Some(false) && counts_as_release(e, policy, None);
             notices.extend(ReleaseNotice::from_entry(line.index, e, verified, policy));
         }
         Ok(group(notices)
@@ -391,11 +538,7 @@ pub fn group_entries<'a>(
     policy: Option<&VerifiedPolicy>,
 ) -> Vec<ReleaseNotice> {
     group(entries.into_iter().filter_map(|(index, e)| {
-        let verified = e.verify().is_ok()
-            && policy.is_some_and(|p| {
-                p.trustee_index(&e.signer).is_some()
-                    && matches!(&e.event, AuditEvent::Release { org, .. } if *org == p.org)
-            });
+        let verified = counts_as_release(e, policy, None);
         ReleaseNotice::from_entry(index, e, verified, policy)
     }))
 }
@@ -405,17 +548,11 @@ pub fn group_entries<'a>(
 /// audit indexes of its entries. Entries are checked offline (signature, signer a trustee of
 /// the newest policy the released records were made under).
 pub fn transcript_releases(t: &Transcript) -> Vec<String> {
-    let policy = t
-        .policies
-        .iter()
-        .max_by_key(|p| p.version)
-        .and_then(|p| p.clone().verify().ok());
+    let policy = transcript_policy(t);
     group_entries(t.releases.iter().map(|(i, e)| (*i, e)), policy.as_ref())
         .iter()
         .map(|r| {
-            let mut refs: Vec<u64> = r.indexes.iter().chain(&r.failed).copied().collect();
-            refs.sort_unstable();
-            let refs: Vec<String> = refs.iter().map(|i| format!("#{i}")).collect();
+            let refs: Vec<String> = r.all_indexes().iter().map(|i| format!("#{i}")).collect();
             format!(
                 "{} [audit {}]",
                 r.describe(Audience::Master, "this conversation"),
@@ -425,22 +562,57 @@ pub fn transcript_releases(t: &Transcript) -> Vec<String> {
         .collect()
 }
 
-/// "2 Dec" (UTC) for Unix seconds.
+/// The policy a transcript's release entries are checked against: the newest policy the
+/// released records were made under, if it verifies.
+pub fn transcript_policy(t: &Transcript) -> Option<VerifiedPolicy> {
+    t.policies
+        .iter()
+        .max_by_key(|p| p.version)
+        .and_then(|p| p.clone().verify().ok())
+}
+
+/// "2 Dec 2026" (UTC) for Unix seconds.
 pub fn day_month(secs: u64) -> String {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     // `fmt_time` is "YYYY-MM-DD HH:MM:SS": reuse its calendar arithmetic.
     let full = crate::chat::fmt_time(secs);
-    let month = full
-        .get(5..7)
+    let mut date = full.split(' ').next().unwrap_or_default().splitn(3, '-');
+    let (year, month, day) = (date.next(), date.next(), date.next());
+    let month = month
         .and_then(|m| m.parse::<usize>().ok())
         .and_then(|m| m.checked_sub(1))
         .and_then(|m| MONTHS.get(m));
-    let day = full.get(8..10).and_then(|d| d.parse::<u8>().ok());
-    match (day, month) {
-        (Some(d), Some(m)) => format!("{d} {m}"),
+    let day = day.and_then(|d| d.parse::<u8>().ok());
+    match (day, month, year) {
+        (Some(d), Some(m), Some(y)) => format!("{d} {m} {y}"),
         _ => full,
+    }
+}
+
+/// "under your consent of 2 Dec 2026" (the customer), "under the customer's consent of …"
+/// (anyone else), "under dispute ticket …, approved by arbiters …".
+fn under_words(ground: &ReleaseGround, audience: Audience) -> String {
+    match (ground, audience) {
+        (ReleaseGround::Consent { issued_at, .. }, Audience::Customer) => {
+            format!("under your consent of {}", day_month(*issued_at))
+        }
+        (ReleaseGround::Consent { issued_at, .. }, Audience::Master | Audience::Other) => {
+            format!("under the customer's consent of {}", day_month(*issued_at))
+        }
+        (ReleaseGround::Dispute { ticket, arbiters }, _) if arbiters.is_empty() => {
+            format!("under dispute ticket {ticket}")
+        }
+        (ReleaseGround::Dispute { ticket, arbiters }, _) => format!(
+            "under dispute ticket {ticket}, approved by {} {}",
+            if arbiters.len() == 1 {
+                "arbiter"
+            } else {
+                "arbiters"
+            },
+            and_list(arbiters)
+        ),
     }
 }
 
@@ -468,8 +640,16 @@ fn audit_refs(indexes: &[u64]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
+    use sealdesk_protocol::keys::IdentityKeys;
 
-    fn notice(trustee: &str, index: u64, verified: bool) -> ReleaseNotice {
+    /// The signing key of trustee `n` (fixed per `n`).
+    fn key(n: u8) -> SigningPublicKey {
+        IdentityKeys::generate(&mut rand::rngs::ChaCha20Rng::from_seed([n; 32])).signing_public()
+    }
+
+    /// One entry's notice: trustee `name` signing with key `k`.
+    fn entry(name: &str, k: u8, index: u64, verified: bool) -> ReleaseNotice {
         ReleaseNotice {
             request: "ab".repeat(32),
             org: "acme".into(),
@@ -481,16 +661,24 @@ mod tests {
                 issued_at: 1_796_205_600,
             },
             trustees: if verified {
-                vec![trustee.into()]
+                vec![name.into()]
             } else {
                 Vec::new()
             },
+            trustee_keys: if verified { vec![key(k)] } else { Vec::new() },
             threshold: 2,
             of: 3,
             indexes: if verified { vec![index] } else { Vec::new() },
             failed: if verified { Vec::new() } else { vec![index] },
             repeats: 0,
+            contradicting: Vec::new(),
         }
+    }
+
+    /// Trustee `tN` with its own key `N`.
+    fn notice(trustee: &str, index: u64, verified: bool) -> ReleaseNotice {
+        let k = trustee.trim_start_matches('t').parse::<u8>().unwrap_or(0);
+        entry(trustee, k, index, verified)
     }
 
     #[test]
@@ -500,25 +688,50 @@ mod tests {
         assert!(g[0].opened() && g[0].genuine());
         assert_eq!(
             g[0].describe(Audience::Customer, "this chat"),
-            "acme opened epochs 0–1 of this chat under your consent of 2 Dec, released by \
-             trustees t1 and t2 (2 of 3)"
+            "acme opened epochs 0–1 of this chat under your consent of 2 Dec 2026, released by \
+             trustees t1 and t2 (threshold 2 of 3)"
         );
         assert!(
             g[0].describe(Audience::Other, "chat x")
-                .contains("under the customer's consent of 2 Dec")
+                .contains("under the customer's consent of 2 Dec 2026")
         );
     }
 
     #[test]
-    fn one_trustee_reads_requested_not_opened() {
+    fn one_trustee_reads_not_opened_as_far_as_received() {
         let g = group([notice("t1", 4, true)]);
         let text = g[0].describe(Audience::Customer, "this chat");
         assert!(!g[0].opened());
         assert!(
-            text.contains("requested, not opened (1 of 2 trustees"),
+            text.contains(
+                "not opened as far as the entries received show (1 of 2 trustees; released so \
+                 far by trustee t1)"
+            ),
             "{text}"
         );
+        assert!(!text.contains("requested, not opened"), "{text}");
         assert!(!text.contains(" opened epoch"), "{text}");
+    }
+
+    #[test]
+    fn one_key_under_two_names_counts_once() {
+        // The same trustee key, named differently (another policy version, an unknown key
+        // shown by its short form): one trustee, not two.
+        let g = group([entry("t1", 1, 4, true), entry("trustee-one", 1, 5, true)]);
+        assert_eq!(g.len(), 1);
+        assert_eq!(g[0].trustee_keys, [key(1)]);
+        assert_eq!(g[0].trustees, ["t1"]);
+        assert_eq!(g[0].repeats, 1);
+        assert!(!g[0].opened(), "one key counted as two trustees");
+        // A second distinct key reaches the threshold.
+        let g = group([
+            entry("t1", 1, 4, true),
+            entry("trustee-one", 1, 5, true),
+            entry("t1", 2, 6, true),
+        ]);
+        assert!(g[0].opened());
+        assert_eq!(g[0].trustee_keys, [key(1), key(2)]);
+        assert_eq!(g[0].indexes, [4, 6]);
     }
 
     #[test]
@@ -548,7 +761,64 @@ mod tests {
         other.epochs = EpochRange { first: 0, last: 9 };
         let g = group([notice("t1", 4, true), other]);
         assert_eq!(g[0].trustees, ["t1"]);
-        assert_eq!(g[0].failed, [5]);
+        assert_eq!(g[0].contradicting.len(), 1);
+        assert_eq!(g[0].contradicting[0].indexes, [5]);
+        assert!(!g[0].opened() && !g[0].genuine());
+    }
+
+    /// A misbehaving trustee signs an entry with the request's hash but other epochs, and it
+    /// arrives first: the two honest entries still open the release as they say, and the odd
+    /// one is named as contradicting them — not the honest ones as failed.
+    #[test]
+    fn a_contradicting_entry_arriving_first_does_not_decide_the_release() {
+        let mut odd = notice("t3", 3, true);
+        odd.epochs = EpochRange { first: 0, last: 9 };
+        let g = group([odd, notice("t1", 4, true), notice("t2", 5, true)]);
+        assert_eq!(g.len(), 1);
+        let n = &g[0];
+        assert!(n.opened(), "{n:?}");
+        assert_eq!(n.epochs, EpochRange { first: 0, last: 1 });
+        assert_eq!(n.trustees, ["t1", "t2"]);
+        assert!(n.failed.is_empty(), "honest entries counted as failed");
+        assert_eq!(n.contradicting.len(), 1);
+        assert_eq!(n.contradicting[0].trustees, ["t3"]);
+        assert!(!n.genuine());
+        let text = n.describe(Audience::Customer, "this chat");
+        assert!(
+            text.starts_with(
+                "acme opened epochs 0–1 of this chat under your consent of 2 Dec 2026, \
+                 released by trustees t1 and t2 (threshold 2 of 3)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "audit #3 by trustee t3 contradicts other entries of this release (it says \
+                 acme opens epochs 0–9 of this chat"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("NOT GENUINE"), "{text}");
+        assert_eq!(n.all_indexes(), [3, 4, 5]);
+    }
+
+    /// Each group counts only its own trustees: two trustees saying different things do not
+    /// add up to an opening.
+    #[test]
+    fn contradicting_entries_do_not_add_up_to_the_threshold() {
+        let mut odd = notice("t2", 5, true);
+        odd.ground = ReleaseGround::Dispute {
+            ticket: "tk9".into(),
+            arbiters: Vec::new(),
+        };
+        let g = group([notice("t1", 4, true), odd]);
+        assert!(!g[0].opened());
+        let text = g[0].describe(Audience::Other, "chat x");
+        assert!(text.contains("not opened as far as"), "{text}");
+        assert!(
+            text.contains("contradicts other entries of this release") && text.contains("tk9"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -561,19 +831,162 @@ mod tests {
         n.absorb(&{
             let mut m = n.clone();
             m.trustees = vec!["t3".into()];
+            m.trustee_keys = vec![key(3)];
             m.indexes = vec![5];
             m
         });
         assert_eq!(
             n.describe(Audience::Customer, "this chat"),
             "acme opened epochs 0–1 of this chat under dispute ticket tk1, approved by arbiters \
-             arbiter-1 and arbiter-3, released by trustees t1 and t3 (2 of 3)"
+             arbiter-1 and arbiter-3, released by trustees t1 and t3 (threshold 2 of 3)"
         );
     }
 
     #[test]
-    fn months_and_days_are_read_right() {
-        assert_eq!(day_month(0), "1 Jan");
-        assert_eq!(day_month(951_782_400), "29 Feb");
+    fn days_months_and_years_are_read_right() {
+        assert_eq!(day_month(0), "1 Jan 1970");
+        assert_eq!(day_month(951_782_400), "29 Feb 2000");
+        assert_eq!(day_month(1_796_205_600), "2 Dec 2026");
+    }
+
+    #[test]
+    fn an_audit_report_with_a_bad_release_entry_is_not_verified() {
+        use crate::escrow::{AuditLine, AuditReport};
+        let report = |releases: Vec<ReleaseNotice>| AuditReport {
+            size: 9,
+            consistent_with_pinned: Some(true),
+            witnessed: Default::default(),
+            entries: vec![AuditLine {
+                index: 4,
+                text: String::new(),
+                signed: true,
+                signer_allowed: true,
+                included: Some(true),
+            }],
+            releases: releases
+                .into_iter()
+                .map(|notice| AuditRelease {
+                    text: String::new(),
+                    notice,
+                })
+                .collect(),
+        };
+        assert!(report(group([notice("t1", 4, true), notice("t2", 5, true)])).verified());
+        // An entry whose signer may not make an entry of its kind fails the report.
+        let mut wrong_signer = report(group([notice("t1", 4, true), notice("t2", 5, true)]));
+        if let Some(line) = wrong_signer.entries.first_mut() {
+            line.signer_allowed = false;
+        }
+        assert!(!wrong_signer.verified());
+        // Not opened is not a failure: only what is not genuine or contradicts is.
+        assert!(report(group([notice("t1", 4, true)])).verified());
+        assert!(!report(group([notice("t1", 4, true), notice("t2", 5, false)])).verified());
+        let mut odd = notice("t2", 5, true);
+        odd.epochs = EpochRange { first: 3, last: 3 };
+        assert!(!report(group([notice("t1", 4, true), odd])).verified());
+    }
+
+    /// A signed 2-of-3 policy of `org` with trustees "trustee-1..3", the trustees' keys, and
+    /// a release event of `org` about conversation [1; 16].
+    struct Fixture {
+        policy: VerifiedPolicy,
+        trustees: Vec<IdentityKeys>,
+        outsider: IdentityKeys,
+        event: AuditEvent,
+    }
+
+    fn fixture(org: &str) -> Fixture {
+        use sealdesk_protocol::{
+            card::{IdentityCard, Role},
+            ids::TokenId,
+            policy::{OrgPolicy, PolicyParams},
+            release::Scope,
+        };
+        let mut rng = rand::rngs::ChaCha20Rng::from_seed([7; 32]);
+        let master = IdentityKeys::generate(&mut rng);
+        let trustees: Vec<_> = (0..3).map(|_| IdentityKeys::generate(&mut rng)).collect();
+        let card = |k: &IdentityKeys, n: &str, r| IdentityCard::issue(k, n, r, 100).unwrap();
+        let mcard = card(&master, "master", Role::Master);
+        let tcards = trustees
+            .iter()
+            .enumerate()
+            .map(|(i, k)| card(k, &format!("trustee-{}", i + 1), Role::Trustee).into_card())
+            .collect();
+        let mut params = PolicyParams::new(org, tcards, 2, Vec::new(), 0);
+        params.allow_dispute = false;
+        let policy = OrgPolicy::issue(&master, &mcard, params, 100).unwrap();
+        let event = AuditEvent::Release {
+            org: org.into(),
+            request_hash: [3; 32],
+            conversation: ConversationId::from_bytes(&[1; 16]).unwrap(),
+            epochs: EpochRange { first: 0, last: 1 },
+            basis: ReleaseBasis::Consent {
+                id: TokenId::random(&mut rng),
+                scope: Scope::Full,
+                issued_at: 1_796_205_600,
+            },
+            master: master.signing_public(),
+        };
+        Fixture {
+            policy,
+            trustees,
+            outsider: IdentityKeys::generate(&mut rng),
+            event,
+        }
+    }
+
+    /// The one per-entry check: each condition removed would let one of these through.
+    #[test]
+    fn only_a_trustee_signed_release_of_the_policys_org_counts() {
+        let f = fixture("acme");
+        let conv = ConversationId::from_bytes(&[1; 16]).unwrap();
+        let other_conv = ConversationId::from_bytes(&[2; 16]).unwrap();
+        let good = AuditEntry::sign(&f.trustees[0], f.event.clone(), 200);
+        assert!(counts_as_release(&good, Some(&f.policy), Some(&conv)));
+        assert!(counts_as_release(&good, Some(&f.policy), None));
+        // Without a policy, nothing counts.
+        assert!(!counts_as_release(&good, None, Some(&conv)));
+        // Another conversation.
+        assert!(!counts_as_release(
+            &good,
+            Some(&f.policy),
+            Some(&other_conv)
+        ));
+        // Not a trustee.
+        let outsider = AuditEntry::sign(&f.outsider, f.event.clone(), 200);
+        assert!(!counts_as_release(&outsider, Some(&f.policy), None));
+        // Tampered after signing.
+        let mut tampered = good.clone();
+        if let AuditEvent::Release { epochs, .. } = &mut tampered.event {
+            epochs.last = 9;
+        }
+        assert!(!counts_as_release(&tampered, Some(&f.policy), None));
+        // A trustee of acme signing a release of another org: not acme's release.
+        let mut event = f.event.clone();
+        if let AuditEvent::Release { org, .. } = &mut event {
+            *org = "globex".into();
+        }
+        let other_org = AuditEntry::sign(&f.trustees[1], event, 200);
+        assert!(!counts_as_release(&other_org, Some(&f.policy), None));
+        // The offline grouping uses the same check: the other org's entry fails.
+        let g = group_entries([(4, &good), (5, &other_org)], Some(&f.policy));
+        assert_eq!(g.len(), 1);
+        assert_eq!(g[0].indexes, [4]);
+        assert_eq!(g[0].failed, [5]);
+    }
+
+    /// A trustee's entry on its own is worded for its reader: "your consent" only for the
+    /// customer.
+    #[test]
+    fn a_single_entry_is_worded_by_reader() {
+        let f = fixture("acme");
+        let e = AuditEntry::sign(&f.trustees[0], f.event.clone(), 200);
+        let customer = crate::client::describe_notice(&e, true, Audience::Customer);
+        assert!(customer.contains("under your consent"), "{customer}");
+        for audience in [Audience::Master, Audience::Other] {
+            let text = crate::client::describe_notice(&e, true, audience);
+            assert!(text.contains("under the customer's consent"), "{text}");
+            assert!(!text.contains("your consent"), "{text}");
+        }
     }
 }

@@ -293,6 +293,7 @@ impl Client {
                     ))
                 })?;
             let policy = self.policy(&request.org, request.policy_version).await?;
+            let genuine = crate::notice::counts_as_release(e, Some(&policy), None);
             policies.insert(policy.version, policy);
             let proof = match self
                 .session
@@ -310,7 +311,7 @@ impl Client {
                 entry: hex::encode(to_cbor(e)?),
                 request: hex::encode(to_cbor(&request)?),
                 inclusion: hex::encode(to_cbor(&proof)?),
-                text: describe_notice(e, e.verify().is_ok()),
+                text: describe_notice(e, genuine, crate::notice::Audience::Master),
             });
         }
         let mut file = ExportFile {
@@ -1309,7 +1310,7 @@ impl Verifier {
             let at = format!(
                 "release entry #{} ({})",
                 fr.index,
-                describe_notice(entry, true)
+                describe_notice(entry, true, crate::notice::Audience::Other)
             );
             let mut ok = true;
             let AuditEvent::Release {

@@ -519,7 +519,7 @@ async fn a_two_of_three_release_is_one_notice_and_one_audit_group() {
     assert!(*verified, "{text}");
     let expected = format!(
         "acme opened {} of this chat under your consent of {}, released by trustees trustee-1, \
-         trustee-2 and trustee-3 (2 of 3)",
+         trustee-2 and trustee-3 (threshold 2 of 3)",
         token.epochs,
         sealdesk_client::notice::day_month(token.issued_at)
     );
@@ -552,7 +552,7 @@ async fn a_two_of_three_release_is_one_notice_and_one_audit_group() {
         &token.epochs.to_string(),
         "under your consent of",
         "trustee-1, trustee-2 and trustee-3",
-        "(2 of 3)",
+        "(threshold 2 of 3)",
     ] {
         assert!(g.text.contains(part), "{part:?} missing from {:?}", g.text);
     }
@@ -572,7 +572,7 @@ async fn a_two_of_three_release_is_one_notice_and_one_audit_group() {
 /// not opened — never that the chat was opened — in history and in `audit`. When a second
 /// trustee answers, the same notice becomes the opening.
 #[tokio::test]
-async fn a_release_one_trustee_answered_reads_requested_not_opened() {
+async fn a_release_one_trustee_answered_reads_not_opened_as_far_as_received() {
     let mut s = setup().await;
     let token = s
         .carol
@@ -588,7 +588,7 @@ async fn a_release_one_trustee_answered_reads_requested_not_opened() {
     let (text, verified, group) = &n[0];
     assert!(*verified, "the one trustee's entry is genuine: {text}");
     assert!(
-        text.contains("requested, not opened (1 of 2 trustees"),
+        text.contains("not opened as far as the entries received show (1 of 2 trustees"),
         "{text}"
     );
     assert!(!text.contains("acme opened"), "{text}");
@@ -605,12 +605,17 @@ async fn a_release_one_trustee_answered_reads_requested_not_opened() {
         .collect();
     assert_eq!(live, [text.as_str()]);
 
+    // `audit --verify` needs n_e - t_e + 1 = 2 witnesses: trustee-1 witnesses the log without
+    // releasing anything.
+    let mut witness = s.w.reopen("trustee-1").await;
+    witness.witness_cosign().await.unwrap();
+    witness.close().await;
     let report = s.carol.audit(Some(s.conv), true).await.unwrap();
     assert_eq!(report.releases.len(), 1);
     assert!(
         report.releases[0]
             .text
-            .contains("requested, not opened (1 of 2 trustees"),
+            .contains("not opened as far as the entries received show (1 of 2 trustees"),
         "{}",
         report.releases[0].text
     );
@@ -622,7 +627,7 @@ async fn a_release_one_trustee_answered_reads_requested_not_opened() {
     assert_eq!(n.len(), 1, "{n:?}");
     assert!(
         n[0].0
-            .contains("released by trustees trustee-2 and trustee-3 (2 of 3)"),
+            .contains("released by trustees trustee-2 and trustee-3 (threshold 2 of 3)"),
         "{}",
         n[0].0
     );
@@ -674,7 +679,7 @@ async fn the_masters_transcript_header_is_one_line_per_release_in_its_own_words(
     assert_eq!(header.len(), 1, "{header:?}");
     let expected = format!(
         "acme (you) opened {} of this conversation under the customer's consent of {}, released \
-         by trustees trustee-1 and trustee-2 (2 of 3)",
+         by trustees trustee-1 and trustee-2 (threshold 2 of 3)",
         token.epochs,
         sealdesk_client::notice::day_month(token.issued_at)
     );

@@ -606,7 +606,8 @@ async fn duplicated_and_replayed_requests_never_release_twice() {
     );
 
     // trustee-2 dies after its shares went out (its record stays `Logged`), then the relay
-    // re-pushes the answered request: it resumes, the relay says Conflict, no second entry.
+    // re-pushes the answered request: it resumes, the relay answers `already_answered`, no
+    // second entry.
     let run = trustee_once(&s.w, &s.w.url, "trustee-2", Some("after-shares")).await;
     assert_eq!(run.code, Some(FAILPOINT_EXIT_CODE), "{}", run.stderr);
     assert!(matches!(

@@ -13,6 +13,84 @@ use crate::{
     release::Scope,
 };
 
+/// Why a party refused what the relay told it about the audit log. Each is evidence that the
+/// relay lied (or that a party signed something it may not), never a transient fault.
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// The relay answered an append with a tree head too small to hold the entry (an older
+    /// head, the entry never appended).
+    #[error(
+        "the relay said the entry was appended at #{index}, but the tree head it returned holds \
+         only {size} entries: the entry was not logged"
+    )]
+    NotAppended {
+        /// The index the relay claimed.
+        index: u64,
+        /// The size of the head it returned.
+        size: u64,
+    },
+    /// The relay could not prove that an entry it said it appended is in the log.
+    #[error("the relay could not prove that the entry is at #{index} of the log: {reason}")]
+    NotIncluded {
+        /// The index the relay claimed.
+        index: u64,
+        /// Why the proof failed.
+        reason: String,
+    },
+    /// A witness was asked to cosign a head that is not an append-only extension of the last
+    /// head it cosigned (a rolled-back, truncated or forked log).
+    #[error(
+        "refusing to cosign: the tree head offered is not an extension of the head of {old} \
+         entries cosigned before ({reason})"
+    )]
+    NotAnExtension {
+        /// Size of the head cosigned before (0 if none).
+        old: u64,
+        /// What failed.
+        reason: String,
+    },
+    /// A trustee cosigned a head that the head served to this client does not extend: the
+    /// relay shows different parties different logs.
+    #[error(
+        "split view: a trustee cosigned a log of {cosigned} entries that the log of {served} \
+         entries served to you does not extend; the relay shows different histories to \
+         different parties"
+    )]
+    SplitView {
+        /// Size of the cosigned head.
+        cosigned: u64,
+        /// Size of the head served.
+        served: u64,
+    },
+    /// Too few of the org's trustees cosigned the head recently enough.
+    #[error(
+        "the audit log head is witnessed by {have} of the trustees of {org} within the last \
+         {bound_secs} s ({stale} more cosigned too long ago); {need} are needed. The relay may \
+         be hiding entries, or the trustees are not running `sealdesk trustee serve`"
+    )]
+    TooFewCosignatures {
+        /// The org whose trustees witness.
+        org: String,
+        /// Valid, fresh cosignatures on a head the served head extends.
+        have: usize,
+        /// Cosignatures valid but older than the freshness bound.
+        stale: usize,
+        /// How many are needed (`n_e − t_e + 1`).
+        need: usize,
+        /// The freshness bound.
+        bound_secs: u64,
+    },
+    /// An entry is signed by a key that may not make entries of its kind.
+    #[error("{kind} entry signed by a key that may not make it (allowed: {allowed})")]
+    WrongSigner {
+        /// The entry's kind.
+        kind: &'static str,
+        /// Who may sign it.
+        allowed: &'static str,
+    },
+}
+
 /// What a release was justified by, as recorded in the log.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -211,6 +289,63 @@ impl AuditEntry {
     }
 }
 
+/// Who may sign which kind of entry, as far as one reader knows them (DESIGN.md §4): a release
+/// a trustee of the org's policy, a consent revocation the consent's signer (the
+/// conversation's customer), an erasure the customer or the relay's log key, a policy change
+/// the org's master. A party the reader does not know allows nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AllowedSigners {
+    /// The trustees of the org's policy.
+    pub trustees: Vec<SigningPublicKey>,
+    /// The org's master.
+    pub master: Option<SigningPublicKey>,
+    /// The conversation's customer.
+    pub customer: Option<SigningPublicKey>,
+    /// The relay's log key (erasures it performs: retention sweeps, and customer requests it
+    /// carried out).
+    pub log_key: Option<SigningPublicKey>,
+}
+
+impl AuditEntry {
+    /// Checks the signature and that its signer may make an entry of this kind.
+    ///
+    /// # Errors
+    /// [`Error::BadSignature`]; [`LogError::WrongSigner`] for a signer the kind does not allow.
+    pub fn check_signer(&self, allowed: &AllowedSigners) -> Result<()> {
+        self.verify()?;
+        let who = Some(self.signer);
+        let (ok, kind, rule) = match &self.event {
+            AuditEvent::Release { .. } => (
+                allowed.trustees.contains(&self.signer),
+                "release",
+                "a trustee of the org's policy",
+            ),
+            AuditEvent::ConsentRevocation { .. } => (
+                who == allowed.customer,
+                "consent revocation",
+                "the customer who signed the consent",
+            ),
+            AuditEvent::Erasure { .. } => (
+                who == allowed.customer || who == allowed.log_key,
+                "erasure",
+                "the conversation's customer or the relay's log key",
+            ),
+            AuditEvent::PolicyChange { .. } => {
+                (who == allowed.master, "policy change", "the org's master")
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(LogError::WrongSigner {
+                kind,
+                allowed: rule,
+            }
+            .into())
+        }
+    }
+}
+
 /// The relay's signed statement of the log's size and root.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct SignedTreeHead {
@@ -260,6 +395,145 @@ impl SignedTreeHead {
             return Err(Error::BadSignature("tree head (unexpected log key)"));
         }
         log_key.verify(&self.signed_bytes(), &self.signature, "tree head")
+    }
+}
+
+/// How old, in seconds, a witness cosignature may be for a client to accept the head it covers
+/// (see [`WitnessedHead::fresh_cosignatures`]). A relay can keep a party on an old view of the
+/// log for at most this long; trustees running `sealdesk trustee serve` cosign far more often.
+pub const WITNESS_FRESHNESS_SECS: u64 = 15 * 60;
+
+/// How far ahead of the reader's clock a cosignature's timestamp may be (clock skew).
+pub const WITNESS_MAX_SKEW_SECS: u64 = 5 * 60;
+
+/// How many of `n` trustees with release threshold `t` must cosign a head: `n − t + 1`, so that
+/// every set of `t` trustees that can release shares at least one trustee with every set of
+/// cosigners.
+pub fn witnesses_needed(n: usize, t: usize) -> usize {
+    n.saturating_sub(t).saturating_add(1)
+}
+
+/// A witness's statement: "at `timestamp` I had seen the log named by `log_key` at `size`
+/// entries with `root`, and every head I cosigned before is a prefix of it". Trustees are the
+/// witnesses (DESIGN.md §4 "Witnesses"); each cosigns only append-only extensions of the last
+/// head it cosigned, so two parties shown different histories cannot both get a quorum.
+///
+/// Signed bytes (`codec::Writer`):
+///
+/// | field     | bytes                                   |
+/// |-----------|-----------------------------------------|
+/// | label     | `u16` length + `sealdesk/v1/cosignature` |
+/// | log_key   | 32                                      |
+/// | size      | `u64` big-endian                        |
+/// | root      | 32                                      |
+/// | timestamp | `u64` big-endian (witness's clock)      |
+/// | witness   | 32 (the witness's signing key)          |
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Cosignature {
+    /// The witness (a trustee's signing key).
+    pub witness: SigningPublicKey,
+    /// The log's key (the relay's).
+    pub log_key: SigningPublicKey,
+    /// The tree size cosigned.
+    pub size: u64,
+    /// The Merkle root at that size.
+    #[serde(with = "serde_bytes")]
+    pub root: [u8; 32],
+    /// When the witness cosigned (its clock).
+    pub timestamp: u64,
+    /// The witness's signature.
+    pub signature: Signature,
+}
+
+impl Cosignature {
+    /// Cosigns `head` (whose signature and consistency the witness has checked).
+    pub fn sign(witness: &IdentityKeys, head: &SignedTreeHead, timestamp: u64) -> Self {
+        let mut c = Cosignature {
+            witness: witness.signing_public(),
+            log_key: head.log_key,
+            size: head.size,
+            root: head.root,
+            timestamp,
+            signature: Signature::placeholder(),
+        };
+        c.signature = witness.sign(&c.signed_bytes());
+        c
+    }
+
+    /// The canonical bytes the signature covers (see the table above).
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::with_label(labels::COSIGNATURE);
+        w.fixed(self.log_key.as_bytes())
+            .u64(self.size)
+            .fixed(&self.root)
+            .u64(self.timestamp)
+            .fixed(self.witness.as_bytes());
+        w.into_bytes()
+    }
+
+    /// Checks the witness's signature.
+    ///
+    /// # Errors
+    /// [`Error::BadSignature`].
+    pub fn verify(&self) -> Result<()> {
+        self.witness
+            .verify(&self.signed_bytes(), &self.signature, "cosignature")
+    }
+}
+
+/// A tree head as the relay serves it to readers: its own signed head and the latest
+/// cosignature it holds from each witness (each on this head or an earlier one).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct WitnessedHead {
+    /// The relay's signed head.
+    pub head: SignedTreeHead,
+    /// Witness cosignatures, at most one per witness.
+    pub cosignatures: Vec<Cosignature>,
+}
+
+/// The outcome of [`WitnessedHead::fresh_cosignatures`].
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct CosignatureCount {
+    /// Valid, fresh cosignatures of distinct witnesses on the head or an earlier size: the
+    /// reader must still check that the head extends each (a consistency proof).
+    pub fresh: Vec<Cosignature>,
+    /// Valid cosignatures older than the freshness bound.
+    pub stale: usize,
+}
+
+impl WitnessedHead {
+    /// The cosignatures that count, before consistency: signed by a distinct key among
+    /// `witnesses`, for the head's log key, for a size no larger than the head's, and dated
+    /// within `bound` seconds before `now` (and not more than [`WITNESS_MAX_SKEW_SECS`] after).
+    /// Anything else is ignored; the caller compares the count with [`witnesses_needed`].
+    pub fn fresh_cosignatures(
+        &self,
+        witnesses: &[SigningPublicKey],
+        now: u64,
+        bound: u64,
+    ) -> CosignatureCount {
+        let mut seen = Vec::new();
+        let mut out = CosignatureCount::default();
+        for c in &self.cosignatures {
+            if !witnesses.contains(&c.witness)
+                || seen.contains(&c.witness)
+                || c.log_key != self.head.log_key
+                || c.size > self.head.size
+                || c.verify().is_err()
+            {
+                continue;
+            }
+            seen.push(c.witness);
+            if c.timestamp > now.saturating_add(WITNESS_MAX_SKEW_SECS) {
+                continue;
+            }
+            if now.saturating_sub(c.timestamp) > bound {
+                out.stale += 1;
+            } else {
+                out.fresh.push(c.clone());
+            }
+        }
+        out
     }
 }
 
@@ -397,5 +671,113 @@ mod tests {
         let mut e = es[0].clone();
         e.at += 1;
         assert!(e.verify().is_err());
+    }
+
+    #[test]
+    fn each_entry_kind_has_its_signers() {
+        let mut rng = test_rng(121);
+        let [trustee, customer, master, relay, stranger] =
+            core::array::from_fn(|_| IdentityKeys::generate(&mut rng));
+        let allowed = AllowedSigners {
+            trustees: vec![trustee.signing_public()],
+            master: Some(master.signing_public()),
+            customer: Some(customer.signing_public()),
+            log_key: Some(relay.signing_public()),
+        };
+        let conversation = ConversationId::from_bytes(&[3; 16]).unwrap();
+        let token = TokenId::from_bytes(&[4; 16]).unwrap();
+        let release = AuditEvent::Release {
+            org: "acme".into(),
+            request_hash: [1; 32],
+            conversation,
+            epochs: EpochRange::new(0, 1).unwrap(),
+            basis: ReleaseBasis::Consent {
+                id: token,
+                scope: Scope::Full,
+                issued_at: 5,
+            },
+            master: master.signing_public(),
+        };
+        let revocation = AuditEvent::ConsentRevocation {
+            conversation,
+            consent: token,
+        };
+        let erasure = AuditEvent::Erasure {
+            conversation,
+            reason: "retention".into(),
+        };
+        let policy = AuditEvent::PolicyChange {
+            org: "acme".into(),
+            version: 2,
+            policy_hash: [2; 32],
+        };
+        let cases = [
+            (&release, vec![&trustee]),
+            (&revocation, vec![&customer]),
+            (&erasure, vec![&customer, &relay]),
+            (&policy, vec![&master]),
+        ];
+        for (event, good) in cases {
+            for k in [&trustee, &customer, &master, &relay, &stranger] {
+                let e = AuditEntry::sign(k, event.clone(), 9);
+                let r = e.check_signer(&allowed);
+                if good
+                    .iter()
+                    .any(|g| g.signing_public() == k.signing_public())
+                {
+                    r.unwrap();
+                } else {
+                    assert!(
+                        matches!(r, Err(Error::Audit(LogError::WrongSigner { .. }))),
+                        "{event:?} by {}: {r:?}",
+                        k.signing_public()
+                    );
+                }
+            }
+        }
+        // Unknown parties allow nothing.
+        let e = AuditEntry::sign(&customer, revocation, 9);
+        assert!(e.check_signer(&AllowedSigners::default()).is_err());
+    }
+
+    #[test]
+    fn cosignatures_count_only_fresh_distinct_witnesses_on_this_log() {
+        let mut rng = test_rng(122);
+        let log = IdentityKeys::generate(&mut rng);
+        let [w1, w2, w3, stranger] = core::array::from_fn(|_| IdentityKeys::generate(&mut rng));
+        let witnesses = [
+            w1.signing_public(),
+            w2.signing_public(),
+            w3.signing_public(),
+        ];
+        let head = SignedTreeHead::sign(&log, 5, [9; 32], 1_000);
+        let earlier = SignedTreeHead::sign(&log, 3, [8; 32], 900);
+        let now = 10_000;
+        let fresh = now - 10;
+        let mut forged = Cosignature::sign(&w3, &head, fresh);
+        forged.root = [7; 32];
+        let other_log = SignedTreeHead::sign(&stranger, 5, [9; 32], 1_000);
+        let too_big = SignedTreeHead::sign(&log, 6, [9; 32], 1_000);
+        let wh = WitnessedHead {
+            head: head.clone(),
+            cosignatures: vec![
+                Cosignature::sign(&w1, &head, fresh),
+                // The same witness again counts once.
+                Cosignature::sign(&w1, &earlier, fresh),
+                Cosignature::sign(&w2, &earlier, now - WITNESS_FRESHNESS_SECS - 1),
+                forged,
+                Cosignature::sign(&stranger, &head, fresh),
+                Cosignature::sign(&w3, &other_log, fresh),
+                Cosignature::sign(&w3, &too_big, fresh),
+                Cosignature::sign(&w3, &head, now + WITNESS_MAX_SKEW_SECS + 1),
+            ],
+        };
+        let count = wh.fresh_cosignatures(&witnesses, now, WITNESS_FRESHNESS_SECS);
+        assert_eq!(count.fresh.len(), 1);
+        assert_eq!(count.fresh[0].witness, w1.signing_public());
+        assert_eq!(count.stale, 1);
+        assert_eq!(witnesses_needed(3, 2), 2);
+        assert_eq!(witnesses_needed(5, 3), 3);
+        assert_eq!(witnesses_needed(1, 1), 1);
     }
 }

@@ -116,6 +116,10 @@ pub enum Error {
     /// A justification (consent token, dispute ticket, release request) was refused.
     #[error("release refused: {0}")]
     Refused(#[from] crate::release::Refusal),
+    /// The relay's account of the audit log was refused (an append it did not make, a head
+    /// too few witnesses cosigned, an entry from a signer its kind does not allow).
+    #[error(transparent)]
+    Audit(#[from] crate::audit::LogError),
     /// A Merkle proof did not verify.
     #[error("audit proof: {0}")]
     Merkle(String),

@@ -81,6 +81,8 @@ pub const ERASURE_REQUEST: &str = "sealdesk/v1/erasure-request";
 pub const AUDIT_ENTRY: &str = "sealdesk/v1/audit-entry";
 /// Signed bytes of a signed tree head.
 pub const TREE_HEAD: &str = "sealdesk/v1/tree-head";
+/// Signed bytes of a witness's cosignature on a tree head.
+pub const COSIGNATURE: &str = "sealdesk/v1/cosignature";
 
 /// Signed bytes of the master's end marker over an exported transcript.
 pub const TRANSCRIPT_END: &str = "sealdesk/v1/transcript-end";

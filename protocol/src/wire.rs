@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Error, Result,
-    audit::{AuditEntry, ConsistencyProof, InclusionProof, SignedTreeHead},
+    audit::{
+        AuditEntry, ConsistencyProof, Cosignature, InclusionProof, SignedTreeHead, WitnessedHead,
+    },
     card::IdentityCard,
     codec::Writer,
     epoch::{EpochRecord, HandOff},
@@ -251,6 +253,15 @@ pub enum Request {
     },
     /// Customer: erase a conversation.
     Erase(ErasureRequest),
+    /// Trustee: a witness cosignature on a tree head the relay served (DESIGN.md §4
+    /// "Witnesses"). The relay checks it against its log and keeps the latest per witness.
+    Cosign(Cosignature),
+    /// The latest tree head with the latest cosignature of each trustee of `org`'s current
+    /// policy ([`Response::WitnessedHead`]).
+    GetWitnessedHead {
+        /// The org whose trustees witness.
+        org: String,
+    },
 }
 
 /// A stored conversation item with its relay-assigned sequence number.
@@ -393,6 +404,8 @@ pub enum Response {
     Inclusion(InclusionProof),
     /// A consistency proof.
     Consistency(ConsistencyProof),
+    /// A tree head with the witnesses' cosignatures.
+    WitnessedHead(WitnessedHead),
 }
 
 /// A release request with what a trustee needs to decide it.
@@ -453,6 +466,10 @@ pub enum ErrorCode {
     /// The frame decoded, but a field of the request has the wrong type or an invalid value.
     /// The message starts with the field's path (`body.<request>.<field>`), then `: ` and why.
     BadField,
+    /// A code this build does not know (sent by a newer relay): decoded from any unknown text,
+    /// never sent. A client treats it as [`ErrorCode::BadRequest`].
+    #[serde(other)]
+    Unknown,
 }
 
 /// Something new, pushed by the relay.
@@ -575,6 +592,12 @@ impl BadField {
 /// the request): the search decodes one prefix per key, so it must stay small.
 const MAX_FIELDS_SEARCHED: usize = 32;
 
+/// Largest frame (in bytes) whose body is searched for the bad field. The search decodes (and
+/// copies) one prefix of the body per key, so a larger frame is answered naming only its
+/// request (`body.<request>`), at the cost of the one decode that already failed: a client
+/// cannot make the relay spend more than a few small decodes per frame on bad fields.
+pub const MAX_FRAME_SEARCHED: usize = 2048;
+
 /// Decodes a frame like [`decode`], but tells a *request with a bad field* from a frame that
 /// does not decode at all: a frame that is valid CBOR of the shape
 /// `{ "request": { "id": u64, "body": any } }` whose body does not decode as a [`Request`]
@@ -602,8 +625,28 @@ pub fn decode_inbound(bytes: &[u8]) -> Result<Inbound> {
     let Some((id, body)) = request_envelope(&value) else {
         return Err(err);
     };
-    let (field, reason) = find_bad_field(body);
+    let (field, reason) = if bytes.len() <= MAX_FRAME_SEARCHED {
+        find_bad_field(body)
+    } else {
+        let reason = match err {
+            Error::Decode { reason, .. } => reason,
+            _ => "does not decode".into(),
+        };
+        (request_path(body, &reason), reason)
+    };
     Ok(Inbound::BadField(BadField { id, field, reason }))
+}
+
+/// The path naming a bad body's request (`body.<request>`), without searching its fields:
+/// `body` if it is not a one-key map or names no known request.
+fn request_path(body: &ciborium::Value, reason: &str) -> String {
+    match body.as_map().map(Vec::as_slice) {
+        Some([(variant, _)]) if !reason.starts_with("unknown variant") => match variant.as_text() {
+            Some(name) => format!("body.{}", name.chars().take(64).collect::<String>()),
+            None => "body".into(),
+        },
+        _ => "body".into(),
+    }
 }
 
 /// The `id` and `body` of `{ "request": { "id": u64, "body": any } }`, if `value` is that.
@@ -703,4 +746,117 @@ pub fn from_cbor<T: serde::de::DeserializeOwned>(
         });
     }
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    /// A `get_certificate` request whose `agent` (the last field) is the integer 5, not a text
+    /// string, with an `org` of `org_len` characters.
+    fn bad_agent(org_len: usize) -> Vec<u8> {
+        let frame = Frame::Request {
+            id: 7,
+            body: Request::GetCertificate {
+                org: "a".repeat(org_len),
+                agent: "bobby".into(),
+            },
+        };
+        let mut b = encode(&frame).unwrap();
+        assert!(b.ends_with(b"\x65bobby"));
+        b.truncate(b.len() - 6);
+        b.push(0x05);
+        b
+    }
+
+    fn bad_field(bytes: &[u8]) -> BadField {
+        match decode_inbound(bytes) {
+            Ok(Inbound::BadField(bad)) => bad,
+            other => panic!("expected a bad field, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_unknown_error_code_decodes_as_unknown_and_the_response_still_reads() {
+        // A newer relay's code: the response decodes, the code is `Unknown`.
+        let newer = Frame::Response {
+            id: 9,
+            body: Response::Error {
+                code: ErrorCode::BadRequest,
+                message: "m".into(),
+            },
+        };
+        let mut b = encode(&newer).unwrap();
+        let at = b
+            .windows(11)
+            .position(|w| w == b"bad_request")
+            .expect("the code is in the frame");
+        b[at..at + 11].copy_from_slice(b"quota_spent");
+        match decode(&b).unwrap() {
+            Frame::Response {
+                id: 9,
+                body: Response::Error { code, message },
+            } => {
+                assert_eq!(code, ErrorCode::Unknown);
+                assert_eq!(message, "m");
+            }
+            other => panic!("expected the error response, got {other:?}"),
+        }
+        // Known codes still decode as themselves.
+        for code in [
+            ErrorCode::BadRequest,
+            ErrorCode::BadField,
+            ErrorCode::Conflict,
+        ] {
+            let b = to_cbor(&code).unwrap();
+            assert_eq!(from_cbor::<ErrorCode>(&b, "code").unwrap(), code);
+        }
+    }
+
+    #[test]
+    fn a_small_bad_body_names_its_bad_field() {
+        let b = bad_agent(10);
+        assert!(b.len() <= MAX_FRAME_SEARCHED);
+        let bad = bad_field(&b);
+        assert_eq!(bad.id, 7);
+        assert_eq!(bad.field, "body.get_certificate.agent");
+        assert!(bad.reason.starts_with("invalid type"), "{bad:?}");
+    }
+
+    #[test]
+    fn a_large_bad_body_names_only_its_request_without_the_field_search() {
+        let b = bad_agent(MAX_FRAME_SEARCHED);
+        assert!(b.len() > MAX_FRAME_SEARCHED);
+        let bad = bad_field(&b);
+        assert_eq!(bad.id, 7);
+        assert_eq!(
+            bad.field, "body.get_certificate",
+            "the fields are not searched"
+        );
+        assert!(bad.reason.starts_with("invalid type"), "{bad:?}");
+        assert!(
+            bad.message()
+                .starts_with("body.get_certificate: invalid type")
+        );
+
+        // An unknown request name in a large frame is still named as the body.
+        let frame = Frame::Request {
+            id: 8,
+            body: Request::GetCard {
+                name: "a".repeat(MAX_FRAME_SEARCHED),
+            },
+        };
+        let mut b = encode(&frame).unwrap();
+        let at = b
+            .windows(8)
+            .position(|w| w == b"get_card")
+            .expect("the request name is in the frame");
+        b[at..at + 8].copy_from_slice(b"got_card");
+        let bad = bad_field(&b);
+        assert_eq!(bad.id, 8);
+        assert_eq!(bad.field, "body");
+        assert!(bad.reason.starts_with("unknown variant"), "{bad:?}");
+    }
 }

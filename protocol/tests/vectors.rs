@@ -21,7 +21,7 @@ use std::{collections::BTreeMap, path::PathBuf};
 use rand::Rng as _;
 use rand::rngs::ChaCha20Rng;
 use sealdesk_protocol::{
-    audit::{AuditEntry, AuditEvent, ReleaseBasis, SignedTreeHead},
+    audit::{AuditEntry, AuditEvent, Cosignature, ReleaseBasis, SignedTreeHead},
     card::IdentityCard,
     codec::Writer,
     epoch::{EpochRecord, HandOff, NewEpoch, VerifiedEpoch},
@@ -1079,15 +1079,38 @@ fn audit(o: &Org) -> Value {
             })
         })
         .collect();
+    // Each trustee cosigns the full head as a witness (its own clock, a little later).
+    let full = SignedTreeHead::sign(&o.relay, n, tree.root_at(n).unwrap(), T0 + 5_000);
+    let cosignatures: Vec<Value> = o
+        .trustees
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let ts = T0 + 5_010 + i as u64;
+            let c = Cosignature::sign(&t.keys, &full, ts);
+            c.verify().unwrap();
+            json!({
+                "witness": t.card.name,
+                "size": n,
+                "root": h(c.root),
+                "timestamp": ts,
+                "log_key": h(c.log_key.as_bytes()),
+                "signed_bytes": h(c.signed_bytes()),
+                "signature": h(c.signature.to_bytes()),
+            })
+        })
+        .collect();
     json!({
         "header": header("seven audit entries of every kind, the RFC 9162 Merkle roots of every \
-                          prefix, inclusion and consistency proofs, and two signed tree heads",
+                          prefix, inclusion and consistency proofs, two signed tree heads, and \
+                          each trustee's witness cosignature on the second",
                          None),
         "entries": list,
         "roots": roots,
         "inclusion": inclusion,
         "consistency": consistency,
         "tree_heads": heads,
+        "cosignatures": cosignatures,
     })
 }
 
@@ -2266,6 +2289,28 @@ fn independent_audit_log() {
         assert_eq!(
             sth["root"],
             v["roots"][usize::try_from(num(&sth["size"])).unwrap()]
+        );
+    }
+    // Witness cosignatures: label, log key, size, root, timestamp, witness key.
+    let cosignatures = v["cosignatures"].as_array().unwrap();
+    assert!(!cosignatures.is_empty());
+    for c in cosignatures {
+        let witness = identity(&ids, c["witness"].as_str().unwrap());
+        let mut w = Canon::label("sealdesk/v1/cosignature");
+        w.fixed(&unhex(&relay["signing_public"]))
+            .u64(num(&c["size"]))
+            .fixed(&unhex(&c["root"]))
+            .u64(num(&c["timestamp"]))
+            .fixed(&unhex(&witness["signing_public"]));
+        assert_eq!(h(&w.0), c["signed_bytes"]);
+        ed25519_verify(
+            &arr(&witness["signing_public"]),
+            &w.0,
+            &arr(&c["signature"]),
+        );
+        assert_eq!(
+            c["root"],
+            v["roots"][usize::try_from(num(&c["size"])).unwrap()]
         );
     }
     for p in v["inclusion"].as_array().unwrap() {

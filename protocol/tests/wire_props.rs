@@ -16,8 +16,8 @@ use proptest::prelude::*;
 use sealdesk_protocol::{
     Error,
     audit::{
-        AuditEntry, AuditEvent, ConsistencyProof, InclusionProof, ReleaseBasis, SignedTreeHead,
-        to_wire_path,
+        AuditEntry, AuditEvent, ConsistencyProof, Cosignature, InclusionProof, ReleaseBasis,
+        SignedTreeHead, WitnessedHead, to_wire_path,
     },
     card::{IdentityCard, Role},
     epoch::{EpochRecord, HandOff},
@@ -313,6 +313,10 @@ impl Params {
         SignedTreeHead::sign(&self.keys(), self.n, self.hash(), u64::from(self.m))
     }
 
+    fn cosignature(&self) -> Cosignature {
+        Cosignature::sign(&self.keys(), &self.head(), self.n)
+    }
+
     fn path(&self) -> Vec<serde_bytes::ByteArray<32>> {
         to_wire_path(vec![self.hash(); (self.m % 5) as usize])
     }
@@ -428,7 +432,7 @@ impl Params {
 }
 
 /// Every frame family this file generates, by name; [`family`] must name each one.
-const FAMILIES: [&str; 55] = [
+const FAMILIES: [&str; 58] = [
     "challenge",
     "auth",
     "welcome",
@@ -484,6 +488,9 @@ const FAMILIES: [&str; 55] = [
     "push/release",
     "push/release_update",
     "push/ticket",
+    "request/cosign",
+    "request/get_witnessed_head",
+    "response/witnessed_head",
 ];
 
 /// The family of a frame. Exhaustive on purpose: a new variant does not compile here until it
@@ -523,6 +530,8 @@ fn family(f: &Frame) -> &'static str {
             Request::GetInclusion { .. } => "request/get_inclusion",
             Request::GetConsistency { .. } => "request/get_consistency",
             Request::Erase(_) => "request/erase",
+            Request::Cosign(_) => "request/cosign",
+            Request::GetWitnessedHead { .. } => "request/get_witnessed_head",
         },
         Frame::Response { body, .. } => match body {
             Response::Ok => "response/ok",
@@ -542,6 +551,7 @@ fn family(f: &Frame) -> &'static str {
             Response::Entries { .. } => "response/entries",
             Response::Inclusion(_) => "response/inclusion",
             Response::Consistency(_) => "response/consistency",
+            Response::WitnessedHead(_) => "response/witnessed_head",
         },
         Frame::Push(p) => match p {
             Push::Item(_) => "push/item",
@@ -722,13 +732,39 @@ fn frame(index: usize, p: &Params) -> Frame {
         }),
         52 => Frame::Push(Push::Release(p.pending())),
         53 => Frame::Push(Push::ReleaseUpdate { request: p.token() }),
-        _ => Frame::Push(Push::Ticket(p.ticket_state())),
+        54 => Frame::Push(Push::Ticket(p.ticket_state())),
+        55 => req(Request::Cosign(p.cosignature())),
+        56 => req(Request::GetWitnessedHead {
+            org: p.text.clone(),
+        }),
+        _ => resp(Response::WitnessedHead(WitnessedHead {
+            head: p.head(),
+            cosignatures: vec![p.cosignature(); (p.m % 3) as usize],
+        })),
     }
 }
 
 /// A valid encoded frame of any family.
 fn encoded_frame() -> impl Strategy<Value = Vec<u8>> {
     (0..FAMILIES.len(), params()).prop_map(|(i, p)| wire::encode(&frame(i, &p)).unwrap())
+}
+
+/// The `id` of `{ "request": { "id": u64, … } }` in a version-1 frame, read with a generic
+/// CBOR decoder (not the one under test).
+fn envelope_id(bytes: &[u8]) -> Option<u64> {
+    let mut rest = bytes.get(1..)?;
+    let value: ciborium::Value = ciborium::from_reader(&mut rest).ok()?;
+    let [(key, inner)] = value.as_map()?.as_slice() else {
+        return None;
+    };
+    if key.as_text()? != "request" {
+        return None;
+    }
+    let (_, id) = inner
+        .as_map()?
+        .iter()
+        .find(|(k, _)| k.as_text() == Some("id"))?;
+    u64::try_from(id.as_integer()?).ok()
 }
 
 fn is_decode_error(r: &Result<Frame, Error>) -> bool {
@@ -884,6 +920,7 @@ proptest! {
                     prop_assert!(bad.field == "body" || bad.field.starts_with("body."), "{:?}", bad);
                     let prefix = format!("{}: ", bad.field);
                     prop_assert!(bad.message().starts_with(&prefix), "{:?}", bad);
+                    prop_assert_eq!(Some(bad.id), envelope_id(b), "{:?}", bad);
                 }
                 (Err(e), Err(f)) => prop_assert_eq!(e, f),
                 (a, b) => prop_assert!(false, "decode {:?} but decode_inbound {:?}", a, b),

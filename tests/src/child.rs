@@ -95,6 +95,21 @@ impl RelayProcess {
     ///
     /// The process could not be started.
     pub fn spawn(bin: &Path, data_dir: &Path, limits: &[(&str, &str)]) -> std::io::Result<Self> {
+        Self::spawn_with_env(bin, data_dir, limits, &[])
+    }
+
+    /// [`RelayProcess::spawn`] with extra environment variables `env` (`(NAME, value)`), such
+    /// as a test-only fail point.
+    ///
+    /// # Errors
+    ///
+    /// The process could not be started.
+    pub fn spawn_with_env(
+        bin: &Path,
+        data_dir: &Path,
+        limits: &[(&str, &str)],
+        env: &[(&str, &str)],
+    ) -> std::io::Result<Self> {
         let mut cmd = Command::new(bin);
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("SEALDESK_RELAY_") {
@@ -110,6 +125,9 @@ impl RelayProcess {
             .stderr(Stdio::piped());
         for (field, value) in limits {
             cmd.env(format!("SEALDESK_RELAY_{field}"), value);
+        }
+        for (name, value) in env {
+            cmd.env(name, value);
         }
         let mut child = cmd.spawn()?;
         let log = Arc::new(Mutex::new(VecDeque::new()));

@@ -192,6 +192,12 @@ impl Proxy {
             .is_some_and(|l| l.inject.send((dir, frame)).is_ok())
     }
 
+    /// A handle that injects frames like [`Proxy::inject`], usable from inside a hook (for
+    /// example to answer a request the hook dropped, as the relay would).
+    pub fn injector(&self) -> Injector {
+        Injector(Arc::clone(&self.shared))
+    }
+
     /// Sends `frame` to every live connection of `account`, as if from the relay. Returns how
     /// many connections it went to.
     pub fn inject_to_client(&self, account: &str, frame: &Frame) -> usize {
@@ -199,6 +205,26 @@ impl Proxy {
             .into_iter()
             .filter(|c| self.inject(*c, Dir::ToClient, frame.clone()))
             .count()
+    }
+}
+
+/// Injects frames into live connections of a [`Proxy`] (see [`Proxy::injector`]).
+#[derive(Clone)]
+pub struct Injector(Arc<Shared>);
+
+impl std::fmt::Debug for Injector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Injector").finish_non_exhaustive()
+    }
+}
+
+impl Injector {
+    /// Sends `frame` on connection `conn` in direction `dir` (the hook is not applied).
+    /// Returns whether the connection was still live.
+    pub fn inject(&self, conn: ConnId, dir: Dir, frame: Frame) -> bool {
+        lock(&self.0.live)
+            .get(&conn)
+            .is_some_and(|l| l.inject.send((dir, frame)).is_ok())
     }
 }
 
@@ -389,7 +415,8 @@ enum LogView {
 /// Use [`LogForger::rewrite`] inside a proxy hook. From the first `Welcome` on, clients behind
 /// the proxy see (and pin) [`LogForger::log_key`]; tree heads are re-signed with it, so the
 /// honest log still verifies ([`LogForger::mirror`]). [`LogForger::serve`] then answers every
-/// log request (`GetTreeHead`, `GetEntries`, `GetInclusion`, `GetConsistency`, `AppendAudit`)
+/// log request (`GetTreeHead`, `GetWitnessedHead` — the witnesses' real cosignatures with the
+/// forged head —, `GetEntries`, `GetInclusion`, `GetConsistency`, `AppendAudit`)
 /// from a list of entries the test chose, with correct proofs and a valid signature.
 pub struct LogForger {
     keys: IdentityKeys,
@@ -409,6 +436,15 @@ impl LogForger {
     pub fn new(seed: u64) -> Arc<Self> {
         Arc::new(Self {
             keys: IdentityKeys::generate(&mut crate::rng(seed)),
+            view: Mutex::new(LogView::Mirror),
+        })
+    }
+
+    /// A forger holding the relay's own log key (read from its data directory, as its operator
+    /// can), mirroring the relay's log: heads it signs are indistinguishable from the relay's.
+    pub fn with_keys(keys: IdentityKeys) -> Arc<Self> {
+        Arc::new(Self {
+            keys,
             view: Mutex::new(LogView::Mirror),
         })
     }
@@ -476,6 +512,10 @@ impl LogForger {
                         index,
                         head: self.resign(&head),
                     },
+                    Response::WitnessedHead(mut w) => {
+                        w.head = self.resign(&w.head);
+                        Response::WitnessedHead(w)
+                    }
                     other => other,
                 };
             }
@@ -489,6 +529,11 @@ impl LogForger {
         };
         match (request, body) {
             (Some(Request::GetTreeHead), _) => Response::TreeHead(self.head_of(entries)),
+            // The witnesses' real cosignatures, with the forged head.
+            (Some(Request::GetWitnessedHead { .. }), Response::WitnessedHead(mut w)) => {
+                w.head = self.head_of(entries);
+                Response::WitnessedHead(w)
+            }
             (Some(Request::GetEntries { from, limit }), _) => {
                 let start = (*from).min(len) as usize;
                 let end = from.saturating_add(u64::from(*limit)).min(len) as usize;
@@ -523,6 +568,9 @@ impl LogForger {
                     Err(e) => refuse(&e.to_string()),
                 }
             }
+            // A witness cosigning the forged log: the real relay refuses a cosignature for a
+            // log key it does not hold; the forger, playing the relay, takes it.
+            (Some(Request::Cosign(_)), _) => Response::Ok,
             (Some(Request::AppendAudit(entry)), Response::Appended { .. }) => {
                 entries.push(entry.clone());
                 Response::Appended {

@@ -814,7 +814,7 @@ async fn a_consent_revocation_is_accepted_only_from_its_signer_for_a_consent_the
     c.stored(Request::ShareConsent(token.clone())).await;
     assert_eq!(
         c.refused(Request::ShareConsent(token.clone())).await,
-        ErrorCode::Conflict,
+        ErrorCode::IdTaken,
         "a consent id is shared once"
     );
     // Shared in one conversation, "revoked" under another of the same customer.
@@ -945,6 +945,23 @@ async fn a_consent_shared_before_the_index_existed_is_still_revocable() {
         for (k, _) in index {
             store.delete(Collection::Meta, &k).unwrap();
         }
+        // A store of such a build was never indexed either: the next start indexes it.
+        assert!(
+            store
+                .get(
+                    Collection::Meta,
+                    sealdesk_server::relay::CONSENT_INDEX_FILLED
+                )
+                .unwrap()
+                .is_some(),
+            "a new store is marked indexed"
+        );
+        store
+            .delete(
+                Collection::Meta,
+                sealdesk_server::relay::CONSENT_INDEX_FILLED,
+            )
+            .unwrap();
         store.flush().unwrap();
     }
     let relay = sealdesk_tests::spawn_relay_in(dir.path()).await;

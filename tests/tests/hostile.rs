@@ -23,7 +23,10 @@ use sealdesk_client::{
     vault::KdfParams,
 };
 use sealdesk_protocol::{
-    audit::{AuditEntry, AuditEvent, ReleaseBasis},
+    audit::{
+        AuditEntry, AuditEvent, Cosignature, LogError, ReleaseBasis, SignedTreeHead,
+        WITNESS_FRESHNESS_SECS,
+    },
     card::Role,
     epoch::HandOff,
     ids::{ConversationId, EpochRange, TokenId},
@@ -31,12 +34,16 @@ use sealdesk_protocol::{
     policy::{AgentCertificate, OrgPolicy, PolicyParams, VerifiedPolicy},
     release::{ConsentParams, ConsentToken, Justification, ReleaseRequest, Scope},
     secret::EpochSecret,
-    wire::{Frame, Item, Push, Request, Response, Sequenced},
+    wire::{Frame, Item, Push, ReleaseProgress, Request, Response, Sequenced},
 };
-use sealdesk_server::{RunningRelay, config::RelayConfig};
+use sealdesk_server::{
+    RunningRelay,
+    config::RelayConfig,
+    store::{Collection, SledStore, Store},
+};
 use sealdesk_tests::{
     Identity, STEP, now,
-    proxy::{Ctx, Dir, LogForger, Proxy, edit_items, is_item_push},
+    proxy::{Ctx, Dir, Injector, LogForger, Proxy, edit_items, is_item_push},
 };
 use tempfile::TempDir;
 
@@ -68,7 +75,28 @@ struct World {
 
 impl World {
     async fn new() -> Self {
+        Self::start(None).await
+    }
+
+    /// A world whose relay's identity (its log key) is `keys`, written into its data directory
+    /// before it starts, as the operator who holds that directory can read it.
+    async fn with_relay_keys(keys: &IdentityKeys) -> Self {
+        Self::start(Some(keys)).await
+    }
+
+    async fn start(relay_keys: Option<&IdentityKeys>) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        if let Some(k) = relay_keys {
+            let store = SledStore::open(&dir.path().join("relay")).unwrap();
+            store
+                .put(
+                    Collection::Meta,
+                    b"relay-identity",
+                    k.to_secret_bytes().as_slice(),
+                )
+                .unwrap();
+            store.flush().unwrap();
+        }
         let cfg = RelayConfig {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: dir.path().join("relay"),
@@ -248,7 +276,10 @@ fn gaps(c: &Client, conv: &ConversationId) -> Vec<(String, Vec<u64>)> {
         .filter_map(|l| match l {
             HistoryLine::Gap {
                 sender, counters, ..
-            } => Some((sender, counters)),
+            } => Some((
+                sender,
+                counters.into_iter().flat_map(|(a, b)| a..=b).collect(),
+            )),
             _ => None,
         })
         .collect()
@@ -1113,9 +1144,10 @@ async fn old_epoch_record_replayed_as_new_is_refused() {
 /// Sets up carol behind a [`LogForger`] with `n` consent revocations in the log, her tree head
 /// pinned. Returns the world, carol, the forger and the log's entries.
 async fn audited_customer(n: usize) -> (World, Client, Arc<LogForger>, Vec<AuditEntry>) {
-    let w = World::new().await;
+    let relay_keys = IdentityKeys::generate(&mut sealdesk_tests::rng(9_100));
+    let w = World::with_relay_keys(&relay_keys).await;
     let _master = w.org(&["alice"], None).await;
-    let forger = LogForger::new(9_100);
+    let forger = LogForger::with_keys(relay_keys);
     let f = Arc::clone(&forger);
     w.proxy
         .set_hook(move |ctx, frame| vec![f.rewrite(ctx, frame)]);
@@ -1128,6 +1160,7 @@ async fn audited_customer(n: usize) -> (World, Client, Arc<LogForger>, Vec<Audit
             .unwrap();
         carol.revoke_consent(&t.id).await.unwrap();
     }
+    witnesses_cosign(&w).await;
     let report = carol.audit(None, true).await.unwrap();
     let entries = match carol
         .session()
@@ -1893,24 +1926,100 @@ async fn dropped_item_is_a_gap_until_an_honest_refetch_closes_it() {
     let cursor = alice.meta(&conv).unwrap().cursor;
     assert!(cursor > s1, "the cursor moved past the dropped item");
 
-    // Another sync while the relay still drops it: asked again, still a gap.
+    // A sync that moves nothing does not ask again; one after a new message does, and the
+    // gap stays while the relay still drops it.
     let below = |w: &World| history_requests(w).iter().filter(|a| **a < s1).count();
     let asked = below(&w);
+    alice.sync_all().await.unwrap();
+    assert_eq!(
+        below(&w),
+        asked,
+        "a refetch although the cursor did not move"
+    );
+    carol.send_text(&conv, "m3").await.unwrap();
     alice.sync_all().await.unwrap();
     assert!(below(&w) > asked, "no refetch of the gap's range");
     assert_eq!(gaps(&alice, &conv), [("carol".to_owned(), vec![1])]);
 
     // The relay answers honestly: the gap closes, the message is shown in order, once.
     dropping.store(false, std::sync::atomic::Ordering::SeqCst);
+    carol.send_text(&conv, "m4").await.unwrap();
     alice.sync_all().await.unwrap();
     assert_eq!(
         texts(&alice, &conv),
-        ["carol: m0", "carol: m1", "carol: m2"]
+        [
+            "carol: m0",
+            "carol: m1",
+            "carol: m2",
+            "carol: m3",
+            "carol: m4"
+        ]
     );
     assert!(gaps(&alice, &conv).is_empty());
     assert!(rejected(&alice, &conv).is_empty());
     alice.sync_all().await.unwrap();
-    assert_eq!(texts(&alice, &conv).len(), 3);
+    assert_eq!(texts(&alice, &conv).len(), 5);
+}
+
+/// A message of an epoch that has since rotated is dropped for good. However many syncs
+/// follow (each after a new message, so the cursor moves), the gap's range is asked for at
+/// most `REFETCH_LIMIT` times, never beyond the next epoch's record; then the gap stays shown
+/// as not delivered after that many requests.
+#[tokio::test]
+async fn refetch_of_a_gap_in_a_rotated_epoch_is_bounded() {
+    use sealdesk_client::client::REFETCH_LIMIT;
+    let w = World::new().await;
+    let _master = w.org(&["alice"], Some(3)).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = open_chat(&mut carol).await;
+    let mut seqs = Vec::new();
+    for i in 0..3 {
+        seqs.push(carol.send_text(&conv, &format!("m{i}")).await.unwrap());
+    }
+    let s1 = seqs[1];
+    w.proxy.set_hook(pages_for("alice", move |items| {
+        items.retain(|s| s.seq != s1)
+    }));
+    let mut alice = w.reopen("alice", Via::Proxy).await;
+    alice.sync_all().await.unwrap();
+    assert_eq!(gaps(&alice, &conv), [("carol".to_owned(), vec![1])]);
+    let first = alice.account().epochs(&conv).unwrap()[0].seq;
+    // Requests from the gap's epoch record on; the initial catch-up may start there too.
+    let refetches = |w: &World| history_requests(w).iter().filter(|a| **a == first).count();
+    let initial = refetches(&w) - 1;
+    for i in 3..12 {
+        carol.send_text(&conv, &format!("m{i}")).await.unwrap();
+        alice.sync_all().await.unwrap();
+    }
+    let epochs = alice.account().epochs(&conv).unwrap();
+    assert!(epochs.len() >= 3, "the conversation did not rotate");
+    assert_eq!(
+        refetches(&w) - initial,
+        REFETCH_LIMIT as usize,
+        "the gap was asked for more often than the limit"
+    );
+    assert_eq!(texts(&alice, &conv).len(), 11);
+    let gap = lines(&alice, &conv)
+        .into_iter()
+        .find(|l| matches!(l, HistoryLine::Gap { .. }))
+        .unwrap();
+    assert!(
+        matches!(&gap, HistoryLine::Gap { counters, requests, epoch, .. }
+            if *counters == [(1, 1)] && *requests == Some(REFETCH_LIMIT) && *epoch == 0),
+        "{gap:?}"
+    );
+    assert!(
+        sealdesk_client::chat::render_line(&gap).contains("not delivered after 3 requests"),
+        "{}",
+        sealdesk_client::chat::render_line(&gap)
+    );
+    // Still so after reopening from disk, and no more requests.
+    alice.close().await;
+    let mut alice = w.reopen("alice", Via::Proxy).await;
+    carol.send_text(&conv, "m12").await.unwrap();
+    alice.sync_all().await.unwrap();
+    assert_eq!(refetches(&w) - initial, REFETCH_LIMIT as usize);
+    assert_eq!(gaps(&alice, &conv), [("carol".to_owned(), vec![1])]);
 }
 
 /// The `after` of every `History` request any client sent through the proxy.
@@ -1971,8 +2080,8 @@ async fn item_dropped_for_good_stays_a_loud_gap() {
 
 /// One trustee of a 2-of-3 org releases; the relay slips in a second release entry for the
 /// same request, signed by a key of its own. The customer sees one notice that counts only the
-/// genuine trustee — "requested, not opened" — and names the forged entry as not genuine; it
-/// is never shown as an opening.
+/// genuine trustee — "not opened as far as the entries received show" — and names the
+/// forged entry as not genuine; it is never shown as an opening.
 #[tokio::test]
 async fn forged_second_entry_of_a_release_does_not_open_it() {
     let w = World::new().await;
@@ -2023,12 +2132,104 @@ async fn forged_second_entry_of_a_release_does_not_open_it() {
     );
     assert!(
         text.contains(
-            "requested, not opened (1 of 2 trustees; released so far by trustee trustee-1)"
+            "not opened as far as the entries received show (1 of 2 trustees; released so far \
+             by trustee trustee-1)"
         ),
         "{text}"
     );
     assert!(text.contains("NOT GENUINE"), "{text}");
     assert!(!text.contains("acme opened"), "{text}");
+}
+
+/// A misbehaving trustee (trustee-3) signs an entry with a genuine release's request hash but
+/// other epochs, the relay logs it (valid proofs) and delivers it before the two honest
+/// entries. The customer sees one notice: opened as the honest entries say, by trustee-1 and
+/// trustee-2, with trustee-3's entry named as contradicting them — not the honest entries
+/// described by the odd one and counted as failed.
+#[tokio::test]
+async fn a_contradicting_trustee_entry_arriving_first_does_not_decide_the_release() {
+    let w = World::new().await;
+    let mut master = w.org(&["alice"], None).await;
+    let forger = LogForger::new(9_102);
+    let f = Arc::clone(&forger);
+    w.proxy
+        .set_hook(move |ctx, frame| vec![f.rewrite(ctx, frame)]);
+    let mut carol = w.user("carol", Role::Customer, Via::Proxy).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "my card is 4111").await.unwrap();
+    let token = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "review")
+        .await
+        .unwrap();
+    carol.sync_all().await.unwrap();
+    let mut alice = w.reopen("alice", Via::Relay).await;
+    alice.sync_all().await.unwrap();
+    // An item carol has not seen yet, before the release's notices: until the odd entry is
+    // ready, carol is shown nothing from it on.
+    let next = carol.meta(&conv).unwrap().cursor + 1;
+    let f = Arc::clone(&forger);
+    let mut hold = pages_for("carol", move |items| items.retain(|s| s.seq < next));
+    w.proxy.set_hook(move |ctx, frame| {
+        let frame = f.rewrite(ctx, frame);
+        hold(ctx, frame)
+    });
+    assert_eq!(alice.send_text(&conv, "carrier").await.unwrap(), next);
+    release(&w, &mut master, conv, token).await;
+
+    let mut log = match carol
+        .session()
+        .request(Request::GetEntries {
+            from: 0,
+            limit: 1000,
+        })
+        .await
+        .unwrap()
+    {
+        Response::Entries { entries, .. } => entries,
+        other => panic!("{other:?}"),
+    };
+    let genuine = log
+        .iter()
+        .find(|e| matches!(&e.event, AuditEvent::Release { conversation, .. } if *conversation == conv))
+        .unwrap()
+        .clone();
+    let mut event = genuine.event.clone();
+    if let AuditEvent::Release { epochs, .. } = &mut event {
+        *epochs = EpochRange {
+            first: epochs.first,
+            last: epochs.last + 5,
+        };
+    }
+    let t3 = w.reopen("trustee-3", Via::Relay).await;
+    let odd = AuditEntry::sign(t3.account().keys(), event, now());
+    let index = log.len() as u64;
+    log.push(odd.clone());
+    forger.serve(log);
+    let f = Arc::clone(&forger);
+    let mut replace = replace_for("carol", conv, next, Item::Notice { entry: odd, index });
+    w.proxy.set_hook(move |ctx, frame| {
+        let frame = f.rewrite(ctx, frame);
+        replace(ctx, frame)
+    });
+    carol.sync_all().await.unwrap();
+    let n = notices(&carol, &conv);
+    assert_eq!(n.len(), 1, "one request, one notice: {n:?}");
+    let (_, text, verified) = &n[0];
+    assert!(
+        text.starts_with("acme opened") && text.contains("trustees trustee-1 and trustee-2"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "audit #{index} by trustee trustee-3 contradicts other entries of this release"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("NOT GENUINE"), "{text}");
+    assert!(
+        !verified,
+        "a release with a contradicting entry shown as verified"
+    );
 }
 
 // ---- numbers, revocations and justifications the relay gets wrong ---------------------------
@@ -2442,4 +2643,755 @@ async fn audit_pages_longer_than_asked_are_refused() {
     }
     w.proxy.passthrough();
     assert_eq!(carol.audit(None, false).await.unwrap().size, honest.size);
+}
+
+// ---- appenders check that their entry is logged -------------------------------------------
+
+/// A hook that answers `victim`'s audit appends as a relay can without any key: the append is
+/// dropped and answered `Appended` with the last genuine tree head the victim was shown, which
+/// is too old to hold the entry.
+fn stale_append_for(
+    victim: &'static str,
+    inj: Injector,
+) -> impl FnMut(&Ctx<'_>, Frame) -> Vec<Frame> + Send + 'static {
+    let mut last: Option<SignedTreeHead> = None;
+    move |ctx, frame| {
+        if ctx.account != Some(victim) {
+            return vec![frame];
+        }
+        match (ctx.dir, &frame) {
+            (
+                Dir::ToClient,
+                Frame::Response {
+                    body: Response::TreeHead(h),
+                    ..
+                },
+            ) => {
+                last = Some(h.clone());
+                vec![frame]
+            }
+            (
+                Dir::ToRelay,
+                Frame::Request {
+                    id,
+                    body: Request::AppendAudit(_),
+                },
+            ) => {
+                let head = last
+                    .clone()
+                    .expect("the victim read the head before appending");
+                let answer = Frame::Response {
+                    id: *id,
+                    body: Response::Appended {
+                        index: head.size,
+                        head,
+                    },
+                };
+                assert!(inj.inject(ctx.conn, Dir::ToClient, answer));
+                Vec::new()
+            }
+            _ => vec![frame],
+        }
+    }
+}
+
+async fn release_status(master: &Client, req: &ReleaseRequest) -> ReleaseProgress {
+    match master
+        .session()
+        .request(Request::ReleaseStatus { request: req.id })
+        .await
+        .unwrap()
+    {
+        Response::Progress(p) => p,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn is_not_appended(e: &ClientError) -> bool {
+    matches!(
+        e,
+        ClientError::Protocol(sealdesk_protocol::Error::Audit(
+            LogError::NotAppended { .. }
+        ))
+    )
+}
+
+/// Silent release: the relay drops a trustee's release entry and answers its append with an
+/// older genuine head. The trustee refuses to believe it (`NotAppended`) and sends no share;
+/// the master has nothing. Once the relay behaves, the trustee resumes: it logs the entry
+/// (once) and only then releases.
+#[tokio::test]
+async fn append_answered_with_an_old_head_sends_no_share() {
+    let w = World::new().await;
+    let mut master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "my card is 4111").await.unwrap();
+    let token = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "review")
+        .await
+        .unwrap();
+    let policy = master.latest_policy(ORG).await.unwrap();
+    let req = submit_release(&master, &policy, &token).await;
+    w.proxy
+        .set_hook(stale_append_for("trustee-1", w.proxy.injector()));
+    let mut t1 = w.reopen("trustee-1", Via::Proxy).await;
+    let err = t1.trustee_pending().await.unwrap_err();
+    assert!(is_not_appended(&err), "{err}");
+    assert!(
+        !w.proxy.sent_by("trustee-1").iter().any(|f| matches!(
+            f,
+            Frame::Request {
+                body: Request::SubmitShares { .. } | Request::RefuseRelease { .. },
+                ..
+            }
+        )),
+        "the trustee released (or refused) on an unproven append"
+    );
+    let p = release_status(&master, &req).await;
+    assert!(p.shares.is_empty() && p.refusals.is_empty(), "{p:?}");
+
+    // The honest path: the trustee resumes from its persisted stage and logs once.
+    w.proxy.passthrough();
+    let log_before = t1.checked_tree_head().await.unwrap().0.size;
+    let out = t1.trustee_pending().await.unwrap();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].outcome, "released");
+    assert_eq!(release_status(&master, &req).await.shares.len(), 1);
+    assert_eq!(t1.checked_tree_head().await.unwrap().0.size, log_before + 1);
+}
+
+/// Revocation swallowed: the relay drops the customer's revocation and answers with an older
+/// genuine head. The client does not say "revoked" (`NotAppended`; the consent stays
+/// unrevoked locally), and a retry through an honest relay revokes it.
+#[tokio::test]
+async fn revocation_answered_with_an_old_head_is_not_reported_revoked() {
+    let w = World::new().await;
+    let _master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Proxy).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "hello").await.unwrap();
+    let token = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "review")
+        .await
+        .unwrap();
+    w.proxy
+        .set_hook(stale_append_for("carol", w.proxy.injector()));
+    carol.checked_tree_head().await.unwrap();
+    let err = carol.revoke_consent(&token.id).await.unwrap_err();
+    assert!(is_not_appended(&err), "{err}");
+    assert!(carol.consents().unwrap().iter().all(|c| !c.revoked));
+
+    w.proxy.passthrough();
+    let index = carol.revoke_consent(&token.id).await.unwrap();
+    assert!(carol.consents().unwrap().iter().all(|c| c.revoked));
+    witnesses_cosign(&w).await;
+    let report = carol.audit(Some(conv), true).await.unwrap();
+    assert!(
+        report
+            .entries
+            .iter()
+            .any(|e| e.index == index && e.included == Some(true)),
+        "{report:?}"
+    );
+}
+
+/// The relay answers the append with a head that does hold the claimed index, but the entry
+/// there is another one (an older revocation): the inclusion proof fails (`NotIncluded`).
+#[tokio::test]
+async fn append_answered_with_another_entrys_index_is_not_included() {
+    let w = World::new().await;
+    let _master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Proxy).await;
+    let conv = open_chat(&mut carol).await;
+    let first = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "one")
+        .await
+        .unwrap();
+    let index = carol.revoke_consent(&first.id).await.unwrap();
+    let second = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "two")
+        .await
+        .unwrap();
+    let head = carol.checked_tree_head().await.unwrap().0;
+    let inj = w.proxy.injector();
+    w.proxy
+        .set_hook(move |ctx, frame| match (&ctx.dir, &frame) {
+            (
+                Dir::ToRelay,
+                Frame::Request {
+                    id,
+                    body: Request::AppendAudit(_),
+                },
+            ) => {
+                let answer = Frame::Response {
+                    id: *id,
+                    body: Response::Appended {
+                        index,
+                        head: head.clone(),
+                    },
+                };
+                assert!(inj.inject(ctx.conn, Dir::ToClient, answer));
+                Vec::new()
+            }
+            _ => vec![frame],
+        });
+    let err = carol.revoke_consent(&second.id).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ClientError::Protocol(sealdesk_protocol::Error::Audit(
+                LogError::NotIncluded { index: i, .. }
+            )) if *i == index
+        ),
+        "{err}"
+    );
+    let revoked: Vec<bool> = carol
+        .consents()
+        .unwrap()
+        .iter()
+        .map(|c| c.token.id == first.id && c.revoked || c.token.id == second.id && !c.revoked)
+        .collect();
+    assert!(revoked.iter().all(|ok| *ok), "{revoked:?}");
+}
+
+// ---- witnesses ------------------------------------------------------------------------------
+
+/// Every trustee of the test org cosigns the relay's current head (as `trustee serve` does on
+/// each poll), connected directly.
+async fn witnesses_cosign(w: &World) {
+    for i in 1..=3 {
+        let mut t = w.reopen(&format!("trustee-{i}"), Via::Relay).await;
+        t.witness_cosign().await.unwrap();
+        t.close().await;
+    }
+}
+
+fn too_few(e: &ClientError) -> Option<(usize, usize, usize)> {
+    match e {
+        ClientError::Protocol(sealdesk_protocol::Error::Audit(LogError::TooFewCosignatures {
+            have,
+            stale,
+            need,
+            ..
+        })) => Some((*have, *stale, *need)),
+        _ => None,
+    }
+}
+
+/// `audit --verify` accepts a head only with cosignatures of `n − t + 1 = 2` of the org's 3
+/// trustees: none, or one, is refused by name; two are enough; cosignatures by a key that is
+/// not a trustee of the org do not count.
+#[tokio::test]
+async fn audit_verify_needs_a_quorum_of_trustee_cosignatures() {
+    let w = World::new().await;
+    let _master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "hello").await.unwrap();
+    let err = carol.audit(None, true).await.unwrap_err();
+    assert_eq!(too_few(&err), Some((0, 0, 2)), "{err}");
+
+    let mut t1 = w.reopen("trustee-1", Via::Relay).await;
+    t1.witness_cosign().await.unwrap();
+    // An arbiter is no witness: the relay refuses its cosignature.
+    let mut a1 = w.reopen("arbiter-1", Via::Relay).await;
+    let head = a1.checked_tree_head().await.unwrap().0;
+    let c = Cosignature::sign(a1.account().keys(), &head, now());
+    let refused = a1.session().request(Request::Cosign(c)).await.unwrap_err();
+    assert!(
+        matches!(
+            &refused,
+            ClientError::Relay {
+                code: sealdesk_protocol::wire::ErrorCode::Forbidden,
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    let err = carol.audit(None, true).await.unwrap_err();
+    assert_eq!(too_few(&err), Some((1, 0, 2)), "{err}");
+
+    let mut t2 = w.reopen("trustee-2", Via::Relay).await;
+    t2.witness_cosign().await.unwrap();
+    let report = carol.audit(None, true).await.unwrap();
+    assert_eq!(report.witnessed.get(ORG), Some(&2));
+}
+
+/// Frozen view: the only cosignatures the relay can show are older than the freshness bound
+/// (the trustees vouched for the log long ago, and nothing since). The head is refused, named,
+/// with the stale cosignatures counted; fresh cosignatures are accepted again.
+#[tokio::test]
+async fn head_with_cosignatures_past_the_freshness_bound_is_refused() {
+    let w = World::new().await;
+    let _master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let _conv = open_chat(&mut carol).await;
+    let long_ago = now() - WITNESS_FRESHNESS_SECS - 60;
+    for i in 1..=3 {
+        let t = w.reopen(&format!("trustee-{i}"), Via::Relay).await;
+        let head = match t.session().request(Request::GetTreeHead).await.unwrap() {
+            Response::TreeHead(h) => h,
+            other => panic!("{other:?}"),
+        };
+        let c = Cosignature::sign(t.account().keys(), &head, long_ago);
+        assert_eq!(
+            t.session().request(Request::Cosign(c)).await.unwrap(),
+            Response::Ok
+        );
+        t.close().await;
+    }
+    let err = carol.audit(None, true).await.unwrap_err();
+    assert_eq!(too_few(&err), Some((0, 3, 2)), "{err}");
+    witnesses_cosign(&w).await;
+    assert_eq!(
+        carol.audit(None, true).await.unwrap().witnessed.get(ORG),
+        Some(&3)
+    );
+}
+
+/// Split view, with the relay's own log key: after a genuine release (the releasing trustees
+/// cosigned heads holding their entries), the relay serves the customer a log without the
+/// release entries, signed with its real key. Served as it is (shorter than what the
+/// trustees cosigned), no cosignature counts: `TooFewCosignatures`. Padded with entries of the
+/// relay's own so that it is as long as the cosigned heads: the trustees' heads are not
+/// prefixes of it: `SplitView`. The honest log is witnessed.
+#[tokio::test]
+async fn split_view_without_the_release_entries_is_detected() {
+    let relay_keys = IdentityKeys::generate(&mut sealdesk_tests::rng(9_200));
+    let w = World::with_relay_keys(&relay_keys).await;
+    let mut master = w.org(&["alice"], None).await;
+    let forger = LogForger::with_keys(copy_keys(&relay_keys));
+    assert_eq!(forger.log_key(), relay_keys.signing_public());
+    let f = Arc::clone(&forger);
+    w.proxy
+        .set_hook(move |ctx, frame| vec![f.rewrite(ctx, frame)]);
+    let mut carol = w.user("carol", Role::Customer, Via::Proxy).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "my card is 4111").await.unwrap();
+    let token = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "review")
+        .await
+        .unwrap();
+    carol.checked_tree_head().await.unwrap();
+    release(&w, &mut master, conv, token).await;
+    let real = match master
+        .session()
+        .request(Request::GetEntries {
+            from: 0,
+            limit: 100,
+        })
+        .await
+        .unwrap()
+    {
+        Response::Entries { entries, .. } => entries,
+        other => panic!("{other:?}"),
+    };
+    let releases = real
+        .iter()
+        .filter(|e| matches!(e.event, AuditEvent::Release { .. }))
+        .count();
+    assert_eq!(releases, 2);
+    // The honest view is witnessed (the releasing trustees cosigned it).
+    let report = carol.audit(None, true).await.unwrap();
+    assert_eq!(report.witnessed.get(ORG), Some(&2));
+    assert_eq!(report.size, real.len() as u64);
+
+    // A fresh customer device would be shown the log without the releases; carol has pinned
+    // the honest head, so use a new customer that never saw it.
+    let mut dave = w.user("dave", Role::Customer, Via::Proxy).await;
+    let _dconv = open_chat(&mut dave).await;
+    let hidden: Vec<AuditEntry> = real
+        .iter()
+        .filter(|e| !matches!(e.event, AuditEvent::Release { .. }))
+        .cloned()
+        .collect();
+    forger.serve(hidden.clone());
+    let err = dave.audit(None, true).await.unwrap_err();
+    assert_eq!(too_few(&err).map(|(have, _, _)| have), Some(0), "{err}");
+
+    let mut padded = hidden;
+    while padded.len() < real.len() + 1 {
+        padded.push(AuditEntry::sign(
+            &relay_keys,
+            AuditEvent::Erasure {
+                conversation: conv,
+                reason: "retention".into(),
+            },
+            now(),
+        ));
+    }
+    forger.serve(padded);
+    let err = dave.audit(None, true).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ClientError::Protocol(sealdesk_protocol::Error::Audit(LogError::SplitView { .. }))
+        ),
+        "{err}"
+    );
+}
+
+/// A trustee never cosigns a head that does not extend the last one it cosigned: the relay
+/// (with its own key) serves it a forked log after it cosigned the honest one, and it refuses
+/// (`NotAnExtension`) without sending a cosignature.
+#[tokio::test]
+async fn witness_refuses_to_cosign_a_forked_log() {
+    let relay_keys = IdentityKeys::generate(&mut sealdesk_tests::rng(9_300));
+    let w = World::with_relay_keys(&relay_keys).await;
+    let _master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = open_chat(&mut carol).await;
+    let t = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "one")
+        .await
+        .unwrap();
+    carol.revoke_consent(&t.id).await.unwrap();
+    let forger = LogForger::with_keys(copy_keys(&relay_keys));
+    let f = Arc::clone(&forger);
+    w.proxy
+        .set_hook(move |ctx, frame| vec![f.rewrite(ctx, frame)]);
+    let mut t1 = w.reopen("trustee-1", Via::Proxy).await;
+    t1.witness_cosign().await.unwrap();
+    let real = match t1
+        .session()
+        .request(Request::GetEntries {
+            from: 0,
+            limit: 100,
+        })
+        .await
+        .unwrap()
+    {
+        Response::Entries { entries, .. } => entries,
+        other => panic!("{other:?}"),
+    };
+    let mut fork = real.clone();
+    let last = fork.len() - 1;
+    fork[last] = AuditEntry::sign(
+        &relay_keys,
+        AuditEvent::Erasure {
+            conversation: conv,
+            reason: "retention".into(),
+        },
+        now(),
+    );
+    forger.serve(fork);
+    let cosigns_before = w
+        .proxy
+        .sent_by("trustee-1")
+        .iter()
+        .filter(|f| {
+            matches!(
+                f,
+                Frame::Request {
+                    body: Request::Cosign(_),
+                    ..
+                }
+            )
+        })
+        .count();
+    let err = t1.witness_cosign().await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ClientError::Protocol(sealdesk_protocol::Error::Audit(
+                LogError::NotAnExtension { .. }
+            ))
+        ),
+        "{err}"
+    );
+    let cosigns_after = w
+        .proxy
+        .sent_by("trustee-1")
+        .iter()
+        .filter(|f| {
+            matches!(
+                f,
+                Frame::Request {
+                    body: Request::Cosign(_),
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(cosigns_before, cosigns_after);
+    forger.mirror();
+    t1.witness_cosign().await.unwrap();
+}
+
+// ---- signers per entry kind -----------------------------------------------------------------
+
+/// The relay (holding the log key) adds entries signed by a key of its own making to the log,
+/// with valid proofs: a release, a consent revocation and an erasure "by the customer". It
+/// delivers the revocation and the erasure as notices too. None is shown as genuine: `audit`
+/// marks each `signer_allowed: false` (so `audit --verify` fails), and history marks the
+/// notices "NOT GENUINE". The customer's own revocation stays genuine.
+#[tokio::test]
+async fn entries_from_signers_their_kind_does_not_allow_are_flagged() {
+    let w = World::new().await;
+    let master = w.org(&["alice"], None).await;
+    let forger = LogForger::new(9_400);
+    let f = Arc::clone(&forger);
+    w.proxy
+        .set_hook(move |ctx, frame| vec![f.rewrite(ctx, frame)]);
+    let mut carol = w.user("carol", Role::Customer, Via::Proxy).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "hello").await.unwrap();
+    let token = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "review")
+        .await
+        .unwrap();
+    let genuine = carol.revoke_consent(&token.id).await.unwrap();
+    let real = match carol
+        .session()
+        .request(Request::GetEntries {
+            from: 0,
+            limit: 100,
+        })
+        .await
+        .unwrap()
+    {
+        Response::Entries { entries, .. } => entries,
+        other => panic!("{other:?}"),
+    };
+    let size = real.len() as u64;
+    let stranger = impostor(9_401, "carol", Role::Customer).keys;
+    let revocation = AuditEntry::sign(
+        &stranger,
+        AuditEvent::ConsentRevocation {
+            conversation: conv,
+            consent: token.id,
+        },
+        now(),
+    );
+    let erasure = AuditEntry::sign(
+        &stranger,
+        AuditEvent::Erasure {
+            conversation: conv,
+            reason: "customer request".into(),
+        },
+        now(),
+    );
+    let release = forged_release(&stranger, conv, &master);
+    let mut log = real;
+    log.extend([revocation.clone(), erasure.clone(), release]);
+    forger.serve(log);
+
+    let report = carol.audit(Some(conv), false).await.unwrap();
+    let by_index = |i: u64| report.entries.iter().find(|e| e.index == i).unwrap();
+    assert!(by_index(genuine).signer_allowed, "{report:?}");
+    for i in size..size + 3 {
+        let line = by_index(i);
+        assert!(line.signed && !line.signer_allowed, "{line:?}");
+        assert!(line.text.contains("NOT GENUINE"), "{line:?}");
+    }
+
+    // The same entries delivered as notices in the conversation.
+    let mut alice = w.reopen("alice", Via::Relay).await;
+    alice.sync_all().await.unwrap();
+    for (k, entry) in [(size, revocation), (size + 1, erasure)] {
+        carol.sync_all().await.unwrap();
+        let next = carol.meta(&conv).unwrap().cursor + 1;
+        let f = Arc::clone(&forger);
+        let mut replace = replace_for("carol", conv, next, Item::Notice { entry, index: k });
+        w.proxy.set_hook(move |ctx, frame| {
+            let frame = f.rewrite(ctx, frame);
+            replace(ctx, frame)
+        });
+        assert_eq!(alice.send_text(&conv, "carrier").await.unwrap(), next);
+        carol.sync_all().await.unwrap();
+    }
+    let n = notices(&carol, &conv);
+    assert_eq!(n.len(), 2, "{n:?}");
+    assert!(
+        n.iter()
+            .all(|(_, text, verified)| !verified && text.contains("NOT GENUINE"))
+    );
+}
+
+/// The relay's own checks on a cosignature (defence in depth; readers check everything again):
+/// signed by the caller, for its log key, on a root the log had at that size, and never
+/// smaller than the witness's last. Each is refused by code; the witness's genuine one passes.
+#[tokio::test]
+async fn relay_refuses_cosignatures_it_cannot_stand_behind() {
+    let w = World::new().await;
+    let _master = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = open_chat(&mut carol).await;
+    let t = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "one")
+        .await
+        .unwrap();
+    carol.revoke_consent(&t.id).await.unwrap();
+    let mut t1 = w.reopen("trustee-1", Via::Relay).await;
+    let head = t1.checked_tree_head().await.unwrap().0;
+    assert!(head.size >= 1);
+    let keys = copy_keys(t1.account().keys());
+    let other = impostor(9_500, "trustee-1", Role::Trustee).keys;
+    let code = |r: Result<Response, ClientError>| match r {
+        Err(ClientError::Relay { code, .. }) => code,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    use sealdesk_protocol::wire::ErrorCode;
+    // Signed by a key that is not the caller's.
+    let c = Cosignature::sign(&other, &head, now());
+    assert_eq!(
+        code(t1.session().request(Request::Cosign(c)).await),
+        ErrorCode::Forbidden
+    );
+    // For another log key.
+    let foreign = SignedTreeHead::sign(&other, head.size, head.root, head.timestamp);
+    let c = Cosignature::sign(&keys, &foreign, now());
+    assert_eq!(
+        code(t1.session().request(Request::Cosign(c)).await),
+        ErrorCode::BadRequest
+    );
+    // A root the log never had, and a size beyond the log.
+    let mut wrong = head.clone();
+    wrong.root = [9; 32];
+    let c = Cosignature::sign(&keys, &wrong, now());
+    assert_eq!(
+        code(t1.session().request(Request::Cosign(c)).await),
+        ErrorCode::Conflict
+    );
+    let mut beyond = head.clone();
+    beyond.size += 5;
+    let c = Cosignature::sign(&keys, &beyond, now());
+    assert_eq!(
+        code(t1.session().request(Request::Cosign(c)).await),
+        ErrorCode::Conflict
+    );
+    // Tampered after signing.
+    let mut c = Cosignature::sign(&keys, &head, now());
+    c.timestamp += 1;
+    assert_eq!(
+        code(t1.session().request(Request::Cosign(c)).await),
+        ErrorCode::BadRequest
+    );
+    // The genuine one; then a smaller head than the one stored.
+    t1.witness_cosign().await.unwrap();
+    let smaller = SignedTreeHead::sign(&other, 0, [0; 32], 0);
+    let mut c = Cosignature::sign(&keys, &smaller, now());
+    c.log_key = head.log_key;
+    c.root = sealdesk_protocol::merkle::root(&[]);
+    c.signature = keys.sign(&c.signed_bytes());
+    assert_eq!(
+        code(t1.session().request(Request::Cosign(c)).await),
+        ErrorCode::Conflict
+    );
+}
+
+/// Two members reach the rotation limit together: the agent's message is refused as
+/// `epoch_full`, and by the time it reads the history the customer has opened the next epoch.
+/// The agent sends in that epoch instead of opening one more, and is never told `stale_epoch`.
+#[tokio::test]
+async fn a_member_refused_in_a_full_epoch_follows_the_epoch_another_member_opened() {
+    use sealdesk_protocol::wire::ErrorCode;
+
+    let w = World::new().await;
+    drop(w.org(&["alice"], Some(3)).await.close().await);
+    let mut carol = w.user("carol", Role::Customer, Via::Relay).await;
+    let conv = open_chat(&mut carol).await;
+    for i in 0..3 {
+        carol.send_text(&conv, &format!("m{i}")).await.unwrap();
+    }
+    let mut alice = w.reopen("alice", Via::Proxy).await;
+    alice.sync_all().await.unwrap();
+    // Alice's count says epoch 0 has room (as when carol's messages reached the relay after
+    // alice's last read), so she sends there and the relay refuses it as full.
+    let mut st = alice.account().epochs(&conv).unwrap().pop().unwrap();
+    assert_eq!(st.record.epoch, 0);
+    st.messages = 0;
+    alice.account().save_epoch(&conv, &st).unwrap();
+
+    // The refusal is held back until carol has opened epoch 1.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    w.proxy.set_hook(move |ctx: &Ctx<'_>, frame| {
+        let full = matches!(
+            &frame,
+            Frame::Response {
+                body: Response::Error {
+                    code: ErrorCode::EpochFull,
+                    ..
+                },
+                ..
+            }
+        );
+        if ctx.dir == Dir::ToClient && ctx.account == Some("alice") && full {
+            let _ = tx.send((ctx.conn, frame));
+            return vec![];
+        }
+        vec![frame]
+    });
+    {
+        let send = alice.send_text(&conv, "from alice");
+        tokio::pin!(send);
+        let (conn, held) = tokio::select! {
+            held = rx.recv() => held.expect("the refusal was held"),
+            done = &mut send => panic!("alice's send finished before its refusal: {done:?}"),
+        };
+        carol.send_text(&conv, "m3").await.unwrap();
+        assert_eq!(
+            carol
+                .account()
+                .epochs(&conv)
+                .unwrap()
+                .pop()
+                .unwrap()
+                .record
+                .epoch,
+            1,
+            "carol opened epoch 1"
+        );
+        w.proxy.passthrough();
+        assert!(w.proxy.inject(conn, Dir::ToClient, held));
+        tokio::time::timeout(STEP, &mut send)
+            .await
+            .expect("alice's send finished")
+            .unwrap();
+    }
+    assert_eq!(
+        alice
+            .account()
+            .epochs(&conv)
+            .unwrap()
+            .pop()
+            .unwrap()
+            .record
+            .epoch,
+        1,
+        "alice sent in carol's epoch, without opening another"
+    );
+    carol.sync_all().await.unwrap();
+    let epochs: Vec<u32> = carol
+        .account()
+        .epochs(&conv)
+        .unwrap()
+        .iter()
+        .map(|e| e.record.epoch)
+        .collect();
+    assert_eq!(epochs, vec![0, 1], "no extra epoch");
+    assert_eq!(
+        texts(&carol, &conv),
+        vec![
+            "carol: m0",
+            "carol: m1",
+            "carol: m2",
+            "carol: m3",
+            "alice: from alice"
+        ]
+    );
+    let stale = w.proxy.seen().into_iter().any(|s| {
+        matches!(
+            s.frame,
+            Frame::Response {
+                body: Response::Error {
+                    code: ErrorCode::StaleEpoch,
+                    ..
+                },
+                ..
+            }
+        )
+    });
+    assert!(!stale, "no stale_epoch on the way");
 }

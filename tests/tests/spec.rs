@@ -8,11 +8,15 @@
 use sealdesk_protocol::{
     card::Role,
     message::EpochKeys,
+    policy::{OrgPolicy, PolicyParams},
     wire::{self, ErrorCode, Frame, Request, Response},
 };
-use sealdesk_server::relay::session_codes::{CLOSE_AUTH_FAILED, CLOSE_UNKNOWN_VERSION};
+use sealdesk_server::relay::session_codes::{
+    CLOSE_AUTH_FAILED, CLOSE_BAD_FRAME, CLOSE_UNKNOWN_VERSION, MAX_BAD_FIELDS,
+};
+use sealdesk_server::store::{Collection, SledStore, Store as _};
 use sealdesk_tests::{
-    Chat, Identity, Org, RawClient, rng, spawn_relay, spawn_relay_in, stop_relay,
+    Chat, Identity, Org, RawClient, now, rng, spawn_relay, spawn_relay_in, stop_relay,
 };
 
 /// The error code and message of the response to the request with `id`, read off the wire.
@@ -100,6 +104,44 @@ async fn a_request_with_a_bad_field_is_answered_naming_the_field() {
         other => panic!("expected the card, got {other:?}"),
     }
     c.close().await;
+    stop_relay(relay).await;
+}
+
+#[tokio::test]
+async fn a_connection_gets_a_few_bad_field_answers_then_is_closed() {
+    let (relay, _dir) = spawn_relay().await;
+    let url = relay.ws_url();
+    let alice = Identity::new(34, "alice", Role::Customer);
+    let mut c = RawClient::login(&url, &alice).await;
+    let bad = |id: u64| {
+        let frame = Frame::Request {
+            id,
+            body: Request::GetCertificate {
+                org: "acme".into(),
+                agent: "bobby".into(),
+            },
+        };
+        with_tail(&frame, 6, &[0x05])
+    };
+    for id in 1..=MAX_BAD_FIELDS as u64 {
+        c.send_raw(bad(id)).await;
+        let (code, message) = error_for(&mut c, id).await;
+        assert_eq!(code, ErrorCode::BadField);
+        assert!(
+            message.starts_with("body.get_certificate.agent: "),
+            "{message}"
+        );
+    }
+    // One more: closed, unanswered.
+    c.send_raw(bad(100)).await;
+    let (frames, code) = c.frames_until_close().await;
+    assert_eq!(code, Some(CLOSE_BAD_FRAME));
+    assert!(
+        !frames
+            .iter()
+            .any(|f| matches!(f, Frame::Response { id: 100, .. })),
+        "{frames:?}"
+    );
     stop_relay(relay).await;
 }
 
@@ -256,5 +298,151 @@ async fn the_relay_refuses_a_message_beyond_the_rotation_limit() {
     );
     c.close().await;
     a.close().await;
+    stop_relay(relay).await;
+}
+
+/// Publishes version 2 of the org's policy, with `rotate_after_messages = limit`.
+async fn tighten_rotation(url: &str, org: &Org, limit: u32) {
+    let p = org.policy.policy();
+    let mut params = PolicyParams::new(
+        &p.org,
+        p.trustees.clone(),
+        p.trustee_threshold,
+        p.arbiters.clone(),
+        p.arbiter_threshold,
+    );
+    params.version = 2;
+    params.rotate_after_messages = limit;
+    let v2 = OrgPolicy::issue(&org.master.keys, &org.master.card, params, now()).unwrap();
+    let mut m = RawClient::login(url, &org.master).await;
+    m.ok(Request::PublishPolicy(v2.policy().clone())).await;
+    m.close().await;
+}
+
+#[tokio::test]
+async fn an_epoch_naming_an_older_looser_policy_gets_the_latest_limit() {
+    let (relay, _dir) = spawn_relay().await;
+    let url = relay.ws_url();
+    let org = org_rotating_after(&url, 38, "loose", 100).await;
+    let customer = &org.customers[0];
+    let mut c = RawClient::login(&url, customer).await;
+    let chat = org.start_chat(&mut c, 0, 39).await;
+    tighten_rotation(&url, &org, 3).await;
+
+    // Epoch 1 names version 1 (limit 100), not the latest (limit 3).
+    let (record, secret) = org.epoch(
+        &mut rng(40),
+        chat.id,
+        customer,
+        0,
+        chat.agent,
+        1,
+        Some(chat.record.record()),
+    );
+    assert_eq!(record.record().policy_version, 1);
+    let epoch_seq = c.stored(Request::PutEpoch(record.record().clone())).await;
+    let next = Chat {
+        id: chat.id,
+        customer: 0,
+        agent: chat.agent,
+        keys: EpochKeys::new(&secret, &record),
+        record,
+        secret,
+        epoch_seq,
+    };
+    for counter in 0..3 {
+        c.stored(Request::Send(next.seal(customer, counter, "in")))
+            .await;
+    }
+    assert_eq!(
+        c.refused(Request::Send(next.seal(customer, 3, "over")))
+            .await,
+        ErrorCode::EpochFull,
+        "the latest policy's limit holds"
+    );
+    c.close().await;
+    stop_relay(relay).await;
+}
+
+#[tokio::test]
+async fn a_conversation_stored_without_its_limit_gets_it_from_the_epoch_record_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = spawn_relay_in(dir.path()).await;
+    let url = relay.ws_url();
+    let org = org_rotating_after(&url, 41, "legacy", 3).await;
+    let customer = &org.customers[0];
+    let mut c = RawClient::login(&url, customer).await;
+    let chat = org.start_chat(&mut c, 0, 42).await;
+    c.stored(Request::Send(chat.seal(customer, 0, "one"))).await;
+    c.stored(Request::Send(chat.seal(customer, 1, "two"))).await;
+    c.close().await;
+    stop_relay(relay).await;
+
+    // As a relay build that kept no limit stored it: `rotate_after: null` (3 → null).
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        let mut record = store
+            .get(Collection::Conversations, chat.id.as_bytes())
+            .unwrap()
+            .expect("the conversation is stored");
+        let key = b"\x6crotate_after\x03";
+        let at = record
+            .windows(key.len())
+            .position(|w| w == key)
+            .expect("the record carries its limit");
+        record[at + key.len() - 1] = 0xf6;
+        store
+            .put(Collection::Conversations, chat.id.as_bytes(), &record)
+            .unwrap();
+        store.flush().unwrap();
+    }
+
+    let relay = spawn_relay_in(dir.path()).await;
+    let url = relay.ws_url();
+    let mut c = RawClient::login(&url, customer).await;
+    c.stored(Request::Send(chat.seal(customer, 2, "three")))
+        .await;
+    assert_eq!(
+        c.refused(Request::Send(chat.seal(customer, 3, "four")))
+            .await,
+        ErrorCode::EpochFull,
+        "the limit was filled in from the epoch's record"
+    );
+    c.close().await;
+    stop_relay(relay).await;
+}
+
+#[tokio::test]
+async fn the_message_count_survives_a_restart_past_a_checkpoint() {
+    // 260 messages: the conversation record is rewritten at sequence number 256 (every
+    // `CHECKPOINT_EVERY`), and the restart replays the items after it.
+    let dir = tempfile::tempdir().unwrap();
+    let relay = spawn_relay_in(dir.path()).await;
+    let url = relay.ws_url();
+    let org = org_rotating_after(&url, 43, "checkpointed", 300).await;
+    let customer = &org.customers[0];
+    let mut c = RawClient::login(&url, customer).await;
+    let chat = org.start_chat(&mut c, 0, 44).await;
+    for counter in 0..260 {
+        c.stored(Request::Send(chat.seal(customer, counter, "m")))
+            .await;
+    }
+    c.close().await;
+    stop_relay(relay).await;
+
+    let relay = spawn_relay_in(dir.path()).await;
+    let url = relay.ws_url();
+    let mut c = RawClient::login(&url, customer).await;
+    for counter in 260..300 {
+        c.stored(Request::Send(chat.seal(customer, counter, "m")))
+            .await;
+    }
+    assert_eq!(
+        c.refused(Request::Send(chat.seal(customer, 300, "over")))
+            .await,
+        ErrorCode::EpochFull,
+        "exactly 40 more after the restart"
+    );
+    c.close().await;
     stop_relay(relay).await;
 }

@@ -32,7 +32,14 @@ pub mod session_codes {
     /// A frame's version byte is not the wire version this relay speaks (1), before or after
     /// authentication.
     pub const CLOSE_UNKNOWN_VERSION: u16 = 4103;
+    /// Most requests with a bad field answered (`bad_field`) on one connection: the next one
+    /// closes it with [`CLOSE_BAD_FRAME`].
+    pub const MAX_BAD_FIELDS: usize = 8;
 }
+
+/// Key in the `meta` tree set once the consents shared before the relay indexed them have been
+/// indexed (at the first start of a build that does it); a store without it is indexed at start.
+pub const CONSENT_INDEX_FILLED: &[u8] = b"index/consents-filled";
 
 /// The relay's protocol service as a session handler.
 pub struct Relay {

@@ -13,7 +13,8 @@ use std::{
 use bytes::Bytes;
 use sealdesk_protocol::{
     audit::{
-        AuditEntry, AuditEvent, ConsistencyProof, InclusionProof, SignedTreeHead, to_wire_path,
+        AuditEntry, AuditEvent, ConsistencyProof, Cosignature, InclusionProof, SignedTreeHead,
+        WitnessedHead, to_wire_path,
     },
     card::{IdentityCard, Role},
     epoch::EpochRecord,
@@ -196,6 +197,46 @@ const RELAY_IDENTITY: &[u8] = b"relay-identity";
 /// [`RELAY_IDENTITY`]'s place in the store, for errors.
 const RELAY_IDENTITY_LOCATION: &str = "key `relay-identity` of the `meta` tree";
 
+/// Indexes the consents shared before the relay kept an index of them (see [`consent_key`]),
+/// once: a walk over every stored item, after which [`super::CONSENT_INDEX_FILLED`] is set and
+/// later starts skip it. So a revocation reads the index only, never a conversation.
+fn fill_consent_index(store: &dyn Store) -> crate::Result<()> {
+    if store
+        .get(Collection::Meta, super::CONSENT_INDEX_FILLED)?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let mut start = Vec::new();
+    let mut filled = 0usize;
+    loop {
+        let page = store.scan_prefix_from(Collection::Messages, &[], &start, MAX_PAGE)?;
+        let Some((last, _)) = page.last() else {
+            break;
+        };
+        let mut next = last.clone();
+        next.push(0);
+        for (_, v) in page {
+            let Ok(stored) = wire::from_cbor::<StoredItem>(&v, "item") else {
+                warn!("an undecodable item skipped while indexing consents");
+                continue;
+            };
+            if let Item::Consent(t) = &stored.sequenced.item {
+                let k = consent_key(&stored.sequenced.conversation, &t.id);
+                if store.get(Collection::Meta, &k)?.is_none() {
+                    store.put(Collection::Meta, &k, t.customer.as_bytes())?;
+                    filled += 1;
+                }
+            }
+        }
+        start = next;
+    }
+    store.put(Collection::Meta, super::CONSENT_INDEX_FILLED, b"1")?;
+    store.flush()?;
+    info!(filled, "consent index filled");
+    Ok(())
+}
+
 fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, Reject> {
     m.lock()
         .map_err(|_| Reject(ErrorCode::Internal, "internal lock poisoned".into()))
@@ -247,6 +288,7 @@ impl Service {
             })?;
             leaves.push(entry.leaf_hash());
         }
+        fill_consent_index(store.as_ref())?;
         info!(entries = leaves.len(), log_key = %keys.signing_public(), "relay state loaded");
         Ok(Self {
             store,
@@ -316,6 +358,8 @@ impl Service {
             Request::GetInclusion { index, size } => self.inclusion(index, size),
             Request::GetConsistency { old, new } => self.consistency(old, new),
             Request::Erase(r) => self.erase(caller, r).await,
+            Request::Cosign(c) => self.cosign(caller, c).await,
+            Request::GetWitnessedHead { org } => self.witnessed_head(&org),
         };
         match result {
             Ok(r) => r,
@@ -585,6 +629,10 @@ impl Service {
         if let Some(epoch) = s.current_epoch {
             s.counters.retain(|(e, _), _| *e == epoch);
         }
+        if s.rotate_after.is_none() {
+            // Stored before the relay kept the limit: the epoch's record names its policy.
+            s.rotate_after = self.stored_epoch_limit(&s)?;
+        }
         s.durable_seq = s.last_seq;
         Ok(s)
     }
@@ -814,19 +862,19 @@ impl Service {
         item: Item,
         update: impl FnOnce(&mut ConvState),
     ) -> Result<(Sequenced, Vec<SigningPublicKey>), Reject> {
-        self.append_item_with(c, epoch, item, None, None, update)
+        self.append_item_with(c, epoch, item, None, Vec::new(), update)
     }
 
-    /// [`Self::append_item`] with a duplicate key that must not exist yet (`dedupe`) and one
-    /// more write (`also`) in the same transaction (the epoch number and the epoch index of
-    /// `PutEpoch`).
+    /// [`Self::append_item`] with a duplicate key that must not exist yet (`dedupe`, with the
+    /// refusal to answer if it does) and more writes (`also`) in the same transaction (the epoch
+    /// index of `PutEpoch`; the audit leaf of a release notice).
     fn append_item_with(
         &self,
         c: &ConversationId,
         epoch: Option<u32>,
         item: Item,
-        dedupe: Option<Vec<u8>>,
-        also: Option<(Collection, Vec<u8>, Vec<u8>)>,
+        dedupe: Option<(Vec<u8>, Reject)>,
+        also: Vec<(Collection, Vec<u8>, Vec<u8>)>,
         update: impl FnOnce(&mut ConvState),
     ) -> Result<(Sequenced, Vec<SigningPublicKey>), Reject> {
         let mut convs = lock(&self.convs)?;
@@ -849,10 +897,14 @@ impl Service {
         // or a sequence gap. These items change who may read, so the record must say so at
         // once; plain messages take the cheaper path of `append_message`.
         let mut b = Batch::new();
+        let (dedupe, taken) = match dedupe {
+            Some((k, taken)) => (Some(k), Some(taken)),
+            None => (None, None),
+        };
         if let Some(k) = &dedupe {
             b.insert_if_absent(Collection::MessageKeys, k, &next.last_seq.to_be_bytes());
         }
-        if let Some((coll, k, v)) = &also {
+        for (coll, k, v) in &also {
             b.put(*coll, k, v);
         }
         b.put(Collection::Conversations, c.as_bytes(), &enc(&next)?);
@@ -862,7 +914,12 @@ impl Service {
             &enc(&stored)?,
         );
         if !self.store.apply(b)? {
-            return reject(ErrorCode::StaleEpoch, EPOCH_TAKEN);
+            return Err(taken.unwrap_or_else(|| {
+                Reject(
+                    ErrorCode::Internal,
+                    "a conditional write failed without a duplicate key".into(),
+                )
+            }));
         }
         let audience = match epoch {
             Some(e) => next
@@ -1030,7 +1087,7 @@ impl Service {
             );
         }
         let epoch = verified.epoch;
-        let rotate_after = policy.rotate_after_messages;
+        let rotate_after = self.epoch_limit(&s.org, &policy)?;
         let members: BTreeSet<SigningPublicKey> =
             verified.members.iter().map(|m| m.signing_key).collect();
         let record = verified.into_record();
@@ -1043,12 +1100,15 @@ impl Service {
             &record.conversation,
             Some(epoch),
             Item::Epoch(record.clone()),
-            Some({
-                let mut k = b"epoch".to_vec();
-                k.extend_from_slice(&ekey);
-                k
-            }),
-            Some((Collection::Epochs, ekey.clone(), rec_bytes)),
+            Some((
+                {
+                    let mut k = b"epoch".to_vec();
+                    k.extend_from_slice(&ekey);
+                    k
+                },
+                Reject(ErrorCode::StaleEpoch, EPOCH_TAKEN.into()),
+            )),
+            vec![(Collection::Epochs, ekey.clone(), rec_bytes)],
             |st| {
                 st.current_epoch = Some(epoch);
                 st.readers.insert(epoch, members.clone());
@@ -1059,6 +1119,36 @@ impl Service {
         self.commit.durable().await?;
         self.push_item(&seq_item, &audience, &caller.key());
         Ok(Response::Stored { seq: seq_item.seq })
+    }
+
+    /// The message limit of an epoch whose record names `policy`: the smaller of its
+    /// `rotate_after_messages` and the org's latest policy's, so that a record naming an
+    /// older, looser policy does not lift the limit the org has now (PROTOCOL.md §7.7).
+    fn epoch_limit(&self, org: &str, policy: &VerifiedPolicy) -> Result<u32, Reject> {
+        let latest = self.current_policy(org)?;
+        Ok(policy
+            .rotate_after_messages
+            .min(latest.rotate_after_messages))
+    }
+
+    /// The limit of the current epoch of a conversation stored by a relay build that did not
+    /// keep it (`rotate_after: None`), from the epoch's stored record.
+    fn stored_epoch_limit(&self, s: &ConvState) -> Result<Option<u32>, Reject> {
+        let Some(epoch) = s.current_epoch else {
+            return Ok(None);
+        };
+        let record = match self.epoch_record(&s.conversation, epoch) {
+            Ok(r) => r,
+            Err(Reject(ErrorCode::NotFound, _)) => {
+                warn!(conversation = %s.conversation, epoch, "the current epoch's record is missing");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        match self.policy(&s.org, Some(record.policy_version))? {
+            Some(policy) => Ok(Some(self.epoch_limit(&s.org, &policy)?)),
+            None => Ok(None),
+        }
     }
 
     fn epoch_record(&self, c: &ConversationId, epoch: u32) -> Result<EpochRecord, Reject> {
@@ -1263,12 +1353,11 @@ impl Service {
         // it), in one transaction; the write lock makes "not shared yet" and the store atomic.
         let (item, audience) = {
             let _w = lock(&self.writes)?;
-            // The index alone, not the walk of `consent_signer`, so sharing stays cheap under
-            // the lock. A consent shared before the index existed can then be shared again:
-            // harmless, as a conversation has one customer, who signed both.
+            // The index (filled at start-up for consents shared before it existed) says
+            // whether this id was shared in this conversation.
             if self.store.get(Collection::Meta, &index)?.is_some() {
                 return reject(
-                    ErrorCode::Conflict,
+                    ErrorCode::IdTaken,
                     "a consent with this id was already shared in this conversation",
                 );
             }
@@ -1277,7 +1366,7 @@ impl Service {
                 None,
                 Item::Consent(token),
                 None,
-                Some((Collection::Meta, index, signer.as_bytes().to_vec())),
+                vec![(Collection::Meta, index, signer.as_bytes().to_vec())],
                 |_| {},
             )?
         };
@@ -1294,25 +1383,11 @@ impl Service {
         c: &ConversationId,
         id: &TokenId,
     ) -> Result<Option<SigningPublicKey>, Reject> {
-        if let Some(k) = self.store.get(Collection::Meta, &consent_key(c, id))? {
-            return Ok(Some(SigningPublicKey::try_from(k.as_slice())?));
-        }
-        // Consents shared by a relay build that kept no index: look for the item itself. Only
-        // a revocation of a consent that is not indexed pays for this walk.
-        let mut after = 0;
-        loop {
-            let chunk = self.items_after(c, after)?;
-            let Some(last) = chunk.last().map(|(s, _)| s.sequenced.seq) else {
-                return Ok(None);
-            };
-            for (stored, _) in chunk {
-                if let Item::Consent(t) = &stored.sequenced.item
-                    && t.id == *id
-                {
-                    return Ok(Some(t.customer));
-                }
-            }
-            after = last;
+        // Consents shared by a relay build that kept no index were indexed at start-up
+        // (`fill_consent_index`): the index is the whole answer.
+        match self.store.get(Collection::Meta, &consent_key(c, id))? {
+            Some(k) => Ok(Some(SigningPublicKey::try_from(k.as_slice())?)),
+            None => Ok(None),
         }
     }
 
@@ -1658,34 +1733,73 @@ impl Service {
                 return reject(ErrorCode::Forbidden, "only the relay logs erasures");
             }
         };
-        let (index, head) = self.log_append(&entry, marker)?;
+        // The notice goes to the conversation in the same transaction as the leaf: a crash
+        // can lose both, never the notice alone (a resuming trustee finds its entry and does
+        // not append again, so a lost notice would be lost for good).
+        let notice_conv = match notice_conv {
+            Some(c) => self
+                .conv(&c)?
+                .filter(|state| Some(&state.org) == entry_org(&entry))
+                .map(|_| c),
+            None => None,
+        };
+        let (index, head, notice) = self.log_append(&entry, marker, notice_conv)?;
         self.commit.durable().await?;
-        if let Some(c) = notice_conv
-            && let Some(state) = self.conv(&c)?
-            && Some(&state.org) == entry_org(&entry)
-        {
-            let (item, audience) =
-                self.append_item(&c, None, Item::Notice { entry, index }, |_| {})?;
-            self.commit.durable().await?;
+        relay_fail_point("relay-after-audit-append");
+        if let Some((item, audience)) = notice {
             self.push_item(&item, &audience, &caller.key());
         }
         Ok(Response::Appended { index, head })
     }
 
-    /// Appends under the single-writer lock; returns the index and a fresh tree head.
+    /// Appends under the single-writer lock, with the entry's notice in conversation `notice`
+    /// in the same transaction; returns the index, a fresh tree head and the stored notice
+    /// with its audience.
+    #[allow(clippy::type_complexity)]
     fn log_append(
         &self,
         entry: &AuditEntry,
         marker: Option<Vec<u8>>,
-    ) -> Result<(u64, SignedTreeHead), Reject> {
+        notice: Option<ConversationId>,
+    ) -> Result<
+        (
+            u64,
+            SignedTreeHead,
+            Option<(Sequenced, Vec<SigningPublicKey>)>,
+        ),
+        Reject,
+    > {
         let mut leaves = lock(&self.log)?;
         let index = leaves.len() as u64;
-        let mut b = Batch::new();
-        b.put(Collection::AuditLeaves, &index.to_be_bytes(), &enc(entry)?);
+        let mut writes = vec![(
+            Collection::AuditLeaves,
+            index.to_be_bytes().to_vec(),
+            enc(entry)?,
+        )];
         if let Some(k) = marker {
-            b.put(Collection::Meta, &k, &index.to_be_bytes());
+            writes.push((Collection::Meta, k, index.to_be_bytes().to_vec()));
         }
-        self.store.apply(b)?;
+        let stored = match notice {
+            Some(c) => Some(self.append_item_with(
+                &c,
+                None,
+                Item::Notice {
+                    entry: entry.clone(),
+                    index,
+                },
+                None,
+                writes,
+                |_| {},
+            )?),
+            None => {
+                let mut b = Batch::new();
+                for (coll, k, v) in &writes {
+                    b.put(*coll, k, v);
+                }
+                self.store.apply(b)?;
+                None
+            }
+        };
         leaves.push(entry.leaf_hash());
         let head = SignedTreeHead::sign(
             &self.keys,
@@ -1693,7 +1807,7 @@ impl Service {
             merkle::root(&leaves),
             now(),
         );
-        Ok((index, head))
+        Ok((index, head, stored))
     }
 
     fn tree_head(&self) -> Result<SignedTreeHead, Reject> {
@@ -1743,6 +1857,77 @@ impl Service {
             old,
             new,
             path: to_wire_path(path),
+        }))
+    }
+
+    /// Keeps a witness's cosignature, the latest per witness. The clients check everything
+    /// that matters (the witness is a trustee of their org's policy, the head extends theirs);
+    /// the relay checks, as defence in depth, that the caller signed it, is a trustee, and
+    /// cosigned a head this log really had.
+    async fn cosign(&self, caller: &Caller, c: Cosignature) -> Reply {
+        c.verify()?;
+        if c.witness != caller.key() {
+            return reject(
+                ErrorCode::Forbidden,
+                "cosignatures must be signed by the account sending them",
+            );
+        }
+        if caller.card.role != Role::Trustee {
+            return reject(ErrorCode::Forbidden, "only trustees witness the audit log");
+        }
+        if c.log_key != self.keys.signing_public() {
+            return reject(ErrorCode::BadRequest, "the cosignature is for another log");
+        }
+        {
+            let leaves = lock(&self.log)?;
+            let size = usize::try_from(c.size).unwrap_or(usize::MAX);
+            if size > leaves.len() || merkle::root(&leaves[..size]) != c.root {
+                return reject(
+                    ErrorCode::Conflict,
+                    "the cosigned tree head is not one this log had",
+                );
+            }
+        }
+        let key = cosignature_key(&c.witness);
+        {
+            let _w = lock(&self.writes)?;
+            if let Some(b) = self.store.get(Collection::Meta, &key)? {
+                // Only a smaller head is refused: witnesses never go back (a trustee whose
+                // clock went back only makes its own cosignature less fresh).
+                let old: Cosignature = dec(&b, "cosignature")?;
+                if old.size > c.size {
+                    return reject(
+                        ErrorCode::Conflict,
+                        "this witness already cosigned a larger head",
+                    );
+                }
+            }
+            self.store.put(Collection::Meta, &key, &enc(&c)?)?;
+        }
+        self.commit.durable().await?;
+        Ok(Response::Ok)
+    }
+
+    /// The current head with the latest cosignature of each trustee of `org`'s current policy
+    /// (those on this head or an earlier one).
+    fn witnessed_head(&self, org: &str) -> Reply {
+        let policy = self.current_policy(org)?;
+        let head = self.tree_head()?;
+        let mut cosignatures = Vec::new();
+        for t in &policy.trustees {
+            if let Some(b) = self
+                .store
+                .get(Collection::Meta, &cosignature_key(&t.signing_key))?
+            {
+                let c: Cosignature = dec(&b, "cosignature")?;
+                if c.size <= head.size {
+                    cosignatures.push(c);
+                }
+            }
+        }
+        Ok(Response::WitnessedHead(WitnessedHead {
+            head,
+            cosignatures,
         }))
     }
 
@@ -1820,7 +2005,7 @@ impl Service {
             },
             now(),
         );
-        self.log_append(&entry, None)?;
+        self.log_append(&entry, None, None)?;
         self.commit.durable().await?;
         info!(conversation = %c, reason, "conversation erased");
         Ok(())
@@ -1898,6 +2083,33 @@ fn policy_for(
             "the policy of a stored epoch is missing".into(),
         )
     })
+}
+
+/// **Test-only fault injection**, like the client's `SEALDESK_FAILPOINT`: when this variable
+/// names `point`, the relay exits there with status [`FAILPOINT_EXIT_CODE`], as if killed, so a
+/// test can restart it over the same data directory. Never set it in production. The one
+/// point, `relay-after-audit-append`, is after an audit entry (and its notice) became durable
+/// and before the relay answers `appended`.
+pub const FAILPOINT_ENV: &str = "SEALDESK_FAILPOINT";
+
+/// Exit status of a relay stopped at a fail point (see [`FAILPOINT_ENV`]).
+pub const FAILPOINT_EXIT_CODE: i32 = 86;
+
+fn relay_fail_point(point: &str) {
+    if std::env::var_os(FAILPOINT_ENV).is_some_and(|v| v == point) {
+        warn!(
+            point,
+            "fail point reached; exiting as if killed (test only)"
+        );
+        std::process::exit(FAILPOINT_EXIT_CODE);
+    }
+}
+
+/// Where a witness's latest cosignature is kept (in `Meta`).
+fn cosignature_key(witness: &SigningPublicKey) -> Vec<u8> {
+    let mut k = b"cosig/".to_vec();
+    k.extend_from_slice(witness.as_bytes());
+    k
 }
 
 fn entry_org(entry: &AuditEntry) -> Option<&String> {

@@ -4,7 +4,8 @@
 //!   ExpectAuth ──Auth ok──▶ Serving ──close / error──▶ (hub leave)
 //!        ├── anything else, bad signature, timeout ──▶ close 4101 / 4001
 //!        └── another wire version ──▶ close 4103
-//!   Serving: a request with a bad field ──▶ BadField response, go on
+//!   Serving: a request with a bad field ──▶ BadField response, go on (at most
+//!              MAX_BAD_FIELDS times; the next one ──▶ close 4102)
 //!            a frame that does not decode / is not a request ──▶ close 4102
 //!            another wire version ──▶ close 4103
 //! ```
@@ -113,6 +114,7 @@ async fn authenticate(svc: &Service, conn: &mut Connection) -> Option<Caller> {
 
 async fn serve(svc: &Arc<Service>, conn: &mut Connection, mut caller: Caller) {
     let mut pipeline = Pipeline::new(svc, conn);
+    let mut bad_fields = 0usize;
     loop {
         let bytes = match conn.recv().await {
             Ok(Some(b)) => b,
@@ -121,8 +123,20 @@ async fn serve(svc: &Arc<Service>, conn: &mut Connection, mut caller: Caller) {
         let (id, body) = match wire::decode_inbound(&bytes) {
             Ok(Inbound::Frame(Frame::Request { id, body })) => (id, body),
             Ok(Inbound::BadField(bad)) => {
-                // The envelope is sound: answer this request, in order, and read on.
-                debug!(id = bad.id, field = %bad.field, "request with a bad field");
+                // The envelope is sound: answer this request, in order, and read on; but a
+                // client that keeps sending them is broken (or probing), so only a few.
+                bad_fields += 1;
+                if bad_fields > super::MAX_BAD_FIELDS {
+                    debug!(
+                        size = bytes.len(),
+                        "too many requests with a bad field; closing"
+                    );
+                    pipeline.drain().await;
+                    let _ = conn.outbox().finish(BAD_FRAME).await;
+                    return;
+                }
+                // The field name is the client's: log the request id and size only.
+                debug!(id = bad.id, size = bytes.len(), "request with a bad field");
                 pipeline.drain().await;
                 let body = Response::Error {
                     code: ErrorCode::BadField,
