@@ -1,0 +1,212 @@
+//! Disputes: the master's [`DisputeTicket`], which releases nothing on its own, and the
+//! arbiters' signed [`ArbiterDecision`]s on its hash; [`approvers`] counts the distinct arbiters
+//! of the policy whose valid decisions approve it.
+
+use std::collections::HashSet;
+
+use rand_core::CryptoRng;
+use serde::{Deserialize, Serialize};
+
+use super::Refusal;
+use crate::{
+    Error, Result,
+    codec::Writer,
+    ids::{ConversationId, EpochRange, TokenId},
+    keys::{IdentityKeys, Signature, SigningPublicKey},
+    labels,
+    policy::VerifiedPolicy,
+};
+
+/// A dispute ticket opened by the master; valid once enough arbiters approve its hash.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct DisputeTicket {
+    /// Unique id (single use).
+    pub id: TokenId,
+    /// The org.
+    pub org: String,
+    /// The conversation.
+    pub conversation: ConversationId,
+    /// The epochs to open.
+    pub epochs: EpochRange,
+    /// Why.
+    pub reason: String,
+    /// Open time.
+    pub opened_at: u64,
+    /// Expiry.
+    pub expires_at: u64,
+    /// The master.
+    pub master: SigningPublicKey,
+    /// The master's signature.
+    pub signature: Signature,
+}
+
+impl DisputeTicket {
+    /// Opens a ticket.
+    ///
+    /// # Errors
+    /// [`Error::InvalidValidity`] for a zero or over-long validity.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open(
+        rng: &mut impl CryptoRng,
+        master: &IdentityKeys,
+        policy: &VerifiedPolicy,
+        conversation: ConversationId,
+        epochs: EpochRange,
+        reason: &str,
+        valid_secs: u64,
+        now: u64,
+    ) -> Result<Self> {
+        epochs.check()?;
+        if valid_secs == 0 || valid_secs > policy.max_release_validity_secs {
+            return Err(Error::InvalidValidity("dispute ticket"));
+        }
+        let mut t = DisputeTicket {
+            id: TokenId::random(rng),
+            org: policy.org.clone(),
+            conversation,
+            epochs,
+            reason: reason.to_owned(),
+            opened_at: now,
+            expires_at: now.saturating_add(valid_secs),
+            master: master.signing_public(),
+            signature: Signature::placeholder(),
+        };
+        t.signature = master.sign(&t.signed_bytes());
+        Ok(t)
+    }
+
+    /// The canonical bytes the master's signature covers.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::with_label(labels::DISPUTE_TICKET);
+        w.fixed(self.id.as_bytes())
+            .str(&self.org)
+            .fixed(self.conversation.as_bytes());
+        self.epochs.write(&mut w);
+        w.str(&self.reason)
+            .u64(self.opened_at)
+            .u64(self.expires_at)
+            .fixed(self.master.as_bytes());
+        w.into_bytes()
+    }
+
+    /// The hash arbiters sign: over the signed bytes and the master's signature.
+    pub fn hash(&self) -> [u8; 32] {
+        let mut w = Writer::with_label(labels::DISPUTE_TICKET_HASH);
+        w.bytes(&self.signed_bytes())
+            .fixed(&self.signature.to_bytes());
+        w.sha256()
+    }
+
+    /// Checks the master's signature against the policy.
+    ///
+    /// # Errors
+    /// [`Error::WrongOrg`] or [`Error::BadSignature`].
+    pub fn verify(&self, policy: &VerifiedPolicy) -> Result<()> {
+        if self.org != policy.org {
+            return Err(Error::WrongOrg {
+                expected: policy.org.clone(),
+                found: self.org.clone(),
+            });
+        }
+        if self.master != policy.master_key() {
+            return Err(Error::BadSignature("dispute ticket"));
+        }
+        self.master
+            .verify(&self.signed_bytes(), &self.signature, "dispute ticket")
+    }
+}
+
+/// An arbiter's verdict.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Approve the release.
+    Approve,
+    /// Reject it, with a reason.
+    Reject(String),
+}
+
+/// An arbiter's signed decision on a ticket's hash.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct ArbiterDecision {
+    /// The ticket id.
+    pub ticket: TokenId,
+    /// The ticket hash ([`DisputeTicket::hash`]).
+    #[serde(with = "serde_bytes")]
+    pub ticket_hash: [u8; 32],
+    /// The verdict.
+    pub verdict: Verdict,
+    /// When.
+    pub decided_at: u64,
+    /// The arbiter.
+    pub arbiter: SigningPublicKey,
+    /// The arbiter's signature.
+    pub signature: Signature,
+}
+
+impl ArbiterDecision {
+    /// Signs a verdict on `ticket`.
+    ///
+    /// # Errors
+    /// Never in practice; fallible for future checks.
+    pub fn sign(
+        arbiter: &IdentityKeys,
+        ticket: &DisputeTicket,
+        verdict: Verdict,
+        now: u64,
+    ) -> Result<Self> {
+        let mut d = ArbiterDecision {
+            ticket: ticket.id,
+            ticket_hash: ticket.hash(),
+            verdict,
+            decided_at: now,
+            arbiter: arbiter.signing_public(),
+            signature: Signature::placeholder(),
+        };
+        d.signature = arbiter.sign(&d.signed_bytes());
+        Ok(d)
+    }
+
+    /// The canonical bytes the arbiter's signature covers.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::with_label(labels::ARBITER_DECISION);
+        w.fixed(self.ticket.as_bytes()).fixed(&self.ticket_hash);
+        match &self.verdict {
+            Verdict::Approve => w.u8(1),
+            Verdict::Reject(reason) => w.u8(2).str(reason),
+        };
+        w.u64(self.decided_at).fixed(self.arbiter.as_bytes());
+        w.into_bytes()
+    }
+
+    /// Checks the signature, that the signer is an arbiter of the policy, and the ticket hash.
+    ///
+    /// # Errors
+    /// [`Error::BadSignature`] or a [`Refusal`].
+    pub fn verify(&self, policy: &VerifiedPolicy, ticket: &DisputeTicket) -> Result<()> {
+        if policy.arbiter(&self.arbiter).is_none() || self.arbiter == policy.master_key() {
+            return Err(Refusal::NotAnArbiter.into());
+        }
+        if self.ticket != ticket.id || self.ticket_hash != ticket.hash() {
+            return Err(Refusal::WrongTicket.into());
+        }
+        self.arbiter
+            .verify(&self.signed_bytes(), &self.signature, "arbiter decision")
+    }
+}
+
+/// The distinct policy arbiters whose valid decisions approve `ticket`. Duplicates, rejections,
+/// forgeries, non-arbiters and the master are not counted.
+pub fn approvers(
+    policy: &VerifiedPolicy,
+    ticket: &DisputeTicket,
+    decisions: &[ArbiterDecision],
+) -> Vec<SigningPublicKey> {
+    let mut seen = HashSet::new();
+    decisions
+        .iter()
+        .filter(|d| d.verdict == Verdict::Approve && d.verify(policy, ticket).is_ok())
+        .filter(|d| seen.insert(d.arbiter))
+        .map(|d| d.arbiter)
+        .collect()
+}
