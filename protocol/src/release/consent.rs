@@ -1,5 +1,6 @@
 //! What the customer signs: a [`ConsentToken`] that lets the org's master open some epochs of
-//! one conversation once, its [`ConsentRevocation`], and an [`ErasureRequest`].
+//! one conversation once, its [`ConsentRevocation`], and an [`ErasureRequest`]. Each checked
+//! token or revocation is a [`VerifiedConsent`] or [`VerifiedRevocation`].
 
 use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,7 @@ use crate::{
     keys::{IdentityKeys, Signature, SigningPublicKey},
     labels,
     policy::VerifiedPolicy,
+    signed::{Signed, impl_signed, verified_type},
 };
 
 /// How much of a transcript a consent releases.
@@ -122,7 +124,28 @@ impl ConsentToken {
             .fixed(self.customer.as_bytes());
         w.into_bytes()
     }
+
+    /// Checks the signature of the customer the token names: the token then says what that key
+    /// agreed to. Whether the key is the customer of the epochs released, and whether the token
+    /// is in force (org, grantee, validity, not spent or revoked), are the trustee's checks in
+    /// [`super::decide`], not this one's.
+    ///
+    /// # Errors
+    /// [`Error::BadSignature`]`("consent token")`.
+    pub fn verify(self) -> Result<VerifiedConsent> {
+        self.check_signature()?;
+        Ok(VerifiedConsent(self))
+    }
 }
+
+impl_signed!(ConsentToken, "consent token", customer);
+
+verified_type!(
+    /// A consent token whose customer signature has been checked ([`ConsentToken::verify`]).
+    VerifiedConsent(ConsentToken),
+    token,
+    into_token
+);
 
 /// A customer's signed revocation of an unused consent token.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -174,10 +197,30 @@ impl ConsentRevocation {
     /// # Errors
     /// [`Error::BadSignature`].
     pub fn verify(&self) -> Result<()> {
-        self.customer
-            .verify(&self.signed_bytes(), &self.signature, "consent revocation")
+        self.check_signature()
+    }
+
+    /// Checks the signature of the customer the revocation names, as [`Self::verify`], and keeps
+    /// the result as a type. Whether that key signed the consent revoked is for the holder of
+    /// the consent to compare ([`ConsentToken::customer`]).
+    ///
+    /// # Errors
+    /// [`Error::BadSignature`]`("consent revocation")`.
+    pub fn into_verified(self) -> Result<VerifiedRevocation> {
+        self.check_signature()?;
+        Ok(VerifiedRevocation(self))
     }
 }
+
+impl_signed!(ConsentRevocation, "consent revocation", customer);
+
+verified_type!(
+    /// A consent revocation whose customer signature has been checked
+    /// ([`ConsentRevocation::into_verified`]).
+    VerifiedRevocation(ConsentRevocation),
+    revocation,
+    into_revocation
+);
 
 /// A customer's signed request to erase a conversation (refused while a dispute is open).
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -219,7 +262,95 @@ impl ErasureRequest {
     /// # Errors
     /// [`Error::BadSignature`].
     pub fn verify(&self) -> Result<()> {
-        self.customer
-            .verify(&self.signed_bytes(), &self.signature, "erasure request")
+        self.check_signature()
+    }
+}
+
+impl_signed!(ErasureRequest, "erasure request", customer);
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::{
+        ids::ConversationId,
+        policy::tests::org,
+        release::tests::{NOW, consent},
+        signed::Signed,
+        test_rng,
+    };
+
+    #[test]
+    fn consent_verifies_only_as_signed_by_its_customer() {
+        let o = org(130);
+        let conv = ConversationId::random(&mut test_rng(131));
+        let good = consent(&o, conv, 132);
+        // The honest token passes and reads as itself.
+        let v = good.clone().verify().unwrap();
+        assert_eq!(v.token(), &good);
+        assert_eq!(v.customer, o.customer.signing_public());
+        assert_eq!(v.into_token(), good);
+        let bad = Err(Error::BadSignature("consent token"));
+        // A field changed after signing (scope widened).
+        let mut tampered = good.clone();
+        tampered.scope = Scope::Redacted;
+        tampered.purpose = "anything".into();
+        assert_eq!(tampered.verify(), bad);
+        // Another customer named over the customer's signature.
+        let mut wrong_key = good.clone();
+        wrong_key.customer = o.agent.signing_public();
+        assert_eq!(wrong_key.verify(), bad);
+        // A signature by another key (the agent forging consent) over the honest bytes.
+        let mut forged = good.clone();
+        forged.signature = o.agent.sign(&forged.signed_bytes());
+        assert_eq!(forged.verify(), bad);
+        // The trait's check is the same check.
+        assert_eq!(good.check_signature(), Ok(()));
+        assert_eq!(
+            good.check_signed_by(&o.agent.signing_public()),
+            Err(Error::WrongSigner("consent token"))
+        );
+    }
+
+    #[test]
+    fn revocation_verifies_only_as_signed_by_its_customer() {
+        let o = org(133);
+        let conv = ConversationId::random(&mut test_rng(134));
+        let token = consent(&o, conv, 135);
+        assert_eq!(
+            ConsentRevocation::issue(&o.agent, &token, NOW + 1),
+            Err(Error::NotAMember)
+        );
+        let good = ConsentRevocation::issue(&o.customer, &token, NOW + 1).unwrap();
+        assert_eq!(good.verify(), Ok(()));
+        let v = good.clone().into_verified().unwrap();
+        assert_eq!(v.revocation(), &good);
+        assert_eq!(v.consent, token.id);
+        assert_eq!(v.into_revocation(), good);
+        let bad = Err(Error::BadSignature("consent revocation"));
+        let mut tampered = good.clone();
+        tampered.revoked_at += 1;
+        assert_eq!(
+            tampered.verify(),
+            Err(Error::BadSignature("consent revocation"))
+        );
+        assert_eq!(tampered.into_verified(), bad);
+        let mut wrong_key = good.clone();
+        wrong_key.customer = o.agent.signing_public();
+        assert_eq!(wrong_key.into_verified(), bad);
+        let mut forged = good.clone();
+        forged.signature = o.agent.sign(&forged.signed_bytes());
+        assert_eq!(forged.into_verified(), bad);
+    }
+
+    #[test]
+    fn verified_consent_serializes_as_the_token() {
+        let o = org(136);
+        let token = consent(&o, ConversationId::random(&mut test_rng(137)), 138);
+        let mut plain = Vec::new();
+        ciborium::into_writer(&token, &mut plain).unwrap();
+        let mut checked = Vec::new();
+        ciborium::into_writer(&token.clone().verify().unwrap(), &mut checked).unwrap();
+        assert_eq!(plain, checked);
     }
 }

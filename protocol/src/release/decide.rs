@@ -12,6 +12,7 @@ use crate::{
     keys::{IdentityKeys, Signature, SigningPublicKey},
     policy::VerifiedPolicy,
     seal::{Purpose, SealContext, seal},
+    signed::Signed,
 };
 
 /// What a trustee knows when it decides: the pinned policy, its keys, the time, the verified
@@ -62,12 +63,7 @@ pub fn decide(
     let Some(my_index) = my_index else {
         return refuse(Refusal::NotATrustee);
     };
-    if request.master != policy.master_key()
-        || request
-            .master
-            .verify(&request.signed_bytes(), &request.signature, "request")
-            .is_err()
-    {
+    if request.check_signed_by(&policy.master_key()).is_err() {
         return refuse(Refusal::NotFromMaster);
     }
     if request.org != policy.org || request.policy_version != policy.version {
@@ -174,10 +170,7 @@ fn check_justification(
             if c.grantee != policy.master_key() {
                 return refuse(Refusal::WrongGrantee);
             }
-            if c.customer
-                .verify(&c.signed_bytes(), &c.signature, "consent")
-                .is_err()
-            {
+            if c.check_signature().is_err() {
                 return refuse(Refusal::BadJustification);
             }
             check_validity(policy, view.now, c.issued_at, c.expires_at)?;

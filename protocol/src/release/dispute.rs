@@ -15,6 +15,7 @@ use crate::{
     keys::{IdentityKeys, Signature, SigningPublicKey},
     labels,
     policy::VerifiedPolicy,
+    signed::{Signed, impl_signed},
 };
 
 /// A dispute ticket opened by the master; valid once enough arbiters approve its hash.
@@ -111,10 +112,11 @@ impl DisputeTicket {
         if self.master != policy.master_key() {
             return Err(Error::BadSignature("dispute ticket"));
         }
-        self.master
-            .verify(&self.signed_bytes(), &self.signature, "dispute ticket")
+        self.check_signature()
     }
 }
+
+impl_signed!(DisputeTicket, "dispute ticket", master);
 
 /// An arbiter's verdict.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -190,10 +192,11 @@ impl ArbiterDecision {
         if self.ticket != ticket.id || self.ticket_hash != ticket.hash() {
             return Err(Refusal::WrongTicket.into());
         }
-        self.arbiter
-            .verify(&self.signed_bytes(), &self.signature, "arbiter decision")
+        self.check_signature()
     }
 }
+
+impl_signed!(ArbiterDecision, "arbiter decision", arbiter);
 
 /// The distinct policy arbiters whose valid decisions approve `ticket`. Duplicates, rejections,
 /// forgeries, non-arbiters and the master are not counted.

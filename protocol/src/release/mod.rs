@@ -8,12 +8,12 @@
 //!
 //! One file per concern, every item re-exported here so that its path is `release::Item`:
 //!
-//! - `consent`: what the customer signs — [`ConsentToken`], its [`ConsentRevocation`], and the
-//!   [`ErasureRequest`];
+//! - `consent`: what the customer signs — [`ConsentToken`] (and [`VerifiedConsent`]), its
+//!   [`ConsentRevocation`] (and [`VerifiedRevocation`]), and the [`ErasureRequest`];
 //! - `dispute`: the master's [`DisputeTicket`], the arbiters' [`ArbiterDecision`]s and
 //!   [`approvers`];
-//! - `request`: the master's [`ReleaseRequest`] with its [`Justification`], and the trustee's
-//!   [`ReleasedShare`];
+//! - `request`: the master's [`ReleaseRequest`] with its [`Justification`] (and
+//!   [`VerifiedRequest`]), and the trustee's [`ReleasedShare`] (and [`VerifiedShare`]);
 //! - `refusal`: [`Refusal`], one variant per check a trustee makes;
 //! - `decide`: the trustee's [`decide`] over a [`TrusteeView`].
 //!
@@ -26,11 +26,14 @@ mod dispute;
 mod refusal;
 mod request;
 
-pub use consent::{ConsentParams, ConsentRevocation, ConsentToken, ErasureRequest, Scope};
+pub use consent::{
+    ConsentParams, ConsentRevocation, ConsentToken, ErasureRequest, Scope, VerifiedConsent,
+    VerifiedRevocation,
+};
 pub use decide::{ApprovedRelease, TrusteeView, decide};
 pub use dispute::{ArbiterDecision, DisputeTicket, Verdict, approvers};
 pub use refusal::Refusal;
-pub use request::{Justification, ReleaseRequest, ReleasedShare};
+pub use request::{Justification, ReleaseRequest, ReleasedShare, VerifiedRequest, VerifiedShare};
 
 /// Clock skew tolerated between parties, in seconds.
 pub const CLOCK_SKEW_SECS: u64 = 300;

@@ -1,6 +1,7 @@
 //! The master's signed [`ReleaseRequest`] to the trustees, carrying its [`Justification`]
 //! (a consent token, or a dispute ticket with the arbiters' decisions), and a trustee's
-//! [`ReleasedShare`] answering it.
+//! [`ReleasedShare`] answering it. Checked, they are a [`VerifiedRequest`] and a
+//! [`VerifiedShare`].
 
 use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,7 @@ use crate::{
     policy::VerifiedPolicy,
     seal::{Purpose, SealContext, Sealed, open},
     shamir,
+    signed::{Signed, impl_signed, verified_type},
 };
 
 /// Why a release may happen.
@@ -168,7 +170,29 @@ impl ReleaseRequest {
         }
         Ok(())
     }
+
+    /// Checks that `master` made the request: it names that key as its master and the
+    /// signature is good. Which key is the master is the caller's to say (the policy's
+    /// [`VerifiedPolicy::master_key`], the relay's authenticated master); the org, policy
+    /// version, scope ([`Self::check_scope`]) and justification are checked apart.
+    ///
+    /// # Errors
+    /// [`Error::WrongSigner`]`("release request")` if the request names another master,
+    /// [`Error::BadSignature`]`("release request")`.
+    pub fn verify(self, master: &SigningPublicKey) -> Result<VerifiedRequest> {
+        self.check_signed_by(master)?;
+        Ok(VerifiedRequest(self))
+    }
 }
+
+impl_signed!(ReleaseRequest, "release request", master);
+
+verified_type!(
+    /// A release request the given master signed ([`ReleaseRequest::verify`]).
+    VerifiedRequest(ReleaseRequest),
+    request,
+    into_request
+);
 
 /// One trustee's share for one epoch, re-sealed to the policy's master for one request, and
 /// signed by the trustee.
@@ -216,8 +240,7 @@ impl ReleasedShare {
         if policy.trustee_index(&self.trustee).is_none() {
             return Err(Refusal::NotATrustee.into());
         }
-        self.trustee
-            .verify(&self.signed_bytes(), &self.signature, "released share")?;
+        self.check_signature()?;
         let hash = request.hash();
         let me = master.signing_public();
         let ctx = SealContext {
@@ -230,7 +253,28 @@ impl ReleasedShare {
         let bytes = open(master, &self.sealed, &ctx, "released share")?;
         shamir::Share::from_bytes(&bytes).map_err(|e| Error::Shamir(e.to_string()))
     }
+
+    /// Checks that `trustee` released the share: it names that key as its trustee and the
+    /// signature is good. Opening it ([`Self::open`]) also checks the trustee against the
+    /// policy and binds the share to its request.
+    ///
+    /// # Errors
+    /// [`Error::WrongSigner`]`("released share")` if the share names another trustee,
+    /// [`Error::BadSignature`]`("released share")`.
+    pub fn verify(self, trustee: &SigningPublicKey) -> Result<VerifiedShare> {
+        self.check_signed_by(trustee)?;
+        Ok(VerifiedShare(self))
+    }
 }
+
+impl_signed!(ReleasedShare, "released share", trustee);
+
+verified_type!(
+    /// A released share the given trustee signed ([`ReleasedShare::verify`]).
+    VerifiedShare(ReleasedShare),
+    share,
+    into_share
+);
 
 #[cfg(test)]
 mod tests {
@@ -288,5 +332,94 @@ mod tests {
         assert_eq!(r.check_scope(), Ok(()));
         r.conversation = rec.conversation;
         assert_eq!(r.check_scope(), Err(Refusal::WrongConversation));
+    }
+
+    #[test]
+    fn request_verifies_only_against_its_master() {
+        let o = org(140);
+        let (rec, _) = first_epoch(&o, 141);
+        let good = request(
+            &o,
+            Justification::Consent(consent(&o, rec.conversation, 142)),
+            143,
+        );
+        let master = o.policy.master_key();
+        // The honest request passes against the policy's master and reads as itself.
+        let v = good.clone().verify(&master).unwrap();
+        assert_eq!(v.request(), &good);
+        assert_eq!(v.check_scope(), Ok(()));
+        assert_eq!(v.into_request(), good);
+        let bad = Err(Error::BadSignature("release request"));
+        let wrong = Err(Error::WrongSigner("release request"));
+        // A field changed after signing (more epochs).
+        let mut tampered = good.clone();
+        tampered.epochs = EpochRange::new(0, 3).unwrap();
+        assert_eq!(tampered.verify(&master), bad);
+        // Checked against another key than the one it names.
+        assert_eq!(good.clone().verify(&o.agent.signing_public()), wrong);
+        // Another master named over the master's signature.
+        let mut named = good.clone();
+        named.master = o.agent.signing_public();
+        assert_eq!(named.clone().verify(&master), wrong);
+        assert_eq!(named.verify(&o.agent.signing_public()), bad);
+        // A signature by another key over the honest bytes.
+        let mut forged = good.clone();
+        forged.signature = o.agent.sign(&forged.signed_bytes());
+        assert_eq!(forged.verify(&master), bad);
+        // Honestly signed by someone else: valid as theirs, refused as the master's.
+        let mut other = good.clone();
+        other.master = o.agent.signing_public();
+        other.signature = o.agent.sign(&other.signed_bytes());
+        assert!(other.clone().verify(&o.agent.signing_public()).is_ok());
+        assert_eq!(other.verify(&master), wrong);
+    }
+
+    #[test]
+    fn released_share_verifies_only_against_its_trustee() {
+        let o = org(144);
+        let (rec, _) = first_epoch(&o, 145);
+        let req = request(
+            &o,
+            Justification::Consent(consent(&o, rec.conversation, 146)),
+            147,
+        );
+        let epochs = [rec.clone()];
+        let view = crate::release::TrusteeView {
+            policy: &o.policy,
+            me: &o.trustees[0],
+            now: NOW + 10,
+            epochs: &epochs,
+            is_spent: &|_| false,
+            is_revoked: &|_| false,
+        };
+        let approved = crate::release::decide(&mut test_rng(148), &view, &req).unwrap();
+        let good = approved.shares[0].clone();
+        let trustee = o.trustees[0].signing_public();
+        // The honest share passes against its trustee and reads as itself.
+        let v = good.clone().verify(&trustee).unwrap();
+        assert_eq!(v.share(), &good);
+        assert_eq!(v.request_hash, req.hash());
+        assert_eq!(v.into_share(), good);
+        let bad = Err(Error::BadSignature("released share"));
+        let wrong = Err(Error::WrongSigner("released share"));
+        // A field changed after signing (another epoch).
+        let mut tampered = good.clone();
+        tampered.epoch = 1;
+        assert_eq!(tampered.verify(&trustee), bad);
+        // Checked against another trustee than the one it names.
+        assert_eq!(good.clone().verify(&o.trustees[1].signing_public()), wrong);
+        // Another trustee named over the first one's signature.
+        let mut named = good.clone();
+        named.trustee = o.trustees[1].signing_public();
+        assert_eq!(named.verify(&o.trustees[1].signing_public()), bad);
+        // A signature by another key over the honest bytes.
+        let mut forged = good.clone();
+        forged.signature = o.trustees[1].sign(&forged.signed_bytes());
+        assert_eq!(forged.clone().verify(&trustee), bad);
+        // Opening checks the same signature.
+        assert_eq!(
+            forged.open(&o.master, &o.policy, &req).err(),
+            Some(Error::BadSignature("released share"))
+        );
     }
 }
