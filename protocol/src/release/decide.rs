@@ -223,7 +223,7 @@ mod tests {
         policy::tests::Org,
         policy::tests::org,
         release::{
-            ArbiterDecision, DisputeTicket, Verdict,
+            ArbiterDecision, DisputeParams, DisputeTicket, Verdict,
             tests::{NOW, consent, request},
         },
         test_rng,
@@ -385,14 +385,16 @@ mod tests {
         let (rec, _) = first_epoch(&o, 113);
         let epochs = [rec.clone()];
         let mut rng = test_rng(114);
-        let ticket = DisputeTicket::open(
+        let ticket = DisputeTicket::issue(
             &mut rng,
             &o.master,
             &o.policy,
-            rec.conversation,
-            EpochRange::single(0),
-            "chargeback",
-            3600,
+            DisputeParams {
+                conversation: rec.conversation,
+                epochs: EpochRange::single(0),
+                reason: "chargeback".into(),
+                valid_secs: 3600,
+            },
             NOW,
         )
         .unwrap();
@@ -443,14 +445,16 @@ mod tests {
         let ok = decide(&mut rng, &v, &r).unwrap();
         assert_eq!(ok.approvers.len(), 2);
         // Approvals of another ticket do not count.
-        let other = DisputeTicket::open(
+        let other = DisputeTicket::issue(
             &mut rng,
             &o.master,
             &o.policy,
-            rec.conversation,
-            EpochRange::single(0),
-            "other",
-            3600,
+            DisputeParams {
+                conversation: rec.conversation,
+                epochs: EpochRange::single(0),
+                reason: "other".into(),
+                valid_secs: 3600,
+            },
             NOW,
         )
         .unwrap();

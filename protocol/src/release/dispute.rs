@@ -41,11 +41,56 @@ pub struct DisputeTicket {
     pub signature: Signature,
 }
 
+/// What the master fills in to open a dispute ticket.
+#[derive(Clone, Debug)]
+pub struct DisputeParams {
+    /// The conversation.
+    pub conversation: ConversationId,
+    /// The epochs to open.
+    pub epochs: EpochRange,
+    /// Why, in the master's words.
+    pub reason: String,
+    /// Validity from now, seconds.
+    pub valid_secs: u64,
+}
+
 impl DisputeTicket {
     /// Opens a ticket.
     ///
     /// # Errors
-    /// [`Error::InvalidValidity`] for a zero or over-long validity.
+    /// [`Error::InvalidValidity`] for a zero or over-long validity, [`Error::Decode`] for an
+    /// empty epoch range.
+    pub fn issue(
+        rng: &mut impl CryptoRng,
+        master: &IdentityKeys,
+        policy: &VerifiedPolicy,
+        p: DisputeParams,
+        now: u64,
+    ) -> Result<Self> {
+        p.epochs.check()?;
+        if p.valid_secs == 0 || p.valid_secs > policy.max_release_validity_secs {
+            return Err(Error::InvalidValidity("dispute ticket"));
+        }
+        let mut t = DisputeTicket {
+            id: TokenId::random(rng),
+            org: policy.org.clone(),
+            conversation: p.conversation,
+            epochs: p.epochs,
+            reason: p.reason,
+            opened_at: now,
+            expires_at: now.saturating_add(p.valid_secs),
+            master: master.signing_public(),
+            signature: Signature::placeholder(),
+        };
+        t.signature = master.sign(&t.signed_bytes());
+        Ok(t)
+    }
+
+    /// Opens a ticket: [`Self::issue`] with the parameters spelled out, kept for the callers
+    /// that pass them one by one.
+    ///
+    /// # Errors
+    /// As [`Self::issue`].
     #[allow(clippy::too_many_arguments)]
     pub fn open(
         rng: &mut impl CryptoRng,
@@ -57,23 +102,13 @@ impl DisputeTicket {
         valid_secs: u64,
         now: u64,
     ) -> Result<Self> {
-        epochs.check()?;
-        if valid_secs == 0 || valid_secs > policy.max_release_validity_secs {
-            return Err(Error::InvalidValidity("dispute ticket"));
-        }
-        let mut t = DisputeTicket {
-            id: TokenId::random(rng),
-            org: policy.org.clone(),
+        let p = DisputeParams {
             conversation,
             epochs,
             reason: reason.to_owned(),
-            opened_at: now,
-            expires_at: now.saturating_add(valid_secs),
-            master: master.signing_public(),
-            signature: Signature::placeholder(),
+            valid_secs,
         };
-        t.signature = master.sign(&t.signed_bytes());
-        Ok(t)
+        Self::issue(rng, master, policy, p, now)
     }
 
     /// The canonical bytes the master's signature covers.
@@ -212,4 +247,49 @@ pub fn approvers(
         .filter(|d| seen.insert(d.arbiter))
         .map(|d| d.arbiter)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::{policy::tests::org, release::tests::NOW, test_rng};
+
+    #[test]
+    fn open_is_issue_with_the_parameters_spelled_out() {
+        let o = org(150);
+        let conversation = ConversationId::random(&mut test_rng(151));
+        let p = DisputeParams {
+            conversation,
+            epochs: EpochRange::new(0, 2).unwrap(),
+            reason: "chargeback".into(),
+            valid_secs: 3600,
+        };
+        let issued =
+            DisputeTicket::issue(&mut test_rng(152), &o.master, &o.policy, p.clone(), NOW).unwrap();
+        let opened = DisputeTicket::open(
+            &mut test_rng(152),
+            &o.master,
+            &o.policy,
+            p.conversation,
+            p.epochs,
+            &p.reason,
+            p.valid_secs,
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(issued, opened);
+        assert_eq!(issued.verify(&o.policy), Ok(()));
+        // The same validity checks.
+        for valid_secs in [0, o.policy.max_release_validity_secs + 1] {
+            let p = DisputeParams {
+                valid_secs,
+                ..p.clone()
+            };
+            assert_eq!(
+                DisputeTicket::issue(&mut test_rng(153), &o.master, &o.policy, p, NOW),
+                Err(Error::InvalidValidity("dispute ticket"))
+            );
+        }
+    }
 }

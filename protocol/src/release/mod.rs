@@ -31,7 +31,7 @@ pub use consent::{
     VerifiedRevocation,
 };
 pub use decide::{ApprovedRelease, TrusteeView, decide};
-pub use dispute::{ArbiterDecision, DisputeTicket, Verdict, approvers};
+pub use dispute::{ArbiterDecision, DisputeParams, DisputeTicket, Verdict, approvers};
 pub use refusal::Refusal;
 pub use request::{Justification, ReleaseRequest, ReleasedShare, VerifiedRequest, VerifiedShare};
 

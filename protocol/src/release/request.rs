@@ -283,7 +283,10 @@ mod tests {
     use crate::{
         epoch::tests::first_epoch,
         policy::tests::org,
-        release::tests::{NOW, consent, request},
+        release::{
+            DisputeParams, DisputeTicket,
+            tests::{NOW, consent, request},
+        },
         test_rng,
     };
 
@@ -310,14 +313,16 @@ mod tests {
         r.org = "other".into();
         assert_eq!(r.check_scope(), Err(Refusal::WrongPolicy));
         // A dispute ticket for another conversation.
-        let ticket = DisputeTicket::open(
+        let ticket = DisputeTicket::issue(
             &mut test_rng(125),
             &o.master,
             &o.policy,
-            ConversationId::random(&mut test_rng(126)),
-            EpochRange::single(0),
-            "chargeback",
-            3600,
+            DisputeParams {
+                conversation: ConversationId::random(&mut test_rng(126)),
+                epochs: EpochRange::single(0),
+                reason: "chargeback".into(),
+                valid_secs: 3600,
+            },
             NOW,
         )
         .unwrap();
