@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// Why a trustee refused a release. Each check of docs/design.md §4 has its own variant.
+/// Why a trustee refused a release. Each check of PROTOCOL.md §11 (docs/design.md §4.3) has its
+/// own variant.
 #[derive(Clone, PartialEq, Eq, Debug, Error, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Refusal {
