@@ -7,6 +7,10 @@
 //! - [`VerifiedEpoch::open`] — for a member: opens `K`, checks the commitment, and recomputes the
 //!   escrow section byte for byte. Refuses the epoch on any difference.
 //! - [`crate::escrow::reconstruct`] — for the master after a release.
+//!
+//! A [`HandOff`] gives earlier epochs' secrets to a newly assigned agent; [`HandOff::verify`]
+//! checks its signer and gives a [`VerifiedHandOff`], [`HandOff::open`] opens it for its
+//! recipient.
 
 use std::collections::HashSet;
 
@@ -24,6 +28,7 @@ use crate::{
     policy::VerifiedPolicy,
     seal::{Purpose, SealContext, Sealed, open, seal},
     secret::EpochSecret,
+    signed::{Signed, impl_signed, verified_type},
 };
 
 /// The protocol version written into epoch records and message headers.
@@ -507,8 +512,7 @@ impl HandOff {
         me: &IdentityKeys,
         records: &[VerifiedEpoch],
     ) -> Result<Vec<(u32, EpochSecret)>> {
-        self.from
-            .verify(&self.signed_bytes(), &self.signature, "hand-off")?;
+        self.check_signature()?;
         if self.to != me.signing_public() {
             return Err(Error::NotAMember);
         }
@@ -542,7 +546,27 @@ impl HandOff {
         }
         Ok(out)
     }
+
+    /// Checks the signature of the member the hand-off names as `from`. Whether that member
+    /// was in each epoch handed over (and may still hand it over) is for the reader to check
+    /// against the epoch records, as [`Self::open`] does for the recipient.
+    ///
+    /// # Errors
+    /// [`Error::BadSignature`]`("hand-off")`.
+    pub fn verify(self) -> Result<VerifiedHandOff> {
+        self.check_signature()?;
+        Ok(VerifiedHandOff(self))
+    }
 }
+
+impl_signed!(HandOff, "hand-off", from);
+
+verified_type!(
+    /// A hand-off whose signature by its `from` has been checked ([`HandOff::verify`]).
+    VerifiedHandOff(HandOff),
+    handoff,
+    into_handoff
+);
 
 #[cfg(test)]
 pub(crate) mod tests {
@@ -726,5 +750,36 @@ pub(crate) mod tests {
         let mut forged = h.clone();
         forged.to = o.customer.signing_public();
         assert!(forged.open(&o.customer, &[e0]).is_err());
+    }
+
+    #[test]
+    fn hand_off_verifies_only_as_signed_by_its_from() {
+        let o = org(71);
+        let (e0, k0) = first_epoch(&o, 72);
+        let (_, _, d) = cards(&o);
+        let mut rng = test_rng(73);
+        let h = HandOff::create(&mut rng, &o.agent, &d, e0.conversation, &[(0, &k0)], 300).unwrap();
+        // The honest hand-off passes and reads as itself.
+        let v = h.clone().verify().unwrap();
+        assert_eq!(v.handoff(), &h);
+        assert_eq!(v.from, o.agent.signing_public());
+        assert_eq!(v.into_handoff(), h);
+        let bad = Err(Error::BadSignature("hand-off"));
+        // A field changed after signing (another recipient).
+        let mut tampered = h.clone();
+        tampered.to = o.customer.signing_public();
+        assert_eq!(tampered.verify(), bad);
+        // Another `from` named over the agent's signature.
+        let mut wrong_key = h.clone();
+        wrong_key.from = o.agent2.signing_public();
+        assert_eq!(wrong_key.clone().verify(), bad);
+        // A signature by another key over the honest bytes.
+        let mut forged = h.clone();
+        forged.signature = o.agent2.sign(&forged.signed_bytes());
+        assert_eq!(forged.verify(), bad);
+        // Signed by whom it names, it passes: the statement is "`from` handed these over".
+        let mut resigned = wrong_key;
+        resigned.signature = o.agent2.sign(&resigned.signed_bytes());
+        assert_eq!(resigned.clone().verify().unwrap().into_handoff(), resigned);
     }
 }

@@ -25,6 +25,9 @@ pub enum Error {
     /// An Ed25519 signature failed strict verification.
     #[error("bad signature on {0}")]
     BadSignature(&'static str),
+    /// A signed statement names another signer than the key it must come from.
+    #[error("the {0} is not signed by the key it must come from")]
+    WrongSigner(&'static str),
     /// A name is empty, too long or has characters outside `[A-Za-z0-9._-]`.
     #[error("invalid name {0:?}: use 1-64 characters from A-Z a-z 0-9 . _ -")]
     InvalidName(String),

@@ -32,6 +32,7 @@ use crate::{
     keys::{IdentityKeys, Signature, SigningPublicKey},
     labels,
     secret::{EpochSecret, KeySchedule},
+    signed::Signed,
 };
 
 /// Largest message body, in bytes (fits a 64 KiB chat frame with room for the envelope).
@@ -118,6 +119,21 @@ impl Envelope {
     /// The bytes the sender's signature covers.
     pub fn signed_bytes(&self) -> Vec<u8> {
         signed_bytes(&self.header.to_bytes(), &self.ciphertext)
+    }
+}
+
+/// For readers that check a message's signature without opening it (an offline transcript
+/// check); [`EpochKeys::open_message`] checks the same signature on the way to the plaintext.
+impl Signed for Envelope {
+    const WHAT: &'static str = "message";
+    fn signed_bytes(&self) -> Vec<u8> {
+        Envelope::signed_bytes(self)
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn signer(&self) -> &SigningPublicKey {
+        &self.header.sender
     }
 }
 
@@ -522,8 +538,19 @@ mod tests {
             keys.open_message(&t, &mut fresh()).err(),
             Some(Error::BadSignature("message"))
         );
+        assert_eq!(t.check_signature(), Err(Error::BadSignature("message")));
         let mut t = env.clone();
         t.ciphertext[0] ^= 1;
+        assert_eq!(
+            keys.open_message(&t, &mut fresh()).err(),
+            Some(Error::BadSignature("message"))
+        );
+        assert_eq!(t.check_signature(), Err(Error::BadSignature("message")));
+        // Without opening: the honest envelope's signature, and a forged one.
+        assert_eq!(env.check_signature(), Ok(()));
+        let mut t = env.clone();
+        t.signature = o.customer.sign(&t.signed_bytes());
+        assert_eq!(t.check_signature(), Err(Error::BadSignature("message")));
         assert_eq!(
             keys.open_message(&t, &mut fresh()).err(),
             Some(Error::BadSignature("message"))

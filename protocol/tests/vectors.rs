@@ -34,9 +34,9 @@ use sealdesk_protocol::{
     message::{ContentKind, EpochKeys, ReplayWindows},
     policy::AgentCertificate,
     release::{
-        ArbiterDecision, ConsentParams, ConsentRevocation, ConsentToken, DisputeTicket,
-        ErasureRequest, Justification, ReleaseRequest, Scope, TrusteeView, Verdict, approvers,
-        decide,
+        ArbiterDecision, ConsentParams, ConsentRevocation, ConsentToken, DisputeParams,
+        DisputeTicket, ErasureRequest, Justification, ReleaseRequest, Scope, TrusteeView, Verdict,
+        approvers, decide,
     },
     seal::{self, Purpose, SealContext, Sealed},
     secret::EpochSecret,
@@ -698,14 +698,16 @@ fn make_consent(o: &Org, rng: &mut ChaCha20Rng) -> ConsentToken {
 
 fn make_ticket(o: &Org, rng: &mut ChaCha20Rng) -> (DisputeTicket, Vec<ArbiterDecision>) {
     let (rec, _) = epoch0(o);
-    let ticket = DisputeTicket::open(
+    let ticket = DisputeTicket::issue(
         rng,
         &o.master.keys,
         &o.policy,
-        rec.conversation,
-        EpochRange::single(0),
-        "chargeback dispute #77",
-        86_400,
+        DisputeParams {
+            conversation: rec.conversation,
+            epochs: EpochRange::single(0),
+            reason: "chargeback dispute #77".into(),
+            valid_secs: 86_400,
+        },
         T0 + 1_000,
     )
     .unwrap();

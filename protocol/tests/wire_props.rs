@@ -26,8 +26,8 @@ use sealdesk_protocol::{
     message::{ContentKind, Envelope, EpochKeys},
     policy::AgentCertificate,
     release::{
-        ArbiterDecision, ConsentParams, ConsentToken, DisputeTicket, ErasureRequest, Justification,
-        ReleaseRequest, ReleasedShare, Scope, TrusteeView, Verdict, decide,
+        ArbiterDecision, ConsentParams, ConsentToken, DisputeParams, DisputeTicket, ErasureRequest,
+        Justification, ReleaseRequest, ReleasedShare, Scope, TrusteeView, Verdict, decide,
     },
     wire::{
         self, AuthResponse, Challenge, ConversationInfo, ErrorCode, Frame, Item, MAX_FRAME,
@@ -87,14 +87,16 @@ fn fixture() -> &'static Fixture {
             T0,
         )
         .unwrap();
-        let ticket = DisputeTicket::open(
+        let ticket = DisputeTicket::issue(
             &mut rng,
             &org.master.keys,
             &org.policy,
-            epoch.conversation,
-            EpochRange::single(0),
-            "why",
-            3_600,
+            DisputeParams {
+                conversation: epoch.conversation,
+                epochs: EpochRange::single(0),
+                reason: "why".into(),
+                valid_secs: 3_600,
+            },
             T0,
         )
         .unwrap();

@@ -18,10 +18,10 @@
 use std::{
     collections::{HashMap, VecDeque},
     sync::{
-        Arc, Mutex, OnceLock, RwLock,
+        Arc, Mutex, RwLock,
         atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
     },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use anyhow::{Result, anyhow};
@@ -40,33 +40,17 @@ use sealdesk_protocol::{
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::{child::Kind, client::Ws, world::Party};
+use crate::{
+    child::Kind,
+    client::Ws,
+    clock::{now_ns, ns_at, unix_now},
+    party::Party,
+};
 
 /// Message body size.
 pub const BODY: usize = 1024;
 /// Highest latency a histogram records, in microseconds (larger values are clamped).
 const HIST_MAX_US: u64 = 60_000_000;
-
-/// Nanoseconds since the process-wide clock base.
-pub fn now_ns() -> u64 {
-    ns_at(Instant::now())
-}
-
-/// `at` as nanoseconds since the clock base.
-pub fn ns_at(at: Instant) -> u64 {
-    let base = *BASE.get_or_init(Instant::now);
-    at.saturating_duration_since(base).as_nanos() as u64
-}
-
-static BASE: OnceLock<Instant> = OnceLock::new();
-
-/// Seconds since the Unix epoch (certificates, cards and records carry wall-clock times).
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 /// A fresh latency histogram (µs, 3 significant digits).
 // The bounds are constants hdrhistogram accepts (low ≥ 1, high ≥ 2 × low, sigfig ≤ 5).

@@ -12,10 +12,18 @@
 //! memory can be read from `/proc/<pid>` without the clients' share in them.
 //!
 //! Every socket targets 127.0.0.0/8, and every load is bounded in count and time.
+//!
+//! Modules, leaves first; each imports only modules before it: `clock` (monotonic and wall
+//! clocks), `party` (an account), `child` (server processes), `client` (WebSocket plumbing and
+//! `/metrics`), `load` (senders, receivers, counters), `report` (figures, goals, the table),
+//! `world` (the org, its people and conversations, set up on each system), `scenarios` (what is
+//! run, in which order).
 
 mod child;
 mod client;
+mod clock;
 mod load;
+mod party;
 mod report;
 mod scenarios;
 mod world;
@@ -28,7 +36,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+use scenarios::Scenario;
 
 /// Command line.
 #[derive(Debug, Parser)]
@@ -84,21 +93,6 @@ enum Command {
         #[arg(long)]
         data: Option<PathBuf>,
     },
-}
-
-/// The scenarios.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Scenario {
-    /// Deliveries/s and server CPU per delivery, closed loop.
-    Fanout,
-    /// Ack latency and throughput against fsync-per-message writers.
-    Durable,
-    /// Open-loop latency at half the maximum rate.
-    Latency,
-    /// RSS per idle authenticated connection and the connect storm.
-    Idle,
-    /// Client-side crypto goals: epoch creation, a 10,000-message transcript.
-    Crypto,
 }
 
 fn main() -> Result<()> {

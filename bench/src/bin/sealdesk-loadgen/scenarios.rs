@@ -8,6 +8,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, anyhow};
+use clap::ValueEnum;
 use hdrhistogram::Histogram;
 use rand::{SeedableRng as _, rngs::ChaCha20Rng};
 use sealdesk_bench::{durable, procstat};
@@ -20,17 +21,33 @@ use sealdesk_protocol::{
 use tokio::sync::Semaphore;
 
 use crate::{
-    Scenario,
     child::{Kind, ServerChild, effective_relay_config},
     client,
-    load::{BODY, Measured, Pace, histogram, unix_now},
+    clock::unix_now,
+    load::{BODY, Measured, Pace, histogram},
+    party::Party,
     report::{
         CryptoFigures, DurableFigures, FanoutFigures, GroupCommitFigures, IdleFigures,
         LatencyFigures, Machine, Percentiles, RelayAloneFigures, Report, RunFigures,
         StagePercentiles, StormRun, Summary, goals,
     },
-    world::{Fleet, Org, Party, setup_baseline, setup_sealdesk},
+    world::{Fleet, Org, setup_baseline, setup_sealdesk},
 };
+
+/// The scenarios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// Deliveries/s and server CPU per delivery, closed loop.
+    Fanout,
+    /// Ack latency and throughput against fsync-per-message writers.
+    Durable,
+    /// Open-loop latency at half the maximum rate.
+    Latency,
+    /// RSS per idle authenticated connection and the connect storm.
+    Idle,
+    /// Client-side crypto goals: epoch creation, a 10,000-message transcript.
+    Crypto,
+}
 
 /// ABBA: each system runs first once and last once, so drift in the machine's load (other
 /// builds on a shared machine) falls on both alike.

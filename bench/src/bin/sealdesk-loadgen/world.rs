@@ -22,7 +22,6 @@ use sealdesk_protocol::{
     card::{IdentityCard, Role, VerifiedCard},
     epoch::{EpochRecord, NewEpoch, VerifiedEpoch},
     ids::ConversationId,
-    keys::IdentityKeys,
     message::EpochKeys,
     policy::{AgentCertificate, OrgPolicy, PolicyParams, VerifiedPolicy},
     secret::EpochSecret,
@@ -34,7 +33,9 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::{
     child::Kind,
     client::{self, Ws},
-    load::{Codec, ConvShared, Receiver, Registry, Sender, Stats, unix_now},
+    clock::unix_now,
+    load::{Codec, ConvShared, Receiver, Registry, Sender, Stats},
+    party::Party,
 };
 
 /// Read buffer of load connections (messages are ~1.3 KiB; pushes may come in bursts).
@@ -43,26 +44,6 @@ const LOAD_READ_BUFFER: usize = 64 * 1024;
 const SETUP_CONCURRENCY: usize = 32;
 /// Agent certificates are issued for this long.
 const CERT_VALIDITY: u64 = 30 * 86_400;
-
-/// An account: secret keys and self-signed card.
-pub struct Party {
-    /// The secret keys.
-    pub keys: IdentityKeys,
-    /// The card.
-    pub card: VerifiedCard,
-}
-
-impl Party {
-    /// A new account from `rng`.
-    ///
-    /// # Errors
-    /// An invalid name.
-    pub fn new(rng: &mut ChaCha20Rng, name: &str, role: Role) -> Result<Self> {
-        let keys = IdentityKeys::generate(rng);
-        let card = IdentityCard::issue(&keys, name, role, unix_now().saturating_sub(60))?;
-        Ok(Self { keys, card })
-    }
-}
 
 /// The org and its people.
 pub struct Org {
@@ -344,16 +325,18 @@ async fn open_sealdesk_conversation(
     );
     let reader = tokio::spawn(rx.run(stream));
     let sender = new_sender(
-        sink,
-        Codec::Sealdesk,
         org,
-        customer,
-        agent_card,
-        conv,
-        epoch,
-        &k,
-        rng,
-        stats,
+        SenderParts {
+            sink,
+            codec: Codec::Sealdesk,
+            customer,
+            agent_card,
+            conv,
+            epoch,
+            k: &k,
+            rng,
+            stats,
+        },
     );
     Ok((sender, reader))
 }
@@ -380,32 +363,43 @@ fn first_epoch(
     )?)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn new_sender(
+/// What a conversation's sender is made of, once its connection is up and epoch 0 is open.
+struct SenderParts<'a> {
+    /// The write half of the customer's connection.
     sink: SplitSink<Ws, Message>,
+    /// Sealdesk or baseline framing.
     codec: Codec,
-    org: &Org,
+    /// The customer who sends.
     customer: Arc<Party>,
+    /// The agent's verified card (the other member of each epoch).
     agent_card: VerifiedCard,
+    /// The conversation's shared state.
     conv: Arc<ConvShared>,
+    /// Epoch 0, verified.
     epoch: VerifiedEpoch,
-    k: &EpochSecret,
+    /// Its secret.
+    k: &'a EpochSecret,
+    /// The sender's generator (seals, later epochs).
     rng: ChaCha20Rng,
+    /// The run's counters.
     stats: Arc<Stats>,
-) -> Sender {
+}
+
+/// A sender for `org`, at counter 0 of epoch 0.
+fn new_sender(org: &Org, p: SenderParts<'_>) -> Sender {
     Sender {
-        sink,
-        codec,
-        customer,
-        agent_card,
+        sink: p.sink,
+        codec: p.codec,
+        customer: p.customer,
+        agent_card: p.agent_card,
         policy: org.policy.clone(),
-        conv,
-        keys: EpochKeys::new(k, &epoch),
-        epoch,
+        conv: p.conv,
+        keys: EpochKeys::new(p.k, &p.epoch),
+        epoch: p.epoch,
         counter: 0,
         last_id: 0,
-        rng,
-        stats,
+        rng: p.rng,
+        stats: p.stats,
         presealed: None,
     }
 }
@@ -464,16 +458,18 @@ pub async fn setup_baseline(org: &Arc<Org>, addr: SocketAddr, window: u32) -> Re
         readers.push(tokio::spawn(rx.run(stream)));
         let codec = Codec::new(kind, &conv.id);
         senders.push(new_sender(
-            sink,
-            codec,
             org,
-            customer,
-            agent.card.clone(),
-            conv.clone(),
-            epoch,
-            &k,
-            rng,
-            stats.clone(),
+            SenderParts {
+                sink,
+                codec,
+                customer,
+                agent_card: agent.card.clone(),
+                conv: conv.clone(),
+                epoch,
+                k: &k,
+                rng,
+                stats: stats.clone(),
+            },
         ));
     }
     // The relay has no acks: an agent's JOIN may still be in flight when epoch 0 is published,
