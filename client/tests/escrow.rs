@@ -675,7 +675,7 @@ async fn the_masters_transcript_header_is_one_line_per_release_in_its_own_words(
     let (t, ()) = tokio::join!(unlock, answer);
     let t = t.unwrap();
     assert_eq!(t.releases.len(), 2);
-    let header = sealdesk_client::notice::transcript_releases(&t);
+    let header = sealdesk_client::escrow::transcript_releases(&t);
     assert_eq!(header.len(), 1, "{header:?}");
     let expected = format!(
         "acme (you) opened {} of this conversation under the customer's consent of {}, released \
