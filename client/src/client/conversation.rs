@@ -7,9 +7,9 @@ use sealdesk_protocol::{
     card::{Role, VerifiedCard},
     epoch::{EpochRecord, HandOff, NewEpoch},
     ids::ConversationId,
-    message::ContentKind,
+    message::{ContentKind, Envelope},
     policy::VerifiedPolicy,
-    wire::{ErrorCode, Request, Response, Sequenced},
+    wire::{ErrorCode, Item, Request, Response, Sequenced},
 };
 use serde::Serialize;
 
@@ -234,13 +234,21 @@ impl Client {
         Ok(Some(upto))
     }
 
+    /// One `Send` round trip; the relay then pushes the message to the other members. The
+    /// conversation is not synced first: when this account has missed an epoch (another member
+    /// rotated, a transfer), the relay's answer says so (`StaleEpoch`, `EpochFull`,
+    /// `CounterReused`, `Forbidden`) and the answer is handled by syncing then, once, and
+    /// retrying. Only a conversation with no local epoch at all is synced first (its epochs
+    /// may be on the relay already). The sent message is then recorded by [`Self::record_sent`].
     pub(super) async fn send_kind(
         &mut self,
         id: &ConversationId,
         kind: ContentKind,
         body: &[u8],
     ) -> Result<u64> {
-        self.sync(id).await?;
+        if self.account.epochs(id)?.is_empty() {
+            self.sync(id).await?;
+        }
         let mut retried = false;
         loop {
             let mut state = self.sending_epoch(id).await?;
@@ -255,9 +263,9 @@ impl Client {
                 .get(&(*id, state.record.epoch))
                 .ok_or_else(|| cannot_send(id, "epoch keys unavailable"))?;
             let env = keys.seal_message(self.account.keys(), counter, kind, now(), body)?;
-            match self.session.request(Request::Send(env)).await {
+            match self.session.request(Request::Send(env.clone())).await {
                 Ok(Response::Stored { seq }) => {
-                    self.sync(id).await?;
+                    self.record_sent(id, seq, env).await?;
                     return Ok(seq);
                 }
                 Ok(other) => return Err(unexpected("Send", &other)),
@@ -279,16 +287,43 @@ impl Client {
                     }
                 }
                 Err(ClientError::Relay {
-                    code: ErrorCode::StaleEpoch,
+                    code: ErrorCode::StaleEpoch | ErrorCode::Forbidden,
                     ..
                 }) if !retried => {
-                    // Another member opened a newer epoch: the sync brings it, then send there.
+                    // Another member opened a newer epoch (or this agent was transferred out):
+                    // the sync brings it, then send there (or say why this account cannot).
                     retried = true;
                     self.sync(id).await?;
                 }
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Records a message this account sent and the relay stored at `seq`, through the one
+    /// ingest path, without another round trip: when `seq` is the next item after the cursor,
+    /// the message is ingested as the relay's item `seq` (stored now, as far as this account
+    /// saw); when other items came in between, the conversation is synced instead, which reads
+    /// them and the message back in relay order.
+    pub(super) async fn record_sent(
+        &mut self,
+        id: &ConversationId,
+        seq: u64,
+        env: Envelope,
+    ) -> Result<()> {
+        let meta = self.meta(id)?;
+        if meta.cursor.checked_add(1) == Some(seq) {
+            self.ingest(Sequenced {
+                conversation: *id,
+                seq,
+                stored_at: now(),
+                item: Item::Message(env),
+            })
+            .await?;
+        } else {
+            self.sync(id).await?;
+        }
+        Ok(())
     }
 
     /// The epoch this account sends in now: checks membership and pins, creates epoch 0 for a

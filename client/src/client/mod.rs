@@ -12,9 +12,10 @@
 //!
 //! Every item of a conversation — including this account's own epochs and messages — is
 //! processed in relay order from the conversation's cursor by one path (`Client::ingest`,
-//! reached from [`Client::sync`] and [`Client::handle_push`]): the relay's answer to a `Send`
-//! or `PutEpoch` only says "stored", and the item is then read back and verified like any
-//! other. That keeps one ordering and one set of checks.
+//! reached from [`Client::sync`] and [`Client::handle_push`]). The relay's answer to a
+//! `PutEpoch` only says "stored", and the epoch is then read back and verified like any other;
+//! a message this account sent is ingested through the same path under the sequence number the
+//! relay assigned it. That keeps one ordering and one set of checks.
 //!
 //! **Architecture Invariant:** a message is shown as genuine only if its epoch record passed
 //! every check (policy signature and pinned master, chain, agent certificates, byte-for-byte
