@@ -11,10 +11,10 @@ use sealdesk_protocol::{
     wire::{Item, Request, Response, from_cbor, to_cbor},
 };
 
-use super::*;
 use crate::client::Client;
 use crate::error::{ClientError, Result};
 use crate::reply::{expect_ok, unexpected};
+use crate::store::ConsentRecord;
 use crate::{now, rng};
 
 impl Client {

@@ -7,7 +7,7 @@ use sealdesk_protocol::{
     wire::{Request, Response, TicketState},
 };
 
-use super::*;
+use super::DEFAULT_VALIDITY_SECS;
 use crate::client::Client;
 use crate::error::{ClientError, Result};
 use crate::reply::{expect_ok, unexpected};

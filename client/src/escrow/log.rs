@@ -13,7 +13,7 @@ use sealdesk_protocol::{
     wire::{Request, Response},
 };
 
-use super::*;
+use super::ENTRIES_PAGE;
 use crate::client::Client;
 use crate::error::{ClientError, Result};
 use crate::now;

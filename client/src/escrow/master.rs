@@ -16,11 +16,12 @@ use sealdesk_protocol::{
 };
 use serde::Serialize;
 
+use super::consent::decode_consent;
 use super::transcript::merge;
-use super::*;
 use crate::client::Client;
 use crate::error::{ClientError, Result};
 use crate::reply::{expect_ok, unexpected};
+use crate::store::Transcript;
 use crate::{now, rng};
 
 /// Progress of an unlock, for display.

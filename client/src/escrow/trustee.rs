@@ -13,7 +13,8 @@ use sealdesk_protocol::{
 };
 use serde::Serialize;
 
-use super::*;
+use super::log::is_log_fault;
+use super::{RELEASES_PER_HOUR, WITNESS_INTERVAL, fail_point};
 use crate::client::Client;
 use crate::error::{ClientError, Result};
 use crate::reply::{is_transient, unexpected};

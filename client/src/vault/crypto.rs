@@ -8,7 +8,10 @@ use aes_gcm::{AeadInOut, Aes256Gcm, KeyInit};
 use argon2::{Algorithm, Argon2, Version};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use super::*;
+use super::{
+    AUTH_FAILED, FORMAT_VERSION, KEY_LEN, LOG_AAD_LABEL, NONCE_LEN, RECORD_AAD_LABEL, SALT_LEN,
+    SEALED_OVERHEAD, TAG_LEN, VaultError,
+};
 
 // ---------------------------------------------------------------------------------------------
 // The key and the AEAD.

@@ -6,7 +6,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::*;
+use super::fs::private_mode;
+use super::{
+    FORMAT_NAME, FORMAT_VERSION, FRAME_LEN_BYTES, KDF_ALGORITHM, KdfParams, LOG_SUFFIX, MAX_DEPTH,
+    MAX_NAME_LEN, MAX_SEALED_LEN, RECORD_SUFFIX, SALT_LEN, SEALED_OVERHEAD, VaultError,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Header.

@@ -5,7 +5,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::*;
+use super::crypto::random_bytes;
+use super::{LOCK_FILE, MAX_VALUE_LEN, TEMP_PREFIX, VaultError};
 
 // ---------------------------------------------------------------------------------------------
 // Files.

@@ -10,7 +10,7 @@ use sealdesk_protocol::{
     secret::EpochSecret,
 };
 
-use super::*;
+use super::{Parsed, Reason, Verifier, preview};
 use crate::transcript::format::*;
 
 impl Verifier {

@@ -15,7 +15,7 @@ use sealdesk_protocol::{
 use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
-use super::*;
+use super::{Failure, Reason};
 use crate::transcript::format::*;
 
 /// The file's fields, decoded.

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sealdesk_protocol::{card::Role, epoch::VerifiedEpoch, keys::SigningPublicKey};
 
-use super::*;
+use super::{Anchors, Parsed, Reason, Verifier};
 use crate::transcript::format::*;
 
 impl Verifier {

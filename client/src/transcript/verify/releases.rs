@@ -10,7 +10,9 @@ use sealdesk_protocol::{
     release::{self, Justification, Scope},
 };
 
-use super::*;
+use super::{
+    Anchors, CONSENT_LATER_EPOCHS_WEAKER, NO_COSIGNATURES_WEAKER, Parsed, Reason, Verifier,
+};
 use crate::notice::describe_notice;
 use crate::transcript::format::*;
 
