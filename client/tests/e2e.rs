@@ -69,6 +69,44 @@ async fn customer_opens_agent_replies_and_histories_match() {
 }
 
 #[tokio::test]
+async fn a_send_is_one_round_trip_and_shows_at_once() {
+    let w = World::new().await;
+    let mut org = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer).await;
+    let conv = carol
+        .open_conversation("acme", Some(&org.fingerprint))
+        .await
+        .unwrap()
+        .conversation;
+    carol.send_text(&conv, "first").await.unwrap();
+    // Nothing else came in: the send is the `Send` request alone, and the message is in the
+    // sender's history at once, at the sequence number the relay gave it.
+    let before = carol.session().requests_sent();
+    let seq = carol.send_text(&conv, "second").await.unwrap();
+    assert_eq!(carol.session().requests_sent() - before, 1);
+    assert_eq!(carol.meta(&conv).unwrap().cursor, seq);
+    assert_eq!(texts(&carol, &conv), ["carol: first", "carol: second"]);
+    // Another member's message came in between: the sender reads it and its own back in relay
+    // order.
+    let alice = &mut org.agents[0];
+    alice.sync_all().await.unwrap();
+    alice.send_text(&conv, "hello carol").await.unwrap();
+    let seq = carol.send_text(&conv, "third").await.unwrap();
+    assert_eq!(carol.meta(&conv).unwrap().cursor, seq);
+    assert_eq!(
+        texts(&carol, &conv),
+        [
+            "carol: first",
+            "carol: second",
+            "alice: hello carol",
+            "carol: third"
+        ]
+    );
+    alice.sync_all().await.unwrap();
+    assert_eq!(texts(&carol, &conv), texts(alice, &conv));
+}
+
+#[tokio::test]
 async fn wrong_org_fingerprint_is_refused() {
     let w = World::new().await;
     let _org = w.org(&["alice"], None).await;
