@@ -9,6 +9,7 @@ use sealdesk_client::{
     account::{EpochStatus, LogEntry},
     chat,
     client::HistoryLine,
+    vault::VaultError,
 };
 use sealdesk_protocol::{
     card::{IdentityCard, Role},
@@ -295,6 +296,10 @@ async fn tampered_epoch_record_is_refused_and_its_messages_not_shown() {
     )));
     // The refused epoch blocks sending with a clear error.
     let err = alice.send_text(&conv, "reply").await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::CannotSend { conversation, .. } if *conversation == conv.to_string()),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("refused"), "{err}");
 }
 
@@ -441,6 +446,12 @@ async fn wrong_passphrase_is_a_clear_error() {
     let c = w.user("carol", Role::Customer).await;
     drop(c.close().await);
     let err = Account::open(&w.home("carol"), "not the passphrase").unwrap_err();
+    assert_eq!(
+        err,
+        ClientError::Vault(VaultError::WrongPassphrase {
+            dir: w.home("carol")
+        })
+    );
     assert!(err.to_string().contains("wrong passphrase"), "{err}");
     assert!(Account::open(&w.home("carol"), PASS).is_ok());
 }
