@@ -32,11 +32,8 @@ use zeroize::Zeroizing;
 
 use crate::error::{ClientError, Result};
 use crate::rng;
+use crate::store::{self, Store, name};
 use crate::vault::{KdfParams, Vault};
-
-const IDENTITY: &str = "identity";
-const PROFILE: &str = "profile";
-const PINS: &str = "pins";
 
 /// The public part of the account, kept next to the secret keys.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -308,10 +305,10 @@ impl Account {
         let vault = Vault::create(home, passphrase, params)?;
         let keys = IdentityKeys::generate(&mut rng()?);
         let card = IdentityCard::issue(&keys, name, role, crate::now())?;
-        vault.put(IDENTITY, keys.to_secret_bytes().as_slice())?;
+        vault.put(name::IDENTITY, keys.to_secret_bytes().as_slice())?;
         let account = Self { vault, keys, card };
         account.put_cbor(
-            PROFILE,
+            name::PROFILE,
             &Profile {
                 card: account.card.card().clone(),
             },
@@ -325,25 +322,21 @@ impl Account {
     /// [`ClientError::Vault`] (not found, wrong passphrase, locked, corrupt).
     pub fn open(home: &Path, passphrase: &str) -> Result<Self> {
         let vault = Vault::open(home, passphrase)?;
-        let secret = vault.get(IDENTITY)?.ok_or_else(|| {
-            ClientError::Invalid("the vault holds no identity; run `sealdesk init`".into())
-        })?;
+        let secret = vault.get(name::IDENTITY)?.ok_or(ClientError::NoIdentity)?;
         let arr: Zeroizing<[u8; 64]> = Zeroizing::new(
             secret
                 .as_slice()
                 .try_into()
-                .map_err(|_| ClientError::Invalid("the stored identity is damaged".into()))?,
+                .map_err(|_| ClientError::IdentityDamaged)?,
         );
         let keys = IdentityKeys::from_secret_bytes(&arr);
-        let profile: Profile = get_cbor(&vault, PROFILE)?
-            .ok_or_else(|| ClientError::Invalid("the vault holds no profile".into()))?;
+        let profile: Profile =
+            store::get_cbor(&vault, name::PROFILE)?.ok_or(ClientError::NoProfile)?;
         let card = profile.card.verify()?;
         if card.signing_key != keys.signing_public()
             || card.agreement_key != keys.agreement_public()
         {
-            return Err(ClientError::Invalid(
-                "the stored card does not match the stored keys; the home is damaged".into(),
-            ));
+            return Err(ClientError::CardMismatch);
         }
         Ok(Self { vault, keys, card })
     }
@@ -401,7 +394,7 @@ impl Account {
     /// # Errors
     /// [`ClientError::Vault`].
     pub fn pins(&self) -> Result<Pins> {
-        Ok(self.get_cbor(PINS)?.unwrap_or_default())
+        Ok(self.get_cbor(name::PINS)?.unwrap_or_default())
     }
 
     /// Replaces all pins.
@@ -409,7 +402,7 @@ impl Account {
     /// # Errors
     /// [`ClientError::Vault`].
     pub fn save_pins(&self, pins: &Pins) -> Result<()> {
-        self.put_cbor(PINS, pins)
+        self.put_cbor(name::PINS, pins)
     }
 
     /// Records a verified card seen for its name: pins it the first time, notes a change as
@@ -464,16 +457,16 @@ impl Account {
     /// Returns the newly trusted card.
     ///
     /// # Errors
-    /// [`ClientError::Invalid`] if there is nothing to accept, [`ClientError::Vault`].
+    /// [`ClientError::NothingPending`] if there is nothing to accept, [`ClientError::Vault`].
     pub fn trust_peer(&self, name: &str, fresh: Option<&VerifiedCard>) -> Result<IdentityCard> {
         let mut pins = self.pins()?;
         let new = match (pins.peers.get(name).and_then(|p| p.pending.clone()), fresh) {
             (Some(pending), _) => pending,
             (None, Some(card)) => card.card().clone(),
             (None, None) => {
-                return Err(ClientError::Invalid(format!(
-                    "no changed key is pending for {name}, and the relay has no card for it"
-                )));
+                return Err(ClientError::NothingPending {
+                    name: name.to_owned(),
+                });
             }
         };
         pins.peers.insert(
@@ -556,7 +549,7 @@ impl Account {
     /// # Errors
     /// [`ClientError::Vault`].
     pub fn save_policy(&self, policy: &OrgPolicy) -> Result<()> {
-        self.put_cbor(&policy_name(&policy.org, policy.version), policy)
+        self.put_cbor(&name::policy(&policy.org, policy.version), policy)
     }
 
     /// The highest policy version stored for `org`, if any.
@@ -564,7 +557,7 @@ impl Account {
     /// # Errors
     /// [`ClientError::Vault`].
     pub fn highest_policy_version(&self, org: &str) -> Result<Option<u32>> {
-        let prefix = format!("policy/{}/", hex::encode(org.as_bytes()));
+        let prefix = name::policy_prefix(org);
         Ok(self
             .vault
             .list(&prefix)?
@@ -578,7 +571,7 @@ impl Account {
     /// # Errors
     /// [`ClientError::Vault`].
     pub fn stored_policy(&self, org: &str, version: u32) -> Result<Option<OrgPolicy>> {
-        self.get_cbor(&policy_name(org, version))
+        self.get_cbor(&name::policy(org, version))
     }
 
     // --- conversations ------------------------------------------------------------------
@@ -589,7 +582,7 @@ impl Account {
     /// [`ClientError::Vault`].
     pub fn conversations(&self) -> Result<Vec<ConvMeta>> {
         let mut out = Vec::new();
-        for name in self.vault.list("conv/")? {
+        for name in self.vault.list(name::CONVERSATIONS)? {
             if name.ends_with("/meta")
                 && let Some(meta) = self.get_cbor::<ConvMeta>(&name)?
             {
@@ -605,7 +598,7 @@ impl Account {
     /// # Errors
     /// [`ClientError::Vault`].
     pub fn conversation(&self, id: &ConversationId) -> Result<Option<ConvMeta>> {
-        self.get_cbor(&format!("conv/{id}/meta"))
+        self.get_cbor(&name::conv_meta(id))
     }
 
     /// Stores a conversation's bookkeeping.
@@ -613,7 +606,7 @@ impl Account {
     /// # Errors
     /// [`ClientError::Vault`].
     pub fn save_conversation(&self, meta: &ConvMeta) -> Result<()> {
-        self.put_cbor(&format!("conv/{}/meta", meta.id), meta)
+        self.put_cbor(&name::conv_meta(&meta.id), meta)
     }
 
     /// Whether a release notice with this audit leaf hash was already shown in the
@@ -622,10 +615,7 @@ impl Account {
     /// # Errors
     /// [`ClientError::Vault`].
     pub fn notice_seen(&self, id: &ConversationId, leaf: &[u8; 32]) -> Result<bool> {
-        Ok(self
-            .vault
-            .get(&format!("conv/{id}/notice/{}", hex::encode(leaf)))?
-            .is_some())
+        Ok(self.vault.get(&name::conv_notice(id, leaf))?.is_some())
     }
 
     /// Records that a release notice was shown.
@@ -633,9 +623,7 @@ impl Account {
     /// # Errors
     /// [`ClientError::Vault`].
     pub fn mark_notice_seen(&self, id: &ConversationId, leaf: &[u8; 32]) -> Result<()> {
-        Ok(self
-            .vault
-            .put(&format!("conv/{id}/notice/{}", hex::encode(leaf)), &[1])?)
+        Ok(self.vault.put(&name::conv_notice(id, leaf), &[1])?)
     }
 
     /// An epoch's state.
@@ -643,7 +631,7 @@ impl Account {
     /// # Errors
     /// [`ClientError::Vault`].
     pub fn epoch(&self, id: &ConversationId, epoch: u32) -> Result<Option<EpochState>> {
-        self.get_cbor(&format!("conv/{id}/epoch/{epoch}"))
+        self.get_cbor(&name::conv_epoch(id, epoch))
     }
 
     /// Stores an epoch's state.
@@ -651,7 +639,7 @@ impl Account {
     /// # Errors
     /// [`ClientError::Vault`].
     pub fn save_epoch(&self, id: &ConversationId, state: &EpochState) -> Result<()> {
-        self.put_cbor(&format!("conv/{id}/epoch/{}", state.record.epoch), state)
+        self.put_cbor(&name::conv_epoch(id, state.record.epoch), state)
     }
 
     /// Every epoch state of a conversation, in epoch order.
@@ -660,7 +648,7 @@ impl Account {
     /// [`ClientError::Vault`].
     pub fn epochs(&self, id: &ConversationId) -> Result<Vec<EpochState>> {
         let mut out = Vec::new();
-        for name in self.vault.list(&format!("conv/{id}/epoch/"))? {
+        for name in self.vault.list(&name::conv_epoch_prefix(id))? {
             if let Some(state) = self.get_cbor::<EpochState>(&name)? {
                 out.push(state);
             }
@@ -676,23 +664,24 @@ impl Account {
     pub fn save_secret(&self, id: &ConversationId, epoch: u32, k: &EpochSecret) -> Result<()> {
         Ok(self
             .vault
-            .put(&format!("conv/{id}/key/{epoch}"), k.to_bytes().as_slice())?)
+            .put(&name::conv_key(id, epoch), k.to_bytes().as_slice())?)
     }
 
     /// A stored epoch secret.
     ///
     /// # Errors
-    /// [`ClientError::Vault`], [`ClientError::Invalid`] if damaged.
+    /// [`ClientError::Vault`], [`ClientError::SecretDamaged`] if damaged.
     pub fn secret(&self, id: &ConversationId, epoch: u32) -> Result<Option<EpochSecret>> {
-        let Some(bytes) = self.vault.get(&format!("conv/{id}/key/{epoch}"))? else {
+        let Some(bytes) = self.vault.get(&name::conv_key(id, epoch))? else {
             return Ok(None);
         };
-        let arr: Zeroizing<[u8; 32]> = Zeroizing::new(
-            bytes
-                .as_slice()
-                .try_into()
-                .map_err(|_| ClientError::Invalid("a stored epoch secret is damaged".into()))?,
-        );
+        let arr: Zeroizing<[u8; 32]> =
+            Zeroizing::new(bytes.as_slice().try_into().map_err(|_| {
+                ClientError::SecretDamaged {
+                    conversation: id.to_string(),
+                    epoch,
+                }
+            })?);
         Ok(Some(EpochSecret::from_bytes(&arr)))
     }
 
@@ -702,7 +691,7 @@ impl Account {
     /// [`ClientError::Vault`], [`ClientError::Protocol`].
     pub fn append_log(&self, id: &ConversationId, entry: &LogEntry) -> Result<()> {
         let bytes = Zeroizing::new(to_cbor(entry)?);
-        self.vault.append(&format!("conv/{id}/log"), &bytes)?;
+        self.vault.append(&name::conv_log(id), &bytes)?;
         Ok(())
     }
 
@@ -715,7 +704,7 @@ impl Account {
     pub fn log(&self, id: &ConversationId) -> Result<Vec<LogEntry>> {
         let mut by_seq: BTreeMap<u64, LogEntry> = BTreeMap::new();
         let mut extra = Vec::new();
-        for frame in self.vault.read_log(&format!("conv/{id}/log"))? {
+        for frame in self.vault.read_log(&name::conv_log(id))? {
             let entry: LogEntry = from_cbor(&frame, "log entry")?;
             let seq = entry.seq();
             if seq == 0 {
@@ -744,8 +733,7 @@ impl Account {
     /// # Errors
     /// [`ClientError::Vault`], [`ClientError::Protocol`].
     pub fn put_cbor<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
-        let bytes = Zeroizing::new(to_cbor(value)?);
-        Ok(self.vault.put(name, &bytes)?)
+        store::put_cbor(&self.vault, name, value)
     }
 
     /// Loads a CBOR value.
@@ -753,19 +741,13 @@ impl Account {
     /// # Errors
     /// [`ClientError::Vault`], [`ClientError::Protocol`].
     pub fn get_cbor<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
-        get_cbor(&self.vault, name)
+        store::get_cbor(&self.vault, name)
     }
-}
 
-fn get_cbor<T: DeserializeOwned>(vault: &Vault, name: &str) -> Result<Option<T>> {
-    match vault.get(name)? {
-        None => Ok(None),
-        Some(bytes) => Ok(Some(from_cbor(&bytes, "stored record")?)),
+    /// Typed access to the escrow side's records ([`Store`]).
+    pub fn store(&self) -> Store<'_> {
+        Store::new(&self.vault)
     }
-}
-
-fn policy_name(org: &str, version: u32) -> String {
-    format!("policy/{}/{version}", hex::encode(org.as_bytes()))
 }
 
 #[cfg(test)]
@@ -784,6 +766,10 @@ mod tests {
         assert_eq!(a.fingerprint(), fp);
         drop(a);
         let err = Account::open(&home, "nope").unwrap_err();
+        assert_eq!(
+            err,
+            ClientError::Vault(crate::vault::VaultError::WrongPassphrase { dir: home.clone() })
+        );
         assert!(err.to_string().contains("wrong passphrase"), "{err}");
     }
 

@@ -42,7 +42,7 @@ where
 {
     let io = |e: std::io::Error| ClientError::Io {
         op: "write to the terminal".into(),
-        source: e,
+        source: e.into(),
     };
     let mut receipts = Receipts::default();
     let events = client.sync_all().await?;
@@ -70,7 +70,7 @@ where
         out.flush().map_err(io)?;
         tokio::select! {
             line = lines.next_line() => {
-                let line = line.map_err(|e| ClientError::Io { op: "read input".into(), source: e })?;
+                let line = line.map_err(|e| ClientError::Io { op: "read input".into(), source: e.into() })?;
                 let Some(line) = line else { break };
                 let line = line.trim();
                 if line.is_empty() {
@@ -123,7 +123,7 @@ async fn command<W: Write>(
 ) -> Result<bool> {
     let io = |e: std::io::Error| ClientError::Io {
         op: "write to the terminal".into(),
-        source: e,
+        source: e.into(),
     };
     let (cmd, arg) = match line.split_once(' ') {
         Some((c, a)) => (c, a.trim()),
@@ -147,17 +147,15 @@ async fn command<W: Write>(
             let convs = client.account().conversations()?;
             let id = match arg.parse::<usize>() {
                 Ok(n) if n >= 1 && n <= convs.len() => convs[n - 1].id,
-                _ => ConversationId::parse(arg).map_err(|_| {
-                    ClientError::Invalid(format!("no conversation {arg:?}; see /list"))
-                })?,
+                _ => ConversationId::parse(arg)
+                    .map_err(|_| ClientError::UnknownConversation(arg.to_owned()))?,
             };
             client.meta(&id)?;
             *current = Some(id);
             select(client, out, id).await?;
         }
         "/history" => {
-            let id = current
-                .ok_or_else(|| ClientError::Invalid("no conversation selected; /list".into()))?;
+            let id = current.ok_or(ClientError::NoConversationSelected)?;
             let h = client.history(&id)?;
             for l in &h.lines {
                 writeln!(out, "{}", render_line(l)).map_err(io)?;
@@ -165,9 +163,11 @@ async fn command<W: Write>(
         }
         "/open" => {
             if client.account().role() != Role::Customer {
-                return Err(ClientError::Invalid(
-                    "only customers open conversations".into(),
-                ));
+                return Err(ClientError::WrongRole {
+                    operation: "/open",
+                    needed: "customer",
+                    actual: client.account().role().name(),
+                });
             }
             let opened = client.open_conversation(arg, None).await?;
             for w in &opened.warnings {
@@ -178,8 +178,7 @@ async fn command<W: Write>(
             select(client, out, opened.conversation).await?;
         }
         "/transfer" => {
-            let id =
-                current.ok_or_else(|| ClientError::Invalid("no conversation selected".into()))?;
+            let id = current.ok_or(ClientError::NoConversationSelected)?;
             let epoch = client.transfer(&id, arg).await?;
             writeln!(out, "transferred to {arg}; epoch {epoch} is theirs").map_err(io)?;
         }
@@ -187,9 +186,7 @@ async fn command<W: Write>(
             writeln!(out, "unknown command {c}; /help lists them").map_err(io)?;
         }
         _ => {
-            let id = current.ok_or_else(|| {
-                ClientError::Invalid("no conversation selected; use /list and /switch".into())
-            })?;
+            let id = current.ok_or(ClientError::NoConversationSelected)?;
             let before = client.meta(&id)?.cursor;
             let seq = client.send_text(&id, line).await?;
             receipts.mine.insert(id, seq);
@@ -210,7 +207,7 @@ async fn command<W: Write>(
 async fn select<W: Write>(client: &mut Client, out: &mut W, id: ConversationId) -> Result<()> {
     let io = |e: std::io::Error| ClientError::Io {
         op: "write to the terminal".into(),
-        source: e,
+        source: e.into(),
     };
     let meta = client.meta(&id)?;
     writeln!(

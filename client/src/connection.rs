@@ -46,13 +46,11 @@ impl Connection {
     ///
     /// # Errors
     /// [`ClientError::Tls`] when the relay's certificate is refused, the TLS handshake fails or
-    /// `tls` names a CA file that cannot be used; [`ClientError::Invalid`] for a URL that does
+    /// `tls` names a CA file that cannot be used; [`ClientError::BadRelayUrl`] for a URL that does
     /// not parse; [`ClientError::Transport`] or [`ClientError::Timeout`].
     pub async fn connect_with(url: &str, tls: &TlsOptions) -> Result<Self> {
-        let uri: Uri = url.parse().map_err(|_| {
-            ClientError::Invalid(format!(
-                "{url:?} is not a relay URL; use ws://HOST:PORT/v1/ws or wss://HOST:PORT/v1/ws"
-            ))
+        let uri: Uri = url.parse().map_err(|_| ClientError::BadRelayUrl {
+            url: url.to_owned(),
         })?;
         let host = uri.host().unwrap_or_default().to_owned();
         let wss = uri.scheme_str() == Some("wss");

@@ -39,7 +39,7 @@ pub async fn run<W: Write>(out: &mut W) -> Result<()> {
     };
     let relay = sealdesk_server::spawn(cfg)
         .await
-        .map_err(|e| ClientError::Invalid(format!("could not start the demo relay: {e}")))?;
+        .map_err(|e| ClientError::Demo(format!("could not start the demo relay: {e}")))?;
     let url = relay.ws_url();
     let result = story(out, tmp.path(), &url).await;
     let _ = relay.shutdown().await;
@@ -170,7 +170,7 @@ async fn story<W: Write>(out: &mut W, dir: &Path, url: &str) -> Result<()> {
             "acme-owner asks for the transcript and is refused: {e}"
         ))?,
         Ok(_) => {
-            return Err(ClientError::Invalid(
+            return Err(ClientError::Demo(
                 "the master read a transcript without a release".into(),
             ));
         }
@@ -195,10 +195,10 @@ async fn story<W: Write>(out: &mut W, dir: &Path, url: &str) -> Result<()> {
         let mut it = trustees.into_iter();
         let t1 = it
             .next()
-            .ok_or_else(|| ClientError::Invalid("no trustee".into()))?;
+            .ok_or_else(|| ClientError::Demo("no trustee".into()))?;
         let t2 = it
             .next()
-            .ok_or_else(|| ClientError::Invalid("no trustee".into()))?;
+            .ok_or_else(|| ClientError::Demo("no trustee".into()))?;
         (t1, t2)
     };
     let (transcript, t1, t2) = unlock_with_trustees(
@@ -247,7 +247,7 @@ async fn story<W: Write>(out: &mut W, dir: &Path, url: &str) -> Result<()> {
         try_unlock_with_trustees(&mut master, &conv, Justification::Consent(token), t1, t2).await;
     match reuse {
         Err(e) => n.say(&format!("Refused: {e}"))?,
-        Ok(_) => return Err(ClientError::Invalid("a consent was used twice".into())),
+        Ok(_) => return Err(ClientError::Demo("a consent was used twice".into())),
     }
 
     n.step("A dispute needs two independent arbiters")?;
@@ -261,7 +261,7 @@ async fn story<W: Write>(out: &mut W, dir: &Path, url: &str) -> Result<()> {
     let mut arbiters = arbiters.into_iter();
     let mut a1 = arbiters
         .next()
-        .ok_or_else(|| ClientError::Invalid("no arbiter".into()))?;
+        .ok_or_else(|| ClientError::Demo("no arbiter".into()))?;
     a1.decide_ticket(&ticket.id, Verdict::Approve).await?;
     let j = master.justification(&conv, None, Some(&ticket.id)).await?;
     let (one, t1, t2) = try_unlock_with_trustees(&mut master, &conv, j, t1, t2).await;
@@ -270,7 +270,7 @@ async fn story<W: Write>(out: &mut W, dir: &Path, url: &str) -> Result<()> {
             "With only arbiter-1's approval the trustees refuse: {e}"
         ))?,
         Ok(_) => {
-            return Err(ClientError::Invalid(
+            return Err(ClientError::Demo(
                 "a dispute opened with one approval".into(),
             ));
         }
@@ -283,7 +283,7 @@ async fn story<W: Write>(out: &mut W, dir: &Path, url: &str) -> Result<()> {
     }
     let mut a2 = arbiters
         .next()
-        .ok_or_else(|| ClientError::Invalid("no arbiter".into()))?;
+        .ok_or_else(|| ClientError::Demo("no arbiter".into()))?;
     a2.decide_ticket(&ticket.id, Verdict::Approve).await?;
     n.say("arbiter-2 approves too: 2 of 3, so the trustees release again.")?;
     let j = master.justification(&conv, None, Some(&ticket.id)).await?;
@@ -473,6 +473,6 @@ impl<W: Write> Narrator<'_, W> {
 fn io(op: &str, source: std::io::Error) -> ClientError {
     ClientError::Io {
         op: op.to_owned(),
-        source,
+        source: source.into(),
     }
 }

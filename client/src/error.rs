@@ -1,4 +1,6 @@
-//! The client library's one error type.
+//! The client library's one error type, and [`IoFailure`], an I/O error as comparable data.
+
+use std::fmt;
 
 use sealdesk_protocol::wire::ErrorCode;
 
@@ -7,8 +9,9 @@ use crate::vault::VaultError;
 /// Everything that can go wrong in the client library.
 ///
 /// Messages say what went wrong and, where there is something to do, what to do. Variants never
-/// carry key bytes or message text: only names, ids, counters and reasons.
-#[derive(Debug, thiserror::Error)]
+/// carry key bytes or message text: only names, ids, counters and reasons. Errors compare
+/// (`PartialEq`), so tests match variants and their fields, not text.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
     /// The local encrypted store failed (wrong passphrase, missing home, corruption, I/O).
@@ -167,9 +170,170 @@ pub enum ClientError {
         reason: String,
     },
 
-    /// Something the user typed is not valid.
+    /// The vault holds no identity: it is not an account's home.
+    #[error("the vault holds no identity; run `sealdesk init`")]
+    NoIdentity,
+
+    /// The vault holds no profile (name and card).
+    #[error("the vault holds no profile")]
+    NoProfile,
+
+    /// The stored identity keys are not the length they must be.
+    #[error("the stored identity is damaged")]
+    IdentityDamaged,
+
+    /// The stored card is not the stored keys' card.
+    #[error("the stored card does not match the stored keys; the home is damaged")]
+    CardMismatch,
+
+    /// A stored epoch secret is not the length it must be.
+    #[error("the stored secret of epoch {epoch} of conversation {conversation} is damaged")]
+    SecretDamaged {
+        /// The conversation.
+        conversation: String,
+        /// The epoch.
+        epoch: u32,
+    },
+
+    /// `keys trust NAME` with nothing to accept.
+    #[error("no changed key is pending for {name}, and the relay has no card for it")]
+    NothingPending {
+        /// The peer's name.
+        name: String,
+    },
+
+    /// The relay URL does not parse.
+    #[error("{url:?} is not a relay URL; use ws://HOST:PORT/v1/ws or wss://HOST:PORT/v1/ws")]
+    BadRelayUrl {
+        /// The URL as given.
+        url: String,
+    },
+
+    /// The operation needs an epoch, and the conversation has none yet.
+    #[error("the conversation {conversation} has no epoch yet")]
+    NoEpochYet {
+        /// The conversation.
+        conversation: String,
+    },
+
+    /// No consent with this id was granted from this account.
+    #[error("no consent {consent}; `sealdesk consent list` shows yours")]
+    UnknownConsent {
+        /// The consent id.
+        consent: String,
+    },
+
+    /// The master looked for a consent the customer did not share in the conversation.
+    #[error(
+        "no consent {consent} was shared in conversation {conversation}; ask the customer to \
+         run `sealdesk consent grant`, or pass the token itself"
+    )]
+    ConsentNotShared {
+        /// The consent id.
+        consent: String,
+        /// The conversation.
+        conversation: String,
+    },
+
+    /// A consent token in its text form does not decode.
+    #[error("--consent takes the token printed by `sealdesk consent grant` (or a file holding it)")]
+    BadConsentToken,
+
+    /// No dispute ticket with this id is visible to this account.
+    #[error("no ticket {ticket}; `sealdesk dispute list` shows them")]
+    UnknownTicket {
+        /// The ticket id.
+        ticket: String,
+    },
+
+    /// This account is not an arbiter of the ticket's org.
+    #[error("this account is not an arbiter of {org}")]
+    NotArbiter {
+        /// The org.
+        org: String,
+    },
+
+    /// This account is not the master of the org.
+    #[error("this account is not the master of org {org}")]
+    NotMaster {
+        /// The org.
+        org: String,
+    },
+
+    /// The master sees no epoch of the conversation.
+    #[error("conversation {conversation} has no epochs the master can see")]
+    NoVisibleEpochs {
+        /// The conversation.
+        conversation: String,
+    },
+
+    /// A release names an epoch the master has no verified record of.
+    #[error("no verified record for epoch {epoch}")]
+    NoVerifiedRecord {
+        /// The epoch.
+        epoch: u32,
+    },
+
+    /// Too many trustees refused the release for the threshold to be reached.
+    #[error("the release was refused by too many trustees ({})", refusals_text(.refusals))]
+    ReleaseRefused {
+        /// Each refusing trustee and its reason.
+        refusals: Vec<(String, String)>,
+    },
+
+    /// The trustees' shares did not all arrive in time.
+    #[error(
+        "only {arrived} of the {needed} trustee shares arrived within {secs} s; ask the \
+         trustees to run `sealdesk trustee serve`, then unlock again"
+    )]
+    SharesMissing {
+        /// Shares that arrived.
+        arrived: usize,
+        /// Shares needed.
+        needed: usize,
+        /// How long was waited.
+        secs: u64,
+    },
+
+    /// An unlock was given both or neither of a consent and a ticket.
+    #[error("give exactly one of --consent or --ticket")]
+    JustificationChoice,
+
+    /// Nothing of the conversation was released to this (master) account.
+    #[error(
+        "nothing of conversation {conversation} has been released to this account: the master \
+         cannot decrypt without a customer consent or an approved dispute ticket (`sealdesk \
+         transcript unlock`)"
+    )]
+    NotReleased {
+        /// The conversation.
+        conversation: String,
+    },
+
+    /// The export needs a release request this account did not keep.
+    #[error(
+        "the release request behind audit entry #{index} is not kept in this account (it was \
+         unlocked by an older version): unlock the conversation again to export it"
+    )]
+    ReleaseRequestNotKept {
+        /// The audit entry's index.
+        index: u64,
+    },
+
+    /// An export file is not well formed enough to sign.
+    #[error("{detail}")]
+    ExportMalformed {
+        /// What is wrong with it (names fields and sequence numbers, never message text).
+        detail: String,
+    },
+
+    /// The interactive chat was asked to act on a conversation, and none is selected.
+    #[error("no conversation selected; use /list and /switch")]
+    NoConversationSelected,
+
+    /// The in-process demo (`sealdesk demo`) did not go as its story says.
     #[error("{0}")]
-    Invalid(String),
+    Demo(String),
 
     /// The operating system's random generator failed.
     #[error("the operating system's random number generator failed")]
@@ -182,7 +346,7 @@ pub enum ClientError {
         op: String,
         /// The OS error.
         #[source]
-        source: std::io::Error,
+        source: IoFailure,
     },
 
     /// A number the relay sent (a count, length, index, size, sequence number or epoch) is out
@@ -195,6 +359,51 @@ pub enum ClientError {
         /// Why it cannot be right.
         detail: String,
     },
+}
+
+impl ClientError {
+    /// A local file operation outside the vault that failed with `source`.
+    pub fn io(op: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            op: op.into(),
+            source: source.into(),
+        }
+    }
+}
+
+/// An I/O error as data: its kind and the operating system's message. Unlike
+/// [`std::io::Error`] it compares and clones, so the errors holding it can too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IoFailure {
+    /// The kind of error.
+    pub kind: std::io::ErrorKind,
+    /// The error's message, as [`std::io::Error`] displays it.
+    pub message: String,
+}
+
+impl From<std::io::Error> for IoFailure {
+    fn from(e: std::io::Error) -> Self {
+        Self {
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for IoFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for IoFailure {}
+
+fn refusals_text(refusals: &[(String, String)]) -> String {
+    refusals
+        .iter()
+        .map(|(t, r)| format!("{t}: {r}"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn reason_suffix(reason: &Option<String>) -> String {

@@ -11,17 +11,23 @@
 //! - [`connection`] — an unauthenticated WebSocket carrying [`sealdesk_protocol::wire::Frame`]s.
 //! - [`tls`] — which certificates a `wss://` relay may present ([`tls::TlsOptions`]).
 //! - [`session`] — the authenticated session: the handshake consumes a `Connection`.
-//! - [`account`] — local state over the [`vault`].
-//! - [`client`] — the protocol state machine: org setup, opening conversations, verifying epochs,
-//!   sending and receiving messages, catch-up, transfer, receipts.
-//! - [`escrow`] — consent, disputes, the trustee daemon, unlock, transcripts, audit, erasure.
+//! - [`account`] — local state over the [`vault`]: keys, pins, policies, conversations,
+//!   epochs, timelines.
+//! - [`store`] — every record name in the vault, and typed access to the escrow side's records.
+//! - [`client`] — the protocol state machine, [`Client`], by concern: `directory` (cards, trust,
+//!   pins, policies), `org` (create, agents), `conversation` (open, send, rotate, transfer),
+//!   `sync` (history, pushes, receipts), `ingest` (verifying each item), `gaps` (refetch,
+//!   lost counters), `timeline` (offline views).
+//! - [`escrow`] — `consent`, `dispute`, `trustee` (the daemon), `master` (unlock),
+//!   `transcript` (the decrypted transcript), `audit`, `log` (tree heads, inclusion, witnesses).
 //! - [`notice`] — one notice per release request: trustees' release entries grouped and worded.
-//! - [`transcript`] — the portable transcript export and its offline verifier, anchored outside
-//!   the file.
+//! - [`transcript`] — the portable transcript export (`format`), and its offline verifier
+//!   (`verify`, a pure function), anchored outside the file.
 //! - [`chat`] — the interactive line-based chat loop.
 //! - [`demo`] — `sealdesk demo`: the story in one process with an in-process relay.
 //! - [`redact`] — masking personal data in released transcripts.
-//! - [`vault`] — the encrypted local-state store.
+//! - [`vault`] — the encrypted local-state store (`crypto`, `format`, `fs`).
+//! - [`error`] — [`ClientError`], typed: tests match its variants.
 //!
 //! **Architecture Invariant:** nothing secret and no plaintext is written outside the vault;
 //! errors and logs carry names, ids and counters, never key bytes or message text.
@@ -35,14 +41,16 @@ pub mod error;
 pub mod escrow;
 pub mod notice;
 pub mod redact;
+pub(crate) mod reply;
 pub mod session;
+pub mod store;
 pub mod tls;
 pub mod transcript;
 pub mod vault;
 
 pub use account::Account;
 pub use client::Client;
-pub use error::{ClientError, Result};
+pub use error::{ClientError, IoFailure, Result};
 pub use tls::TlsOptions;
 
 use rand::SeedableRng as _;

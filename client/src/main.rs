@@ -14,7 +14,6 @@ use sealdesk_client::{
     account::LogEntry,
     chat,
     client::{HistoryLine, OrgSpec},
-    notice,
     vault::{INSECURE_FAST_KDF_ENV, KdfParams},
 };
 use sealdesk_protocol::{
@@ -1330,7 +1329,7 @@ fn transcript_text(t: &Transcript) -> String {
         t.org,
         if t.redacted { " — redacted" } else { "" }
     );
-    for line in notice::transcript_releases(t) {
+    for line in sealdesk_client::escrow::transcript_releases(t) {
         s.push_str(&format!("  {line}\n"));
     }
     for m in &t.messages {

@@ -23,8 +23,6 @@
 //!   entry (forged,    request R) ─┘                     failed [#7]
 //! ```
 
-use std::collections::HashMap;
-
 use sealdesk_protocol::{
     audit::{AuditEntry, AuditEvent, ReleaseBasis},
     ids::{ConversationId, EpochRange},
@@ -32,10 +30,6 @@ use sealdesk_protocol::{
     policy::VerifiedPolicy,
 };
 use serde::{Deserialize, Serialize};
-
-use crate::client::{Client, audience_of, is_transient};
-use crate::error::Result;
-use crate::escrow::{AuditLine, Transcript};
 
 /// What justified a release, as far as a reader needs it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,7 +209,7 @@ impl ReleaseNotice {
                         policy
                             .and_then(|p| p.arbiter(k))
                             .map(|c| c.name.clone())
-                            .unwrap_or_else(|| crate::client::short_key(k))
+                            .unwrap_or_else(|| crate::notice::short_key(k))
                     })
                     .collect(),
             },
@@ -226,7 +220,7 @@ impl ReleaseNotice {
                     .and_then(|i| p.trustees.get(i))
             })
             .map(|c| c.name.clone())
-            .unwrap_or_else(|| crate::client::short_key(&entry.signer));
+            .unwrap_or_else(|| crate::notice::short_key(&entry.signer));
         let (trustees, trustee_keys, indexes, failed) = if verified {
             (vec![trustee], vec![entry.signer], vec![index], Vec::new())
         } else {
@@ -456,58 +450,6 @@ pub struct AuditRelease {
     pub text: String,
 }
 
-impl Client {
-    /// Groups the release entries among `lines` (the audit report's, each checked, with
-    /// `--verify`, for its inclusion) by release request. An entry counts only if it passes
-    /// [`counts_as_release`] against the org's policy and its inclusion was not disproven;
-    /// the others are named in the group as failed.
-    ///
-    /// # Errors
-    /// Transport errors while fetching a policy (a policy that fails its checks leaves the
-    /// org's entries uncounted instead).
-    pub(crate) async fn audit_releases(
-        &mut self,
-        entries: &[AuditEntry],
-        lines: &[AuditLine],
-    ) -> Result<Vec<AuditRelease>> {
-        let audience = audience_of(&self.account);
-        let mut policies: HashMap<String, Option<VerifiedPolicy>> = HashMap::new();
-        let mut notices = Vec::new();
-        for line in lines {
-            let Some(e) = usize::try_from(line.index)
-                .ok()
-                .and_then(|i| entries.get(i))
-            else {
-                continue;
-            };
-            let AuditEvent::Release { org, .. } = &e.event else {
-                continue;
-            };
-            if !policies.contains_key(org) {
-                let p = match self.latest_policy(org).await {
-                    Ok(p) => Some(p),
-                    Err(err) if is_transient(&err) => return Err(err),
-                    Err(_) => None,
-                };
-                policies.insert(org.clone(), p);
-            }
-            let policy = policies.get(org).and_then(Option::as_ref);
-            let verified = line.included != Some(false) && counts_as_release(e, policy, None);
-            notices.extend(ReleaseNotice::from_entry(line.index, e, verified, policy));
-        }
-        Ok(group(notices)
-            .into_iter()
-            .map(|notice| {
-                let chat = chat_name(audience, &notice.conversation);
-                AuditRelease {
-                    text: notice.describe(audience, &chat),
-                    notice,
-                }
-            })
-            .collect())
-    }
-}
-
 /// "your chat 1a2b3c4d" for the customer, "chat 1a2b3c4d" for anyone else.
 pub fn chat_name(audience: Audience, id: &ConversationId) -> String {
     let full = id.to_string();
@@ -541,34 +483,6 @@ pub fn group_entries<'a>(
         let verified = counts_as_release(e, policy, None);
         ReleaseNotice::from_entry(index, e, verified, policy)
     }))
-}
-
-/// The master's transcript header: one line per release request that opened the transcript,
-/// in the master's words ("acme (you) opened … under the customer's consent of …"), with the
-/// audit indexes of its entries. Entries are checked offline (signature, signer a trustee of
-/// the newest policy the released records were made under).
-pub fn transcript_releases(t: &Transcript) -> Vec<String> {
-    let policy = transcript_policy(t);
-    group_entries(t.releases.iter().map(|(i, e)| (*i, e)), policy.as_ref())
-        .iter()
-        .map(|r| {
-            let refs: Vec<String> = r.all_indexes().iter().map(|i| format!("#{i}")).collect();
-            format!(
-                "{} [audit {}]",
-                r.describe(Audience::Master, "this conversation"),
-                refs.join(", ")
-            )
-        })
-        .collect()
-}
-
-/// The policy a transcript's release entries are checked against: the newest policy the
-/// released records were made under, if it verifies.
-pub fn transcript_policy(t: &Transcript) -> Option<VerifiedPolicy> {
-    t.policies
-        .iter()
-        .max_by_key(|p| p.version)
-        .and_then(|p| p.clone().verify().ok())
 }
 
 /// "2 Dec 2026" (UTC) for Unix seconds.
@@ -635,6 +549,52 @@ fn audit_refs(indexes: &[u64]) -> String {
         .map(|i| format!("audit #{i}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// One audit entry in plain words for `audience` (a trustee's release entry on its own: one
+/// share released, not an opening; [`crate::notice`] words a release request as a whole).
+/// Only the customer reads "your consent"; anyone else reads "the customer's consent".
+pub fn describe_notice(entry: &AuditEntry, verified: bool, audience: Audience) -> String {
+    let mark = if verified {
+        ""
+    } else {
+        " (NOT GENUINE: not signed by a party allowed to make it, or not proven in the audit log)"
+    };
+    let text = match &entry.event {
+        AuditEvent::Release {
+            org, epochs, basis, ..
+        } => match basis {
+            // One trustee's entry: the release request it belongs to opens only with enough
+            // of them, which `crate::notice` says once per request.
+            ReleaseBasis::Consent { id, .. } => format!(
+                "a trustee released its share to {org} for {epochs} of this chat under {} \
+                 consent {id}",
+                match audience {
+                    Audience::Customer => "your",
+                    Audience::Master | Audience::Other => "the customer's",
+                }
+            ),
+            ReleaseBasis::Dispute { id, approvers } => format!(
+                "a trustee released its share to {org} for {epochs} of this chat under dispute \
+                 ticket {id}, approved by {} arbiter(s)",
+                approvers.len()
+            ),
+        },
+        AuditEvent::Erasure { reason, .. } => format!("this conversation was erased ({reason})"),
+        AuditEvent::ConsentRevocation { consent, .. } => {
+            format!("consent {consent} was revoked")
+        }
+        AuditEvent::PolicyChange { org, version, .. } => {
+            format!("{org} published policy version {version}")
+        }
+    };
+    format!("{text}{mark}")
+}
+
+/// A key shown by the start of its fingerprint, for a signer this account has no name for.
+pub fn short_key(k: &SigningPublicKey) -> String {
+    let s = k.to_string();
+    format!("key {}", s.get(..16).unwrap_or(&s))
 }
 
 #[cfg(test)]
@@ -981,10 +941,10 @@ mod tests {
     fn a_single_entry_is_worded_by_reader() {
         let f = fixture("acme");
         let e = AuditEntry::sign(&f.trustees[0], f.event.clone(), 200);
-        let customer = crate::client::describe_notice(&e, true, Audience::Customer);
+        let customer = crate::notice::describe_notice(&e, true, Audience::Customer);
         assert!(customer.contains("under your consent"), "{customer}");
         for audience in [Audience::Master, Audience::Other] {
-            let text = crate::client::describe_notice(&e, true, audience);
+            let text = crate::notice::describe_notice(&e, true, audience);
             assert!(text.contains("under the customer's consent"), "{text}");
             assert!(!text.contains("your consent"), "{text}");
         }

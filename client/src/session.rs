@@ -219,6 +219,12 @@ impl Session {
         result
     }
 
+    /// How many requests this session has sent (after the handshake): what a test counts to
+    /// check how many round trips an operation takes.
+    pub fn requests_sent(&self) -> u64 {
+        self.next_id.load(Ordering::Relaxed).saturating_sub(1)
+    }
+
     /// The next push, waiting for one; `None` once the connection is closed and every queued
     /// push has been read.
     pub async fn next_push(&self) -> Option<Push> {

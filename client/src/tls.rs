@@ -80,7 +80,7 @@ impl TlsOptions {
 /// Why a `wss://` connection or its trust settings failed.
 ///
 /// Each message says what to do about it; none carries key material.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsError {
     /// The relay's certificate does not chain to a trusted certificate authority: no trusted
@@ -158,7 +158,7 @@ pub enum TlsError {
         /// The file.
         path: PathBuf,
         /// The OS error (in the message, not a `source`, so it is printed once).
-        error: std::io::Error,
+        error: crate::error::IoFailure,
     },
 
     /// The CA file holds no PEM certificate.
@@ -240,9 +240,9 @@ impl TlsError {
 
 /// Reads every certificate of a PEM file, refusing an empty or malformed one.
 fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let read_error = |error| TlsError::CaFileRead {
+    let read_error = |error: std::io::Error| TlsError::CaFileRead {
         path: path.to_owned(),
-        error,
+        error: error.into(),
     };
     let len = std::fs::metadata(path).map_err(read_error)?.len();
     if len > MAX_CA_FILE {

@@ -9,6 +9,7 @@ use sealdesk_client::{
     account::{EpochStatus, LogEntry},
     chat,
     client::HistoryLine,
+    vault::VaultError,
 };
 use sealdesk_protocol::{
     card::{IdentityCard, Role},
@@ -66,6 +67,44 @@ async fn customer_opens_agent_replies_and_histories_match() {
         .collect();
     assert_eq!(states, vec!["read"]);
     assert_eq!(carol.unread(&conv).unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_send_is_one_round_trip_and_shows_at_once() {
+    let w = World::new().await;
+    let mut org = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer).await;
+    let conv = carol
+        .open_conversation("acme", Some(&org.fingerprint))
+        .await
+        .unwrap()
+        .conversation;
+    carol.send_text(&conv, "first").await.unwrap();
+    // Nothing else came in: the send is the `Send` request alone, and the message is in the
+    // sender's history at once, at the sequence number the relay gave it.
+    let before = carol.session().requests_sent();
+    let seq = carol.send_text(&conv, "second").await.unwrap();
+    assert_eq!(carol.session().requests_sent() - before, 1);
+    assert_eq!(carol.meta(&conv).unwrap().cursor, seq);
+    assert_eq!(texts(&carol, &conv), ["carol: first", "carol: second"]);
+    // Another member's message came in between: the sender reads it and its own back in relay
+    // order.
+    let alice = &mut org.agents[0];
+    alice.sync_all().await.unwrap();
+    alice.send_text(&conv, "hello carol").await.unwrap();
+    let seq = carol.send_text(&conv, "third").await.unwrap();
+    assert_eq!(carol.meta(&conv).unwrap().cursor, seq);
+    assert_eq!(
+        texts(&carol, &conv),
+        [
+            "carol: first",
+            "carol: second",
+            "alice: hello carol",
+            "carol: third"
+        ]
+    );
+    alice.sync_all().await.unwrap();
+    assert_eq!(texts(&carol, &conv), texts(alice, &conv));
 }
 
 #[tokio::test]
@@ -257,6 +296,10 @@ async fn tampered_epoch_record_is_refused_and_its_messages_not_shown() {
     )));
     // The refused epoch blocks sending with a clear error.
     let err = alice.send_text(&conv, "reply").await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::CannotSend { conversation, .. } if *conversation == conv.to_string()),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("refused"), "{err}");
 }
 
@@ -403,6 +446,12 @@ async fn wrong_passphrase_is_a_clear_error() {
     let c = w.user("carol", Role::Customer).await;
     drop(c.close().await);
     let err = Account::open(&w.home("carol"), "not the passphrase").unwrap_err();
+    assert_eq!(
+        err,
+        ClientError::Vault(VaultError::WrongPassphrase {
+            dir: w.home("carol")
+        })
+    );
     assert!(err.to_string().contains("wrong passphrase"), "{err}");
     assert!(Account::open(&w.home("carol"), PASS).is_ok());
 }

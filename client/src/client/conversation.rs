@@ -1,0 +1,578 @@
+//! Conversations from this account's side: opening one, sending in it (messages and read
+//! receipts), the epoch this account sends in, rotation, and transfer to another agent.
+
+use std::collections::BTreeMap;
+
+use sealdesk_protocol::{
+    card::{Role, VerifiedCard},
+    epoch::{EpochRecord, HandOff, NewEpoch},
+    ids::ConversationId,
+    message::{ContentKind, Envelope},
+    policy::VerifiedPolicy,
+    wire::{ErrorCode, Item, Request, Response, Sequenced},
+};
+use serde::Serialize;
+
+use super::{Client, HISTORY_PAGE, cannot_send, next_epoch, page_advances};
+use crate::account::{ConvMeta, EpochState, EpochStatus, LogEntry, PinSource, PinStatus};
+use crate::error::{ClientError, Result};
+use crate::reply::{expect_ok, unexpected};
+use crate::{now, rng};
+
+/// The result of opening a conversation.
+#[derive(Clone, Debug, Serialize)]
+pub struct OpenedConversation {
+    /// The conversation id.
+    pub conversation: ConversationId,
+    /// The org.
+    pub org: String,
+    /// The assigned agent.
+    pub agent: String,
+    /// The agent's fingerprint.
+    pub agent_fingerprint: String,
+    /// The policy in plain words.
+    pub summary: String,
+    /// The org master's fingerprint (pinned).
+    pub org_fingerprint: String,
+    /// Warnings (trust on first use, blocked keys).
+    pub warnings: Vec<String>,
+}
+
+impl Client {
+    /// Customer: opens a conversation with `org`. Verifies the policy (against the pinned
+    /// master, or `fingerprint`, or trust on first use with a warning), the assigned agent's
+    /// certificate, then creates and stores epoch 0.
+    ///
+    /// # Errors
+    /// [`ClientError::WrongRole`], [`ClientError::FingerprintMismatch`],
+    /// [`ClientError::OrgKeyChanged`], verification and relay errors.
+    pub async fn open_conversation(
+        &mut self,
+        org: &str,
+        fingerprint: Option<&str>,
+    ) -> Result<OpenedConversation> {
+        self.account.require(Role::Customer, "open")?;
+        let id = ConversationId::random(&mut rng()?);
+        let (agent, certificate, raw) = match self
+            .session
+            .request(Request::OpenConversation {
+                org: org.to_owned(),
+                conversation: id,
+            })
+            .await?
+        {
+            Response::Opened {
+                agent,
+                certificate,
+                policy,
+            } => (agent, certificate, policy),
+            other => return Err(unexpected("OpenConversation", &other)),
+        };
+        let mut warnings = Vec::new();
+        let master = raw.master.clone().verify()?;
+        let org_fingerprint = master.fingerprint().to_string();
+        if raw.org != org {
+            return Err(ClientError::UnexpectedResponse(format!(
+                "opened a conversation with {org} but got the policy of {}",
+                raw.org
+            )));
+        }
+        let source = match (self.account.org_pin(org)?, fingerprint) {
+            (Some(_), _) => PinSource::Tofu,
+            (None, Some(fp)) => {
+                if !master.fingerprint().matches(fp) {
+                    return Err(ClientError::FingerprintMismatch {
+                        org: org.to_owned(),
+                        actual: org_fingerprint,
+                    });
+                }
+                PinSource::Fingerprint
+            }
+            (None, None) => {
+                warnings.push(format!(
+                    "first contact with {org}: its master key (fingerprint {org_fingerprint}) \
+                     was trusted on first use; compare it with the one the business publishes, \
+                     or pass --org-fingerprint next time"
+                ));
+                PinSource::Tofu
+            }
+        };
+        if let (Some(pin), Some(fp)) = (self.account.org_pin(org)?, fingerprint) {
+            let pinned = pin.master.clone().verify()?;
+            if !pinned.fingerprint().matches(fp) {
+                return Err(ClientError::FingerprintMismatch {
+                    org: org.to_owned(),
+                    actual: pinned.fingerprint().to_string(),
+                });
+            }
+        }
+        let policy = self.verify_pinned(raw, source)?;
+        self.remember_policy(&policy)?;
+        let agent_card = certificate.verify(&policy, now())?;
+        if agent_card.name != agent.name || !agent_card.same_keys(&agent) {
+            return Err(ClientError::UnexpectedResponse(
+                "the assigned agent's card does not match its certificate".into(),
+            ));
+        }
+        let meta = ConvMeta {
+            id,
+            org: org.to_owned(),
+            customer: self.account.name().to_owned(),
+            agent: agent_card.name.clone(),
+            created_at: now(),
+            cursor: 0,
+            delivered_sent: 0,
+            read_local: 0,
+            read_sent: 0,
+            delivered_by: BTreeMap::new(),
+            read_by: BTreeMap::new(),
+            last_epoch: None,
+            transferred_out: false,
+        };
+        self.account.save_conversation(&meta)?;
+        if self.account.observe_peer(&agent_card)? == PinStatus::Changed
+            || self.account.peer_blocked(&agent_card.name)?
+        {
+            warnings.push(
+                ClientError::KeyChanged {
+                    name: agent_card.name.clone(),
+                }
+                .to_string(),
+            );
+        } else {
+            self.create_epoch(
+                &id,
+                &policy,
+                vec![self.account.card().clone(), agent_card.clone()],
+                None,
+            )
+            .await?;
+        }
+        Ok(OpenedConversation {
+            conversation: id,
+            org: org.to_owned(),
+            agent: agent_card.name.clone(),
+            agent_fingerprint: agent_card.fingerprint().to_string(),
+            summary: policy.summary(),
+            org_fingerprint,
+            warnings,
+        })
+    }
+
+    /// Every item of a conversation the relay serves this account, paging through `History`.
+    ///
+    /// # Errors
+    /// Relay errors.
+    pub(crate) async fn history_items(&self, id: &ConversationId) -> Result<Vec<Sequenced>> {
+        let mut out = Vec::new();
+        let mut after = 0;
+        loop {
+            let (items, more) = match self
+                .session
+                .request(Request::History {
+                    conversation: *id,
+                    after,
+                    limit: HISTORY_PAGE,
+                })
+                .await?
+            {
+                Response::Items { items, more } => (items, more),
+                other => return Err(unexpected("History", &other)),
+            };
+            let Some(last) = items.last().map(|s| s.seq) else {
+                break;
+            };
+            out.extend(items);
+            if !more {
+                break;
+            }
+            after = page_advances(after, last)?;
+        }
+        Ok(out)
+    }
+
+    // --- sending ------------------------------------------------------------------------
+
+    /// Sends a text message; returns its relay sequence number.
+    ///
+    /// # Errors
+    /// [`ClientError::CannotSend`], [`ClientError::KeyChanged`], relay errors.
+    pub async fn send_text(&mut self, id: &ConversationId, text: &str) -> Result<u64> {
+        self.send_kind(id, ContentKind::Text, text.as_bytes()).await
+    }
+
+    /// Sends an end-to-end read receipt for everything read so far, if there is anything new
+    /// from other members. Returns the sequence number covered.
+    ///
+    /// # Errors
+    /// As [`Self::send_text`].
+    pub async fn send_read_receipt(&mut self, id: &ConversationId) -> Result<Option<u64>> {
+        let meta = self.meta(id)?;
+        let me = self.account.name().to_owned();
+        let newest_from_others = self
+            .account
+            .log(id)?
+            .iter()
+            .filter_map(|e| match e {
+                LogEntry::Message {
+                    seq,
+                    sender,
+                    kind: ContentKind::Text,
+                    ..
+                } if *sender != me => Some(*seq),
+                _ => None,
+            })
+            .max();
+        let Some(upto) = newest_from_others.filter(|s| *s > meta.read_sent) else {
+            return Ok(None);
+        };
+        self.send_kind(id, ContentKind::Read, &upto.to_be_bytes())
+            .await?;
+        let mut meta = self.meta(id)?;
+        meta.read_sent = meta.read_sent.max(upto);
+        self.account.save_conversation(&meta)?;
+        Ok(Some(upto))
+    }
+
+    /// One `Send` round trip; the relay then pushes the message to the other members. The
+    /// conversation is not synced first: when this account has missed an epoch (another member
+    /// rotated, a transfer), the relay's answer says so (`StaleEpoch`, `EpochFull`,
+    /// `CounterReused`, `Forbidden`) and the answer is handled by syncing then, once, and
+    /// retrying. Only a conversation with no local epoch at all is synced first (its epochs
+    /// may be on the relay already). The sent message is then recorded by [`Self::record_sent`].
+    pub(super) async fn send_kind(
+        &mut self,
+        id: &ConversationId,
+        kind: ContentKind,
+        body: &[u8],
+    ) -> Result<u64> {
+        if self.account.epochs(id)?.is_empty() {
+            self.sync(id).await?;
+        }
+        let mut retried = false;
+        loop {
+            let mut state = self.sending_epoch(id).await?;
+            // Persist the next counter before sealing (docs/design.md §3): a crash after this point
+            // burns a counter, never reuses one.
+            let counter = state.next_counter;
+            state.next_counter = counter.saturating_add(1);
+            self.account.save_epoch(id, &state)?;
+            self.load_keys(id, &state).await?;
+            let keys = self
+                .keys
+                .get(&(*id, state.record.epoch))
+                .ok_or_else(|| cannot_send(id, "epoch keys unavailable"))?;
+            let env = keys.seal_message(self.account.keys(), counter, kind, now(), body)?;
+            match self.session.request(Request::Send(env.clone())).await {
+                Ok(Response::Stored { seq }) => {
+                    self.record_sent(id, seq, env).await?;
+                    return Ok(seq);
+                }
+                Ok(other) => return Err(unexpected("Send", &other)),
+                Err(ClientError::Relay {
+                    code: ErrorCode::CounterReused | ErrorCode::EpochFull | ErrorCode::Conflict,
+                    ..
+                }) if !retried => {
+                    // The relay has this counter already (this home was restored from an old
+                    // copy, or another device shares it): never reuse it. Or the epoch holds
+                    // the policy's limit of messages (another member's messages count too).
+                    // Either way: open a new epoch (or follow one another member just opened).
+                    // If another member opened a newer epoch meanwhile (it also found this
+                    // one full), send in theirs: rotating again would open one epoch too many.
+                    retried = true;
+                    self.sync(id).await?;
+                    let newest = self.account.epochs(id)?.last().map(|e| e.record.epoch);
+                    if newest.is_none_or(|e| e <= state.record.epoch) {
+                        self.rotate(id).await?;
+                    }
+                }
+                Err(ClientError::Relay {
+                    code: ErrorCode::StaleEpoch | ErrorCode::Forbidden,
+                    ..
+                }) if !retried => {
+                    // Another member opened a newer epoch (or this agent was transferred out):
+                    // the sync brings it, then send there (or say why this account cannot).
+                    retried = true;
+                    self.sync(id).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Records a message this account sent and the relay stored at `seq`, through the one
+    /// ingest path, without another round trip: when `seq` is the next item after the cursor,
+    /// the message is ingested as the relay's item `seq` (stored now, as far as this account
+    /// saw); when other items came in between, the conversation is synced instead, which reads
+    /// them and the message back in relay order.
+    pub(super) async fn record_sent(
+        &mut self,
+        id: &ConversationId,
+        seq: u64,
+        env: Envelope,
+    ) -> Result<()> {
+        let meta = self.meta(id)?;
+        if meta.cursor.checked_add(1) == Some(seq) {
+            self.ingest(Sequenced {
+                conversation: *id,
+                seq,
+                stored_at: now(),
+                item: Item::Message(env),
+            })
+            .await?;
+        } else {
+            self.sync(id).await?;
+        }
+        Ok(())
+    }
+
+    /// The epoch this account sends in now: checks membership and pins, creates epoch 0 for a
+    /// customer whose conversation has none, rotates when the policy's limit is reached.
+    pub(super) async fn sending_epoch(&mut self, id: &ConversationId) -> Result<EpochState> {
+        let meta = self.meta(id)?;
+        if self.account.role() == Role::Agent
+            && (meta.transferred_out || meta.agent != self.account.name())
+        {
+            return Err(cannot_send(
+                id,
+                &format!(
+                    "it is assigned to {} now (this agent was transferred out)",
+                    meta.agent
+                ),
+            ));
+        }
+        let epochs = self.account.epochs(id)?;
+        let Some(last) = epochs.last().cloned() else {
+            if self.account.role() != Role::Customer {
+                return Err(cannot_send(
+                    id,
+                    "the customer has not opened the first epoch yet",
+                ));
+            }
+            let policy = self.latest_policy(&meta.org).await?;
+            let agent = self.agent_certificate(&policy, &meta.agent).await?;
+            self.pin_or_block(&agent)?;
+            return self
+                .create_epoch(id, &policy, vec![self.account.card().clone(), agent], None)
+                .await;
+        };
+        match &last.status {
+            EpochStatus::Member => {}
+            EpochStatus::Refused(reason) => {
+                return Err(cannot_send(
+                    id,
+                    &format!(
+                        "its current epoch {} was refused: {reason}",
+                        last.record.epoch
+                    ),
+                ));
+            }
+            EpochStatus::NotMember | EpochStatus::HandedOver => {
+                return Err(cannot_send(
+                    id,
+                    "this account is not a member of the current epoch (it was transferred)",
+                ));
+            }
+        }
+        for m in &last.record.members {
+            if m.signing_key != self.account.keys().signing_public()
+                && self.account.peer_blocked(&m.name)?
+            {
+                return Err(ClientError::KeyChanged {
+                    name: m.name.clone(),
+                });
+            }
+        }
+        let policy = self
+            .policy(&last.record.org, last.record.policy_version)
+            .await?;
+        let age = now().saturating_sub(last.record.created_at);
+        if last.messages >= u64::from(policy.rotate_after_messages)
+            || age >= policy.rotate_after_secs
+        {
+            return self.rotate(id).await;
+        }
+        Ok(last)
+    }
+
+    /// The conversation's newest epoch, which this account must be a member of (`none`: the
+    /// refusal when there is no epoch at all).
+    pub(super) fn current_member_epoch(
+        &self,
+        id: &ConversationId,
+        none: &str,
+    ) -> Result<EpochState> {
+        let last = self
+            .account
+            .epochs(id)?
+            .pop()
+            .ok_or_else(|| cannot_send(id, none))?;
+        if last.status != EpochStatus::Member {
+            return Err(cannot_send(
+                id,
+                "this account is not a member of the current epoch",
+            ));
+        }
+        Ok(last)
+    }
+
+    /// Opens the next epoch with the current members, under the org's latest policy.
+    pub(super) async fn rotate(&mut self, id: &ConversationId) -> Result<EpochState> {
+        let meta = self.meta(id)?;
+        let last = self.current_member_epoch(id, "there is no epoch to rotate")?;
+        let policy = self.latest_policy(&meta.org).await?;
+        let mut members = Vec::new();
+        for m in &last.record.members {
+            members.push(m.clone().verify()?);
+        }
+        self.create_epoch(id, &policy, members, Some(&last.record))
+            .await
+    }
+
+    /// Creates, stores and reads back an epoch.
+    pub(super) async fn create_epoch(
+        &mut self,
+        id: &ConversationId,
+        policy: &VerifiedPolicy,
+        members: Vec<VerifiedCard>,
+        previous: Option<&EpochRecord>,
+    ) -> Result<EpochState> {
+        let epoch = match previous {
+            None => 0,
+            Some(p) => next_epoch(p.epoch)?,
+        };
+        let (record, _k) = EpochRecord::create(
+            &mut rng()?,
+            self.account.keys(),
+            policy,
+            NewEpoch {
+                conversation: *id,
+                epoch,
+                members: &members,
+                previous,
+                now: now(),
+            },
+        )?;
+        match self
+            .session
+            .request(Request::PutEpoch(record.into_record()))
+            .await
+        {
+            Ok(Response::Stored { .. }) => {}
+            Ok(other) => return Err(unexpected("PutEpoch", &other)),
+            // Another member opened this epoch number first: use theirs.
+            Err(ClientError::Relay {
+                code: ErrorCode::StaleEpoch | ErrorCode::Conflict,
+                ..
+            }) => {}
+            Err(e) => return Err(e),
+        }
+        self.sync(id).await?;
+        let state = self
+            .account
+            .epochs(id)?
+            .pop()
+            .ok_or_else(|| cannot_send(id, "the new epoch did not come back from the relay"))?;
+        match &state.status {
+            EpochStatus::Member => Ok(state),
+            EpochStatus::Refused(reason) => Err(ClientError::EpochRefused {
+                conversation: id.to_string(),
+                epoch: state.record.epoch,
+                reason: reason.clone(),
+            }),
+            _ => Err(cannot_send(
+                id,
+                "this account is not a member of the current epoch",
+            )),
+        }
+    }
+
+    // --- transfer -----------------------------------------------------------------------
+
+    /// Agent: hands the conversation to agent `to`: asks the relay to reassign, opens the next
+    /// epoch for [customer, `to`], and, if the policy allows, hands over the earlier epochs this
+    /// agent was a member of. Returns the new epoch number.
+    ///
+    /// # Errors
+    /// [`ClientError::WrongRole`], [`ClientError::CannotSend`], [`ClientError::KeyChanged`],
+    /// relay and verification errors.
+    pub async fn transfer(&mut self, id: &ConversationId, to: &str) -> Result<u32> {
+        self.account.require(Role::Agent, "transfer")?;
+        self.sync(id).await?;
+        let mut meta = self.meta(id)?;
+        let last = self.current_member_epoch(id, "the conversation has no epoch yet")?;
+        let policy = self.latest_policy(&meta.org).await?;
+        let new_agent = self.agent_certificate(&policy, to).await?;
+        self.pin_or_block(&new_agent)?;
+        let customer = last
+            .record
+            .members
+            .iter()
+            .find(|m| m.role == Role::Customer)
+            .cloned()
+            .ok_or_else(|| cannot_send(id, "the current epoch has no customer"))?
+            .verify()?;
+        expect_ok(
+            self.session
+                .request(Request::Transfer {
+                    conversation: *id,
+                    agent: to.to_owned(),
+                })
+                .await?,
+        )?;
+        let epoch = next_epoch(last.record.epoch)?;
+        let (record, _k) = EpochRecord::create(
+            &mut rng()?,
+            self.account.keys(),
+            &policy,
+            NewEpoch {
+                conversation: *id,
+                epoch,
+                members: &[customer, new_agent.clone()],
+                previous: Some(&last.record),
+                now: now(),
+            },
+        )?;
+        match self
+            .session
+            .request(Request::PutEpoch(record.into_record()))
+            .await?
+        {
+            Response::Stored { .. } => {}
+            other => return Err(unexpected("PutEpoch", &other)),
+        }
+        if policy.history_handoff {
+            // Only epochs this agent was a member of: a hand-off is opened only if its sender
+            // was a member of each epoch it carries.
+            let mut secrets = Vec::new();
+            for st in self.account.epochs(id)? {
+                if st.status == EpochStatus::Member
+                    && let Some(k) = self.account.secret(id, st.record.epoch)?
+                {
+                    secrets.push((st.record.epoch, k));
+                }
+            }
+            if !secrets.is_empty() {
+                let refs: Vec<(u32, &sealdesk_protocol::secret::EpochSecret)> =
+                    secrets.iter().map(|(e, k)| (*e, k)).collect();
+                let handoff = HandOff::create(
+                    &mut rng()?,
+                    self.account.keys(),
+                    &new_agent,
+                    *id,
+                    &refs,
+                    now(),
+                )?;
+                match self.session.request(Request::PutHandOff(handoff)).await? {
+                    Response::Stored { .. } | Response::Ok => {}
+                    other => return Err(unexpected("PutHandOff", &other)),
+                }
+            }
+        }
+        meta.agent = to.to_owned();
+        meta.transferred_out = true;
+        self.account.save_conversation(&meta)?;
+        self.sync(id).await?;
+        Ok(epoch)
+    }
+}

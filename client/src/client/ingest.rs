@@ -1,0 +1,537 @@
+//! Verifying and recording each kind of item: epochs (every check of an epoch record),
+//! messages (opened under their epoch's keys, replay windows), notices, and hand-offs of
+//! earlier epochs' keys.
+
+use std::collections::{HashMap, HashSet};
+
+use sealdesk_protocol::{
+    audit::{AuditEntry, AuditEvent},
+    card::Role,
+    epoch::{EpochRecord, HandOff, VerifiedEpoch},
+    ids::ConversationId,
+    message::{ContentKind, Envelope, EpochKeys, ReplayWindows},
+    wire::Item,
+};
+
+use super::gaps::{add_lost, left_window};
+use super::timeline::{audience_of, group_notices, release_of};
+use super::{Client, Event, EventKind, cannot_send, refusal};
+use crate::account::{ConvMeta, EpochState, EpochStatus, LogEntry};
+use crate::error::Result;
+use crate::notice::{ReleaseNotice, counts_as_release, describe_notice, short_key};
+use crate::reply::is_transient;
+
+impl Client {
+    /// A notice delivered into the conversation: each entry is verified and logged on its own;
+    /// a trustee's release entry joins the notice of its release request, and the live view
+    /// hears about the request when it first appears, when it opens, and when an entry of it
+    /// fails or is delivered again — not once per trustee.
+    pub(super) async fn ingest_notice(
+        &mut self,
+        meta: &ConvMeta,
+        seq: u64,
+        stored_at: u64,
+        entry: &AuditEntry,
+        index: u64,
+    ) -> Result<Vec<Event>> {
+        let id = meta.id;
+        // Genuine only if signed, about this conversation, and proven to be in the
+        // audit log under a tree head consistent with the one pinned before.
+        let mut verified = entry.verify().is_ok() && entry.event.conversation() == Some(id);
+        // A release notice is genuine only if one of the org's trustees signed it: the
+        // relay could otherwise log an entry under any key it likes.
+        let policy = if let AuditEvent::Release { .. } = &entry.event {
+            match self.latest_policy(&meta.org).await {
+                Ok(p) => Some(p),
+                Err(e) if is_transient(&e) => return Err(e),
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
+        if verified && let AuditEvent::Release { org, .. } = &entry.event {
+            verified = *org == meta.org && counts_as_release(entry, policy.as_ref(), Some(&id));
+        }
+        // Every kind of entry has the signers allowed to make it (a revocation: the customer;
+        // an erasure: the customer or the relay; ...), checked here like the release's.
+        if verified {
+            let allowed = self.allowed_signers(Some(&meta.org), Some(id)).await?;
+            verified = entry.check_signer(&allowed).is_ok();
+        }
+        if verified {
+            let (head, _) = self.checked_tree_head().await?;
+            verified = match self.check_inclusion(entry, index, &head).await {
+                Ok(()) => true,
+                Err(e) if is_transient(&e) => return Err(e),
+                Err(_) => false,
+            };
+        }
+        // The relay could deliver the same logged entry again (at the same or a new
+        // index): one logged release is one opening, shown once.
+        let leaf = entry.leaf_hash();
+        let duplicate = verified && self.account.notice_seen(&id, &leaf)?;
+        if verified && !duplicate {
+            self.account.mark_notice_seen(&id, &leaf)?;
+        }
+        let release = ReleaseNotice::from_entry(index, entry, verified, policy.as_ref())
+            .map(|n| if duplicate { n.as_repeat() } else { n });
+        let mut text = describe_notice(entry, verified, audience_of(&self.account));
+        if duplicate {
+            text = format!("{text} — a repeat of a notice already shown, not a new opening");
+        }
+        let e = LogEntry::Notice {
+            seq,
+            stored_at,
+            text,
+            verified: verified && !duplicate,
+            index,
+            release: release.clone().map(Box::new),
+        };
+        let Some(release) = release else {
+            self.account.append_log(&id, &e)?;
+            return Ok(vec![Event {
+                conversation: id,
+                kind: EventKind::Entry { entry: e },
+            }]);
+        };
+        let before = self.release_line(&id, &release.request)?;
+        self.account.append_log(&id, &e)?;
+        let after = self.release_line(&id, &release.request)?;
+        let news = match (&before, &after) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(b), Some(a)) => {
+                release_of(b).is_some_and(|b| {
+                    release_of(a).is_some_and(|a| {
+                        a.opened() != b.opened() || a.contradicting.len() != b.contradicting.len()
+                    })
+                }) || !verified
+                    || duplicate
+            }
+        };
+        Ok(match after {
+            Some(line) if news => vec![Event {
+                conversation: id,
+                kind: EventKind::Entry { entry: line },
+            }],
+            _ => Vec::new(),
+        })
+    }
+
+    /// The history line of one release request, as [`history`] shows it.
+    pub(super) fn release_line(
+        &self,
+        id: &ConversationId,
+        request: &str,
+    ) -> Result<Option<LogEntry>> {
+        let audience = audience_of(&self.account);
+        let entries = self.account.log(id)?.into_iter().filter(
+            |e| matches!(e, LogEntry::Notice { release: Some(r), .. } if r.request == request),
+        );
+        Ok(group_notices(entries, audience).into_iter().next())
+    }
+
+    pub(super) async fn ingest_epoch(
+        &mut self,
+        meta: &mut ConvMeta,
+        seq: u64,
+        stored_at: u64,
+        record: EpochRecord,
+    ) -> Result<Option<Event>> {
+        let id = meta.id;
+        if let Some(existing) = self.account.epoch(&id, record.epoch)?
+            && existing.seq == seq
+        {
+            return Ok(None); // already processed (crash before the cursor was saved)
+        }
+        let verdict = self.check_epoch(meta, &record).await;
+        let (status, secret) = match verdict {
+            Ok(Some(k)) => (EpochStatus::Member, Some(k)),
+            Ok(None) => (EpochStatus::NotMember, None),
+            Err(e) if is_transient(&e) => return Err(e),
+            Err(e) => (EpochStatus::Refused(e.to_string()), None),
+        };
+        if let Some(k) = &secret {
+            self.account.save_secret(&id, record.epoch, k)?;
+        }
+        let names: Vec<String> = record.members.iter().map(|m| m.name.clone()).collect();
+        let creator = record
+            .members
+            .iter()
+            .find(|m| m.signing_key == record.creator)
+            .map(|m| m.name.clone())
+            .or_else(|| self.name_of_key(&id, &record.creator))
+            .unwrap_or_else(|| short_key(&record.creator));
+        let epoch = record.epoch;
+        let duplicate = self.account.epoch(&id, epoch)?.is_some();
+        if !duplicate {
+            self.account.save_epoch(
+                &id,
+                &EpochState {
+                    record,
+                    seq,
+                    status: status.clone(),
+                    next_counter: 0,
+                    windows: ReplayWindows::default(),
+                    messages: 0,
+                },
+            )?;
+            meta.last_epoch = Some(epoch);
+            if status != EpochStatus::Member {
+                self.keys.remove(&(id, epoch));
+            }
+        }
+        if self.account.role() == Role::Agent && !duplicate {
+            let was_member = epoch
+                .checked_sub(1)
+                .and_then(|p| self.account.epoch(&id, p).ok().flatten())
+                .is_some_and(|p| p.status == EpochStatus::Member);
+            match status {
+                EpochStatus::Member => meta.transferred_out = false,
+                EpochStatus::NotMember if was_member => meta.transferred_out = true,
+                _ => {}
+            }
+        }
+        let entry = LogEntry::Epoch {
+            seq,
+            stored_at,
+            epoch,
+            members: names,
+            creator,
+            status,
+        };
+        self.account.append_log(&id, &entry)?;
+        Ok(Some(Event {
+            conversation: id,
+            kind: EventKind::Entry { entry },
+        }))
+    }
+
+    /// Every check of an epoch record; `Ok(Some(K))` for a member, `Ok(None)` for a verified
+    /// epoch this account is not in.
+    pub(super) async fn check_epoch(
+        &mut self,
+        meta: &ConvMeta,
+        record: &EpochRecord,
+    ) -> Result<Option<sealdesk_protocol::secret::EpochSecret>> {
+        let id = meta.id;
+        if record.conversation != id {
+            return Err(sealdesk_protocol::Error::WrongConversation.into());
+        }
+        if record.org != meta.org {
+            return Err(refusal(format!(
+                "it names org {}, but the conversation is with {}",
+                record.org, meta.org
+            )));
+        }
+        if let Some(existing) = self.account.epoch(&id, record.epoch)? {
+            return Err(refusal(format!(
+                "a second record for epoch {} (the first arrived at sequence {})",
+                record.epoch, existing.seq
+            )));
+        }
+        let policy = self.policy(&record.org, record.policy_version).await?;
+        let verified = record.clone().verify(&policy)?;
+        let previous = match record.epoch.checked_sub(1) {
+            None => None,
+            Some(p) => {
+                let prev = self.account.epoch(&id, p)?.ok_or_else(|| {
+                    refusal(format!("the record of the previous epoch {p} is missing"))
+                })?;
+                if let EpochStatus::Refused(_) = prev.status {
+                    return Err(refusal(format!("it follows epoch {p}, which was refused")));
+                }
+                let prev_policy = self
+                    .policy(&prev.record.org, prev.record.policy_version)
+                    .await?;
+                Some(prev.record.verify(&prev_policy)?)
+            }
+        };
+        verified.check_follows(previous.as_ref())?;
+        if let Some(c) = verified.customer()
+            && c.name != meta.customer
+        {
+            return Err(refusal(format!(
+                "its customer is {}, but the conversation's customer is {}",
+                c.name, meta.customer
+            )));
+        }
+        for m in &verified.members {
+            if m.role == Role::Agent {
+                let certified = self
+                    .agent_certificate(&policy, &m.name)
+                    .await
+                    .map_err(|e| {
+                        if is_transient(&e) {
+                            e
+                        } else {
+                            refusal(format!("agent {} has no valid certificate: {e}", m.name))
+                        }
+                    })?;
+                if !certified.same_keys(m) {
+                    return Err(refusal(format!(
+                        "agent {}'s key in the record is not the certified one",
+                        m.name
+                    )));
+                }
+            }
+            if m.signing_key != self.account.keys().signing_public() {
+                self.account.observe_peer(&m.clone().verify()?)?;
+            }
+        }
+        if verified
+            .member(&self.account.keys().signing_public())
+            .is_none()
+        {
+            return Ok(None);
+        }
+        Ok(Some(verified.open(self.account.keys(), &policy)?))
+    }
+
+    /// Opens one message and logs the result. With `log_rejection` false, a message that
+    /// fails is not logged again (a refetch of an item already logged as rejected).
+    pub(super) async fn ingest_message(
+        &mut self,
+        meta: &mut ConvMeta,
+        seq: u64,
+        stored_at: u64,
+        env: &Envelope,
+        log_rejection: bool,
+    ) -> Result<Vec<Event>> {
+        let id = meta.id;
+        let h = &env.header;
+        let sender_name = self
+            .name_of_key(&id, &h.sender)
+            .unwrap_or_else(|| short_key(&h.sender));
+        let reject = |reason: String| LogEntry::Rejected {
+            seq,
+            epoch: h.epoch,
+            sender: sender_name.clone(),
+            reason,
+        };
+        let entry = match self.account.epoch(&id, h.epoch)? {
+            None => reject(format!(
+                "it names epoch {}, which this account has no record of",
+                h.epoch
+            )),
+            Some(st) if !st.readable() => match &st.status {
+                EpochStatus::Refused(r) => reject(format!(
+                    "its epoch {} was refused ({r}); not shown",
+                    h.epoch
+                )),
+                _ => reject(format!(
+                    "sealed for epoch {}, which this account is not a member of",
+                    h.epoch
+                )),
+            },
+            Some(mut st) => {
+                self.load_keys(&id, &st).await?;
+                let before = st.windows.get(&h.sender).cloned();
+                let opened = match self.keys.get(&(id, st.record.epoch)) {
+                    Some(keys) => keys.open_message(env, &mut st.windows),
+                    None => Err(sealdesk_protocol::Error::NotAMember),
+                };
+                match opened {
+                    Err(e) => reject(e.to_string()),
+                    Ok(opened) => {
+                        st.messages = st.messages.saturating_add(1);
+                        // Counters that never arrived and have now left the reordering
+                        // window can no longer be accepted: keep them as gaps for good.
+                        let lost = left_window(before.as_ref(), st.windows.get(&h.sender));
+                        if !lost.is_empty() {
+                            add_lost(&self.account, &id, h.epoch, &h.sender, &lost)?;
+                        }
+                        self.account.save_epoch(&id, &st)?;
+                        let mine = h.sender == self.account.keys().signing_public();
+                        match opened.header.kind {
+                            ContentKind::Read => {
+                                let upto = <[u8; 8]>::try_from(opened.body.as_slice())
+                                    .map(u64::from_be_bytes)
+                                    .ok();
+                                match upto {
+                                    Some(upto) => {
+                                        let receipt = LogEntry::Receipt {
+                                            seq,
+                                            sender: sender_name.clone(),
+                                            upto,
+                                        };
+                                        self.account.append_log(&id, &receipt)?;
+                                        let e =
+                                            meta.read_by.entry(sender_name.clone()).or_insert(0);
+                                        if mine || upto <= *e {
+                                            return Ok(Vec::new());
+                                        }
+                                        *e = upto;
+                                        return Ok(vec![Event {
+                                            conversation: id,
+                                            kind: EventKind::Read {
+                                                member: sender_name,
+                                                seq: upto,
+                                            },
+                                        }]);
+                                    }
+                                    None => reject("a read receipt with a malformed body".into()),
+                                }
+                            }
+                            ContentKind::Text => match String::from_utf8(opened.body.to_vec()) {
+                                Ok(text) => LogEntry::Message {
+                                    seq,
+                                    stored_at,
+                                    sent_at: h.sent_at,
+                                    epoch: h.epoch,
+                                    counter: h.counter,
+                                    sender: sender_name.clone(),
+                                    mine,
+                                    kind: ContentKind::Text,
+                                    text,
+                                },
+                                Err(_) => reject("the text is not valid UTF-8".into()),
+                            },
+                        }
+                    }
+                }
+            }
+        };
+        if !log_rejection && matches!(entry, LogEntry::Rejected { .. }) {
+            return Ok(Vec::new());
+        }
+        self.account.append_log(&id, &entry)?;
+        Ok(vec![Event {
+            conversation: id,
+            kind: EventKind::Entry { entry },
+        }])
+    }
+    pub(super) async fn ingest_handoff(
+        &mut self,
+        meta: &mut ConvMeta,
+        seq: u64,
+        h: &HandOff,
+    ) -> Result<Vec<Event>> {
+        let id = meta.id;
+        let from = self
+            .name_of_key(&id, &h.from)
+            .unwrap_or_else(|| short_key(&h.from));
+        let to = self
+            .name_of_key(&id, &h.to)
+            .unwrap_or_else(|| short_key(&h.to));
+        let epochs: Vec<u32> = h.epochs.iter().map(|(e, _)| *e).collect();
+        let mut events = Vec::new();
+        let outcome = if h.to != self.account.keys().signing_public() {
+            format!("for {to}")
+        } else {
+            match self.open_handoff(&id, h).await {
+                Ok(opened) => {
+                    events.extend(self.replay_epochs(&id, &opened).await?);
+                    format!("opened: epochs {opened:?} are now readable")
+                }
+                Err(e) if is_transient(&e) => return Err(e),
+                Err(e) => format!("refused: {e}"),
+            }
+        };
+        let entry = LogEntry::HandOff {
+            seq,
+            from,
+            to,
+            epochs,
+            outcome,
+        };
+        self.account.append_log(&id, &entry)?;
+        events.insert(
+            0,
+            Event {
+                conversation: id,
+                kind: EventKind::Entry { entry },
+            },
+        );
+        Ok(events)
+    }
+
+    pub(super) async fn open_handoff(
+        &mut self,
+        id: &ConversationId,
+        h: &HandOff,
+    ) -> Result<Vec<u32>> {
+        if h.conversation != *id {
+            return Err(sealdesk_protocol::Error::WrongConversation.into());
+        }
+        let mut records = Vec::new();
+        let mut policies = HashMap::new();
+        for st in self.account.epochs(id)? {
+            if matches!(st.status, EpochStatus::Refused(_)) {
+                continue;
+            }
+            let policy = self
+                .policy(&st.record.org, st.record.policy_version)
+                .await?;
+            policies.insert(st.record.epoch, policy.clone());
+            records.push(st.record.clone().verify(&policy)?);
+        }
+        let opened = h.open(self.account.keys(), &records)?;
+        let mut done = Vec::new();
+        for (epoch, k) in opened {
+            let Some(mut st) = self.account.epoch(id, epoch)? else {
+                continue;
+            };
+            if st.readable() {
+                continue;
+            }
+            let policy = policies
+                .get(&epoch)
+                .ok_or_else(|| refusal(format!("no verified record for epoch {epoch}")))?;
+            st.record
+                .escrow
+                .check(&k, id, epoch, &st.record.customer_key()?, policy)?;
+            self.account.save_secret(id, epoch, &k)?;
+            st.status = EpochStatus::HandedOver;
+            self.account.save_epoch(id, &st)?;
+            done.push(epoch);
+        }
+        Ok(done)
+    }
+
+    /// Re-reads the conversation from the start and opens the messages of `epochs` (just made
+    /// readable by a hand-off).
+    pub(super) async fn replay_epochs(
+        &mut self,
+        id: &ConversationId,
+        epochs: &[u32],
+    ) -> Result<Vec<Event>> {
+        if epochs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: HashSet<u32> = epochs.iter().copied().collect();
+        let mut events = Vec::new();
+        for s in self.history_items(id).await? {
+            if let Item::Message(env) = &s.item
+                && wanted.contains(&env.header.epoch)
+            {
+                let mut meta = self.meta(id)?;
+                events.extend(
+                    self.ingest_message(&mut meta, s.seq, s.stored_at, env, true)
+                        .await?,
+                );
+                self.account.save_conversation(&meta)?;
+            }
+        }
+        Ok(events)
+    }
+
+    /// Makes sure the key material of a readable epoch is in the cache.
+    pub(super) async fn load_keys(&mut self, id: &ConversationId, st: &EpochState) -> Result<()> {
+        let key = (*id, st.record.epoch);
+        if !self.keys.contains_key(&key) {
+            let policy = self
+                .policy(&st.record.org, st.record.policy_version)
+                .await?;
+            let verified: VerifiedEpoch = st.record.clone().verify(&policy)?;
+            let k = self.account.secret(id, st.record.epoch)?.ok_or_else(|| {
+                cannot_send(
+                    id,
+                    &format!("the secret of epoch {} is missing", st.record.epoch),
+                )
+            })?;
+            self.keys.insert(key, EpochKeys::new(&k, &verified));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,307 @@
+//! Catching up with the relay: the conversation list, paging a conversation's history from its
+//! cursor, pushes, delivery receipts, and the one path every item takes (`Client::ingest`).
+
+use std::collections::BTreeMap;
+
+use sealdesk_protocol::{
+    card::Role,
+    ids::ConversationId,
+    wire::{ConversationInfo, ErrorCode, Item, Push, Request, Response, Sequenced},
+};
+
+use super::{Client, Event, EventKind, HISTORY_PAGE, OtherPush, PUSH_BACKLOG, page_advances};
+use crate::account::ConvMeta;
+use crate::error::{ClientError, Result};
+use crate::reply::{expect_ok, unexpected};
+
+impl Client {
+    /// Refreshes the conversation list from the relay and catches every conversation up from
+    /// its cursor.
+    ///
+    /// # Errors
+    /// Relay and storage errors (verification failures are recorded, not returned).
+    pub async fn sync_all(&mut self) -> Result<Vec<Event>> {
+        let mut events = self.drain_pushes().await?;
+        events.extend(self.refresh_conversations().await?);
+        for meta in self.account.conversations()? {
+            if meta.transferred_out && self.account.role() == Role::Agent {
+                // The relay no longer serves it to this agent; catch up once, quietly.
+                match self.sync(&meta.id).await {
+                    Ok(ev) => events.extend(ev),
+                    Err(ClientError::Relay {
+                        code: ErrorCode::Forbidden | ErrorCode::NotFound,
+                        ..
+                    }) => {}
+                    Err(e) => return Err(e),
+                }
+                continue;
+            }
+            events.extend(self.sync(&meta.id).await?);
+        }
+        Ok(events)
+    }
+
+    /// Handles every push already queued (delivery updates, items). Pushes the conversation
+    /// machinery does not handle are kept for [`Self::take_other_pushes`].
+    ///
+    /// # Errors
+    /// Relay and storage errors.
+    pub async fn drain_pushes(&mut self) -> Result<Vec<Event>> {
+        let mut events = Vec::new();
+        while let Some(push) = self.session.try_push() {
+            match self.handle_push(push).await? {
+                Ok(ev) => events.extend(ev),
+                Err(other) => {
+                    if self.other_pushes.len() >= PUSH_BACKLOG {
+                        self.other_pushes.pop_front();
+                    }
+                    self.other_pushes.push_back(other);
+                }
+            }
+        }
+        Ok(events)
+    }
+
+    /// Pushes set aside by [`Self::drain_pushes`] (release requests, tickets, updates).
+    pub fn take_other_pushes(&mut self) -> Vec<Push> {
+        self.other_pushes.drain(..).collect()
+    }
+
+    /// Asks the relay for this account's conversations and records any not known locally.
+    ///
+    /// # Errors
+    /// Relay and storage errors.
+    pub async fn refresh_conversations(&mut self) -> Result<Vec<Event>> {
+        let infos = match self.session.request(Request::ListConversations).await? {
+            Response::Conversations(c) => c,
+            other => return Err(unexpected("ListConversations", &other)),
+        };
+        let mut events = Vec::new();
+        for info in infos {
+            events.extend(self.learn_conversation(&info)?);
+        }
+        Ok(events)
+    }
+
+    pub(super) fn learn_conversation(&mut self, info: &ConversationInfo) -> Result<Vec<Event>> {
+        let mut events = Vec::new();
+        match self.account.conversation(&info.conversation)? {
+            Some(mut meta) => {
+                if meta.agent != info.agent {
+                    meta.agent = info.agent.clone();
+                    self.account.save_conversation(&meta)?;
+                }
+            }
+            None => {
+                let meta = ConvMeta {
+                    id: info.conversation,
+                    org: info.org.clone(),
+                    customer: info.customer.clone(),
+                    agent: info.agent.clone(),
+                    created_at: info.created_at,
+                    cursor: 0,
+                    delivered_sent: 0,
+                    read_local: 0,
+                    read_sent: 0,
+                    delivered_by: BTreeMap::new(),
+                    read_by: BTreeMap::new(),
+                    last_epoch: None,
+                    transferred_out: false,
+                };
+                self.account.save_conversation(&meta)?;
+                if self.account.role() == Role::Agent && info.agent == self.account.name() {
+                    events.push(Event {
+                        conversation: info.conversation,
+                        kind: EventKind::Assigned {
+                            customer: info.customer.clone(),
+                        },
+                    });
+                }
+            }
+        }
+        Ok(events)
+    }
+
+    /// Catches one conversation up from its cursor, then tells the relay what was delivered.
+    ///
+    /// # Errors
+    /// Relay and storage errors.
+    pub async fn sync(&mut self, id: &ConversationId) -> Result<Vec<Event>> {
+        let mut events = Vec::new();
+        loop {
+            let meta = self.meta(id)?;
+            let (items, more) = match self
+                .session
+                .request(Request::History {
+                    conversation: *id,
+                    after: meta.cursor,
+                    limit: HISTORY_PAGE,
+                })
+                .await?
+            {
+                Response::Items { items, more } => (items, more),
+                other => return Err(unexpected("History", &other)),
+            };
+            // Items are processed in sequence order whatever order the page lists them in:
+            // an item listed after a later one would otherwise fall below the cursor and be
+            // skipped as already seen.
+            let mut items = items;
+            items.sort_by_key(|s| s.seq);
+            for item in items {
+                events.extend(self.ingest(item).await?);
+            }
+            if !more {
+                break;
+            }
+            // A page with more after it must move the cursor on: asking again from the same
+            // cursor would get the same page forever. One that moves nothing (all of it at or
+            // below the cursor) is a relay answer that cannot be right, and said so.
+            page_advances(meta.cursor, self.meta(id)?.cursor)?;
+        }
+        events.extend(self.refetch_gaps(id).await?);
+        let mut meta = self.meta(id)?;
+        if meta.cursor > meta.delivered_sent {
+            expect_ok(
+                self.session
+                    .request(Request::Delivered {
+                        conversation: *id,
+                        seq: meta.cursor,
+                    })
+                    .await?,
+            )?;
+            meta.delivered_sent = meta.cursor;
+            self.account.save_conversation(&meta)?;
+        }
+        Ok(events)
+    }
+
+    /// Handles a push from the relay. Pushes the conversation machinery does not handle
+    /// (release requests, tickets, release updates) are returned as `Err(push)` inside `Ok`.
+    ///
+    /// # Errors
+    /// Relay and storage errors.
+    pub async fn handle_push(
+        &mut self,
+        push: Push,
+    ) -> Result<core::result::Result<Vec<Event>, OtherPush>> {
+        match push {
+            Push::Item(s) => {
+                let id = s.conversation;
+                if self.account.conversation(&id)?.is_none() {
+                    self.refresh_conversations().await?;
+                }
+                let Some(meta) = self.account.conversation(&id)? else {
+                    return Ok(Ok(Vec::new()));
+                };
+                if s.seq <= meta.cursor {
+                    return Ok(Ok(Vec::new()));
+                }
+                if s.seq == meta.cursor + 1 {
+                    let mut events = self.ingest(s).await?;
+                    let mut meta = self.meta(&id)?;
+                    if meta.cursor > meta.delivered_sent {
+                        expect_ok(
+                            self.session
+                                .request(Request::Delivered {
+                                    conversation: id,
+                                    seq: meta.cursor,
+                                })
+                                .await?,
+                        )?;
+                        meta.delivered_sent = meta.cursor;
+                        self.account.save_conversation(&meta)?;
+                    }
+                    events.extend(Vec::new());
+                    Ok(Ok(events))
+                } else {
+                    Ok(Ok(self.sync(&id).await?))
+                }
+            }
+            Push::Assigned {
+                conversation,
+                customer,
+            } => {
+                let customer = customer.verify_as(Role::Customer)?;
+                self.account.observe_peer(&customer)?;
+                let mut events = self.refresh_conversations().await?;
+                if !events.iter().any(|e| {
+                    e.conversation == conversation && matches!(e.kind, EventKind::Assigned { .. })
+                }) {
+                    events.push(Event {
+                        conversation,
+                        kind: EventKind::Assigned {
+                            customer: customer.name.clone(),
+                        },
+                    });
+                }
+                if self.account.conversation(&conversation)?.is_some() {
+                    events.extend(self.sync(&conversation).await?);
+                }
+                Ok(Ok(events))
+            }
+            Push::Delivered {
+                conversation,
+                member,
+                seq,
+            } => {
+                let Some(mut meta) = self.account.conversation(&conversation)? else {
+                    return Ok(Ok(Vec::new()));
+                };
+                let entry = meta.delivered_by.entry(member.clone()).or_insert(0);
+                if seq <= *entry {
+                    return Ok(Ok(Vec::new()));
+                }
+                *entry = seq;
+                self.account.save_conversation(&meta)?;
+                Ok(Ok(vec![Event {
+                    conversation,
+                    kind: EventKind::Delivered { member, seq },
+                }]))
+            }
+            other => Ok(Err(other)),
+        }
+    }
+
+    /// Processes one item in relay order. Verification failures are recorded in the
+    /// timeline (the epoch refused, the message rejected); only transport and storage errors
+    /// abort, leaving the cursor before the item so it is retried.
+    pub(super) async fn ingest(&mut self, s: Sequenced) -> Result<Vec<Event>> {
+        let id = s.conversation;
+        let mut meta = self.meta(&id)?;
+        if s.seq <= meta.cursor {
+            return Ok(Vec::new());
+        }
+        let mut events = Vec::new();
+        match s.item {
+            Item::Epoch(record) => {
+                if let Some(entry) = self
+                    .ingest_epoch(&mut meta, s.seq, s.stored_at, record)
+                    .await?
+                {
+                    events.push(entry);
+                }
+            }
+            Item::Message(env) => {
+                events.extend(
+                    self.ingest_message(&mut meta, s.seq, s.stored_at, &env, true)
+                        .await?,
+                );
+            }
+            Item::HandOff(h) => {
+                events.extend(self.ingest_handoff(&mut meta, s.seq, &h).await?);
+            }
+            // A consent the customer shared with the master: the customer keeps its own list
+            // (`sealdesk consent list`); the master looks it up when unlocking.
+            Item::Consent(_) => {}
+            Item::Notice { entry, index } => {
+                events.extend(
+                    self.ingest_notice(&meta, s.seq, s.stored_at, &entry, index)
+                        .await?,
+                );
+            }
+        }
+        meta.cursor = s.seq;
+        self.account.save_conversation(&meta)?;
+        Ok(events)
+    }
+}

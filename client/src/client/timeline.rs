@@ -1,0 +1,310 @@
+//! Local views of a conversation, offline: its history with gaps and delivery states, unread
+//! counts, and release notices grouped per request.
+
+use std::collections::{BTreeMap, HashMap};
+
+use sealdesk_protocol::{card::Role, ids::ConversationId};
+use serde::Serialize;
+
+use super::gaps::{lost, merge_ranges, refetch_state};
+use super::{Client, REFETCH_LIMIT};
+use crate::account::{Account, ConvMeta, LogEntry};
+use crate::error::{ClientError, Result};
+use crate::notice::{Audience, ReleaseNotice};
+
+/// A line of a rendered history.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case", tag = "line")]
+pub enum HistoryLine {
+    /// A timeline item, with the delivery state of this account's own messages.
+    Item {
+        /// The item.
+        entry: LogEntry,
+        /// For own messages: "sent", "delivered" or "read".
+        #[serde(skip_serializing_if = "Option::is_none")]
+        delivery: Option<&'static str>,
+    },
+    /// Messages that never arrived.
+    Gap {
+        /// Epoch.
+        epoch: u32,
+        /// Sender name.
+        sender: String,
+        /// Missing counters, as sorted inclusive ranges (`[[1, 1], [4, 9]]`).
+        counters: Vec<(u64, u64)>,
+        /// `Some(n)`: the client asked the relay for these messages `n` times
+        /// ([`REFETCH_LIMIT`]) and stopped asking: not delivered.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        requests: Option<u32>,
+    },
+}
+
+/// A conversation's history as shown to the user.
+#[derive(Clone, Debug, Serialize)]
+pub struct History {
+    /// The conversation.
+    pub conversation: ConversationId,
+    /// The org.
+    pub org: String,
+    /// The policy summary, if the policy is known.
+    pub summary: Option<String>,
+    /// The lines.
+    pub lines: Vec<HistoryLine>,
+}
+
+impl Client {
+    /// The history of a conversation as stored locally, with gaps and delivery states.
+    ///
+    /// # Errors
+    /// [`ClientError::UnknownConversation`], storage errors.
+    pub fn history(&self, id: &ConversationId) -> Result<History> {
+        history(&self.account, id)
+    }
+
+    /// Marks everything in the conversation as seen by the user (for unread counts).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn mark_seen(&self, id: &ConversationId) -> Result<()> {
+        let mut meta = self.meta(id)?;
+        if meta.cursor > meta.read_local {
+            meta.read_local = meta.cursor;
+            self.account.save_conversation(&meta)?;
+        }
+        Ok(())
+    }
+
+    /// Unread text messages from others.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn unread(&self, id: &ConversationId) -> Result<usize> {
+        unread(&self.account, id)
+    }
+
+    /// The conversation's bookkeeping.
+    ///
+    /// # Errors
+    /// [`ClientError::UnknownConversation`].
+    pub fn meta(&self, id: &ConversationId) -> Result<ConvMeta> {
+        self.account
+            .conversation(id)?
+            .ok_or_else(|| ClientError::UnknownConversation(id.to_string()))
+    }
+
+    /// The policy summary for a conversation (from its newest epoch's policy, or the latest
+    /// stored one).
+    ///
+    /// # Errors
+    /// Relay and storage errors.
+    pub async fn summary(&mut self, id: &ConversationId) -> Result<String> {
+        let meta = self.meta(id)?;
+        let policy = match self.account.epochs(id)?.pop() {
+            Some(st) => {
+                self.policy(&st.record.org, st.record.policy_version)
+                    .await?
+            }
+            None => self.latest_policy(&meta.org).await?,
+        };
+        Ok(policy.summary())
+    }
+}
+
+/// The history of a conversation from local state only (works offline).
+///
+/// # Errors
+/// [`ClientError::UnknownConversation`], storage errors.
+pub fn history(account: &Account, id: &ConversationId) -> Result<History> {
+    let meta = account
+        .conversation(id)?
+        .ok_or_else(|| ClientError::UnknownConversation(id.to_string()))?;
+    let epochs = account.epochs(id)?;
+    let summary = epochs
+        .last()
+        .and_then(|st| {
+            account
+                .stored_policy(&st.record.org, st.record.policy_version)
+                .ok()
+                .flatten()
+        })
+        .and_then(|p| p.verify().ok())
+        .map(|p| p.summary());
+    let me = account.keys().signing_public();
+    // Gaps per epoch: counters inside a sender's window that never arrived (each sync asks
+    // the relay for them again), and those that left the window without arriving (for good).
+    let lost = lost(account, id)?;
+    let refetch = refetch_state(account, id)?;
+    let mut gaps: BTreeMap<u32, Vec<HistoryLine>> = BTreeMap::new();
+    for st in &epochs {
+        if !st.readable() {
+            continue;
+        }
+        for m in &st.record.members {
+            if m.signing_key == me {
+                continue;
+            }
+            let mut missing: Vec<(u64, u64)> = lost
+                .iter()
+                .filter(|l| l.epoch == st.record.epoch && l.sender == m.signing_key)
+                .flat_map(|l| l.ranges.iter().copied())
+                .collect();
+            let mut given_up: Vec<(u64, u64)> = Vec::new();
+            if let Some(w) = st.windows.get(&m.signing_key) {
+                for c in w.missing() {
+                    if refetch.tries_of(&(st.record.epoch, m.signing_key, c)) >= REFETCH_LIMIT {
+                        given_up.push((c, c));
+                    } else {
+                        missing.push((c, c));
+                    }
+                }
+            }
+            let (missing, given_up) = (merge_ranges(missing), merge_ranges(given_up));
+            for (counters, requests) in [(missing, None), (given_up, Some(REFETCH_LIMIT))] {
+                if !counters.is_empty() {
+                    gaps.entry(st.record.epoch)
+                        .or_default()
+                        .push(HistoryLine::Gap {
+                            epoch: st.record.epoch,
+                            sender: m.name.clone(),
+                            counters,
+                            requests,
+                        });
+                }
+            }
+        }
+    }
+    let others_max = |map: &BTreeMap<String, u64>| {
+        map.iter()
+            .filter(|(n, _)| n.as_str() != account.name())
+            .map(|(_, s)| *s)
+            .max()
+            .unwrap_or(0)
+    };
+    let delivered = others_max(&meta.delivered_by);
+    let read = others_max(&meta.read_by);
+    let entries = group_notices(account.log(id)?, audience_of(account));
+    let mut lines = Vec::new();
+    let mut last_epoch_of_line: Option<u32> = None;
+    for entry in entries {
+        if matches!(entry, LogEntry::Receipt { .. }) {
+            continue;
+        }
+        let epoch = match &entry {
+            LogEntry::Message { epoch, .. } | LogEntry::Epoch { epoch, .. } => Some(*epoch),
+            _ => None,
+        };
+        if let (Some(prev), Some(cur)) = (last_epoch_of_line, epoch)
+            && cur != prev
+            && let Some(g) = gaps.remove(&prev)
+        {
+            lines.extend(g);
+        }
+        if epoch.is_some() {
+            last_epoch_of_line = epoch;
+        }
+        let delivery = match &entry {
+            LogEntry::Message {
+                mine: true, seq, ..
+            } => Some(if read >= *seq {
+                "read"
+            } else if delivered >= *seq {
+                "delivered"
+            } else {
+                "sent"
+            }),
+            _ => None,
+        };
+        lines.push(HistoryLine::Item { entry, delivery });
+    }
+    for (_, g) in gaps {
+        lines.extend(g);
+    }
+    Ok(History {
+        conversation: *id,
+        org: meta.org,
+        summary,
+        lines,
+    })
+}
+
+/// Unread text messages from others, from local state.
+///
+/// # Errors
+/// Storage errors.
+pub fn unread(account: &Account, id: &ConversationId) -> Result<usize> {
+    let meta = account
+        .conversation(id)?
+        .ok_or_else(|| ClientError::UnknownConversation(id.to_string()))?;
+    Ok(account
+        .log(id)?
+        .iter()
+        .filter(
+            |e| matches!(e, LogEntry::Message { mine: false, seq, .. } if *seq > meta.read_local),
+        )
+        .count())
+}
+
+/// Folds the trustees' release notices of one request into one line, at the place of the
+/// request's first entry; every other entry passes through unchanged. The line's text, verdict
+/// and audit index are the group's: genuine only if at least one entry verified and none
+/// failed, its index the first verified entry's.
+pub fn group_notices(
+    entries: impl IntoIterator<Item = LogEntry>,
+    audience: Audience,
+) -> Vec<LogEntry> {
+    let mut out: Vec<LogEntry> = Vec::new();
+    let mut at: HashMap<String, usize> = HashMap::new();
+    for entry in entries {
+        if let LogEntry::Notice {
+            release: Some(r), ..
+        } = &entry
+        {
+            if let Some(LogEntry::Notice {
+                release: Some(group),
+                ..
+            }) = at.get(&r.request).and_then(|&i| out.get_mut(i))
+            {
+                group.absorb(r);
+                continue;
+            }
+            at.insert(r.request.clone(), out.len());
+        }
+        out.push(entry);
+    }
+    for entry in &mut out {
+        if let LogEntry::Notice {
+            text,
+            verified,
+            index,
+            release: Some(group),
+            ..
+        } = entry
+        {
+            *text = group.describe(audience, "this chat");
+            *verified = group.genuine();
+            if let Some(first) = group.indexes.first().or(group.failed.first()) {
+                *index = *first;
+            }
+        }
+    }
+    out
+}
+
+/// How notices are worded for this account: "your consent" for a customer, "(you)" for the
+/// org's master.
+pub fn audience_of(account: &Account) -> Audience {
+    match account.role() {
+        Role::Customer => Audience::Customer,
+        Role::Master => Audience::Master,
+        _ => Audience::Other,
+    }
+}
+
+pub(super) fn release_of(entry: &LogEntry) -> Option<&ReleaseNotice> {
+    match entry {
+        LogEntry::Notice {
+            release: Some(r), ..
+        } => Some(r),
+        _ => None,
+    }
+}

@@ -1,0 +1,214 @@
+//! `sealdesk audit`: every entry of the log checked (signature, signer allowed, inclusion),
+//! and the release entries grouped per request in plain words.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sealdesk_protocol::{
+    audit::{AllowedSigners, AuditEntry, AuditEvent},
+    card::Role,
+    ids::ConversationId,
+};
+use serde::Serialize;
+
+use crate::client::Client;
+use crate::client::audience_of;
+use crate::error::Result;
+use crate::notice::{AuditRelease, ReleaseNotice, chat_name, counts_as_release, group};
+use crate::reply::is_transient;
+use sealdesk_protocol::policy::VerifiedPolicy;
+use std::collections::HashMap;
+
+/// An audit entry as shown to a user.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditLine {
+    /// Leaf index.
+    pub index: u64,
+    /// Plain words.
+    pub text: String,
+    /// Whether the signature verified.
+    pub signed: bool,
+    /// Whether the signer may make an entry of this kind (a trustee of the org for a release,
+    /// the customer for a revocation, ...; see [`AllowedSigners`]).
+    pub signer_allowed: bool,
+    /// Whether inclusion in the pinned tree head was proven (only with `--verify`).
+    pub included: Option<bool>,
+}
+
+/// The result of `audit`.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditReport {
+    /// The tree size.
+    pub size: u64,
+    /// Whether the new head is consistent with the one pinned before (None on first use).
+    pub consistent_with_pinned: Option<bool>,
+    /// With `--verify`: per org, how many of its trustees cosigned the head (fresh, on a
+    /// head it extends); at least `n_e − t_e + 1` each, or the audit fails.
+    pub witnessed: BTreeMap<String, usize>,
+    /// The entries concerning this account.
+    pub entries: Vec<AuditLine>,
+    /// The trustees' release entries among them, one group per release request (each entry
+    /// is still in `entries` with its own checks).
+    pub releases: Vec<crate::notice::AuditRelease>,
+}
+
+impl AuditReport {
+    /// Whether everything listed passed its checks: every entry signed and not disproven,
+    /// no entry whose signer may not make an entry of its kind,
+    /// and no release request with an entry that is NOT GENUINE (not signed by a trustee of
+    /// the org, about another org, or not proven) or that contradicts the other entries of
+    /// its release. `sealdesk audit` fails when this is false.
+    pub fn verified(&self) -> bool {
+        self.entries
+            .iter()
+            .all(|e| e.signed && e.signer_allowed && e.included != Some(false))
+            && self
+                .releases
+                .iter()
+                .all(|g| g.notice.failed.is_empty() && g.notice.contradicting.is_empty())
+    }
+}
+
+impl Client {
+    /// The audit entries that concern this account (its conversations, or its org), checked
+    /// against the pinned tree head; with `verify`, each with an inclusion proof.
+    ///
+    /// # Errors
+    /// A bad log (loudly), relay errors.
+    pub async fn audit(
+        &mut self,
+        conversation: Option<ConversationId>,
+        verify: bool,
+    ) -> Result<AuditReport> {
+        let (mut head, consistent) = self.checked_tree_head().await?;
+        let mine: BTreeSet<ConversationId> =
+            self.account.conversations()?.iter().map(|m| m.id).collect();
+        let orgs: BTreeSet<String> = self.account.pins()?.orgs.keys().cloned().collect();
+        // With `verify`, the head must be vouched for by the witnesses of every org this
+        // account deals with: a relay-signed head alone could be one of two histories.
+        let mut witnessed = BTreeMap::new();
+        if verify {
+            for org in &orgs {
+                let (h, n) = self.witnessed_head(org).await?;
+                witnessed.insert(org.clone(), n);
+                head = h;
+            }
+        }
+        let entries = self.entries(0, head.size).await?;
+        let me = self.account.keys().signing_public();
+        let mut lines = Vec::new();
+        // Who may sign, per (org, conversation): one policy look-up each, not one per entry.
+        let mut signers: BTreeMap<(Option<String>, Option<ConversationId>), AllowedSigners> =
+            BTreeMap::new();
+        for (i, e) in entries.iter().enumerate() {
+            let index = i as u64;
+            let conv = e.event.conversation();
+            let relevant = match conversation {
+                Some(c) => conv == Some(c),
+                None => match &e.event {
+                    AuditEvent::Release { org, master, .. } => {
+                        conv.is_some_and(|c| mine.contains(&c))
+                            || orgs.contains(org)
+                                && (*master == me || self.account.role() != Role::Customer)
+                    }
+                    AuditEvent::PolicyChange { org, .. } => orgs.contains(org),
+                    _ => conv.is_some_and(|c| mine.contains(&c)) || e.signer == me,
+                },
+            };
+            if !relevant {
+                continue;
+            }
+            let signed = e.verify().is_ok();
+            let org = match &e.event {
+                AuditEvent::Release { org, .. } | AuditEvent::PolicyChange { org, .. } => {
+                    Some(org.as_str())
+                }
+                _ => None,
+            };
+            let key = (org.map(str::to_owned), conv);
+            let allowed = match signers.get(&key) {
+                Some(a) => a,
+                None => {
+                    let a = self.allowed_signers(org, conv).await?;
+                    signers.entry(key).or_insert(a)
+                }
+            };
+            let signer_allowed = signed && e.check_signer(allowed).is_ok();
+            let included = if verify {
+                Some(self.check_inclusion(e, index, &head).await.is_ok())
+            } else {
+                None
+            };
+            lines.push(AuditLine {
+                index,
+                text: crate::notice::describe_notice(
+                    e,
+                    signer_allowed,
+                    crate::client::audience_of(&self.account),
+                ),
+                signed,
+                signer_allowed,
+                included,
+            });
+        }
+        let releases = self.audit_releases(&entries, &lines).await?;
+        Ok(AuditReport {
+            size: head.size,
+            consistent_with_pinned: consistent,
+            witnessed,
+            entries: lines,
+            releases,
+        })
+    }
+}
+
+impl Client {
+    /// Groups the release entries among `lines` (the audit report's, each checked, with
+    /// `--verify`, for its inclusion) by release request. An entry counts only if it passes
+    /// [`counts_as_release`] against the org's policy and its inclusion was not disproven;
+    /// the others are named in the group as failed.
+    ///
+    /// # Errors
+    /// Transport errors while fetching a policy (a policy that fails its checks leaves the
+    /// org's entries uncounted instead).
+    pub(crate) async fn audit_releases(
+        &mut self,
+        entries: &[AuditEntry],
+        lines: &[AuditLine],
+    ) -> Result<Vec<AuditRelease>> {
+        let audience = audience_of(&self.account);
+        let mut policies: HashMap<String, Option<VerifiedPolicy>> = HashMap::new();
+        let mut notices = Vec::new();
+        for line in lines {
+            let Some(e) = usize::try_from(line.index)
+                .ok()
+                .and_then(|i| entries.get(i))
+            else {
+                continue;
+            };
+            let AuditEvent::Release { org, .. } = &e.event else {
+                continue;
+            };
+            if !policies.contains_key(org) {
+                let p = match self.latest_policy(org).await {
+                    Ok(p) => Some(p),
+                    Err(err) if is_transient(&err) => return Err(err),
+                    Err(_) => None,
+                };
+                policies.insert(org.clone(), p);
+            }
+            let policy = policies.get(org).and_then(Option::as_ref);
+            let verified = line.included != Some(false) && counts_as_release(e, policy, None);
+            notices.extend(ReleaseNotice::from_entry(line.index, e, verified, policy));
+        }
+        Ok(group(notices)
+            .into_iter()
+            .map(|notice| {
+                let chat = chat_name(audience, &notice.conversation);
+                AuditRelease {
+                    text: notice.describe(audience, &chat),
+                    notice,
+                }
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,109 @@
+//! Dispute tickets: a master opens one, arbiters decide it.
+
+use sealdesk_protocol::{
+    card::Role,
+    ids::{ConversationId, EpochRange, TokenId},
+    release::{ArbiterDecision, DisputeTicket, Verdict},
+    wire::{Request, Response, TicketState},
+};
+
+use super::DEFAULT_VALIDITY_SECS;
+use crate::client::Client;
+use crate::error::{ClientError, Result};
+use crate::reply::{expect_ok, unexpected};
+use crate::{now, rng};
+
+impl Client {
+    /// Master: opens a dispute ticket for `epochs` (all so far when `None`).
+    ///
+    /// # Errors
+    /// [`ClientError::WrongRole`], relay errors.
+    pub async fn open_dispute(
+        &mut self,
+        id: &ConversationId,
+        epochs: Option<EpochRange>,
+        reason: &str,
+    ) -> Result<DisputeTicket> {
+        self.account.require(Role::Master, "dispute open")?;
+        let (org, records) = self.master_records(id).await?;
+        let epochs = match epochs {
+            Some(r) => r,
+            None => {
+                let last =
+                    records
+                        .last()
+                        .map(|r| r.epoch)
+                        .ok_or_else(|| ClientError::NoEpochYet {
+                            conversation: id.to_string(),
+                        })?;
+                EpochRange::new(0, last)?
+            }
+        };
+        let policy = self.latest_policy(&org).await?;
+        let ticket = DisputeTicket::open(
+            &mut rng()?,
+            self.account.keys(),
+            &policy,
+            *id,
+            epochs,
+            reason,
+            DEFAULT_VALIDITY_SECS.min(policy.max_release_validity_secs),
+            now(),
+        )?;
+        expect_ok(
+            self.session
+                .request(Request::OpenTicket(ticket.clone()))
+                .await?,
+        )?;
+        Ok(ticket)
+    }
+
+    /// Arbiter or master: tickets of the org with the decisions so far.
+    ///
+    /// # Errors
+    /// Relay errors.
+    pub async fn tickets(&self) -> Result<Vec<TicketState>> {
+        match self.session.request(Request::ListTickets).await? {
+            Response::Tickets(t) => Ok(t),
+            other => Err(unexpected("ListTickets", &other)),
+        }
+    }
+
+    /// Arbiter: approves or rejects a ticket after checking the master's signature.
+    ///
+    /// # Errors
+    /// [`ClientError::WrongRole`], [`ClientError::UnknownTicket`] for an unknown ticket, [`ClientError::NotArbiter`], relay errors.
+    pub async fn decide_ticket(
+        &mut self,
+        ticket: &TokenId,
+        verdict: Verdict,
+    ) -> Result<TicketState> {
+        self.account
+            .require(Role::Arbiter, "dispute approve/reject")?;
+        let st = self
+            .tickets()
+            .await?
+            .into_iter()
+            .find(|t| t.ticket.id == *ticket)
+            .ok_or_else(|| ClientError::UnknownTicket {
+                ticket: ticket.to_string(),
+            })?;
+        let policy = self.latest_policy(&st.ticket.org).await?;
+        st.ticket.verify(&policy)?;
+        if policy
+            .arbiter(&self.account.keys().signing_public())
+            .is_none()
+        {
+            return Err(ClientError::NotArbiter {
+                org: st.ticket.org.clone(),
+            });
+        }
+        let d = ArbiterDecision::sign(self.account.keys(), &st.ticket, verdict, now())?;
+        expect_ok(self.session.request(Request::Decide(d)).await?)?;
+        self.tickets()
+            .await?
+            .into_iter()
+            .find(|t| t.ticket.id == *ticket)
+            .ok_or_else(|| ClientError::UnexpectedResponse("the ticket disappeared".into()))
+    }
+}

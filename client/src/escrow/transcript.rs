@@ -1,0 +1,166 @@
+//! The master's decrypted transcript of exactly the released epochs, kept locally and merged
+//! across unlocks, and its release header.
+
+use std::collections::BTreeMap;
+
+use sealdesk_protocol::{
+    epoch::VerifiedEpoch,
+    ids::ConversationId,
+    message::{EpochKeys, ReplayWindows},
+    policy::OrgPolicy,
+    secret::EpochSecret,
+    wire::Item,
+};
+
+use crate::client::Client;
+use crate::error::{ClientError, Result};
+use crate::notice::{Audience, group_entries};
+use crate::redact::redact;
+use crate::store::{Transcript, TranscriptMessage};
+use sealdesk_protocol::policy::VerifiedPolicy;
+
+impl Client {
+    pub(super) async fn build_transcript(
+        &mut self,
+        id: &ConversationId,
+        org: &str,
+        records: &[VerifiedEpoch],
+        keys: &BTreeMap<u32, EpochSecret>,
+        redacted: bool,
+    ) -> Result<Transcript> {
+        let mut opened: BTreeMap<u32, (EpochKeys, ReplayWindows)> = BTreeMap::new();
+        let mut policies = Vec::new();
+        let mut recs = Vec::new();
+        for (epoch, k) in keys {
+            if let Some(rec) = records.iter().find(|r| r.epoch == *epoch) {
+                opened.insert(*epoch, (EpochKeys::new(k, rec), ReplayWindows::default()));
+                recs.push(rec.record().clone());
+                let p = self.policy(&rec.org, rec.policy_version).await?;
+                if !policies.iter().any(|x: &OrgPolicy| x.version == p.version) {
+                    policies.push(p.policy().clone());
+                }
+            }
+        }
+        let mut messages = Vec::new();
+        for s in self.history_items(id).await? {
+            if let Item::Message(env) = s.item
+                && let Some((k, windows)) = opened.get_mut(&env.header.epoch)
+                && let Ok(m) = k.open_message(&env, windows)
+            {
+                if m.header.kind != sealdesk_protocol::message::ContentKind::Text {
+                    continue;
+                }
+                let sender = records
+                    .iter()
+                    .find(|r| r.epoch == env.header.epoch)
+                    .and_then(|r| r.member(&env.header.sender).map(|c| c.name.clone()))
+                    .unwrap_or_else(|| crate::notice::short_key(&env.header.sender));
+                let text = String::from_utf8_lossy(&m.body).into_owned();
+                messages.push(TranscriptMessage {
+                    seq: s.seq,
+                    epoch: env.header.epoch,
+                    counter: env.header.counter,
+                    sender,
+                    sent_at: env.header.sent_at,
+                    text: if redacted { redact(&text) } else { text },
+                    envelope: env,
+                });
+            }
+        }
+        let mut gaps = Vec::new();
+        for (epoch, (_, windows)) in &opened {
+            if let Some(rec) = records.iter().find(|r| r.epoch == *epoch) {
+                for m in &rec.members {
+                    if let Some(w) = windows.get(&m.signing_key) {
+                        let missing = w.missing();
+                        if !missing.is_empty() {
+                            gaps.push((*epoch, m.name.clone(), missing));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Transcript {
+            conversation: *id,
+            org: org.to_owned(),
+            redacted,
+            records: recs,
+            policies,
+            messages,
+            gaps,
+            releases: Vec::new(),
+        })
+    }
+
+    /// Master: the transcript unlocked earlier.
+    ///
+    /// # Errors
+    /// [`ClientError::NotReleased`] if no release opened it.
+    pub fn transcript(&self, id: &ConversationId) -> Result<Transcript> {
+        self.account
+            .store()
+            .transcript(id)?
+            .ok_or_else(|| not_released(id))
+    }
+}
+
+/// The typed error for a master asking for a transcript nothing released.
+pub fn not_released(id: &ConversationId) -> ClientError {
+    ClientError::NotReleased {
+        conversation: id.to_string(),
+    }
+}
+
+pub(super) fn merge(old: Transcript, new: Transcript) -> Transcript {
+    let mut t = new;
+    for r in old.records {
+        if !t.records.iter().any(|x| x.epoch == r.epoch) {
+            t.records.push(r);
+        }
+    }
+    t.records.sort_by_key(|r| r.epoch);
+    for p in old.policies {
+        if !t.policies.iter().any(|x| x.version == p.version) {
+            t.policies.push(p);
+        }
+    }
+    for m in old.messages {
+        if !t.messages.iter().any(|x| x.seq == m.seq) {
+            t.messages.push(m);
+        }
+    }
+    t.messages.sort_by_key(|m| m.seq);
+    t.releases.extend(old.releases);
+    t.releases.sort_by_key(|(i, _)| *i);
+    t.releases.dedup_by_key(|(i, _)| *i);
+    t.redacted |= old.redacted;
+    t
+}
+
+/// The master's transcript header: one line per release request that opened the transcript,
+/// in the master's words ("acme (you) opened … under the customer's consent of …"), with the
+/// audit indexes of its entries. Entries are checked offline (signature, signer a trustee of
+/// the newest policy the released records were made under).
+pub fn transcript_releases(t: &Transcript) -> Vec<String> {
+    let policy = transcript_policy(t);
+    group_entries(t.releases.iter().map(|(i, e)| (*i, e)), policy.as_ref())
+        .iter()
+        .map(|r| {
+            let refs: Vec<String> = r.all_indexes().iter().map(|i| format!("#{i}")).collect();
+            format!(
+                "{} [audit {}]",
+                r.describe(Audience::Master, "this conversation"),
+                refs.join(", ")
+            )
+        })
+        .collect()
+}
+
+/// The policy a transcript's release entries are checked against: the newest policy the
+/// released records were made under, if it verifies.
+pub fn transcript_policy(t: &Transcript) -> Option<VerifiedPolicy> {
+    t.policies
+        .iter()
+        .max_by_key(|p| p.version)
+        .and_then(|p| p.clone().verify().ok())
+}

@@ -1,0 +1,146 @@
+//! The export file: [`ExportFile`] and its parts as they appear in the JSON, hex-encoded CBOR
+//! for every signed record.
+
+use sealdesk_protocol::{export::OmittedKind, message::ContentKind};
+use serde::{Deserialize, Serialize};
+
+/// The format string of the exports this version writes and verifies.
+pub const FORMAT: &str = "sealdesk-transcript/2";
+/// The format string of the first version (no anchors, no end marker): refused.
+pub const FORMAT_V1: &str = "sealdesk-transcript/1";
+
+// --- the file -----------------------------------------------------------------------------
+
+/// The portable transcript file (JSON, protocol objects as hex CBOR).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExportFile {
+    /// [`FORMAT`].
+    pub format: String,
+    /// The conversation (hex).
+    pub conversation: String,
+    /// The org.
+    pub org: String,
+    /// Whether texts are redacted (then keys are omitted and texts are attested by the master
+    /// only).
+    pub redacted: bool,
+    /// Policies (hex CBOR): every version an epoch record or a release request names.
+    pub policies: Vec<String>,
+    /// Every epoch record of the conversation, from epoch 0; the released ones with their key.
+    pub epochs: Vec<ExportEpoch>,
+    /// Agent certificates (hex CBOR) for every agent member of an epoch.
+    pub certificates: Vec<String>,
+    /// Messages of the released epochs, in relay order.
+    pub messages: Vec<ExportMessage>,
+    /// Every other item of the conversation, by sequence number and kind.
+    pub omitted: Vec<ExportOmitted>,
+    /// The conversation's last sequence number when exported.
+    pub last_seq: u64,
+    /// Release entries with their requests and inclusion proofs.
+    pub releases: Vec<ExportRelease>,
+    /// The relay's audit-log key (hex). Names the relay only: the verifier checks the tree head
+    /// against its anchor, and `--home` anchors the pinned relay with this key, if any.
+    pub log_key: String,
+    /// The signed tree head the proofs are for (hex CBOR).
+    pub tree_head: String,
+    /// The master's end marker over all of the above.
+    pub end: EndMarker,
+}
+
+/// An epoch in an export.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExportEpoch {
+    /// Relay sequence number of the record.
+    pub seq: u64,
+    /// Epoch number.
+    pub epoch: u32,
+    /// The record (hex CBOR).
+    pub record: String,
+    /// The key K (hex): for released epochs of a non-redacted export only.
+    pub key: Option<String>,
+}
+
+/// A message in an export.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExportMessage {
+    /// Relay sequence number.
+    pub seq: u64,
+    /// Epoch.
+    pub epoch: u32,
+    /// Sender name.
+    pub sender: String,
+    /// Sender clock.
+    pub sent_at: u64,
+    /// The text (for a read receipt, `read up to #N`).
+    pub text: String,
+    /// The envelope (hex CBOR).
+    pub envelope: String,
+}
+
+/// An item an export leaves out.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExportOmitted {
+    /// Relay sequence number.
+    pub seq: u64,
+    /// `message` (of an epoch not released), `handoff`, `consent` or `notice`.
+    pub kind: String,
+    /// The epoch, for a message.
+    pub epoch: Option<u32>,
+    /// The hand-off record (hex CBOR), for a hand-off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
+}
+
+/// A release entry in an export.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExportRelease {
+    /// Leaf index.
+    pub index: u64,
+    /// The entry (hex CBOR).
+    pub entry: String,
+    /// The release request the entry answers (hex CBOR).
+    pub request: String,
+    /// Inclusion proof in `tree_head` (hex CBOR).
+    pub inclusion: String,
+    /// Plain words (informative; the verifier describes the entry itself).
+    pub text: String,
+}
+
+/// The master's signature over the export ([`sealdesk_protocol::export::ExportStatement`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EndMarker {
+    /// When the master signed.
+    pub signed_at: u64,
+    /// The signature (hex).
+    pub signature: String,
+}
+
+pub(crate) fn kind_name(kind: OmittedKind) -> &'static str {
+    match kind {
+        OmittedKind::Message => "message",
+        OmittedKind::HandOff => "handoff",
+        OmittedKind::Consent => "consent",
+        OmittedKind::Notice => "notice",
+    }
+}
+
+pub(crate) fn kind_from_name(name: &str) -> Option<OmittedKind> {
+    [
+        OmittedKind::Message,
+        OmittedKind::HandOff,
+        OmittedKind::Consent,
+        OmittedKind::Notice,
+    ]
+    .into_iter()
+    .find(|k| kind_name(*k) == name)
+}
+
+/// The text an export shows for a decrypted message body.
+pub(crate) fn message_text(kind: ContentKind, body: &[u8]) -> String {
+    match kind {
+        ContentKind::Text => String::from_utf8_lossy(body).into_owned(),
+        ContentKind::Read => match <[u8; 8]>::try_from(body) {
+            Ok(b) => format!("read up to #{}", u64::from_be_bytes(b)),
+            Err(_) => "read receipt (malformed)".into(),
+        },
+    }
+}

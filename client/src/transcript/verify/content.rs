@@ -1,0 +1,309 @@
+//! Checks of the released keys, the messages shown, and the sequence (nothing dropped).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sealdesk_protocol::{
+    epoch::VerifiedEpoch,
+    export::OmittedKind,
+    keys::SigningPublicKey,
+    message::{EpochKeys, ReplayWindows},
+    secret::EpochSecret,
+};
+
+use super::{Parsed, Reason, Verifier, preview};
+use crate::transcript::format::*;
+
+impl Verifier {
+    /// Keys: each released epoch of a non-redacted export has its key, matching the record's
+    /// commitment; no key for an epoch not released.
+    pub(super) fn check_keys(&mut self, parsed: &Parsed, released: &BTreeSet<u32>, redacted: bool) {
+        for (_, rec, key) in &parsed.epochs {
+            let n = rec.epoch;
+            match key {
+                Some(_) if !released.contains(&n) => self.fail(
+                    Reason::EpochNotReleased,
+                    format!(
+                        "the file shows epoch {n}'s key, but no valid release covers epoch {n}"
+                    ),
+                ),
+                Some(k) => {
+                    if !k.matches(&parsed.conversation, n, &rec.commitment) {
+                        self.fail(
+                            Reason::BadKey,
+                            format!("epoch {n}'s key does not match the record's commitment"),
+                        );
+                        continue;
+                    }
+                    // With K in hand, the escrow section must recompute byte for byte (the
+                    // check a member makes when it opens the epoch).
+                    let escrow_ok =
+                        match (self.policies.get(&rec.policy_version), rec.customer_key()) {
+                            (Some(policy), Ok(customer)) => rec
+                                .escrow
+                                .check(k, &parsed.conversation, n, &customer, policy)
+                                .is_ok(),
+                            _ => false,
+                        };
+                    if !escrow_ok {
+                        self.fail(
+                            Reason::BadKey,
+                            format!("epoch {n}'s escrow section does not recompute from its key"),
+                        );
+                    }
+                }
+                None if released.contains(&n) && !redacted => self.fail(
+                    Reason::BadKey,
+                    format!(
+                        "epoch {n} is released, but this non-redacted export does not show its key"
+                    ),
+                ),
+                None => {}
+            }
+        }
+    }
+
+    /// Messages: each in a released epoch, from a member, signed, named as on the card, its
+    /// text what it decrypts to (unless redacted), each sender's counters without holes.
+    pub(super) fn check_messages(
+        &mut self,
+        file: &ExportFile,
+        parsed: &Parsed,
+        epochs: &BTreeMap<u32, VerifiedEpoch>,
+        released: &BTreeSet<u32>,
+    ) {
+        let keys: BTreeMap<u32, &EpochSecret> = parsed
+            .epochs
+            .iter()
+            .filter_map(|(_, r, k)| k.as_ref().map(|k| (r.epoch, k)))
+            .collect();
+        let mut counters: BTreeMap<(u32, SigningPublicKey), Vec<u64>> = BTreeMap::new();
+        let mut windows: BTreeMap<u32, ReplayWindows> = BTreeMap::new();
+        let before = self.failures.len();
+        for (m, env) in file.messages.iter().zip(&parsed.messages) {
+            let at = format!("message #{} (shown as from {})", m.seq, m.sender);
+            let h = &env.header;
+            if h.conversation != parsed.conversation {
+                self.fail(
+                    Reason::WrongConversation,
+                    format!("{at} is from conversation {}", h.conversation),
+                );
+                continue;
+            }
+            if h.sent_at != m.sent_at {
+                self.fail(
+                    Reason::ShownFieldMismatch,
+                    format!(
+                        "{at} is shown as sent at {}, but its signed header says {}",
+                        m.sent_at, h.sent_at
+                    ),
+                );
+            }
+            if h.epoch != m.epoch {
+                self.fail(
+                    Reason::ShownFieldMismatch,
+                    format!(
+                        "{at} claims epoch {} but its envelope is of epoch {}",
+                        m.epoch, h.epoch
+                    ),
+                );
+            }
+            let Some(rec) = epochs.get(&h.epoch) else {
+                self.fail(
+                    Reason::EpochNotReleased,
+                    format!("{at} is of epoch {}, which has no verified record", h.epoch),
+                );
+                continue;
+            };
+            if !released.contains(&h.epoch) {
+                self.fail(
+                    Reason::EpochNotReleased,
+                    format!(
+                        "{at} is of epoch {}, which no valid release covers",
+                        h.epoch
+                    ),
+                );
+            }
+            let Some(member) = rec.member(&h.sender) else {
+                self.fail(
+                    Reason::SenderNotMember,
+                    format!("{at}: its signer is not a member of epoch {}", h.epoch),
+                );
+                continue;
+            };
+            if h.sender
+                .verify(&env.signed_bytes(), &env.signature, "message")
+                .is_err()
+            {
+                self.fail(Reason::BadMessageSignature, format!("{at}: bad signature"));
+                continue;
+            }
+            if member.name != m.sender {
+                self.fail(
+                    Reason::SenderNameMismatch,
+                    format!("{at} was signed by {}", member.name),
+                );
+            }
+            counters
+                .entry((h.epoch, h.sender))
+                .or_default()
+                .push(h.counter);
+            if !file.redacted {
+                match keys.get(&h.epoch) {
+                    None => self.fail(
+                        Reason::BadKey,
+                        format!(
+                            "{at}: epoch {}'s key is not in this non-redacted export",
+                            h.epoch
+                        ),
+                    ),
+                    Some(k) => {
+                        let w = windows.entry(h.epoch).or_default();
+                        match EpochKeys::new(k, rec).open_message(env, w) {
+                            Ok(o) if message_text(o.header.kind, &o.body) == m.text => {}
+                            Ok(_) => self.fail(
+                                Reason::TextMismatch,
+                                format!("{at}: the text shown is not what the sender wrote"),
+                            ),
+                            Err(e) => self.fail(
+                                Reason::TextMismatch,
+                                format!("{at} does not decrypt with the released key: {e}"),
+                            ),
+                        }
+                    }
+                }
+            }
+        }
+        for ((epoch, sender), mut seen) in counters {
+            seen.sort_unstable();
+            let name = epochs
+                .get(&epoch)
+                .and_then(|r| r.member(&sender))
+                .map(|c| c.name.clone())
+                .unwrap_or_default();
+            let expected: Vec<u64> = (0..seen.len() as u64).collect();
+            if seen != expected {
+                let set: BTreeSet<u64> = seen.iter().copied().collect();
+                let top = seen.last().copied().unwrap_or(0);
+                let missing: Vec<u64> = (0..=top).filter(|c| !set.contains(c)).collect();
+                self.fail(
+                    Reason::CounterGap,
+                    format!(
+                        "{name}'s messages in epoch {epoch}: counters {missing:?} are missing{}",
+                        if set.len() < seen.len() {
+                            " and some repeat"
+                        } else {
+                            ""
+                        }
+                    ),
+                );
+            }
+        }
+        if self.failures.len() == before {
+            self.pass(format!(
+                "{} message(s): each from a member of its epoch, signed by its sender, every \
+                 sender's counters without holes{}",
+                file.messages.len(),
+                if file.redacted {
+                    " (texts redacted: see the weaker line)"
+                } else {
+                    ", each decrypting to the text shown"
+                }
+            ));
+        }
+    }
+
+    /// Sequence numbers: messages in order, and the file's items (epoch records, messages,
+    /// items left out) cover 1..=last_seq exactly once; no message of a released epoch left out.
+    pub(super) fn check_sequence(
+        &mut self,
+        file: &ExportFile,
+        parsed: &Parsed,
+        released: &BTreeSet<u32>,
+    ) {
+        let before = self.failures.len();
+        for w in file.messages.windows(2) {
+            if w[1].seq <= w[0].seq {
+                self.fail(
+                    Reason::SequenceGap,
+                    format!("message #{} comes after #{}", w[1].seq, w[0].seq),
+                );
+            }
+        }
+        let mut all: BTreeMap<u64, usize> = BTreeMap::new();
+        for s in parsed
+            .epochs
+            .iter()
+            .map(|(s, _, _)| *s)
+            .chain(file.messages.iter().map(|m| m.seq))
+            .chain(parsed.omitted.iter().map(|o| o.seq))
+        {
+            *all.entry(s).or_default() += 1;
+        }
+        let repeated: Vec<u64> = all
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(s, _)| *s)
+            .collect();
+        if !repeated.is_empty() {
+            self.fail(
+                Reason::SequenceGap,
+                format!("sequence numbers {repeated:?} appear more than once"),
+            );
+        }
+        let missing: Vec<u64> = (1..=file.last_seq)
+            .filter(|s| !all.contains_key(s))
+            .collect();
+        if !missing.is_empty() {
+            self.fail(
+                Reason::SequenceGap,
+                format!(
+                    "{} item(s) of the conversation up to #{} are neither shown nor listed as left \
+                     out: {}",
+                    missing.len(),
+                    file.last_seq,
+                    preview(&missing)
+                ),
+            );
+        }
+        if let Some((&top, _)) = all.iter().next_back()
+            && top > file.last_seq
+        {
+            self.fail(
+                Reason::SequenceGap,
+                format!(
+                    "item #{top} is after the last sequence number #{}",
+                    file.last_seq
+                ),
+            );
+        }
+        for o in &parsed.omitted {
+            if o.kind == OmittedKind::Message && o.epoch.is_none() {
+                self.fail(
+                    Reason::WithheldMessage,
+                    format!(
+                        "item #{} is a message left out without its epoch: it could be a message \
+                         of a released epoch",
+                        o.seq
+                    ),
+                );
+            }
+            if o.kind == OmittedKind::Message && o.epoch.is_some_and(|e| released.contains(&e)) {
+                self.fail(
+                    Reason::WithheldMessage,
+                    format!(
+                        "item #{} is a message of released epoch {} and is left out",
+                        o.seq,
+                        o.epoch.unwrap_or_default()
+                    ),
+                );
+            }
+        }
+        if self.failures.len() == before {
+            self.pass(format!(
+                "sequence numbers 1 to {} all accounted for: nothing dropped from the middle or \
+                 the end, no message of a released epoch left out",
+                file.last_seq
+            ));
+        }
+    }
+}
