@@ -151,10 +151,7 @@ impl Client {
             if let Item::Consent(token) = s.item
                 && token.id == *id
             {
-                token
-                    .customer
-                    .verify(&token.signed_bytes(), &token.signature, "consent token")?;
-                return Ok(token);
+                return Ok(token.verify()?.into_token());
             }
         }
         Err(ClientError::ConsentNotShared {

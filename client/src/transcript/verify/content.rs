@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use sealdesk_protocol::signed::Signed as _;
 use sealdesk_protocol::{
     epoch::VerifiedEpoch,
     export::OmittedKind,
@@ -130,10 +131,7 @@ impl Verifier {
                 );
                 continue;
             };
-            if h.sender
-                .verify(&env.signed_bytes(), &env.signature, "message")
-                .is_err()
-            {
+            if env.check_signature().is_err() {
                 self.fail(Reason::BadMessageSignature, format!("{at}: bad signature"));
                 continue;
             }

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use sealdesk_protocol::signed::Signed as _;
 use sealdesk_protocol::{card::Role, epoch::VerifiedEpoch, keys::SigningPublicKey};
 
 use super::{Anchors, Parsed, Reason, Verifier};
@@ -278,10 +279,7 @@ impl Verifier {
                 );
                 continue;
             }
-            if h.from
-                .verify(&h.signed_bytes(), &h.signature, "hand-off")
-                .is_err()
-            {
+            if h.check_signature().is_err() {
                 self.fail(Reason::BadHandOff, format!("{at}: bad signature"));
                 continue;
             }

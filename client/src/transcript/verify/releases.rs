@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use sealdesk_protocol::signed::Signed as _;
 use sealdesk_protocol::{
     audit::{AuditEvent, ReleaseBasis, SignedTreeHead},
     epoch::VerifiedEpoch,
@@ -105,13 +106,7 @@ impl Verifier {
             if *request_hash != request.hash() {
                 mismatch.push("request hash");
             }
-            if *entry_master != master
-                || request.master != master
-                || request
-                    .master
-                    .verify(&request.signed_bytes(), &request.signature, "request")
-                    .is_err()
-            {
+            if *entry_master != master || request.check_signed_by(&master).is_err() {
                 mismatch.push("master's request signature");
             }
             if *entry_epochs != request.epochs || request.epochs.check().is_err() {
@@ -144,10 +139,7 @@ impl Verifier {
                     {
                         mismatch.push("consent terms");
                     }
-                    if c.customer
-                        .verify(&c.signed_bytes(), &c.signature, "consent")
-                        .is_err()
-                    {
+                    if c.check_signature().is_err() {
                         mismatch.push("consent signature");
                     }
                     // The consenting key is the customer of each released epoch, as the
