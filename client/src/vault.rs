@@ -56,10 +56,11 @@
 //!
 //! # Passphrase cost in tests
 //!
-//! [`KdfParams::INTERACTIVE`] (64 MiB, 3 passes) is the default. The CLI uses
-//! [`KdfParams::TESTING`] instead when the environment variable named by
-//! [`INSECURE_FAST_KDF_ENV`] (`SEALDESK_INSECURE_FAST_KDF`) is `1`; that is for test suites only,
-//! since it makes guessing the passphrase of a stolen vault cheap.
+//! [`KdfParams::INTERACTIVE`] (64 MiB, 3 passes) is the default. `KdfParams::TESTING` exists only
+//! with the crate's `test-hooks` feature (and in its own unit tests); a CLI built with it uses it
+//! when the environment variable named by `INSECURE_FAST_KDF_ENV` (`SEALDESK_INSECURE_FAST_KDF`)
+//! is `1`. That is for test suites only, since it makes guessing the passphrase of a stolen vault
+//! cheap; a normal build has neither.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -77,6 +78,8 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// The environment variable that makes the CLI create vaults with [`KdfParams::TESTING`] when it
 /// is set to `1`. Only for test suites: it makes a stolen vault's passphrase cheap to guess.
+/// Test hooks only (the `test-hooks` feature).
+#[cfg(feature = "test-hooks")]
 pub const INSECURE_FAST_KDF_ENV: &str = "SEALDESK_INSECURE_FAST_KDF";
 
 /// The longest record or log name, in bytes.
@@ -110,8 +113,10 @@ impl KdfParams {
         parallelism: 1,
     };
 
-    /// Cheap parameters for tests: m = 1 MiB, t = 1, p = 1. Never for real vaults; the CLI picks
-    /// these only when [`INSECURE_FAST_KDF_ENV`] is `1`.
+    /// Cheap parameters for tests: m = 1 MiB, t = 1, p = 1. Never for real vaults; a CLI built
+    /// with test hooks picks these only when `INSECURE_FAST_KDF_ENV` is `1`. Test hooks only
+    /// (the `test-hooks` feature, or this crate's unit tests).
+    #[cfg(any(test, feature = "test-hooks"))]
     pub const TESTING: Self = Self {
         memory_kib: 1024,
         iterations: 1,
@@ -307,7 +312,8 @@ impl Vault {
     /// Creates a new vault in `dir` (created if missing, then set to mode 0700), with a fresh
     /// random salt and a key derived from `passphrase` with `params`.
     ///
-    /// Use [`KdfParams::INTERACTIVE`] unless the caller is a test (see [`INSECURE_FAST_KDF_ENV`]).
+    /// Use [`KdfParams::INTERACTIVE`] unless the caller is a test (`KdfParams::TESTING`, with
+    /// the `test-hooks` feature).
     ///
     /// # Errors
     ///
