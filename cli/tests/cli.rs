@@ -452,4 +452,13 @@ async fn the_tested_binary_has_the_test_hooks_and_warns_of_the_cheap_vault() {
             .is_some_and(|s| s.contains("cheap to guess")),
         "{v}"
     );
+    // The vault's header records the cheap setting (1 MiB, one pass), not the real one.
+    for name in ["carol", "dave"] {
+        let header: Value = serde_json::from_str(
+            &std::fs::read_to_string(w.home(name).join("vault.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(header["kdf"]["memory_kib"], 1024, "{header}");
+        assert_eq!(header["kdf"]["iterations"], 1, "{header}");
+    }
 }
