@@ -11,7 +11,7 @@
 //!
 //! - `args` — the clap tree: every subcommand and flag ([`Cli`]).
 //! - `commands` — what each command does, one module per concern ([`run`]).
-//! - [`print`] — a command's [`Output`] and one history line for a terminal.
+//! - [`print`](mod@print) — a command's [`Output`] and one history line for a terminal.
 //! - [`chat`] — the interactive line-based chat loop.
 //! - [`demo`] — `sealdesk demo`: the story in one process with an in-process relay. The CLI is
 //!   the only non-test crate that depends on the server, and only for this.
