@@ -12,6 +12,7 @@ use super::{Relay, connect, open_account, passphrase};
 use crate::kdf;
 use crate::print::Output;
 
+/// `init`: a new encrypted home with fresh identity keys ([`crate::kdf`] picks the hashing).
 pub(super) fn init(home: &Path, name: &str, role: Role) -> Result<Output> {
     let (params, warning) = kdf::for_new_vault();
     let pass = passphrase(true)?;
@@ -30,6 +31,7 @@ pub(super) fn init(home: &Path, name: &str, role: Role) -> Result<Output> {
     Ok(Output::new(text, value))
 }
 
+/// `whoami`: this account's name, role, fingerprint and pinned relays.
 pub(super) fn whoami(home: &Path) -> Result<Output> {
     let a = open_account(home)?;
     let fp = a.fingerprint().to_string();
@@ -50,6 +52,8 @@ pub(super) fn whoami(home: &Path) -> Result<Output> {
     ))
 }
 
+/// `keys fingerprint NAME`: our own, a pinned peer's (and a changed key it now presents), or
+/// else the relay's answer, marked as not pinned.
 pub(super) async fn fingerprint(home: &Path, relay: &Relay, name: &str) -> Result<Output> {
     let account = open_account(home)?;
     if name == account.name() {
@@ -86,6 +90,7 @@ pub(super) async fn fingerprint(home: &Path, relay: &Relay, name: &str) -> Resul
     ))
 }
 
+/// `register`: publishes this account's card on the relay.
 pub(super) async fn register(home: &Path, relay: &Relay) -> Result<Output> {
     let mut c = connect(home, relay, true).await?;
     c.register().await?;
@@ -97,6 +102,7 @@ pub(super) async fn register(home: &Path, relay: &Relay) -> Result<Output> {
     Ok(out)
 }
 
+/// `keys trust NAME`: accepts a peer's changed key, which unblocks sending to it.
 pub(super) async fn trust(home: &Path, relay: &Relay, name: &str) -> Result<Output> {
     let mut c = connect(home, relay, false).await?;
     let card = c.trust(name).await?;

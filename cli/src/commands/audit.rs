@@ -8,6 +8,7 @@ use anyhow::{Result, bail};
 use super::{Relay, connect, conv_id};
 use crate::print::Output;
 
+/// `audit [--conversation ID] [--verify]`: fails (with the report) unless every entry verified.
 pub(super) async fn audit(
     home: &Path,
     relay: &Relay,

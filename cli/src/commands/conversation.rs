@@ -12,6 +12,7 @@ use serde_json::json;
 use super::{Relay, connect, conv_id, open_account};
 use crate::print::{Output, render_line};
 
+/// `open --org ORG`: a new conversation with the org, its policy summarised first.
 pub(super) async fn open(
     home: &Path,
     relay: &Relay,
@@ -42,6 +43,7 @@ pub(super) async fn open(
     Ok(out)
 }
 
+/// `send --conversation ID TEXT`: catches up, then sends one message.
 pub(super) async fn send(
     home: &Path,
     relay: &Relay,
@@ -70,6 +72,7 @@ pub(super) async fn chat(home: &Path, relay: &Relay, conversation: Option<&str>)
     Ok(())
 }
 
+/// `transfer --conversation ID --to AGENT`: a new epoch sealed to the customer and `to`.
 pub(super) async fn transfer(
     home: &Path,
     relay: &Relay,
@@ -87,6 +90,7 @@ pub(super) async fn transfer(
     ))
 }
 
+/// `erase --conversation ID`: asks the relay to erase the conversation; the local copy stays.
 pub(super) async fn erase(home: &Path, relay: &Relay, conversation: &str) -> Result<Output> {
     let id = conv_id(conversation)?;
     let mut c = connect(home, relay, false).await?;
@@ -121,6 +125,7 @@ async fn sync_or_offline(
     }
 }
 
+/// `conversations`: every conversation with its unread count (local state when offline).
 pub(super) async fn conversations(home: &Path, relay: &Relay) -> Result<Output> {
     let (client, account, warning) = sync_or_offline(home, relay).await?;
     let account_ref = match (&client, &account) {
@@ -169,6 +174,8 @@ pub(super) async fn conversations(home: &Path, relay: &Relay) -> Result<Output> 
     ))
 }
 
+/// `history --conversation ID [--export FILE]`: the verified history (local when offline), then
+/// a read receipt, best effort.
 pub(super) async fn history(
     home: &Path,
     relay: &Relay,

@@ -11,6 +11,7 @@ use super::{Relay, connect, conv_id, parse_epochs, token_id};
 use crate::args::DisputeCmd;
 use crate::print::Output;
 
+/// A ticket and its decisions, for people.
 fn describe_ticket(st: &TicketState) -> String {
     let t = &st.ticket;
     let approvals = st
@@ -43,6 +44,7 @@ fn describe_ticket(st: &TicketState) -> String {
     s
 }
 
+/// A ticket and its decision counts, for `--json`.
 fn ticket_json(st: &TicketState) -> serde_json::Value {
     json!({
         "ticket": st.ticket.id.to_string(), "org": st.ticket.org,
@@ -53,6 +55,7 @@ fn ticket_json(st: &TicketState) -> serde_json::Value {
     })
 }
 
+/// `dispute open|list|show|approve|reject`.
 pub(super) async fn dispute(home: &Path, relay: &Relay, cmd: DisputeCmd) -> Result<Output> {
     let mut c = connect(home, relay, false).await?;
     let out = match cmd {

@@ -15,6 +15,7 @@ use super::{Relay, connect, conv_id, parse_duration, parse_epochs, token_id};
 use crate::args::ConsentCmd;
 use crate::print::Output;
 
+/// `trustee serve [--once]`: answers release requests, printing each outcome as it goes.
 pub(super) async fn trustee(
     home: &Path,
     relay: &Relay,
@@ -59,6 +60,7 @@ pub(super) async fn trustee(
     Ok(None)
 }
 
+/// `consent grant|revoke|list` (customers).
 pub(super) async fn consent(home: &Path, relay: &Relay, cmd: ConsentCmd) -> Result<Output> {
     let mut c = connect(home, relay, false).await?;
     let out = match cmd {

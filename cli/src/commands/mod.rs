@@ -99,6 +99,7 @@ pub async fn run(cli: Cli) -> Result<Option<Output>> {
     }))
 }
 
+/// `--home`, else `~/.sealdesk`.
 fn home_dir(given: Option<&Path>) -> Result<PathBuf> {
     if let Some(h) = given {
         return Ok(h.to_path_buf());
@@ -108,6 +109,7 @@ fn home_dir(given: Option<&Path>) -> Result<PathBuf> {
     Ok(PathBuf::from(home).join(".sealdesk"))
 }
 
+/// The passphrase: `SEALDESK_PASSPHRASE`, else a prompt without echo (twice when `confirm`).
 fn passphrase(confirm: bool) -> Result<String> {
     if let Ok(p) = std::env::var("SEALDESK_PASSPHRASE") {
         return Ok(p);
@@ -126,11 +128,14 @@ fn passphrase(confirm: bool) -> Result<String> {
     Ok(p)
 }
 
+/// Opens the account in `home` with the passphrase.
 fn open_account(home: &Path) -> Result<Account> {
     let pass = passphrase(false)?;
     Ok(Account::open(home, &pass)?)
 }
 
+/// Opens the account and connects it to the relay; refuses an unregistered account unless
+/// `allow_unregistered`.
 async fn connect(home: &Path, relay: &Relay, allow_unregistered: bool) -> Result<Client> {
     let account = open_account(home)?;
     let client = Client::connect_with(account, &relay.url, &relay.tls).await?;
@@ -140,6 +145,7 @@ async fn connect(home: &Path, relay: &Relay, allow_unregistered: bool) -> Result
     Ok(client)
 }
 
+/// A conversation id from the command line.
 fn conv_id(s: &str) -> Result<ConversationId> {
     ConversationId::parse(s).map_err(|_| {
         anyhow!(
@@ -148,6 +154,7 @@ fn conv_id(s: &str) -> Result<ConversationId> {
     })
 }
 
+/// `all` (`None`) or an epoch range `A-B` (or one epoch `A`).
 fn parse_epochs(s: &str) -> Result<Option<EpochRange>> {
     if s == "all" {
         return Ok(None);
@@ -164,6 +171,7 @@ fn parse_epochs(s: &str) -> Result<Option<EpochRange>> {
     Ok(Some(EpochRange::new(a, b)?))
 }
 
+/// A duration such as `7d`, `12h`, `30m` or `90s` (or plain seconds), in seconds.
 fn parse_duration(s: &str) -> Result<u64> {
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = num
@@ -179,6 +187,7 @@ fn parse_duration(s: &str) -> Result<u64> {
     Ok(n.saturating_mul(mult))
 }
 
+/// A consent or ticket id from the command line.
 fn token_id(s: &str) -> Result<TokenId> {
     TokenId::parse(s).map_err(|_| anyhow!("{s:?} is not an id (32 hex digits)"))
 }

@@ -12,6 +12,7 @@ use super::{Relay, connect};
 use crate::args::OrgCmd;
 use crate::print::Output;
 
+/// `org create|add-agent|show` (masters; `show` for anyone).
 pub(super) async fn org(home: &Path, relay: &Relay, cmd: OrgCmd) -> Result<Output> {
     let mut c = connect(home, relay, false).await?;
     let out = match cmd {

@@ -13,6 +13,7 @@ use super::{Relay, connect, conv_id, token_id};
 use crate::args::TranscriptCmd;
 use crate::print::Output;
 
+/// A released transcript for people: its release notices, messages and gaps.
 fn transcript_text(t: &Transcript) -> String {
     let mut s = format!(
         "transcript of {} ({}){}\n",
@@ -42,6 +43,7 @@ fn transcript_text(t: &Transcript) -> String {
     s
 }
 
+/// `transcript unlock|show|export`; `verify` goes to [`verify_file`] without connecting.
 pub(super) async fn transcript(
     home: &Path,
     home_given: bool,
@@ -181,6 +183,7 @@ pub(super) async fn transcript(
     Ok(out)
 }
 
+/// `transcript verify` never reaches the connected branch (it returns before connecting).
 fn unreachable_verify() -> Result<Output> {
     bail!("transcript verify is handled before connecting")
 }
