@@ -491,7 +491,7 @@ pub fn day_month(secs: u64) -> String {
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     // `fmt_time` is "YYYY-MM-DD HH:MM:SS": reuse its calendar arithmetic.
-    let full = crate::chat::fmt_time(secs);
+    let full = crate::fmt_time(secs);
     let mut date = full.split(' ').next().unwrap_or_default().splitn(3, '-');
     let (year, month, day) = (date.next(), date.next(), date.next());
     let month = month

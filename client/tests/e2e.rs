@@ -7,7 +7,6 @@ mod support;
 use sealdesk_client::{
     Account, ClientError,
     account::{EpochStatus, LogEntry},
-    chat,
     client::HistoryLine,
     vault::VaultError,
 };
@@ -365,28 +364,6 @@ async fn a_full_epoch_refused_by_the_relay_makes_the_client_rotate() {
 }
 
 #[tokio::test]
-async fn chat_loop_sends_and_shows_messages() {
-    let w = World::new().await;
-    let mut org = w.org(&["alice"], None).await;
-    let mut carol = w.user("carol", Role::Customer).await;
-    let conv = open_chat(&mut carol).await;
-    carol.send_text(&conv, "anyone there?").await.unwrap();
-    let alice = &mut org.agents[0];
-    let input: &[u8] = b"/list\n/history\nyes, alice here via chat\n/quit\n";
-    let mut out = Vec::new();
-    chat::run(alice, input, &mut out, Some(conv)).await.unwrap();
-    let shown = String::from_utf8(out).unwrap();
-    assert!(shown.contains("carol: anyone there?"), "{shown}");
-    assert!(shown.contains("alice: yes, alice here via chat"), "{shown}");
-    assert!(shown.contains("end-to-end encrypted"), "{shown}");
-    carol.sync_all().await.unwrap();
-    assert_eq!(
-        texts(&carol, &conv).last().unwrap(),
-        "alice: yes, alice here via chat"
-    );
-}
-
-#[tokio::test]
 async fn homes_hold_no_plaintext_and_no_key_bytes() {
     let w = World::new().await;
     let mut org = w.org(&["alice"], None).await;
@@ -454,25 +431,6 @@ async fn wrong_passphrase_is_a_clear_error() {
     );
     assert!(err.to_string().contains("wrong passphrase"), "{err}");
     assert!(Account::open(&w.home("carol"), PASS).is_ok());
-}
-
-#[tokio::test]
-async fn the_demo_tells_the_whole_story() {
-    let mut out = Vec::new();
-    sealdesk_client::demo::run(&mut out).await.unwrap();
-    let text = String::from_utf8(out).unwrap();
-    for needle in [
-        "dave here",
-        "is refused: nothing of conversation",
-        "under your consent",
-        "already used",
-        "1 of the 2 required arbiter approvals",
-        "approved by 2 arbiter(s)",
-        "Verdict: the transcript verifies",
-        "finds 0 occurrence(s)",
-    ] {
-        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
-    }
 }
 
 /// The master names trustees as `NAME=FINGERPRINT`: a card whose fingerprint differs (the relay

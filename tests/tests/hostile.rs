@@ -2009,9 +2009,9 @@ async fn refetch_of_a_gap_in_a_rotated_epoch_is_bounded() {
         "{gap:?}"
     );
     assert!(
-        sealdesk_client::chat::render_line(&gap).contains("not delivered after 3 requests"),
+        sealdesk_cli::print::render_line(&gap).contains("not delivered after 3 requests"),
         "{}",
-        sealdesk_client::chat::render_line(&gap)
+        sealdesk_cli::print::render_line(&gap)
     );
     // Still so after reopening from disk, and no more requests.
     alice.close().await;

@@ -57,7 +57,8 @@ pub const WITNESS_INTERVAL: Duration = Duration::from_secs(60);
 /// trustee's release path, the process exits at that point with [`FAILPOINT_EXIT_CODE`],
 /// taking no further step — as if it had been killed there — so tests can restart it and check
 /// that it resumes correctly. Read only on the trustee's release path; never set it in
-/// production. The points, in order:
+/// production. Test hooks only (the `test-hooks` feature): without it, nothing reads the
+/// variable and the points do nothing. The points, in order:
 ///
 /// | value           | the trustee has …                                              |
 /// |-----------------|----------------------------------------------------------------|
@@ -65,12 +66,15 @@ pub const WITNESS_INTERVAL: Duration = Duration::from_secs(60);
 /// | `after-append`  | had its release entry appended, not yet persisted `Logged`     |
 /// | `before-shares` | persisted `Logged`, not yet sent its shares                    |
 /// | `after-shares`  | had its shares accepted, not yet persisted `Released`          |
+#[cfg(feature = "test-hooks")]
 pub const FAILPOINT_ENV: &str = "SEALDESK_FAILPOINT";
 
 /// Exit status of a process stopped at a fail point (see [`FAILPOINT_ENV`]).
+#[cfg(feature = "test-hooks")]
 pub const FAILPOINT_EXIT_CODE: i32 = 86;
 
 /// Every fail point [`FAILPOINT_ENV`] accepts, in the order the release path reaches them.
+#[cfg(feature = "test-hooks")]
 pub const FAILPOINTS: [&str; 4] = [
     "before-append",
     "after-append",
@@ -79,6 +83,7 @@ pub const FAILPOINTS: [&str; 4] = [
 ];
 
 /// Test-only: exits the process here if [`FAILPOINT_ENV`] names `point` (see there).
+#[cfg(feature = "test-hooks")]
 fn fail_point(point: &str) {
     debug_assert!(FAILPOINTS.contains(&point), "unknown fail point {point}");
     if std::env::var_os(FAILPOINT_ENV).is_some_and(|v| v == point) {
@@ -86,3 +91,7 @@ fn fail_point(point: &str) {
         std::process::exit(FAILPOINT_EXIT_CODE);
     }
 }
+
+/// Without test hooks a fail point is nothing: a release build cannot be made to stop there.
+#[cfg(not(feature = "test-hooks"))]
+fn fail_point(_point: &str) {}

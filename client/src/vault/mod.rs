@@ -56,10 +56,11 @@
 //!
 //! # Passphrase cost in tests
 //!
-//! [`KdfParams::INTERACTIVE`] (64 MiB, 3 passes) is the default. The CLI uses
-//! [`KdfParams::TESTING`] instead when the environment variable named by
-//! [`INSECURE_FAST_KDF_ENV`] (`SEALDESK_INSECURE_FAST_KDF`) is `1`; that is for test suites only,
-//! since it makes guessing the passphrase of a stolen vault cheap.
+//! [`KdfParams::INTERACTIVE`] (64 MiB, 3 passes) is the default. `KdfParams::TESTING` exists only
+//! with the crate's `test-hooks` feature (and in its own unit tests); a CLI built with it uses it
+//! when the environment variable named by `INSECURE_FAST_KDF_ENV` (`SEALDESK_INSECURE_FAST_KDF`)
+//! is `1`. That is for test suites only, since it makes guessing the passphrase of a stolen vault
+//! cheap; a normal build has neither.
 //!
 //! The module's parts: this file holds the [`Vault`] itself and its errors; `crypto` the key
 //! derivation and the AEAD, `format` the header, record names and log frames, `fs` the private
@@ -90,6 +91,8 @@ use format::*;
 
 /// The environment variable that makes the CLI create vaults with [`KdfParams::TESTING`] when it
 /// is set to `1`. Only for test suites: it makes a stolen vault's passphrase cheap to guess.
+/// Test hooks only (the `test-hooks` feature).
+#[cfg(feature = "test-hooks")]
 pub const INSECURE_FAST_KDF_ENV: &str = "SEALDESK_INSECURE_FAST_KDF";
 
 /// The longest record or log name, in bytes.
@@ -124,7 +127,9 @@ impl KdfParams {
     };
 
     /// Cheap parameters for tests: m = 1 MiB, t = 1, p = 1. Never for real vaults; the CLI picks
-    /// these only when [`INSECURE_FAST_KDF_ENV`] is `1`.
+    /// these only when `INSECURE_FAST_KDF_ENV` is `1`. Test hooks only (the `test-hooks`
+    /// feature, or this crate's unit tests).
+    #[cfg(any(test, feature = "test-hooks"))]
     pub const TESTING: Self = Self {
         memory_kib: 1024,
         iterations: 1,
@@ -320,7 +325,8 @@ impl Vault {
     /// Creates a new vault in `dir` (created if missing, then set to mode 0700), with a fresh
     /// random salt and a key derived from `passphrase` with `params`.
     ///
-    /// Use [`KdfParams::INTERACTIVE`] unless the caller is a test (see [`INSECURE_FAST_KDF_ENV`]).
+    /// Use [`KdfParams::INTERACTIVE`] unless the caller is a test (`KdfParams::TESTING`, with
+    /// the `test-hooks` feature).
     ///
     /// # Errors
     ///

@@ -426,3 +426,39 @@ async fn cli_escrow_story() {
     .await;
     assert!(!r.ok && r.stderr.contains("LegalHold"), "{}", r.stderr);
 }
+
+/// The binary these tests run is built with the test hooks (the dev-dependency on the CLI with
+/// `test-hooks`, unified by resolver 2 for `cargo test`), so `SEALDESK_INSECURE_FAST_KDF=1` gives
+/// the cheap test KDF — and the output says so, in text and in `--json`. (A build without the
+/// hooks ignores the variable: `kdf::Choice`'s unit tests, and `.ci/run`'s check of a normal
+/// build.)
+#[tokio::test]
+async fn the_tested_binary_has_the_test_hooks_and_warns_of_the_cheap_vault() {
+    let w = World::new().await;
+    let out = ok(
+        &w,
+        "carol",
+        &["init", "--name", "carol", "--role", "customer"],
+    )
+    .await;
+    assert!(
+        out.contains("warning: SEALDESK_INSECURE_FAST_KDF=1: this vault's passphrase is cheap"),
+        "{out}"
+    );
+    let v = json(&w, "dave", &["init", "--name", "dave", "--role", "agent"]).await;
+    assert!(
+        v["warning"]
+            .as_str()
+            .is_some_and(|s| s.contains("cheap to guess")),
+        "{v}"
+    );
+    // The vault's header records the cheap setting (1 MiB, one pass), not the real one.
+    for name in ["carol", "dave"] {
+        let header: Value = serde_json::from_str(
+            &std::fs::read_to_string(w.home(name).join("vault.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(header["kdf"]["memory_kib"], 1024, "{header}");
+        assert_eq!(header["kdf"]["iterations"], 1, "{header}");
+    }
+}

@@ -1,13 +1,19 @@
 //! `sealdesk demo`: the whole story in one process, narrated for a newcomer.
 //!
-//! A relay runs on a free loopback port with a temporary directory; every account lives in its
-//! own temporary home. Everything is deleted at the end.
+//! A relay runs in-process (`sealdesk_server`) on a free loopback port with a temporary
+//! directory; every account lives in its own temporary home. Everything is deleted at the end.
+//! The throwaway accounts' vaults use the real passphrase hashing ([`crate::kdf`]): the demo is
+//! no reason to weaken it.
 
 use std::io::Write;
 use std::path::Path;
 
 use std::time::Duration;
 
+use sealdesk_client::account::{Account, LogEntry};
+use sealdesk_client::client::{Client, HistoryLine, OrgSpec};
+use sealdesk_client::escrow::Transcript;
+use sealdesk_client::transcript::{Anchors, verify_export};
 use sealdesk_protocol::{
     card::Role,
     ids::ConversationId,
@@ -15,13 +21,12 @@ use sealdesk_protocol::{
 };
 use sealdesk_server::config::RelayConfig;
 
-use crate::account::{Account, LogEntry};
-use crate::chat::render_line;
-use crate::client::{Client, HistoryLine, OrgSpec};
-use crate::error::{ClientError, Result};
-use crate::escrow::Transcript;
-use crate::transcript::{Anchors, verify_export};
-use crate::vault::KdfParams;
+use crate::error::CliError;
+use crate::kdf;
+use crate::print::render_line;
+
+/// The demo's result.
+type Result<T> = std::result::Result<T, CliError>;
 
 /// The passphrase of every throwaway demo account.
 const DEMO_PASSPHRASE: &str = "demo passphrase (throwaway accounts)";
@@ -39,7 +44,7 @@ pub async fn run<W: Write>(out: &mut W) -> Result<()> {
     };
     let relay = sealdesk_server::spawn(cfg)
         .await
-        .map_err(|e| ClientError::Demo(format!("could not start the demo relay: {e}")))?;
+        .map_err(|e| CliError::DemoRelay(e.to_string()))?;
     let url = relay.ws_url();
     let result = story(out, tmp.path(), &url).await;
     let _ = relay.shutdown().await;
@@ -51,9 +56,11 @@ async fn story<W: Write>(out: &mut W, dir: &Path, url: &str) -> Result<()> {
     n.title("Sealdesk demo: end-to-end encrypted support chat with consent-gated escrow")?;
     n.say(&format!(
         "A relay is running at {url}. It stores and forwards only ciphertext. Each person below \
-         has their own encrypted home directory (in a temporary folder; the demo uses cheap \
-         passphrase hashing because these accounts are thrown away)."
+         has their own encrypted home directory (in a temporary folder, deleted at the end)."
     ))?;
+    if let (_, Some(warning)) = kdf::for_new_vault() {
+        n.say(&format!("warning: {warning}"))?;
+    }
 
     n.step("Everyone creates an account and registers it with the relay")?;
     let master = account(&mut n, dir, url, "acme-owner", Role::Master).await?;
@@ -170,8 +177,8 @@ async fn story<W: Write>(out: &mut W, dir: &Path, url: &str) -> Result<()> {
             "acme-owner asks for the transcript and is refused: {e}"
         ))?,
         Ok(_) => {
-            return Err(ClientError::Demo(
-                "the master read a transcript without a release".into(),
+            return Err(CliError::DemoStory(
+                "the master read a transcript without a release",
             ));
         }
     }
@@ -193,12 +200,8 @@ async fn story<W: Write>(out: &mut W, dir: &Path, url: &str) -> Result<()> {
     n.step("Two of the three trustees release their shares")?;
     let (t1, t2) = {
         let mut it = trustees.into_iter();
-        let t1 = it
-            .next()
-            .ok_or_else(|| ClientError::Demo("no trustee".into()))?;
-        let t2 = it
-            .next()
-            .ok_or_else(|| ClientError::Demo("no trustee".into()))?;
+        let t1 = it.next().ok_or(CliError::DemoStory("no trustee"))?;
+        let t2 = it.next().ok_or(CliError::DemoStory("no trustee"))?;
         (t1, t2)
     };
     let (transcript, t1, t2) = unlock_with_trustees(
@@ -247,7 +250,7 @@ async fn story<W: Write>(out: &mut W, dir: &Path, url: &str) -> Result<()> {
         try_unlock_with_trustees(&mut master, &conv, Justification::Consent(token), t1, t2).await;
     match reuse {
         Err(e) => n.say(&format!("Refused: {e}"))?,
-        Ok(_) => return Err(ClientError::Demo("a consent was used twice".into())),
+        Ok(_) => return Err(CliError::DemoStory("a consent was used twice")),
     }
 
     n.step("A dispute needs two independent arbiters")?;
@@ -259,9 +262,7 @@ async fn story<W: Write>(out: &mut W, dir: &Path, url: &str) -> Result<()> {
         ticket.id
     ))?;
     let mut arbiters = arbiters.into_iter();
-    let mut a1 = arbiters
-        .next()
-        .ok_or_else(|| ClientError::Demo("no arbiter".into()))?;
+    let mut a1 = arbiters.next().ok_or(CliError::DemoStory("no arbiter"))?;
     a1.decide_ticket(&ticket.id, Verdict::Approve).await?;
     let j = master.justification(&conv, None, Some(&ticket.id)).await?;
     let (one, t1, t2) = try_unlock_with_trustees(&mut master, &conv, j, t1, t2).await;
@@ -270,9 +271,7 @@ async fn story<W: Write>(out: &mut W, dir: &Path, url: &str) -> Result<()> {
             "With only arbiter-1's approval the trustees refuse: {e}"
         ))?,
         Ok(_) => {
-            return Err(ClientError::Demo(
-                "a dispute opened with one approval".into(),
-            ));
+            return Err(CliError::DemoStory("a dispute opened with one approval"));
         }
     }
     match carol.erase(&conv).await {
@@ -281,9 +280,7 @@ async fn story<W: Write>(out: &mut W, dir: &Path, url: &str) -> Result<()> {
         ))?,
         Ok(()) => n.say("Carol's erasure went through.")?,
     }
-    let mut a2 = arbiters
-        .next()
-        .ok_or_else(|| ClientError::Demo("no arbiter".into()))?;
+    let mut a2 = arbiters.next().ok_or(CliError::DemoStory("no arbiter"))?;
     a2.decide_ticket(&ticket.id, Verdict::Approve).await?;
     n.say("arbiter-2 approves too: 2 of 3, so the trustees release again.")?;
     let j = master.justification(&conv, None, Some(&ticket.id)).await?;
@@ -308,7 +305,7 @@ async fn story<W: Write>(out: &mut W, dir: &Path, url: &str) -> Result<()> {
     // key the relay operator publishes.
     let anchors = Anchors {
         org_fingerprint: Some(master.account().fingerprint().to_string()),
-        log_keys: vec![master.session.welcome().log_key],
+        log_keys: vec![master.session().welcome().log_key],
     };
     let v = verify_export(&export, &anchors);
     for line in &v.passed {
@@ -367,7 +364,7 @@ async fn try_unlock_with_trustees(
         Some(e) => Err(e),
         None => r,
     };
-    (r, t1, t2)
+    (r.map_err(CliError::from), t1, t2)
 }
 
 async fn unlock_with_trustees<W: Write>(
@@ -399,7 +396,8 @@ async fn account<W: Write>(
     role: Role,
 ) -> Result<Client> {
     let home = dir.join(name);
-    let account = Account::create(&home, DEMO_PASSPHRASE, KdfParams::TESTING, name, role)?;
+    let (params, _) = kdf::for_new_vault();
+    let account = Account::create(&home, DEMO_PASSPHRASE, params, name, role)?;
     let fp = account.fingerprint();
     let mut c = Client::connect(account, url).await?;
     c.register().await?;
@@ -470,9 +468,6 @@ impl<W: Write> Narrator<'_, W> {
     }
 }
 
-fn io(op: &str, source: std::io::Error) -> ClientError {
-    ClientError::Io {
-        op: op.to_owned(),
-        source: source.into(),
-    }
+fn io(op: &'static str, source: std::io::Error) -> CliError {
+    CliError::Io { op, source }
 }

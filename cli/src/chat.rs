@@ -1,5 +1,5 @@
-//! The interactive chat: a line-based loop that shows live pushes while reading the user's
-//! input, plus the text rendering shared with the CLI.
+//! The interactive chat (`sealdesk chat`): a line-based loop that shows live pushes while
+//! reading the user's input. Lines are rendered by [`crate::print`].
 //!
 //! It is generic over its input and output so tests drive it with in-memory streams.
 //!
@@ -15,12 +15,17 @@
 
 use std::io::Write;
 
+use sealdesk_client::ClientError;
+use sealdesk_client::account::LogEntry;
+use sealdesk_client::client::{Client, Event, EventKind, HistoryLine};
 use sealdesk_protocol::{card::Role, ids::ConversationId};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt as _};
 
-use crate::account::{EpochStatus, LogEntry};
-use crate::client::{Client, Event, EventKind, HistoryLine};
-use crate::error::{ClientError, Result};
+use crate::error::CliError;
+use crate::print::render_line;
+
+/// The chat's result.
+type Result<T> = std::result::Result<T, CliError>;
 
 /// How many history lines are shown when a conversation is selected.
 pub const RECENT_LINES: usize = 20;
@@ -40,9 +45,9 @@ where
     R: AsyncBufRead + Unpin,
     W: Write,
 {
-    let io = |e: std::io::Error| ClientError::Io {
-        op: "write to the terminal".into(),
-        source: e.into(),
+    let io = |e: std::io::Error| CliError::Io {
+        op: "write to the terminal",
+        source: e,
     };
     let mut receipts = Receipts::default();
     let events = client.sync_all().await?;
@@ -70,7 +75,7 @@ where
         out.flush().map_err(io)?;
         tokio::select! {
             line = lines.next_line() => {
-                let line = line.map_err(|e| ClientError::Io { op: "read input".into(), source: e.into() })?;
+                let line = line.map_err(|e| CliError::Io { op: "read input", source: e })?;
                 let Some(line) = line else { break };
                 let line = line.trim();
                 if line.is_empty() {
@@ -87,7 +92,7 @@ where
                 let Some(push) = push else {
                     let reason = client.session().closed();
                     writeln!(out, "the relay closed the connection; run `sealdesk chat` again to reconnect").map_err(io)?;
-                    return Err(ClientError::Closed(reason));
+                    return Err(ClientError::Closed(reason).into());
                 };
                 // Release and ticket pushes are not shown in the chat.
                 let events: Vec<Event> = client.handle_push(push).await?.unwrap_or_default();
@@ -99,7 +104,7 @@ where
                 if let Some(id) = current
                     && events.iter().any(|e| e.conversation == id) {
                         client.mark_seen(&id)?;
-                        if let Err(e) = client.send_read_receipt(&id).await
+                        if let Err(e) = client.send_read_receipt(&id).await.map_err(CliError::from)
                             && is_fatal(&e) { return Err(e); }
                     }
             }
@@ -109,8 +114,13 @@ where
     Ok(())
 }
 
-fn is_fatal(e: &ClientError) -> bool {
-    matches!(e, ClientError::Closed(_) | ClientError::Vault(_))
+/// Whether an error ends the chat (the connection or the vault is gone), rather than being
+/// printed before the next line is read.
+fn is_fatal(e: &CliError) -> bool {
+    matches!(
+        e,
+        CliError::Client(ClientError::Closed(_) | ClientError::Vault(_))
+    )
 }
 
 /// Handles one input line; `Ok(true)` to quit.
@@ -121,9 +131,9 @@ async fn command<W: Write>(
     line: &str,
     receipts: &mut Receipts,
 ) -> Result<bool> {
-    let io = |e: std::io::Error| ClientError::Io {
-        op: "write to the terminal".into(),
-        source: e.into(),
+    let io = |e: std::io::Error| CliError::Io {
+        op: "write to the terminal",
+        source: e,
     };
     let (cmd, arg) = match line.split_once(' ') {
         Some((c, a)) => (c, a.trim()),
@@ -148,14 +158,14 @@ async fn command<W: Write>(
             let id = match arg.parse::<usize>() {
                 Ok(n) if n >= 1 && n <= convs.len() => convs[n - 1].id,
                 _ => ConversationId::parse(arg)
-                    .map_err(|_| ClientError::UnknownConversation(arg.to_owned()))?,
+                    .map_err(|_| CliError::UnknownConversation(arg.to_owned()))?,
             };
             client.meta(&id)?;
             *current = Some(id);
             select(client, out, id).await?;
         }
         "/history" => {
-            let id = current.ok_or(ClientError::NoConversationSelected)?;
+            let id = current.ok_or(CliError::NoConversationSelected { hint: "; /list" })?;
             let h = client.history(&id)?;
             for l in &h.lines {
                 writeln!(out, "{}", render_line(l)).map_err(io)?;
@@ -163,11 +173,7 @@ async fn command<W: Write>(
         }
         "/open" => {
             if client.account().role() != Role::Customer {
-                return Err(ClientError::WrongRole {
-                    operation: "/open",
-                    needed: "customer",
-                    actual: client.account().role().name(),
-                });
+                return Err(CliError::NotACustomer);
             }
             let opened = client.open_conversation(arg, None).await?;
             for w in &opened.warnings {
@@ -178,7 +184,7 @@ async fn command<W: Write>(
             select(client, out, opened.conversation).await?;
         }
         "/transfer" => {
-            let id = current.ok_or(ClientError::NoConversationSelected)?;
+            let id = current.ok_or(CliError::NoConversationSelected { hint: "" })?;
             let epoch = client.transfer(&id, arg).await?;
             writeln!(out, "transferred to {arg}; epoch {epoch} is theirs").map_err(io)?;
         }
@@ -186,7 +192,9 @@ async fn command<W: Write>(
             writeln!(out, "unknown command {c}; /help lists them").map_err(io)?;
         }
         _ => {
-            let id = current.ok_or(ClientError::NoConversationSelected)?;
+            let id = current.ok_or(CliError::NoConversationSelected {
+                hint: "; use /list and /switch",
+            })?;
             let before = client.meta(&id)?.cursor;
             let seq = client.send_text(&id, line).await?;
             receipts.mine.insert(id, seq);
@@ -205,9 +213,9 @@ async fn command<W: Write>(
 }
 
 async fn select<W: Write>(client: &mut Client, out: &mut W, id: ConversationId) -> Result<()> {
-    let io = |e: std::io::Error| ClientError::Io {
-        op: "write to the terminal".into(),
-        source: e.into(),
+    let io = |e: std::io::Error| CliError::Io {
+        op: "write to the terminal",
+        source: e,
     };
     let meta = client.meta(&id)?;
     writeln!(
@@ -225,7 +233,7 @@ async fn select<W: Write>(client: &mut Client, out: &mut W, id: ConversationId) 
         writeln!(out, "{}", render_line(l)).map_err(io)?;
     }
     client.mark_seen(&id)?;
-    if let Err(e) = client.send_read_receipt(&id).await
+    if let Err(e) = client.send_read_receipt(&id).await.map_err(CliError::from)
         && is_fatal(&e)
     {
         return Err(e);
@@ -352,145 +360,4 @@ fn print_events<W: Write>(
 fn short(id: &ConversationId) -> String {
     let s = id.to_string();
     s.get(..8).unwrap_or(&s).to_owned()
-}
-
-/// Renders one history line for a terminal.
-pub fn render_line(line: &HistoryLine) -> String {
-    match line {
-        HistoryLine::Gap {
-            epoch,
-            sender,
-            counters,
-            requests,
-        } => {
-            let count: u64 = counters
-                .iter()
-                .map(|(a, b)| b.saturating_sub(*a).saturating_add(1))
-                .fold(0, u64::saturating_add);
-            let list = counters
-                .iter()
-                .map(|(a, b)| {
-                    if a == b {
-                        a.to_string()
-                    } else {
-                        format!("{a}–{b}")
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            match requests {
-                None => format!(
-                    "  ⋯ gap: {count} message(s) from {sender} in epoch {epoch} never arrived (counters {list})"
-                ),
-                Some(n) => format!(
-                    "  ⋯ gap: {count} message(s) from {sender} in epoch {epoch} not delivered after {n} requests (counters {list})"
-                ),
-            }
-        }
-        HistoryLine::Item { entry, delivery } => match entry {
-            LogEntry::Message {
-                seq,
-                stored_at,
-                sender,
-                text,
-                epoch,
-                ..
-            } => {
-                let d = match delivery {
-                    Some("read") => "  ✓✓ read",
-                    Some("delivered") => "  ✓ delivered",
-                    Some(_) => "  · sent",
-                    None => "",
-                };
-                format!(
-                    "#{seq} {} {sender}: {text}   [verified, epoch {epoch}]{d}",
-                    fmt_time(*stored_at)
-                )
-            }
-            LogEntry::Rejected {
-                seq,
-                epoch,
-                sender,
-                reason,
-            } => format!("#{seq} ✗ message from {sender} (epoch {epoch}) NOT SHOWN: {reason}"),
-            LogEntry::Epoch {
-                seq,
-                epoch,
-                members,
-                creator,
-                status,
-                ..
-            } => match status {
-                EpochStatus::Refused(r) => {
-                    format!("#{seq} !! epoch {epoch} REFUSED: {r}; its messages will not be shown")
-                }
-                EpochStatus::NotMember => format!(
-                    "#{seq} ── epoch {epoch} opened by {creator} for {}; you are not a member ──",
-                    members.join(", ")
-                ),
-                _ => format!(
-                    "#{seq} ── epoch {epoch} opened by {creator}: {} (verified, escrow recomputed) ──",
-                    members.join(", ")
-                ),
-            },
-            LogEntry::HandOff {
-                seq,
-                from,
-                to,
-                epochs,
-                outcome,
-            } => format!(
-                "#{seq} ── history hand-off of epochs {epochs:?} from {from} to {to}: {outcome} ──"
-            ),
-            LogEntry::Receipt { seq, sender, upto } => {
-                format!("#{seq} (read receipt from {sender} up to #{upto})")
-            }
-            LogEntry::Notice {
-                seq,
-                stored_at,
-                text,
-                verified,
-                index,
-                ..
-            } => format!(
-                "#{seq} !! NOTICE {} {text} [audit log #{index}{}] !!",
-                fmt_time(*stored_at),
-                if *verified { ", signed" } else { "" }
-            ),
-        },
-    }
-}
-
-/// Formats Unix seconds as `YYYY-MM-DD HH:MM:SS` UTC.
-pub fn fmt_time(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // Civil-from-days (Howard Hinnant's algorithm), for dates after 1970.
-    let z = i64::try_from(days).unwrap_or(0) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_format_as_utc() {
-        assert_eq!(fmt_time(0), "1970-01-01 00:00:00");
-        assert_eq!(fmt_time(1_700_000_000), "2023-11-14 22:13:20");
-        assert_eq!(fmt_time(951_782_400), "2000-02-29 00:00:00");
-    }
 }

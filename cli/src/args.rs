@@ -1,0 +1,363 @@
+//! The command-line tree: every subcommand and flag of `sealdesk`, as clap parses them. What
+//! each command does is in [`crate::commands`]; this module only names and documents them (the
+//! doc comments are the `--help` text).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use sealdesk_protocol::card::Role;
+
+/// The relay URL used when neither `--relay` nor `SEALDESK_RELAY` is given.
+const DEFAULT_RELAY: &str = "ws://127.0.0.1:7800/v1/ws";
+
+/// End-to-end encrypted customer support with consent-gated key escrow.
+#[derive(Parser, Debug)]
+#[command(name = "sealdesk", version, about, long_about = None)]
+pub struct Cli {
+    /// The account's home directory (encrypted state). Default: ~/.sealdesk
+    #[arg(long, env = "SEALDESK_HOME", global = true)]
+    pub(crate) home: Option<PathBuf>,
+    /// The relay's WebSocket URL: ws://HOST:PORT/v1/ws, or wss://HOST:PORT/v1/ws for a relay
+    /// serving TLS.
+    #[arg(long, env = "SEALDESK_RELAY", default_value = DEFAULT_RELAY, global = true)]
+    pub(crate) relay: String,
+    /// PEM file of CA certificates to trust for a wss:// relay besides the system's roots: a
+    /// private CA, or the relay's self-signed certificate.
+    #[arg(long, value_name = "PEM", env = "SEALDESK_CA_FILE", global = true)]
+    pub(crate) ca_file: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    #[command(subcommand)]
+    pub(crate) cmd: Cmd,
+}
+
+impl Cli {
+    /// Whether `--json` was given: the output, and an error, are printed as JSON.
+    pub fn json(&self) -> bool {
+        self.json
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Cmd {
+    /// Create an account: fresh identity keys in a new encrypted home. The passphrase comes
+    /// from SEALDESK_PASSPHRASE or a prompt. SEALDESK_INSECURE_FAST_KDF=1 makes the passphrase
+    /// hashing cheap: for test suites only, never for a real account.
+    Init {
+        /// The account name (unique on the relay): letters, digits, . _ -
+        #[arg(long)]
+        name: String,
+        /// What the account is for.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+    },
+    /// Register this account's card on the relay.
+    Register,
+    /// Show this account: name, role, fingerprint.
+    Whoami,
+    /// Org management (master) and inspection.
+    #[command(subcommand)]
+    Org(OrgCmd),
+    /// Customer: open a conversation with an org; prints the policy and the conversation id.
+    Open {
+        /// The org.
+        #[arg(long)]
+        org: String,
+        /// The org master's fingerprint, obtained out of band (otherwise trust on first use).
+        #[arg(long)]
+        org_fingerprint: Option<String>,
+    },
+    /// Send a message.
+    Send {
+        /// The conversation id.
+        #[arg(long)]
+        conversation: String,
+        /// The text.
+        text: String,
+    },
+    /// List conversations (after catching up with the relay).
+    Conversations,
+    /// Show a conversation's decrypted history.
+    History {
+        /// The conversation id.
+        #[arg(long)]
+        conversation: String,
+        /// Also write the history as JSON to this file (your own plaintext copy).
+        #[arg(long)]
+        export: Option<PathBuf>,
+    },
+    /// Interactive chat (line-based; shows live messages as they arrive).
+    Chat {
+        /// Start in this conversation.
+        #[arg(long)]
+        conversation: Option<String>,
+    },
+    /// Agent: hand a conversation to another agent (opens a new epoch).
+    Transfer {
+        /// The conversation id.
+        #[arg(long)]
+        conversation: String,
+        /// The agent to hand it to.
+        #[arg(long)]
+        to: String,
+    },
+    /// Fingerprints and key changes.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Run the whole story in one process with a throwaway relay and accounts.
+    Demo,
+    /// Trustee: answer release requests.
+    #[command(subcommand)]
+    Trustee(TrusteeCmd),
+    /// Customer: consent to the business opening a conversation.
+    #[command(subcommand)]
+    Consent(ConsentCmd),
+    /// Disputes: the master opens tickets, arbiters approve or reject them.
+    #[command(subcommand)]
+    Dispute(DisputeCmd),
+    /// Master: unlock, show, export released transcripts; anyone: verify an export offline.
+    #[command(subcommand)]
+    Transcript(TranscriptCmd),
+    /// The audit log entries that concern you, checked against the tree head pinned last time.
+    Audit {
+        /// Only this conversation.
+        #[arg(long)]
+        conversation: Option<String>,
+        /// Also prove each entry's inclusion in the log.
+        #[arg(long)]
+        verify: bool,
+    },
+    /// Customer: ask the relay to erase a conversation (refused while a dispute is open).
+    Erase {
+        /// The conversation id.
+        #[arg(long)]
+        conversation: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum TrusteeCmd {
+    /// Process release requests: pending ones, then new ones as they arrive, until Ctrl-C.
+    Serve {
+        /// Process what is pending and exit.
+        #[arg(long)]
+        once: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum ConsentCmd {
+    /// Grant a single-use consent; prints its id and the token to give the business.
+    Grant {
+        /// The conversation id.
+        #[arg(long)]
+        conversation: String,
+        /// `all` or `A-B` (epoch numbers).
+        #[arg(long, default_value = "all")]
+        epochs: String,
+        /// `full` or `redacted` (personal data masked in any export).
+        #[arg(long, default_value = "full")]
+        scope: String,
+        /// How long it stays valid: e.g. 7d, 12h, 30m.
+        #[arg(long, default_value = "7d")]
+        expires: String,
+        /// Why, in your words.
+        #[arg(long, default_value = "support quality review")]
+        purpose: String,
+        /// Also write the token to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Revoke an unused consent (logged in the audit log).
+    Revoke {
+        /// The consent id.
+        #[arg(long)]
+        consent: String,
+    },
+    /// List the consents you granted.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum DisputeCmd {
+    /// Master: open a dispute ticket; prints its id.
+    Open {
+        /// The conversation id.
+        #[arg(long)]
+        conversation: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        /// `all` or `A-B`.
+        #[arg(long, default_value = "all")]
+        epochs: String,
+    },
+    /// Arbiter or master: list tickets and decisions.
+    List,
+    /// Show a ticket in readable form.
+    Show {
+        /// The ticket id.
+        #[arg(long)]
+        ticket: String,
+    },
+    /// Arbiter: approve a ticket.
+    Approve {
+        /// The ticket id.
+        #[arg(long)]
+        ticket: String,
+    },
+    /// Arbiter: reject a ticket.
+    Reject {
+        /// The ticket id.
+        #[arg(long)]
+        ticket: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum TranscriptCmd {
+    /// Master: request a release and wait for the trustees.
+    Unlock {
+        /// The conversation id.
+        #[arg(long)]
+        conversation: String,
+        /// The consent id (shared through the relay by `sealdesk consent grant`), or the token itself / a file holding it.
+        #[arg(long)]
+        consent: Option<String>,
+        /// An approved dispute ticket id.
+        #[arg(long)]
+        ticket: Option<String>,
+        /// Seconds to wait for trustees.
+        #[arg(long, default_value_t = 60)]
+        wait: u64,
+    },
+    /// Master: show an unlocked transcript.
+    Show {
+        /// The conversation id.
+        #[arg(long)]
+        conversation: String,
+    },
+    /// Master: export an unlocked transcript.
+    Export {
+        /// The conversation id.
+        #[arg(long)]
+        conversation: String,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+        /// json (verifiable), text or html.
+        #[arg(long, default_value = "json")]
+        format: String,
+        /// Mask e-mail addresses, phone, card numbers and IBANs.
+        #[arg(long)]
+        redact: bool,
+    },
+    /// Check an exported transcript offline (no relay needed), against keys you trust: the
+    /// org's master fingerprint and the relay's log key, given here or pinned in --home.
+    ///
+    /// Exit status: 0 the transcript verifies (with --no-anchor: everything but the missing
+    /// anchors checks out); 1 it is refused, with named reasons (also a file of another format
+    /// or one that does not decode); 2 nothing could be checked (the file cannot be read, a
+    /// flag or the pins of --home are malformed).
+    Verify {
+        /// The exported JSON file.
+        file: PathBuf,
+        /// The org master's fingerprint, as the business publishes it.
+        #[arg(long)]
+        org_fingerprint: Option<String>,
+        /// The relay's audit-log key (64 hex digits), as the relay operator publishes it
+        /// (the relay logs it at start). Repeat for several relays.
+        #[arg(long)]
+        log_key: Vec<String>,
+        /// Check without a trusted key: the verdict says nothing was verified against one, and
+        /// the exit status is 0 if everything else checks out.
+        #[arg(long)]
+        no_anchor: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum OrgCmd {
+    /// Master: create an org (or publish a new version of its policy).
+    Create {
+        /// The org name.
+        #[arg(long)]
+        name: String,
+        /// Trustee account names (repeat the flag), in share order; `NAME=FINGERPRINT` checks the
+        /// card against the fingerprint the trustee read from `sealdesk whoami`.
+        #[arg(long = "trustee", required = true, num_args = 1..)]
+        trustees: Vec<String>,
+        /// How many trustees must agree to release.
+        #[arg(long)]
+        trustee_threshold: u8,
+        /// Arbiter account names (repeat the flag); `NAME=FINGERPRINT` checks the card as for
+        /// trustees.
+        #[arg(long = "arbiter", num_args = 1..)]
+        arbiters: Vec<String>,
+        /// How many arbiters must approve a dispute.
+        #[arg(long)]
+        arbiter_threshold: u8,
+        /// Delete conversations this many days after they end (default 365).
+        #[arg(long)]
+        retention_days: Option<u64>,
+        /// Start a new epoch after this many messages (default 1000).
+        #[arg(long)]
+        rotate_messages: Option<u32>,
+    },
+    /// Master: certify an agent.
+    AddAgent {
+        /// The agent's account name.
+        name: String,
+        /// The org (needed only if this master runs several).
+        #[arg(long)]
+        org: Option<String>,
+        /// The agent's fingerprint as the agent reads it from `sealdesk whoami`; without it the
+        /// relay's answer is trusted on first use and the fingerprint is printed to compare.
+        #[arg(long)]
+        fingerprint: Option<String>,
+    },
+    /// Show an org's policy, parties and master fingerprint.
+    Show {
+        /// The org.
+        org: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum KeysCmd {
+    /// Show the fingerprint of an account (yours, pinned, or fetched from the relay).
+    Fingerprint {
+        /// The account name.
+        name: String,
+    },
+    /// Accept a changed key of NAME after comparing fingerprints out of band.
+    Trust {
+        /// The account name.
+        name: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum RoleArg {
+    Customer,
+    Agent,
+    Master,
+    Trustee,
+    Arbiter,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Customer => Role::Customer,
+            RoleArg::Agent => Role::Agent,
+            RoleArg::Master => Role::Master,
+            RoleArg::Trustee => Role::Trustee,
+            RoleArg::Arbiter => Role::Arbiter,
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! `audit`: the relay's audit log as this account sees it — tree heads checked against the pinned
+//! log key and witnesses, one line per entry, release requests grouped with their trustees.
+
+use std::path::Path;
+
+use anyhow::{Result, bail};
+
+use super::{Relay, connect, conv_id};
+use crate::print::Output;
+
+/// `audit [--conversation ID] [--verify]`: fails (with the report) unless every entry verified.
+pub(super) async fn audit(
+    home: &Path,
+    relay: &Relay,
+    conversation: Option<&str>,
+    verify: bool,
+) -> Result<Output> {
+    let id = conversation.map(conv_id).transpose()?;
+    let mut c = connect(home, relay, false).await?;
+    c.sync_all().await?;
+    let r = c.audit(id, verify).await?;
+    c.close().await;
+    let mut text = format!(
+        "audit log: {} entries, signed by the relay's pinned log key; {}\n",
+        r.size,
+        match r.consistent_with_pinned {
+            Some(true) => "consistent with the tree head you saw last time",
+            _ => "tree head pinned now (first check)",
+        }
+    );
+    for (org, n) in &r.witnessed {
+        text.push_str(&format!(
+            "tree head witnessed by {n} trustee(s) of {org} (fresh cosignatures)\n"
+        ));
+    }
+    text.push_str(&audit_text(&r));
+    if !r.verified() {
+        bail!(
+            "{text}the audit log failed verification: entries above are not genuine, \
+             not proven, or contradict each other"
+        );
+    }
+    Ok(Output::new(
+        text.trim_end().to_owned(),
+        serde_json::to_value(&r)?,
+    ))
+}
+
+/// The audit report's lines: one line per release request (its trustees' entries listed under
+/// it, each with its own checks), every other entry on a line of its own.
+fn audit_text(r: &sealdesk_client::escrow::AuditReport) -> String {
+    let proof = |included: Option<bool>| match included {
+        Some(true) => "  [inclusion proven]",
+        Some(false) => "  [INCLUSION PROOF FAILED]",
+        None => "",
+    };
+    let group_of = |index: u64| {
+        r.releases
+            .iter()
+            .position(|g| g.notice.all_indexes().contains(&index))
+    };
+    let mut shown = std::collections::BTreeSet::new();
+    let mut text = String::new();
+    for e in &r.entries {
+        let Some(g) = group_of(e.index) else {
+            text.push_str(&format!("#{} {}{}\n", e.index, e.text, proof(e.included)));
+            continue;
+        };
+        if !shown.insert(g) {
+            continue;
+        }
+        let Some(group) = r.releases.get(g) else {
+            continue;
+        };
+        text.push_str(&format!("{}\n", group.text));
+        let included = |i: u64| {
+            r.entries
+                .iter()
+                .find(|l| l.index == i)
+                .and_then(|l| l.included)
+        };
+        for (name, i) in group.notice.trustees.iter().zip(&group.notice.indexes) {
+            text.push_str(&format!(
+                "    #{i} released by {name}: signed by a trustee{}\n",
+                proof(included(*i))
+            ));
+        }
+        for v in &group.notice.contradicting {
+            for (name, i) in v.trustees.iter().zip(&v.indexes) {
+                text.push_str(&format!(
+                    "    #{i} by {name}: CONTRADICTS other entries of this release (says {}; \
+                     not counted with them){}\n",
+                    v.epochs,
+                    proof(included(*i))
+                ));
+            }
+        }
+        for i in &group.notice.failed {
+            text.push_str(&format!(
+                "    #{i} NOT GENUINE: not signed by a trustee of the org, or not proven{}\n",
+                proof(included(*i))
+            ));
+        }
+    }
+    text
+}

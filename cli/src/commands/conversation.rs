@@ -1,0 +1,243 @@
+//! Conversation commands: `open`, `send`, `conversations`, `history`, `chat`, `transfer` and
+//! `erase`. `conversations` and `history` fall back to local state when the relay is
+//! unreachable, and say so.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use anyhow::{Context as _, Result, bail};
+use sealdesk_client::{Account, Client, ClientError, account::LogEntry, client::HistoryLine};
+use serde_json::json;
+
+use super::{Relay, connect, conv_id, open_account};
+use crate::print::{Output, render_line};
+
+/// `open --org ORG`: a new conversation with the org, its policy summarised first.
+pub(super) async fn open(
+    home: &Path,
+    relay: &Relay,
+    org: &str,
+    org_fingerprint: Option<&str>,
+) -> Result<Output> {
+    let mut c = connect(home, relay, false).await?;
+    let o = c.open_conversation(org, org_fingerprint).await?;
+    let mut text = String::new();
+    for w in &o.warnings {
+        text.push_str(&format!("warning: {w}\n"));
+    }
+    text.push_str(&format!(
+        "{}\n\nOpened conversation {} with {} (agent {}, fingerprint {}).\n\
+         Send with: sealdesk send --conversation {} \"hello\"",
+        o.summary, o.conversation, o.org, o.agent, o.agent_fingerprint, o.conversation
+    ));
+    let out = Output::new(
+        text,
+        json!({
+            "ok": true, "conversation": o.conversation.to_string(), "org": o.org,
+            "agent": o.agent, "agent_fingerprint": o.agent_fingerprint,
+            "org_fingerprint": o.org_fingerprint, "summary": o.summary,
+            "warnings": o.warnings,
+        }),
+    );
+    c.close().await;
+    Ok(out)
+}
+
+/// `send --conversation ID TEXT`: catches up, then sends one message.
+pub(super) async fn send(
+    home: &Path,
+    relay: &Relay,
+    conversation: &str,
+    text: &str,
+) -> Result<Output> {
+    let id = conv_id(conversation)?;
+    let mut c = connect(home, relay, false).await?;
+    c.sync_all().await?;
+    let seq = c.send_text(&id, text).await?;
+    c.close().await;
+    Ok(Output::new(
+        format!("sent (#{seq})"),
+        json!({"ok": true, "conversation": id.to_string(), "seq": seq}),
+    ))
+}
+
+/// The interactive chat on the terminal (see [`crate::chat`]).
+pub(super) async fn chat(home: &Path, relay: &Relay, conversation: Option<&str>) -> Result<()> {
+    let id = conversation.map(conv_id).transpose()?;
+    let mut c = connect(home, relay, false).await?;
+    let stdin = tokio::io::BufReader::new(tokio::io::stdin());
+    let mut stdout = std::io::stdout();
+    crate::chat::run(&mut c, stdin, &mut stdout, id).await?;
+    c.close().await;
+    Ok(())
+}
+
+/// `transfer --conversation ID --to AGENT`: a new epoch sealed to the customer and `to`.
+pub(super) async fn transfer(
+    home: &Path,
+    relay: &Relay,
+    conversation: &str,
+    to: &str,
+) -> Result<Output> {
+    let id = conv_id(conversation)?;
+    let mut c = connect(home, relay, false).await?;
+    c.sync_all().await?;
+    let epoch = c.transfer(&id, to).await?;
+    c.close().await;
+    Ok(Output::new(
+        format!("transferred {id} to {to}: epoch {epoch} is sealed to the customer and {to}"),
+        json!({"ok": true, "conversation": id.to_string(), "to": to, "epoch": epoch}),
+    ))
+}
+
+/// `erase --conversation ID`: asks the relay to erase the conversation; the local copy stays.
+pub(super) async fn erase(home: &Path, relay: &Relay, conversation: &str) -> Result<Output> {
+    let id = conv_id(conversation)?;
+    let mut c = connect(home, relay, false).await?;
+    c.erase(&id).await?;
+    c.close().await;
+    Ok(Output::new(
+        format!("the relay erased conversation {id}; your local copy is kept"),
+        json!({"ok": true, "conversation": id.to_string()}),
+    ))
+}
+
+/// Connects and catches up; when the relay is unreachable, falls back to local state and says so.
+async fn sync_or_offline(
+    home: &Path,
+    relay: &Relay,
+) -> Result<(Option<Client>, Option<Account>, Option<String>)> {
+    let account = open_account(home)?;
+    match Client::try_connect_with(account, &relay.url, &relay.tls).await {
+        Ok(mut c) => {
+            c.sync_all().await?;
+            Ok((Some(c), None, None))
+        }
+        Err((
+            account,
+            e @ (ClientError::Transport(_) | ClientError::Timeout { .. } | ClientError::Closed(_)),
+        )) => Ok((
+            None,
+            Some(account),
+            Some(format!("offline ({e}); showing local state")),
+        )),
+        Err((_, e)) => Err(e.into()),
+    }
+}
+
+/// `conversations`: every conversation with its unread count (local state when offline).
+pub(super) async fn conversations(home: &Path, relay: &Relay) -> Result<Output> {
+    let (client, account, warning) = sync_or_offline(home, relay).await?;
+    let account_ref = match (&client, &account) {
+        (Some(c), _) => c.account(),
+        (None, Some(a)) => a,
+        (None, None) => bail!("no account"),
+    };
+    let mut text = String::new();
+    if let Some(w) = &warning {
+        text.push_str(&format!("warning: {w}\n"));
+    }
+    let mut rows = Vec::new();
+    let convs = account_ref.conversations()?;
+    if convs.is_empty() {
+        text.push_str("no conversations");
+    }
+    for m in &convs {
+        let unread = sealdesk_client::client::unread(account_ref, &m.id)?;
+        let epochs = account_ref.epochs(&m.id)?.len();
+        text.push_str(&format!(
+            "{}  {}  customer {}  agent {}  {} epoch(s)  {} unread{}\n",
+            m.id,
+            m.org,
+            m.customer,
+            m.agent,
+            epochs,
+            unread,
+            if m.transferred_out {
+                "  (transferred)"
+            } else {
+                ""
+            }
+        ));
+        rows.push(json!({
+            "conversation": m.id.to_string(), "org": m.org, "customer": m.customer,
+            "agent": m.agent, "epochs": epochs, "unread": unread, "last_seq": m.cursor,
+            "transferred_out": m.transferred_out,
+        }));
+    }
+    if let Some(c) = client {
+        c.close().await;
+    }
+    Ok(Output::new(
+        text.trim_end().to_owned(),
+        json!({"conversations": rows, "warning": warning}),
+    ))
+}
+
+/// `history --conversation ID [--export FILE]`: the verified history (local when offline), then
+/// a read receipt, best effort.
+pub(super) async fn history(
+    home: &Path,
+    relay: &Relay,
+    conversation: &str,
+    export: Option<&Path>,
+) -> Result<Output> {
+    let id = conv_id(conversation)?;
+    let (mut client, account, warning) = sync_or_offline(home, relay).await?;
+    let h = match (&client, &account) {
+        (Some(c), _) => c.history(&id)?,
+        (None, Some(a)) => sealdesk_client::client::history(a, &id)?,
+        (None, None) => bail!("no account"),
+    };
+    let mut text = String::new();
+    if let Some(w) = &warning {
+        text.push_str(&format!("warning: {w}\n"));
+    }
+    if let Some(s) = &h.summary {
+        text.push_str(&format!("🔒 {s}\n"));
+    }
+    for l in &h.lines {
+        text.push_str(&render_line(l));
+        text.push('\n');
+    }
+    let lines = serde_json::to_value(&h.lines)?;
+    let value = json!({
+        "conversation": id.to_string(), "org": h.org, "summary": h.summary,
+        "lines": lines, "warning": warning,
+    });
+    if let Some(path) = export {
+        let mut f = std::fs::File::create(path)
+            .with_context(|| format!("could not create {}", path.display()))?;
+        f.write_all(serde_json::to_string_pretty(&value)?.as_bytes())
+            .with_context(|| format!("could not write {}", path.display()))?;
+        text.push_str(&format!(
+            "exported to {} (plaintext: keep it safe)\n",
+            path.display()
+        ));
+    }
+    let messages = h
+        .lines
+        .iter()
+        .filter(|l| {
+            matches!(
+                l,
+                HistoryLine::Item {
+                    entry: LogEntry::Message { .. },
+                    ..
+                }
+            )
+        })
+        .count();
+    if messages == 0 {
+        text.push_str("(no messages yet)\n");
+    }
+    if let Some(c) = client.as_mut() {
+        c.mark_seen(&id)?;
+        // Best effort: history is still shown if the receipt cannot be sent (e.g. a blocked key).
+        let _ = c.send_read_receipt(&id).await;
+    }
+    if let Some(c) = client {
+        c.close().await;
+    }
+    Ok(Output::new(text.trim_end().to_owned(), value))
+}

@@ -1,0 +1,193 @@
+//! What each command does: one module per concern, each calling the library and building an
+//! [`Output`]; the shared steps (the home, the passphrase, connecting, parsing ids) are here.
+//!
+//! - [`account`] — `init`, `whoami`, `register`, `keys fingerprint`, `keys trust`.
+//! - [`org`] — `org create`, `org add-agent`, `org show`.
+//! - [`conversation`] — `open`, `send`, `conversations`, `history`, `chat`, `transfer`, `erase`.
+//! - [`escrow`] — `trustee serve`, `consent grant|revoke|list`.
+//! - [`dispute`] — `dispute open|list|show|approve|reject`.
+//! - [`transcript`] — `transcript unlock|show|export`.
+//! - [`verify`] — `transcript verify`, offline, against anchors.
+//! - [`audit`] — `audit`.
+
+mod account;
+mod audit;
+mod conversation;
+mod dispute;
+mod escrow;
+mod org;
+mod transcript;
+mod verify;
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use sealdesk_client::{Account, Client, ClientError, TlsOptions};
+use sealdesk_protocol::ids::{ConversationId, EpochRange, TokenId};
+
+use crate::args::{Cli, Cmd, KeysCmd, TrusteeCmd};
+use crate::print::Output;
+
+/// The relay a command talks to: its URL, and what to trust of its TLS certificate.
+struct Relay {
+    url: String,
+    tls: TlsOptions,
+}
+
+/// Runs the command `cli` names. `Ok(None)` when the command printed as it went (`chat`,
+/// `demo`, `trustee serve`); otherwise what to print.
+///
+/// # Errors
+/// Whatever stopped the command, worded for the user; [`crate::error::CannotCheck`] when
+/// `transcript verify` could not check at all.
+pub async fn run(cli: Cli) -> Result<Option<Output>> {
+    let home = home_dir(cli.home.as_deref())?;
+    let relay = Relay {
+        url: cli.relay.clone(),
+        tls: cli
+            .ca_file
+            .clone()
+            .map_or_else(TlsOptions::system, TlsOptions::with_ca_file),
+    };
+    Ok(Some(match cli.cmd {
+        Cmd::Init { name, role } => account::init(&home, &name, role.into())?,
+        Cmd::Whoami => account::whoami(&home)?,
+        Cmd::Register => account::register(&home, &relay).await?,
+        Cmd::Org(cmd) => org::org(&home, &relay, cmd).await?,
+        Cmd::Open {
+            org,
+            org_fingerprint,
+        } => conversation::open(&home, &relay, &org, org_fingerprint.as_deref()).await?,
+        Cmd::Send { conversation, text } => {
+            conversation::send(&home, &relay, &conversation, &text).await?
+        }
+        Cmd::Conversations => conversation::conversations(&home, &relay).await?,
+        Cmd::History {
+            conversation,
+            export,
+        } => conversation::history(&home, &relay, &conversation, export.as_deref()).await?,
+        Cmd::Chat { conversation } => {
+            conversation::chat(&home, &relay, conversation.as_deref()).await?;
+            return Ok(None);
+        }
+        Cmd::Transfer { conversation, to } => {
+            conversation::transfer(&home, &relay, &conversation, &to).await?
+        }
+        Cmd::Keys(KeysCmd::Fingerprint { name }) => {
+            account::fingerprint(&home, &relay, &name).await?
+        }
+        Cmd::Keys(KeysCmd::Trust { name }) => account::trust(&home, &relay, &name).await?,
+        Cmd::Trustee(TrusteeCmd::Serve { once }) => {
+            return escrow::trustee(&home, &relay, once, cli.json).await;
+        }
+        Cmd::Consent(cmd) => escrow::consent(&home, &relay, cmd).await?,
+        Cmd::Dispute(cmd) => dispute::dispute(&home, &relay, cmd).await?,
+        Cmd::Transcript(cmd) => {
+            transcript::transcript(&home, cli.home.is_some(), &relay, cmd).await?
+        }
+        Cmd::Audit {
+            conversation,
+            verify,
+        } => audit::audit(&home, &relay, conversation.as_deref(), verify).await?,
+        Cmd::Erase { conversation } => conversation::erase(&home, &relay, &conversation).await?,
+        Cmd::Demo => {
+            let mut stdout = std::io::stdout();
+            crate::demo::run(&mut stdout).await?;
+            return Ok(None);
+        }
+    }))
+}
+
+/// `--home`, else `~/.sealdesk`.
+fn home_dir(given: Option<&Path>) -> Result<PathBuf> {
+    if let Some(h) = given {
+        return Ok(h.to_path_buf());
+    }
+    let home = std::env::var_os("HOME")
+        .ok_or_else(|| anyhow!("no --home given and $HOME is not set; pass --home DIR"))?;
+    Ok(PathBuf::from(home).join(".sealdesk"))
+}
+
+/// The passphrase: `SEALDESK_PASSPHRASE`, else a prompt without echo (twice when `confirm`).
+fn passphrase(confirm: bool) -> Result<String> {
+    if let Ok(p) = std::env::var("SEALDESK_PASSPHRASE") {
+        return Ok(p);
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("no passphrase: set SEALDESK_PASSPHRASE or run in a terminal to be asked");
+    }
+    let p = rpassword::prompt_password("Passphrase: ").context("could not read the passphrase")?;
+    if confirm {
+        let again = rpassword::prompt_password("Repeat passphrase: ")
+            .context("could not read the passphrase")?;
+        if again != p {
+            bail!("the two passphrases differ; try again");
+        }
+    }
+    Ok(p)
+}
+
+/// Opens the account in `home` with the passphrase.
+fn open_account(home: &Path) -> Result<Account> {
+    let pass = passphrase(false)?;
+    Ok(Account::open(home, &pass)?)
+}
+
+/// Opens the account and connects it to the relay; refuses an unregistered account unless
+/// `allow_unregistered`.
+async fn connect(home: &Path, relay: &Relay, allow_unregistered: bool) -> Result<Client> {
+    let account = open_account(home)?;
+    let client = Client::connect_with(account, &relay.url, &relay.tls).await?;
+    if !allow_unregistered && !client.registered() {
+        return Err(ClientError::NotRegistered.into());
+    }
+    Ok(client)
+}
+
+/// A conversation id from the command line.
+fn conv_id(s: &str) -> Result<ConversationId> {
+    ConversationId::parse(s).map_err(|_| {
+        anyhow!(
+            "{s:?} is not a conversation id (32 hex digits); `sealdesk conversations` lists them"
+        )
+    })
+}
+
+/// `all` (`None`) or an epoch range `A-B` (or one epoch `A`).
+fn parse_epochs(s: &str) -> Result<Option<EpochRange>> {
+    if s == "all" {
+        return Ok(None);
+    }
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let a: u32 = a
+        .trim()
+        .parse()
+        .with_context(|| format!("bad epoch range {s:?}: use all or A-B"))?;
+    let b: u32 = b
+        .trim()
+        .parse()
+        .with_context(|| format!("bad epoch range {s:?}: use all or A-B"))?;
+    Ok(Some(EpochRange::new(a, b)?))
+}
+
+/// A duration such as `7d`, `12h`, `30m` or `90s` (or plain seconds), in seconds.
+fn parse_duration(s: &str) -> Result<u64> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .with_context(|| format!("bad duration {s:?}: use e.g. 7d, 12h, 30m"))?;
+    let mult = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" | "" => 1,
+        _ => bail!("bad duration {s:?}: use e.g. 7d, 12h, 30m"),
+    };
+    Ok(n.saturating_mul(mult))
+}
+
+/// A consent or ticket id from the command line.
+fn token_id(s: &str) -> Result<TokenId> {
+    TokenId::parse(s).map_err(|_| anyhow!("{s:?} is not an id (32 hex digits)"))
+}

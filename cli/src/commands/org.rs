@@ -1,0 +1,142 @@
+//! Org commands (master): `org create` (publish a policy), `org add-agent` (certify an agent,
+//! checking its fingerprint), `org show`.
+
+use std::path::Path;
+
+use anyhow::{Result, bail};
+use sealdesk_client::{client::OrgSpec, fmt_time};
+use sealdesk_protocol::card::Role;
+use serde_json::json;
+
+use super::{Relay, connect};
+use crate::args::OrgCmd;
+use crate::print::Output;
+
+/// `org create|add-agent|show` (masters; `show` for anyone).
+pub(super) async fn org(home: &Path, relay: &Relay, cmd: OrgCmd) -> Result<Output> {
+    let mut c = connect(home, relay, false).await?;
+    let out = match cmd {
+        OrgCmd::Create {
+            name,
+            trustees,
+            trustee_threshold,
+            arbiters,
+            arbiter_threshold,
+            retention_days,
+            rotate_messages,
+        } => {
+            let spec = OrgSpec {
+                name,
+                trustees,
+                trustee_threshold,
+                arbiters,
+                arbiter_threshold,
+                retention_days,
+                rotate_messages,
+            };
+            let p = c.create_org(&spec).await?;
+            let fp = c.account().fingerprint().to_string();
+            Output::new(
+                format!(
+                    "published {} policy version {}\nmaster fingerprint (give it to customers for --org-fingerprint): {fp}\n\n{}",
+                    p.org,
+                    p.version,
+                    p.summary()
+                ),
+                json!({"ok": true, "org": p.org, "version": p.version, "org_fingerprint": fp, "summary": p.summary()}),
+            )
+        }
+        OrgCmd::AddAgent {
+            name,
+            org,
+            fingerprint,
+        } => {
+            c.account().require(Role::Master, "org add-agent")?;
+            let org = match org {
+                Some(o) => o,
+                None => {
+                    let mut own = c.own_orgs()?;
+                    match own.len() {
+                        1 => own.remove(0),
+                        0 => bail!(
+                            "this account has not created an org yet; run `sealdesk org create` first"
+                        ),
+                        _ => bail!(
+                            "this master runs several orgs ({}); pass --org",
+                            own.join(", ")
+                        ),
+                    }
+                }
+            };
+            let cert = c
+                .add_agent_checked(&org, &name, fingerprint.as_deref())
+                .await?;
+            let fp = sealdesk_protocol::keys::Fingerprint::of(
+                &cert.agent.signing_key,
+                &cert.agent.agreement_key,
+            );
+            let check = if fingerprint.is_some() {
+                "fingerprint checked".to_owned()
+            } else {
+                format!(
+                    "fingerprint {fp}: compare it with what {name}'s `sealdesk whoami` shows, \
+                     or pass --fingerprint next time"
+                )
+            };
+            Output::new(
+                format!(
+                    "certified {name} as an agent of {org} until {} ({check})",
+                    fmt_time(cert.expires_at)
+                ),
+                json!({"ok": true, "org": org, "agent": name, "expires_at": cert.expires_at,
+                       "fingerprint": fp.to_string(), "fingerprint_checked": fingerprint.is_some()}),
+            )
+        }
+        OrgCmd::Show { org } => {
+            let p = c.latest_policy(&org).await?;
+            let master = p.master.clone().verify()?;
+            let pin = c.account().org_pin(&org)?;
+            let mut text = format!(
+                "{} (policy version {}, master {} fingerprint {}, pinned: {})\n{}\n",
+                p.org,
+                p.version,
+                master.name,
+                master.fingerprint(),
+                pin.map(|p| format!("{:?}", p.source).to_lowercase())
+                    .unwrap_or_else(|| "no".into()),
+                p.summary()
+            );
+            let mut parties = Vec::new();
+            for (label, cards) in [("trustee", &p.trustees), ("arbiter", &p.arbiters)] {
+                for card in cards.iter() {
+                    let fp = card.clone().verify()?.fingerprint().to_string();
+                    text.push_str(&format!("  {label} {} {fp}\n", card.name));
+                    parties.push(json!({"role": label, "name": card.name, "fingerprint": fp}));
+                }
+            }
+            text.push_str(&format!(
+                "  trustee threshold {} of {}, arbiter threshold {} of {}, rotate after {} messages, retention {} days, hand-off {}",
+                p.trustee_threshold,
+                p.trustees.len(),
+                p.arbiter_threshold,
+                p.arbiters.len(),
+                p.rotate_after_messages,
+                p.retention_secs / 86_400,
+                if p.history_handoff { "on" } else { "off" }
+            ));
+            Output::new(
+                text,
+                json!({
+                    "org": p.org, "version": p.version, "master": master.name,
+                    "org_fingerprint": master.fingerprint().to_string(), "summary": p.summary(),
+                    "parties": parties, "trustee_threshold": p.trustee_threshold,
+                    "arbiter_threshold": p.arbiter_threshold,
+                    "rotate_after_messages": p.rotate_after_messages,
+                    "retention_days": p.retention_secs / 86_400, "history_handoff": p.history_handoff,
+                }),
+            )
+        }
+    };
+    c.close().await;
+    Ok(out)
+}

@@ -1,0 +1,59 @@
+//! The CLI's own errors: the chat loop's and the demo's typed failures (the library's errors
+//! pass through as [`CliError::Client`]), and [`CannotCheck`], which `main` maps to exit status 2.
+
+use sealdesk_client::ClientError;
+
+/// What can stop the chat loop or the demo.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// The client library failed (the relay, the vault, a protocol check).
+    #[error(transparent)]
+    Client(#[from] ClientError),
+
+    /// Reading the input or writing the output failed.
+    #[error("could not {op}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// `/switch` named neither a listed number nor a conversation id.
+    #[error("no conversation {0:?}; see /list")]
+    UnknownConversation(String),
+
+    /// A chat command needs a current conversation and none is selected.
+    #[error("no conversation selected{hint}")]
+    NoConversationSelected {
+        /// What to do about it, starting with "; " (or empty).
+        hint: &'static str,
+    },
+
+    /// `/open` by an account that is not a customer.
+    #[error("only customers open conversations")]
+    NotACustomer,
+
+    /// The demo's in-process relay did not start.
+    #[error("could not start the demo relay: {0}")]
+    DemoRelay(String),
+
+    /// The demo's story went differently from what it narrates (a bug).
+    #[error("{0}")]
+    DemoStory(&'static str),
+}
+
+/// A `transcript verify` that could not check at all (the file could not be read, a flag is
+/// malformed): exit status 2, apart from a refused transcript's 1.
+#[derive(Debug)]
+pub struct CannotCheck(pub String);
+
+impl std::fmt::Display for CannotCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CannotCheck {}
