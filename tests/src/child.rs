@@ -1,14 +1,14 @@
-//! The real `sealdesk-relay` binary as a child process, for tests that kill it.
+//! The workspace's binaries as child processes, for tests that kill them or drive the CLI.
 //!
-//! - [`relay_binary`] finds (and first builds, once per process) the binary that belongs to the
-//!   running test executable's profile: a test in `target/debug/deps/` gets
-//!   `target/debug/sealdesk-relay`, the release `crash-harness` gets
+//! - [`relay_binary`] and [`cli_binary`] find (and first build, once per process) the binary
+//!   that belongs to the running test executable's profile: a test in `target/debug/deps/`
+//!   gets `target/debug/sealdesk-relay`, the release `crash-harness` gets
 //!   `target/release/sealdesk-relay`. Cargo does not build another package's binaries for a
-//!   test, so this runs `cargo build -p sealdesk-server --bin sealdesk-relay` with the same
-//!   target directory and profile (a no-op when it is up to date). Set `SEALDESK_RELAY_BIN` to
+//!   test, so this runs `cargo build -p PACKAGE --bin NAME` with the same target directory and
+//!   profile (a no-op when it is up to date). Set `SEALDESK_RELAY_BIN` / `SEALDESK_CLI_BIN` to
 //!   use a given binary instead and skip the build.
-//! - [`RelayProcess`] starts it on `127.0.0.1:0` over a data directory, learns the port from
-//!   its JSON log line `relay listening`, and kills it with SIGKILL.
+//! - [`RelayProcess`] starts the relay on `127.0.0.1:0` over a data directory, learns the port
+//!   from its JSON log line `relay listening`, and kills it with SIGKILL.
 //!
 //! Loopback only; the child gets a clean `SEALDESK_RELAY_*` environment.
 
@@ -25,6 +25,13 @@ use std::{
 /// Environment variable naming a prebuilt relay binary (skips the build in [`relay_binary`]).
 pub const RELAY_BIN_ENV: &str = "SEALDESK_RELAY_BIN";
 
+/// Environment variable naming a prebuilt `sealdesk` binary (skips the build in
+/// [`cli_binary`]).
+pub const CLI_BIN_ENV: &str = "SEALDESK_CLI_BIN";
+
+/// The package that builds the `sealdesk` command-line tool.
+pub const CLI_PACKAGE: &str = "sealdesk-client";
+
 /// Log lines kept from a child for error messages.
 const LOG_TAIL: usize = 40;
 
@@ -35,47 +42,73 @@ const LOG_TAIL: usize = 40;
 /// If the build fails or the binary is not where cargo puts it.
 pub fn relay_binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(path) = std::env::var_os(RELAY_BIN_ENV) {
-            return PathBuf::from(path);
+    BIN.get_or_init(|| workspace_binary("sealdesk-server", "sealdesk-relay", RELAY_BIN_ENV))
+}
+
+/// The `sealdesk` command-line tool of the current profile, built on first use (blocking: from
+/// an async test, use [`cli`]).
+///
+/// # Panics
+///
+/// If the build fails or the binary is not where cargo puts it.
+pub fn cli_binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| workspace_binary(CLI_PACKAGE, "sealdesk", CLI_BIN_ENV))
+}
+
+/// [`cli_binary`] for async tests: the build runs on the blocking pool, so a relay running
+/// in the same runtime keeps serving (its sessions would otherwise time out meanwhile).
+///
+/// # Panics
+///
+/// As [`cli_binary`].
+pub async fn cli() -> &'static Path {
+    tokio::task::spawn_blocking(cli_binary)
+        .await
+        .expect("the CLI build task")
+}
+
+/// Binary `bin` of `package`, from `$env` if set, otherwise built with cargo into the running
+/// test executable's target directory and profile.
+fn workspace_binary(package: &str, bin: &str, env: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(env) {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let mut dir = exe.parent().expect("executable directory").to_owned();
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.pop();
+    }
+    let profile = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("debug")
+        .to_owned();
+    let target_dir = dir.parent().expect("target directory");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .current_dir(workspace)
+        .args(["build", "--quiet", "-p", package, "--bin", bin])
+        .arg("--target-dir")
+        .arg(target_dir);
+    match profile.as_str() {
+        "debug" => {}
+        "release" => {
+            build.arg("--release");
         }
-        let exe = std::env::current_exe().expect("the test executable's path");
-        let mut dir = exe.parent().expect("executable directory").to_owned();
-        if dir.file_name().is_some_and(|n| n == "deps") {
-            dir.pop();
+        other => {
+            build.args(["--profile", other]);
         }
-        let profile = dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("debug")
-            .to_owned();
-        let target_dir = dir.parent().expect("target directory");
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("workspace root");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = Command::new(cargo);
-        build
-            .current_dir(workspace)
-            .args(["build", "--quiet", "-p", "sealdesk-server", "--bin"])
-            .arg("sealdesk-relay")
-            .arg("--target-dir")
-            .arg(target_dir);
-        match profile.as_str() {
-            "debug" => {}
-            "release" => {
-                build.arg("--release");
-            }
-            other => {
-                build.args(["--profile", other]);
-            }
-        }
-        let status = build.status().expect("cargo runs");
-        assert!(status.success(), "building sealdesk-relay failed: {status}");
-        let bin = dir.join("sealdesk-relay");
-        assert!(bin.is_file(), "{} was not built", bin.display());
-        bin
-    })
+    }
+    let status = build.status().expect("cargo runs");
+    assert!(status.success(), "building {bin} failed: {status}");
+    let path = dir.join(bin);
+    assert!(path.is_file(), "{} was not built", path.display());
+    path
 }
 
 /// A `sealdesk-relay` child process.

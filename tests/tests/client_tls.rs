@@ -4,8 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-
 use std::path::{Path, PathBuf};
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
@@ -14,7 +12,7 @@ use sealdesk_client::{
 };
 use sealdesk_protocol::card::Role;
 use sealdesk_server::{RunningRelay, config::RelayConfig};
-use support::{PASS, texts};
+use sealdesk_tests::world::{PASS, texts};
 use tempfile::TempDir;
 
 /// A private certificate authority whose certificate is written to `ca.pem`.
@@ -359,7 +357,7 @@ struct Run {
 
 /// Runs `sealdesk --home HOME ARGS` with `env` set, and none of the caller's SEALDESK_* settings.
 async fn sealdesk(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sealdesk"));
+    let mut cmd = tokio::process::Command::new(sealdesk_tests::child::cli().await);
     cmd.arg("--home")
         .arg(home)
         .args(args)
