@@ -1,9 +1,11 @@
-//! Shared helpers for the end-to-end tests: a real relay on 127.0.0.1:0 with a temporary
-//! directory, and accounts in temporary homes.
+//! The relay world of `cli.rs`, the one client test left here: a real relay on 127.0.0.1:0 with
+//! a temporary directory, and accounts in temporary homes. Every other test that needs a relay
+//! lives in the `tests/` crate on `sealdesk_tests::world`, which this crate cannot use (that
+//! would compile a second copy of the client); `cli.rs` moves there with the `cli/` crate.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use sealdesk_client::{Account, Client, client::OrgSpec, vault::KdfParams};
 use sealdesk_protocol::card::Role;
@@ -14,15 +16,6 @@ use tempfile::TempDir;
 pub const PASS: &str = "correct horse battery staple";
 
 /// A running relay and the directory everything lives in.
-/// Opens a conversation with the test org "acme" as `customer`; returns its id.
-pub async fn open_chat(customer: &mut Client) -> sealdesk_protocol::ids::ConversationId {
-    customer
-        .open_conversation("acme", None)
-        .await
-        .unwrap()
-        .conversation
-}
-
 pub struct World {
     pub relay: RunningRelay,
     pub url: String,
@@ -119,26 +112,4 @@ pub fn texts(c: &Client, conv: &sealdesk_protocol::ids::ConversationId) -> Vec<S
             _ => None,
         })
         .collect()
-}
-
-/// Every file under `dir`, recursively.
-pub fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
-/// Whether `needle` occurs in `hay`.
-pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
