@@ -3,11 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-
 use sealdesk_cli::chat;
 use sealdesk_protocol::card::Role;
-use support::{World, open_chat, texts};
+use sealdesk_tests::world::{World, open_chat, texts};
 
 #[tokio::test]
 async fn chat_loop_sends_and_shows_messages() {

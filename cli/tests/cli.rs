@@ -3,13 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-
 use std::path::Path;
 
 use sealdesk_client::{Account, Client};
+use sealdesk_tests::world::{PASS, World, texts};
 use serde_json::Value;
-use support::{PASS, World, texts};
 
 struct Run {
     ok: bool,

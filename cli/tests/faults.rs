@@ -12,8 +12,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-
 use std::{
     collections::BTreeMap,
     process::Stdio,
@@ -36,7 +34,10 @@ use sealdesk_protocol::{
     release::{Justification, ReleaseRequest, Scope},
     wire::{self, ErrorCode, Frame, Item, PendingRelease, Push, Request, Response},
 };
-use support::{PASS, World, open_chat};
+use sealdesk_tests::{
+    eventually, within_step,
+    world::{PASS, World, open_chat},
+};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -558,18 +559,19 @@ async fn duplicated_and_replayed_requests_never_release_twice() {
     let account = Account::open(&s.w.home("trustee-1"), PASS).unwrap();
     let mut t1 = Client::connect(account, &proxy.url).await.unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let outcomes: Arc<Mutex<Vec<String>>> = Arc::default();
+    let reported = Arc::clone(&outcomes);
     let serve = tokio::spawn(async move {
-        let mut outcomes = Vec::new();
         let r = t1
             .trustee_serve(
                 async {
                     let _ = stop_rx.await;
                 },
-                |o| outcomes.push(o.outcome.clone()),
+                |o| reported.lock().unwrap().push(o.outcome.clone()),
             )
             .await;
         t1.close().await;
-        (r, outcomes)
+        r
     });
     s.submit(&request).await.unwrap();
     // The same request submitted twice: the relay refuses the copy.
@@ -580,19 +582,27 @@ async fn duplicated_and_replayed_requests_never_release_twice() {
             ..
         })
     ));
-    // Wait (bounded) until trustee-1 has released.
-    for _ in 0..200 {
-        if s.shares(&request).await.contains_key("trustee-1") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    // Let the duplicate push be handled too, then stop the daemon.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Wait until trustee-1's share is at the relay and the daemon has handled the duplicated
+    // push too (the proxy delivers each release push twice), then stop it.
+    eventually("trustee-1's share", async || {
+        s.shares(&request)
+            .await
+            .contains_key("trustee-1")
+            .then_some(())
+    })
+    .await;
+    eventually("trustee-1 to handle the duplicated push", async || {
+        (outcomes.lock().unwrap().len() >= 2).then_some(())
+    })
+    .await;
     stop_tx.send(()).unwrap();
-    let (r, served) = tokio::time::timeout(STEP, serve).await.unwrap().unwrap();
-    r.unwrap();
-    assert_eq!(served.first().map(String::as_str), Some("released"));
+    within_step("the daemon to stop", serve)
+        .await
+        .unwrap()
+        .unwrap();
+    let served = outcomes.lock().unwrap().clone();
+    assert!(served.len() >= 2, "{served:?}");
+    assert_eq!(served[0], "released", "{served:?}");
     assert!(
         served[1..].iter().all(|o| o == "already released"),
         "{served:?}"

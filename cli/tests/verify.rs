@@ -5,8 +5,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-
 use std::time::Duration;
 
 use sealdesk_client::{
@@ -19,7 +17,7 @@ use sealdesk_protocol::{
     ids::ConversationId,
     release::{Justification, Scope},
 };
-use support::{World, open_chat};
+use sealdesk_tests::world::{World, open_chat};
 
 #[allow(dead_code)]
 struct Genuine {
@@ -116,7 +114,7 @@ async fn sealdesk(args: &[&str]) -> (Option<i32>, String, String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sealdesk"))
         .args(args)
         .env_remove("SEALDESK_HOME")
-        .env("SEALDESK_PASSPHRASE", support::PASS)
+        .env("SEALDESK_PASSPHRASE", sealdesk_tests::world::PASS)
         .env("SEALDESK_INSECURE_FAST_KDF", "1")
         .stdin(std::process::Stdio::null())
         .output()

@@ -4,13 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-
 use std::path::{Path, PathBuf};
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use sealdesk_server::{RunningRelay, config::RelayConfig};
-use support::PASS;
+use sealdesk_tests::world::PASS;
 use tempfile::TempDir;
 
 /// A private certificate authority whose certificate is written to `ca.pem`.

@@ -1,14 +1,15 @@
-//! The real `sealdesk-relay` binary as a child process, for tests that kill it.
+//! The workspace's binaries as child processes, for tests that kill them or drive the CLI.
 //!
-//! - [`relay_binary`] finds (and first builds, once per process) the binary that belongs to the
-//!   running test executable's profile: a test in `target/debug/deps/` gets
+//! - [`relay_binary`] finds (and first builds, once per process) the binary that belongs to
+//!   the running test executable's profile: a test in `target/debug/deps/` gets
 //!   `target/debug/sealdesk-relay`, the release `crash-harness` gets
 //!   `target/release/sealdesk-relay`. Cargo does not build another package's binaries for a
-//!   test, so this runs `cargo build -p sealdesk-server --bin sealdesk-relay` with the same
-//!   target directory and profile (a no-op when it is up to date). Set `SEALDESK_RELAY_BIN` to
-//!   use a given binary instead and skip the build.
-//! - [`RelayProcess`] starts it on `127.0.0.1:0` over a data directory, learns the port from
-//!   its JSON log line `relay listening`, and kills it with SIGKILL.
+//!   test, so this runs `cargo build -p PACKAGE --bin NAME` with the same target directory and
+//!   profile (a no-op when it is up to date). Set `SEALDESK_RELAY_BIN` to use a given binary
+//!   instead and skip the build. Tests that drive the `sealdesk` CLI live in `cli/tests/`,
+//!   where cargo builds it with the test hooks and names it in `CARGO_BIN_EXE_sealdesk`.
+//! - [`RelayProcess`] starts the relay on `127.0.0.1:0` over a data directory, learns the port
+//!   from its JSON log line `relay listening`, and kills it with SIGKILL.
 //!
 //! Loopback only; the child gets a clean `SEALDESK_RELAY_*` environment.
 
@@ -35,47 +36,50 @@ const LOG_TAIL: usize = 40;
 /// If the build fails or the binary is not where cargo puts it.
 pub fn relay_binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(path) = std::env::var_os(RELAY_BIN_ENV) {
-            return PathBuf::from(path);
+    BIN.get_or_init(|| workspace_binary("sealdesk-server", "sealdesk-relay", RELAY_BIN_ENV))
+}
+
+/// Binary `bin` of `package`, from `$env` if set, otherwise built with cargo into the running
+/// test executable's target directory and profile.
+fn workspace_binary(package: &str, bin: &str, env: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(env) {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let mut dir = exe.parent().expect("executable directory").to_owned();
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.pop();
+    }
+    let profile = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("debug")
+        .to_owned();
+    let target_dir = dir.parent().expect("target directory");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .current_dir(workspace)
+        .args(["build", "--quiet", "-p", package, "--bin", bin])
+        .arg("--target-dir")
+        .arg(target_dir);
+    match profile.as_str() {
+        "debug" => {}
+        "release" => {
+            build.arg("--release");
         }
-        let exe = std::env::current_exe().expect("the test executable's path");
-        let mut dir = exe.parent().expect("executable directory").to_owned();
-        if dir.file_name().is_some_and(|n| n == "deps") {
-            dir.pop();
+        other => {
+            build.args(["--profile", other]);
         }
-        let profile = dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("debug")
-            .to_owned();
-        let target_dir = dir.parent().expect("target directory");
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("workspace root");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = Command::new(cargo);
-        build
-            .current_dir(workspace)
-            .args(["build", "--quiet", "-p", "sealdesk-server", "--bin"])
-            .arg("sealdesk-relay")
-            .arg("--target-dir")
-            .arg(target_dir);
-        match profile.as_str() {
-            "debug" => {}
-            "release" => {
-                build.arg("--release");
-            }
-            other => {
-                build.args(["--profile", other]);
-            }
-        }
-        let status = build.status().expect("cargo runs");
-        assert!(status.success(), "building sealdesk-relay failed: {status}");
-        let bin = dir.join("sealdesk-relay");
-        assert!(bin.is_file(), "{} was not built", bin.display());
-        bin
-    })
+    }
+    let status = build.status().expect("cargo runs");
+    assert!(status.success(), "building {bin} failed: {status}");
+    let path = dir.join(bin);
+    assert!(path.is_file(), "{} was not built", path.display());
+    path
 }
 
 /// A `sealdesk-relay` child process.

@@ -497,6 +497,7 @@ impl Harness {
             let mut relay = RelayProcess::spawn(&self.bin, &self.dir, &self.limits())
                 .expect("start sealdesk-relay");
             let max = self.cfg.max_startup_kill_delay.as_micros().max(1) as u64;
+            // A random kill point, not a wait for another party: the crash is the event.
             std::thread::sleep(Duration::from_micros(self.rng.random_range(0..max)));
             relay.kill().expect("kill during startup");
             self.report.startup_kills += 1;
@@ -715,6 +716,7 @@ impl Harness {
             tokio::spawn(async move { read_until_killed(&url, &org.master, &chats, cursors).await })
         };
 
+        // A random kill point (see above), not a synchronisation.
         tokio::time::sleep(delay).await;
         if let Err(e) = relay.kill() {
             panic!("could not kill the relay (pid {}): {e}", relay.id());

@@ -9,7 +9,7 @@ use sealdesk_protocol::{
     wire::{ErrorCode, Frame, Item, Push, Request, Response, Sequenced},
 };
 use sealdesk_tests::{
-    Chat, Org, RawClient, http_get, metric, spawn_relay, spawn_relay_with, stop_relay,
+    Chat, EpochSpec, Org, RawClient, http_get, metric, spawn_relay, spawn_relay_with, stop_relay,
 };
 
 fn item(p: &Push) -> Option<Sequenced> {
@@ -110,7 +110,17 @@ async fn open_epoch_send_push_decrypt_and_deliver() {
 
     // Epoch 0, created by the customer.
     let mut r = sealdesk_tests::rng(78);
-    let (record, secret) = org.epoch(&mut r, id, customer, 0, 0, 0, None);
+    let (record, secret) = org.epoch(
+        &mut r,
+        EpochSpec {
+            conversation: id,
+            creator: customer,
+            customer: 0,
+            agent: 0,
+            epoch: 0,
+            previous: None,
+        },
+    );
     let seq = c.stored(Request::PutEpoch(record.record().clone())).await;
     assert_eq!(seq, 1, "the first item of a conversation is seq 1");
     let chat = Chat {

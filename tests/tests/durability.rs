@@ -130,7 +130,10 @@ async fn everything_acknowledged_survives_a_restart_in_order_exactly_once() {
         x.close().await;
     }
     // One session is still open when the relay stops: shutdown is graceful anyway.
-    let _ = a.request(Request::ListConversations).await;
+    assert!(matches!(
+        a.request(Request::ListConversations).await,
+        Response::Conversations(_)
+    ));
     stop_relay(relay).await;
     drop(a);
 
@@ -280,11 +283,15 @@ async fn no_plaintext_or_epoch_secret_reaches_the_disk() {
         })
         .await;
     let approved = org.trustee_decides(&org.trustees[0], &pending, 423);
-    let _ = t
+    let appended = t
         .request(Request::AppendAudit(
             org.release_entry(&org.trustees[0], &request),
         ))
         .await;
+    assert!(
+        matches!(appended, Response::Appended { .. }),
+        "{appended:?}"
+    );
     t.ok(Request::SubmitShares {
         request: request.id,
         shares: approved.shares,

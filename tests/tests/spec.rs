@@ -16,7 +16,7 @@ use sealdesk_server::relay::session_codes::{
 };
 use sealdesk_server::store::{Collection, SledStore, Store as _};
 use sealdesk_tests::{
-    Chat, Identity, Org, RawClient, now, rng, spawn_relay, spawn_relay_in, stop_relay,
+    Chat, EpochSpec, Identity, Org, RawClient, now, rng, spawn_relay, spawn_relay_in, stop_relay,
 };
 
 /// The error code and message of the response to the request with `id`, read off the wire.
@@ -243,12 +243,14 @@ async fn the_relay_refuses_a_message_beyond_the_rotation_limit() {
     // The client rotates: epoch 1, then the message goes there, right after the record.
     let (record, secret) = org.epoch(
         &mut rng(36),
-        chat.id,
-        customer,
-        0,
-        chat.agent,
-        1,
-        Some(chat.record.record()),
+        EpochSpec {
+            conversation: chat.id,
+            creator: customer,
+            customer: 0,
+            agent: chat.agent,
+            epoch: 1,
+            previous: Some(chat.record.record()),
+        },
     );
     let epoch_seq = c.stored(Request::PutEpoch(record.record().clone())).await;
     assert_eq!(
@@ -280,12 +282,14 @@ async fn the_relay_refuses_a_message_beyond_the_rotation_limit() {
     // epoch 0 again.
     let (rival, _) = org.epoch(
         &mut rng(37),
-        chat.id,
-        agent,
-        0,
-        chat.agent,
-        1,
-        Some(chat.record.record()),
+        EpochSpec {
+            conversation: chat.id,
+            creator: agent,
+            customer: 0,
+            agent: chat.agent,
+            epoch: 1,
+            previous: Some(chat.record.record()),
+        },
     );
     assert_eq!(
         a.refused(Request::PutEpoch(rival.record().clone())).await,
@@ -332,12 +336,14 @@ async fn an_epoch_naming_an_older_looser_policy_gets_the_latest_limit() {
     // Epoch 1 names version 1 (limit 100), not the latest (limit 3).
     let (record, secret) = org.epoch(
         &mut rng(40),
-        chat.id,
-        customer,
-        0,
-        chat.agent,
-        1,
-        Some(chat.record.record()),
+        EpochSpec {
+            conversation: chat.id,
+            creator: customer,
+            customer: 0,
+            agent: chat.agent,
+            epoch: 1,
+            previous: Some(chat.record.record()),
+        },
     );
     assert_eq!(record.record().policy_version, 1);
     let epoch_seq = c.stored(Request::PutEpoch(record.record().clone())).await;

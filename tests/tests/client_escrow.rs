@@ -2,8 +2,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-
 use std::time::Duration;
 
 use sealdesk_client::{
@@ -15,16 +13,28 @@ use sealdesk_protocol::{
     release::{Justification, Scope, Verdict},
     wire::ErrorCode,
 };
-use support::{World, open_chat};
+use sealdesk_tests::{
+    eventually,
+    world::{Via, World, assert_nothing_released, open_chat, released_once},
+};
 
-/// Trustees that answer whatever is pending, a few times (no timing assertions: the master's
-/// unlock polls until enough shares arrive).
-async fn trustees_answer(w: &World, names: &[&str]) {
+/// Trustees that answer whatever is pending now (a request already submitted); returns each
+/// one's outcomes.
+async fn trustees_answer(w: &World, names: &[&str]) -> Vec<Vec<String>> {
+    let mut outcomes = Vec::new();
     for n in names {
         let mut t = w.reopen(n).await;
-        t.trustee_pending().await.unwrap();
+        outcomes.push(
+            t.trustee_pending()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|o| o.outcome)
+                .collect(),
+        );
         t.close().await;
     }
+    outcomes
 }
 
 struct Setup {
@@ -60,25 +70,56 @@ async fn setup() -> Setup {
     }
 }
 
-/// Runs the master's unlock while two trustees answer.
+/// Runs the master's unlock while `trustees` serve; a transcript the master obtained must come
+/// from each of them releasing once.
 async fn unlock_with(
     s: &mut Setup,
     j: Justification,
     trustees: &[&str],
 ) -> sealdesk_client::Result<sealdesk_client::escrow::Transcript> {
-    let conv = s.conv;
-    let w = &s.w;
-    let master = &mut s.master;
-    let unlock = master.unlock(&conv, j, None, Duration::from_secs(20), |_| {});
-    let answer = async {
-        // Give the request a moment to reach the relay, then answer (repeatedly is harmless).
-        for _ in 0..3 {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            trustees_answer(w, trustees).await;
-        }
-    };
-    let (r, ()) = tokio::join!(unlock, answer);
+    let (r, outcomes) = unlock_outcomes(s, j, trustees).await;
+    if r.is_ok() {
+        released_once(&outcomes);
+    }
     r
+}
+
+/// Runs the master's unlock while `trustees` serve, expecting every one of them to refuse it
+/// with `reason`; returns the master's error.
+async fn unlock_refused(
+    s: &mut Setup,
+    j: Justification,
+    trustees: &[&str],
+    reason: &str,
+) -> ClientError {
+    let (r, outcomes) = unlock_outcomes(s, j, trustees).await;
+    let refused = format!("refused: {reason}");
+    for o in &outcomes {
+        assert!(
+            !o.is_empty() && o.iter().all(|x| *x == refused),
+            "{outcomes:?}"
+        );
+    }
+    match r {
+        Ok(t) => panic!("released {} messages", t.messages.len()),
+        Err(e) => e,
+    }
+}
+
+/// [`unlock_with`], also returning what each trustee did.
+async fn unlock_outcomes(
+    s: &mut Setup,
+    j: Justification,
+    trustees: &[&str],
+) -> (
+    sealdesk_client::Result<sealdesk_client::escrow::Transcript>,
+    Vec<Vec<String>>,
+) {
+    let conv = s.conv;
+    let unlock = s
+        .master
+        .unlock(&conv, j, None, Duration::from_secs(20), |_| {});
+    s.w.serving(trustees, Via::Relay, unlock).await
 }
 
 #[tokio::test]
@@ -141,6 +182,7 @@ async fn consent_release_gives_the_exact_transcript_and_the_customer_is_told() {
     );
     let report = s.carol.audit(Some(s.conv), true).await.unwrap();
     assert_eq!(report.entries.len(), 2);
+    assert!(!report.entries.is_empty());
     assert!(
         report
             .entries
@@ -148,17 +190,21 @@ async fn consent_release_gives_the_exact_transcript_and_the_customer_is_told() {
             .all(|e| e.included == Some(true) && e.signed)
     );
 
-    // The export and its offline verification: tests/transcript.rs.
+    // The export and its offline verification: tests/tests/client_transcript.rs.
 
     // The same consent cannot be used twice.
-    let err = unlock_with(
+    let err = unlock_refused(
         &mut s,
         Justification::Consent(token),
         &["trustee-1", "trustee-2"],
+        "the justification was already used",
     )
-    .await
-    .unwrap_err();
-    assert!(err.to_string().contains("already used"), "{err}");
+    .await;
+    assert!(
+        err.to_string().contains("refused by too many trustees")
+            && err.to_string().contains("already used"),
+        "{err}"
+    );
     drop(s.alice);
 }
 
@@ -171,15 +217,19 @@ async fn revoked_consent_is_refused() {
         .await
         .unwrap();
     s.carol.revoke_consent(&token.id).await.unwrap();
-    let err = unlock_with(
+    let err = unlock_refused(
         &mut s,
         Justification::Consent(token),
         &["trustee-1", "trustee-2"],
+        "the consent was revoked",
     )
-    .await
-    .unwrap_err();
-    assert!(err.to_string().contains("revoked"), "{err}");
-    assert!(s.master.transcript(&s.conv).is_err());
+    .await;
+    assert!(
+        err.to_string().contains("refused by too many trustees")
+            && err.to_string().contains("revoked"),
+        "{err}"
+    );
+    assert_nothing_released(&s.master, &s.conv);
 }
 
 #[tokio::test]
@@ -194,14 +244,18 @@ async fn consent_signed_by_someone_else_or_for_another_grantee_is_refused() {
         .unwrap();
     forged.customer = s.alice.account().keys().signing_public();
     forged.signature = s.alice.account().keys().sign(&forged.signed_bytes());
-    let err = unlock_with(
+    let err = unlock_refused(
         &mut s,
         Justification::Consent(forged),
         &["trustee-1", "trustee-2"],
+        "the consent is not signed by the conversation's customer",
     )
-    .await
-    .unwrap_err();
-    assert!(err.to_string().contains("customer"), "{err}");
+    .await;
+    assert!(
+        err.to_string().contains("refused by too many trustees")
+            && err.to_string().contains("customer"),
+        "{err}"
+    );
     // A consent granted to another key.
     let mut other = s
         .carol
@@ -210,14 +264,18 @@ async fn consent_signed_by_someone_else_or_for_another_grantee_is_refused() {
         .unwrap();
     other.grantee = policy.trustees[0].signing_key;
     other.signature = s.carol.account().keys().sign(&other.signed_bytes());
-    let err = unlock_with(
+    let err = unlock_refused(
         &mut s,
         Justification::Consent(other),
         &["trustee-1", "trustee-2"],
+        "the consent is granted to another key",
     )
-    .await
-    .unwrap_err();
-    assert!(err.to_string().contains("another key"), "{err}");
+    .await;
+    assert!(
+        err.to_string().contains("refused by too many trustees")
+            && err.to_string().contains("another key"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -249,10 +307,10 @@ async fn dispute_needs_enough_arbiters_and_erasure_is_held() {
         .justification(&s.conv, None, Some(&ticket.id))
         .await
         .unwrap();
-    let err = unlock_with(&mut s, j, &["trustee-1", "trustee-3"])
-        .await
-        .unwrap_err();
-    // Both trustees asked refuse: one of the two arbiters approved.
+    let (r, outcomes) = unlock_outcomes(&mut s, j, &["trustee-1", "trustee-3"]).await;
+    let err = r.unwrap_err();
+    // Both trustees asked refuse, for the missing approval: one of the two arbiters approved.
+    const TOO_FEW: &str = "refused: 1 of the 2 required arbiter approvals";
     match &err {
         ClientError::ReleaseRefused { refusals } => {
             let mut names: Vec<&str> = refusals.iter().map(|(t, _)| t.as_str()).collect();
@@ -265,6 +323,12 @@ async fn dispute_needs_enough_arbiters_and_erasure_is_held() {
         }
         other => panic!("expected ReleaseRefused, got {other:?}"),
     }
+    for o in &outcomes {
+        assert!(
+            !o.is_empty() && o.iter().all(|x| x == TOO_FEW),
+            "{outcomes:?}"
+        );
+    }
     let mut a2 = s.w.reopen("arbiter-2").await;
     a2.decide_ticket(&ticket.id, Verdict::Approve)
         .await
@@ -274,9 +338,16 @@ async fn dispute_needs_enough_arbiters_and_erasure_is_held() {
         .justification(&s.conv, None, Some(&ticket.id))
         .await
         .unwrap();
-    let t = unlock_with(&mut s, j, &["trustee-2", "trustee-3"])
-        .await
-        .unwrap();
+    let (r, mut outcomes) = unlock_outcomes(&mut s, j, &["trustee-2", "trustee-3"]).await;
+    let t = r.unwrap();
+    // Each released the new request once; the first one (still pending for trustee-2, answered
+    // again by trustee-3) stays refused.
+    // (The old request, refused for too few approvals or, once the ticket is spent, as
+    // already used, is the only one a trustee refuses here.)
+    for o in &mut outcomes {
+        o.retain(|x| !x.starts_with("refused: "));
+    }
+    released_once(&outcomes);
     assert_eq!(t.messages.len(), 2);
     s.carol.sync_all().await.unwrap();
     let h = s.carol.history(&s.conv).unwrap();
@@ -309,22 +380,26 @@ async fn a_trustee_killed_after_logging_releases_exactly_once_after_restart() {
     );
     let w = &s.w;
     let answer = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        trustees_answer(w, &["trustee-1"]).await;
+        // trustee-2 waits for the master's request, then trustee-1 releases.
+        let mut t2 = w.reopen("trustee-2").await;
+        let pending = eventually("the master's release request", async || {
+            match t2
+                .session()
+                .request(Request::PendingReleases)
+                .await
+                .unwrap()
+            {
+                Response::Releases(p) if p.is_empty() => None,
+                Response::Releases(p) => Some(p),
+                other => panic!("{other:?}"),
+            }
+        })
+        .await;
+        assert_eq!(pending.len(), 1);
+        assert_eq!(trustees_answer(w, &["trustee-1"]).await, [["released"]]);
         // trustee-2 decides, persists its stage, appends its release entry, and is killed
         // before sending its share: the steps of `trustee_decide` up to the crash, by hand.
-        let mut t2 = w.reopen("trustee-2").await;
         let size_before = t2.audit(None, false).await.unwrap().size;
-        let pending = match t2
-            .session()
-            .request(Request::PendingReleases)
-            .await
-            .unwrap()
-        {
-            Response::Releases(p) => p,
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(pending.len(), 1);
         let p = &pending[0];
         let policy = t2.policy("acme", p.request.policy_version).await.unwrap();
         let records: Vec<_> = p
@@ -443,7 +518,6 @@ async fn fewer_than_threshold_trustees_cannot_unlock() {
         .await
         .unwrap();
     let conv = s.conv;
-    let w = &s.w;
     let unlock = s.master.unlock(
         &conv,
         Justification::Consent(token),
@@ -451,11 +525,9 @@ async fn fewer_than_threshold_trustees_cannot_unlock() {
         Duration::from_secs(3),
         |_| {},
     );
-    let answer = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        trustees_answer(w, &["trustee-3"]).await;
-    };
-    let (r, ()) = tokio::join!(unlock, answer);
+    let (r, outcomes) = s.w.serving(&["trustee-3"], Via::Relay, unlock).await;
+    // trustee-3 did release; one share is not enough.
+    released_once(&outcomes);
     let err = r.unwrap_err();
     assert!(
         matches!(
@@ -468,7 +540,7 @@ async fn fewer_than_threshold_trustees_cannot_unlock() {
         ),
         "{err:?}"
     );
-    assert!(s.master.transcript(&s.conv).is_err());
+    assert_nothing_released(&s.master, &s.conv);
 }
 
 /// The master signs a release request for `token` and submits it, without waiting for shares
@@ -537,7 +609,10 @@ async fn a_two_of_three_release_is_one_notice_and_one_audit_group() {
         .await
         .unwrap();
     submit_consent_release(&mut s, &token).await;
-    trustees_answer(&s.w, &["trustee-1", "trustee-2", "trustee-3"]).await;
+    assert_eq!(
+        trustees_answer(&s.w, &["trustee-1", "trustee-2", "trustee-3"]).await,
+        [["released"], ["released"], ["released"]]
+    );
 
     s.carol.sync_all().await.unwrap();
     let n = release_notices(&s.carol, &s.conv);
@@ -607,7 +682,7 @@ async fn a_release_one_trustee_answered_reads_not_opened_as_far_as_received() {
         .await
         .unwrap();
     submit_consent_release(&mut s, &token).await;
-    trustees_answer(&s.w, &["trustee-2"]).await;
+    assert_eq!(trustees_answer(&s.w, &["trustee-2"]).await, [["released"]]);
 
     let events = s.carol.sync_all().await.unwrap();
     let n = release_notices(&s.carol, &s.conv);
@@ -648,7 +723,7 @@ async fn a_release_one_trustee_answered_reads_not_opened_as_far_as_received() {
     );
 
     // A second trustee answers: still one notice, now the opening.
-    trustees_answer(&s.w, &["trustee-3"]).await;
+    assert_eq!(trustees_answer(&s.w, &["trustee-3"]).await, [["released"]]);
     let events = s.carol.sync_all().await.unwrap();
     let n = release_notices(&s.carol, &s.conv);
     assert_eq!(n.len(), 1, "{n:?}");

@@ -5,8 +5,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-
 use std::path::{Path, PathBuf};
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
@@ -15,7 +13,7 @@ use sealdesk_client::{
 };
 use sealdesk_protocol::card::Role;
 use sealdesk_server::{RunningRelay, config::RelayConfig};
-use support::{PASS, texts};
+use sealdesk_tests::world::{PASS, texts};
 use tempfile::TempDir;
 
 /// A private certificate authority whose certificate is written to `ca.pem`.

@@ -2,8 +2,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-
 use sealdesk_client::{
     Account, ClientError,
     account::{EpochStatus, LogEntry},
@@ -19,7 +17,10 @@ use sealdesk_protocol::{
     secret::EpochSecret,
     wire::{Request, Response},
 };
-use support::{PASS, World, contains, files, open_chat, texts};
+use sealdesk_tests::{
+    contains_bytes, files_under,
+    world::{PASS, World, open_chat, texts},
+};
 
 #[tokio::test]
 async fn customer_opens_agent_replies_and_histories_match() {
@@ -398,15 +399,19 @@ async fn homes_hold_no_plaintext_and_no_key_bytes() {
     }
     let mut scanned = 0;
     for name in names {
-        for f in files(&w.home(name)) {
+        for f in files_under(&w.home(name)) {
             let bytes = std::fs::read(&f).unwrap();
             for m in markers {
-                assert!(!contains(&bytes, m.as_bytes()), "{m} in {}", f.display());
+                assert!(
+                    !contains_bytes(&bytes, m.as_bytes()),
+                    "{m} in {}",
+                    f.display()
+                );
             }
             for s in &secrets {
-                assert!(!contains(&bytes, s), "key bytes in {}", f.display());
+                assert!(!contains_bytes(&bytes, s), "key bytes in {}", f.display());
                 assert!(
-                    !contains(&bytes, hex::encode(s).as_bytes()),
+                    !contains_bytes(&bytes, hex::encode(s).as_bytes()),
                     "hex key bytes in {}",
                     f.display()
                 );

@@ -1,0 +1,330 @@
+//! The client-level world: a real relay, accounts of the client library (`sealdesk_client`)
+//! in temporary homes, the test org [`ORG`] and, for the hostile tests, the intercepting
+//! [`Proxy`] in front of the relay. [`World::serving`] runs a master's unlock (or anything else)
+//! while trustees serve release requests as they arrive — waiting for the request's push, not
+//! for time — and returns what each trustee did.
+
+use std::path::PathBuf;
+
+use futures_util::future::join_all;
+use sealdesk_client::{
+    Account, Client,
+    account::LogEntry,
+    client::{HistoryLine, OrgSpec},
+    vault::KdfParams,
+};
+use sealdesk_protocol::{card::Role, ids::ConversationId, keys::IdentityKeys};
+use sealdesk_server::{
+    RunningRelay,
+    config::RelayConfig,
+    store::{Collection, SledStore, Store},
+};
+use tempfile::TempDir;
+
+use crate::{proxy::Proxy, wait::STEP};
+
+/// Argon2 parameters cheap enough for tests (1 MiB, one pass), spelled out here so that this
+/// support library needs none of the client's test hooks (the tests themselves enable them).
+pub const FAST_KDF: KdfParams = KdfParams {
+    memory_kib: 1024,
+    iterations: 1,
+    parallelism: 1,
+};
+
+/// The passphrase of every test account.
+pub const PASS: &str = "correct horse battery staple";
+/// The org of [`World::org`].
+pub const ORG: &str = "acme";
+/// Its master account.
+pub const MASTER: &str = "acme-owner";
+
+/// How a client reaches the relay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// Directly.
+    Relay,
+    /// Through the hostile proxy (a world made with [`World::with_proxy`]).
+    Proxy,
+}
+
+/// A real relay, optionally the proxy in front of it, and a directory for the relay's data
+/// (`relay/`) and the accounts' homes (`homes/NAME`).
+pub struct World {
+    /// The relay.
+    pub relay: RunningRelay,
+    /// Its WebSocket URL.
+    pub url: String,
+    /// Everything lives here.
+    pub dir: TempDir,
+    proxy: Option<Proxy>,
+}
+
+impl World {
+    /// A relay with the default configuration, no proxy.
+    pub async fn new() -> Self {
+        Self::start(None, false).await
+    }
+
+    /// A relay with the hostile proxy in front of it.
+    pub async fn with_proxy() -> Self {
+        Self::start(None, true).await
+    }
+
+    /// [`World::with_proxy`] whose relay's identity (its log key) is `keys`, written into its
+    /// data directory before it starts, as the operator who holds that directory can.
+    pub async fn with_relay_keys(keys: &IdentityKeys) -> Self {
+        Self::start(Some(keys), true).await
+    }
+
+    async fn start(relay_keys: Option<&IdentityKeys>, proxy: bool) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let data = dir.path().join("relay");
+        if let Some(k) = relay_keys {
+            let store = SledStore::open(&data).unwrap();
+            store
+                .put(
+                    Collection::Meta,
+                    b"relay-identity",
+                    k.to_secret_bytes().as_slice(),
+                )
+                .unwrap();
+            store.flush().unwrap();
+        }
+        let cfg = RelayConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data,
+            ..RelayConfig::default()
+        };
+        let relay = tokio::time::timeout(STEP, sealdesk_server::spawn(cfg))
+            .await
+            .expect("relay start timed out")
+            .expect("relay starts");
+        let url = relay.ws_url();
+        let proxy = if proxy {
+            Some(Proxy::start(&url).await)
+        } else {
+            None
+        };
+        Self {
+            relay,
+            url,
+            dir,
+            proxy,
+        }
+    }
+
+    /// The proxy.
+    ///
+    /// # Panics
+    ///
+    /// If the world has none (use [`World::with_proxy`]).
+    pub fn proxy(&self) -> &Proxy {
+        self.proxy.as_ref().expect("a world with a proxy")
+    }
+
+    /// The home directory of account `name`.
+    pub fn home(&self, name: &str) -> PathBuf {
+        self.dir.path().join("homes").join(name)
+    }
+
+    /// The URL a client uses to reach the relay `via`.
+    pub fn url_via(&self, via: Via) -> String {
+        match via {
+            Via::Relay => self.url.clone(),
+            Via::Proxy => self.proxy().url(),
+        }
+    }
+
+    /// Creates, connects (directly) and registers an account.
+    pub async fn user(&self, name: &str, role: Role) -> Client {
+        self.user_via(name, role, Via::Relay).await
+    }
+
+    /// Creates, connects `via` and registers an account.
+    pub async fn user_via(&self, name: &str, role: Role, via: Via) -> Client {
+        let account = Account::create(&self.home(name), PASS, FAST_KDF, name, role).unwrap();
+        let mut c = Client::connect(account, &self.url_via(via)).await.unwrap();
+        c.register().await.unwrap();
+        c
+    }
+
+    /// Reconnects an account from its home, directly.
+    pub async fn reopen(&self, name: &str) -> Client {
+        self.reopen_via(name, Via::Relay).await
+    }
+
+    /// Reconnects an account from its home, `via`.
+    pub async fn reopen_via(&self, name: &str, via: Via) -> Client {
+        let account = Account::open(&self.home(name), PASS).unwrap();
+        Client::connect(account, &self.url_via(via)).await.unwrap()
+    }
+
+    /// Org [`ORG`]: master [`MASTER`], trustees `trustee-1..3` (2 of 3), arbiters
+    /// `arbiter-1..3` (2 of 3), and the named agents, certified and left connected (directly).
+    pub async fn org(&self, agents: &[&str], rotate: Option<u32>) -> Org {
+        let mut master = self.org_members(rotate).await;
+        let mut agent_clients = Vec::new();
+        for a in agents {
+            agent_clients.push(self.user(a, Role::Agent).await);
+            master.add_agent(ORG, a).await.unwrap();
+        }
+        let fingerprint = master.account().fingerprint().to_string();
+        Org {
+            master,
+            agents: agent_clients,
+            fingerprint,
+        }
+    }
+
+    /// [`World::org`] with everyone but the master disconnected afterwards (reopen them with
+    /// the path the test needs); returns the master's client.
+    pub async fn org_master(&self, agents: &[&str], rotate: Option<u32>) -> Client {
+        let mut master = self.org_members(rotate).await;
+        for a in agents {
+            self.user(a, Role::Agent).await.close().await;
+            master.add_agent(ORG, a).await.unwrap();
+        }
+        master
+    }
+
+    /// The master, trustees and arbiters, and the org created with [`spec`].
+    async fn org_members(&self, rotate: Option<u32>) -> Client {
+        let mut master = self.user(MASTER, Role::Master).await;
+        for i in 1..=3 {
+            self.user(&format!("trustee-{i}"), Role::Trustee)
+                .await
+                .close()
+                .await;
+            self.user(&format!("arbiter-{i}"), Role::Arbiter)
+                .await
+                .close()
+                .await;
+        }
+        master.create_org(&spec(rotate, None)).await.unwrap();
+        master
+    }
+
+    /// Runs `work` (typically a master's `unlock`) while the trustees `trustees`, connected
+    /// `via`, serve release requests: each answers what is pending when it connects and then
+    /// every request pushed to it, until `work` ends. Returns `work`'s output and each
+    /// trustee's outcomes in order (`"released"`, `"already released"`, `"refused: …"`).
+    ///
+    /// # Panics
+    ///
+    /// If a trustee's daemon fails (a relay or storage error), naming the trustee.
+    pub async fn serving<T>(
+        &self,
+        trustees: &[&str],
+        via: Via,
+        work: impl Future<Output = T>,
+    ) -> (T, Vec<Vec<String>>) {
+        let mut clients = Vec::new();
+        for name in trustees {
+            clients.push(self.reopen_via(name, via).await);
+        }
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let serves = clients.iter_mut().zip(trustees).map(|(client, name)| {
+            let mut stopped = stopped.clone();
+            async move {
+                let mut outcomes = Vec::new();
+                client
+                    .trustee_serve(
+                        async move {
+                            let _ = stopped.wait_for(|s| *s).await;
+                        },
+                        |o| outcomes.push(o.outcome.clone()),
+                    )
+                    .await
+                    .unwrap_or_else(|e| panic!("{name} could not serve: {e}"));
+                outcomes
+            }
+        });
+        let work = async {
+            let out = work.await;
+            let _ = stop.send(true);
+            out
+        };
+        let (out, outcomes) = tokio::join!(work, join_all(serves));
+        for c in clients {
+            c.close().await;
+        }
+        (out, outcomes)
+    }
+}
+
+/// The org of [`World::org`], its master and agents connected.
+pub struct Org {
+    /// The master.
+    pub master: Client,
+    /// The agents, in the order named.
+    pub agents: Vec<Client>,
+    /// The master's fingerprint.
+    pub fingerprint: String,
+}
+
+/// The [`OrgSpec`] of [`ORG`]: trustees `trustee-1..3` (2 of 3), arbiters `arbiter-1..3` (2 of
+/// 3), with a rotation limit and retention if given.
+pub fn spec(rotate: Option<u32>, retention_days: Option<u64>) -> OrgSpec {
+    OrgSpec {
+        name: ORG.into(),
+        trustees: (1..=3).map(|i| format!("trustee-{i}")).collect(),
+        trustee_threshold: 2,
+        arbiters: (1..=3).map(|i| format!("arbiter-{i}")).collect(),
+        arbiter_threshold: 2,
+        retention_days,
+        rotate_messages: rotate,
+    }
+}
+
+/// Checks [`World::serving`]'s outcomes: each trustee released exactly once and refused
+/// nothing (a request it had already answered may come back as "already released").
+pub fn released_once(outcomes: &[Vec<String>]) {
+    for o in outcomes {
+        assert_eq!(
+            o.iter().filter(|x| *x == "released").count(),
+            1,
+            "{outcomes:?}"
+        );
+        assert!(
+            o.iter().all(|x| x == "released" || x == "already released"),
+            "{outcomes:?}"
+        );
+    }
+}
+
+/// Checks that `master` holds no transcript of `conv`: the error is exactly
+/// [`sealdesk_client::escrow::not_released`]'s, not any other failure.
+pub fn assert_nothing_released(master: &Client, conv: &ConversationId) {
+    match master.transcript(conv) {
+        Ok(t) => panic!("a transcript of {} messages was released", t.messages.len()),
+        Err(e) => assert_eq!(
+            format!("{e:?}"),
+            format!("{:?}", sealdesk_client::escrow::not_released(conv)),
+        ),
+    }
+}
+
+/// Opens a conversation with [`ORG`] as `customer`; returns its id.
+pub async fn open_chat(customer: &mut Client) -> ConversationId {
+    customer
+        .open_conversation(ORG, None)
+        .await
+        .unwrap()
+        .conversation
+}
+
+/// The verified messages of a conversation, as "sender: text", in timeline order.
+pub fn texts(c: &Client, conv: &ConversationId) -> Vec<String> {
+    c.history(conv)
+        .unwrap()
+        .lines
+        .into_iter()
+        .filter_map(|l| match l {
+            HistoryLine::Item {
+                entry: LogEntry::Message { sender, text, .. },
+                ..
+            } => Some(format!("{sender}: {text}")),
+            _ => None,
+        })
+        .collect()
+}
