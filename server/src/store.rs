@@ -34,41 +34,33 @@ pub enum Collection {
     Names,
     /// Signed org policies and their versions.
     Policies,
-    /// Certificates issued by an org (agent, trustee, arbiter roles).
+    /// Agent certificates, by org and agent name.
     Certificates,
-    /// Conversation records: members and settings.
+    /// Conversation records: parties, readers of each epoch, and settings.
     Conversations,
     /// Epoch records of each conversation (membership and key changes).
     Epochs,
     /// Message ciphertexts, keyed by conversation and relay-assigned sequence number.
     Messages,
-    /// Per-message sealed keys (escrow shares and recipient envelopes).
+    /// Duplicate keys that make a write happen once (one record per epoch; the per-message
+    /// counters of earlier builds).
     MessageKeys,
-    /// Each member's read/resume cursor per conversation.
-    Cursors,
-    /// Delivery receipts: which member has received which sequence numbers.
+    /// Delivery receipts: the highest sequence number each member has received.
     Deliveries,
     /// Escrow release requests and their state.
     Releases,
-    /// Tickets opened with trustees or arbiters.
+    /// Dispute tickets and their arbiters' decisions.
     Tickets,
-    /// Trustee and arbiter approvals of release requests.
-    Approvals,
-    /// Revoked keys and certificates.
-    Revocations,
     /// Leaves of the append-only audit log.
     AuditLeaves,
-    /// Notices the relay holds for members who are offline.
-    Notices,
-    /// Outbound work queued for later delivery.
-    Queue,
-    /// Relay metadata: schema version, counters, the relay's own id.
+    /// Relay metadata: the relay's identity, the consent index, release markers, witnesses'
+    /// cosignatures (see the service's `keys` module).
     Meta,
 }
 
 impl Collection {
     /// Every collection, in a fixed order.
-    pub const ALL: [Collection; 18] = [
+    pub const ALL: [Collection; 13] = [
         Collection::Cards,
         Collection::Names,
         Collection::Policies,
@@ -77,19 +69,17 @@ impl Collection {
         Collection::Epochs,
         Collection::Messages,
         Collection::MessageKeys,
-        Collection::Cursors,
         Collection::Deliveries,
         Collection::Releases,
         Collection::Tickets,
-        Collection::Approvals,
-        Collection::Revocations,
         Collection::AuditLeaves,
-        Collection::Notices,
-        Collection::Queue,
         Collection::Meta,
     ];
 
     /// The collection's stable on-disk name. Never rename one: it is the sled tree's name.
+    /// Names once used and retired, never to be given to another collection (stores made by
+    /// earlier builds may hold them, empty): `cursors`, `approvals`, `revocations`, `notices`,
+    /// `queue`.
     pub fn name(self) -> &'static str {
         match self {
             Collection::Cards => "cards",
@@ -100,15 +90,10 @@ impl Collection {
             Collection::Epochs => "epochs",
             Collection::Messages => "messages",
             Collection::MessageKeys => "message_keys",
-            Collection::Cursors => "cursors",
             Collection::Deliveries => "deliveries",
             Collection::Releases => "releases",
             Collection::Tickets => "tickets",
-            Collection::Approvals => "approvals",
-            Collection::Revocations => "revocations",
             Collection::AuditLeaves => "audit_leaves",
-            Collection::Notices => "notices",
-            Collection::Queue => "queue",
             Collection::Meta => "meta",
         }
     }
@@ -949,7 +934,7 @@ mod tests {
 
     use super::*;
 
-    use Collection::{Cursors, Messages, Meta};
+    use Collection::{Deliveries, Messages, Meta};
 
     /// A SIGKILL while sled writes a snapshot leaves `snap.<lsn>.generating`, which sled 0.34
     /// would then read first and refuse as corrupt. The store opens anyway, with its data.
@@ -1003,7 +988,7 @@ mod tests {
         store.put(Meta, b"k", b"v2").unwrap();
         assert_eq!(store.get(Meta, b"k").unwrap(), Some(b"v2".to_vec()));
         assert_eq!(
-            store.get(Cursors, b"k").unwrap(),
+            store.get(Deliveries, b"k").unwrap(),
             None,
             "collections are separate"
         );
@@ -1073,10 +1058,10 @@ mod tests {
             b"b1".to_vec()
         );
         assert_eq!(store.last(Messages, b"convZ").unwrap(), None);
-        assert_eq!(store.last(Cursors, b"").unwrap(), None);
-        store.put(Cursors, &[0xff, 0xff], b"max").unwrap();
+        assert_eq!(store.last(Deliveries, b"").unwrap(), None);
+        store.put(Deliveries, &[0xff, 0xff], b"max").unwrap();
         assert_eq!(
-            store.last(Cursors, &[0xff]).unwrap().unwrap().1,
+            store.last(Deliveries, &[0xff]).unwrap().unwrap().1,
             b"max".to_vec()
         );
 
@@ -1089,13 +1074,16 @@ mod tests {
         let mut batch = Batch::new();
         batch
             .put(Meta, b"x", b"1")
-            .put(Cursors, b"alice", b"7")
+            .put(Deliveries, b"alice", b"7")
             .delete(Meta, b"counter")
             .insert_if_absent(Messages, b"fresh", b"m");
         assert_eq!(batch.len(), 4);
         assert!(store.apply(batch).unwrap());
         assert_eq!(store.get(Meta, b"x").unwrap(), Some(b"1".to_vec()));
-        assert_eq!(store.get(Cursors, b"alice").unwrap(), Some(b"7".to_vec()));
+        assert_eq!(
+            store.get(Deliveries, b"alice").unwrap(),
+            Some(b"7".to_vec())
+        );
         assert_eq!(store.get(Meta, b"counter").unwrap(), None);
         assert_eq!(store.get(Messages, b"fresh").unwrap(), Some(b"m".to_vec()));
 
@@ -1177,7 +1165,7 @@ mod tests {
                 .unwrap();
             let mut batch = Batch::new();
             batch
-                .put(Cursors, b"bob", &seq_key(1))
+                .put(Deliveries, b"bob", &seq_key(1))
                 .put(Meta, b"schema", b"1");
             assert!(store.apply(batch).unwrap());
             store.flush().unwrap();
@@ -1188,7 +1176,7 @@ mod tests {
             Some(b"hello".to_vec())
         );
         assert_eq!(
-            store.get(Cursors, b"bob").unwrap(),
+            store.get(Deliveries, b"bob").unwrap(),
             Some(seq_key(1).to_vec())
         );
         assert_eq!(store.get(Meta, b"schema").unwrap(), Some(b"1".to_vec()));
@@ -1210,7 +1198,9 @@ mod tests {
                                 .insert_if_absent(Messages, b"seq-1", &[i])
                                 .put(Meta, &[i], b"");
                             usize::from(store.apply(batch).unwrap())
-                                + usize::from(store.insert_if_absent(Cursors, b"k", &[i]).unwrap())
+                                + usize::from(
+                                    store.insert_if_absent(Deliveries, b"k", &[i]).unwrap(),
+                                )
                         })
                     })
                     .collect();
