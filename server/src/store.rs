@@ -709,6 +709,8 @@ type Maps = BTreeMap<Collection, BTreeMap<Vec<u8>, Vec<u8>>>;
 pub struct MemoryStore {
     maps: Mutex<Maps>,
     flushes: std::sync::atomic::AtomicU64,
+    /// Woken by every flush (see [`MemoryStore::wait_for_flushes`]).
+    flushed: tokio::sync::Notify,
 }
 
 impl MemoryStore {
@@ -720,6 +722,20 @@ impl MemoryStore {
     /// How many times [`Store::flush`] has been called.
     pub fn flush_count(&self) -> u64 {
         self.flushes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits until [`Store::flush`] has been called at least `n` times (for tests that wait
+    /// for a flush another thread makes).
+    pub async fn wait_for_flushes(&self, n: u64) {
+        loop {
+            let flushed = self.flushed.notified();
+            let mut flushed = std::pin::pin!(flushed);
+            flushed.as_mut().enable();
+            if self.flush_count() >= n {
+                return;
+            }
+            flushed.await;
+        }
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Maps) -> T) -> Result<T> {
@@ -852,6 +868,7 @@ impl Store for MemoryStore {
     fn flush(&self) -> Result<()> {
         self.flushes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.flushed.notify_waiters();
         Ok(())
     }
 }
