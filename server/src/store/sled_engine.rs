@@ -39,11 +39,8 @@ impl SledStore {
         // sled can hold its own lock after the previous `Db` in this process is dropped: its
         // file is freed by epoch-based reclamation, which needs later sled activity (such as
         // these attempts) to run. Wait that out.
-        let db = retry_while_locked(
-            || config.open(),
-            |e| matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock),
-        )
-        .map_err(|e| sled_err("open", &e))?;
+        let db = retry_while_locked(|| config.open(), sled_lock_held)
+            .map_err(|e| sled_err("open", &e))?;
         let trees = Collection::ALL
             .iter()
             .map(|c| db.open_tree(c.name()))
@@ -306,6 +303,20 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File> {
     }
 }
 
+/// Whether `e` is sled finding its own lock file held. sled 0.34 reports that as an
+/// `ErrorKind::Other` error whose text starts "could not acquire lock", wrapping the
+/// `WouldBlock` it got; a kind check alone never matches it.
+fn sled_lock_held(e: &sled::Error) -> bool {
+    match e {
+        sled::Error::Io(io) => {
+            io.kind() == std::io::ErrorKind::WouldBlock
+                || (io.kind() == std::io::ErrorKind::Other
+                    && io.to_string().starts_with("could not acquire lock"))
+        }
+        _ => false,
+    }
+}
+
 /// Calls `attempt` until it succeeds or fails otherwise than `locked`, retrying a held lock
 /// `LOCK_ATTEMPTS` times, `LOCK_RETRY` apart; returns the last outcome.
 fn retry_while_locked<T, E>(
@@ -363,4 +374,23 @@ fn sled_err(op: &'static str, err: &sled::Error) -> Error {
         sled::Error::Corruption { .. } => "corruption detected".to_owned(),
     };
     Error::Storage { op, detail }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    /// The retry on sled's own lock must recognise the error sled really returns for it.
+    #[test]
+    fn sleds_own_held_lock_is_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let _db = sled::Config::new().path(dir.path()).open().unwrap();
+        let held = sled::Config::new().path(dir.path()).open().unwrap_err();
+        assert!(sled_lock_held(&held), "{held:?}");
+        let other = sled::Error::Io(std::io::Error::other("disk on fire"));
+        assert!(!sled_lock_held(&other));
+        assert!(!sled_lock_held(&sled::Error::Unsupported("no".into())));
+    }
 }
