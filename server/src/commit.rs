@@ -535,13 +535,9 @@ mod tests {
                 commit.durable()
             })
             .collect();
-        tokio::time::timeout(Duration::from_secs(30), async {
-            while store.flush_count() == 0 {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-        })
-        .await
-        .expect("the committer flushes for waiters nobody has polled yet");
+        tokio::time::timeout(Duration::from_secs(30), store.wait_for_flushes(1))
+            .await
+            .expect("the committer flushes for waiters nobody has polled yet");
         for p in pending {
             p.await.unwrap();
         }

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::ClockHandle;
 use crate::error::{Error, Result};
 
 /// Prefix of every environment variable the relay reads.
@@ -59,6 +60,10 @@ pub struct RelayConfig {
     /// Resource limits (the `[limits]` table). Each field can also be set with
     /// `SEALDESK_RELAY_<FIELD>` in upper case, e.g. `SEALDESK_RELAY_MAX_CONNECTIONS`.
     pub limits: Limits,
+    /// The clock the relay stamps and checks times with: the system's, unless a test passes
+    /// a [`TestClock`](crate::clock::TestClock). Not read from a file, the environment or flags.
+    #[serde(skip)]
+    pub clock: ClockHandle,
 }
 
 impl Default for RelayConfig {
@@ -70,6 +75,7 @@ impl Default for RelayConfig {
             tls_key: None,
             log_format: LogFormat::Human,
             limits: Limits::default(),
+            clock: ClockHandle::System,
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use crate::connection::CloseReason;
+use crate::close::CloseReason;
 
 /// A `Result` with the relay's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -22,6 +22,9 @@
 //! - [`net`]: the listener, HTTP endpoints, TLS, connection limit, graceful shutdown.
 //! - [`connection`]: one WebSocket — bounded outbound queue, close codes, rate limit,
 //!   idle timeout and keepalive.
+//! - [`close`]: [`CloseReason`](close::CloseReason), why a WebSocket closes (a leaf module).
+//! - [`clock`]: the [`Clock`](clock::Clock) the protocol layer reads the time from (the
+//!   system's, or a test's).
 //! - [`store`]: the storage seam; sled and in-memory engines.
 //! - [`commit`]: group commit — many writers, one flush.
 //! - [`metrics`]: counters and histograms in the Prometheus text format.
@@ -34,6 +37,8 @@
 //! `store`; every queue and buffer has a bound set in [`Limits`](config::Limits) or a
 //! documented constant; logs carry ids, sizes and reasons, never payload bytes.
 
+pub mod clock;
+pub mod close;
 pub mod commit;
 pub mod config;
 pub mod connection;

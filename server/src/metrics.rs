@@ -3,9 +3,15 @@
 //! Fixed metric names and label sets keep it allocation-free on the hot path: counters are one
 //! `fetch_add`, histograms two plus a compare-and-swap loop for the sum. A metrics crate would
 //! bring a global registry and dynamic labels the relay does not need.
+//!
+//! Gauges and labelled counters (connections and closes: per-connection events, never per
+//! frame) also wake whoever waits for a value ([`Gauge::wait_for`],
+//! [`LabeledCounter::wait_for`]), so a test waits for the event instead of polling.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use tokio::sync::Notify;
 
 /// A monotonically increasing count.
 #[derive(Debug, Default)]
@@ -30,22 +36,47 @@ impl Counter {
 
 /// A value that goes up and down.
 #[derive(Debug, Default)]
-pub struct Gauge(AtomicI64);
+pub struct Gauge {
+    value: AtomicI64,
+    /// Woken on every change (see [`Gauge::wait_for`]).
+    changed: Notify,
+}
 
 impl Gauge {
     /// Adds one.
     pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.value.fetch_add(1, Ordering::Relaxed);
+        self.changed.notify_waiters();
     }
 
     /// Subtracts one.
     pub fn dec(&self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.value.fetch_sub(1, Ordering::Relaxed);
+        self.changed.notify_waiters();
     }
 
     /// The current value.
     pub fn get(&self) -> i64 {
-        self.0.load(Ordering::Relaxed)
+        self.value.load(Ordering::Relaxed)
+    }
+
+    /// Waits until `holds` is true of the value: checked now and after every change.
+    pub async fn wait_for(&self, holds: impl Fn(i64) -> bool) {
+        wait_until(&self.changed, || holds(self.get())).await;
+    }
+}
+
+/// Waits until `holds()`, checking it now and whenever `changed` is notified. The waiter is
+/// registered before each check, so a change between the check and the wait is not missed.
+async fn wait_until(changed: &Notify, holds: impl Fn() -> bool) {
+    loop {
+        let notified = changed.notified();
+        let mut notified = std::pin::pin!(notified);
+        notified.as_mut().enable();
+        if holds() {
+            return;
+        }
+        notified.await;
     }
 }
 
@@ -58,6 +89,8 @@ pub struct LabeledCounter {
     labels: &'static [&'static str],
     /// One slot per label, plus a final one for `other`.
     counts: Box<[AtomicU64]>,
+    /// Woken on every change (see [`LabeledCounter::wait_for`]).
+    changed: Notify,
 }
 
 impl LabeledCounter {
@@ -65,6 +98,7 @@ impl LabeledCounter {
         Self {
             labels,
             counts: (0..=labels.len()).map(|_| AtomicU64::new(0)).collect(),
+            changed: Notify::new(),
         }
     }
 
@@ -80,6 +114,13 @@ impl LabeledCounter {
         if let Some(c) = self.counts.get(self.slot(label)) {
             c.fetch_add(1, Ordering::Relaxed);
         }
+        self.changed.notify_waiters();
+    }
+
+    /// Waits until `holds` is true of the counter for `label`: checked now and after every
+    /// change.
+    pub async fn wait_for(&self, label: &str, holds: impl Fn(u64) -> bool) {
+        wait_until(&self.changed, || holds(self.get(label))).await;
     }
 
     /// The counter for `label`.

@@ -165,15 +165,11 @@ async fn close_code(ws: &mut Client) -> u16 {
     }
 }
 
-/// Polls `condition` until it holds (bounded).
-async fn eventually(what: &str, condition: impl Fn() -> bool) {
-    for _ in 0..400 {
-        if condition() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
+/// Waits for `event` (a metric reaching a value), bounded by [`STEP`].
+async fn wait_for(what: &str, event: impl std::future::Future<Output = ()>) {
+    tokio::time::timeout(STEP, event)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
 }
 
 #[tokio::test]
@@ -208,9 +204,11 @@ async fn websocket_echo_round_trip() {
     let mut client = ws(relay.addr).await;
     echo(&mut client, b"hello relay").await;
     echo(&mut client, &vec![1u8; 60 * 1024]).await;
-    client.close(None).await.unwrap();
-    eventually("frames counted", || relay.metrics.frames_out.get() == 2).await;
+    // A frame is counted before the flush that sends it, so both echoes received means both
+    // counted (and their requests before them).
+    assert_eq!(relay.metrics.frames_out.get(), 2);
     assert_eq!(relay.metrics.bytes_in.get(), 11 + 60 * 1024);
+    client.close(None).await.unwrap();
     relay.stop().await;
 }
 
@@ -223,9 +221,13 @@ async fn oversized_frame_closes_with_1009() {
         .await
         .unwrap();
     assert_eq!(close_code(&mut client).await, 1009);
-    eventually("rejection counted", || {
-        relay.metrics.frames_rejected.get("too_big") == 1
-    })
+    wait_for(
+        "rejection counted",
+        relay
+            .metrics
+            .frames_rejected
+            .wait_for("too_big", |n| n == 1),
+    )
     .await;
 
     // Only that connection is affected.
@@ -240,9 +242,13 @@ async fn text_frame_closes_with_1003() {
     let mut client = ws(relay.addr).await;
     client.send(Message::text("hello")).await.unwrap();
     assert_eq!(close_code(&mut client).await, 1003);
-    eventually("rejection counted", || {
-        relay.metrics.frames_rejected.get("unsupported_data") == 1
-    })
+    wait_for(
+        "rejection counted",
+        relay
+            .metrics
+            .frames_rejected
+            .wait_for("unsupported_data", |n| n == 1),
+    )
     .await;
     relay.stop().await;
 }
@@ -263,9 +269,10 @@ async fn connections_past_the_limit_get_503() {
 
     // Closing the first connection frees its slot.
     first.close(None).await.unwrap();
-    eventually("slot released", || {
-        relay.metrics.connections_open.get() == 0
-    })
+    wait_for(
+        "slot released",
+        relay.metrics.connections_open.wait_for(|n| n == 0),
+    )
     .await;
     let mut second = ws(relay.addr).await;
     echo(&mut second, b"two").await;
@@ -279,9 +286,17 @@ async fn slow_consumer_is_disconnected_while_others_keep_working() {
     let mut slow = ws(relay.addr).await;
     // Ask the server to flood, then never read while it does.
     slow.send(Message::binary(b"flood".to_vec())).await.unwrap();
-    eventually("a queue drop", || relay.metrics.queue_drops.get() >= 1).await;
+    // The drop is counted before the close it causes.
+    wait_for(
+        "a slow-consumer close",
+        relay
+            .metrics
+            .connections_closed
+            .wait_for("slow_consumer", |n| n == 1),
+    )
+    .await;
+    assert!(relay.metrics.queue_drops.get() >= 1);
     echo(&mut healthy, b"unaffected").await;
-    assert_eq!(relay.metrics.connections_closed.get("slow_consumer"), 1);
 
     // The slow client's stream ends (with or without a close frame: its socket was full).
     let drained = tokio::time::timeout(STEP, async {
@@ -330,9 +345,13 @@ async fn idle_connection_is_closed_with_4000() {
     .await;
     let mut client = ws(relay.addr).await;
     // Not reading means not answering pings either.
-    eventually("idle close", || {
-        relay.metrics.connections_closed.get("idle_timeout") == 1
-    })
+    wait_for(
+        "idle close",
+        relay
+            .metrics
+            .connections_closed
+            .wait_for("idle_timeout", |n| n == 1),
+    )
     .await;
     assert_eq!(close_code(&mut client).await, 4000);
     relay.stop().await;
@@ -406,9 +425,13 @@ async fn tls_websocket_echo() {
     // A plaintext client cannot talk to the TLS listener.
     let plain = get(relay.addr, "/healthz").await;
     assert!(!plain.contains("ok\n"));
-    eventually("failed handshake counted", || {
-        relay.metrics.connections_rejected.get("tls_handshake") == 1
-    })
+    wait_for(
+        "failed handshake counted",
+        relay
+            .metrics
+            .connections_rejected
+            .wait_for("tls_handshake", |n| n == 1),
+    )
     .await;
     relay.stop().await;
 }

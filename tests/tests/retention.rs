@@ -1,10 +1,12 @@
 //! The retention sweeper: a conversation idle for longer than its org's retention period is
 //! erased (ciphertext, epoch records and their escrow) and the erasure is logged, unless a
 //! dispute ticket holds it.
+//!
+//! The relay runs on a [`TestClock`]: a test moves the time and asks for a sweep
+//! ([`RunningRelay::sweep_retention`](sealdesk_server::RunningRelay::sweep_retention)), so
+//! nothing waits for wall time or for the periodic sweeper.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-use std::time::Duration;
 
 use sealdesk_protocol::{
     audit::AuditEvent,
@@ -13,6 +15,7 @@ use sealdesk_protocol::{
     release::DisputeTicket,
     wire::{ErrorCode, Request, Response},
 };
+use sealdesk_server::clock::TestClock;
 use sealdesk_tests::{Org, RawClient, now, spawn_relay_with, stop_relay};
 
 /// Publishes version 2 of the org's policy with a one-second retention period.
@@ -35,7 +38,8 @@ async fn short_retention(url: &str, org: &Org) {
 
 #[tokio::test]
 async fn idle_conversations_are_erased_and_logged_unless_under_dispute() {
-    let (relay, _dir) = spawn_relay_with(|c| c.limits.retention_sweep_interval_ms = 200).await;
+    let clock = TestClock::at_system_time();
+    let (relay, _dir) = spawn_relay_with(|c| c.clock = clock.handle()).await;
     let url = relay.ws_url();
     let org = Org::setup(&url, 31, "keepco", 1, 2).await;
     let mut c0 = RawClient::login(&url, &org.customers[0]).await;
@@ -59,31 +63,35 @@ async fn idle_conversations_are_erased_and_logged_unless_under_dispute() {
     m.ok(Request::OpenTicket(ticket)).await;
     short_retention(&url, &org).await;
 
-    // Wait (bounded) for the sweeper: the idle conversation disappears.
-    let mut erased = false;
-    for _ in 0..100 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let r = c0
-            .request(Request::History {
-                conversation: idle.id,
-                after: 0,
-                limit: 10,
-            })
-            .await;
-        if matches!(
+    // Idle for exactly the retention period is not idle for longer than it.
+    clock.advance(1);
+    assert_eq!(
+        relay.sweep_retention().await.unwrap(),
+        0,
+        "erased too early"
+    );
+    clock.advance(1);
+    assert_eq!(
+        relay.sweep_retention().await.unwrap(),
+        1,
+        "the idle conversation, and only it, is erased"
+    );
+    let r = c0
+        .request(Request::History {
+            conversation: idle.id,
+            after: 0,
+            limit: 10,
+        })
+        .await;
+    assert!(
+        matches!(
             r,
             Response::Error {
                 code: ErrorCode::NotFound,
                 ..
             }
-        ) {
-            erased = true;
-            break;
-        }
-    }
-    assert!(
-        erased,
-        "the idle conversation was not erased by the retention sweeper"
+        ),
+        "the idle conversation was not erased: {r:?}"
     );
 
     // The erasure is in the audit log, signed by the relay, with its reason.
@@ -117,22 +125,29 @@ async fn idle_conversations_are_erased_and_logged_unless_under_dispute() {
 
 /// Retention counts from the last message, not from the conversation record (which message
 /// appends do not rewrite): a conversation that keeps talking is never swept, while the
-/// sweeper runs many times over a record older than the retention period.
+/// sweeper runs many times over a record older than the retention period; once it goes
+/// quiet for longer than that, it is.
 #[tokio::test]
 async fn a_conversation_that_keeps_talking_is_kept() {
-    let (relay, _dir) = spawn_relay_with(|c| c.limits.retention_sweep_interval_ms = 200).await;
+    let clock = TestClock::at_system_time();
+    let (relay, _dir) = spawn_relay_with(|c| c.clock = clock.handle()).await;
     let url = relay.ws_url();
     let org = Org::setup(&url, 32, "talkco", 1, 1).await;
     let me = &org.customers[0];
     let mut c = RawClient::login(&url, me).await;
     let chat = org.start_chat(&mut c, 0, 320).await;
     short_retention(&url, &org).await;
-    // 16 messages, 250 ms apart: the record's activity time is 4 s old at the end, the last
-    // message's at most 250 ms.
+    // 16 messages, a second apart, with a sweep after each: the record's activity time is
+    // 16 s old at the end, the last message's 1 s (not more than the retention period).
     for i in 0..16u64 {
         c.stored(Request::Send(chat.seal(me, i, "still here")))
             .await;
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        clock.advance(1);
+        assert_eq!(
+            relay.sweep_retention().await.unwrap(),
+            0,
+            "swept after message {i}"
+        );
     }
     match c
         .request(Request::History {
@@ -145,5 +160,8 @@ async fn a_conversation_that_keeps_talking_is_kept() {
         Response::Items { items, .. } => assert_eq!(items.len(), 17, "epoch 0 and 16 messages"),
         other => panic!("the active conversation was swept: {other:?}"),
     }
+    // Quiet for longer than the retention period: now it goes.
+    clock.advance(1);
+    assert_eq!(relay.sweep_retention().await.unwrap(), 1);
     stop_relay(relay).await;
 }

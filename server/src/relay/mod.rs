@@ -8,7 +8,11 @@ mod state;
 
 use std::{net::SocketAddr, sync::Arc};
 
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tokio::{
+    net::TcpListener,
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
 use tracing::{info, warn};
 
 use crate::{
@@ -37,9 +41,7 @@ pub mod session_codes {
     pub const MAX_BAD_FIELDS: usize = 8;
 }
 
-/// Key in the `meta` tree set once the consents shared before the relay indexed them have been
-/// indexed (at the first start of a build that does it); a store without it is indexed at start.
-pub const CONSENT_INDEX_FILLED: &[u8] = b"index/consents-filled";
+pub use service::keys::CONSENT_INDEX_FILLED;
 
 /// The relay's protocol service as a session handler.
 pub struct Relay {
@@ -58,7 +60,11 @@ pub struct RunningRelay {
     tls: bool,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<crate::Result<()>>,
+    sweeps: mpsc::Sender<SweepRequest>,
 }
+
+/// A request for a retention sweep now, answered with how many conversations it erased.
+type SweepRequest = oneshot::Sender<crate::Result<usize>>;
 
 impl RunningRelay {
     /// The address it listens on.
@@ -70,6 +76,19 @@ impl RunningRelay {
     pub fn ws_url(&self) -> String {
         let scheme = if self.tls { "wss" } else { "ws" };
         format!("{scheme}://{}{}", self.addr, crate::net::WS_PATH)
+    }
+
+    /// Runs a retention sweep now, as the periodic sweeper does, and returns how many
+    /// conversations it erased. With a [`TestClock`](crate::clock::TestClock) in the
+    /// configuration, a test sets the time and sweeps instead of waiting for either.
+    ///
+    /// # Errors
+    /// [`crate::Error::Internal`] if the sweep failed or the relay is not running.
+    pub async fn sweep_retention(&self) -> crate::Result<usize> {
+        let (tx, rx) = oneshot::channel();
+        let stopped = || crate::Error::Internal("the relay is not running".into());
+        self.sweeps.send(tx).await.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 
     /// Stops accepting, lets sessions finish, flushes the store and waits.
@@ -103,15 +122,23 @@ pub async fn spawn(config: RelayConfig) -> crate::Result<RunningRelay> {
         detail: e.to_string(),
     })?;
     let (stop, rx) = oneshot::channel::<()>();
+    // One sweep asked for at a time is plenty: the caller waits for its answer.
+    let (sweeps, sweep_requests) = mpsc::channel(1);
     let tls = config.tls_cert.is_some();
-    let task = tokio::spawn(serve(listener, config, async move {
-        let _ = rx.await;
-    }));
+    let task = tokio::spawn(serve_with(
+        listener,
+        config,
+        async move {
+            let _ = rx.await;
+        },
+        Some(sweep_requests),
+    ));
     Ok(RunningRelay {
         addr,
         tls,
         stop: Some(stop),
         task,
+        sweeps,
     })
 }
 
@@ -125,6 +152,16 @@ pub async fn serve(
     config: RelayConfig,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> crate::Result<()> {
+    serve_with(listener, config, shutdown, None).await
+}
+
+/// [`serve`], also sweeping whenever `sweeps` asks (see [`RunningRelay::sweep_retention`]).
+async fn serve_with(
+    listener: TcpListener,
+    config: RelayConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+    mut sweeps: Option<mpsc::Receiver<SweepRequest>>,
+) -> crate::Result<()> {
     config.validate()?;
     let metrics = Arc::new(Metrics::new());
     let sled: Arc<dyn Store> = Arc::new(SledStore::open(&config.data_dir)?);
@@ -135,15 +172,21 @@ pub async fn serve(
         config.limits.commit_max_delay(),
         metrics.clone(),
     )?;
-    let opened = service::Service::open(store.clone(), commit, metrics.clone(), &mut rand::rng())
-        .map_err(|e| match e {
-            // Name the data directory too: the operator has to find the damaged store.
-            crate::Error::CorruptIdentity { location, detail } => crate::Error::CorruptIdentity {
-                location: format!("{location} in {}", config.data_dir.display()),
-                detail,
-            },
-            other => other,
-        });
+    let opened = service::Service::open(
+        store.clone(),
+        commit,
+        metrics.clone(),
+        config.clock.clone(),
+        &mut rand::rng(),
+    )
+    .map_err(|e| match e {
+        // Name the data directory too: the operator has to find the damaged store.
+        crate::Error::CorruptIdentity { location, detail } => crate::Error::CorruptIdentity {
+            location: format!("{location} in {}", config.data_dir.display()),
+            detail,
+        },
+        other => other,
+    });
     let svc = match opened {
         Ok(svc) => Arc::new(svc),
         Err(e) => {
@@ -158,11 +201,27 @@ pub async fn serve(
             let mut tick = tokio::time::interval(every);
             tick.tick().await;
             loop {
-                tick.tick().await;
-                match svc.sweep_retention().await {
-                    Ok(0) => {}
-                    Ok(n) => info!(erased = n, "retention sweep"),
-                    Err(e) => warn!(code = ?e.0, "retention sweep failed: {}", e.1),
+                let asked = tokio::select! {
+                    _ = tick.tick() => None,
+                    asked = next_sweep_request(&mut sweeps) => asked,
+                };
+                let result = match svc.sweep_retention().await {
+                    Ok(n) => {
+                        if n > 0 {
+                            info!(erased = n, "retention sweep");
+                        }
+                        Ok(n)
+                    }
+                    Err(e) => {
+                        warn!(code = ?e.0, "retention sweep failed: {}", e.1);
+                        Err(crate::Error::Internal(format!(
+                            "retention sweep failed: {}",
+                            e.1
+                        )))
+                    }
+                };
+                if let Some(reply) = asked {
+                    let _ = reply.send(result);
                 }
             }
         })
@@ -178,4 +237,21 @@ pub async fn serve(
     store.flush()?;
     info!("relay stopped; store flushed");
     result
+}
+
+/// The next sweep asked for through `sweeps`; never, if there is no channel (any more).
+async fn next_sweep_request(
+    sweeps: &mut Option<mpsc::Receiver<SweepRequest>>,
+) -> Option<SweepRequest> {
+    let Some(rx) = sweeps else {
+        return std::future::pending().await;
+    };
+    match rx.recv().await {
+        Some(asked) => Some(asked),
+        None => {
+            // Every sender is gone: stop asking.
+            *sweeps = None;
+            std::future::pending().await
+        }
+    }
 }

@@ -1,5 +1,10 @@
 //! One authenticated session: challenge, answer, then requests in order (messages pipelined).
 //!
+//! The session's standing is a type, [`Account`]: `Unregistered(card)` after a good answer
+//! for a card not registered here (only `Register` is served), `Registered(Caller)` after
+//! it, or for a registered card. Request handlers take the [`Caller`](super::service::Caller)
+//! token, which only the service makes.
+//!
 //! ```text
 //!   ExpectAuth ──Auth ok──▶ Serving ──close / error──▶ (hub leave)
 //!        ├── anything else, bad signature, timeout ──▶ close 4101 / 4001
@@ -21,7 +26,7 @@ use sealdesk_protocol::wire::{
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument as _, debug, info_span};
 
-use super::service::{Caller, Reject, Service, Staged};
+use super::service::{Account, Reject, Service, Staged};
 use crate::connection::{CloseReason, Connection, Outbox};
 
 /// Close code for a failed or missing authentication.
@@ -43,19 +48,19 @@ pub(crate) const UNKNOWN_VERSION: CloseReason = CloseReason::Application {
 pub(crate) async fn run(svc: Arc<Service>, mut conn: Connection, peer: SocketAddr) {
     let span = info_span!("session", id = conn.id(), %peer);
     async move {
-        let Some(caller) = authenticate(&svc, &mut conn).await else {
+        let Some(account) = authenticate(&svc, &mut conn).await else {
             return;
         };
-        let me = caller.card.signing_key;
+        let me = account.card().signing_key;
         svc.hub.join(me, conn.outbox());
-        serve(&svc, &mut conn, caller).await;
+        serve(&svc, &mut conn, account).await;
         svc.hub.leave(&me, conn.id());
     }
     .instrument(span)
     .await;
 }
 
-async fn authenticate(svc: &Service, conn: &mut Connection) -> Option<Caller> {
+async fn authenticate(svc: &Service, conn: &mut Connection) -> Option<Account> {
     let mut nonce = [0u8; 32];
     rand::rng().fill_bytes(&mut nonce);
     let challenge = Challenge {
@@ -102,17 +107,18 @@ async fn authenticate(svc: &Service, conn: &mut Connection) -> Option<Caller> {
         let _ = conn.outbox().finish(AUTH_FAILED).await;
         return None;
     };
-    let registered = svc.is_registered(&card).unwrap_or(false);
+    let account = svc.authenticated(card);
+    let registered = matches!(account, Account::Registered(_));
     let welcome = Frame::Welcome(Welcome {
         registered,
         log_key: svc.keys.signing_public(),
     });
     conn.send(wire::encode(&welcome).ok()?).await.ok()?;
-    debug!(role = %card.role, registered, "authenticated");
-    Some(Caller { card, registered })
+    debug!(role = %account.card().role, registered, "authenticated");
+    Some(account)
 }
 
-async fn serve(svc: &Arc<Service>, conn: &mut Connection, mut caller: Caller) {
+async fn serve(svc: &Arc<Service>, conn: &mut Connection, mut account: Account) {
     let mut pipeline = Pipeline::new(svc, conn);
     let mut bad_fields = 0usize;
     loop {
@@ -166,18 +172,18 @@ async fn serve(svc: &Arc<Service>, conn: &mut Connection, mut caller: Caller) {
         // Messages are pipelined: stored now, acknowledged by the pipeline after their flush,
         // while this loop reads on. Everything else waits for the messages before it, so a
         // session's requests still take effect, and are answered, in order.
-        let body = match body {
-            Request::Send(env) if caller.registered => {
-                let staged = Box::new(svc.stage_send(&caller, env));
+        let body = match (&account, body) {
+            (Account::Registered(caller), Request::Send(env)) => {
+                let staged = Box::new(svc.stage_send(caller, env));
                 pipeline.push(id, staged).await;
                 continue;
             }
-            other => other,
+            (_, other) => other,
         };
         pipeline.drain().await;
         // Boxed: the session's future is allocated for its whole life, idle or not, and the
         // handler's future (the largest of all the requests') would otherwise be part of it.
-        let body = Box::pin(svc.handle(&mut caller, body)).await;
+        let body = Box::pin(svc.handle(&mut account, body)).await;
         let Some(frame) = encode_response(id, body) else {
             break;
         };

@@ -32,7 +32,7 @@ pub(crate) struct ConvState {
     /// The highest message counter stored per (epoch, sender), for the current epoch only: a
     /// message is stored only if its counter is above it, so no (epoch, sender, counter) is
     /// stored twice. Persisted with the record (so as of its last rewrite) and brought up to
-    /// date from the items after it by `Service::restore`; the items are the truth. A sender
+    /// date from the items after it by `ConvTable::restore`; the items are the truth. A sender
     /// missing here has stored nothing in the epoch, unless an earlier relay build stored its
     /// messages, with a duplicate key per message instead: those keys are read when the
     /// sender is first seen.

@@ -1,0 +1,351 @@
+//! The transparency log: [`AuditLog`] (the leaf hashes, its single-writer lock, tree heads and
+//! proofs) and the requests over it — appending entries (with their release notices and
+//! markers), reading entries, inclusion and consistency proofs, witnesses' cosignatures.
+
+use std::sync::Mutex;
+
+use sealdesk_protocol::{
+    audit::{
+        AuditEntry, AuditEvent, ConsistencyProof, Cosignature, InclusionProof, SignedTreeHead,
+        WitnessedHead, to_wire_path,
+    },
+    card::Role,
+    ids::ConversationId,
+    keys::{IdentityKeys, SigningPublicKey},
+    merkle,
+    wire::{ErrorCode, Item, Response},
+};
+
+use super::{
+    Caller, Reject, Reply, Service, dec, enc,
+    keys::{cosignature_key, release_marker_key},
+    lock, reject, relay_fail_point,
+    table::Appended,
+};
+use crate::store::{Batch, Collection, Store, seq_from_key};
+
+/// Most entries one `GetEntries` answers.
+pub(super) const MAX_AUDIT_PAGE: usize = 256;
+
+/// The audit log's leaf hashes, in memory (the entries are in `audit_leaves`). Its lock is
+/// the log's single-writer rule: an entry's index is taken and its leaf stored under it.
+pub(super) struct AuditLog {
+    /// A std Mutex: held for the synchronous store write of an append, never across an await.
+    leaves: Mutex<Vec<merkle::Hash>>,
+}
+
+impl AuditLog {
+    /// Loads the leaf hashes of every stored entry.
+    ///
+    /// # Errors
+    /// [`crate::Error::Corrupt`] naming an entry that does not decode; storage errors.
+    pub(super) fn load(store: &dyn Store) -> crate::Result<Self> {
+        let mut leaves = Vec::new();
+        for (k, v) in store.scan_prefix(Collection::AuditLeaves, &[])? {
+            let entry: AuditEntry =
+                sealdesk_protocol::wire::from_cbor(&v, "audit entry").map_err(|_| {
+                    // Name the entry, so the operator knows which one (and that the log is at
+                    // stake).
+                    let at = seq_from_key(&k).map_or_else(|| "?".to_owned(), |i| i.to_string());
+                    crate::Error::Corrupt(format!("audit entry {at} (in the `audit_leaves` tree)"))
+                })?;
+            leaves.push(entry.leaf_hash());
+        }
+        Ok(Self {
+            leaves: Mutex::new(leaves),
+        })
+    }
+
+    /// How many entries the log holds.
+    pub(super) fn len(&self) -> Result<u64, Reject> {
+        Ok(lock(&self.leaves)?.len() as u64)
+    }
+
+    /// Appends `entry` under the single-writer lock: `store` writes it (and whatever goes
+    /// with it) at the index it is given, then the leaf joins the log. Returns the index, the
+    /// new tree head signed by `keys` at time `now`, and what `store` returned.
+    pub(super) fn append<T>(
+        &self,
+        entry: &AuditEntry,
+        keys: &IdentityKeys,
+        now: u64,
+        store: impl FnOnce(u64) -> Result<T, Reject>,
+    ) -> Result<(u64, SignedTreeHead, T), Reject> {
+        let mut leaves = lock(&self.leaves)?;
+        let index = leaves.len() as u64;
+        let stored = store(index)?;
+        leaves.push(entry.leaf_hash());
+        let head = SignedTreeHead::sign(keys, leaves.len() as u64, merkle::root(&leaves), now);
+        Ok((index, head, stored))
+    }
+
+    /// The current tree head, signed by `keys` at time `now`.
+    pub(super) fn head(&self, keys: &IdentityKeys, now: u64) -> Result<SignedTreeHead, Reject> {
+        let leaves = lock(&self.leaves)?;
+        Ok(SignedTreeHead::sign(
+            keys,
+            leaves.len() as u64,
+            merkle::root(&leaves),
+            now,
+        ))
+    }
+
+    /// Whether the log's first `size` leaves had root `root`.
+    pub(super) fn had_root(&self, size: u64, root: &merkle::Hash) -> Result<bool, Reject> {
+        let leaves = lock(&self.leaves)?;
+        let size = usize::try_from(size).unwrap_or(usize::MAX);
+        Ok(size <= leaves.len() && merkle::root(&leaves[..size]) == *root)
+    }
+
+    /// The inclusion proof of leaf `index` in the tree of the first `size` leaves.
+    pub(super) fn inclusion(&self, index: u64, size: u64) -> Result<InclusionProof, Reject> {
+        let leaves = lock(&self.leaves)?;
+        if size > leaves.len() as u64 || index >= size {
+            return reject(ErrorCode::BadRequest, "index or size beyond the log");
+        }
+        let path = merkle::inclusion_proof(&leaves[..size as usize], index)
+            .map_err(|e| Reject(ErrorCode::BadRequest, e.to_string()))?;
+        Ok(InclusionProof {
+            index,
+            size,
+            path: to_wire_path(path),
+        })
+    }
+
+    /// The consistency proof from the tree of `old` leaves to the tree of `new`.
+    pub(super) fn consistency(&self, old: u64, new: u64) -> Result<ConsistencyProof, Reject> {
+        let leaves = lock(&self.leaves)?;
+        if new > leaves.len() as u64 || old > new {
+            return reject(ErrorCode::BadRequest, "sizes beyond the log");
+        }
+        let path = merkle::consistency_proof(&leaves[..new as usize], old)
+            .map_err(|e| Reject(ErrorCode::BadRequest, e.to_string()))?;
+        Ok(ConsistencyProof {
+            old,
+            new,
+            path: to_wire_path(path),
+        })
+    }
+}
+
+impl Service {
+    pub(super) fn has_release_entry(
+        &self,
+        request_hash: &[u8; 32],
+        signer: &SigningPublicKey,
+    ) -> Result<bool, Reject> {
+        Ok(self
+            .store
+            .get(Collection::Meta, &release_marker_key(request_hash, signer))?
+            .is_some())
+    }
+
+    pub(super) async fn append_audit(&self, caller: &Caller, entry: AuditEntry) -> Reply {
+        entry.verify()?;
+        if entry.signer != caller.key() {
+            return reject(
+                ErrorCode::Forbidden,
+                "entries must be signed by the account sending them",
+            );
+        }
+        let mut marker = None;
+        let notice_conv = match &entry.event {
+            AuditEvent::Release {
+                org,
+                request_hash,
+                conversation,
+                ..
+            } => {
+                self.trustee_of(caller, org)?;
+                if let Some(state) = self.convs.get(conversation)?
+                    && state.org != *org
+                {
+                    return reject(
+                        ErrorCode::Forbidden,
+                        "the conversation is not in the org whose trustee you are",
+                    );
+                }
+                marker = Some(release_marker_key(request_hash, &caller.key()));
+                Some(*conversation)
+            }
+            AuditEvent::ConsentRevocation {
+                conversation,
+                consent,
+            } => {
+                self.check_revocation(caller, conversation, consent)?;
+                None
+            }
+            AuditEvent::PolicyChange { org, .. } => {
+                if self.policies.current(org)?.master_key() != caller.key() {
+                    return reject(
+                        ErrorCode::Forbidden,
+                        "only the org's master logs policy changes",
+                    );
+                }
+                None
+            }
+            AuditEvent::Erasure { .. } => {
+                return reject(ErrorCode::Forbidden, "only the relay logs erasures");
+            }
+        };
+        // The notice goes to the conversation in the same transaction as the leaf: a crash
+        // can lose both, never the notice alone (a resuming trustee finds its entry and does
+        // not append again, so a lost notice would be lost for good).
+        let notice_conv = match notice_conv {
+            Some(c) => self
+                .convs
+                .get(&c)?
+                .filter(|state| Some(&state.org) == entry_org(&entry))
+                .map(|_| c),
+            None => None,
+        };
+        let (index, head, notice) = self.log_append(&entry, marker, notice_conv)?;
+        self.commit.durable().await?;
+        relay_fail_point("relay-after-audit-append");
+        if let Some((item, audience)) = notice {
+            self.push_item(&item, &audience, &caller.key());
+        }
+        Ok(Response::Appended { index, head })
+    }
+
+    /// Appends under the single-writer lock, with the entry's notice in conversation `notice`
+    /// in the same transaction; returns the index, a fresh tree head and the stored notice
+    /// with its audience.
+    pub(super) fn log_append(
+        &self,
+        entry: &AuditEntry,
+        marker: Option<Vec<u8>>,
+        notice: Option<ConversationId>,
+    ) -> Result<(u64, SignedTreeHead, Option<Appended>), Reject> {
+        self.log
+            .append(entry, &self.keys, self.clock.now(), |index| {
+                let mut writes = vec![(
+                    Collection::AuditLeaves,
+                    index.to_be_bytes().to_vec(),
+                    enc(entry)?,
+                )];
+                if let Some(k) = marker {
+                    writes.push((Collection::Meta, k, index.to_be_bytes().to_vec()));
+                }
+                match notice {
+                    Some(c) => Ok(Some(self.convs.append_item_with(
+                        &c,
+                        None,
+                        Item::Notice {
+                            entry: entry.clone(),
+                            index,
+                        },
+                        None,
+                        writes,
+                        |_| {},
+                    )?)),
+                    None => {
+                        let mut b = Batch::new();
+                        for (coll, k, v) in &writes {
+                            b.put(*coll, k, v);
+                        }
+                        self.store.apply(b)?;
+                        Ok(None)
+                    }
+                }
+            })
+    }
+
+    pub(super) fn tree_head(&self) -> Result<SignedTreeHead, Reject> {
+        self.log.head(&self.keys, self.clock.now())
+    }
+
+    pub(super) fn entries(&self, from: u64, limit: u32) -> Reply {
+        let limit = (limit as usize).clamp(1, MAX_AUDIT_PAGE);
+        let mut entries = Vec::new();
+        for (_, v) in self
+            .store
+            .range_from(Collection::AuditLeaves, &from.to_be_bytes(), limit)?
+        {
+            entries.push(dec(&v, "audit entry")?);
+        }
+        Ok(Response::Entries { from, entries })
+    }
+
+    pub(super) fn inclusion(&self, index: u64, size: u64) -> Reply {
+        Ok(Response::Inclusion(self.log.inclusion(index, size)?))
+    }
+
+    pub(super) fn consistency(&self, old: u64, new: u64) -> Reply {
+        Ok(Response::Consistency(self.log.consistency(old, new)?))
+    }
+
+    /// Keeps a witness's cosignature, the latest per witness. The clients check everything
+    /// that matters (the witness is a trustee of their org's policy, the head extends theirs);
+    /// the relay checks, as defence in depth, that the caller signed it, is a trustee, and
+    /// cosigned a head this log really had.
+    pub(super) async fn cosign(&self, caller: &Caller, c: Cosignature) -> Reply {
+        c.verify()?;
+        if c.witness != caller.key() {
+            return reject(
+                ErrorCode::Forbidden,
+                "cosignatures must be signed by the account sending them",
+            );
+        }
+        if caller.card.role != Role::Trustee {
+            return reject(ErrorCode::Forbidden, "only trustees witness the audit log");
+        }
+        if c.log_key != self.keys.signing_public() {
+            return reject(ErrorCode::BadRequest, "the cosignature is for another log");
+        }
+        if !self.log.had_root(c.size, &c.root)? {
+            return reject(
+                ErrorCode::Conflict,
+                "the cosigned tree head is not one this log had",
+            );
+        }
+        let key = cosignature_key(&c.witness);
+        {
+            let _w = lock(&self.writes)?;
+            if let Some(b) = self.store.get(Collection::Meta, &key)? {
+                // Only a smaller head is refused: witnesses never go back (a trustee whose
+                // clock went back only makes its own cosignature less fresh).
+                let old: Cosignature = dec(&b, "cosignature")?;
+                if old.size > c.size {
+                    return reject(
+                        ErrorCode::Conflict,
+                        "this witness already cosigned a larger head",
+                    );
+                }
+            }
+            self.store.put(Collection::Meta, &key, &enc(&c)?)?;
+        }
+        self.commit.durable().await?;
+        Ok(Response::Ok)
+    }
+
+    /// The current head with the latest cosignature of each trustee of `org`'s current policy
+    /// (those on this head or an earlier one).
+    pub(super) fn witnessed_head(&self, org: &str) -> Reply {
+        let policy = self.policies.current(org)?;
+        let head = self.tree_head()?;
+        let mut cosignatures = Vec::new();
+        for t in &policy.trustees {
+            if let Some(b) = self
+                .store
+                .get(Collection::Meta, &cosignature_key(&t.signing_key))?
+            {
+                let c: Cosignature = dec(&b, "cosignature")?;
+                if c.size <= head.size {
+                    cosignatures.push(c);
+                }
+            }
+        }
+        Ok(Response::WitnessedHead(WitnessedHead {
+            head,
+            cosignatures,
+        }))
+    }
+}
+
+pub(super) fn entry_org(entry: &AuditEntry) -> Option<&String> {
+    match &entry.event {
+        AuditEvent::Release { org, .. } | AuditEvent::PolicyChange { org, .. } => Some(org),
+        _ => None,
+    }
+}

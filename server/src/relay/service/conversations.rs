@@ -1,0 +1,438 @@
+//! Conversations: open, transfer and list them; epoch records and hand-offs; messages
+//! (staged, then acknowledged after their group commit); history pages; delivery receipts.
+//! The state itself is in the conversation table ([`super::table::ConvTable`]).
+
+use std::collections::BTreeSet;
+
+use sealdesk_protocol::{
+    card::Role,
+    epoch::{EpochRecord, HandOff, VerifiedEpoch},
+    ids::ConversationId,
+    keys::SigningPublicKey,
+    message::Envelope,
+    policy::VerifiedPolicy,
+    wire::{ConversationInfo, ErrorCode, Item, Push, Response, Sequenced},
+};
+use tracing::{debug, info};
+
+use super::{
+    Caller, Reject, Reply, Service, enc,
+    keys::{delivery_key, epoch_dedupe_key, epoch_key},
+    reject,
+    table::MAX_PAGE,
+};
+use crate::{relay::state::ConvState, store::Collection};
+
+/// Bytes of items per history page, leaving room for the frame envelope.
+const PAGE_BYTES: usize = 48 * 1024;
+
+/// The answer to an epoch record whose epoch number another record took first.
+const EPOCH_TAKEN: &str = "a record of this epoch is stored already: read the history and \
+     follow the newest epoch";
+
+/// A message stored and waiting for its group commit (see [`Service::stage_send`]).
+pub(crate) struct Staged {
+    /// When the relay started on the message (for the ack-latency histogram).
+    started: std::time::Instant,
+    durable: std::pin::Pin<Box<dyn Future<Output = crate::Result<()>> + Send>>,
+    item: Sequenced,
+    audience: Vec<SigningPublicKey>,
+    sender: SigningPublicKey,
+}
+
+impl Service {
+    pub(super) fn conv_for(
+        &self,
+        caller: &Caller,
+        c: &ConversationId,
+    ) -> Result<ConvState, Reject> {
+        match self.convs.get(c)? {
+            Some(s) if s.involves(&caller.key()) => Ok(s),
+            // Same answer whether it exists or not: ids are not an oracle.
+            _ => reject(ErrorCode::NotFound, "no such conversation for this account"),
+        }
+    }
+
+    pub(super) async fn open_conversation(
+        &self,
+        caller: &Caller,
+        org: &str,
+        c: ConversationId,
+    ) -> Reply {
+        if caller.card.role != Role::Customer {
+            return reject(ErrorCode::Forbidden, "only customers open conversations");
+        }
+        let policy = self.policies.current(org)?;
+        let agents = self.agents(&policy)?;
+        if agents.is_empty() {
+            return reject(
+                ErrorCode::NotFound,
+                format!("{org} has no certified agents yet"),
+            );
+        }
+        let state = self.convs.create(c, |load| {
+            // Least-loaded online agent, else least-loaded of all.
+            let pick = agents
+                .iter()
+                .min_by_key(|(card, _)| {
+                    (
+                        !self.hub.is_online(&card.signing_key),
+                        load.get(&card.signing_key).copied().unwrap_or(0),
+                    )
+                })
+                .cloned();
+            let Some((agent, _)) = pick else {
+                return reject(ErrorCode::NotFound, "no agent available");
+            };
+            let t = self.clock.now();
+            Ok(ConvState {
+                conversation: c,
+                org: org.to_owned(),
+                customer: caller.key(),
+                customer_name: caller.card.name.clone(),
+                agent: agent.signing_key,
+                agent_name: agent.name.clone(),
+                created_at: t,
+                last_activity: t,
+                last_seq: 0,
+                current_epoch: None,
+                readers: Default::default(),
+                durable_seq: 0,
+                counters: Default::default(),
+                epoch_messages: 0,
+                rotate_after: None,
+            })
+        })?;
+        self.commit.durable().await?;
+        let (agent, certificate) = agents
+            .into_iter()
+            .find(|(a, _)| a.signing_key == state.agent)
+            .ok_or_else(|| Reject(ErrorCode::Internal, "agent vanished".into()))?;
+        self.push(
+            &state.agent,
+            Push::Assigned {
+                conversation: c,
+                customer: caller.card.clone(),
+            },
+        );
+        info!(conversation = %c, org, "conversation opened");
+        Ok(Response::Opened {
+            agent,
+            certificate,
+            policy: policy.policy().clone(),
+        })
+    }
+
+    pub(super) async fn transfer(&self, caller: &Caller, c: ConversationId, to: &str) -> Reply {
+        let s = self.conv_for(caller, &c)?;
+        if caller.key() != s.agent {
+            return reject(ErrorCode::Forbidden, "only the assigned agent can transfer");
+        }
+        let policy = self.policies.current(&s.org)?;
+        let Some((agent, _)) = self
+            .agents(&policy)?
+            .into_iter()
+            .find(|(a, _)| a.name == to)
+        else {
+            return reject(
+                ErrorCode::NotFound,
+                format!("{to:?} is not a certified agent of {}", s.org),
+            );
+        };
+        if agent.signing_key == s.agent {
+            return reject(
+                ErrorCode::BadRequest,
+                "the conversation is already assigned to that agent",
+            );
+        }
+        self.convs.update(&c, |st| {
+            st.agent = agent.signing_key;
+            st.agent_name = agent.name.clone();
+        })?;
+        self.commit.durable().await?;
+        let customer = self.card_by_key(&s.customer)?;
+        if let Some(customer) = customer {
+            self.push(
+                &agent.signing_key,
+                Push::Assigned {
+                    conversation: c,
+                    customer,
+                },
+            );
+        }
+        Ok(Response::Ok)
+    }
+
+    /// The caller's conversations (or, for a master, its org's), from each one's record or
+    /// cached state, without restoring any (see [`super::table::ConvTable::summary`]).
+    pub(super) fn list_conversations(&self, caller: &Caller) -> Reply {
+        let me = caller.key();
+        let mut out = Vec::new();
+        for (k, v) in self.store.scan_prefix(Collection::Conversations, &[])? {
+            let c = ConversationId::try_from(k.as_slice())?;
+            let s = self.convs.summary(&c, &v)?;
+            if !s.involves(&me) && !self.is_master_of(&me, &s.org)? {
+                continue;
+            }
+            let delivered = self.delivered_seq(&c, &me)?;
+            out.push(ConversationInfo {
+                conversation: c,
+                org: s.org.clone(),
+                customer: s.customer_name.clone(),
+                agent: s.agent_name.clone(),
+                last_seq: s.durable_seq,
+                delivered,
+                created_at: s.created_at,
+            });
+        }
+        Ok(Response::Conversations(out))
+    }
+
+    pub(super) async fn put_epoch(&self, caller: &Caller, record: EpochRecord) -> Reply {
+        let s = self.conv_for(caller, &record.conversation)?;
+        if record.creator != caller.key() {
+            return reject(
+                ErrorCode::Forbidden,
+                "an epoch record must be created by its sender",
+            );
+        }
+        if record.org != s.org {
+            return reject(ErrorCode::BadRequest, "the record names another org");
+        }
+        if s.current_epoch.is_some_and(|cur| record.epoch <= cur) {
+            // Another member rotated first (or the record is old): the client follows theirs.
+            return reject(ErrorCode::StaleEpoch, EPOCH_TAKEN);
+        }
+        let policy = self
+            .policies
+            .get(&s.org, Some(record.policy_version))?
+            .ok_or_else(|| {
+                Reject(
+                    ErrorCode::BadRequest,
+                    "the record's policy version is unknown".into(),
+                )
+            })?;
+        let verified = record.verify(&policy)?;
+        let previous = match s.current_epoch {
+            None => None,
+            Some(e) => Some(
+                self.convs
+                    .epoch_record(&verified.conversation, e)?
+                    .verify(&policy_for(self, &s.org, e, &verified)?)?,
+            ),
+        };
+        verified.check_follows(previous.as_ref())?;
+        if verified.customer().map(|c| c.signing_key) != Some(s.customer) {
+            return reject(
+                ErrorCode::BadRequest,
+                "the record's customer is not the conversation's",
+            );
+        }
+        let epoch = verified.epoch;
+        let rotate_after = self.convs.epoch_limit(&s.org, &policy)?;
+        let members: BTreeSet<SigningPublicKey> =
+            verified.members.iter().map(|m| m.signing_key).collect();
+        let record = verified.into_record();
+        let ekey = epoch_key(&record.conversation, epoch);
+        // The epoch number is the duplicate key: two racing records for the same epoch cannot
+        // both be stored.
+        let rec_bytes = enc(&record)?;
+        let (seq_item, audience) = self.convs.append_item_with(
+            &record.conversation,
+            Some(epoch),
+            Item::Epoch(record.clone()),
+            Some((
+                epoch_dedupe_key(&record.conversation, epoch),
+                Reject(ErrorCode::StaleEpoch, EPOCH_TAKEN.into()),
+            )),
+            vec![(Collection::Epochs, ekey.clone(), rec_bytes)],
+            |st| {
+                st.current_epoch = Some(epoch);
+                st.readers.insert(epoch, members.clone());
+                st.epoch_messages = 0;
+                st.rotate_after = Some(rotate_after);
+            },
+        )?;
+        self.commit.durable().await?;
+        self.push_item(&seq_item, &audience, &caller.key());
+        Ok(Response::Stored { seq: seq_item.seq })
+    }
+
+    pub(super) async fn put_handoff(&self, caller: &Caller, h: HandOff) -> Reply {
+        let s = self.conv_for(caller, &h.conversation)?;
+        if h.from != caller.key() {
+            return reject(ErrorCode::Forbidden, "a hand-off must come from its signer");
+        }
+        h.from.verify(&h.signed_bytes(), &h.signature, "hand-off")?;
+        for (e, _) in &h.epochs {
+            if !s.may_read(&caller.key(), Some(*e)) {
+                return reject(
+                    ErrorCode::Forbidden,
+                    format!("you were not a member of epoch {e}"),
+                );
+            }
+        }
+        let to = h.to;
+        let epochs: Vec<u32> = h.epochs.iter().map(|(e, _)| *e).collect();
+        let target = s.current_epoch;
+        let conv = h.conversation;
+        let (seq_item, _) = self
+            .convs
+            .append_item(&conv, target, Item::HandOff(h), |st| {
+                for e in &epochs {
+                    st.readers.entry(*e).or_default().insert(to);
+                }
+            })?;
+        self.commit.durable().await?;
+        self.push_item(&seq_item, &[to], &caller.key());
+        Ok(Response::Stored { seq: seq_item.seq })
+    }
+
+    /// The first half of a `Send`: checks and stores the message, and queues the wait for its
+    /// group commit, without waiting. [`Self::acknowledge`] finishes it. A session may stage
+    /// its next messages before the earlier ones are acknowledged (pipelining); they then
+    /// share flushes.
+    pub fn stage_send(&self, caller: &Caller, env: Envelope) -> Result<Staged, Reject> {
+        let started = std::time::Instant::now();
+        let size = env.ciphertext.len();
+        let (item, audience) = self.convs.append_message(&caller.key(), env)?;
+        debug!(conversation = %item.conversation, seq = item.seq, size, "message stored");
+        Ok(Staged {
+            started,
+            durable: Box::pin(self.commit.durable()),
+            item,
+            audience,
+            sender: caller.key(),
+        })
+    }
+
+    /// The second half of a `Send`: once the message is durable, pushes it to the other
+    /// members and answers `Stored`. Staged messages must be acknowledged in the order they
+    /// were staged (pushes and the durable watermark follow that order).
+    pub async fn acknowledge(&self, staged: Staged) -> Response {
+        let Staged {
+            started,
+            durable,
+            item,
+            audience,
+            sender,
+        } = staged;
+        if let Err(e) = durable.await {
+            let Reject(code, message) = Reject::from(e);
+            return Response::Error { code, message };
+        }
+        self.metrics.messages_stored.inc();
+        self.push_item(&item, &audience, &sender);
+        self.metrics
+            .ack_latency
+            .observe(started.elapsed().as_secs_f64());
+        Response::Stored { seq: item.seq }
+    }
+
+    pub(super) fn history(
+        &self,
+        caller: &Caller,
+        c: ConversationId,
+        after: u64,
+        limit: u32,
+    ) -> Reply {
+        let me = caller.key();
+        let s = match self.convs.get(&c)? {
+            Some(s) if s.involves(&me) || self.is_master_of(&me, &s.org)? => s,
+            _ => return reject(ErrorCode::NotFound, "no such conversation for this account"),
+        };
+        let master = self.is_master_of(&me, &s.org)?;
+        let limit = (limit as usize).clamp(1, MAX_PAGE);
+        let mut items = Vec::new();
+        let mut bytes = 0usize;
+        let mut cursor = after;
+        // Items the caller may not read (epochs before it joined, without a hand-off) are
+        // skipped, so keep scanning in chunks until the page is full or the conversation ends.
+        // Serve only what is on disk (see `ConvState::durable_seq`).
+        let end = s.durable_seq;
+        'scan: while cursor < end {
+            let chunk = self.convs.items_after(&c, cursor)?;
+            if chunk.is_empty() {
+                break;
+            }
+            for (stored, size) in chunk {
+                if stored.sequenced.seq > end {
+                    break 'scan;
+                }
+                if !master && !s.may_read(&me, stored.epoch) {
+                    cursor = stored.sequenced.seq;
+                    continue;
+                }
+                // The first item always fits (the frame limit is sized for one largest
+                // message); later ones only while the page stays under PAGE_BYTES.
+                if items.len() >= limit || (!items.is_empty() && bytes + size > PAGE_BYTES) {
+                    return Ok(Response::Items { items, more: true });
+                }
+                bytes += size;
+                cursor = stored.sequenced.seq;
+                items.push(stored.sequenced);
+                if cursor >= end {
+                    break 'scan;
+                }
+            }
+        }
+        Ok(Response::Items { items, more: false })
+    }
+
+    pub(super) fn delivered_seq(
+        &self,
+        c: &ConversationId,
+        who: &SigningPublicKey,
+    ) -> Result<u64, Reject> {
+        let k = delivery_key(c, who);
+        Ok(self
+            .store
+            .get(Collection::Deliveries, &k)?
+            .and_then(|b| b.try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0))
+    }
+
+    pub(super) fn delivered(&self, caller: &Caller, c: ConversationId, seq: u64) -> Reply {
+        let s = self.conv_for(caller, &c)?;
+        let seq = seq.min(s.durable_seq);
+        let k = delivery_key(&c, &caller.key());
+        if seq > self.delivered_seq(&c, &caller.key())? {
+            // Delivery state is advisory: it is not worth a flush of its own; the next durable
+            // write carries it.
+            self.store
+                .put(Collection::Deliveries, &k, &seq.to_be_bytes())?;
+            self.metrics.messages_delivered.inc();
+            for m in s.current_members() {
+                if m != caller.key() {
+                    self.push(
+                        &m,
+                        Push::Delivered {
+                            conversation: c,
+                            member: caller.card.name.clone(),
+                            seq,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(Response::Ok)
+    }
+}
+
+/// The policy a stored epoch was made under.
+pub(super) fn policy_for(
+    svc: &Service,
+    org: &str,
+    epoch: u32,
+    next: &VerifiedEpoch,
+) -> Result<VerifiedPolicy, Reject> {
+    let rec = svc.convs.epoch_record(&next.conversation, epoch)?;
+    svc.policies
+        .get(org, Some(rec.policy_version))?
+        .ok_or_else(|| {
+            Reject(
+                ErrorCode::Internal,
+                "the policy of a stored epoch is missing".into(),
+            )
+        })
+}

@@ -1,0 +1,130 @@
+//! Erasure: a customer's request to erase a conversation, and the retention sweep that
+//! erases conversations idle for longer than their org's retention period. Both are refused
+//! while a dispute ticket on the conversation is open (a legal hold), and both log an erasure
+//! entry signed by the relay.
+
+use sealdesk_protocol::{
+    audit::{AuditEntry, AuditEvent},
+    ids::ConversationId,
+    release::ErasureRequest,
+    wire::{ErrorCode, Response, TicketState},
+};
+use tracing::info;
+
+use super::{
+    Caller, Reject, Reply, Service, dec,
+    keys::{consent_prefix, epoch_dedupe_prefix, legacy_counter_conversation_prefix},
+    reject,
+};
+use crate::{
+    relay::state::ConvState,
+    store::{Batch, Collection},
+};
+
+impl Service {
+    pub(super) async fn erase(&self, caller: &Caller, r: ErasureRequest) -> Reply {
+        r.verify()?;
+        let s = self.conv_for(caller, &r.conversation)?;
+        if s.customer != caller.key() || r.customer != caller.key() {
+            return reject(
+                ErrorCode::Forbidden,
+                "only the conversation's customer can ask for erasure",
+            );
+        }
+        if self.open_dispute(&r.conversation)? {
+            return reject(
+                ErrorCode::LegalHold,
+                "a dispute ticket on this conversation is open (legal hold); erasure is refused \
+                 until it expires",
+            );
+        }
+        self.erase_conversation(&r.conversation, "customer request")
+            .await?;
+        Ok(Response::Ok)
+    }
+
+    pub(super) fn open_dispute(&self, c: &ConversationId) -> Result<bool, Reject> {
+        let t = self.clock.now();
+        for (_, v) in self.store.scan_prefix(Collection::Tickets, &[])? {
+            let st: TicketState = dec(&v, "ticket")?;
+            if st.ticket.conversation == *c && st.ticket.expires_at > t {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Deletes a conversation's ciphertext, epoch records (with their escrow) and indexes, and
+    /// logs an erasure entry signed by the relay.
+    pub async fn erase_conversation(&self, c: &ConversationId, reason: &str) -> Result<(), Reject> {
+        self.convs.erase(c, || {
+            let mut b = Batch::new();
+            for coll in [
+                Collection::Messages,
+                Collection::Epochs,
+                Collection::Deliveries,
+            ] {
+                for (k, _) in self.store.scan_prefix(coll, c.as_bytes())? {
+                    b.delete(coll, &k);
+                }
+            }
+            for p in [
+                legacy_counter_conversation_prefix(c),
+                epoch_dedupe_prefix(c),
+            ] {
+                for (k, _) in self.store.scan_prefix(Collection::MessageKeys, &p)? {
+                    b.delete(Collection::MessageKeys, &k);
+                }
+            }
+            for (k, _) in self
+                .store
+                .scan_prefix(Collection::Meta, &consent_prefix(c))?
+            {
+                b.delete(Collection::Meta, &k);
+            }
+            b.delete(Collection::Conversations, c.as_bytes());
+            self.store.apply(b)?;
+            Ok(())
+        })?;
+        let entry = AuditEntry::sign(
+            &self.keys,
+            AuditEvent::Erasure {
+                conversation: *c,
+                reason: reason.to_owned(),
+            },
+            self.clock.now(),
+        );
+        self.log_append(&entry, None, None)?;
+        self.commit.durable().await?;
+        info!(conversation = %c, reason, "conversation erased");
+        Ok(())
+    }
+
+    /// Erases conversations idle for longer than their org's retention period.
+    pub async fn sweep_retention(&self) -> Result<usize, Reject> {
+        let t = self.clock.now();
+        let mut expired = Vec::new();
+        let idle_too_long = |s: &ConvState| match self.policies.get(&s.org, None) {
+            Ok(Some(p)) => t.saturating_sub(s.last_activity) > p.retention_secs,
+            _ => false,
+        };
+        for (k, v) in self.store.scan_prefix(Collection::Conversations, &[])? {
+            // The record's activity time lags behind message appends, never ahead: a record
+            // recent enough is enough to keep a conversation, and only the others need the
+            // live state (cached, or rebuilt from the items).
+            if !idle_too_long(&dec::<ConvState>(&v, "conversation")?) {
+                continue;
+            }
+            let s = self
+                .convs
+                .live_state(&ConversationId::try_from(k.as_slice())?, &v)?;
+            if idle_too_long(&s) && !self.open_dispute(&s.conversation)? {
+                expired.push(s.conversation);
+            }
+        }
+        for c in &expired {
+            self.erase_conversation(c, "retention").await?;
+        }
+        Ok(expired.len())
+    }
+}

@@ -1,0 +1,456 @@
+//! The relay's protocol service: one method per request, over the [`Store`] seam.
+//!
+//! The relay checks what it can without any key that opens content — card and policy signatures,
+//! epoch-record chains, audit-entry signatures, membership — as defence in depth. Clients check
+//! everything again: the relay is an untrusted directory.
+//!
+//! [`Service`] holds the shared state and dispatches requests; the requests live by concern:
+//!
+//! - [`directory`]: accounts, cards, names, policies (and the verified-policy cache
+//!   [`directory::Policies`]), agent certificates;
+//! - [`conversations`]: open, transfer, list, epochs, hand-offs, messages (staged and
+//!   acknowledged), history, delivery receipts — over the conversation table [`table::ConvTable`];
+//! - [`escrow`]: consents, revocation checks, release requests and shares, dispute tickets;
+//! - [`audit_log`]: the transparency log [`audit_log::AuditLog`], tree heads, proofs,
+//!   cosignatures and release notices;
+//! - [`erasure`]: customer erasure and the retention sweep;
+//! - [`keys`]: every storage key and its layout.
+
+mod audit_log;
+mod conversations;
+mod directory;
+mod erasure;
+mod escrow;
+pub(crate) mod keys;
+mod table;
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use sealdesk_protocol::{
+    card::IdentityCard,
+    keys::{IdentityKeys, SigningPublicKey},
+    wire::{self, ErrorCode, Frame, Push, Request, Response, Sequenced},
+};
+use tracing::{debug, info, warn};
+
+pub(crate) use self::conversations::Staged;
+use self::{
+    audit_log::AuditLog,
+    directory::Policies,
+    keys::{RELAY_IDENTITY, RELAY_IDENTITY_LOCATION},
+    table::ConvTable,
+};
+use super::hub::Hub;
+use crate::{
+    clock::ClockHandle,
+    commit::GroupCommit,
+    metrics::Metrics,
+    store::{Collection, Store},
+};
+
+/// The answer to a duplicate message.
+const COUNTER_REUSED: &str = "this (epoch, sender) has stored a message with this counter or a \
+     higher one: counters only go up, and one may not be reused; open a new epoch instead of \
+     resending with an old counter";
+
+/// A refusal: an error code and a message for the client.
+#[derive(Debug)]
+pub(crate) struct Reject(pub ErrorCode, pub String);
+
+type Reply = Result<Response, Reject>;
+
+impl From<crate::Error> for Reject {
+    fn from(e: crate::Error) -> Self {
+        warn!(error = %e, "storage error while serving a request");
+        Reject(
+            ErrorCode::Internal,
+            "the relay could not complete the request; try again".into(),
+        )
+    }
+}
+
+impl From<sealdesk_protocol::Error> for Reject {
+    fn from(e: sealdesk_protocol::Error) -> Self {
+        Reject(ErrorCode::BadRequest, e.to_string())
+    }
+}
+
+fn reject<T>(code: ErrorCode, msg: impl Into<String>) -> Result<T, Reject> {
+    Err(Reject(code, msg.into()))
+}
+
+/// A registered account behind a session: the token every request handler takes. Only the
+/// service makes one — for a card registered on this relay ([`Service::authenticated`]) or
+/// one it has just registered — so no handler can run for an account that is not.
+#[derive(Clone, Debug)]
+pub(crate) struct Caller {
+    /// The account's card, as registered.
+    pub card: IdentityCard,
+    /// Keeps construction inside the service.
+    _registered: (),
+}
+
+impl Caller {
+    fn key(&self) -> SigningPublicKey {
+        self.card.signing_key
+    }
+}
+
+/// Where an authenticated session stands: its card answered the challenge; it may send
+/// requests only once it is registered (`Register` moves it on).
+#[derive(Clone, Debug)]
+pub(crate) enum Account {
+    /// Authenticated, with a card not (or not yet) registered here: only `Register` is served.
+    Unregistered(IdentityCard),
+    /// Authenticated and registered: every request is served.
+    Registered(Caller),
+}
+
+impl Account {
+    /// The account's card.
+    pub fn card(&self) -> &IdentityCard {
+        match self {
+            Account::Unregistered(card) => card,
+            Account::Registered(caller) => &caller.card,
+        }
+    }
+}
+
+/// The relay's state shared by all sessions.
+pub(crate) struct Service {
+    pub store: Arc<dyn Store>,
+    pub commit: GroupCommit,
+    pub metrics: Arc<Metrics>,
+    /// The relay's own identity: signs challenges' context, tree heads and erasure entries.
+    pub keys: IdentityKeys,
+    pub hub: Hub,
+    /// Every time the service stamps or checks comes from here.
+    clock: ClockHandle,
+    /// Org policies, verified once per stored version.
+    policies: Arc<Policies>,
+    /// The conversation table; its lock serialises sequence-number assignment.
+    convs: ConvTable,
+    /// The audit log; its lock is the log's single-writer rule.
+    log: AuditLog,
+    /// Every other write that must be atomic with a read (names, policies, releases, tickets).
+    /// A std Mutex, like the others: held for in-memory updates and synchronous store writes
+    /// only, never across an await, so a tokio Mutex would only add overhead.
+    writes: Mutex<()>,
+}
+
+fn enc<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, Reject> {
+    wire::to_cbor(v).map_err(|_| Reject(ErrorCode::Internal, "encoding failed".into()))
+}
+
+fn dec<T: serde::de::DeserializeOwned>(b: &[u8], what: &'static str) -> Result<T, Reject> {
+    wire::from_cbor(b, what).map_err(|e| {
+        warn!(what, error = %e, "stored object does not decode");
+        Reject(ErrorCode::Internal, "stored data is damaged".into())
+    })
+}
+
+fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, Reject> {
+    m.lock()
+        .map_err(|_| Reject(ErrorCode::Internal, "internal lock poisoned".into()))
+}
+
+impl Service {
+    /// Builds the service, loading (or creating) the relay's key and the audit log, and
+    /// indexing the consents shared before the relay kept an index of them (once).
+    ///
+    /// # Errors
+    /// [`crate::Error::CorruptIdentity`] if the relay's key is stored but malformed (it is
+    /// never replaced: only a missing key is generated); [`crate::Error::Corrupt`] for an
+    /// undecodable audit entry; storage errors.
+    pub fn open(
+        store: Arc<dyn Store>,
+        commit: GroupCommit,
+        metrics: Arc<Metrics>,
+        clock: ClockHandle,
+        rng: &mut impl rand_core::CryptoRng,
+    ) -> crate::Result<Self> {
+        let keys = match store.get(Collection::Meta, RELAY_IDENTITY)? {
+            Some(b) => {
+                // Any 64 bytes are a key pair (an Ed25519 seed and an X25519 scalar), so the
+                // length is all there is to check. Only a missing key is ever generated: a
+                // replaced one would look to every client like a relay that changed its key.
+                let arr = <[u8; 64]>::try_from(b.as_slice()).map_err(|_| {
+                    crate::Error::CorruptIdentity {
+                        location: RELAY_IDENTITY_LOCATION.into(),
+                        detail: format!("{} bytes stored, 64 expected", b.len()),
+                    }
+                })?;
+                IdentityKeys::from_secret_bytes(&arr)
+            }
+            None => {
+                let k = IdentityKeys::generate(rng);
+                store.put(
+                    Collection::Meta,
+                    RELAY_IDENTITY,
+                    k.to_secret_bytes().as_slice(),
+                )?;
+                store.flush()?;
+                k
+            }
+        };
+        let log = AuditLog::load(store.as_ref())?;
+        escrow::fill_consent_index(store.as_ref())?;
+        let entries = log.len().unwrap_or(0);
+        info!(entries, log_key = %keys.signing_public(), "relay state loaded");
+        let policies = Arc::new(Policies::new(store.clone()));
+        Ok(Self {
+            convs: ConvTable::new(store.clone(), clock.clone(), policies.clone()),
+            store,
+            commit,
+            metrics,
+            keys,
+            hub: Hub::default(),
+            clock,
+            policies,
+            log,
+            writes: Mutex::new(()),
+        })
+    }
+
+    /// The session state of an account whose card answered the challenge: registered if the
+    /// same card is stored under its key. A storage error while looking it up counts as not
+    /// registered: the session may still register (which reads again), and is refused
+    /// everything else.
+    pub fn authenticated(&self, card: IdentityCard) -> Account {
+        match self.card_by_key(&card.signing_key) {
+            Ok(Some(stored)) if stored == card => Account::Registered(Caller {
+                card,
+                _registered: (),
+            }),
+            _ => Account::Unregistered(card),
+        }
+    }
+
+    /// Serves one request other than a registered account's `Send` (the session stages
+    /// those itself, see [`Self::stage_send`]). `Register` moves an unregistered account on;
+    /// anything else from one is refused.
+    pub async fn handle(&self, account: &mut Account, req: Request) -> Response {
+        let result = if matches!(req, Request::Register) {
+            match self.register(account.card()).await {
+                Ok(caller) => {
+                    *account = Account::Registered(caller);
+                    Ok(Response::Ok)
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            match account {
+                Account::Unregistered(_) => reject(
+                    ErrorCode::NotRegistered,
+                    "register this account first (`sealdesk register`)",
+                ),
+                Account::Registered(caller) => self.dispatch(caller, req).await,
+            }
+        };
+        match result {
+            Ok(r) => r,
+            Err(Reject(code, message)) => {
+                debug!(?code, %message, "request refused");
+                Response::Error { code, message }
+            }
+        }
+    }
+
+    /// Serves a registered account's request.
+    async fn dispatch(&self, caller: &Caller, req: Request) -> Reply {
+        match req {
+            // Handled before dispatch: `Register` by `handle`, `Send` by the session.
+            Request::Register | Request::Send(_) => {
+                reject(ErrorCode::BadRequest, "this request is not served here")
+            }
+            Request::GetCard { name } => self.get_card(&name),
+            Request::PublishPolicy(p) => self.publish_policy(caller, p).await,
+            Request::GetPolicy { org, version } => self.get_policy(&org, version),
+            Request::PublishCertificate(c) => self.publish_certificate(caller, c).await,
+            Request::GetCertificate { org, agent } => self.get_certificate(&org, &agent),
+            Request::OpenConversation { org, conversation } => {
+                self.open_conversation(caller, &org, conversation).await
+            }
+            Request::Transfer {
+                conversation,
+                agent,
+            } => self.transfer(caller, conversation, &agent).await,
+            Request::ListConversations => self.list_conversations(caller),
+            Request::PutEpoch(r) => self.put_epoch(caller, r).await,
+            Request::PutHandOff(h) => self.put_handoff(caller, h).await,
+            Request::History {
+                conversation,
+                after,
+                limit,
+            } => self.history(caller, conversation, after, limit),
+            Request::Delivered { conversation, seq } => self.delivered(caller, conversation, seq),
+            Request::SubmitRelease(r) => self.submit_release(caller, r).await,
+            Request::SubmitShares { request, shares } => {
+                self.submit_shares(caller, request, shares).await
+            }
+            Request::RefuseRelease { request, reason } => {
+                self.refuse_release(caller, request, reason).await
+            }
+            Request::PendingReleases => self.pending_releases(caller),
+            Request::ReleaseStatus { request } => self.release_status(caller, request),
+            Request::OpenTicket(t) => self.open_ticket(caller, t).await,
+            Request::Decide(d) => self.decide(caller, d).await,
+            Request::ListTickets => self.list_tickets(caller),
+            Request::ShareConsent(t) => self.share_consent(caller, t).await,
+            Request::AppendAudit(e) => self.append_audit(caller, e).await,
+            Request::GetTreeHead => self.tree_head().map(Response::TreeHead),
+            Request::GetEntries { from, limit } => self.entries(from, limit),
+            Request::GetInclusion { index, size } => self.inclusion(index, size),
+            Request::GetConsistency { old, new } => self.consistency(old, new),
+            Request::Erase(r) => self.erase(caller, r).await,
+            Request::Cosign(c) => self.cosign(caller, c).await,
+            Request::GetWitnessedHead { org } => self.witnessed_head(&org),
+        }
+    }
+
+    // ---- pushes ----------------------------------------------------------------------------
+
+    fn push(&self, who: &SigningPublicKey, push: Push) {
+        match wire::encode(&Frame::Push(push)) {
+            Ok(bytes) => {
+                self.hub.push(who, &Bytes::from(bytes));
+            }
+            Err(e) => warn!(error = %e, "push too large to send; the client will fetch it"),
+        }
+    }
+
+    fn push_item(
+        &self,
+        item: &Sequenced,
+        audience: &[SigningPublicKey],
+        sender: &SigningPublicKey,
+    ) {
+        // Only ever called once the item's write is durable: from here on it may be served.
+        let _ = self.convs.mark_durable(&item.conversation, item.seq);
+        let Ok(bytes) = wire::encode(&Frame::Push(Push::Item(item.clone()))) else {
+            warn!("item too large to push; recipients will page it");
+            return;
+        };
+        let bytes = Bytes::from(bytes);
+        for who in audience {
+            if who != sender {
+                self.hub.push(who, &bytes);
+            }
+        }
+    }
+}
+
+/// **Test-only fault injection**, like the client's `SEALDESK_FAILPOINT`: when this variable
+/// names `point`, the relay exits there with status [`FAILPOINT_EXIT_CODE`], as if killed, so a
+/// test can restart it over the same data directory. Never set it in production. The one
+/// point, `relay-after-audit-append`, is after an audit entry (and its notice) became durable
+/// and before the relay answers `appended`.
+pub const FAILPOINT_ENV: &str = "SEALDESK_FAILPOINT";
+
+/// Exit status of a relay stopped at a fail point (see [`FAILPOINT_ENV`]).
+pub const FAILPOINT_EXIT_CODE: i32 = 86;
+
+fn relay_fail_point(point: &str) {
+    if std::env::var_os(FAILPOINT_ENV).is_some_and(|v| v == point) {
+        warn!(
+            point,
+            "fail point reached; exiting as if killed (test only)"
+        );
+        std::process::exit(FAILPOINT_EXIT_CODE);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::path::Path;
+
+    use super::*;
+    use crate::{config::RelayConfig, store::SledStore};
+
+    /// Starts a relay over `dir` and stops it at once; returns what starting returned.
+    async fn start_and_stop(dir: &Path) -> crate::Result<()> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let config = RelayConfig {
+            listen: listener.local_addr().unwrap(),
+            data_dir: dir.to_owned(),
+            ..RelayConfig::default()
+        };
+        crate::serve(listener, config, async {}).await
+    }
+
+    fn stored_identity(dir: &Path) -> Option<Vec<u8>> {
+        SledStore::open(dir)
+            .unwrap()
+            .get(Collection::Meta, RELAY_IDENTITY)
+            .unwrap()
+    }
+
+    fn store_identity(dir: &Path, bytes: &[u8]) {
+        let store = SledStore::open(dir).unwrap();
+        store.put(Collection::Meta, RELAY_IDENTITY, bytes).unwrap();
+        store.flush().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_missing_identity_is_generated_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        start_and_stop(dir.path()).await.unwrap();
+        let first = stored_identity(dir.path()).expect("the key was generated");
+        assert_eq!(first.len(), 64);
+        start_and_stop(dir.path()).await.unwrap();
+        assert_eq!(
+            stored_identity(dir.path()),
+            Some(first),
+            "the key was replaced"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_malformed_identity_stops_the_start_and_is_not_overwritten() {
+        for bad in [&[][..], &[7u8; 12][..], &[7u8; 63][..], &[7u8; 65][..]] {
+            let dir = tempfile::tempdir().unwrap();
+            store_identity(dir.path(), bad);
+            match start_and_stop(dir.path()).await {
+                Err(crate::Error::CorruptIdentity { location, detail }) => {
+                    assert!(location.contains("relay-identity"), "{location}");
+                    assert!(location.contains("meta"), "{location}");
+                    assert!(
+                        location.contains(&dir.path().display().to_string()),
+                        "{location}"
+                    );
+                    assert_eq!(detail, format!("{} bytes stored, 64 expected", bad.len()));
+                }
+                other => panic!(
+                    "a relay started over a damaged key ({} bytes): {other:?}",
+                    bad.len()
+                ),
+            }
+            assert_eq!(
+                stored_identity(dir.path()).as_deref(),
+                Some(bad),
+                "the damaged key was overwritten"
+            );
+        }
+    }
+    #[tokio::test]
+    async fn an_undecodable_audit_entry_stops_the_start_and_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        start_and_stop(dir.path()).await.unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            store
+                .put(Collection::AuditLeaves, &3u64.to_be_bytes(), b"not cbor")
+                .unwrap();
+            store.flush().unwrap();
+        }
+        match start_and_stop(dir.path()).await {
+            Err(crate::Error::Corrupt(what)) => {
+                assert_eq!(what, "audit entry 3 (in the `audit_leaves` tree)");
+            }
+            other => panic!("a relay started over a damaged audit log: {other:?}"),
+        }
+    }
+}
