@@ -1,0 +1,2 @@
+/** Vector files with a conformance test in this directory. */
+export const COVERED: readonly string[] = ["identities.json", "ed25519_strict.json", "hpke.json"];
