@@ -12,3 +12,5 @@ export * from "./keys.js";
 export * from "./card.js";
 export * from "./seal.js";
 export * from "./secret.js";
+export * from "./policy.js";
+export * from "./release.js";
