@@ -14,3 +14,5 @@ export * from "./seal.js";
 export * from "./secret.js";
 export * from "./policy.js";
 export * from "./release.js";
+export * from "./shamir.js";
+export * from "./epoch.js";
