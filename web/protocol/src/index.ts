@@ -16,3 +16,4 @@ export * from "./policy.js";
 export * from "./release.js";
 export * from "./shamir.js";
 export * from "./epoch.js";
+export * from "./message.js";

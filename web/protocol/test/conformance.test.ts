@@ -11,8 +11,6 @@ import { COVERED } from "./covered.js";
 export const UNIMPLEMENTED: readonly string[] = [
   "audit.json",
   "export.json",
-  "messages.json",
-  "release.json",
   "wire.json",
 ];
 

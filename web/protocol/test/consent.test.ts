@@ -2,29 +2,11 @@
 import { describe, expect, it } from "vitest";
 import { toHex } from "../src/bytes.js";
 import { consentSignedBytes, erasureSignedBytes, revocationSignedBytes, SCOPES, verifyConsent, verifyRevocation } from "../src/release.js";
-import type { ConsentToken } from "../src/release.js";
-import { flip, keysOf, signingKeyOf } from "./fixtures.js";
-import type { Json } from "./vectors.js";
+import { consentOf, flip, keysOf, signingKeyOf } from "./fixtures.js";
 import { h, loadVector } from "./vectors.js";
 
 const v = loadVector("consent.json");
 
-/** The consent token of a vector object. */
-export function consentOf(c: Json): ConsentToken {
-  return {
-    id: h(c.id),
-    org: c.org,
-    conversation: h(c.conversation),
-    epochs: c.epochs,
-    grantee: signingKeyOf(c.grantee),
-    scope: c.scope,
-    purpose: c.purpose,
-    issuedAt: c.issued_at,
-    expiresAt: c.expires_at,
-    customer: signingKeyOf(c.customer),
-    signature: h(c.signature),
-  };
-}
 
 describe("consent.json", () => {
   const token = consentOf(v.consent);

@@ -2,32 +2,13 @@
 import { describe, expect, it } from "vitest";
 import { toHex } from "../src/bytes.js";
 import { approvers, decisionSignedBytes, ticketHash, ticketSignedBytes, verifyDecision, verifyTicket } from "../src/release.js";
-import type { ArbiterDecision, DisputeTicket } from "../src/release.js";
-import { flip, keysOf, signingKeyOf, vectorPolicy } from "./fixtures.js";
+import { decisionsOf, flip, keysOf, signingKeyOf, ticketOf, vectorPolicy } from "./fixtures.js";
 import type { Json } from "./vectors.js";
 import { h, loadVector } from "./vectors.js";
 
 const v = loadVector("dispute.json");
 
-/** The ticket of a vector object. */
-export function ticketOf(t: Json): DisputeTicket {
-  return {
-    id: h(t.id),
-    org: t.org,
-    conversation: h(t.conversation),
-    epochs: t.epochs,
-    reason: t.reason,
-    openedAt: t.opened_at,
-    expiresAt: t.expires_at,
-    master: signingKeyOf(t.master),
-    signature: h(t.signature),
-  };
-}
 
-/** The decisions of a vector file, for `ticket`. */
-export function decisionsOf(ds: Json[], ticket: DisputeTicket): ArbiterDecision[] {
-  return ds.map((d) => ({ ticket: ticket.id, ticketHash: ticketHash(ticket), verdict: d.verdict, decidedAt: d.decided_at, arbiter: signingKeyOf(d.arbiter), signature: h(d.signature) }));
-}
 
 describe("dispute.json", () => {
   const policy = vectorPolicy();

@@ -2,6 +2,8 @@
 import type { IdentityCard, Role } from "../src/card.js";
 import { IdentityKeys } from "../src/keys.js";
 import type { Policy } from "../src/policy.js";
+import { ticketHash } from "../src/release.js";
+import type { ArbiterDecision, ConsentToken, DisputeTicket } from "../src/release.js";
 import type { Json } from "./vectors.js";
 import { h, loadVector } from "./vectors.js";
 
@@ -65,4 +67,41 @@ export function flip(b: Uint8Array, i = 0): Uint8Array {
   const out = b.slice();
   out[i] = (out[i] ?? 0) ^ 1;
   return out;
+}
+
+/** The consent token of a vector object. */
+export function consentOf(c: Json): ConsentToken {
+  return {
+    id: h(c.id),
+    org: c.org,
+    conversation: h(c.conversation),
+    epochs: c.epochs,
+    grantee: signingKeyOf(c.grantee),
+    scope: c.scope,
+    purpose: c.purpose,
+    issuedAt: c.issued_at,
+    expiresAt: c.expires_at,
+    customer: signingKeyOf(c.customer),
+    signature: h(c.signature),
+  };
+}
+
+/** The ticket of a vector object. */
+export function ticketOf(t: Json): DisputeTicket {
+  return {
+    id: h(t.id),
+    org: t.org,
+    conversation: h(t.conversation),
+    epochs: t.epochs,
+    reason: t.reason,
+    openedAt: t.opened_at,
+    expiresAt: t.expires_at,
+    master: signingKeyOf(t.master),
+    signature: h(t.signature),
+  };
+}
+
+/** The decisions of a vector file, for `ticket`. */
+export function decisionsOf(ds: Json[], ticket: DisputeTicket): ArbiterDecision[] {
+  return ds.map((d) => ({ ticket: ticket.id, ticketHash: ticketHash(ticket), verdict: d.verdict, decidedAt: d.decided_at, arbiter: signingKeyOf(d.arbiter), signature: h(d.signature) }));
 }
