@@ -17,3 +17,4 @@ export * from "./release.js";
 export * from "./shamir.js";
 export * from "./epoch.js";
 export * from "./message.js";
+export * from "./wire.js";

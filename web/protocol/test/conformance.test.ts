@@ -11,7 +11,6 @@ import { COVERED } from "./covered.js";
 export const UNIMPLEMENTED: readonly string[] = [
   "audit.json",
   "export.json",
-  "wire.json",
 ];
 
 describe("protocol/vectors", () => {

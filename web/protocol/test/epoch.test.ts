@@ -9,34 +9,13 @@ import { sealInfo } from "../src/seal.js";
 import type { Sealed } from "../src/seal.js";
 import { EpochSecret, epochCommitment } from "../src/secret.js";
 import { combine, decodeShare, encodeShare, split } from "../src/shamir.js";
-import { cardOf, flip, keysOf, signingKeyOf, vectorPolicy } from "./fixtures.js";
+import { recordOf, sealedOf } from "./epoch.fixtures.js";
+import { flip, keysOf, signingKeyOf, vectorPolicy } from "./fixtures.js";
 import type { Json } from "./vectors.js";
 import { h, loadVector } from "./vectors.js";
 
 const v = loadVector("epoch.json");
 const policy = vectorPolicy();
-
-const sealedOf = (s: Json): Sealed => ({ enc: h(s.enc), ciphertext: h(s.ciphertext) });
-
-/** The record of a vector object. */
-export function recordOf(e: Json): EpochRecord {
-  return {
-    version: e.version,
-    org: e.org,
-    conversation: h(e.conversation),
-    epoch: e.epoch,
-    policyVersion: e.policy_version,
-    policyHash: h(e.policy_hash),
-    previous: e.previous === null ? null : h(e.previous),
-    createdAt: e.created_at,
-    creator: signingKeyOf(e.creator),
-    members: (e.members as string[]).map(cardOf),
-    sealedSecrets: (e.sealed_secrets as Json[]).map((s) => sealedOf(s.sealed)),
-    escrow: { master: sealedOf(e.escrow.master.sealed), trustees: (e.escrow.trustees as Json[]).map((t) => sealedOf(t.sealed)) },
-    commitment: h(e.commitment),
-    signature: h(e.signature),
-  };
-}
 
 describe("epoch.json", () => {
   const records = (v.epochs as Json[]).map(recordOf);
