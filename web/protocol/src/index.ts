@@ -18,3 +18,5 @@ export * from "./shamir.js";
 export * from "./epoch.js";
 export * from "./message.js";
 export * from "./wire.js";
+export * from "./merkle.js";
+export * from "./audit.js";
