@@ -20,3 +20,4 @@ export * from "./message.js";
 export * from "./wire.js";
 export * from "./merkle.js";
 export * from "./audit.js";
+export * from "./transcript.js";
