@@ -4,7 +4,9 @@
  * `verify` options refuse everything `verify_strict` refuses.
  *
  * A signature `R ‖ S` on `M` under `A` is valid exactly when:
- * 1. `A` is a canonical encoding of a curve point and is not of small order;
+ * 1. `A` decodes to a curve point (as curve25519-dalek decodes: a `y` in `[p, 2^255)` is taken
+ *    mod `p`, so the few non-canonical encodings of points are accepted, and `k` hashes the bytes
+ *    as received) and is not of small order;
  * 2. `S < L` (no reduction);
  * 3. `R` is a canonical encoding of a curve point and is not of small order;
  * 4. with `k = SHA-512(R ‖ A ‖ M) mod L`, `encode([S]B − [k]A)` equals the 32 bytes of `R`
@@ -27,14 +29,16 @@ function le(bytes: Uint8Array): bigint {
 }
 
 /**
- * A canonically encoded point that is not of small order, or `null`. Canonical means `y < p` and
- * not (`x = 0` with the sign bit set): noble's RFC 8032 decoding (`zip215 = false`).
+ * A point that is not of small order, or `null`. With `canonical`, the encoding must be the
+ * RFC 8032 one (`y < p`, and not `x = 0` with the sign bit set); without, a `y` in `[p, 2^255)`
+ * is accepted as curve25519-dalek's `decompress` accepts it (every such encoding with `x = 0` is
+ * of small order and refused anyway).
  */
-export function decodeStrictPoint(bytes: Uint8Array): EdPoint | null {
+export function decodeStrictPoint(bytes: Uint8Array, canonical = true): EdPoint | null {
   if (bytes.length !== 32) return null;
   let p: EdPoint;
   try {
-    p = Point.fromBytes(bytes, false);
+    p = Point.fromBytes(bytes, !canonical);
   } catch {
     return null;
   }
@@ -42,14 +46,21 @@ export function decodeStrictPoint(bytes: Uint8Array): EdPoint | null {
   return p;
 }
 
+/** A public key as ed25519-dalek's `VerifyingKey::from_bytes` and `is_weak` accept it, or `null`. */
+export function decodePublicKey(bytes: Uint8Array): EdPoint | null {
+  return decodeStrictPoint(bytes, false);
+}
+
 /** Whether `signature` is a valid strict Ed25519 signature of `message` under `publicKey`. */
 export function verifyStrict(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   if (publicKey.length !== 32 || signature.length !== 64) return false;
-  const a = decodeStrictPoint(publicKey);
+  const a = decodePublicKey(publicKey);
   if (a === null) return false;
   const rBytes = signature.subarray(0, 32);
   const s = le(signature.subarray(32, 64));
   if (s >= L) return false;
+  // A non-canonical R can never equal the canonical encoding compared below; refusing it here
+  // gives the same answer sooner.
   if (decodeStrictPoint(rBytes) === null) return false;
   const k = le(sha512(concat(rBytes, publicKey, message))) % L;
   const expected = Point.BASE.multiplyUnsafe(s).subtract(a.multiplyUnsafe(k));

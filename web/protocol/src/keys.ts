@@ -5,14 +5,14 @@
 import { x25519 } from "@noble/curves/ed25519.js";
 import { equal, fixedLength } from "./bytes.js";
 import { Writer } from "./codec.js";
-import { decodeStrictPoint, publicKeyOf, sign, verifyStrict } from "./ed25519.js";
+import { decodePublicKey, publicKeyOf, sign, verifyStrict } from "./ed25519.js";
 import { ProtocolError } from "./errors.js";
 import { FINGERPRINT } from "./labels.js";
 
-/** An Ed25519 public key: 32 bytes that decode to a point not of small order. */
+/** An Ed25519 public key: 32 bytes that decode to a point not of small order (as the Rust crate decodes it). */
 export function checkSigningKey(bytes: Uint8Array): Uint8Array {
   fixedLength(bytes, 32, "Ed25519 public key");
-  if (decodeStrictPoint(bytes) === null) throw new ProtocolError("weak_key", "Ed25519");
+  if (decodePublicKey(bytes) === null) throw new ProtocolError("weak_key", "Ed25519");
   return bytes;
 }
 
