@@ -1,11 +1,7 @@
 /** The TypeScript labels are exactly the Rust crate's (`protocol/src/labels.rs`), none missing. */
-import { readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import * as labels from "../src/labels.js";
-
-const rust = readFileSync(join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "protocol", "src", "labels.rs"), "utf8");
+import rust from "../../../protocol/src/labels.rs?raw";
 
 describe("labels", () => {
   it("every label of protocol/src/labels.rs, with the same string, and no other", () => {

@@ -1,26 +1,26 @@
-/** Loads the Rust vector files from `protocol/vectors/` (the single source of the contract). */
-import { readdirSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+/**
+ * The Rust vector files of `protocol/vectors/` (the single source of the contract), bundled by
+ * Vite so the same tests run under Node and inside Chromium.
+ */
 import { fromHex } from "../src/bytes.js";
-
-/** `protocol/vectors/`, relative to this package. */
-export const VECTOR_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "protocol", "vectors");
-
-/** Every vector file name in the directory. */
-export function vectorFiles(): string[] {
-  return readdirSync(VECTOR_DIR)
-    .filter((f) => f.endsWith(".json"))
-    .sort();
-}
 
 /** A vector file, parsed (vector JSON is untyped; tests narrow it field by field). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Json = any;
 
-/** Parses one vector file. */
+const files: Record<string, Json> = import.meta.glob("../../../protocol/vectors/*.json", { eager: true, import: "default" });
+const byName = new Map(Object.entries(files).map(([path, json]) => [path.slice(path.lastIndexOf("/") + 1), json]));
+
+/** Every vector file name in `protocol/vectors/`. */
+export function vectorFiles(): string[] {
+  return [...byName.keys()].sort();
+}
+
+/** One vector file, parsed. */
 export function loadVector(name: string): Json {
-  return JSON.parse(readFileSync(join(VECTOR_DIR, name), "utf8")) as Json;
+  const v = byName.get(name);
+  if (v === undefined) throw new Error(`no vector file ${name}`);
+  return structuredClone(v);
 }
 
 /** Hex to bytes. */

@@ -4,9 +4,6 @@
  * shared secret is all zero, and noble computes every other shared secret.
  */
 import { x25519 } from "@noble/curves/ed25519.js";
-import { readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { toHex } from "../src/bytes.js";
 import { verifyStrict } from "../src/ed25519.js";
@@ -14,8 +11,8 @@ import { checkAgreementKey } from "../src/keys.js";
 import type { Json } from "./vectors.js";
 import { h } from "./vectors.js";
 
-const dir = join(dirname(fileURLToPath(import.meta.url)), "wycheproof");
-const load = (f: string): Json => JSON.parse(readFileSync(join(dir, f), "utf8"));
+const files: Record<string, Json> = import.meta.glob("./wycheproof/*.json", { eager: true, import: "default" });
+const load = (f: string): Json => files[`./wycheproof/${f}`];
 
 describe("Wycheproof ed25519_test.json", () => {
   const file = load("ed25519_test.json");
