@@ -1,0 +1,105 @@
+/**
+ * `wire.json`: every frame decodes and re-encodes to the same bytes, and frames built from typed
+ * values give the vector bytes; also the CBOR of the policy, epoch records and message envelopes
+ * of the other vector files, and the auth signed bytes.
+ */
+import { describe, expect, it } from "vitest";
+import { concat, toHex } from "../src/bytes.js";
+import { Writer } from "../src/codec.js";
+import { verifyStrict } from "../src/ed25519.js";
+import { AUTH } from "../src/labels.js";
+import { sealMessage } from "../src/message.js";
+import { EpochSecret } from "../src/secret.js";
+import {
+  cardFromCbor,
+  cardToCbor,
+  decodeFrame,
+  encodeFrame,
+  envelopeToCbor,
+  epochToCbor,
+  fromCbor,
+  MAX_FRAME,
+  policyToCbor,
+  pushFrame,
+  requestFrame,
+  responseFrame,
+  toCbor,
+} from "../src/wire.js";
+import type { CborValue } from "../src/wire.js";
+import { recordOf } from "./epoch.fixtures.js";
+import { cardOf, keysOf, vectorPolicy } from "./fixtures.js";
+import type { Json } from "./vectors.js";
+import { h, loadVector } from "./vectors.js";
+
+const v = loadVector("wire.json");
+const frames = new Map<string, string>((v.frames as Json[]).map((f) => [f.frame, f.bytes]));
+const frame = (name: string): string => {
+  const b = frames.get(name);
+  if (b === undefined) throw new Error(`no frame ${name}`);
+  return b;
+};
+const sub = (x: CborValue, ...path: string[]): CborValue => path.reduce<CborValue>((m, k) => (m as Record<string, CborValue>)[k] ?? null, x);
+
+describe("wire.json", () => {
+  for (const f of v.frames as Json[]) {
+    it(`${f.frame}: decodes and re-encodes to the same bytes`, () => {
+      expect(toHex(encodeFrame(decodeFrame(h(f.bytes))))).toBe(f.bytes);
+    });
+  }
+  it("frames built from typed values", () => {
+    const relay = keysOf("relay");
+    const challenge = decodeFrame(h(frame("challenge")));
+    const nonce = sub(challenge, "challenge", "nonce") as Uint8Array;
+    expect(toHex(encodeFrame({ challenge: { relay_key: relay.signingPublic, nonce } }))).toBe(frame("challenge"));
+    const carol = keysOf("carol");
+    const signed = Writer.withLabel(AUTH).fixed(relay.signingPublic).fixed(nonce).fixed(carol.signingPublic).toBytes();
+    expect(toHex(signed)).toBe(v.auth_signed_bytes);
+    const authSig = carol.sign(signed);
+    expect(verifyStrict(carol.signingPublic, signed, authSig)).toBe(true);
+    expect(toHex(encodeFrame({ auth: { card: cardToCbor(cardOf("carol")), signature: authSig } }))).toBe(frame("auth (carol)"));
+    expect(cardFromCbor(sub(decodeFrame(h(frame("auth (carol)"))), "auth", "card"))).toEqual(cardOf("carol"));
+    const welcome = decodeFrame(h(frame("welcome")));
+    expect(toHex(encodeFrame({ welcome: { registered: true, log_key: sub(welcome, "welcome", "log_key") } }))).toBe(frame("welcome"));
+    expect(toHex(encodeFrame(requestFrame(1, "register")))).toBe(frame("request 1: register (a unit variant)"));
+    expect(toHex(encodeFrame(requestFrame(2, { get_card: { name: "bob" } })))).toBe(frame("request 2: get_card"));
+    expect(toHex(encodeFrame(requestFrame(3, { get_policy: { org: "acme", version: null } })))).toBe(frame("request 3: get_policy with no version"));
+    expect(toHex(encodeFrame(responseFrame(4, { stored: { seq: 7 } })))).toBe(frame("response 4: stored"));
+    expect(toHex(encodeFrame(responseFrame(5, { error: { code: "forbidden", message: "not a member of this conversation" } })))).toBe(frame("response 5: error"));
+    expect(toHex(encodeFrame(responseFrame(6, "ok")))).toBe(frame("response 6: ok (a unit variant)"));
+    const delivered = decodeFrame(h(frame("push: delivered")));
+    expect(toHex(encodeFrame(pushFrame({ delivered: { conversation: sub(delivered, "push", "delivered", "conversation"), member: "bob", seq: 7 } })))).toBe(frame("push: delivered"));
+  });
+  it("auth signed bytes (PROTOCOL §13.1)", () => {
+    expect(v.auth_signed_bytes.startsWith(toHex(Writer.withLabel(AUTH).toBytes()))).toBe(true);
+  });
+  it("refuses trailing bytes, unknown versions, empty and oversized frames", () => {
+    const ok = h(frame("response 6: ok (a unit variant)"));
+    expect(() => decodeFrame(concat(ok, new Uint8Array([0])))).toThrowError(expect.objectContaining({ code: "trailing_bytes" }));
+    const v2 = ok.slice();
+    v2[0] = 2;
+    expect(() => decodeFrame(v2)).toThrowError(expect.objectContaining({ code: "unknown_version" }));
+    expect(() => decodeFrame(new Uint8Array(0))).toThrowError(expect.objectContaining({ code: "malformed" }));
+    expect(() => decodeFrame(new Uint8Array(MAX_FRAME + 1).fill(1))).toThrowError(expect.objectContaining({ code: "frame_too_large" }));
+    expect(() => encodeFrame({ blob: new Uint8Array(MAX_FRAME) })).toThrowError(expect.objectContaining({ code: "frame_too_large" }));
+    expect(() => decodeFrame(h("01a1"))).toThrowError(expect.objectContaining({ code: "malformed" }));
+  });
+});
+
+describe("CBOR of the objects in the other vector files", () => {
+  it("policy.json: the policy's CBOR", () => {
+    const p = loadVector("policy.json").policy;
+    expect(toHex(toCbor(policyToCbor(vectorPolicy())))).toBe(p.cbor);
+    expect(toHex(toCbor(fromCbor(h(p.cbor))))).toBe(p.cbor);
+  });
+  it("epoch.json: each record's CBOR", () => {
+    for (const e of loadVector("epoch.json").epochs as Json[]) expect(toHex(toCbor(epochToCbor(recordOf(e))))).toBe(e.cbor);
+  });
+  it("messages.json: each envelope's CBOR", () => {
+    const m = loadVector("messages.json");
+    const schedule = new EpochSecret(h(m.k), h(m.conversation), m.epoch);
+    for (const x of m.messages as Json[]) {
+      const env = sealMessage(schedule, h(m.conversation), m.epoch, keysOf(x.sender), x.counter, x.kind, x.sent_at, h(x.body));
+      expect(toHex(toCbor(envelopeToCbor(env)))).toBe(x.envelope_cbor);
+    }
+  });
+});
