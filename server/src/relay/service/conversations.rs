@@ -2,6 +2,7 @@
 //! (staged, then acknowledged after their group commit); history pages; delivery receipts.
 //! The state itself is in the conversation table ([`super::table::ConvTable`]).
 
+use sealdesk_protocol::signed::Signed as _;
 use std::collections::BTreeSet;
 
 use sealdesk_protocol::{
@@ -263,7 +264,7 @@ impl Service {
         if h.from != caller.key() {
             return reject(ErrorCode::Forbidden, "a hand-off must come from its signer");
         }
-        h.from.verify(&h.signed_bytes(), &h.signature, "hand-off")?;
+        h.check_signature()?;
         for (e, _) in &h.epochs {
             if !s.may_read(&caller.key(), Some(*e)) {
                 return reject(

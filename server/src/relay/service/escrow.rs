@@ -2,6 +2,7 @@
 //! against), release requests and the trustees' shares or refusals, dispute tickets and
 //! arbiters' decisions. The relay routes and stores these; it cannot open any of them.
 
+use sealdesk_protocol::signed::Signed as _;
 use sealdesk_protocol::{
     ids::{ConversationId, TokenId},
     keys::SigningPublicKey,
@@ -71,9 +72,7 @@ impl Service {
         if token.org != s.org {
             return reject(ErrorCode::BadRequest, "the consent names another org");
         }
-        token
-            .customer
-            .verify(&token.signed_bytes(), &token.signature, "consent token")?;
+        token.check_signature()?;
         let policy = self.policies.current(&s.org)?;
         let master = policy.master_key();
         let conversation = token.conversation;
@@ -172,8 +171,7 @@ impl Service {
                 "only the org's master may request a release",
             );
         }
-        r.master
-            .verify(&r.signed_bytes(), &r.signature, "release request")?;
+        r.check_signature()?;
         // A justification for another conversation or other epochs would have the trustees
         // refuse it (or, signed as the master wrote it, release and spend what the justification
         // names instead): refuse it before any trustee sees it.
@@ -270,8 +268,7 @@ impl Service {
             if s.trustee != me {
                 return reject(ErrorCode::Forbidden, "shares must be your own");
             }
-            s.trustee
-                .verify(&s.signed_bytes(), &s.signature, "released share")?;
+            s.check_signature()?;
         }
         self.answer_release(caller, id, |st| {
             st.shares.extend(shares);
