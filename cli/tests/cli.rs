@@ -6,7 +6,10 @@
 use std::path::Path;
 
 use sealdesk_client::{Account, Client};
-use sealdesk_tests::world::{PASS, World, texts};
+use sealdesk_tests::{
+    wait::eventually,
+    world::{PASS, World, texts},
+};
 use serde_json::Value;
 
 struct Run {
@@ -301,19 +304,23 @@ async fn cli_escrow_story() {
                 .unwrap()
         })
     };
+    // The trustees serve once at a time until both have released the request the unlock above
+    // submits (it is pending only once that process has reached the relay).
     let mut released = 0;
-    for _ in 0..20 {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        for t in ["trustee-1", "trustee-2"] {
-            released += ok(&w, t, &["trustee", "serve", "--once"])
-                .await
-                .matches(": released")
-                .count();
-        }
-        if released >= 2 {
-            break;
-        }
-    }
+    eventually(
+        "both trustees to release through `trustee serve --once`",
+        async || {
+            for t in ["trustee-1", "trustee-2"] {
+                released += ok(&w, t, &["trustee", "serve", "--once"])
+                    .await
+                    .matches(": released")
+                    .count();
+            }
+            (released >= 2).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(released, 2, "each trustee releases the one request once");
     let out = unlock.await.unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
