@@ -1,9 +1,10 @@
-//! The client library's one error type, and [`IoFailure`], an I/O error as comparable data.
+//! The client library's one error type.
 
 use std::fmt;
 
 use sealdesk_protocol::wire::ErrorCode;
 
+use crate::io_failure::IoFailure;
 use crate::vault::VaultError;
 
 /// Everything that can go wrong in the client library.
@@ -370,33 +371,6 @@ impl ClientError {
         }
     }
 }
-
-/// An I/O error as data: its kind and the operating system's message. Unlike
-/// [`std::io::Error`] it compares and clones, so the errors holding it can too.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IoFailure {
-    /// The kind of error.
-    pub kind: std::io::ErrorKind,
-    /// The error's message, as [`std::io::Error`] displays it.
-    pub message: String,
-}
-
-impl From<std::io::Error> for IoFailure {
-    fn from(e: std::io::Error) -> Self {
-        Self {
-            kind: e.kind(),
-            message: e.to_string(),
-        }
-    }
-}
-
-impl fmt::Display for IoFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for IoFailure {}
 
 fn refusals_text(refusals: &[(String, String)]) -> String {
     refusals

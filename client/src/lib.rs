@@ -27,7 +27,8 @@
 //!   (`verify`, a pure function), anchored outside the file.
 //! - [`redact`] — masking personal data in released transcripts.
 //! - [`vault`] — the encrypted local-state store (`crypto`, `format`, `fs`).
-//! - [`error`] — [`ClientError`], typed: tests match its variants.
+//! - [`error`] — [`ClientError`], typed: tests match its variants; [`io_failure`] — an I/O
+//!   error as comparable data, the leaf every error type holds.
 //!
 //! **Test hooks.** The `test-hooks` feature adds the test-only switches: the cheap Argon2 setting
 //! (`vault::KdfParams::TESTING`, `vault::INSECURE_FAST_KDF_ENV`) and the trustee's fail points
@@ -41,6 +42,7 @@ pub mod client;
 pub mod connection;
 pub mod error;
 pub mod escrow;
+pub mod io_failure;
 pub mod notice;
 pub mod redact;
 pub(crate) mod reply;
@@ -52,7 +54,8 @@ pub mod vault;
 
 pub use account::Account;
 pub use client::Client;
-pub use error::{ClientError, IoFailure, Result};
+pub use error::{ClientError, Result};
+pub use io_failure::IoFailure;
 pub use tls::TlsOptions;
 
 use rand::SeedableRng as _;

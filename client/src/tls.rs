@@ -158,7 +158,7 @@ pub enum TlsError {
         /// The file.
         path: PathBuf,
         /// The OS error (in the message, not a `source`, so it is printed once).
-        error: crate::error::IoFailure,
+        error: crate::io_failure::IoFailure,
     },
 
     /// The CA file holds no PEM certificate.

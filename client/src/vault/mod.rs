@@ -77,7 +77,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
-use crate::error::IoFailure;
+use crate::io_failure::IoFailure;
 
 mod crypto;
 mod format;
