@@ -51,12 +51,14 @@ pub fn render_line(line: &HistoryLine) -> String {
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
+            let messages = counted(count, "message", "messages");
             match requests {
                 None => format!(
-                    "  ⋯ gap: {count} message(s) from {sender} in epoch {epoch} never arrived (counters {list})"
+                    "  ⋯ gap: {messages} from {sender} in epoch {epoch} never arrived (counters {list})"
                 ),
                 Some(n) => format!(
-                    "  ⋯ gap: {count} message(s) from {sender} in epoch {epoch} not delivered after {n} requests (counters {list})"
+                    "  ⋯ gap: {messages} from {sender} in epoch {epoch} not delivered after {} (counters {list})",
+                    counted(u64::from(*n), "request", "requests")
                 ),
             }
         }
@@ -112,9 +114,18 @@ pub fn render_line(line: &HistoryLine) -> String {
                 to,
                 epochs,
                 outcome,
-            } => format!(
-                "#{seq} ── history hand-off of epochs {epochs:?} from {from} to {to}: {outcome} ──"
-            ),
+            } => {
+                let what = format!(
+                    "{from} passed {to} the earlier messages ({})",
+                    epoch_list(epochs)
+                );
+                // The library says "for TO" when the hand-off is someone else's: nothing to add.
+                if *outcome == format!("for {to}") {
+                    format!("#{seq} ── {what} ──")
+                } else {
+                    format!("#{seq} ── {what}: {outcome} ──")
+                }
+            }
             LogEntry::Receipt { seq, sender, upto } => {
                 format!("#{seq} (read receipt from {sender} up to #{upto})")
             }
@@ -131,5 +142,79 @@ pub fn render_line(line: &HistoryLine) -> String {
                 if *verified { ", signed" } else { "" }
             ),
         },
+    }
+}
+
+/// `n` with the singular or the plural noun: "1 message", "3 messages".
+fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Epoch numbers in words: "epoch 0", "epochs 0 and 1", "epochs 0, 1 and 2".
+fn epoch_list(epochs: &[u32]) -> String {
+    match epochs {
+        [] => "no epoch".to_owned(),
+        [one] => format!("epoch {one}"),
+        [init @ .., last] => format!(
+            "epochs {} and {last}",
+            init.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sealdesk_client::account::LogEntry;
+    use sealdesk_client::client::HistoryLine;
+
+    use super::render_line;
+
+    fn hand_off(epochs: Vec<u32>, outcome: &str) -> String {
+        render_line(&HistoryLine::Item {
+            entry: LogEntry::HandOff {
+                seq: 9,
+                from: "alice".to_owned(),
+                to: "dave".to_owned(),
+                epochs,
+                outcome: outcome.to_owned(),
+            },
+            delivery: None,
+        })
+    }
+
+    #[test]
+    fn a_hand_off_reads_in_plain_words() {
+        assert_eq!(
+            hand_off(vec![0], "for dave"),
+            "#9 ── alice passed dave the earlier messages (epoch 0) ──"
+        );
+        assert_eq!(
+            hand_off(vec![0, 1, 2], "refused: not signed"),
+            "#9 ── alice passed dave the earlier messages (epochs 0, 1 and 2): refused: not signed ──"
+        );
+        assert!(hand_off(vec![0, 1], "for dave").contains("(epochs 0 and 1)"));
+    }
+
+    #[test]
+    fn a_gap_counts_in_words() {
+        let gap = |counters: Vec<(u64, u64)>, requests| {
+            render_line(&HistoryLine::Gap {
+                epoch: 1,
+                sender: "carol".to_owned(),
+                counters,
+                requests,
+            })
+        };
+        assert_eq!(
+            gap(vec![(4, 4)], None),
+            "  ⋯ gap: 1 message from carol in epoch 1 never arrived (counters 4)"
+        );
+        assert_eq!(
+            gap(vec![(1, 1), (4, 6)], Some(3)),
+            "  ⋯ gap: 4 messages from carol in epoch 1 not delivered after 3 requests (counters 1, 4–6)"
+        );
     }
 }

@@ -19,8 +19,9 @@ pub(super) fn init(home: &Path, name: &str, role: Role) -> Result<Output> {
     let account = Account::create(home, &pass, params, name, role)?;
     let fp = account.fingerprint().to_string();
     let mut text = format!(
-        "created {role} account {name} in {}\nfingerprint: {fp}\nnext: sealdesk register",
-        home.display()
+        "created {role} account {name} in {}\nfingerprint: {fp}\nnext: sealdesk --home {} register",
+        home.display(),
+        shell_word(&home.display().to_string())
     );
     let mut value =
         json!({"ok": true, "name": name, "role": role.name(), "fingerprint": fp, "home": home});
@@ -29,6 +30,20 @@ pub(super) fn init(home: &Path, name: &str, role: Role) -> Result<Output> {
         value["warning"] = json!(w);
     }
     Ok(Output::new(text, value))
+}
+
+/// `word` as one shell word, to be copied into a command line: as it is when it holds only
+/// characters no shell treats specially, else in single quotes.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+,:@%=".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
 
 /// `whoami`: this account's name, role, fingerprint and pinned relays.
@@ -112,4 +127,20 @@ pub(super) async fn trust(home: &Path, relay: &Relay, name: &str) -> Result<Outp
         format!("now trusting the key of {name} (fingerprint {fp}); sending is unblocked"),
         json!({"ok": true, "name": name, "fingerprint": fp}),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_word;
+
+    #[test]
+    fn a_home_is_printed_as_one_shell_word() {
+        assert_eq!(shell_word("/home/carol/sd/carol"), "/home/carol/sd/carol");
+        assert_eq!(shell_word("./h/x-1.2"), "./h/x-1.2");
+        assert_eq!(shell_word("/tmp/my home"), "'/tmp/my home'");
+        assert_eq!(shell_word("/tmp/it's"), r"'/tmp/it'\''s'");
+        assert_eq!(shell_word("~/sd"), "'~/sd'");
+        assert_eq!(shell_word("$HOME"), "'$HOME'");
+        assert_eq!(shell_word(""), "''");
+    }
 }
