@@ -95,6 +95,7 @@ pub(super) async fn erase(home: &Path, relay: &Relay, conversation: &str) -> Res
     let id = conv_id(conversation)?;
     let mut c = connect(home, relay, false).await?;
     c.erase(&id).await?;
+    c.mark_erased(&id)?;
     c.close().await;
     Ok(Output::new(
         format!("the relay erased conversation {id}; your local copy is kept"),
@@ -146,7 +147,7 @@ pub(super) async fn conversations(home: &Path, relay: &Relay) -> Result<Output> 
         let unread = sealdesk_client::client::unread(account_ref, &m.id)?;
         let epochs = account_ref.epochs(&m.id)?.len();
         text.push_str(&format!(
-            "{}  {}  customer {}  agent {}  {} epoch(s)  {} unread{}\n",
+            "{}  {}  customer {}  agent {}  {} epoch(s)  {} unread{}{}\n",
             m.id,
             m.org,
             m.customer,
@@ -157,12 +158,17 @@ pub(super) async fn conversations(home: &Path, relay: &Relay) -> Result<Output> 
                 "  (transferred)"
             } else {
                 ""
+            },
+            if m.erased {
+                "  (erased on the relay; local copy)"
+            } else {
+                ""
             }
         ));
         rows.push(json!({
             "conversation": m.id.to_string(), "org": m.org, "customer": m.customer,
             "agent": m.agent, "epochs": epochs, "unread": unread, "last_seq": m.cursor,
-            "transferred_out": m.transferred_out,
+            "transferred_out": m.transferred_out, "erased": m.erased,
         }));
     }
     if let Some(c) = client {
@@ -193,6 +199,9 @@ pub(super) async fn history(
     if let Some(w) = &warning {
         text.push_str(&format!("warning: {w}\n"));
     }
+    if h.erased {
+        text.push_str("this conversation was erased on the relay; this is your local copy\n");
+    }
     if let Some(s) = &h.summary {
         text.push_str(&format!("🔒 {s}\n"));
     }
@@ -203,7 +212,7 @@ pub(super) async fn history(
     let lines = serde_json::to_value(&h.lines)?;
     let value = json!({
         "conversation": id.to_string(), "org": h.org, "summary": h.summary,
-        "lines": lines, "warning": warning,
+        "lines": lines, "warning": warning, "erased": h.erased,
     });
     if let Some(path) = export {
         let mut f = std::fs::File::create(path)
@@ -234,7 +243,9 @@ pub(super) async fn history(
     if let Some(c) = client.as_mut() {
         c.mark_seen(&id)?;
         // Best effort: history is still shown if the receipt cannot be sent (e.g. a blocked key).
-        let _ = c.send_read_receipt(&id).await;
+        if !h.erased {
+            let _ = c.send_read_receipt(&id).await;
+        }
     }
     if let Some(c) = client {
         c.close().await;

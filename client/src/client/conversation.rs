@@ -128,6 +128,7 @@ impl Client {
             read_by: BTreeMap::new(),
             last_epoch: None,
             transferred_out: false,
+            erased: false,
         };
         self.account.save_conversation(&meta)?;
         if self.account.observe_peer(&agent_card)? == PinStatus::Changed
@@ -330,6 +331,12 @@ impl Client {
     /// customer whose conversation has none, rotates when the policy's limit is reached.
     pub(super) async fn sending_epoch(&mut self, id: &ConversationId) -> Result<EpochState> {
         let meta = self.meta(id)?;
+        if meta.erased {
+            return Err(cannot_send(
+                id,
+                "it was erased on the relay (only the local copy is left)",
+            ));
+        }
         if self.account.role() == Role::Agent
             && (meta.transferred_out || meta.agent != self.account.name())
         {
