@@ -125,3 +125,49 @@ async fn erasing_one_conversation_leaves_the_others_and_the_local_copy_readable(
     let texts = sealdesk_tests::world::texts(alice, &kept);
     assert_eq!(texts, ["carol: keep me", "carol: still here"]);
 }
+
+/// Issue 22 §1 item 3: `open` with a wrong `--org-fingerprint` is refused before the relay
+/// creates anything: neither the customer nor the agent lists a conversation afterwards, on
+/// first contact and with the org already pinned.
+#[tokio::test]
+async fn a_refused_open_creates_no_conversation() {
+    let w = World::new().await;
+    let mut org = w.org(&["alice"], None).await;
+    w.user("carol", Role::Customer).await.close().await;
+    let wrong = org.agents[0].account().fingerprint().to_string();
+    let open_with = |fp: String| {
+        let w = &w;
+        async move {
+            sealdesk(
+                w,
+                &w.home("carol"),
+                &["open", "--org", "acme", "--org-fingerprint", &fp],
+            )
+            .await
+        }
+    };
+
+    let refused = open_with(wrong.clone()).await;
+    assert!(
+        !refused.ok
+            && refused
+                .stderr
+                .contains("does not match the fingerprint you gave"),
+        "{}{}",
+        refused.stdout,
+        refused.stderr
+    );
+    assert!(listed(&w, "carol").await.is_empty());
+    let alice = &mut org.agents[0];
+    alice.sync_all().await.unwrap();
+    assert!(alice.account().conversations().unwrap().is_empty());
+
+    // Pinned now (with the right fingerprint): a wrong one is still refused before creation.
+    let opened = open_with(org.fingerprint.clone()).await;
+    assert!(opened.ok, "{}", opened.stderr);
+    let refused = open_with(wrong).await;
+    assert!(!refused.ok, "{}", refused.stdout);
+    assert_eq!(listed(&w, "carol").await.len(), 1);
+    alice.sync_all().await.unwrap();
+    assert_eq!(alice.account().conversations().unwrap().len(), 1);
+}
