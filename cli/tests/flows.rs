@@ -6,8 +6,17 @@
 
 use std::path::Path;
 
-use sealdesk_protocol::card::Role;
-use sealdesk_tests::world::{PASS, World, open_chat};
+use sealdesk_client::ClientError;
+use sealdesk_protocol::{
+    card::Role,
+    release::Scope,
+    wire::{ErrorCode, Request},
+};
+use sealdesk_tests::{
+    identity::Identity,
+    raw::RawClient,
+    world::{MASTER, ORG, PASS, World, open_chat},
+};
 use serde_json::Value;
 
 struct Run {
@@ -170,4 +179,96 @@ async fn a_refused_open_creates_no_conversation() {
     assert_eq!(listed(&w, "carol").await.len(), 1);
     alice.sync_all().await.unwrap();
     assert_eq!(alice.account().conversations().unwrap().len(), 1);
+}
+
+/// Issue 22 §1 item 6: the org's master finds what to unlock. `conversations` shows the org's
+/// conversations (metadata only: customer, agent, status, times, consents, tickets) and
+/// `consent list` the consents customers shared with the business.
+#[tokio::test]
+async fn the_owner_sees_the_orgs_conversations_and_the_consents_shared_with_it() {
+    let w = World::new().await;
+    let org = w.org(&["alice"], None).await;
+    org.master.close().await;
+    let mut carol = w.user("carol", Role::Customer).await;
+    let with_consent = open_chat(&mut carol).await;
+    let without = open_chat(&mut carol).await;
+    carol
+        .send_text(&with_consent, "my card was charged twice")
+        .await
+        .unwrap();
+    let token = carol
+        .grant_consent(&with_consent, None, Scope::Full, 86_400, "fraud check")
+        .await
+        .unwrap();
+    carol.close().await;
+
+    let view = json(&w, MASTER, &["conversations"]).await;
+    let rows = view["conversations"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{view}");
+    for row in rows {
+        assert_eq!(row["customer"], "carol");
+        assert_eq!(row["agent"], "alice");
+        assert_eq!(row["org"], "acme");
+        assert_eq!(row["legal_hold"], false);
+        assert!(row["created_at"].as_u64().unwrap() > 0);
+        assert!(row["last_activity"].as_u64().unwrap() >= row["created_at"].as_u64().unwrap());
+        if row["conversation"] == with_consent.to_string().as_str() {
+            assert_eq!(row["status"], "consent shared");
+            assert_eq!(row["consents"], serde_json::json!([token.id.to_string()]));
+        } else {
+            assert_eq!(row["conversation"], without.to_string().as_str());
+            assert_eq!(row["status"], "open");
+            assert_eq!(row["consents"], serde_json::json!([]));
+        }
+        assert!(!row.to_string().contains("charged twice"));
+    }
+    let text = sealdesk(&w, &w.home(MASTER), &["conversations"]).await;
+    assert!(
+        text.ok && text.stdout.contains("customer carol") && text.stdout.contains("consent shared"),
+        "{}{}",
+        text.stdout,
+        text.stderr
+    );
+
+    let consents = json(&w, MASTER, &["consent", "list"]).await;
+    let rows = consents["consents"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{consents}");
+    assert_eq!(rows[0]["consent"], token.id.to_string().as_str());
+    assert_eq!(rows[0]["conversation"], with_consent.to_string().as_str());
+    assert_eq!(rows[0]["purpose"], "fraud check");
+    assert_eq!(rows[0]["state"], "shared");
+}
+
+/// The org view is served only to the org's master: a customer, an agent of the org and the
+/// master of another org are refused with `Forbidden`, and so is anyone asking for an org
+/// that does not exist (the same answer: org names are not an oracle of this request).
+#[tokio::test]
+async fn the_org_view_is_refused_to_anyone_but_the_orgs_master() {
+    let w = World::new().await;
+    let mut org = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer).await;
+    open_chat(&mut carol).await;
+    carol.close().await;
+    let ask = |org: &str| Request::OrgConversations {
+        org: org.to_owned(),
+    };
+    for (seed, name, role) in [
+        (901, "mallory", Role::Customer),
+        (902, "eve", Role::Agent),
+        (903, "other-owner", Role::Master),
+    ] {
+        let mut raw = RawClient::login(&w.url, &Identity::new(seed, name, role)).await;
+        assert_eq!(raw.refused(ask(ORG)).await, ErrorCode::Forbidden, "{name}");
+        assert_eq!(raw.refused(ask("no-such-org")).await, ErrorCode::Forbidden);
+        raw.close().await;
+    }
+    // The org's own agent, through the library: the role is refused before asking; the
+    // master's answer lists the conversation.
+    assert!(matches!(
+        org.agents[0].org_conversations().await,
+        Err(ClientError::WrongRole { .. })
+    ));
+    let view = org.master.org_conversations().await.unwrap();
+    assert_eq!(view.len(), 1);
+    assert_eq!(view[0].info.customer, "carol");
 }

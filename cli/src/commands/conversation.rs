@@ -7,6 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
 use sealdesk_client::{Account, Client, ClientError, account::LogEntry, client::HistoryLine};
+use sealdesk_protocol::card::Role;
 use serde_json::json;
 
 use super::{Relay, connect, conv_id, open_account};
@@ -108,7 +109,14 @@ async fn sync_or_offline(
     home: &Path,
     relay: &Relay,
 ) -> Result<(Option<Client>, Option<Account>, Option<String>)> {
-    let account = open_account(home)?;
+    sync_or_offline_with(open_account(home)?, relay).await
+}
+
+/// [`sync_or_offline`] with the account already open.
+async fn sync_or_offline_with(
+    account: Account,
+    relay: &Relay,
+) -> Result<(Option<Client>, Option<Account>, Option<String>)> {
     match Client::try_connect_with(account, &relay.url, &relay.tls).await {
         Ok(mut c) => {
             c.sync_all().await?;
@@ -126,9 +134,17 @@ async fn sync_or_offline(
     }
 }
 
-/// `conversations`: every conversation with its unread count (local state when offline).
+/// `conversations`: every conversation with its unread count (local state when offline); for
+/// a master, the org view (see [`super::org::org_conversations`]).
 pub(super) async fn conversations(home: &Path, relay: &Relay) -> Result<Output> {
-    let (client, account, warning) = sync_or_offline(home, relay).await?;
+    let account = open_account(home)?;
+    if account.role() == Role::Master {
+        let mut c = Client::connect_with(account, &relay.url, &relay.tls).await?;
+        let out = super::org::org_conversations(&mut c).await;
+        c.close().await;
+        return out;
+    }
+    let (client, account, warning) = sync_or_offline_with(account, relay).await?;
     let account_ref = match (&client, &account) {
         (Some(c), _) => c.account(),
         (None, Some(a)) => a,

@@ -122,6 +122,12 @@ impl Client {
 
     pub(super) fn learn_conversation(&mut self, info: &ConversationInfo) -> Result<Vec<Event>> {
         let mut events = Vec::new();
+        if self.account.role() == Role::Master {
+            // The relay lists the org's conversations to its master too, but the master is
+            // no member of any: it has no local copy to keep, and sees them through
+            // `Client::org_conversations` (metadata only).
+            return Ok(events);
+        }
         match self.account.conversation(&info.conversation)? {
             Some(mut meta) => {
                 if meta.agent != info.agent {
