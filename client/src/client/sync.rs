@@ -27,6 +27,12 @@ impl Client {
         for info in &infos {
             events.extend(self.learn_conversation(info)?);
         }
+        if self.account.role() == Role::Master {
+            // The relay lists the org's conversations to its master too (kept here as
+            // metadata, e.g. for `sealdesk audit`), but the master is no member of any:
+            // nothing to sync. It sees them through `Client::org_conversations`.
+            return Ok(events);
+        }
         for meta in self.account.conversations()? {
             if meta.erased {
                 // The relay holds nothing of it any more; the local copy is only read.
@@ -122,12 +128,6 @@ impl Client {
 
     pub(super) fn learn_conversation(&mut self, info: &ConversationInfo) -> Result<Vec<Event>> {
         let mut events = Vec::new();
-        if self.account.role() == Role::Master {
-            // The relay lists the org's conversations to its master too, but the master is
-            // no member of any: it has no local copy to keep, and sees them through
-            // `Client::org_conversations` (metadata only).
-            return Ok(events);
-        }
         match self.account.conversation(&info.conversation)? {
             Some(mut meta) => {
                 if meta.agent != info.agent {
@@ -237,6 +237,10 @@ impl Client {
                 let Some(meta) = self.account.conversation(&id)? else {
                     return Ok(Ok(Vec::new()));
                 };
+                if self.account.role() == Role::Master {
+                    // A consent shared with the master: read with `Client::org_conversations`.
+                    return Ok(Ok(Vec::new()));
+                }
                 if s.seq <= meta.cursor {
                     return Ok(Ok(Vec::new()));
                 }
