@@ -130,8 +130,11 @@ impl Client {
         let mut events = Vec::new();
         match self.account.conversation(&info.conversation)? {
             Some(mut meta) => {
-                if meta.agent != info.agent {
+                // Listed again: not erased after all (a relay that hid it for a while is
+                // not trusted to make the mark permanent).
+                if meta.agent != info.agent || meta.erased {
                     meta.agent = info.agent.clone();
+                    meta.erased = false;
                     self.account.save_conversation(&meta)?;
                 }
             }
