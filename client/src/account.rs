@@ -134,6 +134,10 @@ pub struct ConvMeta {
     pub last_epoch: Option<u32>,
     /// Whether this account was transferred out of the conversation.
     pub transferred_out: bool,
+    /// Whether the relay no longer holds it (erased): the local copy stays readable; it is
+    /// neither synced nor sent in.
+    #[serde(default)]
+    pub erased: bool,
 }
 
 /// How an epoch record was judged.

@@ -23,6 +23,7 @@ pub(crate) fn unexpected(what: &str, r: &Response) -> ClientError {
         Response::Certificate(_) => "Certificate",
         Response::Opened { .. } => "Opened",
         Response::Conversations(_) => "Conversations",
+        Response::OrgConversations(_) => "OrgConversations",
         Response::Stored { .. } => "Stored",
         Response::Items { .. } => "Items",
         Response::Releases(_) => "Releases",

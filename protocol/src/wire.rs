@@ -262,6 +262,12 @@ pub enum Request {
         /// The org whose trustees witness.
         org: String,
     },
+    /// Master: the conversations of its org, metadata only ([`Response::OrgConversations`]);
+    /// refused (`forbidden`) to anyone but the org's master.
+    OrgConversations {
+        /// The org.
+        org: String,
+    },
 }
 
 /// A stored conversation item with its relay-assigned sequence number.
@@ -317,6 +323,31 @@ pub struct ConversationInfo {
     pub created_at: u64,
 }
 
+/// One conversation of an org as its master sees it ([`Request::OrgConversations`]):
+/// metadata only, never a message.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct OrgConversation {
+    /// The id.
+    pub conversation: ConversationId,
+    /// The customer's name.
+    pub customer: String,
+    /// The currently assigned agent's name.
+    pub agent: String,
+    /// Created (relay time).
+    pub created_at: u64,
+    /// Last activity as the relay recorded it (it may lag behind the newest message).
+    pub last_activity: u64,
+    /// The highest durable sequence number.
+    pub last_seq: u64,
+    /// The consent tokens the customer shared with the org's master in this conversation
+    /// (each signed by the customer; the client checks them).
+    pub consents: Vec<ConsentToken>,
+    /// The ids of the dispute tickets opened on this conversation.
+    pub tickets: Vec<crate::ids::TokenId>,
+    /// Whether one of them is still open (a legal hold: erasure is refused).
+    pub legal_hold: bool,
+}
+
 /// A release request's progress, for the master.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct ReleaseProgress {
@@ -366,6 +397,8 @@ pub enum Response {
     },
     /// Conversations.
     Conversations(Vec<ConversationInfo>),
+    /// The org's conversations, for its master.
+    OrgConversations(Vec<OrgConversation>),
     /// The item was stored durably with this sequence number.
     Stored {
         /// The sequence number.

@@ -31,8 +31,8 @@ use sealdesk_protocol::{
     },
     wire::{
         self, AuthResponse, Challenge, ConversationInfo, ErrorCode, Frame, Item, MAX_FRAME,
-        PendingRelease, Push, ReleaseProgress, Request, Response, Sequenced, TicketState,
-        WIRE_VERSION, Welcome,
+        OrgConversation, PendingRelease, Push, ReleaseProgress, Request, Response, Sequenced,
+        TicketState, WIRE_VERSION, Welcome,
     },
 };
 use support::{Org, T0, rng};
@@ -434,7 +434,7 @@ impl Params {
 }
 
 /// Every frame family this file generates, by name; [`family`] must name each one.
-const FAMILIES: [&str; 58] = [
+const FAMILIES: [&str; 60] = [
     "challenge",
     "auth",
     "welcome",
@@ -493,6 +493,8 @@ const FAMILIES: [&str; 58] = [
     "request/cosign",
     "request/get_witnessed_head",
     "response/witnessed_head",
+    "request/org_conversations",
+    "response/org_conversations",
 ];
 
 /// The family of a frame. Exhaustive on purpose: a new variant does not compile here until it
@@ -534,6 +536,7 @@ fn family(f: &Frame) -> &'static str {
             Request::Erase(_) => "request/erase",
             Request::Cosign(_) => "request/cosign",
             Request::GetWitnessedHead { .. } => "request/get_witnessed_head",
+            Request::OrgConversations { .. } => "request/org_conversations",
         },
         Frame::Response { body, .. } => match body {
             Response::Ok => "response/ok",
@@ -554,6 +557,7 @@ fn family(f: &Frame) -> &'static str {
             Response::Inclusion(_) => "response/inclusion",
             Response::Consistency(_) => "response/consistency",
             Response::WitnessedHead(_) => "response/witnessed_head",
+            Response::OrgConversations(_) => "response/org_conversations",
         },
         Frame::Push(p) => match p {
             Push::Item(_) => "push/item",
@@ -739,10 +743,27 @@ fn frame(index: usize, p: &Params) -> Frame {
         56 => req(Request::GetWitnessedHead {
             org: p.text.clone(),
         }),
-        _ => resp(Response::WitnessedHead(WitnessedHead {
+        57 => resp(Response::WitnessedHead(WitnessedHead {
             head: p.head(),
             cosignatures: vec![p.cosignature(); (p.m % 3) as usize],
         })),
+        58 => req(Request::OrgConversations {
+            org: p.text.clone(),
+        }),
+        _ => resp(Response::OrgConversations(vec![
+            OrgConversation {
+                conversation: p.conversation(),
+                customer: p.name.clone(),
+                agent: p.text.clone(),
+                created_at: p.n ^ 7,
+                last_activity: p.n,
+                last_seq: u64::from(p.m),
+                consents: vec![p.consent(); (p.n % 2) as usize],
+                tickets: vec![p.token(); (p.m % 3) as usize],
+                legal_hold: p.flag,
+            };
+            (p.m % 3) as usize
+        ])),
     }
 }
 

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
 use sealdesk_client::{Account, Client, ClientError, account::LogEntry, client::HistoryLine};
+use sealdesk_protocol::card::Role;
 use serde_json::json;
 
 use super::{Relay, connect, conv_id, open_account};
@@ -95,6 +96,7 @@ pub(super) async fn erase(home: &Path, relay: &Relay, conversation: &str) -> Res
     let id = conv_id(conversation)?;
     let mut c = connect(home, relay, false).await?;
     c.erase(&id).await?;
+    c.mark_erased(&id)?;
     c.close().await;
     Ok(Output::new(
         format!("the relay erased conversation {id}; your local copy is kept"),
@@ -107,7 +109,14 @@ async fn sync_or_offline(
     home: &Path,
     relay: &Relay,
 ) -> Result<(Option<Client>, Option<Account>, Option<String>)> {
-    let account = open_account(home)?;
+    sync_or_offline_with(open_account(home)?, relay).await
+}
+
+/// [`sync_or_offline`] with the account already open.
+async fn sync_or_offline_with(
+    account: Account,
+    relay: &Relay,
+) -> Result<(Option<Client>, Option<Account>, Option<String>)> {
     match Client::try_connect_with(account, &relay.url, &relay.tls).await {
         Ok(mut c) => {
             c.sync_all().await?;
@@ -125,9 +134,17 @@ async fn sync_or_offline(
     }
 }
 
-/// `conversations`: every conversation with its unread count (local state when offline).
+/// `conversations`: every conversation with its unread count (local state when offline); for
+/// a master, the org view (see [`super::org::org_conversations`]).
 pub(super) async fn conversations(home: &Path, relay: &Relay) -> Result<Output> {
-    let (client, account, warning) = sync_or_offline(home, relay).await?;
+    let account = open_account(home)?;
+    if account.role() == Role::Master {
+        let mut c = Client::connect_with(account, &relay.url, &relay.tls).await?;
+        let out = super::org::org_conversations(&mut c).await;
+        c.close().await;
+        return out;
+    }
+    let (client, account, warning) = sync_or_offline_with(account, relay).await?;
     let account_ref = match (&client, &account) {
         (Some(c), _) => c.account(),
         (None, Some(a)) => a,
@@ -146,7 +163,7 @@ pub(super) async fn conversations(home: &Path, relay: &Relay) -> Result<Output> 
         let unread = sealdesk_client::client::unread(account_ref, &m.id)?;
         let epochs = account_ref.epochs(&m.id)?.len();
         text.push_str(&format!(
-            "{}  {}  customer {}  agent {}  {} epoch(s)  {} unread{}\n",
+            "{}  {}  customer {}  agent {}  {} epoch(s)  {} unread{}{}\n",
             m.id,
             m.org,
             m.customer,
@@ -157,12 +174,17 @@ pub(super) async fn conversations(home: &Path, relay: &Relay) -> Result<Output> 
                 "  (transferred)"
             } else {
                 ""
+            },
+            if m.erased {
+                "  (erased on the relay; local copy)"
+            } else {
+                ""
             }
         ));
         rows.push(json!({
             "conversation": m.id.to_string(), "org": m.org, "customer": m.customer,
             "agent": m.agent, "epochs": epochs, "unread": unread, "last_seq": m.cursor,
-            "transferred_out": m.transferred_out,
+            "transferred_out": m.transferred_out, "erased": m.erased,
         }));
     }
     if let Some(c) = client {
@@ -193,6 +215,9 @@ pub(super) async fn history(
     if let Some(w) = &warning {
         text.push_str(&format!("warning: {w}\n"));
     }
+    if h.erased {
+        text.push_str("this conversation was erased on the relay; this is your local copy\n");
+    }
     if let Some(s) = &h.summary {
         text.push_str(&format!("🔒 {s}\n"));
     }
@@ -203,7 +228,7 @@ pub(super) async fn history(
     let lines = serde_json::to_value(&h.lines)?;
     let value = json!({
         "conversation": id.to_string(), "org": h.org, "summary": h.summary,
-        "lines": lines, "warning": warning,
+        "lines": lines, "warning": warning, "erased": h.erased,
     });
     if let Some(path) = export {
         let mut f = std::fs::File::create(path)
@@ -234,7 +259,9 @@ pub(super) async fn history(
     if let Some(c) = client.as_mut() {
         c.mark_seen(&id)?;
         // Best effort: history is still shown if the receipt cannot be sent (e.g. a blocked key).
-        let _ = c.send_read_receipt(&id).await;
+        if !h.erased {
+            let _ = c.send_read_receipt(&id).await;
+        }
     }
     if let Some(c) = client {
         c.close().await;

@@ -8,7 +8,7 @@ use sealdesk_client::{
     escrow::{TrusteeOutcome, encode_consent},
     fmt_time,
 };
-use sealdesk_protocol::release::Scope;
+use sealdesk_protocol::{card::Role, release::Scope};
 use serde_json::json;
 
 use super::{Relay, connect, conv_id, parse_duration, parse_epochs, token_id};
@@ -115,6 +115,9 @@ pub(super) async fn consent(home: &Path, relay: &Relay, cmd: ConsentCmd) -> Resu
                 ),
                 json!({"ok": true, "consent": consent, "index": index}),
             )
+        }
+        ConsentCmd::List if c.account().role() == Role::Master => {
+            super::org::shared_consents(&mut c).await?
         }
         ConsentCmd::List => {
             let all = c.consents()?;

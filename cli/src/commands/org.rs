@@ -1,10 +1,11 @@
 //! Org commands (master): `org create` (publish a policy), `org add-agent` (certify an agent,
-//! checking its fingerprint), `org show`.
+//! checking its fingerprint), `org show`; and the master's org view behind `conversations`
+//! and `consent list` (the org's conversations, metadata only; the consents shared with it).
 
 use std::path::Path;
 
 use anyhow::{Result, bail};
-use sealdesk_client::{client::OrgSpec, fmt_time};
+use sealdesk_client::{Client, client::OrgSpec, fmt_time};
 use sealdesk_protocol::card::Role;
 use serde_json::json;
 
@@ -139,4 +140,85 @@ pub(super) async fn org(home: &Path, relay: &Relay, cmd: OrgCmd) -> Result<Outpu
     };
     c.close().await;
     Ok(out)
+}
+
+/// `conversations` for a master: the org's conversations, metadata only (customer, agent,
+/// status, times, consents shared, dispute tickets), so a consent or conversation id to
+/// unlock is found here.
+pub(super) async fn org_conversations(c: &mut Client) -> Result<Output> {
+    let all = c.org_conversations().await?;
+    let mut text = String::new();
+    let mut rows = Vec::new();
+    for v in &all {
+        let i = &v.info;
+        text.push_str(&format!(
+            "{}  {}  customer {}  agent {}  {}  opened {}  last activity {}  {} consent(s)  {} ticket(s)\n",
+            i.conversation,
+            v.org,
+            i.customer,
+            i.agent,
+            v.status(),
+            fmt_time(i.created_at),
+            fmt_time(i.last_activity),
+            i.consents.len(),
+            i.tickets.len(),
+        ));
+        rows.push(json!({
+            "conversation": i.conversation.to_string(), "org": v.org, "customer": i.customer,
+            "agent": i.agent, "status": v.status(), "created_at": i.created_at,
+            "last_activity": i.last_activity, "last_seq": i.last_seq,
+            "consents": i.consents.iter().map(|t| t.id.to_string()).collect::<Vec<_>>(),
+            "tickets": i.tickets.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "legal_hold": i.legal_hold,
+        }));
+    }
+    if all.is_empty() {
+        text.push_str("no conversations in your org yet");
+    } else {
+        text.push_str(
+            "(metadata only: unlock a transcript with `sealdesk transcript unlock` and a consent \
+             from `sealdesk consent list`)",
+        );
+    }
+    Ok(Output::new(
+        text.trim_end().to_owned(),
+        json!({"conversations": rows, "org_view": true}),
+    ))
+}
+
+/// `consent list` for a master: the consents customers shared with the business, each
+/// checked (signed by the customer, for this master), with its conversation.
+pub(super) async fn shared_consents(c: &mut Client) -> Result<Output> {
+    let all = c.shared_consents().await?;
+    let now = sealdesk_client::now();
+    let mut text = String::new();
+    let mut rows = Vec::new();
+    for (org, t) in &all {
+        let state = if t.expires_at <= now {
+            "expired"
+        } else {
+            "shared"
+        };
+        text.push_str(&format!(
+            "{} {} conversation {} epochs {} {:?} until {} [{state}] {}\n",
+            t.id,
+            org,
+            t.conversation,
+            t.epochs,
+            t.scope,
+            fmt_time(t.expires_at),
+            t.purpose
+        ));
+        rows.push(json!({
+            "consent": t.id.to_string(), "org": org, "conversation": t.conversation.to_string(),
+            "state": state, "purpose": t.purpose, "expires_at": t.expires_at,
+        }));
+    }
+    if all.is_empty() {
+        text.push_str("no consents shared with your org");
+    }
+    Ok(Output::new(
+        text.trim_end().to_owned(),
+        json!({"consents": rows, "shared_with_org": true}),
+    ))
 }

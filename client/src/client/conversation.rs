@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 
 use sealdesk_protocol::{
-    card::{Role, VerifiedCard},
+    card::{IdentityCard, Role, VerifiedCard},
     epoch::{EpochRecord, HandOff, NewEpoch},
     ids::ConversationId,
     message::{ContentKind, Envelope},
-    policy::VerifiedPolicy,
+    policy::{AgentCertificate, OrgPolicy, VerifiedPolicy},
+    release::ErasureRequest,
     wire::{ErrorCode, Item, Request, Response, Sequenced},
 };
 use serde::Serialize;
@@ -52,6 +53,20 @@ impl Client {
         fingerprint: Option<&str>,
     ) -> Result<OpenedConversation> {
         self.account.require(Role::Customer, "open")?;
+        // Everything that can be checked before the relay creates the conversation is: the
+        // org's policy, its master against the pin or `fingerprint`. A refusal here leaves
+        // nothing behind on the relay.
+        let first_contact = self.account.org_pin(org)?.is_none();
+        let checked = self.latest_policy_checked(org, fingerprint).await?;
+        let org_fingerprint = checked.master.clone().verify()?.fingerprint().to_string();
+        let mut warnings = Vec::new();
+        if first_contact && fingerprint.is_none() {
+            warnings.push(format!(
+                "first contact with {org}: its master key (fingerprint {org_fingerprint}) \
+                 was trusted on first use; compare it with the one the business publishes, \
+                 or pass --org-fingerprint next time"
+            ));
+        }
         let id = ConversationId::random(&mut rng()?);
         let (agent, certificate, raw) = match self
             .session
@@ -68,52 +83,18 @@ impl Client {
             } => (agent, certificate, policy),
             other => return Err(unexpected("OpenConversation", &other)),
         };
-        let mut warnings = Vec::new();
-        let master = raw.master.clone().verify()?;
-        let org_fingerprint = master.fingerprint().to_string();
-        if raw.org != org {
-            return Err(ClientError::UnexpectedResponse(format!(
-                "opened a conversation with {org} but got the policy of {}",
-                raw.org
-            )));
-        }
-        let source = match (self.account.org_pin(org)?, fingerprint) {
-            (Some(_), _) => PinSource::Tofu,
-            (None, Some(fp)) => {
-                if !master.fingerprint().matches(fp) {
-                    return Err(ClientError::FingerprintMismatch {
-                        org: org.to_owned(),
-                        actual: org_fingerprint,
-                    });
-                }
-                PinSource::Fingerprint
-            }
-            (None, None) => {
-                warnings.push(format!(
-                    "first contact with {org}: its master key (fingerprint {org_fingerprint}) \
-                     was trusted on first use; compare it with the one the business publishes, \
-                     or pass --org-fingerprint next time"
-                ));
-                PinSource::Tofu
+        // What only the relay's answer shows (the policy it opened under, the assigned
+        // agent's certificate): if it does not hold, the conversation just created is erased
+        // again, best effort, so neither side is left with it.
+        let (policy, agent_card) = match self.check_opened(org, &checked, &agent, certificate, raw)
+        {
+            Ok(ok) => ok,
+            Err(e) => {
+                let req = ErasureRequest::sign(self.account.keys(), id, now());
+                let _ = self.session.request(Request::Erase(req)).await;
+                return Err(e);
             }
         };
-        if let (Some(pin), Some(fp)) = (self.account.org_pin(org)?, fingerprint) {
-            let pinned = pin.master.clone().verify()?;
-            if !pinned.fingerprint().matches(fp) {
-                return Err(ClientError::FingerprintMismatch {
-                    org: org.to_owned(),
-                    actual: pinned.fingerprint().to_string(),
-                });
-            }
-        }
-        let policy = self.verify_pinned(raw, source)?;
-        self.remember_policy(&policy)?;
-        let agent_card = certificate.verify(&policy, now())?;
-        if agent_card.name != agent.name || !agent_card.same_keys(&agent) {
-            return Err(ClientError::UnexpectedResponse(
-                "the assigned agent's card does not match its certificate".into(),
-            ));
-        }
         let meta = ConvMeta {
             id,
             org: org.to_owned(),
@@ -128,6 +109,7 @@ impl Client {
             read_by: BTreeMap::new(),
             last_epoch: None,
             transferred_out: false,
+            erased: false,
         };
         self.account.save_conversation(&meta)?;
         if self.account.observe_peer(&agent_card)? == PinStatus::Changed
@@ -157,6 +139,40 @@ impl Client {
             org_fingerprint,
             warnings,
         })
+    }
+
+    /// Checks the relay's answer to `OpenConversation` against the policy checked before:
+    /// the same org, the pinned master, no older version; the agent's certificate under it.
+    fn check_opened(
+        &mut self,
+        org: &str,
+        checked: &VerifiedPolicy,
+        agent: &IdentityCard,
+        certificate: AgentCertificate,
+        raw: OrgPolicy,
+    ) -> Result<(VerifiedPolicy, VerifiedCard)> {
+        if raw.org != org {
+            return Err(ClientError::UnexpectedResponse(format!(
+                "opened a conversation with {org} but got the policy of {}",
+                raw.org
+            )));
+        }
+        let policy = self.verify_pinned(raw, PinSource::Tofu)?;
+        if policy.version < checked.version {
+            return Err(ClientError::PolicyRollback {
+                org: org.to_owned(),
+                served: policy.version,
+                seen: checked.version,
+            });
+        }
+        self.remember_policy(&policy)?;
+        let agent_card = certificate.verify(&policy, now())?;
+        if agent_card.name != agent.name || !agent_card.same_keys(agent) {
+            return Err(ClientError::UnexpectedResponse(
+                "the assigned agent's card does not match its certificate".into(),
+            ));
+        }
+        Ok((policy, agent_card))
     }
 
     /// Every item of a conversation the relay serves this account, paging through `History`.
@@ -330,6 +346,12 @@ impl Client {
     /// customer whose conversation has none, rotates when the policy's limit is reached.
     pub(super) async fn sending_epoch(&mut self, id: &ConversationId) -> Result<EpochState> {
         let meta = self.meta(id)?;
+        if meta.erased {
+            return Err(cannot_send(
+                id,
+                "it was erased on the relay (only the local copy is left)",
+            ));
+        }
         if self.account.role() == Role::Agent
             && (meta.transferred_out || meta.agent != self.account.name())
         {

@@ -70,6 +70,20 @@ impl Client {
     /// # Errors
     /// [`ClientError::OrgKeyChanged`], [`ClientError::Relay`], [`ClientError::Protocol`].
     pub async fn latest_policy(&mut self, org: &str) -> Result<VerifiedPolicy> {
+        self.latest_policy_checked(org, None).await
+    }
+
+    /// [`Self::latest_policy`], its master also checked against `fingerprint` when given:
+    /// against the pinned master if there is one, else before it is pinned (then pinned as
+    /// checked). Nothing is created on the relay.
+    ///
+    /// # Errors
+    /// [`ClientError::FingerprintMismatch`], and as [`Self::latest_policy`].
+    pub(super) async fn latest_policy_checked(
+        &mut self,
+        org: &str,
+        fingerprint: Option<&str>,
+    ) -> Result<VerifiedPolicy> {
         let raw = match self
             .session
             .request(Request::GetPolicy {
@@ -87,7 +101,30 @@ impl Client {
                 raw.org
             )));
         }
-        let policy = self.verify_pinned(raw, PinSource::Tofu)?;
+        let source = match (self.account.org_pin(org)?, fingerprint) {
+            (_, None) => PinSource::Tofu,
+            (Some(pin), Some(fp)) => {
+                let pinned = pin.master.clone().verify()?;
+                if !pinned.fingerprint().matches(fp) {
+                    return Err(ClientError::FingerprintMismatch {
+                        org: org.to_owned(),
+                        actual: pinned.fingerprint().to_string(),
+                    });
+                }
+                PinSource::Tofu
+            }
+            (None, Some(fp)) => {
+                let master = raw.master.clone().verify()?;
+                if !master.fingerprint().matches(fp) {
+                    return Err(ClientError::FingerprintMismatch {
+                        org: org.to_owned(),
+                        actual: master.fingerprint().to_string(),
+                    });
+                }
+                PinSource::Fingerprint
+            }
+        };
+        let policy = self.verify_pinned(raw, source)?;
         // A relay must not be able to move new epochs back under an older policy (and so an
         // older trustee set) by serving it as the latest.
         if let Some(seen) = self.account.highest_policy_version(org)?

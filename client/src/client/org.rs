@@ -1,10 +1,13 @@
 //! The master's org: creating an org (its policy, trustees and arbiters), certifying agents,
-//! and listing the orgs this account created.
+//! listing the orgs this account created, and the org view: its conversations (metadata only)
+//! and the consents customers shared with the business.
 
 use sealdesk_protocol::{
     card::{IdentityCard, Role},
     policy::{AgentCertificate, OrgPolicy, PolicyParams, VerifiedPolicy},
-    wire::{ErrorCode, Request, Response},
+    release::ConsentToken,
+    signed::Signed as _,
+    wire::{ErrorCode, OrgConversation, Request, Response},
 };
 
 use super::{AGENT_CERT_VALIDITY_SECS, Client};
@@ -30,6 +33,31 @@ pub struct OrgSpec {
     pub retention_days: Option<u64>,
     /// Rotation by message count (default 1000).
     pub rotate_messages: Option<u32>,
+}
+
+/// One conversation of an org, as its master sees it: metadata only.
+#[derive(Clone, Debug)]
+pub struct OrgConversationView {
+    /// The org.
+    pub org: String,
+    /// The relay's metadata; its consents are only those whose customer signature checks and
+    /// that name this conversation, this org and this master.
+    pub info: OrgConversation,
+}
+
+impl OrgConversationView {
+    /// The conversation's status in a word: `on hold` while a dispute ticket is open,
+    /// `consent shared` when the customer shared a consent, else `open`.
+    #[must_use]
+    pub fn status(&self) -> &'static str {
+        if self.info.legal_hold {
+            "on hold"
+        } else if !self.info.consents.is_empty() {
+            "consent shared"
+        } else {
+            "open"
+        }
+    }
 }
 
 impl Client {
@@ -186,6 +214,62 @@ impl Client {
             .into_iter()
             .filter(|(_, pin)| pin.source == PinSource::Own)
             .map(|(org, _)| org)
+            .collect())
+    }
+
+    /// Master: the conversations of every org this account created, metadata only (who, when,
+    /// consents shared, dispute tickets), from the relay, which serves this only to the org's
+    /// master. A consent whose signature does not check, or that names another conversation,
+    /// org or grantee, is left out.
+    ///
+    /// # Errors
+    /// [`ClientError::WrongRole`], [`ClientError::Relay`] (`Forbidden` for an org this
+    /// account is not the master of).
+    pub async fn org_conversations(&mut self) -> Result<Vec<OrgConversationView>> {
+        self.account
+            .require(Role::Master, "conversations of the org")?;
+        let me = self.account.keys().signing_public();
+        let mut out = Vec::new();
+        for org in self.own_orgs()? {
+            let infos = match self
+                .session
+                .request(Request::OrgConversations { org: org.clone() })
+                .await?
+            {
+                Response::OrgConversations(c) => c,
+                other => return Err(unexpected("OrgConversations", &other)),
+            };
+            for mut info in infos {
+                let c = info.conversation;
+                info.consents.retain(|t: &ConsentToken| {
+                    t.conversation == c
+                        && t.org == org
+                        && t.grantee == me
+                        && t.check_signature().is_ok()
+                });
+                out.push(OrgConversationView {
+                    org: org.clone(),
+                    info,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Master: the consents customers shared with the business, across the org's
+    /// conversations (see [`Self::org_conversations`]), with the org of each.
+    ///
+    /// # Errors
+    /// As [`Self::org_conversations`].
+    pub async fn shared_consents(&mut self) -> Result<Vec<(String, ConsentToken)>> {
+        Ok(self
+            .org_conversations()
+            .await?
+            .into_iter()
+            .flat_map(|v| {
+                let org = v.org;
+                v.info.consents.into_iter().map(move |t| (org.clone(), t))
+            })
             .collect())
     }
 }

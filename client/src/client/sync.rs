@@ -1,7 +1,7 @@
 //! Catching up with the relay: the conversation list, paging a conversation's history from its
 //! cursor, pushes, delivery receipts, and the one path every item takes (`Client::ingest`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sealdesk_protocol::{
     card::Role,
@@ -22,8 +22,22 @@ impl Client {
     /// Relay and storage errors (verification failures are recorded, not returned).
     pub async fn sync_all(&mut self) -> Result<Vec<Event>> {
         let mut events = self.drain_pushes().await?;
-        events.extend(self.refresh_conversations().await?);
+        let infos = self.list_conversations().await?;
+        let listed: BTreeSet<ConversationId> = infos.iter().map(|i| i.conversation).collect();
+        for info in &infos {
+            events.extend(self.learn_conversation(info)?);
+        }
+        if self.account.role() == Role::Master {
+            // The relay lists the org's conversations to its master too (kept here as
+            // metadata, e.g. for `sealdesk audit`), but the master is no member of any:
+            // nothing to sync. It sees them through `Client::org_conversations`.
+            return Ok(events);
+        }
         for meta in self.account.conversations()? {
+            if meta.erased {
+                // The relay holds nothing of it any more; the local copy is only read.
+                continue;
+            }
             if meta.transferred_out && self.account.role() == Role::Agent {
                 // The relay no longer serves it to this agent; catch up once, quietly.
                 match self.sync(&meta.id).await {
@@ -36,7 +50,17 @@ impl Client {
                 }
                 continue;
             }
-            events.extend(self.sync(&meta.id).await?);
+            match self.sync(&meta.id).await {
+                Ok(ev) => events.extend(ev),
+                // Not in the relay's list and unknown to it: erased (at the customer's
+                // request, or for retention). The local copy is kept, marked erased, and the
+                // other conversations are caught up as usual.
+                Err(ClientError::Relay {
+                    code: ErrorCode::NotFound,
+                    ..
+                }) if !listed.contains(&meta.id) => self.mark_erased(&meta.id)?,
+                Err(e) => return Err(e),
+            }
         }
         Ok(events)
     }
@@ -72,23 +96,45 @@ impl Client {
     /// # Errors
     /// Relay and storage errors.
     pub async fn refresh_conversations(&mut self) -> Result<Vec<Event>> {
-        let infos = match self.session.request(Request::ListConversations).await? {
-            Response::Conversations(c) => c,
-            other => return Err(unexpected("ListConversations", &other)),
-        };
         let mut events = Vec::new();
-        for info in infos {
+        for info in self.list_conversations().await? {
             events.extend(self.learn_conversation(&info)?);
         }
         Ok(events)
+    }
+
+    /// The relay's list of this account's conversations.
+    async fn list_conversations(&self) -> Result<Vec<ConversationInfo>> {
+        match self.session.request(Request::ListConversations).await? {
+            Response::Conversations(c) => Ok(c),
+            other => Err(unexpected("ListConversations", &other)),
+        }
+    }
+
+    /// Marks a conversation as erased on the relay: its local copy stays readable, and it is
+    /// neither synced nor sent in any more. Called after an accepted erasure, and when the
+    /// relay no longer knows a conversation this account has a copy of.
+    ///
+    /// # Errors
+    /// [`ClientError::UnknownConversation`], storage errors.
+    pub fn mark_erased(&mut self, id: &ConversationId) -> Result<()> {
+        let mut meta = self.meta(id)?;
+        if !meta.erased {
+            meta.erased = true;
+            self.account.save_conversation(&meta)?;
+        }
+        Ok(())
     }
 
     pub(super) fn learn_conversation(&mut self, info: &ConversationInfo) -> Result<Vec<Event>> {
         let mut events = Vec::new();
         match self.account.conversation(&info.conversation)? {
             Some(mut meta) => {
-                if meta.agent != info.agent {
+                // Listed again: not erased after all (a relay that hid it for a while is
+                // not trusted to make the mark permanent).
+                if meta.agent != info.agent || meta.erased {
                     meta.agent = info.agent.clone();
+                    meta.erased = false;
                     self.account.save_conversation(&meta)?;
                 }
             }
@@ -107,6 +153,7 @@ impl Client {
                     read_by: BTreeMap::new(),
                     last_epoch: None,
                     transferred_out: false,
+                    erased: false,
                 };
                 self.account.save_conversation(&meta)?;
                 if self.account.role() == Role::Agent && info.agent == self.account.name() {
@@ -193,6 +240,10 @@ impl Client {
                 let Some(meta) = self.account.conversation(&id)? else {
                     return Ok(Ok(Vec::new()));
                 };
+                if self.account.role() == Role::Master {
+                    // A consent shared with the master: read with `Client::org_conversations`.
+                    return Ok(Ok(Vec::new()));
+                }
                 if s.seq <= meta.cursor {
                     return Ok(Ok(Vec::new()));
                 }

@@ -50,6 +50,8 @@ pub struct History {
     pub summary: Option<String>,
     /// The lines.
     pub lines: Vec<HistoryLine>,
+    /// Whether the relay erased the conversation (this is the local copy).
+    pub erased: bool,
 }
 
 impl Client {
@@ -224,6 +226,7 @@ pub fn history(account: &Account, id: &ConversationId) -> Result<History> {
         org: meta.org,
         summary,
         lines,
+        erased: meta.erased,
     })
 }
 

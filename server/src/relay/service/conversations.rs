@@ -12,13 +12,16 @@ use sealdesk_protocol::{
     keys::SigningPublicKey,
     message::Envelope,
     policy::VerifiedPolicy,
-    wire::{ConversationInfo, ErrorCode, Item, Push, Response, Sequenced},
+    release::ConsentToken,
+    wire::{
+        ConversationInfo, ErrorCode, Item, OrgConversation, Push, Response, Sequenced, TicketState,
+    },
 };
 use tracing::{debug, info};
 
 use super::{
-    Caller, Reject, Reply, Service, enc,
-    keys::{delivery_key, epoch_dedupe_key, epoch_key},
+    Caller, Reject, Reply, Service, dec, enc,
+    keys::{consent_prefix, delivery_key, epoch_dedupe_key, epoch_key},
     reject,
     table::MAX_PAGE,
 };
@@ -187,6 +190,80 @@ impl Service {
             });
         }
         Ok(Response::Conversations(out))
+    }
+
+    /// The org's conversations for its master, metadata only: who, when, the consents the
+    /// customer shared with the master and the dispute tickets on each. Refused to anyone
+    /// but the org's master.
+    pub(super) fn org_conversations(&self, caller: &Caller, org: &str) -> Reply {
+        if !self.is_master_of(&caller.key(), org)? {
+            return reject(
+                ErrorCode::Forbidden,
+                "only the org's master sees the org's conversations",
+            );
+        }
+        let t = self.clock.now();
+        let mut tickets: Vec<TicketState> = Vec::new();
+        for (_, v) in self.store.scan_prefix(Collection::Tickets, &[])? {
+            let st: TicketState = dec(&v, "ticket")?;
+            if st.ticket.org == org {
+                tickets.push(st);
+            }
+        }
+        let mut out = Vec::new();
+        for (k, v) in self.store.scan_prefix(Collection::Conversations, &[])? {
+            let c = ConversationId::try_from(k.as_slice())?;
+            let s = self.convs.summary(&c, &v)?;
+            if s.org != org {
+                continue;
+            }
+            let on_it: Vec<&TicketState> = tickets
+                .iter()
+                .filter(|st| st.ticket.conversation == c)
+                .collect();
+            out.push(OrgConversation {
+                conversation: c,
+                customer: s.customer_name.clone(),
+                agent: s.agent_name.clone(),
+                created_at: s.created_at,
+                last_activity: s.last_activity,
+                last_seq: s.durable_seq,
+                consents: self.shared_consents(&c, s.durable_seq)?,
+                tickets: on_it.iter().map(|st| st.ticket.id).collect(),
+                legal_hold: on_it.iter().any(|st| st.ticket.expires_at > t),
+            });
+        }
+        Ok(Response::OrgConversations(out))
+    }
+
+    /// The consent tokens shared in conversation `c` (its durable items up to `end`); the
+    /// consent index says whether there are any, so most conversations are not read.
+    fn shared_consents(&self, c: &ConversationId, end: u64) -> Result<Vec<ConsentToken>, Reject> {
+        let mut out = Vec::new();
+        if self
+            .store
+            .scan_prefix(Collection::Meta, &consent_prefix(c))?
+            .is_empty()
+        {
+            return Ok(out);
+        }
+        let mut cursor = 0;
+        while cursor < end {
+            let chunk = self.convs.items_after(c, cursor)?;
+            if chunk.is_empty() {
+                break;
+            }
+            for (stored, _) in chunk {
+                cursor = stored.sequenced.seq;
+                if cursor > end {
+                    return Ok(out);
+                }
+                if let Item::Consent(t) = stored.sequenced.item {
+                    out.push(t);
+                }
+            }
+        }
+        Ok(out)
     }
 
     pub(super) async fn put_epoch(&self, caller: &Caller, record: EpochRecord) -> Reply {

@@ -277,6 +277,7 @@ impl Service {
                 agent,
             } => self.transfer(caller, conversation, &agent).await,
             Request::ListConversations => self.list_conversations(caller),
+            Request::OrgConversations { org } => self.org_conversations(caller, &org),
             Request::PutEpoch(r) => self.put_epoch(caller, r).await,
             Request::PutHandOff(h) => self.put_handoff(caller, h).await,
             Request::History {
