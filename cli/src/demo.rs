@@ -10,6 +10,7 @@ use std::path::Path;
 
 use std::time::Duration;
 
+use sealdesk_client::ClientError;
 use sealdesk_client::account::{Account, LogEntry};
 use sealdesk_client::client::{Client, HistoryLine, OrgSpec};
 use sealdesk_client::escrow::Transcript;
@@ -17,7 +18,8 @@ use sealdesk_client::transcript::{Anchors, verify_export};
 use sealdesk_protocol::{
     card::Role,
     ids::ConversationId,
-    release::{Justification, Scope, Verdict},
+    release::{Justification, ReleaseRequest, Scope, Verdict},
+    wire::Request,
 };
 use sealdesk_server::config::RelayConfig;
 
@@ -246,11 +248,30 @@ async fn story<W: Write>(out: &mut W, dir: &Path, url: &str) -> Result<()> {
     ))?;
 
     n.step("The same consent cannot be used twice")?;
-    let (reuse, t1, t2) =
-        try_unlock_with_trustees(&mut master, &conv, Justification::Consent(token), t1, t2).await;
-    match reuse {
-        Err(e) => n.say(&format!("Refused: {e}"))?,
-        Ok(_) => return Err(CliError::DemoStory("a consent was used twice")),
+    // `unlock` run again under this consent would only collect the same request again; a
+    // second request under it, made by hand, is what the trustees must refuse.
+    let policy = master.latest_policy("acme").await?;
+    let second = ReleaseRequest::sign(
+        &mut sealdesk_client::rng()?,
+        master.account().keys(),
+        &policy,
+        token.epochs,
+        Justification::Consent(token),
+        sealdesk_client::now(),
+    )
+    .map_err(ClientError::from)?;
+    master
+        .session()
+        .request(Request::SubmitRelease(second))
+        .await?;
+    let (mut t1, mut t2) = (t1, t2);
+    for t in [&mut t1, &mut t2] {
+        for o in t.trustee_pending().await? {
+            if !o.outcome.starts_with("refused") {
+                return Err(CliError::DemoStory("a consent was used twice"));
+            }
+            n.say(&format!("{}: {}", t.account().name(), o.outcome))?;
+        }
     }
 
     n.step("A dispute needs two independent arbiters")?;

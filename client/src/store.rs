@@ -126,6 +126,12 @@ pub(crate) mod name {
     pub(crate) fn master_transcript(id: &ConversationId) -> String {
         format!("master/transcript/{id}")
     }
+
+    /// The release request this master made under a justification (a consent or ticket id):
+    /// an interrupted unlock resumes it instead of asking the trustees a second time.
+    pub(crate) fn master_unlock(justification: &TokenId) -> String {
+        format!("master/unlock/{justification}")
+    }
 }
 
 /// A consent this customer granted.
@@ -415,6 +421,23 @@ impl<'a> Store<'a> {
     /// As [`Self::consents`].
     pub fn put_transcript(&self, id: &ConversationId, transcript: &Transcript) -> Result<()> {
         self.put(&name::master_transcript(id), transcript)
+    }
+
+    /// The release request this master made under `justification`, if it made one.
+    ///
+    /// # Errors
+    /// As [`Self::consents`].
+    pub fn unlock_request(&self, justification: &TokenId) -> Result<Option<ReleaseRequest>> {
+        self.get(&name::master_unlock(justification))
+    }
+
+    /// Keeps `request` as the one this master made under its justification (before it is
+    /// submitted, so an unlock interrupted at any point finds it).
+    ///
+    /// # Errors
+    /// As [`Self::consents`].
+    pub fn put_unlock_request(&self, request: &ReleaseRequest) -> Result<()> {
+        self.put(&name::master_unlock(&request.justification.id()), request)
     }
 }
 

@@ -10,8 +10,8 @@ use sealdesk_client::{
 use sealdesk_protocol::{
     card::Role,
     ids::ConversationId,
-    release::{Justification, Scope, Verdict},
-    wire::ErrorCode,
+    release::{Justification, ReleaseRequest, Scope, Verdict},
+    wire::{ErrorCode, Request, Response},
 };
 use sealdesk_tests::{
     eventually,
@@ -192,19 +192,49 @@ async fn consent_release_gives_the_exact_transcript_and_the_customer_is_told() {
 
     // The export and its offline verification: tests/tests/client_transcript.rs.
 
-    // The same consent cannot be used twice.
-    let err = unlock_refused(
-        &mut s,
+    // Unlocking again under the same consent makes no second request: the released one is
+    // collected again, and the trustees that answered it have nothing pending.
+    let again = s
+        .master
+        .unlock(
+            &s.conv,
+            Justification::Consent(token.clone()),
+            None,
+            Duration::from_secs(20),
+            |_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.messages.len(), 2);
+    let outcomes = trustees_answer(&s.w, &["trustee-1", "trustee-2"]).await;
+    assert!(outcomes.iter().all(Vec::is_empty), "{outcomes:?}");
+
+    // The same consent cannot be used twice: a second request under it is refused.
+    let policy = s.master.latest_policy("acme").await.unwrap();
+    let second = ReleaseRequest::sign(
+        &mut sealdesk_client::rng().unwrap(),
+        s.master.account().keys(),
+        &policy,
+        token.epochs,
         Justification::Consent(token),
-        &["trustee-1", "trustee-2"],
-        "the justification was already used",
+        sealdesk_client::now(),
     )
-    .await;
-    assert!(
-        err.to_string().contains("refused by too many trustees")
-            && err.to_string().contains("already used"),
-        "{err}"
-    );
+    .unwrap();
+    let answer = s
+        .master
+        .session()
+        .request(Request::SubmitRelease(second))
+        .await
+        .unwrap();
+    assert_eq!(answer, Response::Ok);
+    let outcomes = trustees_answer(&s.w, &["trustee-1", "trustee-2"]).await;
+    for o in &outcomes {
+        assert_eq!(
+            o,
+            &vec!["refused: the justification was already used".to_owned()],
+            "{outcomes:?}"
+        );
+    }
     drop(s.alice);
 }
 

@@ -2678,7 +2678,12 @@ async fn revocation_answered_with_an_old_head_is_not_reported_revoked() {
     assert!(consents.iter().all(|c| !c.revoked));
 
     w.proxy().passthrough();
-    let index = carol.revoke_consent(&token.id).await.unwrap();
+    let index = carol
+        .revoke_consent(&token.id)
+        .await
+        .unwrap()
+        .index()
+        .unwrap();
     let consents = carol.consents().unwrap();
     assert!(!consents.is_empty());
     assert!(consents.iter().all(|c| c.revoked));
@@ -2705,7 +2710,12 @@ async fn append_answered_with_another_entrys_index_is_not_included() {
         .grant_consent(&conv, None, Scope::Full, 3600, "one")
         .await
         .unwrap();
-    let index = carol.revoke_consent(&first.id).await.unwrap();
+    let index = carol
+        .revoke_consent(&first.id)
+        .await
+        .unwrap()
+        .index()
+        .unwrap();
     let second = carol
         .grant_consent(&conv, None, Scope::Full, 3600, "two")
         .await
@@ -3039,7 +3049,12 @@ async fn entries_from_signers_their_kind_does_not_allow_are_flagged() {
         .grant_consent(&conv, None, Scope::Full, 3600, "review")
         .await
         .unwrap();
-    let genuine = carol.revoke_consent(&token.id).await.unwrap();
+    let genuine = carol
+        .revoke_consent(&token.id)
+        .await
+        .unwrap()
+        .index()
+        .unwrap();
     let real = match carol
         .session()
         .request(Request::GetEntries {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
 use sealdesk_client::{
-    escrow::{TrusteeOutcome, encode_consent},
+    escrow::{TrusteeOutcome, consent::RevokeOutcome, encode_consent},
     fmt_time,
 };
 use sealdesk_protocol::{card::Role, release::Scope};
@@ -107,33 +107,48 @@ pub(super) async fn consent(home: &Path, relay: &Relay, cmd: ConsentCmd) -> Resu
                 json!({"ok": true, "consent": token.id.to_string(), "token": encoded, "expires_at": token.expires_at}),
             )
         }
-        ConsentCmd::Revoke { consent } => {
-            let index = c.revoke_consent(&token_id(&consent)?).await?;
-            Output::new(
+        ConsentCmd::Revoke { consent } => match c.revoke_consent(&token_id(&consent)?).await? {
+            RevokeOutcome::Revoked { index } => Output::new(
                 format!(
                     "consent {consent} revoked (audit log entry #{index}); trustees will refuse it"
                 ),
-                json!({"ok": true, "consent": consent, "index": index}),
-            )
-        }
+                json!({"ok": true, "consent": consent, "state": "revoked", "index": index}),
+            ),
+            RevokeOutcome::AlreadyRevoked { index } => Output::new(
+                match index {
+                    Some(i) => format!(
+                        "consent {consent} was already revoked (audit log entry #{i}); nothing \
+                         logged again"
+                    ),
+                    None => format!("consent {consent} was already revoked; nothing logged again"),
+                },
+                json!({"ok": true, "consent": consent, "state": "revoked", "index": index, "already": true}),
+            ),
+            RevokeOutcome::AlreadyUsed { index } => {
+                c.close().await;
+                bail!(
+                    "consent {consent} was already used: a trustee released under it (audit log \
+                     entry #{index}); a revocation cannot undo that, so none was logged (the \
+                     consent is single-use: it opens nothing more)"
+                );
+            }
+        },
         ConsentCmd::List if c.account().role() == Role::Master => {
             super::org::shared_consents(&mut c).await?
         }
         ConsentCmd::List => {
-            let all = c.consents()?;
+            let all = c.consent_states().await?;
             let mut text = String::new();
             let mut rows = Vec::new();
-            for r in &all {
-                let t = &r.token;
-                let state = if r.revoked {
-                    "revoked"
-                } else if t.expires_at <= sealdesk_client::now() {
-                    "expired"
-                } else {
-                    "active"
-                };
+            for s in &all {
+                let t = &s.record.token;
+                let state = s.state.as_str();
+                let entry = s
+                    .entry
+                    .map(|i| format!(" (audit log entry #{i})"))
+                    .unwrap_or_default();
                 text.push_str(&format!(
-                    "{} {} {} {:?} until {} [{state}] {}\n",
+                    "{} {} {} {:?} until {} [{state}{entry}] {}\n",
                     t.id,
                     t.conversation,
                     t.epochs,
@@ -141,7 +156,7 @@ pub(super) async fn consent(home: &Path, relay: &Relay, cmd: ConsentCmd) -> Resu
                     fmt_time(t.expires_at),
                     t.purpose
                 ));
-                rows.push(json!({"consent": t.id.to_string(), "conversation": t.conversation.to_string(), "state": state, "purpose": t.purpose}));
+                rows.push(json!({"consent": t.id.to_string(), "conversation": t.conversation.to_string(), "state": state, "entry": s.entry, "purpose": t.purpose}));
             }
             if all.is_empty() {
                 text.push_str("no consents granted");

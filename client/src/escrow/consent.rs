@@ -1,19 +1,24 @@
-//! Customer consent: granting and revoking consent tokens, the local list, erasure, sharing
-//! a token with the master, and a token's portable text form.
+//! Customer consent: granting and revoking consent tokens, the list with each one's state
+//! (active, used, expired, revoked — read from the audit log), erasure, sharing a token with
+//! the master, and a token's portable text form.
 
 use std::collections::BTreeMap;
 
 use sealdesk_protocol::{
-    audit::{AuditEntry, AuditEvent},
+    audit::{AuditEntry, AuditEvent, ReleaseBasis, SignedTreeHead},
     card::Role,
     ids::{ConversationId, EpochRange, TokenId},
+    policy::VerifiedPolicy,
     release::{ConsentParams, ConsentToken, ErasureRequest, Scope},
     wire::{Item, Request, Response, from_cbor, to_cbor},
 };
 
 use crate::client::Client;
 use crate::error::{ClientError, Result};
-use crate::reply::{expect_ok, unexpected};
+use serde::Serialize;
+
+use crate::notice::counts_as_release;
+use crate::reply::{expect_ok, is_transient, unexpected};
 use crate::store::ConsentRecord;
 use crate::{now, rng};
 
@@ -77,11 +82,13 @@ impl Client {
     }
 
     /// Customer: revokes an unused consent (a signed entry in the audit log, which trustees
-    /// check before releasing).
+    /// check before releasing). Honest about what it did: a consent a trustee already
+    /// released under is not revoked ([`RevokeOutcome::AlreadyUsed`], nothing logged), and one
+    /// already revoked is not logged again ([`RevokeOutcome::AlreadyRevoked`]).
     ///
     /// # Errors
     /// [`ClientError::UnknownConsent`] for an unknown consent; relay errors.
-    pub async fn revoke_consent(&mut self, consent: &TokenId) -> Result<u64> {
+    pub async fn revoke_consent(&mut self, consent: &TokenId) -> Result<RevokeOutcome> {
         let all: BTreeMap<String, ConsentRecord> = self.account.store().consents()?;
         let rec = all
             .get(&consent.to_string())
@@ -89,6 +96,21 @@ impl Client {
                 consent: consent.to_string(),
             })?;
         let conversation = rec.token.conversation;
+        let seen = self.consent_log(std::slice::from_ref(rec)).await?;
+        if let Some(index) = seen.used.get(consent) {
+            return Ok(RevokeOutcome::AlreadyUsed { index: *index });
+        }
+        if let Some((index, entry)) = seen.revoked.get(consent) {
+            // Said "revoked" only once the earlier revocation is proven to be in the log.
+            self.confirm_appended(entry, *index, &seen.head).await?;
+            self.mark_revoked(consent)?;
+            return Ok(RevokeOutcome::AlreadyRevoked {
+                index: Some(*index),
+            });
+        }
+        if rec.revoked {
+            return Ok(RevokeOutcome::AlreadyRevoked { index: None });
+        }
         let entry = AuditEntry::sign(
             self.account.keys(),
             AuditEvent::ConsentRevocation {
@@ -109,15 +131,22 @@ impl Client {
             }
             other => return Err(unexpected("AppendAudit", &other)),
         };
+        self.mark_revoked(consent)?;
+        Ok(RevokeOutcome::Revoked { index })
+    }
+
+    fn mark_revoked(&self, consent: &TokenId) -> Result<()> {
         let mut all: BTreeMap<String, ConsentRecord> = self.account.store().consents()?;
         let Some(rec) = all.get_mut(&consent.to_string()) else {
             return Err(ClientError::UnknownConsent {
                 consent: consent.to_string(),
             });
         };
-        rec.revoked = true;
-        self.account.store().put_consents(&all)?;
-        Ok(index)
+        if !rec.revoked {
+            rec.revoked = true;
+            self.account.store().put_consents(&all)?;
+        }
+        Ok(())
     }
 
     /// Customer: the consents granted from this account.
@@ -127,6 +156,100 @@ impl Client {
     pub fn consents(&self) -> Result<Vec<ConsentRecord>> {
         let all: BTreeMap<String, ConsentRecord> = self.account.store().consents()?;
         Ok(all.into_values().collect())
+    }
+
+    /// Customer: the consents granted from this account, each with where it stands — used
+    /// (a trustee of its org released under it, as the audit log shows), revoked, expired or
+    /// active.
+    ///
+    /// # Errors
+    /// Storage, relay and audit-log errors.
+    pub async fn consent_states(&mut self) -> Result<Vec<ConsentStatus>> {
+        let all = self.consents()?;
+        let seen = self.consent_log(&all).await?;
+        let t = now();
+        Ok(all
+            .into_iter()
+            .map(|record| {
+                let id = record.token.id;
+                let (state, entry) = if let Some(i) = seen.used.get(&id) {
+                    (ConsentState::Used, Some(*i))
+                } else if let Some((i, _)) = seen.revoked.get(&id) {
+                    (ConsentState::Revoked, Some(*i))
+                } else if record.revoked {
+                    (ConsentState::Revoked, None)
+                } else if record.token.expires_at <= t {
+                    (ConsentState::Expired, None)
+                } else {
+                    (ConsentState::Active, None)
+                };
+                ConsentStatus {
+                    record,
+                    state,
+                    entry,
+                }
+            })
+            .collect())
+    }
+
+    /// Reads the audit log for what became of `consents`: the first release entry under each
+    /// (signed by a trustee of its org, about its conversation) and the first revocation this
+    /// account signed of each.
+    async fn consent_log(&mut self, consents: &[ConsentRecord]) -> Result<ConsentLog> {
+        let (head, _) = self.checked_tree_head().await?;
+        let mut out = ConsentLog {
+            head,
+            used: BTreeMap::new(),
+            revoked: BTreeMap::new(),
+        };
+        if consents.is_empty() {
+            return Ok(out);
+        }
+        let mine: BTreeMap<TokenId, &ConsentToken> =
+            consents.iter().map(|r| (r.token.id, &r.token)).collect();
+        let me = self.account.keys().signing_public();
+        let mut policies: BTreeMap<String, Option<VerifiedPolicy>> = BTreeMap::new();
+        for (i, e) in (0u64..).zip(self.entries(0, out.head.size).await?) {
+            match &e.event {
+                AuditEvent::Release {
+                    org,
+                    conversation,
+                    basis: ReleaseBasis::Consent { id, .. },
+                    ..
+                } => {
+                    let Some(token) = mine.get(id) else { continue };
+                    if token.conversation != *conversation || out.used.contains_key(id) {
+                        continue;
+                    }
+                    if !policies.contains_key(org) {
+                        let p = match self.latest_policy(org).await {
+                            Ok(p) => Some(p),
+                            Err(err) if is_transient(&err) => return Err(err),
+                            Err(_) => None,
+                        };
+                        policies.insert(org.clone(), p);
+                    }
+                    let policy = policies.get(org).and_then(Option::as_ref);
+                    if counts_as_release(&e, policy, Some(conversation)) {
+                        out.used.insert(*id, i);
+                    }
+                }
+                AuditEvent::ConsentRevocation {
+                    consent,
+                    conversation,
+                } if e.signer == me
+                    && mine
+                        .get(consent)
+                        .is_some_and(|t| t.conversation == *conversation)
+                    && !out.revoked.contains_key(consent)
+                    && e.verify().is_ok() =>
+                {
+                    out.revoked.insert(*consent, (i, e.clone()));
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
     }
 
     /// Customer: asks the relay to erase a conversation (refused with `LegalHold` while a
@@ -159,6 +282,87 @@ impl Client {
             conversation: conversation.to_string(),
         })
     }
+}
+
+/// What `consent revoke` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum RevokeOutcome {
+    /// Revoked now: the revocation is audit-log entry `index`.
+    Revoked {
+        /// The revocation's leaf index.
+        index: u64,
+    },
+    /// Revoked before: nothing logged again (`index` is the earlier revocation's entry, when
+    /// the log shows it).
+    AlreadyRevoked {
+        /// The earlier revocation's leaf index, if found in the log.
+        index: Option<u64>,
+    },
+    /// A trustee already released under it (audit-log entry `index`): a revocation cannot
+    /// undo that, so none was logged.
+    AlreadyUsed {
+        /// The first release entry under the consent.
+        index: u64,
+    },
+}
+
+impl RevokeOutcome {
+    /// The audit-log entry of the consent's revocation, if it is revoked and the log shows it.
+    #[must_use]
+    pub fn index(&self) -> Option<u64> {
+        match self {
+            Self::Revoked { index } => Some(*index),
+            Self::AlreadyRevoked { index } => *index,
+            Self::AlreadyUsed { .. } => None,
+        }
+    }
+}
+
+/// Where a consent stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentState {
+    /// Unused, unrevoked, unexpired: the master may still unlock under it.
+    Active,
+    /// A trustee released under it (it is single-use).
+    Used,
+    /// Its validity ended before it was used.
+    Expired,
+    /// Revoked before it was used.
+    Revoked,
+}
+
+impl ConsentState {
+    /// The state's word, as lists show it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Used => "used",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+/// A consent granted from this account, with where it stands.
+#[derive(Clone, Debug)]
+pub struct ConsentStatus {
+    /// The consent as granted.
+    pub record: ConsentRecord,
+    /// Where it stands.
+    pub state: ConsentState,
+    /// The audit-log entry that used or revoked it, when the log shows one.
+    pub entry: Option<u64>,
+}
+
+/// What the audit log (up to `head`) says became of some consents, by consent id: the index
+/// of the first release entry under each, and the first revocation of each by this account.
+struct ConsentLog {
+    head: SignedTreeHead,
+    used: BTreeMap<TokenId, u64>,
+    revoked: BTreeMap<TokenId, (u64, AuditEntry)>,
 }
 
 /// Encodes a consent token for handing to the business (hex of its CBOR).

@@ -11,8 +11,9 @@ use sealdesk_protocol::{
     escrow,
     ids::{ConversationId, EpochRange, TokenId},
     keys::SigningPublicKey,
+    policy::VerifiedPolicy,
     release::{self, Justification, ReleaseRequest, Scope},
-    wire::{Item, Request, Response},
+    wire::{ErrorCode, Item, ReleaseProgress, Request, Response},
 };
 use serde::Serialize;
 
@@ -20,7 +21,7 @@ use super::consent::decode_consent;
 use super::transcript::merge;
 use crate::client::Client;
 use crate::error::{ClientError, Result};
-use crate::reply::{expect_ok, unexpected};
+use crate::reply::unexpected;
 use crate::store::Transcript;
 use crate::{now, rng};
 
@@ -68,6 +69,11 @@ impl Client {
     /// reconstructs the released epochs' keys and builds the transcript. `progress` is called
     /// whenever the count changes.
     ///
+    /// An unlock under a justification this master already made a request for resumes that
+    /// request (its shares are kept by the relay until collected, and for as long as the
+    /// request is kept) instead of making a second one, unless trustees refused it beyond
+    /// the threshold: so an unlock stopped early is finished by running it again.
+    ///
     /// # Errors
     /// [`ClientError::SharesMissing`] if too few trustees released in time, [`ClientError::ReleaseRefused`] if too many refused;
     /// verification and relay errors.
@@ -103,24 +109,46 @@ impl Client {
                 sealdesk_protocol::Error::Refused(release::Refusal::WrongConversation).into(),
             );
         }
-        let request = ReleaseRequest::sign(
-            &mut rng()?,
-            self.account.keys(),
-            &policy,
-            epochs,
-            justification,
-            now(),
-        )?;
-        request
-            .check_scope()
-            .map_err(sealdesk_protocol::Error::Refused)?;
-        expect_ok(
-            self.session
-                .request(Request::SubmitRelease(request.clone()))
-                .await?,
-        )?;
-        self.remember_release_request(&request)?;
         let need = usize::from(policy.trustee_threshold);
+        // One justification, one request: an unlock interrupted earlier (Ctrl-C, `--wait` ran
+        // out) left its request with the trustees, who may have released to it since; resume
+        // it rather than ask them again (they would refuse a second request as already used,
+        // or release both, and the customer would be told twice).
+        let request = match self
+            .resumable_request(&justification, *id, epochs, &policy, need)
+            .await?
+        {
+            Some(r) => r,
+            None => {
+                let r = ReleaseRequest::sign(
+                    &mut rng()?,
+                    self.account.keys(),
+                    &policy,
+                    epochs,
+                    justification,
+                    now(),
+                )?;
+                r.check_scope().map_err(sealdesk_protocol::Error::Refused)?;
+                // Kept before it is submitted, so an interruption at any point finds it.
+                self.account.store().put_unlock_request(&r)?;
+                r
+            }
+        };
+        match self
+            .session
+            .request(Request::SubmitRelease(request.clone()))
+            .await
+        {
+            // Resumed: the relay holds it already (with whatever shares arrived since).
+            Ok(Response::Ok)
+            | Err(ClientError::Relay {
+                code: ErrorCode::IdTaken,
+                ..
+            }) => {}
+            Ok(other) => return Err(unexpected("SubmitRelease", &other)),
+            Err(e) => return Err(e),
+        }
+        self.remember_release_request(&request)?;
         let deadline = tokio::time::Instant::now() + wait;
         let mut last_seen = usize::MAX;
         let progress_now = loop {
@@ -230,6 +258,50 @@ impl Client {
         }
         self.account.store().put_transcript(id, &transcript)?;
         Ok(transcript)
+    }
+    /// The release request an earlier unlock made under `justification`, if it is for this
+    /// conversation and these epochs and can still succeed (not refused by so many trustees
+    /// that the threshold is out of reach: a refused request is over, and a new one may be
+    /// made). A request the relay no longer knows is submitted again as it is.
+    async fn resumable_request(
+        &mut self,
+        justification: &Justification,
+        id: ConversationId,
+        epochs: EpochRange,
+        policy: &VerifiedPolicy,
+        need: usize,
+    ) -> Result<Option<ReleaseRequest>> {
+        let Some(r) = self.account.store().unlock_request(&justification.id())? else {
+            return Ok(None);
+        };
+        if r.conversation != id
+            || r.epochs != epochs
+            || r.master != self.account.keys().signing_public()
+        {
+            return Ok(None);
+        }
+        let p = match self
+            .session
+            .request(Request::ReleaseStatus { request: r.id })
+            .await
+        {
+            Ok(Response::Progress(p)) => p,
+            Err(ClientError::Relay {
+                code: ErrorCode::NotFound,
+                ..
+            }) => ReleaseProgress {
+                shares: vec![],
+                refusals: vec![],
+            },
+            Ok(other) => return Err(unexpected("ReleaseStatus", &other)),
+            Err(e) => return Err(e),
+        };
+        let out_of_reach = policy
+            .trustees
+            .len()
+            .checked_sub(p.refusals.len())
+            .is_none_or(|left| left < need);
+        Ok((!out_of_reach).then_some(r))
     }
     /// Master: builds a justification from a consent token (as handed over by the customer,
     /// hex CBOR) or a ticket id (with the arbiters' decisions collected by the relay).
