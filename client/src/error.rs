@@ -1,7 +1,5 @@
 //! The client library's one error type.
 
-use std::fmt;
-
 use sealdesk_protocol::wire::ErrorCode;
 
 use crate::io_failure::IoFailure;
