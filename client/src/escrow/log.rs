@@ -481,3 +481,76 @@ pub(super) fn check_consistency(
         )))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use rand::SeedableRng;
+    use sealdesk_protocol::{audit::AuditEvent, keys::IdentityKeys};
+
+    use super::*;
+
+    fn entry(n: u32) -> AuditEntry {
+        let keys = IdentityKeys::generate(&mut rand::rngs::ChaCha20Rng::from_seed([9; 32]));
+        AuditEntry::sign(
+            &keys,
+            AuditEvent::PolicyChange {
+                org: "acme".into(),
+                version: n,
+                policy_hash: [0; 32],
+            },
+            100,
+        )
+    }
+
+    #[test]
+    fn a_page_merges_withheld_slots_in_place_and_refuses_them_outside_it() {
+        let (a, b, hidden) = (entry(1), entry(2), entry(3));
+        let page = slots(
+            10,
+            5,
+            10,
+            vec![a.clone(), b.clone()],
+            vec![WithheldEntry::of(11, &hidden)],
+        )
+        .unwrap();
+        assert_eq!(
+            page,
+            vec![
+                LogSlot::Entry(a.clone()),
+                LogSlot::Withheld(hidden.leaf_hash()),
+                LogSlot::Entry(b.clone()),
+            ]
+        );
+        // A withheld index outside the page, or out of order: refused, never mis-placed.
+        for withheld in [
+            vec![WithheldEntry::of(13, &hidden)],
+            vec![WithheldEntry::of(9, &hidden)],
+            vec![
+                WithheldEntry::of(11, &hidden),
+                WithheldEntry::of(10, &hidden),
+            ],
+        ] {
+            assert!(matches!(
+                slots(10, 5, 10, vec![a.clone()], withheld),
+                Err(ClientError::ImpossibleNumber { .. })
+            ));
+        }
+        // More slots than asked for, or none.
+        assert!(matches!(
+            slots(
+                10,
+                1,
+                10,
+                vec![a.clone()],
+                vec![WithheldEntry::of(11, &hidden)]
+            ),
+            Err(ClientError::ImpossibleNumber { .. })
+        ));
+        assert!(matches!(
+            slots(10, 5, 10, Vec::new(), Vec::new()),
+            Err(ClientError::UnexpectedResponse(_))
+        ));
+    }
+}
