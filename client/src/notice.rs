@@ -816,6 +816,8 @@ mod tests {
             size: 9,
             consistent_with_pinned: Some(true),
             witnessed: Default::default(),
+            withheld: 8,
+            leaves_make_head: true,
             entries: vec![AuditLine {
                 index: 4,
                 text: String::new(),
@@ -838,6 +840,10 @@ mod tests {
             line.signer_allowed = false;
         }
         assert!(!wrong_signer.verified());
+        // Withheld entries are not failures; leaves that do not make up the head are.
+        let mut not_the_log = report(group([notice("t1", 4, true), notice("t2", 5, true)]));
+        not_the_log.leaves_make_head = false;
+        assert!(!not_the_log.verified());
         // Not opened is not a failure: only what is not genuine or contradicts is.
         assert!(report(group([notice("t1", 4, true)])).verified());
         assert!(!report(group([notice("t1", 4, true), notice("t2", 5, false)])).verified());

@@ -537,6 +537,28 @@ impl WitnessedHead {
     }
 }
 
+/// An entry the relay keeps from a reader who may not read it (PROTOCOL.md §12 "Who reads
+/// the log"): only its index and leaf hash, which reveal nothing of the entry but still count
+/// toward the tree head, so the reader can tell it apart from a missing entry and prove that
+/// the page it was served is the whole log.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct WithheldEntry {
+    /// Leaf index.
+    pub index: u64,
+    /// The entry's leaf hash (RFC 9162, [`AuditEntry::leaf_hash`]).
+    pub leaf: serde_bytes::ByteArray<32>,
+}
+
+impl WithheldEntry {
+    /// `entry`, at `index`, withheld: its index and leaf hash.
+    pub fn of(index: u64, entry: &AuditEntry) -> Self {
+        Self {
+            index,
+            leaf: serde_bytes::ByteArray::new(entry.leaf_hash()),
+        }
+    }
+}
+
 /// Proof that an entry is at `index` in the tree of `size`.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct InclusionProof {

@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 use crate::{
     Error, Result,
     audit::{
-        AuditEntry, ConsistencyProof, Cosignature, InclusionProof, SignedTreeHead, WitnessedHead,
+        AuditEntry, ConsistencyProof, Cosignature, InclusionProof, SignedTreeHead, WithheldEntry,
+        WitnessedHead,
     },
     card::IdentityCard,
     codec::Writer,
@@ -230,7 +231,8 @@ pub enum Request {
     AppendAudit(AuditEntry),
     /// The latest signed tree head.
     GetTreeHead,
-    /// Entries `from..from+limit`.
+    /// Entries `from..from+limit`. Entries the caller may not read (PROTOCOL.md §12 "Who
+    /// reads the log") come back as [`WithheldEntry`]s in [`Response::Entries`].
     GetEntries {
         /// First index.
         from: u64,
@@ -426,12 +428,17 @@ pub enum Response {
     },
     /// A tree head.
     TreeHead(SignedTreeHead),
-    /// Entries from an index.
+    /// Entries from an index: the slots `from..from + entries.len() + withheld.len()`, each
+    /// either an entry the caller may read (in `entries`, in index order) or withheld (its
+    /// index and leaf hash in `withheld`). Absent on the wire when nothing is withheld.
     Entries {
         /// Index of the first.
         from: u64,
-        /// The entries.
+        /// The entries the caller may read, in index order.
         entries: Vec<AuditEntry>,
+        /// The entries of the range the caller may not read, in index order.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        withheld: Vec<WithheldEntry>,
     },
     /// An inclusion proof.
     Inclusion(InclusionProof),

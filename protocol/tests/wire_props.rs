@@ -17,7 +17,7 @@ use sealdesk_protocol::{
     Error,
     audit::{
         AuditEntry, AuditEvent, ConsistencyProof, Cosignature, InclusionProof, ReleaseBasis,
-        SignedTreeHead, WitnessedHead, to_wire_path,
+        SignedTreeHead, WithheldEntry, WitnessedHead, to_wire_path,
     },
     card::{IdentityCard, Role},
     epoch::{EpochRecord, HandOff},
@@ -715,6 +715,12 @@ fn frame(index: usize, p: &Params) -> Frame {
         46 => resp(Response::Entries {
             from: p.n,
             entries: vec![p.entry(); (p.m % 3) as usize],
+            withheld: (0..u64::from(p.m % 2))
+                .map(|i| WithheldEntry {
+                    index: p.n.wrapping_add(i),
+                    leaf: serde_bytes::ByteArray::new([u8::try_from(p.m % 256).unwrap_or(0); 32]),
+                })
+                .collect(),
         }),
         47 => resp(Response::Inclusion(InclusionProof {
             index: p.n,

@@ -540,6 +540,7 @@ impl LogForger {
                 Response::Entries {
                     from: *from,
                     entries: entries[start..end].to_vec(),
+                    withheld: Vec::new(),
                 }
             }
             (Some(Request::GetInclusion { index, size }), _) => {

@@ -36,8 +36,13 @@ async fn entries(c: &mut RawClient) -> Vec<AuditEntry> {
         })
         .await
     {
-        Response::Entries { from, entries } => {
+        Response::Entries {
+            from,
+            entries,
+            withheld,
+        } => {
             assert_eq!(from, 0);
+            assert!(withheld.is_empty(), "entries withheld: {withheld:?}");
             entries
         }
         other => panic!("expected entries, got {other:?}"),

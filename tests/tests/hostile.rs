@@ -1063,7 +1063,7 @@ async fn rolled_back_or_truncated_audit_log_is_detected() {
     w.proxy().set_hook(move |ctx, frame| {
         let mut frame = f.rewrite(ctx, frame);
         if let Frame::Response {
-            body: Response::Entries { from, entries },
+            body: Response::Entries { from, entries, .. },
             ..
         } = &mut frame
         {
@@ -2521,9 +2521,14 @@ async fn audit_pages_longer_than_asked_are_refused() {
     assert!(honest.size >= 1);
     w.proxy()
         .set_hook(answer_for("carol", |_, body| match body {
-            Response::Entries { from, entries } => Response::Entries {
+            Response::Entries {
+                from,
+                entries,
+                withheld,
+            } => Response::Entries {
                 from,
                 entries: entries.iter().chain(&entries).cloned().collect(),
+                withheld,
             },
             other => other,
         }));

@@ -28,6 +28,19 @@ pub(super) async fn audit(
             _ => "tree head pinned now (first check)",
         }
     );
+    if r.withheld > 0 {
+        text.push_str(&format!(
+            "{} entries withheld from you (about others' conversations or orgs): served as leaf \
+             hashes only, counted in the tree head\n",
+            r.withheld
+        ));
+    }
+    if !r.leaves_make_head {
+        text.push_str(
+            "THE ENTRIES SERVED DO NOT MAKE UP THE TREE HEAD: the relay dropped, added or \
+             changed entries of the listing\n",
+        );
+    }
     for (org, n) in &r.witnessed {
         text.push_str(&format!(
             "tree head witnessed by {n} trustee(s) of {org} (fresh cosignatures)\n"

@@ -1,5 +1,7 @@
 //! `sealdesk audit`: every entry of the log checked (signature, signer allowed, inclusion),
-//! and the release entries grouped per request in plain words.
+//! and the release entries grouped per request in plain words. Entries the relay withholds
+//! (those of other orgs and conversations) are counted, and their leaf hashes checked with
+//! the others against the tree head.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,6 +12,7 @@ use sealdesk_protocol::{
 };
 use serde::Serialize;
 
+use super::log::{LogSlot, slots_make_head};
 use crate::client::Client;
 use crate::client::audience_of;
 use crate::error::Result;
@@ -44,6 +47,13 @@ pub struct AuditReport {
     /// With `--verify`: per org, how many of its trustees cosigned the head (fresh, on a
     /// head it extends); at least `n_e − t_e + 1` each, or the audit fails.
     pub witnessed: BTreeMap<String, usize>,
+    /// How many entries of the log the relay withheld from this account (entries about
+    /// conversations and orgs that are not its own: PROTOCOL.md §12 "Who reads the log"). They
+    /// are served as their leaf hashes, which count toward `leaves_make_head`.
+    pub withheld: u64,
+    /// Whether the leaves served — the entries read and the withheld leaf hashes — make up
+    /// exactly the tree head checked: the listing is the whole log, nothing dropped or added.
+    pub leaves_make_head: bool,
     /// The entries concerning this account.
     pub entries: Vec<AuditLine>,
     /// The trustees' release entries among them, one group per release request (each entry
@@ -52,15 +62,18 @@ pub struct AuditReport {
 }
 
 impl AuditReport {
-    /// Whether everything listed passed its checks: every entry signed and not disproven,
+    /// Whether everything listed passed its checks: the leaves served make up the tree head,
+    /// every entry signed and not disproven,
     /// no entry whose signer may not make an entry of its kind,
     /// and no release request with an entry that is NOT GENUINE (not signed by a trustee of
     /// the org, about another org, or not proven) or that contradicts the other entries of
     /// its release. `sealdesk audit` fails when this is false.
     pub fn verified(&self) -> bool {
-        self.entries
-            .iter()
-            .all(|e| e.signed && e.signer_allowed && e.included != Some(false))
+        self.leaves_make_head
+            && self
+                .entries
+                .iter()
+                .all(|e| e.signed && e.signer_allowed && e.included != Some(false))
             && self
                 .releases
                 .iter()
@@ -93,7 +106,10 @@ impl Client {
                 head = h;
             }
         }
-        let entries = self.entries(0, head.size).await?;
+        let slots = self.entries(0, head.size).await?;
+        let leaves_make_head = slots_make_head(&slots, &head);
+        let withheld = slots.iter().filter(|s| s.entry().is_none()).count() as u64;
+        let entries: Vec<Option<&AuditEntry>> = slots.iter().map(LogSlot::entry).collect();
         let me = self.account.keys().signing_public();
         let mut lines = Vec::new();
         // Who may sign, per (org, conversation): one policy look-up each, not one per entry.
@@ -101,6 +117,9 @@ impl Client {
             BTreeMap::new();
         for (i, e) in entries.iter().enumerate() {
             let index = i as u64;
+            let Some(e) = *e else {
+                continue;
+            };
             let conv = e.event.conversation();
             let relevant = match conversation {
                 Some(c) => conv == Some(c),
@@ -155,6 +174,8 @@ impl Client {
             size: head.size,
             consistent_with_pinned: consistent,
             witnessed,
+            withheld,
+            leaves_make_head,
             entries: lines,
             releases,
         })
@@ -172,7 +193,7 @@ impl Client {
     /// org's entries uncounted instead).
     pub(crate) async fn audit_releases(
         &mut self,
-        entries: &[AuditEntry],
+        entries: &[Option<&AuditEntry>],
         lines: &[AuditLine],
     ) -> Result<Vec<AuditRelease>> {
         let audience = audience_of(&self.account);
@@ -181,7 +202,7 @@ impl Client {
         for line in lines {
             let Some(e) = usize::try_from(line.index)
                 .ok()
-                .and_then(|i| entries.get(i))
+                .and_then(|i| entries.get(i).copied().flatten())
             else {
                 continue;
             };

@@ -1,11 +1,11 @@
 //! The audit log as this account checks it: tree heads (signature, consistency with the head
 //! pinned before), inclusion proofs, witnesses and their cosignatures, the allowed signers,
-//! and paging entries.
+//! and paging entries (those this account may not read come withheld: [`LogSlot`]).
 
 use sealdesk_protocol::{
     audit::{
         AllowedSigners, AuditEntry, ConsistencyProof, Cosignature, LogError, SignedTreeHead,
-        WITNESS_FRESHNESS_SECS, witnesses_needed,
+        WITNESS_FRESHNESS_SECS, WithheldEntry, witnesses_needed,
     },
     card::Role,
     ids::ConversationId,
@@ -333,43 +333,129 @@ impl Client {
         Ok(())
     }
 
-    /// All entries `from..` of the log (bounded by `head.size`).
-    pub(super) async fn entries(&self, from: u64, size: u64) -> Result<Vec<AuditEntry>> {
+    /// Every slot `from..size` of the log, in index order: the entries this account may read,
+    /// and the others as the relay withheld them (their leaf hash only; PROTOCOL.md §12 "Who
+    /// reads the log"). Each page must fill its range exactly, withheld slots included.
+    ///
+    /// # Errors
+    /// [`ClientError::UnexpectedResponse`] for a page that does not fill the range asked for;
+    /// [`ClientError::ImpossibleNumber`] for counts or indexes out of it; relay errors.
+    pub(super) async fn entries(&self, from: u64, size: u64) -> Result<Vec<LogSlot>> {
         let mut out = Vec::new();
         let mut at = from;
         while at < size {
             let limit =
                 u32::try_from((size - at).min(u64::from(ENTRIES_PAGE))).unwrap_or(ENTRIES_PAGE);
-            let (first, entries) = match self
+            let (first, entries, withheld) = match self
                 .session
                 .request(Request::GetEntries { from: at, limit })
                 .await?
             {
-                Response::Entries { from, entries } => (from, entries),
+                Response::Entries {
+                    from,
+                    entries,
+                    withheld,
+                } => (from, entries, withheld),
                 other => return Err(unexpected("GetEntries", &other)),
             };
-            if first != at || entries.is_empty() {
-                return Err(ClientError::UnexpectedResponse(format!(
-                    "asked for audit entries from {at}, got {} from {first}",
-                    entries.len()
-                )));
-            }
-            if entries.len() > limit as usize {
-                return Err(ClientError::ImpossibleNumber {
-                    what: "number of audit entries",
-                    detail: format!("asked for at most {limit}, got {}", entries.len()),
-                });
-            }
-            at = at.checked_add(entries.len() as u64).ok_or_else(|| {
-                ClientError::ImpossibleNumber {
-                    what: "audit log size",
-                    detail: format!("entries from {at} run past the largest index"),
-                }
-            })?;
-            out.extend(entries);
+            let page = slots(at, limit, first, entries, withheld)?;
+            at =
+                at.checked_add(page.len() as u64)
+                    .ok_or_else(|| ClientError::ImpossibleNumber {
+                        what: "audit log size",
+                        detail: format!("entries from {at} run past the largest index"),
+                    })?;
+            out.extend(page);
         }
         Ok(out)
     }
+}
+
+/// One index of the log as this account was served it.
+// Slots live in one vector per audit, most of them entries: boxing would only add allocations.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogSlot {
+    /// An entry this account may read.
+    Entry(AuditEntry),
+    /// An entry this account may not read: its leaf hash only.
+    Withheld([u8; 32]),
+}
+
+impl LogSlot {
+    /// The entry, if this account may read it.
+    pub fn entry(&self) -> Option<&AuditEntry> {
+        match self {
+            LogSlot::Entry(e) => Some(e),
+            LogSlot::Withheld(_) => None,
+        }
+    }
+
+    /// The leaf hash (RFC 9162) of the entry in this slot.
+    pub fn leaf_hash(&self) -> [u8; 32] {
+        match self {
+            LogSlot::Entry(e) => e.leaf_hash(),
+            LogSlot::Withheld(h) => *h,
+        }
+    }
+}
+
+/// Merges a page of `Entries` asked from `at` with `limit` into slots: `entries` fill, in
+/// order, the indexes that `withheld` does not name; together they must start at `at`, be at
+/// least one and at most `limit`, with the withheld indexes strictly increasing inside the
+/// page.
+fn slots(
+    at: u64,
+    limit: u32,
+    first: u64,
+    entries: Vec<AuditEntry>,
+    withheld: Vec<WithheldEntry>,
+) -> Result<Vec<LogSlot>> {
+    let n = entries.len().saturating_add(withheld.len());
+    if first != at || n == 0 {
+        return Err(ClientError::UnexpectedResponse(format!(
+            "asked for audit entries from {at}, got {n} from {first}"
+        )));
+    }
+    if n > limit as usize {
+        return Err(ClientError::ImpossibleNumber {
+            what: "number of audit entries",
+            detail: format!("asked for at most {limit}, got {n}"),
+        });
+    }
+    let mut out = Vec::with_capacity(n);
+    let mut entries = entries.into_iter();
+    let mut withheld = withheld.into_iter().peekable();
+    for offset in 0..n as u64 {
+        let index = at.saturating_add(offset);
+        match withheld.peek() {
+            Some(w) if w.index == index => {
+                out.push(LogSlot::Withheld(*w.leaf));
+                withheld.next();
+            }
+            _ => match entries.next() {
+                Some(e) => out.push(LogSlot::Entry(e)),
+                None => break,
+            },
+        }
+    }
+    if out.len() != n || withheld.next().is_some() {
+        return Err(ClientError::ImpossibleNumber {
+            what: "withheld audit entry index",
+            detail: format!(
+                "the withheld entries of the page of {n} from {at} are not inside it in order"
+            ),
+        });
+    }
+    Ok(out)
+}
+
+/// Whether `slots` (every slot of the log from 0, as [`Client::entries`] returns them) are
+/// the leaves of the tree `head` describes: the served listing, withheld entries included, is
+/// the whole log and nothing else.
+pub(super) fn slots_make_head(slots: &[LogSlot], head: &SignedTreeHead) -> bool {
+    let leaves: Vec<[u8; 32]> = slots.iter().map(LogSlot::leaf_hash).collect();
+    leaves.len() as u64 == head.size && sealdesk_protocol::merkle::root(&leaves) == head.root
 }
 
 /// A [`LogError`] as a client error.
@@ -394,4 +480,77 @@ pub(super) fn check_consistency(
             old.size, new.size
         )))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use rand::SeedableRng;
+    use sealdesk_protocol::{audit::AuditEvent, keys::IdentityKeys};
+
+    use super::*;
+
+    fn entry(n: u32) -> AuditEntry {
+        let keys = IdentityKeys::generate(&mut rand::rngs::ChaCha20Rng::from_seed([9; 32]));
+        AuditEntry::sign(
+            &keys,
+            AuditEvent::PolicyChange {
+                org: "acme".into(),
+                version: n,
+                policy_hash: [0; 32],
+            },
+            100,
+        )
+    }
+
+    #[test]
+    fn a_page_merges_withheld_slots_in_place_and_refuses_them_outside_it() {
+        let (a, b, hidden) = (entry(1), entry(2), entry(3));
+        let page = slots(
+            10,
+            5,
+            10,
+            vec![a.clone(), b.clone()],
+            vec![WithheldEntry::of(11, &hidden)],
+        )
+        .unwrap();
+        assert_eq!(
+            page,
+            vec![
+                LogSlot::Entry(a.clone()),
+                LogSlot::Withheld(hidden.leaf_hash()),
+                LogSlot::Entry(b.clone()),
+            ]
+        );
+        // A withheld index outside the page, or out of order: refused, never mis-placed.
+        for withheld in [
+            vec![WithheldEntry::of(13, &hidden)],
+            vec![WithheldEntry::of(9, &hidden)],
+            vec![
+                WithheldEntry::of(11, &hidden),
+                WithheldEntry::of(10, &hidden),
+            ],
+        ] {
+            assert!(matches!(
+                slots(10, 5, 10, vec![a.clone()], withheld),
+                Err(ClientError::ImpossibleNumber { .. })
+            ));
+        }
+        // More slots than asked for, or none.
+        assert!(matches!(
+            slots(
+                10,
+                1,
+                10,
+                vec![a.clone()],
+                vec![WithheldEntry::of(11, &hidden)]
+            ),
+            Err(ClientError::ImpossibleNumber { .. })
+        ));
+        assert!(matches!(
+            slots(10, 5, 10, Vec::new(), Vec::new()),
+            Err(ClientError::UnexpectedResponse(_))
+        ));
+    }
 }

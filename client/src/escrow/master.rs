@@ -247,6 +247,9 @@ impl Client {
         let (head, _) = self.checked_tree_head().await?;
         let hash = request.hash();
         for (i, e) in self.entries(0, head.size).await?.into_iter().enumerate() {
+            let super::LogSlot::Entry(e) = e else {
+                continue;
+            };
             if matches!(&e.event, AuditEvent::Release { request_hash, .. } if *request_hash == hash)
             {
                 transcript.releases.push((i as u64, e));

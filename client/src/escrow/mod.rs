@@ -35,7 +35,7 @@ pub mod trustee;
 pub use crate::store::{ConsentRecord, Transcript, TranscriptMessage, TrusteeRecord, TrusteeStage};
 pub use audit::{AuditLine, AuditReport};
 pub use consent::{decode_consent, encode_consent};
-pub use log::is_log_fault;
+pub use log::{LogSlot, is_log_fault};
 pub use master::UnlockProgress;
 pub use transcript::{not_released, transcript_policy, transcript_releases};
 pub use trustee::TrusteeOutcome;

@@ -13,7 +13,7 @@ use sealdesk_protocol::{
 };
 use serde::Serialize;
 
-use super::log::is_log_fault;
+use super::log::{LogSlot, is_log_fault};
 use super::{RELEASES_PER_HOUR, WITNESS_INTERVAL, fail_point};
 use crate::client::Client;
 use crate::error::{ClientError, Result};
@@ -330,7 +330,12 @@ impl Client {
     ) -> Result<Option<u64>> {
         let (head, _) = self.checked_tree_head().await?;
         let me = self.account.keys().signing_public();
-        for (i, e) in self.entries(from, head.size).await?.iter().enumerate() {
+        let slots = self.entries(from, head.size).await?;
+        for (i, e) in slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((i, s.entry()?)))
+        {
             if let AuditEvent::Release {
                 request_hash: h, ..
             } = &e.event
@@ -364,7 +369,12 @@ impl Client {
             return Ok(());
         }
         let mut all: BTreeMap<String, Vec<Revocation>> = self.account.store().revocations()?;
-        for e in self.entries(cursor, head.size).await? {
+        for e in self
+            .entries(cursor, head.size)
+            .await?
+            .iter()
+            .filter_map(LogSlot::entry)
+        {
             if let AuditEvent::ConsentRevocation {
                 consent,
                 conversation,

@@ -1,13 +1,16 @@
 //! The transparency log: [`AuditLog`] (the leaf hashes, its single-writer lock, tree heads and
 //! proofs) and the requests over it — appending entries (with their release notices and
-//! markers), reading entries, inclusion and consistency proofs, witnesses' cosignatures.
+//! markers), reading entries (each only to who may read it: [`Service::may_read`]), inclusion
+//! and consistency proofs, witnesses' cosignatures.
 
-use std::sync::Mutex;
+use std::{collections::HashMap, sync::Mutex};
+
+use serde::{Deserialize, Serialize};
 
 use sealdesk_protocol::{
     audit::{
         AuditEntry, AuditEvent, ConsistencyProof, Cosignature, InclusionProof, SignedTreeHead,
-        WitnessedHead, to_wire_path,
+        WithheldEntry, WitnessedHead, to_wire_path,
     },
     card::Role,
     ids::ConversationId,
@@ -18,10 +21,11 @@ use sealdesk_protocol::{
 
 use super::{
     Caller, Reject, Reply, Service, dec, enc,
-    keys::{cosignature_key, release_marker_key},
+    keys::{cosignature_key, erased_parties_key, release_marker_key},
     lock, reject, relay_fail_point,
     table::Appended,
 };
+use crate::relay::state::ConvState;
 use crate::store::{Batch, Collection, Store, seq_from_key};
 
 /// Most entries one `GetEntries` answers.
@@ -217,6 +221,39 @@ impl Service {
         marker: Option<Vec<u8>>,
         notice: Option<ConversationId>,
     ) -> Result<(u64, SignedTreeHead, Option<Appended>), Reject> {
+        self.log_append_with(entry, marker, None, notice)
+    }
+
+    /// Appends erasure entry `entry` of a conversation whose record was `erased` (if the
+    /// relay had it), with its [`ErasedParties`] in the same transaction: the conversation's
+    /// customer and org keep reading its entries once its record is gone.
+    pub(super) fn log_erasure(
+        &self,
+        entry: &AuditEntry,
+        erased: Option<&ConvState>,
+    ) -> Result<(), Reject> {
+        let extra = match erased {
+            Some(s) => Some((
+                erased_parties_key(&s.conversation),
+                enc(&ErasedParties {
+                    org: s.org.clone(),
+                    customer: s.customer,
+                })?,
+            )),
+            None => None,
+        };
+        self.log_append_with(entry, None, extra, None).map(|_| ())
+    }
+
+    /// [`Service::log_append`], with one more record `extra` of [`Collection::Meta`] in the
+    /// same transaction.
+    fn log_append_with(
+        &self,
+        entry: &AuditEntry,
+        marker: Option<Vec<u8>>,
+        extra: Option<(Vec<u8>, Vec<u8>)>,
+        notice: Option<ConversationId>,
+    ) -> Result<(u64, SignedTreeHead, Option<Appended>), Reject> {
         self.log
             .append(entry, &self.keys, self.clock.now(), |index| {
                 let mut writes = vec![(
@@ -226,6 +263,9 @@ impl Service {
                 )];
                 if let Some(k) = marker {
                     writes.push((Collection::Meta, k, index.to_be_bytes().to_vec()));
+                }
+                if let Some((k, v)) = extra {
+                    writes.push((Collection::Meta, k, v));
                 }
                 match notice {
                     Some(c) => Ok(Some(self.convs.append_item_with(
@@ -255,16 +295,106 @@ impl Service {
         self.log.head(&self.keys, self.clock.now())
     }
 
-    pub(super) fn entries(&self, from: u64, limit: u32) -> Reply {
+    /// Entries `from..` (at most `limit`, at most [`MAX_AUDIT_PAGE`]): those `caller` may read
+    /// ([`Service::may_read`]) in full, the others withheld as their leaf hash only.
+    pub(super) fn entries(&self, caller: &Caller, from: u64, limit: u32) -> Reply {
         let limit = (limit as usize).clamp(1, MAX_AUDIT_PAGE);
         let mut entries = Vec::new();
-        for (_, v) in self
+        let mut withheld = Vec::new();
+        let mut orgs = HashMap::new();
+        for (k, v) in self
             .store
             .range_from(Collection::AuditLeaves, &from.to_be_bytes(), limit)?
         {
-            entries.push(dec(&v, "audit entry")?);
+            let entry: AuditEntry = dec(&v, "audit entry")?;
+            if self.may_read(caller, &entry, &mut orgs)? {
+                entries.push(entry);
+            } else {
+                let index = seq_from_key(&k)
+                    .ok_or_else(|| Reject(ErrorCode::Internal, "audit entry key".into()))?;
+                withheld.push(WithheldEntry::of(index, &entry));
+            }
         }
-        Ok(Response::Entries { from, entries })
+        Ok(Response::Entries {
+            from,
+            entries,
+            withheld,
+        })
+    }
+
+    /// Whether `caller` may read `entry` (PROTOCOL.md §12 "Who reads the log"): its signer;
+    /// anyone for a policy change (it names only what the org publishes with its policy);
+    /// for an entry about a conversation, the conversation's customer and the parties of its
+    /// org ([`Service::org_party`]). The org and customer of a conversation come from its
+    /// record, or once it is erased from the [`ErasedParties`] logged with its erasure; a
+    /// release entry names its org itself. `orgs` caches [`Service::org_party`] per org.
+    pub(super) fn may_read(
+        &self,
+        caller: &Caller,
+        entry: &AuditEntry,
+        orgs: &mut HashMap<String, bool>,
+    ) -> Result<bool, Reject> {
+        if entry.signer == caller.key() {
+            return Ok(true);
+        }
+        let (org, conversation) = match &entry.event {
+            AuditEvent::PolicyChange { .. } => return Ok(true),
+            AuditEvent::Release {
+                org, conversation, ..
+            } => (Some(org.clone()), *conversation),
+            AuditEvent::ConsentRevocation { conversation, .. }
+            | AuditEvent::Erasure { conversation, .. } => (None, *conversation),
+        };
+        let parties = self.conversation_parties(&conversation)?;
+        if parties.as_ref().is_some_and(|p| p.customer == caller.key()) {
+            return Ok(true);
+        }
+        let Some(org) = org.or(parties.map(|p| p.org)) else {
+            return Ok(false);
+        };
+        if let Some(known) = orgs.get(&org) {
+            return Ok(*known);
+        }
+        let party = self.org_party(caller, &org)?;
+        orgs.insert(org, party);
+        Ok(party)
+    }
+
+    /// The org and customer of conversation `c`: from its record, or, once it is erased, from
+    /// what its erasure logged.
+    fn conversation_parties(&self, c: &ConversationId) -> Result<Option<ErasedParties>, Reject> {
+        if let Some(s) = self.convs.get(c)? {
+            return Ok(Some(ErasedParties {
+                org: s.org,
+                customer: s.customer,
+            }));
+        }
+        self.store
+            .get(Collection::Meta, &erased_parties_key(c))?
+            .map(|b| dec(&b, "erased conversation"))
+            .transpose()
+    }
+
+    /// Whether `caller` is a party of `org` under its current policy: its master, a trustee,
+    /// an arbiter, or an agent it certified (a certificate that verifies now, for this card).
+    fn org_party(&self, caller: &Caller, org: &str) -> Result<bool, Reject> {
+        let Some(policy) = self.policies.get(org, None)? else {
+            return Ok(false);
+        };
+        let me = caller.key();
+        if policy.master_key() == me
+            || policy.trustee_index(&me).is_some()
+            || policy.arbiter(&me).is_some()
+        {
+            return Ok(true);
+        }
+        if caller.card.role != Role::Agent {
+            return Ok(false);
+        }
+        Ok(self
+            .certificate(org, &caller.card.name)?
+            .and_then(|c| c.verify(&policy, self.clock.now()).ok())
+            .is_some_and(|card| card.signing_key == me))
     }
 
     pub(super) fn inclusion(&self, index: u64, size: u64) -> Reply {
@@ -341,6 +471,16 @@ impl Service {
             cosignatures,
         }))
     }
+}
+
+/// The org and customer of a conversation, as far as reading its audit entries goes; kept
+/// (under [`erased_parties_key`]) when the conversation is erased.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(super) struct ErasedParties {
+    /// The conversation's org.
+    pub org: String,
+    /// The conversation's customer.
+    pub customer: SigningPublicKey,
 }
 
 pub(super) fn entry_org(entry: &AuditEntry) -> Option<&String> {

@@ -57,6 +57,7 @@ impl Service {
     /// Deletes a conversation's ciphertext, epoch records (with their escrow) and indexes, and
     /// logs an erasure entry signed by the relay.
     pub async fn erase_conversation(&self, c: &ConversationId, reason: &str) -> Result<(), Reject> {
+        let parties = self.convs.get(c)?;
         self.convs.erase(c, || {
             let mut b = Batch::new();
             for coll in [
@@ -94,7 +95,7 @@ impl Service {
             },
             self.clock.now(),
         );
-        self.log_append(&entry, None, None)?;
+        self.log_erasure(&entry, parties.as_ref())?;
         self.commit.durable().await?;
         info!(conversation = %c, reason, "conversation erased");
         Ok(())

@@ -155,6 +155,15 @@ pub(super) fn cosignature_key(witness: &SigningPublicKey) -> Vec<u8> {
     k
 }
 
+/// Who may still read the audit entries of erased conversation `c` — its org and customer —
+/// written with its erasure entry (in [`Collection::Meta`]), since the conversation's record
+/// is gone (`audit_log::ErasedParties`).
+pub(super) fn erased_parties_key(c: &ConversationId) -> Vec<u8> {
+    let mut k = b"erased/".to_vec();
+    k.extend_from_slice(c.as_bytes());
+    k
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

@@ -301,7 +301,7 @@ impl Service {
             Request::ShareConsent(t) => self.share_consent(caller, t).await,
             Request::AppendAudit(e) => self.append_audit(caller, e).await,
             Request::GetTreeHead => self.tree_head().map(Response::TreeHead),
-            Request::GetEntries { from, limit } => self.entries(from, limit),
+            Request::GetEntries { from, limit } => self.entries(caller, from, limit),
             Request::GetInclusion { index, size } => self.inclusion(index, size),
             Request::GetConsistency { old, new } => self.consistency(old, new),
             Request::Erase(r) => self.erase(caller, r).await,
