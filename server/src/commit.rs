@@ -489,8 +489,12 @@ mod tests {
         let store = Arc::new(MemoryStore::new());
         let (commit, committer) =
             GroupCommit::spawn(store.clone(), 1, Duration::ZERO, Arc::new(Metrics::new())).unwrap();
-        // Room for 2: these two are queued, the third waits for room.
+        // Room for 2: these two are queued, the third waits for room. The flush is held while
+        // they are taken, so the committer cannot answer the first (and free its room for the
+        // third) before the third has found the queue full.
+        let gate = store.hold_flushes().unwrap();
         let (a, b, deferred) = (commit.durable(), commit.durable(), commit.durable());
+        drop(gate);
         committer.stop_async().await;
         a.await.unwrap();
         b.await.unwrap();

@@ -20,6 +20,9 @@ pub struct MemoryStore {
     flushes: std::sync::atomic::AtomicU64,
     /// Woken by every flush (see [`MemoryStore::wait_for_flushes`]).
     flushed: tokio::sync::Notify,
+    /// Held by [`MemoryStore::hold_flushes`]: a flush waits for it, so a test can keep the
+    /// committer from answering anyone while it sets a scene.
+    flush_gate: Mutex<()>,
 }
 
 impl MemoryStore {
@@ -45,6 +48,18 @@ impl MemoryStore {
             }
             flushed.await;
         }
+    }
+
+    /// Holds every [`Store::flush`] (on any thread) until the guard is dropped. Never hold it
+    /// across an `.await`.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if the gate's lock is poisoned.
+    pub fn hold_flushes(&self) -> Result<std::sync::MutexGuard<'_, ()>> {
+        self.flush_gate.lock().map_err(|_| Error::Storage {
+            op: "lock",
+            detail: "memory store flush gate poisoned".into(),
+        })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Maps) -> T) -> Result<T> {
@@ -175,6 +190,7 @@ impl Store for MemoryStore {
     }
 
     fn flush(&self) -> Result<()> {
+        drop(self.hold_flushes()?);
         self.flushes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.flushed.notify_waiters();
