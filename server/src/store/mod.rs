@@ -250,21 +250,21 @@ pub trait Store: Send + Sync {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`] if the engine fails.
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails.
     fn get(&self, collection: Collection, key: &[u8]) -> Result<Option<Vec<u8>>>;
 
     /// Sets `key` to `value`, replacing any previous value.
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`] if the engine fails.
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails.
     fn put(&self, collection: Collection, key: &[u8], value: &[u8]) -> Result<()>;
 
     /// Removes `key`; returns whether it was present.
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`] if the engine fails.
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails.
     fn delete(&self, collection: Collection, key: &[u8]) -> Result<bool>;
 
     /// All entries whose key starts with `prefix`, in key order. Use
@@ -273,14 +273,14 @@ pub trait Store: Send + Sync {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`] if the engine fails.
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails.
     fn scan_prefix(&self, collection: Collection, prefix: &[u8]) -> Result<Entries>;
 
     /// Up to `limit` entries with key `>= start`, in key order.
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`] if the engine fails.
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails.
     fn range_from(&self, collection: Collection, start: &[u8], limit: usize) -> Result<Entries>;
 
     /// Up to `limit` entries whose key starts with `prefix` and is `>= start`, in key order —
@@ -288,7 +288,7 @@ pub trait Store: Send + Sync {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`] if the engine fails.
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails.
     fn scan_prefix_from(
         &self,
         collection: Collection,
@@ -302,7 +302,7 @@ pub trait Store: Send + Sync {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`] if the engine fails.
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails.
     fn last(&self, collection: Collection, prefix: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>>;
 
     /// Applies every op of `batch` atomically, across collections. Returns `false`, writing
@@ -310,7 +310,7 @@ pub trait Store: Send + Sync {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`] if the engine fails; nothing is written then either.
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails; nothing is written then either.
     fn apply(&self, batch: Batch) -> Result<bool>;
 
     /// Sets `key` to `value` only if `key` is absent, atomically (compare-and-swap from
@@ -318,14 +318,14 @@ pub trait Store: Send + Sync {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`] if the engine fails.
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails.
     fn insert_if_absent(&self, collection: Collection, key: &[u8], value: &[u8]) -> Result<bool>;
 
     /// Blocks until every write made before the call is durable.
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`] if the engine cannot write to disk.
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine cannot write to disk.
     fn flush(&self) -> Result<()>;
 }
 
