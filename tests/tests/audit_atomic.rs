@@ -15,7 +15,7 @@ use sealdesk_tests::{
     now, rng,
 };
 
-/// The relay's fail point variable and exit status (`server/src/relay/service.rs`).
+/// The relay's fail point variable and exit status (`server/src/relay/service/mod.rs`).
 const FAILPOINT_ENV: &str = "SEALDESK_FAILPOINT";
 const FAILPOINT_EXIT_CODE: i32 = 86;
 
