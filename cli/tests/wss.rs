@@ -4,80 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-use sealdesk_server::{RunningRelay, config::RelayConfig};
-use sealdesk_tests::world::PASS;
-use tempfile::TempDir;
-
-/// A private certificate authority whose certificate is written to `ca.pem`.
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-    pem: PathBuf,
-}
-
-impl Ca {
-    fn new(dir: &Path, name: &str) -> Self {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, format!("Sealdesk test CA {name}"));
-        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        let pem = dir.join(format!("{name}.pem"));
-        std::fs::write(&pem, issuer.pem()).unwrap();
-        Self { issuer, pem }
-    }
-
-    /// A relay certificate for `names`, signed by this CA: (certificate file, key file).
-    fn relay_cert(&self, dir: &Path, names: &[&str]) -> (PathBuf, PathBuf) {
-        let key = KeyPair::generate().unwrap();
-        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-        let cert = CertificateParams::new(names)
-            .unwrap()
-            .signed_by(&key, &self.issuer)
-            .unwrap();
-        let (cert_path, key_path) = (dir.join("relay.pem"), dir.join("relay-key.pem"));
-        std::fs::write(&cert_path, cert.pem()).unwrap();
-        std::fs::write(&key_path, key.serialize_pem()).unwrap();
-        (cert_path, key_path)
-    }
-}
-
-/// A relay on 127.0.0.1:0 serving TLS with a certificate for `names` signed by a fresh CA.
-struct TlsRelay {
-    relay: RunningRelay,
-    ca: Ca,
-    dir: TempDir,
-}
-
-impl TlsRelay {
-    async fn new(names: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = Ca::new(dir.path(), "ca");
-        let (cert, key) = ca.relay_cert(dir.path(), names);
-        let relay = sealdesk_server::spawn(RelayConfig {
-            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-            data_dir: dir.path().join("relay"),
-            tls_cert: Some(cert),
-            tls_key: Some(key),
-            ..RelayConfig::default()
-        })
-        .await
-        .unwrap();
-        Self { relay, ca, dir }
-    }
-
-    /// `wss://HOST:PORT/v1/ws` for this relay's port.
-    fn url(&self, host: &str) -> String {
-        format!("wss://{host}:{}/v1/ws", self.relay.local_addr().port())
-    }
-
-    fn home(&self, name: &str) -> PathBuf {
-        self.dir.path().join("homes").join(name)
-    }
-}
+use sealdesk_tests::{tls::TlsRelay, world::PASS};
 
 struct Run {
     ok: bool,

@@ -22,6 +22,10 @@
 //! - [`proxy`]: the hostile-relay proxy that drops, replays and tampers frames.
 //! - [`child`]: the relay and CLI binaries as child processes (for tests that kill them).
 //! - [`crash`]: the crash harness (writers and a reader against a relay killed at random).
+//! - [`tls`]: a private CA ([`tls::Ca`]) and a relay serving TLS with its certificate
+//!   ([`tls::TlsRelay`]).
+//! - [`transcript`]: the genuine transcript export of a real release ([`transcript::genuine`]),
+//!   which the verifier tests forge.
 //! - [`wsraw`]: raw WebSocket bytes for the abuse tests.
 
 // Test support: a failed step must panic loudly with what went wrong.
@@ -34,6 +38,8 @@ pub mod org;
 pub mod proxy;
 pub mod raw;
 pub mod relay;
+pub mod tls;
+pub mod transcript;
 pub mod wait;
 pub mod world;
 pub mod wsraw;

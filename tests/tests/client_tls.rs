@@ -5,101 +5,30 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use sealdesk_client::{
     Account, Client, ClientError, TlsOptions, client::OrgSpec, tls::TlsError, vault::KdfParams,
 };
 use sealdesk_protocol::card::Role;
-use sealdesk_server::{RunningRelay, config::RelayConfig};
-use sealdesk_tests::world::{PASS, texts};
-use tempfile::TempDir;
+use sealdesk_server::config::RelayConfig;
+use sealdesk_tests::{
+    tls::{Ca, TlsRelay},
+    world::{PASS, texts},
+};
 
-/// A private certificate authority whose certificate is written to `ca.pem`.
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-    pem: PathBuf,
+/// Creates `name`'s account in the relay's temporary directory.
+fn account(r: &TlsRelay, name: &str, role: Role) -> Account {
+    Account::create(&r.home(name), PASS, KdfParams::TESTING, name, role).unwrap()
 }
 
-impl Ca {
-    fn new(dir: &Path, name: &str) -> Self {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, format!("Sealdesk test CA {name}"));
-        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        let pem = dir.join(format!("{name}.pem"));
-        std::fs::write(&pem, issuer.pem()).unwrap();
-        Self { issuer, pem }
-    }
-
-    /// A relay certificate for `names`, signed by this CA: (certificate file, key file).
-    fn relay_cert(&self, dir: &Path, names: &[&str]) -> (PathBuf, PathBuf) {
-        let key = KeyPair::generate().unwrap();
-        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-        let cert = CertificateParams::new(names)
-            .unwrap()
-            .signed_by(&key, &self.issuer)
-            .unwrap();
-        let (cert_path, key_path) = (dir.join("relay.pem"), dir.join("relay-key.pem"));
-        std::fs::write(&cert_path, cert.pem()).unwrap();
-        std::fs::write(&key_path, key.serialize_pem()).unwrap();
-        (cert_path, key_path)
-    }
-}
-
-/// A relay on 127.0.0.1:0 serving TLS with a certificate for `names` signed by a fresh CA.
-struct TlsRelay {
-    relay: RunningRelay,
-    ca: Ca,
-    dir: TempDir,
-}
-
-impl TlsRelay {
-    async fn new(names: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = Ca::new(dir.path(), "ca");
-        let (cert, key) = ca.relay_cert(dir.path(), names);
-        let relay = sealdesk_server::spawn(RelayConfig {
-            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-            data_dir: dir.path().join("relay"),
-            tls_cert: Some(cert),
-            tls_key: Some(key),
-            ..RelayConfig::default()
-        })
+/// Creates, connects (trusting the CA) and registers an account.
+async fn user(r: &TlsRelay, name: &str, role: Role) -> Client {
+    let account = account(r, name, role);
+    let mut c = Client::connect_with(account, &r.url("localhost"), &r.trust())
         .await
         .unwrap();
-        Self { relay, ca, dir }
-    }
-
-    /// `wss://HOST:PORT/v1/ws` for this relay's port.
-    fn url(&self, host: &str) -> String {
-        format!("wss://{host}:{}/v1/ws", self.relay.local_addr().port())
-    }
-
-    fn trust(&self) -> TlsOptions {
-        TlsOptions::with_ca_file(&self.ca.pem)
-    }
-
-    fn home(&self, name: &str) -> PathBuf {
-        self.dir.path().join("homes").join(name)
-    }
-
-    fn account(&self, name: &str, role: Role) -> Account {
-        Account::create(&self.home(name), PASS, KdfParams::TESTING, name, role).unwrap()
-    }
-
-    /// Creates, connects (trusting the CA) and registers an account.
-    async fn user(&self, name: &str, role: Role) -> Client {
-        let account = self.account(name, role);
-        let mut c = Client::connect_with(account, &self.url("localhost"), &self.trust())
-            .await
-            .unwrap();
-        c.register().await.unwrap();
-        c
-    }
+    c.register().await.unwrap();
+    c
 }
 
 fn tls_error(e: ClientError) -> TlsError {
@@ -113,11 +42,11 @@ fn tls_error(e: ClientError) -> TlsError {
 async fn with_the_ca_file_a_client_registers_and_chats_over_wss() {
     let r = TlsRelay::new(&["localhost", "127.0.0.1"]).await;
     assert!(r.relay.ws_url().starts_with("wss://"));
-    let mut master = r.user("acme-owner", Role::Master).await;
+    let mut master = user(&r, "acme-owner", Role::Master).await;
     let mut parties = Vec::new();
     for i in 1..=3 {
-        parties.push(r.user(&format!("trustee-{i}"), Role::Trustee).await);
-        parties.push(r.user(&format!("arbiter-{i}"), Role::Arbiter).await);
+        parties.push(user(&r, &format!("trustee-{i}"), Role::Trustee).await);
+        parties.push(user(&r, &format!("arbiter-{i}"), Role::Arbiter).await);
     }
     master
         .create_org(&OrgSpec {
@@ -131,11 +60,11 @@ async fn with_the_ca_file_a_client_registers_and_chats_over_wss() {
         })
         .await
         .unwrap();
-    let mut alice = r.user("alice", Role::Agent).await;
+    let mut alice = user(&r, "alice", Role::Agent).await;
     master.add_agent("acme", "alice").await.unwrap();
 
     // The IP address in the URL is checked against the certificate's IP name.
-    let carol = r.account("carol", Role::Customer);
+    let carol = account(&r, "carol", Role::Customer);
     let mut carol = Client::connect_with(carol, &r.url("127.0.0.1"), &r.trust())
         .await
         .unwrap();
@@ -169,7 +98,7 @@ async fn without_the_ca_the_certificate_is_not_trusted() {
     let url = r.url("localhost");
 
     // The system's roots alone do not vouch for a private CA.
-    let account = r.account("carol", Role::Customer);
+    let account = account(&r, "carol", Role::Customer);
     let (account, err) = Client::try_connect(account, &url).await.unwrap_err();
     let err = tls_error(err);
     assert!(
@@ -217,7 +146,7 @@ async fn without_the_ca_the_certificate_is_not_trusted() {
 #[tokio::test]
 async fn a_certificate_for_another_name_is_refused() {
     let r = TlsRelay::new(&["relay.example"]).await;
-    let account = r.account("carol", Role::Customer);
+    let account = account(&r, "carol", Role::Customer);
     let (account, err) = Client::try_connect_with(account, &r.url("localhost"), &r.trust())
         .await
         .unwrap_err();
@@ -286,7 +215,7 @@ async fn a_bad_ca_file_is_named_before_connecting() {
     let url = r.url("localhost");
     let garbage = r.dir.path().join("garbage.pem");
     std::fs::write(&garbage, "not a certificate at all\n").unwrap();
-    let account = r.account("carol", Role::Customer);
+    let account = account(&r, "carol", Role::Customer);
     let (account, err) =
         Client::try_connect_with(account, &url, &TlsOptions::with_ca_file(&garbage))
             .await

@@ -4,11 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::Duration;
-
 use sealdesk_client::{
     Client,
-    escrow::Transcript,
     transcript::{
         Anchors, CONSENT_LATER_EPOCHS_WEAKER, ExportFile, FORMAT_V1, NO_COSIGNATURES_WEAKER,
         Reason, Verification, parse_export, sign_export, verify_export,
@@ -26,7 +23,7 @@ use sealdesk_protocol::{
     release::{ConsentParams, ConsentToken, Justification, ReleaseRequest, Scope},
     wire::{from_cbor, to_cbor},
 };
-use sealdesk_tests::world::{Via, World, open_chat, released_once};
+use sealdesk_tests::transcript::{Genuine, genuine};
 use serde::{Serialize, de::DeserializeOwned};
 
 const NOW: u64 = 1_900_000_000;
@@ -37,79 +34,6 @@ fn dec<T: DeserializeOwned>(s: &str) -> T {
 
 fn enc<T: Serialize>(v: &T) -> String {
     hex::encode(to_cbor(v).unwrap())
-}
-
-struct Genuine {
-    w: World,
-    master: Client,
-    carol: Client,
-    conv: ConversationId,
-    anchors: Anchors,
-    full: ExportFile,
-}
-
-/// Runs a release while trustee-1 and trustee-2 serve; they stop once the unlock returns.
-async fn release(
-    w: &World,
-    master: &mut Client,
-    conv: ConversationId,
-    j: Justification,
-) -> Transcript {
-    let unlock = master.unlock(&conv, j, None, Duration::from_secs(30), |_| {});
-    let (r, outcomes) = w
-        .serving(&["trustee-1", "trustee-2"], Via::Relay, unlock)
-        .await;
-    let t = r.unwrap();
-    released_once(&outcomes);
-    t
-}
-
-/// A conversation over two epochs (alice hands it to dave), released under carol's consent.
-async fn genuine(scope: Scope) -> Genuine {
-    let w = World::new().await;
-    let mut org = w.org(&["alice", "dave"], None).await;
-    let mut carol = w.user("carol", Role::Customer).await;
-    let conv = open_chat(&mut carol).await;
-    carol.send_text(&conv, "hello").await.unwrap();
-    carol
-        .send_text(&conv, "my card is 4111 1111 1111 1111")
-        .await
-        .unwrap();
-    let mut dave = org.agents.remove(1);
-    let mut alice = org.agents.remove(0);
-    alice.sync_all().await.unwrap();
-    alice
-        .send_text(&conv, "let me pass you to billing")
-        .await
-        .unwrap();
-    alice.transfer(&conv, "dave").await.unwrap();
-    dave.sync_all().await.unwrap();
-    dave.send_text(&conv, "refund issued").await.unwrap();
-    carol.sync_all().await.unwrap();
-    carol.send_text(&conv, "thanks").await.unwrap();
-    let token = carol
-        .grant_consent(&conv, None, scope, 3600, "quality review")
-        .await
-        .unwrap();
-    let mut master = org.master;
-    let t = release(&w, &mut master, conv, Justification::Consent(token)).await;
-    assert_eq!(t.records.len(), 2);
-    let full = master.export_transcript(&conv, false).await.unwrap();
-    let anchors = Anchors {
-        org_fingerprint: Some(org.fingerprint.clone()),
-        log_keys: vec![master.session().welcome().log_key],
-    };
-    for c in [alice, dave] {
-        c.close().await;
-    }
-    Genuine {
-        w,
-        master,
-        carol,
-        conv,
-        anchors,
-        full,
-    }
 }
 
 fn master_keys(g: &Genuine) -> &IdentityKeys {
