@@ -861,7 +861,10 @@ async fn release_signers_are_judged_under_the_policy_of_the_release_not_the_late
     assert!(text.contains("acme opened"), "{text}");
     let report = s.carol.audit(Some(s.conv), false).await.unwrap();
     assert_eq!(report.entries.len(), 2, "{report:?}");
-    assert!(report.entries.iter().all(|e| e.signer_allowed), "{report:?}");
+    assert!(
+        report.entries.iter().all(|e| e.signer_allowed),
+        "{report:?}"
+    );
     assert!(report.verified(), "{report:?}");
     let release = report.releases[0].notice.clone();
     assert!(release.opened() && release.failed.is_empty(), "{release:?}");
