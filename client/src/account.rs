@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use sealdesk_protocol::{
+    audit::AuditEntry,
     card::{IdentityCard, Role, VerifiedCard},
     epoch::EpochRecord,
     ids::ConversationId,
@@ -267,7 +268,23 @@ pub enum LogEntry {
         /// verdict. Stored per entry; history shows one notice per release request.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         release: Option<Box<crate::notice::ReleaseNotice>>,
+        /// `Some` while the entry passed every check but the witnesses' (SECURITY.md,
+        /// "Witnesses"): "not yet witnessed", shown but never as genuine (`verified` is
+        /// false), and checked again at each sync until a later line for the same item
+        /// replaces it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unwitnessed: Option<Box<Unwitnessed>>,
     },
+}
+
+/// A notice not yet witnessed: its entry, kept to be checked again, and why it is not yet.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Unwitnessed {
+    /// The audit entry as delivered.
+    pub entry: AuditEntry,
+    /// Why it is not witnessed yet (too few fresh trustee cosignatures hold it, or a split
+    /// view).
+    pub reason: String,
 }
 
 impl LogEntry {
@@ -716,9 +733,15 @@ impl Account {
                 continue;
             }
             // A later entry for the same item replaces a rejection (a message first unreadable,
-            // then opened through a hand-off), never the other way round.
+            // then opened through a hand-off) or a notice not yet witnessed (then witnessed,
+            // or found not genuine), never the other way round.
             match by_seq.get(&seq) {
-                None | Some(LogEntry::Rejected { .. }) => {
+                None
+                | Some(LogEntry::Rejected { .. })
+                | Some(LogEntry::Notice {
+                    unwitnessed: Some(_),
+                    ..
+                }) => {
                     by_seq.insert(seq, entry);
                 }
                 Some(_) => {}

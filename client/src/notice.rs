@@ -97,6 +97,11 @@ pub struct ReleaseNotice {
     /// the entries above and are not counted with them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub contradicting: Vec<ReleaseVersion>,
+    /// Audit-log indexes of verified entries not yet witnessed (no head cosigned by enough of
+    /// the org's trustees holds them yet): counted, but the notice is not genuine until they
+    /// are (SECURITY.md, "Witnesses").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unwitnessed: Vec<u64>,
 }
 
 /// What some verified entries of one release request say, and who signed them.
@@ -240,7 +245,15 @@ impl ReleaseNotice {
             failed,
             repeats: 0,
             contradicting: Vec::new(),
+            unwitnessed: Vec::new(),
         })
+    }
+
+    /// Marks this (single-entry) notice's entry as verified but not yet witnessed.
+    #[must_use]
+    pub fn as_unwitnessed(mut self) -> Self {
+        self.unwitnessed = self.indexes.clone();
+        self
     }
 
     /// Marks this (single-entry) notice as a repeat of an entry already counted.
@@ -295,6 +308,7 @@ impl ReleaseNotice {
             return;
         }
         self.failed.extend(&other.failed);
+        self.unwitnessed.extend(&other.unwitnessed);
         self.repeats += other.repeats;
         if other.threshold > 0 {
             self.threshold = other.threshold;
@@ -338,9 +352,12 @@ impl ReleaseNotice {
     }
 
     /// Whether the notice can be shown as genuine: at least one verified entry, none failed,
-    /// and none contradicting the others.
+    /// none contradicting the others, and every entry witnessed.
     pub fn genuine(&self) -> bool {
-        !self.trustee_keys.is_empty() && self.failed.is_empty() && self.contradicting.is_empty()
+        !self.trustee_keys.is_empty()
+            && self.failed.is_empty()
+            && self.contradicting.is_empty()
+            && self.unwitnessed.is_empty()
     }
 
     /// Audit-log indexes of every entry of the request: counted, contradicting, failed.
@@ -435,6 +452,12 @@ impl ReleaseNotice {
                 " — {} repeat(s) of an entry already counted: not a new opening",
                 self.repeats
             ));
+        }
+        if !self.unwitnessed.is_empty() {
+            let mut refs = self.unwitnessed.clone();
+            refs.sort_unstable();
+            refs.dedup();
+            text.push_str(&format!(" — {}", not_yet_witnessed(&audit_refs(&refs))));
         }
         text
     }
@@ -591,6 +614,15 @@ pub fn describe_notice(entry: &AuditEntry, verified: bool, audience: Audience) -
     format!("{text}{mark}")
 }
 
+/// What a notice not yet witnessed says of its entries (`refs`, e.g. "audit #4").
+pub fn not_yet_witnessed(refs: &str) -> String {
+    format!(
+        "NOT YET WITNESSED: {refs} not yet in a log that enough of the org's trustees cosigned \
+         (SECURITY.md, \"Witnesses\"); not shown as genuine until they do, checked again at each \
+         sync"
+    )
+}
+
 /// A key shown by the start of its fingerprint, for a signer this account has no name for.
 pub fn short_key(k: &SigningPublicKey) -> String {
     let s = k.to_string();
@@ -632,6 +664,7 @@ mod tests {
             failed: if verified { Vec::new() } else { vec![index] },
             repeats: 0,
             contradicting: Vec::new(),
+            unwitnessed: Vec::new(),
         }
     }
 
@@ -639,6 +672,27 @@ mod tests {
     fn notice(trustee: &str, index: u64, verified: bool) -> ReleaseNotice {
         let k = trustee.trim_start_matches('t').parse::<u8>().unwrap_or(0);
         entry(trustee, k, index, verified)
+    }
+
+    #[test]
+    fn an_opened_release_with_an_entry_not_yet_witnessed_is_not_genuine() {
+        let g = group([
+            notice("t1", 4, true),
+            notice("t2", 5, true).as_unwitnessed(),
+        ]);
+        assert_eq!(g.len(), 1);
+        assert!(g[0].opened(), "both entries still count");
+        assert!(!g[0].genuine(), "but the notice is not genuine yet");
+        let text = g[0].describe(Audience::Customer, "this chat");
+        assert!(text.contains("NOT YET WITNESSED: audit #5"), "{text}");
+        // Once the entry is witnessed (its line replaced), the same release is genuine.
+        let g = group([notice("t1", 4, true), notice("t2", 5, true)]);
+        assert!(g[0].genuine());
+        assert!(
+            !g[0]
+                .describe(Audience::Customer, "this chat")
+                .contains("WITNESSED")
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use futures_util::future::join_all;
 use sealdesk_client::{
-    Account, Client,
+    Account, Client, ClientError,
     account::LogEntry,
     client::{HistoryLine, OrgSpec},
     vault::KdfParams,
@@ -245,10 +245,38 @@ impl World {
             out
         };
         let (out, outcomes) = tokio::join!(work, join_all(serves));
-        for c in clients {
+        // What `trustee serve`'s witness tick does within a minute: each trustee cosigns the
+        // log as it now stands, so the entries of the last releasers are witnessed too. A
+        // trustee shown a log it must not cosign (a hostile test's fork) just does not.
+        for mut c in clients {
+            let _ = c.witness_cosign().await;
             c.close().await;
         }
         (out, outcomes)
+    }
+
+    /// The trustees `names` each cosign the log's head once, through the relay (what `trustee
+    /// serve` does every minute), and return each one's result (an error, too, for a trustee
+    /// whose vault another client of the test holds open).
+    pub async fn witness(&self, names: &[&str]) -> Vec<Result<(), ClientError>> {
+        let mut out = Vec::new();
+        for name in names {
+            let account = match Account::open(&self.home(name), PASS) {
+                Ok(a) => a,
+                Err(e) => {
+                    out.push(Err(e));
+                    continue;
+                }
+            };
+            match Client::connect(account, &self.url_via(Via::Relay)).await {
+                Ok(mut t) => {
+                    out.push(t.witness_cosign().await.map(|_| ()));
+                    t.close().await;
+                }
+                Err(e) => out.push(Err(e)),
+            }
+        }
+        out
     }
 }
 

@@ -34,6 +34,10 @@ async fn trustees_answer(w: &World, names: &[&str]) -> Vec<Vec<String>> {
         );
         t.close().await;
     }
+    // What the trustees' serve loops do within a minute: every trustee cosigns the log as it
+    // now stands, so the last releasers' entries are witnessed too and their notices genuine
+    // (one whose vault the test holds open, as a trustee it is about to kill, does not).
+    let _ = w.witness(&["trustee-1", "trustee-2", "trustee-3"]).await;
     outcomes
 }
 
@@ -817,4 +821,94 @@ async fn the_masters_transcript_header_is_one_line_per_release_in_its_own_words(
     );
     assert!(header[0].starts_with(&expected), "{}", header[0]);
     assert!(!header[0].contains("your consent"), "{}", header[0]);
+}
+
+/// A release is judged under the policy it was made under — the policy of the epochs it opens,
+/// the one the trustees released under — not the org's latest. Trustee-3 releases under v1,
+/// then v2 drops it and adds trustee-4: trustee-3's entry still counts (history and `audit`).
+/// Trustee-4, a trustee of v2 only, logs a release entry for the same v1 epochs (the relay
+/// takes it: it is a trustee now): it is NOT GENUINE, in history and in `audit`.
+#[tokio::test]
+async fn release_signers_are_judged_under_the_policy_of_the_release_not_the_latest() {
+    use sealdesk_protocol::audit::{AuditEntry, AuditEvent};
+
+    let mut s = setup().await;
+    let token = s
+        .carol
+        .grant_consent(&s.conv, None, Scope::Full, 3600, "policy change")
+        .await
+        .unwrap();
+    submit_consent_release(&mut s, &token).await;
+    assert_eq!(
+        trustees_answer(&s.w, &["trustee-1", "trustee-3"]).await,
+        [["released"], ["released"]]
+    );
+    s.w.user("trustee-4", Role::Trustee).await.close().await;
+    let mut v2 = sealdesk_tests::world::spec(None, None);
+    v2.trustees = ["trustee-1", "trustee-2", "trustee-4"]
+        .map(String::from)
+        .to_vec();
+    assert_eq!(s.master.create_org(&v2).await.unwrap().version, 2);
+    // The v2 trustees witness the log (the quorum is always the latest policy's).
+    let _ = s.w.witness(&["trustee-1", "trustee-2", "trustee-4"]).await;
+
+    s.carol.sync_all().await.unwrap();
+    let n = release_notices(&s.carol, &s.conv);
+    assert_eq!(n.len(), 1, "{n:?}");
+    let (text, verified, group) = &n[0];
+    assert!(*verified, "{text}");
+    assert_eq!(group.as_ref().unwrap().trustees, ["trustee-1", "trustee-3"]);
+    assert!(text.contains("acme opened"), "{text}");
+    let report = s.carol.audit(Some(s.conv), false).await.unwrap();
+    assert_eq!(report.entries.len(), 2, "{report:?}");
+    assert!(
+        report.entries.iter().all(|e| e.signer_allowed),
+        "{report:?}"
+    );
+    assert!(report.verified(), "{report:?}");
+    let release = report.releases[0].notice.clone();
+    assert!(release.opened() && release.failed.is_empty(), "{release:?}");
+
+    // Trustee-4 logs a release entry for the v1 epochs (the same event, its own signature).
+    let mut t4 = s.w.reopen("trustee-4").await;
+    let first = match t4
+        .session()
+        .request(Request::GetEntries {
+            from: 0,
+            limit: 100,
+        })
+        .await
+        .unwrap()
+    {
+        Response::Entries { entries, .. } => entries
+            .into_iter()
+            .find(|e| matches!(e.event, AuditEvent::Release { .. }))
+            .unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let forged = AuditEntry::sign(t4.account().keys(), first.event, sealdesk_client::now());
+    let index = match t4
+        .session()
+        .request(Request::AppendAudit(forged))
+        .await
+        .unwrap()
+    {
+        Response::Appended { index, .. } => index,
+        other => panic!("{other:?}"),
+    };
+    t4.witness_cosign().await.unwrap();
+    t4.close().await;
+    let _ = s.w.witness(&["trustee-1"]).await;
+
+    s.carol.sync_all().await.unwrap();
+    let n = release_notices(&s.carol, &s.conv);
+    assert_eq!(n.len(), 1, "{n:?}");
+    let (text, verified, group) = &n[0];
+    assert!(!verified, "{text}");
+    assert!(text.contains("NOT GENUINE"), "{text}");
+    assert_eq!(group.as_ref().unwrap().failed, [index]);
+    let report = s.carol.audit(Some(s.conv), false).await.unwrap();
+    let line = report.entries.iter().find(|e| e.index == index).unwrap();
+    assert!(line.signed && !line.signer_allowed, "{line:?}");
+    assert!(!report.verified());
 }

@@ -1257,3 +1257,32 @@ fn a_hand_off_must_be_to_a_member_of_a_later_epoch_whose_policy_allows_it() {
         v.failures
     );
 }
+
+/// The verifier judges each release under the policy in force for it — the one its request
+/// names, which must be its epochs' — never a later one. Policy v2 removes trustee-2 (who
+/// released under v1) and adds trustee-4: the export made after v2 still verifies, and a
+/// release entry re-signed by trustee-4, a trustee of v2 only (the end marker re-signed by
+/// the master), is refused as `signer_not_trustee`.
+#[tokio::test]
+async fn a_release_is_verified_under_its_own_policy_not_a_later_one() {
+    let mut g = genuine(Scope::Full).await;
+    g.w.user("trustee-4", Role::Trustee).await.close().await;
+    let mut v2 = sealdesk_tests::world::spec(None, None);
+    v2.trustees = ["trustee-1", "trustee-3", "trustee-4"]
+        .map(String::from)
+        .to_vec();
+    assert_eq!(g.master.create_org(&v2).await.unwrap().version, 2);
+    let file = g.master.export_transcript(&g.conv, false).await.unwrap();
+    let v = verify_export(&file, &g.anchors);
+    assert!(v.ok, "{:#?}", v.failures);
+
+    let t4 = sealdesk_client::Account::open(&g.w.home("trustee-4"), sealdesk_tests::world::PASS)
+        .unwrap();
+    let mut by_t4 = file.clone();
+    let e: AuditEntry = dec(&by_t4.releases[1].entry);
+    by_t4.releases[1].entry = enc(&AuditEntry::sign(t4.keys(), e.event, e.at));
+    sign_export(&mut by_t4, master_keys(&g)).unwrap();
+    let v = verify_export(&by_t4, &g.anchors);
+    refused(&v, Reason::SignerNotTrustee);
+    refused(&v, Reason::ThresholdNotMet);
+}

@@ -20,6 +20,7 @@ use sealdesk_client::{
     Account, Client, ClientError,
     account::{EpochStatus, LogEntry},
     client::HistoryLine,
+    escrow::consent::RevokeOutcome,
 };
 use sealdesk_protocol::{
     audit::{
@@ -3312,4 +3313,234 @@ async fn a_member_refused_in_a_full_epoch_follows_the_epoch_another_member_opene
         )
     });
     assert!(!stale, "no stale_epoch on the way");
+}
+
+// ---- witnesses behind every believed entry -------------------------------------------------
+
+/// Whether the notice line at `index` is shown "not yet witnessed" (and so not as genuine).
+fn not_yet_witnessed(c: &Client, conv: &ConversationId, index: u64) -> bool {
+    lines(c, conv).into_iter().any(|l| {
+        matches!(
+            l,
+            HistoryLine::Item {
+                entry: LogEntry::Notice {
+                    index: i,
+                    verified: false,
+                    unwitnessed: Some(_),
+                    ref text,
+                    ..
+                },
+                ..
+            } if i == index && text.contains("NOT YET WITNESSED")
+        )
+    })
+}
+
+/// Honest path, through a relay that tells the truth: the last releasing trustee's entry is
+/// at first held only by its own cosignature (1 of the 2 needed), so the release notice is
+/// shown "not yet witnessed" — shown, but not as genuine; once another trustee cosigns (as its
+/// serve loop does every minute), the next sync shows the same release as genuine. A
+/// revocation is "logged, not yet witnessed" until the trustees cosign a log holding it, then
+/// witnessed; nothing is logged twice.
+#[tokio::test]
+async fn a_notice_and_a_revocation_are_believed_once_the_trustees_witness_them() {
+    let w = World::with_proxy().await;
+    let mut master = w.org_master(&["alice"], None).await;
+    let mut carol = w.user_via("carol", Role::Customer, Via::Proxy).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "my card is 4111").await.unwrap();
+    let token = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "review")
+        .await
+        .unwrap();
+    let policy = master.latest_policy(ORG).await.unwrap();
+    submit_release(&master, &policy, &token).await;
+    assert_eq!(
+        trustees_answer(&w, &["trustee-1", "trustee-2"], Via::Relay).await,
+        [["released"], ["released"]]
+    );
+    carol.sync_all().await.unwrap();
+    let n = notices(&carol, &conv);
+    assert_eq!(n.len(), 1, "{n:?}");
+    let (index, text, verified) = &n[0];
+    assert!(!verified, "shown as genuine before it is witnessed: {text}");
+    assert!(text.contains("acme opened"), "{text}");
+    assert!(text.contains("NOT YET WITNESSED"), "{text}");
+
+    // Trustee-1 cosigns the log as it now stands: both entries are held by 2 cosignatures.
+    assert!(w.witness(&["trustee-1"]).await.iter().all(Result::is_ok));
+    let events = carol.sync_all().await.unwrap();
+    let n = notices(&carol, &conv);
+    assert_eq!(n.len(), 1, "{n:?}");
+    let (again, text, verified) = &n[0];
+    assert!(*verified, "{text}");
+    assert_eq!(again, index);
+    assert!(!text.contains("WITNESSED"), "{text}");
+    assert!(
+        events.iter().any(|e| matches!(
+            &e.kind,
+            sealdesk_client::client::EventKind::Entry {
+                entry: LogEntry::Notice { verified: true, .. }
+            }
+        )),
+        "the live view hears that the notice is now genuine: {events:?}"
+    );
+
+    // A revocation: logged and proven at once, witnessed only after the trustees cosign.
+    let other = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "second")
+        .await
+        .unwrap();
+    let first = carol.revoke_consent(&other.id).await.unwrap();
+    let RevokeOutcome::Revoked {
+        index,
+        witnessed: false,
+    } = first
+    else {
+        panic!("a revocation no trustee cosigned was said witnessed: {first:?}");
+    };
+    assert!(
+        w.witness(&["trustee-1", "trustee-3"])
+            .await
+            .iter()
+            .all(Result::is_ok)
+    );
+    assert_eq!(
+        carol.revoke_consent(&other.id).await.unwrap(),
+        RevokeOutcome::AlreadyRevoked {
+            index: Some(index),
+            witnessed: true
+        }
+    );
+}
+
+/// Split view, with the relay's own log key: the trustees cosigned the honest log; the relay
+/// then takes the customer's revocation into a log of its own (it never reaches the real one,
+/// which the trustees go on reading) and proves it there, and delivers the revocation as a
+/// notice. The append is proven (the relay's key signs the head), but no trustee cosigned a log
+/// holding it: `consent revoke` says "not yet witnessed", never that it is confirmed, and the
+/// notice is shown "not yet witnessed", never as genuine. With the witness check removed, both
+/// would be believed.
+#[tokio::test]
+async fn a_revocation_and_notice_in_a_log_the_trustees_never_cosigned_are_not_believed() {
+    let relay_keys = IdentityKeys::generate(&mut sealdesk_tests::rng(9_600));
+    let w = World::with_relay_keys(&relay_keys).await;
+    let _master = w.org_master(&["alice"], None).await;
+    let forger = LogForger::with_keys(copy_keys(&relay_keys));
+    let f = Arc::clone(&forger);
+    w.proxy()
+        .set_hook(move |ctx, frame| vec![f.rewrite(ctx, frame)]);
+    let mut carol = w.user_via("carol", Role::Customer, Via::Proxy).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "hello").await.unwrap();
+    let token = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "review")
+        .await
+        .unwrap();
+    // Every trustee cosigns the honest log; carol's view of it is witnessed.
+    witnesses_cosign(&w).await;
+    assert_eq!(
+        carol.audit(None, true).await.unwrap().witnessed.get(ORG),
+        Some(&3)
+    );
+    let real = match carol
+        .session()
+        .request(Request::GetEntries {
+            from: 0,
+            limit: 100,
+        })
+        .await
+        .unwrap()
+    {
+        Response::Entries { entries, .. } => entries,
+        other => panic!("{other:?}"),
+    };
+    let size = real.len() as u64;
+
+    // From now on carol is served the relay's own view: the honest log plus what she appends,
+    // which never reaches the real log (her `AppendAudit` goes on as a `GetTreeHead`).
+    forger.serve(real);
+    let f = Arc::clone(&forger);
+    w.proxy().set_hook(move |ctx, frame| {
+        let frame = match frame {
+            Frame::Request {
+                id,
+                body: Request::AppendAudit(_),
+            } if ctx.dir == Dir::ToRelay && ctx.account == Some("carol") => Frame::Request {
+                id,
+                body: Request::GetTreeHead,
+            },
+            other => other,
+        };
+        vec![f.rewrite(ctx, frame)]
+    });
+    let out = carol.revoke_consent(&token.id).await.unwrap();
+    assert_eq!(
+        out,
+        RevokeOutcome::Revoked {
+            index: size,
+            witnessed: false
+        },
+        "a revocation in a log no trustee cosigned was confirmed"
+    );
+    // The real log never saw it.
+    let mut t1 = w.reopen_via("trustee-1", Via::Relay).await;
+    assert_eq!(t1.checked_tree_head().await.unwrap().0.size, size);
+    t1.close().await;
+    // Asking again is not enough either: still not witnessed.
+    assert!(matches!(
+        carol.revoke_consent(&token.id).await.unwrap(),
+        RevokeOutcome::AlreadyRevoked {
+            witnessed: false,
+            ..
+        }
+    ));
+
+    // The same revocation delivered into the conversation as a notice.
+    let view = match carol
+        .session()
+        .request(Request::GetEntries {
+            from: 0,
+            limit: 100,
+        })
+        .await
+        .unwrap()
+    {
+        Response::Entries { entries, .. } => entries,
+        other => panic!("{other:?}"),
+    };
+    let forged_index = size;
+    let entry = view[forged_index as usize].clone();
+    assert!(matches!(entry.event, AuditEvent::ConsentRevocation { .. }));
+    let mut alice = w.reopen_via("alice", Via::Relay).await;
+    alice.sync_all().await.unwrap();
+    carol.sync_all().await.unwrap();
+    let next = carol.meta(&conv).unwrap().cursor + 1;
+    let f = Arc::clone(&forger);
+    let mut replace = replace_for(
+        "carol",
+        conv,
+        next,
+        Item::Notice {
+            entry,
+            index: forged_index,
+        },
+    );
+    // (The append rewrite is no longer needed: carol appends nothing more.)
+    w.proxy().set_hook(move |ctx, frame| {
+        let frame = f.rewrite(ctx, frame);
+        replace(ctx, frame)
+    });
+    assert_eq!(alice.send_text(&conv, "carrier").await.unwrap(), next);
+    carol.sync_all().await.unwrap();
+    let n = notices(&carol, &conv);
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert!(!n[0].2, "shown as genuine: {n:?}");
+    assert!(
+        not_yet_witnessed(&carol, &conv, forged_index),
+        "not shown as not yet witnessed: {n:?}"
+    );
+    // Every later sync checks again, and it stays so while no trustee cosigns it.
+    carol.sync_all().await.unwrap();
+    assert!(not_yet_witnessed(&carol, &conv, forged_index));
 }

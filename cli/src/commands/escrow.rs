@@ -108,21 +108,43 @@ pub(super) async fn consent(home: &Path, relay: &Relay, cmd: ConsentCmd) -> Resu
             )
         }
         ConsentCmd::Revoke { consent } => match c.revoke_consent(&token_id(&consent)?).await? {
-            RevokeOutcome::Revoked { index } => Output::new(
+            RevokeOutcome::Revoked {
+                index,
+                witnessed: true,
+            } => Output::new(
                 format!(
-                    "consent {consent} revoked (audit log entry #{index}); trustees will refuse it"
+                    "consent {consent} revoked (audit log entry #{index}, witnessed by the org's \
+                     trustees); trustees will refuse it"
                 ),
-                json!({"ok": true, "consent": consent, "state": "revoked", "index": index}),
+                json!({"ok": true, "consent": consent, "state": "revoked", "index": index, "witnessed": true}),
             ),
-            RevokeOutcome::AlreadyRevoked { index } => Output::new(
-                match index {
-                    Some(i) => format!(
-                        "consent {consent} was already revoked (audit log entry #{i}); nothing \
-                         logged again"
+            RevokeOutcome::Revoked {
+                index,
+                witnessed: false,
+            } => Output::new(
+                format!(
+                    "consent {consent}: revocation logged (audit log entry #{index}) but NOT YET \
+                     WITNESSED: too few of the org's trustees have cosigned a log holding it, so \
+                     it is not yet confirmed; they do within a minute while `sealdesk trustee \
+                     serve` runs. Run this command again to check (nothing is logged twice)"
+                ),
+                json!({"ok": true, "consent": consent, "state": "revoked", "index": index, "witnessed": false}),
+            ),
+            RevokeOutcome::AlreadyRevoked { index, witnessed } => Output::new(
+                match (index, witnessed) {
+                    (Some(i), true) => format!(
+                        "consent {consent} was already revoked (audit log entry #{i}, witnessed \
+                         by the org's trustees); nothing logged again"
                     ),
-                    None => format!("consent {consent} was already revoked; nothing logged again"),
+                    (Some(i), false) => format!(
+                        "consent {consent} was already revoked (audit log entry #{i}) but NOT YET \
+                         WITNESSED by enough of the org's trustees; nothing logged again"
+                    ),
+                    (None, _) => {
+                        format!("consent {consent} was already revoked; nothing logged again")
+                    }
                 },
-                json!({"ok": true, "consent": consent, "state": "revoked", "index": index, "already": true}),
+                json!({"ok": true, "consent": consent, "state": "revoked", "index": index, "already": true, "witnessed": witnessed}),
             ),
             RevokeOutcome::AlreadyUsed { index } => {
                 c.close().await;

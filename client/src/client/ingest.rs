@@ -16,16 +16,32 @@ use sealdesk_protocol::{
 use super::gaps::{add_lost, left_window};
 use super::timeline::{audience_of, group_notices, release_of};
 use super::{Client, Event, EventKind, cannot_send, refusal};
-use crate::account::{ConvMeta, EpochState, EpochStatus, LogEntry};
+use crate::account::{ConvMeta, EpochState, EpochStatus, LogEntry, Unwitnessed};
 use crate::error::Result;
-use crate::notice::{ReleaseNotice, counts_as_release, describe_notice, short_key};
+use crate::escrow::{Witnessing, is_log_fault};
+use crate::notice::{
+    ReleaseNotice, counts_as_release, describe_notice, not_yet_witnessed, short_key,
+};
 use crate::reply::is_transient;
+use sealdesk_protocol::policy::VerifiedPolicy;
+
+/// What the checks of a notice's entry found ([`Client::judge_notice`]).
+pub(super) struct NoticeVerdict {
+    /// Every check but the witnesses' passed.
+    pub(super) verified: bool,
+    /// `Some(why)` if it passed them but is not witnessed yet.
+    pub(super) unwitnessed: Option<String>,
+    /// The org's latest policy, for a release entry.
+    pub(super) policy: Option<VerifiedPolicy>,
+}
 
 impl Client {
     /// A notice delivered into the conversation: each entry is verified and logged on its own;
     /// a trustee's release entry joins the notice of its release request, and the live view
     /// hears about the request when it first appears, when it opens, and when an entry of it
-    /// fails or is delivered again — not once per trustee.
+    /// fails or is delivered again — not once per trustee. An entry that passes every check
+    /// but the witnesses' is logged "not yet witnessed" and checked again at each sync
+    /// ([`Client::recheck_unwitnessed`]).
     pub(super) async fn ingest_notice(
         &mut self,
         meta: &ConvMeta,
@@ -35,59 +51,30 @@ impl Client {
         index: u64,
     ) -> Result<Vec<Event>> {
         let id = meta.id;
-        // Genuine only if signed, about this conversation, and proven to be in the
-        // audit log under a tree head consistent with the one pinned before.
-        let mut verified = entry.verify().is_ok() && entry.event.conversation() == Some(id);
-        // A release notice is genuine only if one of the org's trustees signed it: the
-        // relay could otherwise log an entry under any key it likes.
-        let policy = if let AuditEvent::Release { .. } = &entry.event {
-            match self.latest_policy(&meta.org).await {
-                Ok(p) => Some(p),
-                Err(e) if is_transient(&e) => return Err(e),
-                Err(_) => None,
-            }
-        } else {
-            None
-        };
-        if verified && let AuditEvent::Release { org, .. } = &entry.event {
-            verified = *org == meta.org && counts_as_release(entry, policy.as_ref(), Some(&id));
-        }
-        // Every kind of entry has the signers allowed to make it (a revocation: the customer;
-        // an erasure: the customer or the relay; ...), checked here like the release's.
-        if verified {
-            let allowed = self.allowed_signers(Some(&meta.org), Some(id)).await?;
-            verified = entry.check_signer(&allowed).is_ok();
-        }
-        if verified {
-            let (head, _) = self.checked_tree_head().await?;
-            verified = match self.check_inclusion(entry, index, &head).await {
-                Ok(()) => true,
-                Err(e) if is_transient(&e) => return Err(e),
-                Err(_) => false,
-            };
-        }
+        let verdict = self.judge_notice(meta, entry, index).await?;
         // The relay could deliver the same logged entry again (at the same or a new
         // index): one logged release is one opening, shown once.
         let leaf = entry.leaf_hash();
-        let duplicate = verified && self.account.notice_seen(&id, &leaf)?;
-        if verified && !duplicate {
+        let duplicate = verdict.verified && self.account.notice_seen(&id, &leaf)?;
+        if verdict.verified && !duplicate {
             self.account.mark_notice_seen(&id, &leaf)?;
         }
-        let release = ReleaseNotice::from_entry(index, entry, verified, policy.as_ref())
-            .map(|n| if duplicate { n.as_repeat() } else { n });
-        let mut text = describe_notice(entry, verified, audience_of(&self.account));
-        if duplicate {
-            text = format!("{text} — a repeat of a notice already shown, not a new opening");
-        }
-        let e = LogEntry::Notice {
-            seq,
-            stored_at,
-            text,
-            verified: verified && !duplicate,
-            index,
-            release: release.clone().map(Box::new),
-        };
-        let Some(release) = release else {
+        let e = self.notice_line(seq, stored_at, entry, index, &verdict, duplicate);
+        self.log_notice(&id, e, !verdict.verified || duplicate)
+    }
+
+    /// Logs notice line `e` of conversation `id` and says what the live view hears of it: a
+    /// release request when it first appears, when it opens, and when one of its entries
+    /// changes what it says (`loud`: it failed, is a repeat, or was found not genuine) or
+    /// contradicts the others; any other notice always.
+    pub(super) fn log_notice(
+        &self,
+        id: &ConversationId,
+        e: LogEntry,
+        loud: bool,
+    ) -> Result<Vec<Event>> {
+        let id = *id;
+        let Some(release) = release_of(&e).cloned() else {
             self.account.append_log(&id, &e)?;
             return Ok(vec![Event {
                 conversation: id,
@@ -103,10 +90,11 @@ impl Client {
             (Some(b), Some(a)) => {
                 release_of(b).is_some_and(|b| {
                     release_of(a).is_some_and(|a| {
-                        a.opened() != b.opened() || a.contradicting.len() != b.contradicting.len()
+                        a.opened() != b.opened()
+                            || a.genuine() != b.genuine()
+                            || a.contradicting.len() != b.contradicting.len()
                     })
-                }) || !verified
-                    || duplicate
+                }) || loud
             }
         };
         Ok(match after {
@@ -116,6 +104,119 @@ impl Client {
             }],
             _ => Vec::new(),
         })
+    }
+
+    /// Every check of a delivered notice's entry, short of duplicates: signed, about this
+    /// conversation, by a signer its kind allows (a release: a trustee of the org's policy),
+    /// proven in the audit log — and witnessed: proven in a head that enough of the org's
+    /// trustees cosigned holding it ([`Client::witnessed_entry`]).
+    pub(super) async fn judge_notice(
+        &mut self,
+        meta: &ConvMeta,
+        entry: &AuditEntry,
+        index: u64,
+    ) -> Result<NoticeVerdict> {
+        let id = meta.id;
+        // Genuine only if signed, about this conversation, and proven to be in the
+        // audit log under a tree head consistent with the one pinned before.
+        let mut verified = entry.verify().is_ok() && entry.event.conversation() == Some(id);
+        // A release notice is genuine only if a trustee of the policy in force for that
+        // release (its epochs' policy, not the latest) signed it: the relay could otherwise
+        // log an entry under any key it likes.
+        let release_policy = self.release_policy(entry).await?;
+        let policy = release_policy.policy().cloned();
+        if verified && let AuditEvent::Release { org, .. } = &entry.event {
+            verified = *org == meta.org && counts_as_release(entry, policy.as_ref(), Some(&id));
+        }
+        // Every kind of entry has the signers allowed to make it (a revocation: the customer;
+        // an erasure: the customer or the relay; ...), checked here like the release's.
+        if verified {
+            let allowed = self.allowed_signers(Some(&meta.org), Some(id)).await?;
+            verified = entry
+                .check_signer(&release_policy.signers(&allowed))
+                .is_ok();
+        }
+        let mut unwitnessed = None;
+        if verified {
+            match self
+                .witnessed_entry(&meta.org, &entry.leaf_hash(), index)
+                .await
+            {
+                Ok(Witnessing::Witnessed { .. }) => {}
+                Ok(Witnessing::NotYet(why)) => {
+                    // Not witnessed yet: still proven in the relay's own head, or not genuine.
+                    let (head, _) = self.checked_tree_head().await?;
+                    verified = match self.check_inclusion(entry, index, &head).await {
+                        Ok(()) => true,
+                        Err(e) if is_transient(&e) => return Err(e),
+                        Err(_) => false,
+                    };
+                    if verified {
+                        unwitnessed = Some(why.to_string());
+                    }
+                }
+                Err(e) if is_transient(&e) => return Err(e),
+                // The head the witnesses vouch for does not hold it: not genuine.
+                Err(e) if is_log_fault(&e) => verified = false,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(NoticeVerdict {
+            verified,
+            unwitnessed,
+            policy,
+        })
+    }
+
+    /// The history line of a notice's entry under `verdict` (`duplicate`: the entry was
+    /// counted already).
+    pub(super) fn notice_line(
+        &self,
+        seq: u64,
+        stored_at: u64,
+        entry: &AuditEntry,
+        index: u64,
+        verdict: &NoticeVerdict,
+        duplicate: bool,
+    ) -> LogEntry {
+        let verified = verdict.verified;
+        let unwitnessed = verdict
+            .unwitnessed
+            .as_ref()
+            .filter(|_| verified && !duplicate);
+        let release = ReleaseNotice::from_entry(index, entry, verified, verdict.policy.as_ref())
+            .map(|n| if duplicate { n.as_repeat() } else { n })
+            .map(|n| {
+                if unwitnessed.is_some() {
+                    n.as_unwitnessed()
+                } else {
+                    n
+                }
+            });
+        let mut text = describe_notice(entry, verified, audience_of(&self.account));
+        if duplicate {
+            text = format!("{text} — a repeat of a notice already shown, not a new opening");
+        }
+        if let Some(why) = unwitnessed {
+            text = format!(
+                "{text} — {} ({why})",
+                not_yet_witnessed(&format!("audit #{index}"))
+            );
+        }
+        LogEntry::Notice {
+            seq,
+            stored_at,
+            text,
+            verified: verified && !duplicate && unwitnessed.is_none(),
+            index,
+            release: release.map(Box::new),
+            unwitnessed: unwitnessed.map(|why| {
+                Box::new(Unwitnessed {
+                    entry: entry.clone(),
+                    reason: why.clone(),
+                })
+            }),
+        }
     }
 
     /// The history line of one release request, as [`history`] shows it.

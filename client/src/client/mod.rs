@@ -9,6 +9,7 @@
 //! - [`ingest`] — verifying and recording epochs, messages, notices and hand-offs.
 //! - [`gaps`] — counters that never arrived: refetched, then shown as lost.
 //! - [`timeline`] — offline views: history, unread counts, grouped notices.
+//! - [`witnessing`] — notices not yet witnessed, judged again at each sync.
 //!
 //! Every item of a conversation — including this account's own epochs and messages — is
 //! processed in relay order from the conversation's cursor by one path (`Client::ingest`,
@@ -41,6 +42,7 @@ pub mod ingest;
 pub mod org;
 pub mod sync;
 pub mod timeline;
+pub mod witnessing;
 
 pub use conversation::OpenedConversation;
 pub use org::OrgSpec;

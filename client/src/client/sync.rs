@@ -206,6 +206,7 @@ impl Client {
             page_advances(meta.cursor, self.meta(id)?.cursor)?;
         }
         events.extend(self.refetch_gaps(id).await?);
+        events.extend(self.recheck_unwitnessed(id).await?);
         let mut meta = self.meta(id)?;
         if meta.cursor > meta.delivered_sent {
             expect_ok(

@@ -17,9 +17,6 @@ use crate::client::Client;
 use crate::client::audience_of;
 use crate::error::Result;
 use crate::notice::{AuditRelease, ReleaseNotice, chat_name, counts_as_release, group};
-use crate::reply::is_transient;
-use sealdesk_protocol::policy::VerifiedPolicy;
-use std::collections::HashMap;
 
 /// An audit entry as shown to a user.
 #[derive(Clone, Debug, Serialize)]
@@ -145,13 +142,16 @@ impl Client {
             };
             let key = (org.map(str::to_owned), conv);
             let allowed = match signers.get(&key) {
-                Some(a) => a,
+                Some(a) => a.clone(),
                 None => {
                     let a = self.allowed_signers(org, conv).await?;
-                    signers.entry(key).or_insert(a)
+                    signers.entry(key).or_insert(a).clone()
                 }
             };
-            let signer_allowed = signed && e.check_signer(allowed).is_ok();
+            // A release's signer is judged under the policy of that release (its epochs'),
+            // not the org's latest.
+            let allowed = self.release_policy(e).await?.signers(&allowed);
+            let signer_allowed = signed && e.check_signer(&allowed).is_ok();
             let included = if verify {
                 Some(self.check_inclusion(e, index, &head).await.is_ok())
             } else {
@@ -185,19 +185,18 @@ impl Client {
 impl Client {
     /// Groups the release entries among `lines` (the audit report's, each checked, with
     /// `--verify`, for its inclusion) by release request. An entry counts only if it passes
-    /// [`counts_as_release`] against the org's policy and its inclusion was not disproven;
-    /// the others are named in the group as failed.
+    /// [`counts_as_release`] against the policy of its release ([`Client::release_policy`])
+    /// and its inclusion was not disproven; the others are named in the group as failed.
     ///
     /// # Errors
     /// Transport errors while fetching a policy (a policy that fails its checks leaves the
-    /// org's entries uncounted instead).
+    /// release's entries uncounted instead).
     pub(crate) async fn audit_releases(
         &mut self,
         entries: &[Option<&AuditEntry>],
         lines: &[AuditLine],
     ) -> Result<Vec<AuditRelease>> {
         let audience = audience_of(&self.account);
-        let mut policies: HashMap<String, Option<VerifiedPolicy>> = HashMap::new();
         let mut notices = Vec::new();
         for line in lines {
             let Some(e) = usize::try_from(line.index)
@@ -206,18 +205,12 @@ impl Client {
             else {
                 continue;
             };
-            let AuditEvent::Release { org, .. } = &e.event else {
+            if !matches!(e.event, AuditEvent::Release { .. }) {
                 continue;
-            };
-            if !policies.contains_key(org) {
-                let p = match self.latest_policy(org).await {
-                    Ok(p) => Some(p),
-                    Err(err) if is_transient(&err) => return Err(err),
-                    Err(_) => None,
-                };
-                policies.insert(org.clone(), p);
             }
-            let policy = policies.get(org).and_then(Option::as_ref);
+            // Judged under the policy of that release (its epochs'), not the org's latest.
+            let release_policy = self.release_policy(e).await?;
+            let policy = release_policy.policy();
             let verified = line.included != Some(false) && counts_as_release(e, policy, None);
             notices.extend(ReleaseNotice::from_entry(line.index, e, verified, policy));
         }

@@ -8,7 +8,6 @@ use sealdesk_protocol::{
     audit::{AuditEntry, AuditEvent, ReleaseBasis, SignedTreeHead},
     card::Role,
     ids::{ConversationId, EpochRange, TokenId},
-    policy::VerifiedPolicy,
     release::{ConsentParams, ConsentToken, ErasureRequest, Scope},
     wire::{Item, Request, Response, from_cbor, to_cbor},
 };
@@ -18,7 +17,7 @@ use crate::error::{ClientError, Result};
 use serde::Serialize;
 
 use crate::notice::counts_as_release;
-use crate::reply::{expect_ok, is_transient, unexpected};
+use crate::reply::{expect_ok, unexpected};
 use crate::store::ConsentRecord;
 use crate::{now, rng};
 
@@ -83,8 +82,10 @@ impl Client {
 
     /// Customer: revokes an unused consent (a signed entry in the audit log, which trustees
     /// check before releasing). Honest about what it did: a consent a trustee already
-    /// released under is not revoked ([`RevokeOutcome::AlreadyUsed`], nothing logged), and one
-    /// already revoked is not logged again ([`RevokeOutcome::AlreadyRevoked`]).
+    /// released under is not revoked ([`RevokeOutcome::AlreadyUsed`], nothing logged), one
+    /// already revoked is not logged again ([`RevokeOutcome::AlreadyRevoked`]), and a
+    /// revocation is said witnessed only once enough of the org's trustees cosigned a log
+    /// holding it (`witnessed`).
     ///
     /// # Errors
     /// [`ClientError::UnknownConsent`] for an unknown consent; relay errors.
@@ -100,16 +101,26 @@ impl Client {
         if let Some(index) = seen.used.get(consent) {
             return Ok(RevokeOutcome::AlreadyUsed { index: *index });
         }
+        let org = rec.token.org.clone();
         if let Some((index, entry)) = seen.revoked.get(consent) {
-            // Said "revoked" only once the earlier revocation is proven to be in the log.
+            // Said "revoked" only once the earlier revocation is proven to be in the log, and
+            // "witnessed" only once enough trustees cosigned a log holding it.
             self.confirm_appended(entry, *index, &seen.head).await?;
+            let witnessed = self
+                .witnessed_entry(&org, &entry.leaf_hash(), *index)
+                .await?
+                .is_witnessed();
             self.mark_revoked(consent)?;
             return Ok(RevokeOutcome::AlreadyRevoked {
                 index: Some(*index),
+                witnessed,
             });
         }
         if rec.revoked {
-            return Ok(RevokeOutcome::AlreadyRevoked { index: None });
+            return Ok(RevokeOutcome::AlreadyRevoked {
+                index: None,
+                witnessed: false,
+            });
         }
         let entry = AuditEntry::sign(
             self.account.keys(),
@@ -131,8 +142,14 @@ impl Client {
             }
             other => return Err(unexpected("AppendAudit", &other)),
         };
+        // Witnessed only once enough of the org's trustees cosigned a log holding it: until
+        // then a relay holding its log key could still show the trustees a log without it.
+        let witnessed = self
+            .witnessed_entry(&org, &entry.leaf_hash(), index)
+            .await?
+            .is_witnessed();
         self.mark_revoked(consent)?;
-        Ok(RevokeOutcome::Revoked { index })
+        Ok(RevokeOutcome::Revoked { index, witnessed })
     }
 
     fn mark_revoked(&self, consent: &TokenId) -> Result<()> {
@@ -208,7 +225,6 @@ impl Client {
         let mine: BTreeMap<TokenId, &ConsentToken> =
             consents.iter().map(|r| (r.token.id, &r.token)).collect();
         let me = self.account.keys().signing_public();
-        let mut policies: BTreeMap<String, Option<VerifiedPolicy>> = BTreeMap::new();
         for (i, slot) in (0u64..).zip(self.entries(0, out.head.size).await?) {
             // An entry withheld from this account is about no consent of its own: the
             // customer reads every entry about its conversations (SECURITY.md, "Audit log
@@ -216,7 +232,6 @@ impl Client {
             let Some(e) = slot.entry() else { continue };
             match &e.event {
                 AuditEvent::Release {
-                    org,
                     conversation,
                     basis: ReleaseBasis::Consent { id, .. },
                     ..
@@ -225,16 +240,9 @@ impl Client {
                     if token.conversation != *conversation || out.used.contains_key(id) {
                         continue;
                     }
-                    if !policies.contains_key(org) {
-                        let p = match self.latest_policy(org).await {
-                            Ok(p) => Some(p),
-                            Err(err) if is_transient(&err) => return Err(err),
-                            Err(_) => None,
-                        };
-                        policies.insert(org.clone(), p);
-                    }
-                    let policy = policies.get(org).and_then(Option::as_ref);
-                    if counts_as_release(e, policy, Some(conversation)) {
+                    // Judged under the policy of that release (its epochs'), not the latest.
+                    let policy = self.release_policy(e).await?;
+                    if counts_as_release(e, policy.policy(), Some(conversation)) {
                         out.used.insert(*id, i);
                     }
                 }
@@ -292,16 +300,23 @@ impl Client {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
 pub enum RevokeOutcome {
-    /// Revoked now: the revocation is audit-log entry `index`.
+    /// Revoked now: the revocation is audit-log entry `index`, proven in the relay's log.
     Revoked {
         /// The revocation's leaf index.
         index: u64,
+        /// Whether a head cosigned by enough of the org's trustees (`n_e − t_e + 1`, fresh)
+        /// holds it (SECURITY.md, "Witnesses"). Until then the revocation is logged but not
+        /// yet witnessed: a relay holding its log key could still show the trustees a log
+        /// without it. Revoking again checks again and logs nothing more.
+        witnessed: bool,
     },
     /// Revoked before: nothing logged again (`index` is the earlier revocation's entry, when
     /// the log shows it).
     AlreadyRevoked {
         /// The earlier revocation's leaf index, if found in the log.
         index: Option<u64>,
+        /// Whether that entry is witnessed (as for [`RevokeOutcome::Revoked`]).
+        witnessed: bool,
     },
     /// A trustee already released under it (audit-log entry `index`): a revocation cannot
     /// undo that, so none was logged.
@@ -316,8 +331,8 @@ impl RevokeOutcome {
     #[must_use]
     pub fn index(&self) -> Option<u64> {
         match self {
-            Self::Revoked { index } => Some(*index),
-            Self::AlreadyRevoked { index } => *index,
+            Self::Revoked { index, .. } => Some(*index),
+            Self::AlreadyRevoked { index, .. } => *index,
             Self::AlreadyUsed { .. } => None,
         }
     }

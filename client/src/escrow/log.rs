@@ -181,6 +181,21 @@ impl Client {
     /// [`LogError::SplitView`] if a trustee cosigned a log this head does not extend; a bad
     /// log and relay errors as [`Client::checked_tree_head`].
     pub async fn witnessed_head(&mut self, org: &str) -> Result<(SignedTreeHead, usize)> {
+        self.witnessed_head_covering(org, 0).await
+    }
+
+    /// [`Client::witnessed_head`], counting only the cosignatures on heads of at least
+    /// `covering` entries: those whose witnesses saw the first `covering` entries of the log
+    /// (`witnessed_entry` asks for a quorum that saw one entry). Every fresh cosignature, on
+    /// any size, must still be on a head the served one extends.
+    ///
+    /// # Errors
+    /// As [`Client::witnessed_head`].
+    pub(crate) async fn witnessed_head_covering(
+        &mut self,
+        org: &str,
+        covering: u64,
+    ) -> Result<(SignedTreeHead, usize)> {
         let wh = match self
             .session
             .request(Request::GetWitnessedHead {
@@ -209,16 +224,17 @@ impl Client {
                 }
             }
         }
-        if count.fresh.len() < need {
+        let have = count.fresh.iter().filter(|c| c.size >= covering).count();
+        if have < need {
             return Err(log_error(LogError::TooFewCosignatures {
                 org: org.to_owned(),
-                have: count.fresh.len(),
+                have,
                 stale: count.stale,
                 need,
                 bound_secs: WITNESS_FRESHNESS_SECS,
             }));
         }
-        Ok((wh.head, count.fresh.len()))
+        Ok((wh.head, have))
     }
 
     /// Trustee: witnesses the log once (DESIGN.md §4 "Witnesses"). Fetches the relay's head,
@@ -312,6 +328,21 @@ impl Client {
         index: u64,
         head: &SignedTreeHead,
     ) -> Result<()> {
+        self.check_leaf_inclusion(&entry.leaf_hash(), index, head)
+            .await
+    }
+
+    /// Proves that the entry with leaf hash `leaf` is at `index` in the log described by
+    /// `head`.
+    ///
+    /// # Errors
+    /// [`ClientError::Protocol`] (`Merkle`) if not; relay errors.
+    pub async fn check_leaf_inclusion(
+        &self,
+        leaf: &[u8; 32],
+        index: u64,
+        head: &SignedTreeHead,
+    ) -> Result<()> {
         let proof = match self
             .session
             .request(Request::GetInclusion {
@@ -323,14 +354,15 @@ impl Client {
             Response::Inclusion(p) => p,
             other => return Err(unexpected("GetInclusion", &other)),
         };
-        if proof.index != index {
+        if proof.index != index || proof.size != head.size {
             return Err(sealdesk_protocol::Error::Merkle(
-                "inclusion proof for another index".into(),
+                "inclusion proof for another index or tree size".into(),
             )
             .into());
         }
-        proof.verify(entry, head)?;
-        Ok(())
+        let path: Vec<[u8; 32]> = proof.path.iter().map(|h| **h).collect();
+        sealdesk_protocol::merkle::verify_inclusion(leaf, index, head.size, &path, &head.root)
+            .map_err(|e| sealdesk_protocol::Error::Merkle(e.to_string()).into())
     }
 
     /// Every slot `from..size` of the log, in index order: the entries this account may read,

@@ -21,7 +21,9 @@
 //!
 //! By concern: [`consent`] (grant, revoke, erase), [`dispute`] (tickets and decisions),
 //! [`trustee`] (the daemon's decision loop), [`master`] (unlock), [`transcript`] (the decrypted
-//! transcript), [`audit`] (`sealdesk audit`), [`log`] (tree heads, inclusion, witnesses). The
+//! transcript), [`audit`] (`sealdesk audit`), [`log`] (tree heads, inclusion, witnesses), [`witness`] (whether one entry is
+//! witnessed: what notices and revocations rest on), [`release_policy`] (the policy a release
+//! entry is judged under: its epochs', not the latest). The
 //! records they keep are typed in [`crate::store`].
 
 pub mod audit;
@@ -29,16 +31,20 @@ pub mod consent;
 pub mod dispute;
 pub mod log;
 pub mod master;
+pub mod release_policy;
 pub mod transcript;
 pub mod trustee;
+pub mod witness;
 
 pub use crate::store::{ConsentRecord, Transcript, TranscriptMessage, TrusteeRecord, TrusteeStage};
 pub use audit::{AuditLine, AuditReport};
 pub use consent::{decode_consent, encode_consent};
 pub use log::{LogSlot, is_log_fault};
 pub use master::UnlockProgress;
+pub use release_policy::ReleasePolicy;
 pub use transcript::{not_released, transcript_policy, transcript_releases};
 pub use trustee::TrusteeOutcome;
+pub use witness::Witnessing;
 
 use std::time::Duration;
 
