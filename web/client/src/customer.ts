@@ -325,10 +325,11 @@ export class Customer {
   private acceptPolicy(policy: Policy): Policy {
     const p = verifyPolicy(policy);
     if (p.org !== this.opts.org) throw new CustomerError("bad_answer", `policy of ${p.org}`);
-    if (this.pinnedMaster !== null) {
-      if (!equal(this.pinnedMaster, p.master.signingKey)) this.keyChanged(`the org's master key changed (policy version ${p.version})`);
-    } else if (!fingerprintMatches(cardFingerprint(p.master), this.opts.masterFingerprint)) {
-      throw new CustomerError("fingerprint_mismatch", `the relay's policy for ${p.org} is signed by ${formatFingerprint(cardFingerprint(p.master))}`);
+    if (this.pinnedMaster !== null && !equal(this.pinnedMaster, p.master.signingKey)) {
+      this.keyChanged(`the org's master key changed (policy version ${p.version})`);
+    }
+    if (!fingerprintMatches(cardFingerprint(p.master), this.opts.masterFingerprint)) {
+      throw new CustomerError("fingerprint_mismatch", `the relay's policy for ${p.org} is signed by ${formatFingerprint(cardFingerprint(p.master))}, not the fingerprint given`);
     }
     this.policies.set(p.version, p);
     return p;

@@ -1,0 +1,109 @@
+/**
+ * The widget end to end in Chromium: the real relay binary on 127.0.0.1:0 serves web/dist
+ * (`--web-root`), the org is made with the Rust CLI, and a browser customer chats with the CLI
+ * agent; a reload resumes the same conversation with its history (nothing shown twice); the
+ * page runs under the relay's Content-Security-Policy with no violation; a screenshot is
+ * written to web/screenshots/.
+ */
+import { mkdirSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createOrg, startRelay, tempDir, type CliOrg, type RelayProcess } from "../../client/test/relay.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const dist = resolve(here, "../../dist");
+const shots = resolve(here, "../../screenshots");
+
+/** Chromium as the brief says: headless, no sandbox, nothing fetched in the background, a fresh profile. */
+export function launch(profile: string): Promise<BrowserContext> {
+  return chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+    headless: true,
+    args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+    viewport: { width: 420, height: 640 },
+  });
+}
+
+describe("the widget in Chromium", () => {
+  const root = tempDir("widget-e2e");
+  let relay: RelayProcess;
+  let org: CliOrg;
+  let browser: BrowserContext;
+  const problems: string[] = [];
+
+  beforeAll(async () => {
+    relay = await startRelay(join(root.path, "relay-data"), ["--web-root", dist]);
+    org = await createOrg(root.path, relay.url);
+    browser = await launch(join(root.path, "profile"));
+    mkdirSync(shots, { recursive: true });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await relay?.stop();
+    root.remove();
+  });
+
+  const watch = (page: Page): void => {
+    page.on("console", (m) => {
+      if (m.type() === "error") problems.push(m.text());
+    });
+    page.on("pageerror", (e) => problems.push(e.message));
+  };
+  const lines = (page: Page): Promise<string[]> => page.locator("#log li.line .text").allTextContents();
+
+  it("chats with the CLI agent, and a reload resumes the conversation", async () => {
+    const page = await browser.newPage();
+    watch(page);
+    const url = `${relay.origin}/?org=${org.org}&fp=${encodeURIComponent(org.fingerprint)}`;
+    const started = Date.now();
+    const response = await page.goto(url);
+    const csp = response?.headers()["content-security-policy"] ?? "";
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).not.toContain("unsafe-inline");
+
+    await expect.poll(() => page.locator("#summary").textContent()).toContain("end-to-end encrypted");
+    const policyShownMs = Date.now() - started;
+    expect(await page.locator("#fingerprint").textContent()).toBe(org.fingerprint);
+    await expect.poll(() => page.locator("#conn").getAttribute("data-state")).toBe("online");
+    await page.screenshot({ path: join(shots, "widget-policy.png") });
+
+    await page.locator("#text").fill("my order 1234 never arrived");
+    await page.locator("#text").press("Enter");
+    await expect.poll(() => lines(page)).toEqual(["my order 1234 never arrived"]);
+    const id = (await page.locator("body").getAttribute("data-conversation")) ?? "";
+    expect(id).toMatch(/^[0-9a-f]{32}$/);
+
+    expect(await org.agent(["history", "--conversation", id])).toContain("my order 1234 never arrived");
+    await org.agent(["send", "--conversation", id, "sorry about that: a new one ships today"]);
+    await expect.poll(() => lines(page)).toEqual(["my order 1234 never arrived", "sorry about that: a new one ships today"]);
+    await expect.poll(() => page.locator("#log li.mine .read").first().textContent()).toContain("read");
+    await page.screenshot({ path: join(shots, "widget.png") });
+
+    await page.reload();
+    await expect.poll(() => lines(page)).toEqual(["my order 1234 never arrived", "sorry about that: a new one ships today"]);
+    expect(await page.locator("body").getAttribute("data-conversation")).toBe(id);
+    await expect.poll(() => page.locator("#conn").getAttribute("data-state")).toBe("online");
+    await page.locator("#text").fill("thanks, that was quick");
+    await page.locator("#send").click();
+    await expect.poll(() => lines(page)).toEqual(["my order 1234 never arrived", "sorry about that: a new one ships today", "thanks, that was quick"]);
+    expect(await org.agent(["history", "--conversation", id])).toContain("thanks, that was quick");
+    await page.screenshot({ path: join(shots, "widget-reloaded.png") });
+
+    expect(await page.locator("#alert").isHidden()).toBe(true);
+    expect(problems).toEqual([]);
+    console.log(`policy shown ${policyShownMs} ms after navigation`);
+    await page.close();
+  });
+
+  it("refuses a page whose fingerprint does not match the org's master, and says so", async () => {
+    const page = await browser.newPage();
+    const response = await page.goto(`${relay.origin}/?org=${org.org}&fp=${encodeURIComponent("11111 22222 33333 44444 55555 66666")}`);
+    expect(response?.status()).toBe(200);
+    await expect.poll(() => page.locator("#alert").textContent()).toContain("fingerprint_mismatch");
+    expect(await page.locator("#send").isDisabled()).toBe(true);
+    await page.screenshot({ path: join(shots, "widget-wrong-fingerprint.png") });
+    await page.close();
+  });
+});
