@@ -9,10 +9,11 @@
 //!
 //! Every answer carries a strict Content-Security-Policy ([`CSP`]: scripts and styles only from
 //! this origin, no inline script, connections only back to this origin over `ws:`/`wss:`),
-//! `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer` and a content type chosen
-//! from the file's extension. `/` and any path ending in `/` serve that directory's
-//! `index.html`. Files under `assets/` (named by content hash by the build) are cacheable for a
-//! year; everything else must be revalidated.
+//! `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`,
+//! `Cross-Origin-Resource-Policy: same-origin` (but `cross-origin` for [`EMBED_PATH`], which
+//! other sites load) and a content type chosen from the file's extension. `/` and any path
+//! ending in `/` serve that directory's `index.html`. Files under `assets/` (named by content
+//! hash by the build) are cacheable for a year; everything else must be revalidated.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,9 @@ use crate::error::{Error, Result};
 pub const MAX_FILES: usize = 1024;
 /// Most bytes loaded from a web root, all files together.
 pub const MAX_TOTAL_BYTES: u64 = 32 * 1024 * 1024;
+/// The script a business's own site loads (`<script src=".../embed.js">`): the one file served
+/// with `Cross-Origin-Resource-Policy: cross-origin`.
+pub const EMBED_PATH: &str = "/embed.js";
 /// Deepest directory nesting loaded.
 const MAX_DEPTH: usize = 8;
 
@@ -170,6 +174,16 @@ impl WebRoot {
         };
         let mut r = with_headers(Response::new(Full::new(body)), host);
         let h = r.headers_mut();
+        // `embed.js` is the one file other sites load (their `<script src>`); everything else
+        // is for this origin's pages only.
+        h.insert(
+            "cross-origin-resource-policy",
+            HeaderValue::from_static(if key == EMBED_PATH {
+                "cross-origin"
+            } else {
+                "same-origin"
+            }),
+        );
         h.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static(file.content_type),
@@ -228,10 +242,6 @@ fn with_headers(mut r: Response<Full<Bytes>>, host: Option<&str>) -> Response<Fu
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(
-        "cross-origin-resource-policy",
-        HeaderValue::from_static("same-origin"),
     );
     r
 }

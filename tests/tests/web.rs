@@ -81,6 +81,18 @@ async fn pages_carry_a_strict_csp_and_their_content_types() {
     assert!(header(&headers, "cache-control").contains("immutable"));
     assert!(header(&headers, "content-security-policy").contains("script-src 'self'"));
 
+    assert_eq!(
+        header(&headers, "cross-origin-resource-policy"),
+        "same-origin"
+    );
+    // The one script other sites load.
+    let (status, headers, _) = parse(&http_get(&relay, "/embed.js").await);
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&headers, "cross-origin-resource-policy"),
+        "cross-origin"
+    );
+
     // The relay's own endpoints are untouched.
     assert_eq!(parse(&http_get(&relay, "/healthz").await).0, 200);
     stop_relay(relay).await;
