@@ -47,6 +47,7 @@ import {
   type Policy,
 } from "@sealdesk/protocol";
 import { policyFromCbor, sequencedFromCbor, type Push, type Sequenced } from "./frames.js";
+import { auditEntryFromCbor, checkNotice, treeHeadFromCbor, type Notice } from "./notice.js";
 import { Connection, RelayError, SessionError, type ConnectionState, type Session, type SocketFactory } from "./session.js";
 import { RECORDS, itemKey, type Store } from "./store.js";
 
@@ -68,7 +69,7 @@ export type CustomerEvent =
   | { kind: "line"; line: ChatLine }
   | { kind: "read"; seq: number }
   | { kind: "delivered"; member: string; seq: number }
-  | { kind: "notice"; seq: number; index: number }
+  | { kind: "notice"; notice: Notice }
   | { kind: "key_changed"; detail: string }
   | { kind: "refused"; seq: number; reason: string }
   | { kind: "error"; error: Error };
@@ -138,6 +139,8 @@ export class Customer {
   private readonly policies = new Map<number, Policy>();
   private readonly names = new Map<string, string>();
   private readonly lines: ChatLine[] = [];
+  private readonly notices: Notice[] = [];
+  private readonly noticeLeaves = new Set<string>();
   private conn: Connection | null = null;
   private syncing: Promise<void> | null = null;
   private queued: Sequenced[] = [];
@@ -504,8 +507,59 @@ export class Customer {
       this.lines.sort((a, b) => a.seq - b.seq);
       this.emit({ kind: "line", line });
     } else if (item.kind === "notice") {
-      this.emit({ kind: "notice", seq: it.seq, index: item.index });
+      await this.handleNotice(it.seq, item.index, item.raw);
     }
+  }
+
+  /**
+   * Checks a release notice (`notice.ts`) and keeps the verdict, so a reload shows it without
+   * asking the relay again; a notice that cannot be checked now (offline) is checked on the
+   * next sync.
+   */
+  private async handleNotice(seq: number, index: number, raw: CborValue): Promise<void> {
+    const key = `notice/${String(seq).padStart(12, "0")}`;
+    const kept = await this.opts.store.get(key);
+    if (kept !== undefined) {
+      const m = map(fromCbor(kept));
+      const notice: Notice = { seq, index, text: String(m.text), verified: m.verified === true, signer: typeof m.signer === "string" ? m.signer : null, provenIn: typeof m.proven_in === "number" ? m.proven_in : 0 };
+      this.notices.push(notice);
+      this.emit({ kind: "notice", notice });
+      return;
+    }
+    const conv = this.conv;
+    const s = this.conn?.current() ?? null;
+    const relayKey = this.conn?.relayKey ?? null;
+    if (conv === null || s === null || relayKey === null) {
+      this.handled.delete(seq);
+      return;
+    }
+    const entry = auditEntryFromCbor(raw);
+    const notice = await checkNotice(seq, index, entry, {
+      org: this.opts.org,
+      conversation: conv.conversation,
+      me: this.card.signingKey,
+      relayKey,
+      policy: this.policy,
+      seen: this.noticeLeaves,
+      treeHead: async () => {
+        const r = await s.call({ kind: "get_tree_head" });
+        if (r.kind !== "tree_head") throw new CustomerError("bad_answer", r.kind);
+        return treeHeadFromCbor(r.head);
+      },
+      inclusion: async (i, size) => {
+        const r = await s.call({ kind: "get_inclusion", index: i, size });
+        if (r.kind !== "inclusion" || r.index !== i || r.size !== size) throw new CustomerError("bad_answer", r.kind);
+        return r.path;
+      },
+    });
+    await this.opts.store.put(key, toCbor({ text: notice.text, verified: notice.verified, signer: notice.signer, proven_in: notice.provenIn }));
+    this.notices.push(notice);
+    this.emit({ kind: "notice", notice });
+  }
+
+  /** The release notices shown so far. */
+  releaseNotices(): readonly Notice[] {
+    return this.notices;
   }
 
   private async readCounter(epoch: number): Promise<number> {

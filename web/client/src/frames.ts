@@ -35,7 +35,8 @@ export type Request =
   | { kind: "send"; envelope: Envelope }
   | { kind: "history"; conversation: Uint8Array; after: number; limit: number }
   | { kind: "delivered"; conversation: Uint8Array; seq: number }
-  | { kind: "get_tree_head" };
+  | { kind: "get_tree_head" }
+  | { kind: "get_inclusion"; index: number; size: number };
 
 /** The CBOR of a request body. */
 export function requestToCbor(r: Request): CborValue {
@@ -60,6 +61,8 @@ export function requestToCbor(r: Request): CborValue {
       return { history: { conversation: r.conversation, after: r.after, limit: r.limit } };
     case "delivered":
       return { delivered: { conversation: r.conversation, seq: r.seq } };
+    case "get_inclusion":
+      return { get_inclusion: { index: r.index, size: r.size } };
   }
 }
 
@@ -144,6 +147,8 @@ export type Response =
   | { kind: "conversations"; conversations: ConversationInfo[] }
   | { kind: "stored"; seq: number }
   | { kind: "items"; items: Sequenced[]; more: boolean }
+  | { kind: "tree_head"; head: CborValue }
+  | { kind: "inclusion"; index: number; size: number; path: Uint8Array[] }
   | { kind: "other"; name: string };
 
 /** A push (§13.5). */
@@ -377,6 +382,16 @@ export function responseFromCbor(v: CborValue): Response {
     case "items": {
       const m = map(body, "items");
       return { kind: "items", items: list(m, "items").map(sequencedFromCbor), more: bool(m, "more") };
+    }
+    case "tree_head":
+      return { kind: "tree_head", head: body };
+    case "inclusion": {
+      const m = map(body, "inclusion");
+      const path = list(m, "path").map((p) => {
+        if (!(p instanceof Uint8Array) || p.length !== 32) throw malformed("path: expected 32-byte hashes");
+        return p;
+      });
+      return { kind: "inclusion", index: u(m, "index"), size: u(m, "size"), path };
     }
     default:
       return { kind: "other", name };

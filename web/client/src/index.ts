@@ -9,3 +9,4 @@ export * from "./session.js";
 export * from "./store.js";
 export * from "./customer.js";
 export * from "./summary.js";
+export * from "./notice.js";

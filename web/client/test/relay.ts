@@ -107,6 +107,10 @@ export interface CliOrg {
   agentHome: string;
   /** Runs the agent's CLI. */
   agent(args: string[]): Promise<string>;
+  /** Runs the CLI of account `name` (owner, t1, a1, alice). */
+  as(name: string, args: string[]): Promise<string>;
+  /** Starts `sealdesk --home <name> ARGS` in the background (a daemon such as `trustee serve`). */
+  background(name: string, args: string[]): ChildProcess;
 }
 
 /** Creates the org `acme` under `root` on `relay` with the CLI. */
@@ -119,7 +123,18 @@ export async function createOrg(root: string, relay: string): Promise<CliOrg> {
   }
   await cli(home("owner"), relay, ["org", "create", "--name", "acme", "--trustee", `t1=${await fp("t1")}`, "--trustee-threshold", "1", "--arbiter", `a1=${await fp("a1")}`, "--arbiter-threshold", "1"]);
   await cli(home("owner"), relay, ["org", "add-agent", "alice", "--fingerprint", await fp("alice")]);
-  return { org: "acme", fingerprint: await fp("owner"), agentHome: home("alice"), agent: (args) => cli(home("alice"), relay, args) };
+  return {
+    org: "acme",
+    fingerprint: await fp("owner"),
+    agentHome: home("alice"),
+    agent: (args) => cli(home("alice"), relay, args),
+    as: (name, args) => cli(home(name), relay, args),
+    background: (name, args) =>
+      spawn(bin("sealdesk"), ["--home", home(name), ...args], {
+        env: { ...process.env, SEALDESK_RELAY: relay, SEALDESK_PASSPHRASE: "web tests only", SEALDESK_INSECURE_FAST_KDF: "1", NO_COLOR: "1" },
+        stdio: "ignore",
+      }),
+  };
 }
 
 /** Polls `f` every 50 ms until it returns a value other than `undefined` (at most `ms`). */

@@ -9,7 +9,7 @@
  * send, the counter persisted before encrypting); the others follow over a BroadcastChannel.
  * The DOM is written with `textContent` only: nothing from the relay or the agent is HTML.
  */
-import { Customer, policySummary, type ChatLine, type CustomerEvent, type SocketLike } from "@sealdesk/client";
+import { Customer, policySummary, type ChatLine, type CustomerEvent, type Notice, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
 
 function el<T extends HTMLElement>(id: string): T {
@@ -104,17 +104,30 @@ async function main(): Promise<void> {
     rows.set(l.seq, li);
     li.scrollIntoView({ block: "end" });
   };
-  const addNotice = (seq: number, index: number): void => {
-    if (rows.has(seq)) return;
+  const addNotice = (n: Notice): void => {
+    if (rows.has(n.seq)) return;
     const li = document.createElement("li");
-    li.className = "notice";
-    li.dataset.seq = String(seq);
-    li.textContent = `A release of this conversation was recorded in the audit log (entry ${index}).`;
-    log.append(li);
-    rows.set(seq, li);
+    li.className = `notice ${n.verified ? "verified" : "unverified"}`;
+    li.dataset.seq = String(n.seq);
+    li.dataset.verified = String(n.verified);
+    const head = document.createElement("strong");
+    head.textContent = n.verified ? "Release notice" : "Release notice (not verified)";
+    const body = document.createElement("p");
+    body.textContent = `${n.text.charAt(0).toUpperCase()}${n.text.slice(1)}.`;
+    const proof = document.createElement("span");
+    proof.className = "meta";
+    proof.textContent = n.verified
+      ? `Verified ✓: signed by ${n.signer === null ? "an allowed party" : `trustee ${n.signer}`}, proven in the public audit log (entry ${n.index} of ${n.provenIn}).`
+      : "Not verified: treat it with suspicion.";
+    li.append(head, body, proof);
+    const after = [...rows.keys()].filter((s) => s > n.seq).sort((a, b) => a - b)[0];
+    log.insertBefore(li, after === undefined ? null : (rows.get(after) ?? null));
+    rows.set(n.seq, li);
+    li.scrollIntoView({ block: "end" });
   };
 
   for (const l of customer.history()) addLine(l);
+  for (const n of customer.releaseNotices()) addNotice(n);
   readMarks();
   if (customer.conversationId() !== null) el<HTMLDetailsElement>("policy").open = false;
 
@@ -140,7 +153,7 @@ async function main(): Promise<void> {
         readMarks();
         break;
       case "notice":
-        addNotice(e.seq, e.index);
+        addNotice(e.notice);
         break;
       case "key_changed":
         showAlert(`Sending is blocked: ${e.detail}. Someone may be impersonating ${org}; ask them through another channel.`);

@@ -1,7 +1,8 @@
 /**
  * The widget end to end in Chromium: the real relay binary on 127.0.0.1:0 serves web/dist
  * (`--web-root`), the org is made with the Rust CLI, and a browser customer chats with the CLI
- * agent; a reload resumes the same conversation with its history (nothing shown twice); the
+ * agent; a reload resumes the same conversation with its history (nothing shown twice); a
+ * release under an approved dispute (CLI master, arbiter, trustee) shows one verified notice; the
  * page runs under the relay's Content-Security-Policy with no violation; a screenshot is
  * written to web/screenshots/.
  */
@@ -90,6 +91,26 @@ describe("the widget in Chromium", () => {
     await expect.poll(() => lines(page)).toEqual(["my order 1234 never arrived", "sorry about that: a new one ships today", "thanks, that was quick"]);
     expect(await org.agent(["history", "--conversation", id])).toContain("thanks, that was quick");
     await page.screenshot({ path: join(shots, "widget-reloaded.png") });
+
+    // The master opens the conversation under an approved dispute: one verified notice.
+    await org.as("owner", ["dispute", "open", "--conversation", id, "--reason", "chargeback"]);
+    const tickets = JSON.parse(await org.as("a1", ["dispute", "list", "--json"])) as { tickets: { ticket: string }[] };
+    const ticket = tickets.tickets[0]?.ticket ?? "";
+    await org.as("a1", ["dispute", "approve", "--ticket", ticket]);
+    const trustee = org.background("t1", ["trustee", "serve"]);
+    try {
+      await org.as("owner", ["transcript", "unlock", "--conversation", id, "--ticket", ticket]);
+    } finally {
+      trustee.kill("SIGTERM");
+    }
+    await expect.poll(() => page.locator("#log li.notice").count()).toBe(1);
+    expect(await page.locator("#log li.notice").getAttribute("data-verified")).toBe("true");
+    expect(await page.locator("#log li.notice .meta").textContent()).toContain("Verified ✓: signed by trustee t1, proven in the public audit log");
+    await page.screenshot({ path: join(shots, "widget-notice.png") });
+    // Still one after a reload (kept with its verdict, not shown twice).
+    await page.reload();
+    await expect.poll(() => lines(page)).toHaveLength(3);
+    expect(await page.locator("#log li.notice").count()).toBe(1);
 
     expect(await page.locator("#alert").isHidden()).toBe(true);
     expect(problems).toEqual([]);
