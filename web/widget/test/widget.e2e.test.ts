@@ -118,6 +118,47 @@ describe("the widget in Chromium", () => {
     await page.close();
   });
 
+  it("a second tab follows the first, and the two never send with the same counter", async () => {
+    const profile = await launch(join(root.path, "profile-tabs"));
+    try {
+      const url = `${relay.origin}/?org=${org.org}&fp=${encodeURIComponent(org.fingerprint)}`;
+      const a = await profile.newPage();
+      watch(a);
+      await a.goto(url);
+      await expect.poll(() => a.locator("#conn").getAttribute("data-state")).toBe("online");
+      await a.locator("#text").fill("from the first tab");
+      await a.locator("#text").press("Enter");
+      await expect.poll(() => lines(a)).toEqual(["from the first tab"]);
+      const b = await profile.newPage();
+      watch(b);
+      await b.goto(url);
+      await expect.poll(() => lines(b)).toEqual(["from the first tab"]);
+      await expect.poll(() => b.locator("#conn").getAttribute("data-state")).toBe("online");
+      // Alternating sends: each takes the shared counter under the Web Lock; a reused counter
+      // would be refused by the relay (counter_reused) and shown as an alert.
+      for (let i = 0; i < 3; i++) {
+        for (const [tab, name] of [[b, "second"], [a, "first"]] as const) {
+          const text = `${name} tab, round ${i}`;
+          await tab.locator("#text").fill(text);
+          await tab.locator("#send").click();
+          await expect.poll(() => lines(tab)).toContain(text);
+        }
+      }
+      const all = ["from the first tab", ...[0, 1, 2].flatMap((i) => [`second tab, round ${i}`, `first tab, round ${i}`])];
+      await expect.poll(() => lines(a)).toEqual(all);
+      await expect.poll(() => lines(b)).toEqual(all);
+      const id = (await a.locator("body").getAttribute("data-conversation")) ?? "";
+      const agentView = await org.agent(["history", "--conversation", id]);
+      for (const t of all) expect(agentView).toContain(t);
+      expect(await a.locator("#alert").isHidden()).toBe(true);
+      expect(await b.locator("#alert").isHidden()).toBe(true);
+      await b.screenshot({ path: join(shots, "widget-second-tab.png") });
+    } finally {
+      await profile.close();
+    }
+    expect(problems).toEqual([]);
+  });
+
   it("refuses a page whose fingerprint does not match the org's master, and says so", async () => {
     const page = await browser.newPage();
     const response = await page.goto(`${relay.origin}/?org=${org.org}&fp=${encodeURIComponent("11111 22222 33333 44444 55555 66666")}`);
