@@ -92,6 +92,17 @@ describe("the widget in Chromium", () => {
     expect(await org.agent(["history", "--conversation", id])).toContain("thanks, that was quick");
     await page.screenshot({ path: join(shots, "widget-reloaded.png") });
 
+    // The relay is killed and restarted: the page shows it offline, reconnects by itself, and
+    // nothing acknowledged is lost or shown twice.
+    await relay.stop();
+    await expect.poll(() => page.locator("#conn").getAttribute("data-state")).toBe("offline");
+    expect(await page.locator("#send").isDisabled()).toBe(true);
+    await page.screenshot({ path: join(shots, "widget-offline.png") });
+    relay = await startRelay(join(root.path, "relay-data"), ["--web-root", dist], relay.addr);
+    await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 30_000 }).toBe("online");
+    await org.agent(["send", "--conversation", id, "back after the restart"]);
+    await expect.poll(() => lines(page)).toEqual(["my order 1234 never arrived", "sorry about that: a new one ships today", "thanks, that was quick", "back after the restart"]);
+
     // The master opens the conversation under an approved dispute: one verified notice.
     await org.as("owner", ["dispute", "open", "--conversation", id, "--reason", "chargeback"]);
     const tickets = JSON.parse(await org.as("a1", ["dispute", "list", "--json"])) as { tickets: { ticket: string }[] };
@@ -109,7 +120,7 @@ describe("the widget in Chromium", () => {
     await page.screenshot({ path: join(shots, "widget-notice.png") });
     // Still one after a reload (kept with its verdict, not shown twice).
     await page.reload();
-    await expect.poll(() => lines(page)).toHaveLength(3);
+    await expect.poll(() => lines(page)).toHaveLength(4);
     expect(await page.locator("#log li.notice").count()).toBe(1);
 
     expect(await page.locator("#alert").isHidden()).toBe(true);
