@@ -22,6 +22,7 @@ import {
   epochToCbor,
   policyHash,
   computeEscrow,
+  consentSignedBytes,
   epochCommitment,
   epochSignedBytes,
   equal,
@@ -46,7 +47,7 @@ import {
   type IdentityCard,
   type Policy,
 } from "@sealdesk/protocol";
-import { policyFromCbor, sequencedFromCbor, type Push, type Sequenced } from "./frames.js";
+import { consentToCbor, policyFromCbor, sequencedFromCbor, type Push, type Sequenced } from "./frames.js";
 import { auditEntryFromCbor, checkNotice, treeHeadFromCbor, type Notice } from "./notice.js";
 import { Connection, RelayError, SessionError, type ConnectionState, type Session, type SocketFactory } from "./session.js";
 import { RECORDS, itemKey, type Store } from "./store.js";
@@ -560,6 +561,44 @@ export class Customer {
   /** The release notices shown so far. */
   releaseNotices(): readonly Notice[] {
     return this.notices;
+  }
+
+  /**
+   * Consents to the org's master opening this conversation (all its epochs so far) for
+   * `purpose`, valid for `validSecs` (at most the policy's limit): signs a consent token
+   * (§10.2) and shares it with the master through the relay. The master still needs enough
+   * trustees to agree, and every release shows here as a notice. Returns the consent's id (hex),
+   * which the customer gives the business.
+   */
+  async grantConsent(purpose: string, validSecs = 7 * 86_400): Promise<string> {
+    const conv = this.conv;
+    const policy = this.policy;
+    if (conv === null || this.epochs.size === 0) throw new CustomerError("not_open");
+    if (policy === null || !policy.allowConsent) throw new CustomerError("bad_answer", "this org's policy allows no consent");
+    const valid = Math.min(validSecs, policy.maxReleaseValiditySecs);
+    const issuedAt = this.opts.now();
+    const unsigned = {
+      id: this.opts.random(16),
+      org: policy.org,
+      conversation: conv.conversation,
+      epochs: { first: 0, last: Math.max(...this.epochs.keys()) },
+      grantee: policy.master.signingKey,
+      scope: "full" as const,
+      purpose,
+      issuedAt,
+      expiresAt: issuedAt + valid,
+      customer: this.card.signingKey,
+    };
+    const token = { ...unsigned, signature: this.keys.sign(consentSignedBytes(unsigned)) };
+    await this.opts.store.put(`consent/${toHex(token.id)}`, toCbor(consentToCbor(token)));
+    const r = await this.session().call({ kind: "share_consent", token });
+    if (r.kind !== "stored") throw new CustomerError("bad_answer", r.kind);
+    return toHex(token.id);
+  }
+
+  /** The ids (hex) of the consents granted from this browser. */
+  async consents(): Promise<string[]> {
+    return (await this.opts.store.keys("consent/")).map((k) => k.slice("consent/".length));
   }
 
   private async readCounter(epoch: number): Promise<number> {

@@ -36,7 +36,8 @@ export type Request =
   | { kind: "history"; conversation: Uint8Array; after: number; limit: number }
   | { kind: "delivered"; conversation: Uint8Array; seq: number }
   | { kind: "get_tree_head" }
-  | { kind: "get_inclusion"; index: number; size: number };
+  | { kind: "get_inclusion"; index: number; size: number }
+  | { kind: "share_consent"; token: ConsentToken };
 
 /** The CBOR of a request body. */
 export function requestToCbor(r: Request): CborValue {
@@ -63,6 +64,8 @@ export function requestToCbor(r: Request): CborValue {
       return { delivered: { conversation: r.conversation, seq: r.seq } };
     case "get_inclusion":
       return { get_inclusion: { index: r.index, size: r.size } };
+    case "share_consent":
+      return { share_consent: consentToCbor(r.token) };
   }
 }
 
@@ -440,5 +443,19 @@ export function authFrame(card: IdentityCard, signature: Uint8Array): CborValue 
   return { auth: { card: cardToCbor(card), signature } };
 }
 
-/** Consent tokens are carried but not decoded by this client yet. */
-export type { ConsentToken };
+/** A consent token's CBOR map (§10.2). */
+export function consentToCbor(c: ConsentToken): CborValue {
+  return {
+    id: c.id,
+    org: c.org,
+    conversation: c.conversation,
+    epochs: { first: c.epochs.first, last: c.epochs.last },
+    grantee: c.grantee,
+    scope: c.scope,
+    purpose: c.purpose,
+    issued_at: c.issuedAt,
+    expires_at: c.expiresAt,
+    customer: c.customer,
+    signature: c.signature,
+  };
+}

@@ -72,6 +72,7 @@ async function main(): Promise<void> {
     text.disabled = !canSend();
     send.disabled = !canSend();
     document.body.dataset.conversation = customer.conversationId() ?? "";
+    el<HTMLDetailsElement>("consent").hidden = !(customer.conversationId() !== null && customer.policy?.allowConsent === true);
   };
   const readMarks = (): void => {
     const upTo = customer.readUpTo();
@@ -188,6 +189,24 @@ async function main(): Promise<void> {
       .finally(() => {
         refresh();
         text.focus();
+      });
+  });
+  el<HTMLFormElement>("consent-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const purpose = el<HTMLInputElement>("purpose").value.trim();
+    if (purpose === "") return;
+    const grant = el<HTMLButtonElement>("grant");
+    grant.disabled = true;
+    customer
+      .grantConsent(purpose)
+      .then((id) => {
+        const result = el("consent-result");
+        result.textContent = `Consent granted. Its id, to give the business: ${id}`;
+        result.dataset.consent = id;
+      })
+      .catch((err: unknown) => showAlert(`Consent not granted: ${err instanceof Error ? err.message : String(err)}`))
+      .finally(() => {
+        grant.disabled = false;
       });
   });
   text.addEventListener("keydown", (ev) => {
