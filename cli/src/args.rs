@@ -106,7 +106,12 @@ pub(crate) enum Cmd {
     #[command(subcommand)]
     Keys(KeysCmd),
     /// Run the whole story in one process with a throwaway relay and accounts.
-    Demo,
+    Demo {
+        /// Instead: serve the browser widget from DIR (the built `web/dist`) on a throwaway relay
+        /// with a throwaway org, print its URL, and wait (Ctrl-C ends it).
+        #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "web/dist")]
+        web: Option<std::path::PathBuf>,
+    },
     /// Trustee: answer release requests.
     #[command(subcommand)]
     Trustee(TrusteeCmd),

@@ -53,6 +53,83 @@ pub async fn run<W: Write>(out: &mut W) -> Result<()> {
     result
 }
 
+/// `sealdesk demo --web DIR`: a throwaway relay serving the built browser pages in `web_root`
+/// (`--web-root`), a throwaway org "acme" (master, one trustee, one arbiter, the agent alice),
+/// and the widget's URL, printed to `out`; then waits for Ctrl-C and deletes everything.
+///
+/// # Errors
+/// [`CliError::DemoRelay`] if `web_root` is not a built web directory or the relay fails; any
+/// failure creating the accounts.
+pub async fn run_web<W: Write>(out: &mut W, web_root: &Path) -> Result<()> {
+    if let Err(e) = sealdesk_server::web::WebRoot::load(web_root) {
+        return Err(CliError::DemoRelay(format!(
+            "{e} (build the pages first: cd web && npm ci && npm run build)"
+        )));
+    }
+    let tmp = tempfile::tempdir().map_err(|e| io("create a temporary directory", e))?;
+    let cfg = RelayConfig {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: tmp.path().join("relay"),
+        web_root: Some(web_root.to_owned()),
+        ..RelayConfig::default()
+    };
+    let relay = sealdesk_server::spawn(cfg)
+        .await
+        .map_err(|e| CliError::DemoRelay(e.to_string()))?;
+    let url = relay.ws_url();
+    let result = web_story(out, tmp.path(), &url, relay.local_addr()).await;
+    let _ = relay.shutdown().await;
+    result
+}
+
+async fn web_story<W: Write>(
+    out: &mut W,
+    dir: &Path,
+    url: &str,
+    addr: std::net::SocketAddr,
+) -> Result<()> {
+    let mut n = Narrator { out, step: 0 };
+    n.title("Sealdesk demo: chat from a web page")?;
+    n.step("A throwaway org: acme, with a trustee, an arbiter and the agent alice")?;
+    let mut master = account(&mut n, dir, url, "acme-owner", Role::Master).await?;
+    let trustee = account(&mut n, dir, url, "trustee-1", Role::Trustee).await?;
+    let arbiter = account(&mut n, dir, url, "arbiter-1", Role::Arbiter).await?;
+    let alice = account(&mut n, dir, url, "alice", Role::Agent).await?;
+    master
+        .create_org(&OrgSpec {
+            name: "acme".into(),
+            trustees: vec!["trustee-1".into()],
+            trustee_threshold: 1,
+            arbiters: vec!["arbiter-1".into()],
+            arbiter_threshold: 1,
+            retention_days: None,
+            rotate_messages: None,
+        })
+        .await?;
+    master.add_agent("acme", "alice").await?;
+    let fp = master.account().fingerprint().to_string();
+    for c in [master, trustee, arbiter, alice] {
+        c.close().await;
+    }
+    let page = format!("http://{addr}/?org=acme&fp={}", fp.replace(' ', "+"));
+    n.step("Open the widget in your browser")?;
+    n.quote(&page)?;
+    n.say("(The org's master fingerprint is in the URL: the page checks the policy against it.)")?;
+    n.step("Answer as the agent alice, in another terminal")?;
+    n.quote(&format!(
+        "SEALDESK_PASSPHRASE='{DEMO_PASSPHRASE}' sealdesk --home {} --relay {url} chat",
+        dir.join("alice").display()
+    ))?;
+    n.step("On a web site of your own, one script tag does the same")?;
+    n.quote(&format!(
+        "<script src=\"http://{addr}/embed.js\" data-org=\"acme\" data-fingerprint=\"{fp}\" defer></script>"
+    ))?;
+    n.say("Ctrl-C stops the relay and deletes every account and message.")?;
+    // A failed signal handler ends the demo at once rather than never.
+    let _ = tokio::signal::ctrl_c().await;
+    Ok(())
+}
+
 async fn story<W: Write>(out: &mut W, dir: &Path, url: &str) -> Result<()> {
     let mut n = Narrator { out, step: 0 };
     n.title("Sealdesk demo: end-to-end encrypted support chat with consent-gated escrow")?;

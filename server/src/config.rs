@@ -57,6 +57,10 @@ pub struct RelayConfig {
     pub tls_key: Option<PathBuf>,
     /// Log output format. Env `SEALDESK_RELAY_LOG_FORMAT`, flag `--log-format`.
     pub log_format: LogFormat,
+    /// Directory of built browser pages to serve from the relay's origin (`crate::web`).
+    /// Flag `--web-root`, env `SEALDESK_RELAY_WEB_ROOT`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub web_root: Option<PathBuf>,
     /// Resource limits (the `[limits]` table). Each field can also be set with
     /// `SEALDESK_RELAY_<FIELD>` in upper case, e.g. `SEALDESK_RELAY_MAX_CONNECTIONS`.
     pub limits: Limits,
@@ -74,6 +78,7 @@ impl Default for RelayConfig {
             tls_cert: None,
             tls_key: None,
             log_format: LogFormat::Human,
+            web_root: None,
             limits: Limits::default(),
             clock: ClockHandle::System,
         }
@@ -401,6 +406,8 @@ pub struct Overrides {
     pub log_format: Option<LogFormat>,
     /// `--max-connections`.
     pub max_connections: Option<usize>,
+    /// `--web-root`.
+    pub web_root: Option<PathBuf>,
 }
 
 impl RelayConfig {
@@ -536,6 +543,9 @@ impl RelayConfig {
         }
         if let Some(n) = o.max_connections {
             self.limits.max_connections = n;
+        }
+        if let Some(dir) = &o.web_root {
+            self.web_root = Some(dir.clone());
         }
     }
 

@@ -28,6 +28,7 @@
 //! - [`store`]: the storage seam; sled and in-memory engines.
 //! - [`commit`]: group commit — many writers, one flush.
 //! - [`metrics`]: counters and histograms in the Prometheus text format.
+//! - [`web`]: the browser pages (`--web-root`), loaded at start and served with a strict CSP.
 //!
 //! - [`relay`]: the protocol layer — authentication, directory, conversations, escrow
 //!   plumbing, the audit log — over the pieces above. It is the only module that knows the
@@ -47,6 +48,7 @@ pub mod metrics;
 pub mod net;
 pub mod relay;
 pub mod store;
+pub mod web;
 
 pub use relay::{RunningRelay, serve, spawn};
 

@@ -52,6 +52,10 @@ struct Cli {
     #[arg(long, value_name = "N", env = "SEALDESK_RELAY_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
 
+    /// Directory of built browser pages (web/dist) to serve from the relay's origin.
+    #[arg(long, value_name = "DIR", env = "SEALDESK_RELAY_WEB_ROOT")]
+    web_root: Option<PathBuf>,
+
     /// Print the effective configuration as TOML and exit (0 if valid, 2 if not).
     #[arg(long)]
     check_config: bool,
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
         tls_key: cli.tls_key.clone(),
         log_format: cli.log_format,
         max_connections: cli.max_connections,
+        web_root: cli.web_root.clone(),
     };
     let loaded = RelayConfig::load(cli.config.as_deref(), |k| std::env::var(k).ok(), &overrides);
 

@@ -10,6 +10,7 @@
 //!                                             ├─ GET /metrics  → Prometheus text
 //!                                             ├─ GET /v1/ws    → 101, then a session task:
 //!                                             │                  SessionHandler::run(Connection)
+//!                                             ├─ a file of --web-root → the page (crate::web)
 //!                                             └─ anything else → 404
 //! ```
 //!
@@ -49,6 +50,7 @@ use crate::config::{Limits, RelayConfig};
 use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::web::WebRoot;
 
 /// The future a [`SessionHandler`] returns.
 pub type SessionFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
@@ -94,6 +96,14 @@ pub async fn run(
 ) -> Result<()> {
     config.validate()?;
     let tls = tls_config(&config)?.map(TlsAcceptor::from);
+    let web = match &config.web_root {
+        Some(dir) => {
+            let web = WebRoot::load(dir)?;
+            info!(dir = %dir.display(), files = web.len(), "serving web pages");
+            Some(web)
+        }
+        None => None,
+    };
     let limits = &config.limits;
     let state = Arc::new(State {
         ws_config: websocket_config(limits),
@@ -101,6 +111,7 @@ pub async fn run(
         metrics,
         handler,
         tls,
+        web,
         tracker: TaskTracker::new(),
         token: CancellationToken::new(),
         next_id: AtomicU64::new(1),
@@ -222,6 +233,8 @@ struct State {
     metrics: Arc<Metrics>,
     handler: Arc<dyn SessionHandler>,
     tls: Option<TlsAcceptor>,
+    /// The browser pages (`--web-root`), if any.
+    web: Option<WebRoot>,
     /// Tracks connection, session and writer tasks so shutdown can wait for them.
     tracker: TaskTracker,
     /// Cancelled on shutdown; sessions get child tokens.
@@ -326,7 +339,17 @@ fn route(
             response
         }
         (_, WS_PATH) => upgrade(req, state, peer, slot),
-        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        (method, path) => {
+            let host = req
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok());
+            state
+                .web
+                .as_ref()
+                .and_then(|web| web.respond(method, path, host))
+                .unwrap_or_else(|| text(StatusCode::NOT_FOUND, "not found\n"))
+        }
     }
 }
 

@@ -91,9 +91,12 @@ pub async fn run(cli: Cli) -> Result<Option<Output>> {
             verify,
         } => audit::audit(&home, &relay, conversation.as_deref(), verify).await?,
         Cmd::Erase { conversation } => conversation::erase(&home, &relay, &conversation).await?,
-        Cmd::Demo => {
+        Cmd::Demo { web } => {
             let mut stdout = std::io::stdout();
-            crate::demo::run(&mut stdout).await?;
+            match web {
+                Some(dir) => crate::demo::run_web(&mut stdout, &dir).await?,
+                None => crate::demo::run(&mut stdout).await?,
+            }
             return Ok(None);
         }
     }))

@@ -1,0 +1,645 @@
+/**
+ * The customer side of one conversation with one org, as the widget runs it: the account (created
+ * on first use and kept in the `Store`), the org's policy checked against the master fingerprint
+ * the page was given, the opening of the conversation (PROTOCOL §13.9) with epoch 0 created here,
+ * every item verified (epoch records at all three levels of §7.5, messages in the order of §9.4),
+ * and sending with the counter persisted before encrypting (§9.3).
+ *
+ * Nothing is shown twice: an item is handled once per sequence number (pushes and history pages
+ * overlap after a reconnect), and items are kept in the store, so a reload shows the history at
+ * once and asks the relay only for what follows. Pushes that arrive while a history sync runs
+ * wait for it, so an epoch record is always handled before the messages under it.
+ */
+import {
+  EpochSecret,
+  IdentityKeys,
+  ProtocolError,
+  ReplayWindow,
+  cardFingerprint,
+  cardFromCbor,
+  cardToCbor,
+  envelopeToCbor,
+  epochToCbor,
+  policyHash,
+  computeEscrow,
+  consentSignedBytes,
+  epochCommitment,
+  epochSignedBytes,
+  equal,
+  fingerprintMatches,
+  formatFingerprint,
+  fromCbor,
+  labels,
+  openEpoch,
+  openMessage,
+  policyToCbor,
+  seal,
+  sealMessage,
+  toCbor,
+  toHex,
+  verifyAgentCertificate,
+  verifyEpoch,
+  checkFollows,
+  verifyPolicy,
+  issueCard,
+  type CborValue,
+  type EpochRecord,
+  type IdentityCard,
+  type Policy,
+} from "@sealdesk/protocol";
+import { consentToCbor, policyFromCbor, sequencedFromCbor, type Push, type Sequenced } from "./frames.js";
+import { auditEntryFromCbor, checkNotice, treeHeadFromCbor, type Notice } from "./notice.js";
+import { Connection, RelayError, SessionError, type ConnectionState, type Session, type SocketFactory } from "./session.js";
+import { RECORDS, itemKey, type Store } from "./store.js";
+
+/** One line of the conversation, verified. */
+export interface ChatLine {
+  seq: number;
+  /** Whether this account sent it. */
+  mine: boolean;
+  /** The sender's account name. */
+  sender: string;
+  text: string;
+  sentAt: number;
+}
+
+/** What the customer tells its view. */
+export type CustomerEvent =
+  | { kind: "state"; state: ConnectionState; detail?: string }
+  | { kind: "policy"; policy: Policy; fingerprint: string }
+  | { kind: "line"; line: ChatLine }
+  | { kind: "read"; seq: number }
+  | { kind: "delivered"; member: string; seq: number }
+  | { kind: "notice"; notice: Notice }
+  | { kind: "key_changed"; detail: string }
+  | { kind: "refused"; seq: number; reason: string }
+  | { kind: "error"; error: Error };
+
+/** Why the customer refused to go on. */
+export type CustomerFailure = "fingerprint_mismatch" | "key_changed" | "not_open" | "no_epoch" | "bad_answer";
+
+/** The customer refused something; `failure` says what. */
+export class CustomerError extends Error {
+  constructor(
+    readonly failure: CustomerFailure,
+    detail?: string,
+  ) {
+    super(detail === undefined ? failure : `${failure}: ${detail}`);
+    this.name = "CustomerError";
+  }
+}
+
+/** How a customer is set up. */
+export interface CustomerOptions {
+  /** The relay's WebSocket URL (`ws://host/v1/ws`). */
+  url: string;
+  /** The org's name. */
+  org: string;
+  /** The org master's printed fingerprint, as the business published it. */
+  masterFingerprint: string;
+  store: Store;
+  socket: SocketFactory;
+  /** Randomness (`crypto.getRandomValues`). */
+  random: (n: number) => Uint8Array;
+  /** Seconds since the epoch. */
+  now: () => number;
+  /** Runs `f` while holding the send lock (Web Locks in a page; one tab sends at a time). */
+  withSendLock?: <T>(f: () => Promise<T>) => Promise<T>;
+}
+
+interface EpochState {
+  record: EpochRecord;
+  schedule: EpochSecret;
+  members: Uint8Array[];
+  windows: Map<string, ReplayWindow>;
+}
+
+interface ConversationRecord {
+  conversation: Uint8Array;
+  agent: IdentityCard;
+}
+
+const PAGE = 200;
+const enc = new TextEncoder();
+const dec = new TextDecoder("utf-8", { fatal: true });
+
+function map(v: CborValue): { [k: string]: CborValue } {
+  if (v === null || typeof v !== "object" || v instanceof Uint8Array || Array.isArray(v)) throw new ProtocolError("malformed", "stored record");
+  return v;
+}
+function bytesOf(v: CborValue | undefined): Uint8Array {
+  if (!(v instanceof Uint8Array)) throw new ProtocolError("malformed", "stored record");
+  return v;
+}
+
+/** A customer of one org, with at most one conversation. */
+export class Customer {
+  private readonly listeners = new Set<(e: CustomerEvent) => void>();
+  private readonly handled = new Set<number>();
+  private readonly epochs = new Map<number, EpochState>();
+  private readonly policies = new Map<number, Policy>();
+  private readonly names = new Map<string, string>();
+  private readonly lines: ChatLine[] = [];
+  private readonly notices: Notice[] = [];
+  private readonly noticeLeaves = new Set<string>();
+  private conn: Connection | null = null;
+  private syncing: Promise<void> | null = null;
+  private queued: Sequenced[] = [];
+  private conv: ConversationRecord | null = null;
+  private pinnedMaster: Uint8Array | null = null;
+  private cursor = 0;
+  private blocked: string | null = null;
+  private readSeq = 0;
+  private chain: Promise<void> = Promise.resolve();
+  /** The org's policy as checked against the fingerprint (after `start`). */
+  policy: Policy | null = null;
+
+  private constructor(
+    private readonly opts: CustomerOptions,
+    readonly keys: IdentityKeys,
+    readonly card: IdentityCard,
+  ) {}
+
+  /** Loads the account from the store (creating it on first use) and the kept conversation. */
+  static async load(opts: CustomerOptions): Promise<Customer> {
+    const stored = await opts.store.get(RECORDS.identity);
+    let keys: IdentityKeys;
+    let card: IdentityCard;
+    if (stored === undefined) {
+      keys = IdentityKeys.generate(opts.random);
+      card = issueCard(keys, `web-${toHex(opts.random(6))}`, "customer", opts.now());
+      const secret = keys.toSecretBytes();
+      await opts.store.put(RECORDS.identity, toCbor({ secret, card: cardToCbor(card) }));
+      secret.fill(0);
+    } else {
+      const m = map(fromCbor(stored));
+      keys = IdentityKeys.fromSecretBytes(bytesOf(m.secret));
+      card = cardFromCbor(m.card ?? null);
+    }
+    const c = new Customer(opts, keys, card);
+    await c.loadConversation();
+    return c;
+  }
+
+  /** Listens to events; returns the function that stops listening. */
+  on(f: (e: CustomerEvent) => void): () => void {
+    this.listeners.add(f);
+    return () => this.listeners.delete(f);
+  }
+
+  private emit(e: CustomerEvent): void {
+    for (const f of this.listeners) f(e);
+  }
+
+  /** The verified lines so far, in sequence order. */
+  history(): readonly ChatLine[] {
+    return this.lines;
+  }
+
+  /** The conversation id (hex), once opened. */
+  conversationId(): string | null {
+    return this.conv === null ? null : toHex(this.conv.conversation);
+  }
+
+  /** The highest sequence number the agent has read (its read receipts). */
+  readUpTo(): number {
+    return this.readSeq;
+  }
+
+  /** Why sending is blocked (a pinned key changed), or null. */
+  blockedBecause(): string | null {
+    return this.blocked;
+  }
+
+  /** The printed fingerprint of the org's master, once the policy is checked. */
+  masterFingerprint(): string | null {
+    return this.policy === null ? null : formatFingerprint(cardFingerprint(this.policy.master));
+  }
+
+  private async loadConversation(): Promise<void> {
+    const s = this.opts.store;
+    for (const k of await s.keys("policy/")) {
+      const b = await s.get(k);
+      if (b !== undefined) {
+        const p = verifyPolicy(policyFromCbor(fromCbor(b)));
+        this.policies.set(p.version, p);
+      }
+    }
+    const c = await s.get(RECORDS.conversation);
+    if (c === undefined) return;
+    const m = map(fromCbor(c));
+    this.conv = { conversation: bytesOf(m.conversation), agent: cardFromCbor(m.agent ?? null) };
+    this.pinnedMaster = bytesOf(m.master_key);
+    const latest = [...this.policies.values()].sort((a, b) => b.version - a.version)[0];
+    if (latest !== undefined) this.policy = latest;
+    for (const k of await s.keys(RECORDS.itemPrefix)) {
+      const b = await s.get(k);
+      if (b !== undefined) await this.ingest(sequencedFromCbor(fromCbor(b)), false);
+    }
+  }
+
+  /** Connects (and reconnects) to the relay; the policy event follows once it is checked. */
+  start(): void {
+    if (this.conn !== null) return;
+    void this.opts.store.get(RECORDS.relayKey).then((pinned) => {
+      this.conn = new Connection(this.opts.url, this.keys, this.card, this.opts.socket, {
+        online: (s) => this.online(s),
+        push: (p) => this.onPush(p),
+        state: (state, detail) => this.emit(detail === undefined ? { kind: "state", state } : { kind: "state", state, detail }),
+        fatal: (error) => this.emit({ kind: "error", error }),
+      }, pinned ?? null);
+      this.conn.start();
+    });
+  }
+
+  /** Disconnects for good. */
+  stop(): void {
+    this.conn?.stop();
+    this.conn = null;
+  }
+
+  /**
+   * Reads what another tab stored: the conversation (if this tab has none yet) and the items
+   * after this tab's cursor (the relay does not push an account's own messages back to it).
+   */
+  async resync(): Promise<void> {
+    if (this.conv === null) {
+      await this.loadConversation();
+      if (this.conv === null) return;
+    }
+    const s = this.conn?.current() ?? null;
+    if (s === null || this.syncing !== null) return;
+    this.syncing = this.sync(s);
+    try {
+      await this.syncing;
+    } finally {
+      this.syncing = null;
+    }
+  }
+
+  private session(): Session {
+    const s = this.conn?.current() ?? null;
+    if (s === null) throw new SessionError("closed", "offline");
+    return s;
+  }
+
+  private async online(s: Session): Promise<void> {
+    if ((await this.opts.store.get(RECORDS.relayKey)) === undefined) await this.opts.store.put(RECORDS.relayKey, s.relayKey);
+    if (!s.registered) {
+      const r = await s.request({ kind: "register" });
+      if (r.kind === "error" && r.code !== "key_registered") throw new RelayError(r.code, r.message);
+    }
+    try {
+      await this.checkPolicy(s, null);
+    } catch (e) {
+      // A changed master key blocks sending (already told); reading goes on.
+      if (!(e instanceof CustomerError && e.failure === "key_changed")) throw e;
+    }
+    if (this.conv !== null) {
+      if (this.epochs.size === 0) await this.createEpochZero(s);
+      this.syncing = this.sync(s);
+      try {
+        await this.syncing;
+      } finally {
+        this.syncing = null;
+      }
+      const queued = this.queued;
+      this.queued = [];
+      for (const q of queued) await this.ingest(q, true);
+    }
+  }
+
+  /** Fetches a policy (the latest when `version` is null), verifies it and checks the pinned master. */
+  private async checkPolicy(s: Session, version: number | null): Promise<Policy> {
+    if (version !== null) {
+      const known = this.policies.get(version);
+      if (known !== undefined) return known;
+    }
+    const r = await s.call({ kind: "get_policy", org: this.opts.org, version });
+    if (r.kind !== "policy") throw new CustomerError("bad_answer", r.kind);
+    const p = this.acceptPolicy(r.policy);
+    await this.opts.store.put(`policy/${String(p.version).padStart(10, "0")}`, toCbor(policyToCbor(p)));
+    if (version === null && (this.policy === null || p.version >= this.policy.version)) {
+      this.policy = p;
+      this.emit({ kind: "policy", policy: p, fingerprint: formatFingerprint(cardFingerprint(p.master)) });
+    }
+    return p;
+  }
+
+  private acceptPolicy(policy: Policy): Policy {
+    const p = verifyPolicy(policy);
+    if (p.org !== this.opts.org) throw new CustomerError("bad_answer", `policy of ${p.org}`);
+    if (this.pinnedMaster !== null && !equal(this.pinnedMaster, p.master.signingKey)) {
+      this.keyChanged(`the org's master key changed (policy version ${p.version})`);
+    }
+    if (!fingerprintMatches(cardFingerprint(p.master), this.opts.masterFingerprint)) {
+      throw new CustomerError("fingerprint_mismatch", `the relay's policy for ${p.org} is signed by ${formatFingerprint(cardFingerprint(p.master))}, not the fingerprint given`);
+    }
+    this.policies.set(p.version, p);
+    return p;
+  }
+
+  private keyChanged(detail: string): never {
+    this.blocked = detail;
+    this.emit({ kind: "key_changed", detail });
+    throw new CustomerError("key_changed", detail);
+  }
+
+  /** Opens the conversation (§13.9): the relay assigns an agent; checked, then epoch 0. */
+  private async open(s: Session): Promise<void> {
+    const checked = await this.checkPolicy(s, null);
+    const conversation = this.opts.random(16);
+    const r = await s.call({ kind: "open_conversation", org: this.opts.org, conversation });
+    if (r.kind !== "opened") throw new CustomerError("bad_answer", r.kind);
+    const policy = verifyPolicy(r.policy);
+    if (!equal(policy.master.signingKey, checked.master.signingKey)) this.keyChanged("the opened conversation's policy has another master key");
+    if (policy.version < checked.version) throw new CustomerError("bad_answer", "an older policy");
+    this.acceptPolicy(policy);
+    const cert = verifyAgentCertificate(r.certificate, policy, this.opts.now());
+    if (!equal(cert.agent.signingKey, r.agent.signingKey) || cert.agent.name !== r.agent.name) throw new CustomerError("bad_answer", "the certificate names another agent");
+    this.conv = { conversation, agent: r.agent };
+    this.pinnedMaster = policy.master.signingKey;
+    await this.opts.store.put(RECORDS.conversation, toCbor({ conversation, agent: cardToCbor(r.agent), master_key: policy.master.signingKey, org: this.opts.org }));
+    await this.createEpochZero(s);
+  }
+
+  private async createEpochZero(s: Session): Promise<void> {
+    const conv = this.conv;
+    if (conv === null) throw new CustomerError("not_open");
+    const latest = [...this.policies.values()].sort((a, b) => b.version - a.version)[0];
+    if (latest === undefined) throw new CustomerError("no_epoch", "no policy");
+    const k = this.opts.random(32);
+    const members = [this.card, conv.agent];
+    const sealedSecrets = [];
+    for (const m of members) {
+      sealedSecrets.push(await seal(this.opts.random, m.agreementKey, { purpose: labels.SEAL_EPOCH_SECRET, conversation: conv.conversation, epoch: 0, recipient: m.signingKey, extra: new Uint8Array(0) }, k));
+    }
+    const escrow = await computeEscrow(k, conv.conversation, 0, this.card.signingKey, latest);
+    const unsigned = {
+      version: 1,
+      org: latest.org,
+      conversation: conv.conversation,
+      epoch: 0,
+      policyVersion: latest.version,
+      policyHash: policyHash(latest),
+      previous: null,
+      createdAt: this.opts.now(),
+      creator: this.card.signingKey,
+      members,
+      sealedSecrets,
+      escrow,
+      commitment: epochCommitment(conv.conversation, 0, k),
+    };
+    k.fill(0);
+    const record: EpochRecord = { ...unsigned, signature: this.keys.sign(epochSignedBytes(unsigned)) };
+    const r = await s.request({ kind: "put_epoch", record });
+    if (r.kind === "error" && r.code === "stale_epoch") return; // another tab created it: history brings it
+    if (r.kind === "error") throw new RelayError(r.code, r.message);
+    if (r.kind !== "stored") throw new CustomerError("bad_answer", r.kind);
+    const raw: CborValue = { conversation: conv.conversation, seq: r.seq, stored_at: this.opts.now(), item: { epoch: epochToCbor(record) } };
+    await this.ingest(sequencedFromCbor(raw), true);
+  }
+
+  private async sync(s: Session): Promise<void> {
+    const conv = this.conv;
+    if (conv === null) return;
+    for (;;) {
+      const r = await s.call({ kind: "history", conversation: conv.conversation, after: this.cursor, limit: PAGE });
+      if (r.kind !== "items") throw new CustomerError("bad_answer", r.kind);
+      for (const it of r.items) await this.ingest(it, true);
+      if (!r.more || r.items.length === 0) break;
+    }
+    if (this.cursor > 0) void s.request({ kind: "delivered", conversation: conv.conversation, seq: this.cursor }).catch(() => undefined);
+  }
+
+  private onPush(p: Push): void {
+    const conv = this.conv;
+    if (p.kind === "item") {
+      if (conv === null || !equal(p.item.conversation, conv.conversation)) return;
+      if (this.syncing !== null) {
+        this.queued.push(p.item);
+        return;
+      }
+      this.chain = this.chain
+        .then(() => this.ingest(p.item, true))
+        .then(() => {
+          const s = this.conn?.current();
+          if (s !== undefined && s !== null) void s.request({ kind: "delivered", conversation: conv.conversation, seq: this.cursor }).catch(() => undefined);
+        })
+        .catch((error: unknown) => this.emit({ kind: "error", error: error instanceof Error ? error : new Error(String(error)) }));
+    } else if (p.kind === "delivered" && conv !== null && equal(p.conversation, conv.conversation)) {
+      this.emit({ kind: "delivered", member: p.member, seq: p.seq });
+    }
+  }
+
+  /** Handles one item once: verifies it, keeps it (when `keep`), shows it. */
+  private async ingest(it: Sequenced, keep: boolean): Promise<void> {
+    if (this.handled.has(it.seq)) return;
+    const conv = this.conv;
+    if (conv === null || !equal(it.conversation, conv.conversation)) return;
+    this.handled.add(it.seq);
+    this.cursor = Math.max(this.cursor, it.seq);
+    if (keep) await this.opts.store.put(itemKey(it.seq), toCbor(it.raw));
+    try {
+      await this.handle(it);
+    } catch (e) {
+      if (e instanceof CustomerError && e.failure === "key_changed") return;
+      this.emit({ kind: "refused", seq: it.seq, reason: e instanceof Error ? e.message : String(e) });
+    }
+  }
+
+  private async handle(it: Sequenced): Promise<void> {
+    const item = it.item;
+    if (item.kind === "epoch") {
+      const r = item.record;
+      let policy = this.policies.get(r.policyVersion);
+      if (policy === undefined) {
+        const s = this.conn?.current() ?? null;
+        if (s === null) throw new CustomerError("no_epoch", `policy version ${r.policyVersion} unknown offline`);
+        policy = await this.checkPolicy(s, r.policyVersion);
+      }
+      verifyEpoch(r, policy);
+      const previous = r.epoch === 0 ? null : (this.epochs.get(r.epoch - 1)?.record ?? null);
+      if (r.epoch > 0 && previous === null) throw new CustomerError("no_epoch", `epoch ${r.epoch - 1} missing`);
+      checkFollows(r, previous);
+      for (const m of r.members) {
+        const known = this.names.get(m.name);
+        const key = toHex(m.signingKey);
+        if (known !== undefined && known !== key) this.keyChanged(`${m.name}'s key changed in epoch ${r.epoch}`);
+        this.names.set(m.name, key);
+      }
+      const k = await openEpoch(r, this.keys, policy);
+      this.epochs.set(r.epoch, { record: r, schedule: new EpochSecret(k, r.conversation, r.epoch), members: r.members.map((m) => m.signingKey), windows: new Map() });
+      k.fill(0);
+    } else if (item.kind === "message") {
+      const env = item.envelope;
+      const e = this.epochs.get(env.header.epoch);
+      if (e === undefined) throw new CustomerError("no_epoch", `message in unknown epoch ${env.header.epoch}`);
+      const body = openMessage(env, {
+        conversation: e.record.conversation,
+        epoch: e.record.epoch,
+        schedule: e.schedule,
+        members: e.members,
+        window: (sender) => {
+          const k = toHex(sender);
+          let w = e.windows.get(k);
+          if (w === undefined) {
+            w = new ReplayWindow();
+            e.windows.set(k, w);
+          }
+          return w;
+        },
+      });
+      const mine = equal(env.header.sender, this.card.signingKey);
+      if (mine) await this.bumpCounter(env.header.epoch, env.header.counter + 1);
+      if (env.header.kind === "read") {
+        if (!mine && body.length === 8) {
+          const seq = Number(new DataView(body.buffer, body.byteOffset, 8).getBigUint64(0));
+          if (seq > this.readSeq) {
+            this.readSeq = seq;
+            this.emit({ kind: "read", seq });
+          }
+        }
+        return;
+      }
+      const sender = e.record.members.find((m) => equal(m.signingKey, env.header.sender))?.name ?? "?";
+      const line: ChatLine = { seq: it.seq, mine, sender, text: dec.decode(body), sentAt: env.header.sentAt };
+      this.lines.push(line);
+      this.lines.sort((a, b) => a.seq - b.seq);
+      this.emit({ kind: "line", line });
+    } else if (item.kind === "notice") {
+      await this.handleNotice(it.seq, item.index, item.raw);
+    }
+  }
+
+  /**
+   * Checks a release notice (`notice.ts`) and keeps the verdict, so a reload shows it without
+   * asking the relay again; a notice that cannot be checked now (offline) is checked on the
+   * next sync.
+   */
+  private async handleNotice(seq: number, index: number, raw: CborValue): Promise<void> {
+    const key = `notice/${String(seq).padStart(12, "0")}`;
+    const kept = await this.opts.store.get(key);
+    if (kept !== undefined) {
+      const m = map(fromCbor(kept));
+      const notice: Notice = { seq, index, text: String(m.text), verified: m.verified === true, signer: typeof m.signer === "string" ? m.signer : null, provenIn: typeof m.proven_in === "number" ? m.proven_in : 0 };
+      this.notices.push(notice);
+      this.emit({ kind: "notice", notice });
+      return;
+    }
+    const conv = this.conv;
+    const s = this.conn?.current() ?? null;
+    const relayKey = this.conn?.relayKey ?? null;
+    if (conv === null || s === null || relayKey === null) {
+      this.handled.delete(seq);
+      return;
+    }
+    const entry = auditEntryFromCbor(raw);
+    const notice = await checkNotice(seq, index, entry, {
+      org: this.opts.org,
+      conversation: conv.conversation,
+      me: this.card.signingKey,
+      relayKey,
+      policy: this.policy,
+      seen: this.noticeLeaves,
+      treeHead: async () => {
+        const r = await s.call({ kind: "get_tree_head" });
+        if (r.kind !== "tree_head") throw new CustomerError("bad_answer", r.kind);
+        return treeHeadFromCbor(r.head);
+      },
+      inclusion: async (i, size) => {
+        const r = await s.call({ kind: "get_inclusion", index: i, size });
+        if (r.kind !== "inclusion" || r.index !== i || r.size !== size) throw new CustomerError("bad_answer", r.kind);
+        return r.path;
+      },
+    });
+    await this.opts.store.put(key, toCbor({ text: notice.text, verified: notice.verified, signer: notice.signer, proven_in: notice.provenIn }));
+    this.notices.push(notice);
+    this.emit({ kind: "notice", notice });
+  }
+
+  /** The release notices shown so far. */
+  releaseNotices(): readonly Notice[] {
+    return this.notices;
+  }
+
+  /**
+   * Consents to the org's master opening this conversation (all its epochs so far) for
+   * `purpose`, valid for `validSecs` (at most the policy's limit): signs a consent token
+   * (§10.2) and shares it with the master through the relay. The master still needs enough
+   * trustees to agree, and every release shows here as a notice. Returns the consent's id (hex),
+   * which the customer gives the business.
+   */
+  async grantConsent(purpose: string, validSecs = 7 * 86_400): Promise<string> {
+    const conv = this.conv;
+    const policy = this.policy;
+    if (conv === null || this.epochs.size === 0) throw new CustomerError("not_open");
+    if (policy === null || !policy.allowConsent) throw new CustomerError("bad_answer", "this org's policy allows no consent");
+    const valid = Math.min(validSecs, policy.maxReleaseValiditySecs);
+    const issuedAt = this.opts.now();
+    const unsigned = {
+      id: this.opts.random(16),
+      org: policy.org,
+      conversation: conv.conversation,
+      epochs: { first: 0, last: Math.max(...this.epochs.keys()) },
+      grantee: policy.master.signingKey,
+      scope: "full" as const,
+      purpose,
+      issuedAt,
+      expiresAt: issuedAt + valid,
+      customer: this.card.signingKey,
+    };
+    const token = { ...unsigned, signature: this.keys.sign(consentSignedBytes(unsigned)) };
+    await this.opts.store.put(`consent/${toHex(token.id)}`, toCbor(consentToCbor(token)));
+    const r = await this.session().call({ kind: "share_consent", token });
+    if (r.kind !== "stored") throw new CustomerError("bad_answer", r.kind);
+    return toHex(token.id);
+  }
+
+  /** The ids (hex) of the consents granted from this browser. */
+  async consents(): Promise<string[]> {
+    return (await this.opts.store.keys("consent/")).map((k) => k.slice("consent/".length));
+  }
+
+  private async readCounter(epoch: number): Promise<number> {
+    const b = await this.opts.store.get(`${RECORDS.counterPrefix}${epoch}`);
+    if (b === undefined) return 0;
+    const v = fromCbor(b);
+    return typeof v === "number" ? v : 0;
+  }
+
+  /** Raises the stored next counter of `epoch` to at least `next` (never lowers it). */
+  private async bumpCounter(epoch: number, next: number): Promise<void> {
+    if ((await this.readCounter(epoch)) < next) await this.opts.store.put(`${RECORDS.counterPrefix}${epoch}`, toCbor(next));
+  }
+
+  /**
+   * Sends `text`, opening the conversation first if needed. The counter is persisted before the
+   * message is encrypted, under the send lock, so no two tabs (or a crash and a retry) can use
+   * one counter twice.
+   */
+  async send(text: string): Promise<ChatLine> {
+    if (this.blocked !== null) throw new CustomerError("key_changed", this.blocked);
+    const lock = this.opts.withSendLock ?? ((f) => f());
+    return lock(async () => {
+      const s = this.session();
+      if (this.conv === null) await this.open(s);
+      const conv = this.conv;
+      if (conv === null) throw new CustomerError("not_open");
+      const epoch = Math.max(...this.epochs.keys());
+      const e = this.epochs.get(epoch);
+      if (e === undefined) throw new CustomerError("no_epoch");
+      const counter = await this.readCounter(epoch);
+      await this.opts.store.put(`${RECORDS.counterPrefix}${epoch}`, toCbor(counter + 1));
+      const sentAt = this.opts.now();
+      const envelope = sealMessage(e.schedule, conv.conversation, epoch, this.keys, counter, "text", sentAt, enc.encode(text));
+      const r = await s.call({ kind: "send", envelope });
+      if (r.kind !== "stored") throw new CustomerError("bad_answer", r.kind);
+      const raw: CborValue = { conversation: conv.conversation, seq: r.seq, stored_at: sentAt, item: { message: envelopeToCbor(envelope) } };
+      await this.ingest(sequencedFromCbor(raw), true);
+      const line = this.lines.find((l) => l.seq === r.seq);
+      if (line === undefined) throw new CustomerError("bad_answer", "own message did not verify");
+      return line;
+    });
+  }
+}

@@ -1,0 +1,461 @@
+/**
+ * Typed frames (PROTOCOL §13): the requests a customer and an agent send, and the responses and
+ * pushes they read, as TypeScript unions with their CBOR encoders and decoders. Decoding is
+ * strict about what it reads (a missing or mistyped field is a `ProtocolError` "malformed") and
+ * ignores what it does not know (a response or push variant it has no use for decodes as
+ * `other`), as the Rust client's serde decoding does.
+ */
+import {
+  ProtocolError,
+  cardFromCbor,
+  cardToCbor,
+  envelopeToCbor,
+  epochToCbor,
+  type AgentCertificate,
+  type AuditEntry,
+  type CborValue,
+  type ConsentToken,
+  type Envelope,
+  type EpochRecord,
+  type Handoff,
+  type IdentityCard,
+  type Policy,
+  type Sealed,
+} from "@sealdesk/protocol";
+
+/** A request body (§13.3), the subset the browser clients send. */
+export type Request =
+  | { kind: "register" }
+  | { kind: "list_conversations" }
+  | { kind: "get_card"; name: string }
+  | { kind: "get_policy"; org: string; version: number | null }
+  | { kind: "get_certificate"; org: string; agent: string }
+  | { kind: "open_conversation"; org: string; conversation: Uint8Array }
+  | { kind: "put_epoch"; record: EpochRecord }
+  | { kind: "send"; envelope: Envelope }
+  | { kind: "history"; conversation: Uint8Array; after: number; limit: number }
+  | { kind: "delivered"; conversation: Uint8Array; seq: number }
+  | { kind: "get_tree_head" }
+  | { kind: "get_inclusion"; index: number; size: number }
+  | { kind: "share_consent"; token: ConsentToken };
+
+/** The CBOR of a request body. */
+export function requestToCbor(r: Request): CborValue {
+  switch (r.kind) {
+    case "register":
+    case "list_conversations":
+    case "get_tree_head":
+      return r.kind;
+    case "get_card":
+      return { get_card: { name: r.name } };
+    case "get_policy":
+      return { get_policy: { org: r.org, version: r.version } };
+    case "get_certificate":
+      return { get_certificate: { org: r.org, agent: r.agent } };
+    case "open_conversation":
+      return { open_conversation: { org: r.org, conversation: r.conversation } };
+    case "put_epoch":
+      return { put_epoch: epochToCbor(r.record) };
+    case "send":
+      return { send: envelopeToCbor(r.envelope) };
+    case "history":
+      return { history: { conversation: r.conversation, after: r.after, limit: r.limit } };
+    case "delivered":
+      return { delivered: { conversation: r.conversation, seq: r.seq } };
+    case "get_inclusion":
+      return { get_inclusion: { index: r.index, size: r.size } };
+    case "share_consent":
+      return { share_consent: consentToCbor(r.token) };
+  }
+}
+
+/** A relay error code (§13.4); a code this client does not know reads as `bad_request`. */
+export type RelayErrorCode =
+  | "bad_request"
+  | "bad_field"
+  | "forbidden"
+  | "not_found"
+  | "not_registered"
+  | "legal_hold"
+  | "too_large"
+  | "rate_limited"
+  | "internal"
+  | "counter_reused"
+  | "stale_epoch"
+  | "epoch_full"
+  | "name_taken"
+  | "key_registered"
+  | "id_taken"
+  | "stale_policy"
+  | "already_answered";
+
+const KNOWN_CODES: ReadonlySet<string> = new Set<RelayErrorCode>([
+  "bad_request",
+  "bad_field",
+  "forbidden",
+  "not_found",
+  "not_registered",
+  "legal_hold",
+  "too_large",
+  "rate_limited",
+  "internal",
+  "counter_reused",
+  "stale_epoch",
+  "epoch_full",
+  "name_taken",
+  "key_registered",
+  "id_taken",
+  "stale_policy",
+  "already_answered",
+]);
+
+/** A conversation item (§13.4 `Sequenced.item`). */
+export type Item =
+  | { kind: "epoch"; record: EpochRecord }
+  | { kind: "message"; envelope: Envelope }
+  | { kind: "hand_off"; handoff: Handoff }
+  | { kind: "consent" }
+  | { kind: "notice"; entry: AuditEntry | null; index: number; raw: CborValue }
+  | { kind: "other"; name: string };
+
+/** An item with its relay sequence number. */
+export interface Sequenced {
+  conversation: Uint8Array;
+  seq: number;
+  storedAt: number;
+  item: Item;
+  /** The item's CBOR as received (kept in the store and decoded again on load). */
+  raw: CborValue;
+}
+
+/** One entry of `conversations`. */
+export interface ConversationInfo {
+  conversation: Uint8Array;
+  org: string;
+  customer: string;
+  agent: string;
+  lastSeq: number;
+  delivered: number;
+  createdAt: number;
+}
+
+/** A response body (§13.4). */
+export type Response =
+  | { kind: "ok" }
+  | { kind: "error"; code: RelayErrorCode; message: string }
+  | { kind: "card"; card: IdentityCard }
+  | { kind: "policy"; policy: Policy }
+  | { kind: "certificate"; certificate: AgentCertificate }
+  | { kind: "opened"; agent: IdentityCard; certificate: AgentCertificate; policy: Policy }
+  | { kind: "conversations"; conversations: ConversationInfo[] }
+  | { kind: "stored"; seq: number }
+  | { kind: "items"; items: Sequenced[]; more: boolean }
+  | { kind: "tree_head"; head: CborValue }
+  | { kind: "inclusion"; index: number; size: number; path: Uint8Array[] }
+  | { kind: "other"; name: string };
+
+/** A push (§13.5). */
+export type Push =
+  | { kind: "item"; item: Sequenced }
+  | { kind: "assigned"; conversation: Uint8Array; customer: IdentityCard }
+  | { kind: "delivered"; conversation: Uint8Array; member: string; seq: number }
+  | { kind: "other"; name: string };
+
+/** A decoded frame from the relay. */
+export type ServerFrame =
+  | { kind: "challenge"; relayKey: Uint8Array; nonce: Uint8Array }
+  | { kind: "welcome"; registered: boolean; logKey: Uint8Array }
+  | { kind: "response"; id: number; body: Response }
+  | { kind: "push"; push: Push };
+
+type Map_ = { [key: string]: CborValue };
+
+function malformed(what: string): ProtocolError {
+  return new ProtocolError("malformed", what);
+}
+function isMap(v: CborValue | undefined): v is Map_ {
+  return v !== null && v !== undefined && typeof v === "object" && !(v instanceof Uint8Array) && !Array.isArray(v);
+}
+function map(v: CborValue | undefined, what: string): Map_ {
+  if (!isMap(v)) throw malformed(`${what}: expected a map`);
+  return v;
+}
+function get(m: Map_, key: string): CborValue {
+  if (!Object.hasOwn(m, key)) throw malformed(`missing field ${key}`);
+  const v = m[key];
+  if (v === undefined) throw malformed(`missing field ${key}`);
+  return v;
+}
+function bytes(m: Map_, key: string, len?: number): Uint8Array {
+  const v = get(m, key);
+  if (!(v instanceof Uint8Array) || (len !== undefined && v.length !== len)) throw malformed(`${key}: expected ${len ?? ""} bytes`);
+  return v;
+}
+function uint(v: CborValue, key: string): number {
+  if (typeof v === "bigint") {
+    if (v < 0n || v > BigInt(Number.MAX_SAFE_INTEGER)) throw malformed(`${key}: out of range`);
+    return Number(v);
+  }
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw malformed(`${key}: expected an unsigned integer`);
+  return v;
+}
+function u(m: Map_, key: string): number {
+  return uint(get(m, key), key);
+}
+function text(m: Map_, key: string): string {
+  const v = get(m, key);
+  if (typeof v !== "string") throw malformed(`${key}: expected text`);
+  return v;
+}
+function bool(m: Map_, key: string): boolean {
+  const v = get(m, key);
+  if (typeof v !== "boolean") throw malformed(`${key}: expected a bool`);
+  return v;
+}
+function list(m: Map_, key: string): CborValue[] {
+  const v = get(m, key);
+  if (!Array.isArray(v)) throw malformed(`${key}: expected an array`);
+  return v;
+}
+/** `"name"` (a unit variant) or `{ name: value }` (one entry): the variant's name and content. */
+function variant(v: CborValue, what: string): [string, CborValue] {
+  if (typeof v === "string") return [v, null];
+  const m = map(v, what);
+  const keys = Object.keys(m);
+  const k = keys[0];
+  if (keys.length !== 1 || k === undefined) throw malformed(`${what}: expected one variant`);
+  return [k, get(m, k)];
+}
+
+/** A policy from its CBOR map. */
+export function policyFromCbor(v: CborValue): Policy {
+  const m = map(v, "policy");
+  return {
+    org: text(m, "org"),
+    version: u(m, "version"),
+    master: cardFromCbor(get(m, "master")),
+    trustees: list(m, "trustees").map(cardFromCbor),
+    trusteeThreshold: u(m, "trustee_threshold"),
+    arbiters: list(m, "arbiters").map(cardFromCbor),
+    arbiterThreshold: u(m, "arbiter_threshold"),
+    allowConsent: bool(m, "allow_consent"),
+    allowDispute: bool(m, "allow_dispute"),
+    maxReleaseValiditySecs: u(m, "max_release_validity_secs"),
+    rotateAfterMessages: u(m, "rotate_after_messages"),
+    rotateAfterSecs: u(m, "rotate_after_secs"),
+    retentionSecs: u(m, "retention_secs"),
+    historyHandoff: bool(m, "history_handoff"),
+    createdAt: u(m, "created_at"),
+    signature: bytes(m, "signature", 64),
+  };
+}
+
+/** An agent certificate from its CBOR map. */
+export function certificateFromCbor(v: CborValue): AgentCertificate {
+  const m = map(v, "certificate");
+  return { org: text(m, "org"), agent: cardFromCbor(get(m, "agent")), issuedAt: u(m, "issued_at"), expiresAt: u(m, "expires_at"), signature: bytes(m, "signature", 64) };
+}
+
+function sealedFromCbor(v: CborValue): Sealed {
+  const m = map(v, "sealed");
+  return { enc: bytes(m, "enc", 32), ciphertext: bytes(m, "ciphertext") };
+}
+
+/** An epoch record from its CBOR map. */
+export function epochFromCbor(v: CborValue): EpochRecord {
+  const m = map(v, "epoch record");
+  const prev = get(m, "previous");
+  if (prev !== null && !(prev instanceof Uint8Array && prev.length === 32)) throw malformed("previous: expected 32 bytes or null");
+  const escrow = map(get(m, "escrow"), "escrow");
+  return {
+    version: u(m, "version"),
+    org: text(m, "org"),
+    conversation: bytes(m, "conversation", 16),
+    epoch: u(m, "epoch"),
+    policyVersion: u(m, "policy_version"),
+    policyHash: bytes(m, "policy_hash", 32),
+    previous: prev,
+    createdAt: u(m, "created_at"),
+    creator: bytes(m, "creator", 32),
+    members: list(m, "members").map(cardFromCbor),
+    sealedSecrets: list(m, "sealed_secrets").map(sealedFromCbor),
+    escrow: { master: sealedFromCbor(get(escrow, "master")), trustees: list(escrow, "trustees").map(sealedFromCbor) },
+    commitment: bytes(m, "commitment", 32),
+    signature: bytes(m, "signature", 64),
+  };
+}
+
+/** A message envelope from its CBOR map. */
+export function envelopeFromCbor(v: CborValue): Envelope {
+  const m = map(v, "envelope");
+  const h = map(get(m, "header"), "header");
+  const kind = text(h, "kind");
+  if (kind !== "text" && kind !== "read") throw malformed(`kind ${kind}`);
+  return {
+    header: {
+      version: u(h, "version"),
+      conversation: bytes(h, "conversation", 16),
+      epoch: u(h, "epoch"),
+      sender: bytes(h, "sender", 32),
+      counter: u(h, "counter"),
+      kind,
+      sentAt: u(h, "sent_at"),
+      commitment: bytes(h, "commitment", 32),
+    },
+    ciphertext: bytes(m, "ciphertext"),
+    signature: bytes(m, "signature", 64),
+  };
+}
+
+function handoffFromCbor(v: CborValue): Handoff {
+  const m = map(v, "hand-off");
+  const epochs = list(m, "epochs").map((e): [number, Sealed] => {
+    if (!Array.isArray(e) || e.length !== 2 || e[0] === undefined || e[1] === undefined) throw malformed("hand-off epoch");
+    return [uint(e[0], "epoch"), sealedFromCbor(e[1])];
+  });
+  return { conversation: bytes(m, "conversation", 16), from: bytes(m, "from", 32), to: bytes(m, "to", 32), epochs, createdAt: u(m, "created_at"), signature: bytes(m, "signature", 64) };
+}
+
+function itemFromCbor(v: CborValue): Item {
+  const [name, body] = variant(v, "item");
+  switch (name) {
+    case "epoch":
+      return { kind: "epoch", record: epochFromCbor(body) };
+    case "message":
+      return { kind: "message", envelope: envelopeFromCbor(body) };
+    case "hand_off":
+      return { kind: "hand_off", handoff: handoffFromCbor(body) };
+    case "consent":
+      return { kind: "consent" };
+    case "notice": {
+      const m = map(body, "notice");
+      return { kind: "notice", entry: null, index: u(m, "index"), raw: get(m, "entry") };
+    }
+    default:
+      return { kind: "other", name };
+  }
+}
+
+/** A `Sequenced` from its CBOR map. */
+export function sequencedFromCbor(v: CborValue): Sequenced {
+  const m = map(v, "sequenced");
+  return { conversation: bytes(m, "conversation", 16), seq: u(m, "seq"), storedAt: u(m, "stored_at"), item: itemFromCbor(get(m, "item")), raw: v };
+}
+
+function conversationInfoFromCbor(v: CborValue): ConversationInfo {
+  const m = map(v, "conversation");
+  return {
+    conversation: bytes(m, "conversation", 16),
+    org: text(m, "org"),
+    customer: text(m, "customer"),
+    agent: text(m, "agent"),
+    lastSeq: u(m, "last_seq"),
+    delivered: u(m, "delivered"),
+    createdAt: u(m, "created_at"),
+  };
+}
+
+/** A response body from its CBOR. */
+export function responseFromCbor(v: CborValue): Response {
+  const [name, body] = variant(v, "response");
+  switch (name) {
+    case "ok":
+      return { kind: "ok" };
+    case "error": {
+      const m = map(body, "error");
+      const code = text(m, "code");
+      return { kind: "error", code: KNOWN_CODES.has(code) ? (code as RelayErrorCode) : "bad_request", message: text(m, "message") };
+    }
+    case "card":
+      return { kind: "card", card: cardFromCbor(body) };
+    case "policy":
+      return { kind: "policy", policy: policyFromCbor(body) };
+    case "certificate":
+      return { kind: "certificate", certificate: certificateFromCbor(body) };
+    case "opened": {
+      const m = map(body, "opened");
+      return { kind: "opened", agent: cardFromCbor(get(m, "agent")), certificate: certificateFromCbor(get(m, "certificate")), policy: policyFromCbor(get(m, "policy")) };
+    }
+    case "conversations": {
+      if (!Array.isArray(body)) throw malformed("conversations: expected an array");
+      return { kind: "conversations", conversations: body.map(conversationInfoFromCbor) };
+    }
+    case "stored":
+      return { kind: "stored", seq: u(map(body, "stored"), "seq") };
+    case "items": {
+      const m = map(body, "items");
+      return { kind: "items", items: list(m, "items").map(sequencedFromCbor), more: bool(m, "more") };
+    }
+    case "tree_head":
+      return { kind: "tree_head", head: body };
+    case "inclusion": {
+      const m = map(body, "inclusion");
+      const path = list(m, "path").map((p) => {
+        if (!(p instanceof Uint8Array) || p.length !== 32) throw malformed("path: expected 32-byte hashes");
+        return p;
+      });
+      return { kind: "inclusion", index: u(m, "index"), size: u(m, "size"), path };
+    }
+    default:
+      return { kind: "other", name };
+  }
+}
+
+/** A push from its CBOR. */
+export function pushFromCbor(v: CborValue): Push {
+  const [name, body] = variant(v, "push");
+  switch (name) {
+    case "item":
+      return { kind: "item", item: sequencedFromCbor(body) };
+    case "assigned": {
+      const m = map(body, "assigned");
+      return { kind: "assigned", conversation: bytes(m, "conversation", 16), customer: cardFromCbor(get(m, "customer")) };
+    }
+    case "delivered": {
+      const m = map(body, "delivered");
+      return { kind: "delivered", conversation: bytes(m, "conversation", 16), member: text(m, "member"), seq: u(m, "seq") };
+    }
+    default:
+      return { kind: "other", name };
+  }
+}
+
+/** A frame from the relay (already past `decodeFrame`). */
+export function serverFrameFromCbor(v: CborValue): ServerFrame {
+  const [name, body] = variant(v, "frame");
+  const m = name === "push" ? null : map(body, name);
+  switch (name) {
+    case "challenge":
+      return { kind: "challenge", relayKey: bytes(m ?? {}, "relay_key", 32), nonce: bytes(m ?? {}, "nonce", 32) };
+    case "welcome":
+      return { kind: "welcome", registered: bool(m ?? {}, "registered"), logKey: bytes(m ?? {}, "log_key", 32) };
+    case "response":
+      return { kind: "response", id: u(m ?? {}, "id"), body: responseFromCbor(get(m ?? {}, "body")) };
+    case "push":
+      return { kind: "push", push: pushFromCbor(body) };
+    default:
+      throw malformed(`unexpected frame ${name}`);
+  }
+}
+
+/** The `auth` frame: the card and the signature over the challenge (§13.1). */
+export function authFrame(card: IdentityCard, signature: Uint8Array): CborValue {
+  return { auth: { card: cardToCbor(card), signature } };
+}
+
+/** A consent token's CBOR map (§10.2). */
+export function consentToCbor(c: ConsentToken): CborValue {
+  return {
+    id: c.id,
+    org: c.org,
+    conversation: c.conversation,
+    epochs: { first: c.epochs.first, last: c.epochs.last },
+    grantee: c.grantee,
+    scope: c.scope,
+    purpose: c.purpose,
+    issued_at: c.issuedAt,
+    expires_at: c.expiresAt,
+    customer: c.customer,
+    signature: c.signature,
+  };
+}

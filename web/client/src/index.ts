@@ -1,0 +1,12 @@
+/**
+ * `@sealdesk/client`: Sealdesk's client side in TypeScript over `@sealdesk/protocol` — typed
+ * frames, a WebSocket session that reconnects, stores behind an interface, and the customer of
+ * one conversation (what the widget runs). No DOM here but `idb.ts` (IndexedDB, WebCrypto) and
+ * `locks.ts` (Web Locks), which a page imports.
+ */
+export * from "./frames.js";
+export * from "./session.js";
+export * from "./store.js";
+export * from "./customer.js";
+export * from "./summary.js";
+export * from "./notice.js";

@@ -1,0 +1,196 @@
+/**
+ * Release notices (PROTOCOL §12, §13.4 `notice` items): the audit entry a conversation's customer
+ * is shown when its conversation is opened (or erased, or a consent revoked), checked as the Rust
+ * client's `ingest_notice` checks it. A notice is shown as **verified** only if the entry's
+ * signature verifies, it is about this conversation, its signer is allowed to make it (a release:
+ * a trustee of the org's policy, for that org and its master; an erasure: the customer or the
+ * relay; a revocation: the customer), and it is proven in the audit log: an inclusion proof under
+ * a tree head signed by the pinned relay key. One logged entry is one notice: the same leaf again
+ * is shown as a repeat, never as a second opening. Anything else is shown, marked NOT GENUINE.
+ */
+import {
+  ProtocolError,
+  entryLeafHash,
+  equal,
+  toHex,
+  verifyEntry,
+  verifyInclusion,
+  verifyTreeHead,
+  type AuditEntry,
+  type AuditEvent,
+  type CborValue,
+  type Policy,
+  type ReleaseBasis,
+  type TreeHead,
+} from "@sealdesk/protocol";
+
+type M = { [k: string]: CborValue };
+
+function map(v: CborValue | undefined, what: string): M {
+  if (v === null || v === undefined || typeof v !== "object" || v instanceof Uint8Array || Array.isArray(v)) throw new ProtocolError("malformed", `${what}: expected a map`);
+  return v;
+}
+function bytes(m: M, k: string, len?: number): Uint8Array {
+  const v = m[k];
+  if (!(v instanceof Uint8Array) || (len !== undefined && v.length !== len)) throw new ProtocolError("malformed", `${k}: expected bytes`);
+  return v;
+}
+function num(m: M, k: string): number {
+  const v = m[k];
+  if (typeof v === "bigint" && v >= 0n && v <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(v);
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw new ProtocolError("malformed", `${k}: expected an unsigned integer`);
+  return v;
+}
+function str(m: M, k: string): string {
+  const v = m[k];
+  if (typeof v !== "string") throw new ProtocolError("malformed", `${k}: expected text`);
+  return v;
+}
+function one(v: CborValue | undefined, what: string): [string, M] {
+  const m = map(v, what);
+  const keys = Object.keys(m);
+  const k = keys[0];
+  if (keys.length !== 1 || k === undefined) throw new ProtocolError("malformed", `${what}: expected one variant`);
+  return [k, map(m[k], what)];
+}
+
+function basisFromCbor(v: CborValue | undefined): ReleaseBasis {
+  const [k, m] = one(v, "basis");
+  if (k === "consent") {
+    const scope = str(m, "scope");
+    if (scope !== "full" && scope !== "redacted") throw new ProtocolError("malformed", `scope ${scope}`);
+    return { consent: { id: bytes(m, "id", 16), scope, issuedAt: num(m, "issued_at") } };
+  }
+  if (k === "dispute") {
+    const a = m.approvers;
+    if (!Array.isArray(a)) throw new ProtocolError("malformed", "approvers");
+    return { dispute: { id: bytes(m, "id", 16), approvers: a.map((x) => (x instanceof Uint8Array && x.length === 32 ? x : new Uint8Array(0))) } };
+  }
+  throw new ProtocolError("malformed", `basis ${k}`);
+}
+
+/** An audit entry from its CBOR map (`{ event, at, signer, signature }`). */
+export function auditEntryFromCbor(v: CborValue): AuditEntry {
+  const m = map(v, "audit entry");
+  const [k, e] = one(m.event, "event");
+  let event: AuditEvent;
+  if (k === "release") {
+    const ep = map(e.epochs, "epochs");
+    event = { release: { org: str(e, "org"), requestHash: bytes(e, "request_hash", 32), conversation: bytes(e, "conversation", 16), epochs: { first: num(ep, "first"), last: num(ep, "last") }, basis: basisFromCbor(e.basis), master: bytes(e, "master", 32) } };
+  } else if (k === "erasure") {
+    const reason = str(e, "reason");
+    if (reason !== "retention" && reason !== "customer request") throw new ProtocolError("malformed", `reason ${reason}`);
+    event = { erasure: { conversation: bytes(e, "conversation", 16), reason } };
+  } else if (k === "consent_revocation") {
+    event = { consent_revocation: { conversation: bytes(e, "conversation", 16), consent: bytes(e, "consent", 16) } };
+  } else if (k === "policy_change") {
+    event = { policy_change: { org: str(e, "org"), version: num(e, "version"), policyHash: bytes(e, "policy_hash", 32) } };
+  } else {
+    throw new ProtocolError("malformed", `event ${k}`);
+  }
+  return { event, at: num(m, "at"), signer: bytes(m, "signer", 32), signature: bytes(m, "signature", 64) };
+}
+
+/** A tree head from its CBOR map. */
+export function treeHeadFromCbor(v: CborValue): TreeHead {
+  const m = map(v, "tree head");
+  return { size: num(m, "size"), root: bytes(m, "root", 32), timestamp: num(m, "timestamp"), logKey: bytes(m, "log_key", 32), signature: bytes(m, "signature", 64) };
+}
+
+function conversationOf(e: AuditEvent): Uint8Array | null {
+  if ("release" in e) return e.release.conversation;
+  if ("erasure" in e) return e.erasure.conversation;
+  if ("consent_revocation" in e) return e.consent_revocation.conversation;
+  return null;
+}
+
+/** A notice as shown to the customer. */
+export interface Notice {
+  seq: number;
+  index: number;
+  /** What happened, in plain words (with NOT GENUINE or a repeat said in it). */
+  text: string;
+  /** Signed by an allowed party, about this conversation, proven in the log, and not a repeat. */
+  verified: boolean;
+  /** Who signed it (a trustee's name), when known. */
+  signer: string | null;
+  /** The tree size the inclusion was proven under (0 if not proven). */
+  provenIn: number;
+}
+
+/** What checking a notice needs from its caller. */
+export interface NoticeContext {
+  org: string;
+  conversation: Uint8Array;
+  me: Uint8Array;
+  relayKey: Uint8Array;
+  policy: Policy | null;
+  /** The latest signed tree head (any size). */
+  treeHead: () => Promise<TreeHead>;
+  /** The inclusion path of `index` in the tree of `size`. */
+  inclusion: (index: number, size: number) => Promise<Uint8Array[]>;
+  /** Leaf hashes (hex) already shown in this conversation. */
+  seen: Set<string>;
+}
+
+/** Why a notice is not genuine (for the tests and the text); null when it is. */
+export type NoticeFailure = "signature" | "conversation" | "signer" | "inclusion" | null;
+
+/** Checks a notice and says it in words. */
+export async function checkNotice(seq: number, index: number, entry: AuditEntry, ctx: NoticeContext): Promise<Notice & { failure: NoticeFailure }> {
+  let failure: NoticeFailure = null;
+  let signer: string | null = null;
+  try {
+    verifyEntry(entry);
+  } catch {
+    failure = "signature";
+  }
+  const conv = conversationOf(entry.event);
+  if (failure === null && (conv === null || !equal(conv, ctx.conversation))) failure = "conversation";
+  if (failure === null) {
+    const e = entry.event;
+    if ("release" in e) {
+      const t = ctx.policy?.trustees.find((x) => equal(x.signingKey, entry.signer));
+      signer = t?.name ?? null;
+      if (t === undefined || ctx.policy === null || e.release.org !== ctx.org || !equal(e.release.master, ctx.policy.master.signingKey)) failure = "signer";
+    } else if ("erasure" in e) {
+      if (!equal(entry.signer, ctx.me) && !equal(entry.signer, ctx.relayKey)) failure = "signer";
+    } else if ("consent_revocation" in e) {
+      if (!equal(entry.signer, ctx.me)) failure = "signer";
+    } else {
+      failure = "signer";
+    }
+  }
+  let provenIn = 0;
+  if (failure === null) {
+    try {
+      const head = verifyTreeHead(await ctx.treeHead(), ctx.relayKey);
+      if (!equal(head.logKey, ctx.relayKey) || index >= head.size) throw new ProtocolError("malformed", "not in the log");
+      const path = await ctx.inclusion(index, head.size);
+      if (!verifyInclusion(entryLeafHash(entry), index, head.size, path, head.root)) throw new ProtocolError("malformed", "inclusion");
+      provenIn = head.size;
+    } catch {
+      failure = "inclusion";
+    }
+  }
+  const leaf = toHex(entryLeafHash(entry));
+  const repeat = failure === null && ctx.seen.has(leaf);
+  if (failure === null) ctx.seen.add(leaf);
+  let text = describe(entry.event, signer);
+  if (failure !== null) text += " (NOT GENUINE: not signed by a party allowed to make it, or not proven in the audit log)";
+  if (repeat) text += " — a repeat of a notice already shown, not a new opening";
+  return { seq, index, text, verified: failure === null && !repeat, signer, provenIn, failure };
+}
+
+function describe(e: AuditEvent, signer: string | null): string {
+  if ("release" in e) {
+    const r = e.release;
+    const epochs = r.epochs.first === r.epochs.last ? `epoch ${r.epochs.first}` : `epochs ${r.epochs.first}–${r.epochs.last}`;
+    const who = signer === null ? "a trustee" : `the trustee ${signer}`;
+    if ("consent" in r.basis) return `${who} released its share to ${r.org} for ${epochs} of this chat under your consent ${toHex(r.basis.consent.id)}`;
+    return `${who} released its share to ${r.org} for ${epochs} of this chat under dispute ticket ${toHex(r.basis.dispute.id)}, approved by ${r.basis.dispute.approvers.length} arbiter(s)`;
+  }
+  if ("erasure" in e) return `this conversation was erased (${e.erasure.reason})`;
+  if ("consent_revocation" in e) return `consent ${toHex(e.consent_revocation.consent)} was revoked`;
+  return `${e.policy_change.org} published policy version ${e.policy_change.version}`;
+}

@@ -1,0 +1,345 @@
+/**
+ * An authenticated session with the relay over one WebSocket (PROTOCOL §13.1), the twin of
+ * `client/src/session.rs`: the challenge answered with the account's signature, the relay key
+ * pinned, requests matched with their responses by id, pushes handed to a listener.
+ *
+ * `Connection` keeps a session alive: when the socket closes it reconnects with exponential
+ * backoff (with jitter), and tells its listener, which resynchronises from its cursors (pushes
+ * are not queued for offline accounts, §13.11). The WebSocket constructor is injected, so the
+ * same code runs in a page and under Node.
+ */
+import { IdentityKeys, labels, ProtocolError, Writer, decodeFrame, encodeFrame, equal, requestFrame, type IdentityCard } from "@sealdesk/protocol";
+import { authFrame, requestToCbor, serverFrameFromCbor, type Push, type Request, type Response, type ServerFrame } from "./frames.js";
+
+/** The part of the DOM `WebSocket` this module uses. */
+export interface SocketLike {
+  binaryType: string;
+  readonly readyState: number;
+  send(data: Uint8Array): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: unknown) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+}
+
+/** Opens a socket to `url` (`(url) => new WebSocket(url)` in a page). */
+export type SocketFactory = (url: string) => SocketLike;
+
+/** Why a session operation failed. */
+export type SessionFailure = "closed" | "timeout" | "relay_key_changed" | "unexpected" | "auth_refused";
+
+/** A session operation failed; `failure` says how. */
+export class SessionError extends Error {
+  constructor(
+    readonly failure: SessionFailure,
+    detail?: string,
+  ) {
+    super(detail === undefined ? failure : `${failure}: ${detail}`);
+    this.name = "SessionError";
+  }
+}
+
+/** The relay answered `error`; `code` is its error code (§13.8). */
+export class RelayError extends Error {
+  constructor(
+    readonly code: string,
+    readonly detail: string,
+  ) {
+    super(`relay refused: ${code}: ${detail}`);
+    this.name = "RelayError";
+  }
+}
+
+/** How long the handshake and a request may take. */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** How long a request may wait for its response. */
+export const REQUEST_TIMEOUT_MS = 15_000;
+
+/** The bytes an account signs to answer a challenge (§13.1). */
+export function authSignedBytes(relayKey: Uint8Array, nonce: Uint8Array, account: Uint8Array): Uint8Array {
+  return Writer.withLabel(labels.AUTH).fixed(relayKey).fixed(nonce).fixed(account).toBytes();
+}
+
+function toBytes(data: unknown): Uint8Array | null {
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return null;
+}
+
+/** An authenticated session on one socket. */
+export class Session {
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (r: Response) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>();
+  private closedWith: string | null = null;
+  /** Called for every push, in arrival order. */
+  onPush: (p: Push) => void = () => {};
+  /** Called once when the socket closes (after pending requests are failed). */
+  onClose: (reason: string) => void = () => {};
+  /** Called when a frame from the relay does not decode (the session then closes). */
+  onBadFrame: (e: Error) => void = () => {};
+
+  private constructor(
+    private readonly socket: SocketLike,
+    /** The relay's key, as its challenge presented it (pinned by the caller). */
+    readonly relayKey: Uint8Array,
+    /** Whether the card was registered on the relay at authentication. */
+    readonly registered: boolean,
+  ) {}
+
+  /**
+   * Connects to `url`, answers the challenge as `keys`/`card`, and waits for `welcome`. A relay
+   * presenting a key other than `pinnedRelayKey` (in the challenge or the welcome) is refused.
+   */
+  static connect(url: string, keys: IdentityKeys, card: IdentityCard, socketFactory: SocketFactory, pinnedRelayKey: Uint8Array | null): Promise<Session> {
+    return new Promise((resolve, reject) => {
+      let socket: SocketLike;
+      try {
+        socket = socketFactory(url);
+      } catch (e) {
+        reject(new SessionError("closed", e instanceof Error ? e.message : "connect"));
+        return;
+      }
+      socket.binaryType = "arraybuffer";
+      let stage: "challenge" | "welcome" | "done" = "challenge";
+      let relayKey: Uint8Array | null = null;
+      const fail = (e: Error): void => {
+        if (stage === "done") return;
+        stage = "done";
+        clearTimeout(timer);
+        reject(e);
+        try {
+          socket.close(1000);
+        } catch {
+          /* already closed */
+        }
+      };
+      const timer = setTimeout(() => fail(new SessionError("timeout", "handshake")), HANDSHAKE_TIMEOUT_MS);
+      socket.onerror = () => {};
+      socket.onclose = (ev) => fail(new SessionError("closed", `during the handshake (${ev.code} ${ev.reason})`));
+      socket.onmessage = (ev) => {
+        let frame: ServerFrame;
+        try {
+          const bytes = toBytes(ev.data);
+          if (bytes === null) throw new ProtocolError("malformed", "a text message");
+          frame = serverFrameFromCbor(decodeFrame(bytes));
+        } catch (e) {
+          fail(e instanceof Error ? e : new SessionError("unexpected"));
+          return;
+        }
+        if (stage === "challenge") {
+          if (frame.kind !== "challenge") return fail(new SessionError("unexpected", "the first frame was not a challenge"));
+          if (pinnedRelayKey !== null && !equal(pinnedRelayKey, frame.relayKey)) return fail(new SessionError("relay_key_changed"));
+          relayKey = frame.relayKey;
+          const signature = keys.sign(authSignedBytes(frame.relayKey, frame.nonce, keys.signingPublic));
+          socket.send(encodeFrame(authFrame(card, signature)));
+          stage = "welcome";
+        } else if (stage === "welcome") {
+          if (frame.kind === "response" && frame.body.kind === "error") return fail(new RelayError(frame.body.code, frame.body.message));
+          if (frame.kind !== "welcome" || relayKey === null) return fail(new SessionError("unexpected", "no welcome"));
+          if (!equal(frame.logKey, relayKey)) return fail(new SessionError("relay_key_changed", "log key differs from the relay key"));
+          stage = "done";
+          clearTimeout(timer);
+          const s = new Session(socket, relayKey, frame.registered);
+          s.attach();
+          resolve(s);
+        }
+      };
+    });
+  }
+
+  private attach(): void {
+    this.socket.onmessage = (ev) => {
+      let frame: ServerFrame;
+      try {
+        const bytes = toBytes(ev.data);
+        if (bytes === null) throw new ProtocolError("malformed", "a text message");
+        frame = serverFrameFromCbor(decodeFrame(bytes));
+      } catch (e) {
+        this.onBadFrame(e instanceof Error ? e : new Error(String(e)));
+        this.close();
+        return;
+      }
+      if (frame.kind === "response") {
+        const p = this.pending.get(frame.id);
+        if (p === undefined) return;
+        this.pending.delete(frame.id);
+        clearTimeout(p.timer);
+        p.resolve(frame.body);
+      } else if (frame.kind === "push") {
+        this.onPush(frame.push);
+      }
+    };
+    this.socket.onclose = (ev) => this.finish(`${ev.code} ${ev.reason}`.trim());
+  }
+
+  private finish(reason: string): void {
+    if (this.closedWith !== null) return;
+    this.closedWith = reason;
+    for (const [, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(new SessionError("closed", reason));
+    }
+    this.pending.clear();
+    this.onClose(reason);
+  }
+
+  /** Whether the socket has closed. */
+  get closed(): boolean {
+    return this.closedWith !== null;
+  }
+
+  /** Sends `body` and waits for its response (an `error` response is returned, not thrown). */
+  request(body: Request, timeoutMs = REQUEST_TIMEOUT_MS): Promise<Response> {
+    if (this.closedWith !== null) return Promise.reject(new SessionError("closed", this.closedWith));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new SessionError("timeout", body.kind));
+      }, timeoutMs);
+      this.pending.set(id, { resolve, reject, timer });
+      try {
+        this.socket.send(encodeFrame(requestFrame(id, requestToCbor(body))));
+      } catch (e) {
+        this.pending.delete(id);
+        clearTimeout(timer);
+        reject(e instanceof Error ? e : new SessionError("closed"));
+      }
+    });
+  }
+
+  /** Sends `body`; throws `RelayError` for an `error` response. */
+  async call(body: Request): Promise<Response> {
+    const r = await this.request(body);
+    if (r.kind === "error") throw new RelayError(r.code, r.message);
+    return r;
+  }
+
+  /** Closes the socket normally. */
+  close(): void {
+    try {
+      this.socket.close(1000);
+    } catch {
+      /* already closed */
+    }
+    this.finish("closed by the client");
+  }
+}
+
+/** The state a `Connection` shows. */
+export type ConnectionState = "connecting" | "online" | "offline" | "stopped";
+
+/** What a `Connection` tells its owner. */
+export interface ConnectionListener {
+  /** A session is up (the first, or again after a drop): resynchronise from the cursors here. */
+  online(session: Session): Promise<void> | void;
+  /** A push on the current session. */
+  push(p: Push): void;
+  /** The state changed. */
+  state(s: ConnectionState, detail?: string): void;
+  /** A fatal failure: the connection stops (a changed relay key, a refused authentication). */
+  fatal(e: Error): void;
+}
+
+/** Backoff bounds for reconnecting. */
+export const BACKOFF_MIN_MS = 250;
+/** The longest wait between two attempts. */
+export const BACKOFF_MAX_MS = 15_000;
+
+/** A session kept alive across drops, reconnecting with exponential backoff and jitter. */
+export class Connection {
+  private session: Session | null = null;
+  private stopped = false;
+  private attempt = 0;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  /** The relay key, pinned on first contact. */
+  relayKey: Uint8Array | null;
+
+  constructor(
+    private readonly url: string,
+    private readonly keys: IdentityKeys,
+    private readonly card: IdentityCard,
+    private readonly socketFactory: SocketFactory,
+    private readonly listener: ConnectionListener,
+    pinnedRelayKey: Uint8Array | null,
+    private readonly random: () => number = Math.random,
+  ) {
+    this.relayKey = pinnedRelayKey;
+  }
+
+  /** Starts connecting. */
+  start(): void {
+    this.stopped = false;
+    void this.connect();
+  }
+
+  /** The current session, when online. */
+  current(): Session | null {
+    return this.session !== null && !this.session.closed ? this.session : null;
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    this.listener.state("connecting");
+    let s: Session;
+    try {
+      s = await Session.connect(this.url, this.keys, this.card, this.socketFactory, this.relayKey);
+    } catch (e) {
+      if (e instanceof SessionError && e.failure === "relay_key_changed") return this.die(e);
+      if (e instanceof RelayError) return this.die(e);
+      this.retry(e instanceof Error ? e.message : "connect failed");
+      return;
+    }
+    if (this.stopped) {
+      s.close();
+      return;
+    }
+    this.relayKey = s.relayKey;
+    this.session = s;
+    s.onPush = (p) => this.listener.push(p);
+    s.onClose = (reason) => {
+      if (this.session === s) this.session = null;
+      this.retry(reason);
+    };
+    try {
+      await this.listener.online(s);
+      this.attempt = 0;
+      if (!s.closed) this.listener.state("online");
+    } catch (e) {
+      if (!s.closed) {
+        this.listener.fatal(e instanceof Error ? e : new Error(String(e)));
+        this.stop();
+      }
+    }
+  }
+
+  private die(e: Error): void {
+    this.listener.fatal(e);
+    this.stop();
+  }
+
+  private retry(reason: string): void {
+    if (this.stopped || this.timer !== null) return;
+    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.attempt);
+    const wait = Math.round(base / 2 + (this.random() * base) / 2);
+    this.attempt = Math.min(this.attempt + 1, 16);
+    this.listener.state("offline", `${reason}; retrying in ${(wait / 1000).toFixed(1)} s`);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.connect();
+    }, wait);
+  }
+
+  /** Stops for good: closes the session and cancels any retry. */
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.session?.close();
+    this.session = null;
+    this.listener.state("stopped");
+  }
+}
+
+export type { IdentityKeys };

@@ -1,0 +1,92 @@
+/**
+ * End to end under Node, against the real relay binary on 127.0.0.1:0: the org (master, trustee,
+ * arbiter, agent) is made with the Rust CLI; a TypeScript customer registers, checks the policy
+ * against the master fingerprint, opens a conversation (creating epoch 0, which the Rust agent
+ * verifies at level 3, escrow recomputed), and chats with the CLI agent both ways. Then the relay
+ * is restarted and a second customer loaded from the same store resumes with its history.
+ */
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Customer, CustomerError, MemoryStore, type CustomerEvent, type CustomerOptions, type SocketFactory } from "../src/index.js";
+import { createOrg, eventually, startRelay, tempDir, type CliOrg, type RelayProcess } from "./relay.js";
+
+const socket: SocketFactory = (url) => new WebSocket(url) as unknown as ReturnType<SocketFactory>;
+const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
+const now = (): number => Math.floor(Date.now() / 1000);
+
+describe("a TypeScript customer and the Rust CLI agent", () => {
+  const root = tempDir("web-e2e");
+  let relay: RelayProcess;
+  let org: CliOrg;
+
+  beforeAll(async () => {
+    relay = await startRelay(`${root.path}/relay-data`);
+    org = await createOrg(root.path, relay.url);
+  });
+  afterAll(async () => {
+    await relay?.stop();
+    root.remove();
+  });
+
+  const options = (store: MemoryStore, fingerprint = org.fingerprint, url = relay.url): CustomerOptions => ({ url, org: org.org, masterFingerprint: fingerprint, store, socket, random, now });
+
+  it("chats both ways, and a reload resumes the conversation with its history", async () => {
+    const store = new MemoryStore();
+    const carol = await Customer.load(options(store));
+    const events: CustomerEvent[] = [];
+    carol.on((e) => events.push(e));
+    carol.start();
+    const policy = await eventually("the policy", () => events.find((e) => e.kind === "policy"));
+    expect(policy.kind === "policy" && policy.fingerprint).toBe(org.fingerprint);
+    await eventually("online", () => events.find((e) => e.kind === "state" && e.state === "online"));
+
+    const mine = await carol.send("my order 1234 never arrived");
+    expect(mine.mine).toBe(true);
+    const id = carol.conversationId();
+    expect(id).not.toBeNull();
+
+    const agentView = await org.agent(["history", "--conversation", id ?? ""]);
+    expect(agentView).toContain("my order 1234 never arrived");
+    await org.agent(["send", "--conversation", id ?? "", "sorry about that: a new one ships today"]);
+    const answer = await eventually("the agent's answer", () => carol.history().find((l) => !l.mine));
+    expect(answer.text).toBe("sorry about that: a new one ships today");
+    expect(answer.sender).toBe("alice");
+    // The agent's `history` sent a read receipt for the customer's message.
+    await eventually("the read receipt", () => (carol.readUpTo() >= mine.seq ? true : undefined));
+    expect(events.filter((e) => e.kind === "refused")).toEqual([]);
+    carol.stop();
+
+    // The relay restarts; a customer loaded from the same store resumes: history at once, nothing twice.
+    await relay.stop();
+    relay = await startRelay(`${root.path}/relay-data`, [], relay.addr);
+    const again = await Customer.load(options(store));
+    expect(again.conversationId()).toBe(id);
+    expect(again.history().map((l) => l.text)).toEqual(["my order 1234 never arrived", "sorry about that: a new one ships today"]);
+    const seen: CustomerEvent[] = [];
+    again.on((e) => seen.push(e));
+    again.start();
+    await eventually("online again", () => seen.find((e) => e.kind === "state" && e.state === "online"));
+    await again.send("thanks, that was quick");
+    const agentAgain = await org.agent(["history", "--conversation", id ?? ""]);
+    expect(agentAgain).toContain("thanks, that was quick");
+    await org.agent(["send", "--conversation", id ?? "", "you're welcome"]);
+    await eventually("the second answer", () => again.history().find((l) => l.text === "you're welcome"));
+    expect(again.history().map((l) => l.seq)).toEqual([...new Set(again.history().map((l) => l.seq))]);
+    expect(again.history().filter((l) => l.text === "sorry about that: a new one ships today")).toHaveLength(1);
+    again.stop();
+  });
+
+  it("refuses an org whose master does not match the fingerprint given, before opening anything", async () => {
+    const c = await Customer.load(options(new MemoryStore(), "00000 00000 00000 00000 00000 00000"));
+    const errors: Error[] = [];
+    c.on((e) => {
+      if (e.kind === "error") errors.push(e.error);
+    });
+    c.start();
+    const err = await eventually("the refusal", () => errors[0]);
+    expect(err).toBeInstanceOf(CustomerError);
+    expect((err as CustomerError).failure).toBe("fingerprint_mismatch");
+    expect(c.conversationId()).toBeNull();
+    c.stop();
+  });
+});

@@ -1,0 +1,145 @@
+/**
+ * A hostile relay (or network) against the TypeScript customer, with the real relay behind it:
+ * frames are altered between the socket and the session (`TamperSocket`, the seam a proxy would
+ * sit on). A message whose ciphertext was changed is refused with a visible `refused` event and
+ * not shown; a policy signed by another master (a relay impersonating the org) blocks sending
+ * with `key_changed`; a relay presenting another key after the first contact is refused
+ * (`relay_key_changed`) and the customer stops.
+ */
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { IdentityKeys, decodeFrame, encodeFrame, issueCard, policySignedBytes, policyToCbor, type CborValue, type Policy } from "@sealdesk/protocol";
+import { Customer, MemoryStore, SessionError, type CustomerEvent, type SocketFactory, type SocketLike } from "../src/index.js";
+import { createOrg, eventually, startRelay, tempDir, type CliOrg, type RelayProcess } from "./relay.js";
+
+const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
+const now = (): number => Math.floor(Date.now() / 1000);
+type Frame = { [k: string]: CborValue };
+
+/** A WebSocket whose incoming frames pass through `tamper` (which may change them in place). */
+function tampering(tamper: (frame: Frame) => void): SocketFactory {
+  return (url) => {
+    const ws = new WebSocket(url);
+    const s: SocketLike = {
+      get binaryType() {
+        return ws.binaryType;
+      },
+      set binaryType(v: string) {
+        ws.binaryType = v as BinaryType;
+      },
+      get readyState() {
+        return ws.readyState;
+      },
+      send: (d) => ws.send(d),
+      close: (c, r) => ws.close(c, r),
+      onopen: null,
+      onmessage: null,
+      onclose: null,
+      onerror: null,
+    };
+    ws.onopen = (e) => s.onopen?.(e);
+    ws.onclose = (e) => s.onclose?.(e);
+    ws.onerror = (e) => s.onerror?.(e);
+    ws.onmessage = (e) => {
+      const frame = decodeFrame(new Uint8Array(e.data as ArrayBuffer)) as Frame;
+      tamper(frame);
+      s.onmessage?.({ data: encodeFrame(frame).buffer });
+    };
+    return s;
+  };
+}
+const honest: SocketFactory = tampering(() => {});
+
+/** A self-consistent policy for `org` signed by a master the relay made up. */
+function impostorPolicy(org: string): Policy {
+  const mk = (name: string, role: "master" | "trustee") => issueCard(IdentityKeys.generate(random), name, role, now());
+  const master = IdentityKeys.generate(random);
+  const unsigned = {
+    org,
+    version: 7,
+    master: issueCard(master, "owner", "master", now()),
+    trustees: [mk("t1", "trustee")],
+    trusteeThreshold: 1,
+    arbiters: [],
+    arbiterThreshold: 0,
+    allowConsent: true,
+    allowDispute: false,
+    maxReleaseValiditySecs: 86_400,
+    rotateAfterMessages: 1000,
+    rotateAfterSecs: 86_400,
+    retentionSecs: 86_400,
+    historyHandoff: true,
+    createdAt: now(),
+  };
+  return { ...unsigned, signature: master.sign(policySignedBytes(unsigned)) };
+}
+
+describe("the TypeScript customer behind a hostile relay", () => {
+  const root = tempDir("web-hostile");
+  let relay: RelayProcess;
+  let org: CliOrg;
+
+  beforeAll(async () => {
+    relay = await startRelay(`${root.path}/relay-data`);
+    org = await createOrg(root.path, relay.url);
+  });
+  afterAll(async () => {
+    await relay?.stop();
+    root.remove();
+  });
+
+  it("refuses a tampered message, blocks sending on a changed master key, refuses another relay key", async () => {
+    const store = new MemoryStore();
+    // Every pushed message gets one ciphertext bit flipped.
+    const flipMessages = tampering((f) => {
+      const item = ((f.push as Frame | undefined)?.item as Frame | undefined)?.item as Frame | undefined;
+      const ct = (item?.message as Frame | undefined)?.ciphertext;
+      if (ct instanceof Uint8Array) ct[0] = (ct[0] ?? 0) ^ 1;
+    });
+    const opts = { url: relay.url, org: org.org, masterFingerprint: org.fingerprint, store, random, now };
+    const carol = await Customer.load({ ...opts, socket: flipMessages });
+    const events: CustomerEvent[] = [];
+    carol.on((e) => events.push(e));
+    carol.start();
+    await eventually("online", () => events.find((e) => e.kind === "state" && e.state === "online"));
+    await carol.send("hello");
+    const id = carol.conversationId() ?? "";
+    await org.agent(["send", "--conversation", id, "this reply is altered on the way"]);
+    const refused = await eventually("the refusal", () => events.find((e) => e.kind === "refused"));
+    expect(refused.kind === "refused" && refused.reason).toContain("bad_signature");
+    expect(carol.history().map((l) => l.text)).toEqual(["hello"]);
+    carol.stop();
+
+    // The relay serves a policy of another master: the pinned key changed, sending is blocked.
+    const forged = policyToCbor(impostorPolicy(org.org));
+    const swapPolicy = tampering((f) => {
+      const body = (f.response as Frame | undefined)?.body as Frame | undefined;
+      if (body !== undefined && body.policy !== undefined) body.policy = forged;
+    });
+    const again = await Customer.load({ ...opts, socket: swapPolicy });
+    const seen: CustomerEvent[] = [];
+    again.on((e) => seen.push(e));
+    again.start();
+    const changed = await eventually("the key change", () => seen.find((e) => e.kind === "key_changed"));
+    expect(changed.kind === "key_changed" && changed.detail).toContain("master key changed");
+    expect(again.blockedBecause()).not.toBeNull();
+    await expect(again.send("is this still private?")).rejects.toMatchObject({ failure: "key_changed" });
+    expect(await org.agent(["history", "--conversation", id])).not.toContain("is this still private?");
+    again.stop();
+
+    // Another relay (another key) at the same address: refused, the customer stops.
+    await relay.stop();
+    relay = await startRelay(`${root.path}/other-relay-data`, [], relay.addr);
+    const third = await Customer.load({ ...opts, socket: honest });
+    const errors: Error[] = [];
+    third.on((e) => {
+      if (e.kind === "error") errors.push(e.error);
+    });
+    third.start();
+    const err = await eventually("the refusal of the other relay", () => errors[0]);
+    expect(err).toBeInstanceOf(SessionError);
+    expect((err as SessionError).failure).toBe("relay_key_changed");
+    await expect(third.send("anyone there?")).rejects.toBeInstanceOf(Error);
+    third.stop();
+  });
+});

@@ -1,0 +1,102 @@
+/**
+ * Release notices end to end: a TypeScript customer chats with the CLI agent; the master opens a
+ * dispute, the arbiter approves, the trustee's daemon releases and the master unlocks (all with
+ * the Rust CLI). The customer is shown exactly one notice, verified: signed by the org's trustee,
+ * about this conversation, and proven in the audit log under a head signed by the pinned relay
+ * key. A notice whose entry is altered is shown NOT GENUINE (`checkNotice` on a tampered copy).
+ */
+import { randomBytes } from "node:crypto";
+import type { ChildProcess } from "node:child_process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fromCbor } from "@sealdesk/protocol";
+import { Customer, MemoryStore, auditEntryFromCbor, checkNotice, type CustomerEvent, type SocketFactory } from "../src/index.js";
+import { createOrg, eventually, startRelay, tempDir, type CliOrg, type RelayProcess } from "./relay.js";
+
+const socket: SocketFactory = (url) => new WebSocket(url) as unknown as ReturnType<SocketFactory>;
+const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
+const now = (): number => Math.floor(Date.now() / 1000);
+
+describe("a release notice in the TypeScript customer", () => {
+  const root = tempDir("web-notice");
+  let relay: RelayProcess;
+  let org: CliOrg;
+  let trustee: ChildProcess | null = null;
+
+  beforeAll(async () => {
+    relay = await startRelay(`${root.path}/relay-data`);
+    org = await createOrg(root.path, relay.url);
+  });
+  afterAll(async () => {
+    trustee?.kill("SIGTERM");
+    await relay?.stop();
+    root.remove();
+  });
+
+  it("shows one verified notice when the master unlocks under an approved dispute", async () => {
+    const store = new MemoryStore();
+    const carol = await Customer.load({ url: relay.url, org: org.org, masterFingerprint: org.fingerprint, store, socket, random, now });
+    const events: CustomerEvent[] = [];
+    carol.on((e) => events.push(e));
+    carol.start();
+    await eventually("online", () => events.find((e) => e.kind === "state" && e.state === "online"));
+    await carol.send("please keep this between us");
+    const id = carol.conversationId() ?? "";
+    await org.agent(["history", "--conversation", id]);
+
+    await org.as("owner", ["dispute", "open", "--conversation", id, "--reason", "chargeback"]);
+    const tickets = JSON.parse(await org.as("a1", ["dispute", "list", "--json"])) as { tickets: { ticket: string }[] };
+    const ticket = tickets.tickets[0]?.ticket ?? "";
+    await org.as("a1", ["dispute", "approve", "--ticket", ticket]);
+    trustee = org.background("t1", ["trustee", "serve"]);
+    await org.as("owner", ["transcript", "unlock", "--conversation", id, "--ticket", ticket]);
+
+    const shown = await eventually("the notice", () => {
+      const n = events.find((e) => e.kind === "notice");
+      return n?.kind === "notice" ? n.notice : undefined;
+    });
+    expect(shown.verified).toBe(true);
+    expect(shown.signer).toBe("t1");
+    expect(shown.text).toContain("the trustee t1 released its share to acme for epoch 0 of this chat under dispute ticket");
+    expect(shown.provenIn).toBeGreaterThan(shown.index);
+    expect(carol.releaseNotices()).toHaveLength(1);
+
+    // The same entry with one byte of its signature changed: shown, but NOT GENUINE.
+    const kept = await store.keys("item/");
+    let raw: Uint8Array | undefined;
+    for (const k of kept) {
+      const b = await store.get(k);
+      if (b !== undefined && JSON.stringify(Object.keys((fromCbor(b) as { item: Record<string, unknown> }).item)) === '["notice"]') raw = b;
+    }
+    expect(raw).toBeDefined();
+    const item = fromCbor(raw ?? new Uint8Array()) as { item: { notice: { entry: Parameters<typeof auditEntryFromCbor>[0]; index: number } } };
+    const entry = auditEntryFromCbor(item.item.notice.entry);
+    const forged = { ...entry, signature: entry.signature.slice() };
+    forged.signature[0] = (forged.signature[0] ?? 0) ^ 1;
+    const relayKey = Uint8Array.from(Buffer.from(relay.logKey, "hex"));
+    const ctx = {
+      org: org.org,
+      conversation: Uint8Array.from(Buffer.from(id, "hex")),
+      me: carol.card.signingKey,
+      relayKey,
+      policy: carol.policy,
+      seen: new Set<string>(),
+      treeHead: () => Promise.reject(new Error("not reached")),
+      inclusion: () => Promise.reject(new Error("not reached")),
+    };
+    const refused = await checkNotice(99, item.item.notice.index, forged, ctx);
+    expect(refused.verified).toBe(false);
+    expect(refused.failure).toBe("signature");
+    expect(refused.text).toContain("NOT GENUINE");
+    // Genuine entry, but the log cannot prove it: NOT GENUINE too.
+    const unproven = await checkNotice(99, item.item.notice.index, entry, ctx);
+    expect(unproven.failure).toBe("inclusion");
+    // Genuine and proven, but signed by no trustee of the policy the customer holds: NOT GENUINE.
+    const policy = carol.policy;
+    expect(policy).not.toBeNull();
+    if (policy !== null) {
+      const noTrustee = await checkNotice(99, item.item.notice.index, entry, { ...ctx, policy: { ...policy, trustees: [] } });
+      expect(noTrustee.failure).toBe("signer");
+    }
+    carol.stop();
+  });
+});

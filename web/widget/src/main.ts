@@ -1,0 +1,221 @@
+/**
+ * The customer chat widget: the page the relay serves (usually inside an iframe that
+ * `embed.js` puts on the business's site). Configured by its query: `?org=NAME&fp=FINGERPRINT`
+ * (the master fingerprint the business publishes). It talks only to the relay it came from
+ * (`/v1/ws` on the same origin; the Content-Security-Policy allows nothing else).
+ *
+ * Keys and history stay in this browser: IndexedDB, encrypted under a non-extractable WebCrypto
+ * key (`@sealdesk/client`'s `IdbStore`). Only one tab sends at a time (a Web Lock around each
+ * send, the counter persisted before encrypting); the others follow over a BroadcastChannel.
+ * The DOM is written with `textContent` only: nothing from the relay or the agent is HTML.
+ */
+import { Customer, policySummary, type ChatLine, type CustomerEvent, type Notice, type SocketLike } from "@sealdesk/client";
+import { IdbStore } from "@sealdesk/client/idb";
+
+function el<T extends HTMLElement>(id: string): T {
+  const e = document.getElementById(id);
+  if (e === null) throw new Error(`missing #${id}`);
+  return e as T;
+}
+
+const STATES: Record<string, string> = {
+  connecting: "Connecting…",
+  online: "Connected · end-to-end encrypted",
+  offline: "Offline · reconnecting",
+  stopped: "Disconnected",
+};
+
+function showAlert(text: string): void {
+  const a = el<HTMLDivElement>("alert");
+  a.textContent = text;
+  a.hidden = false;
+}
+
+function time(secs: number): string {
+  return new Date(secs * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+async function main(): Promise<void> {
+  const params = new URLSearchParams(location.search);
+  const org = params.get("org") ?? "";
+  const fp = params.get("fp") ?? "";
+  el("org-name").textContent = org || "…";
+  if (org === "" || fp === "") {
+    showAlert("This chat is not set up: the page needs ?org=NAME&fp=FINGERPRINT.");
+    return;
+  }
+  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`;
+  const store = await IdbStore.open(`sealdesk/${org}`);
+  const lockName = `sealdesk-send/${org}`;
+  const customer = await Customer.load({
+    url,
+    org,
+    masterFingerprint: fp,
+    store,
+    socket: (u) => new WebSocket(u) as unknown as SocketLike,
+    random: (n) => crypto.getRandomValues(new Uint8Array(n)),
+    now: () => Math.floor(Date.now() / 1000),
+    withSendLock: <T>(f: () => Promise<T>): Promise<T> => (navigator.locks === undefined ? f() : (navigator.locks.request(lockName, f) as Promise<T>)),
+  });
+  const tabs = typeof BroadcastChannel === "undefined" ? null : new BroadcastChannel(`sealdesk/${org}`);
+
+  const log = el<HTMLOListElement>("log");
+  const text = el<HTMLTextAreaElement>("text");
+  const send = el<HTMLButtonElement>("send");
+  const conn = el<HTMLParagraphElement>("conn");
+  const rows = new Map<number, HTMLLIElement>();
+  let online = false;
+  let policyShown = false;
+
+  const canSend = (): boolean => online && policyShown && customer.blockedBecause() === null;
+  const refresh = (): void => {
+    text.disabled = !canSend();
+    send.disabled = !canSend();
+    document.body.dataset.conversation = customer.conversationId() ?? "";
+    el<HTMLDetailsElement>("consent").hidden = !(customer.conversationId() !== null && customer.policy?.allowConsent === true);
+  };
+  const readMarks = (): void => {
+    const upTo = customer.readUpTo();
+    for (const [seq, li] of rows) {
+      const mark = li.querySelector(".read");
+      if (mark !== null && li.classList.contains("mine")) mark.textContent = seq <= upTo ? " · read" : "";
+    }
+  };
+  const addLine = (l: ChatLine): void => {
+    if (rows.has(l.seq)) return;
+    const li = document.createElement("li");
+    li.className = `line ${l.mine ? "mine" : "theirs"}`;
+    li.dataset.seq = String(l.seq);
+    const who = document.createElement("span");
+    who.className = "who";
+    who.textContent = l.mine ? "You" : l.sender;
+    const body = document.createElement("p");
+    body.className = "text";
+    body.textContent = l.text;
+    const meta = document.createElement("span");
+    meta.className = "meta";
+    meta.textContent = `${time(l.sentAt)} · verified ✓`;
+    const read = document.createElement("span");
+    read.className = "read";
+    meta.append(read);
+    li.append(who, body, meta);
+    const after = [...rows.keys()].filter((s) => s > l.seq).sort((a, b) => a - b)[0];
+    const next = after === undefined ? null : (rows.get(after) ?? null);
+    log.insertBefore(li, next);
+    rows.set(l.seq, li);
+    li.scrollIntoView({ block: "end" });
+  };
+  const addNotice = (n: Notice): void => {
+    if (rows.has(n.seq)) return;
+    const li = document.createElement("li");
+    li.className = `notice ${n.verified ? "verified" : "unverified"}`;
+    li.dataset.seq = String(n.seq);
+    li.dataset.verified = String(n.verified);
+    const head = document.createElement("strong");
+    head.textContent = n.verified ? "Release notice" : "Release notice (not verified)";
+    const body = document.createElement("p");
+    body.textContent = `${n.text.charAt(0).toUpperCase()}${n.text.slice(1)}.`;
+    const proof = document.createElement("span");
+    proof.className = "meta";
+    proof.textContent = n.verified
+      ? `Verified ✓: signed by ${n.signer === null ? "an allowed party" : `trustee ${n.signer}`}, proven in the public audit log (entry ${n.index} of ${n.provenIn}).`
+      : "Not verified: treat it with suspicion.";
+    li.append(head, body, proof);
+    const after = [...rows.keys()].filter((s) => s > n.seq).sort((a, b) => a - b)[0];
+    log.insertBefore(li, after === undefined ? null : (rows.get(after) ?? null));
+    rows.set(n.seq, li);
+    li.scrollIntoView({ block: "end" });
+  };
+
+  for (const l of customer.history()) addLine(l);
+  for (const n of customer.releaseNotices()) addNotice(n);
+  readMarks();
+  if (customer.conversationId() !== null) el<HTMLDetailsElement>("policy").open = false;
+
+  customer.on((e: CustomerEvent) => {
+    switch (e.kind) {
+      case "state":
+        online = e.state === "online";
+        conn.dataset.state = e.state;
+        conn.textContent = STATES[e.state] ?? e.state;
+        conn.title = e.detail ?? "";
+        break;
+      case "policy":
+        policyShown = true;
+        el("summary").textContent = policySummary(e.policy);
+        el("fingerprint").textContent = e.fingerprint;
+        el("fp-note").textContent = "It matches the fingerprint this page was given.";
+        break;
+      case "line":
+        addLine(e.line);
+        readMarks();
+        break;
+      case "read":
+        readMarks();
+        break;
+      case "notice":
+        addNotice(e.notice);
+        break;
+      case "key_changed":
+        showAlert(`Sending is blocked: ${e.detail}. Someone may be impersonating ${org}; ask them through another channel.`);
+        break;
+      case "refused":
+        showAlert(`An item (#${e.seq}) failed verification and is not shown: ${e.reason}`);
+        break;
+      case "error":
+        showAlert(`Error: ${e.error.message}`);
+        break;
+      case "delivered":
+        break;
+    }
+    refresh();
+  });
+  tabs?.addEventListener("message", () => void customer.resync().then(refresh));
+
+  el<HTMLFormElement>("composer").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const t = text.value.trim();
+    if (t === "" || !canSend()) return;
+    send.disabled = true;
+    customer
+      .send(t)
+      .then((line) => {
+        text.value = "";
+        addLine(line);
+        el<HTMLDetailsElement>("policy").open = false;
+        tabs?.postMessage({ sent: line.seq });
+      })
+      .catch((err: unknown) => showAlert(`Not sent: ${err instanceof Error ? err.message : String(err)}`))
+      .finally(() => {
+        refresh();
+        text.focus();
+      });
+  });
+  el<HTMLFormElement>("consent-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const purpose = el<HTMLInputElement>("purpose").value.trim();
+    if (purpose === "") return;
+    const grant = el<HTMLButtonElement>("grant");
+    grant.disabled = true;
+    customer
+      .grantConsent(purpose)
+      .then((id) => {
+        const result = el("consent-result");
+        result.textContent = `Consent granted. Its id, to give the business: ${id}`;
+        result.dataset.consent = id;
+      })
+      .catch((err: unknown) => showAlert(`Consent not granted: ${err instanceof Error ? err.message : String(err)}`))
+      .finally(() => {
+        grant.disabled = false;
+      });
+  });
+  text.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" && !ev.shiftKey) {
+      ev.preventDefault();
+      el<HTMLFormElement>("composer").requestSubmit();
+    }
+  });
+  customer.start();
+}
+
+main().catch((e: unknown) => showAlert(`The chat could not start: ${e instanceof Error ? e.message : String(e)}`));

@@ -1,0 +1,200 @@
+/**
+ * The widget end to end in Chromium: the real relay binary on 127.0.0.1:0 serves web/dist
+ * (`--web-root`), the org is made with the Rust CLI, and a browser customer chats with the CLI
+ * agent; a reload resumes the same conversation with its history (nothing shown twice); a
+ * release under an approved dispute (CLI master, arbiter, trustee) shows one verified notice; the
+ * page runs under the relay's Content-Security-Policy with no violation; a screenshot is
+ * written to web/screenshots/.
+ */
+import { mkdirSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createOrg, startRelay, tempDir, type CliOrg, type RelayProcess } from "../../client/test/relay.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const dist = resolve(here, "../../dist");
+const shots = resolve(here, "../../screenshots");
+
+/** Chromium as the brief says: headless, no sandbox, nothing fetched in the background, a fresh profile. */
+export function launch(profile: string): Promise<BrowserContext> {
+  return chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+    headless: true,
+    args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+    viewport: { width: 420, height: 640 },
+  });
+}
+
+describe("the widget in Chromium", () => {
+  const root = tempDir("widget-e2e");
+  let relay: RelayProcess;
+  let org: CliOrg;
+  let browser: BrowserContext;
+  const problems: string[] = [];
+
+  beforeAll(async () => {
+    relay = await startRelay(join(root.path, "relay-data"), ["--web-root", dist]);
+    org = await createOrg(root.path, relay.url);
+    browser = await launch(join(root.path, "profile"));
+    mkdirSync(shots, { recursive: true });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await relay?.stop();
+    root.remove();
+  });
+
+  const watch = (page: Page): void => {
+    page.on("console", (m) => {
+      // Reconnect attempts while the relay is down (the restart below) are expected.
+      if (m.type() === "error" && !/^WebSocket connection to .* failed/.test(m.text())) problems.push(m.text());
+    });
+    page.on("pageerror", (e) => problems.push(e.message));
+  };
+  const lines = (page: Page): Promise<string[]> => page.locator("#log li.line .text").allTextContents();
+
+  it("chats with the CLI agent, and a reload resumes the conversation", async () => {
+    const page = await browser.newPage();
+    watch(page);
+    const url = `${relay.origin}/?org=${org.org}&fp=${encodeURIComponent(org.fingerprint)}`;
+    const started = Date.now();
+    const response = await page.goto(url);
+    const csp = response?.headers()["content-security-policy"] ?? "";
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).not.toContain("unsafe-inline");
+
+    await expect.poll(() => page.locator("#summary").textContent()).toContain("end-to-end encrypted");
+    const policyShownMs = Date.now() - started;
+    expect(await page.locator("#fingerprint").textContent()).toBe(org.fingerprint);
+    await expect.poll(() => page.locator("#conn").getAttribute("data-state")).toBe("online");
+    await page.screenshot({ path: join(shots, "widget-policy.png") });
+
+    await page.locator("#text").fill("my order 1234 never arrived");
+    await page.locator("#text").press("Enter");
+    await expect.poll(() => lines(page)).toEqual(["my order 1234 never arrived"]);
+    const id = (await page.locator("body").getAttribute("data-conversation")) ?? "";
+    expect(id).toMatch(/^[0-9a-f]{32}$/);
+
+    expect(await org.agent(["history", "--conversation", id])).toContain("my order 1234 never arrived");
+    await org.agent(["send", "--conversation", id, "sorry about that: a new one ships today"]);
+    await expect.poll(() => lines(page)).toEqual(["my order 1234 never arrived", "sorry about that: a new one ships today"]);
+    await expect.poll(() => page.locator("#log li.mine .read").first().textContent()).toContain("read");
+    await page.screenshot({ path: join(shots, "widget.png") });
+
+    await page.reload();
+    await expect.poll(() => lines(page)).toEqual(["my order 1234 never arrived", "sorry about that: a new one ships today"]);
+    expect(await page.locator("body").getAttribute("data-conversation")).toBe(id);
+    await expect.poll(() => page.locator("#conn").getAttribute("data-state")).toBe("online");
+    await page.locator("#text").fill("thanks, that was quick");
+    await page.locator("#send").click();
+    await expect.poll(() => lines(page)).toEqual(["my order 1234 never arrived", "sorry about that: a new one ships today", "thanks, that was quick"]);
+    expect(await org.agent(["history", "--conversation", id])).toContain("thanks, that was quick");
+    await page.screenshot({ path: join(shots, "widget-reloaded.png") });
+
+    // The relay is killed and restarted: the page shows it offline, reconnects by itself, and
+    // nothing acknowledged is lost or shown twice.
+    await relay.stop();
+    await expect.poll(() => page.locator("#conn").getAttribute("data-state")).toBe("offline");
+    expect(await page.locator("#send").isDisabled()).toBe(true);
+    await page.screenshot({ path: join(shots, "widget-offline.png") });
+    relay = await startRelay(join(root.path, "relay-data"), ["--web-root", dist], relay.addr);
+    await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 30_000 }).toBe("online");
+    await org.agent(["send", "--conversation", id, "back after the restart"]);
+    await expect.poll(() => lines(page)).toEqual(["my order 1234 never arrived", "sorry about that: a new one ships today", "thanks, that was quick", "back after the restart"]);
+
+    // The master opens the conversation under an approved dispute: one verified notice.
+    await org.as("owner", ["dispute", "open", "--conversation", id, "--reason", "chargeback"]);
+    const tickets = JSON.parse(await org.as("a1", ["dispute", "list", "--json"])) as { tickets: { ticket: string }[] };
+    const ticket = tickets.tickets[0]?.ticket ?? "";
+    await org.as("a1", ["dispute", "approve", "--ticket", ticket]);
+    const trustee = org.background("t1", ["trustee", "serve"]);
+    try {
+      await org.as("owner", ["transcript", "unlock", "--conversation", id, "--ticket", ticket]);
+    } finally {
+      trustee.kill("SIGTERM");
+    }
+    await expect.poll(() => page.locator("#log li.notice").count()).toBe(1);
+    expect(await page.locator("#log li.notice").getAttribute("data-verified")).toBe("true");
+    expect(await page.locator("#log li.notice .meta").textContent()).toContain("Verified ✓: signed by trustee t1, proven in the public audit log");
+    await page.screenshot({ path: join(shots, "widget-notice.png") });
+    // Still one after a reload (kept with its verdict, not shown twice).
+    await page.reload();
+    await expect.poll(() => lines(page)).toHaveLength(4);
+    expect(await page.locator("#log li.notice").count()).toBe(1);
+
+    // The customer consents in the widget; the master unlocks under it: a second verified notice.
+    await page.locator("#consent summary").click();
+    await page.locator("#purpose").fill("quality review");
+    await page.locator("#grant").click();
+    await expect.poll(() => page.locator("#consent-result").getAttribute("data-consent")).toMatch(/^[0-9a-f]{32}$/);
+    const consent = (await page.locator("#consent-result").getAttribute("data-consent")) ?? "";
+    await page.screenshot({ path: join(shots, "widget-consent.png") });
+    const trustee2 = org.background("t1", ["trustee", "serve"]);
+    try {
+      await org.as("owner", ["transcript", "unlock", "--conversation", id, "--consent", consent]);
+    } finally {
+      trustee2.kill("SIGTERM");
+    }
+    await expect.poll(() => page.locator("#log li.notice[data-verified=true]").count()).toBe(2);
+    expect(await page.locator("#log li.notice").last().textContent()).toContain(`under your consent ${consent}`);
+    await page.screenshot({ path: join(shots, "widget-consent-notice.png") });
+
+    expect(await page.locator("#alert").isHidden()).toBe(true);
+    expect(problems).toEqual([]);
+    console.log(`policy shown ${policyShownMs} ms after navigation`);
+    await page.close();
+  });
+
+  it("a second tab follows the first, and the two never send with the same counter", async () => {
+    const profile = await launch(join(root.path, "profile-tabs"));
+    try {
+      const url = `${relay.origin}/?org=${org.org}&fp=${encodeURIComponent(org.fingerprint)}`;
+      const a = await profile.newPage();
+      watch(a);
+      await a.goto(url);
+      await expect.poll(() => a.locator("#conn").getAttribute("data-state")).toBe("online");
+      await a.locator("#text").fill("from the first tab");
+      await a.locator("#text").press("Enter");
+      await expect.poll(() => lines(a)).toEqual(["from the first tab"]);
+      const b = await profile.newPage();
+      watch(b);
+      await b.goto(url);
+      await expect.poll(() => lines(b)).toEqual(["from the first tab"]);
+      await expect.poll(() => b.locator("#conn").getAttribute("data-state")).toBe("online");
+      // Alternating sends: each takes the shared counter under the Web Lock; a reused counter
+      // would be refused by the relay (counter_reused) and shown as an alert.
+      for (let i = 0; i < 3; i++) {
+        for (const [tab, name] of [[b, "second"], [a, "first"]] as const) {
+          const text = `${name} tab, round ${i}`;
+          await tab.locator("#text").fill(text);
+          await tab.locator("#send").click();
+          await expect.poll(() => lines(tab)).toContain(text);
+        }
+      }
+      const all = ["from the first tab", ...[0, 1, 2].flatMap((i) => [`second tab, round ${i}`, `first tab, round ${i}`])];
+      await expect.poll(() => lines(a)).toEqual(all);
+      await expect.poll(() => lines(b)).toEqual(all);
+      const id = (await a.locator("body").getAttribute("data-conversation")) ?? "";
+      const agentView = await org.agent(["history", "--conversation", id]);
+      for (const t of all) expect(agentView).toContain(t);
+      expect(await a.locator("#alert").isHidden()).toBe(true);
+      expect(await b.locator("#alert").isHidden()).toBe(true);
+      await b.screenshot({ path: join(shots, "widget-second-tab.png") });
+    } finally {
+      await profile.close();
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it("refuses a page whose fingerprint does not match the org's master, and says so", async () => {
+    const page = await browser.newPage();
+    const response = await page.goto(`${relay.origin}/?org=${org.org}&fp=${encodeURIComponent("11111 22222 33333 44444 55555 66666")}`);
+    expect(response?.status()).toBe(200);
+    await expect.poll(() => page.locator("#alert").textContent()).toContain("fingerprint_mismatch");
+    expect(await page.locator("#send").isDisabled()).toBe(true);
+    await page.screenshot({ path: join(shots, "widget-wrong-fingerprint.png") });
+    await page.close();
+  });
+});

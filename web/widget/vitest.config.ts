@@ -1,0 +1,13 @@
+import { defineConfig } from "vitest/config";
+
+// The browser end-to-end tests: Node drives Debian's Chromium (playwright-core; CHROMIUM_PATH or
+// /usr/bin/chromium) against the real relay binary serving web/dist (`npm run test:e2e` at the
+// workspace root builds it first).
+export default defineConfig({
+  test: {
+    include: ["test/**/*.e2e.test.ts"],
+    testTimeout: 180_000,
+    hookTimeout: 180_000,
+    pool: "forks",
+  },
+});
