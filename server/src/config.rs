@@ -233,7 +233,7 @@ impl Default for Limits {
             source_auth_failures_per_minute: 10,
             source_auth_failure_burst: 30,
             max_tracked_sources: 100_000,
-            open_conversations_per_org: 3,
+            open_conversations_per_org: 4,
             open_conversation_idle_secs: 86_400,
             conversation_opens_per_hour: 20,
             conversation_messages_per_minute: 300,
@@ -911,6 +911,63 @@ mod tests {
             .apply_env(env_of(&[("SEALDESK_RELAY_LISTEN", "nowhere")]))
             .unwrap_err();
         assert!(err.to_string().contains("SEALDESK_RELAY_LISTEN"), "{err}");
+    }
+
+    #[test]
+    fn limits_by_name_and_trusted_proxies_from_every_layer() {
+        let env = env_of(&[
+            ("SEALDESK_RELAY_TRUSTED_PROXIES", "10.0.0.1, ::1"),
+            ("SEALDESK_RELAY_OPEN_CONVERSATIONS_PER_ORG", "5"),
+        ]);
+        let overrides = Overrides {
+            limits: vec![("source_registration_burst".into(), 7)],
+            ..Overrides::default()
+        };
+        let config = RelayConfig::load(None, env, &overrides).unwrap();
+        assert_eq!(
+            config.trusted_proxies,
+            vec![
+                "10.0.0.1".parse::<IpAddr>().unwrap(),
+                "::1".parse::<IpAddr>().unwrap()
+            ]
+        );
+        assert_eq!(config.limits.open_conversations_per_org, 5);
+        assert_eq!(config.limits.source_registration_burst, 7);
+
+        let flag = Overrides {
+            trusted_proxies: Some(vec!["192.0.2.1".parse().unwrap()]),
+            ..Overrides::default()
+        };
+        let config = RelayConfig::load(
+            None,
+            env_of(&[("SEALDESK_RELAY_TRUSTED_PROXIES", "10.0.0.1")]),
+            &flag,
+        )
+        .unwrap();
+        assert_eq!(config.trusted_proxies.len(), 1, "the flag replaces the env");
+
+        let err = RelayConfig::default()
+            .set_limits(&[("no_such_limit".into(), 1)])
+            .unwrap_err();
+        assert!(err.to_string().contains("no_such_limit"), "{err}");
+        let err = RelayConfig::default()
+            .apply_env(env_of(&[("SEALDESK_RELAY_TRUSTED_PROXIES", "proxy.local")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("proxy.local"), "{err}");
+        invalid(
+            |c| c.limits.open_conversations_per_org = 0,
+            "open_conversations_per_org",
+        );
+        let text = RelayConfig {
+            trusted_proxies: vec!["10.0.0.1".parse().unwrap()],
+            ..RelayConfig::default()
+        }
+        .to_toml()
+        .unwrap();
+        assert_eq!(
+            RelayConfig::from_toml(&text).unwrap().trusted_proxies.len(),
+            1
+        );
     }
 
     #[test]

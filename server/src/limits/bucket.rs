@@ -148,6 +148,13 @@ impl<K: Hash + Eq + Clone> KeyedBuckets<K> {
     /// # Errors
     /// [`Limited`] if it has none.
     pub fn check(&self, key: &K, now: Instant) -> Result<(), Limited> {
+        {
+            let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+            // An untracked key has a full bucket: nothing to keep for it.
+            if !map.contains_key(key) {
+                return Ok(());
+            }
+        }
         self.with(key, now, |b, rate| b.check(rate, now))
     }
 
@@ -281,6 +288,17 @@ mod tests {
             b.take(RATE, t).unwrap();
         }
         assert!(b.check(RATE, t).is_err());
+    }
+
+    #[test]
+    fn checking_an_untracked_key_tracks_nothing() {
+        let t = Instant::now();
+        let k = KeyedBuckets::new("x", RATE, 1);
+        k.check(&1, t).unwrap();
+        assert!(k.is_empty());
+        k.take(&2, t).unwrap();
+        k.check(&3, t).unwrap();
+        assert_eq!(k.len(), 1);
     }
 
     #[test]
