@@ -151,6 +151,33 @@ fn connect_error(host: &str, wss: bool, error: tungstenite::Error) -> ClientErro
             .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
         _ => None,
     };
+    if let tungstenite::Error::Http(response) = &error
+        && response.status() == tungstenite::http::StatusCode::TOO_MANY_REQUESTS
+    {
+        // The relay's per-address connection limit: its own words, or the header's wait.
+        let body = response
+            .body()
+            .as_deref()
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .and_then(|t| t.trim().strip_prefix("rate_limited: "))
+            .map(str::to_owned);
+        let secs = response
+            .headers()
+            .get(tungstenite::http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(1);
+        let message = body.unwrap_or_else(|| {
+            sealdesk_protocol::wire::with_retry_after(
+                "too many connections from your address",
+                secs,
+            )
+        });
+        return ClientError::Relay {
+            code: sealdesk_protocol::wire::ErrorCode::RateLimited,
+            message,
+        };
+    }
     match rustls_error {
         Some(e) => TlsError::from_handshake(host, e).into(),
         // A plain WebSocket upgrade answered by a TLS listener reads as a broken HTTP response.

@@ -361,6 +361,18 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// How long the relay asked to wait before retrying, for a `rate_limited` or
+    /// `quota_exceeded` refusal that says (see [`sealdesk_protocol::wire::retry_after`]).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Relay {
+                code: ErrorCode::RateLimited | ErrorCode::QuotaExceeded,
+                message,
+            } => sealdesk_protocol::wire::retry_after(message),
+            _ => None,
+        }
+    }
+
     /// A local file operation outside the vault that failed with `source`.
     pub fn io(op: impl Into<String>, source: std::io::Error) -> Self {
         Self::Io {

@@ -95,6 +95,11 @@ impl Session {
             .map_err(|_| timeout("the authentication challenge"))??;
         let challenge = match first {
             Some(Frame::Challenge(c)) => c,
+            // Refused before the challenge (the address used up its failed authentications).
+            Some(Frame::Response {
+                body: Response::Error { code, message },
+                ..
+            }) => return Err(relay_error(code, message)),
             None => return Err(ClientError::Closed(Some("during the handshake".into()))),
             Some(_) => {
                 return Err(ClientError::UnexpectedResponse(

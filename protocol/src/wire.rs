@@ -506,10 +506,30 @@ pub enum ErrorCode {
     /// The frame decoded, but a field of the request has the wrong type or an invalid value.
     /// The message starts with the field's path (`body.<request>.<field>`), then `: ` and why.
     BadField,
+    /// A quota of the relay is used up (open conversations with one org, stored bytes): the
+    /// message says which; it frees up as conversations close or are erased.
+    QuotaExceeded,
     /// A code this build does not know (sent by a newer relay): decoded from any unknown text,
     /// never sent. A client treats it as [`ErrorCode::BadRequest`].
     #[serde(other)]
     Unknown,
+}
+
+/// The text a `rate_limited` (or `quota_exceeded`) message ends with when the relay knows
+/// when to try again: `…; retry after <seconds> s`.
+pub const RETRY_AFTER_MARK: &str = "; retry after ";
+
+/// `message` with the wait a client should keep before retrying, in the form
+/// [`retry_after`] reads.
+pub fn with_retry_after(message: &str, secs: u64) -> String {
+    format!("{message}{RETRY_AFTER_MARK}{secs} s")
+}
+
+/// The wait an error message asks for (see [`with_retry_after`]), if it names one.
+pub fn retry_after(message: &str) -> Option<std::time::Duration> {
+    let (_, tail) = message.rsplit_once(RETRY_AFTER_MARK)?;
+    let secs = tail.strip_suffix(" s")?.parse().ok()?;
+    Some(std::time::Duration::from_secs(secs))
 }
 
 /// Something new, pushed by the relay.
@@ -853,6 +873,23 @@ mod tests {
             let b = to_cbor(&code).unwrap();
             assert_eq!(from_cbor::<ErrorCode>(&b, "code").unwrap(), code);
         }
+    }
+
+    #[test]
+    fn retry_after_is_written_and_read_back() {
+        let m = with_retry_after("too many registrations from your address", 42);
+        assert_eq!(
+            m,
+            "too many registrations from your address; retry after 42 s"
+        );
+        assert_eq!(retry_after(&m), Some(std::time::Duration::from_secs(42)));
+        assert_eq!(retry_after("slow down"), None);
+        assert_eq!(retry_after("x; retry after soon s"), None);
+        let b = to_cbor(&ErrorCode::QuotaExceeded).unwrap();
+        assert_eq!(
+            from_cbor::<ErrorCode>(&b, "code").unwrap(),
+            ErrorCode::QuotaExceeded
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -61,6 +61,11 @@ pub struct RelayConfig {
     /// Flag `--web-root`, env `SEALDESK_RELAY_WEB_ROOT`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub web_root: Option<PathBuf>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client the per-source limits count
+    /// (see [`crate::limits::source_of`]); empty: every peer is its own source. Env
+    /// `SEALDESK_RELAY_TRUSTED_PROXIES` (comma-separated), flag `--trusted-proxy` (repeated).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<IpAddr>,
     /// Resource limits (the `[limits]` table). Each field can also be set with
     /// `SEALDESK_RELAY_<FIELD>` in upper case, e.g. `SEALDESK_RELAY_MAX_CONNECTIONS`.
     pub limits: Limits,
@@ -79,6 +84,7 @@ impl Default for RelayConfig {
             tls_key: None,
             log_format: LogFormat::Human,
             web_root: None,
+            trusted_proxies: Vec::new(),
             limits: Limits::default(),
             clock: ClockHandle::System,
         }
@@ -168,6 +174,37 @@ pub struct Limits {
     pub retention_sweep_interval_ms: u64,
     /// On shutdown, how long sessions get to finish before the relay stops waiting.
     pub shutdown_grace_ms: u64,
+    /// WebSocket upgrades one source address may make per minute, sustained (its source:
+    /// [`crate::limits::source_of`]; IPv6 counted by /64).
+    pub source_connections_per_minute: u32,
+    /// WebSocket upgrades one source address may make in a burst.
+    pub source_connection_burst: u32,
+    /// Registrations one source address may make per minute, sustained.
+    pub source_registrations_per_minute: u32,
+    /// Registrations one source address may make in a burst.
+    pub source_registration_burst: u32,
+    /// Registrations the whole relay takes per minute, sustained.
+    pub registrations_per_minute: u32,
+    /// Registrations the whole relay takes in a burst.
+    pub registration_burst: u32,
+    /// Failed authentications one source address may make per minute, sustained; past its
+    /// burst the source's connections are refused before the challenge.
+    pub source_auth_failures_per_minute: u32,
+    /// Failed authentications one source address may make in a burst.
+    pub source_auth_failure_burst: u32,
+    /// Most source addresses (and accounts, and conversations) each limit tracks at once;
+    /// bounds their memory.
+    pub max_tracked_sources: usize,
+    /// Conversations a customer may have open with one org at once.
+    pub open_conversations_per_org: usize,
+    /// A conversation with no new item for this long (seconds) no longer counts as open.
+    pub open_conversation_idle_secs: u64,
+    /// Conversations one customer may open per hour (also the burst).
+    pub conversation_opens_per_hour: u32,
+    /// Messages one conversation takes per minute, sustained.
+    pub conversation_messages_per_minute: u32,
+    /// Messages one conversation takes in a burst.
+    pub conversation_message_burst: u32,
 }
 
 impl Default for Limits {
@@ -192,6 +229,20 @@ impl Default for Limits {
             commit_max_delay_us: 250,
             retention_sweep_interval_ms: 300_000,
             shutdown_grace_ms: 5_000,
+            source_connections_per_minute: 600,
+            source_connection_burst: 1_000,
+            source_registrations_per_minute: 20,
+            source_registration_burst: 100,
+            registrations_per_minute: 600,
+            registration_burst: 1_200,
+            source_auth_failures_per_minute: 10,
+            source_auth_failure_burst: 30,
+            max_tracked_sources: 100_000,
+            open_conversations_per_org: 4,
+            open_conversation_idle_secs: 86_400,
+            conversation_opens_per_hour: 20,
+            conversation_messages_per_minute: 300,
+            conversation_message_burst: 600,
         }
     }
 }
@@ -260,6 +311,59 @@ pub const LIMIT_DOCS: &[(&str, &str)] = &[
         "shutdown_grace_ms",
         "time sessions get to finish on shutdown",
     ),
+    (
+        "source_connections_per_minute",
+        "WebSocket upgrades per source address per minute",
+    ),
+    (
+        "source_connection_burst",
+        "WebSocket upgrades per source address in a burst",
+    ),
+    (
+        "source_registrations_per_minute",
+        "registrations per source address per minute",
+    ),
+    (
+        "source_registration_burst",
+        "registrations per source address in a burst",
+    ),
+    (
+        "registrations_per_minute",
+        "registrations per minute, overall",
+    ),
+    ("registration_burst", "registrations in a burst, overall"),
+    (
+        "source_auth_failures_per_minute",
+        "failed authentications per source address per minute",
+    ),
+    (
+        "source_auth_failure_burst",
+        "failed authentications per source address in a burst",
+    ),
+    (
+        "max_tracked_sources",
+        "most addresses, accounts or conversations one limit tracks",
+    ),
+    (
+        "open_conversations_per_org",
+        "conversations a customer may have open with one org",
+    ),
+    (
+        "open_conversation_idle_secs",
+        "a conversation idle this long no longer counts as open",
+    ),
+    (
+        "conversation_opens_per_hour",
+        "conversations one customer may open per hour",
+    ),
+    (
+        "conversation_messages_per_minute",
+        "messages per conversation per minute",
+    ),
+    (
+        "conversation_message_burst",
+        "messages per conversation in a burst",
+    ),
 ];
 
 impl Limits {
@@ -304,7 +408,7 @@ impl Limits {
     ///
     /// [`Error::Config`] naming the first offending setting.
     pub fn validate(&self) -> Result<()> {
-        let nonzero: [(&str, u64); 18] = [
+        let nonzero: [(&str, u64); 32] = [
             ("max_frame_size", self.max_frame_size as u64),
             ("max_message_size", self.max_message_size as u64),
             ("read_buffer_size", self.read_buffer_size as u64),
@@ -329,6 +433,56 @@ impl Limits {
                 self.retention_sweep_interval_ms,
             ),
             ("shutdown_grace_ms", self.shutdown_grace_ms),
+            (
+                "source_connections_per_minute",
+                u64::from(self.source_connections_per_minute),
+            ),
+            (
+                "source_connection_burst",
+                u64::from(self.source_connection_burst),
+            ),
+            (
+                "source_registrations_per_minute",
+                u64::from(self.source_registrations_per_minute),
+            ),
+            (
+                "source_registration_burst",
+                u64::from(self.source_registration_burst),
+            ),
+            (
+                "registrations_per_minute",
+                u64::from(self.registrations_per_minute),
+            ),
+            ("registration_burst", u64::from(self.registration_burst)),
+            (
+                "source_auth_failures_per_minute",
+                u64::from(self.source_auth_failures_per_minute),
+            ),
+            (
+                "source_auth_failure_burst",
+                u64::from(self.source_auth_failure_burst),
+            ),
+            ("max_tracked_sources", self.max_tracked_sources as u64),
+            (
+                "open_conversations_per_org",
+                self.open_conversations_per_org as u64,
+            ),
+            (
+                "open_conversation_idle_secs",
+                self.open_conversation_idle_secs,
+            ),
+            (
+                "conversation_opens_per_hour",
+                u64::from(self.conversation_opens_per_hour),
+            ),
+            (
+                "conversation_messages_per_minute",
+                u64::from(self.conversation_messages_per_minute),
+            ),
+            (
+                "conversation_message_burst",
+                u64::from(self.conversation_message_burst),
+            ),
         ];
         if let Some((name, _)) = nonzero.iter().find(|(_, v)| *v == 0) {
             return Err(Error::Config(format!(
@@ -408,6 +562,10 @@ pub struct Overrides {
     pub max_connections: Option<usize>,
     /// `--web-root`.
     pub web_root: Option<PathBuf>,
+    /// `--trusted-proxy` (each one given).
+    pub trusted_proxies: Option<Vec<IpAddr>>,
+    /// `--limit NAME=VALUE` (each one given), applied last.
+    pub limits: Vec<(String, u64)>,
 }
 
 impl RelayConfig {
@@ -430,6 +588,7 @@ impl RelayConfig {
         };
         config.apply_env(env)?;
         config.apply_overrides(overrides);
+        config.set_limits(&overrides.limits)?;
         config.validate()?;
         Ok(config)
     }
@@ -496,6 +655,17 @@ impl RelayConfig {
         if let Some((_, v)) = var("TLS_KEY") {
             self.tls_key = Some(PathBuf::from(v));
         }
+        if let Some((key, v)) = var("TRUSTED_PROXIES") {
+            self.trusted_proxies = v
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(|a| {
+                    a.parse()
+                        .map_err(|_| Error::Config(format!("{key}: `{a}` is not an IP address")))
+                })
+                .collect::<Result<_>>()?;
+        }
         if let Some((key, v)) = var("LOG_FORMAT") {
             self.log_format = v
                 .parse()
@@ -547,6 +717,33 @@ impl RelayConfig {
         if let Some(dir) = &o.web_root {
             self.web_root = Some(dir.clone());
         }
+        if let Some(proxies) = &o.trusted_proxies {
+            self.trusted_proxies.clone_from(proxies);
+        }
+    }
+
+    /// Sets limits by name (`--limit NAME=VALUE`).
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming a limit that does not exist or a value it cannot hold.
+    pub fn set_limits(&mut self, values: &[(String, u64)]) -> Result<()> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        let mut table = toml::Table::try_from(&self.limits)
+            .map_err(|e| Error::Config(format!("limits: {e}")))?;
+        for (name, value) in values {
+            let slot = table
+                .get_mut(name.as_str())
+                .ok_or_else(|| Error::Config(format!("--limit: no limit named `{name}`")))?;
+            let n = i64::try_from(*value)
+                .map_err(|_| Error::Config(format!("--limit {name}: {value} is too large")))?;
+            *slot = toml::Value::Integer(n);
+        }
+        self.limits = table
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::Config(format!("--limit: {}", e.message())))?;
+        Ok(())
     }
 
     /// Checks the configuration as a whole.
@@ -724,6 +921,63 @@ mod tests {
             .apply_env(env_of(&[("SEALDESK_RELAY_LISTEN", "nowhere")]))
             .unwrap_err();
         assert!(err.to_string().contains("SEALDESK_RELAY_LISTEN"), "{err}");
+    }
+
+    #[test]
+    fn limits_by_name_and_trusted_proxies_from_every_layer() {
+        let env = env_of(&[
+            ("SEALDESK_RELAY_TRUSTED_PROXIES", "10.0.0.1, ::1"),
+            ("SEALDESK_RELAY_OPEN_CONVERSATIONS_PER_ORG", "5"),
+        ]);
+        let overrides = Overrides {
+            limits: vec![("source_registration_burst".into(), 7)],
+            ..Overrides::default()
+        };
+        let config = RelayConfig::load(None, env, &overrides).unwrap();
+        assert_eq!(
+            config.trusted_proxies,
+            vec![
+                "10.0.0.1".parse::<IpAddr>().unwrap(),
+                "::1".parse::<IpAddr>().unwrap()
+            ]
+        );
+        assert_eq!(config.limits.open_conversations_per_org, 5);
+        assert_eq!(config.limits.source_registration_burst, 7);
+
+        let flag = Overrides {
+            trusted_proxies: Some(vec!["192.0.2.1".parse().unwrap()]),
+            ..Overrides::default()
+        };
+        let config = RelayConfig::load(
+            None,
+            env_of(&[("SEALDESK_RELAY_TRUSTED_PROXIES", "10.0.0.1")]),
+            &flag,
+        )
+        .unwrap();
+        assert_eq!(config.trusted_proxies.len(), 1, "the flag replaces the env");
+
+        let err = RelayConfig::default()
+            .set_limits(&[("no_such_limit".into(), 1)])
+            .unwrap_err();
+        assert!(err.to_string().contains("no_such_limit"), "{err}");
+        let err = RelayConfig::default()
+            .apply_env(env_of(&[("SEALDESK_RELAY_TRUSTED_PROXIES", "proxy.local")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("proxy.local"), "{err}");
+        invalid(
+            |c| c.limits.open_conversations_per_org = 0,
+            "open_conversations_per_org",
+        );
+        let text = RelayConfig {
+            trusted_proxies: vec!["10.0.0.1".parse().unwrap()],
+            ..RelayConfig::default()
+        }
+        .to_toml()
+        .unwrap();
+        assert_eq!(
+            RelayConfig::from_toml(&text).unwrap().trusted_proxies.len(),
+            1
+        );
     }
 
     #[test]

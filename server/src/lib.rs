@@ -29,6 +29,8 @@
 //! - [`commit`]: group commit — many writers, one flush.
 //! - [`metrics`]: counters and histograms in the Prometheus text format.
 //! - [`web`]: the browser pages (`--web-root`), loaded at start and served with a strict CSP.
+//! - [`limits`]: abuse limits — token buckets by source address and by account, the source
+//!   behind a trusted proxy.
 //!
 //! - [`relay`]: the protocol layer — authentication, directory, conversations, escrow
 //!   plumbing, the audit log — over the pieces above. It is the only module that knows the
@@ -44,6 +46,7 @@ pub mod commit;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod limits;
 pub mod metrics;
 pub mod net;
 pub mod relay;

@@ -1,7 +1,7 @@
 //! `sealdesk-relay`: the Sealdesk relay server.
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -55,6 +55,14 @@ struct Cli {
     /// Directory of built browser pages (web/dist) to serve from the relay's origin.
     #[arg(long, value_name = "DIR", env = "SEALDESK_RELAY_WEB_ROOT")]
     web_root: Option<PathBuf>,
+    /// A reverse proxy whose X-Forwarded-For names the client for the per-source limits
+    /// (repeat for each; replaces SEALDESK_RELAY_TRUSTED_PROXIES).
+    #[arg(long = "trusted-proxy", value_name = "IP")]
+    trusted_proxies: Vec<IpAddr>,
+
+    /// Sets any limit listed below, e.g. --limit open_conversations_per_org=5 (repeatable).
+    #[arg(long = "limit", value_name = "NAME=VALUE", value_parser = parse_limit)]
+    limits: Vec<(String, u64)>,
 
     /// Print the effective configuration as TOML and exit (0 if valid, 2 if not).
     #[arg(long)]
@@ -74,6 +82,8 @@ fn main() -> ExitCode {
         log_format: cli.log_format,
         max_connections: cli.max_connections,
         web_root: cli.web_root.clone(),
+        trusted_proxies: (!cli.trusted_proxies.is_empty()).then(|| cli.trusted_proxies.clone()),
+        limits: cli.limits.clone(),
     };
     let loaded = RelayConfig::load(cli.config.as_deref(), |k| std::env::var(k).ok(), &overrides);
 
@@ -96,6 +106,18 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// One `--limit NAME=VALUE`.
+fn parse_limit(s: &str) -> Result<(String, u64), String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not NAME=VALUE"))?;
+    let value = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{value}` is not a non-negative integer"))?;
+    Ok((name.trim().to_owned(), value))
 }
 
 /// Parses flags, with every limit and its environment variable listed in `--help`.

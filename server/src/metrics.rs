@@ -273,6 +273,9 @@ pub struct Metrics {
     pub messages_delivered: Counter,
     /// Failed authentication attempts (recorded by the protocol layer).
     pub auth_failures: Counter,
+    /// Requests and connections refused by an abuse limit, by limit
+    /// (see [`LIMIT_LABELS`](crate::limits::LIMIT_LABELS)).
+    pub limited: LabeledCounter,
     /// Latency of store operations, seconds.
     pub store_latency: Histogram,
     /// Latency of durable flushes, seconds.
@@ -311,6 +314,7 @@ impl Metrics {
             messages_stored: Counter::default(),
             messages_delivered: Counter::default(),
             auth_failures: Counter::default(),
+            limited: LabeledCounter::new(crate::limits::LIMIT_LABELS),
             store_latency: Histogram::new(LATENCY_BUCKETS),
             flush_latency: Histogram::new(LATENCY_BUCKETS),
             group_commit_batch_size: Histogram::new(BATCH_BUCKETS),
@@ -404,6 +408,12 @@ impl Metrics {
             "sealdesk_auth_failures_total",
             "Failed authentication attempts.",
             &self.auth_failures,
+        );
+        labeled(
+            &mut out,
+            "sealdesk_limited_total",
+            "Requests and connections refused by an abuse limit, by limit.",
+            &self.limited,
         );
         self.store_latency.render(
             &mut out,

@@ -8,7 +8,8 @@
 //!                        [TLS handshake] ─► hyper http1
 //!                                             ├─ GET /healthz  → 200 "ok\n"
 //!                                             ├─ GET /metrics  → Prometheus text
-//!                                             ├─ GET /v1/ws    → 101, then a session task:
+//!                                             ├─ GET /v1/ws    → 101 (429 over the source's
+//!                                             │                  connection rate), then a session task:
 //!                                             │                  SessionHandler::run(Connection)
 //!                                             ├─ a file of --web-root → the page (crate::web)
 //!                                             └─ anything else → 404
@@ -21,7 +22,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,6 +50,7 @@ use tracing::{debug, info, warn};
 use crate::config::{Limits, RelayConfig};
 use crate::connection::Connection;
 use crate::error::{Error, Result};
+use crate::limits::{self, ConnectionLimit, Limited};
 use crate::metrics::Metrics;
 use crate::web::WebRoot;
 
@@ -57,7 +59,8 @@ pub type SessionFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// The protocol layer's entry point: one call per WebSocket session.
 pub trait SessionHandler: Send + Sync + 'static {
-    /// Runs one WebSocket session until it ends. `peer` is the remote address.
+    /// Runs one WebSocket session until it ends. `peer` is the client's address: the TCP
+    /// peer, or the one a trusted proxy named (see [`crate::limits::source_of`]).
     ///
     /// The session ends when the returned future completes; dropping `conn` closes the
     /// WebSocket (1000 unless a close reason was already set).
@@ -105,6 +108,7 @@ pub async fn run(
         None => None,
     };
     let limits = &config.limits;
+    let sources = ConnectionLimit::new(limits, Arc::clone(&metrics));
     let state = Arc::new(State {
         ws_config: websocket_config(limits),
         limits: limits.clone(),
@@ -115,6 +119,8 @@ pub async fn run(
         tracker: TaskTracker::new(),
         token: CancellationToken::new(),
         next_id: AtomicU64::new(1),
+        trusted_proxies: config.trusted_proxies.clone(),
+        sources,
     });
     let limit = Arc::new(Semaphore::new(limits.max_connections));
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
@@ -240,6 +246,10 @@ struct State {
     /// Cancelled on shutdown; sessions get child tokens.
     token: CancellationToken,
     next_id: AtomicU64,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    trusted_proxies: Vec<IpAddr>,
+    /// WebSocket upgrades per source address.
+    sources: ConnectionLimit,
 }
 
 /// One admitted connection: holds its limit permit and the open-connections gauge until both
@@ -403,6 +413,12 @@ fn upgrade(
     let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key)) else {
         return text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n");
     };
+    let source = limits::source_of(peer, headers, &state.trusted_proxies);
+    if let Err(limited) = state.sources.admit(source) {
+        debug!(%peer, %source, "connection rate limit");
+        return too_many(&limited);
+    }
+    let peer = SocketAddr::new(source, peer.port());
 
     let on_upgrade = hyper::upgrade::on(&mut req);
     let (session_state, slot) = (Arc::clone(state), Arc::clone(slot));
@@ -473,6 +489,25 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    response
+}
+
+/// HTTP 429 with `Retry-After` (whole seconds) for a source over its connection rate; the
+/// body starts with the wire's error code, `rate_limited`.
+fn too_many(limited: &Limited) -> Response<Full<Bytes>> {
+    let secs = limited.retry_after_secs().max(1);
+    let body = format!(
+        "rate_limited: {}; retry after {secs} s\n",
+        limits::describe(limited.limit)
+    );
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     response
 }
 

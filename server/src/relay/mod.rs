@@ -36,6 +36,9 @@ pub mod session_codes {
     /// A frame's version byte is not the wire version this relay speaks (1), before or after
     /// authentication.
     pub const CLOSE_UNKNOWN_VERSION: u16 = 4103;
+    /// The connection's source address used up its failed authentications: refused before
+    /// the challenge, after a `rate_limited` error response (id 0) saying when to retry.
+    pub const CLOSE_RATE_LIMITED: u16 = 4104;
     /// Most requests with a bad field answered (`bad_field`) on one connection: the next one
     /// closes it with [`CLOSE_BAD_FRAME`].
     pub const MAX_BAD_FIELDS: usize = 8;
@@ -177,6 +180,7 @@ async fn serve_with(
         commit,
         metrics.clone(),
         config.clock.clone(),
+        crate::limits::Guard::new(&config.limits, metrics.clone()),
         &mut rand::rng(),
     )
     .map_err(|e| match e {

@@ -8,7 +8,9 @@
 //! ```text
 //!   ExpectAuth ──Auth ok──▶ Serving ──close / error──▶ (hub leave)
 //!        ├── anything else, bad signature, timeout ──▶ close 4101 / 4001
-//!        └── another wire version ──▶ close 4103
+//!        ├── another wire version ──▶ close 4103
+//!        └── (before the challenge) the source used up its failed authentications
+//!            ──▶ error rate_limited, close 4104
 //!   Serving: a request with a bad field ──▶ BadField response, go on (at most
 //!              MAX_BAD_FIELDS times; the next one ──▶ close 4102)
 //!            a frame that does not decode / is not a request ──▶ close 4102
@@ -17,7 +19,10 @@
 //!
 //! Every close code is listed in PROTOCOL.md §13.6.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
 
 use rand_core::Rng as _;
 use sealdesk_protocol::wire::{
@@ -26,7 +31,7 @@ use sealdesk_protocol::wire::{
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument as _, debug, info_span};
 
-use super::service::{Account, Reject, Service, Staged};
+use super::service::{Account, Reject, Service, Staged, limited};
 use crate::connection::{CloseReason, Connection, Outbox};
 
 /// Close code for a failed or missing authentication.
@@ -45,22 +50,43 @@ pub(crate) const UNKNOWN_VERSION: CloseReason = CloseReason::Application {
     reason: "unsupported wire version; this relay speaks version 1",
 };
 
+/// Close code for a source over its failed-authentication limit.
+pub(crate) const RATE_LIMITED: CloseReason = CloseReason::Application {
+    code: super::CLOSE_RATE_LIMITED,
+    reason: "too many failed authentications from this address; retry later",
+};
+
 pub(crate) async fn run(svc: Arc<Service>, mut conn: Connection, peer: SocketAddr) {
     let span = info_span!("session", id = conn.id(), %peer);
     async move {
-        let Some(account) = authenticate(&svc, &mut conn).await else {
+        let source = peer.ip();
+        if let Err(l) = svc.guard.may_authenticate(source) {
+            // Refused before the challenge: the answer says why and when, the close ends it.
+            debug!("failed-authentication limit; refusing the session");
+            let Reject(code, message) = limited(l);
+            let refusal = Frame::Response {
+                id: 0,
+                body: Response::Error { code, message },
+            };
+            if let Ok(b) = wire::encode(&refusal) {
+                let _ = conn.send(b).await;
+            }
+            let _ = conn.outbox().finish(RATE_LIMITED).await;
+            return;
+        }
+        let Some(account) = authenticate(&svc, &mut conn, source).await else {
             return;
         };
         let me = account.card().signing_key;
         svc.hub.join(me, conn.outbox());
-        serve(&svc, &mut conn, account).await;
+        serve(&svc, &mut conn, account, source).await;
         svc.hub.leave(&me, conn.id());
     }
     .instrument(span)
     .await;
 }
 
-async fn authenticate(svc: &Service, conn: &mut Connection) -> Option<Account> {
+async fn authenticate(svc: &Service, conn: &mut Connection, source: IpAddr) -> Option<Account> {
     let mut nonce = [0u8; 32];
     rand::rng().fill_bytes(&mut nonce);
     let challenge = Challenge {
@@ -73,6 +99,7 @@ async fn authenticate(svc: &Service, conn: &mut Connection) -> Option<Account> {
     let answer = match tokio::time::timeout(timeout, conn.recv()).await {
         Err(_) => {
             svc.metrics.auth_failures.inc();
+            svc.guard.auth_failed(source);
             let _ = conn.outbox().finish(CloseReason::AuthTimeout).await;
             return None;
         }
@@ -85,6 +112,7 @@ async fn authenticate(svc: &Service, conn: &mut Connection) -> Option<Account> {
             // A client of another version cannot read a version-1 error: the close code says it.
             debug!(version = v, "unknown wire version before auth; closing");
             svc.metrics.auth_failures.inc();
+            svc.guard.auth_failed(source);
             let _ = conn.outbox().finish(UNKNOWN_VERSION).await;
             return None;
         }
@@ -92,6 +120,7 @@ async fn authenticate(svc: &Service, conn: &mut Connection) -> Option<Account> {
     };
     let Some(card) = card else {
         svc.metrics.auth_failures.inc();
+        svc.guard.auth_failed(source);
         let msg = Frame::Response {
             id: 0,
             body: Response::Error {
@@ -118,7 +147,7 @@ async fn authenticate(svc: &Service, conn: &mut Connection) -> Option<Account> {
     Some(account)
 }
 
-async fn serve(svc: &Arc<Service>, conn: &mut Connection, mut account: Account) {
+async fn serve(svc: &Arc<Service>, conn: &mut Connection, mut account: Account, source: IpAddr) {
     let mut pipeline = Pipeline::new(svc, conn);
     let mut bad_fields = 0usize;
     loop {
@@ -181,9 +210,29 @@ async fn serve(svc: &Arc<Service>, conn: &mut Connection, mut account: Account) 
             (_, other) => other,
         };
         pipeline.drain().await;
+        // A registration counts against its source's and the relay's registration rates;
+        // one that registers nothing (refused, or the card was registered) gives them back.
+        let registering = matches!(
+            (&account, &body),
+            (Account::Unregistered(_), Request::Register)
+        );
+        if registering && let Err(l) = svc.guard.registration(source) {
+            let Reject(code, message) = limited(l);
+            debug!(?code, %message, "registration refused");
+            let Some(frame) = encode_response(id, Response::Error { code, message }) else {
+                break;
+            };
+            if conn.send(frame).await.is_err() {
+                break;
+            }
+            continue;
+        }
         // Boxed: the session's future is allocated for its whole life, idle or not, and the
         // handler's future (the largest of all the requests') would otherwise be part of it.
         let body = Box::pin(svc.handle(&mut account, body)).await;
+        if registering && !matches!(body, Response::Ok) {
+            svc.guard.registration_not_made(source);
+        }
         let Some(frame) = encode_response(id, body) else {
             break;
         };

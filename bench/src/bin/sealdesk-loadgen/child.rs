@@ -49,7 +49,8 @@ impl Kind {
 const CHILD_STEP: Duration = Duration::from_secs(30);
 
 /// The relay configuration the benchmark runs: defaults, except the per-client abuse limits
-/// that a load generator multiplexing many users would trip (frame rate, connection count) and
+/// that a load generator multiplexing many users would trip (frame rate, connection count, the
+/// per-source limits on connections and registrations, messages per conversation) and
 /// an outbound queue deep enough for an agent serving many conversations at once.
 pub fn bench_relay_config(data_dir: PathBuf) -> RelayConfig {
     RelayConfig {
@@ -60,6 +61,17 @@ pub fn bench_relay_config(data_dir: PathBuf) -> RelayConfig {
             frame_burst: 1_000_000,
             max_connections: 60_000,
             outbound_queue: baseline::OUTBOUND_QUEUE,
+            // One process stands for every user, from one address: the per-source limits
+            // would count all of them as one abuser.
+            source_connections_per_minute: 1_000_000,
+            source_connection_burst: 1_000_000,
+            source_registrations_per_minute: 1_000_000,
+            source_registration_burst: 1_000_000,
+            registrations_per_minute: 1_000_000,
+            registration_burst: 1_000_000,
+            // Closed-loop throughput runs send as fast as each conversation is answered.
+            conversation_messages_per_minute: 1_000_000,
+            conversation_message_burst: 1_000_000,
             ..Limits::default()
         },
         ..RelayConfig::default()

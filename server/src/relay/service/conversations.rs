@@ -14,7 +14,8 @@ use sealdesk_protocol::{
     policy::VerifiedPolicy,
     release::ConsentToken,
     wire::{
-        ConversationInfo, ErrorCode, Item, OrgConversation, Push, Response, Sequenced, TicketState,
+        self, ConversationInfo, ErrorCode, Item, OrgConversation, Push, Response, Sequenced,
+        TicketState,
     },
 };
 use tracing::{debug, info};
@@ -66,6 +67,7 @@ impl Service {
         if caller.card.role != Role::Customer {
             return reject(ErrorCode::Forbidden, "only customers open conversations");
         }
+        self.open_limits(caller, org)?;
         let policy = self.policies.current(org)?;
         let agents = self.agents(&policy)?;
         if agents.is_empty() {
@@ -125,6 +127,41 @@ impl Service {
             certificate,
             policy: policy.policy().clone(),
         })
+    }
+
+    /// The abuse limits on opening: the customer's open conversations with `org` (those with
+    /// an item within `open_conversation_idle_secs`) and its opens per hour.
+    fn open_limits(&self, caller: &Caller, org: &str) -> Result<(), Reject> {
+        let me = caller.key();
+        let idle = self.guard.open_idle.as_secs();
+        let since = self.clock.now().saturating_sub(idle);
+        let open = self.convs.select(|s| {
+            (s.customer == me && s.org == org && s.last_activity >= since)
+                .then_some(s.last_activity)
+        })?;
+        let most = self.guard.open_conversations;
+        if open.len() >= most {
+            // The first slot frees up when the quietest of them has been quiet for `idle`.
+            let quietest = open.iter().min().copied().unwrap_or(since);
+            let wait = (quietest + idle).saturating_sub(self.clock.now()).max(1);
+            let open = open.len();
+            self.guard.refused(crate::limits::OPEN_CONVERSATIONS);
+            return reject(
+                ErrorCode::QuotaExceeded,
+                wire::with_retry_after(
+                    &format!(
+                        "you have {open} open conversations with {org}, the most this relay \
+                         allows ({most}); continue one of them, or wait until one has been \
+                         quiet for {} h",
+                        idle / 3600
+                    ),
+                    wait,
+                ),
+            );
+        }
+        self.guard
+            .conversation_open(me.to_bytes())
+            .map_err(super::limited)
     }
 
     pub(super) async fn transfer(&self, caller: &Caller, c: ConversationId, to: &str) -> Reply {
@@ -372,6 +409,9 @@ impl Service {
     /// share flushes.
     pub fn stage_send(&self, caller: &Caller, env: Envelope) -> Result<Staged, Reject> {
         let started = std::time::Instant::now();
+        self.guard
+            .message(env.header.conversation.to_bytes(), caller.key().to_bytes())
+            .map_err(super::limited)?;
         let size = env.ciphertext.len();
         let (item, audience) = self.convs.append_message(&caller.key(), env)?;
         debug!(conversation = %item.conversation, seq = item.seq, size, "message stored");

@@ -45,6 +45,7 @@ use super::hub::Hub;
 use crate::{
     clock::ClockHandle,
     commit::GroupCommit,
+    limits::{Guard, Limited},
     metrics::Metrics,
     store::{Collection, Store},
 };
@@ -74,6 +75,17 @@ impl From<sealdesk_protocol::Error> for Reject {
     fn from(e: sealdesk_protocol::Error) -> Self {
         Reject(ErrorCode::BadRequest, e.to_string())
     }
+}
+
+/// The refusal for a rate limit: `rate_limited`, saying what and when to retry.
+pub(crate) fn limited(l: Limited) -> Reject {
+    Reject(
+        ErrorCode::RateLimited,
+        wire::with_retry_after(
+            crate::limits::describe(l.limit),
+            l.retry_after_secs().max(1),
+        ),
+    )
 }
 
 fn reject<T>(code: ErrorCode, msg: impl Into<String>) -> Result<T, Reject> {
@@ -133,6 +145,8 @@ pub(crate) struct Service {
     convs: ConvTable,
     /// The audit log; its lock is the log's single-writer rule.
     log: AuditLog,
+    /// The abuse limits: registrations, failed authentications, opens, messages.
+    pub guard: Guard,
     /// Every other write that must be atomic with a read (names, policies, releases, tickets).
     /// A std Mutex, like the others: held for in-memory updates and synchronous store writes
     /// only, never across an await, so a tokio Mutex would only add overhead.
@@ -168,6 +182,7 @@ impl Service {
         commit: GroupCommit,
         metrics: Arc<Metrics>,
         clock: ClockHandle,
+        guard: Guard,
         rng: &mut impl rand_core::CryptoRng,
     ) -> crate::Result<Self> {
         let keys = match store.get(Collection::Meta, RELAY_IDENTITY)? {
@@ -209,6 +224,7 @@ impl Service {
             clock,
             policies,
             log,
+            guard,
             writes: Mutex::new(()),
         })
     }

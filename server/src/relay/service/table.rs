@@ -97,6 +97,15 @@ impl ConvTable {
         Ok(s)
     }
 
+    /// `pick` of every cached conversation (those opened or used since the relay started)
+    /// it gives something for.
+    pub(super) fn select<T>(
+        &self,
+        pick: impl Fn(&ConvState) -> Option<T>,
+    ) -> Result<Vec<T>, Reject> {
+        Ok(lock(&self.states)?.values().filter_map(pick).collect())
+    }
+
     /// Runs `delete` (which deletes the conversation from the store) under the table's lock,
     /// then forgets the cached state.
     pub(super) fn erase(

@@ -1,0 +1,233 @@
+//! Abuse limits for a relay open to the public: token buckets by source address and by
+//! account, and the refusals they give.
+//!
+//! - [`bucket`]: [`Bucket`], [`KeyedBuckets`] (one per key, bounded in memory) and
+//!   [`SharedBucket`] (one overall), with the wait until the next token ([`Limited`]);
+//! - [`source`]: where a connection comes from (the peer, or `X-Forwarded-For` from a
+//!   trusted proxy) and the key it is counted under (IPv4 address, IPv6 /64).
+//!
+//! [`Guard`] holds every bucket the relay keeps, built from the [`Limits`] of the
+//! configuration; a refusal is counted in `sealdesk_limited_total{reason=…}` (one label per
+//! limit, [`LIMIT_LABELS`]). Nothing here knows the protocol: accounts and conversations are
+//! keyed by their bytes.
+
+pub mod bucket;
+pub mod source;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use bucket::{Bucket, KeyedBuckets, Limited, Rate, SharedBucket};
+pub use source::{source_key, source_of};
+
+use crate::config::Limits;
+use crate::metrics::Metrics;
+
+/// Connection attempts (WebSocket upgrades) per source address.
+pub const SOURCE_CONNECTIONS: &str = "source_connections";
+/// Registrations per source address.
+pub const SOURCE_REGISTRATIONS: &str = "source_registrations";
+/// Registrations overall.
+pub const REGISTRATIONS: &str = "registrations";
+/// Failed authentications per source address.
+pub const SOURCE_AUTH_FAILURES: &str = "source_auth_failures";
+/// Conversations a customer has open with one org.
+pub const OPEN_CONVERSATIONS: &str = "open_conversations";
+/// Conversation opens per customer.
+pub const CONVERSATION_OPENS: &str = "conversation_opens";
+/// Messages per member per conversation.
+pub const CONVERSATION_MESSAGES: &str = "conversation_messages";
+
+/// Every limit's metrics label.
+pub const LIMIT_LABELS: &[&str] = &[
+    SOURCE_CONNECTIONS,
+    SOURCE_REGISTRATIONS,
+    REGISTRATIONS,
+    SOURCE_AUTH_FAILURES,
+    OPEN_CONVERSATIONS,
+    CONVERSATION_OPENS,
+    CONVERSATION_MESSAGES,
+];
+
+/// What a refusal says to the client about `limit`: what was limited, in words.
+pub fn describe(limit: &str) -> &'static str {
+    match limit {
+        SOURCE_CONNECTIONS => "too many connections from your address",
+        SOURCE_REGISTRATIONS => "too many registrations from your address",
+        REGISTRATIONS => "the relay is taking too many registrations right now",
+        SOURCE_AUTH_FAILURES => "too many failed authentications from your address",
+        OPEN_CONVERSATIONS => "too many open conversations with this org",
+        CONVERSATION_OPENS => "too many conversations opened by this account",
+        CONVERSATION_MESSAGES => "too many messages from you in this conversation",
+        _ => "limit reached",
+    }
+}
+
+/// Connection attempts per source: the listener's limit (see [`crate::net`]).
+#[derive(Debug)]
+pub struct ConnectionLimit {
+    buckets: KeyedBuckets<IpAddr>,
+    metrics: Arc<Metrics>,
+}
+
+impl ConnectionLimit {
+    /// From the configured limits.
+    pub fn new(limits: &Limits, metrics: Arc<Metrics>) -> Self {
+        Self {
+            buckets: KeyedBuckets::new(
+                SOURCE_CONNECTIONS,
+                Rate {
+                    per_minute: limits.source_connections_per_minute,
+                    burst: limits.source_connection_burst,
+                },
+                limits.max_tracked_sources,
+            ),
+            metrics,
+        }
+    }
+
+    /// Counts a connection attempt from `source`.
+    ///
+    /// # Errors
+    /// [`Limited`] (and counted) if the source is over its rate.
+    pub fn admit(&self, source: IpAddr) -> Result<(), Limited> {
+        self.buckets
+            .take(&source_key(source), Instant::now())
+            .inspect_err(|l| self.metrics.limited.inc(l.limit))
+    }
+}
+
+/// The protocol layer's buckets: registrations, failed authentications, conversation opens
+/// and messages.
+#[derive(Debug)]
+pub struct Guard {
+    source_registrations: KeyedBuckets<IpAddr>,
+    registrations: SharedBucket,
+    auth_failures: KeyedBuckets<IpAddr>,
+    opens: KeyedBuckets<[u8; 32]>,
+    messages: KeyedBuckets<([u8; 16], [u8; 32])>,
+    /// Most conversations a customer may have open with one org.
+    pub open_conversations: usize,
+    /// A conversation with no item for this long no longer counts as open.
+    pub open_idle: Duration,
+    metrics: Arc<Metrics>,
+}
+
+impl Guard {
+    /// From the configured limits.
+    pub fn new(limits: &Limits, metrics: Arc<Metrics>) -> Self {
+        let now = Instant::now();
+        let keys = limits.max_tracked_sources;
+        Self {
+            source_registrations: KeyedBuckets::new(
+                SOURCE_REGISTRATIONS,
+                Rate {
+                    per_minute: limits.source_registrations_per_minute,
+                    burst: limits.source_registration_burst,
+                },
+                keys,
+            ),
+            registrations: SharedBucket::new(
+                REGISTRATIONS,
+                Rate {
+                    per_minute: limits.registrations_per_minute,
+                    burst: limits.registration_burst,
+                },
+                now,
+            ),
+            auth_failures: KeyedBuckets::new(
+                SOURCE_AUTH_FAILURES,
+                Rate {
+                    per_minute: limits.source_auth_failures_per_minute,
+                    burst: limits.source_auth_failure_burst,
+                },
+                keys,
+            ),
+            opens: KeyedBuckets::new(
+                CONVERSATION_OPENS,
+                Rate {
+                    per_minute: limits.conversation_opens_per_hour.div_ceil(60).max(1),
+                    burst: limits.conversation_opens_per_hour,
+                },
+                keys,
+            ),
+            messages: KeyedBuckets::new(
+                CONVERSATION_MESSAGES,
+                Rate {
+                    per_minute: limits.conversation_messages_per_minute,
+                    burst: limits.conversation_message_burst,
+                },
+                keys,
+            ),
+            open_conversations: limits.open_conversations_per_org,
+            open_idle: Duration::from_secs(limits.open_conversation_idle_secs),
+            metrics,
+        }
+    }
+
+    fn counted(&self, r: Result<(), Limited>) -> Result<(), Limited> {
+        r.inspect_err(|l| self.metrics.limited.inc(l.limit))
+    }
+
+    /// A registration from `source`: one token from the source's bucket and one from the
+    /// relay's overall bucket (the source's is given back if the overall one is empty).
+    ///
+    /// # Errors
+    /// [`Limited`] naming the bucket that was empty.
+    pub fn registration(&self, source: IpAddr) -> Result<(), Limited> {
+        let now = Instant::now();
+        let key = source_key(source);
+        self.counted(self.source_registrations.take(&key, now))?;
+        if let Err(l) = self.registrations.take(now) {
+            self.source_registrations.refund(&key);
+            return self.counted(Err(l));
+        }
+        Ok(())
+    }
+
+    /// Gives back a registration's tokens when nothing was registered (the card was already
+    /// registered, or the request was refused for another reason).
+    pub fn registration_not_made(&self, source: IpAddr) {
+        self.source_registrations.refund(&source_key(source));
+        self.registrations.refund();
+    }
+
+    /// Whether `source` may try to authenticate: it has failures left.
+    ///
+    /// # Errors
+    /// [`Limited`] if it has used them up.
+    pub fn may_authenticate(&self, source: IpAddr) -> Result<(), Limited> {
+        self.counted(
+            self.auth_failures
+                .check(&source_key(source), Instant::now()),
+        )
+    }
+
+    /// Records a failed authentication from `source`.
+    pub fn auth_failed(&self, source: IpAddr) {
+        let _ = self.auth_failures.take(&source_key(source), Instant::now());
+    }
+
+    /// A conversation open by the customer whose signing key is `customer`.
+    ///
+    /// # Errors
+    /// [`Limited`] if the customer has opened too many this hour.
+    pub fn conversation_open(&self, customer: [u8; 32]) -> Result<(), Limited> {
+        self.counted(self.opens.take(&customer, Instant::now()))
+    }
+
+    /// A message in conversation `conversation` from the member whose signing key is
+    /// `sender` (the caller, so nobody can use up another member's messages).
+    ///
+    /// # Errors
+    /// [`Limited`] if the sender is over its message rate in the conversation.
+    pub fn message(&self, conversation: [u8; 16], sender: [u8; 32]) -> Result<(), Limited> {
+        self.counted(self.messages.take(&(conversation, sender), Instant::now()))
+    }
+
+    /// Counts a refusal that was decided elsewhere (a quota rather than a bucket).
+    pub fn refused(&self, limit: &'static str) {
+        self.metrics.limited.inc(limit);
+    }
+}

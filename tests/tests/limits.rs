@@ -1,0 +1,421 @@
+//! The relay's abuse limits (issue 25): each limit hit, refused with its typed error and a
+//! retry-after, counted in `/metrics`; other sources and accounts unaffected.
+//!
+//! Sources other than 127.0.0.1 are made with a trusted proxy: the relay is configured to
+//! trust 127.0.0.1 as a reverse proxy, and each connection names its client in
+//! `X-Forwarded-For`, as a proxy would.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use sealdesk_protocol::{
+    card::Role,
+    ids::ConversationId,
+    wire::{self, AuthResponse, ErrorCode, Frame, Request, Response},
+};
+use sealdesk_server::{RunningRelay, relay::CLOSE_RATE_LIMITED};
+use sealdesk_tests::{
+    identity::{Identity, rng},
+    org::Org,
+    raw::RawClient,
+    relay::{http_get, metric, spawn_relay_with},
+    wait::STEP,
+};
+use tokio::net::TcpStream;
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream,
+    tungstenite::{
+        Message, client::IntoClientRequest as _, http::HeaderValue,
+        protocol::frame::coding::CloseCode,
+    },
+};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How many times `limit` refused, from the relay's `/metrics`.
+async fn limited(relay: &RunningRelay, limit: &str) -> f64 {
+    let text = http_get(relay, "/metrics").await;
+    metric(
+        &text,
+        &format!("sealdesk_limited_total{{reason=\"{limit}\"}}"),
+    )
+    .unwrap_or(0.0)
+}
+
+/// Opens a WebSocket, through the "proxy" naming `client` if given.
+async fn connect(
+    relay: &RunningRelay,
+    client: Option<&str>,
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    let mut request = relay.ws_url().into_client_request().expect("request");
+    if let Some(ip) = client {
+        request.headers_mut().insert(
+            "x-forwarded-for",
+            HeaderValue::from_str(ip).expect("header"),
+        );
+    }
+    tokio::time::timeout(STEP, tokio_tungstenite::connect_async(request))
+        .await
+        .expect("connect timed out")
+        .map(|(ws, _)| ws)
+}
+
+async fn next_frame(ws: &mut Ws) -> Option<Frame> {
+    loop {
+        match tokio::time::timeout(STEP, ws.next())
+            .await
+            .expect("timed out waiting for a frame")
+        {
+            Some(Ok(Message::Binary(b))) => return Some(wire::decode(&b).expect("decodes")),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            _ => return None,
+        }
+    }
+}
+
+/// The close code the relay ends `ws` with.
+async fn close_code(ws: &mut Ws) -> Option<u16> {
+    loop {
+        match tokio::time::timeout(STEP, ws.next())
+            .await
+            .expect("timed out waiting for the close")
+        {
+            Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => {}
+            _ => return None,
+        }
+    }
+}
+
+async fn send(ws: &mut Ws, frame: &Frame) {
+    ws.send(Message::binary(wire::encode(frame).expect("encodes")))
+        .await
+        .expect("send");
+}
+
+/// Authenticates `who` over a connection from `client` and asks to register; returns the
+/// answer to `register`.
+async fn register_from(relay: &RunningRelay, client: Option<&str>, who: &Identity) -> Response {
+    let mut ws = connect(relay, client).await.expect("upgrade");
+    let Some(Frame::Challenge(challenge)) = next_frame(&mut ws).await else {
+        panic!("expected a challenge");
+    };
+    send(
+        &mut ws,
+        &Frame::Auth(AuthResponse::answer(&who.keys, who.card(), &challenge)),
+    )
+    .await;
+    let Some(Frame::Welcome(w)) = next_frame(&mut ws).await else {
+        panic!("expected a welcome");
+    };
+    assert!(!w.registered);
+    send(
+        &mut ws,
+        &Frame::Request {
+            id: 1,
+            body: Request::Register,
+        },
+    )
+    .await;
+    match next_frame(&mut ws).await {
+        Some(Frame::Response { id: 1, body }) => body,
+        other => panic!("expected the answer to register, got {other:?}"),
+    }
+}
+
+/// The code and retry-after of a refusal.
+fn refusal(r: &Response) -> (ErrorCode, Option<Duration>) {
+    match r {
+        Response::Error { code, message } => (*code, wire::retry_after(message)),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+fn customer(seed: u64) -> Identity {
+    Identity::new(seed, &format!("visitor{seed}"), Role::Customer)
+}
+
+#[tokio::test]
+async fn registrations_from_one_source_are_limited_and_others_still_register() {
+    let (relay, _dir) = spawn_relay_with(|c| {
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+        c.limits.source_registration_burst = 3;
+        c.limits.source_registrations_per_minute = 1;
+    })
+    .await;
+    for seed in 0..3 {
+        let r = register_from(&relay, Some("203.0.113.7"), &customer(seed)).await;
+        assert_eq!(r, Response::Ok, "registration {seed}");
+    }
+    let r = register_from(&relay, Some("203.0.113.7"), &customer(3)).await;
+    let (code, retry) = refusal(&r);
+    assert_eq!(code, ErrorCode::RateLimited);
+    let retry = retry.expect("the refusal says when to retry");
+    assert!(
+        retry >= Duration::from_secs(1) && retry <= Duration::from_secs(60),
+        "{retry:?}"
+    );
+    assert_eq!(limited(&relay, "source_registrations").await, 1.0);
+    // Another address registers; so does the refused card, from there.
+    for seed in [3, 4] {
+        let r = register_from(&relay, Some("198.51.100.20"), &customer(seed)).await;
+        assert_eq!(r, Response::Ok);
+    }
+    // A registered account signing in again registers nothing and is not counted.
+    let again = RawClient::login(&relay.ws_url(), &customer(0)).await;
+    again.close().await;
+}
+
+#[tokio::test]
+async fn x_forwarded_for_counts_only_from_a_trusted_proxy() {
+    // No trusted proxy: every connection here is 127.0.0.1, whatever the header says.
+    let (relay, _dir) = spawn_relay_with(|c| {
+        c.limits.source_registration_burst = 2;
+        c.limits.source_registrations_per_minute = 1;
+    })
+    .await;
+    for (seed, claimed) in ["192.0.2.1", "192.0.2.2"].iter().enumerate() {
+        let r = register_from(&relay, Some(claimed), &customer(seed as u64)).await;
+        assert_eq!(r, Response::Ok);
+    }
+    let r = register_from(&relay, Some("192.0.2.3"), &customer(9)).await;
+    assert_eq!(
+        refusal(&r).0,
+        ErrorCode::RateLimited,
+        "a client chose its own source with X-Forwarded-For"
+    );
+}
+
+#[tokio::test]
+async fn registrations_overall_are_limited_across_sources() {
+    let (relay, _dir) = spawn_relay_with(|c| {
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+        c.limits.registration_burst = 2;
+        c.limits.registrations_per_minute = 1;
+    })
+    .await;
+    for seed in 0..2u64 {
+        let ip = format!("198.51.100.{}", seed + 1);
+        let r = register_from(&relay, Some(&ip), &customer(seed)).await;
+        assert_eq!(r, Response::Ok);
+    }
+    let r = register_from(&relay, Some("198.51.100.99"), &customer(7)).await;
+    let (code, retry) = refusal(&r);
+    assert_eq!(code, ErrorCode::RateLimited);
+    assert!(retry.is_some());
+    assert_eq!(limited(&relay, "registrations").await, 1.0);
+}
+
+#[tokio::test]
+async fn connections_from_one_source_get_429_with_retry_after() {
+    let (relay, _dir) = spawn_relay_with(|c| {
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+        c.limits.source_connection_burst = 3;
+        c.limits.source_connections_per_minute = 1;
+    })
+    .await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(
+            connect(&relay, Some("203.0.113.50"))
+                .await
+                .expect("upgrade"),
+        );
+    }
+    match connect(&relay, Some("203.0.113.50")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 429);
+            let secs: u64 = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .expect("a Retry-After header");
+            assert!(secs >= 1, "{secs}");
+        }
+        Err(other) => panic!("expected HTTP 429, got {other}"),
+        Ok(_) => panic!("a fourth connection from the source was accepted"),
+    }
+    connect(&relay, Some("203.0.113.51"))
+        .await
+        .expect("another source connects");
+    connect(&relay, None)
+        .await
+        .expect("the proxy itself connects");
+    assert_eq!(limited(&relay, "source_connections").await, 1.0);
+}
+
+#[tokio::test]
+async fn the_client_library_reports_a_refused_connection_as_rate_limited() {
+    let (relay, _dir) = spawn_relay_with(|c| {
+        c.limits.source_connection_burst = 1;
+        c.limits.source_connections_per_minute = 1;
+    })
+    .await;
+    let _first = connect(&relay, None).await.expect("upgrade");
+    let err = sealdesk_client::connection::Connection::connect(&relay.ws_url())
+        .await
+        .expect_err("the second connection is refused");
+    match &err {
+        sealdesk_client::ClientError::Relay { code, .. } => {
+            assert_eq!(*code, ErrorCode::RateLimited)
+        }
+        other => panic!("expected a rate_limited refusal, got {other:?}"),
+    }
+    let wait = err.retry_after().expect("the wait is kept");
+    assert!(wait >= Duration::from_secs(1), "{wait:?}");
+    assert!(err.to_string().contains("retry after"), "{err}");
+}
+
+#[tokio::test]
+async fn failed_authentications_from_one_source_close_its_next_connection_with_4104() {
+    let (relay, _dir) = spawn_relay_with(|c| {
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+        c.limits.source_auth_failure_burst = 2;
+        c.limits.source_auth_failures_per_minute = 1;
+    })
+    .await;
+    let liar = customer(1);
+    let other = customer(2);
+    for _ in 0..2 {
+        let mut ws = connect(&relay, Some("203.0.113.9")).await.expect("upgrade");
+        let Some(Frame::Challenge(challenge)) = next_frame(&mut ws).await else {
+            panic!("expected a challenge");
+        };
+        // Signed by another key than the card's: authentication fails (4101).
+        let mut bad = AuthResponse::answer(&other.keys, liar.card(), &challenge);
+        bad.card = liar.card();
+        send(&mut ws, &Frame::Auth(bad)).await;
+        assert_eq!(close_code(&mut ws).await, Some(4101));
+    }
+    let mut ws = connect(&relay, Some("203.0.113.9")).await.expect("upgrade");
+    match next_frame(&mut ws).await {
+        Some(Frame::Response {
+            id: 0,
+            body: Response::Error { code, message },
+        }) => {
+            assert_eq!(code, ErrorCode::RateLimited);
+            assert!(wire::retry_after(&message).is_some(), "{message}");
+        }
+        other => panic!("expected a rate_limited refusal before the challenge, got {other:?}"),
+    }
+    assert_eq!(close_code(&mut ws).await, Some(CLOSE_RATE_LIMITED));
+    assert_eq!(CloseCode::from(CLOSE_RATE_LIMITED), CloseCode::from(4104));
+    assert_eq!(limited(&relay, "source_auth_failures").await, 1.0);
+    // Another address still signs in.
+    let r = register_from(&relay, Some("203.0.113.10"), &customer(3)).await;
+    assert_eq!(r, Response::Ok);
+}
+
+/// Opens conversations for customer 0 of `org` until one is refused; returns the refusal and
+/// how many were opened.
+async fn open_until_refused(client: &mut RawClient, org: &Org, seed: u64) -> (Response, usize) {
+    let mut r = rng(seed);
+    for n in 0..100 {
+        let answer = client
+            .request(Request::OpenConversation {
+                org: org.name.clone(),
+                conversation: ConversationId::random(&mut r),
+            })
+            .await;
+        if !matches!(answer, Response::Opened { .. }) {
+            return (answer, n);
+        }
+    }
+    panic!("a hundred conversations opened");
+}
+
+#[tokio::test]
+async fn a_customer_has_a_few_open_conversations_with_an_org_by_default() {
+    let most = sealdesk_server::config::Limits::default().open_conversations_per_org;
+    let clock = sealdesk_server::clock::TestClock::at_system_time();
+    let handle = clock.handle();
+    let (relay, _dir) = spawn_relay_with(|c| c.clock = handle).await;
+    let url = relay.ws_url();
+    let org = Org::setup(&url, 71, "acme", 1, 2).await;
+    let mut alice = RawClient::login(&url, &org.customers[0]).await;
+    let (answer, opened) = open_until_refused(&mut alice, &org, 1).await;
+    assert_eq!(opened, most);
+    let (code, retry) = refusal(&answer);
+    assert_eq!(code, ErrorCode::QuotaExceeded);
+    let retry = retry.expect("says when a slot frees up");
+    assert!(retry <= Duration::from_secs(86_400), "{retry:?}");
+    let Response::Error { message, .. } = &answer else {
+        unreachable!()
+    };
+    assert!(
+        message.contains(&format!("{most} open conversations with acme")),
+        "{message}"
+    );
+    assert_eq!(limited(&relay, "open_conversations").await, 1.0);
+    // Another customer of the same org is not affected.
+    let mut bob = RawClient::login(&url, &org.customers[1]).await;
+    let (_, bob_opened) = open_until_refused(&mut bob, &org, 2).await;
+    assert_eq!(bob_opened, most);
+    // A day later the quiet conversations no longer count as open.
+    clock.advance(86_401);
+    let (_, later) = open_until_refused(&mut alice, &org, 3).await;
+    assert_eq!(later, most);
+}
+
+#[tokio::test]
+async fn conversation_opens_per_hour_are_limited() {
+    let (relay, _dir) = spawn_relay_with(|c| {
+        c.limits.open_conversations_per_org = 50;
+        c.limits.conversation_opens_per_hour = 4;
+    })
+    .await;
+    let url = relay.ws_url();
+    let org = Org::setup(&url, 72, "acme", 1, 1).await;
+    let mut alice = RawClient::login(&url, &org.customers[0]).await;
+    let (answer, opened) = open_until_refused(&mut alice, &org, 1).await;
+    assert_eq!(opened, 4);
+    let (code, retry) = refusal(&answer);
+    assert_eq!(code, ErrorCode::RateLimited);
+    assert!(retry.expect("a wait") >= Duration::from_secs(1));
+    assert_eq!(limited(&relay, "conversation_opens").await, 1.0);
+}
+
+#[tokio::test]
+async fn messages_per_member_per_conversation_are_limited_and_nothing_refused_is_stored() {
+    let (relay, _dir) = spawn_relay_with(|c| {
+        c.limits.conversation_message_burst = 5;
+        c.limits.conversation_messages_per_minute = 1;
+    })
+    .await;
+    let url = relay.ws_url();
+    let org = Org::setup(&url, 73, "acme", 1, 1).await;
+    let mut alice = RawClient::login(&url, &org.customers[0]).await;
+    let chat = org.start_chat(&mut alice, 0, 5).await;
+    let me = &org.customers[0];
+    for counter in 0..5 {
+        alice
+            .stored(Request::Send(chat.seal(me, counter, "hello")))
+            .await;
+    }
+    let answer = alice
+        .request(Request::Send(chat.seal(me, 5, "one too many")))
+        .await;
+    let (code, retry) = refusal(&answer);
+    assert_eq!(code, ErrorCode::RateLimited);
+    assert!(retry.is_some());
+    // The agent's own messages in the same conversation are counted apart.
+    let agent = &org.agents[chat.agent];
+    let mut bob = RawClient::login(&url, agent).await;
+    bob.stored(Request::Send(chat.seal(agent, 0, "hi"))).await;
+    // The refused message was not stored: epoch record, five messages, the agent's one.
+    match alice
+        .request(Request::History {
+            conversation: chat.id,
+            after: 0,
+            limit: 100,
+        })
+        .await
+    {
+        Response::Items { items, .. } => assert_eq!(items.len(), 7),
+        other => panic!("expected items, got {other:?}"),
+    }
+    assert_eq!(limited(&relay, "conversation_messages").await, 1.0);
+}
