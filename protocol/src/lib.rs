@@ -38,6 +38,7 @@ pub mod release;
 pub mod seal;
 pub mod secret;
 pub mod shamir;
+pub mod signal;
 pub mod signed;
 pub mod wire;
 

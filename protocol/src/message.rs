@@ -187,6 +187,21 @@ impl EpochKeys {
         self.epoch
     }
 
+    /// The conversation.
+    pub fn conversation(&self) -> ConversationId {
+        self.conversation
+    }
+
+    /// Whether `who` is a member of the epoch.
+    pub fn is_member(&self, who: &SigningPublicKey) -> bool {
+        self.members.contains(who)
+    }
+
+    /// The key schedule, for the other things derived from the epoch (signals).
+    pub(crate) fn schedule(&self) -> &KeySchedule {
+        &self.schedule
+    }
+
     /// Encrypts and signs a message. The caller must have persisted `counter + 1` as its next
     /// counter before calling (see the module docs).
     ///

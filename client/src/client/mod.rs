@@ -9,6 +9,8 @@
 //! - [`ingest`] — verifying and recording epochs, messages, notices and hand-offs.
 //! - [`gaps`] — counters that never arrived: refetched, then shown as lost.
 //! - [`timeline`] — offline views: history, unread counts, grouped notices.
+//! - [`reconnect`] — a new session to the same relay after the connection was lost.
+//! - [`signals`] — ephemeral signals (typing): sent, and opened when pushed; never stored.
 //!
 //! Every item of a conversation — including this account's own epochs and messages — is
 //! processed in relay order from the conversation's cursor by one path (`Client::ingest`,
@@ -24,7 +26,8 @@
 use std::collections::{HashMap, VecDeque};
 
 use sealdesk_protocol::{
-    ids::ConversationId, message::EpochKeys, policy::VerifiedPolicy, wire::Push,
+    ids::ConversationId, keys::SigningPublicKey, message::EpochKeys, policy::VerifiedPolicy,
+    wire::Push,
 };
 use serde::Serialize;
 
@@ -39,6 +42,8 @@ pub mod directory;
 pub mod gaps;
 pub mod ingest;
 pub mod org;
+pub mod reconnect;
+pub mod signals;
 pub mod sync;
 pub mod timeline;
 
@@ -55,6 +60,9 @@ pub const REFETCH_LIMIT: u32 = 3;
 pub const REFETCH_PAGES: u32 = 4;
 /// Pushes kept for the caller by [`Client::drain_pushes`].
 pub const PUSH_BACKLOG: usize = 256;
+/// Senders whose last accepted signal is remembered (to drop replays); past this many the
+/// memory starts over (a replayed signal then shows "typing" once more, nothing worse).
+pub const SIGNAL_SENDERS: usize = 1024;
 /// How long agent certificates issued by `add_agent` are valid (one year).
 pub const AGENT_CERT_VALIDITY_SECS: u64 = 365 * 86_400;
 
@@ -95,6 +103,13 @@ pub enum EventKind {
         /// Up to.
         seq: u64,
     },
+    /// Another member is typing, or stopped (an ephemeral signal: shown, never stored).
+    Typing {
+        /// The member.
+        member: String,
+        /// Typing (`true`) or stopped.
+        typing: bool,
+    },
     /// Something the user should know.
     Warning {
         /// The text.
@@ -117,6 +132,11 @@ pub struct Client {
     /// Pushes for the caller, set aside while draining (bounded by [`PUSH_BACKLOG`]; they are
     /// hints, and the state they announce can be asked for again).
     other_pushes: VecDeque<Push>,
+    /// The last signal accepted per (conversation, sender): its `sent_at` and nonce, so a
+    /// replayed or older signal is dropped (bounded by [`SIGNAL_SENDERS`]).
+    signals: HashMap<(ConversationId, SigningPublicKey), (u64, [u8; 12])>,
+    /// What the relay's TLS certificate must chain to, kept for [`Client::reconnect`].
+    tls: TlsOptions,
 }
 
 impl Client {
@@ -175,6 +195,8 @@ impl Client {
             policies: HashMap::new(),
             keys: HashMap::new(),
             other_pushes: VecDeque::new(),
+            signals: HashMap::new(),
+            tls: tls.clone(),
         })
     }
 
