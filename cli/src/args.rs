@@ -107,6 +107,15 @@ pub(crate) enum Cmd {
     Keys(KeysCmd),
     /// Run the whole story in one process with a throwaway relay and accounts.
     Demo,
+    /// Agent: set a conversation's status (open, waiting or resolved), as a signed, encrypted
+    /// status message the customer sees; `conversations` shows it.
+    Status {
+        /// The conversation id.
+        #[arg(long)]
+        conversation: String,
+        /// open, waiting or resolved.
+        status: String,
+    },
     /// Trustee: answer release requests.
     #[command(subcommand)]
     Trustee(TrusteeCmd),

@@ -9,6 +9,7 @@
 //!   /history           the whole history of the current conversation
 //!   /open ORG          (customer) open a new conversation
 //!   /transfer AGENT    (agent) hand the current conversation to another agent
+//!   /status S          (agent) set the status: open, waiting or resolved
 //!   /typing [off]      tell the other members online that you are typing (or stopped)
 //!   /quit              leave (also end of input)
 //!   anything else      is sent as a message
@@ -21,7 +22,9 @@ use std::time::Duration;
 use sealdesk_client::ClientError;
 use sealdesk_client::account::LogEntry;
 use sealdesk_client::client::{Client, Event, EventKind, HistoryLine};
-use sealdesk_protocol::{card::Role, ids::ConversationId, signal::SignalKind};
+use sealdesk_protocol::{
+    card::Role, ids::ConversationId, signal::SignalKind, status::ConversationStatus,
+};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt as _};
 
 use crate::error::CliError;
@@ -387,6 +390,22 @@ async fn send_line<W: Write>(
     Ok(())
 }
 
+/// Shows the items of `id` after `before` (what a command of this account just added).
+fn show_after<W: Write>(
+    client: &Client,
+    out: &mut W,
+    id: ConversationId,
+    before: u64,
+) -> Result<()> {
+    for l in client.history(&id)?.lines.iter().filter(|l| match l {
+        HistoryLine::Item { entry, .. } => entry.seq() > before,
+        HistoryLine::Gap { .. } => false,
+    }) {
+        writeln!(out, "{}", render_line(l)).map_err(io)?;
+    }
+    Ok(())
+}
+
 /// Handles one input line; `Ok(true)` to quit.
 async fn command<W: Write>(
     client: &mut Client,
@@ -405,7 +424,7 @@ async fn command<W: Write>(
         "/help" => {
             writeln!(
                 out,
-                "/list  /switch N|ID  /history  /open ORG  /transfer AGENT  /typing [off]  /quit; other lines are sent"
+                "/list  /switch N|ID  /history  /open ORG  /transfer AGENT  /status S  /typing [off]  /quit; other lines are sent"
             )
             .map_err(io)?;
         }
@@ -443,6 +462,17 @@ async fn command<W: Write>(
             let id = current.ok_or(CliError::NoConversationSelected { hint: "" })?;
             let epoch = client.transfer(&id, arg).await?;
             writeln!(out, "transferred to {arg}; epoch {epoch} is theirs").map_err(io)?;
+        }
+        "/status" => {
+            let id = current.ok_or(CliError::NoConversationSelected { hint: "" })?;
+            match ConversationStatus::parse(arg) {
+                Ok(status) => {
+                    let before = client.meta(&id)?.cursor;
+                    client.set_status(&id, status).await?;
+                    show_after(client, out, id, before)?;
+                }
+                Err(_) => writeln!(out, "/status open|waiting|resolved").map_err(io)?,
+            }
         }
         "/typing" => {
             let id = current.ok_or(CliError::NoConversationSelected { hint: "" })?;

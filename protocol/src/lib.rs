@@ -40,6 +40,7 @@ pub mod secret;
 pub mod shamir;
 pub mod signal;
 pub mod signed;
+pub mod status;
 pub mod wire;
 
 pub use error::{Error, Result};

@@ -54,6 +54,9 @@ pub enum ContentKind {
     Text,
     /// An end-to-end read receipt: the body is the relay sequence number read up to (u64 BE).
     Read,
+    /// A conversation status set by the agent: the body is one byte (see
+    /// [`crate::status::ConversationStatus`]).
+    Status,
 }
 
 impl ContentKind {
@@ -61,6 +64,7 @@ impl ContentKind {
         match self {
             ContentKind::Text => 1,
             ContentKind::Read => 2,
+            ContentKind::Status => 3,
         }
     }
 }

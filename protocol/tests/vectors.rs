@@ -658,7 +658,7 @@ fn messages(o: &Org) -> Value {
                 "sender": who.card.name,
                 "sender_signing_public": h(who.card.signing_key.as_bytes()),
                 "counter": counter,
-                "kind": match kind { ContentKind::Text => "text", ContentKind::Read => "read" },
+                "kind": match kind { ContentKind::Text => "text", ContentKind::Read => "read", ContentKind::Status => "status" },
                 "sent_at": sent_at,
                 "body": h(&body),
                 "chain_key": h(chain),
@@ -1135,6 +1135,7 @@ fn export_end(o: &Org) -> Value {
                     "read up to #{}",
                     u64::from_be_bytes(body.as_slice().try_into().unwrap())
                 ),
+                ContentKind::Status => format!("status {:?}", body),
             };
             (i as u64 + 2, env, who.card.name.clone(), text)
         })

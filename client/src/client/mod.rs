@@ -10,6 +10,7 @@
 //! - [`gaps`] — counters that never arrived: refetched, then shown as lost.
 //! - [`timeline`] — offline views: history, unread counts, grouped notices.
 //! - [`reconnect`] — a new session to the same relay after the connection was lost.
+//! - [`status`] — conversation status set by the agent; status and preview for lists.
 //! - [`signals`] — ephemeral signals (typing): sent, and opened when pushed; never stored.
 //!
 //! Every item of a conversation — including this account's own epochs and messages — is
@@ -44,6 +45,7 @@ pub mod ingest;
 pub mod org;
 pub mod reconnect;
 pub mod signals;
+pub mod status;
 pub mod sync;
 pub mod timeline;
 
