@@ -112,6 +112,15 @@ pub(crate) enum Cmd {
         #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "web/dist")]
         web: Option<std::path::PathBuf>,
     },
+    /// Agent: set a conversation's status (open, waiting or resolved), as a signed, encrypted
+    /// status message the customer sees; `conversations` shows it.
+    Status {
+        /// The conversation id.
+        #[arg(long)]
+        conversation: String,
+        /// open, waiting or resolved.
+        status: String,
+    },
     /// Trustee: answer release requests.
     #[command(subcommand)]
     Trustee(TrusteeCmd),

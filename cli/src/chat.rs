@@ -9,16 +9,22 @@
 //!   /history           the whole history of the current conversation
 //!   /open ORG          (customer) open a new conversation
 //!   /transfer AGENT    (agent) hand the current conversation to another agent
+//!   /status S          (agent) set the status: open, waiting or resolved
+//!   /typing [off]      tell the other members online that you are typing (or stopped)
 //!   /quit              leave (also end of input)
 //!   anything else      is sent as a message
 //! ```
 
+use std::collections::VecDeque;
 use std::io::Write;
+use std::time::Duration;
 
 use sealdesk_client::ClientError;
 use sealdesk_client::account::LogEntry;
 use sealdesk_client::client::{Client, Event, EventKind, HistoryLine};
-use sealdesk_protocol::{card::Role, ids::ConversationId};
+use sealdesk_protocol::{
+    card::Role, ids::ConversationId, signal::SignalKind, status::ConversationStatus,
+};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt as _};
 
 use crate::error::CliError;
@@ -30,11 +36,23 @@ type Result<T> = std::result::Result<T, CliError>;
 /// How many history lines are shown when a conversation is selected.
 pub const RECENT_LINES: usize = 20;
 
-/// Runs the chat until `/quit` or the end of `input`.
+/// The first wait before reconnecting after the connection was lost; each failed attempt
+/// doubles it, up to [`RECONNECT_MAX`].
+pub const RECONNECT_FIRST: Duration = Duration::from_millis(100);
+/// The longest wait between two reconnection attempts.
+pub const RECONNECT_MAX: Duration = Duration::from_secs(5);
+/// After the input ended (`/quit` or end of a pipe) with lines still waiting for the relay, how
+/// long the chat keeps trying to reconnect to send them before it gives up and says so.
+pub const FLUSH_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Runs the chat until `/quit` or the end of `input`. When the connection is lost (the relay
+/// restarted), it says so, reconnects with backoff and resumes every conversation from its
+/// cursor; lines typed meanwhile are kept and sent, in order, once it is back.
 ///
 /// # Errors
 /// Relay and storage errors that end the session; errors of single commands are printed and
-/// the loop goes on.
+/// the loop goes on. [`ClientError::Closed`] when lines typed could not be sent because the
+/// relay did not come back within [`FLUSH_DEADLINE`] after the input ended.
 pub async fn run<R, W>(
     client: &mut Client,
     input: R,
@@ -45,10 +63,6 @@ where
     R: AsyncBufRead + Unpin,
     W: Write,
 {
-    let io = |e: std::io::Error| CliError::Io {
-        op: "write to the terminal",
-        source: e,
-    };
     let mut receipts = Receipts::default();
     let events = client.sync_all().await?;
     print_events(client, out, &events, None, &mut receipts).map_err(io)?;
@@ -67,46 +81,145 @@ where
     )
     .map_err(io)?;
     list(client, out, current).map_err(io)?;
+    let mut view = View::default();
+    let mut online = true;
     if let Some(id) = current {
-        select(client, out, id).await?;
+        match select(client, out, id, &mut view).await {
+            Ok(()) => {}
+            Err(e) if is_connection_lost(&e) => {
+                online = false;
+                lost(client, out, &e).map_err(io)?;
+            }
+            Err(e) => return Err(e),
+        }
     }
     let mut lines = input.lines();
+    // Lines to send once the relay is back, with the conversation they were typed in.
+    let mut pending: VecDeque<Pending> = VecDeque::new();
+    let mut input_done = false;
+    let mut backoff = RECONNECT_FIRST;
+    let mut flush_deadline: Option<tokio::time::Instant> = None;
     loop {
         out.flush().map_err(io)?;
-        tokio::select! {
-            line = lines.next_line() => {
-                let line = line.map_err(|e| CliError::Io { op: "read input", source: e })?;
-                let Some(line) = line else { break };
-                let line = line.trim();
-                if line.is_empty() {
-                    continue;
+        if online {
+            if input_done {
+                break;
+            }
+            tokio::select! {
+                line = lines.next_line() => {
+                    let line = line.map_err(|e| CliError::Io { op: "read input", source: e })?;
+                    let Some(line) = line else {
+                        input_done = true;
+                        continue;
+                    };
+                    let line = line.trim();
+                    if line.is_empty() {
+                        continue;
+                    }
+                    let before = current.and_then(|id| client.meta(&id).ok()).map(|m| m.cursor);
+                    match command(client, out, &mut current, line, &mut receipts, &mut view).await {
+                        Ok(true) => break,
+                        Ok(false) => {}
+                        Err(e) if is_connection_lost(&e) => {
+                            online = false;
+                            backoff = RECONNECT_FIRST;
+                            lost(client, out, &e).map_err(io)?;
+                            if let (false, Some(id)) = (line.starts_with('/'), current) {
+                                // It may have reached the relay before the connection went:
+                                // after reconnecting, the history says whether it did.
+                                pending.push_back(Pending { conversation: id, text: line.to_owned(), sent_after: before });
+                                writeln!(out, "  (kept: sent once the relay is back)").map_err(io)?;
+                            }
+                        }
+                        Err(e) if is_fatal(&e) => return Err(e),
+                        Err(e) => writeln!(out, "error: {e}").map_err(io)?,
+                    }
                 }
-                match command(client, out, &mut current, line, &mut receipts).await {
-                    Ok(true) => break,
-                    Ok(false) => {}
-                    Err(e) if is_fatal(&e) => return Err(e),
-                    Err(e) => writeln!(out, "error: {e}").map_err(io)?,
+                push = client.session().next_push() => {
+                    let Some(push) = push else {
+                        online = false;
+                        backoff = RECONNECT_FIRST;
+                        let e = CliError::from(ClientError::Closed(client.session().closed()));
+                        lost(client, out, &e).map_err(io)?;
+                        continue;
+                    };
+                    match on_push(client, out, push, current, &mut receipts).await {
+                        Ok(()) => {}
+                        Err(e) if is_connection_lost(&e) => {
+                            online = false;
+                            backoff = RECONNECT_FIRST;
+                            lost(client, out, &e).map_err(io)?;
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
             }
-            push = client.session().next_push() => {
-                let Some(push) = push else {
-                    let reason = client.session().closed();
-                    writeln!(out, "the relay closed the connection; run `sealdesk chat` again to reconnect").map_err(io)?;
-                    return Err(ClientError::Closed(reason).into());
-                };
-                // Release and ticket pushes are not shown in the chat.
-                let events: Vec<Event> = client.handle_push(push).await?.unwrap_or_default();
-                let mut events = events;
-                if client.session().take_dropped_pushes() > 0 {
-                    events.extend(client.sync_all().await?);
+        } else {
+            if input_done && pending.is_empty() {
+                break;
+            }
+            if input_done {
+                let deadline = *flush_deadline
+                    .get_or_insert_with(|| tokio::time::Instant::now() + FLUSH_DEADLINE);
+                if tokio::time::Instant::now() >= deadline {
+                    writeln!(
+                        out,
+                        "· the relay did not come back: {} line(s) not sent",
+                        pending.len()
+                    )
+                    .map_err(io)?;
+                    return Err(ClientError::Closed(client.session().closed()).into());
                 }
-                print_events(client, out, &events, current, &mut receipts).map_err(io)?;
-                if let Some(id) = current
-                    && events.iter().any(|e| e.conversation == id) {
-                        client.mark_seen(&id)?;
-                        if let Err(e) = client.send_read_receipt(&id).await.map_err(CliError::from)
-                            && is_fatal(&e) { return Err(e); }
+            }
+            tokio::select! {
+                line = lines.next_line(), if !input_done => {
+                    let line = line.map_err(|e| CliError::Io { op: "read input", source: e })?;
+                    let Some(line) = line else {
+                        input_done = true;
+                        continue;
+                    };
+                    let line = line.trim();
+                    match line {
+                        "" => {}
+                        "/quit" | "/exit" => {
+                            if !pending.is_empty() {
+                                writeln!(out, "· leaving offline: {} line(s) not sent", pending.len()).map_err(io)?;
+                            }
+                            break;
+                        }
+                        c if c.starts_with('/') => {
+                            writeln!(out, "· offline: {c} needs the relay; try again once reconnected").map_err(io)?;
+                        }
+                        text => match current {
+                            Some(id) => {
+                                pending.push_back(Pending { conversation: id, text: text.to_owned(), sent_after: None });
+                                writeln!(out, "  (offline: kept, sent once the relay is back)").map_err(io)?;
+                            }
+                            None => writeln!(out, "error: {}", CliError::NoConversationSelected { hint: "; use /list and /switch" }).map_err(io)?,
+                        },
                     }
+                }
+                () = tokio::time::sleep(backoff) => {
+                    match client.reconnect().await {
+                        Ok(()) => {
+                            online = true;
+                            backoff = RECONNECT_FIRST;
+                            match resume(client, out, current, &mut receipts, &mut pending).await {
+                                Ok(()) => {}
+                                Err(e) if is_connection_lost(&e) => {
+                                    online = false;
+                                    lost(client, out, &e).map_err(io)?;
+                                }
+                                Err(e) => return Err(e),
+                            }
+                        }
+                        // Not back yet: wait longer before the next try.
+                        Err(ClientError::Transport(_) | ClientError::Closed(_) | ClientError::Timeout { .. }) => {
+                            backoff = (backoff * 2).min(RECONNECT_MAX);
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
             }
         }
     }
@@ -114,13 +227,183 @@ where
     Ok(())
 }
 
-/// Whether an error ends the chat (the connection or the vault is gone), rather than being
-/// printed before the next line is read.
+/// A line typed while the relay was unreachable (or whose sending the connection's loss
+/// interrupted), to send once it is back.
+struct Pending {
+    conversation: ConversationId,
+    text: String,
+    /// For a line whose sending was interrupted: the conversation's cursor before it was
+    /// sent. If a message of this account with this text came after it, the relay had stored
+    /// it, and it is not sent again.
+    sent_after: Option<u64>,
+}
+
+/// The chat's state of display: which conversations' banners were shown.
+#[derive(Default)]
+struct View {
+    banners: std::collections::HashSet<ConversationId>,
+}
+
+fn io(e: std::io::Error) -> CliError {
+    CliError::Io {
+        op: "write to the terminal",
+        source: e,
+    }
+}
+
+/// Whether an error ends the chat (the vault is gone), rather than being printed before the
+/// next line is read. A lost connection is not: the chat reconnects ([`is_connection_lost`]).
 fn is_fatal(e: &CliError) -> bool {
     matches!(
         e,
         CliError::Client(ClientError::Closed(_) | ClientError::Vault(_))
     )
+}
+
+/// Whether an error means the connection to the relay is gone (reconnect, keep going).
+fn is_connection_lost(e: &CliError) -> bool {
+    matches!(
+        e,
+        CliError::Client(
+            ClientError::Closed(_) | ClientError::Transport(_) | ClientError::Timeout { .. }
+        )
+    )
+}
+
+/// Says that the connection was lost and that the chat is reconnecting (the visible state).
+fn lost<W: Write>(client: &Client, out: &mut W, e: &CliError) -> std::io::Result<()> {
+    let why = client.session().closed().unwrap_or_else(|| e.to_string());
+    writeln!(
+        out,
+        "· connection lost ({why}); reconnecting… lines you type are kept and sent once it is back"
+    )
+}
+
+/// After a reconnection: says so, catches every conversation up from its cursor, and sends the
+/// lines kept meanwhile, in order (one already stored before the connection went is not sent
+/// again).
+async fn resume<W: Write>(
+    client: &mut Client,
+    out: &mut W,
+    current: Option<ConversationId>,
+    receipts: &mut Receipts,
+    pending: &mut VecDeque<Pending>,
+) -> Result<()> {
+    writeln!(out, "· reconnected; catching up").map_err(io)?;
+    let events = client.sync_all().await?;
+    print_events(client, out, &events, current, receipts).map_err(io)?;
+    while let Some(p) = pending.front() {
+        if let Some(after) = p.sent_after
+            && already_stored(client, &p.conversation, &p.text, after)
+        {
+            pending.pop_front();
+            continue;
+        }
+        let (id, text) = (p.conversation, p.text.clone());
+        match send_line(client, out, id, &text, current, receipts).await {
+            Ok(()) => {
+                pending.pop_front();
+            }
+            Err(e) if is_connection_lost(&e) => {
+                if let Some(p) = pending.front_mut() {
+                    p.sent_after = Some(client.meta(&id).map(|m| m.cursor).unwrap_or(0));
+                }
+                return Err(e);
+            }
+            Err(e) if is_fatal(&e) => return Err(e),
+            Err(e) => {
+                writeln!(out, "error: {e} (not sent: {text})").map_err(io)?;
+                pending.pop_front();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether a message of this account with `text` is in the timeline after sequence `after`.
+fn already_stored(client: &Client, id: &ConversationId, text: &str, after: u64) -> bool {
+    client.history(id).is_ok_and(|h| {
+        h.lines.iter().any(|l| {
+            matches!(l, HistoryLine::Item {
+                entry: LogEntry::Message { mine: true, seq, text: t, .. },
+                ..
+            } if *seq > after && t == text)
+        })
+    })
+}
+
+/// Handles one push: shows what it brought, and tells the others it was read when it is in
+/// the conversation on screen.
+async fn on_push<W: Write>(
+    client: &mut Client,
+    out: &mut W,
+    push: sealdesk_protocol::wire::Push,
+    current: Option<ConversationId>,
+    receipts: &mut Receipts,
+) -> Result<()> {
+    // Release and ticket pushes are not shown in the chat.
+    let mut events: Vec<Event> = client.handle_push(push).await?.unwrap_or_default();
+    if client.session().take_dropped_pushes() > 0 {
+        events.extend(client.sync_all().await?);
+    }
+    print_events(client, out, &events, current, receipts).map_err(io)?;
+    if let Some(id) = current
+        && events
+            .iter()
+            .any(|e| e.conversation == id && matches!(e.kind, EventKind::Entry { .. }))
+    {
+        client.mark_seen(&id)?;
+        if let Err(e) = client.send_read_receipt(&id).await.map_err(CliError::from)
+            && (is_fatal(&e) || is_connection_lost(&e))
+        {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Sends `text` in `id` and shows what came back from the relay in order, including it.
+async fn send_line<W: Write>(
+    client: &mut Client,
+    out: &mut W,
+    id: ConversationId,
+    text: &str,
+    current: Option<ConversationId>,
+    receipts: &mut Receipts,
+) -> Result<()> {
+    let before = client.meta(&id)?.cursor;
+    let seq = client.send_text(&id, text).await?;
+    receipts.mine.insert(id, seq);
+    let prefix = if Some(id) == current {
+        String::new()
+    } else {
+        format!("[{}] ", short(&id))
+    };
+    let h = client.history(&id)?;
+    for l in h.lines.iter().filter(|l| match l {
+        HistoryLine::Item { entry, .. } => entry.seq() > before,
+        HistoryLine::Gap { .. } => false,
+    }) {
+        writeln!(out, "{prefix}{}", render_line(l)).map_err(io)?;
+    }
+    client.mark_seen(&id)?;
+    Ok(())
+}
+
+/// Shows the items of `id` after `before` (what a command of this account just added).
+fn show_after<W: Write>(
+    client: &Client,
+    out: &mut W,
+    id: ConversationId,
+    before: u64,
+) -> Result<()> {
+    for l in client.history(&id)?.lines.iter().filter(|l| match l {
+        HistoryLine::Item { entry, .. } => entry.seq() > before,
+        HistoryLine::Gap { .. } => false,
+    }) {
+        writeln!(out, "{}", render_line(l)).map_err(io)?;
+    }
+    Ok(())
 }
 
 /// Handles one input line; `Ok(true)` to quit.
@@ -130,11 +413,8 @@ async fn command<W: Write>(
     current: &mut Option<ConversationId>,
     line: &str,
     receipts: &mut Receipts,
+    view: &mut View,
 ) -> Result<bool> {
-    let io = |e: std::io::Error| CliError::Io {
-        op: "write to the terminal",
-        source: e,
-    };
     let (cmd, arg) = match line.split_once(' ') {
         Some((c, a)) => (c, a.trim()),
         None => (line, ""),
@@ -144,7 +424,7 @@ async fn command<W: Write>(
         "/help" => {
             writeln!(
                 out,
-                "/list  /switch N|ID  /history  /open ORG  /transfer AGENT  /quit; other lines are sent"
+                "/list  /switch N|ID  /history  /open ORG  /transfer AGENT  /status S  /typing [off]  /quit; other lines are sent"
             )
             .map_err(io)?;
         }
@@ -154,15 +434,10 @@ async fn command<W: Write>(
             list(client, out, *current).map_err(io)?;
         }
         "/switch" => {
-            let convs = client.account().conversations()?;
-            let id = match arg.parse::<usize>() {
-                Ok(n) if n >= 1 && n <= convs.len() => convs[n - 1].id,
-                _ => ConversationId::parse(arg)
-                    .map_err(|_| CliError::UnknownConversation(arg.to_owned()))?,
-            };
+            let id = pick(client, arg)?;
             client.meta(&id)?;
             *current = Some(id);
-            select(client, out, id).await?;
+            select(client, out, id, view).await?;
         }
         "/history" => {
             let id = current.ok_or(CliError::NoConversationSelected { hint: "; /list" })?;
@@ -181,12 +456,32 @@ async fn command<W: Write>(
             }
             writeln!(out, "opened {} with {}", opened.conversation, opened.agent).map_err(io)?;
             *current = Some(opened.conversation);
-            select(client, out, opened.conversation).await?;
+            select(client, out, opened.conversation, view).await?;
         }
         "/transfer" => {
             let id = current.ok_or(CliError::NoConversationSelected { hint: "" })?;
             let epoch = client.transfer(&id, arg).await?;
             writeln!(out, "transferred to {arg}; epoch {epoch} is theirs").map_err(io)?;
+        }
+        "/status" => {
+            let id = current.ok_or(CliError::NoConversationSelected { hint: "" })?;
+            match ConversationStatus::parse(arg) {
+                Ok(status) => {
+                    let before = client.meta(&id)?.cursor;
+                    client.set_status(&id, status).await?;
+                    show_after(client, out, id, before)?;
+                }
+                Err(_) => writeln!(out, "/status open|waiting|resolved").map_err(io)?,
+            }
+        }
+        "/typing" => {
+            let id = current.ok_or(CliError::NoConversationSelected { hint: "" })?;
+            let kind = if arg == "off" {
+                SignalKind::Stopped
+            } else {
+                SignalKind::Typing
+            };
+            client.send_signal(&id, kind).await?;
         }
         c if c.starts_with('/') => {
             writeln!(out, "unknown command {c}; /help lists them").map_err(io)?;
@@ -195,28 +490,46 @@ async fn command<W: Write>(
             let id = current.ok_or(CliError::NoConversationSelected {
                 hint: "; use /list and /switch",
             })?;
-            let before = client.meta(&id)?.cursor;
-            let seq = client.send_text(&id, line).await?;
-            receipts.mine.insert(id, seq);
-            // Show what came back from the relay in order, including this message.
-            let h = client.history(&id)?;
-            for l in h.lines.iter().filter(|l| match l {
-                HistoryLine::Item { entry, .. } => entry.seq() > before,
-                HistoryLine::Gap { .. } => false,
-            }) {
-                writeln!(out, "{}", render_line(l)).map_err(io)?;
-            }
-            client.mark_seen(&id)?;
+            send_line(client, out, id, line, *current, receipts).await?;
         }
     }
     Ok(false)
 }
 
-async fn select<W: Write>(client: &mut Client, out: &mut W, id: ConversationId) -> Result<()> {
-    let io = |e: std::io::Error| CliError::Io {
-        op: "write to the terminal",
-        source: e,
-    };
+/// The conversation `arg` names: its number in `/list`, its id, or a prefix of its id that
+/// only it has (the chat shows the first 8 digits of ids of other conversations).
+fn pick(client: &Client, arg: &str) -> Result<ConversationId> {
+    let convs = client.account().conversations()?;
+    if let Ok(n) = arg.parse::<usize>()
+        && n >= 1
+        && let Some(m) = convs.get(n - 1)
+    {
+        return Ok(m.id);
+    }
+    if let Ok(id) = ConversationId::parse(arg) {
+        return Ok(id);
+    }
+    let prefix = arg.to_ascii_lowercase();
+    let unknown = || CliError::UnknownConversation(arg.to_owned());
+    if prefix.len() < 4 || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(unknown());
+    }
+    let mut matching = convs
+        .iter()
+        .filter(|m| m.id.to_string().starts_with(&prefix));
+    match (matching.next(), matching.next()) {
+        (Some(m), None) => Ok(m.id),
+        (Some(_), Some(_)) => Err(CliError::AmbiguousConversation(arg.to_owned())),
+        _ => Err(unknown()),
+    }
+}
+
+async fn select<W: Write>(
+    client: &mut Client,
+    out: &mut W,
+    id: ConversationId,
+    view: &mut View,
+) -> Result<()> {
     let meta = client.meta(&id)?;
     writeln!(
         out,
@@ -224,8 +537,24 @@ async fn select<W: Write>(client: &mut Client, out: &mut W, id: ConversationId) 
         meta.org, meta.customer, meta.agent
     )
     .map_err(io)?;
-    if let Ok(summary) = client.summary(&id).await {
-        writeln!(out, "🔒 {summary}").map_err(io)?;
+    // The banner once per conversation and chat, worded for who reads it: the customer reads
+    // the policy they agreed to, an agent what the customer was told.
+    if view.banners.insert(id) {
+        if client.account().role() == Role::Customer {
+            if let Ok(summary) = client.summary(&id).await {
+                writeln!(out, "🔒 {summary}").map_err(io)?;
+            }
+        } else {
+            writeln!(
+                out,
+                "🔒 This conversation is end-to-end encrypted: the relay cannot read it. \
+                 {customer} was told when {org}'s owner may open it under {org}'s policy; every opening \
+                 is recorded in the audit log and {customer} is told of it.",
+                customer = meta.customer,
+                org = meta.org,
+            )
+            .map_err(io)?;
+        }
     }
     let h = client.history(&id)?;
     let skip = h.lines.len().saturating_sub(RECENT_LINES);
@@ -234,7 +563,7 @@ async fn select<W: Write>(client: &mut Client, out: &mut W, id: ConversationId) 
     }
     client.mark_seen(&id)?;
     if let Err(e) = client.send_read_receipt(&id).await.map_err(CliError::from)
-        && is_fatal(&e)
+        && (is_fatal(&e) || is_connection_lost(&e))
     {
         return Err(e);
     }
@@ -258,9 +587,14 @@ fn list<W: Write>(
         } else {
             &m.customer
         };
+        let transferred = if m.transferred_out {
+            format!(" [transferred to {}]", m.agent)
+        } else {
+            String::new()
+        };
         writeln!(
             out,
-            "{mark}{:>2}. {} {} with {peer}{}",
+            "{mark}{:>2}. {} {} with {peer}{transferred}{}",
             i + 1,
             m.id,
             m.org,
@@ -349,6 +683,13 @@ fn print_events<W: Write>(
             EventKind::Read { member, seq } => {
                 if here && let Some(m) = receipts.news(e.conversation, member, true, *seq) {
                     writeln!(out, "{prefix}  ✓✓ #{m} read by {member}")?;
+                }
+            }
+            EventKind::Typing { member, typing } => {
+                // Only the current conversation's, and only "typing": a stop shows nothing
+                // in line mode (the next line from that member replaces the hint).
+                if here && *typing {
+                    writeln!(out, "  … {member} is typing")?;
                 }
             }
             EventKind::Warning { text } => writeln!(out, "{prefix}warning: {text}")?,

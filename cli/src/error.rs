@@ -43,6 +43,10 @@ pub enum CliError {
     /// The demo's story went differently from what it narrates (a bug).
     #[error("{0}")]
     DemoStory(&'static str),
+
+    /// `/switch` named an id prefix that more than one conversation has.
+    #[error("{0:?} is the start of more than one conversation id; type more of it")]
+    AmbiguousConversation(String),
 }
 
 /// A `transcript verify` that could not check at all (the file could not be read, a flag is

@@ -69,6 +69,18 @@ pub fn render_line(line: &HistoryLine) -> String {
                 sender,
                 text,
                 epoch,
+                kind: sealdesk_protocol::message::ContentKind::Status,
+                ..
+            } => format!(
+                "#{seq} {} ── {sender} set the status to {text} ──   [verified, epoch {epoch}]",
+                fmt_time(*stored_at)
+            ),
+            LogEntry::Message {
+                seq,
+                stored_at,
+                sender,
+                text,
+                epoch,
                 ..
             } => {
                 let d = match delivery {

@@ -88,3 +88,10 @@ pub const COSIGNATURE: &str = "sealdesk/v1/cosignature";
 pub const TRANSCRIPT_END: &str = "sealdesk/v1/transcript-end";
 /// Hash input of a hand-off record in the master's end marker over an exported transcript.
 pub const TRANSCRIPT_HANDOFF: &str = "sealdesk/v1/transcript-handoff";
+
+/// HKDF info: a member's key for ephemeral signals (typing) in an epoch.
+pub const SIGNAL_KEY: &str = "sealdesk/v1/signal/key";
+/// Associated-data prefix of an ephemeral signal's body (the header follows).
+pub const SIGNAL_AAD: &str = "sealdesk/v1/signal/aad";
+/// Signed bytes of an ephemeral signal (header and ciphertext follow).
+pub const SIGNAL_SIGNATURE: &str = "sealdesk/v1/signal/signature";

@@ -38,7 +38,9 @@ pub mod release;
 pub mod seal;
 pub mod secret;
 pub mod shamir;
+pub mod signal;
 pub mod signed;
+pub mod status;
 pub mod wire;
 
 pub use error::{Error, Result};

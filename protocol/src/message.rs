@@ -54,6 +54,9 @@ pub enum ContentKind {
     Text,
     /// An end-to-end read receipt: the body is the relay sequence number read up to (u64 BE).
     Read,
+    /// A conversation status set by the agent: the body is one byte (see
+    /// [`crate::status::ConversationStatus`]).
+    Status,
 }
 
 impl ContentKind {
@@ -61,6 +64,7 @@ impl ContentKind {
         match self {
             ContentKind::Text => 1,
             ContentKind::Read => 2,
+            ContentKind::Status => 3,
         }
     }
 }
@@ -185,6 +189,21 @@ impl EpochKeys {
     /// The epoch number.
     pub fn epoch(&self) -> u32 {
         self.epoch
+    }
+
+    /// The conversation.
+    pub fn conversation(&self) -> ConversationId {
+        self.conversation
+    }
+
+    /// Whether `who` is a member of the epoch.
+    pub fn is_member(&self, who: &SigningPublicKey) -> bool {
+        self.members.contains(who)
+    }
+
+    /// The key schedule, for the other things derived from the epoch (signals).
+    pub(crate) fn schedule(&self) -> &KeySchedule {
+        &self.schedule
     }
 
     /// Encrypts and signs a message. The caller must have persisted `counter + 1` as its next

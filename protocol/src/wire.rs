@@ -32,6 +32,7 @@ use crate::{
     release::{
         ArbiterDecision, ConsentToken, DisputeTicket, ErasureRequest, ReleaseRequest, ReleasedShare,
     },
+    signal::SignalEnvelope,
 };
 
 /// The wire format version this code speaks.
@@ -270,6 +271,9 @@ pub enum Request {
         /// The org.
         org: String,
     },
+    /// A member: an ephemeral signal (typing) for the other members of the conversation who
+    /// are online ([`Push::Signal`]). Never stored; answered `ok` once forwarded.
+    Signal(SignalEnvelope),
 }
 
 /// A stored conversation item with its relay-assigned sequence number.
@@ -563,6 +567,8 @@ pub enum Push {
     },
     /// A ticket or decision for arbiters/master.
     Ticket(TicketState),
+    /// Another member's ephemeral signal (typing), forwarded as sent and never stored.
+    Signal(SignalEnvelope),
 }
 
 /// Encodes a frame: version byte then CBOR.

@@ -58,6 +58,8 @@ const SEED_JUSTIFICATION: u64 = 0x5EA1_DE5C_0000_0004;
 const SEED_RELEASE: u64 = 0x5EA1_DE5C_0000_0005;
 /// Seed of the wire frames (challenge nonce).
 const SEED_WIRE: u64 = 0x5EA1_DE5C_0000_0006;
+/// The random nonces of `signals.json`.
+const SEED_SIGNALS: u64 = 0x5EA1_DE5C_0000_0007;
 
 // ---------------------------------------------------------------------------------------------
 // The tests.
@@ -127,6 +129,7 @@ fn all_vectors() -> Vec<(&'static str, Value)> {
         ("wire", wire_frames(&o)),
         ("ed25519_strict", ed25519_strict()),
         ("export", export_end(&o)),
+        ("signals", signals(&o)),
     ]
 }
 
@@ -658,7 +661,7 @@ fn messages(o: &Org) -> Value {
                 "sender": who.card.name,
                 "sender_signing_public": h(who.card.signing_key.as_bytes()),
                 "counter": counter,
-                "kind": match kind { ContentKind::Text => "text", ContentKind::Read => "read" },
+                "kind": match kind { ContentKind::Text => "text", ContentKind::Read => "read", ContentKind::Status => "status" },
                 "sent_at": sent_at,
                 "body": h(&body),
                 "chain_key": h(chain),
@@ -680,6 +683,54 @@ fn messages(o: &Org) -> Value {
         "epoch": rec.epoch,
         "k": h(*k.to_bytes()),
         "messages": list,
+    })
+}
+
+/// Typing signals of epoch 0 (PROTOCOL.md §9.7): carol typing, bob stopped.
+fn signals(o: &Org) -> Value {
+    use sealdesk_protocol::signal::{SignalKind, open_signal, seal_signal};
+    let (rec, k) = epoch0(o);
+    let keys = EpochKeys::new(&k, &rec);
+    let s = Schedule::new(&k.to_bytes(), &rec.conversation, rec.epoch);
+    let mut r = rng(SEED_SIGNALS);
+    let plan = [
+        (&o.customer, SignalKind::Typing, T0 + 150),
+        (&o.agent, SignalKind::Stopped, T0 + 151),
+    ];
+    let list: Vec<Value> = plan
+        .into_iter()
+        .map(|(who, kind, sent_at)| {
+            let env = seal_signal(&keys, &who.keys, kind, sent_at, &mut r).unwrap();
+            assert_eq!(open_signal(&keys, &env, sent_at).unwrap().kind, kind);
+            let mut info = Canon::label(labels::SIGNAL_KEY);
+            info.fixed(who.card.signing_key.as_bytes());
+            let key = s.expand32(&info.0);
+            let header = env.header.to_bytes();
+            let mut aad = Canon::label(labels::SIGNAL_AAD);
+            aad.fixed(&header);
+            json!({
+                "sender": who.card.name,
+                "sender_signing_public": h(who.card.signing_key.as_bytes()),
+                "kind": match kind { SignalKind::Typing => "typing", SignalKind::Stopped => "stopped" },
+                "kind_code": match kind { SignalKind::Typing => 1, SignalKind::Stopped => 2 },
+                "sent_at": sent_at,
+                "signal_key": h(key),
+                "nonce": h(env.header.nonce),
+                "header": h(&header),
+                "aad": h(&aad.0),
+                "ciphertext": h(&env.ciphertext),
+                "signed_bytes": h(env.signed_bytes()),
+                "signature": h(env.signature.to_bytes()),
+                "envelope_cbor": h(wire::to_cbor(&env).unwrap()),
+            })
+        })
+        .collect();
+    json!({
+        "header": header("typing signals of epoch 0 (see epoch.json for K and the conversation)", Some(SEED_SIGNALS)),
+        "conversation": h(rec.conversation.as_bytes()),
+        "epoch": rec.epoch,
+        "k": h(*k.to_bytes()),
+        "signals": list,
     })
 }
 
@@ -1135,6 +1186,7 @@ fn export_end(o: &Org) -> Value {
                     "read up to #{}",
                     u64::from_be_bytes(body.as_slice().try_into().unwrap())
                 ),
+                ContentKind::Status => format!("status {:?}", body),
             };
             (i as u64 + 2, env, who.card.name.clone(), text)
         })
@@ -2001,6 +2053,51 @@ fn independent_epoch_key_schedule_and_escrow() {
     c.u64(num(&ho["created_at"]));
     assert_eq!(h(&c.0), ho["signed_bytes"]);
     ed25519_verify(&arr(&from["signing_public"]), &c.0, &arr(&ho["signature"]));
+}
+
+#[test]
+fn independent_signals() {
+    use aes_gcm::{Aes256Gcm, KeyInit as _, Nonce, aead::Aead as _, aead::Payload};
+    let v = load("signals");
+    let k: [u8; 32] = arr(&v["k"]);
+    let conv = ConversationId::from_bytes(&arr(&v["conversation"])).unwrap();
+    let epoch = u32::try_from(num(&v["epoch"])).unwrap();
+    let s = Schedule::new(&k, &conv, epoch);
+    for m in v["signals"].as_array().unwrap() {
+        let sender = SigningPublicKey::from_bytes(&arr(&m["sender_signing_public"])).unwrap();
+        let mut info = Canon::label("sealdesk/v1/signal/key");
+        info.fixed(sender.as_bytes());
+        let key = s.expand32(&info.0);
+        assert_eq!(h(key), m["signal_key"]);
+        let nonce: [u8; 12] = arr(&m["nonce"]);
+        let mut hdr = vec![1u8];
+        hdr.extend_from_slice(conv.as_bytes());
+        hdr.extend_from_slice(&epoch.to_be_bytes());
+        hdr.extend_from_slice(sender.as_bytes());
+        hdr.extend_from_slice(&num(&m["sent_at"]).to_be_bytes());
+        hdr.extend_from_slice(&nonce);
+        assert_eq!(hdr.len(), 73);
+        assert_eq!(h(&hdr), m["header"]);
+        let mut aad = Canon::label("sealdesk/v1/signal/aad");
+        aad.fixed(&hdr);
+        assert_eq!(h(&aad.0), m["aad"]);
+        let code = u8::try_from(num(&m["kind_code"])).unwrap();
+        let ct = Aes256Gcm::new_from_slice(&key)
+            .unwrap()
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: &[code],
+                    aad: &aad.0,
+                },
+            )
+            .unwrap();
+        assert_eq!(h(&ct), m["ciphertext"]);
+        let mut signed = Canon::label("sealdesk/v1/signal/signature");
+        signed.fixed(&hdr).bytes(&ct);
+        assert_eq!(h(&signed.0), m["signed_bytes"]);
+        ed25519_verify(sender.as_bytes(), &signed.0, &arr(&m["signature"]));
+    }
 }
 
 #[test]

@@ -228,6 +228,23 @@ impl Params {
         e
     }
 
+    fn signal(&self) -> sealdesk_protocol::signal::SignalEnvelope {
+        let mut nonce = [0u8; 12];
+        nonce.copy_from_slice(&self.hash()[..12]);
+        sealdesk_protocol::signal::SignalEnvelope {
+            header: sealdesk_protocol::signal::SignalHeader {
+                version: 1,
+                conversation: self.conversation(),
+                epoch: self.m,
+                sender: self.keys().signing_public(),
+                sent_at: self.n,
+                nonce,
+            },
+            ciphertext: self.bytes.clone(),
+            signature: self.envelope().signature,
+        }
+    }
+
     fn epoch(&self) -> EpochRecord {
         let mut r = fixture().epoch.clone();
         r.org.clone_from(&self.text);
@@ -434,7 +451,7 @@ impl Params {
 }
 
 /// Every frame family this file generates, by name; [`family`] must name each one.
-const FAMILIES: [&str; 60] = [
+const FAMILIES: [&str; 62] = [
     "challenge",
     "auth",
     "welcome",
@@ -495,6 +512,8 @@ const FAMILIES: [&str; 60] = [
     "response/witnessed_head",
     "request/org_conversations",
     "response/org_conversations",
+    "request/signal",
+    "push/signal",
 ];
 
 /// The family of a frame. Exhaustive on purpose: a new variant does not compile here until it
@@ -537,6 +556,7 @@ fn family(f: &Frame) -> &'static str {
             Request::Cosign(_) => "request/cosign",
             Request::GetWitnessedHead { .. } => "request/get_witnessed_head",
             Request::OrgConversations { .. } => "request/org_conversations",
+            Request::Signal(_) => "request/signal",
         },
         Frame::Response { body, .. } => match body {
             Response::Ok => "response/ok",
@@ -566,6 +586,7 @@ fn family(f: &Frame) -> &'static str {
             Push::Release(_) => "push/release",
             Push::ReleaseUpdate { .. } => "push/release_update",
             Push::Ticket(_) => "push/ticket",
+            Push::Signal(_) => "push/signal",
         },
     }
 }
@@ -756,7 +777,7 @@ fn frame(index: usize, p: &Params) -> Frame {
         58 => req(Request::OrgConversations {
             org: p.text.clone(),
         }),
-        _ => resp(Response::OrgConversations(vec![
+        59 => resp(Response::OrgConversations(vec![
             OrgConversation {
                 conversation: p.conversation(),
                 customer: p.name.clone(),
@@ -770,6 +791,8 @@ fn frame(index: usize, p: &Params) -> Frame {
             };
             (p.m % 3) as usize
         ])),
+        60 => req(Request::Signal(p.signal())),
+        _ => Frame::Push(Push::Signal(p.signal())),
     }
 }
 

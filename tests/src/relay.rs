@@ -101,3 +101,42 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 pub fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// Stops `world`'s relay cleanly and starts it again on the same address over the same data
+/// directory, as an operator restarting it: clients connected before see their connection
+/// close, and can connect again at the same URL.
+pub async fn restart_world_relay(world: &mut crate::World) {
+    let down = stop_world_relay(world).await;
+    start_world_relay(world, down).await;
+}
+
+/// The first half of [`restart_world_relay`]: `world`'s relay is stopped (its URL refuses
+/// connections) until [`start_world_relay`] is given what this returns.
+pub async fn stop_world_relay(world: &mut crate::World) -> StoppedRelay {
+    let addr = world.relay.local_addr();
+    let (placeholder, placeholder_dir) = spawn_relay().await;
+    let old = std::mem::replace(&mut world.relay, placeholder);
+    stop_relay(old).await;
+    StoppedRelay {
+        addr,
+        _placeholder_dir: placeholder_dir,
+    }
+}
+
+/// The second half of [`restart_world_relay`]: starts the relay again where it was.
+pub async fn start_world_relay(world: &mut crate::World, down: StoppedRelay) {
+    let config = RelayConfig {
+        listen: down.addr,
+        data_dir: world.dir.path().join("relay"),
+        ..RelayConfig::default()
+    };
+    let restarted = start(config).await;
+    stop_relay(std::mem::replace(&mut world.relay, restarted)).await;
+}
+
+/// A world's relay that [`stop_world_relay`] stopped (a placeholder relay on another port
+/// stands in the world meanwhile, on this data directory).
+pub struct StoppedRelay {
+    addr: std::net::SocketAddr,
+    _placeholder_dir: TempDir,
+}

@@ -162,8 +162,10 @@ pub(super) async fn conversations(home: &Path, relay: &Relay) -> Result<Output> 
     for m in &convs {
         let unread = sealdesk_client::client::unread(account_ref, &m.id)?;
         let epochs = account_ref.epochs(&m.id)?.len();
+        let status = sealdesk_client::client::status::status(account_ref, &m.id)?;
+        let preview = sealdesk_client::client::status::preview(account_ref, &m.id)?;
         text.push_str(&format!(
-            "{}  {}  customer {}  agent {}  {} epoch(s)  {} unread{}{}\n",
+            "{}  {}  [{status}]  customer {}  agent {}  {} epoch(s)  {} unread{}{}\n",
             m.id,
             m.org,
             m.customer,
@@ -181,10 +183,14 @@ pub(super) async fn conversations(home: &Path, relay: &Relay) -> Result<Output> 
                 ""
             }
         ));
+        if let Some(p) = &preview {
+            text.push_str(&format!("    {}: {}\n", p.sender, p.text));
+        }
         rows.push(json!({
             "conversation": m.id.to_string(), "org": m.org, "customer": m.customer,
             "agent": m.agent, "epochs": epochs, "unread": unread, "last_seq": m.cursor,
             "transferred_out": m.transferred_out, "erased": m.erased,
+            "status": status.name(), "preview": preview,
         }));
     }
     if let Some(c) = client {

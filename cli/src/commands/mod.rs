@@ -9,6 +9,7 @@
 //! - [`transcript`] — `transcript unlock|show|export`.
 //! - [`verify`] — `transcript verify`, offline, against anchors.
 //! - [`audit`] — `audit`.
+//! - [`status`] — `status` (agent: open, waiting, resolved).
 
 mod account;
 mod audit;
@@ -16,6 +17,7 @@ mod conversation;
 mod dispute;
 mod escrow;
 mod org;
+mod status;
 mod transcript;
 mod verify;
 
@@ -91,6 +93,10 @@ pub async fn run(cli: Cli) -> Result<Option<Output>> {
             verify,
         } => audit::audit(&home, &relay, conversation.as_deref(), verify).await?,
         Cmd::Erase { conversation } => conversation::erase(&home, &relay, &conversation).await?,
+        Cmd::Status {
+            conversation,
+            status,
+        } => status::set(&home, &relay, &conversation, &status).await?,
         Cmd::Demo { web } => {
             let mut stdout = std::io::stdout();
             match web {

@@ -10,6 +10,7 @@ use sealdesk_protocol::{
     epoch::{EpochRecord, HandOff, VerifiedEpoch},
     ids::ConversationId,
     message::{ContentKind, Envelope, EpochKeys, ReplayWindows},
+    status::status_of,
     wire::Item,
 };
 
@@ -488,6 +489,29 @@ impl Client {
                                 },
                                 Err(_) => reject("the text is not valid UTF-8".into()),
                             },
+                            // Only an agent of the epoch may set the status.
+                            ContentKind::Status => {
+                                let role = st
+                                    .record
+                                    .members
+                                    .iter()
+                                    .find(|m| m.signing_key == h.sender)
+                                    .map_or(Role::Customer, |m| m.role);
+                                match status_of(&opened, role) {
+                                    Ok(status) => LogEntry::Message {
+                                        seq,
+                                        stored_at,
+                                        sent_at: h.sent_at,
+                                        epoch: h.epoch,
+                                        counter: h.counter,
+                                        sender: sender_name.clone(),
+                                        mine,
+                                        kind: ContentKind::Status,
+                                        text: status.name().to_owned(),
+                                    },
+                                    Err(e) => reject(format!("a status change refused: {e}")),
+                                }
+                            }
                         }
                     }
                 }

@@ -10,6 +10,9 @@
 //! - [`gaps`] — counters that never arrived: refetched, then shown as lost.
 //! - [`timeline`] — offline views: history, unread counts, grouped notices.
 //! - [`witnessing`] — notices not yet witnessed, judged again at each sync.
+//! - [`reconnect`] — a new session to the same relay after the connection was lost.
+//! - [`status`] — conversation status set by the agent; status and preview for lists.
+//! - [`signals`] — ephemeral signals (typing): sent, and opened when pushed; never stored.
 //!
 //! Every item of a conversation — including this account's own epochs and messages — is
 //! processed in relay order from the conversation's cursor by one path (`Client::ingest`,
@@ -25,7 +28,8 @@
 use std::collections::{HashMap, VecDeque};
 
 use sealdesk_protocol::{
-    ids::ConversationId, message::EpochKeys, policy::VerifiedPolicy, wire::Push,
+    ids::ConversationId, keys::SigningPublicKey, message::EpochKeys, policy::VerifiedPolicy,
+    wire::Push,
 };
 use serde::Serialize;
 
@@ -40,6 +44,9 @@ pub mod directory;
 pub mod gaps;
 pub mod ingest;
 pub mod org;
+pub mod reconnect;
+pub mod signals;
+pub mod status;
 pub mod sync;
 pub mod timeline;
 pub mod witnessing;
@@ -57,6 +64,9 @@ pub const REFETCH_LIMIT: u32 = 3;
 pub const REFETCH_PAGES: u32 = 4;
 /// Pushes kept for the caller by [`Client::drain_pushes`].
 pub const PUSH_BACKLOG: usize = 256;
+/// Senders whose last accepted signal is remembered (to drop replays); past this many the
+/// memory starts over (a replayed signal then shows "typing" once more, nothing worse).
+pub const SIGNAL_SENDERS: usize = 1024;
 /// How long agent certificates issued by `add_agent` are valid (one year).
 pub const AGENT_CERT_VALIDITY_SECS: u64 = 365 * 86_400;
 
@@ -97,6 +107,13 @@ pub enum EventKind {
         /// Up to.
         seq: u64,
     },
+    /// Another member is typing, or stopped (an ephemeral signal: shown, never stored).
+    Typing {
+        /// The member.
+        member: String,
+        /// Typing (`true`) or stopped.
+        typing: bool,
+    },
     /// Something the user should know.
     Warning {
         /// The text.
@@ -119,6 +136,11 @@ pub struct Client {
     /// Pushes for the caller, set aside while draining (bounded by [`PUSH_BACKLOG`]; they are
     /// hints, and the state they announce can be asked for again).
     other_pushes: VecDeque<Push>,
+    /// The last signal accepted per (conversation, sender): its `sent_at` and nonce, so a
+    /// replayed or older signal is dropped (bounded by [`SIGNAL_SENDERS`]).
+    signals: HashMap<(ConversationId, SigningPublicKey), (u64, [u8; 12])>,
+    /// What the relay's TLS certificate must chain to, kept for [`Client::reconnect`].
+    tls: TlsOptions,
 }
 
 impl Client {
@@ -177,6 +199,8 @@ impl Client {
             policies: HashMap::new(),
             keys: HashMap::new(),
             other_pushes: VecDeque::new(),
+            signals: HashMap::new(),
+            tls: tls.clone(),
         })
     }
 

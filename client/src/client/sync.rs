@@ -310,6 +310,7 @@ impl Client {
                     kind: EventKind::Delivered { member, seq },
                 }]))
             }
+            Push::Signal(env) => Ok(Ok(self.receive_signal(env).await?)),
             other => Ok(Err(other)),
         }
     }

@@ -1,7 +1,7 @@
 //! The export file: [`ExportFile`] and its parts as they appear in the JSON, hex-encoded CBOR
 //! for every signed record.
 
-use sealdesk_protocol::{export::OmittedKind, message::ContentKind};
+use sealdesk_protocol::{export::OmittedKind, message::ContentKind, status::ConversationStatus};
 use serde::{Deserialize, Serialize};
 
 /// The format string of the exports this version writes and verifies.
@@ -141,6 +141,10 @@ pub(crate) fn message_text(kind: ContentKind, body: &[u8]) -> String {
         ContentKind::Read => match <[u8; 8]>::try_from(body) {
             Ok(b) => format!("read up to #{}", u64::from_be_bytes(b)),
             Err(_) => "read receipt (malformed)".into(),
+        },
+        ContentKind::Status => match ConversationStatus::from_body(body) {
+            Ok(s) => format!("set the status to {s}"),
+            Err(_) => "status (malformed)".into(),
         },
     }
 }

@@ -112,7 +112,8 @@ fn tamper(env: &mut Envelope, input: &mut Input<'_>, other: &IdentityKeys) {
         5 => {
             h.kind = match h.kind {
                 ContentKind::Text => ContentKind::Read,
-                ContentKind::Read => ContentKind::Text,
+                ContentKind::Read => ContentKind::Status,
+                ContentKind::Status => ContentKind::Text,
             }
         }
         6 => h.commitment[input.index(32)] ^= input.nonzero(),

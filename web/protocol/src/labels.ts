@@ -116,3 +116,12 @@ export const TRANSCRIPT_END = "sealdesk/v1/transcript-end";
 
 /** Hash input of a hand-off record in the master's end marker over an exported transcript. */
 export const TRANSCRIPT_HANDOFF = "sealdesk/v1/transcript-handoff";
+
+/** HKDF info: a member's key for ephemeral signals (typing) in an epoch. */
+export const SIGNAL_KEY = "sealdesk/v1/signal/key";
+
+/** Associated-data prefix of an ephemeral signal's body (the header follows). */
+export const SIGNAL_AAD = "sealdesk/v1/signal/aad";
+
+/** Signed bytes of an ephemeral signal (header and ciphertext follow). */
+export const SIGNAL_SIGNATURE = "sealdesk/v1/signal/signature";

@@ -14,6 +14,7 @@
 //! - [`audit_log`]: the transparency log [`audit_log::AuditLog`], tree heads, proofs,
 //!   cosignatures and release notices;
 //! - [`erasure`]: customer erasure and the retention sweep;
+//! - [`signals`]: ephemeral signals (typing), forwarded and never stored;
 //! - [`keys`]: every storage key and its layout.
 
 mod audit_log;
@@ -22,6 +23,7 @@ mod directory;
 mod erasure;
 mod escrow;
 pub(crate) mod keys;
+mod signals;
 mod table;
 
 use std::sync::{Arc, Mutex};
@@ -323,6 +325,7 @@ impl Service {
             Request::Erase(r) => self.erase(caller, r).await,
             Request::Cosign(c) => self.cosign(caller, c).await,
             Request::GetWitnessedHead { org } => self.witnessed_head(&org),
+            Request::Signal(env) => self.signal(caller, env),
         }
     }
 

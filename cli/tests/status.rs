@@ -1,0 +1,138 @@
+//! Conversation status and previews through the `sealdesk` binary (issue 22 §3): the agent
+//! sets open / waiting / resolved as a signed, encrypted status message; `conversations`
+//! shows the status and a preview of the last message, decrypted locally, to both sides;
+//! only an agent may set it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+
+use sealdesk_protocol::card::Role;
+use sealdesk_tests::world::{PASS, World, open_chat};
+use serde_json::Value;
+
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+async fn sealdesk(w: &World, home: &Path, args: &[&str]) -> Run {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sealdesk"))
+        .arg("--home")
+        .arg(home)
+        .arg("--relay")
+        .arg(&w.url)
+        .args(args)
+        .env("SEALDESK_PASSPHRASE", PASS)
+        .env("SEALDESK_INSECURE_FAST_KDF", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+async fn ok(w: &World, name: &str, args: &[&str]) -> String {
+    let r = sealdesk(w, &w.home(name), args).await;
+    assert!(
+        r.ok,
+        "sealdesk {args:?} as {name} failed:\n{}\n{}",
+        r.stdout, r.stderr
+    );
+    r.stdout
+}
+
+#[tokio::test]
+async fn the_agent_sets_the_status_and_both_sides_list_it_with_a_preview() {
+    let w = World::new().await;
+    let org = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer).await;
+    let conv = open_chat(&mut carol).await;
+    let long = "my printer prints every page twice and then a third time, in red, at night";
+    carol.send_text(&conv, long).await.unwrap();
+    carol.close().await;
+    for a in org.agents {
+        a.close().await;
+    }
+    org.master.close().await;
+    let id = conv.to_string();
+
+    // Nobody set one yet: open.
+    let listed = ok(&w, "carol", &["conversations"]).await;
+    assert!(listed.contains("[open]"), "{listed}");
+    assert!(
+        listed.contains("carol: my printer prints every page twice"),
+        "{listed}"
+    );
+    assert!(listed.contains('…'), "a long message is cut: {listed}");
+
+    let set = ok(&w, "alice", &["status", "--conversation", &id, "waiting"]).await;
+    assert!(set.contains("waiting"), "{set}");
+    ok(&w, "alice", &["send", "--conversation", &id, "on it"]).await;
+    ok(&w, "alice", &["status", "--conversation", &id, "resolved"]).await;
+
+    for who in ["carol", "alice"] {
+        let listed = ok(&w, who, &["conversations"]).await;
+        assert!(listed.contains("[resolved]"), "{who}: {listed}");
+        assert!(listed.contains("alice: on it"), "{who}: {listed}");
+        let json: Value =
+            serde_json::from_str(&ok(&w, who, &["conversations", "--json"]).await).unwrap();
+        let row = &json["conversations"][0];
+        assert_eq!(row["status"], "resolved", "{json}");
+        assert_eq!(row["preview"]["sender"], "alice", "{json}");
+        assert_eq!(row["preview"]["text"], "on it", "{json}");
+    }
+    // The customer's history shows the changes as the agent's, verified.
+    let history = ok(&w, "carol", &["history", "--conversation", &id]).await;
+    assert!(
+        history.contains("alice set the status to waiting"),
+        "{history}"
+    );
+    assert!(
+        history.contains("alice set the status to resolved"),
+        "{history}"
+    );
+}
+
+#[tokio::test]
+async fn only_an_agent_sets_a_status_and_only_a_known_one() {
+    let w = World::new().await;
+    let org = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "hello").await.unwrap();
+    carol.close().await;
+    for a in org.agents {
+        a.close().await;
+    }
+    org.master.close().await;
+    let id = conv.to_string();
+
+    let r = sealdesk(
+        &w,
+        &w.home("carol"),
+        &["status", "--conversation", &id, "resolved"],
+    )
+    .await;
+    assert!(!r.ok, "a customer set the status: {}", r.stdout);
+    assert!(r.stderr.contains("agent"), "{}", r.stderr);
+    let r = sealdesk(
+        &w,
+        &w.home("alice"),
+        &["status", "--conversation", &id, "closed"],
+    )
+    .await;
+    assert!(!r.ok, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("open, waiting or resolved"),
+        "{}",
+        r.stderr
+    );
+    let listed = ok(&w, "carol", &["conversations"]).await;
+    assert!(listed.contains("[open]"), "{listed}");
+}
