@@ -9,7 +9,7 @@
  * send, the counter persisted before encrypting); the others follow over a BroadcastChannel.
  * The DOM is written with `textContent` only: nothing from the relay or the agent is HTML.
  */
-import { Customer, policySummary, type ChatLine, type CustomerEvent, type Notice, type SocketLike } from "@sealdesk/client";
+import { Customer, CustomerError, policySummary, type ChatLine, type CustomerEvent, type Notice, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
 
 function el<T extends HTMLElement>(id: string): T {
@@ -163,7 +163,11 @@ async function main(): Promise<void> {
         showAlert(`An item (#${e.seq}) failed verification and is not shown: ${e.reason}`);
         break;
       case "error":
-        showAlert(`Error: ${e.error.message}`);
+        if (e.error instanceof CustomerError && e.error.failure === "fingerprint_mismatch") {
+          showAlert(`Stopped: ${org}'s key on this relay does not match the fingerprint this page was given. Do not write here; tell ${org} through another channel. (${e.error.message})`);
+        } else {
+          showAlert(`Error: ${e.error.message}`);
+        }
         break;
       case "delivered":
         break;

@@ -1,0 +1,33 @@
+/**
+ * Typed frames without a relay: an unknown error code reads as `bad_request` (§13.4), an unknown
+ * response or push variant as `other`, a missing or mistyped field is a typed `malformed` error,
+ * and requests encode to the CBOR the relay decodes (unit variants as text).
+ */
+import { describe, expect, it } from "vitest";
+import { ProtocolError, decodeFrame, encodeFrame, requestFrame } from "@sealdesk/protocol";
+import { pushFromCbor, requestToCbor, responseFromCbor, serverFrameFromCbor } from "../src/frames.js";
+
+describe("frames", () => {
+  it("reads an unknown error code as bad_request and unknown variants as other", () => {
+    expect(responseFromCbor({ error: { code: "brand_new", message: "m" } })).toEqual({ kind: "error", code: "bad_request", message: "m" });
+    expect(responseFromCbor({ error: { code: "counter_reused", message: "" } })).toMatchObject({ code: "counter_reused" });
+    expect(responseFromCbor("something_new")).toEqual({ kind: "other", name: "something_new" });
+    expect(pushFromCbor({ typing: { conversation: new Uint8Array(16) } })).toEqual({ kind: "other", name: "typing" });
+  });
+
+  it("refuses missing and mistyped fields with a typed error", () => {
+    expect(() => responseFromCbor({ stored: {} })).toThrow(ProtocolError);
+    expect(() => responseFromCbor({ stored: { seq: "1" } })).toThrow(/seq/);
+    expect(() => responseFromCbor({ stored: { seq: -1 } })).toThrow(ProtocolError);
+    expect(() => pushFromCbor({ delivered: { conversation: new Uint8Array(15), member: "a", seq: 1 } })).toThrow(/conversation/);
+    expect(() => serverFrameFromCbor({ auth: {} })).toThrow(ProtocolError);
+    expect(() => responseFromCbor({ ok: null, error: null })).toThrow(/one variant/);
+  });
+
+  it("encodes unit requests as text and the rest as one-entry maps", () => {
+    expect(requestToCbor({ kind: "register" })).toBe("register");
+    expect(requestToCbor({ kind: "get_policy", org: "acme", version: null })).toEqual({ get_policy: { org: "acme", version: null } });
+    const bytes = encodeFrame(requestFrame(7, requestToCbor({ kind: "history", conversation: new Uint8Array(16), after: 3, limit: 200 })));
+    expect(decodeFrame(bytes)).toEqual({ request: { id: 7, body: { history: { conversation: new Uint8Array(16), after: 3, limit: 200 } } } });
+  });
+});
