@@ -765,11 +765,18 @@ mod tests {
             version: 2,
             policy_hash: [2; 32],
         };
+        let closed = AuditEvent::DisputeClosed {
+            org: "acme".into(),
+            conversation,
+            ticket: token,
+            because: crate::release::ClosedBecause::Master("settled".into()),
+        };
         let cases = [
             (&release, vec![&trustee]),
             (&revocation, vec![&customer]),
             (&erasure, vec![&customer, &relay]),
             (&policy, vec![&master]),
+            (&closed, vec![&relay]),
         ];
         for (event, good) in cases {
             for k in [&trustee, &customer, &master, &relay, &stranger] {
