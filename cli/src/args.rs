@@ -86,6 +86,9 @@ pub(crate) enum Cmd {
         /// Also write the history as JSON to this file (your own plaintext copy).
         #[arg(long)]
         export: Option<PathBuf>,
+        /// Replace the `--export` file if it exists (refused otherwise).
+        #[arg(long)]
+        force: bool,
     },
     /// Interactive chat (line-based; shows live messages as they arrive).
     Chat {
@@ -230,6 +233,16 @@ pub(crate) enum DisputeCmd {
         #[arg(long)]
         reason: String,
     },
+    /// Master: close a ticket: nothing more is released under it, the hold on erasing its
+    /// conversation ends, and the customer is told.
+    Close {
+        /// The ticket id.
+        #[arg(long)]
+        ticket: String,
+        /// Why (shown to the customer).
+        #[arg(long, default_value = "resolved")]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -269,6 +282,9 @@ pub(crate) enum TranscriptCmd {
         /// Mask e-mail addresses, phone, card numbers and IBANs.
         #[arg(long)]
         redact: bool,
+        /// Replace `--out` if it exists (refused otherwise).
+        #[arg(long)]
+        force: bool,
     },
     /// Check an exported transcript offline (no relay needed), against keys you trust: the
     /// org's master fingerprint and the relay's log key, given here or pinned in --home.

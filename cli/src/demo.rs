@@ -1,7 +1,9 @@
 //! `sealdesk demo`: the whole story in one process, narrated for a newcomer.
 //!
 //! A relay runs in-process (`sealdesk_server`) on a free loopback port with a temporary
-//! directory; every account lives in its own temporary home. Everything is deleted at the end.
+//! directory; every account lives in its own temporary home. Everything is deleted at the end,
+//! unless `--home DIR` names where to keep it ([`run_in`]: an empty or new directory, never
+//! one that holds anything, such as an account).
 //! The throwaway accounts' vaults use the real passphrase hashing ([`crate::kdf`]): the demo is
 //! no reason to weaken it.
 
@@ -38,17 +40,41 @@ const DEMO_PASSPHRASE: &str = "demo passphrase (throwaway accounts)";
 /// # Errors
 /// Any failure of the story (which would be a bug).
 pub async fn run<W: Write>(out: &mut W) -> Result<()> {
+    run_in(out, None).await
+}
+
+/// Runs the demo, narrating to `out`, with its relay and homes in `keep` (kept afterwards;
+/// it must be empty or not exist yet), or in a temporary directory deleted at the end.
+///
+/// # Errors
+/// [`CliError::DemoDirNotEmpty`] for a `keep` that holds anything; any failure of the story.
+pub async fn run_in<W: Write>(out: &mut W, keep: Option<&Path>) -> Result<()> {
     let tmp = tempfile::tempdir().map_err(|e| io("create a temporary directory", e))?;
+    let dir = match keep {
+        Some(d) => {
+            let empty = match std::fs::read_dir(d) {
+                Ok(mut entries) => entries.next().is_none(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+                Err(e) => return Err(io("read the --home directory", e)),
+            };
+            if !empty {
+                return Err(CliError::DemoDirNotEmpty(d.to_path_buf()));
+            }
+            std::fs::create_dir_all(d).map_err(|e| io("create the --home directory", e))?;
+            d.to_path_buf()
+        }
+        None => tmp.path().to_path_buf(),
+    };
     let cfg = RelayConfig {
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        data_dir: tmp.path().join("relay"),
+        data_dir: dir.join("relay"),
         ..RelayConfig::default()
     };
     let relay = sealdesk_server::spawn(cfg)
         .await
         .map_err(|e| CliError::DemoRelay(e.to_string()))?;
     let url = relay.ws_url();
-    let result = story(out, tmp.path(), &url).await;
+    let result = story(out, &dir, &url, keep.is_some()).await;
     let _ = relay.shutdown().await;
     result
 }
@@ -130,12 +156,17 @@ async fn web_story<W: Write>(
     Ok(())
 }
 
-async fn story<W: Write>(out: &mut W, dir: &Path, url: &str) -> Result<()> {
+async fn story<W: Write>(out: &mut W, dir: &Path, url: &str, kept: bool) -> Result<()> {
     let mut n = Narrator { out, step: 0 };
     n.title("Sealdesk demo: end-to-end encrypted support chat with consent-gated escrow")?;
+    let where_ = if kept {
+        format!("in {}, kept after the demo", dir.display())
+    } else {
+        "in a temporary folder, deleted at the end".to_owned()
+    };
     n.say(&format!(
         "A relay is running at {url}. It stores and forwards only ciphertext. Each person below \
-         has their own encrypted home directory (in a temporary folder, deleted at the end)."
+         has their own encrypted home directory ({where_})."
     ))?;
     if let (_, Some(warning)) = kdf::for_new_vault() {
         n.say(&format!("warning: {warning}"))?;

@@ -47,6 +47,31 @@ pub enum CliError {
     /// `/switch` named an id prefix that more than one conversation has.
     #[error("{0:?} is the start of more than one conversation id; type more of it")]
     AmbiguousConversation(String),
+
+    /// `demo --home DIR` named a directory that holds something.
+    #[error(
+        "{} is not empty; `sealdesk demo --home DIR` keeps the demo in a new or empty directory \
+         (leave --home out for a temporary one)",
+        .0.display()
+    )]
+    DemoDirNotEmpty(std::path::PathBuf),
+
+    /// A new passphrase is too short.
+    #[error(
+        "the passphrase is too short: use at least {min} characters (a few unrelated words \
+         are easy to remember and hard to guess)"
+    )]
+    WeakPassphrase {
+        /// The minimum, in characters.
+        min: usize,
+    },
+
+    /// An output file exists and `--force` was not given.
+    #[error("{} exists; pass --force to replace it", path.display())]
+    FileExists {
+        /// The file.
+        path: std::path::PathBuf,
+    },
 }
 
 /// A `transcript verify` that could not check at all (the file could not be read, a flag is

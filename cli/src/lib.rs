@@ -17,6 +17,7 @@
 //!   the only non-test crate that depends on the server, and only for this.
 //! - [`kdf`] — which passphrase hashing a new vault gets (the test setting only in test builds).
 //! - [`error`] — the chat's and the demo's errors, and `transcript verify`'s "could not check".
+//! - [`status`] — an error's stable code and exit status, and the `--json` error document.
 //!
 //! **Test hooks.** The `test-hooks` feature forwards to `sealdesk-client/test-hooks` (the cheap
 //! test KDF, the trustee's fail points). Only the CLI's own tests enable it, through a
@@ -29,6 +30,7 @@ pub mod demo;
 pub mod error;
 pub mod kdf;
 pub mod print;
+pub mod status;
 
 pub use args::Cli;
 pub use commands::run;

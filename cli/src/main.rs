@@ -1,14 +1,18 @@
 //! `sealdesk`: the command-line client. It parses arguments, runs the command and prints what
-//! it returns — text, or JSON with `--json` — and maps errors to exit statuses: 0 success, 1 a
-//! failed command or a refused verdict, 2 when `transcript verify` could not check at all.
+//! it returns — text, or one JSON document with `--json` — and maps errors to exit statuses:
+//! 0 success, 1 a failed command or a refused verdict, 2 when `transcript verify` could not
+//! check at all, 3 when the relay could not be reached (README.md, "Exit statuses and
+//! errors"). With `--json` an error is one JSON object on stderr with a stable `code`.
 //! The commands live in the `sealdesk_cli` library; the protocol, the state and the checks in
 //! `sealdesk_client`.
 
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use sealdesk_cli::{Cli, error::CannotCheck, run};
-use serde_json::json;
+use sealdesk_cli::{
+    Cli, run,
+    status::{classify, error_document},
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -27,32 +31,25 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(Some(out)) => {
             if json {
-                println!("{}", out.json);
-            } else if !out.text.is_empty() {
-                println!("{}", out.text);
-            }
-            if out.failed {
-                ExitCode::FAILURE
+                println!("{}", out.json_document());
             } else {
-                ExitCode::SUCCESS
+                if !out.text.is_empty() {
+                    println!("{}", out.text);
+                }
+                for w in &out.warnings {
+                    eprintln!("warning: {w}");
+                }
             }
+            ExitCode::from(out.status())
         }
         Ok(None) => ExitCode::SUCCESS,
         Err(e) => {
             if json {
-                println!("{}", json!({"ok": false, "error": format!("{e:#}")}));
+                eprintln!("{}", error_document(&e));
+            } else {
+                eprintln!("error: {e:#}");
             }
-            eprintln!("error: {e:#}");
-            ExitCode::from(error_status(&e))
+            ExitCode::from(classify(&e).status)
         }
-    }
-}
-
-/// The exit status of an error: 2 where `transcript verify` could not check at all, else 1.
-fn error_status(e: &anyhow::Error) -> u8 {
-    if e.downcast_ref::<CannotCheck>().is_some() {
-        2
-    } else {
-        1
     }
 }

@@ -6,6 +6,10 @@ use sealdesk_client::client::HistoryLine;
 use sealdesk_client::fmt_time;
 
 /// What a command prints: text for people, JSON for scripts.
+///
+/// With `--json`, one object on stdout: `ok` (whether the command did what it was asked),
+/// `warnings` (a list, maybe empty) and the command's own fields ([`Output::json_document`]).
+/// Without it, the text on stdout and each warning on stderr as `warning: …`.
 #[derive(Debug)]
 pub struct Output {
     /// The text printed without `--json` (nothing if empty).
@@ -14,7 +18,21 @@ pub struct Output {
     pub json: serde_json::Value,
     /// Print the output as usual, then exit with a failure status (a negative verdict).
     pub failed: bool,
+    /// Warnings: to stderr in text mode, in `warnings` with `--json`.
+    pub warnings: Vec<String>,
+    /// The relay could not be reached and what is shown is local state: exit status
+    /// [`EXIT_UNREACHABLE`] although something was printed.
+    pub offline: bool,
 }
+
+/// Exit status: the command did what it was asked.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: the command failed or was refused, or a verdict was negative.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit status: `transcript verify` could not check at all.
+pub const EXIT_CANNOT_CHECK: u8 = 2;
+/// Exit status: the relay could not be reached (what was printed, if anything, is local).
+pub const EXIT_UNREACHABLE: u8 = 3;
 
 impl Output {
     /// An output that exits with success.
@@ -23,7 +41,43 @@ impl Output {
             text: text.into(),
             json,
             failed: false,
+            warnings: Vec::new(),
+            offline: false,
         }
+    }
+
+    /// Adds a warning.
+    #[must_use]
+    pub fn warn(mut self, w: impl Into<String>) -> Self {
+        self.warnings.push(w.into());
+        self
+    }
+
+    /// The exit status this output ends the process with.
+    pub fn status(&self) -> u8 {
+        if self.failed {
+            EXIT_FAILED
+        } else if self.offline {
+            EXIT_UNREACHABLE
+        } else {
+            EXIT_OK
+        }
+    }
+
+    /// The one `--json` document: the command's object with `ok` and `warnings` added (a
+    /// value that is not an object is put under `result`).
+    pub fn json_document(&self) -> serde_json::Value {
+        let mut doc = match &self.json {
+            serde_json::Value::Object(m) => m.clone(),
+            other => {
+                let mut m = serde_json::Map::new();
+                m.insert("result".into(), other.clone());
+                m
+            }
+        };
+        doc.insert("ok".into(), (!self.failed && !self.offline).into());
+        doc.insert("warnings".into(), self.warnings.clone().into());
+        serde_json::Value::Object(doc)
     }
 }
 

@@ -421,7 +421,12 @@ async fn cli_escrow_story() {
         ],
     )
     .await;
-    assert!(rejected.contains("no evidence"), "{rejected}");
+    // With 2 of 2 arbiters needed, one rejection makes approval impossible: the ticket
+    // closes and the legal hold ends with it (issue 22 §1 item 4).
+    assert!(
+        rejected.contains("no evidence") && rejected.contains("rejected by the arbiters"),
+        "{rejected}"
+    );
     let r = sealdesk(
         &w,
         &w.home("carol"),
@@ -429,7 +434,7 @@ async fn cli_escrow_story() {
         &["erase", "--conversation", &conv],
     )
     .await;
-    assert!(!r.ok && r.stderr.contains("LegalHold"), "{}", r.stderr);
+    assert!(r.ok, "{}", r.stderr);
 }
 
 /// The binary these tests run is built with the test hooks (the dev-dependency on the CLI with
@@ -440,19 +445,27 @@ async fn cli_escrow_story() {
 #[tokio::test]
 async fn the_tested_binary_has_the_test_hooks_and_warns_of_the_cheap_vault() {
     let w = World::new().await;
-    let out = ok(
+    // The warning goes to stderr in text mode, into `warnings` with `--json`.
+    let r = sealdesk(
         &w,
-        "carol",
+        &w.home("carol"),
+        PASS,
         &["init", "--name", "carol", "--role", "customer"],
     )
     .await;
     assert!(
-        out.contains("warning: SEALDESK_INSECURE_FAST_KDF=1: this vault's passphrase is cheap"),
-        "{out}"
+        r.ok && r
+            .stderr
+            .contains("warning: SEALDESK_INSECURE_FAST_KDF=1: this vault's passphrase is cheap")
+            && !r.stdout.contains("warning"),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
     );
     let v = json(&w, "dave", &["init", "--name", "dave", "--role", "agent"]).await;
+    assert_eq!(v["ok"], true, "{v}");
     assert!(
-        v["warning"]
+        v["warnings"][0]
             .as_str()
             .is_some_and(|s| s.contains("cheap to guess")),
         "{v}"

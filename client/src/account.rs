@@ -660,7 +660,42 @@ impl Account {
     /// # Errors
     /// [`ClientError::Vault`].
     pub fn save_epoch(&self, id: &ConversationId, state: &EpochState) -> Result<()> {
-        self.put_cbor(&name::conv_epoch(id, state.record.epoch), state)
+        // Another process of this account may have reserved counters since `state` was read:
+        // the next counter never goes back.
+        let name = name::conv_epoch(id, state.record.epoch);
+        let lock = self.vault.lock()?;
+        let mut state = state.clone();
+        if let Some(stored) = self.get_cbor::<EpochState>(&name)? {
+            state.next_counter = state.next_counter.max(stored.next_counter);
+        }
+        lock.put(
+            &name,
+            &Zeroizing::new(sealdesk_protocol::wire::to_cbor(&state)?),
+        )?;
+        Ok(())
+    }
+
+    /// Reserves this account's next sending counter in `epoch` of `id`: read, advanced and
+    /// written back under the vault's lock before it is returned, so no other process of this
+    /// account (a `chat` next to a `send`) is handed the same one, and a crash after this
+    /// burns it rather than reusing it. Returns the counter and the epoch state as stored.
+    ///
+    /// # Errors
+    /// [`ClientError::Vault`]; [`ClientError::Protocol`] for an undecodable record;
+    /// [`ClientError::UnexpectedResponse`] if the epoch has no stored state.
+    pub fn reserve_counter(&self, id: &ConversationId, epoch: u32) -> Result<(u64, EpochState)> {
+        let name = name::conv_epoch(id, epoch);
+        let lock = self.vault.lock()?;
+        let mut state = self.get_cbor::<EpochState>(&name)?.ok_or_else(|| {
+            ClientError::UnexpectedResponse(format!("no stored state for epoch {epoch}"))
+        })?;
+        let counter = state.next_counter;
+        state.next_counter = counter.saturating_add(1);
+        lock.put(
+            &name,
+            &Zeroizing::new(sealdesk_protocol::wire::to_cbor(&state)?),
+        )?;
+        Ok((counter, state))
     }
 
     /// Every epoch state of a conversation, in epoch order.

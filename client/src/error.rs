@@ -98,14 +98,27 @@ pub enum ClientError {
 
     /// The org's master key does not match the fingerprint given with `--org-fingerprint`.
     #[error(
-        "the master key of org {org} does not match the fingerprint you gave (it is {actual}); \
-         do not continue unless you got the fingerprint wrong"
+        "the master key of org {org} does not match the fingerprint you gave: do not continue. \
+         Compare out of band, with the org itself (you gave {given}; the relay presents \
+         {actual}, which proves nothing on its own: never copy it from here)"
     )]
     FingerprintMismatch {
         /// The org.
         org: String,
-        /// The actual fingerprint.
+        /// The fingerprint given.
+        given: String,
+        /// The fingerprint of the key the relay presents.
         actual: String,
+    },
+
+    /// A fingerprint given on the command line is not 30 digits (six groups of five).
+    #[error(
+        "{given:?} is not a fingerprint: a fingerprint is 30 digits in six groups of five, as \
+         `sealdesk whoami` prints it"
+    )]
+    MalformedFingerprint {
+        /// What was given.
+        given: String,
     },
 
     /// The relay served an older policy version than one already seen for the org.
@@ -124,13 +137,16 @@ pub enum ClientError {
 
     /// A card's fingerprint is not the one given on the command line.
     #[error(
-        "the key of {name} does not match the fingerprint you gave (it is {actual}); do not \
-         continue unless you got the fingerprint wrong"
+        "the key of {name} does not match the fingerprint you gave: do not continue. Compare \
+         out of band, with {name} (you gave {given}; the relay presents {actual}, which proves \
+         nothing on its own: never copy it from here)"
     )]
     CardFingerprintMismatch {
         /// The account name.
         name: String,
-        /// The actual fingerprint.
+        /// The fingerprint given.
+        given: String,
+        /// The fingerprint of the key the relay presents.
         actual: String,
     },
 
@@ -399,3 +415,21 @@ fn reason_suffix(reason: &Option<String>) -> String {
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = ClientError> = core::result::Result<T, E>;
+
+/// Checks that `given` has a fingerprint's form (30 digits, spaces and dashes ignored).
+///
+/// # Errors
+/// [`ClientError::MalformedFingerprint`].
+pub fn check_fingerprint_format(given: &str) -> Result<()> {
+    let digits = given
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect::<Vec<_>>();
+    if digits.len() == 30 && digits.iter().all(char::is_ascii_digit) {
+        Ok(())
+    } else {
+        Err(ClientError::MalformedFingerprint {
+            given: given.to_owned(),
+        })
+    }
+}

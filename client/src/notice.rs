@@ -28,6 +28,7 @@ use sealdesk_protocol::{
     ids::{ConversationId, EpochRange},
     keys::SigningPublicKey,
     policy::VerifiedPolicy,
+    release::ClosedBecause,
 };
 use serde::{Deserialize, Serialize};
 
@@ -609,6 +610,22 @@ pub fn describe_notice(entry: &AuditEntry, verified: bool, audience: Audience) -
         }
         AuditEvent::PolicyChange { org, version, .. } => {
             format!("{org} published policy version {version}")
+        }
+        AuditEvent::DisputeClosed {
+            org,
+            ticket,
+            because,
+            ..
+        } => {
+            let why = match because {
+                ClosedBecause::Master(reason) => format!("{org} closed it: {reason}"),
+                ClosedBecause::Released => "the release it allowed was collected".to_owned(),
+                ClosedBecause::Rejected => "the arbiters rejected it".to_owned(),
+            };
+            format!(
+                "dispute {ticket} on this chat is closed ({why}); nothing more can be opened \
+                 under it, and the hold on erasing this chat has ended"
+            )
         }
     };
     format!("{text}{mark}")

@@ -10,7 +10,7 @@ use crate::{
     ids::{ConversationId, EpochRange, TokenId},
     keys::{IdentityKeys, Signature, SigningPublicKey},
     labels, merkle,
-    release::Scope,
+    release::{ClosedBecause, Scope},
 };
 
 /// Why a party refused what the relay told it about the audit log. Each is evidence that the
@@ -157,6 +157,20 @@ pub enum AuditEvent {
         #[serde(with = "serde_bytes")]
         policy_hash: [u8; 32],
     },
+    /// A dispute ticket was closed: no release follows under it and the legal hold on its
+    /// conversation ended. Signed by the relay's log key: the relay closes a ticket on the
+    /// master's signed [`crate::release::DisputeClose`], or on its own when the ticket was
+    /// released and collected or rejected by enough arbiters.
+    DisputeClosed {
+        /// The org.
+        org: String,
+        /// The ticket's conversation.
+        conversation: ConversationId,
+        /// The ticket.
+        ticket: TokenId,
+        /// Why.
+        because: ClosedBecause,
+    },
 }
 
 impl AuditEvent {
@@ -217,6 +231,18 @@ impl AuditEvent {
             } => {
                 w.u8(4).str(org).u32(*version).fixed(policy_hash);
             }
+            AuditEvent::DisputeClosed {
+                org,
+                conversation,
+                ticket,
+                because,
+            } => {
+                w.u8(5)
+                    .str(org)
+                    .fixed(conversation.as_bytes())
+                    .fixed(ticket.as_bytes());
+                because.write(w);
+            }
         }
     }
 
@@ -225,7 +251,8 @@ impl AuditEvent {
         match self {
             AuditEvent::Release { conversation, .. }
             | AuditEvent::Erasure { conversation, .. }
-            | AuditEvent::ConsentRevocation { conversation, .. } => Some(*conversation),
+            | AuditEvent::ConsentRevocation { conversation, .. }
+            | AuditEvent::DisputeClosed { conversation, .. } => Some(*conversation),
             AuditEvent::PolicyChange { .. } => None,
         }
     }
@@ -292,7 +319,7 @@ impl AuditEntry {
 /// Who may sign which kind of entry, as far as one reader knows them (DESIGN.md §4): a release
 /// a trustee of the org's policy, a consent revocation the consent's signer (the
 /// conversation's customer), an erasure the customer or the relay's log key, a policy change
-/// the org's master. A party the reader does not know allows nothing.
+/// the org's master, a dispute close the relay's log key. A party the reader does not know allows nothing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AllowedSigners {
     /// The trustees of the org's policy.
@@ -333,6 +360,11 @@ impl AuditEntry {
             AuditEvent::PolicyChange { .. } => {
                 (who == allowed.master, "policy change", "the org's master")
             }
+            AuditEvent::DisputeClosed { .. } => (
+                who == allowed.log_key,
+                "dispute close",
+                "the relay's log key",
+            ),
         };
         if ok {
             Ok(())
@@ -733,11 +765,18 @@ mod tests {
             version: 2,
             policy_hash: [2; 32],
         };
+        let closed = AuditEvent::DisputeClosed {
+            org: "acme".into(),
+            conversation,
+            ticket: token,
+            because: crate::release::ClosedBecause::Master("settled".into()),
+        };
         let cases = [
             (&release, vec![&trustee]),
             (&revocation, vec![&customer]),
             (&erasure, vec![&customer, &relay]),
             (&policy, vec![&master]),
+            (&closed, vec![&relay]),
         ];
         for (event, good) in cases {
             for k in [&trustee, &customer, &master, &relay, &stranger] {

@@ -68,6 +68,8 @@ pub const DISPUTE_TICKET: &str = "sealdesk/v1/dispute-ticket";
 pub const DISPUTE_TICKET_HASH: &str = "sealdesk/v1/dispute-ticket-hash";
 /// Signed bytes of an arbiter's decision on a ticket.
 pub const ARBITER_DECISION: &str = "sealdesk/v1/arbiter-decision";
+/// Signed bytes of the master's closing of a dispute ticket.
+pub const DISPUTE_CLOSE: &str = "sealdesk/v1/dispute-close";
 /// Signed bytes of a release request.
 pub const RELEASE_REQUEST: &str = "sealdesk/v1/release-request";
 /// Hash input of a release request's hash (bound into the released share's HPKE `info`).

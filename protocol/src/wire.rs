@@ -30,7 +30,8 @@ use crate::{
     message::Envelope,
     policy::{AgentCertificate, OrgPolicy},
     release::{
-        ArbiterDecision, ConsentToken, DisputeTicket, ErasureRequest, ReleaseRequest, ReleasedShare,
+        ArbiterDecision, ClosedBecause, ConsentToken, DisputeClose, DisputeTicket, ErasureRequest,
+        ReleaseRequest, ReleasedShare,
     },
     signal::SignalEnvelope,
 };
@@ -225,6 +226,8 @@ pub enum Request {
     Decide(ArbiterDecision),
     /// Arbiter or master: tickets of the org, with decisions so far.
     ListTickets,
+    /// Master: close a dispute ticket (no release follows under it; the legal hold ends).
+    CloseTicket(DisputeClose),
     /// Customer: hand a consent token to the org's master through the relay. It is stored in
     /// the conversation as [`Item::Consent`], readable by the customer and the master only.
     ShareConsent(ConsentToken),
@@ -370,6 +373,24 @@ pub struct TicketState {
     pub ticket: DisputeTicket,
     /// Decisions.
     pub decisions: Vec<ArbiterDecision>,
+    /// Set once the ticket is closed (absent from relays that had no lifecycle: open until it
+    /// expires).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed: Option<TicketClosed>,
+}
+
+/// How and when a dispute ticket was closed.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct TicketClosed {
+    /// When (relay time).
+    pub at: u64,
+    /// Why.
+    pub because: ClosedBecause,
+    /// The master's signed closing, when the master closed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement: Option<DisputeClose>,
+    /// The audit-log index of the close entry.
+    pub index: u64,
 }
 
 /// The relay's answers.
@@ -513,6 +534,8 @@ pub enum ErrorCode {
     /// A quota of the relay is used up (open conversations with one org, stored bytes): the
     /// message says which; it frees up as conversations close or are erased.
     QuotaExceeded,
+    /// The dispute ticket is closed: nothing more happens under it (no decision, no release).
+    TicketClosed,
     /// A code this build does not know (sent by a newer relay): decoded from any unknown text,
     /// never sent. A client treats it as [`ErrorCode::BadRequest`].
     #[serde(other)]

@@ -34,9 +34,9 @@ use sealdesk_protocol::{
     message::{ContentKind, EpochKeys, ReplayWindows},
     policy::AgentCertificate,
     release::{
-        ArbiterDecision, ConsentParams, ConsentRevocation, ConsentToken, DisputeParams,
-        DisputeTicket, ErasureRequest, Justification, ReleaseRequest, Scope, TrusteeView, Verdict,
-        approvers, decide,
+        ArbiterDecision, ClosedBecause, ConsentParams, ConsentRevocation, ConsentToken,
+        DisputeClose, DisputeParams, DisputeTicket, ErasureRequest, Justification, ReleaseRequest,
+        Scope, TrusteeView, Verdict, approvers, decide,
     },
     seal::{self, Purpose, SealContext, Sealed},
     secret::EpochSecret,
@@ -882,6 +882,18 @@ fn dispute(o: &Org) -> Value {
         .iter()
         .map(|k| name_of(o, k))
         .collect();
+    let close = DisputeClose::sign(&o.master.keys, t, "settled with the customer", T0 + 1_400);
+    close.verify(&o.policy, t).unwrap();
+    let closed = AuditEntry::sign(
+        &o.relay,
+        AuditEvent::DisputeClosed {
+            org: t.org.clone(),
+            conversation: t.conversation,
+            ticket: t.id,
+            because: ClosedBecause::Master(close.reason.clone()),
+        },
+        T0 + 1_401,
+    );
     json!({
         "header": header("a dispute ticket for epoch 0 and three arbiter decisions (two \
                           approvals count toward the 2-of-3 threshold)", Some(SEED_JUSTIFICATION)),
@@ -900,6 +912,20 @@ fn dispute(o: &Org) -> Value {
         },
         "decisions": decisions,
         "approvers": counted,
+        "close": {
+            "reason": close.reason,
+            "closed_at": close.closed_at,
+            "master": name_of(o, &close.master),
+            "signed_bytes": h(close.signed_bytes()),
+            "signature": h(close.signature.to_bytes()),
+            "audit_entry": {
+                "at": closed.at,
+                "signer": "relay",
+                "signed_bytes": h(closed.signed_bytes()),
+                "signature": h(closed.signature.to_bytes()),
+                "leaf_hash": h(closed.leaf_hash()),
+            },
+        },
     })
 }
 
@@ -1093,6 +1119,7 @@ fn audit(o: &Org) -> Value {
                     AuditEvent::Erasure { .. } => "erasure",
                     AuditEvent::ConsentRevocation { .. } => "consent_revocation",
                     AuditEvent::PolicyChange { .. } => "policy_change",
+                    AuditEvent::DisputeClosed { .. } => "dispute_closed",
                 },
                 "signer": name_of(o, &e.signer),
                 "at": e.at,

@@ -26,13 +26,14 @@ use sealdesk_protocol::{
     message::{ContentKind, Envelope, EpochKeys},
     policy::AgentCertificate,
     release::{
-        ArbiterDecision, ConsentParams, ConsentToken, DisputeParams, DisputeTicket, ErasureRequest,
-        Justification, ReleaseRequest, ReleasedShare, Scope, TrusteeView, Verdict, decide,
+        ArbiterDecision, ClosedBecause, ConsentParams, ConsentToken, DisputeClose, DisputeParams,
+        DisputeTicket, ErasureRequest, Justification, ReleaseRequest, ReleasedShare, Scope,
+        TrusteeView, Verdict, decide,
     },
     wire::{
         self, AuthResponse, Challenge, ConversationInfo, ErrorCode, Frame, Item, MAX_FRAME,
         OrgConversation, PendingRelease, Push, ReleaseProgress, Request, Response, Sequenced,
-        TicketState, WIRE_VERSION, Welcome,
+        TicketClosed, TicketState, WIRE_VERSION, Welcome,
     },
 };
 use support::{Org, T0, rng};
@@ -283,7 +284,7 @@ impl Params {
 
     fn entry(&self) -> AuditEntry {
         let keys = self.keys();
-        let event = match self.n % 5 {
+        let event = match self.n % 6 {
             0 => AuditEvent::Release {
                 org: self.text.clone(),
                 request_hash: self.hash(),
@@ -318,6 +319,12 @@ impl Params {
             3 => AuditEvent::ConsentRevocation {
                 conversation: self.conversation(),
                 consent: self.token(),
+            },
+            4 => AuditEvent::DisputeClosed {
+                org: self.text.clone(),
+                conversation: self.conversation(),
+                ticket: self.token(),
+                because: self.because(),
             },
             _ => AuditEvent::PolicyChange {
                 org: self.text.clone(),
@@ -354,6 +361,20 @@ impl Params {
         t.epochs = self.range();
         t.expires_at = self.n;
         t
+    }
+
+    fn because(&self) -> ClosedBecause {
+        match self.m % 3 {
+            0 => ClosedBecause::Master(self.text.clone()),
+            1 => ClosedBecause::Released,
+            _ => ClosedBecause::Rejected,
+        }
+    }
+
+    fn close(&self) -> DisputeClose {
+        let mut c = DisputeClose::sign(&self.keys(), &self.ticket(), &self.text, self.n);
+        c.ticket = self.token();
+        c
     }
 
     fn decision(&self) -> ArbiterDecision {
@@ -423,6 +444,12 @@ impl Params {
         TicketState {
             ticket: self.ticket(),
             decisions: vec![self.decision(); (self.m % 3) as usize],
+            closed: self.flag.then(|| TicketClosed {
+                at: self.n,
+                because: self.because(),
+                statement: self.m.is_multiple_of(2).then(|| self.close()),
+                index: u64::from(self.m),
+            }),
         }
     }
 
@@ -446,12 +473,13 @@ impl Params {
             ErrorCode::StalePolicy,
             ErrorCode::AlreadyAnswered,
             ErrorCode::BadField,
-        ][(self.n % 18) as usize]
+            ErrorCode::TicketClosed,
+        ][(self.n % 19) as usize]
     }
 }
 
 /// Every frame family this file generates, by name; [`family`] must name each one.
-const FAMILIES: [&str; 62] = [
+const FAMILIES: [&str; 63] = [
     "challenge",
     "auth",
     "welcome",
@@ -514,6 +542,7 @@ const FAMILIES: [&str; 62] = [
     "response/org_conversations",
     "request/signal",
     "push/signal",
+    "request/close_ticket",
 ];
 
 /// The family of a frame. Exhaustive on purpose: a new variant does not compile here until it
@@ -546,6 +575,7 @@ fn family(f: &Frame) -> &'static str {
             Request::OpenTicket(_) => "request/open_ticket",
             Request::Decide(_) => "request/decide",
             Request::ListTickets => "request/list_tickets",
+            Request::CloseTicket(_) => "request/close_ticket",
             Request::ShareConsent(_) => "request/share_consent",
             Request::AppendAudit(_) => "request/append_audit",
             Request::GetTreeHead => "request/get_tree_head",
@@ -792,6 +822,7 @@ fn frame(index: usize, p: &Params) -> Frame {
             (p.m % 3) as usize
         ])),
         60 => req(Request::Signal(p.signal())),
+        61 => req(Request::CloseTicket(p.close())),
         _ => Frame::Push(Push::Signal(p.signal())),
     }
 }

@@ -6,7 +6,7 @@
 //!                                   │
 //!                                   ▼ one task per connection
 //!                        [TLS handshake] ─► hyper http1
-//!                                             ├─ GET /healthz  → 200 "ok\n"
+//!                                             ├─ GET|HEAD /healthz → 200 "ok\n" (else 405)
 //!                                             ├─ GET /metrics  → Prometheus text
 //!                                             ├─ GET /v1/ws    → 101 (429 over the source's
 //!                                             │                  connection rate), then a session task:
@@ -339,7 +339,15 @@ fn route(
     slot: &Arc<Slot>,
 ) -> Response<Full<Bytes>> {
     match (req.method(), req.uri().path()) {
-        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+        // HEAD gets the same answer; hyper sends its headers without the body.
+        (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (_, "/healthz") => {
+            let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "use GET or HEAD\n");
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            response
+        }
         (&Method::GET, "/metrics") => {
             let mut response = Response::new(Full::new(Bytes::from(state.metrics.render())));
             response.headers_mut().insert(

@@ -172,6 +172,22 @@ async fn wait_for(what: &str, event: impl std::future::Future<Output = ()>) {
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
 }
 
+/// `/healthz` answers GET and HEAD (headers only); any other method is 405 with `Allow`.
+#[tokio::test]
+async fn healthz_answers_get_and_head_only() {
+    let relay = spawn_relay(|_| {}).await;
+    let conn = || async { TcpStream::connect(relay.addr).await.unwrap() };
+    let head = http(conn().await, "HEAD", "/healthz").await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.ends_with("\r\n\r\n"), "no body for HEAD: {head:?}");
+    for method in ["POST", "PUT", "DELETE"] {
+        let r = http(conn().await, method, "/healthz").await;
+        assert!(r.starts_with("HTTP/1.1 405"), "{method}: {r}");
+        assert!(r.contains("allow: GET, HEAD\r\n"), "{method}: {r}");
+    }
+    relay.stop().await;
+}
+
 #[tokio::test]
 async fn healthz_metrics_and_404_over_http() {
     let relay = spawn_relay(|_| {}).await;

@@ -315,10 +315,18 @@ async fn rotation_and_counter_conflict_open_new_epochs() {
     assert!(carol.account().epoch(&conv, 1).unwrap().is_some());
     // A home restored from an old copy would reuse counter 0: the relay refuses, the client
     // opens a new epoch instead of reusing the nonce.
+    // (Written to the vault directly, as a restore would: `save_epoch` never moves the next
+    // counter back.)
     let mut st = carol.account().epochs(&conv).unwrap().pop().unwrap();
     let epoch_before = st.record.epoch;
     st.next_counter = 0;
-    carol.account().save_epoch(&conv, &st).unwrap();
+    let restored = sealdesk_client::vault::Vault::open(&w.home("carol"), PASS).unwrap();
+    restored
+        .put(
+            &format!("conv/{conv}/epoch/{epoch_before}"),
+            &sealdesk_protocol::wire::to_cbor(&st).unwrap(),
+        )
+        .unwrap();
     carol.send_text(&conv, "after restore").await.unwrap();
     let last = carol.account().epochs(&conv).unwrap().pop().unwrap();
     assert!(last.record.epoch > epoch_before);

@@ -18,18 +18,17 @@ pub(super) fn init(home: &Path, name: &str, role: Role) -> Result<Output> {
     let pass = passphrase(true)?;
     let account = Account::create(home, &pass, params, name, role)?;
     let fp = account.fingerprint().to_string();
-    let mut text = format!(
+    let text = format!(
         "created {role} account {name} in {}\nfingerprint: {fp}\nnext: sealdesk --home {} register",
         home.display(),
         shell_word(&home.display().to_string())
     );
-    let mut value =
-        json!({"ok": true, "name": name, "role": role.name(), "fingerprint": fp, "home": home});
-    if let Some(w) = warning {
-        text.push_str(&format!("\nwarning: {w}"));
-        value["warning"] = json!(w);
-    }
-    Ok(Output::new(text, value))
+    let value = json!({"name": name, "role": role.name(), "fingerprint": fp, "home": home});
+    let out = Output::new(text, value);
+    Ok(match warning {
+        Some(w) => out.warn(w),
+        None => out,
+    })
 }
 
 /// `word` as one shell word, to be copied into a command line: as it is when it holds only
@@ -120,12 +119,38 @@ pub(super) async fn register(home: &Path, relay: &Relay) -> Result<Output> {
 /// `keys trust NAME`: accepts a peer's changed key, which unblocks sending to it.
 pub(super) async fn trust(home: &Path, relay: &Relay, name: &str) -> Result<Output> {
     let mut c = connect(home, relay, false).await?;
+    let before = c
+        .account()
+        .pins()?
+        .peers
+        .get(name)
+        .map(|p| p.pending.is_some());
     let card = c.trust(name).await?;
     let fp = card.clone().verify()?.fingerprint().to_string();
     c.close().await;
+    let (text, blocked) = match before {
+        Some(true) => (
+            format!("now trusting the new key of {name} (fingerprint {fp}); sending is unblocked"),
+            true,
+        ),
+        Some(false) => (
+            format!(
+                "{name}'s key (fingerprint {fp}) was already trusted; nothing was blocked, \
+                 nothing changed"
+            ),
+            false,
+        ),
+        None => (
+            format!(
+                "now trusting the key of {name} (fingerprint {fp}); nothing was blocked (it was \
+                 not pinned before)"
+            ),
+            false,
+        ),
+    };
     Ok(Output::new(
-        format!("now trusting the key of {name} (fingerprint {fp}); sending is unblocked"),
-        json!({"ok": true, "name": name, "fingerprint": fp}),
+        text,
+        json!({"name": name, "fingerprint": fp, "unblocked": blocked}),
     ))
 }
 

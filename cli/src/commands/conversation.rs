@@ -2,10 +2,9 @@
 //! `erase`. `conversations` and `history` fall back to local state when the relay is
 //! unreachable, and say so.
 
-use std::io::Write as _;
 use std::path::Path;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 use sealdesk_client::{Account, Client, ClientError, account::LogEntry, client::HistoryLine};
 use sealdesk_protocol::card::Role;
 use serde_json::json;
@@ -22,24 +21,20 @@ pub(super) async fn open(
 ) -> Result<Output> {
     let mut c = connect(home, relay, false).await?;
     let o = c.open_conversation(org, org_fingerprint).await?;
-    let mut text = String::new();
-    for w in &o.warnings {
-        text.push_str(&format!("warning: {w}\n"));
-    }
-    text.push_str(&format!(
+    let text = format!(
         "{}\n\nOpened conversation {} with {} (agent {}, fingerprint {}).\n\
          Send with: sealdesk send --conversation {} \"hello\"",
         o.summary, o.conversation, o.org, o.agent, o.agent_fingerprint, o.conversation
-    ));
-    let out = Output::new(
+    );
+    let mut out = Output::new(
         text,
         json!({
             "ok": true, "conversation": o.conversation.to_string(), "org": o.org,
             "agent": o.agent, "agent_fingerprint": o.agent_fingerprint,
             "org_fingerprint": o.org_fingerprint, "summary": o.summary,
-            "warnings": o.warnings,
         }),
     );
+    out.warnings.clone_from(&o.warnings);
     c.close().await;
     Ok(out)
 }
@@ -151,9 +146,6 @@ pub(super) async fn conversations(home: &Path, relay: &Relay) -> Result<Output> 
         (None, None) => bail!("no account"),
     };
     let mut text = String::new();
-    if let Some(w) = &warning {
-        text.push_str(&format!("warning: {w}\n"));
-    }
     let mut rows = Vec::new();
     let convs = account_ref.conversations()?;
     if convs.is_empty() {
@@ -196,9 +188,9 @@ pub(super) async fn conversations(home: &Path, relay: &Relay) -> Result<Output> 
     if let Some(c) = client {
         c.close().await;
     }
-    Ok(Output::new(
-        text.trim_end().to_owned(),
-        json!({"conversations": rows, "warning": warning}),
+    Ok(offline(
+        Output::new(text.trim_end().to_owned(), json!({ "conversations": rows })),
+        warning,
     ))
 }
 
@@ -208,7 +200,7 @@ pub(super) async fn history(
     home: &Path,
     relay: &Relay,
     conversation: &str,
-    export: Option<&Path>,
+    export: Option<(&Path, bool)>,
 ) -> Result<Output> {
     let id = conv_id(conversation)?;
     let (mut client, account, warning) = sync_or_offline(home, relay).await?;
@@ -218,9 +210,6 @@ pub(super) async fn history(
         (None, None) => bail!("no account"),
     };
     let mut text = String::new();
-    if let Some(w) = &warning {
-        text.push_str(&format!("warning: {w}\n"));
-    }
     if h.erased {
         text.push_str("this conversation was erased on the relay; this is your local copy\n");
     }
@@ -234,13 +223,14 @@ pub(super) async fn history(
     let lines = serde_json::to_value(&h.lines)?;
     let value = json!({
         "conversation": id.to_string(), "org": h.org, "summary": h.summary,
-        "lines": lines, "warning": warning, "erased": h.erased,
+        "lines": lines, "erased": h.erased,
     });
-    if let Some(path) = export {
-        let mut f = std::fs::File::create(path)
-            .with_context(|| format!("could not create {}", path.display()))?;
-        f.write_all(serde_json::to_string_pretty(&value)?.as_bytes())
-            .with_context(|| format!("could not write {}", path.display()))?;
+    if let Some((path, force)) = export {
+        super::write_output(
+            path,
+            serde_json::to_string_pretty(&value)?.as_bytes(),
+            force,
+        )?;
         text.push_str(&format!(
             "exported to {} (plaintext: keep it safe)\n",
             path.display()
@@ -272,5 +262,21 @@ pub(super) async fn history(
     if let Some(c) = client {
         c.close().await;
     }
-    Ok(Output::new(text.trim_end().to_owned(), value))
+    Ok(offline(
+        Output::new(text.trim_end().to_owned(), value),
+        warning,
+    ))
+}
+
+/// `out`, marked as shown from local state when the relay could not be reached (`warning`
+/// says so): it exits with [`crate::print::EXIT_UNREACHABLE`].
+fn offline(out: Output, warning: Option<String>) -> Output {
+    match warning {
+        Some(w) => {
+            let mut out = out.warn(w);
+            out.offline = true;
+            out
+        }
+        None => out,
+    }
 }

@@ -94,13 +94,16 @@ pub(super) async fn consent(home: &Path, relay: &Relay, cmd: ConsentCmd) -> Resu
             }
             Output::new(
                 format!(
-                    "consent {} granted to the master of {} for {} of {id} ({:?}, until {})\n\
-                     it was shared with the business through the relay; they unlock with\n  \
-                     sealdesk transcript unlock --conversation {id} --consent {}",
+                    "consent {} granted to the master of {} for {} of {id} ({}, until {})\n\
+                     it was shared with the business through the relay; its owner unlocks with\n  \
+                     sealdesk --home OWNER_HOME transcript unlock --conversation {id} --consent {}",
                     token.id,
                     token.org,
                     token.epochs,
-                    token.scope,
+                    match token.scope {
+                        Scope::Full => "the full transcript",
+                        Scope::Redacted => "personal data masked",
+                    },
                     fmt_time(token.expires_at),
                     token.id
                 ),

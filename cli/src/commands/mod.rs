@@ -68,7 +68,11 @@ pub async fn run(cli: Cli) -> Result<Option<Output>> {
         Cmd::History {
             conversation,
             export,
-        } => conversation::history(&home, &relay, &conversation, export.as_deref()).await?,
+            force,
+        } => {
+            let export = export.as_deref().map(|p| (p, force));
+            conversation::history(&home, &relay, &conversation, export).await?
+        }
         Cmd::Chat { conversation } => {
             conversation::chat(&home, &relay, conversation.as_deref()).await?;
             return Ok(None);
@@ -101,7 +105,7 @@ pub async fn run(cli: Cli) -> Result<Option<Output>> {
             let mut stdout = std::io::stdout();
             match web {
                 Some(dir) => crate::demo::run_web(&mut stdout, &dir).await?,
-                None => crate::demo::run(&mut stdout).await?,
+                None => crate::demo::run_in(&mut stdout, cli.home.as_deref()).await?,
             }
             return Ok(None);
         }
@@ -118,29 +122,81 @@ fn home_dir(given: Option<&Path>) -> Result<PathBuf> {
     Ok(PathBuf::from(home).join(".sealdesk"))
 }
 
-/// The passphrase: `SEALDESK_PASSPHRASE`, else a prompt without echo (twice when `confirm`).
+/// The shortest passphrase a new vault accepts, in characters.
+pub const MIN_PASSPHRASE_CHARS: usize = 10;
+
+/// How many times a terminal user is asked again after a mismatch or a wrong passphrase.
+const PROMPT_TRIES: usize = 3;
+
+/// Whether passphrases are asked for at a terminal (no `SEALDESK_PASSPHRASE`).
+fn prompting() -> bool {
+    std::env::var_os("SEALDESK_PASSPHRASE").is_none() && std::io::stdin().is_terminal()
+}
+
+/// The passphrase: `SEALDESK_PASSPHRASE`, else a prompt without echo. A new one (`confirm`)
+/// is asked twice and must be at least [`MIN_PASSPHRASE_CHARS`] long; at a terminal a short
+/// or mismatched one is asked for again.
 fn passphrase(confirm: bool) -> Result<String> {
+    passphrase_with(confirm, "Passphrase: ")
+}
+
+/// [`passphrase`] with its prompt.
+fn passphrase_with(confirm: bool, prompt: &str) -> Result<String> {
+    let check = |p: &str| -> Result<()> {
+        if confirm && p.chars().count() < MIN_PASSPHRASE_CHARS {
+            return Err(crate::error::CliError::WeakPassphrase {
+                min: MIN_PASSPHRASE_CHARS,
+            }
+            .into());
+        }
+        Ok(())
+    };
     if let Ok(p) = std::env::var("SEALDESK_PASSPHRASE") {
+        check(&p)?;
         return Ok(p);
     }
     if !std::io::stdin().is_terminal() {
         bail!("no passphrase: set SEALDESK_PASSPHRASE or run in a terminal to be asked");
     }
-    let p = rpassword::prompt_password("Passphrase: ").context("could not read the passphrase")?;
-    if confirm {
-        let again = rpassword::prompt_password("Repeat passphrase: ")
-            .context("could not read the passphrase")?;
-        if again != p {
-            bail!("the two passphrases differ; try again");
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let p = rpassword::prompt_password(prompt).context("could not read the passphrase")?;
+        if !confirm {
+            return Ok(p);
+        }
+        let problem = match check(&p) {
+            Err(e) => Some(e),
+            Ok(()) => {
+                let again = rpassword::prompt_password("Repeat passphrase: ")
+                    .context("could not read the passphrase")?;
+                (again != p).then(|| anyhow!("the two passphrases differ"))
+            }
+        };
+        match problem {
+            None => return Ok(p),
+            Some(e) if tries >= PROMPT_TRIES => return Err(e),
+            Some(e) => eprintln!("{e:#}; try again"),
         }
     }
-    Ok(p)
 }
 
-/// Opens the account in `home` with the passphrase.
+/// Opens the account in `home` with the passphrase; at a terminal, a wrong passphrase is asked
+/// for again.
 fn open_account(home: &Path) -> Result<Account> {
-    let pass = passphrase(false)?;
-    Ok(Account::open(home, &pass)?)
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let pass = passphrase(false)?;
+        match Account::open(home, &pass) {
+            Err(ClientError::Vault(sealdesk_client::vault::VaultError::WrongPassphrase {
+                ..
+            })) if prompting() && tries < PROMPT_TRIES => {
+                eprintln!("wrong passphrase; try again");
+            }
+            other => return Ok(other?),
+        }
+    }
 }
 
 /// Opens the account and connects it to the relay; refuses an unregistered account unless
@@ -199,4 +255,36 @@ fn parse_duration(s: &str) -> Result<u64> {
 /// A consent or ticket id from the command line.
 fn token_id(s: &str) -> Result<TokenId> {
     TokenId::parse(s).map_err(|_| anyhow!("{s:?} is not an id (32 hex digits)"))
+}
+
+/// Writes `bytes` to `path`, which must not exist unless `force`: an export never replaces a
+/// file by surprise.
+///
+/// # Errors
+/// [`CliError::FileExists`](crate::error::CliError::FileExists), or the write's error.
+pub(super) fn write_output(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let mut f = match options.open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(crate::error::CliError::FileExists {
+                path: path.to_path_buf(),
+            }
+            .into());
+        }
+        Err(e) => {
+            return Err(
+                anyhow::Error::new(e).context(format!("could not create {}", path.display()))
+            );
+        }
+    };
+    f.write_all(bytes)
+        .with_context(|| format!("could not write {}", path.display()))
 }

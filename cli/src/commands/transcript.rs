@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 use sealdesk_client::{
     escrow::{Transcript, transcript_releases},
     fmt_time,
@@ -112,7 +112,11 @@ pub(super) async fn transcript(
             out,
             format,
             redact,
+            force,
         } => {
+            if !force && out.exists() {
+                return Err(crate::error::CliError::FileExists { path: out }.into());
+            }
             let id = conv_id(&conversation)?;
             let export = c.export_transcript(&id, redact).await?;
             let body = match format.as_str() {
@@ -168,8 +172,7 @@ pub(super) async fn transcript(
                 }
                 _ => bail!("--format is json, text or html"),
             };
-            std::fs::write(&out, body)
-                .with_context(|| format!("could not write {}", out.display()))?;
+            super::write_output(&out, body.as_bytes(), force)?;
             Output::new(
                 format!(
                     "exported {} message(s) to {}{}",

@@ -267,12 +267,11 @@ impl Client {
         }
         let mut retried = false;
         loop {
-            let mut state = self.sending_epoch(id).await?;
-            // Persist the next counter before sealing (docs/design.md §3): a crash after this point
-            // burns a counter, never reuses one.
-            let counter = state.next_counter;
-            state.next_counter = counter.saturating_add(1);
-            self.account.save_epoch(id, &state)?;
+            let state = self.sending_epoch(id).await?;
+            // Reserve and persist the next counter before sealing (docs/design.md §3): a crash
+            // after this point burns a counter, never reuses one, and another process of this
+            // account reserves the ones after it.
+            let (counter, state) = self.account.reserve_counter(id, state.record.epoch)?;
             self.load_keys(id, &state).await?;
             let keys = self
                 .keys

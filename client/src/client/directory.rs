@@ -84,6 +84,9 @@ impl Client {
         org: &str,
         fingerprint: Option<&str>,
     ) -> Result<VerifiedPolicy> {
+        if let Some(fp) = fingerprint {
+            crate::error::check_fingerprint_format(fp)?;
+        }
         let raw = match self
             .session
             .request(Request::GetPolicy {
@@ -108,6 +111,7 @@ impl Client {
                 if !pinned.fingerprint().matches(fp) {
                     return Err(ClientError::FingerprintMismatch {
                         org: org.to_owned(),
+                        given: fp.to_owned(),
                         actual: pinned.fingerprint().to_string(),
                     });
                 }
@@ -118,6 +122,7 @@ impl Client {
                 if !master.fingerprint().matches(fp) {
                     return Err(ClientError::FingerprintMismatch {
                         org: org.to_owned(),
+                        given: fp.to_owned(),
                         actual: master.fingerprint().to_string(),
                     });
                 }

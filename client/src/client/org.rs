@@ -152,6 +152,9 @@ impl Client {
                 org: org.to_owned(),
             });
         }
+        if let Some(fp) = expected {
+            crate::error::check_fingerprint_format(fp)?;
+        }
         let card = self
             .fetch_card(name)
             .await?
@@ -162,6 +165,7 @@ impl Client {
         {
             return Err(ClientError::CardFingerprintMismatch {
                 name: name.to_owned(),
+                given: fp.to_owned(),
                 actual: card.fingerprint().to_string(),
             });
         }
@@ -189,12 +193,16 @@ impl Client {
             Some((n, fp)) => (n.trim(), Some(fp)),
             None => (entry.trim(), None),
         };
+        if let Some(fp) = expected {
+            crate::error::check_fingerprint_format(fp)?;
+        }
         let card = self.fetch_card(name).await?.into_card().verify_as(role)?;
         if let Some(fp) = expected
             && !card.fingerprint().matches(fp)
         {
             return Err(ClientError::CardFingerprintMismatch {
                 name: name.to_owned(),
+                given: fp.to_owned(),
                 actual: card.fingerprint().to_string(),
             });
         }

@@ -135,9 +135,9 @@ impl Client {
             }
             let signed = e.verify().is_ok();
             let org = match &e.event {
-                AuditEvent::Release { org, .. } | AuditEvent::PolicyChange { org, .. } => {
-                    Some(org.as_str())
-                }
+                AuditEvent::Release { org, .. }
+                | AuditEvent::PolicyChange { org, .. }
+                | AuditEvent::DisputeClosed { org, .. } => Some(org.as_str()),
                 _ => None,
             };
             let key = (org.map(str::to_owned), conv);

@@ -1,9 +1,10 @@
-//! Dispute tickets: a master opens one, arbiters decide it.
+//! Dispute tickets: a master opens one, arbiters decide it, the master closes it (or the relay
+//! does, once the release was collected or the arbiters rejected it).
 
 use sealdesk_protocol::{
     card::Role,
     ids::{ConversationId, EpochRange, TokenId},
-    release::{ArbiterDecision, DisputeTicket, Verdict},
+    release::{ArbiterDecision, DisputeClose, DisputeTicket, Verdict},
     wire::{Request, Response, TicketState},
 };
 
@@ -105,5 +106,32 @@ impl Client {
             .into_iter()
             .find(|t| t.ticket.id == *ticket)
             .ok_or_else(|| ClientError::UnexpectedResponse("the ticket disappeared".into()))
+    }
+
+    /// Master: closes a dispute ticket (no release follows under it; the legal hold on its
+    /// conversation ends and its customer is told), after checking it is this org's ticket.
+    ///
+    /// # Errors
+    /// [`ClientError::WrongRole`], [`ClientError::UnknownTicket`], relay errors (a ticket
+    /// already closed: `TicketClosed`).
+    pub async fn close_dispute(&mut self, ticket: &TokenId, reason: &str) -> Result<TicketState> {
+        self.account.require(Role::Master, "dispute close")?;
+        let st = self.find_ticket(ticket).await?;
+        let policy = self.latest_policy(&st.ticket.org).await?;
+        st.ticket.verify(&policy)?;
+        let close = DisputeClose::sign(self.account.keys(), &st.ticket, reason, now());
+        expect_ok(self.session.request(Request::CloseTicket(close)).await?)?;
+        self.find_ticket(ticket).await
+    }
+
+    /// The ticket `id` as the relay lists it.
+    async fn find_ticket(&self, id: &TokenId) -> Result<TicketState> {
+        self.tickets()
+            .await?
+            .into_iter()
+            .find(|t| t.ticket.id == *id)
+            .ok_or_else(|| ClientError::UnknownTicket {
+                ticket: id.to_string(),
+            })
     }
 }

@@ -303,9 +303,12 @@ impl Client {
             })
             .await
         {
+            // `TicketClosed`: the dispute ticket closed meanwhile (the master collected enough
+            // shares from other trustees): nothing more is released under it, and this
+            // request is done.
             Ok(Response::Ok)
             | Err(ClientError::Relay {
-                code: ErrorCode::AlreadyAnswered | ErrorCode::Conflict,
+                code: ErrorCode::AlreadyAnswered | ErrorCode::Conflict | ErrorCode::TicketClosed,
                 ..
             }) => {}
             Ok(other) => return Err(unexpected("SubmitShares", &other)),

@@ -60,6 +60,29 @@ pub(super) fn check_value_len(name: &str, len: usize) -> Result<(), VaultError> 
     Ok(())
 }
 
+/// How long a write waits for another process's write to finish before it reports
+/// [`VaultError::Locked`]: writes hold the lock for one record or frame, so only a process that
+/// keeps the lock (a build that held it while open, or one stuck) makes a writer wait this long.
+#[cfg(not(test))]
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Shorter in unit tests, which hold the lock on purpose.
+#[cfg(test)]
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Takes the exclusive advisory lock on `dir/vault.lock`, waiting up to [`LOCK_WAIT`] for
+/// another holder to let go; held until the returned file drops.
+pub(super) fn wait_for_lock(dir: &Path) -> Result<File, VaultError> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match acquire_lock(dir) {
+            Err(VaultError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Takes the exclusive advisory lock on `dir/vault.lock`, held until the returned file drops.
 pub(super) fn acquire_lock(dir: &Path) -> Result<File, VaultError> {
     let path = dir.join(LOCK_FILE);

@@ -9,7 +9,7 @@
 //! ```text
 //! DIR/                         0700
 //! ├── vault.json               header: format version, Argon2id m/t/p, salt, check value
-//! ├── vault.lock               advisory lock, held exclusively while a `Vault` is open
+//! ├── vault.lock               advisory lock, held exclusively for each write
 //! ├── records/                 one sealed file per record, written atomically
 //! │   ├── identity.rec             name "identity"
 //! │   └── conv/3f2a/epoch/2.rec    name "conv/3f2a/epoch/2"
@@ -61,6 +61,17 @@
 //! when the environment variable named by `INSECURE_FAST_KDF_ENV` (`SEALDESK_INSECURE_FAST_KDF`)
 //! is `1`. That is for test suites only, since it makes guessing the passphrase of a stolen vault
 //! cheap; a normal build has neither.
+//!
+//! # Several processes
+//!
+//! Several processes may have one vault open (a `chat` or `trustee serve` running, and
+//! `send` or `whoami` next to it). Each write — a record put or deleted, a frame appended —
+//! takes the exclusive lock on `vault.lock` for that write only ([`Vault::lock`] holds it
+//! across a read-modify-write), and an append finds the log's end again when another process
+//! appended since. Reads take no lock: a record is replaced atomically (written to a temporary
+//! file, then renamed), and a log is read up to its last complete frame. A value that must
+//! never be handed out twice, like a sending counter, is read, advanced and written back under
+//! one [`Vault::lock`], before it is used.
 //!
 //! The module's parts: this file holds the [`Vault`] itself and its errors; `crypto` the key
 //! derivation and the AEAD, `format` the header, record names and log frames, `fs` the private
@@ -289,7 +300,8 @@ pub enum VaultError {
     },
 }
 
-/// An open vault. Holds the derived key and the exclusive lock on `vault.lock` until dropped.
+/// An open vault. Holds the derived key; takes the lock on `vault.lock` for each write only, so
+/// other processes may have the same vault open.
 ///
 /// All methods take `&self`; a `Vault` can be shared between threads.
 pub struct Vault {
@@ -297,9 +309,6 @@ pub struct Vault {
     dir: PathBuf,
     /// The key every value is sealed under.
     key: VaultKey,
-    /// The open `vault.lock`, never read: it is kept for its drop, which closes the file and
-    /// so releases the advisory lock.
-    _lock: File,
     /// Where each log's valid data ends, learned on first append. A std `Mutex`, not an async
     /// one: it is held only across short blocking file operations, and it also serialises
     /// appends to a log within this process.
@@ -312,7 +321,6 @@ impl fmt::Debug for Vault {
         let Self {
             dir,
             key: _,
-            _lock: _,
             logs: _,
         } = self;
         f.debug_struct("Vault")
@@ -380,21 +388,21 @@ impl Vault {
         })?;
         json.push(b'\n');
         write_atomic(dir, &header_path, &json)?;
+        drop(lock);
 
         Ok(Self {
             dir: dir.to_path_buf(),
             key,
-            _lock: lock,
             logs: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Opens the vault in `dir` with `passphrase`, taking the exclusive lock on it.
+    /// Opens the vault in `dir` with `passphrase`. Other processes may have it open too (see
+    /// the module docs, "Several processes").
     ///
     /// # Errors
     ///
-    /// [`VaultError::NotFound`] if there is no vault, [`VaultError::Locked`] if another process
-    /// has it open, [`VaultError::WrongPassphrase`], [`VaultError::UnsupportedVersion`] for a
+    /// [`VaultError::NotFound`] if there is no vault, [`VaultError::WrongPassphrase`], [`VaultError::UnsupportedVersion`] for a
     /// header from another format version, [`VaultError::Corrupt`] for a damaged header, or
     /// [`VaultError::Io`].
     pub fn open(dir: &Path, passphrase: &str) -> Result<Self, VaultError> {
@@ -403,7 +411,6 @@ impl Vault {
                 dir: dir.to_path_buf(),
             });
         }
-        let lock = acquire_lock(dir)?;
         let header_path = dir.join(HEADER_FILE);
         let Some(bytes) = read_bounded(&header_path, MAX_HEADER_LEN)? else {
             return Err(VaultError::NotFound {
@@ -436,7 +443,6 @@ impl Vault {
         Ok(Self {
             dir: dir.to_path_buf(),
             key,
-            _lock: lock,
             logs: Mutex::new(HashMap::new()),
         })
     }
@@ -466,6 +472,26 @@ impl Vault {
     /// [`VaultError::InvalidName`], [`VaultError::TooLarge`], [`VaultError::Random`] or
     /// [`VaultError::Io`].
     pub fn put(&self, name: &str, value: &[u8]) -> Result<(), VaultError> {
+        self.lock()?.put(name, value)
+    }
+
+    /// Takes the vault's write lock until the returned [`VaultLock`] drops, for a
+    /// read-modify-write that no other process may interleave with: read with [`Vault::get`],
+    /// write with [`VaultLock::put`] (the vault's own writes would wait for the lock held here).
+    ///
+    /// # Errors
+    ///
+    /// [`VaultError::Locked`] if another process held it for longer than a write takes, or
+    /// [`VaultError::Io`].
+    pub fn lock(&self) -> Result<VaultLock<'_>, VaultError> {
+        Ok(VaultLock {
+            vault: self,
+            _file: wait_for_lock(&self.dir)?,
+        })
+    }
+
+    /// [`Vault::put`], under the lock the caller holds.
+    fn put_locked(&self, name: &str, value: &[u8]) -> Result<(), VaultError> {
         validate_name(name)?;
         check_value_len(name, value.len())?;
         let sealed = self.key.seal(name, &record_aad(name), value)?;
@@ -496,6 +522,7 @@ impl Vault {
     /// [`VaultError::InvalidName`] or [`VaultError::Io`].
     pub fn delete(&self, name: &str) -> Result<bool, VaultError> {
         validate_name(name)?;
+        let _lock = self.lock()?;
         let path = self.record_path(name);
         match std::fs::remove_file(&path) {
             Ok(()) => {
@@ -578,6 +605,7 @@ impl Vault {
     pub fn append(&self, log: &str, record: &[u8]) -> Result<u64, VaultError> {
         validate_name(log)?;
         check_value_len(log, record.len())?;
+        let _lock = self.lock()?;
         let mut ends = self.logs.lock().unwrap_or_else(PoisonError::into_inner);
         let (segments, file_name) = split_name(log, LOG_SUFFIX);
         let parent = ensure_private_dirs(&self.dir.join(LOGS_DIR), &segments)?;
@@ -592,10 +620,13 @@ impl Vault {
             }
         };
 
-        // Removed, not read: if anything below fails the next append rescans the file.
+        // Removed, not read: if anything below fails the next append rescans the file. An end
+        // learned earlier is kept only if the file still ends there: another process may have
+        // appended since.
+        let on_disk = file.metadata().map_err(io_err("inspect"))?.len();
         let end = match ends.remove(log) {
-            Some(end) => end,
-            None => {
+            Some(end) if end.len == on_disk => end,
+            _ => {
                 let mut bytes = Vec::new();
                 file.read_to_end(&mut bytes).map_err(io_err("read"))?;
                 self.log_end(&path, log, &bytes)?
@@ -716,6 +747,24 @@ impl Vault {
                 count,
             })
         }
+    }
+}
+
+/// The vault's write lock, held until dropped ([`Vault::lock`]).
+pub struct VaultLock<'a> {
+    vault: &'a Vault,
+    /// The locked `vault.lock`, never read: kept for its drop, which releases the lock.
+    _file: File,
+}
+
+impl VaultLock<'_> {
+    /// [`Vault::put`] under this lock.
+    ///
+    /// # Errors
+    ///
+    /// As [`Vault::put`].
+    pub fn put(&self, name: &str, value: &[u8]) -> Result<(), VaultError> {
+        self.vault.put_locked(name, value)
     }
 }
 

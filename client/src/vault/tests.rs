@@ -508,17 +508,47 @@ fn damaged_or_reordered_log_frames_are_corrupt() {
 }
 
 #[test]
-fn second_open_is_refused_while_locked() {
+fn two_opens_share_the_vault_and_their_appends_interleave() {
+    let (_tmp, dir, first) = new_vault();
+    let second = Vault::open(&dir, PASS).unwrap();
+    // Each learns the log's end, then the other appends behind its back.
+    assert_eq!(first.append("inbox", b"a").unwrap(), 0);
+    assert_eq!(second.append("inbox", b"b").unwrap(), 1);
+    assert_eq!(first.append("inbox", b"c").unwrap(), 2);
+    assert_eq!(second.append("inbox", b"d").unwrap(), 3);
+    let read: Vec<Vec<u8>> = first
+        .read_log("inbox")
+        .unwrap()
+        .into_iter()
+        .map(|r| r.to_vec())
+        .collect();
+    assert_eq!(read, [b"a", b"b", b"c", b"d"].map(|b| b.to_vec()));
+    second.put("r", b"from the second").unwrap();
+    assert_eq!(
+        first.get("r").unwrap().unwrap().as_slice(),
+        b"from the second"
+    );
+}
+
+#[test]
+fn a_write_waits_for_the_lock_and_says_so_when_it_is_kept() {
     let (_tmp, dir, vault) = new_vault();
-    let err = Vault::open(&dir, PASS).unwrap_err();
+    let held = acquire_lock(&dir).unwrap();
+    let err = vault.put("r", b"x").unwrap_err();
     assert!(matches!(&err, VaultError::Locked { .. }), "{err:?}");
     assert!(
         err.to_string()
             .contains("in use by another sealdesk process"),
         "{err}"
     );
-    drop(vault);
-    Vault::open(&dir, PASS).unwrap();
+    drop(held);
+    vault.put("r", b"x").unwrap();
+    // A read-modify-write under the lock.
+    let lock = vault.lock().unwrap();
+    let old = vault.get("r").unwrap().unwrap();
+    lock.put("r", &[old.as_slice(), b"y"].concat()).unwrap();
+    drop(lock);
+    assert_eq!(vault.get("r").unwrap().unwrap().as_slice(), b"xy");
 }
 
 #[test]

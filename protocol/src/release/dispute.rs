@@ -1,6 +1,8 @@
 //! Disputes: the master's [`DisputeTicket`], which releases nothing on its own, and the
 //! arbiters' signed [`ArbiterDecision`]s on its hash; [`approvers`] counts the distinct arbiters
-//! of the policy whose valid decisions approve it.
+//! of the policy whose valid decisions approve it, and [`approval_impossible`] says when enough
+//! of them rejected it that it can never be approved. A ticket ends with the master's signed
+//! [`DisputeClose`], or on its own ([`ClosedBecause`]) once released and collected or rejected.
 
 use std::collections::HashSet;
 
@@ -232,6 +234,134 @@ impl ArbiterDecision {
 }
 
 impl_signed!(ArbiterDecision, "arbiter decision", arbiter);
+
+/// Why a dispute ticket was closed (the legal hold on its conversation ends with it).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClosedBecause {
+    /// The org's master closed it ([`DisputeClose`]), with its reason.
+    Master(String),
+    /// The release it justified reached the trustee threshold and the master collected the
+    /// shares.
+    Released,
+    /// Enough arbiters rejected it that approval is impossible.
+    Rejected,
+}
+
+impl ClosedBecause {
+    /// Writes the reason into signed bytes: `u8` 1 and the master's reason, 2, or 3.
+    pub fn write(&self, w: &mut Writer) {
+        match self {
+            ClosedBecause::Master(reason) => w.u8(1).str(reason),
+            ClosedBecause::Released => w.u8(2),
+            ClosedBecause::Rejected => w.u8(3),
+        };
+    }
+}
+
+/// The master's signed closing of a dispute ticket: no release may follow under it, and the
+/// legal hold on its conversation ends. The relay checks it before it closes the ticket;
+/// trustees refuse a release under a ticket the relay reports closed.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct DisputeClose {
+    /// The ticket id.
+    pub ticket: TokenId,
+    /// The ticket hash ([`DisputeTicket::hash`]).
+    #[serde(with = "serde_bytes")]
+    pub ticket_hash: [u8; 32],
+    /// The org.
+    pub org: String,
+    /// The ticket's conversation.
+    pub conversation: ConversationId,
+    /// Why, in the master's words.
+    pub reason: String,
+    /// When.
+    pub closed_at: u64,
+    /// The master.
+    pub master: SigningPublicKey,
+    /// The master's signature.
+    pub signature: Signature,
+}
+
+impl DisputeClose {
+    /// The master closes `ticket`.
+    pub fn sign(master: &IdentityKeys, ticket: &DisputeTicket, reason: &str, now: u64) -> Self {
+        let mut c = DisputeClose {
+            ticket: ticket.id,
+            ticket_hash: ticket.hash(),
+            org: ticket.org.clone(),
+            conversation: ticket.conversation,
+            reason: reason.to_owned(),
+            closed_at: now,
+            master: master.signing_public(),
+            signature: Signature::placeholder(),
+        };
+        c.signature = master.sign(&c.signed_bytes());
+        c
+    }
+
+    /// The canonical bytes the master's signature covers.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::with_label(labels::DISPUTE_CLOSE);
+        w.fixed(self.ticket.as_bytes())
+            .fixed(&self.ticket_hash)
+            .str(&self.org)
+            .fixed(self.conversation.as_bytes())
+            .str(&self.reason)
+            .u64(self.closed_at)
+            .fixed(self.master.as_bytes());
+        w.into_bytes()
+    }
+
+    /// Checks that the policy's master signed this closing of `ticket`.
+    ///
+    /// # Errors
+    /// [`Error::WrongOrg`], [`Refusal::NotFromMaster`] for another signer,
+    /// [`Refusal::WrongTicket`] for another ticket (id, hash or conversation), or
+    /// [`Error::BadSignature`].
+    pub fn verify(&self, policy: &VerifiedPolicy, ticket: &DisputeTicket) -> Result<()> {
+        if self.org != policy.org || ticket.org != policy.org {
+            return Err(Error::WrongOrg {
+                expected: policy.org.clone(),
+                found: self.org.clone(),
+            });
+        }
+        if self.master != policy.master_key() {
+            return Err(Refusal::NotFromMaster.into());
+        }
+        if self.ticket != ticket.id
+            || self.ticket_hash != ticket.hash()
+            || self.conversation != ticket.conversation
+        {
+            return Err(Refusal::WrongTicket.into());
+        }
+        self.check_signature()
+    }
+}
+
+impl_signed!(DisputeClose, "dispute close", master);
+
+/// Whether enough distinct policy arbiters validly rejected `ticket` that the approvals still
+/// possible fall short of the policy's arbiter threshold.
+pub fn approval_impossible(
+    policy: &VerifiedPolicy,
+    ticket: &DisputeTicket,
+    decisions: &[ArbiterDecision],
+) -> bool {
+    let mut seen = HashSet::new();
+    let rejected = decisions
+        .iter()
+        .filter(|d| matches!(d.verdict, Verdict::Reject(_)) && d.verify(policy, ticket).is_ok())
+        .filter(|d| seen.insert(d.arbiter))
+        .count();
+    let possible = policy
+        .arbiters
+        .iter()
+        .filter(|a| a.signing_key != policy.master_key())
+        .count()
+        .saturating_sub(rejected);
+    possible < usize::from(policy.arbiter_threshold)
+}
 
 /// The distinct policy arbiters whose valid decisions approve `ticket`. Duplicates, rejections,
 /// forgeries, non-arbiters and the master are not counted.

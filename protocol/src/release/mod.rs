@@ -31,7 +31,10 @@ pub use consent::{
     VerifiedRevocation,
 };
 pub use decide::{ApprovedRelease, TrusteeView, decide};
-pub use dispute::{ArbiterDecision, DisputeParams, DisputeTicket, Verdict, approvers};
+pub use dispute::{
+    ArbiterDecision, ClosedBecause, DisputeClose, DisputeParams, DisputeTicket, Verdict,
+    approval_impossible, approvers,
+};
 pub use refusal::Refusal;
 pub use request::{Justification, ReleaseRequest, ReleasedShare, VerifiedRequest, VerifiedShare};
 

@@ -90,6 +90,9 @@ export const DISPUTE_TICKET_HASH = "sealdesk/v1/dispute-ticket-hash";
 /** Signed bytes of an arbiter's decision on a ticket. */
 export const ARBITER_DECISION = "sealdesk/v1/arbiter-decision";
 
+/** Signed bytes of the master's closing of a dispute ticket. */
+export const DISPUTE_CLOSE = "sealdesk/v1/dispute-close";
+
 /** Signed bytes of a release request. */
 export const RELEASE_REQUEST = "sealdesk/v1/release-request";
 

@@ -191,6 +191,12 @@ impl Service {
             AuditEvent::Erasure { .. } => {
                 return reject(ErrorCode::Forbidden, "only the relay logs erasures");
             }
+            AuditEvent::DisputeClosed { .. } => {
+                return reject(
+                    ErrorCode::Forbidden,
+                    "only the relay logs dispute closes (`CloseTicket` asks for one)",
+                );
+            }
         };
         // The notice goes to the conversation in the same transaction as the leaf: a crash
         // can lose both, never the notice alone (a resuming trustee finds its entry and does
@@ -221,7 +227,7 @@ impl Service {
         marker: Option<Vec<u8>>,
         notice: Option<ConversationId>,
     ) -> Result<(u64, SignedTreeHead, Option<Appended>), Reject> {
-        self.log_append_with(entry, marker, None, notice)
+        self.log_append_with(entry, marker, |_| Ok(Vec::new()), notice)
     }
 
     /// Appends erasure entry `entry` of a conversation whose record was `erased` (if the
@@ -233,25 +239,27 @@ impl Service {
         erased: Option<&ConvState>,
     ) -> Result<(), Reject> {
         let extra = match erased {
-            Some(s) => Some((
+            Some(s) => vec![(
+                Collection::Meta,
                 erased_parties_key(&s.conversation),
                 enc(&ErasedParties {
                     org: s.org.clone(),
                     customer: s.customer,
                 })?,
-            )),
-            None => None,
+            )],
+            None => Vec::new(),
         };
-        self.log_append_with(entry, None, extra, None).map(|_| ())
+        self.log_append_with(entry, None, |_| Ok(extra), None)
+            .map(|_| ())
     }
 
-    /// [`Service::log_append`], with one more record `extra` of [`Collection::Meta`] in the
+    /// [`Service::log_append`], with the records `extra` makes from the entry's index in the
     /// same transaction.
-    fn log_append_with(
+    pub(super) fn log_append_with(
         &self,
         entry: &AuditEntry,
         marker: Option<Vec<u8>>,
-        extra: Option<(Vec<u8>, Vec<u8>)>,
+        extra: impl FnOnce(u64) -> Result<Vec<(Collection, Vec<u8>, Vec<u8>)>, Reject>,
         notice: Option<ConversationId>,
     ) -> Result<(u64, SignedTreeHead, Option<Appended>), Reject> {
         self.log
@@ -264,9 +272,7 @@ impl Service {
                 if let Some(k) = marker {
                     writes.push((Collection::Meta, k, index.to_be_bytes().to_vec()));
                 }
-                if let Some((k, v)) = extra {
-                    writes.push((Collection::Meta, k, v));
-                }
+                writes.extend(extra(index)?);
                 match notice {
                     Some(c) => Ok(Some(self.convs.append_item_with(
                         &c,
@@ -340,6 +346,9 @@ impl Service {
         let (org, conversation) = match &entry.event {
             AuditEvent::PolicyChange { .. } => return Ok(true),
             AuditEvent::Release {
+                org, conversation, ..
+            }
+            | AuditEvent::DisputeClosed {
                 org, conversation, ..
             } => (Some(org.clone()), *conversation),
             AuditEvent::ConsentRevocation { conversation, .. }
@@ -485,7 +494,9 @@ pub(super) struct ErasedParties {
 
 pub(super) fn entry_org(entry: &AuditEntry) -> Option<&String> {
     match &entry.event {
-        AuditEvent::Release { org, .. } | AuditEvent::PolicyChange { org, .. } => Some(org),
+        AuditEvent::Release { org, .. }
+        | AuditEvent::PolicyChange { org, .. }
+        | AuditEvent::DisputeClosed { org, .. } => Some(org),
         _ => None,
     }
 }

@@ -267,7 +267,9 @@ impl Service {
                 last_seq: s.durable_seq,
                 consents: self.shared_consents(&c, s.durable_seq)?,
                 tickets: on_it.iter().map(|st| st.ticket.id).collect(),
-                legal_hold: on_it.iter().any(|st| st.ticket.expires_at > t),
+                legal_hold: on_it
+                    .iter()
+                    .any(|st| st.ticket.expires_at > t && st.closed.is_none()),
             });
         }
         Ok(Response::OrgConversations(out))

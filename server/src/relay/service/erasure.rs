@@ -1,7 +1,7 @@
 //! Erasure: a customer's request to erase a conversation, and the retention sweep that
 //! erases conversations idle for longer than their org's retention period. Both are refused
-//! while a dispute ticket on the conversation is open (a legal hold), and both log an erasure
-//! entry signed by the relay.
+//! while a dispute ticket on the conversation is open (a legal hold, until the ticket is
+//! closed or expires), and both log an erasure entry signed by the relay.
 
 use sealdesk_protocol::{
     audit::{AuditEntry, AuditEvent},
@@ -35,7 +35,7 @@ impl Service {
             return reject(
                 ErrorCode::LegalHold,
                 "a dispute ticket on this conversation is open (legal hold); erasure is refused \
-                 until it expires",
+                 until it is closed or expires",
             );
         }
         self.erase_conversation(&r.conversation, "customer request")
@@ -47,7 +47,7 @@ impl Service {
         let t = self.clock.now();
         for (_, v) in self.store.scan_prefix(Collection::Tickets, &[])? {
             let st: TicketState = dec(&v, "ticket")?;
-            if st.ticket.conversation == *c && st.ticket.expires_at > t {
+            if st.ticket.conversation == *c && st.ticket.expires_at > t && st.closed.is_none() {
                 return Ok(true);
             }
         }

@@ -7,7 +7,10 @@ use sealdesk_protocol::{
     ids::{ConversationId, TokenId},
     keys::SigningPublicKey,
     policy::VerifiedPolicy,
-    release::{ArbiterDecision, ConsentToken, DisputeTicket, ReleaseRequest, ReleasedShare},
+    release::{
+        ArbiterDecision, ClosedBecause, ConsentToken, DisputeTicket, ReleaseRequest, ReleasedShare,
+        approval_impossible,
+    },
     wire::{self, ErrorCode, Item, PendingRelease, Push, ReleaseProgress, Response, TicketState},
 };
 use tracing::{info, warn};
@@ -182,6 +185,11 @@ impl Service {
             );
         }
         let key = r.id.to_bytes();
+        // A request resubmitted as it is (a resumed unlock) is answered `id_taken` below even
+        // once its ticket closed; a new request under a closed ticket is refused.
+        if self.store.get(Collection::Releases, &key)?.is_none() {
+            self.check_ticket_open(&r)?;
+        }
         let state = ReleaseState {
             request: r.clone(),
             shares: vec![],
@@ -255,6 +263,7 @@ impl Service {
         // before it releases, and the relay holds it to that.
         let logged = {
             let st = self.release_state(&id)?;
+            self.check_ticket_open(&st.request)?;
             let hash = st.request.hash();
             self.has_release_entry(&hash, &me)?
         };
@@ -296,7 +305,7 @@ impl Service {
         let mut out = Vec::new();
         for (_, v) in self.store.scan_prefix(Collection::Releases, &[])? {
             let st: ReleaseState = dec(&v, "release")?;
-            if st.answered.contains(&caller.key()) {
+            if st.answered.contains(&caller.key()) || self.check_ticket_open(&st.request).is_err() {
                 continue;
             }
             if let Ok(Some(p)) = self.policies.get(&st.request.org, None)
@@ -311,11 +320,15 @@ impl Service {
         Ok(Response::Releases(out))
     }
 
-    pub(super) fn release_status(&self, caller: &Caller, id: TokenId) -> Reply {
+    /// The master's view of a release. Once it holds the shares of enough trustees, the
+    /// master has collected the release: a dispute ticket that justified it closes.
+    pub(super) async fn release_status(&self, caller: &Caller, id: TokenId) -> Reply {
         let st = self.release_state(&id)?;
         if st.request.master != caller.key() {
             return reject(ErrorCode::NotFound, "no such release request");
         }
+        let trustees: std::collections::HashSet<_> = st.shares.iter().map(|s| s.trustee).collect();
+        self.close_if_collected(&st.request, trustees.len()).await?;
         Ok(Response::Progress(ReleaseProgress {
             shares: st.shares,
             refusals: st.refusals,
@@ -355,6 +368,7 @@ impl Service {
         let st = TicketState {
             ticket: t,
             decisions: vec![],
+            closed: None,
         };
         if !self
             .store
@@ -367,8 +381,10 @@ impl Service {
         Ok(Response::Ok)
     }
 
+    /// An arbiter's decision; a rejection that leaves too few arbiters to approve closes the
+    /// ticket.
     pub(super) async fn decide(&self, caller: &Caller, d: ArbiterDecision) -> Reply {
-        let (policy, st) = {
+        let (policy, st, closed) = {
             let _w = lock(&self.writes)?;
             let mut st = self.ticket_state(&d.ticket)?;
             let policy = self.policies.current(&st.ticket.org)?;
@@ -376,6 +392,9 @@ impl Service {
                 return reject(ErrorCode::Forbidden, "decisions must be your own");
             }
             d.verify(&policy, &st.ticket)?;
+            if st.closed.is_some() {
+                return reject(ErrorCode::TicketClosed, "the ticket is closed");
+            }
             if st.decisions.iter().any(|x| x.arbiter == d.arbiter) {
                 return reject(
                     ErrorCode::AlreadyAnswered,
@@ -383,12 +402,20 @@ impl Service {
                 );
             }
             st.decisions.push(d);
-            self.store
-                .put(Collection::Tickets, st.ticket.id.as_bytes(), &enc(&st)?)?;
-            (policy, st)
+            if approval_impossible(&policy, &st.ticket, &st.decisions) {
+                let closed = self.close_locked(st.clone(), ClosedBecause::Rejected, None)?;
+                (policy, st, Some(closed))
+            } else {
+                self.store
+                    .put(Collection::Tickets, st.ticket.id.as_bytes(), &enc(&st)?)?;
+                (policy, st, None)
+            }
         };
         self.commit.durable().await?;
-        self.notify_ticket(&policy, &st);
+        match closed {
+            Some(c) => self.announce_close(&policy, c, &self.keys.signing_public()),
+            None => self.notify_ticket(&policy, &st),
+        }
         Ok(Response::Ok)
     }
 

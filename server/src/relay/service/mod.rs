@@ -25,6 +25,7 @@ mod escrow;
 pub(crate) mod keys;
 mod signals;
 mod table;
+mod tickets;
 
 use std::sync::{Arc, Mutex};
 
@@ -312,9 +313,10 @@ impl Service {
                 self.refuse_release(caller, request, reason).await
             }
             Request::PendingReleases => self.pending_releases(caller),
-            Request::ReleaseStatus { request } => self.release_status(caller, request),
+            Request::ReleaseStatus { request } => self.release_status(caller, request).await,
             Request::OpenTicket(t) => self.open_ticket(caller, t).await,
             Request::Decide(d) => self.decide(caller, d).await,
+            Request::CloseTicket(c) => self.close_ticket(caller, c).await,
             Request::ListTickets => self.list_tickets(caller),
             Request::ShareConsent(t) => self.share_consent(caller, t).await,
             Request::AppendAudit(e) => self.append_audit(caller, e).await,

@@ -1,0 +1,166 @@
+//! What the CLI-driven tests share: the `sealdesk` runner (`--home` and `--relay` of a
+//! [`World`], the test passphrase, the fast KDF, no terminal), and the escrow fixtures the
+//! flow tests start from.
+
+#![allow(dead_code)]
+
+use sealdesk_client::{Account, Client};
+use sealdesk_tests::world::{PASS, World};
+use serde_json::Value;
+
+/// One run of the binary.
+pub struct Run {
+    /// Exit status 0.
+    pub ok: bool,
+    /// The exit code, if it exited.
+    pub code: Option<i32>,
+    /// Its stdout.
+    pub stdout: String,
+    /// Its stderr.
+    pub stderr: String,
+}
+
+pub async fn sealdesk(w: &World, name: &str, args: &[&str]) -> Run {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sealdesk"))
+        .arg("--home")
+        .arg(w.home(name))
+        .arg("--relay")
+        .arg(&w.url)
+        .args(args)
+        .env("SEALDESK_PASSPHRASE", PASS)
+        .env("SEALDESK_INSECURE_FAST_KDF", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    Run {
+        ok: out.status.success(),
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub async fn ok(w: &World, name: &str, args: &[&str]) -> String {
+    let r = sealdesk(w, name, args).await;
+    assert!(
+        r.ok,
+        "sealdesk {args:?} as {name} failed:\n{}\n{}",
+        r.stdout, r.stderr
+    );
+    r.stdout
+}
+
+pub async fn json(w: &World, name: &str, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    serde_json::from_str(&ok(w, name, &all).await).unwrap()
+}
+
+/// An org `acme` (three trustees, two needed), its agent alice, and a conversation of carol's
+/// with one message in it. Returns the conversation id.
+pub async fn org_and_conversation(w: &World) -> String {
+    for (name, role) in [
+        ("acme-owner", "master"),
+        ("trustee-1", "trustee"),
+        ("trustee-2", "trustee"),
+        ("trustee-3", "trustee"),
+        ("arbiter-1", "arbiter"),
+        ("alice", "agent"),
+        ("carol", "customer"),
+    ] {
+        ok(w, name, &["init", "--name", name, "--role", role]).await;
+        ok(w, name, &["register"]).await;
+    }
+    ok(
+        w,
+        "acme-owner",
+        &[
+            "org",
+            "create",
+            "--name",
+            "acme",
+            "--trustee",
+            "trustee-1",
+            "--trustee",
+            "trustee-2",
+            "--trustee",
+            "trustee-3",
+            "--trustee-threshold",
+            "2",
+            "--arbiter",
+            "arbiter-1",
+            "--arbiter-threshold",
+            "1",
+        ],
+    )
+    .await;
+    ok(w, "acme-owner", &["org", "add-agent", "alice"]).await;
+    // alice is online (in this process) so the relay can assign her.
+    let mut alice = Client::connect(Account::open(&w.home("alice"), PASS).unwrap(), &w.url)
+        .await
+        .unwrap();
+    let opened = json(w, "carol", &["open", "--org", "acme"]).await;
+    let conv = opened["conversation"].as_str().unwrap().to_owned();
+    ok(
+        w,
+        "carol",
+        &["send", "--conversation", &conv, "my order 1234 never came"],
+    )
+    .await;
+    alice.sync_all().await.unwrap();
+    drop(alice.close().await);
+    conv
+}
+
+/// `consent grant` as carol; the consent's id.
+pub async fn grant(w: &World, conv: &str, expires: &str) -> String {
+    let granted = json(
+        w,
+        "carol",
+        &[
+            "consent",
+            "grant",
+            "--conversation",
+            conv,
+            "--expires",
+            expires,
+        ],
+    )
+    .await;
+    granted["consent"].as_str().unwrap().to_owned()
+}
+
+/// `transcript unlock` as the master, waiting `wait` seconds.
+pub async fn unlock(w: &World, conv: &str, consent: &str, wait: &str) -> Run {
+    sealdesk(
+        w,
+        "acme-owner",
+        &[
+            "transcript",
+            "unlock",
+            "--conversation",
+            conv,
+            "--consent",
+            consent,
+            "--wait",
+            wait,
+        ],
+    )
+    .await
+}
+
+/// `trustee serve --once` as `trustee`: the requests it handled, one line each.
+pub async fn serve_once(w: &World, trustee: &str) -> Vec<String> {
+    ok(w, trustee, &["trustee", "serve", "--once"])
+        .await
+        .lines()
+        .filter(|l| l.starts_with("request "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The number of entries in the audit log, as carol reads it.
+pub async fn log_size(w: &World) -> u64 {
+    json(w, "carol", &["audit"]).await["size"].as_u64().unwrap()
+}

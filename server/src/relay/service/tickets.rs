@@ -1,0 +1,154 @@
+//! Dispute tickets' lifecycle: a ticket is open until it expires or is closed — by the org's
+//! master's signed [`DisputeClose`], or by the relay once the release it justified was
+//! collected by the master, or once enough arbiters rejected it that it can never be approved.
+//! A close is logged (an entry signed by the relay's log key, delivered into the conversation
+//! as a notice, so its customer is told) in the same transaction as the closed ticket; a
+//! closed ticket takes no decision and justifies no release, and its legal hold is over.
+
+use sealdesk_protocol::{
+    audit::{AuditEntry, AuditEvent},
+    ids::TokenId,
+    keys::SigningPublicKey,
+    policy::VerifiedPolicy,
+    release::{ClosedBecause, DisputeClose, Justification, ReleaseRequest},
+    wire::{ErrorCode, Response, TicketClosed, TicketState},
+};
+use tracing::info;
+
+use super::{Caller, Reject, Reply, Service, enc, lock, reject, table::Appended};
+use crate::store::Collection;
+
+/// A close made under the write lock, to announce once it is durable.
+pub(super) struct Closed {
+    state: TicketState,
+    notice: Option<Appended>,
+}
+
+impl Service {
+    /// Master: closes a ticket on its signed [`DisputeClose`].
+    pub(super) async fn close_ticket(&self, caller: &Caller, c: DisputeClose) -> Reply {
+        let policy = self.policies.current(&c.org)?;
+        if policy.master_key() != caller.key() || c.master != caller.key() {
+            return reject(
+                ErrorCode::Forbidden,
+                "only the org's master closes dispute tickets",
+            );
+        }
+        let closed = {
+            let _w = lock(&self.writes)?;
+            let st = self.ticket_state(&c.ticket)?;
+            c.verify(&policy, &st.ticket)?;
+            if st.closed.is_some() {
+                return reject(ErrorCode::TicketClosed, "the ticket is already closed");
+            }
+            let because = ClosedBecause::Master(c.reason.chars().take(500).collect());
+            self.close_locked(st, because, Some(c))?
+        };
+        self.commit.durable().await?;
+        self.announce_close(&policy, closed, &caller.key());
+        Ok(Response::Ok)
+    }
+
+    /// Under the write lock: logs the close of `st` (with its notice in the conversation, if
+    /// the relay still has it) and stores the closed ticket, in one transaction.
+    pub(super) fn close_locked(
+        &self,
+        mut st: TicketState,
+        because: ClosedBecause,
+        statement: Option<DisputeClose>,
+    ) -> Result<Closed, Reject> {
+        let t = &st.ticket;
+        let entry = AuditEntry::sign(
+            &self.keys,
+            AuditEvent::DisputeClosed {
+                org: t.org.clone(),
+                conversation: t.conversation,
+                ticket: t.id,
+                because: because.clone(),
+            },
+            self.clock.now(),
+        );
+        let notice = self.convs.get(&t.conversation)?.map(|_| t.conversation);
+        let at = self.clock.now();
+        let key = t.id.as_bytes().to_vec();
+        let closed = |index| TicketClosed {
+            at,
+            because: because.clone(),
+            statement: statement.clone(),
+            index,
+        };
+        let (index, _, notice) = self.log_append_with(
+            &entry,
+            None,
+            |index| {
+                let mut s = st.clone();
+                s.closed = Some(closed(index));
+                Ok(vec![(Collection::Tickets, key, enc(&s)?)])
+            },
+            notice,
+        )?;
+        st.closed = Some(closed(index));
+        info!(ticket = %st.ticket.id, ?because, "dispute ticket closed");
+        Ok(Closed { state: st, notice })
+    }
+
+    /// Once a close is durable: the notice to the conversation, the closed ticket to the
+    /// arbiters and the master.
+    pub(super) fn announce_close(
+        &self,
+        policy: &VerifiedPolicy,
+        closed: Closed,
+        sender: &SigningPublicKey,
+    ) {
+        if let Some((item, audience)) = &closed.notice {
+            self.push_item(item, audience, sender);
+        }
+        self.notify_ticket(policy, &closed.state);
+    }
+
+    /// The ticket a dispute release request names, refused if it is closed.
+    pub(super) fn check_ticket_open(&self, r: &ReleaseRequest) -> Result<(), Reject> {
+        let Justification::Dispute { ticket, .. } = &r.justification else {
+            return Ok(());
+        };
+        self.check_open(&ticket.id)
+    }
+
+    /// Refuses a closed ticket (an unknown one is left to the other checks).
+    pub(super) fn check_open(&self, id: &TokenId) -> Result<(), Reject> {
+        match self.store.get(Collection::Tickets, id.as_bytes())? {
+            Some(b) if super::dec::<TicketState>(&b, "ticket")?.closed.is_some() => reject(
+                ErrorCode::TicketClosed,
+                "the dispute ticket is closed: no release follows under it",
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// After the master collected the shares of a dispute release (`shares` distinct
+    /// trustees): closes its ticket once they reach the policy's threshold.
+    pub(super) async fn close_if_collected(
+        &self,
+        r: &ReleaseRequest,
+        trustees: usize,
+    ) -> Result<(), Reject> {
+        let Justification::Dispute { ticket, .. } = &r.justification else {
+            return Ok(());
+        };
+        let policy = self.policies.current(&r.org)?;
+        if trustees < usize::from(policy.trustee_threshold) {
+            return Ok(());
+        }
+        let closed = {
+            let _w = lock(&self.writes)?;
+            let st = self.ticket_state(&ticket.id)?;
+            if st.closed.is_some() {
+                return Ok(());
+            }
+            self.close_locked(st, ClosedBecause::Released, None)?
+        };
+        self.commit.durable().await?;
+        self.announce_close(&policy, closed, &self.keys.signing_public());
+        Ok(())
+    }
+}
