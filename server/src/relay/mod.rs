@@ -21,7 +21,7 @@ use crate::{
     connection::Connection,
     metrics::Metrics,
     net::{SessionFuture, SessionHandler},
-    store::{MeteredStore, SledStore, Store},
+    store::{ConversationLog, MeteredStore, SledStore, Store},
 };
 
 pub use session_codes::*;
@@ -164,8 +164,9 @@ async fn serve_with(
 ) -> crate::Result<()> {
     config.validate()?;
     let metrics = Arc::new(Metrics::new());
-    let sled: Arc<dyn Store> = Arc::new(SledStore::open(&config.data_dir)?);
-    let store: Arc<dyn Store> = Arc::new(MeteredStore::new(sled.clone(), metrics.clone()));
+    let base: Arc<dyn ConversationLog> = Arc::new(SledStore::open(&config.data_dir)?);
+    let engine: Arc<dyn ConversationLog> = Arc::new(MeteredStore::new(base, metrics.clone()));
+    let store: Arc<dyn Store> = engine.clone();
     let (commit, committer) = GroupCommit::spawn(
         store.clone(),
         config.limits.commit_max_batch,
@@ -173,7 +174,7 @@ async fn serve_with(
         metrics.clone(),
     )?;
     let opened = service::Service::open(
-        store.clone(),
+        engine,
         commit,
         metrics.clone(),
         config.clock.clone(),
