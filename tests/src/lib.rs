@@ -23,6 +23,8 @@
 //! - [`child`]: the relay and CLI binaries as child processes (for tests that kill them).
 //! - [`crash`]: the crash harness (writers and a reader against a relay killed at random).
 //! - [`wsraw`]: raw WebSocket bytes for the abuse tests.
+//! - [`pg`]: a throwaway PostgreSQL, and the store matrix (`SEALDESK_TEST_STORE=postgres` puts
+//!   every in-process relay on it).
 
 // Test support: a failed step must panic loudly with what went wrong.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -31,6 +33,7 @@ pub mod child;
 pub mod crash;
 pub mod identity;
 pub mod org;
+pub mod pg;
 pub mod proxy;
 pub mod raw;
 pub mod relay;

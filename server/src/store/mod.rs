@@ -1,7 +1,8 @@
 //! Storage: the [`Store`] trait over named collections and the [`ConversationLog`] over it
 //! (the relay's hot path, in `log`), with a sled engine
 //! ([`SledStore`], in `sled_engine`), an in-memory one ([`MemoryStore`], in `memory`) and a
-//! timing wrapper ([`MeteredStore`], in `metered`).
+//! timing wrapper ([`MeteredStore`], in `metered`); and a PostgreSQL engine that a cluster of
+//! relays shares ([`PgStore`], in `postgres`).
 //!
 //! The relay stores opaque bytes. Collections are sorted maps from byte keys to byte values; keys
 //! that are sequence numbers are big-endian `u64` ([`seq_key`]) so that byte order is numeric
@@ -17,6 +18,7 @@
 mod log;
 mod memory;
 mod metered;
+mod postgres;
 mod sled_engine;
 
 use crate::error::Result;
@@ -24,6 +26,7 @@ use crate::error::Result;
 pub use log::{ConversationLog, MessageAppend};
 pub use memory::MemoryStore;
 pub use metered::MeteredStore;
+pub use postgres::{PgStore, SCHEMA_VERSION};
 pub use sled_engine::SledStore;
 
 /// A list of key/value pairs, in key order.
