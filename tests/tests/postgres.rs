@@ -352,3 +352,83 @@ async fn the_database_going_down_stops_acknowledgements_and_loses_nothing_acknow
     c.close().await;
     stop_relay(relay).await;
 }
+
+/// Durable acknowledgements per second through group commit, sled against PostgreSQL, in one
+/// run on this machine: 64 writers each append a message to a conversation of their own and
+/// wait for `durable()`, for three seconds per engine. A measurement, not a check: run it with
+/// `cargo test -p sealdesk-tests --test postgres -- --ignored --nocapture durable_acks`.
+#[test]
+#[ignore = "a measurement; prints figures"]
+fn durable_acks_sled_against_postgres() {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    };
+    use std::time::{Duration, Instant};
+
+    use sealdesk_server::{commit::GroupCommit, metrics::Metrics};
+
+    fn measure(engine: Arc<dyn ConversationLog>) -> f64 {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let store: Arc<dyn Store> = engine.clone();
+            let (commit, committer) = GroupCommit::spawn(
+                store,
+                256,
+                Duration::from_micros(500),
+                Arc::new(Metrics::new()),
+            )
+            .unwrap();
+            let acks = Arc::new(AtomicU64::new(0));
+            let stop = Arc::new(AtomicBool::new(false));
+            let item = vec![0xA5u8; 1_300];
+            let writers: Vec<_> = (0..64u8)
+                .map(|w| {
+                    let (engine, commit) = (engine.clone(), commit.clone());
+                    let (acks, stop, item) = (acks.clone(), stop.clone(), item.clone());
+                    tokio::spawn(async move {
+                        let c = [w; 16];
+                        let mut seq = 0u64;
+                        while !stop.load(Ordering::Relaxed) {
+                            seq += 1;
+                            engine
+                                .append_message(&message(&c, seq, seq, &item))
+                                .unwrap();
+                            commit.durable().await.unwrap();
+                            acks.fetch_add(1, Ordering::Relaxed);
+                        }
+                    })
+                })
+                .collect();
+            let started = Instant::now();
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            stop.store(true, Ordering::Relaxed);
+            let n = acks.load(Ordering::Relaxed);
+            let secs = started.elapsed().as_secs_f64();
+            for w in writers {
+                w.await.unwrap();
+            }
+            committer.stop_async().await;
+            n as f64 / secs
+        })
+    }
+
+    let Some(url) = fresh("measure") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let sled = measure(Arc::new(
+        sealdesk_server::store::SledStore::open(dir.path()).unwrap(),
+    ));
+    let pg = measure(Arc::new(PgStore::open(&url, true).unwrap()));
+    let sled_again = measure(Arc::new(
+        sealdesk_server::store::SledStore::open(&dir.path().join("again")).unwrap(),
+    ));
+    println!(
+        "durable acks/s, 64 writers: sled {sled:.0}, postgres {pg:.0}, sled again {sled_again:.0}; \
+         postgres / sled = {:.2}",
+        pg / ((sled + sled_again) / 2.0)
+    );
+}
