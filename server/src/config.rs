@@ -47,6 +47,20 @@ pub struct RelayConfig {
     pub listen: SocketAddr,
     /// Directory holding the relay's database. Env `SEALDESK_RELAY_DATA`, flag `--data`.
     pub data_dir: PathBuf,
+    /// Where the relay keeps its state: `sled` in [`data_dir`](Self::data_dir) (the default),
+    /// or `postgres` in the database at [`database_url`](Self::database_url), which several
+    /// relay nodes can share. Env `SEALDESK_RELAY_STORE`, flag `--store`.
+    pub store: StoreKind,
+    /// The PostgreSQL database (`postgres://user@host:port/db` or `host=… dbname=…`) when
+    /// [`store`](Self::store) is `postgres`. Env `SEALDESK_RELAY_DATABASE_URL`, flag
+    /// `--database-url`. Prefer a password file (`PGPASSFILE`) to a password in the URL:
+    /// `--check-config` prints the URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// Bring the database's schema up to this build's at start (`postgres` only); without it
+    /// a relay refuses a database whose schema is behind. Env `SEALDESK_RELAY_MIGRATE`
+    /// (`true`/`false`), flag `--migrate`.
+    pub migrate: bool,
     /// PEM certificate chain; when set (with [`tls_key`](Self::tls_key)) the relay speaks
     /// `https`/`wss` only. Env `SEALDESK_RELAY_TLS_CERT`, flag `--tls-cert`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -80,6 +94,9 @@ impl Default for RelayConfig {
         Self {
             listen: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 7800)),
             data_dir: PathBuf::from("./sealdesk-data"),
+            store: StoreKind::Sled,
+            database_url: None,
+            migrate: false,
             tls_cert: None,
             tls_key: None,
             log_format: LogFormat::Human,
@@ -88,6 +105,40 @@ impl Default for RelayConfig {
             limits: Limits::default(),
             clock: ClockHandle::System,
         }
+    }
+}
+
+/// The relay's storage engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// sled, embedded, in the data directory: one relay.
+    #[default]
+    Sled,
+    /// A PostgreSQL database: one relay or a cluster of them.
+    Postgres,
+}
+
+impl FromStr for StoreKind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "sled" => Ok(StoreKind::Sled),
+            "postgres" | "postgresql" => Ok(StoreKind::Postgres),
+            _ => Err(Error::Config(format!(
+                "store must be `sled` or `postgres`, not `{s}`"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StoreKind::Sled => "sled",
+            StoreKind::Postgres => "postgres",
+        })
     }
 }
 
@@ -552,6 +603,12 @@ pub struct Overrides {
     pub listen: Option<SocketAddr>,
     /// `--data`.
     pub data_dir: Option<PathBuf>,
+    /// `--store`.
+    pub store: Option<StoreKind>,
+    /// `--database-url`.
+    pub database_url: Option<String>,
+    /// `--migrate` (given: `Some(true)`).
+    pub migrate: Option<bool>,
     /// `--tls-cert`.
     pub tls_cert: Option<PathBuf>,
     /// `--tls-key`.
@@ -649,6 +706,20 @@ impl RelayConfig {
         if let Some((_, v)) = var("DATA") {
             self.data_dir = PathBuf::from(v);
         }
+        if let Some((key, v)) = var("STORE") {
+            self.store = v
+                .parse()
+                .map_err(|e: Error| Error::Config(format!("{key}: {e}")))?;
+        }
+        if let Some((_, v)) = var("DATABASE_URL") {
+            self.database_url = Some(v);
+        }
+        if let Some((key, v)) = var("MIGRATE") {
+            self.migrate = v
+                .trim()
+                .parse()
+                .map_err(|_| Error::Config(format!("{key}: `{v}` is not `true` or `false`")))?;
+        }
         if let Some((_, v)) = var("TLS_CERT") {
             self.tls_cert = Some(PathBuf::from(v));
         }
@@ -701,6 +772,15 @@ impl RelayConfig {
         }
         if let Some(dir) = &o.data_dir {
             self.data_dir.clone_from(dir);
+        }
+        if let Some(store) = o.store {
+            self.store = store;
+        }
+        if let Some(url) = &o.database_url {
+            self.database_url = Some(url.clone());
+        }
+        if let Some(migrate) = o.migrate {
+            self.migrate = migrate;
         }
         if let Some(cert) = &o.tls_cert {
             self.tls_cert = Some(cert.clone());
@@ -764,6 +844,16 @@ impl RelayConfig {
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err(Error::Config("data_dir must not be empty".into()));
+        }
+        if self.store == StoreKind::Postgres
+            && self
+                .database_url
+                .as_deref()
+                .is_none_or(|u| u.trim().is_empty())
+        {
+            return Err(Error::Config(
+                "store = \"postgres\" needs database_url (--database-url)".into(),
+            ));
         }
         self.limits.validate()
     }
@@ -893,6 +983,34 @@ mod tests {
         assert_eq!(config.log_format, LogFormat::Json, "file beats default");
         assert_eq!(config.limits.outbound_queue, 11);
         assert_eq!(config.limits.max_connections, 30, "flag beats env");
+    }
+
+    #[test]
+    fn the_postgres_store_needs_a_database_url_from_any_layer() {
+        let no_url = env_of(&[("SEALDESK_RELAY_STORE", "postgres")]);
+        let err = RelayConfig::load(None, no_url, &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("database_url"), "{err}");
+        let env = env_of(&[
+            ("SEALDESK_RELAY_STORE", "PostgreSQL"),
+            (
+                "SEALDESK_RELAY_DATABASE_URL",
+                "postgres://relay@db/sealdesk",
+            ),
+            ("SEALDESK_RELAY_MIGRATE", "true"),
+        ]);
+        let config = RelayConfig::load(None, env, &Overrides::default()).unwrap();
+        assert_eq!(config.store, StoreKind::Postgres);
+        assert!(config.migrate);
+        let text = config.to_toml().unwrap();
+        assert_eq!(RelayConfig::from_toml(&text).unwrap(), config, "round trip");
+        let flags = Overrides {
+            store: Some(StoreKind::Sled),
+            ..Overrides::default()
+        };
+        let config = RelayConfig::load(None, env_of(&[]), &flags).unwrap();
+        assert_eq!(config.store, StoreKind::Sled, "sled is the default");
+        let garbage = env_of(&[("SEALDESK_RELAY_STORE", "redis")]);
+        assert!(RelayConfig::load(None, garbage, &Overrides::default()).is_err());
     }
 
     #[test]

@@ -41,6 +41,31 @@ pub enum Error {
         detail: String,
     },
 
+    /// The database's schema is newer than this build writes: an older relay must not write
+    /// to it.
+    #[error(
+        "the database schema is version {found}, newer than this relay's {supported}: run a \
+         newer relay"
+    )]
+    SchemaTooNew {
+        /// The database's version.
+        found: i64,
+        /// The newest this build knows.
+        supported: i64,
+    },
+
+    /// The database's schema is behind this build's and the relay was not asked to migrate it.
+    #[error(
+        "the database schema is version {found}, this relay needs {latest}: start one node \
+         with --migrate"
+    )]
+    SchemaBehind {
+        /// The database's version.
+        found: i64,
+        /// This build's.
+        latest: i64,
+    },
+
     /// The group-commit thread is gone (the relay is shutting down, or the thread failed).
     #[error("group commit is not running")]
     CommitStopped,

@@ -32,6 +32,18 @@ struct Cli {
     #[arg(long, value_name = "DIR", env = "SEALDESK_RELAY_DATA")]
     data: Option<PathBuf>,
 
+    /// Storage engine: sled (in --data) or postgres (at --database-url) [default: sled].
+    #[arg(long, value_name = "ENGINE", env = "SEALDESK_RELAY_STORE")]
+    store: Option<config::StoreKind>,
+
+    /// PostgreSQL database for --store postgres (postgres://user@host:port/dbname).
+    #[arg(long, value_name = "URL", env = "SEALDESK_RELAY_DATABASE_URL")]
+    database_url: Option<String>,
+
+    /// Bring the PostgreSQL schema up to this build's at start.
+    #[arg(long)]
+    migrate: bool,
+
     /// TOML configuration file (same keys as printed by --check-config).
     #[arg(long, value_name = "FILE", env = "SEALDESK_RELAY_CONFIG")]
     config: Option<PathBuf>,
@@ -77,6 +89,9 @@ fn main() -> ExitCode {
     let overrides = Overrides {
         listen: cli.listen,
         data_dir: cli.data.clone(),
+        store: cli.store,
+        database_url: cli.database_url.clone(),
+        migrate: cli.migrate.then_some(true),
         tls_cert: cli.tls_cert.clone(),
         tls_key: cli.tls_key.clone(),
         log_format: cli.log_format,
@@ -173,8 +188,10 @@ fn init_logging(format: LogFormat) {
 
 #[tokio::main]
 async fn serve(config: RelayConfig) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    if config.store == config::StoreKind::Sled {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    }
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

@@ -27,6 +27,8 @@
 //! - [`transcript`]: the genuine transcript export of a real release ([`transcript::genuine`]),
 //!   which the verifier tests forge.
 //! - [`wsraw`]: raw WebSocket bytes for the abuse tests.
+//! - [`pg`]: a throwaway PostgreSQL, and the store matrix (`SEALDESK_TEST_STORE=postgres` puts
+//!   every in-process relay on it).
 
 // Test support: a failed step must panic loudly with what went wrong.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -35,6 +37,7 @@ pub mod child;
 pub mod crash;
 pub mod identity;
 pub mod org;
+pub mod pg;
 pub mod proxy;
 pub mod raw;
 pub mod relay;

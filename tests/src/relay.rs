@@ -37,6 +37,7 @@ fn config_for(data_dir: &Path, tweak: impl FnOnce(&mut RelayConfig)) -> RelayCon
         data_dir: data_dir.to_owned(),
         ..RelayConfig::default()
     };
+    crate::pg::use_test_store(&mut config);
     tweak(&mut config);
     config
 }

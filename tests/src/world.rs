@@ -90,11 +90,12 @@ impl World {
                 .unwrap();
             store.flush().unwrap();
         }
-        let cfg = RelayConfig {
+        let mut cfg = RelayConfig {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data,
             ..RelayConfig::default()
         };
+        crate::pg::use_test_store(&mut cfg);
         let relay = tokio::time::timeout(STEP, sealdesk_server::spawn(cfg))
             .await
             .expect("relay start timed out")

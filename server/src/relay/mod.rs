@@ -17,11 +17,11 @@ use tracing::{info, warn};
 
 use crate::{
     commit::GroupCommit,
-    config::RelayConfig,
+    config::{RelayConfig, StoreKind},
     connection::Connection,
     metrics::Metrics,
     net::{SessionFuture, SessionHandler},
-    store::{MeteredStore, SledStore, Store},
+    store::{ConversationLog, MeteredStore, PgStore, SledStore, Store},
 };
 
 pub use session_codes::*;
@@ -167,8 +167,20 @@ async fn serve_with(
 ) -> crate::Result<()> {
     config.validate()?;
     let metrics = Arc::new(Metrics::new());
-    let sled: Arc<dyn Store> = Arc::new(SledStore::open(&config.data_dir)?);
-    let store: Arc<dyn Store> = Arc::new(MeteredStore::new(sled.clone(), metrics.clone()));
+    let base: Arc<dyn ConversationLog> = match config.store {
+        StoreKind::Sled => Arc::new(SledStore::open(&config.data_dir)?),
+        StoreKind::Postgres => {
+            let url = config.database_url.clone().unwrap_or_default();
+            let migrate = config.migrate;
+            // Connecting and migrating block: keep them off the runtime's workers.
+            let pg = tokio::task::spawn_blocking(move || PgStore::open(&url, migrate))
+                .await
+                .map_err(|e| crate::Error::Internal(format!("opening the database: {e}")))??;
+            Arc::new(pg)
+        }
+    };
+    let engine: Arc<dyn ConversationLog> = Arc::new(MeteredStore::new(base, metrics.clone()));
+    let store: Arc<dyn Store> = engine.clone();
     let (commit, committer) = GroupCommit::spawn(
         store.clone(),
         config.limits.commit_max_batch,
@@ -176,7 +188,7 @@ async fn serve_with(
         metrics.clone(),
     )?;
     let opened = service::Service::open(
-        store.clone(),
+        engine,
         commit,
         metrics.clone(),
         config.clock.clone(),

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Mutex;
 
-use super::{Batch, Collection, Entries, Op, Store, prefix_end};
+use super::{Batch, Collection, ConversationLog, Entries, Op, Store, prefix_end};
 use crate::error::{Error, Result};
 
 /// The in-memory engine's state: a sorted map per collection.
@@ -197,3 +197,6 @@ impl Store for MemoryStore {
         Ok(())
     }
 }
+
+/// The key-value layout of the log (the trait's default methods).
+impl ConversationLog for MemoryStore {}

@@ -1,26 +1,27 @@
-//! [`MeteredStore`]: any [`Store`], timed operation by operation.
+//! [`MeteredStore`]: any engine ([`Store`] and [`ConversationLog`]), timed operation by
+//! operation.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Batch, Collection, Entries, Store};
+use super::{Batch, Collection, ConversationLog, Entries, MessageAppend, Store};
 use crate::error::Result;
 use crate::metrics::Metrics;
 
 /// Wraps a store and records the latency of every operation in
 /// [`Metrics::store_latency`](crate::metrics::Metrics::store_latency).
 pub struct MeteredStore {
-    inner: Arc<dyn Store>,
+    inner: Arc<dyn ConversationLog>,
     metrics: Arc<Metrics>,
 }
 
 impl MeteredStore {
     /// Wraps `inner`.
-    pub fn new(inner: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(inner: Arc<dyn ConversationLog>, metrics: Arc<Metrics>) -> Self {
         Self { inner, metrics }
     }
 
-    fn timed<T>(&self, f: impl FnOnce(&dyn Store) -> T) -> T {
+    fn timed<T>(&self, f: impl FnOnce(&dyn ConversationLog) -> T) -> T {
         let start = Instant::now();
         let out = f(self.inner.as_ref());
         self.metrics
@@ -76,5 +77,23 @@ impl Store for MeteredStore {
     /// Not timed here: flush latency has its own histogram, recorded by group commit.
     fn flush(&self) -> Result<()> {
         self.inner.flush()
+    }
+}
+
+impl ConversationLog for MeteredStore {
+    fn append_message(&self, m: &MessageAppend<'_>) -> Result<()> {
+        self.timed(|s| s.append_message(m))
+    }
+
+    fn append_item(&self, conversation: &[u8], seq: u64, item: &[u8], with: Batch) -> Result<bool> {
+        self.timed(|s| s.append_item(conversation, seq, item, with))
+    }
+
+    fn items_after(&self, conversation: &[u8], after: u64, limit: usize) -> Result<Entries> {
+        self.timed(|s| s.items_after(conversation, after, limit))
+    }
+
+    fn last_seq(&self, conversation: &[u8]) -> Result<Option<u64>> {
+        self.timed(|s| s.last_seq(conversation))
     }
 }

@@ -1,25 +1,32 @@
-//! Storage: the [`Store`] trait over named collections, with a sled engine
+//! Storage: the [`Store`] trait over named collections and the [`ConversationLog`] over it
+//! (the relay's hot path, in `log`), with a sled engine
 //! ([`SledStore`], in `sled_engine`), an in-memory one ([`MemoryStore`], in `memory`) and a
-//! timing wrapper ([`MeteredStore`], in `metered`).
+//! timing wrapper ([`MeteredStore`], in `metered`); and a PostgreSQL engine that a cluster of
+//! relays shares ([`PgStore`], in `postgres`).
 //!
 //! The relay stores opaque bytes. Collections are sorted maps from byte keys to byte values; keys
 //! that are sequence numbers are big-endian `u64` ([`seq_key`]) so that byte order is numeric
 //! order and `range_from`/`last` walk them in sequence.
 //!
 //! **Architecture Invariant:** no sled type appears outside this module. Another engine only has
-//! to implement [`Store`].
+//! to implement [`Store`] and [`ConversationLog`] (whose default methods keep the log in the
+//! key-value collections).
 //!
 //! Durability: writes become visible at once but are durable only after [`Store::flush`]; the
 //! relay batches flushes through [`GroupCommit`](crate::commit::GroupCommit).
 
+mod log;
 mod memory;
 mod metered;
+mod postgres;
 mod sled_engine;
 
 use crate::error::Result;
 
+pub use log::{ConversationLog, MessageAppend};
 pub use memory::MemoryStore;
 pub use metered::MeteredStore;
+pub use postgres::{PgStore, SCHEMA_VERSION};
 pub use sled_engine::SledStore;
 
 /// A list of key/value pairs, in key order.

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{Batch, Collection, Entries, Op, Store, prefix_end};
+use super::{Batch, Collection, ConversationLog, Entries, Op, Store, prefix_end};
 use crate::error::{Error, Result};
 
 /// The sled engine: one tree per [`Collection`].
@@ -375,6 +375,10 @@ fn sled_err(op: &'static str, err: &sled::Error) -> Error {
     };
     Error::Storage { op, detail }
 }
+
+/// The key-value layout of the log (the trait's default methods): the on-disk format of every
+/// earlier build.
+impl ConversationLog for SledStore {}
 
 #[cfg(test)]
 mod tests {

@@ -81,6 +81,12 @@ pub(super) fn consent_prefix(c: &ConversationId) -> Vec<u8> {
 
 /// Item `seq` of conversation `c` in [`Collection::Messages`] (the conversation id is the
 /// prefix of all its items, in order).
+/// Written by [`ConversationLog`](crate::store::ConversationLog)'s default methods (as
+/// `prefixed_seq_key`), which the test below holds to this layout.
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "the layout the log's default methods write")
+)]
 pub(super) fn item_key(c: &ConversationId, seq: u64) -> Vec<u8> {
     let mut k = c.as_bytes().to_vec();
     k.extend_from_slice(&seq.to_be_bytes());
@@ -183,5 +189,10 @@ mod tests {
         assert_eq!(epoch_dedupe_key(&c, 2), e);
         assert_eq!(epoch_key(&c, 2), e[5..].to_vec());
         assert_eq!(item_key(&c, 9)[16..], 9u64.to_be_bytes());
+        assert_eq!(
+            item_key(&c, 9),
+            crate::store::prefixed_seq_key(c.as_bytes(), 9),
+            "the conversation log's default layout is this one"
+        );
     }
 }

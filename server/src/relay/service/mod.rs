@@ -50,7 +50,7 @@ use crate::{
     commit::GroupCommit,
     limits::{Guard, Limited},
     metrics::Metrics,
-    store::{Collection, Store},
+    store::{Collection, ConversationLog, Store},
 };
 
 /// The answer to a duplicate message.
@@ -181,13 +181,14 @@ impl Service {
     /// never replaced: only a missing key is generated); [`crate::Error::Corrupt`] for an
     /// undecodable audit entry; storage errors.
     pub fn open(
-        store: Arc<dyn Store>,
+        engine: Arc<dyn ConversationLog>,
         commit: GroupCommit,
         metrics: Arc<Metrics>,
         clock: ClockHandle,
         guard: Guard,
         rng: &mut impl rand_core::CryptoRng,
     ) -> crate::Result<Self> {
+        let store: Arc<dyn Store> = engine.clone();
         let keys = match store.get(Collection::Meta, RELAY_IDENTITY)? {
             Some(b) => {
                 // Any 64 bytes are a key pair (an Ed25519 seed and an X25519 scalar), so the
@@ -218,7 +219,7 @@ impl Service {
         info!(entries, log_key = %keys.signing_public(), "relay state loaded");
         let policies = Arc::new(Policies::new(store.clone()));
         Ok(Self {
-            convs: ConvTable::new(store.clone(), clock.clone(), policies.clone()),
+            convs: ConvTable::new(engine, clock.clone(), policies.clone()),
             store,
             commit,
             metrics,

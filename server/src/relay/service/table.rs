@@ -26,13 +26,13 @@ use super::{
     COUNTER_REUSED, Reject, dec,
     directory::Policies,
     enc,
-    keys::{epoch_key, item_key, legacy_counter_prefix},
+    keys::{epoch_key, legacy_counter_prefix},
     lock, reject,
 };
 use crate::{
     clock::ClockHandle,
     relay::state::{ConvState, StoredItem},
-    store::{Batch, Collection, Store, seq_from_key},
+    store::{Batch, Collection, ConversationLog, MessageAppend, seq_from_key},
 };
 
 /// Longest run of items read from the store at once (a history page, a replay step).
@@ -47,7 +47,8 @@ pub(super) type Appended = (Sequenced, Vec<SigningPublicKey>);
 
 /// The cached conversation states over the store (see the module docs).
 pub(super) struct ConvTable {
-    store: Arc<dyn Store>,
+    /// The engine: its conversation log for items, its key-value collections for the rest.
+    store: Arc<dyn ConversationLog>,
     clock: ClockHandle,
     /// Read for the rotation limit of conversations stored without one.
     policies: Arc<Policies>,
@@ -58,7 +59,11 @@ pub(super) struct ConvTable {
 
 impl ConvTable {
     /// An empty table over `store`.
-    pub(super) fn new(store: Arc<dyn Store>, clock: ClockHandle, policies: Arc<Policies>) -> Self {
+    pub(super) fn new(
+        store: Arc<dyn ConversationLog>,
+        clock: ClockHandle,
+        policies: Arc<Policies>,
+    ) -> Self {
         Self {
             store,
             clock,
@@ -129,11 +134,7 @@ impl ConvTable {
             return Ok(s);
         }
         let mut s: ConvState = dec(record, "conversation")?;
-        let last = self
-            .store
-            .last(Collection::Messages, c.as_bytes())?
-            .and_then(|(k, _)| seq_from_key(&k))
-            .unwrap_or(0);
+        let last = self.store.last_seq(c.as_bytes())?.unwrap_or(0);
         s.last_seq = s.last_seq.max(last);
         s.durable_seq = s.last_seq;
         Ok(s)
@@ -241,9 +242,8 @@ impl ConvTable {
         c: &ConversationId,
         seq: u64,
     ) -> Result<Vec<(StoredItem, usize)>, Reject> {
-        let start = item_key(c, seq.saturating_add(1));
         self.store
-            .scan_prefix_from(Collection::Messages, c.as_bytes(), &start, MAX_PAGE)?
+            .items_after(c.as_bytes(), seq, MAX_PAGE)?
             .into_iter()
             .map(|(_, v)| Ok((dec(&v, "item")?, v.len())))
             .collect()
@@ -329,12 +329,10 @@ impl ConvTable {
             b.put(*coll, k, v);
         }
         b.put(Collection::Conversations, c.as_bytes(), &enc(&next)?);
-        b.put(
-            Collection::Messages,
-            &item_key(c, next.last_seq),
-            &enc(&stored)?,
-        );
-        if !self.store.apply(b)? {
+        if !self
+            .store
+            .append_item(c.as_bytes(), next.last_seq, &enc(&stored)?, b)?
+        {
             return Err(taken.unwrap_or_else(|| {
                 Reject(
                     ErrorCode::Internal,
@@ -438,14 +436,24 @@ impl ConvTable {
                 item: Item::Message(env),
             },
         };
-        let mut b = Batch::ordered();
-        b.put(Collection::Messages, &item_key(&c, seq), &enc(&stored)?);
-        if seq % CHECKPOINT_EVERY == 0 {
+        let record = if seq % CHECKPOINT_EVERY == 0 {
             let mut record = s.clone();
             record.note_message(seq, at, (epoch, *sender), counter);
-            b.put(Collection::Conversations, c.as_bytes(), &enc(&record)?);
-        }
-        if let Err(e) = self.store.apply(b) {
+            Some(enc(&record)?)
+        } else {
+            None
+        };
+        let item = enc(&stored)?;
+        let appended = self.store.append_message(&MessageAppend {
+            conversation: c.as_bytes(),
+            seq,
+            epoch,
+            sender: sender.as_bytes(),
+            counter,
+            item: &item,
+            record: record.as_deref(),
+        });
+        if let Err(e) = appended {
             // Part of the batch may be stored: forget the cached state so that the next use
             // restores it from what is on disk.
             convs.remove(&c);

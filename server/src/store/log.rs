@@ -1,0 +1,181 @@
+//! The conversation log: the relay's hot path, lifted out of the key-value [`Store`] so that
+//! an engine can keep it in a shape of its own.
+//!
+//! The relay appends to a conversation's log under the conversation's lock (the conversation
+//! table's): it assigns the next sequence number and checks the sender's counter, then calls
+//! [`ConversationLog::append_message`] or [`ConversationLog::append_item`]. An engine stores
+//! the item under `(conversation, seq)`; it may check more (PostgreSQL refuses a sequence
+//! number that is not the next one, and a reused `(conversation, epoch, sender, counter)`, in
+//! the database itself), never less.
+//!
+//! The default methods are the key-value layout every engine before this seam used, and that
+//! sled keeps byte for byte: items in [`Collection::Messages`] under `conversation ‖ seq`
+//! (big-endian), the conversation record in [`Collection::Conversations`]. An engine over
+//! [`Store`] alone implements the trait with an empty `impl`.
+
+use super::{Batch, Collection, Entries, Store, prefixed_seq_key, seq_from_key};
+use crate::error::Result;
+
+/// One message appended to a conversation's log (see [`ConversationLog::append_message`]).
+#[derive(Debug, Clone, Copy)]
+pub struct MessageAppend<'a> {
+    /// The conversation id's bytes.
+    pub conversation: &'a [u8],
+    /// The sequence number the relay assigned: the conversation's last one plus one.
+    pub seq: u64,
+    /// The epoch the message was sent in.
+    pub epoch: u32,
+    /// The sender's signing key bytes.
+    pub sender: &'a [u8],
+    /// The sender's counter in that epoch: never stored twice.
+    pub counter: u64,
+    /// The stored item (CBOR), opaque to the engine.
+    pub item: &'a [u8],
+    /// The conversation record to write after the item (a checkpoint every so many messages),
+    /// if any.
+    pub record: Option<&'a [u8]>,
+}
+
+/// A per-conversation log with conditional append, over a key-value [`Store`] for everything
+/// else the relay keeps. Implementations are blocking, like [`Store`]; durability comes from
+/// [`Store::flush`] through group commit, as for every other write.
+pub trait ConversationLog: Store {
+    /// Appends a message item. What a crash can leave: the item without the record, or both,
+    /// or neither; never a record ahead of its items (the relay rebuilds the record's tail from
+    /// the items at start-up).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails; the engine may
+    /// then hold part of the append, and the caller must reload the conversation from it.
+    fn append_message(&self, m: &MessageAppend<'_>) -> Result<()> {
+        let mut b = Batch::ordered();
+        b.put(
+            Collection::Messages,
+            &prefixed_seq_key(m.conversation, m.seq),
+            m.item,
+        );
+        if let Some(record) = m.record {
+            b.put(Collection::Conversations, m.conversation, record);
+        }
+        // Puts only: an ordered batch of them always applies.
+        self.apply(b).map(|_| ())
+    }
+
+    /// Appends item `seq` (one that changes who may read: an epoch, a hand-off, a consent, a
+    /// notice) in one transaction with `with` — its duplicate key, indexes and the rewritten
+    /// conversation record. Returns `false`, writing nothing, if a conditional insert of `with`
+    /// found its key taken.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails; nothing is written
+    /// then.
+    fn append_item(
+        &self,
+        conversation: &[u8],
+        seq: u64,
+        item: &[u8],
+        mut with: Batch,
+    ) -> Result<bool> {
+        with.put(
+            Collection::Messages,
+            &prefixed_seq_key(conversation, seq),
+            item,
+        );
+        self.apply(with)
+    }
+
+    /// Up to `limit` items of `conversation` after sequence number `after`, in order, keyed
+    /// as in [`Collection::Messages`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails.
+    fn items_after(&self, conversation: &[u8], after: u64, limit: usize) -> Result<Entries> {
+        let start = prefixed_seq_key(conversation, after.saturating_add(1));
+        self.scan_prefix_from(Collection::Messages, conversation, &start, limit)
+    }
+
+    /// The sequence number of the conversation's last stored item, if it has any.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails.
+    fn last_seq(&self, conversation: &[u8]) -> Result<Option<u64>> {
+        Ok(self
+            .last(Collection::Messages, conversation)?
+            .and_then(|(k, _)| seq_from_key(&k)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::store::{MemoryStore, SledStore};
+
+    /// The default methods keep the key-value layout of earlier builds, byte for byte.
+    fn exercise(store: &dyn ConversationLog) {
+        let c = [7u8; 16];
+        assert_eq!(store.last_seq(&c).unwrap(), None);
+        let mut with = Batch::new();
+        with.insert_if_absent(Collection::MessageKeys, b"epoch-1", b"1")
+            .put(Collection::Conversations, &c, b"record-1");
+        assert!(store.append_item(&c, 1, b"item-1", with).unwrap());
+        for seq in 2..=3 {
+            let item = format!("item-{seq}").into_bytes();
+            store
+                .append_message(&MessageAppend {
+                    conversation: &c,
+                    seq,
+                    epoch: 1,
+                    sender: &[1; 32],
+                    counter: seq,
+                    item: &item,
+                    record: (seq == 3).then_some(b"record-3".as_slice()),
+                })
+                .unwrap();
+        }
+        // A taken duplicate key writes nothing.
+        let mut with = Batch::new();
+        with.insert_if_absent(Collection::MessageKeys, b"epoch-1", b"4");
+        assert!(!store.append_item(&c, 4, b"item-4", with).unwrap());
+
+        assert_eq!(store.last_seq(&c).unwrap(), Some(3));
+        assert_eq!(
+            store
+                .get(Collection::Messages, &prefixed_seq_key(&c, 2))
+                .unwrap(),
+            Some(b"item-2".to_vec())
+        );
+        assert_eq!(
+            store.get(Collection::Conversations, &c).unwrap(),
+            Some(b"record-3".to_vec())
+        );
+        let after: Vec<_> = store
+            .items_after(&c, 1, 10)
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (seq_from_key(&k).unwrap(), v))
+            .collect();
+        assert_eq!(
+            after,
+            vec![(2, b"item-2".to_vec()), (3, b"item-3".to_vec())]
+        );
+        assert_eq!(store.items_after(&c, 0, 1).unwrap().len(), 1, "limit");
+        assert_eq!(store.last_seq(&[8u8; 16]).unwrap(), None);
+    }
+
+    #[test]
+    fn memory_log_keeps_the_key_value_layout() {
+        exercise(&MemoryStore::new());
+    }
+
+    #[test]
+    fn sled_log_keeps_the_key_value_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        exercise(&SledStore::open(dir.path()).unwrap());
+    }
+}

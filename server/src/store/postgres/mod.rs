@@ -1,0 +1,488 @@
+//! The PostgreSQL engine: [`PgStore`], the relay's [`Store`] and [`ConversationLog`] in one
+//! database that several relay nodes can share.
+//!
+//! Writes keep the sled engine's contract — visible at once, durable after [`Store::flush`] —
+//! so the relay above does not change: a write is staged in memory (an overlay every read of
+//! this node sees), and a flush commits everything staged since the last one in ONE
+//! transaction. Group commit calls the flush once per batch of writers, so a batch is one
+//! transaction and every writer is answered after its COMMIT, never before. A flush that fails
+//! for want of the database keeps its writes staged (still visible, committed by the next
+//! flush) and fails its waiters, who acknowledge nothing; one the database refuses (a sequence
+//! number or counter another node took) drops them.
+//!
+//! Layout (see `schema`): the conversation log in `messages`, keyed by (conversation, seq),
+//! `UNIQUE (conversation, epoch, sender, counter)`; each log append also moves the
+//! conversation's row in `conversation_heads` from `seq - 1` to `seq` under that row's lock, so
+//! the database refuses a sequence number that is not the next one; every other collection in
+//! `kv`.
+//!
+//! The client is async (`tokio-postgres` through a `deadpool-postgres` pool) and [`Store`] is
+//! blocking: the engine runs its own small runtime and blocks the caller on each round trip
+//! (as sled blocks on its disk).
+
+mod schema;
+mod sql;
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+};
+
+use deadpool_postgres::Pool;
+
+use super::{
+    Batch, Collection, ConversationLog, Entries, MessageAppend, Op, Store, prefix_end,
+    prefixed_seq_key,
+};
+use crate::error::{Error, Result};
+
+pub use schema::SCHEMA_VERSION;
+
+/// Connections the pool keeps at most (one commits, the others serve reads).
+const POOL_SIZE: usize = 8;
+
+/// How long a caller waits for a connection or a new connection to be made.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// One staged write, committed in order by the next flush.
+#[derive(Debug, Clone)]
+enum PgOp {
+    /// A key-value put (in `messages` for [`Collection::Messages`]).
+    Put(Collection, Vec<u8>, Vec<u8>),
+    /// A key-value delete.
+    Delete(Collection, Vec<u8>),
+    /// A conditional insert: the commit fails if the key was taken meanwhile (by another
+    /// node; this node checked it when it staged it).
+    InsertIfAbsent(Collection, Vec<u8>, Vec<u8>),
+    /// A log append: `seq` must be the conversation's next number; a message also carries
+    /// (epoch, sender, counter), which must be unused.
+    Append {
+        conversation: Vec<u8>,
+        seq: u64,
+        message: Option<(u32, Vec<u8>, u64)>,
+        item: Vec<u8>,
+    },
+}
+
+/// Staged writes: the ops in order, and the latest value of every key they touch (`None`:
+/// deleted) for reads.
+#[derive(Debug, Default)]
+struct Overlay {
+    ops: Vec<PgOp>,
+    writes: BTreeMap<Collection, BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+}
+
+impl Overlay {
+    fn stage(&mut self, op: PgOp) {
+        let (c, k, v) = match &op {
+            PgOp::Put(c, k, v) | PgOp::InsertIfAbsent(c, k, v) => (*c, k.clone(), Some(v.clone())),
+            PgOp::Delete(c, k) => (*c, k.clone(), None),
+            PgOp::Append {
+                conversation,
+                seq,
+                item,
+                ..
+            } => (
+                Collection::Messages,
+                prefixed_seq_key(conversation, *seq),
+                Some(item.clone()),
+            ),
+        };
+        self.writes.entry(c).or_default().insert(k, v);
+        self.ops.push(op);
+    }
+
+    /// `later`'s writes over these.
+    fn then(&mut self, later: Overlay) {
+        self.ops.extend(later.ops);
+        for (c, writes) in later.writes {
+            self.writes.entry(c).or_default().extend(writes);
+        }
+    }
+}
+
+/// What is staged: writes not yet flushed, and those a flush is committing now (still read
+/// from here until the COMMIT is answered).
+#[derive(Debug, Default)]
+struct Staged {
+    pending: Overlay,
+    committing: Option<Arc<Overlay>>,
+}
+
+/// The PostgreSQL engine (see the module docs).
+pub struct PgStore {
+    /// Runs the client; `None` only while dropping.
+    runtime: Option<tokio::runtime::Runtime>,
+    pool: Pool,
+    staged: Mutex<Staged>,
+    /// Serialises conditional writes (their check and their staging).
+    conditional: Mutex<()>,
+    /// Serialises flushes: a flush starts after the previous one's COMMIT was answered.
+    flushing: Mutex<()>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which async code may not; the pool's connections close
+        // with their tasks.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// A storage error from the database client.
+pub(super) fn db_err(op: &'static str, e: &tokio_postgres::Error) -> Error {
+    let detail = match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    };
+    Error::Storage { op, detail }
+}
+
+fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>> {
+    m.lock().map_err(|_| Error::Storage {
+        op: "lock",
+        detail: "a PostgreSQL engine lock is poisoned".into(),
+    })
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (a `postgres://` URL or `key=value` string) and checks
+    /// its schema; with `migrate`, brings the schema up to [`SCHEMA_VERSION`] first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] if the database cannot be reached; [`Error::SchemaTooNew`] or
+    /// [`Error::SchemaBehind`] if its schema is not this build's.
+    pub fn open(url: &str, migrate: bool) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("sealdesk-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Internal(format!("cannot start the database runtime: {e}")))?;
+        let pg: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| Error::Config(format!("database URL: {e}")))?;
+        let manager = deadpool_postgres::Manager::from_config(
+            pg,
+            tokio_postgres::NoTls,
+            deadpool_postgres::ManagerConfig {
+                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+            },
+        );
+        let pool = {
+            let _entered = runtime.enter();
+            Pool::builder(manager)
+                .max_size(POOL_SIZE)
+                .runtime(deadpool_postgres::Runtime::Tokio1)
+                .wait_timeout(Some(CONNECT_TIMEOUT))
+                .create_timeout(Some(CONNECT_TIMEOUT))
+                .build()
+                .map_err(|e| Error::Internal(format!("database pool: {e}")))?
+        };
+        let store = Self {
+            runtime: Some(runtime),
+            pool,
+            staged: Mutex::new(Staged::default()),
+            conditional: Mutex::new(()),
+            flushing: Mutex::new(()),
+        };
+        let pool = store.pool.clone();
+        store.run(async move {
+            let mut client = sql::client(&pool, "open").await?;
+            schema::prepare(&mut client, migrate).await
+        })?;
+        Ok(store)
+    }
+
+    /// Runs `f` on the engine's runtime and blocks until it is done.
+    fn run<T: Send + 'static>(
+        &self,
+        f: impl Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        let rt = self.runtime.as_ref().ok_or_else(|| Error::Storage {
+            op: "run",
+            detail: "the database runtime is gone".into(),
+        })?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        rt.spawn(async move {
+            let _ = tx.send(f.await);
+        });
+        rx.recv().map_err(|_| Error::Storage {
+            op: "run",
+            detail: "the database task ended without an answer".into(),
+        })?
+    }
+
+    /// Staged writes of `collection` in `[lo, hi)`, latest first-wins merged (pending over
+    /// committing).
+    fn staged_range(
+        &self,
+        collection: Collection,
+        lo: &[u8],
+        hi: Option<&[u8]>,
+    ) -> Result<BTreeMap<Vec<u8>, Option<Vec<u8>>>> {
+        let staged = lock(&self.staged)?;
+        let mut out = BTreeMap::new();
+        let layers = staged
+            .committing
+            .as_deref()
+            .into_iter()
+            .chain(std::iter::once(&staged.pending));
+        for layer in layers {
+            if let Some(writes) = layer.writes.get(&collection) {
+                let range = writes.range::<[u8], _>((
+                    std::ops::Bound::Included(lo),
+                    hi.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded),
+                ));
+                out.extend(range.map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The staged value of one key: `Some(None)` if staged deleted, `None` if not staged.
+    fn staged_get(&self, collection: Collection, key: &[u8]) -> Result<Option<Option<Vec<u8>>>> {
+        let staged = lock(&self.staged)?;
+        let found = |o: &Overlay| o.writes.get(&collection).and_then(|w| w.get(key)).cloned();
+        Ok(found(&staged.pending).or_else(|| staged.committing.as_deref().and_then(found)))
+    }
+
+    /// Stages `ops` together (one flush commits all of them or none).
+    fn stage(&self, ops: impl IntoIterator<Item = PgOp>) -> Result<()> {
+        let mut staged = lock(&self.staged)?;
+        for op in ops {
+            staged.pending.stage(op);
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` entries of `collection` in `[max(prefix, start), prefix_end(prefix))`,
+    /// ascending, or descending from the top if `desc`: the database's, with the staged writes
+    /// over them.
+    fn scan(
+        &self,
+        collection: Collection,
+        prefix: &[u8],
+        start: &[u8],
+        limit: usize,
+        desc: bool,
+    ) -> Result<Entries> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let lo = prefix.max(start).to_vec();
+        let hi = prefix_end(prefix);
+        let staged = self.staged_range(collection, &lo, hi.as_deref())?;
+        // Every staged write can hide at most one stored row: fetch that many more.
+        let fetch = limit.saturating_add(staged.len());
+        let pool = self.pool.clone();
+        let prefix = prefix.to_vec();
+        let rows = self.run(async move {
+            sql::scan(&pool, collection, &prefix, &lo, hi.as_deref(), fetch, desc).await
+        })?;
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = rows.into_iter().collect();
+        for (k, v) in staged {
+            match v {
+                Some(v) => merged.insert(k, v),
+                None => merged.remove(&k),
+            };
+        }
+        Ok(if desc {
+            merged.into_iter().rev().take(limit).collect()
+        } else {
+            merged.into_iter().take(limit).collect()
+        })
+    }
+
+    /// Stages `ops` together unless one of their conditional inserts finds its key taken
+    /// (checked against what this node sees; the commit checks again in the database).
+    fn apply_ops(&self, ops: Vec<PgOp>) -> Result<bool> {
+        let _conditional = lock(&self.conditional)?;
+        for op in &ops {
+            if let PgOp::InsertIfAbsent(collection, key, _) = op
+                && self.present(*collection, key)?
+            {
+                return Ok(false);
+            }
+        }
+        self.stage(ops)?;
+        Ok(true)
+    }
+
+    /// Whether `key` holds a value (staged or stored).
+    fn present(&self, collection: Collection, key: &[u8]) -> Result<bool> {
+        Ok(self.get(collection, key)?.is_some())
+    }
+}
+
+impl Store for PgStore {
+    fn get(&self, collection: Collection, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(staged) = self.staged_get(collection, key)? {
+            return Ok(staged);
+        }
+        let pool = self.pool.clone();
+        let key = key.to_vec();
+        self.run(async move { sql::get(&pool, collection, &key).await })
+    }
+
+    fn put(&self, collection: Collection, key: &[u8], value: &[u8]) -> Result<()> {
+        self.stage([PgOp::Put(collection, key.to_vec(), value.to_vec())])
+    }
+
+    fn delete(&self, collection: Collection, key: &[u8]) -> Result<bool> {
+        let was = self.present(collection, key)?;
+        self.stage([PgOp::Delete(collection, key.to_vec())])?;
+        Ok(was)
+    }
+
+    fn scan_prefix(&self, collection: Collection, prefix: &[u8]) -> Result<Entries> {
+        self.scan(collection, prefix, prefix, usize::MAX, false)
+    }
+
+    fn range_from(&self, collection: Collection, start: &[u8], limit: usize) -> Result<Entries> {
+        self.scan(collection, &[], start, limit, false)
+    }
+
+    fn scan_prefix_from(
+        &self,
+        collection: Collection,
+        prefix: &[u8],
+        start: &[u8],
+        limit: usize,
+    ) -> Result<Entries> {
+        self.scan(collection, prefix, start, limit, false)
+    }
+
+    fn last(&self, collection: Collection, prefix: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        Ok(self
+            .scan(collection, prefix, prefix, 1, true)?
+            .into_iter()
+            .next())
+    }
+
+    fn apply(&self, batch: Batch) -> Result<bool> {
+        self.apply_ops(batch.ops().iter().map(to_pg).collect())
+    }
+
+    fn insert_if_absent(&self, collection: Collection, key: &[u8], value: &[u8]) -> Result<bool> {
+        let mut b = Batch::new();
+        b.insert_if_absent(collection, key, value);
+        self.apply(b)
+    }
+
+    fn flush(&self) -> Result<()> {
+        let _flushing = lock(&self.flushing)?;
+        let overlay = {
+            let mut staged = lock(&self.staged)?;
+            if staged.pending.ops.is_empty() {
+                return Ok(());
+            }
+            let overlay = Arc::new(std::mem::take(&mut staged.pending));
+            staged.committing = Some(Arc::clone(&overlay));
+            overlay
+        };
+        let pool = self.pool.clone();
+        let committing = Arc::clone(&overlay);
+        let result = self
+            .run(async move { Ok(sql::commit(&pool, &committing.ops).await) })
+            .unwrap_or_else(|e| Err(sql::CommitError::Unavailable(e)));
+        let mut staged = lock(&self.staged)?;
+        staged.committing = None;
+        match result {
+            Ok(()) => Ok(()),
+            Err(sql::CommitError::Unavailable(e)) => {
+                // Nothing was committed: keep the writes, ahead of the newer ones, for the
+                // next flush (their writers are told this one failed).
+                let mut back = Arc::try_unwrap(overlay).unwrap_or_else(|shared| Overlay {
+                    ops: shared.ops.clone(),
+                    writes: shared.writes.clone(),
+                });
+                back.then(std::mem::take(&mut staged.pending));
+                staged.pending = back;
+                Err(e)
+            }
+            // The database refused the batch (another node took a number or a key): retrying
+            // it cannot succeed. Its writers are told; the relay reloads what it cached.
+            Err(sql::CommitError::Refused(e)) => Err(e),
+        }
+    }
+}
+
+impl ConversationLog for PgStore {
+    fn append_message(&self, m: &MessageAppend<'_>) -> Result<()> {
+        let mut ops = vec![PgOp::Append {
+            conversation: m.conversation.to_vec(),
+            seq: m.seq,
+            message: Some((m.epoch, m.sender.to_vec(), m.counter)),
+            item: m.item.to_vec(),
+        }];
+        if let Some(record) = m.record {
+            ops.push(PgOp::Put(
+                Collection::Conversations,
+                m.conversation.to_vec(),
+                record.to_vec(),
+            ));
+        }
+        self.stage(ops)
+    }
+
+    fn append_item(
+        &self,
+        conversation: &[u8],
+        seq: u64,
+        item: &[u8],
+        mut with: Batch,
+    ) -> Result<bool> {
+        // The item is staged as a log append, which checks the sequence number at commit.
+        with.put(
+            Collection::Messages,
+            &prefixed_seq_key(conversation, seq),
+            item,
+        );
+        let item_key = prefixed_seq_key(conversation, seq);
+        let ops = with
+            .ops()
+            .iter()
+            .map(|op| match op {
+                Op::Put {
+                    collection: Collection::Messages,
+                    key,
+                    value,
+                } if *key == item_key => PgOp::Append {
+                    conversation: conversation.to_vec(),
+                    seq,
+                    message: None,
+                    item: value.clone(),
+                },
+                other => to_pg(other),
+            })
+            .collect();
+        self.apply_ops(ops)
+    }
+}
+
+/// The staged form of a batch's op.
+fn to_pg(op: &Op) -> PgOp {
+    match op {
+        Op::Put {
+            collection,
+            key,
+            value,
+        } => PgOp::Put(*collection, key.clone(), value.clone()),
+        Op::Delete { collection, key } => PgOp::Delete(*collection, key.clone()),
+        Op::InsertIfAbsent {
+            collection,
+            key,
+            value,
+        } => PgOp::InsertIfAbsent(*collection, key.clone(), value.clone()),
+    }
+}

@@ -1,0 +1,109 @@
+//! The PostgreSQL schema: versioned migrations, applied at start under an advisory lock.
+//!
+//! Version `n` is `MIGRATIONS[n - 1]`; `schema_version` holds one row per applied
+//! migration. A relay refuses a database whose schema is newer than it knows (an older build
+//! must not write to a newer layout), and one that is behind unless it was started with
+//! `--migrate` (an operator decides when a shared database changes, not whichever node starts
+//! first). Migrations are only ever appended: never edit one that has shipped.
+
+use tokio_postgres::Client;
+
+use super::db_err;
+use crate::error::{Error, Result};
+
+/// The migrations, oldest first.
+///
+/// 1. `kv`: every collection but the messages, keyed by (collection name, key), byte order;
+///    `messages`: the conversation log, keyed by (conversation, seq), with the database itself
+///    refusing a reused (conversation, epoch, sender, counter) — non-message items leave the
+///    three NULL, which the constraint lets repeat; `conversation_heads`: each conversation's
+///    last sequence number, the row whose lock serialises appends across nodes.
+pub(super) const MIGRATIONS: &[&str] = &["
+    CREATE TABLE kv (
+        collection text NOT NULL,
+        key bytea NOT NULL,
+        value bytea NOT NULL,
+        PRIMARY KEY (collection, key)
+    );
+    CREATE TABLE messages (
+        conversation bytea NOT NULL,
+        seq bigint NOT NULL CHECK (seq >= 0),
+        epoch bigint,
+        sender bytea,
+        counter bigint,
+        item bytea NOT NULL,
+        PRIMARY KEY (conversation, seq),
+        UNIQUE (conversation, epoch, sender, counter)
+    );
+    CREATE TABLE conversation_heads (
+        conversation bytea PRIMARY KEY,
+        last_seq bigint NOT NULL
+    );
+"];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Key of the advisory lock held while the schema is checked or migrated.
+const MIGRATION_LOCK: i64 = 0x5ea1_de5c_0001;
+
+/// Checks the schema and, if `migrate`, brings it up to [`SCHEMA_VERSION`].
+///
+/// # Errors
+///
+/// [`Error::SchemaTooNew`], [`Error::SchemaBehind`], or [`Error::Storage`].
+pub(super) async fn prepare(client: &mut Client, migrate: bool) -> Result<()> {
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(|e| db_err("migrate", &e))?;
+    let result = prepare_locked(client, migrate).await;
+    // The lock is the session's: released here, or with the connection if this fails.
+    let unlocked = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(|e| db_err("migrate", &e));
+    result.and(unlocked.map(|_| ()))
+}
+
+async fn prepare_locked(client: &mut Client, migrate: bool) -> Result<()> {
+    client
+        .batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version bigint PRIMARY KEY)")
+        .await
+        .map_err(|e| db_err("migrate", &e))?;
+    let found: i64 = client
+        .query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[])
+        .await
+        .and_then(|row| row.try_get(0))
+        .map_err(|e| db_err("migrate", &e))?;
+    if found > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if found < SCHEMA_VERSION && !migrate {
+        return Err(Error::SchemaBehind {
+            found,
+            latest: SCHEMA_VERSION,
+        });
+    }
+    for (version, sql) in (1i64..).zip(MIGRATIONS.iter()).skip(found.max(0) as usize) {
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| db_err("migrate", &e))?;
+        tx.batch_execute(sql)
+            .await
+            .map_err(|e| db_err("migrate", &e))?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES ($1)",
+            &[&version],
+        )
+        .await
+        .map_err(|e| db_err("migrate", &e))?;
+        tx.commit().await.map_err(|e| db_err("migrate", &e))?;
+        tracing::info!(version, "database schema migrated");
+    }
+    Ok(())
+}

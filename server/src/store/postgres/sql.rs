@@ -1,0 +1,334 @@
+//! The PostgreSQL engine's statements: reads, and the commit of a batch of staged writes in one
+//! transaction (pipelined: every statement is sent before the first answer is awaited).
+
+use std::{future::Future, pin::Pin};
+
+use deadpool_postgres::{Object, Pool, Transaction};
+use futures_util::future::try_join_all;
+use tokio_postgres::types::ToSql;
+
+use super::{PgOp, db_err};
+use crate::error::{Error, Result};
+use crate::store::{Collection, Entries, prefixed_seq_key, seq_from_key};
+
+/// Length of a conversation id: the prefix of every key in [`Collection::Messages`].
+const CONVERSATION_LEN: usize = 16;
+
+/// Why a commit failed.
+#[derive(Debug)]
+pub(super) enum CommitError {
+    /// The database could not be reached or gave up: nothing was committed (or, if the
+    /// connection died during COMMIT, perhaps everything); the writes may be tried again.
+    Unavailable(Error),
+    /// The database refused the batch: a sequence number, counter or key another node took.
+    Refused(Error),
+}
+
+/// A connection from the pool.
+pub(super) async fn client(pool: &Pool, op: &'static str) -> Result<Object> {
+    pool.get().await.map_err(|e| Error::Storage {
+        op,
+        detail: format!("no database connection: {e}"),
+    })
+}
+
+/// Splits a [`Collection::Messages`] key into (conversation, seq), if it has that shape.
+fn message_key(key: &[u8]) -> Option<(&[u8], i64)> {
+    let seq = i64::try_from(seq_from_key(key)?).ok()?;
+    Some((&key[..key.len() - 8], seq))
+}
+
+fn out_of_range(what: &str) -> Error {
+    Error::Storage {
+        op: "put",
+        detail: format!("{what} does not fit the database's 63-bit integers"),
+    }
+}
+
+/// The stored value of `key`.
+pub(super) async fn get(
+    pool: &Pool,
+    collection: Collection,
+    key: &[u8],
+) -> Result<Option<Vec<u8>>> {
+    let client = client(pool, "get").await?;
+    let row = if collection == Collection::Messages {
+        let Some((conversation, seq)) = message_key(key) else {
+            return Ok(None);
+        };
+        let stmt = client
+            .prepare_cached("SELECT item FROM messages WHERE conversation = $1 AND seq = $2")
+            .await
+            .map_err(|e| db_err("get", &e))?;
+        client.query_opt(&stmt, &[&conversation, &seq]).await
+    } else {
+        let stmt = client
+            .prepare_cached("SELECT value FROM kv WHERE collection = $1 AND key = $2")
+            .await
+            .map_err(|e| db_err("get", &e))?;
+        client.query_opt(&stmt, &[&collection.name(), &key]).await
+    }
+    .map_err(|e| db_err("get", &e))?;
+    row.map(|r| r.try_get(0))
+        .transpose()
+        .map_err(|e| db_err("get", &e))
+}
+
+/// Up to `limit` stored entries of `collection` with keys in `[lo, hi)`, ascending (or the
+/// top ones descending). `prefix` is the caller's prefix: a whole conversation id lets the
+/// messages be read through their primary key.
+pub(super) async fn scan(
+    pool: &Pool,
+    collection: Collection,
+    prefix: &[u8],
+    lo: &[u8],
+    hi: Option<&[u8]>,
+    limit: usize,
+    desc: bool,
+) -> Result<Entries> {
+    let client = client(pool, "scan").await?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let order = if desc { "DESC" } else { "ASC" };
+    let err = |e: tokio_postgres::Error| db_err("scan", &e);
+    if collection == Collection::Messages {
+        // One conversation, from a sequence number on: the primary key's order.
+        let from = if lo == prefix {
+            Some(0)
+        } else if lo.len() == CONVERSATION_LEN + 8 && lo.starts_with(prefix) {
+            message_key(lo).map(|(_, seq)| seq)
+        } else {
+            None
+        };
+        if let Some(from) = from.filter(|_| prefix.len() == CONVERSATION_LEN) {
+            let stmt = client
+                .prepare_cached(&format!(
+                    "SELECT seq, item FROM messages WHERE conversation = $1 AND seq >= $2 \
+                     ORDER BY seq {order} LIMIT $3"
+                ))
+                .await
+                .map_err(err)?;
+            let rows = client
+                .query(&stmt, &[&prefix, &from, &limit])
+                .await
+                .map_err(err)?;
+            return rows
+                .iter()
+                .map(|r| {
+                    let seq: i64 = r.try_get(0)?;
+                    let item: Vec<u8> = r.try_get(1)?;
+                    Ok((prefixed_seq_key(prefix, seq.unsigned_abs()), item))
+                })
+                .collect::<std::result::Result<_, tokio_postgres::Error>>()
+                .map_err(err);
+        }
+    }
+    let (key, value, from) = if collection == Collection::Messages {
+        (
+            "(conversation || int8send(seq))",
+            "item",
+            "messages WHERE $4::text IS NOT NULL",
+        )
+    } else {
+        ("key", "value", "kv WHERE collection = $4")
+    };
+    let upper = if hi.is_some() {
+        format!("AND {key} < $2")
+    } else {
+        "AND $2::bytea IS NULL".to_owned()
+    };
+    let stmt = client
+        .prepare_cached(&format!(
+            "SELECT {key}, {value} FROM {from} AND {key} >= $1 {upper} ORDER BY {key} {order} \
+             LIMIT $3"
+        ))
+        .await
+        .map_err(err)?;
+    let rows = client
+        .query(&stmt, &[&lo, &hi, &limit, &collection.name()])
+        .await
+        .map_err(err)?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<std::result::Result<_, tokio_postgres::Error>>()
+        .map_err(err)
+}
+
+/// Whether the database refused the statement (a constraint, a serialisation failure) rather
+/// than being out of reach.
+fn classify(e: &tokio_postgres::Error) -> CommitError {
+    let refused = e.as_db_error().is_some_and(|db| {
+        let code = db.code().code();
+        code.starts_with("23") || code.starts_with("40")
+    });
+    if refused {
+        CommitError::Refused(db_err("flush", e))
+    } else {
+        CommitError::Unavailable(db_err("flush", e))
+    }
+}
+
+type Step<'a> = Pin<Box<dyn Future<Output = std::result::Result<(), CommitError>> + Send + 'a>>;
+
+/// Runs `sql` with `params` in `tx`; if `exactly_one`, refuses the batch (with `why`) unless
+/// it touched exactly one row.
+fn step<'a>(
+    tx: &'a Transaction<'a>,
+    sql: &'static str,
+    params: Vec<&'a (dyn ToSql + Sync)>,
+    exactly_one: Option<&'a str>,
+) -> Step<'a> {
+    Box::pin(async move {
+        let stmt = tx.prepare_cached(sql).await.map_err(|e| classify(&e))?;
+        let rows = tx.execute(&stmt, &params).await.map_err(|e| classify(&e))?;
+        match exactly_one {
+            Some(why) if rows != 1 => Err(CommitError::Refused(Error::Storage {
+                op: "flush",
+                detail: why.to_owned(),
+            })),
+            _ => Ok(()),
+        }
+    })
+}
+
+const PUT_KV: &str = "INSERT INTO kv (collection, key, value) VALUES ($1, $2, $3) \
+     ON CONFLICT (collection, key) DO UPDATE SET value = EXCLUDED.value";
+const INSERT_KV: &str =
+    "INSERT INTO kv (collection, key, value) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+const DELETE_KV: &str = "DELETE FROM kv WHERE collection = $1 AND key = $2";
+const HEAD_NEXT: &str = "INSERT INTO conversation_heads AS h (conversation, last_seq) \
+     VALUES ($1, $2) ON CONFLICT (conversation) DO UPDATE SET last_seq = EXCLUDED.last_seq \
+     WHERE h.last_seq + 1 = EXCLUDED.last_seq";
+const HEAD_RAISE: &str = "INSERT INTO conversation_heads AS h (conversation, last_seq) \
+     VALUES ($1, $2) ON CONFLICT (conversation) DO UPDATE SET last_seq = EXCLUDED.last_seq \
+     WHERE h.last_seq < EXCLUDED.last_seq";
+const DELETE_HEAD: &str = "DELETE FROM conversation_heads WHERE conversation = $1";
+const APPEND: &str = "INSERT INTO messages (conversation, seq, epoch, sender, counter, item) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+const PUT_MESSAGE: &str = "INSERT INTO messages (conversation, seq, item) VALUES ($1, $2, $3) \
+     ON CONFLICT (conversation, seq) DO UPDATE SET item = EXCLUDED.item";
+const INSERT_MESSAGE: &str = "INSERT INTO messages (conversation, seq, item) \
+     VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+const DELETE_MESSAGE: &str = "DELETE FROM messages WHERE conversation = $1 AND seq = $2";
+
+/// A NULL `bytea`.
+static NO_BYTES: Option<&[u8]> = None;
+
+/// The numbers of one op, converted before the statements borrow them.
+struct Numbers {
+    seq: i64,
+    epoch: Option<i64>,
+    counter: Option<i64>,
+    name: &'static str,
+}
+
+/// Commits `ops` in one transaction, in order.
+pub(super) async fn commit(pool: &Pool, ops: &[PgOp]) -> std::result::Result<(), CommitError> {
+    let mut client = client(pool, "flush")
+        .await
+        .map_err(CommitError::Unavailable)?;
+    let tx = client.transaction().await.map_err(|e| classify(&e))?;
+    let mut numbers = Vec::with_capacity(ops.len());
+    for op in ops {
+        let (seq, epoch, counter, collection) = match op {
+            PgOp::Append { seq, message, .. } => (
+                i64::try_from(*seq).map_err(|_| out_of_range("a sequence number")),
+                message.as_ref().map(|(e, _, _)| i64::from(*e)),
+                message
+                    .as_ref()
+                    .map(|(_, _, c)| i64::try_from(*c).map_err(|_| out_of_range("a counter")))
+                    .transpose(),
+                Collection::Messages,
+            ),
+            PgOp::Put(c, ..) | PgOp::Delete(c, _) | PgOp::InsertIfAbsent(c, ..) => {
+                (Ok(0), None, Ok(None), *c)
+            }
+        };
+        numbers.push(Numbers {
+            seq: seq.map_err(CommitError::Refused)?,
+            epoch,
+            counter: counter.map_err(CommitError::Refused)?,
+            name: collection.name(),
+        });
+    }
+    let mut keys = Vec::with_capacity(ops.len());
+    for op in ops {
+        keys.push(match op {
+            PgOp::Put(Collection::Messages, k, _)
+            | PgOp::Delete(Collection::Messages, k)
+            | PgOp::InsertIfAbsent(Collection::Messages, k, _) => {
+                Some(message_key(k).ok_or_else(|| {
+                    CommitError::Refused(out_of_range("a message key's sequence number"))
+                })?)
+            }
+            _ => None,
+        });
+    }
+    let tx_ref = &tx;
+    let mut steps: Vec<Step<'_>> = Vec::with_capacity(ops.len() * 2);
+    for ((op, n), key) in ops.iter().zip(&numbers).zip(&keys) {
+        match (op, key) {
+            (
+                PgOp::Append {
+                    conversation,
+                    message,
+                    item,
+                    ..
+                },
+                _,
+            ) => {
+                steps.push(step(
+                    tx_ref,
+                    HEAD_NEXT,
+                    vec![conversation, &n.seq],
+                    Some("a log append's sequence number is not the conversation's next one"),
+                ));
+                let sender: &(dyn ToSql + Sync) = match message {
+                    Some((_, sender, _)) => sender,
+                    None => &NO_BYTES,
+                };
+                steps.push(step(
+                    tx_ref,
+                    APPEND,
+                    vec![conversation, &n.seq, &n.epoch, sender, &n.counter, item],
+                    None,
+                ));
+            }
+            (PgOp::Put(_, _, v), Some((conversation, seq))) => {
+                steps.push(step(tx_ref, HEAD_RAISE, vec![conversation, seq], None));
+                steps.push(step(tx_ref, PUT_MESSAGE, vec![conversation, seq, v], None));
+            }
+            (PgOp::InsertIfAbsent(_, _, v), Some((conversation, seq))) => {
+                steps.push(step(tx_ref, HEAD_RAISE, vec![conversation, seq], None));
+                steps.push(step(
+                    tx_ref,
+                    INSERT_MESSAGE,
+                    vec![conversation, seq, v],
+                    Some("a message key was taken"),
+                ));
+            }
+            (PgOp::Delete(..), Some((conversation, seq))) => {
+                steps.push(step(tx_ref, DELETE_MESSAGE, vec![conversation, seq], None));
+            }
+            (PgOp::Put(_, k, v), None) => {
+                steps.push(step(tx_ref, PUT_KV, vec![&n.name, k, v], None));
+            }
+            (PgOp::InsertIfAbsent(_, k, v), None) => {
+                steps.push(step(
+                    tx_ref,
+                    INSERT_KV,
+                    vec![&n.name, k, v],
+                    Some("a conditional insert's key was taken"),
+                ));
+            }
+            (PgOp::Delete(c, k), None) => {
+                steps.push(step(tx_ref, DELETE_KV, vec![&n.name, k], None));
+                if *c == Collection::Conversations {
+                    // An erased conversation's numbering starts over if its id comes back.
+                    steps.push(step(tx_ref, DELETE_HEAD, vec![k], None));
+                }
+            }
+        }
+    }
+    try_join_all(steps).await?;
+    tx.commit().await.map_err(|e| classify(&e))
+}

@@ -1,0 +1,434 @@
+//! The PostgreSQL engine against a throwaway PostgreSQL (`sealdesk_tests::pg`): the store's
+//! contract, the database's own refusal of a reused sequence number or counter (two engines on
+//! one database, as two relay nodes), and the schema's versioning. The relay's own tests run on
+//! it too: `SEALDESK_TEST_STORE=postgres` (see `.ci/run`).
+//! Skipped, loudly, only when the machine has no PostgreSQL binaries.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::Command;
+
+use sealdesk_server::{
+    Error,
+    store::{
+        Batch, Collection, ConversationLog, MessageAppend, PgStore, SCHEMA_VERSION, Store,
+        prefixed_seq_key, seq_from_key,
+    },
+};
+use sealdesk_tests::pg;
+
+/// A fresh database for `test`, or `None` (the support said why) without PostgreSQL.
+fn fresh(test: &str) -> Option<String> {
+    let server = pg::server()?;
+    let name = format!("t_{test}_{}", std::process::id());
+    Some(pg::database(server, &name))
+}
+
+fn message<'a>(c: &'a [u8], seq: u64, counter: u64, item: &'a [u8]) -> MessageAppend<'a> {
+    MessageAppend {
+        conversation: c,
+        seq,
+        epoch: 1,
+        sender: &[9; 32],
+        counter,
+        item,
+        record: None,
+    }
+}
+
+#[test]
+fn the_store_contract_holds_with_writes_staged_until_the_flush() {
+    let Some(url) = fresh("contract") else { return };
+    let store = PgStore::open(&url, true).unwrap();
+    use Collection::{Deliveries, Messages, Meta};
+
+    store.put(Meta, b"k", b"v1").unwrap();
+    assert_eq!(
+        store.get(Meta, b"k").unwrap(),
+        Some(b"v1".to_vec()),
+        "visible at once"
+    );
+    store.flush().unwrap();
+    store.put(Meta, b"k", b"v2").unwrap();
+    assert_eq!(
+        store.get(Meta, b"k").unwrap(),
+        Some(b"v2".to_vec()),
+        "staged over stored"
+    );
+    assert_eq!(
+        store.get(Deliveries, b"k").unwrap(),
+        None,
+        "collections are separate"
+    );
+    assert!(store.delete(Meta, b"k").unwrap());
+    assert!(!store.delete(Meta, b"k").unwrap());
+    assert_eq!(
+        store.get(Meta, b"k").unwrap(),
+        None,
+        "a staged delete hides the stored value"
+    );
+
+    // Sequence keys under two prefixes, some stored, some staged, out of order.
+    let (a, b) = ([1u8; 16], [2u8; 16]);
+    for seq in [3u64, 1, 256] {
+        store
+            .put(Messages, &prefixed_seq_key(&a, seq), &seq.to_le_bytes())
+            .unwrap();
+    }
+    store.flush().unwrap();
+    for seq in [2u64, 255] {
+        store
+            .put(Messages, &prefixed_seq_key(&a, seq), &seq.to_le_bytes())
+            .unwrap();
+    }
+    store
+        .put(Messages, &prefixed_seq_key(&b, 1), b"b1")
+        .unwrap();
+    let seqs = |e: Vec<(Vec<u8>, Vec<u8>)>| -> Vec<u64> {
+        e.iter().map(|(k, _)| seq_from_key(k).unwrap()).collect()
+    };
+    assert_eq!(
+        seqs(store.scan_prefix(Messages, &a).unwrap()),
+        vec![1, 2, 3, 255, 256]
+    );
+    assert_eq!(
+        seqs(
+            store
+                .scan_prefix_from(Messages, &a, &prefixed_seq_key(&a, 3), 2)
+                .unwrap()
+        ),
+        vec![3, 255]
+    );
+    assert_eq!(
+        store
+            .range_from(Messages, &prefixed_seq_key(&a, 256), 10)
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        seq_from_key(&store.last(Messages, &a).unwrap().unwrap().0),
+        Some(256)
+    );
+    assert_eq!(store.last_seq(&b).unwrap(), Some(1));
+    assert!(store.delete(Messages, &prefixed_seq_key(&a, 256)).unwrap());
+    assert_eq!(
+        store.last_seq(&a).unwrap(),
+        Some(255),
+        "a staged delete hides the last item"
+    );
+
+    // Conditional writes, checked against staged and stored values.
+    assert!(store.insert_if_absent(Meta, b"counter", b"1").unwrap());
+    assert!(!store.insert_if_absent(Meta, b"counter", b"2").unwrap());
+    let mut batch = Batch::new();
+    batch
+        .put(Meta, b"y", b"1")
+        .insert_if_absent(Meta, b"counter", b"again");
+    assert!(!store.apply(batch).unwrap());
+    assert_eq!(
+        store.get(Meta, b"y").unwrap(),
+        None,
+        "a refused batch writes nothing"
+    );
+    store.flush().unwrap();
+    drop(store);
+
+    // Another engine on the same database (a restart, another node) sees what was flushed.
+    let again = PgStore::open(&url, false).unwrap();
+    assert_eq!(again.get(Meta, b"counter").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(
+        seqs(again.scan_prefix(Messages, &a).unwrap()),
+        vec![1, 2, 3, 255]
+    );
+    assert_eq!(again.get(Meta, b"k").unwrap(), None);
+}
+
+#[test]
+fn a_write_not_flushed_is_not_in_the_database() {
+    let Some(url) = fresh("unflushed") else {
+        return;
+    };
+    let store = PgStore::open(&url, true).unwrap();
+    store.put(Collection::Meta, b"flushed", b"1").unwrap();
+    store.flush().unwrap();
+    store.put(Collection::Meta, b"staged", b"1").unwrap();
+    let other = PgStore::open(&url, false).unwrap();
+    assert_eq!(
+        other.get(Collection::Meta, b"flushed").unwrap(),
+        Some(b"1".to_vec())
+    );
+    assert_eq!(other.get(Collection::Meta, b"staged").unwrap(), None);
+    store.flush().unwrap();
+    assert_eq!(
+        other.get(Collection::Meta, b"staged").unwrap(),
+        Some(b"1".to_vec())
+    );
+}
+
+/// Two engines on one database, as two relay nodes whose caches disagree: the database itself
+/// refuses a sequence number that is not the conversation's next one, and a reused (epoch,
+/// sender, counter), and the refused batch leaves nothing.
+#[test]
+fn the_database_refuses_a_taken_sequence_number_and_a_reused_counter() {
+    let Some(url) = fresh("refuses") else { return };
+    let (a, b) = (
+        PgStore::open(&url, true).unwrap(),
+        PgStore::open(&url, false).unwrap(),
+    );
+    let c = [5u8; 16];
+    a.append_message(&message(&c, 1, 1, b"from a")).unwrap();
+    a.flush().unwrap();
+
+    // Node b still thinks the conversation is empty: seq 1 again.
+    b.append_message(&message(&c, 1, 7, b"from b")).unwrap();
+    let err = b.flush().unwrap_err();
+    assert!(matches!(err, Error::Storage { op: "flush", .. }), "{err:?}");
+    // A gap: seq 3 after 1.
+    b.append_message(&message(&c, 3, 8, b"gap")).unwrap();
+    assert!(b.flush().is_err(), "a sequence gap is refused");
+    // The next number but a counter already used.
+    b.append_message(&message(&c, 2, 1, b"reused")).unwrap();
+    let err = b.flush().unwrap_err();
+    assert!(
+        matches!(&err, Error::Storage { detail, .. } if detail.contains("23505")),
+        "the UNIQUE (conversation, epoch, sender, counter) constraint refuses it: {err:?}"
+    );
+    // Refused batches are dropped, not retried forever: the next good one commits.
+    b.append_message(&message(&c, 2, 2, b"next")).unwrap();
+    b.flush().unwrap();
+    let items: Vec<Vec<u8>> = a
+        .items_after(&c, 0, 10)
+        .unwrap()
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(items, vec![b"from a".to_vec(), b"next".to_vec()]);
+}
+
+fn psql(url: &str, sql: &str) {
+    let server = pg::server().unwrap();
+    let out = Command::new(server.bin_dir().join("psql"))
+        .args([url, "-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_schema_is_migrated_only_when_asked_and_a_newer_one_is_refused() {
+    let Some(url) = fresh("schema") else { return };
+    let err = PgStore::open(&url, false).unwrap_err();
+    assert_eq!(
+        err,
+        Error::SchemaBehind {
+            found: 0,
+            latest: SCHEMA_VERSION
+        }
+    );
+    PgStore::open(&url, true).unwrap();
+    PgStore::open(&url, false).unwrap();
+    psql(&url, "INSERT INTO schema_version (version) VALUES (99)");
+    let err = PgStore::open(&url, true).unwrap_err();
+    assert_eq!(
+        err,
+        Error::SchemaTooNew {
+            found: 99,
+            supported: SCHEMA_VERSION
+        }
+    );
+}
+
+/// A relay on PostgreSQL whose database stops as in a power cut (`pg_ctl stop -m immediate`)
+/// and comes back: while it is down the relay acknowledges nothing; afterwards it acknowledges
+/// again without a restart of its own, and every message acknowledged before, during and after
+/// is in the history once, in order, with no sequence gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_going_down_stops_acknowledgements_and_loses_nothing_acknowledged() {
+    use sealdesk_protocol::wire::{Item, Request, Response};
+    use sealdesk_tests::{Org, RawClient, spawn_relay_with, stop_relay};
+
+    let Some(cluster) = pg::Cluster::start() else {
+        return;
+    };
+    let url = cluster.database("down");
+    let (relay, _dir) = spawn_relay_with(move |c| {
+        c.store = sealdesk_server::config::StoreKind::Postgres;
+        c.database_url = Some(url);
+        c.migrate = true;
+    })
+    .await;
+    let ws = relay.ws_url();
+    let org = Org::setup(&ws, 3, "acme", 1, 1).await;
+    let customer = &org.customers[0];
+    let mut c = RawClient::login(&ws, customer).await;
+    let chat = org.start_chat(&mut c, 0, 30).await;
+    let mut acked: Vec<(u64, String)> = Vec::new();
+    let mut counter = 0u64;
+    for _ in 0..5 {
+        let text = format!("before {counter}");
+        let seq = c
+            .stored(Request::Send(chat.seal(customer, counter, &text)))
+            .await;
+        acked.push((seq, text));
+        counter += 1;
+    }
+
+    cluster.stop_immediate();
+    let text = format!("while down {counter}");
+    match c
+        .request(Request::Send(chat.seal(customer, counter, &text)))
+        .await
+    {
+        Response::Error { .. } => {}
+        other => panic!("acknowledged while the database was down: {other:?}"),
+    }
+    counter += 1;
+
+    cluster.start_again();
+    // The pool reconnects on use: the first sends may still fail, none may be acknowledged
+    // wrongly, and within a few the relay acknowledges again.
+    let mut back = false;
+    for _ in 0..20 {
+        let text = format!("after {counter}");
+        match c
+            .request(Request::Send(chat.seal(customer, counter, &text)))
+            .await
+        {
+            Response::Stored { seq } => {
+                acked.push((seq, text));
+                back = true;
+                counter += 1;
+                break;
+            }
+            Response::Error { .. } => counter += 1,
+            other => panic!("unexpected answer: {other:?}"),
+        }
+    }
+    assert!(
+        back,
+        "the relay acknowledges again once the database is back"
+    );
+    for _ in 0..3 {
+        let text = format!("after {counter}");
+        let seq = c
+            .stored(Request::Send(chat.seal(customer, counter, &text)))
+            .await;
+        acked.push((seq, text));
+        counter += 1;
+    }
+
+    let items = match c
+        .request(Request::History {
+            conversation: chat.id,
+            after: 0,
+            limit: 1_000,
+        })
+        .await
+    {
+        Response::Items { items, .. } => items,
+        other => panic!("expected Items, got {other:?}"),
+    };
+    let seqs: Vec<u64> = items.iter().map(|s| s.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "no gap, no repeat"
+    );
+    for (seq, text) in &acked {
+        let item = items
+            .iter()
+            .find(|s| s.seq == *seq)
+            .expect("acknowledged item stored");
+        let Item::Message(env) = &item.item else {
+            panic!("seq {seq} is not a message");
+        };
+        assert_eq!(&chat.open(env).body[..], text.as_bytes(), "seq {seq}");
+    }
+    c.close().await;
+    stop_relay(relay).await;
+}
+
+/// Durable acknowledgements per second through group commit, sled against PostgreSQL, in one
+/// run on this machine: 64 writers each append a message to a conversation of their own and
+/// wait for `durable()`, for three seconds per engine. A measurement, not a check: run it with
+/// `cargo test -p sealdesk-tests --test postgres -- --ignored --nocapture durable_acks`.
+#[test]
+#[ignore = "a measurement; prints figures"]
+fn durable_acks_sled_against_postgres() {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    };
+    use std::time::{Duration, Instant};
+
+    use sealdesk_server::{commit::GroupCommit, metrics::Metrics};
+
+    fn measure(engine: Arc<dyn ConversationLog>) -> f64 {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let store: Arc<dyn Store> = engine.clone();
+            let (commit, committer) = GroupCommit::spawn(
+                store,
+                256,
+                Duration::from_micros(500),
+                Arc::new(Metrics::new()),
+            )
+            .unwrap();
+            let acks = Arc::new(AtomicU64::new(0));
+            let stop = Arc::new(AtomicBool::new(false));
+            let item = vec![0xA5u8; 1_300];
+            let writers: Vec<_> = (0..64u8)
+                .map(|w| {
+                    let (engine, commit) = (engine.clone(), commit.clone());
+                    let (acks, stop, item) = (acks.clone(), stop.clone(), item.clone());
+                    tokio::spawn(async move {
+                        let c = [w; 16];
+                        let mut seq = 0u64;
+                        while !stop.load(Ordering::Relaxed) {
+                            seq += 1;
+                            engine
+                                .append_message(&message(&c, seq, seq, &item))
+                                .unwrap();
+                            commit.durable().await.unwrap();
+                            acks.fetch_add(1, Ordering::Relaxed);
+                        }
+                    })
+                })
+                .collect();
+            let started = Instant::now();
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            stop.store(true, Ordering::Relaxed);
+            let n = acks.load(Ordering::Relaxed);
+            let secs = started.elapsed().as_secs_f64();
+            for w in writers {
+                w.await.unwrap();
+            }
+            committer.stop_async().await;
+            n as f64 / secs
+        })
+    }
+
+    let Some(url) = fresh("measure") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let sled = measure(Arc::new(
+        sealdesk_server::store::SledStore::open(dir.path()).unwrap(),
+    ));
+    let pg = measure(Arc::new(PgStore::open(&url, true).unwrap()));
+    let sled_again = measure(Arc::new(
+        sealdesk_server::store::SledStore::open(&dir.path().join("again")).unwrap(),
+    ));
+    println!(
+        "durable acks/s, 64 writers: sled {sled:.0}, postgres {pg:.0}, sled again {sled_again:.0}; \
+         postgres / sled = {:.2}",
+        pg / ((sled + sled_again) / 2.0)
+    );
+}
