@@ -669,6 +669,7 @@ fn frame(index: usize, p: &Params) -> Frame {
         33 => resp(Response::Error {
             code: p.error_code(),
             message: p.text.clone(),
+            retry_after: (p.n % 2 == 1).then_some(p.n),
         }),
         34 => resp(Response::Card(p.card())),
         35 => resp(Response::Policy(p.policy())),

@@ -142,7 +142,7 @@ export interface ConversationInfo {
 /** A response body (§13.4). */
 export type Response =
   | { kind: "ok" }
-  | { kind: "error"; code: RelayErrorCode; message: string }
+  | { kind: "error"; code: RelayErrorCode; message: string; retryAfter?: number }
   | { kind: "card"; card: IdentityCard }
   | { kind: "policy"; policy: Policy }
   | { kind: "certificate"; certificate: AgentCertificate }
@@ -364,7 +364,11 @@ export function responseFromCbor(v: CborValue): Response {
     case "error": {
       const m = map(body, "error");
       const code = text(m, "code");
-      return { kind: "error", code: KNOWN_CODES.has(code) ? (code as RelayErrorCode) : "bad_request", message: text(m, "message") };
+      const known = KNOWN_CODES.has(code) ? (code as RelayErrorCode) : "bad_request";
+      const error: Extract<Response, { kind: "error" }> = { kind: "error", code: known, message: text(m, "message") };
+      // The seconds to wait before retrying (§13.4): only on a refusal that names a wait.
+      if (Object.hasOwn(m, "retry_after")) error.retryAfter = u(m, "retry_after");
+      return error;
     }
     case "card":
       return { kind: "card", card: cardFromCbor(body) };

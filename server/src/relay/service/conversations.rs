@@ -14,8 +14,7 @@ use sealdesk_protocol::{
     policy::VerifiedPolicy,
     release::ConsentToken,
     wire::{
-        self, ConversationInfo, ErrorCode, Item, OrgConversation, Push, Response, Sequenced,
-        TicketState,
+        ConversationInfo, ErrorCode, Item, OrgConversation, Push, Response, Sequenced, TicketState,
     },
 };
 use tracing::{debug, info};
@@ -113,7 +112,7 @@ impl Service {
         let (agent, certificate) = agents
             .into_iter()
             .find(|(a, _)| a.signing_key == state.agent)
-            .ok_or_else(|| Reject(ErrorCode::Internal, "agent vanished".into()))?;
+            .ok_or_else(|| Reject::new(ErrorCode::Internal, "agent vanished".into()))?;
         self.push(
             &state.agent,
             Push::Assigned {
@@ -146,18 +145,15 @@ impl Service {
             let wait = (quietest + idle).saturating_sub(self.clock.now()).max(1);
             let open = open.len();
             self.guard.refused(crate::limits::OPEN_CONVERSATIONS);
-            return reject(
+            return Err(Reject::retry_after(
                 ErrorCode::QuotaExceeded,
-                wire::with_retry_after(
-                    &format!(
-                        "you have {open} open conversations with {org}, the most this relay \
-                         allows ({most}); continue one of them, or wait until one has been \
-                         quiet for {} h",
-                        idle / 3600
-                    ),
-                    wait,
+                format!(
+                    "you have {open} open conversations with {org}, the most this relay allows \
+                     ({most}); continue one of them, or wait until one has been quiet for {} h",
+                    idle / 3600
                 ),
-            );
+                wait,
+            ));
         }
         self.guard
             .conversation_open(me.to_bytes())
@@ -322,7 +318,7 @@ impl Service {
             .policies
             .get(&s.org, Some(record.policy_version))?
             .ok_or_else(|| {
-                Reject(
+                Reject::new(
                     ErrorCode::BadRequest,
                     "the record's policy version is unknown".into(),
                 )
@@ -358,7 +354,7 @@ impl Service {
             Item::Epoch(record.clone()),
             Some((
                 epoch_dedupe_key(&record.conversation, epoch),
-                Reject(ErrorCode::StaleEpoch, EPOCH_TAKEN.into()),
+                Reject::new(ErrorCode::StaleEpoch, EPOCH_TAKEN.into()),
             )),
             vec![(Collection::Epochs, ekey.clone(), rec_bytes)],
             |st| {
@@ -436,8 +432,7 @@ impl Service {
             sender,
         } = staged;
         if let Err(e) = durable.await {
-            let Reject(code, message) = Reject::from(e);
-            return Response::Error { code, message };
+            return Reject::from(e).into_response();
         }
         self.metrics.messages_stored.inc();
         self.push_item(&item, &audience, &sender);
@@ -548,7 +543,7 @@ pub(super) fn policy_for(
     svc.policies
         .get(org, Some(rec.policy_version))?
         .ok_or_else(|| {
-            Reject(
+            Reject::new(
                 ErrorCode::Internal,
                 "the policy of a stored epoch is missing".into(),
             )

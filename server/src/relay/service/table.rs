@@ -267,7 +267,7 @@ impl ConvTable {
         let mut convs = lock(&self.states)?;
         let s = convs
             .get_mut(c)
-            .ok_or_else(|| Reject(ErrorCode::NotFound, "no such conversation".into()))?;
+            .ok_or_else(|| Reject::new(ErrorCode::NotFound, "no such conversation".into()))?;
         f(s);
         self.store
             .put(Collection::Conversations, c.as_bytes(), &enc(&*s)?)?;
@@ -301,7 +301,7 @@ impl ConvTable {
         let mut convs = lock(&self.states)?;
         let s = convs
             .get_mut(c)
-            .ok_or_else(|| Reject(ErrorCode::NotFound, "no such conversation".into()))?;
+            .ok_or_else(|| Reject::new(ErrorCode::NotFound, "no such conversation".into()))?;
         let mut next = s.clone();
         next.last_seq += 1;
         next.last_activity = self.clock.now();
@@ -336,7 +336,7 @@ impl ConvTable {
         );
         if !self.store.apply(b)? {
             return Err(taken.unwrap_or_else(|| {
-                Reject(
+                Reject::new(
                     ErrorCode::Internal,
                     "a conditional write failed without a duplicate key".into(),
                 )
@@ -487,7 +487,10 @@ impl ConvTable {
         };
         let record = match self.epoch_record(&s.conversation, epoch) {
             Ok(r) => r,
-            Err(Reject(ErrorCode::NotFound, _)) => {
+            Err(Reject {
+                code: ErrorCode::NotFound,
+                ..
+            }) => {
                 warn!(conversation = %s.conversation, epoch, "the current epoch's record is missing");
                 return Ok(None);
             }
