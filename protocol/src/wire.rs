@@ -401,6 +401,11 @@ pub enum Response {
         certificate: AgentCertificate,
         /// The org's policy.
         policy: OrgPolicy,
+        /// A warning ahead of the open-conversations quota: sent once this open brings the
+        /// customer's open conversations with the org to 80% of the relay's most or more.
+        /// Absent on the wire otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        quota: Option<OpenQuota>,
     },
     /// Conversations.
     Conversations(Vec<ConversationInfo>),
@@ -451,6 +456,16 @@ pub enum Response {
     Consistency(ConsistencyProof),
     /// A tree head with the witnesses' cosignatures.
     WitnessedHead(WitnessedHead),
+}
+
+/// How much of the open-conversations quota a customer uses with one org (in
+/// [`Response::Opened`], as a warning ahead of `quota_exceeded`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct OpenQuota {
+    /// The customer's open conversations with the org, this one included.
+    pub open: u32,
+    /// The most the relay allows; one more open is refused with `quota_exceeded`.
+    pub most: u32,
 }
 
 /// A release request with what a trustee needs to decide it.

@@ -678,6 +678,10 @@ fn frame(index: usize, p: &Params) -> Frame {
             agent: p.card(),
             certificate: p.certificate(),
             policy: p.policy(),
+            quota: (p.n % 2 == 1).then_some(wire::OpenQuota {
+                open: p.n as u32,
+                most: p.n as u32,
+            }),
         }),
         38 => resp(Response::Conversations(vec![
             ConversationInfo {

@@ -423,3 +423,30 @@ async fn messages_per_member_per_conversation_are_limited_and_nothing_refused_is
     }
     assert_eq!(limited(&relay, "conversation_messages").await, 1.0);
 }
+
+#[tokio::test]
+async fn opens_from_eighty_percent_of_the_quota_carry_a_warning() {
+    let (relay, _dir) = spawn_relay_with(|c| c.limits.open_conversations_per_org = 5).await;
+    let url = relay.ws_url();
+    let org = Org::setup(&url, 72, "acme", 1, 1).await;
+    let mut alice = RawClient::login(&url, &org.customers[0]).await;
+    let mut r = rng(3);
+    let mut quotas = Vec::new();
+    for _ in 0..5 {
+        let answer = alice
+            .request(Request::OpenConversation {
+                org: org.name.clone(),
+                conversation: ConversationId::random(&mut r),
+            })
+            .await;
+        let Response::Opened { quota, .. } = answer else {
+            panic!("expected Opened, got {answer:?}");
+        };
+        quotas.push(quota.map(|q| (q.open, q.most)));
+    }
+    assert_eq!(
+        quotas,
+        [None, None, None, Some((4, 5)), Some((5, 5))],
+        "the warning starts at 80% of the quota"
+    );
+}

@@ -146,7 +146,7 @@ export type Response =
   | { kind: "card"; card: IdentityCard }
   | { kind: "policy"; policy: Policy }
   | { kind: "certificate"; certificate: AgentCertificate }
-  | { kind: "opened"; agent: IdentityCard; certificate: AgentCertificate; policy: Policy }
+  | { kind: "opened"; agent: IdentityCard; certificate: AgentCertificate; policy: Policy; quota?: { open: number; most: number } }
   | { kind: "conversations"; conversations: ConversationInfo[] }
   | { kind: "stored"; seq: number }
   | { kind: "items"; items: Sequenced[]; more: boolean }
@@ -378,7 +378,13 @@ export function responseFromCbor(v: CborValue): Response {
       return { kind: "certificate", certificate: certificateFromCbor(body) };
     case "opened": {
       const m = map(body, "opened");
-      return { kind: "opened", agent: cardFromCbor(get(m, "agent")), certificate: certificateFromCbor(get(m, "certificate")), policy: policyFromCbor(get(m, "policy")) };
+      const opened: Extract<Response, { kind: "opened" }> = { kind: "opened", agent: cardFromCbor(get(m, "agent")), certificate: certificateFromCbor(get(m, "certificate")), policy: policyFromCbor(get(m, "policy")) };
+      // A warning ahead of the open-conversations quota (§13.4), only from 80% of it on.
+      if (Object.hasOwn(m, "quota")) {
+        const q = map(m.quota, "quota");
+        opened.quota = { open: u(q, "open"), most: u(q, "most") };
+      }
+      return opened;
     }
     case "conversations": {
       if (!Array.isArray(body)) throw malformed("conversations: expected an array");

@@ -14,7 +14,8 @@ use sealdesk_protocol::{
     policy::VerifiedPolicy,
     release::ConsentToken,
     wire::{
-        ConversationInfo, ErrorCode, Item, OrgConversation, Push, Response, Sequenced, TicketState,
+        ConversationInfo, ErrorCode, Item, OpenQuota, OrgConversation, Push, Response, Sequenced,
+        TicketState,
     },
 };
 use tracing::{debug, info};
@@ -66,7 +67,7 @@ impl Service {
         if caller.card.role != Role::Customer {
             return reject(ErrorCode::Forbidden, "only customers open conversations");
         }
-        self.open_limits(caller, org)?;
+        let open_before = self.open_limits(caller, org)?;
         let policy = self.policies.current(org)?;
         let agents = self.agents(&policy)?;
         if agents.is_empty() {
@@ -125,12 +126,20 @@ impl Service {
             agent,
             certificate,
             policy: policy.policy().clone(),
+            quota: self
+                .guard
+                .open_quota_warning(open_before + 1)
+                .map(|(open, most)| OpenQuota {
+                    open: u32::try_from(open).unwrap_or(u32::MAX),
+                    most: u32::try_from(most).unwrap_or(u32::MAX),
+                }),
         })
     }
 
     /// The abuse limits on opening: the customer's open conversations with `org` (those with
-    /// an item within `open_conversation_idle_secs`) and its opens per hour.
-    fn open_limits(&self, caller: &Caller, org: &str) -> Result<(), Reject> {
+    /// an item within `open_conversation_idle_secs`) and its opens per hour. Returns how many
+    /// are open before this one.
+    fn open_limits(&self, caller: &Caller, org: &str) -> Result<usize, Reject> {
         let me = caller.key();
         let idle = self.guard.open_idle.as_secs();
         let since = self.clock.now().saturating_sub(idle);
@@ -157,7 +166,8 @@ impl Service {
         }
         self.guard
             .conversation_open(me.to_bytes())
-            .map_err(super::limited)
+            .map_err(super::limited)?;
+        Ok(open.len())
     }
 
     pub(super) async fn transfer(&self, caller: &Caller, c: ConversationId, to: &str) -> Reply {
