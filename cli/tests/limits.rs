@@ -38,6 +38,12 @@ async fn open_past_the_open_conversations_quota_says_what_and_when() {
     for n in 0..most {
         let (ok, out) = open(&w, &org.fingerprint).await;
         assert!(ok, "open {n}: {out}");
+        // From 80% of the quota on, the open warns ahead of the refusal.
+        let warned = out.contains(&format!(
+            "you now have {} of the {most} conversations this relay lets you have open with acme",
+            n + 1
+        ));
+        assert_eq!(warned, (n + 1) * 100 >= most * 80, "open {n}: {out}");
     }
     let (ok, out) = open(&w, &org.fingerprint).await;
     assert!(

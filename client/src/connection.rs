@@ -167,15 +167,11 @@ fn connect_error(host: &str, wss: bool, error: tungstenite::Error) -> ClientErro
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .unwrap_or(1);
-        let message = body.unwrap_or_else(|| {
-            sealdesk_protocol::wire::with_retry_after(
-                "too many connections from your address",
-                secs,
-            )
-        });
+        let message = body.unwrap_or_else(|| "too many connections from your address".into());
         return ClientError::Relay {
             code: sealdesk_protocol::wire::ErrorCode::RateLimited,
             message,
+            retry_after: Some(std::time::Duration::from_secs(secs)),
         };
     }
     match rustls_error {

@@ -44,12 +44,17 @@ pub enum ClientError {
     },
 
     /// The relay refused a request.
-    #[error("the relay refused the request ({code:?}): {message}")]
+    #[error(
+        "the relay refused the request ({code:?}): {message}{}",
+        wait_text(retry_after)
+    )]
     Relay {
         /// The relay's error code.
         code: ErrorCode,
         /// The relay's explanation.
         message: String,
+        /// The wait the relay asked for before trying again (its error's `retry_after`).
+        retry_after: Option<std::time::Duration>,
     },
 
     /// The relay answered with something the protocol does not allow here.
@@ -376,15 +381,19 @@ pub enum ClientError {
     },
 }
 
+/// How a refusal's wait reads after its message: `; retry after N s`, or nothing.
+fn wait_text(wait: &Option<std::time::Duration>) -> String {
+    wait.map(|w| format!("; retry after {} s", w.as_secs()))
+        .unwrap_or_default()
+}
+
 impl ClientError {
-    /// How long the relay asked to wait before retrying, for a `rate_limited` or
-    /// `quota_exceeded` refusal that says (see [`sealdesk_protocol::wire::retry_after`]).
+    /// How long the relay asked to wait before retrying: the `retry_after` field of its
+    /// refusal (a `rate_limited` or `quota_exceeded` one, typically), or the `Retry-After`
+    /// header of its HTTP 429.
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
-            Self::Relay {
-                code: ErrorCode::RateLimited | ErrorCode::QuotaExceeded,
-                message,
-            } => sealdesk_protocol::wire::retry_after(message),
+            Self::Relay { retry_after, .. } => *retry_after,
             _ => None,
         }
     }

@@ -97,9 +97,14 @@ impl Session {
             Some(Frame::Challenge(c)) => c,
             // Refused before the challenge (the address used up its failed authentications).
             Some(Frame::Response {
-                body: Response::Error { code, message },
+                body:
+                    Response::Error {
+                        code,
+                        message,
+                        retry_after,
+                    },
                 ..
-            }) => return Err(relay_error(code, message)),
+            }) => return Err(relay_error(code, message, retry_after)),
             None => return Err(ClientError::Closed(Some("during the handshake".into()))),
             Some(_) => {
                 return Err(ClientError::UnexpectedResponse(
@@ -119,9 +124,14 @@ impl Session {
         let welcome = match answer {
             Some(Frame::Welcome(w)) => w,
             Some(Frame::Response {
-                body: Response::Error { code, message },
+                body:
+                    Response::Error {
+                        code,
+                        message,
+                        retry_after,
+                    },
                 ..
-            }) => return Err(relay_error(code, message)),
+            }) => return Err(relay_error(code, message, retry_after)),
             None => return Err(ClientError::Closed(Some("during the handshake".into()))),
             Some(_) => {
                 return Err(ClientError::UnexpectedResponse(
@@ -209,7 +219,11 @@ impl Session {
                     secs,
                 }),
                 Ok(Err(_)) => Err(ClientError::Closed(self.shared.closed_reason())),
-                Ok(Ok(Response::Error { code, message })) => Err(relay_error(code, message)),
+                Ok(Ok(Response::Error {
+                    code,
+                    message,
+                    retry_after,
+                })) => Err(relay_error(code, message, retry_after)),
                 Ok(Ok(response)) => Ok(response),
             },
         };
@@ -266,11 +280,15 @@ impl Session {
 /// `stale_epoch` makes it follow the newer epoch, `already_answered` makes a trustee's resent
 /// answer count as done (PROTOCOL.md §13.8). An older relay's `conflict` is treated like the
 /// specific code the request implies.
-fn relay_error(code: ErrorCode, message: String) -> ClientError {
+fn relay_error(code: ErrorCode, message: String, retry_after: Option<u64>) -> ClientError {
     if code == ErrorCode::NotRegistered {
         ClientError::NotRegistered
     } else {
-        ClientError::Relay { code, message }
+        ClientError::Relay {
+            code,
+            message,
+            retry_after: retry_after.map(std::time::Duration::from_secs),
+        }
     }
 }
 

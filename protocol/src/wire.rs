@@ -406,6 +406,11 @@ pub enum Response {
         code: ErrorCode,
         /// Human-readable explanation (no secrets).
         message: String,
+        /// For a refusal that frees up with time (`rate_limited`, `quota_exceeded`): the
+        /// seconds to wait before trying again. Absent on the wire when the relay names no
+        /// wait, so an error without one encodes as it always did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after: Option<u64>,
     },
     /// A card.
     Card(IdentityCard),
@@ -421,6 +426,11 @@ pub enum Response {
         certificate: AgentCertificate,
         /// The org's policy.
         policy: OrgPolicy,
+        /// A warning ahead of the open-conversations quota: sent once this open brings the
+        /// customer's open conversations with the org to 80% of the relay's most or more.
+        /// Absent on the wire otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        quota: Option<OpenQuota>,
     },
     /// Conversations.
     Conversations(Vec<ConversationInfo>),
@@ -471,6 +481,16 @@ pub enum Response {
     Consistency(ConsistencyProof),
     /// A tree head with the witnesses' cosignatures.
     WitnessedHead(WitnessedHead),
+}
+
+/// How much of the open-conversations quota a customer uses with one org (in
+/// [`Response::Opened`], as a warning ahead of `quota_exceeded`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct OpenQuota {
+    /// The customer's open conversations with the org, this one included.
+    pub open: u32,
+    /// The most the relay allows; one more open is refused with `quota_exceeded`.
+    pub most: u32,
 }
 
 /// A release request with what a trustee needs to decide it.
@@ -542,21 +562,35 @@ pub enum ErrorCode {
     Unknown,
 }
 
-/// The text a `rate_limited` (or `quota_exceeded`) message ends with when the relay knows
-/// when to try again: `…; retry after <seconds> s`.
-pub const RETRY_AFTER_MARK: &str = "; retry after ";
+impl Response {
+    /// A [`Response::Error`] naming no wait.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Error {
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
 
-/// `message` with the wait a client should keep before retrying, in the form
-/// [`retry_after`] reads.
-pub fn with_retry_after(message: &str, secs: u64) -> String {
-    format!("{message}{RETRY_AFTER_MARK}{secs} s")
-}
+    /// A [`Response::Error`] asking the client to wait `secs` seconds before trying again.
+    pub fn error_retry_after(code: ErrorCode, message: impl Into<String>, secs: u64) -> Self {
+        Self::Error {
+            code,
+            message: message.into(),
+            retry_after: Some(secs),
+        }
+    }
 
-/// The wait an error message asks for (see [`with_retry_after`]), if it names one.
-pub fn retry_after(message: &str) -> Option<std::time::Duration> {
-    let (_, tail) = message.rsplit_once(RETRY_AFTER_MARK)?;
-    let secs = tail.strip_suffix(" s")?.parse().ok()?;
-    Some(std::time::Duration::from_secs(secs))
+    /// The wait a [`Response::Error`] asks for, if it names one.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Error {
+                retry_after: Some(secs),
+                ..
+            } => Some(std::time::Duration::from_secs(*secs)),
+            _ => None,
+        }
+    }
 }
 
 /// Something new, pushed by the relay.
@@ -872,10 +906,7 @@ mod tests {
         // A newer relay's code: the response decodes, the code is `Unknown`.
         let newer = Frame::Response {
             id: 9,
-            body: Response::Error {
-                code: ErrorCode::BadRequest,
-                message: "m".into(),
-            },
+            body: Response::error(ErrorCode::BadRequest, "m"),
         };
         let mut b = encode(&newer).unwrap();
         let at = b
@@ -886,7 +917,7 @@ mod tests {
         match decode(&b).unwrap() {
             Frame::Response {
                 id: 9,
-                body: Response::Error { code, message },
+                body: Response::Error { code, message, .. },
             } => {
                 assert_eq!(code, ErrorCode::Unknown);
                 assert_eq!(message, "m");
@@ -905,15 +936,39 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_is_written_and_read_back() {
-        let m = with_retry_after("too many registrations from your address", 42);
-        assert_eq!(
-            m,
-            "too many registrations from your address; retry after 42 s"
-        );
-        assert_eq!(retry_after(&m), Some(std::time::Duration::from_secs(42)));
-        assert_eq!(retry_after("slow down"), None);
-        assert_eq!(retry_after("x; retry after soon s"), None);
+    fn retry_after_is_a_field_absent_when_unset() {
+        // Without a wait the error encodes exactly as before the field existed.
+        #[derive(Serialize)]
+        #[serde(rename_all = "snake_case")]
+        enum Before {
+            Error { code: ErrorCode, message: String },
+        }
+        let plain = Response::error(ErrorCode::RateLimited, "slow down");
+        let before = Before::Error {
+            code: ErrorCode::RateLimited,
+            message: "slow down".into(),
+        };
+        assert_eq!(to_cbor(&plain).unwrap(), to_cbor(&before).unwrap());
+        assert_eq!(plain.retry_after(), None);
+        // With one it travels as `retry_after` and reads back; the message is left alone.
+        let timed = Response::error_retry_after(ErrorCode::RateLimited, "slow down", 42);
+        let b = encode(&Frame::Response { id: 3, body: timed }).unwrap();
+        assert!(b.windows(11).any(|w| w == b"retry_after"));
+        match decode(&b).unwrap() {
+            Frame::Response { id: 3, body } => {
+                assert_eq!(body.retry_after(), Some(std::time::Duration::from_secs(42)));
+                assert!(
+                    matches!(body, Response::Error { ref message, .. } if message == "slow down")
+                );
+            }
+            other => panic!("expected the error response, got {other:?}"),
+        }
+        // A relay that sends no wait still decodes (the field defaults to none).
+        let old = encode(&Frame::Response { id: 4, body: plain }).unwrap();
+        match decode(&old).unwrap() {
+            Frame::Response { body, .. } => assert_eq!(body.retry_after(), None),
+            other => panic!("expected the error response, got {other:?}"),
+        }
         let b = to_cbor(&ErrorCode::QuotaExceeded).unwrap();
         assert_eq!(
             from_cbor::<ErrorCode>(&b, "code").unwrap(),

@@ -1387,10 +1387,7 @@ fn wire_frames(o: &Org) -> Value {
             "response 5: error",
             Frame::Response {
                 id: 5,
-                body: Response::Error {
-                    code: ErrorCode::Forbidden,
-                    message: "not a member of this conversation".into(),
-                },
+                body: Response::error(ErrorCode::Forbidden, "not a member of this conversation"),
             },
         ),
         (

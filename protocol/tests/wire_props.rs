@@ -720,6 +720,7 @@ fn frame(index: usize, p: &Params) -> Frame {
         33 => resp(Response::Error {
             code: p.error_code(),
             message: p.text.clone(),
+            retry_after: (p.n % 2 == 1).then_some(p.n),
         }),
         34 => resp(Response::Card(p.card())),
         35 => resp(Response::Policy(p.policy())),
@@ -728,6 +729,10 @@ fn frame(index: usize, p: &Params) -> Frame {
             agent: p.card(),
             certificate: p.certificate(),
             policy: p.policy(),
+            quota: (p.n % 2 == 1).then_some(wire::OpenQuota {
+                open: p.n as u32,
+                most: p.n as u32,
+            }),
         }),
         38 => resp(Response::Conversations(vec![
             ConversationInfo {

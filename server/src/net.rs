@@ -501,13 +501,10 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
 }
 
 /// HTTP 429 with `Retry-After` (whole seconds) for a source over its connection rate; the
-/// body starts with the wire's error code, `rate_limited`.
+/// body is the wire's error code, `rate_limited`, and what was limited.
 fn too_many(limited: &Limited) -> Response<Full<Bytes>> {
     let secs = limited.retry_after_secs().max(1);
-    let body = format!(
-        "rate_limited: {}; retry after {secs} s\n",
-        limits::describe(limited.limit)
-    );
+    let body = format!("rate_limited: {}\n", limits::describe(limited.limit));
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
     let h = response.headers_mut();

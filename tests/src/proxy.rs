@@ -523,10 +523,7 @@ impl LogForger {
         };
         let leaves: Vec<merkle::Hash> = entries.iter().map(AuditEntry::leaf_hash).collect();
         let len = leaves.len() as u64;
-        let refuse = |m: &str| Response::Error {
-            code: ErrorCode::BadRequest,
-            message: m.to_owned(),
-        };
+        let refuse = |m: &str| Response::error(ErrorCode::BadRequest, m);
         match (request, body) {
             (Some(Request::GetTreeHead), _) => Response::TreeHead(self.head_of(entries)),
             // The witnesses' real cosignatures, with the forged head.

@@ -80,6 +80,7 @@ async fn open_epoch_send_push_decrypt_and_deliver() {
             agent: card,
             certificate,
             policy,
+            ..
         } => {
             assert_eq!(card, agent.card());
             assert_eq!(certificate, org.certificates[0]);

@@ -618,6 +618,7 @@ async fn substituted_policy_with_another_master_is_refused() {
             agent,
             certificate,
             policy: fake.clone(),
+            quota: None,
         },
         Response::Policy(_) => Response::Policy(fake.clone()),
         other => other,
@@ -747,6 +748,7 @@ async fn forged_agent_certificate_is_refused() {
                 agent: card.clone(),
                 certificate: cert.clone(),
                 policy,
+                quota: None,
             },
             other => other,
         }));
@@ -768,6 +770,7 @@ async fn forged_agent_certificate_is_refused() {
                 agent: card.clone(),
                 certificate,
                 policy,
+                quota: None,
             },
             other => other,
         }));

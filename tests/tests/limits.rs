@@ -128,7 +128,11 @@ async fn register_from(relay: &RunningRelay, client: Option<&str>, who: &Identit
 /// The code and retry-after of a refusal.
 fn refusal(r: &Response) -> (ErrorCode, Option<Duration>) {
     match r {
-        Response::Error { code, message } => (*code, wire::retry_after(message)),
+        Response::Error { code, message, .. } => {
+            // The wait is the `retry_after` field, never text to parse.
+            assert!(!message.contains("retry after"), "{message}");
+            (*code, r.retry_after())
+        }
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
@@ -294,10 +298,10 @@ async fn failed_authentications_from_one_source_close_its_next_connection_with_4
     match next_frame(&mut ws).await {
         Some(Frame::Response {
             id: 0,
-            body: Response::Error { code, message },
+            body: body @ Response::Error { .. },
         }) => {
-            assert_eq!(code, ErrorCode::RateLimited);
-            assert!(wire::retry_after(&message).is_some(), "{message}");
+            assert_eq!(refusal(&body).0, ErrorCode::RateLimited);
+            assert!(body.retry_after().is_some(), "{body:?}");
         }
         other => panic!("expected a rate_limited refusal before the challenge, got {other:?}"),
     }
@@ -418,4 +422,31 @@ async fn messages_per_member_per_conversation_are_limited_and_nothing_refused_is
         other => panic!("expected items, got {other:?}"),
     }
     assert_eq!(limited(&relay, "conversation_messages").await, 1.0);
+}
+
+#[tokio::test]
+async fn opens_from_eighty_percent_of_the_quota_carry_a_warning() {
+    let (relay, _dir) = spawn_relay_with(|c| c.limits.open_conversations_per_org = 5).await;
+    let url = relay.ws_url();
+    let org = Org::setup(&url, 72, "acme", 1, 1).await;
+    let mut alice = RawClient::login(&url, &org.customers[0]).await;
+    let mut r = rng(3);
+    let mut quotas = Vec::new();
+    for _ in 0..5 {
+        let answer = alice
+            .request(Request::OpenConversation {
+                org: org.name.clone(),
+                conversation: ConversationId::random(&mut r),
+            })
+            .await;
+        let Response::Opened { quota, .. } = answer else {
+            panic!("expected Opened, got {answer:?}");
+        };
+        quotas.push(quota.map(|q| (q.open, q.most)));
+    }
+    assert_eq!(
+        quotas,
+        [None, None, None, Some((4, 5)), Some((5, 5))],
+        "the warning starts at 80% of the quota"
+    );
 }

@@ -72,10 +72,10 @@ async fn flood_once(url: &str, who: &Identity, body: Request) -> Option<Response
         Err(e) => panic!("flood connect: {e}"),
     };
     let Some(Frame::Challenge(ch)) = next_frame(&mut ws).await else {
-        return Some(Response::Error {
-            code: ErrorCode::RateLimited,
-            message: "refused before the challenge".into(),
-        });
+        return Some(Response::error(
+            ErrorCode::RateLimited,
+            "refused before the challenge",
+        ));
     };
     let auth = Frame::Auth(AuthResponse::answer(&who.keys, who.card(), &ch));
     ws.send(Message::binary(wire::encode(&auth).unwrap()))

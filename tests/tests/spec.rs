@@ -25,7 +25,7 @@ async fn error_for(c: &mut RawClient, id: u64) -> (ErrorCode, String) {
         match c.recv_frame().await {
             Some(Frame::Response {
                 id: got,
-                body: Response::Error { code, message },
+                body: Response::Error { code, message, .. },
             }) => {
                 assert_eq!(got, id, "the error answers the request it is about");
                 return (code, message);

@@ -68,7 +68,7 @@ impl Client {
             ));
         }
         let id = ConversationId::random(&mut rng()?);
-        let (agent, certificate, raw) = match self
+        let (agent, certificate, raw, quota) = match self
             .session
             .request(Request::OpenConversation {
                 org: org.to_owned(),
@@ -80,7 +80,8 @@ impl Client {
                 agent,
                 certificate,
                 policy,
-            } => (agent, certificate, policy),
+                quota,
+            } => (agent, certificate, policy, quota),
             other => return Err(unexpected("OpenConversation", &other)),
         };
         // What only the relay's answer shows (the policy it opened under, the assigned
@@ -129,6 +130,14 @@ impl Client {
                 None,
             )
             .await?;
+        }
+        if let Some(q) = quota {
+            // Built from the numbers only: the relay's words are not shown as ours.
+            warnings.push(format!(
+                "you now have {} of the {} conversations this relay lets you have open with \
+                 {org}; continue one of them rather than opening another",
+                q.open, q.most
+            ));
         }
         Ok(OpenedConversation {
             conversation: id,

@@ -230,4 +230,34 @@ impl Guard {
     pub fn refused(&self, limit: &'static str) {
         self.metrics.limited.inc(limit);
     }
+
+    /// The warning ahead of the open-conversations quota: `Some((open, most))` once a
+    /// customer's `open` conversations with one org (the new one included) reach
+    /// [`OPEN_QUOTA_WARN_PERCENT`] of the most allowed.
+    pub fn open_quota_warning(&self, open: usize) -> Option<(usize, usize)> {
+        let most = self.open_conversations;
+        (most > 0 && open.saturating_mul(100) >= most.saturating_mul(OPEN_QUOTA_WARN_PERCENT))
+            .then_some((open, most))
+    }
+}
+
+/// The share of the open-conversations quota (in percent) from which an open carries a
+/// warning.
+pub const OPEN_QUOTA_WARN_PERCENT: usize = 80;
+
+#[cfg(test)]
+mod warning_tests {
+    use super::*;
+
+    #[test]
+    fn the_open_quota_warning_starts_at_eighty_percent() {
+        let limits = Limits {
+            open_conversations_per_org: 10,
+            ..Limits::default()
+        };
+        let guard = Guard::new(&limits, Arc::new(Metrics::default()));
+        assert_eq!(guard.open_quota_warning(7), None);
+        assert_eq!(guard.open_quota_warning(8), Some((8, 10)));
+        assert_eq!(guard.open_quota_warning(10), Some((10, 10)));
+    }
 }

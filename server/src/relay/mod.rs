@@ -229,10 +229,10 @@ async fn serve_with(
                         Ok(n)
                     }
                     Err(e) => {
-                        warn!(code = ?e.0, "retention sweep failed: {}", e.1);
+                        warn!(code = ?e.code, "retention sweep failed: {}", e.message);
                         Err(crate::Error::Internal(format!(
                             "retention sweep failed: {}",
-                            e.1
+                            e.message
                         )))
                     }
                 };

@@ -63,10 +63,9 @@ pub(crate) async fn run(svc: Arc<Service>, mut conn: Connection, peer: SocketAdd
         if let Err(l) = svc.guard.may_authenticate(source) {
             // Refused before the challenge: the answer says why and when, the close ends it.
             debug!("failed-authentication limit; refusing the session");
-            let Reject(code, message) = limited(l);
             let refusal = Frame::Response {
                 id: 0,
-                body: Response::Error { code, message },
+                body: limited(l).into_response(),
             };
             if let Ok(b) = wire::encode(&refusal) {
                 let _ = conn.send(b).await;
@@ -123,12 +122,11 @@ async fn authenticate(svc: &Service, conn: &mut Connection, source: IpAddr) -> O
         svc.guard.auth_failed(source);
         let msg = Frame::Response {
             id: 0,
-            body: Response::Error {
-                code: ErrorCode::Forbidden,
-                message: "authentication failed: answer the challenge with a valid card and \
-                          signature before anything else"
-                    .into(),
-            },
+            body: Response::error(
+                ErrorCode::Forbidden,
+                "authentication failed: answer the challenge with a valid card and signature \
+                 before anything else",
+            ),
         };
         if let Ok(b) = wire::encode(&msg) {
             let _ = conn.send(b).await;
@@ -173,10 +171,7 @@ async fn serve(svc: &Arc<Service>, conn: &mut Connection, mut account: Account, 
                 // The field name is the client's: log the request id and size only.
                 debug!(id = bad.id, size = bytes.len(), "request with a bad field");
                 pipeline.drain().await;
-                let body = Response::Error {
-                    code: ErrorCode::BadField,
-                    message: bad.message(),
-                };
+                let body = Response::error(ErrorCode::BadField, bad.message());
                 let Some(frame) = encode_response(bad.id, body) else {
                     break;
                 };
@@ -217,9 +212,9 @@ async fn serve(svc: &Arc<Service>, conn: &mut Connection, mut account: Account, 
             (Account::Unregistered(_), Request::Register)
         );
         if registering && let Err(l) = svc.guard.registration(source) {
-            let Reject(code, message) = limited(l);
-            debug!(?code, %message, "registration refused");
-            let Some(frame) = encode_response(id, Response::Error { code, message }) else {
+            let refusal = limited(l);
+            debug!(code = ?refusal.code, message = %refusal.message, "registration refused");
+            let Some(frame) = encode_response(id, refusal.into_response()) else {
                 break;
             };
             if conn.send(frame).await.is_err() {
@@ -251,10 +246,10 @@ fn encode_response(id: u64, body: Response) -> Option<Vec<u8>> {
         .or_else(|_| {
             wire::encode(&Frame::Response {
                 id,
-                body: Response::Error {
-                    code: ErrorCode::TooLarge,
-                    message: "the answer does not fit in one frame; ask for less".into(),
-                },
+                body: Response::error(
+                    ErrorCode::TooLarge,
+                    "the answer does not fit in one frame; ask for less",
+                ),
             })
         })
         .ok()
@@ -316,9 +311,9 @@ async fn answer(svc: Arc<Service>, outbox: Outbox, mut jobs: mpsc::Receiver<Job>
                 // durable watermark must still move on.
                 let body = match *staged {
                     Ok(staged) => svc.acknowledge(staged).await,
-                    Err(Reject(code, message)) => {
-                        debug!(?code, %message, "request refused");
-                        Response::Error { code, message }
+                    Err(refusal) => {
+                        debug!(code = ?refusal.code, message = %refusal.message, "request refused");
+                        refusal.into_response()
                     }
                 };
                 if open {

@@ -142,11 +142,11 @@ export interface ConversationInfo {
 /** A response body (§13.4). */
 export type Response =
   | { kind: "ok" }
-  | { kind: "error"; code: RelayErrorCode; message: string }
+  | { kind: "error"; code: RelayErrorCode; message: string; retryAfter?: number }
   | { kind: "card"; card: IdentityCard }
   | { kind: "policy"; policy: Policy }
   | { kind: "certificate"; certificate: AgentCertificate }
-  | { kind: "opened"; agent: IdentityCard; certificate: AgentCertificate; policy: Policy }
+  | { kind: "opened"; agent: IdentityCard; certificate: AgentCertificate; policy: Policy; quota?: { open: number; most: number } }
   | { kind: "conversations"; conversations: ConversationInfo[] }
   | { kind: "stored"; seq: number }
   | { kind: "items"; items: Sequenced[]; more: boolean }
@@ -364,7 +364,11 @@ export function responseFromCbor(v: CborValue): Response {
     case "error": {
       const m = map(body, "error");
       const code = text(m, "code");
-      return { kind: "error", code: KNOWN_CODES.has(code) ? (code as RelayErrorCode) : "bad_request", message: text(m, "message") };
+      const known = KNOWN_CODES.has(code) ? (code as RelayErrorCode) : "bad_request";
+      const error: Extract<Response, { kind: "error" }> = { kind: "error", code: known, message: text(m, "message") };
+      // The seconds to wait before retrying (§13.4): only on a refusal that names a wait.
+      if (Object.hasOwn(m, "retry_after")) error.retryAfter = u(m, "retry_after");
+      return error;
     }
     case "card":
       return { kind: "card", card: cardFromCbor(body) };
@@ -374,7 +378,13 @@ export function responseFromCbor(v: CborValue): Response {
       return { kind: "certificate", certificate: certificateFromCbor(body) };
     case "opened": {
       const m = map(body, "opened");
-      return { kind: "opened", agent: cardFromCbor(get(m, "agent")), certificate: certificateFromCbor(get(m, "certificate")), policy: policyFromCbor(get(m, "policy")) };
+      const opened: Extract<Response, { kind: "opened" }> = { kind: "opened", agent: cardFromCbor(get(m, "agent")), certificate: certificateFromCbor(get(m, "certificate")), policy: policyFromCbor(get(m, "policy")) };
+      // A warning ahead of the open-conversations quota (§13.4), only from 80% of it on.
+      if (Object.hasOwn(m, "quota")) {
+        const q = map(m.quota, "quota");
+        opened.quota = { open: u(q, "open"), most: u(q, "most") };
+      }
+      return opened;
     }
     case "conversations": {
       if (!Array.isArray(body)) throw malformed("conversations: expected an array");

@@ -139,7 +139,7 @@ pub async fn request(ws: &mut Ws, id: u64, body: Request) -> Result<Response> {
         }
     };
     match tokio::time::timeout(STEP, wait).await? {
-        Ok(Response::Error { code, message }) => {
+        Ok(Response::Error { code, message, .. }) => {
             Err(anyhow!("request refused ({code:?}): {message}"))
         }
         other => other,

@@ -555,7 +555,7 @@ impl Receiver {
                 self.stats.acked.fetch_add(1, Ordering::Relaxed);
                 self.stats.record(&self.stats.ack, id >> 1);
             }
-            Response::Error { code, message } => {
+            Response::Error { code, message, .. } => {
                 self.stats.error(format!("refused ({code:?}): {message}"));
             }
             _ => {}

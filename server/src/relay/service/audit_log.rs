@@ -108,7 +108,7 @@ impl AuditLog {
             return reject(ErrorCode::BadRequest, "index or size beyond the log");
         }
         let path = merkle::inclusion_proof(&leaves[..size as usize], index)
-            .map_err(|e| Reject(ErrorCode::BadRequest, e.to_string()))?;
+            .map_err(|e| Reject::new(ErrorCode::BadRequest, e.to_string()))?;
         Ok(InclusionProof {
             index,
             size,
@@ -123,7 +123,7 @@ impl AuditLog {
             return reject(ErrorCode::BadRequest, "sizes beyond the log");
         }
         let path = merkle::consistency_proof(&leaves[..new as usize], old)
-            .map_err(|e| Reject(ErrorCode::BadRequest, e.to_string()))?;
+            .map_err(|e| Reject::new(ErrorCode::BadRequest, e.to_string()))?;
         Ok(ConsistencyProof {
             old,
             new,
@@ -317,7 +317,7 @@ impl Service {
                 entries.push(entry);
             } else {
                 let index = seq_from_key(&k)
-                    .ok_or_else(|| Reject(ErrorCode::Internal, "audit entry key".into()))?;
+                    .ok_or_else(|| Reject::new(ErrorCode::Internal, "audit entry key".into()))?;
                 withheld.push(WithheldEntry::of(index, &entry));
             }
         }

@@ -14,7 +14,7 @@ use sealdesk_protocol::{
     policy::VerifiedPolicy,
     release::ConsentToken,
     wire::{
-        self, ConversationInfo, ErrorCode, Item, OrgConversation, Push, Response, Sequenced,
+        ConversationInfo, ErrorCode, Item, OpenQuota, OrgConversation, Push, Response, Sequenced,
         TicketState,
     },
 };
@@ -67,7 +67,7 @@ impl Service {
         if caller.card.role != Role::Customer {
             return reject(ErrorCode::Forbidden, "only customers open conversations");
         }
-        self.open_limits(caller, org)?;
+        let open_before = self.open_limits(caller, org)?;
         let policy = self.policies.current(org)?;
         let agents = self.agents(&policy)?;
         if agents.is_empty() {
@@ -113,7 +113,7 @@ impl Service {
         let (agent, certificate) = agents
             .into_iter()
             .find(|(a, _)| a.signing_key == state.agent)
-            .ok_or_else(|| Reject(ErrorCode::Internal, "agent vanished".into()))?;
+            .ok_or_else(|| Reject::new(ErrorCode::Internal, "agent vanished".into()))?;
         self.push(
             &state.agent,
             Push::Assigned {
@@ -126,12 +126,20 @@ impl Service {
             agent,
             certificate,
             policy: policy.policy().clone(),
+            quota: self
+                .guard
+                .open_quota_warning(open_before + 1)
+                .map(|(open, most)| OpenQuota {
+                    open: u32::try_from(open).unwrap_or(u32::MAX),
+                    most: u32::try_from(most).unwrap_or(u32::MAX),
+                }),
         })
     }
 
     /// The abuse limits on opening: the customer's open conversations with `org` (those with
-    /// an item within `open_conversation_idle_secs`) and its opens per hour.
-    fn open_limits(&self, caller: &Caller, org: &str) -> Result<(), Reject> {
+    /// an item within `open_conversation_idle_secs`) and its opens per hour. Returns how many
+    /// are open before this one.
+    fn open_limits(&self, caller: &Caller, org: &str) -> Result<usize, Reject> {
         let me = caller.key();
         let idle = self.guard.open_idle.as_secs();
         let since = self.clock.now().saturating_sub(idle);
@@ -146,22 +154,20 @@ impl Service {
             let wait = (quietest + idle).saturating_sub(self.clock.now()).max(1);
             let open = open.len();
             self.guard.refused(crate::limits::OPEN_CONVERSATIONS);
-            return reject(
+            return Err(Reject::retry_after(
                 ErrorCode::QuotaExceeded,
-                wire::with_retry_after(
-                    &format!(
-                        "you have {open} open conversations with {org}, the most this relay \
-                         allows ({most}); continue one of them, or wait until one has been \
-                         quiet for {} h",
-                        idle / 3600
-                    ),
-                    wait,
+                format!(
+                    "you have {open} open conversations with {org}, the most this relay allows \
+                     ({most}); continue one of them, or wait until one has been quiet for {} h",
+                    idle / 3600
                 ),
-            );
+                wait,
+            ));
         }
         self.guard
             .conversation_open(me.to_bytes())
-            .map_err(super::limited)
+            .map_err(super::limited)?;
+        Ok(open.len())
     }
 
     pub(super) async fn transfer(&self, caller: &Caller, c: ConversationId, to: &str) -> Reply {
@@ -324,7 +330,7 @@ impl Service {
             .policies
             .get(&s.org, Some(record.policy_version))?
             .ok_or_else(|| {
-                Reject(
+                Reject::new(
                     ErrorCode::BadRequest,
                     "the record's policy version is unknown".into(),
                 )
@@ -360,7 +366,7 @@ impl Service {
             Item::Epoch(record.clone()),
             Some((
                 epoch_dedupe_key(&record.conversation, epoch),
-                Reject(ErrorCode::StaleEpoch, EPOCH_TAKEN.into()),
+                Reject::new(ErrorCode::StaleEpoch, EPOCH_TAKEN.into()),
             )),
             vec![(Collection::Epochs, ekey.clone(), rec_bytes)],
             |st| {
@@ -438,8 +444,7 @@ impl Service {
             sender,
         } = staged;
         if let Err(e) = durable.await {
-            let Reject(code, message) = Reject::from(e);
-            return Response::Error { code, message };
+            return Reject::from(e).into_response();
         }
         self.metrics.messages_stored.inc();
         self.push_item(&item, &audience, &sender);
@@ -550,7 +555,7 @@ pub(super) fn policy_for(
     svc.policies
         .get(org, Some(rec.policy_version))?
         .ok_or_else(|| {
-            Reject(
+            Reject::new(
                 ErrorCode::Internal,
                 "the policy of a stored epoch is missing".into(),
             )

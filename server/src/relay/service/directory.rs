@@ -107,7 +107,7 @@ impl Policies {
     /// `NotFound` if the org has none.
     pub(super) fn current(&self, org: &str) -> Result<VerifiedPolicy, Reject> {
         self.get(org, None)?
-            .ok_or_else(|| Reject(ErrorCode::NotFound, format!("no org named {org:?}")))
+            .ok_or_else(|| Reject::new(ErrorCode::NotFound, format!("no org named {org:?}")))
     }
 
     /// How many verified policies are cached (for tests).
@@ -376,7 +376,10 @@ mod tests {
         assert_eq!(policies.get("other", None).unwrap(), None);
         assert!(matches!(
             policies.current("other"),
-            Err(Reject(ErrorCode::NotFound, _))
+            Err(Reject {
+                code: ErrorCode::NotFound,
+                ..
+            })
         ));
         // A version published later is the current one at once.
         store_policy(store.as_ref(), v[2].policy());
@@ -394,7 +397,10 @@ mod tests {
             for _ in 0..2 {
                 assert!(matches!(
                     policies.get("acme", version),
-                    Err(Reject(ErrorCode::BadRequest, _))
+                    Err(Reject {
+                        code: ErrorCode::BadRequest,
+                        ..
+                    })
                 ));
             }
         }

@@ -58,16 +58,53 @@ const COUNTER_REUSED: &str = "this (epoch, sender) has stored a message with thi
      higher one: counters only go up, and one may not be reused; open a new epoch instead of \
      resending with an old counter";
 
-/// A refusal: an error code and a message for the client.
+/// A refusal: an error code, a message for the client and, for a refusal that frees up with
+/// time, the seconds to wait before trying again.
 #[derive(Debug)]
-pub(crate) struct Reject(pub ErrorCode, pub String);
+pub(crate) struct Reject {
+    /// Machine-readable code.
+    pub code: ErrorCode,
+    /// Human-readable explanation.
+    pub message: String,
+    /// Seconds to wait before trying again, if the refusal names a wait.
+    pub retry_after: Option<u64>,
+}
+
+impl Reject {
+    /// A refusal naming no wait.
+    pub(crate) fn new(code: ErrorCode, message: String) -> Self {
+        Self {
+            code,
+            message,
+            retry_after: None,
+        }
+    }
+
+    /// A refusal asking the client to wait `secs` seconds (at least one) before trying again.
+    pub(crate) fn retry_after(code: ErrorCode, message: String, secs: u64) -> Self {
+        Self {
+            code,
+            message,
+            retry_after: Some(secs.max(1)),
+        }
+    }
+
+    /// The error response that carries this refusal.
+    pub(crate) fn into_response(self) -> Response {
+        Response::Error {
+            code: self.code,
+            message: self.message,
+            retry_after: self.retry_after,
+        }
+    }
+}
 
 type Reply = Result<Response, Reject>;
 
 impl From<crate::Error> for Reject {
     fn from(e: crate::Error) -> Self {
         warn!(error = %e, "storage error while serving a request");
-        Reject(
+        Reject::new(
             ErrorCode::Internal,
             "the relay could not complete the request; try again".into(),
         )
@@ -76,23 +113,21 @@ impl From<crate::Error> for Reject {
 
 impl From<sealdesk_protocol::Error> for Reject {
     fn from(e: sealdesk_protocol::Error) -> Self {
-        Reject(ErrorCode::BadRequest, e.to_string())
+        Reject::new(ErrorCode::BadRequest, e.to_string())
     }
 }
 
 /// The refusal for a rate limit: `rate_limited`, saying what and when to retry.
 pub(crate) fn limited(l: Limited) -> Reject {
-    Reject(
+    Reject::retry_after(
         ErrorCode::RateLimited,
-        wire::with_retry_after(
-            crate::limits::describe(l.limit),
-            l.retry_after_secs().max(1),
-        ),
+        crate::limits::describe(l.limit).to_owned(),
+        l.retry_after_secs(),
     )
 }
 
 fn reject<T>(code: ErrorCode, msg: impl Into<String>) -> Result<T, Reject> {
-    Err(Reject(code, msg.into()))
+    Err(Reject::new(code, msg.into()))
 }
 
 /// A registered account behind a session: the token every request handler takes. Only the
@@ -157,19 +192,19 @@ pub(crate) struct Service {
 }
 
 fn enc<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, Reject> {
-    wire::to_cbor(v).map_err(|_| Reject(ErrorCode::Internal, "encoding failed".into()))
+    wire::to_cbor(v).map_err(|_| Reject::new(ErrorCode::Internal, "encoding failed".into()))
 }
 
 fn dec<T: serde::de::DeserializeOwned>(b: &[u8], what: &'static str) -> Result<T, Reject> {
     wire::from_cbor(b, what).map_err(|e| {
         warn!(what, error = %e, "stored object does not decode");
-        Reject(ErrorCode::Internal, "stored data is damaged".into())
+        Reject::new(ErrorCode::Internal, "stored data is damaged".into())
     })
 }
 
 fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, Reject> {
     m.lock()
-        .map_err(|_| Reject(ErrorCode::Internal, "internal lock poisoned".into()))
+        .map_err(|_| Reject::new(ErrorCode::Internal, "internal lock poisoned".into()))
 }
 
 impl Service {
@@ -270,9 +305,9 @@ impl Service {
         };
         match result {
             Ok(r) => r,
-            Err(Reject(code, message)) => {
-                debug!(?code, %message, "request refused");
-                Response::Error { code, message }
+            Err(refusal) => {
+                debug!(code = ?refusal.code, message = %refusal.message, "request refused");
+                refusal.into_response()
             }
         }
     }

@@ -267,7 +267,7 @@ impl ConvTable {
         let mut convs = lock(&self.states)?;
         let s = convs
             .get_mut(c)
-            .ok_or_else(|| Reject(ErrorCode::NotFound, "no such conversation".into()))?;
+            .ok_or_else(|| Reject::new(ErrorCode::NotFound, "no such conversation".into()))?;
         f(s);
         self.store
             .put(Collection::Conversations, c.as_bytes(), &enc(&*s)?)?;
@@ -301,7 +301,7 @@ impl ConvTable {
         let mut convs = lock(&self.states)?;
         let s = convs
             .get_mut(c)
-            .ok_or_else(|| Reject(ErrorCode::NotFound, "no such conversation".into()))?;
+            .ok_or_else(|| Reject::new(ErrorCode::NotFound, "no such conversation".into()))?;
         let mut next = s.clone();
         next.last_seq += 1;
         next.last_activity = self.clock.now();
@@ -334,7 +334,7 @@ impl ConvTable {
             .append_item(c.as_bytes(), next.last_seq, &enc(&stored)?, b)?
         {
             return Err(taken.unwrap_or_else(|| {
-                Reject(
+                Reject::new(
                     ErrorCode::Internal,
                     "a conditional write failed without a duplicate key".into(),
                 )
@@ -495,7 +495,10 @@ impl ConvTable {
         };
         let record = match self.epoch_record(&s.conversation, epoch) {
             Ok(r) => r,
-            Err(Reject(ErrorCode::NotFound, _)) => {
+            Err(Reject {
+                code: ErrorCode::NotFound,
+                ..
+            }) => {
                 warn!(conversation = %s.conversation, epoch, "the current epoch's record is missing");
                 return Ok(None);
             }
