@@ -4,7 +4,8 @@
  * client's `ingest_notice` checks it. A notice is shown as **verified** only if the entry's
  * signature verifies, it is about this conversation, its signer is allowed to make it (a release:
  * a trustee of the org's policy, for that org and its master; an erasure: the customer or the
- * relay; a revocation: the customer), and it is proven in the audit log: an inclusion proof under
+ * relay; a revocation: the customer; a dispute ticket closed: the relay), and it is proven in the
+ * audit log: an inclusion proof under
  * a tree head signed by the pinned relay key. One logged entry is one notice: the same leaf again
  * is shown as a repeat, never as a second opening. Anything else is shown, marked NOT GENUINE.
  */
@@ -19,6 +20,7 @@ import {
   type AuditEntry,
   type AuditEvent,
   type CborValue,
+  type ClosedBecause,
   type Policy,
   type ReleaseBasis,
   type TreeHead,
@@ -69,6 +71,15 @@ function basisFromCbor(v: CborValue | undefined): ReleaseBasis {
   throw new ProtocolError("malformed", `basis ${k}`);
 }
 
+function closedBecauseFromCbor(v: CborValue | undefined): ClosedBecause {
+  if (v === "released" || v === "rejected") return v;
+  const m = map(v, "because");
+  const keys = Object.keys(m);
+  const reason = m.master;
+  if (keys.length !== 1 || typeof reason !== "string") throw new ProtocolError("malformed", "because: expected released, rejected or { master }");
+  return { master: reason };
+}
+
 /** An audit entry from its CBOR map (`{ event, at, signer, signature }`). */
 export function auditEntryFromCbor(v: CborValue): AuditEntry {
   const m = map(v, "audit entry");
@@ -83,6 +94,8 @@ export function auditEntryFromCbor(v: CborValue): AuditEntry {
     event = { erasure: { conversation: bytes(e, "conversation", 16), reason } };
   } else if (k === "consent_revocation") {
     event = { consent_revocation: { conversation: bytes(e, "conversation", 16), consent: bytes(e, "consent", 16) } };
+  } else if (k === "dispute_closed") {
+    event = { dispute_closed: { org: str(e, "org"), conversation: bytes(e, "conversation", 16), ticket: bytes(e, "ticket", 16), because: closedBecauseFromCbor(e.because) } };
   } else if (k === "policy_change") {
     event = { policy_change: { org: str(e, "org"), version: num(e, "version"), policyHash: bytes(e, "policy_hash", 32) } };
   } else {
@@ -101,6 +114,7 @@ function conversationOf(e: AuditEvent): Uint8Array | null {
   if ("release" in e) return e.release.conversation;
   if ("erasure" in e) return e.erasure.conversation;
   if ("consent_revocation" in e) return e.consent_revocation.conversation;
+  if ("dispute_closed" in e) return e.dispute_closed.conversation;
   return null;
 }
 
@@ -157,6 +171,9 @@ export async function checkNotice(seq: number, index: number, entry: AuditEntry,
       if (!equal(entry.signer, ctx.me) && !equal(entry.signer, ctx.relayKey)) failure = "signer";
     } else if ("consent_revocation" in e) {
       if (!equal(entry.signer, ctx.me)) failure = "signer";
+    } else if ("dispute_closed" in e) {
+      // Only the relay closes a ticket in the log (on the master's signed close or on its own).
+      if (e.dispute_closed.org !== ctx.org || !equal(entry.signer, ctx.relayKey)) failure = "signer";
     } else {
       failure = "signer";
     }
@@ -192,5 +209,10 @@ function describe(e: AuditEvent, signer: string | null): string {
   }
   if ("erasure" in e) return `this conversation was erased (${e.erasure.reason})`;
   if ("consent_revocation" in e) return `consent ${toHex(e.consent_revocation.consent)} was revoked`;
+  if ("dispute_closed" in e) {
+    const d = e.dispute_closed;
+    const why = d.because === "released" ? "its release is complete" : d.because === "rejected" ? "the arbiters rejected it" : `${d.org} closed it: ${d.because.master}`;
+    return `dispute ticket ${toHex(d.ticket)} about this chat is closed (${why}); nothing more can be released under it`;
+  }
   return `${e.policy_change.org} published policy version ${e.policy_change.version}`;
 }

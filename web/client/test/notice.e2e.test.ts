@@ -1,9 +1,11 @@
 /**
  * Release notices end to end: a TypeScript customer chats with the CLI agent; the master opens a
  * dispute, the arbiter approves, the trustee's daemon releases and the master unlocks (all with
- * the Rust CLI). The customer is shown exactly one notice, verified: signed by the org's trustee,
- * about this conversation, and proven in the audit log under a head signed by the pinned relay
- * key. A notice whose entry is altered is shown NOT GENUINE (`checkNotice` on a tampered copy).
+ * the Rust CLI). The customer is shown exactly one release notice, verified: signed by the org's
+ * trustee, about this conversation, and proven in the audit log under a head signed by the pinned
+ * relay key; then the ticket's close (the relay closes it once the master collected the shares),
+ * verified too: signed by the relay's log key and proven. A notice whose entry is altered is
+ * shown NOT GENUINE (`checkNotice` on a tampered copy).
  */
 import { randomBytes } from "node:crypto";
 import type { ChildProcess } from "node:child_process";
@@ -51,21 +53,32 @@ describe("a release notice in the TypeScript customer", () => {
     await org.as("owner", ["transcript", "unlock", "--conversation", id, "--ticket", ticket]);
 
     const shown = await eventually("the notice", () => {
-      const n = events.find((e) => e.kind === "notice");
+      const n = events.find((e) => e.kind === "notice" && e.notice.text.includes("released its share"));
       return n?.kind === "notice" ? n.notice : undefined;
     });
     expect(shown.verified).toBe(true);
     expect(shown.signer).toBe("t1");
     expect(shown.text).toContain("the trustee t1 released its share to acme for epoch 0 of this chat under dispute ticket");
     expect(shown.provenIn).toBeGreaterThan(shown.index);
-    expect(carol.releaseNotices()).toHaveLength(1);
+    const closed = await eventually("the ticket's close", () => {
+      const n = events.find((e) => e.kind === "notice" && e.notice.text.includes("is closed"));
+      return n?.kind === "notice" ? n.notice : undefined;
+    });
+    expect(closed.verified).toBe(true);
+    expect(closed.text).toContain(`dispute ticket ${ticket} about this chat is closed (its release is complete)`);
+    expect(closed.provenIn).toBeGreaterThan(closed.index);
+    const notices = carol.releaseNotices();
+    expect(notices).toHaveLength(2);
+    expect(notices.filter((n) => n.text.includes("released its share"))).toHaveLength(1);
 
     // The same entry with one byte of its signature changed: shown, but NOT GENUINE.
     const kept = await store.keys("item/");
     let raw: Uint8Array | undefined;
     for (const k of kept) {
       const b = await store.get(k);
-      if (b !== undefined && JSON.stringify(Object.keys((fromCbor(b) as { item: Record<string, unknown> }).item)) === '["notice"]') raw = b;
+      if (b === undefined) continue;
+      const kept = fromCbor(b) as { item: { notice?: { entry: Parameters<typeof auditEntryFromCbor>[0] } } };
+      if (kept.item.notice !== undefined && "release" in auditEntryFromCbor(kept.item.notice.entry).event) raw = b;
     }
     expect(raw).toBeDefined();
     const item = fromCbor(raw ?? new Uint8Array()) as { item: { notice: { entry: Parameters<typeof auditEntryFromCbor>[0]; index: number } } };
@@ -96,6 +109,23 @@ describe("a release notice in the TypeScript customer", () => {
     if (policy !== null) {
       const noTrustee = await checkNotice(99, item.item.notice.index, entry, { ...ctx, policy: { ...policy, trustees: [] } });
       expect(noTrustee.failure).toBe("signer");
+    }
+    // The ticket's close counts only when the relay's log key signed it, for this org.
+    let closeEntry: ReturnType<typeof auditEntryFromCbor> | undefined;
+    for (const k of kept) {
+      const b = await store.get(k);
+      if (b === undefined) continue;
+      const kept = fromCbor(b) as { item: { notice?: { entry: Parameters<typeof auditEntryFromCbor>[0] } } };
+      if (kept.item.notice === undefined) continue;
+      const e = auditEntryFromCbor(kept.item.notice.entry);
+      if ("dispute_closed" in e.event) closeEntry = e;
+    }
+    expect(closeEntry).toBeDefined();
+    if (closeEntry !== undefined) {
+      const otherKey = await checkNotice(99, 0, closeEntry, { ...ctx, relayKey: carol.card.signingKey });
+      expect(otherKey.failure).toBe("signer");
+      const otherOrg = await checkNotice(99, 0, closeEntry, { ...ctx, org: "globex" });
+      expect(otherOrg.failure).toBe("signer");
     }
     carol.stop();
   });

@@ -18,10 +18,14 @@ export type AuditEvent =
   | { release: { org: string; requestHash: Uint8Array; conversation: Uint8Array; epochs: EpochRange; basis: ReleaseBasis; master: Uint8Array } }
   | { erasure: { conversation: Uint8Array; reason: "retention" | "customer request" } }
   | { consent_revocation: { conversation: Uint8Array; consent: Uint8Array } }
-  | { policy_change: { org: string; version: number; policyHash: Uint8Array } };
+  | { policy_change: { org: string; version: number; policyHash: Uint8Array } }
+  | { dispute_closed: { org: string; conversation: Uint8Array; ticket: Uint8Array; because: ClosedBecause } };
+
+/** Why a dispute ticket was closed (§10.5a): the master's reason, or the relay's own close. */
+export type ClosedBecause = { master: string } | "released" | "rejected";
 
 /** Event codes of the layout. */
-export const EVENT_CODES = { release: 1, erasure: 2, consent_revocation: 3, policy_change: 4 } as const;
+export const EVENT_CODES = { release: 1, erasure: 2, consent_revocation: 3, policy_change: 4, dispute_closed: 5 } as const;
 
 /** Appends an event's canonical layout. */
 export function writeEvent(w: Writer, e: AuditEvent): Writer {
@@ -37,6 +41,12 @@ export function writeEvent(w: Writer, e: AuditEvent): Writer {
   }
   if ("erasure" in e) return w.u8(2).fixed(e.erasure.conversation).str(e.erasure.reason);
   if ("consent_revocation" in e) return w.u8(3).fixed(e.consent_revocation.conversation).fixed(e.consent_revocation.consent);
+  if ("dispute_closed" in e) {
+    const d = e.dispute_closed;
+    w.u8(5).str(d.org).fixed(d.conversation).fixed(d.ticket);
+    if (typeof d.because === "object") return w.u8(1).str(d.because.master);
+    return w.u8(d.because === "released" ? 2 : 3);
+  }
   return w.u8(4).str(e.policy_change.org).u32(e.policy_change.version).fixed(e.policy_change.policyHash);
 }
 
