@@ -104,7 +104,8 @@ describe("the widget in Chromium", () => {
     await org.agent(["send", "--conversation", id, "back after the restart"]);
     await expect.poll(() => lines(page)).toEqual(["my order 1234 never arrived", "sorry about that: a new one ships today", "thanks, that was quick", "back after the restart"]);
 
-    // The master opens the conversation under an approved dispute: one verified notice.
+    // The master opens the conversation under an approved dispute: one verified release notice,
+    // then the ticket's close (the master collected the shares), verified too.
     await org.as("owner", ["dispute", "open", "--conversation", id, "--reason", "chargeback"]);
     const tickets = JSON.parse(await org.as("a1", ["dispute", "list", "--json"])) as { tickets: { ticket: string }[] };
     const ticket = tickets.tickets[0]?.ticket ?? "";
@@ -115,14 +116,18 @@ describe("the widget in Chromium", () => {
     } finally {
       trustee.kill("SIGTERM");
     }
-    await expect.poll(() => page.locator("#log li.notice").count()).toBe(1);
-    expect(await page.locator("#log li.notice").getAttribute("data-verified")).toBe("true");
-    expect(await page.locator("#log li.notice .meta").textContent()).toContain("Verified ✓: signed by trustee t1, proven in the public audit log");
+    await expect.poll(() => page.locator("#log li.notice").count()).toBe(2);
+    const released = page.locator("#log li.notice", { hasText: "released its share" });
+    expect(await released.count()).toBe(1);
+    expect(await released.getAttribute("data-verified")).toBe("true");
+    expect(await released.locator(".meta").textContent()).toContain("Verified ✓: signed by trustee t1, proven in the public audit log");
+    const closed = page.locator("#log li.notice", { hasText: "is closed (its release is complete)" });
+    expect(await closed.getAttribute("data-verified")).toBe("true");
     await page.screenshot({ path: join(shots, "widget-notice.png") });
-    // Still one after a reload (kept with its verdict, not shown twice).
+    // Still the same two after a reload (kept with their verdicts, not shown twice).
     await page.reload();
     await expect.poll(() => lines(page)).toHaveLength(4);
-    expect(await page.locator("#log li.notice").count()).toBe(1);
+    expect(await page.locator("#log li.notice").count()).toBe(2);
 
     // The customer consents in the widget; the master unlocks under it: a second verified notice.
     await page.locator("#consent summary").click();
@@ -137,7 +142,7 @@ describe("the widget in Chromium", () => {
     } finally {
       trustee2.kill("SIGTERM");
     }
-    await expect.poll(() => page.locator("#log li.notice[data-verified=true]").count()).toBe(2);
+    await expect.poll(() => page.locator("#log li.notice[data-verified=true]").count()).toBe(3);
     expect(await page.locator("#log li.notice").last().textContent()).toContain(`under your consent ${consent}`);
     await page.screenshot({ path: join(shots, "widget-consent-notice.png") });
 
