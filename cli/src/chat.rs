@@ -662,6 +662,7 @@ fn print_events<W: Write>(
                 let line = HistoryLine::Item {
                     entry: entry.clone(),
                     delivery: None,
+                    number: None,
                 };
                 if here || !matches!(entry, LogEntry::Message { mine: true, .. }) {
                     writeln!(out, "{prefix}{}", render_line(&line))?;
