@@ -73,3 +73,59 @@ async fn history_numbers_messages_without_skips() {
         );
     }
 }
+
+/// A transfer hands the earlier messages to the new agent: the new agent's history says it
+/// opened them, in words; the customer's says only that it happened; `--json` has the typed
+/// outcome.
+#[tokio::test]
+async fn a_hand_off_is_worded_for_each_reader() {
+    let w = World::new().await;
+    let conv = org_and_conversation(&w).await;
+    ok(&w, "bob", &["init", "--name", "bob", "--role", "agent"]).await;
+    ok(&w, "bob", &["register"]).await;
+    ok(&w, "acme-owner", &["org", "add-agent", "bob"]).await;
+    ok(
+        &w,
+        "alice",
+        &["transfer", "--conversation", &conv, "--to", "bob"],
+    )
+    .await;
+
+    let hand_off = |text: &str| -> String {
+        text.lines()
+            .find(|l| l.contains("alice passed bob the earlier messages"))
+            .unwrap_or_else(|| panic!("no hand-off line:\n{text}"))
+            .to_owned()
+    };
+    let bob = ok(&w, "bob", &["history", "--conversation", &conv]).await;
+    assert_eq!(
+        hand_off(&bob),
+        "── alice passed bob the earlier messages (epoch 0): opened, you can read them now ──",
+        "{bob}"
+    );
+    assert!(bob.contains("my order 1234 never came"), "{bob}");
+    let outcome = |h: serde_json::Value| {
+        h["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["entry"]["type"] == "hand_off")
+            .map(|l| l["entry"]["outcome"].clone())
+            .unwrap_or_else(|| panic!("no hand-off: {h:#}"))
+    };
+    assert_eq!(
+        outcome(json(&w, "bob", &["history", "--conversation", &conv]).await),
+        serde_json::json!({"is": "opened", "epochs": [0]})
+    );
+
+    let carol = ok(&w, "carol", &["history", "--conversation", &conv]).await;
+    assert_eq!(
+        hand_off(&carol),
+        "── alice passed bob the earlier messages (epoch 0) ──",
+        "{carol}"
+    );
+    assert_eq!(
+        outcome(json(&w, "carol", &["history", "--conversation", &conv]).await),
+        serde_json::json!({"is": "for_other"})
+    );
+}
