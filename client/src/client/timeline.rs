@@ -68,6 +68,15 @@ impl Client {
         history(&self.account, id)
     }
 
+    /// The reader's number of the item at relay sequence `seq`, as [`Client::history`]
+    /// numbers it: `None` if that item is not a message (or is not in the timeline).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn message_number(&self, id: &ConversationId, seq: u64) -> Result<Option<u64>> {
+        message_number(&self.account, id, seq)
+    }
+
     /// Marks everything in the conversation as seen by the user (for unread counts).
     ///
     /// # Errors
@@ -244,6 +253,24 @@ pub fn history(account: &Account, id: &ConversationId) -> Result<History> {
         lines,
         erased: meta.erased,
     })
+}
+
+/// The reader's number of the item at relay sequence `seq`, from local state: messages are
+/// counted in the timeline's order, as [`history`] counts them.
+///
+/// # Errors
+/// Storage errors.
+pub fn message_number(account: &Account, id: &ConversationId, seq: u64) -> Result<Option<u64>> {
+    let mut n: u64 = 0;
+    for entry in account.log(id)? {
+        if numbered(&entry) {
+            n += 1;
+            if entry.seq() == seq {
+                return Ok(Some(n));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Whether an entry is a message the reader counts: text (shown) or a message that could not
