@@ -662,6 +662,11 @@ fn print_events<W: Write>(
                 let line = HistoryLine::Item {
                     entry: entry.clone(),
                     delivery: None,
+                    // The number history gives it; none if the timeline cannot be read now.
+                    number: client
+                        .message_number(&e.conversation, entry.seq())
+                        .ok()
+                        .flatten(),
                 };
                 if here || !matches!(entry, LogEntry::Message { mine: true, .. }) {
                     writeln!(out, "{prefix}{}", render_line(&line))?;

@@ -4,6 +4,7 @@
 use sealdesk_client::account::{EpochStatus, LogEntry};
 use sealdesk_client::client::HistoryLine;
 use sealdesk_client::fmt_time;
+use sealdesk_client::handoff::HandOffOutcome;
 
 /// What a command prints: text for people, JSON for scripts.
 ///
@@ -116,98 +117,113 @@ pub fn render_line(line: &HistoryLine) -> String {
                 ),
             }
         }
-        HistoryLine::Item { entry, delivery } => match entry {
-            LogEntry::Message {
-                seq,
-                stored_at,
-                sender,
-                text,
-                epoch,
-                kind: sealdesk_protocol::message::ContentKind::Status,
-                ..
-            } => format!(
-                "#{seq} {} ── {sender} set the status to {text} ──   [verified, epoch {epoch}]",
+        HistoryLine::Item {
+            entry,
+            delivery,
+            number,
+        } => item(entry, *delivery, *number),
+    }
+}
+
+/// One timeline item: a message starts with the reader's number (`#3`) when the history gave
+/// one; other lines start with no number (the relay's sequence numbers skip for the reader).
+fn item(entry: &LogEntry, delivery: Option<&str>, number: Option<u64>) -> String {
+    let at = number.map(|n| format!("#{n} ")).unwrap_or_default();
+    match entry {
+        LogEntry::Message {
+            stored_at,
+            sender,
+            text,
+            epoch,
+            kind: sealdesk_protocol::message::ContentKind::Status,
+            ..
+        } => format!(
+            "{at}{} ── {sender} set the status to {text} ──   [verified, epoch {epoch}]",
+            fmt_time(*stored_at)
+        ),
+        LogEntry::Message {
+            stored_at,
+            sender,
+            text,
+            epoch,
+            ..
+        } => {
+            let d = match delivery {
+                Some("read") => "  ✓✓ read",
+                Some("delivered") => "  ✓ delivered",
+                Some(_) => "  · sent",
+                None => "",
+            };
+            format!(
+                "{at}{} {sender}: {text}   [verified, epoch {epoch}]{d}",
                 fmt_time(*stored_at)
+            )
+        }
+        LogEntry::Rejected {
+            epoch,
+            sender,
+            reason,
+            ..
+        } => format!("{at}✗ message from {sender} (epoch {epoch}) NOT SHOWN: {reason}"),
+        LogEntry::Epoch {
+            epoch,
+            members,
+            creator,
+            status,
+            ..
+        } => match status {
+            EpochStatus::Refused(r) => {
+                format!("{at}!! epoch {epoch} REFUSED: {r}; its messages will not be shown")
+            }
+            EpochStatus::NotMember => format!(
+                "{at}── epoch {epoch} opened by {creator} for {}; you are not a member ──",
+                members.join(", ")
             ),
-            LogEntry::Message {
-                seq,
-                stored_at,
-                sender,
-                text,
-                epoch,
-                ..
-            } => {
-                let d = match delivery {
-                    Some("read") => "  ✓✓ read",
-                    Some("delivered") => "  ✓ delivered",
-                    Some(_) => "  · sent",
-                    None => "",
-                };
-                format!(
-                    "#{seq} {} {sender}: {text}   [verified, epoch {epoch}]{d}",
-                    fmt_time(*stored_at)
-                )
-            }
-            LogEntry::Rejected {
-                seq,
-                epoch,
-                sender,
-                reason,
-            } => format!("#{seq} ✗ message from {sender} (epoch {epoch}) NOT SHOWN: {reason}"),
-            LogEntry::Epoch {
-                seq,
-                epoch,
-                members,
-                creator,
-                status,
-                ..
-            } => match status {
-                EpochStatus::Refused(r) => {
-                    format!("#{seq} !! epoch {epoch} REFUSED: {r}; its messages will not be shown")
-                }
-                EpochStatus::NotMember => format!(
-                    "#{seq} ── epoch {epoch} opened by {creator} for {}; you are not a member ──",
-                    members.join(", ")
-                ),
-                _ => format!(
-                    "#{seq} ── epoch {epoch} opened by {creator}: {} (verified, escrow recomputed) ──",
-                    members.join(", ")
-                ),
-            },
-            LogEntry::HandOff {
-                seq,
-                from,
-                to,
-                epochs,
-                outcome,
-            } => {
-                let what = format!(
-                    "{from} passed {to} the earlier messages ({})",
-                    epoch_list(epochs)
-                );
-                // The library says "for TO" when the hand-off is someone else's: nothing to add.
-                if *outcome == format!("for {to}") {
-                    format!("#{seq} ── {what} ──")
-                } else {
-                    format!("#{seq} ── {what}: {outcome} ──")
-                }
-            }
-            LogEntry::Receipt { seq, sender, upto } => {
-                format!("#{seq} (read receipt from {sender} up to #{upto})")
-            }
-            LogEntry::Notice {
-                seq,
-                stored_at,
-                text,
-                verified,
-                index,
-                ..
-            } => format!(
-                "#{seq} !! NOTICE {} {text} [audit log #{index}{}] !!",
-                fmt_time(*stored_at),
-                if *verified { ", signed" } else { "" }
+            _ => format!(
+                "{at}── epoch {epoch} opened by {creator}: {} (verified, escrow recomputed) ──",
+                members.join(", ")
             ),
         },
+        LogEntry::HandOff {
+            from,
+            to,
+            epochs,
+            outcome,
+            ..
+        } => {
+            let what = format!(
+                "{from} passed {to} the earlier messages ({})",
+                epoch_list(epochs)
+            );
+            match outcome {
+                HandOffOutcome::ForOther => format!("{at}── {what} ──"),
+                HandOffOutcome::Opened { epochs: opened } if opened == epochs => {
+                    format!("{at}── {what}: opened, you can read them now ──")
+                }
+                HandOffOutcome::Opened { epochs: opened } => format!(
+                    "{at}── {what}: opened, {} now readable ──",
+                    match opened.as_slice() {
+                        [_] => format!("{} is", epoch_list(opened)),
+                        _ => format!("{} are", epoch_list(opened)),
+                    }
+                ),
+                HandOffOutcome::Refused { reason } => {
+                    format!("{at}── {what}: refused: {reason} ──")
+                }
+            }
+        }
+        LogEntry::Receipt { sender, .. } => format!("{at}(read receipt from {sender})"),
+        LogEntry::Notice {
+            stored_at,
+            text,
+            verified,
+            index,
+            ..
+        } => format!(
+            "{at}!! NOTICE {} {text} [audit log #{index}{}] !!",
+            fmt_time(*stored_at),
+            if *verified { ", signed" } else { "" }
+        ),
     }
 }
 
@@ -235,33 +251,72 @@ fn epoch_list(epochs: &[u32]) -> String {
 mod tests {
     use sealdesk_client::account::LogEntry;
     use sealdesk_client::client::HistoryLine;
+    use sealdesk_client::handoff::HandOffOutcome;
 
     use super::render_line;
 
-    fn hand_off(epochs: Vec<u32>, outcome: &str) -> String {
+    fn hand_off(epochs: Vec<u32>, outcome: HandOffOutcome) -> String {
         render_line(&HistoryLine::Item {
             entry: LogEntry::HandOff {
                 seq: 9,
                 from: "alice".to_owned(),
                 to: "dave".to_owned(),
                 epochs,
-                outcome: outcome.to_owned(),
+                outcome,
             },
             delivery: None,
+            number: None,
         })
     }
 
+    /// Each outcome's wording, pinned: someone else's hand-off adds nothing, an opened one
+    /// says so in words (no `[0, 1]`), a refused one gives the reason.
     #[test]
     fn a_hand_off_reads_in_plain_words() {
         assert_eq!(
-            hand_off(vec![0], "for dave"),
-            "#9 ── alice passed dave the earlier messages (epoch 0) ──"
+            hand_off(vec![0], HandOffOutcome::ForOther),
+            "── alice passed dave the earlier messages (epoch 0) ──"
         );
         assert_eq!(
-            hand_off(vec![0, 1, 2], "refused: not signed"),
-            "#9 ── alice passed dave the earlier messages (epochs 0, 1 and 2): refused: not signed ──"
+            hand_off(vec![0, 1], HandOffOutcome::Opened { epochs: vec![0, 1] }),
+            "── alice passed dave the earlier messages (epochs 0 and 1): opened, you can read them now ──"
         );
-        assert!(hand_off(vec![0, 1], "for dave").contains("(epochs 0 and 1)"));
+        assert_eq!(
+            hand_off(vec![0, 1, 2], HandOffOutcome::Opened { epochs: vec![1, 2] }),
+            "── alice passed dave the earlier messages (epochs 0, 1 and 2): opened, epochs 1 and 2 are now readable ──"
+        );
+        assert_eq!(
+            hand_off(vec![0, 1], HandOffOutcome::Opened { epochs: vec![1] }),
+            "── alice passed dave the earlier messages (epochs 0 and 1): opened, epoch 1 is now readable ──"
+        );
+        assert_eq!(
+            hand_off(
+                vec![0, 1, 2],
+                HandOffOutcome::Refused {
+                    reason: "not signed".to_owned()
+                }
+            ),
+            "── alice passed dave the earlier messages (epochs 0, 1 and 2): refused: not signed ──"
+        );
+    }
+
+    /// A message shows the reader's number, never the relay's sequence number.
+    #[test]
+    fn a_message_shows_the_readers_number() {
+        let line = render_line(&HistoryLine::Item {
+            entry: LogEntry::Rejected {
+                seq: 17,
+                epoch: 1,
+                sender: "carol".to_owned(),
+                reason: "bad signature".to_owned(),
+            },
+            delivery: None,
+            number: Some(3),
+        });
+        assert_eq!(
+            line,
+            "#3 ✗ message from carol (epoch 1) NOT SHOWN: bad signature"
+        );
     }
 
     #[test]

@@ -233,3 +233,44 @@ async fn the_chat_shows_who_is_typing_and_sends_typing_with_a_command() {
     let (ran, ()) = tokio::join!(chat, driver);
     ran.unwrap();
 }
+
+/// Messages in the chat carry the reader's numbers, as `history` gives them: the ones shown
+/// from the history, the one typed, and the one that arrives while the chat is open (although
+/// the relay's sequence numbers skip for the epoch and the read receipts).
+#[tokio::test]
+async fn the_chat_numbers_messages_as_history_does() {
+    let w = World::new().await;
+    let mut org = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "hello").await.unwrap();
+
+    let (mut typing, keyboard) = tokio::io::duplex(4096);
+    let screen = Screen::default();
+    let mut out = screen.clone();
+    let alice = &mut org.agents[0];
+    let chat = chat::run(alice, BufReader::new(keyboard), &mut out, Some(conv));
+    let driver = async {
+        screen.shows("carol: hello").await;
+        typing.write_all(b"on it\n").await.unwrap();
+        screen.shows("alice: on it").await;
+        carol.send_text(&conv, "thanks").await.unwrap();
+        screen.shows("carol: thanks").await;
+        typing.write_all(b"/quit\n").await.unwrap();
+    };
+    let (ran, ()) = tokio::join!(chat, driver);
+    ran.unwrap();
+    let shown = screen.text();
+    for (n, said) in [
+        (1, "carol: hello"),
+        (2, "alice: on it"),
+        (3, "carol: thanks"),
+    ] {
+        assert!(
+            shown
+                .lines()
+                .any(|l| l.starts_with(&format!("#{n} ")) && l.contains(said)),
+            "{said:?} should be #{n}:\n{shown}"
+        );
+    }
+}

@@ -240,8 +240,8 @@ pub enum LogEntry {
         to: String,
         /// Epochs.
         epochs: Vec<u32>,
-        /// Whether this account opened it, or why not.
-        outcome: String,
+        /// Whether it was for this account, and if so whether it opened.
+        outcome: crate::handoff::HandOffOutcome,
     },
     /// An end-to-end read receipt (kept so the item counts as processed; not shown).
     Receipt {

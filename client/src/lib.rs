@@ -42,6 +42,7 @@ pub mod client;
 pub mod connection;
 pub mod error;
 pub mod escrow;
+pub mod handoff;
 pub mod io_failure;
 pub mod notice;
 pub mod redact;

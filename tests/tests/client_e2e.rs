@@ -61,6 +61,7 @@ async fn customer_opens_agent_replies_and_histories_match() {
             HistoryLine::Item {
                 entry: LogEntry::Message { mine: true, .. },
                 delivery,
+                ..
             } => *delivery,
             _ => None,
         })

@@ -16,6 +16,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use sealdesk_client::handoff::HandOffOutcome;
 use sealdesk_client::{
     Account, Client, ClientError,
     account::{EpochStatus, LogEntry},
@@ -1403,7 +1404,7 @@ async fn protocol_confusion_is_refused() {
     let mut alice = w.reopen_via("alice", Via::Proxy).await;
     alice.sync_all().await.unwrap();
     assert!(alice.account().epoch(&conv, 0).unwrap().is_none());
-    let handoffs: Vec<String> = lines(&alice, &conv)
+    let handoffs: Vec<HandOffOutcome> = lines(&alice, &conv)
         .into_iter()
         .filter_map(|l| match l {
             HistoryLine::Item {
@@ -1414,7 +1415,7 @@ async fn protocol_confusion_is_refused() {
         })
         .collect();
     assert!(
-        handoffs.len() == 1 && handoffs[0].starts_with("refused"),
+        handoffs.len() == 1 && matches!(handoffs[0], HandOffOutcome::Refused { .. }),
         "{handoffs:?}"
     );
     assert!(texts(&alice, &conv).is_empty());

@@ -20,6 +20,7 @@ use super::{Client, Event, EventKind, cannot_send, refusal};
 use crate::account::{ConvMeta, EpochState, EpochStatus, LogEntry, Unwitnessed};
 use crate::error::Result;
 use crate::escrow::{Witnessing, is_log_fault};
+use crate::handoff::HandOffOutcome;
 use crate::notice::{
     ReleaseNotice, counts_as_release, describe_notice, not_yet_witnessed, short_key,
 };
@@ -542,15 +543,17 @@ impl Client {
         let epochs: Vec<u32> = h.epochs.iter().map(|(e, _)| *e).collect();
         let mut events = Vec::new();
         let outcome = if h.to != self.account.keys().signing_public() {
-            format!("for {to}")
+            HandOffOutcome::ForOther
         } else {
             match self.open_handoff(&id, h).await {
                 Ok(opened) => {
                     events.extend(self.replay_epochs(&id, &opened).await?);
-                    format!("opened: epochs {opened:?} are now readable")
+                    HandOffOutcome::Opened { epochs: opened }
                 }
                 Err(e) if is_transient(&e) => return Err(e),
-                Err(e) => format!("refused: {e}"),
+                Err(e) => HandOffOutcome::Refused {
+                    reason: e.to_string(),
+                },
             }
         };
         let entry = LogEntry::HandOff {

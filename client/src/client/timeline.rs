@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use sealdesk_protocol::{card::Role, ids::ConversationId};
+use sealdesk_protocol::{card::Role, ids::ConversationId, message::ContentKind};
 use serde::Serialize;
 
 use super::gaps::{lost, merge_ranges, refetch_state};
@@ -23,6 +23,11 @@ pub enum HistoryLine {
         /// For own messages: "sent", "delivered" or "read".
         #[serde(skip_serializing_if = "Option::is_none")]
         delivery: Option<&'static str>,
+        /// The reader's number for a message (shown or not shown): 1, 2, 3 … in the order of
+        /// the history, without the skips of the relay's sequence numbers (the entry's `seq`),
+        /// which also count epochs, hand-offs, statuses and notices. `None` for other lines.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        number: Option<u64>,
     },
     /// Messages that never arrived.
     Gap {
@@ -61,6 +66,15 @@ impl Client {
     /// [`ClientError::UnknownConversation`], storage errors.
     pub fn history(&self, id: &ConversationId) -> Result<History> {
         history(&self.account, id)
+    }
+
+    /// The reader's number of the item at relay sequence `seq`, as [`Client::history`]
+    /// numbers it: `None` if that item is not a message (or is not in the timeline).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn message_number(&self, id: &ConversationId, seq: u64) -> Result<Option<u64>> {
+        message_number(&self.account, id, seq)
     }
 
     /// Marks everything in the conversation as seen by the user (for unread counts).
@@ -187,6 +201,7 @@ pub fn history(account: &Account, id: &ConversationId) -> Result<History> {
     let entries = group_notices(account.log(id)?, audience_of(account));
     let mut lines = Vec::new();
     let mut last_epoch_of_line: Option<u32> = None;
+    let mut messages: u64 = 0;
     for entry in entries {
         if matches!(entry, LogEntry::Receipt { .. }) {
             continue;
@@ -216,7 +231,17 @@ pub fn history(account: &Account, id: &ConversationId) -> Result<History> {
             }),
             _ => None,
         };
-        lines.push(HistoryLine::Item { entry, delivery });
+        let number = if numbered(&entry) {
+            messages += 1;
+            Some(messages)
+        } else {
+            None
+        };
+        lines.push(HistoryLine::Item {
+            entry,
+            delivery,
+            number,
+        });
     }
     for (_, g) in gaps {
         lines.extend(g);
@@ -228,6 +253,34 @@ pub fn history(account: &Account, id: &ConversationId) -> Result<History> {
         lines,
         erased: meta.erased,
     })
+}
+
+/// The reader's number of the item at relay sequence `seq`, from local state: messages are
+/// counted in the timeline's order, as [`history`] counts them.
+///
+/// # Errors
+/// Storage errors.
+pub fn message_number(account: &Account, id: &ConversationId, seq: u64) -> Result<Option<u64>> {
+    let mut n: u64 = 0;
+    for entry in account.log(id)? {
+        if numbered(&entry) {
+            n += 1;
+            if entry.seq() == seq {
+                return Ok(Some(n));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Whether an entry is a message the reader counts: text (shown) or a message that could not
+/// be shown; not a status change, an epoch, a hand-off or a notice.
+fn numbered(entry: &LogEntry) -> bool {
+    match entry {
+        LogEntry::Message { kind, .. } => *kind != ContentKind::Status,
+        LogEntry::Rejected { .. } => true,
+        _ => false,
+    }
 }
 
 /// Unread text messages from others, from local state.
