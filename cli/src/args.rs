@@ -12,7 +12,7 @@ const DEFAULT_RELAY: &str = "ws://127.0.0.1:7800/v1/ws";
 
 /// End-to-end encrypted customer support with consent-gated key escrow.
 #[derive(Parser, Debug)]
-#[command(name = "sealdesk", version, about, long_about = None)]
+#[command(name = "sealdesk", version, long_about = None)]
 pub struct Cli {
     /// The account's home directory (encrypted state). Default: ~/.sealdesk
     #[arg(long, env = "SEALDESK_HOME", global = true)]
