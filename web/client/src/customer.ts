@@ -48,7 +48,7 @@ import {
   type Policy,
 } from "@sealdesk/protocol";
 import { consentToCbor, policyFromCbor, sequencedFromCbor, type Push, type Sequenced } from "./frames.js";
-import { auditEntryFromCbor, checkNotice, treeHeadFromCbor, type Notice } from "./notice.js";
+import { auditEntryFromCbor, checkNotice, treeHeadFromCbor, type Notice, type NoticeKind } from "./notice.js";
 import { Connection, RelayError, SessionError, type ConnectionState, type Session, type SocketFactory } from "./session.js";
 import { RECORDS, itemKey, type Store } from "./store.js";
 
@@ -522,7 +522,12 @@ export class Customer {
     const kept = await this.opts.store.get(key);
     if (kept !== undefined) {
       const m = map(fromCbor(kept));
-      const notice: Notice = { seq, index, text: String(m.text), verified: m.verified === true, signer: typeof m.signer === "string" ? m.signer : null, provenIn: typeof m.proven_in === "number" ? m.proven_in : 0 };
+      const signer = typeof m.signer === "string" ? m.signer : null;
+      const kinds: readonly string[] = ["release", "erasure", "revocation", "closed"];
+      // Verdicts kept before notices had a kind read as the release notices they were.
+      const kind: NoticeKind = typeof m.kind === "string" && kinds.includes(m.kind) ? (m.kind as NoticeKind) : m.kind === undefined && signer !== null ? "release" : "other";
+      const by = typeof m.by === "string" ? m.by : signer !== null ? `trustee ${signer}` : "the key allowed to make it";
+      const notice: Notice = { seq, index, kind, by, text: String(m.text), verified: m.verified === true, signer, provenIn: typeof m.proven_in === "number" ? m.proven_in : 0 };
       this.notices.push(notice);
       this.emit({ kind: "notice", notice });
       return;
@@ -553,7 +558,7 @@ export class Customer {
         return r.path;
       },
     });
-    await this.opts.store.put(key, toCbor({ text: notice.text, verified: notice.verified, signer: notice.signer, proven_in: notice.provenIn }));
+    await this.opts.store.put(key, toCbor({ kind: notice.kind, by: notice.by, text: notice.text, verified: notice.verified, signer: notice.signer, proven_in: notice.provenIn }));
     this.notices.push(notice);
     this.emit({ kind: "notice", notice });
   }

@@ -118,10 +118,17 @@ function conversationOf(e: AuditEvent): Uint8Array | null {
   return null;
 }
 
+/** What a notice is about. */
+export type NoticeKind = "release" | "erasure" | "revocation" | "closed" | "other";
+
 /** A notice as shown to the customer. */
 export interface Notice {
   seq: number;
   index: number;
+  /** What the entry records (`other` for a kind this conversation never carries). */
+  kind: NoticeKind;
+  /** Who signed it, in plain words: "trustee t1", "you", "the relay". */
+  by: string;
   /** What happened, in plain words (with NOT GENUINE or a repeat said in it). */
   text: string;
   /** Signed by an allowed party, about this conversation, proven in the log, and not a repeat. */
@@ -193,10 +200,20 @@ export async function checkNotice(seq: number, index: number, entry: AuditEntry,
   const leaf = toHex(entryLeafHash(entry));
   const repeat = failure === null && ctx.seen.has(leaf);
   if (failure === null) ctx.seen.add(leaf);
+  const kind = kindOf(entry.event);
+  const by = kind === "release" ? (signer === null ? "a trustee" : `trustee ${signer}`) : equal(entry.signer, ctx.me) ? "you" : equal(entry.signer, ctx.relayKey) ? "the relay" : "an unknown key";
   let text = describe(entry.event, signer);
   if (failure !== null) text += " (NOT GENUINE: not signed by a party allowed to make it, or not proven in the audit log)";
   if (repeat) text += " — a repeat of a notice already shown, not a new opening";
-  return { seq, index, text, verified: failure === null && !repeat, signer, provenIn, failure };
+  return { seq, index, kind, by, text, verified: failure === null && !repeat, signer, provenIn, failure };
+}
+
+function kindOf(e: AuditEvent): NoticeKind {
+  if ("release" in e) return "release";
+  if ("erasure" in e) return "erasure";
+  if ("consent_revocation" in e) return "revocation";
+  if ("dispute_closed" in e) return "closed";
+  return "other";
 }
 
 function describe(e: AuditEvent, signer: string | null): string {

@@ -65,6 +65,10 @@ describe("a release notice in the TypeScript customer", () => {
       return n?.kind === "notice" ? n.notice : undefined;
     });
     expect(closed.verified).toBe(true);
+    expect(closed.kind).toBe("closed");
+    expect(closed.by).toBe("the relay");
+    expect(shown.kind).toBe("release");
+    expect(shown.by).toBe("trustee t1");
     expect(closed.text).toContain(`dispute ticket ${ticket} about this chat is closed (its release is complete)`);
     expect(closed.provenIn).toBeGreaterThan(closed.index);
     const notices = carol.releaseNotices();

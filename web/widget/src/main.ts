@@ -112,13 +112,14 @@ async function main(): Promise<void> {
     li.dataset.seq = String(n.seq);
     li.dataset.verified = String(n.verified);
     const head = document.createElement("strong");
-    head.textContent = n.verified ? "Release notice" : "Release notice (not verified)";
+    const title = { release: "Release notice", closed: "Dispute closed", erasure: "Erasure notice", revocation: "Consent revoked", other: "Audit log notice" }[n.kind];
+    head.textContent = n.verified ? title : `${title} (not verified)`;
     const body = document.createElement("p");
     body.textContent = `${n.text.charAt(0).toUpperCase()}${n.text.slice(1)}.`;
     const proof = document.createElement("span");
     proof.className = "meta";
     proof.textContent = n.verified
-      ? `Verified ✓: signed by ${n.signer === null ? "an allowed party" : `trustee ${n.signer}`}, proven in the public audit log (entry ${n.index} of ${n.provenIn}).`
+      ? `Verified ✓: signed by ${n.by}, proven in the public audit log (entry ${n.index} of ${n.provenIn}).`
       : "Not verified: treat it with suspicion.";
     li.append(head, body, proof);
     const after = [...rows.keys()].filter((s) => s > n.seq).sort((a, b) => a - b)[0];

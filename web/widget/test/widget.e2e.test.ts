@@ -123,6 +123,8 @@ describe("the widget in Chromium", () => {
     expect(await released.locator(".meta").textContent()).toContain("Verified ✓: signed by trustee t1, proven in the public audit log");
     const closed = page.locator("#log li.notice", { hasText: "is closed (its release is complete)" });
     expect(await closed.getAttribute("data-verified")).toBe("true");
+    expect(await closed.locator("strong").textContent()).toBe("Dispute closed");
+    expect(await closed.locator(".meta").textContent()).toContain("Verified ✓: signed by the relay, proven in the public audit log");
     await page.screenshot({ path: join(shots, "widget-notice.png") });
     // Still the same two after a reload (kept with their verdicts, not shown twice).
     await page.reload();
