@@ -5,47 +5,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
+mod common;
 
+use common::{ok, sealdesk};
 use sealdesk_protocol::card::Role;
-use sealdesk_tests::world::{PASS, World, open_chat};
+use sealdesk_tests::world::{World, open_chat};
 use serde_json::Value;
-
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-async fn sealdesk(w: &World, home: &Path, args: &[&str]) -> Run {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sealdesk"))
-        .arg("--home")
-        .arg(home)
-        .arg("--relay")
-        .arg(&w.url)
-        .args(args)
-        .env("SEALDESK_PASSPHRASE", PASS)
-        .env("SEALDESK_INSECURE_FAST_KDF", "1")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .unwrap();
-    Run {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-async fn ok(w: &World, name: &str, args: &[&str]) -> String {
-    let r = sealdesk(w, &w.home(name), args).await;
-    assert!(
-        r.ok,
-        "sealdesk {args:?} as {name} failed:\n{}\n{}",
-        r.stdout, r.stderr
-    );
-    r.stdout
-}
 
 #[tokio::test]
 async fn the_agent_sets_the_status_and_both_sides_list_it_with_a_preview() {
@@ -113,20 +78,10 @@ async fn only_an_agent_sets_a_status_and_only_a_known_one() {
     org.master.close().await;
     let id = conv.to_string();
 
-    let r = sealdesk(
-        &w,
-        &w.home("carol"),
-        &["status", "--conversation", &id, "resolved"],
-    )
-    .await;
+    let r = sealdesk(&w, "carol", &["status", "--conversation", &id, "resolved"]).await;
     assert!(!r.ok, "a customer set the status: {}", r.stdout);
     assert!(r.stderr.contains("agent"), "{}", r.stderr);
-    let r = sealdesk(
-        &w,
-        &w.home("alice"),
-        &["status", "--conversation", &id, "closed"],
-    )
-    .await;
+    let r = sealdesk(&w, "alice", &["status", "--conversation", &id, "closed"]).await;
     assert!(!r.ok, "{}", r.stdout);
     assert!(
         r.stderr.contains("open, waiting or resolved"),
