@@ -895,6 +895,7 @@ mod tests {
                 signed: true,
                 signer_allowed: true,
                 included: Some(true),
+                fault: None,
             }],
             releases: releases
                 .into_iter()

@@ -89,6 +89,25 @@ pub enum LogError {
         /// Who may sign it.
         allowed: &'static str,
     },
+    /// The relay erased a conversation "for retention" that, as far as this reader knows,
+    /// had not been idle for the policy's retention period.
+    #[error(
+        "erasure for retention is implausible: the conversation had been idle for {idle_secs} s \
+         when it was erased, less than the policy's retention of {retention_secs} s"
+    )]
+    ImplausibleRetention {
+        /// How long the conversation had been idle when the entry was made.
+        idle_secs: u64,
+        /// The policy's retention period.
+        retention_secs: u64,
+    },
+    /// A customer's erasure statement shown again (the same entry twice in the log, or a
+    /// statement older than its conversation).
+    #[error("replayed erasure entry: {why}")]
+    ReplayedErasure {
+        /// Why it is taken for a replay.
+        why: &'static str,
+    },
 }
 
 /// What a release was justified by, as recorded in the log.
@@ -265,8 +284,9 @@ pub struct AuditEntry {
     pub event: AuditEvent,
     /// When (signer's clock).
     pub at: u64,
-    /// Who signs: a trustee for releases, the customer for revocations, the relay's log key for
-    /// erasures, the master for policy changes.
+    /// Who signs: a trustee for releases, the customer for revocations and its own erasures,
+    /// the relay's log key for retention erasures and dispute closes, the master for policy
+    /// changes.
     pub signer: SigningPublicKey,
     /// The signature.
     pub signature: Signature,
@@ -318,7 +338,8 @@ impl AuditEntry {
 
 /// Who may sign which kind of entry, as far as one reader knows them (DESIGN.md §4): a release
 /// a trustee of the org's policy, a consent revocation the consent's signer (the
-/// conversation's customer), an erasure the customer or the relay's log key, a policy change
+/// conversation's customer), an erasure at the customer's request the customer and one for
+/// retention the relay's log key ([`crate::erasure`]), a policy change
 /// the org's master, a dispute close the relay's log key. A party the reader does not know allows nothing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AllowedSigners {
@@ -328,8 +349,7 @@ pub struct AllowedSigners {
     pub master: Option<SigningPublicKey>,
     /// The conversation's customer.
     pub customer: Option<SigningPublicKey>,
-    /// The relay's log key (erasures it performs: retention sweeps, and customer requests it
-    /// carried out).
+    /// The relay's log key (the erasures of its retention sweep; dispute closes).
     pub log_key: Option<SigningPublicKey>,
 }
 
@@ -352,11 +372,21 @@ impl AuditEntry {
                 "consent revocation",
                 "the customer who signed the consent",
             ),
-            AuditEvent::Erasure { .. } => (
-                who == allowed.customer || who == allowed.log_key,
-                "erasure",
-                "the conversation's customer or the relay's log key",
-            ),
+            // The reason decides the one signer (see [`crate::erasure`]): the relay may not
+            // say "the customer erased it" under its own key.
+            AuditEvent::Erasure { .. } => match crate::erasure::ErasureReason::of(self) {
+                Some(crate::erasure::ErasureReason::CustomerRequest) => (
+                    who == allowed.customer,
+                    "erasure at the customer's request",
+                    "the conversation's customer",
+                ),
+                Some(crate::erasure::ErasureReason::Retention) => (
+                    who == allowed.log_key,
+                    "erasure for retention",
+                    "the relay's log key",
+                ),
+                None => (false, "erasure", "none: the reason is unknown"),
+            },
             AuditEvent::PolicyChange { .. } => {
                 (who == allowed.master, "policy change", "the org's master")
             }
@@ -760,6 +790,10 @@ mod tests {
             conversation,
             reason: "retention".into(),
         };
+        let customer_erasure = AuditEvent::Erasure {
+            conversation,
+            reason: "customer request".into(),
+        };
         let policy = AuditEvent::PolicyChange {
             org: "acme".into(),
             version: 2,
@@ -774,7 +808,8 @@ mod tests {
         let cases = [
             (&release, vec![&trustee]),
             (&revocation, vec![&customer]),
-            (&erasure, vec![&customer, &relay]),
+            (&erasure, vec![&relay]),
+            (&customer_erasure, vec![&customer]),
             (&policy, vec![&master]),
             (&closed, vec![&relay]),
         ];

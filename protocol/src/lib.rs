@@ -25,6 +25,7 @@ pub mod audit;
 pub mod card;
 pub mod codec;
 pub mod epoch;
+pub mod erasure;
 mod error;
 pub mod escrow;
 pub mod export;

@@ -596,7 +596,11 @@ async fn dispute_tickets_hold_erasure_and_erasure_is_logged() {
     let log = entries(&mut cb).await;
     let erasure = log.last().unwrap().clone();
     erasure.verify().unwrap();
-    assert_eq!(erasure.signer, log_key, "erasures are signed by the relay");
+    assert_eq!(
+        erasure.signer,
+        bob.keys.signing_public(),
+        "a customer's erasure is logged as the entry the customer signed"
+    );
     match &erasure.event {
         AuditEvent::Erasure { conversation, .. } => assert_eq!(*conversation, erasable.id),
         other => panic!("expected an erasure entry, got {other:?}"),

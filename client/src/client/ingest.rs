@@ -138,6 +138,10 @@ impl Client {
                 .check_signer(&release_policy.signers(&allowed))
                 .is_ok();
         }
+        // An erasure also must not be a replayed statement nor an implausible retention.
+        if verified && self.erasure_fault(entry).await?.is_some() {
+            verified = false;
+        }
         let mut unwitnessed = None;
         if verified {
             match self

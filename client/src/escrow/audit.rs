@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use sealdesk_protocol::{
-    audit::{AllowedSigners, AuditEntry, AuditEvent},
+    audit::{AllowedSigners, AuditEntry, AuditEvent, LogError},
     card::Role,
     ids::ConversationId,
 };
@@ -32,6 +32,10 @@ pub struct AuditLine {
     pub signer_allowed: bool,
     /// Whether inclusion in the pinned tree head was proven (only with `--verify`).
     pub included: Option<bool>,
+    /// What else is wrong with the entry, if anything (an erasure: a replayed statement, or a
+    /// retention erasure of a conversation that was not idle long enough).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
 }
 
 /// The result of `audit`.
@@ -67,10 +71,9 @@ impl AuditReport {
     /// its release. `sealdesk audit` fails when this is false.
     pub fn verified(&self) -> bool {
         self.leaves_make_head
-            && self
-                .entries
-                .iter()
-                .all(|e| e.signed && e.signer_allowed && e.included != Some(false))
+            && self.entries.iter().all(|e| {
+                e.signed && e.signer_allowed && e.included != Some(false) && e.fault.is_none()
+            })
             && self
                 .releases
                 .iter()
@@ -112,11 +115,15 @@ impl Client {
         // Who may sign, per (org, conversation): one policy look-up each, not one per entry.
         let mut signers: BTreeMap<(Option<String>, Option<ConversationId>), AllowedSigners> =
             BTreeMap::new();
+        // Erasure entries seen so far, by leaf: the same entry again is a replay.
+        let mut erasures = BTreeSet::new();
         for (i, e) in entries.iter().enumerate() {
             let index = i as u64;
             let Some(e) = *e else {
                 continue;
             };
+            let repeated =
+                matches!(e.event, AuditEvent::Erasure { .. }) && !erasures.insert(e.leaf_hash());
             let conv = e.event.conversation();
             let relevant = match conversation {
                 Some(c) => conv == Some(c),
@@ -152,6 +159,18 @@ impl Client {
             // not the org's latest.
             let allowed = self.release_policy(e).await?.signers(&allowed);
             let signer_allowed = signed && e.check_signer(&allowed).is_ok();
+            let fault = if repeated {
+                Some(
+                    LogError::ReplayedErasure {
+                        why: "the same entry is earlier in the log",
+                    }
+                    .to_string(),
+                )
+            } else if signer_allowed {
+                self.erasure_fault(e).await?.map(|f| f.to_string())
+            } else {
+                None
+            };
             let included = if verify {
                 Some(self.check_inclusion(e, index, &head).await.is_ok())
             } else {
@@ -159,14 +178,25 @@ impl Client {
             };
             lines.push(AuditLine {
                 index,
-                text: crate::notice::describe_notice(
-                    e,
-                    signer_allowed,
-                    crate::client::audience_of(&self.account),
-                ),
+                text: match &fault {
+                    None => crate::notice::describe_notice(
+                        e,
+                        signer_allowed,
+                        crate::client::audience_of(&self.account),
+                    ),
+                    Some(f) => format!(
+                        "{} (NOT GENUINE: {f})",
+                        crate::notice::describe_notice(
+                            e,
+                            true,
+                            crate::client::audience_of(&self.account),
+                        )
+                    ),
+                },
                 signed,
                 signer_allowed,
                 included,
+                fault,
             });
         }
         let releases = self.audit_releases(&entries, &lines).await?;

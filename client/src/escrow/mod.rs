@@ -23,12 +23,14 @@
 //! [`trustee`] (the daemon's decision loop), [`master`] (unlock), [`transcript`] (the decrypted
 //! transcript), [`audit`] (`sealdesk audit`), [`log`] (tree heads, inclusion, witnesses), [`witness`] (whether one entry is
 //! witnessed: what notices and revocations rest on), [`release_policy`] (the policy a release
-//! entry is judged under: its epochs', not the latest). The
+//! entry is judged under: its epochs', not the latest), [`erasure`] (what an erasure entry must
+//! also be: not a replay, a plausible retention). The
 //! records they keep are typed in [`crate::store`].
 
 pub mod audit;
 pub mod consent;
 pub mod dispute;
+pub mod erasure;
 pub mod log;
 pub mod master;
 pub mod release_policy;

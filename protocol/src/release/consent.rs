@@ -233,16 +233,28 @@ pub struct ErasureRequest {
     pub customer: SigningPublicKey,
     /// The customer's signature.
     pub signature: Signature,
+    /// The customer's own erasure entry for the audit log
+    /// ([`crate::erasure::customer_erasure`]), which the relay logs unchanged. Optional on the
+    /// wire (absent from requests made before it existed); a relay refuses a request without it,
+    /// since only the customer may sign an erasure at the customer's request. Not covered by
+    /// [`Self::signed_bytes`]: the entry carries its own signature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement: Option<crate::audit::AuditEntry>,
 }
 
 impl ErasureRequest {
-    /// Signs an erasure request.
+    /// Signs an erasure request, with the customer's erasure entry signed at the same time.
     pub fn sign(customer: &IdentityKeys, conversation: ConversationId, now: u64) -> Self {
         let mut r = ErasureRequest {
             conversation,
             requested_at: now,
             customer: customer.signing_public(),
             signature: Signature::placeholder(),
+            statement: Some(crate::erasure::customer_erasure(
+                customer,
+                conversation,
+                now,
+            )),
         };
         r.signature = customer.sign(&r.signed_bytes());
         r

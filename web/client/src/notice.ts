@@ -3,8 +3,8 @@
  * is shown when its conversation is opened (or erased, or a consent revoked), checked as the Rust
  * client's `ingest_notice` checks it. A notice is shown as **verified** only if the entry's
  * signature verifies, it is about this conversation, its signer is allowed to make it (a release:
- * a trustee of the org's policy, for that org and its master; an erasure: the customer or the
- * relay; a revocation: the customer; a dispute ticket closed: the relay), and it is proven in the
+ * a trustee of the org's policy, for that org and its master; an erasure: the customer for its
+ * own request, the relay only for retention; a revocation: the customer; a dispute ticket closed: the relay), and it is proven in the
  * audit log: an inclusion proof under
  * a tree head signed by the pinned relay key. One logged entry is one notice: the same leaf again
  * is shown as a repeat, never as a second opening. Anything else is shown, marked NOT GENUINE.
@@ -175,7 +175,10 @@ export async function checkNotice(seq: number, index: number, entry: AuditEntry,
       signer = t?.name ?? null;
       if (t === undefined || ctx.policy === null || e.release.org !== ctx.org || !equal(e.release.master, ctx.policy.master.signingKey)) failure = "signer";
     } else if ("erasure" in e) {
-      if (!equal(entry.signer, ctx.me) && !equal(entry.signer, ctx.relayKey)) failure = "signer";
+      // The reason decides the one signer (PROTOCOL.md §12.3): the customer for its own
+      // request, the relay's log key only for retention.
+      const allowed = e.erasure.reason === "customer request" ? ctx.me : ctx.relayKey;
+      if (!equal(entry.signer, allowed)) failure = "signer";
     } else if ("consent_revocation" in e) {
       if (!equal(entry.signer, ctx.me)) failure = "signer";
     } else if ("dispute_closed" in e) {

@@ -1,12 +1,15 @@
 //! Erasure: a customer's request to erase a conversation, and the retention sweep that
 //! erases conversations idle for longer than their org's retention period. Both are refused
 //! while a dispute ticket on the conversation is open (a legal hold, until the ticket is
-//! closed or expires), and both log an erasure entry signed by the relay.
+//! closed or expires). A customer's erasure logs the entry the customer signed itself (sent
+//! with its request); only the retention sweep's entry is signed by the relay's log key
+//! (`sealdesk_protocol::erasure`).
 
 use sealdesk_protocol::{
     audit::{AuditEntry, AuditEvent},
+    erasure::ErasureReason,
     ids::ConversationId,
-    release::ErasureRequest,
+    release::{CLOCK_SKEW_SECS, ErasureRequest},
     wire::{ErrorCode, Response, TicketState},
 };
 use tracing::info;
@@ -31,6 +34,7 @@ impl Service {
                 "only the conversation's customer can ask for erasure",
             );
         }
+        let statement = self.customer_statement(&r)?;
         if self.open_dispute(&r.conversation)? {
             return reject(
                 ErrorCode::LegalHold,
@@ -38,9 +42,49 @@ impl Service {
                  until it is closed or expires",
             );
         }
-        self.erase_conversation(&r.conversation, "customer request")
-            .await?;
+        self.erase_conversation(&r.conversation, statement).await?;
         Ok(Response::Ok)
+    }
+
+    /// The customer's own erasure entry carried by `r`, checked: present, signed by the
+    /// requesting customer, an erasure of this conversation at the customer's request, and
+    /// fresh (within [`CLOCK_SKEW_SECS`] of the relay's clock, so an old statement is not
+    /// logged again). The relay never signs an erasure with the customer's reason itself.
+    fn customer_statement(&self, r: &ErasureRequest) -> Result<AuditEntry, Reject> {
+        let Some(statement) = &r.statement else {
+            return reject(
+                ErrorCode::BadRequest,
+                "an erasure request must carry the customer's signed erasure entry \
+                 (`statement`); this client is too old to ask for erasure",
+            );
+        };
+        statement.verify()?;
+        if statement.signer != r.customer {
+            return reject(
+                ErrorCode::Forbidden,
+                "the erasure entry must be signed by the customer asking for erasure",
+            );
+        }
+        let expected = AuditEvent::Erasure {
+            conversation: r.conversation,
+            reason: ErasureReason::CustomerRequest.as_str().to_owned(),
+        };
+        if statement.event != expected {
+            return reject(
+                ErrorCode::BadRequest,
+                "the erasure entry must name this conversation and the reason \
+                 \"customer request\"",
+            );
+        }
+        let now = self.clock.now();
+        if statement.at.abs_diff(now) > CLOCK_SKEW_SECS {
+            return reject(
+                ErrorCode::BadRequest,
+                "the erasure entry's time is too far from the relay's clock (an old statement \
+                 is not logged again)",
+            );
+        }
+        Ok(statement.clone())
     }
 
     pub(super) fn open_dispute(&self, c: &ConversationId) -> Result<bool, Reject> {
@@ -55,8 +99,12 @@ impl Service {
     }
 
     /// Deletes a conversation's ciphertext, epoch records (with their escrow) and indexes, and
-    /// logs an erasure entry signed by the relay.
-    pub async fn erase_conversation(&self, c: &ConversationId, reason: &str) -> Result<(), Reject> {
+    /// logs `entry`: the customer's own erasure entry, or the relay's for retention.
+    async fn erase_conversation(
+        &self,
+        c: &ConversationId,
+        entry: AuditEntry,
+    ) -> Result<(), Reject> {
         let parties = self.convs.get(c)?;
         self.convs.erase(c, || {
             let mut b = Batch::new();
@@ -87,16 +135,12 @@ impl Service {
             self.store.apply(b)?;
             Ok(())
         })?;
-        let entry = AuditEntry::sign(
-            &self.keys,
-            AuditEvent::Erasure {
-                conversation: *c,
-                reason: reason.to_owned(),
-            },
-            self.clock.now(),
-        );
         self.log_erasure(&entry, parties.as_ref())?;
         self.commit.durable().await?;
+        let reason = match &entry.event {
+            AuditEvent::Erasure { reason, .. } => reason.as_str(),
+            _ => "?",
+        };
         info!(conversation = %c, reason, "conversation erased");
         Ok(())
     }
@@ -124,7 +168,15 @@ impl Service {
             }
         }
         for c in &expired {
-            self.erase_conversation(c, "retention").await?;
+            let entry = AuditEntry::sign(
+                &self.keys,
+                AuditEvent::Erasure {
+                    conversation: *c,
+                    reason: ErasureReason::Retention.as_str().to_owned(),
+                },
+                self.clock.now(),
+            );
+            self.erase_conversation(c, entry).await?;
         }
         Ok(expired.len())
     }
