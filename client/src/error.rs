@@ -236,6 +236,15 @@ pub enum ClientError {
         conversation: String,
     },
 
+    /// A dispute ticket names an epoch whose record this account has not seen.
+    #[error("the conversation {conversation} has no epoch {epoch} (yet)")]
+    NoSuchEpoch {
+        /// The conversation.
+        conversation: String,
+        /// The epoch asked for.
+        epoch: u32,
+    },
+
     /// No consent with this id was granted from this account.
     #[error("no consent {consent}; `sealdesk consent list` shows yours")]
     UnknownConsent {

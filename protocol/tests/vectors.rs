@@ -34,9 +34,9 @@ use sealdesk_protocol::{
     message::{ContentKind, EpochKeys, ReplayWindows},
     policy::AgentCertificate,
     release::{
-        ArbiterDecision, ClosedBecause, ConsentParams, ConsentRevocation, ConsentToken,
-        DisputeClose, DisputeParams, DisputeTicket, ErasureRequest, Justification, ReleaseRequest,
-        Scope, TrusteeView, Verdict, approvers, decide,
+        ArbiterDecision, BoundRecord, ClosedBecause, ConsentParams, ConsentRevocation,
+        ConsentToken, DisputeClose, DisputeParams, DisputeTicket, ErasureRequest, Justification,
+        ReleaseRequest, Scope, TrusteeView, Verdict, approvers, decide,
     },
     seal::{self, Purpose, SealContext, Sealed},
     secret::EpochSecret,
@@ -894,9 +894,48 @@ fn dispute(o: &Org) -> Value {
         },
         T0 + 1_401,
     );
+    // A ticket bound to the record it releases (PROTOCOL.md §10.4), from its own generator so
+    // the vectors above are unchanged.
+    let (rec, _) = epoch0(o);
+    let bound = DisputeTicket::issue_bound(
+        &mut rng(SEED_JUSTIFICATION ^ 0xb0),
+        &o.master.keys,
+        &o.policy,
+        DisputeParams {
+            conversation: rec.conversation,
+            epochs: EpochRange::single(0),
+            reason: "chargeback dispute #78".into(),
+            valid_secs: 86_400,
+        },
+        vec![BoundRecord {
+            epoch: 0,
+            hash: rec.hash(),
+        }],
+        T0 + 1_000,
+    )
+    .unwrap();
+    bound.verify(&o.policy).unwrap();
     json!({
         "header": header("a dispute ticket for epoch 0 and three arbiter decisions (two \
-                          approvals count toward the 2-of-3 threshold)", Some(SEED_JUSTIFICATION)),
+                          approvals count toward the 2-of-3 threshold); a ticket bound to epoch \
+                          0's record (bound_ticket, seed SEED_JUSTIFICATION ^ 0xb0)", Some(SEED_JUSTIFICATION)),
+        "bound_ticket": {
+            "id": h(bound.id.as_bytes()),
+            "org": bound.org,
+            "conversation": h(bound.conversation.as_bytes()),
+            "epochs": range(&bound.epochs),
+            "reason": bound.reason,
+            "opened_at": bound.opened_at,
+            "expires_at": bound.expires_at,
+            "master": name_of(o, &bound.master),
+            "records": bound.records.iter().map(|r| json!({
+                "epoch": r.epoch,
+                "hash": h(r.hash),
+            })).collect::<Vec<_>>(),
+            "signed_bytes": h(bound.signed_bytes()),
+            "signature": h(bound.signature.to_bytes()),
+            "hash": h(bound.hash()),
+        },
         "ticket": {
             "id": h(t.id.as_bytes()),
             "org": t.org,
@@ -2237,6 +2276,34 @@ fn independent_justifications_and_release() {
     let mut th = Canon::label("sealdesk/v1/dispute-ticket-hash");
     th.bytes(&ticket_signed).fixed(&unhex(&t["signature"]));
     assert_eq!(h(th.sha256()), t["hash"]);
+    // The bound ticket: the same layout, then u32(#records) ‖ (u32 epoch ‖ hash[32])….
+    let b = &d["bound_ticket"];
+    let mut w = Canon::label("sealdesk/v1/dispute-ticket");
+    w.fixed(&unhex(&b["id"]))
+        .str(b["org"].as_str().unwrap())
+        .fixed(&unhex(&b["conversation"]))
+        .u32(u32::try_from(num(&b["epochs"]["first"])).unwrap())
+        .u32(u32::try_from(num(&b["epochs"]["last"])).unwrap())
+        .str(b["reason"].as_str().unwrap())
+        .u64(num(&b["opened_at"]))
+        .u64(num(&b["expires_at"]))
+        .fixed(&pk(&b["master"]));
+    let records = b["records"].as_array().unwrap();
+    w.u32(u32::try_from(records.len()).unwrap());
+    for r in records {
+        w.u32(u32::try_from(num(&r["epoch"])).unwrap())
+            .fixed(&unhex(&r["hash"]));
+    }
+    assert_eq!(h(&w.0), b["signed_bytes"]);
+    ed25519_verify(&master, &w.0, &arr(&b["signature"]));
+    let mut th = Canon::label("sealdesk/v1/dispute-ticket-hash");
+    th.bytes(&w.0).fixed(&unhex(&b["signature"]));
+    assert_eq!(h(th.sha256()), b["hash"]);
+    let e = load("epoch");
+    assert_eq!(
+        records[0]["hash"], e["epochs"][0]["hash"],
+        "epoch 0's record hash"
+    );
     for dec in d["decisions"].as_array().unwrap() {
         let mut w = Canon::label("sealdesk/v1/arbiter-decision");
         w.fixed(&unhex(&t["id"])).fixed(&unhex(&t["hash"]));

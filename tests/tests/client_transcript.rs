@@ -695,6 +695,17 @@ struct Synthetic {
     /// Adds epoch 1 (alice hands over to dave: customer and dave) at #4 and the hand-off of
     /// epoch 0 to dave at #5; both epochs are released.
     handoff: bool,
+    /// Whether a dispute ticket names its epoch records: not at all (a ticket from before
+    /// tickets bound them), the file's records, or records the file does not show.
+    bind: Bind,
+}
+
+/// How a synthetic dispute ticket binds the epoch records ([`Synthetic::bind`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Bind {
+    None,
+    Genuine,
+    Other,
 }
 
 impl Synthetic {
@@ -775,6 +786,7 @@ impl Synthetic {
             dave,
             dave_cert,
             handoff: false,
+            bind: Bind::None,
         }
     }
 
@@ -900,14 +912,31 @@ impl Synthetic {
                 (Justification::Consent(consent), basis)
             }
             Some(approvals) => {
-                let ticket = sealdesk_protocol::release::DisputeTicket::open(
+                let mut records = Vec::new();
+                if self.bind != Bind::None {
+                    let recs = std::iter::once(&rec).chain(second.as_ref().map(|s| &s.0));
+                    for r in recs {
+                        let mut hash = r.hash();
+                        if self.bind == Bind::Other {
+                            hash[0] ^= 1;
+                        }
+                        records.push(sealdesk_protocol::release::BoundRecord {
+                            epoch: r.epoch,
+                            hash,
+                        });
+                    }
+                }
+                let ticket = sealdesk_protocol::release::DisputeTicket::issue_bound(
                     &mut rng,
                     &self.master,
                     &self.policy,
-                    conv,
-                    range,
-                    "chargeback",
-                    3600,
+                    sealdesk_protocol::release::DisputeParams {
+                        conversation: conv,
+                        epochs: range,
+                        reason: "chargeback".into(),
+                        valid_secs: 3600,
+                    },
+                    records,
                     NOW + 3,
                 )
                 .unwrap();
@@ -1075,7 +1104,7 @@ fn synthetic_releases_count_trustees_per_request_and_check_dispute_approvals() {
 }
 
 #[test]
-fn a_dispute_release_does_not_bind_the_records_and_is_refused_by_name() {
+fn a_dispute_release_is_bound_to_its_records_only_through_its_ticket() {
     // The master holds a genuine dispute release (real trustees, two real arbiter approvals)
     // and writes everything else itself: the epoch record with a customer key of its own
     // making, K, the messages, the end marker. Every other check passes.
@@ -1088,6 +1117,18 @@ fn a_dispute_release_does_not_bind_the_records_and_is_refused_by_name() {
         "{:#?}",
         v.failures
     );
+    // A ticket that names the file's records binds them: the same dispute release verifies.
+    s.bind = Bind::Genuine;
+    let v = verify_export(&s.export(&[&[1, 2]], Some(2)), &s.anchors());
+    assert!(v.ok, "{:#?}", v.failures);
+    // A ticket that names other records than the file shows (the records the trustees
+    // released from and the arbiters approved are not these): refused by name.
+    // Its releases do not count, so the epoch is not released either.
+    s.bind = Bind::Other;
+    let v = verify_export(&s.export(&[&[1, 2]], Some(2)), &s.anchors());
+    refused(&v, Reason::DisputeRecordsMismatch);
+    assert!(!v.failed(Reason::DisputeNotBoundToRecords), "{v:#?}");
+    s.bind = Bind::None;
     // The same file released under the customer's consent binds the customer, and verifies,
     // with no weaker line about later epochs (it has epoch 0 only).
     let v = verify_export(&s.export(&[&[1, 2]], None), &s.anchors());

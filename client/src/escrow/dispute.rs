@@ -4,7 +4,7 @@
 use sealdesk_protocol::{
     card::Role,
     ids::{ConversationId, EpochRange, TokenId},
-    release::{ArbiterDecision, DisputeClose, DisputeTicket, Verdict},
+    release::{ArbiterDecision, BoundRecord, DisputeClose, DisputeParams, DisputeTicket, Verdict},
     wire::{Request, Response, TicketState},
 };
 
@@ -41,14 +41,35 @@ impl Client {
             }
         };
         let policy = self.latest_policy(&org).await?;
-        let ticket = DisputeTicket::open(
+        // The ticket names each record it releases (by hash): the arbiters approve those, the
+        // trustees release only from them, and the offline verifier checks an export against
+        // them. Every epoch of the range must exist already.
+        let mut bound = Vec::new();
+        for e in epochs.iter() {
+            let rec =
+                records
+                    .iter()
+                    .find(|r| r.epoch == e)
+                    .ok_or_else(|| ClientError::NoSuchEpoch {
+                        conversation: id.to_string(),
+                        epoch: e,
+                    })?;
+            bound.push(BoundRecord {
+                epoch: e,
+                hash: rec.hash(),
+            });
+        }
+        let ticket = DisputeTicket::issue_bound(
             &mut rng()?,
             self.account.keys(),
             &policy,
-            *id,
-            epochs,
-            reason,
-            DEFAULT_VALIDITY_SECS.min(policy.max_release_validity_secs),
+            DisputeParams {
+                conversation: *id,
+                epochs,
+                reason: reason.to_owned(),
+                valid_secs: DEFAULT_VALIDITY_SECS.min(policy.max_release_validity_secs),
+            },
+            bound,
             now(),
         )?;
         expect_ok(

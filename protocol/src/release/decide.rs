@@ -87,6 +87,13 @@ pub fn decide(
             // releasing under another one would hand out the wrong share.
             return refuse(Refusal::EpochUnderOtherPolicy(epoch));
         }
+        // A ticket that names its records releases only those: the arbiters approved them.
+        if let Justification::Dispute { ticket, .. } = &request.justification
+            && ticket.binds_records()
+            && ticket.record_hash(epoch) != Some(rec.hash())
+        {
+            return refuse(Refusal::RecordNotBound(epoch));
+        }
         if let Justification::Consent(c) = &request.justification {
             // The consenting key must be this epoch's customer, as recorded in the signed epoch
             // record — never a key looked up at release time.
@@ -464,5 +471,73 @@ mod tests {
             refusal(decide(&mut rng, &v, &r)),
             Refusal::NotEnoughApprovals { .. }
         ));
+    }
+
+    #[test]
+    fn a_ticket_naming_its_records_releases_only_those() {
+        let o = org(120);
+        let (rec, _) = first_epoch(&o, 121);
+        let epochs = [rec.clone()];
+        let mut rng = test_rng(122);
+        let bound = |rng: &mut rand::rngs::ChaCha20Rng, hash: [u8; 32]| {
+            DisputeTicket::issue_bound(
+                rng,
+                &o.master,
+                &o.policy,
+                DisputeParams {
+                    conversation: rec.conversation,
+                    epochs: EpochRange::single(0),
+                    reason: "chargeback".into(),
+                    valid_secs: 3600,
+                },
+                vec![crate::release::BoundRecord { epoch: 0, hash }],
+                NOW,
+            )
+            .unwrap()
+        };
+        let v = view(&o, 0, &epochs, &no, &no);
+        let release = |rng: &mut rand::rngs::ChaCha20Rng, ticket: DisputeTicket, seed| {
+            let decisions = o.arbiters[..2]
+                .iter()
+                .map(|k| ArbiterDecision::sign(k, &ticket, Verdict::Approve, NOW).unwrap())
+                .collect();
+            let r = request(&o, Justification::Dispute { ticket, decisions }, seed);
+            decide(rng, &v, &r)
+        };
+        let genuine = bound(&mut rng, rec.hash());
+        assert!(genuine.binds_records());
+        // The bound records are signed: the bytes differ from an unbound ticket's.
+        let mut unbound = genuine.clone();
+        unbound.records.clear();
+        assert_ne!(unbound.signed_bytes(), genuine.signed_bytes());
+        assert!(unbound.check_signature().is_err());
+        release(&mut rng, genuine, 123).unwrap();
+        let mut other = rec.hash();
+        other[0] ^= 1;
+        let wrong = bound(&mut rng, other);
+        assert_eq!(
+            refusal(release(&mut rng, wrong, 124)),
+            Refusal::RecordNotBound(0)
+        );
+        // Records that do not match the range are refused when the ticket is made.
+        assert!(
+            DisputeTicket::issue_bound(
+                &mut rng,
+                &o.master,
+                &o.policy,
+                DisputeParams {
+                    conversation: rec.conversation,
+                    epochs: EpochRange::new(0, 1).unwrap(),
+                    reason: "x".into(),
+                    valid_secs: 3600,
+                },
+                vec![crate::release::BoundRecord {
+                    epoch: 0,
+                    hash: rec.hash()
+                }],
+                NOW,
+            )
+            .is_err()
+        );
     }
 }

@@ -41,6 +41,23 @@ pub struct DisputeTicket {
     pub master: SigningPublicKey,
     /// The master's signature.
     pub signature: Signature,
+    /// The epoch records the ticket releases, each by its hash (`VerifiedEpoch::hash`), in
+    /// epoch order. Empty on tickets opened before records were bound (CBOR: absent); when
+    /// present, the master's signature (and so the arbiters' approvals of the ticket's hash)
+    /// covers them, trustees release only from records with these hashes, and the offline
+    /// verifier checks an export's records against them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<BoundRecord>,
+}
+
+/// An epoch record a dispute ticket names: its epoch and its record hash.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct BoundRecord {
+    /// The epoch.
+    pub epoch: u32,
+    /// The record's hash (`VerifiedEpoch::hash`).
+    #[serde(with = "serde_bytes")]
+    pub hash: [u8; 32],
 }
 
 /// What the master fills in to open a dispute ticket.
@@ -69,7 +86,30 @@ impl DisputeTicket {
         p: DisputeParams,
         now: u64,
     ) -> Result<Self> {
+        Self::issue_bound(rng, master, policy, p, Vec::new(), now)
+    }
+
+    /// Opens a ticket bound to `records`: the hash of each epoch record it releases, which
+    /// must be exactly one per epoch of the range (any order; kept in epoch order).
+    ///
+    /// # Errors
+    /// As [`Self::issue`]; [`Error::Decode`] when `records` is not one per epoch of the range.
+    pub fn issue_bound(
+        rng: &mut impl CryptoRng,
+        master: &IdentityKeys,
+        policy: &VerifiedPolicy,
+        p: DisputeParams,
+        mut records: Vec<BoundRecord>,
+        now: u64,
+    ) -> Result<Self> {
         p.epochs.check()?;
+        records.sort_by_key(|r| r.epoch);
+        if !records.is_empty() && !records.iter().map(|r| r.epoch).eq(p.epochs.iter()) {
+            return Err(Error::Decode {
+                what: "dispute ticket",
+                reason: "it binds exactly one record per epoch of its range".into(),
+            });
+        }
         if p.valid_secs == 0 || p.valid_secs > policy.max_release_validity_secs {
             return Err(Error::InvalidValidity("dispute ticket"));
         }
@@ -83,9 +123,25 @@ impl DisputeTicket {
             expires_at: now.saturating_add(p.valid_secs),
             master: master.signing_public(),
             signature: Signature::placeholder(),
+            records,
         };
         t.signature = master.sign(&t.signed_bytes());
         Ok(t)
+    }
+
+    /// Whether the ticket names the records it releases (tickets opened before that did not).
+    #[must_use]
+    pub fn binds_records(&self) -> bool {
+        !self.records.is_empty()
+    }
+
+    /// The record hash the ticket names for `epoch`, if any.
+    #[must_use]
+    pub fn record_hash(&self, epoch: u32) -> Option<[u8; 32]> {
+        self.records
+            .iter()
+            .find(|r| r.epoch == epoch)
+            .map(|r| r.hash)
     }
 
     /// Opens a ticket: [`Self::issue`] with the parameters spelled out, kept for the callers
@@ -124,6 +180,14 @@ impl DisputeTicket {
             .u64(self.opened_at)
             .u64(self.expires_at)
             .fixed(self.master.as_bytes());
+        // Bound records follow only when there are any: an unbound ticket's bytes are those of
+        // every ticket before records were bound.
+        if !self.records.is_empty() {
+            w.count(self.records.len());
+            for r in &self.records {
+                w.u32(r.epoch).fixed(&r.hash);
+            }
+        }
         w.into_bytes()
     }
 

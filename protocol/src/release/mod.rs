@@ -32,8 +32,8 @@ pub use consent::{
 };
 pub use decide::{ApprovedRelease, TrusteeView, decide};
 pub use dispute::{
-    ArbiterDecision, ClosedBecause, DisputeClose, DisputeParams, DisputeTicket, Verdict,
-    approval_impossible, approvers,
+    ArbiterDecision, BoundRecord, ClosedBecause, DisputeClose, DisputeParams, DisputeTicket,
+    Verdict, approval_impossible, approvers,
 };
 pub use refusal::Refusal;
 pub use request::{Justification, ReleaseRequest, ReleasedShare, VerifiedRequest, VerifiedShare};

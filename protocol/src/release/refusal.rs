@@ -30,6 +30,9 @@ pub enum Refusal {
     /// The policy does not allow this kind of justification.
     #[error("the policy does not allow {0} releases")]
     NotAllowed(String),
+    /// The dispute ticket names another record for this epoch than the one the trustee holds.
+    #[error("the dispute ticket names another record for epoch {0} than the one released")]
+    RecordNotBound(u32),
     /// The consent is not signed by the epoch's customer.
     #[error("the consent is not signed by the conversation's customer")]
     NotTheCustomer,

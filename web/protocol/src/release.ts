@@ -116,11 +116,19 @@ export interface DisputeTicket {
   expiresAt: number;
   master: Uint8Array;
   signature: Uint8Array;
+  /** The epoch records the ticket releases, by hash (§10.4); absent on older tickets. */
+  records?: readonly BoundRecord[];
 }
 
-/** The bytes the master signs. */
+/** An epoch record a dispute ticket names: its epoch and its record hash. */
+export interface BoundRecord {
+  epoch: number;
+  hash: Uint8Array;
+}
+
+/** The bytes the master signs: bound records follow only when there are any. */
 export function ticketSignedBytes(t: Omit<DisputeTicket, "signature">): Uint8Array {
-  return Writer.withLabel(DISPUTE_TICKET)
+  const w = Writer.withLabel(DISPUTE_TICKET)
     .fixed(t.id)
     .str(t.org)
     .fixed(t.conversation)
@@ -129,8 +137,13 @@ export function ticketSignedBytes(t: Omit<DisputeTicket, "signature">): Uint8Arr
     .str(t.reason)
     .u64(t.openedAt)
     .u64(t.expiresAt)
-    .fixed(t.master)
-    .toBytes();
+    .fixed(t.master);
+  const records = t.records ?? [];
+  if (records.length > 0) {
+    w.count(records.length);
+    for (const r of records) w.u32(r.epoch).fixed(r.hash);
+  }
+  return w.toBytes();
 }
 
 /** The ticket hash arbiters sign. */

@@ -22,6 +22,16 @@ describe("dispute.json", () => {
     expect(() => verifyTicket({ ...ticket, reason: "x" }, policy)).toThrowError(/bad_signature/);
     expect(() => verifyTicket({ ...ticket, org: "other" }, policy)).toThrowError(/wrong_org/);
   });
+  it("a ticket bound to its epoch records: the records are signed", () => {
+    const bound = ticketOf(v.bound_ticket);
+    expect(bound.records?.length).toBe(1);
+    expect(toHex(ticketSignedBytes(bound))).toBe(v.bound_ticket.signed_bytes);
+    expect(toHex(ticketHash(bound))).toBe(v.bound_ticket.hash);
+    expect(verifyTicket(bound, policy)).toBe(bound);
+    const other = (bound.records ?? []).map((r) => ({ epoch: r.epoch, hash: flip(r.hash) }));
+    expect(() => verifyTicket({ ...bound, records: other }, policy)).toThrowError(/bad_signature/);
+    expect(() => verifyTicket({ ...bound, records: [] }, policy)).toThrowError(/bad_signature/);
+  });
   it("decisions signed bytes and signatures", () => {
     v.decisions.forEach((d: Json, i: number) => {
       const dec = decisions[i];

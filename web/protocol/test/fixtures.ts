@@ -98,6 +98,7 @@ export function ticketOf(t: Json): DisputeTicket {
     expiresAt: t.expires_at,
     master: signingKeyOf(t.master),
     signature: h(t.signature),
+    ...(t.records === undefined ? {} : { records: (t.records as Json[]).map((r) => ({ epoch: r.epoch, hash: h(r.hash) })) }),
   };
 }
 

@@ -111,11 +111,11 @@ pub enum Reason {
     NotIncluded,
     /// No policy in the file verifies: nothing could be checked, anchored or not.
     NoPolicy,
-    /// An epoch is released by a dispute only, and dispute releases do not bind the epoch records:
-    /// the release event, request, ticket and approvals name only the org, the conversation and
-    /// epoch numbers, so a master holding a genuine dispute release could write the epochs and
-    /// messages itself. Refused until release entries carry the released records' hashes (an
-    /// epoch a consent release in the file also covers is bound through the consent).
+    /// An epoch is released by a dispute only, under a ticket that does not name its epoch
+    /// records (a ticket opened before tickets bound them): the release event, request, ticket
+    /// and approvals name only the org, the conversation and epoch numbers, so a master holding
+    /// such a release could write the epochs and messages itself. (An epoch a consent release
+    /// in the file also covers is bound through the consent.)
     DisputeNotBoundToRecords,
     /// A release entry was signed outside its consent's or ticket's validity window, or the
     /// window is longer than the policy allows.
@@ -123,11 +123,14 @@ pub enum Reason {
     /// A field the file shows beside a signed object (a message's epoch or clock, an epoch's
     /// number) is not what the signed object says.
     ShownFieldMismatch,
+    /// A dispute ticket names epoch records (by hash) other than the ones the file shows for
+    /// the epochs it releases: the trustees released, and the arbiters approved, other records.
+    DisputeRecordsMismatch,
 }
 
 impl Reason {
     /// Every reason, for listing and tests.
-    pub const ALL: [Reason; 36] = [
+    pub const ALL: [Reason; 37] = [
         Reason::UnsupportedFormat,
         Reason::Undecodable,
         Reason::NoOrgAnchor,
@@ -164,6 +167,7 @@ impl Reason {
         Reason::DisputeNotBoundToRecords,
         Reason::ReleaseOutsideWindow,
         Reason::ShownFieldMismatch,
+        Reason::DisputeRecordsMismatch,
     ];
 
     /// The stable code shown in the verdict and in `--json`.
@@ -205,6 +209,7 @@ impl Reason {
             Reason::DisputeNotBoundToRecords => "dispute_not_bound_to_records",
             Reason::ReleaseOutsideWindow => "release_outside_window",
             Reason::ShownFieldMismatch => "shown_field_mismatch",
+            Reason::DisputeRecordsMismatch => "dispute_records_mismatch",
         }
     }
 }

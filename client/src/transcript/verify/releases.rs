@@ -177,7 +177,28 @@ impl Verifier {
                         mismatch.push("arbiter approvals");
                     }
                     self.check_window(&at, entry.at, ticket.opened_at, ticket.expires_at, &policy);
-                    disputes.insert(*request_hash);
+                    if ticket.binds_records() {
+                        // The ticket names the records it releases (signed by the master,
+                        // approved by the arbiters, and the trustees released only from
+                        // records with these hashes): the file's must be those.
+                        let other: Vec<u32> = request
+                            .epochs
+                            .iter()
+                            .filter(|e| epochs.get(e).map(|r| r.hash()) != ticket.record_hash(*e))
+                            .collect();
+                        if !other.is_empty() {
+                            self.fail(
+                                Reason::DisputeRecordsMismatch,
+                                format!(
+                                    "{at}: its dispute ticket names other records for epoch(s) \
+                                     {other:?} than the file shows"
+                                ),
+                            );
+                            ok = false;
+                        }
+                    } else {
+                        disputes.insert(*request_hash);
+                    }
                 }
                 _ => mismatch.push("justification kind"),
             }
@@ -262,22 +283,21 @@ impl Verifier {
                 );
             }
         }
-        // A dispute release binds the org, the conversation and epoch numbers only: neither the
-        // release event, nor the request, nor the ticket or the approvals commit to the epoch
-        // records, and the master writes all of them. A master holding a genuine dispute release
-        // could write new records (a made-up customer, its own K, agents it certifies itself),
-        // invent messages and sign the end marker. Until release entries carry the released
-        // records' hashes (which the trustees hold), such an export proves nothing about its
-        // contents. An epoch that a consent release covers as well is bound to the consenting
-        // customer as any consent export is (see the weaker line below).
+        // A release under a ticket that names no records binds the org, the conversation and
+        // epoch numbers only: the master writes the ticket, the request and the file. A master
+        // holding such a release could write new records (a made-up customer, its own K,
+        // agents it certifies itself), invent messages and sign the end marker, so the export
+        // proves nothing about its contents. Tickets now name each released record's hash,
+        // which the trustees check against the records they release from (checked above);
+        // only older tickets end here. An epoch that a consent release covers as well is bound
+        // to the consenting customer as any consent export is (see the weaker line below).
         if !dispute_only.is_empty() {
             self.fail(
                 Reason::DisputeNotBoundToRecords,
                 format!(
-                    "epoch(s) {dispute_only:?} are released only by a dispute, and a dispute \
-                     release does not bind the epoch records: the master could have written the \
-                     records, keys and messages of this file itself (release entries do not carry \
-                     record hashes yet)"
+                    "epoch(s) {dispute_only:?} are released only by a dispute whose ticket does \
+                     not name the epoch records (a ticket opened before tickets bound them): the \
+                     master could have written the records, keys and messages of this file itself"
                 ),
             );
         }
