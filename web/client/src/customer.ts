@@ -53,6 +53,9 @@ import { Connection, RelayError, SessionError, type ConnectionState, type Sessio
 import { RECORDS, itemKey, type Store } from "./store.js";
 
 /** One line of the conversation, verified. */
+/** Where the customer keeps the last audit-log head it accepted (size and root). */
+const LAST_HEAD_KEY = "log/head";
+
 export interface ChatLine {
   seq: number;
   /** Whether this account sent it. */
@@ -555,6 +558,22 @@ export class Customer {
       inclusion: async (i, size) => {
         const r = await s.call({ kind: "get_inclusion", index: i, size });
         if (r.kind !== "inclusion" || r.index !== i || r.size !== size) throw new CustomerError("bad_answer", r.kind);
+        return r.path;
+      },
+      // The log must only grow from the head this customer accepted last (kept in its store).
+      lastHead: {
+        get: async () => {
+          const b = await this.opts.store.get(LAST_HEAD_KEY);
+          if (b === undefined) return null;
+          const m = map(fromCbor(b));
+          const root = m.root;
+          return typeof m.size === "number" && root instanceof Uint8Array ? { size: m.size, root } : null;
+        },
+        put: async (h) => this.opts.store.put(LAST_HEAD_KEY, toCbor({ size: h.size, root: h.root })),
+      },
+      consistency: async (old, size) => {
+        const r = await s.call({ kind: "get_consistency", old, new: size });
+        if (r.kind !== "consistency" || r.old !== old || r.new !== size) throw new CustomerError("bad_answer", r.kind);
         return r.path;
       },
     });

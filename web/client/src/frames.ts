@@ -37,6 +37,8 @@ export type Request =
   | { kind: "delivered"; conversation: Uint8Array; seq: number }
   | { kind: "get_tree_head" }
   | { kind: "get_inclusion"; index: number; size: number }
+  | { kind: "get_consistency"; old: number; new: number }
+  | { kind: "get_witnessed_head"; org: string }
   | { kind: "share_consent"; token: ConsentToken };
 
 /** The CBOR of a request body. */
@@ -64,6 +66,10 @@ export function requestToCbor(r: Request): CborValue {
       return { delivered: { conversation: r.conversation, seq: r.seq } };
     case "get_inclusion":
       return { get_inclusion: { index: r.index, size: r.size } };
+    case "get_consistency":
+      return { get_consistency: { old: r.old, new: r.new } };
+    case "get_witnessed_head":
+      return { get_witnessed_head: { org: r.org } };
     case "share_consent":
       return { share_consent: consentToCbor(r.token) };
   }
@@ -152,6 +158,8 @@ export type Response =
   | { kind: "items"; items: Sequenced[]; more: boolean }
   | { kind: "tree_head"; head: CborValue }
   | { kind: "inclusion"; index: number; size: number; path: Uint8Array[] }
+  | { kind: "consistency"; old: number; new: number; path: Uint8Array[] }
+  | { kind: "witnessed_head"; head: CborValue; cosignatures: CborValue[] }
   | { kind: "other"; name: string };
 
 /** A push (§13.5). */
@@ -405,6 +413,20 @@ export function responseFromCbor(v: CborValue): Response {
         return p;
       });
       return { kind: "inclusion", index: u(m, "index"), size: u(m, "size"), path };
+    }
+    case "consistency": {
+      const m = map(body, "consistency");
+      const path = list(m, "path").map((p) => {
+        if (!(p instanceof Uint8Array) || p.length !== 32) throw malformed("path: expected 32-byte hashes");
+        return p;
+      });
+      return { kind: "consistency", old: u(m, "old"), new: u(m, "new"), path };
+    }
+    case "witnessed_head": {
+      const m = map(body, "witnessed_head");
+      const head = m.head;
+      if (head === undefined) throw malformed("witnessed_head: head");
+      return { kind: "witnessed_head", head, cosignatures: list(m, "cosignatures") };
     }
     default:
       return { kind: "other", name };

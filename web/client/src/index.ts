@@ -10,3 +10,4 @@ export * from "./store.js";
 export * from "./customer.js";
 export * from "./summary.js";
 export * from "./notice.js";
+export * from "./notices-witness.js";

@@ -25,6 +25,7 @@ import {
   type ReleaseBasis,
   type TreeHead,
 } from "@sealdesk/protocol";
+import { checkConsistent, witnessQuorum, type SeenHead, type WitnessedHead } from "./notices-witness.js";
 
 type M = { [k: string]: CborValue };
 
@@ -152,13 +153,29 @@ export interface NoticeContext {
   inclusion: (index: number, size: number) => Promise<Uint8Array[]>;
   /** Leaf hashes (hex) already shown in this conversation. */
   seen: Set<string>;
+  /**
+   * The last tree head this customer accepted, and where to keep the next one: a head that
+   * does not extend it (shrank, forked, not an append-only extension) fails the notice as
+   * `inconsistent`. Absent: no consistency check (as before).
+   */
+  lastHead?: { get: () => Promise<SeenHead | null>; put: (h: SeenHead) => Promise<void> };
+  /** The consistency path from the tree of `oldSize` leaves to the tree of `newSize`. */
+  consistency?: (oldSize: number, newSize: number) => Promise<Uint8Array[]>;
+  /**
+   * The served head with the org's trustees' cosignatures: when given, a notice that passes
+   * every other check is verified only once `n − t + 1` of them vouch for it (else it is shown
+   * "not yet witnessed", or NOT GENUINE on a split view). Absent: not checked.
+   */
+  witnessedHead?: () => Promise<WitnessedHead>;
+  /** The reader's clock, Unix seconds (for the cosignatures' freshness). */
+  now?: () => number;
 }
 
 /** Why a notice is not genuine (for the tests and the text); null when it is. */
-export type NoticeFailure = "signature" | "conversation" | "signer" | "inclusion" | null;
+export type NoticeFailure = "signature" | "conversation" | "signer" | "inclusion" | "inconsistent" | "split_view" | null;
 
 /** Checks a notice and says it in words. */
-export async function checkNotice(seq: number, index: number, entry: AuditEntry, ctx: NoticeContext): Promise<Notice & { failure: NoticeFailure }> {
+export async function checkNotice(seq: number, index: number, entry: AuditEntry, ctx: NoticeContext): Promise<Notice & { failure: NoticeFailure; unwitnessed: string | null }> {
   let failure: NoticeFailure = null;
   let signer: string | null = null;
   try {
@@ -189,15 +206,46 @@ export async function checkNotice(seq: number, index: number, entry: AuditEntry,
     }
   }
   let provenIn = 0;
+  let unwitnessed: string | null = null;
   if (failure === null) {
+    let head: TreeHead | null = null;
     try {
-      const head = verifyTreeHead(await ctx.treeHead(), ctx.relayKey);
+      head = verifyTreeHead(await ctx.treeHead(), ctx.relayKey);
       if (!equal(head.logKey, ctx.relayKey) || index >= head.size) throw new ProtocolError("malformed", "not in the log");
       const path = await ctx.inclusion(index, head.size);
       if (!verifyInclusion(entryLeafHash(entry), index, head.size, path, head.root)) throw new ProtocolError("malformed", "inclusion");
       provenIn = head.size;
     } catch {
       failure = "inclusion";
+    }
+    // The head must extend the last one this customer accepted.
+    if (failure === null && head !== null && ctx.lastHead !== undefined) {
+      const proof = ctx.consistency ?? (() => Promise.reject(new Error("no consistency proofs")));
+      try {
+        const last = await ctx.lastHead.get();
+        if ((await checkConsistent(last, head, proof)) !== null) failure = "inconsistent";
+        else if (last === null || head.size >= last.size) await ctx.lastHead.put({ size: head.size, root: head.root });
+      } catch {
+        failure = "inconsistent";
+      }
+    }
+    // And enough of the org's trustees must vouch for a head holding the entry.
+    if (failure === null && ctx.witnessedHead !== undefined) {
+      if (ctx.policy === null) {
+        unwitnessed = "no policy to know the org's trustees";
+      } else {
+        const proof = ctx.consistency ?? (() => Promise.reject(new Error("no consistency proofs")));
+        try {
+          const w = await ctx.witnessedHead();
+          const served = verifyTreeHead(w.head, ctx.relayKey);
+          const now = ctx.now?.() ?? Math.floor(Date.now() / 1000);
+          const q = await witnessQuorum({ head: served, cosignatures: w.cosignatures }, ctx.policy, ctx.relayKey, index, now, proof);
+          if (q.splitView) failure = "split_view";
+          else if (q.have < q.need) unwitnessed = `witnessed by ${q.have} of the ${q.need} trustees needed`;
+        } catch {
+          unwitnessed = "the trustees' cosignatures could not be had";
+        }
+      }
     }
   }
   const leaf = toHex(entryLeafHash(entry));
@@ -206,9 +254,12 @@ export async function checkNotice(seq: number, index: number, entry: AuditEntry,
   const kind = kindOf(entry.event);
   const by = kind === "release" ? (signer === null ? "a trustee" : `trustee ${signer}`) : equal(entry.signer, ctx.me) ? "you" : equal(entry.signer, ctx.relayKey) ? "the relay" : "an unknown key";
   let text = describe(entry.event, signer);
-  if (failure !== null) text += " (NOT GENUINE: not signed by a party allowed to make it, or not proven in the audit log)";
+  if (failure === "inconsistent") text += " (NOT GENUINE: the audit log it is proven in does not extend the one seen before)";
+  else if (failure === "split_view") text += " (NOT GENUINE: the org's trustees cosigned a log that the one served here does not extend)";
+  else if (failure !== null) text += " (NOT GENUINE: not signed by a party allowed to make it, or not proven in the audit log)";
+  else if (unwitnessed !== null) text += ` (NOT YET WITNESSED: ${unwitnessed})`;
   if (repeat) text += " — a repeat of a notice already shown, not a new opening";
-  return { seq, index, kind, by, text, verified: failure === null && !repeat, signer, provenIn, failure };
+  return { seq, index, kind, by, text, verified: failure === null && unwitnessed === null && !repeat, signer, provenIn, failure, unwitnessed };
 }
 
 function kindOf(e: AuditEvent): NoticeKind {
