@@ -10,3 +10,6 @@ export * from "./store.js";
 export * from "./customer.js";
 export * from "./summary.js";
 export * from "./notice.js";
+export * from "./agent.js";
+export * from "./signal.js";
+export * from "./vault-import.js";
