@@ -509,8 +509,8 @@ export class Agent {
   }
 
   /** The policy `version` of `org` (the latest when null), verified and checked against the pinned master. */
-  private async policy(org: string, version: number | null): Promise<Policy> {
-    if (version !== null) {
+  private async policy(org: string, version: number | null, fresh = false): Promise<Policy> {
+    if (version !== null && !fresh) {
       const known = this.policies.get(`${org}/${version}`);
       if (known !== undefined) return known;
     }
@@ -554,7 +554,12 @@ export class Agent {
     const item = it.item;
     if (item.kind === "epoch") {
       const r = item.record;
-      const policy = await this.policy(r.org, r.policyVersion);
+      let policy = await this.policy(r.org, r.policyVersion);
+      if (!equal(policyHash(policy), r.policyHash)) {
+        // Another policy under a version read before (the org was made again): read it again,
+        // checked against the pinned master as always.
+        policy = await this.policy(r.org, r.policyVersion, true);
+      }
       verifyEpoch(r, policy);
       const previous = r.epoch === 0 ? null : (c.epochs.get(r.epoch - 1)?.record ?? null);
       if (r.epoch === 0 || previous !== null) checkFollows(r, previous);
