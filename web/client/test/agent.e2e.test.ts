@@ -32,9 +32,18 @@ describe("a TypeScript agent with the same identity as the CLI agent", () => {
   const root = tempDir("agent-e2e");
   let relay: RelayProcess;
   let org: CliOrg;
+  /** The relay's log: its refusals (debug level) show whether a counter was ever sealed twice. */
+  let relayLog = "";
 
   beforeAll(async () => {
-    relay = await startRelay(`${root.path}/relay-data`);
+    process.env.RUST_LOG = "info,sealdesk_server=debug";
+    try {
+      relay = await startRelay(`${root.path}/relay-data`);
+    } finally {
+      delete process.env.RUST_LOG;
+    }
+    relay.child.stdout?.on("data", (d: Buffer) => (relayLog += d.toString()));
+    relay.child.stderr?.on("data", (d: Buffer) => (relayLog += d.toString()));
     org = await createOrg(root.path, relay.url);
   });
   afterAll(async () => {
@@ -119,8 +128,11 @@ describe("a TypeScript agent with the same identity as the CLI agent", () => {
         }
       }
     }
-    // Each epoch holds the text of one device only.
+    // Each epoch holds the text of one device only, and the relay never saw a counter twice
+    // (it would have refused the second as counter_reused: the sealing had happened already).
     for (const devices of epochsBy.values()) expect(devices.size).toBe(1);
+    expect(relayLog).toContain("request refused");
+    expect(relayLog).not.toContain("CounterReused");
 
     // Transfer to the CLI agent bob, who reads the earlier messages and answers.
     const bobHome = join(root.path, "bob");
