@@ -7,13 +7,14 @@
  * device seals in epochs of its own; then the conversation is transferred to the CLI agent `bob`,
  * who reads the earlier messages (history hand-off) and answers.
  */
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toHex } from "@sealdesk/protocol";
 import { Agent, AgentError, Customer, MemoryStore, Session, VaultImportError, importCliVault, type AgentEvent, type SocketFactory, type VaultFiles } from "../src/index.js";
-import { cli, createOrg, eventually, startRelay, tempDir, type CliOrg, type RelayProcess } from "./relay.js";
+import { bin, cli, createOrg, eventually, startRelay, tempDir, type CliOrg, type RelayProcess } from "./relay.js";
 
 const socket: SocketFactory = (url) => new WebSocket(url) as unknown as ReturnType<SocketFactory>;
 const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
@@ -61,6 +62,25 @@ describe("a TypeScript agent with the same identity as the CLI agent", () => {
     expect(card.role).toBe("agent");
     const whoami = JSON.parse(await org.agent(["whoami", "--json"])) as { signing_key?: string; fingerprint: string };
     if (whoami.signing_key !== undefined) expect(toHex(keys.signingPublic)).toBe(whoami.signing_key);
+  });
+
+  it("shows a CLI customer's typing (an ephemeral signal §9.7)", async () => {
+    const store = new MemoryStore();
+    const { keys, card } = await importCliVault(vaultFiles(org.agentHome), "web tests only");
+    await Agent.keep(store, keys, card);
+    const agent = await Agent.load({ url: relay.url, store, socket, random, now });
+    agent.start();
+    const dave = join(root.path, "dave");
+    await cli(dave, relay.url, ["init", "--name", "dave", "--role", "customer"]);
+    await cli(dave, relay.url, ["register"]);
+    await cli(dave, relay.url, ["open", "--org", org.org, "--org-fingerprint", org.fingerprint]);
+    const id = (JSON.parse(await cli(dave, relay.url, ["conversations", "--json"])) as { conversations: { conversation: string }[] }).conversations[0]?.conversation ?? "";
+    await cli(dave, relay.url, ["send", "--conversation", id, "hello?"]);
+    await eventually("the conversation at the agent", () => agent.conversation(id)?.lines.find((l) => l.text === "hello?"));
+    expect(agent.conversation(id)?.typing).toBe(false);
+    await chatWith(dave, relay.url, id, "/typing\n/quit\n");
+    await eventually("the typing indicator", () => (agent.conversation(id)?.typing === true ? true : undefined));
+    agent.stop();
   });
 
   it("works a conversation next to the CLI: receipts, status, both devices send, transfer", async () => {
@@ -151,3 +171,16 @@ describe("a TypeScript agent with the same identity as the CLI agent", () => {
     carol.stop();
   });
 });
+
+/** Runs `sealdesk chat --conversation ID` with `input` on its standard input, to its end. */
+function chatWith(home: string, relay: string, id: string, input: string): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    const child = execFile(
+      bin("sealdesk"),
+      ["--home", home, "chat", "--conversation", id],
+      { env: { ...process.env, SEALDESK_RELAY: relay, SEALDESK_PASSPHRASE: "web tests only", SEALDESK_INSECURE_FAST_KDF: "1", NO_COLOR: "1" }, timeout: 60_000 },
+      (err, _stdout, stderr) => (err !== null ? reject(new Error(`chat failed: ${err.message}\n${stderr}`)) : resolvePromise()),
+    );
+    child.stdin?.end(input);
+  });
+}
