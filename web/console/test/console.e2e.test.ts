@@ -115,6 +115,7 @@ describe("the agent console in Chromium", () => {
     await org.agent(["send", "--conversation", id, "from the CLI"]);
     await page.locator("#text").fill("and from the console");
     await page.locator("#send").click();
+    await expect.poll(() => texts(page)).toContain("and from the console");
     await org.agent(["send", "--conversation", id, "the CLI again"]);
     await expect.poll(() => widget.locator("#log li.line .text").allTextContents()).toEqual([
       "my order 1234 never arrived",
@@ -154,6 +155,8 @@ describe("the agent console in Chromium", () => {
     // The relay's state is rolled back to before any account, and the org made again with the
     // same owner; a new account takes the name of a customer the console has pinned.
     const page = consolePage;
+    // Only the console stays open (a widget left open would register its customer again).
+    for (const p of browser.pages()) if (p !== page) await p.close();
     await relay.stop();
     relay = await startRelay(empty, ["--web-root", dist], relay.addr);
     for (const n of ["owner", "t1", "a1", "alice"]) await org.as(n, ["register"]);
