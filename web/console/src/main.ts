@@ -165,6 +165,9 @@ async function main(): Promise<void> {
     log.replaceChildren(...v.lines.map((l) => lineItem(l, v)));
     log.lastElementChild?.scrollIntoView({ block: "end" });
     el("typing").textContent = v.typing ? `${v.customer} is typing…` : "";
+    const note = el("pane-note");
+    note.hidden = !v.transferredOut;
+    note.textContent = v.transferredOut ? `Transferred to ${v.agent}: you can no longer write in this conversation, or read what follows.` : "";
     const ok = canSend(v);
     text.disabled = !ok;
     send.disabled = !ok;

@@ -37,6 +37,8 @@ describe("the agent console in Chromium", () => {
   const problems: string[] = [];
   const data = join(root.path, "relay-data");
   const empty = join(root.path, "relay-data-empty");
+  /** The relay's log at debug level: its refusals, `CounterReused` among them. */
+  let relayLog = "";
 
   beforeAll(async () => {
     // A copy of the relay's state before any account exists (its key included), for the
@@ -44,7 +46,14 @@ describe("the agent console in Chromium", () => {
     relay = await startRelay(data, ["--web-root", dist]);
     await relay.stop();
     cpSync(data, empty, { recursive: true });
-    relay = await startRelay(data, ["--web-root", dist], relay.addr);
+    process.env.RUST_LOG = "info,sealdesk_server=debug";
+    try {
+      relay = await startRelay(data, ["--web-root", dist], relay.addr);
+    } finally {
+      delete process.env.RUST_LOG;
+    }
+    relay.child.stdout?.on("data", (d: Buffer) => (relayLog += d.toString()));
+    relay.child.stderr?.on("data", (d: Buffer) => (relayLog += d.toString()));
     org = await createOrg(root.path, relay.url);
     browser = await launch(join(root.path, "profile"));
     mkdirSync(shots, { recursive: true });
@@ -129,6 +138,10 @@ describe("the agent console in Chromium", () => {
     await expect.poll(() => texts(page)).toContain("the CLI again");
     await expect.poll(() => widget.locator("#log li.line .text").allTextContents()).toContain("the console again");
 
+    // The CLI and the console, one sender, never sealed under one counter: the relay refused none.
+    expect(relayLog).toContain("message stored");
+    expect(relayLog).not.toContain("CounterReused");
+
     await page.locator("#status").selectOption("waiting");
     await expect.poll(() => texts(page)).toContain("set the status to waiting");
     await page.screenshot({ path: join(shots, "console.png") });
@@ -143,6 +156,7 @@ describe("the agent console in Chromium", () => {
     await page.locator("#transfer").click();
     await expect.poll(() => entry.locator(".sub").textContent()).toContain("transferred to bob");
     await expect.poll(() => page.locator("#text").isDisabled()).toBe(true);
+    expect(await page.locator("#pane-note").textContent()).toContain("Transferred to bob");
     expect(await cli(bobHome, relay.url, ["history", "--conversation", id])).toContain("my order 1234 never arrived");
     await cli(bobHome, relay.url, ["send", "--conversation", id, "bob here, taking over"]);
     await expect.poll(() => widget.locator("#log li.line .text").allTextContents()).toContain("bob here, taking over");
