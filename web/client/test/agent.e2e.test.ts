@@ -13,7 +13,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toHex } from "@sealdesk/protocol";
-import { Agent, AgentError, Customer, MemoryStore, Session, VaultImportError, importCliVault, type AgentEvent, type SocketFactory, type VaultFiles } from "../src/index.js";
+import { AGENT_RECORDS, Agent, AgentError, Customer, MemoryStore, Session, VaultImportError, importCliVault, type AgentEvent, type SocketFactory, type VaultFiles } from "../src/index.js";
 import { bin, cli, createOrg, eventually, startRelay, tempDir, type CliOrg, type RelayProcess } from "./relay.js";
 
 const socket: SocketFactory = (url) => new WebSocket(url) as unknown as ReturnType<SocketFactory>;
@@ -81,6 +81,33 @@ describe("a TypeScript agent with the same identity as the CLI agent", () => {
     await chatWith(dave, relay.url, id, "/typing\n/quit\n");
     await eventually("the typing indicator", () => (agent.conversation(id)?.typing === true ? true : undefined));
     agent.stop();
+  });
+
+  it("blocks all sending when the org master's key is not the one pinned", async () => {
+    const { keys, card } = await importCliVault(vaultFiles(org.agentHome), "web tests only");
+    const store = new MemoryStore();
+    await Agent.keep(store, keys, card);
+    // As if this browser had pinned another master for the org (the relay now serves a policy
+    // signed by a different key).
+    await store.put(AGENT_RECORDS.orgPin(org.org), new Uint8Array(32).fill(7));
+    const agent = await Agent.load({ url: relay.url, store, socket, random, now });
+    const events: AgentEvent[] = [];
+    agent.on((e) => events.push(e));
+    agent.start();
+    const erin = await Customer.load({ url: relay.url, org: org.org, masterFingerprint: org.fingerprint, store: new MemoryStore(), socket, random, now });
+    erin.start();
+    await eventually("the customer online", () => (erin.policy !== null ? true : undefined));
+    await erin.send("anyone there?");
+    const id = erin.conversationId() ?? "";
+    const changed = await eventually("the key change", () => events.find((e) => e.kind === "key_changed"));
+    expect(changed.kind === "key_changed" && changed.detail).toContain("master key changed");
+    expect(agent.blockedBecause()).not.toBeNull();
+    await eventually("the conversation listed", () => agent.conversation(id) ?? undefined);
+    expect(agent.conversation(id)?.blocked).not.toBeNull();
+    expect(agent.conversation(id)?.lines.map((l) => l.text)).not.toContain("anyone there?");
+    await expect(agent.send(id, "hello")).rejects.toMatchObject({ failure: "key_changed" });
+    agent.stop();
+    erin.stop();
   });
 
   it("works a conversation next to the CLI: receipts, status, both devices send, transfer", async () => {
