@@ -4,7 +4,8 @@
  * agent `alice` unlocks the console from her vault's files (a wrong passphrase is refused as
  * such); a customer writes from the widget; the console lists the conversation unread, the agent
  * reads it (the widget shows the read mark) and answers (the console shows it delivered); the
- * CLI and the console, one identity, both send; the status is set; the conversation is
+ * CLI and the console, one identity, both send; the status is set; a reload opens the console
+ * at once with the conversation read again from the relay; the conversation is
  * transferred to the CLI agent `bob`, who reads it and answers. Then the relay's state is rolled
  * back and the org made again with another `carol` key: the console tells it loudly and blocks
  * sending in that conversation. Screenshots go to web/screenshots/.
@@ -146,12 +147,22 @@ describe("the agent console in Chromium", () => {
     await expect.poll(() => texts(page)).toContain("set the status to waiting");
     await page.screenshot({ path: join(shots, "console.png") });
 
+    // A reload opens at once (the keys are in IndexedDB; no files, no passphrase) and reads the
+    // conversation again from the relay, unread count included.
+    await page.reload();
+    await expect.poll(() => page.locator("#me").textContent()).toBe("alice");
+    expect(await page.locator("#unlock").isHidden()).toBe(true);
+    await page.locator(`#list button[data-conversation="${id}"]`).click();
+    await expect.poll(() => texts(page)).toContain("the console again");
+    expect(await texts(page)).toContain("my order 1234 never arrived");
+
     // Transfer to the CLI agent bob, who reads the conversation and answers.
     const bobHome = join(root.path, "bob");
     await cli(bobHome, relay.url, ["init", "--name", "bob", "--role", "agent"]);
     await cli(bobHome, relay.url, ["register"]);
     const bobFp = (JSON.parse(await cli(bobHome, relay.url, ["whoami", "--json"])) as { fingerprint: string }).fingerprint;
     await org.as("owner", ["org", "add-agent", "bob", "--fingerprint", bobFp]);
+    await expect.poll(() => page.locator("#transfer").isDisabled()).toBe(false);
     await page.locator("#transfer-to").fill("bob");
     await page.locator("#transfer").click();
     await expect.poll(() => entry.locator(".sub").textContent()).toContain("transferred to bob");
