@@ -21,7 +21,7 @@
  * The conversation history is not cached in the browser: it is read from the relay again when
  * the console starts (epoch secrets are re-derived from the records with the account's key),
  * and only what must survive a reload is stored: the identity, pins, counters, the epochs made
- * here and the read marks.
+ * here, and the read and delivery marks.
  */
 import {
   EpochSecret,
@@ -153,6 +153,8 @@ export const AGENT_RECORDS = {
   counter: (id: string, epoch: number): string => `conv/${id}/counter/${epoch}`,
   /** The highest sequence number the agent has read: `conv/<id>/read`. */
   read: (id: string): string => `conv/${id}/read`,
+  /** The highest sequence number the customer's device received, as the relay said: `conv/<id>/delivered`. */
+  delivered: (id: string): string => `conv/${id}/delivered`,
   /** The highest sequence number covered by a read receipt sent: `conv/<id>/read_sent`. */
   readSent: (id: string): string => `conv/${id}/read_sent`,
 } as const;
@@ -403,6 +405,13 @@ export class Agent {
           this.emit({ kind: "changed", id: hex });
         }
       });
+      void this.opts.store.get(AGENT_RECORDS.delivered(hex)).then((b) => {
+        if (b !== undefined) {
+          const v = fromCbor(b);
+          if (typeof v === "number") conv.delivered = Math.max(conv.delivered, v);
+          this.emit({ kind: "changed", id: hex });
+        }
+      });
     }
     c.agent = info.agent;
     return c;
@@ -463,6 +472,7 @@ export class Agent {
       const c = this.convs.get(toHex(p.conversation));
       if (c !== undefined && p.member !== this.card.name && p.seq > c.delivered) {
         c.delivered = p.seq;
+        void this.opts.store.put(AGENT_RECORDS.delivered(c.hex), toCbor(p.seq)).catch(() => undefined);
         this.emit({ kind: "changed", id: c.hex });
       }
     } else if (p.kind === "signal") {

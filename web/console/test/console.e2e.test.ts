@@ -155,6 +155,7 @@ describe("the agent console in Chromium", () => {
     await page.locator(`#list button[data-conversation="${id}"]`).click();
     await expect.poll(() => texts(page)).toContain("the console again");
     expect(await texts(page)).toContain("my order 1234 never arrived");
+    await expect.poll(() => page.locator("#log li.mine .meta").first().getAttribute("data-mark")).toMatch(/delivered|read/);
 
     // Transfer to the CLI agent bob, who reads the conversation and answers.
     const bobHome = join(root.path, "bob");
