@@ -146,6 +146,14 @@ async fn web_story<W: Write>(
         "SEALDESK_PASSPHRASE='{DEMO_PASSPHRASE}' sealdesk --home {} --relay {url} chat",
         dir.join("alice").display()
     ))?;
+    n.step("Or answer as alice in the browser: the agent console")?;
+    n.quote(&format!("http://{addr}/console/"))?;
+    n.say(&format!(
+        "(Unlock it with alice's vault: choose vault.json, records/identity.rec and \
+         records/profile.rec in {}, passphrase '{DEMO_PASSPHRASE}'. The console and the CLI \
+         can both answer as alice.)",
+        dir.join("alice").display()
+    ))?;
     n.step("On a web site of your own, one script tag does the same")?;
     n.quote(&format!(
         "<script src=\"http://{addr}/embed.js\" data-org=\"acme\" data-fingerprint=\"{fp}\" defer></script>"

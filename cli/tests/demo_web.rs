@@ -35,6 +35,15 @@ fn demo_web_prints_a_url_that_serves_the_widget() {
                 .map(str::to_owned)
         })
         .expect("the demo prints the widget's URL");
+    // Then the console's URL, on the same origin.
+    let origin = &url[..url.find("/?").unwrap()];
+    assert!(
+        lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.contains(&format!("{origin}/console/"))),
+        "the demo prints the console's URL"
+    );
     let rest = url.trim_start_matches("http://");
     let (addr, path) = rest.split_at(rest.find('/').unwrap());
     let mut stream = std::net::TcpStream::connect(addr).unwrap();

@@ -655,6 +655,25 @@ impl Account {
         self.get_cbor(&name::conv_epoch(id, epoch))
     }
 
+    /// Records that this home created `record` (before it is stored): its hash, so that a
+    /// record of the same number another device stored first is not taken for it.
+    ///
+    /// # Errors
+    /// [`ClientError::Vault`].
+    pub fn mark_made_here(&self, id: &ConversationId, record: &EpochRecord) -> Result<()> {
+        self.put_cbor(&name::conv_made_here(id, record.epoch), &record.hash())
+    }
+
+    /// Whether this home created `record` ([`Self::mark_made_here`]).
+    ///
+    /// # Errors
+    /// [`ClientError::Vault`], [`ClientError::Protocol`].
+    pub fn made_here(&self, id: &ConversationId, record: &EpochRecord) -> Result<bool> {
+        Ok(self
+            .get_cbor::<[u8; 32]>(&name::conv_made_here(id, record.epoch))?
+            .is_some_and(|h| h == record.hash()))
+    }
+
     /// Stores an epoch's state.
     ///
     /// # Errors

@@ -87,6 +87,14 @@ pub(crate) mod name {
         format!("conv/{id}/epoch/")
     }
 
+    /// Marks an epoch that this home created itself (written before the record is stored):
+    /// another device of the same account creates epochs under the same key, and this device
+    /// seals only in epochs made here or by another member (SECURITY.md, "Two devices of one
+    /// agent").
+    pub(crate) fn conv_made_here(id: &ConversationId, epoch: u32) -> String {
+        format!("conv/{id}/made/{epoch}")
+    }
+
     /// The secret of one readable epoch.
     pub(crate) fn conv_key(id: &ConversationId, epoch: u32) -> String {
         format!("conv/{id}/key/{epoch}")

@@ -413,6 +413,16 @@ impl Client {
                 });
             }
         }
+        // An epoch this account's key created somewhere else (another device of the same
+        // account: the browser console, a copied home) is that device's to seal in: its
+        // counters are not in this vault, so sealing here could reuse one (a key and nonce the
+        // relay would see twice). Open a new epoch instead (SECURITY.md, "Two devices of one
+        // agent").
+        if last.record.creator == self.account.keys().signing_public()
+            && !self.account.made_here(id, &last.record)?
+        {
+            return self.rotate(id).await;
+        }
         let policy = self
             .policy(&last.record.org, last.record.policy_version)
             .await?;
@@ -483,6 +493,7 @@ impl Client {
                 now: now(),
             },
         )?;
+        self.account.mark_made_here(id, record.record())?;
         match self
             .session
             .request(Request::PutEpoch(record.into_record()))

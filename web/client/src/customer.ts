@@ -505,6 +505,8 @@ export class Customer {
         }
         return;
       }
+      // A status the agent set (§9.6) is not a line of the chat.
+      if (env.header.kind === "status") return;
       const sender = e.record.members.find((m) => equal(m.signingKey, env.header.sender))?.name ?? "?";
       const line: ChatLine = { seq: it.seq, mine, sender, text: dec.decode(body), sentAt: env.header.sentAt };
       this.lines.push(line);

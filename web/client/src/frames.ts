@@ -22,6 +22,7 @@ import {
   type Policy,
   type Sealed,
 } from "@sealdesk/protocol";
+import type { SignalEnvelope } from "./signal.js";
 
 /** A request body (§13.3), the subset the browser clients send. */
 export type Request =
@@ -39,7 +40,10 @@ export type Request =
   | { kind: "get_inclusion"; index: number; size: number }
   | { kind: "get_consistency"; old: number; new: number }
   | { kind: "get_witnessed_head"; org: string }
-  | { kind: "share_consent"; token: ConsentToken };
+  | { kind: "share_consent"; token: ConsentToken }
+  | { kind: "transfer"; conversation: Uint8Array; agent: string }
+  | { kind: "put_hand_off"; handoff: Handoff }
+  | { kind: "signal"; signal: SignalEnvelope };
 
 /** The CBOR of a request body. */
 export function requestToCbor(r: Request): CborValue {
@@ -72,6 +76,12 @@ export function requestToCbor(r: Request): CborValue {
       return { get_witnessed_head: { org: r.org } };
     case "share_consent":
       return { share_consent: consentToCbor(r.token) };
+    case "transfer":
+      return { transfer: { conversation: r.conversation, agent: r.agent } };
+    case "put_hand_off":
+      return { put_hand_off: handoffToCbor(r.handoff) };
+    case "signal":
+      return { signal: signalToCbor(r.signal) };
   }
 }
 
@@ -167,6 +177,7 @@ export type Push =
   | { kind: "item"; item: Sequenced }
   | { kind: "assigned"; conversation: Uint8Array; customer: IdentityCard }
   | { kind: "delivered"; conversation: Uint8Array; member: string; seq: number }
+  | { kind: "signal"; signal: SignalEnvelope }
   | { kind: "other"; name: string };
 
 /** A decoded frame from the relay. */
@@ -298,7 +309,7 @@ export function envelopeFromCbor(v: CborValue): Envelope {
   const m = map(v, "envelope");
   const h = map(get(m, "header"), "header");
   const kind = text(h, "kind");
-  if (kind !== "text" && kind !== "read") throw malformed(`kind ${kind}`);
+  if (kind !== "text" && kind !== "read" && kind !== "status") throw malformed(`kind ${kind}`);
   return {
     header: {
       version: u(h, "version"),
@@ -447,9 +458,44 @@ export function pushFromCbor(v: CborValue): Push {
       const m = map(body, "delivered");
       return { kind: "delivered", conversation: bytes(m, "conversation", 16), member: text(m, "member"), seq: u(m, "seq") };
     }
+    case "signal":
+      return { kind: "signal", signal: signalFromCbor(body) };
     default:
       return { kind: "other", name };
   }
+}
+
+/** A hand-off's CBOR map (§7.6). */
+export function handoffToCbor(h: Handoff): CborValue {
+  return {
+    conversation: h.conversation,
+    from: h.from,
+    to: h.to,
+    epochs: h.epochs.map(([e, s]): CborValue => [e, { enc: s.enc, ciphertext: s.ciphertext }]),
+    created_at: h.createdAt,
+    signature: h.signature,
+  };
+}
+
+/** A signal's CBOR map (§9.7). */
+export function signalToCbor(s: SignalEnvelope): CborValue {
+  const h = s.header;
+  return {
+    header: { version: h.version, conversation: h.conversation, epoch: h.epoch, sender: h.sender, sent_at: h.sentAt, nonce: h.nonce },
+    ciphertext: s.ciphertext,
+    signature: s.signature,
+  };
+}
+
+/** A signal from its CBOR map. */
+export function signalFromCbor(v: CborValue): SignalEnvelope {
+  const m = map(v, "signal");
+  const h = map(get(m, "header"), "signal header");
+  return {
+    header: { version: u(h, "version"), conversation: bytes(h, "conversation", 16), epoch: u(h, "epoch"), sender: bytes(h, "sender", 32), sentAt: u(h, "sent_at"), nonce: bytes(h, "nonce", 12) },
+    ciphertext: bytes(m, "ciphertext"),
+    signature: bytes(m, "signature", 64),
+  };
 }
 
 /** A frame from the relay (already past `decodeFrame`). */

@@ -11,3 +11,6 @@ export * from "./customer.js";
 export * from "./summary.js";
 export * from "./notice.js";
 export * from "./notices-witness.js";
+export * from "./agent.js";
+export * from "./signal.js";
+export * from "./vault-import.js";

@@ -1,0 +1,99 @@
+//! Two devices of one agent account (SECURITY.md, "Two devices of one agent"): a device seals
+//! only in an epoch it made itself or one another member made, so two devices of one sender,
+//! each with its own counters, never seal two messages under one (epoch, counter). Here the
+//! second device is a copy of the agent's home taken before the conversation existed (as the
+//! browser console is an import of it); the hostile proxy records every frame the account sends.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::{collections::HashSet, path::Path};
+
+use sealdesk_client::{Account, Client};
+use sealdesk_protocol::{
+    card::Role,
+    wire::{Frame, Request},
+};
+use sealdesk_tests::world::{PASS, Via, World, open_chat, texts};
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_devices_of_one_agent_never_seal_under_one_counter() {
+    let w = World::with_proxy().await;
+    // Epochs of two messages, so that the customer's epoch 0 is full before the agent writes.
+    let master = w.org_master(&["alice"], Some(2)).await;
+    master.close().await;
+    copy_dir(&w.home("alice"), &w.home("alice-browser"));
+    let mut carol = w.user_via("carol", Role::Customer, Via::Proxy).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "c1").await.unwrap();
+    carol.send_text(&conv, "c2").await.unwrap();
+
+    // The second device rotates (epoch 0 is full) and sends in the epoch it made.
+    let other = Account::open(&w.home("alice-browser"), PASS).unwrap();
+    let mut other = Client::connect(other, &w.url_via(Via::Proxy))
+        .await
+        .unwrap();
+    other.sync_all().await.unwrap();
+    other
+        .send_text(&conv, "from the second device")
+        .await
+        .unwrap();
+    // The first device finds an epoch its key signed but its vault did not make: it opens one
+    // of its own rather than sealing there with counters the other device also uses.
+    let mut first = w.reopen_via("alice", Via::Proxy).await;
+    first.sync_all().await.unwrap();
+    first
+        .send_text(&conv, "from the first device")
+        .await
+        .unwrap();
+    other
+        .send_text(&conv, "the second device again")
+        .await
+        .unwrap();
+    first
+        .send_text(&conv, "the first device again")
+        .await
+        .unwrap();
+
+    let mut sealed = HashSet::new();
+    for f in w.proxy().sent_by("alice") {
+        if let Frame::Request {
+            body: Request::Send(env),
+            ..
+        } = f
+        {
+            assert!(
+                sealed.insert((env.header.epoch, env.header.counter)),
+                "epoch {} counter {} sealed twice",
+                env.header.epoch,
+                env.header.counter
+            );
+        }
+    }
+    // Four texts, and the read receipts the devices sent while syncing.
+    assert!(sealed.len() >= 4, "every message sealed once: {sealed:?}");
+    carol.sync(&conv).await.unwrap();
+    assert_eq!(
+        texts(&carol, &conv),
+        vec![
+            "carol: c1",
+            "carol: c2",
+            "alice: from the second device",
+            "alice: from the first device",
+            "alice: the second device again",
+            "alice: the first device again",
+        ]
+    );
+}

@@ -1,0 +1,27 @@
+/** The console's page-free logic: which files an unlock reads, what a failure says, the policy in words. */
+import { VaultImportError } from "@sealdesk/client";
+import { describe, expect, it } from "vitest";
+import { findVaultFiles, unlockFailureText } from "../src/logic.js";
+
+const file = (name: string, text: string): { name: string; arrayBuffer: () => Promise<ArrayBuffer> } => ({
+  name,
+  arrayBuffer: () => Promise.resolve(new TextEncoder().encode(text).buffer),
+});
+
+describe("the unlock form", () => {
+  it("picks the three vault files by name, in any order, from paths too", async () => {
+    const files = await findVaultFiles([file("records/profile.rec", "p"), file("vault.json", "{}"), file("identity.rec", "i"), file("other.rec", "x")]);
+    expect(files.header).toBe("{}");
+    expect(new TextDecoder().decode(files.identity)).toBe("i");
+    expect(new TextDecoder().decode(files.profile)).toBe("p");
+  });
+
+  it("names the missing file", async () => {
+    await expect(findVaultFiles([file("vault.json", "{}"), file("identity.rec", "i")])).rejects.toMatchObject({ failure: "missing_file", message: "missing_file: profile.rec" });
+  });
+
+  it("tells a wrong passphrase from damaged files", () => {
+    expect(unlockFailureText(new VaultImportError("wrong_passphrase"))).toContain("Wrong passphrase");
+    expect(unlockFailureText(new VaultImportError("card_mismatch"))).toContain("do not belong together");
+  });
+});

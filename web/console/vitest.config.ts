@@ -1,0 +1,13 @@
+import { defineConfig } from "vitest/config";
+
+// The console end to end in Chromium: Node drives Debian's Chromium (playwright-core; CHROMIUM_PATH
+// or /usr/bin/chromium) against the real relay binary serving web/dist (`npm run test:e2e` at the
+// workspace root builds the widget and the console first).
+export default defineConfig({
+  test: {
+    include: ["test/**/*.e2e.test.ts"],
+    testTimeout: 240_000,
+    hookTimeout: 180_000,
+    pool: "forks",
+  },
+});
