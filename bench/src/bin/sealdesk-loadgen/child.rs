@@ -112,6 +112,15 @@ impl ServerChild {
     /// # Errors
     /// The binary cannot be started or does not report its address in time.
     pub fn spawn(kind: Kind, data_root: &Path) -> Result<Self> {
+        Self::spawn_with_env(kind, data_root, &[])
+    }
+
+    /// [`Self::spawn`] with extra environment variables for the child (`SEALDESK_RELAY_*`
+    /// limits, which it applies over the benchmark's configuration).
+    ///
+    /// # Errors
+    /// The binary cannot be started or does not report its address in time.
+    pub fn spawn_with_env(kind: Kind, data_root: &Path, env: &[(String, String)]) -> Result<Self> {
         let exe = std::env::current_exe().context("locating this executable")?;
         let data = match kind {
             Kind::Sealdesk => Some(
@@ -130,7 +139,8 @@ impl ServerChild {
             .arg(kind.name())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::inherit())
+            .envs(env.iter().map(|(k, v)| (k, v)));
         if let Some(d) = &data {
             cmd.arg("--data").arg(d.path());
         }
