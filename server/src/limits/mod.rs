@@ -3,6 +3,8 @@
 //!
 //! - [`bucket`]: [`Bucket`], [`KeyedBuckets`] (one per key, bounded in memory) and
 //!   [`SharedBucket`] (one overall), with the wait until the next token ([`Limited`]);
+//! - [`open`]: [`OpenConnections`], the WebSocket connections each source holds open at once
+//!   (a count, beside the rate of upgrades);
 //! - [`sender`]: [`SenderBuckets`], the message buckets a conversation keeps in its own state
 //!   (one per sender), so the send path's limit takes no relay-wide lock;
 //! - [`source`]: where a connection comes from (the peer, or `X-Forwarded-For` from a
@@ -14,6 +16,7 @@
 //! keyed by their bytes.
 
 pub mod bucket;
+pub mod open;
 pub mod sender;
 pub mod source;
 
@@ -22,6 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use bucket::{Bucket, KeyedBuckets, Limited, Rate, SharedBucket};
+pub use open::{OpenConnections, OpenSlot};
 pub use sender::SenderBuckets;
 pub use source::{source_key, source_of};
 
@@ -30,6 +34,8 @@ use crate::metrics::Metrics;
 
 /// Connection attempts (WebSocket upgrades) per source address.
 pub const SOURCE_CONNECTIONS: &str = "source_connections";
+/// WebSocket connections one source address holds open at once.
+pub const SOURCE_OPEN_CONNECTIONS: &str = "source_open_connections";
 /// Registrations per source address.
 pub const SOURCE_REGISTRATIONS: &str = "source_registrations";
 /// Registrations overall.
@@ -46,6 +52,7 @@ pub const CONVERSATION_MESSAGES: &str = "conversation_messages";
 /// Every limit's metrics label.
 pub const LIMIT_LABELS: &[&str] = &[
     SOURCE_CONNECTIONS,
+    SOURCE_OPEN_CONNECTIONS,
     SOURCE_REGISTRATIONS,
     REGISTRATIONS,
     SOURCE_AUTH_FAILURES,
@@ -58,6 +65,7 @@ pub const LIMIT_LABELS: &[&str] = &[
 pub fn describe(limit: &str) -> &'static str {
     match limit {
         SOURCE_CONNECTIONS => "too many connections from your address",
+        SOURCE_OPEN_CONNECTIONS => "too many open connections from your address",
         SOURCE_REGISTRATIONS => "too many registrations from your address",
         REGISTRATIONS => "the relay is taking too many registrations right now",
         SOURCE_AUTH_FAILURES => "too many failed authentications from your address",

@@ -4,8 +4,8 @@
 //! costs them.
 //!
 //! The relay child runs the benchmark's configuration with the **default** limits per source
-//! and overall (connections, registrations; opens and the open-conversations quota are
-//! defaults there already): the well-behaved clients come from 16 loopback addresses
+//! and overall (connection rate, open connections, registrations; opens and the
+//! open-conversations quota are defaults there already): the well-behaved clients come from 16 loopback addresses
 //! (127.0.0.2–17, a handful of registrations each) and stay within them, the flood comes from
 //! [`FLOOD_SOURCE`] alone. The chat runs open loop at a fixed rate three times, ABA: without
 //! the flood, with it, without it again; the flood starts before the second run's warm-up and
@@ -99,6 +99,10 @@ fn default_source_limits() -> Vec<(String, String)> {
             d.source_connections_per_minute,
         ),
         ("SOURCE_CONNECTION_BURST", d.source_connection_burst),
+        (
+            "MAX_CONNECTIONS_PER_SOURCE",
+            u32::try_from(d.max_connections_per_source).unwrap_or(u32::MAX),
+        ),
         (
             "SOURCE_REGISTRATIONS_PER_MINUTE",
             d.source_registrations_per_minute,

@@ -65,6 +65,7 @@ pub fn bench_relay_config(data_dir: PathBuf) -> RelayConfig {
             // would count all of them as one abuser.
             source_connections_per_minute: 1_000_000,
             source_connection_burst: 1_000_000,
+            max_connections_per_source: 1_000_000,
             source_registrations_per_minute: 1_000_000,
             source_registration_burst: 1_000_000,
             registrations_per_minute: 1_000_000,
