@@ -54,6 +54,9 @@ const FLOOD_TASKS: u64 = 8;
 /// The flood stops after this many attempts (connections tried) even if the run goes on.
 const FLOOD_MAX_ATTEMPTS: u64 = 500_000;
 
+/// How long the flooding tasks get to notice the stop before they are cut short.
+const FLOOD_GRACE: Duration = Duration::from_secs(1);
+
 /// Conversation opens each registered flooding account tries (the default quota is 4).
 const OPENS_PER_ACCOUNT: u64 = 6;
 
@@ -162,8 +165,12 @@ pub async fn abuse_scenario(s: &Settings) -> Result<AbuseFigures> {
     let measured = measure(&mut fleet, &child, pace, s).await;
     let rss_flood_end = procstat::rss_bytes(pid)?;
     stop.store(true, Ordering::SeqCst);
-    for f in flooders {
-        let _ = f.await;
+    for mut f in flooders {
+        // A flooding connection still in its handshake is cut short: the scenario stops by
+        // itself whatever the relay does.
+        if tokio::time::timeout(FLOOD_GRACE, &mut f).await.is_err() {
+            f.abort();
+        }
     }
     let (during, Measured { delivery: fl, .. }) = measured?;
 
@@ -230,14 +237,12 @@ async fn flood(addr: std::net::SocketAddr, org: &Org, task: u64, stop: &AtomicBo
             c.other.fetch_add(1, Ordering::Relaxed);
             continue;
         };
-        let mut ws = match client::connect_from(
-            addr,
-            Kind::Sealdesk.ws_path(),
-            FLOOD_SOURCE,
-            4 * 1024,
-        )
-        .await
-        {
+        let connect = client::connect_from(addr, Kind::Sealdesk.ws_path(), FLOOD_SOURCE, 4 * 1024);
+        let Ok(connected) = tokio::time::timeout(client::STEP, connect).await else {
+            c.failed_connections.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        let mut ws = match connected {
             Ok(ws) => ws,
             Err(e) => {
                 let refused = e.chain().any(|e| {
