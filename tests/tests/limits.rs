@@ -486,3 +486,38 @@ async fn a_source_holds_at_most_its_open_connections_and_a_close_frees_a_place()
     .await;
     drop(again);
 }
+
+#[tokio::test]
+async fn a_members_message_budget_is_per_conversation() {
+    let (relay, _dir) = spawn_relay_with(|c| {
+        c.limits.conversation_message_burst = 2;
+        c.limits.conversation_messages_per_minute = 1;
+    })
+    .await;
+    let url = relay.ws_url();
+    let org = Org::setup(&url, 74, "acme", 1, 1).await;
+    let mut alice = RawClient::login(&url, &org.customers[0]).await;
+    let me = &org.customers[0];
+    let first = org.start_chat(&mut alice, 0, 8).await;
+    for counter in 0..2 {
+        alice
+            .stored(Request::Send(first.seal(me, counter, "hello")))
+            .await;
+    }
+    let answer = alice
+        .request(Request::Send(first.seal(me, 2, "one too many")))
+        .await;
+    assert_eq!(refusal(&answer).0, ErrorCode::RateLimited);
+    // The same sender's budget in another conversation is its own, full.
+    let second = org.start_chat(&mut alice, 0, 9).await;
+    for counter in 0..2 {
+        alice
+            .stored(Request::Send(second.seal(me, counter, "hello again")))
+            .await;
+    }
+    let answer = alice
+        .request(Request::Send(second.seal(me, 2, "one too many")))
+        .await;
+    assert_eq!(refusal(&answer).0, ErrorCode::RateLimited);
+    assert_eq!(limited(&relay, "conversation_messages").await, 2.0);
+}
