@@ -256,6 +256,9 @@ pub struct Limits {
     pub conversation_messages_per_minute: u32,
     /// Messages one conversation takes in a burst.
     pub conversation_message_burst: u32,
+    /// WebSocket connections one source address may hold open at once (its source:
+    /// [`crate::limits::source_of`]); one more gets HTTP 429 until one of them closes.
+    pub max_connections_per_source: usize,
 }
 
 impl Default for Limits {
@@ -294,6 +297,7 @@ impl Default for Limits {
             conversation_opens_per_hour: 20,
             conversation_messages_per_minute: 300,
             conversation_message_burst: 600,
+            max_connections_per_source: 1_000,
         }
     }
 }
@@ -415,6 +419,10 @@ pub const LIMIT_DOCS: &[(&str, &str)] = &[
         "conversation_message_burst",
         "messages per conversation in a burst",
     ),
+    (
+        "max_connections_per_source",
+        "WebSocket connections one source address holds open at once; more get HTTP 429",
+    ),
 ];
 
 impl Limits {
@@ -459,7 +467,7 @@ impl Limits {
     ///
     /// [`Error::Config`] naming the first offending setting.
     pub fn validate(&self) -> Result<()> {
-        let nonzero: [(&str, u64); 32] = [
+        let nonzero: [(&str, u64); 33] = [
             ("max_frame_size", self.max_frame_size as u64),
             ("max_message_size", self.max_message_size as u64),
             ("read_buffer_size", self.read_buffer_size as u64),
@@ -533,6 +541,10 @@ impl Limits {
             (
                 "conversation_message_burst",
                 u64::from(self.conversation_message_burst),
+            ),
+            (
+                "max_connections_per_source",
+                self.max_connections_per_source as u64,
             ),
         ];
         if let Some((name, _)) = nonzero.iter().find(|(_, v)| *v == 0) {

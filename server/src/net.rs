@@ -50,7 +50,7 @@ use tracing::{debug, info, warn};
 use crate::config::{Limits, RelayConfig};
 use crate::connection::Connection;
 use crate::error::{Error, Result};
-use crate::limits::{self, ConnectionLimit, Limited};
+use crate::limits::{self, ConnectionLimit, Limited, OpenConnections};
 use crate::metrics::Metrics;
 use crate::web::WebRoot;
 
@@ -109,6 +109,8 @@ pub async fn run(
     };
     let limits = &config.limits;
     let sources = ConnectionLimit::new(limits, Arc::clone(&metrics));
+    let open_per_source =
+        OpenConnections::new(limits.max_connections_per_source, Arc::clone(&metrics));
     let state = Arc::new(State {
         ws_config: websocket_config(limits),
         limits: limits.clone(),
@@ -121,6 +123,7 @@ pub async fn run(
         next_id: AtomicU64::new(1),
         trusted_proxies: config.trusted_proxies.clone(),
         sources,
+        open_per_source,
     });
     let limit = Arc::new(Semaphore::new(limits.max_connections));
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
@@ -250,6 +253,8 @@ struct State {
     trusted_proxies: Vec<IpAddr>,
     /// WebSocket upgrades per source address.
     sources: ConnectionLimit,
+    /// WebSocket connections open now per source address.
+    open_per_source: Arc<OpenConnections>,
 }
 
 /// One admitted connection: holds its limit permit and the open-connections gauge until both
@@ -426,11 +431,20 @@ fn upgrade(
         debug!(%peer, %source, "connection rate limit");
         return too_many(&limited);
     }
+    // Held by the session for its whole life: the source's place among its open connections.
+    let open_slot = match state.open_per_source.open(source) {
+        Ok(s) => s,
+        Err(limited) => {
+            debug!(%peer, %source, "open connections per source");
+            return too_many(&limited);
+        }
+    };
     let peer = SocketAddr::new(source, peer.port());
 
     let on_upgrade = hyper::upgrade::on(&mut req);
     let (session_state, slot) = (Arc::clone(state), Arc::clone(slot));
     state.tracker.spawn(async move {
+        let _open_slot = open_slot;
         match on_upgrade.await {
             Ok(upgraded) => run_session(session_state, TokioIo::new(upgraded), peer, slot).await,
             Err(e) => debug!(%peer, error = %e, "websocket upgrade failed"),

@@ -450,3 +450,74 @@ async fn opens_from_eighty_percent_of_the_quota_carry_a_warning() {
         "the warning starts at 80% of the quota"
     );
 }
+
+#[tokio::test]
+async fn a_source_holds_at_most_its_open_connections_and_a_close_frees_a_place() {
+    let (relay, _dir) = spawn_relay_with(|c| {
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+        c.limits.max_connections_per_source = 2;
+    })
+    .await;
+    let busy = Some("203.0.113.40");
+    let mut first = connect(&relay, busy).await.expect("first");
+    let _second = connect(&relay, busy).await.expect("second");
+    match connect(&relay, busy).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+            assert_eq!(r.status().as_u16(), 429);
+            assert_eq!(
+                r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+                Some("1")
+            );
+        }
+        Ok(_) => panic!("a third open connection from one source was admitted"),
+        Err(e) => panic!("expected HTTP 429, got {e}"),
+    }
+    assert_eq!(limited(&relay, "source_open_connections").await, 1.0);
+    // Another source is not held back.
+    let _other = connect(&relay, Some("198.51.100.41"))
+        .await
+        .expect("another source");
+    // Once one of the two closes, the source connects again.
+    first.close(None).await.expect("close");
+    while first.next().await.is_some() {}
+    let again = sealdesk_tests::wait::eventually("a place freed by the close", async || {
+        connect(&relay, busy).await.ok()
+    })
+    .await;
+    drop(again);
+}
+
+#[tokio::test]
+async fn a_members_message_budget_is_per_conversation() {
+    let (relay, _dir) = spawn_relay_with(|c| {
+        c.limits.conversation_message_burst = 2;
+        c.limits.conversation_messages_per_minute = 1;
+    })
+    .await;
+    let url = relay.ws_url();
+    let org = Org::setup(&url, 74, "acme", 1, 1).await;
+    let mut alice = RawClient::login(&url, &org.customers[0]).await;
+    let me = &org.customers[0];
+    let first = org.start_chat(&mut alice, 0, 8).await;
+    for counter in 0..2 {
+        alice
+            .stored(Request::Send(first.seal(me, counter, "hello")))
+            .await;
+    }
+    let answer = alice
+        .request(Request::Send(first.seal(me, 2, "one too many")))
+        .await;
+    assert_eq!(refusal(&answer).0, ErrorCode::RateLimited);
+    // The same sender's budget in another conversation is its own, full.
+    let second = org.start_chat(&mut alice, 0, 9).await;
+    for counter in 0..2 {
+        alice
+            .stored(Request::Send(second.seal(me, counter, "hello again")))
+            .await;
+    }
+    let answer = alice
+        .request(Request::Send(second.seal(me, 2, "one too many")))
+        .await;
+    assert_eq!(refusal(&answer).0, ErrorCode::RateLimited);
+    assert_eq!(limited(&relay, "conversation_messages").await, 2.0);
+}

@@ -108,6 +108,12 @@ impl Bucket {
     fn is_full(&self, rate: Rate) -> bool {
         self.tokens >= rate.capacity()
     }
+
+    /// Refills the bucket up to `now` and says whether it is full again.
+    pub(super) fn refilled(&mut self, rate: Rate, now: Instant) -> bool {
+        self.refill(rate, now);
+        self.is_full(rate)
+    }
 }
 
 /// A bucket per key, at most `max_keys` of them.

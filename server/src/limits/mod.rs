@@ -3,6 +3,10 @@
 //!
 //! - [`bucket`]: [`Bucket`], [`KeyedBuckets`] (one per key, bounded in memory) and
 //!   [`SharedBucket`] (one overall), with the wait until the next token ([`Limited`]);
+//! - [`open`]: [`OpenConnections`], the WebSocket connections each source holds open at once
+//!   (a count, beside the rate of upgrades);
+//! - [`sender`]: [`SenderBuckets`], the message buckets a conversation keeps in its own state
+//!   (one per sender), so the send path's limit takes no relay-wide lock;
 //! - [`source`]: where a connection comes from (the peer, or `X-Forwarded-For` from a
 //!   trusted proxy) and the key it is counted under (IPv4 address, IPv6 /64).
 //!
@@ -12,6 +16,8 @@
 //! keyed by their bytes.
 
 pub mod bucket;
+pub mod open;
+pub mod sender;
 pub mod source;
 
 use std::net::IpAddr;
@@ -19,6 +25,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use bucket::{Bucket, KeyedBuckets, Limited, Rate, SharedBucket};
+pub use open::{OpenConnections, OpenSlot};
+pub use sender::SenderBuckets;
 pub use source::{source_key, source_of};
 
 use crate::config::Limits;
@@ -26,6 +34,8 @@ use crate::metrics::Metrics;
 
 /// Connection attempts (WebSocket upgrades) per source address.
 pub const SOURCE_CONNECTIONS: &str = "source_connections";
+/// WebSocket connections one source address holds open at once.
+pub const SOURCE_OPEN_CONNECTIONS: &str = "source_open_connections";
 /// Registrations per source address.
 pub const SOURCE_REGISTRATIONS: &str = "source_registrations";
 /// Registrations overall.
@@ -42,6 +52,7 @@ pub const CONVERSATION_MESSAGES: &str = "conversation_messages";
 /// Every limit's metrics label.
 pub const LIMIT_LABELS: &[&str] = &[
     SOURCE_CONNECTIONS,
+    SOURCE_OPEN_CONNECTIONS,
     SOURCE_REGISTRATIONS,
     REGISTRATIONS,
     SOURCE_AUTH_FAILURES,
@@ -54,6 +65,7 @@ pub const LIMIT_LABELS: &[&str] = &[
 pub fn describe(limit: &str) -> &'static str {
     match limit {
         SOURCE_CONNECTIONS => "too many connections from your address",
+        SOURCE_OPEN_CONNECTIONS => "too many open connections from your address",
         SOURCE_REGISTRATIONS => "too many registrations from your address",
         REGISTRATIONS => "the relay is taking too many registrations right now",
         SOURCE_AUTH_FAILURES => "too many failed authentications from your address",
@@ -106,7 +118,9 @@ pub struct Guard {
     registrations: SharedBucket,
     auth_failures: KeyedBuckets<IpAddr>,
     opens: KeyedBuckets<[u8; 32]>,
-    messages: KeyedBuckets<([u8; 16], [u8; 32])>,
+    /// Messages per member per conversation: the buckets themselves are in each
+    /// conversation's state ([`SenderBuckets`]), under the lock its append holds.
+    message_rate: Rate,
     /// Most conversations a customer may have open with one org.
     pub open_conversations: usize,
     /// A conversation with no item for this long no longer counts as open.
@@ -152,14 +166,10 @@ impl Guard {
                 },
                 keys,
             ),
-            messages: KeyedBuckets::new(
-                CONVERSATION_MESSAGES,
-                Rate {
-                    per_minute: limits.conversation_messages_per_minute,
-                    burst: limits.conversation_message_burst,
-                },
-                keys,
-            ),
+            message_rate: Rate {
+                per_minute: limits.conversation_messages_per_minute,
+                burst: limits.conversation_message_burst,
+            },
             open_conversations: limits.open_conversations_per_org,
             open_idle: Duration::from_secs(limits.open_conversation_idle_secs),
             metrics,
@@ -217,13 +227,20 @@ impl Guard {
         self.counted(self.opens.take(&customer, Instant::now()))
     }
 
-    /// A message in conversation `conversation` from the member whose signing key is
-    /// `sender` (the caller, so nobody can use up another member's messages).
+    /// A message from the member whose signing key is `sender` (the caller, so nobody can use
+    /// up another member's messages), against `buckets`, the conversation's own (taken under
+    /// the conversation's lock, after the caller was found to be involved in it).
     ///
     /// # Errors
     /// [`Limited`] if the sender is over its message rate in the conversation.
-    pub fn message(&self, conversation: [u8; 16], sender: [u8; 32]) -> Result<(), Limited> {
-        self.counted(self.messages.take(&(conversation, sender), Instant::now()))
+    pub fn message(&self, buckets: &mut SenderBuckets, sender: &[u8; 32]) -> Result<(), Limited> {
+        let taken = buckets
+            .take(self.message_rate, sender, Instant::now())
+            .map_err(|retry_after| Limited {
+                limit: CONVERSATION_MESSAGES,
+                retry_after,
+            });
+        self.counted(taken)
     }
 
     /// Counts a refusal that was decided elsewhere (a quota rather than a bucket).

@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use sealdesk_protocol::{ids::ConversationId, keys::SigningPublicKey};
 use serde::{Deserialize, Serialize};
 
+use crate::limits::SenderBuckets;
+
 /// A conversation's routing and access-control state (never any content).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct ConvState {
@@ -46,6 +48,11 @@ pub(crate) struct ConvState {
     /// names. `None` for an epoch stored by a relay build that did not keep it (no limit).
     #[serde(default)]
     pub rotate_after: Option<u32>,
+    /// Each sender's message rate limit in this conversation, taken under the table's lock
+    /// that the append holds anyway. In memory only (never stored): a restart starts them
+    /// full, as it does every other limit.
+    #[serde(skip)]
+    pub message_buckets: SenderBuckets,
 }
 
 impl ConvState {

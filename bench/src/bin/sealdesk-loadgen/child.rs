@@ -65,6 +65,7 @@ pub fn bench_relay_config(data_dir: PathBuf) -> RelayConfig {
             // would count all of them as one abuser.
             source_connections_per_minute: 1_000_000,
             source_connection_burst: 1_000_000,
+            max_connections_per_source: 1_000_000,
             source_registrations_per_minute: 1_000_000,
             source_registration_burst: 1_000_000,
             registrations_per_minute: 1_000_000,
@@ -112,6 +113,15 @@ impl ServerChild {
     /// # Errors
     /// The binary cannot be started or does not report its address in time.
     pub fn spawn(kind: Kind, data_root: &Path) -> Result<Self> {
+        Self::spawn_with_env(kind, data_root, &[])
+    }
+
+    /// [`Self::spawn`] with extra environment variables for the child (`SEALDESK_RELAY_*`
+    /// limits, which it applies over the benchmark's configuration).
+    ///
+    /// # Errors
+    /// The binary cannot be started or does not report its address in time.
+    pub fn spawn_with_env(kind: Kind, data_root: &Path, env: &[(String, String)]) -> Result<Self> {
         let exe = std::env::current_exe().context("locating this executable")?;
         let data = match kind {
             Kind::Sealdesk => Some(
@@ -130,7 +140,8 @@ impl ServerChild {
             .arg(kind.name())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::inherit())
+            .envs(env.iter().map(|(k, v)| (k, v)));
         if let Some(d) = &data {
             cmd.arg("--data").arg(d.path());
         }

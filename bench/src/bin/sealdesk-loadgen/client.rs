@@ -52,13 +52,27 @@ pub fn client_config(read_buffer: usize) -> WebSocketConfig {
 /// # Errors
 /// `addr` is not a loopback address, or the connection or upgrade fails.
 pub async fn connect(addr: SocketAddr, path: &str, i: usize, read_buffer: usize) -> Result<Ws> {
-    if !addr.ip().is_loopback() {
-        bail!("refusing to load {addr}: only 127.0.0.0/8 is a target");
+    connect_from(addr, path, source_ip(i), read_buffer).await
+}
+
+/// Opens a WebSocket to `ws://{addr}{path}` from the loopback source address `source`.
+///
+/// # Errors
+/// `addr` is not a loopback address, or the connection or upgrade fails (an upgrade the relay
+/// refuses is a `tungstenite::Error::Http` in the chain).
+pub async fn connect_from(
+    addr: SocketAddr,
+    path: &str,
+    source: Ipv4Addr,
+    read_buffer: usize,
+) -> Result<Ws> {
+    if !addr.ip().is_loopback() || !source.is_loopback() {
+        bail!("refusing to load {addr} from {source}: only 127.0.0.0/8 is a target");
     }
     let socket = TcpSocket::new_v4()?;
     socket
-        .bind(SocketAddr::from((source_ip(i), 0)))
-        .with_context(|| format!("binding a client socket to {}", source_ip(i)))?;
+        .bind(SocketAddr::from((source, 0)))
+        .with_context(|| format!("binding a client socket to {source}"))?;
     let stream = socket
         .connect(addr)
         .await

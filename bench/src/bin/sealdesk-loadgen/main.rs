@@ -17,8 +17,9 @@
 //! clocks), `party` (an account), `child` (server processes), `client` (WebSocket plumbing and
 //! `/metrics`), `load` (senders, receivers, counters), `report` (figures, goals, the table),
 //! `world` (the org, its people and conversations, set up on each system), `scenarios` (what is
-//! run, in which order).
+//! run, in which order), `abuse` (the flood from one source beside a chat, `--only abuse`).
 
+mod abuse;
 mod child;
 mod client;
 mod clock;
@@ -53,7 +54,7 @@ struct Cli {
     #[arg(long)]
     json: bool,
     /// Run only these scenarios (comma-separated). `latency` and `durable` need `fanout`'s
-    /// maximum rate and run it when asked for.
+    /// maximum rate and run it when asked for. `abuse` runs only when named here.
     #[arg(long, value_delimiter = ',', value_enum)]
     only: Vec<Scenario>,
     /// Conversations in the fan-out and latency scenarios (default 64 quick, 256 full).
@@ -127,7 +128,14 @@ fn main() -> Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    let report = runtime.block_on(scenarios::run_all(&settings))?;
+    let report = runtime.block_on(async {
+        let mut report = scenarios::run_all(&settings).await?;
+        if settings.wants_abuse() {
+            report.abuse = Some(abuse::abuse_scenario(&settings).await?);
+            report.machine.loadavg_end = sealdesk_bench::procstat::loadavg();
+        }
+        anyhow::Ok(report)
+    })?;
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

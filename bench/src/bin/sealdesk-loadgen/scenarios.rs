@@ -47,6 +47,9 @@ pub enum Scenario {
     Idle,
     /// Client-side crypto goals: epoch creation, a 10,000-message transcript.
     Crypto,
+    /// A flood from one source while well-behaved clients chat (only when named: a run that
+    /// names no scenario leaves it out).
+    Abuse,
 }
 
 /// ABBA: each system runs first once and last once, so drift in the machine's load (other
@@ -144,7 +147,12 @@ impl Settings {
     }
 
     fn wants(&self, s: Scenario) -> bool {
-        self.only.is_empty() || self.only.contains(&s)
+        (self.only.is_empty() && s != Scenario::Abuse) || self.only.contains(&s)
+    }
+
+    /// Whether the abuse scenario was asked for (`--only abuse`).
+    pub fn wants_abuse(&self) -> bool {
+        self.wants(Scenario::Abuse)
     }
 }
 
@@ -161,6 +169,7 @@ pub async fn run_all(s: &Settings) -> Result<Report> {
         latency: None,
         idle: None,
         crypto: None,
+        abuse: None,
         goals: Vec::new(),
     };
     eprintln!(
@@ -433,13 +442,17 @@ fn pick<'a>(
     }
 }
 
-fn merge(into: &mut Histogram<u64>, from: &Histogram<u64>) {
+/// Adds `from`'s samples to `into`.
+pub fn merge(into: &mut Histogram<u64>, from: &Histogram<u64>) {
     // Both have the same bounds, so adding cannot fail.
     let _ = into.add(from);
 }
 
 /// One run: warm up, measure, drain. Returns the figures and the histograms.
-async fn measure(
+///
+/// # Errors
+/// A snapshot of the server fails, or the run lost messages.
+pub async fn measure(
     fleet: &mut Fleet,
     child: &ServerChild,
     pace: Pace,

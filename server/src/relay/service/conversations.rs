@@ -107,6 +107,7 @@ impl Service {
                 counters: Default::default(),
                 epoch_messages: 0,
                 rotate_after: None,
+                message_buckets: Default::default(),
             })
         })?;
         self.commit.durable().await?;
@@ -417,11 +418,16 @@ impl Service {
     /// share flushes.
     pub fn stage_send(&self, caller: &Caller, env: Envelope) -> Result<Staged, Reject> {
         let started = std::time::Instant::now();
-        self.guard
-            .message(env.header.conversation.to_bytes(), caller.key().to_bytes())
-            .map_err(super::limited)?;
         let size = env.ciphertext.len();
-        let (item, audience) = self.convs.append_message(&caller.key(), env)?;
+        let sender = caller.key();
+        let sender_bytes = sender.to_bytes();
+        // The sender's message bucket is the conversation's own, taken under the lock the
+        // append holds: no relay-wide lock on the send path.
+        let (item, audience) = self.convs.append_message(&sender, env, |s| {
+            self.guard
+                .message(&mut s.message_buckets, &sender_bytes)
+                .map_err(super::limited)
+        })?;
         debug!(conversation = %item.conversation, seq = item.seq, size, "message stored");
         Ok(Staged {
             started,

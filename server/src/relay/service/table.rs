@@ -359,10 +359,15 @@ impl ConvTable {
     /// writes after a crash, so never a record ahead of its items): [`Self::restore`] rebuilds
     /// the sequence number and the senders' highest counters from the items. A crash leaves
     /// the item or nothing; never a reserved counter without its item, never a sequence gap.
+    ///
+    /// `admit` runs on the cached state, under the lock, once the sender is known to be
+    /// involved in the conversation and before any other check: the sender's rate limit,
+    /// which a refused attempt uses up as well.
     pub(super) fn append_message(
         &self,
         sender: &SigningPublicKey,
         env: Envelope,
+        admit: impl FnOnce(&mut ConvState) -> Result<(), Reject>,
     ) -> Result<(Sequenced, Vec<SigningPublicKey>), Reject> {
         if env.ciphertext.len() > MAX_CIPHERTEXT {
             // No member would open it (`open_message` refuses it as too large): storing and
@@ -389,6 +394,7 @@ impl ConvTable {
             // Same answer whether it exists or not: ids are not an oracle.
             return reject(ErrorCode::NotFound, "no such conversation for this account");
         };
+        admit(s)?;
         if s.current_epoch != Some(epoch) {
             return reject(
                 ErrorCode::StaleEpoch,

@@ -9,9 +9,11 @@ use serde::Serialize;
 
 use crate::{child::Kind, load::Stages};
 
+mod abuse;
 mod goals;
 mod table;
 
+pub use abuse::{AbuseFigures, FloodTally};
 pub use goals::{Goal, goals};
 pub use table::table;
 
@@ -32,6 +34,9 @@ pub struct Report {
     pub idle: Option<IdleFigures>,
     /// Client-side crypto goals.
     pub crypto: Option<CryptoFigures>,
+    /// The abuse scenario (`--only abuse` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abuse: Option<AbuseFigures>,
     /// The goals, met or missed.
     pub goals: Vec<Goal>,
 }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{GroupCommitFigures, Percentiles, Report, RunFigures};
+use super::{AbuseFigures, GroupCommitFigures, Percentiles, Report, RunFigures};
 
 /// `v` for the table: thousands separated, fewer decimals the larger it is, `-` if not finite.
 pub(super) fn num(v: f64) -> String {
@@ -313,6 +313,9 @@ pub fn table(r: &Report) -> String {
             c.epoch_create_ms, c.transcript_body_bytes, c.transcript_10k_s
         );
     }
+    if let Some(a) = &r.abuse {
+        abuse(&mut out, a);
+    }
     let _ = writeln!(out, "goals");
     for g in &r.goals {
         let verdict = match g.met {
@@ -358,4 +361,67 @@ fn group_commit_text(g: &GroupCommitFigures) -> String {
         bound(g.ack_p99_ms),
         bound(g.commit_wait_p99_ms),
     )
+}
+
+/// The abuse scenario's section.
+fn abuse(out: &mut String, a: &AbuseFigures) {
+    let mib = |b: u64| b as f64 / 1_048_576.0;
+    let _ = writeln!(
+        out,
+        "abuse — {} conversations chatting at {} messages/s (open loop), one source flooding \
+         connections, registrations and opens",
+        a.conversations,
+        num(a.rate_per_s)
+    );
+    let _ = writeln!(
+        out,
+        "  chat delivery p99: {} ms without the flood, {} ms during it ({:.2}x); p50 {} / {} ms",
+        ms(a.quiet.p99_us),
+        ms(a.flood.p99_us),
+        a.p99_ratio,
+        ms(a.quiet.p50_us),
+        ms(a.flood.p50_us)
+    );
+    let runs: Vec<String> = a
+        .runs
+        .iter()
+        .map(|r| format!("{} deliveries/s", num(r.deliveries_per_s)))
+        .collect();
+    let _ = writeln!(out, "  runs (quiet, flood, quiet): {}", runs.join(", "));
+    let t = &a.tally;
+    let _ = writeln!(
+        out,
+        "  flood: {} connections tried, {} refused with 429, {} failed; {} registered, {} \
+         registrations refused; {} opened, {} opens refused; {} other; {} refused in all",
+        t.attempts,
+        t.refused_connections,
+        t.failed_connections,
+        t.registered,
+        t.refused_registrations,
+        t.opened,
+        t.refused_opens,
+        t.other,
+        t.refused()
+    );
+    let limited: Vec<String> = a
+        .relay_limited
+        .iter()
+        .map(|(reason, n)| format!("{reason} {n}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "  relay's sealdesk_limited_total over the scenario: {}",
+        if limited.is_empty() {
+            "none".to_owned()
+        } else {
+            limited.join(", ")
+        }
+    );
+    let _ = writeln!(
+        out,
+        "  relay RSS: {:.1} MiB before the flood, {:.1} at its end, {:.1} after\n",
+        mib(a.rss_before),
+        mib(a.rss_flood_end),
+        mib(a.rss_after)
+    );
 }
