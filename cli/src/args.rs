@@ -124,6 +124,31 @@ pub(crate) enum Cmd {
         /// open, waiting or resolved.
         status: String,
     },
+    /// Agent or master: close a conversation as spam and block its customer's key for the org
+    /// (its next open with the org, and its messages there, are refused).
+    Block {
+        /// The conversation id.
+        #[arg(long)]
+        conversation: String,
+        /// spam or abuse.
+        #[arg(long, default_value = "spam")]
+        reason: String,
+    },
+    /// Master: lift the block of the customer with this key fingerprint.
+    Unblock {
+        /// The customer's fingerprint (as `sealdesk blocks` prints it).
+        #[arg(long)]
+        customer: String,
+        /// The org (default: whichever of this master's orgs blocked the customer).
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Agent or master: the customers blocked for the org.
+    Blocks {
+        /// The org (default: the master's orgs, or the orgs of the agent's conversations).
+        #[arg(long)]
+        org: Option<String>,
+    },
     /// Trustee: answer release requests.
     #[command(subcommand)]
     Trustee(TrusteeCmd),

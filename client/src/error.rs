@@ -166,6 +166,15 @@ pub enum ClientError {
         actual: &'static str,
     },
 
+    /// No block of the org's (or of this master's orgs) is of a customer with this fingerprint.
+    #[error(
+        "no customer with fingerprint {fingerprint} is blocked; `sealdesk blocks` lists the blocks"
+    )]
+    NotBlocked {
+        /// The fingerprint given.
+        fingerprint: String,
+    },
+
     /// No such conversation in the local state.
     #[error("no conversation {0} here; run `sealdesk conversations` to list yours")]
     UnknownConversation(String),

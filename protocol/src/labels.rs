@@ -97,3 +97,8 @@ pub const SIGNAL_KEY: &str = "sealdesk/v1/signal/key";
 pub const SIGNAL_AAD: &str = "sealdesk/v1/signal/aad";
 /// Signed bytes of an ephemeral signal (header and ciphertext follow).
 pub const SIGNAL_SIGNATURE: &str = "sealdesk/v1/signal/signature";
+
+/// Signed bytes of an agent's or the master's block of a customer for an org.
+pub const BLOCK: &str = "sealdesk/v1/block";
+/// Signed bytes of the master's unblock of a customer for an org.
+pub const UNBLOCK: &str = "sealdesk/v1/unblock";

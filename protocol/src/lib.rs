@@ -22,6 +22,7 @@
 //! tests recompute byte for byte.
 
 pub mod audit;
+pub mod block;
 pub mod card;
 pub mod codec;
 pub mod epoch;

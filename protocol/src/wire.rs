@@ -21,6 +21,7 @@ use crate::{
         AuditEntry, ConsistencyProof, Cosignature, InclusionProof, SignedTreeHead, WithheldEntry,
         WitnessedHead,
     },
+    block::{Block, Unblock},
     card::IdentityCard,
     codec::Writer,
     epoch::{EpochRecord, HandOff},
@@ -277,6 +278,16 @@ pub enum Request {
     /// A member: an ephemeral signal (typing) for the other members of the conversation who
     /// are online ([`Push::Signal`]). Never stored; answered `ok` once forwarded.
     Signal(SignalEnvelope),
+    /// Agent or master: close the block's conversation as spam and block its customer's key
+    /// for the org ([`Block`]); answered `ok` once durable.
+    Block(Block),
+    /// Master: lift a block ([`Unblock`]); answered `ok` once durable.
+    Unblock(Unblock),
+    /// Agent or master: the customers blocked for `org` ([`Response::Blocks`]).
+    ListBlocks {
+        /// The org.
+        org: String,
+    },
 }
 
 /// A stored conversation item with its relay-assigned sequence number.
@@ -481,6 +492,19 @@ pub enum Response {
     Consistency(ConsistencyProof),
     /// A tree head with the witnesses' cosignatures.
     WitnessedHead(WitnessedHead),
+    /// The blocks in force for an org ([`Request::ListBlocks`]).
+    Blocks(Vec<BlockEntry>),
+}
+
+/// A block in force, as listed to the org's agents and master.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct BlockEntry {
+    /// The signed block.
+    pub block: Block,
+    /// The blocked customer's account name.
+    pub customer: String,
+    /// When the relay stored it (relay time).
+    pub at: u64,
 }
 
 /// How much of the open-conversations quota a customer uses with one org (in
@@ -556,6 +580,9 @@ pub enum ErrorCode {
     QuotaExceeded,
     /// The dispute ticket is closed: nothing more happens under it (no decision, no release).
     TicketClosed,
+    /// The org blocked this customer's key (as spam or abuse): it may not open a conversation
+    /// with the org or send in one. Nothing to retry; only the org's master lifts a block.
+    Blocked,
     /// A code this build does not know (sent by a newer relay): decoded from any unknown text,
     /// never sent. A client treats it as [`ErrorCode::BadRequest`].
     #[serde(other)]

@@ -10,9 +10,11 @@
 //! - [`verify`] — `transcript verify`, offline, against anchors.
 //! - [`audit`] — `audit`.
 //! - [`status`] — `status` (agent: open, waiting, resolved).
+//! - [`block`] — `block`, `unblock`, `blocks` (agents and the master act on spam).
 
 mod account;
 mod audit;
+mod block;
 mod conversation;
 mod dispute;
 mod escrow;
@@ -101,6 +103,14 @@ pub async fn run(cli: Cli) -> Result<Option<Output>> {
             conversation,
             status,
         } => status::set(&home, &relay, &conversation, &status).await?,
+        Cmd::Block {
+            conversation,
+            reason,
+        } => block::block(&home, &relay, &conversation, &reason).await?,
+        Cmd::Unblock { customer, org } => {
+            block::unblock(&home, &relay, org.as_deref(), &customer).await?
+        }
+        Cmd::Blocks { org } => block::blocks(&home, &relay, org.as_deref()).await?,
         Cmd::Demo { web } => {
             let mut stdout = std::io::stdout();
             match web {

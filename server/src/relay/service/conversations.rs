@@ -67,6 +67,7 @@ impl Service {
         if caller.card.role != Role::Customer {
             return reject(ErrorCode::Forbidden, "only customers open conversations");
         }
+        self.refuse_blocked(&caller.key(), org)?;
         let open_before = self.open_limits(caller, org)?;
         let policy = self.policies.current(org)?;
         let agents = self.agents(&policy)?;
@@ -417,6 +418,7 @@ impl Service {
     /// share flushes.
     pub fn stage_send(&self, caller: &Caller, env: Envelope) -> Result<Staged, Reject> {
         let started = std::time::Instant::now();
+        self.refuse_blocked_send(caller, &env.header.conversation)?;
         self.guard
             .message(env.header.conversation.to_bytes(), caller.key().to_bytes())
             .map_err(super::limited)?;

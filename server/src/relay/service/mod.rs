@@ -15,9 +15,11 @@
 //!   cosignatures and release notices;
 //! - [`erasure`]: customer erasure and the retention sweep;
 //! - [`signals`]: ephemeral signals (typing), forwarded and never stored;
+//! - [`blocks`]: an org's blocks of customers (spam), checked and enforced;
 //! - [`keys`]: every storage key and its layout.
 
 mod audit_log;
+mod blocks;
 mod conversations;
 mod directory;
 mod erasure;
@@ -40,6 +42,7 @@ use tracing::{debug, info, warn};
 pub(crate) use self::conversations::Staged;
 use self::{
     audit_log::AuditLog,
+    blocks::Blocks,
     directory::Policies,
     keys::{RELAY_IDENTITY, RELAY_IDENTITY_LOCATION},
     table::ConvTable,
@@ -189,6 +192,8 @@ pub(crate) struct Service {
     /// A std Mutex, like the others: held for in-memory updates and synchronous store writes
     /// only, never across an await, so a tokio Mutex would only add overhead.
     writes: Mutex<()>,
+    /// The blocks in force (customer, org), loaded at start.
+    blocks: Blocks,
 }
 
 fn enc<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, Reject> {
@@ -253,6 +258,7 @@ impl Service {
         let entries = log.len().unwrap_or(0);
         info!(entries, log_key = %keys.signing_public(), "relay state loaded");
         let policies = Arc::new(Policies::new(store.clone()));
+        let blocks = Blocks::load(store.as_ref())?;
         Ok(Self {
             convs: ConvTable::new(engine, clock.clone(), policies.clone()),
             store,
@@ -265,6 +271,7 @@ impl Service {
             log,
             guard,
             writes: Mutex::new(()),
+            blocks,
         })
     }
 
@@ -364,6 +371,9 @@ impl Service {
             Request::Cosign(c) => self.cosign(caller, c).await,
             Request::GetWitnessedHead { org } => self.witnessed_head(&org),
             Request::Signal(env) => self.signal(caller, env),
+            Request::Block(b) => self.block(caller, b).await,
+            Request::Unblock(u) => self.unblock(caller, u).await,
+            Request::ListBlocks { org } => self.list_blocks(caller, &org),
         }
     }
 
