@@ -128,3 +128,9 @@ export const SIGNAL_AAD = "sealdesk/v1/signal/aad";
 
 /** Signed bytes of an ephemeral signal (header and ciphertext follow). */
 export const SIGNAL_SIGNATURE = "sealdesk/v1/signal/signature";
+
+/** Signed bytes of an agent's or the master's block of a customer for an org. */
+export const BLOCK = "sealdesk/v1/block";
+
+/** Signed bytes of the master's unblock of a customer for an org. */
+export const UNBLOCK = "sealdesk/v1/unblock";
