@@ -46,6 +46,7 @@ pub mod escrow;
 pub mod handoff;
 pub mod io_failure;
 pub mod notice;
+pub mod open_token;
 pub mod redact;
 pub(crate) mod reply;
 pub mod session;

@@ -34,6 +34,7 @@ pub mod keys;
 pub mod labels;
 pub mod merkle;
 pub mod message;
+pub mod open_token;
 pub mod policy;
 pub mod release;
 pub mod seal;

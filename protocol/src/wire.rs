@@ -29,6 +29,7 @@ use crate::{
     keys::{IdentityKeys, Signature, SigningPublicKey},
     labels,
     message::Envelope,
+    open_token::{OpenToken, OpenTokenRefusal, WebKeyCertificate},
     policy::{AgentCertificate, OrgPolicy},
     release::{
         ArbiterDecision, ClosedBecause, ConsentToken, DisputeClose, DisputeTicket, ErasureRequest,
@@ -283,6 +284,19 @@ pub enum Request {
     Block(Block),
     /// Master: lift a block ([`Unblock`]); answered `ok` once durable.
     Unblock(Unblock),
+    /// Customer: open a conversation with an org whose policy requires an open token
+    /// (`open_conversation` with the token the org's web site issued to this customer key).
+    OpenConversationWithToken {
+        /// The org.
+        org: String,
+        /// The client-chosen random id.
+        conversation: ConversationId,
+        /// The open token.
+        token: OpenToken,
+    },
+    /// Master: publish a certificate of the org's web server key (open tokens it signs are
+    /// accepted from then on; a certificate under the same name replaces it).
+    PublishWebKey(WebKeyCertificate),
     /// Agent or master: the customers blocked for `org` ([`Response::Blocks`]).
     ListBlocks {
         /// The org.
@@ -583,10 +597,40 @@ pub enum ErrorCode {
     /// The org blocked this customer's key (as spam or abuse): it may not open a conversation
     /// with the org or send in one. Nothing to retry; only the org's master lifts a block.
     Blocked,
+    /// The org requires an open token from its web site to open a conversation, and none was
+    /// given: get one from the business's page (the widget does) and open with it.
+    OpenTokenRequired,
+    /// The open token expired (or is not valid yet): get a fresh one.
+    OpenTokenExpired,
+    /// The open token's signature does not verify: it was altered or forged.
+    OpenTokenForged,
+    /// The open token is for another org.
+    OpenTokenWrongOrg,
+    /// The open token was issued to another customer key.
+    OpenTokenWrongCustomer,
+    /// The open token's web key is not certified by the org's master (or its certificate
+    /// expired or was replaced).
+    OpenTokenUncertified,
+    /// The open token's visitor id is empty or longer than 64 bytes.
+    OpenTokenBadVisitor,
     /// A code this build does not know (sent by a newer relay): decoded from any unknown text,
     /// never sent. A client treats it as [`ErrorCode::BadRequest`].
     #[serde(other)]
     Unknown,
+}
+
+impl From<OpenTokenRefusal> for ErrorCode {
+    fn from(r: OpenTokenRefusal) -> Self {
+        match r {
+            OpenTokenRefusal::Missing => ErrorCode::OpenTokenRequired,
+            OpenTokenRefusal::Expired => ErrorCode::OpenTokenExpired,
+            OpenTokenRefusal::Forged => ErrorCode::OpenTokenForged,
+            OpenTokenRefusal::WrongOrg => ErrorCode::OpenTokenWrongOrg,
+            OpenTokenRefusal::WrongCustomer => ErrorCode::OpenTokenWrongCustomer,
+            OpenTokenRefusal::Uncertified => ErrorCode::OpenTokenUncertified,
+            OpenTokenRefusal::BadVisitor => ErrorCode::OpenTokenBadVisitor,
+        }
+    }
 }
 
 impl Response {

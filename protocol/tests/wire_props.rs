@@ -25,6 +25,7 @@ use sealdesk_protocol::{
     ids::{ConversationId, EpochRange, TokenId},
     keys::IdentityKeys,
     message::{ContentKind, Envelope, EpochKeys},
+    open_token::{OpenToken, WebKeyCertificate},
     policy::AgentCertificate,
     release::{
         ArbiterDecision, ClosedBecause, ConsentParams, ConsentToken, DisputeClose, DisputeParams,
@@ -271,6 +272,7 @@ impl Params {
         p.org.clone_from(&self.text);
         p.version = self.m;
         p.allow_dispute = self.flag;
+        p.require_open_token = self.n.is_multiple_of(2);
         p.arbiters.push(self.card());
         p
     }
@@ -497,7 +499,7 @@ impl Params {
 }
 
 /// Every frame family this file generates, by name; [`family`] must name each one.
-const FAMILIES: [&str; 67] = [
+const FAMILIES: [&str; 69] = [
     "challenge",
     "auth",
     "welcome",
@@ -565,6 +567,8 @@ const FAMILIES: [&str; 67] = [
     "request/unblock",
     "request/list_blocks",
     "response/blocks",
+    "request/open_conversation_with_token",
+    "request/publish_web_key",
 ];
 
 /// The family of a frame. Exhaustive on purpose: a new variant does not compile here until it
@@ -612,6 +616,8 @@ fn family(f: &Frame) -> &'static str {
             Request::Block(_) => "request/block",
             Request::Unblock(_) => "request/unblock",
             Request::ListBlocks { .. } => "request/list_blocks",
+            Request::OpenConversationWithToken { .. } => "request/open_conversation_with_token",
+            Request::PublishWebKey(_) => "request/publish_web_key",
         },
         Frame::Response { body, .. } => match body {
             Response::Ok => "response/ok",
@@ -864,6 +870,27 @@ fn frame(index: usize, p: &Params) -> Frame {
         65 => req(Request::ListBlocks {
             org: p.text.clone(),
         }),
+        67 => req(Request::OpenConversationWithToken {
+            org: p.text.clone(),
+            conversation: p.conversation(),
+            token: OpenToken {
+                org: p.text.clone(),
+                visitor: p.bytes.clone(),
+                customer: p.keys().signing_public(),
+                issued_at: p.n,
+                expires_at: p.n ^ 5,
+                web_key: p.keys().signing_public(),
+                signature: p.keys().sign(&p.bytes),
+            },
+        }),
+        68 => req(Request::PublishWebKey(WebKeyCertificate {
+            org: p.text.clone(),
+            name: p.name.clone(),
+            key: p.keys().signing_public(),
+            issued_at: p.n,
+            expires_at: p.n ^ 9,
+            signature: p.keys().sign(&p.bytes),
+        })),
         66 => resp(Response::Blocks(vec![
             BlockEntry {
                 block: p.block(),

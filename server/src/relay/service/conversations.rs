@@ -63,11 +63,17 @@ impl Service {
         caller: &Caller,
         org: &str,
         c: ConversationId,
+        token: Option<sealdesk_protocol::open_token::OpenToken>,
     ) -> Reply {
         if caller.card.role != Role::Customer {
             return reject(ErrorCode::Forbidden, "only customers open conversations");
         }
         self.refuse_blocked(&caller.key(), org)?;
+        if let Some(visitor) = self.check_open_token(caller, org, token)? {
+            self.guard
+                .conversation_open(visitor)
+                .map_err(super::limited)?;
+        }
         let open_before = self.open_limits(caller, org)?;
         let policy = self.policies.current(org)?;
         let agents = self.agents(&policy)?;

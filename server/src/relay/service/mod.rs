@@ -16,6 +16,7 @@
 //! - [`erasure`]: customer erasure and the retention sweep;
 //! - [`signals`]: ephemeral signals (typing), forwarded and never stored;
 //! - [`blocks`]: an org's blocks of customers (spam), checked and enforced;
+//! - [`open_tokens`]: web key certificates and the open-token check on open;
 //! - [`keys`]: every storage key and its layout.
 
 mod audit_log;
@@ -25,6 +26,7 @@ mod directory;
 mod erasure;
 mod escrow;
 pub(crate) mod keys;
+mod open_tokens;
 mod signals;
 mod table;
 mod tickets;
@@ -332,8 +334,18 @@ impl Service {
             Request::PublishCertificate(c) => self.publish_certificate(caller, c).await,
             Request::GetCertificate { org, agent } => self.get_certificate(&org, &agent),
             Request::OpenConversation { org, conversation } => {
-                self.open_conversation(caller, &org, conversation).await
+                self.open_conversation(caller, &org, conversation, None)
+                    .await
             }
+            Request::OpenConversationWithToken {
+                org,
+                conversation,
+                token,
+            } => {
+                self.open_conversation(caller, &org, conversation, Some(token))
+                    .await
+            }
+            Request::PublishWebKey(c) => self.publish_web_key(caller, c).await,
             Request::Transfer {
                 conversation,
                 agent,
