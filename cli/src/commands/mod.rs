@@ -11,6 +11,7 @@
 //! - [`audit`] — `audit`.
 //! - [`status`] — `status` (agent: open, waiting, resolved).
 //! - [`block`] — `block`, `unblock`, `blocks` (agents and the master act on spam).
+//! - [`token`] — `org web-key`, `token issue` (open tokens), and reading `open --token`.
 
 mod account;
 mod audit;
@@ -20,6 +21,7 @@ mod dispute;
 mod escrow;
 mod org;
 mod status;
+mod token;
 mod transcript;
 mod verify;
 
@@ -62,7 +64,12 @@ pub async fn run(cli: Cli) -> Result<Option<Output>> {
         Cmd::Open {
             org,
             org_fingerprint,
-        } => conversation::open(&home, &relay, &org, org_fingerprint.as_deref()).await?,
+            token,
+        } => {
+            let token = token.as_deref().map(token::read).transpose()?;
+            conversation::open(&home, &relay, &org, org_fingerprint.as_deref(), token).await?
+        }
+        Cmd::Token(cmd) => token::token(cmd)?,
         Cmd::Send { conversation, text } => {
             conversation::send(&home, &relay, &conversation, &text).await?
         }
