@@ -247,6 +247,7 @@ export function policyFromCbor(v: CborValue): Policy {
     historyHandoff: bool(m, "history_handoff"),
     createdAt: u(m, "created_at"),
     signature: bytes(m, "signature", 64),
+    ...(Object.hasOwn(m, "require_open_token") ? { requireOpenToken: bool(m, "require_open_token") } : {}),
   };
 }
 
