@@ -67,7 +67,14 @@ pub(crate) enum Cmd {
         /// The org master's fingerprint, obtained out of band (otherwise trust on first use).
         #[arg(long)]
         org_fingerprint: Option<String>,
+        /// An open token from the org's web site (the token itself, or a file holding it), for
+        /// an org that requires one.
+        #[arg(long)]
+        token: Option<String>,
     },
+    /// Open tokens, as a business's web server issues them (needs no relay).
+    #[command(subcommand)]
+    Token(TokenCmd),
     /// Send a message.
     Send {
         /// The conversation id.
@@ -123,6 +130,31 @@ pub(crate) enum Cmd {
         conversation: String,
         /// open, waiting or resolved.
         status: String,
+    },
+    /// Agent or master: close a conversation as spam and block its customer's key for the org
+    /// (its next open with the org, and its messages there, are refused).
+    Block {
+        /// The conversation id.
+        #[arg(long)]
+        conversation: String,
+        /// spam or abuse.
+        #[arg(long, default_value = "spam")]
+        reason: String,
+    },
+    /// Master: lift the block of the customer with this key fingerprint.
+    Unblock {
+        /// The customer's fingerprint (as `sealdesk blocks` prints it).
+        #[arg(long)]
+        customer: String,
+        /// The org (default: whichever of this master's orgs blocked the customer).
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Agent or master: the customers blocked for the org.
+    Blocks {
+        /// The org (default: the master's orgs, or the orgs of the agent's conversations).
+        #[arg(long)]
+        org: Option<String>,
     },
     /// Trustee: answer release requests.
     #[command(subcommand)]
@@ -311,6 +343,30 @@ pub(crate) enum TranscriptCmd {
 }
 
 #[derive(Subcommand, Debug)]
+pub(crate) enum TokenCmd {
+    /// Sign an open token for a visitor of the business's page with the web server key in FILE
+    /// (certified with `org web-key`); prints the token.
+    Issue {
+        /// The web server key file (`org web-key --new-key` writes one).
+        #[arg(long)]
+        key: PathBuf,
+        /// The org.
+        #[arg(long)]
+        org: String,
+        /// The business's id for the visitor (1 to 64 bytes of text).
+        #[arg(long)]
+        visitor: String,
+        /// The customer's signing key (64 hex digits) the token is for.
+        #[arg(long)]
+        customer: String,
+        /// How long the token is valid, in seconds (at most 86400).
+        #[arg(long, default_value_t = 600)]
+        valid_secs: u64,
+    },
+}
+
+/// `org …` subcommands.
+#[derive(Subcommand, Debug)]
 pub(crate) enum OrgCmd {
     /// Master: create an org (or publish a new version of its policy).
     Create {
@@ -354,6 +410,26 @@ pub(crate) enum OrgCmd {
     Show {
         /// The org.
         org: String,
+    },
+    /// Master: certify the business's web server key (open tokens it signs are accepted), and
+    /// with `--require` make the org require an open token to open a conversation.
+    WebKey {
+        /// The org.
+        #[arg(long)]
+        org: String,
+        /// A name for the key (e.g. the site).
+        #[arg(long, default_value = "www")]
+        name: String,
+        /// The web server key file to certify.
+        #[arg(long, conflicts_with = "new_key", required_unless_present = "new_key")]
+        key: Option<PathBuf>,
+        /// Generate a new web server key, write it to this file (refused if it exists), and
+        /// certify it.
+        #[arg(long)]
+        new_key: Option<PathBuf>,
+        /// Also publish a policy version that requires open tokens.
+        #[arg(long)]
+        require: bool,
     },
 }
 

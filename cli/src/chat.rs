@@ -424,7 +424,7 @@ async fn command<W: Write>(
         "/help" => {
             writeln!(
                 out,
-                "/list  /switch N|ID  /history  /open ORG  /transfer AGENT  /status S  /typing [off]  /quit; other lines are sent"
+                "/list  /switch N|ID  /history  /open ORG  /transfer AGENT  /status S  /spam  /typing [off]  /quit; other lines are sent"
             )
             .map_err(io)?;
         }
@@ -473,6 +473,20 @@ async fn command<W: Write>(
                 }
                 Err(_) => writeln!(out, "/status open|waiting|resolved").map_err(io)?,
             }
+        }
+        "/spam" => {
+            let id = current.ok_or(CliError::NoConversationSelected { hint: "" })?;
+            let before = client.meta(&id)?.cursor;
+            let blocked = client
+                .block_conversation(&id, sealdesk_protocol::block::BlockReason::Spam)
+                .await?;
+            show_after(client, out, id, before)?;
+            writeln!(
+                out,
+                "closed as spam; {} is blocked for {}",
+                blocked.customer, blocked.org
+            )
+            .map_err(io)?;
         }
         "/typing" => {
             let id = current.ok_or(CliError::NoConversationSelected { hint: "" })?;

@@ -90,7 +90,8 @@ fn client(c: &ClientError) -> Failure {
         ClientError::WrongRole { .. } => "wrong_role",
         ClientError::UnknownConversation(_)
         | ClientError::UnknownConsent { .. }
-        | ClientError::UnknownTicket { .. } => "not_found",
+        | ClientError::UnknownTicket { .. }
+        | ClientError::NotBlocked { .. } => "not_found",
         ClientError::NotRegistered => "not_registered",
         ClientError::NoIdentity | ClientError::NoProfile => "no_account",
         ClientError::BadRelayUrl { .. } => "usage",

@@ -166,6 +166,21 @@ pub enum ClientError {
         actual: &'static str,
     },
 
+    /// A web server key file that is not the hex of 64 secret bytes.
+    #[error(
+        "the web key file is not a web server key (128 hex digits, as `sealdesk org web-key --new-key` writes)"
+    )]
+    BadWebKey,
+
+    /// No block of the org's (or of this master's orgs) is of a customer with this fingerprint.
+    #[error(
+        "no customer with fingerprint {fingerprint} is blocked; `sealdesk blocks` lists the blocks"
+    )]
+    NotBlocked {
+        /// The fingerprint given.
+        fingerprint: String,
+    },
+
     /// No such conversation in the local state.
     #[error("no conversation {0} here; run `sealdesk conversations` to list yours")]
     UnknownConversation(String),

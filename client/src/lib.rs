@@ -38,6 +38,7 @@
 //! errors and logs carry names, ids and counters, never key bytes or message text.
 
 pub mod account;
+pub mod block;
 pub mod client;
 pub mod connection;
 pub mod error;
@@ -45,6 +46,7 @@ pub mod escrow;
 pub mod handoff;
 pub mod io_failure;
 pub mod notice;
+pub mod open_token;
 pub mod redact;
 pub(crate) mod reply;
 pub mod session;

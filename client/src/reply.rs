@@ -35,6 +35,7 @@ pub(crate) fn unexpected(what: &str, r: &Response) -> ClientError {
         Response::Inclusion(_) => "Inclusion",
         Response::Consistency(_) => "Consistency",
         Response::WitnessedHead(_) => "WitnessedHead",
+        Response::Blocks(_) => "Blocks",
     };
     ClientError::UnexpectedResponse(format!("{what} was answered with {name}"))
 }

@@ -97,3 +97,14 @@ pub const SIGNAL_KEY: &str = "sealdesk/v1/signal/key";
 pub const SIGNAL_AAD: &str = "sealdesk/v1/signal/aad";
 /// Signed bytes of an ephemeral signal (header and ciphertext follow).
 pub const SIGNAL_SIGNATURE: &str = "sealdesk/v1/signal/signature";
+
+/// Signed bytes of an agent's or the master's block of a customer for an org.
+pub const BLOCK: &str = "sealdesk/v1/block";
+/// Signed bytes of the master's unblock of a customer for an org.
+pub const UNBLOCK: &str = "sealdesk/v1/unblock";
+/// Signed bytes of the master's certificate of a web server key.
+pub const WEB_KEY_CERT: &str = "sealdesk/v1/web-key-cert";
+/// Signed bytes of an open token (signed by a certified web server key).
+pub const OPEN_TOKEN: &str = "sealdesk/v1/open-token";
+/// Hash input of the key an open token's visitor's limits are counted under.
+pub const OPEN_TOKEN_VISITOR: &str = "sealdesk/v1/open-token-visitor";

@@ -22,6 +22,7 @@
 //! tests recompute byte for byte.
 
 pub mod audit;
+pub mod block;
 pub mod card;
 pub mod codec;
 pub mod epoch;
@@ -34,6 +35,7 @@ pub mod keys;
 pub mod labels;
 pub mod merkle;
 pub mod message;
+pub mod open_token;
 pub mod policy;
 pub mod release;
 pub mod seal;

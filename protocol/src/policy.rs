@@ -56,6 +56,16 @@ pub struct OrgPolicy {
     pub created_at: u64,
     /// Master signature over [`OrgPolicy::signed_bytes`].
     pub signature: Signature,
+    /// Whether a customer needs an open token from the org's web site to open a conversation
+    /// (`crate::open_token`). Absent on the wire and from the signed bytes when false, so a
+    /// policy without it encodes and signs exactly as before the field existed.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub require_open_token: bool,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if takes a reference
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The parts of a policy the master chooses; [`OrgPolicy::issue`] signs them.
@@ -87,6 +97,8 @@ pub struct PolicyParams {
     pub retention_secs: u64,
     /// History hand-off on transfer.
     pub history_handoff: bool,
+    /// Require an open token to open a conversation.
+    pub require_open_token: bool,
 }
 
 impl PolicyParams {
@@ -113,6 +125,7 @@ impl PolicyParams {
             rotate_after_secs: 7 * 86_400,
             retention_secs: 365 * 86_400,
             history_handoff: true,
+            require_open_token: false,
         }
     }
 }
@@ -145,6 +158,7 @@ impl OrgPolicy {
             history_handoff: p.history_handoff,
             created_at: now,
             signature: Signature::placeholder(),
+            require_open_token: p.require_open_token,
         };
         if policy.master.signing_key != master.signing_public() {
             return Err(Error::InvalidPolicy(
@@ -177,6 +191,10 @@ impl OrgPolicy {
             .u64(self.retention_secs)
             .bool(self.history_handoff)
             .u64(self.created_at);
+        // An optional trailing field: written only when set, so older policies keep their bytes.
+        if self.require_open_token {
+            w.bool(true);
+        }
         w.into_bytes()
     }
 

@@ -21,6 +21,7 @@ use crate::{
         AuditEntry, ConsistencyProof, Cosignature, InclusionProof, SignedTreeHead, WithheldEntry,
         WitnessedHead,
     },
+    block::{Block, Unblock},
     card::IdentityCard,
     codec::Writer,
     epoch::{EpochRecord, HandOff},
@@ -28,6 +29,7 @@ use crate::{
     keys::{IdentityKeys, Signature, SigningPublicKey},
     labels,
     message::Envelope,
+    open_token::{OpenToken, OpenTokenRefusal, WebKeyCertificate},
     policy::{AgentCertificate, OrgPolicy},
     release::{
         ArbiterDecision, ClosedBecause, ConsentToken, DisputeClose, DisputeTicket, ErasureRequest,
@@ -277,6 +279,29 @@ pub enum Request {
     /// A member: an ephemeral signal (typing) for the other members of the conversation who
     /// are online ([`Push::Signal`]). Never stored; answered `ok` once forwarded.
     Signal(SignalEnvelope),
+    /// Agent or master: close the block's conversation as spam and block its customer's key
+    /// for the org ([`Block`]); answered `ok` once durable.
+    Block(Block),
+    /// Master: lift a block ([`Unblock`]); answered `ok` once durable.
+    Unblock(Unblock),
+    /// Customer: open a conversation with an org whose policy requires an open token
+    /// (`open_conversation` with the token the org's web site issued to this customer key).
+    OpenConversationWithToken {
+        /// The org.
+        org: String,
+        /// The client-chosen random id.
+        conversation: ConversationId,
+        /// The open token.
+        token: OpenToken,
+    },
+    /// Master: publish a certificate of the org's web server key (open tokens it signs are
+    /// accepted from then on; a certificate under the same name replaces it).
+    PublishWebKey(WebKeyCertificate),
+    /// Agent or master: the customers blocked for `org` ([`Response::Blocks`]).
+    ListBlocks {
+        /// The org.
+        org: String,
+    },
 }
 
 /// A stored conversation item with its relay-assigned sequence number.
@@ -481,6 +506,19 @@ pub enum Response {
     Consistency(ConsistencyProof),
     /// A tree head with the witnesses' cosignatures.
     WitnessedHead(WitnessedHead),
+    /// The blocks in force for an org ([`Request::ListBlocks`]).
+    Blocks(Vec<BlockEntry>),
+}
+
+/// A block in force, as listed to the org's agents and master.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct BlockEntry {
+    /// The signed block.
+    pub block: Block,
+    /// The blocked customer's account name.
+    pub customer: String,
+    /// When the relay stored it (relay time).
+    pub at: u64,
 }
 
 /// How much of the open-conversations quota a customer uses with one org (in
@@ -556,10 +594,43 @@ pub enum ErrorCode {
     QuotaExceeded,
     /// The dispute ticket is closed: nothing more happens under it (no decision, no release).
     TicketClosed,
+    /// The org blocked this customer's key (as spam or abuse): it may not open a conversation
+    /// with the org or send in one. Nothing to retry; only the org's master lifts a block.
+    Blocked,
+    /// The org requires an open token from its web site to open a conversation, and none was
+    /// given: get one from the business's page (the widget does) and open with it.
+    OpenTokenRequired,
+    /// The open token expired (or is not valid yet): get a fresh one.
+    OpenTokenExpired,
+    /// The open token's signature does not verify: it was altered or forged.
+    OpenTokenForged,
+    /// The open token is for another org.
+    OpenTokenWrongOrg,
+    /// The open token was issued to another customer key.
+    OpenTokenWrongCustomer,
+    /// The open token's web key is not certified by the org's master (or its certificate
+    /// expired or was replaced).
+    OpenTokenUncertified,
+    /// The open token's visitor id is empty or longer than 64 bytes.
+    OpenTokenBadVisitor,
     /// A code this build does not know (sent by a newer relay): decoded from any unknown text,
     /// never sent. A client treats it as [`ErrorCode::BadRequest`].
     #[serde(other)]
     Unknown,
+}
+
+impl From<OpenTokenRefusal> for ErrorCode {
+    fn from(r: OpenTokenRefusal) -> Self {
+        match r {
+            OpenTokenRefusal::Missing => ErrorCode::OpenTokenRequired,
+            OpenTokenRefusal::Expired => ErrorCode::OpenTokenExpired,
+            OpenTokenRefusal::Forged => ErrorCode::OpenTokenForged,
+            OpenTokenRefusal::WrongOrg => ErrorCode::OpenTokenWrongOrg,
+            OpenTokenRefusal::WrongCustomer => ErrorCode::OpenTokenWrongCustomer,
+            OpenTokenRefusal::Uncertified => ErrorCode::OpenTokenUncertified,
+            OpenTokenRefusal::BadVisitor => ErrorCode::OpenTokenBadVisitor,
+        }
+    }
 }
 
 impl Response {

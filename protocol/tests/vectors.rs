@@ -60,6 +60,8 @@ const SEED_RELEASE: u64 = 0x5EA1_DE5C_0000_0005;
 const SEED_WIRE: u64 = 0x5EA1_DE5C_0000_0006;
 /// The random nonces of `signals.json`.
 const SEED_SIGNALS: u64 = 0x5EA1_DE5C_0000_0007;
+/// The web server key of `open_token.json`.
+const SEED_OPEN_TOKEN: u64 = 0x5EA1_DE5C_0000_0008;
 
 // ---------------------------------------------------------------------------------------------
 // The tests.
@@ -130,6 +132,7 @@ fn all_vectors() -> Vec<(&'static str, Value)> {
         ("ed25519_strict", ed25519_strict()),
         ("export", export_end(&o)),
         ("signals", signals(&o)),
+        ("open_token", open_token(&o)),
     ]
 }
 
@@ -731,6 +734,83 @@ fn signals(o: &Org) -> Value {
         "epoch": rec.epoch,
         "k": h(*k.to_bytes()),
         "signals": list,
+    })
+}
+
+/// A policy requiring open tokens, a web key certificate and an open token (PROTOCOL.md §13.14).
+fn open_token(o: &Org) -> Value {
+    use sealdesk_protocol::{
+        keys::IdentityKeys,
+        open_token::{OpenToken, OpenTokenParams, WebKeyCertificate},
+    };
+    let web = IdentityKeys::generate(&mut rng(SEED_OPEN_TOKEN));
+    let mut p = o.policy.policy().clone();
+    p.version += 1;
+    p.require_open_token = true;
+    p.signature = o.master.keys.sign(&p.signed_bytes());
+    let policy = p.clone().verify().unwrap();
+    let mut old = p.clone();
+    old.require_open_token = false;
+    let cert = WebKeyCertificate::issue(
+        &o.master.keys,
+        &policy,
+        "www",
+        web.signing_public(),
+        T0 + 2_000,
+        90 * 86_400,
+    )
+    .unwrap();
+    let token = OpenToken::issue(
+        &web,
+        &OpenTokenParams {
+            org: &policy.org,
+            visitor: b"visitor-0042",
+            customer: o.customer.card.signing_key,
+            now: T0 + 3_000,
+            valid_secs: 3_600,
+        },
+    )
+    .unwrap();
+    let verified = token
+        .clone()
+        .verify(
+            &policy,
+            Some(cert.clone()),
+            &o.customer.card.signing_key,
+            T0 + 3_100,
+        )
+        .unwrap();
+    json!({
+        "header": header("open tokens: a policy requiring them, a web key certificate, a token", Some(SEED_OPEN_TOKEN)),
+        "policy": {
+            "signed_bytes": h(policy.signed_bytes()),
+            "signed_bytes_without_the_field": h(old.signed_bytes()),
+            "signature": h(policy.signature.to_bytes()),
+            "cbor": h(wire::to_cbor(policy.policy()).unwrap()),
+        },
+        "web_key": {
+            "signing_public": h(web.signing_public().as_bytes()),
+        },
+        "certificate": {
+            "org": cert.org,
+            "name": cert.name,
+            "issued_at": cert.issued_at,
+            "expires_at": cert.expires_at,
+            "signed_bytes": h(cert.signed_bytes()),
+            "signature": h(cert.signature.to_bytes()),
+            "cbor": h(wire::to_cbor(&cert).unwrap()),
+        },
+        "token": {
+            "org": token.org,
+            "visitor": h(&token.visitor),
+            "customer": h(token.customer.as_bytes()),
+            "issued_at": token.issued_at,
+            "expires_at": token.expires_at,
+            "signed_bytes": h(token.signed_bytes()),
+            "signature": h(token.signature.to_bytes()),
+            "cbor": h(wire::to_cbor(&token).unwrap()),
+            "visitor_key": h(verified.visitor_key()),
+        },
     })
 }
 

@@ -19,11 +19,13 @@ use sealdesk_protocol::{
         AuditEntry, AuditEvent, ConsistencyProof, Cosignature, InclusionProof, ReleaseBasis,
         SignedTreeHead, WithheldEntry, WitnessedHead, to_wire_path,
     },
+    block::{Block, BlockReason, Unblock},
     card::{IdentityCard, Role},
     epoch::{EpochRecord, HandOff},
     ids::{ConversationId, EpochRange, TokenId},
     keys::IdentityKeys,
     message::{ContentKind, Envelope, EpochKeys},
+    open_token::{OpenToken, WebKeyCertificate},
     policy::AgentCertificate,
     release::{
         ArbiterDecision, ClosedBecause, ConsentParams, ConsentToken, DisputeClose, DisputeParams,
@@ -31,9 +33,9 @@ use sealdesk_protocol::{
         TrusteeView, Verdict, decide,
     },
     wire::{
-        self, AuthResponse, Challenge, ConversationInfo, ErrorCode, Frame, Item, MAX_FRAME,
-        OrgConversation, PendingRelease, Push, ReleaseProgress, Request, Response, Sequenced,
-        TicketClosed, TicketState, WIRE_VERSION, Welcome,
+        self, AuthResponse, BlockEntry, Challenge, ConversationInfo, ErrorCode, Frame, Item,
+        MAX_FRAME, OrgConversation, PendingRelease, Push, ReleaseProgress, Request, Response,
+        Sequenced, TicketClosed, TicketState, WIRE_VERSION, Welcome,
     },
 };
 use support::{Org, T0, rng};
@@ -270,6 +272,7 @@ impl Params {
         p.org.clone_from(&self.text);
         p.version = self.m;
         p.allow_dispute = self.flag;
+        p.require_open_token = self.n.is_multiple_of(2);
         p.arbiters.push(self.card());
         p
     }
@@ -453,6 +456,22 @@ impl Params {
         }
     }
 
+    fn block(&self) -> Block {
+        let reason = if self.flag {
+            BlockReason::Spam
+        } else {
+            BlockReason::Abuse
+        };
+        Block::issue(
+            &self.keys(),
+            &self.text,
+            self.conversation(),
+            self.keys().signing_public(),
+            reason,
+            self.n,
+        )
+    }
+
     fn error_code(&self) -> ErrorCode {
         [
             ErrorCode::BadRequest,
@@ -474,12 +493,13 @@ impl Params {
             ErrorCode::AlreadyAnswered,
             ErrorCode::BadField,
             ErrorCode::TicketClosed,
-        ][(self.n % 19) as usize]
+            ErrorCode::Blocked,
+        ][(self.n % 20) as usize]
     }
 }
 
 /// Every frame family this file generates, by name; [`family`] must name each one.
-const FAMILIES: [&str; 63] = [
+const FAMILIES: [&str; 69] = [
     "challenge",
     "auth",
     "welcome",
@@ -543,6 +563,12 @@ const FAMILIES: [&str; 63] = [
     "request/signal",
     "push/signal",
     "request/close_ticket",
+    "request/block",
+    "request/unblock",
+    "request/list_blocks",
+    "response/blocks",
+    "request/open_conversation_with_token",
+    "request/publish_web_key",
 ];
 
 /// The family of a frame. Exhaustive on purpose: a new variant does not compile here until it
@@ -587,6 +613,11 @@ fn family(f: &Frame) -> &'static str {
             Request::GetWitnessedHead { .. } => "request/get_witnessed_head",
             Request::OrgConversations { .. } => "request/org_conversations",
             Request::Signal(_) => "request/signal",
+            Request::Block(_) => "request/block",
+            Request::Unblock(_) => "request/unblock",
+            Request::ListBlocks { .. } => "request/list_blocks",
+            Request::OpenConversationWithToken { .. } => "request/open_conversation_with_token",
+            Request::PublishWebKey(_) => "request/publish_web_key",
         },
         Frame::Response { body, .. } => match body {
             Response::Ok => "response/ok",
@@ -608,6 +639,7 @@ fn family(f: &Frame) -> &'static str {
             Response::Consistency(_) => "response/consistency",
             Response::WitnessedHead(_) => "response/witnessed_head",
             Response::OrgConversations(_) => "response/org_conversations",
+            Response::Blocks(_) => "response/blocks",
         },
         Frame::Push(p) => match p {
             Push::Item(_) => "push/item",
@@ -828,6 +860,45 @@ fn frame(index: usize, p: &Params) -> Frame {
         ])),
         60 => req(Request::Signal(p.signal())),
         61 => req(Request::CloseTicket(p.close())),
+        63 => req(Request::Block(p.block())),
+        64 => req(Request::Unblock(Unblock::issue(
+            &p.keys(),
+            &p.text,
+            p.keys().signing_public(),
+            p.n,
+        ))),
+        65 => req(Request::ListBlocks {
+            org: p.text.clone(),
+        }),
+        67 => req(Request::OpenConversationWithToken {
+            org: p.text.clone(),
+            conversation: p.conversation(),
+            token: OpenToken {
+                org: p.text.clone(),
+                visitor: p.bytes.clone(),
+                customer: p.keys().signing_public(),
+                issued_at: p.n,
+                expires_at: p.n ^ 5,
+                web_key: p.keys().signing_public(),
+                signature: p.keys().sign(&p.bytes),
+            },
+        }),
+        68 => req(Request::PublishWebKey(WebKeyCertificate {
+            org: p.text.clone(),
+            name: p.name.clone(),
+            key: p.keys().signing_public(),
+            issued_at: p.n,
+            expires_at: p.n ^ 9,
+            signature: p.keys().sign(&p.bytes),
+        })),
+        66 => resp(Response::Blocks(vec![
+            BlockEntry {
+                block: p.block(),
+                customer: p.name.clone(),
+                at: p.n,
+            };
+            (p.m % 3) as usize
+        ])),
         _ => Frame::Push(Push::Signal(p.signal())),
     }
 }

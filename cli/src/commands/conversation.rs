@@ -18,9 +18,12 @@ pub(super) async fn open(
     relay: &Relay,
     org: &str,
     org_fingerprint: Option<&str>,
+    token: Option<sealdesk_protocol::open_token::OpenToken>,
 ) -> Result<Output> {
     let mut c = connect(home, relay, false).await?;
-    let o = c.open_conversation(org, org_fingerprint).await?;
+    let o = c
+        .open_conversation_with(org, org_fingerprint, token)
+        .await?;
     let text = format!(
         "{}\n\nOpened conversation {} with {} (agent {}, fingerprint {}).\n\
          Send with: sealdesk send --conversation {} \"hello\"",

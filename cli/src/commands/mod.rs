@@ -10,14 +10,18 @@
 //! - [`verify`] — `transcript verify`, offline, against anchors.
 //! - [`audit`] — `audit`.
 //! - [`status`] — `status` (agent: open, waiting, resolved).
+//! - [`block`] — `block`, `unblock`, `blocks` (agents and the master act on spam).
+//! - [`token`] — `org web-key`, `token issue` (open tokens), and reading `open --token`.
 
 mod account;
 mod audit;
+mod block;
 mod conversation;
 mod dispute;
 mod escrow;
 mod org;
 mod status;
+mod token;
 mod transcript;
 mod verify;
 
@@ -60,7 +64,12 @@ pub async fn run(cli: Cli) -> Result<Option<Output>> {
         Cmd::Open {
             org,
             org_fingerprint,
-        } => conversation::open(&home, &relay, &org, org_fingerprint.as_deref()).await?,
+            token,
+        } => {
+            let token = token.as_deref().map(token::read).transpose()?;
+            conversation::open(&home, &relay, &org, org_fingerprint.as_deref(), token).await?
+        }
+        Cmd::Token(cmd) => token::token(cmd)?,
         Cmd::Send { conversation, text } => {
             conversation::send(&home, &relay, &conversation, &text).await?
         }
@@ -101,6 +110,14 @@ pub async fn run(cli: Cli) -> Result<Option<Output>> {
             conversation,
             status,
         } => status::set(&home, &relay, &conversation, &status).await?,
+        Cmd::Block {
+            conversation,
+            reason,
+        } => block::block(&home, &relay, &conversation, &reason).await?,
+        Cmd::Unblock { customer, org } => {
+            block::unblock(&home, &relay, org.as_deref(), &customer).await?
+        }
+        Cmd::Blocks { org } => block::blocks(&home, &relay, org.as_deref()).await?,
         Cmd::Demo { web } => {
             let mut stdout = std::io::stdout();
             match web {

@@ -47,6 +47,23 @@ pub(super) async fn org(home: &Path, relay: &Relay, cmd: OrgCmd) -> Result<Outpu
                 json!({"ok": true, "org": p.org, "version": p.version, "org_fingerprint": fp, "summary": p.summary()}),
             )
         }
+        OrgCmd::WebKey {
+            org,
+            name,
+            key,
+            new_key,
+            require,
+        } => {
+            super::token::web_key(
+                &mut c,
+                &org,
+                &name,
+                key.as_deref(),
+                new_key.as_deref(),
+                require,
+            )
+            .await?
+        }
         OrgCmd::AddAgent {
             name,
             org,

@@ -52,6 +52,20 @@ impl Client {
         org: &str,
         fingerprint: Option<&str>,
     ) -> Result<OpenedConversation> {
+        self.open_conversation_with(org, fingerprint, None).await
+    }
+
+    /// [`Self::open_conversation`], with the open token the org's web site issued to this
+    /// customer key (for an org whose policy requires one; PROTOCOL.md §13.14).
+    ///
+    /// # Errors
+    /// As [`Self::open_conversation`]; the relay's `open_token_*` refusals.
+    pub async fn open_conversation_with(
+        &mut self,
+        org: &str,
+        fingerprint: Option<&str>,
+        token: Option<sealdesk_protocol::open_token::OpenToken>,
+    ) -> Result<OpenedConversation> {
         self.account.require(Role::Customer, "open")?;
         // Everything that can be checked before the relay creates the conversation is: the
         // org's policy, its master against the pin or `fingerprint`. A refusal here leaves
@@ -70,9 +84,16 @@ impl Client {
         let id = ConversationId::random(&mut rng()?);
         let (agent, certificate, raw, quota) = match self
             .session
-            .request(Request::OpenConversation {
-                org: org.to_owned(),
-                conversation: id,
+            .request(match token {
+                Some(token) => Request::OpenConversationWithToken {
+                    org: org.to_owned(),
+                    conversation: id,
+                    token,
+                },
+                None => Request::OpenConversation {
+                    org: org.to_owned(),
+                    conversation: id,
+                },
             })
             .await?
         {

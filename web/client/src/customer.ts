@@ -108,6 +108,8 @@ export interface CustomerOptions {
   now: () => number;
   /** Runs `f` while holding the send lock (Web Locks in a page; one tab sends at a time). */
   withSendLock?: <T>(f: () => Promise<T>) => Promise<T>;
+  /** An open token from the business's web site (its CBOR), for an org that requires one (§13.14). */
+  openToken?: Uint8Array;
 }
 
 interface EpochState {
@@ -352,7 +354,8 @@ export class Customer {
   private async open(s: Session): Promise<void> {
     const checked = await this.checkPolicy(s, null);
     const conversation = this.opts.random(16);
-    const r = await s.call({ kind: "open_conversation", org: this.opts.org, conversation });
+    const token = this.opts.openToken;
+    const r = await s.call(token === undefined ? { kind: "open_conversation", org: this.opts.org, conversation } : { kind: "open_conversation_with_token", org: this.opts.org, conversation, token });
     if (r.kind !== "opened") throw new CustomerError("bad_answer", r.kind);
     const policy = verifyPolicy(r.policy);
     if (!equal(policy.master.signingKey, checked.master.signingKey)) this.keyChanged("the opened conversation's policy has another master key");

@@ -11,6 +11,7 @@ import {
   cardToCbor,
   envelopeToCbor,
   epochToCbor,
+  fromCbor,
   type AgentCertificate,
   type AuditEntry,
   type CborValue,
@@ -32,6 +33,8 @@ export type Request =
   | { kind: "get_policy"; org: string; version: number | null }
   | { kind: "get_certificate"; org: string; agent: string }
   | { kind: "open_conversation"; org: string; conversation: Uint8Array }
+  /** `token` is the open token's CBOR, as the business's web server issued it (§13.14). */
+  | { kind: "open_conversation_with_token"; org: string; conversation: Uint8Array; token: Uint8Array }
   | { kind: "put_epoch"; record: EpochRecord }
   | { kind: "send"; envelope: Envelope }
   | { kind: "history"; conversation: Uint8Array; after: number; limit: number }
@@ -60,6 +63,8 @@ export function requestToCbor(r: Request): CborValue {
       return { get_certificate: { org: r.org, agent: r.agent } };
     case "open_conversation":
       return { open_conversation: { org: r.org, conversation: r.conversation } };
+    case "open_conversation_with_token":
+      return { open_conversation_with_token: { org: r.org, conversation: r.conversation, token: fromCbor(r.token) } };
     case "put_epoch":
       return { put_epoch: epochToCbor(r.record) };
     case "send":
@@ -103,7 +108,15 @@ export type RelayErrorCode =
   | "key_registered"
   | "id_taken"
   | "stale_policy"
-  | "already_answered";
+  | "already_answered"
+  | "blocked"
+  | "open_token_required"
+  | "open_token_expired"
+  | "open_token_forged"
+  | "open_token_wrong_org"
+  | "open_token_wrong_customer"
+  | "open_token_uncertified"
+  | "open_token_bad_visitor";
 
 const KNOWN_CODES: ReadonlySet<string> = new Set<RelayErrorCode>([
   "bad_request",
@@ -123,6 +136,14 @@ const KNOWN_CODES: ReadonlySet<string> = new Set<RelayErrorCode>([
   "id_taken",
   "stale_policy",
   "already_answered",
+  "blocked",
+  "open_token_required",
+  "open_token_expired",
+  "open_token_forged",
+  "open_token_wrong_org",
+  "open_token_wrong_customer",
+  "open_token_uncertified",
+  "open_token_bad_visitor",
 ]);
 
 /** A conversation item (§13.4 `Sequenced.item`). */
@@ -266,6 +287,7 @@ export function policyFromCbor(v: CborValue): Policy {
     historyHandoff: bool(m, "history_handoff"),
     createdAt: u(m, "created_at"),
     signature: bytes(m, "signature", 64),
+    ...(Object.hasOwn(m, "require_open_token") ? { requireOpenToken: bool(m, "require_open_token") } : {}),
   };
 }
 

@@ -4,7 +4,7 @@
  * and requests encode to the CBOR the relay decodes (unit variants as text).
  */
 import { describe, expect, it } from "vitest";
-import { ProtocolError, decodeFrame, encodeFrame, requestFrame } from "@sealdesk/protocol";
+import { ProtocolError, decodeFrame, encodeFrame, requestFrame, toCbor } from "@sealdesk/protocol";
 import { pushFromCbor, requestToCbor, responseFromCbor, serverFrameFromCbor } from "../src/frames.js";
 
 describe("frames", () => {
@@ -22,6 +22,16 @@ describe("frames", () => {
     expect(() => pushFromCbor({ delivered: { conversation: new Uint8Array(15), member: "a", seq: 1 } })).toThrow(/conversation/);
     expect(() => serverFrameFromCbor({ auth: {} })).toThrow(ProtocolError);
     expect(() => responseFromCbor({ ok: null, error: null })).toThrow(/one variant/);
+  });
+
+  it("reads a block and the open-token refusals as their own codes, and encodes an open with a token", () => {
+    expect(responseFromCbor({ error: { code: "blocked", message: "m" } })).toMatchObject({ code: "blocked" });
+    expect(responseFromCbor({ error: { code: "open_token_expired", message: "m" } })).toMatchObject({ code: "open_token_expired" });
+    const token = { org: "acme", visitor: new Uint8Array([1]) };
+    const conversation = new Uint8Array(16);
+    expect(requestToCbor({ kind: "open_conversation_with_token", org: "acme", conversation, token: toCbor(token) })).toEqual({
+      open_conversation_with_token: { org: "acme", conversation, token },
+    });
   });
 
   it("encodes unit requests as text and the rest as one-entry maps", () => {

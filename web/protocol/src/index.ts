@@ -21,3 +21,4 @@ export * from "./wire.js";
 export * from "./merkle.js";
 export * from "./audit.js";
 export * from "./transcript.js";
+export * from "./open_token.js";

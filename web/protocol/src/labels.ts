@@ -128,3 +128,18 @@ export const SIGNAL_AAD = "sealdesk/v1/signal/aad";
 
 /** Signed bytes of an ephemeral signal (header and ciphertext follow). */
 export const SIGNAL_SIGNATURE = "sealdesk/v1/signal/signature";
+
+/** Signed bytes of an agent's or the master's block of a customer for an org. */
+export const BLOCK = "sealdesk/v1/block";
+
+/** Signed bytes of the master's unblock of a customer for an org. */
+export const UNBLOCK = "sealdesk/v1/unblock";
+
+/** Signed bytes of the master's certificate of a web server key. */
+export const WEB_KEY_CERT = "sealdesk/v1/web-key-cert";
+
+/** Signed bytes of an open token (signed by a certified web server key). */
+export const OPEN_TOKEN = "sealdesk/v1/open-token";
+
+/** Hash input of the key an open token's visitor's limits are counted under. */
+export const OPEN_TOKEN_VISITOR = "sealdesk/v1/open-token-visitor";

@@ -33,6 +33,8 @@ export interface Policy {
   historyHandoff: boolean;
   createdAt: number;
   signature: Uint8Array;
+  /** Whether opening needs an open token (§13.14); absent (false) in older policies. */
+  requireOpenToken?: boolean;
 }
 
 /** The bytes the master signs (§4.1). */
@@ -43,8 +45,7 @@ export function policySignedBytes(p: Omit<Policy, "signature">): Uint8Array {
   for (const t of p.trustees) writeCardBlob(w, t);
   w.u8(p.trusteeThreshold).count(p.arbiters.length);
   for (const a of p.arbiters) writeCardBlob(w, a);
-  return w
-    .u8(p.arbiterThreshold)
+  w.u8(p.arbiterThreshold)
     .bool(p.allowConsent)
     .bool(p.allowDispute)
     .u64(p.maxReleaseValiditySecs)
@@ -52,8 +53,10 @@ export function policySignedBytes(p: Omit<Policy, "signature">): Uint8Array {
     .u64(p.rotateAfterSecs)
     .u64(p.retentionSecs)
     .bool(p.historyHandoff)
-    .u64(p.createdAt)
-    .toBytes();
+    .u64(p.createdAt);
+  // An optional trailing field, written only when set: older policies keep their bytes.
+  if (p.requireOpenToken === true) w.bool(true);
+  return w.toBytes();
 }
 
 /** `SHA-256(str(POLICY) ‖ bytes(signed bytes) ‖ signature)`. */

@@ -127,6 +127,7 @@ export function policyToCbor(p: Policy): CborValue {
     history_handoff: p.historyHandoff,
     created_at: p.createdAt,
     signature: p.signature,
+    ...(p.requireOpenToken === true ? { require_open_token: true } : {}),
   };
 }
 

@@ -1,6 +1,8 @@
 /**
  * `embed.js`: the one script tag a business puts on its site —
- * `<script src="https://RELAY/embed.js" data-org="acme" data-fingerprint="12345 …" defer></script>`.
+ * `<script src="https://RELAY/embed.js" data-org="acme" data-fingerprint="12345 …" defer></script>`,
+ * with `data-token="…"` for an org that requires an open token (the hex the business's web server
+ * issued, PROTOCOL.md §13.14).
  * It adds a "Chat with us" button that opens the widget page in an iframe from the relay's
  * origin (so the keys live in that origin's storage, out of reach of the site's own scripts).
  */
@@ -12,6 +14,8 @@ if (script !== null) {
   const page = new URL("./index.html", src);
   page.searchParams.set("org", org);
   page.searchParams.set("fp", fp);
+  const token = script.dataset.token ?? "";
+  if (token !== "") page.searchParams.set("token", token);
   const button = document.createElement("button");
   button.type = "button";
   button.textContent = `Chat with ${org}`;

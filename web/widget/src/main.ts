@@ -11,6 +11,7 @@
  */
 import { Customer, CustomerError, policySummary, type ChatLine, type CustomerEvent, type Notice, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
+import { fromHex } from "@sealdesk/protocol";
 
 function el<T extends HTMLElement>(id: string): T {
   const e = document.getElementById(id);
@@ -39,6 +40,8 @@ async function main(): Promise<void> {
   const params = new URLSearchParams(location.search);
   const org = params.get("org") ?? "";
   const fp = params.get("fp") ?? "";
+  // An open token the business's page passed (hex, as `sealdesk token issue` prints it).
+  const tokenHex = params.get("token") ?? "";
   el("org-name").textContent = org || "…";
   if (org === "" || fp === "") {
     showAlert("This chat is not set up: the page needs ?org=NAME&fp=FINGERPRINT.");
@@ -56,6 +59,7 @@ async function main(): Promise<void> {
     random: (n) => crypto.getRandomValues(new Uint8Array(n)),
     now: () => Math.floor(Date.now() / 1000),
     withSendLock: <T>(f: () => Promise<T>): Promise<T> => (navigator.locks === undefined ? f() : (navigator.locks.request(lockName, f) as Promise<T>)),
+    ...(/^([0-9a-f]{2})+$/i.test(tokenHex) ? { openToken: fromHex(tokenHex) } : {}),
   });
   const tabs = typeof BroadcastChannel === "undefined" ? null : new BroadcastChannel(`sealdesk/${org}`);
 

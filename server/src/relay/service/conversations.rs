@@ -63,9 +63,16 @@ impl Service {
         caller: &Caller,
         org: &str,
         c: ConversationId,
+        token: Option<sealdesk_protocol::open_token::OpenToken>,
     ) -> Reply {
         if caller.card.role != Role::Customer {
             return reject(ErrorCode::Forbidden, "only customers open conversations");
+        }
+        self.refuse_blocked(&caller.key(), org)?;
+        if let Some(visitor) = self.check_open_token(caller, org, token)? {
+            self.guard
+                .conversation_open(visitor)
+                .map_err(super::limited)?;
         }
         let open_before = self.open_limits(caller, org)?;
         let policy = self.policies.current(org)?;
@@ -418,6 +425,7 @@ impl Service {
     /// share flushes.
     pub fn stage_send(&self, caller: &Caller, env: Envelope) -> Result<Staged, Reject> {
         let started = std::time::Instant::now();
+        self.refuse_blocked_send(caller, &env.header.conversation)?;
         let size = env.ciphertext.len();
         let sender = caller.key();
         let sender_bytes = sender.to_bytes();

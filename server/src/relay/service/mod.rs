@@ -15,14 +15,18 @@
 //!   cosignatures and release notices;
 //! - [`erasure`]: customer erasure and the retention sweep;
 //! - [`signals`]: ephemeral signals (typing), forwarded and never stored;
+//! - [`blocks`]: an org's blocks of customers (spam), checked and enforced;
+//! - [`open_tokens`]: web key certificates and the open-token check on open;
 //! - [`keys`]: every storage key and its layout.
 
 mod audit_log;
+mod blocks;
 mod conversations;
 mod directory;
 mod erasure;
 mod escrow;
 pub(crate) mod keys;
+mod open_tokens;
 mod signals;
 mod table;
 mod tickets;
@@ -40,6 +44,7 @@ use tracing::{debug, info, warn};
 pub(crate) use self::conversations::Staged;
 use self::{
     audit_log::AuditLog,
+    blocks::Blocks,
     directory::Policies,
     keys::{RELAY_IDENTITY, RELAY_IDENTITY_LOCATION},
     table::ConvTable,
@@ -189,6 +194,8 @@ pub(crate) struct Service {
     /// A std Mutex, like the others: held for in-memory updates and synchronous store writes
     /// only, never across an await, so a tokio Mutex would only add overhead.
     writes: Mutex<()>,
+    /// The blocks in force (customer, org), loaded at start.
+    blocks: Blocks,
 }
 
 fn enc<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, Reject> {
@@ -253,6 +260,7 @@ impl Service {
         let entries = log.len().unwrap_or(0);
         info!(entries, log_key = %keys.signing_public(), "relay state loaded");
         let policies = Arc::new(Policies::new(store.clone()));
+        let blocks = Blocks::load(store.as_ref())?;
         Ok(Self {
             convs: ConvTable::new(engine, clock.clone(), policies.clone()),
             store,
@@ -265,6 +273,7 @@ impl Service {
             log,
             guard,
             writes: Mutex::new(()),
+            blocks,
         })
     }
 
@@ -325,8 +334,18 @@ impl Service {
             Request::PublishCertificate(c) => self.publish_certificate(caller, c).await,
             Request::GetCertificate { org, agent } => self.get_certificate(&org, &agent),
             Request::OpenConversation { org, conversation } => {
-                self.open_conversation(caller, &org, conversation).await
+                self.open_conversation(caller, &org, conversation, None)
+                    .await
             }
+            Request::OpenConversationWithToken {
+                org,
+                conversation,
+                token,
+            } => {
+                self.open_conversation(caller, &org, conversation, Some(token))
+                    .await
+            }
+            Request::PublishWebKey(c) => self.publish_web_key(caller, c).await,
             Request::Transfer {
                 conversation,
                 agent,
@@ -364,6 +383,9 @@ impl Service {
             Request::Cosign(c) => self.cosign(caller, c).await,
             Request::GetWitnessedHead { org } => self.witnessed_head(&org),
             Request::Signal(env) => self.signal(caller, env),
+            Request::Block(b) => self.block(caller, b).await,
+            Request::Unblock(u) => self.unblock(caller, u).await,
+            Request::ListBlocks { org } => self.list_blocks(caller, &org),
         }
     }
 

@@ -1,0 +1,213 @@
+//! Open tokens (issue 25, item 3): an org whose policy requires one is opened only with a token
+//! signed by a web key its master certified, for the opening customer's key, unexpired; each
+//! refusal has its own code; the opens of one visitor id are counted across customer keys.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use sealdesk_protocol::{
+    ids::ConversationId,
+    keys::IdentityKeys,
+    open_token::{OpenToken, OpenTokenParams, WebKeyCertificate},
+    wire::{ErrorCode, Request, Response},
+};
+use sealdesk_tests::{
+    identity::{Identity, now, rng},
+    org::Org,
+    raw::RawClient,
+    relay::spawn_relay_with,
+};
+
+/// Opens a conversation with `org` as `who` with `token` (or none); the relay's answer.
+async fn open(
+    url: &str,
+    who: &Identity,
+    org: &str,
+    token: Option<OpenToken>,
+    seed: u64,
+) -> Response {
+    let mut c = RawClient::login(url, who).await;
+    let conversation = ConversationId::random(&mut rng(seed));
+    let body = match token {
+        Some(token) => Request::OpenConversationWithToken {
+            org: org.to_owned(),
+            conversation,
+            token,
+        },
+        None => Request::OpenConversation {
+            org: org.to_owned(),
+            conversation,
+        },
+    };
+    let r = c.request(body).await;
+    c.close().await;
+    r
+}
+
+fn code(r: &Response) -> ErrorCode {
+    match r {
+        Response::Error { code, .. } => *code,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+fn token(
+    web: &IdentityKeys,
+    org: &str,
+    visitor: &[u8],
+    who: &Identity,
+    now: u64,
+    valid: u64,
+) -> OpenToken {
+    OpenToken::issue(
+        web,
+        &OpenTokenParams {
+            org,
+            visitor,
+            customer: who.key(),
+            now,
+            valid_secs: valid,
+        },
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_org_requiring_tokens_opens_only_with_a_good_one() {
+    let (relay, _dir) = spawn_relay_with(|cfg| cfg.limits.conversation_opens_per_hour = 2).await;
+    let url = relay.ws_url();
+    let acme = Org::new_with(81, "acme", 1, 4, |p| p.require_open_token = true)
+        .publish(&url)
+        .await;
+    let globex = Org::setup(&url, 82, "globex", 1, 1).await;
+    let web = IdentityKeys::generate(&mut rng(83));
+    let rogue = IdentityKeys::generate(&mut rng(84));
+    let t = now();
+    let cert = WebKeyCertificate::issue(
+        &acme.master.keys,
+        &acme.policy,
+        "www",
+        web.signing_public(),
+        t - 10,
+        86_400,
+    )
+    .unwrap();
+    // Only the master publishes a web key certificate.
+    let mut agent = RawClient::login(&url, &acme.agents[0]).await;
+    assert_eq!(
+        agent.refused(Request::PublishWebKey(cert.clone())).await,
+        ErrorCode::Forbidden
+    );
+    agent.close().await;
+    let mut master = RawClient::login(&url, &acme.master).await;
+    master.ok(Request::PublishWebKey(cert)).await;
+    master.close().await;
+
+    let alice = &acme.customers[0];
+    // Missing.
+    assert_eq!(
+        code(&open(&url, alice, "acme", None, 1).await),
+        ErrorCode::OpenTokenRequired
+    );
+    // Expired.
+    let old = token(&web, "acme", b"v1", alice, t - 7200, 3600);
+    assert_eq!(
+        code(&open(&url, alice, "acme", Some(old), 2).await),
+        ErrorCode::OpenTokenExpired
+    );
+    // Forged: the visitor changed after signing.
+    let mut forged = token(&web, "acme", b"v1", alice, t, 600);
+    forged.visitor = b"v2".to_vec();
+    assert_eq!(
+        code(&open(&url, alice, "acme", Some(forged), 3).await),
+        ErrorCode::OpenTokenForged
+    );
+    // For another org.
+    let elsewhere = token(&web, "globex", b"v1", alice, t, 600);
+    assert_eq!(
+        code(&open(&url, alice, "acme", Some(elsewhere), 4).await),
+        ErrorCode::OpenTokenWrongOrg
+    );
+    // For another customer key.
+    let bobs = token(&web, "acme", b"v1", &acme.customers[1], t, 600);
+    assert_eq!(
+        code(&open(&url, alice, "acme", Some(bobs), 5).await),
+        ErrorCode::OpenTokenWrongCustomer
+    );
+    // Signed by a key the master did not certify.
+    let uncertified = token(&rogue, "acme", b"v1", alice, t, 600);
+    assert_eq!(
+        code(&open(&url, alice, "acme", Some(uncertified), 6).await),
+        ErrorCode::OpenTokenUncertified
+    );
+    // A certificate of another org's master for the same key does not certify it here.
+    let g_cert = WebKeyCertificate::issue(
+        &globex.master.keys,
+        &globex.policy,
+        "www",
+        rogue.signing_public(),
+        t - 10,
+        86_400,
+    )
+    .unwrap();
+    let mut g_master = RawClient::login(&url, &globex.master).await;
+    g_master.ok(Request::PublishWebKey(g_cert)).await;
+    g_master.close().await;
+    let uncertified = token(&rogue, "acme", b"v1", alice, t, 600);
+    assert_eq!(
+        code(&open(&url, alice, "acme", Some(uncertified), 7).await),
+        ErrorCode::OpenTokenUncertified
+    );
+
+    // A good one.
+    let good = token(&web, "acme", b"v1", alice, t, 600);
+    assert!(matches!(
+        open(&url, alice, "acme", Some(good), 8).await,
+        Response::Opened { .. }
+    ));
+    // An org that does not require tokens still opens without one.
+    assert!(matches!(
+        open(&url, &globex.customers[0], "globex", None, 9).await,
+        Response::Opened { .. }
+    ));
+
+    // The visitor's opens are counted whatever key opens: two per hour here, so the third
+    // open by visitor v1 is refused though its customer key has not opened before.
+    let bob = &acme.customers[1];
+    let carol = &acme.customers[2];
+    assert!(matches!(
+        open(
+            &url,
+            bob,
+            "acme",
+            Some(token(&web, "acme", b"v1", bob, t, 600)),
+            10
+        )
+        .await,
+        Response::Opened { .. }
+    ));
+    assert_eq!(
+        code(
+            &open(
+                &url,
+                carol,
+                "acme",
+                Some(token(&web, "acme", b"v1", carol, t, 600)),
+                11
+            )
+            .await
+        ),
+        ErrorCode::RateLimited
+    );
+    // Another visitor is not affected.
+    assert!(matches!(
+        open(
+            &url,
+            carol,
+            "acme",
+            Some(token(&web, "acme", b"v2", carol, t, 600)),
+            12
+        )
+        .await,
+        Response::Opened { .. }
+    ));
+}
