@@ -52,6 +52,19 @@ pub(crate) enum Cmd {
         #[arg(long, value_enum)]
         role: RoleArg,
     },
+    /// Customer: restore an account on a new machine from the recovery code `init` showed:
+    /// the same keys (peers see no change), its conversations synced from the relay. The code
+    /// comes from --code, SEALDESK_RECOVERY_CODE or a prompt; the new home's passphrase as for
+    /// `init`.
+    Recover {
+        /// The account's name on the relay.
+        #[arg(long)]
+        name: String,
+        /// The recovery code (hyphens and case do not matter). Prefer SEALDESK_RECOVERY_CODE
+        /// or the prompt: a command line may be kept in the shell's history.
+        #[arg(long)]
+        code: Option<String>,
+    },
     /// Register this account's card on the relay.
     Register,
     /// Show this account: name, role, fingerprint.

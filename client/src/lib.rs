@@ -45,6 +45,7 @@ pub mod escrow;
 pub mod handoff;
 pub mod io_failure;
 pub mod notice;
+pub mod recovery;
 pub mod redact;
 pub(crate) mod reply;
 pub mod session;

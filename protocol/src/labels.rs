@@ -97,3 +97,10 @@ pub const SIGNAL_KEY: &str = "sealdesk/v1/signal/key";
 pub const SIGNAL_AAD: &str = "sealdesk/v1/signal/aad";
 /// Signed bytes of an ephemeral signal (header and ciphertext follow).
 pub const SIGNAL_SIGNATURE: &str = "sealdesk/v1/signal/signature";
+
+/// Hash input of a recovery code's checksum (the code's payload follows).
+pub const RECOVERY_CODE_CHECKSUM: &str = "sealdesk/v1/recovery-code/checksum";
+/// HKDF salt of the identity keys derived from a recovery code.
+pub const RECOVERY_CODE_SALT: &str = "sealdesk/v1/recovery-code/salt";
+/// HKDF info of the identity keys derived from a recovery code.
+pub const RECOVERY_CODE_IDENTITY: &str = "sealdesk/v1/recovery-code/identity";

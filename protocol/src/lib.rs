@@ -34,6 +34,7 @@ pub mod labels;
 pub mod merkle;
 pub mod message;
 pub mod policy;
+pub mod recovery;
 pub mod release;
 pub mod seal;
 pub mod secret;

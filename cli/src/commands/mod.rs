@@ -2,6 +2,7 @@
 //! [`Output`]; the shared steps (the home, the passphrase, connecting, parsing ids) are here.
 //!
 //! - [`account`] — `init`, `whoami`, `register`, `keys fingerprint`, `keys trust`.
+//! - [`recover`] — `recover` (a customer's account from its recovery code).
 //! - [`org`] — `org create`, `org add-agent`, `org show`.
 //! - [`conversation`] — `open`, `send`, `conversations`, `history`, `chat`, `transfer`, `erase`.
 //! - [`escrow`] — `trustee serve`, `consent grant|revoke|list`.
@@ -17,6 +18,7 @@ mod conversation;
 mod dispute;
 mod escrow;
 mod org;
+mod recover;
 mod status;
 mod transcript;
 mod verify;
@@ -55,6 +57,7 @@ pub async fn run(cli: Cli) -> Result<Option<Output>> {
     Ok(Some(match cli.cmd {
         Cmd::Init { name, role } => account::init(&home, &name, role.into())?,
         Cmd::Whoami => account::whoami(&home)?,
+        Cmd::Recover { name, code } => recover::recover(&home, &relay, &name, code).await?,
         Cmd::Register => account::register(&home, &relay).await?,
         Cmd::Org(cmd) => org::org(&home, &relay, cmd).await?,
         Cmd::Open {
