@@ -128,3 +128,12 @@ export const SIGNAL_AAD = "sealdesk/v1/signal/aad";
 
 /** Signed bytes of an ephemeral signal (header and ciphertext follow). */
 export const SIGNAL_SIGNATURE = "sealdesk/v1/signal/signature";
+
+/** Hash input of a recovery code's checksum (the code's payload follows). */
+export const RECOVERY_CODE_CHECKSUM = "sealdesk/v1/recovery-code/checksum";
+
+/** HKDF salt of the identity keys derived from a recovery code. */
+export const RECOVERY_CODE_SALT = "sealdesk/v1/recovery-code/salt";
+
+/** HKDF info of the identity keys derived from a recovery code. */
+export const RECOVERY_CODE_IDENTITY = "sealdesk/v1/recovery-code/identity";
