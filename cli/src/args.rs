@@ -363,6 +363,24 @@ pub(crate) enum OrgCmd {
         #[arg(long)]
         fingerprint: Option<String>,
     },
+    /// Re-certify an agent who lost its keys: the agent made a new home under the same name
+    /// (`init --role agent`) and gave its `whoami --json` output as FILE; the relay binds the
+    /// name to the new key, the old key no longer acts for it, and customers see a key change.
+    Recertify {
+        /// The agent's account name.
+        #[arg(long)]
+        name: String,
+        /// The agent's new card: the output of its `sealdesk whoami --json`.
+        #[arg(long, value_name = "FILE")]
+        card: std::path::PathBuf,
+        /// The org (needed only if this master runs several).
+        #[arg(long)]
+        org: Option<String>,
+        /// The new fingerprint as the agent reads it from `sealdesk whoami`, compared with the
+        /// card's.
+        #[arg(long)]
+        fingerprint: Option<String>,
+    },
     /// Show an org's policy, parties and master fingerprint.
     Show {
         /// The org.

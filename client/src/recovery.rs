@@ -1,5 +1,7 @@
-//! Account recovery for customers: the identity keys derived from a recovery code
-//! ([`sealdesk_protocol::recovery`]), shown once at `init`, restored on a new machine.
+//! Account recovery. Customers: the identity keys derived from a recovery code
+//! ([`sealdesk_protocol::recovery`]), shown once at `init`, restored on a new machine. Agents:
+//! the org's master re-certifies the name for the agent's new keys
+//! ([`Client::recertify_agent`]; the relay's side is `server/src/relay/service/recovery.rs`).
 //!
 //! ```text
 //!   init     fresh code → keys, card (created_at from the code) → vault; the code is shown once
@@ -26,16 +28,18 @@ use std::path::Path;
 use sealdesk_protocol::{
     card::{IdentityCard, Role},
     ids::ConversationId,
+    policy::AgentCertificate,
     recovery::RecoveryCode,
-    wire::{from_cbor, to_cbor},
+    wire::{Request, from_cbor, to_cbor},
 };
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::account::Account;
+use crate::account::{Account, PeerPin};
 use crate::client::Event;
 use crate::connection::Connection;
 use crate::error::{ClientError, Result};
+use crate::reply::expect_ok;
 use crate::session::Session;
 use crate::store::name;
 use crate::tls::TlsOptions;
@@ -129,6 +133,67 @@ impl Account {
     /// [`ClientError::Vault`], [`ClientError::Protocol`].
     pub fn recovery(&self) -> Result<Option<RecoveryRecord>> {
         self.get_cbor(name::RECOVERY)
+    }
+}
+
+impl Client {
+    /// Master: re-certifies the agent name of `card` in `org` for `card`'s new keys (the agent
+    /// lost the old ones) and asks the relay to bind the name to them (`RebindAgent`). With
+    /// `expected`, the card's fingerprint must match it (read out of band from the agent's new
+    /// `sealdesk whoami`). The master's own pin for the agent moves to the new card.
+    ///
+    /// # Errors
+    /// [`ClientError::WrongRole`], [`ClientError::NotMaster`],
+    /// [`ClientError::CardFingerprintMismatch`], verification and relay errors (the relay's
+    /// `forbidden` when the name is not this org's agent).
+    pub async fn recertify_agent(
+        &mut self,
+        org: &str,
+        card: IdentityCard,
+        expected: Option<&str>,
+    ) -> Result<AgentCertificate> {
+        self.account.require(Role::Master, "org recertify")?;
+        let policy = self.latest_policy(org).await?;
+        if policy.master_key() != self.account.keys().signing_public() {
+            return Err(ClientError::NotMaster {
+                org: org.to_owned(),
+            });
+        }
+        if let Some(fp) = expected {
+            crate::error::check_fingerprint_format(fp)?;
+        }
+        let card = card.verify_as(Role::Agent)?;
+        if let Some(fp) = expected
+            && !card.fingerprint().matches(fp)
+        {
+            return Err(ClientError::CardFingerprintMismatch {
+                name: card.name.clone(),
+                given: fp.to_owned(),
+                actual: card.fingerprint().to_string(),
+            });
+        }
+        let cert = AgentCertificate::issue(
+            self.account.keys(),
+            &policy,
+            &card,
+            now(),
+            crate::client::AGENT_CERT_VALIDITY_SECS,
+        )?;
+        expect_ok(
+            self.session
+                .request(Request::RebindAgent(cert.clone()))
+                .await?,
+        )?;
+        let mut pins = self.account.pins()?;
+        pins.peers.insert(
+            card.name.clone(),
+            PeerPin {
+                card: card.card().clone(),
+                pending: None,
+            },
+        );
+        self.account.save_pins(&pins)?;
+        Ok(cert)
     }
 }
 

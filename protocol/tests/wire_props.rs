@@ -479,7 +479,7 @@ impl Params {
 }
 
 /// Every frame family this file generates, by name; [`family`] must name each one.
-const FAMILIES: [&str; 63] = [
+const FAMILIES: [&str; 64] = [
     "challenge",
     "auth",
     "welcome",
@@ -543,6 +543,7 @@ const FAMILIES: [&str; 63] = [
     "request/signal",
     "push/signal",
     "request/close_ticket",
+    "request/rebind_agent",
 ];
 
 /// The family of a frame. Exhaustive on purpose: a new variant does not compile here until it
@@ -587,6 +588,7 @@ fn family(f: &Frame) -> &'static str {
             Request::GetWitnessedHead { .. } => "request/get_witnessed_head",
             Request::OrgConversations { .. } => "request/org_conversations",
             Request::Signal(_) => "request/signal",
+            Request::RebindAgent(_) => "request/rebind_agent",
         },
         Frame::Response { body, .. } => match body {
             Response::Ok => "response/ok",
@@ -828,6 +830,7 @@ fn frame(index: usize, p: &Params) -> Frame {
         ])),
         60 => req(Request::Signal(p.signal())),
         61 => req(Request::CloseTicket(p.close())),
+        62 => req(Request::RebindAgent(p.certificate())),
         _ => Frame::Push(Push::Signal(p.signal())),
     }
 }

@@ -228,3 +228,183 @@ async fn a_wrong_code_or_a_wrong_name_is_refused_and_nothing_is_created() {
     assert_eq!(kept.fingerprint(), before);
     assert!(kept.recovery().unwrap().is_none());
 }
+
+/// An agent who lost its keys: a new home under the same name cannot take the name; the org's
+/// master re-certifies it; the relay refuses a re-certification from anyone else or signed by
+/// another key, binds the name to the new key on the master's, and the old key can no longer
+/// act for it; a customer sees the new key as a key change and, once she accepts it, talks to
+/// the new key.
+#[tokio::test]
+async fn an_agent_is_recertified_by_the_master_and_the_old_key_loses_the_name() {
+    use sealdesk_protocol::{
+        card::Role,
+        keys::IdentityKeys,
+        policy::AgentCertificate,
+        wire::{ErrorCode, Request},
+    };
+    let w = World::new().await;
+    let mut org = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer).await;
+    let conv = carol
+        .open_conversation("acme", Some(&org.fingerprint))
+        .await
+        .unwrap()
+        .conversation;
+    carol.send_text(&conv, "hello").await.unwrap();
+    let old_alice = org.agents.remove(0);
+    old_alice.close().await;
+
+    // The new machine: same name, new keys. Registering is refused, as for any stranger.
+    let new_home = w.home("alice-new");
+    let account = Account::create(&new_home, PASS, FAST_KDF, "alice", Role::Agent).unwrap();
+    let new_card = account.card().card().clone();
+    let new_fp = account.fingerprint().to_string();
+    let mut new_alice = Client::connect(account, &w.url).await.unwrap();
+    assert!(!new_alice.registered());
+    assert!(matches!(
+        new_alice.register().await,
+        Err(ClientError::Relay {
+            code: ErrorCode::NameTaken,
+            ..
+        })
+    ));
+    new_alice.close().await;
+
+    let policy = org.master.latest_policy("acme").await.unwrap();
+    let verified = new_card.clone().verify().unwrap();
+    // A certificate signed by another key than the master's: refused by the relay even from
+    // the master's session, and by any peer that checks it.
+    let forger = IdentityKeys::generate(&mut sealdesk_tests::identity::rng(77));
+    let forged =
+        AgentCertificate::issue(&forger, &policy, &verified, 1_790_000_000, 86_400).unwrap();
+    assert!(forged.verify(&policy, 1_790_000_100).is_err());
+    let got = org
+        .master
+        .session()
+        .request(Request::RebindAgent(forged))
+        .await;
+    assert!(got.is_err(), "{got:?}");
+    // A genuine certificate, but sent by someone other than the master: refused.
+    let genuine = AgentCertificate::issue(
+        org.master.account().keys(),
+        &policy,
+        &verified,
+        sealdesk_client::now(),
+        86_400,
+    )
+    .unwrap();
+    let got = carol.session().request(Request::RebindAgent(genuine)).await;
+    assert!(
+        matches!(
+            got,
+            Err(ClientError::Relay {
+                code: ErrorCode::Forbidden,
+                ..
+            })
+        ),
+        "{got:?}"
+    );
+    // The master may not take a name that is not its agent's (carol is a customer).
+    let carol_like = IdentityKeys::generate(&mut sealdesk_tests::identity::rng(77));
+    let stolen = sealdesk_protocol::card::IdentityCard::issue(
+        &carol_like,
+        "carol",
+        Role::Agent,
+        sealdesk_client::now(),
+    )
+    .unwrap();
+    let got = org
+        .master
+        .recertify_agent("acme", stolen.card().clone(), None)
+        .await;
+    assert!(
+        matches!(
+            got,
+            Err(ClientError::Relay {
+                code: ErrorCode::Forbidden,
+                ..
+            })
+        ),
+        "{got:?}"
+    );
+
+    // Nor an agent's that is not certified by its org (bob, another business's agent, say).
+    w.user("bob", Role::Agent).await.close().await;
+    let bob_keys = IdentityKeys::generate(&mut sealdesk_tests::identity::rng(78));
+    let bob_new = sealdesk_protocol::card::IdentityCard::issue(
+        &bob_keys,
+        "bob",
+        Role::Agent,
+        sealdesk_client::now(),
+    )
+    .unwrap();
+    let got = org
+        .master
+        .recertify_agent("acme", bob_new.card().clone(), None)
+        .await;
+    assert!(
+        matches!(
+            got,
+            Err(ClientError::Relay {
+                code: ErrorCode::Forbidden,
+                ..
+            })
+        ),
+        "{got:?}"
+    );
+
+    // The master re-certifies alice for the new key, checking its fingerprint.
+    org.master
+        .recertify_agent("acme", new_card.clone(), Some(&new_fp))
+        .await
+        .unwrap();
+    let mut new_alice = Client::connect(Account::open(&new_home, PASS).unwrap(), &w.url)
+        .await
+        .unwrap();
+    assert!(new_alice.registered());
+    new_alice.register().await.unwrap();
+
+    // The old key can no longer act for the name.
+    let old = Client::connect(Account::open(&w.home("alice"), PASS).unwrap(), &w.url)
+        .await
+        .unwrap();
+    assert!(!old.registered());
+    let mut old = old;
+    assert!(matches!(
+        old.register().await,
+        Err(ClientError::Relay {
+            code: ErrorCode::NameTaken,
+            ..
+        })
+    ));
+    assert!(matches!(
+        old.sync_all().await,
+        Err(ClientError::NotRegistered | ClientError::Relay { .. })
+    ));
+    old.close().await;
+
+    // The customer sees the new key as a key change, exactly as for any changed card.
+    let opened = carol.open_conversation("acme", None).await.unwrap();
+    assert_eq!(opened.agent, "alice");
+    assert!(
+        opened.warnings.iter().any(|w| w.contains("alice")),
+        "{:?}",
+        opened.warnings
+    );
+    assert!(carol.account().peer_blocked("alice").unwrap());
+    assert!(matches!(
+        carol.send_text(&conv, "still there?").await,
+        Err(ClientError::KeyChanged { .. })
+    ));
+    // Accepted: she talks to the new key in the new conversation.
+    carol.trust("alice").await.unwrap();
+    carol
+        .send_text(&opened.conversation, "is this the new alice?")
+        .await
+        .unwrap();
+    new_alice.sync_all().await.unwrap();
+    assert_eq!(
+        texts(&new_alice, &opened.conversation),
+        vec!["carol: is this the new alice?"]
+    );
+}

@@ -82,7 +82,8 @@ pub(super) fn whoami(home: &Path) -> Result<Output> {
                 relays.join(", ")
             }
         ),
-        json!({"name": a.name(), "role": a.role().name(), "fingerprint": fp, "home": home, "relays": relays}),
+        json!({"name": a.name(), "role": a.role().name(), "fingerprint": fp, "home": home, "relays": relays,
+               "card": hex::encode(sealdesk_protocol::wire::to_cbor(a.card().card())?)}),
     ))
 }
 

@@ -1,5 +1,6 @@
 //! `recover`: a customer's account restored on a new machine from the recovery code `init`
-//! showed ([`sealdesk_client::recovery`]). The code is checked (its checksum catches a typo)
+//! showed ([`sealdesk_client::recovery`]); and `org recertify`, the master's re-certification of
+//! an agent that lost its keys. The code is checked (its checksum catches a typo)
 //! before anything is asked of the relay, and nothing is created unless the relay knows this
 //! very account.
 
@@ -79,4 +80,58 @@ fn read_code() -> Result<String> {
         bail!("no recovery code: pass --code, set {CODE_VAR}, or run in a terminal to be asked");
     }
     rpassword::prompt_password("Recovery code: ").context("could not read the recovery code")
+}
+
+/// `org recertify --name NAME --card FILE`: the agent's new card, from its `whoami --json`.
+pub(super) async fn recertify(
+    c: &mut sealdesk_client::Client,
+    org: &str,
+    name: &str,
+    file: &Path,
+    fingerprint: Option<&str>,
+) -> Result<Output> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("could not read {}", file.display()))?;
+    let doc: serde_json::Value = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not the JSON `sealdesk whoami --json` prints",
+            file.display()
+        )
+    })?;
+    let Some(card_hex) = doc["card"].as_str() else {
+        bail!(
+            "{} has no card: give the output of the agent's `sealdesk whoami --json`",
+            file.display()
+        );
+    };
+    let bytes = hex::decode(card_hex).context("the card in the file is not hex")?;
+    let card: sealdesk_protocol::card::IdentityCard =
+        sealdesk_protocol::wire::from_cbor(&bytes, "card")?;
+    if card.name != name {
+        bail!(
+            "the card in {} is {:?}'s, not {name:?}'s",
+            file.display(),
+            card.name
+        );
+    }
+    let cert = c.recertify_agent(org, card, fingerprint).await?;
+    let fp = sealdesk_protocol::keys::Fingerprint::of(
+        &cert.agent.signing_key,
+        &cert.agent.agreement_key,
+    )
+    .to_string();
+    let check = if fingerprint.is_some() {
+        "fingerprint checked".to_owned()
+    } else {
+        format!("new fingerprint {fp}: compare it with what {name}'s `sealdesk whoami` shows")
+    };
+    Ok(Output::new(
+        format!(
+            "re-certified {name} as an agent of {org} for a new key until {} ({check}); the old \
+             key no longer acts for {name}, and customers will see a key change",
+            sealdesk_client::fmt_time(cert.expires_at)
+        ),
+        json!({"ok": true, "org": org, "agent": name, "fingerprint": fp,
+               "fingerprint_checked": fingerprint.is_some(), "expires_at": cert.expires_at}),
+    ))
 }

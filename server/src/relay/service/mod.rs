@@ -23,6 +23,7 @@ mod directory;
 mod erasure;
 mod escrow;
 pub(crate) mod keys;
+mod recovery;
 mod signals;
 mod table;
 mod tickets;
@@ -323,6 +324,7 @@ impl Service {
             Request::PublishPolicy(p) => self.publish_policy(caller, p).await,
             Request::GetPolicy { org, version } => self.get_policy(&org, version),
             Request::PublishCertificate(c) => self.publish_certificate(caller, c).await,
+            Request::RebindAgent(c) => self.rebind_agent(caller, c).await,
             Request::GetCertificate { org, agent } => self.get_certificate(&org, &agent),
             Request::OpenConversation { org, conversation } => {
                 self.open_conversation(caller, &org, conversation).await
