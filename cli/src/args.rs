@@ -65,6 +65,10 @@ pub(crate) enum Cmd {
         #[arg(long)]
         code: Option<String>,
     },
+    /// Change the home's passphrase (the old one from SEALDESK_PASSPHRASE or a prompt, the new
+    /// one from SEALDESK_NEW_PASSPHRASE or a prompt, at least as long as `init` asks).
+    #[command(subcommand)]
+    Passphrase(PassphraseCmd),
     /// Register this account's card on the relay.
     Register,
     /// Show this account: name, role, fingerprint.
@@ -421,4 +425,10 @@ impl From<RoleArg> for Role {
             RoleArg::Arbiter => Role::Arbiter,
         }
     }
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum PassphraseCmd {
+    /// Replace the passphrase, atomically: if it is interrupted, the old one still works.
+    Change,
 }

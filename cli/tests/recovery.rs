@@ -128,3 +128,124 @@ async fn a_customer_recovers_with_the_code_init_showed_and_carries_on() {
         Some("carol: any news?")
     );
 }
+
+/// `sealdesk --home HOME ARGS` with the passphrase `pass`, the new one `new` if given, and a
+/// fail point if given: (exit code, stdout, stderr).
+async fn with_pass(
+    home: &std::path::Path,
+    pass: &str,
+    new: Option<&str>,
+    failpoint: Option<&str>,
+    args: &[&str],
+) -> (Option<i32>, String, String) {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sealdesk"));
+    cmd.arg("--home")
+        .arg(home)
+        .args(args)
+        .env("SEALDESK_PASSPHRASE", pass)
+        .env("SEALDESK_INSECURE_FAST_KDF", "1")
+        .env_remove("SEALDESK_NEW_PASSPHRASE")
+        .env_remove("SEALDESK_FAILPOINT")
+        .stdin(std::process::Stdio::null());
+    if let Some(n) = new {
+        cmd.env("SEALDESK_NEW_PASSPHRASE", n);
+    }
+    if let Some(f) = failpoint {
+        cmd.env("SEALDESK_FAILPOINT", f);
+    }
+    let out = cmd.output().await.unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Which of `old` and `new` open `home` (through `whoami`).
+async fn opens(home: &std::path::Path, old: &str, new: &str) -> (bool, bool) {
+    let a = with_pass(home, old, None, None, &["whoami"]).await.0 == Some(0);
+    let b = with_pass(home, new, None, None, &["whoami"]).await.0 == Some(0);
+    (a, b)
+}
+
+#[tokio::test]
+async fn passphrase_change_is_atomic_refuses_a_short_one_and_survives_a_crash_at_each_step() {
+    let w = World::new().await;
+    const OLD: &str = "correct horse battery staple";
+    const NEW: &str = "a new and longer passphrase";
+    let home = w.home("carol");
+    let (code, out, err) = with_pass(
+        &home,
+        OLD,
+        None,
+        None,
+        &["init", "--name", "carol", "--role", "customer"],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    let fp = with_pass(&home, OLD, None, None, &["whoami", "--json"])
+        .await
+        .1;
+
+    // Too short: refused as init refuses it; nothing changed.
+    let (code, _, err) = with_pass(
+        &home,
+        OLD,
+        Some("short"),
+        None,
+        &["passphrase", "change", "--json"],
+    )
+    .await;
+    assert_eq!(code, Some(1));
+    let e: Value = serde_json::from_str(&err).unwrap();
+    assert_eq!(e["error"]["code"], "weak_passphrase", "{e}");
+    assert_eq!(opens(&home, OLD, NEW).await, (true, false));
+
+    // The wrong current passphrase: refused; nothing changed.
+    let (code, _, _) = with_pass(
+        &home,
+        "not the passphrase at all",
+        Some(NEW),
+        None,
+        &["passphrase", "change"],
+    )
+    .await;
+    assert_eq!(code, Some(1));
+    assert_eq!(opens(&home, OLD, NEW).await, (true, false));
+
+    // Killed with the new header written but not in place: the old passphrase works.
+    let (code, _, err) = with_pass(
+        &home,
+        OLD,
+        Some(NEW),
+        Some("passphrase-written"),
+        &["passphrase", "change"],
+    )
+    .await;
+    assert_eq!(code, Some(86), "{err}");
+    assert_eq!(opens(&home, OLD, NEW).await, (true, false));
+
+    // Killed right after the rename: the new one works, the old one no longer does.
+    let (code, _, err) = with_pass(
+        &home,
+        OLD,
+        Some(NEW),
+        Some("passphrase-renamed"),
+        &["passphrase", "change"],
+    )
+    .await;
+    assert_eq!(code, Some(86), "{err}");
+    assert_eq!(opens(&home, OLD, NEW).await, (false, true));
+
+    // And back, uninterrupted: every record still opens (same account, same fingerprint).
+    let (code, out, err) = with_pass(&home, NEW, Some(OLD), None, &["passphrase", "change"]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("changed the passphrase"), "{out}");
+    assert_eq!(opens(&home, OLD, NEW).await, (true, false));
+    assert_eq!(
+        with_pass(&home, OLD, None, None, &["whoami", "--json"])
+            .await
+            .1,
+        fp
+    );
+}
