@@ -249,3 +249,76 @@ async fn passphrase_change_is_atomic_refuses_a_short_one_and_survives_a_crash_at
         fp
     );
 }
+
+#[tokio::test]
+async fn the_master_recertifies_an_agent_from_its_whoami_and_the_old_home_loses_the_name() {
+    let w = World::new().await;
+    let org = w.org(&["alice"], None).await;
+    for a in org.agents {
+        a.close().await;
+    }
+    org.master.close().await;
+    // The new machine: same name, new keys; the relay says the name is taken.
+    ok(
+        &w,
+        "alice-new",
+        &["init", "--name", "alice", "--role", "agent"],
+    )
+    .await;
+    let r = sealdesk(&w, "alice-new", &["register", "--json"]).await;
+    assert_eq!(r.code, Some(1));
+    let e: Value = serde_json::from_str(&r.stderr).unwrap();
+    assert_eq!(e["error"]["code"], "name_taken", "{e}");
+    let who = ok(&w, "alice-new", &["whoami", "--json"]).await;
+    let card_file = w.dir.path().join("alice-card.json");
+    std::fs::write(&card_file, &who).unwrap();
+    let fp = serde_json::from_str::<Value>(&who).unwrap()["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // A wrong fingerprint: refused, nothing rebound.
+    let r = sealdesk(
+        &w,
+        "acme-owner",
+        &[
+            "org",
+            "recertify",
+            "--name",
+            "alice",
+            "--card",
+            card_file.to_str().unwrap(),
+            "--fingerprint",
+            "00000 00000 00000 00000 00000 00000",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(!sealdesk(&w, "alice-new", &["register"]).await.ok);
+
+    let out = ok(
+        &w,
+        "acme-owner",
+        &[
+            "org",
+            "recertify",
+            "--name",
+            "alice",
+            "--card",
+            card_file.to_str().unwrap(),
+            "--fingerprint",
+            &fp,
+        ],
+    )
+    .await;
+    assert!(out.contains("re-certified alice"), "{out}");
+    ok(&w, "alice-new", &["register"]).await;
+    ok(&w, "alice-new", &["conversations"]).await;
+    // The old home still opens locally, but the relay no longer serves its key.
+    ok(&w, "alice", &["whoami"]).await;
+    let r = sealdesk(&w, "alice", &["conversations", "--json"]).await;
+    assert_eq!(r.code, Some(1), "{}", r.stdout);
+    let e: Value = serde_json::from_str(&r.stderr).unwrap();
+    assert_eq!(e["error"]["code"], "not_registered", "{e}");
+}
