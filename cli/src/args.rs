@@ -52,6 +52,23 @@ pub(crate) enum Cmd {
         #[arg(long, value_enum)]
         role: RoleArg,
     },
+    /// Customer: restore an account on a new machine from the recovery code `init` showed:
+    /// the same keys (peers see no change), its conversations synced from the relay. The code
+    /// comes from --code, SEALDESK_RECOVERY_CODE or a prompt; the new home's passphrase as for
+    /// `init`.
+    Recover {
+        /// The account's name on the relay.
+        #[arg(long)]
+        name: String,
+        /// The recovery code (hyphens and case do not matter). Prefer SEALDESK_RECOVERY_CODE
+        /// or the prompt: a command line may be kept in the shell's history.
+        #[arg(long)]
+        code: Option<String>,
+    },
+    /// Change the home's passphrase (the old one from SEALDESK_PASSPHRASE or a prompt, the new
+    /// one from SEALDESK_NEW_PASSPHRASE or a prompt, at least as long as `init` asks).
+    #[command(subcommand)]
+    Passphrase(PassphraseCmd),
     /// Register this account's card on the relay.
     Register,
     /// Show this account: name, role, fingerprint.
@@ -406,6 +423,24 @@ pub(crate) enum OrgCmd {
         #[arg(long)]
         fingerprint: Option<String>,
     },
+    /// Re-certify an agent who lost its keys: the agent made a new home under the same name
+    /// (`init --role agent`) and gave its `whoami --json` output as FILE; the relay binds the
+    /// name to the new key, the old key no longer acts for it, and customers see a key change.
+    Recertify {
+        /// The agent's account name.
+        #[arg(long)]
+        name: String,
+        /// The agent's new card: the output of its `sealdesk whoami --json`.
+        #[arg(long, value_name = "FILE")]
+        card: std::path::PathBuf,
+        /// The org (needed only if this master runs several).
+        #[arg(long)]
+        org: Option<String>,
+        /// The new fingerprint as the agent reads it from `sealdesk whoami`, compared with the
+        /// card's.
+        #[arg(long)]
+        fingerprint: Option<String>,
+    },
     /// Show an org's policy, parties and master fingerprint.
     Show {
         /// The org.
@@ -466,4 +501,10 @@ impl From<RoleArg> for Role {
             RoleArg::Arbiter => Role::Arbiter,
         }
     }
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum PassphraseCmd {
+    /// Replace the passphrase, atomically: if it is interrupted, the old one still works.
+    Change,
 }

@@ -95,6 +95,11 @@ fn client(c: &ClientError) -> Failure {
         ClientError::NotRegistered => "not_registered",
         ClientError::NoIdentity | ClientError::NoProfile => "no_account",
         ClientError::BadRelayUrl { .. } => "usage",
+        ClientError::NotRecovered { .. } => "not_recovered",
+        ClientError::Protocol(sealdesk_protocol::Error::RecoveryCode(
+            sealdesk_protocol::recovery::CodeError::Checksum,
+        )) => "recovery_code_typo",
+        ClientError::Protocol(sealdesk_protocol::Error::RecoveryCode(_)) => "recovery_code",
         ClientError::Protocol(_) => "protocol",
         _ => "failed",
     };

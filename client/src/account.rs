@@ -323,9 +323,24 @@ impl Account {
         role: Role,
     ) -> Result<Self> {
         sealdesk_protocol::ids::check_name(name)?;
-        let vault = Vault::create(home, passphrase, params)?;
         let keys = IdentityKeys::generate(&mut rng()?);
         let card = IdentityCard::issue(&keys, name, role, crate::now())?;
+        Self::create_from(home, passphrase, params, keys, card)
+    }
+
+    /// Creates a new account in `home` with the given identity keys and their card (a
+    /// recovery code's, [`crate::recovery`]).
+    ///
+    /// # Errors
+    /// [`ClientError::Vault`] (e.g. a vault already exists).
+    pub(crate) fn create_from(
+        home: &Path,
+        passphrase: &str,
+        params: KdfParams,
+        keys: IdentityKeys,
+        card: VerifiedCard,
+    ) -> Result<Self> {
+        let vault = Vault::create(home, passphrase, params)?;
         vault.put(name::IDENTITY, keys.to_secret_bytes().as_slice())?;
         let account = Self { vault, keys, card };
         account.put_cbor(
@@ -703,6 +718,17 @@ impl Account {
     /// [`ClientError::Vault`]; [`ClientError::Protocol`] for an undecodable record;
     /// [`ClientError::UnexpectedResponse`] if the epoch has no stored state.
     pub fn reserve_counter(&self, id: &ConversationId, epoch: u32) -> Result<(u64, EpochState)> {
+        if !self.may_send_in(id, epoch)? {
+            // A recovered account does not know its highest counter in an epoch opened before
+            // its recovery (crate::recovery): it never sends there.
+            return Err(ClientError::CannotSend {
+                conversation: id.to_string(),
+                reason: format!(
+                    "this account was recovered and may have sent in epoch {epoch} before; a new \
+                     epoch must be opened first"
+                ),
+            });
+        }
         let name = name::conv_epoch(id, epoch);
         let lock = self.vault.lock()?;
         let mut state = self.get_cbor::<EpochState>(&name)?.ok_or_else(|| {

@@ -393,6 +393,17 @@ pub enum ClientError {
         source: IoFailure,
     },
 
+    /// Recovery refused: the relay knows no account of this name with the recovery code's
+    /// keys (a wrong code, a wrong name, or another relay). Nothing was created.
+    #[error(
+        "the relay knows no account {name:?} with the keys of this recovery code: check the \
+         name, the code and the relay; nothing was created"
+    )]
+    NotRecovered {
+        /// The account name given.
+        name: String,
+    },
+
     /// A number the relay sent (a count, length, index, size, sequence number or epoch) is out
     /// of range: arithmetic on it would overflow or underflow, or a loop over it would never
     /// end. The relay is broken or hostile; nothing was done with it.

@@ -47,6 +47,7 @@ pub mod handoff;
 pub mod io_failure;
 pub mod notice;
 pub mod open_token;
+pub mod recovery;
 pub mod redact;
 pub(crate) mod reply;
 pub mod session;

@@ -54,6 +54,9 @@ pub(crate) mod name {
     pub(crate) const TRUSTEE_REVOCATIONS_CURSOR: &str = "trustee/revocations-cursor";
     /// The releases a trustee approved recently, by org (its rate limit).
     pub(crate) const TRUSTEE_RATE: &str = "trustee/rate";
+    /// A recovered account's recovery record (`crate::recovery::RecoveryRecord`); absent on
+    /// accounts never recovered.
+    pub(crate) const RECOVERY: &str = "recovery";
     /// The last tree head this trustee cosigned as a witness.
     pub(crate) const WITNESS_HEAD: &str = "trustee/witness-head";
 

@@ -147,6 +147,9 @@ pub enum Error {
         /// The limit.
         limit: usize,
     },
+    /// A recovery code was refused (a typo, a bad character, a wrong length or version).
+    #[error(transparent)]
+    RecoveryCode(#[from] crate::recovery::CodeError),
 }
 
 /// Shorthand for results of this crate.

@@ -108,3 +108,9 @@ pub const WEB_KEY_CERT: &str = "sealdesk/v1/web-key-cert";
 pub const OPEN_TOKEN: &str = "sealdesk/v1/open-token";
 /// Hash input of the key an open token's visitor's limits are counted under.
 pub const OPEN_TOKEN_VISITOR: &str = "sealdesk/v1/open-token-visitor";
+/// Hash input of a recovery code's checksum (the code's payload follows).
+pub const RECOVERY_CODE_CHECKSUM: &str = "sealdesk/v1/recovery-code/checksum";
+/// HKDF salt of the identity keys derived from a recovery code.
+pub const RECOVERY_CODE_SALT: &str = "sealdesk/v1/recovery-code/salt";
+/// HKDF info of the identity keys derived from a recovery code.
+pub const RECOVERY_CODE_IDENTITY: &str = "sealdesk/v1/recovery-code/identity";

@@ -37,6 +37,7 @@ pub mod merkle;
 pub mod message;
 pub mod open_token;
 pub mod policy;
+pub mod recovery;
 pub mod release;
 pub mod seal;
 pub mod secret;

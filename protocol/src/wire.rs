@@ -302,6 +302,11 @@ pub enum Request {
         /// The org.
         org: String,
     },
+    /// The org's master: re-certifies an agent name for a new key (the agent lost the old
+    /// one). The relay binds the name to the certificate's card only if the certificate is the
+    /// master's under the org's current policy and the name's current key is this org's
+    /// certified agent; the old key then no longer acts for the name. Answered `ok`.
+    RebindAgent(AgentCertificate),
 }
 
 /// A stored conversation item with its relay-assigned sequence number.

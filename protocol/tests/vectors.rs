@@ -62,6 +62,8 @@ const SEED_WIRE: u64 = 0x5EA1_DE5C_0000_0006;
 const SEED_SIGNALS: u64 = 0x5EA1_DE5C_0000_0007;
 /// The web server key of `open_token.json`.
 const SEED_OPEN_TOKEN: u64 = 0x5EA1_DE5C_0000_0008;
+/// The entropy of the codes of `recovery.json`.
+const SEED_RECOVERY: u64 = 0x5EA1_DE5C_0000_0009;
 
 // ---------------------------------------------------------------------------------------------
 // The tests.
@@ -133,6 +135,7 @@ fn all_vectors() -> Vec<(&'static str, Value)> {
         ("export", export_end(&o)),
         ("signals", signals(&o)),
         ("open_token", open_token(&o)),
+        ("recovery", recovery_codes()),
     ]
 }
 
@@ -811,6 +814,100 @@ fn open_token(o: &Org) -> Value {
             "cbor": h(wire::to_cbor(&token).unwrap()),
             "visitor_key": h(verified.visitor_key()),
         },
+    })
+}
+
+/// Recovery codes (PROTOCOL.md §3.5): the code's bytes and text, the keys it derives, and
+/// codes that must be refused.
+fn recovery_codes() -> Value {
+    use sealdesk_protocol::recovery::{CodeError, ENTROPY_LEN, RecoveryCode};
+    let mut r = rng(SEED_RECOVERY);
+    let salt = Writer::with_label(labels::RECOVERY_CODE_SALT).into_bytes();
+    let info = Writer::with_label(labels::RECOVERY_CODE_IDENTITY).into_bytes();
+    let mut codes = Vec::new();
+    let mut first = String::new();
+    for created_at in [T0, T0 + 86_400, u64::from(u32::MAX)] {
+        let mut entropy = [0u8; ENTROPY_LEN];
+        r.fill_bytes(&mut entropy);
+        let code = RecoveryCode::from_parts(&entropy, created_at).unwrap();
+        let text = code.reveal().to_string();
+        let mut payload = vec![1u8];
+        payload.extend_from_slice(&entropy);
+        payload.extend_from_slice(&u32::try_from(created_at).unwrap().to_be_bytes());
+        let mut input = Writer::with_label(labels::RECOVERY_CODE_CHECKSUM);
+        input.fixed(&payload);
+        let checksum = &Sha256::digest(input.as_bytes())[..4];
+        let keys = code.identity_keys();
+        let back = RecoveryCode::parse(&text).unwrap();
+        assert_eq!(back.identity_keys().signing_public(), keys.signing_public());
+        if first.is_empty() {
+            first.clone_from(&text);
+        }
+        codes.push(json!({
+            "entropy": h(entropy),
+            "created_at": created_at,
+            "payload": h(&payload),
+            "checksum_input": h(input.as_bytes()),
+            "checksum": h(checksum),
+            "code": text,
+            "identity_secret": h(keys.to_secret_bytes().as_slice()),
+            "signing_public": h(keys.signing_public().as_bytes()),
+            "agreement_public": h(keys.agreement_public().as_bytes()),
+            "fingerprint": Fingerprint::of(&keys.signing_public(), &keys.agreement_public()).to_string(),
+        }));
+    }
+    // Typed as a person might: lower case, spaces, O for 0 and l for 1; all read the same.
+    let loose = first
+        .replace('-', " ")
+        .to_lowercase()
+        .replace('0', "o")
+        .replace('1', "l");
+    assert!(RecoveryCode::parse(&loose).is_ok());
+    let flip = |i: usize| {
+        let mut c: Vec<char> = first.chars().collect();
+        c[i] = if c[i] == 'A' { 'B' } else { 'A' };
+        c.into_iter().collect::<String>()
+    };
+    let refused = [
+        ("a typo in the first group", flip(2), "checksum"),
+        (
+            "a typo in the last character",
+            flip(first.len() - 1),
+            "checksum",
+        ),
+        (
+            "a character outside the alphabet",
+            format!("U{}", &first[1..]),
+            "bad_character",
+        ),
+        (
+            "one character short",
+            first[..first.len() - 1].to_owned(),
+            "wrong_length",
+        ),
+    ];
+    let refused: Vec<Value> = refused
+        .into_iter()
+        .map(|(about, code, error)| {
+            let got = RecoveryCode::parse(&code).map(|_| ()).unwrap_err();
+            let name = match got {
+                CodeError::Checksum => "checksum",
+                CodeError::BadCharacter { .. } => "bad_character",
+                CodeError::WrongLength { .. } => "wrong_length",
+                _ => "other",
+            };
+            assert_eq!(name, error, "{about}");
+            json!({"about": about, "code": code, "error": error})
+        })
+        .collect();
+    json!({
+        "header": header("recovery codes: Crockford base32 of version ‖ entropy ‖ u32(created_at) ‖ checksum; identity keys by HKDF-SHA256", Some(SEED_RECOVERY)),
+        "alphabet": "0123456789ABCDEFGHJKMNPQRSTVWXYZ",
+        "salt": h(&salt),
+        "info": h(&info),
+        "codes": codes,
+        "loose": {"code": loose, "same_as": first},
+        "refused": refused,
     })
 }
 

@@ -499,7 +499,7 @@ impl Params {
 }
 
 /// Every frame family this file generates, by name; [`family`] must name each one.
-const FAMILIES: [&str; 69] = [
+const FAMILIES: [&str; 70] = [
     "challenge",
     "auth",
     "welcome",
@@ -569,6 +569,7 @@ const FAMILIES: [&str; 69] = [
     "response/blocks",
     "request/open_conversation_with_token",
     "request/publish_web_key",
+    "request/rebind_agent",
 ];
 
 /// The family of a frame. Exhaustive on purpose: a new variant does not compile here until it
@@ -618,6 +619,7 @@ fn family(f: &Frame) -> &'static str {
             Request::ListBlocks { .. } => "request/list_blocks",
             Request::OpenConversationWithToken { .. } => "request/open_conversation_with_token",
             Request::PublishWebKey(_) => "request/publish_web_key",
+            Request::RebindAgent(_) => "request/rebind_agent",
         },
         Frame::Response { body, .. } => match body {
             Response::Ok => "response/ok",
@@ -899,6 +901,7 @@ fn frame(index: usize, p: &Params) -> Frame {
             };
             (p.m % 3) as usize
         ])),
+        69 => req(Request::RebindAgent(p.certificate())),
         _ => Frame::Push(Push::Signal(p.signal())),
     }
 }

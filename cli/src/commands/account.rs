@@ -16,14 +16,34 @@ use crate::print::Output;
 pub(super) fn init(home: &Path, name: &str, role: Role) -> Result<Output> {
     let (params, warning) = kdf::for_new_vault();
     let pass = passphrase(true)?;
-    let account = Account::create(home, &pass, params, name, role)?;
+    // A customer's keys come from a recovery code, shown once (crate::commands::recover).
+    let (account, code) = if role == Role::Customer {
+        let made = Account::create_with_code(home, &pass, params, name)?;
+        (made.account, Some(made.code.reveal()))
+    } else {
+        (Account::create(home, &pass, params, name, role)?, None)
+    };
     let fp = account.fingerprint().to_string();
-    let text = format!(
+    let mut text = format!(
         "created {role} account {name} in {}\nfingerprint: {fp}\nnext: sealdesk --home {} register",
         home.display(),
         shell_word(&home.display().to_string())
     );
-    let value = json!({"name": name, "role": role.name(), "fingerprint": fp, "home": home});
+    if let Some(code) = &code {
+        text.push_str(&format!(
+            "\nrecovery code: {}\n  shown only now: write it down and keep it offline. With it, \
+             `sealdesk recover --name {name}` restores this account on a new machine; anyone \
+             who has it can act as you.",
+            code.as_str()
+        ));
+    }
+    let value = json!({
+        "name": name,
+        "role": role.name(),
+        "fingerprint": fp,
+        "home": home,
+        "recovery_code": code.as_ref().map(|c| c.as_str()),
+    });
     let out = Output::new(text, value);
     Ok(match warning {
         Some(w) => out.warn(w),
@@ -62,7 +82,8 @@ pub(super) fn whoami(home: &Path) -> Result<Output> {
                 relays.join(", ")
             }
         ),
-        json!({"name": a.name(), "role": a.role().name(), "fingerprint": fp, "home": home, "relays": relays}),
+        json!({"name": a.name(), "role": a.role().name(), "fingerprint": fp, "home": home, "relays": relays,
+               "card": hex::encode(sealdesk_protocol::wire::to_cbor(a.card().card())?)}),
     ))
 }
 

@@ -110,6 +110,18 @@ pub(super) async fn org(home: &Path, relay: &Relay, cmd: OrgCmd) -> Result<Outpu
                        "fingerprint": fp.to_string(), "fingerprint_checked": fingerprint.is_some()}),
             )
         }
+        OrgCmd::Recertify {
+            name,
+            card,
+            org,
+            fingerprint,
+        } => {
+            let org = match org {
+                Some(o) => o,
+                None => only_org(&c)?,
+            };
+            super::recover::recertify(&mut c, &org, &name, &card, fingerprint.as_deref()).await?
+        }
         OrgCmd::Show { org } => {
             let p = c.latest_policy(&org).await?;
             let master = p.master.clone().verify()?;
@@ -238,4 +250,17 @@ pub(super) async fn shared_consents(c: &mut Client) -> Result<Output> {
         text.trim_end().to_owned(),
         json!({"consents": rows, "shared_with_org": true}),
     ))
+}
+
+/// The one org this master runs (for commands whose `--org` may be left out).
+fn only_org(c: &Client) -> Result<String> {
+    let mut own = c.own_orgs()?;
+    match own.len() {
+        1 => Ok(own.remove(0)),
+        0 => bail!("this account has not created an org yet; run `sealdesk org create` first"),
+        _ => bail!(
+            "this master runs several orgs ({}); pass --org",
+            own.join(", ")
+        ),
+    }
 }

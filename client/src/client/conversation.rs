@@ -444,6 +444,15 @@ impl Client {
         {
             return self.rotate(id).await;
         }
+        if !self.account.may_send_in(id, last.record.epoch)? {
+            // Recovered: open an epoch of its own first (crate::recovery). If another member
+            // won the race for that number, the next one.
+            let state = self.rotate(id).await?;
+            if self.account.may_send_in(id, state.record.epoch)? {
+                return Ok(state);
+            }
+            return self.rotate(id).await;
+        }
         let policy = self
             .policy(&last.record.org, last.record.policy_version)
             .await?;
@@ -520,7 +529,7 @@ impl Client {
             .request(Request::PutEpoch(record.into_record()))
             .await
         {
-            Ok(Response::Stored { .. }) => {}
+            Ok(Response::Stored { .. }) => self.account.note_own_epoch(id, epoch)?,
             Ok(other) => return Err(unexpected("PutEpoch", &other)),
             // Another member opened this epoch number first: use theirs.
             Err(ClientError::Relay {

@@ -52,8 +52,9 @@ impl VaultKey {
     /// Nonce uniqueness: nonces are 96 random bits from the OS generator. With random nonces
     /// NIST SP 800-38D allows at most 2^32 sealings per key; the chance that q sealings repeat a
     /// nonce is about q^2 / 2^97. A vault seals once per `put`/`append`, far below that bound
-    /// over its life, and every new vault has a fresh salt and so a fresh key. (A future
-    /// passphrase change must re-seal everything under a new salt, not reuse this key.)
+    /// over its life, and every new vault has a fresh salt and so a fresh key. A passphrase
+    /// change keeps this key (wrapped under the new passphrase's, `passphrase.rs`), so the count
+    /// goes on across changes, still far below the bound.
     ///
     /// `name` only labels the error: AES-GCM refuses nothing below 2^36 bytes, far above
     /// [`MAX_VALUE_LEN`].

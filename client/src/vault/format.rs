@@ -26,6 +26,11 @@ pub(super) struct Header {
     pub(super) salt: String,
     /// Hex of the sealed `CHECK_PLAINTEXT`.
     pub(super) check: String,
+    /// Hex of the records' key sealed under the passphrase's key, once the passphrase was
+    /// changed (`passphrase.rs`); absent (and not written) before, when the passphrase's key
+    /// is the records' key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) wrapped: Option<String>,
 }
 
 /// The header's KDF section.
@@ -46,11 +51,11 @@ pub(super) struct HeaderProbe {
     pub(super) version: u64,
 }
 
-/// Parses and checks `vault.json`, returning its parameters, salt and check value.
-pub(super) fn parse_header(
-    path: &Path,
-    bytes: &[u8],
-) -> Result<(KdfParams, [u8; SALT_LEN], Vec<u8>), VaultError> {
+/// What [`parse_header`] reads: parameters, salt, check value, and the wrapped records' key.
+pub(super) type ParsedHeader = (KdfParams, [u8; SALT_LEN], Vec<u8>, Option<Vec<u8>>);
+
+/// Parses and checks `vault.json`, returning its parameters, salt, check value and wrapped key.
+pub(super) fn parse_header(path: &Path, bytes: &[u8]) -> Result<ParsedHeader, VaultError> {
     let corrupt = |reason| VaultError::Corrupt {
         path: path.to_path_buf(),
         reason,
@@ -83,7 +88,13 @@ pub(super) fn parse_header(
         .and_then(|salt| <[u8; SALT_LEN]>::try_from(salt).ok())
         .ok_or(corrupt("the header's salt is not 16 bytes of hex"))?;
     let check = hex::decode(&header.check).map_err(|_| corrupt("the header's check is not hex"))?;
-    Ok((params, salt, check))
+    let wrapped = header
+        .wrapped
+        .as_deref()
+        .map(hex::decode)
+        .transpose()
+        .map_err(|_| corrupt("the header's wrapped key is not hex"))?;
+    Ok((params, salt, check, wrapped))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -21,7 +21,9 @@
 //!
 //! # Key
 //!
-//! The 32-byte vault key is Argon2id(passphrase, salt, [`KdfParams`]). The header carries a
+//! The 32-byte vault key is Argon2id(passphrase, salt, [`KdfParams`]); after a passphrase change
+//! ([`Vault::change_passphrase`], `passphrase.rs`) it is the key the records were always sealed
+//! under, kept in the header's `wrapped` field sealed under Argon2id of the new passphrase. The header carries a
 //! *check* value, the sealing of a fixed label under that key, so a wrong passphrase is reported
 //! as [`VaultError::WrongPassphrase`] instead of as corrupt records. Because the key depends on the
 //! salt and the parameters, editing either in the header also makes the check fail.
@@ -93,6 +95,7 @@ use crate::io_failure::IoFailure;
 mod crypto;
 mod format;
 mod fs;
+mod passphrase;
 #[cfg(test)]
 mod tests;
 
@@ -380,6 +383,7 @@ impl Vault {
             },
             salt: hex::encode(salt),
             check: hex::encode(check),
+            wrapped: None,
         };
         let header_path = dir.join(HEADER_FILE);
         let mut json = serde_json::to_vec_pretty(&header).map_err(|err| VaultError::Json {
@@ -417,7 +421,7 @@ impl Vault {
                 dir: dir.to_path_buf(),
             });
         };
-        let (params, salt, check) = parse_header(&header_path, &bytes)?;
+        let (params, salt, check, wrapped) = parse_header(&header_path, &bytes)?;
         let argon_params = params.validate().map_err(|_| VaultError::Corrupt {
             path: header_path.clone(),
             reason: "the header's Argon2id parameters are out of range",
@@ -440,6 +444,10 @@ impl Vault {
                 reason: "the header's check value holds an unexpected label",
             });
         }
+        let key = match wrapped {
+            None => key,
+            Some(w) => passphrase::unwrap(&key, &header_path, &w)?,
+        };
         Ok(Self {
             dir: dir.to_path_buf(),
             key,

@@ -555,7 +555,7 @@ fn a_write_waits_for_the_lock_and_says_so_when_it_is_kept() {
 fn debug_shows_only_the_path() {
     let (_tmp, dir, vault) = new_vault();
     let header = fs::read(dir.join(HEADER_FILE)).unwrap();
-    let (params, salt, _) = parse_header(&dir, &header).unwrap();
+    let (params, salt, _, _) = parse_header(&dir, &header).unwrap();
     let key = VaultKey::derive(PASS, &salt, params.validate().unwrap()).unwrap();
     let debug = format!("{vault:?}");
     assert_eq!(debug, format!("Vault {{ dir: {dir:?}, .. }}"));

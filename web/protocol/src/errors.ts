@@ -18,7 +18,10 @@ export type ErrorCode =
   | "frame_too_large"
   | "unknown_version"
   | "trailing_bytes"
-  | "out_of_range";
+  | "out_of_range"
+  | "recovery_code_checksum"
+  | "recovery_code_character"
+  | "recovery_code_length";
 
 /** An error raised by the protocol library; `code` says which check failed. */
 export class ProtocolError extends Error {

@@ -9,6 +9,7 @@ export * from "./codec.js";
 export * from "./errors.js";
 export * from "./ed25519.js";
 export * from "./keys.js";
+export * from "./recovery.js";
 export * from "./card.js";
 export * from "./seal.js";
 export * from "./secret.js";

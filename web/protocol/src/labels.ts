@@ -143,3 +143,12 @@ export const OPEN_TOKEN = "sealdesk/v1/open-token";
 
 /** Hash input of the key an open token's visitor's limits are counted under. */
 export const OPEN_TOKEN_VISITOR = "sealdesk/v1/open-token-visitor";
+
+/** Hash input of a recovery code's checksum (the code's payload follows). */
+export const RECOVERY_CODE_CHECKSUM = "sealdesk/v1/recovery-code/checksum";
+
+/** HKDF salt of the identity keys derived from a recovery code. */
+export const RECOVERY_CODE_SALT = "sealdesk/v1/recovery-code/salt";
+
+/** HKDF info of the identity keys derived from a recovery code. */
+export const RECOVERY_CODE_IDENTITY = "sealdesk/v1/recovery-code/identity";

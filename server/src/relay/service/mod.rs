@@ -27,6 +27,7 @@ mod erasure;
 mod escrow;
 pub(crate) mod keys;
 mod open_tokens;
+mod recovery;
 mod signals;
 mod table;
 mod tickets;
@@ -332,6 +333,7 @@ impl Service {
             Request::PublishPolicy(p) => self.publish_policy(caller, p).await,
             Request::GetPolicy { org, version } => self.get_policy(&org, version),
             Request::PublishCertificate(c) => self.publish_certificate(caller, c).await,
+            Request::RebindAgent(c) => self.rebind_agent(caller, c).await,
             Request::GetCertificate { org, agent } => self.get_certificate(&org, &agent),
             Request::OpenConversation { org, conversation } => {
                 self.open_conversation(caller, &org, conversation, None)
