@@ -38,6 +38,7 @@
 //! errors and logs carry names, ids and counters, never key bytes or message text.
 
 pub mod account;
+pub mod attachment;
 pub mod client;
 pub mod connection;
 pub mod error;

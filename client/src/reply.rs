@@ -35,6 +35,8 @@ pub(crate) fn unexpected(what: &str, r: &Response) -> ClientError {
         Response::Inclusion(_) => "Inclusion",
         Response::Consistency(_) => "Consistency",
         Response::WitnessedHead(_) => "WitnessedHead",
+        Response::AttachmentProgress { .. } => "AttachmentProgress",
+        Response::AttachmentChunk { .. } => "AttachmentChunk",
     };
     ClientError::UnexpectedResponse(format!("{what} was answered with {name}"))
 }

@@ -97,3 +97,10 @@ pub const SIGNAL_KEY: &str = "sealdesk/v1/signal/key";
 pub const SIGNAL_AAD: &str = "sealdesk/v1/signal/aad";
 /// Signed bytes of an ephemeral signal (header and ciphertext follow).
 pub const SIGNAL_SIGNATURE: &str = "sealdesk/v1/signal/signature";
+
+/// HKDF info: the AES-256-GCM key of an attachment's chunks, from its random key (the
+/// attachment id follows).
+pub const ATTACHMENT_KEY: &str = "sealdesk/v1/attachment/key";
+/// Associated-data prefix of an attachment chunk (attachment id, chunk index and the final
+/// flag follow).
+pub const ATTACHMENT_AAD: &str = "sealdesk/v1/attachment/aad";

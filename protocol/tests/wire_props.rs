@@ -479,7 +479,7 @@ impl Params {
 }
 
 /// Every frame family this file generates, by name; [`family`] must name each one.
-const FAMILIES: [&str; 63] = [
+const FAMILIES: [&str; 67] = [
     "challenge",
     "auth",
     "welcome",
@@ -543,6 +543,10 @@ const FAMILIES: [&str; 63] = [
     "request/signal",
     "push/signal",
     "request/close_ticket",
+    "request/attachment_put",
+    "request/attachment_get",
+    "response/attachment_progress",
+    "response/attachment_chunk",
 ];
 
 /// The family of a frame. Exhaustive on purpose: a new variant does not compile here until it
@@ -587,6 +591,8 @@ fn family(f: &Frame) -> &'static str {
             Request::GetWitnessedHead { .. } => "request/get_witnessed_head",
             Request::OrgConversations { .. } => "request/org_conversations",
             Request::Signal(_) => "request/signal",
+            Request::AttachmentPut { .. } => "request/attachment_put",
+            Request::AttachmentGet { .. } => "request/attachment_get",
         },
         Frame::Response { body, .. } => match body {
             Response::Ok => "response/ok",
@@ -608,6 +614,8 @@ fn family(f: &Frame) -> &'static str {
             Response::Consistency(_) => "response/consistency",
             Response::WitnessedHead(_) => "response/witnessed_head",
             Response::OrgConversations(_) => "response/org_conversations",
+            Response::AttachmentProgress { .. } => "response/attachment_progress",
+            Response::AttachmentChunk { .. } => "response/attachment_chunk",
         },
         Frame::Push(p) => match p {
             Push::Item(_) => "push/item",
@@ -828,6 +836,38 @@ fn frame(index: usize, p: &Params) -> Frame {
         ])),
         60 => req(Request::Signal(p.signal())),
         61 => req(Request::CloseTicket(p.close())),
+        62 => req(Request::AttachmentPut {
+            conversation: p.conversation(),
+            attachment: sealdesk_protocol::ids::AttachmentId::from_bytes(
+                p.conversation().as_bytes(),
+            )
+            .unwrap(),
+            size: p.n,
+            index: u64::from(p.m),
+            data: p.bytes.clone(),
+        }),
+        63 => req(Request::AttachmentGet {
+            conversation: p.conversation(),
+            attachment: sealdesk_protocol::ids::AttachmentId::from_bytes(
+                p.conversation().as_bytes(),
+            )
+            .unwrap(),
+            index: p.n,
+        }),
+        64 => resp(Response::AttachmentProgress {
+            stored: u64::from(p.m),
+            chunks: p.n,
+            quota: p.flag.then_some(sealdesk_protocol::wire::ByteQuota {
+                scope: sealdesk_protocol::wire::QuotaScope::Org,
+                used: p.n,
+                most: u64::from(p.m),
+            }),
+        }),
+        65 => resp(Response::AttachmentChunk {
+            size: p.n,
+            index: u64::from(p.m),
+            data: p.bytes.clone(),
+        }),
         _ => Frame::Push(Push::Signal(p.signal())),
     }
 }

@@ -256,6 +256,17 @@ pub struct Limits {
     pub conversation_messages_per_minute: u32,
     /// Messages one conversation takes in a burst.
     pub conversation_message_burst: u32,
+    /// Largest attachment (its plaintext size, in bytes); a larger upload is refused
+    /// `too_large`.
+    pub max_attachment_bytes: u64,
+    /// Attachment bytes (ciphertext) one account may have stored; past it an upload is
+    /// refused `quota_exceeded`, with a warning from 80%.
+    pub stored_bytes_per_account: u64,
+    /// Attachment bytes (ciphertext) the conversations of one org may have stored.
+    pub stored_bytes_per_org: u64,
+    /// An attachment upload not completed, or not followed by a message from its uploader,
+    /// within this many seconds is deleted by the retention sweep.
+    pub attachment_upload_expiry_secs: u64,
 }
 
 impl Default for Limits {
@@ -294,6 +305,10 @@ impl Default for Limits {
             conversation_opens_per_hour: 20,
             conversation_messages_per_minute: 300,
             conversation_message_burst: 600,
+            max_attachment_bytes: 10 * 1024 * 1024,
+            stored_bytes_per_account: 100 * 1024 * 1024,
+            stored_bytes_per_org: 10 * 1024 * 1024 * 1024,
+            attachment_upload_expiry_secs: 86_400,
         }
     }
 }
@@ -415,6 +430,19 @@ pub const LIMIT_DOCS: &[(&str, &str)] = &[
         "conversation_message_burst",
         "messages per conversation in a burst",
     ),
+    ("max_attachment_bytes", "largest attachment, bytes"),
+    (
+        "stored_bytes_per_account",
+        "attachment bytes one account may store",
+    ),
+    (
+        "stored_bytes_per_org",
+        "attachment bytes one org's conversations may store",
+    ),
+    (
+        "attachment_upload_expiry_secs",
+        "an upload not completed and sent within this long is deleted",
+    ),
 ];
 
 impl Limits {
@@ -459,7 +487,7 @@ impl Limits {
     ///
     /// [`Error::Config`] naming the first offending setting.
     pub fn validate(&self) -> Result<()> {
-        let nonzero: [(&str, u64); 32] = [
+        let nonzero: [(&str, u64); 36] = [
             ("max_frame_size", self.max_frame_size as u64),
             ("max_message_size", self.max_message_size as u64),
             ("read_buffer_size", self.read_buffer_size as u64),
@@ -533,6 +561,13 @@ impl Limits {
             (
                 "conversation_message_burst",
                 u64::from(self.conversation_message_burst),
+            ),
+            ("max_attachment_bytes", self.max_attachment_bytes),
+            ("stored_bytes_per_account", self.stored_bytes_per_account),
+            ("stored_bytes_per_org", self.stored_bytes_per_org),
+            (
+                "attachment_upload_expiry_secs",
+                self.attachment_upload_expiry_secs,
             ),
         ];
         if let Some((name, _)) = nonzero.iter().find(|(_, v)| *v == 0) {

@@ -146,5 +146,11 @@ pub(crate) fn message_text(kind: ContentKind, body: &[u8]) -> String {
             Ok(s) => format!("set the status to {s}"),
             Err(_) => "status (malformed)".into(),
         },
+        ContentKind::Attachment => {
+            match sealdesk_protocol::attachment::AttachmentRef::from_body(body) {
+                Ok(r) => crate::attachment::describe(&r),
+                Err(_) => "attachment (malformed)".into(),
+            }
+        }
     }
 }

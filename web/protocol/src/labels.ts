@@ -128,3 +128,9 @@ export const SIGNAL_AAD = "sealdesk/v1/signal/aad";
 
 /** Signed bytes of an ephemeral signal (header and ciphertext follow). */
 export const SIGNAL_SIGNATURE = "sealdesk/v1/signal/signature";
+
+/** HKDF info: the AES-256-GCM key of an attachment's chunks, from its random key (the attachment id follows). */
+export const ATTACHMENT_KEY = "sealdesk/v1/attachment/key";
+
+/** Associated-data prefix of an attachment chunk (attachment id, chunk index and the final flag follow). */
+export const ATTACHMENT_AAD = "sealdesk/v1/attachment/aad";

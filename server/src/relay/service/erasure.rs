@@ -58,6 +58,7 @@ impl Service {
     /// logs an erasure entry signed by the relay.
     pub async fn erase_conversation(&self, c: &ConversationId, reason: &str) -> Result<(), Reject> {
         let parties = self.convs.get(c)?;
+        self.forget_attachments(c)?;
         self.convs.erase(c, || {
             let mut b = Batch::new();
             for coll in [
@@ -126,6 +127,7 @@ impl Service {
         for c in &expired {
             self.erase_conversation(c, "retention").await?;
         }
+        self.sweep_attachments().await?;
         Ok(expired.len())
     }
 }

@@ -15,8 +15,11 @@
 //!   cosignatures and release notices;
 //! - [`erasure`]: customer erasure and the retention sweep;
 //! - [`signals`]: ephemeral signals (typing), forwarded and never stored;
+//! - [`attachments`]: attachment uploads (chunked, resumable) and fetches, the stored-bytes
+//!   quotas, and their share of erasure and the retention sweep;
 //! - [`keys`]: every storage key and its layout.
 
+mod attachments;
 mod audit_log;
 mod conversations;
 mod directory;
@@ -364,6 +367,21 @@ impl Service {
             Request::Cosign(c) => self.cosign(caller, c).await,
             Request::GetWitnessedHead { org } => self.witnessed_head(&org),
             Request::Signal(env) => self.signal(caller, env),
+            Request::AttachmentPut {
+                conversation,
+                attachment,
+                size,
+                index,
+                data,
+            } => {
+                self.attachment_put(caller, conversation, attachment, size, index, data)
+                    .await
+            }
+            Request::AttachmentGet {
+                conversation,
+                attachment,
+                index,
+            } => self.attachment_get(caller, conversation, attachment, index),
         }
     }
 
