@@ -10,8 +10,10 @@
 //! - [`verify`] — `transcript verify`, offline, against anchors.
 //! - [`audit`] — `audit`.
 //! - [`status`] — `status` (agent: open, waiting, resolved).
+//! - [`attachment`] — `send --attach`, `attachment save`.
 
 mod account;
+mod attachment;
 mod audit;
 mod conversation;
 mod dispute;
@@ -61,9 +63,26 @@ pub async fn run(cli: Cli) -> Result<Option<Output>> {
             org,
             org_fingerprint,
         } => conversation::open(&home, &relay, &org, org_fingerprint.as_deref()).await?,
-        Cmd::Send { conversation, text } => {
-            conversation::send(&home, &relay, &conversation, &text).await?
+        Cmd::Send {
+            conversation,
+            attach: None,
+            text,
+        } => conversation::send(&home, &relay, &conversation, &text.unwrap_or_default()).await?,
+        Cmd::Send {
+            conversation,
+            attach: Some(file),
+            text,
+        } => {
+            attachment::send(
+                &home,
+                &relay,
+                &conversation,
+                &file,
+                &text.unwrap_or_default(),
+            )
+            .await?
         }
+        Cmd::Attachment(cmd) => attachment::attachment(&home, &relay, cmd).await?,
         Cmd::Conversations => conversation::conversations(&home, &relay).await?,
         Cmd::History {
             conversation,
