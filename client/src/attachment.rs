@@ -12,7 +12,7 @@ use sealdesk_protocol::{
     attachment::{AttachmentRef, SealedAttachment},
     ids::ConversationId,
     message::{ContentKind, Opened},
-    wire::{ByteQuota, QuotaScope, Request, Response},
+    wire::{ByteQuota, ErrorCode, QuotaScope, Request, Response},
 };
 use zeroize::Zeroizing;
 
@@ -23,6 +23,7 @@ use crate::{
     reply::unexpected,
     rng,
     store::name,
+    transcript::ExportAttachment,
 };
 
 /// What a sent attachment became.
@@ -169,6 +170,44 @@ impl Client {
         Ok((sent, warning))
     }
 
+    /// Fetches every chunk of `reference`'s file and opens and checks it.
+    ///
+    /// # Errors
+    /// [`ClientError::Protocol`] with [`sealdesk_protocol::Error::Attachment`] if a chunk
+    /// does not open or the size or hash does not match; relay errors.
+    pub async fn fetch_reference(
+        &self,
+        id: &ConversationId,
+        reference: &AttachmentRef,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let mut opener = reference.opener()?;
+        let total = reference.chunks();
+        for index in 0..total {
+            let answer = self
+                .session
+                .request(Request::AttachmentGet {
+                    conversation: *id,
+                    attachment: reference.id,
+                    index,
+                })
+                .await?;
+            let Response::AttachmentChunk {
+                index: got, data, ..
+            } = answer
+            else {
+                return Err(unexpected("AttachmentGet", &answer));
+            };
+            if got != index {
+                return Err(ClientError::ImpossibleNumber {
+                    what: "attachment chunk index",
+                    detail: format!("chunk {got} sent for chunk {index}"),
+                });
+            }
+            opener.push(&data, index + 1 == total)?;
+        }
+        Ok(opener.finish()?)
+    }
+
     /// Fetches, opens and checks the attachment of message number `number` (the reader's
     /// number, as `history` shows it) of conversation `id`.
     ///
@@ -205,38 +244,83 @@ impl Client {
             .get(&name::attachment(id, seq))?
             .ok_or(ClientError::NotAnAttachment { message: number })?;
         let reference = AttachmentRef::from_body(&body)?;
-        let mut opener = reference.opener()?;
-        let total = reference.chunks();
-        for index in 0..total {
-            let answer = self
-                .session
-                .request(Request::AttachmentGet {
-                    conversation: *id,
-                    attachment: reference.id,
-                    index,
-                })
-                .await?;
-            let Response::AttachmentChunk {
-                index: got, data, ..
-            } = answer
-            else {
-                return Err(unexpected("AttachmentGet", &answer));
-            };
-            if got != index {
-                return Err(ClientError::ImpossibleNumber {
-                    what: "attachment chunk index",
-                    detail: format!("chunk {got} sent for chunk {index}"),
-                });
-            }
-            opener.push(&data, index + 1 == total)?;
-        }
-        let bytes = opener.finish()?;
+        let bytes = self.fetch_reference(id, &reference).await?;
         Ok(SavedAttachment {
             name: reference.name.clone(),
             media_type: reference.media_type.clone(),
             bytes,
         })
     }
+}
+
+impl Client {
+    /// The file of an opened attachment message, for a transcript export (`None` for another
+    /// kind of message, or a file the relay no longer has).
+    pub(crate) async fn export_attachment(
+        &self,
+        id: &ConversationId,
+        opened: &Opened,
+    ) -> Result<Option<ExportAttachment>> {
+        if opened.header.kind != ContentKind::Attachment {
+            return Ok(None);
+        }
+        let Ok(reference) = AttachmentRef::from_body(&opened.body) else {
+            return Ok(None);
+        };
+        let bytes = match self.fetch_reference(id, &reference).await {
+            Ok(b) => b,
+            Err(ClientError::Relay {
+                code: ErrorCode::NotFound,
+                ..
+            }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(Some(ExportAttachment {
+            name: reference.name.clone(),
+            media_type: reference.media_type.clone(),
+            size: reference.size,
+            sha256: hex::encode(reference.sha256),
+            data: hex::encode(bytes.as_slice()),
+        }))
+    }
+}
+
+/// Checks an exported file against the opened message it is shown with: a message of kind
+/// attachment may show its file (or not: a redacted export, or one the relay no longer had);
+/// a shown file must be the one its reference describes, and no other message may show one.
+///
+/// # Errors
+/// Why it is not, in words.
+pub(crate) fn check_exported(
+    opened: &Opened,
+    shown: Option<&ExportAttachment>,
+) -> std::result::Result<(), String> {
+    let Some(a) = shown else {
+        return Ok(());
+    };
+    if opened.header.kind != ContentKind::Attachment {
+        return Err("a file is shown with a message that carries none".into());
+    }
+    let r = AttachmentRef::from_body(&opened.body)
+        .map_err(|e| format!("its attachment reference is malformed: {e}"))?;
+    let data = hex::decode(&a.data).map_err(|_| "the file is not hex".to_owned())?;
+    let mut w = sealdesk_protocol::codec::Writer::default();
+    w.fixed(&data);
+    if w.sha256() != r.sha256 || data.len() as u64 != r.size {
+        return Err(
+            "the file shown is not the one the sender signed (its SHA-256 or size \
+                    differs)"
+                .into(),
+        );
+    }
+    if a.name != r.name
+        || a.media_type != r.media_type
+        || a.size != r.size
+        || a.sha256 != hex::encode(r.sha256)
+    {
+        return Err("the file's name, type, size or hash shown differ from the signed ones".into());
+    }
+    Ok(())
 }
 
 /// The timeline entry of an opened attachment message, keeping its reference in the vault

@@ -400,3 +400,71 @@ async fn a_chunk_tampered_with_on_the_relay_is_refused_by_the_receiver() {
         other => panic!("a tampered chunk was not refused: {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_released_transcript_carries_the_file_and_verifies_and_a_tampered_one_does_not() {
+    use sealdesk_client::transcript::{Anchors, Reason, sign_export, verify_export};
+    use sealdesk_protocol::release::{Justification, Scope};
+
+    let w = World::new().await;
+    let mut org = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "the screen says:").await.unwrap();
+    let bytes = file(50_000);
+    carol
+        .send_attachment(&conv, &bytes, "error.png", "image/png", "this")
+        .await
+        .unwrap();
+    let token = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "quality review")
+        .await
+        .unwrap();
+    let mut master = org.master;
+    sealdesk_tests::transcript::release(&w, &mut master, conv, Justification::Consent(token)).await;
+    let anchors = Anchors {
+        org_fingerprint: Some(org.fingerprint.clone()),
+        log_keys: vec![master.session().welcome().log_key],
+    };
+    let full = master.export_transcript(&conv, false).await.unwrap();
+    let v = verify_export(&full, &anchors);
+    assert!(v.ok, "{v:#?}");
+    let shown = full
+        .messages
+        .iter()
+        .find_map(|m| m.attachment.as_ref())
+        .expect("the export carries the file");
+    assert_eq!(hex::decode(&shown.data).unwrap(), bytes);
+    assert_eq!(shown.name, "error.png");
+
+    // One byte of the file changed (and the end marker signed again, as a master who lies
+    // would): the file is not the one the sender signed.
+    let mut forged = full.clone();
+    let m = forged
+        .messages
+        .iter_mut()
+        .find(|m| m.attachment.is_some())
+        .unwrap();
+    let a = m.attachment.as_mut().unwrap();
+    let mut data = hex::decode(&a.data).unwrap();
+    data[100] ^= 1;
+    a.data = hex::encode(&data);
+    sign_export(&mut forged, master.account().keys()).unwrap();
+    let v = verify_export(&forged, &anchors);
+    assert!(!v.ok);
+    assert_eq!(v.reasons(), vec![Reason::AttachmentMismatch], "{v:#?}");
+    // A file put next to a text message is refused too.
+    let mut moved = full.clone();
+    let file_of = moved.messages.iter().find_map(|m| m.attachment.clone());
+    moved.messages[0].attachment = file_of;
+    sign_export(&mut moved, master.account().keys()).unwrap();
+    assert_eq!(
+        verify_export(&moved, &anchors).reasons(),
+        vec![Reason::AttachmentMismatch]
+    );
+
+    // A redacted export leaves the file out.
+    let redacted = master.export_transcript(&conv, true).await.unwrap();
+    assert!(redacted.messages.iter().all(|m| m.attachment.is_none()));
+    org.agents.clear();
+}
