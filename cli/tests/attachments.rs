@@ -65,6 +65,17 @@ async fn a_file_sent_with_attach_is_listed_and_saved_once() {
     }
     let history = ok(&w, "alice", &["history", "--conversation", &id]).await;
     let n = attachment_number(&history);
+    // The README's way of finding it: the last history line whose entry is an attachment.
+    let doc = common::json(&w, "alice", &["history", "--conversation", &id]).await;
+    let from_json = doc["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["entry"]["kind"] == "attachment")
+        .next_back()
+        .unwrap()["number"]
+        .to_string();
+    assert_eq!(from_json, n, "{doc}");
     let out = tempfile::tempdir().unwrap();
     let args = [
         "attachment",

@@ -277,7 +277,7 @@ pub enum Request {
     /// A member: an ephemeral signal (typing) for the other members of the conversation who
     /// are online ([`Push::Signal`]). Never stored; answered `ok` once forwarded.
     Signal(SignalEnvelope),
-    /// A member: one ciphertext chunk of an attachment (PROTOCOL.md §9.9), stored under its
+    /// A member: one ciphertext chunk of an attachment (PROTOCOL.md §9.8), stored under its
     /// id in the conversation. Chunks go in order from 0; a chunk the relay already holds is
     /// not stored again, so an interrupted upload resumes by sending chunk 0 again and going
     /// on from the [`Response::AttachmentProgress`] it answers. Refused `too_large` past the

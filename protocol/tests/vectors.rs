@@ -737,7 +737,7 @@ fn signals(o: &Org) -> Value {
     })
 }
 
-/// An attachment of 2 full chunks and a short one (PROTOCOL.md §9.9), and the message of epoch
+/// An attachment of 2 full chunks and a short one (PROTOCOL.md §9.8), and the message of epoch
 /// 0 that carries its reference, sent by carol.
 fn attachments(o: &Org) -> Value {
     use sealdesk_protocol::attachment::{
@@ -760,7 +760,7 @@ fn attachments(o: &Org) -> Value {
         plaintext.as_slice()
     );
     let key = a.key.to_bytes();
-    // The chunk key, derived here with the raw HKDF (PROTOCOL.md §9.9), not the crate's.
+    // The chunk key, derived here with the raw HKDF (PROTOCOL.md §9.8), not the crate's.
     let mut info = Canon::label(labels::ATTACHMENT_KEY);
     info.fixed(a.id.as_bytes());
     let mut chunk_key = [0u8; 32];

@@ -1,4 +1,4 @@
-/** `attachments.json` (PROTOCOL §9.9): an attachment's chunks and reference re-derived byte for byte. */
+/** `attachments.json` (PROTOCOL §9.8): an attachment's chunks and reference re-derived byte for byte. */
 import { gcm } from "@noble/ciphers/aes.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { sha256 } from "@noble/hashes/sha2.js";
