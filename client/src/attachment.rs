@@ -435,7 +435,7 @@ mod tests {
             ("/", "attachment"),
             ("C:\\Windows\\evil.exe", "evil.exe"),
             (".bashrc", "bashrc"),
-            ("a\u{1b}[31mred.txt", "a_[31mred.txt"),
+            ("a\u{1b}[31mred.txt", "a__31mred.txt"),
             ("report (final).pdf", "report (final).pdf"),
             ("", "attachment"),
         ] {

@@ -224,17 +224,18 @@ async fn erasure_deletes_the_bytes_and_gives_the_quota_back() {
         return;
     }
     // The relay's store holds nothing of the erased conversation's attachments.
+    // (Keys: `r` ‖ conversation ‖ id for a record, `c` ‖ conversation ‖ id ‖ index for a chunk.)
     let store = SledStore::open(dir.path()).unwrap();
-    let left = store
-        .scan_prefix(Collection::Attachments, chat.id.as_bytes())
-        .unwrap();
-    assert!(left.is_empty(), "{} attachment keys left", left.len());
-    assert!(
-        !store
-            .scan_prefix(Collection::Attachments, chat2.id.as_bytes())
-            .unwrap()
-            .is_empty()
-    );
+    let under = |kind: u8, c: &ConversationId| {
+        let mut prefix = vec![kind];
+        prefix.extend_from_slice(c.as_bytes());
+        store.scan_prefix(Collection::Attachments, &prefix).unwrap()
+    };
+    for kind in [b'r', b'c'] {
+        let left = under(kind, &chat.id);
+        assert!(left.is_empty(), "{} attachment keys left", left.len());
+        assert!(!under(kind, &chat2.id).is_empty());
+    }
 }
 
 #[tokio::test]
@@ -379,12 +380,9 @@ async fn a_chunk_tampered_with_on_the_relay_is_refused_by_the_receiver() {
     let down = stop_world_relay(&mut w).await;
     {
         let store = SledStore::open(&w.dir.path().join("relay")).unwrap();
-        let chunks: Vec<_> = store
-            .scan_prefix(Collection::Attachments, conv.as_bytes())
-            .unwrap()
-            .into_iter()
-            .filter(|(k, _)| k.len() == 40)
-            .collect();
+        let mut prefix = b"c".to_vec();
+        prefix.extend_from_slice(conv.as_bytes());
+        let chunks = store.scan_prefix(Collection::Attachments, &prefix).unwrap();
         assert_eq!(chunks.len(), 3);
         let (k, mut v) = chunks[1].clone();
         v[10] ^= 1;

@@ -18,16 +18,16 @@ use tracing::{debug, info};
 
 use super::{
     Caller, Reject, Reply, Service, dec, enc,
-    keys::{account_bytes_key, attachment_chunk_key, attachment_key, org_bytes_key},
+    keys::{
+        ATTACHMENT_RECORDS, account_bytes_key, attachment_chunk_key, attachment_key,
+        attachment_prefix, org_bytes_key,
+    },
     lock, reject,
 };
 use crate::{
     limits::bytes::{NearQuota, OverQuota, Scope},
     store::{Batch, Collection},
 };
-
-/// Length of an attachment record's key (conversation ‖ id); chunk keys are longer.
-const RECORD_KEY_LEN: usize = 32;
 
 /// What the relay keeps about one upload, next to its chunks.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -235,12 +235,11 @@ impl Service {
         let mut freed = Vec::new();
         for (k, v) in self
             .store
-            .scan_prefix(Collection::Attachments, c.as_bytes())?
+            .scan_prefix(Collection::Attachments, &attachment_prefix(c))?
         {
-            if k.len() == RECORD_KEY_LEN {
-                freed.push(dec::<AttachmentRecord>(&v, "attachment")?);
-            }
-            b.delete(Collection::Attachments, &k);
+            let r: AttachmentRecord = dec(&v, "attachment")?;
+            delete_upload(&mut b, &k, &r)?;
+            freed.push(r);
         }
         self.give_back(&mut b, &freed)?;
         self.store.apply(b)?;
@@ -257,10 +256,10 @@ impl Service {
         let expiry = self.guard.bytes.upload_expiry_secs;
         let mut expired = Vec::new();
         let mut referenced = Vec::new();
-        for (k, v) in self.store.scan_prefix(Collection::Attachments, &[])? {
-            if k.len() != RECORD_KEY_LEN {
-                continue;
-            }
+        for (k, v) in self
+            .store
+            .scan_prefix(Collection::Attachments, ATTACHMENT_RECORDS)?
+        {
             let r: AttachmentRecord = dec(&v, "attachment")?;
             if r.referenced {
                 continue;
@@ -268,7 +267,7 @@ impl Service {
             let since = match r.completed {
                 None => r.created_at,
                 Some((at, seq)) => {
-                    let c = ConversationId::try_from(&k[..16])?;
+                    let c = record_conversation(&k)?;
                     if self.uploader_sent_after(&c, &r.uploader, seq)? {
                         referenced.push((k, r));
                         continue;
@@ -292,9 +291,7 @@ impl Service {
             }
             let mut freed = Vec::new();
             for (k, r) in &expired {
-                for (chunk, _) in self.store.scan_prefix(Collection::Attachments, k)? {
-                    b.delete(Collection::Attachments, &chunk);
-                }
+                delete_upload(&mut b, k, r)?;
                 freed.push(r.clone());
             }
             self.give_back(&mut b, &freed)?;
@@ -343,6 +340,27 @@ impl Service {
         }
         Ok(())
     }
+}
+
+/// The conversation of a record's key (`r` ‖ conversation ‖ id).
+fn record_conversation(key: &[u8]) -> Result<ConversationId, Reject> {
+    Ok(ConversationId::try_from(
+        key.get(1..17).unwrap_or_default(),
+    )?)
+}
+
+/// Adds to `b` the deletion of an upload: its record (at `key`) and every chunk it stored.
+fn delete_upload(b: &mut Batch, key: &[u8], r: &AttachmentRecord) -> Result<(), Reject> {
+    let c = record_conversation(key)?;
+    let id = AttachmentId::try_from(key.get(17..33).unwrap_or_default())?;
+    for index in 0..r.stored {
+        b.delete(
+            Collection::Attachments,
+            &attachment_chunk_key(&c, &id, index),
+        );
+    }
+    b.delete(Collection::Attachments, key);
+    Ok(())
 }
 
 fn progress(r: &AttachmentRecord, warning: Option<NearQuota>) -> Response {

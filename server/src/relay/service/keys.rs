@@ -24,8 +24,8 @@
 //! |                 | [`cosignature_key`]: `cosig/` ‖ witness | its latest cosignature (CBOR)         |
 //! |                 | [`account_bytes_key`]: `bytes/account/` ‖ key | attachment bytes stored (BE) |
 //! |                 | [`org_bytes_key`]: `bytes/org/` ‖ org   | attachment bytes stored (BE)          |
-//! | `attachments`   | [`attachment_key`]: conversation ‖ id  | the upload's record (CBOR)             |
-//! |                 | [`attachment_chunk_key`]: conversation ‖ id ‖ index (BE) | a chunk's ciphertext |
+//! | `attachments`   | [`attachment_key`]: `r` ‖ conversation ‖ id | the upload's record (CBOR)        |
+//! |                 | [`attachment_chunk_key`]: `c` ‖ conversation ‖ id ‖ index (BE) | a chunk's ciphertext |
 
 use sealdesk_protocol::{
     ids::{AttachmentId, ConversationId, TokenId},
@@ -174,18 +174,30 @@ pub(super) fn erased_parties_key(c: &ConversationId) -> Vec<u8> {
     k
 }
 
-/// An attachment's record in [`Collection::Attachments`] (32 bytes: conversation ‖ id; its
-/// chunks' keys extend it, so a prefix scan of the key finds the record and its chunks, and one
-/// of the conversation finds all of its attachments).
+/// An attachment's record in [`Collection::Attachments`]: `r` ‖ conversation ‖ id. Records
+/// and chunks are apart (`r`, `c`), so that the sweep reads records without reading chunks.
 pub(super) fn attachment_key(c: &ConversationId, id: &AttachmentId) -> Vec<u8> {
-    let mut k = c.as_bytes().to_vec();
+    let mut k = attachment_prefix(c);
     k.extend_from_slice(id.as_bytes());
     k
 }
 
-/// Chunk `index` of an attachment, in [`Collection::Attachments`].
+/// The prefix of every [`attachment_key`] of conversation `c` (`r` alone: of every record).
+pub(super) fn attachment_prefix(c: &ConversationId) -> Vec<u8> {
+    let mut k = ATTACHMENT_RECORDS.to_vec();
+    k.extend_from_slice(c.as_bytes());
+    k
+}
+
+/// The first byte of every attachment record's key.
+pub(super) const ATTACHMENT_RECORDS: &[u8] = b"r";
+
+/// Chunk `index` of an attachment, in [`Collection::Attachments`]: `c` ‖ conversation ‖ id ‖
+/// index (BE).
 pub(super) fn attachment_chunk_key(c: &ConversationId, id: &AttachmentId, index: u64) -> Vec<u8> {
-    let mut k = attachment_key(c, id);
+    let mut k = b"c".to_vec();
+    k.extend_from_slice(c.as_bytes());
+    k.extend_from_slice(id.as_bytes());
     k.extend_from_slice(&index.to_be_bytes());
     k
 }
