@@ -66,8 +66,8 @@ pub enum Collection {
     /// Relay metadata: the relay's identity, the consent index, release markers, witnesses'
     /// cosignatures (see the service's `keys` module).
     Meta,
-    /// Attachments: each upload's record and its ciphertext chunks, keyed by conversation
-    /// first (so erasure finds them by prefix).
+    /// Attachments: each upload's record and its ciphertext chunks (the service's `keys`
+    /// module gives the layout).
     Attachments,
 }
 
