@@ -92,14 +92,22 @@ pub(crate) enum Cmd {
     /// Open tokens, as a business's web server issues them (needs no relay).
     #[command(subcommand)]
     Token(TokenCmd),
-    /// Send a message.
+    /// Send a message, or a file with `--attach` (the text is then its caption).
     Send {
         /// The conversation id.
         #[arg(long)]
         conversation: String,
-        /// The text.
-        text: String,
+        /// A file to send: encrypted with a fresh key, uploaded in chunks, and announced by a
+        /// signed message that carries its key and hash.
+        #[arg(long)]
+        attach: Option<PathBuf>,
+        /// The text (optional with `--attach`).
+        #[arg(required_unless_present = "attach")]
+        text: Option<String>,
     },
+    /// Received files: `attachment save`.
+    #[command(subcommand)]
+    Attachment(AttachmentCmd),
     /// List conversations (after catching up with the relay).
     Conversations,
     /// Show a conversation's decrypted history.
@@ -291,6 +299,26 @@ pub(crate) enum DisputeCmd {
         /// Why (shown to the customer).
         #[arg(long, default_value = "resolved")]
         reason: String,
+    },
+}
+
+/// `sealdesk attachment …`.
+#[derive(Subcommand, Debug)]
+pub(crate) enum AttachmentCmd {
+    /// Fetch the file of message N (as `history` numbers it), check it against the signed
+    /// message (every chunk, the size, the SHA-256) and write it. Never overwrites a file; the
+    /// sender's file name is reduced to a plain name in the current directory (or in --out if
+    /// it is a directory).
+    Save {
+        /// The conversation id.
+        #[arg(long)]
+        conversation: String,
+        /// The message number shown by `history`.
+        #[arg(long)]
+        message: u64,
+        /// Where to write it: a new file, or a directory to write it in.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 

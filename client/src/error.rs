@@ -404,6 +404,13 @@ pub enum ClientError {
         name: String,
     },
 
+    /// The message asked for carries no attachment (or is no message of this conversation).
+    #[error("message #{message} has no attachment (see `history` for the message numbers)")]
+    NotAnAttachment {
+        /// The reader's message number.
+        message: u64,
+    },
+
     /// A number the relay sent (a count, length, index, size, sequence number or epoch) is out
     /// of range: arithmetic on it would overflow or underflow, or a loop over it would never
     /// end. The relay is broken or hostile; nothing was done with it.

@@ -39,6 +39,7 @@
 
 pub mod account;
 pub mod block;
+pub mod attachment;
 pub mod client;
 pub mod connection;
 pub mod error;

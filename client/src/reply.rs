@@ -36,6 +36,8 @@ pub(crate) fn unexpected(what: &str, r: &Response) -> ClientError {
         Response::Consistency(_) => "Consistency",
         Response::WitnessedHead(_) => "WitnessedHead",
         Response::Blocks(_) => "Blocks",
+        Response::AttachmentProgress { .. } => "AttachmentProgress",
+        Response::AttachmentChunk { .. } => "AttachmentChunk",
     };
     ClientError::UnexpectedResponse(format!("{what} was answered with {name}"))
 }

@@ -103,6 +103,17 @@ pub(crate) mod name {
         format!("conv/{id}/key/{epoch}")
     }
 
+    /// The reference (key included) of the attachment carried by the message at `seq`.
+    pub(crate) fn attachment(id: &ConversationId, seq: u64) -> String {
+        format!("conv/{id}/attachment/{seq}")
+    }
+
+    /// An attachment being uploaded (its reference, until the message carrying it is sent),
+    /// by a tag of its file.
+    pub(crate) fn attachment_upload(id: &ConversationId, tag: &str) -> String {
+        format!("conv/{id}/upload/{tag}")
+    }
+
     /// A conversation's timeline (a log).
     pub(crate) fn conv_log(id: &ConversationId) -> String {
         format!("conv/{id}/log")

@@ -137,6 +137,10 @@ pub enum Error {
     /// An object could not be encoded (should not happen for well-formed values).
     #[error("could not encode {0}")]
     Encode(&'static str),
+    /// An attachment did not open as the message describing it says (a chunk tampered with,
+    /// reordered or missing, the wrong key, or a hash or size that does not match).
+    #[error(transparent)]
+    Attachment(#[from] crate::attachment::AttachmentError),
     /// A size limit was exceeded.
     #[error("{what} too large: {size} > {limit}")]
     TooLarge {

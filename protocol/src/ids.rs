@@ -78,6 +78,12 @@ random_id!(
     TokenId,
     "token id"
 );
+random_id!(
+    /// An attachment's random id, chosen by its uploader: the key its ciphertext chunks are
+    /// stored under on the relay.
+    AttachmentId,
+    "attachment id"
+);
 
 /// An inclusive range of epochs, `first..=last`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -114,3 +114,9 @@ pub const RECOVERY_CODE_CHECKSUM: &str = "sealdesk/v1/recovery-code/checksum";
 pub const RECOVERY_CODE_SALT: &str = "sealdesk/v1/recovery-code/salt";
 /// HKDF info of the identity keys derived from a recovery code.
 pub const RECOVERY_CODE_IDENTITY: &str = "sealdesk/v1/recovery-code/identity";
+/// HKDF info: the AES-256-GCM key of an attachment's chunks, from its random key (the
+/// attachment id follows).
+pub const ATTACHMENT_KEY: &str = "sealdesk/v1/attachment/key";
+/// Associated-data prefix of an attachment chunk (attachment id, chunk index and the final
+/// flag follow).
+pub const ATTACHMENT_AAD: &str = "sealdesk/v1/attachment/aad";

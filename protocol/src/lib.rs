@@ -21,6 +21,7 @@
 //! PROTOCOL.md gives every byte layout; `protocol/vectors/` holds known-answer vectors that the
 //! tests recompute byte for byte.
 
+pub mod attachment;
 pub mod audit;
 pub mod block;
 pub mod card;

@@ -57,6 +57,9 @@ pub enum ContentKind {
     /// A conversation status set by the agent: the body is one byte (see
     /// [`crate::status::ConversationStatus`]).
     Status,
+    /// A file: the body is an attachment reference (see [`crate::attachment::AttachmentRef`]:
+    /// the file's id on the relay, its key, hash, size, name, media type and a caption).
+    Attachment,
 }
 
 impl ContentKind {
@@ -65,6 +68,7 @@ impl ContentKind {
             ContentKind::Text => 1,
             ContentKind::Read => 2,
             ContentKind::Status => 3,
+            ContentKind::Attachment => 4,
         }
     }
 }

@@ -25,7 +25,7 @@ use crate::{
     card::IdentityCard,
     codec::Writer,
     epoch::{EpochRecord, HandOff},
-    ids::ConversationId,
+    ids::{AttachmentId, ConversationId},
     keys::{IdentityKeys, Signature, SigningPublicKey},
     labels,
     message::Envelope,
@@ -307,6 +307,33 @@ pub enum Request {
     /// master's under the org's current policy and the name's current key is this org's
     /// certified agent; the old key then no longer acts for the name. Answered `ok`.
     RebindAgent(AgentCertificate),
+    /// A member: one ciphertext chunk of an attachment (PROTOCOL.md §9.8), stored under its
+    /// id in the conversation. Chunks go in order from 0; a chunk the relay already holds is
+    /// not stored again, so an interrupted upload resumes by sending chunk 0 again and going
+    /// on from the [`Response::AttachmentProgress`] it answers. Refused `too_large` past the
+    /// relay's size limit and `quota_exceeded` past a stored-bytes quota.
+    AttachmentPut {
+        /// The conversation the attachment belongs to.
+        conversation: ConversationId,
+        /// The attachment's id (random, chosen by the uploader).
+        attachment: AttachmentId,
+        /// The plaintext size of the whole attachment (fixes the chunk count and lengths).
+        size: u64,
+        /// The chunk's position.
+        index: u64,
+        /// The chunk's ciphertext.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// A member: one ciphertext chunk of an attachment ([`Response::AttachmentChunk`]).
+    AttachmentGet {
+        /// The conversation the attachment belongs to.
+        conversation: ConversationId,
+        /// The attachment's id.
+        attachment: AttachmentId,
+        /// The chunk's position.
+        index: u64,
+    },
 }
 
 /// A stored conversation item with its relay-assigned sequence number.
@@ -513,6 +540,51 @@ pub enum Response {
     WitnessedHead(WitnessedHead),
     /// The blocks in force for an org ([`Request::ListBlocks`]).
     Blocks(Vec<BlockEntry>),
+    /// How much of an attachment the relay holds (the answer to
+    /// [`Request::AttachmentPut`]).
+    AttachmentProgress {
+        /// Chunks stored, from 0: the next chunk to send (all of them once complete).
+        stored: u64,
+        /// Chunks the attachment has.
+        chunks: u64,
+        /// A warning ahead of a stored-bytes quota: sent once the uploader's (or its
+        /// conversation's org's) stored bytes reach 80% of the relay's most. Absent on the
+        /// wire otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        quota: Option<ByteQuota>,
+    },
+    /// One ciphertext chunk of an attachment (the answer to [`Request::AttachmentGet`]).
+    AttachmentChunk {
+        /// The plaintext size of the whole attachment, as its uploader declared it.
+        size: u64,
+        /// The chunk's position.
+        index: u64,
+        /// The chunk's ciphertext.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+}
+
+/// How much of a stored-bytes quota is used (in [`Response::AttachmentProgress`], as a warning
+/// ahead of `quota_exceeded`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct ByteQuota {
+    /// Whose quota: the uploading account's, or its conversation's org's.
+    pub scope: QuotaScope,
+    /// Bytes stored under the quota, this upload included.
+    pub used: u64,
+    /// The most the relay allows.
+    pub most: u64,
+}
+
+/// Whose stored bytes a [`ByteQuota`] counts.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuotaScope {
+    /// The uploading account's.
+    Account,
+    /// The org of the conversation.
+    Org,
 }
 
 /// A block in force, as listed to the org's agents and master.

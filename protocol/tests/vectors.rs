@@ -64,6 +64,8 @@ const SEED_SIGNALS: u64 = 0x5EA1_DE5C_0000_0007;
 const SEED_OPEN_TOKEN: u64 = 0x5EA1_DE5C_0000_0008;
 /// The entropy of the codes of `recovery.json`.
 const SEED_RECOVERY: u64 = 0x5EA1_DE5C_0000_0009;
+/// The attachment's id and key in `attachments.json`.
+const SEED_ATTACHMENTS: u64 = 0x5EA1_DE5C_0000_000A;
 
 // ---------------------------------------------------------------------------------------------
 // The tests.
@@ -136,6 +138,7 @@ fn all_vectors() -> Vec<(&'static str, Value)> {
         ("signals", signals(&o)),
         ("open_token", open_token(&o)),
         ("recovery", recovery_codes()),
+        ("attachments", attachments(&o)),
     ]
 }
 
@@ -667,7 +670,7 @@ fn messages(o: &Org) -> Value {
                 "sender": who.card.name,
                 "sender_signing_public": h(who.card.signing_key.as_bytes()),
                 "counter": counter,
-                "kind": match kind { ContentKind::Text => "text", ContentKind::Read => "read", ContentKind::Status => "status" },
+                "kind": match kind { ContentKind::Text => "text", ContentKind::Read => "read", ContentKind::Status => "status", ContentKind::Attachment => "attachment" },
                 "sent_at": sent_at,
                 "body": h(&body),
                 "chain_key": h(chain),
@@ -908,6 +911,99 @@ fn recovery_codes() -> Value {
         "codes": codes,
         "loose": {"code": loose, "same_as": first},
         "refused": refused,
+    })
+}
+
+/// An attachment of 2 full chunks and a short one (PROTOCOL.md §9.8), and the message of epoch
+/// 0 that carries its reference, sent by carol.
+fn attachments(o: &Org) -> Value {
+    use sealdesk_protocol::attachment::{
+        AttachmentRef, CHUNK_SIZE, chunk_aad, chunk_count, chunk_nonce,
+    };
+    let size = 2 * CHUNK_SIZE + 100;
+    let plaintext: Vec<u8> = (0..size).map(|i| (i * 7 + 3) as u8).collect();
+    let mut r = rng(SEED_ATTACHMENTS);
+    let sealed = AttachmentRef::seal(
+        &mut r,
+        &plaintext,
+        "receipt.pdf",
+        "application/pdf",
+        "my receipt",
+    )
+    .unwrap();
+    let a = &sealed.reference;
+    assert_eq!(
+        a.open(&sealed.chunks).unwrap().as_slice(),
+        plaintext.as_slice()
+    );
+    let key = a.key.to_bytes();
+    // The chunk key, derived here with the raw HKDF (PROTOCOL.md §9.8), not the crate's.
+    let mut info = Canon::label(labels::ATTACHMENT_KEY);
+    info.fixed(a.id.as_bytes());
+    let mut chunk_key = [0u8; 32];
+    hkdf::Hkdf::<Sha256>::new(None, key.as_slice())
+        .expand(&info.0, &mut chunk_key)
+        .unwrap();
+    let n = chunk_count(size as u64);
+    let chunks: Vec<Value> = sealed
+        .chunks
+        .iter()
+        .enumerate()
+        .map(|(i, ct)| {
+            let i = i as u64;
+            let last = i + 1 == n;
+            json!({
+                "index": i,
+                "final": last,
+                "nonce": h(chunk_nonce(i)),
+                "aad": h(chunk_aad(&a.id, i, last)),
+                "ciphertext_len": ct.len(),
+                "ciphertext_sha256": h(Sha256::digest(ct)),
+                "tag": h(&ct[ct.len() - 16..]),
+                "ciphertext": if last { Value::String(h(ct)) } else { Value::Null },
+            })
+        })
+        .collect();
+    let (rec, k) = epoch0(o);
+    let keys = EpochKeys::new(&k, &rec);
+    let body = a.to_body();
+    let env = keys
+        .seal_message(
+            &o.customer.keys,
+            7,
+            ContentKind::Attachment,
+            T0 + 160,
+            &body,
+        )
+        .unwrap();
+    let mut w = ReplayWindows::default();
+    let opened = keys.open_message(&env, &mut w).unwrap();
+    assert_eq!(opened.body.as_slice(), body.as_slice());
+    json!({
+        "header": header("an attachment in 3 chunks and its reference in a message of epoch 0 (see epoch.json for K)", Some(SEED_ATTACHMENTS)),
+        "chunk_size": CHUNK_SIZE,
+        "plaintext": "byte i of the plaintext is (7 * i + 3) mod 256",
+        "size": size,
+        "plaintext_sha256": h(a.sha256),
+        "id": h(a.id.as_bytes()),
+        "key": h(*key),
+        "chunk_key": h(chunk_key),
+        "chunks": chunks,
+        "name": a.name,
+        "media_type": a.media_type,
+        "text": a.text,
+        "body": h(body.as_slice()),
+        "message": {
+            "sender": o.customer.card.name,
+            "sender_signing_public": h(o.customer.card.signing_key.as_bytes()),
+            "kind_code": 4,
+            "counter": 7,
+            "sent_at": T0 + 160,
+            "header": h(env.header.to_bytes()),
+            "ciphertext": h(&env.ciphertext),
+            "signed_bytes": h(env.signed_bytes()),
+            "signature": h(env.signature.to_bytes()),
+        },
     })
 }
 
@@ -1430,6 +1526,7 @@ fn export_end(o: &Org) -> Value {
                     u64::from_be_bytes(body.as_slice().try_into().unwrap())
                 ),
                 ContentKind::Status => format!("status {:?}", body),
+                ContentKind::Attachment => "attachment".to_owned(),
             };
             (i as u64 + 2, env, who.card.name.clone(), text)
         })

@@ -499,7 +499,7 @@ impl Params {
 }
 
 /// Every frame family this file generates, by name; [`family`] must name each one.
-const FAMILIES: [&str; 70] = [
+const FAMILIES: [&str; 74] = [
     "challenge",
     "auth",
     "welcome",
@@ -570,6 +570,10 @@ const FAMILIES: [&str; 70] = [
     "request/open_conversation_with_token",
     "request/publish_web_key",
     "request/rebind_agent",
+    "request/attachment_put",
+    "request/attachment_get",
+    "response/attachment_progress",
+    "response/attachment_chunk",
 ];
 
 /// The family of a frame. Exhaustive on purpose: a new variant does not compile here until it
@@ -620,6 +624,8 @@ fn family(f: &Frame) -> &'static str {
             Request::OpenConversationWithToken { .. } => "request/open_conversation_with_token",
             Request::PublishWebKey(_) => "request/publish_web_key",
             Request::RebindAgent(_) => "request/rebind_agent",
+            Request::AttachmentPut { .. } => "request/attachment_put",
+            Request::AttachmentGet { .. } => "request/attachment_get",
         },
         Frame::Response { body, .. } => match body {
             Response::Ok => "response/ok",
@@ -642,6 +648,8 @@ fn family(f: &Frame) -> &'static str {
             Response::WitnessedHead(_) => "response/witnessed_head",
             Response::OrgConversations(_) => "response/org_conversations",
             Response::Blocks(_) => "response/blocks",
+            Response::AttachmentProgress { .. } => "response/attachment_progress",
+            Response::AttachmentChunk { .. } => "response/attachment_chunk",
         },
         Frame::Push(p) => match p {
             Push::Item(_) => "push/item",
@@ -902,6 +910,38 @@ fn frame(index: usize, p: &Params) -> Frame {
             (p.m % 3) as usize
         ])),
         69 => req(Request::RebindAgent(p.certificate())),
+        70 => req(Request::AttachmentPut {
+            conversation: p.conversation(),
+            attachment: sealdesk_protocol::ids::AttachmentId::from_bytes(
+                p.conversation().as_bytes(),
+            )
+            .unwrap(),
+            size: p.n,
+            index: u64::from(p.m),
+            data: p.bytes.clone(),
+        }),
+        71 => req(Request::AttachmentGet {
+            conversation: p.conversation(),
+            attachment: sealdesk_protocol::ids::AttachmentId::from_bytes(
+                p.conversation().as_bytes(),
+            )
+            .unwrap(),
+            index: p.n,
+        }),
+        72 => resp(Response::AttachmentProgress {
+            stored: u64::from(p.m),
+            chunks: p.n,
+            quota: p.flag.then_some(sealdesk_protocol::wire::ByteQuota {
+                scope: sealdesk_protocol::wire::QuotaScope::Org,
+                used: p.n,
+                most: u64::from(p.m),
+            }),
+        }),
+        73 => resp(Response::AttachmentChunk {
+            size: p.n,
+            index: u64::from(p.m),
+            data: p.bytes.clone(),
+        }),
         _ => Frame::Push(Push::Signal(p.signal())),
     }
 }

@@ -259,6 +259,17 @@ pub struct Limits {
     /// WebSocket connections one source address may hold open at once (its source:
     /// [`crate::limits::source_of`]); one more gets HTTP 429 until one of them closes.
     pub max_connections_per_source: usize,
+    /// Largest attachment (its plaintext size, in bytes); a larger upload is refused
+    /// `too_large`.
+    pub max_attachment_bytes: u64,
+    /// Attachment bytes (ciphertext) one account may have stored; past it an upload is
+    /// refused `quota_exceeded`, with a warning from 80%.
+    pub stored_bytes_per_account: u64,
+    /// Attachment bytes (ciphertext) the conversations of one org may have stored.
+    pub stored_bytes_per_org: u64,
+    /// An attachment upload not completed, or not followed by a message from its uploader,
+    /// within this many seconds is deleted by the retention sweep.
+    pub attachment_upload_expiry_secs: u64,
 }
 
 impl Default for Limits {
@@ -298,6 +309,10 @@ impl Default for Limits {
             conversation_messages_per_minute: 300,
             conversation_message_burst: 600,
             max_connections_per_source: 1_000,
+            max_attachment_bytes: 10 * 1024 * 1024,
+            stored_bytes_per_account: 100 * 1024 * 1024,
+            stored_bytes_per_org: 10 * 1024 * 1024 * 1024,
+            attachment_upload_expiry_secs: 86_400,
         }
     }
 }
@@ -423,6 +438,19 @@ pub const LIMIT_DOCS: &[(&str, &str)] = &[
         "max_connections_per_source",
         "WebSocket connections one source address holds open at once; more get HTTP 429",
     ),
+    ("max_attachment_bytes", "largest attachment, bytes"),
+    (
+        "stored_bytes_per_account",
+        "attachment bytes one account may store",
+    ),
+    (
+        "stored_bytes_per_org",
+        "attachment bytes one org's conversations may store",
+    ),
+    (
+        "attachment_upload_expiry_secs",
+        "an upload not completed and sent within this long is deleted",
+    ),
 ];
 
 impl Limits {
@@ -467,7 +495,7 @@ impl Limits {
     ///
     /// [`Error::Config`] naming the first offending setting.
     pub fn validate(&self) -> Result<()> {
-        let nonzero: [(&str, u64); 33] = [
+        let nonzero: [(&str, u64); 37] = [
             ("max_frame_size", self.max_frame_size as u64),
             ("max_message_size", self.max_message_size as u64),
             ("read_buffer_size", self.read_buffer_size as u64),
@@ -545,6 +573,13 @@ impl Limits {
             (
                 "max_connections_per_source",
                 self.max_connections_per_source as u64,
+            ),
+            ("max_attachment_bytes", self.max_attachment_bytes),
+            ("stored_bytes_per_account", self.stored_bytes_per_account),
+            ("stored_bytes_per_org", self.stored_bytes_per_org),
+            (
+                "attachment_upload_expiry_secs",
+                self.attachment_upload_expiry_secs,
             ),
         ];
         if let Some((name, _)) = nonzero.iter().find(|(_, v)| *v == 0) {

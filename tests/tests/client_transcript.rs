@@ -579,6 +579,7 @@ fn fabricated(policy: &VerifiedPolicy, org: &str) -> ExportFile {
             sent_at: NOW,
             text: (*text).into(),
             envelope: enc(&env),
+            attachment: None,
         });
     }
     let consent = ConsentToken::issue(
@@ -882,6 +883,7 @@ impl Synthetic {
                 sent_at: NOW + 2,
                 text: text.into(),
                 envelope: enc(&env),
+                attachment: None,
             });
         }
         let (justification, basis_of) = match dispute {

@@ -14,8 +14,10 @@
 //! - [`status`] — `status` (agent: open, waiting, resolved).
 //! - [`block`] — `block`, `unblock`, `blocks` (agents and the master act on spam).
 //! - [`token`] — `org web-key`, `token issue` (open tokens), and reading `open --token`.
+//! - [`attachment`] — `send --attach`, `attachment save`.
 
 mod account;
+mod attachment;
 mod audit;
 mod block;
 mod conversation;
@@ -76,9 +78,26 @@ pub async fn run(cli: Cli) -> Result<Option<Output>> {
             conversation::open(&home, &relay, &org, org_fingerprint.as_deref(), token).await?
         }
         Cmd::Token(cmd) => token::token(cmd)?,
-        Cmd::Send { conversation, text } => {
-            conversation::send(&home, &relay, &conversation, &text).await?
+        Cmd::Send {
+            conversation,
+            attach: None,
+            text,
+        } => conversation::send(&home, &relay, &conversation, &text.unwrap_or_default()).await?,
+        Cmd::Send {
+            conversation,
+            attach: Some(file),
+            text,
+        } => {
+            attachment::send(
+                &home,
+                &relay,
+                &conversation,
+                &file,
+                &text.unwrap_or_default(),
+            )
+            .await?
         }
+        Cmd::Attachment(cmd) => attachment::attachment(&home, &relay, cmd).await?,
         Cmd::Conversations => conversation::conversations(&home, &relay).await?,
         Cmd::History {
             conversation,

@@ -286,7 +286,7 @@ impl Client {
     /// `CounterReused`, `Forbidden`) and the answer is handled by syncing then, once, and
     /// retrying. Only a conversation with no local epoch at all is synced first (its epochs
     /// may be on the relay already). The sent message is then recorded by [`Self::record_sent`].
-    pub(super) async fn send_kind(
+    pub(crate) async fn send_kind(
         &mut self,
         id: &ConversationId,
         kind: ContentKind,

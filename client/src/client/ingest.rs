@@ -517,6 +517,22 @@ impl Client {
                                     Err(e) => reject(format!("a status change refused: {e}")),
                                 }
                             }
+                            ContentKind::Attachment => {
+                                match crate::attachment::ingest(&self.account, &id, seq, &opened)? {
+                                    Ok(text) => LogEntry::Message {
+                                        seq,
+                                        stored_at,
+                                        sent_at: h.sent_at,
+                                        epoch: h.epoch,
+                                        counter: h.counter,
+                                        sender: sender_name.clone(),
+                                        mine,
+                                        kind: ContentKind::Attachment,
+                                        text,
+                                    },
+                                    Err(reason) => reject(reason),
+                                }
+                            }
                         }
                     }
                 }

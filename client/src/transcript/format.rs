@@ -74,6 +74,27 @@ pub struct ExportMessage {
     pub text: String,
     /// The envelope (hex CBOR).
     pub envelope: String,
+    /// For a message of kind `attachment` in a non-redacted export: the file, fetched from
+    /// the relay and opened with the key in the (signed) message. Absent otherwise, and in
+    /// files written before attachments existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<ExportAttachment>,
+}
+
+/// An attachment's file in an export. The verifier checks it against the reference in the
+/// sender-signed message it belongs to (name, media type, size, SHA-256).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExportAttachment {
+    /// The file name the sender gave.
+    pub name: String,
+    /// The media type the sender gave.
+    pub media_type: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// SHA-256 of the file (hex).
+    pub sha256: String,
+    /// The file (hex).
+    pub data: String,
 }
 
 /// An item an export leaves out.
@@ -146,5 +167,11 @@ pub(crate) fn message_text(kind: ContentKind, body: &[u8]) -> String {
             Ok(s) => format!("set the status to {s}"),
             Err(_) => "status (malformed)".into(),
         },
+        ContentKind::Attachment => {
+            match sealdesk_protocol::attachment::AttachmentRef::from_body(body) {
+                Ok(r) => crate::attachment::describe(&r),
+                Err(_) => "attachment (malformed)".into(),
+            }
+        }
     }
 }

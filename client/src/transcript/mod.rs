@@ -45,8 +45,8 @@ pub mod format;
 pub mod verify;
 
 pub use format::{
-    EndMarker, ExportEpoch, ExportFile, ExportMessage, ExportOmitted, ExportRelease, FORMAT,
-    FORMAT_V1,
+    EndMarker, ExportAttachment, ExportEpoch, ExportFile, ExportMessage, ExportOmitted,
+    ExportRelease, FORMAT, FORMAT_V1,
 };
 pub use verify::{
     Anchors, CONSENT_LATER_EPOCHS_WEAKER, Failure, NO_COSIGNATURES_WEAKER, REDACTED_WEAKER, Reason,
@@ -130,6 +130,12 @@ impl Client {
                                 .map(|c| c.name.clone())
                                 .unwrap_or_default();
                             let text = message_text(m.header.kind, &m.body);
+                            // Redacted exports leave files out.
+                            let attachment = if redacted {
+                                None
+                            } else {
+                                self.export_attachment(id, &m).await?
+                            };
                             messages.push(ExportMessage {
                                 seq: s.seq,
                                 epoch: env.header.epoch,
@@ -137,6 +143,7 @@ impl Client {
                                 sent_at: env.header.sent_at,
                                 text: if redacted { redact(&text) } else { text },
                                 envelope: hex::encode(to_cbor(&env)?),
+                                attachment,
                             });
                         }
                         None => omitted.push(ExportOmitted {

@@ -113,7 +113,8 @@ fn tamper(env: &mut Envelope, input: &mut Input<'_>, other: &IdentityKeys) {
             h.kind = match h.kind {
                 ContentKind::Text => ContentKind::Read,
                 ContentKind::Read => ContentKind::Status,
-                ContentKind::Status => ContentKind::Text,
+                ContentKind::Status => ContentKind::Attachment,
+                ContentKind::Attachment => ContentKind::Text,
             }
         }
         6 => h.commitment[input.index(32)] ^= input.nonzero(),

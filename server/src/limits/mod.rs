@@ -18,6 +18,7 @@
 pub mod bucket;
 pub mod open;
 pub mod sender;
+pub mod bytes;
 pub mod source;
 
 use std::net::IpAddr;
@@ -48,6 +49,10 @@ pub const OPEN_CONVERSATIONS: &str = "open_conversations";
 pub const CONVERSATION_OPENS: &str = "conversation_opens";
 /// Messages per member per conversation.
 pub const CONVERSATION_MESSAGES: &str = "conversation_messages";
+/// Attachment bytes stored by one account.
+pub const STORED_BYTES_ACCOUNT: &str = "stored_bytes_account";
+/// Attachment bytes stored in one org's conversations.
+pub const STORED_BYTES_ORG: &str = "stored_bytes_org";
 
 /// Every limit's metrics label.
 pub const LIMIT_LABELS: &[&str] = &[
@@ -59,6 +64,8 @@ pub const LIMIT_LABELS: &[&str] = &[
     OPEN_CONVERSATIONS,
     CONVERSATION_OPENS,
     CONVERSATION_MESSAGES,
+    STORED_BYTES_ACCOUNT,
+    STORED_BYTES_ORG,
 ];
 
 /// What a refusal says to the client about `limit`: what was limited, in words.
@@ -72,6 +79,8 @@ pub fn describe(limit: &str) -> &'static str {
         OPEN_CONVERSATIONS => "too many open conversations with this org",
         CONVERSATION_OPENS => "too many conversations opened by this account",
         CONVERSATION_MESSAGES => "too many messages from you in this conversation",
+        STORED_BYTES_ACCOUNT => "this account has stored too many attachment bytes",
+        STORED_BYTES_ORG => "this org's conversations have stored too many attachment bytes",
         _ => "limit reached",
     }
 }
@@ -125,6 +134,8 @@ pub struct Guard {
     pub open_conversations: usize,
     /// A conversation with no item for this long no longer counts as open.
     pub open_idle: Duration,
+    /// The attachment size limit and the stored-bytes quotas.
+    pub bytes: bytes::ByteQuotas,
     metrics: Arc<Metrics>,
 }
 
@@ -172,6 +183,7 @@ impl Guard {
             },
             open_conversations: limits.open_conversations_per_org,
             open_idle: Duration::from_secs(limits.open_conversation_idle_secs),
+            bytes: bytes::ByteQuotas::new(limits),
             metrics,
         }
     }

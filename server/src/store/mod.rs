@@ -66,11 +66,14 @@ pub enum Collection {
     /// Relay metadata: the relay's identity, the consent index, release markers, witnesses'
     /// cosignatures (see the service's `keys` module).
     Meta,
+    /// Attachments: each upload's record and its ciphertext chunks (the service's `keys`
+    /// module gives the layout).
+    Attachments,
 }
 
 impl Collection {
     /// Every collection, in a fixed order.
-    pub const ALL: [Collection; 13] = [
+    pub const ALL: [Collection; 14] = [
         Collection::Cards,
         Collection::Names,
         Collection::Policies,
@@ -84,6 +87,7 @@ impl Collection {
         Collection::Tickets,
         Collection::AuditLeaves,
         Collection::Meta,
+        Collection::Attachments,
     ];
 
     /// The collection's stable on-disk name. Never rename one: it is the sled tree's name.
@@ -105,6 +109,7 @@ impl Collection {
             Collection::Tickets => "tickets",
             Collection::AuditLeaves => "audit_leaves",
             Collection::Meta => "meta",
+            Collection::Attachments => "attachments",
         }
     }
 

@@ -152,3 +152,9 @@ export const RECOVERY_CODE_SALT = "sealdesk/v1/recovery-code/salt";
 
 /** HKDF info of the identity keys derived from a recovery code. */
 export const RECOVERY_CODE_IDENTITY = "sealdesk/v1/recovery-code/identity";
+
+/** HKDF info: the AES-256-GCM key of an attachment's chunks, from its random key (the attachment id follows). */
+export const ATTACHMENT_KEY = "sealdesk/v1/attachment/key";
+
+/** Associated-data prefix of an attachment chunk (attachment id, chunk index and the final flag follow). */
+export const ATTACHMENT_AAD = "sealdesk/v1/attachment/aad";

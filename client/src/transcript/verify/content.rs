@@ -157,7 +157,13 @@ impl Verifier {
                     Some(k) => {
                         let w = windows.entry(h.epoch).or_default();
                         match EpochKeys::new(k, rec).open_message(env, w) {
-                            Ok(o) if message_text(o.header.kind, &o.body) == m.text => {}
+                            Ok(o) if message_text(o.header.kind, &o.body) == m.text => {
+                                if let Err(why) =
+                                    crate::attachment::check_exported(&o, m.attachment.as_ref())
+                                {
+                                    self.fail(Reason::AttachmentMismatch, format!("{at}: {why}"));
+                                }
+                            }
                             Ok(_) => self.fail(
                                 Reason::TextMismatch,
                                 format!("{at}: the text shown is not what the sender wrote"),

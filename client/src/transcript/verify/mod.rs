@@ -80,6 +80,9 @@ pub enum Reason {
     SenderNameMismatch,
     /// The text shown is not what the message decrypts to.
     TextMismatch,
+    /// A file shown with a message is not the one its signed reference describes (or one is
+    /// shown with a message that carries none).
+    AttachmentMismatch,
     /// A sender's counters in an epoch have a hole or a repeat.
     CounterGap,
     /// Sequence numbers repeat, are out of order, or do not run from 1 to the last one.
@@ -168,6 +171,7 @@ impl Reason {
         Reason::ReleaseOutsideWindow,
         Reason::ShownFieldMismatch,
         Reason::DisputeRecordsMismatch,
+        Reason::AttachmentMismatch,
     ];
 
     /// The stable code shown in the verdict and in `--json`.
@@ -191,6 +195,7 @@ impl Reason {
             Reason::BadMessageSignature => "bad_message_signature",
             Reason::SenderNameMismatch => "sender_name_mismatch",
             Reason::TextMismatch => "text_mismatch",
+            Reason::AttachmentMismatch => "attachment_mismatch",
             Reason::CounterGap => "counter_gap",
             Reason::SequenceGap => "sequence_gap",
             Reason::WithheldMessage => "withheld_message",

@@ -106,6 +106,7 @@ impl Service {
         entry: AuditEntry,
     ) -> Result<(), Reject> {
         let parties = self.convs.get(c)?;
+        self.forget_attachments(c)?;
         self.convs.erase(c, || {
             let mut b = Batch::new();
             for coll in [
@@ -178,6 +179,7 @@ impl Service {
             );
             self.erase_conversation(c, entry).await?;
         }
+        self.sweep_attachments().await?;
         Ok(expired.len())
     }
 }

@@ -22,9 +22,13 @@
 //! |                 | [`consent_key`]: `consent` ‖ conversation ‖ token id | the consent's signer     |
 //! |                 | [`release_marker_key`]: `release` ‖ request hash ‖ trustee | the entry's index (BE) |
 //! |                 | [`cosignature_key`]: `cosig/` ‖ witness | its latest cosignature (CBOR)         |
+//! |                 | [`account_bytes_key`]: `bytes/account/` ‖ key | attachment bytes stored (BE) |
+//! |                 | [`org_bytes_key`]: `bytes/org/` ‖ org   | attachment bytes stored (BE)          |
+//! | `attachments`   | [`attachment_key`]: `r` ‖ conversation ‖ id | the upload's record (CBOR)        |
+//! |                 | [`attachment_chunk_key`]: `c` ‖ conversation ‖ id ‖ index (BE) | a chunk's ciphertext |
 
 use sealdesk_protocol::{
-    ids::{ConversationId, TokenId},
+    ids::{AttachmentId, ConversationId, TokenId},
     keys::SigningPublicKey,
 };
 
@@ -167,6 +171,48 @@ pub(super) fn cosignature_key(witness: &SigningPublicKey) -> Vec<u8> {
 pub(super) fn erased_parties_key(c: &ConversationId) -> Vec<u8> {
     let mut k = b"erased/".to_vec();
     k.extend_from_slice(c.as_bytes());
+    k
+}
+
+/// An attachment's record in [`Collection::Attachments`]: `r` ‖ conversation ‖ id. Records
+/// and chunks are apart (`r`, `c`), so that the sweep reads records without reading chunks.
+pub(super) fn attachment_key(c: &ConversationId, id: &AttachmentId) -> Vec<u8> {
+    let mut k = attachment_prefix(c);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// The prefix of every [`attachment_key`] of conversation `c` (`r` alone: of every record).
+pub(super) fn attachment_prefix(c: &ConversationId) -> Vec<u8> {
+    let mut k = ATTACHMENT_RECORDS.to_vec();
+    k.extend_from_slice(c.as_bytes());
+    k
+}
+
+/// The first byte of every attachment record's key.
+pub(super) const ATTACHMENT_RECORDS: &[u8] = b"r";
+
+/// Chunk `index` of an attachment, in [`Collection::Attachments`]: `c` ‖ conversation ‖ id ‖
+/// index (BE).
+pub(super) fn attachment_chunk_key(c: &ConversationId, id: &AttachmentId, index: u64) -> Vec<u8> {
+    let mut k = b"c".to_vec();
+    k.extend_from_slice(c.as_bytes());
+    k.extend_from_slice(id.as_bytes());
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// The attachment bytes an account has stored, in [`Collection::Meta`].
+pub(super) fn account_bytes_key(account: &SigningPublicKey) -> Vec<u8> {
+    let mut k = b"bytes/account/".to_vec();
+    k.extend_from_slice(account.as_bytes());
+    k
+}
+
+/// The attachment bytes the conversations of an org have stored, in [`Collection::Meta`].
+pub(super) fn org_bytes_key(org: &str) -> Vec<u8> {
+    let mut k = b"bytes/org/".to_vec();
+    k.extend_from_slice(org.as_bytes());
     k
 }
 

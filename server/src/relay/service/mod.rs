@@ -17,8 +17,11 @@
 //! - [`signals`]: ephemeral signals (typing), forwarded and never stored;
 //! - [`blocks`]: an org's blocks of customers (spam), checked and enforced;
 //! - [`open_tokens`]: web key certificates and the open-token check on open;
+//! - [`attachments`]: attachment uploads (chunked, resumable) and fetches, the stored-bytes
+//!   quotas, and their share of erasure and the retention sweep;
 //! - [`keys`]: every storage key and its layout.
 
+mod attachments;
 mod audit_log;
 mod blocks;
 mod conversations;
@@ -388,6 +391,21 @@ impl Service {
             Request::Block(b) => self.block(caller, b).await,
             Request::Unblock(u) => self.unblock(caller, u).await,
             Request::ListBlocks { org } => self.list_blocks(caller, &org),
+            Request::AttachmentPut {
+                conversation,
+                attachment,
+                size,
+                index,
+                data,
+            } => {
+                self.attachment_put(caller, conversation, attachment, size, index, data)
+                    .await
+            }
+            Request::AttachmentGet {
+                conversation,
+                attachment,
+                index,
+            } => self.attachment_get(caller, conversation, attachment, index),
         }
     }
 
