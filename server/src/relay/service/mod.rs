@@ -18,6 +18,7 @@
 //! - [`keys`]: every storage key and its layout.
 
 mod audit_log;
+mod cluster;
 mod conversations;
 mod directory;
 mod erasure;
@@ -189,6 +190,11 @@ pub(crate) struct Service {
     /// A std Mutex, like the others: held for in-memory updates and synchronous store writes
     /// only, never across an await, so a tokio Mutex would only add overhead.
     writes: Mutex<()>,
+    /// Cluster mode: the push cursors of the conversations with members connected here
+    /// (see [`cluster`]).
+    cursors: cluster::Cursors,
+    /// Whether other relay nodes share the store (cluster mode).
+    store_shared: bool,
 }
 
 fn enc<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, Reject> {
@@ -224,7 +230,23 @@ impl Service {
         rng: &mut impl rand_core::CryptoRng,
     ) -> crate::Result<Self> {
         let store: Arc<dyn Store> = engine.clone();
-        let keys = match store.get(Collection::Meta, RELAY_IDENTITY)? {
+        let stored = match store.get(Collection::Meta, RELAY_IDENTITY)? {
+            Some(b) => Some(b),
+            None => {
+                // Generated once: by the first node of a cluster to start, whose key every
+                // other node then reads (an insert another node won is not replaced).
+                let k = IdentityKeys::generate(rng);
+                if store.insert_if_absent(
+                    Collection::Meta,
+                    RELAY_IDENTITY,
+                    k.to_secret_bytes().as_slice(),
+                )? {
+                    store.flush()?;
+                }
+                store.get(Collection::Meta, RELAY_IDENTITY)?
+            }
+        };
+        let keys = match stored {
             Some(b) => {
                 // Any 64 bytes are a key pair (an Ed25519 seed and an X25519 scalar), so the
                 // length is all there is to check. Only a missing key is ever generated: a
@@ -238,14 +260,10 @@ impl Service {
                 IdentityKeys::from_secret_bytes(&arr)
             }
             None => {
-                let k = IdentityKeys::generate(rng);
-                store.put(
-                    Collection::Meta,
-                    RELAY_IDENTITY,
-                    k.to_secret_bytes().as_slice(),
-                )?;
-                store.flush()?;
-                k
+                return Err(crate::Error::CorruptIdentity {
+                    location: RELAY_IDENTITY_LOCATION.into(),
+                    detail: "the key was stored and is gone".into(),
+                });
             }
         };
         let log = AuditLog::load(store.as_ref())?;
@@ -254,6 +272,7 @@ impl Service {
         info!(entries, log_key = %keys.signing_public(), "relay state loaded");
         let policies = Arc::new(Policies::new(store.clone()));
         Ok(Self {
+            store_shared: engine.shared(),
             convs: ConvTable::new(engine, clock.clone(), policies.clone()),
             store,
             commit,
@@ -265,6 +284,7 @@ impl Service {
             log,
             guard,
             writes: Mutex::new(()),
+            cursors: cluster::Cursors::default(),
         })
     }
 
@@ -386,6 +406,9 @@ impl Service {
     ) {
         // Only ever called once the item's write is durable: from here on it may be served.
         let _ = self.convs.mark_durable(&item.conversation, item.seq);
+        if self.store_shared {
+            let _ = self.cursors.pushed_locally(item.conversation, item.seq);
+        }
         let Ok(bytes) = wire::encode(&Frame::Push(Push::Item(item.clone()))) else {
             warn!("item too large to push; recipients will page it");
             return;
