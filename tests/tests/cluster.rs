@@ -384,3 +384,55 @@ async fn pipelined(c: &mut RawClient, frames: &[Frame]) {
         }
     }
 }
+
+/// The client's failover: given the nodes' URLs, it reconnects to the next node when its node
+/// dies, and refuses a "node" whose keys are not the cluster's (another relay).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_moves_to_the_next_node_and_refuses_a_node_with_other_keys() {
+    use sealdesk_client::{Account, Client, ClientError};
+    use sealdesk_protocol::card::Role;
+    use sealdesk_tests::world::{FAST_KDF, PASS};
+
+    let Some((db, keys)) = cluster_db("failover") else {
+        return;
+    };
+    let key = keys.path().join("log.key");
+    let mut a = node(&db, &key, true);
+    let b = node(&db, &key, true);
+    let homes = tempfile::tempdir().unwrap();
+    let account = Account::create(
+        &homes.path().join("c"),
+        PASS,
+        FAST_KDF,
+        "carol",
+        Role::Customer,
+    )
+    .unwrap();
+    let mut c = Client::connect(account, &a.url).await.unwrap();
+    c.register().await.unwrap();
+    c.set_relays(vec![a.url.clone(), b.url.clone()]);
+    assert_eq!(c.relays_to_try(), vec![b.url.clone(), a.url.clone()]);
+
+    a.process.kill().unwrap();
+    c.reconnect().await.unwrap();
+    assert!(c.is_connected());
+    assert_eq!(
+        c.relays_to_try(),
+        vec![a.url.clone(), b.url.clone()],
+        "now on node B"
+    );
+    c.sync_all().await.unwrap();
+
+    // A relay that is not of this cluster (its own database, its own key) is refused, and
+    // the session is left as it was.
+    let (other_db, other_keys) = cluster_db("failover_other").unwrap();
+    std::fs::write(other_keys.path().join("log.key"), [0x11u8; 64]).unwrap();
+    let other = node(&other_db, &other_keys.path().join("log.key"), true);
+    c.set_relays(vec![b.url.clone(), other.url.clone()]);
+    let err = c.reconnect().await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::RelayKeyChanged { .. }),
+        "another relay's node: {err:?}"
+    );
+    assert!(c.is_connected(), "still on node B");
+}
