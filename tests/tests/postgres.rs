@@ -268,7 +268,7 @@ fn the_schema_is_migrated_only_when_asked_and_a_newer_one_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_going_down_stops_acknowledgements_and_loses_nothing_acknowledged() {
     use sealdesk_protocol::wire::{Item, Request, Response};
-    use sealdesk_tests::{Org, RawClient, spawn_relay_with, stop_relay};
+    use sealdesk_tests::{Org, RawClient, http_get, spawn_relay_with, stop_relay};
 
     let Some(cluster) = pg::Cluster::start() else {
         return;
@@ -296,6 +296,11 @@ async fn the_database_going_down_stops_acknowledgements_and_loses_nothing_acknow
         counter += 1;
     }
 
+    assert!(
+        http_get(&relay, "/healthz")
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
     cluster.stop_immediate();
     let text = format!("while down {counter}");
     match c
@@ -306,6 +311,12 @@ async fn the_database_going_down_stops_acknowledgements_and_loses_nothing_acknow
         other => panic!("acknowledged while the database was down: {other:?}"),
     }
     counter += 1;
+    // The node reports itself unhealthy, so a load balancer sends clients elsewhere.
+    let health = http_get(&relay, "/healthz").await;
+    assert!(
+        health.starts_with("HTTP/1.1 503") && health.contains("database unreachable"),
+        "{health}"
+    );
 
     cluster.start_again();
     // The pool reconnects on use: the first sends may still fail, none may be acknowledged
@@ -331,6 +342,14 @@ async fn the_database_going_down_stops_acknowledgements_and_loses_nothing_acknow
         back,
         "the relay acknowledges again once the database is back"
     );
+    // Healthy again once the wake-up connection is back too.
+    sealdesk_tests::eventually("/healthz ok again", async || {
+        http_get(&relay, "/healthz")
+            .await
+            .starts_with("HTTP/1.1 200")
+            .then_some(())
+    })
+    .await;
     for _ in 0..3 {
         let text = format!("after {counter}");
         let seq = c

@@ -517,6 +517,8 @@ impl Store for PgStore {
             .unwrap_or_else(|e| Err(sql::CommitError::Unavailable(e)));
         let mut staged = lock(&self.staged)?;
         staged.committing = None;
+        self.counts
+            .note_reachable(!matches!(result, Err(sql::CommitError::Unavailable(_))));
         match result {
             Ok(outcome) => {
                 if outcome.woke {

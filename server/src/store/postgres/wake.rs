@@ -13,7 +13,7 @@
 //! number the batch appended to that conversation, in decimal.
 
 use std::{
-    sync::atomic::{AtomicU64, Ordering},
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
     time::Duration,
 };
 
@@ -47,6 +47,8 @@ pub struct Counts {
     sent: AtomicU64,
     received: AtomicU64,
     refused: AtomicU64,
+    /// The last commit or wake-up connection found the database out of reach.
+    unreachable: AtomicBool,
 }
 
 impl Counts {
@@ -57,6 +59,17 @@ impl Counts {
     pub(super) fn note_refused(&self, n: usize) {
         self.refused
             .fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Records whether the database answered (a commit, the wake-up connection).
+    pub(super) fn note_reachable(&self, reachable: bool) {
+        self.unreachable.store(!reachable, Ordering::Relaxed);
+    }
+
+    /// Whether the database answered the last commit or the wake-up connection's last try
+    /// (`/healthz` reports the node unhealthy otherwise).
+    pub fn reachable(&self) -> bool {
+        !self.unreachable.load(Ordering::Relaxed)
     }
 
     fn note_received(&self) {
@@ -182,6 +195,7 @@ pub async fn listen(
                 {
                     Ok(()) => {
                         debug!("listening for wake-ups");
+                        counts.note_reachable(true);
                         if tx.send(Wake::Reconnected).await.is_err() {
                             driver.abort();
                             return;
@@ -203,10 +217,15 @@ pub async fn listen(
                     }
                     Err(e) => warn!(error = %e, "cannot listen for wake-ups"),
                 }
+                // The connection ended: the database is out of reach until it answers again.
+                counts.note_reachable(false);
                 driver.abort();
                 drop(client);
             }
-            Err(e) => warn!(error = %e, "cannot connect for wake-ups"),
+            Err(e) => {
+                counts.note_reachable(false);
+                warn!(error = %e, "cannot connect for wake-ups");
+            }
         }
         if tx.is_closed() {
             return;
