@@ -436,3 +436,102 @@ async fn a_client_moves_to_the_next_node_and_refuses_a_node_with_other_keys() {
     );
     assert!(c.is_connected(), "still on node B");
 }
+
+/// A release by consent across nodes: the customer on node A, the agent on node B, the master
+/// and the trustees on node C. The consent and the messages stored through A and B are what C
+/// releases, and the customer on A is told (the notice, pushed across nodes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_by_consent_with_the_trustees_on_a_third_node() {
+    use sealdesk_client::{account::LogEntry, client::HistoryLine};
+    use sealdesk_protocol::{
+        card::Role,
+        release::{Justification, Scope},
+    };
+    use sealdesk_tests::world::{MASTER, Via, World, open_chat, released_once};
+
+    let Some((db, keys)) = cluster_db("release") else {
+        return;
+    };
+    let key = keys.path().join("log.key");
+    let (a, b, c) = (
+        node(&db, &key, true),
+        node(&db, &key, true),
+        node(&db, &key, true),
+    );
+    // The world's own relay stays unused: its accounts reach the node `w.url` names.
+    let mut w = World::new().await;
+    w.url = a.url.clone();
+    let org = w.org(&["alice"], None).await;
+    for agent in org.agents {
+        agent.close().await;
+    }
+    org.master.close().await;
+    let mut carol = w.user("carol", Role::Customer).await;
+    let conv = open_chat(&mut carol).await;
+    carol
+        .send_text(&conv, "my card is 4111 1111 1111 1111")
+        .await
+        .unwrap();
+
+    w.url = b.url.clone();
+    let mut alice = w.reopen("alice").await;
+    alice.sync_all().await.unwrap();
+    alice
+        .send_text(&conv, "thanks, refund issued")
+        .await
+        .unwrap();
+    carol.sync_all().await.unwrap();
+    let token = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "quality review")
+        .await
+        .unwrap();
+
+    w.url = c.url.clone();
+    let mut master = w.reopen(MASTER).await;
+    let unlock = master.unlock(
+        &conv,
+        Justification::Consent(token),
+        None,
+        Duration::from_secs(30),
+        |_| {},
+    );
+    let (t, outcomes) = w
+        .serving(&["trustee-1", "trustee-2"], Via::Relay, unlock)
+        .await;
+    released_once(&outcomes);
+    let said: Vec<String> = t
+        .unwrap()
+        .messages
+        .iter()
+        .map(|m| format!("{}: {}", m.sender, m.text))
+        .collect();
+    assert_eq!(
+        said,
+        vec![
+            "carol: my card is 4111 1111 1111 1111".to_owned(),
+            "alice: thanks, refund issued".to_owned(),
+        ]
+    );
+    // The customer, on node A, reads the release notice C stored.
+    carol.sync_all().await.unwrap();
+    let notices: Vec<(String, bool)> = carol
+        .history(&conv)
+        .unwrap()
+        .lines
+        .into_iter()
+        .filter_map(|l| match l {
+            HistoryLine::Item {
+                entry: LogEntry::Notice { text, verified, .. },
+                ..
+            } => Some((text, verified)),
+            _ => None,
+        })
+        .collect();
+    assert!(!notices.is_empty(), "no release notice on node A");
+    assert!(
+        notices
+            .iter()
+            .all(|(t, v)| *v && t.contains("under your consent")),
+        "{notices:?}"
+    );
+}

@@ -89,6 +89,20 @@ pub(super) struct Unit {
 }
 
 impl Unit {
+    /// Whether this unit appends a message (units of other items are never held back behind a
+    /// refusal: only a sender's messages have an order to keep).
+    fn appends_message(&self) -> bool {
+        self.ops.iter().any(|op| {
+            matches!(
+                op,
+                PgOp::Append {
+                    message: Some(_),
+                    ..
+                }
+            )
+        })
+    }
+
     /// The conversations this unit appends to, with the sequence numbers.
     pub(super) fn appends(&self) -> impl Iterator<Item = (&[u8], u64)> {
         self.ops.iter().filter_map(|op| match op {
@@ -178,7 +192,9 @@ impl Staged {
         let mut kept = Vec::with_capacity(self.pending.units.len());
         let mut dropped = false;
         for unit in std::mem::take(&mut self.pending.units) {
-            let behind = !unit.retry && unit.appends().any(|(c, _)| refused.contains_key(c));
+            let behind = !unit.retry
+                && unit.appends_message()
+                && unit.appends().any(|(c, _)| refused.contains_key(c));
             if behind {
                 for (c, seq) in unit.appends() {
                     refused.entry(c.to_vec()).or_default().insert(seq);
@@ -363,7 +379,10 @@ impl PgStore {
     fn stage_unit(&self, unit: Unit) -> Result<()> {
         let mut staged = lock(&self.staged)?;
         let staged = &mut *staged;
-        if !unit.retry && unit.appends().any(|(c, _)| staged.refused.contains_key(c)) {
+        if !unit.retry
+            && unit.appends_message()
+            && unit.appends().any(|(c, _)| staged.refused.contains_key(c))
+        {
             for (c, seq) in unit.appends() {
                 staged.refused.entry(c.to_vec()).or_default().insert(seq);
             }
