@@ -61,6 +61,20 @@ pub struct RelayConfig {
     /// a relay refuses a database whose schema is behind. Env `SEALDESK_RELAY_MIGRATE`
     /// (`true`/`false`), flag `--migrate`.
     pub migrate: bool,
+    /// A file holding the relay's identity (its log key: the 64 secret bytes every node of a
+    /// cluster shares, so that tree heads verify under one pinned key). When set, the relay
+    /// stores this key if its store has none and refuses to start if the store holds another
+    /// one. Env `SEALDESK_RELAY_LOG_KEY_FILE`, flag `--log-key-file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_key_file: Option<PathBuf>,
+    /// Cluster mode (`postgres` only): how often, in milliseconds, a node reads every
+    /// conversation with members connected to it from its push cursor, so that a lost wake-up
+    /// only delays a push. Env `SEALDESK_RELAY_CLUSTER_CATCH_UP_MS`.
+    pub cluster_catch_up_ms: u64,
+    /// Cluster mode (`postgres` only): listen for the other nodes' wake-ups (`LISTEN`); with
+    /// `false`, the periodic catch-up alone delivers across nodes. Env
+    /// `SEALDESK_RELAY_CLUSTER_WAKEUPS` (`true`/`false`).
+    pub cluster_wakeups: bool,
     /// PEM certificate chain; when set (with [`tls_key`](Self::tls_key)) the relay speaks
     /// `https`/`wss` only. Env `SEALDESK_RELAY_TLS_CERT`, flag `--tls-cert`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -97,6 +111,9 @@ impl Default for RelayConfig {
             store: StoreKind::Sled,
             database_url: None,
             migrate: false,
+            log_key_file: None,
+            cluster_catch_up_ms: 2_000,
+            cluster_wakeups: true,
             tls_cert: None,
             tls_key: None,
             log_format: LogFormat::Human,
@@ -656,6 +673,8 @@ pub struct Overrides {
     pub database_url: Option<String>,
     /// `--migrate` (given: `Some(true)`).
     pub migrate: Option<bool>,
+    /// `--log-key-file`.
+    pub log_key_file: Option<PathBuf>,
     /// `--tls-cert`.
     pub tls_cert: Option<PathBuf>,
     /// `--tls-key`.
@@ -767,6 +786,20 @@ impl RelayConfig {
                 .parse()
                 .map_err(|_| Error::Config(format!("{key}: `{v}` is not `true` or `false`")))?;
         }
+        if let Some((_, v)) = var("LOG_KEY_FILE") {
+            self.log_key_file = Some(PathBuf::from(v));
+        }
+        if let Some((key, v)) = var("CLUSTER_CATCH_UP_MS") {
+            self.cluster_catch_up_ms = v.trim().parse().map_err(|_| {
+                Error::Config(format!("{key}: `{v}` is not a non-negative integer"))
+            })?;
+        }
+        if let Some((key, v)) = var("CLUSTER_WAKEUPS") {
+            self.cluster_wakeups = v
+                .trim()
+                .parse()
+                .map_err(|_| Error::Config(format!("{key}: `{v}` is not `true` or `false`")))?;
+        }
         if let Some((_, v)) = var("TLS_CERT") {
             self.tls_cert = Some(PathBuf::from(v));
         }
@@ -828,6 +861,9 @@ impl RelayConfig {
         }
         if let Some(migrate) = o.migrate {
             self.migrate = migrate;
+        }
+        if let Some(file) = &o.log_key_file {
+            self.log_key_file = Some(file.clone());
         }
         if let Some(cert) = &o.tls_cert {
             self.tls_cert = Some(cert.clone());

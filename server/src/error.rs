@@ -66,6 +66,17 @@ pub enum Error {
         latest: i64,
     },
 
+    /// The log key file (`--log-key-file`) names another key than the one the store holds:
+    /// the node would sign tree heads no client pinned. Nothing was changed.
+    #[error(
+        "the log key in {path} is not the one the relay's store holds: give every node of a \
+         cluster the same key file"
+    )]
+    LogKeyMismatch {
+        /// The key file.
+        path: PathBuf,
+    },
+
     /// The group-commit thread is gone (the relay is shutting down, or the thread failed).
     #[error("group commit is not running")]
     CommitStopped,

@@ -44,6 +44,10 @@ struct Cli {
     #[arg(long)]
     migrate: bool,
 
+    /// File with the relay's log key (64 secret bytes), the same on every node of a cluster.
+    #[arg(long, value_name = "PATH", env = "SEALDESK_RELAY_LOG_KEY_FILE")]
+    log_key_file: Option<PathBuf>,
+
     /// TOML configuration file (same keys as printed by --check-config).
     #[arg(long, value_name = "FILE", env = "SEALDESK_RELAY_CONFIG")]
     config: Option<PathBuf>,
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
         store: cli.store,
         database_url: cli.database_url.clone(),
         migrate: cli.migrate.then_some(true),
+        log_key_file: cli.log_key_file.clone(),
         tls_cert: cli.tls_cert.clone(),
         tls_key: cli.tls_key.clone(),
         log_format: cli.log_format,

@@ -289,6 +289,11 @@ pub struct Metrics {
     /// Time from reading a `Send` to queueing its `Stored` answer (store, group commit,
     /// pushes), seconds (recorded by the protocol layer).
     pub ack_latency: Histogram,
+    /// Cluster mode: conversations read from their push cursor by the periodic catch-up.
+    pub catch_up_reads: Counter,
+    /// Cluster mode: the store engine's counts of wake-ups and refused appends (set once, by
+    /// a relay on PostgreSQL).
+    pub cluster: std::sync::OnceLock<std::sync::Arc<crate::store::WakeCounts>>,
 }
 
 impl Default for Metrics {
@@ -298,6 +303,38 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The cluster's metrics (a relay on PostgreSQL only).
+    fn render_cluster(&self, out: &mut String) {
+        let Some(c) = self.cluster.get() else {
+            return;
+        };
+        for (name, help, v) in [
+            (
+                "sealdesk_cluster_wakeups_sent_total",
+                "Wake-ups sent to the other relay nodes (one per committed batch of appends).",
+                c.sent(),
+            ),
+            (
+                "sealdesk_cluster_wakeups_received_total",
+                "Wake-ups received from the other relay nodes.",
+                c.received(),
+            ),
+            (
+                "sealdesk_cluster_appends_refused_total",
+                "Appends the database refused (another node took the number), appended again.",
+                c.refused(),
+            ),
+            (
+                "sealdesk_cluster_catch_up_reads_total",
+                "Conversations read from their push cursor by the periodic catch-up.",
+                self.catch_up_reads.get(),
+            ),
+        ] {
+            header(out, name, help, "counter");
+            let _ = writeln!(out, "{name} {v}");
+        }
+    }
+
     /// A registry with everything at zero.
     pub fn new() -> Self {
         Self {
@@ -320,6 +357,8 @@ impl Metrics {
             group_commit_batch_size: Histogram::new(BATCH_BUCKETS),
             commit_wait: Histogram::new(LATENCY_BUCKETS),
             ack_latency: Histogram::new(LATENCY_BUCKETS),
+            catch_up_reads: Counter::default(),
+            cluster: std::sync::OnceLock::new(),
         }
     }
 
@@ -397,6 +436,7 @@ impl Metrics {
             "Messages durably stored.",
             &self.messages_stored,
         );
+        self.render_cluster(&mut out);
         counter(
             &mut out,
             "sealdesk_messages_delivered_total",

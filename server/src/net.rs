@@ -6,7 +6,8 @@
 //!                                   │
 //!                                   ▼ one task per connection
 //!                        [TLS handshake] ─► hyper http1
-//!                                             ├─ GET|HEAD /healthz → 200 "ok\n" (else 405)
+//!                                             ├─ GET|HEAD /healthz → 200 "ok\n" (503 if the
+//!                                             │   cluster's database is out of reach; else 405)
 //!                                             ├─ GET /metrics  → Prometheus text
 //!                                             ├─ GET /v1/ws    → 101 (429 over the source's
 //!                                             │                  connection rate), then a session task:
@@ -345,7 +346,15 @@ fn route(
 ) -> Response<Full<Bytes>> {
     match (req.method(), req.uri().path()) {
         // HEAD gets the same answer; hyper sends its headers without the body.
-        (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET | &Method::HEAD, "/healthz") => {
+            // Cluster mode: a node whose database is out of reach acknowledges nothing; the
+            // load balancer should send clients elsewhere.
+            if state.metrics.cluster.get().is_some_and(|c| !c.reachable()) {
+                text(StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n")
+            } else {
+                text(StatusCode::OK, "ok\n")
+            }
+        }
         (_, "/healthz") => {
             let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "use GET or HEAD\n");
             response

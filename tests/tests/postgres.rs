@@ -166,9 +166,11 @@ fn a_write_not_flushed_is_not_in_the_database() {
     );
 }
 
-/// Two engines on one database, as two relay nodes whose caches disagree: the database itself
+/// Two engines on one database, as two relay nodes whose caches disagree: the database
 /// refuses a sequence number that is not the conversation's next one, and a reused (epoch,
-/// sender, counter), and the refused batch leaves nothing.
+/// sender, counter); the refused append is dropped alone (the rest of its batch commits), its
+/// writer learns it once (`take_refused`), and until it appends again every later append to
+/// that conversation is dropped too, so that a sender's messages are never stored out of order.
 #[test]
 fn the_database_refuses_a_taken_sequence_number_and_a_reused_counter() {
     let Some(url) = fresh("refuses") else { return };
@@ -176,27 +178,42 @@ fn the_database_refuses_a_taken_sequence_number_and_a_reused_counter() {
         PgStore::open(&url, true).unwrap(),
         PgStore::open(&url, false).unwrap(),
     );
-    let c = [5u8; 16];
+    let (c, d) = ([5u8; 16], [6u8; 16]);
     a.append_message(&message(&c, 1, 1, b"from a")).unwrap();
     a.flush().unwrap();
 
-    // Node b still thinks the conversation is empty: seq 1 again.
+    // Node b still thinks the conversation is empty: seq 1 again, in a batch with another
+    // conversation's append, which commits.
     b.append_message(&message(&c, 1, 7, b"from b")).unwrap();
-    let err = b.flush().unwrap_err();
-    assert!(matches!(err, Error::Storage { op: "flush", .. }), "{err:?}");
+    b.append_message(&message(&d, 1, 1, b"other")).unwrap();
+    b.flush().unwrap();
+    assert!(b.take_refused(&c, 1).unwrap(), "seq 1 was taken");
+    assert!(!b.take_refused(&c, 1).unwrap(), "told once");
+    assert!(!b.take_refused(&d, 1).unwrap());
+    assert_eq!(
+        a.last_seq(&d).unwrap(),
+        Some(1),
+        "the rest of the batch committed"
+    );
     // A gap: seq 3 after 1.
     b.append_message(&message(&c, 3, 8, b"gap")).unwrap();
-    assert!(b.flush().is_err(), "a sequence gap is refused");
-    // The next number but a counter already used.
-    b.append_message(&message(&c, 2, 1, b"reused")).unwrap();
-    let err = b.flush().unwrap_err();
-    assert!(
-        matches!(&err, Error::Storage { detail, .. } if detail.contains("23505")),
-        "the UNIQUE (conversation, epoch, sender, counter) constraint refuses it: {err:?}"
-    );
-    // Refused batches are dropped, not retried forever: the next good one commits.
-    b.append_message(&message(&c, 2, 2, b"next")).unwrap();
     b.flush().unwrap();
+    assert!(b.take_refused(&c, 3).unwrap(), "a sequence gap is refused");
+    // The next number but a counter already used: the UNIQUE constraint refuses it.
+    b.append_message(&message(&c, 2, 1, b"reused")).unwrap();
+    b.flush().unwrap();
+    // While that refusal is not taken, a later append to the conversation is dropped too.
+    b.append_message(&message(&c, 3, 9, b"behind")).unwrap();
+    b.flush().unwrap();
+    assert!(
+        b.take_refused(&c, 2).unwrap(),
+        "a reused counter is refused"
+    );
+    // Appended again (after reloading): committed, and the one behind is reported refused.
+    b.append_message_again(&message(&c, 2, 2, b"next")).unwrap();
+    b.flush().unwrap();
+    assert!(!b.take_refused(&c, 2).unwrap());
+    assert!(b.take_refused(&c, 3).unwrap(), "dropped behind the refusal");
     let items: Vec<Vec<u8>> = a
         .items_after(&c, 0, 10)
         .unwrap()
@@ -204,6 +221,7 @@ fn the_database_refuses_a_taken_sequence_number_and_a_reused_counter() {
         .map(|(_, v)| v)
         .collect();
     assert_eq!(items, vec![b"from a".to_vec(), b"next".to_vec()]);
+    assert_eq!(b.committed_last_seq(&c).unwrap(), Some(2));
 }
 
 fn psql(url: &str, sql: &str) {
@@ -250,7 +268,7 @@ fn the_schema_is_migrated_only_when_asked_and_a_newer_one_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_going_down_stops_acknowledgements_and_loses_nothing_acknowledged() {
     use sealdesk_protocol::wire::{Item, Request, Response};
-    use sealdesk_tests::{Org, RawClient, spawn_relay_with, stop_relay};
+    use sealdesk_tests::{Org, RawClient, http_get, spawn_relay_with, stop_relay};
 
     let Some(cluster) = pg::Cluster::start() else {
         return;
@@ -278,6 +296,11 @@ async fn the_database_going_down_stops_acknowledgements_and_loses_nothing_acknow
         counter += 1;
     }
 
+    assert!(
+        http_get(&relay, "/healthz")
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
     cluster.stop_immediate();
     let text = format!("while down {counter}");
     match c
@@ -288,6 +311,12 @@ async fn the_database_going_down_stops_acknowledgements_and_loses_nothing_acknow
         other => panic!("acknowledged while the database was down: {other:?}"),
     }
     counter += 1;
+    // The node reports itself unhealthy, so a load balancer sends clients elsewhere.
+    let health = http_get(&relay, "/healthz").await;
+    assert!(
+        health.starts_with("HTTP/1.1 503") && health.contains("database unreachable"),
+        "{health}"
+    );
 
     cluster.start_again();
     // The pool reconnects on use: the first sends may still fail, none may be acknowledged
@@ -313,6 +342,14 @@ async fn the_database_going_down_stops_acknowledgements_and_loses_nothing_acknow
         back,
         "the relay acknowledges again once the database is back"
     );
+    // Healthy again once the wake-up connection is back too.
+    sealdesk_tests::eventually("/healthz ok again", async || {
+        http_get(&relay, "/healthz")
+            .await
+            .starts_with("HTTP/1.1 200")
+            .then_some(())
+    })
+    .await;
     for _ in 0..3 {
         let text = format!("after {counter}");
         let seq = c

@@ -110,26 +110,44 @@ async fn sync_or_offline(
     sync_or_offline_with(open_account(home)?, relay).await
 }
 
-/// [`sync_or_offline`] with the account already open.
+/// [`sync_or_offline`] with the account already open. With several relay URLs (the nodes of a
+/// cluster), the first that answers; offline only if none does.
 async fn sync_or_offline_with(
     account: Account,
     relay: &Relay,
 ) -> Result<(Option<Client>, Option<Account>, Option<String>)> {
-    match Client::try_connect_with(account, &relay.url, &relay.tls).await {
-        Ok(mut c) => {
-            c.sync_all().await?;
-            Ok((Some(c), None, None))
+    let urls = if relay.urls.is_empty() {
+        std::slice::from_ref(&relay.url)
+    } else {
+        relay.urls.as_slice()
+    };
+    let mut account = account;
+    let mut offline = None;
+    for url in urls {
+        match Client::try_connect_with(account, url, &relay.tls).await {
+            Ok(mut c) => {
+                c.set_relays(urls.to_vec());
+                c.sync_all().await?;
+                return Ok((Some(c), None, None));
+            }
+            Err((
+                a,
+                e @ (ClientError::Transport(_)
+                | ClientError::Timeout { .. }
+                | ClientError::Closed(_)),
+            )) => {
+                account = a;
+                offline = Some(e);
+            }
+            Err((_, e)) => return Err(e.into()),
         }
-        Err((
-            account,
-            e @ (ClientError::Transport(_) | ClientError::Timeout { .. } | ClientError::Closed(_)),
-        )) => Ok((
-            None,
-            Some(account),
-            Some(format!("offline ({e}); showing local state")),
-        )),
-        Err((_, e)) => Err(e.into()),
     }
+    let why = offline.map_or_else(|| "no relay URL".to_owned(), |e| e.to_string());
+    Ok((
+        None,
+        Some(account),
+        Some(format!("offline ({why}); showing local state")),
+    ))
 }
 
 /// `conversations`: every conversation with its unread count (local state when offline); for

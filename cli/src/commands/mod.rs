@@ -43,7 +43,11 @@ use crate::print::Output;
 
 /// The relay a command talks to: its URL, and what to trust of its TLS certificate.
 struct Relay {
+    /// The first of [`Relay::urls`].
     url: String,
+    /// Every URL `--relay` names (comma-separated: the nodes of one relay cluster), in order;
+    /// a long-running command moves on to the next when its connection drops.
+    urls: Vec<String>,
     tls: TlsOptions,
 }
 
@@ -55,8 +59,16 @@ struct Relay {
 /// `transcript verify` could not check at all.
 pub async fn run(cli: Cli) -> Result<Option<Output>> {
     let home = home_dir(cli.home.as_deref())?;
+    let urls: Vec<String> = cli
+        .relay
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .collect();
     let relay = Relay {
-        url: cli.relay.clone(),
+        url: urls.first().cloned().unwrap_or_else(|| cli.relay.clone()),
+        urls,
         tls: cli
             .ca_file
             .clone()

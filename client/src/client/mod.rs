@@ -141,6 +141,10 @@ pub struct Client {
     signals: HashMap<(ConversationId, SigningPublicKey), (u64, [u8; 12])>,
     /// What the relay's TLS certificate must chain to, kept for [`Client::reconnect`].
     tls: TlsOptions,
+    /// The URLs of the relay's nodes (a cluster), in the order [`Client::reconnect`] tries
+    /// them after the current one; just the one connected to unless
+    /// [`Client::set_relays`] says more.
+    relays: Vec<String>,
 }
 
 impl Client {
@@ -194,6 +198,7 @@ impl Client {
             return Err((account, e));
         }
         Ok(Self {
+            relays: vec![url.to_owned()],
             account,
             session,
             policies: HashMap::new(),

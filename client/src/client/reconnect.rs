@@ -1,11 +1,14 @@
-//! Connecting again to the same relay after the connection was lost (the relay restarted, the
-//! network dropped): a new session replaces the old one in place, with the same checks as the
-//! first connection (the relay's keys must be the ones pinned). The account's state — cursors,
-//! counters, epochs — is in the vault, so a sync after reconnecting resumes from each
-//! conversation's cursor.
+//! Connecting again after the connection was lost (the relay restarted, the network dropped, a
+//! node of a relay cluster died): a new session replaces the old one in place, with the same
+//! checks as the first connection (the relay's keys must be the ones pinned). With several
+//! URLs ([`Client::set_relays`]: the nodes of one cluster), the next node is tried first, and
+//! it must present the same relay and log keys as the node it replaces: a cluster is one
+//! relay, pinned once. The account's state — cursors, counters, epochs — is in the vault, so a
+//! sync after reconnecting resumes from each conversation's cursor; pushes are deduplicated
+//! by sequence number, so one that two nodes both send is taken once.
 
 use super::Client;
-use crate::error::Result;
+use crate::error::{ClientError, Result};
 
 impl Client {
     /// Whether the session is still open (the relay has not closed it, and the I/O task runs).
@@ -13,25 +16,76 @@ impl Client {
         self.session.closed().is_none()
     }
 
-    /// Connects again to the relay this client connected to, with the same TLS trust, and
-    /// replaces the session (the old one is closed). Pushes of the old session that were not
-    /// read are gone: sync afterwards ([`Self::sync_all`]) to catch up from the cursors.
+    /// The nodes of the relay (one cluster, behind one pinned pair of keys): after a lost
+    /// connection, [`Self::reconnect`] tries the one after the current, in this order. Empty
+    /// `urls` keep the current one alone.
+    pub fn set_relays(&mut self, urls: Vec<String>) {
+        self.relays = if urls.is_empty() {
+            vec![self.session.url().to_owned()]
+        } else {
+            urls
+        };
+    }
+
+    /// The URLs [`Self::reconnect`] tries, in order: the nodes after the current one, then
+    /// the current one.
+    pub fn relays_to_try(&self) -> Vec<String> {
+        let current = self.session.url();
+        let at = self.relays.iter().position(|u| u == current);
+        let n = self.relays.len();
+        match at {
+            Some(i) => (1..=n).map(|k| self.relays[(i + k) % n].clone()).collect(),
+            None => self.relays.clone(),
+        }
+    }
+
+    /// Connects again — to the next node of [`Self::set_relays`], else to the relay this client
+    /// connected to — with the same TLS trust, and replaces the session (the old one is
+    /// closed). Pushes of the old session that were not read are gone: sync afterwards
+    /// ([`Self::sync_all`]) to catch up from the cursors.
     ///
     /// # Errors
-    /// As [`Self::connect`]: transport and handshake errors, [`crate::ClientError::RelayKeyChanged`]
-    /// (the session is then not replaced).
+    /// As [`Self::connect`], from the last node tried: transport and handshake errors,
+    /// [`crate::ClientError::RelayKeyChanged`] (the session is then not replaced) — also for a
+    /// node whose keys are not those of the node it would replace.
     pub async fn reconnect(&mut self) -> Result<()> {
-        let url = self.session.url().to_owned();
-        let session = Self::handshake(&self.account, &url, &self.tls).await?;
-        if let Err(e) =
-            self.account
-                .check_relay(&url, session.relay_key(), session.welcome().log_key)
-        {
-            session.close().await;
-            return Err(e);
+        let (relay_key, log_key) = (self.session.relay_key(), self.session.welcome().log_key);
+        let mut last = None;
+        for url in self.relays_to_try() {
+            let session = match Self::handshake(&self.account, &url, &self.tls).await {
+                Ok(s) => s,
+                Err(e) => {
+                    last = Some(e);
+                    continue;
+                }
+            };
+            let what = if session.relay_key() != relay_key {
+                Some("relay")
+            } else if session.welcome().log_key != log_key {
+                Some("audit log")
+            } else {
+                None
+            };
+            let checked = match what {
+                // Another node of the same relay must be the same relay.
+                Some(what) => Err(ClientError::RelayKeyChanged {
+                    url: url.clone(),
+                    what,
+                }),
+                None => self
+                    .account
+                    .check_relay(&url, session.relay_key(), session.welcome().log_key)
+                    .map(|_| ()),
+            };
+            if let Err(e) = checked {
+                session.close().await;
+                return Err(e);
+            }
+            let old = std::mem::replace(&mut self.session, session);
+            old.close().await;
+            return Ok(());
         }
-        let old = std::mem::replace(&mut self.session, session);
-        old.close().await;
-        Ok(())
+        Err(last
+            .unwrap_or_else(|| ClientError::Closed(Some("no relay URL to reconnect to".into()))))
     }
 }

@@ -1,6 +1,7 @@
 //! The protocol layer of the relay: authentication, directory, conversations, escrow plumbing
 //! and the audit log, plugged into the transport as a [`SessionHandler`].
 
+mod cluster;
 mod hub;
 mod service;
 mod session;
@@ -167,18 +168,35 @@ async fn serve_with(
 ) -> crate::Result<()> {
     config.validate()?;
     let metrics = Arc::new(Metrics::new());
+    let mut cluster_cfg = None;
     let base: Arc<dyn ConversationLog> = match config.store {
         StoreKind::Sled => Arc::new(SledStore::open(&config.data_dir)?),
         StoreKind::Postgres => {
             let url = config.database_url.clone().unwrap_or_default();
             let migrate = config.migrate;
             // Connecting and migrating block: keep them off the runtime's workers.
-            let pg = tokio::task::spawn_blocking(move || PgStore::open(&url, migrate))
+            let opening = url.clone();
+            let pg = tokio::task::spawn_blocking(move || PgStore::open(&opening, migrate))
                 .await
                 .map_err(|e| crate::Error::Internal(format!("opening the database: {e}")))??;
+            let counts = pg.counts();
+            let _ = metrics.cluster.set(Arc::clone(&counts));
+            cluster_cfg = Some(cluster::ClusterConfig {
+                url,
+                node: pg.node(),
+                counts,
+                wakeups: config.cluster_wakeups,
+                catch_up: std::time::Duration::from_millis(config.cluster_catch_up_ms),
+            });
             Arc::new(pg)
         }
     };
+    if let Some(path) = &config.log_key_file {
+        let (store, path) = (Arc::clone(&base), path.clone());
+        tokio::task::spawn_blocking(move || cluster::provision_log_key(store.as_ref(), &path))
+            .await
+            .map_err(|e| crate::Error::Internal(format!("provisioning the log key: {e}")))??;
+    }
     let engine: Arc<dyn ConversationLog> = Arc::new(MeteredStore::new(base, metrics.clone()));
     let store: Arc<dyn Store> = engine.clone();
     let (commit, committer) = GroupCommit::spawn(
@@ -242,6 +260,7 @@ async fn serve_with(
             }
         })
     };
+    let cluster_task = cluster_cfg.map(|cfg| cluster::spawn(svc.clone(), cfg));
     let handler: Arc<dyn SessionHandler> = Arc::new(Relay { svc });
     let result = crate::net::run(listener, Arc::new(config), metrics, handler, shutdown).await;
     // Wait for the sweeper to be gone and for the committer thread to answer its last
@@ -249,6 +268,10 @@ async fn serve_with(
     // transport gave up on after its grace period may still hold it until they end).
     sweeper.abort();
     let _ = sweeper.await;
+    if let Some(task) = cluster_task {
+        task.abort();
+        let _ = task.await;
+    }
     committer.stop_async().await;
     store.flush()?;
     info!("relay stopped; store flushed");

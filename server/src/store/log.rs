@@ -107,6 +107,58 @@ pub trait ConversationLog: Store {
             .last(Collection::Messages, conversation)?
             .and_then(|(k, _)| seq_from_key(&k)))
     }
+
+    /// Whether other relay nodes write to the same store (a cluster), so that what this node
+    /// caches may be behind. `false` for an embedded engine.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// [`Self::append_message`] by a writer whose earlier append the engine refused (see
+    /// [`Self::take_refused`]), appending it again after reloading the conversation.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::append_message`].
+    fn append_message_again(&self, m: &MessageAppend<'_>) -> Result<()> {
+        self.append_message(m)
+    }
+
+    /// Whether the engine refused the append of `seq` to `conversation` when it committed it
+    /// (another node took the number or the counter meanwhile), forgetting it. A writer asks
+    /// once its write is durable: `true` means it was NOT stored. Always `false` for an engine
+    /// that only this node writes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails.
+    fn take_refused(&self, _conversation: &[u8], _seq: u64) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// [`Self::items_after`], committed items only (what every node can read). The same for an
+    /// engine whose reads see only what it will keep.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails.
+    fn committed_items_after(
+        &self,
+        conversation: &[u8],
+        after: u64,
+        limit: usize,
+    ) -> Result<Entries> {
+        self.items_after(conversation, after, limit)
+    }
+
+    /// [`Self::last_seq`], committed items only.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails.
+    fn committed_last_seq(&self, conversation: &[u8]) -> Result<Option<u64>> {
+        self.last_seq(conversation)
+    }
 }
 
 #[cfg(test)]

@@ -96,4 +96,29 @@ impl ConversationLog for MeteredStore {
     fn last_seq(&self, conversation: &[u8]) -> Result<Option<u64>> {
         self.timed(|s| s.last_seq(conversation))
     }
+
+    fn shared(&self) -> bool {
+        self.inner.shared()
+    }
+
+    fn append_message_again(&self, m: &MessageAppend<'_>) -> Result<()> {
+        self.timed(|s| s.append_message_again(m))
+    }
+
+    fn take_refused(&self, conversation: &[u8], seq: u64) -> Result<bool> {
+        self.inner.take_refused(conversation, seq)
+    }
+
+    fn committed_items_after(
+        &self,
+        conversation: &[u8],
+        after: u64,
+        limit: usize,
+    ) -> Result<Entries> {
+        self.timed(|s| s.committed_items_after(conversation, after, limit))
+    }
+
+    fn committed_last_seq(&self, conversation: &[u8]) -> Result<Option<u64>> {
+        self.timed(|s| s.committed_last_seq(conversation))
+    }
 }

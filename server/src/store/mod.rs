@@ -26,7 +26,8 @@ use crate::error::Result;
 pub use log::{ConversationLog, MessageAppend};
 pub use memory::MemoryStore;
 pub use metered::MeteredStore;
-pub use postgres::{PgStore, SCHEMA_VERSION};
+pub(crate) use postgres::wake::listen as listen_for_wakeups;
+pub use postgres::{Counts as WakeCounts, PgStore, SCHEMA_VERSION, WAKE_CHANNEL, Wake};
 pub use sled_engine::SledStore;
 
 /// A list of key/value pairs, in key order.

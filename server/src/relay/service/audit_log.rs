@@ -60,6 +60,53 @@ impl AuditLog {
         })
     }
 
+    /// Cluster mode: brings the leaves up to what the shared store holds — other nodes'
+    /// entries after ours, and, if ours at the top is not the stored one (the database refused
+    /// it: another node took the index), the whole log again.
+    ///
+    /// # Errors
+    /// As [`Self::load`].
+    pub(super) fn sync(&self, store: &dyn Store) -> crate::Result<()> {
+        let mut leaves = self
+            .leaves
+            .lock()
+            .map_err(|_| crate::Error::Internal("the audit log's lock is poisoned".into()))?;
+        if let Some(top) = leaves.last() {
+            let at = (leaves.len() as u64 - 1).to_be_bytes();
+            let stored = store.get(Collection::AuditLeaves, &at)?;
+            let same = stored
+                .as_deref()
+                .and_then(|v| {
+                    sealdesk_protocol::wire::from_cbor::<AuditEntry>(v, "audit entry").ok()
+                })
+                .is_some_and(|e| e.leaf_hash() == *top);
+            if !same {
+                tracing::warn!(
+                    "this node's audit log differs from the shared store's; reloading it"
+                );
+                *leaves = Self::load(store)?.leaves.into_inner().unwrap_or_default();
+                return Ok(());
+            }
+        }
+        loop {
+            let from = (leaves.len() as u64).to_be_bytes();
+            let more = store.range_from(Collection::AuditLeaves, &from, MAX_AUDIT_PAGE)?;
+            if more.is_empty() {
+                return Ok(());
+            }
+            for (k, v) in more {
+                let entry: AuditEntry = sealdesk_protocol::wire::from_cbor(&v, "audit entry")
+                    .map_err(|_| {
+                        let at = seq_from_key(&k).map_or_else(|| "?".to_owned(), |i| i.to_string());
+                        crate::Error::Corrupt(format!(
+                            "audit entry {at} (in the `audit_leaves` tree)"
+                        ))
+                    })?;
+                leaves.push(entry.leaf_hash());
+            }
+        }
+    }
+
     /// How many entries the log holds.
     pub(super) fn len(&self) -> Result<u64, Reject> {
         Ok(lock(&self.leaves)?.len() as u64)
@@ -211,6 +258,9 @@ impl Service {
         };
         let (index, head, notice) = self.log_append(&entry, marker, notice_conv)?;
         self.commit.durable().await?;
+        if let Some((item, _)) = &notice {
+            self.settle_item(item)?;
+        }
         relay_fail_point("relay-after-audit-append");
         if let Some((item, audience)) = notice {
             self.push_item(&item, &audience, &caller.key());
@@ -262,6 +312,7 @@ impl Service {
         extra: impl FnOnce(u64) -> Result<Vec<(Collection, Vec<u8>, Vec<u8>)>, Reject>,
         notice: Option<ConversationId>,
     ) -> Result<(u64, SignedTreeHead, Option<Appended>), Reject> {
+        self.sync_log()?;
         self.log
             .append(entry, &self.keys, self.clock.now(), |index| {
                 let mut writes = vec![(
@@ -290,14 +341,26 @@ impl Service {
                         for (coll, k, v) in &writes {
                             b.put(*coll, k, v);
                         }
-                        self.store.apply(b)?;
+                        // A shared store refuses a leaf index another node took.
+                        if !self.store.apply(b)? {
+                            return Err(log_index_taken());
+                        }
                         Ok(None)
                     }
                 }
             })
     }
 
+    /// Cluster mode: the audit log as the shared store holds it (see [`AuditLog::sync`]).
+    pub(super) fn sync_log(&self) -> Result<(), Reject> {
+        if self.store_shared {
+            self.log.sync(self.store.as_ref())?;
+        }
+        Ok(())
+    }
+
     pub(super) fn tree_head(&self) -> Result<SignedTreeHead, Reject> {
+        self.sync_log()?;
         self.log.head(&self.keys, self.clock.now())
     }
 
@@ -407,10 +470,12 @@ impl Service {
     }
 
     pub(super) fn inclusion(&self, index: u64, size: u64) -> Reply {
+        self.sync_log()?;
         Ok(Response::Inclusion(self.log.inclusion(index, size)?))
     }
 
     pub(super) fn consistency(&self, old: u64, new: u64) -> Reply {
+        self.sync_log()?;
         Ok(Response::Consistency(self.log.consistency(old, new)?))
     }
 
@@ -432,6 +497,7 @@ impl Service {
         if c.log_key != self.keys.signing_public() {
             return reject(ErrorCode::BadRequest, "the cosignature is for another log");
         }
+        self.sync_log()?;
         if !self.log.had_root(c.size, &c.root)? {
             return reject(
                 ErrorCode::Conflict,
@@ -499,4 +565,12 @@ pub(super) fn entry_org(entry: &AuditEntry) -> Option<&String> {
         | AuditEvent::DisputeClosed { org, .. } => Some(org),
         _ => None,
     }
+}
+
+/// The refusal of an audit entry whose index another relay node took first.
+fn log_index_taken() -> Reject {
+    Reject::new(
+        ErrorCode::Conflict,
+        "another relay node appended to the audit log at the same time; try again".into(),
+    )
 }

@@ -385,6 +385,7 @@ impl Service {
             },
         )?;
         self.commit.durable().await?;
+        self.settle_item(&seq_item)?;
         self.push_item(&seq_item, &audience, &caller.key());
         Ok(Response::Stored { seq: seq_item.seq })
     }
@@ -415,6 +416,7 @@ impl Service {
                 }
             })?;
         self.commit.durable().await?;
+        self.settle_item(&seq_item)?;
         self.push_item(&seq_item, &[to], &caller.key());
         Ok(Response::Stored { seq: seq_item.seq })
     }
@@ -460,6 +462,12 @@ impl Service {
         if let Err(e) = durable.await {
             return Reject::from(e).into_response();
         }
+        // In a cluster, another node may have taken the number: the message is then stored
+        // again, under the next free one.
+        let (item, audience) = match self.settle_send(item, audience, &sender).await {
+            Ok(settled) => settled,
+            Err(refusal) => return refusal.into_response(),
+        };
         self.metrics.messages_stored.inc();
         self.push_item(&item, &audience, &sender);
         self.metrics
@@ -476,11 +484,19 @@ impl Service {
         limit: u32,
     ) -> Reply {
         let me = caller.key();
+        if self.store_shared {
+            // Other nodes append too: serve what the database holds now.
+            self.convs.refresh(&c)?;
+        }
         let s = match self.convs.get(&c)? {
             Some(s) if s.involves(&me) || self.is_master_of(&me, &s.org)? => s,
             _ => return reject(ErrorCode::NotFound, "no such conversation for this account"),
         };
         let master = self.is_master_of(&me, &s.org)?;
+        if self.store_shared {
+            // A member reading here: push what other nodes store from now on.
+            self.cursors.watch(c, s.durable_seq)?;
+        }
         let limit = (limit as usize).clamp(1, MAX_PAGE);
         let mut items = Vec::new();
         let mut bytes = 0usize;

@@ -104,6 +104,7 @@ impl Service {
             )?
         };
         self.commit.durable().await?;
+        self.settle_item(&item)?;
         self.push_item(&item, &audience, &caller.key());
         self.push_item(&item, &[master], &caller.key());
         Ok(Response::Stored { seq: item.seq })

@@ -36,7 +36,7 @@ use sealdesk_protocol::{
 use crate::store::Collection;
 
 /// The key of the relay's identity (its 64 secret bytes) in [`Collection::Meta`].
-pub(super) const RELAY_IDENTITY: &[u8] = b"relay-identity";
+pub(crate) const RELAY_IDENTITY: &[u8] = b"relay-identity";
 /// [`RELAY_IDENTITY`]'s place in the store, for errors.
 pub(super) const RELAY_IDENTITY_LOCATION: &str = "key `relay-identity` of the `meta` tree";
 

@@ -24,6 +24,7 @@
 mod attachments;
 mod audit_log;
 mod blocks;
+mod cluster;
 mod conversations;
 mod directory;
 mod erasure;
@@ -200,6 +201,11 @@ pub(crate) struct Service {
     writes: Mutex<()>,
     /// The blocks in force (customer, org), loaded at start.
     blocks: Blocks,
+    /// Cluster mode: the push cursors of the conversations with members connected here
+    /// (see [`cluster`]).
+    cursors: cluster::Cursors,
+    /// Whether other relay nodes share the store (cluster mode).
+    store_shared: bool,
 }
 
 fn enc<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, Reject> {
@@ -235,7 +241,23 @@ impl Service {
         rng: &mut impl rand_core::CryptoRng,
     ) -> crate::Result<Self> {
         let store: Arc<dyn Store> = engine.clone();
-        let keys = match store.get(Collection::Meta, RELAY_IDENTITY)? {
+        let stored = match store.get(Collection::Meta, RELAY_IDENTITY)? {
+            Some(b) => Some(b),
+            None => {
+                // Generated once: by the first node of a cluster to start, whose key every
+                // other node then reads (an insert another node won is not replaced).
+                let k = IdentityKeys::generate(rng);
+                if store.insert_if_absent(
+                    Collection::Meta,
+                    RELAY_IDENTITY,
+                    k.to_secret_bytes().as_slice(),
+                )? {
+                    store.flush()?;
+                }
+                store.get(Collection::Meta, RELAY_IDENTITY)?
+            }
+        };
+        let keys = match stored {
             Some(b) => {
                 // Any 64 bytes are a key pair (an Ed25519 seed and an X25519 scalar), so the
                 // length is all there is to check. Only a missing key is ever generated: a
@@ -249,14 +271,10 @@ impl Service {
                 IdentityKeys::from_secret_bytes(&arr)
             }
             None => {
-                let k = IdentityKeys::generate(rng);
-                store.put(
-                    Collection::Meta,
-                    RELAY_IDENTITY,
-                    k.to_secret_bytes().as_slice(),
-                )?;
-                store.flush()?;
-                k
+                return Err(crate::Error::CorruptIdentity {
+                    location: RELAY_IDENTITY_LOCATION.into(),
+                    detail: "the key was stored and is gone".into(),
+                });
             }
         };
         let log = AuditLog::load(store.as_ref())?;
@@ -266,6 +284,7 @@ impl Service {
         let policies = Arc::new(Policies::new(store.clone()));
         let blocks = Blocks::load(store.as_ref())?;
         Ok(Self {
+            store_shared: engine.shared(),
             convs: ConvTable::new(engine, clock.clone(), policies.clone()),
             store,
             commit,
@@ -278,6 +297,7 @@ impl Service {
             guard,
             writes: Mutex::new(()),
             blocks,
+            cursors: cluster::Cursors::default(),
         })
     }
 
@@ -428,6 +448,9 @@ impl Service {
     ) {
         // Only ever called once the item's write is durable: from here on it may be served.
         let _ = self.convs.mark_durable(&item.conversation, item.seq);
+        if self.store_shared {
+            let _ = self.cursors.pushed_locally(item.conversation, item.seq);
+        }
         let Ok(bytes) = wire::encode(&Frame::Push(Push::Item(item.clone()))) else {
             warn!("item too large to push; recipients will page it");
             return;

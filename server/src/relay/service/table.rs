@@ -233,6 +233,12 @@ impl ConvTable {
             s.rotate_after = self.stored_epoch_limit(&s)?;
         }
         s.durable_seq = s.last_seq;
+        if self.store.shared() {
+            // What this node reads includes its own writes not yet committed: serve only what
+            // the database holds.
+            let committed = self.store.committed_last_seq(c.as_bytes())?.unwrap_or(0);
+            s.durable_seq = s.durable_seq.min(committed);
+        }
         Ok(s)
     }
 
@@ -246,6 +252,58 @@ impl ConvTable {
             .items_after(c.as_bytes(), seq, MAX_PAGE)?
             .into_iter()
             .map(|(_, v)| Ok((dec(&v, "item")?, v.len())))
+            .collect()
+    }
+
+    /// Replaces the cached state of `c` (if cached) with the one restored from the store:
+    /// after another relay node changed the conversation, or refused an append this node made.
+    /// The cached state is replaced, not dropped, so a concurrent append still finds one.
+    pub(crate) fn refresh(&self, c: &ConversationId) -> Result<(), Reject> {
+        if !lock(&self.states)?.contains_key(c) {
+            return Ok(());
+        }
+        match self.store.get(Collection::Conversations, c.as_bytes())? {
+            Some(b) => {
+                let s = self.restore(&b)?;
+                lock(&self.states)?.insert(*c, s);
+            }
+            None => {
+                lock(&self.states)?.remove(c);
+            }
+        }
+        Ok(())
+    }
+
+    /// In a cluster, makes the cached state of `c` current before a write that rewrites the
+    /// conversation record from it (another node may have changed who reads since).
+    fn refresh_if_shared(&self, c: &ConversationId) -> Result<(), Reject> {
+        if self.store.shared() {
+            self.refresh(c)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the store refused the append of `seq` to `c` when it committed it (see
+    /// [`ConversationLog::take_refused`]); if so, the cached state is refreshed.
+    pub(super) fn take_refused(&self, c: &ConversationId, seq: u64) -> Result<bool, Reject> {
+        let refused = self.store.take_refused(c.as_bytes(), seq)?;
+        if refused {
+            self.refresh(c)?;
+        }
+        Ok(refused)
+    }
+
+    /// The conversation's committed items after `seq` (what every node can read), up to
+    /// `MAX_PAGE`.
+    pub(super) fn committed_items_after(
+        &self,
+        c: &ConversationId,
+        seq: u64,
+    ) -> Result<Vec<StoredItem>, Reject> {
+        self.store
+            .committed_items_after(c.as_bytes(), seq, MAX_PAGE)?
+            .into_iter()
+            .map(|(_, v)| dec(&v, "item"))
             .collect()
     }
 
@@ -264,6 +322,7 @@ impl ConvTable {
         c: &ConversationId,
         f: impl FnOnce(&mut ConvState),
     ) -> Result<(), Reject> {
+        self.refresh_if_shared(c)?;
         let mut convs = lock(&self.states)?;
         let s = convs
             .get_mut(c)
@@ -298,6 +357,7 @@ impl ConvTable {
         also: Vec<(Collection, Vec<u8>, Vec<u8>)>,
         update: impl FnOnce(&mut ConvState),
     ) -> Result<(Sequenced, Vec<SigningPublicKey>), Reject> {
+        self.refresh_if_shared(c)?;
         let mut convs = lock(&self.states)?;
         let s = convs
             .get_mut(c)
@@ -368,6 +428,26 @@ impl ConvTable {
         sender: &SigningPublicKey,
         env: Envelope,
         admit: impl FnOnce(&mut ConvState) -> Result<(), Reject>,
+    ) -> Result<(Sequenced, Vec<SigningPublicKey>), Reject> {
+        self.append_message_as(sender, env, false)
+    }
+
+    /// [`Self::append_message`] again, after the store refused the first append (another
+    /// relay node took its number): from the conversation's state reloaded from the store.
+    pub(super) fn append_message_again(
+        &self,
+        sender: &SigningPublicKey,
+        env: Envelope,
+    ) -> Result<(Sequenced, Vec<SigningPublicKey>), Reject> {
+        self.refresh(&env.header.conversation)?;
+        self.append_message_as(sender, env, true)
+    }
+
+    fn append_message_as(
+        &self,
+        sender: &SigningPublicKey,
+        env: Envelope,
+        again: bool,
     ) -> Result<(Sequenced, Vec<SigningPublicKey>), Reject> {
         if env.ciphertext.len() > MAX_CIPHERTEXT {
             // No member would open it (`open_message` refuses it as too large): storing and
@@ -450,7 +530,7 @@ impl ConvTable {
             None
         };
         let item = enc(&stored)?;
-        let appended = self.store.append_message(&MessageAppend {
+        let append = MessageAppend {
             conversation: c.as_bytes(),
             seq,
             epoch,
@@ -458,7 +538,12 @@ impl ConvTable {
             counter,
             item: &item,
             record: record.as_deref(),
-        });
+        };
+        let appended = if again {
+            self.store.append_message_again(&append)
+        } else {
+            self.store.append_message(&append)
+        };
         if let Err(e) = appended {
             // Part of the batch may be stored: forget the cached state so that the next use
             // restores it from what is on disk.

@@ -45,6 +45,9 @@ impl Service {
             self.close_locked(st, because, Some(c))?
         };
         self.commit.durable().await?;
+        if let Some((item, _)) = &closed.notice {
+            self.settle_item(item)?;
+        }
         self.announce_close(&policy, closed, &caller.key());
         Ok(Response::Ok)
     }
@@ -148,6 +151,9 @@ impl Service {
             self.close_locked(st, ClosedBecause::Released, None)?
         };
         self.commit.durable().await?;
+        if let Some((item, _)) = &closed.notice {
+            self.settle_item(item)?;
+        }
         self.announce_close(&policy, closed, &self.keys.signing_public());
         Ok(())
     }

@@ -16,15 +16,28 @@
 //! the database refuses a sequence number that is not the next one; every other collection in
 //! `kv`.
 //!
+//! Several nodes on one database: each node's cache may be behind another node's appends, so
+//! a batch may carry a log append whose sequence number another node took, or whose counter
+//! another node stored. The database refuses such an append (it touches no row: the checks
+//! are conditional statements, not errors, so the rest of the transaction stands); the commit
+//! then rolls back, drops the refused units — each a group of writes staged together — and
+//! every later unit of the same conversations, and commits the rest again. The refused
+//! appends are remembered until their writer asks ([`ConversationLog::take_refused`]), reloads
+//! the conversation and appends again; until then, new appends to those conversations are
+//! dropped too, so that a sender's messages are never stored out of the order it sent them.
+//! Every commit that stored log items also sends ONE wake-up (`NOTIFY` on [`WAKE_CHANNEL`],
+//! see [`wake`]) naming the conversations it touched, for the other nodes' pushes.
+//!
 //! The client is async (`tokio-postgres` through a `deadpool-postgres` pool) and [`Store`] is
 //! blocking: the engine runs its own small runtime and blocks the caller on each round trip
 //! (as sled blocks on its disk).
 
 mod schema;
 mod sql;
+pub mod wake;
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::{Arc, Mutex},
 };
 
@@ -37,6 +50,7 @@ use super::{
 use crate::error::{Error, Result};
 
 pub use schema::SCHEMA_VERSION;
+pub use wake::{Counts, WAKE_CHANNEL, Wake};
 
 /// Connections the pool keeps at most (one commits, the others serve reads).
 const POOL_SIZE: usize = 8;
@@ -46,7 +60,7 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// One staged write, committed in order by the next flush.
 #[derive(Debug, Clone)]
-enum PgOp {
+pub(super) enum PgOp {
     /// A key-value put (in `messages` for [`Collection::Messages`]).
     Put(Collection, Vec<u8>, Vec<u8>),
     /// A key-value delete.
@@ -64,17 +78,73 @@ enum PgOp {
     },
 }
 
-/// Staged writes: the ops in order, and the latest value of every key they touch (`None`:
+/// Writes staged together: committed together or refused together.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Unit {
+    /// The writes, in order.
+    pub(super) ops: Vec<PgOp>,
+    /// Staged by a writer appending again after a refusal: not dropped for the refusals still
+    /// outstanding in its conversation (it is the one that resolves them).
+    pub(super) retry: bool,
+}
+
+impl Unit {
+    /// Whether this unit appends a message (units of other items are never held back behind a
+    /// refusal: only a sender's messages have an order to keep).
+    fn appends_message(&self) -> bool {
+        self.ops.iter().any(|op| {
+            matches!(
+                op,
+                PgOp::Append {
+                    message: Some(_),
+                    ..
+                }
+            )
+        })
+    }
+
+    /// The conversations this unit appends to, with the sequence numbers.
+    pub(super) fn appends(&self) -> impl Iterator<Item = (&[u8], u64)> {
+        self.ops.iter().filter_map(|op| match op {
+            PgOp::Append {
+                conversation, seq, ..
+            } => Some((conversation.as_slice(), *seq)),
+            _ => None,
+        })
+    }
+}
+
+/// Staged writes: the units in order, and the latest value of every key they touch (`None`:
 /// deleted) for reads.
 #[derive(Debug, Default)]
 struct Overlay {
-    ops: Vec<PgOp>,
+    units: Vec<Unit>,
     writes: BTreeMap<Collection, BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
 }
 
 impl Overlay {
-    fn stage(&mut self, op: PgOp) {
-        let (c, k, v) = match &op {
+    fn stage(&mut self, unit: Unit) {
+        for op in &unit.ops {
+            self.note(op);
+        }
+        self.units.push(unit);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.units.is_empty()
+    }
+
+    /// The overlay of `units` alone.
+    fn of(units: Vec<Unit>) -> Self {
+        let mut o = Overlay::default();
+        for u in units {
+            o.stage(u);
+        }
+        o
+    }
+
+    fn note(&mut self, op: &PgOp) {
+        let (c, k, v) = match op {
             PgOp::Put(c, k, v) | PgOp::InsertIfAbsent(c, k, v) => (*c, k.clone(), Some(v.clone())),
             PgOp::Delete(c, k) => (*c, k.clone(), None),
             PgOp::Append {
@@ -89,12 +159,11 @@ impl Overlay {
             ),
         };
         self.writes.entry(c).or_default().insert(k, v);
-        self.ops.push(op);
     }
 
     /// `later`'s writes over these.
     fn then(&mut self, later: Overlay) {
-        self.ops.extend(later.ops);
+        self.units.extend(later.units);
         for (c, writes) in later.writes {
             self.writes.entry(c).or_default().extend(writes);
         }
@@ -107,6 +176,40 @@ impl Overlay {
 struct Staged {
     pending: Overlay,
     committing: Option<Arc<Overlay>>,
+    /// Log appends the database refused (or that were dropped behind a refused one), by
+    /// conversation, until their writers take them ([`ConversationLog::take_refused`]).
+    refused: HashMap<Vec<u8>, BTreeSet<u64>>,
+}
+
+impl Staged {
+    /// Drops the pending units that append to a conversation with refusals outstanding
+    /// (unless they are retries), remembering them as refused too.
+    fn drop_behind_refusals(&mut self) {
+        if self.refused.is_empty() {
+            return;
+        }
+        let refused = &mut self.refused;
+        let mut kept = Vec::with_capacity(self.pending.units.len());
+        let mut dropped = false;
+        for unit in std::mem::take(&mut self.pending.units) {
+            let behind = !unit.retry
+                && unit.appends_message()
+                && unit.appends().any(|(c, _)| refused.contains_key(c));
+            if behind {
+                for (c, seq) in unit.appends() {
+                    refused.entry(c.to_vec()).or_default().insert(seq);
+                }
+                dropped = true;
+            } else {
+                kept.push(unit);
+            }
+        }
+        if dropped {
+            self.pending = Overlay::of(kept);
+        } else {
+            self.pending.units = kept;
+        }
+    }
 }
 
 /// The PostgreSQL engine (see the module docs).
@@ -119,6 +222,10 @@ pub struct PgStore {
     conditional: Mutex<()>,
     /// Serialises flushes: a flush starts after the previous one's COMMIT was answered.
     flushing: Mutex<()>,
+    /// This node's name in the wake-ups it sends (random per start), so it skips its own.
+    node: u64,
+    /// Counts of what the engine did for the cluster (wake-ups sent, appends refused).
+    counts: Arc<wake::Counts>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -194,6 +301,8 @@ impl PgStore {
             staged: Mutex::new(Staged::default()),
             conditional: Mutex::new(()),
             flushing: Mutex::new(()),
+            node: rand::random(),
+            counts: Arc::default(),
         };
         let pool = store.pool.clone();
         store.run(async move {
@@ -258,11 +367,39 @@ impl PgStore {
 
     /// Stages `ops` together (one flush commits all of them or none).
     fn stage(&self, ops: impl IntoIterator<Item = PgOp>) -> Result<()> {
+        self.stage_unit(Unit {
+            ops: ops.into_iter().collect(),
+            retry: false,
+        })
+    }
+
+    /// Stages `unit`; one appending to a conversation with refusals outstanding (and not a
+    /// retry) is refused at once instead: its writer appends it again after the earlier ones,
+    /// and a reload meanwhile must not see it.
+    fn stage_unit(&self, unit: Unit) -> Result<()> {
         let mut staged = lock(&self.staged)?;
-        for op in ops {
-            staged.pending.stage(op);
+        let staged = &mut *staged;
+        if !unit.retry
+            && unit.appends_message()
+            && unit.appends().any(|(c, _)| staged.refused.contains_key(c))
+        {
+            for (c, seq) in unit.appends() {
+                staged.refused.entry(c.to_vec()).or_default().insert(seq);
+            }
+            return Ok(());
         }
+        staged.pending.stage(unit);
         Ok(())
+    }
+
+    /// This node's name in its wake-ups.
+    pub fn node(&self) -> u64 {
+        self.node
+    }
+
+    /// What the engine counted for the cluster so far.
+    pub fn counts(&self) -> Arc<wake::Counts> {
+        Arc::clone(&self.counts)
     }
 
     /// Up to `limit` entries of `collection` in `[max(prefix, start), prefix_end(prefix))`,
@@ -383,7 +520,8 @@ impl Store for PgStore {
         let _flushing = lock(&self.flushing)?;
         let overlay = {
             let mut staged = lock(&self.staged)?;
-            if staged.pending.ops.is_empty() {
+            staged.drop_behind_refusals();
+            if staged.pending.is_empty() {
                 return Ok(());
             }
             let overlay = Arc::new(std::mem::take(&mut staged.pending));
@@ -392,33 +530,55 @@ impl Store for PgStore {
         };
         let pool = self.pool.clone();
         let committing = Arc::clone(&overlay);
+        let node = self.node;
         let result = self
-            .run(async move { Ok(sql::commit(&pool, &committing.ops).await) })
+            .run(async move { Ok(sql::commit(&pool, &committing.units, node).await) })
             .unwrap_or_else(|e| Err(sql::CommitError::Unavailable(e)));
         let mut staged = lock(&self.staged)?;
         staged.committing = None;
+        self.counts
+            .note_reachable(!matches!(result, Err(sql::CommitError::Unavailable(_))));
         match result {
-            Ok(()) => Ok(()),
+            Ok(outcome) => {
+                if outcome.woke {
+                    self.counts.note_sent();
+                }
+                for (c, seq) in &outcome.refused_appends {
+                    staged.refused.entry(c.clone()).or_default().insert(*seq);
+                }
+                self.counts.note_refused(outcome.refused_appends.len());
+                // Units staged meanwhile behind a refused append go too (at the next flush's
+                // start at the latest; now, so that reads stop seeing them).
+                staged.drop_behind_refusals();
+                if outcome.refused_other {
+                    // A conditional insert another node won: its writer must not be told it
+                    // is stored. Every writer of the batch is told the batch failed (what else
+                    // it held is committed: a retried write finds it).
+                    return Err(Error::Storage {
+                        op: "flush",
+                        detail: "another relay node took a key this batch inserted".into(),
+                    });
+                }
+                Ok(())
+            }
             Err(sql::CommitError::Unavailable(e)) => {
                 // Nothing was committed: keep the writes, ahead of the newer ones, for the
                 // next flush (their writers are told this one failed).
-                let mut back = Arc::try_unwrap(overlay).unwrap_or_else(|shared| Overlay {
-                    ops: shared.ops.clone(),
-                    writes: shared.writes.clone(),
-                });
+                let mut back = Arc::try_unwrap(overlay)
+                    .unwrap_or_else(|shared| Overlay::of(shared.units.clone()));
                 back.then(std::mem::take(&mut staged.pending));
                 staged.pending = back;
                 Err(e)
             }
-            // The database refused the batch (another node took a number or a key): retrying
-            // it cannot succeed. Its writers are told; the relay reloads what it cached.
+            // The batch cannot be stored at all (a number out of the database's range).
             Err(sql::CommitError::Refused(e)) => Err(e),
         }
     }
 }
 
-impl ConversationLog for PgStore {
-    fn append_message(&self, m: &MessageAppend<'_>) -> Result<()> {
+impl PgStore {
+    /// The unit of a message append.
+    fn message_unit(m: &MessageAppend<'_>, retry: bool) -> Unit {
         let mut ops = vec![PgOp::Append {
             conversation: m.conversation.to_vec(),
             seq: m.seq,
@@ -432,7 +592,63 @@ impl ConversationLog for PgStore {
                 record.to_vec(),
             ));
         }
-        self.stage(ops)
+        Unit { ops, retry }
+    }
+}
+
+impl ConversationLog for PgStore {
+    fn append_message(&self, m: &MessageAppend<'_>) -> Result<()> {
+        self.stage_unit(Self::message_unit(m, false))
+    }
+
+    fn append_message_again(&self, m: &MessageAppend<'_>) -> Result<()> {
+        self.stage_unit(Self::message_unit(m, true))
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn take_refused(&self, conversation: &[u8], seq: u64) -> Result<bool> {
+        let mut staged = lock(&self.staged)?;
+        let Some(seqs) = staged.refused.get_mut(conversation) else {
+            return Ok(false);
+        };
+        let was = seqs.remove(&seq);
+        if seqs.is_empty() {
+            staged.refused.remove(conversation);
+        }
+        Ok(was)
+    }
+
+    fn committed_items_after(
+        &self,
+        conversation: &[u8],
+        after: u64,
+        limit: usize,
+    ) -> Result<Entries> {
+        let pool = self.pool.clone();
+        let prefix = conversation.to_vec();
+        let lo = prefixed_seq_key(conversation, after.saturating_add(1));
+        let hi = prefix_end(conversation);
+        self.run(async move {
+            sql::scan(
+                &pool,
+                Collection::Messages,
+                &prefix,
+                &lo,
+                hi.as_deref(),
+                limit,
+                false,
+            )
+            .await
+        })
+    }
+
+    fn committed_last_seq(&self, conversation: &[u8]) -> Result<Option<u64>> {
+        let pool = self.pool.clone();
+        let conversation = conversation.to_vec();
+        self.run(async move { sql::head(&pool, &conversation).await })
     }
 
     fn append_item(
@@ -470,9 +686,15 @@ impl ConversationLog for PgStore {
     }
 }
 
-/// The staged form of a batch's op.
+/// The staged form of a batch's op. An audit leaf is never overwritten: its put is an insert
+/// the database refuses if another node took the index.
 fn to_pg(op: &Op) -> PgOp {
     match op {
+        Op::Put {
+            collection: Collection::AuditLeaves,
+            key,
+            value,
+        } => PgOp::InsertIfAbsent(Collection::AuditLeaves, key.clone(), value.clone()),
         Op::Put {
             collection,
             key,

@@ -7,7 +7,7 @@ use deadpool_postgres::{Object, Pool, Transaction};
 use futures_util::future::try_join_all;
 use tokio_postgres::types::ToSql;
 
-use super::{PgOp, db_err};
+use super::{PgOp, Unit, db_err, wake};
 use crate::error::{Error, Result};
 use crate::store::{Collection, Entries, prefixed_seq_key, seq_from_key};
 
@@ -167,26 +167,21 @@ fn classify(e: &tokio_postgres::Error) -> CommitError {
     }
 }
 
-type Step<'a> = Pin<Box<dyn Future<Output = std::result::Result<(), CommitError>> + Send + 'a>>;
+type Step<'a> = Pin<Box<dyn Future<Output = std::result::Result<bool, CommitError>> + Send + 'a>>;
 
-/// Runs `sql` with `params` in `tx`; if `exactly_one`, refuses the batch (with `why`) unless
-/// it touched exactly one row.
+/// Runs `sql` with `params` in `tx`; with `exactly_one`, answers whether it touched exactly
+/// one row (a check the database made: the next sequence number, an unused counter, a free
+/// key), else `true`.
 fn step<'a>(
     tx: &'a Transaction<'a>,
     sql: &'static str,
     params: Vec<&'a (dyn ToSql + Sync)>,
-    exactly_one: Option<&'a str>,
+    exactly_one: bool,
 ) -> Step<'a> {
     Box::pin(async move {
         let stmt = tx.prepare_cached(sql).await.map_err(|e| classify(&e))?;
         let rows = tx.execute(&stmt, &params).await.map_err(|e| classify(&e))?;
-        match exactly_one {
-            Some(why) if rows != 1 => Err(CommitError::Refused(Error::Storage {
-                op: "flush",
-                detail: why.to_owned(),
-            })),
-            _ => Ok(()),
-        }
+        Ok(!exactly_one || rows == 1)
     })
 }
 
@@ -202,13 +197,18 @@ const HEAD_RAISE: &str = "INSERT INTO conversation_heads AS h (conversation, las
      VALUES ($1, $2) ON CONFLICT (conversation) DO UPDATE SET last_seq = EXCLUDED.last_seq \
      WHERE h.last_seq < EXCLUDED.last_seq";
 const DELETE_HEAD: &str = "DELETE FROM conversation_heads WHERE conversation = $1";
+/// A log append: refused (no row) if its sequence number or its (epoch, sender, counter) is
+/// taken — checked by the database's unique constraints, without an error, so that the rest
+/// of the batch stands.
 const APPEND: &str = "INSERT INTO messages (conversation, seq, epoch, sender, counter, item) \
-     VALUES ($1, $2, $3, $4, $5, $6)";
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING";
 const PUT_MESSAGE: &str = "INSERT INTO messages (conversation, seq, item) VALUES ($1, $2, $3) \
      ON CONFLICT (conversation, seq) DO UPDATE SET item = EXCLUDED.item";
 const INSERT_MESSAGE: &str = "INSERT INTO messages (conversation, seq, item) \
      VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
 const DELETE_MESSAGE: &str = "DELETE FROM messages WHERE conversation = $1 AND seq = $2";
+const HEAD: &str = "SELECT last_seq FROM conversation_heads WHERE conversation = $1";
+const NOTIFY: &str = "SELECT pg_notify($1, $2)";
 
 /// A NULL `bytea`.
 static NO_BYTES: Option<&[u8]> = None;
@@ -221,14 +221,93 @@ struct Numbers {
     name: &'static str,
 }
 
-/// Commits `ops` in one transaction, in order.
-pub(super) async fn commit(pool: &Pool, ops: &[PgOp]) -> std::result::Result<(), CommitError> {
+/// What a commit did.
+#[derive(Debug, Default)]
+pub(super) struct Outcome {
+    /// The log appends the database refused, or that were dropped behind a refused one.
+    pub(super) refused_appends: Vec<(Vec<u8>, u64)>,
+    /// Whether a unit without log appends was refused (a conditional insert's key taken).
+    pub(super) refused_other: bool,
+    /// Whether a wake-up was sent.
+    pub(super) woke: bool,
+}
+
+/// The last sequence number the database holds for `conversation`.
+pub(super) async fn head(pool: &Pool, conversation: &[u8]) -> Result<Option<u64>> {
+    let client = client(pool, "head").await?;
+    let stmt = client
+        .prepare_cached(HEAD)
+        .await
+        .map_err(|e| db_err("head", &e))?;
+    let row = client
+        .query_opt(&stmt, &[&conversation])
+        .await
+        .map_err(|e| db_err("head", &e))?;
+    row.map(|r| r.try_get::<_, i64>(0).map(i64::unsigned_abs))
+        .transpose()
+        .map_err(|e| db_err("head", &e))
+}
+
+/// Commits `units` in one transaction, in order; a unit the database refuses is dropped with
+/// every later unit of its conversations, and the rest committed (see the module docs of the
+/// engine). The transaction also sends the batch's wake-up, naming this `node`.
+pub(super) async fn commit(
+    pool: &Pool,
+    units: &[Unit],
+    node: u64,
+) -> std::result::Result<Outcome, CommitError> {
     let mut client = client(pool, "flush")
         .await
         .map_err(CommitError::Unavailable)?;
+    let mut outcome = Outcome::default();
+    let mut live: Vec<usize> = (0..units.len()).collect();
+    loop {
+        let refused = attempt(&mut client, units, &live, node).await?;
+        let Some(refused) = refused else {
+            outcome.woke = live.iter().any(|&i| units[i].appends().next().is_some());
+            return Ok(outcome);
+        };
+        // Drop the refused units and, in order, every later one appending to their
+        // conversations (its sequence number follows a refused one).
+        let mut blocked: std::collections::HashSet<&[u8]> = Default::default();
+        live.retain(|&i| {
+            let unit = &units[i];
+            let behind = unit.appends().any(|(c, _)| blocked.contains(c));
+            if !refused.contains(&i) && !behind {
+                return true;
+            }
+            let mut appended = false;
+            for (c, seq) in unit.appends() {
+                blocked.insert(c);
+                outcome.refused_appends.push((c.to_vec(), seq));
+                appended = true;
+            }
+            if !appended {
+                outcome.refused_other = true;
+            }
+            false
+        });
+        if live.is_empty() {
+            return Ok(outcome);
+        }
+    }
+}
+
+/// One try at committing the `live` units: `None` if committed, else the units the database
+/// refused (the transaction rolled back).
+async fn attempt(
+    client: &mut Object,
+    units: &[Unit],
+    live: &[usize],
+    node: u64,
+) -> std::result::Result<Option<Vec<usize>>, CommitError> {
     let tx = client.transaction().await.map_err(|e| classify(&e))?;
+    let ops: Vec<(usize, &PgOp)> = live
+        .iter()
+        .flat_map(|&i| units[i].ops.iter().map(move |op| (i, op)))
+        .collect();
     let mut numbers = Vec::with_capacity(ops.len());
-    for op in ops {
+    for (_, op) in &ops {
         let (seq, epoch, counter, collection) = match op {
             PgOp::Append { seq, message, .. } => (
                 i64::try_from(*seq).map_err(|_| out_of_range("a sequence number")),
@@ -251,7 +330,7 @@ pub(super) async fn commit(pool: &Pool, ops: &[PgOp]) -> std::result::Result<(),
         });
     }
     let mut keys = Vec::with_capacity(ops.len());
-    for op in ops {
+    for (_, op) in &ops {
         keys.push(match op {
             PgOp::Put(Collection::Messages, k, _)
             | PgOp::Delete(Collection::Messages, k)
@@ -264,8 +343,10 @@ pub(super) async fn commit(pool: &Pool, ops: &[PgOp]) -> std::result::Result<(),
         });
     }
     let tx_ref = &tx;
-    let mut steps: Vec<Step<'_>> = Vec::with_capacity(ops.len() * 2);
-    for ((op, n), key) in ops.iter().zip(&numbers).zip(&keys) {
+    let mut steps: Vec<(usize, Step<'_>)> = Vec::with_capacity(ops.len() * 2);
+    for (((unit, op), n), key) in ops.iter().zip(&numbers).zip(&keys) {
+        let unit = *unit;
+        let mut add = |s| steps.push((unit, s));
         match (op, key) {
             (
                 PgOp::Append {
@@ -276,59 +357,70 @@ pub(super) async fn commit(pool: &Pool, ops: &[PgOp]) -> std::result::Result<(),
                 },
                 _,
             ) => {
-                steps.push(step(
-                    tx_ref,
-                    HEAD_NEXT,
-                    vec![conversation, &n.seq],
-                    Some("a log append's sequence number is not the conversation's next one"),
-                ));
+                add(step(tx_ref, HEAD_NEXT, vec![conversation, &n.seq], true));
                 let sender: &(dyn ToSql + Sync) = match message {
                     Some((_, sender, _)) => sender,
                     None => &NO_BYTES,
                 };
-                steps.push(step(
+                add(step(
                     tx_ref,
                     APPEND,
                     vec![conversation, &n.seq, &n.epoch, sender, &n.counter, item],
-                    None,
+                    true,
                 ));
             }
             (PgOp::Put(_, _, v), Some((conversation, seq))) => {
-                steps.push(step(tx_ref, HEAD_RAISE, vec![conversation, seq], None));
-                steps.push(step(tx_ref, PUT_MESSAGE, vec![conversation, seq, v], None));
+                add(step(tx_ref, HEAD_RAISE, vec![conversation, seq], false));
+                add(step(tx_ref, PUT_MESSAGE, vec![conversation, seq, v], false));
             }
             (PgOp::InsertIfAbsent(_, _, v), Some((conversation, seq))) => {
-                steps.push(step(tx_ref, HEAD_RAISE, vec![conversation, seq], None));
-                steps.push(step(
+                add(step(tx_ref, HEAD_RAISE, vec![conversation, seq], false));
+                add(step(
                     tx_ref,
                     INSERT_MESSAGE,
                     vec![conversation, seq, v],
-                    Some("a message key was taken"),
+                    true,
                 ));
             }
             (PgOp::Delete(..), Some((conversation, seq))) => {
-                steps.push(step(tx_ref, DELETE_MESSAGE, vec![conversation, seq], None));
+                add(step(tx_ref, DELETE_MESSAGE, vec![conversation, seq], false));
             }
             (PgOp::Put(_, k, v), None) => {
-                steps.push(step(tx_ref, PUT_KV, vec![&n.name, k, v], None));
+                add(step(tx_ref, PUT_KV, vec![&n.name, k, v], false));
             }
             (PgOp::InsertIfAbsent(_, k, v), None) => {
-                steps.push(step(
-                    tx_ref,
-                    INSERT_KV,
-                    vec![&n.name, k, v],
-                    Some("a conditional insert's key was taken"),
-                ));
+                add(step(tx_ref, INSERT_KV, vec![&n.name, k, v], true));
             }
             (PgOp::Delete(c, k), None) => {
-                steps.push(step(tx_ref, DELETE_KV, vec![&n.name, k], None));
+                add(step(tx_ref, DELETE_KV, vec![&n.name, k], false));
                 if *c == Collection::Conversations {
                     // An erased conversation's numbering starts over if its id comes back.
-                    steps.push(step(tx_ref, DELETE_HEAD, vec![k], None));
+                    add(step(tx_ref, DELETE_HEAD, vec![k], false));
                 }
             }
         }
     }
-    try_join_all(steps).await?;
-    tx.commit().await.map_err(|e| classify(&e))
+    let (owners, futures): (Vec<usize>, Vec<Step<'_>>) = steps.into_iter().unzip();
+    let passed = try_join_all(futures).await?;
+    let mut refused: Vec<usize> = owners
+        .iter()
+        .zip(&passed)
+        .filter(|(_, ok)| !**ok)
+        .map(|(unit, _)| *unit)
+        .collect();
+    if !refused.is_empty() {
+        refused.dedup();
+        tx.rollback().await.map_err(|e| classify(&e))?;
+        return Ok(Some(refused));
+    }
+    // One wake-up per batch: the conversations it appended to (split to fit NOTIFY's limit).
+    let touched = wake::touched(live.iter().flat_map(|&i| units[i].appends()));
+    for payload in wake::payloads(node, &touched) {
+        let stmt = tx.prepare_cached(NOTIFY).await.map_err(|e| classify(&e))?;
+        tx.execute(&stmt, &[&wake::WAKE_CHANNEL, &payload])
+            .await
+            .map_err(|e| classify(&e))?;
+    }
+    tx.commit().await.map_err(|e| classify(&e))?;
+    Ok(None)
 }

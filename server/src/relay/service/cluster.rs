@@ -1,0 +1,238 @@
+//! Cluster mode in the service: several relay nodes on one shared store (PostgreSQL).
+//!
+//! - **Refused appends.** A node's cached conversation state can be behind another node's
+//!   appends; the database then refuses the append (its sequence number or counter is taken)
+//!   and the engine reports it ([`ConversationLog::take_refused`](crate::store::ConversationLog::take_refused)).
+//!   [`Service::settle_send`] asks once the write is durable, reloads the conversation and
+//!   appends the message again (in the order its session sent it), so the sender is answered
+//!   `stored` only for what the database holds, under the number it holds it.
+//! - **Cross-node pushes.** A node learns of other nodes' items from wake-ups
+//!   ([`Service::woken`]) and from a periodic catch-up ([`Service::catch_up_all`]); for the
+//!   conversations with members connected to it, it reads the committed items after its cursor
+//!   and pushes them. The cursor is per conversation and per node; items this node pushed
+//!   itself when it acknowledged them are not pushed twice. A conversation gets a cursor when
+//!   this node pushes one of its items, when a wake-up names it, or when a member reads its
+//!   history here.
+
+use std::collections::{BTreeSet, HashMap};
+
+use bytes::Bytes;
+use sealdesk_protocol::{
+    ids::ConversationId,
+    keys::SigningPublicKey,
+    wire::{self, ErrorCode, Frame, Item, Push, Sequenced},
+};
+use tracing::{debug, warn};
+
+use super::{Reject, Service, lock};
+
+/// How many times a message is appended again after the database refused it.
+const MAX_AGAIN: usize = 8;
+
+/// A conversation's push cursor on this node.
+#[derive(Debug, Default)]
+struct Cursor {
+    /// Every committed item up to here was pushed (or was before this node watched).
+    pushed: u64,
+    /// Items above `pushed` this node already pushed when it acknowledged them.
+    local: BTreeSet<u64>,
+}
+
+/// The push cursors of the conversations this node watches.
+#[derive(Debug, Default)]
+pub(crate) struct Cursors {
+    inner: std::sync::Mutex<HashMap<ConversationId, Cursor>>,
+}
+
+impl Cursors {
+    /// Watches `c` from `after` on, unless it is watched already.
+    pub(super) fn watch(&self, c: ConversationId, after: u64) -> Result<(), Reject> {
+        lock(&self.inner)?.entry(c).or_insert(Cursor {
+            pushed: after,
+            local: BTreeSet::new(),
+        });
+        Ok(())
+    }
+
+    /// Records that this node pushed item `seq` of `c` itself.
+    pub(super) fn pushed_locally(&self, c: ConversationId, seq: u64) -> Result<(), Reject> {
+        let mut m = lock(&self.inner)?;
+        let cur = m.entry(c).or_insert(Cursor {
+            pushed: seq.saturating_sub(1),
+            local: BTreeSet::new(),
+        });
+        if seq > cur.pushed {
+            cur.local.insert(seq);
+        }
+        Ok(())
+    }
+
+    fn watched(&self) -> Result<Vec<ConversationId>, Reject> {
+        Ok(lock(&self.inner)?.keys().copied().collect())
+    }
+}
+
+/// Whether this node pushed `item` of `c` itself (so it also appended it).
+fn local_has(
+    cursors: &Cursors,
+    c: &ConversationId,
+    item: &crate::relay::state::StoredItem,
+) -> bool {
+    cursors.inner.lock().is_ok_and(|m| {
+        m.get(c)
+            .is_some_and(|cur| cur.local.contains(&item.sequenced.seq))
+    })
+}
+
+impl Service {
+    /// Once a staged message is durable: if the store refused it (another node took its number
+    /// or counter), appends it again from the reloaded conversation, until it is stored or
+    /// refused for a reason of its own. Returns the stored item and its audience.
+    pub(super) async fn settle_send(
+        &self,
+        item: Sequenced,
+        audience: Vec<SigningPublicKey>,
+        sender: &SigningPublicKey,
+    ) -> Result<(Sequenced, Vec<SigningPublicKey>), Reject> {
+        let (mut item, mut audience) = (item, audience);
+        for _ in 0..MAX_AGAIN {
+            if !self.convs.take_refused(&item.conversation, item.seq)? {
+                return Ok((item, audience));
+            }
+            debug!(conversation = %item.conversation, seq = item.seq,
+                "another node took this number; appending again");
+            let Item::Message(env) = item.item else {
+                return Err(Reject::new(
+                    ErrorCode::Internal,
+                    "a refused append that is not a message".into(),
+                ));
+            };
+            (item, audience) = self.convs.append_message_again(sender, env)?;
+            self.commit.durable().await?;
+        }
+        Err(Reject::new(
+            ErrorCode::Conflict,
+            "other relay nodes kept taking this conversation's next number; send again".into(),
+        ))
+    }
+
+    /// Once an item other than a message is durable: refuses the request if the store refused
+    /// the item (another node appended to the conversation first).
+    pub(super) fn settle_item(&self, item: &Sequenced) -> Result<(), Reject> {
+        if self.convs.take_refused(&item.conversation, item.seq)? {
+            return Err(Reject::new(
+                ErrorCode::Conflict,
+                "another relay node wrote to this conversation at the same time: read the \
+                 history and try again"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Another node committed items in `conversations`: refresh what this node caches of them
+    /// and push what is new to the members connected here.
+    pub(crate) fn woken(&self, conversations: &[(ConversationId, u64)]) {
+        for (c, first) in conversations {
+            if let Err(e) = self.convs.refresh(c) {
+                warn!(conversation = %c, code = ?e.code, "refreshing after a wake-up failed");
+                continue;
+            }
+            self.catch_up(c, Some(first.saturating_sub(1)));
+        }
+    }
+
+    /// Reads every watched conversation from its cursor and pushes what is new (the periodic
+    /// catch-up, and after the wake-up listener reconnected). Returns how many were read.
+    pub(crate) fn catch_up_all(&self) -> usize {
+        let watched = self.cursors.watched().unwrap_or_default();
+        for c in &watched {
+            self.catch_up(c, None);
+        }
+        self.metrics
+            .catch_up_reads
+            .add(u64::try_from(watched.len()).unwrap_or(u64::MAX));
+        watched.len()
+    }
+
+    /// Pushes the committed items of `c` after this node's cursor to the members connected
+    /// here who may read them; stops watching `c` when none is connected. A wake-up names
+    /// where its items start (`woken`): a conversation not watched yet starts there.
+    fn catch_up(&self, c: &ConversationId, woken: Option<u64>) {
+        if let Err(e) = self.catch_up_inner(c, woken) {
+            warn!(conversation = %c, code = ?e.code, "catching up failed: {}", e.message);
+        }
+    }
+
+    fn catch_up_inner(&self, c: &ConversationId, woken: Option<u64>) -> Result<(), Reject> {
+        let Some(s) = self.convs.get(c)? else {
+            lock(&self.cursors.inner)?.remove(c);
+            return Ok(());
+        };
+        let mut everyone: BTreeSet<SigningPublicKey> =
+            s.readers.values().flatten().copied().collect();
+        everyone.insert(s.customer);
+        everyone.insert(s.agent);
+        let online: Vec<SigningPublicKey> = everyone
+            .into_iter()
+            .filter(|k| self.hub.is_online(k))
+            .collect();
+        if online.is_empty() {
+            lock(&self.cursors.inner)?.remove(c);
+            return Ok(());
+        }
+        let from = {
+            let m = lock(&self.cursors.inner)?;
+            match m.get(c) {
+                Some(cur) => cur.pushed.min(woken.unwrap_or(u64::MAX)),
+                None => match woken {
+                    Some(after) => after,
+                    None => return Ok(()),
+                },
+            }
+        };
+        let mut cursor = from;
+        loop {
+            let items = self.convs.committed_items_after(c, cursor)?;
+            if items.is_empty() {
+                break;
+            }
+            if woken.is_none() && items.iter().any(|i| !local_has(&self.cursors, c, i)) {
+                // Found by the catch-up, not announced: what this node caches is behind too.
+                self.convs.refresh(c)?;
+            }
+            let local: BTreeSet<u64> = lock(&self.cursors.inner)?
+                .get(c)
+                .map(|cur| cur.local.clone())
+                .unwrap_or_default();
+            for stored in items {
+                let seq = stored.sequenced.seq;
+                cursor = seq;
+                let _ = self.convs.mark_durable(c, seq);
+                if local.contains(&seq) {
+                    continue;
+                }
+                let sender = match &stored.sequenced.item {
+                    Item::Message(env) => Some(env.header.sender),
+                    _ => None,
+                };
+                let Ok(bytes) = wire::encode(&Frame::Push(Push::Item(stored.sequenced.clone())))
+                else {
+                    continue;
+                };
+                let bytes = Bytes::from(bytes);
+                for who in &online {
+                    if Some(*who) != sender && s.may_read(who, stored.epoch) {
+                        self.hub.push(who, &bytes);
+                    }
+                }
+            }
+        }
+        let mut m = lock(&self.cursors.inner)?;
+        let cur = m.entry(*c).or_default();
+        cur.pushed = cur.pushed.max(cursor);
+        let pushed = cur.pushed;
+        cur.local.retain(|s| *s > pushed);
+        Ok(())
+    }
+}

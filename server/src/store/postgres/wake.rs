@@ -1,0 +1,268 @@
+//! Wake-ups between the relay nodes of a cluster: PostgreSQL `LISTEN/NOTIFY` on one channel.
+//!
+//! The database is the truth; a wake-up only says where to look. A node that commits a batch
+//! of log appends sends ONE notification in that transaction (delivered on COMMIT, never for a
+//! batch that rolled back), whose payload names the sending node and the conversations the
+//! batch appended to — several notifications if the names do not fit one payload (PostgreSQL
+//! refuses 8000 bytes). Every node listens on a dedicated connection ([`listen`]) and reads the
+//! named conversations from its cursor. A wake-up that is lost (a node's listener reconnecting,
+//! the database restarting) only delays: the listener reports [`Wake::Reconnected`] on every
+//! (re)connection and the relay also catches up periodically.
+//!
+//! Payload: `<node, 16 hex digits>:<conversation id, hex>@<first seq>[,…]`, the first sequence
+//! number the batch appended to that conversation, in decimal.
+
+use std::{
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+    time::Duration,
+};
+
+use futures_util::StreamExt as _;
+use tokio::sync::mpsc;
+use tokio_postgres::AsyncMessage;
+use tracing::{debug, warn};
+
+/// The one channel every node of a cluster notifies and listens on.
+pub const WAKE_CHANNEL: &str = "sealdesk_wake";
+
+/// Most bytes of one payload (PostgreSQL's limit is 8000).
+pub const MAX_PAYLOAD: usize = 7900;
+
+/// Conversations (their id bytes) with the first sequence number a batch appended to each.
+pub type Touched = Vec<(Vec<u8>, u64)>;
+
+/// What the listener reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wake {
+    /// Another node committed items in these conversations (their id bytes), from these
+    /// sequence numbers on.
+    Conversations(Touched),
+    /// The listener (re)connected: wake-ups may have been missed, read every cursor.
+    Reconnected,
+}
+
+/// What the engine and the listener counted, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Counts {
+    sent: AtomicU64,
+    received: AtomicU64,
+    refused: AtomicU64,
+    /// The last commit or wake-up connection found the database out of reach.
+    unreachable: AtomicBool,
+}
+
+impl Counts {
+    pub(super) fn note_sent(&self) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn note_refused(&self, n: usize) {
+        self.refused
+            .fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Records whether the database answered (a commit, the wake-up connection).
+    pub(super) fn note_reachable(&self, reachable: bool) {
+        self.unreachable.store(!reachable, Ordering::Relaxed);
+    }
+
+    /// Whether the database answered the last commit or the wake-up connection's last try
+    /// (`/healthz` reports the node unhealthy otherwise).
+    pub fn reachable(&self) -> bool {
+        !self.unreachable.load(Ordering::Relaxed)
+    }
+
+    fn note_received(&self) {
+        self.received.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Wake-ups this node sent (one per committed batch with log appends).
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Wake-ups from other nodes this node received.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    /// Log appends the database refused because another node took the number or counter
+    /// (each one appended again by its writer).
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+}
+
+/// The distinct conversations of `appends`, sorted, each with its lowest sequence number.
+pub(super) fn touched<'a>(appends: impl Iterator<Item = (&'a [u8], u64)>) -> Vec<(&'a [u8], u64)> {
+    let mut v: Vec<(&[u8], u64)> = appends.collect();
+    v.sort_unstable();
+    v.dedup_by_key(|(c, _)| *c);
+    v
+}
+
+fn hex(bytes: &[u8], out: &mut String) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// The payloads naming `conversations` from `node`, each under [`MAX_PAYLOAD`] bytes; none for
+/// none.
+pub fn payloads(node: u64, conversations: &[(&[u8], u64)]) -> Vec<String> {
+    let head = format!("{node:016x}:");
+    let mut out = Vec::new();
+    let mut cur = head.clone();
+    for (c, seq) in conversations {
+        let seq = seq.to_string();
+        if cur.len() > head.len() && cur.len() + 2 + 2 * c.len() + seq.len() > MAX_PAYLOAD {
+            out.push(std::mem::replace(&mut cur, head.clone()));
+        }
+        if cur.len() > head.len() {
+            cur.push(',');
+        }
+        hex(c, &mut cur);
+        cur.push('@');
+        cur.push_str(&seq);
+    }
+    if cur.len() > head.len() {
+        out.push(cur);
+    }
+    out
+}
+
+/// The sending node and the conversations of a payload, if it is one.
+pub fn parse(payload: &str) -> Option<(u64, Touched)> {
+    let (node, list) = payload.split_once(':')?;
+    let node = u64::from_str_radix(node, 16).ok()?;
+    let convs = list
+        .split(',')
+        .map(|e| {
+            let (c, seq) = e.split_once('@')?;
+            Some((unhex(c)?, seq.parse().ok()?))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((node, convs))
+}
+
+/// Listens for other nodes' wake-ups on a dedicated connection to `url` and reports them (and
+/// every (re)connection) on `tx`, until `tx` is closed. Reconnects every `retry` while the
+/// database is out of reach. Wake-ups from `node` itself are skipped.
+pub async fn listen(
+    url: String,
+    node: u64,
+    counts: std::sync::Arc<Counts>,
+    tx: mpsc::Sender<Wake>,
+    retry: Duration,
+) {
+    loop {
+        match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+            Ok((client, mut connection)) => {
+                let (ntx, mut nrx) = mpsc::unbounded_channel::<String>();
+                let driver = tokio::spawn(async move {
+                    let mut messages =
+                        futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+                    while let Some(m) = messages.next().await {
+                        match m {
+                            Ok(AsyncMessage::Notification(n)) => {
+                                if ntx.send(n.payload().to_owned()).is_err() {
+                                    break;
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                warn!(error = %e, "the wake-up connection failed");
+                                break;
+                            }
+                        }
+                    }
+                });
+                match client
+                    .batch_execute(&format!("LISTEN {WAKE_CHANNEL}"))
+                    .await
+                {
+                    Ok(()) => {
+                        debug!("listening for wake-ups");
+                        counts.note_reachable(true);
+                        if tx.send(Wake::Reconnected).await.is_err() {
+                            driver.abort();
+                            return;
+                        }
+                        while let Some(payload) = nrx.recv().await {
+                            let Some((from, convs)) = parse(&payload) else {
+                                warn!("a wake-up that does not parse; ignored");
+                                continue;
+                            };
+                            if from == node {
+                                continue;
+                            }
+                            counts.note_received();
+                            if tx.send(Wake::Conversations(convs)).await.is_err() {
+                                driver.abort();
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "cannot listen for wake-ups"),
+                }
+                // The connection ended: the database is out of reach until it answers again.
+                counts.note_reachable(false);
+                driver.abort();
+                drop(client);
+            }
+            Err(e) => {
+                counts.note_reachable(false);
+                warn!(error = %e, "cannot connect for wake-ups");
+            }
+        }
+        if tx.is_closed() {
+            return;
+        }
+        tokio::time::sleep(retry).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    #[test]
+    fn payloads_round_trip_and_split_under_the_limit() {
+        let ids: Vec<(Vec<u8>, u64)> = (0..600u16)
+            .map(|i| {
+                let mut id = vec![0u8; 16];
+                id[..2].copy_from_slice(&i.to_be_bytes());
+                (id, u64::from(i) * 1_000_003)
+            })
+            .collect();
+        let refs: Vec<(&[u8], u64)> = ids.iter().map(|(c, s)| (c.as_slice(), *s)).collect();
+        let out = payloads(0xabc, &refs);
+        assert!(out.len() > 1, "600 ids do not fit one payload");
+        let mut back = Vec::new();
+        for p in &out {
+            assert!(p.len() <= MAX_PAYLOAD);
+            let (node, convs) = parse(p).unwrap();
+            assert_eq!(node, 0xabc);
+            back.extend(convs);
+        }
+        assert_eq!(back, ids);
+        assert!(payloads(1, &[]).is_empty());
+        assert_eq!(parse("zz:00@1"), None);
+        assert_eq!(parse("01:0@1"), None);
+        assert_eq!(parse("01:00"), None);
+    }
+}

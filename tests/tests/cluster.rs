@@ -1,0 +1,537 @@
+//! Cluster mode: several relay processes (`sealdesk-relay --store postgres`) on one throwaway
+//! PostgreSQL (`sealdesk_tests::pg`), each on `127.0.0.1:0`, sharing one log key file.
+//!
+//! - a customer on node A and an agent on node B chat both ways (wake-ups carry the pushes);
+//! - node A is SIGKILLed in the middle of a pipelined burst and the customer continues through
+//!   node B: every acknowledged message is stored exactly once, in the order sent, with no
+//!   sequence gap and no counter reused, and the agent (on node B) is pushed every one of
+//!   them; the same with wake-ups switched off (the periodic catch-up alone delivers);
+//! - messages sent at the same time through two nodes into one conversation: the database
+//!   refuses the number one node's stale cache gave, that node appends again, and both
+//!   senders' messages are stored once each, in each sender's order.
+//!
+//! Skipped, loudly, only when the machine has no PostgreSQL binaries (CI installs them, as for
+//! the rest of the PostgreSQL matrix: `.ci/run`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::Path,
+    time::Duration,
+};
+
+use sealdesk_protocol::wire::{Frame, Item, Push, Request, Response, Sequenced};
+use sealdesk_tests::{
+    Chat, Org, RawClient,
+    child::{RelayProcess, relay_binary},
+    pg,
+    wait::STEP,
+};
+use tempfile::TempDir;
+
+/// Messages in the pipelined burst, and how many acknowledgements arrive before the kill.
+const BURST: u64 = 120;
+const KILL_AFTER: usize = 30;
+
+/// A relay node: its process and its (unused by PostgreSQL, but required) data directory.
+struct Node {
+    process: RelayProcess,
+    url: String,
+    _dir: TempDir,
+}
+
+/// Starts a node on database `db` with the shared log key `key`; `wakeups` off leaves the
+/// periodic catch-up (every 150 ms here) alone to deliver across nodes.
+fn node(db: &str, key: &Path, wakeups: bool) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key.to_string_lossy().into_owned();
+    let wakeups = if wakeups { "true" } else { "false" };
+    let mut process = RelayProcess::spawn(
+        relay_binary(),
+        dir.path(),
+        &[
+            ("STORE", "postgres"),
+            ("DATABASE_URL", db),
+            ("MIGRATE", "true"),
+            ("LOG_KEY_FILE", &key),
+            ("CLUSTER_WAKEUPS", wakeups),
+            ("CLUSTER_CATCH_UP_MS", "150"),
+        ],
+    )
+    .unwrap();
+    process.wait_ready(Duration::from_secs(60)).unwrap();
+    let url = process.ws_url();
+    Node {
+        process,
+        url,
+        _dir: dir,
+    }
+}
+
+/// A fresh database and a log key file for a cluster, or `None` without PostgreSQL.
+fn cluster_db(test: &str) -> Option<(String, TempDir)> {
+    let server = pg::server()?;
+    let db = pg::database(server, &format!("cluster_{test}_{}", std::process::id()));
+    let keys = tempfile::tempdir().unwrap();
+    std::fs::write(keys.path().join("log.key"), [0x5au8; 64]).unwrap();
+    Some((db, keys))
+}
+
+fn message_of(s: &Sequenced) -> Option<&sealdesk_protocol::message::Envelope> {
+    match &s.item {
+        Item::Message(env) => Some(env),
+        _ => None,
+    }
+}
+
+/// Every item of the conversation, read through `c`.
+async fn history(c: &mut RawClient, chat: &Chat) -> Vec<Sequenced> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        match c
+            .request(Request::History {
+                conversation: chat.id,
+                after,
+                limit: 200,
+            })
+            .await
+        {
+            Response::Items { items, more } => {
+                if let Some(last) = items.last() {
+                    after = last.seq;
+                }
+                out.extend(items);
+                if !more {
+                    return out;
+                }
+            }
+            other => panic!("expected Items, got {other:?}"),
+        }
+    }
+}
+
+/// The conversation's items are numbered 1, 2, 3… with no gap, and no (sender, counter) is
+/// stored twice; returns each sender's counters in the order stored.
+fn check_log(items: &[Sequenced]) -> BTreeMap<Vec<u8>, Vec<u64>> {
+    let seqs: Vec<u64> = items.iter().map(|s| s.seq).collect();
+    let expected: Vec<u64> = (1..=items.len() as u64).collect();
+    assert_eq!(
+        seqs, expected,
+        "sequence numbers with a gap or out of order"
+    );
+    let mut by_sender: BTreeMap<Vec<u8>, Vec<u64>> = BTreeMap::new();
+    for s in items {
+        if let Some(env) = message_of(s) {
+            by_sender
+                .entry(env.header.sender.as_bytes().to_vec())
+                .or_default()
+                .push(env.header.counter);
+        }
+    }
+    for counters in by_sender.values() {
+        let mut sorted = counters.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(
+            &sorted, counters,
+            "a sender's counters stored twice or out of the order sent"
+        );
+    }
+    by_sender
+}
+
+/// Collects the message items pushed to `c` until every sequence number in `want` was pushed
+/// (or panics after [`STEP`]); pushes of the same number twice count once, as the client
+/// deduplicates by sequence number.
+async fn pushed_until(c: &mut RawClient, want: &BTreeSet<u64>) -> BTreeSet<u64> {
+    let mut got = BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + STEP * 2;
+    while !want.is_subset(&got) {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match c.next_push(left).await {
+            Some(Push::Item(s)) if message_of(&s).is_some() => {
+                got.insert(s.seq);
+            }
+            Some(_) => {}
+            None => panic!(
+                "pushes missing after {:?}: {:?}",
+                STEP * 2,
+                want.difference(&got).collect::<Vec<_>>()
+            ),
+        }
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_on_one_node_and_an_agent_on_another_chat_both_ways() {
+    let Some((db, keys)) = cluster_db("chat") else {
+        return;
+    };
+    let key = keys.path().join("log.key");
+    let a = node(&db, &key, true);
+    let b = node(&db, &key, true);
+    let org = Org::setup(&a.url, 1, "acme", 1, 1).await;
+    let (customer, agent) = (&org.customers[0], &org.agents[0]);
+    let mut on_a = RawClient::login(&a.url, customer).await;
+    let mut on_b = RawClient::login(&b.url, agent).await;
+    // One log key for the cluster: both nodes sign with the key file's key.
+    assert_eq!(on_a.challenge().relay_key, on_b.challenge().relay_key);
+
+    let chat = org.start_chat(&mut on_a, 0, 7).await;
+    // The agent reads the conversation on node B (as a client does on connecting).
+    let seen = history(&mut on_b, &chat).await;
+    assert_eq!(seen.len(), 1, "the epoch record, stored through node A");
+
+    let seq = on_a
+        .stored(Request::Send(chat.seal(customer, 1, "hello from node A")))
+        .await;
+    let got = on_b
+        .expect_push("the customer's message on node B", |p| match p {
+            Push::Item(s) if s.seq == seq => Some(s.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(
+        chat.open(message_of(&got).unwrap()).body.as_slice(),
+        b"hello from node A".as_slice()
+    );
+
+    let reply = on_b
+        .stored(Request::Send(chat.seal(agent, 1, "hello from node B")))
+        .await;
+    assert_eq!(reply, seq + 1);
+    let got = on_a
+        .expect_push("the agent's reply on node A", |p| match p {
+            Push::Item(s) if s.seq == reply => Some(s.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(
+        chat.open(message_of(&got).unwrap()).body.as_slice(),
+        b"hello from node B".as_slice()
+    );
+    check_log(&history(&mut on_a, &chat).await);
+}
+
+/// Node A is killed in the middle of a pipelined burst; the customer continues through node B.
+async fn a_node_killed_mid_burst(wakeups: bool, test: &str) {
+    let Some((db, keys)) = cluster_db(test) else {
+        return;
+    };
+    let key = keys.path().join("log.key");
+    let mut a = node(&db, &key, wakeups);
+    let b = node(&db, &key, wakeups);
+    let org = Org::setup(&a.url, 2, "acme", 1, 1).await;
+    let (customer, agent) = (&org.customers[0], &org.agents[0]);
+    let mut on_a = RawClient::login(&a.url, customer).await;
+    let mut agent_b = RawClient::login(&b.url, agent).await;
+    let chat = org.start_chat(&mut on_a, 0, 9).await;
+    history(&mut agent_b, &chat).await;
+
+    // The burst: every message sent before the first answer is read.
+    for counter in 1..=BURST {
+        let env = chat.seal(customer, counter, &format!("burst {counter}"));
+        on_a.send_frame(&Frame::Request {
+            id: 1_000 + counter,
+            body: Request::Send(env),
+        })
+        .await;
+    }
+    let mut acked: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut killed = false;
+    loop {
+        let frame = match on_a.recv_frame_within(STEP).await {
+            Ok(Some(f)) => f,
+            Ok(None) | Err(()) => break,
+        };
+        if let Frame::Response {
+            id,
+            body: Response::Stored { seq },
+        } = frame
+        {
+            acked.insert(id - 1_000, seq);
+        }
+        if !killed && acked.len() >= KILL_AFTER {
+            a.process.kill().unwrap();
+            killed = true;
+        }
+    }
+    assert!(killed, "node A answered fewer than {KILL_AFTER} messages");
+    assert!(
+        (acked.len() as u64) < BURST,
+        "node A answered the whole burst before it was killed; nothing to fail over"
+    );
+
+    // The customer continues through node B, from what the cluster holds.
+    let mut on_b = RawClient::login(&b.url, customer).await;
+    let stored = history(&mut on_b, &chat).await;
+    let counters = check_log(&stored);
+    let mine = counters
+        .get(customer.key().as_bytes().as_slice())
+        .cloned()
+        .unwrap_or_default();
+    let stored_seq: BTreeMap<u64, u64> = stored
+        .iter()
+        .filter_map(|s| message_of(s).map(|e| (e.header.counter, s.seq)))
+        .collect();
+    for (counter, seq) in &acked {
+        assert_eq!(
+            stored_seq.get(counter),
+            Some(seq),
+            "acknowledged message {counter} is not stored under its number"
+        );
+    }
+    // A counter the cluster holds is refused through the other node too.
+    let top = *mine.last().unwrap();
+    assert_eq!(
+        on_b.refused(Request::Send(chat.seal(customer, top, "again")))
+            .await,
+        sealdesk_protocol::wire::ErrorCode::CounterReused
+    );
+    let mut more = BTreeSet::new();
+    for counter in top + 1..=top + 10 {
+        let seq = on_b
+            .stored(Request::Send(chat.seal(
+                customer,
+                counter,
+                &format!("after {counter}"),
+            )))
+            .await;
+        more.insert(seq);
+    }
+
+    let all = history(&mut on_b, &chat).await;
+    check_log(&all);
+    assert_eq!(all.len(), stored.len() + 10);
+    // The agent on node B is pushed every message: node A's through wake-ups or the
+    // catch-up, node B's own directly.
+    let want: BTreeSet<u64> = all
+        .iter()
+        .filter(|s| message_of(s).is_some())
+        .map(|s| s.seq)
+        .collect();
+    pushed_until(&mut agent_b, &want).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_mid_burst_loses_nothing_acknowledged() {
+    a_node_killed_mid_burst(true, "kill").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_mid_burst_without_wakeups_the_catch_up_delivers() {
+    a_node_killed_mid_burst(false, "kill_nowake").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_appending_to_one_conversation_at_once_both_store_everything_in_order() {
+    let Some((db, keys)) = cluster_db("race") else {
+        return;
+    };
+    let key = keys.path().join("log.key");
+    let a = node(&db, &key, true);
+    let b = node(&db, &key, true);
+    let org = Org::setup(&a.url, 3, "acme", 1, 1).await;
+    let (customer, agent) = (&org.customers[0], &org.agents[0]);
+    let mut on_a = RawClient::login(&a.url, customer).await;
+    let mut on_b = RawClient::login(&b.url, agent).await;
+    let chat = org.start_chat(&mut on_a, 0, 11).await;
+    history(&mut on_b, &chat).await;
+
+    const EACH: u64 = 40;
+    // Both senders' bursts at once, one through each node.
+    let burst = |who: &sealdesk_tests::Identity| -> Vec<Frame> {
+        (1..=EACH)
+            .map(|n| Frame::Request {
+                id: n,
+                body: Request::Send(chat.seal(who, n, &format!("{n}"))),
+            })
+            .collect()
+    };
+    let (fa, fb) = (burst(customer), burst(agent));
+    tokio::join!(pipelined(&mut on_a, &fa), pipelined(&mut on_b, &fb));
+
+    let all = history(&mut on_a, &chat).await;
+    let counters = check_log(&all);
+    let expected: Vec<u64> = (1..=EACH).collect();
+    assert_eq!(
+        counters.get(customer.key().as_bytes().as_slice()),
+        Some(&expected)
+    );
+    assert_eq!(
+        counters.get(agent.key().as_bytes().as_slice()),
+        Some(&expected)
+    );
+}
+
+/// Sends `frames` without waiting, then reads until every one is answered `stored`.
+async fn pipelined(c: &mut RawClient, frames: &[Frame]) {
+    for f in frames {
+        c.send_frame(f).await;
+    }
+    let mut acked = 0;
+    while acked < frames.len() {
+        match c.recv_frame_within(STEP).await {
+            Ok(Some(Frame::Response { body, .. })) => match body {
+                Response::Stored { .. } => acked += 1,
+                other => panic!("a message was refused: {other:?}"),
+            },
+            Ok(Some(_)) => {}
+            other => panic!("no answer: {other:?}"),
+        }
+    }
+}
+
+/// The client's failover: given the nodes' URLs, it reconnects to the next node when its node
+/// dies, and refuses a "node" whose keys are not the cluster's (another relay).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_moves_to_the_next_node_and_refuses_a_node_with_other_keys() {
+    use sealdesk_client::{Account, Client, ClientError};
+    use sealdesk_protocol::card::Role;
+    use sealdesk_tests::world::{FAST_KDF, PASS};
+
+    let Some((db, keys)) = cluster_db("failover") else {
+        return;
+    };
+    let key = keys.path().join("log.key");
+    let mut a = node(&db, &key, true);
+    let b = node(&db, &key, true);
+    let homes = tempfile::tempdir().unwrap();
+    let account = Account::create(
+        &homes.path().join("c"),
+        PASS,
+        FAST_KDF,
+        "carol",
+        Role::Customer,
+    )
+    .unwrap();
+    let mut c = Client::connect(account, &a.url).await.unwrap();
+    c.register().await.unwrap();
+    c.set_relays(vec![a.url.clone(), b.url.clone()]);
+    assert_eq!(c.relays_to_try(), vec![b.url.clone(), a.url.clone()]);
+
+    a.process.kill().unwrap();
+    c.reconnect().await.unwrap();
+    assert!(c.is_connected());
+    assert_eq!(
+        c.relays_to_try(),
+        vec![a.url.clone(), b.url.clone()],
+        "now on node B"
+    );
+    c.sync_all().await.unwrap();
+
+    // A relay that is not of this cluster (its own database, its own key) is refused, and
+    // the session is left as it was.
+    let (other_db, other_keys) = cluster_db("failover_other").unwrap();
+    std::fs::write(other_keys.path().join("log.key"), [0x11u8; 64]).unwrap();
+    let other = node(&other_db, &other_keys.path().join("log.key"), true);
+    c.set_relays(vec![b.url.clone(), other.url.clone()]);
+    let err = c.reconnect().await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::RelayKeyChanged { .. }),
+        "another relay's node: {err:?}"
+    );
+    assert!(c.is_connected(), "still on node B");
+}
+
+/// A release by consent across nodes: the customer on node A, the agent on node B, the master
+/// and the trustees on node C. The consent and the messages stored through A and B are what C
+/// releases, and the customer on A is told (the notice, pushed across nodes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_by_consent_with_the_trustees_on_a_third_node() {
+    use sealdesk_client::{account::LogEntry, client::HistoryLine};
+    use sealdesk_protocol::{
+        card::Role,
+        release::{Justification, Scope},
+    };
+    use sealdesk_tests::world::{MASTER, Via, World, open_chat, released_once};
+
+    let Some((db, keys)) = cluster_db("release") else {
+        return;
+    };
+    let key = keys.path().join("log.key");
+    let (a, b, c) = (
+        node(&db, &key, true),
+        node(&db, &key, true),
+        node(&db, &key, true),
+    );
+    // The world's own relay stays unused: its accounts reach the node `w.url` names.
+    let mut w = World::new().await;
+    w.url = a.url.clone();
+    let org = w.org(&["alice"], None).await;
+    for agent in org.agents {
+        agent.close().await;
+    }
+    org.master.close().await;
+    let mut carol = w.user("carol", Role::Customer).await;
+    let conv = open_chat(&mut carol).await;
+    carol
+        .send_text(&conv, "my card is 4111 1111 1111 1111")
+        .await
+        .unwrap();
+
+    w.url = b.url.clone();
+    let mut alice = w.reopen("alice").await;
+    alice.sync_all().await.unwrap();
+    alice
+        .send_text(&conv, "thanks, refund issued")
+        .await
+        .unwrap();
+    carol.sync_all().await.unwrap();
+    let token = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "quality review")
+        .await
+        .unwrap();
+
+    w.url = c.url.clone();
+    let mut master = w.reopen(MASTER).await;
+    let unlock = master.unlock(
+        &conv,
+        Justification::Consent(token),
+        None,
+        Duration::from_secs(30),
+        |_| {},
+    );
+    let (t, outcomes) = w
+        .serving(&["trustee-1", "trustee-2"], Via::Relay, unlock)
+        .await;
+    released_once(&outcomes);
+    let said: Vec<String> = t
+        .unwrap()
+        .messages
+        .iter()
+        .map(|m| format!("{}: {}", m.sender, m.text))
+        .collect();
+    assert_eq!(
+        said,
+        vec![
+            "carol: my card is 4111 1111 1111 1111".to_owned(),
+            "alice: thanks, refund issued".to_owned(),
+        ]
+    );
+    // The customer, on node A, reads the release notice C stored.
+    carol.sync_all().await.unwrap();
+    let notices: Vec<(String, bool)> = carol
+        .history(&conv)
+        .unwrap()
+        .lines
+        .into_iter()
+        .filter_map(|l| match l {
+            HistoryLine::Item {
+                entry: LogEntry::Notice { text, verified, .. },
+                ..
+            } => Some((text, verified)),
+            _ => None,
+        })
+        .collect();
+    assert!(!notices.is_empty(), "no release notice on node A");
+    assert!(
+        notices
+            .iter()
+            .all(|(t, v)| *v && t.contains("under your consent")),
+        "{notices:?}"
+    );
+}
