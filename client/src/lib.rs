@@ -38,8 +38,8 @@
 //! errors and logs carry names, ids and counters, never key bytes or message text.
 
 pub mod account;
-pub mod block;
 pub mod attachment;
+pub mod block;
 pub mod client;
 pub mod connection;
 pub mod error;

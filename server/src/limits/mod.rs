@@ -16,9 +16,9 @@
 //! keyed by their bytes.
 
 pub mod bucket;
+pub mod bytes;
 pub mod open;
 pub mod sender;
-pub mod bytes;
 pub mod source;
 
 use std::net::IpAddr;

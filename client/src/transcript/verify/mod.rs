@@ -133,7 +133,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for listing and tests.
-    pub const ALL: [Reason; 37] = [
+    pub const ALL: [Reason; 38] = [
         Reason::UnsupportedFormat,
         Reason::Undecodable,
         Reason::NoOrgAnchor,

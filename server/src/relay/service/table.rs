@@ -429,7 +429,7 @@ impl ConvTable {
         env: Envelope,
         admit: impl FnOnce(&mut ConvState) -> Result<(), Reject>,
     ) -> Result<(Sequenced, Vec<SigningPublicKey>), Reject> {
-        self.append_message_as(sender, env, false)
+        self.append_message_as(sender, env, false, admit)
     }
 
     /// [`Self::append_message`] again, after the store refused the first append (another
@@ -440,7 +440,8 @@ impl ConvTable {
         env: Envelope,
     ) -> Result<(Sequenced, Vec<SigningPublicKey>), Reject> {
         self.refresh(&env.header.conversation)?;
-        self.append_message_as(sender, env, true)
+        // Admitted the first time: a retry takes nothing from the sender's rate.
+        self.append_message_as(sender, env, true, |_| Ok(()))
     }
 
     fn append_message_as(
@@ -448,6 +449,7 @@ impl ConvTable {
         sender: &SigningPublicKey,
         env: Envelope,
         again: bool,
+        admit: impl FnOnce(&mut ConvState) -> Result<(), Reject>,
     ) -> Result<(Sequenced, Vec<SigningPublicKey>), Reject> {
         if env.ciphertext.len() > MAX_CIPHERTEXT {
             // No member would open it (`open_message` refuses it as too large): storing and
