@@ -18,7 +18,8 @@ pub struct Cli {
     #[arg(long, env = "SEALDESK_HOME", global = true)]
     pub(crate) home: Option<PathBuf>,
     /// The relay's WebSocket URL: ws://HOST:PORT/v1/ws, or wss://HOST:PORT/v1/ws for a relay
-    /// serving TLS.
+    /// serving TLS. For a cluster, the nodes' URLs separated by commas: a dropped connection
+    /// moves to the next node, which must present the same relay keys.
     #[arg(long, env = "SEALDESK_RELAY", default_value = DEFAULT_RELAY, global = true)]
     pub(crate) relay: String,
     /// PEM file of CA certificates to trust for a wss:// relay besides the system's roots: a
