@@ -4,27 +4,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sealdesk_protocol::card::Role;
-use sealdesk_tests::world::{MASTER, PASS, World, open_chat};
+use sealdesk_tests::world::{MASTER, World, open_chat};
 
-/// Runs `sealdesk` as `who`; returns whether it succeeded, stdout and stderr.
+mod common;
+
+/// Runs `sealdesk` as `who` (the shared runner); whether it succeeded, stdout and stderr.
 async fn run(w: &World, who: &str, args: &[&str]) -> (bool, String, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sealdesk"))
-        .arg("--home")
-        .arg(w.home(who))
-        .arg("--relay")
-        .arg(&w.url)
-        .args(args)
-        .env("SEALDESK_PASSPHRASE", PASS)
-        .env("SEALDESK_INSECURE_FAST_KDF", "1")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let r = common::sealdesk(w, who, args).await;
+    (r.ok, r.stdout, r.stderr)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
