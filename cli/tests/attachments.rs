@@ -71,8 +71,7 @@ async fn a_file_sent_with_attach_is_listed_and_saved_once() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|l| l["entry"]["kind"] == "attachment")
-        .next_back()
+        .rfind(|l| l["entry"]["kind"] == "attachment")
         .unwrap()["number"]
         .to_string();
     assert_eq!(from_json, n, "{doc}");
