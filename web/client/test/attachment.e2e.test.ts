@@ -4,14 +4,15 @@
  * (text before and after, nothing refused) and shows the attachment line; the customer downloads
  * the file (every chunk checked, size and hash against the signed reference) and a reload shows
  * the line again; a chunk tampered on its way is refused and yields no file. Then the customer
- * sends a file and the CLI agent saves it.
+ * sends a file and the CLI agent saves it. The console's agent (the CLI agent's vault imported)
+ * shows and downloads a CLI customer's file and a TypeScript customer's.
  */
 import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AttachmentError, Customer, MemoryStore, downloadAttachment, type CustomerEvent, type CustomerOptions, type Request, type Response, type SocketFactory } from "../src/index.js";
-import { createOrg, eventually, startRelay, tempDir, type CliOrg, type RelayProcess } from "./relay.js";
+import { Agent, AttachmentError, Customer, MemoryStore, downloadAttachment, importCliVault, type CustomerEvent, type CustomerOptions, type Request, type Response, type SocketFactory } from "../src/index.js";
+import { cli, createOrg, eventually, startRelay, tempDir, type CliOrg, type RelayProcess } from "./relay.js";
 
 const socket: SocketFactory = (url) => new WebSocket(url) as unknown as ReturnType<SocketFactory>;
 const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
@@ -110,5 +111,50 @@ describe("attachments between the Rust CLI agent and a TypeScript customer", () 
     await eventually("online again", () => seen.find((e) => e.kind === "state" && e.state === "online"));
     expect(await again.download(ref)).toEqual(file);
     again.stop();
+  });
+
+  it("the TypeScript agent shows and downloads a CLI customer's file and a TypeScript customer's", async () => {
+    const home = org.agentHome;
+    const files = {
+      header: readFileSync(join(home, "vault.json"), "utf8"),
+      identity: new Uint8Array(readFileSync(join(home, "records", "identity.rec"))),
+      profile: new Uint8Array(readFileSync(join(home, "records", "profile.rec"))),
+    };
+    const { keys, card } = await importCliVault(files, "web tests only");
+    const store = new MemoryStore();
+    await Agent.keep(store, keys, card);
+    const agent = await Agent.load({ url: relay.url, store, socket, random, now });
+    agent.start();
+
+    const dave = join(root.path, "dave");
+    await cli(dave, relay.url, ["init", "--name", "dave", "--role", "customer"]);
+    await cli(dave, relay.url, ["register"]);
+    await cli(dave, relay.url, ["open", "--org", org.org, "--org-fingerprint", org.fingerprint]);
+    const id = (JSON.parse(await cli(dave, relay.url, ["conversations", "--json"])) as { conversations: { conversation: string }[] }).conversations[0]?.conversation ?? "";
+    const file = new Uint8Array(randomBytes(33_000));
+    const path = join(root.path, "screenshot.png");
+    writeFileSync(path, file);
+    await cli(dave, relay.url, ["send", "--conversation", id, "--attach", path]);
+    await cli(dave, relay.url, ["send", "--conversation", id, "see above"]);
+    await eventually("the text after the file", () => agent.conversation(id)?.lines.find((l) => l.text === "see above"));
+    const line = agent.conversation(id)?.lines.find((l) => l.kind === "attachment");
+    expect(line?.text).toBe("📎 screenshot.png, 32.2 KiB");
+    expect(line?.sender).toBe("dave");
+    const ref = line?.attachment;
+    if (ref === undefined) throw new Error("no attachment");
+    expect(await agent.download(id, ref)).toEqual(file);
+
+    const erin = await Customer.load({ url: relay.url, org: org.org, masterFingerprint: org.fingerprint, store: new MemoryStore(), socket, random, now });
+    erin.start();
+    await eventually("the customer online", () => (erin.policy !== null ? true : undefined));
+    const empty = await erin.sendFile(new Uint8Array(), "empty.txt", "", "nothing in it");
+    const erinId = erin.conversationId() ?? "";
+    const seen = await eventually("the empty file at the agent", () => agent.conversation(erinId)?.lines.find((l) => l.seq === empty.seq));
+    expect(seen.kind).toBe("attachment");
+    expect(seen.text).toBe("📎 empty.txt, 0 B: nothing in it");
+    expect(seen.attachment?.mediaType).toBe("application/octet-stream");
+    expect(await agent.download(erinId, seen.attachment ?? ref)).toEqual(new Uint8Array());
+    erin.stop();
+    agent.stop();
   });
 });

@@ -105,6 +105,7 @@ describe("opening a file", () => {
   it("refuses a file whose hash or size is not the reference's", () => {
     expect(failure(() => openAttachment({ ...ref, sha256: new Uint8Array(32) }, chunks))).toBe("hash");
     expect(failure(() => openAttachment({ ...ref, size: ref.size - 1 }, chunks))).toBe("size");
+    expect(failure(() => openAttachment({ ...ref, size: ref.size + 1 }, chunks))).toBe("size");
   });
 
   it("refuses chunks of another attachment (the id is in the key and the AAD)", () => {
