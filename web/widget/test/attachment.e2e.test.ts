@@ -3,7 +3,8 @@
  * sends a file (`sealdesk send --attach`); the widget's history still reads (text before and
  * after) and shows the attachment line; "Download" offers the checked file under a safe name;
  * the customer attaches a file, which the CLI agent saves byte for byte. No console error and no
- * CSP violation.
+ * CSP violation. Then a chunk altered on its way from the relay (the page's WebSocket routed
+ * through the test): the line says the file failed its check, and no download is offered.
  */
 import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -11,6 +12,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { decodeFrame, encodeFrame, type CborValue } from "@sealdesk/protocol";
 import { createOrg, startRelay, tempDir, type CliOrg, type RelayProcess } from "../../client/test/relay.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -78,6 +80,40 @@ describe("attachments in the widget (Chromium)", () => {
     const out = join(root.path, "saved.png");
     await org.agent(["attachment", "save", "--conversation", id, "--message", n, "--out", out]);
     expect(readFileSync(out).equals(mine)).toBe(true);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it("refuses a chunk altered on its way: a clear error, never a file", async () => {
+    const page = await browser.newPage();
+    page.on("pageerror", (e) => problems.push(e.message));
+    let altered = 0;
+    await page.routeWebSocket(/\/v1\/ws$/, (ws) => {
+      const server = ws.connectToServer();
+      ws.onMessage((m) => server.send(m));
+      server.onMessage((m) => {
+        if (typeof m === "string") return ws.send(m);
+        const frame = decodeFrame(new Uint8Array(m)) as { response?: { body?: { attachment_chunk?: { data: Uint8Array } } } };
+        const chunk = frame.response?.body?.attachment_chunk;
+        if (chunk === undefined) return ws.send(m);
+        const data = chunk.data.slice();
+        data[0] = (data[0] ?? 0) ^ 1;
+        chunk.data = data;
+        altered += 1;
+        ws.send(Buffer.from(encodeFrame(frame as unknown as CborValue)));
+      });
+    });
+    let downloads = 0;
+    page.on("download", () => (downloads += 1));
+    await page.goto(`${relay.origin}/?org=${org.org}&fp=${encodeURIComponent(org.fingerprint)}`);
+    await expect.poll(() => page.locator("#conn").getAttribute("data-state")).toBe("online");
+    await expect.poll(() => page.locator("#log li.line button.download").count()).toBe(2);
+    await page.locator("#log li.line button.download").first().click();
+    const status = page.locator("#log .attachment-status").first();
+    await expect.poll(() => status.getAttribute("data-error")).toBe("chunk");
+    expect(await status.textContent()).toContain("failed its integrity check");
+    expect(altered).toBeGreaterThan(0);
+    expect(downloads).toBe(0);
     expect(problems).toEqual([]);
     await page.close();
   });
