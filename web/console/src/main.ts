@@ -29,8 +29,25 @@ function offerFile(bytes: Uint8Array, name: string): void {
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
-/** A "Download" button for an attachment line: fetches and checks the file, then offers it; a file that fails a check shows the reason and is never offered. */
-function downloadButton(ref: AttachmentRef, fetchFile: (ref: AttachmentRef) => Promise<Uint8Array>): HTMLElement {
+/** What a download showed, kept by line (the pane is rebuilt on every change). */
+interface FileStatus {
+  text: string;
+  error?: string;
+}
+const fileStatuses = new Map<string, FileStatus>();
+
+function showStatus(el: HTMLElement, st: FileStatus | undefined): void {
+  el.textContent = st?.text ?? "";
+  if (st?.error === undefined) delete el.dataset.error;
+  else el.dataset.error = st.error;
+}
+
+/**
+ * A "Download" button for an attachment line: fetches and checks the file, then offers it; a
+ * file that fails a check shows the reason and is never offered. `key` names the line (its
+ * conversation and sequence number), so the outcome survives the pane being rebuilt.
+ */
+function downloadButton(key: string, ref: AttachmentRef, fetchFile: (ref: AttachmentRef) => Promise<Uint8Array>): HTMLElement {
   const wrap = document.createElement("span");
   wrap.className = "attachment";
   const b = document.createElement("button");
@@ -39,19 +56,26 @@ function downloadButton(ref: AttachmentRef, fetchFile: (ref: AttachmentRef) => P
   b.textContent = "Download";
   const status = document.createElement("span");
   status.className = "attachment-status";
+  status.dataset.key = key;
   status.setAttribute("role", "status");
+  showStatus(status, fileStatuses.get(key));
+  const set = (st: FileStatus): void => {
+    fileStatuses.set(key, st);
+    document.querySelectorAll<HTMLElement>(".attachment-status").forEach((e) => {
+      if (e.dataset.key === key) showStatus(e, st);
+    });
+  };
   b.addEventListener("click", () => {
     b.disabled = true;
-    status.textContent = "Fetching and checking…";
-    delete status.dataset.error;
+    set({ text: "Fetching and checking…" });
     fetchFile(ref)
       .then((bytes) => {
-        status.textContent = "Checked ✓";
+        set({ text: "Checked ✓" });
         offerFile(bytes, ref.name);
       })
       .catch((e: unknown) => {
-        status.dataset.error = e instanceof AttachmentError ? e.failure : "failed";
-        status.textContent = e instanceof AttachmentError && e.failure !== "bad_answer" ? "This file failed its integrity check (it was altered or is incomplete) and was not saved." : `The file could not be fetched: ${e instanceof Error ? e.message : String(e)}`;
+        const text = e instanceof AttachmentError && e.failure !== "bad_answer" ? "This file failed its integrity check (it was altered or is incomplete) and was not saved." : `The file could not be fetched: ${e instanceof Error ? e.message : String(e)}`;
+        set({ text, error: e instanceof AttachmentError ? e.failure : "failed" });
       })
       .finally(() => {
         b.disabled = false;
@@ -195,7 +219,7 @@ async function main(): Promise<void> {
     meta.textContent = `${time(l.sentAt)} · verified ✓${mark}`;
     if (mark !== "") meta.dataset.mark = mark.slice(3);
     li.append(who, body, meta);
-    if (l.attachment !== undefined) li.append(downloadButton(l.attachment, (r) => agent.download(v.id, r)));
+    if (l.attachment !== undefined) li.append(downloadButton(`${v.id}/${l.seq}`, l.attachment, (r) => agent.download(v.id, r)));
     return li;
   };
 
