@@ -59,6 +59,7 @@ import {
   type Policy,
   type Sealed,
 } from "@sealdesk/protocol";
+import { attachmentLineText, decodeAttachmentRef, downloadAttachment, type AttachmentRef } from "./attachment.js";
 import { sequencedFromCbor, type ConversationInfo, type Push, type Sequenced } from "./frames.js";
 import { Connection, RelayError, SessionError, type ConnectionState, type Session, type SocketFactory } from "./session.js";
 import { epochPrk, openSignal, sealSignal, type SignalKind } from "./signal.js";
@@ -77,8 +78,10 @@ export interface AgentLine {
   sender: string;
   /** The text, or for a status line the status set. */
   text: string;
-  kind: "text" | "status" | "event";
+  kind: "text" | "status" | "event" | "attachment";
   sentAt: number;
+  /** A file's reference (kind `attachment`, §9.8); fetch it with `download`. */
+  attachment?: AttachmentRef;
 }
 
 /** What the console shows of one conversation. */
@@ -631,6 +634,12 @@ export class Agent {
         this.line(c, { seq: it.seq, mine, sender, text: status, kind: "status", sentAt: env.header.sentAt });
         return;
       }
+      if (env.header.kind === "attachment") {
+        // A reference that does not decode is refused (shown as rejected), never shown as text.
+        const ref = decodeAttachmentRef(body);
+        this.line(c, { seq: it.seq, mine, sender, text: attachmentLineText(ref), kind: "attachment", sentAt: env.header.sentAt, attachment: ref });
+        return;
+      }
       this.line(c, { seq: it.seq, mine, sender, text: dec.decode(body), kind: "text", sentAt: env.header.sentAt });
     } else if (item.kind === "notice") {
       this.line(c, { seq: it.seq, mine: false, sender: "", text: "an audit notice was recorded for this conversation (the customer's app checks it)", kind: "event", sentAt: it.storedAt });
@@ -783,6 +792,16 @@ export class Agent {
   /** Sends a text message. */
   send(id: string, text: string): Promise<number> {
     return this.sendKind(id, "text", enc.encode(text));
+  }
+
+  /**
+   * Fetches and opens the file of an attachment line of conversation `id` (§9.8): every chunk
+   * checked, then the size and hash against the signed reference. Throws an `AttachmentError`
+   * (never returns part of a file) when a check fails.
+   */
+  async download(id: string, ref: AttachmentRef): Promise<Uint8Array> {
+    const c = this.need(id);
+    return downloadAttachment(this.session(), c.id, ref);
   }
 
   /** Sets the conversation's status (a message of kind `status`, §9.6). */

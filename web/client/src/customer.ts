@@ -47,6 +47,7 @@ import {
   type IdentityCard,
   type Policy,
 } from "@sealdesk/protocol";
+import { attachmentLineText, decodeAttachmentRef, downloadAttachment, encodeAttachmentRef, sealAttachment, uploadAttachment, type AttachmentRef } from "./attachment.js";
 import { consentToCbor, policyFromCbor, sequencedFromCbor, type Push, type Sequenced } from "./frames.js";
 import { auditEntryFromCbor, checkNotice, treeHeadFromCbor, type Notice, type NoticeKind } from "./notice.js";
 import { Connection, RelayError, SessionError, type ConnectionState, type Session, type SocketFactory } from "./session.js";
@@ -62,8 +63,11 @@ export interface ChatLine {
   mine: boolean;
   /** The sender's account name. */
   sender: string;
+  /** The text; for a file, its line ("name, size" and the caption). */
   text: string;
   sentAt: number;
+  /** A file's reference (a message of kind `attachment`, §9.8); fetch it with `download`. */
+  attachment?: AttachmentRef;
 }
 
 /** What the customer tells its view. */
@@ -511,7 +515,10 @@ export class Customer {
       // A status the agent set (§9.6) is not a line of the chat.
       if (env.header.kind === "status") return;
       const sender = e.record.members.find((m) => equal(m.signingKey, env.header.sender))?.name ?? "?";
-      const line: ChatLine = { seq: it.seq, mine, sender, text: dec.decode(body), sentAt: env.header.sentAt };
+      // A file's reference that does not decode is refused (shown as rejected), never shown as text.
+      const ref = env.header.kind === "attachment" ? decodeAttachmentRef(body) : null;
+      const line: ChatLine =
+        ref === null ? { seq: it.seq, mine, sender, text: dec.decode(body), sentAt: env.header.sentAt } : { seq: it.seq, mine, sender, text: attachmentLineText(ref), sentAt: env.header.sentAt, attachment: ref };
       this.lines.push(line);
       this.lines.sort((a, b) => a.seq - b.seq);
       this.emit({ kind: "line", line });
@@ -643,11 +650,46 @@ export class Customer {
   }
 
   /**
+   * Fetches and opens the file of an attachment line (§9.8): every chunk checked, then the size
+   * and hash against the signed reference. Throws an `AttachmentError` (never returns part of a
+   * file) when a check fails.
+   */
+  async download(ref: AttachmentRef): Promise<Uint8Array> {
+    const conv = this.conv;
+    if (conv === null) throw new CustomerError("not_open");
+    return downloadAttachment(this.session(), conv.conversation, ref);
+  }
+
+  /**
+   * Sends a file (§9.8): sealed under a fresh key, uploaded chunk by chunk, then announced by a
+   * message of kind `attachment` whose body is its reference (the caption may be empty).
+   */
+  async sendFile(file: Uint8Array, name: string, mediaType: string, caption = ""): Promise<ChatLine> {
+    if (this.blocked !== null) throw new CustomerError("key_changed", this.blocked);
+    const sealed = sealAttachment(file, name, mediaType === "" ? "application/octet-stream" : mediaType, caption, this.opts.random);
+    if (this.conv === null) {
+      const s = this.session();
+      const lock = this.opts.withSendLock ?? ((f) => f());
+      await lock(async () => {
+        if (this.conv === null) await this.open(s);
+      });
+    }
+    const conv = this.conv;
+    if (conv === null) throw new CustomerError("not_open");
+    await uploadAttachment(this.session(), conv.conversation, sealed);
+    return this.sendBody("attachment", encodeAttachmentRef(sealed.ref));
+  }
+
+  /**
    * Sends `text`, opening the conversation first if needed. The counter is persisted before the
    * message is encrypted, under the send lock, so no two tabs (or a crash and a retry) can use
    * one counter twice.
    */
   async send(text: string): Promise<ChatLine> {
+    return this.sendBody("text", enc.encode(text));
+  }
+
+  private async sendBody(kind: "text" | "attachment", body: Uint8Array): Promise<ChatLine> {
     if (this.blocked !== null) throw new CustomerError("key_changed", this.blocked);
     const lock = this.opts.withSendLock ?? ((f) => f());
     return lock(async () => {
@@ -661,7 +703,7 @@ export class Customer {
       const counter = await this.readCounter(epoch);
       await this.opts.store.put(`${RECORDS.counterPrefix}${epoch}`, toCbor(counter + 1));
       const sentAt = this.opts.now();
-      const envelope = sealMessage(e.schedule, conv.conversation, epoch, this.keys, counter, "text", sentAt, enc.encode(text));
+      const envelope = sealMessage(e.schedule, conv.conversation, epoch, this.keys, counter, kind, sentAt, body);
       const r = await s.call({ kind: "send", envelope });
       if (r.kind !== "stored") throw new CustomerError("bad_answer", r.kind);
       const raw: CborValue = { conversation: conv.conversation, seq: r.seq, stored_at: sentAt, item: { message: envelopeToCbor(envelope) } };

@@ -46,7 +46,11 @@ export type Request =
   | { kind: "share_consent"; token: ConsentToken }
   | { kind: "transfer"; conversation: Uint8Array; agent: string }
   | { kind: "put_hand_off"; handoff: Handoff }
-  | { kind: "signal"; signal: SignalEnvelope };
+  | { kind: "signal"; signal: SignalEnvelope }
+  /** One ciphertext chunk of an attachment of `size` plaintext bytes (§9.8). */
+  | { kind: "attachment_put"; conversation: Uint8Array; attachment: Uint8Array; size: number; index: number; data: Uint8Array }
+  /** One ciphertext chunk of an attachment (§9.8). */
+  | { kind: "attachment_get"; conversation: Uint8Array; attachment: Uint8Array; index: number };
 
 /** The CBOR of a request body. */
 export function requestToCbor(r: Request): CborValue {
@@ -87,6 +91,10 @@ export function requestToCbor(r: Request): CborValue {
       return { put_hand_off: handoffToCbor(r.handoff) };
     case "signal":
       return { signal: signalToCbor(r.signal) };
+    case "attachment_put":
+      return { attachment_put: { conversation: r.conversation, attachment: r.attachment, size: r.size, index: r.index, data: r.data } };
+    case "attachment_get":
+      return { attachment_get: { conversation: r.conversation, attachment: r.attachment, index: r.index } };
   }
 }
 
@@ -191,6 +199,10 @@ export type Response =
   | { kind: "inclusion"; index: number; size: number; path: Uint8Array[] }
   | { kind: "consistency"; old: number; new: number; path: Uint8Array[] }
   | { kind: "witnessed_head"; head: CborValue; cosignatures: CborValue[] }
+  /** Chunks of an attachment the relay holds (the next to send) of all (§9.8). */
+  | { kind: "attachment_progress"; stored: number; chunks: number }
+  /** One chunk of an attachment and the size its uploader declared (§9.8). */
+  | { kind: "attachment_chunk"; size: number; index: number; data: Uint8Array }
   | { kind: "other"; name: string };
 
 /** A push (§13.5). */
@@ -331,7 +343,7 @@ export function envelopeFromCbor(v: CborValue): Envelope {
   const m = map(v, "envelope");
   const h = map(get(m, "header"), "header");
   const kind = text(h, "kind");
-  if (kind !== "text" && kind !== "read" && kind !== "status") throw malformed(`kind ${kind}`);
+  if (kind !== "text" && kind !== "read" && kind !== "status" && kind !== "attachment") throw malformed(`kind ${kind}`);
   return {
     header: {
       version: u(h, "version"),
@@ -439,6 +451,14 @@ export function responseFromCbor(v: CborValue): Response {
     }
     case "tree_head":
       return { kind: "tree_head", head: body };
+    case "attachment_progress": {
+      const m = map(body, "attachment_progress");
+      return { kind: "attachment_progress", stored: u(m, "stored"), chunks: u(m, "chunks") };
+    }
+    case "attachment_chunk": {
+      const m = map(body, "attachment_chunk");
+      return { kind: "attachment_chunk", size: u(m, "size"), index: u(m, "index"), data: bytes(m, "data") };
+    }
     case "inclusion": {
       const m = map(body, "inclusion");
       const path = list(m, "path").map((p) => {

@@ -14,3 +14,4 @@ export * from "./notices-witness.js";
 export * from "./agent.js";
 export * from "./signal.js";
 export * from "./vault-import.js";
+export * from "./attachment.js";

@@ -25,7 +25,7 @@ export const MAX_AHEAD = 2_000;
 export const HEADER_LEN = 102;
 
 /** Content kinds and their codes. */
-export const KINDS = { text: 1, read: 2, status: 3 } as const;
+export const KINDS = { text: 1, read: 2, status: 3, attachment: 4 } as const;
 /** A content kind. */
 export type ContentKind = keyof typeof KINDS;
 

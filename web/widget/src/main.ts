@@ -9,9 +9,58 @@
  * send, the counter persisted before encrypting); the others follow over a BroadcastChannel.
  * The DOM is written with `textContent` only: nothing from the relay or the agent is HTML.
  */
-import { Customer, CustomerError, policySummary, type ChatLine, type CustomerEvent, type Notice, type SocketLike } from "@sealdesk/client";
+import { AttachmentError, Customer, CustomerError, attachmentBlob, policySummary, safeFileName, type AttachmentRef, type ChatLine, type CustomerEvent, type Notice, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
 import { fromHex } from "@sealdesk/protocol";
+
+/**
+ * Offers `bytes` as a download named after the sender's file name made safe (`safeFileName`),
+ * as `application/octet-stream` (`attachmentBlob`): never opened in this page's origin.
+ */
+function offerFile(bytes: Uint8Array, name: string): void {
+  const url = URL.createObjectURL(attachmentBlob(bytes));
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = safeFileName(name);
+  a.rel = "noopener";
+  a.hidden = true;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+/** A "Download" button for an attachment line: fetches and checks the file, then offers it; a file that fails a check shows the reason and is never offered. */
+function downloadButton(ref: AttachmentRef, fetchFile: (ref: AttachmentRef) => Promise<Uint8Array>): HTMLElement {
+  const wrap = document.createElement("span");
+  wrap.className = "attachment";
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = "download";
+  b.textContent = "Download";
+  const status = document.createElement("span");
+  status.className = "attachment-status";
+  status.setAttribute("role", "status");
+  b.addEventListener("click", () => {
+    b.disabled = true;
+    status.textContent = "Fetching and checking…";
+    delete status.dataset.error;
+    fetchFile(ref)
+      .then((bytes) => {
+        status.textContent = "Checked ✓";
+        offerFile(bytes, ref.name);
+      })
+      .catch((e: unknown) => {
+        status.dataset.error = e instanceof AttachmentError ? e.failure : "failed";
+        status.textContent = e instanceof AttachmentError && e.failure !== "bad_answer" ? "This file failed its integrity check (it was altered or is incomplete) and was not saved." : `The file could not be fetched: ${e instanceof Error ? e.message : String(e)}`;
+      })
+      .finally(() => {
+        b.disabled = false;
+      });
+  });
+  wrap.append(b, status);
+  return wrap;
+}
 
 function el<T extends HTMLElement>(id: string): T {
   const e = document.getElementById(id);
@@ -66,6 +115,7 @@ async function main(): Promise<void> {
   const log = el<HTMLOListElement>("log");
   const text = el<HTMLTextAreaElement>("text");
   const send = el<HTMLButtonElement>("send");
+  const file = el<HTMLInputElement>("file");
   const conn = el<HTMLParagraphElement>("conn");
   const rows = new Map<number, HTMLLIElement>();
   let online = false;
@@ -74,6 +124,7 @@ async function main(): Promise<void> {
   const canSend = (): boolean => online && policyShown && customer.blockedBecause() === null;
   const refresh = (): void => {
     text.disabled = !canSend();
+    file.disabled = !canSend();
     send.disabled = !canSend();
     document.body.dataset.conversation = customer.conversationId() ?? "";
     el<HTMLDetailsElement>("consent").hidden = !(customer.conversationId() !== null && customer.policy?.allowConsent === true);
@@ -103,6 +154,7 @@ async function main(): Promise<void> {
     read.className = "read";
     meta.append(read);
     li.append(who, body, meta);
+    if (l.attachment !== undefined) li.append(downloadButton(l.attachment, (r) => customer.download(r)));
     const after = [...rows.keys()].filter((s) => s > l.seq).sort((a, b) => a - b)[0];
     const next = after === undefined ? null : (rows.get(after) ?? null);
     log.insertBefore(li, next);
@@ -198,6 +250,25 @@ async function main(): Promise<void> {
       .finally(() => {
         refresh();
         text.focus();
+      });
+  });
+  // A file chosen is sent at once, encrypted and uploaded in chunks, with the text typed as its caption.
+  file.addEventListener("change", () => {
+    const f = file.files?.[0];
+    if (f === undefined || !canSend()) return;
+    file.disabled = true;
+    f.arrayBuffer()
+      .then((buf) => customer.sendFile(new Uint8Array(buf), f.name, f.type, text.value.trim()))
+      .then((line) => {
+        text.value = "";
+        addLine(line);
+        el<HTMLDetailsElement>("policy").open = false;
+        tabs?.postMessage({ sent: line.seq });
+      })
+      .catch((err: unknown) => showAlert(`File not sent: ${err instanceof Error ? err.message : String(err)}`))
+      .finally(() => {
+        file.value = "";
+        refresh();
       });
   });
   el<HTMLFormElement>("consent-form").addEventListener("submit", (ev) => {

@@ -1,0 +1,120 @@
+/**
+ * Attachments in the widget, in Chromium against the real relay serving web/dist: the CLI agent
+ * sends a file (`sealdesk send --attach`); the widget's history still reads (text before and
+ * after) and shows the attachment line; "Download" offers the checked file under a safe name;
+ * the customer attaches a file, which the CLI agent saves byte for byte. No console error and no
+ * CSP violation. Then a chunk altered on its way from the relay (the page's WebSocket routed
+ * through the test): the line says the file failed its check, and no download is offered.
+ */
+import { randomBytes } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { decodeFrame, encodeFrame, type CborValue } from "@sealdesk/protocol";
+import { createOrg, startRelay, tempDir, type CliOrg, type RelayProcess } from "../../client/test/relay.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const dist = resolve(here, "../../dist");
+
+describe("attachments in the widget (Chromium)", () => {
+  const root = tempDir("widget-attach");
+  let relay: RelayProcess;
+  let org: CliOrg;
+  let browser: BrowserContext;
+  const problems: string[] = [];
+
+  beforeAll(async () => {
+    relay = await startRelay(join(root.path, "relay-data"), ["--web-root", dist]);
+    org = await createOrg(root.path, relay.url);
+    browser = await chromium.launchPersistentContext(join(root.path, "profile"), {
+      executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+      headless: true,
+      args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+      viewport: { width: 420, height: 640 },
+      acceptDownloads: true,
+    });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await relay?.stop();
+    root.remove();
+  });
+
+  const lines = (page: Page): Promise<string[]> => page.locator("#log li.line .text").allTextContents();
+
+  it("shows the agent's file, downloads it checked under a safe name, and sends one", async () => {
+    const page = await browser.newPage();
+    page.on("console", (m) => {
+      if (m.type() === "error") problems.push(m.text());
+    });
+    page.on("pageerror", (e) => problems.push(e.message));
+    await page.goto(`${relay.origin}/?org=${org.org}&fp=${encodeURIComponent(org.fingerprint)}`);
+    await expect.poll(() => page.locator("#conn").getAttribute("data-state")).toBe("online");
+    await page.locator("#text").fill("the invoice please");
+    await page.locator("#text").press("Enter");
+    await expect.poll(() => lines(page)).toEqual(["the invoice please"]);
+    const id = (await page.locator("body").getAttribute("data-conversation")) ?? "";
+
+    const file = new Uint8Array(randomBytes(40_000));
+    const path = join(root.path, ".hidden invoice.pdf");
+    writeFileSync(path, file);
+    await org.agent(["send", "--conversation", id, "--attach", path, "here you go"]);
+    await org.agent(["send", "--conversation", id, "anything else?"]);
+    await expect.poll(() => lines(page)).toEqual(["the invoice please", "📎 hidden invoice.pdf, 39.1 KiB: here you go", "anything else?"]);
+
+    const [download] = await Promise.all([page.waitForEvent("download"), page.locator("#log li.line button.download").click()]);
+    expect(download.suggestedFilename()).toBe("hidden invoice.pdf");
+    const saved = await download.path();
+    expect(new Uint8Array(readFileSync(saved))).toEqual(file);
+    await expect.poll(() => page.locator("#log .attachment-status").first().textContent()).toBe("Checked ✓");
+
+    // The customer attaches a file with the typed text as its caption; the CLI agent saves it.
+    const mine = Buffer.from(randomBytes(3000));
+    await page.locator("#text").fill("a photo of it");
+    await page.locator("#file").setInputFiles({ name: "broken.png", mimeType: "image/png", buffer: mine });
+    await expect.poll(() => lines(page)).toContain("📎 broken.png, 2.9 KiB: a photo of it");
+    const history = await org.agent(["history", "--conversation", id]);
+    const n = /\[?#?(\d+)\]?[^\n]*broken\.png/.exec(history)?.[1] ?? "";
+    const out = join(root.path, "saved.png");
+    await org.agent(["attachment", "save", "--conversation", id, "--message", n, "--out", out]);
+    expect(readFileSync(out).equals(mine)).toBe(true);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it("refuses a chunk altered on its way: a clear error, never a file", async () => {
+    const page = await browser.newPage();
+    page.on("pageerror", (e) => problems.push(e.message));
+    let altered = 0;
+    await page.routeWebSocket(/\/v1\/ws$/, (ws) => {
+      const server = ws.connectToServer();
+      ws.onMessage((m) => server.send(m));
+      server.onMessage((m) => {
+        if (typeof m === "string") return ws.send(m);
+        const frame = decodeFrame(new Uint8Array(m)) as { response?: { body?: { attachment_chunk?: { data: Uint8Array } } } };
+        const chunk = frame.response?.body?.attachment_chunk;
+        if (chunk === undefined) return ws.send(m);
+        const data = chunk.data.slice();
+        data[0] = (data[0] ?? 0) ^ 1;
+        chunk.data = data;
+        altered += 1;
+        ws.send(Buffer.from(encodeFrame(frame as unknown as CborValue)));
+      });
+    });
+    let downloads = 0;
+    page.on("download", () => (downloads += 1));
+    await page.goto(`${relay.origin}/?org=${org.org}&fp=${encodeURIComponent(org.fingerprint)}`);
+    await expect.poll(() => page.locator("#conn").getAttribute("data-state")).toBe("online");
+    await expect.poll(() => page.locator("#log li.line button.download").count()).toBe(2);
+    await page.locator("#log li.line button.download").first().click();
+    const status = page.locator("#log .attachment-status").first();
+    await expect.poll(() => status.getAttribute("data-error")).toBe("chunk");
+    expect(await status.textContent()).toContain("failed its integrity check");
+    expect(altered).toBeGreaterThan(0);
+    expect(downloads).toBe(0);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+});
