@@ -124,7 +124,7 @@ pub trait ConversationLog: Store {
         self.append_message(m)
     }
 
-    /// Whether the engine refused the append of `seq` to `conversation` when it committed it
+    /// Whether the engine refused the append `what` to `conversation` when it committed it
     /// (another node took the number or the counter meanwhile), forgetting it. A writer asks
     /// once its write is durable: `true` means it was NOT stored. Always `false` for an engine
     /// that only this node writes.
@@ -132,7 +132,7 @@ pub trait ConversationLog: Store {
     /// # Errors
     ///
     /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails.
-    fn take_refused(&self, _conversation: &[u8], _seq: u64) -> Result<bool> {
+    fn take_refused(&self, _conversation: &[u8], _what: &Refused) -> Result<bool> {
         Ok(false)
     }
 
@@ -230,4 +230,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         exercise(&SledStore::open(dir.path()).unwrap());
     }
+}
+
+/// A refused log append, as its writer asks about it ([`ConversationLog::take_refused`]).
+///
+/// A message is known by its (epoch, sender, counter), which no other message shares, never by
+/// its sequence number: an append made again takes a new number, which may be the number an
+/// earlier refused append of this node had, so numbers would mix up whose append was refused.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Refused {
+    /// A message append.
+    Message {
+        /// Its epoch.
+        epoch: u32,
+        /// Its sender's signing key.
+        sender: Vec<u8>,
+        /// The sender's counter.
+        counter: u64,
+    },
+    /// Any other item (an epoch record, a hand-off, a consent share, a notice), by sequence
+    /// number: those are not appended again (their writers answer `conflict`).
+    Item {
+        /// Its sequence number.
+        seq: u64,
+    },
 }

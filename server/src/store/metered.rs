@@ -105,8 +105,8 @@ impl ConversationLog for MeteredStore {
         self.timed(|s| s.append_message_again(m))
     }
 
-    fn take_refused(&self, conversation: &[u8], seq: u64) -> Result<bool> {
-        self.inner.take_refused(conversation, seq)
+    fn take_refused(&self, conversation: &[u8], what: &super::Refused) -> Result<bool> {
+        self.inner.take_refused(conversation, what)
     }
 
     fn committed_items_after(

@@ -23,7 +23,7 @@ mod sled_engine;
 
 use crate::error::Result;
 
-pub use log::{ConversationLog, MessageAppend};
+pub use log::{ConversationLog, MessageAppend, Refused};
 pub use memory::MemoryStore;
 pub use metered::MeteredStore;
 pub(crate) use postgres::wake::listen as listen_for_wakeups;

@@ -25,6 +25,7 @@ use sealdesk_protocol::{
 use tracing::{debug, warn};
 
 use super::{Reject, Service, lock};
+use crate::store::Refused;
 
 /// How many times a message is appended again after the database refused it.
 const MAX_AGAIN: usize = 8;
@@ -95,8 +96,18 @@ impl Service {
         sender: &SigningPublicKey,
     ) -> Result<(Sequenced, Vec<SigningPublicKey>), Reject> {
         let (mut item, mut audience) = (item, audience);
+        // Known by its (epoch, sender, counter), not its number: appended again it takes a new
+        // number, which an earlier refused append of this node may have had.
+        let what = match &item.item {
+            Item::Message(env) => Refused::Message {
+                epoch: env.header.epoch,
+                sender: env.header.sender.to_bytes().to_vec(),
+                counter: env.header.counter,
+            },
+            _ => Refused::Item { seq: item.seq },
+        };
         for _ in 0..MAX_AGAIN {
-            if !self.convs.take_refused(&item.conversation, item.seq)? {
+            if !self.convs.take_refused(&item.conversation, &what)? {
                 return Ok((item, audience));
             }
             debug!(conversation = %item.conversation, seq = item.seq,
@@ -119,7 +130,10 @@ impl Service {
     /// Once an item other than a message is durable: refuses the request if the store refused
     /// the item (another node appended to the conversation first).
     pub(super) fn settle_item(&self, item: &Sequenced) -> Result<(), Reject> {
-        if self.convs.take_refused(&item.conversation, item.seq)? {
+        if self
+            .convs
+            .take_refused(&item.conversation, &Refused::Item { seq: item.seq })?
+        {
             return Err(Reject::new(
                 ErrorCode::Conflict,
                 "another relay node wrote to this conversation at the same time: read the \

@@ -32,7 +32,7 @@ use super::{
 use crate::{
     clock::ClockHandle,
     relay::state::{ConvState, StoredItem},
-    store::{Batch, Collection, ConversationLog, MessageAppend, seq_from_key},
+    store::{Batch, Collection, ConversationLog, MessageAppend, Refused, seq_from_key},
 };
 
 /// Longest run of items read from the store at once (a history page, a replay step).
@@ -285,8 +285,8 @@ impl ConvTable {
 
     /// Whether the store refused the append of `seq` to `c` when it committed it (see
     /// [`ConversationLog::take_refused`]); if so, the cached state is refreshed.
-    pub(super) fn take_refused(&self, c: &ConversationId, seq: u64) -> Result<bool, Reject> {
-        let refused = self.store.take_refused(c.as_bytes(), seq)?;
+    pub(super) fn take_refused(&self, c: &ConversationId, what: &Refused) -> Result<bool, Reject> {
+        let refused = self.store.take_refused(c.as_bytes(), what)?;
         if refused {
             self.refresh(c)?;
         }

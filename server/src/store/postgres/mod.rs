@@ -44,7 +44,7 @@ use std::{
 use deadpool_postgres::Pool;
 
 use super::{
-    Batch, Collection, ConversationLog, Entries, MessageAppend, Op, Store, prefix_end,
+    Batch, Collection, ConversationLog, Entries, MessageAppend, Op, Refused, Store, prefix_end,
     prefixed_seq_key,
 };
 use crate::error::{Error, Result};
@@ -109,6 +109,30 @@ impl Unit {
             PgOp::Append {
                 conversation, seq, ..
             } => Some((conversation.as_slice(), *seq)),
+            _ => None,
+        })
+    }
+
+    /// The unit's log appends as their writers ask about them if refused
+    /// ([`ConversationLog::take_refused`]).
+    pub(super) fn refusals(&self) -> impl Iterator<Item = (&[u8], Refused)> {
+        self.ops.iter().filter_map(|op| match op {
+            PgOp::Append {
+                conversation,
+                seq,
+                message,
+                ..
+            } => Some((
+                conversation.as_slice(),
+                match message {
+                    Some((epoch, sender, counter)) => Refused::Message {
+                        epoch: *epoch,
+                        sender: sender.clone(),
+                        counter: *counter,
+                    },
+                    None => Refused::Item { seq: *seq },
+                },
+            )),
             _ => None,
         })
     }
@@ -178,7 +202,7 @@ struct Staged {
     committing: Option<Arc<Overlay>>,
     /// Log appends the database refused (or that were dropped behind a refused one), by
     /// conversation, until their writers take them ([`ConversationLog::take_refused`]).
-    refused: HashMap<Vec<u8>, BTreeSet<u64>>,
+    refused: HashMap<Vec<u8>, BTreeSet<Refused>>,
 }
 
 impl Staged {
@@ -196,8 +220,8 @@ impl Staged {
                 && unit.appends_message()
                 && unit.appends().any(|(c, _)| refused.contains_key(c));
             if behind {
-                for (c, seq) in unit.appends() {
-                    refused.entry(c.to_vec()).or_default().insert(seq);
+                for (c, what) in unit.refusals() {
+                    refused.entry(c.to_vec()).or_default().insert(what);
                 }
                 dropped = true;
             } else {
@@ -383,8 +407,8 @@ impl PgStore {
             && unit.appends_message()
             && unit.appends().any(|(c, _)| staged.refused.contains_key(c))
         {
-            for (c, seq) in unit.appends() {
-                staged.refused.entry(c.to_vec()).or_default().insert(seq);
+            for (c, what) in unit.refusals() {
+                staged.refused.entry(c.to_vec()).or_default().insert(what);
             }
             return Ok(());
         }
@@ -543,8 +567,12 @@ impl Store for PgStore {
                 if outcome.woke {
                     self.counts.note_sent();
                 }
-                for (c, seq) in &outcome.refused_appends {
-                    staged.refused.entry(c.clone()).or_default().insert(*seq);
+                for (c, what) in &outcome.refused_appends {
+                    staged
+                        .refused
+                        .entry(c.clone())
+                        .or_default()
+                        .insert(what.clone());
                 }
                 self.counts.note_refused(outcome.refused_appends.len());
                 // Units staged meanwhile behind a refused append go too (at the next flush's
@@ -609,12 +637,12 @@ impl ConversationLog for PgStore {
         true
     }
 
-    fn take_refused(&self, conversation: &[u8], seq: u64) -> Result<bool> {
+    fn take_refused(&self, conversation: &[u8], what: &Refused) -> Result<bool> {
         let mut staged = lock(&self.staged)?;
         let Some(seqs) = staged.refused.get_mut(conversation) else {
             return Ok(false);
         };
-        let was = seqs.remove(&seq);
+        let was = seqs.remove(what);
         if seqs.is_empty() {
             staged.refused.remove(conversation);
         }

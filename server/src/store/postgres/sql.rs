@@ -9,6 +9,7 @@ use tokio_postgres::types::ToSql;
 
 use super::{PgOp, Unit, db_err, wake};
 use crate::error::{Error, Result};
+use crate::store::Refused;
 use crate::store::{Collection, Entries, prefixed_seq_key, seq_from_key};
 
 /// Length of a conversation id: the prefix of every key in [`Collection::Messages`].
@@ -225,7 +226,7 @@ struct Numbers {
 #[derive(Debug, Default)]
 pub(super) struct Outcome {
     /// The log appends the database refused, or that were dropped behind a refused one.
-    pub(super) refused_appends: Vec<(Vec<u8>, u64)>,
+    pub(super) refused_appends: Vec<(Vec<u8>, Refused)>,
     /// Whether a unit without log appends was refused (a conditional insert's key taken).
     pub(super) refused_other: bool,
     /// Whether a wake-up was sent.
@@ -277,9 +278,9 @@ pub(super) async fn commit(
                 return true;
             }
             let mut appended = false;
-            for (c, seq) in unit.appends() {
+            for (c, what) in unit.refusals() {
                 blocked.insert(c);
-                outcome.refused_appends.push((c.to_vec(), seq));
+                outcome.refused_appends.push((c.to_vec(), what));
                 appended = true;
             }
             if !appended {
