@@ -11,7 +11,7 @@ use std::process::Command;
 use sealdesk_server::{
     Error,
     store::{
-        Batch, Collection, ConversationLog, MessageAppend, PgStore, SCHEMA_VERSION, Store,
+        Batch, Collection, ConversationLog, MessageAppend, PgStore, Refused, SCHEMA_VERSION, Store,
         prefixed_seq_key, seq_from_key,
     },
 };
@@ -33,6 +33,16 @@ fn message<'a>(c: &'a [u8], seq: u64, counter: u64, item: &'a [u8]) -> MessageAp
         counter,
         item,
         record: None,
+    }
+}
+
+/// How a writer asks about its refused message of `counter` (the sender and epoch of
+/// [`message`]).
+fn sent(counter: u64) -> Refused {
+    Refused::Message {
+        epoch: 1,
+        sender: vec![9; 32],
+        counter,
     }
 }
 
@@ -187,9 +197,9 @@ fn the_database_refuses_a_taken_sequence_number_and_a_reused_counter() {
     b.append_message(&message(&c, 1, 7, b"from b")).unwrap();
     b.append_message(&message(&d, 1, 1, b"other")).unwrap();
     b.flush().unwrap();
-    assert!(b.take_refused(&c, 1).unwrap(), "seq 1 was taken");
-    assert!(!b.take_refused(&c, 1).unwrap(), "told once");
-    assert!(!b.take_refused(&d, 1).unwrap());
+    assert!(b.take_refused(&c, &sent(7)).unwrap(), "seq 1 was taken");
+    assert!(!b.take_refused(&c, &sent(7)).unwrap(), "told once");
+    assert!(!b.take_refused(&d, &sent(1)).unwrap());
     assert_eq!(
         a.last_seq(&d).unwrap(),
         Some(1),
@@ -198,7 +208,10 @@ fn the_database_refuses_a_taken_sequence_number_and_a_reused_counter() {
     // A gap: seq 3 after 1.
     b.append_message(&message(&c, 3, 8, b"gap")).unwrap();
     b.flush().unwrap();
-    assert!(b.take_refused(&c, 3).unwrap(), "a sequence gap is refused");
+    assert!(
+        b.take_refused(&c, &sent(8)).unwrap(),
+        "a sequence gap is refused"
+    );
     // The next number but a counter already used: the UNIQUE constraint refuses it.
     b.append_message(&message(&c, 2, 1, b"reused")).unwrap();
     b.flush().unwrap();
@@ -206,14 +219,17 @@ fn the_database_refuses_a_taken_sequence_number_and_a_reused_counter() {
     b.append_message(&message(&c, 3, 9, b"behind")).unwrap();
     b.flush().unwrap();
     assert!(
-        b.take_refused(&c, 2).unwrap(),
+        b.take_refused(&c, &sent(1)).unwrap(),
         "a reused counter is refused"
     );
     // Appended again (after reloading): committed, and the one behind is reported refused.
     b.append_message_again(&message(&c, 2, 2, b"next")).unwrap();
     b.flush().unwrap();
-    assert!(!b.take_refused(&c, 2).unwrap());
-    assert!(b.take_refused(&c, 3).unwrap(), "dropped behind the refusal");
+    assert!(!b.take_refused(&c, &sent(2)).unwrap());
+    assert!(
+        b.take_refused(&c, &sent(9)).unwrap(),
+        "dropped behind the refusal"
+    );
     let items: Vec<Vec<u8>> = a
         .items_after(&c, 0, 10)
         .unwrap()
