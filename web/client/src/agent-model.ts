@@ -7,6 +7,7 @@
 import type { EpochRecord, EpochSecret, Policy, ReplayWindow } from "@sealdesk/protocol";
 import type { AttachmentRef } from "./attachment.js";
 import type { Sequenced } from "./frames.js";
+import type { Notice } from "./notice.js";
 import type { MemberEvent, MemberOptions, SyncedConversation } from "./member.js";
 
 /** A conversation's status (§9.6). */
@@ -51,6 +52,14 @@ export interface ConversationView {
   blocked: string | null;
   /** Whether this account is no longer a member (transferred to another agent). */
   transferredOut: boolean;
+  /** The release (and other) notices of the audit log about this conversation, checked, by index. */
+  notices: readonly AgentNotice[];
+}
+
+/** A notice of the audit log about a conversation, checked as the widget checks it, and its time. */
+export interface AgentNotice extends Notice {
+  /** When the entry was logged (Unix seconds). */
+  at: number;
 }
 
 /** What the agent tells its view. */
@@ -132,6 +141,10 @@ export interface Conv {
   lastSignal: number;
   blocked: string | null;
   transferredOut: boolean;
+  /** The audit log's notices about this conversation, checked, by log index. */
+  notices: Map<number, AgentNotice>;
+  /** Their leaf hashes (hex): the same entry again is said to be a repeat. */
+  noticeLeaves: Set<string>;
 }
 
 /** What the console shows of `c` at `now` (`blockedAll`: every conversation's block, if any). */
@@ -149,5 +162,6 @@ export function viewOf(c: Conv, now: number, blockedAll: string | null): Convers
     typing: c.typingUntil > now,
     blocked: blockedAll ?? c.blocked,
     transferredOut: c.transferredOut,
+    notices: [...c.notices.values()].sort((a, b) => a.index - b.index),
   };
 }

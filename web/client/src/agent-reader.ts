@@ -6,8 +6,8 @@
  * member pinned by name (a changed key blocks the conversation), the chain followed, the secret
  * opened when this account is a member. Hand-offs open earlier epochs (§7.6); messages are
  * opened in the order of §9.4 (text, attachments, read receipts, statuses §9.6); typing signals
- * (§9.7) and delivery marks come as pushes. Release notices are checked as the customer's are
- * (`agent-notices.ts`).
+ * (§9.7) and delivery marks come as pushes. Release notices are read from the audit log and
+ * checked as the widget's customer checks them (`agent-notices.ts`).
  */
 import {
   EpochSecret,
@@ -27,6 +27,7 @@ import {
   type IdentityCard,
   type Policy,
 } from "@sealdesk/protocol";
+import { NoticeScan, checkAgentNotice, noticeConversation } from "./agent-notices.js";
 import { AGENT_RECORDS, AgentError, STATUS_CODES, TYPING_SECS, type AgentEvent, type AgentLine, type AgentOptions, type Conv, type ConversationStatus } from "./agent-model.js";
 import { attachmentLineText, decodeAttachmentRef } from "./attachment.js";
 import { replayWindow, readReceiptSeq } from "./epochs.js";
@@ -47,9 +48,32 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
   /** Why all sending is blocked (the org's master key changed), or null. */
   protected blockedAll: string | null = null;
   private listing: Promise<void> | null = null;
+  /** The audit log read for notices (`agent-notices.ts`). */
+  private readonly notices = new NoticeScan();
 
   protected async resume(s: Session): Promise<void> {
     await this.list(s);
+    // A log that cannot be read now is read on the next look; it stops nothing else.
+    await this.scanNotices(s).catch((error: unknown) => this.fail(error));
+  }
+
+  /**
+   * Reads the audit log from where it was read last and checks every notice about one of the
+   * conversations (`agent-notices.ts`): the relay pushes notices to customers only, so the
+   * console asks (when it starts, when a conversation is opened, and every little while).
+   */
+  protected async scanNotices(s: Session): Promise<void> {
+    await this.notices.scan(s, async (index, entry, raw) => {
+      const conv = noticeConversation(entry);
+      const c = conv === null ? undefined : this.convs.get(toHex(conv));
+      const relayKey = this.conn?.relayKey ?? null;
+      if (c === undefined || c.notices.has(index) || relayKey === null) return;
+      const policy = this.latest.get(c.org) ?? (await this.policy(c.org, null));
+      const customer = [...c.epochs.values()].map((e) => e.record.members.find((m) => m.role === "customer")).find((m) => m !== undefined) ?? null;
+      const notice = await checkAgentNotice(s, index, raw, { org: c.org, conversation: c.id, customer, policy, relayKey, seen: c.noticeLeaves, store: this.opts.store, now: this.opts.now });
+      c.notices.set(index, { ...notice, at: entry.at });
+      this.emit({ kind: "changed", id: c.hex });
+    });
   }
 
   /** Reads the list of conversations and syncs each one (once at a time). */
@@ -94,9 +118,14 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
         lastSignal: 0,
         blocked: null,
         transferredOut: false,
+        notices: new Map(),
+        noticeLeaves: new Set(),
       };
       c = conv;
       this.convs.set(hex, conv);
+      // Its notices may be in the part of the log read already: read it again (each notice is
+      // checked once per conversation, by index).
+      this.notices.next = 0;
       void this.opts.store.get(AGENT_RECORDS.read(hex)).then((b) => {
         if (b !== undefined) {
           const v = fromCbor(b);

@@ -2,7 +2,8 @@
  * The agent side, as the console runs it: one account (imported from the CLI's vault,
  * `vault-import.ts`) with every conversation assigned to it. Reading — each conversation's
  * items verified, hand-offs, receipts, signals, unread counts kept locally — is
- * `agent-reader.ts`; the model the console shows is `agent-model.ts`; this module adds sending,
+ * `agent-reader.ts` (release notices read from the audit log and checked as the widget checks
+ * them: `agent-notices.ts`); the model the console shows is `agent-model.ts`; this module adds sending,
  * setting the status, read receipts, typing signals and transfers.
  *
  * **Counters of two devices of one agent** (SECURITY.md, "Two devices of one agent"): the same
@@ -121,6 +122,14 @@ export class Agent extends AgentReader {
   async sync(id: string): Promise<void> {
     const c = this.need(id);
     await this.syncConv(this.session(), c);
+  }
+
+  /**
+   * Reads the audit log for notices about the conversations not seen yet, and checks them
+   * (`agent-notices.ts`; the relay pushes notices to customers only). The view is told of each.
+   */
+  async checkNotices(): Promise<void> {
+    await this.scanNotices(this.session());
   }
 
   /** Whether this browser made `record` (its hash was kept before the record was sent). */

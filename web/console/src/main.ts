@@ -10,7 +10,7 @@
  */
 import { Agent, AgentError, VaultImportError, importCliVault, type AgentEvent, type AgentLine, type ConversationStatus, type ConversationView, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
-import { STATES, downloadButton, el, showAlert, time } from "@sealdesk/client/ui";
+import { STATES, downloadButton, el, noticeItem, showAlert, time } from "@sealdesk/client/ui";
 import { agentPolicySummary, findVaultFiles, unlockFailureText } from "./logic.js";
 
 const DB = "sealdesk-console";
@@ -153,7 +153,15 @@ async function main(): Promise<void> {
       el("policy-text").textContent = agentPolicySummary(policy);
     }
     status.value = v.status;
-    log.replaceChildren(...v.lines.map((l) => lineItem(l, v)));
+    // The lines, with the release notices (checked as the widget checks them, in its words)
+    // among them by time.
+    const items: HTMLLIElement[] = [];
+    let n = 0;
+    for (const l of v.lines) {
+      for (let x = v.notices[n]; x !== undefined && x.at < l.sentAt; x = v.notices[++n]) items.push(noticeItem(x));
+      items.push(lineItem(l, v));
+    }
+    log.replaceChildren(...items, ...v.notices.slice(n).map(noticeItem));
     log.lastElementChild?.scrollIntoView({ block: "end" });
     el("typing").textContent = v.typing ? `${v.customer} is typing…` : "";
     const note = el("pane-note");
@@ -178,6 +186,7 @@ async function main(): Promise<void> {
     current = id;
     render();
     void agent.markRead(id).catch(() => undefined);
+    void agent.checkNotices().catch(() => undefined);
     text.focus();
   };
 
@@ -257,6 +266,8 @@ async function main(): Promise<void> {
   });
   // The typing indicator expires without an event: look again every few seconds.
   setInterval(renderPane, 3000);
+  // The relay pushes release notices to customers only: read the audit log again now and then.
+  setInterval(() => void agent.checkNotices().catch(() => undefined), 20_000);
   render();
   agent.start();
 }
