@@ -1,7 +1,7 @@
 /**
  * Release notices as the agent console shows them. The relay pushes a conversation's notices to
  * its customer only; the agent, a party of the org, may read the audit log's entries about the
- * org's conversations (PROTOCOL §12 "Who reads the log"), so the console reads the log
+ * org's conversations (PROTOCOL §12.3 "Who reads the log"), so the console reads the log
  * (`get_entries`, `NoticeScan`) and checks each entry about one of its conversations with
  * `checkNotice` exactly as the widget's customer checks it: the entry's signature, about this
  * conversation, its signer allowed to make it (a release: a trustee of the org's policy, for that

@@ -43,7 +43,7 @@ export type Request =
   | { kind: "get_inclusion"; index: number; size: number }
   | { kind: "get_consistency"; old: number; new: number }
   | { kind: "get_witnessed_head"; org: string }
-  /** Audit log entries `from..from+limit`; those the caller may not read come back withheld (§12). */
+  /** Audit log entries `from..from+limit`; those the caller may not read come back withheld (§12.3). */
   | { kind: "get_entries"; from: number; limit: number }
   | { kind: "share_consent"; token: ConsentToken }
   | { kind: "transfer"; conversation: Uint8Array; agent: string }
