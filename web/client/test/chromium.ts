@@ -3,14 +3,16 @@
  * `web/console/test/*.e2e.test.ts`): Debian's Chromium through `playwright-core` (headless, no
  * sandbox, nothing fetched in the background, a fresh profile), the real relay serving the built
  * pages (`web/dist`, `--web-root`) on 127.0.0.1:0, the org made with the Rust CLI (`relay.ts`),
- * screenshots under `web/screenshots/` (ignored by git), and a page's console errors and
- * uncaught exceptions collected so a test can expect none.
+ * screenshots under `web/screenshots/` (ignored by git), a page's console errors and uncaught
+ * exceptions collected so a test can expect none, the console unlocked from the CLI agent's
+ * vault, and a CLI customer with a conversation.
  */
 import { mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
-import { createOrg, startRelay, type CliOrg, type RelayProcess } from "./relay.js";
+import { expect } from "vitest";
+import { cli, createOrg, startRelay, type CliOrg, type RelayProcess } from "./relay.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -77,4 +79,32 @@ export function watchPage(page: Page, problems: string[], reconnects = true): vo
     if (m.type() === "error" && !(reconnects && /^WebSocket connection to .* failed/.test(m.text()))) problems.push(m.text());
   });
   page.on("pageerror", (e) => problems.push(e.message));
+}
+
+/** The CLI vault's files of the account at `home`, as the console's unlock form takes them. */
+export function vaultFiles(home: string): string[] {
+  return [join(home, "vault.json"), join(home, "records", "identity.rec"), join(home, "records", "profile.rec")];
+}
+
+/**
+ * Opens the console on `origin` in `page` and unlocks it with the vault at `home` and the test
+ * passphrase (`createOrg`'s); resolves once it shows agent `name` online.
+ */
+export async function unlockConsole(page: Page, origin: string, home: string, name = "alice"): Promise<void> {
+  await page.goto(`${origin}/console/`);
+  await page.locator("#vault-files").setInputFiles(vaultFiles(home));
+  await page.locator("#passphrase").fill("web tests only");
+  await page.locator("#unlock-button").click();
+  await expect.poll(() => page.locator("#me").textContent(), { timeout: 60_000 }).toBe(name);
+  await expect.poll(() => page.locator("#conn").getAttribute("data-state")).toBe("online");
+}
+
+/** A CLI customer `name` (its home in `<root>/<name>`) with a conversation opened with `org`; returns the home and the conversation id. */
+export async function cliCustomer(root: string, relay: string, org: CliOrg, name: string): Promise<{ home: string; id: string }> {
+  const home = join(root, name);
+  await cli(home, relay, ["init", "--name", name, "--role", "customer"]);
+  await cli(home, relay, ["register"]);
+  await cli(home, relay, ["open", "--org", org.org, "--org-fingerprint", org.fingerprint]);
+  const id = (JSON.parse(await cli(home, relay, ["conversations", "--json"])) as { conversations: { conversation: string }[] }).conversations[0]?.conversation ?? "";
+  return { home, id };
 }

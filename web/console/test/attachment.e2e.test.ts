@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { WIDE, setUpChromium, tearDownChromium, watchPage } from "../../client/test/chromium.js";
+import { WIDE, cliCustomer, setUpChromium, tearDownChromium, unlockConsole, watchPage } from "../../client/test/chromium.js";
 import { cli, tempDir, type CliOrg, type RelayProcess } from "../../client/test/relay.js";
 
 describe("attachments in the agent console (Chromium)", () => {
@@ -29,19 +29,9 @@ describe("attachments in the agent console (Chromium)", () => {
   it("shows a CLI customer's file and downloads it checked under a safe name", async () => {
     const page = await browser.newPage();
     watchPage(page, problems, false);
-    await page.goto(`${relay.origin}/console/`);
-    const home = org.agentHome;
-    await page.locator("#vault-files").setInputFiles([join(home, "vault.json"), join(home, "records", "identity.rec"), join(home, "records", "profile.rec")]);
-    await page.locator("#passphrase").fill("web tests only");
-    await page.locator("#unlock-button").click();
-    await expect.poll(() => page.locator("#me").textContent(), { timeout: 60_000 }).toBe("alice");
-    await expect.poll(() => page.locator("#conn").getAttribute("data-state")).toBe("online");
+    await unlockConsole(page, relay.origin, org.agentHome);
 
-    const dave = join(root.path, "dave");
-    await cli(dave, relay.url, ["init", "--name", "dave", "--role", "customer"]);
-    await cli(dave, relay.url, ["register"]);
-    await cli(dave, relay.url, ["open", "--org", org.org, "--org-fingerprint", org.fingerprint]);
-    const id = (JSON.parse(await cli(dave, relay.url, ["conversations", "--json"])) as { conversations: { conversation: string }[] }).conversations[0]?.conversation ?? "";
+    const { home: dave, id } = await cliCustomer(root.path, relay.url, org, "dave");
     await cli(dave, relay.url, ["send", "--conversation", id, "the label is torn"]);
     const file = new Uint8Array(randomBytes(70_000));
     const path = join(root.path, "label (torn).jpg");

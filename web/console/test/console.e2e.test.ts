@@ -14,7 +14,7 @@ import { cpSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DIST as dist, SHOTS as shots, WIDE, launch, tearDownChromium, watchPage } from "../../client/test/chromium.js";
+import { DIST as dist, SHOTS as shots, WIDE, launch, tearDownChromium, vaultFiles, watchPage } from "../../client/test/chromium.js";
 import { cli, createOrg, startRelay, tempDir, type CliOrg, type RelayProcess } from "../../client/test/relay.js";
 
 describe("the agent console in Chromium", () => {
@@ -50,7 +50,6 @@ describe("the agent console in Chromium", () => {
 
   const watch = (page: Page): void => watchPage(page, problems);
   const texts = (page: Page): Promise<string[]> => page.locator("#log li.line .text").allTextContents();
-  const vault = (home: string): string[] => [join(home, "vault.json"), join(home, "records", "identity.rec"), join(home, "records", "profile.rec")];
   let consolePage: Page;
   let id = "";
 
@@ -62,7 +61,7 @@ describe("the agent console in Chromium", () => {
     const csp = response?.headers()["content-security-policy"] ?? "";
     expect(csp).toContain("script-src 'self'");
     expect(csp).not.toContain("unsafe-inline");
-    await page.locator("#vault-files").setInputFiles(vault(org.agentHome));
+    await page.locator("#vault-files").setInputFiles(vaultFiles(org.agentHome));
     await page.locator("#passphrase").fill("not the passphrase");
     await page.locator("#unlock-button").click();
     await expect.poll(() => page.locator("#unlock-result").textContent(), { timeout: 60_000 }).toContain("Wrong passphrase");

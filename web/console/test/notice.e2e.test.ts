@@ -11,7 +11,7 @@
 import { join } from "node:path";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SHOTS, WIDE, setUpChromium, tearDownChromium, watchPage } from "../../client/test/chromium.js";
+import { SHOTS, WIDE, cliCustomer, setUpChromium, tearDownChromium, unlockConsole, watchPage } from "../../client/test/chromium.js";
 import { cli, tempDir, type CliOrg, type RelayProcess } from "../../client/test/relay.js";
 
 describe("release notices in the agent console (Chromium)", () => {
@@ -31,19 +31,9 @@ describe("release notices in the agent console (Chromium)", () => {
   it("shows a release by consent as one verified notice, in the widget's words", async () => {
     const page = await browser.newPage();
     watchPage(page, problems);
-    await page.goto(`${relay.origin}/console/`);
-    const home = org.agentHome;
-    await page.locator("#vault-files").setInputFiles([join(home, "vault.json"), join(home, "records", "identity.rec"), join(home, "records", "profile.rec")]);
-    await page.locator("#passphrase").fill("web tests only");
-    await page.locator("#unlock-button").click();
-    await expect.poll(() => page.locator("#me").textContent(), { timeout: 60_000 }).toBe("alice");
-    await expect.poll(() => page.locator("#conn").getAttribute("data-state")).toBe("online");
+    await unlockConsole(page, relay.origin, org.agentHome);
 
-    const erin = join(root.path, "erin");
-    await cli(erin, relay.url, ["init", "--name", "erin", "--role", "customer"]);
-    await cli(erin, relay.url, ["register"]);
-    await cli(erin, relay.url, ["open", "--org", org.org, "--org-fingerprint", org.fingerprint]);
-    const id = (JSON.parse(await cli(erin, relay.url, ["conversations", "--json"])) as { conversations: { conversation: string }[] }).conversations[0]?.conversation ?? "";
+    const { home: erin, id } = await cliCustomer(root.path, relay.url, org, "erin");
     await cli(erin, relay.url, ["send", "--conversation", id, "please review my case"]);
     const entry = page.locator(`#list button[data-conversation="${id}"]`);
     await expect.poll(() => entry.count(), { timeout: 30_000 }).toBe(1);
