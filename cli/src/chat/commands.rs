@@ -17,9 +17,12 @@
 
 use std::path::Path;
 
+use sealdesk_client::account::LogEntry;
 use sealdesk_client::attachment::quota_warning;
 use sealdesk_client::client::{Client, HistoryLine};
-use sealdesk_protocol::{ids::ConversationId, signal::SignalKind, status::ConversationStatus};
+use sealdesk_protocol::{
+    ids::ConversationId, message::ContentKind, signal::SignalKind, status::ConversationStatus,
+};
 
 use super::engine::{Session, io, is_connection_lost, is_customer, is_fatal, show_events};
 use super::event::{ConvRow, Shown, Sink};
@@ -341,6 +344,23 @@ pub(crate) async fn select<S: Sink>(
         None
     };
     let h = client.history(&id)?;
+    // Receipts that arrive from now on mark this account's latest message, even one sent
+    // before the chat started.
+    if let Some(seq) = h.lines.iter().rev().find_map(|l| match l {
+        HistoryLine::Item {
+            entry:
+                LogEntry::Message {
+                    mine: true,
+                    seq,
+                    kind: ContentKind::Text | ContentKind::Attachment,
+                    ..
+                },
+            ..
+        } => Some(*seq),
+        _ => None,
+    }) {
+        s.receipts.mine.entry(id).or_insert(seq);
+    }
     let skip = h.lines.len().saturating_sub(RECENT_LINES);
     out.show(Shown::Selected {
         conversation: id,

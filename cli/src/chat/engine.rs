@@ -110,7 +110,9 @@ pub(crate) async fn drive<I: Input, S: Sink>(
                     let before = s.current.and_then(|id| client.meta(&id).ok()).map(|m| m.cursor);
                     match command(client, out, line, &mut s).await {
                         Ok(true) => break,
-                        Ok(false) => {}
+                        // A command may have brought in items (a send catches up first): the
+                        // list's unread counts and statuses follow.
+                        Ok(false) => conversations(client, out, s.current, false).map_err(io)?,
                         Err(e) if is_connection_lost(&e) => {
                             online = false;
                             backoff = RECONNECT_FIRST;

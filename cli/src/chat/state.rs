@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use sealdesk_client::account::LogEntry;
 use sealdesk_client::attachment::human_size;
 use sealdesk_client::client::HistoryLine;
-use sealdesk_protocol::ids::ConversationId;
+use sealdesk_protocol::{ids::ConversationId, message::ContentKind};
 
 use super::event::{Connection, ConvRow, Shown};
 use super::line::connection_text;
@@ -178,6 +178,16 @@ impl Default for ChatState {
 /// A timeline line for the pane.
 fn pane_line(line: &HistoryLine) -> PaneLine {
     let (seq, tone, delivery) = match line {
+        // A status is an event of the conversation, whoever set it.
+        HistoryLine::Item {
+            entry:
+                LogEntry::Message {
+                    seq,
+                    kind: ContentKind::Status,
+                    ..
+                },
+            ..
+        } => (Some(*seq), Tone::Event, None),
         HistoryLine::Item {
             entry: LogEntry::Message { seq, mine, .. },
             delivery,

@@ -169,22 +169,37 @@ impl Sink for UiSink {
     }
 }
 
-/// Splits `text` into lines at most `width` columns wide (by character, as a terminal would).
+/// Splits `text` into lines at most `width` columns wide, at the last space that fits (by
+/// character when a word is longer than a line).
 fn wrap(text: &str, width: usize) -> Vec<String> {
     let width = width.max(1);
-    let mut lines = vec![String::new()];
+    let mut lines = Vec::new();
+    let mut line = String::new();
     let mut used = 0;
     for c in text.chars() {
         let w = c.width().unwrap_or(0);
         if used + w > width {
-            lines.push(String::new());
-            used = 0;
+            match line.rfind(' ') {
+                // Break after the last space: the word goes on the next line.
+                Some(at) if c != ' ' && at + 1 < line.len() => {
+                    let rest = line.split_off(at + 1);
+                    lines.push(std::mem::take(&mut line));
+                    used = rest.chars().map(|c| c.width().unwrap_or(0)).sum();
+                    line = rest;
+                }
+                _ => {
+                    lines.push(std::mem::take(&mut line));
+                    used = 0;
+                }
+            }
+            if c == ' ' && line.is_empty() {
+                continue;
+            }
         }
-        if let Some(last) = lines.last_mut() {
-            last.push(c);
-        }
+        line.push(c);
         used += w;
     }
+    lines.push(line);
     lines
 }
 
@@ -551,5 +566,9 @@ mod tests {
     fn wrapping_counts_columns() {
         assert_eq!(wrap("abcdef", 4), ["abcd", "ef"]);
         assert_eq!(wrap("", 4), [""]);
+        assert_eq!(wrap("ab cd ef", 5), ["ab cd", "ef"]);
+        assert_eq!(wrap("ab cde", 5), ["ab ", "cde"]);
+        assert_eq!(wrap("abc defgh", 4), ["abc ", "defg", "h"]);
+        assert_eq!(wrap("abcd efgh", 4), ["abcd", "efgh"]);
     }
 }
