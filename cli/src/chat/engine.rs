@@ -171,7 +171,8 @@ pub(crate) async fn drive<I: Input, S: Sink>(
                     };
                     let line = line.trim();
                     match line {
-                        "" => {}
+                        // The window's own typing signals wait for the relay like nothing.
+                        "" | "/typing" | "/typing off" => {}
                         "/quit" | "/exit" => {
                             if !pending.is_empty() {
                                 out.show(Shown::Connection(Connection::LeftOffline { unsent: pending.len() })).map_err(io)?;

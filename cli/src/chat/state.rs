@@ -149,6 +149,8 @@ pub struct ChatState {
     pub scroll: usize,
     /// The pane's height at the last drawing (a page for PageUp and PageDown).
     pub page: usize,
+    /// Whether the others were told this account is typing the line in the input.
+    pub typing_told: bool,
 }
 
 impl Default for ChatState {
@@ -171,6 +173,7 @@ impl Default for ChatState {
             cursor: 0,
             scroll: 0,
             page: 10,
+            typing_told: false,
         }
     }
 }
@@ -392,17 +395,27 @@ impl ChatState {
     }
 
     /// Applies one key; returns a line to run (a message or a command) on Enter, or `/quit`.
+    /// The first character of a message also returns `/typing` (the others see "… is
+    /// typing"), and emptying the input `/typing off`: once per message, not per key.
     pub fn key(&mut self, key: Key) -> Option<String> {
         match key {
             Key::Char(c) => {
                 let at = self.byte_at(self.cursor);
                 self.input.insert(at, c);
                 self.cursor += 1;
+                if !self.typing_told && !self.input.starts_with('/') && self.current.is_some() {
+                    self.typing_told = true;
+                    return Some("/typing".to_owned());
+                }
             }
             Key::Backspace if self.cursor > 0 => {
                 self.cursor -= 1;
                 let at = self.byte_at(self.cursor);
                 self.input.remove(at);
+                if self.input.is_empty() && self.typing_told {
+                    self.typing_told = false;
+                    return Some("/typing off".to_owned());
+                }
             }
             Key::Delete if self.cursor < self.input.chars().count() => {
                 let at = self.byte_at(self.cursor);
@@ -416,6 +429,8 @@ impl ChatState {
             Key::PageUp => self.scroll = self.scroll.saturating_add(self.page.max(1)),
             Key::PageDown => self.scroll = self.scroll.saturating_sub(self.page.max(1)),
             Key::Enter => {
+                // The message itself ends the others' "… is typing".
+                self.typing_told = false;
                 let line = std::mem::take(&mut self.input);
                 self.cursor = 0;
                 self.scroll = 0;
@@ -589,6 +604,22 @@ pub(crate) mod tests {
         assert_eq!(s.input, "");
         assert_eq!(s.key(Key::Enter), None);
         assert_eq!(s.key(Key::Quit), Some("/quit".to_owned()));
+    }
+
+    #[test]
+    fn typing_a_message_tells_the_others_once_and_emptying_it_stops() {
+        let mut s = ChatState::default();
+        selected(&mut s, conv(1));
+        assert_eq!(s.key(Key::Char('h')), Some("/typing".to_owned()));
+        assert_eq!(s.key(Key::Char('i')), None);
+        s.key(Key::Backspace);
+        assert_eq!(s.key(Key::Backspace), Some("/typing off".to_owned()));
+        assert_eq!(s.key(Key::Char('o')), Some("/typing".to_owned()));
+        s.key(Key::Char('k'));
+        assert_eq!(s.key(Key::Enter), Some("ok".to_owned()));
+        // A command is not a message being typed.
+        assert_eq!(s.key(Key::Char('/')), None);
+        assert_eq!(s.input, "/");
     }
 
     #[test]
