@@ -310,3 +310,49 @@ async fn transcript_show_lists_the_released_attachments() {
     assert_eq!(files[0]["size"], 40_000);
     assert_eq!(files[0]["checked"], true);
 }
+
+/// A changed pinned key is a `key_change` event in `chat --json` — when the conversation is
+/// selected and when a line cannot be sent — and the line is not sent.
+#[tokio::test]
+async fn a_changed_key_is_a_key_change_event_and_blocks_the_line() {
+    let w = World::new().await;
+    let _org = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer).await;
+    // carol pinned an "alice" with other keys earlier (say, from another relay).
+    let other =
+        sealdesk_protocol::keys::IdentityKeys::generate(&mut sealdesk_client::rng().unwrap());
+    let fake =
+        sealdesk_protocol::card::IdentityCard::issue(&other, "alice", Role::Agent, 1).unwrap();
+    carol.account().observe_peer(&fake).unwrap();
+    let conv = carol
+        .open_conversation("acme", None)
+        .await
+        .unwrap()
+        .conversation;
+    let mut out = Vec::new();
+    chat::run_json(&mut carol, &b"hello?\n/quit\n"[..], &mut out, Some(conv))
+        .await
+        .unwrap();
+    let events: Vec<Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let changes: Vec<&Value> = events
+        .iter()
+        .filter(|v| v["event"] == "key_change")
+        .collect();
+    assert_eq!(changes.len(), 2, "{events:#?}");
+    for c in &changes {
+        assert_eq!(c["name"], "alice");
+        assert_eq!(c["conversation"], conv.to_string().as_str());
+        assert!(c["text"].as_str().unwrap().contains("keys trust alice"));
+    }
+    assert!(
+        !events
+            .iter()
+            .any(|v| v["event"] == "message" && v["entry"]["text"] == "hello?"),
+        "{events:#?}"
+    );
+    assert_eq!(events.last().unwrap()["event"], "bye");
+}
