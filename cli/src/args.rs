@@ -123,11 +123,15 @@ pub(crate) enum Cmd {
         #[arg(long)]
         force: bool,
     },
-    /// Interactive chat (line-based; shows live messages as they arrive).
+    /// Interactive chat: full-screen on a terminal (conversation list, messages, input line),
+    /// lines of text through a pipe or with --plain, JSON lines with --json.
     Chat {
         /// Start in this conversation.
         #[arg(long)]
         conversation: Option<String>,
+        /// Lines of text even on a terminal (no full-screen window).
+        #[arg(long)]
+        plain: bool,
     },
     /// Agent: hand a conversation to another agent (opens a new epoch).
     Transfer {

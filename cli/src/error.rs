@@ -66,6 +66,16 @@ pub enum CliError {
         min: usize,
     },
 
+    /// `/attach FILE` could not read the file.
+    #[error("cannot read {}: {source}", path.display())]
+    Attach {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// An output file exists and `--force` was not given.
     #[error("{} exists; pass --force to replace it", path.display())]
     FileExists {

@@ -5,14 +5,14 @@
 //! ```text
 //!   main.rs ──▶ args (clap) ──▶ commands::run ──▶ commands::{account, org, conversation,
 //!   (exit codes)                     │             escrow, dispute, transcript, verify, audit}
-//!                                    ├──▶ chat (interactive loop)      ──▶ sealdesk_client
+//!                                    ├──▶ chat (engine → text/json/tui) ──▶ sealdesk_client
 //!                                    └──▶ demo (in-process relay)      ──▶ sealdesk_server
 //! ```
 //!
 //! - `args` — the clap tree: every subcommand and flag ([`Cli`]).
 //! - `commands` — what each command does, one module per concern ([`run`]).
 //! - [`print`](mod@print) — a command's [`Output`] and one history line for a terminal.
-//! - [`chat`] — the interactive line-based chat loop.
+//! - [`chat`] — the interactive chat: one engine; text, JSON-line and full-screen displays.
 //! - [`demo`] — `sealdesk demo`: the story in one process with an in-process relay. The CLI is
 //!   the only non-test crate that depends on the server, and only for this.
 //! - [`kdf`] — which passphrase hashing a new vault gets (the test setting only in test builds).

@@ -139,7 +139,7 @@ async fn save(
 }
 
 /// The media type a file name suggests (informational: the receiver never acts on it).
-fn media_type(name: &str) -> &'static str {
+pub(crate) fn media_type(name: &str) -> &'static str {
     let ext = name
         .rsplit_once('.')
         .map(|(_, e)| e.to_ascii_lowercase())

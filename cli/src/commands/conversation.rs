@@ -60,13 +60,24 @@ pub(super) async fn send(
     ))
 }
 
-/// The interactive chat on the terminal (see [`crate::chat`]).
-pub(super) async fn chat(home: &Path, relay: &Relay, conversation: Option<&str>) -> Result<()> {
+/// The interactive chat on `display` (see [`crate::chat`]).
+pub(super) async fn chat(
+    home: &Path,
+    relay: &Relay,
+    conversation: Option<&str>,
+    display: crate::chat::Display,
+) -> Result<()> {
     let id = conversation.map(conv_id).transpose()?;
     let mut c = connect(home, relay, false).await?;
     let stdin = tokio::io::BufReader::new(tokio::io::stdin());
     let mut stdout = std::io::stdout();
-    crate::chat::run(&mut c, stdin, &mut stdout, id).await?;
+    match display {
+        crate::chat::Display::Text => crate::chat::run(&mut c, stdin, &mut stdout, id).await?,
+        crate::chat::Display::Json => {
+            crate::chat::run_json(&mut c, stdin, &mut stdout, id).await?;
+        }
+        crate::chat::Display::Window => crate::chat::tui::run(&mut c, id).await?,
+    }
     c.close().await;
     Ok(())
 }

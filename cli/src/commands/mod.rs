@@ -31,6 +31,8 @@ mod token;
 mod transcript;
 mod verify;
 
+pub(crate) use attachment::media_type;
+
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 
@@ -119,8 +121,18 @@ pub async fn run(cli: Cli) -> Result<Option<Output>> {
             let export = export.as_deref().map(|p| (p, force));
             conversation::history(&home, &relay, &conversation, export).await?
         }
-        Cmd::Chat { conversation } => {
-            conversation::chat(&home, &relay, conversation.as_deref()).await?;
+        Cmd::Chat {
+            conversation,
+            plain,
+        } => {
+            let display = if cli.json {
+                crate::chat::Display::Json
+            } else if plain {
+                crate::chat::Display::Text
+            } else {
+                crate::chat::Display::for_terminal()
+            };
+            conversation::chat(&home, &relay, conversation.as_deref(), display).await?;
             return Ok(None);
         }
         Cmd::Transfer { conversation, to } => {

@@ -46,6 +46,83 @@ fn transcript_text(t: &Transcript) -> String {
     s
 }
 
+/// A released transcript's file, as `transcript show` lists it.
+struct ShownFile {
+    seq: u64,
+    sender: String,
+    name: String,
+    size: u64,
+    media_type: String,
+    sha256: String,
+    /// Fetched, opened chunk by chunk, and its size and SHA-256 matched the signed message.
+    checked: bool,
+}
+
+/// The files of a released transcript, each fetched and checked as the export does (every
+/// chunk opened, size and SHA-256 against the signed reference), and the count of attachment
+/// messages whose file the relay no longer has. The stored transcript keeps text messages
+/// only, so the files come from the export's reading of the released epochs. None for a
+/// redacted release (redacted exports leave files out).
+///
+/// # Errors
+/// Why the files could not be listed (the transcript itself is still shown).
+async fn attachments(
+    c: &mut sealdesk_client::Client,
+    id: &sealdesk_protocol::ids::ConversationId,
+    t: &Transcript,
+) -> Result<(Vec<ShownFile>, usize)> {
+    if t.redacted {
+        return Ok((Vec::new(), 0));
+    }
+    let export = c.export_transcript(id, false).await?;
+    let mut files = Vec::new();
+    let mut gone = 0;
+    for m in export.messages {
+        match m.attachment {
+            Some(a) => files.push(ShownFile {
+                seq: m.seq,
+                sender: m.sender,
+                name: a.name,
+                size: a.size,
+                media_type: a.media_type,
+                sha256: a.sha256,
+                checked: true,
+            }),
+            None if m.text.starts_with("[attachment: ") => gone += 1,
+            None => {}
+        }
+    }
+    Ok((files, gone))
+}
+
+/// The attachments section of `transcript show`: each file, or why there is none.
+fn attachments_text(files: &[ShownFile], gone: usize) -> String {
+    if files.is_empty() && gone == 0 {
+        return String::new();
+    }
+    let mut s = format!("attachments ({}):\n", files.len() + gone);
+    for f in files {
+        s.push_str(&format!(
+            "  #{} {} from {}: {} ({}, SHA-256 {}…) — {}\n",
+            f.seq,
+            sealdesk_client::attachment::safe_file_name(&f.name),
+            f.sender,
+            f.media_type,
+            sealdesk_client::attachment::human_size(f.size),
+            f.sha256.get(..16).unwrap_or(&f.sha256),
+            if f.checked {
+                "checked: every chunk and the SHA-256 match the signed message"
+            } else {
+                "not checked"
+            }
+        ));
+    }
+    if gone > 0 {
+        s.push_str(&format!("  {gone} file(s) no longer on the relay\n"));
+    }
+    s
+}
+
 /// `transcript unlock|show|export`; `verify` goes to [`verify_file`] without connecting.
 pub(super) async fn transcript(
     home: &Path,
@@ -101,11 +178,33 @@ pub(super) async fn transcript(
             )
         }
         TranscriptCmd::Show { conversation } => {
-            let t = c.transcript(&conv_id(&conversation)?)?;
-            Output::new(
-                transcript_text(&t).trim_end().to_owned(),
-                json!({"messages": t.messages.iter().map(|m| json!({"seq": m.seq, "sender": m.sender, "text": m.text, "epoch": m.epoch})).collect::<Vec<_>>()}),
-            )
+            let id = conv_id(&conversation)?;
+            let t = c.transcript(&id)?;
+            let mut text = transcript_text(&t);
+            let (files, warning) = match attachments(&mut c, &id, &t).await {
+                Ok((files, gone)) => {
+                    text.push_str(&attachments_text(&files, gone));
+                    (files, None)
+                }
+                Err(e) => (
+                    Vec::new(),
+                    Some(format!("the attachments could not be listed: {e:#}")),
+                ),
+            };
+            let mut out = Output::new(
+                text.trim_end().to_owned(),
+                json!({
+                    "messages": t.messages.iter().map(|m| json!({"seq": m.seq, "sender": m.sender, "text": m.text, "epoch": m.epoch})).collect::<Vec<_>>(),
+                    "attachments": files.iter().map(|f| json!({
+                        "seq": f.seq, "sender": f.sender, "name": f.name, "size": f.size,
+                        "media_type": f.media_type, "sha256": f.sha256, "checked": f.checked,
+                    })).collect::<Vec<_>>(),
+                }),
+            );
+            if let Some(w) = warning {
+                out = out.warn(w);
+            }
+            out
         }
         TranscriptCmd::Export {
             conversation,

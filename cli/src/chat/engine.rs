@@ -1,0 +1,478 @@
+//! The chat's engine: one loop for every display. It reads the user's lines from an
+//! [`Input`], handles the relay's pushes, runs the slash commands ([`super::commands`]),
+//! reconnects with backoff when the connection is lost and sends the lines kept meanwhile, and
+//! hands everything it has to show to a [`Sink`] as [`Shown`] values.
+
+use std::collections::VecDeque;
+
+use sealdesk_client::ClientError;
+use sealdesk_client::account::LogEntry;
+use sealdesk_client::client::{Client, Event, EventKind, HistoryLine};
+use sealdesk_protocol::{card::Role, ids::ConversationId};
+
+use super::commands::{command, conversations, select, send_line};
+use super::event::{Connection, Shown, Sink};
+use super::{FLUSH_DEADLINE, RECONNECT_FIRST, RECONNECT_MAX, Result};
+use crate::error::CliError;
+
+/// Where the chat's input lines come from: a pipe or a terminal's lines, or the terminal UI's
+/// input line.
+pub(crate) trait Input {
+    /// The next line, `None` at the end of the input.
+    async fn next_line(&mut self) -> std::io::Result<Option<String>>;
+}
+
+impl<R: tokio::io::AsyncBufRead + Unpin> Input for tokio::io::Lines<R> {
+    async fn next_line(&mut self) -> std::io::Result<Option<String>> {
+        tokio::io::Lines::next_line(self).await
+    }
+}
+
+/// A line typed while the relay was unreachable (or whose sending the connection's loss
+/// interrupted), to send once it is back.
+struct Pending {
+    conversation: ConversationId,
+    text: String,
+    /// For a line whose sending was interrupted: the conversation's cursor before it was
+    /// sent. If a message of this account with this text came after it, the relay had stored
+    /// it, and it is not sent again.
+    sent_after: Option<u64>,
+}
+
+/// What the chat remembers while it runs: the current conversation, which banners were shown,
+/// and which receipts were announced.
+#[derive(Default)]
+pub(crate) struct Session {
+    /// The current conversation.
+    pub(crate) current: Option<ConversationId>,
+    /// The conversations whose banner was shown.
+    pub(crate) banners: std::collections::HashSet<ConversationId>,
+    /// Receipts already announced.
+    pub(crate) receipts: Receipts,
+}
+
+/// Runs the chat until `/quit` or the end of `input` (see [`super::run`]).
+pub(crate) async fn drive<I: Input, S: Sink>(
+    client: &mut Client,
+    input: &mut I,
+    out: &mut S,
+    conversation: Option<ConversationId>,
+) -> Result<()> {
+    let mut s = Session::default();
+    let events = client.sync_all().await?;
+    show_events(client, out, &events, &mut s).map_err(io)?;
+    s.current = conversation.or_else(|| {
+        client
+            .account()
+            .conversations()
+            .ok()
+            .and_then(|c| c.last().map(|m| m.id))
+    });
+    out.show(Shown::Welcome {
+        name: client.account().name().to_owned(),
+        role: client.account().role().to_string(),
+    })
+    .map_err(io)?;
+    conversations(client, out, s.current, true).map_err(io)?;
+    let mut online = true;
+    if let Some(id) = s.current {
+        match select(client, out, id, &mut s).await {
+            Ok(()) => {}
+            Err(e) if is_connection_lost(&e) => {
+                online = false;
+                lost(client, out, &e).map_err(io)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    // Lines to send once the relay is back, with the conversation they were typed in.
+    let mut pending: VecDeque<Pending> = VecDeque::new();
+    let mut input_done = false;
+    let mut backoff = RECONNECT_FIRST;
+    let mut flush_deadline: Option<tokio::time::Instant> = None;
+    loop {
+        out.flush().map_err(io)?;
+        if online {
+            if input_done {
+                break;
+            }
+            tokio::select! {
+                line = input.next_line() => {
+                    let line = line.map_err(|e| CliError::Io { op: "read input", source: e })?;
+                    let Some(line) = line else {
+                        input_done = true;
+                        continue;
+                    };
+                    let line = line.trim();
+                    if line.is_empty() {
+                        continue;
+                    }
+                    let before = s.current.and_then(|id| client.meta(&id).ok()).map(|m| m.cursor);
+                    match command(client, out, line, &mut s).await {
+                        Ok(true) => break,
+                        // A command may have brought in items (a send catches up first): the
+                        // list's unread counts and statuses follow.
+                        Ok(false) => conversations(client, out, s.current, false).map_err(io)?,
+                        Err(e) if is_connection_lost(&e) => {
+                            online = false;
+                            backoff = RECONNECT_FIRST;
+                            lost(client, out, &e).map_err(io)?;
+                            if let (false, Some(id)) = (line.starts_with('/'), s.current) {
+                                // It may have reached the relay before the connection went:
+                                // after reconnecting, the history says whether it did.
+                                pending.push_back(Pending { conversation: id, text: line.to_owned(), sent_after: before });
+                                out.show(Shown::Kept { conversation: id, offline: false }).map_err(io)?;
+                            }
+                        }
+                        Err(e) if is_fatal(&e) => return Err(e),
+                        Err(e) => failed(out, e, s.current).map_err(io)?,
+                    }
+                }
+                push = client.session().next_push() => {
+                    let Some(push) = push else {
+                        online = false;
+                        backoff = RECONNECT_FIRST;
+                        let e = CliError::from(ClientError::Closed(client.session().closed()));
+                        lost(client, out, &e).map_err(io)?;
+                        continue;
+                    };
+                    match on_push(client, out, push, &mut s).await {
+                        Ok(()) => {}
+                        Err(e) if is_connection_lost(&e) => {
+                            online = false;
+                            backoff = RECONNECT_FIRST;
+                            lost(client, out, &e).map_err(io)?;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        } else {
+            if input_done && pending.is_empty() {
+                break;
+            }
+            if input_done {
+                let deadline = *flush_deadline
+                    .get_or_insert_with(|| tokio::time::Instant::now() + FLUSH_DEADLINE);
+                if tokio::time::Instant::now() >= deadline {
+                    out.show(Shown::Connection(Connection::GaveUp {
+                        unsent: pending.len(),
+                    }))
+                    .map_err(io)?;
+                    return Err(ClientError::Closed(client.session().closed()).into());
+                }
+            }
+            tokio::select! {
+                line = input.next_line(), if !input_done => {
+                    let line = line.map_err(|e| CliError::Io { op: "read input", source: e })?;
+                    let Some(line) = line else {
+                        input_done = true;
+                        continue;
+                    };
+                    let line = line.trim();
+                    match line {
+                        // The window's own typing signals wait for the relay like nothing.
+                        "" | "/typing" | "/typing off" => {}
+                        "/quit" | "/exit" => {
+                            if !pending.is_empty() {
+                                out.show(Shown::Connection(Connection::LeftOffline { unsent: pending.len() })).map_err(io)?;
+                            }
+                            break;
+                        }
+                        c if c.starts_with('/') => {
+                            out.show(Shown::Info(format!("· offline: {c} needs the relay; try again once reconnected"))).map_err(io)?;
+                        }
+                        text => match s.current {
+                            Some(id) => {
+                                pending.push_back(Pending { conversation: id, text: text.to_owned(), sent_after: None });
+                                out.show(Shown::Kept { conversation: id, offline: true }).map_err(io)?;
+                            }
+                            None => failed(out, CliError::NoConversationSelected { hint: "; use /list and /switch" }, None).map_err(io)?,
+                        },
+                    }
+                }
+                () = tokio::time::sleep(backoff) => {
+                    match client.reconnect().await {
+                        Ok(()) => {
+                            online = true;
+                            backoff = RECONNECT_FIRST;
+                            match resume(client, out, &mut s, &mut pending).await {
+                                Ok(()) => {}
+                                Err(e) if is_connection_lost(&e) => {
+                                    online = false;
+                                    lost(client, out, &e).map_err(io)?;
+                                }
+                                Err(e) => return Err(e),
+                            }
+                        }
+                        // Not back yet: wait longer before the next try.
+                        Err(ClientError::Transport(_) | ClientError::Closed(_) | ClientError::Timeout { .. }) => {
+                            backoff = (backoff * 2).min(RECONNECT_MAX);
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+    }
+    out.show(Shown::Bye).map_err(io)?;
+    out.flush().map_err(io)?;
+    Ok(())
+}
+
+/// An error writing to the display.
+pub(crate) fn io(e: std::io::Error) -> CliError {
+    CliError::Io {
+        op: "write to the terminal",
+        source: e,
+    }
+}
+
+/// Shows a command's error; a key change gets its own event (the display's banner).
+pub(crate) fn failed<S: Sink>(
+    out: &mut S,
+    e: CliError,
+    current: Option<ConversationId>,
+) -> std::io::Result<()> {
+    if let CliError::Client(
+        ClientError::KeyChanged { name } | ClientError::OrgKeyChanged { master: name, .. },
+    ) = &e
+    {
+        return out.show(Shown::KeyChange {
+            conversation: current,
+            name: name.clone(),
+            text: e.to_string(),
+        });
+    }
+    let message = e.to_string();
+    let code = crate::status::classify(&anyhow::Error::from(e)).code;
+    out.show(Shown::Error { code, message })
+}
+
+/// Whether an error ends the chat (the vault is gone), rather than being shown before the
+/// next line is read. A lost connection is not: the chat reconnects ([`is_connection_lost`]).
+pub(crate) fn is_fatal(e: &CliError) -> bool {
+    matches!(
+        e,
+        CliError::Client(ClientError::Closed(_) | ClientError::Vault(_))
+    )
+}
+
+/// Whether an error means the connection to the relay is gone (reconnect, keep going).
+pub(crate) fn is_connection_lost(e: &CliError) -> bool {
+    matches!(
+        e,
+        CliError::Client(
+            ClientError::Closed(_) | ClientError::Transport(_) | ClientError::Timeout { .. }
+        )
+    )
+}
+
+/// Says that the connection was lost and that the chat is reconnecting (the visible state).
+fn lost<S: Sink>(client: &Client, out: &mut S, e: &CliError) -> std::io::Result<()> {
+    let why = client.session().closed().unwrap_or_else(|| e.to_string());
+    out.show(Shown::Connection(Connection::Lost { why }))
+}
+
+/// After a reconnection: says so, catches every conversation up from its cursor, and sends the
+/// lines kept meanwhile, in order (one already stored before the connection went is not sent
+/// again).
+async fn resume<S: Sink>(
+    client: &mut Client,
+    out: &mut S,
+    s: &mut Session,
+    pending: &mut VecDeque<Pending>,
+) -> Result<()> {
+    out.show(Shown::Connection(Connection::Reconnected))
+        .map_err(io)?;
+    let events = client.sync_all().await?;
+    show_events(client, out, &events, s).map_err(io)?;
+    while let Some(p) = pending.front() {
+        if let Some(after) = p.sent_after
+            && already_stored(client, &p.conversation, &p.text, after)
+        {
+            pending.pop_front();
+            continue;
+        }
+        let (id, text) = (p.conversation, p.text.clone());
+        match send_line(client, out, id, &text, s).await {
+            Ok(()) => {
+                pending.pop_front();
+            }
+            Err(e) if is_connection_lost(&e) => {
+                if let Some(p) = pending.front_mut() {
+                    p.sent_after = Some(client.meta(&id).map(|m| m.cursor).unwrap_or(0));
+                }
+                return Err(e);
+            }
+            Err(e) if is_fatal(&e) => return Err(e),
+            Err(e) => {
+                let message = format!("{e} (not sent: {text})");
+                let code = crate::status::classify(&anyhow::Error::from(e)).code;
+                out.show(Shown::Error { code, message }).map_err(io)?;
+                pending.pop_front();
+            }
+        }
+    }
+    conversations(client, out, s.current, false).map_err(io)?;
+    Ok(())
+}
+
+/// Whether a message of this account with `text` is in the timeline after sequence `after`.
+fn already_stored(client: &Client, id: &ConversationId, text: &str, after: u64) -> bool {
+    client.history(id).is_ok_and(|h| {
+        h.lines.iter().any(|l| {
+            matches!(l, HistoryLine::Item {
+                entry: LogEntry::Message { mine: true, seq, text: t, .. },
+                ..
+            } if *seq > after && t == text)
+        })
+    })
+}
+
+/// Handles one push: shows what it brought, and tells the others it was read when it is in
+/// the conversation on screen.
+async fn on_push<S: Sink>(
+    client: &mut Client,
+    out: &mut S,
+    push: sealdesk_protocol::wire::Push,
+    s: &mut Session,
+) -> Result<()> {
+    // Release and ticket pushes are not shown in the chat.
+    let mut events: Vec<Event> = client.handle_push(push).await?.unwrap_or_default();
+    if client.session().take_dropped_pushes() > 0 {
+        events.extend(client.sync_all().await?);
+    }
+    show_events(client, out, &events, s).map_err(io)?;
+    if let Some(id) = s.current
+        && events
+            .iter()
+            .any(|e| e.conversation == id && matches!(e.kind, EventKind::Entry { .. }))
+    {
+        client.mark_seen(&id)?;
+        if let Err(e) = client.send_read_receipt(&id).await.map_err(CliError::from)
+            && (is_fatal(&e) || is_connection_lost(&e))
+        {
+            return Err(e);
+        }
+    }
+    if events
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::Entry { .. } | EventKind::Assigned { .. }))
+    {
+        conversations(client, out, s.current, false).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// What the chat has already told the user about delivery and reading of their own messages,
+/// so that each of their messages is marked delivered and read once, not once per receipt.
+#[derive(Default)]
+pub(crate) struct Receipts {
+    /// Per conversation: the seq of this account's latest own message.
+    pub(crate) mine: std::collections::HashMap<ConversationId, u64>,
+    /// Per (conversation, member, kind): the highest own-message seq announced.
+    announced: std::collections::HashMap<(ConversationId, String, bool), u64>,
+}
+
+impl Receipts {
+    /// Whether a receipt up to `seq` by `member` newly covers this account's latest message.
+    fn news(&mut self, id: ConversationId, member: &str, read: bool, seq: u64) -> Option<u64> {
+        let mine = *self.mine.get(&id)?;
+        if seq < mine {
+            return None;
+        }
+        let seen = self
+            .announced
+            .entry((id, member.to_owned(), read))
+            .or_default();
+        if *seen >= mine {
+            return None;
+        }
+        *seen = mine;
+        Some(mine)
+    }
+}
+
+/// Shows the library's events.
+pub(crate) fn show_events<S: Sink>(
+    client: &Client,
+    out: &mut S,
+    events: &[Event],
+    s: &mut Session,
+) -> std::io::Result<()> {
+    for e in events {
+        let here = Some(e.conversation) == s.current;
+        match &e.kind {
+            EventKind::Entry { entry } => {
+                if let LogEntry::Message {
+                    mine: true, seq, ..
+                } = entry
+                {
+                    s.receipts.mine.insert(e.conversation, *seq);
+                }
+                let line = HistoryLine::Item {
+                    entry: entry.clone(),
+                    delivery: None,
+                    // The number history gives it; none if the timeline cannot be read now.
+                    number: client
+                        .message_number(&e.conversation, entry.seq())
+                        .ok()
+                        .flatten(),
+                };
+                // This account's own messages were shown when they were sent.
+                if !matches!(entry, LogEntry::Message { mine: true, .. }) {
+                    out.show(Shown::Line {
+                        conversation: e.conversation,
+                        here,
+                        line,
+                    })?;
+                }
+            }
+            EventKind::Assigned { customer } => out.show(Shown::Assigned {
+                conversation: e.conversation,
+                customer: customer.clone(),
+            })?,
+            EventKind::Delivered { member, seq } => {
+                if here
+                    && member != client.account().name()
+                    && let Some(m) = s.receipts.news(e.conversation, member, false, *seq)
+                {
+                    out.show(Shown::Receipt {
+                        conversation: e.conversation,
+                        member: member.clone(),
+                        read: false,
+                        seq: m,
+                    })?;
+                }
+            }
+            EventKind::Read { member, seq } => {
+                if here && let Some(m) = s.receipts.news(e.conversation, member, true, *seq) {
+                    out.show(Shown::Receipt {
+                        conversation: e.conversation,
+                        member: member.clone(),
+                        read: true,
+                        seq: m,
+                    })?;
+                }
+            }
+            EventKind::Typing { member, typing } => out.show(Shown::Typing {
+                conversation: e.conversation,
+                here,
+                member: member.clone(),
+                typing: *typing,
+            })?,
+            EventKind::Warning { text } => out.show(Shown::Warning {
+                conversation: Some(e.conversation),
+                here,
+                text: text.clone(),
+            })?,
+        }
+    }
+    Ok(())
+}
+
+/// Whether this account is the customer of conversations (the banner's wording).
+pub(crate) fn is_customer(client: &Client) -> bool {
+    client.account().role() == Role::Customer
+}

@@ -1,0 +1,213 @@
+//! The chat's line displays: [`TextSink`] prints what the chat shows as lines of text (a pipe,
+//! `--plain`, a terminal without the full-screen UI), [`JsonSink`] as one JSON object a line
+//! (`chat --json`).
+
+use std::io::Write;
+
+use sealdesk_client::attachment::human_size;
+
+use super::event::{Connection, Shown, Sink, short};
+use crate::print::render_line;
+
+/// Prints what the chat shows as lines of text.
+pub struct TextSink<'a, W: Write> {
+    out: &'a mut W,
+}
+
+impl<'a, W: Write> TextSink<'a, W> {
+    /// Prints to `out`.
+    pub fn new(out: &'a mut W) -> Self {
+        Self { out }
+    }
+}
+
+/// `[1a2b3c4d] ` for a line of another conversation than the current one.
+fn prefix(conversation: &sealdesk_protocol::ids::ConversationId, here: bool) -> String {
+    if here {
+        String::new()
+    } else {
+        format!("[{}] ", short(conversation))
+    }
+}
+
+impl<W: Write> Sink for TextSink<'_, W> {
+    fn show(&mut self, shown: Shown) -> std::io::Result<()> {
+        let out = &mut self.out;
+        match shown {
+            Shown::Welcome { name, role } => writeln!(
+                out,
+                "sealdesk chat as {name} ({role}). Type a message and press Enter; /help for commands."
+            ),
+            Shown::Conversations {
+                rows,
+                current,
+                asked,
+            } => {
+                if !asked {
+                    return Ok(());
+                }
+                if rows.is_empty() {
+                    writeln!(out, "no conversations yet")?;
+                }
+                for (i, m) in rows.iter().enumerate() {
+                    let mark = if Some(m.id) == current { "*" } else { " " };
+                    let transferred = if m.transferred {
+                        format!(" [transferred to {}]", m.agent)
+                    } else {
+                        String::new()
+                    };
+                    let unread = if m.unread > 0 {
+                        format!(" ({} unread)", m.unread)
+                    } else {
+                        String::new()
+                    };
+                    writeln!(
+                        out,
+                        "{mark}{:>2}. {} {} with {}{transferred}{unread}",
+                        i + 1,
+                        m.id,
+                        m.org,
+                        m.peer
+                    )?;
+                }
+                Ok(())
+            }
+            Shown::Selected {
+                conversation,
+                org,
+                customer,
+                agent,
+                banner,
+                recent,
+            } => {
+                writeln!(
+                    out,
+                    "── conversation {conversation} · {org} · customer {customer} · agent {agent} ──"
+                )?;
+                if let Some(b) = banner {
+                    writeln!(out, "🔒 {b}")?;
+                }
+                for l in &recent {
+                    writeln!(out, "{}", render_line(l))?;
+                }
+                Ok(())
+            }
+            Shown::History { lines, .. } => {
+                for l in &lines {
+                    writeln!(out, "{}", render_line(l))?;
+                }
+                Ok(())
+            }
+            Shown::Line {
+                conversation,
+                here,
+                line,
+            } => writeln!(out, "{}{}", prefix(&conversation, here), render_line(&line)),
+            Shown::Assigned {
+                conversation,
+                customer,
+            } => writeln!(
+                out,
+                "{}new conversation {conversation} from {customer} assigned to you; /switch to it",
+                prefix(&conversation, false)
+            ),
+            Shown::Receipt {
+                member, read, seq, ..
+            } => {
+                if read {
+                    writeln!(out, "  ✓✓ #{seq} read by {member}")
+                } else {
+                    writeln!(out, "  ✓ #{seq} delivered to {member}")
+                }
+            }
+            // Only the current conversation's, and only "typing": a stop shows nothing in line
+            // mode (the next line from that member replaces the hint).
+            Shown::Typing {
+                here: true,
+                member,
+                typing: true,
+                ..
+            } => writeln!(out, "  … {member} is typing"),
+            Shown::Typing { .. } => Ok(()),
+            Shown::Warning {
+                conversation: Some(c),
+                here,
+                text,
+            } => writeln!(out, "{}warning: {text}", prefix(&c, here)),
+            Shown::Warning { text, .. } => writeln!(out, "warning: {text}"),
+            Shown::KeyChange { text, .. } => writeln!(out, "error: {text}"),
+            Shown::Connection(c) => writeln!(out, "{}", connection_text(&c)),
+            Shown::Kept { offline: false, .. } => {
+                writeln!(out, "  (kept: sent once the relay is back)")
+            }
+            Shown::Kept { offline: true, .. } => {
+                writeln!(out, "  (offline: kept, sent once the relay is back)")
+            }
+            Shown::Upload {
+                name,
+                size,
+                chunks,
+                seq: None,
+                ..
+            } => writeln!(
+                out,
+                "· uploading {name} ({}, {chunks} chunk{})…",
+                human_size(size),
+                if chunks == 1 { "" } else { "s" }
+            ),
+            Shown::Upload {
+                name,
+                size,
+                seq: Some(_),
+                ..
+            } => writeln!(out, "· sent {name} ({})", human_size(size)),
+            Shown::Info(text) => writeln!(out, "{text}"),
+            Shown::Error { message, .. } => writeln!(out, "error: {message}"),
+            Shown::Bye => writeln!(out, "bye"),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// The connection state in words.
+pub(crate) fn connection_text(c: &Connection) -> String {
+    match c {
+        Connection::Lost { why } => format!(
+            "· connection lost ({why}); reconnecting… lines you type are kept and sent once it is back"
+        ),
+        Connection::Reconnected => "· reconnected; catching up".to_owned(),
+        Connection::GaveUp { unsent } => {
+            format!("· the relay did not come back: {unsent} line(s) not sent")
+        }
+        Connection::LeftOffline { unsent } => {
+            format!("· leaving offline: {unsent} line(s) not sent")
+        }
+    }
+}
+
+/// Prints what the chat shows as JSON lines (`chat --json`): every [`Shown`] as one object
+/// ([`Shown::to_json`]), flushed line by line so a script reads each event as it happens.
+pub struct JsonSink<'a, W: Write> {
+    out: &'a mut W,
+}
+
+impl<'a, W: Write> JsonSink<'a, W> {
+    /// Prints to `out`.
+    pub fn new(out: &'a mut W) -> Self {
+        Self { out }
+    }
+}
+
+impl<W: Write> Sink for JsonSink<'_, W> {
+    fn show(&mut self, shown: Shown) -> std::io::Result<()> {
+        writeln!(self.out, "{}", shown.to_json())?;
+        self.out.flush()
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}

@@ -1,0 +1,677 @@
+//! The terminal UI's state and its updates, with no terminal: what the chat showed
+//! ([`ChatState::apply`]) and what the user typed ([`ChatState::key`]) change a [`ChatState`],
+//! which [`super::tui::draw`] draws. Unit tests drive it with events and keys.
+
+use std::collections::{BTreeSet, HashMap};
+
+use sealdesk_client::account::LogEntry;
+use sealdesk_client::attachment::human_size;
+use sealdesk_client::client::HistoryLine;
+use sealdesk_protocol::{ids::ConversationId, message::ContentKind};
+
+use super::event::{Connection, ConvRow, Shown};
+use super::line::connection_text;
+use crate::print::render_line;
+
+/// How many lines the message pane keeps (older ones are dropped; `/history` shows them all).
+pub const PANE_LIMIT: usize = 2000;
+
+/// A key the user pressed, as the chat understands it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Key {
+    /// A character typed.
+    Char(char),
+    /// Enter: send the line.
+    Enter,
+    /// Delete the character before the cursor.
+    Backspace,
+    /// Delete the character under the cursor.
+    Delete,
+    /// Cursor left.
+    Left,
+    /// Cursor right.
+    Right,
+    /// Cursor to the start of the line.
+    Home,
+    /// Cursor to the end of the line.
+    End,
+    /// Scroll the message pane up a page.
+    PageUp,
+    /// Scroll the message pane down a page.
+    PageDown,
+    /// Ctrl-C or Ctrl-D: leave.
+    Quit,
+}
+
+/// How a line of the message pane looks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tone {
+    /// A message of another member.
+    Theirs,
+    /// A message of this account.
+    Mine,
+    /// An epoch, a hand-off, a status, a notice.
+    Event,
+    /// The chat's own answers (help, "opened …").
+    Info,
+    /// An error or a refused message.
+    Alarm,
+}
+
+/// How far one of this account's messages got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Delivery {
+    /// Stored by the relay.
+    Sent,
+    /// Received by another member.
+    Delivered,
+    /// Read by another member.
+    Read,
+}
+
+/// One line of the message pane.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaneLine {
+    /// The relay's sequence number, for timeline items.
+    pub seq: Option<u64>,
+    /// The text, as the line display shows it (without the delivery mark).
+    pub text: String,
+    /// How it looks.
+    pub tone: Tone,
+    /// For this account's messages: how far it got.
+    pub delivery: Option<Delivery>,
+}
+
+impl PaneLine {
+    fn info(text: impl Into<String>, tone: Tone) -> Self {
+        Self {
+            seq: None,
+            text: text.into(),
+            tone,
+            delivery: None,
+        }
+    }
+
+    /// The text with its delivery mark.
+    pub fn shown(&self) -> String {
+        match self.delivery {
+            None => self.text.clone(),
+            Some(Delivery::Sent) => format!("{}  · sent", self.text),
+            Some(Delivery::Delivered) => format!("{}  ✓ delivered", self.text),
+            Some(Delivery::Read) => format!("{}  ✓✓ read", self.text),
+        }
+    }
+}
+
+/// Whether the relay is reachable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// Connected.
+    Online,
+    /// Lost; the chat is reconnecting.
+    Reconnecting(String),
+}
+
+/// Everything the terminal UI shows.
+#[derive(Clone, Debug)]
+pub struct ChatState {
+    /// This account's name.
+    pub me: String,
+    /// Its role.
+    pub role: String,
+    /// The conversation list.
+    pub conversations: Vec<ConvRow>,
+    /// The current conversation.
+    pub current: Option<ConversationId>,
+    /// The current conversation's header ("org · customer … · agent …").
+    pub header: Option<String>,
+    /// Banners, per conversation, shown above its messages.
+    pub banners: HashMap<ConversationId, String>,
+    /// Changed keys per conversation (`None`: found outside one), each blocking sending.
+    pub key_changes: HashMap<Option<ConversationId>, BTreeSet<String>>,
+    /// The key-change texts, by name.
+    pub key_change_text: HashMap<String, String>,
+    /// The message pane (the current conversation's lines and the chat's answers).
+    pub pane: Vec<PaneLine>,
+    /// Who is typing in the current conversation.
+    pub typing: BTreeSet<String>,
+    /// The connection.
+    pub link: Link,
+    /// An upload in progress.
+    pub upload: Option<String>,
+    /// The last error, shown in the status line until the next line is sent.
+    pub error: Option<String>,
+    /// The input line.
+    pub input: String,
+    /// The cursor in the input line, in characters.
+    pub cursor: usize,
+    /// Lines scrolled up from the bottom of the pane.
+    pub scroll: usize,
+    /// The pane's height at the last drawing (a page for PageUp and PageDown).
+    pub page: usize,
+    /// Whether the others were told this account is typing the line in the input.
+    pub typing_told: bool,
+}
+
+impl Default for ChatState {
+    fn default() -> Self {
+        Self {
+            me: String::new(),
+            role: String::new(),
+            conversations: Vec::new(),
+            current: None,
+            header: None,
+            banners: HashMap::new(),
+            key_changes: HashMap::new(),
+            key_change_text: HashMap::new(),
+            pane: Vec::new(),
+            typing: BTreeSet::new(),
+            link: Link::Online,
+            upload: None,
+            error: None,
+            input: String::new(),
+            cursor: 0,
+            scroll: 0,
+            page: 10,
+            typing_told: false,
+        }
+    }
+}
+
+/// A timeline line for the pane.
+fn pane_line(line: &HistoryLine) -> PaneLine {
+    let (seq, tone, delivery) = match line {
+        // A status is an event of the conversation, whoever set it.
+        HistoryLine::Item {
+            entry:
+                LogEntry::Message {
+                    seq,
+                    kind: ContentKind::Status,
+                    ..
+                },
+            ..
+        } => (Some(*seq), Tone::Event, None),
+        HistoryLine::Item {
+            entry: LogEntry::Message { seq, mine, .. },
+            delivery,
+            ..
+        } => (
+            Some(*seq),
+            if *mine { Tone::Mine } else { Tone::Theirs },
+            match *delivery {
+                Some("read") => Some(Delivery::Read),
+                Some("delivered") => Some(Delivery::Delivered),
+                Some(_) => Some(Delivery::Sent),
+                None if *mine => Some(Delivery::Sent),
+                None => None,
+            },
+        ),
+        HistoryLine::Item {
+            entry: LogEntry::Rejected { seq, .. },
+            ..
+        } => (Some(*seq), Tone::Alarm, None),
+        HistoryLine::Item { entry, .. } => (Some(entry.seq()), Tone::Event, None),
+        HistoryLine::Gap { .. } => (None, Tone::Alarm, None),
+    };
+    let plain = match line {
+        HistoryLine::Item { entry, number, .. } => render_line(&HistoryLine::Item {
+            entry: entry.clone(),
+            delivery: None,
+            number: *number,
+        }),
+        gap @ HistoryLine::Gap { .. } => render_line(gap),
+    };
+    PaneLine {
+        seq,
+        text: plain,
+        tone,
+        delivery,
+    }
+}
+
+/// The sender of a message line.
+fn sender(line: &HistoryLine) -> Option<&str> {
+    match line {
+        HistoryLine::Item {
+            entry: LogEntry::Message { sender, .. },
+            ..
+        } => Some(sender),
+        _ => None,
+    }
+}
+
+impl ChatState {
+    /// Applies one thing the chat showed.
+    pub fn apply(&mut self, shown: Shown) {
+        match shown {
+            Shown::Welcome { name, role } => {
+                self.me = name;
+                self.role = role;
+            }
+            Shown::Conversations { rows, current, .. } => {
+                self.conversations = rows;
+                self.current = current;
+            }
+            Shown::Selected {
+                conversation,
+                org,
+                customer,
+                agent,
+                banner,
+                recent,
+            } => {
+                self.current = Some(conversation);
+                self.header = Some(format!(
+                    "{org} · customer {customer} · agent {agent} · {conversation}"
+                ));
+                if let Some(b) = banner {
+                    self.banners.insert(conversation, b);
+                }
+                self.pane = recent.iter().map(pane_line).collect();
+                self.typing.clear();
+                self.scroll = 0;
+            }
+            Shown::History { lines, .. } => {
+                self.pane = lines.iter().map(pane_line).collect();
+                self.scroll = 0;
+            }
+            Shown::Line {
+                here: true, line, ..
+            } => {
+                if let Some(who) = sender(&line) {
+                    self.typing.remove(who);
+                }
+                self.push(pane_line(&line));
+            }
+            // Another conversation's line: its unread count in the list says so.
+            Shown::Line { .. } => {}
+            Shown::Assigned {
+                conversation,
+                customer,
+            } => self.push(PaneLine::info(
+                format!(
+                    "new conversation {conversation} from {customer} assigned to you; /switch to it"
+                ),
+                Tone::Info,
+            )),
+            Shown::Receipt { read, seq, .. } => {
+                let mark = if read {
+                    Delivery::Read
+                } else {
+                    Delivery::Delivered
+                };
+                for l in &mut self.pane {
+                    if l.tone == Tone::Mine
+                        && l.seq.is_some_and(|s| s <= seq)
+                        && l.delivery.is_none_or(|d| d < mark)
+                    {
+                        l.delivery = Some(mark);
+                    }
+                }
+            }
+            Shown::Typing {
+                here: true,
+                member,
+                typing,
+                ..
+            } => {
+                if typing {
+                    self.typing.insert(member);
+                } else {
+                    self.typing.remove(&member);
+                }
+            }
+            Shown::Typing { .. } => {}
+            Shown::Warning { text, .. } => {
+                self.push(PaneLine::info(format!("warning: {text}"), Tone::Alarm))
+            }
+            Shown::KeyChange {
+                conversation,
+                name,
+                text,
+            } => {
+                self.key_change_text.insert(name.clone(), text);
+                self.key_changes
+                    .entry(conversation)
+                    .or_default()
+                    .insert(name);
+            }
+            Shown::Connection(c) => match c {
+                Connection::Lost { why } => self.link = Link::Reconnecting(why),
+                Connection::Reconnected => self.link = Link::Online,
+                other => self.push(PaneLine::info(connection_text(&other), Tone::Alarm)),
+            },
+            Shown::Kept { offline, .. } => self.push(PaneLine::info(
+                if offline {
+                    "(offline: kept, sent once the relay is back)"
+                } else {
+                    "(kept: sent once the relay is back)"
+                },
+                Tone::Info,
+            )),
+            Shown::Upload {
+                name,
+                size,
+                chunks,
+                seq: None,
+                ..
+            } => {
+                self.upload = Some(format!(
+                    "uploading {name} ({}, {chunks} chunk{})…",
+                    human_size(size),
+                    if chunks == 1 { "" } else { "s" }
+                ));
+            }
+            Shown::Upload { .. } => self.upload = None,
+            Shown::Info(text) => self.push(PaneLine::info(text, Tone::Info)),
+            Shown::Error { message, .. } => {
+                self.push(PaneLine::info(format!("error: {message}"), Tone::Alarm));
+                self.error = Some(message);
+            }
+            Shown::Bye => {}
+        }
+    }
+
+    fn push(&mut self, line: PaneLine) {
+        // A line the relay already gave (a message sent, then seen again) is not shown twice.
+        if line.seq.is_some() && self.pane.iter().any(|l| l.seq == line.seq) {
+            return;
+        }
+        self.pane.push(line);
+        if self.pane.len() > PANE_LIMIT {
+            self.pane.drain(..self.pane.len() - PANE_LIMIT);
+        }
+    }
+
+    /// The names whose changed key blocks sending in the current conversation.
+    pub fn blocked(&self) -> BTreeSet<&str> {
+        let mut names = BTreeSet::new();
+        for key in [None, self.current] {
+            if let Some(set) = self.key_changes.get(&key) {
+                names.extend(set.iter().map(String::as_str));
+            }
+        }
+        names
+    }
+
+    /// Applies one key; returns a line to run (a message or a command) on Enter, or `/quit`.
+    /// The first character of a message also returns `/typing` (the others see "… is
+    /// typing"), and emptying the input `/typing off`: once per message, not per key.
+    pub fn key(&mut self, key: Key) -> Option<String> {
+        match key {
+            Key::Char(c) => {
+                let at = self.byte_at(self.cursor);
+                self.input.insert(at, c);
+                self.cursor += 1;
+                if !self.typing_told && !self.input.starts_with('/') && self.current.is_some() {
+                    self.typing_told = true;
+                    return Some("/typing".to_owned());
+                }
+            }
+            Key::Backspace if self.cursor > 0 => {
+                self.cursor -= 1;
+                let at = self.byte_at(self.cursor);
+                self.input.remove(at);
+                if self.input.is_empty() && self.typing_told {
+                    self.typing_told = false;
+                    return Some("/typing off".to_owned());
+                }
+            }
+            Key::Delete if self.cursor < self.input.chars().count() => {
+                let at = self.byte_at(self.cursor);
+                self.input.remove(at);
+            }
+            Key::Backspace | Key::Delete => {}
+            Key::Left => self.cursor = self.cursor.saturating_sub(1),
+            Key::Right => self.cursor = (self.cursor + 1).min(self.input.chars().count()),
+            Key::Home => self.cursor = 0,
+            Key::End => self.cursor = self.input.chars().count(),
+            Key::PageUp => self.scroll = self.scroll.saturating_add(self.page.max(1)),
+            Key::PageDown => self.scroll = self.scroll.saturating_sub(self.page.max(1)),
+            Key::Enter => {
+                // The message itself ends the others' "… is typing".
+                self.typing_told = false;
+                let line = std::mem::take(&mut self.input);
+                self.cursor = 0;
+                self.scroll = 0;
+                self.error = None;
+                return (!line.trim().is_empty()).then_some(line);
+            }
+            Key::Quit => return Some("/quit".to_owned()),
+        }
+        None
+    }
+
+    /// The byte offset of the `n`th character of the input.
+    fn byte_at(&self, n: usize) -> usize {
+        self.input
+            .char_indices()
+            .nth(n)
+            .map_or(self.input.len(), |(i, _)| i)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use sealdesk_client::account::LogEntry;
+    use sealdesk_client::client::HistoryLine;
+    use sealdesk_protocol::{ids::ConversationId, message::ContentKind};
+
+    use super::{ChatState, Delivery, Key, Link, Tone};
+    use crate::chat::event::{Connection, ConvRow, Shown};
+
+    pub(crate) fn conv(n: u8) -> ConversationId {
+        ConversationId::parse(&format!("{n:02x}").repeat(16)).unwrap()
+    }
+
+    pub(crate) fn message(seq: u64, sender: &str, mine: bool, text: &str) -> HistoryLine {
+        HistoryLine::Item {
+            entry: LogEntry::Message {
+                seq,
+                stored_at: 1_700_000_000,
+                sent_at: 1_700_000_000,
+                epoch: 0,
+                counter: seq,
+                sender: sender.to_owned(),
+                mine,
+                kind: ContentKind::Text,
+                text: text.to_owned(),
+            },
+            delivery: None,
+            number: Some(seq),
+        }
+    }
+
+    fn selected(state: &mut ChatState, id: ConversationId) {
+        state.apply(Shown::Selected {
+            conversation: id,
+            org: "acme".to_owned(),
+            customer: "carol".to_owned(),
+            agent: "alice".to_owned(),
+            banner: Some("end-to-end encrypted".to_owned()),
+            recent: vec![message(1, "carol", false, "hello")],
+        });
+    }
+
+    #[test]
+    fn a_message_in_the_current_conversation_is_added_and_clears_its_typing() {
+        let mut s = ChatState::default();
+        selected(&mut s, conv(1));
+        s.apply(Shown::Typing {
+            conversation: conv(1),
+            here: true,
+            member: "carol".to_owned(),
+            typing: true,
+        });
+        assert!(s.typing.contains("carol"));
+        s.apply(Shown::Line {
+            conversation: conv(1),
+            here: true,
+            line: message(2, "carol", false, "anyone?"),
+        });
+        assert!(s.typing.is_empty());
+        assert_eq!(s.pane.len(), 2);
+        assert!(s.pane[1].text.contains("carol: anyone?"));
+        assert_eq!(s.pane[1].tone, Tone::Theirs);
+    }
+
+    #[test]
+    fn another_conversations_line_stays_out_of_the_pane() {
+        let mut s = ChatState::default();
+        selected(&mut s, conv(1));
+        s.apply(Shown::Line {
+            conversation: conv(2),
+            here: false,
+            line: message(5, "dave", false, "elsewhere"),
+        });
+        assert_eq!(s.pane.len(), 1);
+    }
+
+    #[test]
+    fn receipts_mark_own_messages_up_to_their_seq_and_never_go_back() {
+        let mut s = ChatState::default();
+        selected(&mut s, conv(1));
+        for (seq, text) in [(2, "one"), (3, "two")] {
+            s.apply(Shown::Line {
+                conversation: conv(1),
+                here: true,
+                line: message(seq, "alice", true, text),
+            });
+        }
+        assert_eq!(s.pane[1].delivery, Some(Delivery::Sent));
+        let receipt = |read, seq| Shown::Receipt {
+            conversation: conv(1),
+            member: "carol".to_owned(),
+            read,
+            seq,
+        };
+        s.apply(receipt(false, 2));
+        assert_eq!(s.pane[1].delivery, Some(Delivery::Delivered));
+        assert_eq!(s.pane[2].delivery, Some(Delivery::Sent));
+        s.apply(receipt(true, 3));
+        assert_eq!(s.pane[2].delivery, Some(Delivery::Read));
+        s.apply(receipt(false, 3));
+        assert_eq!(s.pane[2].delivery, Some(Delivery::Read));
+        assert!(s.pane[2].shown().ends_with("✓✓ read"));
+        // The other member's message gets no mark.
+        assert_eq!(s.pane[0].delivery, None);
+    }
+
+    #[test]
+    fn a_key_change_blocks_its_conversation_only() {
+        let mut s = ChatState::default();
+        selected(&mut s, conv(1));
+        s.apply(Shown::KeyChange {
+            conversation: Some(conv(2)),
+            name: "dave".to_owned(),
+            text: "changed".to_owned(),
+        });
+        assert!(s.blocked().is_empty());
+        s.apply(Shown::KeyChange {
+            conversation: Some(conv(1)),
+            name: "carol".to_owned(),
+            text: "changed".to_owned(),
+        });
+        assert_eq!(s.blocked().into_iter().collect::<Vec<_>>(), ["carol"]);
+    }
+
+    #[test]
+    fn the_connection_state_follows_loss_and_return() {
+        let mut s = ChatState::default();
+        s.apply(Shown::Connection(Connection::Lost {
+            why: "closed".to_owned(),
+        }));
+        assert_eq!(s.link, Link::Reconnecting("closed".to_owned()));
+        s.apply(Shown::Connection(Connection::Reconnected));
+        assert_eq!(s.link, Link::Online);
+    }
+
+    #[test]
+    fn typing_edits_the_input_and_enter_hands_the_line_over() {
+        let mut s = ChatState::default();
+        for c in "hélo".chars() {
+            assert_eq!(s.key(Key::Char(c)), None);
+        }
+        s.key(Key::Left);
+        s.key(Key::Char('l'));
+        assert_eq!(s.input, "héllo");
+        s.key(Key::Home);
+        s.key(Key::Delete);
+        s.key(Key::End);
+        s.key(Key::Backspace);
+        assert_eq!(s.input, "éll");
+        assert_eq!(s.key(Key::Enter), Some("éll".to_owned()));
+        assert_eq!(s.input, "");
+        assert_eq!(s.key(Key::Enter), None);
+        assert_eq!(s.key(Key::Quit), Some("/quit".to_owned()));
+    }
+
+    #[test]
+    fn typing_a_message_tells_the_others_once_and_emptying_it_stops() {
+        let mut s = ChatState::default();
+        selected(&mut s, conv(1));
+        assert_eq!(s.key(Key::Char('h')), Some("/typing".to_owned()));
+        assert_eq!(s.key(Key::Char('i')), None);
+        s.key(Key::Backspace);
+        assert_eq!(s.key(Key::Backspace), Some("/typing off".to_owned()));
+        assert_eq!(s.key(Key::Char('o')), Some("/typing".to_owned()));
+        s.key(Key::Char('k'));
+        assert_eq!(s.key(Key::Enter), Some("ok".to_owned()));
+        // A command is not a message being typed.
+        assert_eq!(s.key(Key::Char('/')), None);
+        assert_eq!(s.input, "/");
+    }
+
+    #[test]
+    fn incoming_lines_never_touch_the_input() {
+        let mut s = ChatState::default();
+        selected(&mut s, conv(1));
+        for c in "half a sentence".chars() {
+            s.key(Key::Char(c));
+        }
+        s.apply(Shown::Line {
+            conversation: conv(1),
+            here: true,
+            line: message(9, "carol", false, "interrupting"),
+        });
+        s.apply(Shown::Info("help".to_owned()));
+        assert_eq!(s.input, "half a sentence");
+        assert_eq!(s.cursor, 15);
+    }
+
+    #[test]
+    fn the_list_and_an_upload_show() {
+        let mut s = ChatState::default();
+        s.apply(Shown::Conversations {
+            rows: vec![ConvRow {
+                id: conv(1),
+                org: "acme".to_owned(),
+                peer: "carol".to_owned(),
+                customer: "carol".to_owned(),
+                agent: "alice".to_owned(),
+                unread: 2,
+                status: "open".to_owned(),
+                transferred: false,
+            }],
+            current: Some(conv(1)),
+            asked: false,
+        });
+        assert_eq!(s.conversations[0].unread, 2);
+        s.apply(Shown::Upload {
+            conversation: conv(1),
+            name: "a.png".to_owned(),
+            size: 40_000,
+            chunks: 2,
+            seq: None,
+        });
+        assert!(s.upload.as_deref().is_some_and(|u| u.contains("a.png")));
+        s.apply(Shown::Upload {
+            conversation: conv(1),
+            name: "a.png".to_owned(),
+            size: 40_000,
+            chunks: 2,
+            seq: Some(7),
+        });
+        assert_eq!(s.upload, None);
+    }
+}

@@ -1,0 +1,358 @@
+//! The chat's other displays and `/attach` (issue 22 §1.7 and §2): `chat --json` driven through
+//! pipes by two `sealdesk` processes, an agent and a customer, every line of their output
+//! parsed as JSON; `/attach FILE` in the line chat; `transcript show` listing a released file.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use sealdesk_cli::chat;
+use sealdesk_protocol::card::Role;
+use sealdesk_tests::world::{PASS, World, open_chat};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
+
+/// How long a test waits for an event before it fails (it never waits this long when the event
+/// comes).
+const EVENT_WAIT: Duration = Duration::from_secs(30);
+
+/// A `sealdesk chat --json` process: its input, and its output's events, each parsed.
+struct JsonChat {
+    child: Child,
+    stdin: ChildStdin,
+    events: mpsc::UnboundedReceiver<Value>,
+    /// Every event seen so far, in order.
+    seen: Vec<Value>,
+}
+
+impl JsonChat {
+    fn start(w: &World, name: &str, conversation: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sealdesk"))
+            .arg("--home")
+            .arg(w.home(name))
+            .arg("--relay")
+            .arg(&w.url)
+            .args(["chat", "--json", "--conversation", conversation])
+            .env("SEALDESK_PASSPHRASE", PASS)
+            .env("SEALDESK_INSECURE_FAST_KDF", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, events) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                // Every line is one JSON object.
+                let v: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}"));
+                if tx.send(v).is_err() {
+                    return;
+                }
+            }
+        });
+        Self {
+            child,
+            stdin,
+            events,
+            seen: Vec::new(),
+        }
+    }
+
+    async fn type_line(&mut self, line: &str) {
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    /// Waits for the first event (from now on) that `pred` accepts.
+    async fn until(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let wait = async {
+            while let Some(v) = self.events.recv().await {
+                self.seen.push(v.clone());
+                if pred(&v) {
+                    return v;
+                }
+            }
+            panic!("the chat ended before {what}; saw {:#?}", self.seen)
+        };
+        match tokio::time::timeout(EVENT_WAIT, wait).await {
+            Ok(v) => v,
+            Err(_) => panic!("no {what} in {:#?}", self.seen),
+        }
+    }
+}
+
+fn is(event: &str) -> impl Fn(&Value) -> bool + '_ {
+    move |v| v["event"] == event
+}
+
+/// Every event has the shape of the other commands' `--json`: `event`, `ok` and `warnings`.
+fn well_formed(v: &Value) {
+    assert!(v["event"].is_string(), "{v}");
+    assert!(v["ok"].is_boolean(), "{v}");
+    assert!(v["warnings"].is_array(), "{v}");
+}
+
+#[tokio::test]
+async fn two_json_chats_exchange_messages_receipts_typing_and_status_through_pipes() {
+    let w = World::new().await;
+    let org = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer).await;
+    let conv = open_chat(&mut carol).await;
+    carol.close().await;
+    for a in org.agents {
+        a.close().await;
+    }
+    org.master.close().await;
+    let id = conv.to_string();
+
+    let mut alice = JsonChat::start(&w, "alice", &id);
+    let mut carol = JsonChat::start(&w, "carol", &id);
+    for c in [&mut alice, &mut carol] {
+        let ready = c.until("ready", is("ready")).await;
+        assert!(ready["account"].is_string());
+        let selected = c.until("selected", is("selected")).await;
+        assert_eq!(selected["conversation"], id.as_str());
+        assert!(selected["banner"].is_string(), "{selected}");
+    }
+
+    carol.type_line("my parcel never came").await;
+    let mine = carol.until("carol's own message", is("message")).await;
+    assert_eq!(mine["entry"]["mine"], true, "{mine}");
+    let got = alice
+        .until("carol's message", |v| {
+            v["event"] == "message" && v["entry"]["text"] == "my parcel never came"
+        })
+        .await;
+    assert_eq!(got["entry"]["sender"], "carol");
+    assert_eq!(got["conversation"], id.as_str());
+    assert!(got["number"].is_u64(), "{got}");
+    // alice has it on screen: carol hears it was read.
+    let read = carol
+        .until("a read receipt", |v| {
+            v["event"] == "receipt" && v["receipt"] == "read"
+        })
+        .await;
+    assert_eq!(read["member"], "alice");
+
+    alice.type_line("/typing").await;
+    let typing = carol.until("typing", is("typing")).await;
+    assert_eq!(typing["member"], "alice");
+    assert_eq!(typing["typing"], true);
+
+    alice.type_line("sorry, let me look").await;
+    carol
+        .until("alice's answer", |v| {
+            v["event"] == "message" && v["entry"]["text"] == "sorry, let me look"
+        })
+        .await;
+    alice.type_line("/status waiting").await;
+    let status = carol.until("the status", is("status")).await;
+    assert!(
+        status["text"].as_str().unwrap().contains("waiting"),
+        "{status}"
+    );
+
+    // A command's error is an event, and the chat goes on.
+    alice.type_line("/switch ffff").await;
+    let error = alice.until("an error", is("error")).await;
+    assert_eq!(error["ok"], false);
+    assert_eq!(error["error"]["code"], "failed");
+    assert!(error["error"]["message"].is_string());
+    alice.type_line("/list").await;
+    let list = alice.until("the list", is("conversations")).await;
+    let rows = list["conversations"].as_array().unwrap();
+    assert_eq!(rows[0]["status"], "waiting");
+    assert_eq!(rows[0]["peer"], "carol");
+
+    for c in [&mut alice, &mut carol] {
+        c.type_line("/quit").await;
+        c.until("bye", is("bye")).await;
+        let status = tokio::time::timeout(EVENT_WAIT, c.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success());
+        while let Ok(v) = c.events.try_recv() {
+            c.seen.push(v);
+        }
+        for v in &c.seen {
+            well_formed(v);
+        }
+    }
+}
+
+#[tokio::test]
+async fn attach_in_the_line_chat_uploads_and_the_agent_receives_the_file() {
+    let w = World::new().await;
+    let mut org = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer).await;
+    let conv = open_chat(&mut carol).await;
+    let dir = tempfile::tempdir().unwrap();
+    let shot = dir.path().join("screen shot.png");
+    let bytes: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&shot, &bytes).unwrap();
+    let input = format!(
+        "/attach \"{}\" the error\n/attach {}\n/quit\n",
+        shot.display(),
+        dir.path().join("missing.png").display()
+    );
+    let mut out = Vec::new();
+    chat::run(&mut carol, input.as_bytes(), &mut out, Some(conv))
+        .await
+        .unwrap();
+    let shown = String::from_utf8(out).unwrap();
+    assert!(
+        shown.contains("· uploading screen shot.png (68.4 KiB, 3 chunks)…"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("· sent screen shot.png (68.4 KiB)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("carol: [attachment: screen shot.png, 68.4 KiB] the error"),
+        "{shown}"
+    );
+    // A file that cannot be read is an error; the chat goes on to /quit.
+    assert!(shown.contains("error: cannot read"), "{shown}");
+    assert!(shown.ends_with("bye\n"), "{shown}");
+
+    let alice = &mut org.agents[0];
+    alice.sync_all().await.unwrap();
+    let n = alice
+        .history(&conv)
+        .unwrap()
+        .lines
+        .iter()
+        .rev()
+        .find_map(|l| match l {
+            sealdesk_client::client::HistoryLine::Item {
+                entry: sealdesk_client::account::LogEntry::Message { text, .. },
+                number,
+                ..
+            } if text.contains("[attachment:") => *number,
+            _ => None,
+        })
+        .unwrap();
+    let file = alice.fetch_attachment(&conv, n).await.unwrap();
+    assert_eq!(file.name, "screen shot.png");
+    assert_eq!(file.bytes.as_slice(), bytes.as_slice());
+}
+
+/// `transcript show` lists a released conversation's files — name, size, checked — as the
+/// export carries them.
+#[tokio::test]
+async fn transcript_show_lists_the_released_attachments() {
+    let w = World::new().await;
+    let conv = common::org_and_conversation(&w).await;
+    let dir = tempfile::tempdir().unwrap();
+    let shot = dir.path().join("receipt.pdf");
+    std::fs::write(&shot, vec![7u8; 40_000]).unwrap();
+    common::ok(
+        &w,
+        "carol",
+        &[
+            "send",
+            "--conversation",
+            &conv,
+            "--attach",
+            shot.to_str().unwrap(),
+            "my receipt",
+        ],
+    )
+    .await;
+    let consent = common::grant(&w, &conv, "1d").await;
+    let r = common::unlock(&w, &conv, &consent, "0").await;
+    assert!(!r.ok, "{}\n{}", r.stdout, r.stderr);
+    for t in ["trustee-1", "trustee-2"] {
+        common::serve_once(&w, t).await;
+    }
+    let r = common::unlock(&w, &conv, &consent, "10").await;
+    assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
+
+    let shown = common::ok(
+        &w,
+        "acme-owner",
+        &["transcript", "show", "--conversation", &conv],
+    )
+    .await;
+    assert!(shown.contains("attachments (1):"), "{shown}");
+    assert!(
+        shown.contains("receipt.pdf from carol: application/pdf (39.1 KiB,"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("checked: every chunk and the SHA-256 match the signed message"),
+        "{shown}"
+    );
+    let doc = common::json(
+        &w,
+        "acme-owner",
+        &["transcript", "show", "--conversation", &conv],
+    )
+    .await;
+    let files = doc["attachments"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "{doc}");
+    assert_eq!(files[0]["name"], "receipt.pdf");
+    assert_eq!(files[0]["size"], 40_000);
+    assert_eq!(files[0]["checked"], true);
+}
+
+/// A changed pinned key is a `key_change` event in `chat --json` — when the conversation is
+/// selected and when a line cannot be sent — and the line is not sent.
+#[tokio::test]
+async fn a_changed_key_is_a_key_change_event_and_blocks_the_line() {
+    let w = World::new().await;
+    let _org = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer).await;
+    // carol pinned an "alice" with other keys earlier (say, from another relay).
+    let other =
+        sealdesk_protocol::keys::IdentityKeys::generate(&mut sealdesk_client::rng().unwrap());
+    let fake =
+        sealdesk_protocol::card::IdentityCard::issue(&other, "alice", Role::Agent, 1).unwrap();
+    carol.account().observe_peer(&fake).unwrap();
+    let conv = carol
+        .open_conversation("acme", None)
+        .await
+        .unwrap()
+        .conversation;
+    let mut out = Vec::new();
+    chat::run_json(&mut carol, &b"hello?\n/quit\n"[..], &mut out, Some(conv))
+        .await
+        .unwrap();
+    let events: Vec<Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let changes: Vec<&Value> = events
+        .iter()
+        .filter(|v| v["event"] == "key_change")
+        .collect();
+    assert_eq!(changes.len(), 2, "{events:#?}");
+    for c in &changes {
+        assert_eq!(c["name"], "alice");
+        assert_eq!(c["conversation"], conv.to_string().as_str());
+        assert!(c["text"].as_str().unwrap().contains("keys trust alice"));
+    }
+    assert!(
+        !events
+            .iter()
+            .any(|v| v["event"] == "message" && v["entry"]["text"] == "hello?"),
+        "{events:#?}"
+    );
+    assert_eq!(events.last().unwrap()["event"], "bye");
+}
