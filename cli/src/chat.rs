@@ -382,7 +382,7 @@ async fn send_line<W: Write>(
     let h = client.history(&id)?;
     for l in h.lines.iter().filter(|l| match l {
         HistoryLine::Item { entry, .. } => entry.seq() > before,
-        HistoryLine::Gap { .. } => false,
+        HistoryLine::Gap { .. } | HistoryLine::Withheld { .. } => false,
     }) {
         writeln!(out, "{prefix}{}", render_line(l)).map_err(io)?;
     }
@@ -399,7 +399,7 @@ fn show_after<W: Write>(
 ) -> Result<()> {
     for l in client.history(&id)?.lines.iter().filter(|l| match l {
         HistoryLine::Item { entry, .. } => entry.seq() > before,
-        HistoryLine::Gap { .. } => false,
+        HistoryLine::Gap { .. } | HistoryLine::Withheld { .. } => false,
     }) {
         writeln!(out, "{}", render_line(l)).map_err(io)?;
     }
