@@ -117,6 +117,23 @@ pub fn render_line(line: &HistoryLine) -> String {
                 ),
             }
         }
+        HistoryLine::Withheld { from, to, requests } => {
+            let items = counted(to.saturating_sub(*from).saturating_add(1), "item", "items");
+            let which = if from == to {
+                format!("#{from}")
+            } else {
+                format!("#{from}–#{to}")
+            };
+            match requests {
+                None => format!(
+                    "  !! {items} of the conversation never arrived (relay {which}): an epoch, hand-off, consent, notice or message withheld; asking again"
+                ),
+                Some(n) => format!(
+                    "  !! {items} of the conversation WITHHELD (relay {which}), not delivered after {}: an epoch, hand-off, consent, notice or message",
+                    counted(u64::from(*n), "request", "requests")
+                ),
+            }
+        }
         HistoryLine::Item {
             entry,
             delivery,

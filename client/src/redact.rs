@@ -21,6 +21,12 @@ pub fn redact(text: &str) -> String {
     mask_numbers(&s)
 }
 
+/// Whether `text` holds anything [`redact`] masks: a redacted export withholds such a message
+/// whole rather than show a masked text no signature covers.
+pub fn contains_personal_data(text: &str) -> bool {
+    redact(text) != text
+}
+
 fn mask_emails(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for (i, word) in text.split(' ').enumerate() {

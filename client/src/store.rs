@@ -124,6 +124,11 @@ pub(crate) mod name {
         format!("conv/{id}/refetch")
     }
 
+    /// Sequence numbers a customer's cursor jumped over, and the requests made for them.
+    pub(crate) fn holes(id: &ConversationId) -> String {
+        format!("conv/{id}/holes")
+    }
+
     /// The counters that left a reordering window without arriving.
     pub(crate) fn lost(id: &ConversationId) -> String {
         format!("conv/{id}/lost")

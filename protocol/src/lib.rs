@@ -26,6 +26,7 @@ pub mod audit;
 pub mod block;
 pub mod card;
 pub mod codec;
+pub mod disclosure;
 pub mod epoch;
 pub mod erasure;
 mod error;

@@ -327,7 +327,7 @@ impl EpochKeys {
         })
     }
 
-    fn message_keys(
+    pub(crate) fn message_keys(
         &self,
         sender: &SigningPublicKey,
         counter: u64,
@@ -351,17 +351,17 @@ impl EpochKeys {
     }
 }
 
-fn commitment(key: &[u8; 32]) -> [u8; 32] {
+pub(crate) fn commitment(key: &[u8; 32]) -> [u8; 32] {
     labelled_hash(labels::MESSAGE_COMMITMENT, &[key])
 }
 
-fn aad(header: &[u8]) -> Vec<u8> {
+pub(crate) fn aad(header: &[u8]) -> Vec<u8> {
     let mut w = Writer::with_label(labels::MESSAGE_AAD);
     w.fixed(header);
     w.into_bytes()
 }
 
-fn signed_bytes(header: &[u8], ciphertext: &[u8]) -> Vec<u8> {
+pub(crate) fn signed_bytes(header: &[u8], ciphertext: &[u8]) -> Vec<u8> {
     let mut w = Writer::with_label(labels::MESSAGE_SIGNATURE);
     w.fixed(header).bytes(ciphertext);
     w.into_bytes()

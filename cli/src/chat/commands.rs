@@ -255,7 +255,7 @@ pub(crate) async fn send_line<S: Sink>(
     let here = Some(id) == s.current;
     for line in client.history(&id)?.lines.into_iter().filter(|l| match l {
         HistoryLine::Item { entry, .. } => entry.seq() > before,
-        HistoryLine::Gap { .. } => false,
+        HistoryLine::Gap { .. } | HistoryLine::Withheld { .. } => false,
     }) {
         out.show(Shown::Line {
             conversation: id,
@@ -277,7 +277,7 @@ fn show_after<S: Sink>(
 ) -> Result<()> {
     for line in client.history(&id)?.lines.into_iter().filter(|l| match l {
         HistoryLine::Item { entry, .. } => entry.seq() > before,
-        HistoryLine::Gap { .. } => false,
+        HistoryLine::Gap { .. } | HistoryLine::Withheld { .. } => false,
     }) {
         out.show(Shown::Line {
             conversation: id,

@@ -414,11 +414,12 @@ fn line_json(line: &HistoryLine) -> Value {
     let mut v = serde_json::to_value(line).unwrap_or(Value::Null);
     if let Value::Object(m) = &mut v {
         m.insert("text".into(), render_line(line).into());
-        if let HistoryLine::Item { entry, .. } = line {
-            m.insert("kind".into(), entry_kind(entry).into());
-        } else {
-            m.insert("kind".into(), "gap".into());
-        }
+        let kind = match line {
+            HistoryLine::Item { entry, .. } => entry_kind(entry),
+            HistoryLine::Gap { .. } => "gap",
+            HistoryLine::Withheld { .. } => "withheld",
+        };
+        m.insert("kind".into(), kind.into());
     }
     v
 }

@@ -211,7 +211,7 @@ fn pane_line(line: &HistoryLine) -> PaneLine {
             ..
         } => (Some(*seq), Tone::Alarm, None),
         HistoryLine::Item { entry, .. } => (Some(entry.seq()), Tone::Event, None),
-        HistoryLine::Gap { .. } => (None, Tone::Alarm, None),
+        HistoryLine::Gap { .. } | HistoryLine::Withheld { .. } => (None, Tone::Alarm, None),
     };
     let plain = match line {
         HistoryLine::Item { entry, number, .. } => render_line(&HistoryLine::Item {
@@ -219,7 +219,7 @@ fn pane_line(line: &HistoryLine) -> PaneLine {
             delivery: None,
             number: *number,
         }),
-        gap @ HistoryLine::Gap { .. } => render_line(gap),
+        gap @ (HistoryLine::Gap { .. } | HistoryLine::Withheld { .. }) => render_line(gap),
     };
     PaneLine {
         seq,

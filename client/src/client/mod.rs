@@ -42,6 +42,7 @@ use crate::tls::TlsOptions;
 pub mod conversation;
 pub mod directory;
 pub mod gaps;
+pub mod holes;
 pub mod ingest;
 pub mod org;
 pub mod reconnect;

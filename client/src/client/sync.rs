@@ -206,6 +206,7 @@ impl Client {
             page_advances(meta.cursor, self.meta(id)?.cursor)?;
         }
         events.extend(self.refetch_gaps(id).await?);
+        events.extend(self.refetch_holes(id).await?);
         events.extend(self.recheck_unwitnessed(id).await?);
         let mut meta = self.meta(id)?;
         if meta.cursor > meta.delivered_sent {
@@ -324,6 +325,7 @@ impl Client {
         if s.seq <= meta.cursor {
             return Ok(Vec::new());
         }
+        self.note_hole(&meta, s.seq)?;
         let mut events = Vec::new();
         match s.item {
             Item::Epoch(record) => {

@@ -42,6 +42,18 @@ pub enum HistoryLine {
         #[serde(skip_serializing_if = "Option::is_none")]
         requests: Option<u32>,
     },
+    /// Items of the relay's sequence that never arrived (a customer reads every item, so a
+    /// sequence number skipped is an item withheld: an epoch record, a hand-off, a consent, a
+    /// release notice or a message). Placed where the items belong.
+    Withheld {
+        /// First missing sequence number.
+        from: u64,
+        /// Last missing sequence number (inclusive).
+        to: u64,
+        /// `Some(n)`: asked for `n` times ([`REFETCH_LIMIT`]) and given up: not delivered.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        requests: Option<u32>,
+    },
 }
 
 /// A conversation's history as shown to the user.
@@ -245,6 +257,20 @@ pub fn history(account: &Account, id: &ConversationId) -> Result<History> {
     }
     for (_, g) in gaps {
         lines.extend(g);
+    }
+    for h in super::holes::open_holes(account, id)?.into_iter().rev() {
+        let at = lines
+            .iter()
+            .position(|l| matches!(l, HistoryLine::Item { entry, .. } if entry.seq() > h.to))
+            .unwrap_or(lines.len());
+        lines.insert(
+            at,
+            HistoryLine::Withheld {
+                from: h.from,
+                to: h.to,
+                requests: (h.tries >= REFETCH_LIMIT).then_some(h.tries),
+            },
+        );
     }
     Ok(History {
         conversation: *id,

@@ -20,8 +20,9 @@ pub struct ExportFile {
     pub conversation: String,
     /// The org.
     pub org: String,
-    /// Whether texts are redacted (then keys are omitted and texts are attested by the master
-    /// only).
+    /// Whether the export is redacted: then no epoch key is shown; each message is either
+    /// shown in clear with its own message key ([`ExportMessage::key`]) or withheld
+    /// ([`ExportMessage::withheld`]), whole.
     pub redacted: bool,
     /// Policies (hex CBOR): every version an epoch record or a release request names.
     pub policies: Vec<String>,
@@ -70,10 +71,21 @@ pub struct ExportMessage {
     pub sender: String,
     /// Sender clock.
     pub sent_at: u64,
-    /// The text (for a read receipt, `read up to #N`).
+    /// The text (for a read receipt, `read up to #N`); empty for a withheld message.
     pub text: String,
-    /// The envelope (hex CBOR).
+    /// The envelope (hex CBOR): header, ciphertext and the sender's signature, withheld or not.
     pub envelope: String,
+    /// In a redacted export, for a message shown in clear: its own key and nonce (hex, 44
+    /// bytes, [`sealdesk_protocol::disclosure::MessageKey`]), which open this message and no
+    /// other. Absent in non-redacted exports (the epoch keys open every message) and for a
+    /// withheld message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// In a redacted export: the message is withheld (personal data, or a file) — its header,
+    /// ciphertext and signature prove who sent it, when, and its place in the counters and
+    /// the sequence, but its content is not shown (no key, empty text).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub withheld: bool,
     /// For a message of kind `attachment` in a non-redacted export: the file, fetched from
     /// the relay and opened with the key in the (signed) message. Absent otherwise, and in
     /// files written before attachments existed.

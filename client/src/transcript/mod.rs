@@ -28,7 +28,7 @@ use sealdesk_protocol::{
     epoch::VerifiedEpoch,
     export::OmittedKind,
     ids::ConversationId,
-    message::{EpochKeys, ReplayWindows},
+    message::{ContentKind, EpochKeys, ReplayWindows},
     policy::VerifiedPolicy,
     release::ReleaseRequest,
     secret::EpochSecret,
@@ -38,7 +38,7 @@ use sealdesk_protocol::{
 use crate::client::Client;
 use crate::error::{ClientError, Result};
 use crate::notice::describe_notice;
-use crate::redact::redact;
+use crate::redact::contains_personal_data;
 use crate::reply::unexpected;
 
 pub mod format;
@@ -69,7 +69,8 @@ impl Client {
     }
 
     /// Master: the transcript as a portable, verifiable file, signed with an end marker. With
-    /// `redact_text` (or a redacted consent) personal data is masked and the keys are left out.
+    /// `redact_text` (or a redacted consent) no epoch key is shown: each message is shown with
+    /// its own message key, or withheld whole if its text holds personal data (or it is a file).
     ///
     /// # Errors
     /// [`ClientError::NotReleased`], [`ClientError::ReleaseRequestNotKept`] for a release whose request
@@ -119,31 +120,44 @@ impl Client {
                 }
                 Item::Message(env) => {
                     let shown = match opened.get_mut(&env.header.epoch) {
-                        Some((k, windows)) => k.open_message(&env, windows).ok(),
+                        Some((k, windows)) => k.open_message(&env, windows).ok().map(|m| {
+                            let key = k.message_key(&env.header.sender, env.header.counter);
+                            (m, key)
+                        }),
                         None => None,
                     };
                     match shown {
-                        Some(m) => {
+                        Some((m, message_key)) => {
                             let sender = verified
                                 .get(&env.header.epoch)
                                 .and_then(|r| r.member(&env.header.sender))
                                 .map(|c| c.name.clone())
                                 .unwrap_or_default();
                             let text = message_text(m.header.kind, &m.body);
-                            // Redacted exports leave files out.
-                            let attachment = if redacted {
-                                None
+                            // A redacted export shows a message whole, opened by its own key,
+                            // or withholds it whole: personal data, or a file (its reference
+                            // carries the file's key, name and caption). Files are left out.
+                            let (text, key, withheld, attachment) = if !redacted {
+                                let attachment = self.export_attachment(id, &m).await?;
+                                (text, None, false, attachment)
+                            } else if m.header.kind == ContentKind::Attachment
+                                || contains_personal_data(&text)
+                            {
+                                (String::new(), None, true, None)
                             } else {
-                                self.export_attachment(id, &m).await?
+                                let key = hex::encode(message_key.to_bytes().as_slice());
+                                (text, Some(key), false, None)
                             };
                             messages.push(ExportMessage {
                                 seq: s.seq,
                                 epoch: env.header.epoch,
                                 sender,
                                 sent_at: env.header.sent_at,
-                                text: if redacted { redact(&text) } else { text },
+                                text,
                                 envelope: hex::encode(to_cbor(&env)?),
                                 attachment,
+                                key,
+                                withheld,
                             });
                         }
                         None => omitted.push(ExportOmitted {

@@ -21,6 +21,13 @@ impl Verifier {
         for (_, rec, key) in &parsed.epochs {
             let n = rec.epoch;
             match key {
+                Some(_) if redacted => self.fail(
+                    Reason::KeyInRedactedExport,
+                    format!(
+                        "this redacted export shows epoch {n}'s key, which opens every message of \
+                         the epoch, the withheld ones too"
+                    ),
+                ),
                 Some(_) if !released.contains(&n) => self.fail(
                     Reason::EpochNotReleased,
                     format!(
@@ -80,7 +87,12 @@ impl Verifier {
         let mut counters: BTreeMap<(u32, SigningPublicKey), Vec<u64>> = BTreeMap::new();
         let mut windows: BTreeMap<u32, ReplayWindows> = BTreeMap::new();
         let before = self.failures.len();
-        for (m, env) in file.messages.iter().zip(&parsed.messages) {
+        for ((m, env), message_key) in file
+            .messages
+            .iter()
+            .zip(&parsed.messages)
+            .zip(&parsed.message_keys)
+        {
             let at = format!("message #{} (shown as from {})", m.seq, m.sender);
             let h = &env.header;
             if h.conversation != parsed.conversation {
@@ -146,6 +158,16 @@ impl Verifier {
                 .or_default()
                 .push(h.counter);
             if !file.redacted {
+                if m.withheld || message_key.is_some() {
+                    self.fail(
+                        Reason::BadWithheld,
+                        format!(
+                            "{at} is marked withheld or carries a message key in a non-redacted \
+                             export"
+                        ),
+                    );
+                    continue;
+                }
                 match keys.get(&h.epoch) {
                     None => self.fail(
                         Reason::BadKey,
@@ -156,24 +178,37 @@ impl Verifier {
                     ),
                     Some(k) => {
                         let w = windows.entry(h.epoch).or_default();
-                        match EpochKeys::new(k, rec).open_message(env, w) {
-                            Ok(o) if message_text(o.header.kind, &o.body) == m.text => {
-                                if let Err(why) =
-                                    crate::attachment::check_exported(&o, m.attachment.as_ref())
-                                {
-                                    self.fail(Reason::AttachmentMismatch, format!("{at}: {why}"));
-                                }
-                            }
-                            Ok(_) => self.fail(
-                                Reason::TextMismatch,
-                                format!("{at}: the text shown is not what the sender wrote"),
-                            ),
-                            Err(e) => self.fail(
-                                Reason::TextMismatch,
-                                format!("{at} does not decrypt with the released key: {e}"),
-                            ),
-                        }
+                        let opened = EpochKeys::new(k, rec).open_message(env, w);
+                        self.check_opened(&at, m, opened);
                     }
+                }
+            } else if m.withheld {
+                if message_key.is_some() || !m.text.is_empty() || m.attachment.is_some() {
+                    self.fail(
+                        Reason::BadWithheld,
+                        format!("{at} is marked withheld but shows its text, key or file"),
+                    );
+                } else {
+                    self.withheld.push(m.seq);
+                }
+            } else {
+                match message_key {
+                    None => self.fail(
+                        Reason::MessageKeyMissing,
+                        format!(
+                            "{at} is shown in clear without its message key, so its text is not \
+                             proven (a redacted export made before they carried message keys: \
+                             ask the business to export it again)"
+                        ),
+                    ),
+                    Some(k) if !k.matches(env) => self.fail(
+                        Reason::BadMessageKey,
+                        format!(
+                            "{at}: the message key shown is not the one its signed header \
+                             commits to"
+                        ),
+                    ),
+                    Some(k) => self.check_opened(&at, m, k.open(env)),
                 }
             }
         }
@@ -203,16 +238,52 @@ impl Verifier {
             }
         }
         if self.failures.len() == before {
+            let how = if !file.redacted {
+                ", each decrypting to the text shown".to_owned()
+            } else if self.withheld.is_empty() {
+                ", each decrypting with its own message key to the text shown (redacted export: \
+                 no message withheld)"
+                    .to_owned()
+            } else {
+                format!(
+                    "; {} shown in clear, each decrypting with its own message key to the text \
+                     shown; {} withheld (redacted: sender, time and place proven, content not \
+                     shown): {}",
+                    file.messages.len() - self.withheld.len(),
+                    self.withheld.len(),
+                    preview(&self.withheld)
+                )
+            };
             self.pass(format!(
                 "{} message(s): each from a member of its epoch, signed by its sender, every \
-                 sender's counters without holes{}",
+                 sender's counters without holes{how}",
                 file.messages.len(),
-                if file.redacted {
-                    " (texts redacted: see the weaker line)"
-                } else {
-                    ", each decrypting to the text shown"
-                }
             ));
+        }
+    }
+
+    /// A message opened (by its epoch key or its own message key): its text and file must be
+    /// what the file shows.
+    fn check_opened(
+        &mut self,
+        at: &str,
+        m: &ExportMessage,
+        opened: sealdesk_protocol::Result<sealdesk_protocol::message::Opened>,
+    ) {
+        match opened {
+            Ok(o) if message_text(o.header.kind, &o.body) == m.text => {
+                if let Err(why) = crate::attachment::check_exported(&o, m.attachment.as_ref()) {
+                    self.fail(Reason::AttachmentMismatch, format!("{at}: {why}"));
+                }
+            }
+            Ok(_) => self.fail(
+                Reason::TextMismatch,
+                format!("{at}: the text shown is not what the sender wrote"),
+            ),
+            Err(e) => self.fail(
+                Reason::TextMismatch,
+                format!("{at} does not decrypt with the key shown: {e}"),
+            ),
         }
     }
 

@@ -129,11 +129,24 @@ pub enum Reason {
     /// A dispute ticket names epoch records (by hash) other than the ones the file shows for
     /// the epochs it releases: the trustees released, and the arbiters approved, other records.
     DisputeRecordsMismatch,
+    /// A redacted export shows a message's text without the message's own key (nor marks it
+    /// withheld): the text is not proven. Redacted exports made before they carried message
+    /// keys are refused so.
+    MessageKeyMissing,
+    /// A message key shown is not the one the message's signed header commits to (another
+    /// message's key, or a made-up one).
+    BadMessageKey,
+    /// A redacted export shows an epoch key, which opens every message of the epoch, withheld
+    /// ones included.
+    KeyInRedactedExport,
+    /// A message marked withheld shows a text, a key or a file; or a non-redacted export marks
+    /// a message withheld.
+    BadWithheld,
 }
 
 impl Reason {
     /// Every reason, for listing and tests.
-    pub const ALL: [Reason; 38] = [
+    pub const ALL: [Reason; 42] = [
         Reason::UnsupportedFormat,
         Reason::Undecodable,
         Reason::NoOrgAnchor,
@@ -172,6 +185,10 @@ impl Reason {
         Reason::ShownFieldMismatch,
         Reason::DisputeRecordsMismatch,
         Reason::AttachmentMismatch,
+        Reason::MessageKeyMissing,
+        Reason::BadMessageKey,
+        Reason::KeyInRedactedExport,
+        Reason::BadWithheld,
     ];
 
     /// The stable code shown in the verdict and in `--json`.
@@ -215,6 +232,10 @@ impl Reason {
             Reason::ReleaseOutsideWindow => "release_outside_window",
             Reason::ShownFieldMismatch => "shown_field_mismatch",
             Reason::DisputeRecordsMismatch => "dispute_records_mismatch",
+            Reason::MessageKeyMissing => "message_key_missing",
+            Reason::BadMessageKey => "bad_message_key",
+            Reason::KeyInRedactedExport => "key_in_redacted_export",
+            Reason::BadWithheld => "bad_withheld",
         }
     }
 }
@@ -254,6 +275,9 @@ pub struct Verification {
     pub weaker: Vec<String>,
     /// The epochs that at least `t_e` distinct trustees released for one request.
     pub released_epochs: Vec<u32>,
+    /// The sequence numbers of the messages a redacted export withholds (proven sent, content
+    /// not shown).
+    pub withheld: Vec<u64>,
     /// The master fingerprint of the policies.
     pub master_fingerprint: String,
 }
@@ -271,10 +295,10 @@ impl Verification {
     }
 }
 
-/// The weaker-than-signed line of a redacted export.
-pub const REDACTED_WEAKER: &str = "redacted texts are attested by the master's end marker, not by \
-     the senders' signatures: the senders signed the ciphertext of the full text, which a redacted \
-     export cannot show";
+/// The weaker line of a redacted export that withholds messages ([`Verification::withheld`]).
+pub const REDACTED_WEAKER: &str = "redaction is by whole message: a withheld message's sender, \
+     time, epoch and place in its sender's counters and in the sequence are proven by its \
+     signed envelope, its content is not shown; that it held personal data is the master's word";
 
 /// The weaker line of a consent export with epochs after epoch 0.
 pub const CONSENT_LATER_EPOCHS_WEAKER: &str = "epochs after epoch 0 are bound to the consenting \
@@ -329,7 +353,7 @@ pub fn verify_export(file: &ExportFile, anchors: &Anchors) -> Verification {
     v.check_keys(&parsed, &released, file.redacted);
     v.check_messages(file, &parsed, &epochs, &released);
     v.check_sequence(file, &parsed, &released);
-    if file.redacted {
+    if !v.withheld.is_empty() {
         v.weaker.push(REDACTED_WEAKER.into());
     }
     v.finish(anchors, true, master_fp, released.into_iter().collect())
@@ -374,6 +398,7 @@ pub fn parse_export(text: &str) -> std::result::Result<ExportFile, Box<Verificat
         passed: Vec::new(),
         weaker: Vec::new(),
         released_epochs: Vec::new(),
+        withheld: Vec::new(),
         master_fingerprint: String::new(),
     }))
 }
@@ -383,6 +408,7 @@ struct Verifier {
     failures: Vec<Failure>,
     passed: Vec<String>,
     weaker: Vec<String>,
+    withheld: Vec<u64>,
     policies: BTreeMap<u32, VerifiedPolicy>,
 }
 
@@ -428,6 +454,7 @@ impl Verifier {
             passed: self.passed,
             weaker: self.weaker,
             released_epochs,
+            withheld: self.withheld,
             master_fingerprint,
         }
     }

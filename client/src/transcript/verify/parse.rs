@@ -2,6 +2,7 @@
 
 use sealdesk_protocol::{
     audit::{AuditEntry, InclusionProof, SignedTreeHead},
+    disclosure::MessageKey,
     epoch::{EpochRecord, HandOff},
     export::{ExportStatement, OmittedItem, OmittedKind, ReleaseRef, ShownMessage, handoff_hash},
     ids::ConversationId,
@@ -25,6 +26,8 @@ pub(crate) struct Parsed {
     pub(super) epochs: Vec<(u64, EpochRecord, Option<EpochSecret>)>,
     pub(super) certificates: Vec<AgentCertificate>,
     pub(super) messages: Vec<Envelope>,
+    /// Each message's disclosed key (redacted exports), in file order.
+    pub(super) message_keys: Vec<Option<MessageKey>>,
     pub(super) omitted: Vec<OmittedItem>,
     /// Hand-off records by seq (`None` where the file lists a hand-off without its record).
     pub(super) handoffs: Vec<(u64, Option<HandOff>)>,
@@ -82,6 +85,18 @@ impl Parsed {
             .iter()
             .map(|m| hex_cbor(&m.envelope, &format!("message #{} envelope", m.seq)))
             .collect::<std::result::Result<_, _>>()?;
+        let mut message_keys = Vec::new();
+        for m in &file.messages {
+            message_keys.push(match &m.key {
+                None => None,
+                Some(k) => Some(
+                    hex::decode(k)
+                        .ok()
+                        .and_then(|b| MessageKey::from_bytes(&b).ok())
+                        .ok_or_else(|| undecodable(format!("message #{} key", m.seq)))?,
+                ),
+            });
+        }
         let mut omitted = Vec::new();
         let mut handoffs = Vec::new();
         for o in &file.omitted {
@@ -126,6 +141,7 @@ impl Parsed {
             epochs,
             certificates,
             messages,
+            message_keys,
             omitted,
             handoffs,
             releases,
