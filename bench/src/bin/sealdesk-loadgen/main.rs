@@ -144,7 +144,13 @@ fn main() -> Result<()> {
             report.machine.loadavg_end = sealdesk_bench::procstat::loadavg();
         }
         if settings.wants_cluster() || settings.wants_pgbench() {
-            let (c, p) = cluster::cluster_and_pgbench(&settings).await?;
+            // On ctrl-c the scenario is dropped: its relay children, its PostgreSQL and their
+            // temporary directories go with it (the children stop by themselves too when this
+            // process ends: their standard input closes).
+            let (c, p) = tokio::select! {
+                r = cluster::cluster_and_pgbench(&settings) => r?,
+                _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted; cleaned up"),
+            };
             report.cluster = c;
             report.pgbench = p;
             report.machine.loadavg_end = sealdesk_bench::procstat::loadavg();
