@@ -46,6 +46,9 @@ use crate::{
 /// writers per flush at full load in BENCHMARKS.md).
 const DEFAULT_BATCH: usize = 32;
 
+/// Attempts at setting up the cluster's clients before the scenario gives up.
+const MAX_SETUPS: usize = 3;
+
 /// The systems of the scenario, in the order their runs go.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum System {
@@ -146,21 +149,12 @@ async fn cluster_scenario(s: &Settings, pg: &Arc<Postgres>) -> Result<ClusterFig
             s.agents
         );
     }
-    let url = {
-        let pg = pg.clone();
-        spawn_blocking(move || pg.create_database("sealdesk")).await??
-    };
     let keys = tempfile::tempdir().context("a directory for the log key")?;
     let key = keys.path().join("log.key");
     let secret: [u8; 64] = std::array::from_fn(|_| rand::random::<u8>());
     std::fs::write(&key, secret).context("writing the log key file")?;
 
-    eprintln!("cluster: starting {n} relay nodes on PostgreSQL, one sled relay, the baseline");
-    let mut nodes = Vec::with_capacity(n);
-    for _ in 0..n {
-        // One at a time: the first applies the schema (the others find it applied).
-        nodes.push(spawn(Kind::Sealdesk, &s.data_root, node_env(&url, &key)).await?);
-    }
+    eprintln!("cluster: starting one sled relay and the baseline");
     let sled_env = vec![("SEALDESK_RELAY_STORE".to_owned(), "sled".to_owned())];
     let sled = spawn(Kind::Sealdesk, &s.data_root, sled_env).await?;
     let base = spawn(Kind::Baseline, &s.data_root, Vec::new()).await?;
@@ -173,16 +167,47 @@ async fn cluster_scenario(s: &Settings, pg: &Arc<Postgres>) -> Result<ClusterFig
         let (a, c) = (s.agents, s.conversations);
         Arc::new(spawn_blocking(move || Org::new(7, a, c)).await??)
     };
-    let addrs: Vec<SocketAddr> = nodes.iter().map(ServerChild::addr).collect();
     let mut fl_sled = setup_sealdesk(&org, sled.addr(), s.window)
         .await
         .context("setting up the sled relay's clients")?;
     let mut fl_base = setup_baseline(&org, base.addr(), s.window)
         .await
         .context("setting up the baseline's clients")?;
-    let mut fl_cluster = setup_sealdesk_on(&org, &addrs, s.window)
-        .await
-        .context("setting up the cluster's clients")?;
+    // A node may fail a batch during the setup and stop answering (a relay defect, see
+    // BENCHMARKS.md); the cluster is then set up again on a fresh database, and the failed
+    // attempts are reported.
+    let mut failed_setups = Vec::new();
+    let (nodes, mut fl_cluster) = loop {
+        let attempt = failed_setups.len();
+        let url = {
+            let pg = pg.clone();
+            spawn_blocking(move || pg.create_database(&format!("sealdesk_{attempt}"))).await??
+        };
+        eprintln!(
+            "cluster: starting {n} relay nodes on PostgreSQL (attempt {})",
+            attempt + 1
+        );
+        let mut nodes = Vec::with_capacity(n);
+        for _ in 0..n {
+            // One at a time: the first applies the schema (the others find it applied).
+            nodes.push(spawn(Kind::Sealdesk, &s.data_root, node_env(&url, &key)).await?);
+        }
+        let addrs: Vec<SocketAddr> = nodes.iter().map(ServerChild::addr).collect();
+        match setup_sealdesk_on(&org, &addrs, s.window).await {
+            Ok(fleet) => break (nodes, fleet),
+            Err(e) => {
+                eprintln!("cluster: the setup failed: {e:#}");
+                failed_setups.push(format!("{e:#}"));
+                for child in nodes {
+                    stop(child).await;
+                }
+                if failed_setups.len() >= MAX_SETUPS {
+                    bail!("the cluster's setup failed {MAX_SETUPS} times; last: {e:#}");
+                }
+            }
+        }
+    };
+    let addrs: Vec<SocketAddr> = nodes.iter().map(ServerChild::addr).collect();
     let same = fl_cluster
         .convs
         .iter()
@@ -263,6 +288,10 @@ async fn cluster_scenario(s: &Settings, pg: &Arc<Postgres>) -> Result<ClusterFig
         .stats
         .duplicates
         .load(std::sync::atomic::Ordering::SeqCst);
+    let messages_sent = fl_cluster
+        .stats
+        .sent
+        .load(std::sync::atomic::Ordering::SeqCst);
 
     close(fl_sled).await;
     close(fl_base).await;
@@ -304,7 +333,9 @@ async fn cluster_scenario(s: &Settings, pg: &Arc<Postgres>) -> Result<ClusterFig
             appends_refused: after.appends_refused - before.appends_refused,
             catch_up_reads: after.catch_up_reads - before.catch_up_reads,
             duplicate_pushes,
+            messages_sent,
         },
+        failed_setups,
         runs,
     })
 }

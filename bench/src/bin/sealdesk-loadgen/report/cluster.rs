@@ -39,6 +39,9 @@ pub struct ClusterCounters {
     pub catch_up_reads: f64,
     /// Pushes the cluster's clients received twice and dropped (by sequence number).
     pub duplicate_pushes: u64,
+    /// Messages the cluster's clients sent over the scenario (warm-ups included), the
+    /// denominator of [`Self::duplicate_pushes`].
+    pub messages_sent: u64,
 }
 
 /// The cluster scenario.
@@ -92,6 +95,9 @@ pub struct ClusterFigures {
     pub cluster_group_commit: Option<GroupCommitFigures>,
     /// The cluster's wake-ups, refusals and catch-up reads over the scenario.
     pub counters: ClusterCounters,
+    /// Setups of the cluster that failed before the one measured (a node failed a batch and
+    /// stopped answering), with their errors.
+    pub failed_setups: Vec<String>,
     /// Every run, in order.
     pub runs: Vec<ClusterRun>,
 }
@@ -238,12 +244,13 @@ pub fn cluster_table(out: &mut String, c: &ClusterFigures) {
     let _ = writeln!(
         out,
         "  wake-ups sent {} / received {}, appends refused {}, catch-up reads {}, duplicate \
-         pushes dropped by the clients {}",
+         pushes dropped by the clients {} ({:.2} per message sent)",
         num(k.wakeups_sent),
         num(k.wakeups_received),
         num(k.appends_refused),
         num(k.catch_up_reads),
-        k.duplicate_pushes
+        k.duplicate_pushes,
+        k.duplicate_pushes as f64 / k.messages_sent.max(1) as f64
     );
     let runs: Vec<String> = c
         .runs
@@ -263,6 +270,13 @@ pub fn cluster_table(out: &mut String, c: &ClusterFigures) {
         })
         .collect();
     let _ = writeln!(out, "  runs (deliveries/s): {}", runs.join(", "));
+    if let Some(first) = c.failed_setups.first() {
+        let _ = writeln!(
+            out,
+            "  setups failed before this one: {} (first: {first})",
+            c.failed_setups.len()
+        );
+    }
     let _ = writeln!(
         out,
         "  goal: cluster ≥ {GOAL_DELIVERIES_VS_SLED}× sled deliveries/s: {:.2}x, {}",
