@@ -19,7 +19,7 @@ use std::{
     collections::{HashMap, VecDeque},
     sync::{
         Arc, Mutex, RwLock,
-        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -73,7 +73,16 @@ pub struct Stats {
     pub count_only: AtomicBool,
     /// Errors of any kind (refusals, failed checks, lost connections).
     pub errors: AtomicU64,
+    /// Pushes of an item already pushed on that connection (a sequence number not above the
+    /// highest seen), dropped as a client does: a cluster node may push an item again (its
+    /// own push and its catch-up read from the cursor).
+    pub duplicates: AtomicU64,
     delivery: Mutex<Histogram<u64>>,
+    /// The delivery latency of conversations whose members are on one relay node
+    /// ([`Placement::SameNode`]), and of those whose members are on two
+    /// ([`Placement::CrossNode`]); the cluster scenario compares them.
+    delivery_same: Mutex<Histogram<u64>>,
+    delivery_cross: Mutex<Histogram<u64>>,
     ack: Mutex<Histogram<u64>>,
     stages: Mutex<Stages>,
     first_error: Mutex<Option<String>>,
@@ -88,7 +97,10 @@ impl Default for Stats {
             acked: AtomicU64::new(0),
             count_only: AtomicBool::new(false),
             errors: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
             delivery: Mutex::new(histogram()),
+            delivery_same: Mutex::new(histogram()),
+            delivery_cross: Mutex::new(histogram()),
             ack: Mutex::new(histogram()),
             stages: Mutex::new(Stages::new()),
             first_error: Mutex::new(None),
@@ -99,7 +111,12 @@ impl Default for Stats {
 impl Stats {
     /// Clears the histograms and starts recording latencies.
     pub fn begin_measure(&self) {
-        for h in [&self.delivery, &self.ack] {
+        for h in [
+            &self.delivery,
+            &self.delivery_same,
+            &self.delivery_cross,
+            &self.ack,
+        ] {
             if let Ok(mut h) = h.lock() {
                 h.reset();
             }
@@ -117,6 +134,8 @@ impl Stats {
             |h: &Mutex<Histogram<u64>>| h.lock().map(|h| h.clone()).unwrap_or_else(|_| histogram());
         Measured {
             delivery: copy(&self.delivery),
+            same_node: copy(&self.delivery_same),
+            cross_node: copy(&self.delivery_cross),
             ack: copy(&self.ack),
             stages: self
                 .stages
@@ -168,6 +187,10 @@ impl Stats {
 pub struct Measured {
     /// Intended send time → verified and decrypted at the receiver.
     pub delivery: Histogram<u64>,
+    /// [`Self::delivery`] of the conversations placed on one node (cluster runs).
+    pub same_node: Histogram<u64>,
+    /// [`Self::delivery`] of the conversations whose members are on two nodes.
+    pub cross_node: Histogram<u64>,
     /// Intended send time → the server's durable acknowledgement (Sealdesk).
     pub ack: Histogram<u64>,
     /// The delivery latency, stage by stage.
@@ -204,6 +227,20 @@ pub struct ConvShared {
     pub window: Semaphore,
     /// Epochs the receiver has opened (setup waits for the first).
     pub opened: AtomicU32,
+    /// Where its members are connected (a [`Placement`] as `u8`), set at setup.
+    placement: AtomicU8,
+}
+
+/// Where a conversation's two members are connected, in a cluster of relay nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Placement {
+    /// One relay (or not recorded).
+    Single = 0,
+    /// Both on one node of a cluster: pushed by the node that stored the message.
+    SameNode = 1,
+    /// On two nodes: pushed after the storing node's wake-up reaches the other node.
+    CrossNode = 2,
 }
 
 impl ConvShared {
@@ -213,6 +250,21 @@ impl ConvShared {
             id,
             window: Semaphore::new(window as usize),
             opened: AtomicU32::new(0),
+            placement: AtomicU8::new(Placement::Single as u8),
+        }
+    }
+
+    /// Records where the conversation's members are connected.
+    pub fn set_placement(&self, p: Placement) {
+        self.placement.store(p as u8, Ordering::SeqCst);
+    }
+
+    /// Where the conversation's members are connected.
+    pub fn placement(&self) -> Placement {
+        match self.placement.load(Ordering::Relaxed) {
+            1 => Placement::SameNode,
+            2 => Placement::CrossNode,
+            _ => Placement::Single,
         }
     }
 
@@ -487,6 +539,8 @@ pub struct Receiver {
     pub stats: Arc<Stats>,
     epochs: HashMap<(ConversationId, u32), (EpochKeys, ReplayWindows)>,
     convs: HashMap<ConversationId, Arc<ConvShared>>,
+    /// Sealdesk: the highest sequence number pushed per conversation.
+    seen: HashMap<ConversationId, u64>,
 }
 
 impl Receiver {
@@ -506,6 +560,7 @@ impl Receiver {
             stats,
             epochs: HashMap::new(),
             convs: HashMap::new(),
+            seen: HashMap::new(),
         }
     }
 
@@ -524,7 +579,15 @@ impl Receiver {
     fn handle(&mut self, bytes: &[u8], received: u64) {
         let item = match self.kind {
             Kind::Sealdesk => match wire::decode(bytes) {
-                Ok(Frame::Push(Push::Item(s))) => s.item,
+                Ok(Frame::Push(Push::Item(s))) => {
+                    let last = self.seen.entry(s.conversation).or_insert(0);
+                    if s.seq <= *last {
+                        self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    *last = s.seq;
+                    s.item
+                }
                 Ok(Frame::Response { id, body }) => return self.on_response(id, body),
                 Ok(_) => return,
                 Err(e) => return self.stats.error(format!("frame: {e}")),
@@ -619,10 +682,16 @@ impl Receiver {
         };
         let (intended, sealing) = (stamp(0)?, stamp(16)?);
         self.stats.record(&self.stats.delivery, intended);
+        let conv = self.conv(&key.0)?;
+        match conv.placement() {
+            Placement::SameNode => self.stats.record(&self.stats.delivery_same, intended),
+            Placement::CrossNode => self.stats.record(&self.stats.delivery_cross, intended),
+            Placement::Single => {}
+        }
         self.stats
             .record_stages(intended, sealing, received, now_ns());
         self.stats.delivered.fetch_add(1, Ordering::Relaxed);
-        self.conv(&key.0)?.window.add_permits(1);
+        conv.window.add_permits(1);
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //!   sealdesk-loadgen [--quick] [--json] [--only SCENARIO,...]      run the scenarios
+//!   sealdesk-loadgen --only cluster,pgbench [--nodes N]            relay nodes on PostgreSQL
 //!   sealdesk-loadgen serve --kind sealdesk|baseline [--data DIR]   (internal) one server process
 //! ```
 //!
@@ -17,14 +18,18 @@
 //! clocks), `party` (an account), `child` (server processes), `client` (WebSocket plumbing and
 //! `/metrics`), `load` (senders, receivers, counters), `report` (figures, goals, the table),
 //! `world` (the org, its people and conversations, set up on each system), `scenarios` (what is
-//! run, in which order), `abuse` (the flood from one source beside a chat, `--only abuse`).
+//! run, in which order), `abuse` (the flood from one source beside a chat, `--only abuse`),
+//! `pg` (a throwaway PostgreSQL and `pgbench`), `cluster` (relay nodes on PostgreSQL against
+//! one sled relay, `--only cluster`, and the database's own limit, `--only pgbench`).
 
 mod abuse;
 mod child;
 mod client;
 mod clock;
+mod cluster;
 mod load;
 mod party;
+mod pg;
 mod report;
 mod scenarios;
 mod world;
@@ -78,6 +83,9 @@ struct Cli {
     /// that two builds are compared at the same load. The half-load goals get no verdict then.
     #[arg(long, value_parser = positive_rate)]
     latency_rate: Option<f64>,
+    /// Relay nodes in the cluster scenario (`--only cluster`), all on one PostgreSQL.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=16))]
+    nodes: u16,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -114,6 +122,7 @@ fn main() -> Result<()> {
         cli.only,
     );
     settings.latency_rate = cli.latency_rate;
+    settings.nodes = usize::from(cli.nodes);
     // Each side of a connection holds one descriptor, in a different process; a little
     // headroom covers the relay's files and listeners.
     let needed = settings.connections as u64 + 512;
@@ -132,6 +141,18 @@ fn main() -> Result<()> {
         let mut report = scenarios::run_all(&settings).await?;
         if settings.wants_abuse() {
             report.abuse = Some(abuse::abuse_scenario(&settings).await?);
+            report.machine.loadavg_end = sealdesk_bench::procstat::loadavg();
+        }
+        if settings.wants_cluster() || settings.wants_pgbench() {
+            // On ctrl-c the scenario is dropped: its relay children, its PostgreSQL and their
+            // temporary directories go with it (the children stop by themselves too when this
+            // process ends: their standard input closes).
+            let (c, p) = tokio::select! {
+                r = cluster::cluster_and_pgbench(&settings) => r?,
+                _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted; cleaned up"),
+            };
+            report.cluster = c;
+            report.pgbench = p;
             report.machine.loadavg_end = sealdesk_bench::procstat::loadavg();
         }
         anyhow::Ok(report)

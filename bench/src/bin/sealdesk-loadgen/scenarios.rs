@@ -26,6 +26,7 @@ use crate::{
     clock::unix_now,
     load::{BODY, Measured, Pace, histogram},
     party::Party,
+    pg::Postgres,
     report::{
         CryptoFigures, DurableFigures, FanoutFigures, GroupCommitFigures, IdleFigures,
         LatencyFigures, Machine, Percentiles, RelayAloneFigures, Report, RunFigures,
@@ -50,6 +51,12 @@ pub enum Scenario {
     /// A flood from one source while well-behaved clients chat (only when named: a run that
     /// names no scenario leaves it out).
     Abuse,
+    /// Relay nodes on one PostgreSQL against one sled relay and the baseline (only when named;
+    /// needs the PostgreSQL binaries).
+    Cluster,
+    /// The database-side limit: `pgbench` appending rows of the relay's shape (only when
+    /// named; needs the PostgreSQL binaries).
+    Pgbench,
 }
 
 /// ABBA: each system runs first once and last once, so drift in the machine's load (other
@@ -96,6 +103,8 @@ pub struct Settings {
     /// The latency scenario's rate, if set (`--latency-rate`); else half of Sealdesk's
     /// fan-out maximum.
     pub latency_rate: Option<f64>,
+    /// Relay nodes of the cluster scenario (`--nodes`, default 3).
+    pub nodes: usize,
 }
 
 impl Settings {
@@ -143,16 +152,28 @@ impl Settings {
             data_root: data_root.unwrap_or_else(std::env::temp_dir),
             only,
             latency_rate: None,
+            nodes: 3,
         }
     }
 
     fn wants(&self, s: Scenario) -> bool {
-        (self.only.is_empty() && s != Scenario::Abuse) || self.only.contains(&s)
+        let named_only = matches!(s, Scenario::Abuse | Scenario::Cluster | Scenario::Pgbench);
+        (self.only.is_empty() && !named_only) || self.only.contains(&s)
     }
 
     /// Whether the abuse scenario was asked for (`--only abuse`).
     pub fn wants_abuse(&self) -> bool {
         self.wants(Scenario::Abuse)
+    }
+
+    /// Whether the cluster scenario was asked for (`--only cluster`).
+    pub fn wants_cluster(&self) -> bool {
+        self.wants(Scenario::Cluster)
+    }
+
+    /// Whether `pgbench` was asked for (`--only pgbench`).
+    pub fn wants_pgbench(&self) -> bool {
+        self.wants(Scenario::Pgbench)
     }
 }
 
@@ -170,6 +191,8 @@ pub async fn run_all(s: &Settings) -> Result<Report> {
         idle: None,
         crypto: None,
         abuse: None,
+        cluster: None,
+        pgbench: None,
         goals: Vec::new(),
     };
     eprintln!(
@@ -448,6 +471,29 @@ pub fn merge(into: &mut Histogram<u64>, from: &Histogram<u64>) {
     let _ = into.add(from);
 }
 
+/// The processes whose CPU time is a run's server CPU: relay (or baseline) children, and a
+/// cluster's PostgreSQL with all its processes.
+pub struct Servers<'a> {
+    /// Server children; the Sealdesk ones' `/metrics` are scraped and added up.
+    pub children: Vec<&'a ServerChild>,
+    /// The cluster's database, if any.
+    pub postgres: Option<&'a Postgres>,
+}
+
+impl Servers<'_> {
+    /// CPU time used so far by all of them.
+    fn cpu_time(&self) -> Result<Duration> {
+        let mut total = Duration::ZERO;
+        for c in &self.children {
+            total += procstat::cpu_time(c.pid()).context("reading a server's CPU time")?;
+        }
+        if let Some(pg) = self.postgres {
+            total += pg.cpu_time().context("reading PostgreSQL's CPU time")?;
+        }
+        Ok(total)
+    }
+}
+
 /// One run: warm up, measure, drain. Returns the figures and the histograms.
 ///
 /// # Errors
@@ -455,6 +501,23 @@ pub fn merge(into: &mut Histogram<u64>, from: &Histogram<u64>) {
 pub async fn measure(
     fleet: &mut Fleet,
     child: &ServerChild,
+    pace: Pace,
+    s: &Settings,
+) -> Result<(RunFigures, Measured)> {
+    let servers = Servers {
+        children: vec![child],
+        postgres: None,
+    };
+    measure_on(fleet, &servers, pace, s).await
+}
+
+/// [`measure`] with the server CPU of several processes (a cluster's nodes and database).
+///
+/// # Errors
+/// A snapshot of a server fails, or the run lost messages.
+pub async fn measure_on(
+    fleet: &mut Fleet,
+    servers: &Servers<'_>,
     pace: Pace,
     s: &Settings,
 ) -> Result<(RunFigures, Measured)> {
@@ -479,11 +542,11 @@ pub async fn measure(
         .collect();
 
     tokio::time::sleep_until(from.into()).await;
-    let a = Snapshot::take(&fleet.stats, child, fleet.kind).await?;
+    let a = Snapshot::take(&fleet.stats, servers, fleet.kind).await?;
     stats.begin_measure();
     tokio::time::sleep_until(to.into()).await;
     let measured = stats.end_measure();
-    let b = Snapshot::take(&fleet.stats, child, fleet.kind).await?;
+    let b = Snapshot::take(&fleet.stats, servers, fleet.kind).await?;
 
     for t in tasks {
         fleet.senders.push(t.await.context("a sender task failed")?);
@@ -590,6 +653,26 @@ impl RelayCounters {
         })
     }
 
+    /// The counters of two relays added up (buckets are the same on every relay).
+    fn plus(mut self, other: &Self) -> Self {
+        self.flushes += other.flushes;
+        self.writers_served += other.writers_served;
+        self.flush_seconds += other.flush_seconds;
+        self.flushes_within_25ms += other.flushes_within_25ms;
+        self.store_ops += other.store_ops;
+        self.store_ops_within_5ms += other.store_ops_within_5ms;
+        for (mine, theirs) in [
+            (&mut self.ack_buckets, &other.ack_buckets),
+            (&mut self.commit_wait_buckets, &other.commit_wait_buckets),
+            (&mut self.flush_buckets, &other.flush_buckets),
+        ] {
+            for ((_, n), (_, m)) in mine.iter_mut().zip(theirs) {
+                *n += m;
+            }
+        }
+        self
+    }
+
     /// The group commit over the `secs` between `before` and `self`; `None` if no flush.
     fn since(&self, before: &Self, secs: f64) -> Option<GroupCommitFigures> {
         let flushes = self.flushes - before.flushes;
@@ -631,22 +714,33 @@ impl RelayCounters {
 }
 
 impl Snapshot {
-    async fn take(stats: &crate::load::Stats, child: &ServerChild, kind: Kind) -> Result<Self> {
+    async fn take(stats: &crate::load::Stats, servers: &Servers<'_>, kind: Kind) -> Result<Self> {
         // Read the relay's counters first: the scrape costs the relay a little CPU, which
         // then falls outside the window's CPU reading at the start and inside at the end,
         // a few hundred µs either way.
-        let relay = match kind {
-            Kind::Sealdesk => client::metrics(child.addr())
-                .await
-                .ok()
-                .and_then(|m| RelayCounters::scrape(&m)),
-            Kind::Baseline => None,
-        };
+        let mut relay: Option<RelayCounters> = None;
+        if kind == Kind::Sealdesk {
+            for child in &servers.children {
+                let Some(c) = client::metrics(child.addr())
+                    .await
+                    .ok()
+                    .and_then(|m| RelayCounters::scrape(&m))
+                else {
+                    // One node unread: no group-commit figures rather than a part of them.
+                    relay = None;
+                    break;
+                };
+                relay = Some(match relay {
+                    Some(r) => r.plus(&c),
+                    None => c,
+                });
+            }
+        }
         Ok(Self {
             at: Instant::now(),
             delivered: stats.delivered.load(Ordering::SeqCst),
             acked: stats.acked.load(Ordering::SeqCst),
-            server_cpu: procstat::cpu_time(child.pid()).context("reading the server's CPU time")?,
+            server_cpu: servers.cpu_time()?,
             client_cpu: procstat::cpu_time(std::process::id())
                 .context("reading this process's CPU time")?,
             relay,

@@ -34,7 +34,7 @@ use crate::{
     child::Kind,
     client::{self, Ws},
     clock::unix_now,
-    load::{Codec, ConvShared, Receiver, Registry, Sender, Stats},
+    load::{Codec, ConvShared, Placement, Receiver, Registry, Sender, Stats},
     party::Party,
 };
 
@@ -181,6 +181,24 @@ async fn wait_opened(convs: &[Arc<ConvShared>], stats: &Stats) -> Result<()> {
 /// # Errors
 /// Any refused request or failed connection.
 pub async fn setup_sealdesk(org: &Arc<Org>, addr: SocketAddr, window: u32) -> Result<Fleet> {
+    setup_sealdesk_on(org, &[addr], window).await
+}
+
+/// [`setup_sealdesk`] on the nodes of a cluster (one node: the same as a single relay).
+///
+/// Agent `j` connects to node `j mod N`. Conversation `i` is opened on node `i mod N`, whose
+/// relay assigns one of its own online agents; its customer then sends from node
+/// `(agent's node + i) mod N` (reconnecting there when that is another node), so one
+/// conversation in `N` keeps both members on one node and the rest are cross-node, spread
+/// evenly over the nodes. Each conversation's [`Placement`] is recorded.
+///
+/// # Errors
+/// Any refused request or failed connection.
+pub async fn setup_sealdesk_on(org: &Arc<Org>, nodes: &[SocketAddr], window: u32) -> Result<Fleet> {
+    let Some(&addr) = nodes.first() else {
+        bail!("no relay node to set up on");
+    };
+    let nodes: Arc<[SocketAddr]> = nodes.into();
     let kind = Kind::Sealdesk;
     let path = kind.ws_path();
     let stats = Arc::new(Stats::default());
@@ -204,8 +222,11 @@ pub async fn setup_sealdesk(org: &Arc<Org>, addr: SocketAddr, window: u32) -> Re
 
     let mut agent_sinks = Vec::new();
     let mut readers = Vec::new();
+    let mut agent_nodes = HashMap::new();
     for (i, agent) in org.agents.iter().enumerate() {
-        let mut ws = client::connect(addr, path, next(), LOAD_READ_BUFFER).await?;
+        let node = i % nodes.len();
+        agent_nodes.insert(agent.card.signing_key, node);
+        let mut ws = client::connect(nodes[node], path, next(), LOAD_READ_BUFFER).await?;
         client::authenticate(&mut ws, &agent.keys, &agent.card).await?;
         client::request(&mut ws, 1, Request::Register)
             .await
@@ -237,7 +258,16 @@ pub async fn setup_sealdesk(org: &Arc<Org>, addr: SocketAddr, window: u32) -> Re
     }
     let _ = master.close(None).await;
 
-    let limit = Arc::new(Semaphore::new(SETUP_CONCURRENCY));
+    let agent_nodes = Arc::new(agent_nodes);
+    // A cluster opens one conversation at a time: opens on several nodes at once have made a
+    // node fail a batch ("another relay node took a key this batch inserted") and stop
+    // answering, a relay defect reported with the figures, not the load this measures.
+    let concurrency = if nodes.len() > 1 {
+        1
+    } else {
+        SETUP_CONCURRENCY
+    };
+    let limit = Arc::new(Semaphore::new(concurrency));
     let mut tasks = Vec::new();
     for (i, conv) in convs.iter().enumerate() {
         let (org, reg, stats, conv, limit) = (
@@ -247,10 +277,15 @@ pub async fn setup_sealdesk(org: &Arc<Org>, addr: SocketAddr, window: u32) -> Re
             conv.clone(),
             limit.clone(),
         );
+        let (nodes, agent_nodes) = (nodes.clone(), agent_nodes.clone());
         let index = next();
         tasks.push(tokio::spawn(async move {
             let _permit = limit.acquire_owned().await?;
-            open_sealdesk_conversation(&org, i, addr, index, conv, reg, stats).await
+            let place = Place {
+                nodes: &nodes,
+                agent_nodes: &agent_nodes,
+            };
+            open_sealdesk_conversation(&org, i, place, index, conv, reg, stats).await
         }));
     }
     let mut senders = Vec::new();
@@ -271,16 +306,25 @@ pub async fn setup_sealdesk(org: &Arc<Org>, addr: SocketAddr, window: u32) -> Re
     })
 }
 
+/// The nodes of a setup, and which node each agent is connected to.
+struct Place<'a> {
+    nodes: &'a [SocketAddr],
+    agent_nodes: &'a HashMap<sealdesk_protocol::keys::SigningPublicKey, usize>,
+}
+
 async fn open_sealdesk_conversation(
     org: &Org,
     i: usize,
-    addr: SocketAddr,
+    place: Place<'_>,
     index: usize,
     conv: Arc<ConvShared>,
     reg: Arc<Registry>,
     stats: Arc<Stats>,
 ) -> Result<(Sender, JoinHandle<()>)> {
     let customer = org.customers[i].clone();
+    let n = place.nodes.len().max(1);
+    let open_node = i % n;
+    let addr = place.nodes[open_node];
     let mut ws = client::connect(addr, Kind::Sealdesk.ws_path(), index, LOAD_READ_BUFFER).await?;
     client::authenticate(&mut ws, &customer.keys, &customer.card).await?;
     client::request(&mut ws, 1, Request::Register)
@@ -314,6 +358,29 @@ async fn open_sealdesk_conversation(
         .context("storing epoch 0")?;
     if !matches!(stored, Response::Stored { .. }) {
         bail!("expected Stored, got {stored:?}");
+    }
+    if n > 1 {
+        let agent_node = *place
+            .agent_nodes
+            .get(&agent.signing_key)
+            .ok_or_else(|| anyhow!("the relay assigned an agent the load generator has not"))?;
+        let customer_node = (agent_node + i) % n;
+        if customer_node != open_node {
+            let _ = ws.close(None).await;
+            ws = client::connect(
+                place.nodes[customer_node],
+                Kind::Sealdesk.ws_path(),
+                index,
+                LOAD_READ_BUFFER,
+            )
+            .await?;
+            client::authenticate(&mut ws, &customer.keys, &customer.card).await?;
+        }
+        conv.set_placement(if customer_node == agent_node {
+            Placement::SameNode
+        } else {
+            Placement::CrossNode
+        });
     }
     let (sink, stream) = ws.split();
     let rx = Receiver::new(

@@ -10,10 +10,12 @@ use serde::Serialize;
 use crate::{child::Kind, load::Stages};
 
 mod abuse;
+mod cluster;
 mod goals;
 mod table;
 
 pub use abuse::{AbuseFigures, FloodTally};
+pub use cluster::{ClusterCounters, ClusterFigures, ClusterRun, PgbenchFigures};
 pub use goals::{Goal, goals};
 pub use table::table;
 
@@ -37,6 +39,12 @@ pub struct Report {
     /// The abuse scenario (`--only abuse` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub abuse: Option<AbuseFigures>,
+    /// The cluster scenario (`--only cluster` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterFigures>,
+    /// The database-side limit, `pgbench` (`--only pgbench` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pgbench: Option<PgbenchFigures>,
     /// The goals, met or missed.
     pub goals: Vec<Goal>,
 }

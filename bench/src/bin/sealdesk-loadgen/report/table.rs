@@ -316,6 +316,12 @@ pub fn table(r: &Report) -> String {
     if let Some(a) = &r.abuse {
         abuse(&mut out, a);
     }
+    if let Some(c) = &r.cluster {
+        super::cluster::cluster_table(&mut out, c);
+    }
+    if let Some(p) = &r.pgbench {
+        super::cluster::pgbench_table(&mut out, p);
+    }
     let _ = writeln!(out, "goals");
     for g in &r.goals {
         let verdict = match g.met {
