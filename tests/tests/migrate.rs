@@ -36,7 +36,7 @@ use sealdesk_server::{
 use sealdesk_tests::{
     child::relay_binary,
     eventually, pg,
-    relay::{stop_relay, stop_world_relay},
+    relay::{http_get, metric, stop_relay, stop_world_relay},
     world::{Via, World, open_chat, texts},
 };
 
@@ -253,6 +253,12 @@ async fn a_sled_relay_moved_to_postgresql_serves_the_same_history_audit_log_and_
     assert_eq!(after.last().unwrap().seq, items.last().unwrap().seq + 1);
     alice.sync_all().await.unwrap();
     assert_eq!(texts(&alice, &conv).last().unwrap(), "carol: thanks");
+    // On PostgreSQL, /metrics times each batch's transaction.
+    let metrics = http_get(&w.relay, "/metrics").await;
+    assert!(
+        metric(&metrics, "sealdesk_db_commit_seconds_count").is_some_and(|n| n > 0.0),
+        "{metrics}"
+    );
 }
 
 /// A sled data directory with a few entries of the key-value collections (no log items).
