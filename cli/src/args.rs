@@ -18,10 +18,19 @@ pub struct Cli {
     #[arg(long, env = "SEALDESK_HOME", global = true)]
     pub(crate) home: Option<PathBuf>,
     /// The relay's WebSocket URL: ws://HOST:PORT/v1/ws, or wss://HOST:PORT/v1/ws for a relay
-    /// serving TLS. For a cluster, the nodes' URLs separated by commas: a dropped connection
-    /// moves to the next node, which must present the same relay keys.
-    #[arg(long, env = "SEALDESK_RELAY", default_value = DEFAULT_RELAY, global = true)]
-    pub(crate) relay: String,
+    /// serving TLS. For a cluster, its nodes: repeat the flag, or separate the URLs with
+    /// commas (also in SEALDESK_RELAY); a dropped connection moves to the next node, which
+    /// must present the same relay keys.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SEALDESK_RELAY",
+        default_value = DEFAULT_RELAY,
+        global = true,
+        value_delimiter = ',',
+        action = clap::ArgAction::Append
+    )]
+    pub(crate) relay: Vec<String>,
     /// PEM file of CA certificates to trust for a wss:// relay besides the system's roots: a
     /// private CA, or the relay's self-signed certificate.
     #[arg(long, value_name = "PEM", env = "SEALDESK_CA_FILE", global = true)]
@@ -540,4 +549,35 @@ impl From<RoleArg> for Role {
 pub(crate) enum PassphraseCmd {
     /// Replace the passphrase, atomically: if it is interrupted, the old one still works.
     Change,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use clap::{CommandFactory as _, Parser as _};
+
+    use super::*;
+
+    /// A cluster's nodes: the flag repeated, comma-separated, or both, in the order given.
+    #[test]
+    fn relay_takes_a_clusters_nodes_repeated_or_comma_separated() {
+        let cli = Cli::try_parse_from([
+            "sealdesk",
+            "--relay",
+            "ws://a/v1/ws",
+            "--relay",
+            "ws://b/v1/ws,ws://c/v1/ws",
+            "whoami",
+        ])
+        .unwrap();
+        assert_eq!(cli.relay, ["ws://a/v1/ws", "ws://b/v1/ws", "ws://c/v1/ws"]);
+        let one = Cli::try_parse_from(["sealdesk", "whoami", "--relay", "ws://x/v1/ws"]).unwrap();
+        assert_eq!(one.relay, ["ws://x/v1/ws"]);
+        let help = Cli::command().render_long_help().to_string();
+        assert!(
+            help.contains("For a cluster, its nodes: repeat the flag"),
+            "{help}"
+        );
+    }
 }

@@ -227,6 +227,7 @@ fn committer(
         });
         let elapsed = started.elapsed();
         metrics.flush_latency.observe(elapsed.as_secs_f64());
+        metrics.observe_db_commit(elapsed, result.is_ok());
         metrics.group_commit_batch_size.observe(size as f64);
         match &result {
             Ok(()) => debug!(

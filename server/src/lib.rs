@@ -28,6 +28,7 @@
 //! - [`store`]: the storage seam; sled and in-memory engines.
 //! - [`commit`]: group commit — many writers, one flush.
 //! - [`metrics`]: counters and histograms in the Prometheus text format.
+//! - [`migrate`]: `sealdesk-relay migrate`, a sled data directory copied into PostgreSQL.
 //! - [`web`]: the browser pages (`--web-root`), loaded at start and served with a strict CSP.
 //! - [`limits`]: abuse limits — token buckets by source address and by account, the source
 //!   behind a trusted proxy.
@@ -48,6 +49,7 @@ pub mod connection;
 pub mod error;
 pub mod limits;
 pub mod metrics;
+pub mod migrate;
 pub mod net;
 pub mod relay;
 pub mod store;

@@ -83,6 +83,26 @@ struct Cli {
     /// Print the effective configuration as TOML and exit (0 if valid, 2 if not).
     #[arg(long)]
     check_config: bool,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Operations other than serving.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Copy a sled data directory into an empty PostgreSQL database, then verify the copy
+    /// (entries per collection, each conversation's last sequence number, the audit log's
+    /// size and root). The relay on the directory must be stopped; the copy is one
+    /// transaction, so an interrupted one leaves the database empty and is run again.
+    Migrate {
+        /// The relay's sled data directory (its --data).
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        /// The empty PostgreSQL database (postgres://user@host:port/dbname).
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -90,6 +110,9 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    if let Some(Command::Migrate { from, to }) = &cli.command {
+        return migrate(from, to);
+    }
     let overrides = Overrides {
         listen: cli.listen,
         data_dir: cli.data.clone(),
@@ -159,6 +182,21 @@ fn parse_cli() -> Result<Cli, clap::Error> {
     }
     let matches = Cli::command().after_long_help(help).try_get_matches()?;
     Cli::from_arg_matches(&matches)
+}
+
+/// `sealdesk-relay migrate`: prints the verified counts, or why nothing (or not all) was done.
+fn migrate(from: &std::path::Path, to: &str) -> ExitCode {
+    init_logging(LogFormat::Human);
+    match sealdesk_server::migrate::migrate(from, to) {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sealdesk-relay migrate: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn check_config(loaded: sealdesk_server::Result<RelayConfig>) -> ExitCode {

@@ -294,6 +294,9 @@ pub struct Metrics {
     /// Cluster mode: the store engine's counts of wake-ups and refused appends (set once, by
     /// a relay on PostgreSQL).
     pub cluster: std::sync::OnceLock<std::sync::Arc<crate::store::WakeCounts>>,
+    /// On PostgreSQL: the time of each group-commit batch's transaction, its COMMIT answered
+    /// (successful ones), seconds. Rendered only on PostgreSQL ([`Self::cluster`] set).
+    pub db_commit: Histogram,
 }
 
 impl Default for Metrics {
@@ -308,6 +311,11 @@ impl Metrics {
         let Some(c) = self.cluster.get() else {
             return;
         };
+        self.db_commit.render(
+            out,
+            "sealdesk_db_commit_seconds",
+            "PostgreSQL: time of each group-commit batch's transaction, COMMIT answered.",
+        );
         for (name, help, v) in [
             (
                 "sealdesk_cluster_wakeups_sent_total",
@@ -335,6 +343,14 @@ impl Metrics {
         }
     }
 
+    /// Records one group-commit flush of `elapsed`: on PostgreSQL, one batch's transaction,
+    /// into [`Self::db_commit`] if it committed (`ok`). Nothing for an embedded engine.
+    pub fn observe_db_commit(&self, elapsed: std::time::Duration, ok: bool) {
+        if ok && self.cluster.get().is_some() {
+            self.db_commit.observe(elapsed.as_secs_f64());
+        }
+    }
+
     /// A registry with everything at zero.
     pub fn new() -> Self {
         Self {
@@ -359,6 +375,7 @@ impl Metrics {
             ack_latency: Histogram::new(LATENCY_BUCKETS),
             catch_up_reads: Counter::default(),
             cluster: std::sync::OnceLock::new(),
+            db_commit: Histogram::new(LATENCY_BUCKETS),
         }
     }
 
@@ -529,6 +546,24 @@ mod tests {
             text.contains("# TYPE sealdesk_connections_open gauge\nsealdesk_connections_open 1\n")
         );
         assert_eq!(m.frames_rejected.get("rate_limit"), 2);
+    }
+
+    #[test]
+    fn the_database_commit_histogram_is_kept_and_shown_on_postgresql_only() {
+        let m = Metrics::new();
+        m.observe_db_commit(std::time::Duration::from_millis(3), true);
+        assert_eq!(m.db_commit.count(), 0, "not on an embedded engine");
+        assert!(!m.render().contains("sealdesk_db_commit_seconds"));
+        let _ = m.cluster.set(std::sync::Arc::default());
+        m.observe_db_commit(std::time::Duration::from_millis(3), true);
+        m.observe_db_commit(std::time::Duration::from_millis(900), false);
+        assert_eq!(m.db_commit.count(), 1, "failed commits are not counted");
+        let text = m.render();
+        assert!(text.contains("# TYPE sealdesk_db_commit_seconds histogram\n"));
+        assert!(
+            text.contains("sealdesk_db_commit_seconds_count 1\n"),
+            "{text}"
+        );
     }
 
     #[test]

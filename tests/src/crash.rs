@@ -10,6 +10,13 @@
 //!  end:   start ─► full verification ─► SIGKILL
 //! ```
 //!
+//! On PostgreSQL ([`CrashConfig::store`]) with several nodes ([`CrashConfig::nodes`]): every
+//! node is started at a cycle's start (the one killed in the last cycle again), each chat's
+//! members send through one node, which changes every cycle (so the chats of a killed node move
+//! to another one, which resends what was unanswered), the master reads through another, and
+//! one node chosen at random is SIGKILLed; the writers and reader on the other nodes stop then.
+//! The invariants are the same.
+//!
 //! The model keeps, per writer (one sender in one chat), every acknowledged send
 //! (`Stored { seq }`) and every send still unanswered when the relay died. Verification checks:
 //!
@@ -83,6 +90,12 @@ pub struct CrashConfig {
     pub limits: Vec<(String, String)>,
     /// Print one line per cycle.
     pub progress: bool,
+    /// The relays' store: `None` for sled (a data directory), or a PostgreSQL database URL
+    /// (`postgres://…`, empty before the run) that every node shares.
+    pub store: Option<String>,
+    /// Relay processes (nodes); more than one needs a PostgreSQL `store`. Each cycle SIGKILLs
+    /// one at random; the chats on it move to another node.
+    pub nodes: usize,
 }
 
 impl Default for CrashConfig {
@@ -98,6 +111,8 @@ impl Default for CrashConfig {
             full_check_every: 10,
             limits: Vec::new(),
             progress: false,
+            store: None,
+            nodes: 1,
         }
     }
 }
@@ -367,7 +382,10 @@ struct ChatCheck {
 
 struct Harness {
     cfg: CrashConfig,
-    dir: std::path::PathBuf,
+    /// Each node's data directory (sled's store; unused but required on PostgreSQL).
+    dirs: Vec<std::path::PathBuf>,
+    /// The running nodes (`None`: killed, started again at the next cycle).
+    nodes: Vec<Option<RelayProcess>>,
     bin: std::path::PathBuf,
     org: Arc<Org>,
     chats: Arc<Vec<Chat>>,
@@ -386,19 +404,32 @@ struct Harness {
 /// not come back after a kill: infrastructure failures, not findings.
 pub fn run(cfg: &CrashConfig, dir: &Path, bin: &Path) -> CrashReport {
     let started = Instant::now();
+    assert!(
+        cfg.nodes <= 1 || cfg.store.is_some(),
+        "several relay nodes need a shared PostgreSQL store"
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let data = dir.join("relay-data");
-    std::fs::create_dir_all(&data).expect("data directory");
-    let limits: Vec<(&str, &str)> = cfg
-        .limits
+    let dirs: Vec<_> = (0..cfg.nodes.max(1))
+        .map(|i| {
+            let d = if i == 0 {
+                dir.join("relay-data")
+            } else {
+                dir.join(format!("relay-data-{i}"))
+            };
+            std::fs::create_dir_all(&d).expect("data directory");
+            d
+        })
+        .collect();
+    let data = dirs[0].clone();
+    let limits = env_of(cfg);
+    let limits: Vec<(&str, &str)> = limits
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-
     // Setup on a first relay, then kill it (everything it acknowledged must survive too).
     let mut relay = start(bin, &data, &limits);
     let url = relay.ws_url();
@@ -438,7 +469,8 @@ pub fn run(cfg: &CrashConfig, dir: &Path, bin: &Path) -> CrashReport {
     }
     let mut h = Harness {
         cfg: cfg.clone(),
-        dir: data,
+        nodes: dirs.iter().map(|_| None).collect(),
+        dirs,
         bin: bin.to_owned(),
         org: Arc::new(org),
         chats: Arc::new(chats),
@@ -462,12 +494,31 @@ pub fn run(cfg: &CrashConfig, dir: &Path, bin: &Path) -> CrashReport {
         }
     }
     // Final full check.
-    let mut relay = h.start();
-    let url = relay.ws_url();
-    h.report.stored_items = rt.block_on(h.verify(&url, true));
-    relay.kill().expect("kill the last relay");
+    let urls = h.start_all();
+    h.report.stored_items = rt.block_on(h.verify(&urls[0], true));
+    for node in h.nodes.iter_mut().flatten() {
+        node.kill().expect("kill the last relays");
+    }
     h.report.wall = started.elapsed();
     h.report
+}
+
+/// The relay settings of `cfg` (its limits, and its store), as (`FIELD`, value) pairs for
+/// `SEALDESK_RELAY_<FIELD>`.
+fn env_of(cfg: &CrashConfig) -> Vec<(String, String)> {
+    let mut env = cfg.limits.clone();
+    if let Some(url) = &cfg.store {
+        for (k, v) in [
+            ("STORE", "postgres"),
+            ("DATABASE_URL", url.as_str()),
+            ("MIGRATE", "true"),
+            // Pushes are not what this checks; a short catch-up keeps nodes current.
+            ("CLUSTER_CATCH_UP_MS", "200"),
+        ] {
+            env.push((k.to_owned(), v.to_owned()));
+        }
+    }
+    env
 }
 
 fn start(bin: &Path, data: &Path, limits: &[(&str, &str)]) -> RelayProcess {
@@ -479,39 +530,69 @@ fn start(bin: &Path, data: &Path, limits: &[(&str, &str)]) -> RelayProcess {
 }
 
 impl Harness {
-    fn limits(&self) -> Vec<(&str, &str)> {
-        self.cfg
-            .limits
+    fn env(&self) -> Vec<(String, String)> {
+        env_of(&self.cfg)
+    }
+
+    /// Starts node `i`.
+    fn start(&self, i: usize) -> RelayProcess {
+        let env = self.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        start(&self.bin, &self.dirs[i], &env)
+    }
+
+    /// Starts every node that is not running; returns every node's URL.
+    fn start_all(&mut self) -> Vec<String> {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].is_none() {
+                self.nodes[i] = Some(self.start(i));
+            }
+        }
+        self.nodes
             .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .map(|n| n.as_ref().map(RelayProcess::ws_url).unwrap_or_default())
             .collect()
     }
 
-    fn start(&self) -> RelayProcess {
-        start(&self.bin, &self.dir, &self.limits())
-    }
-
     fn cycle(&mut self, rt: &tokio::runtime::Runtime, cycle: u32) {
+        let n = self.nodes.len();
         if self.rng.random_range(0..100) < self.cfg.startup_kill_percent {
-            // Kill during startup: sled recovery, key loading, before or after listening.
-            let mut relay = RelayProcess::spawn(&self.bin, &self.dir, &self.limits())
-                .expect("start sealdesk-relay");
-            let max = self.cfg.max_startup_kill_delay.as_micros().max(1) as u64;
-            // A random kill point, not a wait for another party: the crash is the event.
-            std::thread::sleep(Duration::from_micros(self.rng.random_range(0..max)));
-            relay.kill().expect("kill during startup");
-            self.report.startup_kills += 1;
+            // Kill during startup: recovery, key loading, before or after listening — of a
+            // node that is down (every node is, on one node).
+            let i = (0..n).find(|i| self.nodes[*i].is_none()).unwrap_or(0);
+            if self.nodes[i].is_none() {
+                let env = self.env();
+                let env: Vec<(&str, &str)> =
+                    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let mut relay = RelayProcess::spawn(&self.bin, &self.dirs[i], &env)
+                    .expect("start sealdesk-relay");
+                let max = self.cfg.max_startup_kill_delay.as_micros().max(1) as u64;
+                // A random kill point, not a wait for another party: the crash is the event.
+                std::thread::sleep(Duration::from_micros(self.rng.random_range(0..max)));
+                relay.kill().expect("kill during startup");
+                self.report.startup_kills += 1;
+            }
         }
-        let mut relay = self.start();
-        let url = relay.ws_url();
+        let urls = self.start_all();
+        // The chats' node this cycle: they move on every cycle (and so off the node killed in
+        // the last one). Both members of a chat use the same node.
+        let shift = cycle as usize;
+        let chat_urls: Vec<String> = (0..self.chats.len())
+            .map(|c| urls[(c + shift) % n].clone())
+            .collect();
         let full = self.cfg.full_check_every > 0 && cycle.is_multiple_of(self.cfg.full_check_every);
         rt.block_on(async {
-            self.verify(&url, full).await;
-            self.resend(&url).await;
+            self.verify(&urls[shift % n], full).await;
+            self.resend(&chat_urls).await;
         });
         let max = self.cfg.max_kill_delay.as_micros().max(1) as u64;
         let delay = Duration::from_micros(self.rng.random_range(0..max));
-        rt.block_on(self.load(&url, &mut relay, delay));
+        let victim = self.rng.random_range(0..n);
+        let reader_url = urls[(shift + 1) % n].clone();
+        let Some(mut relay) = self.nodes[victim].take() else {
+            panic!("node {victim} is not running");
+        };
+        rt.block_on(self.load(&chat_urls, &reader_url, &mut relay, delay));
     }
 
     /// Checks every chat's history (after the last checked seq, or all of it) against the
@@ -631,8 +712,9 @@ impl Harness {
         self.checks[c].checked_upto = last;
     }
 
-    /// Resends every send that was unanswered at the last kill, unchanged.
-    async fn resend(&mut self, url: &str) {
+    /// Resends every send that was unanswered at the last kill, unchanged, each through its
+    /// chat's node (`urls`, by chat).
+    async fn resend(&mut self, urls: &[String]) {
         for w in 0..self.writers.len() {
             let pending = std::mem::take(&mut self.writers[w].unanswered);
             if pending.is_empty() {
@@ -640,7 +722,7 @@ impl Harness {
             }
             let c = self.writers[w].chat;
             let who = self.writers[w].who(&self.org, &self.chats);
-            let mut conn = match Conn::login(url, who).await {
+            let mut conn = match Conn::login(&urls[c], who).await {
                 Ok(conn) => conn,
                 Err(e) => panic!("resend login failed: {e}"),
             };
@@ -686,14 +768,24 @@ impl Harness {
         self.writers[w].acked.push((seq, id));
     }
 
-    /// Writers send and the master reads until the relay is killed after `delay`.
-    async fn load(&mut self, url: &str, relay: &mut RelayProcess, delay: Duration) {
+    /// Writers send (each through its chat's node in `urls`) and the master reads (through
+    /// `reader_url`) until `relay` is killed after `delay`; writers and the reader on the other
+    /// nodes stop then too.
+    async fn load(
+        &mut self,
+        urls: &[String],
+        reader_url: &str,
+        relay: &mut RelayProcess,
+        delay: Duration,
+    ) {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut tasks = Vec::new();
         for (w, writer) in self.writers.iter().enumerate() {
-            let (org, chats, url) = (
+            let (org, chats, url, stop) = (
                 Arc::clone(&self.org),
                 Arc::clone(&self.chats),
-                url.to_owned(),
+                urls[writer.chat].clone(),
+                Arc::clone(&stop),
             );
             let (chat, agent, first) = (writer.chat, writer.agent, writer.next_counter);
             let limit = self.cfg.per_writer_per_cycle;
@@ -702,18 +794,22 @@ impl Harness {
                     None => &org.customers[chats[chat].customer],
                     Some(a) => &org.agents[a],
                 };
-                let outcome = write_until_killed(&url, sender, &chats[chat], first, limit).await;
+                let outcome =
+                    write_until_killed(&url, sender, &chats[chat], first, limit, &stop).await;
                 (w, outcome)
             }));
         }
         let reader = {
-            let (org, chats, url) = (
+            let (org, chats, url, stop) = (
                 Arc::clone(&self.org),
                 Arc::clone(&self.chats),
-                url.to_owned(),
+                reader_url.to_owned(),
+                Arc::clone(&stop),
             );
             let cursors: Vec<u64> = self.checks.iter().map(|c| c.checked_upto).collect();
-            tokio::spawn(async move { read_until_killed(&url, &org.master, &chats, cursors).await })
+            tokio::spawn(async move {
+                read_until_killed(&url, &org.master, &chats, cursors, &stop).await
+            })
         };
 
         // A random kill point (see above), not a synchronisation.
@@ -721,6 +817,7 @@ impl Harness {
         if let Err(e) = relay.kill() {
             panic!("could not kill the relay (pid {}): {e}", relay.id());
         }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
 
         for task in tasks {
             let Ok(Ok((w, outcome))) = tokio::time::timeout(STEP, task).await else {
@@ -762,6 +859,7 @@ async fn write_until_killed(
     chat: &Chat,
     first: u64,
     limit: u64,
+    stop: &std::sync::atomic::AtomicBool,
 ) -> WriteOutcome {
     let mut out = WriteOutcome {
         next_counter: first,
@@ -773,6 +871,10 @@ async fn write_until_killed(
         return out;
     };
     for _ in 0..limit {
+        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            // Another node was killed: this cycle is over.
+            break;
+        }
         let counter = out.next_counter;
         let env = chat.seal(me, counter, &format!("crash test message {counter}"));
         let id = msg_id(&env);
@@ -798,6 +900,7 @@ async fn read_until_killed(
     master: &Identity,
     chats: &[Chat],
     mut cursors: Vec<u64>,
+    stop: &std::sync::atomic::AtomicBool,
 ) -> Vec<(usize, u64, MsgId)> {
     let mut reads = Vec::new();
     let Ok(mut conn) = Conn::login(url, master).await else {
@@ -805,6 +908,9 @@ async fn read_until_killed(
     };
     // Bounded: the relay is killed within the cycle; this only guards against a bug.
     for _ in 0..100_000 {
+        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            return reads;
+        }
         for (c, chat) in chats.iter().enumerate() {
             let answer = conn
                 .request(Request::History {

@@ -36,6 +36,31 @@ fn acknowledged_messages_survive_sigkill_exactly_once_and_in_order() {
     assert!(report.is_clean(), "{report}");
 }
 
+/// The same on PostgreSQL, with three relay nodes on one database: each cycle SIGKILLs a random
+/// node while every chat sends through one node, and the chats move to another node the next
+/// cycle. Skipped (loudly) only without PostgreSQL binaries.
+#[test]
+fn a_postgresql_cluster_keeps_every_acknowledged_message_when_nodes_are_sigkilled() {
+    let Some(server) = sealdesk_tests::pg::server() else {
+        return;
+    };
+    let db = sealdesk_tests::pg::database(server, &format!("crash_{}", std::process::id()));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = CrashConfig {
+        cycles: 8,
+        seed: 31,
+        store: Some(db),
+        nodes: 3,
+        full_check_every: 4,
+        ..CrashConfig::default()
+    };
+    let report = run(&cfg, dir.path(), relay_binary());
+    println!("{report}");
+    assert_eq!(report.cycles, 8);
+    assert!(report.acked > 0, "nothing was acknowledged: {report}");
+    assert!(report.is_clean(), "{report}");
+}
+
 /// Starts the relay binary and waits until it listens.
 fn start(data: &std::path::Path, limits: &[(&str, &str)]) -> RelayProcess {
     let mut relay = RelayProcess::spawn(relay_binary(), data, limits).unwrap();

@@ -63,13 +63,13 @@ pub async fn run(cli: Cli) -> Result<Option<Output>> {
     let home = home_dir(cli.home.as_deref())?;
     let urls: Vec<String> = cli
         .relay
-        .split(',')
-        .map(str::trim)
+        .iter()
+        .map(|u| u.trim())
         .filter(|u| !u.is_empty())
         .map(str::to_owned)
         .collect();
     let relay = Relay {
-        url: urls.first().cloned().unwrap_or_else(|| cli.relay.clone()),
+        url: urls.first().cloned().unwrap_or_default(),
         urls,
         tls: cli
             .ca_file

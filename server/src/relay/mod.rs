@@ -3,6 +3,7 @@
 
 mod cluster;
 mod hub;
+pub mod inspect;
 mod service;
 mod session;
 mod state;

@@ -15,6 +15,7 @@
 //! Durability: writes become visible at once but are durable only after [`Store::flush`]; the
 //! relay batches flushes through [`GroupCommit`](crate::commit::GroupCommit).
 
+mod import;
 mod log;
 mod memory;
 mod metered;
@@ -23,6 +24,7 @@ mod sled_engine;
 
 use crate::error::Result;
 
+pub use import::{LastSeqs, LogRow, PgImport};
 pub use log::{ConversationLog, MessageAppend, Refused};
 pub use memory::MemoryStore;
 pub use metered::MeteredStore;

@@ -53,6 +53,35 @@ impl SledStore {
         })
     }
 
+    /// The non-empty sled trees of the directory that are no [`Collection`] (a retired
+    /// collection's, or a later build's), with their entry counts: what a copy of the
+    /// collections alone would leave behind. sled's own default tree is not listed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] if sled cannot open or read a tree.
+    pub fn foreign_trees(&self) -> Result<Vec<(String, usize)>> {
+        let known: Vec<&[u8]> = Collection::ALL
+            .iter()
+            .map(|c| c.name().as_bytes())
+            .collect();
+        let mut out = Vec::new();
+        for name in self.db.tree_names() {
+            if known.contains(&name.as_ref()) || name.as_ref() == b"__sled__default" {
+                continue;
+            }
+            let tree = self.db.open_tree(&name).map_err(|e| sled_err("open", &e))?;
+            if !tree.is_empty() {
+                out.push((String::from_utf8_lossy(&name).into_owned(), tree.len()));
+            }
+        }
+        // The default tree holds nothing of the relay's: anything there would be lost too.
+        if !self.db.is_empty() {
+            out.push(("(default tree)".to_owned(), self.db.len()));
+        }
+        Ok(out)
+    }
+
     /// [`Batch::ordered`] without a transaction: conditional inserts first (compare-and-swap,
     /// undone if a later one conflicts), then the other writes in order. sled recovers a
     /// prefix of its log after a crash, so a prefix of these writes survives, as promised.

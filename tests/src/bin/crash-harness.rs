@@ -2,7 +2,13 @@
 //!
 //! ```text
 //! cargo run --release -p sealdesk-tests --bin crash-harness -- --cycles 1000
+//! cargo run --release -p sealdesk-tests --bin crash-harness -- --cycles 200 \
+//!     --store postgres://sealdesk@127.0.0.1:5432/crash --nodes 3
 //! ```
+//!
+//! With `--store`, the relays keep their state in that PostgreSQL database (it must be empty:
+//! the run makes its org there); with `--nodes N`, N relay processes share it, each cycle
+//! SIGKILLs one at random and the chats on it move to another node.
 //!
 //! Starts the real `sealdesk-relay` (built for the same profile, see
 //! `sealdesk_tests::child::relay_binary`) over a temporary data directory, SIGKILLs it at random
@@ -47,10 +53,21 @@ struct Cli {
     /// Print one line per cycle.
     #[arg(long)]
     progress: bool,
+    /// The relays' store: an empty PostgreSQL database (postgres://user@host:port/dbname)
+    /// instead of sled.
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+    /// Relay processes on the one database (needs --store); each cycle kills one.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.nodes > 1 && cli.store.is_none() {
+        eprintln!("crash-harness: --nodes above 1 needs --store postgres://… (the nodes share it)");
+        return ExitCode::from(2);
+    }
     let cfg = CrashConfig {
         cycles: cli.cycles,
         seed: cli.seed,
@@ -60,6 +77,8 @@ fn main() -> ExitCode {
         startup_kill_percent: cli.startup_kill_percent,
         full_check_every: cli.full_check_every,
         progress: cli.progress,
+        store: cli.store,
+        nodes: cli.nodes.max(1),
         ..CrashConfig::default()
     };
     let dir = match tempfile::tempdir() {
