@@ -513,9 +513,11 @@ impl Client {
         {
             return Ok(None);
         }
-        let policy = self.latest_policy(&meta.org).await?;
-        // An agent the relay no longer vouches for (its certificate expired, say) is not this
-        // check's to refuse: sending in the epoch goes on as before.
+        // A policy or an agent the relay does not vouch for now (its certificate expired, say)
+        // is not this check's to refuse: sending in the epoch goes on as before.
+        let Ok(policy) = self.latest_policy(&meta.org).await else {
+            return Ok(None);
+        };
         let Ok(agent) = self.agent_certificate(&policy, &meta.agent).await else {
             return Ok(None);
         };
