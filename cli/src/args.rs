@@ -415,7 +415,8 @@ pub(crate) enum TokenCmd {
         /// The business's id for the visitor (1 to 64 bytes of text).
         #[arg(long)]
         visitor: String,
-        /// The customer's signing key (64 hex digits) the token is for.
+        /// The customer the token is for: its signing key (64 hex digits), a file holding its
+        /// `sealdesk whoami --json`, or its home directory (opened with its passphrase).
         #[arg(long)]
         customer: String,
         /// How long the token is valid, in seconds (at most 86400).
@@ -498,7 +499,11 @@ pub(crate) enum OrgCmd {
         #[arg(long, default_value = "www")]
         name: String,
         /// The web server key file to certify.
-        #[arg(long, conflicts_with = "new_key", required_unless_present = "new_key")]
+        #[arg(
+            long,
+            conflicts_with = "new_key",
+            required_unless_present_any = ["new_key", "revoke"]
+        )]
         key: Option<PathBuf>,
         /// Generate a new web server key, write it to this file (refused if it exists), and
         /// certify it.
@@ -507,6 +512,14 @@ pub(crate) enum OrgCmd {
         /// Also publish a policy version that requires open tokens.
         #[arg(long)]
         require: bool,
+        /// After certifying the new key, revoke this earlier web key (its 64 hex digits, as
+        /// `org web-key` printed them): tokens it signs are refused from then on.
+        #[arg(long, value_name = "KEY")]
+        retire: Option<String>,
+        /// Revoke this web key (its 64 hex digits, as `org web-key` printed them) instead of
+        /// certifying one: tokens it signs are refused from then on.
+        #[arg(long, value_name = "KEY", conflicts_with_all = ["key", "new_key", "require", "retire"])]
+        revoke: Option<String>,
     },
 }
 

@@ -6,7 +6,7 @@
 use sealdesk_protocol::{
     card::Role,
     keys::{IdentityKeys, SigningPublicKey},
-    open_token::WebKeyCertificate,
+    open_token::{WebKeyCertificate, WebKeyRevocation},
     policy::{OrgPolicy, PolicyParams, VerifiedPolicy},
     wire::Request,
 };
@@ -45,6 +45,28 @@ impl Client {
                 .await?,
         )?;
         Ok(cert)
+    }
+
+    /// Master: revokes the org's web server key `key` (its certificates issued until now stop
+    /// being accepted) and publishes the revocation.
+    ///
+    /// # Errors
+    /// [`ClientError::WrongRole`], [`ClientError::NotMaster`], [`ClientError::Relay`]
+    /// (`not_found` for a key the org never certified).
+    pub async fn revoke_web_key(
+        &mut self,
+        org: &str,
+        key: SigningPublicKey,
+    ) -> Result<WebKeyRevocation> {
+        self.account.require(Role::Master, "org web-key --revoke")?;
+        let policy = self.own_policy(org).await?;
+        let r = WebKeyRevocation::issue(self.account.keys(), &policy.org, key, now());
+        expect_ok(
+            self.session
+                .request(Request::RevokeWebKey(r.clone()))
+                .await?,
+        )?;
+        Ok(r)
     }
 
     /// Master: publishes the next version of the org's policy with `require_open_token` set to

@@ -104,6 +104,8 @@ pub const BLOCK: &str = "sealdesk/v1/block";
 pub const UNBLOCK: &str = "sealdesk/v1/unblock";
 /// Signed bytes of the master's certificate of a web server key.
 pub const WEB_KEY_CERT: &str = "sealdesk/v1/web-key-cert";
+/// Signed bytes of the master's revocation of a web server key.
+pub const WEB_KEY_REVOKE: &str = "sealdesk/v1/web-key-revoke";
 /// Signed bytes of an open token (signed by a certified web server key).
 pub const OPEN_TOKEN: &str = "sealdesk/v1/open-token";
 /// Hash input of the key an open token's visitor's limits are counted under.

@@ -12,7 +12,14 @@
 //!   open token          = label "sealdesk/v1/open-token" ‖ str org ‖ bytes visitor
 //!                         ‖ [32] customer ‖ u64 issued_at ‖ u64 expires_at ‖ [32] web_key
 //!                                                                         (signed by the web key)
+//!   web key revocation  = label "sealdesk/v1/web-key-revoke" ‖ str org ‖ [32] key
+//!                         ‖ u64 revoked_at ‖ [32] signer                     (signed by the master)
 //! ```
+//!
+//! A [`WebKeyRevocation`] ends every certificate of its key issued at or before `revoked_at`
+//! (a certificate issued later, a re-certification, is not touched): replaying an old
+//! revocation cannot end a newer certificate, and replaying an old certificate cannot undo a
+//! revocation. It is fresh ([`MAX_REVOCATION_AGE_SECS`]) when the relay first accepts it.
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +38,9 @@ use crate::{
 pub const MAX_VISITOR_ID: usize = 64;
 /// Longest an open token may be valid (expiry minus issue time), in seconds: 24 hours.
 pub const MAX_OPEN_TOKEN_VALIDITY_SECS: u64 = 86_400;
+
+/// Longest a web key revocation may have been signed before the relay accepts it, in seconds.
+pub const MAX_REVOCATION_AGE_SECS: u64 = 600;
 
 /// Why an open token was refused.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, thiserror::Error, Serialize, Deserialize)]
@@ -166,6 +176,91 @@ verified_type!(
     certificate,
     into_certificate
 );
+
+/// The master's statement that the org's certificates of web key `key` issued at or before
+/// `revoked_at` are no longer in force.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct WebKeyRevocation {
+    /// The org.
+    pub org: String,
+    /// The revoked web server key.
+    pub key: SigningPublicKey,
+    /// When the master revoked it (its clock): certificates of `key` issued at or before this
+    /// time are revoked.
+    pub revoked_at: u64,
+    /// The master's key.
+    pub signer: SigningPublicKey,
+    /// Signature over [`WebKeyRevocation::signed_bytes`].
+    pub signature: Signature,
+}
+
+impl_signed!(WebKeyRevocation, "web key revocation", signer);
+
+verified_type!(
+    /// A web key revocation whose org, freshness and master signature were checked
+    /// ([`WebKeyRevocation::verify`]).
+    VerifiedWebKeyRevocation(WebKeyRevocation),
+    revocation,
+    into_revocation
+);
+
+impl WebKeyRevocation {
+    /// Signs, with the master's `keys`, the revocation of web key `key` of `org` at `now`.
+    pub fn issue(keys: &IdentityKeys, org: &str, key: SigningPublicKey, now: u64) -> Self {
+        let mut r = WebKeyRevocation {
+            org: org.to_owned(),
+            key,
+            revoked_at: now,
+            signer: keys.signing_public(),
+            signature: Signature::placeholder(),
+        };
+        r.signature = keys.sign(&r.signed_bytes());
+        r
+    }
+
+    /// The canonical bytes the master's signature covers.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::with_label(labels::WEB_KEY_REVOKE);
+        w.str(&self.org)
+            .fixed(self.key.as_bytes())
+            .u64(self.revoked_at)
+            .fixed(self.signer.as_bytes());
+        w.into_bytes()
+    }
+
+    /// Whether this revocation ends `certificate` (same org and key, issued at or before the
+    /// revocation).
+    pub fn revokes(&self, certificate: &WebKeyCertificate) -> bool {
+        certificate.org == self.org
+            && certificate.key == self.key
+            && certificate.issued_at <= self.revoked_at
+    }
+
+    /// Checks the revocation against the org's current policy at time `now`: the org, the
+    /// signer (the master), the signature, and freshness (signed at most
+    /// [`MAX_REVOCATION_AGE_SECS`] before `now` and at most `CLOCK_SKEW_SECS` after).
+    ///
+    /// # Errors
+    /// [`Error::WrongOrg`], [`Error::WrongSigner`] (not the org's master),
+    /// [`Error::BadSignature`], [`Error::InvalidValidity`] (from the future),
+    /// [`Error::Expired`] (too old: a replay, or sign a new one).
+    pub fn verify(self, policy: &VerifiedPolicy, now: u64) -> Result<VerifiedWebKeyRevocation> {
+        if self.org != policy.org {
+            return Err(Error::WrongOrg {
+                expected: policy.org.clone(),
+                found: self.org,
+            });
+        }
+        self.check_signed_by(&policy.master_key())?;
+        if self.revoked_at > now.saturating_add(CLOCK_SKEW_SECS) {
+            return Err(Error::InvalidValidity("web key revocation"));
+        }
+        if now.saturating_sub(self.revoked_at) > MAX_REVOCATION_AGE_SECS {
+            return Err(Error::Expired("web key revocation"));
+        }
+        Ok(VerifiedWebKeyRevocation(self))
+    }
+}
 
 /// A web server's statement: this visitor may open a conversation with the org, with this
 /// customer key, until `expires_at`.
@@ -455,5 +550,60 @@ mod tests {
             .verify(&o.policy, Some(cert), &customer, NOW)
             .unwrap();
         assert_ne!(v.visitor_key(), [0; 32]);
+    }
+
+    #[test]
+    fn a_revocation_is_the_masters_fresh_and_ends_only_earlier_certificates() {
+        let o = org(63);
+        let web = IdentityKeys::generate(&mut crate::test_rng(64));
+        let cert = |at| {
+            WebKeyCertificate::issue(
+                &o.master,
+                &o.policy,
+                "www",
+                web.signing_public(),
+                at,
+                1_000_000,
+            )
+            .unwrap()
+        };
+        let r = WebKeyRevocation::issue(&o.master, "acme", web.signing_public(), NOW);
+        let v = r.clone().verify(&o.policy, NOW + 5).unwrap();
+        assert!(v.revokes(&cert(NOW - 100)));
+        assert!(v.revokes(&cert(NOW)));
+        // A re-certification after the revocation is not touched.
+        assert!(!v.revokes(&cert(NOW + 1)));
+        // Another key's certificate is not touched.
+        let other = IdentityKeys::generate(&mut crate::test_rng(65));
+        let c =
+            WebKeyCertificate::issue(&o.master, &o.policy, "www", other.signing_public(), NOW, 10)
+                .unwrap();
+        assert!(!v.revokes(&c));
+        // Signed by an agent of the org; forged; for another org; too old; from the future.
+        let by_agent = WebKeyRevocation::issue(&o.agent, "acme", web.signing_public(), NOW);
+        assert!(matches!(
+            by_agent.verify(&o.policy, NOW),
+            Err(Error::WrongSigner(_))
+        ));
+        let mut forged = r.clone();
+        forged.key = other.signing_public();
+        assert!(matches!(
+            forged.verify(&o.policy, NOW),
+            Err(Error::BadSignature(_))
+        ));
+        let elsewhere = WebKeyRevocation::issue(&o.master, "globex", web.signing_public(), NOW);
+        assert!(matches!(
+            elsewhere.verify(&o.policy, NOW),
+            Err(Error::WrongOrg { .. })
+        ));
+        assert!(matches!(
+            r.clone()
+                .verify(&o.policy, NOW + MAX_REVOCATION_AGE_SECS + 1),
+            Err(Error::Expired(_))
+        ));
+        assert!(matches!(
+            r.verify(&o.policy, NOW - CLOCK_SKEW_SECS - 1),
+            Err(Error::InvalidValidity(_))
+        ));
     }
 }

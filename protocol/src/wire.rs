@@ -29,7 +29,7 @@ use crate::{
     keys::{IdentityKeys, Signature, SigningPublicKey},
     labels,
     message::Envelope,
-    open_token::{OpenToken, OpenTokenRefusal, WebKeyCertificate},
+    open_token::{OpenToken, OpenTokenRefusal, WebKeyCertificate, WebKeyRevocation},
     policy::{AgentCertificate, OrgPolicy},
     release::{
         ArbiterDecision, ClosedBecause, ConsentToken, DisputeClose, DisputeTicket, ErasureRequest,
@@ -297,6 +297,11 @@ pub enum Request {
     /// Master: publish a certificate of the org's web server key (open tokens it signs are
     /// accepted from then on; a certificate under the same name replaces it).
     PublishWebKey(WebKeyCertificate),
+    /// Master: revoke a web server key of the org ([`WebKeyRevocation`]): its certificates
+    /// issued at or before the revocation stop being accepted (tokens it signs are refused
+    /// `open_token_uncertified`). Answered `ok` once durable; `not_found` for a key the org
+    /// never certified.
+    RevokeWebKey(WebKeyRevocation),
     /// Agent or master: the customers blocked for `org` ([`Response::Blocks`]).
     ListBlocks {
         /// The org.

@@ -747,7 +747,7 @@ fn signals(o: &Org) -> Value {
 fn open_token(o: &Org) -> Value {
     use sealdesk_protocol::{
         keys::IdentityKeys,
-        open_token::{OpenToken, OpenTokenParams, WebKeyCertificate},
+        open_token::{OpenToken, OpenTokenParams, WebKeyCertificate, WebKeyRevocation},
     };
     let web = IdentityKeys::generate(&mut rng(SEED_OPEN_TOKEN));
     let mut p = o.policy.policy().clone();
@@ -786,8 +786,21 @@ fn open_token(o: &Org) -> Value {
             T0 + 3_100,
         )
         .unwrap();
+    let revocation = WebKeyRevocation::issue(
+        &o.master.keys,
+        &policy.org,
+        web.signing_public(),
+        T0 + 4_000,
+    );
+    assert!(
+        revocation
+            .clone()
+            .verify(&policy, T0 + 4_010)
+            .unwrap()
+            .revokes(&cert)
+    );
     json!({
-        "header": header("open tokens: a policy requiring them, a web key certificate, a token", Some(SEED_OPEN_TOKEN)),
+        "header": header("open tokens: a policy requiring them, a web key certificate, a token, a revocation", Some(SEED_OPEN_TOKEN)),
         "policy": {
             "signed_bytes": h(policy.signed_bytes()),
             "signed_bytes_without_the_field": h(old.signed_bytes()),
@@ -816,6 +829,13 @@ fn open_token(o: &Org) -> Value {
             "signature": h(token.signature.to_bytes()),
             "cbor": h(wire::to_cbor(&token).unwrap()),
             "visitor_key": h(verified.visitor_key()),
+        },
+        "revocation": {
+            "org": revocation.org,
+            "revoked_at": revocation.revoked_at,
+            "signed_bytes": h(revocation.signed_bytes()),
+            "signature": h(revocation.signature.to_bytes()),
+            "cbor": h(wire::to_cbor(&revocation).unwrap()),
         },
     })
 }

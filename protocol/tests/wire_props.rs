@@ -499,7 +499,7 @@ impl Params {
 }
 
 /// Every frame family this file generates, by name; [`family`] must name each one.
-const FAMILIES: [&str; 74] = [
+const FAMILIES: [&str; 75] = [
     "challenge",
     "auth",
     "welcome",
@@ -574,6 +574,7 @@ const FAMILIES: [&str; 74] = [
     "request/attachment_get",
     "response/attachment_progress",
     "response/attachment_chunk",
+    "request/revoke_web_key",
 ];
 
 /// The family of a frame. Exhaustive on purpose: a new variant does not compile here until it
@@ -623,6 +624,7 @@ fn family(f: &Frame) -> &'static str {
             Request::ListBlocks { .. } => "request/list_blocks",
             Request::OpenConversationWithToken { .. } => "request/open_conversation_with_token",
             Request::PublishWebKey(_) => "request/publish_web_key",
+            Request::RevokeWebKey(_) => "request/revoke_web_key",
             Request::RebindAgent(_) => "request/rebind_agent",
             Request::AttachmentPut { .. } => "request/attachment_put",
             Request::AttachmentGet { .. } => "request/attachment_get",
@@ -942,6 +944,15 @@ fn frame(index: usize, p: &Params) -> Frame {
             index: u64::from(p.m),
             data: p.bytes.clone(),
         }),
+        74 => req(Request::RevokeWebKey(
+            sealdesk_protocol::open_token::WebKeyRevocation {
+                org: p.text.clone(),
+                key: p.keys().signing_public(),
+                revoked_at: p.n,
+                signer: p.keys().signing_public(),
+                signature: p.keys().sign(&p.bytes),
+            },
+        )),
         _ => Frame::Push(Push::Signal(p.signal())),
     }
 }

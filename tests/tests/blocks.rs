@@ -134,7 +134,7 @@ fn refused(r: &Response) -> ErrorCode {
 async fn blocks_the_org_did_not_sign_for_this_conversation_are_refused() {
     let (relay, _dir) = spawn_relay().await;
     let url = relay.ws_url();
-    let acme = Org::setup(&url, 71, "acme", 1, 2).await;
+    let acme = Org::setup(&url, 71, "acme", 2, 2).await;
     let globex = Org::setup(&url, 72, "globex", 1, 1).await;
     let mut customer = RawClient::login(&url, &acme.customers[0]).await;
     let chat = acme.start_chat(&mut customer, 0, 7).await;
@@ -179,6 +179,12 @@ async fn blocks_the_org_did_not_sign_for_this_conversation_are_refused() {
     assert_eq!(refused(&r), ErrorCode::BadRequest, "{r:?}");
     // Signed by the agent, sent by someone else.
     let r = try_block(&url, &acme.master, block(a_agent, "acme", chat.id, victim)).await;
+    assert_eq!(refused(&r), ErrorCode::Forbidden, "{r:?}");
+    // Signed by one certified agent of the org, sent by another: the relay checks the
+    // signature against the sender's own certificate (there is no separate "signer is the
+    // sender" check to remove; this is the case it would cover).
+    let b_agent = &acme.agents[1];
+    let r = try_block(&url, b_agent, block(a_agent, "acme", chat.id, victim)).await;
     assert_eq!(refused(&r), ErrorCode::Forbidden, "{r:?}");
     // Stale.
     let stale = Block::issue(

@@ -211,3 +211,59 @@ async fn an_org_requiring_tokens_opens_only_with_a_good_one() {
         Response::Opened { .. }
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_with_a_fresh_key_each_time_reaches_the_open_conversations_quota() {
+    let (relay, _dir) = spawn_relay_with(|cfg| {
+        cfg.limits.open_conversations_per_org = 2;
+        cfg.limits.conversation_opens_per_hour = 100;
+    })
+    .await;
+    let url = relay.ws_url();
+    let acme = Org::new_with(85, "acme", 1, 4, |p| p.require_open_token = true)
+        .publish(&url)
+        .await;
+    let web = IdentityKeys::generate(&mut rng(86));
+    let t = now();
+    let cert = WebKeyCertificate::issue(
+        &acme.master.keys,
+        &acme.policy,
+        "www",
+        web.signing_public(),
+        t - 10,
+        86_400,
+    )
+    .unwrap();
+    let mut master = RawClient::login(&url, &acme.master).await;
+    master.ok(Request::PublishWebKey(cert)).await;
+    master.close().await;
+    let with = |who: &Identity, visitor: &[u8]| Some(token(&web, "acme", visitor, who, t, 600));
+    let c = &acme.customers;
+    // Visitor v1 opens two conversations, each with a key of its own.
+    for (i, who) in c[..2].iter().enumerate() {
+        let r = open(&url, who, "acme", with(who, b"v1"), 20 + i as u64).await;
+        assert!(matches!(r, Response::Opened { .. }), "{r:?}");
+    }
+    // A third key of the same visitor, which has opened nothing itself: refused as the quota.
+    let r = open(&url, &c[2], "acme", with(&c[2], b"v1"), 22).await;
+    assert_eq!(code(&r), ErrorCode::QuotaExceeded, "{r:?}");
+    let Response::Error {
+        message,
+        retry_after,
+        ..
+    } = r
+    else {
+        unreachable!()
+    };
+    assert!(message.contains("this visitor"), "{message}");
+    assert!(retry_after.is_some_and(|s| s > 0));
+    // The same key as another visitor opens; so does another visitor with a fresh key.
+    assert!(matches!(
+        open(&url, &c[2], "acme", with(&c[2], b"v2"), 23).await,
+        Response::Opened { .. }
+    ));
+    assert!(matches!(
+        open(&url, &c[3], "acme", with(&c[3], b"v3"), 24).await,
+        Response::Opened { .. }
+    ));
+}

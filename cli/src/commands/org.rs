@@ -53,17 +53,25 @@ pub(super) async fn org(home: &Path, relay: &Relay, cmd: OrgCmd) -> Result<Outpu
             key,
             new_key,
             require,
-        } => {
-            super::token::web_key(
-                &mut c,
-                &org,
-                &name,
-                key.as_deref(),
-                new_key.as_deref(),
-                require,
-            )
-            .await?
-        }
+            retire,
+            revoke,
+        } => match revoke {
+            Some(old) => super::token::revoke_web_key(&mut c, &org, &old).await?,
+            None => {
+                super::token::web_key(
+                    &mut c,
+                    &super::token::WebKeyArgs {
+                        org: &org,
+                        name: &name,
+                        key: key.as_deref(),
+                        new_key: new_key.as_deref(),
+                        require,
+                        retire: retire.as_deref(),
+                    },
+                )
+                .await?
+            }
+        },
         OrgCmd::AddAgent {
             name,
             org,

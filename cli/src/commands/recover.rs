@@ -128,7 +128,11 @@ pub(super) async fn recertify(
     Ok(Output::new(
         format!(
             "re-certified {name} as an agent of {org} for a new key until {} ({check}); the old \
-             key no longer acts for {name}, and customers will see a key change",
+             key no longer acts for {name} (its open sessions were closed), and {name}'s \
+             conversations are the new key's now. Customers will see a key change; once they \
+             accept it (`sealdesk keys trust {name}`), their next message opens a new epoch the \
+             new key reads. Messages from before stay readable to the customer, not to the new \
+             key",
             sealdesk_client::fmt_time(cert.expires_at)
         ),
         json!({"ok": true, "org": org, "agent": name, "fingerprint": fp,

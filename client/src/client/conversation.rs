@@ -15,6 +15,10 @@ use sealdesk_protocol::{
 use serde::Serialize;
 
 use super::{Client, HISTORY_PAGE, cannot_send, next_epoch, page_advances};
+
+/// How long a customer's session trusts its last check of a conversation's agent key before
+/// asking the relay again (see `Client::check_agent_key`), in seconds.
+pub const AGENT_CHECK_SECS: u64 = 300;
 use crate::account::{ConvMeta, EpochState, EpochStatus, LogEntry, PinSource, PinStatus};
 use crate::error::{ClientError, Result};
 use crate::reply::{expect_ok, unexpected};
@@ -434,6 +438,9 @@ impl Client {
                 });
             }
         }
+        if let Some(state) = self.check_agent_key(id, &meta, &last).await? {
+            return Ok(state);
+        }
         // An epoch this account's key created somewhere else (another device of the same
         // account: the browser console, a copied home) is that device's to seal in: its
         // counters are not in this vault, so sealing here could reuse one (a key and nonce the
@@ -484,6 +491,50 @@ impl Client {
             ));
         }
         Ok(last)
+    }
+
+    /// For a customer: whether the conversation's agent's name is still bound to a key of the
+    /// current epoch. The org's master may have re-certified the agent for a new key (the relay
+    /// then assigns the conversation to it, PROTOCOL.md §4.4): the new card is checked against
+    /// the pin ([`ClientError::KeyChanged`] until `keys trust`), and once trusted an epoch is
+    /// opened for it, which this returns. Asked of the relay at most every
+    /// [`AGENT_CHECK_SECS`] per conversation and session.
+    async fn check_agent_key(
+        &mut self,
+        id: &ConversationId,
+        meta: &ConvMeta,
+        last: &EpochState,
+    ) -> Result<Option<EpochState>> {
+        if self.account.role() != Role::Customer
+            || self
+                .agent_checked
+                .get(id)
+                .is_some_and(|t| t.elapsed().as_secs() < AGENT_CHECK_SECS)
+        {
+            return Ok(None);
+        }
+        // A policy or an agent the relay does not vouch for now (its certificate expired, say)
+        // is not this check's to refuse: sending in the epoch goes on as before.
+        let Ok(policy) = self.latest_policy(&meta.org).await else {
+            return Ok(None);
+        };
+        let Ok(agent) = self.agent_certificate(&policy, &meta.agent).await else {
+            return Ok(None);
+        };
+        self.pin_or_block(&agent)?;
+        self.agent_checked.insert(*id, std::time::Instant::now());
+        if last
+            .record
+            .members
+            .iter()
+            .any(|m| m.signing_key == agent.signing_key)
+        {
+            return Ok(None);
+        }
+        let customer = self.account.card().clone();
+        self.create_epoch(id, &policy, vec![customer, agent], Some(&last.record))
+            .await
+            .map(Some)
     }
 
     /// Opens the next epoch with the current members, under the org's latest policy.

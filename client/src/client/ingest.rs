@@ -339,8 +339,20 @@ impl Client {
         }
         let policy = self.policy(&record.org, record.policy_version).await?;
         let verified = record.clone().verify(&policy)?;
+        // An account that joins late (an agent re-certified for a new key, PROTOCOL.md §4.4)
+        // is not a reader of the earlier epochs, so the relay withholds their records: its
+        // view of the conversation starts at the first epoch it is a member of, provided it
+        // has seen no epoch of the conversation before and the customer made that epoch (whose
+        // card the rest of this check verifies). The chain is checked from there on.
+        let joins_late = record.epoch > 0
+            && self.account.epochs(&id)?.is_empty()
+            && verified
+                .member(&self.account.keys().signing_public())
+                .is_some()
+            && verified.customer().map(|c| c.signing_key) == Some(record.creator);
         let previous = match record.epoch.checked_sub(1) {
             None => None,
+            Some(_) if joins_late => None,
             Some(p) => {
                 let prev = self.account.epoch(&id, p)?.ok_or_else(|| {
                     refusal(format!("the record of the previous epoch {p} is missing"))
@@ -354,7 +366,9 @@ impl Client {
                 Some(prev.record.verify(&prev_policy)?)
             }
         };
-        verified.check_follows(previous.as_ref())?;
+        if !joins_late {
+            verified.check_follows(previous.as_ref())?;
+        }
         if let Some(c) = verified.customer()
             && c.name != meta.customer
         {

@@ -146,6 +146,9 @@ pub struct Client {
     /// them after the current one; just the one connected to unless
     /// [`Client::set_relays`] says more.
     relays: Vec<String>,
+    /// When this session last checked, for a customer, the key its conversation's agent's
+    /// name is bound to now (see `Client::check_agent_key`), by conversation.
+    pub(crate) agent_checked: HashMap<ConversationId, std::time::Instant>,
 }
 
 impl Client {
@@ -207,6 +210,7 @@ impl Client {
             other_pushes: VecDeque::new(),
             signals: HashMap::new(),
             tls: tls.clone(),
+            agent_checked: HashMap::new(),
         })
     }
 

@@ -75,6 +75,10 @@ pub(super) fn spawn(svc: Arc<Service>, cfg: ClusterConfig) -> JoinHandle<()> {
                 }
                 Wake::Reconnected => {
                     svc.catch_up_all();
+                    // Abuse controls: blocks stored by other nodes (service/blocks.rs).
+                    if let Err(e) = svc.reload_blocks() {
+                        warn!(code = ?e.code, "reloading blocks failed: {}", e.message);
+                    }
                 }
             })
             .await;

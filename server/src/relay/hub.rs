@@ -43,6 +43,24 @@ impl Hub {
             .unwrap_or(false)
     }
 
+    /// Closes every connection of `who` with `reason` (a key that no longer acts for its
+    /// name); returns how many were open.
+    pub fn close_all(
+        &self,
+        who: &SigningPublicKey,
+        reason: crate::connection::CloseReason,
+    ) -> usize {
+        let targets: Vec<Outbox> = self
+            .online
+            .lock()
+            .map(|m| m.get(who).cloned().unwrap_or_default())
+            .unwrap_or_default();
+        for o in &targets {
+            o.close(reason);
+        }
+        targets.len()
+    }
+
     /// Pushes an encoded frame to every connection of `who`; returns how many took it.
     pub fn push(&self, who: &SigningPublicKey, frame: &Bytes) -> usize {
         let targets: Vec<Outbox> = self

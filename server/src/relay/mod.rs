@@ -41,6 +41,9 @@ pub mod session_codes {
     /// The connection's source address used up its failed authentications: refused before
     /// the challenge, after a `rate_limited` error response (id 0) saying when to retry.
     pub const CLOSE_RATE_LIMITED: u16 = 4104;
+    /// The session's key no longer acts for its name: the org's master re-certified the
+    /// agent name for another key (`rebind_agent`).
+    pub const CLOSE_KEY_REPLACED: u16 = 4105;
     /// Most requests with a bad field answered (`bad_field`) on one connection: the next one
     /// closes it with [`CLOSE_BAD_FRAME`].
     pub const MAX_BAD_FIELDS: usize = 8;

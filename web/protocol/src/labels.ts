@@ -138,6 +138,9 @@ export const UNBLOCK = "sealdesk/v1/unblock";
 /** Signed bytes of the master's certificate of a web server key. */
 export const WEB_KEY_CERT = "sealdesk/v1/web-key-cert";
 
+/** Signed bytes of the master's revocation of a web server key. */
+export const WEB_KEY_REVOKE = "sealdesk/v1/web-key-revoke";
+
 /** Signed bytes of an open token (signed by a certified web server key). */
 export const OPEN_TOKEN = "sealdesk/v1/open-token";
 

@@ -5,7 +5,7 @@
  */
 import { Writer } from "./codec.js";
 import { verifySignature } from "./keys.js";
-import { OPEN_TOKEN, OPEN_TOKEN_VISITOR, WEB_KEY_CERT } from "./labels.js";
+import { OPEN_TOKEN, OPEN_TOKEN_VISITOR, WEB_KEY_CERT, WEB_KEY_REVOKE } from "./labels.js";
 
 /** Longest visitor id, bytes. */
 export const MAX_VISITOR_ID = 64;
@@ -36,6 +36,25 @@ export interface OpenToken {
 /** The bytes the master signs. */
 export function webKeyCertificateSignedBytes(c: Omit<WebKeyCertificate, "signature">): Uint8Array {
   return Writer.withLabel(WEB_KEY_CERT).str(c.org).str(c.name).fixed(c.key).u64(c.issuedAt).u64(c.expiresAt).toBytes();
+}
+
+/** The master's revocation of a web server key: its certificates issued at or before `revokedAt` end. */
+export interface WebKeyRevocation {
+  org: string;
+  key: Uint8Array;
+  revokedAt: number;
+  signer: Uint8Array;
+  signature: Uint8Array;
+}
+
+/** The bytes the master signs to revoke a web key. */
+export function webKeyRevocationSignedBytes(r: Omit<WebKeyRevocation, "signature">): Uint8Array {
+  return Writer.withLabel(WEB_KEY_REVOKE).str(r.org).fixed(r.key).u64(r.revokedAt).fixed(r.signer).toBytes();
+}
+
+/** Checks a revocation's signature under the org master's key; throws `bad_signature`. */
+export function checkWebKeyRevocation(r: WebKeyRevocation, masterKey: Uint8Array): void {
+  verifySignature(masterKey, webKeyRevocationSignedBytes(r), r.signature, "web key revocation");
 }
 
 /** The bytes the web key signs. */

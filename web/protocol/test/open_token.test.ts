@@ -1,8 +1,8 @@
 /** `open_token.json`: a policy requiring open tokens, a web key certificate and a token. */
 import { describe, expect, it } from "vitest";
 import { toHex } from "../src/bytes.js";
-import { checkOpenTokenSignature, checkWebKeyCertificate, openTokenSignedBytes, visitorKey, webKeyCertificateSignedBytes } from "../src/open_token.js";
-import type { OpenToken, WebKeyCertificate } from "../src/open_token.js";
+import { checkOpenTokenSignature, checkWebKeyCertificate, checkWebKeyRevocation, openTokenSignedBytes, visitorKey, webKeyCertificateSignedBytes, webKeyRevocationSignedBytes } from "../src/open_token.js";
+import type { OpenToken, WebKeyCertificate, WebKeyRevocation } from "../src/open_token.js";
 import { policySignedBytes, verifyPolicy } from "../src/policy.js";
 import { policyToCbor, toCbor } from "../src/wire.js";
 import { flip, vectorPolicy } from "./fixtures.js";
@@ -35,5 +35,14 @@ describe("open_token.json", () => {
     checkOpenTokenSignature(token);
     expect(() => checkOpenTokenSignature({ ...token, customer: master })).toThrowError(/bad_signature/);
     expect(toHex(visitorKey(token))).toBe(t.visitor_key);
+  });
+  it("web key revocation signed bytes and signature", () => {
+    const r = v.revocation;
+    const master = vectorPolicy().master.signingKey;
+    const rev: WebKeyRevocation = { org: r.org, key: h(v.web_key.signing_public), revokedAt: r.revoked_at, signer: master, signature: h(r.signature) };
+    expect(toHex(webKeyRevocationSignedBytes(rev))).toBe(r.signed_bytes);
+    checkWebKeyRevocation(rev, master);
+    expect(() => checkWebKeyRevocation({ ...rev, revokedAt: rev.revokedAt + 1 }, master)).toThrowError(/bad_signature/);
+    expect(() => checkWebKeyRevocation(rev, h(v.web_key.signing_public))).toThrowError(/bad_signature/);
   });
 });

@@ -69,9 +69,11 @@ impl Service {
             return reject(ErrorCode::Forbidden, "only customers open conversations");
         }
         self.refuse_blocked(&caller.key(), org)?;
-        if let Some(visitor) = self.check_open_token(caller, org, token)? {
+        let visitor = self.check_open_token(caller, org, token)?;
+        if let Some(visitor) = &visitor {
+            self.visitor_open_limit(visitor, org)?;
             self.guard
-                .conversation_open(visitor)
+                .conversation_open(*visitor)
                 .map_err(super::limited)?;
         }
         let open_before = self.open_limits(caller, org)?;
@@ -117,6 +119,9 @@ impl Service {
                 message_buckets: Default::default(),
             })
         })?;
+        if let Some(visitor) = &visitor {
+            self.record_visitor_open(visitor, &c)?;
+        }
         self.commit.durable().await?;
         let (agent, certificate) = agents
             .into_iter()

@@ -371,6 +371,7 @@ impl Service {
                     .await
             }
             Request::PublishWebKey(c) => self.publish_web_key(caller, c).await,
+            Request::RevokeWebKey(r) => self.revoke_web_key(caller, r).await,
             Request::Transfer {
                 conversation,
                 agent,

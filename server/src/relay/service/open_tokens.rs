@@ -4,13 +4,26 @@
 //! customer's.
 //!
 //! Web key certificates are stored in the `meta` collection under [`web_key_key`]: the org,
-//! then the key, so a token's certificate is one lookup.
+//! then the key, so a token's certificate is one lookup. The master's revocation of a key is
+//! stored next to it under [`revocation_key`] (the latest one), and ends the key's
+//! certificates issued at or before it: a token signed by a revoked key is refused
+//! `open_token_uncertified`, and the same certificate published again is refused `forbidden`.
+//! Both are read from the store on every check, so they hold across a restart and on every
+//! node of a cluster.
+//!
+//! The conversations opened with a token are recorded by visitor under [`visitor_key`], so
+//! the open-conversations quota counts a visitor's conversations whatever customer key opened
+//! them (a visitor with a fresh key each time reaches it too); records of conversations that
+//! no longer exist are deleted as they are found.
 
 use sealdesk_protocol::{
+    Error as ProtocolError,
+    ids::ConversationId,
     keys::SigningPublicKey,
-    open_token::{OpenToken, OpenTokenRefusal, WebKeyCertificate},
+    open_token::{OpenToken, OpenTokenRefusal, WebKeyCertificate, WebKeyRevocation},
     wire::{ErrorCode, Response},
 };
+use tracing::info;
 
 use super::{Caller, Reject, Reply, Service, dec, enc, lock, reject};
 use crate::store::Collection;
@@ -23,6 +36,44 @@ fn web_key_key(org: &str, key: &SigningPublicKey) -> Vec<u8> {
     k.push(0);
     k.extend_from_slice(key.as_bytes());
     k
+}
+
+/// The latest revocation of web key `key` of `org`, in [`Collection::Meta`]: `webkeyrev/` ‖
+/// org ‖ 0 ‖ key (32 bytes); the value is the [`WebKeyRevocation`] (CBOR).
+fn revocation_key(org: &str, key: &SigningPublicKey) -> Vec<u8> {
+    let mut k = b"webkeyrev/".to_vec();
+    k.extend_from_slice(org.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+/// The prefix of the conversations opened by visitor `visitor` (the token's visitor key, which
+/// names the org already), in [`Collection::Meta`].
+fn visitor_prefix(visitor: &[u8; 32]) -> Vec<u8> {
+    let mut k = b"visitor/".to_vec();
+    k.extend_from_slice(visitor);
+    k
+}
+
+/// The record that visitor `visitor` opened conversation `c`: `visitor/` ‖ visitor key (32
+/// bytes) ‖ conversation (16 bytes); the value is empty.
+fn visitor_key(visitor: &[u8; 32], c: &ConversationId) -> Vec<u8> {
+    let mut k = visitor_prefix(visitor);
+    k.extend_from_slice(c.as_bytes());
+    k
+}
+
+/// The refusal of a revocation whose check failed: `forbidden` when its signer is not the
+/// org's master, `bad_request` when the statement itself is wrong (signature, freshness).
+fn revocation_refused(e: ProtocolError) -> Reject {
+    let code = match e {
+        ProtocolError::BadSignature(_)
+        | ProtocolError::Expired(_)
+        | ProtocolError::InvalidValidity(_) => ErrorCode::BadRequest,
+        _ => ErrorCode::Forbidden,
+    };
+    Reject::new(code, e.to_string())
 }
 
 impl Service {
@@ -39,10 +90,86 @@ impl Service {
         let key = web_key_key(&c.org, &c.key);
         {
             let _w = lock(&self.writes)?;
+            if self
+                .web_key_revocation(&c.org, &c.key)?
+                .is_some_and(|r| r.revokes(&c))
+            {
+                return reject(
+                    ErrorCode::Forbidden,
+                    "this web key certificate was revoked: certify the key again with a new \
+                     certificate",
+                );
+            }
             self.store.put(Collection::Meta, &key, &enc(&c)?)?;
         }
         self.commit.durable().await?;
         Ok(Response::Ok)
+    }
+
+    /// The master revokes a web server key of its org: checked against the org's current
+    /// policy (sent and signed by the master, fresh), for a key the org certified and a
+    /// revocation not older than the key's certificate in force, then stored durably. The same
+    /// revocation sent again is answered `ok` and changes nothing.
+    pub(super) async fn revoke_web_key(&self, caller: &Caller, r: WebKeyRevocation) -> Reply {
+        let policy = self.policies.current(&r.org)?;
+        if policy.master_key() != caller.key() {
+            return reject(
+                ErrorCode::Forbidden,
+                "only the org's master may revoke web keys",
+            );
+        }
+        let r = r
+            .verify(&policy, self.clock.now())
+            .map_err(revocation_refused)?
+            .into_revocation();
+        {
+            let _w = lock(&self.writes)?;
+            let Some(certificate) = self.web_key_certificate(&r.org, &r.key)? else {
+                return reject(ErrorCode::NotFound, "the org never certified this web key");
+            };
+            if !r.revokes(&certificate) {
+                return reject(
+                    ErrorCode::BadRequest,
+                    "the revocation is older than the key's certificate in force (a replay?): \
+                     sign a new one",
+                );
+            }
+            if self
+                .web_key_revocation(&r.org, &r.key)?
+                .is_some_and(|old| old.revoked_at >= r.revoked_at)
+            {
+                return Ok(Response::Ok);
+            }
+            self.store
+                .put(Collection::Meta, &revocation_key(&r.org, &r.key), &enc(&r)?)?;
+        }
+        self.commit.durable().await?;
+        info!(org = r.org, key = %r.key, "web key revoked");
+        Ok(Response::Ok)
+    }
+
+    /// The org's stored certificate of web key `key`.
+    fn web_key_certificate(
+        &self,
+        org: &str,
+        key: &SigningPublicKey,
+    ) -> Result<Option<WebKeyCertificate>, Reject> {
+        self.store
+            .get(Collection::Meta, &web_key_key(org, key))?
+            .map(|b| dec::<WebKeyCertificate>(&b, "web key certificate"))
+            .transpose()
+    }
+
+    /// The latest stored revocation of web key `key` of `org`.
+    fn web_key_revocation(
+        &self,
+        org: &str,
+        key: &SigningPublicKey,
+    ) -> Result<Option<WebKeyRevocation>, Reject> {
+        self.store
+            .get(Collection::Meta, &revocation_key(org, key))?
+            .map(|b| dec::<WebKeyRevocation>(&b, "web key revocation"))
+            .transpose()
     }
 
     /// Checks the open token of `caller` opening a conversation with `org`: required when the
@@ -61,15 +188,81 @@ impl Service {
             }
             return Ok(None);
         };
-        let certificate = self
-            .store
-            .get(Collection::Meta, &web_key_key(org, &token.web_key))?
-            .map(|b| dec::<WebKeyCertificate>(&b, "web key certificate"))
-            .transpose()?;
+        let certificate = self.web_key_certificate(org, &token.web_key)?;
+        if let Some(c) = &certificate
+            && self
+                .web_key_revocation(org, &c.key)?
+                .is_some_and(|r| r.revokes(c))
+        {
+            return Err(Reject::new(
+                ErrorCode::OpenTokenUncertified,
+                "the open token's web key was revoked by the org's master".into(),
+            ));
+        }
         let verified = token
             .verify(&policy, certificate, &caller.key(), self.clock.now())
             .map_err(refusal)?;
         Ok(Some(verified.visitor_key()))
+    }
+    /// Refuses (`quota_exceeded`, with the wait until a place frees up) a visitor who has as
+    /// many open conversations with `org` as a customer may have, whatever keys opened them.
+    /// Records of conversations that no longer exist are deleted here.
+    pub(super) fn visitor_open_limit(&self, visitor: &[u8; 32], org: &str) -> Result<(), Reject> {
+        let idle = self.guard.open_idle.as_secs();
+        let now = self.clock.now();
+        let since = now.saturating_sub(idle);
+        let mut open = Vec::new();
+        let mut gone = Vec::new();
+        for (k, _) in self
+            .store
+            .scan_prefix(Collection::Meta, &visitor_prefix(visitor))?
+        {
+            let id = k
+                .get(k.len().saturating_sub(16)..)
+                .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                .and_then(|b| ConversationId::from_bytes(&b).ok());
+            match id.map(|c| self.convs.get(&c)).transpose()?.flatten() {
+                Some(s) if s.last_activity >= since => open.push(s.last_activity),
+                Some(_) => {}
+                None => gone.push(k),
+            }
+        }
+        if !gone.is_empty() {
+            let _w = lock(&self.writes)?;
+            for k in gone {
+                self.store.delete(Collection::Meta, &k)?;
+            }
+        }
+        let most = self.guard.open_conversations;
+        if open.len() < most {
+            return Ok(());
+        }
+        let quietest = open.iter().min().copied().unwrap_or(since);
+        let wait = (quietest + idle).saturating_sub(now).max(1);
+        self.guard.refused(crate::limits::OPEN_CONVERSATIONS);
+        Err(Reject::retry_after(
+            ErrorCode::QuotaExceeded,
+            format!(
+                "this visitor of {org}'s web site has {} open conversations with {org}, the most \
+                 this relay allows ({most}); continue one of them, or wait until one has been \
+                 quiet for {} h",
+                open.len(),
+                idle / 3600
+            ),
+            wait,
+        ))
+    }
+
+    /// Records that `visitor` opened conversation `c` (made durable with the open).
+    pub(super) fn record_visitor_open(
+        &self,
+        visitor: &[u8; 32],
+        c: &ConversationId,
+    ) -> Result<(), Reject> {
+        let _w = lock(&self.writes)?;
+        self.store
+            .put(Collection::Meta, &visitor_key(visitor, c), &[])?;
+        Ok(())
     }
 }
 

@@ -11,17 +11,38 @@
 //! new key is not registered with another card. Then, in one batch: the name points at the new
 //! key, the new card is registered, the old key's card is removed (a new session of the old key
 //! is unregistered, and cannot register the name again), and the new certificate replaces the
-//! old. Peers see the new key as a key change, as for any changed card.
+//! old, and every conversation assigned to the old key is assigned to the new one (its record
+//! rewritten in the same batch). Then the old key's open sessions are closed
+//! ([`CLOSE_KEY_REPLACED`]), and the new key is told of each conversation it now holds
+//! ([`Push::Assigned`]), as after a transfer. Peers see the new key as a key change, as for any
+//! changed card.
+//!
+//! The new key reads only what is sealed to it: the customer's client, once it trusts the new
+//! key, opens a new epoch for it at its next message. Earlier epochs stay readable to the
+//! customer (and to the master by release); the new key cannot read them unless the org's
+//! policy allows a history hand-off and a member hands them over, as after a transfer.
 
 use sealdesk_protocol::{
     card::Role,
+    ids::ConversationId,
     policy::AgentCertificate,
-    wire::{ErrorCode, Response},
+    wire::{ErrorCode, Push, Response},
 };
 use tracing::info;
 
-use super::{Caller, Reply, Service, enc, keys::certificate_key, lock, reject};
-use crate::store::{Batch, Collection};
+use super::{Caller, Reply, Service, dec, enc, keys::certificate_key, lock, reject};
+use crate::{
+    connection::CloseReason,
+    relay::{session_codes::CLOSE_KEY_REPLACED as KEY_REPLACED_CODE, state::ConvState},
+    store::{Batch, Collection},
+};
+
+/// How the relay closes the sessions of an agent key whose name was re-certified for another
+/// key (PROTOCOL.md §13.3).
+pub(crate) const CLOSE_KEY_REPLACED: CloseReason = CloseReason::Application {
+    code: KEY_REPLACED_CODE,
+    reason: "this key no longer acts for its name: the org's master re-certified it",
+};
 
 impl Service {
     /// `RebindAgent`: see the module documentation.
@@ -34,6 +55,8 @@ impl Service {
             );
         }
         let new = c.verify(&policy, self.clock.now())?;
+        let mut moved = Vec::new();
+        let old;
         {
             let _w = lock(&self.writes)?;
             let Some(old_key) = self.store.get(Collection::Names, new.name.as_bytes())? else {
@@ -98,10 +121,51 @@ impl Service {
                 &certificate_key(&c.org, &new.name),
                 &enc(&c)?,
             );
+            // The old key's conversations go to the new key, in the same batch.
+            for (k, v) in self.store.scan_prefix(Collection::Conversations, &[])? {
+                let mut record: ConvState = dec(&v, "conversation")?;
+                if record.agent.as_bytes().as_slice() == old_key.as_slice() {
+                    record.agent = new.signing_key;
+                    record.agent_name = new.name.clone();
+                    b.put(Collection::Conversations, &k, &enc(&record)?);
+                    moved.push((ConversationId::try_from(k.as_slice())?, record.customer));
+                }
+            }
             self.store.apply(b)?;
+            old = old_key;
+        }
+        // The cached states follow the stored records (an append in between rewrote its
+        // record from the cache with the old key; this writes it again with the new one).
+        for (conversation, _) in &moved {
+            if self.convs.load(conversation)? {
+                self.convs.update(conversation, |s| {
+                    s.agent = new.signing_key;
+                    s.agent_name = new.name.clone();
+                })?;
+            }
         }
         self.commit.durable().await?;
-        info!(org = %c.org, "agent re-certified for a new key");
+        if let Ok(arr) = <[u8; 32]>::try_from(old.as_slice())
+            && let Ok(old) = sealdesk_protocol::keys::SigningPublicKey::from_bytes(&arr)
+        {
+            self.hub.close_all(&old, CLOSE_KEY_REPLACED);
+        }
+        for (conversation, customer) in &moved {
+            if let Some(customer) = self.card_by_key(customer)? {
+                self.push(
+                    &new.signing_key,
+                    Push::Assigned {
+                        conversation: *conversation,
+                        customer,
+                    },
+                );
+            }
+        }
+        info!(
+            org = %c.org,
+            conversations = moved.len(),
+            "agent re-certified for a new key; its conversations reassigned to it"
+        );
         Ok(Response::Ok)
     }
 }

@@ -1,0 +1,132 @@
+//! An agent re-certified for a new key keeps its conversations (issue 22 §3): the relay assigns
+//! the old key's conversations to the new key with the rebind, closes the old key's open
+//! sessions (4105), and tells the new key of each conversation it now holds; the customer sees
+//! a key change, and once she trusts the new key her next message opens an epoch for it. Her
+//! earlier history stays readable to her; the new key reads from the new epoch on (the old
+//! epochs were sealed to the lost key).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use sealdesk_client::{Account, Client, ClientError};
+use sealdesk_protocol::{
+    card::Role,
+    keys::IdentityKeys,
+    wire::{Push, Request, Response},
+};
+use sealdesk_tests::{
+    raw::RawClient,
+    wait::eventually,
+    world::{FAST_KDF, PASS, World, texts},
+};
+
+/// A copy of an account's keys, for a raw session of the same identity.
+fn copy_keys(k: &IdentityKeys) -> IdentityKeys {
+    IdentityKeys::from_secret_bytes(&k.to_secret_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recertified_agent_keeps_its_conversations_and_the_old_key_is_cut_off() {
+    let w = World::new().await;
+    let mut org = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer).await;
+    let conv = carol
+        .open_conversation("acme", Some(&org.fingerprint))
+        .await
+        .unwrap()
+        .conversation;
+    carol.send_text(&conv, "hello").await.unwrap();
+    let mut old_alice = org.agents.remove(0);
+    old_alice.sync_all().await.unwrap();
+    old_alice.send_text(&conv, "hi carol").await.unwrap();
+    let old_keys = copy_keys(old_alice.account().keys());
+    let old_card = old_alice.account().card().card().clone();
+    old_alice.close().await;
+    // The lost device is still online when the master re-certifies.
+    let mut lost = RawClient::connect(&w.url).await;
+    lost.auth(&old_keys, old_card).await;
+
+    // The new machine: same name, new keys, re-certified by the master.
+    let new_home = w.home("alice-new");
+    let account = Account::create(&new_home, PASS, FAST_KDF, "alice", Role::Agent).unwrap();
+    let new_card = account.card().card().clone();
+    let new_fp = account.fingerprint().to_string();
+    drop(account);
+    // The new key listens before the rebind, to see the conversation assigned to it.
+    let new_keys = copy_keys(Account::open(&new_home, PASS).unwrap().keys());
+    let mut listening = RawClient::connect(&w.url).await;
+    listening.auth(&new_keys, new_card.clone()).await;
+    org.master
+        .recertify_agent("acme", new_card.clone(), Some(&new_fp))
+        .await
+        .unwrap();
+
+    // The old key's session is closed with its own code.
+    assert_eq!(lost.expect_close().await, Some(4105));
+    // The new key is told of the conversation it now holds.
+    listening
+        .expect_push("assigned", |p| match p {
+            Push::Assigned { conversation, .. } if *conversation == conv => Some(()),
+            _ => None,
+        })
+        .await;
+    listening.close().await;
+    // And lists it, assigned to it, in a session of its own (the listening one began before
+    // the key was registered).
+    let mut listing = RawClient::connect(&w.url).await;
+    listing.auth(&new_keys, new_card).await;
+    match listing.request(Request::ListConversations).await {
+        Response::Conversations(all) => {
+            assert!(
+                all.iter()
+                    .any(|i| i.conversation == conv && i.agent == "alice"),
+                "{all:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    listing.close().await;
+
+    // The customer's next command (a new session) sees a key change: sending is blocked
+    // until she trusts the new key.
+    let mut carol = Client::connect(carol.close().await, &w.url).await.unwrap();
+    carol.sync_all().await.unwrap();
+    assert!(matches!(
+        carol.send_text(&conv, "still there?").await,
+        Err(ClientError::KeyChanged { .. })
+    ));
+    carol.trust("alice").await.unwrap();
+    carol
+        .send_text(&conv, "is this the new alice?")
+        .await
+        .unwrap();
+
+    // The new key reads the conversation from the new epoch on and answers in it.
+    let mut new_alice = Client::connect(Account::open(&new_home, PASS).unwrap(), &w.url)
+        .await
+        .unwrap();
+    new_alice.sync_all().await.unwrap();
+    assert_eq!(
+        texts(&new_alice, &conv),
+        vec!["carol: is this the new alice?"]
+    );
+    new_alice.send_text(&conv, "yes, new laptop").await.unwrap();
+    eventually("carol reads the new key's answer", async || {
+        carol.sync_all().await.ok()?;
+        texts(&carol, &conv)
+            .contains(&"alice: yes, new laptop".to_owned())
+            .then_some(())
+    })
+    .await;
+    // Carol's earlier history is still hers to read, in order.
+    assert_eq!(
+        texts(&carol, &conv),
+        vec![
+            "carol: hello",
+            "alice: hi carol",
+            "carol: is this the new alice?",
+            "alice: yes, new laptop",
+        ]
+    );
+    new_alice.close().await;
+    carol.close().await;
+}
