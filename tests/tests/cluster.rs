@@ -326,14 +326,14 @@ async fn a_node_killed_mid_burst_without_wakeups_the_catch_up_delivers() {
     a_node_killed_mid_burst(false, "kill_nowake").await;
 }
 
-// KNOWN DEFECT, not yet fixed: with both members bursting through two nodes at the same
-// instant, one message is now and then refused `counter_reused` after the database refused its
-// first append (about 3 runs in 4 on the shared 2-core machine). The refusal was found to be
-// tracked by sequence number, which an append made again can reuse; it is now tracked by the
-// message's (epoch, sender, counter), and the failure remains, so there is a second cause.
-// Run it with `--ignored`; ARCHITECTURE.md (cluster mode, known limits) and the note
-// say what it means for operators.
-#[ignore = "known defect: concurrent appends on two nodes can refuse a message counter_reused"]
+/// Both members burst pipelined messages through two nodes into one conversation at once:
+/// each node's cache is behind the other's appends, the database refuses one node's numbers,
+/// and that node appends its messages again, each after reloading the conversation, while
+/// its session pipelines on. The refused message holds the conversation (later messages wait
+/// behind it) until it is appended again, so both senders' messages are stored once each, in
+/// each sender's order, none refused `counter_reused` (the once-known defect: a message staged
+/// while the refused one was reloaded went ahead of it; `tests/tests/postgres.rs` has the
+/// store-level case).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_appending_to_one_conversation_at_once_both_store_everything_in_order() {
     let Some((db, keys)) = cluster_db("race") else {

@@ -81,7 +81,7 @@ impl Store for MeteredStore {
 }
 
 impl ConversationLog for MeteredStore {
-    fn append_message(&self, m: &MessageAppend<'_>) -> Result<()> {
+    fn append_message(&self, m: &MessageAppend<'_>) -> Result<bool> {
         self.timed(|s| s.append_message(m))
     }
 
@@ -107,6 +107,10 @@ impl ConversationLog for MeteredStore {
 
     fn take_refused(&self, conversation: &[u8], what: &super::Refused) -> Result<bool> {
         self.inner.take_refused(conversation, what)
+    }
+
+    fn give_up_refused(&self, conversation: &[u8], what: &super::Refused) -> Result<()> {
+        self.inner.give_up_refused(conversation, what)
     }
 
     fn committed_items_after(

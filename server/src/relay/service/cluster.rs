@@ -89,6 +89,11 @@ impl Service {
     /// Once a staged message is durable: if the store refused it (another node took its number
     /// or counter), appends it again from the reloaded conversation, until it is stored or
     /// refused for a reason of its own. Returns the stored item and its audience.
+    ///
+    /// A refusal taken holds the conversation on this node (the engine holds back later
+    /// messages to it) until the message is appended again or given up here: a later message
+    /// staged in between would be stored ahead of it, and counted in the reloaded state, which
+    /// would then refuse this one `counter_reused`.
     pub(super) async fn settle_send(
         &self,
         item: Sequenced,
@@ -106,25 +111,35 @@ impl Service {
             },
             _ => Refused::Item { seq: item.seq },
         };
-        for _ in 0..MAX_AGAIN {
-            if !self.convs.take_refused(&item.conversation, &what)? {
-                return Ok((item, audience));
-            }
-            debug!(conversation = %item.conversation, seq = item.seq,
-                "another node took this number; appending again");
+        let conversation = item.conversation;
+        let mut again = 0;
+        while self.convs.take_refused(&conversation, &what)? {
             let Item::Message(env) = item.item else {
                 return Err(Reject::new(
                     ErrorCode::Internal,
                     "a refused append that is not a message".into(),
                 ));
             };
-            (item, audience) = self.convs.append_message_again(sender, env)?;
+            if again == MAX_AGAIN {
+                self.convs.give_up_refused(&conversation, &what)?;
+                return Err(Reject::new(
+                    ErrorCode::Conflict,
+                    "other relay nodes kept taking this conversation's next number; send again"
+                        .into(),
+                ));
+            }
+            again += 1;
+            debug!(%conversation, seq = item.seq, "another node took this number; appending again");
+            match self.convs.append_message_again(sender, env) {
+                Ok(appended) => (item, audience) = appended,
+                Err(refusal) => {
+                    self.convs.give_up_refused(&conversation, &what)?;
+                    return Err(refusal);
+                }
+            }
             self.commit.durable().await?;
         }
-        Err(Reject::new(
-            ErrorCode::Conflict,
-            "other relay nodes kept taking this conversation's next number; send again".into(),
-        ))
+        Ok((item, audience))
     }
 
     /// Once an item other than a message is durable: refuses the request if the store refused
