@@ -76,6 +76,8 @@ pub(super) fn spawn(svc: Arc<Service>, cfg: ClusterConfig) -> JoinHandle<()> {
                 Wake::Reconnected => {
                     svc.catch_up_all();
                 }
+                Wake::Push { to, frame } => svc.forwarded_push(&to, frame),
+                Wake::Release { to, id } => svc.forwarded_release(&to, &id),
             })
             .await;
             if let Err(e) = done {

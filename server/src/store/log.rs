@@ -158,6 +158,19 @@ pub trait ConversationLog: Store {
         Ok(())
     }
 
+    /// In a cluster, sends `frame` (an encoded push) for account `to` to the other nodes, which
+    /// push it to `to`'s connections there; `false` if it was not sent (too large to forward,
+    /// or an engine only this node uses). Fire and forget: a push lost on the way only delays
+    /// (the member reads again on reconnecting).
+    fn forward_push(&self, _to: &[u8], _frame: &[u8]) -> bool {
+        false
+    }
+
+    /// In a cluster, asks the other nodes to push release request `id` (which they read from
+    /// the store) to trustee `to`'s connections there. Fire and forget, like
+    /// [`Self::forward_push`].
+    fn forward_release(&self, _to: &[u8], _id: &[u8]) {}
+
     /// [`Self::items_after`], committed items only (what every node can read). The same for an
     /// engine whose reads see only what it will keep.
     ///

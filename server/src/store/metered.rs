@@ -109,6 +109,14 @@ impl ConversationLog for MeteredStore {
         self.inner.take_refused(conversation, what)
     }
 
+    fn forward_push(&self, to: &[u8], frame: &[u8]) -> bool {
+        self.inner.forward_push(to, frame)
+    }
+
+    fn forward_release(&self, to: &[u8], id: &[u8]) {
+        self.inner.forward_release(to, id);
+    }
+
     fn give_up_refused(&self, conversation: &[u8], what: &super::Refused) -> Result<()> {
         self.inner.give_up_refused(conversation, what)
     }

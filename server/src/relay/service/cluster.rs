@@ -18,13 +18,22 @@ use std::collections::{BTreeSet, HashMap};
 
 use bytes::Bytes;
 use sealdesk_protocol::{
-    ids::ConversationId,
+    ids::{ConversationId, TokenId},
     keys::SigningPublicKey,
     wire::{self, ErrorCode, Frame, Item, Push, Sequenced},
 };
 use tracing::{debug, warn};
 
 use super::{Reject, Service, lock};
+
+/// The release request a push carries, if it is one (forwarded by id, see
+/// [`Service::forward`]).
+pub(super) fn release_of(push: &Push) -> Option<TokenId> {
+    match push {
+        Push::Release(p) => Some(p.request.id),
+        _ => None,
+    }
+}
 use crate::store::Refused;
 
 /// How many times a message is appended again after the database refused it.
@@ -140,6 +149,61 @@ impl Service {
             self.commit.durable().await?;
         }
         Ok((item, audience))
+    }
+
+    /// In a cluster, sends a push for `who` (`frame`, encoded) to the other nodes, which push it
+    /// to `who`'s connections there (a member may be connected to any node). A release request
+    /// (`release`: its id) goes by id, each node reading it from the database: with its epoch
+    /// records it may not fit a notification. Conversation items do not come here: they go by
+    /// wake-ups and cursors.
+    pub(super) fn forward(&self, who: &SigningPublicKey, release: Option<&TokenId>, frame: &[u8]) {
+        if !self.store_shared {
+            return;
+        }
+        let engine = self.convs.engine();
+        match release {
+            Some(id) => engine.forward_release(who.as_bytes(), id.as_bytes()),
+            None => {
+                if !engine.forward_push(who.as_bytes(), frame) {
+                    debug!(
+                        size = frame.len(),
+                        "a push too large to forward to other nodes"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Another node forwarded a push frame for account `to`: to its connections here.
+    pub(crate) fn forwarded_push(&self, to: &[u8], frame: Vec<u8>) {
+        if let Ok(who) = SigningPublicKey::try_from(to)
+            && self.hub.is_online(&who)
+        {
+            self.hub.push(&who, &Bytes::from(frame));
+        }
+    }
+
+    /// Another node queued release request `id` for trustee `to`: read it here and push it to
+    /// the trustee's connections here.
+    pub(crate) fn forwarded_release(&self, to: &[u8], id: &[u8]) {
+        let (Ok(who), Ok(id)) = (SigningPublicKey::try_from(to), TokenId::try_from(id)) else {
+            return;
+        };
+        if !self.hub.is_online(&who) {
+            return;
+        }
+        let pending = self
+            .release_state(&id)
+            .and_then(|st| self.pending_for(&st.request));
+        match pending {
+            Ok(p) => match wire::encode(&Frame::Push(Push::Release(p))) {
+                Ok(bytes) => {
+                    self.hub.push(&who, &Bytes::from(bytes));
+                }
+                Err(e) => warn!(error = %e, "a forwarded release request does not fit a push"),
+            },
+            Err(e) => warn!(code = ?e.code, "a forwarded release request cannot be read"),
+        }
     }
 
     /// Once an item other than a message is durable: refuses the request if the store refused

@@ -302,6 +302,12 @@ impl ConvTable {
         self.refresh(c)
     }
 
+    /// The engine, for what the service forwards to other relay nodes
+    /// ([`ConversationLog::forward_push`], [`ConversationLog::forward_release`]).
+    pub(super) fn engine(&self) -> &dyn ConversationLog {
+        self.store.as_ref()
+    }
+
     /// The conversation's committed items after `seq` (what every node can read), up to
     /// `MAX_PAGE`.
     pub(super) fn committed_items_after(

@@ -53,7 +53,7 @@ use super::{
 use crate::error::{Error, Result};
 
 pub use schema::SCHEMA_VERSION;
-pub use wake::{Counts, WAKE_CHANNEL, Wake};
+pub use wake::{Counts, PUSH_CHANNEL, WAKE_CHANNEL, Wake};
 
 /// Connections the pool keeps at most (one commits, the others serve reads).
 const POOL_SIZE: usize = 8;
@@ -444,6 +444,29 @@ impl PgStore {
         self.node
     }
 
+    /// Sends `payload` on [`PUSH_CHANNEL`] at once, outside any batch (what it forwards was
+    /// answered after its own commit), without waiting for the database: a push lost on the
+    /// way is what a lost wake-up is, a delay until the member reads again.
+    fn notify_push(&self, payload: String) {
+        let Some(rt) = self.runtime.as_ref() else {
+            return;
+        };
+        let pool = self.pool.clone();
+        rt.spawn(async move {
+            let sent = match sql::client(&pool, "notify").await {
+                Ok(client) => client
+                    .execute("SELECT pg_notify($1, $2)", &[&PUSH_CHANNEL, &payload])
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| db_err("notify", &e)),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = sent {
+                tracing::warn!(error = %e, "a push for other relay nodes was not sent");
+            }
+        });
+    }
+
     /// What the engine counted for the cluster so far.
     pub fn counts(&self) -> Arc<wake::Counts> {
         Arc::clone(&self.counts)
@@ -676,6 +699,20 @@ impl ConversationLog for PgStore {
                 .insert(what.clone());
         }
         Ok(true)
+    }
+
+    fn forward_push(&self, to: &[u8], frame: &[u8]) -> bool {
+        match wake::push_payload(self.node, to, frame) {
+            Some(payload) => {
+                self.notify_push(payload);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn forward_release(&self, to: &[u8], id: &[u8]) {
+        self.notify_push(wake::release_payload(self.node, to, id));
     }
 
     fn give_up_refused(&self, conversation: &[u8], what: &Refused) -> Result<()> {
