@@ -319,6 +319,57 @@ fn a_taken_refusal_holds_the_conversation_until_the_message_is_appended_again() 
     );
 }
 
+/// Two relay nodes update one read-modify-write record at the same instant (two trustees
+/// answering one release request through two nodes): each read it before the other wrote. A
+/// plain put would have the later commit overwrite the earlier one's update; `replace_if` tells
+/// the second writer that the record changed, and it reads again and adds its update to the
+/// first one's. Also, a node's own update still staged is what its next comparison sees.
+#[test]
+fn a_record_two_nodes_update_at_once_loses_neither_update() {
+    let Some(url) = fresh("rmw") else { return };
+    let (a, b) = (
+        PgStore::open(&url, true).unwrap(),
+        PgStore::open(&url, false).unwrap(),
+    );
+    let k = b"release-1";
+    a.put(Collection::Releases, k, b"shares:").unwrap();
+    a.flush().unwrap();
+    let (read_a, read_b) = (
+        a.get(Collection::Releases, k).unwrap().unwrap(),
+        b.get(Collection::Releases, k).unwrap().unwrap(),
+    );
+    assert!(
+        a.replace_if(Collection::Releases, k, &read_a, b"shares:a")
+            .unwrap()
+    );
+    assert!(
+        !b.replace_if(Collection::Releases, k, &read_b, b"shares:b")
+            .unwrap(),
+        "b read the record before a's update: refused, not overwritten"
+    );
+    let again = b.get(Collection::Releases, k).unwrap().unwrap();
+    assert_eq!(again, b"shares:a");
+    assert!(
+        b.replace_if(Collection::Releases, k, &again, b"shares:a,b")
+            .unwrap()
+    );
+    assert_eq!(
+        a.get(Collection::Releases, k).unwrap().as_deref(),
+        Some(b"shares:a,b".as_slice()),
+        "both updates kept"
+    );
+    // A staged update of this node is committed before the comparison.
+    a.put(Collection::Releases, k, b"staged").unwrap();
+    assert!(
+        a.replace_if(Collection::Releases, k, b"staged", b"after")
+            .unwrap()
+    );
+    assert_eq!(
+        b.get(Collection::Releases, k).unwrap().as_deref(),
+        Some(b"after".as_slice())
+    );
+}
+
 fn psql(url: &str, sql: &str) {
     let server = pg::server().unwrap();
     let out = Command::new(server.bin_dir().join("psql"))

@@ -158,6 +158,31 @@ pub trait ConversationLog: Store {
         Ok(())
     }
 
+    /// Replaces the value of `key` in `collection` with `new` if it still holds `old` (what the
+    /// caller read), and answers whether it did: `false`, writing nothing, if another writer
+    /// changed it since (the caller reads again and retries). For the read-modify-write
+    /// records (a release request's shares and refusals): on a shared engine two nodes may
+    /// update one at the same instant, and a plain put would lose one update. The default
+    /// (an engine only this node writes, whose caller serialises the read and the write) is
+    /// a read, a comparison and a put.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails.
+    fn replace_if(
+        &self,
+        collection: Collection,
+        key: &[u8],
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool> {
+        if self.get(collection, key)?.as_deref() != Some(old) {
+            return Ok(false);
+        }
+        self.put(collection, key, new)?;
+        Ok(true)
+    }
+
     /// In a cluster, sends `frame` (an encoded push) for account `to` to the other nodes, which
     /// push it to `to`'s connections there; `false` if it was not sent (too large to forward,
     /// or an engine only this node uses). Fire and forget: a push lost on the way only delays

@@ -109,6 +109,16 @@ impl ConversationLog for MeteredStore {
         self.inner.take_refused(conversation, what)
     }
 
+    fn replace_if(
+        &self,
+        collection: super::Collection,
+        key: &[u8],
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool> {
+        self.timed(|s| s.replace_if(collection, key, old, new))
+    }
+
     fn forward_push(&self, to: &[u8], frame: &[u8]) -> bool {
         self.inner.forward_push(to, frame)
     }

@@ -701,6 +701,22 @@ impl ConversationLog for PgStore {
         Ok(true)
     }
 
+    /// Commits what this node staged first (so the value compared is the database's, and
+    /// this node's own earlier update of the key is in it), then updates the row in a
+    /// statement of its own, conditional on its value, durable when it returns.
+    fn replace_if(
+        &self,
+        collection: Collection,
+        key: &[u8],
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool> {
+        self.flush()?;
+        let pool = self.pool.clone();
+        let (key, old, new) = (key.to_vec(), old.to_vec(), new.to_vec());
+        self.run(async move { sql::replace_if(&pool, collection, &key, &old, &new).await })
+    }
+
     fn forward_push(&self, to: &[u8], frame: &[u8]) -> bool {
         match wake::push_payload(self.node, to, frame) {
             Some(payload) => {
