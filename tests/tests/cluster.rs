@@ -248,7 +248,12 @@ async fn assignments_and_delivery_marks_reach_members_on_other_nodes() {
     let seq = on_a
         .stored(Request::Send(chat.seal(customer, 1, "hello from node A")))
         .await;
-    history(&mut on_b, &chat).await;
+    // Node B marks up to what it knows is stored: wait until it pushed the message.
+    on_b.expect_push("the message on node B", |p| match p {
+        Push::Item(s) if s.seq == seq => Some(()),
+        _ => None,
+    })
+    .await;
     assert_eq!(
         on_b.request(Request::Delivered {
             conversation: chat.id,
