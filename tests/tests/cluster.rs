@@ -6,6 +6,8 @@
 //!   node B: every acknowledged message is stored exactly once, in the order sent, with no
 //!   sequence gap and no counter reused, and the agent (on node B) is pushed every one of
 //!   them; the same with wake-ups switched off (the periodic catch-up alone delivers);
+//! - pushes other than items (an assignment, a delivery mark, a release request and its
+//!   updates) reach members on other nodes;
 //! - messages sent at the same time through two nodes into one conversation: the database
 //!   refuses the number one node's stale cache gave, that node appends again, and both
 //!   senders' messages are stored once each, in each sender's order.
@@ -216,6 +218,61 @@ async fn a_customer_on_one_node_and_an_agent_on_another_chat_both_ways() {
     check_log(&history(&mut on_a, &chat).await);
 }
 
+/// Pushes other than conversation items reach a member connected to another node: the agent,
+/// on node B, is told of a conversation the customer opened through node A (`Assigned`), and
+/// the customer, on node A, of the agent's delivery mark made through node B (`Delivered`).
+/// They go to the other nodes on the push channel (`sealdesk_push`); without it, only the
+/// members on the node that handled the request were pushed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assignments_and_delivery_marks_reach_members_on_other_nodes() {
+    let Some((db, keys)) = cluster_db("pushes") else {
+        return;
+    };
+    let key = keys.path().join("log.key");
+    let a = node(&db, &key, true);
+    let b = node(&db, &key, true);
+    let org = Org::setup(&a.url, 1, "acme", 1, 1).await;
+    let (customer, agent) = (&org.customers[0], &org.agents[0]);
+    let mut on_b = RawClient::login(&b.url, agent).await;
+    let mut on_a = RawClient::login(&a.url, customer).await;
+
+    let chat = org.start_chat(&mut on_a, 0, 17).await;
+    let assigned = on_b
+        .expect_push("the assignment on node B", |p| match p {
+            Push::Assigned { conversation, .. } => Some(*conversation),
+            _ => None,
+        })
+        .await;
+    assert_eq!(assigned, chat.id);
+
+    let seq = on_a
+        .stored(Request::Send(chat.seal(customer, 1, "hello from node A")))
+        .await;
+    // Node B marks up to what it knows is stored: wait until it pushed the message.
+    on_b.expect_push("the message on node B", |p| match p {
+        Push::Item(s) if s.seq == seq => Some(()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        on_b.request(Request::Delivered {
+            conversation: chat.id,
+            seq,
+        })
+        .await,
+        Response::Ok
+    );
+    let marked = on_a
+        .expect_push("the delivery mark on node A", |p| match p {
+            Push::Delivered {
+                conversation, seq, ..
+            } if *conversation == chat.id => Some(*seq),
+            _ => None,
+        })
+        .await;
+    assert_eq!(marked, seq);
+}
+
 /// Node A is killed in the middle of a pipelined burst; the customer continues through node B.
 async fn a_node_killed_mid_burst(wakeups: bool, test: &str) {
     let Some((db, keys)) = cluster_db(test) else {
@@ -326,14 +383,14 @@ async fn a_node_killed_mid_burst_without_wakeups_the_catch_up_delivers() {
     a_node_killed_mid_burst(false, "kill_nowake").await;
 }
 
-// KNOWN DEFECT, not yet fixed: with both members bursting through two nodes at the same
-// instant, one message is now and then refused `counter_reused` after the database refused its
-// first append (about 3 runs in 4 on the shared 2-core machine). The refusal was found to be
-// tracked by sequence number, which an append made again can reuse; it is now tracked by the
-// message's (epoch, sender, counter), and the failure remains, so there is a second cause.
-// Run it with `--ignored`; ARCHITECTURE.md (cluster mode, known limits) and the note
-// say what it means for operators.
-#[ignore = "known defect: concurrent appends on two nodes can refuse a message counter_reused"]
+/// Both members burst pipelined messages through two nodes into one conversation at once:
+/// each node's cache is behind the other's appends, the database refuses one node's numbers,
+/// and that node appends its messages again, each after reloading the conversation, while
+/// its session pipelines on. The refused message holds the conversation (later messages wait
+/// behind it) until it is appended again, so both senders' messages are stored once each, in
+/// each sender's order, none refused `counter_reused` (the once-known defect: a message staged
+/// while the refused one was reloaded went ahead of it; `tests/tests/postgres.rs` has the
+/// store-level case).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_appending_to_one_conversation_at_once_both_store_everything_in_order() {
     let Some((db, keys)) = cluster_db("race") else {
@@ -445,11 +502,13 @@ async fn a_client_moves_to_the_next_node_and_refuses_a_node_with_other_keys() {
     assert!(c.is_connected(), "still on node B");
 }
 
-/// A release by consent across nodes: the customer on node A, the agent on node B, the master
-/// and the trustees on node C. The consent and the messages stored through A and B are what C
-/// releases, and the customer on A is told (the notice, pushed across nodes).
+/// A release by consent across nodes: the customer on node A, the agent and the trustees on
+/// node B, the master on node C. The request submitted through C reaches the trustees on B, and
+/// their answers the master on C (pushes forwarded on the push channel; a release request by
+/// id, read from the database on B); the consent and the messages stored through A and B are
+/// what C releases, and the customer on A is told (the notice, pushed across nodes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_release_by_consent_with_the_trustees_on_a_third_node() {
+async fn a_release_by_consent_with_the_master_and_the_trustees_on_other_nodes() {
     use sealdesk_client::{account::LogEntry, client::HistoryLine};
     use sealdesk_protocol::{
         card::Role,
@@ -503,6 +562,9 @@ async fn a_release_by_consent_with_the_trustees_on_a_third_node() {
         Duration::from_secs(30),
         |_| {},
     );
+    // The trustees on node B: the request (submitted through C) and the master's updates
+    // (their shares, through B) cross nodes on the push channel.
+    w.url = b.url.clone();
     let (t, outcomes) = w
         .serving(&["trustee-1", "trustee-2"], Via::Relay, unlock)
         .await;

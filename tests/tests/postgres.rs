@@ -240,6 +240,136 @@ fn the_database_refuses_a_taken_sequence_number_and_a_reused_counter() {
     assert_eq!(b.committed_last_seq(&c).unwrap(), Some(2));
 }
 
+/// A refused message holds its conversation from the moment its writer takes the refusal until
+/// it is appended again: the session's next message, staged in between (a pipelining client
+/// sends on while the relay reloads the conversation), is held back — not stored ahead of it —
+/// and its writer learns it is refused and appends it after. Without the hold the next message
+/// took the number the reload gave, committed first, and the message appended again was
+/// refused, then refused `counter_reused` (its counter below the stored one's): the known
+/// defect of the two-node burst in `tests/tests/cluster.rs`.
+#[test]
+fn a_taken_refusal_holds_the_conversation_until_the_message_is_appended_again() {
+    let Some(url) = fresh("hold") else { return };
+    let (a, b) = (
+        PgStore::open(&url, true).unwrap(),
+        PgStore::open(&url, false).unwrap(),
+    );
+    let c = [7u8; 16];
+    let other = |seq, counter, item| MessageAppend {
+        sender: &[8; 32],
+        ..message(&c, seq, counter, item)
+    };
+    assert!(a.append_message(&other(1, 1, b"from a")).unwrap());
+    a.flush().unwrap();
+    // Node b's cache is behind: its first message takes seq 1 again, and is refused.
+    assert!(b.append_message(&message(&c, 1, 1, b"first")).unwrap());
+    b.flush().unwrap();
+    assert!(b.take_refused(&c, &sent(1)).unwrap());
+    // The writer reloads; meanwhile the session's second message arrives and is held back.
+    assert!(
+        !b.append_message(&message(&c, 2, 2, b"second")).unwrap(),
+        "held back behind the refused message being appended again"
+    );
+    b.append_message_again(&message(&c, 2, 1, b"first"))
+        .unwrap();
+    b.flush().unwrap();
+    assert!(!b.take_refused(&c, &sent(1)).unwrap(), "stored this time");
+    assert!(
+        b.take_refused(&c, &sent(2)).unwrap(),
+        "the held one is refused"
+    );
+    b.append_message_again(&message(&c, 3, 2, b"second"))
+        .unwrap();
+    b.flush().unwrap();
+    assert!(!b.take_refused(&c, &sent(2)).unwrap());
+    // Released: the next message is staged as usual.
+    assert!(b.append_message(&message(&c, 4, 3, b"third")).unwrap());
+    b.flush().unwrap();
+    let items: Vec<Vec<u8>> = a
+        .items_after(&c, 0, 10)
+        .unwrap()
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(
+        items,
+        vec![
+            b"from a".to_vec(),
+            b"first".to_vec(),
+            b"second".to_vec(),
+            b"third".to_vec()
+        ],
+        "in the order the session sent them"
+    );
+
+    // A writer that will not append its refused message again gives it up, which releases
+    // the conversation.
+    assert!(a.append_message(&other(5, 2, b"a again")).unwrap());
+    a.flush().unwrap();
+    assert!(b.append_message(&message(&c, 5, 4, b"refused")).unwrap());
+    b.flush().unwrap();
+    assert!(b.take_refused(&c, &sent(4)).unwrap());
+    assert!(!b.append_message(&message(&c, 6, 5, b"held")).unwrap());
+    assert!(b.take_refused(&c, &sent(5)).unwrap());
+    b.give_up_refused(&c, &sent(4)).unwrap();
+    b.give_up_refused(&c, &sent(5)).unwrap();
+    assert!(
+        b.append_message(&message(&c, 6, 6, b"after")).unwrap(),
+        "released once given up"
+    );
+}
+
+/// Two relay nodes update one read-modify-write record at the same instant (two trustees
+/// answering one release request through two nodes): each read it before the other wrote. A
+/// plain put would have the later commit overwrite the earlier one's update; `replace_if` tells
+/// the second writer that the record changed, and it reads again and adds its update to the
+/// first one's. Also, a node's own update still staged is what its next comparison sees.
+#[test]
+fn a_record_two_nodes_update_at_once_loses_neither_update() {
+    let Some(url) = fresh("rmw") else { return };
+    let (a, b) = (
+        PgStore::open(&url, true).unwrap(),
+        PgStore::open(&url, false).unwrap(),
+    );
+    let k = b"release-1";
+    a.put(Collection::Releases, k, b"shares:").unwrap();
+    a.flush().unwrap();
+    let (read_a, read_b) = (
+        a.get(Collection::Releases, k).unwrap().unwrap(),
+        b.get(Collection::Releases, k).unwrap().unwrap(),
+    );
+    assert!(
+        a.replace_if(Collection::Releases, k, &read_a, b"shares:a")
+            .unwrap()
+    );
+    assert!(
+        !b.replace_if(Collection::Releases, k, &read_b, b"shares:b")
+            .unwrap(),
+        "b read the record before a's update: refused, not overwritten"
+    );
+    let again = b.get(Collection::Releases, k).unwrap().unwrap();
+    assert_eq!(again, b"shares:a");
+    assert!(
+        b.replace_if(Collection::Releases, k, &again, b"shares:a,b")
+            .unwrap()
+    );
+    assert_eq!(
+        a.get(Collection::Releases, k).unwrap().as_deref(),
+        Some(b"shares:a,b".as_slice()),
+        "both updates kept"
+    );
+    // A staged update of this node is committed before the comparison.
+    a.put(Collection::Releases, k, b"staged").unwrap();
+    assert!(
+        a.replace_if(Collection::Releases, k, b"staged", b"after")
+            .unwrap()
+    );
+    assert_eq!(
+        b.get(Collection::Releases, k).unwrap().as_deref(),
+        Some(b"after".as_slice())
+    );
+}
+
 fn psql(url: &str, sql: &str) {
     let server = pg::server().unwrap();
     let out = Command::new(server.bin_dir().join("psql"))

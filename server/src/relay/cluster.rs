@@ -80,6 +80,8 @@ pub(super) fn spawn(svc: Arc<Service>, cfg: ClusterConfig) -> JoinHandle<()> {
                         warn!(code = ?e.code, "reloading blocks failed: {}", e.message);
                     }
                 }
+                Wake::Push { to, frame } => svc.forwarded_push(&to, frame),
+                Wake::Release { to, id } => svc.forwarded_release(&to, &id),
             })
             .await;
             if let Err(e) = done {

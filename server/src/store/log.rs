@@ -44,11 +44,17 @@ pub trait ConversationLog: Store {
     /// or neither; never a record ahead of its items (the relay rebuilds the record's tail from
     /// the items at start-up).
     ///
+    /// Returns `false` if the engine held the message back instead (a shared engine, while an
+    /// earlier append to the conversation is refused and not yet appended again, see
+    /// [`Self::take_refused`]): nothing was written, the caller's cached state must not count
+    /// it, and its writer learns from [`Self::take_refused`] that it must append it again.
+    /// Always `true` for an engine that only this node writes.
+    ///
     /// # Errors
     ///
     /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails; the engine may
     /// then hold part of the append, and the caller must reload the conversation from it.
-    fn append_message(&self, m: &MessageAppend<'_>) -> Result<()> {
+    fn append_message(&self, m: &MessageAppend<'_>) -> Result<bool> {
         let mut b = Batch::ordered();
         b.put(
             Collection::Messages,
@@ -59,7 +65,7 @@ pub trait ConversationLog: Store {
             b.put(Collection::Conversations, m.conversation, record);
         }
         // Puts only: an ordered batch of them always applies.
-        self.apply(b).map(|_| ())
+        self.apply(b).map(|_| true)
     }
 
     /// Appends item `seq` (one that changes who may read: an epoch, a hand-off, a consent, a
@@ -115,19 +121,24 @@ pub trait ConversationLog: Store {
     }
 
     /// [`Self::append_message`] by a writer whose earlier append the engine refused (see
-    /// [`Self::take_refused`]), appending it again after reloading the conversation.
+    /// [`Self::take_refused`]), appending it again after reloading the conversation. Never
+    /// held back; it ends the hold [`Self::take_refused`] put on the conversation for it.
     ///
     /// # Errors
     ///
     /// As [`Self::append_message`].
     fn append_message_again(&self, m: &MessageAppend<'_>) -> Result<()> {
-        self.append_message(m)
+        self.append_message(m).map(|_| ())
     }
 
     /// Whether the engine refused the append `what` to `conversation` when it committed it
-    /// (another node took the number or the counter meanwhile), forgetting it. A writer asks
-    /// once its write is durable: `true` means it was NOT stored. Always `false` for an engine
-    /// that only this node writes.
+    /// (another node took the number or the counter meanwhile). A writer asks once its write
+    /// is durable: `true` means it was NOT stored, and the writer must now either append it
+    /// again ([`Self::append_message_again`]) or give it up ([`Self::give_up_refused`]).
+    /// Until it does, the conversation stays held: later messages to it are held back
+    /// ([`Self::append_message`] answers `false`), so none is stored ahead of it, and none
+    /// changes what the writer reloads before appending it again. Always `false` for an
+    /// engine that only this node writes.
     ///
     /// # Errors
     ///
@@ -135,6 +146,55 @@ pub trait ConversationLog: Store {
     fn take_refused(&self, _conversation: &[u8], _what: &Refused) -> Result<bool> {
         Ok(false)
     }
+
+    /// The writer of the refused append `what`, taken with [`Self::take_refused`], will not
+    /// append it again (it is refused for a reason of its own, or the writer gave up): ends the
+    /// hold on `conversation` for it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails.
+    fn give_up_refused(&self, _conversation: &[u8], _what: &Refused) -> Result<()> {
+        Ok(())
+    }
+
+    /// Replaces the value of `key` in `collection` with `new` if it still holds `old` (what the
+    /// caller read), and answers whether it did: `false`, writing nothing, if another writer
+    /// changed it since (the caller reads again and retries). For the read-modify-write
+    /// records (a release request's shares and refusals): on a shared engine two nodes may
+    /// update one at the same instant, and a plain put would lose one update. The default
+    /// (an engine only this node writes, whose caller serialises the read and the write) is
+    /// a read, a comparison and a put.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails.
+    fn replace_if(
+        &self,
+        collection: Collection,
+        key: &[u8],
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool> {
+        if self.get(collection, key)?.as_deref() != Some(old) {
+            return Ok(false);
+        }
+        self.put(collection, key, new)?;
+        Ok(true)
+    }
+
+    /// In a cluster, sends `frame` (an encoded push) for account `to` to the other nodes, which
+    /// push it to `to`'s connections there; `false` if it was not sent (too large to forward,
+    /// or an engine only this node uses). Fire and forget: a push lost on the way only delays
+    /// (the member reads again on reconnecting).
+    fn forward_push(&self, _to: &[u8], _frame: &[u8]) -> bool {
+        false
+    }
+
+    /// In a cluster, asks the other nodes to push release request `id` (which they read from
+    /// the store) to trustee `to`'s connections there. Fire and forget, like
+    /// [`Self::forward_push`].
+    fn forward_release(&self, _to: &[u8], _id: &[u8]) {}
 
     /// [`Self::items_after`], committed items only (what every node can read). The same for an
     /// engine whose reads see only what it will keep.

@@ -81,7 +81,7 @@ impl Store for MeteredStore {
 }
 
 impl ConversationLog for MeteredStore {
-    fn append_message(&self, m: &MessageAppend<'_>) -> Result<()> {
+    fn append_message(&self, m: &MessageAppend<'_>) -> Result<bool> {
         self.timed(|s| s.append_message(m))
     }
 
@@ -107,6 +107,28 @@ impl ConversationLog for MeteredStore {
 
     fn take_refused(&self, conversation: &[u8], what: &super::Refused) -> Result<bool> {
         self.inner.take_refused(conversation, what)
+    }
+
+    fn replace_if(
+        &self,
+        collection: super::Collection,
+        key: &[u8],
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool> {
+        self.timed(|s| s.replace_if(collection, key, old, new))
+    }
+
+    fn forward_push(&self, to: &[u8], frame: &[u8]) -> bool {
+        self.inner.forward_push(to, frame)
+    }
+
+    fn forward_release(&self, to: &[u8], id: &[u8]) {
+        self.inner.forward_release(to, id);
+    }
+
+    fn give_up_refused(&self, conversation: &[u8], what: &super::Refused) -> Result<()> {
+        self.inner.give_up_refused(conversation, what)
     }
 
     fn committed_items_after(

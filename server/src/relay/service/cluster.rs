@@ -18,17 +18,29 @@ use std::collections::{BTreeSet, HashMap};
 
 use bytes::Bytes;
 use sealdesk_protocol::{
-    ids::ConversationId,
+    ids::{ConversationId, TokenId},
     keys::SigningPublicKey,
     wire::{self, ErrorCode, Frame, Item, Push, Sequenced},
 };
 use tracing::{debug, warn};
 
 use super::{Reject, Service, lock};
+
+/// The release request a push carries, if it is one (forwarded by id, see
+/// [`Service::forward`]).
+pub(super) fn release_of(push: &Push) -> Option<TokenId> {
+    match push {
+        Push::Release(p) => Some(p.request.id),
+        _ => None,
+    }
+}
 use crate::store::Refused;
 
-/// How many times a message is appended again after the database refused it.
-const MAX_AGAIN: usize = 8;
+/// How many times a message is appended again after the database refused it. Each refusal
+/// means another node appended to the conversation meanwhile, so the cluster progresses; but
+/// while another node's member bursts into the conversation, one message can lose several
+/// times in a row (8 was seen to run out on the loaded 2-core test machine).
+const MAX_AGAIN: usize = 64;
 
 /// A conversation's push cursor on this node.
 #[derive(Debug, Default)]
@@ -89,6 +101,11 @@ impl Service {
     /// Once a staged message is durable: if the store refused it (another node took its number
     /// or counter), appends it again from the reloaded conversation, until it is stored or
     /// refused for a reason of its own. Returns the stored item and its audience.
+    ///
+    /// A refusal taken holds the conversation on this node (the engine holds back later
+    /// messages to it) until the message is appended again or given up here: a later message
+    /// staged in between would be stored ahead of it, and counted in the reloaded state, which
+    /// would then refuse this one `counter_reused`.
     pub(super) async fn settle_send(
         &self,
         item: Sequenced,
@@ -106,25 +123,90 @@ impl Service {
             },
             _ => Refused::Item { seq: item.seq },
         };
-        for _ in 0..MAX_AGAIN {
-            if !self.convs.take_refused(&item.conversation, &what)? {
-                return Ok((item, audience));
-            }
-            debug!(conversation = %item.conversation, seq = item.seq,
-                "another node took this number; appending again");
+        let conversation = item.conversation;
+        let mut again = 0;
+        while self.convs.take_refused(&conversation, &what)? {
             let Item::Message(env) = item.item else {
                 return Err(Reject::new(
                     ErrorCode::Internal,
                     "a refused append that is not a message".into(),
                 ));
             };
-            (item, audience) = self.convs.append_message_again(sender, env)?;
+            if again == MAX_AGAIN {
+                self.convs.give_up_refused(&conversation, &what)?;
+                return Err(Reject::new(
+                    ErrorCode::Conflict,
+                    "other relay nodes kept taking this conversation's next number; send again"
+                        .into(),
+                ));
+            }
+            again += 1;
+            debug!(%conversation, seq = item.seq, "another node took this number; appending again");
+            match self.convs.append_message_again(sender, env) {
+                Ok(appended) => (item, audience) = appended,
+                Err(refusal) => {
+                    self.convs.give_up_refused(&conversation, &what)?;
+                    return Err(refusal);
+                }
+            }
             self.commit.durable().await?;
         }
-        Err(Reject::new(
-            ErrorCode::Conflict,
-            "other relay nodes kept taking this conversation's next number; send again".into(),
-        ))
+        Ok((item, audience))
+    }
+
+    /// In a cluster, sends a push for `who` (`frame`, encoded) to the other nodes, which push it
+    /// to `who`'s connections there (a member may be connected to any node). A release request
+    /// (`release`: its id) goes by id, each node reading it from the database: with its epoch
+    /// records it may not fit a notification. Conversation items do not come here: they go by
+    /// wake-ups and cursors.
+    pub(super) fn forward(&self, who: &SigningPublicKey, release: Option<&TokenId>, frame: &[u8]) {
+        if !self.store_shared {
+            return;
+        }
+        let engine = self.convs.engine();
+        match release {
+            Some(id) => engine.forward_release(who.as_bytes(), id.as_bytes()),
+            None => {
+                if !engine.forward_push(who.as_bytes(), frame) {
+                    debug!(
+                        size = frame.len(),
+                        "a push too large to forward to other nodes"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Another node forwarded a push frame for account `to`: to its connections here.
+    pub(crate) fn forwarded_push(&self, to: &[u8], frame: Vec<u8>) {
+        if let Ok(who) = SigningPublicKey::try_from(to)
+            && self.hub.is_online(&who)
+        {
+            self.hub.push(&who, &Bytes::from(frame));
+        }
+    }
+
+    /// Another node queued release request `id` for trustee `to`: read it here and push it to
+    /// the trustee's connections here.
+    pub(crate) fn forwarded_release(&self, to: &[u8], id: &[u8]) {
+        let (Ok(who), Ok(id)) = (SigningPublicKey::try_from(to), TokenId::try_from(id)) else {
+            return;
+        };
+        if !self.hub.is_online(&who) {
+            return;
+        }
+        let pending = self
+            .release_state(&id)
+            .and_then(|st| self.pending_for(&st.request));
+        match pending {
+            Ok(p) => match wire::encode(&Frame::Push(Push::Release(p))) {
+                Ok(bytes) => {
+                    self.hub.push(&who, &Bytes::from(bytes));
+                }
+                Err(e) => warn!(error = %e, "a forwarded release request does not fit a push"),
+            },
+            Err(e) => warn!(code = ?e.code, "a forwarded release request cannot be read"),
+        }
     }
 
     /// Once an item other than a message is durable: refuses the request if the store refused

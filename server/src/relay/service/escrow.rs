@@ -63,6 +63,10 @@ pub(super) fn fill_consent_index(store: &dyn Store) -> crate::Result<()> {
     Ok(())
 }
 
+/// How many times a read-modify-write of a release request is made again after another relay
+/// node changed the record first.
+const MAX_REPLACE: usize = 8;
+
 impl Service {
     pub(super) async fn share_consent(&self, caller: &Caller, token: ConsentToken) -> Reply {
         let s = self.conv_for(caller, &token.conversation)?;
@@ -227,15 +231,23 @@ impl Service {
         Ok(policy)
     }
 
+    /// Adds a trustee's answer to a release request: a read-modify-write of its record, made
+    /// with a conditional replace (`ConversationLog::replace_if`) and done again from a fresh
+    /// read if another relay node changed the record meanwhile, so that two trustees answering
+    /// through two nodes at once both count (`Service::writes` serialises this node only).
     pub(super) async fn answer_release(
         &self,
         caller: &Caller,
         id: TokenId,
-        f: impl FnOnce(&mut ReleaseState) -> Result<(), Reject>,
+        f: impl Fn(&mut ReleaseState) -> Result<(), Reject>,
     ) -> Reply {
-        let master = {
+        let mut master = None;
+        for _ in 0..MAX_REPLACE {
             let _w = lock(&self.writes)?;
-            let mut st = self.release_state(&id)?;
+            let Some(before) = self.store.get(Collection::Releases, id.as_bytes())? else {
+                return reject(ErrorCode::NotFound, "no such release request");
+            };
+            let mut st: ReleaseState = dec(&before, "release")?;
             self.trustee_of(caller, &st.request.org)?;
             if !st.answered.insert(caller.key()) {
                 return reject(
@@ -244,9 +256,21 @@ impl Service {
                 );
             }
             f(&mut st)?;
-            self.store
-                .put(Collection::Releases, id.as_bytes(), &enc(&st)?)?;
-            st.request.master
+            if self.convs.engine().replace_if(
+                Collection::Releases,
+                id.as_bytes(),
+                &before,
+                &enc(&st)?,
+            )? {
+                master = Some(st.request.master);
+                break;
+            }
+        }
+        let Some(master) = master else {
+            return reject(
+                ErrorCode::Conflict,
+                "other relay nodes kept changing this release request; answer again",
+            );
         };
         self.commit.durable().await?;
         self.push(&master, Push::ReleaseUpdate { request: id });
@@ -281,7 +305,7 @@ impl Service {
             s.check_signature()?;
         }
         self.answer_release(caller, id, |st| {
-            st.shares.extend(shares);
+            st.shares.extend(shares.iter().cloned());
             Ok(())
         })
         .await
@@ -296,7 +320,7 @@ impl Service {
         let name = caller.card.name.clone();
         let reason: String = reason.chars().take(500).collect();
         self.answer_release(caller, id, |st| {
-            st.refusals.push((name, reason));
+            st.refusals.push((name.clone(), reason.clone()));
             Ok(())
         })
         .await

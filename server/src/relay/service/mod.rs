@@ -433,9 +433,12 @@ impl Service {
     // ---- pushes ----------------------------------------------------------------------------
 
     fn push(&self, who: &SigningPublicKey, push: Push) {
+        let release = cluster::release_of(&push);
         match wire::encode(&Frame::Push(push)) {
             Ok(bytes) => {
-                self.hub.push(who, &Bytes::from(bytes));
+                self.hub.push(who, &Bytes::from(bytes.clone()));
+                // In a cluster, to the account's connections on the other nodes too.
+                self.forward(who, release.as_ref(), &bytes);
             }
             Err(e) => warn!(error = %e, "push too large to send; the client will fetch it"),
         }

@@ -283,14 +283,29 @@ impl ConvTable {
         Ok(())
     }
 
-    /// Whether the store refused the append of `seq` to `c` when it committed it (see
-    /// [`ConversationLog::take_refused`]); if so, the cached state is refreshed.
+    /// Whether the store refused the append `what` to `c` when it committed it (see
+    /// [`ConversationLog::take_refused`]: a refused message then holds the conversation until
+    /// it is appended again or [given up](Self::give_up_refused)); if so, the cached state is
+    /// refreshed (what [`Self::append_message_again`] appends from).
     pub(super) fn take_refused(&self, c: &ConversationId, what: &Refused) -> Result<bool, Reject> {
         let refused = self.store.take_refused(c.as_bytes(), what)?;
         if refused {
             self.refresh(c)?;
         }
         Ok(refused)
+    }
+
+    /// The refused message `what`, taken, will not be appended again: ends its hold on `c`
+    /// (see [`ConversationLog::give_up_refused`]), and reloads `c`.
+    pub(super) fn give_up_refused(&self, c: &ConversationId, what: &Refused) -> Result<(), Reject> {
+        self.store.give_up_refused(c.as_bytes(), what)?;
+        self.refresh(c)
+    }
+
+    /// The engine, for what the service forwards to other relay nodes
+    /// ([`ConversationLog::forward_push`], [`ConversationLog::forward_release`]).
+    pub(super) fn engine(&self) -> &dyn ConversationLog {
+        self.store.as_ref()
     }
 
     /// The conversation's committed items after `seq` (what every node can read), up to
@@ -433,13 +448,13 @@ impl ConvTable {
     }
 
     /// [`Self::append_message`] again, after the store refused the first append (another
-    /// relay node took its number): from the conversation's state reloaded from the store.
+    /// relay node took its number): from the conversation's state [`Self::take_refused`]
+    /// reloaded from the store (which, held, no other message of this node changed since).
     pub(super) fn append_message_again(
         &self,
         sender: &SigningPublicKey,
         env: Envelope,
     ) -> Result<(Sequenced, Vec<SigningPublicKey>), Reject> {
-        self.refresh(&env.header.conversation)?;
         // Admitted the first time: a retry takes nothing from the sender's rate.
         self.append_message_as(sender, env, true, |_| Ok(()))
     }
@@ -542,17 +557,25 @@ impl ConvTable {
             record: record.as_deref(),
         };
         let appended = if again {
-            self.store.append_message_again(&append)
+            self.store.append_message_again(&append).map(|()| true)
         } else {
             self.store.append_message(&append)
         };
-        if let Err(e) = appended {
-            // Part of the batch may be stored: forget the cached state so that the next use
-            // restores it from what is on disk.
-            convs.remove(&c);
-            return Err(e.into());
+        let staged = match appended {
+            Ok(staged) => staged,
+            Err(e) => {
+                // Part of the batch may be stored: forget the cached state so that the next
+                // use restores it from what is on disk.
+                convs.remove(&c);
+                return Err(e.into());
+            }
+        };
+        // A message the engine held back (behind a refused one, see `take_refused`) is not
+        // counted: its writer appends it again, from the state reloaded then, and a counter
+        // counted here would make that append `counter_reused`.
+        if staged {
+            s.note_message(seq, at, (epoch, *sender), counter);
         }
-        s.note_message(seq, at, (epoch, *sender), counter);
         let audience = s
             .readers
             .get(&epoch)

@@ -23,8 +23,11 @@
 //! then rolls back, drops the refused units — each a group of writes staged together — and
 //! every later unit of the same conversations, and commits the rest again. The refused
 //! appends are remembered until their writer asks ([`ConversationLog::take_refused`]), reloads
-//! the conversation and appends again; until then, new appends to those conversations are
-//! dropped too, so that a sender's messages are never stored out of the order it sent them.
+//! the conversation and appends again; until then — from the refusal until the append made
+//! again is staged, not only until the writer asks — new messages to those conversations are
+//! held back too (reported refused: their writers append them again after), so that a
+//! sender's messages are never stored out of the order it sent them, and none changes the
+//! state a writer reloads before it appends again.
 //! Every commit that stored log items also sends ONE wake-up (`NOTIFY` on [`WAKE_CHANNEL`],
 //! see [`wake`]) naming the conversations it touched, for the other nodes' pushes.
 //!
@@ -50,7 +53,7 @@ use super::{
 use crate::error::{Error, Result};
 
 pub use schema::SCHEMA_VERSION;
-pub use wake::{Counts, WAKE_CHANNEL, Wake};
+pub use wake::{Counts, PUSH_CHANNEL, WAKE_CHANNEL, Wake};
 
 /// Connections the pool keeps at most (one commits, the others serve reads).
 const POOL_SIZE: usize = 8;
@@ -203,26 +206,44 @@ struct Staged {
     /// Log appends the database refused (or that were dropped behind a refused one), by
     /// conversation, until their writers take them ([`ConversationLog::take_refused`]).
     refused: HashMap<Vec<u8>, BTreeSet<Refused>>,
+    /// Refused messages their writers took and are appending again, by conversation, until
+    /// the append made again is staged ([`ConversationLog::append_message_again`]) or given up
+    /// ([`ConversationLog::give_up_refused`]). They hold the conversation like the refused
+    /// ones: a message staged meanwhile would be stored ahead of the one appended again, and
+    /// the reload before that append would count its counter as used (`counter_reused`).
+    settling: HashMap<Vec<u8>, BTreeSet<Refused>>,
 }
 
 impl Staged {
+    /// Whether `unit` must be held back: it appends a message (units of other items have no
+    /// order to keep) to a conversation with refused appends outstanding, and is not itself
+    /// an append made again.
+    fn held(&self, unit: &Unit) -> bool {
+        !unit.retry
+            && unit.appends_message()
+            && unit
+                .appends()
+                .any(|(c, _)| self.refused.contains_key(c) || self.settling.contains_key(c))
+    }
+
+    /// Records the appends of `unit`, held back, as refused: their writers append them again.
+    fn refuse(&mut self, unit: &Unit) {
+        for (c, what) in unit.refusals() {
+            self.refused.entry(c.to_vec()).or_default().insert(what);
+        }
+    }
+
     /// Drops the pending units that append to a conversation with refusals outstanding
     /// (unless they are retries), remembering them as refused too.
     fn drop_behind_refusals(&mut self) {
-        if self.refused.is_empty() {
+        if self.refused.is_empty() && self.settling.is_empty() {
             return;
         }
-        let refused = &mut self.refused;
         let mut kept = Vec::with_capacity(self.pending.units.len());
         let mut dropped = false;
         for unit in std::mem::take(&mut self.pending.units) {
-            let behind = !unit.retry
-                && unit.appends_message()
-                && unit.appends().any(|(c, _)| refused.contains_key(c));
-            if behind {
-                for (c, what) in unit.refusals() {
-                    refused.entry(c.to_vec()).or_default().insert(what);
-                }
+            if self.held(&unit) {
+                self.refuse(&unit);
                 dropped = true;
             } else {
                 kept.push(unit);
@@ -395,30 +416,55 @@ impl PgStore {
             ops: ops.into_iter().collect(),
             retry: false,
         })
+        .map(|_| ())
     }
 
-    /// Stages `unit`; one appending to a conversation with refusals outstanding (and not a
-    /// retry) is refused at once instead: its writer appends it again after the earlier ones,
-    /// and a reload meanwhile must not see it.
-    fn stage_unit(&self, unit: Unit) -> Result<()> {
+    /// Stages `unit` and answers `true`; one appending a message to a conversation with
+    /// refusals outstanding (and not a retry) is refused at once instead (`false`): its writer
+    /// appends it again after the earlier ones, and a reload meanwhile must not see it. A
+    /// retry ends the hold its writer's [`ConversationLog::take_refused`] put.
+    fn stage_unit(&self, unit: Unit) -> Result<bool> {
         let mut staged = lock(&self.staged)?;
         let staged = &mut *staged;
-        if !unit.retry
-            && unit.appends_message()
-            && unit.appends().any(|(c, _)| staged.refused.contains_key(c))
-        {
+        if staged.held(&unit) {
+            staged.refuse(&unit);
+            return Ok(false);
+        }
+        if unit.retry {
             for (c, what) in unit.refusals() {
-                staged.refused.entry(c.to_vec()).or_default().insert(what);
+                settled(&mut staged.settling, c, &what);
             }
-            return Ok(());
         }
         staged.pending.stage(unit);
-        Ok(())
+        Ok(true)
     }
 
     /// This node's name in its wake-ups.
     pub fn node(&self) -> u64 {
         self.node
+    }
+
+    /// Sends `payload` on [`PUSH_CHANNEL`] at once, outside any batch (what it forwards was
+    /// answered after its own commit), without waiting for the database: a push lost on the
+    /// way is what a lost wake-up is, a delay until the member reads again.
+    fn notify_push(&self, payload: String) {
+        let Some(rt) = self.runtime.as_ref() else {
+            return;
+        };
+        let pool = self.pool.clone();
+        rt.spawn(async move {
+            let sent = match sql::client(&pool, "notify").await {
+                Ok(client) => client
+                    .execute("SELECT pg_notify($1, $2)", &[&PUSH_CHANNEL, &payload])
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| db_err("notify", &e)),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = sent {
+                tracing::warn!(error = %e, "a push for other relay nodes was not sent");
+            }
+        });
     }
 
     /// What the engine counted for the cluster so far.
@@ -625,12 +671,12 @@ impl PgStore {
 }
 
 impl ConversationLog for PgStore {
-    fn append_message(&self, m: &MessageAppend<'_>) -> Result<()> {
+    fn append_message(&self, m: &MessageAppend<'_>) -> Result<bool> {
         self.stage_unit(Self::message_unit(m, false))
     }
 
     fn append_message_again(&self, m: &MessageAppend<'_>) -> Result<()> {
-        self.stage_unit(Self::message_unit(m, true))
+        self.stage_unit(Self::message_unit(m, true)).map(|_| ())
     }
 
     fn shared(&self) -> bool {
@@ -639,14 +685,55 @@ impl ConversationLog for PgStore {
 
     fn take_refused(&self, conversation: &[u8], what: &Refused) -> Result<bool> {
         let mut staged = lock(&self.staged)?;
-        let Some(seqs) = staged.refused.get_mut(conversation) else {
+        let staged = &mut *staged;
+        if !settled(&mut staged.refused, conversation, what) {
             return Ok(false);
-        };
-        let was = seqs.remove(what);
-        if seqs.is_empty() {
-            staged.refused.remove(conversation);
         }
-        Ok(was)
+        // A message is appended again: the conversation stays held until it is. Other items
+        // are not (their writers answer `conflict`).
+        if matches!(what, Refused::Message { .. }) {
+            staged
+                .settling
+                .entry(conversation.to_vec())
+                .or_default()
+                .insert(what.clone());
+        }
+        Ok(true)
+    }
+
+    /// Commits what this node staged first (so the value compared is the database's, and
+    /// this node's own earlier update of the key is in it), then updates the row in a
+    /// statement of its own, conditional on its value, durable when it returns.
+    fn replace_if(
+        &self,
+        collection: Collection,
+        key: &[u8],
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool> {
+        self.flush()?;
+        let pool = self.pool.clone();
+        let (key, old, new) = (key.to_vec(), old.to_vec(), new.to_vec());
+        self.run(async move { sql::replace_if(&pool, collection, &key, &old, &new).await })
+    }
+
+    fn forward_push(&self, to: &[u8], frame: &[u8]) -> bool {
+        match wake::push_payload(self.node, to, frame) {
+            Some(payload) => {
+                self.notify_push(payload);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn forward_release(&self, to: &[u8], id: &[u8]) {
+        self.notify_push(wake::release_payload(self.node, to, id));
+    }
+
+    fn give_up_refused(&self, conversation: &[u8], what: &Refused) -> Result<()> {
+        settled(&mut lock(&self.staged)?.settling, conversation, what);
+        Ok(())
     }
 
     fn committed_items_after(
@@ -712,6 +799,23 @@ impl ConversationLog for PgStore {
             .collect();
         self.apply_ops(ops)
     }
+}
+
+/// Removes `what` from `conversation`'s set in `map` (and the set once empty); whether it was
+/// there.
+fn settled(
+    map: &mut HashMap<Vec<u8>, BTreeSet<Refused>>,
+    conversation: &[u8],
+    what: &Refused,
+) -> bool {
+    let Some(set) = map.get_mut(conversation) else {
+        return false;
+    };
+    let was = set.remove(what);
+    if set.is_empty() {
+        map.remove(conversation);
+    }
+    was
 }
 
 /// The staged form of a batch's op. An audit leaf is never overwritten: its put is an insert

@@ -154,6 +154,28 @@ pub(super) async fn scan(
         .map_err(err)
 }
 
+/// Sets `key` of `collection` (not the messages) to `new` if it holds `old`; whether it did.
+pub(super) async fn replace_if(
+    pool: &Pool,
+    collection: Collection,
+    key: &[u8],
+    old: &[u8],
+    new: &[u8],
+) -> Result<bool> {
+    let client = client(pool, "replace_if").await?;
+    let stmt = client
+        .prepare_cached(
+            "UPDATE kv SET value = $4 WHERE collection = $1 AND key = $2 AND value = $3",
+        )
+        .await
+        .map_err(|e| db_err("replace_if", &e))?;
+    let rows = client
+        .execute(&stmt, &[&collection.name(), &key, &old, &new])
+        .await
+        .map_err(|e| db_err("replace_if", &e))?;
+    Ok(rows == 1)
+}
+
 /// Whether the database refused the statement (a constraint, a serialisation failure) rather
 /// than being out of reach.
 fn classify(e: &tokio_postgres::Error) -> CommitError {

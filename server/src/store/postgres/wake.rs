@@ -25,6 +25,13 @@ use tracing::{debug, warn};
 /// The one channel every node of a cluster notifies and listens on.
 pub const WAKE_CHANNEL: &str = "sealdesk_wake";
 
+/// The channel pushes other than conversation items go through to the members connected to
+/// other nodes (an assignment, a delivery mark, a release request or update, a ticket, a
+/// typing signal). Payload: `<node>:f:<account key, hex>:<encoded frame, hex>`, or for a
+/// release request, which with its epoch records may not fit, `<node>:r:<trustee key,
+/// hex>:<request id, hex>` (each node reads the request from the database).
+pub const PUSH_CHANNEL: &str = "sealdesk_push";
+
 /// Most bytes of one payload (PostgreSQL's limit is 8000).
 pub const MAX_PAYLOAD: usize = 7900;
 
@@ -39,6 +46,58 @@ pub enum Wake {
     Conversations(Touched),
     /// The listener (re)connected: wake-ups may have been missed, read every cursor.
     Reconnected,
+    /// Another node pushed this encoded frame to this account (its signing key bytes): push it
+    /// to the account's connections here too.
+    Push {
+        /// The account's signing key bytes.
+        to: Vec<u8>,
+        /// The encoded push frame.
+        frame: Vec<u8>,
+    },
+    /// Another node queued release request `id` for trustee `to`: push it to the trustee's
+    /// connections here, read from the database.
+    Release {
+        /// The trustee's signing key bytes.
+        to: Vec<u8>,
+        /// The request id's bytes.
+        id: Vec<u8>,
+    },
+}
+
+/// The payload forwarding a push frame to `to`, or `None` if it does not fit a notification.
+pub fn push_payload(node: u64, to: &[u8], frame: &[u8]) -> Option<String> {
+    let mut out = format!("{node:016x}:f:");
+    if out.len() + 2 * (to.len() + frame.len()) + 1 > MAX_PAYLOAD {
+        return None;
+    }
+    hex(to, &mut out);
+    out.push(':');
+    hex(frame, &mut out);
+    Some(out)
+}
+
+/// The payload forwarding release request `id` to trustee `to`.
+pub fn release_payload(node: u64, to: &[u8], id: &[u8]) -> String {
+    let mut out = format!("{node:016x}:r:");
+    hex(to, &mut out);
+    out.push(':');
+    hex(id, &mut out);
+    out
+}
+
+/// The sending node and the forwarded push of a [`PUSH_CHANNEL`] payload, if it is one.
+pub fn parse_push(payload: &str) -> Option<(u64, Wake)> {
+    let mut parts = payload.splitn(4, ':');
+    let node = u64::from_str_radix(parts.next()?, 16).ok()?;
+    let kind = parts.next()?;
+    let to = unhex(parts.next()?)?;
+    let rest = unhex(parts.next()?)?;
+    let wake = match kind {
+        "f" => Wake::Push { to, frame: rest },
+        "r" => Wake::Release { to, id: rest },
+        _ => return None,
+    };
+    Some((node, wake))
 }
 
 /// What the engine and the listener counted, for `/metrics`.
@@ -170,14 +229,15 @@ pub async fn listen(
     loop {
         match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
             Ok((client, mut connection)) => {
-                let (ntx, mut nrx) = mpsc::unbounded_channel::<String>();
+                let (ntx, mut nrx) = mpsc::unbounded_channel::<(bool, String)>();
                 let driver = tokio::spawn(async move {
                     let mut messages =
                         futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
                     while let Some(m) = messages.next().await {
                         match m {
                             Ok(AsyncMessage::Notification(n)) => {
-                                if ntx.send(n.payload().to_owned()).is_err() {
+                                let push = n.channel() == PUSH_CHANNEL;
+                                if ntx.send((push, n.payload().to_owned())).is_err() {
                                     break;
                                 }
                             }
@@ -190,7 +250,7 @@ pub async fn listen(
                     }
                 });
                 match client
-                    .batch_execute(&format!("LISTEN {WAKE_CHANNEL}"))
+                    .batch_execute(&format!("LISTEN {WAKE_CHANNEL}; LISTEN {PUSH_CHANNEL}"))
                     .await
                 {
                     Ok(()) => {
@@ -200,8 +260,13 @@ pub async fn listen(
                             driver.abort();
                             return;
                         }
-                        while let Some(payload) = nrx.recv().await {
-                            let Some((from, convs)) = parse(&payload) else {
+                        while let Some((push, payload)) = nrx.recv().await {
+                            let parsed = if push {
+                                parse_push(&payload)
+                            } else {
+                                parse(&payload).map(|(n, convs)| (n, Wake::Conversations(convs)))
+                            };
+                            let Some((from, wake)) = parsed else {
                                 warn!("a wake-up that does not parse; ignored");
                                 continue;
                             };
@@ -209,7 +274,7 @@ pub async fn listen(
                                 continue;
                             }
                             counts.note_received();
-                            if tx.send(Wake::Conversations(convs)).await.is_err() {
+                            if tx.send(wake).await.is_err() {
                                 driver.abort();
                                 return;
                             }
@@ -264,5 +329,34 @@ mod tests {
         assert_eq!(parse("zz:00@1"), None);
         assert_eq!(parse("01:0@1"), None);
         assert_eq!(parse("01:00"), None);
+    }
+
+    #[test]
+    fn forwarded_pushes_round_trip_and_a_frame_too_large_is_not_sent() {
+        let p = push_payload(7, &[1, 2], &[0xff, 0]).unwrap();
+        assert_eq!(
+            parse_push(&p),
+            Some((
+                7,
+                Wake::Push {
+                    to: vec![1, 2],
+                    frame: vec![0xff, 0]
+                }
+            ))
+        );
+        let r = release_payload(8, &[3], &[4, 5]);
+        assert_eq!(
+            parse_push(&r),
+            Some((
+                8,
+                Wake::Release {
+                    to: vec![3],
+                    id: vec![4, 5]
+                }
+            ))
+        );
+        assert_eq!(push_payload(7, &[1; 32], &[0; MAX_PAYLOAD / 2]), None);
+        assert_eq!(parse_push("07:x:01:02"), None);
+        assert_eq!(parse_push("07:f:0:02"), None);
     }
 }
