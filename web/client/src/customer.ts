@@ -49,13 +49,18 @@ import {
 } from "@sealdesk/protocol";
 import { attachmentLineText, decodeAttachmentRef, downloadAttachment, encodeAttachmentRef, sealAttachment, uploadAttachment, type AttachmentRef } from "./attachment.js";
 import { consentToCbor, policyFromCbor, sequencedFromCbor, type Push, type Sequenced } from "./frames.js";
-import { auditEntryFromCbor, checkNotice, treeHeadFromCbor, type Notice, type NoticeKind } from "./notice.js";
+import { CustomerNotices, RECHECK_NOTICES_MS, type ShownNotice } from "./customer-notices.js";
+import { epochPrk, openSignal, sealSignal, type SignalKind } from "./signal.js";
+import { TYPING_SHOW_SECS, TypingThrottle } from "./typing.js";
 import { Connection, RelayError, SessionError, type ConnectionState, type Session, type SocketFactory } from "./session.js";
 import { RECORDS, itemKey, type Store } from "./store.js";
 
+/** The highest sequence number the agent's device received (its delivery marks). */
+const DELIVERED_KEY = "marks/delivered";
+/** The highest sequence number covered by a read receipt this customer sent. */
+const READ_SENT_KEY = "marks/read_sent";
+
 /** One line of the conversation, verified. */
-/** Where the customer keeps the last audit-log head it accepted (size and root). */
-const LAST_HEAD_KEY = "log/head";
 
 export interface ChatLine {
   seq: number;
@@ -77,7 +82,10 @@ export type CustomerEvent =
   | { kind: "line"; line: ChatLine }
   | { kind: "read"; seq: number }
   | { kind: "delivered"; member: string; seq: number }
-  | { kind: "notice"; notice: Notice }
+  /** The agent (`member`) started or stopped typing (an ephemeral signal, §9.7). */
+  | { kind: "typing"; member: string; typing: boolean }
+  /** A notice, or a notice shown before whose verdict changed (same `seq`: replace it). */
+  | { kind: "notice"; notice: ShownNotice }
   | { kind: "key_changed"; detail: string }
   | { kind: "refused"; seq: number; reason: string }
   | { kind: "error"; error: Error };
@@ -114,11 +122,15 @@ export interface CustomerOptions {
   withSendLock?: <T>(f: () => Promise<T>) => Promise<T>;
   /** An open token from the business's web site (its CBOR), for an org that requires one (§13.14). */
   openToken?: Uint8Array;
+  /** How often notices not yet witnessed are checked again (ms; default `RECHECK_NOTICES_MS`). */
+  recheckNoticesMs?: number;
 }
 
 interface EpochState {
   record: EpochRecord;
   schedule: EpochSecret;
+  /** The epoch's PRK, for the typing signals (§9.7). */
+  prk: Uint8Array;
   members: Uint8Array[];
   windows: Map<string, ReplayWindow>;
 }
@@ -136,6 +148,11 @@ function map(v: CborValue): { [k: string]: CborValue } {
   if (v === null || typeof v !== "object" || v instanceof Uint8Array || Array.isArray(v)) throw new ProtocolError("malformed", "stored record");
   return v;
 }
+function u64be(n: number): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, BigInt(n));
+  return b;
+}
 function bytesOf(v: CborValue | undefined): Uint8Array {
   if (!(v instanceof Uint8Array)) throw new ProtocolError("malformed", "stored record");
   return v;
@@ -149,8 +166,8 @@ export class Customer {
   private readonly policies = new Map<number, Policy>();
   private readonly names = new Map<string, string>();
   private readonly lines: ChatLine[] = [];
-  private readonly notices: Notice[] = [];
-  private readonly noticeLeaves = new Set<string>();
+  private readonly noticeBook: CustomerNotices;
+  private recheckTimer: ReturnType<typeof setInterval> | null = null;
   private conn: Connection | null = null;
   private syncing: Promise<void> | null = null;
   private queued: Sequenced[] = [];
@@ -159,6 +176,13 @@ export class Customer {
   private cursor = 0;
   private blocked: string | null = null;
   private readSeq = 0;
+  private deliveredSeq = 0;
+  private readSent = 0;
+  private lastSignal = 0;
+  private typingMember: string | null = null;
+  private typingTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly throttle = new TypingThrottle();
+  private reading: Promise<void> = Promise.resolve();
   private chain: Promise<void> = Promise.resolve();
   /** The org's policy as checked against the fingerprint (after `start`). */
   policy: Policy | null = null;
@@ -167,7 +191,20 @@ export class Customer {
     private readonly opts: CustomerOptions,
     readonly keys: IdentityKeys,
     readonly card: IdentityCard,
-  ) {}
+  ) {
+    this.noticeBook = new CustomerNotices({
+      org: opts.org,
+      store: opts.store,
+      me: card.signingKey,
+      now: opts.now,
+      conversation: () => this.conv?.conversation ?? null,
+      session: () => this.conn?.current() ?? null,
+      relayKey: () => this.conn?.relayKey ?? null,
+      policy: () => this.policy,
+      show: (notice) => this.emit({ kind: "notice", notice }),
+      error: (error) => this.emit({ kind: "error", error }),
+    });
+  }
 
   /** Loads the account from the store (creating it on first use) and the kept conversation. */
   static async load(opts: CustomerOptions): Promise<Customer> {
@@ -239,6 +276,9 @@ export class Customer {
     const m = map(fromCbor(c));
     this.conv = { conversation: bytesOf(m.conversation), agent: cardFromCbor(m.agent ?? null) };
     this.pinnedMaster = bytesOf(m.master_key);
+    const delivered = await s.get(DELIVERED_KEY);
+    const d = delivered === undefined ? 0 : fromCbor(delivered);
+    if (typeof d === "number") this.deliveredSeq = d;
     const latest = [...this.policies.values()].sort((a, b) => b.version - a.version)[0];
     if (latest !== undefined) this.policy = latest;
     for (const k of await s.keys(RECORDS.itemPrefix)) {
@@ -259,12 +299,19 @@ export class Customer {
       }, pinned ?? null);
       this.conn.start();
     });
+    this.recheckTimer ??= setInterval(() => {
+      if (this.noticeBook.pending() > 0) void this.recheckNotices().catch(() => undefined);
+    }, this.opts.recheckNoticesMs ?? RECHECK_NOTICES_MS);
   }
 
   /** Disconnects for good. */
   stop(): void {
     this.conn?.stop();
     this.conn = null;
+    if (this.typingTimer !== null) clearTimeout(this.typingTimer);
+    this.typingTimer = null;
+    if (this.recheckTimer !== null) clearInterval(this.recheckTimer);
+    this.recheckTimer = null;
   }
 
   /**
@@ -284,6 +331,7 @@ export class Customer {
     } finally {
       this.syncing = null;
     }
+    await this.recheckNotices();
   }
 
   private session(): Session {
@@ -315,6 +363,7 @@ export class Customer {
       const queued = this.queued;
       this.queued = [];
       for (const q of queued) await this.ingest(q, true);
+      await this.recheckNotices();
     }
   }
 
@@ -432,14 +481,114 @@ export class Customer {
       }
       this.chain = this.chain
         .then(() => this.ingest(p.item, true))
+        .then(() => this.recheckNotices())
         .then(() => {
           const s = this.conn?.current();
           if (s !== undefined && s !== null) void s.request({ kind: "delivered", conversation: conv.conversation, seq: this.cursor }).catch(() => undefined);
         })
         .catch((error: unknown) => this.emit({ kind: "error", error: error instanceof Error ? error : new Error(String(error)) }));
     } else if (p.kind === "delivered" && conv !== null && equal(p.conversation, conv.conversation)) {
+      if (p.member !== this.card.name && p.seq > this.deliveredSeq) {
+        this.deliveredSeq = p.seq;
+        void this.opts.store.put(DELIVERED_KEY, toCbor(p.seq)).catch(() => undefined);
+      }
       this.emit({ kind: "delivered", member: p.member, seq: p.seq });
+    } else if (p.kind === "signal" && conv !== null && equal(p.signal.header.conversation, conv.conversation)) {
+      this.onSignal(p.signal);
     }
+  }
+
+  /** A typing signal from another member: shown for `TYPING_SHOW_SECS` unless another comes; a bad one is dropped silently (§9.7). */
+  private onSignal(signal: Extract<Push, { kind: "signal" }>["signal"]): void {
+    const e = this.epochs.get(signal.header.epoch);
+    const conv = this.conv;
+    if (e === undefined || conv === null || equal(signal.header.sender, this.card.signingKey)) return;
+    let kind: SignalKind;
+    try {
+      kind = openSignal(signal, e.prk, conv.conversation, e.record.epoch, e.members, this.opts.now());
+    } catch {
+      return;
+    }
+    if (signal.header.sentAt < this.lastSignal) return;
+    this.lastSignal = signal.header.sentAt;
+    const member = e.record.members.find((m) => equal(m.signingKey, signal.header.sender))?.name ?? "?";
+    if (this.typingTimer !== null) clearTimeout(this.typingTimer);
+    this.typingTimer = null;
+    if (kind === "typing") {
+      this.typingMember = member;
+      this.typingTimer = setTimeout(() => {
+        this.typingMember = null;
+        this.typingTimer = null;
+        this.emit({ kind: "typing", member, typing: false });
+      }, TYPING_SHOW_SECS * 1000);
+    } else {
+      this.typingMember = null;
+    }
+    this.emit({ kind: "typing", member, typing: kind === "typing" });
+  }
+
+  /** Who is typing now (the agent's name), or null. */
+  typingNow(): string | null {
+    return this.typingMember;
+  }
+
+  /** The highest sequence number the agent's device has received (the relay's delivery mark). */
+  deliveredUpTo(): number {
+    return this.deliveredSeq;
+  }
+
+  /**
+   * The customer typed (`empty`: the box is empty now): tells the agent "typing" (at most once
+   * every few seconds) or "stopped", as an ephemeral signal the relay passes on and never
+   * stores (§9.7). Nothing is sent before the conversation is open or while sending is blocked.
+   */
+  async typed(empty: boolean): Promise<void> {
+    const kind = this.throttle.input(this.opts.now(), empty);
+    if (kind !== null) await this.sendSignal(kind);
+  }
+
+  /** The customer sent or left the box: "stopped" if the agent was told "typing". */
+  async stoppedTyping(): Promise<void> {
+    const kind = this.throttle.stop();
+    if (kind !== null) await this.sendSignal(kind);
+  }
+
+  private async sendSignal(kind: SignalKind): Promise<void> {
+    const conv = this.conv;
+    const s = this.conn?.current() ?? null;
+    if (conv === null || s === null || this.blocked !== null || this.epochs.size === 0) return;
+    const e = this.epochs.get(Math.max(...this.epochs.keys()));
+    if (e === undefined || !e.members.some((m) => equal(m, this.card.signingKey))) return;
+    const signal = sealSignal(e.prk, conv.conversation, e.record.epoch, this.keys, kind, this.opts.now(), this.opts.random(12));
+    const r = await s.request({ kind: "signal", signal });
+    // The epoch moved on meanwhile: the signal is moot.
+    if (r.kind === "error" && r.code !== "stale_epoch") throw new RelayError(r.code, r.message);
+  }
+
+  /**
+   * The customer has seen the conversation up to `upTo` (default: its newest line from the
+   * agent): sends an end-to-end read receipt (a message of kind `read`, §9.5) when that is past
+   * the last one sent. The widget calls it only while the page is visible.
+   */
+  markRead(upTo?: number): Promise<void> {
+    const run = this.reading.then(() => this.markReadNow(upTo));
+    this.reading = run.catch(() => undefined);
+    return run;
+  }
+
+  private async markReadNow(upTo?: number): Promise<void> {
+    const newest = Math.max(0, ...this.lines.filter((l) => !l.mine).map((l) => l.seq));
+    const seq = Math.min(upTo ?? newest, newest);
+    if (this.conv === null || this.blocked !== null) return;
+    if (this.readSent === 0) {
+      const b = await this.opts.store.get(READ_SENT_KEY);
+      const v = b === undefined ? 0 : fromCbor(b);
+      this.readSent = typeof v === "number" ? v : 0;
+    }
+    if (seq <= this.readSent) return;
+    await this.sendRaw("read", u64be(seq));
+    this.readSent = seq;
+    await this.opts.store.put(READ_SENT_KEY, toCbor(seq));
   }
 
   /** Handles one item once: verifies it, keeps it (when `keep`), shows it. */
@@ -479,7 +628,7 @@ export class Customer {
         this.names.set(m.name, key);
       }
       const k = await openEpoch(r, this.keys, policy);
-      this.epochs.set(r.epoch, { record: r, schedule: new EpochSecret(k, r.conversation, r.epoch), members: r.members.map((m) => m.signingKey), windows: new Map() });
+      this.epochs.set(r.epoch, { record: r, schedule: new EpochSecret(k, r.conversation, r.epoch), prk: epochPrk(k, r.conversation, r.epoch), members: r.members.map((m) => m.signingKey), windows: new Map() });
       k.fill(0);
     } else if (item.kind === "message") {
       const env = item.envelope;
@@ -523,80 +672,22 @@ export class Customer {
       this.lines.sort((a, b) => a.seq - b.seq);
       this.emit({ kind: "line", line });
     } else if (item.kind === "notice") {
-      await this.handleNotice(it.seq, item.index, item.raw);
+      await this.noticeBook.handle(it.seq, item.index, item.raw);
     }
   }
 
   /**
-   * Checks a release notice (`notice.ts`) and keeps the verdict, so a reload shows it without
-   * asking the relay again; a notice that cannot be checked now (offline) is checked on the
-   * next sync.
+   * Judges again every notice not yet witnessed (or not yet checked): once enough of the org's
+   * trustees cosigned a log holding it, it is shown verified; if they cosigned a log the one
+   * served here does not extend, NOT GENUINE. Runs at each sync and every `recheckNoticesMs`.
    */
-  private async handleNotice(seq: number, index: number, raw: CborValue): Promise<void> {
-    const key = `notice/${String(seq).padStart(12, "0")}`;
-    const kept = await this.opts.store.get(key);
-    if (kept !== undefined) {
-      const m = map(fromCbor(kept));
-      const signer = typeof m.signer === "string" ? m.signer : null;
-      const kinds: readonly string[] = ["release", "erasure", "revocation", "closed"];
-      // Verdicts kept before notices had a kind read as the release notices they were.
-      const kind: NoticeKind = typeof m.kind === "string" && kinds.includes(m.kind) ? (m.kind as NoticeKind) : m.kind === undefined && signer !== null ? "release" : "other";
-      const by = typeof m.by === "string" ? m.by : signer !== null ? `trustee ${signer}` : "the key allowed to make it";
-      const notice: Notice = { seq, index, kind, by, text: String(m.text), verified: m.verified === true, signer, provenIn: typeof m.proven_in === "number" ? m.proven_in : 0 };
-      this.notices.push(notice);
-      this.emit({ kind: "notice", notice });
-      return;
-    }
-    const conv = this.conv;
-    const s = this.conn?.current() ?? null;
-    const relayKey = this.conn?.relayKey ?? null;
-    if (conv === null || s === null || relayKey === null) {
-      this.handled.delete(seq);
-      return;
-    }
-    const entry = auditEntryFromCbor(raw);
-    const notice = await checkNotice(seq, index, entry, {
-      org: this.opts.org,
-      conversation: conv.conversation,
-      me: this.card.signingKey,
-      relayKey,
-      policy: this.policy,
-      seen: this.noticeLeaves,
-      treeHead: async () => {
-        const r = await s.call({ kind: "get_tree_head" });
-        if (r.kind !== "tree_head") throw new CustomerError("bad_answer", r.kind);
-        return treeHeadFromCbor(r.head);
-      },
-      inclusion: async (i, size) => {
-        const r = await s.call({ kind: "get_inclusion", index: i, size });
-        if (r.kind !== "inclusion" || r.index !== i || r.size !== size) throw new CustomerError("bad_answer", r.kind);
-        return r.path;
-      },
-      // The log must only grow from the head this customer accepted last (kept in its store).
-      lastHead: {
-        get: async () => {
-          const b = await this.opts.store.get(LAST_HEAD_KEY);
-          if (b === undefined) return null;
-          const m = map(fromCbor(b));
-          const root = m.root;
-          return typeof m.size === "number" && root instanceof Uint8Array ? { size: m.size, root } : null;
-        },
-        put: async (h) => this.opts.store.put(LAST_HEAD_KEY, toCbor({ size: h.size, root: h.root })),
-      },
-      consistency: async (old, size) => {
-        const r = await s.call({ kind: "get_consistency", old, new: size });
-        if (r.kind !== "consistency" || r.old !== old || r.new !== size) throw new CustomerError("bad_answer", r.kind);
-        return r.path;
-      },
-    });
-    await this.opts.store.put(key, toCbor({ kind: notice.kind, by: notice.by, text: notice.text, verified: notice.verified, signer: notice.signer, proven_in: notice.provenIn }));
-    this.notices.push(notice);
-    this.emit({ kind: "notice", notice });
+  recheckNotices(): Promise<void> {
+    return this.noticeBook.recheck();
   }
 
-  /** The release notices shown so far. */
-  releaseNotices(): readonly Notice[] {
-    return this.notices;
+  /** The notices shown so far (release, erasure, revocation, a dispute closed). */
+  releaseNotices(): readonly ShownNotice[] {
+    return this.noticeBook.shown;
   }
 
   /**
@@ -690,6 +781,14 @@ export class Customer {
   }
 
   private async sendBody(kind: "text" | "attachment", body: Uint8Array): Promise<ChatLine> {
+    const seq = await this.sendRaw(kind, body);
+    const line = this.lines.find((l) => l.seq === seq);
+    if (line === undefined) throw new CustomerError("bad_answer", "own message did not verify");
+    return line;
+  }
+
+  /** Seals and sends one message of `kind`; returns its sequence number once verified and kept. */
+  private async sendRaw(kind: "text" | "attachment" | "read", body: Uint8Array): Promise<number> {
     if (this.blocked !== null) throw new CustomerError("key_changed", this.blocked);
     const lock = this.opts.withSendLock ?? ((f) => f());
     return lock(async () => {
@@ -708,9 +807,7 @@ export class Customer {
       if (r.kind !== "stored") throw new CustomerError("bad_answer", r.kind);
       const raw: CborValue = { conversation: conv.conversation, seq: r.seq, stored_at: sentAt, item: { message: envelopeToCbor(envelope) } };
       await this.ingest(sequencedFromCbor(raw), true);
-      const line = this.lines.find((l) => l.seq === r.seq);
-      if (line === undefined) throw new CustomerError("bad_answer", "own message did not verify");
-      return line;
+      return r.seq;
     });
   }
 }

@@ -8,6 +8,8 @@ export * from "./frames.js";
 export * from "./session.js";
 export * from "./store.js";
 export * from "./customer.js";
+export * from "./customer-notices.js";
+export * from "./typing.js";
 export * from "./summary.js";
 export * from "./notice.js";
 export * from "./notices-witness.js";

@@ -9,9 +9,11 @@
  * send, the counter persisted before encrypting); the others follow over a BroadcastChannel.
  * The DOM is written with `textContent` only: nothing from the relay or the agent is HTML.
  */
-import { AttachmentError, Customer, CustomerError, attachmentBlob, policySummary, safeFileName, type AttachmentRef, type ChatLine, type CustomerEvent, type Notice, type SocketLike } from "@sealdesk/client";
+import { AttachmentError, Customer, CustomerError, attachmentBlob, policySummary, safeFileName, type AttachmentRef, type ChatLine, type CustomerEvent, type ShownNotice, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
 import { fromHex } from "@sealdesk/protocol";
+import { noticeItem } from "./notices.js";
+import { showMarks, wireLiveSigns } from "./receipts.js";
 
 /**
  * Offers `bytes` as a download named after the sender's file name made safe (`safeFileName`),
@@ -129,13 +131,8 @@ async function main(): Promise<void> {
     document.body.dataset.conversation = customer.conversationId() ?? "";
     el<HTMLDetailsElement>("consent").hidden = !(customer.conversationId() !== null && customer.policy?.allowConsent === true);
   };
-  const readMarks = (): void => {
-    const upTo = customer.readUpTo();
-    for (const [seq, li] of rows) {
-      const mark = li.querySelector(".read");
-      if (mark !== null && li.classList.contains("mine")) mark.textContent = seq <= upTo ? " · read" : "";
-    }
-  };
+  const readMarks = (): void => showMarks(rows, customer);
+  const live = wireLiveSigns(customer, text, el("typing"));
   const addLine = (l: ChatLine): void => {
     if (rows.has(l.seq)) return;
     const li = document.createElement("li");
@@ -161,23 +158,16 @@ async function main(): Promise<void> {
     rows.set(l.seq, li);
     li.scrollIntoView({ block: "end" });
   };
-  const addNotice = (n: Notice): void => {
-    if (rows.has(n.seq)) return;
-    const li = document.createElement("li");
-    li.className = `notice ${n.verified ? "verified" : "unverified"}`;
-    li.dataset.seq = String(n.seq);
-    li.dataset.verified = String(n.verified);
-    const head = document.createElement("strong");
-    const title = { release: "Release notice", closed: "Dispute closed", erasure: "Erasure notice", revocation: "Consent revoked", other: "Audit log notice" }[n.kind];
-    head.textContent = n.verified ? title : `${title} (not verified)`;
-    const body = document.createElement("p");
-    body.textContent = `${n.text.charAt(0).toUpperCase()}${n.text.slice(1)}.`;
-    const proof = document.createElement("span");
-    proof.className = "meta";
-    proof.textContent = n.verified
-      ? `Verified ✓: signed by ${n.by}, proven in the public audit log (entry ${n.index} of ${n.provenIn}).`
-      : "Not verified: treat it with suspicion.";
-    li.append(head, body, proof);
+  const addNotice = (n: ShownNotice): void => {
+    // A notice judged again (witnessed since, or found not genuine) replaces its line in place.
+    const old = rows.get(n.seq);
+    if (old !== undefined && !old.classList.contains("notice")) return;
+    const li = noticeItem(n);
+    if (old !== undefined) {
+      old.replaceWith(li);
+      rows.set(n.seq, li);
+      return;
+    }
     const after = [...rows.keys()].filter((s) => s > n.seq).sort((a, b) => a - b)[0];
     log.insertBefore(li, after === undefined ? null : (rows.get(after) ?? null));
     rows.set(n.seq, li);
@@ -193,6 +183,7 @@ async function main(): Promise<void> {
     switch (e.kind) {
       case "state":
         online = e.state === "online";
+        if (online) live.seen();
         conn.dataset.state = e.state;
         conn.textContent = STATES[e.state] ?? e.state;
         conn.title = e.detail ?? "";
@@ -206,6 +197,7 @@ async function main(): Promise<void> {
       case "line":
         addLine(e.line);
         readMarks();
+        if (!e.line.mine) live.seen();
         break;
       case "read":
         readMarks();
@@ -227,6 +219,9 @@ async function main(): Promise<void> {
         }
         break;
       case "delivered":
+        readMarks();
+        break;
+      case "typing":
         break;
     }
     refresh();
@@ -243,6 +238,8 @@ async function main(): Promise<void> {
       .then((line) => {
         text.value = "";
         addLine(line);
+        readMarks();
+        live.sent();
         el<HTMLDetailsElement>("policy").open = false;
         tabs?.postMessage({ sent: line.seq });
       })

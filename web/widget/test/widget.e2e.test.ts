@@ -114,15 +114,25 @@ describe("the widget in Chromium", () => {
     try {
       await org.as("owner", ["transcript", "unlock", "--conversation", id, "--ticket", ticket]);
     } finally {
+      const exited = new Promise((r) => (trustee.exitCode !== null ? r(null) : trustee.once("exit", r)));
       trustee.kill("SIGTERM");
+      await exited;
     }
     await expect.poll(() => page.locator("#log li.notice").count()).toBe(2);
     const released = page.locator("#log li.notice", { hasText: "released its share" });
     expect(await released.count()).toBe(1);
-    expect(await released.getAttribute("data-verified")).toBe("true");
+    // The trustee cosigned a log holding its entry before it sent its share: witnessed.
+    await expect.poll(() => released.getAttribute("data-verified"), { timeout: 30_000 }).toBe("true");
     expect(await released.locator(".meta").textContent()).toContain("Verified ✓: signed by trustee t1, proven in the public audit log");
+    // The close was logged after the trustee's last cosignature: shown, not yet witnessed.
     const closed = page.locator("#log li.notice", { hasText: "is closed (its release is complete)" });
-    expect(await closed.getAttribute("data-verified")).toBe("true");
+    expect(await closed.getAttribute("data-witnessed")).toBe("false");
+    expect(await closed.getAttribute("data-verified")).toBe("false");
+    expect(await closed.locator("strong").textContent()).toBe("Dispute closed (not yet witnessed)");
+    await page.screenshot({ path: join(shots, "widget-notice-unwitnessed.png") });
+    // The trustee cosigns the log as it is now: the widget's next check shows it verified.
+    await org.as("t1", ["trustee", "serve", "--once"]);
+    await expect.poll(() => closed.getAttribute("data-verified"), { timeout: 30_000 }).toBe("true");
     expect(await closed.locator("strong").textContent()).toBe("Dispute closed");
     expect(await closed.locator(".meta").textContent()).toContain("Verified ✓: signed by the relay, proven in the public audit log");
     await page.screenshot({ path: join(shots, "widget-notice.png") });
@@ -144,7 +154,7 @@ describe("the widget in Chromium", () => {
     } finally {
       trustee2.kill("SIGTERM");
     }
-    await expect.poll(() => page.locator("#log li.notice[data-verified=true]").count()).toBe(3);
+    await expect.poll(() => page.locator("#log li.notice[data-verified=true]").count(), { timeout: 30_000 }).toBe(3);
     expect(await page.locator("#log li.notice").last().textContent()).toContain(`under your consent ${consent}`);
     await page.screenshot({ path: join(shots, "widget-consent-notice.png") });
 
@@ -199,7 +209,7 @@ describe("the widget in Chromium", () => {
     const page = await browser.newPage();
     const response = await page.goto(`${relay.origin}/?org=${org.org}&fp=${encodeURIComponent("11111 22222 33333 44444 55555 66666")}`);
     expect(response?.status()).toBe(200);
-    await expect.poll(() => page.locator("#alert").textContent()).toContain("fingerprint_mismatch");
+    await expect.poll(() => page.locator("#alert").textContent(), { timeout: 10_000 }).toContain("fingerprint_mismatch");
     expect(await page.locator("#send").isDisabled()).toBe(true);
     await page.screenshot({ path: join(shots, "widget-wrong-fingerprint.png") });
     await page.close();
