@@ -50,6 +50,8 @@ import {
 import { attachmentLineText, decodeAttachmentRef, downloadAttachment, encodeAttachmentRef, sealAttachment, uploadAttachment, type AttachmentRef } from "./attachment.js";
 import { consentToCbor, policyFromCbor, sequencedFromCbor, type Push, type Sequenced } from "./frames.js";
 import { CustomerNotices, RECHECK_NOTICES_MS, type ShownNotice } from "./customer-notices.js";
+import { consentStates, eraseConversation, historyExport, isErased, revokeConsent, type ConsentStatus, type HistoryExport, type RevokeOutcome, type RightsHost } from "./customer-rights.js";
+import { policySummary } from "./summary.js";
 import { epochPrk, openSignal, sealSignal, type SignalKind } from "./signal.js";
 import { TYPING_SHOW_SECS, TypingThrottle } from "./typing.js";
 import { Connection, RelayError, SessionError, type ConnectionState, type Session, type SocketFactory } from "./session.js";
@@ -71,6 +73,11 @@ export interface ChatLine {
   /** The text; for a file, its line ("name, size" and the caption). */
   text: string;
   sentAt: number;
+  /** When the relay stored it. */
+  storedAt: number;
+  /** The epoch and the sender's counter in it. */
+  epoch: number;
+  counter: number;
   /** A file's reference (a message of kind `attachment`, §9.8); fetch it with `download`. */
   attachment?: AttachmentRef;
 }
@@ -175,6 +182,7 @@ export class Customer {
   private pinnedMaster: Uint8Array | null = null;
   private cursor = 0;
   private blocked: string | null = null;
+  private erased = false;
   private readSeq = 0;
   private deliveredSeq = 0;
   private readSent = 0;
@@ -252,9 +260,14 @@ export class Customer {
     return this.readSeq;
   }
 
-  /** Why sending is blocked (a pinned key changed), or null. */
+  /** Why sending is blocked (a pinned key changed, or the conversation erased), or null. */
   blockedBecause(): string | null {
-    return this.blocked;
+    return this.blocked ?? (this.erased ? "this conversation was erased on the relay at your request" : null);
+  }
+
+  /** Whether this conversation was erased on the relay at the customer's request (the local copy is kept). */
+  isErased(): boolean {
+    return this.erased;
   }
 
   /** The printed fingerprint of the org's master, once the policy is checked. */
@@ -273,6 +286,7 @@ export class Customer {
     }
     const c = await s.get(RECORDS.conversation);
     if (c === undefined) return;
+    this.erased = await isErased(s);
     const m = map(fromCbor(c));
     this.conv = { conversation: bytesOf(m.conversation), agent: cardFromCbor(m.agent ?? null) };
     this.pinnedMaster = bytesOf(m.master_key);
@@ -352,7 +366,8 @@ export class Customer {
       // A changed master key blocks sending (already told); reading goes on.
       if (!(e instanceof CustomerError && e.failure === "key_changed")) throw e;
     }
-    if (this.conv !== null) {
+    // Erased on the relay: the local copy is all there is.
+    if (this.conv !== null && !this.erased) {
       if (this.epochs.size === 0) await this.createEpochZero(s);
       this.syncing = this.sync(s);
       try {
@@ -556,7 +571,7 @@ export class Customer {
   private async sendSignal(kind: SignalKind): Promise<void> {
     const conv = this.conv;
     const s = this.conn?.current() ?? null;
-    if (conv === null || s === null || this.blocked !== null || this.epochs.size === 0) return;
+    if (conv === null || s === null || this.blocked !== null || this.erased || this.epochs.size === 0) return;
     const e = this.epochs.get(Math.max(...this.epochs.keys()));
     if (e === undefined || !e.members.some((m) => equal(m, this.card.signingKey))) return;
     const signal = sealSignal(e.prk, conv.conversation, e.record.epoch, this.keys, kind, this.opts.now(), this.opts.random(12));
@@ -666,13 +681,13 @@ export class Customer {
       const sender = e.record.members.find((m) => equal(m.signingKey, env.header.sender))?.name ?? "?";
       // A file's reference that does not decode is refused (shown as rejected), never shown as text.
       const ref = env.header.kind === "attachment" ? decodeAttachmentRef(body) : null;
-      const line: ChatLine =
-        ref === null ? { seq: it.seq, mine, sender, text: dec.decode(body), sentAt: env.header.sentAt } : { seq: it.seq, mine, sender, text: attachmentLineText(ref), sentAt: env.header.sentAt, attachment: ref };
+      const base = { seq: it.seq, mine, sender, sentAt: env.header.sentAt, storedAt: it.storedAt, epoch: env.header.epoch, counter: env.header.counter };
+      const line: ChatLine = ref === null ? { ...base, text: dec.decode(body) } : { ...base, text: attachmentLineText(ref), attachment: ref };
       this.lines.push(line);
       this.lines.sort((a, b) => a.seq - b.seq);
       this.emit({ kind: "line", line });
     } else if (item.kind === "notice") {
-      await this.noticeBook.handle(it.seq, item.index, item.raw);
+      await this.noticeBook.handle(it.seq, item.index, item.raw, it.storedAt);
     }
   }
 
@@ -726,6 +741,49 @@ export class Customer {
   /** The ids (hex) of the consents granted from this browser. */
   async consents(): Promise<string[]> {
     return (await this.opts.store.keys("consent/")).map((k) => k.slice("consent/".length));
+  }
+
+  private rightsHost(): RightsHost {
+    return {
+      store: this.opts.store,
+      keys: this.keys,
+      now: this.opts.now,
+      org: this.opts.org,
+      conversation: () => this.conv?.conversation ?? null,
+      session: () => this.conn?.current() ?? null,
+      notices: () => this.noticeBook.shown,
+      checkEntry: (index, entry) => this.noticeBook.checkEntry(index, entry),
+    };
+  }
+
+  /** The consents granted from this browser, each with where it stands (`customer-rights.ts`). */
+  consentStates(): Promise<ConsentStatus[]> {
+    return consentStates(this.rightsHost());
+  }
+
+  /**
+   * Revokes consent `id` (hex): said "revoked" only once the revocation is proven in the audit
+   * log this customer has been shown, "witnessed" once enough of the org's trustees vouch for it.
+   */
+  revokeConsent(id: string): Promise<RevokeOutcome> {
+    return revokeConsent(this.rightsHost(), id);
+  }
+
+  /**
+   * Erases the conversation on the relay (the customer's signed request and its own signed
+   * erasure entry); the local copy stays readable and sending stops.
+   */
+  async erase(): Promise<void> {
+    await eraseConversation(this.rightsHost());
+    this.erased = true;
+  }
+
+  /** The customer's own verified history as JSON (the shape of the CLI's `history --export`). */
+  exportHistory(): HistoryExport {
+    const id = this.conversationId();
+    if (id === null) throw new CustomerError("not_open");
+    const summary = this.policy === null ? null : policySummary(this.policy);
+    return historyExport(id, this.opts.org, summary, this.erased, this.opts.now(), this.lines, this.noticeBook.shown, { read: this.readSeq, delivered: this.deliveredSeq });
   }
 
   private async readCounter(epoch: number): Promise<number> {
@@ -790,6 +848,7 @@ export class Customer {
   /** Seals and sends one message of `kind`; returns its sequence number once verified and kept. */
   private async sendRaw(kind: "text" | "attachment" | "read", body: Uint8Array): Promise<number> {
     if (this.blocked !== null) throw new CustomerError("key_changed", this.blocked);
+    if (this.erased) throw new CustomerError("not_open", "this conversation was erased");
     const lock = this.opts.withSendLock ?? ((f) => f());
     return lock(async () => {
       const s = this.session();

@@ -43,6 +43,10 @@ export type Request =
   | { kind: "get_inclusion"; index: number; size: number }
   | { kind: "get_consistency"; old: number; new: number }
   | { kind: "get_witnessed_head"; org: string }
+  /** A signed audit entry (its CBOR map, `{ event, at, signer, signature }`), e.g. a consent's revocation (§12). */
+  | { kind: "append_audit"; entry: CborValue }
+  /** A customer's signed erasure request (its CBOR map, with the customer's `statement`, §10.7). */
+  | { kind: "erase"; request: CborValue }
   | { kind: "share_consent"; token: ConsentToken }
   | { kind: "transfer"; conversation: Uint8Array; agent: string }
   | { kind: "put_hand_off"; handoff: Handoff }
@@ -83,6 +87,10 @@ export function requestToCbor(r: Request): CborValue {
       return { get_consistency: { old: r.old, new: r.new } };
     case "get_witnessed_head":
       return { get_witnessed_head: { org: r.org } };
+    case "append_audit":
+      return { append_audit: r.entry };
+    case "erase":
+      return { erase: r.request };
     case "share_consent":
       return { share_consent: consentToCbor(r.token) };
     case "transfer":
@@ -199,6 +207,8 @@ export type Response =
   | { kind: "inclusion"; index: number; size: number; path: Uint8Array[] }
   | { kind: "consistency"; old: number; new: number; path: Uint8Array[] }
   | { kind: "witnessed_head"; head: CborValue; cosignatures: CborValue[] }
+  /** An audit entry appended at `index`, with a tree head that holds it. */
+  | { kind: "appended"; index: number; head: CborValue }
   /** Chunks of an attachment the relay holds (the next to send) of all (§9.8). */
   | { kind: "attachment_progress"; stored: number; chunks: number }
   /** One chunk of an attachment and the size its uploader declared (§9.8). */
@@ -451,6 +461,12 @@ export function responseFromCbor(v: CborValue): Response {
     }
     case "tree_head":
       return { kind: "tree_head", head: body };
+    case "appended": {
+      const m = map(body, "appended");
+      const head = m.head;
+      if (head === undefined) throw malformed("appended: head");
+      return { kind: "appended", index: u(m, "index"), head };
+    }
     case "attachment_progress": {
       const m = map(body, "attachment_progress");
       return { kind: "attachment_progress", stored: u(m, "stored"), chunks: u(m, "chunks") };

@@ -9,6 +9,7 @@ export * from "./session.js";
 export * from "./store.js";
 export * from "./customer.js";
 export * from "./customer-notices.js";
+export * from "./customer-rights.js";
 export * from "./typing.js";
 export * from "./summary.js";
 export * from "./notice.js";

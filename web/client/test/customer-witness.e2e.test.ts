@@ -1,15 +1,14 @@
 /**
  * The witness quorum in the TypeScript customer (PROTOCOL §12.4), against the real relay: the
- * master opens a conversation under an approved dispute (CLI master, arbiter, trustee). The
- * dispute's close is logged after the trustee last cosigned, so its notice is first shown "not
- * yet witnessed" (never as genuine); once the trustee cosigns again (`trustee serve --once`), the
- * customer's next check shows it verified. Then the same history judged afresh behind a relay
+ * master opens a dispute ticket and closes it (CLI). The close is logged while no trustee has
+ * cosigned a log holding it, so its notice is first shown "not yet witnessed" (never as
+ * genuine); once the trustee cosigns (`trustee serve --once`), the customer's next check shows
+ * it verified. Then the same history judged afresh behind a relay
  * that alters the witnessed head: cosignatures that do not verify leave every notice "not yet
  * witnessed"; a genuine trustee's cosignature on a head the served log does not extend (a split
  * view) makes them NOT GENUINE.
  */
 import { randomBytes } from "node:crypto";
-import type { ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -71,14 +70,12 @@ describe("the witness quorum in the TypeScript customer", () => {
   const root = tempDir("web-witness");
   let relay: RelayProcess;
   let org: CliOrg;
-  let trustee: ChildProcess | null = null;
 
   beforeAll(async () => {
     relay = await startRelay(`${root.path}/relay-data`);
     org = await createOrg(root.path, relay.url);
   });
   afterAll(async () => {
-    trustee?.kill("SIGTERM");
     await relay?.stop();
     root.remove();
   });
@@ -94,25 +91,12 @@ describe("the witness quorum in the TypeScript customer", () => {
     await carol.send("please keep this between us");
     const id = carol.conversationId() ?? "";
 
+    // The master opens a dispute ticket and closes it at once: the relay logs the close, and no
+    // trustee has cosigned a log holding it.
     await org.as("owner", ["dispute", "open", "--conversation", id, "--reason", "chargeback"]);
-    const tickets = JSON.parse(await org.as("a1", ["dispute", "list", "--json"])) as { tickets: { ticket: string }[] };
+    const tickets = JSON.parse(await org.as("owner", ["dispute", "list", "--json"])) as { tickets: { ticket: string }[] };
     const ticket = tickets.tickets[0]?.ticket ?? "";
-    await org.as("a1", ["dispute", "approve", "--ticket", ticket]);
-    trustee = org.background("t1", ["trustee", "serve"]);
-    await org.as("owner", ["transcript", "unlock", "--conversation", id, "--ticket", ticket]);
-    const stopped = new Promise((r) => trustee?.once("exit", r));
-    trustee.kill("SIGTERM");
-    await stopped;
-    trustee = null;
-
-    // The trustee cosigned a head holding its release entry before sending its share.
-    const released = await eventually("the release notice, witnessed", () => {
-      const n = events.find((e) => e.kind === "notice" && e.notice.kind === "release");
-      const last = n?.kind === "notice" ? noticeOf(events, n.notice.seq) : undefined;
-      return last?.verified === true ? last : undefined;
-    });
-    expect(released.unwitnessed).toBeNull();
-    // The close was logged after: proven, but not yet vouched for by the trustee.
+    await org.as("owner", ["dispute", "close", "--ticket", ticket, "--reason", "opened by mistake"]);
     const closeSeq = await eventually("the close notice", () => {
       const n = events.find((e) => e.kind === "notice" && e.notice.kind === "closed");
       return n?.kind === "notice" ? n.notice.seq : undefined;
@@ -147,7 +131,7 @@ describe("the witness quorum in the TypeScript customer", () => {
       const seen: CustomerEvent[] = [];
       again.on((e) => seen.push(e));
       again.start();
-      await eventually("both notices judged", () => (again.releaseNotices().length === 2 ? true : undefined));
+      await eventually("the notice judged", () => (again.releaseNotices().length === 1 ? true : undefined));
       again.stop();
       return [...again.releaseNotices()];
     };
