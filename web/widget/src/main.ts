@@ -11,9 +11,11 @@
  */
 import { AttachmentError, Customer, CustomerError, attachmentBlob, policySummary, safeFileName, type AttachmentRef, type ChatLine, type CustomerEvent, type ShownNotice, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
-import { fromHex } from "@sealdesk/protocol";
+import { fromHex, toHex } from "@sealdesk/protocol";
 import { noticeItem } from "./notices.js";
 import { showMarks, wireLiveSigns } from "./receipts.js";
+import { wireRights } from "./rights.js";
+import { plainRefusal } from "./refusals.js";
 
 /**
  * Offers `bytes` as a download named after the sender's file name made safe (`safeFileName`),
@@ -112,6 +114,9 @@ async function main(): Promise<void> {
     withSendLock: <T>(f: () => Promise<T>): Promise<T> => (navigator.locks === undefined ? f() : (navigator.locks.request(lockName, f) as Promise<T>)),
     ...(/^([0-9a-f]{2})+$/i.test(tokenHex) ? { openToken: fromHex(tokenHex) } : {}),
   });
+  // The customer's public signing key (hex): what the business's web server names in an open
+  // token (`sealdesk token issue --customer`), read by the page that embeds the widget.
+  document.body.dataset.customerKey = toHex(customer.card.signingKey);
   const tabs = typeof BroadcastChannel === "undefined" ? null : new BroadcastChannel(`sealdesk/${org}`);
 
   const log = el<HTMLOListElement>("log");
@@ -129,10 +134,13 @@ async function main(): Promise<void> {
     file.disabled = !canSend();
     send.disabled = !canSend();
     document.body.dataset.conversation = customer.conversationId() ?? "";
-    el<HTMLDetailsElement>("consent").hidden = !(customer.conversationId() !== null && customer.policy?.allowConsent === true);
+    el<HTMLDetailsElement>("consent").hidden = !(customer.conversationId() !== null && customer.policy?.allowConsent === true && !customer.isErased());
+    el<HTMLDetailsElement>("your-data").hidden = customer.conversationId() === null;
   };
   const readMarks = (): void => showMarks(rows, customer);
   const live = wireLiveSigns(customer, text, el("typing"));
+  const rights = wireRights(customer, () => refresh());
+  el<HTMLDetailsElement>("consent").addEventListener("toggle", () => rights.refreshConsents());
   const addLine = (l: ChatLine): void => {
     if (rows.has(l.seq)) return;
     const li = document.createElement("li");
@@ -243,7 +251,7 @@ async function main(): Promise<void> {
         el<HTMLDetailsElement>("policy").open = false;
         tabs?.postMessage({ sent: line.seq });
       })
-      .catch((err: unknown) => showAlert(`Not sent: ${err instanceof Error ? err.message : String(err)}`))
+      .catch((err: unknown) => showAlert(`Not sent: ${plainRefusal(err)}`))
       .finally(() => {
         refresh();
         text.focus();
@@ -262,7 +270,7 @@ async function main(): Promise<void> {
         el<HTMLDetailsElement>("policy").open = false;
         tabs?.postMessage({ sent: line.seq });
       })
-      .catch((err: unknown) => showAlert(`File not sent: ${err instanceof Error ? err.message : String(err)}`))
+      .catch((err: unknown) => showAlert(`File not sent: ${plainRefusal(err)}`))
       .finally(() => {
         file.value = "";
         refresh();
@@ -280,6 +288,7 @@ async function main(): Promise<void> {
         const result = el("consent-result");
         result.textContent = `Consent granted. Its id, to give the business: ${id}`;
         result.dataset.consent = id;
+        rights.refreshConsents();
       })
       .catch((err: unknown) => showAlert(`Consent not granted: ${err instanceof Error ? err.message : String(err)}`))
       .finally(() => {
