@@ -47,6 +47,8 @@ export type Request =
   | { kind: "append_audit"; entry: CborValue }
   /** A customer's signed erasure request (its CBOR map, with the customer's `statement`, §10.7). */
   | { kind: "erase"; request: CborValue }
+  /** Audit log entries `from..from+limit`; those the caller may not read come back withheld (§12). */
+  | { kind: "get_entries"; from: number; limit: number }
   | { kind: "share_consent"; token: ConsentToken }
   | { kind: "transfer"; conversation: Uint8Array; agent: string }
   | { kind: "put_hand_off"; handoff: Handoff }
@@ -91,6 +93,8 @@ export function requestToCbor(r: Request): CborValue {
       return { append_audit: r.entry };
     case "erase":
       return { erase: r.request };
+    case "get_entries":
+      return { get_entries: { from: r.from, limit: r.limit } };
     case "share_consent":
       return { share_consent: consentToCbor(r.token) };
     case "transfer":
@@ -209,6 +213,11 @@ export type Response =
   | { kind: "witnessed_head"; head: CborValue; cosignatures: CborValue[] }
   /** An audit entry appended at `index`, with a tree head that holds it. */
   | { kind: "appended"; index: number; head: CborValue }
+  /**
+   * Audit log slots from `from`: each either an entry the caller may read (`entries`, their
+   * CBOR, in index order) or withheld (its index in `withheld`).
+   */
+  | { kind: "entries"; from: number; entries: CborValue[]; withheld: number[] }
   /** Chunks of an attachment the relay holds (the next to send) of all (§9.8). */
   | { kind: "attachment_progress"; stored: number; chunks: number }
   /** One chunk of an attachment and the size its uploader declared (§9.8). */
@@ -490,6 +499,11 @@ export function responseFromCbor(v: CborValue): Response {
         return p;
       });
       return { kind: "consistency", old: u(m, "old"), new: u(m, "new"), path };
+    }
+    case "entries": {
+      const m = map(body, "entries");
+      const withheld = m.withheld === undefined ? [] : list(m, "withheld").map((w) => u(map(w, "withheld entry"), "index"));
+      return { kind: "entries", from: u(m, "from"), entries: list(m, "entries"), withheld };
     }
     case "witnessed_head": {
       const m = map(body, "witnessed_head");

@@ -1,7 +1,8 @@
 /**
  * `@sealdesk/client`: Sealdesk's client side in TypeScript over `@sealdesk/protocol` — typed
- * frames, a WebSocket session that reconnects, stores behind an interface, and the customer of
- * one conversation (what the widget runs). No DOM here but `idb.ts` (IndexedDB, WebCrypto) and
+ * frames, a WebSocket session that reconnects, stores behind an interface, and the members of a
+ * conversation over one shared base (`member.ts`): the customer (what the widget runs) and the
+ * agent (what the console runs). No DOM here but `idb.ts` (IndexedDB, WebCrypto) and
  * `locks.ts` (Web Locks), which a page imports.
  */
 export * from "./frames.js";
@@ -14,6 +15,7 @@ export * from "./typing.js";
 export * from "./summary.js";
 export * from "./notice.js";
 export * from "./notices-witness.js";
+export * from "./member.js";
 export * from "./agent.js";
 export * from "./signal.js";
 export * from "./vault-import.js";

@@ -8,105 +8,10 @@
  * HTML. Sending is blocked, loudly, when a pinned key changes (a customer's, another agent's, or
  * the org master's).
  */
-import { Agent, AgentError, AttachmentError, VaultImportError, attachmentBlob, importCliVault, safeFileName, type AgentEvent, type AgentLine, type AttachmentRef, type ConversationStatus, type ConversationView, type SocketLike } from "@sealdesk/client";
+import { Agent, AgentError, VaultImportError, importCliVault, type AgentEvent, type AgentLine, type ConversationStatus, type ConversationView, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
+import { STATES, downloadButton, el, noticeItem, showAlert, time } from "@sealdesk/client/ui";
 import { agentPolicySummary, findVaultFiles, unlockFailureText } from "./logic.js";
-
-/**
- * Offers `bytes` as a download named after the sender's file name made safe (`safeFileName`),
- * as `application/octet-stream` (`attachmentBlob`): never opened in this page's origin.
- */
-function offerFile(bytes: Uint8Array, name: string): void {
-  const url = URL.createObjectURL(attachmentBlob(bytes));
-  const a = document.createElement("a");
-  a.href = url;
-  a.download = safeFileName(name);
-  a.rel = "noopener";
-  a.hidden = true;
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 60_000);
-}
-
-/** What a download showed, kept by line (the pane is rebuilt on every change). */
-interface FileStatus {
-  text: string;
-  error?: string;
-}
-const fileStatuses = new Map<string, FileStatus>();
-
-function showStatus(el: HTMLElement, st: FileStatus | undefined): void {
-  el.textContent = st?.text ?? "";
-  if (st?.error === undefined) delete el.dataset.error;
-  else el.dataset.error = st.error;
-}
-
-/**
- * A "Download" button for an attachment line: fetches and checks the file, then offers it; a
- * file that fails a check shows the reason and is never offered. `key` names the line (its
- * conversation and sequence number), so the outcome survives the pane being rebuilt.
- */
-function downloadButton(key: string, ref: AttachmentRef, fetchFile: (ref: AttachmentRef) => Promise<Uint8Array>): HTMLElement {
-  const wrap = document.createElement("span");
-  wrap.className = "attachment";
-  const b = document.createElement("button");
-  b.type = "button";
-  b.className = "download";
-  b.textContent = "Download";
-  const status = document.createElement("span");
-  status.className = "attachment-status";
-  status.dataset.key = key;
-  status.setAttribute("role", "status");
-  showStatus(status, fileStatuses.get(key));
-  const set = (st: FileStatus): void => {
-    fileStatuses.set(key, st);
-    document.querySelectorAll<HTMLElement>(".attachment-status").forEach((e) => {
-      if (e.dataset.key === key) showStatus(e, st);
-    });
-  };
-  b.addEventListener("click", () => {
-    b.disabled = true;
-    set({ text: "Fetching and checking…" });
-    fetchFile(ref)
-      .then((bytes) => {
-        set({ text: "Checked ✓" });
-        offerFile(bytes, ref.name);
-      })
-      .catch((e: unknown) => {
-        const text = e instanceof AttachmentError && e.failure !== "bad_answer" ? "This file failed its integrity check (it was altered or is incomplete) and was not saved." : `The file could not be fetched: ${e instanceof Error ? e.message : String(e)}`;
-        set({ text, error: e instanceof AttachmentError ? e.failure : "failed" });
-      })
-      .finally(() => {
-        b.disabled = false;
-      });
-  });
-  wrap.append(b, status);
-  return wrap;
-}
-
-function el<T extends HTMLElement>(id: string): T {
-  const e = document.getElementById(id);
-  if (e === null) throw new Error(`missing #${id}`);
-  return e as T;
-}
-
-const STATES: Record<string, string> = {
-  connecting: "Connecting…",
-  online: "Connected · end-to-end encrypted",
-  offline: "Offline · reconnecting",
-  stopped: "Disconnected",
-};
-
-function showAlert(text: string): void {
-  const a = el<HTMLDivElement>("alert");
-  a.textContent = text;
-  a.hidden = false;
-}
-
-function time(secs: number): string {
-  return new Date(secs * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-}
 
 const DB = "sealdesk-console";
 
@@ -166,6 +71,8 @@ async function main(): Promise<void> {
   let online = false;
   let current: string | null = null;
   let typingSent = 0;
+  /** The download button of each attachment line, by conversation and sequence number. */
+  const downloads = new Map<string, HTMLElement>();
 
   const view = (): ConversationView | null => (current === null ? null : agent.conversation(current));
   const canSend = (v: ConversationView | null): boolean => online && v !== null && v.blocked === null && !v.transferredOut;
@@ -219,7 +126,17 @@ async function main(): Promise<void> {
     meta.textContent = `${time(l.sentAt)} · verified ✓${mark}`;
     if (mark !== "") meta.dataset.mark = mark.slice(3);
     li.append(who, body, meta);
-    if (l.attachment !== undefined) li.append(downloadButton(`${v.id}/${l.seq}`, l.attachment, (r) => agent.download(v.id, r)));
+    if (l.attachment !== undefined) {
+      // The pane is drawn again on every change: the same button (its outcome in it) each time.
+      const key = `${v.id}/${l.seq}`;
+      const ref = l.attachment;
+      let d = downloads.get(key);
+      if (d === undefined) {
+        d = downloadButton(ref, (r) => agent.download(v.id, r));
+        downloads.set(key, d);
+      }
+      li.append(d);
+    }
     return li;
   };
 
@@ -236,7 +153,15 @@ async function main(): Promise<void> {
       el("policy-text").textContent = agentPolicySummary(policy);
     }
     status.value = v.status;
-    log.replaceChildren(...v.lines.map((l) => lineItem(l, v)));
+    // The lines, with the release notices (checked as the widget checks them, in its words)
+    // among them by time.
+    const items: HTMLLIElement[] = [];
+    let n = 0;
+    for (const l of v.lines) {
+      for (let x = v.notices[n]; x !== undefined && x.at < l.sentAt; x = v.notices[++n]) items.push(noticeItem(x));
+      items.push(lineItem(l, v));
+    }
+    log.replaceChildren(...items, ...v.notices.slice(n).map(noticeItem));
     log.lastElementChild?.scrollIntoView({ block: "end" });
     el("typing").textContent = v.typing ? `${v.customer} is typing…` : "";
     const note = el("pane-note");
@@ -261,6 +186,7 @@ async function main(): Promise<void> {
     current = id;
     render();
     void agent.markRead(id).catch(() => undefined);
+    void agent.checkNotices().catch(() => undefined);
     text.focus();
   };
 
@@ -340,6 +266,8 @@ async function main(): Promise<void> {
   });
   // The typing indicator expires without an event: look again every few seconds.
   setInterval(renderPane, 3000);
+  // The relay pushes release notices to customers only: read the audit log again now and then.
+  setInterval(() => void agent.checkNotices().catch(() => undefined), 20_000);
   render();
   agent.start();
 }

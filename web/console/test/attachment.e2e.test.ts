@@ -6,14 +6,11 @@
  */
 import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { join } from "node:path";
+import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cli, createOrg, startRelay, tempDir, type CliOrg, type RelayProcess } from "../../client/test/relay.js";
-
-const here = dirname(fileURLToPath(import.meta.url));
-const dist = resolve(here, "../../dist");
+import { WIDE, setUpChromium, tearDownChromium, watchPage } from "../../client/test/chromium.js";
+import { cli, tempDir, type CliOrg, type RelayProcess } from "../../client/test/relay.js";
 
 describe("attachments in the agent console (Chromium)", () => {
   const root = tempDir("console-attach");
@@ -23,30 +20,15 @@ describe("attachments in the agent console (Chromium)", () => {
   const problems: string[] = [];
 
   beforeAll(async () => {
-    relay = await startRelay(join(root.path, "relay-data"), ["--web-root", dist]);
-    org = await createOrg(root.path, relay.url);
-    browser = await chromium.launchPersistentContext(join(root.path, "profile"), {
-      executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-      headless: true,
-      args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
-      viewport: { width: 1000, height: 680 },
-      acceptDownloads: true,
-    });
+    ({ relay, org, browser } = await setUpChromium(root.path, { viewport: WIDE, acceptDownloads: true }));
   });
-  afterAll(async () => {
-    await browser?.close();
-    await relay?.stop();
-    root.remove();
-  });
+  afterAll(() => tearDownChromium(browser, relay, root));
 
   const texts = (page: Page): Promise<string[]> => page.locator("#log li.line .text").allTextContents();
 
   it("shows a CLI customer's file and downloads it checked under a safe name", async () => {
     const page = await browser.newPage();
-    page.on("console", (m) => {
-      if (m.type() === "error") problems.push(m.text());
-    });
-    page.on("pageerror", (e) => problems.push(e.message));
+    watchPage(page, problems, false);
     await page.goto(`${relay.origin}/console/`);
     const home = org.agentHome;
     await page.locator("#vault-files").setInputFiles([join(home, "vault.json"), join(home, "records", "identity.rec"), join(home, "records", "profile.rec")]);

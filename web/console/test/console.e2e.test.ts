@@ -11,24 +11,11 @@
  * sending in that conversation. Screenshots go to web/screenshots/.
  */
 import { cpSync, mkdirSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { join } from "node:path";
+import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DIST as dist, SHOTS as shots, WIDE, launch, tearDownChromium, watchPage } from "../../client/test/chromium.js";
 import { cli, createOrg, startRelay, tempDir, type CliOrg, type RelayProcess } from "../../client/test/relay.js";
-
-const here = dirname(fileURLToPath(import.meta.url));
-const dist = resolve(here, "../../dist");
-const shots = resolve(here, "../../screenshots");
-
-function launch(profile: string): Promise<BrowserContext> {
-  return chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-    headless: true,
-    args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
-    viewport: { width: 1000, height: 680 },
-  });
-}
 
 describe("the agent console in Chromium", () => {
   const root = tempDir("console-e2e");
@@ -56,21 +43,12 @@ describe("the agent console in Chromium", () => {
     relay.child.stdout?.on("data", (d: Buffer) => (relayLog += d.toString()));
     relay.child.stderr?.on("data", (d: Buffer) => (relayLog += d.toString()));
     org = await createOrg(root.path, relay.url);
-    browser = await launch(join(root.path, "profile"));
+    browser = await launch(join(root.path, "profile"), { viewport: WIDE });
     mkdirSync(shots, { recursive: true });
   });
-  afterAll(async () => {
-    await browser?.close();
-    await relay?.stop();
-    root.remove();
-  });
+  afterAll(() => tearDownChromium(browser, relay, root));
 
-  const watch = (page: Page): void => {
-    page.on("console", (m) => {
-      if (m.type() === "error" && !/^WebSocket connection to .* failed/.test(m.text())) problems.push(m.text());
-    });
-    page.on("pageerror", (e) => problems.push(e.message));
-  };
+  const watch = (page: Page): void => watchPage(page, problems);
   const texts = (page: Page): Promise<string[]> => page.locator("#log li.line .text").allTextContents();
   const vault = (home: string): string[] => [join(home, "vault.json"), join(home, "records", "identity.rec"), join(home, "records", "profile.rec")];
   let consolePage: Page;

@@ -9,85 +9,14 @@
  * send, the counter persisted before encrypting); the others follow over a BroadcastChannel.
  * The DOM is written with `textContent` only: nothing from the relay or the agent is HTML.
  */
-import { AttachmentError, Customer, CustomerError, attachmentBlob, policySummary, safeFileName, type AttachmentRef, type ChatLine, type CustomerEvent, type ShownNotice, type SocketLike } from "@sealdesk/client";
+import { Customer, CustomerError, policySummary, type ChatLine, type CustomerEvent, type ShownNotice, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
+import { STATES, downloadButton, el, showAlert, time } from "@sealdesk/client/ui";
 import { fromHex, toHex } from "@sealdesk/protocol";
 import { noticeItem } from "./notices.js";
 import { showMarks, wireLiveSigns } from "./receipts.js";
 import { wireRights } from "./rights.js";
 import { plainRefusal } from "./refusals.js";
-
-/**
- * Offers `bytes` as a download named after the sender's file name made safe (`safeFileName`),
- * as `application/octet-stream` (`attachmentBlob`): never opened in this page's origin.
- */
-function offerFile(bytes: Uint8Array, name: string): void {
-  const url = URL.createObjectURL(attachmentBlob(bytes));
-  const a = document.createElement("a");
-  a.href = url;
-  a.download = safeFileName(name);
-  a.rel = "noopener";
-  a.hidden = true;
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 60_000);
-}
-
-/** A "Download" button for an attachment line: fetches and checks the file, then offers it; a file that fails a check shows the reason and is never offered. */
-function downloadButton(ref: AttachmentRef, fetchFile: (ref: AttachmentRef) => Promise<Uint8Array>): HTMLElement {
-  const wrap = document.createElement("span");
-  wrap.className = "attachment";
-  const b = document.createElement("button");
-  b.type = "button";
-  b.className = "download";
-  b.textContent = "Download";
-  const status = document.createElement("span");
-  status.className = "attachment-status";
-  status.setAttribute("role", "status");
-  b.addEventListener("click", () => {
-    b.disabled = true;
-    status.textContent = "Fetching and checking…";
-    delete status.dataset.error;
-    fetchFile(ref)
-      .then((bytes) => {
-        status.textContent = "Checked ✓";
-        offerFile(bytes, ref.name);
-      })
-      .catch((e: unknown) => {
-        status.dataset.error = e instanceof AttachmentError ? e.failure : "failed";
-        status.textContent = e instanceof AttachmentError && e.failure !== "bad_answer" ? "This file failed its integrity check (it was altered or is incomplete) and was not saved." : `The file could not be fetched: ${e instanceof Error ? e.message : String(e)}`;
-      })
-      .finally(() => {
-        b.disabled = false;
-      });
-  });
-  wrap.append(b, status);
-  return wrap;
-}
-
-function el<T extends HTMLElement>(id: string): T {
-  const e = document.getElementById(id);
-  if (e === null) throw new Error(`missing #${id}`);
-  return e as T;
-}
-
-const STATES: Record<string, string> = {
-  connecting: "Connecting…",
-  online: "Connected · end-to-end encrypted",
-  offline: "Offline · reconnecting",
-  stopped: "Disconnected",
-};
-
-function showAlert(text: string): void {
-  const a = el<HTMLDivElement>("alert");
-  a.textContent = text;
-  a.hidden = false;
-}
-
-function time(secs: number): string {
-  return new Date(secs * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-}
 
 async function main(): Promise<void> {
   const params = new URLSearchParams(location.search);

@@ -8,15 +8,12 @@
  */
 import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { join } from "node:path";
+import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeFrame, encodeFrame, type CborValue } from "@sealdesk/protocol";
-import { createOrg, startRelay, tempDir, type CliOrg, type RelayProcess } from "../../client/test/relay.js";
-
-const here = dirname(fileURLToPath(import.meta.url));
-const dist = resolve(here, "../../dist");
+import { setUpChromium, tearDownChromium } from "../../client/test/chromium.js";
+import { tempDir, type CliOrg, type RelayProcess } from "../../client/test/relay.js";
 
 describe("attachments in the widget (Chromium)", () => {
   const root = tempDir("widget-attach");
@@ -26,21 +23,9 @@ describe("attachments in the widget (Chromium)", () => {
   const problems: string[] = [];
 
   beforeAll(async () => {
-    relay = await startRelay(join(root.path, "relay-data"), ["--web-root", dist]);
-    org = await createOrg(root.path, relay.url);
-    browser = await chromium.launchPersistentContext(join(root.path, "profile"), {
-      executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-      headless: true,
-      args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
-      viewport: { width: 420, height: 640 },
-      acceptDownloads: true,
-    });
+    ({ relay, org, browser } = await setUpChromium(root.path, { acceptDownloads: true }));
   });
-  afterAll(async () => {
-    await browser?.close();
-    await relay?.stop();
-    root.remove();
-  });
+  afterAll(() => tearDownChromium(browser, relay, root));
 
   const lines = (page: Page): Promise<string[]> => page.locator("#log li.line .text").allTextContents();
 

@@ -6,26 +6,11 @@
  * page runs under the relay's Content-Security-Policy with no violation; a screenshot is
  * written to web/screenshots/.
  */
-import { mkdirSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { join } from "node:path";
+import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createOrg, startRelay, tempDir, type CliOrg, type RelayProcess } from "../../client/test/relay.js";
-
-const here = dirname(fileURLToPath(import.meta.url));
-const dist = resolve(here, "../../dist");
-const shots = resolve(here, "../../screenshots");
-
-/** Chromium as the brief says: headless, no sandbox, nothing fetched in the background, a fresh profile. */
-export function launch(profile: string): Promise<BrowserContext> {
-  return chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-    headless: true,
-    args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
-    viewport: { width: 420, height: 640 },
-  });
-}
+import { DIST as dist, SHOTS as shots, launch, setUpChromium, tearDownChromium, watchPage } from "../../client/test/chromium.js";
+import { startRelay, tempDir, type CliOrg, type RelayProcess } from "../../client/test/relay.js";
 
 describe("the widget in Chromium", () => {
   const root = tempDir("widget-e2e");
@@ -35,24 +20,12 @@ describe("the widget in Chromium", () => {
   const problems: string[] = [];
 
   beforeAll(async () => {
-    relay = await startRelay(join(root.path, "relay-data"), ["--web-root", dist]);
-    org = await createOrg(root.path, relay.url);
-    browser = await launch(join(root.path, "profile"));
-    mkdirSync(shots, { recursive: true });
+    ({ relay, org, browser } = await setUpChromium(root.path));
   });
-  afterAll(async () => {
-    await browser?.close();
-    await relay?.stop();
-    root.remove();
-  });
+  afterAll(() => tearDownChromium(browser, relay, root));
 
-  const watch = (page: Page): void => {
-    page.on("console", (m) => {
-      // Reconnect attempts while the relay is down (the restart below) are expected.
-      if (m.type() === "error" && !/^WebSocket connection to .* failed/.test(m.text())) problems.push(m.text());
-    });
-    page.on("pageerror", (e) => problems.push(e.message));
-  };
+  // Reconnect attempts while the relay is down (the restart below) are expected.
+  const watch = (page: Page): void => watchPage(page, problems);
   const lines = (page: Page): Promise<string[]> => page.locator("#log li.line .text").allTextContents();
 
   it("chats with the CLI agent, and a reload resumes the conversation", async () => {

@@ -1,0 +1,361 @@
+/**
+ * The reading half of the agent (`agent.ts` adds sending): the conversations assigned to the
+ * account listed and each read from the relay (`SyncedConversation`), and every item verified
+ * before it is shown. Epoch records at all three levels of §7.5: the policy fetched and checked
+ * against the org master pinned per org (a changed master blocks every conversation), every
+ * member pinned by name (a changed key blocks the conversation), the chain followed, the secret
+ * opened when this account is a member. Hand-offs open earlier epochs (§7.6); messages are
+ * opened in the order of §9.4 (text, attachments, read receipts, statuses §9.6); typing signals
+ * (§9.7) and delivery marks come as pushes. Release notices are read from the audit log and
+ * checked as the widget's customer checks them (`agent-notices.ts`).
+ */
+import {
+  EpochSecret,
+  checkFollows,
+  equal,
+  fromCbor,
+  openEpoch,
+  openHandoff,
+  openMessage,
+  policyHash,
+  toCbor,
+  toHex,
+  verifyEpoch,
+  verifyPolicy,
+  type EpochRecord,
+  type Handoff,
+  type IdentityCard,
+  type Policy,
+} from "@sealdesk/protocol";
+import { NoticeScan, checkAgentNotice, noticeConversation } from "./agent-notices.js";
+import { AGENT_RECORDS, AgentError, STATUS_CODES, TYPING_SECS, type AgentEvent, type AgentLine, type AgentOptions, type Conv, type ConversationStatus } from "./agent-model.js";
+import { attachmentLineText, decodeAttachmentRef } from "./attachment.js";
+import { replayWindow, readReceiptSeq } from "./epochs.js";
+import type { ConversationInfo, Push, Sequenced } from "./frames.js";
+import { Member, SyncedConversation, raiseNumber } from "./member.js";
+import type { Session } from "./session.js";
+import { epochPrk, openSignal } from "./signal.js";
+
+const dec = new TextDecoder("utf-8", { fatal: true });
+
+/** An agent account reading the conversations assigned to it. */
+export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
+  /** The conversations, by id (hex). */
+  protected readonly convs = new Map<string, Conv>();
+  private readonly policies = new Map<string, Policy>();
+  /** The latest verified policy of each org. */
+  protected readonly latest = new Map<string, Policy>();
+  /** Why all sending is blocked (the org's master key changed), or null. */
+  protected blockedAll: string | null = null;
+  private listing: Promise<void> | null = null;
+  /** The audit log read for notices (`agent-notices.ts`). */
+  private readonly notices = new NoticeScan();
+
+  protected async resume(s: Session): Promise<void> {
+    await this.list(s);
+    // A log that cannot be read now is read on the next look; it stops nothing else.
+    await this.scanNotices(s).catch((error: unknown) => this.fail(error));
+  }
+
+  /**
+   * Reads the audit log from where it was read last and checks every notice about one of the
+   * conversations (`agent-notices.ts`): the relay pushes notices to customers only, so the
+   * console asks (when it starts, when a conversation is opened, and every little while).
+   */
+  protected async scanNotices(s: Session): Promise<void> {
+    await this.notices.scan(s, async (index, entry, raw) => {
+      const conv = noticeConversation(entry);
+      const c = conv === null ? undefined : this.convs.get(toHex(conv));
+      const relayKey = this.conn?.relayKey ?? null;
+      if (c === undefined || c.notices.has(index) || relayKey === null) return;
+      const policy = this.latest.get(c.org) ?? (await this.policy(c.org, null));
+      const customer = [...c.epochs.values()].map((e) => e.record.members.find((m) => m.role === "customer")).find((m) => m !== undefined) ?? null;
+      const notice = await checkAgentNotice(s, index, raw, { org: c.org, conversation: c.id, customer, policy, relayKey, seen: c.noticeLeaves, store: this.opts.store, now: this.opts.now });
+      c.notices.set(index, { ...notice, at: entry.at });
+      this.emit({ kind: "changed", id: c.hex });
+    });
+  }
+
+  /** Reads the list of conversations and syncs each one (once at a time). */
+  private async list(s: Session): Promise<void> {
+    if (this.listing !== null) return this.listing;
+    this.listing = (async () => {
+      const r = await s.call({ kind: "list_conversations" });
+      if (r.kind !== "conversations") throw new AgentError("bad_answer", r.kind);
+      for (const info of r.conversations) this.meet(info);
+      this.emit({ kind: "conversations" });
+      for (const info of r.conversations) {
+        const c = this.convs.get(toHex(info.conversation));
+        if (c !== undefined) await this.syncConv(s, c);
+      }
+    })();
+    try {
+      await this.listing;
+    } finally {
+      this.listing = null;
+    }
+  }
+
+  private meet(info: ConversationInfo): Conv {
+    const hex = toHex(info.conversation);
+    let c = this.convs.get(hex);
+    if (c === undefined) {
+      const conv: Conv = {
+        id: info.conversation,
+        hex,
+        org: info.org,
+        customer: info.customer,
+        agent: info.agent,
+        epochs: new Map(),
+        log: new SyncedConversation(info.conversation, (it) => this.ingest(conv, it), (kind) => new AgentError("bad_answer", kind)),
+        waiting: [],
+        lines: [],
+        readByCustomer: 0,
+        delivered: 0,
+        myRead: 0,
+        status: "open",
+        typingUntil: 0,
+        lastSignal: 0,
+        blocked: null,
+        transferredOut: false,
+        notices: new Map(),
+        noticeLeaves: new Set(),
+      };
+      c = conv;
+      this.convs.set(hex, conv);
+      // Its notices may be in the part of the log read already: read it again (each notice is
+      // checked once per conversation, by index).
+      this.notices.next = 0;
+      void this.opts.store.get(AGENT_RECORDS.read(hex)).then((b) => {
+        if (b !== undefined) {
+          const v = fromCbor(b);
+          if (typeof v === "number") conv.myRead = Math.max(conv.myRead, v);
+          this.emit({ kind: "changed", id: hex });
+        }
+      });
+      void this.opts.store.get(AGENT_RECORDS.delivered(hex)).then((b) => {
+        if (b !== undefined) {
+          const v = fromCbor(b);
+          if (typeof v === "number") conv.delivered = Math.max(conv.delivered, v);
+          this.emit({ kind: "changed", id: hex });
+        }
+      });
+    }
+    c.agent = info.agent;
+    return c;
+  }
+
+  /** Reads `c` up to date, then tells the view. */
+  protected async syncConv(s: Session, c: Conv): Promise<void> {
+    await c.log.sync(s);
+    this.emit({ kind: "changed", id: c.hex });
+  }
+
+  protected onPush(p: Push): void {
+    if (p.kind === "item") {
+      const c = this.convs.get(toHex(p.item.conversation));
+      if (c === undefined) {
+        const s = this.current();
+        if (s !== null) void this.list(s).catch((error: unknown) => this.fail(error));
+        return;
+      }
+      c.log.push(
+        p.item,
+        () => this.current(),
+        (error) => this.fail(error),
+        () => this.emit({ kind: "changed", id: c.hex }),
+      );
+    } else if (p.kind === "assigned") {
+      const s = this.current();
+      if (s !== null) void this.list(s).catch((error: unknown) => this.fail(error));
+    } else if (p.kind === "delivered") {
+      const c = this.convs.get(toHex(p.conversation));
+      if (c !== undefined && p.member !== this.card.name && p.seq > c.delivered) {
+        c.delivered = p.seq;
+        void this.opts.store.put(AGENT_RECORDS.delivered(c.hex), toCbor(p.seq)).catch(() => undefined);
+        this.emit({ kind: "changed", id: c.hex });
+      }
+    } else if (p.kind === "signal") {
+      const c = this.convs.get(toHex(p.signal.header.conversation));
+      const e = c?.epochs.get(p.signal.header.epoch);
+      if (c === undefined || e === undefined || e.k === null) return;
+      try {
+        const now = this.opts.now();
+        const kind = openSignal(p.signal, epochPrk(e.k, c.id, e.record.epoch), c.id, e.record.epoch, e.members, now);
+        if (p.signal.header.sentAt < c.lastSignal || equal(p.signal.header.sender, this.keys.signingPublic)) return;
+        c.lastSignal = p.signal.header.sentAt;
+        c.typingUntil = kind === "typing" ? now + TYPING_SECS : 0;
+        this.emit({ kind: "changed", id: c.hex });
+      } catch {
+        // A signal that fails is dropped silently (§9.7): it says nothing that lasts.
+      }
+    }
+  }
+
+  /** Handles one item once. */
+  protected async ingest(c: Conv, it: Sequenced): Promise<void> {
+    if (!equal(it.conversation, c.id) || !c.log.claim(it.seq)) return;
+    try {
+      await this.handle(c, it);
+    } catch (e) {
+      if (e instanceof AgentError && e.failure === "key_changed") return;
+      if (e instanceof AgentError && e.failure === "no_epoch" && it.item.kind === "message") {
+        c.waiting.push(it);
+        return;
+      }
+      this.line(c, { seq: it.seq, mine: false, sender: "", text: `refused: ${e instanceof Error ? e.message : String(e)}`, kind: "event", sentAt: it.storedAt });
+    }
+  }
+
+  /** Adds a line to `c`, in sequence order. */
+  protected line(c: Conv, l: AgentLine): void {
+    c.lines.push(l);
+    c.lines.sort((a, b) => a.seq - b.seq);
+  }
+
+  /** The policy `version` of `org` (the latest when null), verified and checked against the pinned master. */
+  protected async policy(org: string, version: number | null, fresh = false): Promise<Policy> {
+    if (version !== null && !fresh) {
+      const known = this.policies.get(`${org}/${version}`);
+      if (known !== undefined) return known;
+    }
+    const r = await this.session().call({ kind: "get_policy", org, version });
+    if (r.kind !== "policy") throw new AgentError("bad_answer", r.kind);
+    const p = verifyPolicy(r.policy);
+    if (p.org !== org || (version !== null && p.version !== version)) throw new AgentError("bad_answer", "another policy than asked for");
+    const pin = await this.opts.store.get(AGENT_RECORDS.orgPin(org));
+    if (pin === undefined) await this.opts.store.put(AGENT_RECORDS.orgPin(org), p.master.signingKey);
+    else if (!equal(pin, p.master.signingKey)) {
+      const detail = `${org}'s master key changed (policy version ${p.version}): sending is blocked until the org's owner confirms the new key`;
+      this.blockedAll = detail;
+      this.emit({ kind: "key_changed", id: null, detail });
+      throw new AgentError("key_changed", detail);
+    }
+    this.policies.set(`${org}/${p.version}`, p);
+    const before = this.latest.get(org);
+    if (before === undefined || p.version > before.version) {
+      this.latest.set(org, p);
+      this.emit({ kind: "policy", org, policy: p });
+    }
+    return p;
+  }
+
+  /** Pins `card` by name; a different key under a pinned name blocks the conversation. */
+  protected async pin(c: Conv, card: IdentityCard): Promise<void> {
+    if (equal(card.signingKey, this.keys.signingPublic)) return;
+    const name = AGENT_RECORDS.namePin(card.name);
+    const pinned = await this.opts.store.get(name);
+    if (pinned === undefined) {
+      await this.opts.store.put(name, card.signingKey);
+    } else if (!equal(pinned, card.signingKey)) {
+      const detail = `${card.name}'s key changed: this may not be the same person. Sending is blocked in this conversation.`;
+      c.blocked = detail;
+      this.emit({ kind: "key_changed", id: c.hex, detail });
+      throw new AgentError("key_changed", detail);
+    }
+  }
+
+  private async handle(c: Conv, it: Sequenced): Promise<void> {
+    const item = it.item;
+    if (item.kind === "epoch") {
+      await this.handleEpoch(c, it.seq, item.record);
+    } else if (item.kind === "hand_off") {
+      await this.handOff(c, item.handoff);
+    } else if (item.kind === "message") {
+      const env = item.envelope;
+      const e = c.epochs.get(env.header.epoch);
+      if (e === undefined || e.schedule === null) throw new AgentError("no_epoch", `message in epoch ${env.header.epoch} this account cannot read`);
+      const body = openMessage(env, {
+        conversation: e.record.conversation,
+        epoch: e.record.epoch,
+        schedule: e.schedule,
+        members: e.members,
+        window: (sender) => replayWindow(e.windows, sender),
+      });
+      e.messages += 1;
+      const mine = equal(env.header.sender, this.keys.signingPublic);
+      // A counter of this account's key seen here (this browser's own, or another device's in
+      // an epoch this browser did not make) is never used by this browser again.
+      if (mine) await raiseNumber(this.opts.store, AGENT_RECORDS.counter(c.hex, env.header.epoch), env.header.counter + 1);
+      const senderCard = e.record.members.find((m) => equal(m.signingKey, env.header.sender));
+      const sender = senderCard?.name ?? "?";
+      if (env.header.kind === "read") {
+        const seq = mine ? null : readReceiptSeq(body);
+        if (seq !== null && seq > c.readByCustomer) c.readByCustomer = seq;
+        return;
+      }
+      if (env.header.kind === "status") {
+        const code = body.length === 1 ? body[0] : undefined;
+        const status = (Object.keys(STATUS_CODES) as ConversationStatus[]).find((s) => STATUS_CODES[s] === code);
+        if (senderCard?.role !== "agent" || status === undefined) throw new AgentError("bad_answer", "a status from a non-agent or of an unknown kind");
+        c.status = status;
+        this.line(c, { seq: it.seq, mine, sender, text: status, kind: "status", sentAt: env.header.sentAt });
+        return;
+      }
+      if (env.header.kind === "attachment") {
+        // A reference that does not decode is refused (shown as rejected), never shown as text.
+        const ref = decodeAttachmentRef(body);
+        this.line(c, { seq: it.seq, mine, sender, text: attachmentLineText(ref), kind: "attachment", sentAt: env.header.sentAt, attachment: ref });
+        return;
+      }
+      this.line(c, { seq: it.seq, mine, sender, text: dec.decode(body), kind: "text", sentAt: env.header.sentAt });
+    } else if (item.kind === "notice") {
+      this.line(c, { seq: it.seq, mine: false, sender: "", text: "an audit notice was recorded for this conversation (the customer's app checks it)", kind: "event", sentAt: it.storedAt });
+    }
+  }
+
+  /** An epoch record, verified at all three levels of §7.5; its secret opened when a member. */
+  private async handleEpoch(c: Conv, seq: number, r: EpochRecord): Promise<void> {
+    let policy = await this.policy(r.org, r.policyVersion);
+    if (!equal(policyHash(policy), r.policyHash)) {
+      // Another policy under a version read before (the org was made again): read it again,
+      // checked against the pinned master as always.
+      policy = await this.policy(r.org, r.policyVersion, true);
+    }
+    verifyEpoch(r, policy);
+    const previous = r.epoch === 0 ? null : (c.epochs.get(r.epoch - 1)?.record ?? null);
+    if (r.epoch === 0 || previous !== null) checkFollows(r, previous);
+    for (const m of r.members) await this.pin(c, m);
+    const member = r.members.some((m) => equal(m.signingKey, this.keys.signingPublic));
+    let k: Uint8Array | null = null;
+    if (member) k = await openEpoch(r, this.keys, policy);
+    const wasMember = previous !== null && previous.members.some((m) => equal(m.signingKey, this.keys.signingPublic));
+    c.transferredOut = !member && (wasMember || c.transferredOut);
+    c.epochs.set(r.epoch, { record: r, schedule: k === null ? null : new EpochSecret(k, r.conversation, r.epoch), k, members: r.members.map((m) => m.signingKey), windows: new Map(), messages: 0 });
+    if (r.epoch > 0 && previous !== null) {
+      const customer = r.members.find((m) => m.role === "customer");
+      const agents = r.members.filter((m) => m.role === "agent").map((m) => m.name);
+      const before = previous.members.filter((m) => m.role === "agent").map((m) => m.name);
+      if (customer !== undefined && agents.join() !== before.join()) {
+        this.line(c, { seq, mine: false, sender: "", text: `transferred from ${before.join(", ")} to ${agents.join(", ")}`, kind: "event", sentAt: r.createdAt });
+      }
+    }
+  }
+
+  private async handOff(c: Conv, h: Handoff): Promise<void> {
+    if (!equal(h.to, this.keys.signingPublic) || !equal(h.conversation, c.id)) return;
+    const records = new Map<number, EpochRecord>();
+    for (const [n, e] of c.epochs) records.set(n, e.record);
+    const secrets = await openHandoff(h, this.keys, records);
+    for (const [n, k] of secrets) {
+      const e = c.epochs.get(n);
+      if (e !== undefined && e.schedule === null) {
+        e.schedule = new EpochSecret(k, c.id, n);
+        e.k = k;
+      }
+    }
+    const waiting = c.waiting.sort((a, b) => a.seq - b.seq);
+    c.waiting = [];
+    for (const w of waiting) {
+      c.log.release(w.seq);
+      await this.ingest(c, w);
+    }
+  }
+
+  /** The conversation `id` (hex). */
+  protected need(id: string): Conv {
+    const c = this.convs.get(id);
+    if (c === undefined) throw new AgentError("no_conversation", id);
+    return c;
+  }
+}

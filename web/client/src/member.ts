@@ -1,0 +1,292 @@
+/**
+ * What every member of a conversation runs the same way, customer (`customer.ts`) or agent
+ * (`agent.ts`): the account kept in the `Store`, the `Connection` kept alive (the relay key
+ * pinned on first contact, the card registered once), events told to listeners, the send lock,
+ * the per-epoch counters persisted before sealing (§9.3), and `SyncedConversation`, one
+ * conversation read from the relay: history from the cursor, pushes that arrive during a sync
+ * held back until it ends, every item handled once per sequence number, delivery marks sent.
+ *
+ * A member class extends `Member` and implements `resume` (what to read again once a session is
+ * up, the first time or after a drop: pushes are not queued for offline accounts, §13.11) and
+ * `onPush`; it keeps one `SyncedConversation` per conversation it reads.
+ */
+import { IdentityKeys, ProtocolError, cardFromCbor, cardToCbor, fromCbor, toCbor, type IdentityCard } from "@sealdesk/protocol";
+import type { Push, Sequenced } from "./frames.js";
+import { Connection, RelayError, SessionError, type ConnectionState, type Session, type SocketFactory } from "./session.js";
+import { RECORDS, type Store } from "./store.js";
+
+/** The events every member tells its view. */
+export type MemberEvent = { kind: "state"; state: ConnectionState; detail?: string } | { kind: "error"; error: Error };
+
+/** What every member is set up with. */
+export interface MemberOptions {
+  /** The relay's WebSocket URL (`ws://host/v1/ws`). */
+  url: string;
+  store: Store;
+  socket: SocketFactory;
+  /** Randomness (`crypto.getRandomValues`). */
+  random: (n: number) => Uint8Array;
+  /** Seconds since the epoch. */
+  now: () => number;
+  /** Runs `f` while holding the send lock (Web Locks in a page: one tab seals at a time). */
+  withSendLock?: <T>(f: () => Promise<T>) => Promise<T>;
+}
+
+/** An account: its keys and its card. */
+export interface Account {
+  keys: IdentityKeys;
+  card: IdentityCard;
+}
+
+/** How many items one history request asks for. */
+export const HISTORY_PAGE = 200;
+
+/**
+ * The account kept in `store` (`RECORDS.identity`: `{ secret, card }`), or `undefined` when it
+ * holds none. The secret bytes read are wiped once the keys are made from them.
+ *
+ * # Errors
+ * A `ProtocolError` (`malformed`) when the record is damaged.
+ */
+export async function readAccount(store: Store): Promise<Account | undefined> {
+  const stored = await store.get(RECORDS.identity);
+  if (stored === undefined) return undefined;
+  const m = fromCbor(stored);
+  if (m === null || typeof m !== "object" || m instanceof Uint8Array || Array.isArray(m) || !(m.secret instanceof Uint8Array)) throw new ProtocolError("malformed", "stored account");
+  const keys = IdentityKeys.fromSecretBytes(m.secret);
+  m.secret.fill(0);
+  return { keys, card: cardFromCbor(m.card ?? null) };
+}
+
+/** Keeps `keys` and `card` in `store` as the account (the secret bytes are wiped after). */
+export async function writeAccount(store: Store, keys: IdentityKeys, card: IdentityCard): Promise<void> {
+  const secret = keys.toSecretBytes();
+  try {
+    await store.put(RECORDS.identity, toCbor({ secret, card: cardToCbor(card) }));
+  } finally {
+    secret.fill(0);
+  }
+}
+
+/** The number kept under `key` (a counter, a mark), or 0. */
+export async function readNumber(store: Store, key: string): Promise<number> {
+  const b = await store.get(key);
+  if (b === undefined) return 0;
+  const v = fromCbor(b);
+  return typeof v === "number" ? v : 0;
+}
+
+/** Raises the number under `key` to at least `next` (never lowers it). */
+export async function raiseNumber(store: Store, key: string, next: number): Promise<void> {
+  if ((await readNumber(store, key)) < next) await store.put(key, toCbor(next));
+}
+
+/**
+ * Takes the next counter kept under `key`: the counter returned is persisted as used before this
+ * resolves, so a crash burns it and never reuses it (§9.3). Call it under the send lock.
+ */
+export async function takeCounter(store: Store, key: string): Promise<number> {
+  const counter = await readNumber(store, key);
+  await store.put(key, toCbor(counter + 1));
+  return counter;
+}
+
+/** An error as an `Error`. */
+export function asError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
+}
+
+/** A member of conversations, connected to one relay as one account. */
+export abstract class Member<E extends { kind: string }, O extends MemberOptions = MemberOptions> {
+  private readonly listeners = new Set<(e: E | MemberEvent) => void>();
+  /** The connection, once `start` has run. */
+  protected conn: Connection | null = null;
+
+  protected constructor(
+    protected readonly opts: O,
+    /** The account's keys. */
+    readonly keys: IdentityKeys,
+    /** The account's card. */
+    readonly card: IdentityCard,
+  ) {}
+
+  /** Listens to events; returns the function that stops listening. */
+  on(f: (e: E | MemberEvent) => void): () => void {
+    this.listeners.add(f);
+    return () => this.listeners.delete(f);
+  }
+
+  /** Tells every listener. */
+  protected emit(e: E | MemberEvent): void {
+    for (const f of this.listeners) f(e);
+  }
+
+  /** Tells the listeners of an error that stops nothing. */
+  protected fail(error: unknown): void {
+    this.emit({ kind: "error", error: asError(error) });
+  }
+
+  /** Connects (and reconnects) to the relay, with the relay key pinned in the store if any. */
+  start(): void {
+    if (this.conn !== null) return;
+    void this.opts.store.get(RECORDS.relayKey).then((pinned) => {
+      this.conn = new Connection(
+        this.opts.url,
+        this.keys,
+        this.card,
+        this.opts.socket,
+        {
+          online: (s) => this.online(s),
+          push: (p) => this.onPush(p),
+          state: (state, detail) => this.emit(detail === undefined ? { kind: "state", state } : { kind: "state", state, detail }),
+          fatal: (error) => this.emit({ kind: "error", error }),
+        },
+        pinned ?? null,
+      );
+      this.conn.start();
+    });
+  }
+
+  /** Disconnects for good. */
+  stop(): void {
+    this.conn?.stop();
+    this.conn = null;
+  }
+
+  /** The current session, or null when offline. */
+  protected current(): Session | null {
+    return this.conn?.current() ?? null;
+  }
+
+  /**
+   * The current session.
+   *
+   * # Errors
+   * A `SessionError` (`closed`) when offline.
+   */
+  protected session(): Session {
+    const s = this.current();
+    if (s === null) throw new SessionError("closed", "offline");
+    return s;
+  }
+
+  /** Runs `f` holding the send lock (or at once when the page has none). */
+  protected withSendLock<T>(f: () => Promise<T>): Promise<T> {
+    return this.opts.withSendLock === undefined ? f() : this.opts.withSendLock(f);
+  }
+
+  /** A session is up: the relay key pinned on first contact, the card registered, then `resume`. */
+  private async online(s: Session): Promise<void> {
+    if ((await this.opts.store.get(RECORDS.relayKey)) === undefined) await this.opts.store.put(RECORDS.relayKey, s.relayKey);
+    if (!s.registered) {
+      const r = await s.request({ kind: "register" });
+      if (r.kind === "error" && r.code !== "key_registered") throw new RelayError(r.code, r.message);
+    }
+    await this.resume(s);
+  }
+
+  /** Reads again what this member follows, once a session is up (the first or after a drop). */
+  protected abstract resume(s: Session): Promise<void>;
+
+  /** A push on the current session. */
+  protected abstract onPush(p: Push): void;
+}
+
+/**
+ * One conversation as a member reads it: the cursor (the highest sequence number handled), each
+ * item handled once (pushes and history pages overlap after a reconnect), pushes that arrive
+ * while a history sync runs held back until it ends (so an epoch record is always handled
+ * before the messages under it), and pushes handled one after another in arrival order.
+ */
+export class SyncedConversation {
+  /** The highest sequence number handled. */
+  cursor = 0;
+  private readonly handled = new Set<number>();
+  private syncing: Promise<void> | null = null;
+  private queued: Sequenced[] = [];
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    /** The conversation's id. */
+    readonly id: Uint8Array,
+    /** Handles one item (after `claim`ed it; it may `release` it to be handled again later). */
+    private readonly ingest: (it: Sequenced) => Promise<void>,
+    /** The error for an answer of the wrong kind (`kind` is what came). */
+    private readonly badAnswer: (kind: string) => Error,
+  ) {}
+
+  /** Whether a history sync runs now. */
+  get isSyncing(): boolean {
+    return this.syncing !== null;
+  }
+
+  /**
+   * Claims item `seq` for handling: false when it was handled already; else it counts as
+   * handled from now and the cursor moves past it.
+   */
+  claim(seq: number): boolean {
+    if (this.handled.has(seq)) return false;
+    this.handled.add(seq);
+    this.cursor = Math.max(this.cursor, seq);
+    return true;
+  }
+
+  /** Lets item `seq` be handled again (it could not be, yet: checked on the next sync). */
+  release(seq: number): void {
+    this.handled.delete(seq);
+  }
+
+  /**
+   * Reads the history after the cursor page by page, tells the relay what was received, then
+   * handles the pushes held back meanwhile. A call while a sync runs waits for that one.
+   *
+   * # Errors
+   * The session's errors; `badAnswer` for an answer that is not `items`.
+   */
+  async sync(s: Session): Promise<void> {
+    if (this.syncing !== null) return this.syncing;
+    this.syncing = (async () => {
+      for (;;) {
+        const r = await s.call({ kind: "history", conversation: this.id, after: this.cursor, limit: HISTORY_PAGE });
+        if (r.kind !== "items") throw this.badAnswer(r.kind);
+        for (const it of r.items) await this.ingest(it);
+        if (!r.more || r.items.length === 0) break;
+      }
+      this.delivered(s);
+    })();
+    try {
+      await this.syncing;
+    } finally {
+      this.syncing = null;
+    }
+    const queued = this.queued;
+    this.queued = [];
+    for (const q of queued) await this.ingest(q);
+  }
+
+  /**
+   * A pushed item of this conversation: held back while a sync runs, else handled after the
+   * pushes before it; then `after` runs and the relay is told it was received (on `session()`,
+   * when online). An error goes to `fail`.
+   */
+  push(item: Sequenced, session: () => Session | null, fail: (e: unknown) => void, after?: () => void): void {
+    if (this.syncing !== null) {
+      this.queued.push(item);
+      return;
+    }
+    this.chain = this.chain
+      .then(() => this.ingest(item))
+      .then(() => {
+        after?.();
+        const s = session();
+        if (s !== null) this.delivered(s);
+      })
+      .catch(fail);
+  }
+
+  /** Tells the relay this device received everything up to the cursor (§13.11); best effort. */
+  delivered(s: Session): void {
+    if (this.cursor > 0) void s.request({ kind: "delivered", conversation: this.id, seq: this.cursor }).catch(() => undefined);
+  }
+}
+

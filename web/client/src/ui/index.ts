@@ -1,0 +1,113 @@
+/**
+ * `@sealdesk/client/ui`: the DOM helpers the widget and the console share — the element lookup,
+ * the connection states in words, the alert line, times, the "Download" button of an attachment
+ * line with its status line, and a release notice in words. A separate entry (as `idb`), so the
+ * package's main entry stays free of the DOM and runs under Node; a page imports both. Its
+ * styles are `base.css` (`@sealdesk/client/ui/base.css`). Everything is written with
+ * `textContent`: nothing from the relay or another member is HTML.
+ */
+import { AttachmentError, attachmentBlob, safeFileName, type AttachmentRef } from "../attachment.js";
+import type { Notice } from "../notice.js";
+
+/** The element `#id`. */
+export function el<T extends HTMLElement>(id: string): T {
+  const e = document.getElementById(id);
+  if (e === null) throw new Error(`missing #${id}`);
+  return e as T;
+}
+
+/** A connection state (`ConnectionState`) in words. */
+export const STATES: Record<string, string> = {
+  connecting: "Connecting…",
+  online: "Connected · end-to-end encrypted",
+  offline: "Offline · reconnecting",
+  stopped: "Disconnected",
+};
+
+/** Shows `text` in the page's `#alert`. */
+export function showAlert(text: string): void {
+  const a = el<HTMLDivElement>("alert");
+  a.textContent = text;
+  a.hidden = false;
+}
+
+/** A time (Unix seconds) as hours and minutes. */
+export function time(secs: number): string {
+  return new Date(secs * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+/**
+ * Offers `bytes` as a download named after the sender's file name made safe (`safeFileName`),
+ * as `application/octet-stream` (`attachmentBlob`): never opened in this page's origin.
+ */
+export function offerFile(bytes: Uint8Array, name: string): void {
+  const url = URL.createObjectURL(attachmentBlob(bytes));
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = safeFileName(name);
+  a.rel = "noopener";
+  a.hidden = true;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+/**
+ * A "Download" button for an attachment line, with its status line: fetches and checks the file,
+ * then offers it; a file that fails a check shows the reason (`data-error`: the failure) and is
+ * never offered. A page that draws its lines again keeps the element (the outcome is in it).
+ */
+export function downloadButton(ref: AttachmentRef, fetchFile: (ref: AttachmentRef) => Promise<Uint8Array>): HTMLElement {
+  const wrap = document.createElement("span");
+  wrap.className = "attachment";
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = "download";
+  b.textContent = "Download";
+  const status = document.createElement("span");
+  status.className = "attachment-status";
+  status.setAttribute("role", "status");
+  b.addEventListener("click", () => {
+    b.disabled = true;
+    status.textContent = "Fetching and checking…";
+    delete status.dataset.error;
+    fetchFile(ref)
+      .then((bytes) => {
+        status.textContent = "Checked ✓";
+        offerFile(bytes, ref.name);
+      })
+      .catch((e: unknown) => {
+        status.dataset.error = e instanceof AttachmentError ? e.failure : "failed";
+        status.textContent = e instanceof AttachmentError && e.failure !== "bad_answer" ? "This file failed its integrity check (it was altered or is incomplete) and was not saved." : `The file could not be fetched: ${e instanceof Error ? e.message : String(e)}`;
+      })
+      .finally(() => {
+        b.disabled = false;
+      });
+  });
+  wrap.append(b, status);
+  return wrap;
+}
+
+/**
+ * A release (or erasure, revocation, dispute-closed) notice as a list item, in the widget's
+ * words: its title (with "not verified" when it is not), what happened, and the proof — "Verified
+ * ✓: signed by …, proven in the public audit log (entry i of n)" or "treat it with suspicion".
+ * `data-verified` says the verdict.
+ */
+export function noticeItem(n: Notice): HTMLLIElement {
+  const li = document.createElement("li");
+  li.className = `notice ${n.verified ? "verified" : "unverified"}`;
+  li.dataset.seq = String(n.seq);
+  li.dataset.verified = String(n.verified);
+  const head = document.createElement("strong");
+  const title = { release: "Release notice", closed: "Dispute closed", erasure: "Erasure notice", revocation: "Consent revoked", other: "Audit log notice" }[n.kind];
+  head.textContent = n.verified ? title : `${title} (not verified)`;
+  const body = document.createElement("p");
+  body.textContent = `${n.text.charAt(0).toUpperCase()}${n.text.slice(1)}.`;
+  const proof = document.createElement("span");
+  proof.className = "meta";
+  proof.textContent = n.verified ? `Verified ✓: signed by ${n.by}, proven in the public audit log (entry ${n.index} of ${n.provenIn}).` : "Not verified: treat it with suspicion.";
+  li.append(head, body, proof);
+  return li;
+}

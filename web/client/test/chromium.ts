@@ -1,0 +1,80 @@
+/**
+ * Test support for the Chromium suites (`web/widget/test/*.e2e.test.ts`,
+ * `web/console/test/*.e2e.test.ts`): Debian's Chromium through `playwright-core` (headless, no
+ * sandbox, nothing fetched in the background, a fresh profile), the real relay serving the built
+ * pages (`web/dist`, `--web-root`) on 127.0.0.1:0, the org made with the Rust CLI (`relay.ts`),
+ * screenshots under `web/screenshots/` (ignored by git), and a page's console errors and
+ * uncaught exceptions collected so a test can expect none.
+ */
+import { mkdirSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { createOrg, startRelay, type CliOrg, type RelayProcess } from "./relay.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** The built pages the relay serves (`npm run build` of the widget, then the console). */
+export const DIST = resolve(here, "../../dist");
+/** Where the suites write their screenshots. */
+export const SHOTS = resolve(here, "../../screenshots");
+
+/** A phone-sized page (the widget). */
+export const NARROW = { width: 420, height: 640 };
+/** A desk-sized page (the console). */
+export const WIDE = { width: 1000, height: 680 };
+
+/** How a browser profile is launched. */
+export interface LaunchOptions {
+  viewport?: { width: number; height: number };
+  /** Whether the page may download files (the attachment suites). */
+  acceptDownloads?: boolean;
+}
+
+/** Chromium (`CHROMIUM_PATH` or `/usr/bin/chromium`) with a fresh profile in `profile`. */
+export function launch(profile: string, opts: LaunchOptions = {}): Promise<BrowserContext> {
+  return chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+    headless: true,
+    args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+    viewport: opts.viewport ?? NARROW,
+    ...(opts.acceptDownloads === true ? { acceptDownloads: true } : {}),
+  });
+}
+
+/** What a suite runs against. */
+export interface ChromiumRun {
+  relay: RelayProcess;
+  org: CliOrg;
+  browser: BrowserContext;
+}
+
+/**
+ * Starts the relay serving `DIST` with its data in `<root>/relay-data`, makes the org with the
+ * CLI (`createOrg`), and launches Chromium with its profile in `<root>/profile`.
+ */
+export async function setUpChromium(root: string, opts: LaunchOptions = {}): Promise<ChromiumRun> {
+  const relay = await startRelay(join(root, "relay-data"), ["--web-root", DIST]);
+  const org = await createOrg(root, relay.url);
+  const browser = await launch(join(root, "profile"), opts);
+  mkdirSync(SHOTS, { recursive: true });
+  return { relay, org, browser };
+}
+
+/** Closes the browser, stops the relay (the one running now) and removes the temporary root. */
+export async function tearDownChromium(browser: BrowserContext | undefined, relay: RelayProcess | undefined, root: { remove: () => void }): Promise<void> {
+  await browser?.close();
+  await relay?.stop();
+  root.remove();
+}
+
+/**
+ * Collects `page`'s console errors and uncaught exceptions into `problems`. With
+ * `reconnects`, a failed WebSocket connection (the relay stopped on purpose) is not one.
+ */
+export function watchPage(page: Page, problems: string[], reconnects = true): void {
+  page.on("console", (m) => {
+    if (m.type() === "error" && !(reconnects && /^WebSocket connection to .* failed/.test(m.text()))) problems.push(m.text());
+  });
+  page.on("pageerror", (e) => problems.push(e.message));
+}

@@ -1,0 +1,82 @@
+/**
+ * Release notices in the agent console, in Chromium against the real relay serving web/dist: a
+ * CLI customer writes to the CLI's agent `alice`, grants the org's master consent to read the
+ * conversation (`sealdesk consent grant`), and the master unlocks it under that consent with the
+ * CLI trustee `t1` serving (`trustee serve`, which cosigns a log head holding the release
+ * before it sends its share). The console, unlocked from alice's vault, shows one release
+ * notice, verified as the widget verifies it (signer a trustee of the policy, inclusion proven,
+ * the head consistent with the last one seen, the trustees' cosignature quorum) and in the
+ * widget's words. A screenshot goes to web/screenshots/console-notice.png.
+ */
+import { join } from "node:path";
+import type { BrowserContext, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SHOTS, WIDE, setUpChromium, tearDownChromium, watchPage } from "../../client/test/chromium.js";
+import { cli, tempDir, type CliOrg, type RelayProcess } from "../../client/test/relay.js";
+
+describe("release notices in the agent console (Chromium)", () => {
+  const root = tempDir("console-notice");
+  let relay: RelayProcess;
+  let org: CliOrg;
+  let browser: BrowserContext;
+  const problems: string[] = [];
+
+  beforeAll(async () => {
+    ({ relay, org, browser } = await setUpChromium(root.path, { viewport: WIDE }));
+  });
+  afterAll(() => tearDownChromium(browser, relay, root));
+
+  const texts = (page: Page): Promise<string[]> => page.locator("#log li.line .text").allTextContents();
+
+  it("shows a release by consent as one verified notice, in the widget's words", async () => {
+    const page = await browser.newPage();
+    watchPage(page, problems);
+    await page.goto(`${relay.origin}/console/`);
+    const home = org.agentHome;
+    await page.locator("#vault-files").setInputFiles([join(home, "vault.json"), join(home, "records", "identity.rec"), join(home, "records", "profile.rec")]);
+    await page.locator("#passphrase").fill("web tests only");
+    await page.locator("#unlock-button").click();
+    await expect.poll(() => page.locator("#me").textContent(), { timeout: 60_000 }).toBe("alice");
+    await expect.poll(() => page.locator("#conn").getAttribute("data-state")).toBe("online");
+
+    const erin = join(root.path, "erin");
+    await cli(erin, relay.url, ["init", "--name", "erin", "--role", "customer"]);
+    await cli(erin, relay.url, ["register"]);
+    await cli(erin, relay.url, ["open", "--org", org.org, "--org-fingerprint", org.fingerprint]);
+    const id = (JSON.parse(await cli(erin, relay.url, ["conversations", "--json"])) as { conversations: { conversation: string }[] }).conversations[0]?.conversation ?? "";
+    await cli(erin, relay.url, ["send", "--conversation", id, "please review my case"]);
+    const entry = page.locator(`#list button[data-conversation="${id}"]`);
+    await expect.poll(() => entry.count(), { timeout: 30_000 }).toBe(1);
+    await entry.click();
+    await expect.poll(() => texts(page)).toEqual(["please review my case"]);
+    expect(await page.locator("#log li.notice").count()).toBe(0);
+
+    // The customer consents; the master unlocks under it while the trustee serves.
+    const granted = JSON.parse(await cli(erin, relay.url, ["consent", "grant", "--conversation", id, "--scope", "full", "--expires", "1d", "--json"])) as { consent: string };
+    const trustee = org.background("t1", ["trustee", "serve"]);
+    try {
+      await org.as("owner", ["transcript", "unlock", "--conversation", id, "--consent", granted.consent]);
+    } finally {
+      trustee.kill("SIGTERM");
+    }
+
+    const notices = page.locator("#log li.notice");
+    // The relay pushes notices to the customer only: opening the conversation reads the log.
+    await entry.click();
+    await expect.poll(() => notices.count(), { timeout: 30_000 }).toBe(1);
+    const released = notices.first();
+    expect(await released.getAttribute("data-verified")).toBe("true");
+    expect(await released.locator("strong").textContent()).toBe("Release notice");
+    expect(await released.locator("p").textContent()).toMatch(new RegExp(`^The trustee t1 released its share to ${org.org} for epochs? [0-9–]+ of this chat under the customer's consent ${granted.consent}\\.$`));
+    expect(await released.locator(".meta").textContent()).toMatch(/^Verified ✓: signed by trustee t1, proven in the public audit log \(entry \d+ of \d+\)\.$/);
+    await page.screenshot({ path: join(SHOTS, "console-notice.png") });
+
+    // Read again from the relay after a reload: the same one notice, verified again.
+    await page.reload();
+    await page.locator(`#list button[data-conversation="${id}"]`).click();
+    await expect.poll(() => texts(page)).toEqual(["please review my case"]);
+    await expect.poll(() => page.locator("#log li.notice[data-verified=true]").count()).toBe(1);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+});
