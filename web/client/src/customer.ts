@@ -54,8 +54,9 @@ import { consentStates, eraseConversation, historyExport, isErased, revokeConsen
 import { policySummary } from "./summary.js";
 import { epochPrk, openSignal, sealSignal, type SignalKind } from "./signal.js";
 import { TYPING_SHOW_SECS, TypingThrottle } from "./typing.js";
-import { Connection, RelayError, SessionError, type ConnectionState, type Session, type SocketFactory } from "./session.js";
-import { RECORDS, itemKey, type Store } from "./store.js";
+import { Member, SyncedConversation, raiseNumber, readAccount, takeCounter, writeAccount, type MemberOptions } from "./member.js";
+import { RelayError, type ConnectionState, type Session } from "./session.js";
+import { RECORDS, itemKey } from "./store.js";
 
 /** The highest sequence number the agent's device received (its delivery marks). */
 const DELIVERED_KEY = "marks/delivered";
@@ -112,21 +113,11 @@ export class CustomerError extends Error {
 }
 
 /** How a customer is set up. */
-export interface CustomerOptions {
-  /** The relay's WebSocket URL (`ws://host/v1/ws`). */
-  url: string;
+export interface CustomerOptions extends MemberOptions {
   /** The org's name. */
   org: string;
   /** The org master's printed fingerprint, as the business published it. */
   masterFingerprint: string;
-  store: Store;
-  socket: SocketFactory;
-  /** Randomness (`crypto.getRandomValues`). */
-  random: (n: number) => Uint8Array;
-  /** Seconds since the epoch. */
-  now: () => number;
-  /** Runs `f` while holding the send lock (Web Locks in a page; one tab sends at a time). */
-  withSendLock?: <T>(f: () => Promise<T>) => Promise<T>;
   /** An open token from the business's web site (its CBOR), for an org that requires one (§13.14). */
   openToken?: Uint8Array;
   /** How often notices not yet witnessed are checked again (ms; default `RECHECK_NOTICES_MS`). */
@@ -147,7 +138,6 @@ interface ConversationRecord {
   agent: IdentityCard;
 }
 
-const PAGE = 200;
 const enc = new TextEncoder();
 const dec = new TextDecoder("utf-8", { fatal: true });
 
@@ -166,21 +156,17 @@ function bytesOf(v: CborValue | undefined): Uint8Array {
 }
 
 /** A customer of one org, with at most one conversation. */
-export class Customer {
-  private readonly listeners = new Set<(e: CustomerEvent) => void>();
-  private readonly handled = new Set<number>();
+export class Customer extends Member<CustomerEvent, CustomerOptions> {
   private readonly epochs = new Map<number, EpochState>();
   private readonly policies = new Map<number, Policy>();
   private readonly names = new Map<string, string>();
   private readonly lines: ChatLine[] = [];
   private readonly noticeBook: CustomerNotices;
   private recheckTimer: ReturnType<typeof setInterval> | null = null;
-  private conn: Connection | null = null;
-  private syncing: Promise<void> | null = null;
-  private queued: Sequenced[] = [];
   private conv: ConversationRecord | null = null;
+  /** The conversation as read from the relay (cursor, items handled once, pushes held during a sync). */
+  private synced: SyncedConversation | null = null;
   private pinnedMaster: Uint8Array | null = null;
-  private cursor = 0;
   private blocked: string | null = null;
   private erased = false;
   private readSeq = 0;
@@ -191,58 +177,36 @@ export class Customer {
   private typingTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly throttle = new TypingThrottle();
   private reading: Promise<void> = Promise.resolve();
-  private chain: Promise<void> = Promise.resolve();
   /** The org's policy as checked against the fingerprint (after `start`). */
   policy: Policy | null = null;
 
-  private constructor(
-    private readonly opts: CustomerOptions,
-    readonly keys: IdentityKeys,
-    readonly card: IdentityCard,
-  ) {
+  private constructor(opts: CustomerOptions, keys: IdentityKeys, card: IdentityCard) {
+    super(opts, keys, card);
     this.noticeBook = new CustomerNotices({
       org: opts.org,
       store: opts.store,
       me: card.signingKey,
       now: opts.now,
       conversation: () => this.conv?.conversation ?? null,
-      session: () => this.conn?.current() ?? null,
+      session: () => this.current(),
       relayKey: () => this.conn?.relayKey ?? null,
       policy: () => this.policy,
       show: (notice) => this.emit({ kind: "notice", notice }),
-      error: (error) => this.emit({ kind: "error", error }),
+      error: (error) => this.fail(error),
     });
   }
 
   /** Loads the account from the store (creating it on first use) and the kept conversation. */
   static async load(opts: CustomerOptions): Promise<Customer> {
-    const stored = await opts.store.get(RECORDS.identity);
-    let keys: IdentityKeys;
-    let card: IdentityCard;
-    if (stored === undefined) {
-      keys = IdentityKeys.generate(opts.random);
-      card = issueCard(keys, `web-${toHex(opts.random(6))}`, "customer", opts.now());
-      const secret = keys.toSecretBytes();
-      await opts.store.put(RECORDS.identity, toCbor({ secret, card: cardToCbor(card) }));
-      secret.fill(0);
-    } else {
-      const m = map(fromCbor(stored));
-      keys = IdentityKeys.fromSecretBytes(bytesOf(m.secret));
-      card = cardFromCbor(m.card ?? null);
+    let account = await readAccount(opts.store);
+    if (account === undefined) {
+      const keys = IdentityKeys.generate(opts.random);
+      account = { keys, card: issueCard(keys, `web-${toHex(opts.random(6))}`, "customer", opts.now()) };
+      await writeAccount(opts.store, account.keys, account.card);
     }
-    const c = new Customer(opts, keys, card);
+    const c = new Customer(opts, account.keys, account.card);
     await c.loadConversation();
     return c;
-  }
-
-  /** Listens to events; returns the function that stops listening. */
-  on(f: (e: CustomerEvent) => void): () => void {
-    this.listeners.add(f);
-    return () => this.listeners.delete(f);
-  }
-
-  private emit(e: CustomerEvent): void {
-    for (const f of this.listeners) f(e);
   }
 
   /** The verified lines so far, in sequence order. */
@@ -288,7 +252,7 @@ export class Customer {
     if (c === undefined) return;
     this.erased = await isErased(s);
     const m = map(fromCbor(c));
-    this.conv = { conversation: bytesOf(m.conversation), agent: cardFromCbor(m.agent ?? null) };
+    this.follow({ conversation: bytesOf(m.conversation), agent: cardFromCbor(m.agent ?? null) });
     this.pinnedMaster = bytesOf(m.master_key);
     const delivered = await s.get(DELIVERED_KEY);
     const d = delivered === undefined ? 0 : fromCbor(delivered);
@@ -301,27 +265,23 @@ export class Customer {
     }
   }
 
+  /** The conversation this customer reads from now on. */
+  private follow(conv: ConversationRecord): void {
+    this.conv = conv;
+    this.synced = new SyncedConversation(conv.conversation, (it) => this.ingest(it, true), (kind) => new CustomerError("bad_answer", kind));
+  }
+
   /** Connects (and reconnects) to the relay; the policy event follows once it is checked. */
-  start(): void {
-    if (this.conn !== null) return;
-    void this.opts.store.get(RECORDS.relayKey).then((pinned) => {
-      this.conn = new Connection(this.opts.url, this.keys, this.card, this.opts.socket, {
-        online: (s) => this.online(s),
-        push: (p) => this.onPush(p),
-        state: (state, detail) => this.emit(detail === undefined ? { kind: "state", state } : { kind: "state", state, detail }),
-        fatal: (error) => this.emit({ kind: "error", error }),
-      }, pinned ?? null);
-      this.conn.start();
-    });
+  override start(): void {
+    super.start();
     this.recheckTimer ??= setInterval(() => {
       if (this.noticeBook.pending() > 0) void this.recheckNotices().catch(() => undefined);
     }, this.opts.recheckNoticesMs ?? RECHECK_NOTICES_MS);
   }
 
   /** Disconnects for good. */
-  stop(): void {
-    this.conn?.stop();
-    this.conn = null;
+  override stop(): void {
+    super.stop();
     if (this.typingTimer !== null) clearTimeout(this.typingTimer);
     this.typingTimer = null;
     if (this.recheckTimer !== null) clearInterval(this.recheckTimer);
@@ -337,29 +297,14 @@ export class Customer {
       await this.loadConversation();
       if (this.conv === null) return;
     }
-    const s = this.conn?.current() ?? null;
-    if (s === null || this.syncing !== null) return;
-    this.syncing = this.sync(s);
-    try {
-      await this.syncing;
-    } finally {
-      this.syncing = null;
-    }
+    const s = this.current();
+    if (s === null || this.synced === null || this.synced.isSyncing) return;
+    await this.synced.sync(s);
     await this.recheckNotices();
   }
 
-  private session(): Session {
-    const s = this.conn?.current() ?? null;
-    if (s === null) throw new SessionError("closed", "offline");
-    return s;
-  }
-
-  private async online(s: Session): Promise<void> {
-    if ((await this.opts.store.get(RECORDS.relayKey)) === undefined) await this.opts.store.put(RECORDS.relayKey, s.relayKey);
-    if (!s.registered) {
-      const r = await s.request({ kind: "register" });
-      if (r.kind === "error" && r.code !== "key_registered") throw new RelayError(r.code, r.message);
-    }
+  /** A session is up (the relay key pinned, the card registered): the policy, then the conversation read from its cursor. */
+  protected async resume(s: Session): Promise<void> {
     try {
       await this.checkPolicy(s, null);
     } catch (e) {
@@ -367,17 +312,9 @@ export class Customer {
       if (!(e instanceof CustomerError && e.failure === "key_changed")) throw e;
     }
     // Erased on the relay: the local copy is all there is.
-    if (this.conv !== null && !this.erased) {
+    if (this.conv !== null && this.synced !== null && !this.erased) {
       if (this.epochs.size === 0) await this.createEpochZero(s);
-      this.syncing = this.sync(s);
-      try {
-        await this.syncing;
-      } finally {
-        this.syncing = null;
-      }
-      const queued = this.queued;
-      this.queued = [];
-      for (const q of queued) await this.ingest(q, true);
+      await this.synced.sync(s);
       await this.recheckNotices();
     }
   }
@@ -431,7 +368,7 @@ export class Customer {
     this.acceptPolicy(policy);
     const cert = verifyAgentCertificate(r.certificate, policy, this.opts.now());
     if (!equal(cert.agent.signingKey, r.agent.signingKey) || cert.agent.name !== r.agent.name) throw new CustomerError("bad_answer", "the certificate names another agent");
-    this.conv = { conversation, agent: r.agent };
+    this.follow({ conversation, agent: r.agent });
     this.pinnedMaster = policy.master.signingKey;
     await this.opts.store.put(RECORDS.conversation, toCbor({ conversation, agent: cardToCbor(r.agent), master_key: policy.master.signingKey, org: this.opts.org }));
     await this.createEpochZero(s);
@@ -474,34 +411,11 @@ export class Customer {
     await this.ingest(sequencedFromCbor(raw), true);
   }
 
-  private async sync(s: Session): Promise<void> {
-    const conv = this.conv;
-    if (conv === null) return;
-    for (;;) {
-      const r = await s.call({ kind: "history", conversation: conv.conversation, after: this.cursor, limit: PAGE });
-      if (r.kind !== "items") throw new CustomerError("bad_answer", r.kind);
-      for (const it of r.items) await this.ingest(it, true);
-      if (!r.more || r.items.length === 0) break;
-    }
-    if (this.cursor > 0) void s.request({ kind: "delivered", conversation: conv.conversation, seq: this.cursor }).catch(() => undefined);
-  }
-
-  private onPush(p: Push): void {
+  protected onPush(p: Push): void {
     const conv = this.conv;
     if (p.kind === "item") {
-      if (conv === null || !equal(p.item.conversation, conv.conversation)) return;
-      if (this.syncing !== null) {
-        this.queued.push(p.item);
-        return;
-      }
-      this.chain = this.chain
-        .then(() => this.ingest(p.item, true))
-        .then(() => this.recheckNotices())
-        .then(() => {
-          const s = this.conn?.current();
-          if (s !== undefined && s !== null) void s.request({ kind: "delivered", conversation: conv.conversation, seq: this.cursor }).catch(() => undefined);
-        })
-        .catch((error: unknown) => this.emit({ kind: "error", error: error instanceof Error ? error : new Error(String(error)) }));
+      if (conv === null || this.synced === null || !equal(p.item.conversation, conv.conversation)) return;
+      this.synced.push(p.item, () => this.current(), (e) => this.fail(e), () => void this.recheckNotices().catch((e: unknown) => this.fail(e)));
     } else if (p.kind === "delivered" && conv !== null && equal(p.conversation, conv.conversation)) {
       if (p.member !== this.card.name && p.seq > this.deliveredSeq) {
         this.deliveredSeq = p.seq;
@@ -570,7 +484,7 @@ export class Customer {
 
   private async sendSignal(kind: SignalKind): Promise<void> {
     const conv = this.conv;
-    const s = this.conn?.current() ?? null;
+    const s = this.current();
     if (conv === null || s === null || this.blocked !== null || this.erased || this.epochs.size === 0) return;
     const e = this.epochs.get(Math.max(...this.epochs.keys()));
     if (e === undefined || !e.members.some((m) => equal(m, this.card.signingKey))) return;
@@ -608,11 +522,9 @@ export class Customer {
 
   /** Handles one item once: verifies it, keeps it (when `keep`), shows it. */
   private async ingest(it: Sequenced, keep: boolean): Promise<void> {
-    if (this.handled.has(it.seq)) return;
     const conv = this.conv;
-    if (conv === null || !equal(it.conversation, conv.conversation)) return;
-    this.handled.add(it.seq);
-    this.cursor = Math.max(this.cursor, it.seq);
+    if (conv === null || this.synced === null || !equal(it.conversation, conv.conversation)) return;
+    if (!this.synced.claim(it.seq)) return;
     if (keep) await this.opts.store.put(itemKey(it.seq), toCbor(it.raw));
     try {
       await this.handle(it);
@@ -628,7 +540,7 @@ export class Customer {
       const r = item.record;
       let policy = this.policies.get(r.policyVersion);
       if (policy === undefined) {
-        const s = this.conn?.current() ?? null;
+        const s = this.current();
         if (s === null) throw new CustomerError("no_epoch", `policy version ${r.policyVersion} unknown offline`);
         policy = await this.checkPolicy(s, r.policyVersion);
       }
@@ -665,7 +577,7 @@ export class Customer {
         },
       });
       const mine = equal(env.header.sender, this.card.signingKey);
-      if (mine) await this.bumpCounter(env.header.epoch, env.header.counter + 1);
+      if (mine) await raiseNumber(this.opts.store, `${RECORDS.counterPrefix}${env.header.epoch}`, env.header.counter + 1);
       if (env.header.kind === "read") {
         if (!mine && body.length === 8) {
           const seq = Number(new DataView(body.buffer, body.byteOffset, 8).getBigUint64(0));
@@ -750,7 +662,7 @@ export class Customer {
       now: this.opts.now,
       org: this.opts.org,
       conversation: () => this.conv?.conversation ?? null,
-      session: () => this.conn?.current() ?? null,
+      session: () => this.current(),
       notices: () => this.noticeBook.shown,
       checkEntry: (index, entry) => this.noticeBook.checkEntry(index, entry),
     };
@@ -786,18 +698,6 @@ export class Customer {
     return historyExport(id, this.opts.org, summary, this.erased, this.opts.now(), this.lines, this.noticeBook.shown, { read: this.readSeq, delivered: this.deliveredSeq });
   }
 
-  private async readCounter(epoch: number): Promise<number> {
-    const b = await this.opts.store.get(`${RECORDS.counterPrefix}${epoch}`);
-    if (b === undefined) return 0;
-    const v = fromCbor(b);
-    return typeof v === "number" ? v : 0;
-  }
-
-  /** Raises the stored next counter of `epoch` to at least `next` (never lowers it). */
-  private async bumpCounter(epoch: number, next: number): Promise<void> {
-    if ((await this.readCounter(epoch)) < next) await this.opts.store.put(`${RECORDS.counterPrefix}${epoch}`, toCbor(next));
-  }
-
   /**
    * Fetches and opens the file of an attachment line (§9.8): every chunk checked, then the size
    * and hash against the signed reference. Throws an `AttachmentError` (never returns part of a
@@ -818,8 +718,7 @@ export class Customer {
     const sealed = sealAttachment(file, name, mediaType === "" ? "application/octet-stream" : mediaType, caption, this.opts.random);
     if (this.conv === null) {
       const s = this.session();
-      const lock = this.opts.withSendLock ?? ((f) => f());
-      await lock(async () => {
+      await this.withSendLock(async () => {
         if (this.conv === null) await this.open(s);
       });
     }
@@ -849,8 +748,7 @@ export class Customer {
   private async sendRaw(kind: "text" | "attachment" | "read", body: Uint8Array): Promise<number> {
     if (this.blocked !== null) throw new CustomerError("key_changed", this.blocked);
     if (this.erased) throw new CustomerError("not_open", "this conversation was erased");
-    const lock = this.opts.withSendLock ?? ((f) => f());
-    return lock(async () => {
+    return this.withSendLock(async () => {
       const s = this.session();
       if (this.conv === null) await this.open(s);
       const conv = this.conv;
@@ -858,8 +756,7 @@ export class Customer {
       const epoch = Math.max(...this.epochs.keys());
       const e = this.epochs.get(epoch);
       if (e === undefined) throw new CustomerError("no_epoch");
-      const counter = await this.readCounter(epoch);
-      await this.opts.store.put(`${RECORDS.counterPrefix}${epoch}`, toCbor(counter + 1));
+      const counter = await takeCounter(this.opts.store, `${RECORDS.counterPrefix}${epoch}`);
       const sentAt = this.opts.now();
       const envelope = sealMessage(e.schedule, conv.conversation, epoch, this.keys, counter, kind, sentAt, body);
       const r = await s.call({ kind: "send", envelope });
