@@ -9,5 +9,7 @@ export default defineConfig({
     testTimeout: 180_000,
     hookTimeout: 180_000,
     pool: "forks",
+    // A Node agent (the TypeScript `Agent`) in some tests: Node 20 has WebSocket behind this flag.
+    execArgv: ["--experimental-websocket"],
   },
 });

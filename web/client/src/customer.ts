@@ -49,13 +49,21 @@ import {
 } from "@sealdesk/protocol";
 import { attachmentLineText, decodeAttachmentRef, downloadAttachment, encodeAttachmentRef, sealAttachment, uploadAttachment, type AttachmentRef } from "./attachment.js";
 import { consentToCbor, policyFromCbor, sequencedFromCbor, type Push, type Sequenced } from "./frames.js";
-import { auditEntryFromCbor, checkNotice, treeHeadFromCbor, type Notice, type NoticeKind } from "./notice.js";
-import { Connection, RelayError, SessionError, type ConnectionState, type Session, type SocketFactory } from "./session.js";
-import { RECORDS, itemKey, type Store } from "./store.js";
+import { CustomerNotices, RECHECK_NOTICES_MS, type ShownNotice } from "./customer-notices.js";
+import { consentStates, eraseConversation, historyExport, isErased, revokeConsent, type ConsentStatus, type HistoryExport, type RevokeOutcome, type RightsHost } from "./customer-rights.js";
+import { policySummary } from "./summary.js";
+import { epochPrk, openSignal, sealSignal, type SignalKind } from "./signal.js";
+import { TYPING_SHOW_SECS, TypingThrottle } from "./typing.js";
+import { Member, SyncedConversation, raiseNumber, readAccount, takeCounter, writeAccount, type MemberOptions } from "./member.js";
+import { RelayError, type ConnectionState, type Session } from "./session.js";
+import { RECORDS, itemKey } from "./store.js";
+
+/** The highest sequence number the agent's device received (its delivery marks). */
+const DELIVERED_KEY = "marks/delivered";
+/** The highest sequence number covered by a read receipt this customer sent. */
+const READ_SENT_KEY = "marks/read_sent";
 
 /** One line of the conversation, verified. */
-/** Where the customer keeps the last audit-log head it accepted (size and root). */
-const LAST_HEAD_KEY = "log/head";
 
 export interface ChatLine {
   seq: number;
@@ -66,6 +74,11 @@ export interface ChatLine {
   /** The text; for a file, its line ("name, size" and the caption). */
   text: string;
   sentAt: number;
+  /** When the relay stored it. */
+  storedAt: number;
+  /** The epoch and the sender's counter in it. */
+  epoch: number;
+  counter: number;
   /** A file's reference (a message of kind `attachment`, §9.8); fetch it with `download`. */
   attachment?: AttachmentRef;
 }
@@ -77,7 +90,10 @@ export type CustomerEvent =
   | { kind: "line"; line: ChatLine }
   | { kind: "read"; seq: number }
   | { kind: "delivered"; member: string; seq: number }
-  | { kind: "notice"; notice: Notice }
+  /** The agent (`member`) started or stopped typing (an ephemeral signal, §9.7). */
+  | { kind: "typing"; member: string; typing: boolean }
+  /** A notice, or a notice shown before whose verdict changed (same `seq`: replace it). */
+  | { kind: "notice"; notice: ShownNotice }
   | { kind: "key_changed"; detail: string }
   | { kind: "refused"; seq: number; reason: string }
   | { kind: "error"; error: Error };
@@ -97,28 +113,22 @@ export class CustomerError extends Error {
 }
 
 /** How a customer is set up. */
-export interface CustomerOptions {
-  /** The relay's WebSocket URL (`ws://host/v1/ws`). */
-  url: string;
+export interface CustomerOptions extends MemberOptions {
   /** The org's name. */
   org: string;
   /** The org master's printed fingerprint, as the business published it. */
   masterFingerprint: string;
-  store: Store;
-  socket: SocketFactory;
-  /** Randomness (`crypto.getRandomValues`). */
-  random: (n: number) => Uint8Array;
-  /** Seconds since the epoch. */
-  now: () => number;
-  /** Runs `f` while holding the send lock (Web Locks in a page; one tab sends at a time). */
-  withSendLock?: <T>(f: () => Promise<T>) => Promise<T>;
   /** An open token from the business's web site (its CBOR), for an org that requires one (§13.14). */
   openToken?: Uint8Array;
+  /** How often notices not yet witnessed are checked again (ms; default `RECHECK_NOTICES_MS`). */
+  recheckNoticesMs?: number;
 }
 
 interface EpochState {
   record: EpochRecord;
   schedule: EpochSecret;
+  /** The epoch's PRK, for the typing signals (§9.7). */
+  prk: Uint8Array;
   members: Uint8Array[];
   windows: Map<string, ReplayWindow>;
 }
@@ -128,7 +138,6 @@ interface ConversationRecord {
   agent: IdentityCard;
 }
 
-const PAGE = 200;
 const enc = new TextEncoder();
 const dec = new TextDecoder("utf-8", { fatal: true });
 
@@ -136,68 +145,68 @@ function map(v: CborValue): { [k: string]: CborValue } {
   if (v === null || typeof v !== "object" || v instanceof Uint8Array || Array.isArray(v)) throw new ProtocolError("malformed", "stored record");
   return v;
 }
+function u64be(n: number): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, BigInt(n));
+  return b;
+}
 function bytesOf(v: CborValue | undefined): Uint8Array {
   if (!(v instanceof Uint8Array)) throw new ProtocolError("malformed", "stored record");
   return v;
 }
 
 /** A customer of one org, with at most one conversation. */
-export class Customer {
-  private readonly listeners = new Set<(e: CustomerEvent) => void>();
-  private readonly handled = new Set<number>();
+export class Customer extends Member<CustomerEvent, CustomerOptions> {
   private readonly epochs = new Map<number, EpochState>();
   private readonly policies = new Map<number, Policy>();
   private readonly names = new Map<string, string>();
   private readonly lines: ChatLine[] = [];
-  private readonly notices: Notice[] = [];
-  private readonly noticeLeaves = new Set<string>();
-  private conn: Connection | null = null;
-  private syncing: Promise<void> | null = null;
-  private queued: Sequenced[] = [];
+  private readonly noticeBook: CustomerNotices;
+  private recheckTimer: ReturnType<typeof setInterval> | null = null;
   private conv: ConversationRecord | null = null;
+  /** The conversation as read from the relay (cursor, items handled once, pushes held during a sync). */
+  private synced: SyncedConversation | null = null;
   private pinnedMaster: Uint8Array | null = null;
-  private cursor = 0;
   private blocked: string | null = null;
+  private erased = false;
   private readSeq = 0;
-  private chain: Promise<void> = Promise.resolve();
+  private deliveredSeq = 0;
+  private readSent = 0;
+  private lastSignal = 0;
+  private typingMember: string | null = null;
+  private typingTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly throttle = new TypingThrottle();
+  private reading: Promise<void> = Promise.resolve();
   /** The org's policy as checked against the fingerprint (after `start`). */
   policy: Policy | null = null;
 
-  private constructor(
-    private readonly opts: CustomerOptions,
-    readonly keys: IdentityKeys,
-    readonly card: IdentityCard,
-  ) {}
+  private constructor(opts: CustomerOptions, keys: IdentityKeys, card: IdentityCard) {
+    super(opts, keys, card);
+    this.noticeBook = new CustomerNotices({
+      org: opts.org,
+      store: opts.store,
+      me: card.signingKey,
+      now: opts.now,
+      conversation: () => this.conv?.conversation ?? null,
+      session: () => this.current(),
+      relayKey: () => this.conn?.relayKey ?? null,
+      policy: () => this.policy,
+      show: (notice) => this.emit({ kind: "notice", notice }),
+      error: (error) => this.fail(error),
+    });
+  }
 
   /** Loads the account from the store (creating it on first use) and the kept conversation. */
   static async load(opts: CustomerOptions): Promise<Customer> {
-    const stored = await opts.store.get(RECORDS.identity);
-    let keys: IdentityKeys;
-    let card: IdentityCard;
-    if (stored === undefined) {
-      keys = IdentityKeys.generate(opts.random);
-      card = issueCard(keys, `web-${toHex(opts.random(6))}`, "customer", opts.now());
-      const secret = keys.toSecretBytes();
-      await opts.store.put(RECORDS.identity, toCbor({ secret, card: cardToCbor(card) }));
-      secret.fill(0);
-    } else {
-      const m = map(fromCbor(stored));
-      keys = IdentityKeys.fromSecretBytes(bytesOf(m.secret));
-      card = cardFromCbor(m.card ?? null);
+    let account = await readAccount(opts.store);
+    if (account === undefined) {
+      const keys = IdentityKeys.generate(opts.random);
+      account = { keys, card: issueCard(keys, `web-${toHex(opts.random(6))}`, "customer", opts.now()) };
+      await writeAccount(opts.store, account.keys, account.card);
     }
-    const c = new Customer(opts, keys, card);
+    const c = new Customer(opts, account.keys, account.card);
     await c.loadConversation();
     return c;
-  }
-
-  /** Listens to events; returns the function that stops listening. */
-  on(f: (e: CustomerEvent) => void): () => void {
-    this.listeners.add(f);
-    return () => this.listeners.delete(f);
-  }
-
-  private emit(e: CustomerEvent): void {
-    for (const f of this.listeners) f(e);
   }
 
   /** The verified lines so far, in sequence order. */
@@ -215,9 +224,14 @@ export class Customer {
     return this.readSeq;
   }
 
-  /** Why sending is blocked (a pinned key changed), or null. */
+  /** Why sending is blocked (a pinned key changed, or the conversation erased), or null. */
   blockedBecause(): string | null {
-    return this.blocked;
+    return this.blocked ?? (this.erased ? "this conversation was erased on the relay at your request" : null);
+  }
+
+  /** Whether this conversation was erased on the relay at the customer's request (the local copy is kept). */
+  isErased(): boolean {
+    return this.erased;
   }
 
   /** The printed fingerprint of the org's master, once the policy is checked. */
@@ -236,9 +250,13 @@ export class Customer {
     }
     const c = await s.get(RECORDS.conversation);
     if (c === undefined) return;
+    this.erased = await isErased(s);
     const m = map(fromCbor(c));
-    this.conv = { conversation: bytesOf(m.conversation), agent: cardFromCbor(m.agent ?? null) };
+    this.follow({ conversation: bytesOf(m.conversation), agent: cardFromCbor(m.agent ?? null) });
     this.pinnedMaster = bytesOf(m.master_key);
+    const delivered = await s.get(DELIVERED_KEY);
+    const d = delivered === undefined ? 0 : fromCbor(delivered);
+    if (typeof d === "number") this.deliveredSeq = d;
     const latest = [...this.policies.values()].sort((a, b) => b.version - a.version)[0];
     if (latest !== undefined) this.policy = latest;
     for (const k of await s.keys(RECORDS.itemPrefix)) {
@@ -247,24 +265,27 @@ export class Customer {
     }
   }
 
+  /** The conversation this customer reads from now on. */
+  private follow(conv: ConversationRecord): void {
+    this.conv = conv;
+    this.synced = new SyncedConversation(conv.conversation, (it) => this.ingest(it, true), (kind) => new CustomerError("bad_answer", kind));
+  }
+
   /** Connects (and reconnects) to the relay; the policy event follows once it is checked. */
-  start(): void {
-    if (this.conn !== null) return;
-    void this.opts.store.get(RECORDS.relayKey).then((pinned) => {
-      this.conn = new Connection(this.opts.url, this.keys, this.card, this.opts.socket, {
-        online: (s) => this.online(s),
-        push: (p) => this.onPush(p),
-        state: (state, detail) => this.emit(detail === undefined ? { kind: "state", state } : { kind: "state", state, detail }),
-        fatal: (error) => this.emit({ kind: "error", error }),
-      }, pinned ?? null);
-      this.conn.start();
-    });
+  override start(): void {
+    super.start();
+    this.recheckTimer ??= setInterval(() => {
+      if (this.noticeBook.pending() > 0) void this.recheckNotices().catch(() => undefined);
+    }, this.opts.recheckNoticesMs ?? RECHECK_NOTICES_MS);
   }
 
   /** Disconnects for good. */
-  stop(): void {
-    this.conn?.stop();
-    this.conn = null;
+  override stop(): void {
+    super.stop();
+    if (this.typingTimer !== null) clearTimeout(this.typingTimer);
+    this.typingTimer = null;
+    if (this.recheckTimer !== null) clearInterval(this.recheckTimer);
+    this.recheckTimer = null;
   }
 
   /**
@@ -276,45 +297,25 @@ export class Customer {
       await this.loadConversation();
       if (this.conv === null) return;
     }
-    const s = this.conn?.current() ?? null;
-    if (s === null || this.syncing !== null) return;
-    this.syncing = this.sync(s);
-    try {
-      await this.syncing;
-    } finally {
-      this.syncing = null;
-    }
+    const s = this.current();
+    if (s === null || this.synced === null || this.synced.isSyncing) return;
+    await this.synced.sync(s);
+    await this.recheckNotices();
   }
 
-  private session(): Session {
-    const s = this.conn?.current() ?? null;
-    if (s === null) throw new SessionError("closed", "offline");
-    return s;
-  }
-
-  private async online(s: Session): Promise<void> {
-    if ((await this.opts.store.get(RECORDS.relayKey)) === undefined) await this.opts.store.put(RECORDS.relayKey, s.relayKey);
-    if (!s.registered) {
-      const r = await s.request({ kind: "register" });
-      if (r.kind === "error" && r.code !== "key_registered") throw new RelayError(r.code, r.message);
-    }
+  /** A session is up (the relay key pinned, the card registered): the policy, then the conversation read from its cursor. */
+  protected async resume(s: Session): Promise<void> {
     try {
       await this.checkPolicy(s, null);
     } catch (e) {
       // A changed master key blocks sending (already told); reading goes on.
       if (!(e instanceof CustomerError && e.failure === "key_changed")) throw e;
     }
-    if (this.conv !== null) {
+    // Erased on the relay: the local copy is all there is.
+    if (this.conv !== null && this.synced !== null && !this.erased) {
       if (this.epochs.size === 0) await this.createEpochZero(s);
-      this.syncing = this.sync(s);
-      try {
-        await this.syncing;
-      } finally {
-        this.syncing = null;
-      }
-      const queued = this.queued;
-      this.queued = [];
-      for (const q of queued) await this.ingest(q, true);
+      await this.synced.sync(s);
+      await this.recheckNotices();
     }
   }
 
@@ -367,7 +368,7 @@ export class Customer {
     this.acceptPolicy(policy);
     const cert = verifyAgentCertificate(r.certificate, policy, this.opts.now());
     if (!equal(cert.agent.signingKey, r.agent.signingKey) || cert.agent.name !== r.agent.name) throw new CustomerError("bad_answer", "the certificate names another agent");
-    this.conv = { conversation, agent: r.agent };
+    this.follow({ conversation, agent: r.agent });
     this.pinnedMaster = policy.master.signingKey;
     await this.opts.store.put(RECORDS.conversation, toCbor({ conversation, agent: cardToCbor(r.agent), master_key: policy.master.signingKey, org: this.opts.org }));
     await this.createEpochZero(s);
@@ -410,45 +411,120 @@ export class Customer {
     await this.ingest(sequencedFromCbor(raw), true);
   }
 
-  private async sync(s: Session): Promise<void> {
-    const conv = this.conv;
-    if (conv === null) return;
-    for (;;) {
-      const r = await s.call({ kind: "history", conversation: conv.conversation, after: this.cursor, limit: PAGE });
-      if (r.kind !== "items") throw new CustomerError("bad_answer", r.kind);
-      for (const it of r.items) await this.ingest(it, true);
-      if (!r.more || r.items.length === 0) break;
-    }
-    if (this.cursor > 0) void s.request({ kind: "delivered", conversation: conv.conversation, seq: this.cursor }).catch(() => undefined);
-  }
-
-  private onPush(p: Push): void {
+  protected onPush(p: Push): void {
     const conv = this.conv;
     if (p.kind === "item") {
-      if (conv === null || !equal(p.item.conversation, conv.conversation)) return;
-      if (this.syncing !== null) {
-        this.queued.push(p.item);
-        return;
-      }
-      this.chain = this.chain
-        .then(() => this.ingest(p.item, true))
-        .then(() => {
-          const s = this.conn?.current();
-          if (s !== undefined && s !== null) void s.request({ kind: "delivered", conversation: conv.conversation, seq: this.cursor }).catch(() => undefined);
-        })
-        .catch((error: unknown) => this.emit({ kind: "error", error: error instanceof Error ? error : new Error(String(error)) }));
+      if (conv === null || this.synced === null || !equal(p.item.conversation, conv.conversation)) return;
+      this.synced.push(p.item, () => this.current(), (e) => this.fail(e), () => void this.recheckNotices().catch((e: unknown) => this.fail(e)));
     } else if (p.kind === "delivered" && conv !== null && equal(p.conversation, conv.conversation)) {
+      if (p.member !== this.card.name && p.seq > this.deliveredSeq) {
+        this.deliveredSeq = p.seq;
+        void this.opts.store.put(DELIVERED_KEY, toCbor(p.seq)).catch(() => undefined);
+      }
       this.emit({ kind: "delivered", member: p.member, seq: p.seq });
+    } else if (p.kind === "signal" && conv !== null && equal(p.signal.header.conversation, conv.conversation)) {
+      this.onSignal(p.signal);
     }
+  }
+
+  /** A typing signal from another member: shown for `TYPING_SHOW_SECS` unless another comes; a bad one is dropped silently (§9.7). */
+  private onSignal(signal: Extract<Push, { kind: "signal" }>["signal"]): void {
+    const e = this.epochs.get(signal.header.epoch);
+    const conv = this.conv;
+    if (e === undefined || conv === null || equal(signal.header.sender, this.card.signingKey)) return;
+    let kind: SignalKind;
+    try {
+      kind = openSignal(signal, e.prk, conv.conversation, e.record.epoch, e.members, this.opts.now());
+    } catch {
+      return;
+    }
+    if (signal.header.sentAt < this.lastSignal) return;
+    this.lastSignal = signal.header.sentAt;
+    const member = e.record.members.find((m) => equal(m.signingKey, signal.header.sender))?.name ?? "?";
+    if (this.typingTimer !== null) clearTimeout(this.typingTimer);
+    this.typingTimer = null;
+    if (kind === "typing") {
+      this.typingMember = member;
+      this.typingTimer = setTimeout(() => {
+        this.typingMember = null;
+        this.typingTimer = null;
+        this.emit({ kind: "typing", member, typing: false });
+      }, TYPING_SHOW_SECS * 1000);
+    } else {
+      this.typingMember = null;
+    }
+    this.emit({ kind: "typing", member, typing: kind === "typing" });
+  }
+
+  /** Who is typing now (the agent's name), or null. */
+  typingNow(): string | null {
+    return this.typingMember;
+  }
+
+  /** The highest sequence number the agent's device has received (the relay's delivery mark). */
+  deliveredUpTo(): number {
+    return this.deliveredSeq;
+  }
+
+  /**
+   * The customer typed (`empty`: the box is empty now): tells the agent "typing" (at most once
+   * every few seconds) or "stopped", as an ephemeral signal the relay passes on and never
+   * stores (§9.7). Nothing is sent before the conversation is open or while sending is blocked.
+   */
+  async typed(empty: boolean): Promise<void> {
+    const kind = this.throttle.input(this.opts.now(), empty);
+    if (kind !== null) await this.sendSignal(kind);
+  }
+
+  /** The customer sent or left the box: "stopped" if the agent was told "typing". */
+  async stoppedTyping(): Promise<void> {
+    const kind = this.throttle.stop();
+    if (kind !== null) await this.sendSignal(kind);
+  }
+
+  private async sendSignal(kind: SignalKind): Promise<void> {
+    const conv = this.conv;
+    const s = this.current();
+    if (conv === null || s === null || this.blocked !== null || this.erased || this.epochs.size === 0) return;
+    const e = this.epochs.get(Math.max(...this.epochs.keys()));
+    if (e === undefined || !e.members.some((m) => equal(m, this.card.signingKey))) return;
+    const signal = sealSignal(e.prk, conv.conversation, e.record.epoch, this.keys, kind, this.opts.now(), this.opts.random(12));
+    const r = await s.request({ kind: "signal", signal });
+    // The epoch moved on meanwhile: the signal is moot.
+    if (r.kind === "error" && r.code !== "stale_epoch") throw new RelayError(r.code, r.message);
+  }
+
+  /**
+   * The customer has seen the conversation up to `upTo` (default: its newest line from the
+   * agent): sends an end-to-end read receipt (a message of kind `read`, §9.5) when that is past
+   * the last one sent. The widget calls it only while the page is visible.
+   */
+  markRead(upTo?: number): Promise<void> {
+    const run = this.reading.then(() => this.markReadNow(upTo));
+    this.reading = run.catch(() => undefined);
+    return run;
+  }
+
+  private async markReadNow(upTo?: number): Promise<void> {
+    const newest = Math.max(0, ...this.lines.filter((l) => !l.mine).map((l) => l.seq));
+    const seq = Math.min(upTo ?? newest, newest);
+    if (this.conv === null || this.blocked !== null) return;
+    if (this.readSent === 0) {
+      const b = await this.opts.store.get(READ_SENT_KEY);
+      const v = b === undefined ? 0 : fromCbor(b);
+      this.readSent = typeof v === "number" ? v : 0;
+    }
+    if (seq <= this.readSent) return;
+    await this.sendRaw("read", u64be(seq));
+    this.readSent = seq;
+    await this.opts.store.put(READ_SENT_KEY, toCbor(seq));
   }
 
   /** Handles one item once: verifies it, keeps it (when `keep`), shows it. */
   private async ingest(it: Sequenced, keep: boolean): Promise<void> {
-    if (this.handled.has(it.seq)) return;
     const conv = this.conv;
-    if (conv === null || !equal(it.conversation, conv.conversation)) return;
-    this.handled.add(it.seq);
-    this.cursor = Math.max(this.cursor, it.seq);
+    if (conv === null || this.synced === null || !equal(it.conversation, conv.conversation)) return;
+    if (!this.synced.claim(it.seq)) return;
     if (keep) await this.opts.store.put(itemKey(it.seq), toCbor(it.raw));
     try {
       await this.handle(it);
@@ -464,7 +540,7 @@ export class Customer {
       const r = item.record;
       let policy = this.policies.get(r.policyVersion);
       if (policy === undefined) {
-        const s = this.conn?.current() ?? null;
+        const s = this.current();
         if (s === null) throw new CustomerError("no_epoch", `policy version ${r.policyVersion} unknown offline`);
         policy = await this.checkPolicy(s, r.policyVersion);
       }
@@ -479,7 +555,7 @@ export class Customer {
         this.names.set(m.name, key);
       }
       const k = await openEpoch(r, this.keys, policy);
-      this.epochs.set(r.epoch, { record: r, schedule: new EpochSecret(k, r.conversation, r.epoch), members: r.members.map((m) => m.signingKey), windows: new Map() });
+      this.epochs.set(r.epoch, { record: r, schedule: new EpochSecret(k, r.conversation, r.epoch), prk: epochPrk(k, r.conversation, r.epoch), members: r.members.map((m) => m.signingKey), windows: new Map() });
       k.fill(0);
     } else if (item.kind === "message") {
       const env = item.envelope;
@@ -501,7 +577,7 @@ export class Customer {
         },
       });
       const mine = equal(env.header.sender, this.card.signingKey);
-      if (mine) await this.bumpCounter(env.header.epoch, env.header.counter + 1);
+      if (mine) await raiseNumber(this.opts.store, `${RECORDS.counterPrefix}${env.header.epoch}`, env.header.counter + 1);
       if (env.header.kind === "read") {
         if (!mine && body.length === 8) {
           const seq = Number(new DataView(body.buffer, body.byteOffset, 8).getBigUint64(0));
@@ -517,86 +593,28 @@ export class Customer {
       const sender = e.record.members.find((m) => equal(m.signingKey, env.header.sender))?.name ?? "?";
       // A file's reference that does not decode is refused (shown as rejected), never shown as text.
       const ref = env.header.kind === "attachment" ? decodeAttachmentRef(body) : null;
-      const line: ChatLine =
-        ref === null ? { seq: it.seq, mine, sender, text: dec.decode(body), sentAt: env.header.sentAt } : { seq: it.seq, mine, sender, text: attachmentLineText(ref), sentAt: env.header.sentAt, attachment: ref };
+      const base = { seq: it.seq, mine, sender, sentAt: env.header.sentAt, storedAt: it.storedAt, epoch: env.header.epoch, counter: env.header.counter };
+      const line: ChatLine = ref === null ? { ...base, text: dec.decode(body) } : { ...base, text: attachmentLineText(ref), attachment: ref };
       this.lines.push(line);
       this.lines.sort((a, b) => a.seq - b.seq);
       this.emit({ kind: "line", line });
     } else if (item.kind === "notice") {
-      await this.handleNotice(it.seq, item.index, item.raw);
+      await this.noticeBook.handle(it.seq, item.index, item.raw, it.storedAt);
     }
   }
 
   /**
-   * Checks a release notice (`notice.ts`) and keeps the verdict, so a reload shows it without
-   * asking the relay again; a notice that cannot be checked now (offline) is checked on the
-   * next sync.
+   * Judges again every notice not yet witnessed (or not yet checked): once enough of the org's
+   * trustees cosigned a log holding it, it is shown verified; if they cosigned a log the one
+   * served here does not extend, NOT GENUINE. Runs at each sync and every `recheckNoticesMs`.
    */
-  private async handleNotice(seq: number, index: number, raw: CborValue): Promise<void> {
-    const key = `notice/${String(seq).padStart(12, "0")}`;
-    const kept = await this.opts.store.get(key);
-    if (kept !== undefined) {
-      const m = map(fromCbor(kept));
-      const signer = typeof m.signer === "string" ? m.signer : null;
-      const kinds: readonly string[] = ["release", "erasure", "revocation", "closed"];
-      // Verdicts kept before notices had a kind read as the release notices they were.
-      const kind: NoticeKind = typeof m.kind === "string" && kinds.includes(m.kind) ? (m.kind as NoticeKind) : m.kind === undefined && signer !== null ? "release" : "other";
-      const by = typeof m.by === "string" ? m.by : signer !== null ? `trustee ${signer}` : "the key allowed to make it";
-      const notice: Notice = { seq, index, kind, by, text: String(m.text), verified: m.verified === true, signer, provenIn: typeof m.proven_in === "number" ? m.proven_in : 0 };
-      this.notices.push(notice);
-      this.emit({ kind: "notice", notice });
-      return;
-    }
-    const conv = this.conv;
-    const s = this.conn?.current() ?? null;
-    const relayKey = this.conn?.relayKey ?? null;
-    if (conv === null || s === null || relayKey === null) {
-      this.handled.delete(seq);
-      return;
-    }
-    const entry = auditEntryFromCbor(raw);
-    const notice = await checkNotice(seq, index, entry, {
-      org: this.opts.org,
-      conversation: conv.conversation,
-      me: this.card.signingKey,
-      relayKey,
-      policy: this.policy,
-      seen: this.noticeLeaves,
-      treeHead: async () => {
-        const r = await s.call({ kind: "get_tree_head" });
-        if (r.kind !== "tree_head") throw new CustomerError("bad_answer", r.kind);
-        return treeHeadFromCbor(r.head);
-      },
-      inclusion: async (i, size) => {
-        const r = await s.call({ kind: "get_inclusion", index: i, size });
-        if (r.kind !== "inclusion" || r.index !== i || r.size !== size) throw new CustomerError("bad_answer", r.kind);
-        return r.path;
-      },
-      // The log must only grow from the head this customer accepted last (kept in its store).
-      lastHead: {
-        get: async () => {
-          const b = await this.opts.store.get(LAST_HEAD_KEY);
-          if (b === undefined) return null;
-          const m = map(fromCbor(b));
-          const root = m.root;
-          return typeof m.size === "number" && root instanceof Uint8Array ? { size: m.size, root } : null;
-        },
-        put: async (h) => this.opts.store.put(LAST_HEAD_KEY, toCbor({ size: h.size, root: h.root })),
-      },
-      consistency: async (old, size) => {
-        const r = await s.call({ kind: "get_consistency", old, new: size });
-        if (r.kind !== "consistency" || r.old !== old || r.new !== size) throw new CustomerError("bad_answer", r.kind);
-        return r.path;
-      },
-    });
-    await this.opts.store.put(key, toCbor({ kind: notice.kind, by: notice.by, text: notice.text, verified: notice.verified, signer: notice.signer, proven_in: notice.provenIn }));
-    this.notices.push(notice);
-    this.emit({ kind: "notice", notice });
+  recheckNotices(): Promise<void> {
+    return this.noticeBook.recheck();
   }
 
-  /** The release notices shown so far. */
-  releaseNotices(): readonly Notice[] {
-    return this.notices;
+  /** The notices shown so far (release, erasure, revocation, a dispute closed). */
+  releaseNotices(): readonly ShownNotice[] {
+    return this.noticeBook.shown;
   }
 
   /**
@@ -637,16 +655,47 @@ export class Customer {
     return (await this.opts.store.keys("consent/")).map((k) => k.slice("consent/".length));
   }
 
-  private async readCounter(epoch: number): Promise<number> {
-    const b = await this.opts.store.get(`${RECORDS.counterPrefix}${epoch}`);
-    if (b === undefined) return 0;
-    const v = fromCbor(b);
-    return typeof v === "number" ? v : 0;
+  private rightsHost(): RightsHost {
+    return {
+      store: this.opts.store,
+      keys: this.keys,
+      now: this.opts.now,
+      org: this.opts.org,
+      conversation: () => this.conv?.conversation ?? null,
+      session: () => this.current(),
+      notices: () => this.noticeBook.shown,
+      checkEntry: (index, entry) => this.noticeBook.checkEntry(index, entry),
+    };
   }
 
-  /** Raises the stored next counter of `epoch` to at least `next` (never lowers it). */
-  private async bumpCounter(epoch: number, next: number): Promise<void> {
-    if ((await this.readCounter(epoch)) < next) await this.opts.store.put(`${RECORDS.counterPrefix}${epoch}`, toCbor(next));
+  /** The consents granted from this browser, each with where it stands (`customer-rights.ts`). */
+  consentStates(): Promise<ConsentStatus[]> {
+    return consentStates(this.rightsHost());
+  }
+
+  /**
+   * Revokes consent `id` (hex): said "revoked" only once the revocation is proven in the audit
+   * log this customer has been shown, "witnessed" once enough of the org's trustees vouch for it.
+   */
+  revokeConsent(id: string): Promise<RevokeOutcome> {
+    return revokeConsent(this.rightsHost(), id);
+  }
+
+  /**
+   * Erases the conversation on the relay (the customer's signed request and its own signed
+   * erasure entry); the local copy stays readable and sending stops.
+   */
+  async erase(): Promise<void> {
+    await eraseConversation(this.rightsHost());
+    this.erased = true;
+  }
+
+  /** The customer's own verified history as JSON (the shape of the CLI's `history --export`). */
+  exportHistory(): HistoryExport {
+    const id = this.conversationId();
+    if (id === null) throw new CustomerError("not_open");
+    const summary = this.policy === null ? null : policySummary(this.policy);
+    return historyExport(id, this.opts.org, summary, this.erased, this.opts.now(), this.lines, this.noticeBook.shown, { read: this.readSeq, delivered: this.deliveredSeq });
   }
 
   /**
@@ -669,8 +718,7 @@ export class Customer {
     const sealed = sealAttachment(file, name, mediaType === "" ? "application/octet-stream" : mediaType, caption, this.opts.random);
     if (this.conv === null) {
       const s = this.session();
-      const lock = this.opts.withSendLock ?? ((f) => f());
-      await lock(async () => {
+      await this.withSendLock(async () => {
         if (this.conv === null) await this.open(s);
       });
     }
@@ -690,9 +738,17 @@ export class Customer {
   }
 
   private async sendBody(kind: "text" | "attachment", body: Uint8Array): Promise<ChatLine> {
+    const seq = await this.sendRaw(kind, body);
+    const line = this.lines.find((l) => l.seq === seq);
+    if (line === undefined) throw new CustomerError("bad_answer", "own message did not verify");
+    return line;
+  }
+
+  /** Seals and sends one message of `kind`; returns its sequence number once verified and kept. */
+  private async sendRaw(kind: "text" | "attachment" | "read", body: Uint8Array): Promise<number> {
     if (this.blocked !== null) throw new CustomerError("key_changed", this.blocked);
-    const lock = this.opts.withSendLock ?? ((f) => f());
-    return lock(async () => {
+    if (this.erased) throw new CustomerError("not_open", "this conversation was erased");
+    return this.withSendLock(async () => {
       const s = this.session();
       if (this.conv === null) await this.open(s);
       const conv = this.conv;
@@ -700,17 +756,14 @@ export class Customer {
       const epoch = Math.max(...this.epochs.keys());
       const e = this.epochs.get(epoch);
       if (e === undefined) throw new CustomerError("no_epoch");
-      const counter = await this.readCounter(epoch);
-      await this.opts.store.put(`${RECORDS.counterPrefix}${epoch}`, toCbor(counter + 1));
+      const counter = await takeCounter(this.opts.store, `${RECORDS.counterPrefix}${epoch}`);
       const sentAt = this.opts.now();
       const envelope = sealMessage(e.schedule, conv.conversation, epoch, this.keys, counter, kind, sentAt, body);
       const r = await s.call({ kind: "send", envelope });
       if (r.kind !== "stored") throw new CustomerError("bad_answer", r.kind);
       const raw: CborValue = { conversation: conv.conversation, seq: r.seq, stored_at: sentAt, item: { message: envelopeToCbor(envelope) } };
       await this.ingest(sequencedFromCbor(raw), true);
-      const line = this.lines.find((l) => l.seq === r.seq);
-      if (line === undefined) throw new CustomerError("bad_answer", "own message did not verify");
-      return line;
+      return r.seq;
     });
   }
 }

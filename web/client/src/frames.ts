@@ -43,7 +43,11 @@ export type Request =
   | { kind: "get_inclusion"; index: number; size: number }
   | { kind: "get_consistency"; old: number; new: number }
   | { kind: "get_witnessed_head"; org: string }
-  /** Audit log entries `from..from+limit`; those the caller may not read come back withheld (§12.3). */
+  /** A signed audit entry (its CBOR map, `{ event, at, signer, signature }`), e.g. a consent's revocation (§12). */
+  | { kind: "append_audit"; entry: CborValue }
+  /** A customer's signed erasure request (its CBOR map, with the customer's `statement`, §10.7). */
+  | { kind: "erase"; request: CborValue }
+  /** Audit log entries `from..from+limit`; those the caller may not read come back withheld (§12). */
   | { kind: "get_entries"; from: number; limit: number }
   | { kind: "share_consent"; token: ConsentToken }
   | { kind: "transfer"; conversation: Uint8Array; agent: string }
@@ -85,6 +89,10 @@ export function requestToCbor(r: Request): CborValue {
       return { get_consistency: { old: r.old, new: r.new } };
     case "get_witnessed_head":
       return { get_witnessed_head: { org: r.org } };
+    case "append_audit":
+      return { append_audit: r.entry };
+    case "erase":
+      return { erase: r.request };
     case "get_entries":
       return { get_entries: { from: r.from, limit: r.limit } };
     case "share_consent":
@@ -203,6 +211,8 @@ export type Response =
   | { kind: "inclusion"; index: number; size: number; path: Uint8Array[] }
   | { kind: "consistency"; old: number; new: number; path: Uint8Array[] }
   | { kind: "witnessed_head"; head: CborValue; cosignatures: CborValue[] }
+  /** An audit entry appended at `index`, with a tree head that holds it. */
+  | { kind: "appended"; index: number; head: CborValue }
   /**
    * Audit log slots from `from`: each either an entry the caller may read (`entries`, their
    * CBOR, in index order) or withheld (its index in `withheld`).
@@ -460,6 +470,12 @@ export function responseFromCbor(v: CborValue): Response {
     }
     case "tree_head":
       return { kind: "tree_head", head: body };
+    case "appended": {
+      const m = map(body, "appended");
+      const head = m.head;
+      if (head === undefined) throw malformed("appended: head");
+      return { kind: "appended", index: u(m, "index"), head };
+    }
     case "attachment_progress": {
       const m = map(body, "attachment_progress");
       return { kind: "attachment_progress", stored: u(m, "stored"), chunks: u(m, "chunks") };

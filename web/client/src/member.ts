@@ -268,6 +268,12 @@ export class SyncedConversation {
    * A pushed item of this conversation: held back while a sync runs, else handled after the
    * pushes before it; then `after` runs and the relay is told it was received (on `session()`,
    * when online). An error goes to `fail`.
+   *
+   * A push that is not the next item after the cursor is not handled alone: the history from the
+   * cursor is read first, this item with it. The relay pushes an item to every member but its
+   * sender's key, so what another device of this account appended (the CLI's epoch record and
+   * message, say) comes only through the history; handling the push alone would move the cursor
+   * past those items, and no later sync would read them.
    */
   push(item: Sequenced, session: () => Session | null, fail: (e: unknown) => void, after?: () => void): void {
     if (this.syncing !== null) {
@@ -275,7 +281,12 @@ export class SyncedConversation {
       return;
     }
     this.chain = this.chain
-      .then(() => this.ingest(item))
+      .then(async () => {
+        const s = session();
+        if (item.seq > this.cursor + 1 && s !== null) await this.sync(s);
+        // Handled by the sync already, in order, unless the history did not hold it (claimed once).
+        await this.ingest(item);
+      })
       .then(() => {
         after?.();
         const s = session();

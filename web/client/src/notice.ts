@@ -239,9 +239,21 @@ export async function checkNotice(seq: number, index: number, entry: AuditEntry,
           const w = await ctx.witnessedHead();
           const served = verifyTreeHead(w.head, ctx.relayKey);
           const now = ctx.now?.() ?? Math.floor(Date.now() / 1000);
-          const q = await witnessQuorum({ head: served, cosignatures: w.cosignatures }, ctx.policy, ctx.relayKey, index, now, proof);
-          if (q.splitView) failure = "split_view";
-          else if (q.have < q.need) unwitnessed = `witnessed by ${q.have} of the ${q.need} trustees needed`;
+          // The head the trustees vouch for must itself hold the entry (§12.4): a relay could
+          // otherwise prove it in one head and show the witnesses another without it.
+          let held = served.size > index;
+          if (held) {
+            const path = await ctx.inclusion(index, served.size);
+            held = verifyInclusion(entryLeafHash(entry), index, served.size, path, served.root);
+            if (!held) failure = "split_view";
+          } else {
+            unwitnessed = "the witnessed audit log does not hold it yet";
+          }
+          if (held) {
+            const q = await witnessQuorum({ head: served, cosignatures: w.cosignatures }, ctx.policy, ctx.relayKey, index, now, proof);
+            if (q.splitView) failure = "split_view";
+            else if (q.have < q.need) unwitnessed = `witnessed by ${q.have} of the ${q.need} trustees needed`;
+          }
         } catch {
           unwitnessed = "the trustees' cosignatures could not be had";
         }

@@ -110,6 +110,45 @@ describe("a TypeScript agent with the same identity as the CLI agent", () => {
     erin.stop();
   });
 
+  it("follows an epoch the CLI opened when the customer's read receipt in it is the first push", async () => {
+    // The relay pushes an item to every member but its sender's key: the CLI's epoch record and
+    // message (one account, another device) reach this agent through the history only. The
+    // customer's read receipt of them, sealed in the CLI's epoch, is the first push after them;
+    // the agent reads the history from its cursor before it, so it shows the CLI's message and
+    // then seals in an epoch of its own after the CLI's.
+    const { keys, card } = await importCliVault(vaultFiles(org.agentHome), "web tests only");
+    const store = new MemoryStore();
+    await Agent.keep(store, keys, card);
+    const agent = await Agent.load({ url: relay.url, store, socket, random, now });
+    const events: AgentEvent[] = [];
+    agent.on((e) => events.push(e));
+    agent.start();
+    await eventually("online", () => events.find((e) => e.kind === "state" && e.state === "online"));
+    const dave = await Customer.load({ url: relay.url, org: org.org, masterFingerprint: org.fingerprint, store: new MemoryStore(), socket, random, now });
+    dave.start();
+    await eventually("the customer online", () => (dave.policy !== null ? true : undefined));
+    await dave.send("where is my parcel?");
+    const id = dave.conversationId() ?? "";
+    const has = (text: string): true | undefined => (agent.conversation(id)?.lines.some((l) => l.text === text) === true ? true : undefined);
+    await eventually("the customer's line at the agent", () => has("where is my parcel?"));
+    const answer = await agent.send(id, "checking");
+    await eventually("the answer at the customer", () => dave.history().find((l) => l.seq === answer));
+
+    await org.agent(["send", "--conversation", id, "found it: it ships today"]);
+    const fromCli = await eventually("the CLI's line at the customer", () => dave.history().find((l) => l.text === "found it: it ships today"));
+    const agentEpoch = dave.history().find((l) => l.seq === answer)?.epoch ?? -1;
+    expect(fromCli.epoch).toBeGreaterThan(agentEpoch);
+    await dave.markRead(fromCli.seq);
+    // No sync asked for: the receipt's push alone brings the CLI's epoch and message.
+    await eventually("the read receipt at the agent", () => ((agent.conversation(id)?.readByCustomer ?? 0) >= fromCli.seq ? true : undefined));
+    await eventually("the CLI's line at the agent", () => has("found it: it ships today"));
+    const next = await agent.send(id, "anything else?");
+    const line = await eventually("the agent's next line at the customer", () => dave.history().find((l) => l.seq === next));
+    expect(line.epoch).toBeGreaterThan(fromCli.epoch);
+    agent.stop();
+    dave.stop();
+  });
+
   it("works a conversation next to the CLI: receipts, status, both devices send, transfer", async () => {
     const { keys, card } = await importCliVault(vaultFiles(org.agentHome), "web tests only");
     const store = new MemoryStore();

@@ -126,4 +126,14 @@ describe("a notice's tree head", () => {
     expect(split.failure).toBe("split_view");
     expect(split.verified).toBe(false);
   });
+
+  it("is NOT GENUINE when the head the trustees vouch for does not hold the entry", async () => {
+    const [t1, t2] = trustees as [IdentityKeys, IdentityKeys];
+    // Proven in the served head; the witnessed head is a fork without entry 1, cosigned by both.
+    const fork = head(6, forked);
+    const split = await checkNotice(1, 1, entries[1] as AuditEntry, ctx(head(6), leaves, null, { head: fork, cosignatures: [cosign(t1, fork), cosign(t2, fork)] }));
+    expect(split.failure).toBe("split_view");
+    expect(split.verified).toBe(false);
+    expect(split.text).toContain("NOT GENUINE");
+  });
 });

@@ -9,10 +9,14 @@
  * send, the counter persisted before encrypting); the others follow over a BroadcastChannel.
  * The DOM is written with `textContent` only: nothing from the relay or the agent is HTML.
  */
-import { Customer, CustomerError, policySummary, type ChatLine, type CustomerEvent, type Notice, type SocketLike } from "@sealdesk/client";
+import { Customer, CustomerError, policySummary, type ChatLine, type CustomerEvent, type ShownNotice, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
 import { STATES, downloadButton, el, showAlert, time } from "@sealdesk/client/ui";
-import { fromHex } from "@sealdesk/protocol";
+import { fromHex, toHex } from "@sealdesk/protocol";
+import { noticeItem } from "./notices.js";
+import { showMarks, wireLiveSigns } from "./receipts.js";
+import { wireRights } from "./rights.js";
+import { plainRefusal } from "./refusals.js";
 
 async function main(): Promise<void> {
   const params = new URLSearchParams(location.search);
@@ -39,6 +43,9 @@ async function main(): Promise<void> {
     withSendLock: <T>(f: () => Promise<T>): Promise<T> => (navigator.locks === undefined ? f() : (navigator.locks.request(lockName, f) as Promise<T>)),
     ...(/^([0-9a-f]{2})+$/i.test(tokenHex) ? { openToken: fromHex(tokenHex) } : {}),
   });
+  // The customer's public signing key (hex): what the business's web server names in an open
+  // token (`sealdesk token issue --customer`), read by the page that embeds the widget.
+  document.body.dataset.customerKey = toHex(customer.card.signingKey);
   const tabs = typeof BroadcastChannel === "undefined" ? null : new BroadcastChannel(`sealdesk/${org}`);
 
   const log = el<HTMLOListElement>("log");
@@ -56,15 +63,13 @@ async function main(): Promise<void> {
     file.disabled = !canSend();
     send.disabled = !canSend();
     document.body.dataset.conversation = customer.conversationId() ?? "";
-    el<HTMLDetailsElement>("consent").hidden = !(customer.conversationId() !== null && customer.policy?.allowConsent === true);
+    el<HTMLDetailsElement>("consent").hidden = !(customer.conversationId() !== null && customer.policy?.allowConsent === true && !customer.isErased());
+    el<HTMLDetailsElement>("your-data").hidden = customer.conversationId() === null;
   };
-  const readMarks = (): void => {
-    const upTo = customer.readUpTo();
-    for (const [seq, li] of rows) {
-      const mark = li.querySelector(".read");
-      if (mark !== null && li.classList.contains("mine")) mark.textContent = seq <= upTo ? " · read" : "";
-    }
-  };
+  const readMarks = (): void => showMarks(rows, customer);
+  const live = wireLiveSigns(customer, text, el("typing"));
+  const rights = wireRights(customer, () => refresh());
+  el<HTMLDetailsElement>("consent").addEventListener("toggle", () => rights.refreshConsents());
   const addLine = (l: ChatLine): void => {
     if (rows.has(l.seq)) return;
     const li = document.createElement("li");
@@ -90,23 +95,16 @@ async function main(): Promise<void> {
     rows.set(l.seq, li);
     li.scrollIntoView({ block: "end" });
   };
-  const addNotice = (n: Notice): void => {
-    if (rows.has(n.seq)) return;
-    const li = document.createElement("li");
-    li.className = `notice ${n.verified ? "verified" : "unverified"}`;
-    li.dataset.seq = String(n.seq);
-    li.dataset.verified = String(n.verified);
-    const head = document.createElement("strong");
-    const title = { release: "Release notice", closed: "Dispute closed", erasure: "Erasure notice", revocation: "Consent revoked", other: "Audit log notice" }[n.kind];
-    head.textContent = n.verified ? title : `${title} (not verified)`;
-    const body = document.createElement("p");
-    body.textContent = `${n.text.charAt(0).toUpperCase()}${n.text.slice(1)}.`;
-    const proof = document.createElement("span");
-    proof.className = "meta";
-    proof.textContent = n.verified
-      ? `Verified ✓: signed by ${n.by}, proven in the public audit log (entry ${n.index} of ${n.provenIn}).`
-      : "Not verified: treat it with suspicion.";
-    li.append(head, body, proof);
+  const addNotice = (n: ShownNotice): void => {
+    // A notice judged again (witnessed since, or found not genuine) replaces its line in place.
+    const old = rows.get(n.seq);
+    if (old !== undefined && !old.classList.contains("notice")) return;
+    const li = noticeItem(n);
+    if (old !== undefined) {
+      old.replaceWith(li);
+      rows.set(n.seq, li);
+      return;
+    }
     const after = [...rows.keys()].filter((s) => s > n.seq).sort((a, b) => a - b)[0];
     log.insertBefore(li, after === undefined ? null : (rows.get(after) ?? null));
     rows.set(n.seq, li);
@@ -122,6 +120,7 @@ async function main(): Promise<void> {
     switch (e.kind) {
       case "state":
         online = e.state === "online";
+        if (online) live.seen();
         conn.dataset.state = e.state;
         conn.textContent = STATES[e.state] ?? e.state;
         conn.title = e.detail ?? "";
@@ -135,6 +134,7 @@ async function main(): Promise<void> {
       case "line":
         addLine(e.line);
         readMarks();
+        if (!e.line.mine) live.seen();
         break;
       case "read":
         readMarks();
@@ -156,6 +156,9 @@ async function main(): Promise<void> {
         }
         break;
       case "delivered":
+        readMarks();
+        break;
+      case "typing":
         break;
     }
     refresh();
@@ -172,10 +175,12 @@ async function main(): Promise<void> {
       .then((line) => {
         text.value = "";
         addLine(line);
+        readMarks();
+        live.sent();
         el<HTMLDetailsElement>("policy").open = false;
         tabs?.postMessage({ sent: line.seq });
       })
-      .catch((err: unknown) => showAlert(`Not sent: ${err instanceof Error ? err.message : String(err)}`))
+      .catch((err: unknown) => showAlert(`Not sent: ${plainRefusal(err)}`))
       .finally(() => {
         refresh();
         text.focus();
@@ -194,7 +199,7 @@ async function main(): Promise<void> {
         el<HTMLDetailsElement>("policy").open = false;
         tabs?.postMessage({ sent: line.seq });
       })
-      .catch((err: unknown) => showAlert(`File not sent: ${err instanceof Error ? err.message : String(err)}`))
+      .catch((err: unknown) => showAlert(`File not sent: ${plainRefusal(err)}`))
       .finally(() => {
         file.value = "";
         refresh();
@@ -212,6 +217,7 @@ async function main(): Promise<void> {
         const result = el("consent-result");
         result.textContent = `Consent granted. Its id, to give the business: ${id}`;
         result.dataset.consent = id;
+        rights.refreshConsents();
       })
       .catch((err: unknown) => showAlert(`Consent not granted: ${err instanceof Error ? err.message : String(err)}`))
       .finally(() => {

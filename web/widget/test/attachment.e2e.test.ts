@@ -36,10 +36,10 @@ describe("attachments in the widget (Chromium)", () => {
     });
     page.on("pageerror", (e) => problems.push(e.message));
     await page.goto(`${relay.origin}/?org=${org.org}&fp=${encodeURIComponent(org.fingerprint)}`);
-    await expect.poll(() => page.locator("#conn").getAttribute("data-state")).toBe("online");
+    await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 15_000 }).toBe("online");
     await page.locator("#text").fill("the invoice please");
     await page.locator("#text").press("Enter");
-    await expect.poll(() => lines(page)).toEqual(["the invoice please"]);
+    await expect.poll(() => lines(page), { timeout: 15_000 }).toEqual(["the invoice please"]);
     const id = (await page.locator("body").getAttribute("data-conversation")) ?? "";
 
     const file = new Uint8Array(randomBytes(40_000));
@@ -91,8 +91,8 @@ describe("attachments in the widget (Chromium)", () => {
     let downloads = 0;
     page.on("download", () => (downloads += 1));
     await page.goto(`${relay.origin}/?org=${org.org}&fp=${encodeURIComponent(org.fingerprint)}`);
-    await expect.poll(() => page.locator("#conn").getAttribute("data-state")).toBe("online");
-    await expect.poll(() => page.locator("#log li.line button.download").count()).toBe(2);
+    await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 15_000 }).toBe("online");
+    await expect.poll(() => page.locator("#log li.line button.download").count(), { timeout: 15_000 }).toBe(2);
     await page.locator("#log li.line button.download").first().click();
     const status = page.locator("#log .attachment-status").first();
     await expect.poll(() => status.getAttribute("data-error")).toBe("chunk");

@@ -87,15 +87,21 @@ describe("the widget in Chromium", () => {
     try {
       await org.as("owner", ["transcript", "unlock", "--conversation", id, "--ticket", ticket]);
     } finally {
+      const exited = new Promise((r) => (trustee.exitCode !== null ? r(null) : trustee.once("exit", r)));
       trustee.kill("SIGTERM");
+      await exited;
     }
     await expect.poll(() => page.locator("#log li.notice").count()).toBe(2);
     const released = page.locator("#log li.notice", { hasText: "released its share" });
     expect(await released.count()).toBe(1);
-    expect(await released.getAttribute("data-verified")).toBe("true");
+    // The trustee cosigned a log holding its entry before it sent its share: witnessed.
+    await expect.poll(() => released.getAttribute("data-verified"), { timeout: 30_000 }).toBe("true");
     expect(await released.locator(".meta").textContent()).toContain("Verified ✓: signed by trustee t1, proven in the public audit log");
+    // The close may be logged after the trustee's last cosignature: once it cosigns the log as
+    // it is now, the widget's next check shows it verified.
     const closed = page.locator("#log li.notice", { hasText: "is closed (its release is complete)" });
-    expect(await closed.getAttribute("data-verified")).toBe("true");
+    await org.as("t1", ["trustee", "serve", "--once"]);
+    await expect.poll(() => closed.getAttribute("data-verified"), { timeout: 30_000 }).toBe("true");
     expect(await closed.locator("strong").textContent()).toBe("Dispute closed");
     expect(await closed.locator(".meta").textContent()).toContain("Verified ✓: signed by the relay, proven in the public audit log");
     await page.screenshot({ path: join(shots, "widget-notice.png") });
@@ -117,9 +123,25 @@ describe("the widget in Chromium", () => {
     } finally {
       trustee2.kill("SIGTERM");
     }
-    await expect.poll(() => page.locator("#log li.notice[data-verified=true]").count()).toBe(3);
+    await expect.poll(() => page.locator("#log li.notice[data-verified=true]").count(), { timeout: 30_000 }).toBe(3);
     expect(await page.locator("#log li.notice").last().textContent()).toContain(`under your consent ${consent}`);
     await page.screenshot({ path: join(shots, "widget-consent-notice.png") });
+
+    // A ticket the master closes at once: the close is logged while no trustee has cosigned a
+    // log holding it — shown "not yet witnessed", never as genuine, until the trustee cosigns.
+    await org.as("owner", ["dispute", "open", "--conversation", id, "--reason", "a second look"]);
+    const all = JSON.parse(await org.as("owner", ["dispute", "list", "--json"])) as { tickets: { ticket: string }[] };
+    const second = all.tickets.map((t) => t.ticket).find((t) => t !== ticket) ?? "";
+    await org.as("owner", ["dispute", "close", "--ticket", second, "--reason", "opened by mistake"]);
+    const pending = page.locator("#log li.notice", { hasText: `dispute ticket ${second}` });
+    await expect.poll(() => pending.count(), { timeout: 20_000 }).toBe(1);
+    expect(await pending.getAttribute("data-witnessed")).toBe("false");
+    expect(await pending.getAttribute("data-verified")).toBe("false");
+    expect(await pending.locator("strong").textContent()).toBe("Dispute closed (not yet witnessed)");
+    await page.screenshot({ path: join(shots, "widget-notice-unwitnessed.png") });
+    await org.as("t1", ["trustee", "serve", "--once"]);
+    await expect.poll(() => pending.getAttribute("data-verified"), { timeout: 30_000 }).toBe("true");
+    expect(await pending.locator("strong").textContent()).toBe("Dispute closed");
 
     expect(await page.locator("#alert").isHidden()).toBe(true);
     expect(problems).toEqual([]);
@@ -172,7 +194,7 @@ describe("the widget in Chromium", () => {
     const page = await browser.newPage();
     const response = await page.goto(`${relay.origin}/?org=${org.org}&fp=${encodeURIComponent("11111 22222 33333 44444 55555 66666")}`);
     expect(response?.status()).toBe(200);
-    await expect.poll(() => page.locator("#alert").textContent()).toContain("fingerprint_mismatch");
+    await expect.poll(() => page.locator("#alert").textContent(), { timeout: 10_000 }).toContain("fingerprint_mismatch");
     expect(await page.locator("#send").isDisabled()).toBe(true);
     await page.screenshot({ path: join(shots, "widget-wrong-fingerprint.png") });
     await page.close();

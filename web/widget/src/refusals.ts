@@ -1,0 +1,27 @@
+/**
+ * The relay's refusals a customer can meet, in plain words (the code kept in brackets for a
+ * support request): an org that requires an open token from its web site (PROTOCOL §13.14), a
+ * blocked account, a rate limit. Anything else is shown as the error says.
+ */
+import { RelayError } from "@sealdesk/client";
+
+const PLAIN: Record<string, string> = {
+  open_token_required: "this business only opens chats started from its own web site, and this page did not pass its token. Open the chat from the business's site (or reload it there) and try again",
+  open_token_expired: "the token this page got from the business's web site has expired. Reload the business's page and try again",
+  open_token_forged: "the token this page passed is not one the business's web site signed",
+  open_token_wrong_org: "the token this page passed is for another business",
+  open_token_wrong_customer: "the token this page passed was made for another browser. Reload the business's page and try again",
+  open_token_uncertified: "the business's web site signs with a key its owner has not certified",
+  open_token_bad_visitor: "the token this page passed names no valid visitor",
+  blocked: "this business has blocked this browser's account",
+  rate_limited: "too many attempts; wait a little and try again",
+};
+
+/** What to tell the customer about error `e`. */
+export function plainRefusal(e: unknown): string {
+  if (e instanceof RelayError) {
+    const plain = PLAIN[e.code];
+    if (plain !== undefined) return `${plain.charAt(0).toUpperCase()}${plain.slice(1)}. (${e.code})`;
+  }
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,0 +1,128 @@
+/**
+ * The customer's rights in the widget: the consents granted from this browser with where each
+ * stands (active, used, expired, revoked — the CLI's words) and a Revoke button for an active
+ * one, which says "revoked" only once the relay's log proves it (and whether the business's
+ * trustees have vouched for it yet); "Export my history" (a JSON download of the verified
+ * history, the CLI's `history --export` shape); "Erase this conversation" (asked twice, then the
+ * customer's signed request; the copy here stays readable). Text only (`textContent`).
+ */
+import type { ConsentStatus, Customer } from "@sealdesk/client";
+
+function byId<T extends HTMLElement>(id: string): T {
+  const e = document.getElementById(id);
+  if (e === null) throw new Error(`missing #${id}`);
+  return e as T;
+}
+
+const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+/** Wires the consent list, export and erase; `changed` is called when sending may have stopped. */
+export function wireRights(customer: Customer, changed: () => void): { refreshConsents: () => void } {
+  const list = byId<HTMLUListElement>("consents");
+  const status = byId<HTMLParagraphElement>("consent-status");
+
+  const row = (c: ConsentStatus): HTMLLIElement => {
+    const li = document.createElement("li");
+    li.dataset.consent = c.id;
+    li.dataset.state = c.state;
+    const what = document.createElement("span");
+    const until = new Date(c.expiresAt * 1000).toLocaleDateString();
+    what.textContent = `“${c.purpose}” (${c.id.slice(0, 8)}…) — ${c.state}${c.state === "active" ? `, until ${until}` : ""}${c.entry === null ? "" : `, audit log entry #${c.entry}`}`;
+    li.append(what);
+    if (c.state === "active") {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = "Revoke";
+      b.setAttribute("aria-label", `Revoke the consent for “${c.purpose}”`);
+      b.addEventListener("click", () => {
+        b.disabled = true;
+        status.textContent = "Revoking: waiting for the audit log to prove it…";
+        customer
+          .revokeConsent(c.id)
+          .then((o) => {
+            status.dataset.outcome = o.state;
+            status.textContent =
+              o.state === "used"
+                ? `Not revoked: a trustee already released under this consent (audit log entry #${o.index}); a revocation cannot undo that, so nothing was logged.`
+                : o.witnessed
+                  ? `Revoked (audit log entry #${o.index}), proven in the log and vouched for by the business's key trustees: they will refuse it.`
+                  : `Revoked (audit log entry #${o.index}), proven in the log. Not yet witnessed: too few of the business's key trustees have vouched for a log holding it.`;
+          })
+          .catch((e: unknown) => {
+            status.dataset.outcome = "failed";
+            status.textContent = `Not revoked: ${message(e)}`;
+          })
+          .finally(refreshConsents);
+      });
+      li.append(b);
+    }
+    return li;
+  };
+
+  function refreshConsents(): void {
+    customer
+      .consentStates()
+      .then((all) => {
+        list.replaceChildren(...all.map(row));
+        list.hidden = all.length === 0;
+      })
+      .catch(() => undefined);
+  }
+
+  // Export: the verified history as a JSON file (this browser's own data, not a received file).
+  byId<HTMLButtonElement>("export").addEventListener("click", () => {
+    const out = byId("data-status");
+    try {
+      const data = customer.exportHistory();
+      const url = URL.createObjectURL(new Blob([JSON.stringify(data, null, 2)], { type: "application/json" }));
+      const a = document.createElement("a");
+      a.href = url;
+      a.download = `sealdesk-history-${data.conversation}.json`;
+      a.hidden = true;
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+      out.textContent = `Exported ${data.lines.length} lines (plaintext: keep the file safe).`;
+    } catch (e) {
+      out.textContent = `Not exported: ${message(e)}`;
+    }
+  });
+
+  // Erase: asked twice (an inline confirmation, reachable by keyboard).
+  const erase = byId<HTMLButtonElement>("erase");
+  const confirm = byId<HTMLDivElement>("erase-confirm");
+  erase.addEventListener("click", () => {
+    confirm.hidden = false;
+    byId<HTMLButtonElement>("erase-no").focus();
+  });
+  byId<HTMLButtonElement>("erase-no").addEventListener("click", () => {
+    confirm.hidden = true;
+    erase.focus();
+  });
+  byId<HTMLButtonElement>("erase-yes").addEventListener("click", () => {
+    const out = byId("data-status");
+    const yes = byId<HTMLButtonElement>("erase-yes");
+    yes.disabled = true;
+    customer
+      .erase()
+      .then(() => {
+        confirm.hidden = true;
+        erase.disabled = true;
+        out.dataset.erased = "true";
+        out.textContent = "Erased on the relay. Your copy in this browser stays readable; nothing more can be sent in this conversation.";
+      })
+      .catch((e: unknown) => {
+        out.textContent = `Not erased: ${message(e)}`;
+      })
+      .finally(() => {
+        yes.disabled = false;
+        changed();
+      });
+  });
+  if (customer.isErased()) {
+    erase.disabled = true;
+    byId("data-status").textContent = "This conversation was erased on the relay; this is your copy in this browser.";
+  }
+  return { refreshConsents };
+}

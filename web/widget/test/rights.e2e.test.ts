@@ -1,0 +1,123 @@
+/**
+ * The customer's rights in the widget, in Chromium against the real relay serving web/dist (the
+ * org, its master and trustee made with the CLI): two consents granted and listed; the master
+ * unlocks under the first, which is then listed "used"; the second is revoked with its button —
+ * said revoked with its audit log entry, "not yet witnessed" (no trustee has cosigned since); the
+ * export downloads the verified history as JSON; erasing is asked twice, then the copy stays
+ * readable, sending stops, and a reload says so. Screenshots `widget-consents.png`,
+ * `widget-erased.png`.
+ */
+import { readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium, type BrowserContext } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createOrg, startRelay, tempDir, type CliOrg, type RelayProcess } from "../../client/test/relay.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const dist = resolve(here, "../../dist");
+const shots = resolve(here, "../../screenshots");
+
+describe("consents, export and erasure in the widget (Chromium)", () => {
+  const root = tempDir("widget-rights");
+  let relay: RelayProcess;
+  let org: CliOrg;
+  let browser: BrowserContext;
+  const problems: string[] = [];
+
+  beforeAll(async () => {
+    relay = await startRelay(join(root.path, "relay-data"), ["--web-root", dist]);
+    org = await createOrg(root.path, relay.url);
+    browser = await chromium.launchPersistentContext(join(root.path, "profile"), {
+      executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+      headless: true,
+      args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+      viewport: { width: 420, height: 760 },
+      acceptDownloads: true,
+    });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await relay?.stop();
+    root.remove();
+  });
+
+  it("lists and revokes consents, exports the history and erases the conversation", async () => {
+    const page = await browser.newPage();
+    page.on("console", (m) => {
+      if (m.type() === "error") problems.push(m.text());
+    });
+    page.on("pageerror", (e) => problems.push(e.message));
+    const url = `${relay.origin}/?org=${org.org}&fp=${encodeURIComponent(org.fingerprint)}`;
+    await page.goto(url);
+    await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");
+    await page.locator("#text").fill("I want my data back");
+    await page.locator("#text").press("Enter");
+    await expect.poll(() => page.locator("#log li.line .text").allTextContents()).toEqual(["I want my data back"]);
+    const id = (await page.locator("body").getAttribute("data-conversation")) ?? "";
+
+    await page.locator("#consent summary").click();
+    const consents: string[] = [];
+    for (const purpose of ["refund check", "quality review"]) {
+      await page.locator("#purpose").fill(purpose);
+      await page.locator("#grant").click();
+      await expect.poll(() => page.locator("#consent-result").getAttribute("data-consent")).not.toBe(consents[consents.length - 1] ?? null);
+      consents.push((await page.locator("#consent-result").getAttribute("data-consent")) ?? "");
+    }
+    const [first, second] = consents as [string, string];
+    await expect.poll(() => page.locator("#consents li[data-state=active]").count(), { timeout: 10_000 }).toBe(2);
+
+    // The master opens the conversation under the first consent: listed as used.
+    const trustee = org.background("t1", ["trustee", "serve"]);
+    try {
+      await org.as("owner", ["transcript", "unlock", "--conversation", id, "--consent", first]);
+    } finally {
+      const exited = new Promise((r) => (trustee.exitCode !== null ? r(null) : trustee.once("exit", r)));
+      trustee.kill("SIGTERM");
+      await exited;
+    }
+    await expect.poll(() => page.locator("#log li.notice").count(), { timeout: 20_000 }).toBe(1);
+    await page.locator("#consent summary").click();
+    await page.locator("#consent summary").click();
+    await expect.poll(() => page.locator(`#consents li[data-consent="${first}"]`).getAttribute("data-state"), { timeout: 10_000 }).toBe("used");
+    expect(await page.locator(`#consents li[data-consent="${first}"] button`).count()).toBe(0);
+
+    // The second, revoked with its button (keyboard: focus and Enter).
+    await page.locator(`#consents li[data-consent="${second}"] button`).focus();
+    await page.keyboard.press("Enter");
+    await expect.poll(() => page.locator("#consent-status").getAttribute("data-outcome"), { timeout: 20_000 }).toBe("revoked");
+    expect(await page.locator("#consent-status").textContent()).toMatch(/^Revoked \(audit log entry #\d+\), proven in the log\. Not yet witnessed/);
+    await expect.poll(() => page.locator(`#consents li[data-consent="${second}"]`).getAttribute("data-state")).toBe("revoked");
+    await page.screenshot({ path: join(shots, "widget-consents.png"), fullPage: true });
+    await expect(org.as("owner", ["transcript", "unlock", "--conversation", id, "--consent", second, "--wait", "5"])).rejects.toThrow();
+
+    // Export: the verified history as JSON.
+    await page.locator("#your-data summary").click();
+    const [download] = await Promise.all([page.waitForEvent("download"), page.locator("#export").click()]);
+    expect(download.suggestedFilename()).toBe(`sealdesk-history-${id}.json`);
+    const exported = JSON.parse(readFileSync((await download.path()) ?? "", "utf8")) as { format: string; conversation: string; lines: { entry: { type: string; text: string; mine?: boolean } }[] };
+    expect(exported.format).toBe("sealdesk-history/1");
+    expect(exported.conversation).toBe(id);
+    expect(exported.lines.find((l) => l.entry.type === "message")?.entry).toMatchObject({ text: "I want my data back", mine: true });
+    expect(exported.lines.some((l) => l.entry.type === "notice")).toBe(true);
+
+    // Erase: asked first; cancel leaves everything as it is.
+    await page.locator("#erase").click();
+    expect(await page.locator("#erase-confirm").isVisible()).toBe(true);
+    await page.locator("#erase-no").click();
+    expect(await page.locator("#erase-confirm").isHidden()).toBe(true);
+    await page.locator("#erase").click();
+    await page.locator("#erase-yes").click();
+    await expect.poll(() => page.locator("#data-status").getAttribute("data-erased"), { timeout: 20_000 }).toBe("true");
+    expect(await page.locator("#send").isDisabled()).toBe(true);
+    expect(await page.locator("#log li.line .text").allTextContents()).toEqual(["I want my data back"]);
+    await page.screenshot({ path: join(shots, "widget-erased.png"), fullPage: true });
+
+    await page.reload();
+    await expect.poll(() => page.locator("#log li.line .text").allTextContents()).toEqual(["I want my data back"]);
+    await expect.poll(() => page.locator("#data-status").textContent()).toContain("was erased on the relay");
+    expect(await page.locator("#send").isDisabled()).toBe(true);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+});
