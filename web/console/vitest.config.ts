@@ -9,5 +9,8 @@ export default defineConfig({
     testTimeout: 240_000,
     hookTimeout: 180_000,
     pool: "forks",
+    // One file at a time: each file starts its own relay, CLI processes and Chromium, and on a
+    // two-core machine files run side by side starve each other's event-driven waits.
+    fileParallelism: false,
   },
 });

@@ -9,6 +9,9 @@ export default defineConfig({
     testTimeout: 180_000,
     hookTimeout: 180_000,
     pool: "forks",
+    // One file at a time: each file starts its own relay, CLI processes and Chromium, and on a
+    // two-core machine files run side by side starve each other's event-driven waits.
+    fileParallelism: false,
     // A Node agent (the TypeScript `Agent`) in some tests: Node 20 has WebSocket behind this flag.
     execArgv: ["--experimental-websocket"],
   },
