@@ -12,46 +12,13 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cosignatureSignedBytes, decodeFrame, encodeFrame, type CborValue } from "@sealdesk/protocol";
-import { Customer, MemoryStore, importCliVault, type CustomerEvent, type ShownNotice, type SocketFactory, type SocketLike } from "../src/index.js";
+import { cosignatureSignedBytes } from "@sealdesk/protocol";
+import { Customer, MemoryStore, importCliVault, type CustomerEvent, type ShownNotice } from "../src/index.js";
 import { createOrg, eventually, startRelay, tempDir, type CliOrg, type RelayProcess } from "./relay.js";
+import { tampering, type Frame } from "./tamper.js";
 
 const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
 const now = (): number => Math.floor(Date.now() / 1000);
-type Frame = { [k: string]: CborValue };
-
-/** A WebSocket whose incoming frames pass through `tamper` (which may change them in place). */
-function tampering(tamper: (frame: Frame) => void): SocketFactory {
-  return (url) => {
-    const ws = new WebSocket(url);
-    const s: SocketLike = {
-      get binaryType() {
-        return ws.binaryType;
-      },
-      set binaryType(v: string) {
-        ws.binaryType = v as BinaryType;
-      },
-      get readyState() {
-        return ws.readyState;
-      },
-      send: (d) => ws.send(d),
-      close: (c, r) => ws.close(c, r),
-      onopen: null,
-      onmessage: null,
-      onclose: null,
-      onerror: null,
-    };
-    ws.onopen = (e) => s.onopen?.(e);
-    ws.onclose = (e) => s.onclose?.(e);
-    ws.onerror = (e) => s.onerror?.(e);
-    ws.onmessage = (e) => {
-      const frame = decodeFrame(new Uint8Array(e.data as ArrayBuffer)) as Frame;
-      tamper(frame);
-      s.onmessage?.({ data: encodeFrame(frame).buffer });
-    };
-    return s;
-  };
-}
 
 /** The `witnessed_head` body of a response frame, if it is one. */
 function witnessedHead(frame: Frame): { head: Frame; cosignatures: Frame[] } | null {

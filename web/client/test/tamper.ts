@@ -1,0 +1,42 @@
+/**
+ * Test support: a WebSocket factory whose incoming frames pass through a function that may
+ * change them in place — the hostile relay of the TypeScript client's tests.
+ */
+import { decodeFrame, encodeFrame, type CborValue } from "@sealdesk/protocol";
+import type { SocketFactory, SocketLike } from "../src/index.js";
+
+/** A decoded frame, as the tamper function sees it. */
+export type Frame = { [k: string]: CborValue };
+
+/** A WebSocket whose incoming frames pass through `tamper` (which may change them in place). */
+export function tampering(tamper: (frame: Frame) => void): SocketFactory {
+  return (url) => {
+    const ws = new WebSocket(url);
+    const s: SocketLike = {
+      get binaryType() {
+        return ws.binaryType;
+      },
+      set binaryType(v: string) {
+        ws.binaryType = v as BinaryType;
+      },
+      get readyState() {
+        return ws.readyState;
+      },
+      send: (d) => ws.send(d),
+      close: (c, r) => ws.close(c, r),
+      onopen: null,
+      onmessage: null,
+      onclose: null,
+      onerror: null,
+    };
+    ws.onopen = (e) => s.onopen?.(e);
+    ws.onclose = (e) => s.onclose?.(e);
+    ws.onerror = (e) => s.onerror?.(e);
+    ws.onmessage = (e) => {
+      const frame = decodeFrame(new Uint8Array(e.data as ArrayBuffer)) as Frame;
+      tamper(frame);
+      s.onmessage?.({ data: encodeFrame(frame).buffer });
+    };
+    return s;
+  };
+}
