@@ -112,7 +112,13 @@ pub(crate) async fn drive<I: Input, S: Sink>(
                         Ok(true) => break,
                         // A command may have brought in items (a send catches up first): the
                         // list's unread counts and statuses follow.
-                        Ok(false) => conversations(client, out, s.current, false).map_err(io)?,
+                        Ok(false) => {
+                            // Items a send brought in (stored before this account's message):
+                            // shown now, in order, not dropped with their overtaken pushes.
+                            let aside = client.take_events_aside();
+                            show_events(client, out, &aside, &mut s).map_err(io)?;
+                            conversations(client, out, s.current, false).map_err(io)?
+                        }
                         Err(e) if is_connection_lost(&e) => {
                             online = false;
                             backoff = RECONNECT_FIRST;

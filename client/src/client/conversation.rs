@@ -14,7 +14,7 @@ use sealdesk_protocol::{
 };
 use serde::Serialize;
 
-use super::{Client, HISTORY_PAGE, cannot_send, next_epoch, page_advances};
+use super::{Client, Event, HISTORY_PAGE, cannot_send, next_epoch, page_advances};
 
 /// How long a customer's session trusts its last check of a conversation's agent key before
 /// asking the relay again (see `Client::check_agent_key`), in seconds.
@@ -297,7 +297,7 @@ impl Client {
         body: &[u8],
     ) -> Result<u64> {
         if self.account.epochs(id)?.is_empty() {
-            self.sync(id).await?;
+            self.sync_aside(id).await?;
         }
         let mut retried = false;
         loop {
@@ -329,7 +329,7 @@ impl Client {
                     // If another member opened a newer epoch meanwhile (it also found this
                     // one full), send in theirs: rotating again would open one epoch too many.
                     retried = true;
-                    self.sync(id).await?;
+                    self.sync_aside(id).await?;
                     let newest = self.account.epochs(id)?.last().map(|e| e.record.epoch);
                     if newest.is_none_or(|e| e <= state.record.epoch) {
                         self.rotate(id).await?;
@@ -342,7 +342,7 @@ impl Client {
                     // Another member opened a newer epoch (or this agent was transferred out):
                     // the sync brings it, then send there (or say why this account cannot).
                     retried = true;
-                    self.sync(id).await?;
+                    self.sync_aside(id).await?;
                 }
                 Err(e) => return Err(e),
             }
@@ -370,9 +370,25 @@ impl Client {
             })
             .await?;
         } else {
-            self.sync(id).await?;
+            self.sync_aside(id).await?;
         }
         Ok(())
+    }
+
+    /// Syncs `id` for a send, keeping the events of the items it brings in for the caller
+    /// (they are another member's items, new to the caller; see `Client::events_aside`).
+    async fn sync_aside(&mut self, id: &ConversationId) -> Result<()> {
+        let events = self.sync(id).await?;
+        self.events_aside.extend(events);
+        while self.events_aside.len() > super::EVENTS_ASIDE {
+            self.events_aside.pop_front();
+        }
+        Ok(())
+    }
+
+    /// Takes the events a send kept aside (see `Client::events_aside`), oldest first.
+    pub fn take_events_aside(&mut self) -> Vec<Event> {
+        self.events_aside.drain(..).collect()
     }
 
     /// The epoch this account sends in now: checks membership and pins, creates epoch 0 for a

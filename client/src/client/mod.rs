@@ -149,7 +149,15 @@ pub struct Client {
     /// When this session last checked, for a customer, the key its conversation's agent's
     /// name is bound to now (see `Client::check_agent_key`), by conversation.
     pub(crate) agent_checked: HashMap<ConversationId, std::time::Instant>,
+    /// Events of items a send brought in by syncing (another member's items stored before this
+    /// account's message), not yet given to the caller: handed out with the next push's events
+    /// ([`Client::handle_push`]) or by [`Client::take_events_aside`]. Bounded by
+    /// [`EVENTS_ASIDE`] (the oldest dropped; the history keeps every item).
+    pub(crate) events_aside: VecDeque<Event>,
 }
+
+/// At most this many events are kept aside for the caller (see `Client::events_aside`).
+pub const EVENTS_ASIDE: usize = 1_000;
 
 impl Client {
     /// Connects `account` to the relay at `url`, authenticates, and checks the relay's keys
@@ -211,6 +219,7 @@ impl Client {
             signals: HashMap::new(),
             tls: tls.clone(),
             agent_checked: HashMap::new(),
+            events_aside: VecDeque::new(),
         })
     }
 

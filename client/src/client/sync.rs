@@ -226,10 +226,25 @@ impl Client {
 
     /// Handles a push from the relay. Pushes the conversation machinery does not handle
     /// (release requests, tickets, release updates) are returned as `Err(push)` inside `Ok`.
+    /// The events a send kept aside (items it synced in, see [`Client::take_events_aside`])
+    /// come first, so an item whose push a send overtook is still shown once.
     ///
     /// # Errors
     /// Relay and storage errors.
     pub async fn handle_push(
+        &mut self,
+        push: Push,
+    ) -> Result<core::result::Result<Vec<Event>, OtherPush>> {
+        let handled = self.handle_push_only(push).await?;
+        Ok(handled.map(|events| {
+            let mut all = self.take_events_aside();
+            all.extend(events);
+            all
+        }))
+    }
+
+    /// [`Client::handle_push`] without the events kept aside.
+    async fn handle_push_only(
         &mut self,
         push: Push,
     ) -> Result<core::result::Result<Vec<Event>, OtherPush>> {
