@@ -1,4 +1,4 @@
-//! What the chat shows: the engine ([`super::engine`]) turns the relay's pushes and the user's
+//! What the chat shows: the engine (`super::engine`) turns the relay's pushes and the user's
 //! commands into [`Shown`] values, and a [`Sink`] presents them — as text lines
 //! ([`super::line::TextSink`]), as JSON lines ([`super::line::JsonSink`], `chat --json`) or in
 //! the terminal UI ([`super::tui`]). Nothing here talks to the relay or the terminal.

@@ -14,7 +14,7 @@
 //! - [`event`] — what the chat shows ([`Shown`]), its JSON form, the [`Sink`] trait.
 //! - `engine` — the loop: input, pushes, reconnection, kept lines.
 //! - [`commands`] — the slash commands, sending, selecting, listing, `/attach`.
-//! - [`line`] — the text and JSON displays.
+//! - [`mod@line`] — the text and JSON displays.
 //! - [`state`] — the terminal UI's state and its updates (no terminal).
 //! - [`tui`] — drawing and the terminal.
 

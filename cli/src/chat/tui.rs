@@ -4,7 +4,7 @@
 //!
 //! The state lives in [`super::state`]; here are the drawing ([`draw`], tested on ratatui's
 //! `TestBackend`), the keys read from the terminal, and the glue to the engine: the input line
-//! is the engine's [`Input`], the state its [`Sink`].
+//! is the engine's `Input`, the state its [`Sink`].
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
