@@ -4,8 +4,7 @@
 //! such as `postgres://sealdesk@127.0.0.1:5432`, whose user may create databases), or else a
 //! cluster of its own, made with `initdb` in a temporary directory and started on a free
 //! loopback port (as the `postgres` user when the tests run as root, which PostgreSQL refuses).
-//! It stops when the test process ends: a shell that owns the server waits on a pipe the
-//! process holds and stops the server when the pipe closes. [`database`] makes a database per
+//! It stops when the test process ends (`sealdesk_throwaway_pg`'s keeper shell). [`database`] makes a database per
 //! name (per relay data directory, so a restarted relay finds its data again).
 //!
 //! The matrix: with `SEALDESK_TEST_STORE=postgres`, every relay the support starts in process
@@ -17,11 +16,8 @@
 
 use std::{
     hash::{Hash as _, Hasher as _},
-    io::Write as _,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    sync::{Mutex, OnceLock},
-    time::{Duration, Instant},
+    sync::OnceLock,
 };
 
 use sealdesk_server::config::{RelayConfig, StoreKind};
@@ -42,16 +38,10 @@ pub struct PgServer {
     own: Option<Cluster>,
 }
 
-/// A PostgreSQL cluster of the test process's own: `initdb` in a temporary directory, the
-/// server on a free loopback port. Stopped when dropped (or when the process ends).
-pub struct Cluster {
-    bin: PathBuf,
-    tmp: tempfile::TempDir,
-    dir: PathBuf,
-    port: u16,
-    /// The shell that owns the running server; dropping it (closing its pipe) stops it.
-    keeper: Mutex<Option<Child>>,
-}
+/// A PostgreSQL cluster of the test process's own (`sealdesk_throwaway_pg`): `initdb` in a temporary
+/// directory, the server on a free loopback port. Stopped when dropped (or when the process
+/// ends). Its methods panic on failure: they are test support.
+pub struct Cluster(sealdesk_throwaway_pg::Server);
 
 impl PgServer {
     /// The URL of database `name` on this server.
@@ -72,21 +62,7 @@ impl PgServer {
 
 /// The directory of the PostgreSQL binaries, if any are installed.
 pub fn bin_dir() -> Option<PathBuf> {
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output()
-        && out.status.success()
-    {
-        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        if dir.join("initdb").exists() {
-            return Some(dir);
-        }
-    }
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-        .filter(|d| d.join("initdb").exists())
-        .collect();
-    found.sort();
-    found.pop()
+    sealdesk_throwaway_pg::bin_dir()
 }
 
 /// The test PostgreSQL, started on first use; `None` (after a loud message) only if there is
@@ -124,29 +100,6 @@ pub fn server() -> Option<&'static PgServer> {
         .as_ref()
 }
 
-/// Whether the tests run as root (PostgreSQL then runs as the `postgres` user).
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
-/// `program args…`, as the `postgres` user when we are root.
-fn as_pg_user(program: &Path) -> Command {
-    if is_root() {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(program);
-        c
-    } else {
-        Command::new(program)
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
 impl Cluster {
     /// A new cluster, or `None` (after a loud message) if there are no PostgreSQL binaries.
     pub fn start() -> Option<Self> {
@@ -158,65 +111,28 @@ impl Cluster {
     }
 
     fn start_with(bin: PathBuf) -> Self {
-        let tmp = tempfile::Builder::new()
-            .prefix("sealdesk-pg-")
-            .tempdir()
-            .expect("a directory for the test cluster");
-        let dir = tmp.path().join("data");
-        if is_root() {
-            let ok = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(tmp.path())
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(ok, "chown of the test cluster's directory to postgres");
-        }
-        let out = as_pg_user(&bin.join("initdb"))
-            .arg("-D")
-            .arg(&dir)
-            .args(["-U", "sealdesk", "--auth=trust", "-E", "UTF8", "--no-sync"])
-            .output()
-            .expect("initdb runs");
-        assert!(
-            out.status.success(),
-            "initdb failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let cluster = Self {
-            bin,
-            tmp,
-            dir,
-            port: free_port(),
-            keeper: Mutex::new(None),
-        };
-        cluster.start_again();
-        cluster
+        let server =
+            sealdesk_throwaway_pg::Server::start(bin, &sealdesk_throwaway_pg::Options::default())
+                .unwrap_or_else(|e| panic!("the test PostgreSQL: {e}"));
+        Self(server)
     }
 
     /// `postgres://sealdesk@127.0.0.1:PORT`.
     pub fn base(&self) -> String {
-        format!("postgres://sealdesk@127.0.0.1:{}", self.port)
+        self.0.base()
     }
 
     /// Creates database `name` unless it exists; returns its URL.
     pub fn database(&self, name: &str) -> String {
-        create_database(&self.bin, &self.base(), name)
+        self.0
+            .create_database(name)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Stops the server as a power cut would: `pg_ctl stop -m immediate` (no checkpoint; the
     /// next start replays the WAL).
     pub fn stop_immediate(&self) {
-        let out = as_pg_user(&self.bin.join("pg_ctl"))
-            .arg("-D")
-            .arg(&self.dir)
-            .args(["stop", "-m", "immediate", "-w"])
-            .output()
-            .expect("pg_ctl runs");
-        assert!(
-            out.status.success(),
-            "pg_ctl stop failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.0.stop_immediate().unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Starts the server (again) on the same port and waits until it accepts connections.
@@ -225,79 +141,14 @@ impl Cluster {
     ///
     /// If it does not start within a minute.
     pub fn start_again(&self) {
-        // The shell starts the server, then waits for its standard input to close (the
-        // cluster dropped, or this process ending) and stops it (fast shutdown).
-        let script = r#"
-            "$0" "$@" </dev/null >>"$PGLOG" 2>&1 &
-            pid=$!
-            read -r _ || true
-            kill -INT "$pid" 2>/dev/null
-            wait "$pid"
-        "#;
-        let mut c = if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--", "sh", "-c", script]);
-            c
-        } else {
-            let mut c = Command::new("sh");
-            c.args(["-c", script]);
-            c
-        };
-        let mut keeper = c
-            .arg(self.bin.join("postgres"))
-            .arg("-D")
-            .arg(&self.dir)
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-k"])
-            .arg(self.tmp.path())
-            .args(["-c", "max_connections=400", "-c", "fsync=on"])
-            .env("PGLOG", self.tmp.path().join("server.log"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the test PostgreSQL starts");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let ready = Command::new(self.bin.join("pg_isready"))
-                .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string()])
-                .status()
-                .is_ok_and(|s| s.success());
-            if ready {
-                break;
-            }
-            if Instant::now() > deadline || keeper.try_wait().ok().flatten().is_some() {
-                let log =
-                    std::fs::read_to_string(self.tmp.path().join("server.log")).unwrap_or_default();
-                panic!("the test PostgreSQL did not start:\n{log}");
-            }
-            // Polling the server's readiness: it has no event to wait on.
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if let Some(stdin) = keeper.stdin.as_mut() {
-            let _ = stdin.flush();
-        }
-        // A previous keeper (its server stopped) exits when its pipe closes here.
-        *self.keeper.lock().unwrap_or_else(|e| e.into_inner()) = Some(keeper);
+        self.0.start_again().unwrap_or_else(|e| panic!("{e}"));
     }
 }
 
 /// Creates database `name` on `server` unless it exists; returns its URL.
 pub fn database(server: &PgServer, name: &str) -> String {
-    create_database(&server.bin, &server.base, name)
-}
-
-fn create_database(bin: &Path, base: &str, name: &str) -> String {
-    let out = Command::new(bin.join("createdb"))
-        .arg(format!("--maintenance-db={base}/postgres"))
-        .arg(name)
-        .output()
-        .expect("createdb runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() || stderr.contains("already exists"),
-        "createdb {name} failed: {stderr}"
-    );
-    format!("{base}/{name}")
+    sealdesk_throwaway_pg::create_database(&server.bin, &server.base, name)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A database name for a relay data directory: the same directory, the same database.

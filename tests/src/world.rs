@@ -291,6 +291,18 @@ pub struct Org {
     pub fingerprint: String,
 }
 
+impl Org {
+    /// Opens a conversation with [`ORG`] as `customer`, pinning the master's fingerprint as a
+    /// customer who was given it does; returns its id.
+    pub async fn open_pinned(&self, customer: &mut Client) -> ConversationId {
+        customer
+            .open_conversation(ORG, Some(&self.fingerprint))
+            .await
+            .unwrap()
+            .conversation
+    }
+}
+
 /// The [`OrgSpec`] of [`ORG`]: trustees `trustee-1..3` (2 of 3), arbiters `arbiter-1..3` (2 of
 /// 3), with a rotation limit and retention if given.
 pub fn spec(rotate: Option<u32>, retention_days: Option<u64>) -> OrgSpec {

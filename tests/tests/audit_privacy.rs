@@ -7,7 +7,7 @@
 // Test helpers outside #[test] fns: a failed step must panic loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::{collections::BTreeMap, time::Duration};
+use std::collections::BTreeMap;
 
 use sealdesk_protocol::{
     audit::{AuditEntry, AuditEvent, SignedTreeHead, WithheldEntry},
@@ -19,7 +19,8 @@ use sealdesk_protocol::{
 };
 use sealdesk_tests::{
     Identity, Org, RawClient, now, rng, spawn_relay, stop_relay,
-    world::{Via, World, open_chat, released_once},
+    transcript::release,
+    world::{Via, World, open_chat},
 };
 
 /// What one account is served of the whole log: the entries it may read and the withheld
@@ -294,18 +295,8 @@ async fn a_withheld_entry_is_counted_and_an_altered_one_fails_the_audit() {
         .grant_consent(&conv, None, Scope::Full, 3600, "review")
         .await
         .unwrap();
-    let unlock = master.unlock(
-        &conv,
-        Justification::Consent(token),
-        None,
-        Duration::from_secs(20),
-        |_| {},
-    );
-    let (t, outcomes) = w
-        .serving(&["trustee-1", "trustee-2"], Via::Relay, unlock)
-        .await;
-    released_once(&outcomes);
-    assert_eq!(t.unwrap().releases.len(), 2);
+    let t = release(&w, &mut master, conv, Justification::Consent(token)).await;
+    assert_eq!(t.releases.len(), 2);
 
     let mine = carol.audit(Some(conv), true).await.unwrap();
     assert!(mine.verified(), "{mine:?}");

@@ -75,11 +75,7 @@ async fn a_send_is_one_round_trip_and_shows_at_once() {
     let w = World::new().await;
     let mut org = w.org(&["alice"], None).await;
     let mut carol = w.user("carol", Role::Customer).await;
-    let conv = carol
-        .open_conversation("acme", Some(&org.fingerprint))
-        .await
-        .unwrap()
-        .conversation;
+    let conv = org.open_pinned(&mut carol).await;
     carol.send_text(&conv, "first").await.unwrap();
     // Nothing else came in: the send is the `Send` request alone, and the message is in the
     // sender's history at once, at the sequence number the relay gave it.

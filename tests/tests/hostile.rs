@@ -40,6 +40,7 @@ use sealdesk_protocol::{
 use sealdesk_tests::{
     Identity, STEP, eventually, now,
     proxy::{Ctx, Dir, Injector, LogForger, edit_items, is_item_push},
+    transcript::release,
     world::{
         MASTER, ORG, PASS, Via, World, assert_nothing_released, open_chat, released_once, spec,
         texts,
@@ -1261,22 +1262,6 @@ async fn trustees_answer(w: &World, names: &[&str], via: Via) -> Vec<Vec<String>
     outcomes
 }
 
-/// A genuine consent release of `conv`, answered by two trustees.
-async fn release(w: &World, master: &mut Client, conv: ConversationId, token: ConsentToken) {
-    let unlock = master.unlock(
-        &conv,
-        Justification::Consent(token),
-        None,
-        Duration::from_secs(20),
-        |_| {},
-    );
-    let (r, outcomes) = w
-        .serving(&["trustee-1", "trustee-2"], Via::Relay, unlock)
-        .await;
-    r.unwrap();
-    released_once(&outcomes);
-}
-
 /// After a genuine release, the relay delivers one of its notices again as a new item: the
 /// customer must not be shown a second opening (it may show it marked as a duplicate).
 #[tokio::test]
@@ -1290,7 +1275,7 @@ async fn redelivered_release_notice_is_not_shown_as_a_new_opening() {
         .grant_consent(&conv, None, Scope::Full, 3600, "review")
         .await
         .unwrap();
-    release(&w, &mut master, conv, token).await;
+    release(&w, &mut master, conv, Justification::Consent(token)).await;
     carol.sync_all().await.unwrap();
     let before = notices(&carol, &conv);
     assert_eq!(before.len(), 1, "one release, one notice: {before:?}");
@@ -2067,7 +2052,7 @@ async fn a_contradicting_trustee_entry_arriving_first_does_not_decide_the_releas
         hold(ctx, frame)
     });
     assert_eq!(alice.send_text(&conv, "carrier").await.unwrap(), next);
-    release(&w, &mut master, conv, token).await;
+    release(&w, &mut master, conv, Justification::Consent(token)).await;
 
     let mut log = match carol
         .session()
@@ -2892,7 +2877,7 @@ async fn split_view_without_the_release_entries_is_detected() {
         .await
         .unwrap();
     carol.checked_tree_head().await.unwrap();
-    release(&w, &mut master, conv, token).await;
+    release(&w, &mut master, conv, Justification::Consent(token)).await;
     let real = match master
         .session()
         .request(Request::GetEntries {

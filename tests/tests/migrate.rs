@@ -18,7 +18,6 @@ use std::{
     io::{BufRead as _, BufReader, Write as _},
     path::Path,
     process::{Command, Output, Stdio},
-    time::Duration,
 };
 
 use sealdesk_client::{Client, account::LogEntry, client::HistoryLine};
@@ -37,7 +36,8 @@ use sealdesk_tests::{
     child::relay_binary,
     eventually, pg,
     relay::{http_get, metric, stop_relay, stop_world_relay},
-    world::{Via, World, open_chat, texts},
+    transcript::release,
+    world::{World, open_chat, texts},
 };
 
 /// `sealdesk-relay migrate --from from --to to`.
@@ -176,17 +176,8 @@ async fn a_sled_relay_moved_to_postgresql_serves_the_same_history_audit_log_and_
         .await
         .unwrap();
     let mut master = org.master;
-    let unlock = master.unlock(
-        &conv,
-        Justification::Consent(token),
-        None,
-        Duration::from_secs(20),
-        |_| {},
-    );
-    let (released, _) = w
-        .serving(&["trustee-1", "trustee-2"], Via::Relay, unlock)
-        .await;
-    assert!(released.unwrap().messages.len() >= 2);
+    let released = release(&w, &mut master, conv, Justification::Consent(token)).await;
+    assert!(released.messages.len() >= 2);
     carol.sync_all().await.unwrap();
     let items = history(&carol, conv).await;
     let (size, root) = tree_head(&carol).await;

@@ -50,11 +50,7 @@ async fn an_item_stored_before_the_customers_own_message_is_still_shown_from_its
     let w = World::new().await;
     let mut org = w.org(&["alice"], None).await;
     let mut carol = w.user("carol", Role::Customer).await;
-    let conv = carol
-        .open_conversation("acme", Some(&org.fingerprint))
-        .await
-        .unwrap()
-        .conversation;
+    let conv = org.open_pinned(&mut carol).await;
     carol.send_text(&conv, "where is my parcel?").await.unwrap();
     let alice = &mut org.agents[0];
     alice.sync_all().await.unwrap();

@@ -71,11 +71,7 @@ async fn a_recovered_customer_continues_in_a_new_epoch_and_the_agent_sees_no_key
     let w = World::new().await;
     let mut org = w.org(&["alice"], None).await;
     let (mut carol, code) = carol_with_code(&w).await;
-    let conv = carol
-        .open_conversation("acme", Some(&org.fingerprint))
-        .await
-        .unwrap()
-        .conversation;
+    let conv = org.open_pinned(&mut carol).await;
     carol.send_text(&conv, "my order is late").await.unwrap();
     carol.send_text(&conv, "order 1234").await.unwrap();
     let alice = &mut org.agents[0];
@@ -155,11 +151,7 @@ async fn a_recovered_customer_never_takes_a_counter_in_an_epoch_from_before() {
     let w = World::new().await;
     let mut org = w.org(&["alice"], None).await;
     let (mut carol, code) = carol_with_code(&w).await;
-    let conv = carol
-        .open_conversation("acme", Some(&org.fingerprint))
-        .await
-        .unwrap()
-        .conversation;
+    let conv = org.open_pinned(&mut carol).await;
     carol.send_text(&conv, "one").await.unwrap();
     org.agents[0].sync_all().await.unwrap();
     carol.close().await;
@@ -245,11 +237,7 @@ async fn an_agent_is_recertified_by_the_master_and_the_old_key_loses_the_name() 
     let w = World::new().await;
     let mut org = w.org(&["alice"], None).await;
     let mut carol = w.user("carol", Role::Customer).await;
-    let conv = carol
-        .open_conversation("acme", Some(&org.fingerprint))
-        .await
-        .unwrap()
-        .conversation;
+    let conv = org.open_pinned(&mut carol).await;
     carol.send_text(&conv, "hello").await.unwrap();
     let old_alice = org.agents.remove(0);
     old_alice.close().await;

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use futures_util::future::try_join_all;
-use tokio_postgres::Client;
+use tokio_postgres::{Client, types::ToSql};
 
 use super::{Collection, Entries, PgStore, SCHEMA_VERSION};
 use crate::error::{Error, Result};
@@ -17,6 +17,9 @@ const _: () = assert!(
     SCHEMA_VERSION == 1,
     "PgImport writes schema version 1's tables"
 );
+
+/// One statement parameter.
+type Param<'a> = dyn ToSql + Sync + 'a;
 
 const INSERT_KV: &str = "INSERT INTO kv (collection, key, value) VALUES ($1, $2, $3)";
 const INSERT_MESSAGE: &str = "INSERT INTO messages (conversation, seq, epoch, sender, counter, \
@@ -151,22 +154,10 @@ impl PgImport {
         entries: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<()> {
         let name = collection.name();
-        let client = &self.client;
-        self.runtime.block_on(async {
-            let stmt = client
-                .prepare(INSERT_KV)
-                .await
-                .map_err(|e| db_err("import", &e))?;
-            let stmt = &stmt;
-            try_join_all(
-                entries
-                    .iter()
-                    .map(|(k, v)| async move { client.execute(stmt, &[&name, k, v]).await }),
-            )
-            .await
-            .map_err(|e| db_err("import", &e))?;
-            Ok(())
-        })
+        self.execute_each(
+            INSERT_KV,
+            entries.iter().map(|(k, v)| vec![&name as &Param<'_>, k, v]),
+        )
     }
 
     /// Inserts log items; the database refuses (failing the transaction) a taken (conversation,
@@ -201,32 +192,19 @@ impl PgImport {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let client = &self.client;
-        self.runtime.block_on(async {
-            let stmt = client
-                .prepare(INSERT_MESSAGE)
-                .await
-                .map_err(|e| db_err("import", &e))?;
-            let stmt = &stmt;
-            try_join_all(rows.iter().map(|r| async move {
-                client
-                    .execute(
-                        stmt,
-                        &[
-                            &r.conversation,
-                            &r.seq,
-                            &r.epoch,
-                            &r.sender,
-                            &r.counter,
-                            &r.item,
-                        ],
-                    )
-                    .await
-            }))
-            .await
-            .map_err(|e| db_err("import", &e))?;
-            Ok(())
-        })
+        self.execute_each(
+            INSERT_MESSAGE,
+            rows.iter().map(|r| {
+                vec![
+                    &r.conversation as &Param<'_>,
+                    &r.seq,
+                    &r.epoch,
+                    &r.sender,
+                    &r.counter,
+                    &r.item,
+                ]
+            }),
+        )
     }
 
     /// Sets each conversation's last sequence number (the row a relay's append moves on).
@@ -239,19 +217,29 @@ impl PgImport {
             .iter()
             .map(|(c, seq)| Ok((c.as_slice(), big(*seq, "a sequence number")?)))
             .collect::<Result<Vec<_>>>()?;
+        self.execute_each(
+            INSERT_HEAD,
+            rows.iter().map(|(c, seq)| vec![c as &Param<'_>, seq]),
+        )
+    }
+
+    /// Runs `sql` once for each parameter list, pipelined on the import's connection (and so
+    /// inside its transaction); the first failure fails the import.
+    fn execute_each<'p>(
+        &self,
+        sql: &str,
+        rows: impl Iterator<Item = Vec<&'p Param<'p>>>,
+    ) -> Result<()> {
         let client = &self.client;
         self.runtime.block_on(async {
             let stmt = client
-                .prepare(INSERT_HEAD)
+                .prepare(sql)
                 .await
                 .map_err(|e| db_err("import", &e))?;
             let stmt = &stmt;
-            try_join_all(
-                rows.iter()
-                    .map(|(c, seq)| async move { client.execute(stmt, &[c, seq]).await }),
-            )
-            .await
-            .map_err(|e| db_err("import", &e))?;
+            try_join_all(rows.map(|params| async move { client.execute(stmt, &params).await }))
+                .await
+                .map_err(|e| db_err("import", &e))?;
             Ok(())
         })
     }

@@ -1,12 +1,6 @@
-//! A throwaway PostgreSQL for the cluster scenario and `pgbench`: `initdb` in a temporary
-//! directory under the run's data root (so on the disk being measured), the server started on
-//! a free loopback port, as the `postgres` user when the load generator runs as root (which
-//! PostgreSQL refuses). The approach of the tests' `sealdesk_tests::pg`.
-//!
-//! Cleanup does not depend on this process ending well: a shell owns the server and waits on
-//! a pipe this process holds; when the pipe closes — [`Postgres`] dropped, the process ending,
-//! ctrl-c, a panic — the shell stops the server (fast shutdown), and the temporary directory
-//! is removed on drop.
+//! A throwaway PostgreSQL for the cluster scenario and `pgbench` (`sealdesk_throwaway_pg`, as
+//! the tests use): its directory under the run's data root, so on the disk being measured.
+//! It stops, and its directory goes, when [`Postgres`] is dropped or the process ends.
 //!
 //! Server CPU is that of every process of the server: the postmaster (with the CPU of the
 //! children it has reaped) and its live children (backends, WAL writer, checkpointer…).
@@ -14,173 +8,50 @@
 use std::{
     io::Write as _,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result, bail};
-
-/// How long the server gets to start.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
+use sealdesk_throwaway_pg::{Options, Server};
 
 /// A running throwaway PostgreSQL. Stopped, and its directory removed, when dropped.
 pub struct Postgres {
-    bin: PathBuf,
-    dir: PathBuf,
-    port: u16,
-    /// The shell that owns the server: closing its standard input stops the server.
-    keeper: Option<Child>,
-    // Declared last: removed after the server has stopped.
-    tmp: tempfile::TempDir,
+    server: Server,
 }
 
-/// The directory of the PostgreSQL binaries (`pg_config --bindir`, else the newest
-/// `/usr/lib/postgresql/*/bin` holding `initdb`).
+/// The directory of the PostgreSQL binaries.
 ///
 /// # Errors
 /// No PostgreSQL is installed.
 pub fn bin_dir() -> Result<PathBuf> {
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output()
-        && out.status.success()
-    {
-        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        if dir.join("initdb").exists() {
-            return Ok(dir);
-        }
-    }
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|d| {
-            d.filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-                .filter(|d| d.join("initdb").exists())
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort();
-    found.pop().context(
+    sealdesk_throwaway_pg::bin_dir().context(
         "no PostgreSQL binaries (initdb) found: install PostgreSQL (Debian: `apt-get install \
          postgresql`) to run the cluster and pgbench scenarios",
     )
 }
 
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
-/// `program`, run as the `postgres` user when we are root.
-fn as_pg_user(program: &Path) -> Command {
-    if is_root() {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(program);
-        c
-    } else {
-        Command::new(program)
-    }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 impl Postgres {
-    /// Creates a cluster under `root` and starts it with `fsync=on` and
-    /// `synchronous_commit=on` (PostgreSQL's defaults: a commit is durable when acknowledged).
+    /// Creates a cluster under `root` (the disk being measured) and starts it with
+    /// `fsync=on` and `synchronous_commit=on` (PostgreSQL's defaults: a commit is durable when
+    /// acknowledged).
     ///
     /// # Errors
     /// No binaries, `initdb` fails, or the server does not accept connections in time.
     pub fn start(root: &Path) -> Result<Self> {
-        let bin = bin_dir()?;
-        let tmp = tempfile::Builder::new()
-            .prefix("sealdesk-bench-pg-")
-            .tempdir_in(root)
-            .with_context(|| format!("creating a directory in {}", root.display()))?;
-        if is_root() {
-            let ok = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(tmp.path())
-                .status()
-                .is_ok_and(|s| s.success());
-            if !ok {
-                bail!("could not hand the PostgreSQL directory to the postgres user (chown)");
-            }
-        }
-        let dir = tmp.path().join("data");
-        let out = as_pg_user(&bin.join("initdb"))
-            .arg("-D")
-            .arg(&dir)
-            .args(["-U", "sealdesk", "--auth=trust", "-E", "UTF8", "--no-sync"])
-            .output()
-            .context("running initdb")?;
-        if !out.status.success() {
-            bail!("initdb failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        let port = free_port()?;
-        // The shell starts the server, waits for its standard input to close, then stops it.
-        let script = r#"
-            "$0" "$@" </dev/null >>"$PGLOG" 2>&1 &
-            pid=$!
-            read -r _ || true
-            kill -INT "$pid" 2>/dev/null
-            wait "$pid"
-        "#;
-        let mut c = if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--", "sh", "-c", script]);
-            c
-        } else {
-            let mut c = Command::new("sh");
-            c.args(["-c", script]);
-            c
+        let options = Options {
+            parent: Some(root.to_owned()),
+            prefix: "sealdesk-bench-pg-",
+            max_connections: 200,
         };
-        let keeper = c
-            .arg(bin.join("postgres"))
-            .arg("-D")
-            .arg(&dir)
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
-            .arg(tmp.path())
-            .args(["-c", "max_connections=200", "-c", "fsync=on"])
-            .args(["-c", "synchronous_commit=on"])
-            .env("PGLOG", tmp.path().join("server.log"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting PostgreSQL")?;
-        let mut pg = Self {
-            bin,
-            dir,
-            port,
-            keeper: Some(keeper),
-            tmp,
-        };
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            let ready = Command::new(pg.bin.join("pg_isready"))
-                .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
-                .status()
-                .is_ok_and(|s| s.success());
-            if ready {
-                break;
-            }
-            let exited = pg
-                .keeper
-                .as_mut()
-                .is_none_or(|k| k.try_wait().ok().flatten().is_some());
-            if exited || Instant::now() > deadline {
-                let log =
-                    std::fs::read_to_string(pg.tmp.path().join("server.log")).unwrap_or_default();
-                bail!("PostgreSQL did not start:\n{log}");
-            }
-            // Polling readiness: the server offers no event to wait on.
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(pg)
+        let server = Server::start(bin_dir()?, &options)
+            .with_context(|| format!("starting PostgreSQL in {}", root.display()))?;
+        Ok(Self { server })
     }
 
     /// `postgres://sealdesk@127.0.0.1:PORT/name`.
     pub fn url(&self, name: &str) -> String {
-        format!("postgres://sealdesk@127.0.0.1:{}/{name}", self.port)
+        self.server.url(name)
     }
 
     /// Creates database `name`; returns its URL.
@@ -188,18 +59,11 @@ impl Postgres {
     /// # Errors
     /// `createdb` fails.
     pub fn create_database(&self, name: &str) -> Result<String> {
-        let out = Command::new(self.bin.join("createdb"))
-            .arg(format!("--maintenance-db={}", self.url("postgres")))
-            .arg(name)
-            .output()
-            .context("running createdb")?;
-        if !out.status.success() {
-            bail!(
-                "createdb {name} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(self.url(name))
+        Ok(self.server.create_database(name)?)
+    }
+
+    fn bin(&self, program: &str) -> PathBuf {
+        self.server.bin_dir().join(program)
     }
 
     /// Runs SQL through `psql` on database `db` (stops at the first error).
@@ -207,7 +71,7 @@ impl Postgres {
     /// # Errors
     /// `psql` fails.
     pub fn psql(&self, db: &str, sql: &str) -> Result<String> {
-        let out = Command::new(self.bin.join("psql"))
+        let out = Command::new(self.bin("psql"))
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d"])
             .arg(self.url(db))
             .args(["-c", sql])
@@ -222,7 +86,7 @@ impl Postgres {
     /// The postmaster's process id (first line of `postmaster.pid`).
     fn postmaster(&self) -> Result<u32> {
         // The data directory belongs to the postgres user; root (or that user) reads it.
-        let text = std::fs::read_to_string(self.dir.join("postmaster.pid"))
+        let text = std::fs::read_to_string(self.server.data_dir().join("postmaster.pid"))
             .context("reading postmaster.pid")?;
         text.lines()
             .next()
@@ -259,25 +123,6 @@ impl Postgres {
         Ok(Duration::from_nanos(
             ticks.saturating_mul(1_000_000_000) / hz,
         ))
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        if let Some(mut keeper) = self.keeper.take() {
-            // Closing the pipe tells the shell to stop the server; wait for it (bounded), so
-            // the directory is removed after the server is gone.
-            drop(keeper.stdin.take());
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < deadline {
-                if matches!(keeper.try_wait(), Ok(Some(_))) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = keeper.kill();
-            let _ = keeper.wait();
-        }
     }
 }
 
@@ -397,7 +242,7 @@ impl Postgres {
         let item = format!("\\x{}", "61".repeat(1324));
         let cpu_before = self.cpu_time()?;
         let start = Instant::now();
-        let out = Command::new(self.bin.join("pgbench"))
+        let out = Command::new(self.bin("pgbench"))
             .args(["-n", "-M", "prepared", "-T", &seconds.to_string()])
             .args(["-c", &clients.to_string(), "-j", &clients.to_string()])
             .arg("-D")
