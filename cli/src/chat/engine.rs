@@ -198,13 +198,15 @@ pub(crate) async fn drive<I: Input, S: Sink>(
                 }
             }
         } else {
-            if input_done && pending.is_empty() {
+            // Lines kept and a running upload wait for the relay after the input ended.
+            if input_done && pending.is_empty() && s.upload.is_none() {
                 break;
             }
             if input_done {
                 let deadline = *flush_deadline
                     .get_or_insert_with(|| tokio::time::Instant::now() + FLUSH_DEADLINE);
                 if tokio::time::Instant::now() >= deadline {
+                    upload::stop(out, &mut s).map_err(io)?;
                     out.show(Shown::Connection(Connection::GaveUp {
                         unsent: pending.len(),
                     }))
