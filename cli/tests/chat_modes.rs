@@ -437,6 +437,10 @@ async fn json_uploads_report_progress_run_beside_messages_and_resume_after_cance
         v["event"] == "upload_progress" && v["sent_chunks"].as_u64() >= Some(2)
     })
     .await;
+    // One upload at a time.
+    c.type_line(&format!("/attach {}", big.display())).await;
+    let busy = c.until("an error", is("error")).await;
+    assert_eq!(busy["error"]["code"], "upload_running", "{busy}");
     c.type_line("/cancel").await;
     let cancelled = c
         .until("the cancellation", |v| {
