@@ -76,6 +76,44 @@ pub enum CliError {
         source: std::io::Error,
     },
 
+    /// A chat line started with `/` but names no command.
+    #[error("unknown command {0}; /help lists them")]
+    UnknownCommand(String),
+
+    /// A chat command was given without the argument it needs.
+    #[error("missing argument: {usage}")]
+    MissingArgument {
+        /// How the command is used.
+        usage: &'static str,
+    },
+
+    /// A chat command's argument is not one it takes.
+    #[error("{given:?} is not one of {usage}")]
+    BadArgument {
+        /// What was given.
+        given: String,
+        /// What the command takes.
+        usage: &'static str,
+    },
+
+    /// `/attach` while another upload runs.
+    #[error("{name} is still uploading; wait for it, or /cancel it first")]
+    UploadRunning {
+        /// The file being uploaded.
+        name: String,
+    },
+
+    /// `/cancel` with no upload running.
+    #[error("no upload is running")]
+    NothingToCancel,
+
+    /// A chat command that needs the relay, typed while the connection is lost.
+    #[error("offline: {command} needs the relay; try again once reconnected")]
+    Offline {
+        /// The command.
+        command: String,
+    },
+
     /// An output file exists and `--force` was not given.
     #[error("{} exists; pass --force to replace it", path.display())]
     FileExists {
@@ -96,3 +134,27 @@ impl std::fmt::Display for CannotCheck {
 }
 
 impl std::error::Error for CannotCheck {}
+
+impl CliError {
+    /// The stable code of a mistake only the chat can make (`chat --json`'s `error.code`,
+    /// README "`chat --json`"); `None` for the others, which [`crate::status::classify`] names.
+    pub fn chat_code(&self) -> Option<&'static str> {
+        Some(match self {
+            Self::UnknownConversation(_) => "unknown_conversation",
+            Self::AmbiguousConversation(_) => "ambiguous_conversation",
+            Self::NoConversationSelected { .. } => "no_conversation_selected",
+            Self::NotACustomer => "not_a_customer",
+            Self::Attach { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                "file_not_found"
+            }
+            Self::Attach { .. } => "file_unreadable",
+            Self::UnknownCommand(_) => "unknown_command",
+            Self::MissingArgument { .. } => "missing_argument",
+            Self::BadArgument { .. } => "bad_argument",
+            Self::UploadRunning { .. } => "upload_running",
+            Self::NothingToCancel => "nothing_to_cancel",
+            Self::Offline { .. } => "offline",
+            _ => return None,
+        })
+    }
+}

@@ -41,6 +41,11 @@ pub fn classify(e: &anyhow::Error) -> Failure {
             Some(CliError::WeakPassphrase { .. }) => {
                 return Failure::new("weak_passphrase", EXIT_FAILED);
             }
+            Some(e) => {
+                if let Some(code) = e.chat_code() {
+                    return Failure::new(code, EXIT_FAILED);
+                }
+            }
             _ => {}
         }
         if let Some(v) = cause.downcast_ref::<VaultError>() {

@@ -41,7 +41,7 @@ async fn a_file_sent_with_attach_is_listed_and_saved_once() {
     let bytes: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(&shot, &bytes).unwrap();
 
-    let sent = ok(
+    let sent = sealdesk(
         &w,
         "carol",
         &[
@@ -54,7 +54,24 @@ async fn a_file_sent_with_attach_is_listed_and_saved_once() {
         ],
     )
     .await;
-    assert!(sent.contains("sent screenshot.png (68.4 KiB)"), "{sent}");
+    assert!(sent.ok, "{}", sent.stderr);
+    assert!(
+        sent.stdout.contains("sent screenshot.png (68.4 KiB)"),
+        "{}",
+        sent.stdout
+    );
+    // The upload's progress, on stderr: one line per chunk here (each is over 10%).
+    let progress: Vec<&str> = sent.stderr.lines().collect();
+    assert_eq!(
+        progress,
+        [
+            "uploading screenshot.png 1/3 chunks (33%)",
+            "uploading screenshot.png 2/3 chunks (66%)",
+            "uploading screenshot.png 3/3 chunks (100%)",
+        ],
+        "{}",
+        sent.stderr
+    );
 
     for who in ["alice", "carol"] {
         let history = ok(&w, who, &["history", "--conversation", &id]).await;

@@ -32,12 +32,22 @@ struct JsonChat {
 
 impl JsonChat {
     fn start(w: &World, name: &str, conversation: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sealdesk"))
-            .arg("--home")
+        Self::start_with(w, name, Some(conversation), &[])
+    }
+
+    /// A chat in `conversation` (the latest when none), with more environment variables.
+    fn start_with(w: &World, name: &str, conversation: Option<&str>, env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sealdesk"));
+        cmd.arg("--home")
             .arg(w.home(name))
             .arg("--relay")
             .arg(&w.url)
-            .args(["chat", "--json", "--conversation", conversation])
+            .args(["chat", "--json"]);
+        if let Some(c) = conversation {
+            cmd.args(["--conversation", c]);
+        }
+        cmd.envs(env.iter().copied());
+        let mut child = cmd
             .env("SEALDESK_PASSPHRASE", PASS)
             .env("SEALDESK_INSECURE_FAST_KDF", "1")
             .stdin(Stdio::piped())
@@ -169,7 +179,7 @@ async fn two_json_chats_exchange_messages_receipts_typing_and_status_through_pip
     alice.type_line("/switch ffff").await;
     let error = alice.until("an error", is("error")).await;
     assert_eq!(error["ok"], false);
-    assert_eq!(error["error"]["code"], "failed");
+    assert_eq!(error["error"]["code"], "unknown_conversation");
     assert!(error["error"]["message"].is_string());
     alice.type_line("/list").await;
     let list = alice.until("the list", is("conversations")).await;
@@ -355,4 +365,236 @@ async fn a_changed_key_is_a_key_change_event_and_blocks_the_line() {
         "{events:#?}"
     );
     assert_eq!(events.last().unwrap()["event"], "bye");
+}
+
+/// While a file uploads in `chat --json`, the chat goes on: a message typed after `/attach` is
+/// sent before the file is; `upload_progress` events count the chunks. `/cancel` stops an
+/// upload with nothing sent, and `/attach` of the same file resumes it from where the relay
+/// stopped.
+#[tokio::test]
+async fn json_uploads_report_progress_run_beside_messages_and_resume_after_cancel() {
+    let w = World::new().await;
+    let org = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer).await;
+    let conv = open_chat(&mut carol).await;
+    carol.close().await;
+    for a in org.agents {
+        a.close().await;
+    }
+    org.master.close().await;
+    let id = conv.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.bin");
+    std::fs::write(&big, vec![5u8; 40 * 32 * 1024]).unwrap();
+    let other = dir.path().join("other.bin");
+    std::fs::write(&other, vec![6u8; 40 * 32 * 1024]).unwrap();
+
+    let mut c = JsonChat::start(&w, "carol", &id);
+    c.until("selected", is("selected")).await;
+    c.type_line(&format!("/attach {} logs\nstill there?", big.display()))
+        .await;
+    let start = c.until("the upload's start", is("upload")).await;
+    assert_eq!(start["state"], "uploading", "{start}");
+    assert_eq!(start["chunks"], 40);
+    c.until("the message typed during the upload", |v| {
+        v["event"] == "message" && v["entry"]["text"] == "still there?"
+    })
+    .await;
+    let sent = c
+        .until("the upload sent", |v| {
+            v["event"] == "upload" && v["state"] == "sent"
+        })
+        .await;
+    assert!(sent["seq"].is_u64(), "{sent}");
+    let progress: Vec<u64> = c
+        .seen
+        .iter()
+        .filter(|v| v["event"] == "upload_progress")
+        .map(|v| {
+            assert_eq!(v["total_chunks"], 40, "{v}");
+            assert_eq!(v["name"], "big.bin", "{v}");
+            v["sent_chunks"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(progress, (1..=40).collect::<Vec<_>>());
+    let last = c
+        .seen
+        .iter()
+        .rfind(|v| v["event"] == "upload_progress")
+        .unwrap();
+    assert_eq!(last["percent"], 100);
+    assert_eq!(last["bytes"], 40 * 32 * 1024);
+    // The message typed after /attach was sent (and shown) before the file's.
+    let at = |pred: &dyn Fn(&Value) -> bool| c.seen.iter().position(pred).unwrap();
+    assert!(
+        at(&|v| v["event"] == "message" && v["entry"]["text"] == "still there?")
+            < at(&|v| v["event"] == "upload" && v["state"] == "sent")
+    );
+
+    // Cancelled part-way: nothing sent; the same file again resumes.
+    c.type_line(&format!("/attach {}", other.display())).await;
+    c.until("two chunks", |v| {
+        v["event"] == "upload_progress" && v["sent_chunks"].as_u64() >= Some(2)
+    })
+    .await;
+    // One upload at a time.
+    c.type_line(&format!("/attach {}", big.display())).await;
+    let busy = c.until("an error", is("error")).await;
+    assert_eq!(busy["error"]["code"], "upload_running", "{busy}");
+    c.type_line("/cancel").await;
+    let cancelled = c
+        .until("the cancellation", |v| {
+            v["event"] == "upload" && v["state"] == "cancelled"
+        })
+        .await;
+    let stopped_at = cancelled["sent_chunks"].as_u64().unwrap();
+    assert!((2..40).contains(&stopped_at), "{cancelled}");
+    c.type_line("/cancel").await;
+    let nothing = c.until("an error", is("error")).await;
+    assert_eq!(nothing["error"]["code"], "nothing_to_cancel");
+    let seen_before = c.seen.len();
+    c.type_line(&format!("/attach {}", other.display())).await;
+    let first = c
+        .until("the resumed upload's progress", is("upload_progress"))
+        .await;
+    assert!(
+        first["sent_chunks"].as_u64().unwrap() >= stopped_at,
+        "resumed from {stopped_at}: {first}"
+    );
+    c.until("the resumed upload sent", |v| {
+        v["event"] == "upload" && v["state"] == "sent"
+    })
+    .await;
+    // Exactly one message carries other.bin: the cancelled upload sent none.
+    let files: Vec<&Value> = c.seen[..seen_before]
+        .iter()
+        .filter(|v| v["event"] == "message" && v["kind"] == "attachment")
+        .collect();
+    assert!(
+        files
+            .iter()
+            .all(|v| !v["text"].as_str().unwrap().contains("other.bin")),
+        "{files:#?}"
+    );
+    c.type_line("/quit").await;
+    c.until("bye", is("bye")).await;
+    for v in &c.seen {
+        well_formed(v);
+    }
+}
+
+/// Each mistake only the chat can make has its own `error.code` in `chat --json`, never the
+/// generic `failed`; the chat goes on after each.
+#[tokio::test]
+async fn json_chat_mistakes_have_their_own_codes() {
+    let w = World::new().await;
+    let org = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer).await;
+    let conv = open_chat(&mut carol).await;
+    carol.close().await;
+    let dave = w.user("dave", Role::Customer).await;
+    dave.close().await;
+    for a in org.agents {
+        a.close().await;
+    }
+    org.master.close().await;
+    let id = conv.to_string();
+
+    let mut c = JsonChat::start(&w, "carol", &id);
+    c.until("selected", is("selected")).await;
+    for (line, code) in [
+        ("/switch ffff", "unknown_conversation"),
+        ("/switch 7", "unknown_conversation"),
+        ("/switch", "missing_argument"),
+        ("/nope", "unknown_command"),
+        ("/open", "missing_argument"),
+        ("/status sleeping", "bad_argument"),
+        ("/attach", "missing_argument"),
+        ("/attach /no/such/file.png", "file_not_found"),
+        ("/cancel", "nothing_to_cancel"),
+    ] {
+        c.type_line(line).await;
+        let e = c.until(line, is("error")).await;
+        assert_eq!(e["error"]["code"], code, "{line}: {e}");
+        assert_eq!(e["ok"], false);
+    }
+    c.type_line("/quit").await;
+    c.until("bye", is("bye")).await;
+
+    // No conversation yet: a message has nowhere to go.
+    let mut d = JsonChat::start_with(&w, "dave", None, &[]);
+    d.until("ready", is("ready")).await;
+    d.type_line("hello?").await;
+    let e = d.until("an error", is("error")).await;
+    assert_eq!(e["error"]["code"], "no_conversation_selected", "{e}");
+
+    // An agent does not open conversations.
+    let mut a = JsonChat::start(&w, "alice", &id);
+    a.until("selected", is("selected")).await;
+    a.type_line("/open acme").await;
+    let e = a.until("an error", is("error")).await;
+    assert_eq!(e["error"]["code"], "not_a_customer", "{e}");
+    for chat in [&mut d, &mut a] {
+        chat.type_line("/quit").await;
+        chat.until("bye", is("bye")).await;
+    }
+}
+
+/// A customer's long-running chat learns that the org's master re-certified its agent for a
+/// new key without sending or reopening anything: it asks the relay from time to time, and
+/// shows the key change (the red banner in the window) once, with the new key's fingerprint.
+#[tokio::test]
+async fn a_long_running_chat_notices_a_recertified_agent() {
+    let w = World::new().await;
+    let mut org = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer).await;
+    let conv = open_chat(&mut carol).await;
+    carol.close().await;
+    for a in org.agents.drain(..) {
+        a.close().await;
+    }
+    let id = conv.to_string();
+    let mut c = JsonChat::start_with(
+        &w,
+        "carol",
+        Some(&id),
+        &[("SEALDESK_TEST_KEY_RECHECK_MS", "100")],
+    );
+    c.until("selected", is("selected")).await;
+
+    let home = w.home("alice-new");
+    let account = sealdesk_client::Account::create(
+        &home,
+        PASS,
+        sealdesk_tests::world::FAST_KDF,
+        "alice",
+        Role::Agent,
+    )
+    .unwrap();
+    let card = account.card().card().clone();
+    let fp = account.fingerprint().to_string();
+    drop(account);
+    org.master
+        .recertify_agent("acme", card, Some(&fp))
+        .await
+        .unwrap();
+
+    let change = c.until("a key change", is("key_change")).await;
+    assert_eq!(change["name"], "alice", "{change}");
+    assert_eq!(change["conversation"], id.as_str());
+    let text = change["text"].as_str().unwrap();
+    assert!(text.contains("keys trust alice"), "{text}");
+    assert!(text.contains(&fp), "the new fingerprint {fp} in {text}");
+    // Shown once, not at every check.
+    c.type_line("/list").await;
+    c.until("the list", is("conversations")).await;
+    c.type_line("/quit").await;
+    c.until("bye", is("bye")).await;
+    assert_eq!(
+        c.seen.iter().filter(|v| v["event"] == "key_change").count(),
+        1,
+        "{:#?}",
+        c.seen
+    );
+    org.master.close().await;
 }

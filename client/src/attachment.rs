@@ -59,16 +59,90 @@ impl core::fmt::Debug for SavedAttachment {
     }
 }
 
+/// How far an upload got: what [`Client::upload_step`] returns after each chunk, and what
+/// [`Client::send_attachment_with_progress`] reports. No UI here: the caller shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadProgress {
+    /// Chunks the relay holds (those of an earlier, interrupted upload included).
+    pub sent_chunks: u64,
+    /// Chunks the attachment has.
+    pub total_chunks: u64,
+    /// Bytes of the file those chunks cover.
+    pub bytes: u64,
+}
+
+impl UploadProgress {
+    /// The share of chunks the relay holds, in whole percent (0 to 100).
+    pub fn percent(&self) -> u64 {
+        self.sent_chunks.saturating_mul(100) / self.total_chunks.max(1)
+    }
+}
+
+/// An upload under way, one chunk at a time ([`Client::start_upload`], [`Client::upload_step`],
+/// [`Client::finish_upload`]). Dropping it cancels the upload: no message is sent, and the
+/// vault keeps its key and id, so starting the same file again in the same conversation
+/// resumes where it stopped.
+pub struct Upload {
+    conversation: ConversationId,
+    sealed: SealedAttachment,
+    /// The vault record that keeps the key and id until the message is sent.
+    pending: String,
+    /// The next chunk to send: the relay holds every chunk before it.
+    next: u64,
+    /// Chunks sent in this upload (not those the relay already had).
+    sent: u64,
+    quota: Option<ByteQuota>,
+    text: String,
+}
+
+impl core::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Upload")
+            .field("conversation", &self.conversation)
+            .field("name", &self.sealed.reference.name)
+            .field("progress", &self.progress())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Upload {
+    /// The conversation it goes to.
+    pub fn conversation(&self) -> ConversationId {
+        self.conversation
+    }
+
+    /// The file's name.
+    pub fn name(&self) -> &str {
+        &self.sealed.reference.name
+    }
+
+    /// The file's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.sealed.reference.size
+    }
+
+    /// How far it got.
+    pub fn progress(&self) -> UploadProgress {
+        let chunk = sealdesk_protocol::attachment::CHUNK_SIZE as u64;
+        UploadProgress {
+            sent_chunks: self.next,
+            total_chunks: self.sealed.reference.chunks(),
+            bytes: self.next.saturating_mul(chunk).min(self.size()),
+        }
+    }
+
+    /// Whether the relay holds every chunk (the message can be sent).
+    pub fn uploaded(&self) -> bool {
+        self.next >= self.sealed.reference.chunks()
+    }
+}
+
 impl Client {
-    /// Seals `bytes` as an attachment named `file_name`, uploads it and sends the message that
-    /// carries its reference (with the caption `text`). An upload of the same file to the same
-    /// conversation that was interrupted is resumed from the last chunk the relay stored: the
-    /// key and id are kept in the vault until the message is sent.
+    /// Seals `bytes` as an attachment named `file_name` and sends it with the caption `text`:
+    /// [`Self::send_attachment_with_progress`] without a report.
     ///
     /// # Errors
-    /// [`ClientError::Relay`] with `too_large` or `quota_exceeded` from the relay;
-    /// [`ClientError::Protocol`] for a name or media type the protocol refuses; as
-    /// [`Self::send_text`].
+    /// As [`Self::send_attachment_with_progress`].
     pub async fn send_attachment(
         &mut self,
         id: &ConversationId,
@@ -77,6 +151,52 @@ impl Client {
         media_type: &str,
         text: &str,
     ) -> Result<SentAttachment> {
+        self.send_attachment_with_progress(id, bytes, file_name, media_type, text, |_| {})
+            .await
+    }
+
+    /// Seals `bytes` as an attachment named `file_name`, uploads it and sends the message that
+    /// carries its reference (with the caption `text`), calling `progress` once the relay's
+    /// first answer says where the upload stands and after every chunk. An upload of the same
+    /// file to the same conversation that was interrupted is resumed from the last chunk the
+    /// relay stored: the key and id are kept in the vault until the message is sent.
+    ///
+    /// # Errors
+    /// [`ClientError::Relay`] with `too_large` or `quota_exceeded` from the relay;
+    /// [`ClientError::Protocol`] for a name or media type the protocol refuses; as
+    /// [`Self::send_text`].
+    pub async fn send_attachment_with_progress(
+        &mut self,
+        id: &ConversationId,
+        bytes: &[u8],
+        file_name: &str,
+        media_type: &str,
+        text: &str,
+        mut progress: impl FnMut(UploadProgress),
+    ) -> Result<SentAttachment> {
+        let mut upload = self.start_upload(id, bytes, file_name, media_type, text)?;
+        while !upload.uploaded() {
+            progress(self.upload_step(&mut upload).await?);
+        }
+        self.finish_upload(upload).await
+    }
+
+    /// Starts an upload: seals `bytes` (with the key and id the vault kept for an interrupted
+    /// upload of the same file to the same conversation, so that it resumes), and keeps the
+    /// key and id in the vault until [`Self::finish_upload`] sent the message. Nothing is sent
+    /// to the relay yet.
+    ///
+    /// # Errors
+    /// [`ClientError::Protocol`] for a file too large, or a name or media type the protocol
+    /// refuses; vault errors.
+    pub fn start_upload(
+        &self,
+        id: &ConversationId,
+        bytes: &[u8],
+        file_name: &str,
+        media_type: &str,
+        text: &str,
+    ) -> Result<Upload> {
         let pending = name::attachment_upload(id, &upload_tag(bytes, file_name, media_type));
         let reference = match self.account.vault().get(&pending)? {
             Some(body) => AttachmentRef::from_body(&body)?,
@@ -98,18 +218,64 @@ impl Client {
             )?,
             reference,
         };
-        let (uploaded, quota) = self.upload_attachment(id, &sealed).await?;
-        let mut reference = sealed.reference;
-        text.clone_into(&mut reference.text);
-        let seq = self
-            .send_kind(id, ContentKind::Attachment, &reference.to_body())
+        Ok(Upload {
+            conversation: *id,
+            sealed,
+            pending,
+            next: 0,
+            sent: 0,
+            quota: None,
+            text: text.to_owned(),
+        })
+    }
+
+    /// Sends the upload's next chunk and returns where it stands. The first step sends chunk
+    /// 0, and the relay's answer says how many chunks it already holds (an interrupted upload
+    /// goes on from there). `upload` changes only once the relay answered, so a step dropped
+    /// before it finished (the chat did something else meanwhile) is simply taken again.
+    ///
+    /// # Errors
+    /// [`ClientError::Relay`] (`too_large`, `quota_exceeded`, `forbidden`, ...);
+    /// [`ClientError::ImpossibleNumber`] for a relay that answers progress it cannot have.
+    pub async fn upload_step(&self, upload: &mut Upload) -> Result<UploadProgress> {
+        if upload.uploaded() {
+            return Ok(upload.progress());
+        }
+        let (stored, quota) = self
+            .put_chunk(&upload.conversation, &upload.sealed, upload.next)
             .await?;
-        self.account.vault().delete(&pending)?;
+        upload.quota = upload.quota.or(quota);
+        if stored == upload.next + 1 {
+            upload.sent += 1;
+        }
+        upload.next = stored;
+        Ok(upload.progress())
+    }
+
+    /// Uploads what chunks are left, then sends the message that carries the attachment's
+    /// reference, and forgets the kept key and id.
+    ///
+    /// # Errors
+    /// As [`Self::upload_step`] and [`Self::send_text`].
+    pub async fn finish_upload(&mut self, mut upload: Upload) -> Result<SentAttachment> {
+        while !upload.uploaded() {
+            self.upload_step(&mut upload).await?;
+        }
+        let mut reference = upload.sealed.reference;
+        upload.text.clone_into(&mut reference.text);
+        let seq = self
+            .send_kind(
+                &upload.conversation,
+                ContentKind::Attachment,
+                &reference.to_body(),
+            )
+            .await?;
+        self.account.vault().delete(&upload.pending)?;
         Ok(SentAttachment {
             seq,
-            uploaded,
+            uploaded: upload.sent,
             chunks: reference.chunks(),
-            quota,
+            quota: upload.quota,
         })
     }
 
@@ -126,41 +292,9 @@ impl Client {
         sealed: &SealedAttachment,
     ) -> Result<(u64, Option<ByteQuota>)> {
         let total = sealed.chunks.len() as u64;
-        let mut index = 0u64;
-        let mut sent = 0u64;
-        let mut warning = None;
+        let (mut index, mut sent, mut warning) = (0, 0, None);
         while index < total {
-            let data = sealed
-                .chunks
-                .get(usize::try_from(index).unwrap_or(usize::MAX))
-                .cloned()
-                .unwrap_or_default();
-            let answer = self
-                .session
-                .request(Request::AttachmentPut {
-                    conversation: *id,
-                    attachment: sealed.reference.id,
-                    size: sealed.reference.size,
-                    index,
-                    data,
-                })
-                .await?;
-            let Response::AttachmentProgress {
-                stored,
-                chunks,
-                quota,
-            } = answer
-            else {
-                return Err(unexpected("AttachmentPut", &answer));
-            };
-            if chunks != total || stored > total || stored <= index {
-                return Err(ClientError::ImpossibleNumber {
-                    what: "count of an attachment's stored chunks",
-                    detail: format!(
-                        "{stored} of {chunks} stored after chunk {index} of {total} was sent"
-                    ),
-                });
-            }
+            let (stored, quota) = self.put_chunk(id, sealed, index).await?;
             warning = warning.or(quota);
             if stored == index + 1 {
                 sent += 1;
@@ -168,6 +302,49 @@ impl Client {
             index = stored;
         }
         Ok((sent, warning))
+    }
+
+    /// Sends chunk `index` of `sealed`; returns how many chunks the relay holds after it (more
+    /// than `index`) and its quota warning.
+    async fn put_chunk(
+        &self,
+        id: &ConversationId,
+        sealed: &SealedAttachment,
+        index: u64,
+    ) -> Result<(u64, Option<ByteQuota>)> {
+        let total = sealed.chunks.len() as u64;
+        let data = sealed
+            .chunks
+            .get(usize::try_from(index).unwrap_or(usize::MAX))
+            .cloned()
+            .unwrap_or_default();
+        let answer = self
+            .session
+            .request(Request::AttachmentPut {
+                conversation: *id,
+                attachment: sealed.reference.id,
+                size: sealed.reference.size,
+                index,
+                data,
+            })
+            .await?;
+        let Response::AttachmentProgress {
+            stored,
+            chunks,
+            quota,
+        } = answer
+        else {
+            return Err(unexpected("AttachmentPut", &answer));
+        };
+        if chunks != total || stored > total || stored <= index {
+            return Err(ClientError::ImpossibleNumber {
+                what: "count of an attachment's stored chunks",
+                detail: format!(
+                    "{stored} of {chunks} stored after chunk {index} of {total} was sent"
+                ),
+            });
+        }
+        Ok((stored, quota))
     }
 
     /// Fetches every chunk of `reference`'s file and opens and checks it.
@@ -267,13 +444,19 @@ impl Client {
         let Ok(reference) = AttachmentRef::from_body(&opened.body) else {
             return Ok(None);
         };
-        let bytes = match self.fetch_reference(id, &reference).await {
-            Ok(b) => b,
-            Err(ClientError::Relay {
-                code: ErrorCode::NotFound,
-                ..
-            }) => return Ok(None),
-            Err(e) => return Err(e),
+        let bytes = match self.cached_file(&reference)? {
+            Some(b) => b,
+            None => match self.fetch_reference(id, &reference).await {
+                Ok(b) => {
+                    self.cache_file(&reference, &b);
+                    b
+                }
+                Err(ClientError::Relay {
+                    code: ErrorCode::NotFound,
+                    ..
+                }) => return Ok(None),
+                Err(e) => return Err(e),
+            },
         };
         Ok(Some(ExportAttachment {
             name: reference.name.clone(),
@@ -283,6 +466,40 @@ impl Client {
             data: hex::encode(bytes.as_slice()),
         }))
     }
+}
+
+impl Client {
+    /// The file `reference` describes, from the vault's cache of verified files, if it is
+    /// there and its size and SHA-256 still match the signed reference (a record that does not
+    /// is ignored, and the file fetched again).
+    fn cached_file(&self, reference: &AttachmentRef) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        let Some(bytes) = self
+            .account
+            .vault()
+            .get(&name::attachment_file(&hex::encode(reference.sha256)))?
+        else {
+            return Ok(None);
+        };
+        Ok(matches_reference(&bytes, reference).then_some(bytes))
+    }
+
+    /// Keeps a fetched and verified file in the vault (encrypted like every record), by its
+    /// SHA-256, so the next export need not fetch it. A file too large for one record is not
+    /// kept; a failure to keep it only costs a fetch next time.
+    fn cache_file(&self, reference: &AttachmentRef, bytes: &[u8]) {
+        if bytes.len() <= crate::vault::MAX_VALUE_LEN {
+            let name = name::attachment_file(&hex::encode(reference.sha256));
+            // Only a cache: the export goes on without it.
+            let _ = self.account.vault().put(&name, bytes);
+        }
+    }
+}
+
+/// Whether `bytes` are the file `reference` signs for: its size and SHA-256.
+fn matches_reference(bytes: &[u8], reference: &AttachmentRef) -> bool {
+    let mut w = sealdesk_protocol::codec::Writer::default();
+    w.fixed(bytes);
+    bytes.len() as u64 == reference.size && w.sha256() == reference.sha256
 }
 
 /// Checks an exported file against the opened message it is shown with: a message of kind
@@ -304,9 +521,7 @@ pub(crate) fn check_exported(
     let r = AttachmentRef::from_body(&opened.body)
         .map_err(|e| format!("its attachment reference is malformed: {e}"))?;
     let data = hex::decode(&a.data).map_err(|_| "the file is not hex".to_owned())?;
-    let mut w = sealdesk_protocol::codec::Writer::default();
-    w.fixed(&data);
-    if w.sha256() != r.sha256 || data.len() as u64 != r.size {
+    if !matches_reference(&data, &r) {
         return Err(
             "the file shown is not the one the sender signed (its SHA-256 or size \
                     differs)"

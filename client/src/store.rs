@@ -114,6 +114,12 @@ pub(crate) mod name {
         format!("conv/{id}/upload/{tag}")
     }
 
+    /// A verified attachment's plaintext, by its SHA-256 in hex: what a transcript export
+    /// (`transcript show`) reads again instead of fetching it, its hash checked again on use.
+    pub(crate) fn attachment_file(sha256: &str) -> String {
+        format!("files/{sha256}")
+    }
+
     /// A conversation's timeline (a log).
     pub(crate) fn conv_log(id: &ConversationId) -> String {
         format!("conv/{id}/log")

@@ -424,7 +424,9 @@ async fn a_released_transcript_carries_the_file_and_verifies_and_a_tampered_one_
         org_fingerprint: Some(org.fingerprint.clone()),
         log_keys: vec![master.session().welcome().log_key],
     };
+    let asked = master.session().requests_sent();
     let full = master.export_transcript(&conv, false).await.unwrap();
+    let first = master.session().requests_sent() - asked;
     let v = verify_export(&full, &anchors);
     assert!(v.ok, "{v:#?}");
     let shown = full
@@ -434,6 +436,29 @@ async fn a_released_transcript_carries_the_file_and_verifies_and_a_tampered_one_
         .expect("the export carries the file");
     assert_eq!(hex::decode(&shown.data).unwrap(), bytes);
     assert_eq!(shown.name, "error.png");
+
+    // The verified file is kept in the vault by its hash: the next export (`transcript show`)
+    // does not fetch its two chunks again.
+    let asked = master.session().requests_sent();
+    let again = master.export_transcript(&conv, false).await.unwrap();
+    assert_eq!(master.session().requests_sent() - asked, first - 2);
+    let same = |e: &sealdesk_client::transcript::ExportFile| {
+        serde_json::to_value(&e.messages).unwrap() == serde_json::to_value(&full.messages).unwrap()
+    };
+    assert!(same(&again));
+    // A kept file that no longer matches its hash is not used: the file is fetched again.
+    let mut changed = file(50_000);
+    changed[7] ^= 1;
+    master
+        .account()
+        .vault()
+        .put(&format!("files/{}", shown.sha256), &changed)
+        .unwrap();
+    let asked = master.session().requests_sent();
+    let refetched = master.export_transcript(&conv, false).await.unwrap();
+    assert_eq!(master.session().requests_sent() - asked, first);
+    assert!(same(&refetched));
+    assert!(verify_export(&refetched, &anchors).ok);
 
     // One byte of the file changed (and the end marker signed again, as a master who lies
     // would): the file is not the one the sender signed.
@@ -465,4 +490,77 @@ async fn a_released_transcript_carries_the_file_and_verifies_and_a_tampered_one_
     let redacted = master.export_transcript(&conv, true).await.unwrap();
     assert!(redacted.messages.iter().all(|m| m.attachment.is_none()));
     org.agents.clear();
+}
+
+/// The library reports an upload's progress after every chunk (what the chat and `send
+/// --attach` show); an upload dropped part-way sends nothing in the conversation, and the same
+/// file sent again resumes where the relay stopped, its first report saying so.
+#[tokio::test]
+async fn an_upload_reports_each_chunk_and_a_dropped_one_resumes() {
+    let w = World::new().await;
+    let mut org = w.org(&["agent-p"], None).await;
+    let mut customer = w.user("cust-p", Role::Customer).await;
+    let conv = open_chat(&mut customer).await;
+    let bytes = file(5 * 32 * 1024 + 100);
+
+    let mut seen = Vec::new();
+    let sent = customer
+        .send_attachment_with_progress(
+            &conv,
+            &bytes,
+            "a.bin",
+            "application/octet-stream",
+            "",
+            |p| seen.push(p),
+        )
+        .await
+        .unwrap();
+    assert_eq!((sent.uploaded, sent.chunks), (6, 6));
+    let counts: Vec<(u64, u64)> = seen
+        .iter()
+        .map(|p| (p.sent_chunks, p.total_chunks))
+        .collect();
+    assert_eq!(counts, (1..=6).map(|n| (n, 6)).collect::<Vec<_>>());
+    assert_eq!(seen[0].bytes, 32 * 1024);
+    assert_eq!(seen.last().unwrap().bytes, bytes.len() as u64);
+    assert_eq!(seen.last().unwrap().percent(), 100);
+
+    // Cut after two chunks: no message, the relay holds two chunks.
+    let other = file(4 * 32 * 1024);
+    let before = texts(&customer, &conv).len();
+    let mut upload = customer
+        .start_upload(&conv, &other, "b.bin", "application/octet-stream", "")
+        .unwrap();
+    assert_eq!(
+        customer.upload_step(&mut upload).await.unwrap().sent_chunks,
+        1
+    );
+    let p = customer.upload_step(&mut upload).await.unwrap();
+    assert_eq!((p.sent_chunks, p.total_chunks, p.percent()), (2, 4, 50));
+    assert!(!upload.uploaded());
+    drop(upload);
+    customer.sync_all().await.unwrap();
+    assert_eq!(texts(&customer, &conv).len(), before);
+
+    // The same file again: the first answer says two were there (chunk 0 is not stored
+    // twice); two are sent.
+    let mut seen = Vec::new();
+    let sent = customer
+        .send_attachment_with_progress(
+            &conv,
+            &other,
+            "b.bin",
+            "application/octet-stream",
+            "",
+            |p| seen.push(p.sent_chunks),
+        )
+        .await
+        .unwrap();
+    assert_eq!((sent.uploaded, sent.chunks), (2, 4));
+    assert_eq!(seen, vec![2, 3, 4]);
+    let agent = &mut org.agents[0];
+    agent.sync_all().await.unwrap();
+    let n = last_attachment(agent, &conv);
+    let saved = agent.fetch_attachment(&conv, n).await.unwrap();
+    assert_eq!(saved.bytes.as_slice(), other.as_slice());
 }

@@ -9,28 +9,30 @@
 //!   /transfer AGENT    (agent) hand the current conversation to another agent
 //!   /status S          (agent) set the status: open, waiting or resolved
 //!   /spam              (agent) close the conversation as spam and block its customer
-//!   /attach FILE [TEXT] send a file, end-to-end encrypted, with an optional caption
+//!   /attach FILE [TEXT] send a file, end-to-end encrypted, with an optional caption; it
+//!                      uploads while the chat goes on
+//!   /cancel            stop the running upload (Ctrl-C in the window); /attach resumes it
 //!   /typing [off]      tell the other members online that you are typing (or stopped)
 //!   /quit              leave (also end of input)
 //!   anything else      is sent as a message
 //! ```
 
-use std::path::Path;
-
 use sealdesk_client::account::LogEntry;
-use sealdesk_client::attachment::quota_warning;
 use sealdesk_client::client::{Client, HistoryLine};
 use sealdesk_protocol::{
     ids::ConversationId, message::ContentKind, signal::SignalKind, status::ConversationStatus,
 };
 
-use super::engine::{Session, io, is_connection_lost, is_customer, is_fatal, show_events};
+use super::engine::{
+    Session, io, is_connection_lost, is_customer, is_fatal, key_change, show_events,
+};
 use super::event::{ConvRow, Shown, Sink};
+use super::upload;
 use super::{RECENT_LINES, Result};
 use crate::error::CliError;
 
 /// The one-line help.
-pub const HELP: &str = "/list  /switch N|ID  /history  /open ORG  /transfer AGENT  /status S  /spam  /attach FILE [TEXT]  /typing [off]  /quit; other lines are sent";
+pub const HELP: &str = "/list  /switch N|ID  /history  /open ORG  /transfer AGENT  /status S  /spam  /attach FILE [TEXT]  /cancel  /typing [off]  /quit; other lines are sent";
 
 /// Handles one input line; `Ok(true)` to quit.
 pub(crate) async fn command<S: Sink>(
@@ -52,8 +54,7 @@ pub(crate) async fn command<S: Sink>(
             conversations(client, out, s.current, true).map_err(io)?;
         }
         "/switch" => {
-            let id = pick(client, arg)?;
-            client.meta(&id)?;
+            let id = pick(client, need(arg, "/switch N|ID")?)?;
             s.current = Some(id);
             select(client, out, id, s).await?;
         }
@@ -72,7 +73,8 @@ pub(crate) async fn command<S: Sink>(
             if !is_customer(client) {
                 return Err(CliError::NotACustomer);
             }
-            let opened = client.open_conversation(arg, None).await?;
+            let org = need(arg, "/open ORG")?;
+            let opened = client.open_conversation(org, None).await?;
             for w in &opened.warnings {
                 out.show(Shown::Warning {
                     conversation: Some(opened.conversation),
@@ -93,7 +95,8 @@ pub(crate) async fn command<S: Sink>(
             let id = s
                 .current
                 .ok_or(CliError::NoConversationSelected { hint: "" })?;
-            let epoch = client.transfer(&id, arg).await?;
+            let agent = need(arg, "/transfer AGENT")?;
+            let epoch = client.transfer(&id, agent).await?;
             out.show(Shown::Info(format!(
                 "transferred to {arg}; epoch {epoch} is theirs"
             )))
@@ -111,9 +114,12 @@ pub(crate) async fn command<S: Sink>(
                     show_after(client, out, id, before)?;
                     conversations(client, out, s.current, false).map_err(io)?;
                 }
-                Err(_) => out
-                    .show(Shown::Info("/status open|waiting|resolved".to_owned()))
-                    .map_err(io)?,
+                Err(_) => {
+                    return Err(CliError::BadArgument {
+                        given: need(arg, STATUS_USAGE)?.to_owned(),
+                        usage: STATUS_USAGE,
+                    });
+                }
             }
         }
         "/spam" => {
@@ -135,8 +141,9 @@ pub(crate) async fn command<S: Sink>(
             let id = s.current.ok_or(CliError::NoConversationSelected {
                 hint: "; use /list and /switch",
             })?;
-            attach(client, out, id, arg, s).await?;
+            upload::start(client, out, id, arg, s)?;
         }
+        "/cancel" => upload::cancel(out, s)?,
         "/typing" => {
             let id = s
                 .current
@@ -148,11 +155,7 @@ pub(crate) async fn command<S: Sink>(
             };
             client.send_signal(&id, kind).await?;
         }
-        c if c.starts_with('/') => out
-            .show(Shown::Info(format!(
-                "unknown command {c}; /help lists them"
-            )))
-            .map_err(io)?,
+        c if c.starts_with('/') => return Err(CliError::UnknownCommand(c.to_owned())),
         _ => {
             let id = s.current.ok_or(CliError::NoConversationSelected {
                 hint: "; use /list and /switch",
@@ -161,70 +164,6 @@ pub(crate) async fn command<S: Sink>(
         }
     }
     Ok(false)
-}
-
-/// `/attach FILE [TEXT]`: reads the file, says it is uploading, uploads and sends it as
-/// `send --attach` does (resuming an interrupted upload of the same file), then shows the
-/// message. A file name with spaces is quoted: `/attach "my file.png" caption`.
-async fn attach<S: Sink>(
-    client: &mut Client,
-    out: &mut S,
-    id: ConversationId,
-    arg: &str,
-    s: &mut Session,
-) -> Result<()> {
-    let (file, caption) = split_file_arg(arg);
-    if file.is_empty() {
-        out.show(Shown::Info("/attach FILE [TEXT]".to_owned()))
-            .map_err(io)?;
-        return Ok(());
-    }
-    let path = Path::new(&file);
-    let bytes = std::fs::read(path).map_err(|source| CliError::Attach {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "attachment".to_owned());
-    let size = bytes.len() as u64;
-    let chunks = sealdesk_protocol::attachment::chunk_count(size);
-    out.show(Shown::Upload {
-        conversation: id,
-        name: name.clone(),
-        size,
-        chunks,
-        seq: None,
-    })
-    .map_err(io)?;
-    out.flush().map_err(io)?;
-    let before = client.meta(&id)?.cursor;
-    let media_type = crate::commands::media_type(&name);
-    let sent = client
-        .send_attachment(&id, &bytes, &name, media_type, caption)
-        .await?;
-    s.receipts.mine.insert(id, sent.seq);
-    out.show(Shown::Upload {
-        conversation: id,
-        name,
-        size,
-        chunks: sent.chunks,
-        seq: Some(sent.seq),
-    })
-    .map_err(io)?;
-    if let Some(q) = &sent.quota {
-        out.show(Shown::Warning {
-            conversation: Some(id),
-            here: true,
-            text: quota_warning(q),
-        })
-        .map_err(io)?;
-    }
-    show_after(client, out, id, before)?;
-    client.mark_seen(&id)?;
-    Ok(())
 }
 
 /// Splits `/attach`'s argument into the file and the caption: a file name in double quotes may
@@ -269,7 +208,7 @@ pub(crate) async fn send_line<S: Sink>(
 }
 
 /// Shows the items of `id` after `before` (what a command of this account just added).
-fn show_after<S: Sink>(
+pub(crate) fn show_after<S: Sink>(
     client: &Client,
     out: &mut S,
     id: ConversationId,
@@ -289,6 +228,18 @@ fn show_after<S: Sink>(
     Ok(())
 }
 
+/// `/status`'s argument.
+const STATUS_USAGE: &str = "/status open|waiting|resolved";
+
+/// A command's argument, or [`CliError::MissingArgument`] when it has none.
+fn need<'a>(arg: &'a str, usage: &'static str) -> Result<&'a str> {
+    if arg.is_empty() {
+        Err(CliError::MissingArgument { usage })
+    } else {
+        Ok(arg)
+    }
+}
+
 /// The conversation `arg` names: its number in `/list`, its id, or a prefix of its id that
 /// only it has (the chat shows the first 8 digits of ids of other conversations).
 fn pick(client: &Client, arg: &str) -> Result<ConversationId> {
@@ -299,11 +250,15 @@ fn pick(client: &Client, arg: &str) -> Result<ConversationId> {
     {
         return Ok(m.id);
     }
+    let unknown = || CliError::UnknownConversation(arg.to_owned());
     if let Ok(id) = ConversationId::parse(arg) {
-        return Ok(id);
+        return convs
+            .iter()
+            .any(|m| m.id == id)
+            .then_some(id)
+            .ok_or_else(unknown);
     }
     let prefix = arg.to_ascii_lowercase();
-    let unknown = || CliError::UnknownConversation(arg.to_owned());
     if prefix.len() < 4 || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(unknown());
     }
@@ -375,13 +330,7 @@ pub(crate) async fn select<S: Sink>(
     let me = client.account().name().to_owned();
     for peer in [&meta.customer, &meta.agent] {
         if *peer != me && client.account().peer_blocked(peer).unwrap_or(false) {
-            let e = sealdesk_client::ClientError::KeyChanged { name: peer.clone() };
-            out.show(Shown::KeyChange {
-                conversation: Some(id),
-                name: peer.clone(),
-                text: e.to_string(),
-            })
-            .map_err(io)?;
+            out.show(key_change(client, Some(id), peer)).map_err(io)?;
         }
     }
     client.mark_seen(&id)?;

@@ -12,6 +12,7 @@ use sealdesk_protocol::{card::Role, ids::ConversationId};
 
 use super::commands::{command, conversations, select, send_line};
 use super::event::{Connection, Shown, Sink};
+use super::upload;
 use super::{FLUSH_DEADLINE, RECONNECT_FIRST, RECONNECT_MAX, Result};
 use crate::error::CliError;
 
@@ -49,6 +50,10 @@ pub(crate) struct Session {
     pub(crate) banners: std::collections::HashSet<ConversationId>,
     /// Receipts already announced.
     pub(crate) receipts: Receipts,
+    /// The upload running, if any: a chunk is sent whenever the loop is idle.
+    pub(crate) upload: Option<upload::Job>,
+    /// Key changes the periodic check already showed (conversation, name): shown once.
+    key_changes: std::collections::HashSet<(ConversationId, String)>,
 }
 
 /// Runs the chat until `/quit` or the end of `input` (see [`super::run`]).
@@ -90,14 +95,18 @@ pub(crate) async fn drive<I: Input, S: Sink>(
     let mut input_done = false;
     let mut backoff = RECONNECT_FIRST;
     let mut flush_deadline: Option<tokio::time::Instant> = None;
+    let mut recheck = tokio::time::Instant::now() + key_recheck();
+    // `/quit` was typed while a file uploads: leave once it is sent (or cancelled).
+    let mut quitting = false;
     loop {
         out.flush().map_err(io)?;
         if online {
-            if input_done {
+            // The end of the input and `/quit` wait for a running upload to be sent.
+            if (input_done || quitting) && s.upload.is_none() {
                 break;
             }
             tokio::select! {
-                line = input.next_line() => {
+                line = input.next_line(), if !input_done => {
                     let line = line.map_err(|e| CliError::Io { op: "read input", source: e })?;
                     let Some(line) = line else {
                         input_done = true;
@@ -109,7 +118,11 @@ pub(crate) async fn drive<I: Input, S: Sink>(
                     }
                     let before = s.current.and_then(|id| client.meta(&id).ok()).map(|m| m.cursor);
                     match command(client, out, line, &mut s).await {
-                        Ok(true) => break,
+                        Ok(true) if s.upload.is_none() => break,
+                        Ok(true) => {
+                            quitting = true;
+                            out.show(Shown::Info(upload::QUIT_WAITS.to_owned())).map_err(io)?;
+                        }
                         // A command may have brought in items (a send catches up first): the
                         // list's unread counts and statuses follow.
                         Ok(false) => {
@@ -131,7 +144,7 @@ pub(crate) async fn drive<I: Input, S: Sink>(
                             }
                         }
                         Err(e) if is_fatal(&e) => return Err(e),
-                        Err(e) => failed(out, e, s.current).map_err(io)?,
+                        Err(e) => failed(client, out, e, s.current).map_err(io)?,
                     }
                 }
                 push = client.session().next_push() => {
@@ -152,15 +165,48 @@ pub(crate) async fn drive<I: Input, S: Sink>(
                         Err(e) => return Err(e),
                     }
                 }
+                () = tokio::time::sleep_until(recheck) => {
+                    recheck = tokio::time::Instant::now() + key_recheck();
+                    if let Err(e) = recheck_agent(client, out, &mut s).await {
+                        if is_fatal(&e) {
+                            return Err(e);
+                        }
+                        online = false;
+                        backoff = RECONNECT_FIRST;
+                        lost(client, out, &e).map_err(io)?;
+                    }
+                }
+                step = upload::next_chunk(client, s.upload.as_mut()) => {
+                    let done = match step {
+                        Ok(p) => upload::stepped(client, out, p, &mut s).await,
+                        Err(e) => Err(e.into()),
+                    };
+                    match done {
+                        Ok(()) => {}
+                        // The upload waits for the relay; it goes on once reconnected.
+                        Err(e) if is_connection_lost(&e) => {
+                            online = false;
+                            backoff = RECONNECT_FIRST;
+                            lost(client, out, &e).map_err(io)?;
+                        }
+                        Err(e) if is_fatal(&e) => return Err(e),
+                        Err(e) => {
+                            upload::stop(out, &mut s).map_err(io)?;
+                            failed(client, out, e, s.current).map_err(io)?;
+                        }
+                    }
+                }
             }
         } else {
-            if input_done && pending.is_empty() {
+            // Lines kept and a running upload wait for the relay after the input ended.
+            if input_done && pending.is_empty() && s.upload.is_none() {
                 break;
             }
             if input_done {
                 let deadline = *flush_deadline
                     .get_or_insert_with(|| tokio::time::Instant::now() + FLUSH_DEADLINE);
                 if tokio::time::Instant::now() >= deadline {
+                    upload::stop(out, &mut s).map_err(io)?;
                     out.show(Shown::Connection(Connection::GaveUp {
                         unsent: pending.len(),
                     }))
@@ -179,21 +225,23 @@ pub(crate) async fn drive<I: Input, S: Sink>(
                     match line {
                         // The window's own typing signals wait for the relay like nothing.
                         "" | "/typing" | "/typing off" => {}
+                        "/cancel" if s.upload.is_some() => upload::stop(out, &mut s).map_err(io)?,
                         "/quit" | "/exit" => {
+                            upload::stop(out, &mut s).map_err(io)?;
                             if !pending.is_empty() {
                                 out.show(Shown::Connection(Connection::LeftOffline { unsent: pending.len() })).map_err(io)?;
                             }
                             break;
                         }
                         c if c.starts_with('/') => {
-                            out.show(Shown::Info(format!("· offline: {c} needs the relay; try again once reconnected"))).map_err(io)?;
+                            failed(client, out, CliError::Offline { command: c.to_owned() }, s.current).map_err(io)?;
                         }
                         text => match s.current {
                             Some(id) => {
                                 pending.push_back(Pending { conversation: id, text: text.to_owned(), sent_after: None });
                                 out.show(Shown::Kept { conversation: id, offline: true }).map_err(io)?;
                             }
-                            None => failed(out, CliError::NoConversationSelected { hint: "; use /list and /switch" }, None).map_err(io)?,
+                            None => failed(client, out, CliError::NoConversationSelected { hint: "; use /list and /switch" }, None).map_err(io)?,
                         },
                     }
                 }
@@ -234,8 +282,10 @@ pub(crate) fn io(e: std::io::Error) -> CliError {
     }
 }
 
-/// Shows a command's error; a key change gets its own event (the display's banner).
+/// Shows a command's error; a key change gets its own event (the display's banner), with the
+/// new key's fingerprint.
 pub(crate) fn failed<S: Sink>(
+    client: &Client,
     out: &mut S,
     e: CliError,
     current: Option<ConversationId>,
@@ -244,15 +294,75 @@ pub(crate) fn failed<S: Sink>(
         ClientError::KeyChanged { name } | ClientError::OrgKeyChanged { master: name, .. },
     ) = &e
     {
-        return out.show(Shown::KeyChange {
-            conversation: current,
-            name: name.clone(),
-            text: e.to_string(),
-        });
+        return out.show(key_change(client, current, name));
     }
     let message = e.to_string();
     let code = crate::status::classify(&anyhow::Error::from(e)).code;
     out.show(Shown::Error { code, message })
+}
+
+/// The key-change event for `name`: the error's words and the fingerprint of the new key, to
+/// compare out of band before `keys trust`.
+pub(crate) fn key_change(
+    client: &Client,
+    conversation: Option<ConversationId>,
+    name: &str,
+) -> Shown {
+    let mut text = ClientError::KeyChanged {
+        name: name.to_owned(),
+    }
+    .to_string();
+    if let Some(fp) = client
+        .account()
+        .pins()
+        .ok()
+        .and_then(|p| p.peers.get(name).and_then(|pin| pin.pending.clone()))
+        .map(|card| {
+            sealdesk_protocol::keys::Fingerprint::of(&card.signing_key, &card.agreement_key)
+        })
+    {
+        text = format!("{text}. The new key's fingerprint: {fp}");
+    }
+    Shown::KeyChange {
+        conversation,
+        name: name.to_owned(),
+        text,
+    }
+}
+
+/// How often a customer's chat asks the relay whether the current conversation's agent still
+/// has the pinned key ([`super::KEY_RECHECK`]; a build with the test hooks reads
+/// `SEALDESK_TEST_KEY_RECHECK_MS`).
+fn key_recheck() -> std::time::Duration {
+    #[cfg(feature = "test-hooks")]
+    if let Some(ms) = std::env::var("SEALDESK_TEST_KEY_RECHECK_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return std::time::Duration::from_millis(ms);
+    }
+    super::KEY_RECHECK
+}
+
+/// For a customer: asks the relay whether the current conversation's agent still has the
+/// pinned key, and shows a change once (the red banner, the new fingerprint). The org's master
+/// may have re-certified the agent for a new key; the customer hears of it here, not first
+/// when sending. Only a lost connection (or a fatal error) is returned.
+async fn recheck_agent<S: Sink>(client: &mut Client, out: &mut S, s: &mut Session) -> Result<()> {
+    let Some(id) = s.current else {
+        return Ok(());
+    };
+    match client.recheck_agent(&id).await.map_err(CliError::from) {
+        Err(CliError::Client(ClientError::KeyChanged { name })) => {
+            if s.key_changes.insert((id, name.clone())) {
+                out.show(key_change(client, Some(id), &name)).map_err(io)?;
+            }
+            Ok(())
+        }
+        Err(e) if is_connection_lost(&e) || is_fatal(&e) => Err(e),
+        // Anything else (an org key change among them) shows when the user sends.
+        Ok(()) | Err(_) => Ok(()),
+    }
 }
 
 /// Whether an error ends the chat (the vault is gone), rather than being shown before the
@@ -293,6 +403,7 @@ async fn resume<S: Sink>(
         .map_err(io)?;
     let events = client.sync_all().await?;
     show_events(client, out, &events, s).map_err(io)?;
+    recheck_agent(client, out, s).await?;
     while let Some(p) = pending.front() {
         if let Some(after) = p.sent_after
             && already_stored(client, &p.conversation, &p.text, after)

@@ -132,6 +132,31 @@ pub enum Shown {
         /// Once sent: the message's sequence number.
         seq: Option<u64>,
     },
+    /// An upload's chunks the relay holds, after each chunk.
+    UploadProgress {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The file's name.
+        name: String,
+        /// Chunks the relay holds.
+        sent_chunks: u64,
+        /// Chunks the file has.
+        total_chunks: u64,
+        /// Bytes of the file those chunks cover.
+        bytes: u64,
+    },
+    /// An upload was cancelled (`/cancel`, Ctrl-C in the window, `/quit`): nothing was sent in
+    /// the conversation; `/attach` of the same file resumes it.
+    UploadCancelled {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The file's name.
+        name: String,
+        /// Chunks the relay holds.
+        sent_chunks: u64,
+        /// Chunks the file has.
+        total_chunks: u64,
+    },
     /// An answer to a command (help, "opened …", "transferred …").
     Info(String),
     /// A command failed; the chat goes on.
@@ -204,6 +229,27 @@ pub trait Sink {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// `sent` of `total` chunks in whole percent.
+pub fn percent(sent: u64, total: u64) -> u64 {
+    sent.saturating_mul(100) / total.max(1)
+}
+
+/// How an upload's progress reads: `uploading NAME 3/12 chunks (25%)`.
+pub fn progress_text(name: &str, sent: u64, total: u64) -> String {
+    format!(
+        "uploading {name} {sent}/{total} chunks ({}%)",
+        percent(sent, total)
+    )
+}
+
+/// How a cancelled upload reads.
+pub fn cancelled_text(name: &str, sent: u64, total: u64) -> String {
+    format!(
+        "upload of {name} cancelled at {sent}/{total} chunks; nothing was sent. /attach the same \
+         file to resume it"
+    )
 }
 
 /// The first 8 digits of a conversation id, as the chat shows other conversations.
@@ -361,6 +407,33 @@ impl Shown {
                     "conversation": conversation.to_string(), "name": name, "size": size,
                     "chunks": chunks, "state": if seq.is_some() { "sent" } else { "uploading" },
                     "seq": seq,
+                }),
+            ),
+            Self::UploadProgress {
+                conversation,
+                name,
+                sent_chunks,
+                total_chunks,
+                bytes,
+            } => (
+                "upload_progress",
+                json!({
+                    "conversation": conversation.to_string(), "name": name,
+                    "sent_chunks": sent_chunks, "total_chunks": total_chunks, "bytes": bytes,
+                    "percent": percent(*sent_chunks, *total_chunks),
+                }),
+            ),
+            Self::UploadCancelled {
+                conversation,
+                name,
+                sent_chunks,
+                total_chunks,
+            } => (
+                "upload",
+                json!({
+                    "conversation": conversation.to_string(), "name": name,
+                    "state": "cancelled", "sent_chunks": sent_chunks,
+                    "total_chunks": total_chunks,
                 }),
             ),
             Self::Info(text) => ("notice", json!({"kind": "info", "text": text})),

@@ -6,18 +6,20 @@ use std::io::Write;
 
 use sealdesk_client::attachment::human_size;
 
-use super::event::{Connection, Shown, Sink, short};
+use super::event::{Connection, Shown, Sink, cancelled_text, percent, progress_text, short};
 use crate::print::render_line;
 
 /// Prints what the chat shows as lines of text.
 pub struct TextSink<'a, W: Write> {
     out: &'a mut W,
+    /// The running upload's last progress printed, in tenths: a line at most every 10%.
+    tenths: u64,
 }
 
 impl<'a, W: Write> TextSink<'a, W> {
     /// Prints to `out`.
     pub fn new(out: &'a mut W) -> Self {
-        Self { out }
+        Self { out, tenths: 0 }
     }
 }
 
@@ -34,6 +36,29 @@ impl<W: Write> Sink for TextSink<'_, W> {
     fn show(&mut self, shown: Shown) -> std::io::Result<()> {
         let out = &mut self.out;
         match shown {
+            Shown::UploadProgress {
+                name,
+                sent_chunks,
+                total_chunks,
+                ..
+            } => {
+                let tenths = percent(sent_chunks, total_chunks) / 10;
+                if tenths <= self.tenths {
+                    return Ok(());
+                }
+                self.tenths = tenths;
+                writeln!(out, "· {}", progress_text(&name, sent_chunks, total_chunks))
+            }
+            Shown::UploadCancelled {
+                name,
+                sent_chunks,
+                total_chunks,
+                ..
+            } => writeln!(
+                out,
+                "· {}",
+                cancelled_text(&name, sent_chunks, total_chunks)
+            ),
             Shown::Welcome { name, role } => writeln!(
                 out,
                 "sealdesk chat as {name} ({role}). Type a message and press Enter; /help for commands."
@@ -149,12 +174,15 @@ impl<W: Write> Sink for TextSink<'_, W> {
                 chunks,
                 seq: None,
                 ..
-            } => writeln!(
-                out,
-                "· uploading {name} ({}, {chunks} chunk{})…",
-                human_size(size),
-                if chunks == 1 { "" } else { "s" }
-            ),
+            } => {
+                self.tenths = 0;
+                writeln!(
+                    out,
+                    "· uploading {name} ({}, {chunks} chunk{})…",
+                    human_size(size),
+                    if chunks == 1 { "" } else { "s" }
+                )
+            }
             Shown::Upload {
                 name,
                 size,
@@ -209,5 +237,46 @@ impl<W: Write> Sink for JsonSink<'_, W> {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn conv() -> sealdesk_protocol::ids::ConversationId {
+        crate::chat::state::tests::conv(1)
+    }
+
+    /// Line mode prints an upload's progress at most every 10%, not per chunk.
+    #[test]
+    fn progress_lines_come_at_most_every_ten_percent() {
+        let mut out = Vec::new();
+        let mut sink = TextSink::new(&mut out);
+        sink.show(Shown::Upload {
+            conversation: conv(),
+            name: "big.bin".to_owned(),
+            size: 40 * 32 * 1024,
+            chunks: 40,
+            seq: None,
+        })
+        .unwrap();
+        for n in 1..=40 {
+            sink.show(Shown::UploadProgress {
+                conversation: conv(),
+                name: "big.bin".to_owned(),
+                sent_chunks: n,
+                total_chunks: 40,
+                bytes: n * 32 * 1024,
+            })
+            .unwrap();
+        }
+        let text = String::from_utf8(out).unwrap();
+        let progress: Vec<&str> = text.lines().filter(|l| l.contains("chunks (")).collect();
+        assert_eq!(progress.len(), 10, "{text}");
+        assert_eq!(progress[0], "· uploading big.bin 4/40 chunks (10%)");
+        assert_eq!(progress[9], "· uploading big.bin 40/40 chunks (100%)");
     }
 }

@@ -13,7 +13,8 @@
 //!
 //! - [`event`] — what the chat shows ([`Shown`]), its JSON form, the [`Sink`] trait.
 //! - `engine` — the loop: input, pushes, reconnection, kept lines.
-//! - [`commands`] — the slash commands, sending, selecting, listing, `/attach`.
+//! - [`commands`] — the slash commands, sending, selecting, listing.
+//! - `upload` — `/attach` as a task the loop polls: a chunk at a time, progress, `/cancel`.
 //! - [`mod@line`] — the text and JSON displays.
 //! - [`state`] — the terminal UI's state and its updates (no terminal).
 //! - [`tui`] — drawing and the terminal.
@@ -33,6 +34,7 @@ pub mod event;
 pub mod line;
 pub mod state;
 pub mod tui;
+mod upload;
 
 pub use event::{Connection, ConvRow, Shown, Sink};
 
@@ -70,6 +72,9 @@ pub const RECENT_LINES: usize = 20;
 pub const RECONNECT_FIRST: Duration = Duration::from_millis(100);
 /// The longest wait between two reconnection attempts.
 pub const RECONNECT_MAX: Duration = Duration::from_secs(5);
+/// How often a customer's chat asks the relay whether the current conversation's agent still
+/// has the pinned key (an agent re-certified for a new key shows as a key change within this).
+pub const KEY_RECHECK: Duration = Duration::from_secs(60);
 /// After the input ended (`/quit` or end of a pipe) with lines still waiting for the relay, how
 /// long the chat keeps trying to reconnect to send them before it gives up and says so.
 pub const FLUSH_DEADLINE: Duration = Duration::from_secs(60);

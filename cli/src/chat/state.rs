@@ -9,7 +9,7 @@ use sealdesk_client::attachment::human_size;
 use sealdesk_client::client::HistoryLine;
 use sealdesk_protocol::{ids::ConversationId, message::ContentKind};
 
-use super::event::{Connection, ConvRow, Shown};
+use super::event::{Connection, ConvRow, Shown, cancelled_text, progress_text};
 use super::line::connection_text;
 use crate::print::render_line;
 
@@ -39,7 +39,7 @@ pub enum Key {
     PageUp,
     /// Scroll the message pane down a page.
     PageDown,
-    /// Ctrl-C or Ctrl-D: leave.
+    /// Ctrl-C or Ctrl-D: leave (while a file uploads: cancel the upload).
     Quit,
 }
 
@@ -363,6 +363,24 @@ impl ChatState {
                 ));
             }
             Shown::Upload { .. } => self.upload = None,
+            Shown::UploadProgress {
+                name,
+                sent_chunks,
+                total_chunks,
+                ..
+            } => self.upload = Some(progress_text(&name, sent_chunks, total_chunks)),
+            Shown::UploadCancelled {
+                name,
+                sent_chunks,
+                total_chunks,
+                ..
+            } => {
+                self.upload = None;
+                self.push(PaneLine::info(
+                    cancelled_text(&name, sent_chunks, total_chunks),
+                    Tone::Info,
+                ));
+            }
             Shown::Info(text) => self.push(PaneLine::info(text, Tone::Info)),
             Shown::Error { message, .. } => {
                 self.push(PaneLine::info(format!("error: {message}"), Tone::Alarm));
@@ -437,6 +455,8 @@ impl ChatState {
                 self.error = None;
                 return (!line.trim().is_empty()).then_some(line);
             }
+            // While a file uploads, Ctrl-C stops the upload, not the chat.
+            Key::Quit if self.upload.is_some() => return Some("/cancel".to_owned()),
             Key::Quit => return Some("/quit".to_owned()),
         }
         None

@@ -562,6 +562,54 @@ mod tests {
         assert!(up.contains("more line(s) below"), "{up}");
     }
 
+    /// While a file uploads, the status line shows its chunks; the input line still takes keys
+    /// and the pane still shows incoming messages; Ctrl-C cancels the upload (not the chat),
+    /// and the cancellation shows; the next Ctrl-C leaves.
+    #[test]
+    fn an_upload_shows_its_progress_and_the_window_still_answers() {
+        let mut s = chat();
+        s.apply(Shown::Upload {
+            conversation: conv(1),
+            name: "shot.png".to_owned(),
+            size: 380_000,
+            chunks: 12,
+            seq: None,
+        });
+        s.apply(Shown::UploadProgress {
+            conversation: conv(1),
+            name: "shot.png".to_owned(),
+            sent_chunks: 3,
+            total_chunks: 12,
+            bytes: 3 * 32 * 1024,
+        });
+        for c in "one moment".chars() {
+            s.key(Key::Char(c));
+        }
+        s.apply(Shown::Line {
+            conversation: conv(1),
+            here: true,
+            line: message(2, "carol", false, "take your time"),
+        });
+        let text = screen(&mut s);
+        assert!(
+            text.contains("uploading shot.png 3/12 chunks (25%)"),
+            "{text}"
+        );
+        assert!(text.contains("carol: take your time"), "{text}");
+        assert!(text.contains("one moment"), "{text}");
+        assert_eq!(s.key(Key::Quit), Some("/cancel".to_owned()));
+        s.apply(Shown::UploadCancelled {
+            conversation: conv(1),
+            name: "shot.png".to_owned(),
+            sent_chunks: 3,
+            total_chunks: 12,
+        });
+        let text = screen(&mut s);
+        assert!(!text.contains("3/12 chunks (25%)"), "{text}");
+        assert!(text.contains("cancelled at 3/12 chunks"), "{text}");
+        assert_eq!(s.key(Key::Quit), Some("/quit".to_owned()));
+    }
+
     #[test]
     fn wrapping_counts_columns() {
         assert_eq!(wrap("abcdef", 4), ["abcd", "ef"]);

@@ -12,15 +12,18 @@ use sealdesk_client::attachment::{human_size, quota_warning, safe_file_name};
 
 use super::{Relay, connect, conv_id};
 use crate::args::AttachmentCmd;
+use crate::chat::event::progress_text;
 use crate::print::Output;
 
-/// Sends `file` to `conversation`, with the caption `text`.
+/// Sends `file` to `conversation`, with the caption `text`; with `progress`, says on stderr how
+/// far the upload got, at most every 10% (`uploading NAME 3/12 chunks (25%)`).
 pub(super) async fn send(
     home: &Path,
     relay: &Relay,
     conversation: &str,
     file: &Path,
     text: &str,
+    progress: bool,
 ) -> Result<Output> {
     let id = conv_id(conversation)?;
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -32,8 +35,14 @@ pub(super) async fn send(
     let media_type = media_type(&name);
     let mut c = connect(home, relay, false).await?;
     c.sync_all().await?;
+    let mut tenths = 0;
     let sent = c
-        .send_attachment(&id, &bytes, &name, media_type, text)
+        .send_attachment_with_progress(&id, &bytes, &name, media_type, text, |p| {
+            if progress && p.percent() / 10 > tenths {
+                tenths = p.percent() / 10;
+                eprintln!("{}", progress_text(&name, p.sent_chunks, p.total_chunks));
+            }
+        })
         .await?;
     c.close().await;
     let resumed = if sent.uploaded < sent.chunks {

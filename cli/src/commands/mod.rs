@@ -108,6 +108,7 @@ pub async fn run(cli: Cli) -> Result<Option<Output>> {
                 &conversation,
                 &file,
                 &text.unwrap_or_default(),
+                !cli.json,
             )
             .await?
         }

@@ -244,6 +244,30 @@ impl Client {
         }
     }
 
+    /// For a customer: asks the relay now for the certificate of conversation `id`'s agent
+    /// and checks its card against the pin, as sending does at most every
+    /// [`super::conversation::AGENT_CHECK_SECS`]. A long-running chat calls it from time to
+    /// time, so that an agent the org's master re-certified for a new key shows as a key change
+    /// before the customer writes. Nothing is asked for an agent, or when the relay vouches for
+    /// no agent now (its certificate expired, say: sending goes on as before).
+    ///
+    /// # Errors
+    /// [`ClientError::KeyChanged`] when the agent's key differs from the pinned one (recorded
+    /// as pending, so `keys trust` can accept it; sending is blocked until then);
+    /// [`ClientError::OrgKeyChanged`]; [`ClientError::UnknownConversation`]; relay errors.
+    pub async fn recheck_agent(&mut self, id: &ConversationId) -> Result<()> {
+        if self.account.role() != sealdesk_protocol::card::Role::Customer {
+            return Ok(());
+        }
+        let meta = self.meta(id)?;
+        let policy = self.latest_policy(&meta.org).await?;
+        match self.agent_certificate(&policy, &meta.agent).await {
+            Ok(agent) => self.pin_or_block(&agent),
+            Err(ClientError::Relay { .. } | ClientError::Protocol(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     pub(super) fn name_of_key(
         &self,
         id: &ConversationId,
