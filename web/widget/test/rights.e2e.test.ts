@@ -8,15 +8,11 @@
  * `widget-erased.png`.
  */
 import { readFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium, type BrowserContext } from "playwright-core";
+import { join } from "node:path";
+import type { BrowserContext } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createOrg, startRelay, tempDir, type CliOrg, type RelayProcess } from "../../client/test/relay.js";
-
-const here = dirname(fileURLToPath(import.meta.url));
-const dist = resolve(here, "../../dist");
-const shots = resolve(here, "../../screenshots");
+import { SHOTS as shots, setUpChromium, tearDownChromium } from "../../client/test/chromium.js";
+import { tempDir, type CliOrg, type RelayProcess } from "../../client/test/relay.js";
 
 describe("consents, export and erasure in the widget (Chromium)", () => {
   const root = tempDir("widget-rights");
@@ -26,21 +22,9 @@ describe("consents, export and erasure in the widget (Chromium)", () => {
   const problems: string[] = [];
 
   beforeAll(async () => {
-    relay = await startRelay(join(root.path, "relay-data"), ["--web-root", dist]);
-    org = await createOrg(root.path, relay.url);
-    browser = await chromium.launchPersistentContext(join(root.path, "profile"), {
-      executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-      headless: true,
-      args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
-      viewport: { width: 420, height: 760 },
-      acceptDownloads: true,
-    });
+    ({ relay, org, browser } = await setUpChromium(root.path, { viewport: { width: 420, height: 760 }, acceptDownloads: true }));
   });
-  afterAll(async () => {
-    await browser?.close();
-    await relay?.stop();
-    root.remove();
-  });
+  afterAll(() => tearDownChromium(browser, relay, root));
 
   it("lists and revokes consents, exports the history and erases the conversation", async () => {
     const page = await browser.newPage();

@@ -7,15 +7,11 @@
  * `embed.js` does with `data-token`), the conversation opens and the agent reads it.
  * Screenshot `widget-token-required.png`.
  */
-import { join, dirname, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium, type BrowserContext } from "playwright-core";
+import { join } from "node:path";
+import type { BrowserContext } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createOrg, startRelay, tempDir, type CliOrg, type RelayProcess } from "../../client/test/relay.js";
-
-const here = dirname(fileURLToPath(import.meta.url));
-const dist = resolve(here, "../../dist");
-const shots = resolve(here, "../../screenshots");
+import { SHOTS as shots, setUpChromium, tearDownChromium } from "../../client/test/chromium.js";
+import { tempDir, type CliOrg, type RelayProcess } from "../../client/test/relay.js";
 
 describe("an open token in the widget (Chromium)", () => {
   const root = tempDir("widget-token");
@@ -25,21 +21,10 @@ describe("an open token in the widget (Chromium)", () => {
   const problems: string[] = [];
 
   beforeAll(async () => {
-    relay = await startRelay(join(root.path, "relay-data"), ["--web-root", dist]);
-    org = await createOrg(root.path, relay.url);
+    ({ relay, org, browser } = await setUpChromium(root.path));
     await org.as("owner", ["org", "web-key", "--org", org.org, "--new-key", join(root.path, "web.key"), "--require"]);
-    browser = await chromium.launchPersistentContext(join(root.path, "profile"), {
-      executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-      headless: true,
-      args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
-      viewport: { width: 420, height: 640 },
-    });
   });
-  afterAll(async () => {
-    await browser?.close();
-    await relay?.stop();
-    root.remove();
-  });
+  afterAll(() => tearDownChromium(browser, relay, root));
 
   it("says a token is required in plain words, and opens with one", async () => {
     const page = await browser.newPage();
