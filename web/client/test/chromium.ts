@@ -52,11 +52,12 @@ export interface ChromiumRun {
 }
 
 /**
- * Starts the relay serving `DIST` with its data in `<root>/relay-data`, makes the org with the
- * CLI (`createOrg`), and launches Chromium with its profile in `<root>/profile`.
+ * Starts the relay serving `DIST` with its data in `<root>/relay-data` (and `relayArgs`, such as
+ * `--limit`), makes the org with the CLI (`createOrg`), and launches Chromium with its profile
+ * in `<root>/profile`.
  */
-export async function setUpChromium(root: string, opts: LaunchOptions = {}): Promise<ChromiumRun> {
-  const relay = await startRelay(join(root, "relay-data"), ["--web-root", DIST]);
+export async function setUpChromium(root: string, opts: LaunchOptions = {}, relayArgs: string[] = []): Promise<ChromiumRun> {
+  const relay = await startRelay(join(root, "relay-data"), ["--web-root", DIST, ...relayArgs]);
   const org = await createOrg(root, relay.url);
   const browser = await launch(join(root, "profile"), opts);
   mkdirSync(SHOTS, { recursive: true });
