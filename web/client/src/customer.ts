@@ -48,7 +48,7 @@ import {
   type Policy,
 } from "@sealdesk/protocol";
 import { attachmentLineText, decodeAttachmentRef, downloadAttachment, sealAttachment, type AttachmentRef } from "./attachment.js";
-import { consentToCbor, policyFromCbor, sequencedFromCbor, type ByteQuota, type Push, type Sequenced } from "./frames.js";
+import { consentToCbor, policyFromCbor, sequencedFromCbor, type Push, type Sequenced } from "./frames.js";
 import { SequenceHoles } from "./customer-holes.js";
 import { Uploads, type UploadState } from "./customer-uploads.js";
 import { CustomerNotices, RECHECK_NOTICES_MS, type ShownNotice } from "./customer-notices.js";
@@ -56,86 +56,17 @@ import { consentStates, eraseConversation, historyExport, isErased, revokeConsen
 import { policySummary } from "./summary.js";
 import { epochPrk, openSignal, sealSignal, type SignalKind } from "./signal.js";
 import { TYPING_SHOW_SECS, TypingThrottle } from "./typing.js";
-import { Member, SyncedConversation, raiseNumber, readAccount, takeCounter, writeAccount, type MemberOptions } from "./member.js";
-import { RelayError, type ConnectionState, type Session } from "./session.js";
+import { Member, SyncedConversation, raiseNumber, readAccount, takeCounter, writeAccount } from "./member.js";
+import { RelayError, type Session } from "./session.js";
 import { RECORDS, itemKey } from "./store.js";
+import { CustomerError, type ChatLine, type CustomerEvent, type CustomerOptions } from "./customer-model.js";
+
+export * from "./customer-model.js";
 
 /** The highest sequence number the agent's device received (its delivery marks). */
 const DELIVERED_KEY = "marks/delivered";
 /** The highest sequence number covered by a read receipt this customer sent. */
 const READ_SENT_KEY = "marks/read_sent";
-
-/** One line of the conversation, verified. */
-
-export interface ChatLine {
-  seq: number;
-  /** Whether this account sent it. */
-  mine: boolean;
-  /** The sender's account name. */
-  sender: string;
-  /** The text; for a file, its line ("name, size" and the caption). */
-  text: string;
-  sentAt: number;
-  /** When the relay stored it. */
-  storedAt: number;
-  /** The epoch and the sender's counter in it. */
-  epoch: number;
-  counter: number;
-  /** A file's reference (a message of kind `attachment`, §9.8); fetch it with `download`. */
-  attachment?: AttachmentRef;
-}
-
-/** What the customer tells its view. */
-export type CustomerEvent =
-  | { kind: "state"; state: ConnectionState; detail?: string }
-  | { kind: "policy"; policy: Policy; fingerprint: string }
-  | { kind: "line"; line: ChatLine }
-  | { kind: "read"; seq: number }
-  | { kind: "delivered"; member: string; seq: number }
-  /** The agent (`member`) started or stopped typing (an ephemeral signal, §9.7). */
-  | { kind: "typing"; member: string; typing: boolean }
-  /** A notice, or a notice shown before whose verdict changed (same `seq`: replace it). */
-  | { kind: "notice"; notice: ShownNotice }
-  | { kind: "key_changed"; detail: string }
-  | { kind: "refused"; seq: number; reason: string }
-  /**
-   * Items `from..to` (inclusive) never arrived: the relay withheld them (asked for again and
-   * not given; an item that comes later is still shown as a `line`, in order).
-   */
-  | { kind: "withheld"; from: number; to: number }
-  /** Where an upload stands (kept until its message is sent: see `customer-uploads.ts`). */
-  | { kind: "upload"; upload: UploadState }
-  /** The relay's warning ahead of a stored-bytes quota (§9.8), from 80% of it on. */
-  | { kind: "bytes_quota"; quota: ByteQuota }
-  /** The relay's warning ahead of the open-conversations quota (§13.12): `open` of `most`. */
-  | { kind: "open_quota"; open: number; most: number }
-  | { kind: "error"; error: Error };
-
-/** Why the customer refused to go on. */
-export type CustomerFailure = "fingerprint_mismatch" | "key_changed" | "not_open" | "no_epoch" | "bad_answer";
-
-/** The customer refused something; `failure` says what. */
-export class CustomerError extends Error {
-  constructor(
-    readonly failure: CustomerFailure,
-    detail?: string,
-  ) {
-    super(detail === undefined ? failure : `${failure}: ${detail}`);
-    this.name = "CustomerError";
-  }
-}
-
-/** How a customer is set up. */
-export interface CustomerOptions extends MemberOptions {
-  /** The org's name. */
-  org: string;
-  /** The org master's printed fingerprint, as the business published it. */
-  masterFingerprint: string;
-  /** An open token from the business's web site (its CBOR), for an org that requires one (§13.14). */
-  openToken?: Uint8Array;
-  /** How often notices not yet witnessed are checked again (ms; default `RECHECK_NOTICES_MS`). */
-  recheckNoticesMs?: number;
-}
 
 interface EpochState {
   record: EpochRecord;
