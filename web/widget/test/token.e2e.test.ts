@@ -8,28 +8,18 @@
  * Screenshot `widget-token-required.png`.
  */
 import { join } from "node:path";
-import type { BrowserContext } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SHOTS as shots, setUpChromium, tearDownChromium } from "../../client/test/chromium.js";
-import { tempDir, type CliOrg, type RelayProcess } from "../../client/test/relay.js";
+import { describe, expect, it } from "vitest";
+import { SHOTS as shots, chromiumSuite } from "../../client/test/chromium.js";
 
 describe("an open token in the widget (Chromium)", () => {
-  const root = tempDir("widget-token");
-  let relay: RelayProcess;
-  let org: CliOrg;
-  let browser: BrowserContext;
-  const problems: string[] = [];
-
-  beforeAll(async () => {
-    ({ relay, org, browser } = await setUpChromium(root.path));
-    await org.as("owner", ["org", "web-key", "--org", org.org, "--new-key", join(root.path, "web.key"), "--require"]);
+  const s = chromiumSuite("widget-token", {}, [], async (run) => {
+    await run.org.as("owner", ["org", "web-key", "--org", run.org.org, "--new-key", join(run.root, "web.key"), "--require"]);
   });
-  afterAll(() => tearDownChromium(browser, relay, root));
 
   it("says a token is required in plain words, and opens with one", async () => {
-    const page = await browser.newPage();
-    page.on("pageerror", (e) => problems.push(e.message));
-    const url = `${relay.origin}/?org=${org.org}&fp=${encodeURIComponent(org.fingerprint)}`;
+    const page = await s.browser.newPage();
+    page.on("pageerror", (e) => s.problems.push(e.message));
+    const url = `${s.relay.origin}/?org=${s.org.org}&fp=${encodeURIComponent(s.org.fingerprint)}`;
     await page.goto(url);
     await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");
     await page.locator("#text").fill("hello from a page without a token");
@@ -43,7 +33,7 @@ describe("an open token in the widget (Chromium)", () => {
     // The business's web server issues a token for this browser's key; the page passes it.
     const key = (await page.locator("body").getAttribute("data-customer-key")) ?? "";
     expect(key).toMatch(/^[0-9a-f]{64}$/);
-    const token = (await org.as("owner", ["token", "issue", "--key", join(root.path, "web.key"), "--org", org.org, "--visitor", "visitor-42", "--customer", key])).trim();
+    const token = (await s.org.as("owner", ["token", "issue", "--key", join(s.root, "web.key"), "--org", s.org.org, "--visitor", "visitor-42", "--customer", key])).trim();
     await page.goto(`${url}&token=${token}`);
     await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");
     await page.locator("#text").fill("hello with a token");
@@ -51,9 +41,9 @@ describe("an open token in the widget (Chromium)", () => {
     await expect.poll(() => page.locator("#log li.line .text").allTextContents(), { timeout: 20_000 }).toEqual(["hello with a token"]);
     const id = (await page.locator("body").getAttribute("data-conversation")) ?? "";
     expect(id).toMatch(/^[0-9a-f]{32}$/);
-    expect(await org.agent(["history", "--conversation", id])).toContain("hello with a token");
+    expect(await s.org.agent(["history", "--conversation", id])).toContain("hello with a token");
     expect(await page.locator("#alert").isHidden()).toBe(true);
-    expect(problems).toEqual([]);
+    expect(s.problems).toEqual([]);
     await page.close();
   });
 });

@@ -10,33 +10,23 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { BrowserContext, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
 import { decodeFrame } from "@sealdesk/protocol";
-import { SHOTS as shots, setUpChromium, tearDownChromium, watchPage } from "../../client/test/chromium.js";
-import { tempDir, type CliOrg, type RelayProcess } from "../../client/test/relay.js";
+import { SHOTS as shots, watchPage, chromiumSuite } from "../../client/test/chromium.js";
 
 const CHUNK = 32 * 1024;
 /** A file whose ciphertext is exactly `n` chunks (16 bytes of tag each). */
 const fileOf = (n: number): Buffer => Buffer.from(randomBytes(n * CHUNK - n * 16));
 
 describe("uploads and the stored-bytes quota in the widget (Chromium)", () => {
-  const root = tempDir("widget-uploads");
-  let relay: RelayProcess;
-  let org: CliOrg;
-  let browser: BrowserContext;
-  const problems: string[] = [];
-
-  beforeAll(async () => {
-    ({ relay, org, browser } = await setUpChromium(root.path, {}, ["--limit", `stored_bytes_per_account=${8 * CHUNK}`]));
-  });
-  afterAll(() => tearDownChromium(browser, relay, root));
+  const s = chromiumSuite("widget-uploads", {}, ["--limit", `stored_bytes_per_account=${8 * CHUNK}`]);
 
   const lines = (page: Page): Promise<string[]> => page.locator("#log li.line .text").allTextContents();
 
   it("goes on after a cut connection with the chunks the relay lacks, warns ahead of the quota, refuses at it", async () => {
-    const page = await browser.newPage();
-    watchPage(page, problems);
+    const page = await s.browser.newPage();
+    watchPage(page, s.problems);
     let puts = 0;
     let cutAt: number | null = null;
     await page.routeWebSocket(/\/v1\/ws$/, (ws) => {
@@ -57,7 +47,7 @@ describe("uploads and the stored-bytes quota in the widget (Chromium)", () => {
         server.send(m);
       });
     });
-    await page.goto(`${relay.origin}/?org=${org.org}&fp=${encodeURIComponent(org.fingerprint)}`);
+    await page.goto(`${s.relay.origin}/?org=${s.org.org}&fp=${encodeURIComponent(s.org.fingerprint)}`);
     await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 15_000 }).toBe("online");
     await page.locator("#text").fill("photos of the damage follow");
     await page.locator("#text").press("Enter");
@@ -74,10 +64,10 @@ describe("uploads and the stored-bytes quota in the widget (Chromium)", () => {
     const after = puts - 3;
     expect(after).toBe(1 + 5 - 2);
     expect(after).toBeLessThan(5);
-    const history = await org.agent(["history", "--conversation", id]);
+    const history = await s.org.agent(["history", "--conversation", id]);
     const n = /\[?#?(\d+)\]?[^\n]*damage\.jpg/.exec(history)?.[1] ?? "";
-    const out = join(root.path, "saved.jpg");
-    await org.agent(["attachment", "save", "--conversation", id, "--message", n, "--out", out]);
+    const out = join(s.root, "saved.jpg");
+    await s.org.agent(["attachment", "save", "--conversation", id, "--message", n, "--out", out]);
     expect(readFileSync(out).equals(first)).toBe(true);
 
     // Seven of eight chunks stored: the warning, in plain words.
@@ -95,7 +85,7 @@ describe("uploads and the stored-bytes quota in the widget (Chromium)", () => {
     expect(alert).toContain("erase a conversation you no longer need");
     expect(await page.locator("#uploads li").count()).toBe(0);
     await page.screenshot({ path: join(shots, "widget-quota.png") });
-    expect(problems).toEqual([]);
+    expect(s.problems).toEqual([]);
     await page.close();
   });
 });
