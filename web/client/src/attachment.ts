@@ -10,7 +10,7 @@ import { gcm } from "@noble/ciphers/aes.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { Writer, labels } from "@sealdesk/protocol";
-import type { Request, Response } from "./frames.js";
+import type { ByteQuota, Request, Response } from "./frames.js";
 
 /** Plaintext bytes per chunk. */
 export const CHUNK_SIZE = 32 * 1024;
@@ -222,6 +222,14 @@ export function sealAttachment(plaintext: Uint8Array, name: string, mediaType: s
   const ref: AttachmentRef = { id: random(16), key: random(32), sha256: sha256(plaintext), size: plaintext.length, name, mediaType, caption };
   checkText("attachment name", name, MAX_NAME);
   checkText("attachment media type", mediaType, MAX_MEDIA_TYPE);
+  return { ref, chunks: sealChunks(ref, plaintext) };
+}
+
+/**
+ * The ciphertext chunks of `plaintext` under `ref`'s key and id. Sealing is deterministic for a
+ * given key and id, so an interrupted upload sealed again yields the chunks the relay holds.
+ */
+export function sealChunks(ref: Pick<AttachmentRef, "id" | "key">, plaintext: Uint8Array): Uint8Array[] {
   const n = chunkCount(plaintext.length);
   const k = chunkKey(ref);
   const chunks: Uint8Array[] = [];
@@ -230,7 +238,7 @@ export function sealAttachment(plaintext: Uint8Array, name: string, mediaType: s
     chunks.push(gcm(k, nonce(i), aad(ref.id, i, i === n - 1)).encrypt(part));
   }
   k.fill(0);
-  return { ref, chunks };
+  return chunks;
 }
 
 /**
@@ -294,12 +302,22 @@ export async function downloadAttachment(s: AttachmentCaller, conversation: Uint
   return openAttachment(ref, chunks);
 }
 
+/** How an upload went: the chunks sent beyond those the relay had, and its quota warning. */
+export interface UploadOutcome {
+  /** Chunks the relay stored from this call (fewer than all when an upload is resumed). */
+  sent: number;
+  /** The relay's warning ahead of a stored-bytes quota, if it gave one. */
+  quota?: ByteQuota;
+}
+
 /**
  * Uploads the chunks of `sealed` (`attachment_put`, in order from 0), going on from where the
- * relay says it is (`attachment_progress`), until it holds every chunk.
+ * relay says it is (`attachment_progress`), until it holds every chunk: an interrupted upload
+ * resumes by sending chunk 0 again. `progress` hears each answer (chunks held, of all).
  */
-export async function uploadAttachment(s: AttachmentCaller, conversation: Uint8Array, sealed: SealedAttachment): Promise<void> {
+export async function uploadAttachment(s: AttachmentCaller, conversation: Uint8Array, sealed: SealedAttachment, progress?: (stored: number, chunks: number) => void): Promise<UploadOutcome> {
   const n = sealed.chunks.length;
+  const out: UploadOutcome = { sent: 0 };
   let index = 0;
   while (index < n) {
     const data = sealed.chunks[index];
@@ -307,6 +325,10 @@ export async function uploadAttachment(s: AttachmentCaller, conversation: Uint8A
     const r = await s.call({ kind: "attachment_put", conversation, attachment: sealed.ref.id, size: sealed.ref.size, index, data });
     if (r.kind !== "attachment_progress") throw new AttachmentError("bad_answer", r.kind);
     if (r.chunks !== n || r.stored <= index || r.stored > n) throw new AttachmentError("bad_answer", `progress ${r.stored} of ${r.chunks}`);
+    if (r.stored === index + 1) out.sent += 1;
+    if (r.quota !== undefined) out.quota ??= r.quota;
     index = r.stored;
+    progress?.(index, n);
   }
+  return out;
 }

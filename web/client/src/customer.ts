@@ -47,82 +47,26 @@ import {
   type IdentityCard,
   type Policy,
 } from "@sealdesk/protocol";
-import { attachmentLineText, decodeAttachmentRef, downloadAttachment, encodeAttachmentRef, sealAttachment, uploadAttachment, type AttachmentRef } from "./attachment.js";
+import { attachmentLineText, decodeAttachmentRef, downloadAttachment, sealAttachment, type AttachmentRef } from "./attachment.js";
 import { consentToCbor, policyFromCbor, sequencedFromCbor, type Push, type Sequenced } from "./frames.js";
+import { SequenceHoles } from "./customer-holes.js";
+import { Uploads, type UploadState } from "./customer-uploads.js";
 import { CustomerNotices, RECHECK_NOTICES_MS, type ShownNotice } from "./customer-notices.js";
 import { consentStates, eraseConversation, historyExport, isErased, revokeConsent, type ConsentStatus, type HistoryExport, type RevokeOutcome, type RightsHost } from "./customer-rights.js";
 import { policySummary } from "./summary.js";
 import { epochPrk, openSignal, sealSignal, type SignalKind } from "./signal.js";
 import { TYPING_SHOW_SECS, TypingThrottle } from "./typing.js";
-import { Member, SyncedConversation, raiseNumber, readAccount, takeCounter, writeAccount, type MemberOptions } from "./member.js";
-import { RelayError, type ConnectionState, type Session } from "./session.js";
+import { Member, SyncedConversation, raiseNumber, readAccount, takeCounter, writeAccount } from "./member.js";
+import { RelayError, type Session } from "./session.js";
 import { RECORDS, itemKey } from "./store.js";
+import { CustomerError, type ChatLine, type CustomerEvent, type CustomerOptions } from "./customer-model.js";
+
+export * from "./customer-model.js";
 
 /** The highest sequence number the agent's device received (its delivery marks). */
 const DELIVERED_KEY = "marks/delivered";
 /** The highest sequence number covered by a read receipt this customer sent. */
 const READ_SENT_KEY = "marks/read_sent";
-
-/** One line of the conversation, verified. */
-
-export interface ChatLine {
-  seq: number;
-  /** Whether this account sent it. */
-  mine: boolean;
-  /** The sender's account name. */
-  sender: string;
-  /** The text; for a file, its line ("name, size" and the caption). */
-  text: string;
-  sentAt: number;
-  /** When the relay stored it. */
-  storedAt: number;
-  /** The epoch and the sender's counter in it. */
-  epoch: number;
-  counter: number;
-  /** A file's reference (a message of kind `attachment`, §9.8); fetch it with `download`. */
-  attachment?: AttachmentRef;
-}
-
-/** What the customer tells its view. */
-export type CustomerEvent =
-  | { kind: "state"; state: ConnectionState; detail?: string }
-  | { kind: "policy"; policy: Policy; fingerprint: string }
-  | { kind: "line"; line: ChatLine }
-  | { kind: "read"; seq: number }
-  | { kind: "delivered"; member: string; seq: number }
-  /** The agent (`member`) started or stopped typing (an ephemeral signal, §9.7). */
-  | { kind: "typing"; member: string; typing: boolean }
-  /** A notice, or a notice shown before whose verdict changed (same `seq`: replace it). */
-  | { kind: "notice"; notice: ShownNotice }
-  | { kind: "key_changed"; detail: string }
-  | { kind: "refused"; seq: number; reason: string }
-  | { kind: "error"; error: Error };
-
-/** Why the customer refused to go on. */
-export type CustomerFailure = "fingerprint_mismatch" | "key_changed" | "not_open" | "no_epoch" | "bad_answer";
-
-/** The customer refused something; `failure` says what. */
-export class CustomerError extends Error {
-  constructor(
-    readonly failure: CustomerFailure,
-    detail?: string,
-  ) {
-    super(detail === undefined ? failure : `${failure}: ${detail}`);
-    this.name = "CustomerError";
-  }
-}
-
-/** How a customer is set up. */
-export interface CustomerOptions extends MemberOptions {
-  /** The org's name. */
-  org: string;
-  /** The org master's printed fingerprint, as the business published it. */
-  masterFingerprint: string;
-  /** An open token from the business's web site (its CBOR), for an org that requires one (§13.14). */
-  openToken?: Uint8Array;
-  /** How often notices not yet witnessed are checked again (ms; default `RECHECK_NOTICES_MS`). */
-  recheckNoticesMs?: number;
-}
 
 interface EpochState {
   record: EpochRecord;
@@ -162,10 +106,13 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   private readonly names = new Map<string, string>();
   private readonly lines: ChatLine[] = [];
   private readonly noticeBook: CustomerNotices;
+  private readonly uploads: Uploads;
   private recheckTimer: ReturnType<typeof setInterval> | null = null;
   private conv: ConversationRecord | null = null;
   /** The conversation as read from the relay (cursor, items handled once, pushes held during a sync). */
   private synced: SyncedConversation | null = null;
+  /** The items of the conversation handled so far, and the holes among them. */
+  private holes = new SequenceHoles();
   private pinnedMaster: Uint8Array | null = null;
   private blocked: string | null = null;
   private erased = false;
@@ -193,6 +140,16 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
       policy: () => this.policy,
       show: (notice) => this.emit({ kind: "notice", notice }),
       error: (error) => this.fail(error),
+    });
+    this.uploads = new Uploads({
+      store: opts.store,
+      conversation: () => this.conv?.conversation ?? null,
+      announced: (id) => this.lines.some((l) => l.attachment !== undefined && equal(l.attachment.id, id)),
+      announceLocked: (body) => this.sendLocked("attachment", body),
+      withSendLock: (f) => this.withSendLock(f),
+      upload: (upload) => this.emit({ kind: "upload", upload }),
+      quota: (quota) => this.emit({ kind: "bytes_quota", quota }),
+      fail: (e) => this.fail(e),
     });
   }
 
@@ -268,6 +225,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   /** The conversation this customer reads from now on. */
   private follow(conv: ConversationRecord): void {
     this.conv = conv;
+    this.holes = new SequenceHoles();
     this.synced = new SyncedConversation(conv.conversation, (it) => this.ingest(it, true), (kind) => new CustomerError("bad_answer", kind));
   }
 
@@ -300,6 +258,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     const s = this.current();
     if (s === null || this.synced === null || this.synced.isSyncing) return;
     await this.synced.sync(s);
+    await this.checkHoles(s);
     await this.recheckNotices();
   }
 
@@ -315,7 +274,10 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     if (this.conv !== null && this.synced !== null && !this.erased) {
       if (this.epochs.size === 0) await this.createEpochZero(s);
       await this.synced.sync(s);
+      await this.checkHoles(s);
       await this.recheckNotices();
+      // Uploads cut off before (a reload, a lost connection) go on, after this resolves.
+      void this.uploads.resume(s);
     }
   }
 
@@ -362,6 +324,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     const token = this.opts.openToken;
     const r = await s.call(token === undefined ? { kind: "open_conversation", org: this.opts.org, conversation } : { kind: "open_conversation_with_token", org: this.opts.org, conversation, token });
     if (r.kind !== "opened") throw new CustomerError("bad_answer", r.kind);
+    if (r.quota !== undefined) this.emit({ kind: "open_quota", open: r.quota.open, most: r.quota.most });
     const policy = verifyPolicy(r.policy);
     if (!equal(policy.master.signingKey, checked.master.signingKey)) this.keyChanged("the opened conversation's policy has another master key");
     if (policy.version < checked.version) throw new CustomerError("bad_answer", "an older policy");
@@ -408,14 +371,14 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     if (r.kind === "error") throw new RelayError(r.code, r.message);
     if (r.kind !== "stored") throw new CustomerError("bad_answer", r.kind);
     const raw: CborValue = { conversation: conv.conversation, seq: r.seq, stored_at: this.opts.now(), item: { epoch: epochToCbor(record) } };
-    await this.ingest(sequencedFromCbor(raw), true);
+    await this.ingestOwn(sequencedFromCbor(raw), s);
   }
 
   protected onPush(p: Push): void {
     const conv = this.conv;
     if (p.kind === "item") {
       if (conv === null || this.synced === null || !equal(p.item.conversation, conv.conversation)) return;
-      this.synced.push(p.item, () => this.current(), (e) => this.fail(e), () => void this.recheckNotices().catch((e: unknown) => this.fail(e)));
+      this.synced.push(p.item, () => this.current(), (e) => this.fail(e), () => void this.afterPush().catch((e: unknown) => this.fail(e)));
     } else if (p.kind === "delivered" && conv !== null && equal(p.conversation, conv.conversation)) {
       if (p.member !== this.card.name && p.seq > this.deliveredSeq) {
         this.deliveredSeq = p.seq;
@@ -525,6 +488,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     const conv = this.conv;
     if (conv === null || this.synced === null || !equal(it.conversation, conv.conversation)) return;
     if (!this.synced.claim(it.seq)) return;
+    this.holes.saw(it.seq);
     if (keep) await this.opts.store.put(itemKey(it.seq), toCbor(it.raw));
     try {
       await this.handle(it);
@@ -710,8 +674,10 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   }
 
   /**
-   * Sends a file (§9.8): sealed under a fresh key, uploaded chunk by chunk, then announced by a
-   * message of kind `attachment` whose body is its reference (the caption may be empty).
+   * Sends a file (§9.8): sealed under a fresh key, kept in the store until its message is sent
+   * (an interrupted upload goes on once a session is up again, from the chunks the relay has),
+   * uploaded chunk by chunk, then announced by a message of kind `attachment` whose body is its
+   * reference (the caption may be empty).
    */
   async sendFile(file: Uint8Array, name: string, mediaType: string, caption = ""): Promise<ChatLine> {
     if (this.blocked !== null) throw new CustomerError("key_changed", this.blocked);
@@ -724,8 +690,17 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     }
     const conv = this.conv;
     if (conv === null) throw new CustomerError("not_open");
-    await uploadAttachment(this.session(), conv.conversation, sealed);
-    return this.sendBody("attachment", encodeAttachmentRef(sealed.ref));
+    return this.lineAt(await this.uploads.send(this.session(), conv.conversation, sealed, file, (body) => this.sendRaw("attachment", body)));
+  }
+
+  /** The uploads kept until their message is sent (interrupted ones go on once online). */
+  pendingUploads(): Promise<UploadState[]> {
+    return this.uploads.pending();
+  }
+
+  /** Cancels upload `id` (hex): forgotten here, never announced; the relay deletes its chunks in time. */
+  cancelUpload(id: string): Promise<void> {
+    return this.uploads.cancel(id);
   }
 
   /**
@@ -734,36 +709,72 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
    * one counter twice.
    */
   async send(text: string): Promise<ChatLine> {
-    return this.sendBody("text", enc.encode(text));
+    return this.lineAt(await this.sendRaw("text", enc.encode(text)));
   }
 
-  private async sendBody(kind: "text" | "attachment", body: Uint8Array): Promise<ChatLine> {
-    const seq = await this.sendRaw(kind, body);
+  /** The line of this account's message `seq`, verified and kept. */
+  private lineAt(seq: number): ChatLine {
     const line = this.lines.find((l) => l.seq === seq);
     if (line === undefined) throw new CustomerError("bad_answer", "own message did not verify");
     return line;
   }
 
   /** Seals and sends one message of `kind`; returns its sequence number once verified and kept. */
-  private async sendRaw(kind: "text" | "attachment" | "read", body: Uint8Array): Promise<number> {
+  private sendRaw(kind: "text" | "attachment" | "read", body: Uint8Array): Promise<number> {
+    return this.withSendLock(() => this.sendLocked(kind, body));
+  }
+
+  /** `sendRaw` with the send lock held. */
+  private async sendLocked(kind: "text" | "attachment" | "read", body: Uint8Array): Promise<number> {
     if (this.blocked !== null) throw new CustomerError("key_changed", this.blocked);
     if (this.erased) throw new CustomerError("not_open", "this conversation was erased");
-    return this.withSendLock(async () => {
-      const s = this.session();
-      if (this.conv === null) await this.open(s);
-      const conv = this.conv;
-      if (conv === null) throw new CustomerError("not_open");
-      const epoch = Math.max(...this.epochs.keys());
-      const e = this.epochs.get(epoch);
-      if (e === undefined) throw new CustomerError("no_epoch");
-      const counter = await takeCounter(this.opts.store, `${RECORDS.counterPrefix}${epoch}`);
-      const sentAt = this.opts.now();
-      const envelope = sealMessage(e.schedule, conv.conversation, epoch, this.keys, counter, kind, sentAt, body);
-      const r = await s.call({ kind: "send", envelope });
-      if (r.kind !== "stored") throw new CustomerError("bad_answer", r.kind);
-      const raw: CborValue = { conversation: conv.conversation, seq: r.seq, stored_at: sentAt, item: { message: envelopeToCbor(envelope) } };
-      await this.ingest(sequencedFromCbor(raw), true);
-      return r.seq;
-    });
+    const s = this.session();
+    if (this.conv === null) await this.open(s);
+    const conv = this.conv;
+    if (conv === null) throw new CustomerError("not_open");
+    const epoch = Math.max(...this.epochs.keys());
+    const e = this.epochs.get(epoch);
+    if (e === undefined) throw new CustomerError("no_epoch");
+    const counter = await takeCounter(this.opts.store, `${RECORDS.counterPrefix}${epoch}`);
+    const sentAt = this.opts.now();
+    const envelope = sealMessage(e.schedule, conv.conversation, epoch, this.keys, counter, kind, sentAt, body);
+    const r = await s.call({ kind: "send", envelope });
+    if (r.kind !== "stored") throw new CustomerError("bad_answer", r.kind);
+    const raw: CborValue = { conversation: conv.conversation, seq: r.seq, stored_at: sentAt, item: { message: envelopeToCbor(envelope) } };
+    await this.ingestOwn(sequencedFromCbor(raw), s);
+    return r.seq;
+  }
+
+  /**
+   * An item this tab stored itself (its message, epoch 0), handled in order as a push is: when
+   * it is not the next item after the cursor, the history from the cursor is read first (what
+   * another tab of this account sent is never pushed here, §13.5), then the holes left are
+   * asked for again and told (an item the relay withheld).
+   */
+  private async ingestOwn(it: Sequenced, s: Session): Promise<void> {
+    const synced = this.synced;
+    if (synced === null) return;
+    // A sync already running may have read its last page before this item was stored.
+    if (it.seq > synced.cursor + 1 && synced.isSyncing) await synced.sync(s);
+    if (it.seq > synced.cursor + 1) await synced.sync(s);
+    await this.ingest(it, true);
+    await this.checkHoles(s);
+  }
+
+  /** After a push was handled: the holes, then the notices not yet witnessed. */
+  private async afterPush(): Promise<void> {
+    await this.checkHoles(this.current());
+    await this.recheckNotices();
+  }
+
+  /**
+   * Asks the relay again for the items in the holes below the cursor (`customer-holes.ts`),
+   * handling what comes as in order, and tells the view of each hole still open (`withheld`).
+   */
+  private async checkHoles(s: Session | null): Promise<void> {
+    const conv = this.conv;
+    if (conv === null || this.erased) return;
+    const open = await this.holes.refetch(s, conv.conversation, (it) => this.ingest(it, true), (kind) => new CustomerError("bad_answer", kind));
+    for (const h of open) this.emit({ kind: "withheld", from: h.from, to: h.to });
   }
 }

@@ -130,6 +130,7 @@ export type RelayErrorCode =
   | "stale_policy"
   | "already_answered"
   | "blocked"
+  | "quota_exceeded"
   | "open_token_required"
   | "open_token_expired"
   | "open_token_forged"
@@ -157,6 +158,7 @@ const KNOWN_CODES: ReadonlySet<string> = new Set<RelayErrorCode>([
   "stale_policy",
   "already_answered",
   "blocked",
+  "quota_exceeded",
   "open_token_required",
   "open_token_expired",
   "open_token_forged",
@@ -219,10 +221,17 @@ export type Response =
    */
   | { kind: "entries"; from: number; entries: CborValue[]; withheld: number[] }
   /** Chunks of an attachment the relay holds (the next to send) of all (§9.8). */
-  | { kind: "attachment_progress"; stored: number; chunks: number }
+  | { kind: "attachment_progress"; stored: number; chunks: number; quota?: ByteQuota }
   /** One chunk of an attachment and the size its uploader declared (§9.8). */
   | { kind: "attachment_chunk"; size: number; index: number; data: Uint8Array }
   | { kind: "other"; name: string };
+
+/** A warning ahead of a stored-bytes quota (§9.8): from 80% of it on, whose bytes and how many. */
+export interface ByteQuota {
+  scope: "account" | "org";
+  used: number;
+  most: number;
+}
 
 /** A push (§13.5). */
 export type Push =
@@ -478,7 +487,14 @@ export function responseFromCbor(v: CborValue): Response {
     }
     case "attachment_progress": {
       const m = map(body, "attachment_progress");
-      return { kind: "attachment_progress", stored: u(m, "stored"), chunks: u(m, "chunks") };
+      const progress: Extract<Response, { kind: "attachment_progress" }> = { kind: "attachment_progress", stored: u(m, "stored"), chunks: u(m, "chunks") };
+      if (Object.hasOwn(m, "quota")) {
+        const q = map(m.quota, "quota");
+        const scope = text(q, "scope");
+        if (scope !== "account" && scope !== "org") throw malformed(`quota scope ${scope}`);
+        progress.quota = { scope, used: u(q, "used"), most: u(q, "most") };
+      }
+      return progress;
     }
     case "attachment_chunk": {
       const m = map(body, "attachment_chunk");

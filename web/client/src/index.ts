@@ -11,6 +11,8 @@ export * from "./store.js";
 export * from "./customer.js";
 export * from "./customer-notices.js";
 export * from "./customer-rights.js";
+export * from "./customer-uploads.js";
+export * from "./customer-holes.js";
 export * from "./typing.js";
 export * from "./summary.js";
 export * from "./notice.js";

@@ -10,33 +10,17 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Agent, AttachmentError, Customer, MemoryStore, downloadAttachment, importCliVault, type CustomerEvent, type CustomerOptions, type Request, type Response, type SocketFactory } from "../src/index.js";
-import { cli, createOrg, eventually, startRelay, tempDir, type CliOrg, type RelayProcess } from "./relay.js";
-
-const socket: SocketFactory = (url) => new WebSocket(url) as unknown as ReturnType<SocketFactory>;
-const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
-const now = (): number => Math.floor(Date.now() / 1000);
+import { describe, expect, it } from "vitest";
+import { Agent, AttachmentError, Customer, MemoryStore, downloadAttachment, importCliVault, type CustomerEvent, type Request, type Response } from "../src/index.js";
+import { now, orgOnRelay, random, socket } from "./customer-fixture.js";
+import { cli, eventually } from "./relay.js";
 
 describe("attachments between the Rust CLI agent and a TypeScript customer", () => {
-  const root = tempDir("web-attach");
-  let relay: RelayProcess;
-  let org: CliOrg;
-
-  beforeAll(async () => {
-    relay = await startRelay(`${root.path}/relay-data`);
-    org = await createOrg(root.path, relay.url);
-  });
-  afterAll(async () => {
-    await relay?.stop();
-    root.remove();
-  });
-
-  const options = (store: MemoryStore): CustomerOptions => ({ url: relay.url, org: org.org, masterFingerprint: org.fingerprint, store, socket, random, now });
+  const fx = orgOnRelay("web-attach");
 
   it("the customer reads its history with the agent's file in it, downloads it, and sends one back", async () => {
     const store = new MemoryStore();
-    const carol = await Customer.load(options(store));
+    const carol = await Customer.load(fx.options(store));
     const events: CustomerEvent[] = [];
     carol.on((e) => events.push(e));
     carol.start();
@@ -46,10 +30,10 @@ describe("attachments between the Rust CLI agent and a TypeScript customer", () 
 
     // Three chunks (two full and a short one), sent by the CLI with a caption, then a text.
     const file = new Uint8Array(randomBytes(2 * 32 * 1024 + 1234));
-    const path = join(root.path, "invoice 2026.pdf");
+    const path = join(fx.root, "invoice 2026.pdf");
     writeFileSync(path, file);
-    await org.agent(["send", "--conversation", id, "--attach", path, "here it is"]);
-    await org.agent(["send", "--conversation", id, "anything else?"]);
+    await fx.org.agent(["send", "--conversation", id, "--attach", path, "here it is"]);
+    await fx.org.agent(["send", "--conversation", id, "anything else?"]);
 
     await eventually("the text after the file", () => carol.history().find((l) => l.text === "anything else?"));
     const line = carol.history().find((l) => l.attachment !== undefined);
@@ -93,17 +77,17 @@ describe("attachments between the Rust CLI agent and a TypeScript customer", () 
     const sent = await carol.sendFile(mine, "../photo.png", "image/png", "the broken part");
     expect(sent.attachment?.name).toBe("../photo.png");
     expect(sent.text).toBe("📎 photo.png, 4.9 KiB: the broken part");
-    const agentView = await org.agent(["history", "--conversation", id]);
+    const agentView = await fx.org.agent(["history", "--conversation", id]);
     expect(agentView).toContain("photo.png");
     const n = /\[?#?(\d+)\]?[^\n]*photo\.png/.exec(agentView)?.[1];
     expect(n).toBeDefined();
-    const out = join(root.path, "saved.png");
-    await org.agent(["attachment", "save", "--conversation", id, "--message", n ?? "", "--out", out]);
+    const out = join(fx.root, "saved.png");
+    await fx.org.agent(["attachment", "save", "--conversation", id, "--message", n ?? "", "--out", out]);
     expect(new Uint8Array(readFileSync(out))).toEqual(mine);
     carol.stop();
 
     // A reload from the same store shows the attachment lines again, and still downloads.
-    const again = await Customer.load(options(store));
+    const again = await Customer.load(fx.options(store));
     expect(again.history().map((l) => l.text)).toEqual(["can you send me the invoice?", line?.text, "anything else?", sent.text]);
     const seen: CustomerEvent[] = [];
     again.on((e) => seen.push(e));
@@ -114,7 +98,7 @@ describe("attachments between the Rust CLI agent and a TypeScript customer", () 
   });
 
   it("the TypeScript agent shows and downloads a CLI customer's file and a TypeScript customer's", async () => {
-    const home = org.agentHome;
+    const home = fx.org.agentHome;
     const files = {
       header: readFileSync(join(home, "vault.json"), "utf8"),
       identity: new Uint8Array(readFileSync(join(home, "records", "identity.rec"))),
@@ -123,19 +107,19 @@ describe("attachments between the Rust CLI agent and a TypeScript customer", () 
     const { keys, card } = await importCliVault(files, "web tests only");
     const store = new MemoryStore();
     await Agent.keep(store, keys, card);
-    const agent = await Agent.load({ url: relay.url, store, socket, random, now });
+    const agent = await Agent.load({ url: fx.relay.url, store, socket, random, now });
     agent.start();
 
-    const dave = join(root.path, "dave");
-    await cli(dave, relay.url, ["init", "--name", "dave", "--role", "customer"]);
-    await cli(dave, relay.url, ["register"]);
-    await cli(dave, relay.url, ["open", "--org", org.org, "--org-fingerprint", org.fingerprint]);
-    const id = (JSON.parse(await cli(dave, relay.url, ["conversations", "--json"])) as { conversations: { conversation: string }[] }).conversations[0]?.conversation ?? "";
+    const dave = join(fx.root, "dave");
+    await cli(dave, fx.relay.url, ["init", "--name", "dave", "--role", "customer"]);
+    await cli(dave, fx.relay.url, ["register"]);
+    await cli(dave, fx.relay.url, ["open", "--org", fx.org.org, "--org-fingerprint", fx.org.fingerprint]);
+    const id = (JSON.parse(await cli(dave, fx.relay.url, ["conversations", "--json"])) as { conversations: { conversation: string }[] }).conversations[0]?.conversation ?? "";
     const file = new Uint8Array(randomBytes(33_000));
-    const path = join(root.path, "screenshot.png");
+    const path = join(fx.root, "screenshot.png");
     writeFileSync(path, file);
-    await cli(dave, relay.url, ["send", "--conversation", id, "--attach", path]);
-    await cli(dave, relay.url, ["send", "--conversation", id, "see above"]);
+    await cli(dave, fx.relay.url, ["send", "--conversation", id, "--attach", path]);
+    await cli(dave, fx.relay.url, ["send", "--conversation", id, "see above"]);
     await eventually("the text after the file", () => agent.conversation(id)?.lines.find((l) => l.text === "see above"));
     const line = agent.conversation(id)?.lines.find((l) => l.kind === "attachment");
     expect(line?.text).toBe("📎 screenshot.png, 32.2 KiB");
@@ -144,7 +128,7 @@ describe("attachments between the Rust CLI agent and a TypeScript customer", () 
     if (ref === undefined) throw new Error("no attachment");
     expect(await agent.download(id, ref)).toEqual(file);
 
-    const erin = await Customer.load({ url: relay.url, org: org.org, masterFingerprint: org.fingerprint, store: new MemoryStore(), socket, random, now });
+    const erin = await Customer.load(fx.options(new MemoryStore()));
     erin.start();
     await eventually("the customer online", () => (erin.policy !== null ? true : undefined));
     const empty = await erin.sendFile(new Uint8Array(), "empty.txt", "", "nothing in it");

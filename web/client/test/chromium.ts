@@ -11,8 +11,8 @@ import { mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
-import { expect } from "vitest";
-import { cli, createOrg, startRelay, type CliOrg, type RelayProcess } from "./relay.js";
+import { afterAll, beforeAll, expect } from "vitest";
+import { cli, createOrg, startRelay, tempDir, type CliOrg, type RelayProcess } from "./relay.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -52,11 +52,12 @@ export interface ChromiumRun {
 }
 
 /**
- * Starts the relay serving `DIST` with its data in `<root>/relay-data`, makes the org with the
- * CLI (`createOrg`), and launches Chromium with its profile in `<root>/profile`.
+ * Starts the relay serving `DIST` with its data in `<root>/relay-data` (and `relayArgs`, such as
+ * `--limit`), makes the org with the CLI (`createOrg`), and launches Chromium with its profile
+ * in `<root>/profile`.
  */
-export async function setUpChromium(root: string, opts: LaunchOptions = {}): Promise<ChromiumRun> {
-  const relay = await startRelay(join(root, "relay-data"), ["--web-root", DIST]);
+export async function setUpChromium(root: string, opts: LaunchOptions = {}, relayArgs: string[] = []): Promise<ChromiumRun> {
+  const relay = await startRelay(join(root, "relay-data"), ["--web-root", DIST, ...relayArgs]);
   const org = await createOrg(root, relay.url);
   const browser = await launch(join(root, "profile"), opts);
   mkdirSync(SHOTS, { recursive: true });
@@ -68,6 +69,30 @@ export async function tearDownChromium(browser: BrowserContext | undefined, rela
   await browser?.close();
   await relay?.stop();
   root.remove();
+}
+
+/** A suite's run (`chromiumSuite`): set before its first test; `relay` may be replaced by a restart. */
+export interface ChromiumSuite extends ChromiumRun {
+  /** The suite's temporary directory. */
+  root: string;
+  /** Console errors and uncaught exceptions of the pages watched (`watchPage`). */
+  problems: string[];
+}
+
+/**
+ * Registers the hooks of a Chromium suite: before its tests, `setUpChromium` in a fresh
+ * temporary directory named after `prefix` (then `more`, for a suite's own set-up); after them,
+ * `tearDownChromium`. Read the fields inside tests.
+ */
+export function chromiumSuite(prefix: string, opts: LaunchOptions = {}, relayArgs: string[] = [], more?: (run: ChromiumSuite) => Promise<void>): ChromiumSuite {
+  const dir = tempDir(prefix);
+  const run = { root: dir.path, problems: [] as string[] } as ChromiumSuite;
+  beforeAll(async () => {
+    Object.assign(run, await setUpChromium(dir.path, opts, relayArgs));
+    await more?.(run);
+  });
+  afterAll(() => tearDownChromium(run.browser, run.relay, dir));
+  return run;
 }
 
 /**

@@ -7,33 +7,18 @@
  * reaches the agent, once — not again for the same line; the agent's read receipt gives the
  * customer's own line its read mark.
  */
-import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Agent, Customer, MemoryStore, importCliVault, type CustomerEvent, type SocketFactory } from "../src/index.js";
-import { createOrg, eventually, startRelay, tempDir, type CliOrg, type RelayProcess } from "./relay.js";
-
-const socket: SocketFactory = (url) => new WebSocket(url) as unknown as ReturnType<SocketFactory>;
-const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
-const now = (): number => Math.floor(Date.now() / 1000);
+import { describe, expect, it } from "vitest";
+import { Agent, Customer, MemoryStore, importCliVault, type CustomerEvent } from "../src/index.js";
+import { now, orgOnRelay, random, socket } from "./customer-fixture.js";
+import { eventually } from "./relay.js";
 
 describe("typing and receipts between a TypeScript customer and agent", () => {
-  const root = tempDir("web-live");
-  let relay: RelayProcess;
-  let org: CliOrg;
-
-  beforeAll(async () => {
-    relay = await startRelay(`${root.path}/relay-data`);
-    org = await createOrg(root.path, relay.url);
-  });
-  afterAll(async () => {
-    await relay?.stop();
-    root.remove();
-  });
+  const fx = orgOnRelay("web-live");
 
   it("passes typing both ways without storing it, and marks delivered and read both ways", async () => {
-    const home = org.agentHome;
+    const home = fx.org.agentHome;
     const { keys, card } = await importCliVault(
       {
         header: readFileSync(join(home, "vault.json"), "utf8"),
@@ -44,11 +29,11 @@ describe("typing and receipts between a TypeScript customer and agent", () => {
     );
     const agentStore = new MemoryStore();
     await Agent.keep(agentStore, keys, card);
-    const agent = await Agent.load({ url: relay.url, store: agentStore, socket, random, now });
+    const agent = await Agent.load({ url: fx.relay.url, store: agentStore, socket, random, now });
     agent.start();
 
     const store = new MemoryStore();
-    const carol = await Customer.load({ url: relay.url, org: org.org, masterFingerprint: org.fingerprint, store, socket, random, now });
+    const carol = await Customer.load(fx.options(store));
     const events: CustomerEvent[] = [];
     carol.on((e) => events.push(e));
     carol.start();

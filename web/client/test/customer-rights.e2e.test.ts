@@ -8,33 +8,20 @@
  * the CLI's `history --export`. Erasing keeps the local copy readable and stops sending; a
  * reload still shows it.
  */
-import { randomBytes } from "node:crypto";
 import type { ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Customer, MemoryStore, type CustomerEvent } from "../src/index.js";
-import { createOrg, eventually, startRelay, tempDir, type CliOrg, type RelayProcess } from "./relay.js";
+import { orgOnRelay } from "./customer-fixture.js";
+import { eventually } from "./relay.js";
 import { tampering, type Frame } from "./tamper.js";
 
-const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
-const now = (): number => Math.floor(Date.now() / 1000);
-
 describe("a TypeScript customer's consents, export and erasure", () => {
-  const root = tempDir("web-rights");
-  let relay: RelayProcess;
-  let org: CliOrg;
-  let trustee: ChildProcess | null = null;
-
-  beforeAll(async () => {
-    relay = await startRelay(`${root.path}/relay-data`);
-    org = await createOrg(root.path, relay.url);
-  });
-  afterAll(async () => {
+  const fx = orgOnRelay("web-rights", [], () => {
     trustee?.kill("SIGTERM");
-    await relay?.stop();
-    root.remove();
   });
+  let trustee: ChildProcess | null = null;
 
   const stopTrustee = async (): Promise<void> => {
     const t = trustee;
@@ -54,14 +41,14 @@ describe("a TypeScript customer's consents, export and erasure", () => {
       if (lieAboutAppended && appended !== undefined) appended.index = 0;
     });
     const store = new MemoryStore();
-    const carol = await Customer.load({ url: relay.url, org: org.org, masterFingerprint: org.fingerprint, store, socket, random, now, recheckNoticesMs: 300 });
+    const carol = await Customer.load(fx.options(store, { socket, recheckNoticesMs: 300 }));
     const events: CustomerEvent[] = [];
     carol.on((e) => events.push(e));
     carol.start();
     await eventually("online", () => events.find((e) => e.kind === "state" && e.state === "online"));
     await carol.send("my card was charged twice");
     const id = carol.conversationId() ?? "";
-    await org.agent(["send", "--conversation", id, "let me check"]);
+    await fx.org.agent(["send", "--conversation", id, "let me check"]);
     await eventually("the agent's line", () => carol.history().find((l) => l.text === "let me check"));
 
     const first = await carol.grantConsent("refund check");
@@ -71,8 +58,8 @@ describe("a TypeScript customer's consents, export and erasure", () => {
     expect(states.find((c) => c.id === first)?.purpose).toBe("refund check");
 
     // The master opens the conversation under the first consent: it is used.
-    trustee = org.background("t1", ["trustee", "serve"]);
-    await org.as("owner", ["transcript", "unlock", "--conversation", id, "--consent", first]);
+    trustee = fx.org.background("t1", ["trustee", "serve"]);
+    await fx.org.as("owner", ["transcript", "unlock", "--conversation", id, "--consent", first]);
     await stopTrustee();
     await eventually("the first consent used", async () => ((await carol.consentStates()).find((c) => c.id === first)?.state === "used" ? true : undefined));
     const used = await carol.revokeConsent(first);
@@ -87,21 +74,21 @@ describe("a TypeScript customer's consents, export and erasure", () => {
     // Honestly appended: revoked, proven; not yet witnessed (no trustee cosigned since).
     const revoked = await carol.revokeConsent(second);
     expect(revoked).toMatchObject({ state: "revoked", witnessed: false });
-    await org.as("t1", ["trustee", "serve", "--once"]);
+    await fx.org.as("t1", ["trustee", "serve", "--once"]);
     const again = await carol.revokeConsent(second);
     expect(again).toMatchObject({ state: "revoked", already: true, witnessed: true });
     expect((await carol.consentStates()).find((c) => c.id === second)?.state).toBe("revoked");
     // The trustee refuses a release under the revoked consent: the master cannot unlock.
-    trustee = org.background("t1", ["trustee", "serve"]);
-    await expect(org.as("owner", ["transcript", "unlock", "--conversation", id, "--consent", second, "--wait", "10"])).rejects.toThrow();
+    trustee = fx.org.background("t1", ["trustee", "serve"]);
+    await expect(fx.org.as("owner", ["transcript", "unlock", "--conversation", id, "--consent", second, "--wait", "10"])).rejects.toThrow();
     await stopTrustee();
 
     // The export: the CLI's `history --export` shape.
     const exported = carol.exportHistory();
     expect(exported.format).toBe("sealdesk-history/1");
     expect(exported.conversation).toBe(id);
-    const cliFile = join(root.path, "agent-export.json");
-    await org.agent(["history", "--conversation", id, "--export", cliFile]);
+    const cliFile = join(fx.root, "agent-export.json");
+    await fx.org.agent(["history", "--conversation", id, "--export", cliFile]);
     const cli = JSON.parse(readFileSync(cliFile, "utf8")) as { lines: { line: string; entry: { type: string } }[] };
     const cliMessage = cli.lines.find((l) => l.entry.type === "message");
     const ours = exported.lines.find((l) => l.entry.type === "message" && l.entry.text === "my card was charged twice");
@@ -116,7 +103,7 @@ describe("a TypeScript customer's consents, export and erasure", () => {
     expect(carol.history().map((l) => l.text)).toEqual(["my card was charged twice", "let me check"]);
     await expect(carol.send("still there?")).rejects.toMatchObject({ failure: "not_open" });
     carol.stop();
-    const reloaded = await Customer.load({ url: relay.url, org: org.org, masterFingerprint: org.fingerprint, store, socket, random, now });
+    const reloaded = await Customer.load(fx.options(store, { socket }));
     const later: CustomerEvent[] = [];
     reloaded.on((e) => later.push(e));
     reloaded.start();

@@ -8,17 +8,14 @@
  * witnessed"; a genuine trustee's cosignature on a head the served log does not extend (a split
  * view) makes them NOT GENUINE.
  */
-import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { cosignatureSignedBytes } from "@sealdesk/protocol";
 import { Customer, MemoryStore, importCliVault, type CustomerEvent, type ShownNotice } from "../src/index.js";
-import { createOrg, eventually, startRelay, tempDir, type CliOrg, type RelayProcess } from "./relay.js";
+import { now, orgOnRelay, random } from "./customer-fixture.js";
+import { eventually } from "./relay.js";
 import { tampering, type Frame } from "./tamper.js";
-
-const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
-const now = (): number => Math.floor(Date.now() / 1000);
 
 /** The `witnessed_head` body of a response frame, if it is one. */
 function witnessedHead(frame: Frame): { head: Frame; cosignatures: Frame[] } | null {
@@ -34,23 +31,12 @@ const noticeOf = (events: CustomerEvent[], seq: number): ShownNotice | undefined
 };
 
 describe("the witness quorum in the TypeScript customer", () => {
-  const root = tempDir("web-witness");
-  let relay: RelayProcess;
-  let org: CliOrg;
-
-  beforeAll(async () => {
-    relay = await startRelay(`${root.path}/relay-data`);
-    org = await createOrg(root.path, relay.url);
-  });
-  afterAll(async () => {
-    await relay?.stop();
-    root.remove();
-  });
+  const fx = orgOnRelay("web-witness");
 
   it("shows a notice not yet witnessed until the trustees cosign, and refuses a forged or split witnessed head", async () => {
     const store = new MemoryStore();
     const socket = tampering(() => {});
-    const carol = await Customer.load({ url: relay.url, org: org.org, masterFingerprint: org.fingerprint, store, socket, random, now, recheckNoticesMs: 300 });
+    const carol = await Customer.load(fx.options(store, { socket, recheckNoticesMs: 300 }));
     const events: CustomerEvent[] = [];
     carol.on((e) => events.push(e));
     carol.start();
@@ -60,10 +46,10 @@ describe("the witness quorum in the TypeScript customer", () => {
 
     // The master opens a dispute ticket and closes it at once: the relay logs the close, and no
     // trustee has cosigned a log holding it.
-    await org.as("owner", ["dispute", "open", "--conversation", id, "--reason", "chargeback"]);
-    const tickets = JSON.parse(await org.as("owner", ["dispute", "list", "--json"])) as { tickets: { ticket: string }[] };
+    await fx.org.as("owner", ["dispute", "open", "--conversation", id, "--reason", "chargeback"]);
+    const tickets = JSON.parse(await fx.org.as("owner", ["dispute", "list", "--json"])) as { tickets: { ticket: string }[] };
     const ticket = tickets.tickets[0]?.ticket ?? "";
-    await org.as("owner", ["dispute", "close", "--ticket", ticket, "--reason", "opened by mistake"]);
+    await fx.org.as("owner", ["dispute", "close", "--ticket", ticket, "--reason", "opened by mistake"]);
     const closeSeq = await eventually("the close notice", () => {
       const n = events.find((e) => e.kind === "notice" && e.notice.kind === "closed");
       return n?.kind === "notice" ? n.notice.seq : undefined;
@@ -76,7 +62,7 @@ describe("the witness quorum in the TypeScript customer", () => {
     await carol.recheckNotices();
     expect(noticeOf(events, closeSeq)?.verified).toBe(false);
 
-    await org.as("t1", ["trustee", "serve", "--once"]);
+    await fx.org.as("t1", ["trustee", "serve", "--once"]);
     const witnessed = await eventually("the close notice, witnessed", () => {
       const n = noticeOf(events, closeSeq);
       return n?.verified === true ? n : undefined;
@@ -94,7 +80,7 @@ describe("the witness quorum in the TypeScript customer", () => {
         const v = await store.get(k);
         if (v !== undefined && !k.startsWith("notice/") && k !== "log/head") await copy.put(k, v);
       }
-      const again = await Customer.load({ url: relay.url, org: org.org, masterFingerprint: org.fingerprint, store: copy, socket: tampering(tamper), random, now, recheckNoticesMs: 60_000 });
+      const again = await Customer.load(fx.options(copy, { socket: tampering(tamper), recheckNoticesMs: 60_000 }));
       const seen: CustomerEvent[] = [];
       again.on((e) => seen.push(e));
       again.start();
@@ -117,7 +103,7 @@ describe("the witness quorum in the TypeScript customer", () => {
 
     // The trustee's real key on a head of the served size with another root: the trustees
     // would have seen another log (a split view). NOT GENUINE.
-    const home = join(root.path, "t1");
+    const home = join(fx.root, "t1");
     const t1 = await importCliVault(
       {
         header: readFileSync(join(home, "vault.json"), "utf8"),

@@ -5,30 +5,15 @@
  * verifies at level 3, escrow recomputed), and chats with the CLI agent both ways. Then the relay
  * is restarted and a second customer loaded from the same store resumes with its history.
  */
-import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Customer, CustomerError, MemoryStore, type CustomerEvent, type CustomerOptions, type SocketFactory } from "../src/index.js";
-import { createOrg, eventually, startRelay, tempDir, type CliOrg, type RelayProcess } from "./relay.js";
-
-const socket: SocketFactory = (url) => new WebSocket(url) as unknown as ReturnType<SocketFactory>;
-const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
-const now = (): number => Math.floor(Date.now() / 1000);
+import { describe, expect, it } from "vitest";
+import { Customer, CustomerError, MemoryStore, type CustomerEvent, type CustomerOptions } from "../src/index.js";
+import { orgOnRelay } from "./customer-fixture.js";
+import { eventually, startRelay } from "./relay.js";
 
 describe("a TypeScript customer and the Rust CLI agent", () => {
-  const root = tempDir("web-e2e");
-  let relay: RelayProcess;
-  let org: CliOrg;
+  const fx = orgOnRelay("web-e2e");
 
-  beforeAll(async () => {
-    relay = await startRelay(`${root.path}/relay-data`);
-    org = await createOrg(root.path, relay.url);
-  });
-  afterAll(async () => {
-    await relay?.stop();
-    root.remove();
-  });
-
-  const options = (store: MemoryStore, fingerprint = org.fingerprint, url = relay.url): CustomerOptions => ({ url, org: org.org, masterFingerprint: fingerprint, store, socket, random, now });
+  const options = (store: MemoryStore, fingerprint = fx.org.fingerprint): CustomerOptions => fx.options(store, { masterFingerprint: fingerprint });
 
   it("chats both ways, and a reload resumes the conversation with its history", async () => {
     const store = new MemoryStore();
@@ -37,7 +22,7 @@ describe("a TypeScript customer and the Rust CLI agent", () => {
     carol.on((e) => events.push(e));
     carol.start();
     const policy = await eventually("the policy", () => events.find((e) => e.kind === "policy"));
-    expect(policy.kind === "policy" && policy.fingerprint).toBe(org.fingerprint);
+    expect(policy.kind === "policy" && policy.fingerprint).toBe(fx.org.fingerprint);
     await eventually("online", () => events.find((e) => e.kind === "state" && e.state === "online"));
 
     const mine = await carol.send("my order 1234 never arrived");
@@ -45,9 +30,9 @@ describe("a TypeScript customer and the Rust CLI agent", () => {
     const id = carol.conversationId();
     expect(id).not.toBeNull();
 
-    const agentView = await org.agent(["history", "--conversation", id ?? ""]);
+    const agentView = await fx.org.agent(["history", "--conversation", id ?? ""]);
     expect(agentView).toContain("my order 1234 never arrived");
-    await org.agent(["send", "--conversation", id ?? "", "sorry about that: a new one ships today"]);
+    await fx.org.agent(["send", "--conversation", id ?? "", "sorry about that: a new one ships today"]);
     const answer = await eventually("the agent's answer", () => carol.history().find((l) => !l.mine));
     expect(answer.text).toBe("sorry about that: a new one ships today");
     expect(answer.sender).toBe("alice");
@@ -57,8 +42,8 @@ describe("a TypeScript customer and the Rust CLI agent", () => {
     carol.stop();
 
     // The relay restarts; a customer loaded from the same store resumes: history at once, nothing twice.
-    await relay.stop();
-    relay = await startRelay(`${root.path}/relay-data`, [], relay.addr);
+    await fx.relay.stop();
+    fx.relay = await startRelay(`${fx.root}/relay-data`, [], fx.relay.addr);
     const again = await Customer.load(options(store));
     expect(again.conversationId()).toBe(id);
     expect(again.history().map((l) => l.text)).toEqual(["my order 1234 never arrived", "sorry about that: a new one ships today"]);
@@ -67,9 +52,9 @@ describe("a TypeScript customer and the Rust CLI agent", () => {
     again.start();
     await eventually("online again", () => seen.find((e) => e.kind === "state" && e.state === "online"));
     await again.send("thanks, that was quick");
-    const agentAgain = await org.agent(["history", "--conversation", id ?? ""]);
+    const agentAgain = await fx.org.agent(["history", "--conversation", id ?? ""]);
     expect(agentAgain).toContain("thanks, that was quick");
-    await org.agent(["send", "--conversation", id ?? "", "you're welcome"]);
+    await fx.org.agent(["send", "--conversation", id ?? "", "you're welcome"]);
     await eventually("the second answer", () => again.history().find((l) => l.text === "you're welcome"));
     expect(again.history().map((l) => l.seq)).toEqual([...new Set(again.history().map((l) => l.seq))]);
     expect(again.history().filter((l) => l.text === "sorry about that: a new one ships today")).toHaveLength(1);

@@ -6,15 +6,12 @@
  * with `key_changed`; a relay presenting another key after the first contact is refused
  * (`relay_key_changed`) and the customer stops.
  */
-import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { IdentityKeys, issueCard, policySignedBytes, policyToCbor, type Policy } from "@sealdesk/protocol";
 import { Customer, MemoryStore, SessionError, type CustomerEvent, type SocketFactory } from "../src/index.js";
-import { createOrg, eventually, startRelay, tempDir, type CliOrg, type RelayProcess } from "./relay.js";
+import { now, orgOnRelay, random } from "./customer-fixture.js";
+import { eventually, startRelay } from "./relay.js";
 import { tampering, type Frame } from "./tamper.js";
-
-const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
-const now = (): number => Math.floor(Date.now() / 1000);
 
 const honest: SocketFactory = tampering(() => {});
 
@@ -43,18 +40,7 @@ function impostorPolicy(org: string): Policy {
 }
 
 describe("the TypeScript customer behind a hostile relay", () => {
-  const root = tempDir("web-hostile");
-  let relay: RelayProcess;
-  let org: CliOrg;
-
-  beforeAll(async () => {
-    relay = await startRelay(`${root.path}/relay-data`);
-    org = await createOrg(root.path, relay.url);
-  });
-  afterAll(async () => {
-    await relay?.stop();
-    root.remove();
-  });
+  const fx = orgOnRelay("web-hostile");
 
   it("refuses a tampered message, blocks sending on a changed master key, refuses another relay key", async () => {
     const store = new MemoryStore();
@@ -64,7 +50,7 @@ describe("the TypeScript customer behind a hostile relay", () => {
       const ct = (item?.message as Frame | undefined)?.ciphertext;
       if (ct instanceof Uint8Array) ct[0] = (ct[0] ?? 0) ^ 1;
     });
-    const opts = { url: relay.url, org: org.org, masterFingerprint: org.fingerprint, store, random, now };
+    const opts = fx.options(store);
     const carol = await Customer.load({ ...opts, socket: flipMessages });
     const events: CustomerEvent[] = [];
     carol.on((e) => events.push(e));
@@ -72,14 +58,14 @@ describe("the TypeScript customer behind a hostile relay", () => {
     await eventually("online", () => events.find((e) => e.kind === "state" && e.state === "online"));
     await carol.send("hello");
     const id = carol.conversationId() ?? "";
-    await org.agent(["send", "--conversation", id, "this reply is altered on the way"]);
+    await fx.org.agent(["send", "--conversation", id, "this reply is altered on the way"]);
     const refused = await eventually("the refusal", () => events.find((e) => e.kind === "refused"));
     expect(refused.kind === "refused" && refused.reason).toContain("bad_signature");
     expect(carol.history().map((l) => l.text)).toEqual(["hello"]);
     carol.stop();
 
     // The relay serves a policy of another master: the pinned key changed, sending is blocked.
-    const forged = policyToCbor(impostorPolicy(org.org));
+    const forged = policyToCbor(impostorPolicy(fx.org.org));
     const swapPolicy = tampering((f) => {
       const body = (f.response as Frame | undefined)?.body as Frame | undefined;
       if (body !== undefined && body.policy !== undefined) body.policy = forged;
@@ -92,12 +78,12 @@ describe("the TypeScript customer behind a hostile relay", () => {
     expect(changed.kind === "key_changed" && changed.detail).toContain("master key changed");
     expect(again.blockedBecause()).not.toBeNull();
     await expect(again.send("is this still private?")).rejects.toMatchObject({ failure: "key_changed" });
-    expect(await org.agent(["history", "--conversation", id])).not.toContain("is this still private?");
+    expect(await fx.org.agent(["history", "--conversation", id])).not.toContain("is this still private?");
     again.stop();
 
     // Another relay (another key) at the same address: refused, the customer stops.
-    await relay.stop();
-    relay = await startRelay(`${root.path}/other-relay-data`, [], relay.addr);
+    await fx.relay.stop();
+    fx.relay = await startRelay(`${fx.root}/other-relay-data`, [], fx.relay.addr);
     const third = await Customer.load({ ...opts, socket: honest });
     const errors: Error[] = [];
     third.on((e) => {

@@ -7,57 +7,43 @@
  * verified too: signed by the relay's log key and proven. A notice whose entry is altered is
  * shown NOT GENUINE (`checkNotice` on a tampered copy).
  */
-import { randomBytes } from "node:crypto";
 import type { ChildProcess } from "node:child_process";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { fromCbor } from "@sealdesk/protocol";
-import { Customer, MemoryStore, auditEntryFromCbor, checkNotice, type CustomerEvent, type SocketFactory } from "../src/index.js";
-import { createOrg, eventually, startRelay, tempDir, type CliOrg, type RelayProcess } from "./relay.js";
-
-const socket: SocketFactory = (url) => new WebSocket(url) as unknown as ReturnType<SocketFactory>;
-const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
-const now = (): number => Math.floor(Date.now() / 1000);
+import { Customer, MemoryStore, auditEntryFromCbor, checkNotice, type CustomerEvent } from "../src/index.js";
+import { orgOnRelay } from "./customer-fixture.js";
+import { eventually } from "./relay.js";
 
 describe("a release notice in the TypeScript customer", () => {
-  const root = tempDir("web-notice");
-  let relay: RelayProcess;
-  let org: CliOrg;
-  let trustee: ChildProcess | null = null;
-
-  beforeAll(async () => {
-    relay = await startRelay(`${root.path}/relay-data`);
-    org = await createOrg(root.path, relay.url);
-  });
-  afterAll(async () => {
+  const fx = orgOnRelay("web-notice", [], () => {
     trustee?.kill("SIGTERM");
-    await relay?.stop();
-    root.remove();
   });
+  let trustee: ChildProcess | null = null;
 
   it("shows one verified notice when the master unlocks under an approved dispute", async () => {
     const store = new MemoryStore();
-    const carol = await Customer.load({ url: relay.url, org: org.org, masterFingerprint: org.fingerprint, store, socket, random, now, recheckNoticesMs: 300 });
+    const carol = await Customer.load(fx.options(store, { recheckNoticesMs: 300 }));
     const events: CustomerEvent[] = [];
     carol.on((e) => events.push(e));
     carol.start();
     await eventually("online", () => events.find((e) => e.kind === "state" && e.state === "online"));
     await carol.send("please keep this between us");
     const id = carol.conversationId() ?? "";
-    await org.agent(["history", "--conversation", id]);
+    await fx.org.agent(["history", "--conversation", id]);
 
-    await org.as("owner", ["dispute", "open", "--conversation", id, "--reason", "chargeback"]);
-    const tickets = JSON.parse(await org.as("a1", ["dispute", "list", "--json"])) as { tickets: { ticket: string }[] };
+    await fx.org.as("owner", ["dispute", "open", "--conversation", id, "--reason", "chargeback"]);
+    const tickets = JSON.parse(await fx.org.as("a1", ["dispute", "list", "--json"])) as { tickets: { ticket: string }[] };
     const ticket = tickets.tickets[0]?.ticket ?? "";
-    await org.as("a1", ["dispute", "approve", "--ticket", ticket]);
-    trustee = org.background("t1", ["trustee", "serve"]);
-    await org.as("owner", ["transcript", "unlock", "--conversation", id, "--ticket", ticket]);
+    await fx.org.as("a1", ["dispute", "approve", "--ticket", ticket]);
+    trustee = fx.org.background("t1", ["trustee", "serve"]);
+    await fx.org.as("owner", ["transcript", "unlock", "--conversation", id, "--ticket", ticket]);
 
     // The ticket's close is logged after the trustee last cosigned: the trustee witnesses again.
     const exited = new Promise((r) => trustee?.once("exit", r));
     trustee.kill("SIGTERM");
     await exited;
     trustee = null;
-    await org.as("t1", ["trustee", "serve", "--once"]);
+    await fx.org.as("t1", ["trustee", "serve", "--once"]);
     const shown = await eventually("the notice", () => {
       const n = events.find((e) => e.kind === "notice" && e.notice.text.includes("released its share") && e.notice.verified);
       return n?.kind === "notice" ? n.notice : undefined;
@@ -95,9 +81,9 @@ describe("a release notice in the TypeScript customer", () => {
     const entry = auditEntryFromCbor(item.item.notice.entry);
     const forged = { ...entry, signature: entry.signature.slice() };
     forged.signature[0] = (forged.signature[0] ?? 0) ^ 1;
-    const relayKey = Uint8Array.from(Buffer.from(relay.logKey, "hex"));
+    const relayKey = Uint8Array.from(Buffer.from(fx.relay.logKey, "hex"));
     const ctx = {
-      org: org.org,
+      org: fx.org.org,
       conversation: Uint8Array.from(Buffer.from(id, "hex")),
       me: carol.card.signingKey,
       relayKey,
@@ -120,7 +106,7 @@ describe("a release notice in the TypeScript customer", () => {
       const noTrustee = await checkNotice(99, item.item.notice.index, entry, { ...ctx, policy: { ...policy, trustees: [] } });
       expect(noTrustee.failure).toBe("signer");
     }
-    // The ticket's close counts only when the relay's log key signed it, for this org.
+    // The ticket's close counts only when the relay's log key signed it, for this fx.org.
     let closeEntry: ReturnType<typeof auditEntryFromCbor> | undefined;
     for (const k of kept) {
       const b = await store.get(k);

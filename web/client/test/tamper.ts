@@ -1,6 +1,6 @@
 /**
  * Test support: a WebSocket factory whose incoming frames pass through a function that may
- * change them in place — the hostile relay of the TypeScript client's tests.
+ * change them in place or drop them — the hostile relay of the TypeScript client's tests.
  */
 import { decodeFrame, encodeFrame, type CborValue } from "@sealdesk/protocol";
 import type { SocketFactory, SocketLike } from "../src/index.js";
@@ -8,8 +8,12 @@ import type { SocketFactory, SocketLike } from "../src/index.js";
 /** A decoded frame, as the tamper function sees it. */
 export type Frame = { [k: string]: CborValue };
 
-/** A WebSocket whose incoming frames pass through `tamper` (which may change them in place). */
-export function tampering(tamper: (frame: Frame) => void): SocketFactory {
+/**
+ * A WebSocket whose incoming frames pass through `tamper`, which may change them in place, or
+ * return `false` to drop the frame (a relay withholding a push). Outgoing frames pass through
+ * `outgoing` (to count them): `false` closes the socket instead of sending (the connection lost).
+ */
+export function tampering(tamper: (frame: Frame) => boolean | void, outgoing?: (frame: Frame) => boolean | void): SocketFactory {
   return (url) => {
     const ws = new WebSocket(url);
     const s: SocketLike = {
@@ -22,7 +26,10 @@ export function tampering(tamper: (frame: Frame) => void): SocketFactory {
       get readyState() {
         return ws.readyState;
       },
-      send: (d) => ws.send(d),
+      send: (d) => {
+        if (outgoing?.(decodeFrame(d) as Frame) === false) ws.close();
+        else ws.send(d);
+      },
       close: (c, r) => ws.close(c, r),
       onopen: null,
       onmessage: null,
@@ -34,7 +41,7 @@ export function tampering(tamper: (frame: Frame) => void): SocketFactory {
     ws.onerror = (e) => s.onerror?.(e);
     ws.onmessage = (e) => {
       const frame = decodeFrame(new Uint8Array(e.data as ArrayBuffer)) as Frame;
-      tamper(frame);
+      if (tamper(frame) === false) return;
       s.onmessage?.({ data: encodeFrame(frame).buffer });
     };
     return s;

@@ -16,6 +16,7 @@ import { fromHex, toHex } from "@sealdesk/protocol";
 import { noticeItem } from "./notices.js";
 import { showMarks, wireLiveSigns } from "./receipts.js";
 import { wireRights } from "./rights.js";
+import { wireUploads } from "./uploads.js";
 import { plainRefusal } from "./refusals.js";
 
 async function main(): Promise<void> {
@@ -69,6 +70,7 @@ async function main(): Promise<void> {
   const readMarks = (): void => showMarks(rows, customer);
   const live = wireLiveSigns(customer, text, el("typing"));
   const rights = wireRights(customer, () => refresh());
+  const uploads = wireUploads(customer, org);
   el<HTMLDetailsElement>("consent").addEventListener("toggle", () => rights.refreshConsents());
   const addLine = (l: ChatLine): void => {
     if (rows.has(l.seq)) return;
@@ -111,6 +113,18 @@ async function main(): Promise<void> {
     li.scrollIntoView({ block: "end" });
   };
 
+  // Items the relay never delivered (asked for again, not given): a line in their place.
+  const addWithheld = (from: number, to: number): void => {
+    const li = document.createElement("li");
+    li.className = "withheld";
+    li.dataset.from = String(from);
+    li.dataset.to = String(to);
+    const what = from === to ? `Item #${from} was` : `Items #${from} to #${to} were`;
+    li.textContent = `${what} not delivered: the relay withheld ${from === to ? "it" : "them"}. Something may be missing here; ask ${org} if in doubt.`;
+    const after = [...rows.keys()].filter((s) => s > to).sort((a, b) => a - b)[0];
+    log.insertBefore(li, after === undefined ? null : (rows.get(after) ?? null));
+  };
+
   for (const l of customer.history()) addLine(l);
   for (const n of customer.releaseNotices()) addNotice(n);
   readMarks();
@@ -147,6 +161,18 @@ async function main(): Promise<void> {
         break;
       case "refused":
         showAlert(`An item (#${e.seq}) failed verification and is not shown: ${e.reason}`);
+        break;
+      case "withheld":
+        addWithheld(e.from, e.to);
+        break;
+      case "upload":
+        uploads.upload(e.upload);
+        break;
+      case "bytes_quota":
+        uploads.bytesQuota(e.quota);
+        break;
+      case "open_quota":
+        uploads.openQuota(e.open, e.most);
         break;
       case "error":
         if (e.error instanceof CustomerError && e.error.failure === "fingerprint_mismatch") {
@@ -199,7 +225,11 @@ async function main(): Promise<void> {
         el<HTMLDetailsElement>("policy").open = false;
         tabs?.postMessage({ sent: line.seq });
       })
-      .catch((err: unknown) => showAlert(`File not sent: ${plainRefusal(err)}`))
+      .catch(async (err: unknown) => {
+        // Kept (the connection was lost): it goes on once connected, listed under the log.
+        const kept = (await customer.pendingUploads()).length > 0;
+        showAlert(kept ? `The file is not sent yet (${plainRefusal(err)}): it goes on by itself once connected, or cancel it below.` : `File not sent: ${plainRefusal(err)}`);
+      })
       .finally(() => {
         file.value = "";
         refresh();

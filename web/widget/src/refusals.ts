@@ -1,7 +1,8 @@
 /**
  * The relay's refusals a customer can meet, in plain words (the code kept in brackets for a
  * support request): an org that requires an open token from its web site (PROTOCOL §13.14), a
- * blocked account, a rate limit. Anything else is shown as the error says.
+ * blocked account, a rate limit, a quota reached (with the relay's words: which quota, how much is
+ * used) and a file too large (each with what to do). Anything else is shown as the error says.
  */
 import { RelayError } from "@sealdesk/client";
 
@@ -15,13 +16,27 @@ const PLAIN: Record<string, string> = {
   open_token_bad_visitor: "the token this page passed names no valid visitor",
   blocked: "this business has blocked this browser's account",
   rate_limited: "too many attempts; wait a little and try again",
+  quota_exceeded: "a limit of this relay is reached",
+  too_large: "this file is larger than the relay accepts",
+};
+
+/** What to do past a limit, after the relay's own words (which say which limit, and how far). */
+const NEXT: Record<string, string> = {
+  quota_exceeded: "For files: erase a conversation you no longer need (Your data), then send the file again",
+  too_large: "Send a smaller file",
 };
 
 /** What to tell the customer about error `e`. */
 export function plainRefusal(e: unknown): string {
   if (e instanceof RelayError) {
     const plain = PLAIN[e.code];
-    if (plain !== undefined) return `${plain.charAt(0).toUpperCase()}${plain.slice(1)}. (${e.code})`;
+    const next = NEXT[e.code];
+    if (plain !== undefined && next !== undefined) return `${capital(plain)}: ${e.detail}. ${next}. (${e.code})`;
+    if (plain !== undefined) return `${capital(plain)}. (${e.code})`;
   }
   return e instanceof Error ? e.message : String(e);
+}
+
+function capital(s: string): string {
+  return `${s.charAt(0).toUpperCase()}${s.slice(1)}`;
 }

@@ -9,33 +9,23 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { BrowserContext, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
 import { decodeFrame, encodeFrame, type CborValue } from "@sealdesk/protocol";
-import { setUpChromium, tearDownChromium } from "../../client/test/chromium.js";
-import { tempDir, type CliOrg, type RelayProcess } from "../../client/test/relay.js";
+import { chromiumSuite } from "../../client/test/chromium.js";
 
 describe("attachments in the widget (Chromium)", () => {
-  const root = tempDir("widget-attach");
-  let relay: RelayProcess;
-  let org: CliOrg;
-  let browser: BrowserContext;
-  const problems: string[] = [];
-
-  beforeAll(async () => {
-    ({ relay, org, browser } = await setUpChromium(root.path, { acceptDownloads: true }));
-  });
-  afterAll(() => tearDownChromium(browser, relay, root));
+  const s = chromiumSuite("widget-attach", { acceptDownloads: true });
 
   const lines = (page: Page): Promise<string[]> => page.locator("#log li.line .text").allTextContents();
 
   it("shows the agent's file, downloads it checked under a safe name, and sends one", async () => {
-    const page = await browser.newPage();
+    const page = await s.browser.newPage();
     page.on("console", (m) => {
-      if (m.type() === "error") problems.push(m.text());
+      if (m.type() === "error") s.problems.push(m.text());
     });
-    page.on("pageerror", (e) => problems.push(e.message));
-    await page.goto(`${relay.origin}/?org=${org.org}&fp=${encodeURIComponent(org.fingerprint)}`);
+    page.on("pageerror", (e) => s.problems.push(e.message));
+    await page.goto(`${s.relay.origin}/?org=${s.org.org}&fp=${encodeURIComponent(s.org.fingerprint)}`);
     await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 15_000 }).toBe("online");
     await page.locator("#text").fill("the invoice please");
     await page.locator("#text").press("Enter");
@@ -43,10 +33,10 @@ describe("attachments in the widget (Chromium)", () => {
     const id = (await page.locator("body").getAttribute("data-conversation")) ?? "";
 
     const file = new Uint8Array(randomBytes(40_000));
-    const path = join(root.path, ".hidden invoice.pdf");
+    const path = join(s.root, ".hidden invoice.pdf");
     writeFileSync(path, file);
-    await org.agent(["send", "--conversation", id, "--attach", path, "here you go"]);
-    await org.agent(["send", "--conversation", id, "anything else?"]);
+    await s.org.agent(["send", "--conversation", id, "--attach", path, "here you go"]);
+    await s.org.agent(["send", "--conversation", id, "anything else?"]);
     await expect.poll(() => lines(page)).toEqual(["the invoice please", "📎 hidden invoice.pdf, 39.1 KiB: here you go", "anything else?"]);
 
     const [download] = await Promise.all([page.waitForEvent("download"), page.locator("#log li.line button.download").click()]);
@@ -60,18 +50,18 @@ describe("attachments in the widget (Chromium)", () => {
     await page.locator("#text").fill("a photo of it");
     await page.locator("#file").setInputFiles({ name: "broken.png", mimeType: "image/png", buffer: mine });
     await expect.poll(() => lines(page)).toContain("📎 broken.png, 2.9 KiB: a photo of it");
-    const history = await org.agent(["history", "--conversation", id]);
+    const history = await s.org.agent(["history", "--conversation", id]);
     const n = /\[?#?(\d+)\]?[^\n]*broken\.png/.exec(history)?.[1] ?? "";
-    const out = join(root.path, "saved.png");
-    await org.agent(["attachment", "save", "--conversation", id, "--message", n, "--out", out]);
+    const out = join(s.root, "saved.png");
+    await s.org.agent(["attachment", "save", "--conversation", id, "--message", n, "--out", out]);
     expect(readFileSync(out).equals(mine)).toBe(true);
-    expect(problems).toEqual([]);
+    expect(s.problems).toEqual([]);
     await page.close();
   });
 
   it("refuses a chunk altered on its way: a clear error, never a file", async () => {
-    const page = await browser.newPage();
-    page.on("pageerror", (e) => problems.push(e.message));
+    const page = await s.browser.newPage();
+    page.on("pageerror", (e) => s.problems.push(e.message));
     let altered = 0;
     await page.routeWebSocket(/\/v1\/ws$/, (ws) => {
       const server = ws.connectToServer();
@@ -90,7 +80,7 @@ describe("attachments in the widget (Chromium)", () => {
     });
     let downloads = 0;
     page.on("download", () => (downloads += 1));
-    await page.goto(`${relay.origin}/?org=${org.org}&fp=${encodeURIComponent(org.fingerprint)}`);
+    await page.goto(`${s.relay.origin}/?org=${s.org.org}&fp=${encodeURIComponent(s.org.fingerprint)}`);
     await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 15_000 }).toBe("online");
     await expect.poll(() => page.locator("#log li.line button.download").count(), { timeout: 15_000 }).toBe(2);
     await page.locator("#log li.line button.download").first().click();
@@ -99,7 +89,7 @@ describe("attachments in the widget (Chromium)", () => {
     expect(await status.textContent()).toContain("failed its integrity check");
     expect(altered).toBeGreaterThan(0);
     expect(downloads).toBe(0);
-    expect(problems).toEqual([]);
+    expect(s.problems).toEqual([]);
     await page.close();
   });
 });

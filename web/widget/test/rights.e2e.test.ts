@@ -8,47 +8,20 @@
  * `widget-erased.png`.
  */
 import { readFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium, type BrowserContext } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createOrg, startRelay, tempDir, type CliOrg, type RelayProcess } from "../../client/test/relay.js";
-
-const here = dirname(fileURLToPath(import.meta.url));
-const dist = resolve(here, "../../dist");
-const shots = resolve(here, "../../screenshots");
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { SHOTS as shots, chromiumSuite } from "../../client/test/chromium.js";
 
 describe("consents, export and erasure in the widget (Chromium)", () => {
-  const root = tempDir("widget-rights");
-  let relay: RelayProcess;
-  let org: CliOrg;
-  let browser: BrowserContext;
-  const problems: string[] = [];
-
-  beforeAll(async () => {
-    relay = await startRelay(join(root.path, "relay-data"), ["--web-root", dist]);
-    org = await createOrg(root.path, relay.url);
-    browser = await chromium.launchPersistentContext(join(root.path, "profile"), {
-      executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-      headless: true,
-      args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
-      viewport: { width: 420, height: 760 },
-      acceptDownloads: true,
-    });
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await relay?.stop();
-    root.remove();
-  });
+  const s = chromiumSuite("widget-rights", { viewport: { width: 420, height: 760 }, acceptDownloads: true });
 
   it("lists and revokes consents, exports the history and erases the conversation", async () => {
-    const page = await browser.newPage();
+    const page = await s.browser.newPage();
     page.on("console", (m) => {
-      if (m.type() === "error") problems.push(m.text());
+      if (m.type() === "error") s.problems.push(m.text());
     });
-    page.on("pageerror", (e) => problems.push(e.message));
-    const url = `${relay.origin}/?org=${org.org}&fp=${encodeURIComponent(org.fingerprint)}`;
+    page.on("pageerror", (e) => s.problems.push(e.message));
+    const url = `${s.relay.origin}/?org=${s.org.org}&fp=${encodeURIComponent(s.org.fingerprint)}`;
     await page.goto(url);
     await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");
     await page.locator("#text").fill("I want my data back");
@@ -68,9 +41,9 @@ describe("consents, export and erasure in the widget (Chromium)", () => {
     await expect.poll(() => page.locator("#consents li[data-state=active]").count(), { timeout: 10_000 }).toBe(2);
 
     // The master opens the conversation under the first consent: listed as used.
-    const trustee = org.background("t1", ["trustee", "serve"]);
+    const trustee = s.org.background("t1", ["trustee", "serve"]);
     try {
-      await org.as("owner", ["transcript", "unlock", "--conversation", id, "--consent", first]);
+      await s.org.as("owner", ["transcript", "unlock", "--conversation", id, "--consent", first]);
     } finally {
       const exited = new Promise((r) => (trustee.exitCode !== null ? r(null) : trustee.once("exit", r)));
       trustee.kill("SIGTERM");
@@ -89,7 +62,7 @@ describe("consents, export and erasure in the widget (Chromium)", () => {
     expect(await page.locator("#consent-status").textContent()).toMatch(/^Revoked \(audit log entry #\d+\), proven in the log\. Not yet witnessed/);
     await expect.poll(() => page.locator(`#consents li[data-consent="${second}"]`).getAttribute("data-state")).toBe("revoked");
     await page.screenshot({ path: join(shots, "widget-consents.png"), fullPage: true });
-    await expect(org.as("owner", ["transcript", "unlock", "--conversation", id, "--consent", second, "--wait", "5"])).rejects.toThrow();
+    await expect(s.org.as("owner", ["transcript", "unlock", "--conversation", id, "--consent", second, "--wait", "5"])).rejects.toThrow();
 
     // Export: the verified history as JSON.
     await page.locator("#your-data summary").click();
@@ -117,7 +90,7 @@ describe("consents, export and erasure in the widget (Chromium)", () => {
     await expect.poll(() => page.locator("#log li.line .text").allTextContents()).toEqual(["I want my data back"]);
     await expect.poll(() => page.locator("#data-status").textContent()).toContain("was erased on the relay");
     expect(await page.locator("#send").isDisabled()).toBe(true);
-    expect(problems).toEqual([]);
+    expect(s.problems).toEqual([]);
     await page.close();
   });
 });

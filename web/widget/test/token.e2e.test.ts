@@ -7,44 +7,19 @@
  * `embed.js` does with `data-token`), the conversation opens and the agent reads it.
  * Screenshot `widget-token-required.png`.
  */
-import { join, dirname, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium, type BrowserContext } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createOrg, startRelay, tempDir, type CliOrg, type RelayProcess } from "../../client/test/relay.js";
-
-const here = dirname(fileURLToPath(import.meta.url));
-const dist = resolve(here, "../../dist");
-const shots = resolve(here, "../../screenshots");
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { SHOTS as shots, chromiumSuite } from "../../client/test/chromium.js";
 
 describe("an open token in the widget (Chromium)", () => {
-  const root = tempDir("widget-token");
-  let relay: RelayProcess;
-  let org: CliOrg;
-  let browser: BrowserContext;
-  const problems: string[] = [];
-
-  beforeAll(async () => {
-    relay = await startRelay(join(root.path, "relay-data"), ["--web-root", dist]);
-    org = await createOrg(root.path, relay.url);
-    await org.as("owner", ["org", "web-key", "--org", org.org, "--new-key", join(root.path, "web.key"), "--require"]);
-    browser = await chromium.launchPersistentContext(join(root.path, "profile"), {
-      executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-      headless: true,
-      args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
-      viewport: { width: 420, height: 640 },
-    });
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await relay?.stop();
-    root.remove();
+  const s = chromiumSuite("widget-token", {}, [], async (run) => {
+    await run.org.as("owner", ["org", "web-key", "--org", run.org.org, "--new-key", join(run.root, "web.key"), "--require"]);
   });
 
   it("says a token is required in plain words, and opens with one", async () => {
-    const page = await browser.newPage();
-    page.on("pageerror", (e) => problems.push(e.message));
-    const url = `${relay.origin}/?org=${org.org}&fp=${encodeURIComponent(org.fingerprint)}`;
+    const page = await s.browser.newPage();
+    page.on("pageerror", (e) => s.problems.push(e.message));
+    const url = `${s.relay.origin}/?org=${s.org.org}&fp=${encodeURIComponent(s.org.fingerprint)}`;
     await page.goto(url);
     await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");
     await page.locator("#text").fill("hello from a page without a token");
@@ -58,7 +33,7 @@ describe("an open token in the widget (Chromium)", () => {
     // The business's web server issues a token for this browser's key; the page passes it.
     const key = (await page.locator("body").getAttribute("data-customer-key")) ?? "";
     expect(key).toMatch(/^[0-9a-f]{64}$/);
-    const token = (await org.as("owner", ["token", "issue", "--key", join(root.path, "web.key"), "--org", org.org, "--visitor", "visitor-42", "--customer", key])).trim();
+    const token = (await s.org.as("owner", ["token", "issue", "--key", join(s.root, "web.key"), "--org", s.org.org, "--visitor", "visitor-42", "--customer", key])).trim();
     await page.goto(`${url}&token=${token}`);
     await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");
     await page.locator("#text").fill("hello with a token");
@@ -66,9 +41,9 @@ describe("an open token in the widget (Chromium)", () => {
     await expect.poll(() => page.locator("#log li.line .text").allTextContents(), { timeout: 20_000 }).toEqual(["hello with a token"]);
     const id = (await page.locator("body").getAttribute("data-conversation")) ?? "";
     expect(id).toMatch(/^[0-9a-f]{32}$/);
-    expect(await org.agent(["history", "--conversation", id])).toContain("hello with a token");
+    expect(await s.org.agent(["history", "--conversation", id])).toContain("hello with a token");
     expect(await page.locator("#alert").isHidden()).toBe(true);
-    expect(problems).toEqual([]);
+    expect(s.problems).toEqual([]);
     await page.close();
   });
 });

@@ -7,31 +7,22 @@
  * written to web/screenshots/.
  */
 import { join } from "node:path";
-import type { BrowserContext, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DIST as dist, SHOTS as shots, launch, setUpChromium, tearDownChromium, watchPage } from "../../client/test/chromium.js";
-import { startRelay, tempDir, type CliOrg, type RelayProcess } from "../../client/test/relay.js";
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
+import { DIST as dist, SHOTS as shots, launch, watchPage, chromiumSuite } from "../../client/test/chromium.js";
+import { startRelay } from "../../client/test/relay.js";
 
 describe("the widget in Chromium", () => {
-  const root = tempDir("widget-e2e");
-  let relay: RelayProcess;
-  let org: CliOrg;
-  let browser: BrowserContext;
-  const problems: string[] = [];
-
-  beforeAll(async () => {
-    ({ relay, org, browser } = await setUpChromium(root.path));
-  });
-  afterAll(() => tearDownChromium(browser, relay, root));
+  const s = chromiumSuite("widget-e2e");
 
   // Reconnect attempts while the relay is down (the restart below) are expected.
-  const watch = (page: Page): void => watchPage(page, problems);
+  const watch = (page: Page): void => watchPage(page, s.problems);
   const lines = (page: Page): Promise<string[]> => page.locator("#log li.line .text").allTextContents();
 
   it("chats with the CLI agent, and a reload resumes the conversation", async () => {
-    const page = await browser.newPage();
+    const page = await s.browser.newPage();
     watch(page);
-    const url = `${relay.origin}/?org=${org.org}&fp=${encodeURIComponent(org.fingerprint)}`;
+    const url = `${s.relay.origin}/?org=${s.org.org}&fp=${encodeURIComponent(s.org.fingerprint)}`;
     const started = Date.now();
     const response = await page.goto(url);
     const csp = response?.headers()["content-security-policy"] ?? "";
@@ -40,7 +31,7 @@ describe("the widget in Chromium", () => {
 
     await expect.poll(() => page.locator("#summary").textContent()).toContain("end-to-end encrypted");
     const policyShownMs = Date.now() - started;
-    expect(await page.locator("#fingerprint").textContent()).toBe(org.fingerprint);
+    expect(await page.locator("#fingerprint").textContent()).toBe(s.org.fingerprint);
     await expect.poll(() => page.locator("#conn").getAttribute("data-state")).toBe("online");
     await page.screenshot({ path: join(shots, "widget-policy.png") });
 
@@ -50,8 +41,8 @@ describe("the widget in Chromium", () => {
     const id = (await page.locator("body").getAttribute("data-conversation")) ?? "";
     expect(id).toMatch(/^[0-9a-f]{32}$/);
 
-    expect(await org.agent(["history", "--conversation", id])).toContain("my order 1234 never arrived");
-    await org.agent(["send", "--conversation", id, "sorry about that: a new one ships today"]);
+    expect(await s.org.agent(["history", "--conversation", id])).toContain("my order 1234 never arrived");
+    await s.org.agent(["send", "--conversation", id, "sorry about that: a new one ships today"]);
     await expect.poll(() => lines(page)).toEqual(["my order 1234 never arrived", "sorry about that: a new one ships today"]);
     await expect.poll(() => page.locator("#log li.mine .read").first().textContent()).toContain("read");
     await page.screenshot({ path: join(shots, "widget.png") });
@@ -63,29 +54,29 @@ describe("the widget in Chromium", () => {
     await page.locator("#text").fill("thanks, that was quick");
     await page.locator("#send").click();
     await expect.poll(() => lines(page)).toEqual(["my order 1234 never arrived", "sorry about that: a new one ships today", "thanks, that was quick"]);
-    expect(await org.agent(["history", "--conversation", id])).toContain("thanks, that was quick");
+    expect(await s.org.agent(["history", "--conversation", id])).toContain("thanks, that was quick");
     await page.screenshot({ path: join(shots, "widget-reloaded.png") });
 
     // The relay is killed and restarted: the page shows it offline, reconnects by itself, and
     // nothing acknowledged is lost or shown twice.
-    await relay.stop();
+    await s.relay.stop();
     await expect.poll(() => page.locator("#conn").getAttribute("data-state")).toBe("offline");
     expect(await page.locator("#send").isDisabled()).toBe(true);
     await page.screenshot({ path: join(shots, "widget-offline.png") });
-    relay = await startRelay(join(root.path, "relay-data"), ["--web-root", dist], relay.addr);
+    s.relay = await startRelay(join(s.root, "relay-data"), ["--web-root", dist], s.relay.addr);
     await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 30_000 }).toBe("online");
-    await org.agent(["send", "--conversation", id, "back after the restart"]);
+    await s.org.agent(["send", "--conversation", id, "back after the restart"]);
     await expect.poll(() => lines(page)).toEqual(["my order 1234 never arrived", "sorry about that: a new one ships today", "thanks, that was quick", "back after the restart"]);
 
     // The master opens the conversation under an approved dispute: one verified release notice,
     // then the ticket's close (the master collected the shares), verified too.
-    await org.as("owner", ["dispute", "open", "--conversation", id, "--reason", "chargeback"]);
-    const tickets = JSON.parse(await org.as("a1", ["dispute", "list", "--json"])) as { tickets: { ticket: string }[] };
+    await s.org.as("owner", ["dispute", "open", "--conversation", id, "--reason", "chargeback"]);
+    const tickets = JSON.parse(await s.org.as("a1", ["dispute", "list", "--json"])) as { tickets: { ticket: string }[] };
     const ticket = tickets.tickets[0]?.ticket ?? "";
-    await org.as("a1", ["dispute", "approve", "--ticket", ticket]);
-    const trustee = org.background("t1", ["trustee", "serve"]);
+    await s.org.as("a1", ["dispute", "approve", "--ticket", ticket]);
+    const trustee = s.org.background("t1", ["trustee", "serve"]);
     try {
-      await org.as("owner", ["transcript", "unlock", "--conversation", id, "--ticket", ticket]);
+      await s.org.as("owner", ["transcript", "unlock", "--conversation", id, "--ticket", ticket]);
     } finally {
       const exited = new Promise((r) => (trustee.exitCode !== null ? r(null) : trustee.once("exit", r)));
       trustee.kill("SIGTERM");
@@ -100,7 +91,7 @@ describe("the widget in Chromium", () => {
     // The close may be logged after the trustee's last cosignature: once it cosigns the log as
     // it is now, the widget's next check shows it verified.
     const closed = page.locator("#log li.notice", { hasText: "is closed (its release is complete)" });
-    await org.as("t1", ["trustee", "serve", "--once"]);
+    await s.org.as("t1", ["trustee", "serve", "--once"]);
     await expect.poll(() => closed.getAttribute("data-verified"), { timeout: 30_000 }).toBe("true");
     expect(await closed.locator("strong").textContent()).toBe("Dispute closed");
     expect(await closed.locator(".meta").textContent()).toContain("Verified ✓: signed by the relay, proven in the public audit log");
@@ -117,9 +108,9 @@ describe("the widget in Chromium", () => {
     await expect.poll(() => page.locator("#consent-result").getAttribute("data-consent")).toMatch(/^[0-9a-f]{32}$/);
     const consent = (await page.locator("#consent-result").getAttribute("data-consent")) ?? "";
     await page.screenshot({ path: join(shots, "widget-consent.png") });
-    const trustee2 = org.background("t1", ["trustee", "serve"]);
+    const trustee2 = s.org.background("t1", ["trustee", "serve"]);
     try {
-      await org.as("owner", ["transcript", "unlock", "--conversation", id, "--consent", consent]);
+      await s.org.as("owner", ["transcript", "unlock", "--conversation", id, "--consent", consent]);
     } finally {
       trustee2.kill("SIGTERM");
     }
@@ -129,30 +120,30 @@ describe("the widget in Chromium", () => {
 
     // A ticket the master closes at once: the close is logged while no trustee has cosigned a
     // log holding it — shown "not yet witnessed", never as genuine, until the trustee cosigns.
-    await org.as("owner", ["dispute", "open", "--conversation", id, "--reason", "a second look"]);
-    const all = JSON.parse(await org.as("owner", ["dispute", "list", "--json"])) as { tickets: { ticket: string }[] };
+    await s.org.as("owner", ["dispute", "open", "--conversation", id, "--reason", "a second look"]);
+    const all = JSON.parse(await s.org.as("owner", ["dispute", "list", "--json"])) as { tickets: { ticket: string }[] };
     const second = all.tickets.map((t) => t.ticket).find((t) => t !== ticket) ?? "";
-    await org.as("owner", ["dispute", "close", "--ticket", second, "--reason", "opened by mistake"]);
+    await s.org.as("owner", ["dispute", "close", "--ticket", second, "--reason", "opened by mistake"]);
     const pending = page.locator("#log li.notice", { hasText: `dispute ticket ${second}` });
     await expect.poll(() => pending.count(), { timeout: 20_000 }).toBe(1);
     expect(await pending.getAttribute("data-witnessed")).toBe("false");
     expect(await pending.getAttribute("data-verified")).toBe("false");
     expect(await pending.locator("strong").textContent()).toBe("Dispute closed (not yet witnessed)");
     await page.screenshot({ path: join(shots, "widget-notice-unwitnessed.png") });
-    await org.as("t1", ["trustee", "serve", "--once"]);
+    await s.org.as("t1", ["trustee", "serve", "--once"]);
     await expect.poll(() => pending.getAttribute("data-verified"), { timeout: 30_000 }).toBe("true");
     expect(await pending.locator("strong").textContent()).toBe("Dispute closed");
 
     expect(await page.locator("#alert").isHidden()).toBe(true);
-    expect(problems).toEqual([]);
+    expect(s.problems).toEqual([]);
     console.log(`policy shown ${policyShownMs} ms after navigation`);
     await page.close();
   });
 
   it("a second tab follows the first, and the two never send with the same counter", async () => {
-    const profile = await launch(join(root.path, "profile-tabs"));
+    const profile = await launch(join(s.root, "profile-tabs"));
     try {
-      const url = `${relay.origin}/?org=${org.org}&fp=${encodeURIComponent(org.fingerprint)}`;
+      const url = `${s.relay.origin}/?org=${s.org.org}&fp=${encodeURIComponent(s.org.fingerprint)}`;
       const a = await profile.newPage();
       watch(a);
       await a.goto(url);
@@ -179,7 +170,7 @@ describe("the widget in Chromium", () => {
       await expect.poll(() => lines(a)).toEqual(all);
       await expect.poll(() => lines(b)).toEqual(all);
       const id = (await a.locator("body").getAttribute("data-conversation")) ?? "";
-      const agentView = await org.agent(["history", "--conversation", id]);
+      const agentView = await s.org.agent(["history", "--conversation", id]);
       for (const t of all) expect(agentView).toContain(t);
       expect(await a.locator("#alert").isHidden()).toBe(true);
       expect(await b.locator("#alert").isHidden()).toBe(true);
@@ -187,12 +178,12 @@ describe("the widget in Chromium", () => {
     } finally {
       await profile.close();
     }
-    expect(problems).toEqual([]);
+    expect(s.problems).toEqual([]);
   });
 
   it("refuses a page whose fingerprint does not match the org's master, and says so", async () => {
-    const page = await browser.newPage();
-    const response = await page.goto(`${relay.origin}/?org=${org.org}&fp=${encodeURIComponent("11111 22222 33333 44444 55555 66666")}`);
+    const page = await s.browser.newPage();
+    const response = await page.goto(`${s.relay.origin}/?org=${s.org.org}&fp=${encodeURIComponent("11111 22222 33333 44444 55555 66666")}`);
     expect(response?.status()).toBe(200);
     await expect.poll(() => page.locator("#alert").textContent(), { timeout: 10_000 }).toContain("fingerprint_mismatch");
     expect(await page.locator("#send").isDisabled()).toBe(true);

@@ -1,0 +1,83 @@
+/**
+ * What the customer (`customer.ts`) tells its view and is set up with: a verified line of the
+ * conversation (`ChatLine`), the events (`CustomerEvent`), the typed refusal (`CustomerError`)
+ * and the options (`CustomerOptions`).
+ */
+import type { Policy } from "@sealdesk/protocol";
+import type { AttachmentRef } from "./attachment.js";
+import type { ShownNotice } from "./customer-notices.js";
+import type { UploadState } from "./customer-uploads.js";
+import type { ByteQuota } from "./frames.js";
+import type { MemberOptions } from "./member.js";
+import type { ConnectionState } from "./session.js";
+
+/** One line of the conversation, verified. */
+export interface ChatLine {
+  seq: number;
+  /** Whether this account sent it. */
+  mine: boolean;
+  /** The sender's account name. */
+  sender: string;
+  /** The text; for a file, its line ("name, size" and the caption). */
+  text: string;
+  sentAt: number;
+  /** When the relay stored it. */
+  storedAt: number;
+  /** The epoch and the sender's counter in it. */
+  epoch: number;
+  counter: number;
+  /** A file's reference (a message of kind `attachment`, §9.8); fetch it with `download`. */
+  attachment?: AttachmentRef;
+}
+
+/** What the customer tells its view. */
+export type CustomerEvent =
+  | { kind: "state"; state: ConnectionState; detail?: string }
+  | { kind: "policy"; policy: Policy; fingerprint: string }
+  | { kind: "line"; line: ChatLine }
+  | { kind: "read"; seq: number }
+  | { kind: "delivered"; member: string; seq: number }
+  /** The agent (`member`) started or stopped typing (an ephemeral signal, §9.7). */
+  | { kind: "typing"; member: string; typing: boolean }
+  /** A notice, or a notice shown before whose verdict changed (same `seq`: replace it). */
+  | { kind: "notice"; notice: ShownNotice }
+  | { kind: "key_changed"; detail: string }
+  | { kind: "refused"; seq: number; reason: string }
+  /**
+   * Items `from..to` (inclusive) never arrived: the relay withheld them (asked for again and
+   * not given; an item that comes later is still shown as a `line`, in order).
+   */
+  | { kind: "withheld"; from: number; to: number }
+  /** Where an upload stands (kept until its message is sent: see `customer-uploads.ts`). */
+  | { kind: "upload"; upload: UploadState }
+  /** The relay's warning ahead of a stored-bytes quota (§9.8), from 80% of it on. */
+  | { kind: "bytes_quota"; quota: ByteQuota }
+  /** The relay's warning ahead of the open-conversations quota (§13.12): `open` of `most`. */
+  | { kind: "open_quota"; open: number; most: number }
+  | { kind: "error"; error: Error };
+
+/** Why the customer refused to go on. */
+export type CustomerFailure = "fingerprint_mismatch" | "key_changed" | "not_open" | "no_epoch" | "bad_answer";
+
+/** The customer refused something; `failure` says what. */
+export class CustomerError extends Error {
+  constructor(
+    readonly failure: CustomerFailure,
+    detail?: string,
+  ) {
+    super(detail === undefined ? failure : `${failure}: ${detail}`);
+    this.name = "CustomerError";
+  }
+}
+
+/** How a customer is set up. */
+export interface CustomerOptions extends MemberOptions {
+  /** The org's name. */
+  org: string;
+  /** The org master's printed fingerprint, as the business published it. */
+  masterFingerprint: string;
+  /** An open token from the business's web site (its CBOR), for an org that requires one (§13.14). */
+  openToken?: Uint8Array;
+  /** How often notices not yet witnessed are checked again (ms; default `RECHECK_NOTICES_MS`). */
+  recheckNoticesMs?: number;
+}

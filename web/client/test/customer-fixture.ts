@@ -1,0 +1,63 @@
+/**
+ * Test support shared by the Node customer suites: the relay binary on 127.0.0.1:0 with the CLI's
+ * org `acme` made on it (started before the suite's tests, stopped after), randomness and clock,
+ * a plain WebSocket, a customer's options, and a customer started and waited for online.
+ */
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll } from "vitest";
+import { Customer, type CustomerEvent, type CustomerOptions, type SocketFactory, type Store } from "../src/index.js";
+import { createOrg, eventually, startRelay, tempDir, type CliOrg, type RelayProcess } from "./relay.js";
+
+/** Randomness from Node's CSPRNG. */
+export const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
+/** Seconds since the epoch. */
+export const now = (): number => Math.floor(Date.now() / 1000);
+/** An honest WebSocket. */
+export const socket: SocketFactory = (url) => new WebSocket(url) as unknown as ReturnType<SocketFactory>;
+
+/** The relay and org of a suite (read them inside tests: they are set before the first runs). */
+export interface OrgOnRelay {
+  /** The temporary directory everything lives in. */
+  root: string;
+  /** The relay (replace it when a test restarts it). */
+  relay: RelayProcess;
+  org: CliOrg;
+  /** A customer's options on this relay and org, with `store` (and anything in `extra`). */
+  options(store: Store, extra?: Partial<CustomerOptions>): CustomerOptions;
+}
+
+/**
+ * Registers hooks that start a relay (with `relayArgs`) and make the org on it before the
+ * suite's tests, and stop and remove everything after them (`cleanUp` runs first).
+ */
+export function orgOnRelay(prefix: string, relayArgs: string[] = [], cleanUp?: () => Promise<void> | void): OrgOnRelay {
+  const dir = tempDir(prefix);
+  const fx = {
+    root: dir.path,
+    relay: undefined as unknown as RelayProcess,
+    org: undefined as unknown as CliOrg,
+    options(store: Store, extra: Partial<CustomerOptions> = {}): CustomerOptions {
+      return { url: fx.relay.url, org: fx.org.org, masterFingerprint: fx.org.fingerprint, store, socket, random, now, ...extra };
+    },
+  };
+  beforeAll(async () => {
+    fx.relay = await startRelay(`${dir.path}/relay-data`, relayArgs);
+    fx.org = await createOrg(dir.path, fx.relay.url);
+  });
+  afterAll(async () => {
+    await cleanUp?.();
+    await fx.relay?.stop();
+    dir.remove();
+  });
+  return fx;
+}
+
+/** A customer loaded with `opts`, its events collected, started and online. */
+export async function onlineCustomer(opts: CustomerOptions): Promise<{ customer: Customer; events: CustomerEvent[] }> {
+  const customer = await Customer.load(opts);
+  const events: CustomerEvent[] = [];
+  customer.on((e) => events.push(e));
+  customer.start();
+  await eventually("online", () => events.find((e) => e.kind === "state" && e.state === "online"));
+  return { customer, events };
+}
