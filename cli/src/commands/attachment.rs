@@ -35,6 +35,7 @@ pub(super) async fn send(
     let sent = c
         .send_attachment(&id, &bytes, &name, media_type, text)
         .await?;
+    let number = c.message_number(&id, sent.seq)?;
     c.close().await;
     let resumed = if sent.uploaded < sent.chunks {
         format!(
@@ -47,13 +48,14 @@ pub(super) async fn send(
     };
     let mut out = Output::new(
         format!(
-            "sent {name} ({}) (#{}){resumed}",
+            "sent {name} ({}) ({}){resumed}",
             human_size(bytes.len() as u64),
-            sent.seq
+            crate::print::sent_at(number, sent.seq)
         ),
         json!({
             "conversation": id.to_string(),
             "seq": sent.seq,
+            "number": number,
             "name": name,
             "size": bytes.len(),
             "media_type": media_type,

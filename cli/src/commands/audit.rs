@@ -21,8 +21,9 @@ pub(super) async fn audit(
     let r = c.audit(id, verify).await?;
     c.close().await;
     let mut text = format!(
-        "audit log: {} entries, signed by the relay's pinned log key; {}\n",
+        "audit log: {} entries (root {}), signed by the relay's pinned log key; {}\n",
         r.size,
+        r.root,
         match r.consistent_with_pinned {
             Some(true) => "consistent with the tree head you saw last time",
             _ => "tree head pinned now (first check)",
