@@ -1,8 +1,8 @@
 //! What a new user reads, step by step, where the README walkthrough depends on it: the command
 //! `open` suggests names the home it was run with, `send` reports the number `history` shows
 //! (and `attachment save --message` takes), `audit` shows the log's root (which
-//! `sealdesk-relay migrate` prints for comparison), and a ticket says how many approvals it
-//! needs.
+//! `sealdesk-relay migrate` prints for comparison), counts read as words, and a ticket says
+//! how many approvals it needs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -48,6 +48,11 @@ async fn what_the_commands_print_is_what_the_next_step_needs() {
     assert_eq!(root.len(), 64, "{audit:#}");
     let text = ok(&w, "carol", &["audit"]).await;
     assert!(text.contains(&format!("(root {root})")), "{text}");
+
+    // Counts read as words: "1 epoch", not "1 epoch(s)".
+    let list = ok(&w, "carol", &["conversations"]).await;
+    assert!(list.contains("  1 epoch  "), "{list}");
+    assert!(!list.contains("(s)"), "{list}");
 
     // A ticket says how many approvals it has of how many the policy needs.
     ok(

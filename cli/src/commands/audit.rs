@@ -44,7 +44,8 @@ pub(super) async fn audit(
     }
     for (org, n) in &r.witnessed {
         text.push_str(&format!(
-            "tree head witnessed by {n} trustee(s) of {org} (fresh cosignatures)\n"
+            "tree head witnessed by {} of {org} (fresh cosignatures)\n",
+            crate::print::counted(*n as u64, "trustee", "trustees")
         ));
     }
     text.push_str(&audit_text(&r));

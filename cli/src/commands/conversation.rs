@@ -196,12 +196,12 @@ pub(super) async fn conversations(home: &Path, relay: &Relay) -> Result<Output> 
         let status = sealdesk_client::client::status::status(account_ref, &m.id)?;
         let preview = sealdesk_client::client::status::preview(account_ref, &m.id)?;
         text.push_str(&format!(
-            "{}  {}  [{status}]  customer {}  agent {}  {} epoch(s)  {} unread{}{}\n",
+            "{}  {}  [{status}]  customer {}  agent {}  {}  {} unread{}{}\n",
             m.id,
             m.org,
             m.customer,
             m.agent,
-            epochs,
+            crate::print::counted(epochs as u64, "epoch", "epochs"),
             unread,
             if m.transferred_out {
                 "  (transferred)"
