@@ -55,19 +55,15 @@ async fn what_the_commands_print_is_what_the_next_step_needs() {
     assert!(!list.contains("(s)"), "{list}");
 
     // A ticket says how many approvals it has of how many the policy needs.
-    ok(
-        &w,
-        "acme-owner",
-        &[
-            "dispute",
-            "open",
-            "--conversation",
-            &conv,
-            "--reason",
-            "chargeback",
-        ],
-    )
-    .await;
+    let open = [
+        "dispute",
+        "open",
+        "--conversation",
+        &conv,
+        "--reason",
+        "refund",
+    ];
+    ok(&w, "acme-owner", &open).await;
     let list = ok(&w, "arbiter-1", &["dispute", "list"]).await;
     assert!(list.contains("approvals: 0 of 1 needed"), "{list}");
 }
