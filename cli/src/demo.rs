@@ -357,10 +357,14 @@ async fn story<W: Write>(out: &mut W, dir: &Path, url: &str, kept: bool) -> Resu
     }
     let report = carol.audit(Some(conv), true).await?;
     n.say(&format!(
-        "Carol's app verified {} release entr(y/ies) with inclusion proofs under a relay-signed \
-         tree head of {} entries, consistent with the head it saw before.",
-        report.entries.len(),
-        report.size
+        "Carol's app verified {} with inclusion proofs under a relay-signed tree head of {}, \
+         consistent with the head it saw before.",
+        crate::print::counted(
+            report.entries.len() as u64,
+            "release entry",
+            "release entries"
+        ),
+        crate::print::counted(report.size, "entry", "entries")
     ))?;
 
     n.step("The same consent cannot be used twice")?;
@@ -455,8 +459,9 @@ async fn story<W: Write>(out: &mut W, dir: &Path, url: &str, kept: bool) -> Resu
         n.quote(&format!("✗ [{}] {}", f.reason, f.detail))?;
     }
     n.say(&format!(
-        "Verdict: {}. (This export is redacted: e-mail addresses, phone, card numbers and IBANs \
-         are masked.)",
+        "Verdict: {}. (This export is redacted: a message holding an e-mail address, a phone \
+         number, a card number or an IBAN, or a file, is withheld whole; who sent it and when is \
+         still proven.)",
         if v.ok {
             "the transcript verifies"
         } else {

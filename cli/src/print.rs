@@ -244,8 +244,18 @@ fn item(entry: &LogEntry, delivery: Option<&str>, number: Option<u64>) -> String
     }
 }
 
+/// Where a message just sent stands, in the numbers `history` shows: `#4` (the reader's number,
+/// which `attachment save --message` takes), or the relay's sequence number spelled out when the
+/// history has no number for it.
+pub fn sent_at(number: Option<u64>, seq: u64) -> String {
+    match number {
+        Some(n) => format!("#{n} in history"),
+        None => format!("relay seq {seq}"),
+    }
+}
+
 /// `n` with the singular or the plural noun: "1 message", "3 messages".
-fn counted(n: u64, one: &str, many: &str) -> String {
+pub fn counted(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 

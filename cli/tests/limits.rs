@@ -51,7 +51,7 @@ async fn open_past_the_open_conversations_quota_says_what_and_when() {
         "one open conversation too many with acme was allowed: {out}"
     );
     assert!(
-        out.contains("QuotaExceeded")
+        out.contains("(quota_exceeded)")
             && out.contains(&format!("{most} open conversations with acme")),
         "{out}"
     );

@@ -45,7 +45,8 @@ pub enum ClientError {
 
     /// The relay refused a request.
     #[error(
-        "the relay refused the request ({code:?}): {message}{}",
+        "the relay refused the request ({}): {message}{}",
+        code_name(code),
         wait_text(retry_after)
     )]
     Relay {
@@ -424,6 +425,15 @@ pub enum ClientError {
 }
 
 /// How a refusal's wait reads after its message: `; retry after N s`, or nothing.
+/// The relay's error code as it is on the wire and in `--json` output (`legal_hold`), not the
+/// Rust variant's name.
+fn code_name(code: &ErrorCode) -> String {
+    serde_json::to_value(code)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{code:?}"))
+}
+
 fn wait_text(wait: &Option<std::time::Duration>) -> String {
     wait.map(|w| format!("; retry after {} s", w.as_secs()))
         .unwrap_or_default()
@@ -482,5 +492,26 @@ pub fn check_fingerprint_format(given: &str) -> Result<()> {
         Err(ClientError::MalformedFingerprint {
             given: given.to_owned(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ClientError, ErrorCode};
+
+    /// A relay's refusal names its code as the wire and `--json` do (`legal_hold`), the code
+    /// README.md lists, not the Rust variant (`LegalHold`).
+    #[test]
+    fn a_refusal_names_the_wire_code() {
+        let e = ClientError::Relay {
+            code: ErrorCode::LegalHold,
+            message: "a dispute ticket on this conversation is open".to_owned(),
+            retry_after: None,
+        };
+        assert_eq!(
+            e.to_string(),
+            "the relay refused the request (legal_hold): a dispute ticket on this conversation \
+             is open"
+        );
     }
 }

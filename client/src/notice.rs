@@ -885,6 +885,7 @@ mod tests {
         use crate::escrow::{AuditLine, AuditReport};
         let report = |releases: Vec<ReleaseNotice>| AuditReport {
             size: 9,
+            root: String::new(),
             consistent_with_pinned: Some(true),
             witnessed: Default::default(),
             withheld: 8,

@@ -53,7 +53,7 @@ pub(super) fn init(home: &Path, name: &str, role: Role) -> Result<Output> {
 
 /// `word` as one shell word, to be copied into a command line: as it is when it holds only
 /// characters no shell treats specially, else in single quotes.
-fn shell_word(word: &str) -> String {
+pub(super) fn shell_word(word: &str) -> String {
     let plain = !word.is_empty()
         && word
             .chars()

@@ -44,6 +44,7 @@ pub(super) async fn send(
             }
         })
         .await?;
+    let number = c.message_number(&id, sent.seq)?;
     c.close().await;
     let resumed = if sent.uploaded < sent.chunks {
         format!(
@@ -56,13 +57,14 @@ pub(super) async fn send(
     };
     let mut out = Output::new(
         format!(
-            "sent {name} ({}) (#{}){resumed}",
+            "sent {name} ({}) ({}){resumed}",
             human_size(bytes.len() as u64),
-            sent.seq
+            crate::print::sent_at(number, sent.seq)
         ),
         json!({
             "conversation": id.to_string(),
             "seq": sent.seq,
+            "number": number,
             "name": name,
             "size": bytes.len(),
             "media_type": media_type,

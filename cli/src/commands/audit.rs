@@ -21,8 +21,9 @@ pub(super) async fn audit(
     let r = c.audit(id, verify).await?;
     c.close().await;
     let mut text = format!(
-        "audit log: {} entries, signed by the relay's pinned log key; {}\n",
+        "audit log: {} entries (root {}), signed by the relay's pinned log key; {}\n",
         r.size,
+        r.root,
         match r.consistent_with_pinned {
             Some(true) => "consistent with the tree head you saw last time",
             _ => "tree head pinned now (first check)",
@@ -43,7 +44,8 @@ pub(super) async fn audit(
     }
     for (org, n) in &r.witnessed {
         text.push_str(&format!(
-            "tree head witnessed by {n} trustee(s) of {org} (fresh cosignatures)\n"
+            "tree head witnessed by {} of {org} (fresh cosignatures)\n",
+            crate::print::counted(*n as u64, "trustee", "trustees")
         ));
     }
     text.push_str(&audit_text(&r));

@@ -26,8 +26,14 @@ pub(super) async fn open(
         .await?;
     let text = format!(
         "{}\n\nOpened conversation {} with {} (agent {}, fingerprint {}).\n\
-         Send with: sealdesk send --conversation {} \"hello\"",
-        o.summary, o.conversation, o.org, o.agent, o.agent_fingerprint, o.conversation
+         Send with: sealdesk --home {} send --conversation {} \"hello\"",
+        o.summary,
+        o.conversation,
+        o.org,
+        o.agent,
+        o.agent_fingerprint,
+        super::account::shell_word(&home.display().to_string()),
+        o.conversation
     );
     let mut out = Output::new(
         text,
@@ -53,10 +59,11 @@ pub(super) async fn send(
     let mut c = connect(home, relay, false).await?;
     c.sync_all().await?;
     let seq = c.send_text(&id, text).await?;
+    let number = c.message_number(&id, seq)?;
     c.close().await;
     Ok(Output::new(
-        format!("sent (#{seq})"),
-        json!({"ok": true, "conversation": id.to_string(), "seq": seq}),
+        format!("sent ({})", crate::print::sent_at(number, seq)),
+        json!({"ok": true, "conversation": id.to_string(), "seq": seq, "number": number}),
     ))
 }
 
@@ -189,12 +196,12 @@ pub(super) async fn conversations(home: &Path, relay: &Relay) -> Result<Output> 
         let status = sealdesk_client::client::status::status(account_ref, &m.id)?;
         let preview = sealdesk_client::client::status::preview(account_ref, &m.id)?;
         text.push_str(&format!(
-            "{}  {}  [{status}]  customer {}  agent {}  {} epoch(s)  {} unread{}{}\n",
+            "{}  {}  [{status}]  customer {}  agent {}  {}  {} unread{}{}\n",
             m.id,
             m.org,
             m.customer,
             m.agent,
-            epochs,
+            crate::print::counted(epochs as u64, "epoch", "epochs"),
             unread,
             if m.transferred_out {
                 "  (transferred)"

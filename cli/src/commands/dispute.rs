@@ -49,7 +49,7 @@ fn describe_ticket(st: &TicketState, policy: Option<&VerifiedPolicy>) -> String 
         .count();
     let mut s = format!(
         "ticket {}\n  org {} · conversation {} · {}\n  reason: {}\n  opened {} · expires {}\n  \
-         {}\n  {approvals} approval{}",
+         {}\n  approvals: {approvals}{}",
         t.id,
         t.org,
         t.conversation,
@@ -58,7 +58,10 @@ fn describe_ticket(st: &TicketState, policy: Option<&VerifiedPolicy>) -> String 
         fmt_time(t.opened_at),
         fmt_time(t.expires_at),
         status(st),
-        if approvals == 1 { "" } else { "s" },
+        policy.map_or_else(String::new, |p| format!(
+            " of {} needed",
+            p.arbiter_threshold
+        )),
     );
     for d in &st.decisions {
         let v = match &d.verdict {

@@ -189,7 +189,7 @@ pub(super) async fn org_conversations(c: &mut Client) -> Result<Output> {
     for v in &all {
         let i = &v.info;
         text.push_str(&format!(
-            "{}  {}  customer {}  agent {}  {}  opened {}  last activity {}  {} consent(s)  {} ticket(s)\n",
+            "{}  {}  customer {}  agent {}  {}  opened {}  last activity {}  {}  {}\n",
             i.conversation,
             v.org,
             i.customer,
@@ -197,8 +197,8 @@ pub(super) async fn org_conversations(c: &mut Client) -> Result<Output> {
             v.status(),
             fmt_time(i.created_at),
             fmt_time(i.last_activity),
-            i.consents.len(),
-            i.tickets.len(),
+            crate::print::counted(i.consents.len() as u64, "consent", "consents"),
+            crate::print::counted(i.tickets.len() as u64, "ticket", "tickets"),
         ));
         rows.push(json!({
             "conversation": i.conversation.to_string(), "org": v.org, "customer": i.customer,

@@ -39,8 +39,8 @@ fn transcript_text(t: &Transcript) -> String {
     }
     for (epoch, sender, missing) in &t.gaps {
         s.push_str(&format!(
-            "  ⋯ gap: {} message(s) from {sender} in epoch {epoch} missing\n",
-            missing.len()
+            "  ⋯ gap: {} from {sender} in epoch {epoch} missing\n",
+            crate::print::counted(missing.len() as u64, "message", "messages")
         ));
     }
     s
@@ -118,7 +118,10 @@ fn attachments_text(files: &[ShownFile], gone: usize) -> String {
         ));
     }
     if gone > 0 {
-        s.push_str(&format!("  {gone} file(s) no longer on the relay\n"));
+        s.push_str(&format!(
+            "  {} no longer on the relay\n",
+            crate::print::counted(gone as u64, "file", "files")
+        ));
     }
     s
 }
@@ -274,8 +277,8 @@ pub(super) async fn transcript(
             super::write_output(&out, body.as_bytes(), force)?;
             Output::new(
                 format!(
-                    "exported {} message(s) to {}{}",
-                    export.messages.len(),
+                    "exported {} to {}{}",
+                    crate::print::counted(export.messages.len() as u64, "message", "messages"),
                     out.display(),
                     if export.redacted { " (redacted)" } else { "" }
                 ),

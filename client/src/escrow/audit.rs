@@ -43,6 +43,9 @@ pub struct AuditLine {
 pub struct AuditReport {
     /// The tree size.
     pub size: u64,
+    /// The Merkle root of the tree head checked, in hex (what `sealdesk-relay migrate` prints
+    /// as the audit log's root).
+    pub root: String,
     /// Whether the new head is consistent with the one pinned before (None on first use).
     pub consistent_with_pinned: Option<bool>,
     /// With `--verify`: per org, how many of its trustees cosigned the head (fresh, on a
@@ -202,6 +205,7 @@ impl Client {
         let releases = self.audit_releases(&entries, &lines).await?;
         Ok(AuditReport {
             size: head.size,
+            root: hex::encode(head.root),
             consistent_with_pinned: consistent,
             witnessed,
             withheld,

@@ -245,7 +245,7 @@ async function main(): Promise<void> {
       .grantConsent(purpose)
       .then((id) => {
         const result = el("consent-result");
-        result.textContent = `Consent granted. Its id, to give the business: ${id}`;
+        result.textContent = `Consent granted and shared with the business (id ${id}).`;
         result.dataset.consent = id;
         rights.refreshConsents();
       })
