@@ -125,11 +125,17 @@ export class Agent extends AgentReader {
   }
 
   /**
-   * Reads the audit log for notices about the conversations not seen yet, and checks them
-   * (`agent-notices.ts`; the relay pushes notices to customers only). The view is told of each.
+   * Reads the audit log's entries new since the last verified head (`agent-log.ts`) for notices
+   * about the conversations, and checks them (`agent-notices.ts`; the relay pushes notices to
+   * customers only), with the notices not yet witnessed again. The view is told of each.
    */
   async checkNotices(): Promise<void> {
     await this.scanNotices(this.session());
+  }
+
+  /** Whether the relay tells this session when the audit log grows (else the console polls). */
+  watchesAudit(): boolean {
+    return this.watchingAudit;
   }
 
   /** Whether this browser made `record` (its hash was kept before the record was sent). */

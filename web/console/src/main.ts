@@ -8,7 +8,7 @@
  * HTML. Sending is blocked, loudly, when a pinned key changes (a customer's, another agent's, or
  * the org master's).
  */
-import { Agent, AgentError, VaultImportError, importCliVault, type AgentEvent, type AgentLine, type ConversationStatus, type ConversationView, type SocketLike } from "@sealdesk/client";
+import { Agent, AgentError, AuditLogError, VaultImportError, importCliVault, type AgentEvent, type AgentLine, type ConversationStatus, type ConversationView, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
 import { STATES, downloadButton, el, noticeItem, showAlert, time } from "@sealdesk/client/ui";
 import { agentPolicySummary, findVaultFiles, unlockFailureText } from "./logic.js";
@@ -153,15 +153,16 @@ async function main(): Promise<void> {
       el("policy-text").textContent = agentPolicySummary(policy);
     }
     status.value = v.status;
-    // The lines, with the release notices (checked as the widget checks them, in its words)
-    // among them by time.
+    // The lines, with the release notices (checked as the widget checks them, said of the
+    // customer) among them by time.
+    const audience = { kind: "agent", customer: v.customer } as const;
     const items: HTMLLIElement[] = [];
     let n = 0;
     for (const l of v.lines) {
-      for (let x = v.notices[n]; x !== undefined && x.at < l.sentAt; x = v.notices[++n]) items.push(noticeItem(x));
+      for (let x = v.notices[n]; x !== undefined && x.at < l.sentAt; x = v.notices[++n]) items.push(noticeItem(x, audience));
       items.push(lineItem(l, v));
     }
-    log.replaceChildren(...items, ...v.notices.slice(n).map(noticeItem));
+    log.replaceChildren(...items, ...v.notices.slice(n).map((x) => noticeItem(x, audience)));
     log.lastElementChild?.scrollIntoView({ block: "end" });
     el("typing").textContent = v.typing ? `${v.customer} is typing…` : "";
     const note = el("pane-note");
@@ -202,7 +203,12 @@ async function main(): Promise<void> {
         showAlert(`KEY CHANGED — sending is blocked. ${e.detail}`);
         break;
       case "error":
-        showAlert(`Error: ${e.error.message}`);
+        showAlert(
+          e.error instanceof AuditLogError
+            ? `The relay's audit log was REFUSED (${e.error.failure}): ${e.error.message}. Release notices cannot be checked against it; tell your security contact.`
+            : `Error: ${e.error.message}`,
+        );
+        if (e.error instanceof AuditLogError) document.body.dataset.auditLog = e.error.failure;
         break;
       case "changed":
         if (e.id === current && document.visibilityState === "visible") void agent.markRead(e.id).catch(() => undefined);
@@ -266,8 +272,12 @@ async function main(): Promise<void> {
   });
   // The typing indicator expires without an event: look again every few seconds.
   setInterval(renderPane, 3000);
-  // The relay pushes release notices to customers only: read the audit log again now and then.
-  setInterval(() => void agent.checkNotices().catch(() => undefined), 20_000);
+  // The relay tells this session when the audit log grows (`audit_grew`); a notice not yet
+  // witnessed is checked again, and a relay that does not tell is asked, every few seconds
+  // (each look reads only the entries new since the last verified head).
+  setInterval(() => {
+    if (agent.noticesPending() || !agent.watchesAudit()) void agent.checkNotices().catch(() => undefined);
+  }, 5_000);
   render();
   agent.start();
 }
