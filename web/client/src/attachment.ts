@@ -296,9 +296,10 @@ export async function downloadAttachment(s: AttachmentCaller, conversation: Uint
 
 /**
  * Uploads the chunks of `sealed` (`attachment_put`, in order from 0), going on from where the
- * relay says it is (`attachment_progress`), until it holds every chunk.
+ * relay says it is (`attachment_progress`), until it holds every chunk. `progress` (optional) is
+ * told the chunks held of all after each answer.
  */
-export async function uploadAttachment(s: AttachmentCaller, conversation: Uint8Array, sealed: SealedAttachment): Promise<void> {
+export async function uploadAttachment(s: AttachmentCaller, conversation: Uint8Array, sealed: SealedAttachment, progress?: (stored: number, chunks: number) => void): Promise<void> {
   const n = sealed.chunks.length;
   let index = 0;
   while (index < n) {
@@ -308,5 +309,6 @@ export async function uploadAttachment(s: AttachmentCaller, conversation: Uint8A
     if (r.kind !== "attachment_progress") throw new AttachmentError("bad_answer", r.kind);
     if (r.chunks !== n || r.stored <= index || r.stored > n) throw new AttachmentError("bad_answer", `progress ${r.stored} of ${r.chunks}`);
     index = r.stored;
+    progress?.(index, n);
   }
 }

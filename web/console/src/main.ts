@@ -71,6 +71,10 @@ async function main(): Promise<void> {
   let online = false;
   let current: string | null = null;
   let typingSent = 0;
+  const file = el<HTMLInputElement>("file");
+  const upload = el<HTMLProgressElement>("upload");
+  const uploadStatus = el("upload-status");
+  let uploading = false;
   /** The download button of each attachment line, by conversation and sequence number. */
   const downloads = new Map<string, HTMLElement>();
 
@@ -171,6 +175,7 @@ async function main(): Promise<void> {
     const ok = canSend(v);
     text.disabled = !ok;
     send.disabled = !ok;
+    file.disabled = !ok || uploading;
     status.disabled = !ok;
     el<HTMLButtonElement>("transfer").disabled = !ok;
     document.body.dataset.conversation = v.id;
@@ -236,6 +241,41 @@ async function main(): Promise<void> {
       .finally(() => {
         render();
         text.focus();
+      });
+  });
+  // A file chosen is sent at once: sealed, uploaded in chunks (the bar shows the chunks the
+  // relay holds), then announced, with the text typed as its caption.
+  file.addEventListener("change", () => {
+    const f = file.files?.[0];
+    const id = current;
+    if (f === undefined || id === null || !canSend(view())) return;
+    uploading = true;
+    file.disabled = true;
+    upload.hidden = false;
+    upload.value = 0;
+    uploadStatus.textContent = `Encrypting ${f.name}…`;
+    delete uploadStatus.dataset.done;
+    f.arrayBuffer()
+      .then((buf) =>
+        agent.sendFile(id, new Uint8Array(buf), f.name, f.type, text.value.trim(), (stored, chunks) => {
+          upload.value = stored / chunks;
+          uploadStatus.textContent = `Uploading ${f.name}: ${Math.round((100 * stored) / chunks)}%`;
+        }),
+      )
+      .then(() => {
+        text.value = "";
+        uploadStatus.textContent = `Sent ${f.name}`;
+        uploadStatus.dataset.done = "true";
+      })
+      .catch((err: unknown) => {
+        uploadStatus.textContent = "";
+        showAlert(`File not sent: ${err instanceof Error ? err.message : String(err)}`);
+      })
+      .finally(() => {
+        uploading = false;
+        upload.hidden = true;
+        file.value = "";
+        render();
       });
   });
   text.addEventListener("keydown", (ev) => {
