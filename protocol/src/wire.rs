@@ -339,6 +339,11 @@ pub enum Request {
         /// The chunk's position.
         index: u64,
     },
+    /// Any registered account: from now on, this session (this connection only, not the
+    /// account's other ones) is told when the audit log grows ([`Push::AuditGrew`]), so a reader
+    /// of the log (the agent console) reads the new entries at once instead of polling. Answered
+    /// `ok`. A client that never asks never receives the push (PROTOCOL.md §13.5).
+    WatchAudit,
 }
 
 /// A stored conversation item with its relay-assigned sequence number.
@@ -779,6 +784,13 @@ pub enum Push {
     Ticket(TicketState),
     /// Another member's ephemeral signal (typing), forwarded as sent and never stored.
     Signal(SignalEnvelope),
+    /// The audit log grew to `size` entries (sent only to sessions that asked with
+    /// [`Request::WatchAudit`]). A hint, not a proof: the reader fetches the signed tree head and
+    /// the new entries and checks them as always.
+    AuditGrew {
+        /// The log's size after the append.
+        size: u64,
+    },
 }
 
 /// Encodes a frame: version byte then CBOR.

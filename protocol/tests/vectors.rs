@@ -1738,6 +1738,17 @@ fn wire_frames(o: &Org) -> Value {
                 seq: 7,
             }),
         ),
+        (
+            "request 7: watch_audit (a unit variant)",
+            Frame::Request {
+                id: 7,
+                body: Request::WatchAudit,
+            },
+        ),
+        (
+            "push: audit_grew",
+            Frame::Push(Push::AuditGrew { size: 12 }),
+        ),
     ];
     let list: Vec<Value> = frames
         .into_iter()

@@ -499,7 +499,7 @@ impl Params {
 }
 
 /// Every frame family this file generates, by name; [`family`] must name each one.
-const FAMILIES: [&str; 75] = [
+const FAMILIES: [&str; 77] = [
     "challenge",
     "auth",
     "welcome",
@@ -575,6 +575,8 @@ const FAMILIES: [&str; 75] = [
     "response/attachment_progress",
     "response/attachment_chunk",
     "request/revoke_web_key",
+    "request/watch_audit",
+    "push/audit_grew",
 ];
 
 /// The family of a frame. Exhaustive on purpose: a new variant does not compile here until it
@@ -625,6 +627,7 @@ fn family(f: &Frame) -> &'static str {
             Request::OpenConversationWithToken { .. } => "request/open_conversation_with_token",
             Request::PublishWebKey(_) => "request/publish_web_key",
             Request::RevokeWebKey(_) => "request/revoke_web_key",
+            Request::WatchAudit => "request/watch_audit",
             Request::RebindAgent(_) => "request/rebind_agent",
             Request::AttachmentPut { .. } => "request/attachment_put",
             Request::AttachmentGet { .. } => "request/attachment_get",
@@ -661,6 +664,7 @@ fn family(f: &Frame) -> &'static str {
             Push::ReleaseUpdate { .. } => "push/release_update",
             Push::Ticket(_) => "push/ticket",
             Push::Signal(_) => "push/signal",
+            Push::AuditGrew { .. } => "push/audit_grew",
         },
     }
 }
@@ -953,6 +957,8 @@ fn frame(index: usize, p: &Params) -> Frame {
                 signature: p.keys().sign(&p.bytes),
             },
         )),
+        75 => req(Request::WatchAudit),
+        76 => Frame::Push(Push::AuditGrew { size: p.n }),
         _ => Frame::Push(Push::Signal(p.signal())),
     }
 }

@@ -16,6 +16,9 @@ use crate::connection::Outbox;
 pub(crate) struct Hub {
     // A std Mutex: held only to clone or edit a small map, never across an await.
     online: Mutex<HashMap<SigningPublicKey, Vec<Outbox>>>,
+    /// The connections that asked to be told when the audit log grows (`watch_audit`), by
+    /// connection id.
+    audit_watchers: Mutex<HashMap<u64, Outbox>>,
 }
 
 impl Hub {
@@ -33,6 +36,28 @@ impl Hub {
             if v.is_empty() {
                 m.remove(who);
             }
+        }
+        if let Ok(mut w) = self.audit_watchers.lock() {
+            w.remove(&id);
+        }
+    }
+
+    /// Tells this connection (until it leaves) when the audit log grows.
+    pub fn watch_audit(&self, outbox: Outbox) {
+        if let Ok(mut w) = self.audit_watchers.lock() {
+            w.insert(outbox.id(), outbox);
+        }
+    }
+
+    /// Pushes an encoded `audit_grew` frame to every connection watching the audit log.
+    pub fn push_audit_watchers(&self, frame: &Bytes) {
+        let targets: Vec<Outbox> = self
+            .audit_watchers
+            .lock()
+            .map(|w| w.values().cloned().collect())
+            .unwrap_or_default();
+        for o in &targets {
+            let _ = o.try_push(frame.clone());
         }
     }
 

@@ -11,14 +11,13 @@
  * by a quorum of the org's trustees (`n − t + 1`, fresh). The words are the widget's, said of the
  * customer rather than to them ("the customer's consent", "the customer").
  *
- * Cost: the log is read from its start each time the console starts (the console keeps no
- * history), one page of `SCAN_PAGE` entries per request; entries of other orgs come back as
- * their index only.
+ * Which entries are checked, and when, is `agent-log.ts`: only the entries new since the last
+ * verified head the console kept, as soon as the relay says the log grew (`watch_audit`).
  */
 import type { IdentityCard, Policy } from "@sealdesk/protocol";
 import { fromCbor, toCbor, type AuditEntry, type CborValue } from "@sealdesk/protocol";
 import { AgentError } from "./agent-model.js";
-import { auditEntryFromCbor, checkNotice, treeHeadFromCbor, type Notice } from "./notice.js";
+import { auditEntryFromCbor, checkNotice, noticeSigner, noticeText, treeHeadFromCbor, type Notice, type NoticeAudience } from "./notice.js";
 import { cosignatureFromCbor } from "./notices-witness.js";
 import type { Session } from "./session.js";
 import type { Store } from "./store.js";
@@ -98,14 +97,11 @@ export async function checkAgentNotice(s: Session, index: number, raw: CborValue
     now: ctx.now,
   });
   // The checks are the widget's; the words are said of the customer, not to them.
-  const name = ctx.customer?.name ?? "the customer";
-  const by = notice.by === "you" ? `the customer ${name}` : notice.by;
-  const text = notice.text.replace("under your consent", "under the customer's consent");
-  return { seq: notice.seq, index: notice.index, kind: notice.kind, by, text, verified: notice.verified, signer: notice.signer, provenIn: notice.provenIn };
+  const audience: NoticeAudience = { kind: "agent", customer: ctx.customer?.name ?? "" };
+  const by = noticeSigner(notice.by, audience);
+  const text = noticeText(notice.event, notice.signer, audience, notice.failure, notice.unwitnessed, notice.repeat);
+  return { ...notice, by, text };
 }
-
-/** How many log entries one `get_entries` asks for. */
-export const SCAN_PAGE = 200;
 
 /** The conversation an audit entry is about, or null (a policy change). */
 export function noticeConversation(entry: AuditEntry): Uint8Array | null {
@@ -115,49 +111,4 @@ export function noticeConversation(entry: AuditEntry): Uint8Array | null {
   if ("consent_revocation" in e) return e.consent_revocation.conversation;
   if ("dispute_closed" in e) return e.dispute_closed.conversation;
   return null;
-}
-
-/** The audit log read page by page from `next`, one scan at a time. */
-export class NoticeScan {
-  /** The first index not read yet. */
-  next = 0;
-  private running: Promise<void> | null = null;
-
-  /**
-   * Reads the log from `next` to its end and calls `found` with each readable entry (its index,
-   * decoded, and its CBOR) in index order; an entry that does not decode is passed over. A call
-   * while a scan runs waits for that one.
-   *
-   * # Errors
-   * The session's errors; an answer of the wrong kind (`AgentError` `bad_answer`).
-   */
-  scan(s: Session, found: (index: number, entry: AuditEntry, raw: CborValue) => Promise<void>): Promise<void> {
-    if (this.running !== null) return this.running;
-    this.running = (async () => {
-      for (;;) {
-        const r = await s.call({ kind: "get_entries", from: this.next, limit: SCAN_PAGE });
-        if (r.kind !== "entries" || r.from !== this.next) throw new AgentError("bad_answer", r.kind);
-        const slots = r.entries.length + r.withheld.length;
-        const withheld = new Set(r.withheld);
-        let i = r.from;
-        for (const raw of r.entries) {
-          while (withheld.has(i)) i += 1;
-          let entry: AuditEntry;
-          try {
-            entry = auditEntryFromCbor(raw);
-          } catch {
-            i += 1;
-            continue;
-          }
-          await found(i, entry, raw);
-          i += 1;
-        }
-        this.next = r.from + slots;
-        if (slots < SCAN_PAGE) break;
-      }
-    })();
-    return this.running.finally(() => {
-      this.running = null;
-    });
-  }
 }

@@ -12,6 +12,7 @@
 import {
   EpochSecret,
   checkFollows,
+  entryLeafHash,
   equal,
   fromCbor,
   openEpoch,
@@ -22,12 +23,15 @@ import {
   toHex,
   verifyEpoch,
   verifyPolicy,
+  type AuditEntry,
+  type CborValue,
   type EpochRecord,
   type Handoff,
   type IdentityCard,
   type Policy,
 } from "@sealdesk/protocol";
-import { NoticeScan, checkAgentNotice, noticeConversation } from "./agent-notices.js";
+import { AuditLogReader, type LogLookContext } from "./agent-log.js";
+import { checkAgentNotice, noticeConversation } from "./agent-notices.js";
 import { AGENT_RECORDS, AgentError, STATUS_CODES, TYPING_SECS, type AgentEvent, type AgentLine, type AgentOptions, type Conv, type ConversationStatus } from "./agent-model.js";
 import { attachmentLineText, decodeAttachmentRef } from "./attachment.js";
 import { replayWindow, readReceiptSeq } from "./epochs.js";
@@ -48,32 +52,62 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
   /** Why all sending is blocked (the org's master key changed), or null. */
   protected blockedAll: string | null = null;
   private listing: Promise<void> | null = null;
-  /** The audit log read for notices (`agent-notices.ts`). */
-  private readonly notices = new NoticeScan();
+  /** The audit log read for notices from the last verified head kept (`agent-log.ts`). */
+  private readonly auditLog = new AuditLogReader(this.opts.store);
+  /** Whether the relay tells this session when the log grows (`watch_audit`). */
+  protected watchingAudit = false;
 
   protected async resume(s: Session): Promise<void> {
+    // Told of every append from now on, so nothing appended while the list is read is missed.
+    const w = await s.request({ kind: "watch_audit" }).catch(() => null);
+    this.watchingAudit = w?.kind === "ok";
     await this.list(s);
     // A log that cannot be read now is read on the next look; it stops nothing else.
     await this.scanNotices(s).catch((error: unknown) => this.fail(error));
   }
 
   /**
-   * Reads the audit log from where it was read last and checks every notice about one of the
-   * conversations (`agent-notices.ts`): the relay pushes notices to customers only, so the
-   * console asks (when it starts, when a conversation is opened, and every little while).
+   * Reads the audit log's entries new since the last verified head kept (`agent-log.ts`: a log
+   * that does not extend it is refused with an `AuditLogError`), and checks every one about a
+   * conversation (`agent-notices.ts`; the relay pushes notices to customers only), then checks
+   * again the notices not yet witnessed. Runs when the console starts, when the relay says the
+   * log grew (`audit_grew`), when a conversation is opened, and now and then.
    */
   protected async scanNotices(s: Session): Promise<void> {
-    await this.notices.scan(s, async (index, entry, raw) => {
-      const conv = noticeConversation(entry);
-      const c = conv === null ? undefined : this.convs.get(toHex(conv));
-      const relayKey = this.conn?.relayKey ?? null;
-      if (c === undefined || c.notices.has(index) || relayKey === null) return;
+    const relayKey = this.conn?.relayKey ?? null;
+    if (relayKey === null) return;
+    const check = async (c: Conv, index: number, entry: AuditEntry, raw: CborValue): Promise<void> => {
+      const had = c.notices.get(index);
+      if (had !== undefined && (had.verified || had.unwitnessed === null || had.unwitnessed === undefined)) return;
+      // Checked again (it was not yet witnessed): it is the same notice, not a repeat of itself.
+      if (had !== undefined) c.noticeLeaves.delete(toHex(entryLeafHash(entry)));
       const policy = this.latest.get(c.org) ?? (await this.policy(c.org, null));
       const customer = [...c.epochs.values()].map((e) => e.record.members.find((m) => m.role === "customer")).find((m) => m !== undefined) ?? null;
       const notice = await checkAgentNotice(s, index, raw, { org: c.org, conversation: c.id, customer, policy, relayKey, seen: c.noticeLeaves, store: this.opts.store, now: this.opts.now });
       c.notices.set(index, { ...notice, at: entry.at });
       this.emit({ kind: "changed", id: c.hex });
-    });
+    };
+    const ctx: LogLookContext = {
+      relayKey,
+      conversations: () => [...this.convs.keys()],
+      conversationOf: (entry) => {
+        const conv = noticeConversation(entry);
+        return conv === null ? null : toHex(conv);
+      },
+      found: async (f) => {
+        const c = this.convs.get(f.conversation);
+        if (c !== undefined) await check(c, f.index, f.entry, f.raw);
+      },
+    };
+    await this.auditLog.look(s, ctx);
+    for (const c of this.convs.values()) {
+      for (const n of [...c.notices.values()]) if (!n.verified && n.unwitnessed !== null && n.unwitnessed !== undefined) await this.auditLog.reread(s, n.index, ctx);
+    }
+  }
+
+  /** Whether a notice is waiting for the trustees' cosignatures (checked again at each look). */
+  noticesPending(): boolean {
+    return [...this.convs.values()].some((c) => [...c.notices.values()].some((n) => !n.verified && n.unwitnessed !== null && n.unwitnessed !== undefined));
   }
 
   /** Reads the list of conversations and syncs each one (once at a time). */
@@ -123,9 +157,8 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
       };
       c = conv;
       this.convs.set(hex, conv);
-      // Its notices may be in the part of the log read already: read it again (each notice is
-      // checked once per conversation, by index).
-      this.notices.next = 0;
+      // Its notices may be in the part of the log read already: the next look reads them
+      // (from the indices kept for it, or once from the log's start: `agent-log.ts`).
       void this.opts.store.get(AGENT_RECORDS.read(hex)).then((b) => {
         if (b !== undefined) {
           const v = fromCbor(b);
@@ -167,7 +200,14 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
       );
     } else if (p.kind === "assigned") {
       const s = this.current();
-      if (s !== null) void this.list(s).catch((error: unknown) => this.fail(error));
+      if (s !== null)
+        void this.list(s)
+          .then(() => this.scanNotices(s))
+          .catch((error: unknown) => this.fail(error));
+    } else if (p.kind === "audit_grew") {
+      // A hint: the look fetches the signed head and proves it extends the kept one.
+      const s = this.current();
+      if (s !== null) void this.scanNotices(s).catch((error: unknown) => this.fail(error));
     } else if (p.kind === "delivered") {
       const c = this.convs.get(toHex(p.conversation));
       if (c !== undefined && p.member !== this.card.name && p.seq > c.delivered) {

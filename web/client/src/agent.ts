@@ -47,7 +47,7 @@ import {
 } from "@sealdesk/protocol";
 import { AGENT_RECORDS, AgentError, STATUS_CODES, viewOf, type AgentOptions, type Conv, type ConversationStatus, type ConversationView, type EpochState } from "./agent-model.js";
 import { AgentReader } from "./agent-reader.js";
-import { downloadAttachment, type AttachmentRef } from "./attachment.js";
+import { downloadAttachment, encodeAttachmentRef, sealAttachment, uploadAttachment, type AttachmentRef } from "./attachment.js";
 import { makeEpochRecord, readReceiptBody } from "./epochs.js";
 import { sequencedFromCbor } from "./frames.js";
 import { readAccount, takeCounter, writeAccount } from "./member.js";
@@ -125,11 +125,17 @@ export class Agent extends AgentReader {
   }
 
   /**
-   * Reads the audit log for notices about the conversations not seen yet, and checks them
-   * (`agent-notices.ts`; the relay pushes notices to customers only). The view is told of each.
+   * Reads the audit log's entries new since the last verified head (`agent-log.ts`) for notices
+   * about the conversations, and checks them (`agent-notices.ts`; the relay pushes notices to
+   * customers only), with the notices not yet witnessed again. The view is told of each.
    */
   async checkNotices(): Promise<void> {
     await this.scanNotices(this.session());
+  }
+
+  /** Whether the relay tells this session when the audit log grows (else the console polls). */
+  watchesAudit(): boolean {
+    return this.watchingAudit;
   }
 
   /** Whether this browser made `record` (its hash was kept before the record was sent). */
@@ -230,6 +236,23 @@ export class Agent extends AgentReader {
   async download(id: string, ref: AttachmentRef): Promise<Uint8Array> {
     const c = this.need(id);
     return downloadAttachment(this.session(), c.id, ref);
+  }
+
+  /**
+   * Sends a file in conversation `id` (§9.8), as the widget's customer does: sealed under a fresh
+   * key, uploaded chunk by chunk (`progress` told the chunks held of all), then announced by a
+   * message of kind `attachment` whose body is its reference (the caption may be empty). Returns
+   * the announcement's sequence number. Refused before anything is uploaded when sending is
+   * blocked or the conversation was transferred.
+   */
+  async sendFile(id: string, file: Uint8Array, name: string, mediaType: string, caption = "", progress?: (stored: number, chunks: number) => void): Promise<number> {
+    const c = this.need(id);
+    const blocked = this.blockedAll ?? c.blocked;
+    if (blocked !== null) throw new AgentError("key_changed", blocked);
+    if (c.transferredOut) throw new AgentError("transferred", `${c.customer}'s conversation is assigned to ${c.agent} now`);
+    const sealed = sealAttachment(file, name, mediaType === "" ? "application/octet-stream" : mediaType, caption, this.opts.random);
+    await uploadAttachment(this.session(), c.id, sealed, progress);
+    return this.sendKind(id, "attachment", encodeAttachmentRef(sealed.ref));
   }
 
   /** Sets the conversation's status (a message of kind `status`, §9.6). */

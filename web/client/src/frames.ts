@@ -40,6 +40,8 @@ export type Request =
   | { kind: "history"; conversation: Uint8Array; after: number; limit: number }
   | { kind: "delivered"; conversation: Uint8Array; seq: number }
   | { kind: "get_tree_head" }
+  /** Tell this session when the audit log grows (`audit_grew` pushes, §13.5). */
+  | { kind: "watch_audit" }
   | { kind: "get_inclusion"; index: number; size: number }
   | { kind: "get_consistency"; old: number; new: number }
   | { kind: "get_witnessed_head"; org: string }
@@ -64,6 +66,7 @@ export function requestToCbor(r: Request): CborValue {
     case "register":
     case "list_conversations":
     case "get_tree_head":
+    case "watch_audit":
       return r.kind;
     case "get_card":
       return { get_card: { name: r.name } };
@@ -239,6 +242,8 @@ export type Push =
   | { kind: "assigned"; conversation: Uint8Array; customer: IdentityCard }
   | { kind: "delivered"; conversation: Uint8Array; member: string; seq: number }
   | { kind: "signal"; signal: SignalEnvelope }
+  /** The audit log grew to `size` entries (only after `watch_audit`): a hint, checked by reading. */
+  | { kind: "audit_grew"; size: number }
   | { kind: "other"; name: string };
 
 /** A decoded frame from the relay. */
@@ -548,6 +553,8 @@ export function pushFromCbor(v: CborValue): Push {
     }
     case "signal":
       return { kind: "signal", signal: signalFromCbor(body) };
+    case "audit_grew":
+      return { kind: "audit_grew", size: u(map(body, "audit_grew"), "size") };
     default:
       return { kind: "other", name };
   }

@@ -19,6 +19,7 @@ export * from "./notice.js";
 export * from "./notices-witness.js";
 export * from "./member.js";
 export * from "./agent.js";
+export * from "./agent-log.js";
 export * from "./signal.js";
 export * from "./vault-import.js";
 export * from "./attachment.js";

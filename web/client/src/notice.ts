@@ -138,7 +138,24 @@ export interface Notice {
   signer: string | null;
   /** The tree size the inclusion was proven under (0 if not proven). */
   provenIn: number;
+  /** The entry's event (for `noticeText` in another audience's words); absent in older callers' notices. */
+  event?: AuditEvent;
+  /** Why it is not genuine, or null (absent: not said). */
+  failure?: NoticeFailure;
+  /** Why it is not yet witnessed (every other check passed), or null. */
+  unwitnessed?: string | null;
+  /** A repeat of a notice already shown. */
+  repeat?: boolean;
 }
+
+/**
+ * Whom a notice is said to: the conversation's customer ("under your consent", "you"), or an
+ * agent of the org, of the customer named `customer` ("under the customer's consent").
+ */
+export type NoticeAudience = { kind: "customer" } | { kind: "agent"; customer: string };
+
+/** The customer's audience (the widget's). */
+export const TO_CUSTOMER: NoticeAudience = { kind: "customer" };
 
 /** What checking a notice needs from its caller. */
 export interface NoticeContext {
@@ -175,7 +192,7 @@ export interface NoticeContext {
 export type NoticeFailure = "signature" | "conversation" | "signer" | "inclusion" | "inconsistent" | "split_view" | null;
 
 /** Checks a notice and says it in words. */
-export async function checkNotice(seq: number, index: number, entry: AuditEntry, ctx: NoticeContext): Promise<Notice & { failure: NoticeFailure; unwitnessed: string | null }> {
+export async function checkNotice(seq: number, index: number, entry: AuditEntry, ctx: NoticeContext): Promise<Notice & { failure: NoticeFailure; unwitnessed: string | null; event: AuditEvent; repeat: boolean }> {
   let failure: NoticeFailure = null;
   let signer: string | null = null;
   try {
@@ -265,13 +282,28 @@ export async function checkNotice(seq: number, index: number, entry: AuditEntry,
   if (failure === null) ctx.seen.add(leaf);
   const kind = kindOf(entry.event);
   const by = kind === "release" ? (signer === null ? "a trustee" : `trustee ${signer}`) : equal(entry.signer, ctx.me) ? "you" : equal(entry.signer, ctx.relayKey) ? "the relay" : "an unknown key";
-  let text = describe(entry.event, signer);
+  const text = noticeText(entry.event, signer, TO_CUSTOMER, failure, unwitnessed, repeat);
+  return { seq, index, kind, by, text, verified: failure === null && unwitnessed === null && !repeat, signer, provenIn, failure, unwitnessed, event: entry.event, repeat };
+}
+
+/**
+ * What a notice says, in `audience`'s words: what happened, and why it is NOT GENUINE, NOT YET
+ * WITNESSED or a repeat when it is.
+ */
+export function noticeText(event: AuditEvent, signer: string | null, audience: NoticeAudience, failure: NoticeFailure, unwitnessed: string | null, repeat: boolean): string {
+  let text = describe(event, signer, audience);
   if (failure === "inconsistent") text += " (NOT GENUINE: the audit log it is proven in does not extend the one seen before)";
   else if (failure === "split_view") text += " (NOT GENUINE: the org's trustees cosigned a log that the one served here does not extend)";
   else if (failure !== null) text += " (NOT GENUINE: not signed by a party allowed to make it, or not proven in the audit log)";
   else if (unwitnessed !== null) text += ` (NOT YET WITNESSED: ${unwitnessed})`;
   if (repeat) text += " — a repeat of a notice already shown, not a new opening";
-  return { seq, index, kind, by, text, verified: failure === null && unwitnessed === null && !repeat, signer, provenIn, failure, unwitnessed };
+  return text;
+}
+
+/** Who signed a notice (`Notice.by`, said to the customer) in `audience`'s words. */
+export function noticeSigner(by: string, audience: NoticeAudience): string {
+  if (by !== "you" || audience.kind === "customer") return by;
+  return audience.customer === "" ? "the customer" : `the customer ${audience.customer}`;
 }
 
 function kindOf(e: AuditEvent): NoticeKind {
@@ -282,12 +314,13 @@ function kindOf(e: AuditEvent): NoticeKind {
   return "other";
 }
 
-function describe(e: AuditEvent, signer: string | null): string {
+function describe(e: AuditEvent, signer: string | null, audience: NoticeAudience): string {
   if ("release" in e) {
     const r = e.release;
     const epochs = r.epochs.first === r.epochs.last ? `epoch ${r.epochs.first}` : `epochs ${r.epochs.first}–${r.epochs.last}`;
     const who = signer === null ? "a trustee" : `the trustee ${signer}`;
-    if ("consent" in r.basis) return `${who} released its share to ${r.org} for ${epochs} of this chat under your consent ${toHex(r.basis.consent.id)}`;
+    const whose = audience.kind === "customer" ? "your" : "the customer's";
+    if ("consent" in r.basis) return `${who} released its share to ${r.org} for ${epochs} of this chat under ${whose} consent ${toHex(r.basis.consent.id)}`;
     return `${who} released its share to ${r.org} for ${epochs} of this chat under dispute ticket ${toHex(r.basis.dispute.id)}, approved by ${r.basis.dispute.approvers.length} arbiter(s)`;
   }
   if ("erasure" in e) return `this conversation was erased (${e.erasure.reason})`;

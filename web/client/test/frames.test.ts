@@ -34,6 +34,12 @@ describe("frames", () => {
     });
   });
 
+  it("reads audit_grew (after watch_audit, §13.5) and refuses one without its size", () => {
+    expect(requestToCbor({ kind: "watch_audit" })).toBe("watch_audit");
+    expect(serverFrameFromCbor({ push: { audit_grew: { size: 12 } } })).toEqual({ kind: "push", push: { kind: "audit_grew", size: 12 } });
+    expect(() => pushFromCbor({ audit_grew: {} })).toThrow(/size/);
+  });
+
   it("encodes unit requests as text and the rest as one-entry maps", () => {
     expect(requestToCbor({ kind: "register" })).toBe("register");
     expect(requestToCbor({ kind: "get_policy", org: "acme", version: null })).toEqual({ get_policy: { org: "acme", version: null } });

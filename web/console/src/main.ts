@@ -8,7 +8,7 @@
  * HTML. Sending is blocked, loudly, when a pinned key changes (a customer's, another agent's, or
  * the org master's).
  */
-import { Agent, AgentError, VaultImportError, importCliVault, type AgentEvent, type AgentLine, type ConversationStatus, type ConversationView, type SocketLike } from "@sealdesk/client";
+import { Agent, AgentError, AuditLogError, VaultImportError, importCliVault, type AgentEvent, type AgentLine, type ConversationStatus, type ConversationView, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
 import { STATES, downloadButton, el, noticeItem, showAlert, time } from "@sealdesk/client/ui";
 import { agentPolicySummary, findVaultFiles, unlockFailureText } from "./logic.js";
@@ -71,6 +71,10 @@ async function main(): Promise<void> {
   let online = false;
   let current: string | null = null;
   let typingSent = 0;
+  const file = el<HTMLInputElement>("file");
+  const upload = el<HTMLProgressElement>("upload");
+  const uploadStatus = el("upload-status");
+  let uploading = false;
   /** The download button of each attachment line, by conversation and sequence number. */
   const downloads = new Map<string, HTMLElement>();
 
@@ -153,15 +157,16 @@ async function main(): Promise<void> {
       el("policy-text").textContent = agentPolicySummary(policy);
     }
     status.value = v.status;
-    // The lines, with the release notices (checked as the widget checks them, in its words)
-    // among them by time.
+    // The lines, with the release notices (checked as the widget checks them, said of the
+    // customer) among them by time.
+    const audience = { kind: "agent", customer: v.customer } as const;
     const items: HTMLLIElement[] = [];
     let n = 0;
     for (const l of v.lines) {
-      for (let x = v.notices[n]; x !== undefined && x.at < l.sentAt; x = v.notices[++n]) items.push(noticeItem(x));
+      for (let x = v.notices[n]; x !== undefined && x.at < l.sentAt; x = v.notices[++n]) items.push(noticeItem(x, audience));
       items.push(lineItem(l, v));
     }
-    log.replaceChildren(...items, ...v.notices.slice(n).map(noticeItem));
+    log.replaceChildren(...items, ...v.notices.slice(n).map((x) => noticeItem(x, audience)));
     log.lastElementChild?.scrollIntoView({ block: "end" });
     el("typing").textContent = v.typing ? `${v.customer} is typing…` : "";
     const note = el("pane-note");
@@ -170,6 +175,7 @@ async function main(): Promise<void> {
     const ok = canSend(v);
     text.disabled = !ok;
     send.disabled = !ok;
+    file.disabled = !ok || uploading;
     status.disabled = !ok;
     el<HTMLButtonElement>("transfer").disabled = !ok;
     document.body.dataset.conversation = v.id;
@@ -202,7 +208,12 @@ async function main(): Promise<void> {
         showAlert(`KEY CHANGED — sending is blocked. ${e.detail}`);
         break;
       case "error":
-        showAlert(`Error: ${e.error.message}`);
+        showAlert(
+          e.error instanceof AuditLogError
+            ? `The relay's audit log was REFUSED (${e.error.failure}): ${e.error.message}. Release notices cannot be checked against it; tell your security contact.`
+            : `Error: ${e.error.message}`,
+        );
+        if (e.error instanceof AuditLogError) document.body.dataset.auditLog = e.error.failure;
         break;
       case "changed":
         if (e.id === current && document.visibilityState === "visible") void agent.markRead(e.id).catch(() => undefined);
@@ -230,6 +241,41 @@ async function main(): Promise<void> {
       .finally(() => {
         render();
         text.focus();
+      });
+  });
+  // A file chosen is sent at once: sealed, uploaded in chunks (the bar shows the chunks the
+  // relay holds), then announced, with the text typed as its caption.
+  file.addEventListener("change", () => {
+    const f = file.files?.[0];
+    const id = current;
+    if (f === undefined || id === null || !canSend(view())) return;
+    uploading = true;
+    file.disabled = true;
+    upload.hidden = false;
+    upload.value = 0;
+    uploadStatus.textContent = `Encrypting ${f.name}…`;
+    delete uploadStatus.dataset.done;
+    f.arrayBuffer()
+      .then((buf) =>
+        agent.sendFile(id, new Uint8Array(buf), f.name, f.type, text.value.trim(), (stored, chunks) => {
+          upload.value = stored / chunks;
+          uploadStatus.textContent = `Uploading ${f.name}: ${Math.round((100 * stored) / chunks)}%`;
+        }),
+      )
+      .then(() => {
+        text.value = "";
+        uploadStatus.textContent = `Sent ${f.name}`;
+        uploadStatus.dataset.done = "true";
+      })
+      .catch((err: unknown) => {
+        uploadStatus.textContent = "";
+        showAlert(`File not sent: ${err instanceof Error ? err.message : String(err)}`);
+      })
+      .finally(() => {
+        uploading = false;
+        upload.hidden = true;
+        file.value = "";
+        render();
       });
   });
   text.addEventListener("keydown", (ev) => {
@@ -266,8 +312,12 @@ async function main(): Promise<void> {
   });
   // The typing indicator expires without an event: look again every few seconds.
   setInterval(renderPane, 3000);
-  // The relay pushes release notices to customers only: read the audit log again now and then.
-  setInterval(() => void agent.checkNotices().catch(() => undefined), 20_000);
+  // The relay tells this session when the audit log grows (`audit_grew`); a notice not yet
+  // witnessed is checked again, and a relay that does not tell is asked, every few seconds
+  // (each look reads only the entries new since the last verified head).
+  setInterval(() => {
+    if (agent.noticesPending() || !agent.watchesAudit()) void agent.checkNotices().catch(() => undefined);
+  }, 5_000);
   render();
   agent.start();
 }

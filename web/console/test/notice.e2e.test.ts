@@ -6,7 +6,8 @@
  * before it sends its share). The console, unlocked from alice's vault, shows one release
  * notice, verified as the widget verifies it (signer a trustee of the policy, inclusion proven,
  * the head consistent with the last one seen, the trustees' cosignature quorum) and in the
- * widget's words. A screenshot goes to web/screenshots/console-notice.png.
+ * widget's words said of the customer — live, as soon as the relay says the log grew, without a
+ * click or a reload. A screenshot goes to web/screenshots/console-notice.png.
  */
 import { join } from "node:path";
 import type { BrowserContext, Page } from "playwright-core";
@@ -51,14 +52,16 @@ describe("release notices in the agent console (Chromium)", () => {
     }
 
     const notices = page.locator("#log li.notice");
-    // The relay pushes notices to the customer only: opening the conversation reads the log.
-    await entry.click();
-    await expect.poll(() => notices.count(), { timeout: 30_000 }).toBe(1);
+    // Live, without a click or a reload: the relay tells the console's session that the log
+    // grew (`audit_grew`, after `watch_audit`), and the console reads the new entries.
+    await expect.poll(() => notices.count(), { timeout: 20_000 }).toBe(1);
     const released = notices.first();
-    expect(await released.getAttribute("data-verified")).toBe("true");
+    // Verified once the trustee's cosignature is in (a notice not yet witnessed is checked again).
+    await expect.poll(() => released.getAttribute("data-verified"), { timeout: 20_000 }).toBe("true");
+    expect(await released.getAttribute("data-state")).toBe("verified");
     expect(await released.locator("strong").textContent()).toBe("Release notice");
     expect(await released.locator("p").textContent()).toMatch(new RegExp(`^The trustee t1 released its share to ${org.org} for epochs? [0-9–]+ of this chat under the customer's consent ${granted.consent}\\.$`));
-    expect(await released.locator(".meta").textContent()).toMatch(/^Verified ✓: signed by trustee t1, proven in the public audit log \(entry \d+ of \d+\)\.$/);
+    expect(await released.locator(".meta").textContent()).toMatch(/^Verified ✓: signed by trustee t1, proven in the public audit log \(entry \d+ of \d+\), vouched for by the business's key trustees\.$/);
     await page.screenshot({ path: join(SHOTS, "console-notice.png") });
 
     // Read again from the relay after a reload: the same one notice, verified again.

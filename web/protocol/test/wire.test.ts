@@ -68,6 +68,8 @@ describe("wire.json", () => {
     expect(toHex(encodeFrame(responseFrame(6, "ok")))).toBe(frame("response 6: ok (a unit variant)"));
     const delivered = decodeFrame(h(frame("push: delivered")));
     expect(toHex(encodeFrame(pushFrame({ delivered: { conversation: sub(delivered, "push", "delivered", "conversation"), member: "bob", seq: 7 } })))).toBe(frame("push: delivered"));
+    expect(toHex(encodeFrame(requestFrame(7, "watch_audit")))).toBe(frame("request 7: watch_audit (a unit variant)"));
+    expect(toHex(encodeFrame(pushFrame({ audit_grew: { size: 12 } })))).toBe(frame("push: audit_grew"));
   });
   it("auth signed bytes (PROTOCOL §13.1)", () => {
     expect(v.auth_signed_bytes.startsWith(toHex(Writer.withLabel(AUTH).toBytes()))).toBe(true);

@@ -5,6 +5,7 @@
 
 use std::{collections::HashMap, sync::Mutex};
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use sealdesk_protocol::{
@@ -16,7 +17,7 @@ use sealdesk_protocol::{
     ids::ConversationId,
     keys::{IdentityKeys, SigningPublicKey},
     merkle,
-    wire::{ErrorCode, Item, Response},
+    wire::{self, ErrorCode, Frame, Item, Push, Response},
 };
 
 use super::{
@@ -313,7 +314,8 @@ impl Service {
         notice: Option<ConversationId>,
     ) -> Result<(u64, SignedTreeHead, Option<Appended>), Reject> {
         self.sync_log()?;
-        self.log
+        let appended = self
+            .log
             .append(entry, &self.keys, self.clock.now(), |index| {
                 let mut writes = vec![(
                     Collection::AuditLeaves,
@@ -348,7 +350,19 @@ impl Service {
                         Ok(None)
                     }
                 }
-            })
+            })?;
+        self.tell_audit_watchers(appended.1.size);
+        Ok(appended)
+    }
+
+    /// Tells the sessions that asked (`watch_audit`) that the log grew to `size` entries
+    /// (PROTOCOL.md §13.5 `audit_grew`): a hint, the reader checks the new head itself. In a
+    /// cluster only this node's sessions are told (a reader on another node learns of the entry
+    /// at its next read).
+    fn tell_audit_watchers(&self, size: u64) {
+        if let Ok(frame) = wire::encode(&Frame::Push(Push::AuditGrew { size })) {
+            self.hub.push_audit_watchers(&Bytes::from(frame));
+        }
     }
 
     /// Cluster mode: the audit log as the shared store holds it (see [`AuditLog::sync`]).

@@ -409,6 +409,8 @@ impl Service {
             Request::Cosign(c) => self.cosign(caller, c).await,
             Request::GetWitnessedHead { org } => self.witnessed_head(&org),
             Request::Signal(env) => self.signal(caller, env),
+            // The session registers its connection once this answers `ok` (session.rs).
+            Request::WatchAudit => Ok(Response::Ok),
             Request::Block(b) => self.block(caller, b).await,
             Request::Unblock(u) => self.unblock(caller, u).await,
             Request::ListBlocks { org } => self.list_blocks(caller, &org),

@@ -7,7 +7,7 @@
  * `textContent`: nothing from the relay or another member is HTML.
  */
 import { AttachmentError, attachmentBlob, safeFileName, type AttachmentRef } from "../attachment.js";
-import type { Notice } from "../notice.js";
+import { TO_CUSTOMER, noticeSigner, noticeText, type Notice, type NoticeAudience } from "../notice.js";
 
 /** The element `#id`. */
 export function el<T extends HTMLElement>(id: string): T {
@@ -89,25 +89,50 @@ export function downloadButton(ref: AttachmentRef, fetchFile: (ref: AttachmentRe
   return wrap;
 }
 
+const NOTICE_TITLES: Record<Notice["kind"], string> = {
+  release: "Release notice",
+  closed: "Dispute closed",
+  erasure: "Erasure notice",
+  revocation: "Consent revoked",
+  other: "Audit log notice",
+};
+
 /**
- * A release (or erasure, revocation, dispute-closed) notice as a list item, in the widget's
- * words: its title (with "not verified" when it is not), what happened, and the proof — "Verified
- * ✓: signed by …, proven in the public audit log (entry i of n)" or "treat it with suspicion".
- * `data-verified` says the verdict.
+ * A release (or erasure, revocation, dispute-closed) notice as a list item, in `audience`'s words
+ * (the customer's by default: "under your consent"; an agent's: "under the customer's consent",
+ * signed by "the customer <name>"), in one of three states (`data-state`):
+ *
+ * - `verified`: "Verified ✓: signed by …, proven in the public audit log (entry i of n), vouched
+ *   for by the business's key trustees";
+ * - `unwitnessed`: signed and proven, but too few of the org's trustees vouch for the log yet
+ *   ("not yet witnessed"; the caller checks it again), never shown as genuine;
+ * - `unverified`: NOT GENUINE, or a repeat: "treat it with suspicion".
+ *
+ * `data-verified` and `data-witnessed` say the verdict too; `data-seq` is the notice's place.
+ * A notice without its event (an older caller's) is said in its own `text`.
  */
-export function noticeItem(n: Notice): HTMLLIElement {
+export function noticeItem(n: Notice, audience: NoticeAudience = TO_CUSTOMER): HTMLLIElement {
+  const pending = !n.verified && (n.unwitnessed ?? null) !== null;
+  const state = n.verified ? "verified" : pending ? "unwitnessed" : "unverified";
   const li = document.createElement("li");
-  li.className = `notice ${n.verified ? "verified" : "unverified"}`;
+  li.className = `notice ${n.verified ? "verified" : pending ? "pending" : "unverified"}`;
   li.dataset.seq = String(n.seq);
+  li.dataset.state = state;
   li.dataset.verified = String(n.verified);
+  li.dataset.witnessed = String(!pending);
   const head = document.createElement("strong");
-  const title = { release: "Release notice", closed: "Dispute closed", erasure: "Erasure notice", revocation: "Consent revoked", other: "Audit log notice" }[n.kind];
-  head.textContent = n.verified ? title : `${title} (not verified)`;
+  const title = NOTICE_TITLES[n.kind];
+  head.textContent = n.verified ? title : pending ? `${title} (not yet witnessed)` : `${title} (not verified)`;
+  const text = n.event === undefined ? n.text : noticeText(n.event, n.signer, audience, n.failure ?? null, n.unwitnessed ?? null, n.repeat ?? false);
   const body = document.createElement("p");
-  body.textContent = `${n.text.charAt(0).toUpperCase()}${n.text.slice(1)}.`;
+  body.textContent = `${text.charAt(0).toUpperCase()}${text.slice(1)}.`;
   const proof = document.createElement("span");
   proof.className = "meta";
-  proof.textContent = n.verified ? `Verified ✓: signed by ${n.by}, proven in the public audit log (entry ${n.index} of ${n.provenIn}).` : "Not verified: treat it with suspicion.";
+  proof.textContent = n.verified
+    ? `Verified ✓: signed by ${noticeSigner(n.by, audience)}, proven in the public audit log (entry ${n.index} of ${n.provenIn}), vouched for by the business's key trustees.`
+    : pending
+      ? "Signed and proven in the audit log, but not yet vouched for by enough of the business's key trustees. It is checked again by itself; until then treat it as unconfirmed."
+      : "Not verified: treat it with suspicion.";
   li.append(head, body, proof);
   return li;
 }

@@ -1,0 +1,85 @@
+/**
+ * Test support: an audit log made here for the console's notice tests — its relay, customer,
+ * master and trustee keys, a release and an erasure signed by whom a test says, tree heads and
+ * cosignatures signed here, and a `Session` that answers from a list of leaves (and, when given,
+ * their entries' CBOR).
+ */
+import { randomBytes } from "node:crypto";
+import {
+  IdentityKeys,
+  consistencyPath,
+  cosignatureSignedBytes,
+  entrySignedBytes,
+  inclusionPath,
+  root,
+  treeHeadSignedBytes,
+  type AuditEntry,
+  type CborValue,
+  type IdentityCard,
+  type Policy,
+} from "@sealdesk/protocol";
+import type { Request, Response, Session } from "../src/index.js";
+
+export const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
+export const NOW = 2_000_000_000;
+
+export const relay = IdentityKeys.generate(random);
+export const customer = IdentityKeys.generate(random);
+export const master = IdentityKeys.generate(random);
+export const t1 = IdentityKeys.generate(random);
+export const conversation = random(16);
+export const consent = random(16);
+export const policy = { org: "acme", master: { signingKey: master.signingPublic }, trustees: [{ name: "t1", signingKey: t1.signingPublic }], trusteeThreshold: 1 } as unknown as Policy;
+export const erin = { name: "erin", signingKey: customer.signingPublic, role: "customer" } as unknown as IdentityCard;
+
+/** An entry and its CBOR as the relay sends it. */
+export function release(signer: IdentityKeys): { entry: AuditEntry; raw: CborValue } {
+  const event = { release: { org: "acme", requestHash: random(32), conversation, epochs: { first: 0, last: 1 }, basis: { consent: { id: consent, scope: "full" as const, issuedAt: NOW - 60 } }, master: master.signingPublic } };
+  const unsigned = { event, at: NOW - 10, signer: signer.signingPublic };
+  const signature = signer.sign(entrySignedBytes(unsigned));
+  const r = event.release;
+  const raw = {
+    event: { release: { org: r.org, request_hash: r.requestHash, conversation, epochs: { first: 0, last: 1 }, basis: { consent: { id: consent, scope: "full", issued_at: NOW - 60 } }, master: r.master } },
+    at: unsigned.at,
+    signer: unsigned.signer,
+    signature,
+  };
+  return { entry: { ...unsigned, signature }, raw };
+}
+export function erasure(signer: IdentityKeys, conv: Uint8Array = conversation): { entry: AuditEntry; raw: CborValue } {
+  const unsigned = { event: { erasure: { conversation: conv, reason: "customer request" as const } }, at: NOW - 10, signer: signer.signingPublic };
+  const signature = signer.sign(entrySignedBytes(unsigned));
+  return { entry: { ...unsigned, signature }, raw: { event: { erasure: { conversation: conv, reason: "customer request" } }, at: unsigned.at, signer: unsigned.signer, signature } };
+}
+
+export function headCbor(size: number, leaves: Uint8Array[], key = relay): CborValue {
+  const unsigned = { size, root: root(leaves.slice(0, size)), timestamp: NOW, logKey: key.signingPublic };
+  return { size, root: unsigned.root, timestamp: NOW, log_key: unsigned.logKey, signature: key.sign(treeHeadSignedBytes(unsigned)) };
+}
+export function cosignCbor(k: IdentityKeys, size: number, leaves: Uint8Array[]): CborValue {
+  const unsigned = { witness: k.signingPublic, logKey: relay.signingPublic, size, root: root(leaves.slice(0, size)), timestamp: NOW };
+  return { witness: unsigned.witness, log_key: unsigned.logKey, size, root: unsigned.root, timestamp: NOW, signature: k.sign(cosignatureSignedBytes(unsigned)) };
+}
+
+/**
+ * A session answering from a log of `leaves`, heads signed by `headKey`, cosigned by
+ * `cosigners`; `entries` (the CBOR of each leaf's entry, null: withheld) answers `get_entries`,
+ * and `asked` records every request.
+ */
+export function session(leaves: Uint8Array[], opts: { headKey?: IdentityKeys; cosigners?: IdentityKeys[]; entries?: (CborValue | null)[]; asked?: Request[] } = {}): Session {
+  const call = (r: Request): Promise<Response> => {
+    opts.asked?.push(r);
+    if (r.kind === "get_entries" && opts.entries !== undefined) {
+      const slots = opts.entries.slice(r.from, Math.min(r.from + r.limit, leaves.length));
+      const withheld = slots.flatMap((e, i) => (e === null ? [r.from + i] : []));
+      return Promise.resolve({ kind: "entries", from: r.from, entries: slots.filter((e): e is CborValue => e !== null), withheld });
+    }
+    if (r.kind === "get_tree_head") return Promise.resolve({ kind: "tree_head", head: headCbor(leaves.length, leaves, opts.headKey) });
+    if (r.kind === "get_inclusion") return Promise.resolve({ kind: "inclusion", index: r.index, size: r.size, path: inclusionPath(r.index, leaves.slice(0, r.size)) });
+    if (r.kind === "get_consistency") return Promise.resolve({ kind: "consistency", old: r.old, new: r.new, path: consistencyPath(r.old, leaves.slice(0, r.new)) });
+    if (r.kind === "get_witnessed_head") return Promise.resolve({ kind: "witnessed_head", head: headCbor(leaves.length, leaves, opts.headKey), cosignatures: (opts.cosigners ?? [t1]).map((k) => cosignCbor(k, leaves.length, leaves)) });
+    return Promise.reject(new Error(`unexpected ${r.kind}`));
+  };
+  return { call } as unknown as Session;
+}
+
