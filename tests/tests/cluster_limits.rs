@@ -78,9 +78,15 @@ fn open_request(org: &str, seed: u64, token: Option<OpenToken>) -> Request {
     }
 }
 
-/// Sends `requests[i]` on `clients[i]`, all in flight together; how many opened. Every other
-/// answer must be `quota_exceeded`.
-async fn opened_at_once(clients: &mut [RawClient], requests: Vec<Request>) -> usize {
+/// Sends each request of `burst` as its account, through node A and node B in turn, all in
+/// flight together; how many opened. Every other answer must be `quota_exceeded`.
+async fn opened_at_once(urls: [&str; 2], burst: Vec<(&Identity, Request)>) -> usize {
+    let mut clients = Vec::new();
+    let mut requests = Vec::new();
+    for (i, (who, request)) in burst.into_iter().enumerate() {
+        clients.push(RawClient::login(urls[i % 2], who).await);
+        requests.push(request);
+    }
     let answers = futures_util::future::join_all(
         clients
             .iter_mut()
@@ -88,6 +94,9 @@ async fn opened_at_once(clients: &mut [RawClient], requests: Vec<Request>) -> us
             .map(|(c, body)| c.request(body)),
     )
     .await;
+    for c in clients {
+        c.close().await;
+    }
     let mut opened = 0;
     for a in &answers {
         match a {
@@ -146,22 +155,14 @@ async fn a_customers_open_conversations_are_counted_across_nodes_and_at_the_same
     // Bursts of one fresh customer key through both nodes at once: exactly the quota opens.
     for round in 0..3u64 {
         let who = Identity::new(50 + round, &format!("burst{round}"), Role::Customer);
-        let mut clients = Vec::new();
-        for i in 0..8 {
-            let url = if i % 2 == 0 { &a_url } else { &b_url };
-            clients.push(RawClient::login(url, &who).await);
-        }
-        let requests = (0..8)
-            .map(|i| open_request("acme", 100 * (round + 1) + i, None))
+        let burst = (0..8)
+            .map(|i| (&who, open_request("acme", 100 * (round + 1) + i, None)))
             .collect();
         assert_eq!(
-            opened_at_once(&mut clients, requests).await,
+            opened_at_once([&a_url, &b_url], burst).await,
             MOST,
             "round {round}"
         );
-        for c in clients {
-            c.close().await;
-        }
     }
 }
 
@@ -211,24 +212,19 @@ async fn a_visitors_open_conversations_are_counted_across_nodes_and_at_the_same_
                 )
             })
             .collect();
-        let mut clients = Vec::new();
-        for (i, who) in keys.iter().enumerate() {
-            let url = if i % 2 == 0 { &a_url } else { &b_url };
-            clients.push(RawClient::login(url, who).await);
-        }
-        let requests = keys
+        let burst = keys
             .iter()
             .zip(0..)
-            .map(|(who, i)| open_request("acme", 500 * (round + 1) + i, Some(token(who, &visitor))))
+            .map(|(who, i)| {
+                let token = Some(token(who, &visitor));
+                (who, open_request("acme", 500 * (round + 1) + i, token))
+            })
             .collect();
         assert_eq!(
-            opened_at_once(&mut clients, requests).await,
+            opened_at_once([&a_url, &b_url], burst).await,
             MOST,
             "round {round}"
         );
-        for c in clients {
-            c.close().await;
-        }
     }
 }
 

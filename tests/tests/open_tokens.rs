@@ -72,6 +72,24 @@ fn token(
     .unwrap()
 }
 
+/// A web key (from `seed`) the org's master certified for a day, published on the relay.
+async fn certified_web_key(url: &str, org: &Org, seed: u64) -> IdentityKeys {
+    let web = IdentityKeys::generate(&mut rng(seed));
+    let cert = WebKeyCertificate::issue(
+        &org.master.keys,
+        &org.policy,
+        "www",
+        web.signing_public(),
+        now() - 10,
+        86_400,
+    )
+    .unwrap();
+    let mut master = RawClient::login(url, &org.master).await;
+    master.ok(Request::PublishWebKey(cert)).await;
+    master.close().await;
+    web
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_org_requiring_tokens_opens_only_with_a_good_one() {
     let (relay, _dir) = spawn_relay_with(|cfg| cfg.limits.conversation_opens_per_hour = 2).await;
@@ -224,20 +242,8 @@ async fn a_visitor_with_a_fresh_key_each_time_reaches_the_open_conversations_quo
     let acme = Org::new_with(85, "acme", 1, 4, |p| p.require_open_token = true)
         .publish(&url)
         .await;
-    let web = IdentityKeys::generate(&mut rng(86));
+    let web = certified_web_key(&url, &acme, 86).await;
     let t = now();
-    let cert = WebKeyCertificate::issue(
-        &acme.master.keys,
-        &acme.policy,
-        "www",
-        web.signing_public(),
-        t - 10,
-        86_400,
-    )
-    .unwrap();
-    let mut master = RawClient::login(&url, &acme.master).await;
-    master.ok(Request::PublishWebKey(cert)).await;
-    master.close().await;
     let with = |who: &Identity, visitor: &[u8]| Some(token(&web, "acme", visitor, who, t, 600));
     let c = &acme.customers;
     // Visitor v1 opens two conversations, each with a key of its own.
@@ -281,20 +287,8 @@ async fn opens_of_one_visitor_at_the_same_instant_take_exactly_the_quota() {
     let acme = Org::new_with(87, "acme", 1, 1, |p| p.require_open_token = true)
         .publish(&url)
         .await;
-    let web = IdentityKeys::generate(&mut rng(88));
+    let web = certified_web_key(&url, &acme, 88).await;
     let t = now();
-    let cert = WebKeyCertificate::issue(
-        &acme.master.keys,
-        &acme.policy,
-        "www",
-        web.signing_public(),
-        t - 10,
-        86_400,
-    )
-    .unwrap();
-    let mut master = RawClient::login(&url, &acme.master).await;
-    master.ok(Request::PublishWebKey(cert)).await;
-    master.close().await;
     // Rounds of one visitor id each: every customer key opens with a token naming it, all
     // at the same instant. Each key has opened nothing itself; the visitor's quota decides.
     for round in 0..3u64 {
