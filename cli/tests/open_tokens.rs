@@ -227,7 +227,7 @@ async fn a_retired_or_revoked_web_key_signs_no_more_tokens_and_a_customer_is_nam
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     let (ok, out, err) = run(&w, who, &a).await;
     assert!(!ok, "{out}");
-    assert!(err.contains("\"code\":\"open_token_uncertified\""), "{err}");
+    assert!(err.contains("\"code\":\"open_token_revoked\""), "{err}");
     assert!(err.contains("revoked"), "{err}");
     let a = issue(new, "erin", "erin");
     let mut a: Vec<&str> = a.iter().map(String::as_str).collect();
@@ -250,7 +250,7 @@ async fn a_retired_or_revoked_web_key_signs_no_more_tokens_and_a_customer_is_nam
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     let (ok, out, err) = run(&w, "erin", &a).await;
     assert!(!ok, "{out}");
-    assert!(err.contains("\"code\":\"open_token_uncertified\""), "{err}");
+    assert!(err.contains("\"code\":\"open_token_revoked\""), "{err}");
     let unknown = sealdesk_tests::identity::Identity::new(9, "web", Role::Customer)
         .key()
         .to_string();

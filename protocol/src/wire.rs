@@ -700,6 +700,10 @@ pub enum ErrorCode {
     OpenTokenUncertified,
     /// The open token's visitor id is empty or longer than 64 bytes.
     OpenTokenBadVisitor,
+    /// The open token's web key was revoked by the org's master (PROTOCOL.md §13.14): the
+    /// business's web site must sign with its new key. Older clients decode it as
+    /// [`ErrorCode::Unknown`].
+    OpenTokenRevoked,
     /// A code this build does not know (sent by a newer relay): decoded from any unknown text,
     /// never sent. A client treats it as [`ErrorCode::BadRequest`].
     #[serde(other)]

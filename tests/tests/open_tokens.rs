@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sealdesk_protocol::{
+    card::Role,
     ids::ConversationId,
     keys::IdentityKeys,
     open_token::{OpenToken, OpenTokenParams, WebKeyCertificate},
@@ -69,6 +70,24 @@ fn token(
         },
     )
     .unwrap()
+}
+
+/// A web key (from `seed`) the org's master certified for a day, published on the relay.
+async fn certified_web_key(url: &str, org: &Org, seed: u64) -> IdentityKeys {
+    let web = IdentityKeys::generate(&mut rng(seed));
+    let cert = WebKeyCertificate::issue(
+        &org.master.keys,
+        &org.policy,
+        "www",
+        web.signing_public(),
+        now() - 10,
+        86_400,
+    )
+    .unwrap();
+    let mut master = RawClient::login(url, &org.master).await;
+    master.ok(Request::PublishWebKey(cert)).await;
+    master.close().await;
+    web
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,20 +242,8 @@ async fn a_visitor_with_a_fresh_key_each_time_reaches_the_open_conversations_quo
     let acme = Org::new_with(85, "acme", 1, 4, |p| p.require_open_token = true)
         .publish(&url)
         .await;
-    let web = IdentityKeys::generate(&mut rng(86));
+    let web = certified_web_key(&url, &acme, 86).await;
     let t = now();
-    let cert = WebKeyCertificate::issue(
-        &acme.master.keys,
-        &acme.policy,
-        "www",
-        web.signing_public(),
-        t - 10,
-        86_400,
-    )
-    .unwrap();
-    let mut master = RawClient::login(&url, &acme.master).await;
-    master.ok(Request::PublishWebKey(cert)).await;
-    master.close().await;
     let with = |who: &Identity, visitor: &[u8]| Some(token(&web, "acme", visitor, who, t, 600));
     let c = &acme.customers;
     // Visitor v1 opens two conversations, each with a key of its own.
@@ -266,4 +273,68 @@ async fn a_visitor_with_a_fresh_key_each_time_reaches_the_open_conversations_quo
         open(&url, &c[3], "acme", with(&c[3], b"v3"), 24).await,
         Response::Opened { .. }
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn opens_of_one_visitor_at_the_same_instant_take_exactly_the_quota() {
+    let most = 2;
+    let (relay, _dir) = spawn_relay_with(|cfg| {
+        cfg.limits.open_conversations_per_org = most;
+        cfg.limits.conversation_opens_per_hour = 1_000;
+    })
+    .await;
+    let url = relay.ws_url();
+    let acme = Org::new_with(87, "acme", 1, 1, |p| p.require_open_token = true)
+        .publish(&url)
+        .await;
+    let web = certified_web_key(&url, &acme, 88).await;
+    let t = now();
+    // Rounds of one visitor id each: every customer key opens with a token naming it, all
+    // at the same instant. Each key has opened nothing itself; the visitor's quota decides.
+    for round in 0..3u64 {
+        let visitor = format!("burst-{round}");
+        let keys: Vec<Identity> = (0..10)
+            .map(|i| {
+                Identity::new(
+                    1_000 * (round + 1) + i,
+                    &format!("v{round}k{i}"),
+                    Role::Customer,
+                )
+            })
+            .collect();
+        let mut clients = Vec::new();
+        for who in &keys {
+            clients.push(RawClient::login(&url, who).await);
+        }
+        let mut r = rng(90 + round);
+        let requests: Vec<Request> = keys
+            .iter()
+            .map(|who| Request::OpenConversationWithToken {
+                org: "acme".to_owned(),
+                conversation: ConversationId::random(&mut r),
+                token: token(&web, "acme", visitor.as_bytes(), who, t, 600),
+            })
+            .collect();
+        let answers = futures_util::future::join_all(
+            clients
+                .iter_mut()
+                .zip(requests)
+                .map(|(c, body)| c.request(body)),
+        )
+        .await;
+        let opened = answers
+            .iter()
+            .filter(|a| matches!(a, Response::Opened { .. }))
+            .count();
+        assert_eq!(opened, most, "round {round}: {answers:?}");
+        for a in answers
+            .iter()
+            .filter(|a| !matches!(a, Response::Opened { .. }))
+        {
+            assert_eq!(code(a), ErrorCode::QuotaExceeded, "{a:?}");
+        }
+        for c in clients {
+            c.close().await;
+        }
+    }
 }

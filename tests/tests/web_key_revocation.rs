@@ -1,5 +1,5 @@
 //! Web key revocation (issue 25): the org's master revokes a web server key; tokens it signs
-//! are refused `open_token_uncertified` from then on, across a restart; the old certificate
+//! are refused `open_token_revoked` from then on, across a restart; the old certificate
 //! published again does not bring it back, a later re-certification does. Refused: a
 //! revocation sent by an agent or signed by one, one by another org's master, one replayed
 //! after a re-certification, one for a key the org never certified.
@@ -149,7 +149,7 @@ async fn a_revoked_web_key_signs_no_more_tokens_across_a_restart() {
     );
     assert_eq!(
         code(&open_with(&url, alice, "acme", &old, 3).await),
-        ErrorCode::OpenTokenUncertified
+        ErrorCode::OpenTokenRevoked
     );
     // The old certificate published again does not bring it back.
     assert_eq!(
@@ -169,7 +169,7 @@ async fn a_revoked_web_key_signs_no_more_tokens_across_a_restart() {
     let url = relay.ws_url();
     assert_eq!(
         code(&open_with(&url, alice, "acme", &old, 5).await),
-        ErrorCode::OpenTokenUncertified
+        ErrorCode::OpenTokenRevoked
     );
     assert!(opened(
         &open_with(&url, &acme.customers[1], "acme", &new, 6).await

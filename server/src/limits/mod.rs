@@ -5,6 +5,9 @@
 //!   [`SharedBucket`] (one overall), with the wait until the next token ([`Limited`]);
 //! - [`open`]: [`OpenConnections`], the WebSocket connections each source holds open at once
 //!   (a count, beside the rate of upgrades);
+//! - [`quota`]: [`OpenRecord`], the conversations a customer (with one org) or a visitor
+//!   opened, one stored value per subject, so that the open-conversations quota's check and
+//!   record are one conditional write, also across the nodes of a cluster;
 //! - [`sender`]: [`SenderBuckets`], the message buckets a conversation keeps in its own state
 //!   (one per sender), so the send path's limit takes no relay-wide lock;
 //! - [`source`]: where a connection comes from (the peer, or `X-Forwarded-For` from a
@@ -18,6 +21,7 @@
 pub mod bucket;
 pub mod bytes;
 pub mod open;
+pub mod quota;
 pub mod sender;
 pub mod source;
 
@@ -27,6 +31,7 @@ use std::time::{Duration, Instant};
 
 pub use bucket::{Bucket, KeyedBuckets, Limited, Rate, SharedBucket};
 pub use open::{OpenConnections, OpenSlot};
+pub use quota::{OpenRecord, RecordLocks};
 pub use sender::SenderBuckets;
 pub use source::{source_key, source_of};
 
@@ -136,6 +141,8 @@ pub struct Guard {
     pub open_idle: Duration,
     /// The attachment size limit and the stored-bytes quotas.
     pub bytes: bytes::ByteQuotas,
+    /// This node's locks over the open-conversation records ([`OpenRecord`]).
+    pub open_records: RecordLocks,
     metrics: Arc<Metrics>,
 }
 
@@ -184,6 +191,7 @@ impl Guard {
             open_conversations: limits.open_conversations_per_org,
             open_idle: Duration::from_secs(limits.open_conversation_idle_secs),
             bytes: bytes::ByteQuotas::new(limits),
+            open_records: RecordLocks::default(),
             metrics,
         }
     }

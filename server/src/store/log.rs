@@ -183,6 +183,20 @@ pub trait ConversationLog: Store {
         Ok(true)
     }
 
+    /// [`Self::replace_if`] from nothing: sets `key` in `collection` to `value` if it is
+    /// absent, and answers whether it did; `false`, writing nothing, if another writer stored
+    /// one first (the caller reads it and retries with [`Self::replace_if`]). On a shared
+    /// engine the database decides, at once, so two nodes cannot both insert (a staged
+    /// [`Store::insert_if_absent`] is decided only at the flush). The default is the engine's
+    /// own atomic [`Store::insert_if_absent`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails.
+    fn create_if_absent(&self, collection: Collection, key: &[u8], value: &[u8]) -> Result<bool> {
+        self.insert_if_absent(collection, key, value)
+    }
+
     /// In a cluster, sends `frame` (an encoded push) for account `to` to the other nodes, which
     /// push it to `to`'s connections there; `false` if it was not sent (too large to forward,
     /// or an engine only this node uses). Fire and forget: a push lost on the way only delays

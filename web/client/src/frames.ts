@@ -140,7 +140,8 @@ export type RelayErrorCode =
   | "open_token_wrong_org"
   | "open_token_wrong_customer"
   | "open_token_uncertified"
-  | "open_token_bad_visitor";
+  | "open_token_bad_visitor"
+  | "open_token_revoked";
 
 const KNOWN_CODES: ReadonlySet<string> = new Set<RelayErrorCode>([
   "bad_request",
@@ -169,6 +170,7 @@ const KNOWN_CODES: ReadonlySet<string> = new Set<RelayErrorCode>([
   "open_token_wrong_customer",
   "open_token_uncertified",
   "open_token_bad_visitor",
+  "open_token_revoked",
 ]);
 
 /** A conversation item (§13.4 `Sequenced.item`). */

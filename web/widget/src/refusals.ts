@@ -14,6 +14,7 @@ const PLAIN: Record<string, string> = {
   open_token_wrong_customer: "the token this page passed was made for another browser. Reload the business's page and try again",
   open_token_uncertified: "the business's web site signs with a key its owner has not certified",
   open_token_bad_visitor: "the token this page passed names no valid visitor",
+  open_token_revoked: "the business's web site signed this page's token with a key its owner has revoked. Reload the business's page and try again",
   blocked: "this business has blocked this browser's account",
   rate_limited: "too many attempts; wait a little and try again",
   quota_exceeded: "a limit of this relay is reached",

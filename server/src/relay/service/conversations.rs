@@ -3,15 +3,15 @@
 //! The state itself is in the conversation table ([`super::table::ConvTable`]).
 
 use sealdesk_protocol::signed::Signed as _;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use sealdesk_protocol::{
-    card::Role,
+    card::{IdentityCard, Role},
     epoch::{EpochRecord, HandOff, VerifiedEpoch},
     ids::ConversationId,
     keys::SigningPublicKey,
     message::Envelope,
-    policy::VerifiedPolicy,
+    policy::{AgentCertificate, VerifiedPolicy},
     release::ConsentToken,
     wire::{
         ConversationInfo, ErrorCode, Item, OpenQuota, OrgConversation, Push, Response, Sequenced,
@@ -23,10 +23,19 @@ use tracing::{debug, info};
 use super::{
     Caller, Reject, Reply, Service, dec, enc,
     keys::{consent_prefix, delivery_key, epoch_dedupe_key, epoch_key},
+    open_quota::{Full, OpenSubject},
     reject,
     table::MAX_PAGE,
 };
-use crate::{relay::state::ConvState, store::Collection};
+use crate::{limits::OpenRecord, relay::state::ConvState, store::Collection};
+
+/// What an open stored, for its answer.
+struct Opening {
+    state: ConvState,
+    policy: VerifiedPolicy,
+    agents: Vec<(IdentityCard, AgentCertificate)>,
+    open_before: usize,
+}
 
 /// Bytes of items per history page, leaving room for the frame envelope.
 const PAGE_BYTES: usize = 48 * 1024;
@@ -70,13 +79,66 @@ impl Service {
         }
         self.refuse_blocked(&caller.key(), org)?;
         let visitor = self.check_open_token(caller, org, token)?;
-        if let Some(visitor) = &visitor {
-            self.visitor_open_limit(visitor, org)?;
+        // The places this open reserves in the quota's records: given back if it fails.
+        let mut reserved = Vec::new();
+        let made = self.open_reserving(caller, org, c, visitor.as_ref(), &mut reserved);
+        if made.is_err() {
+            for subject in &reserved {
+                self.release_open(subject, &c);
+            }
+        }
+        let Opening {
+            state,
+            policy,
+            agents,
+            open_before,
+        } = made?;
+        self.commit.durable().await?;
+        let (agent, certificate) = agents
+            .into_iter()
+            .find(|(a, _)| a.signing_key == state.agent)
+            .ok_or_else(|| Reject::new(ErrorCode::Internal, "agent vanished".into()))?;
+        self.push(
+            &state.agent,
+            Push::Assigned {
+                conversation: c,
+                customer: caller.card.clone(),
+            },
+        );
+        info!(conversation = %c, org, "conversation opened");
+        Ok(Response::Opened {
+            agent,
+            certificate,
+            policy: policy.policy().clone(),
+            quota: self
+                .guard
+                .open_quota_warning(open_before + 1)
+                .map(|(open, most)| OpenQuota {
+                    open: u32::try_from(open).unwrap_or(u32::MAX),
+                    most: u32::try_from(most).unwrap_or(u32::MAX),
+                }),
+        })
+    }
+
+    /// An open's checks and its conversation, stored (not yet durable): the visitor's and the
+    /// customer's places in the open-conversations quota, reserved atomically (pushed onto
+    /// `reserved` as they are taken), their opens-per-hour buckets, then the agent pick and
+    /// the conversation itself.
+    fn open_reserving(
+        &self,
+        caller: &Caller,
+        org: &str,
+        c: ConversationId,
+        visitor: Option<&[u8; 32]>,
+        reserved: &mut Vec<OpenSubject>,
+    ) -> Result<Opening, Reject> {
+        if let Some(visitor) = visitor {
+            self.visitor_open_limit(visitor, org, &c, reserved)?;
             self.guard
                 .conversation_open(*visitor)
                 .map_err(super::limited)?;
         }
-        let open_before = self.open_limits(caller, org)?;
+        let open_before = self.open_limits(caller, org, &c, reserved)?;
         let policy = self.policies.current(org)?;
         let agents = self.agents(&policy)?;
         if agents.is_empty() {
@@ -85,7 +147,9 @@ impl Service {
                 format!("{org} has no certified agents yet"),
             );
         }
-        let state = self.convs.create(c, |load| {
+        let cluster_load = self.cluster_agent_load()?;
+        let state = self.convs.create(c, |cached| {
+            let load = cluster_load.as_ref().unwrap_or(cached);
             // Least-loaded online agent, else least-loaded of all.
             let pick = agents
                 .iter()
@@ -119,68 +183,82 @@ impl Service {
                 message_buckets: Default::default(),
             })
         })?;
-        if let Some(visitor) = &visitor {
-            self.record_visitor_open(visitor, &c)?;
-        }
-        self.commit.durable().await?;
-        let (agent, certificate) = agents
-            .into_iter()
-            .find(|(a, _)| a.signing_key == state.agent)
-            .ok_or_else(|| Reject::new(ErrorCode::Internal, "agent vanished".into()))?;
-        self.push(
-            &state.agent,
-            Push::Assigned {
-                conversation: c,
-                customer: caller.card.clone(),
-            },
-        );
-        info!(conversation = %c, org, "conversation opened");
-        Ok(Response::Opened {
-            agent,
-            certificate,
-            policy: policy.policy().clone(),
-            quota: self
-                .guard
-                .open_quota_warning(open_before + 1)
-                .map(|(open, most)| OpenQuota {
-                    open: u32::try_from(open).unwrap_or(u32::MAX),
-                    most: u32::try_from(most).unwrap_or(u32::MAX),
-                }),
+        Ok(Opening {
+            state,
+            policy,
+            agents,
+            open_before,
         })
     }
 
+    /// In a cluster, the conversations assigned to each agent across every node, read from
+    /// the store in one scan (this node's table holds only those it touched); `None` on an
+    /// engine only this node writes, whose table is the whole picture.
+    fn cluster_agent_load(&self) -> Result<Option<HashMap<SigningPublicKey, usize>>, Reject> {
+        if !self.store_shared {
+            return Ok(None);
+        }
+        let mut load: HashMap<SigningPublicKey, usize> = HashMap::new();
+        for (_, v) in self.store.scan_prefix(Collection::Conversations, &[])? {
+            let s: ConvState = dec(&v, "conversation")?;
+            *load.entry(s.agent).or_default() += 1;
+        }
+        Ok(Some(load))
+    }
+
     /// The abuse limits on opening: the customer's open conversations with `org` (those with
-    /// an item within `open_conversation_idle_secs`) and its opens per hour. Returns how many
-    /// are open before this one.
-    fn open_limits(&self, caller: &Caller, org: &str) -> Result<usize, Reject> {
+    /// an item within `open_conversation_idle_secs`), its place for `c` reserved atomically in
+    /// its record (see [`super::open_quota`]), and its opens per hour. Returns how many are
+    /// open before this one.
+    fn open_limits(
+        &self,
+        caller: &Caller,
+        org: &str,
+        c: &ConversationId,
+        reserved: &mut Vec<OpenSubject>,
+    ) -> Result<usize, Reject> {
         let me = caller.key();
         let idle = self.guard.open_idle.as_secs();
-        let since = self.clock.now().saturating_sub(idle);
-        let open = self.convs.select(|s| {
-            (s.customer == me && s.org == org && s.last_activity >= since)
+        let subject = OpenSubject::Customer {
+            org: org.to_owned(),
+            key: me,
+        };
+        // Conversations opened before the relay kept records: this node's cached ones.
+        let legacy = |record: &OpenRecord| {
+            let since = self.clock.now().saturating_sub(idle);
+            self.convs.select(|s| {
+                (s.customer == me
+                    && s.org == org
+                    && s.last_activity >= since
+                    && !record.holds(s.conversation.as_bytes()))
                 .then_some(s.last_activity)
-        })?;
+            })
+        };
         let most = self.guard.open_conversations;
-        if open.len() >= most {
-            // The first slot frees up when the quietest of them has been quiet for `idle`.
-            let quietest = open.iter().min().copied().unwrap_or(since);
-            let wait = (quietest + idle).saturating_sub(self.clock.now()).max(1);
-            let open = open.len();
-            self.guard.refused(crate::limits::OPEN_CONVERSATIONS);
-            return Err(Reject::retry_after(
-                ErrorCode::QuotaExceeded,
-                format!(
-                    "you have {open} open conversations with {org}, the most this relay allows \
-                     ({most}); continue one of them, or wait until one has been quiet for {} h",
-                    idle / 3600
-                ),
-                wait,
-            ));
-        }
-        self.guard
-            .conversation_open(me.to_bytes())
-            .map_err(super::limited)?;
-        Ok(open.len())
+        let Full { open, quietest } = match self.reserve_open(&subject, c, legacy)? {
+            Ok(r) => {
+                if r.added {
+                    reserved.push(subject);
+                }
+                self.guard
+                    .conversation_open(me.to_bytes())
+                    .map_err(super::limited)?;
+                return Ok(r.open_before);
+            }
+            Err(full) => full,
+        };
+        // The first slot frees up when the quietest of them has been quiet for `idle`.
+        let wait = (quietest + idle).saturating_sub(self.clock.now()).max(1);
+        self.guard.refused(crate::limits::OPEN_CONVERSATIONS);
+        Err(Reject::retry_after(
+            ErrorCode::QuotaExceeded,
+            format!(
+                "you have {open} open conversations with {org}, the most this relay allows \
+                 ({most}); continue one of them, or wait until one has been quiet for {} h",
+                idle / 3600
+            ),
+            wait,
+        ))
     }
 
     pub(super) async fn transfer(&self, caller: &Caller, c: ConversationId, to: &str) -> Reply {

@@ -30,6 +30,7 @@ mod directory;
 mod erasure;
 mod escrow;
 pub(crate) mod keys;
+mod open_quota;
 mod open_tokens;
 mod recovery;
 mod signals;

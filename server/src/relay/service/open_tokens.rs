@@ -7,14 +7,13 @@
 //! then the key, so a token's certificate is one lookup. The master's revocation of a key is
 //! stored next to it under [`revocation_key`] (the latest one), and ends the key's
 //! certificates issued at or before it: a token signed by a revoked key is refused
-//! `open_token_uncertified`, and the same certificate published again is refused `forbidden`.
+//! `open_token_revoked`, and the same certificate published again is refused `forbidden`.
 //! Both are read from the store on every check, so they hold across a restart and on every
 //! node of a cluster.
 //!
-//! The conversations opened with a token are recorded by visitor under [`visitor_key`], so
-//! the open-conversations quota counts a visitor's conversations whatever customer key opened
-//! them (a visitor with a fresh key each time reaches it too); records of conversations that
-//! no longer exist are deleted as they are found.
+//! The conversations opened with a token are recorded by visitor (see [`super::open_quota`]),
+//! so the open-conversations quota counts a visitor's conversations whatever customer key
+//! opened them (a visitor with a fresh key each time reaches it too).
 
 use sealdesk_protocol::{
     Error as ProtocolError,
@@ -25,8 +24,12 @@ use sealdesk_protocol::{
 };
 use tracing::info;
 
-use super::{Caller, Reject, Reply, Service, dec, enc, lock, reject};
-use crate::store::Collection;
+use super::{
+    Caller, Reject, Reply, Service, dec, enc, lock,
+    open_quota::{Full, OpenSubject},
+    reject,
+};
+use crate::{limits::OpenRecord, store::Collection};
 
 /// The certificate of web key `key` of `org`, in [`Collection::Meta`]: `webkey/` ‖ org ‖ 0 ‖
 /// key (32 bytes); the value is the [`WebKeyCertificate`] (CBOR).
@@ -49,18 +52,12 @@ fn revocation_key(org: &str, key: &SigningPublicKey) -> Vec<u8> {
 }
 
 /// The prefix of the conversations opened by visitor `visitor` (the token's visitor key, which
-/// names the org already), in [`Collection::Meta`].
+/// names the org already), in [`Collection::Meta`], as an earlier relay build recorded them:
+/// `visitor/` ‖ visitor key (32 bytes) ‖ conversation (16 bytes), the value empty. Read for
+/// the quota, never written now (see [`super::open_quota`]).
 fn visitor_prefix(visitor: &[u8; 32]) -> Vec<u8> {
     let mut k = b"visitor/".to_vec();
     k.extend_from_slice(visitor);
-    k
-}
-
-/// The record that visitor `visitor` opened conversation `c`: `visitor/` ‖ visitor key (32
-/// bytes) ‖ conversation (16 bytes); the value is empty.
-fn visitor_key(visitor: &[u8; 32], c: &ConversationId) -> Vec<u8> {
-    let mut k = visitor_prefix(visitor);
-    k.extend_from_slice(c.as_bytes());
     k
 }
 
@@ -195,7 +192,7 @@ impl Service {
                 .is_some_and(|r| r.revokes(c))
         {
             return Err(Reject::new(
-                ErrorCode::OpenTokenUncertified,
+                ErrorCode::OpenTokenRevoked,
                 "the open token's web key was revoked by the org's master".into(),
             ));
         }
@@ -204,13 +201,56 @@ impl Service {
             .map_err(refusal)?;
         Ok(Some(verified.visitor_key()))
     }
-    /// Refuses (`quota_exceeded`, with the wait until a place frees up) a visitor who has as
-    /// many open conversations with `org` as a customer may have, whatever keys opened them.
-    /// Records of conversations that no longer exist are deleted here.
-    pub(super) fn visitor_open_limit(&self, visitor: &[u8; 32], org: &str) -> Result<(), Reject> {
+    /// Reserves visitor `visitor`'s place for conversation `c` in its record (see
+    /// [`super::open_quota`]; pushed onto `reserved`), or refuses (`quota_exceeded`, with the
+    /// wait until a place frees up) a visitor who has as many open conversations with `org`
+    /// as a customer may have, whatever keys opened them.
+    pub(super) fn visitor_open_limit(
+        &self,
+        visitor: &[u8; 32],
+        org: &str,
+        c: &ConversationId,
+        reserved: &mut Vec<OpenSubject>,
+    ) -> Result<(), Reject> {
+        let subject = OpenSubject::Visitor(*visitor);
+        let legacy = |record: &OpenRecord| self.legacy_visitor_opens(visitor, record);
+        let Full { open, quietest } = match self.reserve_open(&subject, c, legacy)? {
+            Ok(r) => {
+                if r.added {
+                    reserved.push(subject);
+                }
+                return Ok(());
+            }
+            Err(full) => full,
+        };
         let idle = self.guard.open_idle.as_secs();
-        let now = self.clock.now();
-        let since = now.saturating_sub(idle);
+        let most = self.guard.open_conversations;
+        let wait = (quietest + idle).saturating_sub(self.clock.now()).max(1);
+        self.guard.refused(crate::limits::OPEN_CONVERSATIONS);
+        Err(Reject::retry_after(
+            ErrorCode::QuotaExceeded,
+            format!(
+                "this visitor of {org}'s web site has {open} open conversations with {org}, the \
+                 most this relay allows ({most}); continue one of them, or wait until one has \
+                 been quiet for {} h",
+                idle / 3600
+            ),
+            wait,
+        ))
+    }
+
+    /// The last activities of visitor `visitor`'s open conversations recorded by an earlier
+    /// relay build (one `visitor/` key each, see [`visitor_prefix`]) that `record` does not
+    /// hold. Records of conversations that no longer exist are deleted here.
+    fn legacy_visitor_opens(
+        &self,
+        visitor: &[u8; 32],
+        record: &OpenRecord,
+    ) -> Result<Vec<u64>, Reject> {
+        let since = self
+            .clock
+            .now()
+            .saturating_sub(self.guard.open_idle.as_secs());
         let mut open = Vec::new();
         let mut gone = Vec::new();
         for (k, _) in self
@@ -220,8 +260,10 @@ impl Service {
             let id = k
                 .get(k.len().saturating_sub(16)..)
                 .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                .filter(|b| !record.holds(b))
                 .and_then(|b| ConversationId::from_bytes(&b).ok());
-            match id.map(|c| self.convs.get(&c)).transpose()?.flatten() {
+            let Some(id) = id else { continue };
+            match self.convs.get(&id)? {
                 Some(s) if s.last_activity >= since => open.push(s.last_activity),
                 Some(_) => {}
                 None => gone.push(k),
@@ -233,36 +275,7 @@ impl Service {
                 self.store.delete(Collection::Meta, &k)?;
             }
         }
-        let most = self.guard.open_conversations;
-        if open.len() < most {
-            return Ok(());
-        }
-        let quietest = open.iter().min().copied().unwrap_or(since);
-        let wait = (quietest + idle).saturating_sub(now).max(1);
-        self.guard.refused(crate::limits::OPEN_CONVERSATIONS);
-        Err(Reject::retry_after(
-            ErrorCode::QuotaExceeded,
-            format!(
-                "this visitor of {org}'s web site has {} open conversations with {org}, the most \
-                 this relay allows ({most}); continue one of them, or wait until one has been \
-                 quiet for {} h",
-                open.len(),
-                idle / 3600
-            ),
-            wait,
-        ))
-    }
-
-    /// Records that `visitor` opened conversation `c` (made durable with the open).
-    pub(super) fn record_visitor_open(
-        &self,
-        visitor: &[u8; 32],
-        c: &ConversationId,
-    ) -> Result<(), Reject> {
-        let _w = lock(&self.writes)?;
-        self.store
-            .put(Collection::Meta, &visitor_key(visitor, c), &[])?;
-        Ok(())
+        Ok(open)
     }
 }
 

@@ -1,0 +1,252 @@
+//! The open-conversations quota and the agent pick across a cluster (issue 25): two relay
+//! nodes on one throwaway PostgreSQL (`sealdesk_tests::pg`; skipped, loudly, without
+//! PostgreSQL binaries). A customer's (and a visitor's) open conversations are counted on
+//! whichever node it opens through, and opens through both nodes at the same instant take
+//! exactly the quota: the check and the record are one conditional write the database
+//! decides. The least-loaded agent is picked by the conversations of the whole cluster.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::{path::Path, time::Duration};
+
+use sealdesk_protocol::{
+    card::Role,
+    ids::ConversationId,
+    keys::IdentityKeys,
+    open_token::{OpenToken, OpenTokenParams, WebKeyCertificate},
+    wire::{ErrorCode, Request, Response},
+};
+use sealdesk_tests::{
+    Org, RawClient,
+    child::{RelayProcess, relay_binary},
+    identity::{Identity, now, rng},
+    pg,
+};
+use tempfile::TempDir;
+
+/// The quota both nodes run with.
+const MOST: usize = 2;
+
+/// A relay node on database `db` with the shared log key `key`, at most [`MOST`] open
+/// conversations per customer and org.
+fn node(db: &str, key: &Path) -> (RelayProcess, String, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key.to_string_lossy().into_owned();
+    let most = MOST.to_string();
+    let mut process = RelayProcess::spawn(
+        relay_binary(),
+        dir.path(),
+        &[
+            ("STORE", "postgres"),
+            ("DATABASE_URL", db),
+            ("MIGRATE", "true"),
+            ("LOG_KEY_FILE", &key),
+            ("OPEN_CONVERSATIONS_PER_ORG", &most),
+            ("CONVERSATION_OPENS_PER_HOUR", "1000"),
+        ],
+    )
+    .unwrap();
+    process.wait_ready(Duration::from_secs(60)).unwrap();
+    let url = process.ws_url();
+    (process, url, dir)
+}
+
+/// Two nodes on a fresh database named after `name`, or `None` without PostgreSQL.
+fn cluster(name: &str) -> Option<[(RelayProcess, String, TempDir); 2]> {
+    let server = pg::server()?;
+    let db = pg::database(server, &format!("{name}_{}", std::process::id()));
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("log.key");
+    std::fs::write(&key, [0x5au8; 64]).unwrap();
+    let a = node(&db, &key);
+    let b = node(&db, &key);
+    Some([a, b])
+}
+
+fn open_request(org: &str, seed: u64, token: Option<OpenToken>) -> Request {
+    let conversation = ConversationId::random(&mut rng(seed));
+    match token {
+        Some(token) => Request::OpenConversationWithToken {
+            org: org.to_owned(),
+            conversation,
+            token,
+        },
+        None => Request::OpenConversation {
+            org: org.to_owned(),
+            conversation,
+        },
+    }
+}
+
+/// Sends each request of `burst` as its account, through node A and node B in turn, all in
+/// flight together; how many opened. Every other answer must be `quota_exceeded`.
+async fn opened_at_once(urls: [&str; 2], burst: Vec<(&Identity, Request)>) -> usize {
+    let mut clients = Vec::new();
+    let mut requests = Vec::new();
+    for (i, (who, request)) in burst.into_iter().enumerate() {
+        clients.push(RawClient::login(urls[i % 2], who).await);
+        requests.push(request);
+    }
+    let answers = futures_util::future::join_all(
+        clients
+            .iter_mut()
+            .zip(requests)
+            .map(|(c, body)| c.request(body)),
+    )
+    .await;
+    for c in clients {
+        c.close().await;
+    }
+    let mut opened = 0;
+    for a in &answers {
+        match a {
+            Response::Opened { .. } => opened += 1,
+            Response::Error {
+                code: ErrorCode::QuotaExceeded,
+                ..
+            } => {}
+            other => panic!("expected opened or quota_exceeded, got {other:?}"),
+        }
+    }
+    opened
+}
+
+fn refused_as_quota(r: &Response) -> bool {
+    matches!(
+        r,
+        Response::Error {
+            code: ErrorCode::QuotaExceeded,
+            ..
+        }
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_customers_open_conversations_are_counted_across_nodes_and_at_the_same_instant() {
+    let Some([(_a, a_url, _ad), (_b, b_url, _bd)]) = cluster("cluster_limits_customer") else {
+        return;
+    };
+    let org = Org::setup(&a_url, 5, "acme", 2, 1).await;
+    let alice = &org.customers[0];
+    // One conversation through each node: the quota is used up on both.
+    let mut on_a = RawClient::login(&a_url, alice).await;
+    let mut on_b = RawClient::login(&b_url, alice).await;
+    assert!(matches!(
+        on_a.request(open_request("acme", 1, None)).await,
+        Response::Opened { .. }
+    ));
+    assert!(matches!(
+        on_b.request(open_request("acme", 2, None)).await,
+        Response::Opened { .. }
+    ));
+    let r = on_b.request(open_request("acme", 3, None)).await;
+    assert!(
+        refused_as_quota(&r),
+        "node B counts node A's conversation: {r:?}"
+    );
+    let r = on_a.request(open_request("acme", 4, None)).await;
+    assert!(
+        refused_as_quota(&r),
+        "node A counts node B's conversation: {r:?}"
+    );
+    on_a.close().await;
+    on_b.close().await;
+
+    // Bursts of one fresh customer key through both nodes at once: exactly the quota opens.
+    for round in 0..3u64 {
+        let who = Identity::new(50 + round, &format!("burst{round}"), Role::Customer);
+        let burst = (0..8)
+            .map(|i| (&who, open_request("acme", 100 * (round + 1) + i, None)))
+            .collect();
+        assert_eq!(
+            opened_at_once([&a_url, &b_url], burst).await,
+            MOST,
+            "round {round}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_visitors_open_conversations_are_counted_across_nodes_and_at_the_same_instant() {
+    let Some([(_a, a_url, _ad), (_b, b_url, _bd)]) = cluster("cluster_limits_visitor") else {
+        return;
+    };
+    let acme = Org::new_with(6, "acme", 1, 1, |p| p.require_open_token = true)
+        .publish(&a_url)
+        .await;
+    let web = IdentityKeys::generate(&mut rng(7));
+    let t = now();
+    let cert = WebKeyCertificate::issue(
+        &acme.master.keys,
+        &acme.policy,
+        "www",
+        web.signing_public(),
+        t - 10,
+        86_400,
+    )
+    .unwrap();
+    let mut master = RawClient::login(&a_url, &acme.master).await;
+    master.ok(Request::PublishWebKey(cert)).await;
+    master.close().await;
+    let token = |who: &Identity, visitor: &str| {
+        OpenToken::issue(
+            &web,
+            &OpenTokenParams {
+                org: "acme",
+                visitor: visitor.as_bytes(),
+                customer: who.key(),
+                now: t,
+                valid_secs: 600,
+            },
+        )
+        .unwrap()
+    };
+    for round in 0..3u64 {
+        let visitor = format!("visitor-{round}");
+        let keys: Vec<Identity> = (0..8)
+            .map(|i| {
+                Identity::new(
+                    1_000 * (round + 1) + i,
+                    &format!("v{round}k{i}"),
+                    Role::Customer,
+                )
+            })
+            .collect();
+        let burst = keys
+            .iter()
+            .zip(0..)
+            .map(|(who, i)| {
+                let token = Some(token(who, &visitor));
+                (who, open_request("acme", 500 * (round + 1) + i, token))
+            })
+            .collect();
+        assert_eq!(
+            opened_at_once([&a_url, &b_url], burst).await,
+            MOST,
+            "round {round}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_least_loaded_agent_is_picked_by_the_whole_clusters_conversations() {
+    let Some([(_a, a_url, _ad), (_b, b_url, _bd)]) = cluster("cluster_limits_pick") else {
+        return;
+    };
+    // Two agents, neither online: the pick goes by load alone.
+    let org = Org::setup(&a_url, 8, "acme", 2, 4).await;
+    let mut agents = Vec::new();
+    for (i, who) in org.customers.iter().enumerate() {
+        let url = if i % 2 == 0 { &a_url } else { &b_url };
+        let mut c = RawClient::login(url, who).await;
+        match c.request(open_request("acme", 900 + i as u64, None)).await {
+            Response::Opened { agent, .. } => agents.push(agent.signing_key),
+            other => panic!("expected opened, got {other:?}"),
+        }
+        c.close().await;
+    }
+    // Alternating nodes, each open goes to the agent with fewer conversations cluster-wide.
+    let first = agents.iter().filter(|a| **a == agents[0]).count();
+    assert_eq!(first, 2, "{agents:?}");
+    assert_ne!(agents[0], agents[1]);
+}
