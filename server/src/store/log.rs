@@ -183,6 +183,26 @@ pub trait ConversationLog: Store {
         Ok(true)
     }
 
+    /// Stores `value` at `key` in `collection` if the key holds nothing, and answers whether it
+    /// did: `false`, writing nothing, if another writer stored one first (the caller reads it
+    /// and retries with [`Self::replace_if`]). The first write of a read-modify-write record
+    /// (a witness's cosignature, a stored-bytes count); unlike [`Store::insert_if_absent`],
+    /// whose check a shared engine makes when it commits its batch, this one is decided when
+    /// it returns, so a lost race costs the caller a retry and no other writer its batch. The
+    /// default (an engine only this node writes) is [`Store::insert_if_absent`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails.
+    fn insert_if_absent_now(
+        &self,
+        collection: Collection,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<bool> {
+        self.insert_if_absent(collection, key, value)
+    }
+
     /// In a cluster, sends `frame` (an encoded push) for account `to` to the other nodes, which
     /// push it to `to`'s connections there; `false` if it was not sent (too large to forward,
     /// or an engine only this node uses). Fire and forget: a push lost on the way only delays

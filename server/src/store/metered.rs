@@ -119,6 +119,15 @@ impl ConversationLog for MeteredStore {
         self.timed(|s| s.replace_if(collection, key, old, new))
     }
 
+    fn insert_if_absent_now(
+        &self,
+        collection: super::Collection,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<bool> {
+        self.timed(|s| s.insert_if_absent_now(collection, key, value))
+    }
+
     fn forward_push(&self, to: &[u8], frame: &[u8]) -> bool {
         self.inner.forward_push(to, frame)
     }
