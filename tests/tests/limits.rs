@@ -17,7 +17,7 @@ use sealdesk_protocol::{
 };
 use sealdesk_server::{RunningRelay, relay::CLOSE_RATE_LIMITED};
 use sealdesk_tests::{
-    identity::{Identity, rng},
+    identity::{Identity, now, rng},
     org::Org,
     raw::RawClient,
     relay::{http_get, metric, spawn_relay_with},
@@ -572,4 +572,99 @@ async fn opens_of_one_customer_at_the_same_instant_take_exactly_the_quota() {
             c.close().await;
         }
     }
+}
+
+/// The body of [`message_bytes_count_against_the_stored_bytes_quotas`]'s messages, and its
+/// ciphertext's size (the body and the 16-byte AEAD tag): what one message counts.
+const BODY: usize = 984;
+const CIPHERTEXT: u64 = 1_000;
+
+/// The ciphertext of message `counter` of `who` in `chat`, checked to be [`CIPHERTEXT`] bytes.
+fn big_message(
+    chat: &sealdesk_tests::Chat,
+    who: &Identity,
+    counter: u64,
+) -> sealdesk_protocol::message::Envelope {
+    let env = chat.seal(who, counter, &"x".repeat(BODY));
+    assert_eq!(env.ciphertext.len() as u64, CIPHERTEXT);
+    env
+}
+
+/// Messages alone reach the stored-bytes quotas (attachments are tested in `attachments.rs`):
+/// each message's ciphertext counts against its sender's and its org's bytes, a message past
+/// either is refused `quota_exceeded` naming the setting (nothing of it stored, counted in
+/// `/metrics`), and erasing a conversation gives its messages' bytes back.
+#[tokio::test]
+async fn message_bytes_count_against_the_stored_bytes_quotas() {
+    let (relay, _dir) = spawn_relay_with(|c| {
+        c.limits.stored_bytes_per_account = 5 * CIPHERTEXT;
+        c.limits.stored_bytes_per_org = 8 * CIPHERTEXT;
+    })
+    .await;
+    let url = relay.ws_url();
+    let org = Org::setup(&url, 74, "bytesco", 1, 2).await;
+    let (c0, c1) = (&org.customers[0], &org.customers[1]);
+    let mut alice = RawClient::login(&url, c0).await;
+    let chat = org.start_chat(&mut alice, 0, 740).await;
+    for counter in 0..5 {
+        alice
+            .stored(Request::Send(big_message(&chat, c0, counter)))
+            .await;
+    }
+    let answer = alice
+        .request(Request::Send(big_message(&chat, c0, 5)))
+        .await;
+    let Response::Error { code, message, .. } = answer else {
+        panic!("expected quota_exceeded, got {answer:?}");
+    };
+    assert_eq!(code, ErrorCode::QuotaExceeded);
+    assert!(message.contains("stored_bytes_per_account"), "{message}");
+    assert_eq!(limited(&relay, "stored_bytes_account").await, 1.0);
+    // Nothing of the refused message was stored: the epoch record and five messages.
+    match alice
+        .request(Request::History {
+            conversation: chat.id,
+            after: 0,
+            limit: 100,
+        })
+        .await
+    {
+        Response::Items { items, .. } => assert_eq!(items.len(), 6),
+        other => panic!("expected items, got {other:?}"),
+    }
+
+    // The org's quota counts every member's messages: 5 of alice's and 3 of bob's fill it.
+    let mut bob = RawClient::login(&url, c1).await;
+    let chat1 = org.start_chat(&mut bob, 1, 741).await;
+    for counter in 0..3 {
+        bob.stored(Request::Send(big_message(&chat1, c1, counter)))
+            .await;
+    }
+    let answer = bob.request(Request::Send(big_message(&chat1, c1, 3))).await;
+    let Response::Error { code, message, .. } = answer else {
+        panic!("expected quota_exceeded, got {answer:?}");
+    };
+    assert_eq!(code, ErrorCode::QuotaExceeded);
+    assert!(message.contains("stored_bytes_per_org"), "{message}");
+
+    // Erasure gives alice's five messages back, to her and to the org.
+    alice
+        .ok(Request::Erase(
+            sealdesk_protocol::release::ErasureRequest::sign(&c0.keys, chat.id, now()),
+        ))
+        .await;
+    bob.stored(Request::Send(big_message(&chat1, c1, 3))).await;
+    let chat2 = org.start_chat(&mut alice, 0, 742).await;
+    for counter in 0..4 {
+        alice
+            .stored(Request::Send(big_message(&chat2, c0, counter)))
+            .await;
+    }
+    // The org is full again (4 + 4).
+    assert_eq!(
+        alice
+            .refused(Request::Send(big_message(&chat2, c0, 4)))
+            .await,
+        ErrorCode::QuotaExceeded
+    );
 }

@@ -1,8 +1,19 @@
-//! Stored-bytes quotas: how many attachment bytes (ciphertext, as the relay stores them) one
-//! account and the conversations of one org may hold, with a warning ahead of each.
+//! Stored-bytes quotas: how many bytes (ciphertext, as the relay stores it: attachments and
+//! messages) one account and the conversations of one org may hold, with a warning ahead of
+//! each.
 //!
-//! The counts themselves are kept by the service next to the attachments they count (so they
-//! survive a restart and move in the same batch as the bytes); this module only decides.
+//! The counts are stored by the service (in `meta`, so they survive a restart); [`ByteQuotas`]
+//! decides, and [`ByteCounts`] is this node's view of the counts: the value last read from or
+//! written to the store, plus what this node added since and has not written yet. An engine
+//! only this node writes gets every change written at once, in the same group commit as the
+//! bytes it counts; on a shared engine (a cluster), where two nodes would lose each other's
+//! updates to one count, changes are gathered here and folded in by a conditional write
+//! every catch-up, so a message costs no database round trip of its own.
+
+use std::{
+    collections::HashMap,
+    sync::{Mutex, PoisonError},
+};
 
 use crate::config::Limits;
 
@@ -123,6 +134,107 @@ impl ByteQuotas {
     }
 }
 
+/// One count as this node sees it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Count {
+    /// The value last read from or written to the store.
+    stored: u64,
+    /// Bytes this node added (negative: gave back) and has not written yet.
+    pending: i64,
+}
+
+impl Count {
+    fn current(self) -> u64 {
+        apply(self.stored, self.pending)
+    }
+}
+
+/// `value` changed by `delta`, within `0..=u64::MAX`.
+pub fn apply(value: u64, delta: i64) -> u64 {
+    if delta >= 0 {
+        value.saturating_add(delta.unsigned_abs())
+    } else {
+        value.saturating_sub(delta.unsigned_abs())
+    }
+}
+
+/// This node's view of the stored-bytes counts, by the key they are stored under (see the
+/// module docs). A std Mutex: held for map updates and, on an engine only this node writes,
+/// the store write of the new value (so that writes of one count keep their order), never
+/// across an await.
+#[derive(Debug, Default)]
+pub struct ByteCounts {
+    counts: Mutex<HashMap<Vec<u8>, Count>>,
+}
+
+impl ByteCounts {
+    /// The count under `key` as this node sees it, read with `load` the first time.
+    ///
+    /// # Errors
+    /// `load`'s.
+    pub fn current<E>(&self, key: &[u8], load: impl FnOnce() -> Result<u64, E>) -> Result<u64, E> {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = counts.get(key) {
+            return Ok(c.current());
+        }
+        let stored = load()?;
+        counts.insert(key.to_vec(), Count { stored, pending: 0 });
+        Ok(stored)
+    }
+
+    /// Changes the count under `key` by `delta`, reading it with `load` the first time, and
+    /// hands the new value to `write` (an engine only this node writes: the caller stores
+    /// it at once); without `write`, keeps the change to fold in later ([`Self::pending`]).
+    ///
+    /// # Errors
+    /// `load`'s or `write`'s; the count is unchanged then.
+    pub fn add<E>(
+        &self,
+        key: &[u8],
+        delta: i64,
+        load: impl FnOnce() -> Result<u64, E>,
+        write: Option<&dyn Fn(u64) -> Result<(), E>>,
+    ) -> Result<(), E> {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = match counts.get_mut(key) {
+            Some(c) => c,
+            None => counts.entry(key.to_vec()).or_insert(Count {
+                stored: load()?,
+                pending: 0,
+            }),
+        };
+        match write {
+            Some(write) => {
+                let value = apply(count.current(), delta);
+                write(value)?;
+                *count = Count {
+                    stored: value,
+                    pending: 0,
+                };
+            }
+            None => count.pending = count.pending.saturating_add(delta),
+        }
+        Ok(())
+    }
+
+    /// The changes not written yet, by key. Counts with none are forgotten, so that their
+    /// next use reads what other nodes wrote meanwhile.
+    pub fn pending(&self) -> Vec<(Vec<u8>, i64)> {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        counts.retain(|_, c| c.pending != 0);
+        counts.iter().map(|(k, c)| (k.clone(), c.pending)).collect()
+    }
+
+    /// `folded` of the change under `key` is written, and the store now holds `value` there.
+    pub fn folded(&self, key: &[u8], folded: i64, value: u64) {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = counts.get_mut(key) {
+            c.stored = value;
+            c.pending = c.pending.saturating_sub(folded);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +273,39 @@ mod tests {
         assert_eq!(
             q.check(0, 800, 1).map(|w| w.map(|w| w.scope)),
             Ok(Some(Scope::Org))
+        );
+    }
+
+    #[test]
+    fn counts_written_at_once_or_gathered_and_folded() {
+        let counts = ByteCounts::default();
+        let written = std::cell::Cell::new(0);
+        let write = |v: u64| -> Result<(), ()> {
+            written.set(v);
+            Ok(())
+        };
+        counts.add(b"a", 10, || Ok(5), Some(&write)).unwrap();
+        assert_eq!(written.get(), 15);
+        assert_eq!(counts.current(b"a", || Err(())), Ok(15), "not read again");
+        counts.add(b"a", -20, || Err(()), Some(&write)).unwrap();
+        assert_eq!(written.get(), 0, "never below zero");
+
+        // Gathered: counted at once, written by the fold.
+        let none: Option<&dyn Fn(u64) -> Result<(), ()>> = None;
+        counts.add(b"b", 7, || Ok(100), none).unwrap();
+        counts.add(b"b", 3, || Err(()), none).unwrap();
+        assert_eq!(counts.current(b"b", || Err(())), Ok(110));
+        assert_eq!(counts.pending(), vec![(b"b".to_vec(), 10)]);
+        // Another node added 50 meanwhile: the fold wrote 160, and 1 more came in since.
+        counts.add(b"b", 1, || Err(()), none).unwrap();
+        counts.folded(b"b", 10, 160);
+        assert_eq!(counts.current(b"b", || Err(())), Ok(161));
+        counts.folded(b"b", 1, 161);
+        assert!(counts.pending().is_empty());
+        assert_eq!(
+            counts.current(b"b", || Ok::<_, ()>(170)),
+            Ok(170),
+            "read again"
         );
     }
 }

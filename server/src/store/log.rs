@@ -183,17 +183,23 @@ pub trait ConversationLog: Store {
         Ok(true)
     }
 
-    /// [`Self::replace_if`] from nothing: sets `key` in `collection` to `value` if it is
-    /// absent, and answers whether it did; `false`, writing nothing, if another writer stored
-    /// one first (the caller reads it and retries with [`Self::replace_if`]). On a shared
-    /// engine the database decides, at once, so two nodes cannot both insert (a staged
-    /// [`Store::insert_if_absent`] is decided only at the flush). The default is the engine's
-    /// own atomic [`Store::insert_if_absent`].
+    /// Stores `value` at `key` in `collection` if the key holds nothing, and answers whether it
+    /// did: `false`, writing nothing, if another writer stored one first (the caller reads it
+    /// and retries with [`Self::replace_if`]). The first write of a read-modify-write record
+    /// (a witness's cosignature, a stored-bytes count, an open-conversations record); unlike [`Store::insert_if_absent`],
+    /// whose check a shared engine makes when it commits its batch, this one is decided when
+    /// it returns, so a lost race costs the caller a retry and no other writer its batch. The
+    /// default (an engine only this node writes) is [`Store::insert_if_absent`].
     ///
     /// # Errors
     ///
     /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails.
-    fn create_if_absent(&self, collection: Collection, key: &[u8], value: &[u8]) -> Result<bool> {
+    fn insert_if_absent_now(
+        &self,
+        collection: Collection,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<bool> {
         self.insert_if_absent(collection, key, value)
     }
 

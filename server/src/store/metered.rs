@@ -119,13 +119,13 @@ impl ConversationLog for MeteredStore {
         self.timed(|s| s.replace_if(collection, key, old, new))
     }
 
-    fn create_if_absent(
+    fn insert_if_absent_now(
         &self,
         collection: super::Collection,
         key: &[u8],
         value: &[u8],
     ) -> Result<bool> {
-        self.timed(|s| s.create_if_absent(collection, key, value))
+        self.timed(|s| s.insert_if_absent_now(collection, key, value))
     }
 
     fn forward_push(&self, to: &[u8], frame: &[u8]) -> bool {

@@ -1,6 +1,6 @@
 //! Attachments (PROTOCOL.md §9.8): ciphertext chunks uploaded in order by a member of the
 //! conversation's current epoch, fetched by anyone who may read the conversation's history,
-//! counted against the stored-bytes quotas ([`crate::limits::bytes`]), deleted with their
+//! counted against the stored-bytes quotas ([`super::stored_bytes`]), deleted with their
 //! conversation (erasure, retention), and deleted by the sweep if the upload is never finished
 //! or never followed by a message from its uploader.
 //!
@@ -18,14 +18,11 @@ use tracing::{debug, info};
 
 use super::{
     Caller, Reject, Reply, Service, dec, enc,
-    keys::{
-        ATTACHMENT_RECORDS, account_bytes_key, attachment_chunk_key, attachment_key,
-        attachment_prefix, org_bytes_key,
-    },
+    keys::{ATTACHMENT_RECORDS, attachment_chunk_key, attachment_key, attachment_prefix},
     lock, reject,
 };
 use crate::{
-    limits::bytes::{NearQuota, OverQuota, Scope},
+    limits::bytes::{NearQuota, Scope},
     store::{Batch, Collection},
 };
 
@@ -145,25 +142,8 @@ impl Service {
                         completed: None,
                         referenced: false,
                     };
-                    let account = self.stored_bytes(&account_bytes_key(&r.uploader))?;
-                    let org = self.stored_bytes(&org_bytes_key(&r.org))?;
-                    let warning = match quotas.check(account, org, r.counted()) {
-                        Ok(w) => w,
-                        Err(over) => {
-                            self.guard.refused(over.scope.label());
-                            return Err(over_quota(over));
-                        }
-                    };
-                    b.put(
-                        Collection::Meta,
-                        &account_bytes_key(&r.uploader),
-                        &account.saturating_add(r.counted()).to_be_bytes(),
-                    );
-                    b.put(
-                        Collection::Meta,
-                        &org_bytes_key(&r.org),
-                        &org.saturating_add(r.counted()).to_be_bytes(),
-                    );
+                    let warning =
+                        self.check_bytes(&r.uploader, &r.org, r.counted(), "this upload")?;
                     (r, warning)
                 }
             };
@@ -178,6 +158,9 @@ impl Service {
             );
             b.put(Collection::Attachments, &rkey, &enc(&record)?);
             self.store.apply(b)?;
+            if index == 0 {
+                self.count_bytes(&record.uploader, &record.org, signed(record.counted()))?;
+            }
             (record, warning)
         };
         self.commit.durable().await?;
@@ -241,8 +224,8 @@ impl Service {
             delete_upload(&mut b, &k, &r)?;
             freed.push(r);
         }
-        self.give_back(&mut b, &freed)?;
         self.store.apply(b)?;
+        self.give_back(&freed)?;
         if !freed.is_empty() {
             info!(conversation = %c, attachments = freed.len(), "attachments erased");
         }
@@ -294,8 +277,8 @@ impl Service {
                 delete_upload(&mut b, k, r)?;
                 freed.push(r.clone());
             }
-            self.give_back(&mut b, &freed)?;
             self.store.apply(b)?;
+            self.give_back(&freed)?;
         }
         self.commit.durable().await?;
         if !expired.is_empty() {
@@ -317,29 +300,18 @@ impl Service {
         }))
     }
 
-    fn stored_bytes(&self, key: &[u8]) -> Result<u64, Reject> {
-        Ok(self
-            .store
-            .get(Collection::Meta, key)?
-            .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
-            .map_or(0, u64::from_be_bytes))
-    }
-
-    /// Adds to `b` the quota counts less the bytes of `freed` (the caller holds `writes`).
-    fn give_back(&self, b: &mut Batch, freed: &[AttachmentRecord]) -> Result<(), Reject> {
-        let mut totals: std::collections::BTreeMap<Vec<u8>, u64> = Default::default();
+    /// Gives the bytes of `freed` back to the quotas (the caller holds `writes`).
+    fn give_back(&self, freed: &[AttachmentRecord]) -> Result<(), Reject> {
         for r in freed {
-            for key in [account_bytes_key(&r.uploader), org_bytes_key(&r.org)] {
-                let t = totals.entry(key).or_default();
-                *t = t.saturating_add(r.counted());
-            }
-        }
-        for (key, minus) in totals {
-            let left = self.stored_bytes(&key)?.saturating_sub(minus);
-            b.put(Collection::Meta, &key, &left.to_be_bytes());
+            self.count_bytes(&r.uploader, &r.org, -signed(r.counted()))?;
         }
         Ok(())
     }
+}
+
+/// Bytes as a count change.
+fn signed(bytes: u64) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
 }
 
 /// The conversation of a record's key (`r` ‖ conversation ‖ id).
@@ -380,22 +352,4 @@ fn scope(s: Scope) -> QuotaScope {
         Scope::Account => QuotaScope::Account,
         Scope::Org => QuotaScope::Org,
     }
-}
-
-fn over_quota(o: OverQuota) -> Reject {
-    let whose = match o.scope {
-        Scope::Account => "this account's attachments",
-        Scope::Org => "the attachments in this org's conversations",
-    };
-    Reject::new(
-        ErrorCode::QuotaExceeded,
-        format!(
-            "stored-bytes quota reached: {whose} take {} of the {} bytes this relay allows ({}); \
-             this upload needs {} more. It frees up as conversations are erased or expire",
-            o.used,
-            o.most,
-            o.scope.setting(),
-            o.adding
-        ),
-    )
 }

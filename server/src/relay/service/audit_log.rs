@@ -518,22 +518,28 @@ impl Service {
                 "the cosigned tree head is not one this log had",
             );
         }
-        let key = cosignature_key(&c.witness);
-        {
-            let _w = lock(&self.writes)?;
-            if let Some(b) = self.store.get(Collection::Meta, &key)? {
-                // Only a smaller head is refused: witnesses never go back (a trustee whose
-                // clock went back only makes its own cosignature less fresh).
-                let old: Cosignature = dec(&b, "cosignature")?;
-                if old.size > c.size {
-                    return reject(
-                        ErrorCode::Conflict,
-                        "this witness already cosigned a larger head",
-                    );
+        // The latest cosignature is a read-modify-write record (`Service::update_record`): a
+        // witness cosigning through two relay nodes at once keeps the larger head, never the
+        // one whose write came last.
+        self.update_record(
+            Collection::Meta,
+            &cosignature_key(&c.witness),
+            "this witness's cosignature",
+            |before| {
+                if let Some(b) = before {
+                    // Only a smaller head is refused: witnesses never go back (a trustee whose
+                    // clock went back only makes its own cosignature less fresh).
+                    let old: Cosignature = dec(b, "cosignature")?;
+                    if old.size > c.size {
+                        return reject(
+                            ErrorCode::Conflict,
+                            "this witness already cosigned a larger head",
+                        );
+                    }
                 }
-            }
-            self.store.put(Collection::Meta, &key, &enc(&c)?)?;
-        }
+                Ok((Some(enc(&c)?), ()))
+            },
+        )?;
         self.commit.durable().await?;
         Ok(Response::Ok)
     }

@@ -241,6 +241,7 @@ impl Service {
     /// Reads every watched conversation from its cursor and pushes what is new (the periodic
     /// catch-up, and after the wake-up listener reconnected). Returns how many were read.
     pub(crate) fn catch_up_all(&self) -> usize {
+        self.fold_byte_counts();
         let watched = self.cursors.watched().unwrap_or_default();
         for c in &watched {
             self.catch_up(c, None);

@@ -18,7 +18,7 @@ use sealdesk_protocol::{
         TicketState,
     },
 };
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::{
     Caller, Reject, Reply, Service, dec, enc,
@@ -516,11 +516,26 @@ impl Service {
         let sender_bytes = sender.to_bytes();
         // The sender's message bucket is the conversation's own, taken under the lock the
         // append holds: no relay-wide lock on the send path.
+        // The stored-bytes quotas are checked under the conversation table's lock, which
+        // names the org: the sender's count is read (if this node has not yet) before it.
+        self.stored_bytes(&super::keys::account_bytes_key(&sender))?;
+        let mut org = None;
         let (item, audience) = self.convs.append_message(&sender, env, |s| {
             self.guard
                 .message(&mut s.message_buckets, &sender_bytes)
-                .map_err(super::limited)
+                .map_err(super::limited)?;
+            self.check_bytes(&sender, &s.org, size as u64, "this message")?;
+            org = Some(s.org.clone());
+            Ok(())
         })?;
+        if let Some(org) = &org {
+            // The message is stored: a count that could not be written is not worth refusing
+            // it over (the client would send it again, with a counter already used).
+            if let Err(e) = self.count_bytes(&sender, org, i64::try_from(size).unwrap_or(i64::MAX))
+            {
+                warn!(code = ?e.code, "a message's bytes not counted: {}", e.message);
+            }
+        }
         debug!(conversation = %item.conversation, seq = item.seq, size, "message stored");
         Ok(Staged {
             started,

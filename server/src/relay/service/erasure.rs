@@ -106,6 +106,7 @@ impl Service {
         entry: AuditEntry,
     ) -> Result<(), Reject> {
         let parties = self.convs.get(c)?;
+        let message_bytes = self.message_bytes(c)?;
         self.forget_attachments(c)?;
         self.convs.erase(c, || {
             let mut b = Batch::new();
@@ -136,6 +137,11 @@ impl Service {
             self.store.apply(b)?;
             Ok(())
         })?;
+        if let Some(p) = &parties {
+            for (sender, bytes) in message_bytes {
+                self.count_bytes(&sender, &p.org, -bytes)?;
+            }
+        }
         self.log_erasure(&entry, parties.as_ref())?;
         self.commit.durable().await?;
         let reason = match &entry.event {

@@ -63,10 +63,6 @@ pub(super) fn fill_consent_index(store: &dyn Store) -> crate::Result<()> {
     Ok(())
 }
 
-/// How many times a read-modify-write of a release request is made again after another relay
-/// node changed the record first.
-const MAX_REPLACE: usize = 8;
-
 impl Service {
     pub(super) async fn share_consent(&self, caller: &Caller, token: ConsentToken) -> Reply {
         let s = self.conv_for(caller, &token.conversation)?;
@@ -231,47 +227,35 @@ impl Service {
         Ok(policy)
     }
 
-    /// Adds a trustee's answer to a release request: a read-modify-write of its record, made
-    /// with a conditional replace (`ConversationLog::replace_if`) and done again from a fresh
-    /// read if another relay node changed the record meanwhile, so that two trustees answering
-    /// through two nodes at once both count (`Service::writes` serialises this node only).
+    /// Adds a trustee's answer to a release request: a read-modify-write of its record
+    /// ([`Service::update_record`]), so that two trustees answering through two nodes at once
+    /// both count.
     pub(super) async fn answer_release(
         &self,
         caller: &Caller,
         id: TokenId,
         f: impl Fn(&mut ReleaseState) -> Result<(), Reject>,
     ) -> Reply {
-        let mut master = None;
-        for _ in 0..MAX_REPLACE {
-            let _w = lock(&self.writes)?;
-            let Some(before) = self.store.get(Collection::Releases, id.as_bytes())? else {
-                return reject(ErrorCode::NotFound, "no such release request");
-            };
-            let mut st: ReleaseState = dec(&before, "release")?;
-            self.trustee_of(caller, &st.request.org)?;
-            if !st.answered.insert(caller.key()) {
-                return reject(
-                    ErrorCode::AlreadyAnswered,
-                    "you already answered this request",
-                );
-            }
-            f(&mut st)?;
-            if self.convs.engine().replace_if(
-                Collection::Releases,
-                id.as_bytes(),
-                &before,
-                &enc(&st)?,
-            )? {
-                master = Some(st.request.master);
-                break;
-            }
-        }
-        let Some(master) = master else {
-            return reject(
-                ErrorCode::Conflict,
-                "other relay nodes kept changing this release request; answer again",
-            );
-        };
+        let master = self.update_record(
+            Collection::Releases,
+            id.as_bytes(),
+            "this release request",
+            |before| {
+                let Some(before) = before else {
+                    return reject(ErrorCode::NotFound, "no such release request");
+                };
+                let mut st: ReleaseState = dec(before, "release")?;
+                self.trustee_of(caller, &st.request.org)?;
+                if !st.answered.insert(caller.key()) {
+                    return reject(
+                        ErrorCode::AlreadyAnswered,
+                        "you already answered this request",
+                    );
+                }
+                f(&mut st)?;
+                Ok((Some(enc(&st)?), st.request.master))
+            },
+        )?;
         self.commit.durable().await?;
         self.push(&master, Push::ReleaseUpdate { request: id });
         Ok(Response::Ok)
@@ -407,35 +391,44 @@ impl Service {
     }
 
     /// An arbiter's decision; a rejection that leaves too few arbiters to approve closes the
-    /// ticket.
+    /// ticket. The ticket is a read-modify-write record ([`Service::update_record`]): two
+    /// arbiters deciding through two relay nodes at once both count. A closing rejection is
+    /// stored with the close, in the audit log's transaction, from the read made under the
+    /// write lock; a decision another node stores in that instant may be left out of the
+    /// closed ticket (which takes no decision any more either way).
     pub(super) async fn decide(&self, caller: &Caller, d: ArbiterDecision) -> Reply {
-        let (policy, st, closed) = {
-            let _w = lock(&self.writes)?;
-            let mut st = self.ticket_state(&d.ticket)?;
-            let policy = self.policies.current(&st.ticket.org)?;
-            if d.arbiter != caller.key() {
-                return reject(ErrorCode::Forbidden, "decisions must be your own");
-            }
-            d.verify(&policy, &st.ticket)?;
-            if st.closed.is_some() {
-                return reject(ErrorCode::TicketClosed, "the ticket is closed");
-            }
-            if st.decisions.iter().any(|x| x.arbiter == d.arbiter) {
-                return reject(
-                    ErrorCode::AlreadyAnswered,
-                    "you already decided on this ticket",
-                );
-            }
-            st.decisions.push(d);
-            if approval_impossible(&policy, &st.ticket, &st.decisions) {
-                let closed = self.close_locked(st.clone(), ClosedBecause::Rejected, None)?;
-                (policy, st, Some(closed))
-            } else {
-                self.store
-                    .put(Collection::Tickets, st.ticket.id.as_bytes(), &enc(&st)?)?;
-                (policy, st, None)
-            }
-        };
+        let (policy, st, closed) = self.update_record(
+            Collection::Tickets,
+            d.ticket.as_bytes(),
+            "this dispute ticket",
+            |before| {
+                let Some(before) = before else {
+                    return reject(ErrorCode::NotFound, "no such ticket");
+                };
+                let mut st: TicketState = dec(before, "ticket")?;
+                let policy = self.policies.current(&st.ticket.org)?;
+                if d.arbiter != caller.key() {
+                    return reject(ErrorCode::Forbidden, "decisions must be your own");
+                }
+                d.verify(&policy, &st.ticket)?;
+                if st.closed.is_some() {
+                    return reject(ErrorCode::TicketClosed, "the ticket is closed");
+                }
+                if st.decisions.iter().any(|x| x.arbiter == d.arbiter) {
+                    return reject(
+                        ErrorCode::AlreadyAnswered,
+                        "you already decided on this ticket",
+                    );
+                }
+                st.decisions.push(d.clone());
+                if approval_impossible(&policy, &st.ticket, &st.decisions) {
+                    let closed = self.close_locked(st.clone(), ClosedBecause::Rejected, None)?;
+                    Ok((None, (policy, st, Some(closed))))
+                } else {
+                    Ok((Some(enc(&st)?), (policy, st, None)))
+                }
+            },
+        )?;
         self.commit.durable().await?;
         match closed {
             Some(c) => self.announce_close(&policy, c, &self.keys.signing_public()),

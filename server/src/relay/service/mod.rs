@@ -32,8 +32,10 @@ mod escrow;
 pub(crate) mod keys;
 mod open_quota;
 mod open_tokens;
+mod records;
 mod recovery;
 mod signals;
+mod stored_bytes;
 mod table;
 mod tickets;
 
@@ -207,6 +209,8 @@ pub(crate) struct Service {
     cursors: cluster::Cursors,
     /// Whether other relay nodes share the store (cluster mode).
     store_shared: bool,
+    /// This node's view of the stored-bytes counts (see [`stored_bytes`]).
+    byte_counts: crate::limits::bytes::ByteCounts,
 }
 
 fn enc<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, Reject> {
@@ -286,6 +290,7 @@ impl Service {
         let blocks = Blocks::load(store.as_ref())?;
         Ok(Self {
             store_shared: engine.shared(),
+            byte_counts: Default::default(),
             convs: ConvTable::new(engine, clock.clone(), policies.clone()),
             store,
             commit,

@@ -3,7 +3,7 @@
 //! reserves its place with a conditional write of the whole value — under a lock of this node
 //! (the engine's conditional write may be a read and a put), and decided by the database in a
 //! cluster ([`ConversationLog::replace_if`](crate::store::ConversationLog::replace_if),
-//! [`create_if_absent`](crate::store::ConversationLog::create_if_absent)) — read again and
+//! [`insert_if_absent_now`](crate::store::ConversationLog::insert_if_absent_now)) — read again and
 //! retried if another open changed it since. So two opens at the same instant, on one node or
 //! on two, cannot both take the last place, and every node counts the same conversations.
 //!
@@ -115,7 +115,7 @@ impl Service {
             let next = next.encode();
             let written = match &old {
                 Some(old) => engine.replace_if(Collection::Meta, &key, old, &next)?,
-                None => engine.create_if_absent(Collection::Meta, &key, &next)?,
+                None => engine.insert_if_absent_now(Collection::Meta, &key, &next)?,
             };
             if written {
                 return Ok(Ok(Reserved {

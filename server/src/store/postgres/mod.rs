@@ -35,7 +35,7 @@
 //! blocking: the engine runs its own small runtime and blocks the caller on each round trip
 //! (as sled blocks on its disk).
 
-mod quota;
+mod conditional;
 mod schema;
 mod sql;
 pub mod wake;
@@ -718,13 +718,20 @@ impl ConversationLog for PgStore {
         self.run(async move { sql::replace_if(&pool, collection, &key, &old, &new).await })
     }
 
-    /// As [`Self::replace_if`]: what this node staged is committed first, then the row is
-    /// inserted in a statement of its own unless present (see [`quota`]).
-    fn create_if_absent(&self, collection: Collection, key: &[u8], value: &[u8]) -> Result<bool> {
+    /// Like [`Self::replace_if`]: commits what this node staged, then inserts in a statement
+    /// of its own.
+    fn insert_if_absent_now(
+        &self,
+        collection: Collection,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<bool> {
         self.flush()?;
         let pool = self.pool.clone();
         let (key, value) = (key.to_vec(), value.to_vec());
-        self.run(async move { quota::create_if_absent(&pool, collection, &key, &value).await })
+        self.run(
+            async move { conditional::insert_if_absent(&pool, collection, &key, &value).await },
+        )
     }
 
     fn forward_push(&self, to: &[u8], frame: &[u8]) -> bool {

@@ -1,0 +1,313 @@
+//! Read-modify-write records across cluster nodes (issue 24): a release request's shares, a
+//! dispute ticket's decisions, a witness's cosignature. Each is updated by a conditional write
+//! (`ConversationLog::replace_if`, `ConversationLog::insert_if_absent_now`) and made again from
+//! a fresh read when another node wrote first (`Service::update_record`).
+//!
+//! - at store level, two engines on one database (two nodes) update one record at once, each
+//!   from what it read before the other wrote: the second is refused, reads again, and both
+//!   updates are kept; the same for a record's first write;
+//! - at relay level, real relay processes on one throwaway PostgreSQL: two arbiters approve
+//!   tickets through two nodes at the same instant, and both decisions are on every ticket; two
+//!   trustees answer one release request through two nodes, and the master collects both shares.
+//!
+//! Skipped, loudly, only when the machine has no PostgreSQL binaries (CI installs them).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::{path::Path, time::Duration};
+
+use sealdesk_protocol::{
+    ids::EpochRange,
+    release::{ArbiterDecision, DisputeTicket, Verdict},
+    wire::{Request, Response, TicketState},
+};
+use sealdesk_server::store::{Collection, ConversationLog, PgStore, Store};
+use sealdesk_tests::{
+    Org, RawClient,
+    child::{RelayProcess, relay_binary},
+    now, pg, rng,
+};
+use tempfile::TempDir;
+
+/// A fresh database for `test`, or `None` (the support said why) without PostgreSQL.
+fn fresh(test: &str) -> Option<String> {
+    let server = pg::server()?;
+    Some(pg::database(
+        server,
+        &format!("records_{test}_{}", std::process::id()),
+    ))
+}
+
+/// Two engines on one database: two relay nodes.
+fn two_nodes(url: &str) -> (PgStore, PgStore) {
+    (
+        PgStore::open(url, true).unwrap(),
+        PgStore::open(url, false).unwrap(),
+    )
+}
+
+/// Two nodes add an arbiter's decision to one ticket, each from the record as it read it
+/// before the other wrote. A plain put would keep only the later commit's decision.
+#[test]
+fn a_ticket_two_nodes_decide_at_once_keeps_both_decisions() {
+    let Some(url) = fresh("ticket") else { return };
+    let (a, b) = two_nodes(&url);
+    let k = b"ticket-1";
+    a.put(Collection::Tickets, k, b"decisions:").unwrap();
+    a.flush().unwrap();
+    let read_a = a.get(Collection::Tickets, k).unwrap().unwrap();
+    let read_b = b.get(Collection::Tickets, k).unwrap().unwrap();
+    assert!(
+        a.replace_if(Collection::Tickets, k, &read_a, b"decisions:approve-1")
+            .unwrap()
+    );
+    assert!(
+        !b.replace_if(Collection::Tickets, k, &read_b, b"decisions:approve-2")
+            .unwrap(),
+        "b read the ticket before a's decision: refused, not overwritten"
+    );
+    let again = b.get(Collection::Tickets, k).unwrap().unwrap();
+    assert!(
+        b.replace_if(
+            Collection::Tickets,
+            k,
+            &again,
+            b"decisions:approve-1,approve-2"
+        )
+        .unwrap()
+    );
+    assert_eq!(
+        a.get(Collection::Tickets, k).unwrap().as_deref(),
+        Some(b"decisions:approve-1,approve-2".as_slice()),
+        "both decisions kept"
+    );
+}
+
+/// A witness's first cosignature, sent through two nodes at once: the first write of a record
+/// is conditional too. The node that lost reads the other's and decides from it (the relay
+/// keeps the larger head); a plain insert would overwrite, and one checked only when its batch
+/// commits would fail every other write of the losing node's batch.
+#[test]
+fn a_cosignature_first_written_by_two_nodes_at_once_is_written_once() {
+    let Some(url) = fresh("cosign") else { return };
+    let (a, b) = two_nodes(&url);
+    let k = b"cosignature-w";
+    // Each node's earlier writes, staged: committed with the conditional insert, not lost.
+    a.put(Collection::Meta, b"a-staged", b"1").unwrap();
+    b.put(Collection::Meta, b"b-staged", b"1").unwrap();
+    assert_eq!(a.get(Collection::Meta, k).unwrap(), None);
+    assert_eq!(b.get(Collection::Meta, k).unwrap(), None);
+    assert!(
+        a.insert_if_absent_now(Collection::Meta, k, b"head-9")
+            .unwrap()
+    );
+    assert!(
+        !b.insert_if_absent_now(Collection::Meta, k, b"head-5")
+            .unwrap(),
+        "b read nothing before a wrote: refused, not overwritten"
+    );
+    assert_eq!(
+        b.get(Collection::Meta, k).unwrap().as_deref(),
+        Some(b"head-9".as_slice()),
+        "the first write stands"
+    );
+    // b's staged write went in with its attempt; a's too.
+    for (node, key) in [(&a, b"b-staged"), (&b, b"a-staged")] {
+        assert_eq!(
+            node.get(Collection::Meta, key).unwrap().as_deref(),
+            Some(b"1".as_slice())
+        );
+    }
+}
+
+/// A relay node on database `db` with the shared log key `key`.
+struct Node {
+    _process: RelayProcess,
+    url: String,
+    _dir: TempDir,
+}
+
+fn node(db: &str, key: &Path) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key.to_string_lossy().into_owned();
+    let mut process = RelayProcess::spawn(
+        relay_binary(),
+        dir.path(),
+        &[
+            ("STORE", "postgres"),
+            ("DATABASE_URL", db),
+            ("MIGRATE", "true"),
+            ("LOG_KEY_FILE", &key),
+            ("CLUSTER_CATCH_UP_MS", "150"),
+        ],
+    )
+    .unwrap();
+    process.wait_ready(Duration::from_secs(60)).unwrap();
+    let url = process.ws_url();
+    Node {
+        _process: process,
+        url,
+        _dir: dir,
+    }
+}
+
+/// A fresh database and a log key file for a cluster, or `None` without PostgreSQL.
+fn cluster_db(test: &str) -> Option<(String, TempDir)> {
+    let db = fresh(test)?;
+    let keys = tempfile::tempdir().unwrap();
+    std::fs::write(keys.path().join("log.key"), [0x5au8; 64]).unwrap();
+    Some((db, keys))
+}
+
+/// Tickets opened at once, each approved by two arbiters at the same instant.
+const TICKETS: u64 = 6;
+
+/// Two arbiters approve each of several tickets at the same instant, one through node B and
+/// one through node C: every ticket ends with both approvals. Without the conditional write,
+/// both nodes read the ticket before either stored its decision, and the later commit drops
+/// the earlier decision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_arbiters_approving_through_two_nodes_at_once_both_count() {
+    let Some((db, keys)) = cluster_db("arbiters") else {
+        return;
+    };
+    let key = keys.path().join("log.key");
+    let (a, b, c) = (node(&db, &key), node(&db, &key), node(&db, &key));
+    let org = Org::setup(&a.url, 2401, "rmwco", 1, 3).await;
+    let mut master = RawClient::login(&a.url, &org.master).await;
+    let mut tickets = Vec::new();
+    for i in 0..TICKETS {
+        // Two conversations per customer: under the relay's open-conversations quota.
+        let who = usize::try_from(i / 2).unwrap();
+        let mut customer = RawClient::login(&a.url, &org.customers[who]).await;
+        let chat = org.start_chat(&mut customer, who, 2410 + i).await;
+        let t = DisputeTicket::open(
+            &mut rng(2420 + i),
+            &org.master.keys,
+            &org.policy,
+            chat.id,
+            EpochRange::single(0),
+            "chargeback",
+            3600,
+            now(),
+        )
+        .unwrap();
+        master.ok(Request::OpenTicket(t.clone())).await;
+        tickets.push(t);
+    }
+    let mut first = RawClient::login(&b.url, &org.arbiters[0]).await;
+    let mut second = RawClient::login(&c.url, &org.arbiters[1]).await;
+    for t in &tickets {
+        let d1 = ArbiterDecision::sign(&org.arbiters[0].keys, t, Verdict::Approve, now()).unwrap();
+        let d2 = ArbiterDecision::sign(&org.arbiters[1].keys, t, Verdict::Approve, now()).unwrap();
+        tokio::join!(
+            first.ok(Request::Decide(d1)),
+            second.ok(Request::Decide(d2))
+        );
+    }
+    let listed: Vec<TicketState> = match master.request(Request::ListTickets).await {
+        Response::Tickets(all) => all,
+        other => panic!("expected tickets, got {other:?}"),
+    };
+    for t in &tickets {
+        let st = listed.iter().find(|s| s.ticket.id == t.id).unwrap();
+        let mut arbiters: Vec<_> = st.decisions.iter().map(|d| d.arbiter).collect();
+        arbiters.sort_by_key(|k| k.to_bytes());
+        let mut want = vec![
+            org.arbiters[0].keys.signing_public(),
+            org.arbiters[1].keys.signing_public(),
+        ];
+        want.sort_by_key(|k| k.to_bytes());
+        assert_eq!(arbiters, want, "ticket {}: a decision was lost", t.id);
+        assert!(st.closed.is_none());
+    }
+}
+
+/// Two trustees answer one release request at the same time through two different nodes (the
+/// customer on A, the master on A, trustee 1 on B, trustee 2 on C; the policy needs 2 of 3):
+/// both shares are kept, so the master collects. Had one trustee's share been dropped by the
+/// other's write, the master would wait for a second share that never comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_trustees_answering_through_two_nodes_at_once_the_master_collects() {
+    use sealdesk_protocol::{
+        card::Role,
+        release::{Justification, Scope},
+    };
+    use sealdesk_tests::world::{MASTER, World, open_chat};
+
+    let Some((db, keys)) = cluster_db("trustees") else {
+        return;
+    };
+    let key = keys.path().join("log.key");
+    let (a, b, c) = (node(&db, &key), node(&db, &key), node(&db, &key));
+    let mut w = World::new().await;
+    w.url = a.url.clone();
+    let org = w.org(&["alice"], None).await;
+    for agent in org.agents {
+        agent.close().await;
+    }
+    org.master.close().await;
+    let mut carol = w.user("carol", Role::Customer).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "order 1234").await.unwrap();
+    let token = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "quality review")
+        .await
+        .unwrap();
+    let mut master = w.reopen(MASTER).await;
+    w.url = b.url.clone();
+    let t1 = w.reopen("trustee-1").await;
+    w.url = c.url.clone();
+    let t2 = w.reopen("trustee-2").await;
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let unlock = async {
+        let out = master
+            .unlock(
+                &conv,
+                Justification::Consent(token),
+                None,
+                Duration::from_secs(90),
+                |_| {},
+            )
+            .await;
+        let _ = stop.send(true);
+        out
+    };
+    let (released, o1, o2) = tokio::join!(unlock, serve(t1, stopped.clone()), serve(t2, stopped));
+    let released = released.unwrap_or_else(|e| {
+        panic!(
+            "the master did not collect: {e}; trustee 1: {o1:?}, trustee 2: {o2:?}\n\
+             node A: {}\nnode B: {}\nnode C: {}",
+            a._process.log_tail(),
+            b._process.log_tail(),
+            c._process.log_tail()
+        )
+    });
+    assert_eq!(released.messages.len(), 1);
+    for o in [&o1, &o2] {
+        assert_eq!(
+            o.iter().filter(|x| *x == "released").count(),
+            1,
+            "each trustee released once: {o1:?} {o2:?}"
+        );
+    }
+}
+
+/// A trustee serving release requests until `stopped`; what it did with each.
+async fn serve(
+    mut t: sealdesk_client::Client,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) -> Vec<String> {
+    let mut outcomes = Vec::new();
+    t.trustee_serve(
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        },
+        |o| outcomes.push(o.outcome.clone()),
+    )
+    .await
+    .unwrap();
+    t.close().await;
+    outcomes
+}
