@@ -38,7 +38,9 @@ fn withheld(c: &Client, conv: &ConversationId) -> Vec<(u64, u64, Option<u32>)> {
         .lines
         .into_iter()
         .filter_map(|l| match l {
-            HistoryLine::Withheld { from, to, requests } => Some((from, to, requests)),
+            HistoryLine::Withheld {
+                from, to, requests, ..
+            } => Some((from, to, requests)),
             _ => None,
         })
         .collect()
