@@ -235,12 +235,7 @@ impl Client {
                 other => return Err(unexpected("History", &other)),
             };
             // A page may hold only skipped runs: it still moves on.
-            let Some(last) = items
-                .iter()
-                .map(|s| s.seq)
-                .chain(skipped.iter().map(|r| r.to))
-                .max()
-            else {
+            let Some(last) = super::skipped::page_end(&items, &skipped) else {
                 break;
             };
             out.extend(items);

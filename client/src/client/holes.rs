@@ -343,12 +343,7 @@ impl Client {
                     Ok(other) => return Err(unexpected("History", &other)),
                     Err(e) => return Err(e),
                 };
-                let Some(last) = items
-                    .iter()
-                    .map(|s| s.seq)
-                    .chain(skipped.iter().map(|r| r.to))
-                    .max()
-                else {
+                let Some(last) = super::skipped::page_end(&items, &skipped) else {
                     break;
                 };
                 events.extend(

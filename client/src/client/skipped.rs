@@ -29,6 +29,15 @@ use super::{Client, Event};
 use crate::account::EpochStatus;
 use crate::error::Result;
 
+/// The last sequence number a page answers for: its last item or run (`None`: an empty page).
+pub(super) fn page_end(items: &[Sequenced], skipped: &[SkippedRange]) -> Option<u64> {
+    items
+        .iter()
+        .map(|s| s.seq)
+        .chain(skipped.iter().map(|r| r.to))
+        .max()
+}
+
 /// Runs kept pending (claims of epochs whose record has not arrived) per conversation.
 const MAX_PENDING: usize = 256;
 
