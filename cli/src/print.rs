@@ -2,7 +2,7 @@
 //! history line for a terminal ([`render_line`]), shared by the commands, the chat and the demo.
 
 use sealdesk_client::account::{EpochStatus, LogEntry};
-use sealdesk_client::client::HistoryLine;
+use sealdesk_client::client::{HistoryLine, holes::Claim};
 use sealdesk_client::fmt_time;
 use sealdesk_client::handoff::HandOffOutcome;
 
@@ -117,14 +117,28 @@ pub fn render_line(line: &HistoryLine) -> String {
                 ),
             }
         }
-        HistoryLine::Withheld { from, to, requests } => {
+        HistoryLine::Withheld {
+            from,
+            to,
+            requests,
+            claimed,
+        } => {
             let items = counted(to.saturating_sub(*from).saturating_add(1), "item", "items");
             let which = if from == to {
                 format!("#{from}")
             } else {
                 format!("#{from}–#{to}")
             };
-            match requests {
+            let lie = match claimed {
+                Some(Claim::Epoch(e)) => {
+                    format!(" (the relay claimed they were of epoch {e}, which you read)")
+                }
+                Some(Claim::ConversationLevel) => {
+                    " (the relay claimed they were consents or notices, which you read)".into()
+                }
+                None => String::new(),
+            };
+            let line = match requests {
                 None => format!(
                     "  !! {items} of the conversation never arrived (relay {which}): an epoch, hand-off, consent, notice or message withheld; asking again"
                 ),
@@ -132,7 +146,8 @@ pub fn render_line(line: &HistoryLine) -> String {
                     "  !! {items} of the conversation WITHHELD (relay {which}), not delivered after {}: an epoch, hand-off, consent, notice or message",
                     counted(u64::from(*n), "request", "requests")
                 ),
-            }
+            };
+            format!("{line}{lie}")
         }
         HistoryLine::Item {
             entry,
@@ -277,7 +292,7 @@ fn epoch_list(epochs: &[u32]) -> String {
 #[cfg(test)]
 mod tests {
     use sealdesk_client::account::LogEntry;
-    use sealdesk_client::client::HistoryLine;
+    use sealdesk_client::client::{HistoryLine, holes::Claim};
     use sealdesk_client::handoff::HandOffOutcome;
 
     use super::render_line;

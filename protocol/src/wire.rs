@@ -346,6 +346,22 @@ pub enum Request {
     WatchAudit,
 }
 
+/// A run of sequence numbers a history page skips because the caller may not read them
+/// (PROTOCOL.md §13.10): items of an epoch the caller is no reader of (`epoch`: its epoch
+/// records, messages and the hand-offs made during it), or items of no epoch (`epoch` absent:
+/// consents and release notices, which only the customer reads). Adjacent items of the same
+/// kind share one run.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct SkippedRange {
+    /// First skipped sequence number.
+    pub from: u64,
+    /// Last skipped sequence number (inclusive).
+    pub to: u64,
+    /// The epoch the skipped items belong to; absent for conversation-level items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u32>,
+}
+
 /// A stored conversation item with its relay-assigned sequence number.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Sequenced {
@@ -508,12 +524,23 @@ pub enum Response {
         /// The sequence number.
         seq: u64,
     },
-    /// A page of items; `more` if the limit cut it.
+    /// A page of items; `more` if the limit cut it. Together, `items` and `skipped` cover
+    /// every sequence number from the request's `after + 1` to the page's last one without a
+    /// gap (PROTOCOL.md §13.10).
     Items {
         /// The items.
         items: Vec<Sequenced>,
         /// Whether more follow.
         more: bool,
+        /// The runs of sequence numbers inside the page that the caller may not read, in
+        /// order. Absent on the wire when none (and from relays older than this field).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        skipped: Vec<SkippedRange>,
+        /// The conversation's newest durable sequence number when the page was read: with
+        /// `more = false` the page (items and skipped runs) reaches it. Absent from relays
+        /// older than this field.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        head: Option<u64>,
     },
     /// Release requests pending for a trustee, with the epoch records they need.
     Releases(Vec<PendingRelease>),

@@ -40,7 +40,10 @@ use sealdesk_protocol::{
     },
     seal::{self, Purpose, SealContext, Sealed},
     secret::EpochSecret,
-    wire::{self, AuthResponse, Challenge, ErrorCode, Frame, Push, Request, Response, Welcome},
+    wire::{
+        self, AuthResponse, Challenge, ErrorCode, Frame, Item, Push, Request, Response, Sequenced,
+        SkippedRange, Welcome,
+    },
 };
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256, Sha512};
@@ -1706,7 +1709,7 @@ fn wire_frames(o: &Org) -> Value {
             "request 4: send",
             Frame::Request {
                 id: 4,
-                body: Request::Send(env),
+                body: Request::Send(env.clone()),
             },
         ),
         (
@@ -1728,6 +1731,51 @@ fn wire_frames(o: &Org) -> Value {
             Frame::Response {
                 id: 6,
                 body: Response::Ok,
+            },
+        ),
+        (
+            "response 7: items, with skipped runs and the head (PROTOCOL §13.10)",
+            Frame::Response {
+                id: 7,
+                body: Response::Items {
+                    items: vec![Sequenced {
+                        conversation: rec.conversation,
+                        seq: 9,
+                        stored_at: T0 + 111,
+                        item: Item::Message(env.clone()),
+                    }],
+                    more: false,
+                    skipped: vec![
+                        SkippedRange {
+                            from: 3,
+                            to: 7,
+                            epoch: Some(0),
+                        },
+                        SkippedRange {
+                            from: 8,
+                            to: 8,
+                            epoch: None,
+                        },
+                        SkippedRange {
+                            from: 10,
+                            to: 10,
+                            epoch: None,
+                        },
+                    ],
+                    head: Some(10),
+                },
+            },
+        ),
+        (
+            "response 8: items from a relay that names no skipped runs (older relays)",
+            Frame::Response {
+                id: 8,
+                body: Response::Items {
+                    items: Vec::new(),
+                    more: false,
+                    skipped: Vec::new(),
+                    head: None,
+                },
             },
         ),
         (

@@ -35,7 +35,7 @@ use sealdesk_protocol::{
     wire::{
         self, AuthResponse, BlockEntry, Challenge, ConversationInfo, ErrorCode, Frame, Item,
         MAX_FRAME, OrgConversation, PendingRelease, Push, ReleaseProgress, Request, Response,
-        Sequenced, TicketClosed, TicketState, WIRE_VERSION, Welcome,
+        Sequenced, SkippedRange, TicketClosed, TicketState, WIRE_VERSION, Welcome,
     },
 };
 use support::{Org, T0, rng};
@@ -798,6 +798,15 @@ fn frame(index: usize, p: &Params) -> Frame {
         40 => resp(Response::Items {
             items: vec![p.sequenced(); (p.m % 3) as usize],
             more: p.flag,
+            skipped: vec![
+                SkippedRange {
+                    from: p.n,
+                    to: p.n.saturating_add(u64::from(p.m)),
+                    epoch: p.flag.then_some(p.m),
+                };
+                (p.m % 2) as usize
+            ],
+            head: p.flag.then_some(p.n),
         }),
         41 => resp(Response::Releases(vec![
             p.pending();

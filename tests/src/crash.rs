@@ -312,7 +312,7 @@ impl Conn {
                 })
                 .await?
             {
-                Response::Items { items, more } => {
+                Response::Items { items, more, .. } => {
                     if let Some(last) = items.last() {
                         after = last.seq;
                     }

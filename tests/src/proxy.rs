@@ -173,6 +173,20 @@ impl Proxy {
             .collect()
     }
 
+    /// The `after` of every `History` request `account` sent, in order.
+    pub fn history_afters(&self, account: &str) -> Vec<u64> {
+        self.sent_by(account)
+            .iter()
+            .filter_map(|f| match f {
+                Frame::Request {
+                    body: Request::History { after, .. },
+                    ..
+                } => Some(*after),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The live connections on which `account` authenticated.
     pub fn connections(&self, account: &str) -> Vec<ConnId> {
         let mut ids: Vec<ConnId> = lock(&self.shared.live)

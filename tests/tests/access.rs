@@ -686,7 +686,7 @@ async fn epochs_follow_the_chain_and_only_members_may_open_the_next() {
             })
             .await
         {
-            Response::Items { items, more } => {
+            Response::Items { items, more, .. } => {
                 seen.extend(items.iter().map(|s| s.seq));
                 match items.last() {
                     Some(l) => after = l.seq,

@@ -100,7 +100,7 @@ async fn history(c: &mut RawClient, chat: &Chat) -> Vec<Sequenced> {
             })
             .await
         {
-            Response::Items { items, more } => {
+            Response::Items { items, more, .. } => {
                 if let Some(last) = items.last() {
                     after = last.seq;
                 }

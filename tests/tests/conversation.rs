@@ -39,7 +39,7 @@ async fn all_items(c: &mut RawClient, chat: &Chat, limit: u32) -> Vec<Sequenced>
             })
             .await
         {
-            Response::Items { items, more } => {
+            Response::Items { items, more, .. } => {
                 assert!(items.len() <= limit as usize, "page over the limit");
                 if let Some(last) = items.last() {
                     after = last.seq;
@@ -293,7 +293,7 @@ async fn history_pages_in_sequence_order() {
             })
             .await
         {
-            Response::Items { items, more } => {
+            Response::Items { items, more, .. } => {
                 let seqs: Vec<u64> = items.iter().map(|s| s.seq).collect();
                 assert_eq!(seqs, expected.clone().collect::<Vec<_>>());
                 assert_eq!(more, more_expected, "page after {after}");
@@ -311,7 +311,7 @@ async fn history_pages_in_sequence_order() {
         })
         .await
     {
-        Response::Items { items, more } => assert!(items.is_empty() && !more),
+        Response::Items { items, more, .. } => assert!(items.is_empty() && !more),
         other => panic!("expected Items, got {other:?}"),
     }
 
@@ -337,7 +337,7 @@ async fn history_pages_in_sequence_order() {
         })
         .await
     {
-        Response::Items { items, more } => assert!(!items.is_empty() || !more),
+        Response::Items { items, more, .. } => assert!(!items.is_empty() || !more),
         Response::Error { code, .. } => assert_eq!(code, ErrorCode::BadRequest),
         other => panic!("expected Items or an error, got {other:?}"),
     }
@@ -383,7 +383,7 @@ async fn offline_agent_catches_up_from_history() {
         })
         .await
     {
-        Response::Items { items, more } => {
+        Response::Items { items, more, .. } => {
             assert!(more);
             items
         }
@@ -446,7 +446,7 @@ async fn offline_agent_catches_up_from_history() {
         })
         .await
     {
-        Response::Items { items, more } => {
+        Response::Items { items, more, .. } => {
             assert!(!more);
             items
         }
@@ -620,7 +620,7 @@ async fn pipelined_messages_are_answered_in_order_and_share_flushes() {
     match c.recv_frame().await {
         Some(Frame::Response {
             id: 2_000,
-            body: Response::Items { items, more },
+            body: Response::Items { items, more, .. },
         }) => {
             assert!(!more);
             let sent: Vec<&Envelope> = items.iter().skip(1).map(message).collect();

@@ -26,7 +26,7 @@ async fn history(c: &mut RawClient, id: ConversationId) -> Vec<Sequenced> {
             })
             .await
         {
-            Response::Items { items, more } => {
+            Response::Items { items, more, .. } => {
                 if let Some(last) = items.last() {
                     after = last.seq;
                 }

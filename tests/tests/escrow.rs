@@ -897,7 +897,7 @@ async fn a_message_body_over_max_body_is_refused_and_nothing_is_stored() {
         })
         .await
     {
-        Response::Items { items, more } => {
+        Response::Items { items, more, .. } => {
             assert!(!more, "nothing after the message");
             items
         }

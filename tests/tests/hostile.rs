@@ -188,7 +188,7 @@ async fn items(c: &Client, conv: &ConversationId) -> Vec<Sequenced> {
         .await
         .unwrap()
     {
-        Response::Items { items, more } => {
+        Response::Items { items, more, .. } => {
             assert!(!more);
             items
         }
@@ -284,7 +284,7 @@ async fn dropped_message_shows_a_gap_until_catch_up_delivers_it() {
                 }
             });
             if let Frame::Response {
-                body: Response::Items { items, more },
+                body: Response::Items { items, more, .. },
                 ..
             } = &mut frame
                 && hold
@@ -2240,6 +2240,8 @@ async fn history_pages_that_never_advance_are_refused() {
                 body: Response::Items {
                     items: page.clone(),
                     more: true,
+                    skipped: Vec::new(),
+                    head: None,
                 },
             }],
             (_, frame) => vec![frame],

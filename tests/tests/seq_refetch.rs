@@ -23,7 +23,7 @@ use sealdesk_protocol::{
     card::Role,
     ids::ConversationId,
     release::{Justification, Scope},
-    wire::{Frame, Item, Request, Response, Sequenced},
+    wire::{Frame, Item, Response, Sequenced},
 };
 use sealdesk_tests::{
     proxy::{Dir, is_item_push, items_mut},
@@ -38,22 +38,9 @@ fn withheld(c: &Client, conv: &ConversationId) -> Vec<(u64, u64, Option<u32>)> {
         .lines
         .into_iter()
         .filter_map(|l| match l {
-            HistoryLine::Withheld { from, to, requests } => Some((from, to, requests)),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The `after` of every `History` request carol sent through the proxy.
-fn carol_history_requests(w: &World) -> Vec<u64> {
-    w.proxy()
-        .sent_by("carol")
-        .iter()
-        .filter_map(|f| match f {
-            Frame::Request {
-                body: Request::History { after, .. },
-                ..
-            } => Some(*after),
+            HistoryLine::Withheld {
+                from, to, requests, ..
+            } => Some((from, to, requests)),
             _ => None,
         })
         .collect()
@@ -163,9 +150,9 @@ async fn a_withheld_epoch_record_and_notices_are_fetched_again() {
         "{log:#?}"
     );
     // Later syncs ask nothing more and show nothing twice.
-    let asked = carol_history_requests(&w).len();
+    let asked = w.proxy().history_afters("carol").len();
     carol.sync_all().await.unwrap();
-    assert_eq!(carol_history_requests(&w).len(), asked + 1);
+    assert_eq!(w.proxy().history_afters("carol").len(), asked + 1);
     assert_eq!(carol.account().log(&conv).unwrap().len(), log.len());
 }
 
@@ -203,7 +190,8 @@ async fn withheld_for_good_they_show_as_a_gap() {
     assert!(first.iter().all(|(_, _, r)| r.is_none()), "{first:?}");
     let low = first[0].0;
     let below = |w: &World| {
-        carol_history_requests(w)
+        w.proxy()
+            .history_afters("carol")
             .iter()
             .filter(|a| **a < low)
             .count()

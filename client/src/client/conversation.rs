@@ -217,7 +217,7 @@ impl Client {
         let mut out = Vec::new();
         let mut after = 0;
         loop {
-            let (items, more) = match self
+            let (items, more, skipped) = match self
                 .session
                 .request(Request::History {
                     conversation: *id,
@@ -226,10 +226,16 @@ impl Client {
                 })
                 .await?
             {
-                Response::Items { items, more } => (items, more),
+                Response::Items {
+                    items,
+                    more,
+                    skipped,
+                    ..
+                } => (items, more, skipped),
                 other => return Err(unexpected("History", &other)),
             };
-            let Some(last) = items.last().map(|s| s.seq) else {
+            // A page may hold only skipped runs: it still moves on.
+            let Some(last) = super::skipped::page_end(&items, &skipped) else {
                 break;
             };
             out.extend(items);

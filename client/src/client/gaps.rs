@@ -112,8 +112,13 @@ impl Client {
                         limit: HISTORY_PAGE,
                     })
                     .await;
-                let (mut items, more) = match page {
-                    Ok(Response::Items { items, more }) => (items, more),
+                let (mut items, more, skipped) = match page {
+                    Ok(Response::Items {
+                        items,
+                        more,
+                        skipped,
+                        ..
+                    }) => (items, more, skipped),
                     // The relay no longer serves the conversation to this account (a
                     // transfer): nothing to refetch from; the gaps stay shown.
                     Err(ClientError::Relay {
@@ -127,6 +132,13 @@ impl Client {
                 let Some(last) = items.last().map(|s| s.seq) else {
                     break;
                 };
+                self.refetched.push(super::holes::RefetchedPage {
+                    conversation: *id,
+                    after,
+                    to: if more { last } else { end.max(last) },
+                    items: items.clone(),
+                    skipped,
+                });
                 for s in items {
                     if s.seq <= after || s.seq > end || shown.contains(&s.seq) {
                         continue;

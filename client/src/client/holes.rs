@@ -6,16 +6,19 @@
 //! for again as missing counters are ([`REFETCH_LIMIT`] requests, at most [`REFETCH_PAGES`]
 //! pages per sync, a try only when the cursor moved), then shown as not delivered for good.
 //!
-//! Agents are not covered: the relay skips, for an agent, the items of epochs it may not read
-//! and the items of no epoch, and says nothing of them, so an agent cannot tell a hole from
-//! an item it is not shown (PROTOCOL.md §8.6).
+//! Agents too, once the relay names what it skips ([`super::skipped`]): a sequence number
+//! neither delivered nor inside a skipped run is a hole, and a skipped run that claims an
+//! epoch the agent is a member of is a lie, kept as a hole with the claim
+//! ([`Hole::claimed`]). A page that stops short of the conversation's head (the newest items
+//! withheld) leaves a hole after the cursor, asked for again by each sync (PROTOCOL.md
+//! §13.10).
 
 use std::collections::BTreeSet;
 
 use sealdesk_protocol::{
     card::Role,
     ids::ConversationId,
-    wire::{ErrorCode, Item, Request, Response, Sequenced},
+    wire::{ErrorCode, Item, Request, Response, Sequenced, SkippedRange},
 };
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +37,62 @@ pub struct Hole {
     pub to: u64,
     /// Requests made for it so far.
     pub tries: u32,
+    /// What the relay claimed the items were when that claim is a lie (a skipped run naming
+    /// an epoch this account is a member of, or any skipped run shown to a customer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed: Option<Claim>,
+}
+
+/// What a skipped run said its items were (PROTOCOL.md §13.10).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Claim {
+    /// Items of this epoch.
+    Epoch(u32),
+    /// Conversation-level items (consents, release notices).
+    ConversationLevel,
+}
+
+impl Claim {
+    /// The claim of a skipped run.
+    #[must_use]
+    pub fn of(epoch: Option<u32>) -> Self {
+        epoch.map_or(Self::ConversationLevel, Self::Epoch)
+    }
+}
+
+/// A `History` page the counters' refetch read in the current sync (`gaps.rs`), kept for
+/// the holes' refetch: a hole it covers is not asked for again in the same sync.
+#[derive(Clone, Debug)]
+pub struct RefetchedPage {
+    /// The conversation.
+    pub(crate) conversation: ConversationId,
+    /// The request's `after`.
+    pub(crate) after: u64,
+    /// The last sequence number the page answers for.
+    pub(crate) to: u64,
+    /// Its items.
+    pub(crate) items: Vec<Sequenced>,
+    /// Its skipped runs.
+    pub(crate) skipped: Vec<SkippedRange>,
+}
+
+impl RefetchedPage {
+    fn covers(&self, h: &Hole) -> bool {
+        self.after < h.from && h.to <= self.to
+    }
+}
+
+/// The state of one refetch of holes.
+struct Pass {
+    /// The holes asked for.
+    wanted: Vec<Hole>,
+    /// The cursor: items after it are not this pass's.
+    upto: u64,
+    /// Messages refused so far.
+    rejected: BTreeSet<u64>,
+    /// Epochs whose record came in a hole.
+    late_epochs: BTreeSet<u32>,
 }
 
 /// A conversation's holes and the cursor at the last try.
@@ -41,25 +100,99 @@ pub struct Hole {
 pub(super) struct Holes {
     cursor: u64,
     open: Vec<Hole>,
+    /// The relay named skipped runs and the head in this conversation's pages: from then on
+    /// an agent's skipped sequence numbers are holes too (a relay that stops naming them
+    /// does not switch the check off).
+    #[serde(default)]
+    pub(super) named: bool,
+    /// Skipped runs claiming an epoch whose record this account did not have yet: judged
+    /// when it arrives ([`super::skipped`]).
+    #[serde(default)]
+    pub(super) pending: Vec<SkippedRange>,
 }
 
 impl Holes {
-    /// Removes `seq` from the open holes (splitting one if it is inside).
-    fn close(&mut self, seq: u64) {
+    /// Adds `from..=to` as a hole, only the numbers no open hole covers yet.
+    pub(super) fn add(&mut self, from: u64, to: u64, claimed: Option<Claim>) {
+        let mut next = from;
+        let mut covered: Vec<(u64, u64)> = self
+            .open
+            .iter()
+            .filter(|h| h.from <= to && from <= h.to)
+            .map(|h| (h.from, h.to))
+            .collect();
+        covered.sort_unstable();
+        for (a, b) in covered {
+            if a > next {
+                self.push(next, a - 1, claimed);
+            }
+            next = next.max(b.saturating_add(1));
+        }
+        if next <= to {
+            self.push(next, to, claimed);
+        }
+    }
+
+    fn push(&mut self, from: u64, to: u64, claimed: Option<Claim>) {
+        self.open.push(Hole {
+            from,
+            to,
+            tries: 0,
+            claimed,
+        });
+        self.open.sort_by_key(|h| h.from);
+    }
+
+    /// Removes `from..=to` from the open holes.
+    pub(super) fn close_range(&mut self, from: u64, to: u64) {
         let mut out = Vec::with_capacity(self.open.len() + 1);
         for h in self.open.drain(..) {
-            if seq < h.from || seq > h.to {
+            if to < h.from || from > h.to {
                 out.push(h);
                 continue;
             }
-            if h.from < seq {
-                out.push(Hole { to: seq - 1, ..h });
+            if h.from < from {
+                out.push(Hole { to: from - 1, ..h });
             }
-            if seq < h.to {
-                out.push(Hole { from: seq + 1, ..h });
+            if to < h.to {
+                out.push(Hole { from: to + 1, ..h });
             }
         }
         self.open = out;
+    }
+
+    /// Removes `from..=to` from the open holes that carry no caught lie.
+    pub(super) fn close_unclaimed(&mut self, from: u64, to: u64) {
+        let (lies, rest): (Vec<Hole>, Vec<Hole>) =
+            self.open.drain(..).partition(|h| h.claimed.is_some());
+        self.open = rest;
+        self.close_range(from, to);
+        self.open.extend(lies);
+        self.open.sort_by_key(|h| h.from);
+    }
+
+    /// Marks the open holes inside `from..=to` with a lie the relay told about them.
+    pub(super) fn blame(&mut self, from: u64, to: u64, claim: Claim) {
+        for h in &mut self.open {
+            if h.from <= to && from <= h.to && h.claimed.is_none() {
+                h.claimed = Some(claim);
+            }
+        }
+    }
+
+    /// Counts one more request for the open holes after `cursor` (the newest items, asked
+    /// for again by every sync).
+    pub(super) fn tried_tail(&mut self, cursor: u64) {
+        for h in &mut self.open {
+            if h.from > cursor {
+                h.tries = h.tries.saturating_add(1);
+            }
+        }
+    }
+
+    /// Removes `seq` from the open holes (splitting one if it is inside).
+    pub(super) fn close(&mut self, seq: u64) {
+        self.close_range(seq, seq);
     }
 
     fn contains(&self, seq: u64) -> bool {
@@ -67,11 +200,11 @@ impl Holes {
     }
 }
 
-fn load(account: &Account, id: &ConversationId) -> Result<Holes> {
+pub(super) fn load(account: &Account, id: &ConversationId) -> Result<Holes> {
     Ok(crate::store::get_cbor(account.vault(), &name::holes(id))?.unwrap_or_default())
 }
 
-fn save(account: &Account, id: &ConversationId, holes: &Holes) -> Result<()> {
+pub(super) fn save(account: &Account, id: &ConversationId, holes: &Holes) -> Result<()> {
     crate::store::put_cbor(account.vault(), &name::holes(id), holes)
 }
 
@@ -86,18 +219,33 @@ pub fn open_holes(account: &Account, id: &ConversationId) -> Result<Vec<Hole>> {
 
 impl Client {
     /// Notes the sequence numbers between the cursor and item `seq` as a hole, for an account
-    /// that reads every item (a customer). Called before the item moves the cursor.
+    /// that reads every item (a customer), or an agent whose relay names what it skips.
+    /// Called before the item (or skipped run) moves the cursor.
     pub(super) fn note_hole(&self, meta: &ConvMeta, seq: u64) -> Result<()> {
-        if self.account.role() != Role::Customer || seq <= meta.cursor.saturating_add(1) {
+        if seq <= meta.cursor.saturating_add(1) {
+            return Ok(());
+        }
+        let role = self.account.role();
+        if role != Role::Customer && role != Role::Agent {
             return Ok(());
         }
         let mut holes = load(&self.account, &meta.id)?;
-        holes.open.push(Hole {
-            from: meta.cursor + 1,
-            to: seq - 1,
-            tries: 0,
-        });
+        if role == Role::Agent && !holes.named {
+            return Ok(());
+        }
+        holes.add(meta.cursor + 1, seq - 1, None);
         save(&self.account, &meta.id, &holes)
+    }
+
+    /// Closes the hole `seq` was in, if any (an item pushed in order after the cursor, inside
+    /// the newest numbers a page did not bring).
+    pub(super) fn close_hole(&self, id: &ConversationId, seq: u64) -> Result<()> {
+        let mut holes = load(&self.account, id)?;
+        if holes.contains(seq) {
+            holes.close(seq);
+            save(&self.account, id, &holes)?;
+        }
+        Ok(())
     }
 
     /// Asks the relay again for the items in the open holes of `id` (see the module docs).
@@ -107,6 +255,11 @@ impl Client {
     /// # Errors
     /// Transport and storage errors.
     pub(super) async fn refetch_holes(&mut self, id: &ConversationId) -> Result<Vec<Event>> {
+        // Pages the counters' refetch read in this sync serve the holes they cover.
+        let reused: Vec<RefetchedPage> = std::mem::take(&mut self.refetched)
+            .into_iter()
+            .filter(|p| p.conversation == *id)
+            .collect();
         let mut holes = load(&self.account, id)?;
         // A hole another path closed (a message the counters' refetch brought) is closed.
         let before = holes.open.clone();
@@ -125,94 +278,143 @@ impl Client {
             .filter(|h| h.tries < REFETCH_LIMIT)
             .copied()
             .collect();
-        let Some(first) = wanted.iter().map(|h| h.from).min() else {
-            return Ok(Vec::new());
-        };
-        if upto == holes.cursor {
+        if wanted.is_empty() || upto == holes.cursor {
             return Ok(Vec::new());
         }
-        let rejected: BTreeSet<u64> = self
-            .account
-            .log(id)?
-            .iter()
-            .filter(|e| matches!(e, LogEntry::Rejected { .. }))
-            .map(LogEntry::seq)
-            .collect();
-        let last_wanted = wanted.iter().map(|h| h.to).max().unwrap_or(first);
-        let mut late_epochs: BTreeSet<u32> = BTreeSet::new();
+        let mut pass = Pass {
+            wanted,
+            upto,
+            rejected: self
+                .account
+                .log(id)?
+                .iter()
+                .filter(|e| matches!(e, LogEntry::Rejected { .. }))
+                .map(LogEntry::seq)
+                .collect(),
+            late_epochs: BTreeSet::new(),
+        };
         let mut events = Vec::new();
-        let mut after = first - 1;
+        let mut asked = false;
+        for page in &reused {
+            if !pass.wanted.iter().any(|h| page.covers(h)) {
+                continue;
+            }
+            asked = true;
+            events.extend(
+                self.refetched_page(id, &mut pass, page.after, page.items.clone(), &page.skipped)
+                    .await?,
+            );
+        }
+        let remote: Vec<Hole> = pass
+            .wanted
+            .iter()
+            .filter(|h| !reused.iter().any(|p| p.covers(h)))
+            .copied()
+            .collect();
         let mut pages = 0u32;
-        while after < upto && pages < REFETCH_PAGES {
-            // Past the last hole only to reopen messages of an epoch that came late.
-            if after >= last_wanted && late_epochs.is_empty() {
-                break;
-            }
-            pages += 1;
-            let page = self
-                .session
-                .request(Request::History {
-                    conversation: *id,
-                    after,
-                    limit: HISTORY_PAGE,
-                })
-                .await;
-            let (mut items, more) = match page {
-                Ok(Response::Items { items, more }) => (items, more),
-                Err(ClientError::Relay {
-                    code: ErrorCode::Forbidden | ErrorCode::NotFound,
-                    ..
-                }) => break,
-                Ok(other) => return Err(unexpected("History", &other)),
-                Err(e) => return Err(e),
-            };
-            items.sort_by_key(|s| s.seq);
-            let Some(last) = items.last().map(|s| s.seq) else {
-                break;
-            };
-            for s in items {
-                if s.seq <= after || s.seq > upto {
-                    continue;
+        if let Some(first) = remote.iter().map(|h| h.from).min() {
+            let last_wanted = remote.iter().map(|h| h.to).max().unwrap_or(first);
+            let mut after = first - 1;
+            while after < upto && pages < REFETCH_PAGES {
+                // Past the last hole only to reopen messages of an epoch that came late.
+                if after >= last_wanted && pass.late_epochs.is_empty() {
+                    break;
                 }
-                let in_hole = wanted.iter().any(|h| h.from <= s.seq && s.seq <= h.to)
-                    && holes.contains(s.seq);
-                if in_hole {
-                    if let Item::Epoch(r) = &s.item {
-                        late_epochs.insert(r.epoch);
-                    }
-                    events.extend(self.ingest_late(s).await?);
-                    continue;
+                pages += 1;
+                let page = self
+                    .session
+                    .request(Request::History {
+                        conversation: *id,
+                        after,
+                        limit: HISTORY_PAGE,
+                    })
+                    .await;
+                let (items, more, skipped) = match page {
+                    Ok(Response::Items {
+                        items,
+                        more,
+                        skipped,
+                        ..
+                    }) => (items, more, skipped),
+                    Err(ClientError::Relay {
+                        code: ErrorCode::Forbidden | ErrorCode::NotFound,
+                        ..
+                    }) => break,
+                    Ok(other) => return Err(unexpected("History", &other)),
+                    Err(e) => return Err(e),
+                };
+                let Some(last) = super::skipped::page_end(&items, &skipped) else {
+                    break;
+                };
+                events.extend(
+                    self.refetched_page(id, &mut pass, after, items, &skipped)
+                        .await?,
+                );
+                if !more || last <= after {
+                    break;
                 }
-                // A message refused before because its epoch's record had not arrived.
-                if let Item::Message(env) = &s.item
-                    && rejected.contains(&s.seq)
-                    && late_epochs.contains(&env.header.epoch)
-                {
-                    let mut meta = self.meta(id)?;
-                    let got = self
-                        .ingest_message(&mut meta, s.seq, s.stored_at, env, false)
-                        .await?;
-                    self.account.save_conversation(&meta)?;
-                    events.extend(got);
-                }
+                after = last;
             }
-            if !more || last <= after {
-                break;
-            }
-            after = last;
         }
         // Re-read: `ingest_late` closed what arrived. Each hole still open that was asked
         // for has had one more request.
         let mut holes = load(&self.account, id)?;
-        if pages > 0 {
+        if pages > 0 || asked {
             for h in &mut holes.open {
-                if wanted.iter().any(|w| w.from <= h.to && h.from <= w.to) {
+                if pass.wanted.iter().any(|w| w.from <= h.to && h.from <= w.to) {
                     h.tries = h.tries.saturating_add(1);
                 }
             }
         }
         holes.cursor = upto;
         save(&self.account, id, &holes)?;
+        Ok(events)
+    }
+
+    /// One page read again for the holes (see [`Self::refetch_holes`]): an item in a hole is
+    /// processed as in order; a message refused before for want of an epoch record that has
+    /// now come is read again; a skipped run that holds up closes the hole it explains.
+    async fn refetched_page(
+        &mut self,
+        id: &ConversationId,
+        pass: &mut Pass,
+        after: u64,
+        mut items: Vec<Sequenced>,
+        skipped: &[SkippedRange],
+    ) -> Result<Vec<Event>> {
+        for run in skipped {
+            if run.to > after && run.from <= pass.upto {
+                self.explain_hole(id, run)?;
+            }
+        }
+        items.sort_by_key(|s| s.seq);
+        let mut events = Vec::new();
+        for s in items {
+            if s.seq <= after || s.seq > pass.upto {
+                continue;
+            }
+            let in_hole = pass.wanted.iter().any(|h| h.from <= s.seq && s.seq <= h.to)
+                && load(&self.account, id)?.contains(s.seq);
+            if in_hole {
+                if let Item::Epoch(r) = &s.item {
+                    pass.late_epochs.insert(r.epoch);
+                }
+                events.extend(self.ingest_late(s).await?);
+                continue;
+            }
+            // A message refused before because its epoch's record had not arrived.
+            if let Item::Message(env) = &s.item
+                && pass.late_epochs.contains(&env.header.epoch)
+                && pass.rejected.remove(&s.seq)
+            {
+                let mut meta = self.meta(id)?;
+                let got = self
+                    .ingest_message(&mut meta, s.seq, s.stored_at, env, false)
+                    .await?;
+                self.account.save_conversation(&meta)?;
+                events.extend(got);
+            }
+        }
         Ok(events)
     }
 

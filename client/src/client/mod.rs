@@ -47,6 +47,7 @@ pub mod ingest;
 pub mod org;
 pub mod reconnect;
 pub mod signals;
+mod skipped;
 pub mod status;
 pub mod sync;
 pub mod timeline;
@@ -154,6 +155,10 @@ pub struct Client {
     /// ([`Client::handle_push`]) or by [`Client::take_events_aside`]. Bounded by
     /// [`EVENTS_ASIDE`] (the oldest dropped; the history keeps every item).
     pub(crate) events_aside: VecDeque<Event>,
+    /// Pages the counters' refetch read in the current sync, kept for the holes' refetch so
+    /// a withheld item that is both a counter gap and a sequence hole costs one request
+    /// (`holes::RefetchedPage`).
+    pub(crate) refetched: Vec<holes::RefetchedPage>,
 }
 
 /// At most this many events are kept aside for the caller (see `Client::events_aside`).
@@ -220,6 +225,7 @@ impl Client {
             tls: tls.clone(),
             agent_checked: HashMap::new(),
             events_aside: VecDeque::new(),
+            refetched: Vec::new(),
         })
     }
 

@@ -174,10 +174,11 @@ impl Client {
     /// # Errors
     /// Relay and storage errors.
     pub async fn sync(&mut self, id: &ConversationId) -> Result<Vec<Event>> {
+        self.refetched.clear();
         let mut events = Vec::new();
         loop {
             let meta = self.meta(id)?;
-            let (items, more) = match self
+            let (items, more, skipped, head) = match self
                 .session
                 .request(Request::History {
                     conversation: *id,
@@ -186,17 +187,15 @@ impl Client {
                 })
                 .await?
             {
-                Response::Items { items, more } => (items, more),
+                Response::Items {
+                    items,
+                    more,
+                    skipped,
+                    head,
+                } => (items, more, skipped, head),
                 other => return Err(unexpected("History", &other)),
             };
-            // Items are processed in sequence order whatever order the page lists them in:
-            // an item listed after a later one would otherwise fall below the cursor and be
-            // skipped as already seen.
-            let mut items = items;
-            items.sort_by_key(|s| s.seq);
-            for item in items {
-                events.extend(self.ingest(item).await?);
-            }
+            events.extend(self.ingest_page(id, items, skipped, more, head).await?);
             if !more {
                 break;
             }
@@ -265,7 +264,9 @@ impl Client {
                     return Ok(Ok(Vec::new()));
                 }
                 if s.seq == meta.cursor + 1 {
+                    let seq = s.seq;
                     let mut events = self.ingest(s).await?;
+                    self.close_hole(&id, seq)?;
                     let mut meta = self.meta(&id)?;
                     if meta.cursor > meta.delivered_sent {
                         expect_ok(

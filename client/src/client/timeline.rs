@@ -44,7 +44,8 @@ pub enum HistoryLine {
     },
     /// Items of the relay's sequence that never arrived (a customer reads every item, so a
     /// sequence number skipped is an item withheld: an epoch record, a hand-off, a consent, a
-    /// release notice or a message). Placed where the items belong.
+    /// release notice or a message; an agent, numbers the relay neither served nor named as
+    /// skipped). Placed where the items belong.
     Withheld {
         /// First missing sequence number.
         from: u64,
@@ -53,6 +54,10 @@ pub enum HistoryLine {
         /// `Some(n)`: asked for `n` times ([`REFETCH_LIMIT`]) and given up: not delivered.
         #[serde(skip_serializing_if = "Option::is_none")]
         requests: Option<u32>,
+        /// The relay's lie about them, if it told one: a skipped run naming an epoch this
+        /// account reads, or any skipped run shown to a customer (PROTOCOL.md §13.10).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        claimed: Option<super::holes::Claim>,
     },
 }
 
@@ -269,6 +274,7 @@ pub fn history(account: &Account, id: &ConversationId) -> Result<History> {
                 from: h.from,
                 to: h.to,
                 requests: (h.tries >= REFETCH_LIMIT).then_some(h.tries),
+                claimed: h.claimed,
             },
         );
     }

@@ -203,6 +203,14 @@ export interface ConversationInfo {
   createdAt: number;
 }
 
+/** A run of sequence numbers a history page skips (§13.10). */
+export interface SkippedRange {
+  from: number;
+  to: number;
+  /** The epoch of the skipped items; absent for conversation-level items. */
+  epoch?: number;
+}
+
 /** A response body (§13.4). */
 export type Response =
   | { kind: "ok" }
@@ -213,7 +221,12 @@ export type Response =
   | { kind: "opened"; agent: IdentityCard; certificate: AgentCertificate; policy: Policy; quota?: { open: number; most: number } }
   | { kind: "conversations"; conversations: ConversationInfo[] }
   | { kind: "stored"; seq: number }
-  | { kind: "items"; items: Sequenced[]; more: boolean }
+  /**
+   * A history page (§13.10): `skipped` names the runs of sequence numbers the caller may not
+   * read (`epoch` absent: consents and notices), `head` the conversation's newest durable
+   * number. Both absent from older relays.
+   */
+  | { kind: "items"; items: Sequenced[]; more: boolean; skipped: SkippedRange[]; head?: number }
   | { kind: "tree_head"; head: CborValue }
   | { kind: "inclusion"; index: number; size: number; path: Uint8Array[] }
   | { kind: "consistency"; old: number; new: number; path: Uint8Array[] }
@@ -482,7 +495,17 @@ export function responseFromCbor(v: CborValue): Response {
       return { kind: "stored", seq: u(map(body, "stored"), "seq") };
     case "items": {
       const m = map(body, "items");
-      return { kind: "items", items: list(m, "items").map(sequencedFromCbor), more: bool(m, "more") };
+      const page: Extract<Response, { kind: "items" }> = { kind: "items", items: list(m, "items").map(sequencedFromCbor), more: bool(m, "more"), skipped: [] };
+      if (Object.hasOwn(m, "skipped")) {
+        page.skipped = list(m, "skipped").map((r) => {
+          const run = map(r, "skipped");
+          const out: SkippedRange = { from: u(run, "from"), to: u(run, "to") };
+          if (Object.hasOwn(run, "epoch")) out.epoch = u(run, "epoch");
+          return out;
+        });
+      }
+      if (Object.hasOwn(m, "head")) page.head = u(m, "head");
+      return page;
     }
     case "tree_head":
       return { kind: "tree_head", head: body };

@@ -3,11 +3,34 @@
  * response or push variant as `other`, a missing or mistyped field is a typed `malformed` error,
  * and requests encode to the CBOR the relay decodes (unit variants as text).
  */
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { ProtocolError, decodeFrame, encodeFrame, requestFrame, toCbor } from "@sealdesk/protocol";
 import { pushFromCbor, requestToCbor, responseFromCbor, serverFrameFromCbor } from "../src/frames.js";
 
+const wireVector = JSON.parse(readFileSync(new URL("../../../protocol/vectors/wire.json", import.meta.url), "utf8")) as {
+  frames: { frame: string; bytes: string }[];
+};
+const vectorFrame = (prefix: string): Uint8Array => {
+  const f = wireVector.frames.find((x) => x.frame.startsWith(prefix));
+  if (f === undefined) throw new Error(`no frame ${prefix}`);
+  return Uint8Array.from(f.bytes.match(/../g) ?? [], (b) => parseInt(b, 16));
+};
+
 describe("frames", () => {
+  it("reads a history page's skipped runs and head (§13.10), and an older relay's page without them", () => {
+    const page = serverFrameFromCbor(decodeFrame(vectorFrame("response 7:")));
+    expect(page).toMatchObject({
+      kind: "response",
+      id: 7,
+      body: { kind: "items", more: false, skipped: [{ from: 3, to: 7, epoch: 0 }, { from: 8, to: 8 }, { from: 10, to: 10 }], head: 10 },
+    });
+    const old = serverFrameFromCbor(decodeFrame(vectorFrame("response 8:")));
+    expect(old).toMatchObject({ kind: "response", id: 8, body: { kind: "items", items: [], more: false, skipped: [] } });
+    expect(old).not.toHaveProperty("body.head");
+    expect(() => responseFromCbor({ items: { items: [], more: false, skipped: [{ from: 1 }] } })).toThrow(/to/);
+  });
+
   it("reads an unknown error code as bad_request and unknown variants as other", () => {
     expect(responseFromCbor({ error: { code: "brand_new", message: "m" } })).toEqual({ kind: "error", code: "bad_request", message: "m" });
     expect(responseFromCbor({ error: { code: "counter_reused", message: "" } })).toMatchObject({ code: "counter_reused" });

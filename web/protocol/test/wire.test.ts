@@ -66,6 +66,17 @@ describe("wire.json", () => {
     expect(toHex(encodeFrame(responseFrame(4, { stored: { seq: 7 } })))).toBe(frame("response 4: stored"));
     expect(toHex(encodeFrame(responseFrame(5, { error: { code: "forbidden", message: "not a member of this conversation" } })))).toBe(frame("response 5: error"));
     expect(toHex(encodeFrame(responseFrame(6, "ok")))).toBe(frame("response 6: ok (a unit variant)"));
+    // §13.10: a history page names its skipped runs (`epoch` absent: conversation-level) and
+    // the head; an older relay's page has neither key.
+    const page = decodeFrame(h(frame("response 7: items, with skipped runs and the head (PROTOCOL §13.10)")));
+    const pageItems = sub(page, "response", "body", "items", "items");
+    const skipped = [{ from: 3, to: 7, epoch: 0 }, { from: 8, to: 8 }, { from: 10, to: 10 }];
+    expect(toHex(encodeFrame(responseFrame(7, { items: { items: pageItems, more: false, skipped, head: 10 } })))).toBe(
+      frame("response 7: items, with skipped runs and the head (PROTOCOL §13.10)"),
+    );
+    expect(toHex(encodeFrame(responseFrame(8, { items: { items: [], more: false } })))).toBe(
+      frame("response 8: items from a relay that names no skipped runs (older relays)"),
+    );
     const delivered = decodeFrame(h(frame("push: delivered")));
     expect(toHex(encodeFrame(pushFrame({ delivered: { conversation: sub(delivered, "push", "delivered", "conversation"), member: "bob", seq: 7 } })))).toBe(frame("push: delivered"));
     expect(toHex(encodeFrame(requestFrame(7, "watch_audit")))).toBe(frame("request 7: watch_audit (a unit variant)"));

@@ -595,41 +595,65 @@ impl Service {
             // A member reading here: push what other nodes store from now on.
             self.cursors.watch(c, s.durable_seq)?;
         }
+        /// Skipped runs per page at most (about 30 bytes each in the frame).
+        const MAX_SKIPPED: usize = 256;
         let limit = (limit as usize).clamp(1, MAX_PAGE);
         let mut items = Vec::new();
+        let mut skipped: Vec<sealdesk_protocol::wire::SkippedRange> = Vec::new();
         let mut bytes = 0usize;
         let mut cursor = after;
-        // Items the caller may not read (epochs before it joined, without a hand-off) are
-        // skipped, so keep scanning in chunks until the page is full or the conversation ends.
-        // Serve only what is on disk (see `ConvState::durable_seq`).
+        // Serve only what is on disk (see `ConvState::durable_seq`); the page names it, so a
+        // page that stops short of it shows a hole (PROTOCOL.md §13.10).
         let end = s.durable_seq;
+        let page = |items, more, skipped| Response::Items {
+            items,
+            more,
+            skipped,
+            head: Some(end),
+        };
+        // Items the caller may not read (epochs before it joined, without a hand-off; for an
+        // agent, consents and notices) are named as skipped runs, not served, so keep scanning
+        // in chunks until the page is full or the conversation ends.
         'scan: while cursor < end {
             let chunk = self.convs.items_after(&c, cursor)?;
             if chunk.is_empty() {
                 break;
             }
             for (stored, size) in chunk {
-                if stored.sequenced.seq > end {
+                let seq = stored.sequenced.seq;
+                if seq > end {
                     break 'scan;
                 }
                 if !master && !s.may_read(&me, stored.epoch) {
-                    cursor = stored.sequenced.seq;
+                    let full = skipped.len() >= MAX_SKIPPED;
+                    match skipped.last_mut() {
+                        Some(run) if run.to + 1 == seq && run.epoch == stored.epoch => {
+                            run.to = seq;
+                        }
+                        _ if full => return Ok(page(items, true, skipped)),
+                        _ => skipped.push(sealdesk_protocol::wire::SkippedRange {
+                            from: seq,
+                            to: seq,
+                            epoch: stored.epoch,
+                        }),
+                    }
+                    cursor = seq;
                     continue;
                 }
                 // The first item always fits (the frame limit is sized for one largest
                 // message); later ones only while the page stays under PAGE_BYTES.
                 if items.len() >= limit || (!items.is_empty() && bytes + size > PAGE_BYTES) {
-                    return Ok(Response::Items { items, more: true });
+                    return Ok(page(items, true, skipped));
                 }
                 bytes += size;
-                cursor = stored.sequenced.seq;
+                cursor = seq;
                 items.push(stored.sequenced);
                 if cursor >= end {
                     break 'scan;
                 }
             }
         }
-        Ok(Response::Items { items, more: false })
+        Ok(page(items, false, skipped))
     }
 
     pub(super) fn delivered_seq(
