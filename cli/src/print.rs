@@ -292,7 +292,7 @@ fn epoch_list(epochs: &[u32]) -> String {
 #[cfg(test)]
 mod tests {
     use sealdesk_client::account::LogEntry;
-    use sealdesk_client::client::{HistoryLine, holes::Claim};
+    use sealdesk_client::client::HistoryLine;
     use sealdesk_client::handoff::HandOffOutcome;
 
     use super::render_line;
