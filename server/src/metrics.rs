@@ -291,6 +291,11 @@ pub struct Metrics {
     pub ack_latency: Histogram,
     /// Cluster mode: conversations read from their push cursor by the periodic catch-up.
     pub catch_up_reads: Counter,
+    /// Cluster mode: conversations read from their push cursor for a wake-up.
+    pub wakeup_reads: Counter,
+    /// Cluster mode: other nodes' items pushed to members connected to this node (one per
+    /// item and member connection).
+    pub cluster_pushes: Counter,
     /// Cluster mode: the store engine's counts of wake-ups and refused appends (set once, by
     /// a relay on PostgreSQL).
     pub cluster: std::sync::OnceLock<std::sync::Arc<crate::store::WakeCounts>>,
@@ -337,6 +342,21 @@ impl Metrics {
                 "Conversations read from their push cursor by the periodic catch-up.",
                 self.catch_up_reads.get(),
             ),
+            (
+                "sealdesk_cluster_wakeup_reads_total",
+                "Conversations read from their push cursor for a wake-up.",
+                self.wakeup_reads.get(),
+            ),
+            (
+                "sealdesk_cluster_item_pushes_total",
+                "Other nodes' items pushed to member connections on this node.",
+                self.cluster_pushes.get(),
+            ),
+            (
+                "sealdesk_cluster_inserts_lost_total",
+                "Conditional inserts another node made first (their writers were refused).",
+                c.inserts_lost(),
+            ),
         ] {
             header(out, name, help, "counter");
             let _ = writeln!(out, "{name} {v}");
@@ -374,6 +394,8 @@ impl Metrics {
             commit_wait: Histogram::new(LATENCY_BUCKETS),
             ack_latency: Histogram::new(LATENCY_BUCKETS),
             catch_up_reads: Counter::default(),
+            wakeup_reads: Counter::default(),
+            cluster_pushes: Counter::default(),
             cluster: std::sync::OnceLock::new(),
             db_commit: Histogram::new(LATENCY_BUCKETS),
         }

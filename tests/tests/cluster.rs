@@ -19,6 +19,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
+    net::SocketAddr,
     path::Path,
     time::Duration,
 };
@@ -28,9 +29,13 @@ use sealdesk_tests::{
     Chat, Org, RawClient,
     child::{RelayProcess, relay_binary},
     pg,
-    wait::STEP,
+    wait::{QUIET, STEP, eventually, eventually_within},
 };
 use tempfile::TempDir;
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::TcpStream,
+};
 
 /// Messages in the pipelined burst, and how many acknowledgements arrive before the kill.
 const BURST: u64 = 120;
@@ -40,16 +45,18 @@ const KILL_AFTER: usize = 30;
 struct Node {
     process: RelayProcess,
     url: String,
+    addr: SocketAddr,
     _dir: TempDir,
 }
 
-/// Starts a node on database `db` with the shared log key `key`; `wakeups` off leaves the
-/// periodic catch-up (every 150 ms here) alone to deliver across nodes.
-fn node(db: &str, key: &Path, wakeups: bool) -> Node {
+/// A node's process started on database `db` with the shared log key `key`, not yet ready;
+/// `wakeups` off leaves the periodic catch-up (every 150 ms here) alone to deliver across
+/// nodes.
+fn start(db: &str, key: &Path, wakeups: bool) -> (RelayProcess, TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let key = key.to_string_lossy().into_owned();
     let wakeups = if wakeups { "true" } else { "false" };
-    let mut process = RelayProcess::spawn(
+    let process = RelayProcess::spawn(
         relay_binary(),
         dir.path(),
         &[
@@ -62,13 +69,71 @@ fn node(db: &str, key: &Path, wakeups: bool) -> Node {
         ],
     )
     .unwrap();
-    process.wait_ready(Duration::from_secs(60)).unwrap();
+    (process, dir)
+}
+
+/// Waits until a started node serves.
+fn ready((mut process, dir): (RelayProcess, TempDir)) -> Node {
+    let addr = match process.wait_ready(Duration::from_secs(60)) {
+        Ok(addr) => addr,
+        Err(e) => panic!("a node did not start: {e}\n{}", process.log_tail()),
+    };
     let url = process.ws_url();
     Node {
         process,
         url,
+        addr,
         _dir: dir,
     }
+}
+
+/// Starts a node and waits until it serves (see [`start`]).
+fn node(db: &str, key: &Path, wakeups: bool) -> Node {
+    ready(start(db, key, wakeups))
+}
+
+/// `GET path` on a node's HTTP port: the body, once answered `200`.
+async fn http_get(node: &Node, path: &str) -> String {
+    eventually(&format!("{path} to answer"), async || {
+        let mut tcp = TcpStream::connect(node.addr).await.ok()?;
+        tcp.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .ok()?;
+        // Read until the body is complete (the connection may stay open after it).
+        let mut out = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            let text = String::from_utf8_lossy(&out).into_owned();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head.lines().find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                });
+                if length.is_some_and(|n| body.len() >= n) {
+                    return text.starts_with("HTTP/1.1 200").then_some(text);
+                }
+            }
+            match tokio::time::timeout(STEP, tcp.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => out.extend_from_slice(&buf[..n]),
+                _ => {
+                    let text = String::from_utf8_lossy(&out).into_owned();
+                    return text.starts_with("HTTP/1.1 200").then_some(text);
+                }
+            }
+        }
+    })
+    .await
+}
+
+/// The value of counter `name` in a node's `/metrics`.
+async fn metric(node: &Node, name: &str) -> u64 {
+    let text = http_get(node, "/metrics").await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
 }
 
 /// A fresh database and a log key file for a cluster, or `None` without PostgreSQL.
@@ -604,4 +669,178 @@ async fn a_release_by_consent_with_the_master_and_the_trustees_on_other_nodes() 
             .all(|(t, v)| *v && t.contains("under your consent")),
         "{notices:?}"
     );
+}
+
+/// Three nodes started at the same instant on one fresh database, then three orgs set up and
+/// their customers' conversations opened through different nodes at once: every node starts
+/// (they race to store the shared log key), every request is answered, and every node still
+/// serves a new connection afterwards. A conditional insert another node made first is the
+/// losing writer's answer alone (the node's log key: the same key, so the node starts); it
+/// used to fail the loser's whole batch — at start-up the node's, which then exited — with
+/// "another relay node took a key this batch inserted" (`tests/tests/postgres.rs` has the
+/// store-level case, which fails deterministically without the fix).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_started_at_once_with_concurrent_setups_all_keep_serving() {
+    let Some((db, keys)) = cluster_db("at_once") else {
+        return;
+    };
+    let key = keys.path().join("log.key");
+    let started: Vec<_> = (0..3).map(|_| start(&db, &key, true)).collect();
+    let nodes: Vec<Node> = started.into_iter().map(ready).collect();
+    let orgs = futures_util::future::join_all(
+        nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Org::setup(&n.url, 40 + i as u64, ["north", "east", "west"][i], 1, 2)),
+    )
+    .await;
+    // Every customer opens and writes at once, each org's through another node than its
+    // setup's.
+    let chats = futures_util::future::join_all(orgs.iter().enumerate().flat_map(|(i, org)| {
+        let nodes = &nodes;
+        (0..2).map(move |c| async move {
+            let n = &nodes[(i + 1 + c) % nodes.len()];
+            let customer = &org.customers[c];
+            let mut client = RawClient::login(&n.url, customer).await;
+            let chat = org
+                .start_chat(&mut client, c, 50 + (i * 2 + c) as u64)
+                .await;
+            client
+                .stored(Request::Send(chat.seal(customer, 1, "hello")))
+                .await;
+            client.close().await;
+        })
+    }))
+    .await;
+    assert_eq!(chats.len(), 6);
+    for (i, n) in nodes.iter().enumerate() {
+        let org = &orgs[(i + 2) % orgs.len()];
+        RawClient::login(&n.url, &org.agents[0]).await.close().await;
+        assert!(http_get(n, "/healthz").await.contains("ok"));
+    }
+}
+
+/// Customers on node A pipeline bursts into many conversations at once, their agent is on
+/// node B: every message reaches the agent exactly once (raw pushes counted, not deduplicated
+/// as a client would), and every node receives every wake-up the others sent (counted as they
+/// arrive). Each wake-up used to be read from `min(cursor, first − 1)`, so a read that had
+/// run ahead of the wake-ups (the next batch committed meanwhile) pushed those items again
+/// at the next wake-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_item_reaches_a_member_on_another_node_once() {
+    let Some((db, keys)) = cluster_db("once") else {
+        return;
+    };
+    let key = keys.path().join("log.key");
+    let (a, b, c) = (
+        node(&db, &key, true),
+        node(&db, &key, true),
+        node(&db, &key, true),
+    );
+    const CONVERSATIONS: usize = 8;
+    const EACH: u64 = 20;
+    let org = Org::setup(&a.url, 60, "acme", 1, CONVERSATIONS).await;
+    let agent = &org.agents[0];
+    let mut customers = Vec::new();
+    let mut chats = Vec::new();
+    for i in 0..CONVERSATIONS {
+        let mut client = RawClient::login(&a.url, &org.customers[i]).await;
+        chats.push(org.start_chat(&mut client, i, 70 + i as u64).await);
+        customers.push(client);
+    }
+    let mut agent_b = RawClient::login(&b.url, agent).await;
+    for chat in &chats {
+        history(&mut agent_b, chat).await;
+    }
+
+    // Every customer's burst at once: each batch of node A touches many conversations.
+    let bursts: Vec<Vec<Frame>> = chats
+        .iter()
+        .enumerate()
+        .map(|(i, chat)| {
+            (1..=EACH)
+                .map(|n| Frame::Request {
+                    id: n,
+                    body: Request::Send(chat.seal(&org.customers[i], n, &format!("{n}"))),
+                })
+                .collect()
+        })
+        .collect();
+    futures_util::future::join_all(
+        customers
+            .iter_mut()
+            .zip(&bursts)
+            .map(|(client, frames)| pipelined(client, frames)),
+    )
+    .await;
+
+    // A last message after the bursts: its push comes after every push of theirs.
+    let last = customers[0]
+        .stored(Request::Send(chats[0].seal(
+            &org.customers[0],
+            EACH + 1,
+            "last",
+        )))
+        .await;
+    let mut pushes: BTreeMap<(Vec<u8>, u64), usize> = BTreeMap::new();
+    let deadline = tokio::time::Instant::now() + STEP * 2;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match agent_b.next_push(left).await {
+            Some(Push::Item(s)) => {
+                *pushes
+                    .entry((s.conversation.as_bytes().to_vec(), s.seq))
+                    .or_default() += 1;
+                // The last one may come first, read with the others in one round.
+                if pushes.contains_key(&(chats[0].id.as_bytes().to_vec(), last))
+                    && pushes.len() as u64 == CONVERSATIONS as u64 * EACH + 1
+                {
+                    break;
+                }
+            }
+            Some(_) => {}
+            None => panic!(
+                "{} of {} messages pushed after {:?}",
+                pushes.len(),
+                CONVERSATIONS as u64 * EACH + 1,
+                STEP * 2
+            ),
+        }
+    }
+    // Every wake-up a node sent reached both other nodes.
+    let nodes = [&a, &b, &c];
+    eventually_within(
+        STEP,
+        "every wake-up received by both other nodes",
+        async || {
+            let mut sent = Vec::new();
+            let mut received = Vec::new();
+            for n in nodes {
+                sent.push(metric(n, "sealdesk_cluster_wakeups_sent_total").await);
+                received.push(metric(n, "sealdesk_cluster_wakeups_received_total").await);
+            }
+            let total: u64 = sent.iter().sum();
+            let due: Vec<u64> = sent.iter().map(|s| total - s).collect();
+            eprintln!("wake-ups sent {sent:?}, received {received:?}");
+            (sent[0] > 0 && received == due).then_some(())
+        },
+    )
+    .await;
+    // Pushes still on their way once every wake-up arrived (none is due).
+    while let Some(p) = agent_b.next_push(QUIET).await {
+        if let Push::Item(s) = p {
+            *pushes
+                .entry((s.conversation.as_bytes().to_vec(), s.seq))
+                .or_default() += 1;
+        }
+    }
+    let twice: Vec<_> = pushes.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "{} of {} items pushed more than once: {twice:?}",
+        twice.len(),
+        pushes.len()
+    );
+
+    assert!(metric(&b, "sealdesk_cluster_item_pushes_total").await >= CONVERSATIONS as u64 * EACH);
 }

@@ -12,7 +12,7 @@ use sealdesk_server::{
     Error,
     store::{
         Batch, Collection, ConversationLog, MessageAppend, PgStore, Refused, SCHEMA_VERSION, Store,
-        prefixed_seq_key, seq_from_key,
+        Wake, WakeCounts, listen_for_wakeups, prefixed_seq_key, seq_from_key,
     },
 };
 use sealdesk_tests::pg;
@@ -317,6 +317,148 @@ fn a_taken_refusal_holds_the_conversation_until_the_message_is_appended_again() 
         b.append_message(&message(&c, 6, 6, b"after")).unwrap(),
         "released once given up"
     );
+}
+
+/// Two relay nodes insert the same key, each having checked that it is free, while other
+/// writers' writes are staged on the losing node: the database answers the two inserts, one
+/// `true` and one `false`, and the losing node's flush commits its other writes. Staged, the
+/// conditional insert was answered `true` by both nodes, and the loser's flush then failed
+/// its whole batch ("another relay node took a key this batch inserted"): every writer of
+/// the batch was told its write failed, and the loser was told it inserted.
+#[test]
+fn a_conditional_insert_another_node_made_first_fails_only_its_own_writer() {
+    let Some(url) = fresh("insert_race") else {
+        return;
+    };
+    let (a, b) = (
+        PgStore::open(&url, true).unwrap(),
+        PgStore::open(&url, false).unwrap(),
+    );
+    // Other writers' writes, staged on both nodes.
+    a.put(Collection::Names, b"alice", b"a").unwrap();
+    b.put(Collection::Names, b"bob", b"b").unwrap();
+    let won_a = a
+        .insert_if_absent(Collection::AuditLeaves, &7u64.to_be_bytes(), b"from a")
+        .unwrap();
+    let won_b = b
+        .insert_if_absent(Collection::AuditLeaves, &7u64.to_be_bytes(), b"from b")
+        .unwrap();
+    a.flush().unwrap();
+    b.flush()
+        .expect("the losing node's batch commits its other writes");
+    assert!(won_a && !won_b, "exactly one insert is told it inserted");
+    let fresh_node = PgStore::open(&url, false).unwrap();
+    assert_eq!(
+        fresh_node
+            .get(Collection::AuditLeaves, &7u64.to_be_bytes())
+            .unwrap()
+            .as_deref(),
+        Some(b"from a".as_slice())
+    );
+    assert_eq!(
+        fresh_node
+            .get(Collection::Names, b"alice")
+            .unwrap()
+            .as_deref(),
+        Some(b"a".as_slice())
+    );
+    assert_eq!(
+        fresh_node
+            .get(Collection::Names, b"bob")
+            .unwrap()
+            .as_deref(),
+        Some(b"b".as_slice())
+    );
+    // A batch of audit leaves (a put there is an insert) the other node took: refused as a
+    // whole, nothing of it written, the node's other writes unaffected.
+    b.put(Collection::Names, b"carol", b"c").unwrap();
+    let mut batch = Batch::new();
+    batch
+        .put(Collection::AuditLeaves, &8u64.to_be_bytes(), b"from b")
+        .put(Collection::Meta, b"marker", b"8");
+    assert!(b.apply(batch).unwrap());
+    let mut batch = Batch::new();
+    batch
+        .put(Collection::AuditLeaves, &8u64.to_be_bytes(), b"from a")
+        .put(Collection::Meta, b"marker", b"a's");
+    assert!(!a.apply(batch).unwrap(), "the index is taken");
+    a.flush().unwrap();
+    b.flush().unwrap();
+    assert_eq!(
+        fresh_node
+            .get(Collection::Meta, b"marker")
+            .unwrap()
+            .as_deref(),
+        Some(b"8".as_slice())
+    );
+    assert_eq!(
+        fresh_node
+            .get(Collection::Names, b"carol")
+            .unwrap()
+            .as_deref(),
+        Some(b"c".as_slice())
+    );
+}
+
+/// One batch appends to 600 conversations (more than one notification's payload can name):
+/// both other nodes' listeners are told of every one of them, each notification counted as
+/// it arrives, as many as were sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_touching_many_conversations_wakes_both_other_nodes_for_each() {
+    let Some(url) = fresh("many_wakeups") else {
+        return;
+    };
+    const CONVERSATIONS: u16 = 600;
+    let store = {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || PgStore::open(&url, true).unwrap())
+            .await
+            .unwrap()
+    };
+    let mut listeners = Vec::new();
+    for other in [1u64, 2] {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        let counts = std::sync::Arc::new(WakeCounts::default());
+        let task = tokio::spawn(listen_for_wakeups(
+            url.clone(),
+            other,
+            std::sync::Arc::clone(&counts),
+            tx,
+            std::time::Duration::from_millis(100),
+        ));
+        assert_eq!(rx.recv().await, Some(Wake::Reconnected));
+        listeners.push((rx, counts, task));
+    }
+    let store = tokio::task::spawn_blocking(move || {
+        for i in 0..CONVERSATIONS {
+            let mut c = [0u8; 16];
+            c[..2].copy_from_slice(&i.to_be_bytes());
+            assert!(store.append_message(&message(&c, 1, 1, b"item")).unwrap());
+        }
+        store.flush().unwrap();
+        store
+    })
+    .await
+    .unwrap();
+    let sent = store.counts().sent();
+    assert!(sent > 1, "600 conversations do not fit one notification");
+    for (rx, counts, task) in &mut listeners {
+        let mut named = std::collections::BTreeSet::new();
+        while named.len() < usize::from(CONVERSATIONS) {
+            match tokio::time::timeout(sealdesk_tests::wait::STEP, rx.recv()).await {
+                Ok(Some(Wake::Conversations(list))) => {
+                    for (c, first) in list {
+                        assert_eq!(first, 1);
+                        named.insert(c);
+                    }
+                }
+                Ok(other) => panic!("expected wake-ups, got {other:?}"),
+                Err(_) => panic!("{} of {CONVERSATIONS} conversations named", named.len()),
+            }
+        }
+        assert_eq!(counts.received(), sent);
+        task.abort();
+    }
 }
 
 /// Two relay nodes update one read-modify-write record at the same instant (two trustees

@@ -1,10 +1,13 @@
 //! Cluster mode's background work on each node: the wake-up listener and the periodic
 //! catch-up, both feeding the service's cross-node pushes (`service::cluster`).
 //!
-//! A wake-up names conversations another node appended to; the node refreshes what it caches
-//! of them and pushes what is new to the members connected to it. Every `cluster_catch_up_ms`,
-//! and whenever the listener (re)connects, every watched conversation is read from its cursor,
-//! so a lost wake-up only delays a push. With `cluster_wakeups = 0` the node does not listen
+//! A wake-up names conversations another node appended to; the node reads each from its push
+//! cursor, brings what it caches of it up to date and pushes what is new to the members
+//! connected to it. The wake-ups queued while a round runs are merged into the next round, so
+//! a conversation is read once per round however many batches named it (a node behind never
+//! falls further behind). Every `cluster_catch_up_ms`, and whenever the listener (re)connects,
+//! the watched conversations whose head moved past their cursor (one query for all) are read
+//! too, so a lost wake-up only delays a push. With `cluster_wakeups = 0` the node does not listen
 //! at all and the catch-up alone delivers (a configuration for tests and for databases that
 //! have no `LISTEN`).
 
@@ -55,40 +58,89 @@ pub(super) fn spawn(svc: Arc<Service>, cfg: ClusterConfig) -> JoinHandle<()> {
         let mut tick = tokio::time::interval(cfg.catch_up.max(Duration::from_millis(10)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let wake = tokio::select! {
+            let first = tokio::select! {
                 _ = tick.tick() => Wake::Reconnected,
                 Some(w) = rx.recv() => w,
             };
+            // Everything queued meanwhile is handled in one round: each conversation is read
+            // once however many wake-ups named it.
+            let mut round = Round::default();
+            round.add(first);
+            while round.len() < MAX_ROUND {
+                match rx.try_recv() {
+                    Ok(w) => round.add(w),
+                    Err(_) => break,
+                }
+            }
             let svc = Arc::clone(&svc);
             // The service reads the database synchronously: off the runtime's workers.
-            let done = tokio::task::spawn_blocking(move || match wake {
-                Wake::Conversations(list) => {
-                    let convs: Vec<(ConversationId, u64)> = list
-                        .into_iter()
-                        .filter_map(|(c, seq)| {
-                            ConversationId::try_from(c.as_slice())
-                                .ok()
-                                .map(|c| (c, seq))
-                        })
-                        .collect();
-                    svc.woken(&convs);
-                }
-                Wake::Reconnected => {
-                    svc.catch_up_all();
-                    // Abuse controls: blocks stored by other nodes (service/blocks.rs).
-                    if let Err(e) = svc.reload_blocks() {
-                        warn!(code = ?e.code, "reloading blocks failed: {}", e.message);
-                    }
-                }
-                Wake::Push { to, frame } => svc.forwarded_push(&to, frame),
-                Wake::Release { to, id } => svc.forwarded_release(&to, &id),
-            })
-            .await;
+            let done = tokio::task::spawn_blocking(move || round.run(&svc)).await;
             if let Err(e) = done {
                 warn!(error = %e, "a cluster catch-up failed");
             }
         }
     })
+}
+
+/// Wake-ups handled together at most (beyond that, the next round takes the rest).
+const MAX_ROUND: usize = 4096;
+
+/// The wake-ups of one round, merged.
+#[derive(Default)]
+struct Round {
+    /// The conversations named, each with the lowest first sequence number named.
+    conversations: std::collections::BTreeMap<ConversationId, u64>,
+    /// Read every watched conversation (the periodic catch-up, or the listener reconnected).
+    catch_up: bool,
+    /// Forwarded pushes, in the order received.
+    pushes: Vec<Wake>,
+    /// Wake-ups taken.
+    taken: usize,
+}
+
+impl Round {
+    fn len(&self) -> usize {
+        self.taken
+    }
+
+    fn add(&mut self, wake: Wake) {
+        self.taken += 1;
+        match wake {
+            Wake::Conversations(list) => {
+                for (c, seq) in list {
+                    if let Ok(c) = ConversationId::try_from(c.as_slice()) {
+                        let first = self.conversations.entry(c).or_insert(seq);
+                        *first = (*first).min(seq);
+                    }
+                }
+            }
+            Wake::Reconnected => self.catch_up = true,
+            push @ (Wake::Push { .. } | Wake::Release { .. }) => self.pushes.push(push),
+        }
+    }
+
+    /// Handles the round: the conversations named (or, on a catch-up, every watched one whose
+    /// head moved), then the forwarded pushes.
+    fn run(self, svc: &Service) {
+        let named: Vec<(ConversationId, u64)> = self.conversations.into_iter().collect();
+        if !named.is_empty() {
+            svc.woken(&named);
+        }
+        if self.catch_up {
+            svc.catch_up_all();
+            // Abuse controls: blocks stored by other nodes (service/blocks.rs).
+            if let Err(e) = svc.reload_blocks() {
+                warn!(code = ?e.code, "reloading blocks failed: {}", e.message);
+            }
+        }
+        for push in self.pushes {
+            match push {
+                Wake::Push { to, frame } => svc.forwarded_push(&to, frame),
+                Wake::Release { to, id } => svc.forwarded_release(&to, &id),
+                Wake::Conversations(_) | Wake::Reconnected => {}
+            }
+        }
+    }
 }
 
 /// Aborts a task when dropped.

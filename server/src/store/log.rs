@@ -239,6 +239,23 @@ pub trait ConversationLog: Store {
     fn committed_last_seq(&self, conversation: &[u8]) -> Result<Option<u64>> {
         self.last_seq(conversation)
     }
+
+    /// [`Self::committed_last_seq`] of each of `conversations` that holds items (in one
+    /// statement on a shared engine: the periodic catch-up asks it for every watched
+    /// conversation, to read only those whose head moved).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails.
+    fn committed_heads(&self, conversations: &[&[u8]]) -> Result<Vec<(Vec<u8>, u64)>> {
+        let mut out = Vec::with_capacity(conversations.len());
+        for c in conversations {
+            if let Some(seq) = self.committed_last_seq(c)? {
+                out.push((c.to_vec(), seq));
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

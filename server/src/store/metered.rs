@@ -152,4 +152,8 @@ impl ConversationLog for MeteredStore {
     fn committed_last_seq(&self, conversation: &[u8]) -> Result<Option<u64>> {
         self.timed(|s| s.committed_last_seq(conversation))
     }
+
+    fn committed_heads(&self, conversations: &[&[u8]]) -> Result<Vec<(Vec<u8>, u64)>> {
+        self.timed(|s| s.committed_heads(conversations))
+    }
 }

@@ -28,7 +28,7 @@ pub use import::{LastSeqs, LogRow, PgImport};
 pub use log::{ConversationLog, MessageAppend, Refused};
 pub use memory::MemoryStore;
 pub use metered::MeteredStore;
-pub(crate) use postgres::wake::listen as listen_for_wakeups;
+pub use postgres::wake::listen as listen_for_wakeups;
 pub use postgres::{Counts as WakeCounts, PgStore, SCHEMA_VERSION, WAKE_CHANNEL, Wake};
 pub use sled_engine::SledStore;
 

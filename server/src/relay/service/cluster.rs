@@ -9,10 +9,14 @@
 //! - **Cross-node pushes.** A node learns of other nodes' items from wake-ups
 //!   ([`Service::woken`]) and from a periodic catch-up ([`Service::catch_up_all`]); for the
 //!   conversations with members connected to it, it reads the committed items after its cursor
-//!   and pushes them. The cursor is per conversation and per node; items this node pushed
-//!   itself when it acknowledged them are not pushed twice. A conversation gets a cursor when
-//!   this node pushes one of its items, when a wake-up names it, or when a member reads its
-//!   history here.
+//!   and pushes them, once per member connection: the cursor is per conversation and per node,
+//!   every read starts at it (never earlier, whatever a wake-up names), and items this node
+//!   pushed itself when it acknowledged them are skipped. The items read also bring what the
+//!   node caches of the conversation up to date (messages are counted in; an item that
+//!   changed the record reloads it). The periodic catch-up asks the database for the heads of
+//!   every watched conversation in one statement and reads only those that moved past what
+//!   this node pushed. A conversation gets a cursor when this node pushes one of its items,
+//!   when a wake-up names it, or when a member reads its history here.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -67,34 +71,54 @@ impl Cursors {
         Ok(())
     }
 
-    /// Records that this node pushed item `seq` of `c` itself.
-    pub(super) fn pushed_locally(&self, c: ConversationId, seq: u64) -> Result<(), Reject> {
+    /// Records that this node pushes item `seq` of `c` itself, on acknowledging it; `false`
+    /// if a read from the cursor pushed it already (it read the item once committed, before
+    /// the acknowledgement): then it is not pushed again.
+    pub(super) fn pushed_locally(&self, c: ConversationId, seq: u64) -> Result<bool, Reject> {
         let mut m = lock(&self.inner)?;
         let cur = m.entry(c).or_insert(Cursor {
             pushed: seq.saturating_sub(1),
             local: BTreeSet::new(),
         });
-        if seq > cur.pushed {
-            cur.local.insert(seq);
+        if seq <= cur.pushed {
+            return Ok(false);
         }
-        Ok(())
+        cur.local.insert(seq);
+        Ok(true)
     }
 
-    fn watched(&self) -> Result<Vec<ConversationId>, Reject> {
-        Ok(lock(&self.inner)?.keys().copied().collect())
+    /// Moves the cursor of `c` (watched from `from` if it is not yet) to item `seq`, read from
+    /// the database, and answers whether the read pushes it: not if this node pushed it
+    /// itself. Taken item by item under the lock that [`Self::pushed_locally`] takes, so an
+    /// item is pushed by the read or by its acknowledgement, never by both.
+    fn claim(&self, c: ConversationId, seq: u64, from: u64) -> Result<bool, Reject> {
+        let mut m = lock(&self.inner)?;
+        let cur = m.entry(c).or_insert(Cursor {
+            pushed: from,
+            local: BTreeSet::new(),
+        });
+        let mine = cur.local.contains(&seq);
+        cur.pushed = cur.pushed.max(seq);
+        let pushed = cur.pushed;
+        cur.local.retain(|s| *s > pushed);
+        Ok(!mine)
     }
-}
 
-/// Whether this node pushed `item` of `c` itself (so it also appended it).
-fn local_has(
-    cursors: &Cursors,
-    c: &ConversationId,
-    item: &crate::relay::state::StoredItem,
-) -> bool {
-    cursors.inner.lock().is_ok_and(|m| {
-        m.get(c)
-            .is_some_and(|cur| cur.local.contains(&item.sequenced.seq))
-    })
+    /// The watched conversations, each with the last sequence number up to which every item
+    /// was pushed: its cursor, or beyond it the items this node pushed itself (a head there
+    /// has nothing new for this node).
+    fn positions(&self) -> Result<Vec<(ConversationId, u64)>, Reject> {
+        Ok(lock(&self.inner)?
+            .iter()
+            .map(|(c, cur)| {
+                let mut upto = cur.pushed;
+                while cur.local.contains(&upto.saturating_add(1)) {
+                    upto += 1;
+                }
+                (*c, upto)
+            })
+            .collect())
+    }
 }
 
 impl Service {
@@ -226,30 +250,49 @@ impl Service {
         Ok(())
     }
 
-    /// Another node committed items in `conversations`: refresh what this node caches of them
-    /// and push what is new to the members connected here.
+    /// Another node committed items in `conversations` (each with the first sequence number
+    /// it named): push what is new to the members connected here, from each conversation's
+    /// cursor.
     pub(crate) fn woken(&self, conversations: &[(ConversationId, u64)]) {
         for (c, first) in conversations {
-            if let Err(e) = self.convs.refresh(c) {
-                warn!(conversation = %c, code = ?e.code, "refreshing after a wake-up failed");
-                continue;
-            }
+            self.metrics.wakeup_reads.inc();
             self.catch_up(c, Some(first.saturating_sub(1)));
         }
     }
 
-    /// Reads every watched conversation from its cursor and pushes what is new (the periodic
-    /// catch-up, and after the wake-up listener reconnected). Returns how many were read.
+    /// Reads every watched conversation whose committed head moved past its cursor (asked for
+    /// all in one statement) and pushes what is new: the periodic catch-up, and after the
+    /// wake-up listener reconnected. Returns how many were read.
     pub(crate) fn catch_up_all(&self) -> usize {
         self.fold_byte_counts();
-        let watched = self.cursors.watched().unwrap_or_default();
-        for c in &watched {
-            self.catch_up(c, None);
+        let watched = self.cursors.positions().unwrap_or_default();
+        let keys: Vec<&[u8]> = watched
+            .iter()
+            .map(|(c, _)| c.as_bytes().as_slice())
+            .collect();
+        let heads: Option<HashMap<Vec<u8>, u64>> = match self.convs.engine().committed_heads(&keys)
+        {
+            Ok(h) => Some(h.into_iter().collect()),
+            Err(e) => {
+                warn!(error = %e, "reading the conversations' heads failed; reading them all");
+                None
+            }
+        };
+        let mut read = 0usize;
+        for (c, pushed) in &watched {
+            let moved = heads.as_ref().is_none_or(|h| {
+                h.get(c.as_bytes().as_slice())
+                    .is_some_and(|head| head > pushed)
+            });
+            if moved {
+                self.catch_up(c, None);
+                read += 1;
+            }
         }
         self.metrics
             .catch_up_reads
-            .add(u64::try_from(watched.len()).unwrap_or(u64::MAX));
-        watched.len()
+            .add(u64::try_from(read).unwrap_or(u64::MAX));
+        read
     }
 
     /// Pushes the committed items of `c` after this node's cursor to the members connected
@@ -261,31 +304,40 @@ impl Service {
         }
     }
 
-    fn catch_up_inner(&self, c: &ConversationId, woken: Option<u64>) -> Result<(), Reject> {
-        let Some(s) = self.convs.get(c)? else {
-            lock(&self.cursors.inner)?.remove(c);
-            return Ok(());
-        };
+    /// The members of `s` connected to this node.
+    fn online_members(&self, s: &crate::relay::state::ConvState) -> Vec<SigningPublicKey> {
         let mut everyone: BTreeSet<SigningPublicKey> =
             s.readers.values().flatten().copied().collect();
         everyone.insert(s.customer);
         everyone.insert(s.agent);
-        let online: Vec<SigningPublicKey> = everyone
+        everyone
             .into_iter()
             .filter(|k| self.hub.is_online(k))
-            .collect();
-        if online.is_empty() {
+            .collect()
+    }
+
+    /// Each item is pushed once per member connection: the read starts at the cursor (every
+    /// item up to it was pushed), never before it whatever the wake-up names, and items this
+    /// node pushed itself when it acknowledged them are skipped. What this node caches of
+    /// the conversation is brought up to date from the items read ([`ConvTable::advance`],
+    /// or a refresh when an item changed the record).
+    ///
+    /// [`ConvTable::advance`]: super::table::ConvTable::advance
+    fn catch_up_inner(&self, c: &ConversationId, woken: Option<u64>) -> Result<(), Reject> {
+        let Some(mut s) = self.convs.get(c)? else {
+            lock(&self.cursors.inner)?.remove(c);
+            return Ok(());
+        };
+        if self.online_members(&s).is_empty() {
             lock(&self.cursors.inner)?.remove(c);
             return Ok(());
         }
         let from = {
             let m = lock(&self.cursors.inner)?;
-            match m.get(c) {
-                Some(cur) => cur.pushed.min(woken.unwrap_or(u64::MAX)),
-                None => match woken {
-                    Some(after) => after,
-                    None => return Ok(()),
-                },
+            match (m.get(c), woken) {
+                (Some(cur), _) => cur.pushed,
+                (None, Some(after)) => after,
+                (None, None) => return Ok(()),
             }
         };
         let mut cursor = from;
@@ -294,19 +346,19 @@ impl Service {
             if items.is_empty() {
                 break;
             }
-            if woken.is_none() && items.iter().any(|i| !local_has(&self.cursors, c, i)) {
-                // Found by the catch-up, not announced: what this node caches is behind too.
+            if !self.convs.advance(c, &items)? {
                 self.convs.refresh(c)?;
             }
-            let local: BTreeSet<u64> = lock(&self.cursors.inner)?
-                .get(c)
-                .map(|cur| cur.local.clone())
-                .unwrap_or_default();
+            if let Some(now) = self.convs.get(c)? {
+                s = now;
+            }
+            let online = self.online_members(&s);
+            let mut pushed = 0usize;
             for stored in items {
                 let seq = stored.sequenced.seq;
                 cursor = seq;
                 let _ = self.convs.mark_durable(c, seq);
-                if local.contains(&seq) {
+                if !self.cursors.claim(*c, seq, from)? {
                     continue;
                 }
                 let sender = match &stored.sequenced.item {
@@ -320,10 +372,13 @@ impl Service {
                 let bytes = Bytes::from(bytes);
                 for who in &online {
                     if Some(*who) != sender && s.may_read(who, stored.epoch) {
-                        self.hub.push(who, &bytes);
+                        pushed += self.hub.push(who, &bytes);
                     }
                 }
             }
+            self.metrics
+                .cluster_pushes
+                .add(u64::try_from(pushed).unwrap_or(u64::MAX));
         }
         let mut m = lock(&self.cursors.inner)?;
         let cur = m.entry(*c).or_default();

@@ -460,8 +460,14 @@ impl Service {
     ) {
         // Only ever called once the item's write is durable: from here on it may be served.
         let _ = self.convs.mark_durable(&item.conversation, item.seq);
-        if self.store_shared {
-            let _ = self.cursors.pushed_locally(item.conversation, item.seq);
+        // In a cluster, unless a read from the cursor pushed it already.
+        if self.store_shared
+            && !self
+                .cursors
+                .pushed_locally(item.conversation, item.seq)
+                .unwrap_or(true)
+        {
+            return;
         }
         let Ok(bytes) = wire::encode(&Frame::Push(Push::Item(item.clone()))) else {
             warn!("item too large to push; recipients will page it");

@@ -274,6 +274,40 @@ impl ConvTable {
         Ok(())
     }
 
+    /// Cluster mode: brings the cached state of `c` (if cached) up to date with `items`,
+    /// committed items read in order (another node's appends among them), without reading
+    /// the store, counting messages as [`Self::restore`] does. Answers `false` if it cannot —
+    /// an item that is not a message (its record changed with it), a gap after the cached
+    /// last item, a sender not yet counted in the epoch — and the caller refreshes instead.
+    pub(super) fn advance(&self, c: &ConversationId, items: &[StoredItem]) -> Result<bool, Reject> {
+        let mut states = lock(&self.states)?;
+        let Some(s) = states.get_mut(c) else {
+            return Ok(true);
+        };
+        for stored in items {
+            let item = &stored.sequenced;
+            if item.seq <= s.last_seq {
+                continue;
+            }
+            let Item::Message(env) = &item.item else {
+                return Ok(false);
+            };
+            let key = (env.header.epoch, env.header.sender);
+            if item.seq != s.last_seq.saturating_add(1) || s.current_epoch != Some(key.0) {
+                return Ok(false);
+            }
+            let Some(top) = s.counters.get_mut(&key) else {
+                return Ok(false);
+            };
+            *top = (*top).max(env.header.counter);
+            s.epoch_messages = s.epoch_messages.saturating_add(1);
+            s.last_seq = item.seq;
+            s.last_activity = item.stored_at;
+            s.durable_seq = s.durable_seq.max(item.seq);
+        }
+        Ok(true)
+    }
+
     /// In a cluster, makes the cached state of `c` current before a write that rewrites the
     /// conversation record from it (another node may have changed who reads since).
     fn refresh_if_shared(&self, c: &ConversationId) -> Result<(), Reject> {

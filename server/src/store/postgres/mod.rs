@@ -28,6 +28,12 @@
 //! held back too (reported refused: their writers append them again after), so that a
 //! sender's messages are never stored out of the order it sent them, and none changes the
 //! state a writer reloads before it appends again.
+//! A conditional insert that appends nothing to a log (the relay's key, an audit leaf, a
+//! release request, a ticket) is not staged: it is committed at once in a transaction of its
+//! own, after what the node staged before it, and its writer gets the database's answer —
+//! `false` if another node inserted the key first. Staged, it could only be refused at the
+//! batch's commit, after its writer was told it had inserted, and the whole batch's writers
+//! were then told the flush failed.
 //! Every commit that stored log items also sends ONE wake-up (`NOTIFY` on [`WAKE_CHANNEL`],
 //! see [`wake`]) naming the conversations it touched, for the other nodes' pushes.
 //!
@@ -513,17 +519,57 @@ impl PgStore {
 
     /// Stages `ops` together unless one of their conditional inserts finds its key taken
     /// (checked against what this node sees; the commit checks again in the database).
+    ///
+    /// Conditional inserts without a log append (the relay's key, an audit leaf, a release
+    /// request, a ticket) are not staged: they are committed at once in a transaction of
+    /// their own ([`Self::commit_now`]), so that the answer is the database's. Staged, an
+    /// insert another node won meanwhile could only be reported at the batch's commit, to
+    /// every writer of the batch, long after its own writer was told `true`. A log append's
+    /// unit stays staged: its refusal is asked for by its own writer
+    /// ([`ConversationLog::take_refused`]).
     fn apply_ops(&self, ops: Vec<PgOp>) -> Result<bool> {
         let _conditional = lock(&self.conditional)?;
+        let mut conditional = false;
         for op in &ops {
-            if let PgOp::InsertIfAbsent(collection, key, _) = op
-                && self.present(*collection, key)?
-            {
-                return Ok(false);
+            if let PgOp::InsertIfAbsent(collection, key, _) = op {
+                if self.present(*collection, key)? {
+                    return Ok(false);
+                }
+                conditional = true;
             }
         }
-        self.stage(ops)?;
+        let unit = Unit { ops, retry: false };
+        if conditional && unit.appends().next().is_none() {
+            return self.commit_now(unit);
+        }
+        self.stage_unit(unit)?;
         Ok(true)
+    }
+
+    /// Commits `unit` (conditional inserts, no log append) in a transaction of its own, after
+    /// everything this node staged before it, and answers whether the database took it:
+    /// `false` if another node inserted one of its keys first (nothing of the unit is
+    /// written, and no other write is affected). Durable when it returns.
+    fn commit_now(&self, unit: Unit) -> Result<bool> {
+        self.flush()?;
+        let pool = self.pool.clone();
+        let node = self.node;
+        let units = [unit];
+        let result = self
+            .run(async move { Ok(sql::commit(&pool, &units, node).await) })
+            .unwrap_or_else(|e| Err(sql::CommitError::Unavailable(e)));
+        self.counts
+            .note_reachable(!matches!(result, Err(sql::CommitError::Unavailable(_))));
+        match result {
+            Ok(outcome) => {
+                if outcome.refused_other {
+                    self.counts.note_insert_lost();
+                    tracing::debug!("another relay node inserted a key first");
+                }
+                Ok(!outcome.refused_other)
+            }
+            Err(sql::CommitError::Unavailable(e) | sql::CommitError::Refused(e)) => Err(e),
+        }
     }
 
     /// Whether `key` holds a value (staged or stored).
@@ -611,9 +657,7 @@ impl Store for PgStore {
             .note_reachable(!matches!(result, Err(sql::CommitError::Unavailable(_))));
         match result {
             Ok(outcome) => {
-                if outcome.woke {
-                    self.counts.note_sent();
-                }
+                self.counts.note_sent(outcome.wakeups);
                 for (c, what) in &outcome.refused_appends {
                     staged
                         .refused
@@ -626,9 +670,10 @@ impl Store for PgStore {
                 // start at the latest; now, so that reads stop seeing them).
                 staged.drop_behind_refusals();
                 if outcome.refused_other {
-                    // A conditional insert another node won: its writer must not be told it
-                    // is stored. Every writer of the batch is told the batch failed (what else
-                    // it held is committed: a retried write finds it).
+                    // Cannot happen: a unit whose conditional insert can be refused either
+                    // appends to the log (refused above, its writer asks) or was committed on
+                    // its own (`apply_ops`). Were one refused here, its writer was told
+                    // `true`: say so rather than acknowledge it.
                     return Err(Error::Storage {
                         op: "flush",
                         detail: "another relay node took a key this batch inserted".into(),
@@ -781,6 +826,15 @@ impl ConversationLog for PgStore {
         let pool = self.pool.clone();
         let conversation = conversation.to_vec();
         self.run(async move { sql::head(&pool, &conversation).await })
+    }
+
+    fn committed_heads(&self, conversations: &[&[u8]]) -> Result<Vec<(Vec<u8>, u64)>> {
+        if conversations.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pool = self.pool.clone();
+        let conversations: Vec<Vec<u8>> = conversations.iter().map(|c| c.to_vec()).collect();
+        self.run(async move { sql::heads(&pool, &conversations).await })
     }
 
     fn append_item(

@@ -231,6 +231,8 @@ const INSERT_MESSAGE: &str = "INSERT INTO messages (conversation, seq, item) \
      VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
 const DELETE_MESSAGE: &str = "DELETE FROM messages WHERE conversation = $1 AND seq = $2";
 const HEAD: &str = "SELECT last_seq FROM conversation_heads WHERE conversation = $1";
+const HEADS: &str =
+    "SELECT conversation, last_seq FROM conversation_heads WHERE conversation = ANY($1)";
 const NOTIFY: &str = "SELECT pg_notify($1, $2)";
 
 /// A NULL `bytea`.
@@ -251,8 +253,9 @@ pub(super) struct Outcome {
     pub(super) refused_appends: Vec<(Vec<u8>, Refused)>,
     /// Whether a unit without log appends was refused (a conditional insert's key taken).
     pub(super) refused_other: bool,
-    /// Whether a wake-up was sent.
-    pub(super) woke: bool,
+    /// Wake-up notifications sent (one per batch that appended, more if its conversations
+    /// do not fit one payload).
+    pub(super) wakeups: usize,
 }
 
 /// The last sequence number the database holds for `conversation`.
@@ -271,6 +274,24 @@ pub(super) async fn head(pool: &Pool, conversation: &[u8]) -> Result<Option<u64>
         .map_err(|e| db_err("head", &e))
 }
 
+/// The last sequence number the database holds for each of `conversations` that has one,
+/// in one statement.
+pub(super) async fn heads(pool: &Pool, conversations: &[Vec<u8>]) -> Result<Vec<(Vec<u8>, u64)>> {
+    let client = client(pool, "heads").await?;
+    let stmt = client
+        .prepare_cached(HEADS)
+        .await
+        .map_err(|e| db_err("heads", &e))?;
+    let rows = client
+        .query(&stmt, &[&conversations])
+        .await
+        .map_err(|e| db_err("heads", &e))?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get::<_, i64>(1)?.unsigned_abs())))
+        .collect::<std::result::Result<_, tokio_postgres::Error>>()
+        .map_err(|e| db_err("heads", &e))
+}
+
 /// Commits `units` in one transaction, in order; a unit the database refuses is dropped with
 /// every later unit of its conversations, and the rest committed (see the module docs of the
 /// engine). The transaction also sends the batch's wake-up, naming this `node`.
@@ -285,10 +306,12 @@ pub(super) async fn commit(
     let mut outcome = Outcome::default();
     let mut live: Vec<usize> = (0..units.len()).collect();
     loop {
-        let refused = attempt(&mut client, units, &live, node).await?;
-        let Some(refused) = refused else {
-            outcome.woke = live.iter().any(|&i| units[i].appends().next().is_some());
-            return Ok(outcome);
+        let refused = match attempt(&mut client, units, &live, node).await? {
+            Ok(wakeups) => {
+                outcome.wakeups = wakeups;
+                return Ok(outcome);
+            }
+            Err(refused) => refused,
         };
         // Drop the refused units and, in order, every later one appending to their
         // conversations (its sequence number follows a refused one).
@@ -316,14 +339,14 @@ pub(super) async fn commit(
     }
 }
 
-/// One try at committing the `live` units: `None` if committed, else the units the database
-/// refused (the transaction rolled back).
+/// One try at committing the `live` units: `Ok` with the wake-up notifications sent if
+/// committed, else `Err` with the units the database refused (the transaction rolled back).
 async fn attempt(
     client: &mut Object,
     units: &[Unit],
     live: &[usize],
     node: u64,
-) -> std::result::Result<Option<Vec<usize>>, CommitError> {
+) -> std::result::Result<std::result::Result<usize, Vec<usize>>, CommitError> {
     let tx = client.transaction().await.map_err(|e| classify(&e))?;
     let ops: Vec<(usize, &PgOp)> = live
         .iter()
@@ -434,16 +457,17 @@ async fn attempt(
     if !refused.is_empty() {
         refused.dedup();
         tx.rollback().await.map_err(|e| classify(&e))?;
-        return Ok(Some(refused));
+        return Ok(Err(refused));
     }
     // One wake-up per batch: the conversations it appended to (split to fit NOTIFY's limit).
     let touched = wake::touched(live.iter().flat_map(|&i| units[i].appends()));
-    for payload in wake::payloads(node, &touched) {
+    let payloads = wake::payloads(node, &touched);
+    for payload in &payloads {
         let stmt = tx.prepare_cached(NOTIFY).await.map_err(|e| classify(&e))?;
         tx.execute(&stmt, &[&wake::WAKE_CHANNEL, &payload])
             .await
             .map_err(|e| classify(&e))?;
     }
     tx.commit().await.map_err(|e| classify(&e))?;
-    Ok(None)
+    Ok(Ok(payloads.len()))
 }

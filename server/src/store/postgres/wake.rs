@@ -106,18 +106,30 @@ pub struct Counts {
     sent: AtomicU64,
     received: AtomicU64,
     refused: AtomicU64,
+    inserts_lost: AtomicU64,
     /// The last commit or wake-up connection found the database out of reach.
     unreachable: AtomicBool,
 }
 
 impl Counts {
-    pub(super) fn note_sent(&self) {
-        self.sent.fetch_add(1, Ordering::Relaxed);
+    pub(super) fn note_sent(&self, n: usize) {
+        self.sent
+            .fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     pub(super) fn note_refused(&self, n: usize) {
         self.refused
             .fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    pub(super) fn note_insert_lost(&self) {
+        self.inserts_lost.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Conditional inserts another node made first: their writers were answered `false`
+    /// (the rest of their batches unaffected).
+    pub fn inserts_lost(&self) -> u64 {
+        self.inserts_lost.load(Ordering::Relaxed)
     }
 
     /// Records whether the database answered (a commit, the wake-up connection).
@@ -135,12 +147,14 @@ impl Counts {
         self.received.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Wake-ups this node sent (one per committed batch with log appends).
+    /// Wake-up notifications this node sent (one per committed batch with log appends, more
+    /// if its conversations did not fit one payload).
     pub fn sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
     }
 
-    /// Wake-ups from other nodes this node received.
+    /// Wake-up notifications from other nodes this node received (as they arrived; not the
+    /// forwarded pushes of [`PUSH_CHANNEL`]).
     pub fn received(&self) -> u64 {
         self.received.load(Ordering::Relaxed)
     }
@@ -229,15 +243,35 @@ pub async fn listen(
     loop {
         match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
             Ok((client, mut connection)) => {
-                let (ntx, mut nrx) = mpsc::unbounded_channel::<(bool, String)>();
+                // Notifications are parsed and counted as they arrive, and queued without a
+                // bound: the connection is never left unread while the node catches up (a
+                // backlog waits in this queue, not in the database's, and is counted).
+                let (ntx, mut nrx) = mpsc::unbounded_channel::<Wake>();
+                let arrived = std::sync::Arc::clone(&counts);
                 let driver = tokio::spawn(async move {
                     let mut messages =
                         futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
                     while let Some(m) = messages.next().await {
                         match m {
                             Ok(AsyncMessage::Notification(n)) => {
-                                let push = n.channel() == PUSH_CHANNEL;
-                                if ntx.send((push, n.payload().to_owned())).is_err() {
+                                let parsed = if n.channel() == PUSH_CHANNEL {
+                                    parse_push(n.payload())
+                                } else {
+                                    parse(n.payload())
+                                        .map(|(from, convs)| (from, Wake::Conversations(convs)))
+                                };
+                                let Some((from, wake)) = parsed else {
+                                    warn!("a wake-up that does not parse; ignored");
+                                    continue;
+                                };
+                                if from == node {
+                                    continue;
+                                }
+                                // Wake-ups only: forwarded pushes are not counted as sent.
+                                if matches!(wake, Wake::Conversations(_)) {
+                                    arrived.note_received();
+                                }
+                                if ntx.send(wake).is_err() {
                                     break;
                                 }
                             }
@@ -260,20 +294,7 @@ pub async fn listen(
                             driver.abort();
                             return;
                         }
-                        while let Some((push, payload)) = nrx.recv().await {
-                            let parsed = if push {
-                                parse_push(&payload)
-                            } else {
-                                parse(&payload).map(|(n, convs)| (n, Wake::Conversations(convs)))
-                            };
-                            let Some((from, wake)) = parsed else {
-                                warn!("a wake-up that does not parse; ignored");
-                                continue;
-                            };
-                            if from == node {
-                                continue;
-                            }
-                            counts.note_received();
+                        while let Some(wake) = nrx.recv().await {
                             if tx.send(wake).await.is_err() {
                                 driver.abort();
                                 return;
