@@ -19,66 +19,19 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    path::Path,
     time::Duration,
 };
 
 use sealdesk_protocol::wire::{Frame, Item, Push, Request, Response, Sequenced};
 use sealdesk_tests::{
     Chat, Org, RawClient,
-    child::{RelayProcess, relay_binary},
-    pg,
+    cluster::{database as cluster_db, node},
     wait::STEP,
 };
-use tempfile::TempDir;
 
 /// Messages in the pipelined burst, and how many acknowledgements arrive before the kill.
 const BURST: u64 = 120;
 const KILL_AFTER: usize = 30;
-
-/// A relay node: its process and its (unused by PostgreSQL, but required) data directory.
-struct Node {
-    process: RelayProcess,
-    url: String,
-    _dir: TempDir,
-}
-
-/// Starts a node on database `db` with the shared log key `key`; `wakeups` off leaves the
-/// periodic catch-up (every 150 ms here) alone to deliver across nodes.
-fn node(db: &str, key: &Path, wakeups: bool) -> Node {
-    let dir = tempfile::tempdir().unwrap();
-    let key = key.to_string_lossy().into_owned();
-    let wakeups = if wakeups { "true" } else { "false" };
-    let mut process = RelayProcess::spawn(
-        relay_binary(),
-        dir.path(),
-        &[
-            ("STORE", "postgres"),
-            ("DATABASE_URL", db),
-            ("MIGRATE", "true"),
-            ("LOG_KEY_FILE", &key),
-            ("CLUSTER_WAKEUPS", wakeups),
-            ("CLUSTER_CATCH_UP_MS", "150"),
-        ],
-    )
-    .unwrap();
-    process.wait_ready(Duration::from_secs(60)).unwrap();
-    let url = process.ws_url();
-    Node {
-        process,
-        url,
-        _dir: dir,
-    }
-}
-
-/// A fresh database and a log key file for a cluster, or `None` without PostgreSQL.
-fn cluster_db(test: &str) -> Option<(String, TempDir)> {
-    let server = pg::server()?;
-    let db = pg::database(server, &format!("cluster_{test}_{}", std::process::id()));
-    let keys = tempfile::tempdir().unwrap();
-    std::fs::write(keys.path().join("log.key"), [0x5au8; 64]).unwrap();
-    Some((db, keys))
-}
 
 fn message_of(s: &Sequenced) -> Option<&sealdesk_protocol::message::Envelope> {
     match &s.item {

@@ -82,6 +82,7 @@ pub(super) fn spawn(svc: Arc<Service>, cfg: ClusterConfig) -> JoinHandle<()> {
                 }
                 Wake::Push { to, frame } => svc.forwarded_push(&to, frame),
                 Wake::Release { to, id } => svc.forwarded_release(&to, &id),
+                Wake::Close { to, code } => svc.forwarded_close(&to, code),
             })
             .await;
             if let Err(e) = done {
