@@ -34,6 +34,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod child;
+pub mod cluster;
 pub mod crash;
 pub mod identity;
 pub mod org;

@@ -19,131 +19,19 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    net::SocketAddr,
-    path::Path,
     time::Duration,
 };
 
 use sealdesk_protocol::wire::{Frame, Item, Push, Request, Response, Sequenced};
 use sealdesk_tests::{
     Chat, Org, RawClient,
-    child::{RelayProcess, relay_binary},
-    pg,
-    wait::{QUIET, STEP, eventually, eventually_within},
-};
-use tempfile::TempDir;
-use tokio::{
-    io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::TcpStream,
+    cluster::{Node, database as cluster_db, http_get, metric, node, ready, start},
+    wait::{QUIET, STEP, eventually_within},
 };
 
 /// Messages in the pipelined burst, and how many acknowledgements arrive before the kill.
 const BURST: u64 = 120;
 const KILL_AFTER: usize = 30;
-
-/// A relay node: its process and its (unused by PostgreSQL, but required) data directory.
-struct Node {
-    process: RelayProcess,
-    url: String,
-    addr: SocketAddr,
-    _dir: TempDir,
-}
-
-/// A node's process started on database `db` with the shared log key `key`, not yet ready;
-/// `wakeups` off leaves the periodic catch-up (every 150 ms here) alone to deliver across
-/// nodes.
-fn start(db: &str, key: &Path, wakeups: bool) -> (RelayProcess, TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let key = key.to_string_lossy().into_owned();
-    let wakeups = if wakeups { "true" } else { "false" };
-    let process = RelayProcess::spawn(
-        relay_binary(),
-        dir.path(),
-        &[
-            ("STORE", "postgres"),
-            ("DATABASE_URL", db),
-            ("MIGRATE", "true"),
-            ("LOG_KEY_FILE", &key),
-            ("CLUSTER_WAKEUPS", wakeups),
-            ("CLUSTER_CATCH_UP_MS", "150"),
-        ],
-    )
-    .unwrap();
-    (process, dir)
-}
-
-/// Waits until a started node serves.
-fn ready((mut process, dir): (RelayProcess, TempDir)) -> Node {
-    let addr = match process.wait_ready(Duration::from_secs(60)) {
-        Ok(addr) => addr,
-        Err(e) => panic!("a node did not start: {e}\n{}", process.log_tail()),
-    };
-    let url = process.ws_url();
-    Node {
-        process,
-        url,
-        addr,
-        _dir: dir,
-    }
-}
-
-/// Starts a node and waits until it serves (see [`start`]).
-fn node(db: &str, key: &Path, wakeups: bool) -> Node {
-    ready(start(db, key, wakeups))
-}
-
-/// `GET path` on a node's HTTP port: the body, once answered `200`.
-async fn http_get(node: &Node, path: &str) -> String {
-    eventually(&format!("{path} to answer"), async || {
-        let mut tcp = TcpStream::connect(node.addr).await.ok()?;
-        tcp.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .ok()?;
-        // Read until the body is complete (the connection may stay open after it).
-        let mut out = Vec::new();
-        let mut buf = [0u8; 8192];
-        loop {
-            let text = String::from_utf8_lossy(&out).into_owned();
-            if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                let length = head.lines().find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse::<usize>().ok())?
-                });
-                if length.is_some_and(|n| body.len() >= n) {
-                    return text.starts_with("HTTP/1.1 200").then_some(text);
-                }
-            }
-            match tokio::time::timeout(STEP, tcp.read(&mut buf)).await {
-                Ok(Ok(n)) if n > 0 => out.extend_from_slice(&buf[..n]),
-                _ => {
-                    let text = String::from_utf8_lossy(&out).into_owned();
-                    return text.starts_with("HTTP/1.1 200").then_some(text);
-                }
-            }
-        }
-    })
-    .await
-}
-
-/// The value of counter `name` in a node's `/metrics`.
-async fn metric(node: &Node, name: &str) -> u64 {
-    let text = http_get(node, "/metrics").await;
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
-}
-
-/// A fresh database and a log key file for a cluster, or `None` without PostgreSQL.
-fn cluster_db(test: &str) -> Option<(String, TempDir)> {
-    let server = pg::server()?;
-    let db = pg::database(server, &format!("cluster_{test}_{}", std::process::id()));
-    let keys = tempfile::tempdir().unwrap();
-    std::fs::write(keys.path().join("log.key"), [0x5au8; 64]).unwrap();
-    Some((db, keys))
-}
 
 fn message_of(s: &Sequenced) -> Option<&sealdesk_protocol::message::Envelope> {
     match &s.item {

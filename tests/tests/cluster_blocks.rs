@@ -5,43 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::{path::Path, time::Duration};
-
 use sealdesk_protocol::{
     block::{Block, BlockReason, Unblock},
     wire::{ErrorCode, Request, Response},
 };
-use sealdesk_tests::{
-    Org, RawClient,
-    child::{RelayProcess, relay_binary},
-    identity::now,
-    pg,
-    wait::eventually,
-};
-use tempfile::TempDir;
-
-/// A relay node on database `db` with the shared log key `key`, wake-ups off, catching up
-/// every 150 ms.
-fn node(db: &str, key: &Path) -> (RelayProcess, String, TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let key = key.to_string_lossy().into_owned();
-    let mut process = RelayProcess::spawn(
-        relay_binary(),
-        dir.path(),
-        &[
-            ("STORE", "postgres"),
-            ("DATABASE_URL", db),
-            ("MIGRATE", "true"),
-            ("LOG_KEY_FILE", &key),
-            ("CLUSTER_WAKEUPS", "false"),
-            ("CLUSTER_CATCH_UP_MS", "150"),
-        ],
-    )
-    .unwrap();
-    process.wait_ready(Duration::from_secs(60)).unwrap();
-    let url = process.ws_url();
-    (process, url, dir)
-}
+use sealdesk_tests::{Org, RawClient, cluster::node, identity::now, pg, wait::eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_block_through_one_node_is_enforced_by_the_other_within_the_catch_up() {
@@ -53,8 +21,9 @@ async fn a_block_through_one_node_is_enforced_by_the_other_within_the_catch_up()
     let key = keys.path().join("log.key");
     std::fs::write(&key, [0x5au8; 64]).unwrap();
     // Node B starts first, so its block set is loaded before the block exists.
-    let (_b, b_url, _b_dir) = node(&db, &key);
-    let (_a, a_url, _a_dir) = node(&db, &key);
+    // Wake-ups off: the periodic catch-up (150 ms) alone reloads the blocks.
+    let (b, a) = (node(&db, &key, false), node(&db, &key, false));
+    let (a_url, b_url) = (a.url.clone(), b.url.clone());
     let org = Org::setup(&a_url, 3, "acme", 1, 1).await;
     let (customer, agent) = (&org.customers[0], &org.agents[0]);
     let mut on_b = RawClient::login(&b_url, customer).await;

@@ -115,7 +115,9 @@ impl Round {
                 }
             }
             Wake::Reconnected => self.catch_up = true,
-            push @ (Wake::Push { .. } | Wake::Release { .. }) => self.pushes.push(push),
+            push @ (Wake::Push { .. } | Wake::Release { .. } | Wake::Close { .. }) => {
+                self.pushes.push(push)
+            }
         }
     }
 
@@ -137,6 +139,7 @@ impl Round {
             match push {
                 Wake::Push { to, frame } => svc.forwarded_push(&to, frame),
                 Wake::Release { to, id } => svc.forwarded_release(&to, &id),
+                Wake::Close { to, code } => svc.forwarded_close(&to, code),
                 Wake::Conversations(_) | Wake::Reconnected => {}
             }
         }

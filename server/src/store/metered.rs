@@ -136,6 +136,10 @@ impl ConversationLog for MeteredStore {
         self.inner.forward_release(to, id);
     }
 
+    fn forward_close(&self, to: &[u8], code: u16) {
+        self.inner.forward_close(to, code);
+    }
+
     fn give_up_refused(&self, conversation: &[u8], what: &super::Refused) -> Result<()> {
         self.inner.give_up_refused(conversation, what)
     }

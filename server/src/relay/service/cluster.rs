@@ -26,9 +26,19 @@ use sealdesk_protocol::{
     keys::SigningPublicKey,
     wire::{self, ErrorCode, Frame, Item, Push, Sequenced},
 };
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::{Reject, Service, lock};
+use crate::connection::CloseReason;
+
+/// The close reasons one node may ask the others to close sessions with, by code
+/// ([`Service::forward_close`]).
+fn close_reason(code: u16) -> Option<CloseReason> {
+    match super::recovery::CLOSE_KEY_REPLACED {
+        r @ CloseReason::Application { code: known, .. } if known == code => Some(r),
+        _ => None,
+    }
+}
 
 /// The release request a push carries, if it is one (forwarded by id, see
 /// [`Service::forward`]).
@@ -230,6 +240,40 @@ impl Service {
                 Err(e) => warn!(error = %e, "a forwarded release request does not fit a push"),
             },
             Err(e) => warn!(code = ?e.code, "a forwarded release request cannot be read"),
+        }
+    }
+
+    /// In a cluster, asks the other nodes to close `who`'s sessions there with `reason` (a
+    /// re-certified agent's old key: a lost device must not keep a live session on any node).
+    /// Only reasons [`close_reason`] knows travel (the receiving node maps the code back).
+    pub(super) fn forward_close(&self, who: &SigningPublicKey, reason: CloseReason) {
+        if !self.store_shared {
+            return;
+        }
+        if let CloseReason::Application { code, .. } = reason
+            && close_reason(code).is_some()
+        {
+            self.convs.engine().forward_close(who.as_bytes(), code);
+        }
+    }
+
+    /// Another node asks to close account `to`'s sessions with close `code`: closes those
+    /// connected here. A code this node does not know closes nothing (a newer node's reason).
+    pub(crate) fn forwarded_close(&self, to: &[u8], code: u16) {
+        let Ok(who) = SigningPublicKey::try_from(to) else {
+            return;
+        };
+        match close_reason(code) {
+            Some(reason) => {
+                let closed = self.hub.close_all(&who, reason);
+                if closed > 0 {
+                    info!(code, closed, "sessions closed at another node's request");
+                }
+            }
+            None => warn!(
+                code,
+                "another node asked for a close this node does not know"
+            ),
         }
     }
 

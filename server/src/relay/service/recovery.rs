@@ -13,9 +13,11 @@
 //! is unregistered, and cannot register the name again), and the new certificate replaces the
 //! old, and every conversation assigned to the old key is assigned to the new one (its record
 //! rewritten in the same batch). Then the old key's open sessions are closed
-//! ([`CLOSE_KEY_REPLACED`]), and the new key is told of each conversation it now holds
-//! ([`Push::Assigned`]), as after a transfer. Peers see the new key as a key change, as for any
-//! changed card.
+//! ([`CLOSE_KEY_REPLACED`]) on this node and, in a cluster, on every other node (the push
+//! channel carries the close; a new session of the old key, on any node, finds no card in
+//! the shared store and is refused as unregistered), and the new key is told of each
+//! conversation it now holds ([`Push::Assigned`]), as after a transfer. Peers see the new
+//! key as a key change, as for any changed card.
 //!
 //! The new key reads only what is sealed to it: the customer's client, once it trusts the new
 //! key, opens a new epoch for it at its next message. Earlier epochs stay readable to the
@@ -149,6 +151,8 @@ impl Service {
             && let Ok(old) = sealdesk_protocol::keys::SigningPublicKey::from_bytes(&arr)
         {
             self.hub.close_all(&old, CLOSE_KEY_REPLACED);
+            // In a cluster, on every other node too.
+            self.forward_close(&old, CLOSE_KEY_REPLACED);
         }
         for (conversation, customer) in &moved {
             if let Some(customer) = self.card_by_key(customer)? {

@@ -793,6 +793,10 @@ impl ConversationLog for PgStore {
         self.notify_push(wake::release_payload(self.node, to, id));
     }
 
+    fn forward_close(&self, to: &[u8], code: u16) {
+        self.notify_push(wake::close_payload(self.node, to, code));
+    }
+
     fn give_up_refused(&self, conversation: &[u8], what: &Refused) -> Result<()> {
         settled(&mut lock(&self.staged)?.settling, conversation, what);
         Ok(())

@@ -29,7 +29,8 @@ pub const WAKE_CHANNEL: &str = "sealdesk_wake";
 /// other nodes (an assignment, a delivery mark, a release request or update, a ticket, a
 /// typing signal). Payload: `<node>:f:<account key, hex>:<encoded frame, hex>`, or for a
 /// release request, which with its epoch records may not fit, `<node>:r:<trustee key,
-/// hex>:<request id, hex>` (each node reads the request from the database).
+/// hex>:<request id, hex>` (each node reads the request from the database), or to close an
+/// account's sessions, `<node>:c:<account key, hex>:<close code, 4 hex digits>`.
 pub const PUSH_CHANNEL: &str = "sealdesk_push";
 
 /// Most bytes of one payload (PostgreSQL's limit is 8000).
@@ -62,6 +63,14 @@ pub enum Wake {
         /// The request id's bytes.
         id: Vec<u8>,
     },
+    /// Another node asks every node to close account `to`'s sessions with close `code` (a
+    /// re-certified agent's old key).
+    Close {
+        /// The account's signing key bytes.
+        to: Vec<u8>,
+        /// The WebSocket close code.
+        code: u16,
+    },
 }
 
 /// The payload forwarding a push frame to `to`, or `None` if it does not fit a notification.
@@ -85,6 +94,15 @@ pub fn release_payload(node: u64, to: &[u8], id: &[u8]) -> String {
     out
 }
 
+/// The payload asking the other nodes to close account `to`'s sessions with close `code`.
+pub fn close_payload(node: u64, to: &[u8], code: u16) -> String {
+    let mut out = format!("{node:016x}:c:");
+    hex(to, &mut out);
+    out.push(':');
+    hex(&code.to_be_bytes(), &mut out);
+    out
+}
+
 /// The sending node and the forwarded push of a [`PUSH_CHANNEL`] payload, if it is one.
 pub fn parse_push(payload: &str) -> Option<(u64, Wake)> {
     let mut parts = payload.splitn(4, ':');
@@ -95,6 +113,10 @@ pub fn parse_push(payload: &str) -> Option<(u64, Wake)> {
     let wake = match kind {
         "f" => Wake::Push { to, frame: rest },
         "r" => Wake::Release { to, id: rest },
+        "c" => Wake::Close {
+            to,
+            code: u16::from_be_bytes(<[u8; 2]>::try_from(rest.as_slice()).ok()?),
+        },
         _ => return None,
     };
     Some((node, wake))
@@ -377,6 +399,18 @@ mod tests {
             ))
         );
         assert_eq!(push_payload(7, &[1; 32], &[0; MAX_PAYLOAD / 2]), None);
+        let c = close_payload(9, &[6, 7], 4105);
+        assert_eq!(
+            parse_push(&c),
+            Some((
+                9,
+                Wake::Close {
+                    to: vec![6, 7],
+                    code: 4105
+                }
+            ))
+        );
+        assert_eq!(parse_push("07:c:01:0102ff"), None);
         assert_eq!(parse_push("07:x:01:02"), None);
         assert_eq!(parse_push("07:f:0:02"), None);
     }

@@ -1,0 +1,77 @@
+//! A re-certified agent's old key is cut off on every node of a cluster (issue 22 §3, issue
+//! 24): two relay processes on one throwaway PostgreSQL. The old key is connected to node B;
+//! the master re-certifies the name for a new key through node A. Node B closes the old key's
+//! session with 4105 (the close travels on the push channel), a new session of the old key on
+//! node B is refused (it reads the card from the database, not from a node's cache), and the
+//! new key, listening on node B, is told of the conversation it now holds.
+//!
+//! Skipped, loudly, only when the machine has no PostgreSQL binaries (CI installs them:
+//! `.ci/run`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use sealdesk_protocol::{
+    card::Role,
+    policy::AgentCertificate,
+    wire::{ErrorCode, Push, Request},
+};
+use sealdesk_tests::{Identity, Org, RawClient, cluster, now};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_old_key_is_closed_and_refused_on_another_node() {
+    let Some((db, keys)) = cluster::database("rebind") else {
+        return;
+    };
+    let key = keys.path().join("log.key");
+    let a = cluster::node(&db, &key, true);
+    let b = cluster::node(&db, &key, true);
+    let org = Org::setup(&a.url, 5, "acme", 1, 1).await;
+    let (customer, old) = (&org.customers[0], &org.agents[0]);
+    let mut customer_on_a = RawClient::login(&a.url, customer).await;
+    let chat = org.start_chat(&mut customer_on_a, 0, 23).await;
+    customer_on_a
+        .stored(Request::Send(chat.seal(customer, 1, "hello")))
+        .await;
+
+    // The lost device is online on node B; the new key listens on node B too.
+    let mut lost = RawClient::login(&b.url, old).await;
+    let new = Identity::new(9_999, old.name(), Role::Agent);
+    let mut listening = RawClient::connect(&b.url).await;
+    listening.auth(&new.keys, new.card()).await;
+
+    // The master re-certifies the name for the new key through node A.
+    let certificate = AgentCertificate::issue(
+        &org.master.keys,
+        &org.policy,
+        &new.card,
+        now().saturating_sub(60),
+        30 * 86_400,
+    )
+    .unwrap();
+    let mut master = RawClient::login(&a.url, &org.master).await;
+    master.ok(Request::RebindAgent(certificate)).await;
+    master.close().await;
+
+    // Node B closes the old key's session with its own code.
+    assert_eq!(lost.expect_close().await, Some(4105));
+    // A new session of the old key on node B is unregistered and refused everything, and
+    // cannot take the name back.
+    let mut again = RawClient::connect(&b.url).await;
+    let welcome = again.auth(&old.keys, old.card()).await;
+    assert!(!welcome.registered, "node B still knows the old key");
+    assert_eq!(
+        again.refused(Request::ListConversations).await,
+        ErrorCode::NotRegistered
+    );
+    assert_eq!(again.refused(Request::Register).await, ErrorCode::NameTaken);
+    again.close().await;
+    // The new key, on node B, is told of the conversation it now holds.
+    listening
+        .expect_push("assigned on node B", |p| match p {
+            Push::Assigned { conversation, .. } if *conversation == chat.id => Some(()),
+            _ => None,
+        })
+        .await;
+    listening.close().await;
+    customer_on_a.close().await;
+}
