@@ -6,7 +6,7 @@
 //! for again as missing counters are ([`REFETCH_LIMIT`] requests, at most [`REFETCH_PAGES`]
 //! pages per sync, a try only when the cursor moved), then shown as not delivered for good.
 //!
-//! Agents too, once the relay names what it skips ([`super::skipped`]): a sequence number
+//! Agents too, once the relay names what it skips (`client::skipped`): a sequence number
 //! neither delivered nor inside a skipped run is a hole, and a skipped run that claims an
 //! epoch the agent is a member of is a lie, kept as a hole with the claim
 //! ([`Hole::claimed`]). A page that stops short of the conversation's head (the newest items

@@ -176,7 +176,7 @@ impl Counts {
     }
 
     /// Wake-up notifications from other nodes this node received (as they arrived; not the
-    /// forwarded pushes of [`PUSH_CHANNEL`]).
+    /// forwarded pushes of `PUSH_CHANNEL`).
     pub fn received(&self) -> u64 {
         self.received.load(Ordering::Relaxed)
     }
