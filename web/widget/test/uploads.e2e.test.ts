@@ -70,11 +70,12 @@ describe("uploads and the stored-bytes quota in the widget (Chromium)", () => {
     await s.org.agent(["attachment", "save", "--conversation", id, "--message", n, "--out", out]);
     expect(readFileSync(out).equals(first)).toBe(true);
 
-    // Seven of eight chunks stored: the warning, in plain words.
+    // Seven of eight chunks stored (and the messages' own bytes, which count too): the warning,
+    // in plain words.
     await page.locator("#file").setInputFiles({ name: "receipt.pdf", mimeType: "application/pdf", buffer: fileOf(2) });
     await expect.poll(() => page.locator("#quota").isVisible(), { timeout: 15_000 }).toBe(true);
     const warning = (await page.locator("#quota").textContent()) ?? "";
-    expect(warning).toContain("now take 224.0 KiB of the 256.0 KiB it keeps for you (87%)");
+    expect(warning).toMatch(/now take 224\.\d KiB of the 256\.0 KiB it keeps for you \(87%\)/);
     expect(warning).toContain("erase a conversation you no longer need");
 
     // Past the quota: refused, said plainly, nothing kept to retry.
