@@ -31,7 +31,40 @@ export type ShownNotice = Notice & {
   storedAt: number;
   /** The consent (hex) a release was made under, or a revocation revokes; null otherwise. */
   consent: string | null;
+  /** The opening a release notice is one trustee's share of (the same for each share); null otherwise. */
+  opening: Opening | null;
 };
+
+/**
+ * One opening of the conversation (a release): the org, the epochs and the basis it was made
+ * under. Each trustee's share is its own audit-log entry; they all name the same opening, so a
+ * page shows them as one notice (as the CLI's `history` does).
+ */
+export interface Opening {
+  /** What the shares of one opening have in common, as a key. */
+  key: string;
+  org: string;
+  first: number;
+  last: number;
+  /** The consent (hex) it was made under, or null. */
+  consent: string | null;
+  /** The dispute ticket (hex) it was made under, or null. */
+  ticket: string | null;
+  /** How many arbiters approved the ticket (0 under a consent). */
+  approvers: number;
+}
+
+/** The opening a release entry is one trustee's share of, or null for another entry. */
+export function openingOf(entry: AuditEntry): Opening | null {
+  const e = entry.event;
+  if (!("release" in e)) return null;
+  const r = e.release;
+  const consent = "consent" in r.basis ? toHex(r.basis.consent.id) : null;
+  const ticket = "dispute" in r.basis ? toHex(r.basis.dispute.id) : null;
+  const approvers = "dispute" in r.basis ? r.basis.dispute.approvers.length : 0;
+  const key = `${r.org}/${r.epochs.first}-${r.epochs.last}/${consent === null ? `ticket:${ticket ?? ""}` : `consent:${consent}`}`;
+  return { key, org: r.org, first: r.epochs.first, last: r.epochs.last, consent, ticket, approvers };
+}
 
 /** The consent (hex) an entry releases under or revokes, or null. */
 export function consentOf(entry: AuditEntry): string | null {
@@ -106,6 +139,7 @@ export class CustomerNotices {
    */
   async handle(seq: number, index: number, raw: CborValue, storedAt: number): Promise<void> {
     const consent = consentOf(auditEntryFromCbor(raw));
+    const opening = openingOf(auditEntryFromCbor(raw));
     const kept = await this.host.store.get(noticeKey(seq));
     if (kept !== undefined) {
       const m = map(fromCbor(kept));
@@ -115,7 +149,7 @@ export class CustomerNotices {
       const kind: NoticeKind = typeof m.kind === "string" && kinds.includes(m.kind) ? (m.kind as NoticeKind) : m.kind === undefined && signer !== null ? "release" : "other";
       const by = typeof m.by === "string" ? m.by : signer !== null ? `trustee ${signer}` : "the key allowed to make it";
       const unwitnessed = typeof m.unwitnessed === "string" ? m.unwitnessed : null;
-      const notice: ShownNotice = { seq, index, kind, by, text: String(m.text), verified: m.verified === true, signer, provenIn: typeof m.proven_in === "number" ? m.proven_in : 0, unwitnessed, storedAt, consent };
+      const notice: ShownNotice = { seq, index, kind, by, text: String(m.text), verified: m.verified === true, signer, provenIn: typeof m.proven_in === "number" ? m.proven_in : 0, unwitnessed, storedAt, consent, opening };
       if (unwitnessed !== null) {
         this.waiting.set(seq, { index, raw, storedAt });
         // Its leaf counts as shown: another entry with the same leaf is a repeat.
@@ -161,7 +195,7 @@ export class CustomerNotices {
       toCbor({ kind: notice.kind, by: notice.by, text: notice.text, verified: notice.verified, signer: notice.signer, proven_in: notice.provenIn, ...(unwitnessed === null ? {} : { unwitnessed }) }),
     );
     if (unwitnessed === null) this.waiting.delete(seq);
-    this.show({ seq, index, kind: notice.kind, by: notice.by, text: notice.text, verified: notice.verified, signer: notice.signer, provenIn: notice.provenIn, unwitnessed, storedAt, consent: consentOf(entry) });
+    this.show({ seq, index, kind: notice.kind, by: notice.by, text: notice.text, verified: notice.verified, signer: notice.signer, provenIn: notice.provenIn, unwitnessed, storedAt, consent: consentOf(entry), opening: openingOf(entry) });
   }
 
   /**

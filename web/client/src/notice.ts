@@ -314,6 +314,11 @@ function kindOf(e: AuditEvent): NoticeKind {
   return "other";
 }
 
+/** "1 arbiter", "2 arbiters". */
+function arbiters(n: number): string {
+  return n === 1 ? "1 arbiter" : `${n} arbiters`;
+}
+
 function describe(e: AuditEvent, signer: string | null, audience: NoticeAudience): string {
   if ("release" in e) {
     const r = e.release;
@@ -321,7 +326,7 @@ function describe(e: AuditEvent, signer: string | null, audience: NoticeAudience
     const who = signer === null ? "a trustee" : `the trustee ${signer}`;
     const whose = audience.kind === "customer" ? "your" : "the customer's";
     if ("consent" in r.basis) return `${who} released its share to ${r.org} for ${epochs} of this chat under ${whose} consent ${toHex(r.basis.consent.id)}`;
-    return `${who} released its share to ${r.org} for ${epochs} of this chat under dispute ticket ${toHex(r.basis.dispute.id)}, approved by ${r.basis.dispute.approvers.length} arbiter(s)`;
+    return `${who} released its share to ${r.org} for ${epochs} of this chat under dispute ticket ${toHex(r.basis.dispute.id)}, approved by ${arbiters(r.basis.dispute.approvers.length)}`;
   }
   if ("erasure" in e) return `this conversation was erased (${e.erasure.reason})`;
   if ("consent_revocation" in e) return `consent ${toHex(e.consent_revocation.consent)} was revoked`;

@@ -11,9 +11,8 @@
  */
 import { Customer, CustomerError, policySummary, type ChatLine, type CustomerEvent, type ShownNotice, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
-import { STATES, downloadButton, el, showAlert, time } from "@sealdesk/client/ui";
+import { STATES, downloadButton, el, joinsOpening, noticeItem, releaseItem, showAlert, time } from "@sealdesk/client/ui";
 import { fromHex, toHex } from "@sealdesk/protocol";
-import { noticeItem } from "./notices.js";
 import { showMarks, wireLiveSigns } from "./receipts.js";
 import { wireRights } from "./rights.js";
 import { wireUploads } from "./uploads.js";
@@ -97,21 +96,53 @@ async function main(): Promise<void> {
     rows.set(l.seq, li);
     li.scrollIntoView({ block: "end" });
   };
+  // The trustees' shares of one opening (same org, epochs and basis), shown as one notice.
+  const openings = new Map<string, ShownNotice[]>();
+  const place = (seq: number, li: HTMLLIElement, old: HTMLLIElement | undefined): void => {
+    if (old !== undefined && old.isConnected) {
+      old.replaceWith(li);
+      return;
+    }
+    const after = [...rows.keys()].filter((s) => s > seq && rows.get(s) !== li).sort((a, b) => a - b)[0];
+    log.insertBefore(li, after === undefined ? null : (rows.get(after) ?? null));
+    li.scrollIntoView({ block: "end" });
+  };
   const addNotice = (n: ShownNotice): void => {
     // A notice judged again (witnessed since, or found not genuine) replaces its line in place.
     const old = rows.get(n.seq);
     if (old !== undefined && !old.classList.contains("notice")) return;
-    const li = noticeItem(n);
-    if (old !== undefined) {
-      old.replaceWith(li);
-      rows.set(n.seq, li);
+    // Taken out of the opening it was shown in (found not genuine since): that one is redrawn.
+    for (const [key, shares] of openings) {
+      const at = shares.findIndex((s) => s.seq === n.seq);
+      if (at < 0 || (joinsOpening(n) && n.opening?.key === key)) continue;
+      shares.splice(at, 1);
+      if (shares.length === 0) openings.delete(key);
+      else drawOpening(key, shares, old);
+    }
+    if (joinsOpening(n) && n.opening !== null) {
+      const shares = openings.get(n.opening.key) ?? [];
+      const at = shares.findIndex((s) => s.seq === n.seq);
+      if (at >= 0) shares[at] = n;
+      else shares.push(n);
+      openings.set(n.opening.key, shares);
+      drawOpening(n.opening.key, shares, old ?? rows.get(shares[0]?.seq ?? -1));
       return;
     }
-    const after = [...rows.keys()].filter((s) => s > n.seq).sort((a, b) => a - b)[0];
-    log.insertBefore(li, after === undefined ? null : (rows.get(after) ?? null));
+    const li = noticeItem(n);
     rows.set(n.seq, li);
-    li.scrollIntoView({ block: "end" });
+    place(n.seq, li, old);
   };
+  function drawOpening(key: string, shares: ShownNotice[], old: HTMLLIElement | undefined): void {
+    const p = customer.policy;
+    const li = releaseItem(shares, p === null || p === undefined ? null : { trustees: p.trustees.length, threshold: p.trusteeThreshold });
+    li.dataset.opening = key;
+    const first = Math.min(...shares.map((s) => s.seq));
+    const mine = log.querySelector<HTMLLIElement>(`li.notice[data-opening="${CSS.escape(key)}"]`) ?? undefined;
+    for (const s of shares) rows.set(s.seq, li);
+    // A share shown on its own before (not yet judged) goes into its opening's notice.
+    if (mine !== undefined && old !== undefined && old !== mine) old.remove();
+    place(first, li, mine ?? (old !== undefined && old.dataset.opening === undefined ? old : undefined));
+  }
 
   // Items the relay never delivered (asked for again, not given): a line in their place.
   const addWithheld = (from: number, to: number): void => {

@@ -65,6 +65,13 @@ export function wireRights(customer: Customer, changed: () => void): { refreshCo
       .then((all) => {
         list.replaceChildren(...all.map(row));
         list.hidden = all.length === 0;
+        // "Consent granted …" no longer holds once that consent is revoked (or expired).
+        const result = byId("consent-result");
+        const shown = all.find((c) => c.id === result.dataset.consent);
+        if (shown !== undefined && shown.state !== "active" && shown.state !== "used") {
+          result.textContent = "";
+          delete result.dataset.consent;
+        }
       })
       .catch(() => undefined);
   }

@@ -68,6 +68,9 @@ describe("consents, export and erasure in the widget (Chromium)", () => {
     await expect.poll(() => page.locator("#consent-status").getAttribute("data-outcome"), { timeout: 20_000 }).toBe("revoked");
     expect(await page.locator("#consent-status").textContent()).toMatch(/^Revoked \(audit log entry #\d+\), proven in the log\. Not yet witnessed/);
     await expect.poll(() => page.locator(`#consents li[data-consent="${second}"]`).getAttribute("data-state")).toBe("revoked");
+    // The "Consent granted … (id …)" line of the revoked consent is gone.
+    await expect.poll(() => page.locator("#consent-result").textContent()).toBe("");
+    expect(await page.locator("#consent-result").getAttribute("data-consent")).toBeNull();
     await page.screenshot({ path: join(shots, "widget-consents.png"), fullPage: true });
     await expect(s.org.as("owner", ["transcript", "unlock", "--conversation", id, "--consent", second, "--wait", "5"])).rejects.toThrow();
 
@@ -90,6 +93,9 @@ describe("consents, export and erasure in the widget (Chromium)", () => {
     await page.locator("#erase-yes").click();
     await expect.poll(() => page.locator("#data-status").getAttribute("data-erased"), { timeout: 20_000 }).toBe("true");
     expect(await page.locator("#send").isDisabled()).toBe(true);
+    // Nothing left to erase: the button is disabled, and looks it.
+    expect(await page.locator("#erase").isDisabled()).toBe(true);
+    expect(await page.locator("#erase").evaluate((b) => getComputedStyle(b).cursor)).toBe("not-allowed");
     expect(await page.locator("#log li.line .text").allTextContents()).toEqual(["I want my data back"]);
     await page.screenshot({ path: join(shots, "widget-erased.png"), fullPage: true });
 
@@ -97,6 +103,7 @@ describe("consents, export and erasure in the widget (Chromium)", () => {
     await expect.poll(() => page.locator("#log li.line .text").allTextContents()).toEqual(["I want my data back"]);
     await expect.poll(() => page.locator("#data-status").textContent()).toContain("was erased on the relay");
     expect(await page.locator("#send").isDisabled()).toBe(true);
+    expect(await page.locator("#erase").isDisabled()).toBe(true);
     expect(s.problems).toEqual([]);
     await page.close();
   });

@@ -83,8 +83,11 @@ describe("the widget in Chromium", () => {
       await exited;
     }
     await expect.poll(() => page.locator("#log li.notice").count()).toBe(2);
-    const released = page.locator("#log li.notice", { hasText: "released its share" });
+    // One notice per opening (not one per trustee's share), saying how many trustees released it.
+    const released = page.locator("#log li.notice", { hasText: "opened epoch 0" });
     expect(await released.count()).toBe(1);
+    expect(await released.getAttribute("data-shares")).toBe("1");
+    expect(await released.locator("p").textContent()).toBe(`acme opened epoch 0 of this chat under dispute ticket ${ticket}, approved by 1 arbiter: released by 1 of 1 trustee (t1; 1 needed).`);
     // The trustee cosigned a log holding its entry before it sent its share: witnessed.
     await expect.poll(() => released.getAttribute("data-verified"), { timeout: 30_000 }).toBe("true");
     expect(await released.locator(".meta").textContent()).toContain("Verified ✓: signed by trustee t1, proven in the public audit log");
@@ -95,6 +98,10 @@ describe("the widget in Chromium", () => {
     await expect.poll(() => closed.getAttribute("data-verified"), { timeout: 30_000 }).toBe("true");
     expect(await closed.locator("strong").textContent()).toBe("Dispute closed");
     expect(await closed.locator(".meta").textContent()).toContain("Verified ✓: signed by the relay, proven in the public audit log");
+    // Verified notices are calm (green rule), not the red of an error.
+    const rule = (l: typeof closed): Promise<string> => l.evaluate((e) => getComputedStyle(e).borderLeftColor);
+    expect(await rule(released)).toBe("rgb(20, 108, 46)");
+    expect(await rule(closed)).toBe("rgb(20, 108, 46)");
     await page.screenshot({ path: join(shots, "widget-notice.png") });
     // Still the same two after a reload (kept with their verdicts, not shown twice).
     await page.reload();
@@ -129,6 +136,7 @@ describe("the widget in Chromium", () => {
     expect(await pending.getAttribute("data-witnessed")).toBe("false");
     expect(await pending.getAttribute("data-verified")).toBe("false");
     expect(await pending.locator("strong").textContent()).toBe("Dispute closed (not yet witnessed)");
+    expect(await rule(pending)).toBe("rgb(122, 89, 0)");
     await page.screenshot({ path: join(shots, "widget-notice-unwitnessed.png") });
     await s.org.as("t1", ["trustee", "serve", "--once"]);
     await expect.poll(() => pending.getAttribute("data-verified"), { timeout: 30_000 }).toBe("true");

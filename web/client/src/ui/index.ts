@@ -1,13 +1,16 @@
 /**
  * `@sealdesk/client/ui`: the DOM helpers the widget and the console share — the element lookup,
  * the connection states in words, the alert line, times, the "Download" button of an attachment
- * line with its status line, and a release notice in words. A separate entry (as `idb`), so the
+ * line with its status line, a release notice in words, and the shares of one opening as one
+ * notice (`releases.ts`). A separate entry (as `idb`), so the
  * package's main entry stays free of the DOM and runs under Node; a page imports both. Its
  * styles are `base.css` (`@sealdesk/client/ui/base.css`). Everything is written with
  * `textContent`: nothing from the relay or another member is HTML.
  */
 import { AttachmentError, attachmentBlob, safeFileName, type AttachmentRef } from "../attachment.js";
 import { TO_CUSTOMER, noticeSigner, noticeText, type Notice, type NoticeAudience } from "../notice.js";
+
+export { joinsOpening, releaseItem, type ReleaseShare, type TrusteeCount } from "./releases.js";
 
 /** The element `#id`. */
 export function el<T extends HTMLElement>(id: string): T {

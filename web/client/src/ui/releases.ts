@@ -1,0 +1,73 @@
+/**
+ * One opening of the conversation as one notice: each trustee's share of a release is its own
+ * audit-log entry, judged on its own; a page shows the shares of one opening (same org, epochs
+ * and consent or ticket: `Opening`) as one list item that says how many of the org's trustees
+ * released it ("released by 2 of 3 trustees"), as the CLI's `history` shows one notice per
+ * release. Text only (`textContent`).
+ */
+import type { Opening } from "../customer-notices.js";
+import { TO_CUSTOMER, type Notice, type NoticeAudience } from "../notice.js";
+
+/** A trustee's share of an opening, as checked (`verified`, or `unwitnessed` with why). */
+export type ReleaseShare = Notice & { opening: Opening | null; unwitnessed: string | null };
+
+/** How many trustees the org has, and how many must release for an opening. */
+export interface TrusteeCount {
+  trustees: number;
+  threshold: number;
+}
+
+/** "t1", "t1 and t2", "t1, t2 and t3". */
+function names(list: readonly string[]): string {
+  if (list.length <= 1) return list.join("");
+  return `${list.slice(0, -1).join(", ")} and ${list[list.length - 1] ?? ""}`;
+}
+
+/**
+ * Whether a share may join its opening's notice: verified, or only not yet witnessed. A share
+ * found NOT GENUINE is never merged into a genuine one: it is shown on its own (`noticeItem`).
+ */
+export function joinsOpening(n: ReleaseShare): boolean {
+  return n.kind === "release" && n.opening !== null && (n.verified || (n.unwitnessed ?? null) !== null);
+}
+
+/**
+ * The notice of one opening, from its shares (at least one, each `joinsOpening`): verified once
+ * every share is, otherwise "not yet witnessed" (`data-state` as `noticeItem`'s; `data-shares`:
+ * how many shares; `data-seqs`: their places).
+ */
+export function releaseItem(shares: readonly ReleaseShare[], count: TrusteeCount | null, audience: NoticeAudience = TO_CUSTOMER): HTMLLIElement {
+  const sorted = [...shares].sort((a, b) => a.seq - b.seq);
+  const first = sorted[0];
+  const o = first?.opening ?? null;
+  const verified = sorted.every((n) => n.verified);
+  const li = document.createElement("li");
+  li.className = `notice release ${verified ? "verified" : "pending"}`;
+  li.dataset.seq = String(first?.seq ?? 0);
+  li.dataset.seqs = sorted.map((n) => n.seq).join(" ");
+  li.dataset.shares = String(sorted.length);
+  li.dataset.state = verified ? "verified" : "unwitnessed";
+  li.dataset.verified = String(verified);
+  li.dataset.witnessed = String(verified);
+  const head = document.createElement("strong");
+  head.textContent = verified ? "Release notice" : "Release notice (not yet witnessed)";
+  const trustees = sorted.map((n) => n.signer ?? "a trustee");
+  const epochs = o === null ? "" : o.first === o.last ? `epoch ${o.first}` : `epochs ${o.first}–${o.last}`;
+  const whose = audience.kind === "customer" ? "your" : "the customer's";
+  const basis = o === null ? "" : o.consent !== null ? `under ${whose} consent ${o.consent}` : `under dispute ticket ${o.ticket ?? ""}, approved by ${o.approvers === 1 ? "1 arbiter" : `${o.approvers} arbiters`}`;
+  const of = count === null ? `${sorted.length} ${sorted.length === 1 ? "trustee" : "trustees"}` : `${sorted.length} of ${count.trustees} ${count.trustees === 1 ? "trustee" : "trustees"}`;
+  const needed = count === null ? "" : `; ${count.threshold} needed`;
+  const body = document.createElement("p");
+  body.textContent = `${o?.org ?? "The business"} opened ${epochs} of this chat ${basis}: released by ${of} (${names(trustees)}${needed}).`;
+  const proof = document.createElement("span");
+  proof.className = "meta";
+  const entries = sorted.map((n) => String(n.index));
+  const provenIn = Math.max(...sorted.map((n) => n.provenIn));
+  const by = `signed by ${sorted.length === 1 ? "trustee" : "trustees"} ${names(trustees)}`;
+  const where = `${sorted.length === 1 ? "entry" : "entries"} ${names(entries)} of ${provenIn}`;
+  proof.textContent = verified
+    ? `Verified ✓: ${by}, proven in the public audit log (${where}), vouched for by the business's key trustees.`
+    : `Signed and proven in the audit log (${where}), but not yet vouched for by enough of the business's key trustees. It is checked again by itself; until then treat it as unconfirmed.`;
+  li.append(head, body, proof);
+  return li;
+}
