@@ -156,7 +156,7 @@ pub(super) async fn transcript(
             ticket,
             wait,
         } => {
-            let id = conv_id(&conversation)?;
+            let id = conv_id(&conversation)?.resolve(c.account())?;
             let ticket = ticket.as_deref().map(token_id).transpose()?;
             let j = c
                 .justification(&id, consent.as_deref(), ticket.as_ref())
@@ -181,7 +181,7 @@ pub(super) async fn transcript(
             )
         }
         TranscriptCmd::Show { conversation } => {
-            let id = conv_id(&conversation)?;
+            let id = conv_id(&conversation)?.resolve(c.account())?;
             let t = c.transcript(&id)?;
             let mut text = transcript_text(&t);
             let (files, warning) = match attachments(&mut c, &id, &t).await {
@@ -219,7 +219,7 @@ pub(super) async fn transcript(
             if !force && out.exists() {
                 return Err(crate::error::CliError::FileExists { path: out }.into());
             }
-            let id = conv_id(&conversation)?;
+            let id = conv_id(&conversation)?.resolve(c.account())?;
             let export = c.export_transcript(&id, redact).await?;
             let body = match format.as_str() {
                 "json" => serde_json::to_string_pretty(&export)?,

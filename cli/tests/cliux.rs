@@ -1,0 +1,79 @@
+//! What a new user tripped over in the CLI (issue 22, "Found but not fixed"): the short id the
+//! chat window and `audit` show is taken by `--conversation`, and an erased conversation is
+//! listed as erased.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{json, ok, org_and_conversation, sealdesk};
+use sealdesk_tests::world::World;
+
+/// `--conversation` takes the first 8 hex digits of an id this account lists; an unknown or
+/// malformed one is refused with what to do.
+#[tokio::test]
+async fn conversation_takes_the_short_id() {
+    let w = World::new().await;
+    let conv = org_and_conversation(&w).await;
+    let short = &conv[..8];
+
+    let sent = ok(
+        &w,
+        "carol",
+        &["send", "--conversation", short, "by short id"],
+    )
+    .await;
+    assert!(sent.starts_with("sent"), "{sent}");
+    let h = json(&w, "carol", &["history", "--conversation", short]).await;
+    assert!(h.to_string().contains("by short id"), "{h:#}");
+    // The agent too, upper-case as well.
+    let upper = short.to_ascii_uppercase();
+    let h = ok(&w, "alice", &["history", "--conversation", &upper]).await;
+    assert!(h.contains("by short id"), "{h}");
+    // `audit --conversation` as well.
+    ok(&w, "carol", &["audit", "--conversation", short]).await;
+
+    // A prefix of no conversation of this account's: named, with where to find full ids.
+    let other = if short.starts_with('0') {
+        "11111111"
+    } else {
+        "00000000"
+    };
+    let r = sealdesk(&w, "carol", &["history", "--conversation", other]).await;
+    assert!(!r.ok);
+    assert!(
+        r.stderr
+            .contains(&format!("no conversation of yours starts with {other}"))
+            && r.stderr.contains("`sealdesk conversations` lists full ids"),
+        "{}",
+        r.stderr
+    );
+    // Too short, or not hex: refused before anything else.
+    for bad in [&conv[..6], "not-an-id"] {
+        let r = sealdesk(&w, "carol", &["send", "--conversation", bad, "x"]).await;
+        assert!(!r.ok);
+        assert!(
+            r.stderr.contains("is not a conversation id")
+                && r.stderr.contains("at least the first 8"),
+            "{}",
+            r.stderr
+        );
+    }
+}
+
+/// `conversations` lists an erased conversation as `[erased]`, not by its last status.
+#[tokio::test]
+async fn an_erased_conversation_is_listed_as_erased() {
+    let w = World::new().await;
+    let conv = org_and_conversation(&w).await;
+    let before = ok(&w, "carol", &["conversations"]).await;
+    assert!(before.contains("[open]"), "{before}");
+    ok(&w, "carol", &["erase", "--conversation", &conv]).await;
+    let after = ok(&w, "carol", &["conversations"]).await;
+    let line = after
+        .lines()
+        .find(|l| l.starts_with(&conv))
+        .expect("still listed");
+    assert!(line.contains("[erased]"), "{after}");
+    assert!(!line.contains("[open]"), "{after}");
+}
