@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{json, ok, org_and_conversation, sealdesk};
+use common::{grant, json, ok, org_and_conversation, sealdesk, serve_once, unlock};
 use sealdesk_tests::world::World;
 
 /// `--conversation` takes the first 8 hex digits of an id this account lists; an unknown or
@@ -76,4 +76,79 @@ async fn an_erased_conversation_is_listed_as_erased() {
         .expect("still listed");
     assert!(line.contains("[erased]"), "{after}");
     assert!(!line.contains("[open]"), "{after}");
+}
+
+/// `audit` names the conversation an erasure entry is about: its short id, its customer and
+/// agent.
+#[tokio::test]
+async fn audit_names_the_erased_conversation() {
+    let w = World::new().await;
+    let conv = org_and_conversation(&w).await;
+    ok(&w, "carol", &["erase", "--conversation", &conv]).await;
+    let text = ok(&w, "carol", &["audit"]).await;
+    let line = text
+        .lines()
+        .find(|l| l.contains("was erased"))
+        .expect("the erasure is listed");
+    assert!(
+        line.contains(&format!(
+            "conversation {} (customer carol, agent alice) was erased",
+            &conv[..8]
+        )),
+        "{text}"
+    );
+}
+
+/// Every id in `--json` output is hex: `audit --json`'s release groups name their
+/// conversation as `conversations` does, not as an array of bytes.
+#[tokio::test]
+async fn audit_json_gives_ids_in_hex() {
+    let w = World::new().await;
+    let conv = org_and_conversation(&w).await;
+    let consent = grant(&w, &conv, "1d").await;
+    let r = unlock(&w, &conv, &consent, "0").await;
+    assert!(!r.ok, "{}", r.stdout);
+    for t in ["trustee-1", "trustee-2"] {
+        serve_once(&w, t).await;
+    }
+    let r = unlock(&w, &conv, &consent, "10").await;
+    assert!(r.ok, "{}", r.stderr);
+    let a = json(&w, "carol", &["audit"]).await;
+    let releases = a["releases"].as_array().unwrap();
+    assert!(!releases.is_empty(), "{a:#}");
+    for g in releases {
+        assert_eq!(g["conversation"], conv.as_str(), "{g:#}");
+    }
+    assert_no_byte_arrays(&a, "audit");
+    // The other `--json` outputs that carry release notices or transcripts.
+    let h = json(&w, "carol", &["history", "--conversation", &conv]).await;
+    assert_no_byte_arrays(&h, "history");
+    let t = json(
+        &w,
+        "acme-owner",
+        &["transcript", "show", "--conversation", &conv],
+    )
+    .await;
+    assert_no_byte_arrays(&t, "transcript show");
+    let l = json(&w, "carol", &["conversations"]).await;
+    assert_no_byte_arrays(&l, "conversations");
+}
+
+/// Fails if `v` holds an array of 16 or more small numbers (bytes serialized as a list).
+fn assert_no_byte_arrays(v: &serde_json::Value, path: &str) {
+    match v {
+        serde_json::Value::Array(a) => {
+            let bytes = a.len() >= 16 && a.iter().all(|x| x.as_u64().is_some_and(|n| n < 256));
+            assert!(!bytes, "{path} is an array of bytes: {v}");
+            for (i, x) in a.iter().enumerate() {
+                assert_no_byte_arrays(x, &format!("{path}[{i}]"));
+            }
+        }
+        serde_json::Value::Object(o) => {
+            for (k, x) in o {
+                assert_no_byte_arrays(x, &format!("{path}.{k}"));
+            }
+        }
+        _ => {}
+    }
 }

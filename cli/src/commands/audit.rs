@@ -56,10 +56,9 @@ pub(super) async fn audit(
              not proven, or contradict each other"
         );
     }
-    Ok(Output::new(
-        text.trim_end().to_owned(),
-        serde_json::to_value(&r)?,
-    ))
+    let mut json = serde_json::to_value(&r)?;
+    crate::json_hex::ids_in_hex(&mut json);
+    Ok(Output::new(text.trim_end().to_owned(), json))
 }
 
 /// The audit report's lines: one line per release request (its trustees' entries listed under

@@ -274,7 +274,8 @@ pub(super) async fn history(
         text.push_str(&render_line(l));
         text.push('\n');
     }
-    let lines = serde_json::to_value(&h.lines)?;
+    let mut lines = serde_json::to_value(&h.lines)?;
+    crate::json_hex::ids_in_hex(&mut lines);
     let value = json!({
         "conversation": id.to_string(), "org": h.org, "summary": h.summary,
         "lines": lines, "erased": h.erased,
