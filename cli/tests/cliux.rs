@@ -152,3 +152,55 @@ fn assert_no_byte_arrays(v: &serde_json::Value, path: &str) {
         _ => {}
     }
 }
+
+/// `transcript export` counts what `history` calls messages, and names the other items (read
+/// receipts, status changes) it holds.
+#[tokio::test]
+async fn export_counts_messages_as_history_does() {
+    let w = World::new().await;
+    let conv = org_and_conversation(&w).await;
+    ok(&w, "alice", &["send", "--conversation", &conv, "on it"]).await;
+    ok(&w, "alice", &["status", "--conversation", &conv, "waiting"]).await;
+    ok(&w, "carol", &["history", "--conversation", &conv]).await;
+    let consent = grant(&w, &conv, "1d").await;
+    assert!(!unlock(&w, &conv, &consent, "0").await.ok);
+    for t in ["trustee-1", "trustee-2"] {
+        serve_once(&w, t).await;
+    }
+    assert!(unlock(&w, &conv, &consent, "10").await.ok);
+
+    let h = json(&w, "carol", &["history", "--conversation", &conv]).await;
+    let messages = h["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l.get("number").is_some())
+        .count();
+    assert_eq!(messages, 2, "{h:#}");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.json");
+    let said = ok(
+        &w,
+        "acme-owner",
+        &[
+            "transcript",
+            "export",
+            "--conversation",
+            &conv,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let file: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let items = file["messages"].as_array().unwrap().len();
+    assert!(items > messages, "{said}");
+    assert!(
+        said.starts_with(&format!("exported {items} items: {messages} messages, ")),
+        "{said}"
+    );
+    assert!(
+        said.contains("read receipt") && said.contains("1 status change"),
+        "{said}"
+    );
+}

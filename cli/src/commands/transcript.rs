@@ -278,7 +278,7 @@ pub(super) async fn transcript(
             Output::new(
                 format!(
                     "exported {} to {}{}",
-                    crate::print::counted(export.messages.len() as u64, "message", "messages"),
+                    exported_items(&export.messages),
                     out.display(),
                     if export.redacted { " (redacted)" } else { "" }
                 ),
@@ -289,6 +289,45 @@ pub(super) async fn transcript(
     };
     c.close().await;
     Ok(out)
+}
+
+/// What an export holds, in the words `history` uses: "7 messages" when that is all, else
+/// "12 items: 7 messages, 4 read receipts, 1 status change" (a read receipt or a status is a
+/// signed item of the transcript, not a message `history` numbers).
+fn exported_items(messages: &[sealdesk_client::transcript::ExportMessage]) -> String {
+    use sealdesk_protocol::message::{ContentKind, Envelope};
+    let (mut said, mut read, mut status, mut other) = (0u64, 0u64, 0u64, 0u64);
+    for m in messages {
+        let kind = hex::decode(&m.envelope)
+            .ok()
+            .and_then(|b| sealdesk_protocol::wire::from_cbor::<Envelope>(&b, "envelope").ok())
+            .map(|e| e.header.kind);
+        match kind {
+            Some(ContentKind::Text | ContentKind::Attachment) => said += 1,
+            Some(ContentKind::Read) => read += 1,
+            Some(ContentKind::Status) => status += 1,
+            None => other += 1,
+        }
+    }
+    let counted = crate::print::counted;
+    if said == messages.len() as u64 {
+        return counted(said, "message", "messages");
+    }
+    let parts: Vec<String> = [
+        (said, "message", "messages"),
+        (read, "read receipt", "read receipts"),
+        (status, "status change", "status changes"),
+        (other, "other item", "other items"),
+    ]
+    .into_iter()
+    .filter(|(n, ..)| *n > 0)
+    .map(|(n, one, many)| counted(n, one, many))
+    .collect();
+    format!(
+        "{}: {}",
+        counted(messages.len() as u64, "item", "items"),
+        parts.join(", ")
+    )
 }
 
 /// `transcript verify` never reaches the connected branch (it returns before connecting).
