@@ -204,3 +204,42 @@ async fn export_counts_messages_as_history_does() {
         "{said}"
     );
 }
+
+/// `transcript show` numbers messages as `history` does (#1, #2 …), the relay's sequence
+/// number beside it, labelled.
+#[tokio::test]
+async fn transcript_show_numbers_messages_as_history_does() {
+    let w = World::new().await;
+    let conv = org_and_conversation(&w).await;
+    ok(&w, "alice", &["send", "--conversation", &conv, "on it"]).await;
+    ok(&w, "carol", &["history", "--conversation", &conv]).await;
+    ok(&w, "carol", &["send", "--conversation", &conv, "thanks"]).await;
+    let consent = grant(&w, &conv, "1d").await;
+    assert!(!unlock(&w, &conv, &consent, "0").await.ok);
+    for t in ["trustee-1", "trustee-2"] {
+        serve_once(&w, t).await;
+    }
+    assert!(unlock(&w, &conv, &consent, "10").await.ok);
+
+    let history = ok(&w, "carol", &["history", "--conversation", &conv]).await;
+    let shown = ok(
+        &w,
+        "acme-owner",
+        &["transcript", "show", "--conversation", &conv],
+    )
+    .await;
+    for (n, said) in [(1, "my order 1234 never came"), (2, "on it"), (3, "thanks")] {
+        assert!(
+            history
+                .lines()
+                .any(|l| l.starts_with(&format!("#{n} ")) && l.contains(said)),
+            "{history}"
+        );
+        assert!(
+            shown
+                .lines()
+                .any(|l| l.starts_with(&format!("#{n} (seq ")) && l.contains(said)),
+            "#{n} should be {said:?}:\n{shown}"
+        );
+    }
+}
