@@ -71,6 +71,61 @@ impl ConvRef {
 mod tests {
     use super::*;
 
+    /// An account holding conversations with these ids.
+    fn account_with(dir: &std::path::Path, ids: &[[u8; 16]]) -> Account {
+        let a = Account::create(
+            dir,
+            "a passphrase for tests",
+            sealdesk_client::vault::KdfParams::TESTING,
+            "carol",
+            sealdesk_protocol::card::Role::Customer,
+        )
+        .unwrap();
+        for (i, b) in ids.iter().enumerate() {
+            let meta = sealdesk_client::account::ConvMeta {
+                id: ConversationId::from_bytes(b).unwrap(),
+                org: "acme".into(),
+                customer: "carol".into(),
+                agent: "alice".into(),
+                created_at: i as u64,
+                cursor: 0,
+                delivered_sent: 0,
+                read_local: 0,
+                read_sent: 0,
+                delivered_by: Default::default(),
+                read_by: Default::default(),
+                last_epoch: None,
+                transferred_out: false,
+                erased: false,
+            };
+            a.save_conversation(&meta).unwrap();
+        }
+        a
+    }
+
+    #[test]
+    fn a_prefix_resolves_only_when_one_conversation_has_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut one = [0u8; 16];
+        one[..5].copy_from_slice(&[0xab, 0xcd, 0xef, 0x01, 0x10]);
+        let mut two = one;
+        two[4] = 0x20;
+        let a = account_with(dir.path(), &[one, two]);
+        let one_id = ConversationId::from_bytes(&one).unwrap();
+        let resolved = ConvRef::parse("abcdef0110").unwrap().resolve(&a).unwrap();
+        assert_eq!(resolved, one_id);
+        let err = ConvRef::parse("abcdef01").unwrap().resolve(&a).unwrap_err();
+        assert!(matches!(
+            err.downcast_ref::<CliError>(),
+            Some(CliError::AmbiguousConversationId { count: 2, .. })
+        ));
+        let err = ConvRef::parse("12345678").unwrap().resolve(&a).unwrap_err();
+        assert!(matches!(
+            err.downcast_ref::<CliError>(),
+            Some(CliError::NoSuchConversation(_))
+        ));
+    }
+
     #[test]
     fn short_or_non_hex_is_refused_before_opening_the_vault() {
         assert!(matches!(
