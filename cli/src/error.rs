@@ -114,6 +114,29 @@ pub enum CliError {
         command: String,
     },
 
+    /// `--conversation` is neither a conversation id nor the start of one.
+    #[error(
+        "{0:?} is not a conversation id: give the 32 hex digits or at least the first 8; \
+         `sealdesk conversations` lists full ids"
+    )]
+    BadConversationId(String),
+
+    /// `--conversation` is the start of no conversation this account lists.
+    #[error("no conversation of yours starts with {0}; `sealdesk conversations` lists full ids")]
+    NoSuchConversation(String),
+
+    /// `--conversation` is the start of more than one conversation this account lists.
+    #[error(
+        "{prefix} is the start of {count} of your conversations; give more digits \
+         (`sealdesk conversations` lists full ids)"
+    )]
+    AmbiguousConversationId {
+        /// The digits given.
+        prefix: String,
+        /// How many conversations start with them.
+        count: usize,
+    },
+
     /// An output file exists and `--force` was not given.
     #[error("{} exists; pass --force to replace it", path.display())]
     FileExists {

@@ -28,6 +28,7 @@ pub mod chat;
 mod commands;
 pub mod demo;
 pub mod error;
+mod json_hex;
 pub mod kdf;
 pub mod print;
 pub mod status;

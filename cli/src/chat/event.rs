@@ -485,6 +485,7 @@ fn line_event(line: &HistoryLine) -> &'static str {
 /// `delivery`) and `text`, the line as the text chat shows it.
 fn line_json(line: &HistoryLine) -> Value {
     let mut v = serde_json::to_value(line).unwrap_or(Value::Null);
+    crate::json_hex::ids_in_hex(&mut v);
     if let Value::Object(m) = &mut v {
         m.insert("text".into(), render_line(line).into());
         let kind = match line {

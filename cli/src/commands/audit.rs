@@ -17,6 +17,7 @@ pub(super) async fn audit(
 ) -> Result<Output> {
     let id = conversation.map(conv_id).transpose()?;
     let mut c = connect(home, relay, false).await?;
+    let id = id.map(|i| i.resolve(c.account())).transpose()?;
     c.sync_all().await?;
     let r = c.audit(id, verify).await?;
     c.close().await;
@@ -55,10 +56,9 @@ pub(super) async fn audit(
              not proven, or contradict each other"
         );
     }
-    Ok(Output::new(
-        text.trim_end().to_owned(),
-        serde_json::to_value(&r)?,
-    ))
+    let mut json = serde_json::to_value(&r)?;
+    crate::json_hex::ids_in_hex(&mut json);
+    Ok(Output::new(text.trim_end().to_owned(), json))
 }
 
 /// The audit report's lines: one line per release request (its trustees' entries listed under

@@ -57,6 +57,7 @@ pub(super) async fn send(
 ) -> Result<Output> {
     let id = conv_id(conversation)?;
     let mut c = connect(home, relay, false).await?;
+    let id = id.resolve(c.account())?;
     c.sync_all().await?;
     let seq = c.send_text(&id, text).await?;
     let number = c.message_number(&id, seq)?;
@@ -76,6 +77,7 @@ pub(super) async fn chat(
 ) -> Result<()> {
     let id = conversation.map(conv_id).transpose()?;
     let mut c = connect(home, relay, false).await?;
+    let id = id.map(|i| i.resolve(c.account())).transpose()?;
     let stdin = tokio::io::BufReader::new(tokio::io::stdin());
     let mut stdout = std::io::stdout();
     match display {
@@ -98,6 +100,7 @@ pub(super) async fn transfer(
 ) -> Result<Output> {
     let id = conv_id(conversation)?;
     let mut c = connect(home, relay, false).await?;
+    let id = id.resolve(c.account())?;
     c.sync_all().await?;
     let epoch = c.transfer(&id, to).await?;
     c.close().await;
@@ -111,6 +114,7 @@ pub(super) async fn transfer(
 pub(super) async fn erase(home: &Path, relay: &Relay, conversation: &str) -> Result<Output> {
     let id = conv_id(conversation)?;
     let mut c = connect(home, relay, false).await?;
+    let id = id.resolve(c.account())?;
     c.erase(&id).await?;
     c.mark_erased(&id)?;
     c.close().await;
@@ -195,8 +199,14 @@ pub(super) async fn conversations(home: &Path, relay: &Relay) -> Result<Output> 
         let epochs = account_ref.epochs(&m.id)?.len();
         let status = sealdesk_client::client::status::status(account_ref, &m.id)?;
         let preview = sealdesk_client::client::status::preview(account_ref, &m.id)?;
+        // An erased conversation's last status says nothing now: it is shown as erased.
+        let shown = if m.erased {
+            "erased".to_owned()
+        } else {
+            status.to_string()
+        };
         text.push_str(&format!(
-            "{}  {}  [{status}]  customer {}  agent {}  {}  {} unread{}{}\n",
+            "{}  {}  [{shown}]  customer {}  agent {}  {}  {} unread{}{}\n",
             m.id,
             m.org,
             m.customer,
@@ -209,7 +219,7 @@ pub(super) async fn conversations(home: &Path, relay: &Relay) -> Result<Output> 
                 ""
             },
             if m.erased {
-                "  (erased on the relay; local copy)"
+                "  (local copy; the relay erased it)"
             } else {
                 ""
             }
@@ -243,6 +253,11 @@ pub(super) async fn history(
 ) -> Result<Output> {
     let id = conv_id(conversation)?;
     let (mut client, account, warning) = sync_or_offline(home, relay).await?;
+    let id = match (&client, &account) {
+        (Some(c), _) => id.resolve(c.account())?,
+        (None, Some(a)) => id.resolve(a)?,
+        (None, None) => bail!("no account"),
+    };
     let h = match (&client, &account) {
         (Some(c), _) => c.history(&id)?,
         (None, Some(a)) => sealdesk_client::client::history(a, &id)?,
@@ -259,7 +274,8 @@ pub(super) async fn history(
         text.push_str(&render_line(l));
         text.push('\n');
     }
-    let lines = serde_json::to_value(&h.lines)?;
+    let mut lines = serde_json::to_value(&h.lines)?;
+    crate::json_hex::ids_in_hex(&mut lines);
     let value = json!({
         "conversation": id.to_string(), "org": h.org, "summary": h.summary,
         "lines": lines, "erased": h.erased,

@@ -20,6 +20,7 @@ mod account;
 mod attachment;
 mod audit;
 mod block;
+mod conv_ref;
 mod conversation;
 mod dispute;
 mod escrow;
@@ -38,7 +39,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use sealdesk_client::{Account, Client, ClientError, TlsOptions};
-use sealdesk_protocol::ids::{ConversationId, EpochRange, TokenId};
+use sealdesk_protocol::ids::{EpochRange, TokenId};
 
 use crate::args::{Cli, Cmd, KeysCmd, TrusteeCmd};
 use crate::print::Output;
@@ -277,13 +278,10 @@ async fn connect(home: &Path, relay: &Relay, allow_unregistered: bool) -> Result
     Ok(client)
 }
 
-/// A conversation id from the command line.
-fn conv_id(s: &str) -> Result<ConversationId> {
-    ConversationId::parse(s).map_err(|_| {
-        anyhow!(
-            "{s:?} is not a conversation id (32 hex digits); `sealdesk conversations` lists them"
-        )
-    })
+/// A `--conversation` argument from the command line, checked for its form; resolve it with
+/// [`conv_ref::ConvRef::resolve`] once the account is open.
+fn conv_id(s: &str) -> Result<conv_ref::ConvRef> {
+    Ok(conv_ref::ConvRef::parse(s)?)
 }
 
 /// `all` (`None`) or an epoch range `A-B` (or one epoch `A`).

@@ -15,6 +15,7 @@ use super::verify::verify_file;
 use super::{Relay, connect, conv_id, token_id};
 use crate::args::TranscriptCmd;
 use crate::print::Output;
+use sealdesk_protocol::message::{ContentKind, Envelope};
 
 /// A released transcript for people: its release notices, messages and gaps.
 fn transcript_text(t: &Transcript) -> String {
@@ -27,10 +28,11 @@ fn transcript_text(t: &Transcript) -> String {
     for line in transcript_releases(t) {
         s.push_str(&format!("  {line}\n"));
     }
-    for m in &t.messages {
+    let numbers = numbered(t.messages.iter().map(|m| Some(m.envelope.header.kind)));
+    for (m, n) in t.messages.iter().zip(&numbers) {
         s.push_str(&format!(
-            "#{} {} {} (epoch {}): {}   [signature verified]\n",
-            m.seq,
+            "{} {} {} (epoch {}): {}   [signature verified]\n",
+            item_label(*n, m.seq),
             fmt_time(m.sent_at),
             m.sender,
             m.epoch,
@@ -156,7 +158,7 @@ pub(super) async fn transcript(
             ticket,
             wait,
         } => {
-            let id = conv_id(&conversation)?;
+            let id = conv_id(&conversation)?.resolve(c.account())?;
             let ticket = ticket.as_deref().map(token_id).transpose()?;
             let j = c
                 .justification(&id, consent.as_deref(), ticket.as_ref())
@@ -181,7 +183,7 @@ pub(super) async fn transcript(
             )
         }
         TranscriptCmd::Show { conversation } => {
-            let id = conv_id(&conversation)?;
+            let id = conv_id(&conversation)?.resolve(c.account())?;
             let t = c.transcript(&id)?;
             let mut text = transcript_text(&t);
             let (files, warning) = match attachments(&mut c, &id, &t).await {
@@ -197,7 +199,7 @@ pub(super) async fn transcript(
             let mut out = Output::new(
                 text.trim_end().to_owned(),
                 json!({
-                    "messages": t.messages.iter().map(|m| json!({"seq": m.seq, "sender": m.sender, "text": m.text, "epoch": m.epoch})).collect::<Vec<_>>(),
+                    "messages": t.messages.iter().zip(numbered(t.messages.iter().map(|m| Some(m.envelope.header.kind)))).map(|(m, n)| json!({"number": n, "seq": m.seq, "sender": m.sender, "text": m.text, "epoch": m.epoch})).collect::<Vec<_>>(),
                     "attachments": files.iter().map(|f| json!({
                         "seq": f.seq, "sender": f.sender, "name": f.name, "size": f.size,
                         "media_type": f.media_type, "sha256": f.sha256, "checked": f.checked,
@@ -219,7 +221,7 @@ pub(super) async fn transcript(
             if !force && out.exists() {
                 return Err(crate::error::CliError::FileExists { path: out }.into());
             }
-            let id = conv_id(&conversation)?;
+            let id = conv_id(&conversation)?.resolve(c.account())?;
             let export = c.export_transcript(&id, redact).await?;
             let body = match format.as_str() {
                 "json" => serde_json::to_string_pretty(&export)?,
@@ -228,10 +230,11 @@ pub(super) async fn transcript(
                     for r in &export.releases {
                         s.push_str(&format!("Released: {} [audit #{}]\n", r.text, r.index));
                     }
-                    for m in &export.messages {
+                    let numbers = numbered(export.messages.iter().map(export_kind));
+                    for (m, n) in export.messages.iter().zip(&numbers) {
                         s.push_str(&format!(
-                            "#{} {} {}: {}\n",
-                            m.seq,
+                            "{} {} {}: {}\n",
+                            item_label(*n, m.seq),
                             fmt_time(m.sent_at),
                             m.sender,
                             m.text
@@ -260,10 +263,11 @@ pub(super) async fn transcript(
                         ));
                     }
                     s.push_str("</ul><table>");
-                    for m in &export.messages {
+                    let numbers = numbered(export.messages.iter().map(export_kind));
+                    for (m, n) in export.messages.iter().zip(&numbers) {
                         s.push_str(&format!(
-                            "<tr><td>#{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                            m.seq,
+                            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                            item_label(*n, m.seq),
                             fmt_time(m.sent_at),
                             esc(&m.sender),
                             esc(&m.text)
@@ -278,7 +282,7 @@ pub(super) async fn transcript(
             Output::new(
                 format!(
                     "exported {} to {}{}",
-                    crate::print::counted(export.messages.len() as u64, "message", "messages"),
+                    exported_items(&export.messages),
                     out.display(),
                     if export.redacted { " (redacted)" } else { "" }
                 ),
@@ -289,6 +293,71 @@ pub(super) async fn transcript(
     };
     c.close().await;
     Ok(out)
+}
+
+/// An exported message's kind, read from its envelope (`None` if that does not decode).
+fn export_kind(m: &sealdesk_client::transcript::ExportMessage) -> Option<ContentKind> {
+    let bytes = hex::decode(&m.envelope).ok()?;
+    sealdesk_protocol::wire::from_cbor::<Envelope>(&bytes, "envelope")
+        .ok()
+        .map(|e| e.header.kind)
+}
+
+/// The number `history` gives each item that is a message (text or file: 1, 2, 3 … in
+/// order), `None` for the others (read receipts, status changes).
+fn numbered(kinds: impl Iterator<Item = Option<ContentKind>>) -> Vec<Option<u64>> {
+    let mut n = 0;
+    kinds
+        .map(|k| {
+            matches!(k, Some(ContentKind::Text | ContentKind::Attachment)).then(|| {
+                n += 1;
+                n
+            })
+        })
+        .collect()
+}
+
+/// An item's label: a message's number as `history` shows it and the relay's sequence number
+/// ("#2 (seq 4)"); only the sequence number for an item that is not a message ("(seq 5)").
+fn item_label(number: Option<u64>, seq: u64) -> String {
+    match number {
+        Some(n) => format!("#{n} (seq {seq})"),
+        None => format!("(seq {seq})"),
+    }
+}
+
+/// What an export holds, in the words `history` uses: "7 messages" when that is all, else
+/// "12 items: 7 messages, 4 read receipts, 1 status change" (a read receipt or a status is a
+/// signed item of the transcript, not a message `history` numbers).
+fn exported_items(messages: &[sealdesk_client::transcript::ExportMessage]) -> String {
+    let (mut said, mut read, mut status, mut other) = (0u64, 0u64, 0u64, 0u64);
+    for m in messages {
+        match export_kind(m) {
+            Some(ContentKind::Text | ContentKind::Attachment) => said += 1,
+            Some(ContentKind::Read) => read += 1,
+            Some(ContentKind::Status) => status += 1,
+            None => other += 1,
+        }
+    }
+    let counted = crate::print::counted;
+    if said == messages.len() as u64 {
+        return counted(said, "message", "messages");
+    }
+    let parts: Vec<String> = [
+        (said, "message", "messages"),
+        (read, "read receipt", "read receipts"),
+        (status, "status change", "status changes"),
+        (other, "other item", "other items"),
+    ]
+    .into_iter()
+    .filter(|(n, ..)| *n > 0)
+    .map(|(n, one, many)| counted(n, one, many))
+    .collect();
+    format!(
+        "{}: {}",
+        counted(messages.len() as u64, "item", "items"),
+        parts.join(", ")
+    )
 }
 
 /// `transcript verify` never reaches the connected branch (it returns before connecting).

@@ -179,23 +179,24 @@ impl Client {
             } else {
                 None
             };
+            let text = match &fault {
+                None => crate::notice::describe_notice(
+                    e,
+                    signer_allowed,
+                    crate::client::audience_of(&self.account),
+                ),
+                Some(f) => format!(
+                    "{} (NOT GENUINE: {f})",
+                    crate::notice::describe_notice(
+                        e,
+                        true,
+                        crate::client::audience_of(&self.account),
+                    )
+                ),
+            };
             lines.push(AuditLine {
                 index,
-                text: match &fault {
-                    None => crate::notice::describe_notice(
-                        e,
-                        signer_allowed,
-                        crate::client::audience_of(&self.account),
-                    ),
-                    Some(f) => format!(
-                        "{} (NOT GENUINE: {f})",
-                        crate::notice::describe_notice(
-                            e,
-                            true,
-                            crate::client::audience_of(&self.account),
-                        )
-                    ),
-                },
+                text: self.name_erased(e, text),
                 signed,
                 signer_allowed,
                 included,
@@ -217,6 +218,26 @@ impl Client {
 }
 
 impl Client {
+    /// An erasure entry's words name the conversation (a listing covers many: "this
+    /// conversation" would not say which): its short id, and its customer and agent where this
+    /// account knows them. Other entries' words are left as they are.
+    fn name_erased(&self, e: &AuditEntry, text: String) -> String {
+        let AuditEvent::Erasure { conversation, .. } = &e.event else {
+            return text;
+        };
+        let full = conversation.to_string();
+        let short = full.get(..8).unwrap_or(&full);
+        let names = match self.account.conversation(conversation) {
+            Ok(Some(m)) => format!(" (customer {}, agent {})", m.customer, m.agent),
+            _ => String::new(),
+        };
+        text.replacen(
+            "this conversation",
+            &format!("conversation {short}{names}"),
+            1,
+        )
+    }
+
     /// Groups the release entries among `lines` (the audit report's, each checked, with
     /// `--verify`, for its inclusion) by release request. An entry counts only if it passes
     /// [`counts_as_release`] against the policy of its release ([`Client::release_policy`])
