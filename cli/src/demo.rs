@@ -285,8 +285,13 @@ async fn story<W: Write>(out: &mut W, dir: &Path, url: &str, kept: bool) -> Resu
     n.say(&format!(
         "carol's home holds {files} files, all sealed under a key derived from her passphrase \
          with Argon2id (identity keys, epoch keys, decrypted messages). Searching them for the \
-         words of the chat finds {found} occurrence(s). The relay's database holds only sealed \
-         records and ciphertext."
+         words of the chat finds {}. The relay's database holds only sealed records and \
+         ciphertext.",
+        crate::print::counted(
+            u64::try_from(found).unwrap_or(u64::MAX),
+            "occurrence",
+            "occurrences"
+        )
     ))?;
 
     n.step("The business owner cannot read the chat on their own")?;

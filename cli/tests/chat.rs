@@ -40,9 +40,9 @@ async fn the_demo_tells_the_whole_story() {
         "under your consent",
         "already used",
         "1 of the 2 required arbiter approvals",
-        "approved by 2 arbiter(s)",
+        "approved by 2 arbiters",
         "Verdict: the transcript verifies",
-        "finds 0 occurrence(s)",
+        "finds 0 occurrences",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }

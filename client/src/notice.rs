@@ -600,8 +600,11 @@ pub fn describe_notice(entry: &AuditEntry, verified: bool, audience: Audience) -
             ),
             ReleaseBasis::Dispute { id, approvers } => format!(
                 "a trustee released its share to {org} for {epochs} of this chat under dispute \
-                 ticket {id}, approved by {} arbiter(s)",
-                approvers.len()
+                 ticket {id}, approved by {}",
+                match approvers.len() {
+                    1 => "1 arbiter".to_owned(),
+                    n => format!("{n} arbiters"),
+                }
             ),
         },
         AuditEvent::Erasure { reason, .. } => format!("this conversation was erased ({reason})"),
