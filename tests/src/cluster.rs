@@ -31,22 +31,30 @@ pub struct Node {
 /// ready (several can then start at the same instant); `wakeups` off leaves the periodic
 /// catch-up (every 150 ms here) alone to deliver across nodes.
 pub fn start(db: &str, key: &Path, wakeups: bool) -> (RelayProcess, TempDir) {
+    start_with(db, key, wakeups, &[])
+}
+
+/// As [`start`], with more settings (`SEALDESK_RELAY_` names without the prefix, e.g.
+/// `("OPEN_CONVERSATIONS_PER_ORG", "2")`).
+pub fn start_with(
+    db: &str,
+    key: &Path,
+    wakeups: bool,
+    settings: &[(&str, &str)],
+) -> (RelayProcess, TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let key = key.to_string_lossy().into_owned();
     let wakeups = if wakeups { "true" } else { "false" };
-    let process = RelayProcess::spawn(
-        relay_binary(),
-        dir.path(),
-        &[
-            ("STORE", "postgres"),
-            ("DATABASE_URL", db),
-            ("MIGRATE", "true"),
-            ("LOG_KEY_FILE", &key),
-            ("CLUSTER_WAKEUPS", wakeups),
-            ("CLUSTER_CATCH_UP_MS", "150"),
-        ],
-    )
-    .unwrap();
+    let mut env = vec![
+        ("STORE", "postgres"),
+        ("DATABASE_URL", db),
+        ("MIGRATE", "true"),
+        ("LOG_KEY_FILE", key.as_str()),
+        ("CLUSTER_WAKEUPS", wakeups),
+        ("CLUSTER_CATCH_UP_MS", "150"),
+    ];
+    env.extend_from_slice(settings);
+    let process = RelayProcess::spawn(relay_binary(), dir.path(), &env).unwrap();
     (process, dir)
 }
 

@@ -7,8 +7,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::{path::Path, time::Duration};
-
 use sealdesk_protocol::{
     card::Role,
     ids::ConversationId,
@@ -18,49 +16,28 @@ use sealdesk_protocol::{
 };
 use sealdesk_tests::{
     Org, RawClient,
-    child::{RelayProcess, relay_binary},
+    cluster::{self, Node, ready, start_with},
     identity::{Identity, now, rng},
-    pg,
 };
 use tempfile::TempDir;
 
 /// The quota both nodes run with.
 const MOST: usize = 2;
 
-/// A relay node on database `db` with the shared log key `key`, at most [`MOST`] open
-/// conversations per customer and org.
-fn node(db: &str, key: &Path) -> (RelayProcess, String, TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let key = key.to_string_lossy().into_owned();
-    let most = MOST.to_string();
-    let mut process = RelayProcess::spawn(
-        relay_binary(),
-        dir.path(),
-        &[
-            ("STORE", "postgres"),
-            ("DATABASE_URL", db),
-            ("MIGRATE", "true"),
-            ("LOG_KEY_FILE", &key),
-            ("OPEN_CONVERSATIONS_PER_ORG", &most),
-            ("CONVERSATION_OPENS_PER_HOUR", "1000"),
-        ],
-    )
-    .unwrap();
-    process.wait_ready(Duration::from_secs(60)).unwrap();
-    let url = process.ws_url();
-    (process, url, dir)
-}
-
-/// Two nodes on a fresh database named after `name`, or `None` without PostgreSQL.
-fn cluster(name: &str) -> Option<[(RelayProcess, String, TempDir); 2]> {
-    let server = pg::server()?;
-    let db = pg::database(server, &format!("{name}_{}", std::process::id()));
-    let keys = tempfile::tempdir().unwrap();
+/// Two nodes on a fresh database named after `name`, each allowing at most [`MOST`] open
+/// conversations per customer and org, or `None` without PostgreSQL. The log key's directory
+/// comes too: the nodes read it at start only.
+fn cluster(name: &str) -> Option<([Node; 2], TempDir)> {
+    let (db, keys) = cluster::database(name)?;
     let key = keys.path().join("log.key");
-    std::fs::write(&key, [0x5au8; 64]).unwrap();
-    let a = node(&db, &key);
-    let b = node(&db, &key);
-    Some([a, b])
+    let most = MOST.to_string();
+    let settings = [
+        ("OPEN_CONVERSATIONS_PER_ORG", most.as_str()),
+        ("CONVERSATION_OPENS_PER_HOUR", "1000"),
+    ];
+    let a = ready(start_with(&db, &key, true, &settings));
+    let b = ready(start_with(&db, &key, true, &settings));
+    Some(([a, b], keys))
 }
 
 fn open_request(org: &str, seed: u64, token: Option<OpenToken>) -> Request {
@@ -123,14 +100,14 @@ fn refused_as_quota(r: &Response) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_customers_open_conversations_are_counted_across_nodes_and_at_the_same_instant() {
-    let Some([(_a, a_url, _ad), (_b, b_url, _bd)]) = cluster("cluster_limits_customer") else {
+    let Some(([a, b], _keys)) = cluster("cluster_limits_customer") else {
         return;
     };
-    let org = Org::setup(&a_url, 5, "acme", 2, 1).await;
+    let org = Org::setup(&a.url, 5, "acme", 2, 1).await;
     let alice = &org.customers[0];
     // One conversation through each node: the quota is used up on both.
-    let mut on_a = RawClient::login(&a_url, alice).await;
-    let mut on_b = RawClient::login(&b_url, alice).await;
+    let mut on_a = RawClient::login(&a.url, alice).await;
+    let mut on_b = RawClient::login(&b.url, alice).await;
     assert!(matches!(
         on_a.request(open_request("acme", 1, None)).await,
         Response::Opened { .. }
@@ -159,7 +136,7 @@ async fn a_customers_open_conversations_are_counted_across_nodes_and_at_the_same
             .map(|i| (&who, open_request("acme", 100 * (round + 1) + i, None)))
             .collect();
         assert_eq!(
-            opened_at_once([&a_url, &b_url], burst).await,
+            opened_at_once([&a.url, &b.url], burst).await,
             MOST,
             "round {round}"
         );
@@ -168,11 +145,11 @@ async fn a_customers_open_conversations_are_counted_across_nodes_and_at_the_same
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_visitors_open_conversations_are_counted_across_nodes_and_at_the_same_instant() {
-    let Some([(_a, a_url, _ad), (_b, b_url, _bd)]) = cluster("cluster_limits_visitor") else {
+    let Some(([a, b], _keys)) = cluster("cluster_limits_visitor") else {
         return;
     };
     let acme = Org::new_with(6, "acme", 1, 1, |p| p.require_open_token = true)
-        .publish(&a_url)
+        .publish(&a.url)
         .await;
     let web = IdentityKeys::generate(&mut rng(7));
     let t = now();
@@ -185,7 +162,7 @@ async fn a_visitors_open_conversations_are_counted_across_nodes_and_at_the_same_
         86_400,
     )
     .unwrap();
-    let mut master = RawClient::login(&a_url, &acme.master).await;
+    let mut master = RawClient::login(&a.url, &acme.master).await;
     master.ok(Request::PublishWebKey(cert)).await;
     master.close().await;
     let token = |who: &Identity, visitor: &str| {
@@ -221,7 +198,7 @@ async fn a_visitors_open_conversations_are_counted_across_nodes_and_at_the_same_
             })
             .collect();
         assert_eq!(
-            opened_at_once([&a_url, &b_url], burst).await,
+            opened_at_once([&a.url, &b.url], burst).await,
             MOST,
             "round {round}"
         );
@@ -230,14 +207,14 @@ async fn a_visitors_open_conversations_are_counted_across_nodes_and_at_the_same_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_least_loaded_agent_is_picked_by_the_whole_clusters_conversations() {
-    let Some([(_a, a_url, _ad), (_b, b_url, _bd)]) = cluster("cluster_limits_pick") else {
+    let Some(([a, b], _keys)) = cluster("cluster_limits_pick") else {
         return;
     };
     // Two agents, neither online: the pick goes by load alone.
-    let org = Org::setup(&a_url, 8, "acme", 2, 4).await;
+    let org = Org::setup(&a.url, 8, "acme", 2, 4).await;
     let mut agents = Vec::new();
     for (i, who) in org.customers.iter().enumerate() {
-        let url = if i % 2 == 0 { &a_url } else { &b_url };
+        let url = if i % 2 == 0 { &a.url } else { &b.url };
         let mut c = RawClient::login(url, who).await;
         match c.request(open_request("acme", 900 + i as u64, None)).await {
             Response::Opened { agent, .. } => agents.push(agent.signing_key),

@@ -14,7 +14,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::{path::Path, time::Duration};
+use std::time::Duration;
 
 use sealdesk_protocol::{
     ids::EpochRange,
@@ -24,10 +24,9 @@ use sealdesk_protocol::{
 use sealdesk_server::store::{Collection, ConversationLog, PgStore, Store};
 use sealdesk_tests::{
     Org, RawClient,
-    child::{RelayProcess, relay_binary},
+    cluster::{database as cluster_db, node},
     now, pg, rng,
 };
-use tempfile::TempDir;
 
 /// A fresh database for `test`, or `None` (the support said why) without PostgreSQL.
 fn fresh(test: &str) -> Option<String> {
@@ -120,45 +119,6 @@ fn a_cosignature_first_written_by_two_nodes_at_once_is_written_once() {
     }
 }
 
-/// A relay node on database `db` with the shared log key `key`.
-struct Node {
-    _process: RelayProcess,
-    url: String,
-    _dir: TempDir,
-}
-
-fn node(db: &str, key: &Path) -> Node {
-    let dir = tempfile::tempdir().unwrap();
-    let key = key.to_string_lossy().into_owned();
-    let mut process = RelayProcess::spawn(
-        relay_binary(),
-        dir.path(),
-        &[
-            ("STORE", "postgres"),
-            ("DATABASE_URL", db),
-            ("MIGRATE", "true"),
-            ("LOG_KEY_FILE", &key),
-            ("CLUSTER_CATCH_UP_MS", "150"),
-        ],
-    )
-    .unwrap();
-    process.wait_ready(Duration::from_secs(60)).unwrap();
-    let url = process.ws_url();
-    Node {
-        _process: process,
-        url,
-        _dir: dir,
-    }
-}
-
-/// A fresh database and a log key file for a cluster, or `None` without PostgreSQL.
-fn cluster_db(test: &str) -> Option<(String, TempDir)> {
-    let db = fresh(test)?;
-    let keys = tempfile::tempdir().unwrap();
-    std::fs::write(keys.path().join("log.key"), [0x5au8; 64]).unwrap();
-    Some((db, keys))
-}
-
 /// Tickets opened at once, each approved by two arbiters at the same instant.
 const TICKETS: u64 = 6;
 
@@ -172,7 +132,11 @@ async fn two_arbiters_approving_through_two_nodes_at_once_both_count() {
         return;
     };
     let key = keys.path().join("log.key");
-    let (a, b, c) = (node(&db, &key), node(&db, &key), node(&db, &key));
+    let (a, b, c) = (
+        node(&db, &key, true),
+        node(&db, &key, true),
+        node(&db, &key, true),
+    );
     let org = Org::setup(&a.url, 2401, "rmwco", 1, 3).await;
     let mut master = RawClient::login(&a.url, &org.master).await;
     let mut tickets = Vec::new();
@@ -248,7 +212,11 @@ async fn two_trustees_answering_through_two_nodes_at_once_the_master_collects() 
         return;
     };
     let key = keys.path().join("log.key");
-    let (a, b, c) = (node(&db, &key), node(&db, &key), node(&db, &key));
+    let (a, b, c) = (
+        node(&db, &key, true),
+        node(&db, &key, true),
+        node(&db, &key, true),
+    );
     let mut w = World::new().await;
     w.url = a.url.clone();
     let org = w.org(&["alice"], None).await;
@@ -288,9 +256,9 @@ async fn two_trustees_answering_through_two_nodes_at_once_the_master_collects() 
         panic!(
             "the master did not collect: {e}; trustee 1: {o1:?}, trustee 2: {o2:?}\n\
              node A: {}\nnode B: {}\nnode C: {}",
-            a._process.log_tail(),
-            b._process.log_tail(),
-            c._process.log_tail()
+            a.process.log_tail(),
+            b.process.log_tail(),
+            c.process.log_tail()
         )
     });
     assert_eq!(released.messages.len(), 1);
