@@ -85,43 +85,41 @@ impl Service {
         legacy: impl Fn(&OpenRecord) -> Result<Vec<u64>, Reject>,
     ) -> Result<Result<Reserved, Full>, Reject> {
         let key = subject.record_key();
-        let engine = self.convs.engine();
         let most = self.guard.open_conversations;
         let idle = self.guard.open_idle.as_secs();
         let _order = self.guard.open_records.lock(&key);
         for _ in 0..TRIES {
-            let old = engine.get(Collection::Meta, &key)?;
-            let record = decode(old.as_deref())?;
-            let now = self.clock.now();
-            let assessed = quota::assess(&record, now, now.saturating_sub(idle), |id| {
-                self.activity(id)
-            })?;
-            let mut open = assessed.open;
-            open.extend(legacy(&record)?);
-            if open.len() >= most {
-                return Ok(Err(Full {
-                    open: open.len(),
-                    quietest: open.iter().min().copied().unwrap_or(now),
-                }));
-            }
-            let added = !assessed.kept.holds(c.as_bytes());
-            let mut next = assessed.kept;
-            if added {
-                next.entries.push(Reservation {
-                    conversation: *c.as_bytes(),
-                    reserved_at: now,
-                });
-            }
-            let next = next.encode();
-            let written = match &old {
-                Some(old) => engine.replace_if(Collection::Meta, &key, old, &next)?,
-                None => engine.insert_if_absent_now(Collection::Meta, &key, &next)?,
-            };
-            if written {
-                return Ok(Ok(Reserved {
+            let attempt = self.write_if_unchanged(Collection::Meta, &key, |old| {
+                let record = decode(old)?;
+                let now = self.clock.now();
+                let assessed = quota::assess(&record, now, now.saturating_sub(idle), |id| {
+                    self.activity(id)
+                })?;
+                let mut open = assessed.open;
+                open.extend(legacy(&record)?);
+                if open.len() >= most {
+                    let full = Full {
+                        open: open.len(),
+                        quietest: open.iter().min().copied().unwrap_or(now),
+                    };
+                    return Ok((None, Err(full)));
+                }
+                let added = !assessed.kept.holds(c.as_bytes());
+                let mut next = assessed.kept;
+                if added {
+                    next.entries.push(Reservation {
+                        conversation: *c.as_bytes(),
+                        reserved_at: now,
+                    });
+                }
+                let reserved = Reserved {
                     open_before: open.len(),
                     added,
-                }));
+                };
+                Ok((Some(next.encode()), Ok(reserved)))
+            })?;
+            if let Some(outcome) = attempt {
+                return Ok(outcome);
             }
         }
         Err(Reject::retry_after(
@@ -142,18 +140,19 @@ impl Service {
 
     fn try_release_open(&self, subject: &OpenSubject, c: &ConversationId) -> Result<(), Reject> {
         let key = subject.record_key();
-        let engine = self.convs.engine();
         let _order = self.guard.open_records.lock(&key);
         for _ in 0..TRIES {
-            let Some(old) = engine.get(Collection::Meta, &key)? else {
-                return Ok(());
-            };
-            let record = decode(Some(&old))?;
-            if !record.holds(c.as_bytes()) {
-                return Ok(());
-            }
-            let next = record.without(c.as_bytes()).encode();
-            if engine.replace_if(Collection::Meta, &key, &old, &next)? {
+            let attempt = self.write_if_unchanged(Collection::Meta, &key, |old| {
+                if old.is_none() {
+                    return Ok((None, ()));
+                }
+                let record = decode(old)?;
+                if !record.holds(c.as_bytes()) {
+                    return Ok((None, ()));
+                }
+                Ok((Some(record.without(c.as_bytes()).encode()), ()))
+            })?;
+            if attempt.is_some() {
                 return Ok(());
             }
         }

@@ -44,17 +44,9 @@ impl Service {
         what: &str,
         mut f: impl FnMut(Option<&[u8]>) -> Result<(Option<Vec<u8>>, T), Reject>,
     ) -> Result<T, Reject> {
-        let engine = self.convs.engine();
         for _ in 0..MAX_REPLACE {
             let _w = lock(&self.writes)?;
-            let before = self.store.get(collection, key)?;
-            let (after, out) = f(before.as_deref())?;
-            let written = match (&before, after) {
-                (_, None) => true,
-                (Some(old), Some(after)) => engine.replace_if(collection, key, old, &after)?,
-                (None, Some(after)) => engine.insert_if_absent_now(collection, key, &after)?,
-            };
-            if written {
+            if let Some(out) = self.write_if_unchanged(collection, key, &mut f)? {
                 return Ok(out);
             }
         }
@@ -66,5 +58,32 @@ impl Service {
             ErrorCode::Conflict,
             format!("other relay nodes kept changing {what} at the same time; send it again"),
         )
+    }
+
+    /// One attempt of a conditional update, the mechanism beneath [`Self::update_record`] and
+    /// the open-conversation records (`service/open_quota.rs`): reads the record at `key` of
+    /// `collection`, `f` answers the new value (`None`: write nothing) and what to return,
+    /// and the value is written only if the record still holds what was read. `Some` once
+    /// done; `None` if another writer changed the record first (read again and retry). The
+    /// caller holds whatever lock orders this node's writers of the record.
+    ///
+    /// # Errors
+    ///
+    /// `f`'s refusal; storage errors.
+    pub(super) fn write_if_unchanged<T>(
+        &self,
+        collection: Collection,
+        key: &[u8],
+        f: impl FnOnce(Option<&[u8]>) -> Result<(Option<Vec<u8>>, T), Reject>,
+    ) -> Result<Option<T>, Reject> {
+        let engine = self.convs.engine();
+        let before = self.store.get(collection, key)?;
+        let (after, out) = f(before.as_deref())?;
+        let written = match (&before, after) {
+            (_, None) => true,
+            (Some(old), Some(after)) => engine.replace_if(collection, key, old, &after)?,
+            (None, Some(after)) => engine.insert_if_absent_now(collection, key, &after)?,
+        };
+        Ok(written.then_some(out))
     }
 }
