@@ -15,6 +15,10 @@
 
 use serde::{Deserialize, Serialize};
 
+mod unknown;
+
+pub use unknown::{Received, decode_received};
+
 use crate::{
     Error, Result,
     audit::{
@@ -344,6 +348,12 @@ pub enum Request {
     /// of the log (the agent console) reads the new entries at once instead of polling. Answered
     /// `ok`. A client that never asks never receives the push (PROTOCOL.md §13.5).
     WatchAudit,
+    /// Any registered account: from now on, this session (this connection only) is told when
+    /// the org's master re-certifies, for a new key, the agent of one of this account's
+    /// conversations ([`Push::AgentKeyChanged`]), so a customer's chat re-checks the agent at
+    /// once instead of at its next periodic check. Answered `ok`. A client that never asks never
+    /// receives the push (PROTOCOL.md §13.5).
+    WatchAgentKeys,
 }
 
 /// A run of sequence numbers a history page skips because the caller may not read them
@@ -822,7 +832,27 @@ pub enum Push {
         /// The log's size after the append.
         size: u64,
     },
+    /// The org's master re-certified agent `agent` of `org` for a new key (sent only to the
+    /// customers of its conversations, on sessions that asked with
+    /// [`Request::WatchAgentKeys`]). A hint, not a proof: the client fetches the agent's
+    /// certificate and verifies it under the org's policy, as its periodic check does, and
+    /// never pins `card` from the push itself.
+    AgentKeyChanged {
+        /// The agent's org.
+        org: String,
+        /// The agent's name.
+        agent: String,
+        /// The card the name is bound to now, as the relay says.
+        card: IdentityCard,
+        /// This customer's conversations with the agent (at most
+        /// [`MAX_KEY_PUSH_CONVERSATIONS`]).
+        conversations: Vec<ConversationId>,
+    },
 }
+
+/// Most conversations one [`Push::AgentKeyChanged`] names (a customer with more re-checks the
+/// agent once anyway: the key is the name's, not the conversation's).
+pub const MAX_KEY_PUSH_CONVERSATIONS: usize = 256;
 
 /// Encodes a frame: version byte then CBOR.
 ///

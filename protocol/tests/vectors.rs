@@ -1797,6 +1797,22 @@ fn wire_frames(o: &Org) -> Value {
             "push: audit_grew",
             Frame::Push(Push::AuditGrew { size: 12 }),
         ),
+        (
+            "request 9: watch_agent_keys (a unit variant)",
+            Frame::Request {
+                id: 9,
+                body: Request::WatchAgentKeys,
+            },
+        ),
+        (
+            "push: agent_key_changed",
+            Frame::Push(Push::AgentKeyChanged {
+                org: "acme".into(),
+                agent: o.agent.card.name.clone(),
+                card: o.agent.card.card().clone(),
+                conversations: vec![rec.conversation],
+            }),
+        ),
     ];
     let list: Vec<Value> = frames
         .into_iter()

@@ -499,7 +499,7 @@ impl Params {
 }
 
 /// Every frame family this file generates, by name; [`family`] must name each one.
-const FAMILIES: [&str; 77] = [
+const FAMILIES: [&str; 79] = [
     "challenge",
     "auth",
     "welcome",
@@ -577,6 +577,8 @@ const FAMILIES: [&str; 77] = [
     "request/revoke_web_key",
     "request/watch_audit",
     "push/audit_grew",
+    "request/watch_agent_keys",
+    "push/agent_key_changed",
 ];
 
 /// The family of a frame. Exhaustive on purpose: a new variant does not compile here until it
@@ -628,6 +630,7 @@ fn family(f: &Frame) -> &'static str {
             Request::PublishWebKey(_) => "request/publish_web_key",
             Request::RevokeWebKey(_) => "request/revoke_web_key",
             Request::WatchAudit => "request/watch_audit",
+            Request::WatchAgentKeys => "request/watch_agent_keys",
             Request::RebindAgent(_) => "request/rebind_agent",
             Request::AttachmentPut { .. } => "request/attachment_put",
             Request::AttachmentGet { .. } => "request/attachment_get",
@@ -665,6 +668,7 @@ fn family(f: &Frame) -> &'static str {
             Push::Ticket(_) => "push/ticket",
             Push::Signal(_) => "push/signal",
             Push::AuditGrew { .. } => "push/audit_grew",
+            Push::AgentKeyChanged { .. } => "push/agent_key_changed",
         },
     }
 }
@@ -968,6 +972,13 @@ fn frame(index: usize, p: &Params) -> Frame {
         )),
         75 => req(Request::WatchAudit),
         76 => Frame::Push(Push::AuditGrew { size: p.n }),
+        77 => req(Request::WatchAgentKeys),
+        78 => Frame::Push(Push::AgentKeyChanged {
+            org: p.text.clone(),
+            agent: p.text.clone(),
+            card: p.card(),
+            conversations: vec![p.conversation()],
+        }),
         _ => Frame::Push(Push::Signal(p.signal())),
     }
 }
