@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
-use sealdesk_protocol::wire::{self, Frame, MAX_FRAME};
+use sealdesk_protocol::wire::{self, Frame, MAX_FRAME, Received};
 use tokio::net::TcpStream;
 use tokio_tungstenite::{
     Connector, MaybeTlsStream, WebSocketStream,
@@ -92,7 +92,8 @@ impl Connection {
     }
 
     /// The next frame, or `None` once the relay closed the connection. Ping and pong messages
-    /// are answered by the WebSocket layer and skipped here.
+    /// are answered by the WebSocket layer and skipped here, and so is a push of a kind this
+    /// code does not know (a newer relay's, [`wire::decode_received`]), with a debug log.
     ///
     /// # Errors
     /// [`ClientError::Transport`] for a broken socket, [`ClientError::UnexpectedResponse`] for a
@@ -103,7 +104,13 @@ impl Connection {
                 return Ok(None);
             };
             match msg.map_err(|e| ClientError::Transport(e.to_string()))? {
-                Message::Binary(bytes) => return Ok(Some(wire::decode(&bytes)?)),
+                // A push of a kind a newer relay added is skipped, not an error (§13.5).
+                Message::Binary(bytes) => match wire::decode_received(&bytes)? {
+                    Received::Frame(frame) => return Ok(Some(frame)),
+                    Received::UnknownPush { kind } => {
+                        tracing::debug!(kind, "skipped a push of a kind this client does not know");
+                    }
+                },
                 Message::Close(_) => return Ok(None),
                 Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
                 Message::Text(_) => {

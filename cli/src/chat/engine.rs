@@ -64,6 +64,14 @@ pub(crate) async fn drive<I: Input, S: Sink>(
     conversation: Option<ConversationId>,
 ) -> Result<()> {
     let mut s = Session::default();
+    if is_customer(client) {
+        // Told at once of a re-certified agent (the periodic re-check stays the fallback); a
+        // relay too old to know the request, or a lost connection, is no reason to stop here.
+        match client.watch_agent_keys().await.map_err(CliError::from) {
+            Err(e) if is_fatal(&e) && !is_connection_lost(&e) => return Err(e),
+            Ok(()) | Err(_) => {}
+        }
+    }
     let events = client.sync_all().await?;
     show_events(client, out, &events, &mut s).map_err(io)?;
     s.current = conversation.or_else(|| {
@@ -583,6 +591,20 @@ pub(crate) fn show_events<S: Sink>(
                 conversation: Some(e.conversation),
                 here,
                 text: text.clone(),
+            })?,
+            // The relay told of a re-certified agent and its certificate confirms it.
+            EventKind::KeyChanged { name } => {
+                if s.key_changes.insert((e.conversation, name.clone())) {
+                    out.show(key_change(client, Some(e.conversation), name))?;
+                }
+            }
+            EventKind::AgentKeyUnconfirmed { agent, reason } => out.show(Shown::Warning {
+                conversation: Some(e.conversation),
+                here,
+                text: format!(
+                    "the relay said {agent}'s key changed, but the org's certificate does not \
+                     confirm it ({reason}); the pinned key is kept"
+                ),
             })?,
         }
     }

@@ -44,6 +44,7 @@ pub mod directory;
 pub mod gaps;
 pub mod holes;
 pub mod ingest;
+pub mod key_push;
 pub mod org;
 pub mod reconnect;
 pub mod signals;
@@ -121,6 +122,21 @@ pub enum EventKind {
         /// The text.
         text: String,
     },
+    /// The key of peer `name` (this conversation's agent) changed, as its org's certificate
+    /// confirms: recorded as pending, sending is blocked until `keys trust` (the relay told of
+    /// a re-certified agent, see `Client::watch_agent_keys`).
+    KeyChanged {
+        /// The peer's name.
+        name: String,
+    },
+    /// The relay said agent `agent` has a new key, but its org's certificate does not confirm
+    /// it (or could not be checked): the pinned key is kept, nothing changed.
+    AgentKeyUnconfirmed {
+        /// The agent's name.
+        agent: String,
+        /// Why the change is not confirmed.
+        reason: String,
+    },
 }
 
 /// A push the conversation machinery does not handle (releases, tickets), for the caller.
@@ -159,6 +175,9 @@ pub struct Client {
     /// a withheld item that is both a counter gap and a sequence hole costs one request
     /// (`holes::RefetchedPage`).
     pub(crate) refetched: Vec<holes::RefetchedPage>,
+    /// Whether this account asked the relay for agent-key pushes
+    /// ([`Client::watch_agent_keys`]), to ask again after a reconnection.
+    pub(crate) watching_agent_keys: bool,
 }
 
 /// At most this many events are kept aside for the caller (see `Client::events_aside`).
@@ -226,6 +245,7 @@ impl Client {
             agent_checked: HashMap::new(),
             events_aside: VecDeque::new(),
             refetched: Vec::new(),
+            watching_agent_keys: false,
         })
     }
 

@@ -83,7 +83,8 @@ impl Client {
             }
             let old = std::mem::replace(&mut self.session, session);
             old.close().await;
-            return Ok(());
+            // Pushes asked for are per session: ask the new one too.
+            return self.watch_agent_keys_again().await;
         }
         Err(last
             .unwrap_or_else(|| ClientError::Closed(Some("no relay URL to reconnect to".into()))))

@@ -328,6 +328,9 @@ impl Client {
                 }]))
             }
             Push::Signal(env) => Ok(Ok(self.receive_signal(env).await?)),
+            Push::AgentKeyChanged {
+                org, agent, card, ..
+            } => Ok(Ok(self.agent_key_pushed(&org, &agent, &card).await?)),
             other => Ok(Err(other)),
         }
     }

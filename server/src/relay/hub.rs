@@ -4,7 +4,10 @@
 //! a message bus instead of a local map. Pushes go through each connection's bounded outbox; a
 //! connection that cannot keep up is closed as a slow consumer rather than buffered.
 
-use std::{collections::HashMap, sync::Mutex};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Mutex,
+};
 
 use bytes::Bytes;
 use sealdesk_protocol::keys::SigningPublicKey;
@@ -19,6 +22,9 @@ pub(crate) struct Hub {
     /// The connections that asked to be told when the audit log grows (`watch_audit`), by
     /// connection id.
     audit_watchers: Mutex<HashMap<u64, Outbox>>,
+    /// The connections that asked to be told when an agent of their conversations is
+    /// re-certified for a new key (`watch_agent_keys`), by connection id.
+    key_watchers: Mutex<HashSet<u64>>,
 }
 
 impl Hub {
@@ -40,6 +46,37 @@ impl Hub {
         if let Ok(mut w) = self.audit_watchers.lock() {
             w.remove(&id);
         }
+        if let Ok(mut w) = self.key_watchers.lock() {
+            w.remove(&id);
+        }
+    }
+
+    /// Tells this connection (until it leaves) when an agent of its account's conversations is
+    /// re-certified for a new key.
+    pub fn watch_agent_keys(&self, id: u64) {
+        if let Ok(mut w) = self.key_watchers.lock() {
+            w.insert(id);
+        }
+    }
+
+    /// Pushes an encoded `agent_key_changed` frame to the connections of `who` that asked for
+    /// it (`watch_agent_keys`); the others never see it. Returns how many took it.
+    pub fn push_key_watchers(&self, who: &SigningPublicKey, frame: &Bytes) -> usize {
+        let watching = self
+            .key_watchers
+            .lock()
+            .map(|w| w.clone())
+            .unwrap_or_default();
+        let targets: Vec<Outbox> = self
+            .online
+            .lock()
+            .map(|m| m.get(who).cloned().unwrap_or_default())
+            .unwrap_or_default();
+        targets
+            .iter()
+            .filter(|o| watching.contains(&o.id()))
+            .filter(|o| o.try_push(frame.clone()).is_ok())
+            .count()
     }
 
     /// Tells this connection (until it leaves) when the audit log grows.

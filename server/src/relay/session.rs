@@ -225,9 +225,13 @@ async fn serve(svc: &Arc<Service>, conn: &mut Connection, mut account: Account, 
         // Boxed: the session's future is allocated for its whole life, idle or not, and the
         // handler's future (the largest of all the requests') would otherwise be part of it.
         let watch = matches!(body, Request::WatchAudit);
+        let watch_keys = matches!(body, Request::WatchAgentKeys);
         let body = Box::pin(svc.handle(&mut account, body)).await;
         if watch && matches!(body, Response::Ok) {
             svc.hub.watch_audit(conn.outbox());
+        }
+        if watch_keys && matches!(body, Response::Ok) {
+            svc.hub.watch_agent_keys(conn.outbox().id());
         }
         if registering && !matches!(body, Response::Ok) {
             svc.guard.registration_not_made(source);

@@ -211,12 +211,17 @@ impl Service {
         }
     }
 
-    /// Another node forwarded a push frame for account `to`: to its connections here.
+    /// Another node forwarded a push frame for account `to`: to its connections here (an
+    /// `agent_key_changed` push only to those that asked for it).
     pub(crate) fn forwarded_push(&self, to: &[u8], frame: Vec<u8>) {
         if let Ok(who) = SigningPublicKey::try_from(to)
             && self.hub.is_online(&who)
         {
-            self.hub.push(&who, &Bytes::from(frame));
+            if super::key_push::is_key_push(&frame) {
+                self.hub.push_key_watchers(&who, &Bytes::from(frame));
+            } else {
+                self.hub.push(&who, &Bytes::from(frame));
+            }
         }
     }
 

@@ -29,6 +29,7 @@ mod conversations;
 mod directory;
 mod erasure;
 mod escrow;
+pub(crate) mod key_push;
 pub(crate) mod keys;
 mod open_quota;
 mod open_tokens;
@@ -416,7 +417,7 @@ impl Service {
             Request::GetWitnessedHead { org } => self.witnessed_head(&org),
             Request::Signal(env) => self.signal(caller, env),
             // The session registers its connection once this answers `ok` (session.rs).
-            Request::WatchAudit => Ok(Response::Ok),
+            Request::WatchAudit | Request::WatchAgentKeys => Ok(Response::Ok),
             Request::Block(b) => self.block(caller, b).await,
             Request::Unblock(u) => self.unblock(caller, u).await,
             Request::ListBlocks { org } => self.list_blocks(caller, &org),

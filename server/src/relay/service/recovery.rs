@@ -17,7 +17,8 @@
 //! channel carries the close; a new session of the old key, on any node, finds no card in
 //! the shared store and is refused as unregistered), and the new key is told of each
 //! conversation it now holds ([`Push::Assigned`]), as after a transfer. Peers see the new
-//! key as a key change, as for any changed card.
+//! key as a key change, as for any changed card; the customers of the moved conversations are
+//! told at once (`Push::AgentKeyChanged`, to the sessions that asked: `key_push.rs`).
 //!
 //! The new key reads only what is sealed to it: the customer's client, once it trusts the new
 //! key, opens a new epoch for it at its next message. Earlier epochs stay readable to the
@@ -165,6 +166,8 @@ impl Service {
                 );
             }
         }
+        // The customers hear of it at once, in the sessions that asked (key_push.rs).
+        self.tell_customers_of_new_key(&c.org, new.card(), &moved);
         info!(
             org = %c.org,
             conversations = moved.len(),
