@@ -540,6 +540,57 @@ async fn json_chat_mistakes_have_their_own_codes() {
     }
 }
 
+/// The customer's chat asks the relay for agent-key pushes (`watch_agent_keys`): a
+/// re-certified agent shows as a key change at once, though the periodic re-check is set to an
+/// hour here (it is 60 s by default), so only the push can bring it.
+#[tokio::test]
+async fn a_chat_shows_a_recertified_agent_at_once_by_push() {
+    let w = World::new().await;
+    let mut org = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer).await;
+    let conv = open_chat(&mut carol).await;
+    carol.close().await;
+    for a in org.agents.drain(..) {
+        a.close().await;
+    }
+    let id = conv.to_string();
+    let mut c = JsonChat::start_with(
+        &w,
+        "carol",
+        Some(&id),
+        &[("SEALDESK_TEST_KEY_RECHECK_MS", "3600000")],
+    );
+    c.until("selected", is("selected")).await;
+
+    let account = sealdesk_client::Account::create(
+        &w.home("alice-new"),
+        PASS,
+        sealdesk_tests::world::FAST_KDF,
+        "alice",
+        Role::Agent,
+    )
+    .unwrap();
+    let card = account.card().card().clone();
+    let fp = account.fingerprint().to_string();
+    drop(account);
+    org.master
+        .recertify_agent("acme", card, Some(&fp))
+        .await
+        .unwrap();
+
+    let change = c.until("a key change", is("key_change")).await;
+    assert_eq!(change["name"], "alice", "{change}");
+    assert_eq!(change["conversation"], id.as_str());
+    let text = change["text"].as_str().unwrap();
+    assert!(text.contains(&fp), "the new fingerprint {fp} in {text}");
+    // Sending is blocked until carol compares and trusts the new key.
+    c.type_line("are you there?").await;
+    c.until("the line is refused", is("key_change")).await;
+    c.type_line("/quit").await;
+    c.until("bye", is("bye")).await;
+    org.master.close().await;
+}
+
 /// A customer's long-running chat learns that the org's master re-certified its agent for a
 /// new key without sending or reopening anything: it asks the relay from time to time, and
 /// shows the key change (the red banner in the window) once, with the new key's fingerprint.

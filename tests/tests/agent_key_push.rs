@@ -133,6 +133,34 @@ async fn a_customer_that_asked_is_told_at_once_and_one_that_did_not_gets_nothing
     org.master.close().await;
 }
 
+/// The push is asked for per session: after a reconnection the client asks again, and the new
+/// session is told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnected_client_asks_again() {
+    let w = World::new().await;
+    let mut org = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer).await;
+    let conv = carol
+        .open_conversation("acme", Some(&org.fingerprint))
+        .await
+        .unwrap()
+        .conversation;
+    carol.watch_agent_keys().await.unwrap();
+    carol.reconnect().await.unwrap();
+    let (card, fp) = new_alice(&w);
+    org.master
+        .recertify_agent("acme", card, Some(&fp))
+        .await
+        .unwrap();
+    let push = next_push(&carol).await;
+    assert!(
+        matches!(&push, Push::AgentKeyChanged { conversations, .. } if *conversations == vec![conv]),
+        "{push:?}"
+    );
+    carol.close().await;
+    org.master.close().await;
+}
+
 /// A hostile relay pushes a new "alice" key that the org never certified — first with the
 /// real relay's certificate (the old key) behind it, then with that certificate edited to name
 /// the forged card (its master signature no longer verifies). Neither changes the pin; each is

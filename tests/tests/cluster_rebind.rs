@@ -3,7 +3,9 @@
 //! the master re-certifies the name for a new key through node A. Node B closes the old key's
 //! session with 4105 (the close travels on the push channel), a new session of the old key on
 //! node B is refused (it reads the card from the database, not from a node's cache), and the
-//! new key, listening on node B, is told of the conversation it now holds.
+//! new key, listening on node B, is told of the conversation it now holds. The customer's
+//! session on node B that asked (`watch_agent_keys`) is told of the new key (the push is
+//! forwarded); her session there that did not ask is not.
 //!
 //! Skipped, loudly, only when the machine has no PostgreSQL binaries (CI installs them:
 //! `.ci/run`).
@@ -38,6 +40,10 @@ async fn the_old_key_is_closed_and_refused_on_another_node() {
     let new = Identity::new(9_999, old.name(), Role::Agent);
     let mut listening = RawClient::connect(&b.url).await;
     listening.auth(&new.keys, new.card()).await;
+    // The customer on node B: one session asks for agent-key pushes, one does not.
+    let mut watching = RawClient::login(&b.url, customer).await;
+    watching.ok(Request::WatchAgentKeys).await;
+    let mut not_asking = RawClient::login(&b.url, customer).await;
 
     // The master re-certifies the name for the new key through node A.
     let certificate = AgentCertificate::issue(
@@ -73,5 +79,27 @@ async fn the_old_key_is_closed_and_refused_on_another_node() {
         })
         .await;
     listening.close().await;
+    // The customer's session on node B that asked is told of the new key, forwarded from A.
+    let (agent, card) = watching
+        .expect_push("agent_key_changed on node B", |p| match p {
+            Push::AgentKeyChanged {
+                agent,
+                card,
+                conversations,
+                ..
+            } if *conversations == vec![chat.id] => Some((agent.clone(), card.clone())),
+            _ => None,
+        })
+        .await;
+    assert_eq!((agent.as_str(), card), (old.name(), new.card()));
+    // The one that did not ask: node B pushed to both at once; it answers and got nothing.
+    not_asking.ok(Request::WatchAudit).await;
+    not_asking
+        .expect_no_push("agent_key_changed without watch_agent_keys", |p| {
+            matches!(p, Push::AgentKeyChanged { .. })
+        })
+        .await;
+    watching.close().await;
+    not_asking.close().await;
     customer_on_a.close().await;
 }
