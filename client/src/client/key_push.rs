@@ -32,9 +32,12 @@ impl Client {
     /// # Errors
     /// Relay and transport errors.
     pub async fn watch_agent_keys(&mut self) -> Result<()> {
-        // Asked again after a reconnection even if this session is lost before it answers.
+        expect_ok(self.session.request(Request::WatchAgentKeys).await?)?;
+        // Asked again after a reconnection only once a relay said `ok`: a relay too old to
+        // know the request (one that refuses it, or closes the connection on it) is not asked
+        // again at every reconnection.
         self.watching_agent_keys = true;
-        expect_ok(self.session.request(Request::WatchAgentKeys).await?)
+        Ok(())
     }
 
     /// Asks for the push again on a new session, if the old one had asked. A relay that
@@ -45,7 +48,11 @@ impl Client {
         }
         match self.session.request(Request::WatchAgentKeys).await {
             Ok(answer) => match expect_ok(answer) {
-                Ok(()) | Err(ClientError::Relay { .. }) => Ok(()),
+                Ok(()) => Ok(()),
+                Err(ClientError::Relay { .. }) => {
+                    self.watching_agent_keys = false;
+                    Ok(())
+                }
                 Err(e) => Err(e),
             },
             Err(e) => Err(e),
