@@ -42,6 +42,8 @@ export type CustomerEvent =
   /** A notice, or a notice shown before whose verdict changed (same `seq`: replace it). */
   | { kind: "notice"; notice: ShownNotice }
   | { kind: "key_changed"; detail: string }
+  /** The relay said the agent's key changed, but the org's certificate does not confirm it: nothing changed. */
+  | { kind: "agent_key_unconfirmed"; agent: string; reason: string }
   | { kind: "refused"; seq: number; reason: string }
   /**
    * Items `from..to` (inclusive) never arrived: the relay withheld them (asked for again and

@@ -54,6 +54,7 @@ import { Uploads, type UploadState } from "./customer-uploads.js";
 import { CustomerNotices, RECHECK_NOTICES_MS, type ShownNotice } from "./customer-notices.js";
 import { consentStates, eraseConversation, historyExport, isErased, revokeConsent, type ConsentStatus, type HistoryExport, type RevokeOutcome, type RightsHost } from "./customer-rights.js";
 import { policySummary } from "./summary.js";
+import { checkAgentKey, watchAgentKeys } from "./customer-agent-key.js";
 import { epochPrk, openSignal, sealSignal, type SignalKind } from "./signal.js";
 import { TYPING_SHOW_SECS, TypingThrottle } from "./typing.js";
 import { Member, SyncedConversation, raiseNumber, readAccount, takeCounter, writeAccount } from "./member.js";
@@ -264,6 +265,8 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
 
   /** A session is up (the relay key pinned, the card registered): the policy, then the conversation read from its cursor. */
   protected async resume(s: Session): Promise<void> {
+    // Told at once of a re-certified agent (an older relay refuses: nothing else changes).
+    await watchAgentKeys(s);
     try {
       await this.checkPolicy(s, null);
     } catch (e) {
@@ -387,6 +390,34 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
       this.emit({ kind: "delivered", member: p.member, seq: p.seq });
     } else if (p.kind === "signal" && conv !== null && equal(p.signal.header.conversation, conv.conversation)) {
       this.onSignal(p.signal);
+    } else if (p.kind === "agent_key_changed" && conv !== null && p.org === this.opts.org && p.agent === conv.agent.name) {
+      void this.onAgentKey(p.card).catch((e: unknown) => this.fail(e));
+    }
+  }
+
+  /**
+   * The relay says the agent has a new key (`pushed`): checked against the org's certificate,
+   * never taken from the push (`customer-agent-key.ts`). A change blocks sending with the key
+   * warning; a push the certificate does not confirm is reported and changes nothing.
+   */
+  private async onAgentKey(pushed: IdentityCard): Promise<void> {
+    const conv = this.conv;
+    const s = this.current();
+    if (conv === null || s === null || this.blocked !== null) return;
+    const host = { org: this.opts.org, policy: (x: Session) => this.checkPolicy(x, null), now: () => this.opts.now() };
+    let found;
+    try {
+      found = await checkAgentKey(s, host, conv.agent, pushed);
+    } catch (e) {
+      // A changed master key was shown and blocks sending already.
+      if (e instanceof CustomerError && e.failure === "key_changed") return;
+      throw e;
+    }
+    if (found.kind === "changed") {
+      this.blocked = found.detail;
+      this.emit({ kind: "key_changed", detail: found.detail });
+    } else if (found.kind === "unconfirmed") {
+      this.emit({ kind: "agent_key_unconfirmed", agent: conv.agent.name, reason: found.reason });
     }
   }
 

@@ -42,6 +42,8 @@ export type Request =
   | { kind: "get_tree_head" }
   /** Tell this session when the audit log grows (`audit_grew` pushes, §13.5). */
   | { kind: "watch_audit" }
+  /** Tell this session when an agent of its conversations is re-certified (`agent_key_changed` pushes, §13.5). */
+  | { kind: "watch_agent_keys" }
   | { kind: "get_inclusion"; index: number; size: number }
   | { kind: "get_consistency"; old: number; new: number }
   | { kind: "get_witnessed_head"; org: string }
@@ -67,6 +69,7 @@ export function requestToCbor(r: Request): CborValue {
     case "list_conversations":
     case "get_tree_head":
     case "watch_audit":
+    case "watch_agent_keys":
       return r.kind;
     case "get_card":
       return { get_card: { name: r.name } };
@@ -259,6 +262,11 @@ export type Push =
   | { kind: "signal"; signal: SignalEnvelope }
   /** The audit log grew to `size` entries (only after `watch_audit`): a hint, checked by reading. */
   | { kind: "audit_grew"; size: number }
+  /**
+   * The org's master re-certified agent `agent` for the key of `card` (only after
+   * `watch_agent_keys`): a hint, checked against the agent's certificate, never pinned as sent.
+   */
+  | { kind: "agent_key_changed"; org: string; agent: string; card: IdentityCard; conversations: Uint8Array[] }
   | { kind: "other"; name: string };
 
 /** A decoded frame from the relay. */
@@ -580,6 +588,14 @@ export function pushFromCbor(v: CborValue): Push {
       return { kind: "signal", signal: signalFromCbor(body) };
     case "audit_grew":
       return { kind: "audit_grew", size: u(map(body, "audit_grew"), "size") };
+    case "agent_key_changed": {
+      const m = map(body, "agent_key_changed");
+      const conversations = list(m, "conversations").map((c) => {
+        if (!(c instanceof Uint8Array) || c.length !== 16) throw malformed("conversations: expected 16-byte ids");
+        return c;
+      });
+      return { kind: "agent_key_changed", org: text(m, "org"), agent: text(m, "agent"), card: cardFromCbor(get(m, "card")), conversations };
+    }
     default:
       return { kind: "other", name };
   }

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { ProtocolError, decodeFrame, encodeFrame, requestFrame, toCbor } from "@sealdesk/protocol";
+import { IdentityKeys, ProtocolError, cardToCbor, decodeFrame, encodeFrame, issueCard, requestFrame, toCbor } from "@sealdesk/protocol";
 import { pushFromCbor, requestToCbor, responseFromCbor, serverFrameFromCbor } from "../src/frames.js";
 
 const wireVector = JSON.parse(readFileSync(new URL("../../../protocol/vectors/wire.json", import.meta.url), "utf8")) as {
@@ -61,6 +61,15 @@ describe("frames", () => {
     expect(requestToCbor({ kind: "watch_audit" })).toBe("watch_audit");
     expect(serverFrameFromCbor({ push: { audit_grew: { size: 12 } } })).toEqual({ kind: "push", push: { kind: "audit_grew", size: 12 } });
     expect(() => pushFromCbor({ audit_grew: {} })).toThrow(/size/);
+  });
+
+  it("reads agent_key_changed (after watch_agent_keys, §13.5) and refuses a bad conversation id", () => {
+    expect(requestToCbor({ kind: "watch_agent_keys" })).toBe("watch_agent_keys");
+    const card = issueCard(IdentityKeys.fromSecretBytes(new Uint8Array(64).fill(3)), "alice", "agent", 1);
+    const conversation = new Uint8Array(16).fill(7);
+    const body = { agent_key_changed: { org: "acme", agent: "alice", card: cardToCbor(card), conversations: [conversation] } };
+    expect(pushFromCbor(body)).toEqual({ kind: "agent_key_changed", org: "acme", agent: "alice", card, conversations: [conversation] });
+    expect(() => pushFromCbor({ agent_key_changed: { ...body.agent_key_changed, conversations: [new Uint8Array(3)] } })).toThrow(/conversations/);
   });
 
   it("encodes unit requests as text and the rest as one-entry maps", () => {

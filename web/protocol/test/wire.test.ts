@@ -81,6 +81,13 @@ describe("wire.json", () => {
     expect(toHex(encodeFrame(pushFrame({ delivered: { conversation: sub(delivered, "push", "delivered", "conversation"), member: "bob", seq: 7 } })))).toBe(frame("push: delivered"));
     expect(toHex(encodeFrame(requestFrame(7, "watch_audit")))).toBe(frame("request 7: watch_audit (a unit variant)"));
     expect(toHex(encodeFrame(pushFrame({ audit_grew: { size: 12 } })))).toBe(frame("push: audit_grew"));
+    expect(toHex(encodeFrame(requestFrame(9, "watch_agent_keys")))).toBe(frame("request 9: watch_agent_keys (a unit variant)"));
+    const keyPush = decodeFrame(h(frame("push: agent_key_changed")));
+    const pushed = sub(keyPush, "push", "agent_key_changed");
+    expect(cardFromCbor(sub(pushed, "card"))).toEqual(cardOf("bob"));
+    expect(toHex(encodeFrame(pushFrame({ agent_key_changed: { org: "acme", agent: "bob", card: cardToCbor(cardOf("bob")), conversations: sub(pushed, "conversations") } })))).toBe(
+      frame("push: agent_key_changed"),
+    );
   });
   it("auth signed bytes (PROTOCOL §13.1)", () => {
     expect(v.auth_signed_bytes.startsWith(toHex(Writer.withLabel(AUTH).toBytes()))).toBe(true);

@@ -190,6 +190,9 @@ async function main(): Promise<void> {
       case "key_changed":
         showAlert(`Sending is blocked: ${e.detail}. Someone may be impersonating ${org}; ask them through another channel.`);
         break;
+      case "agent_key_unconfirmed":
+        showAlert(`The relay said ${e.agent}'s key changed, but ${org}'s certificate does not confirm it (${e.reason}); nothing changed, and you can go on.`);
+        break;
       case "refused":
         showAlert(`An item (#${e.seq}) failed verification and is not shown: ${e.reason}`);
         break;
