@@ -279,6 +279,8 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
       await this.synced.sync(s);
       await this.checkHoles(s);
       await this.recheckNotices();
+      // A re-certification pushed while this tab was offline is not pushed again: checked here.
+      await this.onAgentKey(null);
       // Uploads cut off before (a reload, a lost connection) go on, after this resolves.
       void this.uploads.resume(s);
     }
@@ -396,11 +398,12 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   }
 
   /**
-   * The relay says the agent has a new key (`pushed`): checked against the org's certificate,
-   * never taken from the push (`customer-agent-key.ts`). A change blocks sending with the key
-   * warning; a push the certificate does not confirm is reported and changes nothing.
+   * The relay says the agent has a new key (`pushed`), or a session is up (`null`): checked
+   * against the org's certificate, never taken from the push (`customer-agent-key.ts`). A change
+   * blocks sending with the key warning; a push the certificate does not confirm is reported and
+   * changes nothing.
    */
-  private async onAgentKey(pushed: IdentityCard): Promise<void> {
+  private async onAgentKey(pushed: IdentityCard | null): Promise<void> {
     const conv = this.conv;
     const s = this.current();
     if (conv === null || s === null || this.blocked !== null) return;
@@ -416,7 +419,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     if (found.kind === "changed") {
       this.blocked = found.detail;
       this.emit({ kind: "key_changed", detail: found.detail });
-    } else if (found.kind === "unconfirmed") {
+    } else if (found.kind === "unconfirmed" && pushed !== null) {
       this.emit({ kind: "agent_key_unconfirmed", agent: conv.agent.name, reason: found.reason });
     }
   }

@@ -5,7 +5,8 @@
  * not confirm (delivered as if from the relay) changes nothing and is reported; when the owner
  * re-certifies `alice` for a new key (`org recertify`), the relay's push makes the customer
  * check the certificate and show the key warning at once — the TypeScript customer has no
- * periodic check, so only the push can bring it — and sending is blocked.
+ * periodic check, so only the push can bring it — and sending is blocked; and a re-certification
+ * made while the customer was offline shows when its next session opens.
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -46,6 +47,25 @@ describe("a re-certified agent, pushed to the customer", () => {
     expect(changed.kind === "key_changed" && changed.detail).toContain(fp);
     expect(customer.blockedBecause()).toContain("alice");
     await expect(customer.send("are you the new alice?")).rejects.toThrow();
+    customer.stop();
+  });
+
+  it("checks the agent again when a session opens: a re-certification made while it was offline shows then", async () => {
+    const store = new MemoryStore();
+    const first = await onlineCustomer(fx.options(store));
+    await first.customer.send("hello again");
+    first.customer.stop();
+    // Re-certified while the customer is offline: no push reaches it.
+    await fx.org.as("alice-third", ["init", "--name", "alice", "--role", "agent"]);
+    const card = join(fx.root, "alice-third-card.json");
+    const whoami = await fx.org.as("alice-third", ["whoami", "--json"]);
+    writeFileSync(card, whoami);
+    const fp = (JSON.parse(whoami) as { fingerprint: string }).fingerprint;
+    await fx.org.as("owner", ["org", "recertify", "--name", "alice", "--card", card, "--fingerprint", fp]);
+    const { customer, events } = await onlineCustomer(fx.options(store));
+    const changed = await eventually("the key warning", () => events.find((e) => e.kind === "key_changed"));
+    expect(changed.kind === "key_changed" && changed.detail).toContain(fp);
+    expect(events.some((e) => e.kind === "agent_key_unconfirmed")).toBe(false);
     customer.stop();
   });
 });
