@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use sealdesk_cli::chat;
 use sealdesk_protocol::card::Role;
-use sealdesk_tests::world::{PASS, World, open_chat};
+use sealdesk_tests::world::{Org, PASS, World, open_chat};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
@@ -540,12 +540,10 @@ async fn json_chat_mistakes_have_their_own_codes() {
     }
 }
 
-/// The customer's chat asks the relay for agent-key pushes (`watch_agent_keys`): a
-/// re-certified agent shows as a key change at once, though the periodic re-check is set to an
-/// hour here (it is 60 s by default), so only the push can bring it.
-#[tokio::test]
-async fn a_chat_shows_a_recertified_agent_at_once_by_push() {
-    let w = World::new().await;
+/// Org `acme` with agent alice, and carol's `chat --json` on her conversation with alice (the
+/// periodic key re-check every `recheck_ms`), once it has selected the conversation; with the
+/// conversation's id.
+async fn carol_chatting_with_alice(w: &World, recheck_ms: &str) -> (Org, JsonChat, String) {
     let mut org = w.org(&["alice"], None).await;
     let mut carol = w.user("carol", Role::Customer).await;
     let conv = open_chat(&mut carol).await;
@@ -555,13 +553,17 @@ async fn a_chat_shows_a_recertified_agent_at_once_by_push() {
     }
     let id = conv.to_string();
     let mut c = JsonChat::start_with(
-        &w,
+        w,
         "carol",
         Some(&id),
-        &[("SEALDESK_TEST_KEY_RECHECK_MS", "3600000")],
+        &[("SEALDESK_TEST_KEY_RECHECK_MS", recheck_ms)],
     );
     c.until("selected", is("selected")).await;
+    (org, c, id)
+}
 
+/// The org's master re-certifies alice for a new machine's key; returns its fingerprint.
+async fn recertify_alice(w: &World, org: &mut Org) -> String {
     let account = sealdesk_client::Account::create(
         &w.home("alice-new"),
         PASS,
@@ -577,6 +579,17 @@ async fn a_chat_shows_a_recertified_agent_at_once_by_push() {
         .recertify_agent("acme", card, Some(&fp))
         .await
         .unwrap();
+    fp
+}
+
+/// The customer's chat asks the relay for agent-key pushes (`watch_agent_keys`): a
+/// re-certified agent shows as a key change at once, though the periodic re-check is set to an
+/// hour here (it is 60 s by default), so only the push can bring it.
+#[tokio::test]
+async fn a_chat_shows_a_recertified_agent_at_once_by_push() {
+    let w = World::new().await;
+    let (mut org, mut c, id) = carol_chatting_with_alice(&w, "3600000").await;
+    let fp = recertify_alice(&w, &mut org).await;
 
     let change = c.until("a key change", is("key_change")).await;
     assert_eq!(change["name"], "alice", "{change}");
@@ -597,38 +610,8 @@ async fn a_chat_shows_a_recertified_agent_at_once_by_push() {
 #[tokio::test]
 async fn a_long_running_chat_notices_a_recertified_agent() {
     let w = World::new().await;
-    let mut org = w.org(&["alice"], None).await;
-    let mut carol = w.user("carol", Role::Customer).await;
-    let conv = open_chat(&mut carol).await;
-    carol.close().await;
-    for a in org.agents.drain(..) {
-        a.close().await;
-    }
-    let id = conv.to_string();
-    let mut c = JsonChat::start_with(
-        &w,
-        "carol",
-        Some(&id),
-        &[("SEALDESK_TEST_KEY_RECHECK_MS", "100")],
-    );
-    c.until("selected", is("selected")).await;
-
-    let home = w.home("alice-new");
-    let account = sealdesk_client::Account::create(
-        &home,
-        PASS,
-        sealdesk_tests::world::FAST_KDF,
-        "alice",
-        Role::Agent,
-    )
-    .unwrap();
-    let card = account.card().card().clone();
-    let fp = account.fingerprint().to_string();
-    drop(account);
-    org.master
-        .recertify_agent("acme", card, Some(&fp))
-        .await
-        .unwrap();
+    let (mut org, mut c, id) = carol_chatting_with_alice(&w, "100").await;
+    let fp = recertify_alice(&w, &mut org).await;
 
     let change = c.until("a key change", is("key_change")).await;
     assert_eq!(change["name"], "alice", "{change}");

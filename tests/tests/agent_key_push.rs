@@ -21,7 +21,7 @@ use sealdesk_tests::{
     RawClient, STEP,
     proxy::Dir,
     rng,
-    world::{FAST_KDF, PASS, Via, World},
+    world::{FAST_KDF, Org, PASS, Via, World},
 };
 
 /// A copy of an account's keys, for a raw session of the same identity.
@@ -47,6 +47,21 @@ fn new_alice(w: &World) -> (IdentityCard, String) {
     )
 }
 
+/// Org `acme` with agent alice, and customer carol (connected `via`) in a conversation with
+/// alice, asking for agent-key pushes; with the conversation.
+async fn carol_with_alice(w: &World, via: Via) -> (Org, Client, ConversationId) {
+    let org = w.org(&["alice"], None).await;
+    let mut carol = w.user_via("carol", Role::Customer, via).await;
+    let conv = carol
+        .open_conversation("acme", Some(&org.fingerprint))
+        .await
+        .unwrap()
+        .conversation;
+    carol.send_text(&conv, "hello").await.unwrap();
+    carol.watch_agent_keys().await.unwrap();
+    (org, carol, conv)
+}
+
 fn key_changes(events: &[Event]) -> Vec<(ConversationId, String)> {
     events
         .iter()
@@ -60,15 +75,7 @@ fn key_changes(events: &[Event]) -> Vec<(ConversationId, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customer_that_asked_is_told_at_once_and_one_that_did_not_gets_nothing() {
     let w = World::new().await;
-    let mut org = w.org(&["alice"], None).await;
-    let mut carol = w.user("carol", Role::Customer).await;
-    let conv = carol
-        .open_conversation("acme", Some(&org.fingerprint))
-        .await
-        .unwrap()
-        .conversation;
-    carol.send_text(&conv, "hello").await.unwrap();
-    carol.watch_agent_keys().await.unwrap();
+    let (mut org, mut carol, conv) = carol_with_alice(&w, Via::Relay).await;
     // The same customer on another connection that never asks (as an older client).
     let mut older = RawClient::connect(&w.url).await;
     older
@@ -138,14 +145,7 @@ async fn a_customer_that_asked_is_told_at_once_and_one_that_did_not_gets_nothing
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconnected_client_asks_again() {
     let w = World::new().await;
-    let mut org = w.org(&["alice"], None).await;
-    let mut carol = w.user("carol", Role::Customer).await;
-    let conv = carol
-        .open_conversation("acme", Some(&org.fingerprint))
-        .await
-        .unwrap()
-        .conversation;
-    carol.watch_agent_keys().await.unwrap();
+    let (mut org, mut carol, conv) = carol_with_alice(&w, Via::Relay).await;
     carol.reconnect().await.unwrap();
     let (card, fp) = new_alice(&w);
     org.master
@@ -168,15 +168,7 @@ async fn a_reconnected_client_asks_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_key_push_changes_no_pin_and_is_reported() {
     let w = World::with_proxy().await;
-    let org = w.org(&["alice"], None).await;
-    let mut carol = w.user_via("carol", Role::Customer, Via::Proxy).await;
-    let conv = carol
-        .open_conversation("acme", Some(&org.fingerprint))
-        .await
-        .unwrap()
-        .conversation;
-    carol.send_text(&conv, "hello").await.unwrap();
-    carol.watch_agent_keys().await.unwrap();
+    let (org, mut carol, conv) = carol_with_alice(&w, Via::Proxy).await;
     let pinned = carol.account().pins().unwrap().peers["alice"].clone();
 
     let forged_keys = IdentityKeys::generate(&mut rng(4242));

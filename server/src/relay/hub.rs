@@ -67,11 +67,7 @@ impl Hub {
             .lock()
             .map(|w| w.clone())
             .unwrap_or_default();
-        let targets: Vec<Outbox> = self
-            .online
-            .lock()
-            .map(|m| m.get(who).cloned().unwrap_or_default())
-            .unwrap_or_default();
+        let targets = self.connections(who);
         targets
             .iter()
             .filter(|o| watching.contains(&o.id()))
@@ -98,6 +94,14 @@ impl Hub {
         }
     }
 
+    /// The open connections of `who` on this node.
+    fn connections(&self, who: &SigningPublicKey) -> Vec<Outbox> {
+        self.online
+            .lock()
+            .map(|m| m.get(who).cloned().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
     pub fn is_online(&self, who: &SigningPublicKey) -> bool {
         self.online
             .lock()
@@ -112,11 +116,7 @@ impl Hub {
         who: &SigningPublicKey,
         reason: crate::connection::CloseReason,
     ) -> usize {
-        let targets: Vec<Outbox> = self
-            .online
-            .lock()
-            .map(|m| m.get(who).cloned().unwrap_or_default())
-            .unwrap_or_default();
+        let targets = self.connections(who);
         for o in &targets {
             o.close(reason);
         }
@@ -125,11 +125,7 @@ impl Hub {
 
     /// Pushes an encoded frame to every connection of `who`; returns how many took it.
     pub fn push(&self, who: &SigningPublicKey, frame: &Bytes) -> usize {
-        let targets: Vec<Outbox> = self
-            .online
-            .lock()
-            .map(|m| m.get(who).cloned().unwrap_or_default())
-            .unwrap_or_default();
+        let targets = self.connections(who);
         targets
             .iter()
             .filter(|o| o.try_push(frame.clone()).is_ok())
