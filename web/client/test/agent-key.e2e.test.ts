@@ -19,6 +19,17 @@ import { eventually } from "./relay.js";
 describe("a re-certified agent, pushed to the customer", () => {
   const fx = orgOnRelay("web-agent-key");
 
+  /** The owner re-certifies alice for the key of a new home `home`; returns its fingerprint. */
+  const recertifyAlice = async (home: string): Promise<string> => {
+    await fx.org.as(home, ["init", "--name", "alice", "--role", "agent"]);
+    const card = join(fx.root, `${home}-card.json`);
+    const whoami = await fx.org.as(home, ["whoami", "--json"]);
+    writeFileSync(card, whoami);
+    const fp = (JSON.parse(whoami) as { fingerprint: string }).fingerprint;
+    await fx.org.as("owner", ["org", "recertify", "--name", "alice", "--card", card, "--fingerprint", fp]);
+    return fp;
+  };
+
   it("reports a forged push, then shows the real re-certification at once and blocks sending", async () => {
     const { customer, events } = await onlineCustomer(fx.options(new MemoryStore()));
     await customer.send("hello, is alice there?");
@@ -36,12 +47,7 @@ describe("a re-certified agent, pushed to the customer", () => {
     await customer.send("still there?");
 
     // The owner re-certifies alice for a new machine's key.
-    await fx.org.as("alice-new", ["init", "--name", "alice", "--role", "agent"]);
-    const card = join(fx.root, "alice-new-card.json");
-    const whoami = await fx.org.as("alice-new", ["whoami", "--json"]);
-    writeFileSync(card, whoami);
-    const fp = (JSON.parse(whoami) as { fingerprint: string }).fingerprint;
-    await fx.org.as("owner", ["org", "recertify", "--name", "alice", "--card", card, "--fingerprint", fp]);
+    const fp = await recertifyAlice("alice-new");
 
     const changed = await eventually("the key warning", () => events.find((e) => e.kind === "key_changed"));
     expect(changed.kind === "key_changed" && changed.detail).toContain(fp);
@@ -56,12 +62,7 @@ describe("a re-certified agent, pushed to the customer", () => {
     await first.customer.send("hello again");
     first.customer.stop();
     // Re-certified while the customer is offline: no push reaches it.
-    await fx.org.as("alice-third", ["init", "--name", "alice", "--role", "agent"]);
-    const card = join(fx.root, "alice-third-card.json");
-    const whoami = await fx.org.as("alice-third", ["whoami", "--json"]);
-    writeFileSync(card, whoami);
-    const fp = (JSON.parse(whoami) as { fingerprint: string }).fingerprint;
-    await fx.org.as("owner", ["org", "recertify", "--name", "alice", "--card", card, "--fingerprint", fp]);
+    const fp = await recertifyAlice("alice-third");
     const { customer, events } = await onlineCustomer(fx.options(store));
     const changed = await eventually("the key warning", () => events.find((e) => e.kind === "key_changed"));
     expect(changed.kind === "key_changed" && changed.detail).toContain(fp);
