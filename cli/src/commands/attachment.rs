@@ -34,7 +34,7 @@ pub(super) async fn send(
         .unwrap_or_else(|| "attachment".to_owned());
     let media_type = media_type(&name);
     let mut c = connect(home, relay, false).await?;
-    let id = id.resolve(c.account())?;
+    let id = id.resolve_synced(&mut c).await?;
     c.sync_all().await?;
     let mut tenths = 0;
     let sent = c
@@ -99,7 +99,7 @@ async fn save(
 ) -> Result<Output> {
     let id = conv_id(conversation)?;
     let mut c = connect(home, relay, false).await?;
-    let id = id.resolve(c.account())?;
+    let id = id.resolve_synced(&mut c).await?;
     c.sync_all().await?;
     let file = c.fetch_attachment(&id, message).await?;
     c.close().await;

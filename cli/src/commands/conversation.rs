@@ -57,7 +57,7 @@ pub(super) async fn send(
 ) -> Result<Output> {
     let id = conv_id(conversation)?;
     let mut c = connect(home, relay, false).await?;
-    let id = id.resolve(c.account())?;
+    let id = id.resolve_synced(&mut c).await?;
     c.sync_all().await?;
     let seq = c.send_text(&id, text).await?;
     let number = c.message_number(&id, seq)?;
@@ -77,7 +77,10 @@ pub(super) async fn chat(
 ) -> Result<()> {
     let id = conversation.map(conv_id).transpose()?;
     let mut c = connect(home, relay, false).await?;
-    let id = id.map(|i| i.resolve(c.account())).transpose()?;
+    let id = match id {
+        Some(i) => Some(i.resolve_synced(&mut c).await?),
+        None => None,
+    };
     let stdin = tokio::io::BufReader::new(tokio::io::stdin());
     let mut stdout = std::io::stdout();
     match display {
@@ -100,7 +103,7 @@ pub(super) async fn transfer(
 ) -> Result<Output> {
     let id = conv_id(conversation)?;
     let mut c = connect(home, relay, false).await?;
-    let id = id.resolve(c.account())?;
+    let id = id.resolve_synced(&mut c).await?;
     c.sync_all().await?;
     let epoch = c.transfer(&id, to).await?;
     c.close().await;
@@ -114,7 +117,7 @@ pub(super) async fn transfer(
 pub(super) async fn erase(home: &Path, relay: &Relay, conversation: &str) -> Result<Output> {
     let id = conv_id(conversation)?;
     let mut c = connect(home, relay, false).await?;
-    let id = id.resolve(c.account())?;
+    let id = id.resolve_synced(&mut c).await?;
     c.erase(&id).await?;
     c.mark_erased(&id)?;
     c.close().await;

