@@ -118,6 +118,8 @@ pub enum Shown {
         conversation: ConversationId,
         /// Typed while offline (rather than interrupted while sending).
         offline: bool,
+        /// The line, as typed: shown as pending until it is sent.
+        text: String,
     },
     /// An attachment's upload: started (`seq` none) or sent.
     Upload {
@@ -387,11 +389,12 @@ impl Shown {
             Self::Kept {
                 conversation,
                 offline,
+                text,
             } => (
                 "notice",
                 json!({
                     "kind": "kept", "conversation": conversation.to_string(),
-                    "offline": offline,
+                    "offline": offline, "message": text,
                     "text": "kept: sent once the relay is back",
                 }),
             ),

@@ -543,6 +543,26 @@ mod tests {
         assert!(text.contains("reconnecting"), "{text}");
     }
 
+    /// A line typed while offline shows with its text, marked pending, in the window.
+    #[test]
+    fn a_line_kept_offline_shows_its_text_marked_pending() {
+        let mut s = chat();
+        s.apply(Shown::Connection(crate::chat::event::Connection::Lost {
+            why: "relay closed".to_owned(),
+        }));
+        s.apply(Shown::Kept {
+            conversation: conv(1),
+            offline: true,
+            text: "back in a minute".to_owned(),
+        });
+        let text = screen(&mut s);
+        assert!(
+            text.lines().any(|l| l.contains("alice: back in a minute")
+                && l.contains("pending: sent once the relay is back")),
+            "{text}"
+        );
+    }
+
     /// Scrolling up shows older lines and says more are below.
     #[test]
     fn the_pane_scrolls() {
