@@ -97,3 +97,49 @@ async fn an_ambiguous_short_id_is_refused_by_the_binary() {
         );
     }
 }
+
+/// A file the agent saved shows as read to its sender, as a message the agent read does: the
+/// read receipt covers files too, and `attachment save` sends one.
+#[tokio::test]
+async fn a_saved_attachment_shows_as_read_to_its_sender() {
+    let w = World::new().await;
+    let conv = org_and_conversation(&w).await;
+    let dir = tempfile::tempdir().unwrap();
+    let shot = dir.path().join("shot.png");
+    std::fs::write(&shot, vec![7u8; 40_000]).unwrap();
+    let sent = json(
+        &w,
+        "carol",
+        &[
+            "send",
+            "--conversation",
+            &conv,
+            "--attach",
+            shot.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let number = sent["number"].as_u64().unwrap().to_string();
+    let out = dir.path().join("saved.png");
+    ok(
+        &w,
+        "alice",
+        &[
+            "attachment",
+            "save",
+            "--conversation",
+            &conv,
+            "--message",
+            &number,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let h = ok(&w, "carol", &["history", "--conversation", &conv]).await;
+    let line = h
+        .lines()
+        .find(|l| l.contains("[attachment: shot.png"))
+        .unwrap_or_else(|| panic!("no attachment in {h}"));
+    assert!(line.ends_with("✓✓ read"), "{h}");
+}
