@@ -143,3 +143,29 @@ async fn a_saved_attachment_shows_as_read_to_its_sender() {
         .unwrap_or_else(|| panic!("no attachment in {h}"));
     assert!(line.ends_with("✓✓ read"), "{h}");
 }
+
+/// An agent's `history` opens with what the agent needs to know (what the customer was told),
+/// not with the customer's own wording ("Your chat with acme …"); the customer's is unchanged.
+#[tokio::test]
+async fn an_agents_history_has_the_agents_own_wording() {
+    let w = World::new().await;
+    let conv = org_and_conversation(&w).await;
+    let h = ok(&w, "alice", &["history", "--conversation", &conv]).await;
+    let first = h.lines().next().unwrap();
+    assert!(
+        first.contains("This conversation is end-to-end encrypted")
+            && first.contains("carol was told when acme's owner may open it"),
+        "{h}"
+    );
+    assert!(!h.contains("Your chat with"), "{h}");
+    let j = json(&w, "alice", &["history", "--conversation", &conv]).await;
+    assert!(
+        j["summary"].as_str().unwrap().contains("carol was told"),
+        "{j:#}"
+    );
+    let h = ok(&w, "carol", &["history", "--conversation", &conv]).await;
+    assert!(
+        h.lines().next().unwrap().contains("Your chat with acme"),
+        "{h}"
+    );
+}

@@ -261,11 +261,17 @@ pub(super) async fn history(
         (None, Some(a)) => id.resolve(a)?,
         (None, None) => bail!("no account"),
     };
-    let h = match (&client, &account) {
-        (Some(c), _) => c.history(&id)?,
-        (None, Some(a)) => sealdesk_client::client::history(a, &id)?,
+    let (mut h, account_ref) = match (&client, &account) {
+        (Some(c), _) => (c.history(&id)?, c.account()),
+        (None, Some(a)) => (sealdesk_client::client::history(a, &id)?, a),
         (None, None) => bail!("no account"),
     };
+    // An agent reads what the customer was told, not the customer's own wording.
+    if account_ref.role() == Role::Agent
+        && let Some(meta) = account_ref.conversation(&id)?
+    {
+        h.summary = Some(crate::print::agent_summary(&meta.customer, &meta.org));
+    }
     let mut text = String::new();
     if h.erased {
         text.push_str("this conversation was erased on the relay; this is your local copy\n");
