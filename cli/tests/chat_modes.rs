@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use sealdesk_cli::chat;
 use sealdesk_protocol::card::Role;
+use sealdesk_tests::relay::{start_world_relay, stop_world_relay};
 use sealdesk_tests::world::{PASS, World, open_chat};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
@@ -597,4 +598,56 @@ async fn a_long_running_chat_notices_a_recertified_agent() {
         c.seen
     );
     org.master.close().await;
+}
+
+/// The codes of the chat's other mistakes, each through `chat --json`: a prefix two
+/// conversations share (`ambiguous_conversation`), a file that exists but cannot be read
+/// (`file_unreadable`), a command that needs the relay while it is unreachable (`offline`).
+#[tokio::test]
+async fn json_chat_codes_for_an_ambiguous_prefix_an_unreadable_file_and_offline() {
+    let mut w = World::new().await;
+    let org = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer).await;
+    let conv = open_chat(&mut carol).await;
+    carol.close().await;
+    for a in org.agents {
+        a.close().await;
+    }
+    org.master.close().await;
+    // A second conversation whose id starts with the same 8 digits (recorded locally).
+    let mut twin = conv.as_bytes().to_owned();
+    twin[15] ^= 0xff;
+    let account = sealdesk_client::Account::open(&w.home("carol"), PASS).unwrap();
+    let mut meta = account.conversation(&conv).unwrap().unwrap();
+    meta.id = sealdesk_protocol::ids::ConversationId::from_bytes(&twin).unwrap();
+    account.save_conversation(&meta).unwrap();
+    drop(account);
+    let id = conv.to_string();
+    let dir = tempfile::tempdir().unwrap();
+
+    let mut c = JsonChat::start(&w, "carol", &id);
+    c.until("selected", is("selected")).await;
+    for (line, code) in [
+        (format!("/switch {}", &id[..8]), "ambiguous_conversation"),
+        (
+            format!("/attach {}", dir.path().display()),
+            "file_unreadable",
+        ),
+    ] {
+        c.type_line(&line).await;
+        let e = c.until(&line, is("error")).await;
+        assert_eq!(e["error"]["code"], code, "{line}: {e}");
+        assert_eq!(e["ok"], false);
+    }
+    let down = stop_world_relay(&mut w).await;
+    c.until("the connection lost", |v| {
+        v["event"] == "connection" && v["state"] == "lost"
+    })
+    .await;
+    c.type_line("/history").await;
+    let e = c.until("an error", is("error")).await;
+    assert_eq!(e["error"]["code"], "offline", "{e}");
+    c.type_line("/quit").await;
+    c.until("bye", is("bye")).await;
+    start_world_relay(&mut w, down).await;
 }
