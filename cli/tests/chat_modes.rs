@@ -651,3 +651,66 @@ async fn json_chat_codes_for_an_ambiguous_prefix_an_unreadable_file_and_offline(
     c.until("bye", is("bye")).await;
     start_world_relay(&mut w, down).await;
 }
+
+/// Ctrl-C in the line chat while a file uploads cancels the upload, as `/cancel` does, and the
+/// chat goes on; a second Ctrl-C leaves it (exit status 0, nothing sent).
+#[cfg(unix)]
+#[tokio::test]
+async fn ctrl_c_in_the_line_chat_cancels_an_upload_and_a_second_leaves() {
+    let w = World::new().await;
+    let org = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer).await;
+    let conv = open_chat(&mut carol).await;
+    carol.close().await;
+    for a in org.agents {
+        a.close().await;
+    }
+    org.master.close().await;
+    let id = conv.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.bin");
+    std::fs::write(&big, vec![5u8; 200 * 32 * 1024]).unwrap();
+    let interrupt = |c: &JsonChat| {
+        let pid = c.child.id().unwrap().to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+
+    let mut c = JsonChat::start(&w, "carol", &id);
+    c.until("selected", is("selected")).await;
+    c.type_line(&format!("/attach {}", big.display())).await;
+    c.until("two chunks", |v| {
+        v["event"] == "upload_progress" && v["sent_chunks"].as_u64() >= Some(2)
+    })
+    .await;
+    interrupt(&c);
+    let cancelled = c
+        .until("the cancellation", |v| {
+            v["event"] == "upload" && v["state"] == "cancelled"
+        })
+        .await;
+    assert!(
+        cancelled["sent_chunks"].as_u64().unwrap() < 200,
+        "{cancelled}"
+    );
+    // Still chatting.
+    c.type_line("/list").await;
+    c.until("the list", is("conversations")).await;
+    interrupt(&c);
+    c.until("bye", is("bye")).await;
+    let status = tokio::time::timeout(EVENT_WAIT, c.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert!(
+        !c.seen
+            .iter()
+            .any(|v| v["event"] == "message" && v["kind"] == "attachment"),
+        "{:#?}",
+        c.seen
+    );
+}

@@ -12,6 +12,7 @@ use sealdesk_protocol::{card::Role, ids::ConversationId};
 
 use super::commands::{command, conversations, select, send_line};
 use super::event::{Connection, Shown, Sink};
+use super::interrupt::Interrupts;
 use super::upload;
 use super::{FLUSH_DEADLINE, RECONNECT_FIRST, RECONNECT_MAX, Result};
 use crate::error::CliError;
@@ -62,6 +63,7 @@ pub(crate) async fn drive<I: Input, S: Sink>(
     input: &mut I,
     out: &mut S,
     conversation: Option<ConversationId>,
+    interrupts: &mut Interrupts,
 ) -> Result<()> {
     let mut s = Session::default();
     let events = client.sync_all().await?;
@@ -145,6 +147,14 @@ pub(crate) async fn drive<I: Input, S: Sink>(
                         }
                         Err(e) if is_fatal(&e) => return Err(e),
                         Err(e) => failed(client, out, e, s.current).map_err(io)?,
+                    }
+                }
+                // Ctrl-C in the line chat: cancels a running upload, else leaves.
+                () = interrupts.next() => {
+                    if s.upload.is_some() {
+                        upload::stop(out, &mut s).map_err(io)?;
+                    } else {
+                        break;
                     }
                 }
                 push = client.session().next_push() => {
@@ -243,6 +253,16 @@ pub(crate) async fn drive<I: Input, S: Sink>(
                             }
                             None => failed(client, out, CliError::NoConversationSelected { hint: "; use /list and /switch" }, None).map_err(io)?,
                         },
+                    }
+                }
+                () = interrupts.next() => {
+                    if s.upload.is_some() {
+                        upload::stop(out, &mut s).map_err(io)?;
+                    } else {
+                        if !pending.is_empty() {
+                            out.show(Shown::Connection(Connection::LeftOffline { unsent: pending.len() })).map_err(io)?;
+                        }
+                        break;
                     }
                 }
                 () = tokio::time::sleep(backoff) => {

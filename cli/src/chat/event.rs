@@ -147,7 +147,7 @@ pub enum Shown {
         /// Bytes of the file those chunks cover.
         bytes: u64,
     },
-    /// An upload was cancelled (`/cancel`, Ctrl-C in the window, `/quit`): nothing was sent in
+    /// An upload was cancelled (`/cancel`, Ctrl-C, `/quit`): nothing was sent in
     /// the conversation; `/attach` of the same file resumes it.
     UploadCancelled {
         /// The conversation.

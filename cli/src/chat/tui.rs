@@ -54,7 +54,14 @@ pub async fn run(client: &mut Client, conversation: Option<ConversationId>) -> R
     let mut sink = UiSink {
         ui: Arc::clone(&ui),
     };
-    let result = drive(client, &mut input, &mut sink, conversation).await;
+    let result = drive(
+        client,
+        &mut input,
+        &mut sink,
+        conversation,
+        &mut super::interrupt::Interrupts::none(),
+    )
+    .await;
     // Closing the channel stops the reader at its next poll.
     drop(input);
     let _ = reader.join();

@@ -84,9 +84,11 @@ pub(super) async fn chat(
     let stdin = tokio::io::BufReader::new(tokio::io::stdin());
     let mut stdout = std::io::stdout();
     match display {
-        crate::chat::Display::Text => crate::chat::run(&mut c, stdin, &mut stdout, id).await?,
+        crate::chat::Display::Text => {
+            crate::chat::run_catching_ctrl_c(&mut c, stdin, &mut stdout, id, false).await?;
+        }
         crate::chat::Display::Json => {
-            crate::chat::run_json(&mut c, stdin, &mut stdout, id).await?;
+            crate::chat::run_catching_ctrl_c(&mut c, stdin, &mut stdout, id, true).await?;
         }
         crate::chat::Display::Window => crate::chat::tui::run(&mut c, id).await?,
     }
