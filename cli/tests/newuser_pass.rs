@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{json, ok, org_and_conversation, sealdesk};
+use common::{grant, json, ok, org_and_conversation, sealdesk, sealdesk_env, serve_once, unlock};
 use sealdesk_client::{Account, Client};
 use sealdesk_protocol::ids::ConversationId;
 use sealdesk_tests::world::{PASS, World};
@@ -168,4 +168,50 @@ async fn an_agents_history_has_the_agents_own_wording() {
         h.lines().next().unwrap().contains("Your chat with acme"),
         "{h}"
     );
+}
+
+/// The owner's cache of checked files stays within `SEALDESK_FILE_CACHE_MB`: with room for
+/// one of two files, one is kept; with the default bound, both.
+#[tokio::test]
+async fn the_file_cache_stays_within_its_bound() {
+    let w = World::new().await;
+    let conv = org_and_conversation(&w).await;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, byte) in [("a.bin", 1u8), ("b.bin", 2u8)] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, vec![byte; 700_000]).unwrap();
+        ok(
+            &w,
+            "carol",
+            &[
+                "send",
+                "--conversation",
+                &conv,
+                "--attach",
+                path.to_str().unwrap(),
+            ],
+        )
+        .await;
+    }
+    let consent = grant(&w, &conv, "1d").await;
+    assert!(!unlock(&w, &conv, &consent, "0").await.ok);
+    for t in ["trustee-1", "trustee-2"] {
+        serve_once(&w, t).await;
+    }
+    assert!(unlock(&w, &conv, &consent, "10").await.ok);
+    let cached = || {
+        std::fs::read_dir(w.home("acme-owner").join("records/files"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let show = ["transcript", "show", "--conversation", conv.as_str()];
+    let r = sealdesk_env(&w, "acme-owner", &show, &[("SEALDESK_FILE_CACHE_MB", "1")]).await;
+    assert!(r.ok, "{}", r.stderr);
+    assert!(r.stdout.contains("attachments (2):"), "{}", r.stdout);
+    assert_eq!(cached(), 1);
+    ok(&w, "acme-owner", &show).await;
+    assert_eq!(cached(), 2);
+    let r = sealdesk_env(&w, "acme-owner", &show, &[("SEALDESK_FILE_CACHE_MB", "1")]).await;
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(cached(), 1);
 }

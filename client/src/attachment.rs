@@ -473,8 +473,11 @@ impl Client {
     /// there and its size and SHA-256 still match the signed reference (a record that does not
     /// is ignored, and the file fetched again).
     fn cached_file(&self, reference: &AttachmentRef) -> Result<Option<Zeroizing<Vec<u8>>>> {
-        let Some(bytes) =
-            crate::file_cache::get(self.account.vault(), &hex::encode(reference.sha256))?
+        let Some(bytes) = crate::file_cache::get(
+            self.account.vault(),
+            &hex::encode(reference.sha256),
+            self.file_cache_limit,
+        )?
         else {
             return Ok(None);
         };

@@ -79,21 +79,25 @@ impl Index {
 }
 
 /// The cached file with this SHA-256 (hex), marked as just used; `None` if it is not cached.
+/// A cache over `limit` (lowered since) is brought back within it, least recently used first.
 ///
 /// # Errors
 /// The vault's errors reading the file.
-pub(crate) fn get(vault: &Vault, sha256: &str) -> Result<Option<Zeroizing<Vec<u8>>>, VaultError> {
+pub(crate) fn get(
+    vault: &Vault,
+    sha256: &str,
+    limit: u64,
+) -> Result<Option<Zeroizing<Vec<u8>>>, VaultError> {
     let got = vault.get(&name::attachment_file(sha256))?;
     // Only the order of later evictions depends on this: a failure is ignored.
     if let Ok(mut index) = Index::load(vault) {
         match &got {
             Some(bytes) => index.touch(sha256, bytes.len() as u64),
             None => {
-                if index.files.remove(sha256).is_none() {
-                    return Ok(got);
-                }
+                index.files.remove(sha256);
             }
         }
+        evict(vault, &mut index, limit);
         let _ = index.save(vault);
     }
     Ok(got)
@@ -164,16 +168,19 @@ mod tests {
         put(&v, "aa", &[1; 40], 100);
         put(&v, "bb", &[2; 40], 100);
         // aa is used again: bb is now the least recently used.
-        assert_eq!(get(&v, "aa").unwrap().unwrap().as_slice(), &[1; 40]);
+        assert_eq!(get(&v, "aa", 100).unwrap().unwrap().as_slice(), &[1; 40]);
         put(&v, "cc", &[3; 40], 100);
         assert_eq!(cached(&v), ["aa", "cc"]);
-        assert!(get(&v, "bb").unwrap().is_none());
+        assert!(get(&v, "bb", 100).unwrap().is_none());
         // A file larger than the whole cache is not kept, and evicts nothing.
         put(&v, "dd", &[4; 101], 100);
         assert_eq!(cached(&v), ["aa", "cc"]);
         // A limit of 0 keeps nothing.
         put(&v, "ee", &[5; 1], 0);
-        assert!(get(&v, "ee").unwrap().is_none());
+        assert!(get(&v, "ee", 100).unwrap().is_none());
+        // A lower limit takes effect at the next use: the least recently used goes.
+        assert!(get(&v, "cc", 50).unwrap().is_some());
+        assert_eq!(cached(&v), ["cc"]);
     }
 
     #[test]

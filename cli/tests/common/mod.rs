@@ -21,7 +21,13 @@ pub struct Run {
 }
 
 pub async fn sealdesk(w: &World, name: &str, args: &[&str]) -> Run {
+    sealdesk_env(w, name, args, &[]).await
+}
+
+/// [`sealdesk`] with more environment variables.
+pub async fn sealdesk_env(w: &World, name: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sealdesk"))
+        .envs(env.iter().copied())
         .arg("--home")
         .arg(w.home(name))
         .arg("--relay")
