@@ -116,9 +116,9 @@ fn well_formed(v: &Value) {
     assert!(v["warnings"].is_array(), "{v}");
 }
 
-#[tokio::test]
-async fn two_json_chats_exchange_messages_receipts_typing_and_status_through_pipes() {
-    let w = World::new().await;
+/// Org acme with its agent alice, and a conversation carol opened; everyone's connection
+/// closed (the test runs `sealdesk` processes).
+async fn carol_alone(w: &World) -> sealdesk_protocol::ids::ConversationId {
     let org = w.org(&["alice"], None).await;
     let mut carol = w.user("carol", Role::Customer).await;
     let conv = open_chat(&mut carol).await;
@@ -127,6 +127,13 @@ async fn two_json_chats_exchange_messages_receipts_typing_and_status_through_pip
         a.close().await;
     }
     org.master.close().await;
+    conv
+}
+
+#[tokio::test]
+async fn two_json_chats_exchange_messages_receipts_typing_and_status_through_pipes() {
+    let w = World::new().await;
+    let conv = carol_alone(&w).await;
     let id = conv.to_string();
 
     let mut alice = JsonChat::start(&w, "alice", &id);
@@ -272,19 +279,7 @@ async fn transcript_show_lists_the_released_attachments() {
     let dir = tempfile::tempdir().unwrap();
     let shot = dir.path().join("receipt.pdf");
     std::fs::write(&shot, vec![7u8; 40_000]).unwrap();
-    common::ok(
-        &w,
-        "carol",
-        &[
-            "send",
-            "--conversation",
-            &conv,
-            "--attach",
-            shot.to_str().unwrap(),
-            "my receipt",
-        ],
-    )
-    .await;
+    common::send_file(&w, "carol", &conv, &shot, "my receipt").await;
     let consent = common::grant(&w, &conv, "1d").await;
     let r = common::unlock(&w, &conv, &consent, "0").await;
     assert!(!r.ok, "{}\n{}", r.stdout, r.stderr);
@@ -375,14 +370,7 @@ async fn a_changed_key_is_a_key_change_event_and_blocks_the_line() {
 #[tokio::test]
 async fn json_uploads_report_progress_run_beside_messages_and_resume_after_cancel() {
     let w = World::new().await;
-    let org = w.org(&["alice"], None).await;
-    let mut carol = w.user("carol", Role::Customer).await;
-    let conv = open_chat(&mut carol).await;
-    carol.close().await;
-    for a in org.agents {
-        a.close().await;
-    }
-    org.master.close().await;
+    let conv = carol_alone(&w).await;
     let id = conv.to_string();
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("big.bin");
@@ -606,23 +594,9 @@ async fn a_long_running_chat_notices_a_recertified_agent() {
 #[tokio::test]
 async fn json_chat_codes_for_an_ambiguous_prefix_an_unreadable_file_and_offline() {
     let mut w = World::new().await;
-    let org = w.org(&["alice"], None).await;
-    let mut carol = w.user("carol", Role::Customer).await;
-    let conv = open_chat(&mut carol).await;
-    carol.close().await;
-    for a in org.agents {
-        a.close().await;
-    }
-    org.master.close().await;
-    // A second conversation whose id starts with the same 8 digits (recorded locally).
-    let mut twin = conv.as_bytes().to_owned();
-    twin[15] ^= 0xff;
-    let account = sealdesk_client::Account::open(&w.home("carol"), PASS).unwrap();
-    let mut meta = account.conversation(&conv).unwrap().unwrap();
-    meta.id = sealdesk_protocol::ids::ConversationId::from_bytes(&twin).unwrap();
-    account.save_conversation(&meta).unwrap();
-    drop(account);
+    let conv = carol_alone(&w).await;
     let id = conv.to_string();
+    common::twin_conversation(&w, "carol", &id);
     let dir = tempfile::tempdir().unwrap();
 
     let mut c = JsonChat::start(&w, "carol", &id);
@@ -658,14 +632,7 @@ async fn json_chat_codes_for_an_ambiguous_prefix_an_unreadable_file_and_offline(
 #[tokio::test]
 async fn ctrl_c_in_the_line_chat_cancels_an_upload_and_a_second_leaves() {
     let w = World::new().await;
-    let org = w.org(&["alice"], None).await;
-    let mut carol = w.user("carol", Role::Customer).await;
-    let conv = open_chat(&mut carol).await;
-    carol.close().await;
-    for a in org.agents {
-        a.close().await;
-    }
-    org.master.close().await;
+    let conv = carol_alone(&w).await;
     let id = conv.to_string();
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("big.bin");

@@ -6,34 +6,12 @@
 
 mod common;
 
-use common::{grant, json, ok, org_and_conversation, sealdesk, sealdesk_env, serve_once, unlock};
+use common::{
+    grant, json, ok, org_and_conversation, sealdesk, sealdesk_env, send_file, serve_once,
+    twin_conversation, unlock,
+};
 use sealdesk_client::{Account, Client};
-use sealdesk_protocol::ids::ConversationId;
 use sealdesk_tests::world::{PASS, World};
-
-/// Records conversations with these ids in `name`'s vault (metadata only, as a sync would).
-pub fn seed_conversations(w: &World, name: &str, ids: &[[u8; 16]]) {
-    let a = Account::open(&w.home(name), PASS).unwrap();
-    for (i, b) in ids.iter().enumerate() {
-        let meta = sealdesk_client::account::ConvMeta {
-            id: ConversationId::from_bytes(b).unwrap(),
-            org: "acme".into(),
-            customer: name.into(),
-            agent: "alice".into(),
-            created_at: i as u64,
-            cursor: 0,
-            delivered_sent: 0,
-            read_local: 0,
-            read_sent: 0,
-            delivered_by: Default::default(),
-            read_by: Default::default(),
-            last_epoch: None,
-            transferred_out: false,
-            erased: false,
-        };
-        a.save_conversation(&meta).unwrap();
-    }
-}
 
 /// A short id of a conversation this account has not synced yet (assigned to the agent since
 /// its last run) is found: the list is fetched from the relay before the prefix is refused.
@@ -70,32 +48,26 @@ async fn a_short_id_finds_a_conversation_not_synced_yet() {
 #[tokio::test]
 async fn an_ambiguous_short_id_is_refused_by_the_binary() {
     let w = World::new().await;
-    ok(
-        &w,
-        "carol",
-        &["init", "--name", "carol", "--role", "customer"],
-    )
-    .await;
-    ok(&w, "carol", &["register"]).await;
-    let mut one = [0u8; 16];
-    one[..5].copy_from_slice(&[0xab, 0xcd, 0xef, 0x01, 0x10]);
-    let mut two = one;
-    two[4] = 0x20;
-    seed_conversations(&w, "carol", &[one, two]);
-
+    let conv = org_and_conversation(&w).await;
+    twin_conversation(&w, "carol", &conv);
+    let short = &conv[..8];
+    let upper = short.to_ascii_uppercase();
     for args in [
-        &["send", "--conversation", "abcdef01", "hello"][..],
-        &["history", "--conversation", "ABCDEF01"][..],
+        &["send", "--conversation", short, "hello"][..],
+        &["history", "--conversation", &upper][..],
     ] {
         let r = sealdesk(&w, "carol", args).await;
         assert!(!r.ok, "{args:?}: {}", r.stdout);
         assert!(
-            r.stderr
-                .contains("abcdef01 is the start of 2 of your conversations; give more digits"),
+            r.stderr.contains(&format!(
+                "{short} is the start of 2 of your conversations; give more digits"
+            )),
             "{args:?}: {}",
             r.stderr
         );
     }
+    let h = ok(&w, "alice", &["history", "--conversation", &conv]).await;
+    assert!(!h.contains("hello"), "nothing was sent: {h}");
 }
 
 /// A file the agent saved shows as read to its sender, as a message the agent read does: the
@@ -107,18 +79,7 @@ async fn a_saved_attachment_shows_as_read_to_its_sender() {
     let dir = tempfile::tempdir().unwrap();
     let shot = dir.path().join("shot.png");
     std::fs::write(&shot, vec![7u8; 40_000]).unwrap();
-    let sent = json(
-        &w,
-        "carol",
-        &[
-            "send",
-            "--conversation",
-            &conv,
-            "--attach",
-            shot.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let sent = send_file(&w, "carol", &conv, &shot, "").await;
     let number = sent["number"].as_u64().unwrap().to_string();
     let out = dir.path().join("saved.png");
     ok(
@@ -180,18 +141,7 @@ async fn the_file_cache_stays_within_its_bound() {
     for (name, byte) in [("a.bin", 1u8), ("b.bin", 2u8)] {
         let path = dir.path().join(name);
         std::fs::write(&path, vec![byte; 700_000]).unwrap();
-        ok(
-            &w,
-            "carol",
-            &[
-                "send",
-                "--conversation",
-                &conv,
-                "--attach",
-                path.to_str().unwrap(),
-            ],
-        )
-        .await;
+        send_file(&w, "carol", &conv, &path, "").await;
     }
     let consent = grant(&w, &conv, "1d").await;
     assert!(!unlock(&w, &conv, &consent, "0").await.ok);
