@@ -456,6 +456,11 @@ async fn resume<S: Sink>(
                 let message = format!("{e} (not sent: {text})");
                 let code = crate::status::classify(&anyhow::Error::from(e)).code;
                 out.show(Shown::Error { code, message }).map_err(io)?;
+                out.show(Shown::NotSent {
+                    conversation: id,
+                    text,
+                })
+                .map_err(io)?;
                 pending.pop_front();
             }
         }

@@ -121,6 +121,14 @@ pub enum Shown {
         /// The line, as typed: shown as pending until it is sent.
         text: String,
     },
+    /// A line kept to send once the relay was back could not be sent then (the error is
+    /// shown before this): it is no longer pending.
+    NotSent {
+        /// The conversation it was typed in.
+        conversation: ConversationId,
+        /// The line.
+        text: String,
+    },
     /// An attachment's upload: started (`seq` none) or sent.
     Upload {
         /// The conversation.
@@ -396,6 +404,13 @@ impl Shown {
                     "kind": "kept", "conversation": conversation.to_string(),
                     "offline": offline, "message": text,
                     "text": "kept: sent once the relay is back",
+                }),
+            ),
+            Self::NotSent { conversation, text } => (
+                "notice",
+                json!({
+                    "kind": "not_sent", "conversation": conversation.to_string(),
+                    "message": text, "text": "not sent",
                 }),
             ),
             Self::Upload {

@@ -363,6 +363,7 @@ impl ChatState {
                 delivery: Some(Delivery::Pending),
             }),
             Shown::Kept { .. } => {}
+            Shown::NotSent { text, .. } => self.drop_pending(&pending_text(&self.me, &text)),
             Shown::Upload {
                 name,
                 size,
@@ -418,14 +419,18 @@ impl ChatState {
             ..
         } = line
         {
-            let kept = pending_text(sender, text);
-            if let Some(at) = self
-                .pane
-                .iter()
-                .position(|l| l.delivery == Some(Delivery::Pending) && l.text == kept)
-            {
-                self.pane.remove(at);
-            }
+            self.drop_pending(&pending_text(sender, text));
+        }
+    }
+
+    /// Removes the first pending line that reads `kept`.
+    fn drop_pending(&mut self, kept: &str) {
+        if let Some(at) = self
+            .pane
+            .iter()
+            .position(|l| l.delivery == Some(Delivery::Pending) && l.text == kept)
+        {
+            self.pane.remove(at);
         }
     }
 
@@ -665,6 +670,18 @@ pub(crate) mod tests {
         assert_eq!(s.pane.len(), 2, "{:?}", s.pane);
         assert_eq!(s.pane[1].seq, Some(2));
         assert_eq!(s.pane[1].delivery, Some(Delivery::Sent));
+        // One that cannot be sent after all is no longer pending (its error says why).
+        s.apply(Shown::Kept {
+            conversation: conv(1),
+            offline: true,
+            text: "refused later".to_owned(),
+        });
+        assert_eq!(s.pane.len(), 3);
+        s.apply(Shown::NotSent {
+            conversation: conv(1),
+            text: "refused later".to_owned(),
+        });
+        assert_eq!(s.pane.len(), 2, "{:?}", s.pane);
         // A line kept in another conversation stays out of this pane.
         s.apply(Shown::Kept {
             conversation: conv(2),
