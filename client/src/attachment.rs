@@ -473,10 +473,11 @@ impl Client {
     /// there and its size and SHA-256 still match the signed reference (a record that does not
     /// is ignored, and the file fetched again).
     fn cached_file(&self, reference: &AttachmentRef) -> Result<Option<Zeroizing<Vec<u8>>>> {
-        let Some(bytes) = self
-            .account
-            .vault()
-            .get(&name::attachment_file(&hex::encode(reference.sha256)))?
+        let Some(bytes) = crate::file_cache::get(
+            self.account.vault(),
+            &hex::encode(reference.sha256),
+            self.file_cache_limit,
+        )?
         else {
             return Ok(None);
         };
@@ -484,14 +485,15 @@ impl Client {
     }
 
     /// Keeps a fetched and verified file in the vault (encrypted like every record), by its
-    /// SHA-256, so the next export need not fetch it. A file too large for one record is not
-    /// kept; a failure to keep it only costs a fetch next time.
+    /// SHA-256, so the next export need not fetch it; the cache stays within its limit
+    /// ([`crate::file_cache`]). A failure to keep it only costs a fetch next time.
     fn cache_file(&self, reference: &AttachmentRef, bytes: &[u8]) {
-        if bytes.len() <= crate::vault::MAX_VALUE_LEN {
-            let name = name::attachment_file(&hex::encode(reference.sha256));
-            // Only a cache: the export goes on without it.
-            let _ = self.account.vault().put(&name, bytes);
-        }
+        crate::file_cache::put(
+            self.account.vault(),
+            &hex::encode(reference.sha256),
+            bytes,
+            self.file_cache_limit,
+        );
     }
 }
 

@@ -44,6 +44,7 @@ pub mod client;
 pub mod connection;
 pub mod error;
 pub mod escrow;
+pub mod file_cache;
 pub mod handoff;
 pub mod io_failure;
 pub mod notice;

@@ -120,6 +120,10 @@ pub(crate) mod name {
         format!("files/{sha256}")
     }
 
+    /// Which cached file (`files/SHA256`) was used when, to remove the least recently used
+    /// first (`crate::file_cache`).
+    pub(crate) const FILE_CACHE: &str = "file-cache";
+
     /// A conversation's timeline (a log).
     pub(crate) fn conv_log(id: &ConversationId) -> String {
         format!("conv/{id}/log")

@@ -287,13 +287,7 @@ pub(crate) async fn select<S: Sink>(
         if is_customer(client) {
             client.summary(&id).await.ok()
         } else {
-            Some(format!(
-                "This conversation is end-to-end encrypted: the relay cannot read it. \
-                 {customer} was told when {org}'s owner may open it under {org}'s policy; every opening \
-                 is recorded in the audit log and {customer} is told of it.",
-                customer = meta.customer,
-                org = meta.org,
-            ))
+            Some(crate::print::agent_summary(&meta.customer, &meta.org))
         }
     } else {
         None

@@ -118,6 +118,16 @@ pub enum Shown {
         conversation: ConversationId,
         /// Typed while offline (rather than interrupted while sending).
         offline: bool,
+        /// The line, as typed: shown as pending until it is sent.
+        text: String,
+    },
+    /// A line kept to send once the relay was back could not be sent then (the error is
+    /// shown before this): it is no longer pending.
+    NotSent {
+        /// The conversation it was typed in.
+        conversation: ConversationId,
+        /// The line.
+        text: String,
     },
     /// An attachment's upload: started (`seq` none) or sent.
     Upload {
@@ -145,7 +155,7 @@ pub enum Shown {
         /// Bytes of the file those chunks cover.
         bytes: u64,
     },
-    /// An upload was cancelled (`/cancel`, Ctrl-C in the window, `/quit`): nothing was sent in
+    /// An upload was cancelled (`/cancel`, Ctrl-C, `/quit`): nothing was sent in
     /// the conversation; `/attach` of the same file resumes it.
     UploadCancelled {
         /// The conversation.
@@ -387,12 +397,20 @@ impl Shown {
             Self::Kept {
                 conversation,
                 offline,
+                text,
             } => (
                 "notice",
                 json!({
                     "kind": "kept", "conversation": conversation.to_string(),
-                    "offline": offline,
+                    "offline": offline, "message": text,
                     "text": "kept: sent once the relay is back",
+                }),
+            ),
+            Self::NotSent { conversation, text } => (
+                "notice",
+                json!({
+                    "kind": "not_sent", "conversation": conversation.to_string(),
+                    "message": text, "text": "not sent",
                 }),
             ),
             Self::Upload {

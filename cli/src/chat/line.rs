@@ -165,6 +165,8 @@ impl<W: Write> Sink for TextSink<'_, W> {
             Shown::Kept { offline: false, .. } => {
                 writeln!(out, "  (kept: sent once the relay is back)")
             }
+            // The error before it named the line.
+            Shown::NotSent { .. } => Ok(()),
             Shown::Kept { offline: true, .. } => {
                 writeln!(out, "  (offline: kept, sent once the relay is back)")
             }

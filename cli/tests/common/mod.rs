@@ -21,7 +21,13 @@ pub struct Run {
 }
 
 pub async fn sealdesk(w: &World, name: &str, args: &[&str]) -> Run {
+    sealdesk_env(w, name, args, &[]).await
+}
+
+/// [`sealdesk`] with more environment variables.
+pub async fn sealdesk_env(w: &World, name: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sealdesk"))
+        .envs(env.iter().copied())
         .arg("--home")
         .arg(w.home(name))
         .arg("--relay")
@@ -163,4 +169,33 @@ pub async fn serve_once(w: &World, trustee: &str) -> Vec<String> {
 /// The number of entries in the audit log, as carol reads it.
 pub async fn log_size(w: &World) -> u64 {
     json(w, "carol", &["audit"]).await["size"].as_u64().unwrap()
+}
+
+/// `send --attach FILE [TEXT]` as `name`: its `--json` answer.
+pub async fn send_file(
+    w: &World,
+    name: &str,
+    conv: &str,
+    file: &std::path::Path,
+    text: &str,
+) -> Value {
+    let mut args = vec!["send", "--conversation", conv, "--attach"];
+    let file = file.to_str().unwrap();
+    args.push(file);
+    if !text.is_empty() {
+        args.push(text);
+    }
+    json(w, name, &args).await
+}
+
+/// Records in `name`'s vault a second conversation whose id starts as `conv`'s does (its last
+/// byte differs), so that `conv`'s first digits are ambiguous.
+pub fn twin_conversation(w: &World, name: &str, conv: &str) {
+    let id = sealdesk_protocol::ids::ConversationId::parse(conv).unwrap();
+    let mut twin = *id.as_bytes();
+    twin[15] ^= 0xff;
+    let account = Account::open(&w.home(name), PASS).unwrap();
+    let mut meta = account.conversation(&id).unwrap().unwrap();
+    meta.id = sealdesk_protocol::ids::ConversationId::from_bytes(&twin).unwrap();
+    account.save_conversation(&meta).unwrap();
 }

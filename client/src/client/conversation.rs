@@ -258,7 +258,7 @@ impl Client {
     }
 
     /// Sends an end-to-end read receipt for everything read so far, if there is anything new
-    /// from other members. Returns the sequence number covered.
+    /// from other members (a message or a file). Returns the sequence number covered.
     ///
     /// # Errors
     /// As [`Self::send_text`].
@@ -273,7 +273,7 @@ impl Client {
                 LogEntry::Message {
                     seq,
                     sender,
-                    kind: ContentKind::Text,
+                    kind: ContentKind::Text | ContentKind::Attachment,
                     ..
                 } if *sender != me => Some(*seq),
                 _ => None,
