@@ -8,7 +8,7 @@
  * HTML. Sending is blocked, loudly, when a pinned key changes (a customer's, another agent's, or
  * the org master's).
  */
-import { Agent, AgentError, AuditLogError, VaultImportError, importCliVault, type AgentEvent, type AgentLine, type ConversationStatus, type ConversationView, type SocketLike } from "@sealdesk/client";
+import { Agent, AgentError, AuditLogError, VaultImportError, importCliVault, withheldText, type AgentEvent, type Hole, type AgentLine, type ConversationStatus, type ConversationView, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
 import { STATES, downloadButton, el, noticeItem, showAlert, time } from "@sealdesk/client/ui";
 import { agentPolicySummary, findVaultFiles, unlockFailureText } from "./logic.js";
@@ -144,6 +144,16 @@ async function main(): Promise<void> {
     return li;
   };
 
+  const withheldItem = (h: Hole): HTMLLIElement => {
+    const li = document.createElement("li");
+    li.className = "line withheld";
+    li.dataset.from = String(h.from);
+    li.dataset.to = String(h.to);
+    if (h.claimed !== undefined) li.dataset.claimed = h.claimed === null ? "conversation" : String(h.claimed);
+    li.textContent = withheldText(h);
+    return li;
+  };
+
   const renderPane = (): void => {
     const v = view();
     el("tools").hidden = v === null;
@@ -162,11 +172,14 @@ async function main(): Promise<void> {
     const audience = { kind: "agent", customer: v.customer } as const;
     const items: HTMLLIElement[] = [];
     let n = 0;
+    let w = 0;
     for (const l of v.lines) {
       for (let x = v.notices[n]; x !== undefined && x.at < l.sentAt; x = v.notices[++n]) items.push(noticeItem(x, audience));
+      // What the relay withheld, in its place among the lines (by sequence number).
+      for (let h = v.withheld[w]; h !== undefined && h.to < l.seq; h = v.withheld[++w]) items.push(withheldItem(h));
       items.push(lineItem(l, v));
     }
-    log.replaceChildren(...items, ...v.notices.slice(n).map((x) => noticeItem(x, audience)));
+    log.replaceChildren(...items, ...v.withheld.slice(w).map(withheldItem), ...v.notices.slice(n).map((x) => noticeItem(x, audience)));
     log.lastElementChild?.scrollIntoView({ block: "end" });
     el("typing").textContent = v.typing ? `${v.customer} is typing…` : "";
     const note = el("pane-note");
