@@ -227,6 +227,6 @@ export function withheldText(h: Hole): string {
   const where = n === 1 ? `#${h.from}` : `#${h.from} to #${h.to}`;
   const said = `The relay withheld ${n === 1 ? "1 item" : `${n} items`} here (${where})`;
   if (h.claimed === undefined) return `${said}: asked for again, not delivered.`;
-  const what = h.claimed === null ? "consents or notices" : `items of epoch ${h.claimed}`;
+  const what = h.claimed === null ? (n === 1 ? "a consent or a notice" : "consents or notices") : `${n === 1 ? "an item" : "items"} of epoch ${h.claimed}`;
   return `${said}: it claims ${n === 1 ? "it was" : "these were"} ${what}, which is false — you are allowed to read ${n === 1 ? "it" : "them"}.`;
 }
