@@ -9,9 +9,9 @@
  */
 import { describe, expect, it } from "vitest";
 import type { CborValue } from "@sealdesk/protocol";
-import { MemoryStore } from "../src/index.js";
+import { MemoryStore, type Agent, type Customer, type SocketFactory } from "../src/index.js";
 import { onlineAgent } from "./agent-fixture.js";
-import { onlineCustomer, orgOnRelay } from "./customer-fixture.js";
+import { onlineCustomer, orgOnRelay, type OrgOnRelay } from "./customer-fixture.js";
 import { cli, eventually } from "./relay.js";
 import { tampering, type Frame } from "./tamper.js";
 import { join } from "node:path";
@@ -61,18 +61,27 @@ function messageEpoch(it: Frame): number | undefined {
   return typeof header?.epoch === "number" ? header.epoch : undefined;
 }
 
+/**
+ * The agent online through `socket`, a new customer whose first message `text` it shows; the
+ * item after it is the one `target` is set to (the test's hostile relay withholds it).
+ */
+async function opened(fx: OrgOnRelay, socket: SocketFactory, text: string, target: (seq: number) => void): Promise<{ agent: Agent; carol: Customer; id: string }> {
+  const { agent } = await onlineAgent(fx.org.agentHome, fx.relay.url, socket);
+  const { customer: carol } = await onlineCustomer(fx.options(new MemoryStore()));
+  const first = await carol.send(text);
+  const id = carol.conversationId() ?? "";
+  await eventually("the first line", () => agent.conversation(id)?.lines.find((l) => l.seq === first.seq));
+  target(first.seq + 1);
+  return { agent, carol, id };
+}
+
 describe("the console's agent and the items the relay withholds", () => {
   const fx = orgOnRelay("web-agent-holes");
 
   it("asks again for an item of its epoch dropped from the push and the page, and shows it", async () => {
     let target: number | null = null;
     const socket = withholding((seq, nth) => seq === target && nth <= 1);
-    const { agent } = await onlineAgent(fx.org.agentHome, fx.relay.url, socket);
-    const { customer: carol } = await onlineCustomer(fx.options(new MemoryStore()));
-    const first = await carol.send("my parcel is late");
-    const id = carol.conversationId() ?? "";
-    await eventually("the first line", () => agent.conversation(id)?.lines.find((l) => l.seq === first.seq));
-    target = first.seq + 1;
+    const { agent, carol, id } = await opened(fx, socket, "my parcel is late", (seq) => (target = seq));
     await carol.send("it was due Monday");
     await carol.send("any news?");
     await eventually("the dropped line, asked for again", () => agent.conversation(id)?.lines.find((l) => l.text === "it was due Monday"));
@@ -89,12 +98,7 @@ describe("the console's agent and the items the relay withholds", () => {
       (seq) => seq === target,
       (_seq, it) => (claimed = messageEpoch(it)),
     );
-    const { agent } = await onlineAgent(fx.org.agentHome, fx.relay.url, socket);
-    const { customer: carol } = await onlineCustomer(fx.options(new MemoryStore()));
-    const first = await carol.send("hello");
-    const id = carol.conversationId() ?? "";
-    await eventually("the first line", () => agent.conversation(id)?.lines.find((l) => l.seq === first.seq));
-    target = first.seq + 1;
+    const { agent, carol, id } = await opened(fx, socket, "hello", (seq) => (target = seq));
     await carol.send("this one is passed off as skipped");
     const last = await carol.send("and this one comes");
     await eventually("the last line", () => agent.conversation(id)?.lines.find((l) => l.seq === last.seq));
@@ -109,12 +113,7 @@ describe("the console's agent and the items the relay withholds", () => {
   it("finds the newest item withheld from every page through the page's head", async () => {
     let target: number | null = null;
     const socket = withholding((seq) => seq === target);
-    const { agent } = await onlineAgent(fx.org.agentHome, fx.relay.url, socket);
-    const { customer: carol } = await onlineCustomer(fx.options(new MemoryStore()));
-    const first = await carol.send("hello again");
-    const id = carol.conversationId() ?? "";
-    await eventually("the first line", () => agent.conversation(id)?.lines.find((l) => l.seq === first.seq));
-    target = first.seq + 1;
+    const { agent, carol, id } = await opened(fx, socket, "hello again", (seq) => (target = seq));
     await carol.send("the newest, withheld");
     await agent.sync(id);
     const w = await eventually("the newest shown withheld", () => agent.conversation(id)?.withheld[0]);

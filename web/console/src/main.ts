@@ -11,7 +11,7 @@
 import { Agent, AgentError, AuditLogError, VaultImportError, importCliVault, withheldText, type AgentEvent, type Hole, type AgentLine, type ConversationStatus, type ConversationView, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
 import { STATES, downloadButton, el, noticeItem, showAlert, time } from "@sealdesk/client/ui";
-import { agentPolicySummary, findVaultFiles, unlockFailureText } from "./logic.js";
+import { agentPolicySummary, conversationTitle, findVaultFiles, shortId, unlockFailureText } from "./logic.js";
 
 const DB = "sealdesk-console";
 
@@ -94,6 +94,14 @@ async function main(): Promise<void> {
         const name = document.createElement("span");
         name.className = "name";
         name.textContent = c.customer;
+        // Two customers may carry the same (generated) name: the short id tells them apart.
+        const short = document.createElement("span");
+        short.className = "short";
+        short.textContent = ` · ${shortId(c.id)}`;
+        const title = document.createElement("span");
+        title.className = "title";
+        title.append(name, short);
+        b.setAttribute("aria-label", conversationTitle(c.customer, c.id));
         const badge = document.createElement("span");
         badge.className = "unread";
         badge.textContent = String(c.unread);
@@ -102,7 +110,7 @@ async function main(): Promise<void> {
         const sub = document.createElement("span");
         sub.className = "sub";
         sub.textContent = `${c.org} · ${c.transferredOut ? `transferred to ${c.agent}` : c.status}${c.blocked !== null ? " · KEY CHANGED" : ""}`;
-        b.append(name, badge, sub);
+        b.append(title, badge, sub);
         b.addEventListener("click", () => open(c.id));
         li.append(b);
         return li;
@@ -159,7 +167,7 @@ async function main(): Promise<void> {
     el("tools").hidden = v === null;
     el("composer").hidden = v === null;
     if (v === null) return;
-    el("conv-title").textContent = `${v.customer} · ${v.org}`;
+    el("conv-title").textContent = `${conversationTitle(v.customer, v.id)} · ${v.org}`;
     const policy = agent.policyOf(v.org);
     el("policy").hidden = policy === null;
     if (policy !== null) {
