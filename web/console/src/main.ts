@@ -94,14 +94,10 @@ async function main(): Promise<void> {
         const name = document.createElement("span");
         name.className = "name";
         name.textContent = c.customer;
-        // Two customers may carry the same (generated) name: the short id tells them apart.
+        // Two conversations may carry the same customer name: the short id tells them apart.
         const short = document.createElement("span");
         short.className = "short";
-        short.textContent = ` · ${shortId(c.id)}`;
-        const title = document.createElement("span");
-        title.className = "title";
-        title.append(name, short);
-        b.setAttribute("aria-label", conversationTitle(c.customer, c.id));
+        short.textContent = shortId(c.id);
         const badge = document.createElement("span");
         badge.className = "unread";
         badge.textContent = String(c.unread);
@@ -109,8 +105,9 @@ async function main(): Promise<void> {
         badge.setAttribute("aria-label", `${c.unread} unread`);
         const sub = document.createElement("span");
         sub.className = "sub";
-        sub.textContent = `${c.org} · ${c.transferredOut ? `transferred to ${c.agent}` : c.status}${c.blocked !== null ? " · KEY CHANGED" : ""}`;
-        b.append(title, badge, sub);
+        sub.append(short, ` · ${c.org} · ${c.transferredOut ? `transferred to ${c.agent}` : c.status}${c.blocked !== null ? " · KEY CHANGED" : ""}`);
+        b.append(name, badge, sub);
+        b.setAttribute("aria-label", `${conversationTitle(c.customer, c.id)}, ${c.unread} unread`);
         b.addEventListener("click", () => open(c.id));
         li.append(b);
         return li;

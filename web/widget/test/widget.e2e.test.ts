@@ -137,6 +137,12 @@ describe("the widget in Chromium", () => {
     expect(await pending.getAttribute("data-verified")).toBe("false");
     expect(await pending.locator("strong").textContent()).toBe("Dispute closed (not yet witnessed)");
     expect(await rule(pending)).toBe("rgb(122, 89, 0)");
+    // One plain sentence; what it says and why it is unconfirmed behind "Details", closed.
+    expect(await pending.locator(".plain").textContent()).toBe("Not confirmed yet: it is still being checked, and this notice will update by itself.");
+    expect(await pending.locator("details").getAttribute("open")).toBeNull();
+    expect(await pending.locator("details p").isVisible()).toBe(false);
+    await pending.scrollIntoViewIfNeeded();
+    await pending.screenshot({ path: join(shots, "widget-notice-unwitnessed-item.png") });
     await page.screenshot({ path: join(shots, "widget-notice-unwitnessed.png") });
     await s.org.as("t1", ["trustee", "serve", "--once"]);
     await expect.poll(() => pending.getAttribute("data-verified"), { timeout: 30_000 }).toBe("true");

@@ -18,7 +18,7 @@ export interface TrusteeCount {
 }
 
 /** The one sentence a notice not yet witnessed says; the rest is behind "Details". */
-export const UNCONFIRMED = "Not confirmed yet: this is checked again by itself, and this notice updates when it is.";
+export const UNCONFIRMED = "Not confirmed yet: it is still being checked, and this notice will update by itself.";
 
 /**
  * The body of a notice not yet witnessed: one plain sentence, and behind a disclosure
