@@ -6,6 +6,7 @@
  */
 import type { EpochRecord, EpochSecret, Policy, ReplayWindow } from "@sealdesk/protocol";
 import type { AttachmentRef } from "./attachment.js";
+import type { Hole } from "./customer-holes.js";
 import type { Sequenced } from "./frames.js";
 import type { Notice } from "./notice.js";
 import type { MemberEvent, MemberOptions, SyncedConversation } from "./member.js";
@@ -54,6 +55,11 @@ export interface ConversationView {
   transferredOut: boolean;
   /** The release (and other) notices of the audit log about this conversation, checked, by index. */
   notices: readonly AgentNotice[];
+  /**
+   * The runs of sequence numbers the relay withheld (asked for again and not brought, §13.10),
+   * in order; `claimed` is what the relay falsely said they were.
+   */
+  withheld: readonly Hole[];
 }
 
 /** A notice of the audit log about a conversation, checked as the widget checks it, and its time. */
@@ -163,5 +169,6 @@ export function viewOf(c: Conv, now: number, blockedAll: string | null): Convers
     blocked: blockedAll ?? c.blocked,
     transferredOut: c.transferredOut,
     notices: [...c.notices.values()].sort((a, b) => a.index - b.index),
+    withheld: c.log.holes?.withheld() ?? [],
   };
 }

@@ -5,7 +5,11 @@
  * "Download" offers the checked file under a safe name. And the other way: the agent attaches a
  * file in the console (a progress bar while its chunks upload), the line shows on its side, and
  * the CLI customer saves identical bytes (`sealdesk attachment save`). No console error, no CSP
- * violation. A screenshot goes to web/screenshots/console-attach-sent.png.
+ * violation. A screenshot goes to web/screenshots/console-attach-sent.png. Both in one browser
+ * and on one relay: the second test opens a second console page, already unlocked. (A browser
+ * profile keeps the agent and its pins: the same profile against another relay, whose org
+ * `acme` was made again with another master key, rightly blocks all sending, "master key
+ * changed" — one console profile per relay, as an agent has.)
  */
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -53,28 +57,14 @@ describe("attachments in the agent console (Chromium)", () => {
     expect(problems).toEqual([]);
     await page.close();
   });
-});
-
-// Its own browser (and relay): a second console page in the first suite's browser found its
-// composer disabled; one console per browser profile, as an agent has.
-describe("an attachment sent from the agent console (Chromium)", () => {
-  const root = tempDir("console-attach-send");
-  let relay: RelayProcess;
-  let org: CliOrg;
-  let browser: BrowserContext;
-  const problems: string[] = [];
-
-  beforeAll(async () => {
-    ({ relay, org, browser } = await setUpChromium(root.path, { viewport: WIDE }));
-  });
-  afterAll(() => tearDownChromium(browser, relay, root));
-
-  const texts = (page: Page): Promise<string[]> => page.locator("#log li.line .text").allTextContents();
 
   it("sends a file from the console that the CLI customer saves byte for byte", async () => {
     const page = await browser.newPage();
     watchPage(page, problems, false);
-    await unlockConsole(page, relay.origin, org.agentHome);
+    // A second console page in the same browser: unlocked already (the agent is kept in this
+    // profile's IndexedDB), on the same relay, it may send at once.
+    await page.goto(`${relay.origin}/console/`);
+    await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 30_000 }).toBe("online");
 
     const { home: erin, id } = await cliCustomer(root.path, relay.url, org, "erin");
     await cli(erin, relay.url, ["send", "--conversation", id, "which form do I need?"]);
@@ -82,6 +72,7 @@ describe("an attachment sent from the agent console (Chromium)", () => {
     await expect.poll(() => entry.count(), { timeout: 30_000 }).toBe(1);
     await entry.click();
     await expect.poll(() => texts(page)).toEqual(["which form do I need?"]);
+    expect(await page.locator("#text").isDisabled()).toBe(false);
 
     // Three chunks and a part: the bar moves, then the line shows on the agent's side.
     const file = new Uint8Array(randomBytes(3 * 32 * 1024 + 1000));

@@ -137,6 +137,19 @@ describe("the widget in Chromium", () => {
     expect(await pending.getAttribute("data-verified")).toBe("false");
     expect(await pending.locator("strong").textContent()).toBe("Dispute closed (not yet witnessed)");
     expect(await rule(pending)).toBe("rgb(122, 89, 0)");
+    // One plain sentence; what it says and why it is unconfirmed behind "Details", closed.
+    expect(await pending.locator(".plain").textContent()).toBe("Not confirmed yet: it is still being checked, and this notice will update by itself.");
+    expect(await pending.locator("details").getAttribute("open")).toBeNull();
+    expect(await pending.locator("details p").isVisible()).toBe(false);
+    // A taller page for the notice's own pictures (the open panels leave the log little room).
+    const size = page.viewportSize();
+    await page.setViewportSize({ width: size?.width ?? 420, height: 1100 });
+    await pending.evaluate((e) => e.scrollIntoView({ block: "end" }));
+    await pending.screenshot({ path: join(shots, "widget-notice-unwitnessed-item.png") });
+    await pending.locator("summary").click();
+    expect(await pending.locator("details p").isVisible()).toBe(true);
+    await pending.screenshot({ path: join(shots, "widget-notice-unwitnessed-details.png") });
+    if (size !== null) await page.setViewportSize(size);
     await page.screenshot({ path: join(shots, "widget-notice-unwitnessed.png") });
     await s.org.as("t1", ["trustee", "serve", "--once"]);
     await expect.poll(() => pending.getAttribute("data-verified"), { timeout: 30_000 }).toBe("true");

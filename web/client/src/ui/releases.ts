@@ -17,6 +17,31 @@ export interface TrusteeCount {
   threshold: number;
 }
 
+/** The one sentence a notice not yet witnessed says; the rest is behind "Details". */
+export const UNCONFIRMED = "Not confirmed yet: it is still being checked, and this notice will update by itself.";
+
+/**
+ * The body of a notice not yet witnessed: one plain sentence, and behind a disclosure
+ * ("Details") what it says (`full`) and why it is not confirmed (`proof`).
+ */
+export function unconfirmedBody(full: string, proof: string): HTMLElement[] {
+  // The full text is the notice's one `p` (as a confirmed notice's), inside the disclosure.
+  const plain = document.createElement("span");
+  plain.className = "plain";
+  plain.textContent = UNCONFIRMED;
+  const details = document.createElement("details");
+  const summary = document.createElement("summary");
+  summary.textContent = "Details";
+  const what = document.createElement("p");
+  what.className = "full";
+  what.textContent = full;
+  const why = document.createElement("span");
+  why.className = "meta";
+  why.textContent = proof;
+  details.append(summary, what, why);
+  return [plain, details];
+}
+
 /** "t1", "t1 and t2", "t1, t2 and t3". */
 function names(list: readonly string[]): string {
   if (list.length <= 1) return list.join("");
@@ -57,17 +82,20 @@ export function releaseItem(shares: readonly ReleaseShare[], count: TrusteeCount
   const basis = o === null ? "" : o.consent !== null ? `under ${whose} consent ${o.consent}` : `under dispute ticket ${o.ticket ?? ""}, approved by ${o.approvers === 1 ? "1 arbiter" : `${o.approvers} arbiters`}`;
   const of = count === null ? `${sorted.length} ${sorted.length === 1 ? "trustee" : "trustees"}` : `${sorted.length} of ${count.trustees} ${count.trustees === 1 ? "trustee" : "trustees"}`;
   const needed = count === null ? "" : `; ${count.threshold} needed`;
+  const said = `${o?.org ?? "The business"} opened ${epochs} of this chat ${basis}: released by ${of} (${names(trustees)}${needed}).`;
   const body = document.createElement("p");
-  body.textContent = `${o?.org ?? "The business"} opened ${epochs} of this chat ${basis}: released by ${of} (${names(trustees)}${needed}).`;
+  body.textContent = said;
   const proof = document.createElement("span");
   proof.className = "meta";
   const entries = sorted.map((n) => String(n.index));
   const provenIn = Math.max(...sorted.map((n) => n.provenIn));
   const by = `signed by ${sorted.length === 1 ? "trustee" : "trustees"} ${names(trustees)}`;
   const where = `${sorted.length === 1 ? "entry" : "entries"} ${names(entries)} of ${provenIn}`;
-  proof.textContent = verified
-    ? `Verified ✓: ${by}, proven in the public audit log (${where}), vouched for by the business's key trustees.`
-    : `Signed and proven in the audit log (${where}), but not yet vouched for by enough of the business's key trustees. It is checked again by itself; until then treat it as unconfirmed.`;
+  if (!verified) {
+    li.append(head, ...unconfirmedBody(said, `Signed and proven in the audit log (${where}), but not yet vouched for by enough of the business's key trustees. Until then treat it as unconfirmed.`));
+    return li;
+  }
+  proof.textContent = `Verified ✓: ${by}, proven in the public audit log (${where}), vouched for by the business's key trustees.`;
   li.append(head, body, proof);
   return li;
 }
