@@ -12,7 +12,7 @@ use sealdesk_protocol::{
     attachment::{AttachmentRef, SealedAttachment},
     ids::ConversationId,
     message::{ContentKind, Opened},
-    wire::{ByteQuota, ErrorCode, QuotaScope, Request, Response},
+    wire::{ByteQuota, ErrorCode, Request, Response},
 };
 use zeroize::Zeroizing;
 
@@ -25,6 +25,8 @@ use crate::{
     store::name,
     transcript::ExportAttachment,
 };
+
+pub use crate::quota::quota_warning;
 
 /// What a sent attachment became.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -263,7 +265,7 @@ impl Client {
         }
         let mut reference = upload.sealed.reference;
         upload.text.clone_into(&mut reference.text);
-        let seq = self
+        let sent = self
             .send_kind(
                 &upload.conversation,
                 ContentKind::Attachment,
@@ -272,10 +274,11 @@ impl Client {
             .await?;
         self.account.vault().delete(&upload.pending)?;
         Ok(SentAttachment {
-            seq,
+            seq: sent.seq,
             uploaded: upload.sent,
             chunks: reference.chunks(),
-            quota: upload.quota,
+            // The message's warning counts the reference too: the later of the two.
+            quota: sent.quota.or(upload.quota),
         })
     }
 
@@ -609,20 +612,6 @@ pub fn safe_file_name(name: &str) -> String {
     } else {
         trimmed.to_owned()
     }
-}
-
-/// What a quota warning says, in words.
-pub fn quota_warning(q: &ByteQuota) -> String {
-    let whose = match q.scope {
-        QuotaScope::Account => "this account's",
-        QuotaScope::Org => "this org's",
-    };
-    format!(
-        "{whose} stored attachments now take {} of the relay's {} ({}%)",
-        human_size(q.used),
-        human_size(q.most),
-        q.used.saturating_mul(100) / q.most.max(1)
-    )
 }
 
 /// Text with control characters (terminal escapes among them) shown as `?`.

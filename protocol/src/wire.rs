@@ -523,6 +523,12 @@ pub enum Response {
     Stored {
         /// The sequence number.
         seq: u64,
+        /// A warning ahead of a stored-bytes quota: sent once a stored message brings its
+        /// sender's (or its conversation's org's) stored bytes to 80% of the relay's most.
+        /// Absent on the wire otherwise, and from relays older than this field; clients older
+        /// than it ignore it (PROTOCOL.md §13.12).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        quota: Option<ByteQuota>,
     },
     /// A page of items; `more` if the limit cut it. Together, `items` and `skipped` cover
     /// every sequence number from the request's `after + 1` to the page's last one without a
@@ -602,13 +608,13 @@ pub enum Response {
     },
 }
 
-/// How much of a stored-bytes quota is used (in [`Response::AttachmentProgress`], as a warning
-/// ahead of `quota_exceeded`).
+/// How much of a stored-bytes quota is used (in [`Response::AttachmentProgress`] and
+/// [`Response::Stored`], as a warning ahead of `quota_exceeded`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct ByteQuota {
-    /// Whose quota: the uploading account's, or its conversation's org's.
+    /// Whose quota: the uploading (or sending) account's, or its conversation's org's.
     pub scope: QuotaScope,
-    /// Bytes stored under the quota, this upload included.
+    /// Bytes stored under the quota, this upload (or message) included.
     pub used: u64,
     /// The most the relay allows.
     pub most: u64,
@@ -752,6 +758,11 @@ impl From<OpenTokenRefusal> for ErrorCode {
 }
 
 impl Response {
+    /// A [`Response::Stored`] with no quota warning.
+    pub fn stored(seq: u64) -> Self {
+        Self::Stored { seq, quota: None }
+    }
+
     /// A [`Response::Error`] naming no wait.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::Error {

@@ -794,7 +794,14 @@ fn frame(index: usize, p: &Params) -> Frame {
             };
             (p.m % 3) as usize
         ])),
-        39 => resp(Response::Stored { seq: p.n }),
+        39 => resp(Response::Stored {
+            seq: p.n,
+            quota: p.flag.then_some(sealdesk_protocol::wire::ByteQuota {
+                scope: sealdesk_protocol::wire::QuotaScope::Account,
+                used: u64::from(p.m),
+                most: p.n,
+            }),
+        }),
         40 => resp(Response::Items {
             items: vec![p.sequenced(); (p.m % 3) as usize],
             more: p.flag,

@@ -62,21 +62,30 @@ pub struct World {
 impl World {
     /// A relay with the default configuration, no proxy.
     pub async fn new() -> Self {
-        Self::start(None, false).await
+        Self::start(None, false, |_| {}).await
+    }
+
+    /// A relay whose configuration `tweak` changes (its limits, say), no proxy.
+    pub async fn with_config(tweak: impl FnOnce(&mut RelayConfig)) -> Self {
+        Self::start(None, false, tweak).await
     }
 
     /// A relay with the hostile proxy in front of it.
     pub async fn with_proxy() -> Self {
-        Self::start(None, true).await
+        Self::start(None, true, |_| {}).await
     }
 
     /// [`World::with_proxy`] whose relay's identity (its log key) is `keys`, written into its
     /// data directory before it starts, as the operator who holds that directory can.
     pub async fn with_relay_keys(keys: &IdentityKeys) -> Self {
-        Self::start(Some(keys), true).await
+        Self::start(Some(keys), true, |_| {}).await
     }
 
-    async fn start(relay_keys: Option<&IdentityKeys>, proxy: bool) -> Self {
+    async fn start(
+        relay_keys: Option<&IdentityKeys>,
+        proxy: bool,
+        tweak: impl FnOnce(&mut RelayConfig),
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let data = dir.path().join("relay");
         if let Some(k) = relay_keys {
@@ -96,6 +105,7 @@ impl World {
             ..RelayConfig::default()
         };
         crate::pg::use_test_store(&mut cfg);
+        tweak(&mut cfg);
         let relay = tokio::time::timeout(STEP, sealdesk_server::spawn(cfg))
             .await
             .expect("relay start timed out")

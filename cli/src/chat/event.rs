@@ -5,7 +5,8 @@
 
 use sealdesk_client::account::LogEntry;
 use sealdesk_client::client::HistoryLine;
-use sealdesk_protocol::{ids::ConversationId, message::ContentKind};
+use sealdesk_client::quota::quota_warning;
+use sealdesk_protocol::{ids::ConversationId, message::ContentKind, wire::ByteQuota};
 use serde_json::{Value, json};
 
 use crate::print::render_line;
@@ -100,6 +101,16 @@ pub enum Shown {
         here: bool,
         /// The text.
         text: String,
+    },
+    /// The relay's warning ahead of a stored-bytes quota, with a message or an attachment
+    /// this account sent (`--json`: a `quota_warning` event).
+    QuotaWarning {
+        /// The conversation it was sent in.
+        conversation: ConversationId,
+        /// Whether that is the current conversation.
+        here: bool,
+        /// Whose quota, how much of how much.
+        quota: ByteQuota,
     },
     /// A pinned key changed: sending to `name` is blocked until the user accepts it.
     KeyChange {
@@ -367,6 +378,19 @@ impl Shown {
                 json!({
                     "kind": "warning", "conversation": conversation.map(|c| c.to_string()),
                     "text": text,
+                }),
+            ),
+            Self::QuotaWarning {
+                conversation,
+                quota,
+                ..
+            } => (
+                "quota_warning",
+                json!({
+                    "conversation": conversation.to_string(), "scope": quota.scope,
+                    "used": quota.used, "most": quota.most,
+                    "percent": quota.used.saturating_mul(100) / quota.most.max(1),
+                    "text": quota_warning(quota),
                 }),
             ),
             Self::KeyChange {

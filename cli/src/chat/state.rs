@@ -7,6 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use sealdesk_client::account::LogEntry;
 use sealdesk_client::attachment::human_size;
 use sealdesk_client::client::HistoryLine;
+use sealdesk_client::quota::quota_warning;
 use sealdesk_protocol::{ids::ConversationId, message::ContentKind};
 
 use super::event::{Connection, ConvRow, Shown, cancelled_text, progress_text};
@@ -336,6 +337,10 @@ impl ChatState {
             Shown::Warning { text, .. } => {
                 self.push(PaneLine::info(format!("warning: {text}"), Tone::Alarm))
             }
+            Shown::QuotaWarning { quota, .. } => self.push(PaneLine::info(
+                format!("warning: {}", quota_warning(&quota)),
+                Tone::Alarm,
+            )),
             Shown::KeyChange {
                 conversation,
                 name,

@@ -5,7 +5,9 @@
 use std::path::Path;
 
 use anyhow::{Result, bail};
-use sealdesk_client::{Account, Client, ClientError, account::LogEntry, client::HistoryLine};
+use sealdesk_client::{
+    Account, Client, ClientError, account::LogEntry, client::HistoryLine, quota::quota_warning,
+};
 use sealdesk_protocol::card::Role;
 use serde_json::json;
 
@@ -59,13 +61,23 @@ pub(super) async fn send(
     let mut c = connect(home, relay, false).await?;
     let id = id.resolve_synced(&mut c).await?;
     c.sync_all().await?;
-    let seq = c.send_text(&id, text).await?;
+    let sent = c.send_text_report(&id, text).await?;
+    let seq = sent.seq;
     let number = c.message_number(&id, seq)?;
     c.close().await;
-    Ok(Output::new(
+    let mut doc = json!({"ok": true, "conversation": id.to_string(), "seq": seq, "number": number});
+    if let (Some(q), Some(m)) = (&sent.quota, doc.as_object_mut()) {
+        // The warning as data; in words it is among `warnings` (stderr in text mode).
+        m.insert("quota".into(), json!(q));
+    }
+    let out = Output::new(
         format!("sent ({})", crate::print::sent_at(number, seq)),
-        json!({"ok": true, "conversation": id.to_string(), "seq": seq, "number": number}),
-    ))
+        doc,
+    );
+    Ok(match &sent.quota {
+        Some(q) => out.warn(quota_warning(q)),
+        None => out,
+    })
 }
 
 /// The interactive chat on `display` (see [`crate::chat`]).

@@ -7,7 +7,7 @@
 import type { EpochRecord, EpochSecret, Policy, ReplayWindow } from "@sealdesk/protocol";
 import type { AttachmentRef } from "./attachment.js";
 import type { Hole } from "./customer-holes.js";
-import type { Sequenced } from "./frames.js";
+import type { ByteQuota, Sequenced } from "./frames.js";
 import type { Notice } from "./notice.js";
 import type { MemberEvent, MemberOptions, SyncedConversation } from "./member.js";
 
@@ -74,7 +74,13 @@ export type AgentEvent =
   | { kind: "conversations" }
   | { kind: "changed"; id: string }
   | { kind: "policy"; org: string; policy: Policy }
-  | { kind: "key_changed"; id: string | null; detail: string };
+  | { kind: "key_changed"; id: string | null; detail: string }
+  /**
+   * The relay's warning ahead of a stored-bytes quota (§13.12), from 80% of it on: after a
+   * message or a file this agent sent in conversation `id` — the org's quota (`scope: "org"`:
+   * every conversation of the org counts) or this agent's own.
+   */
+  | { kind: "bytes_quota"; id: string; quota: ByteQuota };
 
 /** Why the agent refused. */
 export type AgentFailure = "key_changed" | "not_member" | "no_conversation" | "no_epoch" | "bad_answer" | "transferred" | "no_identity";

@@ -12,6 +12,7 @@ import { Agent, AgentError, AuditLogError, VaultImportError, importCliVault, wit
 import { IdbStore } from "@sealdesk/client/idb";
 import { STATES, downloadButton, el, noticeItem, showAlert, time } from "@sealdesk/client/ui";
 import { agentPolicySummary, conversationTitle, findVaultFiles, shortId, unlockFailureText } from "./logic.js";
+import { agentQuotaText } from "./quota.js";
 
 const DB = "sealdesk-console";
 
@@ -236,6 +237,14 @@ async function main(): Promise<void> {
       case "changed":
         if (e.id === current && document.visibilityState === "visible") void agent.markRead(e.id).catch(() => undefined);
         break;
+      case "bytes_quota": {
+        // The relay's warning ahead of a stored-bytes quota, after this agent's message or file.
+        const q = el<HTMLParagraphElement>("quota");
+        q.textContent = agentQuotaText(e.quota, agent.conversation(e.id)?.org ?? "the org");
+        q.dataset.scope = e.quota.scope;
+        q.hidden = false;
+        break;
+      }
       case "conversations":
       case "policy":
         break;

@@ -27,7 +27,11 @@ use super::{
     reject,
     table::MAX_PAGE,
 };
-use crate::{limits::OpenRecord, relay::state::ConvState, store::Collection};
+use crate::{
+    limits::{OpenRecord, bytes::NearQuota},
+    relay::state::ConvState,
+    store::Collection,
+};
 
 /// What an open stored, for its answer.
 struct Opening {
@@ -52,6 +56,8 @@ pub(crate) struct Staged {
     item: Sequenced,
     audience: Vec<SigningPublicKey>,
     sender: SigningPublicKey,
+    /// The warning ahead of a stored-bytes quota this message brought near, if any.
+    quota: Option<NearQuota>,
 }
 
 impl Service {
@@ -470,7 +476,7 @@ impl Service {
         self.commit.durable().await?;
         self.settle_item(&seq_item)?;
         self.push_item(&seq_item, &audience, &caller.key());
-        Ok(Response::Stored { seq: seq_item.seq })
+        Ok(Response::stored(seq_item.seq))
     }
 
     pub(super) async fn put_handoff(&self, caller: &Caller, h: HandOff) -> Reply {
@@ -501,7 +507,7 @@ impl Service {
         self.commit.durable().await?;
         self.settle_item(&seq_item)?;
         self.push_item(&seq_item, &[to], &caller.key());
-        Ok(Response::Stored { seq: seq_item.seq })
+        Ok(Response::stored(seq_item.seq))
     }
 
     /// The first half of a `Send`: checks and stores the message, and queues the wait for its
@@ -520,11 +526,12 @@ impl Service {
         // names the org: the sender's count is read (if this node has not yet) before it.
         self.stored_bytes(&super::keys::account_bytes_key(&sender))?;
         let mut org = None;
+        let mut quota = None;
         let (item, audience) = self.convs.append_message(&sender, env, |s| {
             self.guard
                 .message(&mut s.message_buckets, &sender_bytes)
                 .map_err(super::limited)?;
-            self.check_bytes(&sender, &s.org, size as u64, "this message")?;
+            quota = self.check_bytes(&sender, &s.org, size as u64, "this message")?;
             org = Some(s.org.clone());
             Ok(())
         })?;
@@ -543,6 +550,7 @@ impl Service {
             item,
             audience,
             sender: caller.key(),
+            quota,
         })
     }
 
@@ -556,6 +564,7 @@ impl Service {
             item,
             audience,
             sender,
+            quota,
         } = staged;
         if let Err(e) = durable.await {
             return Reject::from(e).into_response();
@@ -571,7 +580,10 @@ impl Service {
         self.metrics
             .ack_latency
             .observe(started.elapsed().as_secs_f64());
-        Response::Stored { seq: item.seq }
+        Response::Stored {
+            seq: item.seq,
+            quota: quota.map(super::stored_bytes::byte_quota),
+        }
     }
 
     pub(super) fn history(

@@ -107,7 +107,7 @@ impl Service {
         self.settle_item(&item)?;
         self.push_item(&item, &audience, &caller.key());
         self.push_item(&item, &[master], &caller.key());
-        Ok(Response::Stored { seq: item.seq })
+        Ok(Response::stored(item.seq))
     }
 
     /// The signer of consent `id` shared in conversation `c` (through `ShareConsent`), if the
