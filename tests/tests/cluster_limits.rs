@@ -9,15 +9,13 @@
 
 use sealdesk_protocol::{
     card::Role,
-    ids::ConversationId,
-    keys::IdentityKeys,
-    open_token::{OpenToken, OpenTokenParams, WebKeyCertificate},
     wire::{ErrorCode, Request, Response},
 };
 use sealdesk_tests::{
     Org, RawClient,
     cluster::{self, Node, ready, start_with},
-    identity::{Identity, now, rng},
+    identity::{Identity, now},
+    web_key::{self, open_request},
 };
 use tempfile::TempDir;
 
@@ -38,21 +36,6 @@ fn cluster(name: &str) -> Option<([Node; 2], TempDir)> {
     let a = ready(start_with(&db, &key, true, &settings));
     let b = ready(start_with(&db, &key, true, &settings));
     Some(([a, b], keys))
-}
-
-fn open_request(org: &str, seed: u64, token: Option<OpenToken>) -> Request {
-    let conversation = ConversationId::random(&mut rng(seed));
-    match token {
-        Some(token) => Request::OpenConversationWithToken {
-            org: org.to_owned(),
-            conversation,
-            token,
-        },
-        None => Request::OpenConversation {
-            org: org.to_owned(),
-            conversation,
-        },
-    }
 }
 
 /// Sends each request of `burst` as its account, through node A and node B in turn, all in
@@ -151,32 +134,10 @@ async fn a_visitors_open_conversations_are_counted_across_nodes_and_at_the_same_
     let acme = Org::new_with(6, "acme", 1, 1, |p| p.require_open_token = true)
         .publish(&a.url)
         .await;
-    let web = IdentityKeys::generate(&mut rng(7));
+    let web = web_key::certified(&a.url, &acme, 7).await;
     let t = now();
-    let cert = WebKeyCertificate::issue(
-        &acme.master.keys,
-        &acme.policy,
-        "www",
-        web.signing_public(),
-        t - 10,
-        86_400,
-    )
-    .unwrap();
-    let mut master = RawClient::login(&a.url, &acme.master).await;
-    master.ok(Request::PublishWebKey(cert)).await;
-    master.close().await;
     let token = |who: &Identity, visitor: &str| {
-        OpenToken::issue(
-            &web,
-            &OpenTokenParams {
-                org: "acme",
-                visitor: visitor.as_bytes(),
-                customer: who.key(),
-                now: t,
-                valid_secs: 600,
-            },
-        )
-        .unwrap()
+        web_key::token(&web, "acme", visitor.as_bytes(), who, t, 600)
     };
     for round in 0..3u64 {
         let visitor = format!("visitor-{round}");
