@@ -518,10 +518,12 @@ async fn json_chat_mistakes_have_their_own_codes() {
 /// shows the key change (the red banner in the window) once, with the new key's fingerprint.
 #[tokio::test]
 async fn a_long_running_chat_notices_a_recertified_agent() {
-    let w = World::new().await;
-    let mut org = w.org(&["alice"], None).await;
-    let mut carol = w.user("carol", Role::Customer).await;
-    let conv = open_chat(&mut carol).await;
+    let OpenedChat {
+        w,
+        mut org,
+        carol,
+        conv,
+    } = OpenedChat::new().await;
     carol.close().await;
     for a in org.agents.drain(..) {
         a.close().await;

@@ -23,6 +23,7 @@
 //! - [`proxy`]: the hostile-relay proxy that drops, replays and tampers frames;
 //!   [`withhold`]: its hook that withholds items from one account, and the `Withheld` lines
 //!   the account's history then shows.
+//! - [`burst`]: requests of many connections at the same instant, for the quota tests.
 //! - [`child`]: the relay and CLI binaries as child processes (for tests that kill them).
 //! - [`crash`]: the crash harness (writers and a reader against a relay killed at random).
 //! - [`tls`]: a private CA ([`tls::Ca`]) and a relay serving TLS with its certificate
@@ -40,6 +41,7 @@
 // Test support: a failed step must panic loudly with what went wrong.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod burst;
 pub mod child;
 pub mod cluster;
 pub mod consent;

@@ -13,6 +13,7 @@ use sealdesk_protocol::{
 };
 use sealdesk_tests::{
     Org, RawClient,
+    burst::{at_once, fresh_keys, opened_or_over_quota},
     cluster::{self, Node, ready, start_with},
     identity::{Identity, now},
     web_key::{self, open_request},
@@ -41,34 +42,7 @@ fn cluster(name: &str) -> Option<([Node; 2], TempDir)> {
 /// Sends each request of `burst` as its account, through node A and node B in turn, all in
 /// flight together; how many opened. Every other answer must be `quota_exceeded`.
 async fn opened_at_once(urls: [&str; 2], burst: Vec<(&Identity, Request)>) -> usize {
-    let mut clients = Vec::new();
-    let mut requests = Vec::new();
-    for (i, (who, request)) in burst.into_iter().enumerate() {
-        clients.push(RawClient::login(urls[i % 2], who).await);
-        requests.push(request);
-    }
-    let answers = futures_util::future::join_all(
-        clients
-            .iter_mut()
-            .zip(requests)
-            .map(|(c, body)| c.request(body)),
-    )
-    .await;
-    for c in clients {
-        c.close().await;
-    }
-    let mut opened = 0;
-    for a in &answers {
-        match a {
-            Response::Opened { .. } => opened += 1,
-            Response::Error {
-                code: ErrorCode::QuotaExceeded,
-                ..
-            } => {}
-            other => panic!("expected opened or quota_exceeded, got {other:?}"),
-        }
-    }
-    opened
+    opened_or_over_quota(&at_once(&urls, burst).await)
 }
 
 fn refused_as_quota(r: &Response) -> bool {
@@ -141,15 +115,7 @@ async fn a_visitors_open_conversations_are_counted_across_nodes_and_at_the_same_
     };
     for round in 0..3u64 {
         let visitor = format!("visitor-{round}");
-        let keys: Vec<Identity> = (0..8)
-            .map(|i| {
-                Identity::new(
-                    1_000 * (round + 1) + i,
-                    &format!("v{round}k{i}"),
-                    Role::Customer,
-                )
-            })
-            .collect();
+        let keys = fresh_keys(round, 8);
         let burst = keys
             .iter()
             .zip(0..)

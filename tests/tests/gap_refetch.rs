@@ -18,10 +18,10 @@ use sealdesk_client::{Client, client::HistoryLine};
 use sealdesk_protocol::{
     card::Role,
     ids::ConversationId,
-    wire::{Frame, Request, Response},
+    wire::{Frame, Request},
 };
 use sealdesk_tests::{
-    proxy::{Dir, is_item_push, items_mut},
+    withhold::{withhold, withhold_with},
     world::{Via, World, open_chat, texts},
 };
 
@@ -84,28 +84,10 @@ async fn a_range_withheld_on_first_delivery_is_refetched_and_closed() {
     let range: HashSet<u64> = seqs[1..4].iter().copied().collect();
     let withheld_once: Arc<Mutex<HashSet<u64>>> = Arc::default();
     let held = Arc::clone(&withheld_once);
-    w.proxy().set_hook(move |ctx, mut frame| {
-        if ctx.dir != Dir::ToClient || ctx.account != Some("alice") {
-            return vec![frame];
-        }
-        let mut held = held.lock().unwrap();
-        if is_item_push(&frame) {
-            let first = items_mut(&mut frame)
-                .iter()
-                .any(|s| s.conversation == conv && range.contains(&s.seq) && held.insert(s.seq));
-            return if first { Vec::new() } else { vec![frame] };
-        }
-        if let Frame::Response {
-            body: Response::Items { items, .. },
-            ..
-        } = &mut frame
-        {
-            items.retain(|s| {
-                s.conversation != conv || !range.contains(&s.seq) || !held.insert(s.seq)
-            });
-        }
-        vec![frame]
-    });
+    // Each the first time only: withheld while not yet in `withheld_once`.
+    w.proxy().set_hook(withhold("alice", move |s| {
+        s.conversation == conv && range.contains(&s.seq) && held.lock().unwrap().insert(s.seq)
+    }));
     let mut alice = w.reopen_via("alice", Via::Proxy).await;
     let asked_before = history_requests(&w).len();
     alice.sync_all().await.unwrap();
@@ -141,22 +123,12 @@ async fn a_range_withheld_for_good_is_reported_not_delivered_after_the_retries()
     use sealdesk_client::client::REFETCH_LIMIT;
     let (w, mut carol, conv, seqs) = six_messages().await;
     let range: HashSet<u64> = seqs[1..4].iter().copied().collect();
-    w.proxy().set_hook(move |ctx, mut frame| {
-        if ctx.dir != Dir::ToClient || ctx.account != Some("alice") {
-            return vec![frame];
-        }
-        if is_item_push(&frame) {
-            return Vec::new();
-        }
-        if let Frame::Response {
-            body: Response::Items { items, .. },
-            ..
-        } = &mut frame
-        {
-            items.retain(|s| s.conversation != conv || !range.contains(&s.seq));
-        }
-        vec![frame]
-    });
+    // Every push to alice is dropped; her pages lose the range.
+    w.proxy().set_hook(withhold_with(
+        "alice",
+        |_| true,
+        move |items, _| items.retain(|s| s.conversation != conv || !range.contains(&s.seq)),
+    ));
     let mut alice = w.reopen_via("alice", Via::Proxy).await;
     alice.sync_all().await.unwrap();
     assert_eq!(

@@ -5,13 +5,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sealdesk_protocol::{
-    card::Role,
     ids::ConversationId,
     keys::IdentityKeys,
     open_token::OpenToken,
     wire::{ErrorCode, Request, Response},
 };
 use sealdesk_tests::{
+    burst::{at_once, fresh_keys, opened_or_over_quota},
     identity::{Identity, now, rng},
     org::Org,
     raw::RawClient,
@@ -222,48 +222,24 @@ async fn opens_of_one_visitor_at_the_same_instant_take_exactly_the_quota() {
     // at the same instant. Each key has opened nothing itself; the visitor's quota decides.
     for round in 0..3u64 {
         let visitor = format!("burst-{round}");
-        let keys: Vec<Identity> = (0..10)
-            .map(|i| {
-                Identity::new(
-                    1_000 * (round + 1) + i,
-                    &format!("v{round}k{i}"),
-                    Role::Customer,
-                )
-            })
-            .collect();
-        let mut clients = Vec::new();
-        for who in &keys {
-            clients.push(RawClient::login(&url, who).await);
-        }
+        let keys = fresh_keys(round, 10);
         let mut r = rng(90 + round);
-        let requests: Vec<Request> = keys
+        let burst = keys
             .iter()
-            .map(|who| Request::OpenConversationWithToken {
-                org: "acme".to_owned(),
-                conversation: ConversationId::random(&mut r),
-                token: token(&web, "acme", visitor.as_bytes(), who, t, 600),
+            .map(|who| {
+                let request = Request::OpenConversationWithToken {
+                    org: "acme".to_owned(),
+                    conversation: ConversationId::random(&mut r),
+                    token: token(&web, "acme", visitor.as_bytes(), who, t, 600),
+                };
+                (who, request)
             })
             .collect();
-        let answers = futures_util::future::join_all(
-            clients
-                .iter_mut()
-                .zip(requests)
-                .map(|(c, body)| c.request(body)),
-        )
-        .await;
-        let opened = answers
-            .iter()
-            .filter(|a| matches!(a, Response::Opened { .. }))
-            .count();
-        assert_eq!(opened, most, "round {round}: {answers:?}");
-        for a in answers
-            .iter()
-            .filter(|a| !matches!(a, Response::Opened { .. }))
-        {
-            assert_eq!(code(a), ErrorCode::QuotaExceeded, "{a:?}");
-        }
-        for c in clients {
-            c.close().await;
-        }
+        let answers = at_once(&[&url], burst).await;
+        assert_eq!(
+            opened_or_over_quota(&answers),
+            most,
+            "round {round}: {answers:?}"
+        );
     }
 }
