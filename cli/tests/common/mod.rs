@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+use std::path::Path;
+
 use sealdesk_client::{Account, Client};
 use sealdesk_tests::world::{PASS, World};
 use serde_json::Value;
@@ -20,14 +22,21 @@ pub struct Run {
     pub stderr: String,
 }
 
+/// Runs `sealdesk` with `args` as account `name` of `w` (its home, the test passphrase).
 pub async fn sealdesk(w: &World, name: &str, args: &[&str]) -> Run {
+    sealdesk_at(w, &w.home(name), PASS, args).await
+}
+
+/// Runs `sealdesk` with `args` on the home `home` (which may not exist) and passphrase `pass`,
+/// against `w`'s relay.
+pub async fn sealdesk_at(w: &World, home: &Path, pass: &str, args: &[&str]) -> Run {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sealdesk"))
         .arg("--home")
-        .arg(w.home(name))
+        .arg(home)
         .arg("--relay")
         .arg(&w.url)
         .args(args)
-        .env("SEALDESK_PASSPHRASE", PASS)
+        .env("SEALDESK_PASSPHRASE", pass)
         .env("SEALDESK_INSECURE_FAST_KDF", "1")
         .stdin(std::process::Stdio::null())
         .output()
@@ -41,6 +50,7 @@ pub async fn sealdesk(w: &World, name: &str, args: &[&str]) -> Run {
     }
 }
 
+/// [`sealdesk`], which must succeed; its stdout.
 pub async fn ok(w: &World, name: &str, args: &[&str]) -> String {
     let r = sealdesk(w, name, args).await;
     assert!(
@@ -51,6 +61,7 @@ pub async fn ok(w: &World, name: &str, args: &[&str]) -> String {
     r.stdout
 }
 
+/// [`ok`] with `--json`; its stdout parsed.
 pub async fn json(w: &World, name: &str, args: &[&str]) -> Value {
     let mut all = args.to_vec();
     all.push("--json");
