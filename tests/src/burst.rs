@@ -8,7 +8,20 @@ use sealdesk_protocol::{
     wire::{ErrorCode, Request, Response},
 };
 
-use crate::{identity::Identity, raw::RawClient};
+use sealdesk_server::RunningRelay;
+use tempfile::TempDir;
+
+use crate::{identity::Identity, raw::RawClient, relay::spawn_relay_with};
+
+/// A relay that allows `most` open conversations per customer (and per visitor) and org, and
+/// 1,000 opens an hour, so that only the open-conversations quota decides a burst.
+pub async fn relay_with_open_quota(most: usize) -> (RunningRelay, TempDir) {
+    spawn_relay_with(|cfg| {
+        cfg.limits.open_conversations_per_org = most;
+        cfg.limits.conversation_opens_per_hour = 1_000;
+    })
+    .await
+}
 
 /// `n` fresh customer keys of burst `round` (`v{round}k{i}`, from seeds `1000 * (round + 1)
 /// + i`): keys that have opened nothing themselves.

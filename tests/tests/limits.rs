@@ -17,7 +17,7 @@ use sealdesk_protocol::{
 };
 use sealdesk_server::{RunningRelay, relay::CLOSE_RATE_LIMITED};
 use sealdesk_tests::{
-    burst::{at_once, opened_or_over_quota},
+    burst::{at_once, opened_or_over_quota, relay_with_open_quota},
     identity::{Identity, now, rng},
     org::Org,
     raw::RawClient,
@@ -527,11 +527,7 @@ async fn a_members_message_budget_is_per_conversation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn opens_of_one_customer_at_the_same_instant_take_exactly_the_quota() {
     let most = 2;
-    let (relay, _dir) = spawn_relay_with(|c| {
-        c.limits.open_conversations_per_org = most;
-        c.limits.conversation_opens_per_hour = 1_000;
-    })
-    .await;
+    let (relay, _dir) = relay_with_open_quota(most).await;
     let url = relay.ws_url();
     let _org = Org::setup(&url, 73, "acme", 2, 1).await;
     // Several rounds: each a fresh customer key's burst of opens on as many connections.

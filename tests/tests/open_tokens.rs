@@ -11,7 +11,7 @@ use sealdesk_protocol::{
     wire::{ErrorCode, Request, Response},
 };
 use sealdesk_tests::{
-    burst::{at_once, fresh_keys, opened_or_over_quota},
+    burst::{at_once, fresh_keys, opened_or_over_quota, relay_with_open_quota},
     identity::{Identity, now, rng},
     org::Org,
     raw::RawClient,
@@ -207,11 +207,7 @@ async fn a_visitor_with_a_fresh_key_each_time_reaches_the_open_conversations_quo
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn opens_of_one_visitor_at_the_same_instant_take_exactly_the_quota() {
     let most = 2;
-    let (relay, _dir) = spawn_relay_with(|cfg| {
-        cfg.limits.open_conversations_per_org = most;
-        cfg.limits.conversation_opens_per_hour = 1_000;
-    })
-    .await;
+    let (relay, _dir) = relay_with_open_quota(most).await;
     let url = relay.ws_url();
     let acme = Org::new_with(87, "acme", 1, 1, |p| p.require_open_token = true)
         .publish(&url)
