@@ -15,11 +15,7 @@ use std::{
 };
 
 use sealdesk_client::{Client, client::HistoryLine};
-use sealdesk_protocol::{
-    card::Role,
-    ids::ConversationId,
-    wire::{Frame, Request},
-};
+use sealdesk_protocol::{card::Role, ids::ConversationId};
 use sealdesk_tests::{
     withhold::{withhold, withhold_with},
     world::{Via, World, open_chat, texts},
@@ -41,21 +37,6 @@ fn gaps(c: &Client, conv: &ConversationId) -> Vec<Gap> {
                 requests,
                 ..
             } => Some((sender, counters, requests)),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The `after` of every `History` request the proxy saw.
-fn history_requests(w: &World) -> Vec<u64> {
-    w.proxy()
-        .seen()
-        .iter()
-        .filter_map(|seen| match &seen.frame {
-            Frame::Request {
-                body: Request::History { after, .. },
-                ..
-            } => Some(*after),
             _ => None,
         })
         .collect()
@@ -89,14 +70,14 @@ async fn a_range_withheld_on_first_delivery_is_refetched_and_closed() {
         s.conversation == conv && range.contains(&s.seq) && held.lock().unwrap().insert(s.seq)
     }));
     let mut alice = w.reopen_via("alice", Via::Proxy).await;
-    let asked_before = history_requests(&w).len();
+    let asked_before = w.proxy().history_afters("alice").len();
     alice.sync_all().await.unwrap();
     assert_eq!(
         withheld_once.lock().unwrap().len(),
         3,
         "the relay withheld the range once"
     );
-    let asked: Vec<u64> = history_requests(&w)[asked_before..].to_vec();
+    let asked: Vec<u64> = w.proxy().history_afters("alice")[asked_before..].to_vec();
     assert!(
         asked.iter().filter(|a| **a < seqs[1]).count() >= 2,
         "the range was asked for again after the first page: {asked:?}"
@@ -135,7 +116,13 @@ async fn a_range_withheld_for_good_is_reported_not_delivered_after_the_retries()
         gaps(&alice, &conv),
         [("carol".to_owned(), vec![(1, 3)], None)]
     );
-    let below = |w: &World| history_requests(w).iter().filter(|a| **a < seqs[1]).count();
+    let below = |w: &World| {
+        w.proxy()
+            .history_afters("alice")
+            .iter()
+            .filter(|a| **a < seqs[1])
+            .count()
+    };
     for i in 0..REFETCH_LIMIT + 2 {
         carol.send_text(&conv, &format!("later {i}")).await.unwrap();
         alice.sync_all().await.unwrap();
