@@ -38,7 +38,9 @@ use sealdesk_protocol::{
     wire::{Frame, Item, Push, ReleaseProgress, Request, Response, Sequenced},
 };
 use sealdesk_tests::{
-    Identity, STEP, eventually, now,
+    Identity, STEP,
+    consent::revocation,
+    eventually, now,
     proxy::{Ctx, Dir, Injector, LogForger, edit_items, is_item_push},
     transcript::release,
     withhold::withhold_with,
@@ -2305,16 +2307,7 @@ async fn trustees_ignore_consent_revocations_not_signed_by_the_consents_signer()
         Response::Entries { entries, .. } => entries,
         other => panic!("{other:?}"),
     };
-    let revoke = |keys: &IdentityKeys, conversation| {
-        AuditEntry::sign(
-            keys,
-            AuditEvent::ConsentRevocation {
-                conversation,
-                consent: token.id,
-            },
-            now(),
-        )
-    };
+    let revoke = |keys: &IdentityKeys, conversation| revocation(keys, conversation, token.id);
     let fake = impostor(9_201, "carol", Role::Customer);
     let elsewhere = ConversationId::random(&mut sealdesk_client::rng().unwrap());
     log.push(revoke(&fake.keys, conv));
@@ -3049,14 +3042,7 @@ async fn entries_from_signers_their_kind_does_not_allow_are_flagged() {
     };
     let size = real.len() as u64;
     let stranger = impostor(9_401, "carol", Role::Customer).keys;
-    let revocation = AuditEntry::sign(
-        &stranger,
-        AuditEvent::ConsentRevocation {
-            conversation: conv,
-            consent: token.id,
-        },
-        now(),
-    );
+    let revocation = revocation(&stranger, conv, token.id);
     let erasure = AuditEntry::sign(
         &stranger,
         AuditEvent::Erasure {
