@@ -12,7 +12,7 @@ use std::time::Duration;
 use sealdesk_cli::chat;
 use sealdesk_protocol::card::Role;
 use sealdesk_tests::relay::{start_world_relay, stop_world_relay};
-use sealdesk_tests::world::{PASS, World, open_chat};
+use sealdesk_tests::world::{OpenedChat, PASS, World, open_chat};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
@@ -132,9 +132,7 @@ async fn carol_alone(w: &World) -> sealdesk_protocol::ids::ConversationId {
 
 #[tokio::test]
 async fn two_json_chats_exchange_messages_receipts_typing_and_status_through_pipes() {
-    let w = World::new().await;
-    let conv = carol_alone(&w).await;
-    let id = conv.to_string();
+    let (w, id) = OpenedChat::new().await.close().await;
 
     let mut alice = JsonChat::start(&w, "alice", &id);
     let mut carol = JsonChat::start(&w, "carol", &id);
@@ -369,9 +367,7 @@ async fn a_changed_key_is_a_key_change_event_and_blocks_the_line() {
 /// stopped.
 #[tokio::test]
 async fn json_uploads_report_progress_run_beside_messages_and_resume_after_cancel() {
-    let w = World::new().await;
-    let conv = carol_alone(&w).await;
-    let id = conv.to_string();
+    let (w, id) = OpenedChat::new().await.close().await;
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("big.bin");
     std::fs::write(&big, vec![5u8; 40 * 32 * 1024]).unwrap();
@@ -476,18 +472,9 @@ async fn json_uploads_report_progress_run_beside_messages_and_resume_after_cance
 /// generic `failed`; the chat goes on after each.
 #[tokio::test]
 async fn json_chat_mistakes_have_their_own_codes() {
-    let w = World::new().await;
-    let org = w.org(&["alice"], None).await;
-    let mut carol = w.user("carol", Role::Customer).await;
-    let conv = open_chat(&mut carol).await;
-    carol.close().await;
+    let (w, id) = OpenedChat::new().await.close().await;
     let dave = w.user("dave", Role::Customer).await;
     dave.close().await;
-    for a in org.agents {
-        a.close().await;
-    }
-    org.master.close().await;
-    let id = conv.to_string();
 
     let mut c = JsonChat::start(&w, "carol", &id);
     c.until("selected", is("selected")).await;
@@ -534,10 +521,12 @@ async fn json_chat_mistakes_have_their_own_codes() {
 /// shows the key change (the red banner in the window) once, with the new key's fingerprint.
 #[tokio::test]
 async fn a_long_running_chat_notices_a_recertified_agent() {
-    let w = World::new().await;
-    let mut org = w.org(&["alice"], None).await;
-    let mut carol = w.user("carol", Role::Customer).await;
-    let conv = open_chat(&mut carol).await;
+    let OpenedChat {
+        w,
+        mut org,
+        carol,
+        conv,
+    } = OpenedChat::new().await;
     carol.close().await;
     for a in org.agents.drain(..) {
         a.close().await;

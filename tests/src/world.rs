@@ -311,6 +311,52 @@ impl Org {
             .unwrap()
             .conversation
     }
+
+    /// Closes every client of the org: the agents, then the master.
+    pub async fn close(self) {
+        for a in self.agents {
+            a.close().await;
+        }
+        self.master.close().await;
+    }
+}
+
+/// A fresh [`World`] with the org [`ORG`] (its agent alice) and a conversation the customer
+/// carol opened with it, every client still connected: the start of the tests that then drive
+/// `sealdesk` processes on these homes ([`OpenedChat::close`]).
+pub struct OpenedChat {
+    /// The relay and the accounts' homes.
+    pub w: World,
+    /// The org, its master and alice connected.
+    pub org: Org,
+    /// The customer, connected.
+    pub carol: Client,
+    /// carol's conversation with the org.
+    pub conv: ConversationId,
+}
+
+impl OpenedChat {
+    /// Starts the world, the org and carol, and opens carol's conversation.
+    pub async fn new() -> Self {
+        let w = World::new().await;
+        let org = w.org(&["alice"], None).await;
+        let mut carol = w.user("carol", Role::Customer).await;
+        let conv = open_chat(&mut carol).await;
+        Self {
+            w,
+            org,
+            carol,
+            conv,
+        }
+    }
+
+    /// Closes every client (carol's, then the org's), leaving the homes to other processes;
+    /// returns the world and the conversation's id as the command line spells it.
+    pub async fn close(self) -> (World, String) {
+        self.carol.close().await;
+        self.org.close().await;
+        (self.w, self.conv.to_string())
+    }
 }
 
 /// The [`OrgSpec`] of [`ORG`]: trustees `trustee-1..3` (2 of 3), arbiters `arbiter-1..3` (2 of
