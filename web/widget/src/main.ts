@@ -16,6 +16,7 @@ import { fromHex, toHex } from "@sealdesk/protocol";
 import { showMarks, wireLiveSigns } from "./receipts.js";
 import { wireRights } from "./rights.js";
 import { wireUploads } from "./uploads.js";
+import { wirePanels } from "./panels.js";
 import { plainRefusal } from "./refusals.js";
 
 async function main(): Promise<void> {
@@ -70,6 +71,7 @@ async function main(): Promise<void> {
   const live = wireLiveSigns(customer, text, el("typing"));
   const rights = wireRights(customer, () => refresh());
   const uploads = wireUploads(customer, org);
+  wirePanels(el("panels"));
   el<HTMLDetailsElement>("consent").addEventListener("toggle", () => rights.refreshConsents());
   const addLine = (l: ChatLine): void => {
     if (rows.has(l.seq)) return;
