@@ -13,7 +13,7 @@ import { TO_CUSTOMER, noticeSigner, noticeText, type Notice, type NoticeAudience
 
 import { unconfirmedBody } from "./releases.js";
 
-export { UNCONFIRMED, joinsOpening, releaseItem, unconfirmedBody, type ReleaseShare, type TrusteeCount } from "./releases.js";
+export { UNCONFIRMED, joinsOpening, openingBasis, releaseItem, unconfirmedBody, type ReleaseShare, type TrusteeCount } from "./releases.js";
 
 /** The element `#id`. */
 export function el<T extends HTMLElement>(id: string): T {

@@ -6,7 +6,7 @@
  * release. Text only (`textContent`).
  */
 import type { Opening } from "../customer-notices.js";
-import { TO_CUSTOMER, type Notice, type NoticeAudience } from "../notice.js";
+import { TO_CUSTOMER, consentWords, type Notice, type NoticeAudience } from "../notice.js";
 
 /** A trustee's share of an opening, as checked (`verified`, or `unwitnessed` with why). */
 export type ReleaseShare = Notice & { opening: Opening | null; unwitnessed: string | null };
@@ -57,6 +57,16 @@ export function joinsOpening(n: ReleaseShare): boolean {
 }
 
 /**
+ * What an opening was made under, in `audience`'s words: "under your consent of 2 Dec 2026" (a
+ * consent the customer's client knows; else its short id: `consentWords`), "under dispute ticket
+ * …, approved by 2 arbiters".
+ */
+export function openingBasis(o: Opening, audience: NoticeAudience): string {
+  if (o.consent !== null) return `under ${consentWords(o.consent, audience)}`;
+  return `under dispute ticket ${o.ticket ?? ""}, approved by ${o.approvers === 1 ? "1 arbiter" : `${o.approvers} arbiters`}`;
+}
+
+/**
  * The notice of one opening, from its shares (at least one, each `joinsOpening`): verified once
  * every share is, otherwise "not yet witnessed" (`data-state` as `noticeItem`'s; `data-shares`:
  * how many shares; `data-seqs`: their places).
@@ -78,8 +88,7 @@ export function releaseItem(shares: readonly ReleaseShare[], count: TrusteeCount
   head.textContent = verified ? "Release notice" : "Release notice (not yet witnessed)";
   const trustees = sorted.map((n) => n.signer ?? "a trustee");
   const epochs = o === null ? "" : o.first === o.last ? `epoch ${o.first}` : `epochs ${o.first}–${o.last}`;
-  const whose = audience.kind === "customer" ? "your" : "the customer's";
-  const basis = o === null ? "" : o.consent !== null ? `under ${whose} consent ${o.consent}` : `under dispute ticket ${o.ticket ?? ""}, approved by ${o.approvers === 1 ? "1 arbiter" : `${o.approvers} arbiters`}`;
+  const basis = o === null ? "" : openingBasis(o, audience);
   const of = count === null ? `${sorted.length} ${sorted.length === 1 ? "trustee" : "trustees"}` : `${sorted.length} of ${count.trustees} ${count.trustees === 1 ? "trustee" : "trustees"}`;
   const needed = count === null ? "" : `; ${count.threshold} needed`;
   const said = `${o?.org ?? "The business"} opened ${epochs} of this chat ${basis}: released by ${of} (${names(trustees)}${needed}).`;
