@@ -21,7 +21,9 @@ use sealdesk_protocol::{
 };
 
 use super::{
-    Caller, Reject, Reply, Service, dec, enc,
+    Caller, Reject, Reply, Service,
+    cluster::{MAX_AGAIN, until_stored},
+    dec, enc,
     keys::{cosignature_key, erased_parties_key, release_marker_key},
     lock, reject, relay_fail_point,
     table::Appended,
@@ -115,20 +117,24 @@ impl AuditLog {
 
     /// Appends `entry` under the single-writer lock: `store` writes it (and whatever goes
     /// with it) at the index it is given, then the leaf joins the log. Returns the index, the
-    /// new tree head signed by `keys` at time `now`, and what `store` returned.
+    /// new tree head signed by `keys` at time `now`, and what `store` returned; `None`, the
+    /// log unchanged, if `store` found the index taken (another relay node's entry: the
+    /// caller syncs and appends again).
     pub(super) fn append<T>(
         &self,
         entry: &AuditEntry,
         keys: &IdentityKeys,
         now: u64,
-        store: impl FnOnce(u64) -> Result<T, Reject>,
-    ) -> Result<(u64, SignedTreeHead, T), Reject> {
+        store: impl FnOnce(u64) -> Result<Option<T>, Reject>,
+    ) -> Result<Option<(u64, SignedTreeHead, T)>, Reject> {
         let mut leaves = lock(&self.leaves)?;
         let index = leaves.len() as u64;
-        let stored = store(index)?;
+        let Some(stored) = store(index)? else {
+            return Ok(None);
+        };
         leaves.push(entry.leaf_hash());
         let head = SignedTreeHead::sign(keys, leaves.len() as u64, merkle::root(&leaves), now);
-        Ok((index, head, stored))
+        Ok(Some((index, head, stored)))
     }
 
     /// The current tree head, signed by `keys` at time `now`.
@@ -200,6 +206,19 @@ impl Service {
                 "entries must be signed by the account sending them",
             );
         }
+        // A release notice another relay node's append refused is appended again (with the
+        // leaf and marker of its transaction, none of which was stored): the trustee is
+        // answered for the entry the log holds, and its release has its notice.
+        until_stored(|| self.append_audit_once(caller, &entry)).await
+    }
+
+    /// One attempt of [`Self::append_audit`]: `None` if the store refused the entry's notice
+    /// (nothing of the attempt was stored).
+    async fn append_audit_once(
+        &self,
+        caller: &Caller,
+        entry: &AuditEntry,
+    ) -> Result<Option<Response>, Reject> {
         let mut marker = None;
         let notice_conv = match &entry.event {
             AuditEvent::Release {
@@ -249,24 +268,54 @@ impl Service {
         // The notice goes to the conversation in the same transaction as the leaf: a crash
         // can lose both, never the notice alone (a resuming trustee finds its entry and does
         // not append again, so a lost notice would be lost for good).
+        // The same release entry sent again (its answer was lost): answered with the index
+        // it holds, once durable, and not appended twice — one release, one entry, one notice
+        // (stored with the entry in its transaction).
+        if let Some(k) = &marker
+            && let Some(index) = self.logged_already(k, entry)?
+        {
+            self.commit.durable().await?;
+            let head = self.tree_head()?;
+            return Ok(Some(Response::Appended { index, head }));
+        }
         let notice_conv = match notice_conv {
             Some(c) => self
                 .convs
                 .get(&c)?
-                .filter(|state| Some(&state.org) == entry_org(&entry))
+                .filter(|state| Some(&state.org) == entry_org(entry))
                 .map(|_| c),
             None => None,
         };
-        let (index, head, notice) = self.log_append(&entry, marker, notice_conv)?;
+        let (index, head, notice) = self.log_append(entry, marker, notice_conv)?;
         self.commit.durable().await?;
-        if let Some((item, _)) = &notice {
-            self.settle_item(item)?;
+        if let Some((item, _)) = &notice
+            && self.item_refused(item)?
+        {
+            return Ok(None);
         }
         relay_fail_point("relay-after-audit-append");
         if let Some((item, audience)) = notice {
             self.push_item(&item, &audience, &caller.key());
         }
-        Ok(Response::Appended { index, head })
+        Ok(Some(Response::Appended { index, head }))
+    }
+
+    /// The index of `entry` if the log holds it already, found by its release marker `marker`
+    /// (the index its signer's release entry for the request was logged at).
+    fn logged_already(&self, marker: &[u8], entry: &AuditEntry) -> Result<Option<u64>, Reject> {
+        let Some(at) = self.store.get(Collection::Meta, marker)? else {
+            return Ok(None);
+        };
+        let Ok(at) = <[u8; 8]>::try_from(at.as_slice()) else {
+            return Ok(None);
+        };
+        let index = u64::from_be_bytes(at);
+        let stored = self
+            .store
+            .get(Collection::AuditLeaves, &index.to_be_bytes())?
+            .map(|b| dec::<AuditEntry>(&b, "audit entry"))
+            .transpose()?;
+        Ok((stored.as_ref() == Some(entry)).then_some(index))
     }
 
     /// Appends under the single-writer lock, with the entry's notice in conversation `notice`
@@ -300,7 +349,7 @@ impl Service {
             )],
             None => Vec::new(),
         };
-        self.log_append_with(entry, None, |_| Ok(extra), None)
+        self.log_append_with(entry, None, |_| Ok(extra.clone()), None)
             .map(|_| ())
     }
 
@@ -310,49 +359,54 @@ impl Service {
         &self,
         entry: &AuditEntry,
         marker: Option<Vec<u8>>,
-        extra: impl FnOnce(u64) -> Result<Vec<(Collection, Vec<u8>, Vec<u8>)>, Reject>,
+        extra: impl Fn(u64) -> Result<Vec<(Collection, Vec<u8>, Vec<u8>)>, Reject>,
         notice: Option<ConversationId>,
     ) -> Result<(u64, SignedTreeHead, Option<Appended>), Reject> {
-        self.sync_log()?;
-        let appended = self
-            .log
-            .append(entry, &self.keys, self.clock.now(), |index| {
-                let mut writes = vec![(
-                    Collection::AuditLeaves,
-                    index.to_be_bytes().to_vec(),
-                    enc(entry)?,
-                )];
-                if let Some(k) = marker {
-                    writes.push((Collection::Meta, k, index.to_be_bytes().to_vec()));
-                }
-                writes.extend(extra(index)?);
-                match notice {
-                    Some(c) => Ok(Some(self.convs.append_item_with(
-                        &c,
-                        None,
-                        Item::Notice {
-                            entry: entry.clone(),
-                            index,
-                        },
-                        None,
-                        writes,
-                        |_| {},
-                    )?)),
-                    None => {
-                        let mut b = Batch::new();
-                        for (coll, k, v) in &writes {
-                            b.put(*coll, k, v);
-                        }
-                        // A shared store refuses a leaf index another node took.
-                        if !self.store.apply(b)? {
-                            return Err(log_index_taken());
-                        }
-                        Ok(None)
+        for _ in 0..MAX_AGAIN {
+            self.sync_log()?;
+            let appended = self
+                .log
+                .append(entry, &self.keys, self.clock.now(), |index| {
+                    let mut writes = vec![(
+                        Collection::AuditLeaves,
+                        index.to_be_bytes().to_vec(),
+                        enc(entry)?,
+                    )];
+                    if let Some(k) = &marker {
+                        writes.push((Collection::Meta, k.clone(), index.to_be_bytes().to_vec()));
                     }
-                }
-            })?;
-        self.tell_audit_watchers(appended.1.size);
-        Ok(appended)
+                    writes.extend(extra(index)?);
+                    match notice {
+                        // A notice's transaction is staged: a leaf index taken meanwhile is
+                        // refused with it when it commits (`Service::item_refused`).
+                        Some(c) => Ok(Some(Some(self.convs.append_item_with(
+                            &c,
+                            None,
+                            Item::Notice {
+                                entry: entry.clone(),
+                                index,
+                            },
+                            None,
+                            writes,
+                            |_| {},
+                        )?))),
+                        None => {
+                            let mut b = Batch::new();
+                            for (coll, k, v) in &writes {
+                                b.put(*coll, k, v);
+                            }
+                            // A shared store refuses a leaf index another node took, at once:
+                            // synced, the entry is appended again at the next index.
+                            Ok(self.store.apply(b)?.then_some(None))
+                        }
+                    }
+                })?;
+            if let Some(appended) = appended {
+                self.tell_audit_watchers(appended.1.size);
+                return Ok(appended);
+            }
+        }
+        Err(log_index_taken())
     }
 
     /// Tells the sessions that asked (`watch_audit`) that the log grew to `size` entries
@@ -587,10 +641,10 @@ pub(super) fn entry_org(entry: &AuditEntry) -> Option<&String> {
     }
 }
 
-/// The refusal of an audit entry whose index another relay node took first.
+/// The refusal of an audit entry whose index other relay nodes took first, every time.
 fn log_index_taken() -> Reject {
     Reject::new(
         ErrorCode::Conflict,
-        "another relay node appended to the audit log at the same time; try again".into(),
+        "other relay nodes kept appending to the audit log at the same time; try again".into(),
     )
 }

@@ -16,7 +16,9 @@ use sealdesk_protocol::{
 use tracing::{info, warn};
 
 use super::{
-    Caller, Reject, Reply, Service, dec, enc,
+    Caller, Reject, Reply, Service,
+    cluster::until_stored,
+    dec, enc,
     keys::{CONSENT_INDEX_FILLED, consent_key},
     lock, reject,
     table::MAX_PAGE,
@@ -65,6 +67,17 @@ pub(super) fn fill_consent_index(store: &dyn Store) -> crate::Result<()> {
 
 impl Service {
     pub(super) async fn share_consent(&self, caller: &Caller, token: ConsentToken) -> Reply {
+        // Refused by another node's append, the consent and its index entry were not stored:
+        // shared again from the reloaded conversation (the index checked again with it).
+        until_stored(|| self.share_consent_once(caller, token.clone())).await
+    }
+
+    /// One attempt of [`Self::share_consent`]: `None` if the store refused its item.
+    async fn share_consent_once(
+        &self,
+        caller: &Caller,
+        token: ConsentToken,
+    ) -> Result<Option<Response>, Reject> {
         let s = self.conv_for(caller, &token.conversation)?;
         if s.customer != caller.key() || token.customer != caller.key() {
             return reject(
@@ -104,10 +117,12 @@ impl Service {
             )?
         };
         self.commit.durable().await?;
-        self.settle_item(&item)?;
+        if self.item_refused(&item)? {
+            return Ok(None);
+        }
         self.push_item(&item, &audience, &caller.key());
         self.push_item(&item, &[master], &caller.key());
-        Ok(Response::Stored { seq: item.seq })
+        Ok(Some(Response::Stored { seq: item.seq }))
     }
 
     /// The signer of consent `id` shared in conversation `c` (through `ShareConsent`), if the
@@ -397,6 +412,17 @@ impl Service {
     /// write lock; a decision another node stores in that instant may be left out of the
     /// closed ticket (which takes no decision any more either way).
     pub(super) async fn decide(&self, caller: &Caller, d: ArbiterDecision) -> Reply {
+        // A closing rejection whose close notice another node's append refused was not stored
+        // (the decision went with the close): decided again from a fresh read.
+        until_stored(|| self.decide_once(caller, &d)).await
+    }
+
+    /// One attempt of [`Self::decide`]: `None` if the store refused the close it made.
+    async fn decide_once(
+        &self,
+        caller: &Caller,
+        d: &ArbiterDecision,
+    ) -> Result<Option<Response>, Reject> {
         let (policy, st, closed) = self.update_record(
             Collection::Tickets,
             d.ticket.as_bytes(),
@@ -430,11 +456,16 @@ impl Service {
             },
         )?;
         self.commit.durable().await?;
+        if let Some(c) = &closed
+            && self.close_refused(c)?
+        {
+            return Ok(None);
+        }
         match closed {
             Some(c) => self.announce_close(&policy, c, &self.keys.signing_public()),
             None => self.notify_ticket(&policy, &st),
         }
-        Ok(Response::Ok)
+        Ok(Some(Response::Ok))
     }
 
     pub(super) fn list_tickets(&self, caller: &Caller) -> Reply {

@@ -15,7 +15,9 @@ use sealdesk_protocol::{
 };
 use tracing::info;
 
-use super::{Caller, Reject, Reply, Service, enc, lock, reject, table::Appended};
+use super::{
+    Caller, Reject, Reply, Service, cluster::until_stored, enc, lock, reject, table::Appended,
+};
 use crate::store::Collection;
 
 /// A close made under the write lock, to announce once it is durable.
@@ -34,22 +36,37 @@ impl Service {
                 "only the org's master closes dispute tickets",
             );
         }
-        let closed = {
-            let _w = lock(&self.writes)?;
-            let st = self.ticket_state(&c.ticket)?;
-            c.verify(&policy, &st.ticket)?;
-            if st.closed.is_some() {
-                return reject(ErrorCode::TicketClosed, "the ticket is already closed");
+        // A close whose notice another node's append refused was not stored at all: made
+        // again from a fresh read of the ticket.
+        until_stored(|| async {
+            let closed = {
+                let _w = lock(&self.writes)?;
+                let st = self.ticket_state(&c.ticket)?;
+                c.verify(&policy, &st.ticket)?;
+                if st.closed.is_some() {
+                    return reject(ErrorCode::TicketClosed, "the ticket is already closed");
+                }
+                let because = ClosedBecause::Master(c.reason.chars().take(500).collect());
+                self.close_locked(st, because, Some(c.clone()))?
+            };
+            self.commit.durable().await?;
+            if self.close_refused(&closed)? {
+                return Ok(None);
             }
-            let because = ClosedBecause::Master(c.reason.chars().take(500).collect());
-            self.close_locked(st, because, Some(c))?
-        };
-        self.commit.durable().await?;
-        if let Some((item, _)) = &closed.notice {
-            self.settle_item(item)?;
+            self.announce_close(&policy, closed, &caller.key());
+            Ok(Some(Response::Ok))
+        })
+        .await
+    }
+
+    /// Once a close is durable: whether the store refused its notice (another relay node
+    /// appended to the conversation first), and with it the whole close (see
+    /// [`Service::item_refused`]).
+    pub(super) fn close_refused(&self, closed: &Closed) -> Result<bool, Reject> {
+        match &closed.notice {
+            Some((item, _)) => self.item_refused(item),
+            None => Ok(false),
         }
-        self.announce_close(&policy, closed, &caller.key());
-        Ok(Response::Ok)
     }
 
     /// Under the write lock: logs the close of `st` (with its notice in the conversation, if
@@ -86,7 +103,7 @@ impl Service {
             |index| {
                 let mut s = st.clone();
                 s.closed = Some(closed(index));
-                Ok(vec![(Collection::Tickets, key, enc(&s)?)])
+                Ok(vec![(Collection::Tickets, key.clone(), enc(&s)?)])
             },
             notice,
         )?;
@@ -142,19 +159,22 @@ impl Service {
         if trustees < usize::from(policy.trustee_threshold) {
             return Ok(());
         }
-        let closed = {
-            let _w = lock(&self.writes)?;
-            let st = self.ticket_state(&ticket.id)?;
-            if st.closed.is_some() {
-                return Ok(());
+        until_stored(|| async {
+            let closed = {
+                let _w = lock(&self.writes)?;
+                let st = self.ticket_state(&ticket.id)?;
+                if st.closed.is_some() {
+                    return Ok(Some(()));
+                }
+                self.close_locked(st, ClosedBecause::Released, None)?
+            };
+            self.commit.durable().await?;
+            if self.close_refused(&closed)? {
+                return Ok(None);
             }
-            self.close_locked(st, ClosedBecause::Released, None)?
-        };
-        self.commit.durable().await?;
-        if let Some((item, _)) = &closed.notice {
-            self.settle_item(item)?;
-        }
-        self.announce_close(&policy, closed, &self.keys.signing_public());
-        Ok(())
+            self.announce_close(&policy, closed, &self.keys.signing_public());
+            Ok(Some(()))
+        })
+        .await
     }
 }

@@ -736,7 +736,8 @@ impl ConversationLog for PgStore {
             return Ok(false);
         }
         // A message is appended again: the conversation stays held until it is. Other items
-        // are not (their writers answer `conflict`).
+        // are made again with their requests, from the reloaded state, checks and all (a
+        // sender's messages are the only order to keep).
         if matches!(what, Refused::Message { .. }) {
             staged
                 .settling
