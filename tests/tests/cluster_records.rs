@@ -394,3 +394,75 @@ async fn a_release_notice_another_node_took_the_number_of_is_appended_again() {
         "one notice, after the message that took its first number"
     );
 }
+
+/// The master closes a ticket through node A, whose group commit waits (a long commit delay),
+/// while an arbiter's decision on the same ticket is stored through node B between A's read
+/// and A's commit: the close is a conditional write of the ticket, so the database refuses it
+/// (with the close's audit leaf and notice), and A closes again from a fresh read. The closed
+/// ticket holds the decision; with a plain write of the closed ticket, it would not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_closed_on_one_node_as_an_arbiter_decides_on_another_keeps_the_decision() {
+    use sealdesk_protocol::release::DisputeClose;
+
+    let Some((db, keys)) = cluster_db("close") else {
+        return;
+    };
+    let key = keys.path().join("log.key");
+    let b = node(&db, &key, true);
+    let a = ready(start_with(
+        &db,
+        &key,
+        true,
+        &[("COMMIT_MAX_DELAY_US", SLOW_COMMIT_US)],
+    ));
+    let org = Org::setup(&b.url, 2450, "closeco", 1, 1).await;
+    let mut customer = RawClient::login(&b.url, &org.customers[0]).await;
+    let chat = org.start_chat(&mut customer, 0, 2451).await;
+    let t = DisputeTicket::open(
+        &mut rng(2452),
+        &org.master.keys,
+        &org.policy,
+        chat.id,
+        EpochRange::single(0),
+        "chargeback",
+        3600,
+        now(),
+    )
+    .unwrap();
+    let mut opener = RawClient::login(&b.url, &org.master).await;
+    opener.ok(Request::OpenTicket(t.clone())).await;
+    let mut watcher = RawClient::login(&a.url, &org.master).await;
+    let size = async |c: &mut RawClient| match c.request(Request::GetTreeHead).await {
+        Response::TreeHead(h) => h.size,
+        other => panic!("expected a tree head, got {other:?}"),
+    };
+    let before = size(&mut watcher).await;
+    let mut master = RawClient::login(&a.url, &org.master).await;
+    let mut arbiter = RawClient::login(&b.url, &org.arbiters[0]).await;
+    let close = DisputeClose::sign(&org.master.keys, &t, "settled", now());
+    let decision =
+        ArbiterDecision::sign(&org.arbiters[0].keys, &t, Verdict::Approve, now()).unwrap();
+    let (closed, ()) = tokio::join!(master.request(Request::CloseTicket(close)), async {
+        // A shows the close's entry in its tree head once staged, while its commit waits.
+        eventually("node A to stage the close", async || {
+            (size(&mut watcher).await > before).then_some(())
+        })
+        .await;
+        arbiter.ok(Request::Decide(decision)).await;
+    });
+    assert!(
+        matches!(closed, Response::Ok),
+        "the master's close: {closed:?}"
+    );
+    let listed: Vec<TicketState> = match opener.request(Request::ListTickets).await {
+        Response::Tickets(all) => all,
+        other => panic!("expected tickets, got {other:?}"),
+    };
+    let st = listed.iter().find(|s| s.ticket.id == t.id).unwrap();
+    assert!(st.closed.is_some(), "the ticket is closed");
+    assert_eq!(
+        st.decisions.iter().map(|d| d.arbiter).collect::<Vec<_>>(),
+        vec![org.arbiters[0].keys.signing_public()],
+        "the decision stored while the close waited for its commit is in the closed ticket"
+    );
+}

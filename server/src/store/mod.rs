@@ -170,6 +170,19 @@ pub enum Op {
         /// New value.
         value: Vec<u8>,
     },
+    /// Set `key` to `value` only if it holds `old` (what the writer read); if it holds anything
+    /// else (another writer changed it, on a shared engine another relay node) the whole batch
+    /// is refused.
+    ReplaceIf {
+        /// Target collection (not [`Collection::Messages`]).
+        collection: Collection,
+        /// Key.
+        key: Vec<u8>,
+        /// The value the writer read.
+        old: Vec<u8>,
+        /// New value.
+        value: Vec<u8>,
+    },
 }
 
 /// Writes applied all together or not at all by [`Store::apply`].
@@ -236,6 +249,37 @@ impl Batch {
             key: key.to_vec(),
             value: value.to_vec(),
         });
+        self
+    }
+
+    /// Adds a conditional replace: the batch applies only if `key` holds `old` (checked
+    /// against the state before the batch, like [`Self::insert_if_absent`]).
+    pub fn replace_if(
+        &mut self,
+        collection: Collection,
+        key: &[u8],
+        old: &[u8],
+        value: &[u8],
+    ) -> &mut Self {
+        self.ops.push(Op::ReplaceIf {
+            collection,
+            key: key.to_vec(),
+            old: old.to_vec(),
+            value: value.to_vec(),
+        });
+        self
+    }
+
+    /// A batch of one put.
+    pub fn of_put(collection: Collection, key: &[u8], value: &[u8]) -> Self {
+        let mut b = Self::new();
+        b.put(collection, key, value);
+        b
+    }
+
+    /// Adds `other`'s operations after these.
+    pub fn extend(&mut self, other: Batch) -> &mut Self {
+        self.ops.extend(other.ops);
         self
     }
 

@@ -286,7 +286,10 @@ impl Service {
                 .map(|_| c),
             None => None,
         };
-        let (index, head, notice) = self.log_append(entry, marker, notice_conv)?;
+        // Its index taken by another node's entry: synced, and appended again.
+        let Some((index, head, notice)) = self.log_append(entry, marker, notice_conv)? else {
+            return Ok(None);
+        };
         self.commit.durable().await?;
         if let Some((item, _)) = &notice
             && self.item_refused(item)?
@@ -326,8 +329,8 @@ impl Service {
         entry: &AuditEntry,
         marker: Option<Vec<u8>>,
         notice: Option<ConversationId>,
-    ) -> Result<(u64, SignedTreeHead, Option<Appended>), Reject> {
-        self.log_append_with(entry, marker, |_| Ok(Vec::new()), notice)
+    ) -> Result<Option<(u64, SignedTreeHead, Option<Appended>)>, Reject> {
+        self.log_append_with(entry, marker, |_| Ok(Batch::new()), notice)
     }
 
     /// Appends erasure entry `entry` of a conversation whose record was `erased` (if the
@@ -339,47 +342,59 @@ impl Service {
         erased: Option<&ConvState>,
     ) -> Result<(), Reject> {
         let extra = match erased {
-            Some(s) => vec![(
+            Some(s) => Batch::of_put(
                 Collection::Meta,
-                erased_parties_key(&s.conversation),
-                enc(&ErasedParties {
+                &erased_parties_key(&s.conversation),
+                &enc(&ErasedParties {
                     org: s.org.clone(),
                     customer: s.customer,
                 })?,
-            )],
-            None => Vec::new(),
+            ),
+            None => Batch::new(),
         };
-        self.log_append_with(entry, None, |_| Ok(extra.clone()), None)
-            .map(|_| ())
+        // Its index taken by another node's entry: synced, and appended again.
+        for _ in 0..MAX_AGAIN {
+            if self
+                .log_append_with(entry, None, |_| Ok(extra.clone()), None)?
+                .is_some()
+            {
+                return Ok(());
+            }
+        }
+        Err(log_index_taken())
     }
 
     /// [`Service::log_append`], with the records `extra` makes from the entry's index in the
-    /// same transaction.
+    /// same transaction (conditional writes among them). `None`, nothing written, if the store
+    /// refused the transaction at once: another relay node took the index (this node's log
+    /// is synced at the next append) or changed a record `extra` writes conditionally; the
+    /// caller reads again and appends again.
     pub(super) fn log_append_with(
         &self,
         entry: &AuditEntry,
         marker: Option<Vec<u8>>,
-        extra: impl Fn(u64) -> Result<Vec<(Collection, Vec<u8>, Vec<u8>)>, Reject>,
+        extra: impl Fn(u64) -> Result<Batch, Reject>,
         notice: Option<ConversationId>,
-    ) -> Result<(u64, SignedTreeHead, Option<Appended>), Reject> {
-        for _ in 0..MAX_AGAIN {
-            self.sync_log()?;
-            let appended = self
-                .log
-                .append(entry, &self.keys, self.clock.now(), |index| {
-                    let mut writes = vec![(
-                        Collection::AuditLeaves,
-                        index.to_be_bytes().to_vec(),
-                        enc(entry)?,
-                    )];
-                    if let Some(k) = &marker {
-                        writes.push((Collection::Meta, k.clone(), index.to_be_bytes().to_vec()));
-                    }
-                    writes.extend(extra(index)?);
-                    match notice {
-                        // A notice's transaction is staged: a leaf index taken meanwhile is
-                        // refused with it when it commits (`Service::item_refused`).
-                        Some(c) => Ok(Some(Some(self.convs.append_item_with(
+    ) -> Result<Option<(u64, SignedTreeHead, Option<Appended>)>, Reject> {
+        self.sync_log()?;
+        let appended = self
+            .log
+            .append(entry, &self.keys, self.clock.now(), |index| {
+                let mut writes =
+                    Batch::of_put(Collection::AuditLeaves, &index.to_be_bytes(), &enc(entry)?);
+                if let Some(k) = &marker {
+                    writes.put(Collection::Meta, k, &index.to_be_bytes());
+                }
+                writes.extend(extra(index)?);
+                // A shared store refuses at once a leaf index another node took (synced,
+                // the entry is appended again at the next index), or a record `extra`
+                // writes conditionally that another node changed (`None` all the way up:
+                // the caller reads it again). A notice's transaction is staged: refused
+                // when it commits, its writer learns it from `Service::item_refused`.
+                match notice {
+                    Some(c) => Ok(self
+                        .convs
+                        .try_append_item_with(
                             &c,
                             None,
                             Item::Notice {
@@ -389,24 +404,15 @@ impl Service {
                             None,
                             writes,
                             |_| {},
-                        )?))),
-                        None => {
-                            let mut b = Batch::new();
-                            for (coll, k, v) in &writes {
-                                b.put(*coll, k, v);
-                            }
-                            // A shared store refuses a leaf index another node took, at once:
-                            // synced, the entry is appended again at the next index.
-                            Ok(self.store.apply(b)?.then_some(None))
-                        }
-                    }
-                })?;
-            if let Some(appended) = appended {
-                self.tell_audit_watchers(appended.1.size);
-                return Ok(appended);
-            }
+                        )?
+                        .map(Some)),
+                    None => Ok(self.store.apply(writes)?.then_some(None)),
+                }
+            })?;
+        if let Some(appended) = &appended {
+            self.tell_audit_watchers(appended.1.size);
         }
-        Err(log_index_taken())
+        Ok(appended)
     }
 
     /// Tells the sessions that asked (`watch_audit`) that the log grew to `size` entries

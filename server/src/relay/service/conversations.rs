@@ -29,7 +29,11 @@ use super::{
     reject,
     table::MAX_PAGE,
 };
-use crate::{limits::OpenRecord, relay::state::ConvState, store::Collection};
+use crate::{
+    limits::OpenRecord,
+    relay::state::ConvState,
+    store::{Batch, Collection},
+};
 
 /// What an open stored, for its answer.
 struct Opening {
@@ -473,7 +477,7 @@ impl Service {
                 epoch_dedupe_key(&record.conversation, epoch),
                 Reject::new(ErrorCode::StaleEpoch, EPOCH_TAKEN.into()),
             )),
-            vec![(Collection::Epochs, ekey.clone(), rec_bytes)],
+            Batch::of_put(Collection::Epochs, &ekey, &rec_bytes),
             |st| {
                 st.current_epoch = Some(epoch);
                 st.readers.insert(epoch, members.clone());

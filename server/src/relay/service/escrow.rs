@@ -25,7 +25,7 @@ use super::{
 };
 use crate::{
     relay::state::{ReleaseState, StoredItem},
-    store::{Collection, Store},
+    store::{Batch, Collection, Store},
 };
 
 /// Indexes the consents shared before the relay kept an index of them (see [`consent_key`]),
@@ -112,7 +112,7 @@ impl Service {
                 None,
                 Item::Consent(token),
                 None,
-                vec![(Collection::Meta, index, signer.as_bytes().to_vec())],
+                Batch::of_put(Collection::Meta, &index, signer.as_bytes()),
                 |_| {},
             )?
         };
@@ -359,13 +359,6 @@ impl Service {
         }))
     }
 
-    pub(super) fn ticket_state(&self, id: &TokenId) -> Result<TicketState, Reject> {
-        match self.store.get(Collection::Tickets, id.as_bytes())? {
-            Some(b) => dec(&b, "ticket"),
-            None => reject(ErrorCode::NotFound, "no such ticket"),
-        }
-    }
-
     pub(super) fn notify_ticket(&self, policy: &VerifiedPolicy, st: &TicketState) {
         for a in &policy.arbiters {
             self.push(&a.signing_key, Push::Ticket(st.clone()));
@@ -448,13 +441,22 @@ impl Service {
                 }
                 st.decisions.push(d.clone());
                 if approval_impossible(&policy, &st.ticket, &st.decisions) {
-                    let closed = self.close_locked(st.clone(), ClosedBecause::Rejected, None)?;
+                    // The close writes the ticket itself, conditional on `before` too.
+                    let closed =
+                        self.close_locked(st.clone(), before, ClosedBecause::Rejected, None)?;
                     Ok((None, (policy, st, Some(closed))))
                 } else {
                     Ok((Some(enc(&st)?), (policy, st, None)))
                 }
             },
         )?;
+        let closed = match closed {
+            // The ticket changed since it was read (or the log index was taken): decided again
+            // from a fresh read.
+            Some(None) => return Ok(None),
+            Some(Some(c)) => Some(c),
+            None => None,
+        };
         self.commit.durable().await?;
         if let Some(c) = &closed
             && self.close_refused(c)?
