@@ -87,7 +87,7 @@ impl SledStore {
     /// prefix of its log after a crash, so a prefix of these writes survives, as promised.
     fn apply_ordered(&self, batch: &Batch) -> Result<bool> {
         // Each conditional write swapped in, with the value to put back if a later one fails.
-        let mut swapped_in: Vec<(&sled::Tree, &[u8], Option<&[u8]>)> = Vec::new();
+        let mut swapped_in: Vec<Undo<'_>> = Vec::new();
         for op in &batch.ops {
             let (collection, key, old, value) = match op {
                 Op::InsertIfAbsent {
@@ -304,6 +304,10 @@ impl Store for SledStore {
         Ok(())
     }
 }
+
+/// A conditional write of an ordered batch swapped in: its tree, its key and the value to put
+/// back (`None`: remove) if a later one fails.
+type Undo<'a> = (&'a sled::Tree, &'a [u8], Option<&'a [u8]>);
 
 fn op_collection(op: &Op) -> Collection {
     match op {
