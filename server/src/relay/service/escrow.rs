@@ -401,9 +401,9 @@ impl Service {
     /// An arbiter's decision; a rejection that leaves too few arbiters to approve closes the
     /// ticket. The ticket is a read-modify-write record ([`Service::update_record`]): two
     /// arbiters deciding through two relay nodes at once both count. A closing rejection is
-    /// stored with the close, in the audit log's transaction, from the read made under the
-    /// write lock; a decision another node stores in that instant may be left out of the
-    /// closed ticket (which takes no decision any more either way).
+    /// stored with the close, in the audit log's transaction, conditional on the record read
+    /// (`Service::close_locked`): a decision another node stores in that instant refuses the
+    /// close, and the decision is made again from a fresh read.
     pub(super) async fn decide(&self, caller: &Caller, d: ArbiterDecision) -> Reply {
         // A closing rejection whose close notice another node's append refused was not stored
         // (the decision went with the close): decided again from a fresh read.
