@@ -576,6 +576,53 @@ mod tests {
         store.flush().unwrap();
     }
 
+    /// A conditional replace applies only over the value read: a batch carrying one over a
+    /// value another writer changed is refused whole (its other writes too), in a plain and
+    /// in an ordered batch.
+    fn replace_if_refuses_a_changed_value(store: &dyn Store) {
+        store.put(Meta, b"ticket", b"open").unwrap();
+        for ordered in [false, true] {
+            let mut b = if ordered {
+                Batch::ordered()
+            } else {
+                Batch::new()
+            };
+            b.insert_if_absent(Meta, b"leaf", b"close").replace_if(
+                Meta,
+                b"ticket",
+                b"read-before-a-decision",
+                b"closed",
+            );
+            assert!(!store.apply(b).unwrap(), "ordered: {ordered}");
+            assert_eq!(store.get(Meta, b"ticket").unwrap(), Some(b"open".to_vec()));
+            assert_eq!(
+                store.get(Meta, b"leaf").unwrap(),
+                None,
+                "ordered: {ordered}"
+            );
+        }
+        let mut b = Batch::new();
+        b.replace_if(Meta, b"ticket", b"open", b"closed");
+        assert!(store.apply(b).unwrap());
+        assert_eq!(
+            store.get(Meta, b"ticket").unwrap(),
+            Some(b"closed".to_vec())
+        );
+        let mut b = Batch::new();
+        b.replace_if(Meta, b"absent", b"anything", b"x");
+        assert!(
+            !store.apply(b).unwrap(),
+            "nothing stored is not the value read"
+        );
+    }
+
+    #[test]
+    fn memory_and_sled_replace_if_refuses_a_changed_value() {
+        replace_if_refuses_a_changed_value(&MemoryStore::new());
+        let dir = tempfile::tempdir().unwrap();
+        replace_if_refuses_a_changed_value(&SledStore::open(dir.path()).unwrap());
+    }
+
     #[test]
     fn memory_store_operations() {
         exercise(&MemoryStore::new());
