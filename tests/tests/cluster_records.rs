@@ -8,7 +8,11 @@
 //!   updates are kept; the same for a record's first write;
 //! - at relay level, real relay processes on one throwaway PostgreSQL: two arbiters approve
 //!   tickets through two nodes at the same instant, and both decisions are on every ticket; two
-//!   trustees answer one release request through two nodes, and the master collects both shares.
+//!   trustees answer one release request through two nodes, and the master collects both shares;
+//! - deterministically, with one node's group commit held back (a long commit delay) while the
+//!   other node writes in that window: a release entry whose notice lost its sequence number
+//!   is appended again and answered (and, sent again, answered with the same index, appended
+//!   once); a ticket close refused by a decision stored meanwhile is made again and keeps it.
 //!
 //! Skipped, loudly, only when the machine has no PostgreSQL binaries (CI installs them).
 
@@ -287,6 +291,29 @@ async fn serve(
 /// gave the notice.
 const SLOW_COMMIT_US: &str = "1500000";
 
+/// Node A, whose group commit waits [`SLOW_COMMIT_US`] for more writers, and node B, quick.
+fn slow_and_quick(
+    db: &str,
+    key: &std::path::Path,
+) -> (sealdesk_tests::cluster::Node, sealdesk_tests::cluster::Node) {
+    let b = node(db, key, true);
+    let a = ready(start_with(
+        db,
+        key,
+        true,
+        &[("COMMIT_MAX_DELAY_US", SLOW_COMMIT_US)],
+    ));
+    (a, b)
+}
+
+/// The size of the audit log as the node `c` is connected to shows it (staged entries too).
+async fn tree_size(c: &mut RawClient) -> u64 {
+    match c.request(Request::GetTreeHead).await {
+        Response::TreeHead(h) => h.size,
+        other => panic!("expected a tree head, got {other:?}"),
+    }
+}
+
 /// A trustee logs a release entry through node A, whose group commit waits (a long commit
 /// delay), while the customer's message through node B takes the sequence number A staged the
 /// entry's notice at: the database refuses A's notice, and with it the leaf and marker of its
@@ -307,13 +334,7 @@ async fn a_release_notice_another_node_took_the_number_of_is_appended_again() {
         return;
     };
     let key = keys.path().join("log.key");
-    let b = node(&db, &key, true);
-    let a = ready(start_with(
-        &db,
-        &key,
-        true,
-        &[("COMMIT_MAX_DELAY_US", SLOW_COMMIT_US)],
-    ));
+    let (a, b) = slow_and_quick(&db, &key);
     let org = Org::setup(&b.url, 2440, "noticeco", 1, 1).await;
     let mut customer = RawClient::login(&b.url, &org.customers[0]).await;
     let chat = org.start_chat(&mut customer, 0, 2441).await;
@@ -335,16 +356,12 @@ async fn a_release_notice_another_node_took_the_number_of_is_appended_again() {
         now(),
     );
     let mut watcher = RawClient::login(&a.url, &org.master).await;
-    let size = async |c: &mut RawClient| match c.request(Request::GetTreeHead).await {
-        Response::TreeHead(h) => h.size,
-        other => panic!("expected a tree head, got {other:?}"),
-    };
-    let before = size(&mut watcher).await;
+    let before = tree_size(&mut watcher).await;
     let mut t = RawClient::login(&a.url, trustee).await;
     let (answer, taken) = tokio::join!(t.request(Request::AppendAudit(entry.clone())), async {
         // A shows the entry in its tree head once staged, while its commit waits.
         eventually("node A to stage the entry", async || {
-            (size(&mut watcher).await > before).then_some(())
+            (tree_size(&mut watcher).await > before).then_some(())
         })
         .await;
         customer
@@ -408,13 +425,7 @@ async fn a_ticket_closed_on_one_node_as_an_arbiter_decides_on_another_keeps_the_
         return;
     };
     let key = keys.path().join("log.key");
-    let b = node(&db, &key, true);
-    let a = ready(start_with(
-        &db,
-        &key,
-        true,
-        &[("COMMIT_MAX_DELAY_US", SLOW_COMMIT_US)],
-    ));
+    let (a, b) = slow_and_quick(&db, &key);
     let org = Org::setup(&b.url, 2450, "closeco", 1, 1).await;
     let mut customer = RawClient::login(&b.url, &org.customers[0]).await;
     let chat = org.start_chat(&mut customer, 0, 2451).await;
@@ -432,11 +443,7 @@ async fn a_ticket_closed_on_one_node_as_an_arbiter_decides_on_another_keeps_the_
     let mut opener = RawClient::login(&b.url, &org.master).await;
     opener.ok(Request::OpenTicket(t.clone())).await;
     let mut watcher = RawClient::login(&a.url, &org.master).await;
-    let size = async |c: &mut RawClient| match c.request(Request::GetTreeHead).await {
-        Response::TreeHead(h) => h.size,
-        other => panic!("expected a tree head, got {other:?}"),
-    };
-    let before = size(&mut watcher).await;
+    let before = tree_size(&mut watcher).await;
     let mut master = RawClient::login(&a.url, &org.master).await;
     let mut arbiter = RawClient::login(&b.url, &org.arbiters[0]).await;
     let close = DisputeClose::sign(&org.master.keys, &t, "settled", now());
@@ -445,7 +452,7 @@ async fn a_ticket_closed_on_one_node_as_an_arbiter_decides_on_another_keeps_the_
     let (closed, ()) = tokio::join!(master.request(Request::CloseTicket(close)), async {
         // A shows the close's entry in its tree head once staged, while its commit waits.
         eventually("node A to stage the close", async || {
-            (size(&mut watcher).await > before).then_some(())
+            (tree_size(&mut watcher).await > before).then_some(())
         })
         .await;
         arbiter.ok(Request::Decide(decision)).await;
