@@ -50,6 +50,7 @@ pub mod io_failure;
 pub mod notice;
 pub mod open_token;
 pub mod recovery;
+pub mod recovery_code;
 pub mod redact;
 pub(crate) mod reply;
 pub mod session;
