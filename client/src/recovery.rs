@@ -9,9 +9,12 @@
 //!            nothing created │ yes → new vault, `recovery` record, sync every conversation
 //! ```
 //!
-//! The relay is asked for nothing new and stores nothing new: a recovered client authenticates
-//! with the same card as before, so neither the relay nor a peer can tell it from the old one
-//! (the peers see no key change, because there is none).
+//! With an `init` code the relay is asked for nothing but whether the code was replaced
+//! ([`crate::recovery_code`]): a recovered client authenticates with the same card as before,
+//! so neither the relay nor a peer can tell it from the old one (the peers see no key change,
+//! because there is none). A replaceable code (`sealdesk recovery-code`) opens the record the
+//! relay keeps instead, fetched on a session of throwaway keys; the keys in it must be the
+//! record's card's, so a relay cannot substitute others.
 //!
 //! **Counters after recovery.** The old device may have sealed messages the relay never stored
 //! (or a relay may hide some), so the recovered client cannot know its highest counter in an
@@ -243,18 +246,16 @@ pub async fn recover(
     let conn = Connection::connect_with(url, tls).await?;
     let session = Session::establish(conn, &keys, card.card()).await?;
     let known = session.welcome().registered;
-    let replaced = if known && code.kind() == CodeKind::DerivedKeys {
-        crate::recovery_code::init_code_replaced(&session, name).await
-    } else {
-        Ok(false)
-    };
+    let replaced = known
+        && code.kind() == CodeKind::DerivedKeys
+        && crate::recovery_code::init_code_replaced(&session, name).await;
     session.close().await;
     if !known {
         return Err(ClientError::NotRecovered {
             name: name.to_owned(),
         });
     }
-    if replaced? {
+    if replaced {
         return Err(ClientError::RecoveryCodeReplaced {
             name: name.to_owned(),
         });
