@@ -52,6 +52,7 @@ pub mod notice;
 pub mod open_token;
 pub mod quota;
 pub mod recovery;
+pub mod recovery_code;
 pub mod redact;
 pub(crate) mod reply;
 pub mod session;

@@ -57,6 +57,9 @@ pub(crate) mod name {
     /// A recovered account's recovery record (`crate::recovery::RecoveryRecord`); absent on
     /// accounts never recovered.
     pub(crate) const RECOVERY: &str = "recovery";
+    /// A replacement recovery code not yet confirmed by the relay (its text;
+    /// `crate::recovery_code`).
+    pub(crate) const RECOVERY_PENDING: &str = "recovery/pending";
     /// The last tree head this trustee cosigned as a witness.
     pub(crate) const WITNESS_HEAD: &str = "trustee/witness-head";
 

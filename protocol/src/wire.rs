@@ -31,6 +31,7 @@ use crate::{
     message::Envelope,
     open_token::{OpenToken, OpenTokenRefusal, WebKeyCertificate, WebKeyRevocation},
     policy::{AgentCertificate, OrgPolicy},
+    recovery_record::RecoveryRecord,
     release::{
         ArbiterDecision, ClosedBecause, ConsentToken, DisputeClose, DisputeTicket, ErasureRequest,
         ReleaseRequest, ReleasedShare,
@@ -344,6 +345,23 @@ pub enum Request {
     /// of the log (the agent console) reads the new entries at once instead of polling. Answered
     /// `ok`. A client that never asks never receives the push (PROTOCOL.md §13.5).
     WatchAudit,
+    /// A registered customer: stores the recovery record of its own account (PROTOCOL.md
+    /// §3.6), replacing the one before, so that only the new code fetches it from now on.
+    /// Refused `forbidden` for a record of another card and for any role but a customer,
+    /// `bad_field` for a malformed record. Answered `ok` once the record is durable.
+    PutRecovery(RecoveryRecord),
+    /// Any session, registered or not (a recovering client has no registered keys yet): the
+    /// recovery record of `name`, for the proof of its current code
+    /// ([`Response::Recovery`]). Refused `not_found` when `name` has no record and
+    /// `forbidden` when the proof is not the current code's (an empty proof asks only whether
+    /// a record exists: a client holding an `init` code learns whether it was replaced).
+    GetRecovery {
+        /// The account's name.
+        name: String,
+        /// The code's proof ([`crate::recovery_record::RecoveryProof`]).
+        #[serde(with = "serde_bytes")]
+        proof: Vec<u8>,
+    },
 }
 
 /// A run of sequence numbers a history page skips because the caller may not read them
@@ -583,6 +601,8 @@ pub enum Response {
     WitnessedHead(WitnessedHead),
     /// The blocks in force for an org ([`Request::ListBlocks`]).
     Blocks(Vec<BlockEntry>),
+    /// A recovery record ([`Request::GetRecovery`]).
+    Recovery(RecoveryRecord),
     /// How much of an attachment the relay holds (the answer to
     /// [`Request::AttachmentPut`]).
     AttachmentProgress {

@@ -174,6 +174,16 @@ fn params() -> impl Strategy<Value = Params> {
 }
 
 impl Params {
+    fn recovery_record(&self) -> sealdesk_protocol::recovery_record::RecoveryRecord {
+        sealdesk_protocol::recovery_record::RecoveryRecord {
+            version: 1,
+            card: self.card(),
+            verifier: self.hash().to_vec(),
+            nonce: self.bytes.clone(),
+            sealed: self.bytes.clone(),
+        }
+    }
+
     fn keys(&self) -> IdentityKeys {
         IdentityKeys::generate(&mut rng(self.seed))
     }
@@ -499,7 +509,7 @@ impl Params {
 }
 
 /// Every frame family this file generates, by name; [`family`] must name each one.
-const FAMILIES: [&str; 77] = [
+const FAMILIES: [&str; 80] = [
     "challenge",
     "auth",
     "welcome",
@@ -577,6 +587,9 @@ const FAMILIES: [&str; 77] = [
     "request/revoke_web_key",
     "request/watch_audit",
     "push/audit_grew",
+    "request/put_recovery",
+    "request/get_recovery",
+    "response/recovery",
 ];
 
 /// The family of a frame. Exhaustive on purpose: a new variant does not compile here until it
@@ -631,6 +644,8 @@ fn family(f: &Frame) -> &'static str {
             Request::RebindAgent(_) => "request/rebind_agent",
             Request::AttachmentPut { .. } => "request/attachment_put",
             Request::AttachmentGet { .. } => "request/attachment_get",
+            Request::PutRecovery(_) => "request/put_recovery",
+            Request::GetRecovery { .. } => "request/get_recovery",
         },
         Frame::Response { body, .. } => match body {
             Response::Ok => "response/ok",
@@ -655,6 +670,7 @@ fn family(f: &Frame) -> &'static str {
             Response::Blocks(_) => "response/blocks",
             Response::AttachmentProgress { .. } => "response/attachment_progress",
             Response::AttachmentChunk { .. } => "response/attachment_chunk",
+            Response::Recovery(_) => "response/recovery",
         },
         Frame::Push(p) => match p {
             Push::Item(_) => "push/item",
@@ -975,6 +991,12 @@ fn frame(index: usize, p: &Params) -> Frame {
         )),
         75 => req(Request::WatchAudit),
         76 => Frame::Push(Push::AuditGrew { size: p.n }),
+        77 => req(Request::PutRecovery(p.recovery_record())),
+        78 => req(Request::GetRecovery {
+            name: p.name.clone(),
+            proof: p.bytes.clone(),
+        }),
+        79 => resp(Response::Recovery(p.recovery_record())),
         _ => Frame::Push(Push::Signal(p.signal())),
     }
 }

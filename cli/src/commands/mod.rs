@@ -27,6 +27,7 @@ mod escrow;
 mod org;
 mod passphrase;
 mod recover;
+mod recovery_code;
 mod status;
 mod token;
 mod transcript;
@@ -81,6 +82,7 @@ pub async fn run(cli: Cli) -> Result<Option<Output>> {
         Cmd::Init { name, role } => account::init(&home, &name, role.into())?,
         Cmd::Whoami => account::whoami(&home)?,
         Cmd::Recover { name, code } => recover::recover(&home, &relay, &name, code).await?,
+        Cmd::RecoveryCode => recovery_code::recovery_code(&home, &relay).await?,
         Cmd::Passphrase(crate::args::PassphraseCmd::Change) => passphrase::change(&home)?,
         Cmd::Register => account::register(&home, &relay).await?,
         Cmd::Org(cmd) => org::org(&home, &relay, cmd).await?,
