@@ -75,6 +75,10 @@ pub(crate) enum Cmd {
         #[arg(long)]
         code: Option<String>,
     },
+    /// Customer: make a new recovery code for this account and show it once; the code before
+    /// (the one `init` showed, or the last one made here) stops working. Works for accounts
+    /// made before recovery codes existed. Not offered to other roles.
+    RecoveryCode,
     /// Change the home's passphrase (the old one from SEALDESK_PASSPHRASE or a prompt, the new
     /// one from SEALDESK_NEW_PASSPHRASE or a prompt, at least as long as `init` asks).
     #[command(subcommand)]

@@ -28,7 +28,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // Not waiting for blocking tasks: a read of the terminal the chat started (and left when
+    // Ctrl-C ended it) cannot be cancelled, and would hold the exit until Enter is pressed.
+    runtime.shutdown_background();
+    match result {
         Ok(Some(out)) => {
             if json {
                 println!("{}", out.json_document());

@@ -157,6 +157,16 @@ pub fn render_line(line: &HistoryLine) -> String {
     }
 }
 
+/// What an agent reads where a customer reads the org's policy (the chat's banner, the top of
+/// `history`): the conversation is end-to-end encrypted, and what the customer was told.
+pub(crate) fn agent_summary(customer: &str, org: &str) -> String {
+    format!(
+        "This conversation is end-to-end encrypted: the relay cannot read it. {customer} was \
+         told when {org}'s owner may open it under {org}'s policy; every opening is recorded in \
+         the audit log and {customer} is told of it."
+    )
+}
+
 /// One timeline item: a message starts with the reader's number (`#3`) when the history gave
 /// one; other lines start with no number (the relay's sequence numbers skip for the reader).
 fn item(entry: &LogEntry, delivery: Option<&str>, number: Option<u64>) -> String {

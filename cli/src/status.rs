@@ -100,7 +100,10 @@ fn client(c: &ClientError) -> Failure {
         ClientError::NotRegistered => "not_registered",
         ClientError::NoIdentity | ClientError::NoProfile => "no_account",
         ClientError::BadRelayUrl { .. } => "usage",
-        ClientError::NotRecovered { .. } => "not_recovered",
+        ClientError::NotRecovered { .. } | ClientError::RecoveryCodeReplaced { .. } => {
+            "not_recovered"
+        }
+        ClientError::RecoveryCodeNotOffered { .. } => "wrong_role",
         ClientError::Protocol(sealdesk_protocol::Error::RecoveryCode(
             sealdesk_protocol::recovery::CodeError::Checksum,
         )) => "recovery_code_typo",

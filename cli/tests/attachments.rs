@@ -7,8 +7,7 @@
 mod common;
 
 use common::{ok, sealdesk};
-use sealdesk_protocol::card::Role;
-use sealdesk_tests::world::{World, open_chat};
+use sealdesk_tests::world::OpenedChat;
 
 /// The reader's number of the last attachment line of `history`.
 fn attachment_number(history: &str) -> String {
@@ -26,16 +25,7 @@ fn attachment_number(history: &str) -> String {
 
 #[tokio::test]
 async fn a_file_sent_with_attach_is_listed_and_saved_once() {
-    let w = World::new().await;
-    let org = w.org(&["alice"], None).await;
-    let mut carol = w.user("carol", Role::Customer).await;
-    let conv = open_chat(&mut carol).await;
-    carol.close().await;
-    for a in org.agents {
-        a.close().await;
-    }
-    org.master.close().await;
-    let id = conv.to_string();
+    let (w, id) = OpenedChat::new().await.close().await;
     let dir = tempfile::tempdir().unwrap();
     let shot = dir.path().join("screenshot.png");
     let bytes: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
@@ -148,20 +138,18 @@ async fn a_file_sent_with_attach_is_listed_and_saved_once() {
 
 #[tokio::test]
 async fn the_senders_file_name_never_escapes_the_chosen_directory() {
-    let w = World::new().await;
-    let org = w.org(&["alice"], None).await;
-    let mut carol = w.user("carol", Role::Customer).await;
-    let conv = open_chat(&mut carol).await;
-    carol
-        .send_attachment(&conv, b"#!/bin/sh\n", "../../.profile", "text/plain", "")
+    let mut chat = OpenedChat::new().await;
+    chat.carol
+        .send_attachment(
+            &chat.conv,
+            b"#!/bin/sh\n",
+            "../../.profile",
+            "text/plain",
+            "",
+        )
         .await
         .unwrap();
-    carol.close().await;
-    for a in org.agents {
-        a.close().await;
-    }
-    org.master.close().await;
-    let id = conv.to_string();
+    let (w, id) = chat.close().await;
     let root = tempfile::tempdir().unwrap();
     let inner = root.path().join("a").join("b");
     std::fs::create_dir_all(&inner).unwrap();

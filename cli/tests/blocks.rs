@@ -18,10 +18,7 @@ async fn run(w: &World, who: &str, args: &[&str]) -> (bool, String, String) {
 async fn an_agent_blocks_a_spammer_and_the_master_unblocks_it() {
     let w = World::new().await;
     let org = w.org(&["alice"], None).await;
-    for a in org.agents {
-        a.close().await;
-    }
-    org.master.close().await;
+    org.close().await;
     let mut carol = w.user("carol", Role::Customer).await;
     let conv = open_chat(&mut carol).await;
     carol.send_text(&conv, "cheap watches").await.unwrap();

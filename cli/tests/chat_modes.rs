@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use sealdesk_cli::chat;
 use sealdesk_protocol::card::Role;
-use sealdesk_tests::world::{Org, PASS, World, open_chat};
+use sealdesk_tests::relay::{start_world_relay, stop_world_relay};
+use sealdesk_tests::world::{OpenedChat, Org, PASS, World, open_chat};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
@@ -115,9 +116,9 @@ fn well_formed(v: &Value) {
     assert!(v["warnings"].is_array(), "{v}");
 }
 
-#[tokio::test]
-async fn two_json_chats_exchange_messages_receipts_typing_and_status_through_pipes() {
-    let w = World::new().await;
+/// Org acme with its agent alice, and a conversation carol opened; everyone's connection
+/// closed (the test runs `sealdesk` processes).
+async fn carol_alone(w: &World) -> sealdesk_protocol::ids::ConversationId {
     let org = w.org(&["alice"], None).await;
     let mut carol = w.user("carol", Role::Customer).await;
     let conv = open_chat(&mut carol).await;
@@ -126,7 +127,12 @@ async fn two_json_chats_exchange_messages_receipts_typing_and_status_through_pip
         a.close().await;
     }
     org.master.close().await;
-    let id = conv.to_string();
+    conv
+}
+
+#[tokio::test]
+async fn two_json_chats_exchange_messages_receipts_typing_and_status_through_pipes() {
+    let (w, id) = OpenedChat::new().await.close().await;
 
     let mut alice = JsonChat::start(&w, "alice", &id);
     let mut carol = JsonChat::start(&w, "carol", &id);
@@ -271,19 +277,7 @@ async fn transcript_show_lists_the_released_attachments() {
     let dir = tempfile::tempdir().unwrap();
     let shot = dir.path().join("receipt.pdf");
     std::fs::write(&shot, vec![7u8; 40_000]).unwrap();
-    common::ok(
-        &w,
-        "carol",
-        &[
-            "send",
-            "--conversation",
-            &conv,
-            "--attach",
-            shot.to_str().unwrap(),
-            "my receipt",
-        ],
-    )
-    .await;
+    common::send_file(&w, "carol", &conv, &shot, "my receipt").await;
     let consent = common::grant(&w, &conv, "1d").await;
     let r = common::unlock(&w, &conv, &consent, "0").await;
     assert!(!r.ok, "{}\n{}", r.stdout, r.stderr);
@@ -373,16 +367,7 @@ async fn a_changed_key_is_a_key_change_event_and_blocks_the_line() {
 /// stopped.
 #[tokio::test]
 async fn json_uploads_report_progress_run_beside_messages_and_resume_after_cancel() {
-    let w = World::new().await;
-    let org = w.org(&["alice"], None).await;
-    let mut carol = w.user("carol", Role::Customer).await;
-    let conv = open_chat(&mut carol).await;
-    carol.close().await;
-    for a in org.agents {
-        a.close().await;
-    }
-    org.master.close().await;
-    let id = conv.to_string();
+    let (w, id) = OpenedChat::new().await.close().await;
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("big.bin");
     std::fs::write(&big, vec![5u8; 40 * 32 * 1024]).unwrap();
@@ -487,18 +472,9 @@ async fn json_uploads_report_progress_run_beside_messages_and_resume_after_cance
 /// generic `failed`; the chat goes on after each.
 #[tokio::test]
 async fn json_chat_mistakes_have_their_own_codes() {
-    let w = World::new().await;
-    let org = w.org(&["alice"], None).await;
-    let mut carol = w.user("carol", Role::Customer).await;
-    let conv = open_chat(&mut carol).await;
-    carol.close().await;
+    let (w, id) = OpenedChat::new().await.close().await;
     let dave = w.user("dave", Role::Customer).await;
     dave.close().await;
-    for a in org.agents {
-        a.close().await;
-    }
-    org.master.close().await;
-    let id = conv.to_string();
 
     let mut c = JsonChat::start(&w, "carol", &id);
     c.until("selected", is("selected")).await;
@@ -631,4 +607,98 @@ async fn a_long_running_chat_notices_a_recertified_agent() {
         c.seen
     );
     org.master.close().await;
+}
+
+/// The codes of the chat's other mistakes, each through `chat --json`: a prefix two
+/// conversations share (`ambiguous_conversation`), a file that exists but cannot be read
+/// (`file_unreadable`), a command that needs the relay while it is unreachable (`offline`).
+#[tokio::test]
+async fn json_chat_codes_for_an_ambiguous_prefix_an_unreadable_file_and_offline() {
+    let mut w = World::new().await;
+    let conv = carol_alone(&w).await;
+    let id = conv.to_string();
+    common::twin_conversation(&w, "carol", &id);
+    let dir = tempfile::tempdir().unwrap();
+
+    let mut c = JsonChat::start(&w, "carol", &id);
+    c.until("selected", is("selected")).await;
+    for (line, code) in [
+        (format!("/switch {}", &id[..8]), "ambiguous_conversation"),
+        (
+            format!("/attach {}", dir.path().display()),
+            "file_unreadable",
+        ),
+    ] {
+        c.type_line(&line).await;
+        let e = c.until(&line, is("error")).await;
+        assert_eq!(e["error"]["code"], code, "{line}: {e}");
+        assert_eq!(e["ok"], false);
+    }
+    let down = stop_world_relay(&mut w).await;
+    c.until("the connection lost", |v| {
+        v["event"] == "connection" && v["state"] == "lost"
+    })
+    .await;
+    c.type_line("/history").await;
+    let e = c.until("an error", is("error")).await;
+    assert_eq!(e["error"]["code"], "offline", "{e}");
+    c.type_line("/quit").await;
+    c.until("bye", is("bye")).await;
+    start_world_relay(&mut w, down).await;
+}
+
+/// Ctrl-C in the line chat while a file uploads cancels the upload, as `/cancel` does, and the
+/// chat goes on; a second Ctrl-C leaves it (exit status 0, nothing sent).
+#[cfg(unix)]
+#[tokio::test]
+async fn ctrl_c_in_the_line_chat_cancels_an_upload_and_a_second_leaves() {
+    let w = World::new().await;
+    let conv = carol_alone(&w).await;
+    let id = conv.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.bin");
+    std::fs::write(&big, vec![5u8; 200 * 32 * 1024]).unwrap();
+    let interrupt = |c: &JsonChat| {
+        let pid = c.child.id().unwrap().to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+
+    let mut c = JsonChat::start(&w, "carol", &id);
+    c.until("selected", is("selected")).await;
+    c.type_line(&format!("/attach {}", big.display())).await;
+    c.until("two chunks", |v| {
+        v["event"] == "upload_progress" && v["sent_chunks"].as_u64() >= Some(2)
+    })
+    .await;
+    interrupt(&c);
+    let cancelled = c
+        .until("the cancellation", |v| {
+            v["event"] == "upload" && v["state"] == "cancelled"
+        })
+        .await;
+    assert!(
+        cancelled["sent_chunks"].as_u64().unwrap() < 200,
+        "{cancelled}"
+    );
+    // Still chatting.
+    c.type_line("/list").await;
+    c.until("the list", is("conversations")).await;
+    interrupt(&c);
+    c.until("bye", is("bye")).await;
+    let status = tokio::time::timeout(EVENT_WAIT, c.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert!(
+        !c.seen
+            .iter()
+            .any(|v| v["event"] == "message" && v["kind"] == "attachment"),
+        "{:#?}",
+        c.seen
+    );
 }

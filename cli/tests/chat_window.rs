@@ -9,11 +9,14 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use sealdesk_cli::chat;
+use sealdesk_client::account::LogEntry;
+use sealdesk_client::client::HistoryLine;
 use sealdesk_protocol::{card::Role, signal::SignalKind};
 use sealdesk_tests::{
     eventually,
-    relay::{start_world_relay, stop_world_relay},
-    world::{World, open_chat, texts},
+    proxy::{Dir, is_item_push},
+    relay::{restart_world_relay, start_world_relay, stop_world_relay},
+    world::{Via, World, open_chat, texts},
 };
 use tokio::io::{AsyncWriteExt as _, BufReader};
 
@@ -273,4 +276,62 @@ async fn the_chat_numbers_messages_as_history_does() {
             "{said:?} should be #{n}:\n{shown}"
         );
     }
+}
+
+/// A message that arrives while the agent's window is disconnected (the relay restarted) is
+/// caught up on reconnecting, shown, and marked read as a live one is: the customer sees it
+/// read. The proxy drops every item push to the agent, so the message reaches the chat only
+/// by the catch-up.
+#[tokio::test]
+async fn a_message_caught_up_after_a_relay_restart_is_marked_read() {
+    let mut w = World::with_proxy().await;
+    let mut org = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "hello").await.unwrap();
+    for a in org.agents.drain(..) {
+        a.close().await;
+    }
+    let mut alice = w.reopen_via("alice", Via::Proxy).await;
+    w.proxy().set_hook(|ctx, f| {
+        if ctx.dir == Dir::ToClient && ctx.account == Some("alice") && is_item_push(&f) {
+            Vec::new()
+        } else {
+            vec![f]
+        }
+    });
+
+    let (mut typing, keyboard) = tokio::io::duplex(4096);
+    let screen = Screen::default();
+    let mut out = screen.clone();
+    let chat = chat::run(&mut alice, BufReader::new(keyboard), &mut out, Some(conv));
+    let world = &mut w;
+    let driver = async {
+        screen.shows("carol: hello").await;
+        carol.send_text(&conv, "while you were away").await.unwrap();
+        drop(carol.close().await);
+        restart_world_relay(world).await;
+        screen.shows("reconnected").await;
+        screen.shows("carol: while you were away").await;
+        let mut carol = world.reopen("carol").await;
+        eventually("carol to see her message read", async || {
+            carol.sync_all().await.ok()?;
+            let h = carol.history(&conv).ok()?;
+            h.lines.iter().rev().find_map(|l| match l {
+                HistoryLine::Item {
+                    entry:
+                        LogEntry::Message {
+                            mine: true, text, ..
+                        },
+                    delivery: Some("read"),
+                    ..
+                } if text == "while you were away" => Some(()),
+                _ => None,
+            })
+        })
+        .await;
+        typing.write_all(b"/quit\n").await.unwrap();
+    };
+    let (ran, ()) = tokio::join!(chat, driver);
+    ran.unwrap();
 }

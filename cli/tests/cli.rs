@@ -3,56 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
+mod common;
 
+use common::{json, ok, sealdesk_at};
 use sealdesk_client::{Account, Client};
 use sealdesk_tests::{
     wait::eventually,
     world::{PASS, World, texts},
 };
 use serde_json::Value;
-
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-async fn sealdesk(w: &World, home: &Path, pass: &str, args: &[&str]) -> Run {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sealdesk"))
-        .arg("--home")
-        .arg(home)
-        .arg("--relay")
-        .arg(&w.url)
-        .args(args)
-        .env("SEALDESK_PASSPHRASE", pass)
-        .env("SEALDESK_INSECURE_FAST_KDF", "1")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .unwrap();
-    Run {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-async fn ok(w: &World, name: &str, args: &[&str]) -> String {
-    let r = sealdesk(w, &w.home(name), PASS, args).await;
-    assert!(
-        r.ok,
-        "sealdesk {args:?} as {name} failed:\n{}\n{}",
-        r.stdout, r.stderr
-    );
-    r.stdout
-}
-
-async fn json(w: &World, name: &str, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    serde_json::from_str(&ok(w, name, &all).await).unwrap()
-}
 
 #[tokio::test]
 async fn cli_story_from_init_to_history() {
@@ -155,10 +114,10 @@ async fn cli_story_from_init_to_history() {
     assert_eq!(who["role"], "customer");
 
     // Errors: wrong passphrase, unknown conversation, wrong role.
-    let r = sealdesk(&w, &w.home("carol"), "wrong", &["whoami"]).await;
+    let r = sealdesk_at(&w, &w.home("carol"), "wrong", &["whoami"]).await;
     assert!(!r.ok);
     assert!(r.stderr.contains("wrong passphrase"), "{}", r.stderr);
-    let r = sealdesk(
+    let r = sealdesk_at(
         &w,
         &w.home("carol"),
         PASS,
@@ -170,13 +129,13 @@ async fn cli_story_from_init_to_history() {
         "{}",
         r.stderr
     );
-    let r = sealdesk(&w, &w.home("carol"), PASS, &["org", "add-agent", "alice"]).await;
+    let r = sealdesk_at(&w, &w.home("carol"), PASS, &["org", "add-agent", "alice"]).await;
     assert!(
         !r.ok && r.stderr.contains("needs a master account"),
         "{}",
         r.stderr
     );
-    let r = sealdesk(&w, &w.home("nobody"), PASS, &["whoami"]).await;
+    let r = sealdesk_at(&w, &w.home("nobody"), PASS, &["whoami"]).await;
     assert!(!r.ok && r.stderr.contains("sealdesk init"), "{}", r.stderr);
 }
 
@@ -242,7 +201,7 @@ async fn cli_escrow_story() {
     drop(alice.close().await);
 
     // The master has nothing before a release.
-    let r = sealdesk(
+    let r = sealdesk_at(
         &w,
         &w.home("acme-owner"),
         PASS,
@@ -358,7 +317,7 @@ async fn cli_escrow_story() {
         serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     tampered["releases"] = Value::Array(vec![]);
     std::fs::write(&file, tampered.to_string()).unwrap();
-    let r = sealdesk(
+    let r = sealdesk_at(
         &w,
         &w.home("carol"),
         PASS,
@@ -427,7 +386,7 @@ async fn cli_escrow_story() {
         rejected.contains("no evidence") && rejected.contains("rejected by the arbiters"),
         "{rejected}"
     );
-    let r = sealdesk(
+    let r = sealdesk_at(
         &w,
         &w.home("carol"),
         PASS,
@@ -446,7 +405,7 @@ async fn cli_escrow_story() {
 async fn the_tested_binary_has_the_test_hooks_and_warns_of_the_cheap_vault() {
     let w = World::new().await;
     // The warning goes to stderr in text mode, into `warnings` with `--json`.
-    let r = sealdesk(
+    let r = sealdesk_at(
         &w,
         &w.home("carol"),
         PASS,

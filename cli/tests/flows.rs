@@ -4,8 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
+mod common;
 
+use common::{json, sealdesk};
 use sealdesk_client::ClientError;
 use sealdesk_protocol::{
     card::Role,
@@ -15,47 +16,9 @@ use sealdesk_protocol::{
 use sealdesk_tests::{
     identity::Identity,
     raw::RawClient,
-    world::{MASTER, ORG, PASS, World, open_chat},
+    world::{MASTER, ORG, World, open_chat},
 };
 use serde_json::Value;
-
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-async fn sealdesk(w: &World, home: &Path, args: &[&str]) -> Run {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sealdesk"))
-        .arg("--home")
-        .arg(home)
-        .arg("--relay")
-        .arg(&w.url)
-        .args(args)
-        .env("SEALDESK_PASSPHRASE", PASS)
-        .env("SEALDESK_INSECURE_FAST_KDF", "1")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .unwrap();
-    Run {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-async fn json(w: &World, name: &str, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    let r = sealdesk(w, &w.home(name), &all).await;
-    assert!(
-        r.ok,
-        "sealdesk {args:?} as {name} failed:\n{}\n{}",
-        r.stdout, r.stderr
-    );
-    serde_json::from_str(&r.stdout).unwrap()
-}
 
 /// The conversations `name` lists, by id.
 async fn listed(w: &World, name: &str) -> Vec<Value> {
@@ -105,26 +68,21 @@ async fn erasing_one_conversation_leaves_the_others_and_the_local_copy_readable(
     let copy = json(&w, "carol", &["history", "--conversation", &x]).await;
     assert_eq!(texts_of(&copy), ["erase me"]);
     assert_eq!(copy["erased"], true);
-    let text = sealdesk(&w, &w.home("carol"), &["history", "--conversation", &x]).await;
+    let text = sealdesk(&w, "carol", &["history", "--conversation", &x]).await;
     assert!(
         text.ok && text.stdout.contains("erased on the relay"),
         "{}",
         text.stdout
     );
 
-    let sent = sealdesk(&w, &w.home("carol"), &["send", "--conversation", &x, "hi"]).await;
+    let sent = sealdesk(&w, "carol", &["send", "--conversation", &x, "hi"]).await;
     assert!(
         !sent.ok && sent.stderr.contains("erased"),
         "{}{}",
         sent.stdout,
         sent.stderr
     );
-    let sent = sealdesk(
-        &w,
-        &w.home("carol"),
-        &["send", "--conversation", &y, "still here"],
-    )
-    .await;
+    let sent = sealdesk(&w, "carol", &["send", "--conversation", &y, "still here"]).await;
     assert!(sent.ok, "{}", sent.stderr);
 
     // The agent's client: the erased conversation is kept locally, marked, the other synced.
@@ -149,7 +107,7 @@ async fn a_refused_open_creates_no_conversation() {
         async move {
             sealdesk(
                 w,
-                &w.home("carol"),
+                "carol",
                 &["open", "--org", "acme", "--org-fingerprint", &fp],
             )
             .await
@@ -222,7 +180,7 @@ async fn the_owner_sees_the_orgs_conversations_and_the_consents_shared_with_it()
         }
         assert!(!row.to_string().contains("charged twice"));
     }
-    let text = sealdesk(&w, &w.home(MASTER), &["conversations"]).await;
+    let text = sealdesk(&w, MASTER, &["conversations"]).await;
     assert!(
         text.ok && text.stdout.contains("customer carol") && text.stdout.contains("consent shared"),
         "{}{}",

@@ -19,10 +19,7 @@ async fn run(w: &World, who: &str, args: &[&str]) -> (bool, String, String) {
 async fn a_customer_opens_with_the_token_the_business_issued() {
     let w = World::new().await;
     let org = w.org(&["alice"], None).await;
-    for a in org.agents {
-        a.close().await;
-    }
-    org.master.close().await;
+    org.close().await;
     let carol = w.user("carol", Role::Customer).await;
     let carol_key = carol.account().keys().signing_public().to_string();
     carol.close().await;
@@ -113,10 +110,7 @@ async fn a_customer_opens_with_the_token_the_business_issued() {
 async fn a_retired_or_revoked_web_key_signs_no_more_tokens_and_a_customer_is_named_by_its_card() {
     let w = World::new().await;
     let org = w.org(&["alice"], None).await;
-    for a in org.agents {
-        a.close().await;
-    }
-    org.master.close().await;
+    org.close().await;
     for name in ["carol", "dave", "erin"] {
         w.user(name, Role::Customer).await.close().await;
     }

@@ -8,24 +8,15 @@
 mod common;
 
 use common::{ok, sealdesk};
-use sealdesk_protocol::card::Role;
-use sealdesk_tests::world::{World, open_chat};
+use sealdesk_tests::world::OpenedChat;
 use serde_json::Value;
 
 #[tokio::test]
 async fn the_agent_sets_the_status_and_both_sides_list_it_with_a_preview() {
-    let w = World::new().await;
-    let org = w.org(&["alice"], None).await;
-    let mut carol = w.user("carol", Role::Customer).await;
-    let conv = open_chat(&mut carol).await;
+    let mut chat = OpenedChat::new().await;
     let long = "my printer prints every page twice and then a third time, in red, at night";
-    carol.send_text(&conv, long).await.unwrap();
-    carol.close().await;
-    for a in org.agents {
-        a.close().await;
-    }
-    org.master.close().await;
-    let id = conv.to_string();
+    chat.carol.send_text(&chat.conv, long).await.unwrap();
+    let (w, id) = chat.close().await;
 
     // Nobody set one yet: open.
     let listed = ok(&w, "carol", &["conversations"]).await;
@@ -66,17 +57,9 @@ async fn the_agent_sets_the_status_and_both_sides_list_it_with_a_preview() {
 
 #[tokio::test]
 async fn only_an_agent_sets_a_status_and_only_a_known_one() {
-    let w = World::new().await;
-    let org = w.org(&["alice"], None).await;
-    let mut carol = w.user("carol", Role::Customer).await;
-    let conv = open_chat(&mut carol).await;
-    carol.send_text(&conv, "hello").await.unwrap();
-    carol.close().await;
-    for a in org.agents {
-        a.close().await;
-    }
-    org.master.close().await;
-    let id = conv.to_string();
+    let mut chat = OpenedChat::new().await;
+    chat.carol.send_text(&chat.conv, "hello").await.unwrap();
+    let (w, id) = chat.close().await;
 
     let r = sealdesk(&w, "carol", &["status", "--conversation", &id, "resolved"]).await;
     assert!(!r.ok, "a customer set the status: {}", r.stdout);

@@ -12,7 +12,7 @@ use sealdesk_protocol::{
     attachment::{AttachmentRef, SealedAttachment},
     ids::ConversationId,
     message::{ContentKind, Opened},
-    wire::{ByteQuota, ErrorCode, QuotaScope, Request, Response},
+    wire::{ByteQuota, ErrorCode, Request, Response},
 };
 use zeroize::Zeroizing;
 
@@ -25,6 +25,8 @@ use crate::{
     store::name,
     transcript::ExportAttachment,
 };
+
+pub use crate::quota::quota_warning;
 
 /// What a sent attachment became.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -263,7 +265,7 @@ impl Client {
         }
         let mut reference = upload.sealed.reference;
         upload.text.clone_into(&mut reference.text);
-        let seq = self
+        let sent = self
             .send_kind(
                 &upload.conversation,
                 ContentKind::Attachment,
@@ -272,10 +274,11 @@ impl Client {
             .await?;
         self.account.vault().delete(&upload.pending)?;
         Ok(SentAttachment {
-            seq,
+            seq: sent.seq,
             uploaded: upload.sent,
             chunks: reference.chunks(),
-            quota: upload.quota,
+            // The message's warning counts the reference too: the later of the two.
+            quota: sent.quota.or(upload.quota),
         })
     }
 
@@ -473,10 +476,11 @@ impl Client {
     /// there and its size and SHA-256 still match the signed reference (a record that does not
     /// is ignored, and the file fetched again).
     fn cached_file(&self, reference: &AttachmentRef) -> Result<Option<Zeroizing<Vec<u8>>>> {
-        let Some(bytes) = self
-            .account
-            .vault()
-            .get(&name::attachment_file(&hex::encode(reference.sha256)))?
+        let Some(bytes) = crate::file_cache::get(
+            self.account.vault(),
+            &hex::encode(reference.sha256),
+            self.file_cache_limit,
+        )?
         else {
             return Ok(None);
         };
@@ -484,14 +488,15 @@ impl Client {
     }
 
     /// Keeps a fetched and verified file in the vault (encrypted like every record), by its
-    /// SHA-256, so the next export need not fetch it. A file too large for one record is not
-    /// kept; a failure to keep it only costs a fetch next time.
+    /// SHA-256, so the next export need not fetch it; the cache stays within its limit
+    /// ([`crate::file_cache`]). A failure to keep it only costs a fetch next time.
     fn cache_file(&self, reference: &AttachmentRef, bytes: &[u8]) {
-        if bytes.len() <= crate::vault::MAX_VALUE_LEN {
-            let name = name::attachment_file(&hex::encode(reference.sha256));
-            // Only a cache: the export goes on without it.
-            let _ = self.account.vault().put(&name, bytes);
-        }
+        crate::file_cache::put(
+            self.account.vault(),
+            &hex::encode(reference.sha256),
+            bytes,
+            self.file_cache_limit,
+        );
     }
 }
 
@@ -607,20 +612,6 @@ pub fn safe_file_name(name: &str) -> String {
     } else {
         trimmed.to_owned()
     }
-}
-
-/// What a quota warning says, in words.
-pub fn quota_warning(q: &ByteQuota) -> String {
-    let whose = match q.scope {
-        QuotaScope::Account => "this account's",
-        QuotaScope::Org => "this org's",
-    };
-    format!(
-        "{whose} stored attachments now take {} of the relay's {} ({}%)",
-        human_size(q.used),
-        human_size(q.most),
-        q.used.saturating_mul(100) / q.most.max(1)
-    )
 }
 
 /// Text with control characters (terminal escapes among them) shown as `?`.

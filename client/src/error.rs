@@ -405,6 +405,25 @@ pub enum ClientError {
         name: String,
     },
 
+    /// Recovery refused: this is the account's `init` code, and the account has made a new
+    /// recovery code since (`sealdesk recovery-code`), which retired it. Nothing was created.
+    #[error(
+        "this is {name:?}'s first recovery code, and a newer one replaced it: recover with the          newest code; nothing was created"
+    )]
+    RecoveryCodeReplaced {
+        /// The account name given.
+        name: String,
+    },
+
+    /// Recovery codes are offered to customer accounts only.
+    #[error("recovery codes are not offered to {role} accounts: {advice}")]
+    RecoveryCodeNotOffered {
+        /// This account's role.
+        role: &'static str,
+        /// What to do instead.
+        advice: &'static str,
+    },
+
     /// The message asked for carries no attachment (or is no message of this conversation).
     #[error("message #{message} has no attachment (see `history` for the message numbers)")]
     NotAnAttachment {

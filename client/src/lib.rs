@@ -25,6 +25,7 @@
 //! - [`notice`] — one notice per release request: trustees' release entries grouped and worded.
 //! - [`transcript`] — the portable transcript export (`format`), and its offline verifier
 //!   (`verify`, a pure function), anchored outside the file.
+//! - [`quota`] — the relay's warnings ahead of a stored-bytes quota ([`quota::SendReport`]).
 //! - [`redact`] — masking personal data in released transcripts.
 //! - [`vault`] — the encrypted local-state store (`crypto`, `format`, `fs`).
 //! - [`error`] — [`ClientError`], typed: tests match its variants; [`io_failure`] — an I/O
@@ -44,11 +45,14 @@ pub mod client;
 pub mod connection;
 pub mod error;
 pub mod escrow;
+pub mod file_cache;
 pub mod handoff;
 pub mod io_failure;
 pub mod notice;
 pub mod open_token;
+pub mod quota;
 pub mod recovery;
+pub mod recovery_code;
 pub mod redact;
 pub(crate) mod reply;
 pub mod session;

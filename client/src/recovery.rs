@@ -9,9 +9,12 @@
 //!            nothing created │ yes → new vault, `recovery` record, sync every conversation
 //! ```
 //!
-//! The relay is asked for nothing new and stores nothing new: a recovered client authenticates
-//! with the same card as before, so neither the relay nor a peer can tell it from the old one
-//! (the peers see no key change, because there is none).
+//! With an `init` code the relay is asked for nothing but whether the code was replaced
+//! ([`crate::recovery_code`]): a recovered client authenticates with the same card as before,
+//! so neither the relay nor a peer can tell it from the old one (the peers see no key change,
+//! because there is none). A replaceable code (`sealdesk recovery-code`) opens the record the
+//! relay keeps instead, fetched on a session of throwaway keys; the keys in it must be the
+//! record's card's, so a relay cannot substitute others.
 //!
 //! **Counters after recovery.** The old device may have sealed messages the relay never stored
 //! (or a relay may hide some), so the recovered client cannot know its highest counter in an
@@ -28,8 +31,9 @@ use std::path::Path;
 use sealdesk_protocol::{
     card::{IdentityCard, Role},
     ids::ConversationId,
+    keys::IdentityKeys,
     policy::AgentCertificate,
-    recovery::RecoveryCode,
+    recovery::{CodeKind, RecoveryCode},
     wire::{Request, from_cbor, to_cbor},
 };
 use serde::{Deserialize, Serialize};
@@ -197,14 +201,18 @@ impl Client {
     }
 }
 
-/// Restores the customer account `name` from its recovery `code` into a new home: checks with
-/// the relay at `url` that it knows exactly this card (else nothing is created), creates the
-/// vault under `passphrase`, marks it recovered, pins the relay and syncs every conversation.
+/// Restores the customer account `name` from its recovery `code` into a new home: takes the
+/// keys from the code (an `init` code) or from the record the relay keeps for it (a code made
+/// by [`crate::recovery_code`]), checks with the relay at `url` that it knows exactly this
+/// card (else nothing is created), creates the vault under `passphrase`, marks it recovered,
+/// pins the relay and syncs every conversation.
 ///
 /// # Errors
-/// [`ClientError::NotRecovered`] when the relay knows no account `name` with the code's keys
-/// (a wrong code, a wrong name, another relay); [`ClientError::Vault`] when `home` holds an
-/// account already; transport and relay errors.
+/// [`ClientError::NotRecovered`] when the relay knows no account `name` with the code's keys,
+/// or holds no record for `name` that this code opens (a wrong code, a wrong name, another
+/// relay, a replaced code); [`ClientError::RecoveryCodeReplaced`] for an `init` code the
+/// account has replaced; [`ClientError::Vault`] when `home` holds an account already;
+/// transport and relay errors.
 pub async fn recover(
     home: &Path,
     passphrase: &str,
@@ -215,16 +223,40 @@ pub async fn recover(
     tls: &TlsOptions,
 ) -> Result<Recovered> {
     sealdesk_protocol::ids::check_name(name)?;
-    let keys = code.identity_keys();
-    let card = IdentityCard::issue(&keys, name, Role::Customer, code.created_at())?;
+    let (keys, card) = match code.kind() {
+        CodeKind::DerivedKeys => {
+            let keys = code.identity_keys();
+            let card = IdentityCard::issue(&keys, name, Role::Customer, code.created_at())?;
+            (keys, card)
+        }
+        CodeKind::Record => {
+            // A replaceable code opens the record the relay keeps; the session that fetches
+            // it authenticates with throwaway keys (the account's are what it is after).
+            let throwaway = IdentityKeys::generate(&mut rng()?);
+            let card = IdentityCard::issue(&throwaway, name, Role::Customer, now())?;
+            let conn = Connection::connect_with(url, tls).await?;
+            let session = Session::establish(conn, &throwaway, card.card()).await?;
+            let fetched = crate::recovery_code::fetch_record_keys(&session, name, code).await;
+            session.close().await;
+            fetched?
+        }
+    };
     // The handshake alone answers whether the relay has this very card registered; nothing
-    // else is asked and nothing is written on either side before it says yes.
+    // is written on either side before it says yes.
     let conn = Connection::connect_with(url, tls).await?;
     let session = Session::establish(conn, &keys, card.card()).await?;
     let known = session.welcome().registered;
+    let replaced = known
+        && code.kind() == CodeKind::DerivedKeys
+        && crate::recovery_code::init_code_replaced(&session, name).await;
     session.close().await;
     if !known {
         return Err(ClientError::NotRecovered {
+            name: name.to_owned(),
+        });
+    }
+    if replaced {
+        return Err(ClientError::RecoveryCodeReplaced {
             name: name.to_owned(),
         });
     }

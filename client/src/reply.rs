@@ -36,6 +36,7 @@ pub(crate) fn unexpected(what: &str, r: &Response) -> ClientError {
         Response::Consistency(_) => "Consistency",
         Response::WitnessedHead(_) => "WitnessedHead",
         Response::Blocks(_) => "Blocks",
+        Response::Recovery(_) => "Recovery",
         Response::AttachmentProgress { .. } => "AttachmentProgress",
         Response::AttachmentChunk { .. } => "AttachmentChunk",
     };

@@ -57,6 +57,9 @@ pub(crate) mod name {
     /// A recovered account's recovery record (`crate::recovery::RecoveryRecord`); absent on
     /// accounts never recovered.
     pub(crate) const RECOVERY: &str = "recovery";
+    /// A replacement recovery code not yet confirmed by the relay (its text;
+    /// `crate::recovery_code`).
+    pub(crate) const RECOVERY_PENDING: &str = "recovery/pending";
     /// The last tree head this trustee cosigned as a witness.
     pub(crate) const WITNESS_HEAD: &str = "trustee/witness-head";
 
@@ -119,6 +122,10 @@ pub(crate) mod name {
     pub(crate) fn attachment_file(sha256: &str) -> String {
         format!("files/{sha256}")
     }
+
+    /// Which cached file (`files/SHA256`) was used when, to remove the least recently used
+    /// first (`crate::file_cache`).
+    pub(crate) const FILE_CACHE: &str = "file-cache";
 
     /// A conversation's timeline (a log).
     pub(crate) fn conv_log(id: &ConversationId) -> String {

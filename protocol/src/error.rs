@@ -154,6 +154,9 @@ pub enum Error {
     /// A recovery code was refused (a typo, a bad character, a wrong length or version).
     #[error(transparent)]
     RecoveryCode(#[from] crate::recovery::CodeError),
+    /// A recovery record was refused (another code's, another account's, tampered).
+    #[error(transparent)]
+    RecoveryRecord(#[from] crate::recovery_record::RecordError),
 }
 
 /// Shorthand for results of this crate.

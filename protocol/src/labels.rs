@@ -116,6 +116,15 @@ pub const RECOVERY_CODE_CHECKSUM: &str = "sealdesk/v1/recovery-code/checksum";
 pub const RECOVERY_CODE_SALT: &str = "sealdesk/v1/recovery-code/salt";
 /// HKDF info of the identity keys derived from a recovery code.
 pub const RECOVERY_CODE_IDENTITY: &str = "sealdesk/v1/recovery-code/identity";
+/// HKDF info of the AES-256-GCM key that seals the identity keys in a recovery record
+/// (from a replaceable recovery code).
+pub const RECOVERY_RECORD_KEY: &str = "sealdesk/v1/recovery-record/key";
+/// HKDF info of the proof a replaceable recovery code shows the relay to fetch its record.
+pub const RECOVERY_RECORD_PROOF: &str = "sealdesk/v1/recovery-record/proof";
+/// Hash input of the verifier the relay keeps for a recovery record's proof.
+pub const RECOVERY_RECORD_VERIFIER: &str = "sealdesk/v1/recovery-record/verifier";
+/// Associated-data prefix of a recovery record's sealed keys (the name and verifier follow).
+pub const RECOVERY_RECORD_AAD: &str = "sealdesk/v1/recovery-record/aad";
 /// HKDF info: the AES-256-GCM key of an attachment's chunks, from its random key (the
 /// attachment id follows).
 pub const ATTACHMENT_KEY: &str = "sealdesk/v1/attachment/key";

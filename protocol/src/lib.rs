@@ -40,6 +40,7 @@ pub mod message;
 pub mod open_token;
 pub mod policy;
 pub mod recovery;
+pub mod recovery_record;
 pub mod release;
 pub mod seal;
 pub mod secret;

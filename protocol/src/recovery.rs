@@ -27,8 +27,21 @@ use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::{codec::Writer, keys::IdentityKeys, labels};
 
-/// The version byte of the codes this module writes.
+/// The version byte of the codes `init` writes: the identity keys are derived from the code.
 pub const CODE_VERSION: u8 = 1;
+/// The version byte of a replaceable code: the identity keys are sealed under it in a record
+/// the relay keeps ([`crate::recovery_record`]); the bytes are laid out as for version 1.
+pub const RECORD_CODE_VERSION: u8 = 2;
+
+/// What a code stands for, from its version byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeKind {
+    /// Version 1: the identity keys are derived from the code ([`RecoveryCode::identity_keys`]).
+    DerivedKeys,
+    /// Version 2: the code opens a recovery record the relay keeps
+    /// ([`crate::recovery_record::RecoveryRecord`]); it can be replaced.
+    Record,
+}
 /// Secret bytes in a code.
 pub const ENTROPY_LEN: usize = 16;
 /// Bytes before the checksum: version, entropy, creation time.
@@ -81,6 +94,7 @@ pub enum CodeError {
 /// A parsed, checksum-verified recovery code. Holds the secret: no `Clone`, `Debug` prints
 /// nothing secret, zeroized on drop.
 pub struct RecoveryCode {
+    version: u8,
     entropy: Zeroizing<[u8; ENTROPY_LEN]>,
     created_at: u32,
 }
@@ -103,9 +117,29 @@ impl RecoveryCode {
     pub fn from_parts(entropy: &[u8; ENTROPY_LEN], created_at: u64) -> Result<Self, CodeError> {
         let created_at = u32::try_from(created_at).map_err(|_| CodeError::TimeOutOfRange)?;
         Ok(Self {
+            version: CODE_VERSION,
             entropy: Zeroizing::new(*entropy),
             created_at,
         })
+    }
+
+    /// A fresh replaceable code ([`CodeKind::Record`]), made at `now`.
+    ///
+    /// # Errors
+    /// [`CodeError::TimeOutOfRange`] past 2106.
+    pub fn generate_for_record(rng: &mut impl CryptoRng, now: u64) -> Result<Self, CodeError> {
+        let mut code = Self::generate(rng, now)?;
+        code.version = RECORD_CODE_VERSION;
+        Ok(code)
+    }
+
+    /// What this code stands for.
+    pub fn kind(&self) -> CodeKind {
+        if self.version == RECORD_CODE_VERSION {
+            CodeKind::Record
+        } else {
+            CodeKind::DerivedKeys
+        }
     }
 
     /// Parses a code as a person types it: case-insensitive, hyphens and whitespace ignored,
@@ -158,7 +192,7 @@ impl RecoveryCode {
         if checksum_of(payload)[..] != *checksum {
             return Err(CodeError::Checksum);
         }
-        if payload[0] != CODE_VERSION {
+        if payload[0] != CODE_VERSION && payload[0] != RECORD_CODE_VERSION {
             return Err(CodeError::UnknownVersion(payload[0]));
         }
         let mut entropy = Zeroizing::new([0u8; ENTROPY_LEN]);
@@ -166,6 +200,7 @@ impl RecoveryCode {
         let mut time = [0u8; 4];
         time.copy_from_slice(&payload[1 + ENTROPY_LEN..]);
         Ok(Self {
+            version: payload[0],
             entropy,
             created_at: u32::from_be_bytes(time),
         })
@@ -204,22 +239,30 @@ impl RecoveryCode {
         u64::from(self.created_at)
     }
 
-    /// The identity keys the code stands for (always the same for the same code).
+    /// The identity keys a [`CodeKind::DerivedKeys`] code stands for (always the same for the
+    /// same code). A [`CodeKind::Record`] code stands for no keys of its own: it opens a
+    /// recovery record instead, so check [`RecoveryCode::kind`] first.
     pub fn identity_keys(&self) -> IdentityKeys {
+        IdentityKeys::from_secret_bytes(&self.expand::<64>(labels::RECOVERY_CODE_IDENTITY))
+    }
+
+    /// `N` bytes of HKDF-SHA256 of the code's secret under `info_label` (salt as for the
+    /// identity keys): the recovery record's key and proof.
+    pub(crate) fn expand<const N: usize>(&self, info_label: &str) -> Zeroizing<[u8; N]> {
         let salt = Writer::with_label(labels::RECOVERY_CODE_SALT);
-        let info = Writer::with_label(labels::RECOVERY_CODE_IDENTITY);
+        let info = Writer::with_label(info_label);
         let hk = Hkdf::<Sha256>::new(Some(salt.as_bytes()), self.entropy.as_slice());
-        let mut okm = Zeroizing::new([0u8; 64]);
-        // 64 bytes is far below HKDF-SHA256's limit of 255 * 32: this cannot fail.
+        let mut okm = Zeroizing::new([0u8; N]);
+        // N is at most 64 here, far below HKDF-SHA256's limit of 255 * 32: this cannot fail.
         if hk.expand(info.as_bytes(), okm.as_mut_slice()).is_err() {
             okm.fill(0);
         }
-        IdentityKeys::from_secret_bytes(&okm)
+        okm
     }
 
     fn payload(&self) -> Zeroizing<[u8; PAYLOAD_LEN]> {
         let mut p = Zeroizing::new([0u8; PAYLOAD_LEN]);
-        p[0] = CODE_VERSION;
+        p[0] = self.version;
         p[1..=ENTROPY_LEN].copy_from_slice(self.entropy.as_slice());
         p[1 + ENTROPY_LEN..].copy_from_slice(&self.created_at.to_be_bytes());
         p
@@ -229,6 +272,7 @@ impl RecoveryCode {
 impl fmt::Debug for RecoveryCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RecoveryCode")
+            .field("version", &self.version)
             .field("created_at", &self.created_at)
             .finish_non_exhaustive()
     }
@@ -356,7 +400,7 @@ mod tests {
     fn another_version_is_refused_even_with_a_good_checksum() {
         let c = code();
         let mut payload = *c.payload();
-        payload[0] = 2;
+        payload[0] = 3;
         let mut bytes = [0u8; CODE_LEN];
         bytes[..PAYLOAD_LEN].copy_from_slice(&payload);
         bytes[PAYLOAD_LEN..].copy_from_slice(&checksum_of(&payload));
@@ -374,7 +418,7 @@ mod tests {
         }
         assert_eq!(
             RecoveryCode::parse(&text).map(|_| ()),
-            Err(CodeError::UnknownVersion(2))
+            Err(CodeError::UnknownVersion(3))
         );
     }
 
@@ -383,7 +427,7 @@ mod tests {
         let c = code();
         assert_eq!(
             format!("{c:?}"),
-            "RecoveryCode { created_at: 1790000000, .. }"
+            "RecoveryCode { version: 1, created_at: 1790000000, .. }"
         );
     }
 }

@@ -35,6 +35,7 @@ use crate::{
     message::Envelope,
     open_token::{OpenToken, OpenTokenRefusal, WebKeyCertificate, WebKeyRevocation},
     policy::{AgentCertificate, OrgPolicy},
+    recovery_record::RecoveryRecord,
     release::{
         ArbiterDecision, ClosedBecause, ConsentToken, DisputeClose, DisputeTicket, ErasureRequest,
         ReleaseRequest, ReleasedShare,
@@ -354,6 +355,23 @@ pub enum Request {
     /// once instead of at its next periodic check. Answered `ok`. A client that never asks never
     /// receives the push (PROTOCOL.md §13.5).
     WatchAgentKeys,
+    /// A registered customer: stores the recovery record of its own account (PROTOCOL.md
+    /// §3.6), replacing the one before, so that only the new code fetches it from now on.
+    /// Refused `forbidden` for a record of another card and for any role but a customer,
+    /// `bad_field` for a malformed record. Answered `ok` once the record is durable.
+    PutRecovery(RecoveryRecord),
+    /// Any session, registered or not (a recovering client has no registered keys yet): the
+    /// recovery record of `name`, for the proof of its current code
+    /// ([`Response::Recovery`]). Refused `not_found` when `name` has no record and
+    /// `forbidden` when the proof is not the current code's (an empty proof asks only whether
+    /// a record exists: a client holding an `init` code learns whether it was replaced).
+    GetRecovery {
+        /// The account's name.
+        name: String,
+        /// The code's proof ([`crate::recovery_record::RecoveryProof`]).
+        #[serde(with = "serde_bytes")]
+        proof: Vec<u8>,
+    },
 }
 
 /// A run of sequence numbers a history page skips because the caller may not read them
@@ -533,6 +551,12 @@ pub enum Response {
     Stored {
         /// The sequence number.
         seq: u64,
+        /// A warning ahead of a stored-bytes quota: sent once a stored message brings its
+        /// sender's (or its conversation's org's) stored bytes to 80% of the relay's most.
+        /// Absent on the wire otherwise, and from relays older than this field; clients older
+        /// than it ignore it (PROTOCOL.md §13.12).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        quota: Option<ByteQuota>,
     },
     /// A page of items; `more` if the limit cut it. Together, `items` and `skipped` cover
     /// every sequence number from the request's `after + 1` to the page's last one without a
@@ -587,6 +611,8 @@ pub enum Response {
     WitnessedHead(WitnessedHead),
     /// The blocks in force for an org ([`Request::ListBlocks`]).
     Blocks(Vec<BlockEntry>),
+    /// A recovery record ([`Request::GetRecovery`]).
+    Recovery(RecoveryRecord),
     /// How much of an attachment the relay holds (the answer to
     /// [`Request::AttachmentPut`]).
     AttachmentProgress {
@@ -612,13 +638,13 @@ pub enum Response {
     },
 }
 
-/// How much of a stored-bytes quota is used (in [`Response::AttachmentProgress`], as a warning
-/// ahead of `quota_exceeded`).
+/// How much of a stored-bytes quota is used (in [`Response::AttachmentProgress`] and
+/// [`Response::Stored`], as a warning ahead of `quota_exceeded`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct ByteQuota {
-    /// Whose quota: the uploading account's, or its conversation's org's.
+    /// Whose quota: the uploading (or sending) account's, or its conversation's org's.
     pub scope: QuotaScope,
-    /// Bytes stored under the quota, this upload included.
+    /// Bytes stored under the quota, this upload (or message) included.
     pub used: u64,
     /// The most the relay allows.
     pub most: u64,
@@ -762,6 +788,11 @@ impl From<OpenTokenRefusal> for ErrorCode {
 }
 
 impl Response {
+    /// A [`Response::Stored`] with no quota warning.
+    pub fn stored(seq: u64) -> Self {
+        Self::Stored { seq, quota: None }
+    }
+
     /// A [`Response::Error`] naming no wait.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::Error {

@@ -41,8 +41,8 @@ use sealdesk_protocol::{
     seal::{self, Purpose, SealContext, Sealed},
     secret::EpochSecret,
     wire::{
-        self, AuthResponse, Challenge, ErrorCode, Frame, Item, Push, Request, Response, Sequenced,
-        SkippedRange, Welcome,
+        self, AuthResponse, ByteQuota, Challenge, ErrorCode, Frame, Item, Push, QuotaScope,
+        Request, Response, Sequenced, SkippedRange, Welcome,
     },
 };
 use serde_json::{Value, json};
@@ -1716,7 +1716,21 @@ fn wire_frames(o: &Org) -> Value {
             "response 4: stored",
             Frame::Response {
                 id: 4,
-                body: Response::Stored { seq: 7 },
+                body: Response::stored(7),
+            },
+        ),
+        (
+            "response 4: stored, with a stored-bytes quota warning (PROTOCOL §13.12)",
+            Frame::Response {
+                id: 4,
+                body: Response::Stored {
+                    seq: 7,
+                    quota: Some(ByteQuota {
+                        scope: QuotaScope::Org,
+                        used: 850_000,
+                        most: 1_000_000,
+                    }),
+                },
             },
         ),
         (

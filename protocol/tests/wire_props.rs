@@ -174,6 +174,16 @@ fn params() -> impl Strategy<Value = Params> {
 }
 
 impl Params {
+    fn recovery_record(&self) -> sealdesk_protocol::recovery_record::RecoveryRecord {
+        sealdesk_protocol::recovery_record::RecoveryRecord {
+            version: 1,
+            card: self.card(),
+            verifier: self.hash().to_vec(),
+            nonce: self.bytes.clone(),
+            sealed: self.bytes.clone(),
+        }
+    }
+
     fn keys(&self) -> IdentityKeys {
         IdentityKeys::generate(&mut rng(self.seed))
     }
@@ -499,7 +509,7 @@ impl Params {
 }
 
 /// Every frame family this file generates, by name; [`family`] must name each one.
-const FAMILIES: [&str; 79] = [
+const FAMILIES: [&str; 82] = [
     "challenge",
     "auth",
     "welcome",
@@ -579,6 +589,9 @@ const FAMILIES: [&str; 79] = [
     "push/audit_grew",
     "request/watch_agent_keys",
     "push/agent_key_changed",
+    "request/put_recovery",
+    "request/get_recovery",
+    "response/recovery",
 ];
 
 /// The family of a frame. Exhaustive on purpose: a new variant does not compile here until it
@@ -634,6 +647,8 @@ fn family(f: &Frame) -> &'static str {
             Request::RebindAgent(_) => "request/rebind_agent",
             Request::AttachmentPut { .. } => "request/attachment_put",
             Request::AttachmentGet { .. } => "request/attachment_get",
+            Request::PutRecovery(_) => "request/put_recovery",
+            Request::GetRecovery { .. } => "request/get_recovery",
         },
         Frame::Response { body, .. } => match body {
             Response::Ok => "response/ok",
@@ -658,6 +673,7 @@ fn family(f: &Frame) -> &'static str {
             Response::Blocks(_) => "response/blocks",
             Response::AttachmentProgress { .. } => "response/attachment_progress",
             Response::AttachmentChunk { .. } => "response/attachment_chunk",
+            Response::Recovery(_) => "response/recovery",
         },
         Frame::Push(p) => match p {
             Push::Item(_) => "push/item",
@@ -798,7 +814,14 @@ fn frame(index: usize, p: &Params) -> Frame {
             };
             (p.m % 3) as usize
         ])),
-        39 => resp(Response::Stored { seq: p.n }),
+        39 => resp(Response::Stored {
+            seq: p.n,
+            quota: p.flag.then_some(sealdesk_protocol::wire::ByteQuota {
+                scope: sealdesk_protocol::wire::QuotaScope::Account,
+                used: u64::from(p.m),
+                most: p.n,
+            }),
+        }),
         40 => resp(Response::Items {
             items: vec![p.sequenced(); (p.m % 3) as usize],
             more: p.flag,
@@ -979,6 +1002,12 @@ fn frame(index: usize, p: &Params) -> Frame {
             card: p.card(),
             conversations: vec![p.conversation()],
         }),
+        79 => req(Request::PutRecovery(p.recovery_record())),
+        80 => req(Request::GetRecovery {
+            name: p.name.clone(),
+            proof: p.bytes.clone(),
+        }),
+        81 => resp(Response::Recovery(p.recovery_record())),
         _ => Frame::Push(Push::Signal(p.signal())),
     }
 }

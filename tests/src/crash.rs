@@ -738,7 +738,7 @@ impl Harness {
                         code: ErrorCode::CounterReused,
                         ..
                     } if found => self.report.unacked_found_stored += 1,
-                    Response::Stored { seq } if !found => {
+                    Response::Stored { seq, .. } if !found => {
                         self.report.unacked_stored_by_resend += 1;
                         self.ack(w, seq, id);
                     }
@@ -880,7 +880,7 @@ async fn write_until_killed(
         let id = msg_id(&env);
         out.next_counter += 1;
         match conn.request(Request::Send(env.clone())).await {
-            Ok(Response::Stored { seq }) => out.acked.push((seq, id)),
+            Ok(Response::Stored { seq, .. }) => out.acked.push((seq, id)),
             Ok(other) => {
                 out.refused = Some(format!("send of counter {counter} answered {other:?}"));
                 return out;

@@ -18,14 +18,22 @@
 //!   and certificates) and [`Chat`] (an opened conversation with its first epoch stored).
 //! - [`world`]: the client-level [`World`]: a relay, accounts of the client library in
 //!   temporary homes, the test org "acme", optionally behind the hostile [`proxy`]; trustees
-//!   serving while a master unlocks ([`World::serving`]).
-//! - [`proxy`]: the hostile-relay proxy that drops, replays and tampers frames.
+//!   serving while a master unlocks ([`World::serving`]); [`world::OpenedChat`], a
+//!   conversation whose clients close to leave the homes to `sealdesk` processes.
+//! - [`proxy`]: the hostile-relay proxy that drops, replays and tampers frames;
+//!   [`withhold`]: its hook that withholds items from one account, and the `Withheld` lines
+//!   the account's history then shows.
+//! - [`burst`]: requests of many connections at the same instant, for the quota tests.
 //! - [`child`]: the relay and CLI binaries as child processes (for tests that kill them).
 //! - [`crash`]: the crash harness (writers and a reader against a relay killed at random).
 //! - [`tls`]: a private CA ([`tls::Ca`]) and a relay serving TLS with its certificate
 //!   ([`tls::TlsRelay`]).
 //! - [`transcript`]: the genuine transcript export of a real release ([`transcript::genuine`]),
 //!   which the verifier tests forge.
+//! - [`consent`]: a customer's full consent ([`consent::full_consent`]) and a consent's
+//!   revocation entry ([`consent::revocation`]), signed at the wire level.
+//! - [`web_key`]: a web key the master certifies and publishes ([`web_key::certified`]), the
+//!   open tokens it signs and the request that opens with one.
 //! - [`wsraw`]: raw WebSocket bytes for the abuse tests.
 //! - [`pg`]: a throwaway PostgreSQL, and the store matrix (`SEALDESK_TEST_STORE=postgres` puts
 //!   every in-process relay on it).
@@ -33,8 +41,10 @@
 // Test support: a failed step must panic loudly with what went wrong.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod burst;
 pub mod child;
 pub mod cluster;
+pub mod consent;
 pub mod crash;
 pub mod identity;
 pub mod org;
@@ -45,6 +55,8 @@ pub mod relay;
 pub mod tls;
 pub mod transcript;
 pub mod wait;
+pub mod web_key;
+pub mod withhold;
 pub mod world;
 pub mod wsraw;
 

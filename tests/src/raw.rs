@@ -153,7 +153,7 @@ impl RawClient {
     pub async fn stored(&mut self, body: Request) -> u64 {
         let what = format!("{body:?}");
         match self.request(body).await {
-            Response::Stored { seq } => seq,
+            Response::Stored { seq, .. } => seq,
             other => panic!("expected Stored for {}, got {other:?}", short(&what)),
         }
     }

@@ -50,6 +50,32 @@ pub async fn release(
     t
 }
 
+/// `customer` grants the master its consent of `scope` to read `conv` (an hour, for "quality
+/// review"), and the master releases the conversation under it ([`release`]).
+pub async fn release_by_consent(
+    w: &World,
+    customer: &mut Client,
+    master: &mut Client,
+    conv: ConversationId,
+    scope: Scope,
+) -> Transcript {
+    let token = customer
+        .grant_consent(&conv, None, scope, 3600, "quality review")
+        .await
+        .unwrap();
+    release(w, master, conv, Justification::Consent(token)).await
+}
+
+/// Agent `from` catches up on `conv`, tells the customer and hands the conversation to agent
+/// `to` (its next epoch).
+pub async fn hand_over(from: &mut Client, conv: &ConversationId, to: &str) {
+    from.sync_all().await.unwrap();
+    from.send_text(conv, "let me pass you to billing")
+        .await
+        .unwrap();
+    from.transfer(conv, to).await.unwrap();
+}
+
 /// A conversation over two epochs (alice hands it to dave), released under carol's consent
 /// of `scope`.
 pub async fn genuine(scope: Scope) -> Genuine {
@@ -64,22 +90,13 @@ pub async fn genuine(scope: Scope) -> Genuine {
         .unwrap();
     let mut dave = org.agents.remove(1);
     let mut alice = org.agents.remove(0);
-    alice.sync_all().await.unwrap();
-    alice
-        .send_text(&conv, "let me pass you to billing")
-        .await
-        .unwrap();
-    alice.transfer(&conv, "dave").await.unwrap();
+    hand_over(&mut alice, &conv, "dave").await;
     dave.sync_all().await.unwrap();
     dave.send_text(&conv, "refund issued").await.unwrap();
     carol.sync_all().await.unwrap();
     carol.send_text(&conv, "thanks").await.unwrap();
-    let token = carol
-        .grant_consent(&conv, None, scope, 3600, "quality review")
-        .await
-        .unwrap();
     let mut master = org.master;
-    let t = release(&w, &mut master, conv, Justification::Consent(token)).await;
+    let t = release_by_consent(&w, &mut carol, &mut master, conv, scope).await;
     assert_eq!(t.records.len(), 2);
     let full = master.export_transcript(&conv, false).await.unwrap();
     let anchors = Anchors {

@@ -62,21 +62,30 @@ pub struct World {
 impl World {
     /// A relay with the default configuration, no proxy.
     pub async fn new() -> Self {
-        Self::start(None, false).await
+        Self::start(None, false, |_| {}).await
+    }
+
+    /// A relay whose configuration `tweak` changes (its limits, say), no proxy.
+    pub async fn with_config(tweak: impl FnOnce(&mut RelayConfig)) -> Self {
+        Self::start(None, false, tweak).await
     }
 
     /// A relay with the hostile proxy in front of it.
     pub async fn with_proxy() -> Self {
-        Self::start(None, true).await
+        Self::start(None, true, |_| {}).await
     }
 
     /// [`World::with_proxy`] whose relay's identity (its log key) is `keys`, written into its
     /// data directory before it starts, as the operator who holds that directory can.
     pub async fn with_relay_keys(keys: &IdentityKeys) -> Self {
-        Self::start(Some(keys), true).await
+        Self::start(Some(keys), true, |_| {}).await
     }
 
-    async fn start(relay_keys: Option<&IdentityKeys>, proxy: bool) -> Self {
+    async fn start(
+        relay_keys: Option<&IdentityKeys>,
+        proxy: bool,
+        tweak: impl FnOnce(&mut RelayConfig),
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let data = dir.path().join("relay");
         if let Some(k) = relay_keys {
@@ -96,6 +105,7 @@ impl World {
             ..RelayConfig::default()
         };
         crate::pg::use_test_store(&mut cfg);
+        tweak(&mut cfg);
         let relay = tokio::time::timeout(STEP, sealdesk_server::spawn(cfg))
             .await
             .expect("relay start timed out")
@@ -300,6 +310,52 @@ impl Org {
             .await
             .unwrap()
             .conversation
+    }
+
+    /// Closes every client of the org: the agents, then the master.
+    pub async fn close(self) {
+        for a in self.agents {
+            a.close().await;
+        }
+        self.master.close().await;
+    }
+}
+
+/// A fresh [`World`] with the org [`ORG`] (its agent alice) and a conversation the customer
+/// carol opened with it, every client still connected: the start of the tests that then drive
+/// `sealdesk` processes on these homes ([`OpenedChat::close`]).
+pub struct OpenedChat {
+    /// The relay and the accounts' homes.
+    pub w: World,
+    /// The org, its master and alice connected.
+    pub org: Org,
+    /// The customer, connected.
+    pub carol: Client,
+    /// carol's conversation with the org.
+    pub conv: ConversationId,
+}
+
+impl OpenedChat {
+    /// Starts the world, the org and carol, and opens carol's conversation.
+    pub async fn new() -> Self {
+        let w = World::new().await;
+        let org = w.org(&["alice"], None).await;
+        let mut carol = w.user("carol", Role::Customer).await;
+        let conv = open_chat(&mut carol).await;
+        Self {
+            w,
+            org,
+            carol,
+            conv,
+        }
+    }
+
+    /// Closes every client (carol's, then the org's), leaving the homes to other processes;
+    /// returns the world and the conversation's id as the command line spells it.
+    pub async fn close(self) -> (World, String) {
+        self.carol.close().await;
+        self.org.close().await;
+        (self.w, self.conv.to_string())
     }
 }
 

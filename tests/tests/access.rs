@@ -15,10 +15,14 @@ use sealdesk_protocol::{
     ids::{ConversationId, EpochRange, TokenId},
     message::{ContentKind, EpochKeys},
     policy::{AgentCertificate, OrgPolicy, PolicyParams},
-    release::{ConsentParams, ConsentToken, ErasureRequest, Scope},
+    release::{ErasureRequest, Scope},
     wire::{ErrorCode, Item, Push, Request, Response},
 };
-use sealdesk_tests::{EpochSpec, Identity, Org, RawClient, now, rng, spawn_relay, stop_relay};
+use sealdesk_tests::{
+    EpochSpec, Identity, Org, RawClient,
+    consent::{self, full_consent},
+    now, rng, spawn_relay, stop_relay,
+};
 
 fn release_event(org: &Org, conversation: ConversationId, hash: [u8; 32]) -> AuditEvent {
     AuditEvent::Release {
@@ -1072,32 +1076,10 @@ async fn only_the_conversations_customer_revokes_consent_or_erases() {
     let customer = &org.customers[0];
     let mut c = RawClient::login(&url, customer).await;
     let chat = org.start_chat(&mut c, 0, 240).await;
-    let token = ConsentToken::issue(
-        &mut rng(241),
-        &customer.keys,
-        &org.policy,
-        ConsentParams {
-            conversation: chat.id,
-            epochs: EpochRange::single(0),
-            scope: Scope::Full,
-            purpose: "refund check".into(),
-            valid_secs: 3_600,
-        },
-        now(),
-    )
-    .unwrap();
+    let token = full_consent(&org, customer, chat.id, 241);
     // Shared with the master, so the relay knows it (only a consent it has seen is revocable).
     c.stored(Request::ShareConsent(token.clone())).await;
-    let revocation = |who: &Identity| {
-        AuditEntry::sign(
-            &who.keys,
-            AuditEvent::ConsentRevocation {
-                conversation: chat.id,
-                consent: token.id,
-            },
-            now(),
-        )
-    };
+    let revocation = |who: &Identity| consent::revocation(&who.keys, chat.id, token.id);
     let others = [
         &org.agents[0],
         &org.master,

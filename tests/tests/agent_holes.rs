@@ -21,33 +21,25 @@ use std::sync::{
 use sealdesk_client::{
     Client,
     account::{EpochStatus, LogEntry},
-    client::{HistoryLine, holes::Claim},
+    client::holes::Claim,
 };
 use sealdesk_protocol::{
     card::Role,
     ids::ConversationId,
-    release::{Justification, Scope},
+    release::Scope,
     wire::{Frame, Item, Response, Sequenced, SkippedRange},
 };
 use sealdesk_tests::{
-    proxy::{Dir, is_item_push, items_mut},
-    transcript::release,
+    proxy::Dir,
+    transcript::{hand_over, release_by_consent},
+    withhold::{self, withhold, withhold_with},
     world::{Via, World, open_chat, texts},
 };
 
 /// The `Withheld` lines of a history: (from, to, claim).
 fn withheld(c: &Client, conv: &ConversationId) -> Vec<(u64, u64, Option<Claim>)> {
-    c.history(conv)
-        .unwrap()
-        .lines
-        .into_iter()
-        .filter_map(|l| match l {
-            HistoryLine::Withheld {
-                from, to, claimed, ..
-            } => Some((from, to, claimed)),
-            _ => None,
-        })
-        .collect()
+    let lines = withhold::withheld(c, conv).into_iter();
+    lines.map(|l| (l.from, l.to, l.claimed)).collect()
 }
 
 /// carol opens a chat with alice (epoch 0) and writes; she consents and the master's release
@@ -62,18 +54,9 @@ async fn transferred() -> (World, ConversationId, Vec<(u64, String)>) {
     let mut carol = w.user("carol", Role::Customer).await;
     let conv = open_chat(&mut carol).await;
     carol.send_text(&conv, "hello").await.unwrap();
-    let token = carol
-        .grant_consent(&conv, None, Scope::Full, 3600, "quality review")
-        .await
-        .unwrap();
     let mut master = org.master;
-    release(&w, &mut master, conv, Justification::Consent(token)).await;
-    alice.sync_all().await.unwrap();
-    alice
-        .send_text(&conv, "let me pass you to billing")
-        .await
-        .unwrap();
-    alice.transfer(&conv, "dave").await.unwrap();
+    release_by_consent(&w, &mut carol, &mut master, conv, Scope::Full).await;
+    hand_over(&mut alice, &conv, "dave").await;
     alice.close().await;
     carol.sync_all().await.unwrap();
     let mut sent = Vec::new();
@@ -135,26 +118,16 @@ async fn an_item_of_the_agents_epoch_dropped_is_fetched_again() {
     let (w, conv, sent) = transferred().await;
     let dropped = Arc::new(AtomicBool::new(false));
     let d = Arc::clone(&dropped);
-    w.proxy().set_hook(move |ctx, mut frame| {
-        if ctx.dir != Dir::ToClient || ctx.account != Some("dave") {
-            return vec![frame];
-        }
-        if is_item_push(&frame) {
-            let hit = items_mut(&mut frame).iter().any(|s| is_epoch1(&conv, s));
-            return if hit { Vec::new() } else { vec![frame] };
-        }
-        if let Frame::Response {
-            body: Response::Items { items, .. },
-            ..
-        } = &mut frame
-            && !d.load(Ordering::SeqCst)
-            && items.iter().any(|s| is_epoch1(&conv, s))
-        {
-            items.retain(|s| !is_epoch1(&conv, s));
-            d.store(true, Ordering::SeqCst);
-        }
-        vec![frame]
-    });
+    w.proxy().set_hook(withhold_with(
+        "dave",
+        move |s| is_epoch1(&conv, s),
+        move |items, _| {
+            if !d.load(Ordering::SeqCst) && items.iter().any(|s| is_epoch1(&conv, s)) {
+                items.retain(|s| !is_epoch1(&conv, s));
+                d.store(true, Ordering::SeqCst);
+            }
+        },
+    ));
     let mut dave = w.reopen_via("dave", Via::Proxy).await;
     dave.sync_all().await.unwrap();
     assert!(dropped.load(Ordering::SeqCst), "the record was dropped");
@@ -188,33 +161,18 @@ async fn an_item_of_the_agents_epoch_dropped_is_fetched_again() {
 async fn a_placeholder_claiming_the_agents_own_epoch_is_reported() {
     let (w, conv, sent) = transferred().await;
     let target = sent[0].0;
-    w.proxy().set_hook(move |ctx, mut frame| {
-        if ctx.dir != Dir::ToClient || ctx.account != Some("dave") {
-            return vec![frame];
-        }
-        if is_item_push(&frame) {
-            let hit = items_mut(&mut frame)
-                .iter()
-                .any(|s| s.conversation == conv && s.seq == target);
-            return if hit { Vec::new() } else { vec![frame] };
-        }
-        if let Frame::Response {
-            body: Response::Items { items, skipped, .. },
-            ..
-        } = &mut frame
-            && items
-                .iter()
-                .any(|s| s.conversation == conv && s.seq == target)
-        {
-            items.retain(|s| s.seq != target);
-            skipped.push(SkippedRange {
-                from: target,
-                to: target,
-                epoch: Some(1),
-            });
-        }
-        vec![frame]
-    });
+    let hit = move |s: &Sequenced| s.conversation == conv && s.seq == target;
+    w.proxy()
+        .set_hook(withhold_with("dave", hit, move |items, skipped| {
+            if items.iter().any(hit) {
+                items.retain(|s| s.seq != target);
+                skipped.push(SkippedRange {
+                    from: target,
+                    to: target,
+                    epoch: Some(1),
+                });
+            }
+        }));
     let mut dave = w.reopen_via("dave", Via::Proxy).await;
     dave.sync_all().await.unwrap();
     assert_eq!(
@@ -230,23 +188,7 @@ async fn a_placeholder_claiming_the_agents_own_epoch_is_reported() {
 async fn the_newest_item_withheld_shows_a_hole_through_the_head() {
     let (w, conv, sent) = transferred().await;
     let (last, text) = sent.last().cloned().unwrap();
-    w.proxy().set_hook(move |ctx, mut frame| {
-        if ctx.dir != Dir::ToClient || ctx.account != Some("dave") {
-            return vec![frame];
-        }
-        if is_item_push(&frame) {
-            let hit = items_mut(&mut frame).iter().any(|s| s.seq == last);
-            return if hit { Vec::new() } else { vec![frame] };
-        }
-        if let Frame::Response {
-            body: Response::Items { items, .. },
-            ..
-        } = &mut frame
-        {
-            items.retain(|s| s.seq != last);
-        }
-        vec![frame]
-    });
+    w.proxy().set_hook(withhold("dave", move |s| s.seq == last));
     let mut dave = w.reopen_via("dave", Via::Proxy).await;
     dave.sync_all().await.unwrap();
     assert_eq!(withheld(&dave, &conv), vec![(last, last, None)]);

@@ -14,11 +14,13 @@ use sealdesk_protocol::{
     card::Role,
     ids::EpochRange,
     merkle,
-    release::{ConsentParams, ConsentToken, ErasureRequest, Justification, ReleaseRequest, Scope},
+    release::{ErasureRequest, Justification, ReleaseRequest, Scope},
     wire::{Frame, Request, Response},
 };
 use sealdesk_tests::{
-    Identity, Org, RawClient, now, rng, spawn_relay, stop_relay,
+    Identity, Org, RawClient,
+    consent::{full_consent, revocation},
+    now, rng, spawn_relay, stop_relay,
     transcript::release,
     world::{Via, World, open_chat},
 };
@@ -89,28 +91,6 @@ async fn head(c: &mut RawClient) -> SignedTreeHead {
     }
 }
 
-fn consent(
-    org: &Org,
-    customer: &Identity,
-    chat: sealdesk_protocol::ids::ConversationId,
-    seed: u64,
-) -> ConsentToken {
-    ConsentToken::issue(
-        &mut rng(seed),
-        &customer.keys,
-        &org.policy,
-        ConsentParams {
-            conversation: chat,
-            epochs: EpochRange::single(0),
-            scope: Scope::Full,
-            purpose: "refund check".into(),
-            valid_secs: 3_600,
-        },
-        now(),
-    )
-    .unwrap()
-}
-
 #[tokio::test]
 async fn entries_go_to_the_org_and_the_conversation_customer_and_are_withheld_from_outsiders() {
     let (relay, _dir) = spawn_relay().await;
@@ -131,7 +111,7 @@ async fn entries_go_to_the_org_and_the_conversation_customer_and_are_withheld_fr
 
     // A release of alice's chat (trustee 0's entry), a revocation by alice, and the erasure of
     // carol's chat (signed by the relay).
-    let token = consent(&acme, alice, chat.id, 714);
+    let token = full_consent(&acme, alice, chat.id, 714);
     let request = ReleaseRequest::sign(
         &mut rng(715),
         &acme.master.keys,
@@ -149,16 +129,9 @@ async fn entries_go_to_the_org_and_the_conversation_customer_and_are_withheld_fr
         Response::Appended { index, .. } => index,
         other => panic!("expected Appended, got {other:?}"),
     };
-    let revoked = consent(&acme, alice, chat.id, 716);
+    let revoked = full_consent(&acme, alice, chat.id, 716);
     ca.stored(Request::ShareConsent(revoked.clone())).await;
-    let revocation = AuditEntry::sign(
-        &alice.keys,
-        AuditEvent::ConsentRevocation {
-            conversation: chat.id,
-            consent: revoked.id,
-        },
-        now(),
-    );
+    let revocation = revocation(&alice.keys, chat.id, revoked.id);
     let revocation_at = match ca.request(Request::AppendAudit(revocation.clone())).await {
         Response::Appended { index, .. } => index,
         other => panic!("expected Appended, got {other:?}"),

@@ -5,13 +5,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use sealdesk_protocol::{
-    audit::{AuditEntry, AuditEvent},
-    ids::EpochRange,
-    release::{ConsentParams, ConsentToken, Scope},
-    wire::{Push, Request, Response},
+use sealdesk_protocol::wire::{Push, Request, Response};
+use sealdesk_tests::{
+    Org, RawClient,
+    consent::{full_consent, revocation},
+    spawn_relay,
 };
-use sealdesk_tests::{Org, RawClient, now, rng, spawn_relay};
 
 #[tokio::test]
 async fn only_the_sessions_that_asked_are_told_the_log_grew() {
@@ -28,29 +27,9 @@ async fn only_the_sessions_that_asked_are_told_the_log_grew() {
 
     let mut ca = RawClient::login(&url, alice).await;
     let chat = acme.start_chat(&mut ca, 0, 910).await;
-    let token = ConsentToken::issue(
-        &mut rng(911),
-        &alice.keys,
-        &acme.policy,
-        ConsentParams {
-            conversation: chat.id,
-            epochs: EpochRange::single(0),
-            scope: Scope::Full,
-            purpose: "refund check".into(),
-            valid_secs: 3_600,
-        },
-        now(),
-    )
-    .unwrap();
+    let token = full_consent(&acme, alice, chat.id, 911);
     ca.stored(Request::ShareConsent(token.clone())).await;
-    let revocation = AuditEntry::sign(
-        &alice.keys,
-        AuditEvent::ConsentRevocation {
-            conversation: chat.id,
-            consent: token.id,
-        },
-        now(),
-    );
+    let revocation = revocation(&alice.keys, chat.id, token.id);
     let size = match ca.request(Request::AppendAudit(revocation)).await {
         Response::Appended { head, .. } => head.size,
         other => panic!("expected Appended, got {other:?}"),

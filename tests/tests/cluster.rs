@@ -259,7 +259,7 @@ async fn a_node_killed_mid_burst(wakeups: bool, test: &str) {
         };
         if let Frame::Response {
             id,
-            body: Response::Stored { seq },
+            body: Response::Stored { seq, .. },
         } = frame
         {
             acked.insert(id - 1_000, seq);

@@ -9,15 +9,14 @@
 
 use sealdesk_protocol::{
     card::Role,
-    ids::ConversationId,
-    keys::IdentityKeys,
-    open_token::{OpenToken, OpenTokenParams, WebKeyCertificate},
     wire::{ErrorCode, Request, Response},
 };
 use sealdesk_tests::{
     Org, RawClient,
+    burst::{at_once, fresh_keys, opened_or_over_quota},
     cluster::{self, Node, ready, start_with},
-    identity::{Identity, now, rng},
+    identity::{Identity, now},
+    web_key::{self, open_request},
 };
 use tempfile::TempDir;
 
@@ -40,52 +39,10 @@ fn cluster(name: &str) -> Option<([Node; 2], TempDir)> {
     Some(([a, b], keys))
 }
 
-fn open_request(org: &str, seed: u64, token: Option<OpenToken>) -> Request {
-    let conversation = ConversationId::random(&mut rng(seed));
-    match token {
-        Some(token) => Request::OpenConversationWithToken {
-            org: org.to_owned(),
-            conversation,
-            token,
-        },
-        None => Request::OpenConversation {
-            org: org.to_owned(),
-            conversation,
-        },
-    }
-}
-
 /// Sends each request of `burst` as its account, through node A and node B in turn, all in
 /// flight together; how many opened. Every other answer must be `quota_exceeded`.
 async fn opened_at_once(urls: [&str; 2], burst: Vec<(&Identity, Request)>) -> usize {
-    let mut clients = Vec::new();
-    let mut requests = Vec::new();
-    for (i, (who, request)) in burst.into_iter().enumerate() {
-        clients.push(RawClient::login(urls[i % 2], who).await);
-        requests.push(request);
-    }
-    let answers = futures_util::future::join_all(
-        clients
-            .iter_mut()
-            .zip(requests)
-            .map(|(c, body)| c.request(body)),
-    )
-    .await;
-    for c in clients {
-        c.close().await;
-    }
-    let mut opened = 0;
-    for a in &answers {
-        match a {
-            Response::Opened { .. } => opened += 1,
-            Response::Error {
-                code: ErrorCode::QuotaExceeded,
-                ..
-            } => {}
-            other => panic!("expected opened or quota_exceeded, got {other:?}"),
-        }
-    }
-    opened
+    opened_or_over_quota(&at_once(&urls, burst).await)
 }
 
 fn refused_as_quota(r: &Response) -> bool {
@@ -151,44 +108,14 @@ async fn a_visitors_open_conversations_are_counted_across_nodes_and_at_the_same_
     let acme = Org::new_with(6, "acme", 1, 1, |p| p.require_open_token = true)
         .publish(&a.url)
         .await;
-    let web = IdentityKeys::generate(&mut rng(7));
+    let web = web_key::certified(&a.url, &acme, 7).await;
     let t = now();
-    let cert = WebKeyCertificate::issue(
-        &acme.master.keys,
-        &acme.policy,
-        "www",
-        web.signing_public(),
-        t - 10,
-        86_400,
-    )
-    .unwrap();
-    let mut master = RawClient::login(&a.url, &acme.master).await;
-    master.ok(Request::PublishWebKey(cert)).await;
-    master.close().await;
     let token = |who: &Identity, visitor: &str| {
-        OpenToken::issue(
-            &web,
-            &OpenTokenParams {
-                org: "acme",
-                visitor: visitor.as_bytes(),
-                customer: who.key(),
-                now: t,
-                valid_secs: 600,
-            },
-        )
-        .unwrap()
+        web_key::token(&web, "acme", visitor.as_bytes(), who, t, 600)
     };
     for round in 0..3u64 {
         let visitor = format!("visitor-{round}");
-        let keys: Vec<Identity> = (0..8)
-            .map(|i| {
-                Identity::new(
-                    1_000 * (round + 1) + i,
-                    &format!("v{round}k{i}"),
-                    Role::Customer,
-                )
-            })
-            .collect();
+        let keys = fresh_keys(round, 8);
         let burst = keys
             .iter()
             .zip(0..)

@@ -8,7 +8,11 @@
 //!   updates are kept; the same for a record's first write;
 //! - at relay level, real relay processes on one throwaway PostgreSQL: two arbiters approve
 //!   tickets through two nodes at the same instant, and both decisions are on every ticket; two
-//!   trustees answer one release request through two nodes, and the master collects both shares.
+//!   trustees answer one release request through two nodes, and the master collects both shares;
+//! - deterministically, with one node's group commit held back (a long commit delay) while the
+//!   other node writes in that window: a release entry whose notice lost its sequence number
+//!   is appended again and answered (and, sent again, answered with the same index, appended
+//!   once); a ticket close refused by a decision stored meanwhile is made again and keeps it.
 //!
 //! Skipped, loudly, only when the machine has no PostgreSQL binaries (CI installs them).
 
@@ -24,8 +28,8 @@ use sealdesk_protocol::{
 use sealdesk_server::store::{Collection, ConversationLog, PgStore, Store};
 use sealdesk_tests::{
     Org, RawClient,
-    cluster::{database as cluster_db, node},
-    now, pg, rng,
+    cluster::{database as cluster_db, node, ready, start_with},
+    eventually, now, pg, rng,
 };
 
 /// A fresh database for `test`, or `None` (the support said why) without PostgreSQL.
@@ -190,17 +194,10 @@ async fn two_arbiters_approving_through_two_nodes_at_once_both_count() {
 /// Two trustees answer one release request at the same time through two different nodes (the
 /// customer on A, the master on A, trustee 1 on B, trustee 2 on C; the policy needs 2 of 3):
 /// both shares are kept, so the master collects. Had one trustee's share been dropped by the
-/// other's write, the master would wait for a second share that never comes.
-///
-/// Ignored: it fails about one run in two, and what it found is a defect not fixed yet. Each
-/// trustee's release entry carries a notice for the conversation; when both nodes append their
-/// notice at the same instant, the database refuses one (the sequence number is taken), and
-/// that trustee's `append_audit` is answered `conflict` (`settle_item`) although its audit leaf
-/// may already be stored, so a retry finds its entry and appends no notice. The fix is for the
-/// relay to append a refused notice again at the next number, as it does a refused message
-/// (`append_message_again`). Run it with `--ignored`.
+/// other's write, the master would wait for a second share that never comes; had a release
+/// entry whose notice lost the race for its sequence number been refused `conflict` (not
+/// appended again), that trustee would have stopped one share short.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known defect: a release notice refused by a concurrent append on another node is not appended again"]
 async fn two_trustees_answering_through_two_nodes_at_once_the_master_collects() {
     use sealdesk_protocol::{
         card::Role,
@@ -287,4 +284,192 @@ async fn serve(
     .unwrap();
     t.close().await;
     outcomes
+}
+
+/// How long node A of [`a_release_notice_another_node_took_the_number_of_is_appended_again`]
+/// waits for more writers before each commit: the window in which node B takes the number A
+/// gave the notice.
+const SLOW_COMMIT_US: &str = "1500000";
+
+/// Node A, whose group commit waits [`SLOW_COMMIT_US`] for more writers, and node B, quick.
+fn slow_and_quick(
+    db: &str,
+    key: &std::path::Path,
+) -> (sealdesk_tests::cluster::Node, sealdesk_tests::cluster::Node) {
+    let b = node(db, key, true);
+    let a = ready(start_with(
+        db,
+        key,
+        true,
+        &[("COMMIT_MAX_DELAY_US", SLOW_COMMIT_US)],
+    ));
+    (a, b)
+}
+
+/// The size of the audit log as the node `c` is connected to shows it (staged entries too).
+async fn tree_size(c: &mut RawClient) -> u64 {
+    match c.request(Request::GetTreeHead).await {
+        Response::TreeHead(h) => h.size,
+        other => panic!("expected a tree head, got {other:?}"),
+    }
+}
+
+/// A trustee logs a release entry through node A, whose group commit waits (a long commit
+/// delay), while the customer's message through node B takes the sequence number A staged the
+/// entry's notice at: the database refuses A's notice, and with it the leaf and marker of its
+/// transaction. A appends them again at the next number, and the trustee gets its normal
+/// answer: the entry at the index A first gave it, its notice right after the message. The
+/// same entry sent again is answered with the same index and appended nothing: one entry, one
+/// notice. Without the append made again, the trustee is answered `conflict`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_notice_another_node_took_the_number_of_is_appended_again() {
+    use sealdesk_protocol::{
+        audit::{AuditEntry, AuditEvent, ReleaseBasis},
+        ids::TokenId,
+        release::Scope,
+        wire::Item,
+    };
+
+    let Some((db, keys)) = cluster_db("notice") else {
+        return;
+    };
+    let key = keys.path().join("log.key");
+    let (a, b) = slow_and_quick(&db, &key);
+    let org = Org::setup(&b.url, 2440, "noticeco", 1, 1).await;
+    let mut customer = RawClient::login(&b.url, &org.customers[0]).await;
+    let chat = org.start_chat(&mut customer, 0, 2441).await;
+    let trustee = &org.trustees[0];
+    let entry = AuditEntry::sign(
+        &trustee.keys,
+        AuditEvent::Release {
+            org: org.name.clone(),
+            request_hash: [24; 32],
+            conversation: chat.id,
+            epochs: EpochRange::single(0),
+            basis: ReleaseBasis::Consent {
+                id: TokenId::random(&mut rng(2442)),
+                scope: Scope::Full,
+                issued_at: now(),
+            },
+            master: org.master.key(),
+        },
+        now(),
+    );
+    let mut watcher = RawClient::login(&a.url, &org.master).await;
+    let before = tree_size(&mut watcher).await;
+    let mut t = RawClient::login(&a.url, trustee).await;
+    let (answer, taken) = tokio::join!(t.request(Request::AppendAudit(entry.clone())), async {
+        // A shows the entry in its tree head once staged, while its commit waits.
+        eventually("node A to stage the entry", async || {
+            (tree_size(&mut watcher).await > before).then_some(())
+        })
+        .await;
+        customer
+            .stored(Request::Send(chat.seal(&org.customers[0], 1, "taken")))
+            .await
+    });
+    assert_eq!(
+        taken,
+        chat.epoch_seq + 1,
+        "the message took the number A gave the notice"
+    );
+    match answer {
+        Response::Appended { index, head } => {
+            assert_eq!(index, before);
+            assert_eq!(head.size, before + 1);
+        }
+        other => panic!("the trustee was not answered for its entry: {other:?}"),
+    }
+    // Sent again (an answer lost on the way): the same index, nothing appended.
+    let mut again = RawClient::login(&b.url, trustee).await;
+    match again.request(Request::AppendAudit(entry.clone())).await {
+        Response::Appended { index, head } => {
+            assert_eq!(index, before);
+            assert_eq!(head.size, before + 1, "the entry is in the log once");
+        }
+        other => panic!("the same entry sent again: {other:?}"),
+    }
+    let items = match customer
+        .request(Request::History {
+            conversation: chat.id,
+            after: 0,
+            limit: 100,
+        })
+        .await
+    {
+        Response::Items { items, .. } => items,
+        other => panic!("expected items, got {other:?}"),
+    };
+    let notices: Vec<u64> = items
+        .iter()
+        .filter(|i| matches!(&i.item, Item::Notice { entry: e, .. } if *e == entry))
+        .map(|i| i.seq)
+        .collect();
+    assert_eq!(
+        notices,
+        vec![chat.epoch_seq + 2],
+        "one notice, after the message that took its first number"
+    );
+}
+
+/// The master closes a ticket through node A, whose group commit waits (a long commit delay),
+/// while an arbiter's decision on the same ticket is stored through node B between A's read
+/// and A's commit: the close is a conditional write of the ticket, so the database refuses it
+/// (with the close's audit leaf and notice), and A closes again from a fresh read. The closed
+/// ticket holds the decision; with a plain write of the closed ticket, it would not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_closed_on_one_node_as_an_arbiter_decides_on_another_keeps_the_decision() {
+    use sealdesk_protocol::release::DisputeClose;
+
+    let Some((db, keys)) = cluster_db("close") else {
+        return;
+    };
+    let key = keys.path().join("log.key");
+    let (a, b) = slow_and_quick(&db, &key);
+    let org = Org::setup(&b.url, 2450, "closeco", 1, 1).await;
+    let mut customer = RawClient::login(&b.url, &org.customers[0]).await;
+    let chat = org.start_chat(&mut customer, 0, 2451).await;
+    let t = DisputeTicket::open(
+        &mut rng(2452),
+        &org.master.keys,
+        &org.policy,
+        chat.id,
+        EpochRange::single(0),
+        "chargeback",
+        3600,
+        now(),
+    )
+    .unwrap();
+    let mut opener = RawClient::login(&b.url, &org.master).await;
+    opener.ok(Request::OpenTicket(t.clone())).await;
+    let mut watcher = RawClient::login(&a.url, &org.master).await;
+    let before = tree_size(&mut watcher).await;
+    let mut master = RawClient::login(&a.url, &org.master).await;
+    let mut arbiter = RawClient::login(&b.url, &org.arbiters[0]).await;
+    let close = DisputeClose::sign(&org.master.keys, &t, "settled", now());
+    let decision =
+        ArbiterDecision::sign(&org.arbiters[0].keys, &t, Verdict::Approve, now()).unwrap();
+    let (closed, ()) = tokio::join!(master.request(Request::CloseTicket(close)), async {
+        // A shows the close's entry in its tree head once staged, while its commit waits.
+        eventually("node A to stage the close", async || {
+            (tree_size(&mut watcher).await > before).then_some(())
+        })
+        .await;
+        arbiter.ok(Request::Decide(decision)).await;
+    });
+    assert!(
+        matches!(closed, Response::Ok),
+        "the master's close: {closed:?}"
+    );
+    let listed: Vec<TicketState> = match opener.request(Request::ListTickets).await {
+        Response::Tickets(all) => all,
+        other => panic!("expected tickets, got {other:?}"),
+    };
+    let st = listed.iter().find(|s| s.ticket.id == t.id).unwrap();
+    assert!(st.closed.is_some(), "the ticket is closed");
+    assert_eq!(
+        st.decisions.iter().map(|d| d.arbiter).collect::<Vec<_>>(),
+        vec![org.arbiters[0].keys.signing_public()],
+        "the decision stored while the close waited for its commit is in the closed ticket"
+    );
 }

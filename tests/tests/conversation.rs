@@ -604,7 +604,7 @@ async fn pipelined_messages_are_answered_in_order_and_share_flushes() {
             Some(Frame::Response { id, body }) => {
                 assert_eq!(id, 1_000 + i, "answers come in request order");
                 match body {
-                    Response::Stored { seq } if i != 20 => {
+                    Response::Stored { seq, .. } if i != 20 => {
                         assert_eq!(seq, next_seq, "stored in the order sent");
                         next_seq += 1;
                     }

@@ -500,7 +500,7 @@ async fn a_crash_inside_a_message_append_leaves_no_gap_no_reused_counter() {
                     "the sender's highest counter is rebuilt from the items"
                 );
             }
-            (Torn::Nothing, Response::Stored { seq }) => assert_eq!(seq, last_seq),
+            (Torn::Nothing, Response::Stored { seq, .. }) => assert_eq!(seq, last_seq),
             (_, other) => panic!("{torn:?}: resend answered {other:?}"),
         }
         // The agent's counters, all from before the record's checkpoint: refused by the

@@ -16,7 +16,11 @@ use sealdesk_protocol::{
     },
     wire::{ErrorCode, Item, PendingRelease, Push, Request, Response, Sequenced, TicketState},
 };
-use sealdesk_tests::{Chat, Org, RawClient, now, rng, spawn_relay, stop_relay};
+use sealdesk_tests::{
+    Chat, Org, RawClient,
+    consent::{self, full_consent},
+    now, rng, spawn_relay, stop_relay,
+};
 
 async fn tree_head(c: &mut RawClient, log_key: &SigningPublicKey) -> SignedTreeHead {
     match c.request(Request::GetTreeHead).await {
@@ -791,29 +795,9 @@ async fn a_consent_revocation_is_accepted_only_from_its_signer_for_a_consent_the
     let chat = org.start_chat(&mut c, 0, 340).await;
     let other_chat = org.start_chat(&mut c, 0, 341).await;
     let mut agent = RawClient::login(&url, &org.agents[chat.agent]).await;
-    let token = ConsentToken::issue(
-        &mut rng(342),
-        &customer.keys,
-        &org.policy,
-        ConsentParams {
-            conversation: chat.id,
-            epochs: EpochRange::single(0),
-            scope: Scope::Full,
-            purpose: "refund check".into(),
-            valid_secs: 3_600,
-        },
-        now(),
-    )
-    .unwrap();
+    let token = full_consent(&org, customer, chat.id, 342);
     let revocation = |who: &sealdesk_tests::Identity, conversation, consent| {
-        Request::AppendAudit(AuditEntry::sign(
-            &who.keys,
-            AuditEvent::ConsentRevocation {
-                conversation,
-                consent,
-            },
-            now(),
-        ))
+        Request::AppendAudit(consent::revocation(&who.keys, conversation, consent))
     };
     let before = tree_head(&mut c, &log_key).await;
     // Never shared, and never issued.
@@ -847,14 +831,7 @@ async fn a_consent_revocation_is_accepted_only_from_its_signer_for_a_consent_the
     );
     assert_eq!(tree_head(&mut c, &log_key).await.size, before.size);
     // The consent's signer.
-    let entry = AuditEntry::sign(
-        &customer.keys,
-        AuditEvent::ConsentRevocation {
-            conversation: chat.id,
-            consent: token.id,
-        },
-        now(),
-    );
+    let entry = consent::revocation(&customer.keys, chat.id, token.id);
     let (index, head) = match c.request(Request::AppendAudit(entry.clone())).await {
         Response::Appended { index, head } => (index, head),
         other => panic!("expected Appended, got {other:?}"),
@@ -942,20 +919,7 @@ async fn a_consent_shared_before_the_index_existed_is_still_revocable() {
         c.stored(Request::Send(chat.seal(customer, i, &format!("m{i}"))))
             .await;
     }
-    let token = ConsentToken::issue(
-        &mut rng(361),
-        &customer.keys,
-        &org.policy,
-        ConsentParams {
-            conversation: chat.id,
-            epochs: EpochRange::single(0),
-            scope: Scope::Full,
-            purpose: "refund check".into(),
-            valid_secs: 3_600,
-        },
-        now(),
-    )
-    .unwrap();
+    let token = full_consent(&org, customer, chat.id, 361);
     c.stored(Request::ShareConsent(token.clone())).await;
     c.close().await;
     stop_relay(relay).await;
@@ -988,16 +952,8 @@ async fn a_consent_shared_before_the_index_existed_is_still_revocable() {
     let relay = sealdesk_tests::spawn_relay_in(dir.path()).await;
     let url = relay.ws_url();
     let mut c = RawClient::login(&url, customer).await;
-    let revoke = |consent| {
-        Request::AppendAudit(AuditEntry::sign(
-            &customer.keys,
-            AuditEvent::ConsentRevocation {
-                conversation: chat.id,
-                consent,
-            },
-            now(),
-        ))
-    };
+    let revoke =
+        |consent| Request::AppendAudit(consent::revocation(&customer.keys, chat.id, consent));
     let never = sealdesk_protocol::ids::TokenId::random(&mut rng(362));
     assert_eq!(c.refused(revoke(never)).await, ErrorCode::NotFound);
     assert!(matches!(

@@ -15,13 +15,9 @@ use std::{
 };
 
 use sealdesk_client::{Client, client::HistoryLine};
-use sealdesk_protocol::{
-    card::Role,
-    ids::ConversationId,
-    wire::{Frame, Request, Response},
-};
+use sealdesk_protocol::{card::Role, ids::ConversationId};
 use sealdesk_tests::{
-    proxy::{Dir, is_item_push, items_mut},
+    withhold::{withhold, withhold_with},
     world::{Via, World, open_chat, texts},
 };
 
@@ -41,21 +37,6 @@ fn gaps(c: &Client, conv: &ConversationId) -> Vec<Gap> {
                 requests,
                 ..
             } => Some((sender, counters, requests)),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The `after` of every `History` request the proxy saw.
-fn history_requests(w: &World) -> Vec<u64> {
-    w.proxy()
-        .seen()
-        .iter()
-        .filter_map(|seen| match &seen.frame {
-            Frame::Request {
-                body: Request::History { after, .. },
-                ..
-            } => Some(*after),
             _ => None,
         })
         .collect()
@@ -84,37 +65,19 @@ async fn a_range_withheld_on_first_delivery_is_refetched_and_closed() {
     let range: HashSet<u64> = seqs[1..4].iter().copied().collect();
     let withheld_once: Arc<Mutex<HashSet<u64>>> = Arc::default();
     let held = Arc::clone(&withheld_once);
-    w.proxy().set_hook(move |ctx, mut frame| {
-        if ctx.dir != Dir::ToClient || ctx.account != Some("alice") {
-            return vec![frame];
-        }
-        let mut held = held.lock().unwrap();
-        if is_item_push(&frame) {
-            let first = items_mut(&mut frame)
-                .iter()
-                .any(|s| s.conversation == conv && range.contains(&s.seq) && held.insert(s.seq));
-            return if first { Vec::new() } else { vec![frame] };
-        }
-        if let Frame::Response {
-            body: Response::Items { items, .. },
-            ..
-        } = &mut frame
-        {
-            items.retain(|s| {
-                s.conversation != conv || !range.contains(&s.seq) || !held.insert(s.seq)
-            });
-        }
-        vec![frame]
-    });
+    // Each the first time only: withheld while not yet in `withheld_once`.
+    w.proxy().set_hook(withhold("alice", move |s| {
+        s.conversation == conv && range.contains(&s.seq) && held.lock().unwrap().insert(s.seq)
+    }));
     let mut alice = w.reopen_via("alice", Via::Proxy).await;
-    let asked_before = history_requests(&w).len();
+    let asked_before = w.proxy().history_afters("alice").len();
     alice.sync_all().await.unwrap();
     assert_eq!(
         withheld_once.lock().unwrap().len(),
         3,
         "the relay withheld the range once"
     );
-    let asked: Vec<u64> = history_requests(&w)[asked_before..].to_vec();
+    let asked: Vec<u64> = w.proxy().history_afters("alice")[asked_before..].to_vec();
     assert!(
         asked.iter().filter(|a| **a < seqs[1]).count() >= 2,
         "the range was asked for again after the first page: {asked:?}"
@@ -141,29 +104,25 @@ async fn a_range_withheld_for_good_is_reported_not_delivered_after_the_retries()
     use sealdesk_client::client::REFETCH_LIMIT;
     let (w, mut carol, conv, seqs) = six_messages().await;
     let range: HashSet<u64> = seqs[1..4].iter().copied().collect();
-    w.proxy().set_hook(move |ctx, mut frame| {
-        if ctx.dir != Dir::ToClient || ctx.account != Some("alice") {
-            return vec![frame];
-        }
-        if is_item_push(&frame) {
-            return Vec::new();
-        }
-        if let Frame::Response {
-            body: Response::Items { items, .. },
-            ..
-        } = &mut frame
-        {
-            items.retain(|s| s.conversation != conv || !range.contains(&s.seq));
-        }
-        vec![frame]
-    });
+    // Every push to alice is dropped; her pages lose the range.
+    w.proxy().set_hook(withhold_with(
+        "alice",
+        |_| true,
+        move |items, _| items.retain(|s| s.conversation != conv || !range.contains(&s.seq)),
+    ));
     let mut alice = w.reopen_via("alice", Via::Proxy).await;
     alice.sync_all().await.unwrap();
     assert_eq!(
         gaps(&alice, &conv),
         [("carol".to_owned(), vec![(1, 3)], None)]
     );
-    let below = |w: &World| history_requests(w).iter().filter(|a| **a < seqs[1]).count();
+    let below = |w: &World| {
+        w.proxy()
+            .history_afters("alice")
+            .iter()
+            .filter(|a| **a < seqs[1])
+            .count()
+    };
     for i in 0..REFETCH_LIMIT + 2 {
         carol.send_text(&conv, &format!("later {i}")).await.unwrap();
         alice.sync_all().await.unwrap();

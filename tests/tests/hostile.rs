@@ -38,9 +38,12 @@ use sealdesk_protocol::{
     wire::{Frame, Item, Push, ReleaseProgress, Request, Response, Sequenced},
 };
 use sealdesk_tests::{
-    Identity, STEP, eventually, now,
+    Identity, STEP,
+    consent::revocation,
+    eventually, now,
     proxy::{Ctx, Dir, Injector, LogForger, edit_items, is_item_push},
     transcript::release,
+    withhold::withhold_with,
     world::{
         MASTER, ORG, PASS, Via, World, assert_nothing_released, open_chat, released_once, spec,
         texts,
@@ -1712,22 +1715,7 @@ fn pages_for(
     victim: &'static str,
     mut page: impl FnMut(&mut Vec<Sequenced>) + Send + 'static,
 ) -> impl FnMut(&Ctx<'_>, Frame) -> Vec<Frame> + Send + 'static {
-    move |ctx, mut frame| {
-        if ctx.dir != Dir::ToClient || ctx.account != Some(victim) {
-            return vec![frame];
-        }
-        if is_item_push(&frame) {
-            return Vec::new();
-        }
-        if let Frame::Response {
-            body: Response::Items { items, .. },
-            ..
-        } = &mut frame
-        {
-            page(items);
-        }
-        vec![frame]
-    }
+    withhold_with(victim, |_| true, move |items, _| page(items))
 }
 
 /// The relay lists two items of a history page the wrong way round (later sequence number
@@ -1796,7 +1784,13 @@ async fn dropped_item_is_a_gap_until_an_honest_refetch_closes_it() {
 
     // A sync that moves nothing does not ask again; one after a new message does, and the
     // gap stays while the relay still drops it.
-    let below = |w: &World| history_requests(w).iter().filter(|a| **a < s1).count();
+    let below = |w: &World| {
+        w.proxy()
+            .history_afters("alice")
+            .iter()
+            .filter(|a| **a < s1)
+            .count()
+    };
     let asked = below(&w);
     alice.sync_all().await.unwrap();
     assert_eq!(
@@ -1853,7 +1847,13 @@ async fn refetch_of_a_gap_in_a_rotated_epoch_is_bounded() {
     assert_eq!(gaps(&alice, &conv), [("carol".to_owned(), vec![1])]);
     let first = alice.account().epochs(&conv).unwrap()[0].seq;
     // Requests from the gap's epoch record on; the initial catch-up may start there too.
-    let refetches = |w: &World| history_requests(w).iter().filter(|a| **a == first).count();
+    let refetches = |w: &World| {
+        w.proxy()
+            .history_afters("alice")
+            .iter()
+            .filter(|a| **a == first)
+            .count()
+    };
     let initial = refetches(&w) - 1;
     for i in 3..12 {
         carol.send_text(&conv, &format!("m{i}")).await.unwrap();
@@ -1888,21 +1888,6 @@ async fn refetch_of_a_gap_in_a_rotated_epoch_is_bounded() {
     alice.sync_all().await.unwrap();
     assert_eq!(refetches(&w) - initial, REFETCH_LIMIT as usize);
     assert_eq!(gaps(&alice, &conv), [("carol".to_owned(), vec![1])]);
-}
-
-/// The `after` of every `History` request any client sent through the proxy.
-fn history_requests(w: &World) -> Vec<u64> {
-    w.proxy()
-        .seen()
-        .iter()
-        .filter_map(|seen| match &seen.frame {
-            Frame::Request {
-                body: Request::History { after, .. },
-                ..
-            } => Some(*after),
-            _ => None,
-        })
-        .collect()
 }
 
 /// The relay drops an item for good: the gap stays shown through every sync, and still after
@@ -2322,16 +2307,7 @@ async fn trustees_ignore_consent_revocations_not_signed_by_the_consents_signer()
         Response::Entries { entries, .. } => entries,
         other => panic!("{other:?}"),
     };
-    let revoke = |keys: &IdentityKeys, conversation| {
-        AuditEntry::sign(
-            keys,
-            AuditEvent::ConsentRevocation {
-                conversation,
-                consent: token.id,
-            },
-            now(),
-        )
-    };
+    let revoke = |keys: &IdentityKeys, conversation| revocation(keys, conversation, token.id);
     let fake = impostor(9_201, "carol", Role::Customer);
     let elsewhere = ConversationId::random(&mut sealdesk_client::rng().unwrap());
     log.push(revoke(&fake.keys, conv));
@@ -3066,14 +3042,7 @@ async fn entries_from_signers_their_kind_does_not_allow_are_flagged() {
     };
     let size = real.len() as u64;
     let stranger = impostor(9_401, "carol", Role::Customer).keys;
-    let revocation = AuditEntry::sign(
-        &stranger,
-        AuditEvent::ConsentRevocation {
-            conversation: conv,
-            consent: token.id,
-        },
-        now(),
-    );
+    let revocation = revocation(&stranger, conv, token.id);
     let erasure = AuditEntry::sign(
         &stranger,
         AuditEvent::Erasure {

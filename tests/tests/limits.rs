@@ -17,11 +17,13 @@ use sealdesk_protocol::{
 };
 use sealdesk_server::{RunningRelay, relay::CLOSE_RATE_LIMITED};
 use sealdesk_tests::{
+    burst::{at_once, opened_or_over_quota, relay_with_open_quota},
     identity::{Identity, now, rng},
     org::Org,
     raw::RawClient,
     relay::{http_get, metric, spawn_relay_with},
     wait::STEP,
+    web_key::open_request,
 };
 use tokio::net::TcpStream;
 use tokio_tungstenite::{
@@ -522,55 +524,24 @@ async fn a_members_message_budget_is_per_conversation() {
     assert_eq!(limited(&relay, "conversation_messages").await, 2.0);
 }
 
-/// Opens one conversation on each of `clients` at the same instant (one request each, all
-/// in flight together); the answers, in the clients' order.
-async fn open_at_once(clients: &mut [RawClient], org: &str, seed: u64) -> Vec<Response> {
-    let mut r = rng(seed);
-    let ids: Vec<ConversationId> = clients
-        .iter()
-        .map(|_| ConversationId::random(&mut r))
-        .collect();
-    futures_util::future::join_all(clients.iter_mut().zip(ids).map(|(c, conversation)| {
-        c.request(Request::OpenConversation {
-            org: org.to_owned(),
-            conversation,
-        })
-    }))
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn opens_of_one_customer_at_the_same_instant_take_exactly_the_quota() {
     let most = 2;
-    let (relay, _dir) = spawn_relay_with(|c| {
-        c.limits.open_conversations_per_org = most;
-        c.limits.conversation_opens_per_hour = 1_000;
-    })
-    .await;
+    let (relay, _dir) = relay_with_open_quota(most).await;
     let url = relay.ws_url();
     let _org = Org::setup(&url, 73, "acme", 2, 1).await;
     // Several rounds: each a fresh customer key's burst of opens on as many connections.
     for round in 0..4u64 {
         let who = Identity::new(100 + round, &format!("burst{round}"), Role::Customer);
-        let mut clients = Vec::new();
-        for _ in 0..12 {
-            clients.push(RawClient::login(&url, &who).await);
-        }
-        let answers = open_at_once(&mut clients, "acme", 200 + round).await;
-        let opened = answers
-            .iter()
-            .filter(|a| matches!(a, Response::Opened { .. }))
-            .count();
-        assert_eq!(opened, most, "round {round}: {answers:?}");
-        for a in answers
-            .iter()
-            .filter(|a| !matches!(a, Response::Opened { .. }))
-        {
-            assert_eq!(refusal(a).0, ErrorCode::QuotaExceeded, "{a:?}");
-        }
-        for c in clients {
-            c.close().await;
-        }
+        let burst = (0..12)
+            .map(|i| (&who, open_request("acme", 200 + 100 * round + i, None)))
+            .collect();
+        let answers = at_once(&[&url], burst).await;
+        assert_eq!(
+            opened_or_over_quota(&answers),
+            most,
+            "round {round}: {answers:?}"
+        );
     }
 }
 

@@ -5,17 +5,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sealdesk_protocol::{
-    card::Role,
     ids::ConversationId,
     keys::IdentityKeys,
-    open_token::{OpenToken, OpenTokenParams, WebKeyCertificate},
+    open_token::OpenToken,
     wire::{ErrorCode, Request, Response},
 };
 use sealdesk_tests::{
+    burst::{at_once, fresh_keys, opened_or_over_quota, relay_with_open_quota},
     identity::{Identity, now, rng},
     org::Org,
     raw::RawClient,
     relay::spawn_relay_with,
+    web_key::{self, open_request, token},
 };
 
 /// Opens a conversation with `org` as `who` with `token` (or none); the relay's answer.
@@ -27,19 +28,7 @@ async fn open(
     seed: u64,
 ) -> Response {
     let mut c = RawClient::login(url, who).await;
-    let conversation = ConversationId::random(&mut rng(seed));
-    let body = match token {
-        Some(token) => Request::OpenConversationWithToken {
-            org: org.to_owned(),
-            conversation,
-            token,
-        },
-        None => Request::OpenConversation {
-            org: org.to_owned(),
-            conversation,
-        },
-    };
-    let r = c.request(body).await;
+    let r = c.request(open_request(org, seed, token)).await;
     c.close().await;
     r
 }
@@ -49,45 +38,6 @@ fn code(r: &Response) -> ErrorCode {
         Response::Error { code, .. } => *code,
         other => panic!("expected a refusal, got {other:?}"),
     }
-}
-
-fn token(
-    web: &IdentityKeys,
-    org: &str,
-    visitor: &[u8],
-    who: &Identity,
-    now: u64,
-    valid: u64,
-) -> OpenToken {
-    OpenToken::issue(
-        web,
-        &OpenTokenParams {
-            org,
-            visitor,
-            customer: who.key(),
-            now,
-            valid_secs: valid,
-        },
-    )
-    .unwrap()
-}
-
-/// A web key (from `seed`) the org's master certified for a day, published on the relay.
-async fn certified_web_key(url: &str, org: &Org, seed: u64) -> IdentityKeys {
-    let web = IdentityKeys::generate(&mut rng(seed));
-    let cert = WebKeyCertificate::issue(
-        &org.master.keys,
-        &org.policy,
-        "www",
-        web.signing_public(),
-        now() - 10,
-        86_400,
-    )
-    .unwrap();
-    let mut master = RawClient::login(url, &org.master).await;
-    master.ok(Request::PublishWebKey(cert)).await;
-    master.close().await;
-    web
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,15 +51,7 @@ async fn an_org_requiring_tokens_opens_only_with_a_good_one() {
     let web = IdentityKeys::generate(&mut rng(83));
     let rogue = IdentityKeys::generate(&mut rng(84));
     let t = now();
-    let cert = WebKeyCertificate::issue(
-        &acme.master.keys,
-        &acme.policy,
-        "www",
-        web.signing_public(),
-        t - 10,
-        86_400,
-    )
-    .unwrap();
+    let cert = web_key::certificate(&acme, &web, t - 10);
     // Only the master publishes a web key certificate.
     let mut agent = RawClient::login(&url, &acme.agents[0]).await;
     assert_eq!(
@@ -117,9 +59,7 @@ async fn an_org_requiring_tokens_opens_only_with_a_good_one() {
         ErrorCode::Forbidden
     );
     agent.close().await;
-    let mut master = RawClient::login(&url, &acme.master).await;
-    master.ok(Request::PublishWebKey(cert)).await;
-    master.close().await;
+    web_key::publish(&url, &acme, cert).await;
 
     let alice = &acme.customers[0];
     // Missing.
@@ -159,18 +99,7 @@ async fn an_org_requiring_tokens_opens_only_with_a_good_one() {
         ErrorCode::OpenTokenUncertified
     );
     // A certificate of another org's master for the same key does not certify it here.
-    let g_cert = WebKeyCertificate::issue(
-        &globex.master.keys,
-        &globex.policy,
-        "www",
-        rogue.signing_public(),
-        t - 10,
-        86_400,
-    )
-    .unwrap();
-    let mut g_master = RawClient::login(&url, &globex.master).await;
-    g_master.ok(Request::PublishWebKey(g_cert)).await;
-    g_master.close().await;
+    web_key::publish(&url, &globex, web_key::certificate(&globex, &rogue, t - 10)).await;
     let uncertified = token(&rogue, "acme", b"v1", alice, t, 600);
     assert_eq!(
         code(&open(&url, alice, "acme", Some(uncertified), 7).await),
@@ -242,7 +171,7 @@ async fn a_visitor_with_a_fresh_key_each_time_reaches_the_open_conversations_quo
     let acme = Org::new_with(85, "acme", 1, 4, |p| p.require_open_token = true)
         .publish(&url)
         .await;
-    let web = certified_web_key(&url, &acme, 86).await;
+    let web = web_key::certified(&url, &acme, 86).await;
     let t = now();
     let with = |who: &Identity, visitor: &[u8]| Some(token(&web, "acme", visitor, who, t, 600));
     let c = &acme.customers;
@@ -278,63 +207,35 @@ async fn a_visitor_with_a_fresh_key_each_time_reaches_the_open_conversations_quo
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn opens_of_one_visitor_at_the_same_instant_take_exactly_the_quota() {
     let most = 2;
-    let (relay, _dir) = spawn_relay_with(|cfg| {
-        cfg.limits.open_conversations_per_org = most;
-        cfg.limits.conversation_opens_per_hour = 1_000;
-    })
-    .await;
+    let (relay, _dir) = relay_with_open_quota(most).await;
     let url = relay.ws_url();
     let acme = Org::new_with(87, "acme", 1, 1, |p| p.require_open_token = true)
         .publish(&url)
         .await;
-    let web = certified_web_key(&url, &acme, 88).await;
+    let web = web_key::certified(&url, &acme, 88).await;
     let t = now();
     // Rounds of one visitor id each: every customer key opens with a token naming it, all
     // at the same instant. Each key has opened nothing itself; the visitor's quota decides.
     for round in 0..3u64 {
         let visitor = format!("burst-{round}");
-        let keys: Vec<Identity> = (0..10)
-            .map(|i| {
-                Identity::new(
-                    1_000 * (round + 1) + i,
-                    &format!("v{round}k{i}"),
-                    Role::Customer,
-                )
-            })
-            .collect();
-        let mut clients = Vec::new();
-        for who in &keys {
-            clients.push(RawClient::login(&url, who).await);
-        }
+        let keys = fresh_keys(round, 10);
         let mut r = rng(90 + round);
-        let requests: Vec<Request> = keys
+        let burst = keys
             .iter()
-            .map(|who| Request::OpenConversationWithToken {
-                org: "acme".to_owned(),
-                conversation: ConversationId::random(&mut r),
-                token: token(&web, "acme", visitor.as_bytes(), who, t, 600),
+            .map(|who| {
+                let request = Request::OpenConversationWithToken {
+                    org: "acme".to_owned(),
+                    conversation: ConversationId::random(&mut r),
+                    token: token(&web, "acme", visitor.as_bytes(), who, t, 600),
+                };
+                (who, request)
             })
             .collect();
-        let answers = futures_util::future::join_all(
-            clients
-                .iter_mut()
-                .zip(requests)
-                .map(|(c, body)| c.request(body)),
-        )
-        .await;
-        let opened = answers
-            .iter()
-            .filter(|a| matches!(a, Response::Opened { .. }))
-            .count();
-        assert_eq!(opened, most, "round {round}: {answers:?}");
-        for a in answers
-            .iter()
-            .filter(|a| !matches!(a, Response::Opened { .. }))
-        {
-            assert_eq!(code(a), ErrorCode::QuotaExceeded, "{a:?}");
-        }
-        for c in clients {
-            c.close().await;
-        }
+        let answers = at_once(&[&url], burst).await;
+        assert_eq!(
+            opened_or_over_quota(&answers),
+            most,
+            "round {round}: {answers:?}"
+        );
     }
 }

@@ -616,7 +616,7 @@ async fn the_database_going_down_stops_acknowledgements_and_loses_nothing_acknow
             .request(Request::Send(chat.seal(customer, counter, &text)))
             .await
         {
-            Response::Stored { seq } => {
+            Response::Stored { seq, .. } => {
                 acked.push((seq, text));
                 back = true;
                 counter += 1;

@@ -17,33 +17,24 @@ use std::{
 use sealdesk_client::{
     Client,
     account::{EpochStatus, LogEntry},
-    client::{HistoryLine, REFETCH_LIMIT},
+    client::REFETCH_LIMIT,
 };
 use sealdesk_protocol::{
     card::Role,
     ids::ConversationId,
     release::{Justification, Scope},
-    wire::{Frame, Item, Response, Sequenced},
+    wire::{Item, Sequenced},
 };
 use sealdesk_tests::{
-    proxy::{Dir, is_item_push, items_mut},
-    transcript::release,
+    transcript::{hand_over, release},
+    withhold::{self, withhold},
     world::{Via, World, open_chat},
 };
 
 /// The `Withheld` lines of a history: (from, to, requests when given up).
 fn withheld(c: &Client, conv: &ConversationId) -> Vec<(u64, u64, Option<u32>)> {
-    c.history(conv)
-        .unwrap()
-        .lines
-        .into_iter()
-        .filter_map(|l| match l {
-            HistoryLine::Withheld {
-                from, to, requests, ..
-            } => Some((from, to, requests)),
-            _ => None,
-        })
-        .collect()
+    let lines = withhold::withheld(c, conv).into_iter();
+    lines.map(|l| (l.from, l.to, l.requests)).collect()
 }
 
 /// Whether the relay would withhold `s`: epoch 1's record or a release notice.
@@ -74,12 +65,7 @@ async fn released_and_transferred() -> (World, ConversationId, Client) {
     release(&w, &mut master, conv, Justification::Consent(token)).await;
     let mut dave = org.agents.remove(1);
     let mut alice = org.agents.remove(0);
-    alice.sync_all().await.unwrap();
-    alice
-        .send_text(&conv, "let me pass you to billing")
-        .await
-        .unwrap();
-    alice.transfer(&conv, "dave").await.unwrap();
+    hand_over(&mut alice, &conv, "dave").await;
     dave.sync_all().await.unwrap();
     dave.send_text(&conv, "refund issued").await.unwrap();
     alice.close().await;
@@ -94,26 +80,10 @@ async fn a_withheld_epoch_record_and_notices_are_fetched_again() {
     let (w, conv, _dave) = released_and_transferred().await;
     let held: Arc<Mutex<BTreeSet<u64>>> = Arc::default();
     let h = Arc::clone(&held);
-    w.proxy().set_hook(move |ctx, mut frame| {
-        if ctx.dir != Dir::ToClient || ctx.account != Some("carol") {
-            return vec![frame];
-        }
-        let mut h = h.lock().unwrap();
-        if is_item_push(&frame) {
-            let first = items_mut(&mut frame)
-                .iter()
-                .any(|s| target(&conv, s) && h.insert(s.seq));
-            return if first { Vec::new() } else { vec![frame] };
-        }
-        if let Frame::Response {
-            body: Response::Items { items, .. },
-            ..
-        } = &mut frame
-        {
-            items.retain(|s| !target(&conv, s) || !h.insert(s.seq));
-        }
-        vec![frame]
-    });
+    // Each the first time only: withheld while not yet in `held`.
+    w.proxy().set_hook(withhold("carol", move |s| {
+        target(&conv, s) && h.lock().unwrap().insert(s.seq)
+    }));
     let mut carol = w.reopen_via("carol", Via::Proxy).await;
     carol.sync_all().await.unwrap();
     let held: Vec<u64> = held.lock().unwrap().iter().copied().collect();
@@ -162,23 +132,8 @@ async fn a_withheld_epoch_record_and_notices_are_fetched_again() {
 #[tokio::test]
 async fn withheld_for_good_they_show_as_a_gap() {
     let (w, conv, mut dave) = released_and_transferred().await;
-    w.proxy().set_hook(move |ctx, mut frame| {
-        if ctx.dir != Dir::ToClient || ctx.account != Some("carol") {
-            return vec![frame];
-        }
-        if is_item_push(&frame) {
-            let hit = items_mut(&mut frame).iter().any(|s| target(&conv, s));
-            return if hit { Vec::new() } else { vec![frame] };
-        }
-        if let Frame::Response {
-            body: Response::Items { items, .. },
-            ..
-        } = &mut frame
-        {
-            items.retain(|s| !target(&conv, s));
-        }
-        vec![frame]
-    });
+    w.proxy()
+        .set_hook(withhold("carol", move |s| target(&conv, s)));
     let mut carol = w.reopen_via("carol", Via::Proxy).await;
     carol.sync_all().await.unwrap();
     let first = withheld(&carol, &conv);

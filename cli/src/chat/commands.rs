@@ -189,8 +189,8 @@ pub(crate) async fn send_line<S: Sink>(
     s: &mut Session,
 ) -> Result<()> {
     let before = client.meta(&id)?.cursor;
-    let seq = client.send_text(&id, text).await?;
-    s.receipts.mine.insert(id, seq);
+    let sent = client.send_text_report(&id, text).await?;
+    s.receipts.mine.insert(id, sent.seq);
     let here = Some(id) == s.current;
     for line in client.history(&id)?.lines.into_iter().filter(|l| match l {
         HistoryLine::Item { entry, .. } => entry.seq() > before,
@@ -200,6 +200,14 @@ pub(crate) async fn send_line<S: Sink>(
             conversation: id,
             here,
             line,
+        })
+        .map_err(io)?;
+    }
+    if let Some(quota) = sent.quota {
+        out.show(Shown::QuotaWarning {
+            conversation: id,
+            here,
+            quota,
         })
         .map_err(io)?;
     }
@@ -287,13 +295,7 @@ pub(crate) async fn select<S: Sink>(
         if is_customer(client) {
             client.summary(&id).await.ok()
         } else {
-            Some(format!(
-                "This conversation is end-to-end encrypted: the relay cannot read it. \
-                 {customer} was told when {org}'s owner may open it under {org}'s policy; every opening \
-                 is recorded in the audit log and {customer} is told of it.",
-                customer = meta.customer,
-                org = meta.org,
-            ))
+            Some(crate::print::agent_summary(&meta.customer, &meta.org))
         }
     } else {
         None

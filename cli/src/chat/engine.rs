@@ -12,6 +12,7 @@ use sealdesk_protocol::{card::Role, ids::ConversationId};
 
 use super::commands::{command, conversations, select, send_line};
 use super::event::{Connection, Shown, Sink};
+use super::interrupt::Interrupts;
 use super::upload;
 use super::{FLUSH_DEADLINE, RECONNECT_FIRST, RECONNECT_MAX, Result};
 use crate::error::CliError;
@@ -62,6 +63,7 @@ pub(crate) async fn drive<I: Input, S: Sink>(
     input: &mut I,
     out: &mut S,
     conversation: Option<ConversationId>,
+    interrupts: &mut Interrupts,
 ) -> Result<()> {
     let mut s = Session::default();
     if is_customer(client) {
@@ -148,11 +150,19 @@ pub(crate) async fn drive<I: Input, S: Sink>(
                                 // It may have reached the relay before the connection went:
                                 // after reconnecting, the history says whether it did.
                                 pending.push_back(Pending { conversation: id, text: line.to_owned(), sent_after: before });
-                                out.show(Shown::Kept { conversation: id, offline: false }).map_err(io)?;
+                                out.show(Shown::Kept { conversation: id, offline: false, text: line.to_owned() }).map_err(io)?;
                             }
                         }
                         Err(e) if is_fatal(&e) => return Err(e),
                         Err(e) => failed(client, out, e, s.current).map_err(io)?,
+                    }
+                }
+                // Ctrl-C in the line chat: cancels a running upload, else leaves.
+                () = interrupts.next() => {
+                    if s.upload.is_some() {
+                        upload::stop(out, &mut s).map_err(io)?;
+                    } else {
+                        break;
                     }
                 }
                 push = client.session().next_push() => {
@@ -247,10 +257,20 @@ pub(crate) async fn drive<I: Input, S: Sink>(
                         text => match s.current {
                             Some(id) => {
                                 pending.push_back(Pending { conversation: id, text: text.to_owned(), sent_after: None });
-                                out.show(Shown::Kept { conversation: id, offline: true }).map_err(io)?;
+                                out.show(Shown::Kept { conversation: id, offline: true, text: text.to_owned() }).map_err(io)?;
                             }
                             None => failed(client, out, CliError::NoConversationSelected { hint: "; use /list and /switch" }, None).map_err(io)?,
                         },
+                    }
+                }
+                () = interrupts.next() => {
+                    if s.upload.is_some() {
+                        upload::stop(out, &mut s).map_err(io)?;
+                    } else {
+                        if !pending.is_empty() {
+                            out.show(Shown::Connection(Connection::LeftOffline { unsent: pending.len() })).map_err(io)?;
+                        }
+                        break;
                     }
                 }
                 () = tokio::time::sleep(backoff) => {
@@ -411,11 +431,20 @@ async fn resume<S: Sink>(
         .map_err(io)?;
     let events = client.sync_all().await?;
     show_events(client, out, &events, s).map_err(io)?;
+    // What came in meanwhile in the conversation on screen is read, as a live item would be.
+    read_if_here(client, &events, s).await?;
     recheck_agent(client, out, s).await?;
     while let Some(p) = pending.front() {
         if let Some(after) = p.sent_after
-            && already_stored(client, &p.conversation, &p.text, after)
+            && let Some(line) = already_stored(client, &p.conversation, &p.text, after)
         {
+            // Shown now: the display replaces the line it kept as pending.
+            out.show(Shown::Line {
+                conversation: p.conversation,
+                here: Some(p.conversation) == s.current,
+                line,
+            })
+            .map_err(io)?;
             pending.pop_front();
             continue;
         }
@@ -435,6 +464,11 @@ async fn resume<S: Sink>(
                 let message = format!("{e} (not sent: {text})");
                 let code = crate::status::classify(&anyhow::Error::from(e)).code;
                 out.show(Shown::Error { code, message }).map_err(io)?;
+                out.show(Shown::NotSent {
+                    conversation: id,
+                    text,
+                })
+                .map_err(io)?;
                 pending.pop_front();
             }
         }
@@ -443,16 +477,38 @@ async fn resume<S: Sink>(
     Ok(())
 }
 
-/// Whether a message of this account with `text` is in the timeline after sequence `after`.
-fn already_stored(client: &Client, id: &ConversationId, text: &str, after: u64) -> bool {
-    client.history(id).is_ok_and(|h| {
-        h.lines.iter().any(|l| {
-            matches!(l, HistoryLine::Item {
-                entry: LogEntry::Message { mine: true, seq, text: t, .. },
-                ..
-            } if *seq > after && t == text)
-        })
+/// The message of this account with `text` in the timeline after sequence `after`, if the
+/// relay stored it.
+fn already_stored(
+    client: &Client,
+    id: &ConversationId,
+    text: &str,
+    after: u64,
+) -> Option<HistoryLine> {
+    client.history(id).ok()?.lines.into_iter().find(|l| {
+        matches!(l, HistoryLine::Item {
+            entry: LogEntry::Message { mine: true, seq, text: t, .. },
+            ..
+        } if *seq > after && t == text)
     })
+}
+
+/// When `events` brought items into the conversation on screen: marks it seen and tells the
+/// others it was read. Only a lost connection (or a fatal error) is returned.
+async fn read_if_here(client: &mut Client, events: &[Event], s: &Session) -> Result<()> {
+    if let Some(id) = s.current
+        && events
+            .iter()
+            .any(|e| e.conversation == id && matches!(e.kind, EventKind::Entry { .. }))
+    {
+        client.mark_seen(&id)?;
+        if let Err(e) = client.send_read_receipt(&id).await.map_err(CliError::from)
+            && (is_fatal(&e) || is_connection_lost(&e))
+        {
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 /// Handles one push: shows what it brought, and tells the others it was read when it is in
@@ -469,18 +525,7 @@ async fn on_push<S: Sink>(
         events.extend(client.sync_all().await?);
     }
     show_events(client, out, &events, s).map_err(io)?;
-    if let Some(id) = s.current
-        && events
-            .iter()
-            .any(|e| e.conversation == id && matches!(e.kind, EventKind::Entry { .. }))
-    {
-        client.mark_seen(&id)?;
-        if let Err(e) = client.send_read_receipt(&id).await.map_err(CliError::from)
-            && (is_fatal(&e) || is_connection_lost(&e))
-        {
-            return Err(e);
-        }
-    }
+    read_if_here(client, &events, s).await?;
     if events
         .iter()
         .any(|e| matches!(e.kind, EventKind::Entry { .. } | EventKind::Assigned { .. }))

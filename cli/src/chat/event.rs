@@ -5,7 +5,8 @@
 
 use sealdesk_client::account::LogEntry;
 use sealdesk_client::client::HistoryLine;
-use sealdesk_protocol::{ids::ConversationId, message::ContentKind};
+use sealdesk_client::quota::quota_warning;
+use sealdesk_protocol::{ids::ConversationId, message::ContentKind, wire::ByteQuota};
 use serde_json::{Value, json};
 
 use crate::print::render_line;
@@ -101,6 +102,16 @@ pub enum Shown {
         /// The text.
         text: String,
     },
+    /// The relay's warning ahead of a stored-bytes quota, with a message or an attachment
+    /// this account sent (`--json`: a `quota_warning` event).
+    QuotaWarning {
+        /// The conversation it was sent in.
+        conversation: ConversationId,
+        /// Whether that is the current conversation.
+        here: bool,
+        /// Whose quota, how much of how much.
+        quota: ByteQuota,
+    },
     /// A pinned key changed: sending to `name` is blocked until the user accepts it.
     KeyChange {
         /// The conversation it was found in, if any.
@@ -118,6 +129,16 @@ pub enum Shown {
         conversation: ConversationId,
         /// Typed while offline (rather than interrupted while sending).
         offline: bool,
+        /// The line, as typed: shown as pending until it is sent.
+        text: String,
+    },
+    /// A line kept to send once the relay was back could not be sent then (the error is
+    /// shown before this): it is no longer pending.
+    NotSent {
+        /// The conversation it was typed in.
+        conversation: ConversationId,
+        /// The line.
+        text: String,
     },
     /// An attachment's upload: started (`seq` none) or sent.
     Upload {
@@ -145,7 +166,7 @@ pub enum Shown {
         /// Bytes of the file those chunks cover.
         bytes: u64,
     },
-    /// An upload was cancelled (`/cancel`, Ctrl-C in the window, `/quit`): nothing was sent in
+    /// An upload was cancelled (`/cancel`, Ctrl-C, `/quit`): nothing was sent in
     /// the conversation; `/attach` of the same file resumes it.
     UploadCancelled {
         /// The conversation.
@@ -359,6 +380,19 @@ impl Shown {
                     "text": text,
                 }),
             ),
+            Self::QuotaWarning {
+                conversation,
+                quota,
+                ..
+            } => (
+                "quota_warning",
+                json!({
+                    "conversation": conversation.to_string(), "scope": quota.scope,
+                    "used": quota.used, "most": quota.most,
+                    "percent": quota.used.saturating_mul(100) / quota.most.max(1),
+                    "text": quota_warning(quota),
+                }),
+            ),
             Self::KeyChange {
                 conversation,
                 name,
@@ -387,12 +421,20 @@ impl Shown {
             Self::Kept {
                 conversation,
                 offline,
+                text,
             } => (
                 "notice",
                 json!({
                     "kind": "kept", "conversation": conversation.to_string(),
-                    "offline": offline,
+                    "offline": offline, "message": text,
                     "text": "kept: sent once the relay is back",
+                }),
+            ),
+            Self::NotSent { conversation, text } => (
+                "notice",
+                json!({
+                    "kind": "not_sent", "conversation": conversation.to_string(),
+                    "message": text, "text": "not sent",
                 }),
             ),
             Self::Upload {

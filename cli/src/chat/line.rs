@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use sealdesk_client::attachment::human_size;
+use sealdesk_client::{attachment::human_size, quota::quota_warning};
 
 use super::event::{Connection, Shown, Sink, cancelled_text, percent, progress_text, short};
 use crate::print::render_line;
@@ -160,11 +160,23 @@ impl<W: Write> Sink for TextSink<'_, W> {
                 text,
             } => writeln!(out, "{}warning: {text}", prefix(&c, here)),
             Shown::Warning { text, .. } => writeln!(out, "warning: {text}"),
+            Shown::QuotaWarning {
+                conversation,
+                here,
+                quota,
+            } => writeln!(
+                out,
+                "{}warning: {}",
+                prefix(&conversation, here),
+                quota_warning(&quota)
+            ),
             Shown::KeyChange { text, .. } => writeln!(out, "error: {text}"),
             Shown::Connection(c) => writeln!(out, "{}", connection_text(&c)),
             Shown::Kept { offline: false, .. } => {
                 writeln!(out, "  (kept: sent once the relay is back)")
             }
+            // The error before it named the line.
+            Shown::NotSent { .. } => Ok(()),
             Shown::Kept { offline: true, .. } => {
                 writeln!(out, "  (offline: kept, sent once the relay is back)")
             }

@@ -15,6 +15,7 @@
 //! - `engine` — the loop: input, pushes, reconnection, kept lines.
 //! - [`commands`] — the slash commands, sending, selecting, listing.
 //! - `upload` — `/attach` as a task the loop polls: a chunk at a time, progress, `/cancel`.
+//! - `interrupt` — Ctrl-C in the line chat: cancels a running upload, else leaves.
 //! - [`mod@line`] — the text and JSON displays.
 //! - [`state`] — the terminal UI's state and its updates (no terminal).
 //! - [`tui`] — drawing and the terminal.
@@ -31,6 +32,7 @@ use crate::error::CliError;
 pub mod commands;
 mod engine;
 pub mod event;
+mod interrupt;
 pub mod line;
 pub mod state;
 pub mod tui;
@@ -104,6 +106,7 @@ where
         &mut lines,
         &mut line::TextSink::new(out),
         conversation,
+        &mut interrupt::Interrupts::none(),
     )
     .await
 }
@@ -129,6 +132,38 @@ where
         &mut lines,
         &mut line::JsonSink::new(out),
         conversation,
+        &mut interrupt::Interrupts::none(),
     )
     .await
+}
+
+/// [`run`] (or [`run_json`], `json`) for the `sealdesk chat` process itself: Ctrl-C cancels a
+/// running upload, as `/cancel` does, and otherwise ends the chat, as `/quit` does, instead of
+/// ending the process mid-upload.
+///
+/// # Errors
+/// As [`run`]; [`CliError::Io`] when the Ctrl-C handler cannot be installed.
+pub async fn run_catching_ctrl_c<R, W>(
+    client: &mut Client,
+    input: R,
+    out: &mut W,
+    conversation: Option<ConversationId>,
+    json: bool,
+) -> Result<()>
+where
+    R: AsyncBufRead + Unpin,
+    W: Write,
+{
+    let mut interrupts = interrupt::Interrupts::catch().map_err(|e| CliError::Io {
+        op: "listen for Ctrl-C",
+        source: e,
+    })?;
+    let mut lines = input.lines();
+    if json {
+        let mut sink = line::JsonSink::new(out);
+        engine::drive(client, &mut lines, &mut sink, conversation, &mut interrupts).await
+    } else {
+        let mut sink = line::TextSink::new(out);
+        engine::drive(client, &mut lines, &mut sink, conversation, &mut interrupts).await
+    }
 }

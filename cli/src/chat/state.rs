@@ -7,6 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use sealdesk_client::account::LogEntry;
 use sealdesk_client::attachment::human_size;
 use sealdesk_client::client::HistoryLine;
+use sealdesk_client::quota::quota_warning;
 use sealdesk_protocol::{ids::ConversationId, message::ContentKind};
 
 use super::event::{Connection, ConvRow, Shown, cancelled_text, progress_text};
@@ -61,6 +62,8 @@ pub enum Tone {
 /// How far one of this account's messages got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Delivery {
+    /// Typed while the relay could not be reached: kept, sent once it is back.
+    Pending,
     /// Stored by the relay.
     Sent,
     /// Received by another member.
@@ -96,6 +99,9 @@ impl PaneLine {
     pub fn shown(&self) -> String {
         match self.delivery {
             None => self.text.clone(),
+            Some(Delivery::Pending) => {
+                format!("{}  … pending: sent once the relay is back", self.text)
+            }
             Some(Delivery::Sent) => format!("{}  · sent", self.text),
             Some(Delivery::Delivered) => format!("{}  ✓ delivered", self.text),
             Some(Delivery::Read) => format!("{}  ✓✓ read", self.text),
@@ -229,6 +235,11 @@ fn pane_line(line: &HistoryLine) -> PaneLine {
     }
 }
 
+/// How a line kept to send later shows in the pane (its mark says it is pending).
+fn pending_text(me: &str, text: &str) -> String {
+    format!("{me}: {text}")
+}
+
 /// The sender of a message line.
 fn sender(line: &HistoryLine) -> Option<&str> {
     match line {
@@ -281,6 +292,7 @@ impl ChatState {
                 if let Some(who) = sender(&line) {
                     self.typing.remove(who);
                 }
+                self.sent_pending(&line);
                 self.push(pane_line(&line));
             }
             // Another conversation's line: its unread count in the list says so.
@@ -325,6 +337,10 @@ impl ChatState {
             Shown::Warning { text, .. } => {
                 self.push(PaneLine::info(format!("warning: {text}"), Tone::Alarm))
             }
+            Shown::QuotaWarning { quota, .. } => self.push(PaneLine::info(
+                format!("warning: {}", quota_warning(&quota)),
+                Tone::Alarm,
+            )),
             Shown::KeyChange {
                 conversation,
                 name,
@@ -341,14 +357,18 @@ impl ChatState {
                 Connection::Reconnected => self.link = Link::Online,
                 other => self.push(PaneLine::info(connection_text(&other), Tone::Alarm)),
             },
-            Shown::Kept { offline, .. } => self.push(PaneLine::info(
-                if offline {
-                    "(offline: kept, sent once the relay is back)"
-                } else {
-                    "(kept: sent once the relay is back)"
-                },
-                Tone::Info,
-            )),
+            // The line itself, marked pending, where it will be once sent; only in the
+            // conversation it was typed in.
+            Shown::Kept {
+                conversation, text, ..
+            } if Some(conversation) == self.current => self.push(PaneLine {
+                seq: None,
+                text: pending_text(&self.me, &text),
+                tone: Tone::Mine,
+                delivery: Some(Delivery::Pending),
+            }),
+            Shown::Kept { .. } => {}
+            Shown::NotSent { text, .. } => self.drop_pending(&pending_text(&self.me, &text)),
             Shown::Upload {
                 name,
                 size,
@@ -387,6 +407,35 @@ impl ChatState {
                 self.error = Some(message);
             }
             Shown::Bye => {}
+        }
+    }
+
+    /// A message of this account's that the relay stored replaces the first pending line
+    /// with its text (kept while offline, sent on reconnecting).
+    fn sent_pending(&mut self, line: &HistoryLine) {
+        if let HistoryLine::Item {
+            entry:
+                LogEntry::Message {
+                    mine: true,
+                    sender,
+                    text,
+                    ..
+                },
+            ..
+        } = line
+        {
+            self.drop_pending(&pending_text(sender, text));
+        }
+    }
+
+    /// Removes the first pending line that reads `kept`.
+    fn drop_pending(&mut self, kept: &str) {
+        if let Some(at) = self
+            .pane
+            .iter()
+            .position(|l| l.delivery == Some(Delivery::Pending) && l.text == kept)
+        {
+            self.pane.remove(at);
         }
     }
 
@@ -593,6 +642,58 @@ pub(crate) mod tests {
             text: "changed".to_owned(),
         });
         assert_eq!(s.blocked().into_iter().collect::<Vec<_>>(), ["carol"]);
+    }
+
+    #[test]
+    fn a_line_kept_offline_shows_its_text_as_pending_until_it_is_sent() {
+        let mut s = ChatState::default();
+        s.apply(Shown::Welcome {
+            name: "alice".to_owned(),
+            role: "agent".to_owned(),
+        });
+        selected(&mut s, conv(1));
+        s.apply(Shown::Kept {
+            conversation: conv(1),
+            offline: true,
+            text: "typed during the outage".to_owned(),
+        });
+        let kept = s.pane.last().unwrap();
+        assert_eq!(kept.delivery, Some(Delivery::Pending));
+        assert_eq!(kept.tone, Tone::Mine);
+        assert!(
+            kept.shown().starts_with("alice: typed during the outage")
+                && kept.shown().contains("pending"),
+            "{}",
+            kept.shown()
+        );
+        // Sent on reconnecting: the stored message takes the pending line's place.
+        s.apply(Shown::Line {
+            conversation: conv(1),
+            here: true,
+            line: message(2, "alice", true, "typed during the outage"),
+        });
+        assert_eq!(s.pane.len(), 2, "{:?}", s.pane);
+        assert_eq!(s.pane[1].seq, Some(2));
+        assert_eq!(s.pane[1].delivery, Some(Delivery::Sent));
+        // One that cannot be sent after all is no longer pending (its error says why).
+        s.apply(Shown::Kept {
+            conversation: conv(1),
+            offline: true,
+            text: "refused later".to_owned(),
+        });
+        assert_eq!(s.pane.len(), 3);
+        s.apply(Shown::NotSent {
+            conversation: conv(1),
+            text: "refused later".to_owned(),
+        });
+        assert_eq!(s.pane.len(), 2, "{:?}", s.pane);
+        // A line kept in another conversation stays out of this pane.
+        s.apply(Shown::Kept {
+            conversation: conv(2),
+            offline: true,
+            text: "elsewhere".to_owned(),
+        });
+        assert_eq!(s.pane.len(), 2);
     }
 
     #[test]

@@ -54,7 +54,14 @@ pub async fn run(client: &mut Client, conversation: Option<ConversationId>) -> R
     let mut sink = UiSink {
         ui: Arc::clone(&ui),
     };
-    let result = drive(client, &mut input, &mut sink, conversation).await;
+    let result = drive(
+        client,
+        &mut input,
+        &mut sink,
+        conversation,
+        &mut super::interrupt::Interrupts::none(),
+    )
+    .await;
     // Closing the channel stops the reader at its next poll.
     drop(input);
     let _ = reader.join();
@@ -541,6 +548,26 @@ mod tests {
         let text = screen(&mut s);
         assert!(text.contains("… carol is typing"), "{text}");
         assert!(text.contains("reconnecting"), "{text}");
+    }
+
+    /// A line typed while offline shows with its text, marked pending, in the window.
+    #[test]
+    fn a_line_kept_offline_shows_its_text_marked_pending() {
+        let mut s = chat();
+        s.apply(Shown::Connection(crate::chat::event::Connection::Lost {
+            why: "relay closed".to_owned(),
+        }));
+        s.apply(Shown::Kept {
+            conversation: conv(1),
+            offline: true,
+            text: "back in a minute".to_owned(),
+        });
+        let text = screen(&mut s);
+        assert!(
+            text.lines().any(|l| l.contains("alice: back in a minute")
+                && l.contains("pending: sent once the relay is back")),
+            "{text}"
+        );
     }
 
     /// Scrolling up shows older lines and says more are below.

@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use sealdesk_client::ClientError;
-use sealdesk_client::attachment::{Upload, UploadProgress, quota_warning};
+use sealdesk_client::attachment::{Upload, UploadProgress};
 use sealdesk_client::client::Client;
 use sealdesk_protocol::ids::ConversationId;
 
@@ -134,11 +134,11 @@ pub(crate) async fn stepped<S: Sink>(
         seq: Some(sent.seq),
     })
     .map_err(io)?;
-    if let Some(q) = &sent.quota {
-        out.show(Shown::Warning {
-            conversation: Some(id),
+    if let Some(quota) = sent.quota {
+        out.show(Shown::QuotaWarning {
+            conversation: id,
             here: Some(id) == s.current,
-            text: quota_warning(q),
+            quota,
         })
         .map_err(io)?;
     }

@@ -34,7 +34,7 @@ pub(super) async fn send(
         .unwrap_or_else(|| "attachment".to_owned());
     let media_type = media_type(&name);
     let mut c = connect(home, relay, false).await?;
-    let id = id.resolve(c.account())?;
+    let id = id.resolve_synced(&mut c).await?;
     c.sync_all().await?;
     let mut tenths = 0;
     let sent = c
@@ -90,6 +90,7 @@ pub(super) async fn attachment(home: &Path, relay: &Relay, cmd: AttachmentCmd) -
     }
 }
 
+/// `attachment save`: fetches and checks the file, writes it, and tells the sender it was read.
 async fn save(
     home: &Path,
     relay: &Relay,
@@ -99,9 +100,13 @@ async fn save(
 ) -> Result<Output> {
     let id = conv_id(conversation)?;
     let mut c = connect(home, relay, false).await?;
-    let id = id.resolve(c.account())?;
+    let id = id.resolve_synced(&mut c).await?;
     c.sync_all().await?;
     let file = c.fetch_attachment(&id, message).await?;
+    // Saved is read: the sender's mark turns to read, as `history` does for a message. Best
+    // effort: the file is saved even if the receipt cannot be sent (e.g. a blocked key).
+    c.mark_seen(&id)?;
+    let _ = c.send_read_receipt(&id).await;
     c.close().await;
     let safe = safe_file_name(&file.name);
     let path: PathBuf = match out {

@@ -17,7 +17,10 @@ pub(super) async fn audit(
 ) -> Result<Output> {
     let id = conversation.map(conv_id).transpose()?;
     let mut c = connect(home, relay, false).await?;
-    let id = id.map(|i| i.resolve(c.account())).transpose()?;
+    let id = match id {
+        Some(i) => Some(i.resolve_synced(&mut c).await?),
+        None => None,
+    };
     c.sync_all().await?;
     let r = c.audit(id, verify).await?;
     c.close().await;

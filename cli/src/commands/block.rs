@@ -23,7 +23,7 @@ pub(super) async fn block(
     let reason = BlockReason::parse(reason)
         .map_err(|_| anyhow!("{reason:?} is not a reason: use spam or abuse"))?;
     let mut c = connect(home, relay, false).await?;
-    let id = id.resolve(c.account())?;
+    let id = id.resolve_synced(&mut c).await?;
     c.sync_all().await?;
     let b = c.block_conversation(&id, reason).await?;
     c.close().await;

@@ -1,9 +1,12 @@
 //! `--conversation`'s argument: a full conversation id (32 hex digits), or the start of one
 //! (at least [`MIN_PREFIX`] hex digits, as the chat window and `audit` show them) that only one
-//! conversation this account lists has.
+//! conversation this account lists has. A prefix no local conversation has is tried again once
+//! after fetching the conversation list from the relay ([`ConvRef::resolve_synced`]): a
+//! conversation opened elsewhere (another device, or assigned to an agent who has not synced
+//! since) is found too.
 
 use anyhow::Result;
-use sealdesk_client::Account;
+use sealdesk_client::{Account, Client};
 use sealdesk_protocol::ids::ConversationId;
 
 use crate::error::CliError;
@@ -63,6 +66,29 @@ impl ConvRef {
                 count: many.len(),
             }
             .into()),
+        }
+    }
+}
+
+impl ConvRef {
+    /// [`Self::resolve`] among the conversations `client`'s account lists; when none starts
+    /// with the prefix, the relay's list of this account's conversations is fetched once and
+    /// the prefix tried again before it is refused.
+    ///
+    /// # Errors
+    /// As [`Self::resolve`], and the relay's error while fetching the list.
+    pub(super) async fn resolve_synced(&self, client: &mut Client) -> Result<ConversationId> {
+        match self.resolve(client.account()) {
+            Err(e)
+                if matches!(
+                    e.downcast_ref::<CliError>(),
+                    Some(CliError::NoSuchConversation(_))
+                ) =>
+            {
+                client.refresh_conversations().await?;
+                self.resolve(client.account())
+            }
+            other => other,
         }
     }
 }

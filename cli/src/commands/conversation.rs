@@ -5,7 +5,9 @@
 use std::path::Path;
 
 use anyhow::{Result, bail};
-use sealdesk_client::{Account, Client, ClientError, account::LogEntry, client::HistoryLine};
+use sealdesk_client::{
+    Account, Client, ClientError, account::LogEntry, client::HistoryLine, quota::quota_warning,
+};
 use sealdesk_protocol::card::Role;
 use serde_json::json;
 
@@ -57,15 +59,25 @@ pub(super) async fn send(
 ) -> Result<Output> {
     let id = conv_id(conversation)?;
     let mut c = connect(home, relay, false).await?;
-    let id = id.resolve(c.account())?;
+    let id = id.resolve_synced(&mut c).await?;
     c.sync_all().await?;
-    let seq = c.send_text(&id, text).await?;
+    let sent = c.send_text_report(&id, text).await?;
+    let seq = sent.seq;
     let number = c.message_number(&id, seq)?;
     c.close().await;
-    Ok(Output::new(
+    let mut doc = json!({"ok": true, "conversation": id.to_string(), "seq": seq, "number": number});
+    if let (Some(q), Some(m)) = (&sent.quota, doc.as_object_mut()) {
+        // The warning as data; in words it is among `warnings` (stderr in text mode).
+        m.insert("quota".into(), json!(q));
+    }
+    let out = Output::new(
         format!("sent ({})", crate::print::sent_at(number, seq)),
-        json!({"ok": true, "conversation": id.to_string(), "seq": seq, "number": number}),
-    ))
+        doc,
+    );
+    Ok(match &sent.quota {
+        Some(q) => out.warn(quota_warning(q)),
+        None => out,
+    })
 }
 
 /// The interactive chat on `display` (see [`crate::chat`]).
@@ -77,13 +89,18 @@ pub(super) async fn chat(
 ) -> Result<()> {
     let id = conversation.map(conv_id).transpose()?;
     let mut c = connect(home, relay, false).await?;
-    let id = id.map(|i| i.resolve(c.account())).transpose()?;
+    let id = match id {
+        Some(i) => Some(i.resolve_synced(&mut c).await?),
+        None => None,
+    };
     let stdin = tokio::io::BufReader::new(tokio::io::stdin());
     let mut stdout = std::io::stdout();
     match display {
-        crate::chat::Display::Text => crate::chat::run(&mut c, stdin, &mut stdout, id).await?,
+        crate::chat::Display::Text => {
+            crate::chat::run_catching_ctrl_c(&mut c, stdin, &mut stdout, id, false).await?;
+        }
         crate::chat::Display::Json => {
-            crate::chat::run_json(&mut c, stdin, &mut stdout, id).await?;
+            crate::chat::run_catching_ctrl_c(&mut c, stdin, &mut stdout, id, true).await?;
         }
         crate::chat::Display::Window => crate::chat::tui::run(&mut c, id).await?,
     }
@@ -100,7 +117,7 @@ pub(super) async fn transfer(
 ) -> Result<Output> {
     let id = conv_id(conversation)?;
     let mut c = connect(home, relay, false).await?;
-    let id = id.resolve(c.account())?;
+    let id = id.resolve_synced(&mut c).await?;
     c.sync_all().await?;
     let epoch = c.transfer(&id, to).await?;
     c.close().await;
@@ -114,7 +131,7 @@ pub(super) async fn transfer(
 pub(super) async fn erase(home: &Path, relay: &Relay, conversation: &str) -> Result<Output> {
     let id = conv_id(conversation)?;
     let mut c = connect(home, relay, false).await?;
-    let id = id.resolve(c.account())?;
+    let id = id.resolve_synced(&mut c).await?;
     c.erase(&id).await?;
     c.mark_erased(&id)?;
     c.close().await;
@@ -258,11 +275,17 @@ pub(super) async fn history(
         (None, Some(a)) => id.resolve(a)?,
         (None, None) => bail!("no account"),
     };
-    let h = match (&client, &account) {
-        (Some(c), _) => c.history(&id)?,
-        (None, Some(a)) => sealdesk_client::client::history(a, &id)?,
+    let (mut h, account_ref) = match (&client, &account) {
+        (Some(c), _) => (c.history(&id)?, c.account()),
+        (None, Some(a)) => (sealdesk_client::client::history(a, &id)?, a),
         (None, None) => bail!("no account"),
     };
+    // An agent reads what the customer was told, not the customer's own wording.
+    if account_ref.role() == Role::Agent
+        && let Some(meta) = account_ref.conversation(&id)?
+    {
+        h.summary = Some(crate::print::agent_summary(&meta.customer, &meta.org));
+    }
     let mut text = String::new();
     if h.erased {
         text.push_str("this conversation was erased on the relay; this is your local copy\n");

@@ -130,7 +130,7 @@ pub(super) async fn dispute(home: &Path, relay: &Relay, cmd: DisputeCmd) -> Resu
             reason,
             epochs,
         } => {
-            let id = conv_id(&conversation)?.resolve(c.account())?;
+            let id = conv_id(&conversation)?.resolve_synced(&mut c).await?;
             let t = c.open_dispute(&id, parse_epochs(&epochs)?, &reason).await?;
             Output::new(
                 format!(

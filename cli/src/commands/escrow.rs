@@ -72,7 +72,7 @@ pub(super) async fn consent(home: &Path, relay: &Relay, cmd: ConsentCmd) -> Resu
             purpose,
             out,
         } => {
-            let id = conv_id(&conversation)?.resolve(c.account())?;
+            let id = conv_id(&conversation)?.resolve_synced(&mut c).await?;
             let scope = match scope.as_str() {
                 "full" => Scope::Full,
                 "redacted" => Scope::Redacted,

@@ -27,6 +27,7 @@ mod escrow;
 mod org;
 mod passphrase;
 mod recover;
+mod recovery_code;
 mod status;
 mod token;
 mod transcript;
@@ -81,6 +82,7 @@ pub async fn run(cli: Cli) -> Result<Option<Output>> {
         Cmd::Init { name, role } => account::init(&home, &name, role.into())?,
         Cmd::Whoami => account::whoami(&home)?,
         Cmd::Recover { name, code } => recover::recover(&home, &relay, &name, code).await?,
+        Cmd::RecoveryCode => recovery_code::recovery_code(&home, &relay).await?,
         Cmd::Passphrase(crate::args::PassphraseCmd::Change) => passphrase::change(&home)?,
         Cmd::Register => account::register(&home, &relay).await?,
         Cmd::Org(cmd) => org::org(&home, &relay, cmd).await?,
@@ -271,11 +273,28 @@ fn open_account(home: &Path) -> Result<Account> {
 /// `allow_unregistered`.
 async fn connect(home: &Path, relay: &Relay, allow_unregistered: bool) -> Result<Client> {
     let account = open_account(home)?;
-    let client = Client::connect_with(account, &relay.url, &relay.tls).await?;
+    let mut client = Client::connect_with(account, &relay.url, &relay.tls).await?;
     if !allow_unregistered && !client.registered() {
         return Err(ClientError::NotRegistered.into());
     }
+    client.set_file_cache_limit(file_cache_limit()?);
     Ok(client)
+}
+
+/// The environment variable that bounds the vault's cache of verified files, in MiB (0 keeps
+/// none); the library's default when unset.
+pub const FILE_CACHE_ENV: &str = "SEALDESK_FILE_CACHE_MB";
+
+/// The file cache's bound in bytes: [`FILE_CACHE_ENV`], else the library's default.
+fn file_cache_limit() -> Result<u64> {
+    match std::env::var(FILE_CACHE_ENV) {
+        Err(_) => Ok(sealdesk_client::file_cache::FILE_CACHE_DEFAULT),
+        Ok(v) => v
+            .trim()
+            .parse::<u64>()
+            .map(|mib| mib.saturating_mul(1024 * 1024))
+            .with_context(|| format!("{FILE_CACHE_ENV}={v:?} is not a number of MiB")),
+    }
 }
 
 /// A `--conversation` argument from the command line, checked for its form; resolve it with

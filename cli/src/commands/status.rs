@@ -22,7 +22,7 @@ pub(super) async fn set(
     let status = ConversationStatus::parse(status)
         .map_err(|_| anyhow!("{status:?} is not a status: use open, waiting or resolved"))?;
     let mut c = connect(home, relay, false).await?;
-    let id = id.resolve(c.account())?;
+    let id = id.resolve_synced(&mut c).await?;
     c.sync_all().await?;
     let seq = c.set_status(&id, status).await?;
     c.close().await;

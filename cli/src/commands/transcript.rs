@@ -158,7 +158,7 @@ pub(super) async fn transcript(
             ticket,
             wait,
         } => {
-            let id = conv_id(&conversation)?.resolve(c.account())?;
+            let id = conv_id(&conversation)?.resolve_synced(&mut c).await?;
             let ticket = ticket.as_deref().map(token_id).transpose()?;
             let j = c
                 .justification(&id, consent.as_deref(), ticket.as_ref())
@@ -183,7 +183,7 @@ pub(super) async fn transcript(
             )
         }
         TranscriptCmd::Show { conversation } => {
-            let id = conv_id(&conversation)?.resolve(c.account())?;
+            let id = conv_id(&conversation)?.resolve_synced(&mut c).await?;
             let t = c.transcript(&id)?;
             let mut text = transcript_text(&t);
             let (files, warning) = match attachments(&mut c, &id, &t).await {
@@ -221,7 +221,7 @@ pub(super) async fn transcript(
             if !force && out.exists() {
                 return Err(crate::error::CliError::FileExists { path: out }.into());
             }
-            let id = conv_id(&conversation)?.resolve(c.account())?;
+            let id = conv_id(&conversation)?.resolve_synced(&mut c).await?;
             let export = c.export_transcript(&id, redact).await?;
             let body = match format.as_str() {
                 "json" => serde_json::to_string_pretty(&export)?,

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+use std::path::Path;
+
 use sealdesk_client::{Account, Client};
 use sealdesk_tests::world::{PASS, World};
 use serde_json::Value;
@@ -20,14 +22,38 @@ pub struct Run {
     pub stderr: String,
 }
 
+/// Runs `sealdesk` with `args` as account `name` of `w` (its home, the test passphrase).
 pub async fn sealdesk(w: &World, name: &str, args: &[&str]) -> Run {
+    sealdesk_env(w, name, args, &[]).await
+}
+
+/// [`sealdesk`] with more environment variables.
+pub async fn sealdesk_env(w: &World, name: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+    sealdesk_at_env(w, &w.home(name), PASS, args, env).await
+}
+
+/// Runs `sealdesk` with `args` on the home `home` (which may not exist) and passphrase `pass`,
+/// against `w`'s relay.
+pub async fn sealdesk_at(w: &World, home: &Path, pass: &str, args: &[&str]) -> Run {
+    sealdesk_at_env(w, home, pass, args, &[]).await
+}
+
+/// [`sealdesk_at`] with more environment variables.
+async fn sealdesk_at_env(
+    w: &World,
+    home: &Path,
+    pass: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Run {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sealdesk"))
+        .envs(env.iter().copied())
         .arg("--home")
-        .arg(w.home(name))
+        .arg(home)
         .arg("--relay")
         .arg(&w.url)
         .args(args)
-        .env("SEALDESK_PASSPHRASE", PASS)
+        .env("SEALDESK_PASSPHRASE", pass)
         .env("SEALDESK_INSECURE_FAST_KDF", "1")
         .stdin(std::process::Stdio::null())
         .output()
@@ -41,6 +67,7 @@ pub async fn sealdesk(w: &World, name: &str, args: &[&str]) -> Run {
     }
 }
 
+/// [`sealdesk`], which must succeed; its stdout.
 pub async fn ok(w: &World, name: &str, args: &[&str]) -> String {
     let r = sealdesk(w, name, args).await;
     assert!(
@@ -51,6 +78,7 @@ pub async fn ok(w: &World, name: &str, args: &[&str]) -> String {
     r.stdout
 }
 
+/// [`ok`] with `--json`; its stdout parsed.
 pub async fn json(w: &World, name: &str, args: &[&str]) -> Value {
     let mut all = args.to_vec();
     all.push("--json");
@@ -163,4 +191,33 @@ pub async fn serve_once(w: &World, trustee: &str) -> Vec<String> {
 /// The number of entries in the audit log, as carol reads it.
 pub async fn log_size(w: &World) -> u64 {
     json(w, "carol", &["audit"]).await["size"].as_u64().unwrap()
+}
+
+/// `send --attach FILE [TEXT]` as `name`: its `--json` answer.
+pub async fn send_file(
+    w: &World,
+    name: &str,
+    conv: &str,
+    file: &std::path::Path,
+    text: &str,
+) -> Value {
+    let mut args = vec!["send", "--conversation", conv, "--attach"];
+    let file = file.to_str().unwrap();
+    args.push(file);
+    if !text.is_empty() {
+        args.push(text);
+    }
+    json(w, name, &args).await
+}
+
+/// Records in `name`'s vault a second conversation whose id starts as `conv`'s does (its last
+/// byte differs), so that `conv`'s first digits are ambiguous.
+pub fn twin_conversation(w: &World, name: &str, conv: &str) {
+    let id = sealdesk_protocol::ids::ConversationId::parse(conv).unwrap();
+    let mut twin = *id.as_bytes();
+    twin[15] ^= 0xff;
+    let account = Account::open(&w.home(name), PASS).unwrap();
+    let mut meta = account.conversation(&id).unwrap().unwrap();
+    meta.id = sealdesk_protocol::ids::ConversationId::from_bytes(&twin).unwrap();
+    account.save_conversation(&meta).unwrap();
 }

@@ -22,7 +22,7 @@ pub const AGENT_CHECK_SECS: u64 = 300;
 use crate::account::{ConvMeta, EpochState, EpochStatus, LogEntry, PinSource, PinStatus};
 use crate::error::{ClientError, Result};
 use crate::reply::{expect_ok, unexpected};
-use crate::{now, rng};
+use crate::{now, quota::SendReport, rng};
 
 /// The result of opening a conversation.
 #[derive(Clone, Debug, Serialize)]
@@ -254,11 +254,24 @@ impl Client {
     /// # Errors
     /// [`ClientError::CannotSend`], [`ClientError::KeyChanged`], relay errors.
     pub async fn send_text(&mut self, id: &ConversationId, text: &str) -> Result<u64> {
+        Ok(self.send_text_report(id, text).await?.seq)
+    }
+
+    /// Sends a text message; returns its relay sequence number and the relay's warning ahead
+    /// of a stored-bytes quota, if it gave one ([`crate::quota::quota_warning`] words it).
+    ///
+    /// # Errors
+    /// As [`Self::send_text`].
+    pub async fn send_text_report(
+        &mut self,
+        id: &ConversationId,
+        text: &str,
+    ) -> Result<SendReport> {
         self.send_kind(id, ContentKind::Text, text.as_bytes()).await
     }
 
     /// Sends an end-to-end read receipt for everything read so far, if there is anything new
-    /// from other members. Returns the sequence number covered.
+    /// from other members (a message or a file). Returns the sequence number covered.
     ///
     /// # Errors
     /// As [`Self::send_text`].
@@ -273,7 +286,7 @@ impl Client {
                 LogEntry::Message {
                     seq,
                     sender,
-                    kind: ContentKind::Text,
+                    kind: ContentKind::Text | ContentKind::Attachment,
                     ..
                 } if *sender != me => Some(*seq),
                 _ => None,
@@ -301,7 +314,7 @@ impl Client {
         id: &ConversationId,
         kind: ContentKind,
         body: &[u8],
-    ) -> Result<u64> {
+    ) -> Result<SendReport> {
         if self.account.epochs(id)?.is_empty() {
             self.sync_aside(id).await?;
         }
@@ -319,9 +332,9 @@ impl Client {
                 .ok_or_else(|| cannot_send(id, "epoch keys unavailable"))?;
             let env = keys.seal_message(self.account.keys(), counter, kind, now(), body)?;
             match self.session.request(Request::Send(env.clone())).await {
-                Ok(Response::Stored { seq }) => {
+                Ok(Response::Stored { seq, quota }) => {
                     self.record_sent(id, seq, env).await?;
-                    return Ok(seq);
+                    return Ok(SendReport { seq, quota });
                 }
                 Ok(other) => return Err(unexpected("Send", &other)),
                 Err(ClientError::Relay {

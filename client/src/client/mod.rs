@@ -178,6 +178,8 @@ pub struct Client {
     /// Whether this account asked the relay for agent-key pushes
     /// ([`Client::watch_agent_keys`]), to ask again after a reconnection.
     pub(crate) watching_agent_keys: bool,
+    /// The most bytes of verified files the vault keeps ([`crate::file_cache`]).
+    pub(crate) file_cache_limit: u64,
 }
 
 /// At most this many events are kept aside for the caller (see `Client::events_aside`).
@@ -246,12 +248,20 @@ impl Client {
             events_aside: VecDeque::new(),
             refetched: Vec::new(),
             watching_agent_keys: false,
+            file_cache_limit: crate::file_cache::FILE_CACHE_DEFAULT,
         })
     }
 
     async fn handshake(account: &Account, url: &str, tls: &TlsOptions) -> Result<Session> {
         let conn = Connection::connect_with(url, tls).await?;
         Session::establish(conn, account.keys(), account.card().card()).await
+    }
+
+    /// Bounds the vault's cache of verified attachment files to `bytes` (0 keeps none; the
+    /// default is [`crate::file_cache::FILE_CACHE_DEFAULT`]); the least recently used files
+    /// are removed first.
+    pub fn set_file_cache_limit(&mut self, bytes: u64) {
+        self.file_cache_limit = bytes;
     }
 
     /// The account.

@@ -42,8 +42,10 @@ impl Client {
                 actual: self.account.role().name(),
             });
         }
-        self.send_kind(id, ContentKind::Status, &status.body())
-            .await
+        Ok(self
+            .send_kind(id, ContentKind::Status, &status.body())
+            .await?
+            .seq)
     }
 }
 

@@ -1,8 +1,8 @@
 //! One authenticated session: challenge, answer, then requests in order (messages pipelined).
 //!
 //! The session's standing is a type, [`Account`]: `Unregistered(card)` after a good answer
-//! for a card not registered here (only `Register` is served), `Registered(Caller)` after
-//! it, or for a registered card. Request handlers take the [`Caller`](super::service::Caller)
+//! for a card not registered here (only `Register` and `GetRecovery` are served),
+//! `Registered(Caller)` after it, or for a registered card. Request handlers take the [`Caller`](super::service::Caller)
 //! token, which only the service makes.
 //!
 //! ```text

@@ -350,7 +350,8 @@ pub enum Refused {
         counter: u64,
     },
     /// Any other item (an epoch record, a hand-off, a consent share, a notice), by sequence
-    /// number: those are not appended again (their writers answer `conflict`).
+    /// number: its writer makes its whole request again from the reloaded conversation (the
+    /// item's transaction, an audit leaf with a notice, was refused with it).
     Item {
         /// Its sequence number.
         seq: u64,

@@ -147,6 +147,12 @@ impl Store for MemoryStore {
                 Op::InsertIfAbsent {
                     collection, key, ..
                 } => m.get(collection).is_some_and(|t| t.contains_key(key)),
+                Op::ReplaceIf {
+                    collection,
+                    key,
+                    old,
+                    ..
+                } => m.get(collection).and_then(|t| t.get(key)) != Some(old),
                 Op::Put { .. } | Op::Delete { .. } => false,
             });
             if conflict {
@@ -163,6 +169,12 @@ impl Store for MemoryStore {
                         collection,
                         key,
                         value,
+                    }
+                    | Op::ReplaceIf {
+                        collection,
+                        key,
+                        value,
+                        ..
                     } => {
                         m.entry(collection).or_default().insert(key, value);
                     }

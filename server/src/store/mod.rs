@@ -170,6 +170,19 @@ pub enum Op {
         /// New value.
         value: Vec<u8>,
     },
+    /// Set `key` to `value` only if it holds `old` (what the writer read); if it holds anything
+    /// else (another writer changed it, on a shared engine another relay node) the whole batch
+    /// is refused.
+    ReplaceIf {
+        /// Target collection (not [`Collection::Messages`]).
+        collection: Collection,
+        /// Key.
+        key: Vec<u8>,
+        /// The value the writer read.
+        old: Vec<u8>,
+        /// New value.
+        value: Vec<u8>,
+    },
 }
 
 /// Writes applied all together or not at all by [`Store::apply`].
@@ -236,6 +249,37 @@ impl Batch {
             key: key.to_vec(),
             value: value.to_vec(),
         });
+        self
+    }
+
+    /// Adds a conditional replace: the batch applies only if `key` holds `old` (checked
+    /// against the state before the batch, like [`Self::insert_if_absent`]).
+    pub fn replace_if(
+        &mut self,
+        collection: Collection,
+        key: &[u8],
+        old: &[u8],
+        value: &[u8],
+    ) -> &mut Self {
+        self.ops.push(Op::ReplaceIf {
+            collection,
+            key: key.to_vec(),
+            old: old.to_vec(),
+            value: value.to_vec(),
+        });
+        self
+    }
+
+    /// A batch of one put.
+    pub fn of_put(collection: Collection, key: &[u8], value: &[u8]) -> Self {
+        let mut b = Self::new();
+        b.put(collection, key, value);
+        b
+    }
+
+    /// Adds `other`'s operations after these.
+    pub fn extend(&mut self, other: Batch) -> &mut Self {
+        self.ops.extend(other.ops);
         self
     }
 
@@ -530,6 +574,53 @@ mod tests {
         assert!(store.apply(Batch::new()).unwrap());
 
         store.flush().unwrap();
+    }
+
+    /// A conditional replace applies only over the value read: a batch carrying one over a
+    /// value another writer changed is refused whole (its other writes too), in a plain and
+    /// in an ordered batch.
+    fn replace_if_refuses_a_changed_value(store: &dyn Store) {
+        store.put(Meta, b"ticket", b"open").unwrap();
+        for ordered in [false, true] {
+            let mut b = if ordered {
+                Batch::ordered()
+            } else {
+                Batch::new()
+            };
+            b.insert_if_absent(Meta, b"leaf", b"close").replace_if(
+                Meta,
+                b"ticket",
+                b"read-before-a-decision",
+                b"closed",
+            );
+            assert!(!store.apply(b).unwrap(), "ordered: {ordered}");
+            assert_eq!(store.get(Meta, b"ticket").unwrap(), Some(b"open".to_vec()));
+            assert_eq!(
+                store.get(Meta, b"leaf").unwrap(),
+                None,
+                "ordered: {ordered}"
+            );
+        }
+        let mut b = Batch::new();
+        b.replace_if(Meta, b"ticket", b"open", b"closed");
+        assert!(store.apply(b).unwrap());
+        assert_eq!(
+            store.get(Meta, b"ticket").unwrap(),
+            Some(b"closed".to_vec())
+        );
+        let mut b = Batch::new();
+        b.replace_if(Meta, b"absent", b"anything", b"x");
+        assert!(
+            !store.apply(b).unwrap(),
+            "nothing stored is not the value read"
+        );
+    }
+
+    #[test]
+    fn memory_and_sled_replace_if_refuses_a_changed_value() {
+        replace_if_refuses_a_changed_value(&MemoryStore::new());
+        let dir = tempfile::tempdir().unwrap();
+        replace_if_refuses_a_changed_value(&SledStore::open(dir.path()).unwrap());
     }
 
     #[test]

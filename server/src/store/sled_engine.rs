@@ -86,26 +86,38 @@ impl SledStore {
     /// undone if a later one conflicts), then the other writes in order. sled recovers a
     /// prefix of its log after a crash, so a prefix of these writes survives, as promised.
     fn apply_ordered(&self, batch: &Batch) -> Result<bool> {
-        let mut inserted: Vec<(&sled::Tree, &[u8])> = Vec::new();
+        // Each conditional write swapped in, with the value to put back if a later one fails.
+        let mut swapped_in: Vec<Undo<'_>> = Vec::new();
         for op in &batch.ops {
-            if let Op::InsertIfAbsent {
-                collection,
-                key,
-                value,
-            } = op
-            {
-                let tree = self.tree(*collection)?;
-                let swapped = tree
-                    .compare_and_swap(key, None::<&[u8]>, Some(value.as_slice()))
-                    .map_err(|e| sled_err("apply", &e))?;
-                if swapped.is_err() {
-                    for (t, k) in inserted {
-                        t.remove(k).map_err(|e| sled_err("apply", &e))?;
+            let (collection, key, old, value) = match op {
+                Op::InsertIfAbsent {
+                    collection,
+                    key,
+                    value,
+                } => (collection, key, None, value),
+                Op::ReplaceIf {
+                    collection,
+                    key,
+                    old,
+                    value,
+                } => (collection, key, Some(old.as_slice()), value),
+                Op::Put { .. } | Op::Delete { .. } => continue,
+            };
+            let tree = self.tree(*collection)?;
+            let swapped = tree
+                .compare_and_swap(key, old, Some(value.as_slice()))
+                .map_err(|e| sled_err("apply", &e))?;
+            if swapped.is_err() {
+                for (t, k, before) in swapped_in {
+                    match before {
+                        Some(v) => t.insert(k, v).map(|_| ()),
+                        None => t.remove(k).map(|_| ()),
                     }
-                    return Ok(false);
+                    .map_err(|e| sled_err("apply", &e))?;
                 }
-                inserted.push((tree, key));
+                return Ok(false);
             }
+            swapped_in.push((tree, key, old));
         }
         for op in &batch.ops {
             match op {
@@ -123,7 +135,7 @@ impl SledStore {
                         .remove(key.as_slice())
                         .map_err(|e| sled_err("apply", &e))?;
                 }
-                Op::InsertIfAbsent { .. } => {}
+                Op::InsertIfAbsent { .. } | Op::ReplaceIf { .. } => {}
             }
         }
         Ok(true)
@@ -232,6 +244,16 @@ impl Store for SledStore {
                             return Err(ConflictableTransactionError::Abort(()));
                         }
                     }
+                    Op::ReplaceIf {
+                        collection,
+                        key,
+                        old,
+                        ..
+                    } => {
+                        if views[slot(*collection)].get(key)?.as_deref() != Some(old.as_slice()) {
+                            return Err(ConflictableTransactionError::Abort(()));
+                        }
+                    }
                     Op::Put { .. } | Op::Delete { .. } => {}
                 }
             }
@@ -246,6 +268,12 @@ impl Store for SledStore {
                         collection,
                         key,
                         value,
+                    }
+                    | Op::ReplaceIf {
+                        collection,
+                        key,
+                        value,
+                        ..
                     } => {
                         views[slot(*collection)].insert(key.as_slice(), value.as_slice())?;
                     }
@@ -277,11 +305,16 @@ impl Store for SledStore {
     }
 }
 
+/// A conditional write of an ordered batch swapped in: its tree, its key and the value to put
+/// back (`None`: remove) if a later one fails.
+type Undo<'a> = (&'a sled::Tree, &'a [u8], Option<&'a [u8]>);
+
 fn op_collection(op: &Op) -> Collection {
     match op {
         Op::Put { collection, .. }
         | Op::Delete { collection, .. }
-        | Op::InsertIfAbsent { collection, .. } => *collection,
+        | Op::InsertIfAbsent { collection, .. }
+        | Op::ReplaceIf { collection, .. } => *collection,
     }
 }
 

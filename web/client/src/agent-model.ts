@@ -6,7 +6,8 @@
  */
 import type { EpochRecord, EpochSecret, Policy, ReplayWindow } from "@sealdesk/protocol";
 import type { AttachmentRef } from "./attachment.js";
-import type { Sequenced } from "./frames.js";
+import type { Hole } from "./customer-holes.js";
+import type { ByteQuota, Sequenced } from "./frames.js";
 import type { Notice } from "./notice.js";
 import type { MemberEvent, MemberOptions, SyncedConversation } from "./member.js";
 
@@ -54,6 +55,11 @@ export interface ConversationView {
   transferredOut: boolean;
   /** The release (and other) notices of the audit log about this conversation, checked, by index. */
   notices: readonly AgentNotice[];
+  /**
+   * The runs of sequence numbers the relay withheld (asked for again and not brought, §13.10),
+   * in order; `claimed` is what the relay falsely said they were.
+   */
+  withheld: readonly Hole[];
 }
 
 /** A notice of the audit log about a conversation, checked as the widget checks it, and its time. */
@@ -68,7 +74,13 @@ export type AgentEvent =
   | { kind: "conversations" }
   | { kind: "changed"; id: string }
   | { kind: "policy"; org: string; policy: Policy }
-  | { kind: "key_changed"; id: string | null; detail: string };
+  | { kind: "key_changed"; id: string | null; detail: string }
+  /**
+   * The relay's warning ahead of a stored-bytes quota (§13.12), from 80% of it on: after a
+   * message or a file this agent sent in conversation `id` — the org's quota (`scope: "org"`:
+   * every conversation of the org counts) or this agent's own.
+   */
+  | { kind: "bytes_quota"; id: string; quota: ByteQuota };
 
 /** Why the agent refused. */
 export type AgentFailure = "key_changed" | "not_member" | "no_conversation" | "no_epoch" | "bad_answer" | "transferred" | "no_identity";
@@ -163,5 +175,6 @@ export function viewOf(c: Conv, now: number, blockedAll: string | null): Convers
     blocked: blockedAll ?? c.blocked,
     transferredOut: c.transferredOut,
     notices: [...c.notices.values()].sort((a, b) => a.index - b.index),
+    withheld: c.log.holes?.withheld() ?? [],
   };
 }

@@ -39,6 +39,7 @@ import type { ConversationInfo, Push, Sequenced } from "./frames.js";
 import { Member, SyncedConversation, raiseNumber } from "./member.js";
 import type { Session } from "./session.js";
 import { epochPrk, openSignal } from "./signal.js";
+import { SequenceHoles, type Verdict } from "./customer-holes.js";
 
 const dec = new TextDecoder("utf-8", { fatal: true });
 
@@ -141,7 +142,7 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
         customer: info.customer,
         agent: info.agent,
         epochs: new Map(),
-        log: new SyncedConversation(info.conversation, (it) => this.ingest(conv, it), (kind) => new AgentError("bad_answer", kind)),
+        log: new SyncedConversation(info.conversation, (it) => this.ingest(conv, it), (kind) => new AgentError("bad_answer", kind), new SequenceHoles((epoch) => this.judgeRun(conv, epoch, true), true)),
         waiting: [],
         lines: [],
         readByCustomer: 0,
@@ -178,10 +179,34 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
     return c;
   }
 
-  /** Reads `c` up to date, then tells the view. */
+  /** Reads `c` up to date, asks again for what is missing, then tells the view. */
   protected async syncConv(s: Session, c: Conv): Promise<void> {
     await c.log.sync(s);
+    await this.checkHoles(s, c);
     this.emit({ kind: "changed", id: c.hex });
+  }
+
+  /**
+   * Asks the relay again for the items in `c`'s holes (`customer-holes.ts`, the customer's
+   * rules with the runs its pages skip judged by `judgeRun`); what is still missing after a
+   * request is shown as withheld (`ConversationView.withheld`).
+   */
+  private async checkHoles(s: Session | null, c: Conv): Promise<void> {
+    await c.log.holes?.refetch(s, c.id, (it) => this.ingest(c, it), (kind) => new AgentError("bad_answer", kind));
+  }
+
+  /**
+   * What a skipped run claiming `epoch` of `c` is worth (PROTOCOL §13.10): a lie when this
+   * account is a member of that epoch's record or (`handed`) was handed its secret; unknown
+   * while the record has not arrived; else (an epoch it is no member of, conversation-level
+   * items) it holds up.
+   */
+  private judgeRun(c: Conv, epoch: number | undefined, handed: boolean): Verdict {
+    if (epoch === undefined) return "holds";
+    const e = c.epochs.get(epoch);
+    if (e === undefined) return "unknown";
+    const member = e.members.some((m) => equal(m, this.keys.signingPublic));
+    return member || (handed && e.k !== null) ? "lie" : "holds";
   }
 
   protected onPush(p: Push): void {
@@ -196,7 +221,12 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
         p.item,
         () => this.current(),
         (error) => this.fail(error),
-        () => this.emit({ kind: "changed", id: c.hex }),
+        () => {
+          this.emit({ kind: "changed", id: c.hex });
+          void this.checkHoles(this.current(), c)
+            .then(() => this.emit({ kind: "changed", id: c.hex }))
+            .catch((error: unknown) => this.fail(error));
+        },
       );
     } else if (p.kind === "assigned") {
       const s = this.current();
@@ -362,6 +392,8 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
     const wasMember = previous !== null && previous.members.some((m) => equal(m.signingKey, this.keys.signingPublic));
     c.transferredOut = !member && (wasMember || c.transferredOut);
     c.epochs.set(r.epoch, { record: r, schedule: k === null ? null : new EpochSecret(k, r.conversation, r.epoch), k, members: r.members.map((m) => m.signingKey), windows: new Map(), messages: 0 });
+    // Runs that claimed this epoch before its record came: a lie if it lists this account.
+    c.log.holes?.judgePending((epoch) => this.judgeRun(c, epoch, false));
     if (r.epoch > 0 && previous !== null) {
       const customer = r.members.find((m) => m.role === "customer");
       const agents = r.members.filter((m) => m.role === "agent").map((m) => m.name);

@@ -52,7 +52,7 @@ export type CustomerEvent =
   | { kind: "withheld"; from: number; to: number }
   /** Where an upload stands (kept until its message is sent: see `customer-uploads.ts`). */
   | { kind: "upload"; upload: UploadState }
-  /** The relay's warning ahead of a stored-bytes quota (§9.8), from 80% of it on. */
+  /** The relay's warning ahead of a stored-bytes quota (§9.8, §13.12), from 80% of it on: after an upload's chunk or a sent message. */
   | { kind: "bytes_quota"; quota: ByteQuota }
   /** The relay's warning ahead of the open-conversations quota (§13.12): `open` of `most`. */
   | { kind: "open_quota"; open: number; most: number }

@@ -776,6 +776,9 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     if (r.kind !== "stored") throw new CustomerError("bad_answer", r.kind);
     const raw: CborValue = { conversation: conv.conversation, seq: r.seq, stored_at: sentAt, item: { message: envelopeToCbor(envelope) } };
     await this.ingestOwn(sequencedFromCbor(raw), s);
+    // The relay's warning ahead of a stored-bytes quota this message brought near (§13.12):
+    // the same event as an upload's.
+    if (r.quota !== undefined) this.emit({ kind: "bytes_quota", quota: r.quota });
     return r.seq;
   }
 

@@ -223,7 +223,8 @@ export type Response =
   | { kind: "certificate"; certificate: AgentCertificate }
   | { kind: "opened"; agent: IdentityCard; certificate: AgentCertificate; policy: Policy; quota?: { open: number; most: number } }
   | { kind: "conversations"; conversations: ConversationInfo[] }
-  | { kind: "stored"; seq: number }
+  /** Stored durably at `seq`; after a `send`, the relay's warning ahead of a stored-bytes quota, from 80% of it on (§13.12). */
+  | { kind: "stored"; seq: number; quota?: ByteQuota }
   /**
    * A history page (§13.10): `skipped` names the runs of sequence numbers the caller may not
    * read (`epoch` absent: consents and notices), `head` the conversation's newest durable
@@ -247,11 +248,18 @@ export type Response =
   | { kind: "attachment_chunk"; size: number; index: number; data: Uint8Array }
   | { kind: "other"; name: string };
 
-/** A warning ahead of a stored-bytes quota (§9.8): from 80% of it on, whose bytes and how many. */
+/** A warning ahead of a stored-bytes quota (§9.8, §13.12): from 80% of it on, whose bytes and how many. */
 export interface ByteQuota {
   scope: "account" | "org";
   used: number;
   most: number;
+}
+
+function byteQuotaFromCbor(v: CborValue | undefined): ByteQuota {
+  const q = map(v, "quota");
+  const scope = text(q, "scope");
+  if (scope !== "account" && scope !== "org") throw malformed(`quota scope ${scope}`);
+  return { scope, used: u(q, "used"), most: u(q, "most") };
 }
 
 /** A push (§13.5). */
@@ -499,8 +507,13 @@ export function responseFromCbor(v: CborValue): Response {
       if (!Array.isArray(body)) throw malformed("conversations: expected an array");
       return { kind: "conversations", conversations: body.map(conversationInfoFromCbor) };
     }
-    case "stored":
-      return { kind: "stored", seq: u(map(body, "stored"), "seq") };
+    case "stored": {
+      const m = map(body, "stored");
+      const stored: Extract<Response, { kind: "stored" }> = { kind: "stored", seq: u(m, "seq") };
+      // Absent from relays older than the warning (and below 80%).
+      if (Object.hasOwn(m, "quota")) stored.quota = byteQuotaFromCbor(m.quota);
+      return stored;
+    }
     case "items": {
       const m = map(body, "items");
       const page: Extract<Response, { kind: "items" }> = { kind: "items", items: list(m, "items").map(sequencedFromCbor), more: bool(m, "more"), skipped: [] };
@@ -526,12 +539,7 @@ export function responseFromCbor(v: CborValue): Response {
     case "attachment_progress": {
       const m = map(body, "attachment_progress");
       const progress: Extract<Response, { kind: "attachment_progress" }> = { kind: "attachment_progress", stored: u(m, "stored"), chunks: u(m, "chunks") };
-      if (Object.hasOwn(m, "quota")) {
-        const q = map(m.quota, "quota");
-        const scope = text(q, "scope");
-        if (scope !== "account" && scope !== "org") throw malformed(`quota scope ${scope}`);
-        progress.quota = { scope, used: u(q, "used"), most: u(q, "most") };
-      }
+      if (Object.hasOwn(m, "quota")) progress.quota = byteQuotaFromCbor(m.quota);
       return progress;
     }
     case "attachment_chunk": {

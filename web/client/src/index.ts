@@ -14,6 +14,8 @@ export * from "./customer-rights.js";
 export * from "./customer-uploads.js";
 export * from "./customer-holes.js";
 export * from "./customer-agent-key.js";
+export * from "./dates.js";
+export * from "./consent-names.js";
 export * from "./typing.js";
 export * from "./summary.js";
 export * from "./notice.js";

@@ -11,7 +11,8 @@
  * `onPush`; it keeps one `SyncedConversation` per conversation it reads.
  */
 import { IdentityKeys, ProtocolError, cardFromCbor, cardToCbor, fromCbor, toCbor, type IdentityCard } from "@sealdesk/protocol";
-import type { Push, Sequenced } from "./frames.js";
+import type { SequenceHoles } from "./customer-holes.js";
+import type { Push, Sequenced, SkippedRange } from "./frames.js";
 import { Connection, RelayError, SessionError, type ConnectionState, type Session, type SocketFactory } from "./session.js";
 import { RECORDS, type Store } from "./store.js";
 
@@ -213,6 +214,12 @@ export class SyncedConversation {
     private readonly ingest: (it: Sequenced) => Promise<void>,
     /** The error for an answer of the wrong kind (`kind` is what came). */
     private readonly badAnswer: (kind: string) => Error,
+    /**
+     * The holes of a reader that checks the runs its pages skip and their head (§13.10, an
+     * agent): each item handled is seen there, each run named passed to it (the cursor moves
+     * past the run), each last page's head told. Without it, runs and head are not read.
+     */
+    readonly holes?: SequenceHoles,
   ) {}
 
   /** Whether a history sync runs now. */
@@ -227,8 +234,16 @@ export class SyncedConversation {
   claim(seq: number): boolean {
     if (this.handled.has(seq)) return false;
     this.handled.add(seq);
+    this.holes?.saw(seq);
     this.cursor = Math.max(this.cursor, seq);
     return true;
+  }
+
+  /** A run a page skips: judged by the holes, and the cursor moved past it. */
+  private pass(run: SkippedRange | undefined): void {
+    if (run === undefined || this.holes === undefined) return;
+    this.holes.skipped(run);
+    this.cursor = Math.max(this.cursor, run.to);
   }
 
   /** Lets item `seq` be handled again (it could not be, yet: checked on the next sync). */
@@ -247,10 +262,20 @@ export class SyncedConversation {
     if (this.syncing !== null) return this.syncing;
     this.syncing = (async () => {
       for (;;) {
-        const r = await s.call({ kind: "history", conversation: this.id, after: this.cursor, limit: HISTORY_PAGE });
+        const after = this.cursor;
+        const r = await s.call({ kind: "history", conversation: this.id, after, limit: HISTORY_PAGE });
         if (r.kind !== "items") throw this.badAnswer(r.kind);
-        for (const it of r.items) await this.ingest(it);
-        if (!r.more || r.items.length === 0) break;
+        // In sequence order, items and skipped runs: a run is judged with what came before it
+        // (an epoch record listed earlier in the page).
+        const runs = this.holes === undefined ? [] : [...r.skipped].sort((a, b) => a.from - b.from);
+        let next = 0;
+        for (const it of [...r.items].sort((a, b) => a.seq - b.seq)) {
+          for (; next < runs.length && (runs[next]?.from ?? 0) < it.seq; next++) this.pass(runs[next]);
+          await this.ingest(it);
+        }
+        for (; next < runs.length; next++) this.pass(runs[next]);
+        if (!r.more && r.head !== undefined) this.holes?.head(r.head);
+        if (!r.more || this.cursor <= after) break;
       }
       this.delivered(s);
     })();

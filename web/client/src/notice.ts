@@ -25,6 +25,7 @@ import {
   type ReleaseBasis,
   type TreeHead,
 } from "@sealdesk/protocol";
+import { consentName, type KnownConsents } from "./consent-names.js";
 import { checkConsistent, witnessQuorum, type SeenHead, type WitnessedHead } from "./notices-witness.js";
 
 type M = { [k: string]: CborValue };
@@ -149,10 +150,12 @@ export interface Notice {
 }
 
 /**
- * Whom a notice is said to: the conversation's customer ("under your consent", "you"), or an
- * agent of the org, of the customer named `customer` ("under the customer's consent").
+ * Whom a notice is said to: the conversation's customer ("under your consent of 2 Dec 2026",
+ * "you"; the consents its client knows in `consents`, any other named by its short id:
+ * `consent-names.ts`), or an agent of the org, of the customer named `customer` ("under the
+ * customer's consent").
  */
-export type NoticeAudience = { kind: "customer" } | { kind: "agent"; customer: string };
+export type NoticeAudience = { kind: "customer"; consents?: KnownConsents } | { kind: "agent"; customer: string };
 
 /** The customer's audience (the widget's). */
 export const TO_CUSTOMER: NoticeAudience = { kind: "customer" };
@@ -319,13 +322,20 @@ function arbiters(n: number): string {
   return n === 1 ? "1 arbiter" : `${n} arbiters`;
 }
 
+/**
+ * "your consent of 2 Dec 2026" or "your consent 1a2b3c4d" (the customer: `consentName`), "the
+ * customer's consent <id>" (an agent) for consent `id` (hex).
+ */
+export function consentWords(id: string, audience: NoticeAudience): string {
+  return audience.kind === "customer" ? `your consent ${consentName(id, audience.consents)}` : `the customer's consent ${id}`;
+}
+
 function describe(e: AuditEvent, signer: string | null, audience: NoticeAudience): string {
   if ("release" in e) {
     const r = e.release;
     const epochs = r.epochs.first === r.epochs.last ? `epoch ${r.epochs.first}` : `epochs ${r.epochs.first}–${r.epochs.last}`;
     const who = signer === null ? "a trustee" : `the trustee ${signer}`;
-    const whose = audience.kind === "customer" ? "your" : "the customer's";
-    if ("consent" in r.basis) return `${who} released its share to ${r.org} for ${epochs} of this chat under ${whose} consent ${toHex(r.basis.consent.id)}`;
+    if ("consent" in r.basis) return `${who} released its share to ${r.org} for ${epochs} of this chat under ${consentWords(toHex(r.basis.consent.id), audience)}`;
     return `${who} released its share to ${r.org} for ${epochs} of this chat under dispute ticket ${toHex(r.basis.dispute.id)}, approved by ${arbiters(r.basis.dispute.approvers.length)}`;
   }
   if ("erasure" in e) return `this conversation was erased (${e.erasure.reason})`;

@@ -9,25 +9,16 @@
  */
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toHex } from "@sealdesk/protocol";
-import { AGENT_RECORDS, Agent, AgentError, Customer, MemoryStore, Session, VaultImportError, importCliVault, type AgentEvent, type SocketFactory, type VaultFiles } from "../src/index.js";
+import { AGENT_RECORDS, Agent, AgentError, Customer, MemoryStore, Session, VaultImportError, importCliVault, type AgentEvent, type SocketFactory } from "../src/index.js";
+import { vaultFiles } from "./agent-fixture.js";
 import { bin, cli, createOrg, eventually, startRelay, tempDir, type CliOrg, type RelayProcess } from "./relay.js";
 
 const socket: SocketFactory = (url) => new WebSocket(url) as unknown as ReturnType<SocketFactory>;
 const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
 const now = (): number => Math.floor(Date.now() / 1000);
-
-/** The files the console's import reads, from a CLI home. */
-export function vaultFiles(home: string): VaultFiles {
-  return {
-    header: readFileSync(join(home, "vault.json"), "utf8"),
-    identity: new Uint8Array(readFileSync(join(home, "records", "identity.rec"))),
-    profile: new Uint8Array(readFileSync(join(home, "records", "profile.rec"))),
-  };
-}
 
 describe("a TypeScript agent with the same identity as the CLI agent", () => {
   const root = tempDir("agent-e2e");

@@ -31,6 +31,16 @@ describe("frames", () => {
     expect(() => responseFromCbor({ items: { items: [], more: false, skipped: [{ from: 1 }] } })).toThrow(/to/);
   });
 
+  it("reads stored's stored-bytes quota warning (§13.12), and a stored from an older relay without it", () => {
+    const warned = serverFrameFromCbor(decodeFrame(vectorFrame("response 4: stored, with a stored-bytes quota warning")));
+    expect(warned).toMatchObject({ kind: "response", id: 4, body: { kind: "stored", seq: 7, quota: { scope: "org", used: 850_000, most: 1_000_000 } } });
+    const old = serverFrameFromCbor(decodeFrame(vectorFrame("response 4: stored")));
+    expect(old).toMatchObject({ kind: "response", id: 4, body: { kind: "stored", seq: 7 } });
+    expect(old).not.toHaveProperty("body.quota");
+    expect(() => responseFromCbor({ stored: { seq: 1, quota: { scope: "planet", used: 1, most: 2 } } })).toThrow(/scope/);
+    expect(() => responseFromCbor({ stored: { seq: 1, quota: { scope: "org", used: 1 } } })).toThrow(/most/);
+  });
+
   it("reads an unknown error code as bad_request and unknown variants as other", () => {
     expect(responseFromCbor({ error: { code: "brand_new", message: "m" } })).toEqual({ kind: "error", code: "bad_request", message: "m" });
     expect(responseFromCbor({ error: { code: "counter_reused", message: "" } })).toMatchObject({ code: "counter_reused" });

@@ -61,3 +61,16 @@ export function agentPolicySummary(p: Policy): string {
     `Messages are deleted ${Math.floor(p.retentionSecs / 86_400)} days after a conversation ends.`
   );
 }
+
+/**
+ * The 8-digit short id of a conversation (hex id), as the CLI shows it and takes it
+ * (`--conversation`): what tells apart two conversations of customers with the same name.
+ */
+export function shortId(id: string): string {
+  return id.slice(0, 8);
+}
+
+/** A conversation's title: its customer's name and short id, "visitor-3c1f · 9a0b12cd". */
+export function conversationTitle(customer: string, id: string): string {
+  return `${customer} · ${shortId(id)}`;
+}

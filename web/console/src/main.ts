@@ -8,10 +8,11 @@
  * HTML. Sending is blocked, loudly, when a pinned key changes (a customer's, another agent's, or
  * the org master's).
  */
-import { Agent, AgentError, AuditLogError, VaultImportError, importCliVault, type AgentEvent, type AgentLine, type ConversationStatus, type ConversationView, type SocketLike } from "@sealdesk/client";
+import { Agent, AgentError, AuditLogError, VaultImportError, importCliVault, withheldText, type AgentEvent, type Hole, type AgentLine, type ConversationStatus, type ConversationView, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
 import { STATES, downloadButton, el, noticeItem, showAlert, time } from "@sealdesk/client/ui";
-import { agentPolicySummary, findVaultFiles, unlockFailureText } from "./logic.js";
+import { agentPolicySummary, conversationTitle, findVaultFiles, shortId, unlockFailureText } from "./logic.js";
+import { agentQuotaText } from "./quota.js";
 
 const DB = "sealdesk-console";
 
@@ -94,6 +95,10 @@ async function main(): Promise<void> {
         const name = document.createElement("span");
         name.className = "name";
         name.textContent = c.customer;
+        // Two conversations may carry the same customer name: the short id tells them apart.
+        const short = document.createElement("span");
+        short.className = "short";
+        short.textContent = shortId(c.id);
         const badge = document.createElement("span");
         badge.className = "unread";
         badge.textContent = String(c.unread);
@@ -101,8 +106,9 @@ async function main(): Promise<void> {
         badge.setAttribute("aria-label", `${c.unread} unread`);
         const sub = document.createElement("span");
         sub.className = "sub";
-        sub.textContent = `${c.org} · ${c.transferredOut ? `transferred to ${c.agent}` : c.status}${c.blocked !== null ? " · KEY CHANGED" : ""}`;
+        sub.append(short, ` · ${c.org} · ${c.transferredOut ? `transferred to ${c.agent}` : c.status}${c.blocked !== null ? " · KEY CHANGED" : ""}`);
         b.append(name, badge, sub);
+        b.setAttribute("aria-label", `${conversationTitle(c.customer, c.id)}, ${c.unread} unread`);
         b.addEventListener("click", () => open(c.id));
         li.append(b);
         return li;
@@ -144,12 +150,22 @@ async function main(): Promise<void> {
     return li;
   };
 
+  const withheldItem = (h: Hole): HTMLLIElement => {
+    const li = document.createElement("li");
+    li.className = "line withheld";
+    li.dataset.from = String(h.from);
+    li.dataset.to = String(h.to);
+    if (h.claimed !== undefined) li.dataset.claimed = h.claimed === null ? "conversation" : String(h.claimed);
+    li.textContent = withheldText(h);
+    return li;
+  };
+
   const renderPane = (): void => {
     const v = view();
     el("tools").hidden = v === null;
     el("composer").hidden = v === null;
     if (v === null) return;
-    el("conv-title").textContent = `${v.customer} · ${v.org}`;
+    el("conv-title").textContent = `${conversationTitle(v.customer, v.id)} · ${v.org}`;
     const policy = agent.policyOf(v.org);
     el("policy").hidden = policy === null;
     if (policy !== null) {
@@ -162,11 +178,14 @@ async function main(): Promise<void> {
     const audience = { kind: "agent", customer: v.customer } as const;
     const items: HTMLLIElement[] = [];
     let n = 0;
+    let w = 0;
     for (const l of v.lines) {
       for (let x = v.notices[n]; x !== undefined && x.at < l.sentAt; x = v.notices[++n]) items.push(noticeItem(x, audience));
+      // What the relay withheld, in its place among the lines (by sequence number).
+      for (let h = v.withheld[w]; h !== undefined && h.to < l.seq; h = v.withheld[++w]) items.push(withheldItem(h));
       items.push(lineItem(l, v));
     }
-    log.replaceChildren(...items, ...v.notices.slice(n).map((x) => noticeItem(x, audience)));
+    log.replaceChildren(...items, ...v.withheld.slice(w).map(withheldItem), ...v.notices.slice(n).map((x) => noticeItem(x, audience)));
     log.lastElementChild?.scrollIntoView({ block: "end" });
     el("typing").textContent = v.typing ? `${v.customer} is typing…` : "";
     const note = el("pane-note");
@@ -218,6 +237,14 @@ async function main(): Promise<void> {
       case "changed":
         if (e.id === current && document.visibilityState === "visible") void agent.markRead(e.id).catch(() => undefined);
         break;
+      case "bytes_quota": {
+        // The relay's warning ahead of a stored-bytes quota, after this agent's message or file.
+        const q = el<HTMLParagraphElement>("quota");
+        q.textContent = agentQuotaText(e.quota, agent.conversation(e.id)?.org ?? "the org");
+        q.dataset.scope = e.quota.scope;
+        q.hidden = false;
+        break;
+      }
       case "conversations":
       case "policy":
         break;

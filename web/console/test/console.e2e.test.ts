@@ -182,6 +182,10 @@ describe("the agent console in Chromium", () => {
     expect(await page.locator("#text").isDisabled()).toBe(true);
     expect(await page.locator("#send").isDisabled()).toBe(true);
     expect(await texts(page)).not.toContain("it is me, honest");
+    // Two conversations of customers with one name: told apart by the short id.
+    expect(await page.locator("#conv-title").textContent()).toBe(`${customer} · ${second.slice(0, 8)} · acme`);
+    const labels = await page.locator("#list button").evaluateAll((bs) => bs.map((b) => b.getAttribute("aria-label") ?? ""));
+    expect(new Set(labels).size).toBe(labels.length);
     await page.screenshot({ path: join(shots, "console-key-changed.png") });
   });
 });

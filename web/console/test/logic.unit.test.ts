@@ -1,7 +1,7 @@
 /** The console's page-free logic: which files an unlock reads, what a failure says, the policy in words. */
 import { VaultImportError } from "@sealdesk/client";
 import { describe, expect, it } from "vitest";
-import { findVaultFiles, unlockFailureText } from "../src/logic.js";
+import { conversationTitle, findVaultFiles, shortId, unlockFailureText } from "../src/logic.js";
 
 const file = (name: string, text: string): { name: string; arrayBuffer: () => Promise<ArrayBuffer> } => ({
   name,
@@ -23,5 +23,15 @@ describe("the unlock form", () => {
   it("tells a wrong passphrase from damaged files", () => {
     expect(unlockFailureText(new VaultImportError("wrong_passphrase"))).toContain("Wrong passphrase");
     expect(unlockFailureText(new VaultImportError("card_mismatch"))).toContain("do not belong together");
+  });
+});
+
+describe("a conversation's title", () => {
+  it("tells apart two customers of the same name by the short id the CLI takes", () => {
+    const a = "9a0b12cd00000000000000000000000a";
+    const b = "3c1f7e2200000000000000000000000b";
+    expect(shortId(a)).toBe("9a0b12cd");
+    expect(conversationTitle("visitor-3c1f", a)).toBe("visitor-3c1f · 9a0b12cd");
+    expect(conversationTitle("visitor-3c1f", a)).not.toBe(conversationTitle("visitor-3c1f", b));
   });
 });

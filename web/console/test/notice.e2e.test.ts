@@ -10,40 +10,23 @@
  * click or a reload. A screenshot goes to web/screenshots/console-notice.png.
  */
 import { join } from "node:path";
-import type { BrowserContext, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SHOTS, WIDE, cliCustomer, setUpChromium, tearDownChromium, unlockConsole, watchPage } from "../../client/test/chromium.js";
-import { cli, tempDir, type CliOrg, type RelayProcess } from "../../client/test/relay.js";
+import { describe, expect, it } from "vitest";
+import { SHOTS, WIDE, chromiumSuite } from "../../client/test/chromium.js";
+import { cli } from "../../client/test/relay.js";
+import { consolePage, customerWrites, texts } from "./console-page.js";
 
 describe("release notices in the agent console (Chromium)", () => {
-  const root = tempDir("console-notice");
-  let relay: RelayProcess;
-  let org: CliOrg;
-  let browser: BrowserContext;
-  const problems: string[] = [];
-
-  beforeAll(async () => {
-    ({ relay, org, browser } = await setUpChromium(root.path, { viewport: WIDE }));
-  });
-  afterAll(() => tearDownChromium(browser, relay, root));
-
-  const texts = (page: Page): Promise<string[]> => page.locator("#log li.line .text").allTextContents();
+  const s = chromiumSuite("console-notice", { viewport: WIDE });
 
   it("shows a release by consent as one verified notice, in the widget's words", async () => {
-    const page = await browser.newPage();
-    watchPage(page, problems);
-    await unlockConsole(page, relay.origin, org.agentHome);
+    const page = await consolePage(s);
+    const { org } = s;
 
-    const { home: erin, id } = await cliCustomer(root.path, relay.url, org, "erin");
-    await cli(erin, relay.url, ["send", "--conversation", id, "please review my case"]);
-    const entry = page.locator(`#list button[data-conversation="${id}"]`);
-    await expect.poll(() => entry.count(), { timeout: 30_000 }).toBe(1);
-    await entry.click();
-    await expect.poll(() => texts(page)).toEqual(["please review my case"]);
+    const { home: erin, id } = await customerWrites(s, page, "erin", "please review my case");
     expect(await page.locator("#log li.notice").count()).toBe(0);
 
     // The customer consents; the master unlocks under it while the trustee serves.
-    const granted = JSON.parse(await cli(erin, relay.url, ["consent", "grant", "--conversation", id, "--scope", "full", "--expires", "1d", "--json"])) as { consent: string };
+    const granted = JSON.parse(await cli(erin, s.relay.url, ["consent", "grant", "--conversation", id, "--scope", "full", "--expires", "1d", "--json"])) as { consent: string };
     const trustee = org.background("t1", ["trustee", "serve"]);
     try {
       await org.as("owner", ["transcript", "unlock", "--conversation", id, "--consent", granted.consent]);
@@ -69,7 +52,7 @@ describe("release notices in the agent console (Chromium)", () => {
     await page.locator(`#list button[data-conversation="${id}"]`).click();
     await expect.poll(() => texts(page)).toEqual(["please review my case"]);
     await expect.poll(() => page.locator("#log li.notice[data-verified=true]").count()).toBe(1);
-    expect(problems).toEqual([]);
+    expect(s.problems).toEqual([]);
     await page.close();
   });
 });

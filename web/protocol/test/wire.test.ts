@@ -64,6 +64,11 @@ describe("wire.json", () => {
     expect(toHex(encodeFrame(requestFrame(2, { get_card: { name: "bob" } })))).toBe(frame("request 2: get_card"));
     expect(toHex(encodeFrame(requestFrame(3, { get_policy: { org: "acme", version: null } })))).toBe(frame("request 3: get_policy with no version"));
     expect(toHex(encodeFrame(responseFrame(4, { stored: { seq: 7 } })))).toBe(frame("response 4: stored"));
+    // §13.12: from 80% of a stored-bytes quota, `stored` carries the warning; without it the
+    // frame is the older one above.
+    expect(toHex(encodeFrame(responseFrame(4, { stored: { seq: 7, quota: { scope: "org", used: 850_000, most: 1_000_000 } } })))).toBe(
+      frame("response 4: stored, with a stored-bytes quota warning (PROTOCOL §13.12)"),
+    );
     expect(toHex(encodeFrame(responseFrame(5, { error: { code: "forbidden", message: "not a member of this conversation" } })))).toBe(frame("response 5: error"));
     expect(toHex(encodeFrame(responseFrame(6, "ok")))).toBe(frame("response 6: ok (a unit variant)"));
     // §13.10: a history page names its skipped runs (`epoch` absent: conversation-level) and

@@ -9,13 +9,14 @@
  * send, the counter persisted before encrypting); the others follow over a BroadcastChannel.
  * The DOM is written with `textContent` only: nothing from the relay or the agent is HTML.
  */
-import { Customer, CustomerError, policySummary, type ChatLine, type CustomerEvent, type ShownNotice, type SocketLike } from "@sealdesk/client";
+import { Customer, CustomerError, policySummary, type ChatLine, type CustomerEvent, type NoticeAudience, type ShownNotice, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
 import { STATES, downloadButton, el, joinsOpening, noticeItem, releaseItem, showAlert, time } from "@sealdesk/client/ui";
 import { fromHex, toHex } from "@sealdesk/protocol";
 import { showMarks, wireLiveSigns } from "./receipts.js";
 import { wireRights } from "./rights.js";
 import { wireUploads } from "./uploads.js";
+import { wirePanels } from "./panels.js";
 import { plainRefusal } from "./refusals.js";
 
 async function main(): Promise<void> {
@@ -70,6 +71,7 @@ async function main(): Promise<void> {
   const live = wireLiveSigns(customer, text, el("typing"));
   const rights = wireRights(customer, () => refresh());
   const uploads = wireUploads(customer, org);
+  wirePanels(el("panels"));
   el<HTMLDetailsElement>("consent").addEventListener("toggle", () => rights.refreshConsents());
   const addLine = (l: ChatLine): void => {
     if (rows.has(l.seq)) return;
@@ -98,6 +100,20 @@ async function main(): Promise<void> {
   };
   // The trustees' shares of one opening (same org, epochs and basis), shown as one notice.
   const openings = new Map<string, ShownNotice[]>();
+  // The consents granted from this browser (id → issued): a notice names one by its day, as the
+  // CLI does ("under your consent of 2 Dec 2026"), any other by its short id.
+  const consents = new Map<string, number>();
+  const audience: NoticeAudience = { kind: "customer", consents };
+  const knowConsents = (): void =>
+    void customer
+      .consentStates()
+      .then((all) => {
+        const before = consents.size;
+        for (const c of all) consents.set(c.id, c.issuedAt);
+        if (consents.size !== before) for (const n of customer.releaseNotices()) addNotice(n);
+      })
+      // Unread records: their consents are named by their short ids.
+      .catch(() => undefined);
   const place = (seq: number, li: HTMLLIElement, old: HTMLLIElement | undefined): void => {
     if (old !== undefined && old.isConnected) {
       old.replaceWith(li);
@@ -128,13 +144,13 @@ async function main(): Promise<void> {
       drawOpening(n.opening.key, shares, old ?? rows.get(shares[0]?.seq ?? -1));
       return;
     }
-    const li = noticeItem(n);
+    const li = noticeItem(n, audience);
     rows.set(n.seq, li);
     place(n.seq, li, old);
   };
   function drawOpening(key: string, shares: ShownNotice[], old: HTMLLIElement | undefined): void {
     const p = customer.policy;
-    const li = releaseItem(shares, p === null || p === undefined ? null : { trustees: p.trustees.length, threshold: p.trusteeThreshold });
+    const li = releaseItem(shares, p === null || p === undefined ? null : { trustees: p.trustees.length, threshold: p.trusteeThreshold }, audience);
     li.dataset.opening = key;
     const first = Math.min(...shares.map((s) => s.seq));
     const mine = log.querySelector<HTMLLIElement>(`li.notice[data-opening="${CSS.escape(key)}"]`) ?? undefined;
@@ -158,6 +174,7 @@ async function main(): Promise<void> {
 
   for (const l of customer.history()) addLine(l);
   for (const n of customer.releaseNotices()) addNotice(n);
+  knowConsents();
   readMarks();
   if (customer.conversationId() !== null) el<HTMLDetailsElement>("policy").open = false;
 
@@ -282,6 +299,7 @@ async function main(): Promise<void> {
         result.textContent = `Consent granted and shared with the business (id ${id}).`;
         result.dataset.consent = id;
         rights.refreshConsents();
+        knowConsents();
       })
       .catch((err: unknown) => showAlert(`Consent not granted: ${err instanceof Error ? err.message : String(err)}`))
       .finally(() => {

@@ -23,7 +23,7 @@ const PLAIN: Record<string, string> = {
 
 /** What to do past a limit, after the relay's own words (which say which limit, and how far). */
 const NEXT: Record<string, string> = {
-  quota_exceeded: "For files: erase a conversation you no longer need (Your data), then send the file again",
+  quota_exceeded: "For messages and files: erase a conversation you no longer need (Your data), then send again",
   too_large: "Send a smaller file",
 };
 

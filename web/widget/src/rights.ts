@@ -6,7 +6,7 @@
  * history, the CLI's `history --export` shape); "Erase this conversation" (asked twice, then the
  * customer's signed request; the copy here stays readable). Text only (`textContent`).
  */
-import type { ConsentStatus, Customer } from "@sealdesk/client";
+import { dayMonth, type ConsentStatus, type Customer } from "@sealdesk/client";
 
 function byId<T extends HTMLElement>(id: string): T {
   const e = document.getElementById(id);
@@ -26,7 +26,7 @@ export function wireRights(customer: Customer, changed: () => void): { refreshCo
     li.dataset.consent = c.id;
     li.dataset.state = c.state;
     const what = document.createElement("span");
-    const until = new Date(c.expiresAt * 1000).toLocaleDateString();
+    const until = dayMonth(c.expiresAt);
     what.textContent = `“${c.purpose}” (${c.id.slice(0, 8)}…) — ${c.state}${c.state === "active" ? `, until ${until}` : ""}${c.entry === null ? "" : `, audit log entry #${c.entry}`}`;
     li.append(what);
     if (c.state === "active") {

@@ -9,17 +9,17 @@
 import { formatSize, type ByteQuota, type Customer, type UploadState } from "@sealdesk/client";
 import { el } from "@sealdesk/client/ui";
 
-/** The stored-bytes warning in words: used, of how much, what to do. */
+/** The stored-bytes warning in words (after an upload or a plain message): used, of how much, what to do. */
 export function bytesQuotaText(q: ByteQuota, org: string): string {
   const pct = Math.floor((q.used * 100) / Math.max(1, q.most));
   const head =
     q.scope === "account"
-      ? `Files you sent through this relay now take ${formatSize(q.used)} of the ${formatSize(q.most)} it keeps for you (${pct}%).`
-      : `Files in ${org}'s conversations now take ${formatSize(q.used)} of the ${formatSize(q.most)} this relay keeps for ${org} (${pct}%).`;
+      ? `Messages and files you sent through this relay now take ${formatSize(q.used)} of the ${formatSize(q.most)} it keeps for you (${pct}%).`
+      : `Messages and files in ${org}'s conversations now take ${formatSize(q.used)} of the ${formatSize(q.most)} this relay keeps for ${org} (${pct}%).`;
   const act =
     q.scope === "account"
-      ? "When it is full, new files are refused until older conversations are erased or expire: erase a conversation you no longer need (Your data), or send smaller files."
-      : `When it is full, new files are refused for everyone writing to ${org}: send only the files you need, or ask ${org}.`;
+      ? "When it is full, new messages and files are refused until older conversations are erased or expire: erase a conversation you no longer need (Your data), or send smaller files."
+      : `When it is full, new messages and files are refused for everyone writing to ${org}: send only the files you need, or ask ${org}.`;
   return `${head} ${act}`;
 }
 

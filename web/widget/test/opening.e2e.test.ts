@@ -7,6 +7,7 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { dayMonth } from "@sealdesk/client";
 import { SHOTS as shots, chromiumSuite, watchPage } from "../../client/test/chromium.js";
 import { bin, cli } from "../../client/test/relay.js";
 
@@ -41,6 +42,7 @@ describe("one notice per opening in the widget (Chromium)", () => {
     await page.locator("#grant").click();
     await expect.poll(() => page.locator("#consent-result").getAttribute("data-consent")).toMatch(/^[0-9a-f]{32}$/);
     const consent = (await page.locator("#consent-result").getAttribute("data-consent")) ?? "";
+    const day = dayMonth(Math.floor(Date.now() / 1000));
 
     const serving = ["g1", "g2"].map((n) =>
       spawn(bin("sealdesk"), ["--home", home(n), "trustee", "serve"], {
@@ -58,13 +60,15 @@ describe("one notice per opening in the widget (Chromium)", () => {
     await expect.poll(() => notice.first().getAttribute("data-shares"), { timeout: 30_000 }).toBe("2");
     expect(await notice.count()).toBe(1);
     const text = (await notice.locator("p").textContent()) ?? "";
-    expect(text).toMatch(new RegExp(`^globex opened epoch 0 of this chat under your consent ${consent}: released by 2 of 3 trustees \\((g1 and g2|g2 and g1); 2 needed\\)\\.$`));
+    expect(text).toMatch(new RegExp(`^globex opened epoch 0 of this chat under your consent of ${day}: released by 2 of 3 trustees \\((g1 and g2|g2 and g1); 2 needed\\)\\.$`));
     expect(text).not.toContain("(s)");
     // Still one after a reload (kept verdicts grouped the same way).
     await page.reload();
     await expect.poll(() => page.locator("#log li.line .text").allTextContents()).toEqual(["please look at my case"]);
     await expect.poll(() => notice.first().getAttribute("data-shares")).toBe("2");
     expect(await notice.count()).toBe(1);
+    // Its consent is still named by its day (the record kept in this browser), not its id.
+    await expect.poll(() => notice.locator("p").textContent()).toContain(`under your consent of ${day}:`);
     await page.screenshot({ path: join(shots, "widget-opening-2of3.png"), fullPage: true });
     expect(s.problems).toEqual([]);
     await page.close();

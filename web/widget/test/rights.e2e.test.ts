@@ -41,11 +41,11 @@ describe("consents, export and erasure in the widget (Chromium)", () => {
     await expect.poll(() => page.locator("#consents li[data-state=active]").count(), { timeout: 10_000 }).toBe(2);
     // The widget shares the consent itself: nothing for the customer to pass on.
     expect(await page.locator("#consent-result").textContent()).toBe(`Consent granted and shared with the business (id ${second}).`);
-    // Layout: a Revoke button stands apart from the date before it, and the open panel scrolls
-    // inside itself so that the conversation keeps its room.
+    // Layout: a Revoke button stands apart from the date before it, and the panels scroll in
+    // their strip so that the conversation keeps its room (layout.e2e.test.ts).
     const revoke = page.locator(`#consents li[data-consent="${second}"] button`);
     expect(await revoke.evaluate((b) => getComputedStyle(b).marginLeft)).not.toBe("0px");
-    expect(await page.locator("#consent").evaluate((d) => getComputedStyle(d).overflowY)).toBe("auto");
+    expect(await page.locator("#panels").evaluate((d) => getComputedStyle(d).overflowY)).toBe("auto");
 
     // The master opens the conversation under the first consent: listed as used.
     const trustee = s.org.background("t1", ["trustee", "serve"]);

@@ -9,6 +9,7 @@
 import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
+import { dayMonth } from "@sealdesk/client";
 import { DIST as dist, SHOTS as shots, launch, watchPage, chromiumSuite } from "../../client/test/chromium.js";
 import { startRelay } from "../../client/test/relay.js";
 
@@ -111,9 +112,11 @@ describe("the widget in Chromium", () => {
     // The customer consents in the widget; the master unlocks under it: a second verified notice.
     await page.locator("#consent summary").click();
     await page.locator("#purpose").fill("quality review");
+    const before = dayMonth(Math.floor(Date.now() / 1000));
     await page.locator("#grant").click();
     await expect.poll(() => page.locator("#consent-result").getAttribute("data-consent")).toMatch(/^[0-9a-f]{32}$/);
     const consent = (await page.locator("#consent-result").getAttribute("data-consent")) ?? "";
+    const days = new Set([before, dayMonth(Math.floor(Date.now() / 1000))]);
     await page.screenshot({ path: join(shots, "widget-consent.png") });
     const trustee2 = s.org.background("t1", ["trustee", "serve"]);
     try {
@@ -122,7 +125,10 @@ describe("the widget in Chromium", () => {
       trustee2.kill("SIGTERM");
     }
     await expect.poll(() => page.locator("#log li.notice[data-verified=true]").count(), { timeout: 30_000 }).toBe(3);
-    expect(await page.locator("#log li.notice").last().textContent()).toContain(`under your consent ${consent}`);
+    // Granted from this browser: named by its day, as the CLI does, not by its id.
+    const said = (await page.locator("#log li.notice").last().textContent()) ?? "";
+    expect([...days].some((d) => said.includes(`under your consent of ${d}:`)), said).toBe(true);
+    expect(said).not.toContain(consent.slice(0, 8));
     await page.screenshot({ path: join(shots, "widget-consent-notice.png") });
 
     // A ticket the master closes at once: the close is logged while no trustee has cosigned a
@@ -137,6 +143,19 @@ describe("the widget in Chromium", () => {
     expect(await pending.getAttribute("data-verified")).toBe("false");
     expect(await pending.locator("strong").textContent()).toBe("Dispute closed (not yet witnessed)");
     expect(await rule(pending)).toBe("rgb(122, 89, 0)");
+    // One plain sentence; what it says and why it is unconfirmed behind "Details", closed.
+    expect(await pending.locator(".plain").textContent()).toBe("Not confirmed yet: it is still being checked, and this notice will update by itself.");
+    expect(await pending.locator("details").getAttribute("open")).toBeNull();
+    expect(await pending.locator("details p").isVisible()).toBe(false);
+    // A taller page for the notice's own pictures (the open panels leave the log little room).
+    const size = page.viewportSize();
+    await page.setViewportSize({ width: size?.width ?? 420, height: 1100 });
+    await pending.evaluate((e) => e.scrollIntoView({ block: "end" }));
+    await pending.screenshot({ path: join(shots, "widget-notice-unwitnessed-item.png") });
+    await pending.locator("summary").click();
+    expect(await pending.locator("details p").isVisible()).toBe(true);
+    await pending.screenshot({ path: join(shots, "widget-notice-unwitnessed-details.png") });
+    if (size !== null) await page.setViewportSize(size);
     await page.screenshot({ path: join(shots, "widget-notice-unwitnessed.png") });
     await s.org.as("t1", ["trustee", "serve", "--once"]);
     await expect.poll(() => pending.getAttribute("data-verified"), { timeout: 30_000 }).toBe("true");

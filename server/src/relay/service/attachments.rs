@@ -11,7 +11,7 @@ use sealdesk_protocol::{
     attachment::{chunk_ciphertext_len, chunk_count, stored_len},
     ids::{AttachmentId, ConversationId},
     keys::SigningPublicKey,
-    wire::{ByteQuota, ErrorCode, Item, QuotaScope, Response},
+    wire::{ErrorCode, Item, Response},
 };
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info};
@@ -22,7 +22,7 @@ use super::{
     lock, reject,
 };
 use crate::{
-    limits::bytes::{NearQuota, Scope},
+    limits::bytes::NearQuota,
     store::{Batch, Collection},
 };
 
@@ -339,17 +339,6 @@ fn progress(r: &AttachmentRecord, warning: Option<NearQuota>) -> Response {
     Response::AttachmentProgress {
         stored: r.stored,
         chunks: r.chunks(),
-        quota: warning.map(|w| ByteQuota {
-            scope: scope(w.scope),
-            used: w.used,
-            most: w.most,
-        }),
-    }
-}
-
-fn scope(s: Scope) -> QuotaScope {
-    match s {
-        Scope::Account => QuotaScope::Account,
-        Scope::Org => QuotaScope::Org,
+        quota: warning.map(super::stored_bytes::byte_quota),
     }
 }

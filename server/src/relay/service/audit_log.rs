@@ -21,7 +21,9 @@ use sealdesk_protocol::{
 };
 
 use super::{
-    Caller, Reject, Reply, Service, dec, enc,
+    Caller, Reject, Reply, Service,
+    cluster::{MAX_AGAIN, until_stored},
+    dec, enc,
     keys::{cosignature_key, erased_parties_key, release_marker_key},
     lock, reject, relay_fail_point,
     table::Appended,
@@ -115,20 +117,24 @@ impl AuditLog {
 
     /// Appends `entry` under the single-writer lock: `store` writes it (and whatever goes
     /// with it) at the index it is given, then the leaf joins the log. Returns the index, the
-    /// new tree head signed by `keys` at time `now`, and what `store` returned.
+    /// new tree head signed by `keys` at time `now`, and what `store` returned; `None`, the
+    /// log unchanged, if `store` found the index taken (another relay node's entry: the
+    /// caller syncs and appends again).
     pub(super) fn append<T>(
         &self,
         entry: &AuditEntry,
         keys: &IdentityKeys,
         now: u64,
-        store: impl FnOnce(u64) -> Result<T, Reject>,
-    ) -> Result<(u64, SignedTreeHead, T), Reject> {
+        store: impl FnOnce(u64) -> Result<Option<T>, Reject>,
+    ) -> Result<Option<(u64, SignedTreeHead, T)>, Reject> {
         let mut leaves = lock(&self.leaves)?;
         let index = leaves.len() as u64;
-        let stored = store(index)?;
+        let Some(stored) = store(index)? else {
+            return Ok(None);
+        };
         leaves.push(entry.leaf_hash());
         let head = SignedTreeHead::sign(keys, leaves.len() as u64, merkle::root(&leaves), now);
-        Ok((index, head, stored))
+        Ok(Some((index, head, stored)))
     }
 
     /// The current tree head, signed by `keys` at time `now`.
@@ -200,6 +206,19 @@ impl Service {
                 "entries must be signed by the account sending them",
             );
         }
+        // A release notice another relay node's append refused is appended again (with the
+        // leaf and marker of its transaction, none of which was stored): the trustee is
+        // answered for the entry the log holds, and its release has its notice.
+        until_stored(|| self.append_audit_once(caller, &entry)).await
+    }
+
+    /// One attempt of [`Self::append_audit`]: `None` if the store refused the entry's notice
+    /// (nothing of the attempt was stored).
+    async fn append_audit_once(
+        &self,
+        caller: &Caller,
+        entry: &AuditEntry,
+    ) -> Result<Option<Response>, Reject> {
         let mut marker = None;
         let notice_conv = match &entry.event {
             AuditEvent::Release {
@@ -249,24 +268,57 @@ impl Service {
         // The notice goes to the conversation in the same transaction as the leaf: a crash
         // can lose both, never the notice alone (a resuming trustee finds its entry and does
         // not append again, so a lost notice would be lost for good).
+        // The same release entry sent again (its answer was lost): answered with the index
+        // it holds, once durable, and not appended twice — one release, one entry, one notice
+        // (stored with the entry in its transaction).
+        if let Some(k) = &marker
+            && let Some(index) = self.logged_already(k, entry)?
+        {
+            self.commit.durable().await?;
+            let head = self.tree_head()?;
+            return Ok(Some(Response::Appended { index, head }));
+        }
         let notice_conv = match notice_conv {
             Some(c) => self
                 .convs
                 .get(&c)?
-                .filter(|state| Some(&state.org) == entry_org(&entry))
+                .filter(|state| Some(&state.org) == entry_org(entry))
                 .map(|_| c),
             None => None,
         };
-        let (index, head, notice) = self.log_append(&entry, marker, notice_conv)?;
+        // Its index taken by another node's entry: synced, and appended again.
+        let Some((index, head, notice)) = self.log_append(entry, marker, notice_conv)? else {
+            return Ok(None);
+        };
         self.commit.durable().await?;
-        if let Some((item, _)) = &notice {
-            self.settle_item(item)?;
+        if let Some((item, _)) = &notice
+            && self.item_refused(item)?
+        {
+            return Ok(None);
         }
         relay_fail_point("relay-after-audit-append");
         if let Some((item, audience)) = notice {
             self.push_item(&item, &audience, &caller.key());
         }
-        Ok(Response::Appended { index, head })
+        Ok(Some(Response::Appended { index, head }))
+    }
+
+    /// The index of `entry` if the log holds it already, found by its release marker `marker`
+    /// (the index its signer's release entry for the request was logged at).
+    fn logged_already(&self, marker: &[u8], entry: &AuditEntry) -> Result<Option<u64>, Reject> {
+        let Some(at) = self.store.get(Collection::Meta, marker)? else {
+            return Ok(None);
+        };
+        let Ok(at) = <[u8; 8]>::try_from(at.as_slice()) else {
+            return Ok(None);
+        };
+        let index = u64::from_be_bytes(at);
+        let stored = self
+            .store
+            .get(Collection::AuditLeaves, &index.to_be_bytes())?
+            .map(|b| dec::<AuditEntry>(&b, "audit entry"))
+            .transpose()?;
+        Ok((stored.as_ref() == Some(entry)).then_some(index))
     }
 
     /// Appends under the single-writer lock, with the entry's notice in conversation `notice`
@@ -277,8 +329,8 @@ impl Service {
         entry: &AuditEntry,
         marker: Option<Vec<u8>>,
         notice: Option<ConversationId>,
-    ) -> Result<(u64, SignedTreeHead, Option<Appended>), Reject> {
-        self.log_append_with(entry, marker, |_| Ok(Vec::new()), notice)
+    ) -> Result<Option<(u64, SignedTreeHead, Option<Appended>)>, Reject> {
+        self.log_append_with(entry, marker, |_| Ok(Batch::new()), notice)
     }
 
     /// Appends erasure entry `entry` of a conversation whose record was `erased` (if the
@@ -290,68 +342,76 @@ impl Service {
         erased: Option<&ConvState>,
     ) -> Result<(), Reject> {
         let extra = match erased {
-            Some(s) => vec![(
+            Some(s) => Batch::of_put(
                 Collection::Meta,
-                erased_parties_key(&s.conversation),
-                enc(&ErasedParties {
+                &erased_parties_key(&s.conversation),
+                &enc(&ErasedParties {
                     org: s.org.clone(),
                     customer: s.customer,
                 })?,
-            )],
-            None => Vec::new(),
+            ),
+            None => Batch::new(),
         };
-        self.log_append_with(entry, None, |_| Ok(extra), None)
-            .map(|_| ())
+        // Its index taken by another node's entry: synced, and appended again.
+        for _ in 0..MAX_AGAIN {
+            if self
+                .log_append_with(entry, None, |_| Ok(extra.clone()), None)?
+                .is_some()
+            {
+                return Ok(());
+            }
+        }
+        Err(log_index_taken())
     }
 
     /// [`Service::log_append`], with the records `extra` makes from the entry's index in the
-    /// same transaction.
+    /// same transaction (conditional writes among them). `None`, nothing written, if the store
+    /// refused the transaction at once: another relay node took the index (this node's log
+    /// is synced at the next append) or changed a record `extra` writes conditionally; the
+    /// caller reads again and appends again.
     pub(super) fn log_append_with(
         &self,
         entry: &AuditEntry,
         marker: Option<Vec<u8>>,
-        extra: impl FnOnce(u64) -> Result<Vec<(Collection, Vec<u8>, Vec<u8>)>, Reject>,
+        extra: impl Fn(u64) -> Result<Batch, Reject>,
         notice: Option<ConversationId>,
-    ) -> Result<(u64, SignedTreeHead, Option<Appended>), Reject> {
+    ) -> Result<Option<(u64, SignedTreeHead, Option<Appended>)>, Reject> {
         self.sync_log()?;
         let appended = self
             .log
             .append(entry, &self.keys, self.clock.now(), |index| {
-                let mut writes = vec![(
-                    Collection::AuditLeaves,
-                    index.to_be_bytes().to_vec(),
-                    enc(entry)?,
-                )];
-                if let Some(k) = marker {
-                    writes.push((Collection::Meta, k, index.to_be_bytes().to_vec()));
+                let mut writes =
+                    Batch::of_put(Collection::AuditLeaves, &index.to_be_bytes(), &enc(entry)?);
+                if let Some(k) = &marker {
+                    writes.put(Collection::Meta, k, &index.to_be_bytes());
                 }
                 writes.extend(extra(index)?);
+                // A shared store refuses at once a leaf index another node took (synced,
+                // the entry is appended again at the next index), or a record `extra`
+                // writes conditionally that another node changed (`None` all the way up:
+                // the caller reads it again). A notice's transaction is staged: refused
+                // when it commits, its writer learns it from `Service::item_refused`.
                 match notice {
-                    Some(c) => Ok(Some(self.convs.append_item_with(
-                        &c,
-                        None,
-                        Item::Notice {
-                            entry: entry.clone(),
-                            index,
-                        },
-                        None,
-                        writes,
-                        |_| {},
-                    )?)),
-                    None => {
-                        let mut b = Batch::new();
-                        for (coll, k, v) in &writes {
-                            b.put(*coll, k, v);
-                        }
-                        // A shared store refuses a leaf index another node took.
-                        if !self.store.apply(b)? {
-                            return Err(log_index_taken());
-                        }
-                        Ok(None)
-                    }
+                    Some(c) => Ok(self
+                        .convs
+                        .try_append_item_with(
+                            &c,
+                            None,
+                            Item::Notice {
+                                entry: entry.clone(),
+                                index,
+                            },
+                            None,
+                            writes,
+                            |_| {},
+                        )?
+                        .map(Some)),
+                    None => Ok(self.store.apply(writes)?.then_some(None)),
                 }
             })?;
-        self.tell_audit_watchers(appended.1.size);
+        if let Some(appended) = &appended {
+            self.tell_audit_watchers(appended.1.size);
+        }
         Ok(appended)
     }
 
@@ -587,10 +647,10 @@ pub(super) fn entry_org(entry: &AuditEntry) -> Option<&String> {
     }
 }
 
-/// The refusal of an audit entry whose index another relay node took first.
+/// The refusal of an audit entry whose index other relay nodes took first, every time.
 fn log_index_taken() -> Reject {
     Reject::new(
         ErrorCode::Conflict,
-        "another relay node appended to the audit log at the same time; try again".into(),
+        "other relay nodes kept appending to the audit log at the same time; try again".into(),
     )
 }

@@ -50,11 +50,41 @@ pub(super) fn release_of(push: &Push) -> Option<TokenId> {
 }
 use crate::store::Refused;
 
+/// Makes `attempt` — a request's checks, its append of an item other than a message, and the
+/// wait for its commit — until the store keeps what it appended: `attempt` answers `None`
+/// when the store refused its item ([`Service::item_refused`]), and is made again from the
+/// reloaded conversation, every check with it (so an item another node made obsolete
+/// meanwhile, a second epoch record for one epoch, is refused for its own reason). Nothing of
+/// a refused attempt was stored, so its writer is answered for the attempt that was.
+///
+/// # Errors
+///
+/// `attempt`'s refusal; `conflict` if other nodes took the conversation's next number
+/// [`MAX_AGAIN`] times in a row (nothing of this request is stored then, and the client
+/// sends it again).
+pub(super) async fn until_stored<T, F, Fut>(mut attempt: F) -> Result<T, Reject>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, Reject>>,
+{
+    for _ in 0..MAX_AGAIN {
+        if let Some(out) = attempt().await? {
+            return Ok(out);
+        }
+    }
+    Err(Reject::new(
+        ErrorCode::Conflict,
+        "other relay nodes kept taking this conversation's next number; nothing was stored, \
+         send it again"
+            .into(),
+    ))
+}
+
 /// How many times a message is appended again after the database refused it. Each refusal
 /// means another node appended to the conversation meanwhile, so the cluster progresses; but
 /// while another node's member bursts into the conversation, one message can lose several
 /// times in a row (8 was seen to run out on the loaded 2-core test machine).
-const MAX_AGAIN: usize = 64;
+pub(super) const MAX_AGAIN: usize = 64;
 
 /// A conversation's push cursor on this node.
 #[derive(Debug, Default)]
@@ -282,21 +312,20 @@ impl Service {
         }
     }
 
-    /// Once an item other than a message is durable: refuses the request if the store refused
-    /// the item (another node appended to the conversation first).
-    pub(super) fn settle_item(&self, item: &Sequenced) -> Result<(), Reject> {
-        if self
+    /// Once an item other than a message (an epoch record, a hand-off, a consent, a notice) is
+    /// durable: whether the store refused it — another node took its sequence number, or a
+    /// key of its transaction (an audit leaf's index) — in which case nothing of that
+    /// transaction was stored, and its writer appends it again from the reloaded state
+    /// ([`until_stored`]) rather than refusing what it accepted.
+    pub(super) fn item_refused(&self, item: &Sequenced) -> Result<bool, Reject> {
+        let refused = self
             .convs
-            .take_refused(&item.conversation, &Refused::Item { seq: item.seq })?
-        {
-            return Err(Reject::new(
-                ErrorCode::Conflict,
-                "another relay node wrote to this conversation at the same time: read the \
-                 history and try again"
-                    .into(),
-            ));
+            .take_refused(&item.conversation, &Refused::Item { seq: item.seq })?;
+        if refused {
+            debug!(conversation = %item.conversation, seq = item.seq,
+                "another node took this item's number; appending it again");
         }
-        Ok(())
+        Ok(refused)
     }
 
     /// Another node committed items in `conversations` (each with the first sequence number

@@ -21,13 +21,19 @@ use sealdesk_protocol::{
 use tracing::{debug, info, warn};
 
 use super::{
-    Caller, Reject, Reply, Service, dec, enc,
+    Caller, Reject, Reply, Service,
+    cluster::until_stored,
+    dec, enc,
     keys::{consent_prefix, delivery_key, epoch_dedupe_key, epoch_key},
     open_quota::{Full, OpenSubject},
     reject,
     table::MAX_PAGE,
 };
-use crate::{limits::OpenRecord, relay::state::ConvState, store::Collection};
+use crate::{
+    limits::{OpenRecord, bytes::NearQuota},
+    relay::state::ConvState,
+    store::{Batch, Collection},
+};
 
 /// What an open stored, for its answer.
 struct Opening {
@@ -52,6 +58,8 @@ pub(crate) struct Staged {
     item: Sequenced,
     audience: Vec<SigningPublicKey>,
     sender: SigningPublicKey,
+    /// The warning ahead of a stored-bytes quota this message brought near, if any.
+    quota: Option<NearQuota>,
 }
 
 impl Service {
@@ -403,6 +411,18 @@ impl Service {
     }
 
     pub(super) async fn put_epoch(&self, caller: &Caller, record: EpochRecord) -> Reply {
+        // Refused by another node's append, the record was not stored: checked and appended
+        // again from the reloaded conversation (a record for an epoch another node stored
+        // meanwhile is then refused `stale_epoch`, as it would have been).
+        until_stored(|| self.put_epoch_once(caller, record.clone())).await
+    }
+
+    /// One attempt of [`Self::put_epoch`]: `None` if the store refused its item.
+    async fn put_epoch_once(
+        &self,
+        caller: &Caller,
+        record: EpochRecord,
+    ) -> Result<Option<Response>, Reject> {
         let s = self.conv_for(caller, &record.conversation)?;
         if record.creator != caller.key() {
             return reject(
@@ -459,7 +479,7 @@ impl Service {
                 epoch_dedupe_key(&record.conversation, epoch),
                 Reject::new(ErrorCode::StaleEpoch, EPOCH_TAKEN.into()),
             )),
-            vec![(Collection::Epochs, ekey.clone(), rec_bytes)],
+            Batch::of_put(Collection::Epochs, &ekey, &rec_bytes),
             |st| {
                 st.current_epoch = Some(epoch);
                 st.readers.insert(epoch, members.clone());
@@ -468,12 +488,25 @@ impl Service {
             },
         )?;
         self.commit.durable().await?;
-        self.settle_item(&seq_item)?;
+        if self.item_refused(&seq_item)? {
+            return Ok(None);
+        }
         self.push_item(&seq_item, &audience, &caller.key());
-        Ok(Response::Stored { seq: seq_item.seq })
+        Ok(Some(Response::stored(seq_item.seq)))
     }
 
     pub(super) async fn put_handoff(&self, caller: &Caller, h: HandOff) -> Reply {
+        // Refused by another node's append, the hand-off was not stored: checked and
+        // appended again from the reloaded conversation.
+        until_stored(|| self.put_handoff_once(caller, h.clone())).await
+    }
+
+    /// One attempt of [`Self::put_handoff`]: `None` if the store refused its item.
+    async fn put_handoff_once(
+        &self,
+        caller: &Caller,
+        h: HandOff,
+    ) -> Result<Option<Response>, Reject> {
         let s = self.conv_for(caller, &h.conversation)?;
         if h.from != caller.key() {
             return reject(ErrorCode::Forbidden, "a hand-off must come from its signer");
@@ -499,9 +532,11 @@ impl Service {
                 }
             })?;
         self.commit.durable().await?;
-        self.settle_item(&seq_item)?;
+        if self.item_refused(&seq_item)? {
+            return Ok(None);
+        }
         self.push_item(&seq_item, &[to], &caller.key());
-        Ok(Response::Stored { seq: seq_item.seq })
+        Ok(Some(Response::stored(seq_item.seq)))
     }
 
     /// The first half of a `Send`: checks and stores the message, and queues the wait for its
@@ -520,11 +555,12 @@ impl Service {
         // names the org: the sender's count is read (if this node has not yet) before it.
         self.stored_bytes(&super::keys::account_bytes_key(&sender))?;
         let mut org = None;
+        let mut quota = None;
         let (item, audience) = self.convs.append_message(&sender, env, |s| {
             self.guard
                 .message(&mut s.message_buckets, &sender_bytes)
                 .map_err(super::limited)?;
-            self.check_bytes(&sender, &s.org, size as u64, "this message")?;
+            quota = self.check_bytes(&sender, &s.org, size as u64, "this message")?;
             org = Some(s.org.clone());
             Ok(())
         })?;
@@ -543,6 +579,7 @@ impl Service {
             item,
             audience,
             sender: caller.key(),
+            quota,
         })
     }
 
@@ -556,6 +593,7 @@ impl Service {
             item,
             audience,
             sender,
+            quota,
         } = staged;
         if let Err(e) = durable.await {
             return Reject::from(e).into_response();
@@ -571,7 +609,10 @@ impl Service {
         self.metrics
             .ack_latency
             .observe(started.elapsed().as_secs_f64());
-        Response::Stored { seq: item.seq }
+        Response::Stored {
+            seq: item.seq,
+            quota: quota.map(super::stored_bytes::byte_quota),
+        }
     }
 
     pub(super) fn history(

@@ -16,14 +16,16 @@ use sealdesk_protocol::{
 use tracing::{info, warn};
 
 use super::{
-    Caller, Reject, Reply, Service, dec, enc,
+    Caller, Reject, Reply, Service,
+    cluster::until_stored,
+    dec, enc,
     keys::{CONSENT_INDEX_FILLED, consent_key},
     lock, reject,
     table::MAX_PAGE,
 };
 use crate::{
     relay::state::{ReleaseState, StoredItem},
-    store::{Collection, Store},
+    store::{Batch, Collection, Store},
 };
 
 /// Indexes the consents shared before the relay kept an index of them (see [`consent_key`]),
@@ -65,6 +67,17 @@ pub(super) fn fill_consent_index(store: &dyn Store) -> crate::Result<()> {
 
 impl Service {
     pub(super) async fn share_consent(&self, caller: &Caller, token: ConsentToken) -> Reply {
+        // Refused by another node's append, the consent and its index entry were not stored:
+        // shared again from the reloaded conversation (the index checked again with it).
+        until_stored(|| self.share_consent_once(caller, token.clone())).await
+    }
+
+    /// One attempt of [`Self::share_consent`]: `None` if the store refused its item.
+    async fn share_consent_once(
+        &self,
+        caller: &Caller,
+        token: ConsentToken,
+    ) -> Result<Option<Response>, Reject> {
         let s = self.conv_for(caller, &token.conversation)?;
         if s.customer != caller.key() || token.customer != caller.key() {
             return reject(
@@ -99,15 +112,17 @@ impl Service {
                 None,
                 Item::Consent(token),
                 None,
-                vec![(Collection::Meta, index, signer.as_bytes().to_vec())],
+                Batch::of_put(Collection::Meta, &index, signer.as_bytes()),
                 |_| {},
             )?
         };
         self.commit.durable().await?;
-        self.settle_item(&item)?;
+        if self.item_refused(&item)? {
+            return Ok(None);
+        }
         self.push_item(&item, &audience, &caller.key());
         self.push_item(&item, &[master], &caller.key());
-        Ok(Response::Stored { seq: item.seq })
+        Ok(Some(Response::stored(item.seq)))
     }
 
     /// The signer of consent `id` shared in conversation `c` (through `ShareConsent`), if the
@@ -344,13 +359,6 @@ impl Service {
         }))
     }
 
-    pub(super) fn ticket_state(&self, id: &TokenId) -> Result<TicketState, Reject> {
-        match self.store.get(Collection::Tickets, id.as_bytes())? {
-            Some(b) => dec(&b, "ticket"),
-            None => reject(ErrorCode::NotFound, "no such ticket"),
-        }
-    }
-
     pub(super) fn notify_ticket(&self, policy: &VerifiedPolicy, st: &TicketState) {
         for a in &policy.arbiters {
             self.push(&a.signing_key, Push::Ticket(st.clone()));
@@ -393,10 +401,21 @@ impl Service {
     /// An arbiter's decision; a rejection that leaves too few arbiters to approve closes the
     /// ticket. The ticket is a read-modify-write record ([`Service::update_record`]): two
     /// arbiters deciding through two relay nodes at once both count. A closing rejection is
-    /// stored with the close, in the audit log's transaction, from the read made under the
-    /// write lock; a decision another node stores in that instant may be left out of the
-    /// closed ticket (which takes no decision any more either way).
+    /// stored with the close, in the audit log's transaction, conditional on the record read
+    /// (`Service::close_locked`): a decision another node stores in that instant refuses the
+    /// close, and the decision is made again from a fresh read.
     pub(super) async fn decide(&self, caller: &Caller, d: ArbiterDecision) -> Reply {
+        // A closing rejection whose close notice another node's append refused was not stored
+        // (the decision went with the close): decided again from a fresh read.
+        until_stored(|| self.decide_once(caller, &d)).await
+    }
+
+    /// One attempt of [`Self::decide`]: `None` if the store refused the close it made.
+    async fn decide_once(
+        &self,
+        caller: &Caller,
+        d: &ArbiterDecision,
+    ) -> Result<Option<Response>, Reject> {
         let (policy, st, closed) = self.update_record(
             Collection::Tickets,
             d.ticket.as_bytes(),
@@ -422,19 +441,33 @@ impl Service {
                 }
                 st.decisions.push(d.clone());
                 if approval_impossible(&policy, &st.ticket, &st.decisions) {
-                    let closed = self.close_locked(st.clone(), ClosedBecause::Rejected, None)?;
+                    // The close writes the ticket itself, conditional on `before` too.
+                    let closed =
+                        self.close_locked(st.clone(), before, ClosedBecause::Rejected, None)?;
                     Ok((None, (policy, st, Some(closed))))
                 } else {
                     Ok((Some(enc(&st)?), (policy, st, None)))
                 }
             },
         )?;
+        let closed = match closed {
+            // The ticket changed since it was read (or the log index was taken): decided again
+            // from a fresh read.
+            Some(None) => return Ok(None),
+            Some(Some(c)) => Some(c),
+            None => None,
+        };
         self.commit.durable().await?;
+        if let Some(c) = &closed
+            && self.close_refused(c)?
+        {
+            return Ok(None);
+        }
         match closed {
             Some(c) => self.announce_close(&policy, c, &self.keys.signing_public()),
             None => self.notify_ticket(&policy, &st),
         }
-        Ok(Response::Ok)
+        Ok(Some(Response::Ok))
     }
 
     pub(super) fn list_tickets(&self, caller: &Caller) -> Reply {

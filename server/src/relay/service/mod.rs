@@ -334,6 +334,9 @@ impl Service {
                 }
                 Err(e) => Err(e),
             }
+        } else if let Request::GetRecovery { name, proof } = &req {
+            // Asked before the asker has registered keys: recovering them is the point.
+            self.get_recovery(name, proof)
         } else {
             match account {
                 Account::Unregistered(_) => reject(
@@ -364,6 +367,8 @@ impl Service {
             Request::GetPolicy { org, version } => self.get_policy(&org, version),
             Request::PublishCertificate(c) => self.publish_certificate(caller, c).await,
             Request::RebindAgent(c) => self.rebind_agent(caller, c).await,
+            Request::PutRecovery(r) => self.put_recovery(caller, r).await,
+            Request::GetRecovery { name, proof } => self.get_recovery(&name, &proof),
             Request::GetCertificate { org, agent } => self.get_certificate(&org, &agent),
             Request::OpenConversation { org, conversation } => {
                 self.open_conversation(caller, &org, conversation, None)

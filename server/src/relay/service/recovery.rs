@@ -1,5 +1,7 @@
 //! Agent recovery: the org's master re-certifies an agent name for a new key
-//! (`Request::RebindAgent`), and the relay moves the name to it.
+//! (`Request::RebindAgent`), and the relay moves the name to it. And customers' replaceable
+//! recovery codes: the relay keeps one recovery record per customer name (`PutRecovery`,
+//! `GetRecovery`; see [`Service::put_recovery`]).
 //!
 //! A name is bound to one key for good ([`Service::register`] refuses another key with
 //! `name_taken`); the one exception is an agent whose org's master signs a certificate for a
@@ -29,6 +31,7 @@ use sealdesk_protocol::{
     card::Role,
     ids::ConversationId,
     policy::AgentCertificate,
+    recovery_record::{RecoveryProof, RecoveryRecord},
     wire::{ErrorCode, Push, Response},
 };
 use tracing::info;
@@ -47,7 +50,72 @@ pub(crate) const CLOSE_KEY_REPLACED: CloseReason = CloseReason::Application {
     reason: "this key no longer acts for its name: the org's master re-certified it",
 };
 
+/// Where the recovery record of the customer `name` is kept (in [`Collection::Meta`]).
+fn recovery_record_key(name: &str) -> Vec<u8> {
+    let mut k = b"recovery/".to_vec();
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
 impl Service {
+    /// `PutRecovery`: a registered customer stores the recovery record of its own card,
+    /// replacing the one before (whose code then fetches nothing). Only the account itself can:
+    /// the record's card must be the caller's, byte for byte, so no one else can put a record
+    /// that a code of theirs would open as this account. Answered once durable, so a client
+    /// that was answered `ok` knows the new code is the one in force.
+    pub(super) async fn put_recovery(&self, caller: &Caller, record: RecoveryRecord) -> Reply {
+        if caller.card.role != Role::Customer {
+            return reject(
+                ErrorCode::Forbidden,
+                format!(
+                    "recovery codes are for customer accounts, not {} accounts",
+                    caller.card.role
+                ),
+            );
+        }
+        if record.card != caller.card {
+            return reject(
+                ErrorCode::Forbidden,
+                "a recovery record is stored only by its own account",
+            );
+        }
+        if let Err(e) = record.check_shape() {
+            return reject(ErrorCode::BadField, e.to_string());
+        }
+        let mut b = Batch::new();
+        b.put(
+            Collection::Meta,
+            &recovery_record_key(&record.card.name),
+            &enc(&record)?,
+        );
+        self.store.apply(b)?;
+        self.commit.durable().await?;
+        info!("recovery record replaced");
+        Ok(Response::Ok)
+    }
+
+    /// `GetRecovery`: the record of `name` for the proof of its current code (any session).
+    pub(super) fn get_recovery(&self, name: &str, proof: &[u8]) -> Reply {
+        let Some(bytes) = self
+            .store
+            .get(Collection::Meta, &recovery_record_key(name))?
+        else {
+            return reject(
+                ErrorCode::NotFound,
+                format!("no recovery record for {name:?}"),
+            );
+        };
+        let record: RecoveryRecord = dec(&bytes, "recovery record")?;
+        let admitted = RecoveryProof::from_bytes(proof).is_ok_and(|p| record.admits(&p));
+        if !admitted {
+            return reject(
+                ErrorCode::Forbidden,
+                format!("this is not the current recovery code of {name:?}"),
+            );
+        }
+        Ok(Response::Recovery(record))
+    }
+
     /// `RebindAgent`: see the module documentation.
     pub(super) async fn rebind_agent(&self, caller: &Caller, c: AgentCertificate) -> Reply {
         let policy = self.policies.current(&c.org)?;

@@ -15,7 +15,7 @@
 use sealdesk_protocol::{
     ids::ConversationId,
     keys::SigningPublicKey,
-    wire::{ErrorCode, Item},
+    wire::{ByteQuota, ErrorCode, Item, QuotaScope},
 };
 use tracing::warn;
 
@@ -159,4 +159,16 @@ pub(super) fn over_quota(o: OverQuota, what: &str) -> Reject {
             o.adding
         ),
     )
+}
+
+/// A stored-bytes warning as the wire names it (in `attachment_progress` and `stored`).
+pub(super) fn byte_quota(w: NearQuota) -> ByteQuota {
+    ByteQuota {
+        scope: match w.scope {
+            Scope::Account => QuotaScope::Account,
+            Scope::Org => QuotaScope::Org,
+        },
+        used: w.used,
+        most: w.most,
+    }
 }

@@ -391,7 +391,7 @@ impl ConvTable {
         item: Item,
         update: impl FnOnce(&mut ConvState),
     ) -> Result<(Sequenced, Vec<SigningPublicKey>), Reject> {
-        self.append_item_with(c, epoch, item, None, Vec::new(), update)
+        self.append_item_with(c, epoch, item, None, Batch::new(), update)
     }
 
     /// [`Self::append_item`] with a duplicate key that must not exist yet (`dedupe`, with the
@@ -403,9 +403,36 @@ impl ConvTable {
         epoch: Option<u32>,
         item: Item,
         dedupe: Option<(Vec<u8>, Reject)>,
-        also: Vec<(Collection, Vec<u8>, Vec<u8>)>,
+        also: Batch,
         update: impl FnOnce(&mut ConvState),
     ) -> Result<(Sequenced, Vec<SigningPublicKey>), Reject> {
+        let (dedupe, taken) = match dedupe {
+            Some((k, taken)) => (Some(k), Some(taken)),
+            None => (None, None),
+        };
+        self.try_append_item_with(c, epoch, item, dedupe.as_deref(), also, update)?
+            .ok_or_else(|| {
+                taken.unwrap_or_else(|| {
+                    Reject::new(
+                        ErrorCode::Internal,
+                        "a conditional write failed without a duplicate key".into(),
+                    )
+                })
+            })
+    }
+
+    /// [`Self::append_item_with`], answering `None`, with nothing written, if a conditional
+    /// write of the transaction (`dedupe`, or one of `also`: an audit leaf's index another
+    /// relay node took, a ticket another node changed) found its key taken or changed.
+    pub(super) fn try_append_item_with(
+        &self,
+        c: &ConversationId,
+        epoch: Option<u32>,
+        item: Item,
+        dedupe: Option<&[u8]>,
+        also: Batch,
+        update: impl FnOnce(&mut ConvState),
+    ) -> Result<Option<(Sequenced, Vec<SigningPublicKey>)>, Reject> {
         self.refresh_if_shared(c)?;
         let mut convs = lock(&self.states)?;
         let s = convs
@@ -427,27 +454,16 @@ impl ConvTable {
         // or a sequence gap. These items change who may read, so the record must say so at
         // once; plain messages take the cheaper path of `append_message`.
         let mut b = Batch::new();
-        let (dedupe, taken) = match dedupe {
-            Some((k, taken)) => (Some(k), Some(taken)),
-            None => (None, None),
-        };
-        if let Some(k) = &dedupe {
+        if let Some(k) = dedupe {
             b.insert_if_absent(Collection::MessageKeys, k, &next.last_seq.to_be_bytes());
         }
-        for (coll, k, v) in &also {
-            b.put(*coll, k, v);
-        }
+        b.extend(also);
         b.put(Collection::Conversations, c.as_bytes(), &enc(&next)?);
         if !self
             .store
             .append_item(c.as_bytes(), next.last_seq, &enc(&stored)?, b)?
         {
-            return Err(taken.unwrap_or_else(|| {
-                Reject::new(
-                    ErrorCode::Internal,
-                    "a conditional write failed without a duplicate key".into(),
-                )
-            }));
+            return Ok(None);
         }
         let audience = match epoch {
             Some(e) => next
@@ -458,7 +474,7 @@ impl ConvTable {
             None => vec![next.customer],
         };
         *s = next;
-        Ok((stored.sequenced, audience))
+        Ok(Some((stored.sequenced, audience)))
     }
 
     /// Checks and appends a message from `sender`: the hot path, so it works on the cached

@@ -15,8 +15,10 @@ use sealdesk_protocol::{
 };
 use tracing::info;
 
-use super::{Caller, Reject, Reply, Service, enc, lock, reject, table::Appended};
-use crate::store::Collection;
+use super::{
+    Caller, Reject, Reply, Service, cluster::until_stored, enc, lock, reject, table::Appended,
+};
+use crate::store::{Batch, Collection};
 
 /// A close made under the write lock, to announce once it is durable.
 pub(super) struct Closed {
@@ -34,32 +36,57 @@ impl Service {
                 "only the org's master closes dispute tickets",
             );
         }
-        let closed = {
-            let _w = lock(&self.writes)?;
-            let st = self.ticket_state(&c.ticket)?;
-            c.verify(&policy, &st.ticket)?;
-            if st.closed.is_some() {
-                return reject(ErrorCode::TicketClosed, "the ticket is already closed");
+        // A close whose notice another node's append refused was not stored at all: made
+        // again from a fresh read of the ticket.
+        until_stored(|| async {
+            let closed = {
+                let _w = lock(&self.writes)?;
+                let (st, before) = self.ticket_record(&c.ticket)?;
+                c.verify(&policy, &st.ticket)?;
+                if st.closed.is_some() {
+                    return reject(ErrorCode::TicketClosed, "the ticket is already closed");
+                }
+                let because = ClosedBecause::Master(c.reason.chars().take(500).collect());
+                self.close_locked(st, &before, because, Some(c.clone()))?
+            };
+            let Some(closed) = closed else {
+                return Ok(None);
+            };
+            self.commit.durable().await?;
+            if self.close_refused(&closed)? {
+                return Ok(None);
             }
-            let because = ClosedBecause::Master(c.reason.chars().take(500).collect());
-            self.close_locked(st, because, Some(c))?
-        };
-        self.commit.durable().await?;
-        if let Some((item, _)) = &closed.notice {
-            self.settle_item(item)?;
+            self.announce_close(&policy, closed, &caller.key());
+            Ok(Some(Response::Ok))
+        })
+        .await
+    }
+
+    /// Once a close is durable: whether the store refused its notice (another relay node
+    /// appended to the conversation first), and with it the whole close (see
+    /// [`Service::item_refused`]).
+    pub(super) fn close_refused(&self, closed: &Closed) -> Result<bool, Reject> {
+        match &closed.notice {
+            Some((item, _)) => self.item_refused(item),
+            None => Ok(false),
         }
-        self.announce_close(&policy, closed, &caller.key());
-        Ok(Response::Ok)
     }
 
     /// Under the write lock: logs the close of `st` (with its notice in the conversation, if
-    /// the relay still has it) and stores the closed ticket, in one transaction.
+    /// the relay still has it) and stores the closed ticket, in one transaction. `before` is
+    /// the ticket record `st` was read from: the closed ticket replaces it only if the record
+    /// still holds it (a conditional write, as [`Service::update_record`] makes), so a decision
+    /// another relay node stored since is never overwritten by the close. `None`, nothing
+    /// written, if the store refused the close at once (the record changed, or the log index
+    /// was taken): the caller reads the ticket again and closes again. A refusal when the
+    /// close commits comes with its notice ([`Self::close_refused`]).
     pub(super) fn close_locked(
         &self,
         mut st: TicketState,
+        before: &[u8],
         because: ClosedBecause,
         statement: Option<DisputeClose>,
-    ) -> Result<Closed, Reject> {
+    ) -> Result<Option<Closed>, Reject> {
         let t = &st.ticket;
         let entry = AuditEntry::sign(
             &self.keys,
@@ -80,19 +107,32 @@ impl Service {
             statement: statement.clone(),
             index,
         };
-        let (index, _, notice) = self.log_append_with(
+        let Some((index, _, notice)) = self.log_append_with(
             &entry,
             None,
             |index| {
                 let mut s = st.clone();
                 s.closed = Some(closed(index));
-                Ok(vec![(Collection::Tickets, key, enc(&s)?)])
+                let mut b = Batch::new();
+                b.replace_if(Collection::Tickets, &key, before, &enc(&s)?);
+                Ok(b)
             },
             notice,
-        )?;
+        )?
+        else {
+            return Ok(None);
+        };
         st.closed = Some(closed(index));
         info!(ticket = %st.ticket.id, ?because, "dispute ticket closed");
-        Ok(Closed { state: st, notice })
+        Ok(Some(Closed { state: st, notice }))
+    }
+
+    /// Ticket `id` and its record's bytes as stored (what a conditional write compares).
+    pub(super) fn ticket_record(&self, id: &TokenId) -> Result<(TicketState, Vec<u8>), Reject> {
+        match self.store.get(Collection::Tickets, id.as_bytes())? {
+            Some(b) => Ok((super::dec(&b, "ticket")?, b)),
+            None => reject(ErrorCode::NotFound, "no such ticket"),
+        }
     }
 
     /// Once a close is durable: the notice to the conversation, the closed ticket to the
@@ -142,19 +182,25 @@ impl Service {
         if trustees < usize::from(policy.trustee_threshold) {
             return Ok(());
         }
-        let closed = {
-            let _w = lock(&self.writes)?;
-            let st = self.ticket_state(&ticket.id)?;
-            if st.closed.is_some() {
-                return Ok(());
+        until_stored(|| async {
+            let closed = {
+                let _w = lock(&self.writes)?;
+                let (st, before) = self.ticket_record(&ticket.id)?;
+                if st.closed.is_some() {
+                    return Ok(Some(()));
+                }
+                self.close_locked(st, &before, ClosedBecause::Released, None)?
+            };
+            let Some(closed) = closed else {
+                return Ok(None);
+            };
+            self.commit.durable().await?;
+            if self.close_refused(&closed)? {
+                return Ok(None);
             }
-            self.close_locked(st, ClosedBecause::Released, None)?
-        };
-        self.commit.durable().await?;
-        if let Some((item, _)) = &closed.notice {
-            self.settle_item(item)?;
-        }
-        self.announce_close(&policy, closed, &self.keys.signing_public());
-        Ok(())
+            self.announce_close(&policy, closed, &self.keys.signing_public());
+            Ok(Some(()))
+        })
+        .await
     }
 }

@@ -78,6 +78,10 @@ pub(super) enum PgOp {
     /// A conditional insert: the commit fails if the key was taken meanwhile (by another
     /// node; this node checked it when it staged it).
     InsertIfAbsent(Collection, Vec<u8>, Vec<u8>),
+    /// A conditional replace (key, value read, new value): the commit refuses the unit if the
+    /// key no longer holds the value read (another node changed it; this node checked it when
+    /// it staged it). Never in [`Collection::Messages`].
+    ReplaceIf(Collection, Vec<u8>, Vec<u8>, Vec<u8>),
     /// A log append: `seq` must be the conversation's next number; a message also carries
     /// (epoch, sender, counter), which must be unused.
     Append {
@@ -179,7 +183,9 @@ impl Overlay {
 
     fn note(&mut self, op: &PgOp) {
         let (c, k, v) = match op {
-            PgOp::Put(c, k, v) | PgOp::InsertIfAbsent(c, k, v) => (*c, k.clone(), Some(v.clone())),
+            PgOp::Put(c, k, v) | PgOp::InsertIfAbsent(c, k, v) | PgOp::ReplaceIf(c, k, _, v) => {
+                (*c, k.clone(), Some(v.clone()))
+            }
             PgOp::Delete(c, k) => (*c, k.clone(), None),
             PgOp::Append {
                 conversation,
@@ -531,11 +537,20 @@ impl PgStore {
         let _conditional = lock(&self.conditional)?;
         let mut conditional = false;
         for op in &ops {
-            if let PgOp::InsertIfAbsent(collection, key, _) = op {
-                if self.present(*collection, key)? {
-                    return Ok(false);
+            match op {
+                PgOp::InsertIfAbsent(collection, key, _) => {
+                    if self.present(*collection, key)? {
+                        return Ok(false);
+                    }
+                    conditional = true;
                 }
-                conditional = true;
+                PgOp::ReplaceIf(collection, key, old, _) => {
+                    if self.get(*collection, key)?.as_deref() != Some(old.as_slice()) {
+                        return Ok(false);
+                    }
+                    conditional = true;
+                }
+                PgOp::Put(..) | PgOp::Delete(..) | PgOp::Append { .. } => {}
             }
         }
         let unit = Unit { ops, retry: false };
@@ -736,7 +751,8 @@ impl ConversationLog for PgStore {
             return Ok(false);
         }
         // A message is appended again: the conversation stays held until it is. Other items
-        // are not (their writers answer `conflict`).
+        // are made again with their requests, from the reloaded state, checks and all (a
+        // sender's messages are the only order to keep).
         if matches!(what, Refused::Message { .. }) {
             staged
                 .settling
@@ -913,5 +929,11 @@ fn to_pg(op: &Op) -> PgOp {
             key,
             value,
         } => PgOp::InsertIfAbsent(*collection, key.clone(), value.clone()),
+        Op::ReplaceIf {
+            collection,
+            key,
+            old,
+            value,
+        } => PgOp::ReplaceIf(*collection, key.clone(), old.clone(), value.clone()),
     }
 }

@@ -212,6 +212,9 @@ const PUT_KV: &str = "INSERT INTO kv (collection, key, value) VALUES ($1, $2, $3
      ON CONFLICT (collection, key) DO UPDATE SET value = EXCLUDED.value";
 const INSERT_KV: &str =
     "INSERT INTO kv (collection, key, value) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+/// A conditional replace: refused (no row) if the key no longer holds the value read.
+const REPLACE_KV: &str =
+    "UPDATE kv SET value = $4 WHERE collection = $1 AND key = $2 AND value = $3";
 const DELETE_KV: &str = "DELETE FROM kv WHERE collection = $1 AND key = $2";
 const HEAD_NEXT: &str = "INSERT INTO conversation_heads AS h (conversation, last_seq) \
      VALUES ($1, $2) ON CONFLICT (conversation) DO UPDATE SET last_seq = EXCLUDED.last_seq \
@@ -364,9 +367,10 @@ async fn attempt(
                     .transpose(),
                 Collection::Messages,
             ),
-            PgOp::Put(c, ..) | PgOp::Delete(c, _) | PgOp::InsertIfAbsent(c, ..) => {
-                (Ok(0), None, Ok(None), *c)
-            }
+            PgOp::Put(c, ..)
+            | PgOp::Delete(c, _)
+            | PgOp::InsertIfAbsent(c, ..)
+            | PgOp::ReplaceIf(c, ..) => (Ok(0), None, Ok(None), *c),
         };
         numbers.push(Numbers {
             seq: seq.map_err(CommitError::Refused)?,
@@ -436,6 +440,9 @@ async fn attempt(
             }
             (PgOp::InsertIfAbsent(_, k, v), None) => {
                 add(step(tx_ref, INSERT_KV, vec![&n.name, k, v], true));
+            }
+            (PgOp::ReplaceIf(_, k, old, v), _) => {
+                add(step(tx_ref, REPLACE_KV, vec![&n.name, k, old, v], true));
             }
             (PgOp::Delete(c, k), None) => {
                 add(step(tx_ref, DELETE_KV, vec![&n.name, k], false));

@@ -7,10 +7,13 @@
  * styles are `base.css` (`@sealdesk/client/ui/base.css`). Everything is written with
  * `textContent`: nothing from the relay or another member is HTML.
  */
+import { lineTime } from "../dates.js";
 import { AttachmentError, attachmentBlob, safeFileName, type AttachmentRef } from "../attachment.js";
 import { TO_CUSTOMER, noticeSigner, noticeText, type Notice, type NoticeAudience } from "../notice.js";
 
-export { joinsOpening, releaseItem, type ReleaseShare, type TrusteeCount } from "./releases.js";
+import { unconfirmedBody } from "./releases.js";
+
+export { UNCONFIRMED, joinsOpening, openingBasis, releaseItem, unconfirmedBody, type ReleaseShare, type TrusteeCount } from "./releases.js";
 
 /** The element `#id`. */
 export function el<T extends HTMLElement>(id: string): T {
@@ -34,9 +37,9 @@ export function showAlert(text: string): void {
   a.hidden = false;
 }
 
-/** A time (Unix seconds) as hours and minutes. */
+/** A line's time (Unix seconds): "14:05" today, "5 Dec 2026, 14:05" before (`dates.ts`, not the browser's locale). */
 export function time(secs: number): string {
-  return new Date(secs * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return lineTime(secs, Math.floor(Date.now() / 1000));
 }
 
 /**
@@ -127,15 +130,18 @@ export function noticeItem(n: Notice, audience: NoticeAudience = TO_CUSTOMER): H
   const title = NOTICE_TITLES[n.kind];
   head.textContent = n.verified ? title : pending ? `${title} (not yet witnessed)` : `${title} (not verified)`;
   const text = n.event === undefined ? n.text : noticeText(n.event, n.signer, audience, n.failure ?? null, n.unwitnessed ?? null, n.repeat ?? false);
+  const said = `${text.charAt(0).toUpperCase()}${text.slice(1)}.`;
+  if (pending) {
+    li.append(head, ...unconfirmedBody(said, "Signed and proven in the audit log, but not yet vouched for by enough of the business's key trustees. Until then treat it as unconfirmed."));
+    return li;
+  }
   const body = document.createElement("p");
-  body.textContent = `${text.charAt(0).toUpperCase()}${text.slice(1)}.`;
+  body.textContent = said;
   const proof = document.createElement("span");
   proof.className = "meta";
   proof.textContent = n.verified
     ? `Verified ✓: signed by ${noticeSigner(n.by, audience)}, proven in the public audit log (entry ${n.index} of ${n.provenIn}), vouched for by the business's key trustees.`
-    : pending
-      ? "Signed and proven in the audit log, but not yet vouched for by enough of the business's key trustees. It is checked again by itself; until then treat it as unconfirmed."
-      : "Not verified: treat it with suspicion.";
+    : "Not verified: treat it with suspicion.";
   li.append(head, body, proof);
   return li;
 }

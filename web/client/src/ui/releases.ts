@@ -6,7 +6,7 @@
  * release. Text only (`textContent`).
  */
 import type { Opening } from "../customer-notices.js";
-import { TO_CUSTOMER, type Notice, type NoticeAudience } from "../notice.js";
+import { TO_CUSTOMER, consentWords, type Notice, type NoticeAudience } from "../notice.js";
 
 /** A trustee's share of an opening, as checked (`verified`, or `unwitnessed` with why). */
 export type ReleaseShare = Notice & { opening: Opening | null; unwitnessed: string | null };
@@ -15,6 +15,31 @@ export type ReleaseShare = Notice & { opening: Opening | null; unwitnessed: stri
 export interface TrusteeCount {
   trustees: number;
   threshold: number;
+}
+
+/** The one sentence a notice not yet witnessed says; the rest is behind "Details". */
+export const UNCONFIRMED = "Not confirmed yet: it is still being checked, and this notice will update by itself.";
+
+/**
+ * The body of a notice not yet witnessed: one plain sentence, and behind a disclosure
+ * ("Details") what it says (`full`) and why it is not confirmed (`proof`).
+ */
+export function unconfirmedBody(full: string, proof: string): HTMLElement[] {
+  // The full text is the notice's one `p` (as a confirmed notice's), inside the disclosure.
+  const plain = document.createElement("span");
+  plain.className = "plain";
+  plain.textContent = UNCONFIRMED;
+  const details = document.createElement("details");
+  const summary = document.createElement("summary");
+  summary.textContent = "Details";
+  const what = document.createElement("p");
+  what.className = "full";
+  what.textContent = full;
+  const why = document.createElement("span");
+  why.className = "meta";
+  why.textContent = proof;
+  details.append(summary, what, why);
+  return [plain, details];
 }
 
 /** "t1", "t1 and t2", "t1, t2 and t3". */
@@ -29,6 +54,16 @@ function names(list: readonly string[]): string {
  */
 export function joinsOpening(n: ReleaseShare): boolean {
   return n.kind === "release" && n.opening !== null && (n.verified || (n.unwitnessed ?? null) !== null);
+}
+
+/**
+ * What an opening was made under, in `audience`'s words: "under your consent of 2 Dec 2026" (a
+ * consent the customer's client knows; else its short id: `consentWords`), "under dispute ticket
+ * …, approved by 2 arbiters".
+ */
+export function openingBasis(o: Opening, audience: NoticeAudience): string {
+  if (o.consent !== null) return `under ${consentWords(o.consent, audience)}`;
+  return `under dispute ticket ${o.ticket ?? ""}, approved by ${o.approvers === 1 ? "1 arbiter" : `${o.approvers} arbiters`}`;
 }
 
 /**
@@ -53,21 +88,23 @@ export function releaseItem(shares: readonly ReleaseShare[], count: TrusteeCount
   head.textContent = verified ? "Release notice" : "Release notice (not yet witnessed)";
   const trustees = sorted.map((n) => n.signer ?? "a trustee");
   const epochs = o === null ? "" : o.first === o.last ? `epoch ${o.first}` : `epochs ${o.first}–${o.last}`;
-  const whose = audience.kind === "customer" ? "your" : "the customer's";
-  const basis = o === null ? "" : o.consent !== null ? `under ${whose} consent ${o.consent}` : `under dispute ticket ${o.ticket ?? ""}, approved by ${o.approvers === 1 ? "1 arbiter" : `${o.approvers} arbiters`}`;
+  const basis = o === null ? "" : openingBasis(o, audience);
   const of = count === null ? `${sorted.length} ${sorted.length === 1 ? "trustee" : "trustees"}` : `${sorted.length} of ${count.trustees} ${count.trustees === 1 ? "trustee" : "trustees"}`;
   const needed = count === null ? "" : `; ${count.threshold} needed`;
+  const said = `${o?.org ?? "The business"} opened ${epochs} of this chat ${basis}: released by ${of} (${names(trustees)}${needed}).`;
   const body = document.createElement("p");
-  body.textContent = `${o?.org ?? "The business"} opened ${epochs} of this chat ${basis}: released by ${of} (${names(trustees)}${needed}).`;
+  body.textContent = said;
   const proof = document.createElement("span");
   proof.className = "meta";
   const entries = sorted.map((n) => String(n.index));
   const provenIn = Math.max(...sorted.map((n) => n.provenIn));
   const by = `signed by ${sorted.length === 1 ? "trustee" : "trustees"} ${names(trustees)}`;
   const where = `${sorted.length === 1 ? "entry" : "entries"} ${names(entries)} of ${provenIn}`;
-  proof.textContent = verified
-    ? `Verified ✓: ${by}, proven in the public audit log (${where}), vouched for by the business's key trustees.`
-    : `Signed and proven in the audit log (${where}), but not yet vouched for by enough of the business's key trustees. It is checked again by itself; until then treat it as unconfirmed.`;
+  if (!verified) {
+    li.append(head, ...unconfirmedBody(said, `Signed and proven in the audit log (${where}), but not yet vouched for by enough of the business's key trustees. Until then treat it as unconfirmed.`));
+    return li;
+  }
+  proof.textContent = `Verified ✓: ${by}, proven in the public audit log (${where}), vouched for by the business's key trustees.`;
   li.append(head, body, proof);
   return li;
 }

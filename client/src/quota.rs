@@ -1,0 +1,73 @@
+//! The relay's warning ahead of a stored-bytes quota (PROTOCOL.md §13.12), as this library
+//! hands it on: with a sent message ([`SendReport`], from the relay's `stored` answer) or a
+//! sent attachment ([`crate::attachment::SentAttachment`]), and in words ([`quota_warning`]).
+
+use sealdesk_protocol::wire::{ByteQuota, QuotaScope};
+
+use crate::attachment::human_size;
+
+/// What a sent message became.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendReport {
+    /// The relay's sequence number of the message.
+    pub seq: u64,
+    /// A warning ahead of a stored-bytes quota, if the relay gave one: the message brought its
+    /// sender's (or its org's) stored bytes to 80% of the relay's most or more.
+    pub quota: Option<ByteQuota>,
+}
+
+/// What a stored-bytes quota warning says, in words: whose bytes, how much of how much, what
+/// happens at the limit and what frees it.
+pub fn quota_warning(q: &ByteQuota) -> String {
+    let (whose, remedy) = match q.scope {
+        QuotaScope::Account => (
+            "this account's stored messages and attachments",
+            "erasing conversations you no longer need frees it (or ask the relay's operator to \
+             raise stored_bytes_per_account)",
+        ),
+        QuotaScope::Org => (
+            "the stored messages and attachments of this org's conversations",
+            "it frees up as the org's conversations are erased or expire (or ask the relay's \
+             operator to raise stored_bytes_per_org)",
+        ),
+    };
+    format!(
+        "{whose} now take {} of the relay's {} ({}%); at the limit the relay refuses new \
+         messages and attachments (quota_exceeded): {remedy}",
+        human_size(q.used),
+        human_size(q.most),
+        q.used.saturating_mul(100) / q.most.max(1)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_warning_names_whose_how_much_and_what_to_do() {
+        let account = quota_warning(&ByteQuota {
+            scope: QuotaScope::Account,
+            used: 850 * 1024,
+            most: 1024 * 1024,
+        });
+        assert!(
+            account.starts_with(
+                "this account's stored messages and attachments now take 850.0 KiB of the \
+                 relay's 1.0 MiB (83%)"
+            ),
+            "{account}"
+        );
+        assert!(account.contains("erasing conversations"), "{account}");
+        let org = quota_warning(&ByteQuota {
+            scope: QuotaScope::Org,
+            used: 9,
+            most: 10,
+        });
+        assert!(
+            org.contains("this org's conversations now take 9 B"),
+            "{org}"
+        );
+        assert!(org.contains("stored_bytes_per_org"), "{org}");
+    }
+}

@@ -1,0 +1,31 @@
+/**
+ * Test support shared by the Node agent suites: the files the console's import reads from a CLI
+ * home, and a TypeScript agent made from a CLI agent's vault, started and waited for online.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Agent, MemoryStore, importCliVault, type AgentEvent, type SocketFactory, type VaultFiles } from "../src/index.js";
+import { now, random, socket as honest } from "./customer-fixture.js";
+import { eventually } from "./relay.js";
+
+/** The files the console's import reads, from a CLI home. */
+export function vaultFiles(home: string): VaultFiles {
+  return {
+    header: readFileSync(join(home, "vault.json"), "utf8"),
+    identity: new Uint8Array(readFileSync(join(home, "records", "identity.rec"))),
+    profile: new Uint8Array(readFileSync(join(home, "records", "profile.rec"))),
+  };
+}
+
+/** The CLI agent at `home` as a TypeScript agent on `url` (through `socket`), its events collected, started and online. */
+export async function onlineAgent(home: string, url: string, socket: SocketFactory = honest): Promise<{ agent: Agent; events: AgentEvent[] }> {
+  const { keys, card } = await importCliVault(vaultFiles(home), "web tests only");
+  const store = new MemoryStore();
+  await Agent.keep(store, keys, card);
+  const agent = await Agent.load({ url, store, socket, random, now });
+  const events: AgentEvent[] = [];
+  agent.on((e) => events.push(e));
+  agent.start();
+  await eventually("the agent online", () => events.find((e) => e.kind === "state" && e.state === "online"));
+  return { agent, events };
+}

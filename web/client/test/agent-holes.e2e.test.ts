@@ -1,0 +1,155 @@
+/**
+ * The console's agent finds what the relay withholds (PROTOCOL §13.10, issue 20), against the
+ * real relay behind a hostile socket (`tamper.ts`), as the Rust agent does
+ * (`tests/tests/agent_holes.rs`): an item of the agent's epoch dropped from a push and a page
+ * is asked for again and shown; a run the relay names as skipped while it claims an epoch the
+ * agent is a member of is a lie, shown as withheld with the claim; the newest item withheld
+ * from every page is found through the page's `head`; and an honest transferred conversation
+ * (the agent that handed it on, the agent it was handed to) shows no hole.
+ */
+import { describe, expect, it } from "vitest";
+import type { CborValue } from "@sealdesk/protocol";
+import { MemoryStore, type Agent, type Customer, type SocketFactory } from "../src/index.js";
+import { onlineAgent } from "./agent-fixture.js";
+import { onlineCustomer, orgOnRelay, type OrgOnRelay } from "./customer-fixture.js";
+import { cli, eventually } from "./relay.js";
+import { tampering, type Frame } from "./tamper.js";
+import { join } from "node:path";
+
+/** The items map of a history page, or undefined for any other frame. */
+function page(f: Frame): Frame | undefined {
+  const items = ((f.response as Frame | undefined)?.body as Frame | undefined)?.items as Frame | undefined;
+  return Array.isArray(items?.items) ? items : undefined;
+}
+
+/** The sequence number of a pushed item, or undefined. */
+function pushed(f: Frame): number | undefined {
+  const seq = ((f.push as Frame | undefined)?.item as Frame | undefined)?.seq;
+  return typeof seq === "number" ? seq : undefined;
+}
+
+/** A hostile relay for one agent: `drop` says whether to withhold item `seq` (from a push, or from the `nth` page holding it). */
+function withholding(drop: (seq: number, nth: number) => boolean, claim?: (seq: number, item: Frame) => number | undefined): ReturnType<typeof tampering> {
+  const pages = new Map<number, number>();
+  return tampering((f) => {
+    const p = pushed(f);
+    if (p !== undefined) return !drop(p, 0);
+    const items = page(f);
+    if (items === undefined) return true;
+    const kept: CborValue[] = [];
+    const runs = Array.isArray(items.skipped) ? [...(items.skipped as Frame[])] : [];
+    for (const it of items.items as Frame[]) {
+      const seq = it.seq as number;
+      const nth = (pages.get(seq) ?? 0) + 1;
+      pages.set(seq, nth);
+      if (!drop(seq, nth)) {
+        kept.push(it);
+        continue;
+      }
+      const epoch = claim?.(seq, it);
+      if (epoch !== undefined) runs.push({ from: seq, to: seq, epoch });
+    }
+    items.items = kept;
+    if (runs.length > 0) items.skipped = runs.sort((a, b) => (a.from as number) - (b.from as number));
+    return true;
+  });
+}
+
+/** The epoch of a message item (raw CBOR). */
+function messageEpoch(it: Frame): number | undefined {
+  const header = (((it.item as Frame | undefined)?.message as Frame | undefined)?.header as Frame | undefined) ?? undefined;
+  return typeof header?.epoch === "number" ? header.epoch : undefined;
+}
+
+/**
+ * The agent online through `socket`, a new customer whose first message `text` it shows; the
+ * item after it is the one `target` is set to (the test's hostile relay withholds it).
+ */
+async function opened(fx: OrgOnRelay, socket: SocketFactory, text: string, target: (seq: number) => void): Promise<{ agent: Agent; carol: Customer; id: string }> {
+  const { agent } = await onlineAgent(fx.org.agentHome, fx.relay.url, socket);
+  const { customer: carol } = await onlineCustomer(fx.options(new MemoryStore()));
+  const first = await carol.send(text);
+  const id = carol.conversationId() ?? "";
+  await eventually("the first line", () => agent.conversation(id)?.lines.find((l) => l.seq === first.seq));
+  target(first.seq + 1);
+  return { agent, carol, id };
+}
+
+describe("the console's agent and the items the relay withholds", () => {
+  const fx = orgOnRelay("web-agent-holes");
+
+  it("asks again for an item of its epoch dropped from the push and the page, and shows it", async () => {
+    let target: number | null = null;
+    const socket = withholding((seq, nth) => seq === target && nth <= 1);
+    const { agent, carol, id } = await opened(fx, socket, "my parcel is late", (seq) => (target = seq));
+    await carol.send("it was due Monday");
+    await carol.send("any news?");
+    await eventually("the dropped line, asked for again", () => agent.conversation(id)?.lines.find((l) => l.text === "it was due Monday"));
+    expect(agent.conversation(id)?.lines.map((l) => l.text)).toEqual(["my parcel is late", "it was due Monday", "any news?"]);
+    expect(agent.conversation(id)?.withheld).toEqual([]);
+    agent.stop();
+    carol.stop();
+  });
+
+  it("shows a run that claims the agent's own epoch as withheld, with the false claim", async () => {
+    let target: number | null = null;
+    let claimed: number | undefined;
+    const socket = withholding(
+      (seq) => seq === target,
+      (_seq, it) => (claimed = messageEpoch(it)),
+    );
+    const { agent, carol, id } = await opened(fx, socket, "hello", (seq) => (target = seq));
+    await carol.send("this one is passed off as skipped");
+    const last = await carol.send("and this one comes");
+    await eventually("the last line", () => agent.conversation(id)?.lines.find((l) => l.seq === last.seq));
+    const w = await eventually("the lie shown", () => agent.conversation(id)?.withheld[0]);
+    expect(claimed).toBeTypeOf("number");
+    expect(w).toEqual({ from: target, to: target, claimed });
+    expect(agent.conversation(id)?.withheld).toHaveLength(1);
+    agent.stop();
+    carol.stop();
+  });
+
+  it("finds the newest item withheld from every page through the page's head", async () => {
+    let target: number | null = null;
+    const socket = withholding((seq) => seq === target);
+    const { agent, carol, id } = await opened(fx, socket, "hello again", (seq) => (target = seq));
+    await carol.send("the newest, withheld");
+    await agent.sync(id);
+    const w = await eventually("the newest shown withheld", () => agent.conversation(id)?.withheld[0]);
+    expect(w).toEqual({ from: target, to: target });
+    expect(agent.conversation(id)?.lines.map((l) => l.text)).toEqual(["hello again"]);
+    agent.stop();
+    carol.stop();
+  });
+
+  it("shows no hole in an honest transferred conversation, to the agent who handed it on or the one it was handed to", async () => {
+    const { agent: alice } = await onlineAgent(fx.org.agentHome, fx.relay.url);
+    const { customer: carol } = await onlineCustomer(fx.options(new MemoryStore()));
+    await carol.send("can someone in billing help?");
+    const id = carol.conversationId() ?? "";
+    await eventually("the line at alice", () => alice.conversation(id)?.lines.find((l) => l.text === "can someone in billing help?"));
+    await alice.send(id, "passing you to bob");
+    const bobHome = join(fx.root, "bob");
+    await cli(bobHome, fx.relay.url, ["init", "--name", "bob", "--role", "agent"]);
+    await cli(bobHome, fx.relay.url, ["register"]);
+    const bobFp = (JSON.parse(await cli(bobHome, fx.relay.url, ["whoami", "--json"])) as { fingerprint: string }).fingerprint;
+    await fx.org.as("owner", ["org", "add-agent", "bob", "--fingerprint", bobFp]);
+    await alice.transfer(id, "bob");
+    await cli(bobHome, fx.relay.url, ["send", "--conversation", id, "bob here"]);
+    await eventually("bob's line at the customer", () => carol.history().find((l) => l.text === "bob here"));
+    await carol.send("thanks bob");
+    await alice.sync(id);
+    const { agent: bob } = await onlineAgent(bobHome, fx.relay.url);
+    await eventually("the handed history and the new lines at bob", () => {
+      const texts = bob.conversation(id)?.lines.map((l) => l.text) ?? [];
+      return ["can someone in billing help?", "passing you to bob", "bob here", "thanks bob"].every((t) => texts.includes(t)) ? true : undefined;
+    });
+    await bob.sync(id);
+    expect(alice.conversation(id)?.withheld).toEqual([]);
+    expect(bob.conversation(id)?.withheld).toEqual([]);
+    alice.stop();
+    bob.stop();
+    carol.stop();
+  });
+});

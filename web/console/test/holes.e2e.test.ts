@@ -1,0 +1,65 @@
+/**
+ * What the relay withholds, in the agent console (Chromium; PROTOCOL §13.10, issue 20): the
+ * page's WebSocket passes through a hostile relay (`routeWebSocket`) that drops one of a CLI
+ * customer's messages from its push and from every history page; the console asks for it again
+ * and then shows, in its place between the lines, that the relay withheld it. A screenshot goes
+ * to web/screenshots/console-withheld.png.
+ */
+import { join } from "node:path";
+import { decodeFrame, encodeFrame, type CborValue } from "@sealdesk/protocol";
+import { describe, expect, it } from "vitest";
+import { SHOTS, WIDE, chromiumSuite, cliCustomer, unlockConsole, watchPage } from "../../client/test/chromium.js";
+import { cli } from "../../client/test/relay.js";
+
+type Frame = { [k: string]: CborValue };
+
+describe("items the relay withholds, in the agent console (Chromium)", () => {
+  const s = chromiumSuite("console-holes", { viewport: WIDE });
+
+  it("shows a withheld line where the dropped message belongs", async () => {
+    const page = await s.browser.newPage();
+    watchPage(page, s.problems, false);
+    /** The sequence number withheld once `armed`. */
+    let armed = false;
+    let target: number | null = null;
+    await page.routeWebSocket(/\/v1\/ws$/, (ws) => {
+      const server = ws.connectToServer();
+      ws.onMessage((m) => server.send(m));
+      server.onMessage((m) => {
+        if (typeof m === "string") return ws.send(m);
+        const frame = decodeFrame(new Uint8Array(m)) as Frame;
+        const pushed = ((frame.push as Frame | undefined)?.item as Frame | undefined)?.seq;
+        const page = ((frame.response as Frame | undefined)?.body as Frame | undefined)?.items as Frame | undefined;
+        const seqs = typeof pushed === "number" ? [pushed] : Array.isArray(page?.items) ? (page.items as Frame[]).map((it) => it.seq as number) : [];
+        // Once armed, the next item pushed is the one withheld: the customer's message (the
+        // console's own items — its read receipt, the epoch it made for it — are never pushed
+        // to it, and are served).
+        if (armed && target === null && typeof pushed === "number") target = pushed;
+        if (typeof pushed === "number" && pushed === target) return;
+        if (page !== undefined && Array.isArray(page.items)) page.items = (page.items as Frame[]).filter((it) => it.seq !== target);
+        ws.send(Buffer.from(encodeFrame(frame as CborValue)));
+      });
+    });
+    await unlockConsole(page, s.relay.origin, s.org.agentHome);
+    const { home: dave, id } = await cliCustomer(s.root, s.relay.url, s.org, "dave");
+    await cli(dave, s.relay.url, ["send", "--conversation", id, "my order 1234 never arrived"]);
+    const entry = page.locator(`#list button[data-conversation="${id}"]`);
+    await expect.poll(() => entry.count(), { timeout: 30_000 }).toBe(1);
+    await entry.click();
+    const texts = (): Promise<string[]> => page.locator("#log li.line .text").allTextContents();
+    await expect.poll(texts).toEqual(["my order 1234 never arrived"]);
+    armed = true;
+    await cli(dave, s.relay.url, ["send", "--conversation", id, "my address is 5 Long Lane"]);
+    await cli(dave, s.relay.url, ["send", "--conversation", id, "hello?"]);
+    await expect.poll(texts, { timeout: 20_000 }).toEqual(["my order 1234 never arrived", "hello?"]);
+    const line = page.locator("#log li.withheld");
+    await expect.poll(() => line.count(), { timeout: 20_000 }).toBe(1);
+    expect(await line.textContent()).toBe(`The relay withheld 1 item here (#${String(target)}): asked for again, not delivered.`);
+    // In its place: after the first line, before "hello?".
+    const order = await page.locator("#log li").evaluateAll((els) => els.map((e) => (e.classList.contains("withheld") ? "withheld" : (e.querySelector(".text")?.textContent ?? ""))));
+    expect(order).toEqual(["my order 1234 never arrived", "withheld", "hello?"]);
+    await page.screenshot({ path: join(SHOTS, "console-withheld.png") });
+    expect(s.problems).toEqual([]);
+    await page.close();
+  });
+});
