@@ -1,7 +1,10 @@
 //! One account, several processes (issue 22 §1 item 8): while `chat` or `trustee serve` runs,
 //! the account's other commands work, and sending from two processes at once never reuses a
 //! counter (the relay refuses a reused one, and the client would then open a new epoch: one
-//! epoch and distinct counters show that none was reused).
+//! epoch and distinct counters show that none was reused). The relay also refuses a counter
+//! below one it stored, which a process whose reserved counter was overtaken by the other's
+//! meets under load: it then takes a fresh counter and stays in the epoch (made certain by
+//! `tests/tests/counter_overtaken.rs`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -19,6 +19,11 @@ use super::{Client, Event, HISTORY_PAGE, cannot_send, next_epoch, page_advances}
 /// How long a customer's session trusts its last check of a conversation's agent key before
 /// asking the relay again (see `Client::check_agent_key`), in seconds.
 pub const AGENT_CHECK_SECS: u64 = 300;
+
+/// How many times one send takes a fresh counter in the same epoch after another process of
+/// this account overtook it at the relay (see `Client::send_kind`), before it opens a new
+/// epoch instead.
+pub const OVERTAKEN_RETRIES: u32 = 8;
 use crate::account::{ConvMeta, EpochState, EpochStatus, LogEntry, PinSource, PinStatus};
 use crate::error::{ClientError, Result};
 use crate::reply::{expect_ok, unexpected};
@@ -319,6 +324,7 @@ impl Client {
             self.sync_aside(id).await?;
         }
         let mut retried = false;
+        let mut overtaken = 0;
         loop {
             let state = self.sending_epoch(id).await?;
             // Reserve and persist the next counter before sealing (docs/design.md §3): a crash
@@ -337,6 +343,19 @@ impl Client {
                     return Ok(SendReport { seq, quota });
                 }
                 Ok(other) => return Err(unexpected("Send", &other)),
+                Err(ClientError::Relay {
+                    code: ErrorCode::CounterReused,
+                    ..
+                }) if overtaken < OVERTAKEN_RETRIES
+                    && self.reserved_since(id, state.record.epoch, counter)? =>
+                {
+                    // The relay refuses a counter at or below the highest it stored, and
+                    // another process of this account (a `send` next to a `chat`) reserved a
+                    // later counter here and got it to the relay first. Nothing was reused:
+                    // this counter stays burnt, and a fresh one, above every counter this
+                    // vault handed out, keeps the message in this epoch.
+                    overtaken += 1;
+                }
                 Err(ClientError::Relay {
                     code: ErrorCode::CounterReused | ErrorCode::EpochFull | ErrorCode::Conflict,
                     ..
@@ -366,6 +385,16 @@ impl Client {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Whether another process of this account reserved a counter after `counter` in `epoch`
+    /// of `id` (the vault's next counter moved past `counter + 1`). A home restored from an
+    /// old copy has not: its refusals still open a new epoch.
+    fn reserved_since(&self, id: &ConversationId, epoch: u32, counter: u64) -> Result<bool> {
+        Ok(self
+            .account
+            .epoch(id, epoch)?
+            .is_some_and(|s| s.next_counter > counter.saturating_add(1)))
     }
 
     /// Records a message this account sent and the relay stored at `seq`, through the one
