@@ -14,6 +14,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod recovery_record_vectors;
 mod support;
 
 use std::{collections::BTreeMap, path::PathBuf};
@@ -33,6 +34,7 @@ use sealdesk_protocol::{
     merkle::MerkleTree,
     message::{ContentKind, EpochKeys, ReplayWindows},
     policy::AgentCertificate,
+    recovery_record::RecoveryProof,
     release::{
         ArbiterDecision, BoundRecord, ClosedBecause, ConsentParams, ConsentRevocation,
         ConsentToken, DisputeClose, DisputeParams, DisputeTicket, ErasureRequest, Justification,
@@ -142,6 +144,10 @@ fn all_vectors() -> Vec<(&'static str, Value)> {
         ("open_token", open_token(&o)),
         ("recovery", recovery_codes()),
         ("attachments", attachments(&o)),
+        (
+            "recovery_record",
+            recovery_record_vectors::recovery_record(&o),
+        ),
     ]
 }
 
@@ -1671,6 +1677,7 @@ fn wire_frames(o: &Org) -> Value {
     let env = keys
         .seal_message(&o.customer.keys, 0, ContentKind::Text, T0 + 110, b"hi")
         .unwrap();
+    let recovery = recovery_record_vectors::fixture(o);
     let frames: Vec<(&str, Frame)> = vec![
         ("challenge", Frame::Challenge(challenge.clone())),
         ("auth (carol)", Frame::Auth(auth.clone())),
@@ -1826,6 +1833,33 @@ fn wire_frames(o: &Org) -> Value {
                 card: o.agent.card.card().clone(),
                 conversations: vec![rec.conversation],
             }),
+        ),
+        (
+            "request 10: put_recovery (PROTOCOL §3.5, the record of recovery_record.json)",
+            Frame::Request {
+                id: 10,
+                body: Request::PutRecovery(recovery.record.clone()),
+            },
+        ),
+        (
+            "request 11: get_recovery",
+            Frame::Request {
+                id: 11,
+                body: Request::GetRecovery {
+                    name: "carol".into(),
+                    proof: RecoveryProof::of(&recovery.code)
+                        .unwrap()
+                        .to_bytes()
+                        .to_vec(),
+                },
+            },
+        ),
+        (
+            "response 11: recovery",
+            Frame::Response {
+                id: 11,
+                body: Response::Recovery(recovery.record),
+            },
         ),
     ];
     let list: Vec<Value> = frames

@@ -21,7 +21,10 @@ export type ErrorCode =
   | "out_of_range"
   | "recovery_code_checksum"
   | "recovery_code_character"
-  | "recovery_code_length";
+  | "recovery_code_length"
+  | "recovery_code_kind"
+  | "wrong_name"
+  | "card_mismatch";
 
 /** An error raised by the protocol library; `code` says which check failed. */
 export class ProtocolError extends Error {

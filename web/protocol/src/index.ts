@@ -10,6 +10,7 @@ export * from "./errors.js";
 export * from "./ed25519.js";
 export * from "./keys.js";
 export * from "./recovery.js";
+export * from "./recovery_record.js";
 export * from "./card.js";
 export * from "./seal.js";
 export * from "./secret.js";

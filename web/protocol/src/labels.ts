@@ -156,6 +156,18 @@ export const RECOVERY_CODE_SALT = "sealdesk/v1/recovery-code/salt";
 /** HKDF info of the identity keys derived from a recovery code. */
 export const RECOVERY_CODE_IDENTITY = "sealdesk/v1/recovery-code/identity";
 
+/** HKDF info of the AES-256-GCM key of a recovery record, from a replaceable code. */
+export const RECOVERY_RECORD_KEY = "sealdesk/v1/recovery-record/key";
+
+/** HKDF info of the proof a replaceable code shows the relay to fetch its record. */
+export const RECOVERY_RECORD_PROOF = "sealdesk/v1/recovery-record/proof";
+
+/** Hash input of a recovery record's verifier (the proof follows). */
+export const RECOVERY_RECORD_VERIFIER = "sealdesk/v1/recovery-record/verifier";
+
+/** Associated data of a recovery record's sealed keys (the name and the verifier follow). */
+export const RECOVERY_RECORD_AAD = "sealdesk/v1/recovery-record/aad";
+
 /** HKDF info: the AES-256-GCM key of an attachment's chunks, from its random key (the attachment id follows). */
 export const ATTACHMENT_KEY = "sealdesk/v1/attachment/key";
 

@@ -4,6 +4,7 @@
  * `version ‖ entropy[16] ‖ u32(card created_at) ‖ checksum[4]`, the checksum the first four bytes
  * of `SHA-256(str(RECOVERY_CODE_CHECKSUM) ‖ payload)`, the keys
  * `HKDF-SHA256(salt = str(RECOVERY_CODE_SALT), ikm = entropy, info = str(RECOVERY_CODE_IDENTITY))`.
+ * A code with version byte 2 is replaceable: it opens a recovery record (`recovery_record.ts`).
  */
 import { expand, extract } from "@noble/hashes/hkdf.js";
 import { sha256 } from "@noble/hashes/sha2.js";
@@ -12,8 +13,10 @@ import { ProtocolError } from "./errors.js";
 import { IdentityKeys } from "./keys.js";
 import { RECOVERY_CODE_CHECKSUM, RECOVERY_CODE_IDENTITY, RECOVERY_CODE_SALT } from "./labels.js";
 
-/** The version byte of the codes written now. */
+/** The version byte of the codes `init` writes: the identity keys are derived from the code. */
 export const RECOVERY_CODE_VERSION = 1;
+/** The version byte of a replaceable code, which opens a recovery record (PROTOCOL §3.5). */
+export const RECORD_CODE_VERSION = 2;
 /** Crockford's base32 alphabet (no I, L, O, U). */
 export const RECOVERY_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 const PAYLOAD = 21;
@@ -25,8 +28,10 @@ export const RECOVERY_CODE_CHARS = 40;
 export interface RecoveryCode {
   /** The 16 secret bytes. */
   readonly entropy: Uint8Array;
-  /** The card's creation time. */
+  /** The card's creation time (for a replaceable code: when the code was made). */
   readonly createdAt: number;
+  /** The version byte: `RECOVERY_CODE_VERSION` when absent, `RECORD_CODE_VERSION` for a replaceable code. */
+  readonly version?: number;
 }
 
 function checksum(payload: Uint8Array): Uint8Array {
@@ -35,7 +40,7 @@ function checksum(payload: Uint8Array): Uint8Array {
 
 function payloadOf(code: RecoveryCode): Uint8Array {
   const p = new Uint8Array(PAYLOAD);
-  p[0] = RECOVERY_CODE_VERSION;
+  p[0] = code.version ?? RECOVERY_CODE_VERSION;
   p.set(code.entropy, 1);
   new DataView(p.buffer).setUint32(17, code.createdAt, false);
   return p;
@@ -95,12 +100,17 @@ export function parseRecoveryCode(text: string): RecoveryCode {
   const payload = bytes.subarray(0, PAYLOAD);
   const sum = checksum(payload);
   if (!sum.every((b, i) => b === bytes[PAYLOAD + i])) throw new ProtocolError("recovery_code_checksum");
-  if (payload[0] !== RECOVERY_CODE_VERSION) throw new ProtocolError("unknown_version", `recovery code version ${payload[0]}`);
-  return { entropy: payload.slice(1, 17), createdAt: new DataView(payload.buffer, payload.byteOffset).getUint32(17, false) };
+  const version = payload[0] ?? 0;
+  if (version !== RECOVERY_CODE_VERSION && version !== RECORD_CODE_VERSION) throw new ProtocolError("unknown_version", `recovery code version ${version}`);
+  return { entropy: payload.slice(1, 17), createdAt: new DataView(payload.buffer, payload.byteOffset).getUint32(17, false), version };
 }
 
-/** The identity keys a recovery code stands for. */
+/**
+ * The identity keys a recovery code stands for. A replaceable code stands for no keys of its own
+ * (it opens a recovery record: `openRecoveryRecord`) and is refused as `recovery_code_kind`.
+ */
 export function recoveryIdentityKeys(code: RecoveryCode): IdentityKeys {
+  if ((code.version ?? RECOVERY_CODE_VERSION) !== RECOVERY_CODE_VERSION) throw new ProtocolError("recovery_code_kind", "a replaceable code opens a recovery record");
   const prk = extract(sha256, code.entropy, Writer.withLabel(RECOVERY_CODE_SALT).toBytes());
   return IdentityKeys.fromSecretBytes(expand(sha256, prk, Writer.withLabel(RECOVERY_CODE_IDENTITY).toBytes(), 64));
 }

@@ -93,6 +93,12 @@ describe("wire.json", () => {
     expect(toHex(encodeFrame(pushFrame({ agent_key_changed: { org: "acme", agent: "bob", card: cardToCbor(cardOf("bob")), conversations: sub(pushed, "conversations") } })))).toBe(
       frame("push: agent_key_changed"),
     );
+    // §3.5: the record of recovery_record.json, stored, asked for with its code's proof, returned.
+    const rr = loadVector("recovery_record.json");
+    const record = fromCbor(h(rr.record_cbor));
+    expect(toHex(encodeFrame(requestFrame(10, { put_recovery: record })))).toBe(frame("request 10: put_recovery (PROTOCOL §3.5, the record of recovery_record.json)"));
+    expect(toHex(encodeFrame(requestFrame(11, { get_recovery: { name: "carol", proof: h(rr.proof) } })))).toBe(frame("request 11: get_recovery"));
+    expect(toHex(encodeFrame(responseFrame(11, { recovery: record })))).toBe(frame("response 11: recovery"));
   });
   it("auth signed bytes (PROTOCOL §13.1)", () => {
     expect(v.auth_signed_bytes.startsWith(toHex(Writer.withLabel(AUTH).toBytes()))).toBe(true);
