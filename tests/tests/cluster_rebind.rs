@@ -5,7 +5,8 @@
 //! node B is refused (it reads the card from the database, not from a node's cache), and the
 //! new key, listening on node B, is told of the conversation it now holds. The customer's
 //! session on node B that asked (`watch_agent_keys`) is told of the new key (the push is
-//! forwarded); her session there that did not ask is not.
+//! forwarded); her session there that did not ask is not. A node B that missed the close makes
+//! up for it when its wake-up listener reconnects, and leaves the new key's session open.
 //!
 //! Skipped, loudly, only when the machine has no PostgreSQL binaries (CI installs them:
 //! `.ci/run`).
