@@ -42,10 +42,22 @@ pub fn start_with(
     wakeups: bool,
     settings: &[(&str, &str)],
 ) -> (RelayProcess, TempDir) {
+    start_with_env(db, key, wakeups, settings, &[])
+}
+
+/// As [`start_with`], with extra environment variables `env` (`(NAME, value)`), such as a
+/// test-only hook.
+pub fn start_with_env(
+    db: &str,
+    key: &Path,
+    wakeups: bool,
+    settings: &[(&str, &str)],
+    env: &[(&str, &str)],
+) -> (RelayProcess, TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let key = key.to_string_lossy().into_owned();
     let wakeups = if wakeups { "true" } else { "false" };
-    let mut env = vec![
+    let mut limits = vec![
         ("STORE", "postgres"),
         ("DATABASE_URL", db),
         ("MIGRATE", "true"),
@@ -53,8 +65,8 @@ pub fn start_with(
         ("CLUSTER_WAKEUPS", wakeups),
         ("CLUSTER_CATCH_UP_MS", "150"),
     ];
-    env.extend_from_slice(settings);
-    let process = RelayProcess::spawn(relay_binary(), dir.path(), &env).unwrap();
+    limits.extend_from_slice(settings);
+    let process = RelayProcess::spawn_with_env(relay_binary(), dir.path(), &limits, env).unwrap();
     (process, dir)
 }
 

@@ -5,7 +5,8 @@
 //! node B is refused (it reads the card from the database, not from a node's cache), and the
 //! new key, listening on node B, is told of the conversation it now holds. The customer's
 //! session on node B that asked (`watch_agent_keys`) is told of the new key (the push is
-//! forwarded); her session there that did not ask is not.
+//! forwarded); her session there that did not ask is not. A node B that missed the close makes
+//! up for it when its wake-up listener reconnects, and leaves the new key's session open.
 //!
 //! Skipped, loudly, only when the machine has no PostgreSQL binaries (CI installs them:
 //! `.ci/run`).
@@ -102,4 +103,80 @@ async fn the_old_key_is_closed_and_refused_on_another_node() {
     watching.close().await;
     not_asking.close().await;
     customer_on_a.close().await;
+}
+
+/// Node B drops the closes other nodes forward (the server's test-only hook), as a node whose
+/// wake-up listener is reconnecting at that instant misses them.
+const DROP_FORWARDED_CLOSES: &str = "SEALDESK_TEST_DROP_FORWARDED_CLOSES";
+
+/// `psql URL -Atc SQL`'s output, trimmed.
+fn psql(url: &str, sql: &str) -> String {
+    let server = sealdesk_tests::pg::server().unwrap();
+    let out = std::process::Command::new(server.bin_dir().join("psql"))
+        .args([url, "-Atc", sql])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Node B misses the close of the old key (it drops forwarded closes): the old key's session
+/// there stays open after the master re-certified the name through node A. Once B's wake-up
+/// listener reconnects (its database connection is terminated), B re-checks the agent keys
+/// connected to it against the names' current keys and closes the old key's session with
+/// 4105; the new key's session on B stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_close_is_made_up_when_the_listener_reconnects() {
+    let Some((db, keys)) = cluster::database("reclose") else {
+        return;
+    };
+    let key = keys.path().join("log.key");
+    let a = cluster::node(&db, &key, true);
+    let b = cluster::ready(cluster::start_with_env(
+        &db,
+        &key,
+        true,
+        &[],
+        &[(DROP_FORWARDED_CLOSES, "1")],
+    ));
+    let org = Org::setup(&a.url, 5, "acme", 1, 1).await;
+    let old = &org.agents[0];
+    let mut lost = RawClient::login(&b.url, old).await;
+
+    let new = Identity::new(9_999, old.name(), Role::Agent);
+    let certificate = AgentCertificate::issue(
+        &org.master.keys,
+        &org.policy,
+        &new.card,
+        now().saturating_sub(60),
+        30 * 86_400,
+    )
+    .unwrap();
+    let mut master = RawClient::login(&a.url, &org.master).await;
+    master.ok(Request::RebindAgent(certificate)).await;
+    master.close().await;
+
+    // The new key, registered now, has a session on node B; the old key's session there
+    // missed its close and is still served.
+    let mut current = RawClient::connect(&b.url).await;
+    assert!(current.auth(&new.keys, new.card()).await.registered);
+    current.ok(Request::WatchAudit).await;
+    lost.ok(Request::WatchAgentKeys).await;
+
+    // Both nodes' listeners lose their database connection and reconnect.
+    let terminated = psql(
+        &db,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%' \
+         AND pid <> pg_backend_pid()",
+    );
+    assert_eq!(terminated, "2", "one listener per node");
+    assert_eq!(lost.expect_close().await, Some(4105));
+    // The current key's session is re-checked in the same pass, and stays open.
+    current.ok(Request::WatchAgentKeys).await;
+    current.close().await;
 }

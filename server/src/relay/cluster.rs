@@ -7,7 +7,10 @@
 //! a conversation is read once per round however many batches named it (a node behind never
 //! falls further behind). Every `cluster_catch_up_ms`, and whenever the listener (re)connects,
 //! the watched conversations whose head moved past their cursor (one query for all) are read
-//! too, so a lost wake-up only delays a push. With `cluster_wakeups = 0` the node does not listen
+//! too, so a lost wake-up only delays a push. When the listener (re)connects, the node also
+//! re-checks the registered agent keys connected to it against their names' current keys and
+//! closes an old key's sessions (a re-certification's close, forwarded once, may have been
+//! missed meanwhile). With `cluster_wakeups = 0` the node does not listen
 //! at all and the catch-up alone delivers (a configuration for tests and for databases that
 //! have no `LISTEN`).
 
@@ -58,14 +61,13 @@ pub(super) fn spawn(svc: Arc<Service>, cfg: ClusterConfig) -> JoinHandle<()> {
         let mut tick = tokio::time::interval(cfg.catch_up.max(Duration::from_millis(10)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let first = tokio::select! {
-                _ = tick.tick() => Wake::Reconnected,
-                Some(w) = rx.recv() => w,
-            };
             // Everything queued meanwhile is handled in one round: each conversation is read
             // once however many wake-ups named it.
             let mut round = Round::default();
-            round.add(first);
+            tokio::select! {
+                _ = tick.tick() => round.catch_up = true,
+                Some(w) = rx.recv() => round.add(w),
+            };
             while round.len() < MAX_ROUND {
                 match rx.try_recv() {
                     Ok(w) => round.add(w),
@@ -92,6 +94,8 @@ struct Round {
     conversations: std::collections::BTreeMap<ConversationId, u64>,
     /// Read every watched conversation (the periodic catch-up, or the listener reconnected).
     catch_up: bool,
+    /// The listener (re)connected: a close forwarded meanwhile may have been missed.
+    reconnected: bool,
     /// Forwarded pushes, in the order received.
     pushes: Vec<Wake>,
     /// Wake-ups taken.
@@ -114,7 +118,10 @@ impl Round {
                     }
                 }
             }
-            Wake::Reconnected => self.catch_up = true,
+            Wake::Reconnected => {
+                self.catch_up = true;
+                self.reconnected = true;
+            }
             push @ (Wake::Push { .. } | Wake::Release { .. } | Wake::Close { .. }) => {
                 self.pushes.push(push)
             }
@@ -127,6 +134,11 @@ impl Round {
         let named: Vec<(ConversationId, u64)> = self.conversations.into_iter().collect();
         if !named.is_empty() {
             svc.woken(&named);
+        }
+        if self.reconnected {
+            // Only here, not on every catch-up: a re-certified agent's old key, whose close
+            // this node may have missed, is closed (`service::cluster`).
+            svc.recheck_agent_keys();
         }
         if self.catch_up {
             svc.catch_up_all();

@@ -25,6 +25,10 @@ pub(crate) struct Hub {
     /// The connections that asked to be told when an agent of their conversations is
     /// re-certified for a new key (`watch_agent_keys`), by connection id.
     key_watchers: Mutex<HashSet<u64>>,
+    /// The agent keys connected here whose session was registered (at authentication or by
+    /// `Register`), with the name their card holds: re-checked against the name's current key
+    /// when the cluster's wake-up listener reconnects (`service::cluster`).
+    agents: Mutex<HashMap<SigningPublicKey, String>>,
 }
 
 impl Hub {
@@ -41,6 +45,9 @@ impl Hub {
             v.retain(|o| o.id() != id);
             if v.is_empty() {
                 m.remove(who);
+                if let Ok(mut a) = self.agents.lock() {
+                    a.remove(who);
+                }
             }
         }
         if let Ok(mut w) = self.audit_watchers.lock() {
@@ -49,6 +56,22 @@ impl Hub {
         if let Ok(mut w) = self.key_watchers.lock() {
             w.remove(&id);
         }
+    }
+
+    /// Notes that `who`, connected here, is a registered agent named `name` (until its last
+    /// connection leaves).
+    pub fn note_agent(&self, who: SigningPublicKey, name: &str) {
+        if let Ok(mut a) = self.agents.lock() {
+            a.insert(who, name.to_owned());
+        }
+    }
+
+    /// The registered agents connected here, with their names ([`Self::note_agent`]).
+    pub fn agents(&self) -> Vec<(SigningPublicKey, String)> {
+        self.agents
+            .lock()
+            .map(|a| a.iter().map(|(k, n)| (*k, n.clone())).collect())
+            .unwrap_or_default()
     }
 
     /// Tells this connection (until it leaves) when an agent of its account's conversations is

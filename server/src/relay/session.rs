@@ -78,11 +78,23 @@ pub(crate) async fn run(svc: Arc<Service>, mut conn: Connection, peer: SocketAdd
         };
         let me = account.card().signing_key;
         svc.hub.join(me, conn.outbox());
+        note_agent(&svc, &account);
         serve(&svc, &mut conn, account, source).await;
         svc.hub.leave(&me, conn.id());
     }
     .instrument(span)
     .await;
+}
+
+/// A registered agent's session is noted in the hub: a cluster node re-checks it against the
+/// name's current key when its wake-up listener reconnects (`service::cluster`).
+fn note_agent(svc: &Service, account: &Account) {
+    if let Account::Registered(caller) = account
+        && caller.card.role == sealdesk_protocol::card::Role::Agent
+    {
+        svc.hub
+            .note_agent(caller.card.signing_key, &caller.card.name);
+    }
 }
 
 async fn authenticate(svc: &Service, conn: &mut Connection, source: IpAddr) -> Option<Account> {
@@ -235,6 +247,9 @@ async fn serve(svc: &Arc<Service>, conn: &mut Connection, mut account: Account, 
         }
         if registering && !matches!(body, Response::Ok) {
             svc.guard.registration_not_made(source);
+        }
+        if registering {
+            note_agent(svc, &account);
         }
         let Some(frame) = encode_response(id, body) else {
             break;

@@ -40,6 +40,11 @@ fn close_reason(code: u16) -> Option<CloseReason> {
     }
 }
 
+/// **Test-only**: when this variable is set, the node drops the closes other nodes forward
+/// ([`Service::forwarded_close`]), as a node whose wake-up listener was reconnecting at that
+/// instant misses them. Never set it in production.
+pub const DROP_CLOSES_ENV: &str = "SEALDESK_TEST_DROP_FORWARDED_CLOSES";
+
 /// The release request a push carries, if it is one (forwarded by id, see
 /// [`Service::forward`]).
 pub(super) fn release_of(push: &Push) -> Option<TokenId> {
@@ -48,7 +53,7 @@ pub(super) fn release_of(push: &Push) -> Option<TokenId> {
         _ => None,
     }
 }
-use crate::store::Refused;
+use crate::store::{Collection, Refused};
 
 /// Makes `attempt` — a request's checks, its append of an item other than a message, and the
 /// wait for its commit — until the store keeps what it appended: `attempt` answers `None`
@@ -298,6 +303,10 @@ impl Service {
         let Ok(who) = SigningPublicKey::try_from(to) else {
             return;
         };
+        if std::env::var_os(DROP_CLOSES_ENV).is_some() {
+            warn!(code, "a forwarded close dropped (test only)");
+            return;
+        }
         match close_reason(code) {
             Some(reason) => {
                 let closed = self.hub.close_all(&who, reason);
@@ -310,6 +319,32 @@ impl Service {
                 "another node asked for a close this node does not know"
             ),
         }
+    }
+
+    /// After the wake-up listener (re)connected (a close forwarded meanwhile may have been
+    /// missed): closes, with [`CLOSE_KEY_REPLACED`](super::recovery::CLOSE_KEY_REPLACED), the
+    /// sessions here of every registered agent key whose name the store now binds to another
+    /// key (its org's master re-certified the name). One read per connected agent; a session
+    /// of the name's current key is never closed (the name must point elsewhere). Returns how
+    /// many keys' sessions were closed.
+    pub(crate) fn recheck_agent_keys(&self) -> usize {
+        let reason = super::recovery::CLOSE_KEY_REPLACED;
+        let mut closed = 0usize;
+        for (key, name) in self.hub.agents() {
+            match self.store.get(Collection::Names, name.as_bytes()) {
+                Ok(Some(current)) if current.as_slice() != key.as_bytes().as_slice() => {
+                    let sessions = self.hub.close_all(&key, reason);
+                    info!(
+                        sessions,
+                        "an agent key re-certified away closed on reconnect"
+                    );
+                    closed += 1;
+                }
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "re-checking an agent's key failed"),
+            }
+        }
+        closed
     }
 
     /// Once an item other than a message (an epoch record, a hand-off, a consent, a notice) is
