@@ -124,16 +124,7 @@ async fn the_relay_keeps_a_record_only_from_its_own_customer_and_hands_it_only_f
         .request(Request::PutRecovery(forged))
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            r,
-            ClientError::Relay {
-                code: ErrorCode::Forbidden,
-                ..
-            }
-        ),
-        "{r}"
-    );
+    assert_forbidden(&r);
     let fetched = mallory
         .session()
         .request(Request::GetRecovery {
@@ -162,16 +153,7 @@ async fn the_relay_keeps_a_record_only_from_its_own_customer_and_hands_it_only_f
             })
             .await
             .unwrap_err();
-        assert!(
-            matches!(
-                r,
-                ClientError::Relay {
-                    code: ErrorCode::Forbidden,
-                    ..
-                }
-            ),
-            "{r}"
-        );
+        assert_forbidden(&r);
     }
 
     // An agent's own record: refused (the client does not even try).
@@ -188,16 +170,7 @@ async fn the_relay_keeps_a_record_only_from_its_own_customer_and_hands_it_only_f
         .request(Request::PutRecovery(own))
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            r,
-            ClientError::Relay {
-                code: ErrorCode::Forbidden,
-                ..
-            }
-        ),
-        "{r}"
-    );
+    assert_forbidden(&r);
 }
 
 /// Carol through the proxy with an init code, and a replacement cut off in `dir`: the request
@@ -289,4 +262,18 @@ async fn a_replacement_whose_answer_is_lost_is_found_in_force_and_the_new_code_w
         .client
         .close()
         .await;
+}
+
+/// `r` is the relay's `forbidden`.
+fn assert_forbidden(r: &ClientError) {
+    assert!(
+        matches!(
+            r,
+            ClientError::Relay {
+                code: ErrorCode::Forbidden,
+                ..
+            }
+        ),
+        "{r}"
+    );
 }
