@@ -47,17 +47,7 @@ async fn the_old_key_is_closed_and_refused_on_another_node() {
     let mut not_asking = RawClient::login(&b.url, customer).await;
 
     // The master re-certifies the name for the new key through node A.
-    let certificate = AgentCertificate::issue(
-        &org.master.keys,
-        &org.policy,
-        &new.card,
-        now().saturating_sub(60),
-        30 * 86_400,
-    )
-    .unwrap();
-    let mut master = RawClient::login(&a.url, &org.master).await;
-    master.ok(Request::RebindAgent(certificate)).await;
-    master.close().await;
+    recertify(&org, &a.url, &new).await;
 
     // Node B closes the old key's session with its own code.
     assert_eq!(lost.expect_close().await, Some(4105));
@@ -148,17 +138,7 @@ async fn a_missed_close_is_made_up_when_the_listener_reconnects() {
     let mut lost = RawClient::login(&b.url, old).await;
 
     let new = Identity::new(9_999, old.name(), Role::Agent);
-    let certificate = AgentCertificate::issue(
-        &org.master.keys,
-        &org.policy,
-        &new.card,
-        now().saturating_sub(60),
-        30 * 86_400,
-    )
-    .unwrap();
-    let mut master = RawClient::login(&a.url, &org.master).await;
-    master.ok(Request::RebindAgent(certificate)).await;
-    master.close().await;
+    recertify(&org, &a.url, &new).await;
 
     // The new key, registered now, has a session on node B; the old key's session there
     // missed its close and is still served.
@@ -179,4 +159,19 @@ async fn a_missed_close_is_made_up_when_the_listener_reconnects() {
     // The current key's session is re-checked in the same pass, and stays open.
     current.ok(Request::WatchAgentKeys).await;
     current.close().await;
+}
+
+/// The org's master, through the node at `url`, re-certifies the agent's name for `new`'s key.
+async fn recertify(org: &Org, url: &str, new: &Identity) {
+    let certificate = AgentCertificate::issue(
+        &org.master.keys,
+        &org.policy,
+        &new.card,
+        now().saturating_sub(60),
+        30 * 86_400,
+    )
+    .unwrap();
+    let mut master = RawClient::login(url, &org.master).await;
+    master.ok(Request::RebindAgent(certificate)).await;
+    master.close().await;
 }
