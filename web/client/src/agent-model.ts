@@ -115,6 +115,8 @@ export const AGENT_RECORDS = {
   delivered: (id: string): string => `conv/${id}/delivered`,
   /** The highest sequence number covered by a read receipt sent: `conv/<id>/read_sent`. */
   readSent: (id: string): string => `conv/${id}/read_sent`,
+  /** The conversation's holes, their requests and the relay's claims (`customer-holes.ts`): `conv/<id>/holes`. */
+  holes: (id: string): string => `conv/${id}/holes`,
 } as const;
 
 /** How long a "typing" signal shows without another one. */

@@ -142,7 +142,7 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
         customer: info.customer,
         agent: info.agent,
         epochs: new Map(),
-        log: new SyncedConversation(info.conversation, (it) => this.ingest(conv, it), (kind) => new AgentError("bad_answer", kind), new SequenceHoles((epoch) => this.judgeRun(conv, epoch, true), true)),
+        log: new SyncedConversation(info.conversation, (it) => this.ingest(conv, it), (kind) => new AgentError("bad_answer", kind), new SequenceHoles((epoch) => this.judgeRun(conv, epoch, true), true, { store: this.opts.store, key: AGENT_RECORDS.holes(hex) })),
         waiting: [],
         lines: [],
         readByCustomer: 0,
@@ -188,8 +188,9 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
 
   /**
    * Asks the relay again for the items in `c`'s holes (`customer-holes.ts`, the customer's
-   * rules with the runs its pages skip judged by `judgeRun`); what is still missing after a
-   * request is shown as withheld (`ConversationView.withheld`).
+   * rules with the runs its pages skip judged by `judgeRun`: at most `REFETCH_PAGES` pages, a
+   * try only when the cursor moved, `REFETCH_LIMIT` tries); every open hole is shown in its
+   * place (`ConversationView.withheld`), given up after the last try.
    */
   private async checkHoles(s: Session | null, c: Conv): Promise<void> {
     await c.log.holes?.refetch(s, c.id, (it) => this.ingest(c, it), (kind) => new AgentError("bad_answer", kind));

@@ -217,6 +217,8 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     if (typeof d === "number") this.deliveredSeq = d;
     const latest = [...this.policies.values()].sort((a, b) => b.version - a.version)[0];
     if (latest !== undefined) this.policy = latest;
+    // The holes kept (with their requests) before the items kept: a hole among them is one already asked for.
+    await this.holes.restore();
     for (const k of await s.keys(RECORDS.itemPrefix)) {
       const b = await s.get(k);
       if (b !== undefined) await this.ingest(sequencedFromCbor(fromCbor(b)), false);
@@ -226,7 +228,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   /** The conversation this customer reads from now on. */
   private follow(conv: ConversationRecord): void {
     this.conv = conv;
-    this.holes = new SequenceHoles();
+    this.holes = new SequenceHoles(undefined, false, { store: this.opts.store, key: `${RECORDS.holesPrefix}${toHex(conv.conversation)}` });
     this.synced = new SyncedConversation(conv.conversation, (it) => this.ingest(it, true), (kind) => new CustomerError("bad_answer", kind));
   }
 

@@ -216,8 +216,10 @@ export class SyncedConversation {
     private readonly badAnswer: (kind: string) => Error,
     /**
      * The holes of a reader that checks the runs its pages skip and their head (§13.10, an
-     * agent): each item handled is seen there, each run named passed to it (the cursor moves
-     * past the run), each last page's head told. Without it, runs and head are not read.
+     * agent): restored from its record before the first read, each page's fields shown to it,
+     * each item handled seen there, each run named passed to it (the cursor moves past the
+     * run), each last page's head told, kept after each sync and push. Without it, runs and
+     * head are not read.
      */
     readonly holes?: SequenceHoles,
   ) {}
@@ -261,10 +263,12 @@ export class SyncedConversation {
   async sync(s: Session): Promise<void> {
     if (this.syncing !== null) return this.syncing;
     this.syncing = (async () => {
+      await this.holes?.restore();
       for (;;) {
         const after = this.cursor;
         const r = await s.call({ kind: "history", conversation: this.id, after, limit: HISTORY_PAGE });
         if (r.kind !== "items") throw this.badAnswer(r.kind);
+        this.holes?.page(r.skipped, r.head);
         // In sequence order, items and skipped runs: a run is judged with what came before it
         // (an epoch record listed earlier in the page).
         const runs = this.holes === undefined ? [] : [...r.skipped].sort((a, b) => a.from - b.from);
@@ -277,6 +281,7 @@ export class SyncedConversation {
         if (!r.more && r.head !== undefined) this.holes?.head(r.head);
         if (!r.more || this.cursor <= after) break;
       }
+      await this.holes?.flush();
       this.delivered(s);
     })();
     try {
@@ -308,9 +313,11 @@ export class SyncedConversation {
     this.chain = this.chain
       .then(async () => {
         const s = session();
+        await this.holes?.restore();
         if (item.seq > this.cursor + 1 && s !== null) await this.sync(s);
         // Handled by the sync already, in order, unless the history did not hold it (claimed once).
         await this.ingest(item);
+        await this.holes?.flush();
       })
       .then(() => {
         after?.();

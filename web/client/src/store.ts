@@ -29,6 +29,8 @@ export const RECORDS = {
   counterPrefix: "counter/",
   /** A conversation item as received: `item/<seq, 12 digits>` → the item's CBOR. */
   itemPrefix: "item/",
+  /** The holes of a conversation (`customer-holes.ts`): `holes/<conversation id, hex>` → `{ cursor, open, named, pending }`. */
+  holesPrefix: "holes/",
 } as const;
 
 /** The record name of item `seq` (zero-padded so that keys sort by sequence). */

@@ -4,12 +4,14 @@
  * (`tests/tests/agent_holes.rs`): an item of the agent's epoch dropped from a push and a page
  * is asked for again and shown; a run the relay names as skipped while it claims an epoch the
  * agent is a member of is a lie, shown as withheld with the claim; the newest item withheld
- * from every page is found through the page's `head`; and an honest transferred conversation
- * (the agent that handed it on, the agent it was handed to) shows no hole.
+ * from every page is found through the page's `head`; a relay that invents thousands of holes
+ * gets at most `REFETCH_PAGES` history requests per try for them, and none while the cursor
+ * stays; and an honest transferred conversation (the agent that handed it on, the agent it was
+ * handed to) shows no hole.
  */
 import { describe, expect, it } from "vitest";
-import type { CborValue } from "@sealdesk/protocol";
-import { MemoryStore, type Agent, type Customer, type SocketFactory } from "../src/index.js";
+import { equal, fromHex, type CborValue } from "@sealdesk/protocol";
+import { MemoryStore, REFETCH_PAGES, type Agent, type Customer, type SocketFactory } from "../src/index.js";
 import { onlineAgent } from "./agent-fixture.js";
 import { onlineCustomer, orgOnRelay, type OrgOnRelay } from "./customer-fixture.js";
 import { cli, eventually } from "./relay.js";
@@ -104,7 +106,7 @@ describe("the console's agent and the items the relay withholds", () => {
     await eventually("the last line", () => agent.conversation(id)?.lines.find((l) => l.seq === last.seq));
     const w = await eventually("the lie shown", () => agent.conversation(id)?.withheld[0]);
     expect(claimed).toBeTypeOf("number");
-    expect(w).toEqual({ from: target, to: target, claimed });
+    expect(w).toMatchObject({ from: target, to: target, claimed });
     expect(agent.conversation(id)?.withheld).toHaveLength(1);
     agent.stop();
     carol.stop();
@@ -117,8 +119,63 @@ describe("the console's agent and the items the relay withholds", () => {
     await carol.send("the newest, withheld");
     await agent.sync(id);
     const w = await eventually("the newest shown withheld", () => agent.conversation(id)?.withheld[0]);
-    expect(w).toEqual({ from: target, to: target });
+    expect(w).toMatchObject({ from: target, to: target });
     expect(agent.conversation(id)?.lines.map((l) => l.text)).toEqual(["hello again"]);
+    agent.stop();
+    carol.stop();
+  });
+
+  it("asks for thousands of invented holes with at most REFETCH_PAGES requests per try, and not again while the cursor stays", async () => {
+    /** Invented from `base` on: `PAGES` pages of `SPAN` runs of one number, each claiming the agent's epoch (a lie: a hole). */
+    const PAGES = 20;
+    const SPAN = 200;
+    let base: number | null = null;
+    let conv: Uint8Array | null = null;
+    let epoch: number | undefined;
+    const afterOf = new Map<number, number>();
+    let requests = 0;
+    const socket = tampering(
+      (f) => {
+        const pushedItem = (f.push as Frame | undefined)?.item as Frame | undefined;
+        if (pushedItem !== undefined) epoch ??= messageEpoch(pushedItem);
+        const items = page(f);
+        if (items === undefined) return true;
+        for (const it of items.items as Frame[]) epoch ??= messageEpoch(it);
+        const after = afterOf.get((f.response as Frame).id as number);
+        if (base === null || after === undefined || after < base) return true;
+        const end = base + PAGES * SPAN;
+        const to = Math.min(after + SPAN, end);
+        const runs: Frame[] = [];
+        for (let n = after + 1; n <= to; n++) if (epoch !== undefined) runs.push({ from: n, to: n, epoch });
+        items.items = [];
+        items.skipped = runs;
+        items.more = to < end;
+        if (to < end) delete items.head;
+        else items.head = end;
+        return true;
+      },
+      (f) => {
+        const r = f.request as Frame | undefined;
+        const h = (r?.body as Frame | undefined)?.history as Frame | undefined;
+        if (r === undefined || h === undefined || conv === null || !equal(h.conversation as Uint8Array, conv)) return;
+        requests += 1;
+        afterOf.set(r.id as number, h.after as number);
+      },
+    );
+    let first = 0;
+    const { agent, carol, id } = await opened(fx, socket, "many holes", (seq) => (first = seq - 1));
+    conv = fromHex(id);
+    base = first;
+    await agent.sync(id);
+    const holes = agent.conversation(id)?.withheld ?? [];
+    expect(holes).toHaveLength(PAGES * SPAN);
+    expect(holes.every((h) => h.claimed === epoch)).toBe(true);
+    // The sync's own pages (the relay's to give), then one try: REFETCH_PAGES pages, each hole counted.
+    expect(requests).toBe(PAGES + REFETCH_PAGES);
+    expect(holes.every((h) => h.tries === 1)).toBe(true);
+    // The cursor stays: the sync's one page, no try.
+    await agent.sync(id);
+    expect(requests).toBe(PAGES + REFETCH_PAGES + 1);
     agent.stop();
     carol.stop();
   });

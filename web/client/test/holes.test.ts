@@ -1,21 +1,45 @@
 /**
- * `SequenceHoles` with an agent's judge (PROTOCOL §13.10's table), without a relay: runs that
- * hold up are no holes, a lie is one with its claim (and stays one when a later run explains
- * the numbers), a pending claim becomes a lie once the epoch's record lists the reader, an
- * agent's numbers count only once its relay named runs or a head; and the withheld line's words.
+ * `SequenceHoles` without a relay (a fake session answers the history requests): an agent's
+ * judge (PROTOCOL §13.10's table) — runs that hold up are no holes, a lie is one with its claim
+ * (and stays one when a later run explains the numbers), a pending claim becomes a lie once the
+ * epoch's record lists the reader, an agent's numbers count only once its relay named runs or a
+ * head; the Rust client's refetch rules — three requests per hole, each only after the cursor
+ * moved, at most four pages per try, the holes kept in the store and restored; and the line's
+ * words.
  */
 import { describe, expect, it } from "vitest";
-import { SequenceHoles, withheldText, type Verdict } from "../src/index.js";
+import { MemoryStore, REFETCH_LIMIT, REFETCH_PAGES, SequenceHoles, withheldText, type Response, type Sequenced, type Session, type Verdict } from "../src/index.js";
 
-/** An agent who is a member of epoch 1, knows epoch 0 (no member) and not yet epoch 2. */
-function agentHoles(known: Map<number, boolean>): SequenceHoles {
-  const judge = (epoch: number | undefined): Verdict => {
+/** An agent who is a member of the epochs `known` maps to true, no member of those mapped to false. */
+function agentJudge(known: Map<number, boolean>): (epoch: number | undefined) => Verdict {
+  return (epoch) => {
     if (epoch === undefined) return "holds";
     const member = known.get(epoch);
     return member === undefined ? "unknown" : member ? "lie" : "holds";
   };
-  return new SequenceHoles(judge, true);
 }
+
+function agentHoles(known: Map<number, boolean>): SequenceHoles {
+  return new SequenceHoles(agentJudge(known), true);
+}
+
+/** A session whose history pages `answer` makes; `asked` lists each request's `after`. */
+function fakeSession(answer: (after: number) => Response): { session: Session; asked: number[] } {
+  const asked: number[] = [];
+  const session = {
+    call: (body: { kind: string; after?: number }) => {
+      if (body.kind !== "history" || body.after === undefined) throw new Error(`unexpected ${body.kind}`);
+      asked.push(body.after);
+      return Promise.resolve(answer(body.after));
+    },
+  } as unknown as Session;
+  return { session, asked };
+}
+
+const empty = (): Response => ({ kind: "items", items: [], more: false, skipped: [] });
+const conversation = new Uint8Array(16);
+const bad = (kind: string): Error => new Error(kind);
+const nothing = (): Promise<void> => Promise.resolve();
 
 describe("an agent's holes", () => {
   it("counts nothing before the relay names runs or a head", () => {
@@ -23,8 +47,9 @@ describe("an agent's holes", () => {
     h.saw(1);
     h.saw(4);
     expect(h.open()).toEqual([]);
-    h.head(4);
-    expect(h.open()).toEqual([{ from: 2, to: 3 }]);
+    h.page([], 6);
+    h.saw(6);
+    expect(h.open()).toEqual([{ from: 5, to: 5, tries: 0 }]);
   });
 
   it("takes runs of epochs it is no member of, or conversation-level, as no holes", () => {
@@ -41,9 +66,9 @@ describe("an agent's holes", () => {
     h.saw(1);
     h.skipped({ from: 2, to: 3, epoch: 1 });
     h.saw(4);
-    expect(h.open()).toEqual([{ from: 2, to: 3, claimed: 1 }]);
+    expect(h.open()).toEqual([{ from: 2, to: 3, tries: 0, claimed: 1 }]);
     h.skipped({ from: 2, to: 3 });
-    expect(h.open()).toEqual([{ from: 2, to: 3, claimed: 1 }]);
+    expect(h.open()).toEqual([{ from: 2, to: 3, tries: 0, claimed: 1 }]);
   });
 
   it("judges a run of an unknown epoch when its record arrives", () => {
@@ -54,23 +79,115 @@ describe("an agent's holes", () => {
     expect(h.open()).toEqual([]);
     known.set(2, true);
     h.judgePending();
-    expect(h.open()).toEqual([{ from: 1, to: 2, claimed: 2 }]);
+    expect(h.open()).toEqual([{ from: 1, to: 2, tries: 0, claimed: 2 }]);
   });
 
-  it("shows a hole as withheld only once it was asked for", () => {
+  it("counts a request for the newest numbers at each page that ends short of the head", () => {
     const h = agentHoles(new Map());
     h.saw(1);
     h.head(3);
-    expect(h.withheld()).toEqual([]);
-    expect(h.toRefetch()).toEqual([{ from: 2, to: 3 }]);
-    expect(h.withheld()).toEqual([{ from: 2, to: 3 }]);
+    expect(h.open()).toEqual([{ from: 2, to: 3, tries: 0 }]);
+    h.head(3);
+    expect(h.open()).toEqual([{ from: 2, to: 3, tries: 1 }]);
   });
 });
 
-describe("the withheld line", () => {
-  it("says how many items, where, and the false claim", () => {
-    expect(withheldText({ from: 7, to: 7 })).toBe("The relay withheld 1 item here (#7): asked for again, not delivered.");
-    expect(withheldText({ from: 7, to: 8, claimed: 2 })).toBe("The relay withheld 2 items here (#7 to #8): it claims these were items of epoch 2, which is false — you are allowed to read them.");
-    expect(withheldText({ from: 7, to: 7, claimed: null })).toContain("it claims it was a consent or a notice, which is false");
+describe("asking again (as the Rust client's refetch)", () => {
+  it("asks for a hole three times, each only after the cursor moved, then gives it up", async () => {
+    const h = new SequenceHoles();
+    const { session, asked } = fakeSession(empty);
+    h.saw(1);
+    h.saw(3);
+    expect(await h.refetch(session, conversation, nothing, bad)).toEqual([{ from: 2, to: 2, tries: 1 }]);
+    // The cursor did not move: not asked again.
+    await h.refetch(session, conversation, nothing, bad);
+    expect(asked).toEqual([1]);
+    for (const seq of [4, 5, 6, 7]) {
+      h.saw(seq);
+      await h.refetch(session, conversation, nothing, bad);
+    }
+    expect(asked).toEqual([1, 1, 1]);
+    expect(h.withheld()).toEqual([{ from: 2, to: 2, tries: REFETCH_LIMIT }]);
+  });
+
+  it("reads at most four pages per try however many holes the relay invents, and takes an item that comes", async () => {
+    const h = new SequenceHoles();
+    // A thousand holes: every even number up to 2000.
+    for (let seq = 1; seq <= 2001; seq += 2) h.saw(seq);
+    expect(h.open()).toHaveLength(1000);
+    // The relay answers each page with a run it claims it may skip, and more to come; the
+    // first page brings item 2.
+    const item2 = { seq: 2, conversation } as unknown as Sequenced;
+    const { session, asked } = fakeSession((after) => ({ kind: "items", items: after === 1 ? [item2] : [], more: true, skipped: [{ from: after + 1, to: after + 200 }] }));
+    const got: number[] = [];
+    await h.refetch(
+      session,
+      conversation,
+      (it) => {
+        got.push(it.seq);
+        h.saw(it.seq);
+        return Promise.resolve();
+      },
+      bad,
+    );
+    expect(asked).toHaveLength(REFETCH_PAGES);
+    expect(got).toEqual([2]);
+    const open = h.open();
+    expect(open).toHaveLength(999);
+    // Every hole asked for counts the try, as in Rust; the run the relay named is a lie to a customer.
+    expect(open.every((x) => x.tries === 1)).toBe(true);
+    expect(open[0]).toEqual({ from: 4, to: 4, tries: 1, claimed: null });
+  });
+
+  it("keeps the holes in the store: a reload finds them with their requests and claims, and does not ask afresh", async () => {
+    const store = new MemoryStore();
+    const keep = { store, key: "conv/x/holes" };
+    const known = new Map([[1, true]]);
+    const first = new SequenceHoles(agentJudge(known), true, keep);
+    await first.restore();
+    first.saw(1);
+    first.skipped({ from: 2, to: 2, epoch: 1 });
+    first.saw(3);
+    first.saw(5);
+    const { session, asked } = fakeSession(empty);
+    await first.refetch(session, conversation, nothing, bad);
+    expect(asked).toEqual([1]);
+    const kept = first.open();
+    expect(kept).toEqual([
+      { from: 2, to: 2, tries: 1, claimed: 1 },
+      { from: 4, to: 4, tries: 1 },
+    ]);
+
+    // The page reloads: the history is read again from the start, and the relay now passes
+    // the lie off as conversation-level items (which would hold up).
+    const again = new SequenceHoles(agentJudge(known), true, keep);
+    await again.restore();
+    expect(again.open()).toEqual(kept);
+    again.saw(1);
+    again.skipped({ from: 2, to: 2 });
+    again.saw(3);
+    again.saw(5);
+    await again.refetch(session, conversation, nothing, bad);
+    expect(asked).toEqual([1]);
+    expect(again.open()).toEqual(kept);
+    // Once the cursor moves, the count goes on from where it was.
+    again.saw(6);
+    await again.refetch(session, conversation, nothing, bad);
+    expect(again.open().map((x) => x.tries)).toEqual([2, 2]);
+  });
+
+  it("refuses a damaged record", async () => {
+    const store = new MemoryStore();
+    await store.put("k", new Uint8Array([0xa1, 0x61, 0x78, 0x01]));
+    await expect(new SequenceHoles(undefined, false, { store, key: "k" }).restore()).rejects.toThrow("malformed");
+  });
+});
+
+describe("the line shown in a hole's place", () => {
+  it("says the items never arrived while they are asked for, and withheld after the last request, with the false claim", () => {
+    expect(withheldText({ from: 7, to: 7, tries: 1 })).toBe("1 item never arrived here (#7): asking the relay again.");
+    expect(withheldText({ from: 7, to: 7, tries: 3 })).toBe("The relay withheld 1 item here (#7): not delivered after 3 requests.");
+    expect(withheldText({ from: 7, to: 8, tries: 3, claimed: 2 })).toBe("The relay withheld 2 items here (#7 to #8): not delivered after 3 requests; it claims these were items of epoch 2, which is false — you are allowed to read them.");
+    expect(withheldText({ from: 7, to: 7, tries: 0, claimed: null })).toContain("it claims it was a consent or a notice, which is false");
   });
 });

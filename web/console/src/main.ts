@@ -155,6 +155,7 @@ async function main(): Promise<void> {
     li.className = "line withheld";
     li.dataset.from = String(h.from);
     li.dataset.to = String(h.to);
+    li.dataset.tries = String(h.tries);
     if (h.claimed !== undefined) li.dataset.claimed = h.claimed === null ? "conversation" : String(h.claimed);
     li.textContent = withheldText(h);
     return li;
