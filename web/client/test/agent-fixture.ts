@@ -17,11 +17,15 @@ export function vaultFiles(home: string): VaultFiles {
   };
 }
 
-/** The CLI agent at `home` as a TypeScript agent on `url` (through `socket`), its events collected, started and online. */
-export async function onlineAgent(home: string, url: string, socket: SocketFactory = honest): Promise<{ agent: Agent; events: AgentEvent[] }> {
-  const { keys, card } = await importCliVault(vaultFiles(home), "web tests only");
-  const store = new MemoryStore();
-  await Agent.keep(store, keys, card);
+/**
+ * The CLI agent at `home` as a TypeScript agent on `url` (through `socket`), its events
+ * collected, started and online; in `store` (a store that holds the account already: a reload).
+ */
+export async function onlineAgent(home: string, url: string, socket: SocketFactory = honest, store = new MemoryStore()): Promise<{ agent: Agent; events: AgentEvent[] }> {
+  if (!(await Agent.has(store))) {
+    const { keys, card } = await importCliVault(vaultFiles(home), "web tests only");
+    await Agent.keep(store, keys, card);
+  }
   const agent = await Agent.load({ url, store, socket, random, now });
   const events: AgentEvent[] = [];
   agent.on((e) => events.push(e));

@@ -67,8 +67,8 @@ function messageEpoch(it: Frame): number | undefined {
  * The agent online through `socket`, a new customer whose first message `text` it shows; the
  * item after it is the one `target` is set to (the test's hostile relay withholds it).
  */
-async function opened(fx: OrgOnRelay, socket: SocketFactory, text: string, target: (seq: number) => void): Promise<{ agent: Agent; carol: Customer; id: string }> {
-  const { agent } = await onlineAgent(fx.org.agentHome, fx.relay.url, socket);
+async function opened(fx: OrgOnRelay, socket: SocketFactory, text: string, target: (seq: number) => void, store = new MemoryStore()): Promise<{ agent: Agent; carol: Customer; id: string }> {
+  const { agent } = await onlineAgent(fx.org.agentHome, fx.relay.url, socket, store);
   const { customer: carol } = await onlineCustomer(fx.options(new MemoryStore()));
   const first = await carol.send(text);
   const id = carol.conversationId() ?? "";
@@ -122,6 +122,34 @@ describe("the console's agent and the items the relay withholds", () => {
     expect(w).toMatchObject({ from: target, to: target });
     expect(agent.conversation(id)?.lines.map((l) => l.text)).toEqual(["hello again"]);
     agent.stop();
+    carol.stop();
+  });
+
+  it("keeps its holes over a reload: found again with their requests and the relay's claim, not asked for afresh", async () => {
+    let target: number | null = null;
+    let claimed: number | undefined;
+    const socket = withholding(
+      (seq) => seq === target,
+      (_seq, it) => (claimed = messageEpoch(it)),
+    );
+    const store = new MemoryStore();
+    const { agent, carol, id } = await opened(fx, socket, "before the reload", (seq) => (target = seq), store);
+    await carol.send("withheld for good");
+    await carol.send("after it");
+    await eventually("the hole asked for once", () => agent.conversation(id)?.withheld.find((h) => h.tries === 1));
+    // The cursor moves: asked for a second time.
+    const last = await carol.send("and one more");
+    await eventually("the last line", () => agent.conversation(id)?.lines.find((l) => l.seq === last.seq));
+    await eventually("the hole asked for twice", () => agent.conversation(id)?.withheld.find((h) => h.tries === 2));
+    await agent.sync(id);
+    const before = agent.conversation(id)?.withheld;
+    expect(before).toEqual([{ from: target, to: target, tries: 2, claimed }]);
+    agent.stop();
+    const { agent: again } = await onlineAgent(fx.org.agentHome, fx.relay.url, socket, store);
+    await eventually("the last line after the reload", () => again.conversation(id)?.lines.find((l) => l.seq === last.seq));
+    await again.sync(id);
+    expect(again.conversation(id)?.withheld).toEqual(before);
+    again.stop();
     carol.stop();
   });
 

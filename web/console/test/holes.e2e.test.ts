@@ -1,9 +1,10 @@
 /**
  * What the relay withholds, in the agent console (Chromium; PROTOCOL §13.10, issue 20): the
  * page's WebSocket passes through a hostile relay (`routeWebSocket`) that drops one of a CLI
- * customer's messages from its push and from every history page; the console asks for it again
- * and then shows, in its place between the lines, that the relay withheld it. A screenshot goes
- * to web/screenshots/console-withheld.png.
+ * customer's messages from its push and from every history page; the console shows, in its place
+ * between the lines, that it never arrived and is asked for again, and once it was asked for
+ * three times (each after the cursor moved: two more messages), that the relay withheld it — the
+ * Rust `history`'s wording rule. A screenshot goes to web/screenshots/console-withheld.png.
  */
 import { join } from "node:path";
 import { decodeFrame, encodeFrame, type CborValue } from "@sealdesk/protocol";
@@ -53,11 +54,14 @@ describe("items the relay withholds, in the agent console (Chromium)", () => {
     await cli(dave, s.relay.url, ["send", "--conversation", id, "hello?"]);
     await expect.poll(texts, { timeout: 20_000 }).toEqual(["my order 1234 never arrived", "hello?"]);
     const line = page.locator("#log li.withheld");
-    await expect.poll(() => line.count(), { timeout: 20_000 }).toBe(1);
-    expect(await line.textContent()).toBe(`The relay withheld 1 item here (#${String(target)}): asked for again, not delivered.`);
+    await expect.poll(() => line.textContent(), { timeout: 20_000 }).toBe(`1 item never arrived here (#${String(target)}): asking the relay again.`);
+    await cli(dave, s.relay.url, ["send", "--conversation", id, "are you there?"]);
+    await cli(dave, s.relay.url, ["send", "--conversation", id, "please answer"]);
+    await expect.poll(() => line.textContent(), { timeout: 20_000 }).toBe(`The relay withheld 1 item here (#${String(target)}): not delivered after 3 requests.`);
+    expect(await line.count()).toBe(1);
     // In its place: after the first line, before "hello?".
     const order = await page.locator("#log li").evaluateAll((els) => els.map((e) => (e.classList.contains("withheld") ? "withheld" : (e.querySelector(".text")?.textContent ?? ""))));
-    expect(order).toEqual(["my order 1234 never arrived", "withheld", "hello?"]);
+    expect(order).toEqual(["my order 1234 never arrived", "withheld", "hello?", "are you there?", "please answer"]);
     await page.screenshot({ path: join(SHOTS, "console-withheld.png") });
     expect(s.problems).toEqual([]);
     await page.close();
