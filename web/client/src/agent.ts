@@ -21,7 +21,7 @@
  * The conversation history is not cached in the browser: it is read from the relay again when
  * the console starts (epoch secrets are re-derived from the records with the account's key),
  * and only what must survive a reload is stored: the identity, pins, counters, the epochs made
- * here, and the read and delivery marks.
+ * here, the holes found (with the requests made for them), and the read and delivery marks.
  */
 import {
   ProtocolError,
