@@ -6,10 +6,10 @@
  * - **Where a consent stands** is read from this conversation's notices (every release and
  *   revocation entry about the conversation reaches its customer as a `notice` item, checked in
  *   `customer-notices.ts`): *used* once a release notice under it is genuine or not yet
- *   witnessed; *revoked* once this browser's revocation was proven in the log (the relay makes
- *   no notice of a revocation: the record is kept here with its entry); *expired* past its
- *   validity; else *active*. The Rust client reads the same entries from the log itself
- *   (`get_entries`), so a revocation made from another device shows there, not here.
+ *   witnessed; *revoked* once a revocation signed by this account's key was proven in the log
+ *   — made here, or on another device and read from the log (`customer-revocations.ts`, as the
+ *   Rust client reads it with `get_entries`; the relay makes no notice of a revocation: the
+ *   record is kept here with its entry); *expired* past its validity; else *active*.
  * - **Revoking** signs a `consent_revocation` entry (PROTOCOL §12.1) and appends it; it says
  *   "revoked" only once the entry is proven in a signed head consistent with the last one this
  *   customer accepted (`checkEntry`), and "witnessed" only once enough of the org's trustees
@@ -78,9 +78,12 @@ export interface RightsHost {
 }
 
 /** The record of a consent granted here (the token's CBOR, `consent/<id>`). */
-const CONSENT_PREFIX = "consent/";
-/** A revocation this browser confirmed: `revoked/<id>` → `{ index, entry }`. */
-const REVOKED_PREFIX = "revoked/";
+export const CONSENT_PREFIX = "consent/";
+/**
+ * A revocation this browser confirmed: `revoked/<id>` → `{ index, entry }` (with `elsewhere:
+ * true` when it was made on another device and learned from the log, `customer-revocations.ts`).
+ */
+export const REVOKED_PREFIX = "revoked/";
 /** The conversation was erased on the relay at the customer's request: `{ at }`. */
 export const ERASED_KEY = "erased";
 

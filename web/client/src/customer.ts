@@ -50,6 +50,7 @@ import {
 import { attachmentLineText, decodeAttachmentRef, downloadAttachment, sealAttachment, type AttachmentRef } from "./attachment.js";
 import { consentToCbor, policyFromCbor, sequencedFromCbor, type Push, type Sequenced } from "./frames.js";
 import { SequenceHoles } from "./customer-holes.js";
+import { learnRevocations } from "./customer-revocations.js";
 import { Uploads, type UploadState } from "./customer-uploads.js";
 import { CustomerNotices, RECHECK_NOTICES_MS, type ShownNotice } from "./customer-notices.js";
 import { consentStates, eraseConversation, historyExport, isErased, revokeConsent, type ConsentStatus, type HistoryExport, type RevokeOutcome, type RightsHost } from "./customer-rights.js";
@@ -668,17 +669,27 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     };
   }
 
-  /** The consents granted from this browser, each with where it stands (`customer-rights.ts`). */
-  consentStates(): Promise<ConsentStatus[]> {
-    return consentStates(this.rightsHost());
+  /**
+   * The consents granted from this browser, each with where it stands (`customer-rights.ts`),
+   * after reading the audit log for revocations of them made on another device
+   * (`customer-revocations.ts`; when online — a log that cannot be read now is told as an error
+   * and the states known are shown).
+   */
+  async consentStates(): Promise<ConsentStatus[]> {
+    const host = this.rightsHost();
+    await learnRevocations(host).catch((e: unknown) => this.fail(e));
+    return consentStates(host);
   }
 
   /**
    * Revokes consent `id` (hex): said "revoked" only once the revocation is proven in the audit
    * log this customer has been shown, "witnessed" once enough of the org's trustees vouch for it.
    */
-  revokeConsent(id: string): Promise<RevokeOutcome> {
-    return revokeConsent(this.rightsHost(), id);
+  async revokeConsent(id: string): Promise<RevokeOutcome> {
+    const host = this.rightsHost();
+    // Revoked on another device already: said so, nothing logged again.
+    await learnRevocations(host).catch((e: unknown) => this.fail(e));
+    return revokeConsent(host, id);
   }
 
   /**

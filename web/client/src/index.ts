@@ -11,6 +11,7 @@ export * from "./store.js";
 export * from "./customer.js";
 export * from "./customer-notices.js";
 export * from "./customer-rights.js";
+export * from "./customer-revocations.js";
 export * from "./customer-uploads.js";
 export * from "./customer-holes.js";
 export * from "./customer-agent-key.js";

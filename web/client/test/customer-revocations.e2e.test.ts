@@ -1,0 +1,64 @@
+/**
+ * A consent revoked on another device of the account (another browser holding the same
+ * account: its records copied) shows revoked in this one, learned from the audit log and proven
+ * there (`customer-revocations.ts`), and revoking it here again logs nothing; a revocation the
+ * relay serves in the genuine one's place, signed by another key, is not believed (fails without
+ * `checkEntry`), and the genuine one is read again at the next look.
+ */
+import { IdentityKeys, entrySignedBytes, type AuditEntry, type CborValue } from "@sealdesk/protocol";
+import { describe, expect, it } from "vitest";
+import { MemoryStore } from "../src/index.js";
+import { onlineCustomer, orgOnRelay, random } from "./customer-fixture.js";
+import { tampering, type Frame } from "./tamper.js";
+
+describe("consents revoked on another device", () => {
+  const fx = orgOnRelay("web-revocations");
+
+  it("shows a revocation made elsewhere, proven in the log, and not one the relay forges", async () => {
+    /** Whether the relay serves, in place of each revocation in the log, one signed by another key. */
+    let forge = false;
+    const impostor = IdentityKeys.generate(random);
+    const socket = tampering((frame) => {
+      const entries = ((frame.response as Frame | undefined)?.body as Frame | undefined)?.entries as Frame | undefined;
+      if (!forge || entries === undefined || !Array.isArray(entries.entries)) return;
+      entries.entries = (entries.entries as Frame[]).map((e): CborValue => {
+        const event = e.event as Frame;
+        if (event.consent_revocation === undefined) return e;
+        const unsigned = { event: event as AuditEntry["event"], at: e.at as number, signer: impostor.signingPublic };
+        return { event, at: unsigned.at, signer: unsigned.signer, signature: impostor.sign(entrySignedBytes(unsigned)) };
+      });
+    });
+    const store = new MemoryStore();
+    const { customer: here } = await onlineCustomer(fx.options(store, { socket }));
+    await here.send("please check my refund");
+    const first = await here.grantConsent("refund check");
+    const second = await here.grantConsent("quality review");
+    const third = await here.grantConsent("training");
+    expect((await here.consentStates()).every((c) => c.state === "active")).toBe(true);
+
+    // Another browser of the same account (its records copied) revokes the second consent.
+    const copy = new MemoryStore();
+    for (const k of await store.keys("")) {
+      const b = await store.get(k);
+      if (b !== undefined) await copy.put(k, b);
+    }
+    const { customer: elsewhere } = await onlineCustomer(fx.options(copy));
+    const revoked = await elsewhere.revokeConsent(second);
+    expect(revoked).toMatchObject({ state: "revoked", already: false });
+
+    // The relay serves a forged revocation in the genuine one's place: not believed.
+    forge = true;
+    expect((await here.consentStates()).find((c) => c.id === second)?.state).toBe("active");
+    forge = false;
+    // Served honestly: revoked, at the genuine entry.
+    const states = await here.consentStates();
+    expect(states.find((c) => c.id === second)).toMatchObject({ state: "revoked", entry: revoked.state === "revoked" ? revoked.index : -1 });
+    expect(states.find((c) => c.id === first)?.state).toBe("active");
+
+    // The third, revoked elsewhere and then here: said revoked at the other device's entry, nothing logged again.
+    const other = await elsewhere.revokeConsent(third);
+    elsewhere.stop();
+    expect(await here.revokeConsent(third)).toMatchObject({ state: "revoked", index: other.state === "revoked" ? other.index : -1, already: true });
+    here.stop();
+  });
+});
