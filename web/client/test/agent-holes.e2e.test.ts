@@ -64,6 +64,20 @@ function messageEpoch(it: Frame): number | undefined {
 }
 
 /**
+ * A hostile relay that withholds the item it is aimed at (`aim`) for good, passing it off in
+ * each page as a skipped run claiming the item's epoch (`claimed`).
+ */
+function lying(): { socket: SocketFactory; aim: (seq: number) => void; target: () => number | null; claimed: () => number | undefined } {
+  let target: number | null = null;
+  let claimed: number | undefined;
+  const socket = withholding(
+    (seq) => seq === target,
+    (_seq, it) => (claimed = messageEpoch(it)),
+  );
+  return { socket, aim: (seq) => (target = seq), target: () => target, claimed: () => claimed };
+}
+
+/**
  * The agent online through `socket`, a new customer whose first message `text` it shows; the
  * item after it is the one `target` is set to (the test's hostile relay withholds it).
  */
@@ -94,19 +108,15 @@ describe("the console's agent and the items the relay withholds", () => {
   });
 
   it("shows a run that claims the agent's own epoch as withheld, with the false claim", async () => {
-    let target: number | null = null;
-    let claimed: number | undefined;
-    const socket = withholding(
-      (seq) => seq === target,
-      (_seq, it) => (claimed = messageEpoch(it)),
-    );
-    const { agent, carol, id } = await opened(fx, socket, "hello", (seq) => (target = seq));
+    const liar = lying();
+    const { agent, carol, id } = await opened(fx, liar.socket, "hello", liar.aim);
+    const target = liar.target();
     await carol.send("this one is passed off as skipped");
     const last = await carol.send("and this one comes");
     await eventually("the last line", () => agent.conversation(id)?.lines.find((l) => l.seq === last.seq));
     const w = await eventually("the lie shown", () => agent.conversation(id)?.withheld[0]);
-    expect(claimed).toBeTypeOf("number");
-    expect(w).toMatchObject({ from: target, to: target, claimed });
+    expect(liar.claimed()).toBeTypeOf("number");
+    expect(w).toMatchObject({ from: target, to: target, claimed: liar.claimed() });
     expect(agent.conversation(id)?.withheld).toHaveLength(1);
     agent.stop();
     carol.stop();
@@ -126,14 +136,9 @@ describe("the console's agent and the items the relay withholds", () => {
   });
 
   it("keeps its holes over a reload: found again with their requests and the relay's claim, not asked for afresh", async () => {
-    let target: number | null = null;
-    let claimed: number | undefined;
-    const socket = withholding(
-      (seq) => seq === target,
-      (_seq, it) => (claimed = messageEpoch(it)),
-    );
+    const liar = lying();
     const store = new MemoryStore();
-    const { agent, carol, id } = await opened(fx, socket, "before the reload", (seq) => (target = seq), store);
+    const { agent, carol, id } = await opened(fx, liar.socket, "before the reload", liar.aim, store);
     await carol.send("withheld for good");
     await carol.send("after it");
     await eventually("the hole asked for once", () => agent.conversation(id)?.withheld.find((h) => h.tries === 1));
@@ -143,9 +148,9 @@ describe("the console's agent and the items the relay withholds", () => {
     await eventually("the hole asked for twice", () => agent.conversation(id)?.withheld.find((h) => h.tries === 2));
     await agent.sync(id);
     const before = agent.conversation(id)?.withheld;
-    expect(before).toEqual([{ from: target, to: target, tries: 2, claimed }]);
+    expect(before).toEqual([{ from: liar.target(), to: liar.target(), tries: 2, claimed: liar.claimed() }]);
     agent.stop();
-    const { agent: again } = await onlineAgent(fx.org.agentHome, fx.relay.url, socket, store);
+    const { agent: again } = await onlineAgent(fx.org.agentHome, fx.relay.url, liar.socket, store);
     await eventually("the last line after the reload", () => again.conversation(id)?.lines.find((l) => l.seq === last.seq));
     await again.sync(id);
     expect(again.conversation(id)?.withheld).toEqual(before);
