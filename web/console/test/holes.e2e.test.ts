@@ -4,7 +4,8 @@
  * customer's messages from its push and from every history page; the console shows, in its place
  * between the lines, that it never arrived and is asked for again, and once it was asked for
  * three times (each after the cursor moved: two more messages), that the relay withheld it — the
- * Rust `history`'s wording rule. A screenshot goes to web/screenshots/console-withheld.png.
+ * Rust `history`'s wording rule; after a reload, still given up (the hole kept in IndexedDB). A
+ * screenshot goes to web/screenshots/console-withheld.png.
  */
 import { join } from "node:path";
 import { decodeFrame, encodeFrame, type CborValue } from "@sealdesk/protocol";
@@ -63,6 +64,13 @@ describe("items the relay withholds, in the agent console (Chromium)", () => {
     const order = await page.locator("#log li").evaluateAll((els) => els.map((e) => (e.classList.contains("withheld") ? "withheld" : (e.querySelector(".text")?.textContent ?? ""))));
     expect(order).toEqual(["my order 1234 never arrived", "withheld", "hello?", "are you there?", "please answer"]);
     await page.screenshot({ path: join(SHOTS, "console-withheld.png") });
+    // A reload reads the conversation again from the relay (still withholding), but the hole and
+    // its three requests are kept in IndexedDB: shown given up at once, not asked for afresh.
+    await page.reload();
+    await expect.poll(() => page.locator("#me").textContent()).toBe("alice");
+    await page.locator(`#list button[data-conversation="${id}"]`).click();
+    await expect.poll(texts, { timeout: 20_000 }).toEqual(["my order 1234 never arrived", "hello?", "are you there?", "please answer"]);
+    await expect.poll(() => line.textContent(), { timeout: 20_000 }).toBe(`The relay withheld 1 item here (#${String(target)}): not delivered after 3 requests.`);
     expect(s.problems).toEqual([]);
     await page.close();
   });
