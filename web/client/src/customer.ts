@@ -61,6 +61,7 @@ import { Member, SyncedConversation, raiseNumber, readAccount, takeCounter, writ
 import { RelayError, type Session } from "./session.js";
 import { RECORDS, itemKey } from "./store.js";
 import { CustomerError, type ChatLine, type CustomerEvent, type CustomerOptions } from "./customer-model.js";
+import { saveRecoveryCode } from "./customer-recovery.js";
 
 export * from "./customer-model.js";
 
@@ -195,6 +196,14 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   /** The printed fingerprint of the org's master, once the policy is checked. */
   masterFingerprint(): string | null {
     return this.policy === null ? null : formatFingerprint(cardFingerprint(this.policy.master));
+  }
+
+  /**
+   * A new recovery code for this account, its record stored on the relay (the code before opens
+   * nothing from then on): the code's text, to show once (`customer-recovery.ts`).
+   */
+  async newRecoveryCode(): Promise<string> {
+    return await saveRecoveryCode(this.session(), this.keys, this.card, this.opts.random, this.opts.now());
   }
 
   private async loadConversation(): Promise<void> {

@@ -1,0 +1,264 @@
+/**
+ * Recovery codes in the browser (PROTOCOL §3.5), the twin of the CLI's `recovery-code` and
+ * `recover --name NAME` with a replaceable code: the same record, sealed and opened with the
+ * same derivations (`@sealdesk/protocol`'s `recovery_record.ts`, held to the Rust vectors).
+ *
+ * ```text
+ *   save     fresh version-2 code → seal keys + card under it → put_recovery → ok → the code
+ *            (shown once by the caller; nothing here keeps it)
+ *   recover  code parsed (checksum) → get_recovery { name, proof } on a session of throwaway
+ *            keys → record opened (keys must be its card's) → session as the account: registered?
+ *            → the org's policy checked against the page's fingerprint → the org's conversation,
+ *            its agent and epochs from the history → counters, account, conversation stored
+ * ```
+ *
+ * **Nothing stored on a refusal.** Every check (the code, the relay's answers, the record, the
+ * account being registered, the policy's fingerprint) is made before the first write.
+ *
+ * **Counters after recovery.** The lost browser may have sealed messages the relay never
+ * stored, so its highest counter in an epoch is not known here. The CLI sends only in an epoch
+ * it opens after recovering; the browser customer opens no epoch but the first, so it goes on in
+ * the conversation's epochs with each counter raised `RECOVERED_COUNTER_GAP` past the highest of
+ * its own the history shows (receivers accept a jump up to `MAX_AHEAD`). A counter burned by the
+ * lost browser is reused only if that browser burned more than the gap without the relay storing
+ * any of them (SECURITY.md, "Recovery").
+ */
+import {
+  IdentityKeys,
+  ProtocolError,
+  RECORD_CODE_VERSION,
+  cardFingerprint,
+  cardToCbor,
+  equal,
+  fingerprintMatches,
+  formatFingerprint,
+  formatRecoveryCode,
+  generateRecordCode,
+  issueCard,
+  openRecoveryRecord,
+  parseRecoveryCode,
+  recoveryProof,
+  recoveryRecordFromCbor,
+  recoveryRecordToCbor,
+  sealRecoveryRecord,
+  toCbor,
+  toHex,
+  verifyCard,
+  verifyPolicy,
+  type IdentityCard,
+  type RecoveryCode,
+} from "@sealdesk/protocol";
+import type { Request, Response } from "./frames.js";
+import { HISTORY_PAGE, readNumber, writeAccount } from "./member.js";
+import { RelayError, Session, type SocketFactory } from "./session.js";
+import { RECORDS, type Store } from "./store.js";
+
+/** How far past the highest counter of its own a recovered browser goes on in an older epoch. */
+export const RECOVERED_COUNTER_GAP = 1000;
+
+/** Why a recovery was refused. */
+export type RecoveryFailure =
+  /** The code as typed: a wrong character, length or checksum (a typo). */
+  | "code_format"
+  /** A code `sealdesk init` showed (version 1): it is recovered with the CLI. */
+  | "not_a_record_code"
+  /** The relay keeps no recovery record for this name. */
+  | "unknown_name"
+  /** The relay's record is not for this code (a wrong code, or one replaced since). */
+  | "wrong_code"
+  /** The record the relay handed out does not open under the code, or its keys are not its card's. */
+  | "tampered"
+  /** The relay does not know the recovered account. */
+  | "not_registered"
+  /** The org's policy on this relay is not signed by the fingerprint the page was given. */
+  | "fingerprint_mismatch"
+  /** This browser already holds a conversation with the org: recovery would overwrite it. */
+  | "has_conversation"
+  /** The relay answered something else. */
+  | "bad_answer";
+
+/** A recovery was refused, and nothing was stored; `failure` says why. */
+export class RecoveryError extends Error {
+  constructor(
+    readonly failure: RecoveryFailure,
+    detail?: string,
+  ) {
+    super(detail === undefined ? failure : `${failure}: ${detail}`);
+    this.name = "RecoveryError";
+  }
+}
+
+async function ask(s: Session, body: Request): Promise<Response> {
+  const r = await s.request(body);
+  if (r.kind === "error") throw new RelayError(r.code, r.message);
+  return r;
+}
+
+/**
+ * Makes a new replaceable recovery code for the account `keys`/`card` (a registered customer)
+ * and stores its record on the relay over `s`, replacing the one before: the code before opens
+ * nothing from then on. Returns the code's text, to be shown once; it is kept nowhere.
+ *
+ * If this does not resolve (the page closed, the connection dropped) the relay may hold the new
+ * record: the code is then lost but in force, and making another one is the way out.
+ *
+ * # Errors
+ * A `RelayError` for the relay's refusal (nothing replaced), a `SessionError` when the answer
+ * did not come (the record may or may not be stored).
+ */
+export async function saveRecoveryCode(s: Session, keys: IdentityKeys, card: IdentityCard, random: (n: number) => Uint8Array, now: number): Promise<string> {
+  const code = generateRecordCode(random, now);
+  try {
+    const record = sealRecoveryRecord(code, card, keys, random(12));
+    const r = await ask(s, { kind: "put_recovery", record: recoveryRecordToCbor(record) });
+    if (r.kind !== "ok") throw new RecoveryError("bad_answer", r.kind);
+    return formatRecoveryCode(code);
+  } finally {
+    code.entropy.fill(0);
+  }
+}
+
+/** What recovering needs: the relay and page (as a customer's options) and what the person typed. */
+export interface RecoverOptions {
+  url: string;
+  socket: SocketFactory;
+  /** Where the account goes (the widget's store); it must hold no conversation. */
+  store: Store;
+  org: string;
+  /** The org master's printed fingerprint, as the page was given it. */
+  masterFingerprint: string;
+  random: (n: number) => Uint8Array;
+  now: () => number;
+  /** The account's name (`web-…` for an account the widget made). */
+  name: string;
+  /** The recovery code as typed. */
+  code: string;
+}
+
+/** A recovered account, now in the store. */
+export interface Recovered {
+  name: string;
+  /** The account's printed fingerprint (unchanged: the same keys as before). */
+  fingerprint: string;
+  /** The conversation with the org restored (hex), or null when the account had none. */
+  conversation: string | null;
+}
+
+function parseCode(text: string): RecoveryCode {
+  let code: RecoveryCode;
+  try {
+    code = parseRecoveryCode(text);
+  } catch (e) {
+    if (e instanceof ProtocolError) throw new RecoveryError("code_format", e.message);
+    throw e;
+  }
+  if (code.version !== RECORD_CODE_VERSION) throw new RecoveryError("not_a_record_code", "a code `sealdesk init` showed: recover with `sealdesk recover`");
+  return code;
+}
+
+/** Fetches and opens the record of `name` on a session of throwaway keys; returns the keys, the verified card and the relay key seen. */
+async function openRecord(o: RecoverOptions, code: RecoveryCode, pinned: Uint8Array | null): Promise<{ keys: IdentityKeys; card: IdentityCard; relayKey: Uint8Array }> {
+  const throwaway = IdentityKeys.generate(o.random);
+  const s = await Session.connect(o.url, throwaway, issueCard(throwaway, `web-${toHex(o.random(6))}`, "customer", o.now()), o.socket, pinned);
+  let r: Response;
+  try {
+    r = await s.request({ kind: "get_recovery", name: o.name, proof: recoveryProof(code) });
+  } finally {
+    s.close();
+  }
+  if (r.kind === "error" && r.code === "not_found") throw new RecoveryError("unknown_name", `no recovery code was saved for ${JSON.stringify(o.name)}`);
+  if (r.kind === "error" && r.code === "forbidden") throw new RecoveryError("wrong_code", `this is not ${JSON.stringify(o.name)}'s current recovery code`);
+  if (r.kind === "error") throw new RelayError(r.code, r.message);
+  if (r.kind !== "recovery") throw new RecoveryError("bad_answer", r.kind);
+  try {
+    const record = recoveryRecordFromCbor(r.record);
+    const keys = openRecoveryRecord(record, code, o.name);
+    return { keys, card: verifyCard(record.card, "customer"), relayKey: s.relayKey };
+  } catch (e) {
+    if (e instanceof ProtocolError) throw new RecoveryError("tampered", `the relay's recovery record was refused (${e.message})`);
+    throw e;
+  }
+}
+
+/** The conversation with the org, read on the account's session: its agent's card and, per epoch, the next counter to use. */
+interface Restored {
+  conversation: Uint8Array;
+  agent: IdentityCard;
+  counters: Map<number, number>;
+}
+
+async function restoreConversation(s: Session, org: string, me: IdentityCard): Promise<Restored | null> {
+  const listed = await ask(s, { kind: "list_conversations" });
+  if (listed.kind !== "conversations") throw new RecoveryError("bad_answer", listed.kind);
+  const info = listed.conversations.filter((c) => c.org === org).sort((a, b) => b.createdAt - a.createdAt)[0];
+  if (info === undefined) return null;
+  const highest = new Map<number, number>();
+  let agent: IdentityCard | null = null;
+  for (let after = 0; ; ) {
+    const page = await ask(s, { kind: "history", conversation: info.conversation, after, limit: HISTORY_PAGE });
+    if (page.kind !== "items") throw new RecoveryError("bad_answer", page.kind);
+    for (const it of page.items) {
+      after = Math.max(after, it.seq);
+      if (it.item.kind === "epoch") {
+        if (!highest.has(it.item.record.epoch)) highest.set(it.item.record.epoch, -1);
+        agent = it.item.record.members.find((m) => m.name === info.agent) ?? agent;
+      } else if (it.item.kind === "message" && equal(it.item.envelope.header.sender, me.signingKey)) {
+        const h = it.item.envelope.header;
+        highest.set(h.epoch, Math.max(highest.get(h.epoch) ?? -1, h.counter));
+      }
+    }
+    if (!page.more || page.items.length === 0) break;
+  }
+  if (agent === null) throw new RecoveryError("bad_answer", `no epoch of the conversation names its agent ${info.agent}`);
+  const counters = new Map([...highest].map(([epoch, top]) => [epoch, top + 1 + RECOVERED_COUNTER_GAP]));
+  return { conversation: info.conversation, agent, counters };
+}
+
+/**
+ * Recovers the account `name` with its replaceable code into `o.store`: its keys (exactly as
+ * the store keeps an account it made), its conversation with the org, and the counters it goes
+ * on from. The caller then loads a `Customer` from the store, which reads the history.
+ *
+ * # Errors
+ * A `RecoveryError` saying why (nothing is stored then); a `SessionError` or `RelayError` when
+ * the relay could not be asked (nothing is stored either).
+ */
+export async function recoverAccount(o: RecoverOptions): Promise<Recovered> {
+  if ((await o.store.get(RECORDS.conversation)) !== undefined) throw new RecoveryError("has_conversation", "this browser already holds a conversation with the business");
+  const code = parseCode(o.code);
+  const pinned = (await o.store.get(RECORDS.relayKey)) ?? null;
+  let opened;
+  try {
+    opened = await openRecord(o, code, pinned);
+  } finally {
+    code.entropy.fill(0);
+  }
+  const { keys, card, relayKey } = opened;
+  const s = await Session.connect(o.url, keys, card, o.socket, relayKey);
+  let restored: Restored | null;
+  let master: Uint8Array;
+  try {
+    if (!s.registered) throw new RecoveryError("not_registered", `the relay does not know the account ${card.name}`);
+    const p = await ask(s, { kind: "get_policy", org: o.org, version: null });
+    if (p.kind !== "policy") throw new RecoveryError("bad_answer", p.kind);
+    const policy = verifyPolicy(p.policy);
+    if (policy.org !== o.org) throw new RecoveryError("bad_answer", `policy of ${policy.org}`);
+    if (!fingerprintMatches(cardFingerprint(policy.master), o.masterFingerprint)) throw new RecoveryError("fingerprint_mismatch", `${o.org}'s policy is signed by ${formatFingerprint(cardFingerprint(policy.master))}`);
+    master = policy.master.signingKey;
+    restored = await restoreConversation(s, o.org, card);
+  } finally {
+    s.close();
+  }
+  // Every check is made: now the writes, counters first (a counter raised for an epoch no
+  // conversation of this browser uses is harmless), then the account, then the conversation.
+  if (pinned === null) await o.store.put(RECORDS.relayKey, relayKey);
+  for (const [epoch, next] of restored?.counters ?? []) {
+    const key = `${RECORDS.counterPrefix}${epoch}`;
+    if ((await readNumber(o.store, key)) < next) await o.store.put(key, toCbor(next));
+  }
+  await writeAccount(o.store, keys, card);
+  if (restored !== null) {
+    await o.store.put(RECORDS.conversation, toCbor({ conversation: restored.conversation, agent: cardToCbor(restored.agent), master_key: master, org: o.org }));
+  }
+  return { name: card.name, fingerprint: formatFingerprint(cardFingerprint(card)), conversation: restored === null ? null : toHex(restored.conversation) };
+}
