@@ -99,7 +99,7 @@ describe("recovery codes, browser and CLI", () => {
     expect((err as RecoveryError).failure).toBe("has_conversation");
   });
 
-  it("a wrong code, an unknown name, a typo and a tampered record are refused, and nothing is stored", async () => {
+  it("a wrong code, an unknown name, a typo, a tampered record and another fingerprint are refused, and nothing is stored", async () => {
     const erin = await cliCustomer("erin");
     const code = (JSON.parse(await cli(erin.home, fx.relay.url, ["recovery-code", "--json"])) as { recovery_code: string }).recovery_code;
     const other = (JSON.parse(await cli(join(fx.root, "dave"), fx.relay.url, ["recovery-code", "--json"])) as { recovery_code: string }).recovery_code;
@@ -120,6 +120,11 @@ describe("recovery codes, browser and CLI", () => {
       if (record?.nonce instanceof Uint8Array) record.nonce = record.nonce.slice(1);
     });
     await refused("erin", code, "tampered", shorten);
+    // The page was given another fingerprint for the org: nothing of its conversation is taken.
+    const store0 = new MemoryStore();
+    const err = await recoverAccount({ ...recoverOptions(store0, "erin", code), masterFingerprint: "00000 00000 00000 00000 00000 00000" }).catch((e: unknown) => e);
+    expect((err as RecoveryError).failure).toBe("fingerprint_mismatch");
+    expect(await store0.keys("")).toEqual([]);
     // The honest record still opens.
     const store = new MemoryStore();
     expect((await recoverAccount(recoverOptions(store, "erin", code))).conversation).toBe(erin.id);
