@@ -9,19 +9,18 @@
  *   recover  code parsed (checksum) → get_recovery { name, proof } on a session of throwaway
  *            keys → record opened (keys must be its card's) → session as the account: registered?
  *            → the org's policy checked against the page's fingerprint → the org's conversation,
- *            its agent and epochs from the history → counters, account, conversation stored
+ *            its agent from the history → fence, account, conversation stored
  * ```
  *
  * **Nothing stored on a refusal.** Every check (the code, the relay's answers, the record, the
  * account being registered, the policy's fingerprint) is made before the first write.
  *
  * **Counters after recovery.** The lost browser may have sealed messages the relay never
- * stored, so its highest counter in an epoch is not known here. The CLI sends only in an epoch
- * it opens after recovering; the browser customer opens no epoch but the first, so it goes on in
- * the conversation's epochs with each counter raised `RECOVERED_COUNTER_GAP` past the highest of
- * its own the history shows (receivers accept a jump up to `MAX_AHEAD`). A counter burned by the
- * lost browser is reused only if that browser burned more than the gap without the relay storing
- * any of them (SECURITY.md, "Recovery").
+ * stored, so its highest counter in an epoch from before is not known here; reusing one would
+ * reuse an AES-GCM nonce. As the CLI does (`client/src/recovery.rs`), a recovered account sends
+ * only in an epoch it opened itself after recovering, or a later one: the store keeps a fence
+ * (`RECOVERY_FENCE_KEY`), "none yet" at recovery, then the first epoch this account opened, and
+ * `Customer`'s first send opens a new epoch while the current one is below it.
  */
 import {
   IdentityKeys,
@@ -29,7 +28,6 @@ import {
   RECORD_CODE_VERSION,
   cardFingerprint,
   cardToCbor,
-  equal,
   fingerprintMatches,
   formatFingerprint,
   formatRecoveryCode,
@@ -41,6 +39,7 @@ import {
   recoveryRecordFromCbor,
   recoveryRecordToCbor,
   sealRecoveryRecord,
+  fromCbor,
   toCbor,
   toHex,
   verifyCard,
@@ -49,12 +48,36 @@ import {
   type RecoveryCode,
 } from "@sealdesk/protocol";
 import type { Request, Response } from "./frames.js";
-import { HISTORY_PAGE, readNumber, writeAccount } from "./member.js";
+import { HISTORY_PAGE, writeAccount } from "./member.js";
 import { RelayError, Session, type SocketFactory } from "./session.js";
 import { RECORDS, type Store } from "./store.js";
 
-/** How far past the highest counter of its own a recovered browser goes on in an older epoch. */
-export const RECOVERED_COUNTER_GAP = 1000;
+/**
+ * The record of a recovered account's fence: `{ fence: null }` until it opens an epoch of its
+ * own, then `{ fence: N }`, the first it opened; absent for an account never recovered.
+ */
+export const RECOVERY_FENCE_KEY = "recovery/fence";
+
+/**
+ * Whether this account may send in `epoch`: always unless it was recovered, and then only in the
+ * first epoch it opened since, or a later one.
+ */
+export async function maySendIn(store: Store, epoch: number): Promise<boolean> {
+  const b = await store.get(RECOVERY_FENCE_KEY);
+  if (b === undefined) return true;
+  const v = fromCbor(b);
+  const fence = v !== null && typeof v === "object" && !(v instanceof Uint8Array) && !Array.isArray(v) ? v.fence : undefined;
+  return typeof fence === "number" && epoch >= fence;
+}
+
+/** Notes that this recovered account opened `epoch`: the first such epoch becomes its fence. */
+export async function noteOwnEpoch(store: Store, epoch: number): Promise<void> {
+  const b = await store.get(RECOVERY_FENCE_KEY);
+  if (b === undefined) return;
+  const v = fromCbor(b);
+  if (v !== null && typeof v === "object" && !(v instanceof Uint8Array) && !Array.isArray(v) && typeof v.fence === "number") return;
+  await store.put(RECOVERY_FENCE_KEY, toCbor({ fence: epoch }));
+}
 
 /** Why a recovery was refused. */
 export type RecoveryFailure =
@@ -180,11 +203,10 @@ async function openRecord(o: RecoverOptions, code: RecoveryCode, pinned: Uint8Ar
   }
 }
 
-/** The conversation with the org, read on the account's session: its agent's card and, per epoch, the next counter to use. */
+/** The conversation with the org, read on the account's session, and its agent's card. */
 interface Restored {
   conversation: Uint8Array;
   agent: IdentityCard;
-  counters: Map<number, number>;
 }
 
 async function restoreConversation(s: Session, org: string, me: IdentityCard): Promise<Restored | null> {
@@ -192,32 +214,24 @@ async function restoreConversation(s: Session, org: string, me: IdentityCard): P
   if (listed.kind !== "conversations") throw new RecoveryError("bad_answer", listed.kind);
   const info = listed.conversations.filter((c) => c.org === org).sort((a, b) => b.createdAt - a.createdAt)[0];
   if (info === undefined) return null;
-  const highest = new Map<number, number>();
   let agent: IdentityCard | null = null;
   for (let after = 0; ; ) {
     const page = await ask(s, { kind: "history", conversation: info.conversation, after, limit: HISTORY_PAGE });
     if (page.kind !== "items") throw new RecoveryError("bad_answer", page.kind);
     for (const it of page.items) {
       after = Math.max(after, it.seq);
-      if (it.item.kind === "epoch") {
-        if (!highest.has(it.item.record.epoch)) highest.set(it.item.record.epoch, -1);
-        agent = it.item.record.members.find((m) => m.name === info.agent) ?? agent;
-      } else if (it.item.kind === "message" && equal(it.item.envelope.header.sender, me.signingKey)) {
-        const h = it.item.envelope.header;
-        highest.set(h.epoch, Math.max(highest.get(h.epoch) ?? -1, h.counter));
-      }
+      if (it.item.kind === "epoch") agent = it.item.record.members.find((m) => m.name === info.agent && m.name !== me.name) ?? agent;
     }
     if (!page.more || page.items.length === 0) break;
   }
   if (agent === null) throw new RecoveryError("bad_answer", `no epoch of the conversation names its agent ${info.agent}`);
-  const counters = new Map([...highest].map(([epoch, top]) => [epoch, top + 1 + RECOVERED_COUNTER_GAP]));
-  return { conversation: info.conversation, agent, counters };
+  return { conversation: info.conversation, agent };
 }
 
 /**
  * Recovers the account `name` with its replaceable code into `o.store`: its keys (exactly as
- * the store keeps an account it made), its conversation with the org, and the counters it goes
- * on from. The caller then loads a `Customer` from the store, which reads the history.
+ * the store keeps an account it made), its conversation with the org, and its fence (it sends
+ * only in an epoch it opens from now on). The caller then loads a `Customer` from the store, which reads the history.
  *
  * # Errors
  * A `RecoveryError` saying why (nothing is stored then); a `SessionError` or `RelayError` when
@@ -249,13 +263,10 @@ export async function recoverAccount(o: RecoverOptions): Promise<Recovered> {
   } finally {
     s.close();
   }
-  // Every check is made: now the writes, counters first (a counter raised for an epoch no
-  // conversation of this browser uses is harmless), then the account, then the conversation.
+  // Every check is made: now the writes, the fence first (this browser's fresh account has sent
+  // nothing: it is not held back by it), then the account, then the conversation.
   if (pinned === null) await o.store.put(RECORDS.relayKey, relayKey);
-  for (const [epoch, next] of restored?.counters ?? []) {
-    const key = `${RECORDS.counterPrefix}${epoch}`;
-    if ((await readNumber(o.store, key)) < next) await o.store.put(key, toCbor(next));
-  }
+  await o.store.put(RECOVERY_FENCE_KEY, toCbor({ fence: null }));
   await writeAccount(o.store, keys, card);
   if (restored !== null) {
     await o.store.put(RECORDS.conversation, toCbor({ conversation: restored.conversation, agent: cardToCbor(restored.agent), master_key: master, org: o.org }));

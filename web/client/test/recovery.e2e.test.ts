@@ -7,8 +7,9 @@
  * is stored.
  */
 import { join } from "node:path";
+import { fromCbor } from "@sealdesk/protocol";
 import { describe, expect, it } from "vitest";
-import { Customer, MemoryStore, RECOVERED_COUNTER_GAP, RecoveryError, recoverAccount, type RecoverOptions, type SocketFactory } from "../src/index.js";
+import { Customer, MemoryStore, RECOVERY_FENCE_KEY, RecoveryError, recoverAccount, type RecoverOptions, type SocketFactory } from "../src/index.js";
 import { onlineCustomer, orgOnRelay, random, now, socket } from "./customer-fixture.js";
 import { cli, eventually } from "./relay.js";
 import { tampering, type Frame } from "./tamper.js";
@@ -86,10 +87,15 @@ describe("recovery codes, browser and CLI", () => {
       [true, "hello from the terminal"],
       [false, "hello, terminal"],
     ]);
-    // Goes on past the counters the lost device may have used.
+    // Never in an epoch the lost device may have used: the first message opens epoch 1, the
+    // recovered account's own (its fence), and the agent reads it there.
+    expect(Math.max(...customer.history().map((l) => l.epoch))).toBe(0);
     const line = await customer.send("back, from a browser");
-    expect(line.counter).toBeGreaterThan(RECOVERED_COUNTER_GAP);
+    expect([line.epoch, line.counter]).toEqual([1, 0]);
+    expect(fromCbor((await store.get(RECOVERY_FENCE_KEY)) ?? new Uint8Array())).toEqual({ fence: 1 });
     expect(await fx.org.agent(["history", "--conversation", dave.id])).toContain("back, from a browser");
+    const next = await customer.send("and once more");
+    expect([next.epoch, next.counter]).toEqual([1, 1]);
     customer.stop();
 
     // The init code was replaced by the record's: refused as a code the CLI recovers with.
