@@ -58,25 +58,27 @@ import { RECORDS, type Store } from "./store.js";
  */
 export const RECOVERY_FENCE_KEY = "recovery/fence";
 
+/** The fence kept: `undefined` when never recovered, `null` before the account opened an epoch of its own. */
+async function readFence(store: Store): Promise<number | null | undefined> {
+  const b = await store.get(RECOVERY_FENCE_KEY);
+  if (b === undefined) return undefined;
+  const v = fromCbor(b);
+  const fence = v !== null && typeof v === "object" && !(v instanceof Uint8Array) && !Array.isArray(v) ? v.fence : undefined;
+  return typeof fence === "number" ? fence : null;
+}
+
 /**
  * Whether this account may send in `epoch`: always unless it was recovered, and then only in the
  * first epoch it opened since, or a later one.
  */
 export async function maySendIn(store: Store, epoch: number): Promise<boolean> {
-  const b = await store.get(RECOVERY_FENCE_KEY);
-  if (b === undefined) return true;
-  const v = fromCbor(b);
-  const fence = v !== null && typeof v === "object" && !(v instanceof Uint8Array) && !Array.isArray(v) ? v.fence : undefined;
-  return typeof fence === "number" && epoch >= fence;
+  const fence = await readFence(store);
+  return fence === undefined || (fence !== null && epoch >= fence);
 }
 
 /** Notes that this recovered account opened `epoch`: the first such epoch becomes its fence. */
 export async function noteOwnEpoch(store: Store, epoch: number): Promise<void> {
-  const b = await store.get(RECOVERY_FENCE_KEY);
-  if (b === undefined) return;
-  const v = fromCbor(b);
-  if (v !== null && typeof v === "object" && !(v instanceof Uint8Array) && !Array.isArray(v) && typeof v.fence === "number") return;
-  await store.put(RECOVERY_FENCE_KEY, toCbor({ fence: epoch }));
+  if ((await readFence(store)) === null) await store.put(RECOVERY_FENCE_KEY, toCbor({ fence: epoch }));
 }
 
 /** Why a recovery was refused. */
