@@ -62,6 +62,8 @@ import { Member, SyncedConversation, raiseNumber, readAccount, takeCounter, writ
 import { RelayError, type Session } from "./session.js";
 import { RECORDS, itemKey } from "./store.js";
 import { CustomerError, type ChatLine, type CustomerEvent, type CustomerOptions } from "./customer-model.js";
+import { maySendIn, noteOwnEpoch, saveRecoveryCode } from "./customer-recovery.js";
+import { makeEpochRecord } from "./epochs.js";
 
 export * from "./customer-model.js";
 
@@ -196,6 +198,14 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   /** The printed fingerprint of the org's master, once the policy is checked. */
   masterFingerprint(): string | null {
     return this.policy === null ? null : formatFingerprint(cardFingerprint(this.policy.master));
+  }
+
+  /**
+   * A new recovery code for this account, its record stored on the relay (the code before opens
+   * nothing from then on): the code's text, to show once (`customer-recovery.ts`).
+   */
+  async newRecoveryCode(): Promise<string> {
+    return await saveRecoveryCode(this.session(), this.keys, this.card, this.opts.random, this.opts.now());
   }
 
   private async loadConversation(): Promise<void> {
@@ -779,7 +789,9 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     if (this.conv === null) await this.open(s);
     const conv = this.conv;
     if (conv === null) throw new CustomerError("not_open");
-    const epoch = Math.max(...this.epochs.keys());
+    let epoch = Math.max(...this.epochs.keys());
+    // Recovered: never in an epoch the lost device may have used (`customer-recovery.ts`).
+    if (!(await maySendIn(this.opts.store, epoch))) epoch = await this.openOwnEpoch(s, epoch);
     const e = this.epochs.get(epoch);
     if (e === undefined) throw new CustomerError("no_epoch");
     const counter = await takeCounter(this.opts.store, `${RECORDS.counterPrefix}${epoch}`);
@@ -793,6 +805,21 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     // the same event as an upload's.
     if (r.quota !== undefined) this.emit({ kind: "bytes_quota", quota: r.quota });
     return r.seq;
+  }
+
+  /** Opens the epoch after `epoch`, with its members, as a recovered account's own (its fence). */
+  private async openOwnEpoch(s: Session, epoch: number): Promise<number> {
+    const e = this.epochs.get(epoch);
+    const conv = this.conv;
+    if (e === undefined || conv === null || this.policy === null) throw new CustomerError("no_epoch");
+    const k = this.opts.random(32);
+    const plan = { policy: this.policy, conversation: conv.conversation, previous: e.record, members: e.record.members, customer: this.card.signingKey, k, createdAt: this.opts.now() };
+    const record = await makeEpochRecord(this.keys, this.opts.random, plan).finally(() => k.fill(0));
+    const r = await s.call({ kind: "put_epoch", record });
+    if (r.kind !== "stored") throw new CustomerError("bad_answer", r.kind);
+    await this.ingestOwn(sequencedFromCbor({ conversation: conv.conversation, seq: r.seq, stored_at: this.opts.now(), item: { epoch: epochToCbor(record) } }), s);
+    await noteOwnEpoch(this.opts.store, record.epoch);
+    return record.epoch;
   }
 
   /**

@@ -60,7 +60,11 @@ export type Request =
   /** One ciphertext chunk of an attachment of `size` plaintext bytes (§9.8). */
   | { kind: "attachment_put"; conversation: Uint8Array; attachment: Uint8Array; size: number; index: number; data: Uint8Array }
   /** One ciphertext chunk of an attachment (§9.8). */
-  | { kind: "attachment_get"; conversation: Uint8Array; attachment: Uint8Array; index: number };
+  | { kind: "attachment_get"; conversation: Uint8Array; attachment: Uint8Array; index: number }
+  /** This customer's recovery record (its CBOR map, `recoveryRecordToCbor`), replacing the one before (§3.5). */
+  | { kind: "put_recovery"; record: CborValue }
+  /** The recovery record of `name`, for the proof of its current code (§3.5); any session may ask. */
+  | { kind: "get_recovery"; name: string; proof: Uint8Array };
 
 /** The CBOR of a request body. */
 export function requestToCbor(r: Request): CborValue {
@@ -113,6 +117,10 @@ export function requestToCbor(r: Request): CborValue {
       return { attachment_put: { conversation: r.conversation, attachment: r.attachment, size: r.size, index: r.index, data: r.data } };
     case "attachment_get":
       return { attachment_get: { conversation: r.conversation, attachment: r.attachment, index: r.index } };
+    case "put_recovery":
+      return { put_recovery: r.record };
+    case "get_recovery":
+      return { get_recovery: { name: r.name, proof: r.proof } };
   }
 }
 
@@ -246,6 +254,11 @@ export type Response =
   | { kind: "attachment_progress"; stored: number; chunks: number; quota?: ByteQuota }
   /** One chunk of an attachment and the size its uploader declared (§9.8). */
   | { kind: "attachment_chunk"; size: number; index: number; data: Uint8Array }
+  /**
+   * A recovery record (§3.5) as its CBOR, undecoded: the reader decodes it (`recoveryRecordFromCbor`)
+   * so that a malformed one is a refusal of the record, not a frame that closes the session.
+   */
+  | { kind: "recovery"; record: CborValue }
   | { kind: "other"; name: string };
 
 /** A warning ahead of a stored-bytes quota (§9.8, §13.12): from 80% of it on, whose bytes and how many. */
@@ -542,6 +555,8 @@ export function responseFromCbor(v: CborValue): Response {
       if (Object.hasOwn(m, "quota")) progress.quota = byteQuotaFromCbor(m.quota);
       return progress;
     }
+    case "recovery":
+      return { kind: "recovery", record: body };
     case "attachment_chunk": {
       const m = map(body, "attachment_chunk");
       return { kind: "attachment_chunk", size: u(m, "size"), index: u(m, "index"), data: bytes(m, "data") };

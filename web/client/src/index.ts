@@ -15,6 +15,7 @@ export * from "./customer-revocations.js";
 export * from "./customer-uploads.js";
 export * from "./customer-holes.js";
 export * from "./customer-agent-key.js";
+export * from "./customer-recovery.js";
 export * from "./dates.js";
 export * from "./consent-names.js";
 export * from "./typing.js";

@@ -21,11 +21,13 @@ import { RECOVERY_CODE_SALT, RECOVERY_RECORD_AAD, RECOVERY_RECORD_KEY, RECOVERY_
 import type { RecoveryCode } from "./recovery.js";
 import { RECORD_CODE_VERSION, RECOVERY_CODE_VERSION } from "./recovery.js";
 import type { CborValue } from "./wire.js";
-import { cardFromCbor } from "./wire.js";
+import { cardFromCbor, cardToCbor } from "./wire.js";
 
 /** The version of the records known here. */
 export const RECOVERY_RECORD_VERSION = 1;
 const SEALED_LEN = 64 + 16;
+const ENTROPY_LEN = 16;
+const NONCE_LEN = 12;
 
 /** A recovery record as the relay hands it out (`recovery` response). */
 export interface RecoveryRecord {
@@ -89,6 +91,41 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   let diff = 0;
   for (let i = 0; i < a.length; i++) diff |= (a[i] ?? 0) ^ (b[i] ?? 0);
   return diff === 0;
+}
+
+/**
+ * A fresh replaceable code (version byte 2), made at `now` (Unix seconds), as
+ * `RecoveryCode::generate_for_record` makes it: 16 random bytes.
+ */
+export function generateRecordCode(random: (n: number) => Uint8Array, now: number): RecoveryCode {
+  if (!Number.isInteger(now) || now < 0 || now > 0xffffffff) throw new ProtocolError("malformed", "a recovery code's time past 2106");
+  const entropy = random(ENTROPY_LEN);
+  if (entropy.length !== ENTROPY_LEN) throw new ProtocolError("malformed", "recovery code entropy");
+  return { entropy, createdAt: now, version: RECORD_CODE_VERSION };
+}
+
+/**
+ * Seals `keys` (which must be `card`'s) under the replaceable `code` with the 12-byte `nonce`
+ * (random; given, so the vector can be reproduced): the record `put_recovery` sends, the twin of
+ * `RecoveryRecord::seal`. Throws `card_mismatch` for keys that are not the card's and
+ * `recovery_code_kind` for an `init` code.
+ */
+export function sealRecoveryRecord(code: RecoveryCode, card: IdentityCard, keys: IdentityKeys, nonce: Uint8Array): RecoveryRecord {
+  if (nonce.length !== NONCE_LEN) throw new ProtocolError("malformed", "recovery record nonce");
+  if (!sameBytes(keys.signingPublic, card.signingKey) || !sameBytes(keys.agreementPublic, card.agreementKey)) throw new ProtocolError("card_mismatch", "the keys to seal are not the card's");
+  const verifier = recoveryVerifier(recoveryProof(code));
+  const secret = keys.toSecretBytes();
+  try {
+    const sealed = gcm(recoveryRecordKey(code), nonce, recoveryRecordAad(card.name, verifier)).encrypt(secret);
+    return { version: RECOVERY_RECORD_VERSION, card, verifier, nonce: nonce.slice(), sealed };
+  } finally {
+    secret.fill(0);
+  }
+}
+
+/** A record's CBOR map (`put_recovery`, the `recovery` response). */
+export function recoveryRecordToCbor(r: RecoveryRecord): CborValue {
+  return { version: r.version, card: cardToCbor(r.card), verifier: r.verifier, nonce: r.nonce, sealed: r.sealed };
 }
 
 /**

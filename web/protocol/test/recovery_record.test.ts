@@ -12,7 +12,7 @@ import { Writer } from "../src/codec.js";
 import { ProtocolError } from "../src/errors.js";
 import { RECOVERY_CODE_SALT, RECOVERY_RECORD_KEY, RECOVERY_RECORD_PROOF } from "../src/labels.js";
 import { RECORD_CODE_VERSION, formatRecoveryCode, parseRecoveryCode, recoveryIdentityKeys } from "../src/recovery.js";
-import { openRecoveryRecord, recoveryProof, recoveryRecordAad, recoveryRecordFromCbor, recoveryRecordKey, recoveryVerifier } from "../src/recovery_record.js";
+import { generateRecordCode, openRecoveryRecord, recoveryProof, recoveryRecordAad, recoveryRecordFromCbor, recoveryRecordKey, recoveryRecordToCbor, recoveryVerifier, sealRecoveryRecord } from "../src/recovery_record.js";
 import { cardToCbor, fromCbor, toCbor } from "../src/wire.js";
 import { cardOf, keysOf } from "./fixtures.js";
 import type { Json } from "./vectors.js";
@@ -71,6 +71,30 @@ describe("recovery_record.json", () => {
     const future = fromCbor(h(v.record_cbor)) as Record<string, unknown>;
     future.version = 9;
     expect(() => recoveryRecordFromCbor(future as never)).toThrowError(expect.objectContaining({ code: "unknown_version" }));
+  });
+  it("sealing carol's keys under the code with the vector's nonce gives the record's CBOR byte for byte", () => {
+    const record = sealRecoveryRecord(parseRecoveryCode(v.code.code), cardOf("carol"), keysOf("carol"), h(v.nonce));
+    expect(toHex(record.sealed)).toBe(v.sealed);
+    expect(toHex(record.verifier)).toBe(v.verifier);
+    expect(toHex(toCbor(recoveryRecordToCbor(record)))).toBe(v.record_cbor);
+    expect(toHex(toCbor(recoveryRecordToCbor(recoveryRecordFromCbor(fromCbor(h(v.record_cbor))))))).toBe(v.record_cbor);
+  });
+  it("sealing refuses keys that are not the card's, an init code and a short nonce", () => {
+    const code = parseRecoveryCode(v.code.code);
+    expect(() => sealRecoveryRecord(code, cardOf("carol"), keysOf("dave"), h(v.nonce))).toThrowError(expect.objectContaining({ code: "card_mismatch" }));
+    expect(() => sealRecoveryRecord({ entropy: code.entropy, createdAt: code.createdAt }, cardOf("carol"), keysOf("carol"), h(v.nonce))).toThrowError(expect.objectContaining({ code: "recovery_code_kind" }));
+    expect(() => sealRecoveryRecord(code, cardOf("carol"), keysOf("carol"), new Uint8Array(11))).toThrowError(expect.objectContaining({ code: "malformed" }));
+  });
+  it("a generated code is a replaceable one: its text parses back, and a record sealed under it opens only with it", () => {
+    let n = 0;
+    const random = (len: number): Uint8Array => Uint8Array.from({ length: len }, () => (n += 37) & 0xff);
+    const code = generateRecordCode(random, v.code.made_at);
+    const parsed = parseRecoveryCode(formatRecoveryCode(code));
+    expect(parsed.version).toBe(RECORD_CODE_VERSION);
+    expect(parsed.createdAt).toBe(v.code.made_at);
+    const record = sealRecoveryRecord(parsed, cardOf("carol"), keysOf("carol"), random(12));
+    expect(toHex(openRecoveryRecord(record, parsed, "carol").toSecretBytes())).toBe(v.identity_secret);
+    expect(() => openRecoveryRecord(record, parseRecoveryCode(v.code.code), "carol")).toThrowError(expect.objectContaining({ code: "open" }));
   });
   const errors: Record<string, string> = { open: "open", card_mismatch: "card_mismatch", not_a_record_code: "recovery_code_kind" };
   for (const r of v.refused as Json[]) {

@@ -18,6 +18,7 @@ import { wireRights } from "./rights.js";
 import { wireUploads } from "./uploads.js";
 import { wirePanels } from "./panels.js";
 import { plainRefusal } from "./refusals.js";
+import { wireRecovery } from "./recovery-panel.js";
 
 async function main(): Promise<void> {
   const params = new URLSearchParams(location.search);
@@ -33,14 +34,17 @@ async function main(): Promise<void> {
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`;
   const store = await IdbStore.open(`sealdesk/${org}`);
   const lockName = `sealdesk-send/${org}`;
-  const customer = await Customer.load({
+  const setup = {
     url,
     org,
     masterFingerprint: fp,
     store,
-    socket: (u) => new WebSocket(u) as unknown as SocketLike,
-    random: (n) => crypto.getRandomValues(new Uint8Array(n)),
+    socket: (u: string) => new WebSocket(u) as unknown as SocketLike,
+    random: (n: number) => crypto.getRandomValues(new Uint8Array(n)),
     now: () => Math.floor(Date.now() / 1000),
+  };
+  const customer = await Customer.load({
+    ...setup,
     withSendLock: <T>(f: () => Promise<T>): Promise<T> => (navigator.locks === undefined ? f() : (navigator.locks.request(lockName, f) as Promise<T>)),
     ...(/^([0-9a-f]{2})+$/i.test(tokenHex) ? { openToken: fromHex(tokenHex) } : {}),
   });
@@ -71,6 +75,7 @@ async function main(): Promise<void> {
   const live = wireLiveSigns(customer, text, el("typing"));
   const rights = wireRights(customer, () => refresh());
   const uploads = wireUploads(customer, org);
+  wireRecovery(el("panels"), customer, setup);
   wirePanels(el("panels"));
   el<HTMLDetailsElement>("consent").addEventListener("toggle", () => rights.refreshConsents());
   const addLine = (l: ChatLine): void => {
