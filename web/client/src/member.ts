@@ -292,6 +292,9 @@ export class SyncedConversation {
     const queued = this.queued;
     this.queued = [];
     for (const q of queued) await this.ingest(q);
+    // The pushes held back during the sync are received too: tell the relay (the mark sent at
+    // the sync's end did not cover them, and no later push may come to send it).
+    if (queued.length > 0) this.delivered(s);
   }
 
   /**

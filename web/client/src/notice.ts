@@ -153,9 +153,10 @@ export interface Notice {
  * Whom a notice is said to: the conversation's customer ("under your consent of 2 Dec 2026",
  * "you"; the consents its client knows in `consents`, any other named by its short id:
  * `consent-names.ts`), or an agent of the org, of the customer named `customer` ("under the
- * customer's consent").
+ * customer's consent of 2 Dec 2026": the days the conversation's release entries claim, in
+ * `consents`, `consentsClaimed`).
  */
-export type NoticeAudience = { kind: "customer"; consents?: KnownConsents } | { kind: "agent"; customer: string };
+export type NoticeAudience = { kind: "customer"; consents?: KnownConsents } | { kind: "agent"; customer: string; consents?: KnownConsents };
 
 /** The customer's audience (the widget's). */
 export const TO_CUSTOMER: NoticeAudience = { kind: "customer" };
@@ -323,11 +324,11 @@ function arbiters(n: number): string {
 }
 
 /**
- * "your consent of 2 Dec 2026" or "your consent 1a2b3c4d" (the customer: `consentName`), "the
- * customer's consent <id>" (an agent) for consent `id` (hex).
+ * "your consent of 2 Dec 2026" or "your consent 1a2b3c4d" (the customer), "the customer's
+ * consent of 2 Dec 2026" (an agent) for consent `id` (hex), named by `consentName`.
  */
 export function consentWords(id: string, audience: NoticeAudience): string {
-  return audience.kind === "customer" ? `your consent ${consentName(id, audience.consents)}` : `the customer's consent ${id}`;
+  return `${audience.kind === "customer" ? "your consent" : "the customer's consent"} ${consentName(id, audience.consents)}`;
 }
 
 function describe(e: AuditEvent, signer: string | null, audience: NoticeAudience): string {
@@ -339,7 +340,7 @@ function describe(e: AuditEvent, signer: string | null, audience: NoticeAudience
     return `${who} released its share to ${r.org} for ${epochs} of this chat under dispute ticket ${toHex(r.basis.dispute.id)}, approved by ${arbiters(r.basis.dispute.approvers.length)}`;
   }
   if ("erasure" in e) return `this conversation was erased (${e.erasure.reason})`;
-  if ("consent_revocation" in e) return `consent ${toHex(e.consent_revocation.consent)} was revoked`;
+  if ("consent_revocation" in e) return `${consentWords(toHex(e.consent_revocation.consent), audience)} was revoked`;
   if ("dispute_closed" in e) {
     const d = e.dispute_closed;
     const why = d.because === "released" ? "its release is complete" : d.because === "rejected" ? "the arbiters rejected it" : `${d.org} closed it: ${d.because.master}`;

@@ -8,9 +8,9 @@
  * HTML. Sending is blocked, loudly, when a pinned key changes (a customer's, another agent's, or
  * the org master's).
  */
-import { Agent, AgentError, AuditLogError, VaultImportError, importCliVault, withheldText, type AgentEvent, type Hole, type AgentLine, type ConversationStatus, type ConversationView, type SocketLike } from "@sealdesk/client";
+import { Agent, AgentError, AuditLogError, VaultImportError, consentsClaimed, importCliVault, withheldText, type AgentEvent, type Hole, type AgentLine, type ConversationStatus, type ConversationView, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
-import { STATES, downloadButton, el, noticeItem, showAlert, time } from "@sealdesk/client/ui";
+import { STATES, downloadButton, el, noticeItem, redraw, showAlert, time } from "@sealdesk/client/ui";
 import { agentPolicySummary, conversationTitle, findVaultFiles, shortId, unlockFailureText } from "./logic.js";
 import { agentQuotaText } from "./quota.js";
 
@@ -76,6 +76,8 @@ async function main(): Promise<void> {
   const upload = el<HTMLProgressElement>("upload");
   const uploadStatus = el("upload-status");
   let uploading = false;
+  /** The conversation the log shows (drawn last). */
+  let drawn: string | null = null;
   /** The download button of each attachment line, by conversation and sequence number. */
   const downloads = new Map<string, HTMLElement>();
 
@@ -85,9 +87,12 @@ async function main(): Promise<void> {
   const renderList = (): void => {
     const convs = agent.conversations();
     el("list-empty").hidden = convs.length > 0;
-    list.replaceChildren(
-      ...convs.map((c) => {
+    // Drawn again on every event: in place (`redraw`), so a focused conversation keeps the focus.
+    redraw(
+      list,
+      convs.map((c) => {
         const li = document.createElement("li");
+        li.dataset.key = c.id;
         const b = document.createElement("button");
         b.type = "button";
         b.dataset.conversation = c.id;
@@ -176,7 +181,7 @@ async function main(): Promise<void> {
     status.value = v.status;
     // The lines, with the release notices (checked as the widget checks them, said of the
     // customer) among them by time.
-    const audience = { kind: "agent", customer: v.customer } as const;
+    const audience = { kind: "agent", customer: v.customer, consents: consentsClaimed(v.notices) } as const;
     const items: HTMLLIElement[] = [];
     let n = 0;
     let w = 0;
@@ -186,8 +191,14 @@ async function main(): Promise<void> {
       for (let h = v.withheld[w]; h !== undefined && h.to < l.seq; h = v.withheld[++w]) items.push(withheldItem(h));
       items.push(lineItem(l, v));
     }
-    log.replaceChildren(...items, ...v.withheld.slice(w).map(withheldItem), ...v.notices.slice(n).map((x) => noticeItem(x, audience)));
-    log.lastElementChild?.scrollIntoView({ block: "end" });
+    items.push(...v.withheld.slice(w).map(withheldItem), ...v.notices.slice(n).map((x) => noticeItem(x, audience)));
+    // Drawn again every few seconds and on every event: in place (`redraw`: the focus and the
+    // scroll position kept), following the newest line only when the agent was at the end.
+    const atEnd = drawn !== v.id || log.scrollHeight - log.scrollTop - log.clientHeight < 24;
+    for (const li of items) li.dataset.key = `${li.classList.contains("notice") ? "notice" : li.classList.contains("withheld") ? "withheld" : "line"}/${li.dataset.seq ?? li.dataset.from ?? ""}`;
+    redraw(log, items);
+    if (atEnd) log.scrollTop = log.scrollHeight;
+    drawn = v.id;
     el("typing").textContent = v.typing ? `${v.customer} is typing…` : "";
     const note = el("pane-note");
     note.hidden = !v.transferredOut;

@@ -11,6 +11,7 @@
  */
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { dayMonth } from "@sealdesk/client";
 import { SHOTS, WIDE, chromiumSuite } from "../../client/test/chromium.js";
 import { cli } from "../../client/test/relay.js";
 import { consolePage, customerWrites, texts } from "./console-page.js";
@@ -26,7 +27,8 @@ describe("release notices in the agent console (Chromium)", () => {
     expect(await page.locator("#log li.notice").count()).toBe(0);
 
     // The customer consents; the master unlocks under it while the trustee serves.
-    const granted = JSON.parse(await cli(erin, s.relay.url, ["consent", "grant", "--conversation", id, "--scope", "full", "--expires", "1d", "--json"])) as { consent: string };
+    const granted = JSON.parse(await cli(erin, s.relay.url, ["consent", "grant", "--conversation", id, "--scope", "full", "--expires", "1d", "--json"])) as { consent: string; expires_at: number };
+    // Its day, from its own timestamp (`--expires 1d`: issued a day before it expires).
     const trustee = org.background("t1", ["trustee", "serve"]);
     try {
       await org.as("owner", ["transcript", "unlock", "--conversation", id, "--consent", granted.consent]);
@@ -43,7 +45,9 @@ describe("release notices in the agent console (Chromium)", () => {
     await expect.poll(() => released.getAttribute("data-verified"), { timeout: 20_000 }).toBe("true");
     expect(await released.getAttribute("data-state")).toBe("verified");
     expect(await released.locator("strong").textContent()).toBe("Release notice");
-    expect(await released.locator("p").textContent()).toMatch(new RegExp(`^The trustee t1 released its share to ${org.org} for epochs? [0-9–]+ of this chat under the customer's consent ${granted.consent}\\.$`));
+    expect(await released.locator("p").textContent()).toMatch(new RegExp(`^The trustee t1 released its share to ${org.org} for epochs? [0-9–]+ of this chat under the customer's consent of ${dayMonth(granted.expires_at - 86_400)}\\.$`));
+    // Never a full consent id.
+    expect(await released.textContent()).not.toContain(granted.consent);
     expect(await released.locator(".meta").textContent()).toMatch(/^Verified ✓: signed by trustee t1, proven in the public audit log \(entry \d+ of \d+\), vouched for by the business's key trustees\.$/);
     await page.screenshot({ path: join(SHOTS, "console-notice.png") });
 

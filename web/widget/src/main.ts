@@ -9,9 +9,9 @@
  * send, the counter persisted before encrypting); the others follow over a BroadcastChannel.
  * The DOM is written with `textContent` only: nothing from the relay or the agent is HTML.
  */
-import { Customer, CustomerError, policySummary, type ChatLine, type CustomerEvent, type NoticeAudience, type ShownNotice, type SocketLike } from "@sealdesk/client";
+import { Customer, CustomerError, consentName, policySummary, type ChatLine, type CustomerEvent, type NoticeAudience, type ShownNotice, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
-import { STATES, downloadButton, el, joinsOpening, noticeItem, releaseItem, showAlert, time } from "@sealdesk/client/ui";
+import { STATES, downloadButton, el, joinsOpening, noticeItem, releaseItem, replaceItem, showAlert, time } from "@sealdesk/client/ui";
 import { fromHex, toHex } from "@sealdesk/protocol";
 import { showMarks, wireLiveSigns } from "./receipts.js";
 import { wireRights } from "./rights.js";
@@ -109,8 +109,8 @@ async function main(): Promise<void> {
   // CLI does ("under your consent of 2 Dec 2026"), any other by its short id.
   const consents = new Map<string, number>();
   const audience: NoticeAudience = { kind: "customer", consents };
-  const knowConsents = (): void =>
-    void customer
+  const knowConsents = (): Promise<void> =>
+    customer
       .consentStates()
       .then((all) => {
         const before = consents.size;
@@ -121,7 +121,7 @@ async function main(): Promise<void> {
       .catch(() => undefined);
   const place = (seq: number, li: HTMLLIElement, old: HTMLLIElement | undefined): void => {
     if (old !== undefined && old.isConnected) {
-      old.replaceWith(li);
+      replaceItem(old, li);
       return;
     }
     const after = [...rows.keys()].filter((s) => s > seq && rows.get(s) !== li).sort((a, b) => a - b)[0];
@@ -179,7 +179,7 @@ async function main(): Promise<void> {
 
   for (const l of customer.history()) addLine(l);
   for (const n of customer.releaseNotices()) addNotice(n);
-  knowConsents();
+  void knowConsents();
   readMarks();
   if (customer.conversationId() !== null) el<HTMLDetailsElement>("policy").open = false;
 
@@ -300,11 +300,13 @@ async function main(): Promise<void> {
     customer
       .grantConsent(purpose)
       .then((id) => {
-        const result = el("consent-result");
-        result.textContent = `Consent granted and shared with the business (id ${id}).`;
-        result.dataset.consent = id;
         rights.refreshConsents();
-        knowConsents();
+        // Named by its day once its record is read (its short id too if another shares the day).
+        return knowConsents().then(() => {
+          const result = el("consent-result");
+          result.textContent = `Consent granted and shared with the business (your consent ${consentName(id, consents)}).`;
+          result.dataset.consent = id;
+        });
       })
       .catch((err: unknown) => showAlert(`Consent not granted: ${err instanceof Error ? err.message : String(err)}`))
       .finally(() => {

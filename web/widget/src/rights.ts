@@ -7,6 +7,7 @@
  * customer's signed request; the copy here stays readable). Text only (`textContent`).
  */
 import { dayMonth, type ConsentStatus, type Customer } from "@sealdesk/client";
+import { redraw } from "@sealdesk/client/ui";
 
 function byId<T extends HTMLElement>(id: string): T {
   const e = document.getElementById(id);
@@ -24,6 +25,8 @@ export function wireRights(customer: Customer, changed: () => void): { refreshCo
   const row = (c: ConsentStatus): HTMLLIElement => {
     const li = document.createElement("li");
     li.dataset.consent = c.id;
+    li.dataset.key = c.id;
+    li.dataset.issued = String(c.issuedAt);
     li.dataset.state = c.state;
     const what = document.createElement("span");
     const until = dayMonth(c.expiresAt);
@@ -63,7 +66,8 @@ export function wireRights(customer: Customer, changed: () => void): { refreshCo
     customer
       .consentStates()
       .then((all) => {
-        list.replaceChildren(...all.map(row));
+        // Drawn again in place: a Revoke button focused (or about to take an Enter) keeps it.
+        redraw(list, all.map(row), byId("panels"));
         list.hidden = all.length === 0;
         // "Consent granted …" no longer holds once that consent is revoked (or expired).
         const result = byId("consent-result");

@@ -42,7 +42,11 @@ describe("one notice per opening in the widget (Chromium)", () => {
     await page.locator("#grant").click();
     await expect.poll(() => page.locator("#consent-result").getAttribute("data-consent")).toMatch(/^[0-9a-f]{32}$/);
     const consent = (await page.locator("#consent-result").getAttribute("data-consent")) ?? "";
-    const day = dayMonth(Math.floor(Date.now() / 1000));
+    // The day of the consent's own record (as the notice names it), not today's: a consent
+    // granted just before midnight UTC is of the day before the notice arrives.
+    const issued = page.locator(`#consents li[data-consent="${consent}"]`);
+    await expect.poll(() => issued.getAttribute("data-issued")).toMatch(/^\d+$/);
+    const day = dayMonth(Number(await issued.getAttribute("data-issued")));
 
     const serving = ["g1", "g2"].map((n) =>
       spawn(bin("sealdesk"), ["--home", home(n), "trustee", "serve"], {

@@ -10,6 +10,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { dayMonth } from "@sealdesk/client";
 import { SHOTS as shots, chromiumSuite } from "../../client/test/chromium.js";
 
 describe("consents, export and erasure in the widget (Chromium)", () => {
@@ -40,7 +41,11 @@ describe("consents, export and erasure in the widget (Chromium)", () => {
     const [first, second] = consents as [string, string];
     await expect.poll(() => page.locator("#consents li[data-state=active]").count(), { timeout: 10_000 }).toBe(2);
     // The widget shares the consent itself: nothing for the customer to pass on.
-    expect(await page.locator("#consent-result").textContent()).toBe(`Consent granted and shared with the business (id ${second}).`);
+    // Named by its day (its own record's: `data-issued`), with its short id only when the
+    // other consent shares the day; never its full id.
+    const days = await Promise.all(consents.map(async (c) => dayMonth(Number(await page.locator(`#consents li[data-consent="${c}"]`).getAttribute("data-issued")))));
+    const name = days[0] === days[1] ? `of ${days[1] ?? ""}, ${second.slice(0, 8)}` : `of ${days[1] ?? ""}`;
+    expect(await page.locator("#consent-result").textContent()).toBe(`Consent granted and shared with the business (your consent ${name}).`);
     // Layout: a Revoke button stands apart from the date before it, and the panels scroll in
     // their strip so that the conversation keeps its room (layout.e2e.test.ts).
     const revoke = page.locator(`#consents li[data-consent="${second}"] button`);
@@ -62,11 +67,10 @@ describe("consents, export and erasure in the widget (Chromium)", () => {
     await expect.poll(() => page.locator(`#consents li[data-consent="${first}"]`).getAttribute("data-state"), { timeout: 10_000 }).toBe("used");
     expect(await page.locator(`#consents li[data-consent="${first}"] button`).count()).toBe(0);
 
-    // The second, revoked with its button (keyboard: focus and Enter).
-    // `press` focuses and presses in one action on the element the locator finds then: the
-    // list may be drawn again (the known consents reloaded) between a separate focus and Enter,
-    // which would leave the key press on nothing.
-    await page.locator(`#consents li[data-consent="${second}"] button`).press("Enter");
+    // The second, revoked with its button (keyboard: focus, then Enter, as a person does; the
+    // list drawn again in between keeps the focus: focus.e2e.test.ts).
+    await page.locator(`#consents li[data-consent="${second}"] button`).focus();
+    await page.keyboard.press("Enter");
     await expect.poll(() => page.locator("#consent-status").getAttribute("data-outcome"), { timeout: 20_000 }).toBe("revoked");
     expect(await page.locator("#consent-status").textContent()).toMatch(/^Revoked \(audit log entry #\d+\), proven in the log\. Not yet witnessed/);
     await expect.poll(() => page.locator(`#consents li[data-consent="${second}"]`).getAttribute("data-state")).toBe("revoked");
