@@ -89,12 +89,32 @@ pub struct Upload {
     sealed: SealedAttachment,
     /// The vault record that keeps the key and id until the message is sent.
     pending: String,
+    chunks: ChunkCursor,
+    text: String,
+}
+
+/// Where a resumable chunk upload stands, as the relay's answers move it: what
+/// [`Client::upload_step`] and [`Client::upload_attachment`] both count.
+#[derive(Debug, Clone, Copy, Default)]
+struct ChunkCursor {
     /// The next chunk to send: the relay holds every chunk before it.
     next: u64,
     /// Chunks sent in this upload (not those the relay already had).
     sent: u64,
+    /// The relay's first quota warning.
     quota: Option<ByteQuota>,
-    text: String,
+}
+
+impl ChunkCursor {
+    /// Takes the relay's answer to chunk `next`: it holds `stored` chunks (counted as sent
+    /// only when it took just this one; more means an earlier upload left them), and may warn.
+    fn record(&mut self, stored: u64, quota: Option<ByteQuota>) {
+        self.quota = self.quota.or(quota);
+        if stored == self.next + 1 {
+            self.sent += 1;
+        }
+        self.next = stored;
+    }
 }
 
 impl core::fmt::Debug for Upload {
@@ -127,15 +147,15 @@ impl Upload {
     pub fn progress(&self) -> UploadProgress {
         let chunk = sealdesk_protocol::attachment::CHUNK_SIZE as u64;
         UploadProgress {
-            sent_chunks: self.next,
+            sent_chunks: self.chunks.next,
             total_chunks: self.sealed.reference.chunks(),
-            bytes: self.next.saturating_mul(chunk).min(self.size()),
+            bytes: self.chunks.next.saturating_mul(chunk).min(self.size()),
         }
     }
 
     /// Whether the relay holds every chunk (the message can be sent).
     pub fn uploaded(&self) -> bool {
-        self.next >= self.sealed.reference.chunks()
+        self.chunks.next >= self.sealed.reference.chunks()
     }
 }
 
@@ -224,9 +244,7 @@ impl Client {
             conversation: *id,
             sealed,
             pending,
-            next: 0,
-            sent: 0,
-            quota: None,
+            chunks: ChunkCursor::default(),
             text: text.to_owned(),
         })
     }
@@ -244,13 +262,9 @@ impl Client {
             return Ok(upload.progress());
         }
         let (stored, quota) = self
-            .put_chunk(&upload.conversation, &upload.sealed, upload.next)
+            .put_chunk(&upload.conversation, &upload.sealed, upload.chunks.next)
             .await?;
-        upload.quota = upload.quota.or(quota);
-        if stored == upload.next + 1 {
-            upload.sent += 1;
-        }
-        upload.next = stored;
+        upload.chunks.record(stored, quota);
         Ok(upload.progress())
     }
 
@@ -275,10 +289,10 @@ impl Client {
         self.account.vault().delete(&upload.pending)?;
         Ok(SentAttachment {
             seq: sent.seq,
-            uploaded: upload.sent,
+            uploaded: upload.chunks.sent,
             chunks: reference.chunks(),
             // The message's warning counts the reference too: the later of the two.
-            quota: sent.quota.or(upload.quota),
+            quota: sent.quota.or(upload.chunks.quota),
         })
     }
 
@@ -295,16 +309,12 @@ impl Client {
         sealed: &SealedAttachment,
     ) -> Result<(u64, Option<ByteQuota>)> {
         let total = sealed.chunks.len() as u64;
-        let (mut index, mut sent, mut warning) = (0, 0, None);
-        while index < total {
-            let (stored, quota) = self.put_chunk(id, sealed, index).await?;
-            warning = warning.or(quota);
-            if stored == index + 1 {
-                sent += 1;
-            }
-            index = stored;
+        let mut cursor = ChunkCursor::default();
+        while cursor.next < total {
+            let (stored, quota) = self.put_chunk(id, sealed, cursor.next).await?;
+            cursor.record(stored, quota);
         }
-        Ok((sent, warning))
+        Ok((cursor.sent, cursor.quota))
     }
 
     /// Sends chunk `index` of `sealed`; returns how many chunks the relay holds after it (more

@@ -17,6 +17,12 @@ pub fn now() -> u64 {
         .unwrap_or(0)
 }
 
+/// A copy of an account's keys, for a raw session of the same identity (or a forger that
+/// signs as it).
+pub fn copy_keys(keys: &IdentityKeys) -> IdentityKeys {
+    IdentityKeys::from_secret_bytes(&keys.to_secret_bytes())
+}
+
 /// A deterministic generator for keys, ids and epoch secrets.
 pub fn rng(seed: u64) -> ChaCha20Rng {
     ChaCha20Rng::seed_from_u64(seed)

@@ -12,7 +12,7 @@
 //! - [`relay`]: a relay's life cycle in process ([`spawn_relay`], [`spawn_relay_in`],
 //!   [`stop_relay`]) and its HTTP side ([`http_get`], [`metric`]).
 //! - [`identity`]: [`Identity`] (keys from a seeded ChaCha20 generator plus a signed card),
-//!   [`now`], [`rng`].
+//!   [`now`], [`rng`], [`copy_keys`].
 //! - [`raw`]: [`RawClient`], one WebSocket speaking frames directly.
 //! - [`org`]: [`Org`] (master, 3 trustees 2-of-3, 3 arbiters 2-of-3, agents, customers, policy
 //!   and certificates) and [`Chat`] (an opened conversation with its first epoch stored).
@@ -23,6 +23,8 @@
 //! - [`proxy`]: the hostile-relay proxy that drops, replays and tampers frames;
 //!   [`withhold`]: its hook that withholds items from one account, and the `Withheld` lines
 //!   the account's history then shows.
+//! - [`audit_log`]: the audit entries the relay serves a client
+//!   ([`audit_log::served_entries`]).
 //! - [`burst`]: requests of many connections at the same instant, for the quota tests.
 //! - [`child`]: the relay and CLI binaries as child processes (for tests that kill them).
 //! - [`crash`]: the crash harness (writers and a reader against a relay killed at random).
@@ -34,6 +36,8 @@
 //!   revocation entry ([`consent::revocation`]), signed at the wire level.
 //! - [`web_key`]: a web key the master certifies and publishes ([`web_key::certified`]), the
 //!   open tokens it signs and the request that opens with one.
+//! - [`recertify`]: an agent re-certified for a new key: carol in a conversation with alice,
+//!   alice's new machine.
 //! - [`wsraw`]: raw WebSocket bytes for the abuse tests.
 //! - [`pg`]: a throwaway PostgreSQL, and the store matrix (`SEALDESK_TEST_STORE=postgres` puts
 //!   every in-process relay on it).
@@ -41,6 +45,7 @@
 // Test support: a failed step must panic loudly with what went wrong.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod audit_log;
 pub mod burst;
 pub mod child;
 pub mod cluster;
@@ -51,6 +56,7 @@ pub mod org;
 pub mod pg;
 pub mod proxy;
 pub mod raw;
+pub mod recertify;
 pub mod relay;
 pub mod tls;
 pub mod transcript;
@@ -60,7 +66,7 @@ pub mod withhold;
 pub mod world;
 pub mod wsraw;
 
-pub use identity::{Identity, now, rng};
+pub use identity::{Identity, copy_keys, now, rng};
 pub use org::{Chat, EpochSpec, Org};
 pub use raw::RawClient;
 pub use relay::{

@@ -173,6 +173,15 @@ impl Proxy {
             .collect()
     }
 
+    /// How many requests `account` sent towards the relay (after the hook) that `pick` holds
+    /// for: what the hostile tests count to show a client sent (or never sent) something.
+    pub fn requests_sent(&self, account: &str, mut pick: impl FnMut(&Request) -> bool) -> usize {
+        self.sent_by(account)
+            .iter()
+            .filter(|f| matches!(f, Frame::Request { body, .. } if pick(body)))
+            .count()
+    }
+
     /// The `after` of every `History` request `account` sent, in order.
     pub fn history_afters(&self, account: &str) -> Vec<u64> {
         self.sent_by(account)

@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sealdesk_client::{
-    Account, Client, ClientError,
+    Client, ClientError,
     client::{Event, EventKind},
 };
 use sealdesk_protocol::{
@@ -18,16 +18,12 @@ use sealdesk_protocol::{
     wire::{Frame, Push, Request, Response},
 };
 use sealdesk_tests::{
-    RawClient, STEP,
+    RawClient, STEP, copy_keys,
     proxy::Dir,
+    recertify::{NewAlice, carol_with_alice, new_alice},
     rng,
-    world::{FAST_KDF, Org, PASS, Via, World},
+    world::{Org, Via, World},
 };
-
-/// A copy of an account's keys, for a raw session of the same identity.
-fn copy_keys(k: &IdentityKeys) -> IdentityKeys {
-    IdentityKeys::from_secret_bytes(&k.to_secret_bytes())
-}
 
 /// The next push of `client`'s session, within the test's wait.
 async fn next_push(client: &Client) -> Push {
@@ -37,27 +33,9 @@ async fn next_push(client: &Client) -> Push {
         .expect("the session is open")
 }
 
-/// A new agent card for `alice` (a new machine), not registered anywhere.
-fn new_alice(w: &World) -> (IdentityCard, String) {
-    let account =
-        Account::create(&w.home("alice-new"), PASS, FAST_KDF, "alice", Role::Agent).unwrap();
-    (
-        account.card().card().clone(),
-        account.fingerprint().to_string(),
-    )
-}
-
-/// Org `acme` with agent alice, and customer carol (connected `via`) in a conversation with
-/// alice, asking for agent-key pushes; with the conversation.
-async fn carol_with_alice(w: &World, via: Via) -> (Org, Client, ConversationId) {
-    let org = w.org(&["alice"], None).await;
-    let mut carol = w.user_via("carol", Role::Customer, via).await;
-    let conv = carol
-        .open_conversation("acme", Some(&org.fingerprint))
-        .await
-        .unwrap()
-        .conversation;
-    carol.send_text(&conv, "hello").await.unwrap();
+/// [`carol_with_alice`], carol's session asking for agent-key pushes.
+async fn carol_watching_alice(w: &World, via: Via) -> (Org, Client, ConversationId) {
+    let (org, mut carol, conv) = carol_with_alice(w, via).await;
     carol.watch_agent_keys().await.unwrap();
     (org, carol, conv)
 }
@@ -75,7 +53,7 @@ fn key_changes(events: &[Event]) -> Vec<(ConversationId, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customer_that_asked_is_told_at_once_and_one_that_did_not_gets_nothing() {
     let w = World::new().await;
-    let (mut org, mut carol, conv) = carol_with_alice(&w, Via::Relay).await;
+    let (mut org, mut carol, conv) = carol_watching_alice(&w, Via::Relay).await;
     // The same customer on another connection that never asks (as an older client).
     let mut older = RawClient::connect(&w.url).await;
     older
@@ -85,9 +63,11 @@ async fn a_customer_that_asked_is_told_at_once_and_one_that_did_not_gets_nothing
         )
         .await;
 
-    let (card, fp) = new_alice(&w);
+    let NewAlice {
+        card, fingerprint, ..
+    } = new_alice(&w);
     org.master
-        .recertify_agent("acme", card.clone(), Some(&fp))
+        .recertify_agent("acme", card.clone(), Some(&fingerprint))
         .await
         .unwrap();
 
@@ -145,11 +125,11 @@ async fn a_customer_that_asked_is_told_at_once_and_one_that_did_not_gets_nothing
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconnected_client_asks_again() {
     let w = World::new().await;
-    let (mut org, mut carol, conv) = carol_with_alice(&w, Via::Relay).await;
+    let (mut org, mut carol, conv) = carol_watching_alice(&w, Via::Relay).await;
     carol.reconnect().await.unwrap();
-    let (card, fp) = new_alice(&w);
+    let alice = new_alice(&w);
     org.master
-        .recertify_agent("acme", card, Some(&fp))
+        .recertify_agent("acme", alice.card, Some(&alice.fingerprint))
         .await
         .unwrap();
     let push = next_push(&carol).await;
@@ -168,7 +148,7 @@ async fn a_reconnected_client_asks_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_key_push_changes_no_pin_and_is_reported() {
     let w = World::with_proxy().await;
-    let (org, mut carol, conv) = carol_with_alice(&w, Via::Proxy).await;
+    let (org, mut carol, conv) = carol_watching_alice(&w, Via::Proxy).await;
     let pinned = carol.account().pins().unwrap().peers["alice"].clone();
 
     let forged_keys = IdentityKeys::generate(&mut rng(4242));

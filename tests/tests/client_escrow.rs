@@ -14,6 +14,7 @@ use sealdesk_protocol::{
     wire::{ErrorCode, Request, Response},
 };
 use sealdesk_tests::{
+    audit_log::served_entries,
     eventually,
     world::{Via, World, assert_nothing_released, open_chat, released_once},
 };
@@ -88,15 +89,11 @@ async fn unlock_with(
     r
 }
 
-/// Runs the master's unlock while `trustees` serve, expecting every one of them to refuse it
-/// with `reason`; returns the master's error.
-async fn unlock_refused(
-    s: &mut Setup,
-    j: Justification,
-    trustees: &[&str],
-    reason: &str,
-) -> ClientError {
-    let (r, outcomes) = unlock_outcomes(s, j, trustees).await;
+/// Runs the master's unlock while trustee-1 and trustee-2 serve: both refuse it with `reason`,
+/// nothing is released, and the master's error says the release was refused by too many
+/// trustees and mentions `says`.
+async fn refused_by_both_trustees(s: &mut Setup, j: Justification, reason: &str, says: &str) {
+    let (r, outcomes) = unlock_outcomes(s, j, &["trustee-1", "trustee-2"]).await;
     let refused = format!("refused: {reason}");
     for o in &outcomes {
         assert!(
@@ -104,10 +101,14 @@ async fn unlock_refused(
             "{outcomes:?}"
         );
     }
-    match r {
+    let err = match r {
         Ok(t) => panic!("released {} messages", t.messages.len()),
         Err(e) => e,
-    }
+    };
+    assert!(
+        err.to_string().contains("refused by too many trustees") && err.to_string().contains(says),
+        "{err}"
+    );
 }
 
 /// [`unlock_with`], also returning what each trustee did.
@@ -251,18 +252,13 @@ async fn revoked_consent_is_refused() {
         .await
         .unwrap();
     s.carol.revoke_consent(&token.id).await.unwrap();
-    let err = unlock_refused(
+    refused_by_both_trustees(
         &mut s,
         Justification::Consent(token),
-        &["trustee-1", "trustee-2"],
         "the consent was revoked",
+        "revoked",
     )
     .await;
-    assert!(
-        err.to_string().contains("refused by too many trustees")
-            && err.to_string().contains("revoked"),
-        "{err}"
-    );
     assert_nothing_released(&s.master, &s.conv);
 }
 
@@ -278,18 +274,13 @@ async fn consent_signed_by_someone_else_or_for_another_grantee_is_refused() {
         .unwrap();
     forged.customer = s.alice.account().keys().signing_public();
     forged.signature = s.alice.account().keys().sign(&forged.signed_bytes());
-    let err = unlock_refused(
+    refused_by_both_trustees(
         &mut s,
         Justification::Consent(forged),
-        &["trustee-1", "trustee-2"],
         "the consent is not signed by the conversation's customer",
+        "customer",
     )
     .await;
-    assert!(
-        err.to_string().contains("refused by too many trustees")
-            && err.to_string().contains("customer"),
-        "{err}"
-    );
     // A consent granted to another key.
     let mut other = s
         .carol
@@ -298,18 +289,13 @@ async fn consent_signed_by_someone_else_or_for_another_grantee_is_refused() {
         .unwrap();
     other.grantee = policy.trustees[0].signing_key;
     other.signature = s.carol.account().keys().sign(&other.signed_bytes());
-    let err = unlock_refused(
+    refused_by_both_trustees(
         &mut s,
         Justification::Consent(other),
-        &["trustee-1", "trustee-2"],
         "the consent is granted to another key",
+        "another key",
     )
     .await;
-    assert!(
-        err.to_string().contains("refused by too many trustees")
-            && err.to_string().contains("another key"),
-        "{err}"
-    );
 }
 
 #[tokio::test]
@@ -871,21 +857,11 @@ async fn release_signers_are_judged_under_the_policy_of_the_release_not_the_late
 
     // Trustee-4 logs a release entry for the v1 epochs (the same event, its own signature).
     let mut t4 = s.w.reopen("trustee-4").await;
-    let first = match t4
-        .session()
-        .request(Request::GetEntries {
-            from: 0,
-            limit: 100,
-        })
+    let first = served_entries(&t4, 100)
         .await
-        .unwrap()
-    {
-        Response::Entries { entries, .. } => entries
-            .into_iter()
-            .find(|e| matches!(e.event, AuditEvent::Release { .. }))
-            .unwrap(),
-        other => panic!("{other:?}"),
-    };
+        .into_iter()
+        .find(|e| matches!(e.event, AuditEvent::Release { .. }))
+        .unwrap();
     let forged = AuditEntry::sign(t4.account().keys(), first.event, sealdesk_client::now());
     let index = match t4
         .session()

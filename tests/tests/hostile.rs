@@ -39,8 +39,9 @@ use sealdesk_protocol::{
 };
 use sealdesk_tests::{
     Identity, STEP,
+    audit_log::served_entries,
     consent::revocation,
-    eventually, now,
+    copy_keys, eventually, now,
     proxy::{Ctx, Dir, Injector, LogForger, edit_items, is_item_push},
     transcript::release,
     withhold::withhold_with,
@@ -244,14 +245,52 @@ fn policy_signed_by(real: &VerifiedPolicy, master: &Identity) -> VerifiedPolicy 
     OrgPolicy::issue(&master.keys, &master.card, params, now()).unwrap()
 }
 
-fn copy_keys(keys: &IdentityKeys) -> IdentityKeys {
-    IdentityKeys::from_secret_bytes(&keys.to_secret_bytes())
-}
-
 fn flip(sig: &Signature) -> Signature {
     let mut b = sig.to_bytes();
     b[0] ^= 1;
     Signature::from_bytes(&b).unwrap()
+}
+
+/// Customer carol (connected `via`) in a new chat where she said `said`, and the full consent
+/// (an hour, "review") she granted for it.
+async fn consenting_carol(
+    w: &World,
+    via: Via,
+    said: &str,
+) -> (Client, ConversationId, ConsentToken) {
+    let mut carol = w.user_via("carol", Role::Customer, via).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, said).await.unwrap();
+    let token = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "review")
+        .await
+        .unwrap();
+    (carol, conv, token)
+}
+
+/// Has the proxy serve `forger`'s audit log (and its proofs and heads) to every account.
+fn forge_log(w: &World, forger: &Arc<LogForger>) {
+    let f = Arc::clone(forger);
+    w.proxy()
+        .set_hook(move |ctx, frame| vec![f.rewrite(ctx, frame)]);
+}
+
+/// As [`forge_log`], and carol is delivered `entry` (at index `index` of the forged log) as a
+/// notice in `conv` in place of item `seq`.
+fn forge_log_with_notice(
+    w: &World,
+    forger: &Arc<LogForger>,
+    conv: ConversationId,
+    seq: u64,
+    entry: AuditEntry,
+    index: u64,
+) {
+    let f = Arc::clone(forger);
+    let mut replace = replace_for("carol", conv, seq, Item::Notice { entry, index });
+    w.proxy().set_hook(move |ctx, frame| {
+        let frame = f.rewrite(ctx, frame);
+        replace(ctx, frame)
+    });
 }
 
 // ---- drop, reorder, duplicate, replay, tamper ---------------------------------------------
@@ -322,13 +361,7 @@ async fn dropped_message_shows_a_gap_until_catch_up_delivers_it() {
 #[tokio::test]
 async fn reordered_messages_are_each_shown_once_without_gaps() {
     let w = World::with_proxy().await;
-    let _master = w.org_master(&["alice"], None).await;
-    let mut carol = w.user_via("carol", Role::Customer, Via::Relay).await;
-    let conv = open_chat(&mut carol).await;
-    let mut seqs = Vec::new();
-    for i in 0..5 {
-        seqs.push(carol.send_text(&conv, &format!("m{i}")).await.unwrap());
-    }
+    let (_master, carol, conv, seqs) = carol_sends_numbered(&w, None, 5).await;
     let all = items(&carol, &conv).await;
     let reversed: Vec<(u64, Item)> = seqs
         .iter()
@@ -531,14 +564,13 @@ async fn substituted_card_in_a_lookup_is_refused_against_the_pin() {
         matches!(&err, ClientError::KeyChanged { name } if name == "trustee-1"),
         "{err}"
     );
-    let sent = w.proxy().sent_by(MASTER);
-    assert!(!sent.iter().any(|f| matches!(
-        f,
-        Frame::Request {
-            body: Request::PublishCertificate(_) | Request::PublishPolicy(_),
-            ..
-        }
-    )));
+    assert_eq!(
+        w.proxy().requests_sent(MASTER, |r| matches!(
+            r,
+            Request::PublishCertificate(_) | Request::PublishPolicy(_)
+        )),
+        0
+    );
     assert!(master.account().peer_blocked("alice").unwrap());
 }
 
@@ -647,18 +679,7 @@ async fn substituted_policy_with_another_master_is_refused() {
     assert_eq!(pin.master.signing_key, real.master_key());
     let epochs_put = w
         .proxy()
-        .sent_by("carol")
-        .iter()
-        .filter(|f| {
-            matches!(
-                f,
-                Frame::Request {
-                    body: Request::PutEpoch(_),
-                    ..
-                }
-            )
-        })
-        .count();
+        .requests_sent("carol", |r| matches!(r, Request::PutEpoch(_)));
     assert_eq!(epochs_put, 1, "only the genuine first conversation");
 
     let mut dan = w.user_via("dan", Role::Customer, Via::Proxy).await;
@@ -701,10 +722,10 @@ async fn policy_rollback_to_an_older_version_is_refused() {
         }));
     carol.send_text(&conv, "m3").await.unwrap();
     let rotated = carol.send_text(&conv, "m4").await;
-    let rolled_back = w.proxy().sent_by("carol").iter().any(|f| {
-        matches!(f, Frame::Request { body: Request::PutEpoch(r), .. }
-            if r.epoch > 0 && r.policy_version < 2)
-    });
+    let rolled_back = w.proxy().requests_sent(
+        "carol",
+        |r| matches!(r, Request::PutEpoch(r) if r.epoch > 0 && r.policy_version < 2),
+    ) > 0;
     assert!(
         !rolled_back,
         "carol opened an epoch under policy v1 after using v2 (send: {rotated:?})"
@@ -784,13 +805,11 @@ async fn forged_agent_certificate_is_refused() {
         matches!(&err, ClientError::UnexpectedResponse(m) if m.contains("does not match its certificate")),
         "{err}"
     );
-    assert!(!w.proxy().sent_by("carol").iter().any(|f| matches!(
-        f,
-        Frame::Request {
-            body: Request::PutEpoch(_),
-            ..
-        }
-    )));
+    assert_eq!(
+        w.proxy()
+            .requests_sent("carol", |r| matches!(r, Request::PutEpoch(_))),
+        0
+    );
 
     // A transfer to dave, whose certificate lookup the relay answers with its own.
     w.proxy().passthrough();
@@ -816,13 +835,13 @@ async fn forged_agent_certificate_is_refused() {
             .contains("bad signature on agent certificate"),
         "{err}"
     );
-    assert!(!w.proxy().sent_by("alice").iter().any(|f| matches!(
-        f,
-        Frame::Request {
-            body: Request::Transfer { .. } | Request::PutEpoch(_) | Request::PutHandOff(_),
-            ..
-        }
-    )));
+    assert_eq!(
+        w.proxy().requests_sent("alice", |r| matches!(
+            r,
+            Request::Transfer { .. } | Request::PutEpoch(_) | Request::PutHandOff(_)
+        )),
+        0
+    );
 }
 
 // ---- epoch records and escrow --------------------------------------------------------------
@@ -1021,9 +1040,7 @@ async fn audited_customer(n: usize) -> (World, Client, Arc<LogForger>, Vec<Audit
     let w = World::with_relay_keys(&relay_keys).await;
     let _master = w.org_master(&["alice"], None).await;
     let forger = LogForger::with_keys(relay_keys);
-    let f = Arc::clone(&forger);
-    w.proxy()
-        .set_hook(move |ctx, frame| vec![f.rewrite(ctx, frame)]);
+    forge_log(&w, &forger);
     let mut carol = w.user_via("carol", Role::Customer, Via::Proxy).await;
     let conv = open_chat(&mut carol).await;
     for i in 0..n {
@@ -1035,18 +1052,7 @@ async fn audited_customer(n: usize) -> (World, Client, Arc<LogForger>, Vec<Audit
     }
     witnesses_cosign(&w).await;
     let report = carol.audit(None, true).await.unwrap();
-    let entries = match carol
-        .session()
-        .request(Request::GetEntries {
-            from: 0,
-            limit: 100,
-        })
-        .await
-        .unwrap()
-    {
-        Response::Entries { entries, .. } => entries,
-        other => panic!("{other:?}"),
-    };
+    let entries = served_entries(&carol, 100).await;
     assert_eq!(report.size, entries.len() as u64);
     assert!(report.size >= n as u64);
     assert!(!report.entries.is_empty());
@@ -1086,9 +1092,7 @@ async fn rolled_back_or_truncated_audit_log_is_detected() {
         "{err}"
     );
 
-    let f = Arc::clone(&forger);
-    w.proxy()
-        .set_hook(move |ctx, frame| vec![f.rewrite(ctx, frame)]);
+    forge_log(&w, &forger);
     let report = carol.audit(None, true).await.unwrap();
     assert_eq!(report.size, n as u64);
     assert_eq!(report.consistent_with_pinned, Some(true));
@@ -1190,25 +1194,12 @@ async fn forged_release_notice_in_a_relay_extended_log_is_not_shown_as_genuine()
     let w = World::with_proxy().await;
     let master = w.org_master(&["alice"], None).await;
     let forger = LogForger::new(9_101);
-    let f = Arc::clone(&forger);
-    w.proxy()
-        .set_hook(move |ctx, frame| vec![f.rewrite(ctx, frame)]);
+    forge_log(&w, &forger);
     let mut carol = w.user_via("carol", Role::Customer, Via::Proxy).await;
     let conv = open_chat(&mut carol).await;
     carol.send_text(&conv, "hello").await.unwrap();
     let size = carol.audit(None, false).await.unwrap().size;
-    let real = match carol
-        .session()
-        .request(Request::GetEntries {
-            from: 0,
-            limit: 100,
-        })
-        .await
-        .unwrap()
-    {
-        Response::Entries { entries, .. } => entries,
-        other => panic!("{other:?}"),
-    };
+    let real = served_entries(&carol, 100).await;
     assert_eq!(real.len() as u64, size);
     let forged = forged_release(forger.keys(), conv, &master);
     let probe = forged.clone();
@@ -1218,20 +1209,7 @@ async fn forged_release_notice_in_a_relay_extended_log_is_not_shown_as_genuine()
     let mut alice = w.reopen_via("alice", Via::Relay).await;
     alice.sync_all().await.unwrap();
     let next = carol.meta(&conv).unwrap().cursor + 1;
-    let f = Arc::clone(&forger);
-    let mut replace = replace_for(
-        "carol",
-        conv,
-        next,
-        Item::Notice {
-            entry: forged,
-            index: size,
-        },
-    );
-    w.proxy().set_hook(move |ctx, frame| {
-        let frame = f.rewrite(ctx, frame);
-        replace(ctx, frame)
-    });
+    forge_log_with_notice(&w, &forger, conv, next, forged, size);
     assert_eq!(alice.send_text(&conv, "carrier").await.unwrap(), next);
     carol.sync_all().await.unwrap();
     let n = notices(&carol, &conv);
@@ -1271,13 +1249,7 @@ async fn trustees_answer(w: &World, names: &[&str], via: Via) -> Vec<Vec<String>
 async fn redelivered_release_notice_is_not_shown_as_a_new_opening() {
     let w = World::with_proxy().await;
     let mut master = w.org_master(&["alice"], None).await;
-    let mut carol = w.user_via("carol", Role::Customer, Via::Proxy).await;
-    let conv = open_chat(&mut carol).await;
-    carol.send_text(&conv, "my card is 4111").await.unwrap();
-    let token = carol
-        .grant_consent(&conv, None, Scope::Full, 3600, "review")
-        .await
-        .unwrap();
+    let (mut carol, conv, token) = consenting_carol(&w, Via::Proxy, "my card is 4111").await;
     release(&w, &mut master, conv, Justification::Consent(token)).await;
     carol.sync_all().await.unwrap();
     let before = notices(&carol, &conv);
@@ -1516,13 +1488,7 @@ async fn submit_release(
 async fn trustee_refuses_altered_release_requests_and_epoch_records() {
     let w = World::with_proxy().await;
     let mut master = w.org_master(&["alice"], None).await;
-    let mut carol = w.user_via("carol", Role::Customer, Via::Relay).await;
-    let conv = open_chat(&mut carol).await;
-    carol.send_text(&conv, "my card is 4111").await.unwrap();
-    let token = carol
-        .grant_consent(&conv, None, Scope::Full, 3600, "review")
-        .await
-        .unwrap();
+    let (_carol, conv, token) = consenting_carol(&w, Via::Relay, "my card is 4111").await;
     let policy = master.latest_policy(ORG).await.unwrap();
     let log_before = master.checked_tree_head().await.unwrap().0.size;
     let fake = impostor(9_013, "carol", Role::Customer);
@@ -1597,14 +1563,12 @@ async fn trustee_refuses_altered_release_requests_and_epoch_records() {
         assert!(got.starts_with("refused") && got.contains(want), "{got}");
     }
     for t in ["trustee-1", "trustee-2", "trustee-3"] {
-        assert!(
-            !w.proxy().sent_by(t).iter().any(|f| matches!(
-                f,
-                Frame::Request {
-                    body: Request::SubmitShares { .. } | Request::AppendAudit(_),
-                    ..
-                }
+        assert_eq!(
+            w.proxy().requests_sent(t, |r| matches!(
+                r,
+                Request::SubmitShares { .. } | Request::AppendAudit(_)
             )),
+            0,
             "{t} released or logged"
         );
     }
@@ -1708,6 +1672,24 @@ async fn consent_from_a_substituted_customer_does_not_open_the_chat() {
 
 // ---- history ordering: reordered pages, dropped items, refetch ------------------------------
 
+/// Org `acme` (agent alice, `rotate` as [`World::org_master`]) and customer carol, connected
+/// directly, in a new chat where she sent `n` messages "m0", "m1", …; with their sequence
+/// numbers.
+async fn carol_sends_numbered(
+    w: &World,
+    rotate: Option<u32>,
+    n: usize,
+) -> (Client, Client, ConversationId, Vec<u64>) {
+    let master = w.org_master(&["alice"], rotate).await;
+    let mut carol = w.user_via("carol", Role::Customer, Via::Relay).await;
+    let conv = open_chat(&mut carol).await;
+    let mut seqs = Vec::new();
+    for i in 0..n {
+        seqs.push(carol.send_text(&conv, &format!("m{i}")).await.unwrap());
+    }
+    (master, carol, conv, seqs)
+}
+
 /// A hook that rewrites the `History` pages served to `victim` with `page(items)` (sequence
 /// numbers untouched), withholds its live item pushes (so only catch-up delivers), and passes
 /// everything else through.
@@ -1723,13 +1705,7 @@ fn pages_for(
 #[tokio::test]
 async fn swapped_items_in_a_history_page_are_both_shown_in_order() {
     let w = World::with_proxy().await;
-    let _master = w.org_master(&["alice"], None).await;
-    let mut carol = w.user_via("carol", Role::Customer, Via::Relay).await;
-    let conv = open_chat(&mut carol).await;
-    let mut seqs = Vec::new();
-    for i in 0..4 {
-        seqs.push(carol.send_text(&conv, &format!("m{i}")).await.unwrap());
-    }
+    let (_master, _carol, conv, seqs) = carol_sends_numbered(&w, None, 4).await;
     let (s1, s2) = (seqs[1], seqs[2]);
     w.proxy().set_hook(pages_for("alice", move |items| {
         let a = items.iter().position(|s| s.seq == s1);
@@ -1760,13 +1736,7 @@ async fn swapped_items_in_a_history_page_are_both_shown_in_order() {
 #[tokio::test]
 async fn dropped_item_is_a_gap_until_an_honest_refetch_closes_it() {
     let w = World::with_proxy().await;
-    let _master = w.org_master(&["alice"], None).await;
-    let mut carol = w.user_via("carol", Role::Customer, Via::Relay).await;
-    let conv = open_chat(&mut carol).await;
-    let mut seqs = Vec::new();
-    for i in 0..3 {
-        seqs.push(carol.send_text(&conv, &format!("m{i}")).await.unwrap());
-    }
+    let (_master, mut carol, conv, seqs) = carol_sends_numbered(&w, None, 3).await;
     let s1 = seqs[1];
     let dropping = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let d = Arc::clone(&dropping);
@@ -1831,13 +1801,7 @@ async fn dropped_item_is_a_gap_until_an_honest_refetch_closes_it() {
 async fn refetch_of_a_gap_in_a_rotated_epoch_is_bounded() {
     use sealdesk_client::client::REFETCH_LIMIT;
     let w = World::with_proxy().await;
-    let _master = w.org_master(&["alice"], Some(3)).await;
-    let mut carol = w.user_via("carol", Role::Customer, Via::Relay).await;
-    let conv = open_chat(&mut carol).await;
-    let mut seqs = Vec::new();
-    for i in 0..3 {
-        seqs.push(carol.send_text(&conv, &format!("m{i}")).await.unwrap());
-    }
+    let (_master, mut carol, conv, seqs) = carol_sends_numbered(&w, Some(3), 3).await;
     let s1 = seqs[1];
     w.proxy().set_hook(pages_for("alice", move |items| {
         items.retain(|s| s.seq != s1)
@@ -1896,13 +1860,7 @@ async fn refetch_of_a_gap_in_a_rotated_epoch_is_bounded() {
 #[tokio::test]
 async fn item_dropped_for_good_stays_a_loud_gap() {
     let w = World::with_proxy().await;
-    let _master = w.org_master(&["alice"], None).await;
-    let mut carol = w.user_via("carol", Role::Customer, Via::Relay).await;
-    let conv = open_chat(&mut carol).await;
-    let mut seqs = Vec::new();
-    for i in 0..3 {
-        seqs.push(carol.send_text(&conv, &format!("m{i}")).await.unwrap());
-    }
+    let (_master, mut carol, conv, seqs) = carol_sends_numbered(&w, None, 3).await;
     let s1 = seqs[1];
     w.proxy().set_hook(pages_for("alice", move |items| {
         items.retain(|s| s.seq != s1)
@@ -1946,13 +1904,7 @@ async fn item_dropped_for_good_stays_a_loud_gap() {
 async fn forged_second_entry_of_a_release_does_not_open_it() {
     let w = World::with_proxy().await;
     let mut master = w.org_master(&["alice"], None).await;
-    let mut carol = w.user_via("carol", Role::Customer, Via::Proxy).await;
-    let conv = open_chat(&mut carol).await;
-    carol.send_text(&conv, "my card is 4111").await.unwrap();
-    let token = carol
-        .grant_consent(&conv, None, Scope::Full, 3600, "review")
-        .await
-        .unwrap();
+    let (mut carol, conv, token) = consenting_carol(&w, Via::Proxy, "my card is 4111").await;
     let policy = master.latest_policy(ORG).await.unwrap();
     submit_release(&master, &policy, &token).await;
     assert_eq!(
@@ -2014,16 +1966,8 @@ async fn a_contradicting_trustee_entry_arriving_first_does_not_decide_the_releas
     let w = World::with_proxy().await;
     let mut master = w.org_master(&["alice"], None).await;
     let forger = LogForger::new(9_102);
-    let f = Arc::clone(&forger);
-    w.proxy()
-        .set_hook(move |ctx, frame| vec![f.rewrite(ctx, frame)]);
-    let mut carol = w.user_via("carol", Role::Customer, Via::Proxy).await;
-    let conv = open_chat(&mut carol).await;
-    carol.send_text(&conv, "my card is 4111").await.unwrap();
-    let token = carol
-        .grant_consent(&conv, None, Scope::Full, 3600, "review")
-        .await
-        .unwrap();
+    forge_log(&w, &forger);
+    let (mut carol, conv, token) = consenting_carol(&w, Via::Proxy, "my card is 4111").await;
     carol.sync_all().await.unwrap();
     let mut alice = w.reopen_via("alice", Via::Relay).await;
     alice.sync_all().await.unwrap();
@@ -2039,18 +1983,7 @@ async fn a_contradicting_trustee_entry_arriving_first_does_not_decide_the_releas
     assert_eq!(alice.send_text(&conv, "carrier").await.unwrap(), next);
     release(&w, &mut master, conv, Justification::Consent(token)).await;
 
-    let mut log = match carol
-        .session()
-        .request(Request::GetEntries {
-            from: 0,
-            limit: 1000,
-        })
-        .await
-        .unwrap()
-    {
-        Response::Entries { entries, .. } => entries,
-        other => panic!("{other:?}"),
-    };
+    let mut log = served_entries(&carol, 1000).await;
     let genuine = log
         .iter()
         .find(|e| matches!(&e.event, AuditEvent::Release { conversation, .. } if *conversation == conv))
@@ -2068,12 +2001,7 @@ async fn a_contradicting_trustee_entry_arriving_first_does_not_decide_the_releas
     let index = log.len() as u64;
     log.push(odd.clone());
     forger.serve(log);
-    let f = Arc::clone(&forger);
-    let mut replace = replace_for("carol", conv, next, Item::Notice { entry: odd, index });
-    w.proxy().set_hook(move |ctx, frame| {
-        let frame = f.rewrite(ctx, frame);
-        replace(ctx, frame)
-    });
+    forge_log_with_notice(&w, &forger, conv, next, odd, index);
     carol.sync_all().await.unwrap();
     let n = notices(&carol, &conv);
     assert_eq!(n.len(), 1, "one request, one notice: {n:?}");
@@ -2266,9 +2194,7 @@ async fn history_pages_that_never_advance_are_refused() {
 async fn trustees_ignore_consent_revocations_not_signed_by_the_consents_signer() {
     let w = World::with_proxy().await;
     let forger = LogForger::new(9_200);
-    let f = Arc::clone(&forger);
-    w.proxy()
-        .set_hook(move |ctx, frame| vec![f.rewrite(ctx, frame)]);
+    forge_log(&w, &forger);
     // As `World::org`, but the trustees first meet the relay through the proxy, so they pin
     // the forger's log key.
     let mut master = w.user_via(MASTER, Role::Master, Via::Relay).await;
@@ -2288,25 +2214,8 @@ async fn trustees_ignore_consent_revocations_not_signed_by_the_consents_signer()
         .close()
         .await;
     master.add_agent(ORG, "alice").await.unwrap();
-    let mut carol = w.user_via("carol", Role::Customer, Via::Relay).await;
-    let conv = open_chat(&mut carol).await;
-    carol.send_text(&conv, "my card is 4111").await.unwrap();
-    let token = carol
-        .grant_consent(&conv, None, Scope::Full, 3600, "review")
-        .await
-        .unwrap();
-    let mut log = match master
-        .session()
-        .request(Request::GetEntries {
-            from: 0,
-            limit: 100,
-        })
-        .await
-        .unwrap()
-    {
-        Response::Entries { entries, .. } => entries,
-        other => panic!("{other:?}"),
-    };
+    let (carol, conv, token) = consenting_carol(&w, Via::Relay, "my card is 4111").await;
+    let mut log = served_entries(&master, 100).await;
     let revoke = |keys: &IdentityKeys, conversation| revocation(keys, conversation, token.id);
     let fake = impostor(9_201, "carol", Role::Customer);
     let elsewhere = ConversationId::random(&mut sealdesk_client::rng().unwrap());
@@ -2384,14 +2293,10 @@ async fn a_justification_for_another_conversation_is_refused_before_anything_is_
         ),
         "{err:?}"
     );
-    assert!(
-        !w.proxy().sent_by(MASTER).iter().any(|f| matches!(
-            f,
-            Frame::Request {
-                body: Request::SubmitRelease(_),
-                ..
-            }
-        )),
+    assert_eq!(
+        w.proxy()
+            .requests_sent(MASTER, |r| matches!(r, Request::SubmitRelease(_))),
+        0,
         "the master submitted a mismatched request"
     );
 
@@ -2448,14 +2353,12 @@ async fn a_justification_for_another_conversation_is_refused_before_anything_is_
         );
     }
     t1.close().await;
-    assert!(
-        !w.proxy().sent_by("trustee-1").iter().any(|f| matches!(
-            f,
-            Frame::Request {
-                body: Request::SubmitShares { .. } | Request::AppendAudit(_),
-                ..
-            }
+    assert_eq!(
+        w.proxy().requests_sent("trustee-1", |r| matches!(
+            r,
+            Request::SubmitShares { .. } | Request::AppendAudit(_)
         )),
+        0,
         "trustee-1 logged or released"
     );
     // Nothing spent: the consent releases B, with trustee-1 among the two.
@@ -2590,13 +2493,7 @@ fn is_not_appended(e: &ClientError) -> bool {
 async fn append_answered_with_an_old_head_sends_no_share() {
     let w = World::with_proxy().await;
     let mut master = w.org_master(&["alice"], None).await;
-    let mut carol = w.user_via("carol", Role::Customer, Via::Relay).await;
-    let conv = open_chat(&mut carol).await;
-    carol.send_text(&conv, "my card is 4111").await.unwrap();
-    let token = carol
-        .grant_consent(&conv, None, Scope::Full, 3600, "review")
-        .await
-        .unwrap();
+    let (_carol, _conv, token) = consenting_carol(&w, Via::Relay, "my card is 4111").await;
     let policy = master.latest_policy(ORG).await.unwrap();
     let req = submit_release(&master, &policy, &token).await;
     w.proxy()
@@ -2604,14 +2501,12 @@ async fn append_answered_with_an_old_head_sends_no_share() {
     let mut t1 = w.reopen_via("trustee-1", Via::Proxy).await;
     let err = t1.trustee_pending().await.unwrap_err();
     assert!(is_not_appended(&err), "{err}");
-    assert!(
-        !w.proxy().sent_by("trustee-1").iter().any(|f| matches!(
-            f,
-            Frame::Request {
-                body: Request::SubmitShares { .. } | Request::RefuseRelease { .. },
-                ..
-            }
+    assert_eq!(
+        w.proxy().requests_sent("trustee-1", |r| matches!(
+            r,
+            Request::SubmitShares { .. } | Request::RefuseRelease { .. }
         )),
+        0,
         "the trustee released (or refused) on an unproven append"
     );
     let p = release_status(&master, &req).await;
@@ -2634,13 +2529,7 @@ async fn append_answered_with_an_old_head_sends_no_share() {
 async fn revocation_answered_with_an_old_head_is_not_reported_revoked() {
     let w = World::with_proxy().await;
     let _master = w.org_master(&["alice"], None).await;
-    let mut carol = w.user_via("carol", Role::Customer, Via::Proxy).await;
-    let conv = open_chat(&mut carol).await;
-    carol.send_text(&conv, "hello").await.unwrap();
-    let token = carol
-        .grant_consent(&conv, None, Scope::Full, 3600, "review")
-        .await
-        .unwrap();
+    let (mut carol, conv, token) = consenting_carol(&w, Via::Proxy, "hello").await;
     w.proxy()
         .set_hook(stale_append_for("carol", w.proxy().injector()));
     carol.checked_tree_head().await.unwrap();
@@ -2844,30 +2733,11 @@ async fn split_view_without_the_release_entries_is_detected() {
     let mut master = w.org_master(&["alice"], None).await;
     let forger = LogForger::with_keys(copy_keys(&relay_keys));
     assert_eq!(forger.log_key(), relay_keys.signing_public());
-    let f = Arc::clone(&forger);
-    w.proxy()
-        .set_hook(move |ctx, frame| vec![f.rewrite(ctx, frame)]);
-    let mut carol = w.user_via("carol", Role::Customer, Via::Proxy).await;
-    let conv = open_chat(&mut carol).await;
-    carol.send_text(&conv, "my card is 4111").await.unwrap();
-    let token = carol
-        .grant_consent(&conv, None, Scope::Full, 3600, "review")
-        .await
-        .unwrap();
+    forge_log(&w, &forger);
+    let (mut carol, conv, token) = consenting_carol(&w, Via::Proxy, "my card is 4111").await;
     carol.checked_tree_head().await.unwrap();
     release(&w, &mut master, conv, Justification::Consent(token)).await;
-    let real = match master
-        .session()
-        .request(Request::GetEntries {
-            from: 0,
-            limit: 100,
-        })
-        .await
-        .unwrap()
-    {
-        Response::Entries { entries, .. } => entries,
-        other => panic!("{other:?}"),
-    };
+    let real = served_entries(&master, 100).await;
     let releases = real
         .iter()
         .filter(|e| matches!(e.event, AuditEvent::Release { .. }))
@@ -2929,23 +2799,10 @@ async fn witness_refuses_to_cosign_a_forked_log() {
         .unwrap();
     carol.revoke_consent(&t.id).await.unwrap();
     let forger = LogForger::with_keys(copy_keys(&relay_keys));
-    let f = Arc::clone(&forger);
-    w.proxy()
-        .set_hook(move |ctx, frame| vec![f.rewrite(ctx, frame)]);
+    forge_log(&w, &forger);
     let mut t1 = w.reopen_via("trustee-1", Via::Proxy).await;
     t1.witness_cosign().await.unwrap();
-    let real = match t1
-        .session()
-        .request(Request::GetEntries {
-            from: 0,
-            limit: 100,
-        })
-        .await
-        .unwrap()
-    {
-        Response::Entries { entries, .. } => entries,
-        other => panic!("{other:?}"),
-    };
+    let real = served_entries(&t1, 100).await;
     let mut fork = real.clone();
     let last = fork.len() - 1;
     fork[last] = AuditEntry::sign(
@@ -2959,18 +2816,7 @@ async fn witness_refuses_to_cosign_a_forked_log() {
     forger.serve(fork);
     let cosigns_before = w
         .proxy()
-        .sent_by("trustee-1")
-        .iter()
-        .filter(|f| {
-            matches!(
-                f,
-                Frame::Request {
-                    body: Request::Cosign(_),
-                    ..
-                }
-            )
-        })
-        .count();
+        .requests_sent("trustee-1", |r| matches!(r, Request::Cosign(_)));
     let err = t1.witness_cosign().await.unwrap_err();
     assert!(
         matches!(
@@ -2983,18 +2829,7 @@ async fn witness_refuses_to_cosign_a_forked_log() {
     );
     let cosigns_after = w
         .proxy()
-        .sent_by("trustee-1")
-        .iter()
-        .filter(|f| {
-            matches!(
-                f,
-                Frame::Request {
-                    body: Request::Cosign(_),
-                    ..
-                }
-            )
-        })
-        .count();
+        .requests_sent("trustee-1", |r| matches!(r, Request::Cosign(_)));
     assert_eq!(cosigns_before, cosigns_after);
     forger.mirror();
     t1.witness_cosign().await.unwrap();
@@ -3012,34 +2847,15 @@ async fn entries_from_signers_their_kind_does_not_allow_are_flagged() {
     let w = World::with_proxy().await;
     let master = w.org_master(&["alice"], None).await;
     let forger = LogForger::new(9_400);
-    let f = Arc::clone(&forger);
-    w.proxy()
-        .set_hook(move |ctx, frame| vec![f.rewrite(ctx, frame)]);
-    let mut carol = w.user_via("carol", Role::Customer, Via::Proxy).await;
-    let conv = open_chat(&mut carol).await;
-    carol.send_text(&conv, "hello").await.unwrap();
-    let token = carol
-        .grant_consent(&conv, None, Scope::Full, 3600, "review")
-        .await
-        .unwrap();
+    forge_log(&w, &forger);
+    let (mut carol, conv, token) = consenting_carol(&w, Via::Proxy, "hello").await;
     let genuine = carol
         .revoke_consent(&token.id)
         .await
         .unwrap()
         .index()
         .unwrap();
-    let real = match carol
-        .session()
-        .request(Request::GetEntries {
-            from: 0,
-            limit: 100,
-        })
-        .await
-        .unwrap()
-    {
-        Response::Entries { entries, .. } => entries,
-        other => panic!("{other:?}"),
-    };
+    let real = served_entries(&carol, 100).await;
     let size = real.len() as u64;
     let stranger = impostor(9_401, "carol", Role::Customer).keys;
     let revocation = revocation(&stranger, conv, token.id);
@@ -3071,12 +2887,7 @@ async fn entries_from_signers_their_kind_does_not_allow_are_flagged() {
     for (k, entry) in [(size, revocation), (size + 1, erasure)] {
         carol.sync_all().await.unwrap();
         let next = carol.meta(&conv).unwrap().cursor + 1;
-        let f = Arc::clone(&forger);
-        let mut replace = replace_for("carol", conv, next, Item::Notice { entry, index: k });
-        w.proxy().set_hook(move |ctx, frame| {
-            let frame = f.rewrite(ctx, frame);
-            replace(ctx, frame)
-        });
+        forge_log_with_notice(&w, &forger, conv, next, entry, k);
         assert_eq!(alice.send_text(&conv, "carrier").await.unwrap(), next);
         carol.sync_all().await.unwrap();
     }
@@ -3306,13 +3117,7 @@ fn not_yet_witnessed(c: &Client, conv: &ConversationId, index: u64) -> bool {
 async fn a_notice_and_a_revocation_are_believed_once_the_trustees_witness_them() {
     let w = World::with_proxy().await;
     let mut master = w.org_master(&["alice"], None).await;
-    let mut carol = w.user_via("carol", Role::Customer, Via::Proxy).await;
-    let conv = open_chat(&mut carol).await;
-    carol.send_text(&conv, "my card is 4111").await.unwrap();
-    let token = carol
-        .grant_consent(&conv, None, Scope::Full, 3600, "review")
-        .await
-        .unwrap();
+    let (mut carol, conv, token) = consenting_carol(&w, Via::Proxy, "my card is 4111").await;
     let policy = master.latest_policy(ORG).await.unwrap();
     submit_release(&master, &policy, &token).await;
     assert_eq!(
@@ -3387,34 +3192,15 @@ async fn a_revocation_and_notice_in_a_log_the_trustees_never_cosigned_are_not_be
     let w = World::with_relay_keys(&relay_keys).await;
     let _master = w.org_master(&["alice"], None).await;
     let forger = LogForger::with_keys(copy_keys(&relay_keys));
-    let f = Arc::clone(&forger);
-    w.proxy()
-        .set_hook(move |ctx, frame| vec![f.rewrite(ctx, frame)]);
-    let mut carol = w.user_via("carol", Role::Customer, Via::Proxy).await;
-    let conv = open_chat(&mut carol).await;
-    carol.send_text(&conv, "hello").await.unwrap();
-    let token = carol
-        .grant_consent(&conv, None, Scope::Full, 3600, "review")
-        .await
-        .unwrap();
+    forge_log(&w, &forger);
+    let (mut carol, conv, token) = consenting_carol(&w, Via::Proxy, "hello").await;
     // Every trustee cosigns the honest log; carol's view of it is witnessed.
     witnesses_cosign(&w).await;
     assert_eq!(
         carol.audit(None, true).await.unwrap().witnessed.get(ORG),
         Some(&3)
     );
-    let real = match carol
-        .session()
-        .request(Request::GetEntries {
-            from: 0,
-            limit: 100,
-        })
-        .await
-        .unwrap()
-    {
-        Response::Entries { entries, .. } => entries,
-        other => panic!("{other:?}"),
-    };
+    let real = served_entries(&carol, 100).await;
     let size = real.len() as u64;
 
     // From now on carol is served the relay's own view: the honest log plus what she appends,
@@ -3457,18 +3243,7 @@ async fn a_revocation_and_notice_in_a_log_the_trustees_never_cosigned_are_not_be
     ));
 
     // The same revocation delivered into the conversation as a notice.
-    let view = match carol
-        .session()
-        .request(Request::GetEntries {
-            from: 0,
-            limit: 100,
-        })
-        .await
-        .unwrap()
-    {
-        Response::Entries { entries, .. } => entries,
-        other => panic!("{other:?}"),
-    };
+    let view = served_entries(&carol, 100).await;
     let forged_index = size;
     let entry = view[forged_index as usize].clone();
     assert!(matches!(entry.event, AuditEvent::ConsentRevocation { .. }));
@@ -3476,21 +3251,8 @@ async fn a_revocation_and_notice_in_a_log_the_trustees_never_cosigned_are_not_be
     alice.sync_all().await.unwrap();
     carol.sync_all().await.unwrap();
     let next = carol.meta(&conv).unwrap().cursor + 1;
-    let f = Arc::clone(&forger);
-    let mut replace = replace_for(
-        "carol",
-        conv,
-        next,
-        Item::Notice {
-            entry,
-            index: forged_index,
-        },
-    );
     // (The append rewrite is no longer needed: carol appends nothing more.)
-    w.proxy().set_hook(move |ctx, frame| {
-        let frame = f.rewrite(ctx, frame);
-        replace(ctx, frame)
-    });
+    forge_log_with_notice(&w, &forger, conv, next, entry, forged_index);
     assert_eq!(alice.send_text(&conv, "carrier").await.unwrap(), next);
     carol.sync_all().await.unwrap();
     let n = notices(&carol, &conv);

@@ -8,33 +8,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sealdesk_client::{Account, Client, ClientError};
-use sealdesk_protocol::{
-    card::Role,
-    keys::IdentityKeys,
-    wire::{Push, Request, Response},
-};
+use sealdesk_protocol::wire::{Push, Request, Response};
 use sealdesk_tests::{
+    copy_keys,
     raw::RawClient,
+    recertify::{NewAlice, carol_with_alice, new_alice},
     wait::eventually,
-    world::{FAST_KDF, PASS, World, texts},
+    world::{PASS, Via, World, texts},
 };
-
-/// A copy of an account's keys, for a raw session of the same identity.
-fn copy_keys(k: &IdentityKeys) -> IdentityKeys {
-    IdentityKeys::from_secret_bytes(&k.to_secret_bytes())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recertified_agent_keeps_its_conversations_and_the_old_key_is_cut_off() {
     let w = World::new().await;
-    let mut org = w.org(&["alice"], None).await;
-    let mut carol = w.user("carol", Role::Customer).await;
-    let conv = carol
-        .open_conversation("acme", Some(&org.fingerprint))
-        .await
-        .unwrap()
-        .conversation;
-    carol.send_text(&conv, "hello").await.unwrap();
+    let (mut org, carol, conv) = carol_with_alice(&w, Via::Relay).await;
     let mut old_alice = org.agents.remove(0);
     old_alice.sync_all().await.unwrap();
     old_alice.send_text(&conv, "hi carol").await.unwrap();
@@ -46,13 +32,13 @@ async fn a_recertified_agent_keeps_its_conversations_and_the_old_key_is_cut_off(
     lost.auth(&old_keys, old_card).await;
 
     // The new machine: same name, new keys, re-certified by the master.
-    let new_home = w.home("alice-new");
-    let account = Account::create(&new_home, PASS, FAST_KDF, "alice", Role::Agent).unwrap();
-    let new_card = account.card().card().clone();
-    let new_fp = account.fingerprint().to_string();
-    drop(account);
+    let NewAlice {
+        home: new_home,
+        card: new_card,
+        fingerprint: new_fp,
+        keys: new_keys,
+    } = new_alice(&w);
     // The new key listens before the rebind, to see the conversation assigned to it.
-    let new_keys = copy_keys(Account::open(&new_home, PASS).unwrap().keys());
     let mut listening = RawClient::connect(&w.url).await;
     listening.auth(&new_keys, new_card.clone()).await;
     org.master

@@ -1,6 +1,13 @@
 //! Gaps: messages that left a reordering window without arriving are asked for again a
 //! bounded number of times, then shown as not delivered; the state kept for that per
 //! conversation.
+//!
+//! Gaps are counted in a sender's counters inside an epoch; holes (`holes`) in the relay's
+//! sequence numbers. The two stay apart on purpose: a gap's range runs between epoch records
+//! and only its missing counters are taken from an answer, a hole's from the hole on and every
+//! item in it is processed (skipped runs checked, late epochs reopened). They share the page
+//! read (`Client::refetch_page`, in `holes`) and the budget ([`REFETCH_LIMIT`],
+//! [`REFETCH_PAGES`]).
 
 use std::collections::HashSet;
 
@@ -8,14 +15,13 @@ use sealdesk_protocol::{
     ids::ConversationId,
     keys::SigningPublicKey,
     message::{REORDER_WINDOW, ReplayWindow},
-    wire::{ErrorCode, Item, Request, Response},
+    wire::Item,
 };
 use serde::Serialize;
 
-use super::{Client, Event, HISTORY_PAGE, REFETCH_LIMIT, REFETCH_PAGES};
+use super::{Client, Event, REFETCH_LIMIT, REFETCH_PAGES};
 use crate::account::{Account, LogEntry};
-use crate::error::{ClientError, Result};
-use crate::reply::unexpected;
+use crate::error::Result;
 use crate::store::name;
 
 impl Client {
@@ -104,29 +110,10 @@ impl Client {
             while after < end && pages < REFETCH_PAGES {
                 pages += 1;
                 asked.insert(epoch);
-                let page = self
-                    .session
-                    .request(Request::History {
-                        conversation: *id,
-                        after,
-                        limit: HISTORY_PAGE,
-                    })
-                    .await;
-                let (mut items, more, skipped) = match page {
-                    Ok(Response::Items {
-                        items,
-                        more,
-                        skipped,
-                        ..
-                    }) => (items, more, skipped),
-                    // The relay no longer serves the conversation to this account (a
-                    // transfer): nothing to refetch from; the gaps stay shown.
-                    Err(ClientError::Relay {
-                        code: ErrorCode::Forbidden | ErrorCode::NotFound,
-                        ..
-                    }) => break 'ranges,
-                    Ok(other) => return Err(unexpected("History", &other)),
-                    Err(e) => return Err(e),
+                // `None`: the relay no longer serves the conversation to this account (a
+                // transfer): nothing to refetch from; the gaps stay shown.
+                let Some((mut items, more, skipped)) = self.refetch_page(id, after).await? else {
+                    break 'ranges;
                 };
                 items.sort_by_key(|s| s.seq);
                 let Some(last) = items.last().map(|s| s.seq) else {

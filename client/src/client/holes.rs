@@ -217,7 +217,46 @@ pub fn open_holes(account: &Account, id: &ConversationId) -> Result<Vec<Hole>> {
     Ok(load(account, id)?.open)
 }
 
+/// One page of a conversation's history as a refetch reads it: the items, whether more
+/// follow, and the runs the relay says it skipped.
+pub(super) type HistoryPage = (Vec<Sequenced>, bool, Vec<SkippedRange>);
+
 impl Client {
+    /// Reads the page of `id`'s history after `after`, for a refetch of holes or of missing
+    /// counters (`gaps`). `None` when the relay no longer serves the conversation to this
+    /// account (a transfer): there is nothing to refetch from, and what is missing stays shown.
+    ///
+    /// # Errors
+    /// Transport errors, other relay errors, and an answer that is not a page.
+    pub(super) async fn refetch_page(
+        &self,
+        id: &ConversationId,
+        after: u64,
+    ) -> Result<Option<HistoryPage>> {
+        let page = self
+            .session
+            .request(Request::History {
+                conversation: *id,
+                after,
+                limit: HISTORY_PAGE,
+            })
+            .await;
+        match page {
+            Ok(Response::Items {
+                items,
+                more,
+                skipped,
+                ..
+            }) => Ok(Some((items, more, skipped))),
+            Err(ClientError::Relay {
+                code: ErrorCode::Forbidden | ErrorCode::NotFound,
+                ..
+            }) => Ok(None),
+            Ok(other) => Err(unexpected("History", &other)),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Notes the sequence numbers between the cursor and item `seq` as a hole, for an account
     /// that reads every item (a customer), or an agent whose relay names what it skips.
     /// Called before the item (or skipped run) moves the cursor.
@@ -321,27 +360,8 @@ impl Client {
                     break;
                 }
                 pages += 1;
-                let page = self
-                    .session
-                    .request(Request::History {
-                        conversation: *id,
-                        after,
-                        limit: HISTORY_PAGE,
-                    })
-                    .await;
-                let (items, more, skipped) = match page {
-                    Ok(Response::Items {
-                        items,
-                        more,
-                        skipped,
-                        ..
-                    }) => (items, more, skipped),
-                    Err(ClientError::Relay {
-                        code: ErrorCode::Forbidden | ErrorCode::NotFound,
-                        ..
-                    }) => break,
-                    Ok(other) => return Err(unexpected("History", &other)),
-                    Err(e) => return Err(e),
+                let Some((items, more, skipped)) = self.refetch_page(id, after).await? else {
+                    break;
                 };
                 let Some(last) = super::skipped::page_end(&items, &skipped) else {
                     break;
