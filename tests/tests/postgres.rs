@@ -426,7 +426,7 @@ async fn a_batch_touching_many_conversations_wakes_both_other_nodes_for_each() {
             tx,
             std::time::Duration::from_millis(100),
         ));
-        assert_eq!(rx.recv().await, Some(Wake::Reconnected));
+        assert_eq!(rx.recv().await.map(|(_, w)| w), Some(Wake::Reconnected));
         listeners.push((rx, counts, task));
     }
     let store = tokio::task::spawn_blocking(move || {
@@ -446,7 +446,7 @@ async fn a_batch_touching_many_conversations_wakes_both_other_nodes_for_each() {
         let mut named = std::collections::BTreeSet::new();
         while named.len() < usize::from(CONVERSATIONS) {
             match tokio::time::timeout(sealdesk_tests::wait::STEP, rx.recv()).await {
-                Ok(Some(Wake::Conversations(list))) => {
+                Ok(Some((_, Wake::Conversations(list)))) => {
                     for (c, first) in list {
                         assert_eq!(first, 1);
                         named.insert(c);

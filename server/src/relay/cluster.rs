@@ -14,7 +14,10 @@
 //! at all and the catch-up alone delivers (a configuration for tests and for databases that
 //! have no `LISTEN`).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use sealdesk_protocol::ids::ConversationId;
 use tokio::{sync::mpsc, task::JoinHandle};
@@ -47,7 +50,7 @@ pub(super) struct ClusterConfig {
 /// Starts the node's cluster task; it runs until aborted.
 pub(super) fn spawn(svc: Arc<Service>, cfg: ClusterConfig) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let (tx, mut rx) = mpsc::channel::<Wake>(WAKE_QUEUE);
+        let (tx, mut rx) = mpsc::channel::<(Instant, Wake)>(WAKE_QUEUE);
         // Aborted with this task (its future is dropped, and the guard with it).
         let _listener = cfg.wakeups.then(|| {
             AbortOnDrop(tokio::spawn(crate::store::listen_for_wakeups(
@@ -66,11 +69,11 @@ pub(super) fn spawn(svc: Arc<Service>, cfg: ClusterConfig) -> JoinHandle<()> {
             let mut round = Round::default();
             tokio::select! {
                 _ = tick.tick() => round.catch_up = true,
-                Some(w) = rx.recv() => round.add(w),
+                Some((at, w)) = rx.recv() => round.add(at, w),
             };
             while round.len() < MAX_ROUND {
                 match rx.try_recv() {
-                    Ok(w) => round.add(w),
+                    Ok((at, w)) => round.add(at, w),
                     Err(_) => break,
                 }
             }
@@ -100,6 +103,8 @@ struct Round {
     pushes: Vec<Wake>,
     /// Wake-ups taken.
     taken: usize,
+    /// When each wake-up naming conversations arrived at the listener.
+    arrived: Vec<Instant>,
 }
 
 impl Round {
@@ -107,10 +112,11 @@ impl Round {
         self.taken
     }
 
-    fn add(&mut self, wake: Wake) {
+    fn add(&mut self, at: Instant, wake: Wake) {
         self.taken += 1;
         match wake {
             Wake::Conversations(list) => {
+                self.arrived.push(at);
                 for (c, seq) in list {
                     if let Ok(c) = ConversationId::try_from(c.as_slice()) {
                         let first = self.conversations.entry(c).or_insert(seq);
@@ -131,6 +137,12 @@ impl Round {
     /// Handles the round: the conversations named (or, on a catch-up, every watched one whose
     /// head moved), then the forwarded pushes.
     fn run(self, svc: &Service) {
+        let start = Instant::now();
+        for at in &self.arrived {
+            svc.metrics
+                .wake_wait
+                .observe(start.saturating_duration_since(*at).as_secs_f64());
+        }
         let named: Vec<(ConversationId, u64)> = self.conversations.into_iter().collect();
         if !named.is_empty() {
             svc.woken(&named);
@@ -141,11 +153,15 @@ impl Round {
             svc.recheck_agent_keys();
         }
         if self.catch_up {
+            let caught = Instant::now();
             svc.catch_up_all();
             // Abuse controls: blocks stored by other nodes (service/blocks.rs).
             if let Err(e) = svc.reload_blocks() {
                 warn!(code = ?e.code, "reloading blocks failed: {}", e.message);
             }
+            svc.metrics
+                .catch_up_round
+                .observe(caught.elapsed().as_secs_f64());
         }
         for push in self.pushes {
             match push {

@@ -367,17 +367,28 @@ impl Service {
     /// it named): push what is new to the members connected here, from each conversation's
     /// cursor.
     pub(crate) fn woken(&self, conversations: &[(ConversationId, u64)]) {
+        let started = std::time::Instant::now();
         for (c, first) in conversations {
             self.metrics.wakeup_reads.inc();
             self.catch_up(c, Some(first.saturating_sub(1)));
         }
+        self.metrics
+            .wake_round
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .wake_round_conversations
+            .observe(conversations.len() as f64);
     }
 
     /// Reads every watched conversation whose committed head moved past its cursor (asked for
     /// all in one statement) and pushes what is new: the periodic catch-up, and after the
     /// wake-up listener reconnected. Returns how many were read.
     pub(crate) fn catch_up_all(&self) -> usize {
+        let started = std::time::Instant::now();
         self.fold_byte_counts();
+        self.metrics
+            .byte_fold
+            .observe(started.elapsed().as_secs_f64());
         let watched = self.cursors.positions().unwrap_or_default();
         let keys: Vec<&[u8]> = watched
             .iter()
