@@ -5,7 +5,11 @@
 //! cursor, brings what it caches of it up to date and pushes what is new to the members
 //! connected to it. The wake-ups queued while a round runs are merged into the next round, so
 //! a conversation is read once per round however many batches named it (a node behind never
-//! falls further behind). Every `cluster_catch_up_ms`, and whenever the listener (re)connects,
+//! falls further behind), and a round reads all its conversations in one statement. Rounds
+//! run one at a time (two reads of one conversation at once could push an item twice); the
+//! node's other periodic work — folding its stored-bytes counts into the database and
+//! reloading blocks, one commit per count — runs in a task of its own ([`chores`]), so no
+//! wake-up waits behind it. Every `cluster_catch_up_ms`, and whenever the listener (re)connects,
 //! the watched conversations whose head moved past their cursor (one query for all) are read
 //! too, so a lost wake-up only delays a push. When the listener (re)connects, the node also
 //! re-checks the registered agent keys connected to it against their names' current keys and
@@ -61,7 +65,10 @@ pub(super) fn spawn(svc: Arc<Service>, cfg: ClusterConfig) -> JoinHandle<()> {
                 RECONNECT,
             )))
         });
-        let mut tick = tokio::time::interval(cfg.catch_up.max(Duration::from_millis(10)));
+        let period = cfg.catch_up.max(Duration::from_millis(10));
+        // The catch-up's other work runs in a task of its own: wake-ups never wait behind it.
+        let _chores = AbortOnDrop(tokio::spawn(chores(Arc::clone(&svc), period)));
+        let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             // Everything queued meanwhile is handled in one round: each conversation is read
@@ -85,6 +92,35 @@ pub(super) fn spawn(svc: Arc<Service>, cfg: ClusterConfig) -> JoinHandle<()> {
             }
         }
     })
+}
+
+/// Every `period`, what a node of a cluster does besides delivering: folds the stored-bytes
+/// counts it gathered into the database (a conditional write each, `service::stored_bytes`)
+/// and reloads the blocks other nodes stored (`service::blocks`). Apart from the wake-up
+/// rounds, which these database writes held up for as long as they took (one commit per
+/// count changed), and which share no state with them.
+async fn chores(svc: Arc<Service>, period: Duration) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let svc = Arc::clone(&svc);
+        let done = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            svc.fold_byte_counts();
+            svc.metrics
+                .byte_fold
+                .observe(started.elapsed().as_secs_f64());
+            // Abuse controls: blocks stored by other nodes (service/blocks.rs).
+            if let Err(e) = svc.reload_blocks() {
+                warn!(code = ?e.code, "reloading blocks failed: {}", e.message);
+            }
+        })
+        .await;
+        if let Err(e) = done {
+            warn!(error = %e, "a cluster node's periodic chores failed");
+        }
+    }
 }
 
 /// Wake-ups handled together at most (beyond that, the next round takes the rest).
@@ -155,10 +191,6 @@ impl Round {
         if self.catch_up {
             let caught = Instant::now();
             svc.catch_up_all();
-            // Abuse controls: blocks stored by other nodes (service/blocks.rs).
-            if let Err(e) = svc.reload_blocks() {
-                warn!(code = ?e.code, "reloading blocks failed: {}", e.message);
-            }
             svc.metrics
                 .catch_up_round
                 .observe(caught.elapsed().as_secs_f64());
