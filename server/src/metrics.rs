@@ -302,6 +302,21 @@ pub struct Metrics {
     /// On PostgreSQL: the time of each group-commit batch's transaction, its COMMIT answered
     /// (successful ones), seconds. Rendered only on PostgreSQL ([`Self::cluster`] set).
     pub db_commit: Histogram,
+    /// Cluster mode: how long each wake-up from another node waited, from its arrival at the
+    /// listener to the start of the round that handles it, seconds.
+    pub wake_wait: Histogram,
+    /// Cluster mode: each wake-up round's reads and pushes of the conversations it names,
+    /// seconds.
+    pub wake_round: Histogram,
+    /// Cluster mode: conversations read per wake-up round.
+    pub wake_round_conversations: Histogram,
+    /// Cluster mode: each periodic catch-up (the stored-bytes fold, the heads of the watched
+    /// conversations, the reads of those that moved and their pushes, the blocks reloaded),
+    /// seconds; wake-ups wait meanwhile.
+    pub catch_up_round: Histogram,
+    /// Cluster mode: the catch-up's fold of the stored-bytes counts into the database,
+    /// seconds.
+    pub byte_fold: Histogram,
 }
 
 impl Default for Metrics {
@@ -321,6 +336,35 @@ impl Metrics {
             "sealdesk_db_commit_seconds",
             "PostgreSQL: time of each group-commit batch's transaction, COMMIT answered.",
         );
+        for (h, name, help) in [
+            (
+                &self.wake_wait,
+                "sealdesk_cluster_wake_wait_seconds",
+                "Time a wake-up waited from its arrival to the start of its round.",
+            ),
+            (
+                &self.wake_round,
+                "sealdesk_cluster_wake_round_seconds",
+                "Time of a wake-up round: reading the named conversations and pushing.",
+            ),
+            (
+                &self.catch_up_round,
+                "sealdesk_cluster_catch_up_seconds",
+                "Time of a periodic catch-up: fold, heads, reads of those that moved, blocks.",
+            ),
+            (
+                &self.byte_fold,
+                "sealdesk_cluster_fold_seconds",
+                "Time of the catch-up's fold of the stored-bytes counts.",
+            ),
+            (
+                &self.wake_round_conversations,
+                "sealdesk_cluster_wake_round_conversations",
+                "Conversations read per wake-up round.",
+            ),
+        ] {
+            h.render(out, name, help);
+        }
         for (name, help, v) in [
             (
                 "sealdesk_cluster_wakeups_sent_total",
@@ -398,6 +442,11 @@ impl Metrics {
             cluster_pushes: Counter::default(),
             cluster: std::sync::OnceLock::new(),
             db_commit: Histogram::new(LATENCY_BUCKETS),
+            wake_wait: Histogram::new(LATENCY_BUCKETS),
+            wake_round: Histogram::new(LATENCY_BUCKETS),
+            wake_round_conversations: Histogram::new(BATCH_BUCKETS),
+            catch_up_round: Histogram::new(LATENCY_BUCKETS),
+            byte_fold: Histogram::new(LATENCY_BUCKETS),
         }
     }
 

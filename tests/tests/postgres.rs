@@ -426,7 +426,7 @@ async fn a_batch_touching_many_conversations_wakes_both_other_nodes_for_each() {
             tx,
             std::time::Duration::from_millis(100),
         ));
-        assert_eq!(rx.recv().await, Some(Wake::Reconnected));
+        assert_eq!(rx.recv().await.map(|(_, w)| w), Some(Wake::Reconnected));
         listeners.push((rx, counts, task));
     }
     let store = tokio::task::spawn_blocking(move || {
@@ -446,7 +446,7 @@ async fn a_batch_touching_many_conversations_wakes_both_other_nodes_for_each() {
         let mut named = std::collections::BTreeSet::new();
         while named.len() < usize::from(CONVERSATIONS) {
             match tokio::time::timeout(sealdesk_tests::wait::STEP, rx.recv()).await {
-                Ok(Some(Wake::Conversations(list))) => {
+                Ok(Some((_, Wake::Conversations(list)))) => {
                     for (c, first) in list {
                         assert_eq!(first, 1);
                         named.insert(c);
@@ -459,6 +459,59 @@ async fn a_batch_touching_many_conversations_wakes_both_other_nodes_for_each() {
         assert_eq!(counts.received(), sent);
         task.abort();
     }
+}
+
+/// A node woken for many conversations reads their new items in one statement
+/// (`committed_tails`): each conversation from its own number, committed items only (what
+/// this engine staged and did not commit is never read), in order, at most `limit` each, the
+/// conversations without new items left out — the same answer as one read each.
+#[test]
+fn the_tails_of_many_conversations_read_at_once_are_the_reads_one_by_one() {
+    let Some(url) = fresh("tails") else { return };
+    let store = PgStore::open(&url, true).unwrap();
+    let (a, b, c) = ([1u8; 16], [2u8; 16], [3u8; 16]);
+    for seq in 1..=5 {
+        assert!(store.append_message(&message(&a, seq, seq, b"a")).unwrap());
+    }
+    for seq in 1..=2 {
+        assert!(store.append_message(&message(&b, seq, seq, b"b")).unwrap());
+    }
+    store.flush().unwrap();
+    assert!(store.append_message(&message(&a, 6, 6, b"staged")).unwrap());
+    let from: [(&[u8], u64); 3] = [(&a, 1), (&b, 2), (&c, 0)];
+    let seqs = |limit: usize| -> Vec<(Vec<u8>, Vec<u64>)> {
+        let tails = store.committed_tails(&from, limit).unwrap();
+        let one_by_one: Vec<_> = from
+            .iter()
+            .map(|(conv, after)| {
+                (
+                    conv.to_vec(),
+                    store.committed_items_after(conv, *after, limit).unwrap(),
+                )
+            })
+            .filter(|(_, items)| !items.is_empty())
+            .collect();
+        assert_eq!(tails, one_by_one);
+        tails
+            .into_iter()
+            .map(|(conv, items)| {
+                let seqs = items
+                    .iter()
+                    .map(|(k, _)| seq_from_key(k).unwrap())
+                    .collect();
+                (conv, seqs)
+            })
+            .collect()
+    };
+    assert_eq!(seqs(3), [(a.to_vec(), vec![2, 3, 4])]);
+    assert_eq!(
+        seqs(100),
+        [(a.to_vec(), vec![2, 3, 4, 5])],
+        "6 is not committed"
+    );
+    store.flush().unwrap();
+    assert_eq!(seqs(100), [(a.to_vec(), vec![2, 3, 4, 5, 6])]);
+    assert!(store.committed_tails(&[], 10).unwrap().is_empty());
 }
 
 /// Two relay nodes update one read-modify-write record at the same instant (two trustees

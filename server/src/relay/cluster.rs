@@ -5,7 +5,11 @@
 //! cursor, brings what it caches of it up to date and pushes what is new to the members
 //! connected to it. The wake-ups queued while a round runs are merged into the next round, so
 //! a conversation is read once per round however many batches named it (a node behind never
-//! falls further behind). Every `cluster_catch_up_ms`, and whenever the listener (re)connects,
+//! falls further behind), and a round reads all its conversations in one statement. Rounds
+//! run one at a time (two reads of one conversation at once could push an item twice); the
+//! node's other periodic work — folding its stored-bytes counts into the database and
+//! reloading blocks, one commit per count — runs in a task of its own ([`chores`]), so no
+//! wake-up waits behind it. Every `cluster_catch_up_ms`, and whenever the listener (re)connects,
 //! the watched conversations whose head moved past their cursor (one query for all) are read
 //! too, so a lost wake-up only delays a push. When the listener (re)connects, the node also
 //! re-checks the registered agent keys connected to it against their names' current keys and
@@ -14,7 +18,10 @@
 //! at all and the catch-up alone delivers (a configuration for tests and for databases that
 //! have no `LISTEN`).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use sealdesk_protocol::ids::ConversationId;
 use tokio::{sync::mpsc, task::JoinHandle};
@@ -47,7 +54,7 @@ pub(super) struct ClusterConfig {
 /// Starts the node's cluster task; it runs until aborted.
 pub(super) fn spawn(svc: Arc<Service>, cfg: ClusterConfig) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let (tx, mut rx) = mpsc::channel::<Wake>(WAKE_QUEUE);
+        let (tx, mut rx) = mpsc::channel::<(Instant, Wake)>(WAKE_QUEUE);
         // Aborted with this task (its future is dropped, and the guard with it).
         let _listener = cfg.wakeups.then(|| {
             AbortOnDrop(tokio::spawn(crate::store::listen_for_wakeups(
@@ -58,7 +65,10 @@ pub(super) fn spawn(svc: Arc<Service>, cfg: ClusterConfig) -> JoinHandle<()> {
                 RECONNECT,
             )))
         });
-        let mut tick = tokio::time::interval(cfg.catch_up.max(Duration::from_millis(10)));
+        let period = cfg.catch_up.max(Duration::from_millis(10));
+        // The catch-up's other work runs in a task of its own: wake-ups never wait behind it.
+        let _chores = AbortOnDrop(tokio::spawn(chores(Arc::clone(&svc), period)));
+        let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             // Everything queued meanwhile is handled in one round: each conversation is read
@@ -66,11 +76,11 @@ pub(super) fn spawn(svc: Arc<Service>, cfg: ClusterConfig) -> JoinHandle<()> {
             let mut round = Round::default();
             tokio::select! {
                 _ = tick.tick() => round.catch_up = true,
-                Some(w) = rx.recv() => round.add(w),
+                Some((at, w)) = rx.recv() => round.add(at, w),
             };
             while round.len() < MAX_ROUND {
                 match rx.try_recv() {
-                    Ok(w) => round.add(w),
+                    Ok((at, w)) => round.add(at, w),
                     Err(_) => break,
                 }
             }
@@ -82,6 +92,35 @@ pub(super) fn spawn(svc: Arc<Service>, cfg: ClusterConfig) -> JoinHandle<()> {
             }
         }
     })
+}
+
+/// Every `period`, what a node of a cluster does besides delivering: folds the stored-bytes
+/// counts it gathered into the database (a conditional write each, `service::stored_bytes`)
+/// and reloads the blocks other nodes stored (`service::blocks`). Apart from the wake-up
+/// rounds, which these database writes held up for as long as they took (one commit per
+/// count changed), and which share no state with them.
+async fn chores(svc: Arc<Service>, period: Duration) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let svc = Arc::clone(&svc);
+        let done = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            svc.fold_byte_counts();
+            svc.metrics
+                .byte_fold
+                .observe(started.elapsed().as_secs_f64());
+            // Abuse controls: blocks stored by other nodes (service/blocks.rs).
+            if let Err(e) = svc.reload_blocks() {
+                warn!(code = ?e.code, "reloading blocks failed: {}", e.message);
+            }
+        })
+        .await;
+        if let Err(e) = done {
+            warn!(error = %e, "a cluster node's periodic chores failed");
+        }
+    }
 }
 
 /// Wake-ups handled together at most (beyond that, the next round takes the rest).
@@ -100,6 +139,8 @@ struct Round {
     pushes: Vec<Wake>,
     /// Wake-ups taken.
     taken: usize,
+    /// When each wake-up naming conversations arrived at the listener.
+    arrived: Vec<Instant>,
 }
 
 impl Round {
@@ -107,10 +148,11 @@ impl Round {
         self.taken
     }
 
-    fn add(&mut self, wake: Wake) {
+    fn add(&mut self, at: Instant, wake: Wake) {
         self.taken += 1;
         match wake {
             Wake::Conversations(list) => {
+                self.arrived.push(at);
                 for (c, seq) in list {
                     if let Ok(c) = ConversationId::try_from(c.as_slice()) {
                         let first = self.conversations.entry(c).or_insert(seq);
@@ -131,6 +173,12 @@ impl Round {
     /// Handles the round: the conversations named (or, on a catch-up, every watched one whose
     /// head moved), then the forwarded pushes.
     fn run(self, svc: &Service) {
+        let start = Instant::now();
+        for at in &self.arrived {
+            svc.metrics
+                .wake_wait
+                .observe(start.saturating_duration_since(*at).as_secs_f64());
+        }
         let named: Vec<(ConversationId, u64)> = self.conversations.into_iter().collect();
         if !named.is_empty() {
             svc.woken(&named);
@@ -141,11 +189,11 @@ impl Round {
             svc.recheck_agent_keys();
         }
         if self.catch_up {
+            let caught = Instant::now();
             svc.catch_up_all();
-            // Abuse controls: blocks stored by other nodes (service/blocks.rs).
-            if let Err(e) = svc.reload_blocks() {
-                warn!(code = ?e.code, "reloading blocks failed: {}", e.message);
-            }
+            svc.metrics
+                .catch_up_round
+                .observe(caught.elapsed().as_secs_f64());
         }
         for push in self.pushes {
             match push {

@@ -244,6 +244,29 @@ pub trait ConversationLog: Store {
         self.last_seq(conversation)
     }
 
+    /// [`Self::committed_items_after`] of several conversations at once, each after its own
+    /// sequence number and at most `limit` items each: one statement on a shared engine (a
+    /// node woken for many conversations reads them all in one round trip, not one each).
+    /// Answers the conversations that have such items, each with its items in order.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails.
+    fn committed_tails(
+        &self,
+        from: &[(&[u8], u64)],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Entries)>> {
+        let mut out = Vec::new();
+        for (c, after) in from {
+            let items = self.committed_items_after(c, *after, limit)?;
+            if !items.is_empty() {
+                out.push((c.to_vec(), items));
+            }
+        }
+        Ok(out)
+    }
+
     /// [`Self::committed_last_seq`] of each of `conversations` that holds items (in one
     /// statement on a shared engine: the periodic catch-up asks it for every watched
     /// conversation, to read only those whose head moved).

@@ -160,4 +160,12 @@ impl ConversationLog for MeteredStore {
     fn committed_heads(&self, conversations: &[&[u8]]) -> Result<Vec<(Vec<u8>, u64)>> {
         self.timed(|s| s.committed_heads(conversations))
     }
+
+    fn committed_tails(
+        &self,
+        from: &[(&[u8], u64)],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Entries)>> {
+        self.timed(|s| s.committed_tails(from, limit))
+    }
 }

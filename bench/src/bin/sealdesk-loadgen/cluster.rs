@@ -271,6 +271,7 @@ async fn cluster_scenario(s: &Settings, pg: &Arc<Postgres>) -> Result<ClusterFig
     let rate = (c_cluster.deliveries_per_s / 2.0).max(1.0);
     let interval = Duration::from_secs_f64(s.conversations as f64 / rate);
     let mut open = Hists::new();
+    let split_before = crate::stages::Snapshot::take(&addrs).await;
     for sys in ORDER {
         let (fleet, servers) = match sys {
             System::Sled => (&mut fl_sled, &sled_servers),
@@ -283,6 +284,9 @@ async fn cluster_scenario(s: &Settings, pg: &Arc<Postgres>) -> Result<ClusterFig
         runs.push(run_of(sys, fig, &m));
     }
     let after = counters(&addrs).await;
+    let open_split = crate::stages::Snapshot::take(&addrs)
+        .await
+        .since(&split_before);
     let (open_same, open_cross) = (Percentiles::of(&open.same), Percentiles::of(&open.cross));
     let duplicate_pushes = fl_cluster
         .stats
@@ -326,6 +330,7 @@ async fn cluster_scenario(s: &Settings, pg: &Arc<Postgres>) -> Result<ClusterFig
         cross_vs_same_p99: open_cross.p99_us / open_same.p99_us.max(1e-9),
         open_same_node: open_same,
         open_cross_node: open_cross,
+        open_split,
         cluster_group_commit,
         counters: ClusterCounters {
             wakeups_sent: after.wakeups_sent - before.wakeups_sent,

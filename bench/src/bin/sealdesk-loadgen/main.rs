@@ -32,6 +32,7 @@ mod party;
 mod pg;
 mod report;
 mod scenarios;
+mod stages;
 mod world;
 
 /// The relay binary's allocator, so the Sealdesk server child runs as `sealdesk-relay` does. The

@@ -13,12 +13,17 @@
 //!   every read starts at it (never earlier, whatever a wake-up names), and items this node
 //!   pushed itself when it acknowledged them are skipped. The items read also bring what the
 //!   node caches of the conversation up to date (messages are counted in; an item that
-//!   changed the record reloads it). The periodic catch-up asks the database for the heads of
-//!   every watched conversation in one statement and reads only those that moved past what
-//!   this node pushed. A conversation gets a cursor when this node pushes one of its items,
+//!   changed the record reloads it). A wake-up round reads every conversation it names in one
+//!   statement ([`committed_tails`](crate::store::ConversationLog::committed_tails)), not one
+//!   round trip (or two) each. The periodic catch-up asks the database for the heads of every
+//!   watched conversation in one statement and reads those that moved past what this node
+//!   pushed, in one more. A conversation gets a cursor when this node pushes one of its items,
 //!   when a wake-up names it, or when a member reads its history here.
 
-use std::collections::{BTreeSet, HashMap};
+use std::{
+    collections::{BTreeSet, HashMap},
+    time::Instant,
+};
 
 use bytes::Bytes;
 use sealdesk_protocol::{
@@ -28,8 +33,8 @@ use sealdesk_protocol::{
 };
 use tracing::{debug, info, warn};
 
-use super::{Reject, Service, lock};
-use crate::connection::CloseReason;
+use super::{Reject, Service, dec, lock, table::MAX_PAGE};
+use crate::{connection::CloseReason, relay::state::StoredItem};
 
 /// The close reasons one node may ask the others to close sessions with, by code
 /// ([`Service::forward_close`]).
@@ -365,19 +370,27 @@ impl Service {
 
     /// Another node committed items in `conversations` (each with the first sequence number
     /// it named): push what is new to the members connected here, from each conversation's
-    /// cursor.
+    /// cursor, all of them read in one statement ([`Self::read_and_push`]).
     pub(crate) fn woken(&self, conversations: &[(ConversationId, u64)]) {
-        for (c, first) in conversations {
-            self.metrics.wakeup_reads.inc();
-            self.catch_up(c, Some(first.saturating_sub(1)));
-        }
+        let started = Instant::now();
+        self.metrics
+            .wakeup_reads
+            .add(u64::try_from(conversations.len()).unwrap_or(u64::MAX));
+        let read = self.read_all(
+            conversations
+                .iter()
+                .map(|(c, first)| (*c, Some(first.saturating_sub(1)))),
+        );
+        self.metrics
+            .wake_round
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.wake_round_conversations.observe(read as f64);
     }
 
     /// Reads every watched conversation whose committed head moved past its cursor (asked for
     /// all in one statement) and pushes what is new: the periodic catch-up, and after the
     /// wake-up listener reconnected. Returns how many were read.
     pub(crate) fn catch_up_all(&self) -> usize {
-        self.fold_byte_counts();
         let watched = self.cursors.positions().unwrap_or_default();
         let keys: Vec<&[u8]> = watched
             .iter()
@@ -391,29 +404,88 @@ impl Service {
                 None
             }
         };
-        let mut read = 0usize;
-        for (c, pushed) in &watched {
-            let moved = heads.as_ref().is_none_or(|h| {
+        let moved = watched.iter().filter(|(c, pushed)| {
+            heads.as_ref().is_none_or(|h| {
                 h.get(c.as_bytes().as_slice())
                     .is_some_and(|head| head > pushed)
-            });
-            if moved {
-                self.catch_up(c, None);
-                read += 1;
-            }
-        }
+            })
+        });
+        let read = self.read_all(moved.map(|(c, _)| (*c, None)));
         self.metrics
             .catch_up_reads
             .add(u64::try_from(read).unwrap_or(u64::MAX));
         read
     }
 
-    /// Pushes the committed items of `c` after this node's cursor to the members connected
-    /// here who may read them; stops watching `c` when none is connected. A wake-up names
-    /// where its items start (`woken`): a conversation not watched yet starts there.
-    fn catch_up(&self, c: &ConversationId, woken: Option<u64>) {
-        if let Err(e) = self.catch_up_inner(c, woken) {
-            warn!(conversation = %c, code = ?e.code, "catching up failed: {}", e.message);
+    /// Reads each conversation of `wanted` from where this node reads it
+    /// ([`Self::read_start`]; a conversation not watched yet from where a wake-up named its
+    /// items start), all in one statement, and pushes what is new. Returns how many were
+    /// read.
+    fn read_all(&self, wanted: impl Iterator<Item = (ConversationId, Option<u64>)>) -> usize {
+        let mut from = Vec::new();
+        for (c, woken) in wanted {
+            match self.read_start(&c, woken) {
+                Ok(Some(after)) => from.push((c, after)),
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(conversation = %c, code = ?e.code, "catching up failed: {}", e.message)
+                }
+            }
+        }
+        self.read_and_push(&from);
+        from.len()
+    }
+
+    /// Where this node reads `c` from: its cursor, or, not watched yet, where a wake-up named
+    /// its items start (`woken`). `None` when there is nothing to read here: no member of `c`
+    /// is connected (then `c` is no longer watched), or `c` is not watched and no wake-up
+    /// named it.
+    fn read_start(&self, c: &ConversationId, woken: Option<u64>) -> Result<Option<u64>, Reject> {
+        let connected = self
+            .convs
+            .get(c)?
+            .is_some_and(|s| !self.online_members(&s).is_empty());
+        let mut m = lock(&self.cursors.inner)?;
+        if !connected {
+            m.remove(c);
+            return Ok(None);
+        }
+        Ok(m.get(c).map(|cur| cur.pushed).or(woken))
+    }
+
+    /// Reads the committed items of each conversation of `from` after its start, all in one
+    /// statement (one round trip however many conversations a round names), and pushes them
+    /// ([`Self::push_from`]). A failed read pushes nothing and moves no cursor: the next
+    /// wake-up or catch-up reads the same items again.
+    fn read_and_push(&self, from: &[(ConversationId, u64)]) {
+        if from.is_empty() {
+            return;
+        }
+        let keys: Vec<(&[u8], u64)> = from
+            .iter()
+            .map(|(c, after)| (c.as_bytes().as_slice(), *after))
+            .collect();
+        let mut tails: HashMap<Vec<u8>, crate::store::Entries> = match self
+            .convs
+            .engine()
+            .committed_tails(&keys, MAX_PAGE)
+        {
+            Ok(t) => t.into_iter().collect(),
+            Err(e) => {
+                warn!(error = %e, conversations = from.len(), "reading the conversations' new items failed");
+                return;
+            }
+        };
+        for (c, after) in from {
+            let page = tails.remove(c.as_bytes().as_slice()).unwrap_or_default();
+            let pushed = page
+                .iter()
+                .map(|(_, v)| dec(v, "item"))
+                .collect::<Result<Vec<StoredItem>, Reject>>()
+                .and_then(|page| self.push_from(c, *after, page));
+            if let Err(e) = pushed {
+                warn!(conversation = %c, code = ?e.code, "catching up failed: {}", e.message);
+            }
         }
     }
 
@@ -429,6 +501,9 @@ impl Service {
             .collect()
     }
 
+    /// Pushes `page` — the first committed items of `c` after `from`, read — and reads on
+    /// while pages come full, then moves the cursor past what was read.
+    ///
     /// Each item is pushed once per member connection: the read starts at the cursor (every
     /// item up to it was pushed), never before it whatever the wake-up names, and items this
     /// node pushed itself when it acknowledged them are skipped. What this node caches of
@@ -436,68 +511,66 @@ impl Service {
     /// or a refresh when an item changed the record).
     ///
     /// [`ConvTable::advance`]: super::table::ConvTable::advance
-    fn catch_up_inner(&self, c: &ConversationId, woken: Option<u64>) -> Result<(), Reject> {
-        let Some(mut s) = self.convs.get(c)? else {
-            lock(&self.cursors.inner)?.remove(c);
-            return Ok(());
-        };
-        if self.online_members(&s).is_empty() {
-            lock(&self.cursors.inner)?.remove(c);
-            return Ok(());
-        }
-        let from = {
-            let m = lock(&self.cursors.inner)?;
-            match (m.get(c), woken) {
-                (Some(cur), _) => cur.pushed,
-                (None, Some(after)) => after,
-                (None, None) => return Ok(()),
-            }
-        };
+    fn push_from(
+        &self,
+        c: &ConversationId,
+        from: u64,
+        page: Vec<StoredItem>,
+    ) -> Result<(), Reject> {
         let mut cursor = from;
-        loop {
-            let items = self.convs.committed_items_after(c, cursor)?;
-            if items.is_empty() {
+        let mut page = page;
+        while let Some(last) = page.last().map(|i| i.sequenced.seq) {
+            let full = page.len() >= MAX_PAGE;
+            self.push_page(c, from, &page)?;
+            cursor = last;
+            if !full {
                 break;
             }
-            if !self.convs.advance(c, &items)? {
-                self.convs.refresh(c)?;
-            }
-            if let Some(now) = self.convs.get(c)? {
-                s = now;
-            }
-            let online = self.online_members(&s);
-            let mut pushed = 0usize;
-            for stored in items {
-                let seq = stored.sequenced.seq;
-                cursor = seq;
-                let _ = self.convs.mark_durable(c, seq);
-                if !self.cursors.claim(*c, seq, from)? {
-                    continue;
-                }
-                let sender = match &stored.sequenced.item {
-                    Item::Message(env) => Some(env.header.sender),
-                    _ => None,
-                };
-                let Ok(bytes) = wire::encode(&Frame::Push(Push::Item(stored.sequenced.clone())))
-                else {
-                    continue;
-                };
-                let bytes = Bytes::from(bytes);
-                for who in &online {
-                    if Some(*who) != sender && s.may_read(who, stored.epoch) {
-                        pushed += self.hub.push(who, &bytes);
-                    }
-                }
-            }
-            self.metrics
-                .cluster_pushes
-                .add(u64::try_from(pushed).unwrap_or(u64::MAX));
+            page = self.convs.committed_items_after(c, cursor)?;
         }
         let mut m = lock(&self.cursors.inner)?;
         let cur = m.entry(*c).or_default();
         cur.pushed = cur.pushed.max(cursor);
         let pushed = cur.pushed;
         cur.local.retain(|s| *s > pushed);
+        Ok(())
+    }
+
+    /// Pushes the items of one page read from `c` (watched from `from` if it is not yet) to
+    /// the members connected here who may read them, each item claimed first
+    /// ([`Cursors::claim`]).
+    fn push_page(&self, c: &ConversationId, from: u64, items: &[StoredItem]) -> Result<(), Reject> {
+        if !self.convs.advance(c, items)? {
+            self.convs.refresh(c)?;
+        }
+        let Some(s) = self.convs.get(c)? else {
+            return Ok(());
+        };
+        let online = self.online_members(&s);
+        let mut pushed = 0usize;
+        for stored in items {
+            let seq = stored.sequenced.seq;
+            let _ = self.convs.mark_durable(c, seq);
+            if !self.cursors.claim(*c, seq, from)? {
+                continue;
+            }
+            let sender = match &stored.sequenced.item {
+                Item::Message(env) => Some(env.header.sender),
+                _ => None,
+            };
+            let Ok(bytes) = wire::encode(&Frame::Push(Push::Item(stored.sequenced.clone()))) else {
+                continue;
+            };
+            let bytes = Bytes::from(bytes);
+            for who in &online {
+                if Some(*who) != sender && s.may_read(who, stored.epoch) {
+                    pushed += self.hub.push(who, &bytes);
+                }
+            }
+        }
+        self.metrics
+            .cluster_pushes
+            .add(u64::try_from(pushed).unwrap_or(u64::MAX));
         Ok(())
     }
 }

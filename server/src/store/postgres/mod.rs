@@ -848,6 +848,19 @@ impl ConversationLog for PgStore {
         self.run(async move { sql::head(&pool, &conversation).await })
     }
 
+    fn committed_tails(
+        &self,
+        from: &[(&[u8], u64)],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Entries)>> {
+        if from.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pool = self.pool.clone();
+        let from: Vec<(Vec<u8>, u64)> = from.iter().map(|(c, a)| (c.to_vec(), *a)).collect();
+        self.run(async move { sql::tails(&pool, &from, limit).await })
+    }
+
     fn committed_heads(&self, conversations: &[&[u8]]) -> Result<Vec<(Vec<u8>, u64)>> {
         if conversations.is_empty() {
             return Ok(Vec::new());

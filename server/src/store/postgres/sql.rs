@@ -237,6 +237,13 @@ const HEAD: &str = "SELECT last_seq FROM conversation_heads WHERE conversation =
 const HEADS: &str =
     "SELECT conversation, last_seq FROM conversation_heads WHERE conversation = ANY($1)";
 const NOTIFY: &str = "SELECT pg_notify($1, $2)";
+/// Each conversation's items after its own number (`$1`, `$2` side by side), `$3` at most
+/// each, grouped by conversation in sequence order (the primary key's order per conversation).
+const TAILS: &str = "SELECT w.c, m.seq, m.item \
+     FROM unnest($1::bytea[], $2::int8[]) AS w(c, after) \
+     CROSS JOIN LATERAL (SELECT seq, item FROM messages \
+         WHERE conversation = w.c AND seq > w.after ORDER BY seq LIMIT $3) AS m \
+     ORDER BY w.c, m.seq";
 
 /// A NULL `bytea`.
 static NO_BYTES: Option<&[u8]> = None;
@@ -293,6 +300,41 @@ pub(super) async fn heads(pool: &Pool, conversations: &[Vec<u8>]) -> Result<Vec<
         .map(|r| Ok((r.try_get(0)?, r.try_get::<_, i64>(1)?.unsigned_abs())))
         .collect::<std::result::Result<_, tokio_postgres::Error>>()
         .map_err(|e| db_err("heads", &e))
+}
+
+/// The committed items of several conversations, each after its own sequence number, at most
+/// `limit` each, in one statement: `(conversation, entries)` for those that have any, each
+/// conversation's entries in sequence order.
+pub(super) async fn tails(
+    pool: &Pool,
+    from: &[(Vec<u8>, u64)],
+    limit: usize,
+) -> Result<Vec<(Vec<u8>, Entries)>> {
+    let err = |e: tokio_postgres::Error| db_err("tails", &e);
+    let client = client(pool, "tails").await?;
+    let stmt = client.prepare_cached(TAILS).await.map_err(err)?;
+    let conversations: Vec<&[u8]> = from.iter().map(|(c, _)| c.as_slice()).collect();
+    let after: Vec<i64> = from
+        .iter()
+        .map(|(_, a)| i64::try_from(*a).unwrap_or(i64::MAX))
+        .collect();
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = client
+        .query(&stmt, &[&conversations, &after, &limit])
+        .await
+        .map_err(err)?;
+    let mut out: Vec<(Vec<u8>, Entries)> = Vec::new();
+    for r in &rows {
+        let c: Vec<u8> = r.try_get(0).map_err(err)?;
+        let seq: i64 = r.try_get(1).map_err(err)?;
+        let item: Vec<u8> = r.try_get(2).map_err(err)?;
+        let entry = (prefixed_seq_key(&c, seq.unsigned_abs()), item);
+        match out.last_mut() {
+            Some((last, entries)) if *last == c => entries.push(entry),
+            _ => out.push((c, vec![entry])),
+        }
+    }
+    Ok(out)
 }
 
 /// Commits `units` in one transaction, in order; a unit the database refuses is dropped with

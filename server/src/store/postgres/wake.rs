@@ -14,7 +14,7 @@
 
 use std::{
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use futures_util::StreamExt as _;
@@ -253,13 +253,14 @@ pub fn parse(payload: &str) -> Option<(u64, Touched)> {
 }
 
 /// Listens for other nodes' wake-ups on a dedicated connection to `url` and reports them (and
-/// every (re)connection) on `tx`, until `tx` is closed. Reconnects every `retry` while the
+/// every (re)connection) on `tx`, each with the instant it arrived (the node measures how long
+/// a wake-up waits before it is handled), until `tx` is closed. Reconnects every `retry` while the
 /// database is out of reach. Wake-ups from `node` itself are skipped.
 pub async fn listen(
     url: String,
     node: u64,
     counts: std::sync::Arc<Counts>,
-    tx: mpsc::Sender<Wake>,
+    tx: mpsc::Sender<(Instant, Wake)>,
     retry: Duration,
 ) {
     loop {
@@ -268,7 +269,7 @@ pub async fn listen(
                 // Notifications are parsed and counted as they arrive, and queued without a
                 // bound: the connection is never left unread while the node catches up (a
                 // backlog waits in this queue, not in the database's, and is counted).
-                let (ntx, mut nrx) = mpsc::unbounded_channel::<Wake>();
+                let (ntx, mut nrx) = mpsc::unbounded_channel::<(Instant, Wake)>();
                 let arrived = std::sync::Arc::clone(&counts);
                 let driver = tokio::spawn(async move {
                     let mut messages =
@@ -276,6 +277,7 @@ pub async fn listen(
                     while let Some(m) = messages.next().await {
                         match m {
                             Ok(AsyncMessage::Notification(n)) => {
+                                let at = Instant::now();
                                 let parsed = if n.channel() == PUSH_CHANNEL {
                                     parse_push(n.payload())
                                 } else {
@@ -293,7 +295,7 @@ pub async fn listen(
                                 if matches!(wake, Wake::Conversations(_)) {
                                     arrived.note_received();
                                 }
-                                if ntx.send(wake).is_err() {
+                                if ntx.send((at, wake)).is_err() {
                                     break;
                                 }
                             }
@@ -312,7 +314,7 @@ pub async fn listen(
                     Ok(()) => {
                         debug!("listening for wake-ups");
                         counts.note_reachable(true);
-                        if tx.send(Wake::Reconnected).await.is_err() {
+                        if tx.send((Instant::now(), Wake::Reconnected)).await.is_err() {
                             driver.abort();
                             return;
                         }

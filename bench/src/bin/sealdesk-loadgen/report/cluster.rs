@@ -87,6 +87,9 @@ pub struct ClusterFigures {
     pub open_same_node: Percentiles,
     /// Open loop: the cluster's cross-node conversations.
     pub open_cross_node: Percentiles,
+    /// Open loop, cluster: where the time went, from the nodes' own histograms (commit, the
+    /// wake-up's wait for its round, the round's reads and pushes).
+    pub open_split: crate::stages::Split,
     /// Open loop: cross-node p99 over same-node p99 (the goal's figure).
     pub cross_vs_same_p99: f64,
     /// Closed loop: the same ratio.
@@ -229,6 +232,30 @@ pub fn cluster_table(out: &mut String, c: &ClusterFigures) {
         "  open loop, cluster: same-node {} ms, cross-node {} ms",
         p(&c.open_same_node),
         p(&c.open_cross_node)
+    );
+    let stages: Vec<String> = c
+        .open_split
+        .stages
+        .iter()
+        .map(|st| {
+            let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("≤{v}"));
+            format!(
+                "{} {:.2} / {} / {} ({})",
+                st.stage,
+                st.mean_ms,
+                ms(st.p50_ms),
+                ms(st.p99_ms),
+                num(st.count)
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "  open loop, cluster, where the time goes (mean / p50 / p99 ms, observations): {}; \
+         {} wake-up rounds of {:.1} conversations",
+        stages.join(", "),
+        num(c.open_split.rounds),
+        c.open_split.conversations_per_round
     );
     if let Some(g) = &c.cluster_group_commit {
         let _ = writeln!(
