@@ -5,10 +5,12 @@
 //! A message counts its ciphertext; an attachment all of its ciphertext, from its first chunk.
 //! The counts go through this node's [`ByteCounts`]: on an engine only this node writes, every
 //! change is written at once (in the group commit of what it counts); in a cluster, changes are
-//! gathered and folded in by a conditional write ([`Service::update_record`]) on every catch-up
-//! ([`Service::fold_byte_counts`]), so two nodes never lose each other's, and the send path
-//! makes no database round trip for them. A node that dies loses the changes it gathered
-//! since its last fold (its counts are then low by at most one catch-up interval's bytes).
+//! gathered and folded in by a conditional write ([`Service::update_record`]) once per catch-up
+//! period, in the node's chores task (`relay/cluster.rs`), never in the wake-up rounds
+//! ([`Service::fold_byte_counts`]), so two nodes never lose each other's, deliveries never wait
+//! behind the fold, and the send path makes no database round trip for them. A node that dies
+//! loses the changes it gathered since its last fold (its counts are then low by at most one
+//! catch-up period's bytes).
 //!
 //! [`ByteCounts`]: crate::limits::bytes::ByteCounts
 
