@@ -243,9 +243,10 @@ impl Service {
         commit: GroupCommit,
         metrics: Arc<Metrics>,
         clock: ClockHandle,
-        guard: Guard,
+        mut guard: Guard,
         rng: &mut impl rand_core::CryptoRng,
     ) -> crate::Result<Self> {
+        guard.share(engine.clone());
         let store: Arc<dyn Store> = engine.clone();
         let stored = match store.get(Collection::Meta, RELAY_IDENTITY)? {
             Some(b) => Some(b),
