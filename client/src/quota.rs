@@ -1,6 +1,8 @@
 //! The relay's warning ahead of a stored-bytes quota (PROTOCOL.md §13.12), as this library
 //! hands it on: with a sent message ([`SendReport`], from the relay's `stored` answer) or a
-//! sent attachment ([`crate::attachment::SentAttachment`]), and in words ([`quota_warning`]).
+//! sent attachment ([`crate::attachment::SentAttachment`]), and in words ([`quota_warning`]);
+//! and the `quota_warning` push the relay sends every account a quota concerns
+//! ([`pushed_quota_warning`], [`quota_pushes`]).
 
 use sealdesk_protocol::wire::{ByteQuota, QuotaScope};
 
@@ -38,6 +40,31 @@ pub fn quota_warning(q: &ByteQuota) -> String {
         human_size(q.most),
         q.used.saturating_mul(100) / q.most.max(1)
     )
+}
+
+/// What a `quota_warning` push says, in words ([`quota_warning`], naming the org for an
+/// org's quota): the relay tells every account a quota concerns when it first reaches 80%,
+/// and again at each sign-in while it stays there, whoever sent the bytes.
+pub fn pushed_quota_warning(org: Option<&str>, q: &ByteQuota) -> String {
+    match org {
+        Some(org) => format!("org {org}: {}", quota_warning(q)),
+        None => quota_warning(q),
+    }
+}
+
+/// The `quota_warning` pushes among `pushes` (others a client sets aside), in words.
+pub fn quota_pushes<'a>(
+    pushes: impl IntoIterator<Item = &'a sealdesk_protocol::wire::Push>,
+) -> Vec<String> {
+    pushes
+        .into_iter()
+        .filter_map(|p| match p {
+            sealdesk_protocol::wire::Push::QuotaWarning { org, quota } => {
+                Some(pushed_quota_warning(org.as_deref(), quota))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]

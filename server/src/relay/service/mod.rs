@@ -33,6 +33,7 @@ pub(crate) mod key_push;
 pub(crate) mod keys;
 mod open_quota;
 mod open_tokens;
+mod quota_push;
 mod records;
 mod recovery;
 mod signals;
