@@ -97,4 +97,26 @@ mod tests {
         );
         assert!(org.contains("stored_bytes_per_org"), "{org}");
     }
+
+    #[test]
+    fn a_pushed_warning_names_its_org_and_other_pushes_are_left_out() {
+        use sealdesk_protocol::wire::Push;
+        let quota = ByteQuota {
+            scope: QuotaScope::Org,
+            used: 9,
+            most: 10,
+        };
+        let pushes = [
+            Push::AuditGrew { size: 1 },
+            Push::QuotaWarning {
+                org: Some("acme".into()),
+                quota,
+            },
+        ];
+        assert_eq!(
+            quota_pushes(&pushes),
+            vec![format!("org acme: {}", quota_warning(&quota))]
+        );
+        assert_eq!(pushed_quota_warning(None, &quota), quota_warning(&quota));
+    }
 }

@@ -56,17 +56,34 @@ fn refused(r: &Response) -> (ErrorCode, &str) {
     }
 }
 
-/// Registers customers `seeds` through node A and node B in turn; how many registered before
-/// the first refusal, and that refusal.
-async fn register_until_refused(
-    nodes: &[Node; 2],
+/// Registers customers `seeds` through node A and node B in turn on a cluster started with
+/// `settings` (none without PostgreSQL), and checks that exactly `burst` registered before a
+/// `rate_limited` refusal whose message says `says`; the nodes, for more.
+async fn registrations_refused_after(
+    name: &str,
+    settings: &[(&str, &str)],
     seeds: std::ops::Range<u64>,
-) -> (usize, Response) {
+    burst: usize,
+    says: &str,
+) -> Option<([Node; 2], TempDir)> {
+    let (nodes, keys) = cluster(name, settings)?;
     for (i, seed) in seeds.enumerate() {
         let r = register(&nodes[i % 2].url, &customer(seed)).await;
-        if r != Response::Ok {
-            return (i, r);
+        if r == Response::Ok {
+            assert!(
+                i < burst,
+                "registration {i} past the cluster's burst of {burst}"
+            );
+            continue;
         }
+        assert_eq!(
+            i, burst,
+            "the burst is the cluster's, not each node's: {r:?}"
+        );
+        let (code, message) = refused(&r);
+        assert_eq!(code, ErrorCode::RateLimited);
+        assert!(message.contains(says), "{message}");
+        return Some((nodes, keys));
     }
     panic!("no registration was refused");
 }
@@ -77,14 +94,12 @@ async fn registrations_from_one_source_are_limited_across_nodes() {
         ("SOURCE_REGISTRATION_BURST", "3"),
         ("SOURCE_REGISTRATIONS_PER_MINUTE", "1"),
     ];
-    let Some((nodes, _keys)) = cluster("rates_source_registrations", &settings) else {
+    let name = "rates_source_registrations";
+    let Some((nodes, _keys)) =
+        registrations_refused_after(name, &settings, 0..10, 3, "from your address").await
+    else {
         return;
     };
-    let (made, refusal) = register_until_refused(&nodes, 0..10).await;
-    assert_eq!(made, 3, "the burst is the cluster's, not each node's");
-    let (code, message) = refused(&refusal);
-    assert_eq!(code, ErrorCode::RateLimited);
-    assert!(message.contains("from your address"), "{message}");
     // The refused card registers nowhere else either.
     let r = register(&nodes[1].url, &customer(3)).await;
     assert_eq!(refused(&r).0, ErrorCode::RateLimited);
@@ -96,17 +111,8 @@ async fn registrations_overall_are_limited_across_nodes() {
         ("REGISTRATION_BURST", "4"),
         ("REGISTRATIONS_PER_MINUTE", "1"),
     ];
-    let Some((nodes, _keys)) = cluster("rates_registrations", &settings) else {
-        return;
-    };
-    let (made, refusal) = register_until_refused(&nodes, 20..30).await;
-    assert_eq!(made, 4);
-    let (code, message) = refused(&refusal);
-    assert_eq!(code, ErrorCode::RateLimited);
-    assert!(
-        message.contains("too many registrations right now"),
-        "{message}"
-    );
+    let says = "too many registrations right now";
+    registrations_refused_after("rates_registrations", &settings, 20..30, 4, says).await;
 }
 
 /// Answers `url`'s challenge with a signature of another key than the card's: the node closes
