@@ -1,6 +1,8 @@
 //! The relay's warning ahead of a stored-bytes quota (PROTOCOL.md §13.12), as this library
 //! hands it on: with a sent message ([`SendReport`], from the relay's `stored` answer) or a
-//! sent attachment ([`crate::attachment::SentAttachment`]), and in words ([`quota_warning`]).
+//! sent attachment ([`crate::attachment::SentAttachment`]), and in words ([`quota_warning`]);
+//! and the `quota_warning` push the relay sends every account a quota concerns
+//! ([`pushed_quota_warning`], [`quota_pushes`]).
 
 use sealdesk_protocol::wire::{ByteQuota, QuotaScope};
 
@@ -40,6 +42,31 @@ pub fn quota_warning(q: &ByteQuota) -> String {
     )
 }
 
+/// What a `quota_warning` push says, in words ([`quota_warning`], naming the org for an
+/// org's quota): the relay tells every account a quota concerns when it first reaches 80%,
+/// and again at each sign-in while it stays there, whoever sent the bytes.
+pub fn pushed_quota_warning(org: Option<&str>, q: &ByteQuota) -> String {
+    match org {
+        Some(org) => format!("org {org}: {}", quota_warning(q)),
+        None => quota_warning(q),
+    }
+}
+
+/// The `quota_warning` pushes among `pushes` (others a client sets aside), in words.
+pub fn quota_pushes<'a>(
+    pushes: impl IntoIterator<Item = &'a sealdesk_protocol::wire::Push>,
+) -> Vec<String> {
+    pushes
+        .into_iter()
+        .filter_map(|p| match p {
+            sealdesk_protocol::wire::Push::QuotaWarning { org, quota } => {
+                Some(pushed_quota_warning(org.as_deref(), quota))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +96,27 @@ mod tests {
             "{org}"
         );
         assert!(org.contains("stored_bytes_per_org"), "{org}");
+    }
+
+    #[test]
+    fn a_pushed_warning_names_its_org_and_other_pushes_are_left_out() {
+        use sealdesk_protocol::wire::Push;
+        let quota = ByteQuota {
+            scope: QuotaScope::Org,
+            used: 9,
+            most: 10,
+        };
+        let pushes = [
+            Push::AuditGrew { size: 1 },
+            Push::QuotaWarning {
+                org: Some("acme".into()),
+                quota,
+            },
+        ];
+        assert_eq!(
+            quota_pushes(&pushes),
+            vec![format!("org acme: {}", quota_warning(&quota))]
+        );
+        assert_eq!(pushed_quota_warning(None, &quota), quota_warning(&quota));
     }
 }

@@ -879,6 +879,17 @@ pub enum Push {
         /// [`MAX_KEY_PUSH_CONVERSATIONS`]).
         conversations: Vec<ConversationId>,
     },
+    /// A stored-bytes quota this account is concerned by reached 80% of the relay's most
+    /// (PROTOCOL.md §13.12): its own (`org` absent), or that of an org it is the master or an
+    /// agent of. Sent to the account's sessions when a message or upload (anyone's, a read
+    /// receipt included) first brings it there, and again at each sign-in while it stays
+    /// there. A client that does not know the push skips it.
+    QuotaWarning {
+        /// The org whose conversations' quota it is; `None` for the account's own.
+        org: Option<String>,
+        /// Whose quota (account or org), bytes used and the most allowed.
+        quota: ByteQuota,
+    },
 }
 
 /// Most conversations one [`Push::AgentKeyChanged`] names (a customer with more re-checks the

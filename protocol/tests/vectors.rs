@@ -1835,6 +1835,17 @@ fn wire_frames(o: &Org) -> Value {
             }),
         ),
         (
+            "push: quota_warning (PROTOCOL §13.12)",
+            Frame::Push(Push::QuotaWarning {
+                org: Some("acme".into()),
+                quota: ByteQuota {
+                    scope: QuotaScope::Org,
+                    used: 850_000,
+                    most: 1_000_000,
+                },
+            }),
+        ),
+        (
             "request 10: put_recovery (PROTOCOL §3.5, the record of recovery_record.json)",
             Frame::Request {
                 id: 10,

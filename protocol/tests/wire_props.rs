@@ -509,7 +509,7 @@ impl Params {
 }
 
 /// Every frame family this file generates, by name; [`family`] must name each one.
-const FAMILIES: [&str; 82] = [
+const FAMILIES: [&str; 83] = [
     "challenge",
     "auth",
     "welcome",
@@ -592,6 +592,7 @@ const FAMILIES: [&str; 82] = [
     "request/put_recovery",
     "request/get_recovery",
     "response/recovery",
+    "push/quota_warning",
 ];
 
 /// The family of a frame. Exhaustive on purpose: a new variant does not compile here until it
@@ -685,6 +686,7 @@ fn family(f: &Frame) -> &'static str {
             Push::Signal(_) => "push/signal",
             Push::AuditGrew { .. } => "push/audit_grew",
             Push::AgentKeyChanged { .. } => "push/agent_key_changed",
+            Push::QuotaWarning { .. } => "push/quota_warning",
         },
     }
 }
@@ -1008,6 +1010,14 @@ fn frame(index: usize, p: &Params) -> Frame {
             proof: p.bytes.clone(),
         }),
         81 => resp(Response::Recovery(p.recovery_record())),
+        82 => Frame::Push(Push::QuotaWarning {
+            org: p.flag.then(|| p.text.clone()),
+            quota: sealdesk_protocol::wire::ByteQuota {
+                scope: sealdesk_protocol::wire::QuotaScope::Org,
+                used: p.n,
+                most: p.n.saturating_add(1),
+            },
+        }),
         _ => Frame::Push(Push::Signal(p.signal())),
     }
 }

@@ -76,6 +76,8 @@ pub(crate) async fn drive<I: Input, S: Sink>(
     }
     let events = client.sync_all().await?;
     show_events(client, out, &events, &mut s).map_err(io)?;
+    // A quota at its warning level is told at sign-in, in a push the sync set aside.
+    show_quota_pushes(out, client.take_other_pushes()).map_err(io)?;
     s.current = conversation.or_else(|| {
         client
             .account()
@@ -519,8 +521,14 @@ async fn on_push<S: Sink>(
     push: sealdesk_protocol::wire::Push,
     s: &mut Session,
 ) -> Result<()> {
-    // Release and ticket pushes are not shown in the chat.
-    let mut events: Vec<Event> = client.handle_push(push).await?.unwrap_or_default();
+    // Release and ticket pushes are not shown in the chat; a quota warning is.
+    let mut events: Vec<Event> = match client.handle_push(push).await? {
+        Ok(events) => events,
+        Err(other) => {
+            show_quota_pushes(out, [other]).map_err(io)?;
+            Vec::new()
+        }
+    };
     if client.session().take_dropped_pushes() > 0 {
         events.extend(client.sync_all().await?);
     }
@@ -531,6 +539,22 @@ async fn on_push<S: Sink>(
         .any(|e| matches!(e.kind, EventKind::Entry { .. } | EventKind::Assigned { .. }))
     {
         conversations(client, out, s.current, false).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// Shows the `quota_warning` pushes among `pushes` (the others are not shown in the chat).
+fn show_quota_pushes<S: Sink>(
+    out: &mut S,
+    pushes: impl IntoIterator<Item = sealdesk_protocol::wire::Push>,
+) -> std::io::Result<()> {
+    let pushes: Vec<_> = pushes.into_iter().collect();
+    for text in sealdesk_client::quota::quota_pushes(&pushes) {
+        out.show(Shown::Warning {
+            conversation: None,
+            here: false,
+            text,
+        })?;
     }
     Ok(())
 }

@@ -6,7 +6,10 @@ use std::path::Path;
 
 use anyhow::{Result, bail};
 use sealdesk_client::{
-    Account, Client, ClientError, account::LogEntry, client::HistoryLine, quota::quota_warning,
+    Account, Client, ClientError,
+    account::LogEntry,
+    client::HistoryLine,
+    quota::{quota_pushes, quota_warning},
 };
 use sealdesk_protocol::card::Role;
 use serde_json::json;
@@ -64,6 +67,12 @@ pub(super) async fn send(
     let sent = c.send_text_report(&id, text).await?;
     let seq = sent.seq;
     let number = c.message_number(&id, seq)?;
+    // Quotas this account is concerned by at their warning level: told at sign-in (a push the
+    // catch-up set aside) or as this message crossed one (its own is in the answer too).
+    let own = sent.quota.as_ref().map(quota_warning);
+    let mut pushed = quota_pushes(&c.take_other_pushes());
+    pushed.retain(|w| Some(w) != own.as_ref());
+    pushed.dedup();
     c.close().await;
     let mut doc = json!({"ok": true, "conversation": id.to_string(), "seq": seq, "number": number});
     if let (Some(q), Some(m)) = (&sent.quota, doc.as_object_mut()) {
@@ -74,10 +83,10 @@ pub(super) async fn send(
         format!("sent ({})", crate::print::sent_at(number, seq)),
         doc,
     );
-    Ok(match &sent.quota {
-        Some(q) => out.warn(quota_warning(q)),
-        None => out,
-    })
+    Ok(pushed
+        .into_iter()
+        .chain(own)
+        .fold(out, |out, w| out.warn(w)))
 }
 
 /// The interactive chat on `display` (see [`crate::chat`]).

@@ -173,6 +173,11 @@ impl<K: Hash + Eq + Clone> KeyedBuckets<K> {
         }
     }
 
+    /// The limit's label and the buckets' rate.
+    pub fn limit(&self) -> (&'static str, Rate) {
+        (self.limit, self.rate)
+    }
+
     /// How many keys are tracked now.
     pub fn len(&self) -> usize {
         self.map.lock().map_or(0, |m| m.len())
@@ -237,6 +242,23 @@ impl SharedBucket {
     pub fn take(&self, now: Instant) -> Result<(), Limited> {
         let mut b = self.bucket.lock().unwrap_or_else(|p| p.into_inner());
         b.take(self.rate, now).map_err(|retry_after| Limited {
+            limit: self.limit,
+            retry_after,
+        })
+    }
+
+    /// The limit's label and the bucket's rate.
+    pub fn limit(&self) -> (&'static str, Rate) {
+        (self.limit, self.rate)
+    }
+
+    /// Whether a token is there, without taking it.
+    ///
+    /// # Errors
+    /// [`Limited`] if there is none.
+    pub fn check(&self, now: Instant) -> Result<(), Limited> {
+        let mut b = self.bucket.lock().unwrap_or_else(|p| p.into_inner());
+        b.check(self.rate, now).map_err(|retry_after| Limited {
             limit: self.limit,
             retry_after,
         })

@@ -132,6 +132,27 @@ impl ByteQuotas {
         }
         Ok(warning)
     }
+
+    /// The quota of `scope` a count going from `before` to `after` bytes brings to
+    /// [`BYTES_WARN_PERCENT`] from below (the moment to tell everyone it concerns).
+    pub fn crossed(&self, scope: Scope, before: u64, after: u64) -> Option<NearQuota> {
+        let most = match scope {
+            Scope::Account => self.per_account,
+            Scope::Org => self.per_org,
+        };
+        let near = |n: u64| n.saturating_mul(100) >= most.saturating_mul(BYTES_WARN_PERCENT);
+        (!near(before) && near(after)).then_some(NearQuota {
+            scope,
+            used: after,
+            most,
+        })
+    }
+
+    /// The warning for a count of `used` bytes under `scope`'s quota, if it is at
+    /// [`BYTES_WARN_PERCENT`] or more (a sign-in while above it).
+    pub fn near(&self, scope: Scope, used: u64) -> Option<NearQuota> {
+        self.crossed(scope, 0, used)
+    }
 }
 
 /// One count as this node sees it.
@@ -185,6 +206,8 @@ impl ByteCounts {
     /// Changes the count under `key` by `delta`, reading it with `load` the first time, and
     /// hands the new value to `write` (an engine only this node writes: the caller stores
     /// it at once); without `write`, keeps the change to fold in later ([`Self::pending`]).
+    /// Returns the count as this node saw it before and after the change (under one lock,
+    /// so two changes at once never both see the same before).
     ///
     /// # Errors
     /// `load`'s or `write`'s; the count is unchanged then.
@@ -194,7 +217,7 @@ impl ByteCounts {
         delta: i64,
         load: impl FnOnce() -> Result<u64, E>,
         write: Option<&dyn Fn(u64) -> Result<(), E>>,
-    ) -> Result<(), E> {
+    ) -> Result<(u64, u64), E> {
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         let count = match counts.get_mut(key) {
             Some(c) => c,
@@ -203,9 +226,10 @@ impl ByteCounts {
                 pending: 0,
             }),
         };
+        let before = count.current();
         match write {
             Some(write) => {
-                let value = apply(count.current(), delta);
+                let value = apply(before, delta);
                 write(value)?;
                 *count = Count {
                     stored: value,
@@ -214,7 +238,7 @@ impl ByteCounts {
             }
             None => count.pending = count.pending.saturating_add(delta),
         }
-        Ok(())
+        Ok((before, count.current()))
     }
 
     /// The changes not written yet, by key. Counts with none are forgotten, so that their
@@ -277,6 +301,24 @@ mod tests {
     }
 
     #[test]
+    fn a_quota_is_crossed_once_on_the_way_up() {
+        let q = quotas();
+        let at = |used| NearQuota {
+            scope: Scope::Account,
+            used,
+            most: 100,
+        };
+        assert_eq!(q.crossed(Scope::Account, 10, 79), None);
+        assert_eq!(q.crossed(Scope::Account, 79, 80), Some(at(80)));
+        assert_eq!(q.crossed(Scope::Account, 0, 95), Some(at(95)));
+        assert_eq!(q.crossed(Scope::Account, 80, 90), None, "already there");
+        assert_eq!(q.crossed(Scope::Account, 90, 70), None, "on the way down");
+        assert_eq!(q.crossed(Scope::Org, 799, 800).map(|w| w.most), Some(1_000));
+        assert_eq!(q.near(Scope::Account, 85), Some(at(85)));
+        assert_eq!(q.near(Scope::Account, 79), None);
+    }
+
+    #[test]
     fn counts_written_at_once_or_gathered_and_folded() {
         let counts = ByteCounts::default();
         let written = std::cell::Cell::new(0);
@@ -284,7 +326,7 @@ mod tests {
             written.set(v);
             Ok(())
         };
-        counts.add(b"a", 10, || Ok(5), Some(&write)).unwrap();
+        assert_eq!(counts.add(b"a", 10, || Ok(5), Some(&write)), Ok((5, 15)));
         assert_eq!(written.get(), 15);
         assert_eq!(counts.current(b"a", || Err(())), Ok(15), "not read again");
         counts.add(b"a", -20, || Err(()), Some(&write)).unwrap();
@@ -293,7 +335,7 @@ mod tests {
         // Gathered: counted at once, written by the fold.
         let none: Option<&dyn Fn(u64) -> Result<(), ()>> = None;
         counts.add(b"b", 7, || Ok(100), none).unwrap();
-        counts.add(b"b", 3, || Err(()), none).unwrap();
+        assert_eq!(counts.add(b"b", 3, || Err(()), none), Ok((107, 110)));
         assert_eq!(counts.current(b"b", || Err(())), Ok(110));
         assert_eq!(counts.pending(), vec![(b"b".to_vec(), 10)]);
         // Another node added 50 meanwhile: the fold wrote 160, and 1 more came in since.

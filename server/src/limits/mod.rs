@@ -10,6 +10,8 @@
 //!   record are one conditional write, also across the nodes of a cluster;
 //! - [`sender`]: [`SenderBuckets`], the message buckets a conversation keeps in its own state
 //!   (one per sender), so the send path's limit takes no relay-wide lock;
+//! - [`shared`]: [`SharedBuckets`], the registration, failed-authentication and open buckets
+//!   kept by the engine a cluster shares, so N nodes allow what one does;
 //! - [`source`]: where a connection comes from (the peer, or `X-Forwarded-For` from a
 //!   trusted proxy) and the key it is counted under (IPv4 address, IPv6 /64).
 //!
@@ -23,8 +25,10 @@ pub mod bytes;
 pub mod open;
 pub mod quota;
 pub mod sender;
+pub mod shared;
 pub mod source;
 
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,10 +37,12 @@ pub use bucket::{Bucket, KeyedBuckets, Limited, Rate, SharedBucket};
 pub use open::{OpenConnections, OpenSlot};
 pub use quota::{OpenRecord, RecordLocks};
 pub use sender::SenderBuckets;
+pub use shared::SharedBuckets;
 pub use source::{source_key, source_of};
 
 use crate::config::Limits;
 use crate::metrics::Metrics;
+use crate::store::{BucketOp, ConversationLog};
 
 /// Connection attempts (WebSocket upgrades) per source address.
 pub const SOURCE_CONNECTIONS: &str = "source_connections";
@@ -143,6 +149,9 @@ pub struct Guard {
     pub bytes: bytes::ByteQuotas,
     /// This node's locks over the open-conversation records ([`OpenRecord`]).
     pub open_records: RecordLocks,
+    /// In a cluster, the engine's buckets for registrations, failed authentications and
+    /// opens (the in-memory ones above then only stand in when the database fails).
+    shared: Option<SharedBuckets>,
     metrics: Arc<Metrics>,
 }
 
@@ -192,7 +201,65 @@ impl Guard {
             open_idle: Duration::from_secs(limits.open_conversation_idle_secs),
             bytes: bytes::ByteQuotas::new(limits),
             open_records: RecordLocks::default(),
+            shared: None,
             metrics,
+        }
+    }
+
+    /// Keeps the registration, failed-authentication and open buckets in `engine` if other
+    /// relay nodes share it (see [`shared`]); on an engine only this node uses they stay in
+    /// memory.
+    pub fn share(&mut self, engine: Arc<dyn ConversationLog>) {
+        if engine.shared() {
+            self.shared = Some(SharedBuckets::new(engine));
+        }
+    }
+
+    /// `op` on `key`'s bucket of `buckets`: the shared engine's (`key_bytes` there) if there
+    /// is one, else this node's.
+    fn keyed<K: Hash + Eq + Clone>(
+        &self,
+        buckets: &KeyedBuckets<K>,
+        key: &K,
+        key_bytes: &[u8],
+        op: BucketOp,
+        now: Instant,
+    ) -> Result<(), Limited> {
+        let (limit, rate) = buckets.limit();
+        if let Some(r) = self
+            .shared
+            .as_ref()
+            .and_then(|s| s.apply(limit, rate, key_bytes, op))
+        {
+            return r;
+        }
+        match op {
+            BucketOp::Take => buckets.take(key, now),
+            BucketOp::Check => buckets.check(key, now),
+            BucketOp::Refund => {
+                buckets.refund(key);
+                Ok(())
+            }
+        }
+    }
+
+    /// `op` on the overall `bucket`: the shared engine's if there is one, else this node's.
+    fn overall(&self, bucket: &SharedBucket, op: BucketOp, now: Instant) -> Result<(), Limited> {
+        let (limit, rate) = bucket.limit();
+        if let Some(r) = self
+            .shared
+            .as_ref()
+            .and_then(|s| s.apply(limit, rate, b"", op))
+        {
+            return r;
+        }
+        match op {
+            BucketOp::Take => bucket.take(now),
+            BucketOp::Check => bucket.check(now),
+            BucketOp::Refund => {
+                bucket.refund();
+                Ok(())
+            }
         }
     }
 
@@ -208,9 +275,11 @@ impl Guard {
     pub fn registration(&self, source: IpAddr) -> Result<(), Limited> {
         let now = Instant::now();
         let key = source_key(source);
-        self.counted(self.source_registrations.take(&key, now))?;
-        if let Err(l) = self.registrations.take(now) {
-            self.source_registrations.refund(&key);
+        let bytes = shared::ip_bytes(key);
+        let regs = &self.source_registrations;
+        self.counted(self.keyed(regs, &key, &bytes, BucketOp::Take, now))?;
+        if let Err(l) = self.overall(&self.registrations, BucketOp::Take, now) {
+            let _ = self.keyed(regs, &key, &bytes, BucketOp::Refund, now);
             return self.counted(Err(l));
         }
         Ok(())
@@ -219,8 +288,17 @@ impl Guard {
     /// Gives back a registration's tokens when nothing was registered (the card was already
     /// registered, or the request was refused for another reason).
     pub fn registration_not_made(&self, source: IpAddr) {
-        self.source_registrations.refund(&source_key(source));
-        self.registrations.refund();
+        let now = Instant::now();
+        let key = source_key(source);
+        let bytes = shared::ip_bytes(key);
+        let _ = self.keyed(
+            &self.source_registrations,
+            &key,
+            &bytes,
+            BucketOp::Refund,
+            now,
+        );
+        let _ = self.overall(&self.registrations, BucketOp::Refund, now);
     }
 
     /// Whether `source` may try to authenticate: it has failures left.
@@ -228,15 +306,22 @@ impl Guard {
     /// # Errors
     /// [`Limited`] if it has used them up.
     pub fn may_authenticate(&self, source: IpAddr) -> Result<(), Limited> {
-        self.counted(
-            self.auth_failures
-                .check(&source_key(source), Instant::now()),
-        )
+        self.auth_failure_bucket(source, BucketOp::Check)
     }
 
     /// Records a failed authentication from `source`.
     pub fn auth_failed(&self, source: IpAddr) {
-        let _ = self.auth_failures.take(&source_key(source), Instant::now());
+        let _ = self.auth_failure_bucket(source, BucketOp::Take);
+    }
+
+    fn auth_failure_bucket(&self, source: IpAddr, op: BucketOp) -> Result<(), Limited> {
+        let key = source_key(source);
+        let bytes = shared::ip_bytes(key);
+        let r = self.keyed(&self.auth_failures, &key, &bytes, op, Instant::now());
+        if op == BucketOp::Check {
+            return self.counted(r);
+        }
+        r
     }
 
     /// A conversation open by the customer whose signing key is `customer`.
@@ -244,7 +329,14 @@ impl Guard {
     /// # Errors
     /// [`Limited`] if the customer has opened too many this hour.
     pub fn conversation_open(&self, customer: [u8; 32]) -> Result<(), Limited> {
-        self.counted(self.opens.take(&customer, Instant::now()))
+        let taken = self.keyed(
+            &self.opens,
+            &customer,
+            &customer,
+            BucketOp::Take,
+            Instant::now(),
+        );
+        self.counted(taken)
     }
 
     /// A message from the member whose signing key is `sender` (the caller, so nobody can use

@@ -79,6 +79,14 @@ pub(crate) async fn run(svc: Arc<Service>, mut conn: Connection, peer: SocketAdd
         let me = account.card().signing_key;
         svc.hub.join(me, conn.outbox());
         note_agent(&svc, &account);
+        if let Account::Registered(caller) = &account {
+            // A quota it is concerned by stands at the warning level: told again at sign-in.
+            for frame in svc.quota_warnings_at_sign_in(caller) {
+                if let Ok(b) = wire::encode(&frame) {
+                    let _ = conn.send(b).await;
+                }
+            }
+        }
         serve(&svc, &mut conn, account, source).await;
         svc.hub.leave(&me, conn.id());
     }

@@ -2,8 +2,8 @@
 //! (`crate::migrate`): [`PgImport`] writes the engine's tables directly, inside one
 //! transaction, and reads back what verifying the copy needs. The relay never uses it.
 //!
-//! It writes schema version 1's layout (see `postgres::schema`): a new migration must be
-//! reflected here, which the assertion below enforces.
+//! It writes schema version 1's layout (see `postgres::schema`; version 2's `rate_buckets`
+//! starts empty): a new migration must be reflected here, which the assertion below enforces.
 
 use std::collections::BTreeMap;
 
@@ -13,9 +13,11 @@ use tokio_postgres::{Client, types::ToSql};
 use super::{Collection, Entries, PgStore, SCHEMA_VERSION};
 use crate::error::{Error, Result};
 
+// Version 2 adds only `rate_buckets`, which holds nothing a copy must keep (a new bucket
+// starts full).
 const _: () = assert!(
-    SCHEMA_VERSION == 1,
-    "PgImport writes schema version 1's tables"
+    SCHEMA_VERSION == 2,
+    "PgImport writes schema version 1's tables (version 2 adds only rate_buckets)"
 );
 
 /// One statement parameter.

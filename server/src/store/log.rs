@@ -13,7 +13,10 @@
 //! (big-endian), the conversation record in [`Collection::Conversations`]. An engine over
 //! [`Store`] alone implements the trait with an empty `impl`.
 
-use super::{Batch, Collection, Entries, Store, prefixed_seq_key, seq_from_key};
+use super::{
+    Batch, BucketAnswer, BucketOp, BucketRate, Collection, Entries, Store, prefixed_seq_key,
+    seq_from_key,
+};
 use crate::error::Result;
 
 /// One message appended to a conversation's log (see [`ConversationLog::append_message`]).
@@ -282,6 +285,32 @@ pub trait ConversationLog: Store {
             }
         }
         Ok(out)
+    }
+
+    /// In a cluster, `op` on the token bucket `key` of `rate` that every node shares (see
+    /// `store::rate_bucket`), decided by the shared engine in one statement; `None` from an
+    /// engine only this node uses, whose caller keeps the bucket in memory.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails.
+    fn rate_bucket(
+        &self,
+        _key: &[u8],
+        _rate: BucketRate,
+        _op: BucketOp,
+    ) -> Result<Option<BucketAnswer>> {
+        Ok(None)
+    }
+
+    /// Drops the shared buckets that are full again (they hold nothing a new bucket would
+    /// not); how many. Nothing on an engine only this node uses.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails.
+    fn prune_rate_buckets(&self) -> Result<u64> {
+        Ok(0)
     }
 }
 

@@ -4,7 +4,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Batch, Collection, ConversationLog, Entries, MessageAppend, Store};
+use super::{
+    Batch, BucketAnswer, BucketOp, BucketRate, Collection, ConversationLog, Entries, MessageAppend,
+    Store,
+};
 use crate::error::Result;
 use crate::metrics::Metrics;
 
@@ -126,6 +129,19 @@ impl ConversationLog for MeteredStore {
         value: &[u8],
     ) -> Result<bool> {
         self.timed(|s| s.insert_if_absent_now(collection, key, value))
+    }
+
+    fn rate_bucket(
+        &self,
+        key: &[u8],
+        rate: BucketRate,
+        op: BucketOp,
+    ) -> Result<Option<BucketAnswer>> {
+        self.timed(|s| s.rate_bucket(key, rate, op))
+    }
+
+    fn prune_rate_buckets(&self) -> Result<u64> {
+        self.timed(|s| s.prune_rate_buckets())
     }
 
     fn forward_push(&self, to: &[u8], frame: &[u8]) -> bool {

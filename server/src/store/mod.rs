@@ -20,6 +20,7 @@ mod log;
 mod memory;
 mod metered;
 mod postgres;
+mod rate_bucket;
 mod sled_engine;
 
 use crate::error::Result;
@@ -30,6 +31,7 @@ pub use memory::MemoryStore;
 pub use metered::MeteredStore;
 pub use postgres::wake::listen as listen_for_wakeups;
 pub use postgres::{Counts as WakeCounts, PgStore, SCHEMA_VERSION, WAKE_CHANNEL, Wake};
+pub use rate_bucket::{BucketAnswer, BucketOp, BucketRate};
 pub use sled_engine::SledStore;
 
 /// A list of key/value pairs, in key order.

@@ -93,6 +93,10 @@ describe("wire.json", () => {
     expect(toHex(encodeFrame(pushFrame({ agent_key_changed: { org: "acme", agent: "bob", card: cardToCbor(cardOf("bob")), conversations: sub(pushed, "conversations") } })))).toBe(
       frame("push: agent_key_changed"),
     );
+    // §13.12: the warning pushed to every account a stored-bytes quota concerns.
+    expect(toHex(encodeFrame(pushFrame({ quota_warning: { org: "acme", quota: { scope: "org", used: 850_000, most: 1_000_000 } } })))).toBe(
+      frame("push: quota_warning (PROTOCOL §13.12)"),
+    );
     // §3.5: the record of recovery_record.json, stored, asked for with its code's proof, returned.
     const rr = loadVector("recovery_record.json");
     const record = fromCbor(h(rr.record_cbor));

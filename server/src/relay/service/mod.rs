@@ -33,6 +33,7 @@ pub(crate) mod key_push;
 pub(crate) mod keys;
 mod open_quota;
 mod open_tokens;
+mod quota_push;
 mod records;
 mod recovery;
 mod signals;
@@ -243,9 +244,10 @@ impl Service {
         commit: GroupCommit,
         metrics: Arc<Metrics>,
         clock: ClockHandle,
-        guard: Guard,
+        mut guard: Guard,
         rng: &mut impl rand_core::CryptoRng,
     ) -> crate::Result<Self> {
+        guard.share(engine.clone());
         let store: Arc<dyn Store> = engine.clone();
         let stored = match store.get(Collection::Meta, RELAY_IDENTITY)? {
             Some(b) => Some(b),

@@ -67,23 +67,35 @@ impl Service {
             })
     }
 
-    /// Adds `bytes` (negative: gives them back) to `account`'s and `org`'s counts.
+    /// Adds `bytes` (negative: gives them back) to `account`'s and `org`'s counts, and tells
+    /// the accounts concerned of a quota the change brought to the warning level
+    /// (`service::quota_push`).
     pub(super) fn count_bytes(
         &self,
         account: &SigningPublicKey,
         org: &str,
         bytes: i64,
     ) -> Result<(), Reject> {
-        for key in [account_bytes_key(account), org_bytes_key(org)] {
-            self.change_count(&key, bytes)?;
+        let mut crossed = Vec::new();
+        for (scope, key) in [
+            (Scope::Account, account_bytes_key(account)),
+            (Scope::Org, org_bytes_key(org)),
+        ] {
+            let (before, after) = self.change_count(&key, bytes)?;
+            crossed.extend(self.guard.bytes.crossed(scope, before, after));
+        }
+        for near in crossed {
+            self.push_quota_warning(account, org, near);
         }
         Ok(())
     }
 
-    /// Adds `delta` to the count under `key` (see the module docs).
-    pub(super) fn change_count(&self, key: &[u8], delta: i64) -> Result<(), Reject> {
+    /// Adds `delta` to the count under `key` (see the module docs); the count before and
+    /// after, as this node sees it.
+    pub(super) fn change_count(&self, key: &[u8], delta: i64) -> Result<(u64, u64), Reject> {
         if delta == 0 {
-            return Ok(());
+            let now = self.stored_bytes(key)?;
+            return Ok((now, now));
         }
         let load = || read_count(self.store.as_ref(), key);
         if self.store_shared {

@@ -41,6 +41,7 @@
 //! blocking: the engine runs its own small runtime and blocks the caller on each round trip
 //! (as sled blocks on its disk).
 
+mod buckets;
 mod conditional;
 mod schema;
 mod sql;
@@ -54,8 +55,8 @@ use std::{
 use deadpool_postgres::Pool;
 
 use super::{
-    Batch, Collection, ConversationLog, Entries, MessageAppend, Op, Refused, Store, prefix_end,
-    prefixed_seq_key,
+    Batch, BucketAnswer, BucketOp, BucketRate, Collection, ConversationLog, Entries, MessageAppend,
+    Op, Refused, Store, prefix_end, prefixed_seq_key,
 };
 use crate::error::{Error, Result};
 
@@ -793,6 +794,25 @@ impl ConversationLog for PgStore {
         self.run(
             async move { conditional::insert_if_absent(&pool, collection, &key, &value).await },
         )
+    }
+
+    /// One statement of its own, outside group commit: a bucket is not state a crash must
+    /// keep, and the event it counts waits for nothing else.
+    fn rate_bucket(
+        &self,
+        key: &[u8],
+        rate: BucketRate,
+        op: BucketOp,
+    ) -> Result<Option<BucketAnswer>> {
+        let pool = self.pool.clone();
+        let key = key.to_vec();
+        self.run(async move { buckets::rate_bucket(&pool, &key, rate, op).await })
+            .map(Some)
+    }
+
+    fn prune_rate_buckets(&self) -> Result<u64> {
+        let pool = self.pool.clone();
+        self.run(async move { buckets::prune(&pool).await })
     }
 
     fn forward_push(&self, to: &[u8], frame: &[u8]) -> bool {

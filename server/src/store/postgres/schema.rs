@@ -18,7 +18,10 @@ use crate::error::{Error, Result};
 ///    refusing a reused (conversation, epoch, sender, counter) — non-message items leave the
 ///    three NULL, which the constraint lets repeat; `conversation_heads`: each conversation's
 ///    last sequence number, the row whose lock serialises appends across nodes.
-pub(super) const MIGRATIONS: &[&str] = &["
+/// 2. `rate_buckets`: the token buckets the nodes share (`store::rate_bucket`), each the time
+///    (Unix seconds, the database's clock) it is full again; rows past it are pruned.
+pub(super) const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE kv (
         collection text NOT NULL,
         key bytea NOT NULL,
@@ -39,7 +42,17 @@ pub(super) const MIGRATIONS: &[&str] = &["
         conversation bytea PRIMARY KEY,
         last_seq bigint NOT NULL
     );
-"];
+",
+    "
+    CREATE TABLE rate_buckets (
+        key bytea PRIMARY KEY,
+        full_at double precision NOT NULL,
+        at double precision NOT NULL,
+        granted boolean NOT NULL
+    );
+    CREATE INDEX rate_buckets_full_at ON rate_buckets (full_at);
+",
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -1,0 +1,102 @@
+//! The token buckets the nodes of a cluster share (`store::rate_bucket`): one row per bucket,
+//! the time it is full again on the database's clock (so the nodes' clocks do not matter),
+//! taken from in one `INSERT … ON CONFLICT … DO UPDATE … RETURNING`: the row's lock orders
+//! the nodes' takes, and each sees the one before.
+
+use deadpool_postgres::Pool;
+
+use super::{db_err, sql::client};
+use crate::error::Result;
+use crate::store::{BucketAnswer, BucketOp, BucketRate};
+
+/// Now, in Unix seconds, on the database's clock.
+macro_rules! now {
+    () => {
+        "extract(epoch FROM clock_timestamp())::float8"
+    };
+}
+
+/// Takes a token: a new bucket is full (this token is its first); a known one gives a token
+/// if it is full again no more than the tolerance (`$3`) from now, moving its full-again time
+/// on by a token's interval (`$2`). Returns whether it gave one and how far ahead of now the
+/// bucket is full again.
+const TAKE: &str = concat!(
+    "INSERT INTO rate_buckets AS b (key, full_at, at, granted) \
+     SELECT $1, n.t + $2, n.t, true FROM (SELECT ",
+    now!(),
+    " AS t) n \
+     ON CONFLICT (key) DO UPDATE SET \
+       at = EXCLUDED.at, \
+       granted = greatest(b.full_at, EXCLUDED.at) - EXCLUDED.at <= $3, \
+       full_at = CASE WHEN greatest(b.full_at, EXCLUDED.at) - EXCLUDED.at <= $3 \
+                 THEN greatest(b.full_at, EXCLUDED.at) + $2 ELSE b.full_at END \
+     RETURNING granted, full_at - at"
+);
+
+/// How far ahead of now bucket `$1` is full again (no row: it is full).
+const CHECK: &str = concat!(
+    "SELECT full_at - ",
+    now!(),
+    " FROM rate_buckets WHERE key = $1"
+);
+
+/// Gives a token back to bucket `$1`: its full-again time moves back by an interval (`$2`).
+const REFUND: &str = "UPDATE rate_buckets SET full_at = full_at - $2 WHERE key = $1";
+
+/// Drops the buckets that are full again.
+const PRUNE: &str = concat!("DELETE FROM rate_buckets WHERE full_at <= ", now!());
+
+/// `op` on bucket `key` of `rate`, in one statement.
+pub(super) async fn rate_bucket(
+    pool: &Pool,
+    key: &[u8],
+    rate: BucketRate,
+    op: BucketOp,
+) -> Result<BucketAnswer> {
+    let client = client(pool, "rate_bucket").await?;
+    let err = |e: tokio_postgres::Error| db_err("rate_bucket", &e);
+    let interval = rate.interval_secs;
+    match op {
+        BucketOp::Take => {
+            let stmt = client.prepare_cached(TAKE).await.map_err(err)?;
+            let row = client
+                .query_one(&stmt, &[&key, &interval, &rate.tolerance_secs()])
+                .await
+                .map_err(err)?;
+            let granted: bool = row.try_get(0).map_err(err)?;
+            let ahead: f64 = row.try_get(1).map_err(err)?;
+            // A refusal's wait is from the bucket as it is (the token was not taken).
+            Ok(if granted {
+                BucketAnswer::Allowed
+            } else {
+                rate.answer(ahead)
+            })
+        }
+        BucketOp::Check => {
+            let stmt = client.prepare_cached(CHECK).await.map_err(err)?;
+            let row = client.query_opt(&stmt, &[&key]).await.map_err(err)?;
+            let ahead: f64 = match row {
+                Some(row) => row.try_get(0).map_err(err)?,
+                None => 0.0,
+            };
+            Ok(rate.answer(ahead))
+        }
+        BucketOp::Refund => {
+            let stmt = client.prepare_cached(REFUND).await.map_err(err)?;
+            client
+                .execute(&stmt, &[&key, &interval])
+                .await
+                .map_err(err)?;
+            Ok(BucketAnswer::Allowed)
+        }
+    }
+}
+
+/// Drops the buckets that are full again; how many.
+pub(super) async fn prune(pool: &Pool) -> Result<u64> {
+    let client = client(pool, "prune_rate_buckets").await?;
+    client
+        .execute(PRUNE, &[])
+        .await
+        .map_err(|e| db_err("prune_rate_buckets", &e))
+}

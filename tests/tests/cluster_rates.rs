@@ -1,0 +1,230 @@
+//! Rate limits that hold across a cluster (issue 25): two relay nodes on one throwaway
+//! PostgreSQL (`sealdesk_tests::pg`; skipped, loudly, without PostgreSQL binaries). The
+//! buckets of registrations (per source and overall), failed authentications per source and
+//! conversation opens per customer are kept in the shared database, so a client going
+//! through both nodes is refused `rate_limited` at the configured total, not at twice it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use futures_util::StreamExt as _;
+use sealdesk_protocol::{
+    card::Role,
+    wire::{self, AuthResponse, ErrorCode, Frame, Request, Response},
+};
+use sealdesk_tests::{
+    Org, RawClient,
+    cluster::{self, Node, ready, start_with},
+    identity::Identity,
+    wait::STEP,
+    web_key::open_request,
+};
+use tempfile::TempDir;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Two nodes on a fresh database named after `name`, both with `settings`, or `None` without
+/// PostgreSQL.
+fn cluster(name: &str, settings: &[(&str, &str)]) -> Option<([Node; 2], TempDir)> {
+    let (db, keys) = cluster::database(name)?;
+    let key = keys.path().join("log.key");
+    let a = ready(start_with(&db, &key, true, settings));
+    let b = ready(start_with(&db, &key, true, settings));
+    Some(([a, b], keys))
+}
+
+fn customer(seed: u64) -> Identity {
+    Identity::new(seed, &format!("visitor{seed}"), Role::Customer)
+}
+
+/// Signs in as `who` on `url` and asks to register; the answer.
+async fn register(url: &str, who: &Identity) -> Response {
+    let mut c = RawClient::connect(url).await;
+    let welcome = c.auth(&who.keys, who.card()).await;
+    assert!(!welcome.registered);
+    let r = c.request(Request::Register).await;
+    c.close().await;
+    r
+}
+
+/// The refusal's code and message.
+fn refused(r: &Response) -> (ErrorCode, &str) {
+    match r {
+        Response::Error { code, message, .. } => {
+            assert!(r.retry_after().is_some(), "a refusal says when: {r:?}");
+            (*code, message.as_str())
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// Registers customers `seeds` through node A and node B in turn on a cluster started with
+/// `settings` (none without PostgreSQL), and checks that exactly `burst` registered before a
+/// `rate_limited` refusal whose message says `says`; the nodes, for more.
+async fn registrations_refused_after(
+    name: &str,
+    settings: &[(&str, &str)],
+    seeds: std::ops::Range<u64>,
+    burst: usize,
+    says: &str,
+) -> Option<([Node; 2], TempDir)> {
+    let (nodes, keys) = cluster(name, settings)?;
+    for (i, seed) in seeds.enumerate() {
+        let r = register(&nodes[i % 2].url, &customer(seed)).await;
+        if r == Response::Ok {
+            assert!(
+                i < burst,
+                "registration {i} past the cluster's burst of {burst}"
+            );
+            continue;
+        }
+        assert_eq!(
+            i, burst,
+            "the burst is the cluster's, not each node's: {r:?}"
+        );
+        let (code, message) = refused(&r);
+        assert_eq!(code, ErrorCode::RateLimited);
+        assert!(message.contains(says), "{message}");
+        return Some((nodes, keys));
+    }
+    panic!("no registration was refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_from_one_source_are_limited_across_nodes() {
+    let settings = [
+        ("SOURCE_REGISTRATION_BURST", "3"),
+        ("SOURCE_REGISTRATIONS_PER_MINUTE", "1"),
+    ];
+    let name = "rates_source_registrations";
+    let Some((nodes, _keys)) =
+        registrations_refused_after(name, &settings, 0..10, 3, "from your address").await
+    else {
+        return;
+    };
+    // The refused card registers nowhere else either.
+    let r = register(&nodes[1].url, &customer(3)).await;
+    assert_eq!(refused(&r).0, ErrorCode::RateLimited);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_overall_are_limited_across_nodes() {
+    let settings = [
+        ("REGISTRATION_BURST", "4"),
+        ("REGISTRATIONS_PER_MINUTE", "1"),
+    ];
+    let says = "too many registrations right now";
+    registrations_refused_after("rates_registrations", &settings, 20..30, 4, says).await;
+}
+
+/// Answers `url`'s challenge with a signature of another key than the card's: the node closes
+/// with 4101.
+async fn fail_authentication(url: &str) {
+    let (liar, other) = (customer(40), customer(41));
+    let mut c = RawClient::connect(url).await;
+    let mut bad = AuthResponse::answer(&other.keys, liar.card(), c.challenge());
+    bad.card = liar.card();
+    c.send_frame(&Frame::Auth(bad)).await;
+    assert_eq!(c.expect_close().await, Some(4101));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_authentications_from_one_source_are_limited_across_nodes() {
+    let settings = [
+        ("SOURCE_AUTH_FAILURE_BURST", "2"),
+        ("SOURCE_AUTH_FAILURES_PER_MINUTE", "1"),
+    ];
+    let Some(([a, b], _keys)) = cluster("rates_auth_failures", &settings) else {
+        return;
+    };
+    // One failure on each node: the source's two are used up on both.
+    fail_authentication(&a.url).await;
+    fail_authentication(&b.url).await;
+    for node in [&a, &b] {
+        let (mut ws, _) = tokio::time::timeout(STEP, tokio_tungstenite::connect_async(&node.url))
+            .await
+            .expect("connect timed out")
+            .expect("upgrade");
+        let first = tokio::time::timeout(STEP, ws.next())
+            .await
+            .expect("a frame");
+        let Some(Ok(Message::Binary(b))) = first else {
+            panic!("expected a refusal, got {first:?}");
+        };
+        match wire::decode(&b).expect("decodes") {
+            Frame::Response { id: 0, body } => {
+                assert_eq!(refused(&body).0, ErrorCode::RateLimited);
+            }
+            other => panic!("expected a rate_limited refusal before the challenge, got {other:?}"),
+        }
+        let _ = ws.close(None).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversation_opens_per_hour_are_limited_across_nodes() {
+    let settings = [
+        ("OPEN_CONVERSATIONS_PER_ORG", "50"),
+        ("CONVERSATION_OPENS_PER_HOUR", "4"),
+    ];
+    let Some(([a, b], _keys)) = cluster("rates_opens", &settings) else {
+        return;
+    };
+    let org = Org::setup(&a.url, 60, "acme", 1, 1).await;
+    let alice = &org.customers[0];
+    let mut on = [
+        RawClient::login(&a.url, alice).await,
+        RawClient::login(&b.url, alice).await,
+    ];
+    let mut opened = 0;
+    let refusal = loop {
+        match on[opened % 2]
+            .request(open_request("acme", 70 + opened as u64, None))
+            .await
+        {
+            Response::Opened { .. } => opened += 1,
+            other => break other,
+        }
+        assert!(opened <= 8, "opens were never refused");
+    };
+    assert_eq!(
+        opened, 4,
+        "the hour's opens are the cluster's, not each node's"
+    );
+    let (code, message) = refused(&refusal);
+    assert_eq!(code, ErrorCode::RateLimited);
+    assert!(message.contains("opened by this account"), "{message}");
+    for c in on {
+        c.close().await;
+    }
+}
+
+/// The cost of a registration with the shared buckets: registers [`MEASURED`] accounts
+/// through a two-node cluster, one after another, and prints the rate. Run it against
+/// another relay binary (`SEALDESK_RELAY_BIN`) for a baseline:
+/// `cargo test -p sealdesk-tests --test cluster_rates -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn registration_cost() {
+    const MEASURED: u64 = 200;
+    let settings = [
+        ("SOURCE_REGISTRATION_BURST", "100000"),
+        ("REGISTRATION_BURST", "100000"),
+    ];
+    let Some((nodes, _keys)) = cluster("rates_cost", &settings) else {
+        return;
+    };
+    // Warm up each node's connections to the database.
+    register_until_ok(&nodes, 1000..1010).await;
+    let start = std::time::Instant::now();
+    register_until_ok(&nodes, 2000..2000 + MEASURED).await;
+    let per = start.elapsed() / u32::try_from(MEASURED).unwrap();
+    println!("registration through a 2-node cluster: {per:?} each");
+}
+
+async fn register_until_ok(nodes: &[Node; 2], seeds: std::ops::Range<u64>) {
+    for (i, seed) in seeds.enumerate() {
+        assert_eq!(
+            register(&nodes[i % 2].url, &customer(seed)).await,
+            Response::Ok
+        );
+    }
+}
