@@ -190,7 +190,12 @@ impl Service {
                 sender: env.header.sender.to_bytes().to_vec(),
                 counter: env.header.counter,
             },
-            _ => Refused::Item { seq: item.seq },
+            _ => {
+                return Err(Reject::new(
+                    ErrorCode::Internal,
+                    "a sent item that is not a message".into(),
+                ));
+            }
         };
         let conversation = item.conversation;
         let mut again = 0;
@@ -352,13 +357,23 @@ impl Service {
     /// key of its transaction (an audit leaf's index) — in which case nothing of that
     /// transaction was stored, and its writer appends it again from the reloaded state
     /// ([`until_stored`]) rather than refusing what it accepted.
-    pub(super) fn item_refused(&self, item: &Sequenced) -> Result<bool, Reject> {
-        let refused = self
-            .convs
-            .take_refused(&item.conversation, &Refused::Item { seq: item.seq })?;
+    ///
+    /// The item is known by its number and the digest of its stored bytes (of epoch `epoch`,
+    /// as it was appended: [`ConvTable::refusal_of`](super::table::ConvTable::refusal_of)), so
+    /// another refused item of this node, once at the same number, is never taken for it.
+    pub(super) fn item_refused(
+        &self,
+        item: &Sequenced,
+        epoch: Option<u32>,
+    ) -> Result<bool, Reject> {
+        let what = super::table::ConvTable::refusal_of(epoch, item)?;
+        let refused = self.convs.take_refused(&item.conversation, &what)?;
         if refused {
             debug!(conversation = %item.conversation, seq = item.seq,
                 "another node took this item's number; appending it again");
+        } else if let Item::Notice { index, .. } = &item.item {
+            // Its audit leaf was in the same transaction: stored (see `AuditLog`).
+            self.log.confirm(*index)?;
         }
         Ok(refused)
     }
