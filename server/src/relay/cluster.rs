@@ -10,13 +10,15 @@
 //! too, so a lost wake-up only delays a push. When the listener (re)connects, the node also
 //! re-checks the registered agent keys connected to it against their names' current keys and
 //! closes an old key's sessions (a re-certification's close, forwarded once, may have been
-//! missed meanwhile). With `cluster_wakeups = 0` the node does not listen
+//! missed meanwhile); each periodic catch-up re-checks a bounded share of them in turn
+//! ([`RECHECK_PER_ROUND`]), for a close never heard or lost while the listener stayed up.
+//! With `cluster_wakeups = 0` the node does not listen
 //! at all and the catch-up alone delivers (a configuration for tests and for databases that
 //! have no `LISTEN`).
 
 use std::{sync::Arc, time::Duration};
 
-use sealdesk_protocol::ids::ConversationId;
+use sealdesk_protocol::{ids::ConversationId, keys::SigningPublicKey};
 use tokio::{sync::mpsc, task::JoinHandle};
 use tracing::warn;
 
@@ -59,6 +61,8 @@ pub(super) fn spawn(svc: Arc<Service>, cfg: ClusterConfig) -> JoinHandle<()> {
             )))
         });
         let mut tick = tokio::time::interval(cfg.catch_up.max(Duration::from_millis(10)));
+        // Where the periodic re-check of agent keys goes on from.
+        let mut recheck_from = None;
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             // Everything queued meanwhile is handled in one round: each conversation is read
@@ -76,9 +80,10 @@ pub(super) fn spawn(svc: Arc<Service>, cfg: ClusterConfig) -> JoinHandle<()> {
             }
             let svc = Arc::clone(&svc);
             // The service reads the database synchronously: off the runtime's workers.
-            let done = tokio::task::spawn_blocking(move || round.run(&svc)).await;
-            if let Err(e) = done {
-                warn!(error = %e, "a cluster catch-up failed");
+            let from = recheck_from;
+            match tokio::task::spawn_blocking(move || round.run(&svc, from)).await {
+                Ok(next) => recheck_from = next,
+                Err(e) => warn!(error = %e, "a cluster catch-up failed"),
             }
         }
     })
@@ -86,6 +91,11 @@ pub(super) fn spawn(svc: Arc<Service>, cfg: ClusterConfig) -> JoinHandle<()> {
 
 /// Wake-ups handled together at most (beyond that, the next round takes the rest).
 const MAX_ROUND: usize = 4096;
+
+/// Connected agent keys the periodic catch-up re-checks at most per round (one read each;
+/// [`Service::recheck_some_agent_keys`]): with the default 2 s interval, a node with N agents
+/// connected re-checks each within `ceil(N / 64) × 2 s`, at most 32 reads a second.
+const RECHECK_PER_ROUND: usize = 64;
 
 /// The wake-ups of one round, merged.
 #[derive(Default)]
@@ -129,16 +139,28 @@ impl Round {
     }
 
     /// Handles the round: the conversations named (or, on a catch-up, every watched one whose
-    /// head moved), then the forwarded pushes.
-    fn run(self, svc: &Service) {
+    /// head moved, and the next [`RECHECK_PER_ROUND`] connected agent keys after
+    /// `recheck_from`), then the forwarded pushes. Returns where the next re-check goes on.
+    fn run(
+        self,
+        svc: &Service,
+        recheck_from: Option<SigningPublicKey>,
+    ) -> Option<SigningPublicKey> {
+        let mut next = recheck_from;
         let named: Vec<(ConversationId, u64)> = self.conversations.into_iter().collect();
         if !named.is_empty() {
             svc.woken(&named);
         }
         if self.reconnected {
-            // Only here, not on every catch-up: a re-certified agent's old key, whose close
-            // this node may have missed, is closed (`service::cluster`).
+            // Every connected agent key at once: a close forwarded while the listener was away
+            // was missed (`service::cluster`).
             svc.recheck_agent_keys();
+        } else if self.catch_up {
+            // A share of them each round: a close lost while the listener stayed up, or never
+            // heard (no listener), is made up within a few rounds.
+            next = svc
+                .recheck_some_agent_keys(recheck_from, RECHECK_PER_ROUND)
+                .1;
         }
         if self.catch_up {
             svc.catch_up_all();
@@ -155,6 +177,7 @@ impl Round {
                 Wake::Conversations(_) | Wake::Reconnected => {}
             }
         }
+        next
     }
 }
 

@@ -333,15 +333,46 @@ impl Service {
     /// of the name's current key is never closed (the name must point elsewhere). Returns how
     /// many keys' sessions were closed.
     pub(crate) fn recheck_agent_keys(&self) -> usize {
+        self.recheck(self.hub.agents())
+    }
+
+    /// The periodic catch-up's share of [`Self::recheck_agent_keys`]: the connected agent keys
+    /// after `after` in key order (from the first if `None`), at most `limit` of them (one read
+    /// each), so a round costs at most `limit` reads however many agents are connected, and
+    /// every connected key is re-checked once every `ceil(agents / limit)` rounds. Catches a
+    /// close no listener could bring (a node with `cluster_wakeups = 0`) or that was lost while
+    /// the listener stayed up (the re-certifying node's `NOTIFY` failed). Returns how many
+    /// keys' sessions were closed, and where the next round starts (`None`: at the first key
+    /// again).
+    pub(crate) fn recheck_some_agent_keys(
+        &self,
+        after: Option<SigningPublicKey>,
+        limit: usize,
+    ) -> (usize, Option<SigningPublicKey>) {
+        let mut agents = self.hub.agents();
+        agents.sort_unstable_by(|x, y| x.0.as_bytes().cmp(y.0.as_bytes()));
+        let start = after.map_or(0, |a| {
+            agents.partition_point(|(k, _)| k.as_bytes() <= a.as_bytes())
+        });
+        let slice: Vec<_> = agents.into_iter().skip(start).take(limit).collect();
+        let next = (slice.len() == limit)
+            .then(|| slice.last().map(|(k, _)| *k))
+            .flatten();
+        (self.recheck(slice), next)
+    }
+
+    /// Closes the sessions of each of `agents` (key, name) whose name the store binds to
+    /// another key now; how many keys' sessions were closed.
+    fn recheck(&self, agents: Vec<(SigningPublicKey, String)>) -> usize {
         let reason = super::recovery::CLOSE_KEY_REPLACED;
         let mut closed = 0usize;
-        for (key, name) in self.hub.agents() {
+        for (key, name) in agents {
             match self.store.get(Collection::Names, name.as_bytes()) {
                 Ok(Some(current)) if current.as_slice() != key.as_bytes().as_slice() => {
                     let sessions = self.hub.close_all(&key, reason);
                     info!(
                         sessions,
-                        "an agent key re-certified away closed on reconnect"
+                        "an agent key re-certified away closed on a re-check"
                     );
                     closed += 1;
                 }
