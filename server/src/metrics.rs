@@ -310,9 +310,8 @@ pub struct Metrics {
     pub wake_round: Histogram,
     /// Cluster mode: conversations read per wake-up round.
     pub wake_round_conversations: Histogram,
-    /// Cluster mode: each periodic catch-up (the stored-bytes fold, the heads of the watched
-    /// conversations, the reads of those that moved and their pushes, the blocks reloaded),
-    /// seconds; wake-ups wait meanwhile.
+    /// Cluster mode: each periodic catch-up (the heads of the watched conversations, the reads
+    /// of those that moved and their pushes), seconds; wake-ups wait meanwhile.
     pub catch_up_round: Histogram,
     /// Cluster mode: the catch-up's fold of the stored-bytes counts into the database,
     /// seconds.
@@ -350,7 +349,7 @@ impl Metrics {
             (
                 &self.catch_up_round,
                 "sealdesk_cluster_catch_up_seconds",
-                "Time of a periodic catch-up: fold, heads, reads of those that moved, blocks.",
+                "Time of a periodic catch-up: heads of the watched conversations, reads of those that moved.",
             ),
             (
                 &self.byte_fold,

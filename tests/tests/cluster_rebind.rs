@@ -161,6 +161,59 @@ async fn a_missed_close_is_made_up_when_the_listener_reconnects() {
     current.close().await;
 }
 
+/// Node B's old-key session misses its close, B's listener stays up (or B has none), and the
+/// periodic catch-up's re-check of the agent keys connected to B closes it with 4105; the new
+/// key's session on B stays open. `b` is node B, started by the caller.
+async fn a_missed_close_is_made_up_by_the_catch_up(
+    a: &cluster::Node,
+    b: &cluster::Node,
+    seed: u64,
+) {
+    let org = Org::setup(&a.url, seed, "acme", 1, 1).await;
+    let old = &org.agents[0];
+    let mut lost = RawClient::login(&b.url, old).await;
+    let new = Identity::new(seed + 9_000, old.name(), Role::Agent);
+    let mut current = RawClient::connect(&b.url).await;
+    recertify(&org, &a.url, &new).await;
+    assert!(current.auth(&new.keys, new.card()).await.registered);
+    assert_eq!(lost.expect_close().await, Some(4105));
+    current.ok(Request::WatchAgentKeys).await;
+    current.close().await;
+}
+
+/// Node B has no wake-up listener (`cluster_wakeups = 0`): no forwarded close ever reaches it,
+/// and its periodic catch-up closes the old key's session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_a_listener_closes_the_old_key_at_its_catch_up() {
+    let Some((db, keys)) = cluster::database("reclose_nolisten") else {
+        return;
+    };
+    let key = keys.path().join("log.key");
+    let a = cluster::node(&db, &key, true);
+    let b = cluster::node(&db, &key, false);
+    a_missed_close_is_made_up_by_the_catch_up(&a, &b, 7).await;
+}
+
+/// Node B's listener stays up but the close never reaches it (dropped, as when the
+/// re-certifying node's `NOTIFY` failed): its periodic catch-up closes the old key's session,
+/// with no listener reconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_lost_while_the_listener_stays_up_is_made_up_at_the_catch_up() {
+    let Some((db, keys)) = cluster::database("reclose_lost") else {
+        return;
+    };
+    let key = keys.path().join("log.key");
+    let a = cluster::node(&db, &key, true);
+    let b = cluster::ready(cluster::start_with_env(
+        &db,
+        &key,
+        true,
+        &[],
+        &[(DROP_FORWARDED_CLOSES, "1")],
+    ));
+    a_missed_close_is_made_up_by_the_catch_up(&a, &b, 8).await;
+}
+
 /// The org's master, through the node at `url`, re-certifies the agent's name for `new`'s key.
 async fn recertify(org: &Org, url: &str, new: &Identity) {
     let certificate = AgentCertificate::issue(

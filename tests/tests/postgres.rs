@@ -810,3 +810,56 @@ fn durable_acks_sled_against_postgres() {
         pg / ((sled + sled_again) / 2.0)
     );
 }
+
+/// A refused item is known by its number AND its bytes: node A's item `y` at number 2 is
+/// refused for its audit leaf (node B took the index), which leaves the number free; A's next
+/// item `x` is stored under it before `y`'s writer asks. `x`'s writer is told `x` was stored,
+/// `y`'s that `y` was refused. Known by the number alone, `x`'s writer would take `y`'s
+/// refusal (and append `x` a second time) and `y`'s writer would be told `y` was stored.
+#[test]
+fn a_refused_item_is_never_taken_for_another_item_at_its_number() {
+    let Some(url) = fresh("refused_item") else {
+        return;
+    };
+    let a = PgStore::open(&url, true).unwrap();
+    let b = PgStore::open(&url, false).unwrap();
+    let c = [5u8; 16];
+    assert!(a.append_item(&c, 1, b"first", Batch::new()).unwrap());
+    a.flush().unwrap();
+    let leaf = 0u64.to_be_bytes();
+
+    // `y` with its audit leaf, staged; B takes the leaf's index first.
+    let mut with = Batch::new();
+    with.put(Collection::AuditLeaves, &leaf, b"a's leaf");
+    assert!(a.append_item(&c, 2, b"y", with).unwrap());
+    assert!(
+        b.insert_if_absent(Collection::AuditLeaves, &leaf, b"b's leaf")
+            .unwrap()
+    );
+    a.flush().unwrap();
+    assert_eq!(
+        b.get(Collection::AuditLeaves, &leaf).unwrap(),
+        Some(b"b's leaf".to_vec())
+    );
+
+    // `x` at the number `y` left free: stored.
+    assert!(a.append_item(&c, 2, b"x", Batch::new()).unwrap());
+    a.flush().unwrap();
+    assert_eq!(
+        b.get(Collection::Messages, &prefixed_seq_key(&c, 2))
+            .unwrap(),
+        Some(b"x".to_vec())
+    );
+    assert!(
+        !a.take_refused(&c, &Refused::item(2, b"x")).unwrap(),
+        "x was stored"
+    );
+    assert!(
+        a.take_refused(&c, &Refused::item(2, b"y")).unwrap(),
+        "y was refused"
+    );
+    assert!(
+        !a.take_refused(&c, &Refused::item(2, b"y")).unwrap(),
+        "taken once"
+    );
+}

@@ -14,7 +14,9 @@
 //! too, so a lost wake-up only delays a push. When the listener (re)connects, the node also
 //! re-checks the registered agent keys connected to it against their names' current keys and
 //! closes an old key's sessions (a re-certification's close, forwarded once, may have been
-//! missed meanwhile). With `cluster_wakeups = 0` the node does not listen
+//! missed meanwhile); the periodic chores re-check a bounded share of them in turn
+//! ([`RECHECK_PER_ROUND`]), for a close never heard or lost while the listener stayed up.
+//! With `cluster_wakeups = 0` the node does not listen
 //! at all and the catch-up alone delivers (a configuration for tests and for databases that
 //! have no `LISTEN`).
 
@@ -23,7 +25,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sealdesk_protocol::ids::ConversationId;
+use sealdesk_protocol::{ids::ConversationId, keys::SigningPublicKey};
 use tokio::{sync::mpsc, task::JoinHandle};
 use tracing::warn;
 
@@ -86,8 +88,7 @@ pub(super) fn spawn(svc: Arc<Service>, cfg: ClusterConfig) -> JoinHandle<()> {
             }
             let svc = Arc::clone(&svc);
             // The service reads the database synchronously: off the runtime's workers.
-            let done = tokio::task::spawn_blocking(move || round.run(&svc)).await;
-            if let Err(e) = done {
+            if let Err(e) = tokio::task::spawn_blocking(move || round.run(&svc)).await {
                 warn!(error = %e, "a cluster catch-up failed");
             }
         }
@@ -95,17 +96,23 @@ pub(super) fn spawn(svc: Arc<Service>, cfg: ClusterConfig) -> JoinHandle<()> {
 }
 
 /// Every `period`, what a node of a cluster does besides delivering: folds the stored-bytes
-/// counts it gathered into the database (a conditional write each, `service::stored_bytes`)
-/// and reloads the blocks other nodes stored (`service::blocks`). Apart from the wake-up
-/// rounds, which these database writes held up for as long as they took (one commit per
-/// count changed), and which share no state with them.
+/// counts it gathered into the database (a conditional write each, `service::stored_bytes`),
+/// reloads the blocks other nodes stored (`service::blocks`), and re-checks the next
+/// [`RECHECK_PER_ROUND`] connected agent keys against their names' current keys (a close
+/// lost while the listener stayed up, or never heard without a listener, is made up within a
+/// few periods). Apart from the wake-up rounds, which these database reads and writes held up
+/// for as long as they took (one commit per count changed), and which share no state with them.
 async fn chores(svc: Arc<Service>, period: Duration) {
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Where the periodic re-check of agent keys goes on from.
+    let mut recheck_from: Option<SigningPublicKey> = None;
     loop {
         tick.tick().await;
         let svc = Arc::clone(&svc);
+        let from = recheck_from;
         let done = tokio::task::spawn_blocking(move || {
+            let next = svc.recheck_some_agent_keys(from, RECHECK_PER_ROUND).1;
             let started = Instant::now();
             svc.fold_byte_counts();
             svc.metrics
@@ -115,16 +122,23 @@ async fn chores(svc: Arc<Service>, period: Duration) {
             if let Err(e) = svc.reload_blocks() {
                 warn!(code = ?e.code, "reloading blocks failed: {}", e.message);
             }
+            next
         })
         .await;
-        if let Err(e) = done {
-            warn!(error = %e, "a cluster node's periodic chores failed");
+        match done {
+            Ok(next) => recheck_from = next,
+            Err(e) => warn!(error = %e, "a cluster node's periodic chores failed"),
         }
     }
 }
 
 /// Wake-ups handled together at most (beyond that, the next round takes the rest).
 const MAX_ROUND: usize = 4096;
+
+/// Connected agent keys the periodic chores re-check at most per period (one read each;
+/// [`Service::recheck_some_agent_keys`]): with the default 2 s interval, a node with N agents
+/// connected re-checks each within `ceil(N / 64) × 2 s`, at most 32 reads a second.
+const RECHECK_PER_ROUND: usize = 64;
 
 /// The wake-ups of one round, merged.
 #[derive(Default)]
@@ -184,8 +198,8 @@ impl Round {
             svc.woken(&named);
         }
         if self.reconnected {
-            // Only here, not on every catch-up: a re-certified agent's old key, whose close
-            // this node may have missed, is closed (`service::cluster`).
+            // Every connected agent key at once: a close forwarded while the listener was away
+            // was missed (`service::cluster`).
             svc.recheck_agent_keys();
         }
         if self.catch_up {

@@ -402,10 +402,27 @@ pub enum Refused {
         counter: u64,
     },
     /// Any other item (an epoch record, a hand-off, a consent share, a notice), by sequence
-    /// number: its writer makes its whole request again from the reloaded conversation (the
-    /// item's transaction, an audit leaf with a notice, was refused with it).
+    /// number and the digest of its stored bytes ([`Refused::item`]): its writer makes its
+    /// whole request again from the reloaded conversation (the item's transaction, an audit
+    /// leaf with a notice, was refused with it). The number alone is not enough: an item
+    /// refused for a key of its transaction (an audit leaf's index) leaves its number free,
+    /// and another item of this node may be stored under it before the refused one's writer
+    /// asks.
     Item {
         /// Its sequence number.
         seq: u64,
+        /// SHA-256 of the item's bytes as appended ([`ConversationLog::append_item`]'s `item`).
+        digest: [u8; 32],
     },
+}
+
+impl Refused {
+    /// The refusal of the item `item` (its bytes as appended) at sequence number `seq`.
+    pub fn item(seq: u64, item: &[u8]) -> Self {
+        use sha2::Digest as _;
+        Refused::Item {
+            seq,
+            digest: sha2::Sha256::digest(item).into(),
+        }
+    }
 }

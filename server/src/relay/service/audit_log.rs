@@ -3,7 +3,10 @@
 //! markers), reading entries (each only to who may read it: [`Service::may_read`]), inclusion
 //! and consistency proofs, witnesses' cosignatures.
 
-use std::{collections::HashMap, sync::Mutex};
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::Mutex,
+};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -36,9 +39,78 @@ pub(super) const MAX_AUDIT_PAGE: usize = 256;
 
 /// The audit log's leaf hashes, in memory (the entries are in `audit_leaves`). Its lock is
 /// the log's single-writer rule: an entry's index is taken and its leaf stored under it.
+///
+/// Cluster mode: a leaf this node appended in a *staged* transaction (an entry with its notice
+/// in a conversation, which the shared store commits with the next batch, or refuses then) is
+/// *unsure* until its writer learns it was stored ([`Self::confirm`]). Only an unsure leaf can
+/// differ from the store (every other leaf was committed when this node took it, or read
+/// committed from the store), so [`Self::sync`] checks those, and [`Self::append`] settles them
+/// (commits what is staged, then checks them) before it takes an index above them: a refused
+/// leaf never has a leaf of this node stored on top of it, and the log is reloaded before
+/// anything else uses it.
 pub(super) struct AuditLog {
     /// A std Mutex: held for the synchronous store write of an append, never across an await.
-    leaves: Mutex<Vec<merkle::Hash>>,
+    leaves: Mutex<Leaves>,
+}
+
+/// What [`AuditLog`]'s lock guards.
+#[derive(Default)]
+struct Leaves {
+    /// The leaf hash of each entry, by index.
+    hashes: Vec<merkle::Hash>,
+    /// Cluster mode: the indices of this node's leaves the store may still refuse (see
+    /// [`AuditLog`]). Empty on an engine only this node writes.
+    unsure: BTreeSet<u64>,
+}
+
+impl Leaves {
+    /// The first `size` leaf hashes, or the refusal of a size beyond the log.
+    fn first(&self, size: u64, what: &str) -> Result<&[merkle::Hash], Reject> {
+        usize::try_from(size)
+            .ok()
+            .and_then(|n| self.hashes.get(..n))
+            .ok_or_else(|| Reject::new(ErrorCode::BadRequest, what.to_owned()))
+    }
+
+    /// Whether every unsure leaf is the one `store` holds at its index (staged or committed).
+    /// One read per unsure leaf: none at all unless an entry with a notice is in flight.
+    fn unsure_hold(&self, store: &dyn Store) -> crate::Result<bool> {
+        for &at in &self.unsure {
+            let stored = store.get(Collection::AuditLeaves, &at.to_be_bytes())?;
+            let mine = usize::try_from(at).ok().and_then(|i| self.hashes.get(i));
+            let same = stored
+                .as_deref()
+                .and_then(|v| {
+                    sealdesk_protocol::wire::from_cbor::<AuditEntry>(v, "audit entry").ok()
+                })
+                .is_some_and(|e| Some(&e.leaf_hash()) == mine);
+            if !same {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Every leaf again from `store` (a leaf of this node was refused).
+    fn reload(&mut self, store: &dyn Store) -> crate::Result<()> {
+        tracing::warn!("this node's audit log differs from the shared store's; reloading it");
+        *self = Leaves {
+            hashes: AuditLog::load_hashes(store)?,
+            unsure: BTreeSet::new(),
+        };
+        Ok(())
+    }
+}
+
+/// The leaf hash of a stored entry, or [`crate::Error::Corrupt`] naming it.
+fn stored_leaf(key: &[u8], value: &[u8]) -> crate::Result<merkle::Hash> {
+    let entry: AuditEntry =
+        sealdesk_protocol::wire::from_cbor(value, "audit entry").map_err(|_| {
+            // Name the entry, so the operator knows which one (and that the log is at stake).
+            let at = seq_from_key(key).map_or_else(|| "?".to_owned(), |i| i.to_string());
+            crate::Error::Corrupt(format!("audit entry {at} (in the `audit_leaves` tree)"))
+        })?;
+    Ok(entry.leaf_hash())
 }
 
 impl AuditLog {
@@ -47,25 +119,27 @@ impl AuditLog {
     /// # Errors
     /// [`crate::Error::Corrupt`] naming an entry that does not decode; storage errors.
     pub(super) fn load(store: &dyn Store) -> crate::Result<Self> {
-        let mut leaves = Vec::new();
-        for (k, v) in store.scan_prefix(Collection::AuditLeaves, &[])? {
-            let entry: AuditEntry =
-                sealdesk_protocol::wire::from_cbor(&v, "audit entry").map_err(|_| {
-                    // Name the entry, so the operator knows which one (and that the log is at
-                    // stake).
-                    let at = seq_from_key(&k).map_or_else(|| "?".to_owned(), |i| i.to_string());
-                    crate::Error::Corrupt(format!("audit entry {at} (in the `audit_leaves` tree)"))
-                })?;
-            leaves.push(entry.leaf_hash());
-        }
         Ok(Self {
-            leaves: Mutex::new(leaves),
+            leaves: Mutex::new(Leaves {
+                hashes: Self::load_hashes(store)?,
+                unsure: BTreeSet::new(),
+            }),
         })
     }
 
-    /// Cluster mode: brings the leaves up to what the shared store holds — other nodes'
-    /// entries after ours, and, if ours at the top is not the stored one (the database refused
-    /// it: another node took the index), the whole log again.
+    /// The leaf hash of every stored entry, in order.
+    fn load_hashes(store: &dyn Store) -> crate::Result<Vec<merkle::Hash>> {
+        store
+            .scan_prefix(Collection::AuditLeaves, &[])?
+            .iter()
+            .map(|(k, v)| stored_leaf(k, v))
+            .collect()
+    }
+
+    /// Cluster mode: brings the leaves up to what the shared store holds — the whole log again
+    /// if one of this node's unsure leaves is not the stored one (the store refused it: another
+    /// node took the index, or the notice's sequence number), then other nodes' entries after
+    /// ours. Costs one range read, plus one read per unsure leaf (see [`AuditLog`]).
     ///
     /// # Errors
     /// As [`Self::load`].
@@ -74,45 +148,24 @@ impl AuditLog {
             .leaves
             .lock()
             .map_err(|_| crate::Error::Internal("the audit log's lock is poisoned".into()))?;
-        if let Some(top) = leaves.last() {
-            let at = (leaves.len() as u64 - 1).to_be_bytes();
-            let stored = store.get(Collection::AuditLeaves, &at)?;
-            let same = stored
-                .as_deref()
-                .and_then(|v| {
-                    sealdesk_protocol::wire::from_cbor::<AuditEntry>(v, "audit entry").ok()
-                })
-                .is_some_and(|e| e.leaf_hash() == *top);
-            if !same {
-                tracing::warn!(
-                    "this node's audit log differs from the shared store's; reloading it"
-                );
-                *leaves = Self::load(store)?.leaves.into_inner().unwrap_or_default();
-                return Ok(());
-            }
+        if !leaves.unsure.is_empty() && !leaves.unsure_hold(store)? {
+            return leaves.reload(store);
         }
         loop {
-            let from = (leaves.len() as u64).to_be_bytes();
+            let from = (leaves.hashes.len() as u64).to_be_bytes();
             let more = store.range_from(Collection::AuditLeaves, &from, MAX_AUDIT_PAGE)?;
             if more.is_empty() {
                 return Ok(());
             }
             for (k, v) in more {
-                let entry: AuditEntry = sealdesk_protocol::wire::from_cbor(&v, "audit entry")
-                    .map_err(|_| {
-                        let at = seq_from_key(&k).map_or_else(|| "?".to_owned(), |i| i.to_string());
-                        crate::Error::Corrupt(format!(
-                            "audit entry {at} (in the `audit_leaves` tree)"
-                        ))
-                    })?;
-                leaves.push(entry.leaf_hash());
+                leaves.hashes.push(stored_leaf(&k, &v)?);
             }
         }
     }
 
     /// How many entries the log holds.
     pub(super) fn len(&self) -> Result<u64, Reject> {
-        Ok(lock(&self.leaves)?.len() as u64)
+        Ok(lock(&self.leaves)?.hashes.len() as u64)
     }
 
     /// Appends `entry` under the single-writer lock: `store` writes it (and whatever goes
@@ -120,21 +173,53 @@ impl AuditLog {
     /// new tree head signed by `keys` at time `now`, and what `store` returned; `None`, the
     /// log unchanged, if `store` found the index taken (another relay node's entry: the
     /// caller syncs and appends again).
+    ///
+    /// In a cluster (`shared`: the shared store), unsure leaves are settled first (what is
+    /// staged is committed, and a leaf refused reloads the log), so the index taken is above
+    /// stored leaves only; a `staged` write (one the store decides when it commits the next
+    /// batch) makes the new leaf unsure. Costs nothing more unless a leaf is unsure: then one
+    /// commit of what is staged and one read per unsure leaf.
     pub(super) fn append<T>(
         &self,
         entry: &AuditEntry,
         keys: &IdentityKeys,
         now: u64,
+        shared: Option<(&dyn Store, bool)>,
         store: impl FnOnce(u64) -> Result<Option<T>, Reject>,
     ) -> Result<Option<(u64, SignedTreeHead, T)>, Reject> {
         let mut leaves = lock(&self.leaves)?;
-        let index = leaves.len() as u64;
+        if let Some((engine, _)) = shared
+            && !leaves.unsure.is_empty()
+        {
+            engine.flush()?;
+            if leaves.unsure_hold(engine)? {
+                leaves.unsure.clear();
+            } else {
+                leaves.reload(engine)?;
+            }
+        }
+        let index = leaves.hashes.len() as u64;
         let Some(stored) = store(index)? else {
             return Ok(None);
         };
-        leaves.push(entry.leaf_hash());
-        let head = SignedTreeHead::sign(keys, leaves.len() as u64, merkle::root(&leaves), now);
+        leaves.hashes.push(entry.leaf_hash());
+        if shared.is_some_and(|(_, staged)| staged) {
+            leaves.unsure.insert(index);
+        }
+        let head = SignedTreeHead::sign(
+            keys,
+            leaves.hashes.len() as u64,
+            merkle::root(&leaves.hashes),
+            now,
+        );
         Ok(Some((index, head, stored)))
+    }
+
+    /// Leaf `index`, appended in a staged write, is stored (its writer's transaction
+    /// committed): no longer unsure.
+    pub(super) fn confirm(&self, index: u64) -> Result<(), Reject> {
+        lock(&self.leaves)?.unsure.remove(&index);
+        Ok(())
     }
 
     /// The current tree head, signed by `keys` at time `now`.
@@ -142,8 +227,8 @@ impl AuditLog {
         let leaves = lock(&self.leaves)?;
         Ok(SignedTreeHead::sign(
             keys,
-            leaves.len() as u64,
-            merkle::root(&leaves),
+            leaves.hashes.len() as u64,
+            merkle::root(&leaves.hashes),
             now,
         ))
     }
@@ -151,17 +236,19 @@ impl AuditLog {
     /// Whether the log's first `size` leaves had root `root`.
     pub(super) fn had_root(&self, size: u64, root: &merkle::Hash) -> Result<bool, Reject> {
         let leaves = lock(&self.leaves)?;
-        let size = usize::try_from(size).unwrap_or(usize::MAX);
-        Ok(size <= leaves.len() && merkle::root(&leaves[..size]) == *root)
+        Ok(leaves
+            .first(size, "")
+            .is_ok_and(|first| merkle::root(first) == *root))
     }
 
     /// The inclusion proof of leaf `index` in the tree of the first `size` leaves.
     pub(super) fn inclusion(&self, index: u64, size: u64) -> Result<InclusionProof, Reject> {
         let leaves = lock(&self.leaves)?;
-        if size > leaves.len() as u64 || index >= size {
+        let first = leaves.first(size, "index or size beyond the log")?;
+        if index >= size {
             return reject(ErrorCode::BadRequest, "index or size beyond the log");
         }
-        let path = merkle::inclusion_proof(&leaves[..size as usize], index)
+        let path = merkle::inclusion_proof(first, index)
             .map_err(|e| Reject::new(ErrorCode::BadRequest, e.to_string()))?;
         Ok(InclusionProof {
             index,
@@ -173,10 +260,11 @@ impl AuditLog {
     /// The consistency proof from the tree of `old` leaves to the tree of `new`.
     pub(super) fn consistency(&self, old: u64, new: u64) -> Result<ConsistencyProof, Reject> {
         let leaves = lock(&self.leaves)?;
-        if new > leaves.len() as u64 || old > new {
+        let first = leaves.first(new, "sizes beyond the log")?;
+        if old > new {
             return reject(ErrorCode::BadRequest, "sizes beyond the log");
         }
-        let path = merkle::consistency_proof(&leaves[..new as usize], old)
+        let path = merkle::consistency_proof(first, old)
             .map_err(|e| Reject::new(ErrorCode::BadRequest, e.to_string()))?;
         Ok(ConsistencyProof {
             old,
@@ -292,7 +380,7 @@ impl Service {
         };
         self.commit.durable().await?;
         if let Some((item, _)) = &notice
-            && self.item_refused(item)?
+            && self.item_refused(item, None)?
         {
             return Ok(None);
         }
@@ -377,9 +465,14 @@ impl Service {
         notice: Option<ConversationId>,
     ) -> Result<Option<(u64, SignedTreeHead, Option<Appended>)>, Reject> {
         self.sync_log()?;
+        // A notice's transaction is staged (decided when the batch commits): its leaf is
+        // unsure until its writer learns it was stored (`Service::item_refused`).
+        let shared = self
+            .store_shared
+            .then_some((self.store.as_ref(), notice.is_some()));
         let appended = self
             .log
-            .append(entry, &self.keys, self.clock.now(), |index| {
+            .append(entry, &self.keys, self.clock.now(), shared, |index| {
                 let mut writes =
                     Batch::of_put(Collection::AuditLeaves, &index.to_be_bytes(), &enc(entry)?);
                 if let Some(k) = &marker {

@@ -195,7 +195,12 @@ impl Service {
                 sender: env.header.sender.to_bytes().to_vec(),
                 counter: env.header.counter,
             },
-            _ => Refused::Item { seq: item.seq },
+            _ => {
+                return Err(Reject::new(
+                    ErrorCode::Internal,
+                    "a sent item that is not a message".into(),
+                ));
+            }
         };
         let conversation = item.conversation;
         let mut again = 0;
@@ -333,15 +338,46 @@ impl Service {
     /// of the name's current key is never closed (the name must point elsewhere). Returns how
     /// many keys' sessions were closed.
     pub(crate) fn recheck_agent_keys(&self) -> usize {
+        self.recheck(self.hub.agents())
+    }
+
+    /// The periodic catch-up's share of [`Self::recheck_agent_keys`]: the connected agent keys
+    /// after `after` in key order (from the first if `None`), at most `limit` of them (one read
+    /// each), so a round costs at most `limit` reads however many agents are connected, and
+    /// every connected key is re-checked once every `ceil(agents / limit)` rounds. Catches a
+    /// close no listener could bring (a node with `cluster_wakeups = 0`) or that was lost while
+    /// the listener stayed up (the re-certifying node's `NOTIFY` failed). Returns how many
+    /// keys' sessions were closed, and where the next round starts (`None`: at the first key
+    /// again).
+    pub(crate) fn recheck_some_agent_keys(
+        &self,
+        after: Option<SigningPublicKey>,
+        limit: usize,
+    ) -> (usize, Option<SigningPublicKey>) {
+        let mut agents = self.hub.agents();
+        agents.sort_unstable_by(|x, y| x.0.as_bytes().cmp(y.0.as_bytes()));
+        let start = after.map_or(0, |a| {
+            agents.partition_point(|(k, _)| k.as_bytes() <= a.as_bytes())
+        });
+        let slice: Vec<_> = agents.into_iter().skip(start).take(limit).collect();
+        let next = (slice.len() == limit)
+            .then(|| slice.last().map(|(k, _)| *k))
+            .flatten();
+        (self.recheck(slice), next)
+    }
+
+    /// Closes the sessions of each of `agents` (key, name) whose name the store binds to
+    /// another key now; how many keys' sessions were closed.
+    fn recheck(&self, agents: Vec<(SigningPublicKey, String)>) -> usize {
         let reason = super::recovery::CLOSE_KEY_REPLACED;
         let mut closed = 0usize;
-        for (key, name) in self.hub.agents() {
+        for (key, name) in agents {
             match self.store.get(Collection::Names, name.as_bytes()) {
                 Ok(Some(current)) if current.as_slice() != key.as_bytes().as_slice() => {
                     let sessions = self.hub.close_all(&key, reason);
                     info!(
                         sessions,
-                        "an agent key re-certified away closed on reconnect"
+                        "an agent key re-certified away closed on a re-check"
                     );
                     closed += 1;
                 }
@@ -357,13 +393,23 @@ impl Service {
     /// key of its transaction (an audit leaf's index) — in which case nothing of that
     /// transaction was stored, and its writer appends it again from the reloaded state
     /// ([`until_stored`]) rather than refusing what it accepted.
-    pub(super) fn item_refused(&self, item: &Sequenced) -> Result<bool, Reject> {
-        let refused = self
-            .convs
-            .take_refused(&item.conversation, &Refused::Item { seq: item.seq })?;
+    ///
+    /// The item is known by its number and the digest of its stored bytes (of epoch `epoch`,
+    /// as it was appended: [`ConvTable::refusal_of`](super::table::ConvTable::refusal_of)), so
+    /// another refused item of this node, once at the same number, is never taken for it.
+    pub(super) fn item_refused(
+        &self,
+        item: &Sequenced,
+        epoch: Option<u32>,
+    ) -> Result<bool, Reject> {
+        let what = super::table::ConvTable::refusal_of(epoch, item)?;
+        let refused = self.convs.take_refused(&item.conversation, &what)?;
         if refused {
             debug!(conversation = %item.conversation, seq = item.seq,
                 "another node took this item's number; appending it again");
+        } else if let Item::Notice { index, .. } = &item.item {
+            // Its audit leaf was in the same transaction: stored (see `AuditLog`).
+            self.log.confirm(*index)?;
         }
         Ok(refused)
     }

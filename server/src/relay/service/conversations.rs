@@ -488,7 +488,7 @@ impl Service {
             },
         )?;
         self.commit.durable().await?;
-        if self.item_refused(&seq_item)? {
+        if self.item_refused(&seq_item, Some(epoch))? {
             return Ok(None);
         }
         self.push_item(&seq_item, &audience, &caller.key());
@@ -532,7 +532,7 @@ impl Service {
                 }
             })?;
         self.commit.durable().await?;
-        if self.item_refused(&seq_item)? {
+        if self.item_refused(&seq_item, target)? {
             return Ok(None);
         }
         self.push_item(&seq_item, &[to], &caller.key());

@@ -117,7 +117,7 @@ impl Service {
             )?
         };
         self.commit.durable().await?;
-        if self.item_refused(&item)? {
+        if self.item_refused(&item, None)? {
             return Ok(None);
         }
         self.push_item(&item, &audience, &caller.key());

@@ -477,6 +477,16 @@ impl ConvTable {
         Ok(Some((stored.sequenced, audience)))
     }
 
+    /// How the store names item `item` of epoch `epoch` if it refuses it
+    /// ([`Refused::item`]): by the bytes [`Self::try_append_item_with`] appended it as.
+    pub(super) fn refusal_of(epoch: Option<u32>, item: &Sequenced) -> Result<Refused, Reject> {
+        let stored = StoredItem {
+            epoch,
+            sequenced: item.clone(),
+        };
+        Ok(Refused::item(item.seq, &enc(&stored)?))
+    }
+
     /// Checks and appends a message from `sender`: the hot path, so it works on the cached
     /// state in place, and stores not one transaction like [`Self::append_item_with`] but one
     /// write, the item. The conversation record is not rewritten (only every

@@ -67,7 +67,8 @@ impl Service {
     /// [`Service::item_refused`]).
     pub(super) fn close_refused(&self, closed: &Closed) -> Result<bool, Reject> {
         match &closed.notice {
-            Some((item, _)) => self.item_refused(item),
+            // A close's notice, like a release's, has no epoch (`Service::log_append_with`).
+            Some((item, _)) => self.item_refused(item, None),
             None => Ok(false),
         }
     }

@@ -136,7 +136,7 @@ impl Unit {
                 conversation,
                 seq,
                 message,
-                ..
+                item,
             } => Some((
                 conversation.as_slice(),
                 match message {
@@ -145,7 +145,7 @@ impl Unit {
                         sender: sender.clone(),
                         counter: *counter,
                     },
-                    None => Refused::Item { seq: *seq },
+                    None => Refused::item(*seq, item),
                 },
             )),
             _ => None,

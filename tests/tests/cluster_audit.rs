@@ -1,0 +1,186 @@
+//! The audit log of a cluster node never drifts from the shared store (issue 24).
+//!
+//! A node keeps the log's leaf hashes in memory and serves tree heads and proofs from them. An
+//! entry appended with a notice in a conversation is staged with the next batch, and the
+//! database may refuse it when the batch commits (another node took its index). Deterministic
+//! here: node A's group commit waits (a long commit delay) while node B appends an entry at the
+//! index A staged its entry at, then A appends another entry. A must reload its log rather than
+//! keep the refused leaf below its new one: its tree head is then the one B serves, and the
+//! leaves a reader fetches make it. Without the check A would sign a head over a leaf the store
+//! does not hold, with the top leaf (its second entry, stored) matching the store's.
+//!
+//! Skipped, loudly, only when the machine has no PostgreSQL binaries (CI installs them).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use sealdesk_protocol::{
+    audit::{AuditEntry, AuditEvent, ReleaseBasis, SignedTreeHead},
+    ids::{EpochRange, TokenId},
+    merkle,
+    release::Scope,
+    wire::{Request, Response},
+};
+use sealdesk_tests::{
+    Org, RawClient,
+    cluster::{Node, database as cluster_db, node, ready, start_with},
+    eventually, now, rng,
+};
+
+/// How long node A waits for more writers before each commit: the window in which node B takes
+/// the index A staged its entry at.
+const SLOW_COMMIT_US: &str = "1500000";
+
+/// Node A, whose group commit waits [`SLOW_COMMIT_US`], and node B, quick.
+fn slow_and_quick(db: &str, key: &std::path::Path) -> (Node, Node) {
+    let b = node(db, key, true);
+    let a = ready(start_with(
+        db,
+        key,
+        true,
+        &[("COMMIT_MAX_DELAY_US", SLOW_COMMIT_US)],
+    ));
+    (a, b)
+}
+
+/// The tree head the node `c` is connected to serves.
+async fn head(c: &mut RawClient) -> SignedTreeHead {
+    match c.request(Request::GetTreeHead).await {
+        Response::TreeHead(h) => h,
+        other => panic!("expected a tree head, got {other:?}"),
+    }
+}
+
+/// The leaf hashes of the first `size` entries, as node `c` serves them (the caller reads them
+/// all: nothing is withheld).
+async fn leaves(c: &mut RawClient, size: u64) -> Vec<merkle::Hash> {
+    let mut out = Vec::new();
+    while (out.len() as u64) < size {
+        match c
+            .request(Request::GetEntries {
+                from: out.len() as u64,
+                limit: 256,
+            })
+            .await
+        {
+            Response::Entries {
+                entries, withheld, ..
+            } => {
+                assert!(withheld.is_empty(), "the master reads every entry here");
+                assert!(!entries.is_empty(), "the log ends before its head's size");
+                out.extend(entries.iter().map(AuditEntry::leaf_hash));
+            }
+            other => panic!("expected entries, got {other:?}"),
+        }
+    }
+    out.truncate(usize::try_from(size).unwrap());
+    out
+}
+
+/// A policy change entry signed by the org's master (any version: the relay checks the signer).
+fn policy_entry(org: &Org, version: u32) -> AuditEntry {
+    AuditEntry::sign(
+        &org.master.keys,
+        AuditEvent::PolicyChange {
+            org: org.name.clone(),
+            version,
+            policy_hash: [u8::try_from(version).unwrap(); 32],
+        },
+        now(),
+    )
+}
+
+/// Node A stages a release entry (with its notice) at index `i` and waits to commit; node B
+/// appends an entry at `i` meanwhile; A then appends another entry, which its store would put
+/// at `i + 1`, committing A's staged batch first (the release entry refused there). A's log is
+/// reloaded before that append: every head A serves afterwards is B's, and the entries make
+/// it. The release entry is appended again after them, and its trustee answered for it there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_entry_under_a_stored_one_never_stays_in_a_nodes_log() {
+    let Some((db, keys)) = cluster_db("auditdrift") else {
+        return;
+    };
+    let key = keys.path().join("log.key");
+    let (a, b) = slow_and_quick(&db, &key);
+    let org = Org::setup(&b.url, 2450, "driftco", 1, 1).await;
+    let mut customer = RawClient::login(&b.url, &org.customers[0]).await;
+    let chat = org.start_chat(&mut customer, 0, 2451).await;
+    let trustee = &org.trustees[0];
+    let release = AuditEntry::sign(
+        &trustee.keys,
+        AuditEvent::Release {
+            org: org.name.clone(),
+            request_hash: [25; 32],
+            conversation: chat.id,
+            epochs: EpochRange::single(0),
+            basis: ReleaseBasis::Consent {
+                id: TokenId::random(&mut rng(2452)),
+                scope: Scope::Full,
+                issued_at: now(),
+            },
+            master: org.master.key(),
+        },
+        now(),
+    );
+    let (on_b_entry, on_a_entry) = (policy_entry(&org, 7), policy_entry(&org, 8));
+    let mut on_a = RawClient::login(&a.url, &org.master).await;
+    let mut on_b = RawClient::login(&b.url, &org.master).await;
+    let before = head(&mut on_a).await.size;
+    let mut t = RawClient::login(&a.url, trustee).await;
+    let (answer, ()) = tokio::join!(t.request(Request::AppendAudit(release.clone())), async {
+        // A shows the entry in its tree head once staged, while its commit waits.
+        eventually("node A to stage the release entry", async || {
+            (head(&mut on_a).await.size > before).then_some(())
+        })
+        .await;
+        // B takes the index A staged the release entry at (B reads what is committed).
+        match on_b.request(Request::AppendAudit(on_b_entry.clone())).await {
+            Response::Appended { index, .. } => assert_eq!(index, before, "B took A's index"),
+            other => panic!("B's entry: {other:?}"),
+        }
+        // A appends on top: its batch (the release entry) is committed, and refused, first.
+        match on_a.request(Request::AppendAudit(on_a_entry.clone())).await {
+            Response::Appended { index, .. } => assert_eq!(index, before + 1),
+            other => panic!("A's second entry: {other:?}"),
+        }
+    });
+    match answer {
+        Response::Appended { index, .. } => {
+            assert_eq!(index, before + 2, "appended again after the two others");
+        }
+        other => panic!("the trustee was not answered for its entry: {other:?}"),
+    }
+    let (from_a, from_b) = (head(&mut on_a).await, head(&mut on_b).await);
+    assert_eq!(from_a.size, before + 3);
+    assert_eq!(
+        (from_a.size, from_a.root),
+        (from_b.size, from_b.root),
+        "node A serves the log the store holds"
+    );
+    // A reader's check (`audit`): the leaves node A serves make the head it signed.
+    let served = leaves(&mut on_a, from_a.size).await;
+    assert_eq!(
+        merkle::root(&served),
+        from_a.root,
+        "A's entries make A's head"
+    );
+    let at = usize::try_from(before).unwrap();
+    assert_eq!(
+        served[at..],
+        [
+            on_b_entry.leaf_hash(),
+            on_a_entry.leaf_hash(),
+            release.leaf_hash()
+        ]
+    );
+    // An inclusion proof from A for the release entry verifies against that head.
+    match on_a
+        .request(Request::GetInclusion {
+            index: before + 2,
+            size: from_a.size,
+        })
+        .await
+    {
+        Response::Inclusion(p) => p.verify(&release, &from_a).unwrap(),
+        other => panic!("expected an inclusion proof, got {other:?}"),
+    }
+}
