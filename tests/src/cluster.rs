@@ -90,6 +90,23 @@ pub fn node(db: &str, key: &Path, wakeups: bool) -> Node {
     ready(start(db, key, wakeups))
 }
 
+/// How long the slow node of [`slow_and_quick`] waits for more writers before each commit: the
+/// window in which the quick node takes an index or a sequence number the slow one staged.
+pub const SLOW_COMMIT_US: &str = "1500000";
+
+/// Node A, whose group commit waits [`SLOW_COMMIT_US`] for more writers, and node B, quick
+/// (started first): the pair the tests that force a cross-node race use.
+pub fn slow_and_quick(db: &str, key: &Path) -> (Node, Node) {
+    let b = node(db, key, true);
+    let a = ready(start_with(
+        db,
+        key,
+        true,
+        &[("COMMIT_MAX_DELAY_US", SLOW_COMMIT_US)],
+    ));
+    (a, b)
+}
+
 /// `GET path` on a node's HTTP port: the body, once answered `200`.
 pub async fn http_get(node: &Node, path: &str) -> String {
     eventually(&format!("{path} to answer"), async || {

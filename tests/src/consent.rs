@@ -3,7 +3,7 @@
 //! library ([`crate::raw::RawClient`] and an [`Org`]).
 
 use sealdesk_protocol::{
-    audit::{AuditEntry, AuditEvent},
+    audit::{AuditEntry, AuditEvent, ReleaseBasis},
     ids::{ConversationId, EpochRange, TokenId},
     keys::IdentityKeys,
     release::{ConsentParams, ConsentToken, Scope},
@@ -50,6 +50,33 @@ pub fn revocation(
         AuditEvent::ConsentRevocation {
             conversation,
             consent,
+        },
+        now(),
+    )
+}
+
+/// `org`'s first trustee's release entry for epoch 0 of `conversation` under a full consent
+/// (its id drawn from `seed`) issued now, for the request hashed `request_hash`: an entry the
+/// relay appends with a notice in the conversation, for the tests that race that append.
+pub fn release_entry(
+    org: &Org,
+    conversation: ConversationId,
+    request_hash: [u8; 32],
+    seed: u64,
+) -> AuditEntry {
+    AuditEntry::sign(
+        &org.trustees[0].keys,
+        AuditEvent::Release {
+            org: org.name.clone(),
+            request_hash,
+            conversation,
+            epochs: EpochRange::single(0),
+            basis: ReleaseBasis::Consent {
+                id: TokenId::random(&mut rng(seed)),
+                scope: Scope::Full,
+                issued_at: now(),
+            },
+            master: org.master.key(),
         },
         now(),
     )

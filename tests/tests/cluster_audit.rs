@@ -14,33 +14,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sealdesk_protocol::{
-    audit::{AuditEntry, AuditEvent, ReleaseBasis, SignedTreeHead},
-    ids::{EpochRange, TokenId},
+    audit::{AuditEntry, AuditEvent, SignedTreeHead},
     merkle,
-    release::Scope,
     wire::{Request, Response},
 };
 use sealdesk_tests::{
     Org, RawClient,
-    cluster::{Node, database as cluster_db, node, ready, start_with},
-    eventually, now, rng,
+    cluster::{database as cluster_db, slow_and_quick},
+    consent::release_entry,
+    eventually, now,
 };
-
-/// How long node A waits for more writers before each commit: the window in which node B takes
-/// the index A staged its entry at.
-const SLOW_COMMIT_US: &str = "1500000";
-
-/// Node A, whose group commit waits [`SLOW_COMMIT_US`], and node B, quick.
-fn slow_and_quick(db: &str, key: &std::path::Path) -> (Node, Node) {
-    let b = node(db, key, true);
-    let a = ready(start_with(
-        db,
-        key,
-        true,
-        &[("COMMIT_MAX_DELAY_US", SLOW_COMMIT_US)],
-    ));
-    (a, b)
-}
 
 /// The tree head the node `c` is connected to serves.
 async fn head(c: &mut RawClient) -> SignedTreeHead {
@@ -105,22 +88,7 @@ async fn a_refused_entry_under_a_stored_one_never_stays_in_a_nodes_log() {
     let mut customer = RawClient::login(&b.url, &org.customers[0]).await;
     let chat = org.start_chat(&mut customer, 0, 2451).await;
     let trustee = &org.trustees[0];
-    let release = AuditEntry::sign(
-        &trustee.keys,
-        AuditEvent::Release {
-            org: org.name.clone(),
-            request_hash: [25; 32],
-            conversation: chat.id,
-            epochs: EpochRange::single(0),
-            basis: ReleaseBasis::Consent {
-                id: TokenId::random(&mut rng(2452)),
-                scope: Scope::Full,
-                issued_at: now(),
-            },
-            master: org.master.key(),
-        },
-        now(),
-    );
+    let release = release_entry(&org, chat.id, [25; 32], 2452);
     let (on_b_entry, on_a_entry) = (policy_entry(&org, 7), policy_entry(&org, 8));
     let mut on_a = RawClient::login(&a.url, &org.master).await;
     let mut on_b = RawClient::login(&b.url, &org.master).await;

@@ -99,6 +99,19 @@ async fn the_old_key_is_closed_and_refused_on_another_node() {
 /// wake-up listener is reconnecting at that instant misses them.
 const DROP_FORWARDED_CLOSES: &str = "SEALDESK_TEST_DROP_FORWARDED_CLOSES";
 
+/// Node A, and node B, which drops the closes other nodes forward ([`DROP_FORWARDED_CLOSES`]).
+fn closes_lost_on_b(db: &str, key: &std::path::Path) -> (cluster::Node, cluster::Node) {
+    let a = cluster::node(db, key, true);
+    let b = cluster::ready(cluster::start_with_env(
+        db,
+        key,
+        true,
+        &[],
+        &[(DROP_FORWARDED_CLOSES, "1")],
+    ));
+    (a, b)
+}
+
 /// `psql URL -Atc SQL`'s output, trimmed.
 fn psql(url: &str, sql: &str) -> String {
     let server = sealdesk_tests::pg::server().unwrap();
@@ -125,14 +138,7 @@ async fn a_missed_close_is_made_up_when_the_listener_reconnects() {
         return;
     };
     let key = keys.path().join("log.key");
-    let a = cluster::node(&db, &key, true);
-    let b = cluster::ready(cluster::start_with_env(
-        &db,
-        &key,
-        true,
-        &[],
-        &[(DROP_FORWARDED_CLOSES, "1")],
-    ));
+    let (a, b) = closes_lost_on_b(&db, &key);
     let org = Org::setup(&a.url, 5, "acme", 1, 1).await;
     let old = &org.agents[0];
     let mut lost = RawClient::login(&b.url, old).await;
@@ -161,8 +167,8 @@ async fn a_missed_close_is_made_up_when_the_listener_reconnects() {
     current.close().await;
 }
 
-/// Node B's old-key session misses its close, B's listener stays up (or B has none), and the
-/// periodic catch-up's re-check of the agent keys connected to B closes it with 4105; the new
+/// Node B's old-key session misses its close, B's listener stays up (or B has none), and B's
+/// periodic re-check of the agent keys connected to it (every catch-up period) closes it with 4105; the new
 /// key's session on B stays open. `b` is node B, started by the caller.
 async fn a_missed_close_is_made_up_by_the_catch_up(
     a: &cluster::Node,
@@ -182,7 +188,7 @@ async fn a_missed_close_is_made_up_by_the_catch_up(
 }
 
 /// Node B has no wake-up listener (`cluster_wakeups = 0`): no forwarded close ever reaches it,
-/// and its periodic catch-up closes the old key's session.
+/// and its periodic re-check of agent keys closes the old key's session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_without_a_listener_closes_the_old_key_at_its_catch_up() {
     let Some((db, keys)) = cluster::database("reclose_nolisten") else {
@@ -195,22 +201,15 @@ async fn a_node_without_a_listener_closes_the_old_key_at_its_catch_up() {
 }
 
 /// Node B's listener stays up but the close never reaches it (dropped, as when the
-/// re-certifying node's `NOTIFY` failed): its periodic catch-up closes the old key's session,
-/// with no listener reconnect.
+/// re-certifying node's `NOTIFY` failed): its periodic re-check of agent keys closes the old
+/// key's session, with no listener reconnect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_close_lost_while_the_listener_stays_up_is_made_up_at_the_catch_up() {
     let Some((db, keys)) = cluster::database("reclose_lost") else {
         return;
     };
     let key = keys.path().join("log.key");
-    let a = cluster::node(&db, &key, true);
-    let b = cluster::ready(cluster::start_with_env(
-        &db,
-        &key,
-        true,
-        &[],
-        &[(DROP_FORWARDED_CLOSES, "1")],
-    ));
+    let (a, b) = closes_lost_on_b(&db, &key);
     a_missed_close_is_made_up_by_the_catch_up(&a, &b, 8).await;
 }
 

@@ -28,7 +28,7 @@ use sealdesk_protocol::{
 use sealdesk_server::store::{Collection, ConversationLog, PgStore, Store};
 use sealdesk_tests::{
     Org, RawClient,
-    cluster::{database as cluster_db, node, ready, start_with},
+    cluster::{database as cluster_db, node, slow_and_quick},
     eventually, now, pg, rng,
 };
 
@@ -286,26 +286,6 @@ async fn serve(
     outcomes
 }
 
-/// How long node A of [`a_release_notice_another_node_took_the_number_of_is_appended_again`]
-/// waits for more writers before each commit: the window in which node B takes the number A
-/// gave the notice.
-const SLOW_COMMIT_US: &str = "1500000";
-
-/// Node A, whose group commit waits [`SLOW_COMMIT_US`] for more writers, and node B, quick.
-fn slow_and_quick(
-    db: &str,
-    key: &std::path::Path,
-) -> (sealdesk_tests::cluster::Node, sealdesk_tests::cluster::Node) {
-    let b = node(db, key, true);
-    let a = ready(start_with(
-        db,
-        key,
-        true,
-        &[("COMMIT_MAX_DELAY_US", SLOW_COMMIT_US)],
-    ));
-    (a, b)
-}
-
 /// The size of the audit log as the node `c` is connected to shows it (staged entries too).
 async fn tree_size(c: &mut RawClient) -> u64 {
     match c.request(Request::GetTreeHead).await {
@@ -323,12 +303,8 @@ async fn tree_size(c: &mut RawClient) -> u64 {
 /// notice. Without the append made again, the trustee is answered `conflict`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_notice_another_node_took_the_number_of_is_appended_again() {
-    use sealdesk_protocol::{
-        audit::{AuditEntry, AuditEvent, ReleaseBasis},
-        ids::TokenId,
-        release::Scope,
-        wire::Item,
-    };
+    use sealdesk_protocol::wire::Item;
+    use sealdesk_tests::consent::release_entry;
 
     let Some((db, keys)) = cluster_db("notice") else {
         return;
@@ -339,22 +315,7 @@ async fn a_release_notice_another_node_took_the_number_of_is_appended_again() {
     let mut customer = RawClient::login(&b.url, &org.customers[0]).await;
     let chat = org.start_chat(&mut customer, 0, 2441).await;
     let trustee = &org.trustees[0];
-    let entry = AuditEntry::sign(
-        &trustee.keys,
-        AuditEvent::Release {
-            org: org.name.clone(),
-            request_hash: [24; 32],
-            conversation: chat.id,
-            epochs: EpochRange::single(0),
-            basis: ReleaseBasis::Consent {
-                id: TokenId::random(&mut rng(2442)),
-                scope: Scope::Full,
-                issued_at: now(),
-            },
-            master: org.master.key(),
-        },
-        now(),
-    );
+    let entry = release_entry(&org, chat.id, [24; 32], 2442);
     let mut watcher = RawClient::login(&a.url, &org.master).await;
     let before = tree_size(&mut watcher).await;
     let mut t = RawClient::login(&a.url, trustee).await;
