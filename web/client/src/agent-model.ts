@@ -77,10 +77,11 @@ export type AgentEvent =
   | { kind: "key_changed"; id: string | null; detail: string }
   /**
    * The relay's warning ahead of a stored-bytes quota (§13.12), from 80% of it on: after a
-   * message or a file this agent sent in conversation `id` — the org's quota (`scope: "org"`:
-   * every conversation of the org counts) or this agent's own.
+   * message or a file this agent sent in conversation `id`, or pushed by the relay (`id` null)
+   * whoever sent the bytes — the quota of `org` (`scope: "org"`: every conversation of the org
+   * counts) or this agent's own (`org` null when pushed). Each warning is told once.
    */
-  | { kind: "bytes_quota"; id: string; quota: ByteQuota };
+  | { kind: "bytes_quota"; id: string | null; org: string | null; quota: ByteQuota };
 
 /** Why the agent refused. */
 export type AgentFailure = "key_changed" | "not_member" | "no_conversation" | "no_epoch" | "bad_answer" | "transferred" | "no_identity";

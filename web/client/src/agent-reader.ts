@@ -35,7 +35,7 @@ import { checkAgentNotice, noticeConversation } from "./agent-notices.js";
 import { AGENT_RECORDS, AgentError, STATUS_CODES, TYPING_SECS, type AgentEvent, type AgentLine, type AgentOptions, type Conv, type ConversationStatus } from "./agent-model.js";
 import { attachmentLineText, decodeAttachmentRef } from "./attachment.js";
 import { replayWindow, readReceiptSeq } from "./epochs.js";
-import type { ConversationInfo, Push, Sequenced } from "./frames.js";
+import type { ByteQuota, ConversationInfo, Push, Sequenced } from "./frames.js";
 import { Member, SyncedConversation, raiseNumber } from "./member.js";
 import type { Session } from "./session.js";
 import { epochPrk, openSignal } from "./signal.js";
@@ -210,8 +210,16 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
     return member || (handed && e.k !== null) ? "lie" : "holds";
   }
 
+  /** The relay's warning ahead of a stored-bytes quota, after a send (`id`) or pushed (`null`): told once. */
+  protected warnBytes(id: string | null, org: string | null, quota: ByteQuota): void {
+    if (this.quotaSeen.fresh(org, quota)) this.emit({ kind: "bytes_quota", id, org, quota });
+  }
+
   protected onPush(p: Push): void {
-    if (p.kind === "item") {
+    if (p.kind === "quota_warning") {
+      // §13.12: the org's quota (or the agent's own), at the crossing and after each sign-in.
+      this.warnBytes(null, p.org, p.quota);
+    } else if (p.kind === "item") {
       const c = this.convs.get(toHex(p.item.conversation));
       if (c === undefined) {
         const s = this.current();

@@ -208,7 +208,7 @@ export class Agent extends AgentReader {
           if (c.log.cursor + 1 === r.seq) await this.ingest(c, sequencedFromCbor(raw));
           else await this.syncConv(s, c);
           this.emit({ kind: "changed", id: c.hex });
-          if (r.quota !== undefined) this.emit({ kind: "bytes_quota", id: c.hex, quota: r.quota });
+          if (r.quota !== undefined) this.warnBytes(c.hex, c.org, r.quota);
           return r.seq;
         }
         if (r.kind === "error" && ["stale_epoch", "epoch_full", "counter_reused", "forbidden"].includes(r.code) && tries + 1 < SEND_TRIES) {
@@ -253,7 +253,7 @@ export class Agent extends AgentReader {
     if (c.transferredOut) throw new AgentError("transferred", `${c.customer}'s conversation is assigned to ${c.agent} now`);
     const sealed = sealAttachment(file, name, mediaType === "" ? "application/octet-stream" : mediaType, caption, this.opts.random);
     const uploaded = await uploadAttachment(this.session(), c.id, sealed, progress);
-    if (uploaded.quota !== undefined) this.emit({ kind: "bytes_quota", id: c.hex, quota: uploaded.quota });
+    if (uploaded.quota !== undefined) this.warnBytes(c.hex, c.org, uploaded.quota);
     return this.sendKind(id, "attachment", encodeAttachmentRef(sealed.ref));
   }
 

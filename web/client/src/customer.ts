@@ -48,7 +48,7 @@ import {
   type Policy,
 } from "@sealdesk/protocol";
 import { attachmentLineText, decodeAttachmentRef, downloadAttachment, sealAttachment, type AttachmentRef } from "./attachment.js";
-import { consentToCbor, policyFromCbor, sequencedFromCbor, type Push, type Sequenced } from "./frames.js";
+import { consentToCbor, policyFromCbor, sequencedFromCbor, type ByteQuota, type Push, type Sequenced } from "./frames.js";
 import { SequenceHoles } from "./customer-holes.js";
 import { learnRevocations } from "./customer-revocations.js";
 import { Uploads, type UploadState } from "./customer-uploads.js";
@@ -152,7 +152,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
       announceLocked: (body) => this.sendLocked("attachment", body),
       withSendLock: (f) => this.withSendLock(f),
       upload: (upload) => this.emit({ kind: "upload", upload }),
-      quota: (quota) => this.emit({ kind: "bytes_quota", quota }),
+      quota: (quota) => this.warnBytes(quota),
       fail: (e) => this.fail(e),
     });
   }
@@ -407,7 +407,15 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
       this.onSignal(p.signal);
     } else if (p.kind === "agent_key_changed" && conv !== null && p.org === this.opts.org && p.agent === conv.agent.name) {
       void this.onAgentKey(p.card).catch((e: unknown) => this.fail(e));
+    } else if (p.kind === "quota_warning" && (p.quota.scope === "account" || p.org === this.opts.org)) {
+      // §13.12: pushed at the crossing and after each sign-in, whoever sent the bytes.
+      this.warnBytes(p.quota);
     }
+  }
+
+  /** The relay's warning ahead of a stored-bytes quota, from an answer or a push: told once. */
+  private warnBytes(quota: ByteQuota): void {
+    if (this.quotaSeen.fresh(this.opts.org, quota)) this.emit({ kind: "bytes_quota", quota });
   }
 
   /**
@@ -803,7 +811,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     await this.ingestOwn(sequencedFromCbor(raw), s);
     // The relay's warning ahead of a stored-bytes quota this message brought near (§13.12):
     // the same event as an upload's.
-    if (r.quota !== undefined) this.emit({ kind: "bytes_quota", quota: r.quota });
+    if (r.quota !== undefined) this.warnBytes(r.quota);
     return r.seq;
   }
 

@@ -7,13 +7,16 @@
  */
 import {
   ProtocolError,
+  byteQuotaFromCbor,
   cardFromCbor,
   cardToCbor,
   envelopeToCbor,
   epochToCbor,
   fromCbor,
+  quotaWarningFromCbor,
   type AgentCertificate,
   type AuditEntry,
+  type ByteQuota,
   type CborValue,
   type ConsentToken,
   type Envelope,
@@ -21,8 +24,11 @@ import {
   type Handoff,
   type IdentityCard,
   type Policy,
+  type QuotaWarning,
   type Sealed,
 } from "@sealdesk/protocol";
+
+export type { ByteQuota } from "@sealdesk/protocol";
 import type { SignalEnvelope } from "./signal.js";
 
 /** A request body (§13.3), the subset the browser clients send. */
@@ -261,18 +267,8 @@ export type Response =
   | { kind: "recovery"; record: CborValue }
   | { kind: "other"; name: string };
 
-/** A warning ahead of a stored-bytes quota (§9.8, §13.12): from 80% of it on, whose bytes and how many. */
-export interface ByteQuota {
-  scope: "account" | "org";
-  used: number;
-  most: number;
-}
-
-function byteQuotaFromCbor(v: CborValue | undefined): ByteQuota {
-  const q = map(v, "quota");
-  const scope = text(q, "scope");
-  if (scope !== "account" && scope !== "org") throw malformed(`quota scope ${scope}`);
-  return { scope, used: u(q, "used"), most: u(q, "most") };
+function byteQuotaFromMap(v: CborValue | undefined): ByteQuota {
+  return byteQuotaFromCbor(map(v, "quota"));
 }
 
 /** A push (§13.5). */
@@ -288,6 +284,12 @@ export type Push =
    * `watch_agent_keys`): a hint, checked against the agent's certificate, never pinned as sent.
    */
   | { kind: "agent_key_changed"; org: string; agent: string; card: IdentityCard; conversations: Uint8Array[] }
+  /**
+   * A stored-bytes quota this account is concerned by stands at 80% or more (§13.12): pushed at
+   * the crossing, whoever sent the bytes, and again after `welcome` while it stays there. `org`
+   * names the org for an org's quota, `null` for the account's own.
+   */
+  | ({ kind: "quota_warning" } & QuotaWarning)
   | { kind: "other"; name: string };
 
 /** A decoded frame from the relay. */
@@ -524,7 +526,7 @@ export function responseFromCbor(v: CborValue): Response {
       const m = map(body, "stored");
       const stored: Extract<Response, { kind: "stored" }> = { kind: "stored", seq: u(m, "seq") };
       // Absent from relays older than the warning (and below 80%).
-      if (Object.hasOwn(m, "quota")) stored.quota = byteQuotaFromCbor(m.quota);
+      if (Object.hasOwn(m, "quota")) stored.quota = byteQuotaFromMap(m.quota);
       return stored;
     }
     case "items": {
@@ -552,7 +554,7 @@ export function responseFromCbor(v: CborValue): Response {
     case "attachment_progress": {
       const m = map(body, "attachment_progress");
       const progress: Extract<Response, { kind: "attachment_progress" }> = { kind: "attachment_progress", stored: u(m, "stored"), chunks: u(m, "chunks") };
-      if (Object.hasOwn(m, "quota")) progress.quota = byteQuotaFromCbor(m.quota);
+      if (Object.hasOwn(m, "quota")) progress.quota = byteQuotaFromMap(m.quota);
       return progress;
     }
     case "recovery":
@@ -619,6 +621,8 @@ export function pushFromCbor(v: CborValue): Push {
       });
       return { kind: "agent_key_changed", org: text(m, "org"), agent: text(m, "agent"), card: cardFromCbor(get(m, "card")), conversations };
     }
+    case "quota_warning":
+      return { kind: "quota_warning", ...quotaWarningFromCbor(map(body, "quota_warning")) };
     default:
       return { kind: "other", name };
   }

@@ -13,6 +13,7 @@
 import { IdentityKeys, ProtocolError, cardFromCbor, cardToCbor, fromCbor, toCbor, type IdentityCard } from "@sealdesk/protocol";
 import type { SequenceHoles } from "./customer-holes.js";
 import type { Push, Sequenced, SkippedRange } from "./frames.js";
+import { QuotaSeen } from "./quota-seen.js";
 import { Connection, RelayError, SessionError, type ConnectionState, type Session, type SocketFactory } from "./session.js";
 import { RECORDS, type Store } from "./store.js";
 
@@ -102,6 +103,8 @@ export abstract class Member<E extends { kind: string }, O extends MemberOptions
   private readonly listeners = new Set<(e: E | MemberEvent) => void>();
   /** The connection, once `start` has run. */
   protected conn: Connection | null = null;
+  /** The stored-bytes quota warnings told so far, each told once (`quota-seen.ts`). */
+  protected readonly quotaSeen = new QuotaSeen();
 
   protected constructor(
     protected readonly opts: O,

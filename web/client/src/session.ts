@@ -67,13 +67,23 @@ function toBytes(data: unknown): Uint8Array | null {
   return null;
 }
 
+/** Pushes held between `welcome` and the session's listener (a handful at sign-in). */
+const MAX_HELD_PUSHES = 64;
+
 /** An authenticated session on one socket. */
 export class Session {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (r: Response) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>();
   private closedWith: string | null = null;
-  /** Called for every push, in arrival order. */
-  onPush: (p: Push) => void = () => {};
+  /**
+   * Called for every push, in arrival order. Until it is set, pushes are held (the relay may push
+   * right after `welcome`, e.g. a `quota_warning`, §13.12, in the same read as the welcome):
+   * `takeHeld` hands them on.
+   */
+  onPush: (p: Push) => void = (p) => {
+    if (this.held.length < MAX_HELD_PUSHES) this.held.push(p);
+  };
+  private held: Push[] = [];
   /** Called once when the socket closes (after pending requests are failed). */
   onClose: (reason: string) => void = () => {};
   /** Called when a frame from the relay does not decode (the session then closes). */
@@ -146,6 +156,13 @@ export class Session {
         }
       };
     });
+  }
+
+  /** The pushes that arrived before `onPush` was set, in arrival order (once). */
+  takeHeld(): Push[] {
+    const held = this.held;
+    this.held = [];
+    return held;
   }
 
   private attach(): void {
@@ -298,6 +315,7 @@ export class Connection {
     this.relayKey = s.relayKey;
     this.session = s;
     s.onPush = (p) => this.listener.push(p);
+    for (const p of s.takeHeld()) this.listener.push(p);
     s.onClose = (reason) => {
       if (this.session === s) this.session = null;
       this.retry(reason);

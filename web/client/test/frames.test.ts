@@ -71,6 +71,12 @@ describe("frames", () => {
     expect(requestToCbor({ kind: "watch_audit" })).toBe("watch_audit");
     expect(serverFrameFromCbor({ push: { audit_grew: { size: 12 } } })).toEqual({ kind: "push", push: { kind: "audit_grew", size: 12 } });
     expect(() => pushFromCbor({ audit_grew: {} })).toThrow(/size/);
+    // §13.12: the stored-bytes quota warning, pushed to every account it concerns.
+    const warning = { quota_warning: { org: "acme", quota: { scope: "org", used: 850, most: 1000 } } };
+    expect(serverFrameFromCbor({ push: warning })).toEqual({ kind: "push", push: { kind: "quota_warning", org: "acme", quota: { scope: "org", used: 850, most: 1000 } } });
+    expect(pushFromCbor({ quota_warning: { org: null, quota: { scope: "account", used: 9, most: 10 } } })).toEqual({ kind: "quota_warning", org: null, quota: { scope: "account", used: 9, most: 10 } });
+    expect(() => pushFromCbor({ quota_warning: { org: "acme", quota: { scope: "everyone", used: 9, most: 10 } } })).toThrowError(expect.objectContaining({ code: "malformed" }));
+    expect(() => pushFromCbor({ quota_warning: "acme" })).toThrowError(expect.objectContaining({ code: "malformed" }));
   });
 
   it("reads agent_key_changed (after watch_agent_keys, §13.5) and refuses a bad conversation id", () => {

@@ -250,9 +250,10 @@ async function main(): Promise<void> {
         if (e.id === current && document.visibilityState === "visible") void agent.markRead(e.id).catch(() => undefined);
         break;
       case "bytes_quota": {
-        // The relay's warning ahead of a stored-bytes quota, after this agent's message or file.
+        // The relay's warning ahead of a stored-bytes quota: after this agent's message or file,
+        // or pushed (§13.12) when anyone's bytes bring it to 80%, and again at sign-in.
         const q = el<HTMLParagraphElement>("quota");
-        q.textContent = agentQuotaText(e.quota, agent.conversation(e.id)?.org ?? "the org");
+        q.textContent = agentQuotaText(e.quota, e.org ?? "the org");
         q.dataset.scope = e.quota.scope;
         q.hidden = false;
         break;

@@ -165,3 +165,33 @@ export function envelopeToCbor(e: Envelope): CborValue {
     signature: e.signature,
   };
 }
+
+/** A warning ahead of a stored-bytes quota (§9.8, §13.12): from 80% of it on, whose bytes and how many. */
+export interface ByteQuota {
+  /** Whose bytes: the account's own, or its org's (every conversation of the org). */
+  scope: "account" | "org";
+  /** Bytes stored now. */
+  used: number;
+  /** The relay's most. */
+  most: number;
+}
+
+/** The `quota_warning` push (§13.12): `org` names the org for an org's quota, `null` for the account's own. */
+export interface QuotaWarning {
+  org: string | null;
+  quota: ByteQuota;
+}
+
+/** A stored-bytes quota warning from its CBOR map (`{ scope, used, most }`); anything else is `malformed`. */
+export function byteQuotaFromCbor(m: CborValue): ByteQuota {
+  const scope = text(m, "scope");
+  if (scope !== "account" && scope !== "org") throw new ProtocolError("malformed", `quota scope ${scope}`);
+  return { scope, used: uint(m, "used"), most: uint(m, "most") };
+}
+
+/** The body of a `quota_warning` push from its CBOR map (`{ org: text|null, quota }`); anything else is `malformed`. */
+export function quotaWarningFromCbor(m: CborValue): QuotaWarning {
+  const org = field(m, "org");
+  if (org !== null && typeof org !== "string") throw new ProtocolError("malformed", "org: expected text or null");
+  return { org, quota: byteQuotaFromCbor(field(m, "quota")) };
+}

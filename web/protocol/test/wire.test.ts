@@ -21,6 +21,7 @@ import {
   MAX_FRAME,
   policyToCbor,
   pushFrame,
+  quotaWarningFromCbor,
   requestFrame,
   responseFrame,
   toCbor,
@@ -103,6 +104,22 @@ describe("wire.json", () => {
     expect(toHex(encodeFrame(requestFrame(10, { put_recovery: record })))).toBe(frame("request 10: put_recovery (PROTOCOL §3.5, the record of recovery_record.json)"));
     expect(toHex(encodeFrame(requestFrame(11, { get_recovery: { name: "carol", proof: h(rr.proof) } })))).toBe(frame("request 11: get_recovery"));
     expect(toHex(encodeFrame(responseFrame(11, { recovery: record })))).toBe(frame("response 11: recovery"));
+  });
+  it("reads the quota_warning push (PROTOCOL §13.12), typed and strict", () => {
+    const body = sub(decodeFrame(h(frame("push: quota_warning (PROTOCOL §13.12)"))), "push", "quota_warning");
+    expect(quotaWarningFromCbor(body)).toEqual({ org: "acme", quota: { scope: "org", used: 850_000, most: 1_000_000 } });
+    // The account's own quota names no org.
+    expect(quotaWarningFromCbor({ org: null, quota: { scope: "account", used: 9, most: 10 } })).toEqual({ org: null, quota: { scope: "account", used: 9, most: 10 } });
+    const malformed = expect.objectContaining({ code: "malformed" });
+    const bad = (quota: CborValue, org: CborValue = "acme") => () => quotaWarningFromCbor({ org, quota });
+    expect(bad({ scope: "conversation", used: 1, most: 2 })).toThrowError(malformed);
+    expect(bad({ scope: "org", used: -1, most: 2 })).toThrowError(malformed);
+    expect(bad({ scope: "org", used: "1", most: 2 })).toThrowError(malformed);
+    expect(bad({ scope: "org", used: 1, most: 2.5 })).toThrowError(malformed);
+    expect(bad({ scope: "org", used: 1 })).toThrowError(malformed);
+    expect(bad({ scope: "org", used: 1, most: 2 }, 7)).toThrowError(malformed);
+    expect(bad("org")).toThrowError(malformed);
+    expect(() => quotaWarningFromCbor({ quota: { scope: "org", used: 1, most: 2 } })).toThrowError(malformed);
   });
   it("auth signed bytes (PROTOCOL §13.1)", () => {
     expect(v.auth_signed_bytes.startsWith(toHex(Writer.withLabel(AUTH).toBytes()))).toBe(true);

@@ -3,7 +3,8 @@
  * relay (§13.12): a message that brings the customer's stored bytes to 80% of the quota shows
  * the same warning as an upload's (`#quota`: how much is used, of how much, what to do); the
  * messages before it show none; the message past the quota is refused in plain words with the
- * typed `quota_exceeded`. Screenshot `widget-message-quota.png`.
+ * typed `quota_exceeded`; after a reload (a new sign-in) the relay's `quota_warning` push shows
+ * it again. Screenshot `widget-message-quota.png`.
  */
 import { join } from "node:path";
 import type { Page } from "playwright-core";
@@ -47,6 +48,14 @@ describe("the stored-bytes quota warning for messages in the widget (Chromium)",
     expect(await page.locator("#alert").textContent()).toContain("For messages and files: erase a conversation you no longer need");
     expect((await lines(page)).length).toBe(10);
     await page.screenshot({ path: join(shots, "widget-message-quota.png") });
+    // A reload signs in again: the relay pushes the account's warning after `welcome` (§13.12),
+    // shown in the same words, once.
+    await page.reload();
+    await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 15_000 }).toBe("online");
+    await expect.poll(() => page.locator("#quota").isVisible(), { timeout: 15_000 }).toBe(true);
+    const again = (await page.locator("#quota").textContent()) ?? "";
+    expect(again).toContain("Messages and files you sent through this relay now take 9.8 KiB of the 10.3 KiB it keeps for you (95%)");
+    expect(again.split("now take")).toHaveLength(2);
     await page.close();
   });
 });
