@@ -215,6 +215,14 @@ impl Guard {
         }
     }
 
+    /// Drops the shared buckets that are full again, if the engine keeps them (a cluster
+    /// node's periodic chores call it every [`shared::PRUNE_EVERY`]).
+    pub fn prune_shared(&self) {
+        if let Some(shared) = &self.shared {
+            shared.prune();
+        }
+    }
+
     /// `op` on `key`'s bucket of `buckets`: the shared engine's (`key_bytes` there) if there
     /// is one, else this node's.
     fn keyed<K: Hash + Eq + Clone>(

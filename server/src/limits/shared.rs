@@ -11,10 +11,12 @@
 //!
 //! If the database fails, the event is counted in this node's own bucket instead (as on an
 //! engine only this node uses), and the failure is logged: a limit still holds, per node.
+//! The buckets that are full again are dropped by the node's periodic chores
+//! ([`SharedBuckets::prune`], every [`PRUNE_EVERY`]), never on an event's path.
 
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use tracing::warn;
 
@@ -22,12 +24,11 @@ use super::{Limited, Rate};
 use crate::store::{BucketAnswer, BucketOp, BucketRate, ConversationLog};
 
 /// How often a node drops the shared buckets that are full again.
-const PRUNE_EVERY: Duration = Duration::from_secs(60);
+pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// The shared engine's buckets (see the module docs).
 pub struct SharedBuckets {
     engine: Arc<dyn ConversationLog>,
-    last_prune: Mutex<Instant>,
 }
 
 impl std::fmt::Debug for SharedBuckets {
@@ -56,10 +57,7 @@ pub fn ip_bytes(ip: IpAddr) -> Vec<u8> {
 impl SharedBuckets {
     /// The buckets `engine` keeps.
     pub fn new(engine: Arc<dyn ConversationLog>) -> Self {
-        Self {
-            engine,
-            last_prune: Mutex::new(Instant::now()),
-        }
+        Self { engine }
     }
 
     /// `op` on `limit`'s bucket `key` of `rate`: `Some` with the engine's answer, `None` if
@@ -71,7 +69,6 @@ impl SharedBuckets {
         key: &[u8],
         op: BucketOp,
     ) -> Option<Result<(), Limited>> {
-        self.prune_now_and_then();
         let rate = BucketRate::new(rate.per_minute, rate.burst);
         match self.engine.rate_bucket(&bucket_key(limit, key), rate, op) {
             Ok(answer) => answer.map(|a| match a {
@@ -85,14 +82,8 @@ impl SharedBuckets {
         }
     }
 
-    fn prune_now_and_then(&self) {
-        {
-            let mut last = self.last_prune.lock().unwrap_or_else(|p| p.into_inner());
-            if last.elapsed() < PRUNE_EVERY {
-                return;
-            }
-            *last = Instant::now();
-        }
+    /// Drops the buckets that are full again (the node's periodic chores call it).
+    pub fn prune(&self) {
         if let Err(e) = self.engine.prune_rate_buckets() {
             warn!(error = %e, "pruning the shared rate buckets failed");
         }

@@ -97,7 +97,8 @@ pub(super) fn spawn(svc: Arc<Service>, cfg: ClusterConfig) -> JoinHandle<()> {
 
 /// Every `period`, what a node of a cluster does besides delivering: folds the stored-bytes
 /// counts it gathered into the database (a conditional write each, `service::stored_bytes`),
-/// reloads the blocks other nodes stored (`service::blocks`), and re-checks the next
+/// reloads the blocks other nodes stored (`service::blocks`), drops the shared rate buckets
+/// that are full again (every [`crate::limits::shared::PRUNE_EVERY`]), and re-checks the next
 /// [`RECHECK_PER_ROUND`] connected agent keys against their names' current keys (a close
 /// lost while the listener stayed up, or never heard without a listener, is made up within a
 /// few periods). Apart from the wake-up rounds, which these database reads and writes held up
@@ -107,11 +108,19 @@ async fn chores(svc: Arc<Service>, period: Duration) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Where the periodic re-check of agent keys goes on from.
     let mut recheck_from: Option<SigningPublicKey> = None;
+    let mut pruned = Instant::now();
     loop {
         tick.tick().await;
         let svc = Arc::clone(&svc);
         let from = recheck_from;
+        let prune = pruned.elapsed() >= crate::limits::shared::PRUNE_EVERY;
+        if prune {
+            pruned = Instant::now();
+        }
         let done = tokio::task::spawn_blocking(move || {
+            if prune {
+                svc.guard.prune_shared();
+            }
             let next = svc.recheck_some_agent_keys(from, RECHECK_PER_ROUND).1;
             let started = Instant::now();
             svc.fold_byte_counts();
