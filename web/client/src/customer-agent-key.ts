@@ -1,6 +1,8 @@
 /**
- * A customer told at once that the org's master re-certified the conversation's agent for a new
- * key (PROTOCOL §13.5 `watch_agent_keys` / `agent_key_changed`), as the Rust client is.
+ * The customer keeps checking that the conversation's agent is the one it pinned: told at once
+ * when the org's master re-certifies the agent for a new key (PROTOCOL §13.5 `watch_agent_keys`
+ * / `agent_key_changed`), and checked again on a timer and on every session it opens, as the
+ * Rust chat is (`cli/src/chat/engine.rs`'s `recheck_agent`, every `KEY_RECHECK`).
  *
  * The customer asks for the push on every session (`watchAgentKeys`). The push is a hint and
  * nothing in it is trusted: on it, `checkAgentKey` fetches the agent's certificate and verifies
@@ -9,9 +11,18 @@
  * card with another key is a key change (the caller blocks sending and shows its warning); a
  * push whose card the certificate does not confirm, or that cannot be checked, changes nothing
  * and is reported as unconfirmed.
+ *
+ * A push is lost with the connection it was sent on, and the relay never sends it again; so
+ * `AgentKeyWatch` owns the checks: the push's, one when a session opens, and one every
+ * `RECHECK_AGENT_MS` (no push: the certificate against the pin). One check runs at a time; a
+ * check that cannot confirm the key is told once per distinct reason, not at every tick.
  */
 import { cardFingerprint, equal, formatFingerprint, verifyAgentCertificate, type IdentityCard, type Policy } from "@sealdesk/protocol";
+import { CustomerError } from "./customer-model.js";
 import { SessionError, type Session } from "./session.js";
+
+/** How often the agent's key is checked again without a push (ms), as the Rust chat's `KEY_RECHECK`. */
+export const RECHECK_AGENT_MS = 60_000;
 
 /** What a check of the agent's key found. */
 export type AgentKeyCheck =
@@ -62,4 +73,94 @@ export async function checkAgentKey(s: Session, host: AgentKeyHost, pinned: Iden
     return { kind: "unconfirmed", reason: `the org's certificate still names the key pinned for ${pinned.name}` };
   }
   return { kind: "unchanged" };
+}
+
+/** What `AgentKeyWatch` needs of the customer. */
+export interface AgentKeyWatchHost extends AgentKeyHost {
+  /** The agent card pinned when the conversation was opened, or null (none open, or erased). */
+  pinned(): IdentityCard | null;
+  /** The current session, or null when offline. */
+  session(): Session | null;
+  /** Whether sending is blocked already (a key changed): nothing more to check. */
+  blocked(): boolean;
+  /** The org's certificate names another key: block sending and show the key warning. */
+  changed(detail: string): void;
+  /** A check (prompted by a push: `pushed`) that could not confirm the key (`agent_key_unconfirmed`): nothing changed. */
+  unconfirmed(agent: string, reason: string, pushed: boolean): void;
+  /** An error that stops nothing (from a timed check). */
+  fail(error: unknown): void;
+}
+
+/**
+ * The checks of the conversation's agent key: on a push (`pushed`), when a session opens, and
+ * every `everyMs` while started. Checks never overlap: a push that comes during a check is
+ * checked after it; a tick that comes during one is skipped (the check running covers it).
+ */
+export class AgentKeyWatch {
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private queue: Promise<void> = Promise.resolve();
+  private running = 0;
+  /** The reasons told as `unconfirmed` (and the errors told by timed checks): each told once. */
+  private readonly told = new Set<string>();
+
+  constructor(private readonly host: AgentKeyWatchHost) {}
+
+  /** Checks the key every `everyMs` from now on (until `stop`). */
+  start(everyMs: number = RECHECK_AGENT_MS): void {
+    this.timer ??= setInterval(() => {
+      if (this.running === 0) void this.check(null).catch((e: unknown) => this.failOnce(e));
+    }, everyMs);
+  }
+
+  /** Stops the timed checks (a check running goes on to its end). */
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /**
+   * Checks the pinned agent's key now (after any check running), `pushed` being the card a
+   * relay's push named, or null. Nothing is checked offline, without a conversation, or once a
+   * key change has blocked sending.
+   *
+   * # Errors
+   * A lost session (`SessionError`), and what fetching the policy threw other than a changed
+   * master key (shown and blocking sending already, so not thrown).
+   */
+  check(pushed: IdentityCard | null): Promise<void> {
+    this.running += 1;
+    const run = this.queue.then(() => this.checkNow(pushed)).finally(() => (this.running -= 1));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async checkNow(pushed: IdentityCard | null): Promise<void> {
+    const pinned = this.host.pinned();
+    const s = this.host.session();
+    if (pinned === null || s === null || this.host.blocked()) return;
+    let found: AgentKeyCheck;
+    try {
+      found = await checkAgentKey(s, this.host, pinned, pushed);
+    } catch (e) {
+      // A changed master key was shown and blocks sending already.
+      if (e instanceof CustomerError && e.failure === "key_changed") return;
+      throw e;
+    }
+    // The pin may have been blocked meanwhile (a changed epoch member, another check's push).
+    if (this.host.blocked()) return;
+    if (found.kind === "changed") this.host.changed(found.detail);
+    else if (found.kind === "unconfirmed" && this.fresh(`unconfirmed ${found.reason}`)) this.host.unconfirmed(pinned.name, found.reason, pushed !== null);
+  }
+
+  /** A timed check's error told once (a lost session is not one: the next session checks again). */
+  private failOnce(e: unknown): void {
+    if (e instanceof SessionError) return;
+    if (this.fresh(`error ${e instanceof Error ? e.message : String(e)}`)) this.host.fail(e);
+  }
+
+  private fresh(what: string): boolean {
+    if (this.told.has(what)) return false;
+    this.told.add(what);
+    return true;
+  }
 }

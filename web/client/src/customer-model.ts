@@ -42,8 +42,14 @@ export type CustomerEvent =
   /** A notice, or a notice shown before whose verdict changed (same `seq`: replace it). */
   | { kind: "notice"; notice: ShownNotice }
   | { kind: "key_changed"; detail: string }
-  /** The relay said the agent's key changed, but the org's certificate does not confirm it: nothing changed. */
-  | { kind: "agent_key_unconfirmed"; agent: string; reason: string }
+  /**
+   * A check of the agent's key (on the relay's push, at a session, or on the timer) could not
+   * confirm it: the push named a key the org's certificate does not, or the certificate could
+   * not be fetched or verified. Nothing changed; told once per distinct `reason`. `pushed`: the
+   * relay's push prompted the check (it claimed a new key); otherwise a check on the timer or at
+   * a session found the certificate wanting.
+   */
+  | { kind: "agent_key_unconfirmed"; agent: string; reason: string; pushed: boolean }
   | { kind: "refused"; seq: number; reason: string }
   /**
    * Items `from..to` (inclusive) never arrived: the relay withheld them (asked for again and
@@ -82,4 +88,9 @@ export interface CustomerOptions extends MemberOptions {
   openToken?: Uint8Array;
   /** How often notices not yet witnessed are checked again (ms; default `RECHECK_NOTICES_MS`). */
   recheckNoticesMs?: number;
+  /**
+   * How often the conversation's agent key is checked again without a push (ms; default
+   * `RECHECK_AGENT_MS`, 60 s, as the Rust chat's); it is checked too on every session that opens.
+   */
+  recheckAgentMs?: number;
 }

@@ -9,6 +9,11 @@
  * overlap after a reconnect), and items are kept in the store, so a reload shows the history at
  * once and asks the relay only for what follows. Pushes that arrive while a history sync runs
  * wait for it, so an epoch record is always handled before the messages under it.
+ *
+ * What has a module of its own: the notices (`customer-notices.ts`), the holes
+ * (`customer-holes.ts`), uploads (`customer-uploads.ts`), consents and erasure
+ * (`customer-rights.ts`), recovery (`customer-recovery.ts`), the checks of the agent's key
+ * (`customer-agent-key.ts`) and the typing signals (`customer-typing.ts`).
  */
 import {
   EpochSecret,
@@ -20,20 +25,14 @@ import {
   cardToCbor,
   envelopeToCbor,
   epochToCbor,
-  policyHash,
-  computeEscrow,
   consentSignedBytes,
-  epochCommitment,
-  epochSignedBytes,
   equal,
   fingerprintMatches,
   formatFingerprint,
   fromCbor,
-  labels,
   openEpoch,
   openMessage,
   policyToCbor,
-  seal,
   sealMessage,
   toCbor,
   toHex,
@@ -55,15 +54,15 @@ import { Uploads, type UploadState } from "./customer-uploads.js";
 import { CustomerNotices, RECHECK_NOTICES_MS, type ShownNotice } from "./customer-notices.js";
 import { consentStates, eraseConversation, historyExport, isErased, revokeConsent, type ConsentStatus, type HistoryExport, type RevokeOutcome, type RightsHost } from "./customer-rights.js";
 import { policySummary } from "./summary.js";
-import { checkAgentKey, watchAgentKeys } from "./customer-agent-key.js";
-import { epochPrk, openSignal, sealSignal, type SignalKind } from "./signal.js";
-import { TYPING_SHOW_SECS, TypingThrottle } from "./typing.js";
+import { AgentKeyWatch, watchAgentKeys } from "./customer-agent-key.js";
+import { epochPrk } from "./signal.js";
+import { CustomerTyping } from "./customer-typing.js";
 import { Member, SyncedConversation, raiseNumber, readAccount, takeCounter, writeAccount } from "./member.js";
 import { RelayError, type Session } from "./session.js";
 import { RECORDS, itemKey } from "./store.js";
 import { CustomerError, type ChatLine, type CustomerEvent, type CustomerOptions } from "./customer-model.js";
 import { maySendIn, noteOwnEpoch, saveRecoveryCode } from "./customer-recovery.js";
-import { makeEpochRecord } from "./epochs.js";
+import { makeEpochRecord, replayWindow } from "./epochs.js";
 
 export * from "./customer-model.js";
 
@@ -111,6 +110,8 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   private readonly lines: ChatLine[] = [];
   private readonly noticeBook: CustomerNotices;
   private readonly uploads: Uploads;
+  /** The checks of the conversation's agent key: on a push, at each session, on a timer. */
+  private readonly agentKeys: AgentKeyWatch;
   private recheckTimer: ReturnType<typeof setInterval> | null = null;
   private conv: ConversationRecord | null = null;
   /** The conversation as read from the relay (cursor, items handled once, pushes held during a sync). */
@@ -123,10 +124,8 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   private readSeq = 0;
   private deliveredSeq = 0;
   private readSent = 0;
-  private lastSignal = 0;
-  private typingMember: string | null = null;
-  private typingTimer: ReturnType<typeof setTimeout> | null = null;
-  private readonly throttle = new TypingThrottle();
+  /** The typing signals both ways (`customer-typing.ts`). */
+  private readonly typing: CustomerTyping;
   private reading: Promise<void> = Promise.resolve();
   /** The org's policy as checked against the fingerprint (after `start`). */
   policy: Policy | null = null;
@@ -153,6 +152,30 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
       withSendLock: (f) => this.withSendLock(f),
       upload: (upload) => this.emit({ kind: "upload", upload }),
       quota: (quota) => this.warnBytes(quota),
+      fail: (e) => this.fail(e),
+    });
+    this.typing = new CustomerTyping({
+      keys,
+      now: opts.now,
+      random: opts.random,
+      conversation: () => this.conv?.conversation ?? null,
+      epoch: (n) => this.epochs.get(n),
+      latest: () => (this.epochs.size === 0 ? undefined : this.epochs.get(Math.max(...this.epochs.keys()))),
+      mayTell: () => (this.blocked !== null || this.erased ? null : this.current()),
+      show: (member, typing) => this.emit({ kind: "typing", member, typing }),
+    });
+    this.agentKeys = new AgentKeyWatch({
+      org: opts.org,
+      policy: (s) => this.checkPolicy(s, null),
+      now: opts.now,
+      pinned: () => (this.erased ? null : (this.conv?.agent ?? null)),
+      session: () => this.current(),
+      blocked: () => this.blocked !== null,
+      changed: (detail) => {
+        this.blocked = detail;
+        this.emit({ kind: "key_changed", detail });
+      },
+      unconfirmed: (agent, reason, pushed) => this.emit({ kind: "agent_key_unconfirmed", agent, reason, pushed }),
       fail: (e) => this.fail(e),
     });
   }
@@ -249,15 +272,17 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     this.recheckTimer ??= setInterval(() => {
       if (this.noticeBook.pending() > 0) void this.recheckNotices().catch(() => undefined);
     }, this.opts.recheckNoticesMs ?? RECHECK_NOTICES_MS);
+    // A push lost with a connection is never sent again: the agent's key is checked on a timer too.
+    this.agentKeys.start(this.opts.recheckAgentMs);
   }
 
   /** Disconnects for good. */
   override stop(): void {
     super.stop();
-    if (this.typingTimer !== null) clearTimeout(this.typingTimer);
-    this.typingTimer = null;
+    this.typing.clear();
     if (this.recheckTimer !== null) clearInterval(this.recheckTimer);
     this.recheckTimer = null;
+    this.agentKeys.stop();
   }
 
   /**
@@ -293,7 +318,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
       await this.checkHoles(s);
       await this.recheckNotices();
       // A re-certification pushed while this tab was offline is not pushed again: checked here.
-      await this.onAgentKey(null);
+      await this.agentKeys.check(null);
       // Uploads cut off before (a reload, a lost connection) go on, after this resolves.
       void this.uploads.resume(s);
     }
@@ -361,29 +386,8 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     const latest = [...this.policies.values()].sort((a, b) => b.version - a.version)[0];
     if (latest === undefined) throw new CustomerError("no_epoch", "no policy");
     const k = this.opts.random(32);
-    const members = [this.card, conv.agent];
-    const sealedSecrets = [];
-    for (const m of members) {
-      sealedSecrets.push(await seal(this.opts.random, m.agreementKey, { purpose: labels.SEAL_EPOCH_SECRET, conversation: conv.conversation, epoch: 0, recipient: m.signingKey, extra: new Uint8Array(0) }, k));
-    }
-    const escrow = await computeEscrow(k, conv.conversation, 0, this.card.signingKey, latest);
-    const unsigned = {
-      version: 1,
-      org: latest.org,
-      conversation: conv.conversation,
-      epoch: 0,
-      policyVersion: latest.version,
-      policyHash: policyHash(latest),
-      previous: null,
-      createdAt: this.opts.now(),
-      creator: this.card.signingKey,
-      members,
-      sealedSecrets,
-      escrow,
-      commitment: epochCommitment(conv.conversation, 0, k),
-    };
-    k.fill(0);
-    const record: EpochRecord = { ...unsigned, signature: this.keys.sign(epochSignedBytes(unsigned)) };
+    const plan = { policy: latest, conversation: conv.conversation, previous: null, members: [this.card, conv.agent], customer: this.card.signingKey, k, createdAt: this.opts.now() };
+    const record = await makeEpochRecord(this.keys, this.opts.random, plan).finally(() => k.fill(0));
     const r = await s.request({ kind: "put_epoch", record });
     if (r.kind === "error" && r.code === "stale_epoch") return; // another tab created it: history brings it
     if (r.kind === "error") throw new RelayError(r.code, r.message);
@@ -404,9 +408,9 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
       }
       this.emit({ kind: "delivered", member: p.member, seq: p.seq });
     } else if (p.kind === "signal" && conv !== null && equal(p.signal.header.conversation, conv.conversation)) {
-      this.onSignal(p.signal);
+      this.typing.received(p.signal);
     } else if (p.kind === "agent_key_changed" && conv !== null && p.org === this.opts.org && p.agent === conv.agent.name) {
-      void this.onAgentKey(p.card).catch((e: unknown) => this.fail(e));
+      void this.agentKeys.check(p.card).catch((e: unknown) => this.fail(e));
     } else if (p.kind === "quota_warning" && (p.quota.scope === "account" || p.org === this.opts.org)) {
       // §13.12: pushed at the crossing and after each sign-in, whoever sent the bytes.
       this.warnBytes(p.quota);
@@ -418,65 +422,9 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     if (this.quotaSeen.fresh(this.opts.org, quota)) this.emit({ kind: "bytes_quota", quota });
   }
 
-  /**
-   * The relay says the agent has a new key (`pushed`), or a session is up (`null`): checked
-   * against the org's certificate, never taken from the push (`customer-agent-key.ts`). A change
-   * blocks sending with the key warning; a push the certificate does not confirm is reported and
-   * changes nothing.
-   */
-  private async onAgentKey(pushed: IdentityCard | null): Promise<void> {
-    const conv = this.conv;
-    const s = this.current();
-    if (conv === null || s === null || this.blocked !== null) return;
-    const host = { org: this.opts.org, policy: (x: Session) => this.checkPolicy(x, null), now: () => this.opts.now() };
-    let found;
-    try {
-      found = await checkAgentKey(s, host, conv.agent, pushed);
-    } catch (e) {
-      // A changed master key was shown and blocks sending already.
-      if (e instanceof CustomerError && e.failure === "key_changed") return;
-      throw e;
-    }
-    if (found.kind === "changed") {
-      this.blocked = found.detail;
-      this.emit({ kind: "key_changed", detail: found.detail });
-    } else if (found.kind === "unconfirmed" && pushed !== null) {
-      this.emit({ kind: "agent_key_unconfirmed", agent: conv.agent.name, reason: found.reason });
-    }
-  }
-
-  /** A typing signal from another member: shown for `TYPING_SHOW_SECS` unless another comes; a bad one is dropped silently (§9.7). */
-  private onSignal(signal: Extract<Push, { kind: "signal" }>["signal"]): void {
-    const e = this.epochs.get(signal.header.epoch);
-    const conv = this.conv;
-    if (e === undefined || conv === null || equal(signal.header.sender, this.card.signingKey)) return;
-    let kind: SignalKind;
-    try {
-      kind = openSignal(signal, e.prk, conv.conversation, e.record.epoch, e.members, this.opts.now());
-    } catch {
-      return;
-    }
-    if (signal.header.sentAt < this.lastSignal) return;
-    this.lastSignal = signal.header.sentAt;
-    const member = e.record.members.find((m) => equal(m.signingKey, signal.header.sender))?.name ?? "?";
-    if (this.typingTimer !== null) clearTimeout(this.typingTimer);
-    this.typingTimer = null;
-    if (kind === "typing") {
-      this.typingMember = member;
-      this.typingTimer = setTimeout(() => {
-        this.typingMember = null;
-        this.typingTimer = null;
-        this.emit({ kind: "typing", member, typing: false });
-      }, TYPING_SHOW_SECS * 1000);
-    } else {
-      this.typingMember = null;
-    }
-    this.emit({ kind: "typing", member, typing: kind === "typing" });
-  }
-
   /** Who is typing now (the agent's name), or null. */
   typingNow(): string | null {
-    return this.typingMember;
+    return this.typing.now();
   }
 
   /** The highest sequence number the agent's device has received (the relay's delivery mark). */
@@ -487,29 +435,16 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   /**
    * The customer typed (`empty`: the box is empty now): tells the agent "typing" (at most once
    * every few seconds) or "stopped", as an ephemeral signal the relay passes on and never
-   * stores (§9.7). Nothing is sent before the conversation is open or while sending is blocked.
+   * stores (§9.7; `customer-typing.ts`). Nothing is sent before the conversation is open or
+   * while sending is blocked.
    */
-  async typed(empty: boolean): Promise<void> {
-    const kind = this.throttle.input(this.opts.now(), empty);
-    if (kind !== null) await this.sendSignal(kind);
+  typed(empty: boolean): Promise<void> {
+    return this.typing.typed(empty);
   }
 
   /** The customer sent or left the box: "stopped" if the agent was told "typing". */
-  async stoppedTyping(): Promise<void> {
-    const kind = this.throttle.stop();
-    if (kind !== null) await this.sendSignal(kind);
-  }
-
-  private async sendSignal(kind: SignalKind): Promise<void> {
-    const conv = this.conv;
-    const s = this.current();
-    if (conv === null || s === null || this.blocked !== null || this.erased || this.epochs.size === 0) return;
-    const e = this.epochs.get(Math.max(...this.epochs.keys()));
-    if (e === undefined || !e.members.some((m) => equal(m, this.card.signingKey))) return;
-    const signal = sealSignal(e.prk, conv.conversation, e.record.epoch, this.keys, kind, this.opts.now(), this.opts.random(12));
-    const r = await s.request({ kind: "signal", signal });
-    // The epoch moved on meanwhile: the signal is moot.
-    if (r.kind === "error" && r.code !== "stale_epoch") throw new RelayError(r.code, r.message);
+  stoppedTyping(): Promise<void> {
+    return this.typing.stopped();
   }
 
   /**
@@ -585,15 +520,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
         epoch: e.record.epoch,
         schedule: e.schedule,
         members: e.members,
-        window: (sender) => {
-          const k = toHex(sender);
-          let w = e.windows.get(k);
-          if (w === undefined) {
-            w = new ReplayWindow();
-            e.windows.set(k, w);
-          }
-          return w;
-        },
+        window: (sender) => replayWindow(e.windows, sender),
       });
       const mine = equal(env.header.sender, this.card.signingKey);
       if (mine) await raiseNumber(this.opts.store, `${RECORDS.counterPrefix}${env.header.epoch}`, env.header.counter + 1);

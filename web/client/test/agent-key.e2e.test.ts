@@ -1,12 +1,15 @@
 /**
- * The customer told at once of a re-certified agent (PROTOCOL §13.5 `watch_agent_keys` /
- * `agent_key_changed`), under Node against the real relay, the org's side run with the CLI:
- * the customer asks for the push on its session; a push whose card the org's certificate does
- * not confirm (delivered as if from the relay) changes nothing and is reported; when the owner
- * re-certifies `alice` for a new key (`org recertify`), the relay's push makes the customer
- * check the certificate and show the key warning at once — the TypeScript customer has no
- * periodic check, so only the push can bring it — and sending is blocked; and a re-certification
- * made while the customer was offline shows when its next session opens.
+ * The customer keeps checking the conversation's agent (PROTOCOL §13.5 `watch_agent_keys` /
+ * `agent_key_changed`, and the periodic re-check the Rust chat does), under Node against the
+ * real relay, the org's side run with the CLI: the customer asks for the push on its session; a
+ * push whose card the org's certificate does not confirm (delivered as if from the relay)
+ * changes nothing and is reported; when the owner re-certifies `alice` for a new key (`org
+ * recertify`), the relay's push makes the customer check the certificate and show the key
+ * warning at once, and sending is blocked; a re-certification made while the customer was
+ * offline shows when its next session opens; one whose push this connection never delivers
+ * shows at the next timed check, with the connection never lost; and a certificate that does
+ * not verify is reported once as unconfirmed, however many timed checks find it so, while
+ * sending goes on.
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -15,6 +18,14 @@ import { IdentityKeys, issueCard } from "@sealdesk/protocol";
 import { MemoryStore, type Push } from "../src/index.js";
 import { now, onlineCustomer, orgOnRelay, random } from "./customer-fixture.js";
 import { eventually } from "./relay.js";
+import { tampering, type Frame } from "./tamper.js";
+
+/** The name of a frame's request (outgoing) or push (incoming) variant, or undefined. */
+const variantOf = (f: Frame, side: "request" | "push"): string | undefined => {
+  const v = side === "request" ? (f.request as Frame | undefined)?.body : f.push;
+  if (typeof v === "string") return v;
+  return v !== null && typeof v === "object" && !(v instanceof Uint8Array) && !Array.isArray(v) ? Object.keys(v)[0] : undefined;
+};
 
 describe("a re-certified agent, pushed to the customer", () => {
   const fx = orgOnRelay("web-agent-key");
@@ -42,6 +53,7 @@ describe("a re-certified agent, pushed to the customer", () => {
     (customer as unknown as { onPush(p: Push): void }).onPush(push);
     const reported = await eventually("the forged push reported", () => events.find((e) => e.kind === "agent_key_unconfirmed"));
     expect(reported.kind === "agent_key_unconfirmed" && reported.agent).toBe("alice");
+    expect(reported.kind === "agent_key_unconfirmed" && reported.pushed).toBe(true);
     expect(events.some((e) => e.kind === "key_changed")).toBe(false);
     expect(customer.blockedBecause()).toBeNull();
     await customer.send("still there?");
@@ -67,6 +79,68 @@ describe("a re-certified agent, pushed to the customer", () => {
     const changed = await eventually("the key warning", () => events.find((e) => e.kind === "key_changed"));
     expect(changed.kind === "key_changed" && changed.detail).toContain(fp);
     expect(events.some((e) => e.kind === "agent_key_unconfirmed")).toBe(false);
+    customer.stop();
+  });
+
+  it("checks the agent on a timer: a re-certification whose push this connection never delivers shows at the next check", async () => {
+    // The relay pushes `agent_key_changed`; this connection loses it (as one that was cut, or
+    // never asked, would), and stays up: only the timed check can find the change.
+    let dropped = 0;
+    const socket = tampering((f) => {
+      if (variantOf(f, "push") !== "agent_key_changed") return;
+      dropped += 1;
+      return false;
+    });
+    const { customer, events } = await onlineCustomer(fx.options(new MemoryStore(), { socket, recheckAgentMs: 200 }));
+    await customer.send("hello, is anyone on?");
+    expect(customer.blockedBecause()).toBeNull();
+
+    const fp = await recertifyAlice("alice-timer");
+    const changed = await eventually("the key warning", () => events.find((e) => e.kind === "key_changed"));
+    expect(changed.kind === "key_changed" && changed.detail).toContain(fp);
+    expect(customer.blockedBecause()).toContain("alice");
+    await expect(customer.send("are you still alice?")).rejects.toThrow(/key_changed/);
+    // The push was sent and lost, and the connection was never lost (no session reopened to check).
+    await eventually("the push dropped", () => (dropped > 0 ? dropped : undefined));
+    expect(events.filter((e) => e.kind === "state" && e.state === "online")).toHaveLength(1);
+    expect(events.filter((e) => e.kind === "key_changed")).toHaveLength(1);
+    expect(events.some((e) => e.kind === "agent_key_unconfirmed")).toBe(false);
+    customer.stop();
+  });
+
+  it("reports a certificate that does not verify once, however many timed checks find it so, and sending goes on", async () => {
+    // The relay's answer to `get_certificate` altered on its way (the signature's first byte):
+    // the certificate in `opened` is untouched, so the conversation opens as always.
+    let altered = 0;
+    let asked = 0;
+    const socket = tampering(
+      (f) => {
+        const cert = ((f.response as Frame | undefined)?.body as Frame | undefined)?.certificate as Frame | undefined;
+        if (cert === undefined || !(cert.signature instanceof Uint8Array)) return;
+        const sig = cert.signature.slice();
+        sig[0] = (sig[0] ?? 0) ^ 1;
+        cert.signature = sig;
+        altered += 1;
+      },
+      (f) => {
+        if (variantOf(f, "request") === "get_certificate") asked += 1;
+      },
+    );
+    const { customer, events } = await onlineCustomer(fx.options(new MemoryStore(), { socket, recheckAgentMs: 100 }));
+    await customer.send("hello, who is this?");
+
+    const reported = await eventually("the check reported", () => events.find((e) => e.kind === "agent_key_unconfirmed"));
+    expect(reported.kind === "agent_key_unconfirmed" && reported.agent).toBe("alice");
+    expect(reported.kind === "agent_key_unconfirmed" && reported.reason).toMatch(/signature/i);
+    expect(reported.kind === "agent_key_unconfirmed" && reported.pushed).toBe(false);
+    // Three more timed checks, each answered with the altered certificate: none told again.
+    const after = asked;
+    await eventually("three more checks", () => (asked >= after + 3 && altered >= after + 3 ? asked : undefined));
+    await customer.send("still here?");
+    expect(events.filter((e) => e.kind === "agent_key_unconfirmed")).toHaveLength(1);
+    expect(events.some((e) => e.kind === "key_changed")).toBe(false);
+    expect(events.some((e) => e.kind === "error")).toBe(false);
+    expect(customer.blockedBecause()).toBeNull();
     customer.stop();
   });
 });

@@ -213,7 +213,12 @@ async function main(): Promise<void> {
         showAlert(`Sending is blocked: ${e.detail}. Someone may be impersonating ${org}; ask them through another channel.`);
         break;
       case "agent_key_unconfirmed":
-        showAlert(`The relay said ${e.agent}'s key changed, but ${org}'s certificate does not confirm it (${e.reason}); nothing changed, and you can go on.`);
+        // Nothing changed (sending stays allowed), but what the relay served is told as it is.
+        showAlert(
+          e.pushed
+            ? `The relay said ${e.agent}'s key changed, but ${org}'s certificate does not confirm it (${e.reason}); nothing changed, and you can go on.`
+            : `${e.agent}'s key could not be checked against ${org}'s certificate (${e.reason}); the key you started with is kept and you can go on. If this stays, ask ${org} through another channel.`,
+        );
         break;
       case "refused":
         showAlert(`An item (#${e.seq}) failed verification and is not shown: ${e.reason}`);

@@ -1,12 +1,13 @@
 /**
  * The customer's rights in the widget: the consents granted from this browser with where each
- * stands (active, used, expired, revoked — the CLI's words) and a Revoke button for an active
- * one, which says "revoked" only once the relay's log proves it (and whether the business's
+ * stands (active, used, expired, revoked — the CLI's words), each named by the day it was
+ * issued as everywhere else on the page ("your consent of 2 Dec 2026", with its short id only
+ * when another shares the day: `consentName`), and a Revoke button for an active one, which says "revoked" only once the relay's log proves it (and whether the business's
  * trustees have vouched for it yet); "Export my history" (a JSON download of the verified
  * history, the CLI's `history --export` shape); "Erase this conversation" (asked twice, then the
  * customer's signed request; the copy here stays readable). Text only (`textContent`).
  */
-import { dayMonth, type ConsentStatus, type Customer } from "@sealdesk/client";
+import { consentName, dayMonth, type ConsentStatus, type Customer, type KnownConsents } from "@sealdesk/client";
 import { redraw } from "@sealdesk/client/ui";
 
 function byId<T extends HTMLElement>(id: string): T {
@@ -22,7 +23,8 @@ export function wireRights(customer: Customer, changed: () => void): { refreshCo
   const list = byId<HTMLUListElement>("consents");
   const status = byId<HTMLParagraphElement>("consent-status");
 
-  const row = (c: ConsentStatus): HTMLLIElement => {
+  /** One consent's row; `known` holds every consent listed (to tell apart two of one day). */
+  const row = (c: ConsentStatus, known: KnownConsents): HTMLLIElement => {
     const li = document.createElement("li");
     li.dataset.consent = c.id;
     li.dataset.key = c.id;
@@ -30,13 +32,14 @@ export function wireRights(customer: Customer, changed: () => void): { refreshCo
     li.dataset.state = c.state;
     const what = document.createElement("span");
     const until = dayMonth(c.expiresAt);
-    what.textContent = `“${c.purpose}” (${c.id.slice(0, 8)}…) — ${c.state}${c.state === "active" ? `, until ${until}` : ""}${c.entry === null ? "" : `, audit log entry #${c.entry}`}`;
+    const name = `your consent ${consentName(c.id, known)}`;
+    what.textContent = `“${c.purpose}”, ${name} — ${c.state}${c.state === "active" ? `, until ${until}` : ""}${c.entry === null ? "" : `, audit log entry #${c.entry}`}`;
     li.append(what);
     if (c.state === "active") {
       const b = document.createElement("button");
       b.type = "button";
       b.textContent = "Revoke";
-      b.setAttribute("aria-label", `Revoke the consent for “${c.purpose}”`);
+      b.setAttribute("aria-label", `Revoke ${name} for “${c.purpose}”`);
       b.addEventListener("click", () => {
         b.disabled = true;
         status.textContent = "Revoking: waiting for the audit log to prove it…";
@@ -67,7 +70,8 @@ export function wireRights(customer: Customer, changed: () => void): { refreshCo
       .consentStates()
       .then((all) => {
         // Drawn again in place: a Revoke button focused (or about to take an Enter) keeps it.
-        redraw(list, all.map(row), byId("panels"));
+        const known = new Map(all.map((c) => [c.id, c.issuedAt] as const));
+        redraw(list, all.map((c) => row(c, known)), byId("panels"));
         list.hidden = all.length === 0;
         // "Consent granted …" no longer holds once that consent is revoked (or expired).
         const result = byId("consent-result");

@@ -1,11 +1,12 @@
 /**
  * The customer's rights in the widget, in Chromium against the real relay serving web/dist (the
- * org, its master and trustee made with the CLI): two consents granted and listed; the master
- * unlocks under the first, which is then listed "used"; the second is revoked with its button —
- * said revoked with its audit log entry, "not yet witnessed" (no trustee has cosigned since); the
- * export downloads the verified history as JSON; erasing is asked twice, then the copy stays
- * readable, sending stops, and a reload says so. Screenshots `widget-consents.png`,
- * `widget-erased.png`.
+ * org, its master and trustee made with the CLI): two consents granted and listed, each row
+ * naming its consent by purpose and day (the short id only when both share the day, as
+ * `consentName` does everywhere on the page); the master unlocks under the first, which is then
+ * listed "used"; the second is revoked with its button — said revoked with its audit log entry,
+ * "not yet witnessed" (no trustee has cosigned since); the export downloads the verified history
+ * as JSON; erasing is asked twice, then the copy stays readable, sending stops, and a reload says
+ * so. Screenshots `widget-consents-active.png`, `widget-consents.png`, `widget-erased.png`.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -46,6 +47,19 @@ describe("consents, export and erasure in the widget (Chromium)", () => {
     const days = await Promise.all(consents.map(async (c) => dayMonth(Number(await page.locator(`#consents li[data-consent="${c}"]`).getAttribute("data-issued")))));
     const name = days[0] === days[1] ? `of ${days[1] ?? ""}, ${second.slice(0, 8)}` : `of ${days[1] ?? ""}`;
     expect(await page.locator("#consent-result").textContent()).toBe(`Consent granted and shared with the business (your consent ${name}).`);
+    // The rows name each consent the same way: its purpose and its day (with the short id only
+    // when the other shares the day), never its id alone nor in full.
+    const purposes = ["refund check", "quality review"];
+    for (const [i, c] of consents.entries()) {
+      const named = days[0] === days[1] ? `of ${days[i] ?? ""}, ${c.slice(0, 8)}` : `of ${days[i] ?? ""}`;
+      const said = (await page.locator(`#consents li[data-consent="${c}"] span`).textContent()) ?? "";
+      const start = `“${purposes[i] ?? ""}”, your consent ${named} — active, until `;
+      expect(said.slice(0, start.length)).toBe(start);
+      expect(said).not.toContain(c);
+      expect(said).not.toContain("…");
+      expect(await page.locator(`#consents li[data-consent="${c}"] button`).getAttribute("aria-label")).toBe(`Revoke your consent ${named} for “${purposes[i] ?? ""}”`);
+    }
+    await page.locator("#consents").screenshot({ path: join(shots, "widget-consents-active.png") });
     // Layout: a Revoke button stands apart from the date before it, and the panels scroll in
     // their strip so that the conversation keeps its room (layout.e2e.test.ts).
     const revoke = page.locator(`#consents li[data-consent="${second}"] button`);
