@@ -10,7 +10,7 @@
  */
 import { Agent, AgentError, AuditLogError, VaultImportError, consentsClaimed, importCliVault, withheldText, type AgentEvent, type Hole, type AgentLine, type ConversationStatus, type ConversationView, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
-import { STATES, downloadButton, el, noticeItem, redraw, showAlert, time } from "@sealdesk/client/ui";
+import { STATES, downloadButton, el, holesDrawn, moreHolesItem, noticeItem, redraw, showAlert, time } from "@sealdesk/client/ui";
 import { agentPolicySummary, conversationTitle, findVaultFiles, shortId, unlockFailureText } from "./logic.js";
 import { agentQuotaText } from "./quota.js";
 
@@ -182,20 +182,29 @@ async function main(): Promise<void> {
     // The lines, with the release notices (checked as the widget checks them, said of the
     // customer) among them by time.
     const audience = { kind: "agent", customer: v.customer, consents: consentsClaimed(v.notices) } as const;
+    // What the relay withheld, each in its place among the lines (by sequence number): the first
+    // few runs on lines of their own, the rest summed up in one line in the place of the first of
+    // them (`holesDrawn`: a relay inventing thousands of holes costs a handful of items).
+    const holes = holesDrawn(v.withheld);
+    const withheld: { to: number; li: HTMLLIElement }[] = holes.lines.map((h) => ({ to: h.to, li: withheldItem(h) }));
+    if (holes.more !== null) {
+      const more = moreHolesItem(holes.more, { kind: "agent" });
+      more.classList.add("line");
+      withheld.push({ to: holes.more.first.to, li: more });
+    }
     const items: HTMLLIElement[] = [];
     let n = 0;
     let w = 0;
     for (const l of v.lines) {
       for (let x = v.notices[n]; x !== undefined && x.at < l.sentAt; x = v.notices[++n]) items.push(noticeItem(x, audience));
-      // What the relay withheld, in its place among the lines (by sequence number).
-      for (let h = v.withheld[w]; h !== undefined && h.to < l.seq; h = v.withheld[++w]) items.push(withheldItem(h));
+      for (let h = withheld[w]; h !== undefined && h.to < l.seq; h = withheld[++w]) items.push(h.li);
       items.push(lineItem(l, v));
     }
-    items.push(...v.withheld.slice(w).map(withheldItem), ...v.notices.slice(n).map((x) => noticeItem(x, audience)));
+    items.push(...withheld.slice(w).map((h) => h.li), ...v.notices.slice(n).map((x) => noticeItem(x, audience)));
     // Drawn again every few seconds and on every event: in place (`redraw`: the focus and the
     // scroll position kept), following the newest line only when the agent was at the end.
     const atEnd = drawn !== v.id || log.scrollHeight - log.scrollTop - log.clientHeight < 24;
-    for (const li of items) li.dataset.key = `${li.classList.contains("notice") ? "notice" : li.classList.contains("withheld") ? "withheld" : "line"}/${li.dataset.seq ?? li.dataset.from ?? ""}`;
+    for (const li of items) li.dataset.key = li.classList.contains("more") ? "withheld/more" : `${li.classList.contains("notice") ? "notice" : li.classList.contains("withheld") ? "withheld" : "line"}/${li.dataset.seq ?? li.dataset.from ?? ""}`;
     redraw(log, items);
     if (atEnd) log.scrollTop = log.scrollHeight;
     drawn = v.id;
