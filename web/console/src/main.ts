@@ -16,6 +16,21 @@ import { agentQuotaText } from "./quota.js";
 
 const DB = "sealdesk-console";
 
+/**
+ * Brings `kept`'s drawing up to `next`'s in place: its class, and each of its first children
+ * that differs from `next`'s at the same place replaced; the children past `next`'s (the page's
+ * own controls, such as a download button) are left as they are, focus and state included.
+ */
+function updateInPlace(kept: HTMLElement, next: HTMLElement): void {
+  if (kept.className !== next.className) kept.className = next.className;
+  const now = Array.from(next.children);
+  now.forEach((c, i) => {
+    const was = kept.children[i];
+    if (was === undefined) kept.append(c);
+    else if (!was.isEqualNode(c)) was.replaceWith(c);
+  });
+}
+
 async function unlock(store: IdbStore): Promise<void> {
   el("unlock").hidden = false;
   const result = el("unlock-result");
@@ -78,8 +93,8 @@ async function main(): Promise<void> {
   let uploading = false;
   /** The conversation the log shows (drawn last). */
   let drawn: string | null = null;
-  /** The download button of each attachment line, by conversation and sequence number. */
-  const downloads = new Map<string, HTMLElement>();
+  /** Each line with a file, drawn once and kept (its download button in it), by conversation and sequence number. */
+  const attachmentLines = new Map<string, HTMLLIElement>();
 
   const view = (): ConversationView | null => (current === null ? null : agent.conversation(current));
   const canSend = (v: ConversationView | null): boolean => online && v !== null && v.blocked === null && !v.transferredOut;
@@ -141,17 +156,19 @@ async function main(): Promise<void> {
     meta.textContent = `${time(l.sentAt)} · verified ✓${mark}`;
     if (mark !== "") meta.dataset.mark = mark.slice(3);
     li.append(who, body, meta);
-    if (l.attachment !== undefined) {
-      // The pane is drawn again on every change: the same button (its outcome in it) each time.
-      const key = `${v.id}/${l.seq}`;
-      const ref = l.attachment;
-      let d = downloads.get(key);
-      if (d === undefined) {
-        d = downloadButton(ref, (r) => agent.download(v.id, r));
-        downloads.set(key, d);
-      }
-      li.append(d);
+    if (l.attachment === undefined) return li;
+    // A line with a file is the same element on every redraw (its download's progress and
+    // outcome, and the focus, are in its button): kept per conversation and sequence number, its
+    // drawing brought up to date in place, the button left where it is.
+    const key = `${v.id}/${l.seq}`;
+    const kept = attachmentLines.get(key);
+    if (kept !== undefined) {
+      updateInPlace(kept, li);
+      return kept;
     }
+    const ref = l.attachment;
+    li.append(downloadButton(ref, (r) => agent.download(v.id, r)));
+    attachmentLines.set(key, li);
     return li;
   };
 
