@@ -12,7 +12,7 @@ import { Agent, AgentError, AuditLogError, VaultImportError, consentsClaimed, im
 import { IdbStore } from "@sealdesk/client/idb";
 import { STATES, downloadButton, el, holesDrawn, moreHolesItem, noticeItem, redraw, showAlert, time } from "@sealdesk/client/ui";
 import { agentPolicySummary, conversationTitle, findVaultFiles, shortId, unlockFailureText } from "./logic.js";
-import { agentQuotaText } from "./quota.js";
+import { quotaLines, type QuotaLine } from "./quota.js";
 
 const DB = "sealdesk-console";
 
@@ -91,6 +91,8 @@ async function main(): Promise<void> {
   const upload = el<HTMLProgressElement>("upload");
   const uploadStatus = el("upload-status");
   let uploading = false;
+  /** The stored-bytes warnings shown in `#quota`, one per quota. */
+  let quotas: QuotaLine[] = [];
   /** The conversation the log shows (drawn last). */
   let drawn: string | null = null;
   /** Each line with a file, drawn once and kept (its download button in it), by conversation and sequence number. */
@@ -278,9 +280,19 @@ async function main(): Promise<void> {
       case "bytes_quota": {
         // The relay's warning ahead of a stored-bytes quota: after this agent's message or file,
         // or pushed (§13.12) when anyone's bytes bring it to 80%, and again at sign-in.
-        const q = el<HTMLParagraphElement>("quota");
-        q.textContent = agentQuotaText(e.quota, e.org ?? "the org");
-        q.dataset.scope = e.quota.scope;
+        // One line per quota (the account's, each org's): a newer warning replaces its own.
+        quotas = quotaLines(quotas, e.quota, e.quota.scope === "org" ? e.org : null);
+        const q = el<HTMLDivElement>("quota");
+        redraw(
+          q,
+          quotas.map((line) => {
+            const p = document.createElement("p");
+            p.dataset.key = line.key;
+            p.dataset.scope = line.scope;
+            p.textContent = line.text;
+            return p;
+          }),
+        );
         q.hidden = false;
         break;
       }
