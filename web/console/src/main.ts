@@ -10,11 +10,26 @@
  */
 import { Agent, AgentError, AuditLogError, VaultImportError, consentsClaimed, importCliVault, withheldText, type AgentEvent, type Hole, type AgentLine, type ConversationStatus, type ConversationView, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
-import { STATES, downloadButton, el, noticeItem, redraw, showAlert, time } from "@sealdesk/client/ui";
+import { STATES, downloadButton, el, holesDrawn, moreHolesItem, noticeItem, redraw, showAlert, time } from "@sealdesk/client/ui";
 import { agentPolicySummary, conversationTitle, findVaultFiles, shortId, unlockFailureText } from "./logic.js";
-import { agentQuotaText } from "./quota.js";
+import { quotaLines, type QuotaLine } from "./quota.js";
 
 const DB = "sealdesk-console";
+
+/**
+ * Brings `kept`'s drawing up to `next`'s in place: its class, and each of its first children
+ * that differs from `next`'s at the same place replaced; the children past `next`'s (the page's
+ * own controls, such as a download button) are left as they are, focus and state included.
+ */
+function updateInPlace(kept: HTMLElement, next: HTMLElement): void {
+  if (kept.className !== next.className) kept.className = next.className;
+  const now = Array.from(next.children);
+  now.forEach((c, i) => {
+    const was = kept.children[i];
+    if (was === undefined) kept.append(c);
+    else if (!was.isEqualNode(c)) was.replaceWith(c);
+  });
+}
 
 async function unlock(store: IdbStore): Promise<void> {
   el("unlock").hidden = false;
@@ -76,10 +91,12 @@ async function main(): Promise<void> {
   const upload = el<HTMLProgressElement>("upload");
   const uploadStatus = el("upload-status");
   let uploading = false;
+  /** The stored-bytes warnings shown in `#quota`, one per quota. */
+  let quotas: QuotaLine[] = [];
   /** The conversation the log shows (drawn last). */
   let drawn: string | null = null;
-  /** The download button of each attachment line, by conversation and sequence number. */
-  const downloads = new Map<string, HTMLElement>();
+  /** Each line with a file, drawn once and kept (its download button in it), by conversation and sequence number. */
+  const attachmentLines = new Map<string, HTMLLIElement>();
 
   const view = (): ConversationView | null => (current === null ? null : agent.conversation(current));
   const canSend = (v: ConversationView | null): boolean => online && v !== null && v.blocked === null && !v.transferredOut;
@@ -141,17 +158,19 @@ async function main(): Promise<void> {
     meta.textContent = `${time(l.sentAt)} · verified ✓${mark}`;
     if (mark !== "") meta.dataset.mark = mark.slice(3);
     li.append(who, body, meta);
-    if (l.attachment !== undefined) {
-      // The pane is drawn again on every change: the same button (its outcome in it) each time.
-      const key = `${v.id}/${l.seq}`;
-      const ref = l.attachment;
-      let d = downloads.get(key);
-      if (d === undefined) {
-        d = downloadButton(ref, (r) => agent.download(v.id, r));
-        downloads.set(key, d);
-      }
-      li.append(d);
+    if (l.attachment === undefined) return li;
+    // A line with a file is the same element on every redraw (its download's progress and
+    // outcome, and the focus, are in its button): kept per conversation and sequence number, its
+    // drawing brought up to date in place, the button left where it is.
+    const key = `${v.id}/${l.seq}`;
+    const kept = attachmentLines.get(key);
+    if (kept !== undefined) {
+      updateInPlace(kept, li);
+      return kept;
     }
+    const ref = l.attachment;
+    li.append(downloadButton(ref, (r) => agent.download(v.id, r)));
+    attachmentLines.set(key, li);
     return li;
   };
 
@@ -182,20 +201,29 @@ async function main(): Promise<void> {
     // The lines, with the release notices (checked as the widget checks them, said of the
     // customer) among them by time.
     const audience = { kind: "agent", customer: v.customer, consents: consentsClaimed(v.notices) } as const;
+    // What the relay withheld, each in its place among the lines (by sequence number): the first
+    // few runs on lines of their own, the rest summed up in one line in the place of the first of
+    // them (`holesDrawn`: a relay inventing thousands of holes costs a handful of items).
+    const holes = holesDrawn(v.withheld);
+    const withheld: { to: number; li: HTMLLIElement }[] = holes.lines.map((h) => ({ to: h.to, li: withheldItem(h) }));
+    if (holes.more !== null) {
+      const more = moreHolesItem(holes.more, { kind: "agent" });
+      more.classList.add("line");
+      withheld.push({ to: holes.more.first.to, li: more });
+    }
     const items: HTMLLIElement[] = [];
     let n = 0;
     let w = 0;
     for (const l of v.lines) {
       for (let x = v.notices[n]; x !== undefined && x.at < l.sentAt; x = v.notices[++n]) items.push(noticeItem(x, audience));
-      // What the relay withheld, in its place among the lines (by sequence number).
-      for (let h = v.withheld[w]; h !== undefined && h.to < l.seq; h = v.withheld[++w]) items.push(withheldItem(h));
+      for (let h = withheld[w]; h !== undefined && h.to < l.seq; h = withheld[++w]) items.push(h.li);
       items.push(lineItem(l, v));
     }
-    items.push(...v.withheld.slice(w).map(withheldItem), ...v.notices.slice(n).map((x) => noticeItem(x, audience)));
+    items.push(...withheld.slice(w).map((h) => h.li), ...v.notices.slice(n).map((x) => noticeItem(x, audience)));
     // Drawn again every few seconds and on every event: in place (`redraw`: the focus and the
     // scroll position kept), following the newest line only when the agent was at the end.
     const atEnd = drawn !== v.id || log.scrollHeight - log.scrollTop - log.clientHeight < 24;
-    for (const li of items) li.dataset.key = `${li.classList.contains("notice") ? "notice" : li.classList.contains("withheld") ? "withheld" : "line"}/${li.dataset.seq ?? li.dataset.from ?? ""}`;
+    for (const li of items) li.dataset.key = li.classList.contains("more") ? "withheld/more" : `${li.classList.contains("notice") ? "notice" : li.classList.contains("withheld") ? "withheld" : "line"}/${li.dataset.seq ?? li.dataset.from ?? ""}`;
     redraw(log, items);
     if (atEnd) log.scrollTop = log.scrollHeight;
     drawn = v.id;
@@ -252,9 +280,19 @@ async function main(): Promise<void> {
       case "bytes_quota": {
         // The relay's warning ahead of a stored-bytes quota: after this agent's message or file,
         // or pushed (§13.12) when anyone's bytes bring it to 80%, and again at sign-in.
-        const q = el<HTMLParagraphElement>("quota");
-        q.textContent = agentQuotaText(e.quota, e.org ?? "the org");
-        q.dataset.scope = e.quota.scope;
+        // One line per quota (the account's, each org's): a newer warning replaces its own.
+        quotas = quotaLines(quotas, e.quota, e.quota.scope === "org" ? e.org : null);
+        const q = el<HTMLDivElement>("quota");
+        redraw(
+          q,
+          quotas.map((line) => {
+            const p = document.createElement("p");
+            p.dataset.key = line.key;
+            p.dataset.scope = line.scope;
+            p.textContent = line.text;
+            return p;
+          }),
+        );
         q.hidden = false;
         break;
       }

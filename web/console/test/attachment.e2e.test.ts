@@ -2,9 +2,10 @@
  * Attachments in the agent console, in Chromium against the real relay serving web/dist: the
  * CLI's agent `alice` unlocks the console from her vault; a CLI customer sends a file
  * (`sealdesk send --attach`) and a text; the console shows the attachment line between them, and
- * "Download" offers the checked file under a safe name. And the other way: the agent attaches a
- * file in the console (a progress bar while its chunks upload), the line shows on its side, and
- * the CLI customer saves identical bytes (`sealdesk attachment save`). No console error, no CSP
+ * "Download" offers the checked file under a safe name; as more messages come and the log is
+ * drawn again, the file's line stays the same element with "Checked ✓" and the focus in it. And
+ * the other way: the agent attaches a file in the console (a progress bar while its chunks
+ * upload), the line shows on its side, and the CLI customer saves identical bytes (`sealdesk attachment save`). No console error, no CSP
  * violation. A screenshot goes to web/screenshots/console-attach-sent.png. Both in one browser
  * and on one relay: the second test opens a second console page, already unlocked. (A browser
  * profile keeps the agent and its pins: the same profile against another relay, whose org
@@ -39,6 +40,22 @@ describe("attachments in the agent console (Chromium)", () => {
     expect(download.suggestedFilename()).toBe("label (torn).jpg");
     expect(new Uint8Array(readFileSync(await download.path()))).toEqual(file);
     await expect.poll(() => page.locator("#log .attachment-status").first().textContent()).toBe("Checked ✓");
+
+    // The log is drawn again on every event and every few seconds: the file's line stays the
+    // same element, in its place, its outcome and the focus on its button in it (drawn anew
+    // each time, it was a new element: the outcome carried over, the item not).
+    const line = await page.locator("#log li.line", { has: page.locator("button.download") }).elementHandle();
+    if (line === null) throw new Error("no attachment line");
+    await page.locator("#log li.line button.download").focus();
+    const seq = await line.evaluate((li) => li.dataset.seq ?? "");
+    for (const more of ["thanks", "it is the one on the box"]) {
+      await cli(dave, s.relay.url, ["send", "--conversation", id, more]);
+      await expect.poll(() => texts(page)).toContain(more);
+    }
+    expect(await texts(page)).toEqual(["the label is torn", "📎 label (torn).jpg, 68.4 KiB: see", "can you replace it?", "thanks", "it is the one on the box"]);
+    expect(await line.evaluate((li, at) => li.isConnected && document.querySelector(`#log li[data-seq="${at}"]`) === li, seq)).toBe(true);
+    expect(await line.evaluate((li) => li.querySelector(".attachment-status")?.textContent)).toBe("Checked ✓");
+    expect(await line.evaluate((li) => li.contains(document.activeElement) && document.activeElement?.classList.contains("download"))).toBe(true);
     expect(s.problems).toEqual([]);
     await page.close();
   });

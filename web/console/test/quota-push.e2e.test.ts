@@ -35,7 +35,7 @@ describe("the pushed stored-bytes warning in the agent console (Chromium)", () =
     const warning = (await shown(page)) ?? "";
     expect(warning).toMatch(words);
     expect(warning.split("now take")).toHaveLength(2);
-    expect(await page.locator("#quota").getAttribute("data-scope")).toBe("org");
+    expect(await page.locator("#quota p").getAttribute("data-scope")).toBe("org");
     // A reload signs in again: the relay pushes the warning after `welcome`, shown again.
     await page.reload();
     await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 30_000 }).toBe("online");

@@ -40,7 +40,7 @@ describe("the org's stored-bytes warning in the agent console (Chromium)", () =>
     }
     // The ninth of the org: the warning, naming the org's quota.
     await expect.poll(() => page.locator("#quota").isVisible(), { timeout: 15_000 }).toBe(true);
-    expect(await page.locator("#quota").getAttribute("data-scope")).toBe("org");
+    expect(await page.locator("#quota p").getAttribute("data-scope")).toBe("org");
     const warning = (await page.locator("#quota").textContent()) ?? "";
     expect(warning).toMatch(new RegExp(`The messages and files of ${s.org.org}'s conversations now take 8\\.\\d KiB of the 10\\.3 KiB this relay keeps for ${s.org.org} \\(8\\d%\\)`));
     expect(warning).toContain("(quota_exceeded)");

@@ -9,9 +9,9 @@
  * send, the counter persisted before encrypting); the others follow over a BroadcastChannel.
  * The DOM is written with `textContent` only: nothing from the relay or the agent is HTML.
  */
-import { Customer, CustomerError, consentName, policySummary, type ChatLine, type CustomerEvent, type NoticeAudience, type ShownNotice, type SocketLike } from "@sealdesk/client";
+import { Customer, CustomerError, consentName, policySummary, type ChatLine, type CustomerEvent, type NoticeAudience, type Hole, type ShownNotice, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
-import { STATES, downloadButton, el, joinsOpening, noticeItem, releaseItem, replaceItem, showAlert, time } from "@sealdesk/client/ui";
+import { STATES, downloadButton, el, holesDrawn, joinsOpening, moreHolesItem, noticeItem, releaseItem, replaceItem, showAlert, time } from "@sealdesk/client/ui";
 import { fromHex, toHex } from "@sealdesk/protocol";
 import { showMarks, wireLiveSigns } from "./receipts.js";
 import { wireRights } from "./rights.js";
@@ -165,16 +165,37 @@ async function main(): Promise<void> {
     place(first, li, mine ?? (old !== undefined && old.dataset.opening === undefined ? old : undefined));
   }
 
-  // Items the relay never delivered (asked for again, not given): a line in their place.
-  const addWithheld = (from: number, to: number): void => {
-    const li = document.createElement("li");
-    li.className = "withheld";
-    li.dataset.from = String(from);
-    li.dataset.to = String(to);
-    const what = from === to ? `Item #${from} was` : `Items #${from} to #${to} were`;
-    li.textContent = `${what} not delivered: the relay withheld ${from === to ? "it" : "them"}. Something may be missing here; ask ${org} if in doubt.`;
+  // Items the relay never delivered (asked for again, not given): a line in their place, for
+  // the first few runs; the rest summed up in one line (`holesDrawn`: a relay inventing
+  // thousands of holes costs a handful of lines). Drawn again, all of them, as runs come.
+  const holes: Hole[] = [];
+  const placeHole = (to: number, li: HTMLLIElement): void => {
     const after = [...rows.keys()].filter((s) => s > to).sort((a, b) => a - b)[0];
     log.insertBefore(li, after === undefined ? null : (rows.get(after) ?? null));
+  };
+  const addWithheld = (from: number, to: number): void => {
+    if (holes.some((h) => h.from === from && h.to === to)) return;
+    const at = holes.findIndex((h) => h.from > from);
+    // Told once asked for (the widget's words do not depend on the requests made).
+    holes.splice(at < 0 ? holes.length : at, 0, { from, to, tries: 1 });
+    const open = log.querySelector<HTMLDetailsElement>("li.withheld.more details")?.open ?? false;
+    for (const li of Array.from(log.querySelectorAll("li.withheld"))) li.remove();
+    const drawn = holesDrawn(holes);
+    for (const h of drawn.lines) {
+      const li = document.createElement("li");
+      li.className = "withheld";
+      li.dataset.from = String(h.from);
+      li.dataset.to = String(h.to);
+      const what = h.from === h.to ? `Item #${h.from} was` : `Items #${h.from} to #${h.to} were`;
+      li.textContent = `${what} not delivered: the relay withheld ${h.from === h.to ? "it" : "them"}. Something may be missing here; ask ${org} if in doubt.`;
+      placeHole(h.to, li);
+    }
+    if (drawn.more !== null) {
+      const more = moreHolesItem(drawn.more, { kind: "customer", org });
+      const details = more.querySelector("details");
+      if (details !== null) details.open = open;
+      placeHole(drawn.more.first.to, more);
+    }
   };
 
   for (const l of customer.history()) addLine(l);

@@ -2,9 +2,10 @@
  * `@sealdesk/client/ui`: the DOM helpers the widget and the console share — the element lookup,
  * the connection states in words, the alert line, times, the "Download" button of an attachment
  * line with its status line, a release notice in words, and the shares of one opening as one
- * notice (`releases.ts`), and drawing a list again without losing the focus or the scroll
- * position (`redraw.ts`). A separate entry (as `idb`), so the
- * package's main entry stays free of the DOM and runs under Node; a page imports both. Its
+ * notice (`releases.ts`), drawing a list again without losing the focus or the scroll
+ * position (`redraw.ts`), and the runs the relay withheld drawn within bounds (`holes.ts`). A
+ * separate entry (as `idb`), so the package's main entry stays free of the DOM and runs under
+ * Node; a page imports both. Its
  * styles are `base.css` (`@sealdesk/client/ui/base.css`). Everything is written with
  * `textContent`: nothing from the relay or another member is HTML.
  */
@@ -15,6 +16,7 @@ import { TO_CUSTOMER, noticeSigner, noticeText, type Notice, type NoticeAudience
 import { unconfirmedBody } from "./releases.js";
 
 export { redraw, replaceItem } from "./redraw.js";
+export { HOLES_DRAWN, HOLES_LISTED, holesDrawn, listedHoleText, moreHolesItem, moreHolesText, type HolesAudience, type HolesDrawn, type MoreHoles } from "./holes.js";
 export { UNCONFIRMED, joinsOpening, openingBasis, releaseItem, unconfirmedBody, type ReleaseShare, type TrusteeCount } from "./releases.js";
 
 /** The element `#id`. */

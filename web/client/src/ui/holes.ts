@@ -1,0 +1,149 @@
+/**
+ * What a page draws of the runs of items the relay withheld (PROTOCOL §13.10, issue 20). The
+ * requests for them are bounded (`REFETCH_LIMIT`, `REFETCH_PAGES`), but a relay that invents
+ * thousands of holes would, drawn one line each, bury the conversation under thousands of
+ * "withheld" lines and make the page slow. So at most `HOLES_DRAWN` items of a log say what was
+ * withheld: every run when there are that few; else the first `HOLES_DRAWN - 1` in their places
+ * and, in the place of the next, one line summing up the rest — how many runs and items, between
+ * which numbers, how many given up and how many still asked for, and the relay's false claims
+ * among them, so that nothing it lied about goes unsaid — with the first `HOLES_LISTED` of them
+ * listed behind a disclosure, and how many more past the list.
+ *
+ * `holesDrawn` and `moreHolesText` are pure (tested under Node in
+ * `web/console/test/holes.unit.test.ts`); `moreHolesItem` draws the summary with `textContent`.
+ * The console and the widget draw by this one rule, each in its audience's words.
+ */
+import { REFETCH_LIMIT, withheldText, type Hole } from "../customer-holes.js";
+
+/** Items of a log that say what was withheld, at most: lines of their own and the summary line. */
+export const HOLES_DRAWN = 5;
+
+/** Runs the summary lists behind its disclosure, at most. */
+export const HOLES_LISTED = 50;
+
+/** Whose words: an agent's (the console) or the customer's of `org` (the widget). */
+export type HolesAudience = { kind: "agent" } | { kind: "customer"; org: string };
+
+/** The runs summed up in one line. */
+export interface MoreHoles {
+  /** The first run summed up: the summary line stands in its place. */
+  first: Hole;
+  /** Runs summed up. */
+  runs: number;
+  /** Items in them, in all. */
+  items: number;
+  /** The first number of the first run and the last of the last. */
+  from: number;
+  to: number;
+  /** Runs given up (asked for `REFETCH_LIMIT` times and not delivered). */
+  givenUp: number;
+  /** Runs the relay made a false claim about (`Hole.claimed`). */
+  claimed: number;
+  /** The first `HOLES_LISTED` runs, listed behind the disclosure. */
+  listed: Hole[];
+  /** Runs past the list. */
+  unlisted: number;
+}
+
+/** What a log draws of its open holes: these lines in their places, then the summary (if any). */
+export interface HolesDrawn {
+  lines: Hole[];
+  more: MoreHoles | null;
+}
+
+/**
+ * Which of `holes` (sorted, disjoint) a log draws on lines of their own, and the rest summed up:
+ * all when there are `drawn` or fewer; else the first `drawn - 1`, and one summary for the
+ * others (always two or more runs), so the log never holds more than `drawn` such items.
+ */
+export function holesDrawn(holes: readonly Hole[], drawn = HOLES_DRAWN, listed = HOLES_LISTED): HolesDrawn {
+  if (holes.length <= drawn) return { lines: [...holes], more: null };
+  const keep = Math.max(0, drawn - 1);
+  const rest = holes.slice(keep);
+  const first = rest[0];
+  const last = rest[rest.length - 1];
+  if (first === undefined || last === undefined) return { lines: [...holes], more: null };
+  let items = 0;
+  let givenUp = 0;
+  let claimed = 0;
+  for (const h of rest) {
+    items += h.to - h.from + 1;
+    if (h.tries >= REFETCH_LIMIT) givenUp += 1;
+    if (h.claimed !== undefined) claimed += 1;
+  }
+  return {
+    lines: holes.slice(0, keep),
+    more: { first, runs: rest.length, items, from: first.from, to: last.to, givenUp, claimed, listed: rest.slice(0, listed), unlisted: Math.max(0, rest.length - listed) },
+  };
+}
+
+/**
+ * The summary line in words. An agent is told, as `withheldText` tells one run, what was given
+ * up and what is still asked for, and every false claim the relay made about the runs summed up
+ * ("which is false"); the customer, as the widget tells one run, that something may be missing
+ * and whom to ask.
+ */
+export function moreHolesText(m: MoreHoles, audience: HolesAudience): string {
+  const runs = m.runs === 1 ? "1 more run of items" : `${m.runs} more runs of items`;
+  const where = `${m.items === 1 ? "1 item" : `${m.items} items`} in all, #${m.from} to #${m.to}`;
+  if (audience.kind === "customer") {
+    return `The relay withheld ${runs} (${where}) in this conversation — it may be hiding parts of it. Something may be missing here; ask ${audience.org} if in doubt.`;
+  }
+  const asked = m.runs - m.givenUp;
+  const them = m.runs === 1 ? "it" : "them";
+  let said: string;
+  if (asked === 0) said = `The relay withheld ${runs} (${where}) in this conversation — it may be hiding parts of it: not delivered after ${REFETCH_LIMIT} requests.`;
+  else if (m.givenUp === 0) said = `${runs.charAt(0).toUpperCase()}${runs.slice(1)} (${where}) never arrived in this conversation — the relay may be hiding parts of it: asking the relay again for ${them}.`;
+  else {
+    said =
+      `${runs.charAt(0).toUpperCase()}${runs.slice(1)} (${where}) never arrived in this conversation — the relay may be hiding parts of it: ` +
+      `${m.givenUp} not delivered after ${REFETCH_LIMIT} requests, ${asked} still asked for again.`;
+  }
+  if (m.claimed > 0) {
+    const which = m.claimed === 1 ? (m.runs === 1 ? "it" : "1 of these runs") : m.claimed === m.runs ? "all of these runs" : `${m.claimed} of these runs`;
+    said += ` The relay claims ${which} ${m.claimed === 1 ? "holds" : "hold"} only items you may not read, which is false — you are allowed to read them.`;
+  }
+  return `${said} Tell your security contact.`;
+}
+
+/** A run in the summary's list, in `audience`'s words. */
+export function listedHoleText(h: Hole, audience: HolesAudience): string {
+  if (audience.kind === "agent") return withheldText(h);
+  return h.from === h.to ? `Item #${h.from}` : `Items #${h.from} to #${h.to} (${h.to - h.from + 1} items)`;
+}
+
+/**
+ * The summary as a list item (`li.withheld.more`, `data-runs`, `data-items`): its words, and a
+ * disclosure listing the first runs ("and N more runs, up to #z" past the list). Nothing from the
+ * relay is HTML: its numbers are written with `textContent`.
+ */
+export function moreHolesItem(m: MoreHoles, audience: HolesAudience): HTMLLIElement {
+  const li = document.createElement("li");
+  li.className = "withheld more";
+  li.dataset.from = String(m.from);
+  li.dataset.to = String(m.to);
+  li.dataset.runs = String(m.runs);
+  li.dataset.items = String(m.items);
+  li.dataset.claimed = String(m.claimed);
+  const p = document.createElement("p");
+  p.className = "said";
+  p.textContent = moreHolesText(m, audience);
+  const details = document.createElement("details");
+  const summary = document.createElement("summary");
+  summary.textContent = m.unlisted === 0 ? `The ${m.runs} runs` : `The first ${m.listed.length} of the ${m.runs} runs`;
+  const ul = document.createElement("ul");
+  for (const h of m.listed) {
+    const it = document.createElement("li");
+    it.textContent = listedHoleText(h, audience);
+    ul.append(it);
+  }
+  details.append(summary, ul);
+  if (m.unlisted > 0) {
+    const past = document.createElement("p");
+    past.className = "unlisted";
+    past.textContent = `… and ${m.unlisted === 1 ? "1 more run" : `${m.unlisted} more runs`}, up to #${m.to}.`;
+    details.append(past);
+  }
+  li.append(p, details);
+  return li;
+}
