@@ -175,7 +175,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
         this.blocked = detail;
         this.emit({ kind: "key_changed", detail });
       },
-      unconfirmed: (agent, reason, pushed) => this.emit({ kind: "agent_key_unconfirmed", agent, reason, pushed }),
+      unconfirmed: (agent, code, reason, pushed) => this.emit({ kind: "agent_key_unconfirmed", agent, code, reason, pushed }),
       fail: (e) => this.fail(e),
     });
   }

@@ -19,6 +19,23 @@ import { wireUploads } from "./uploads.js";
 import { wirePanels } from "./panels.js";
 import { plainRefusal } from "./refusals.js";
 import { wireRecovery } from "./recovery-panel.js";
+import { agentKeyReason } from "./agent-key-words.js";
+
+/**
+ * Shows `text` in the alert; `support` (a code and the library's detail) goes only in its
+ * `title` and `data-code`, for a support request, and is cleared by an alert without one.
+ */
+function alertSays(text: string, support?: { code: string; detail: string }): void {
+  showAlert(text);
+  const a = el("alert");
+  if (support === undefined) {
+    a.removeAttribute("title");
+    delete a.dataset.code;
+  } else {
+    a.title = `${support.code}: ${support.detail}`;
+    a.dataset.code = support.code;
+  }
+}
 
 async function main(): Promise<void> {
   const params = new URLSearchParams(location.search);
@@ -28,7 +45,7 @@ async function main(): Promise<void> {
   const tokenHex = params.get("token") ?? "";
   el("org-name").textContent = org || "…";
   if (org === "" || fp === "") {
-    showAlert("This chat is not set up: the page needs ?org=NAME&fp=FINGERPRINT.");
+    alertSays("This chat is not set up: the page needs ?org=NAME&fp=FINGERPRINT.");
     return;
   }
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`;
@@ -210,18 +227,20 @@ async function main(): Promise<void> {
         addNotice(e.notice);
         break;
       case "key_changed":
-        showAlert(`Sending is blocked: ${e.detail}. Someone may be impersonating ${org}; ask them through another channel.`);
+        alertSays(`Sending is blocked: ${e.detail}. Someone may be impersonating ${org}; ask them through another channel.`);
         break;
       case "agent_key_unconfirmed":
-        // Nothing changed (sending stays allowed), but what the relay served is told as it is.
-        showAlert(
+        // Nothing changed (sending stays allowed), but what the relay served is told as it is:
+        // the reason in words, the code and detail kept for support.
+        alertSays(
           e.pushed
-            ? `The relay said ${e.agent}'s key changed, but ${org}'s certificate does not confirm it (${e.reason}); nothing changed, and you can go on.`
-            : `${e.agent}'s key could not be checked against ${org}'s certificate (${e.reason}); the key you started with is kept and you can go on. If this stays, ask ${org} through another channel.`,
+            ? `The relay said ${e.agent}'s key changed, but ${org}'s certificate does not confirm it (${agentKeyReason(e.code)}); nothing changed, and you can go on.`
+            : `${e.agent}'s key could not be checked against ${org}'s certificate (${agentKeyReason(e.code)}); the key you started with is kept and you can go on. If this stays, ask ${org} through another channel.`,
+          { code: e.code, detail: e.reason },
         );
         break;
       case "refused":
-        showAlert(`An item (#${e.seq}) failed verification and is not shown: ${e.reason}`);
+        alertSays(`An item (#${e.seq}) failed verification and is not shown: ${e.reason}`);
         break;
       case "withheld":
         addWithheld(e.from, e.to);
@@ -267,7 +286,7 @@ async function main(): Promise<void> {
         el<HTMLDetailsElement>("policy").open = false;
         tabs?.postMessage({ sent: line.seq });
       })
-      .catch((err: unknown) => showAlert(`Not sent: ${plainRefusal(err)}`))
+      .catch((err: unknown) => alertSays(`Not sent: ${plainRefusal(err)}`))
       .finally(() => {
         refresh();
         text.focus();
@@ -289,7 +308,7 @@ async function main(): Promise<void> {
       .catch(async (err: unknown) => {
         // Kept (the connection was lost): it goes on once connected, listed under the log.
         const kept = (await customer.pendingUploads()).length > 0;
-        showAlert(kept ? `The file is not sent yet (${plainRefusal(err)}): it goes on by itself once connected, or cancel it below.` : `File not sent: ${plainRefusal(err)}`);
+        alertSays(kept ? `The file is not sent yet (${plainRefusal(err)}): it goes on by itself once connected, or cancel it below.` : `File not sent: ${plainRefusal(err)}`);
       })
       .finally(() => {
         file.value = "";
@@ -313,7 +332,7 @@ async function main(): Promise<void> {
           result.dataset.consent = id;
         });
       })
-      .catch((err: unknown) => showAlert(`Consent not granted: ${err instanceof Error ? err.message : String(err)}`))
+      .catch((err: unknown) => alertSays(`Consent not granted: ${err instanceof Error ? err.message : String(err)}`))
       .finally(() => {
         grant.disabled = false;
       });
@@ -327,4 +346,4 @@ async function main(): Promise<void> {
   customer.start();
 }
 
-main().catch((e: unknown) => showAlert(`The chat could not start: ${e instanceof Error ? e.message : String(e)}`));
+main().catch((e: unknown) => alertSays(`The chat could not start: ${e instanceof Error ? e.message : String(e)}`));
