@@ -9,7 +9,7 @@
  * send, the counter persisted before encrypting); the others follow over a BroadcastChannel.
  * The DOM is written with `textContent` only: nothing from the relay or the agent is HTML.
  */
-import { Customer, CustomerError, consentName, policySummary, type ChatLine, type CustomerEvent, type NoticeAudience, type ShownNotice, type SocketLike } from "@sealdesk/client";
+import { Customer, CustomerError, RelayError, consentName, policySummary, type ChatLine, type CustomerEvent, type NoticeAudience, type ShownNotice, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
 import { STATES, downloadButton, el, joinsOpening, noticeItem, releaseItem, replaceItem, showAlert, time } from "@sealdesk/client/ui";
 import { fromHex, toHex } from "@sealdesk/protocol";
@@ -81,7 +81,8 @@ async function main(): Promise<void> {
 
   const canSend = (): boolean => online && policyShown && customer.blockedBecause() === null;
   const refresh = (): void => {
-    text.disabled = !canSend();
+    // The box takes the focus before the policy is shown: focusing it is what begins the chat.
+    text.disabled = !(online && customer.blockedBecause() === null);
     file.disabled = !canSend();
     send.disabled = !canSend();
     document.body.dataset.conversation = customer.conversationId() ?? "";
@@ -89,6 +90,13 @@ async function main(): Promise<void> {
     el<HTMLDetailsElement>("your-data").hidden = customer.conversationId() === null;
   };
   const readMarks = (): void => showMarks(rows, customer);
+  const showError = (err: unknown): void => {
+    if (err instanceof CustomerError && err.failure === "fingerprint_mismatch") {
+      alertSays(`Stopped: ${org}'s key on this relay does not match the fingerprint this page was given. Do not write here; tell ${org} through another channel. (${err.message})`);
+    } else {
+      alertSays(`Error: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  };
   const live = wireLiveSigns(customer, text, el("typing"));
   const rights = wireRights(customer, () => refresh());
   const uploads = wireUploads(customer, org);
@@ -205,6 +213,7 @@ async function main(): Promise<void> {
       case "state":
         online = e.state === "online";
         if (online) live.seen();
+        if (online && !customer.hasBegun()) el("summary").textContent = "Click in the message box to start: who can read this chat is shown here before you write.";
         conn.dataset.state = e.state;
         conn.textContent = STATES[e.state] ?? e.state;
         conn.title = e.detail ?? "";
@@ -255,11 +264,7 @@ async function main(): Promise<void> {
         uploads.openQuota(e.open, e.most);
         break;
       case "error":
-        if (e.error instanceof CustomerError && e.error.failure === "fingerprint_mismatch") {
-          showAlert(`Stopped: ${org}'s key on this relay does not match the fingerprint this page was given. Do not write here; tell ${org} through another channel. (${e.error.message})`);
-        } else {
-          showAlert(`Error: ${e.error.message}`);
-        }
+        showError(e.error);
         break;
       case "delivered":
         readMarks();
@@ -271,10 +276,31 @@ async function main(): Promise<void> {
   });
   tabs?.addEventListener("message", () => void customer.resync().then(refresh));
 
+  // A fresh account is registered on the relay, and the policy fetched, only once the customer
+  // goes to write (issue 22): a visitor who only looks, or who recovers an account instead,
+  // leaves nothing on the relay. An account the relay knows begins by itself.
+  const beginChat = (): Promise<void> =>
+    customer
+      .begin()
+      .catch((err: unknown) => (err instanceof RelayError ? alertSays(`The chat could not start: ${plainRefusal(err)}`) : showError(err)))
+      .finally(refresh);
+  text.addEventListener("focus", () => {
+    if (!policyShown) void beginChat();
+  });
+
   el<HTMLFormElement>("composer").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const t = text.value.trim();
-    if (t === "" || !canSend()) return;
+    if (t === "") return;
+    if (!canSend()) {
+      // Written before the policy came (a fast typist, a slow relay): sent once it is shown.
+      if (online && !policyShown && customer.blockedBecause() === null) {
+        void beginChat().then(() => {
+          if (canSend()) el<HTMLFormElement>("composer").requestSubmit();
+        });
+      }
+      return;
+    }
     send.disabled = true;
     customer
       .send(t)
