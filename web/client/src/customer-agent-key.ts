@@ -17,9 +17,9 @@
  * `RECHECK_AGENT_MS` (no push: the certificate against the pin). One check runs at a time; a
  * check that cannot confirm the key is told once per distinct reason, not at every tick.
  */
-import { cardFingerprint, equal, formatFingerprint, verifyAgentCertificate, type IdentityCard, type Policy } from "@sealdesk/protocol";
+import { CertificateError, ProtocolError, cardFingerprint, equal, formatFingerprint, verifyAgentCertificate, type IdentityCard, type Policy } from "@sealdesk/protocol";
 import { CustomerError } from "./customer-model.js";
-import { SessionError, type Session } from "./session.js";
+import { RelayError, SessionError, type Session } from "./session.js";
 
 /** How often the agent's key is checked again without a push (ms), as the Rust chat's `KEY_RECHECK`. */
 export const RECHECK_AGENT_MS = 60_000;
@@ -31,7 +31,29 @@ export type AgentKeyCheck =
   /** The org's certificate names another key for the agent: a key change. */
   | { kind: "changed"; card: IdentityCard; detail: string }
   /** The push named a key the certificate does not confirm, or the check failed: nothing changed. */
-  | { kind: "unconfirmed"; reason: string };
+  | { kind: "unconfirmed"; code: UnconfirmedCode; reason: string };
+
+/**
+ * Why a check could not confirm the agent's key, for a view to say in its own words (`reason`
+ * holds the library's detail, for support):
+ *
+ * - `bad_signature`: the certificate's signature (or the agent card's) does not verify;
+ * - `expired`, `invalid_validity`, `wrong_org`: the certificate's `CertificateFailure`;
+ * - `malformed`: the certificate or its card does not decode or check otherwise;
+ * - `relay_refused`: the relay answered an error (`not_found`, …: in `reason`);
+ * - `unexpected_answer`: the relay answered something other than a certificate;
+ * - `other_name`: the certificate names another agent;
+ * - `not_rekeyed`: a push named a new key, and the certificate still names the pinned one.
+ */
+export type UnconfirmedCode = "bad_signature" | "expired" | "invalid_validity" | "wrong_org" | "malformed" | "relay_refused" | "unexpected_answer" | "other_name" | "not_rekeyed";
+
+/** The code of an error met while fetching or verifying the certificate. */
+function unconfirmedCode(e: unknown): UnconfirmedCode {
+  if (e instanceof CertificateError) return e.failure;
+  if (e instanceof ProtocolError) return e.code === "bad_signature" ? "bad_signature" : "malformed";
+  if (e instanceof RelayError) return "relay_refused";
+  return "malformed";
+}
 
 /** What the check needs of the customer. */
 export interface AgentKeyHost {
@@ -58,19 +80,19 @@ export async function checkAgentKey(s: Session, host: AgentKeyHost, pinned: Iden
   let certified: IdentityCard;
   try {
     const r = await s.call({ kind: "get_certificate", org: host.org, agent: pinned.name });
-    if (r.kind !== "certificate") return { kind: "unconfirmed", reason: `the relay answered ${r.kind}` };
+    if (r.kind !== "certificate") return { kind: "unconfirmed", code: "unexpected_answer", reason: `the relay answered ${r.kind}` };
     certified = verifyAgentCertificate(r.certificate, policy, host.now()).agent;
   } catch (e) {
     if (e instanceof SessionError) throw e;
-    return { kind: "unconfirmed", reason: e instanceof Error ? e.message : String(e) };
+    return { kind: "unconfirmed", code: unconfirmedCode(e), reason: e instanceof Error ? e.message : String(e) };
   }
-  if (certified.name !== pinned.name) return { kind: "unconfirmed", reason: `the certificate names ${certified.name}` };
+  if (certified.name !== pinned.name) return { kind: "unconfirmed", code: "other_name", reason: `the certificate names ${certified.name}` };
   if (!equal(certified.signingKey, pinned.signingKey) || !equal(certified.agreementKey, pinned.agreementKey)) {
     const fp = formatFingerprint(cardFingerprint(certified));
     return { kind: "changed", card: certified, detail: `${pinned.name}'s key changed: the org's master re-certified ${pinned.name} for a new key (fingerprint ${fp})` };
   }
   if (pushed !== null && !equal(pushed.signingKey, pinned.signingKey)) {
-    return { kind: "unconfirmed", reason: `the org's certificate still names the key pinned for ${pinned.name}` };
+    return { kind: "unconfirmed", code: "not_rekeyed", reason: `the org's certificate still names the key pinned for ${pinned.name}` };
   }
   return { kind: "unchanged" };
 }
@@ -86,7 +108,7 @@ export interface AgentKeyWatchHost extends AgentKeyHost {
   /** The org's certificate names another key: block sending and show the key warning. */
   changed(detail: string): void;
   /** A check (prompted by a push: `pushed`) that could not confirm the key (`agent_key_unconfirmed`): nothing changed. */
-  unconfirmed(agent: string, reason: string, pushed: boolean): void;
+  unconfirmed(agent: string, code: UnconfirmedCode, reason: string, pushed: boolean): void;
   /** An error that stops nothing (from a timed check). */
   fail(error: unknown): void;
 }
@@ -149,7 +171,7 @@ export class AgentKeyWatch {
     // The pin may have been blocked meanwhile (a changed epoch member, another check's push).
     if (this.host.blocked()) return;
     if (found.kind === "changed") this.host.changed(found.detail);
-    else if (found.kind === "unconfirmed" && this.fresh(`unconfirmed ${found.reason}`)) this.host.unconfirmed(pinned.name, found.reason, pushed !== null);
+    else if (found.kind === "unconfirmed" && this.fresh(`unconfirmed ${found.reason}`)) this.host.unconfirmed(pinned.name, found.code, found.reason, pushed !== null);
   }
 
   /** A timed check's error told once (a lost session is not one: the next session checks again). */

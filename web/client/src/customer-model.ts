@@ -10,6 +10,7 @@ import type { UploadState } from "./customer-uploads.js";
 import type { ByteQuota } from "./frames.js";
 import type { MemberOptions } from "./member.js";
 import type { ConnectionState } from "./session.js";
+import type { UnconfirmedCode } from "./customer-agent-key.js";
 
 /** One line of the conversation, verified. */
 export interface ChatLine {
@@ -49,7 +50,11 @@ export type CustomerEvent =
    * relay's push prompted the check (it claimed a new key); otherwise a check on the timer or at
    * a session found the certificate wanting.
    */
-  | { kind: "agent_key_unconfirmed"; agent: string; reason: string; pushed: boolean }
+  /**
+   * A check of the agent's key could not confirm it (nothing changed, sending stays open):
+   * `code` says why (`UnconfirmedCode`, for the view's words), `reason` the library's detail.
+   */
+  | { kind: "agent_key_unconfirmed"; agent: string; code: UnconfirmedCode; reason: string; pushed: boolean }
   | { kind: "refused"; seq: number; reason: string }
   /**
    * Items `from..to` (inclusive) never arrived: the relay withheld them (asked for again and

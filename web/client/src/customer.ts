@@ -127,7 +127,14 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   /** The typing signals both ways (`customer-typing.ts`). */
   private readonly typing: CustomerTyping;
   private reading: Promise<void> = Promise.resolve();
-  /** The org's policy as checked against the fingerprint (after `start`). */
+  /**
+   * Whether the customer chose to chat (`begin`, or a send): from then on each session registers
+   * the card and checks the policy. Before, a fresh account asks the relay nothing (issue 22).
+   */
+  private begun = false;
+  /** The session the card was registered on and the policy checked on, and that run. */
+  private readied: { session: Session; run: Promise<void> } | null = null;
+  /** The org's policy as checked against the fingerprint (after `begin`, or at once for a known account). */
   policy: Policy | null = null;
 
   private constructor(opts: CustomerOptions, keys: IdentityKeys, card: IdentityCard) {
@@ -175,12 +182,15 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
         this.blocked = detail;
         this.emit({ kind: "key_changed", detail });
       },
-      unconfirmed: (agent, reason, pushed) => this.emit({ kind: "agent_key_unconfirmed", agent, reason, pushed }),
+      unconfirmed: (agent, code, reason, pushed) => this.emit({ kind: "agent_key_unconfirmed", agent, code, reason, pushed }),
       fail: (e) => this.fail(e),
     });
   }
 
-  /** Loads the account from the store (creating it on first use) and the kept conversation. */
+  /**
+   * Loads the account from the store (creating it on first use, in the store only: the relay
+   * hears of it when the customer begins, see `begin`) and the kept conversation.
+   */
   static async load(opts: CustomerOptions): Promise<Customer> {
     let account = await readAccount(opts.store);
     if (account === undefined) {
@@ -228,7 +238,67 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
    * nothing from then on): the code's text, to show once (`customer-recovery.ts`).
    */
   async newRecoveryCode(): Promise<string> {
-    return await saveRecoveryCode(this.session(), this.keys, this.card, this.opts.random, this.opts.now());
+    const s = this.session();
+    // Stored under the account's card: it must be registered, and the customer has begun.
+    this.begun = true;
+    await this.ready(s);
+    return await saveRecoveryCode(s, this.keys, this.card, this.opts.random, this.opts.now());
+  }
+
+  /**
+   * Whether the customer has begun (`begin`), or this account is known on the relay already.
+   * Until then nothing is asked of the relay and no `policy` event comes.
+   */
+  hasBegun(): boolean {
+    return this.begun || this.conv !== null || this.current()?.registered === true;
+  }
+
+  /**
+   * The customer chose to chat (the widget: the message box was focused): the card is registered
+   * on the relay (once, and idempotent: another tab or a reload may have done it), then the
+   * org's policy is fetched, checked and told (`policy`) before anything can be sent. Until this,
+   * a fresh account asks the relay nothing — every request but `register` and `get_recovery`
+   * needs a registered card (PROTOCOL §13.3) — so a visitor who only looks, or who recovers
+   * another account instead, leaves no account on the relay. An account the relay knows
+   * (registered at authentication) begins by itself. Offline, it happens once a session is up.
+   *
+   * # Errors
+   * The relay's refusal of the registration (`RelayError`: `rate_limited`, …) or of the policy
+   * (`CustomerError`: `fingerprint_mismatch`, …); the session's errors.
+   */
+  async begin(): Promise<void> {
+    this.begun = true;
+    const s = this.current();
+    if (s !== null) await this.ready(s);
+  }
+
+  /**
+   * Registers the card on `s` and checks the policy there, once per session (concurrent callers
+   * share the run; a failed run is tried again by the next caller).
+   */
+  private ready(s: Session): Promise<void> {
+    if (this.readied?.session === s) return this.readied.run;
+    const run = (async () => {
+      await s.register();
+      // Told at once of a re-certified agent (an older relay refuses: nothing else changes).
+      await watchAgentKeys(s);
+      try {
+        await this.checkPolicy(s, null);
+      } catch (e) {
+        // A changed master key blocks sending (already told); reading goes on.
+        if (!(e instanceof CustomerError && e.failure === "key_changed")) throw e;
+      }
+    })();
+    this.readied = { session: s, run };
+    run.catch(() => {
+      if (this.readied?.run === run) this.readied = null;
+    });
+    return run;
+  }
+
+  /** A customer registers on first need (`begin`), not at sign-in. */
+  protected override registersAtSignIn(): boolean {
+    return false;
   }
 
   private async loadConversation(): Promise<void> {
@@ -296,21 +366,20 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     }
     const s = this.current();
     if (s === null || this.synced === null || this.synced.isSyncing) return;
+    // Another tab opened the conversation: this session may not be registered yet (idempotent).
+    await this.ready(s);
     await this.synced.sync(s);
     await this.checkHoles(s);
     await this.recheckNotices();
   }
 
-  /** A session is up (the relay key pinned, the card registered): the policy, then the conversation read from its cursor. */
+  /**
+   * A session is up (the relay key pinned): nothing more for a fresh account that has not begun;
+   * else the card registered if needed, the policy, then the conversation read from its cursor.
+   */
   protected async resume(s: Session): Promise<void> {
-    // Told at once of a re-certified agent (an older relay refuses: nothing else changes).
-    await watchAgentKeys(s);
-    try {
-      await this.checkPolicy(s, null);
-    } catch (e) {
-      // A changed master key blocks sending (already told); reading goes on.
-      if (!(e instanceof CustomerError && e.failure === "key_changed")) throw e;
-    }
+    if (!this.hasBegun()) return;
+    await this.ready(s);
     // Erased on the relay: the local copy is all there is.
     if (this.conv !== null && this.synced !== null && !this.erased) {
       if (this.epochs.size === 0) await this.createEpochZero(s);
@@ -362,6 +431,8 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
 
   /** Opens the conversation (§13.9): the relay assigns an agent; checked, then epoch 0. */
   private async open(s: Session): Promise<void> {
+    this.begun = true;
+    await this.ready(s);
     const checked = await this.checkPolicy(s, null);
     const conversation = this.opts.random(16);
     const token = this.opts.openToken;

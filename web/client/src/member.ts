@@ -1,10 +1,11 @@
 /**
  * What every member of a conversation runs the same way, customer (`customer.ts`) or agent
  * (`agent.ts`): the account kept in the `Store`, the `Connection` kept alive (the relay key
- * pinned on first contact, the card registered once), events told to listeners, the send lock,
- * the per-epoch counters persisted before sealing (§9.3), and `SyncedConversation`, one
- * conversation read from the relay: history from the cursor, pushes that arrive during a sync
- * held back until it ends, every item handled once per sequence number, delivery marks sent.
+ * pinned on first contact, the card registered at sign-in or on first need), events told to
+ * listeners, the send lock, the per-epoch counters persisted before sealing (§9.3), and
+ * `SyncedConversation`, one conversation read from the relay: history from the cursor, pushes
+ * that arrive during a sync held back until it ends, every item handled once per sequence
+ * number, delivery marks sent.
  *
  * A member class extends `Member` and implements `resume` (what to read again once a session is
  * up, the first time or after a drop: pushes are not queued for offline accounts, §13.11) and
@@ -14,7 +15,7 @@ import { IdentityKeys, ProtocolError, cardFromCbor, cardToCbor, fromCbor, toCbor
 import type { SequenceHoles } from "./customer-holes.js";
 import type { Push, Sequenced, SkippedRange } from "./frames.js";
 import { QuotaSeen } from "./quota-seen.js";
-import { Connection, RelayError, SessionError, type ConnectionState, type Session, type SocketFactory } from "./session.js";
+import { Connection, SessionError, type ConnectionState, type Session, type SocketFactory } from "./session.js";
 import { RECORDS, type Store } from "./store.js";
 
 /** The events every member tells its view. */
@@ -179,14 +180,25 @@ export abstract class Member<E extends { kind: string }, O extends MemberOptions
     return this.opts.withSendLock === undefined ? f() : this.opts.withSendLock(f);
   }
 
-  /** A session is up: the relay key pinned on first contact, the card registered, then `resume`. */
+  /**
+   * A session is up: the relay key pinned on first contact, the card registered when this member
+   * registers at sign-in (`registersAtSignIn`), then `resume`.
+   */
   private async online(s: Session): Promise<void> {
     if ((await this.opts.store.get(RECORDS.relayKey)) === undefined) await this.opts.store.put(RECORDS.relayKey, s.relayKey);
-    if (!s.registered) {
-      const r = await s.request({ kind: "register" });
-      if (r.kind === "error" && r.code !== "key_registered") throw new RelayError(r.code, r.message);
-    }
+    if (this.registersAtSignIn()) await s.register();
     await this.resume(s);
+  }
+
+  /**
+   * Whether the card is registered as soon as a session is up (an agent: it is certified, and
+   * everything it does needs it). A member that says no registers on its first request that
+   * needs a registered card (`Session.register`, before that request): a customer, whose
+   * widget must not leave an account on the relay for a visitor who never writes, or who
+   * recovers another account instead.
+   */
+  protected registersAtSignIn(): boolean {
+    return true;
   }
 
   /** Reads again what this member follows, once a session is up (the first or after a drop). */

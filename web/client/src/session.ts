@@ -94,8 +94,42 @@ export class Session {
     /** The relay's key, as its challenge presented it (pinned by the caller). */
     readonly relayKey: Uint8Array,
     /** Whether the card was registered on the relay at authentication. */
-    readonly registered: boolean,
+    private registeredAtAuth: boolean,
   ) {}
+
+  /** The registration asked for on this session, once (`register`). */
+  private registering: Promise<void> | null = null;
+
+  /**
+   * Whether the relay serves this session as a registered account: the card was registered at
+   * authentication, or `register` registered it since.
+   */
+  get registered(): boolean {
+    return this.registeredAtAuth;
+  }
+
+  /**
+   * Registers the session's card on the relay unless it is known there already (PROTOCOL §13.3):
+   * every request but `register` and `get_recovery` needs it. Idempotent: the relay answers `ok`
+   * for a card it holds (another tab, a reload after the registration), and `key_registered` is
+   * taken as registered too; concurrent calls share one request.
+   *
+   * # Errors
+   * A `RelayError` for a refusal (`name_taken`, `rate_limited`, …), a `SessionError` when the
+   * answer did not come (the next call asks again).
+   */
+  register(): Promise<void> {
+    if (this.registeredAtAuth) return Promise.resolve();
+    this.registering ??= this.request({ kind: "register" })
+      .then((r) => {
+        if (r.kind === "error" && r.code !== "key_registered") throw new RelayError(r.code, r.message);
+        this.registeredAtAuth = true;
+      })
+      .finally(() => {
+        this.registering = null;
+      });
+    return this.registering;
+  }
 
   /**
    * Connects to `url`, answers the challenge as `keys`/`card`, and waits for `welcome`. A relay

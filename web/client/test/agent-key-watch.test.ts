@@ -40,7 +40,7 @@ function session(answer: () => Promise<Response> | Response): { s: Session; aske
 
 interface Told {
   changed: string[];
-  unconfirmed: { reason: string; pushed: boolean }[];
+  unconfirmed: { code: string; reason: string; pushed: boolean }[];
   errors: unknown[];
 }
 
@@ -58,7 +58,7 @@ function watch(pinned: IdentityCard, s: () => Session | null): { w: AgentKeyWatc
       blocked = true;
       told.changed.push(detail);
     },
-    unconfirmed: (_agent, reason, pushed) => told.unconfirmed.push({ reason, pushed }),
+    unconfirmed: (_agent, code, reason, pushed) => told.unconfirmed.push({ code, reason, pushed }),
     fail: (e) => told.errors.push(e),
   };
   return { w: new AgentKeyWatch(host), told };
@@ -105,12 +105,14 @@ describe("AgentKeyWatch", () => {
     for (let i = 0; i < 3; i++) await w.check(null);
     expect(told.unconfirmed).toHaveLength(1);
     expect(told.unconfirmed[0]?.reason).toMatch(/signature/);
+    expect(told.unconfirmed[0]?.code).toBe("bad_signature");
     expect(told.unconfirmed[0]?.pushed).toBe(false);
     forge = false;
     await w.check(null);
     await w.check(null);
     expect(told.unconfirmed).toHaveLength(2);
     expect(told.unconfirmed[1]?.reason).toContain("not_found");
+    expect(told.unconfirmed[1]?.code).toBe("relay_refused");
     expect(told.changed).toEqual([]);
   });
 
@@ -156,7 +158,7 @@ describe("AgentKeyWatch", () => {
     await vi.advanceTimersByTimeAsync(0);
     // The second check was the push's (none of the ticks piled up before it): it named a key
     // the certificate does not, so it is unconfirmed, from a push.
-    expect(told.unconfirmed).toEqual([{ reason: "the org's certificate still names the key pinned for alice", pushed: true }]);
+    expect(told.unconfirmed).toEqual([{ code: "not_rekeyed", reason: "the org's certificate still names the key pinned for alice", pushed: true }]);
     await pushed;
   });
 

@@ -9,7 +9,7 @@
  * send, the counter persisted before encrypting); the others follow over a BroadcastChannel.
  * The DOM is written with `textContent` only: nothing from the relay or the agent is HTML.
  */
-import { Customer, CustomerError, consentName, policySummary, type ChatLine, type CustomerEvent, type NoticeAudience, type Hole, type ShownNotice, type SocketLike } from "@sealdesk/client";
+import { Customer, CustomerError, RelayError, consentName, policySummary, type ChatLine, type CustomerEvent, type NoticeAudience, type Hole, type ShownNotice, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
 import { STATES, downloadButton, el, holesDrawn, joinsOpening, moreHolesItem, noticeItem, releaseItem, replaceItem, showAlert, time } from "@sealdesk/client/ui";
 import { fromHex, toHex } from "@sealdesk/protocol";
@@ -19,6 +19,23 @@ import { wireUploads } from "./uploads.js";
 import { wirePanels } from "./panels.js";
 import { plainRefusal } from "./refusals.js";
 import { wireRecovery } from "./recovery-panel.js";
+import { agentKeyReason } from "./agent-key-words.js";
+
+/**
+ * Shows `text` in the alert; `support` (a code and the library's detail) goes only in its
+ * `title` and `data-code`, for a support request, and is cleared by an alert without one.
+ */
+function alertSays(text: string, support?: { code: string; detail: string }): void {
+  showAlert(text);
+  const a = el("alert");
+  if (support === undefined) {
+    a.removeAttribute("title");
+    delete a.dataset.code;
+  } else {
+    a.title = `${support.code}: ${support.detail}`;
+    a.dataset.code = support.code;
+  }
+}
 
 async function main(): Promise<void> {
   const params = new URLSearchParams(location.search);
@@ -28,7 +45,7 @@ async function main(): Promise<void> {
   const tokenHex = params.get("token") ?? "";
   el("org-name").textContent = org || "…";
   if (org === "" || fp === "") {
-    showAlert("This chat is not set up: the page needs ?org=NAME&fp=FINGERPRINT.");
+    alertSays("This chat is not set up: the page needs ?org=NAME&fp=FINGERPRINT.");
     return;
   }
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`;
@@ -64,7 +81,8 @@ async function main(): Promise<void> {
 
   const canSend = (): boolean => online && policyShown && customer.blockedBecause() === null;
   const refresh = (): void => {
-    text.disabled = !canSend();
+    // The box takes the focus before the policy is shown: focusing it is what begins the chat.
+    text.disabled = !(online && customer.blockedBecause() === null);
     file.disabled = !canSend();
     send.disabled = !canSend();
     document.body.dataset.conversation = customer.conversationId() ?? "";
@@ -72,6 +90,13 @@ async function main(): Promise<void> {
     el<HTMLDetailsElement>("your-data").hidden = customer.conversationId() === null;
   };
   const readMarks = (): void => showMarks(rows, customer);
+  const showError = (err: unknown): void => {
+    if (err instanceof CustomerError && err.failure === "fingerprint_mismatch") {
+      alertSays(`Stopped: ${org}'s key on this relay does not match the fingerprint this page was given. Do not write here; tell ${org} through another channel. (${err.message})`);
+    } else {
+      alertSays(`Error: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  };
   const live = wireLiveSigns(customer, text, el("typing"));
   const rights = wireRights(customer, () => refresh());
   const uploads = wireUploads(customer, org);
@@ -209,6 +234,7 @@ async function main(): Promise<void> {
       case "state":
         online = e.state === "online";
         if (online) live.seen();
+        if (online && !customer.hasBegun()) el("summary").textContent = "Click in the message box to start: who can read this chat is shown here before you write.";
         conn.dataset.state = e.state;
         conn.textContent = STATES[e.state] ?? e.state;
         conn.title = e.detail ?? "";
@@ -231,18 +257,20 @@ async function main(): Promise<void> {
         addNotice(e.notice);
         break;
       case "key_changed":
-        showAlert(`Sending is blocked: ${e.detail}. Someone may be impersonating ${org}; ask them through another channel.`);
+        alertSays(`Sending is blocked: ${e.detail}. Someone may be impersonating ${org}; ask them through another channel.`);
         break;
       case "agent_key_unconfirmed":
-        // Nothing changed (sending stays allowed), but what the relay served is told as it is.
-        showAlert(
+        // Nothing changed (sending stays allowed), but what the relay served is told as it is:
+        // the reason in words, the code and detail kept for support.
+        alertSays(
           e.pushed
-            ? `The relay said ${e.agent}'s key changed, but ${org}'s certificate does not confirm it (${e.reason}); nothing changed, and you can go on.`
-            : `${e.agent}'s key could not be checked against ${org}'s certificate (${e.reason}); the key you started with is kept and you can go on. If this stays, ask ${org} through another channel.`,
+            ? `The relay said ${e.agent}'s key changed, but ${org}'s certificate does not confirm it (${agentKeyReason(e.code)}); nothing changed, and you can go on.`
+            : `${e.agent}'s key could not be checked against ${org}'s certificate (${agentKeyReason(e.code)}); the key you started with is kept and you can go on. If this stays, ask ${org} through another channel.`,
+          { code: e.code, detail: e.reason },
         );
         break;
       case "refused":
-        showAlert(`An item (#${e.seq}) failed verification and is not shown: ${e.reason}`);
+        alertSays(`An item (#${e.seq}) failed verification and is not shown: ${e.reason}`);
         break;
       case "withheld":
         addWithheld(e.from, e.to);
@@ -257,11 +285,7 @@ async function main(): Promise<void> {
         uploads.openQuota(e.open, e.most);
         break;
       case "error":
-        if (e.error instanceof CustomerError && e.error.failure === "fingerprint_mismatch") {
-          showAlert(`Stopped: ${org}'s key on this relay does not match the fingerprint this page was given. Do not write here; tell ${org} through another channel. (${e.error.message})`);
-        } else {
-          showAlert(`Error: ${e.error.message}`);
-        }
+        showError(e.error);
         break;
       case "delivered":
         readMarks();
@@ -273,10 +297,31 @@ async function main(): Promise<void> {
   });
   tabs?.addEventListener("message", () => void customer.resync().then(refresh));
 
+  // A fresh account is registered on the relay, and the policy fetched, only once the customer
+  // goes to write (issue 22): a visitor who only looks, or who recovers an account instead,
+  // leaves nothing on the relay. An account the relay knows begins by itself.
+  const beginChat = (): Promise<void> =>
+    customer
+      .begin()
+      .catch((err: unknown) => (err instanceof RelayError ? alertSays(`The chat could not start: ${plainRefusal(err)}`) : showError(err)))
+      .finally(refresh);
+  text.addEventListener("focus", () => {
+    if (!policyShown) void beginChat();
+  });
+
   el<HTMLFormElement>("composer").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const t = text.value.trim();
-    if (t === "" || !canSend()) return;
+    if (t === "") return;
+    if (!canSend()) {
+      // Written before the policy came (a fast typist, a slow relay): sent once it is shown.
+      if (online && !policyShown && customer.blockedBecause() === null) {
+        void beginChat().then(() => {
+          if (canSend()) el<HTMLFormElement>("composer").requestSubmit();
+        });
+      }
+      return;
+    }
     send.disabled = true;
     customer
       .send(t)
@@ -288,7 +333,7 @@ async function main(): Promise<void> {
         el<HTMLDetailsElement>("policy").open = false;
         tabs?.postMessage({ sent: line.seq });
       })
-      .catch((err: unknown) => showAlert(`Not sent: ${plainRefusal(err)}`))
+      .catch((err: unknown) => alertSays(`Not sent: ${plainRefusal(err)}`))
       .finally(() => {
         refresh();
         text.focus();
@@ -310,7 +355,7 @@ async function main(): Promise<void> {
       .catch(async (err: unknown) => {
         // Kept (the connection was lost): it goes on once connected, listed under the log.
         const kept = (await customer.pendingUploads()).length > 0;
-        showAlert(kept ? `The file is not sent yet (${plainRefusal(err)}): it goes on by itself once connected, or cancel it below.` : `File not sent: ${plainRefusal(err)}`);
+        alertSays(kept ? `The file is not sent yet (${plainRefusal(err)}): it goes on by itself once connected, or cancel it below.` : `File not sent: ${plainRefusal(err)}`);
       })
       .finally(() => {
         file.value = "";
@@ -334,7 +379,7 @@ async function main(): Promise<void> {
           result.dataset.consent = id;
         });
       })
-      .catch((err: unknown) => showAlert(`Consent not granted: ${err instanceof Error ? err.message : String(err)}`))
+      .catch((err: unknown) => alertSays(`Consent not granted: ${err instanceof Error ? err.message : String(err)}`))
       .finally(() => {
         grant.disabled = false;
       });
@@ -348,4 +393,4 @@ async function main(): Promise<void> {
   customer.start();
 }
 
-main().catch((e: unknown) => showAlert(`The chat could not start: ${e instanceof Error ? e.message : String(e)}`));
+main().catch((e: unknown) => alertSays(`The chat could not start: ${e instanceof Error ? e.message : String(e)}`));

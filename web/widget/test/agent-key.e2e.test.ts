@@ -63,8 +63,10 @@ describe("an agent key the widget cannot confirm (Chromium)", () => {
     hostile.send(Buffer.from(encodeFrame(push)));
     const alert = page.getByRole("alert");
     await expect.poll(() => alert.textContent(), { timeout: 15_000 }).toBe(
-      `The relay said alice's key changed, but ${s.org.org}'s certificate does not confirm it (the org's certificate still names the key pinned for alice); nothing changed, and you can go on.`,
+      `The relay said alice's key changed, but ${s.org.org}'s certificate does not confirm it (it still names the key you started with); nothing changed, and you can go on.`,
     );
+    // The code stays out of the sentence, for support only.
+    expect(await alert.getAttribute("data-code")).toBe("not_rekeyed");
     expect(await alert.isVisible()).toBe(true);
     await page.screenshot({ path: join(SHOTS, "widget-agent-key.png"), fullPage: true });
     // Nothing changed: the composer is open and a line goes out.
@@ -75,9 +77,12 @@ describe("an agent key the widget cannot confirm (Chromium)", () => {
     alter = true;
     const before = route as WebSocketRoute | null;
     before?.close();
-    await expect.poll(() => alert.textContent(), { timeout: 30_000 }).toMatch(
-      new RegExp(`^alice's key could not be checked against ${s.org.org}'s certificate \\(.*signature.*\\); the key you started with is kept and you can go on\\.`),
+    await expect.poll(() => alert.textContent(), { timeout: 30_000 }).toBe(
+      `alice's key could not be checked against ${s.org.org}'s certificate (its signature does not verify); the key you started with is kept and you can go on. If this stays, ask ${s.org.org} through another channel.`,
     );
+    expect(await alert.getAttribute("data-code")).toBe("bad_signature");
+    expect(await alert.getAttribute("title")).toMatch(/^bad_signature: .*signature/);
+    expect(await alert.textContent()).not.toContain("bad_signature");
     expect(altered).toBeGreaterThan(0);
     await expect.poll(() => page.locator("#conn").getAttribute("data-state")).toBe("online");
     expect(await page.locator("#send").isDisabled()).toBe(false);

@@ -30,6 +30,12 @@ describe("the widget in Chromium", () => {
     expect(csp).toContain("script-src 'self'");
     expect(csp).not.toContain("unsafe-inline");
 
+    // Nothing is asked of the relay for a fresh account until the customer goes to write (issue
+    // 22): the panel says how to begin; the message box focused, the policy is shown.
+    await expect.poll(() => page.locator("#conn").getAttribute("data-state")).toBe("online");
+    expect(await page.locator("#summary").textContent()).toContain("Click in the message box");
+    expect(await page.locator("#send").isDisabled()).toBe(true);
+    await page.locator("#text").click();
     await expect.poll(() => page.locator("#summary").textContent()).toContain("end-to-end encrypted");
     const policyShownMs = Date.now() - started;
     expect(await page.locator("#fingerprint").textContent()).toBe(s.org.fingerprint);
@@ -209,12 +215,30 @@ describe("the widget in Chromium", () => {
   });
 
   it("refuses a page whose fingerprint does not match the org's master, and says so", async () => {
+    const wrong = `${s.relay.origin}/?org=${s.org.org}&fp=${encodeURIComponent("11111 22222 33333 44444 55555 66666")}`;
+    // This profile's account is known on the relay (the first test chatted): the policy is
+    // checked at once, and refused.
     const page = await s.browser.newPage();
-    const response = await page.goto(`${s.relay.origin}/?org=${s.org.org}&fp=${encodeURIComponent("11111 22222 33333 44444 55555 66666")}`);
+    const response = await page.goto(wrong);
     expect(response?.status()).toBe(200);
     await expect.poll(() => page.locator("#alert").textContent(), { timeout: 10_000 }).toContain("fingerprint_mismatch");
     expect(await page.locator("#send").isDisabled()).toBe(true);
     await page.screenshot({ path: join(shots, "widget-wrong-fingerprint.png") });
     await page.close();
+
+    // A fresh profile asks nothing until the customer goes to write; then it is refused the same way.
+    const profile = await launch(join(s.root, "profile-wrong-fingerprint"));
+    try {
+      const fresh = await profile.newPage();
+      await fresh.goto(wrong);
+      await expect.poll(() => fresh.locator("#conn").getAttribute("data-state")).toBe("online");
+      expect(await fresh.locator("#alert").isHidden()).toBe(true);
+      await fresh.locator("#text").click();
+      await expect.poll(() => fresh.locator("#alert").textContent(), { timeout: 10_000 }).toContain("fingerprint_mismatch");
+      expect(await fresh.locator("#send").isDisabled()).toBe(true);
+      expect(await fresh.locator("#summary").textContent()).not.toContain("end-to-end encrypted");
+    } finally {
+      await profile.close();
+    }
   });
 });
