@@ -154,3 +154,66 @@ async fn the_least_loaded_agent_is_picked_by_the_whole_clusters_conversations() 
     assert_eq!(first, 2, "{agents:?}");
     assert_ne!(agents[0], agents[1]);
 }
+
+/// The stored-bytes counts of an account writing through two nodes: each node gathers its own
+/// and folds them into the database once per catch-up period (one transaction,
+/// `ConversationLog::add_counts`), so each node comes to see what the other stored: the 80%
+/// warning, which neither node's bytes reach alone, comes on both, and past the quota both
+/// refuse. Without the fold neither node ever learns the other's bytes, and this test times out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accounts_stored_bytes_are_counted_across_nodes() {
+    let Some((db, keys)) = cluster::database("cluster_limits_bytes") else {
+        return;
+    };
+    let key = keys.path().join("log.key");
+    let settings = [("STORED_BYTES_PER_ACCOUNT", "100000")];
+    let a = ready(start_with(&db, &key, true, &settings));
+    let b = ready(start_with(&db, &key, true, &settings));
+    let org = Org::setup(&a.url, 8, "acme", 1, 1).await;
+    let customer = &org.customers[0];
+    let mut on_a = RawClient::login(&a.url, customer).await;
+    let mut on_b = RawClient::login(&b.url, customer).await;
+    let chat = org.start_chat(&mut on_a, 0, 9).await;
+
+    // 41,064 bytes through each node: 82% in all, 41% each. The small messages that look
+    // for the warning below (17 bytes each, every 20 ms for at most 20 s) cannot bring one
+    // node's own share to 80%.
+    let mut counter = 0;
+    let mut send = async |on: &mut RawClient, text: &str| {
+        counter += 1;
+        on.request(Request::Send(chat.seal(customer, counter, text)))
+            .await
+    };
+    let part = "k".repeat(10_250);
+    for on in [&mut on_a, &mut on_b] {
+        for _ in 0..4 {
+            let r = send(on, &part).await;
+            assert!(
+                matches!(r, Response::Stored { quota: None, .. }),
+                "one node's share warns of nothing: {r:?}"
+            );
+        }
+    }
+    // Each node comes to warn once it has the other's bytes (its next small message shows
+    // it); then a message the quota has no room for is refused, typed, on each.
+    for (name, on) in [("A", &mut on_a), ("B", &mut on_b)] {
+        sealdesk_tests::eventually(
+            &format!("node {name} warns of both nodes' bytes"),
+            async || match send(on, ".").await {
+                Response::Stored { quota: Some(q), .. } => (q.used >= 80_000).then_some(()),
+                Response::Stored { .. }
+                | Response::Error {
+                    code: ErrorCode::RateLimited,
+                    ..
+                } => None,
+                other => panic!("a small message refused on node {name}: {other:?}"),
+            },
+        )
+        .await;
+        let r = send(on, &"b".repeat(20_000)).await;
+        assert!(
+            refused_as_quota(&r),
+            "node {name} has no room for 20,000 more bytes: {r:?}"
+        );
+    }
+}

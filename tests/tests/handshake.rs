@@ -12,7 +12,7 @@ use sealdesk_protocol::{
 use sealdesk_server::relay::session_codes::{
     CLOSE_AUTH_FAILED, CLOSE_BAD_FRAME, CLOSE_UNKNOWN_VERSION,
 };
-use sealdesk_tests::{Identity, RawClient, rng, spawn_relay, spawn_relay_with, stop_relay};
+use sealdesk_tests::{Identity, Org, RawClient, rng, spawn_relay, spawn_relay_with, stop_relay};
 
 #[tokio::test]
 async fn handshake_welcomes_and_reports_registration() {
@@ -276,8 +276,9 @@ async fn malformed_frames_after_auth_close_with_4102() {
 }
 
 #[tokio::test]
-async fn unregistered_accounts_may_only_register() {
+async fn unregistered_accounts_may_only_register_and_read_public_policies() {
     let (relay, _dir) = spawn_relay().await;
+    let org = Org::setup(&relay.ws_url(), 11, "acme", 1, 1).await;
     let bob = Identity::new(8, "bob", Role::Customer);
     let mut c = RawClient::connect(&relay.ws_url()).await;
     assert!(!c.auth(&bob.keys, bob.card()).await.registered);
@@ -286,13 +287,29 @@ async fn unregistered_accounts_may_only_register() {
         Request::ListConversations,
         Request::GetTreeHead,
         Request::PendingReleases,
-        Request::GetPolicy {
+        Request::GetCertificate {
             org: "acme".into(),
-            version: None,
+            agent: org.agents[0].card().name.clone(),
         },
     ] {
         assert_eq!(c.refused(body).await, ErrorCode::NotRegistered);
     }
+    // An org's signed policy is public: a visitor's widget shows it before it registers.
+    match c
+        .request(Request::GetPolicy {
+            org: "acme".into(),
+            version: None,
+        })
+        .await
+    {
+        Response::Policy(p) => assert_eq!(&p, org.policy.policy()),
+        other => panic!("expected the policy, got {other:?}"),
+    }
+    let unknown = Request::GetPolicy {
+        org: "globex".into(),
+        version: None,
+    };
+    assert_eq!(c.refused(unknown).await, ErrorCode::NotFound);
     c.ok(Request::Register).await;
     assert!(matches!(
         c.request(Request::GetTreeHead).await,

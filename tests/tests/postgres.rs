@@ -565,6 +565,80 @@ fn a_record_two_nodes_update_at_once_loses_neither_update() {
     );
 }
 
+/// The stored-bytes counts two nodes fold in at the same instant: each addition is the
+/// database's, so none is lost however the two interleave (the old way, a read and a
+/// conditional write per count, lost none either but cost two round trips and a commit of the
+/// node's staged writes per count); a count never goes below 0; an absent or malformed value
+/// counts as 0; a key given twice adds both.
+#[test]
+fn counts_two_nodes_add_at_once_lose_no_addition() {
+    let Some(url) = fresh("counts") else { return };
+    let (a, b) = (
+        PgStore::open(&url, true).unwrap(),
+        PgStore::open(&url, false).unwrap(),
+    );
+    let keys: Vec<Vec<u8>> = (0..40u8).map(|i| vec![b'c', i]).collect();
+    // 8 folds per node, each adding 1..=40 to all 40 counts in an order of its own (a's
+    // forwards, b's backwards: the engine locks in key order, so neither waits for a cycle).
+    std::thread::scope(|scope| {
+        for (node, forwards) in [(&a, true), (&b, false)] {
+            let keys = &keys;
+            scope.spawn(move || {
+                for _ in 0..8 {
+                    let mut changes: Vec<(Vec<u8>, i64)> = keys
+                        .iter()
+                        .enumerate()
+                        .map(|(i, k)| (k.clone(), i64::try_from(i).unwrap() + 1))
+                        .collect();
+                    if !forwards {
+                        changes.reverse();
+                    }
+                    let after = node.add_counts(Collection::Meta, &changes).unwrap();
+                    assert_eq!(after.len(), keys.len(), "every count written");
+                }
+            });
+        }
+    });
+    for (i, k) in keys.iter().enumerate() {
+        let v = a.get(Collection::Meta, k).unwrap().unwrap();
+        assert_eq!(
+            u64::from_be_bytes(v.try_into().unwrap()),
+            16 * (i as u64 + 1),
+            "count {i}: 16 folds of {} each",
+            i + 1
+        );
+    }
+
+    // Below 0 it stops at 0; a malformed value counts as 0; a key twice adds both.
+    a.put(Collection::Meta, b"odd", b"not eight bytes").unwrap();
+    a.flush().unwrap();
+    let mut after = b
+        .add_counts(
+            Collection::Meta,
+            &[
+                (keys[0].clone(), -1_000),
+                (b"odd".to_vec(), 5),
+                (b"new".to_vec(), 7),
+                (b"new".to_vec(), 3),
+            ],
+        )
+        .unwrap();
+    after.sort();
+    assert_eq!(
+        after,
+        vec![
+            (keys[0].clone(), 0),
+            (b"new".to_vec(), 10),
+            (b"odd".to_vec(), 5),
+        ]
+    );
+    assert_eq!(
+        a.get(Collection::Meta, b"new").unwrap().as_deref(),
+        Some(10u64.to_be_bytes().as_slice())
+    );
+    assert!(a.add_counts(Collection::Meta, &[]).unwrap().is_empty());
+}
+
 fn psql(url: &str, sql: &str) {
     let server = pg::server().unwrap();
     let out = Command::new(server.bin_dir().join("psql"))
@@ -862,4 +936,68 @@ fn a_refused_item_is_never_taken_for_another_item_at_its_number() {
         !a.take_refused(&c, &Refused::item(2, b"y")).unwrap(),
         "taken once"
     );
+}
+
+/// The stored-bytes fold's cost, the way before `add_counts` (per count: commit the staged
+/// writes, read, conditional write — `update_record`) against `add_counts` (one transaction),
+/// alternated on one database: 512 counts a fold, the size of a busy node's period.
+/// `cargo test -p sealdesk-tests --test postgres fold_cost -- --ignored --nocapture`
+#[test]
+#[ignore = "a measurement; prints figures"]
+fn fold_cost_per_count_against_one_transaction() {
+    use std::time::Instant;
+
+    let Some(url) = fresh("foldcost") else { return };
+    let store = PgStore::open(&url, true).unwrap();
+    let changes: Vec<(Vec<u8>, i64)> = (0..512u32)
+        .map(|i| (format!("bytes/{i}").into_bytes(), 1_300))
+        .collect();
+    let per_count = |store: &PgStore| {
+        for (key, delta) in &changes {
+            loop {
+                store.flush().unwrap();
+                let before = store.get(Collection::Meta, key).unwrap();
+                let old = before
+                    .as_deref()
+                    .and_then(|v| <[u8; 8]>::try_from(v).ok())
+                    .map_or(0, u64::from_be_bytes);
+                let new = old.saturating_add(delta.unsigned_abs()).to_be_bytes();
+                let done = match &before {
+                    Some(b) => store.replace_if(Collection::Meta, key, b, &new).unwrap(),
+                    None => store
+                        .insert_if_absent_now(Collection::Meta, key, &new)
+                        .unwrap(),
+                };
+                if done {
+                    break;
+                }
+            }
+        }
+    };
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        let t = Instant::now();
+        per_count(&store);
+        a.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        assert_eq!(
+            store.add_counts(Collection::Meta, &changes).unwrap().len(),
+            512
+        );
+        b.push(t.elapsed().as_secs_f64());
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (ma, mb) = (median(&mut a), median(&mut b));
+    println!(
+        "fold of 512 counts: per count {:.1} ms, one transaction {:.1} ms (median of 5 each, \
+         alternated): {:.1}x",
+        ma * 1e3,
+        mb * 1e3,
+        ma / mb
+    );
+    let v = store.get(Collection::Meta, b"bytes/7").unwrap().unwrap();
+    assert_eq!(u64::from_be_bytes(v.try_into().unwrap()), 10 * 1_300);
 }

@@ -203,7 +203,9 @@ pub(crate) async fn send_line<S: Sink>(
         })
         .map_err(io)?;
     }
-    if let Some(quota) = sent.quota {
+    if let Some(quota) = sent.quota
+        && s.quotas.news(Some(&client.meta(&id)?.org), &quota)
+    {
         out.show(Shown::QuotaWarning {
             conversation: id,
             here,

@@ -8,7 +8,11 @@ use std::collections::VecDeque;
 use sealdesk_client::ClientError;
 use sealdesk_client::account::LogEntry;
 use sealdesk_client::client::{Client, Event, EventKind, HistoryLine};
-use sealdesk_protocol::{card::Role, ids::ConversationId};
+use sealdesk_protocol::{
+    card::Role,
+    ids::ConversationId,
+    wire::{ByteQuota, Push, QuotaScope},
+};
 
 use super::commands::{command, conversations, select, send_line};
 use super::event::{Connection, Shown, Sink};
@@ -55,6 +59,28 @@ pub(crate) struct Session {
     pub(crate) upload: Option<upload::Job>,
     /// Key changes the periodic check already showed (conversation, name): shown once.
     key_changes: std::collections::HashSet<(ConversationId, String)>,
+    /// The stored-bytes warnings shown, so that each is shown once.
+    pub(crate) quotas: QuotaTold,
+}
+
+/// The stored-bytes warnings the chat has shown, by whose quota (the account's, or an org's)
+/// with the figures last shown. The relay gives the warning of a quota a send brought near both
+/// in the send's answer and as a push, and pushes it again at every sign-in (a reconnection
+/// too) while the quota stays there: the chat shows it again only when its figures changed.
+#[derive(Default)]
+pub(crate) struct QuotaTold(std::collections::HashMap<Option<String>, (u64, u64)>);
+
+impl QuotaTold {
+    /// Whether `quota` is news: not what was last shown for its quota. `org` names the org of
+    /// an org's quota (the conversation's for an answer, the push's for a push); an account's
+    /// quota is one whatever the org.
+    pub(crate) fn news(&mut self, org: Option<&str>, quota: &ByteQuota) -> bool {
+        let whose = match quota.scope {
+            QuotaScope::Account => None,
+            QuotaScope::Org => Some(org.unwrap_or_default().to_owned()),
+        };
+        self.0.insert(whose, (quota.used, quota.most)) != Some((quota.used, quota.most))
+    }
 }
 
 /// Runs the chat until `/quit` or the end of `input` (see [`super::run`]).
@@ -77,7 +103,7 @@ pub(crate) async fn drive<I: Input, S: Sink>(
     let events = client.sync_all().await?;
     show_events(client, out, &events, &mut s).map_err(io)?;
     // A quota at its warning level is told at sign-in, in a push the sync set aside.
-    show_quota_pushes(out, client.take_other_pushes()).map_err(io)?;
+    show_quota_pushes(out, client.take_other_pushes(), &mut s).map_err(io)?;
     s.current = conversation.or_else(|| {
         client
             .account()
@@ -525,7 +551,7 @@ async fn on_push<S: Sink>(
     let mut events: Vec<Event> = match client.handle_push(push).await? {
         Ok(events) => events,
         Err(other) => {
-            show_quota_pushes(out, [other]).map_err(io)?;
+            show_quota_pushes(out, [other], s).map_err(io)?;
             Vec::new()
         }
     };
@@ -543,18 +569,23 @@ async fn on_push<S: Sink>(
     Ok(())
 }
 
-/// Shows the `quota_warning` pushes among `pushes` (the others are not shown in the chat).
+/// Shows the `quota_warning` pushes among `pushes` that are news (the others are not shown in
+/// the chat).
 fn show_quota_pushes<S: Sink>(
     out: &mut S,
-    pushes: impl IntoIterator<Item = sealdesk_protocol::wire::Push>,
+    pushes: impl IntoIterator<Item = Push>,
+    s: &mut Session,
 ) -> std::io::Result<()> {
-    let pushes: Vec<_> = pushes.into_iter().collect();
-    for text in sealdesk_client::quota::quota_pushes(&pushes) {
-        out.show(Shown::Warning {
-            conversation: None,
-            here: false,
-            text,
-        })?;
+    for push in pushes {
+        if let Push::QuotaWarning { org, quota } = push
+            && s.quotas.news(org.as_deref(), &quota)
+        {
+            out.show(Shown::Warning {
+                conversation: None,
+                here: false,
+                text: sealdesk_client::quota::pushed_quota_warning(org.as_deref(), &quota),
+            })?;
+        }
     }
     Ok(())
 }
@@ -683,4 +714,33 @@ pub(crate) fn show_events<S: Sink>(
 /// Whether this account is the customer of conversations (the banner's wording).
 pub(crate) fn is_customer(client: &Client) -> bool {
     client.account().role() == Role::Customer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quota(scope: QuotaScope, used: u64) -> ByteQuota {
+        ByteQuota {
+            scope,
+            used,
+            most: 1000,
+        }
+    }
+
+    #[test]
+    fn a_quota_warning_is_shown_once_until_its_figures_change() {
+        let mut told = QuotaTold::default();
+        // The answer to a send, then the same warning pushed (the push names no org for an
+        // account's quota, the answer is given with the conversation's org).
+        assert!(told.news(Some("acme"), &quota(QuotaScope::Account, 850)));
+        assert!(!told.news(None, &quota(QuotaScope::Account, 850)));
+        // At the next sign-in, unchanged: not again. Changed figures: shown.
+        assert!(!told.news(None, &quota(QuotaScope::Account, 850)));
+        assert!(told.news(None, &quota(QuotaScope::Account, 900)));
+        // An org's quota is its own, and each org's is distinct.
+        assert!(told.news(Some("acme"), &quota(QuotaScope::Org, 900)));
+        assert!(!told.news(Some("acme"), &quota(QuotaScope::Org, 900)));
+        assert!(told.news(Some("globex"), &quota(QuotaScope::Org, 900)));
+    }
 }

@@ -134,7 +134,9 @@ pub(crate) async fn stepped<S: Sink>(
         seq: Some(sent.seq),
     })
     .map_err(io)?;
-    if let Some(quota) = sent.quota {
+    if let Some(quota) = sent.quota
+        && s.quotas.news(Some(&client.meta(&id)?.org), &quota)
+    {
         out.show(Shown::QuotaWarning {
             conversation: id,
             here: Some(id) == s.current,

@@ -8,7 +8,7 @@
 //! falls further behind), and a round reads all its conversations in one statement. Rounds
 //! run one at a time (two reads of one conversation at once could push an item twice); the
 //! node's other periodic work — folding its stored-bytes counts into the database and
-//! reloading blocks, one commit per count — runs in a task of its own ([`chores`]), so no
+//! reloading blocks — runs in a task of its own ([`chores`]), so no
 //! wake-up waits behind it. Every `cluster_catch_up_ms`, and whenever the listener (re)connects,
 //! the watched conversations whose head moved past their cursor (one query for all) are read
 //! too, so a lost wake-up only delays a push. When the listener (re)connects, the node also
@@ -96,7 +96,7 @@ pub(super) fn spawn(svc: Arc<Service>, cfg: ClusterConfig) -> JoinHandle<()> {
 }
 
 /// Every `period`, what a node of a cluster does besides delivering: folds the stored-bytes
-/// counts it gathered into the database (a conditional write each, `service::stored_bytes`),
+/// counts it gathered into the database (one transaction, `service::stored_bytes`),
 /// reloads the blocks other nodes stored (`service::blocks`), drops the shared rate buckets
 /// that are full again (every [`crate::limits::shared::PRUNE_EVERY`]), and re-checks the next
 /// [`RECHECK_PER_ROUND`] connected agent keys against their names' current keys (a close

@@ -206,6 +206,46 @@ pub trait ConversationLog: Store {
         self.insert_if_absent(collection, key, value)
     }
 
+    /// Adds each change to the count at its key of `collection` (a big-endian `u64`; absent or
+    /// malformed: 0), never taking it below 0, and answers the counts after, by key; a key
+    /// missing from the answer was not written (its caller keeps the change for the next
+    /// time); a key given twice gets both changes. The stored-bytes counts a cluster node
+    /// folds in once per catch-up period (`service::stored_bytes`): several nodes add to one
+    /// count at the same instant, so a shared engine makes each addition in the database, all
+    /// in one go. The default (an engine only this node writes, whose caller serialises its
+    /// writers) reads and puts each.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails: then nothing was
+    /// added.
+    fn add_counts(
+        &self,
+        collection: Collection,
+        changes: &[(Vec<u8>, i64)],
+    ) -> Result<Vec<(Vec<u8>, u64)>> {
+        let mut merged: Vec<(Vec<u8>, i64)> = Vec::with_capacity(changes.len());
+        for (key, delta) in changes {
+            match merged.iter_mut().find(|(k, _)| k == key) {
+                Some((_, d)) => *d = d.saturating_add(*delta),
+                None => merged.push((key.clone(), *delta)),
+            }
+        }
+        let mut batch = Batch::default();
+        let mut after = Vec::with_capacity(merged.len());
+        for (key, delta) in &merged {
+            let old = self
+                .get(collection, key)?
+                .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+                .map_or(0, u64::from_be_bytes);
+            let value = crate::limits::bytes::apply(old, *delta);
+            batch.put(collection, key, &value.to_be_bytes());
+            after.push((key.clone(), value));
+        }
+        self.apply(batch)?;
+        Ok(after)
+    }
+
     /// In a cluster, sends `frame` (an encoded push) for account `to` to the other nodes, which
     /// push it to `to`'s connections there; `false` if it was not sent (too large to forward,
     /// or an engine only this node uses). Fire and forget: a push lost on the way only delays
@@ -376,6 +416,38 @@ mod tests {
     #[test]
     fn memory_log_keeps_the_key_value_layout() {
         exercise(&MemoryStore::new());
+    }
+
+    /// The default `add_counts`: big-endian counts, absent or malformed read as 0, never below 0.
+    #[test]
+    fn counts_add_as_big_endian_and_stop_at_zero() {
+        let store = MemoryStore::new();
+        store.put(Collection::Meta, b"odd", b"short").unwrap();
+        store
+            .put(Collection::Meta, b"ten", &10u64.to_be_bytes())
+            .unwrap();
+        let after = store
+            .add_counts(
+                Collection::Meta,
+                &[
+                    (b"ten".to_vec(), 5),
+                    (b"odd".to_vec(), 2),
+                    (b"new".to_vec(), -3),
+                ],
+            )
+            .unwrap();
+        assert_eq!(
+            after,
+            vec![
+                (b"ten".to_vec(), 15),
+                (b"odd".to_vec(), 2),
+                (b"new".to_vec(), 0)
+            ]
+        );
+        assert_eq!(
+            store.get(Collection::Meta, b"ten").unwrap(),
+            Some(15u64.to_be_bytes().to_vec())
+        );
     }
 
     #[test]

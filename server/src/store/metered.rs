@@ -131,6 +131,14 @@ impl ConversationLog for MeteredStore {
         self.timed(|s| s.insert_if_absent_now(collection, key, value))
     }
 
+    fn add_counts(
+        &self,
+        collection: super::Collection,
+        changes: &[(Vec<u8>, i64)],
+    ) -> Result<Vec<(Vec<u8>, u64)>> {
+        self.timed(|s| s.add_counts(collection, changes))
+    }
+
     fn rate_bucket(
         &self,
         key: &[u8],

@@ -326,7 +326,7 @@ impl Service {
 
     /// Serves one request other than a registered account's `Send` (the session stages
     /// those itself, see [`Self::stage_send`]). `Register` moves an unregistered account on;
-    /// anything else from one is refused.
+    /// anything else from one but `get_recovery` and `get_policy` is refused.
     pub async fn handle(&self, account: &mut Account, req: Request) -> Response {
         let result = if matches!(req, Request::Register) {
             match self.register(account.card()).await {
@@ -339,6 +339,10 @@ impl Service {
         } else if let Request::GetRecovery { name, proof } = &req {
             // Asked before the asker has registered keys: recovering them is the point.
             self.get_recovery(name, proof)
+        } else if let Request::GetPolicy { org, version } = &req {
+            // An org's policy is public and signed by its master: the widget shows it to a
+            // visitor before the visitor has an account here (one is registered only to write).
+            self.get_policy(org, *version)
         } else {
             match account {
                 Account::Unregistered(_) => reject(

@@ -5,14 +5,16 @@
 //! A message counts its ciphertext; an attachment all of its ciphertext, from its first chunk.
 //! The counts go through this node's [`ByteCounts`]: on an engine only this node writes, every
 //! change is written at once (in the group commit of what it counts); in a cluster, changes are
-//! gathered and folded in by a conditional write ([`Service::update_record`]) once per catch-up
-//! period, in the node's chores task (`relay/cluster.rs`), never in the wake-up rounds
-//! ([`Service::fold_byte_counts`]), so two nodes never lose each other's, deliveries never wait
-//! behind the fold, and the send path makes no database round trip for them. A node that dies
+//! gathered and folded in once per catch-up period, all in one transaction that adds each in
+//! the database ([`ConversationLog::add_counts`]), in the node's chores task
+//! (`relay/cluster.rs`), never in the wake-up rounds ([`Service::fold_byte_counts`]), so two
+//! nodes never lose each other's, deliveries never wait behind the fold, and the send path
+//! makes no database round trip for them. A node that dies
 //! loses the changes it gathered since its last fold (its counts are then low by at most one
 //! catch-up period's bytes).
 //!
 //! [`ByteCounts`]: crate::limits::bytes::ByteCounts
+//! [`ConversationLog::add_counts`]: crate::store::ConversationLog::add_counts
 
 use sealdesk_protocol::{
     ids::ConversationId,
@@ -26,7 +28,7 @@ use super::{
     keys::{account_bytes_key, org_bytes_key},
 };
 use crate::{
-    limits::bytes::{NearQuota, OverQuota, Scope, apply},
+    limits::bytes::{NearQuota, OverQuota, Scope},
     relay::state::StoredItem,
     store::{Collection, Store},
 };
@@ -110,29 +112,29 @@ impl Service {
         }
     }
 
-    /// Cluster mode: writes the count changes this node gathered, each by a conditional write
-    /// over what the other nodes wrote (on the periodic catch-up). Returns how many counts it
-    /// wrote; a count it could not write stays gathered for the next time.
+    /// Cluster mode: writes the count changes this node gathered, all in one go, each added in
+    /// the database to what the other nodes wrote ([`ConversationLog::add_counts`]), on the
+    /// periodic catch-up. Returns how many counts it wrote; what it could not write stays
+    /// gathered for the next time.
     pub(crate) fn fold_byte_counts(&self) -> usize {
-        let mut folded = 0;
-        for (key, delta) in self.byte_counts.pending() {
-            let written =
-                self.update_record(Collection::Meta, &key, "a stored-bytes count", |before| {
-                    let old = before
-                        .and_then(|v| <[u8; 8]>::try_from(v).ok())
-                        .map_or(0, u64::from_be_bytes);
-                    let value = apply(old, delta);
-                    Ok((Some(value.to_be_bytes().to_vec()), value))
-                });
-            match written {
-                Ok(value) => {
-                    self.byte_counts.folded(&key, delta, value);
-                    folded += 1;
-                }
-                Err(e) => warn!(code = ?e.code, "a stored-bytes count not written: {}", e.message),
+        let pending = self.byte_counts.pending();
+        if pending.is_empty() {
+            return 0;
+        }
+        let written = match self.convs.engine().add_counts(Collection::Meta, &pending) {
+            Ok(written) => written,
+            Err(e) => {
+                warn!("the stored-bytes counts were not written: {e}");
+                return 0;
+            }
+        };
+        let pending: std::collections::HashMap<_, _> = pending.into_iter().collect();
+        for (key, value) in &written {
+            if let Some(delta) = pending.get(key) {
+                self.byte_counts.folded(key, *delta, *value);
             }
         }
-        folded
+        written.len()
     }
 
     /// The message bytes of conversation `c`, by sender: what its erasure gives back.

@@ -796,6 +796,31 @@ impl ConversationLog for PgStore {
         )
     }
 
+    /// One transaction of its own, outside group commit and without committing what this
+    /// node staged first: the counts are written only this way in a cluster (a node gathers
+    /// its changes in memory, `limits::bytes::ByteCounts`), so nothing staged can hold one.
+    fn add_counts(
+        &self,
+        collection: Collection,
+        changes: &[(Vec<u8>, i64)],
+    ) -> Result<Vec<(Vec<u8>, u64)>> {
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pool = self.pool.clone();
+        // In key order (the locking order), one change per key.
+        let mut changes = changes.to_vec();
+        changes.sort_unstable();
+        changes.dedup_by(|later, first| {
+            let same = later.0 == first.0;
+            if same {
+                first.1 = first.1.saturating_add(later.1);
+            }
+            same
+        });
+        self.run(async move { conditional::add_counts(&pool, collection, &changes).await })
+    }
+
     /// One statement of its own, outside group commit: a bucket is not state a crash must
     /// keep, and the event it counts waits for nothing else.
     fn rate_bucket(
