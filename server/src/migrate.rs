@@ -2,12 +2,13 @@
 //! empty PostgreSQL database, then checks the copy.
 //!
 //! What is copied: every [`Collection`] of the directory, entry by entry — the directory
-//! (names, cards, policies, certificates), the conversations and their logs (messages, epoch
-//! records, hand-offs, consents, release notices), epochs, the duplicate keys, deliveries,
-//! release requests, tickets, the audit log, the relay's metadata (its identity — so the log
-//! key stays the same —, the consent index, release markers, witnesses' cosignatures, stored
-//! bytes) and attachments. A directory holding data in a sled tree that is no collection (a
-//! later build's) is refused: nothing would copy it.
+//! (names, cards, policies, certificates and their org index), the conversations and their
+//! logs (messages, epoch records, hand-offs, consents, release notices), epochs, the
+//! duplicate keys, deliveries, release requests, tickets, the audit log, the relay's metadata
+//! (its identity — so the log key stays the same —, the consent index and the org index's
+//! marker, release markers, witnesses' cosignatures, stored bytes) and attachments. A
+//! directory holding data in a sled tree that is no collection (a later build's) is refused:
+//! nothing would copy it.
 //!
 //! The layout written is the PostgreSQL engine's (schema version 1, created or checked first
 //! as a relay with `--migrate` does): the log in `messages` with each message's (epoch,

@@ -28,7 +28,15 @@ pub async fn spawn_relay_with(tweak: impl FnOnce(&mut RelayConfig)) -> (RunningR
 
 /// Starts a relay on `127.0.0.1:0` over an existing data directory (for restart tests).
 pub async fn spawn_relay_in(data_dir: &Path) -> RunningRelay {
-    start(config_for(data_dir, |_| {})).await
+    spawn_relay_in_with(data_dir, |_| {}).await
+}
+
+/// Like [`spawn_relay_in`], with `tweak` applied to the configuration.
+pub async fn spawn_relay_in_with(
+    data_dir: &Path,
+    tweak: impl FnOnce(&mut RelayConfig),
+) -> RunningRelay {
+    start(config_for(data_dir, tweak)).await
 }
 
 fn config_for(data_dir: &Path, tweak: impl FnOnce(&mut RelayConfig)) -> RelayConfig {

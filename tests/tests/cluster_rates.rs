@@ -228,3 +228,52 @@ async fn register_until_ok(nodes: &[Node; 2], seeds: std::ops::Range<u64>) {
         );
     }
 }
+
+/// A shared bucket's row is pruned once the bucket is full again, and not before: the chores'
+/// prune (`Guard::prune_shared` → `ConversationLog::prune_rate_buckets`) drops a row whose
+/// full-again time has passed on the database's clock, and keeps one still short of tokens —
+/// which then still refuses, as it would had nothing been pruned.
+#[test]
+fn a_shared_bucket_is_pruned_once_full_again_and_not_before() {
+    use sealdesk_server::store::{BucketAnswer, BucketOp, BucketRate, ConversationLog, PgStore};
+    use sealdesk_tests::wait::POLL;
+
+    let Some((db, _keys)) = cluster::database("rates_prune") else {
+        return;
+    };
+    let store = PgStore::open(&db, true).unwrap();
+    // Full again a minute after its one token is taken, and a fifth of a second after.
+    let slow = BucketRate::new(1, 1);
+    let quick = BucketRate {
+        interval_secs: 0.2,
+        burst: 1,
+    };
+    let take = |key: &[u8], rate| store.rate_bucket(key, rate, BucketOp::Take).unwrap();
+    assert_eq!(take(b"slow", slow), Some(BucketAnswer::Allowed));
+    assert_eq!(take(b"quick", quick), Some(BucketAnswer::Allowed));
+    assert!(
+        matches!(take(b"slow", slow), Some(BucketAnswer::Empty { .. })),
+        "its one token is taken"
+    );
+
+    // Wait for the quick bucket to be full again: the prune that follows drops its row.
+    let deadline = std::time::Instant::now() + STEP;
+    let mut pruned = 0;
+    while pruned == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the quick bucket was never pruned"
+        );
+        std::thread::sleep(POLL);
+        pruned = store.prune_rate_buckets().unwrap();
+    }
+    assert_eq!(pruned, 1, "the quick bucket's row only");
+    assert_eq!(store.prune_rate_buckets().unwrap(), 0, "pruned once");
+    // The slow bucket's row was kept: it still refuses, with its wait.
+    match take(b"slow", slow) {
+        Some(BucketAnswer::Empty { retry_after }) => {
+            assert!(retry_after.as_secs() >= 1, "{retry_after:?}");
+        }
+        other => panic!("the slow bucket forgot its taken token: {other:?}"),
+    }
+}

@@ -74,11 +74,17 @@ pub enum Collection {
     /// Attachments: each upload's record and its ciphertext chunks (the service's `keys`
     /// module gives the layout).
     Attachments,
+    /// An index of [`Collection::Certificates`] by agent name: agent ‖ 0 ‖ org for every
+    /// certificate stored, value empty. A hint, written with (never after) the certificate.
+    AgentOrgs,
+    /// An index of [`Collection::Policies`] by master key: key ‖ org for every policy stored,
+    /// value empty. A hint, written with (never after) the policy.
+    MasterOrgs,
 }
 
 impl Collection {
     /// Every collection, in a fixed order.
-    pub const ALL: [Collection; 14] = [
+    pub const ALL: [Collection; 16] = [
         Collection::Cards,
         Collection::Names,
         Collection::Policies,
@@ -93,6 +99,8 @@ impl Collection {
         Collection::AuditLeaves,
         Collection::Meta,
         Collection::Attachments,
+        Collection::AgentOrgs,
+        Collection::MasterOrgs,
     ];
 
     /// The collection's stable on-disk name. Never rename one: it is the sled tree's name.
@@ -115,6 +123,8 @@ impl Collection {
             Collection::AuditLeaves => "audit_leaves",
             Collection::Meta => "meta",
             Collection::Attachments => "attachments",
+            Collection::AgentOrgs => "agent_orgs",
+            Collection::MasterOrgs => "master_orgs",
         }
     }
 

@@ -16,7 +16,7 @@ use tracing::info;
 
 use super::{
     Caller, Reject, Reply, Service, dec, enc,
-    keys::{certificate_key, org_prefix, policy_key},
+    keys::{agent_org_key, certificate_key, master_org_key, org_prefix, policy_key},
     lock, reject,
 };
 use crate::store::{Batch, Collection, Store};
@@ -225,11 +225,21 @@ impl Service {
                     );
                 }
             }
-            self.store.put(
+            // The master index entry first and in the same batch: the index holds every
+            // stored policy's master, so a master's sign-in finds its orgs by key
+            // (`quota_push`). It is a hint; the reader checks the current policy.
+            let mut b = Batch::new();
+            b.put(
+                Collection::MasterOrgs,
+                &master_org_key(&p.master_key(), &p.org),
+                &[],
+            );
+            b.put(
                 Collection::Policies,
                 &policy_key(&p.org, p.version),
                 &enc(p.policy())?,
-            )?;
+            );
+            self.store.apply(b)?;
         }
         self.commit.durable().await?;
         info!(org = %p.org, version = p.version, "policy published");
@@ -252,8 +262,21 @@ impl Service {
             );
         }
         let agent = c.verify(&policy, self.clock.now())?;
-        let key = certificate_key(&c.org, &agent.name);
-        self.store.put(Collection::Certificates, &key, &enc(&c)?)?;
+        // The index entry (agent name → org) first and in the same batch: the index holds
+        // every stored certificate, so an agent's sign-in finds its orgs by name
+        // (`quota_push`). It is a hint; the reader verifies the certificate.
+        let mut b = Batch::new();
+        b.put(
+            Collection::AgentOrgs,
+            &agent_org_key(&agent.name, &c.org),
+            &[],
+        );
+        b.put(
+            Collection::Certificates,
+            &certificate_key(&c.org, &agent.name),
+            &enc(&c)?,
+        );
+        self.store.apply(b)?;
         self.commit.durable().await?;
         Ok(Response::Ok)
     }

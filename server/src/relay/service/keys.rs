@@ -19,6 +19,7 @@
 //! | `audit_leaves`  | index (BE)                             | the audit entry (CBOR)                 |
 //! | `meta`          | [`RELAY_IDENTITY`]                     | the relay's 64 secret bytes            |
 //! |                 | [`CONSENT_INDEX_FILLED`]               | `1` once old consents are indexed      |
+//! |                 | [`ORG_INDEX_FILLED`]                   | `1` once old certificates and policies are indexed |
 //! |                 | [`consent_key`]: `consent` ‖ conversation ‖ token id | the consent's signer     |
 //! |                 | [`release_marker_key`]: `release` ‖ request hash ‖ trustee | the entry's index (BE) |
 //! |                 | [`cosignature_key`]: `cosig/` ‖ witness | its latest cosignature (CBOR)         |
@@ -26,6 +27,8 @@
 //! |                 | [`org_bytes_key`]: `bytes/org/` ‖ org   | attachment bytes stored (BE)          |
 //! | `attachments`   | [`attachment_key`]: `r` ‖ conversation ‖ id | the upload's record (CBOR)        |
 //! |                 | [`attachment_chunk_key`]: `c` ‖ conversation ‖ id ‖ index (BE) | a chunk's ciphertext |
+//! | `agent_orgs`    | [`agent_org_key`]: agent ‖ 0 ‖ org      | empty: a certificate of agent in org was stored |
+//! | `master_orgs`   | [`master_org_key`]: master key ‖ org    | empty: a policy of org named this master |
 
 use sealdesk_protocol::{
     ids::{AttachmentId, ConversationId, TokenId},
@@ -44,6 +47,11 @@ pub(super) const RELAY_IDENTITY_LOCATION: &str = "key `relay-identity` of the `m
 /// have been indexed (at the first start of a build that does it); a store without it is
 /// indexed at start.
 pub const CONSENT_INDEX_FILLED: &[u8] = b"index/consents-filled";
+
+/// Key in [`Collection::Meta`] set once the certificates and policies stored before the relay
+/// indexed them ([`agent_org_key`], [`master_org_key`]) have been indexed; a store without it
+/// is indexed at start.
+pub const ORG_INDEX_FILLED: &[u8] = b"index/orgs-filled";
 
 /// Version `version` of `org`'s policy, in [`Collection::Policies`]. Big-endian, so the last
 /// key under [`org_prefix`] is the newest version.
@@ -66,6 +74,36 @@ pub(super) fn certificate_key(org: &str, agent: &str) -> Vec<u8> {
     let mut k = org_prefix(org);
     k.extend_from_slice(agent.as_bytes());
     k
+}
+
+/// The index entry saying that a certificate of agent `agent` (its account name) in `org` was
+/// stored, in [`Collection::AgentOrgs`]. Names and org names hold no 0 byte (they are
+/// `A-Z a-z 0-9 . _ -`), so [`agent_orgs_prefix`] finds exactly this agent's entries.
+pub(super) fn agent_org_key(agent: &str, org: &str) -> Vec<u8> {
+    let mut k = agent_orgs_prefix(agent);
+    k.extend_from_slice(org.as_bytes());
+    k
+}
+
+/// The prefix of every [`agent_org_key`] of agent `agent`.
+pub(super) fn agent_orgs_prefix(agent: &str) -> Vec<u8> {
+    let mut k = agent.as_bytes().to_vec();
+    k.push(0);
+    k
+}
+
+/// The index entry saying that a policy of `org` naming `master` as its master was stored, in
+/// [`Collection::MasterOrgs`]. The key is 32 bytes, so its bytes are the prefix of its
+/// entries ([`master_orgs_prefix`]).
+pub(super) fn master_org_key(master: &SigningPublicKey, org: &str) -> Vec<u8> {
+    let mut k = master_orgs_prefix(master);
+    k.extend_from_slice(org.as_bytes());
+    k
+}
+
+/// The prefix of every [`master_org_key`] of `master`.
+pub(super) fn master_orgs_prefix(master: &SigningPublicKey) -> Vec<u8> {
+    master.as_bytes().to_vec()
 }
 
 /// The index entry of a consent shared in `c` (in [`Collection::Meta`]; the value is the
@@ -229,6 +267,14 @@ mod tests {
         p.extend_from_slice(&3u32.to_be_bytes());
         assert_eq!(policy_key("acme", 3), p);
         assert_eq!(certificate_key("acme", "ann"), b"acme\0ann".to_vec());
+        assert_eq!(agent_org_key("ann", "acme"), b"ann\0acme".to_vec());
+        assert!(agent_org_key("ann", "acme").starts_with(&agent_orgs_prefix("ann")));
+        assert!(!agent_org_key("anna", "acme").starts_with(&agent_orgs_prefix("ann")));
+        let master =
+            sealdesk_protocol::keys::IdentityKeys::generate(&mut rand::rng()).signing_public();
+        let mut m = master.as_bytes().to_vec();
+        m.extend_from_slice(b"acme");
+        assert_eq!(master_org_key(&master, "acme"), m);
         let mut e = b"epoch".to_vec();
         e.extend_from_slice(c.as_bytes());
         e.extend_from_slice(&2u32.to_be_bytes());

@@ -33,6 +33,7 @@ pub(crate) mod key_push;
 pub(crate) mod keys;
 mod open_quota;
 mod open_tokens;
+mod org_index;
 mod quota_push;
 mod records;
 mod recovery;
@@ -233,7 +234,8 @@ fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, Reject> {
 
 impl Service {
     /// Builds the service, loading (or creating) the relay's key and the audit log, and
-    /// indexing the consents shared before the relay kept an index of them (once).
+    /// indexing the consents, certificates and policies stored before the relay kept an
+    /// index of them (once).
     ///
     /// # Errors
     /// [`crate::Error::CorruptIdentity`] if the relay's key is stored but malformed (it is
@@ -287,6 +289,7 @@ impl Service {
         };
         let log = AuditLog::load(store.as_ref())?;
         escrow::fill_consent_index(store.as_ref())?;
+        org_index::fill_org_index(store.as_ref())?;
         let entries = log.len().unwrap_or(0);
         info!(entries, log_key = %keys.signing_public(), "relay state loaded");
         let policies = Arc::new(Policies::new(store.clone()));

@@ -6,31 +6,26 @@
 //! the account's own quota is pushed to the account (all its sessions, on every node), and the
 //! org's to the org's master and every agent it certified. The sender of a message also has
 //! the warning in its `stored` answer, as before. At each sign-in of an account above a level
-//! the warning is pushed again to that session: its own quota, and for an agent, the quota of
-//! each org that certified it (found by a walk over the certificates, once per agent
-//! sign-in). A master learns of its org's quota from the push when it first crosses, not at
-//! sign-in.
+//! the warning is pushed again to that session: its own quota, and the quota of each org it
+//! belongs to — for an agent, each org whose current policy certifies it now; for a master,
+//! each org whose current policy names its key. Those orgs are found through the org index
+//! (`org_index`: agent name → org, master key → org), so a sign-in reads as many entries as
+//! the account has orgs, not every certificate on the relay; each org the index names is
+//! checked against its stored certificate or current policy before it is warned of.
 
 use sealdesk_protocol::{
     card::Role,
     keys::SigningPublicKey,
-    policy::AgentCertificate,
     wire::{Frame, Push},
 };
 use tracing::debug;
 
 use super::{
-    Caller, Reject, Service, dec,
+    Caller, Reject, Service,
     keys::{account_bytes_key, org_bytes_key},
     stored_bytes::byte_quota,
 };
-use crate::{
-    limits::bytes::{NearQuota, Scope},
-    store::Collection,
-};
-
-/// Certificates read per page when an agent's orgs are looked up at sign-in.
-const CERTIFICATE_PAGE: usize = 256;
+use crate::limits::bytes::{NearQuota, Scope};
 
 impl Service {
     /// Tells the accounts `near` concerns that it reached the warning level: `account` for
@@ -91,68 +86,27 @@ impl Service {
                 quota: byte_quota(near),
             }));
         }
-        if caller.card.role != Role::Agent {
-            return out;
-        }
-        let orgs = match self.certifying_orgs(caller) {
-            Ok(orgs) => orgs,
-            Err(e) => {
-                debug!("an agent's orgs not looked up at sign-in: {}", e.message);
-                return out;
-            }
+        // Only an org at the warning level is checked (one count read per org the index
+        // names; the certificate or policy is read and verified only for those).
+        let near_org = |org: &str| {
+            self.stored_bytes(&org_bytes_key(org))
+                .ok()
+                .and_then(|used| self.guard.bytes.near(Scope::Org, used))
         };
-        for org in orgs {
-            if let Ok(used) = self.stored_bytes(&org_bytes_key(&org))
-                && let Some(near) = self.guard.bytes.near(Scope::Org, used)
-            {
-                out.push(Frame::Push(Push::QuotaWarning {
+        let orgs = match caller.card.role {
+            Role::Agent => self.certifying_orgs(&caller.card, near_org),
+            Role::Master => self.mastered_orgs(&caller.card, near_org),
+            _ => return out,
+        };
+        match orgs {
+            Ok(orgs) => out.extend(orgs.into_iter().map(|(org, near)| {
+                Frame::Push(Push::QuotaWarning {
                     org: Some(org),
                     quota: byte_quota(near),
-                }));
-            }
+                })
+            })),
+            Err(e) => debug!("an account's orgs not looked up at sign-in: {}", e.message),
         }
         out
-    }
-
-    /// The orgs whose current policy certifies `caller` (an agent) now.
-    fn certifying_orgs(&self, caller: &Caller) -> Result<Vec<String>, Reject> {
-        let name = caller.card.name.as_bytes();
-        let mut orgs = Vec::new();
-        let mut start = Vec::new();
-        loop {
-            let page = self
-                .store
-                .range_from(Collection::Certificates, &start, CERTIFICATE_PAGE)?;
-            let full = page.len() == CERTIFICATE_PAGE;
-            for (key, value) in &page {
-                // Keys are org ‖ 0 ‖ agent (`keys::certificate_key`).
-                let Some(split) = key.iter().position(|b| *b == 0) else {
-                    continue;
-                };
-                if &key[split + 1..] != name {
-                    continue;
-                }
-                let Ok(org) = std::str::from_utf8(&key[..split]) else {
-                    continue;
-                };
-                let Some(policy) = self.policies.get(org, None)? else {
-                    continue;
-                };
-                let cert: AgentCertificate = dec(value, "certificate")?;
-                if cert
-                    .verify(&policy, self.clock.now())
-                    .is_ok_and(|card| card.signing_key == caller.card.signing_key)
-                {
-                    orgs.push(org.to_owned());
-                }
-            }
-            match page.last() {
-                Some((last, _)) if full => {
-                    start = last.clone();
-                    start.push(0);
-                }
-                _ => return Ok(orgs),
-            }
-        }
     }
 }

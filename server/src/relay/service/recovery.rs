@@ -36,7 +36,11 @@ use sealdesk_protocol::{
 };
 use tracing::info;
 
-use super::{Caller, Reply, Service, dec, enc, keys::certificate_key, lock, reject};
+use super::{
+    Caller, Reply, Service, dec, enc,
+    keys::{agent_org_key, certificate_key},
+    lock, reject,
+};
 use crate::{
     connection::CloseReason,
     relay::{session_codes::CLOSE_KEY_REPLACED as KEY_REPLACED_CODE, state::ConvState},
@@ -187,6 +191,13 @@ impl Service {
                 &enc(new.card())?,
             );
             b.delete(Collection::Cards, &old_key);
+            // The same name in the same org: its index entry is there already; written again
+            // so that every certificate write carries its own.
+            b.put(
+                Collection::AgentOrgs,
+                &agent_org_key(&new.name, &c.org),
+                &[],
+            );
             b.put(
                 Collection::Certificates,
                 &certificate_key(&c.org, &new.name),
