@@ -213,6 +213,22 @@ impl RelayProcess {
         self.child.wait()
     }
 
+    /// Stops the relay with SIGTERM (a clean stop: sessions closed, the store flushed) and
+    /// reaps it.
+    ///
+    /// # Errors
+    ///
+    /// The process could not be signalled or waited for.
+    pub fn terminate(&mut self) -> std::io::Result<ExitStatus> {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        if !sent.success() {
+            return Err(std::io::Error::other(format!("kill -TERM: {sent}")));
+        }
+        self.child.wait()
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

@@ -217,3 +217,60 @@ async fn an_accounts_stored_bytes_are_counted_across_nodes() {
         );
     }
 }
+
+/// A node stopped cleanly writes the stored-bytes counts it gathered since its last fold
+/// (only a crash loses them): node A, whose periodic fold is an hour away, stores 82% of an
+/// account's quota and is stopped with SIGTERM; node B then counts those bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_cleanly_writes_the_bytes_it_counted() {
+    let Some((db, keys)) = cluster::database("cluster_limits_stop") else {
+        return;
+    };
+    let key = keys.path().join("log.key");
+    let quota = ("STORED_BYTES_PER_ACCOUNT", "100000");
+    let mut a = ready(start_with(
+        &db,
+        &key,
+        true,
+        &[quota, ("CLUSTER_CATCH_UP_MS", "3600000")],
+    ));
+    let b = ready(start_with(&db, &key, true, &[quota]));
+    let org = Org::setup(&a.url, 10, "acme", 1, 1).await;
+    let customer = &org.customers[0];
+    let mut on_a = RawClient::login(&a.url, customer).await;
+    let mut on_b = RawClient::login(&b.url, customer).await;
+    let chat = org.start_chat(&mut on_a, 0, 11).await;
+    let mut counter = 0;
+    let mut send = async |on: &mut RawClient, text: &str| {
+        counter += 1;
+        on.request(Request::Send(chat.seal(customer, counter, text)))
+            .await
+    };
+    let part = "k".repeat(10_250);
+    for _ in 0..8 {
+        assert!(matches!(
+            send(&mut on_a, &part).await,
+            Response::Stored { .. }
+        ));
+    }
+    // Node A has not folded: node B knows none of it.
+    let r = send(&mut on_b, ".").await;
+    assert!(
+        matches!(r, Response::Stored { quota: None, .. }),
+        "node B does not know node A's bytes before A folds: {r:?}"
+    );
+    on_a.close().await;
+    a.process.terminate().unwrap();
+    sealdesk_tests::eventually("node B counts what node A stored", async || {
+        match send(&mut on_b, ".").await {
+            Response::Stored { quota: Some(q), .. } => (q.used >= 82_000).then_some(()),
+            Response::Stored { .. }
+            | Response::Error {
+                code: ErrorCode::RateLimited,
+                ..
+            } => None,
+            other => panic!("a small message refused on node B: {other:?}"),
+        }
+    })
+    .await;
+}

@@ -102,7 +102,8 @@ pub(super) fn spawn(svc: Arc<Service>, cfg: ClusterConfig) -> JoinHandle<()> {
 /// [`RECHECK_PER_ROUND`] connected agent keys against their names' current keys (a close
 /// lost while the listener stayed up, or never heard without a listener, is made up within a
 /// few periods). Apart from the wake-up rounds, which these database reads and writes held up
-/// for as long as they took (one commit per count changed), and which share no state with them.
+/// for as long as they took, and which share no state with them. A node stopping cleanly folds
+/// its counts once more (`relay::serve_with`).
 async fn chores(svc: Arc<Service>, period: Duration) {
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -265,6 +265,7 @@ async fn serve_with(
         })
     };
     let cluster_task = cluster_cfg.map(|cfg| cluster::spawn(svc.clone(), cfg));
+    let stopping = svc.clone();
     let handler: Arc<dyn SessionHandler> = Arc::new(Relay { svc });
     let result = crate::net::run(listener, Arc::new(config), metrics, handler, shutdown).await;
     // Wait for the sweeper to be gone and for the committer thread to answer its last
@@ -275,6 +276,13 @@ async fn serve_with(
     if let Some(task) = cluster_task {
         task.abort();
         let _ = task.await;
+        // The stored-bytes counts gathered since the last fold: a stopping node writes them
+        // (only a crash loses them).
+        let folded = tokio::task::spawn_blocking(move || stopping.fold_byte_counts()).await;
+        info!(
+            counts = folded.unwrap_or(0),
+            "stored-bytes counts folded at stop"
+        );
     }
     committer.stop_async().await;
     store.flush()?;

@@ -9,9 +9,9 @@
 //! the database ([`ConversationLog::add_counts`]), in the node's chores task
 //! (`relay/cluster.rs`), never in the wake-up rounds ([`Service::fold_byte_counts`]), so two
 //! nodes never lose each other's, deliveries never wait behind the fold, and the send path
-//! makes no database round trip for them. A node that dies
-//! loses the changes it gathered since its last fold (its counts are then low by at most one
-//! catch-up period's bytes).
+//! makes no database round trip for them. A node that stops cleanly folds once more as it
+//! stops (`relay::serve_with`); one that crashes loses the changes it gathered since its last
+//! fold (its counts are then low by at most one catch-up period's bytes).
 //!
 //! [`ByteCounts`]: crate::limits::bytes::ByteCounts
 //! [`ConversationLog::add_counts`]: crate::store::ConversationLog::add_counts
