@@ -98,7 +98,7 @@ async fn send_and_chat_warn_from_eighty_percent_of_the_account_quota() {
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let mut typed = String::new();
-    for n in 0..9 {
+    for n in 0..11 {
         typed.push_str(&body(n));
         typed.push('\n');
     }
@@ -117,7 +117,24 @@ async fn send_and_chat_warn_from_eighty_percent_of_the_account_quota() {
         .iter()
         .filter(|e| e["event"] == "quota_warning")
         .collect();
-    assert_eq!(warnings.len(), 1, "{events:#?}");
+    // The 9th message's (86%) and the 10th's (95%): each shown once, not again from the push
+    // the relay sends as well (a `notice` of kind `warning` with the same words).
+    assert_eq!(warnings.len(), 2, "{events:#?}");
+    assert!(
+        !events.iter().any(
+            |e| e["event"] == "notice" && e["text"].as_str().is_some_and(|t| t.contains(WORDS))
+        ),
+        "a quota warning shown twice: {events:#?}"
+    );
+    // The 11th is refused, and handed back as not sent (the terminal UI's input line).
+    let refused = events
+        .iter()
+        .position(|e| e["event"] == "error" && e.to_string().contains("quota_exceeded"))
+        .unwrap_or_else(|| panic!("the 11th message is refused: {events:#?}"));
+    let handed_back = &events[refused + 1];
+    assert_eq!(handed_back["event"], "notice", "{handed_back}");
+    assert_eq!(handed_back["kind"], "not_sent", "{handed_back}");
+    assert_eq!(handed_back["message"], body(10).as_str(), "{handed_back}");
     let q = warnings[0];
     assert_eq!(q["conversation"], dave_conv.as_str(), "{q}");
     assert_eq!(q["scope"], "account", "{q}");

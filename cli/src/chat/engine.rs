@@ -182,7 +182,15 @@ pub(crate) async fn drive<I: Input, S: Sink>(
                             }
                         }
                         Err(e) if is_fatal(&e) => return Err(e),
-                        Err(e) => failed(client, out, e, s.current).map_err(io)?,
+                        Err(e) => {
+                            failed(client, out, e, s.current).map_err(io)?;
+                            if let (false, Some(id)) = (line.starts_with('/'), s.current) {
+                                // Refused (a quota, a key change, a limit): handed back, so
+                                // that what was typed is not lost (the terminal UI puts it in
+                                // the input line again).
+                                out.show(Shown::NotSent { conversation: id, text: line.to_owned() }).map_err(io)?;
+                            }
+                        }
                     }
                 }
                 // Ctrl-C in the line chat: cancels a running upload, else leaves.

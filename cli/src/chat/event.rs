@@ -132,8 +132,9 @@ pub enum Shown {
         /// The line, as typed: shown as pending until it is sent.
         text: String,
     },
-    /// A line kept to send once the relay was back could not be sent then (the error is
-    /// shown before this): it is no longer pending.
+    /// A line typed, or kept to send once the relay was back, that the relay refused (the
+    /// error is shown before this): it is not pending, and the terminal UI hands it back in
+    /// the input line.
     NotSent {
         /// The conversation it was typed in.
         conversation: ConversationId,

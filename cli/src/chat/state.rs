@@ -368,7 +368,15 @@ impl ChatState {
                 delivery: Some(Delivery::Pending),
             }),
             Shown::Kept { .. } => {}
-            Shown::NotSent { text, .. } => self.drop_pending(&pending_text(&self.me, &text)),
+            Shown::NotSent { text, .. } => {
+                self.drop_pending(&pending_text(&self.me, &text));
+                // What was typed is not lost: back in the input line, unless the user is
+                // already typing something else.
+                if self.input.is_empty() {
+                    self.cursor = text.chars().count();
+                    self.input = text;
+                }
+            }
             Shown::Upload {
                 name,
                 size,
@@ -682,11 +690,23 @@ pub(crate) mod tests {
             text: "refused later".to_owned(),
         });
         assert_eq!(s.pane.len(), 3);
+        s.input = "typing on".to_owned();
         s.apply(Shown::NotSent {
             conversation: conv(1),
             text: "refused later".to_owned(),
         });
         assert_eq!(s.pane.len(), 2, "{:?}", s.pane);
+        assert_eq!(
+            s.input, "typing on",
+            "what the user is typing is not replaced"
+        );
+        // With the input line empty, a refused line is handed back in it.
+        s.input.clear();
+        s.apply(Shown::NotSent {
+            conversation: conv(1),
+            text: "refused by the relay".to_owned(),
+        });
+        assert_eq!((s.input.as_str(), s.cursor), ("refused by the relay", 20));
         // A line kept in another conversation stays out of this pane.
         s.apply(Shown::Kept {
             conversation: conv(2),
