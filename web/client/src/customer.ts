@@ -129,12 +129,19 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   private reading: Promise<void> = Promise.resolve();
   /**
    * Whether the customer chose to chat (`begin`, or a send): from then on each session registers
-   * the card and checks the policy. Before, a fresh account asks the relay nothing (issue 22).
+   * the card and checks the policy. Before, a fresh account only reads the org's policy (issue 22).
    */
   private begun = false;
   /** The session the card was registered on and the policy checked on, and that run. */
   private readied: { session: Session; run: Promise<void> } | null = null;
-  /** The org's policy as checked against the fingerprint (after `begin`, or at once for a known account). */
+  /** The session the latest policy was fetched and checked on (not again when registering there). */
+  private policyCheckedOn: Session | null = null;
+  /**
+   * Whether the relay refused the policy to this unregistered account (`not_registered`: a relay
+   * older than PROTOCOL §13.7's public policy): it is then shown only once the customer begins.
+   */
+  private policyNeedsRegistration = false;
+  /** The org's policy as checked against the fingerprint (once online, registered or not). */
   policy: Policy | null = null;
 
   private constructor(opts: CustomerOptions, keys: IdentityKeys, card: IdentityCard) {
@@ -246,19 +253,31 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   }
 
   /**
-   * Whether the customer has begun (`begin`), or this account is known on the relay already.
-   * Until then nothing is asked of the relay and no `policy` event comes.
+   * Whether the customer has begun (`begin`, a send, a recovery code), or this account is known
+   * on the relay already. Until then the account is not registered: the relay is asked only for
+   * the org's policy.
    */
   hasBegun(): boolean {
     return this.begun || this.conv !== null || this.current()?.registered === true;
   }
 
   /**
-   * The customer chose to chat (the widget: the message box was focused): the card is registered
-   * on the relay (once, and idempotent: another tab or a reload may have done it), then the
-   * org's policy is fetched, checked and told (`policy`) before anything can be sent. Until this,
-   * a fresh account asks the relay nothing — every request but `register` and `get_recovery`
-   * needs a registered card (PROTOCOL §13.3) — so a visitor who only looks, or who recovers
+   * Whether the policy waits for `begin`: the relay refused it to this unregistered account
+   * (`not_registered`, a relay older than PROTOCOL §13.7's public policy). A widget then begins
+   * when the customer goes to write (the message box focused), and shows the policy after that.
+   */
+  policyWaitsForBegin(): boolean {
+    return this.policyNeedsRegistration && this.policy === null && !this.hasBegun();
+  }
+
+  /**
+   * Registers the account on the relay now (once, and idempotent: another tab or a reload may
+   * have done it), watches the org's agent keys, and checks and tells the org's policy
+   * (`policy`) if this session has not yet. A send, a file and a recovery code begin by
+   * themselves: call this only to register before those, as a widget does on a relay that
+   * serves the policy to registered accounts only (`policyWaitsForBegin`). Until the customer
+   * begins, a fresh account asks the relay for the org's policy alone (PROTOCOL §13.7, checked
+   * against the fingerprint and told at once), so a visitor who only reads, or who recovers
    * another account instead, leaves no account on the relay. An account the relay knows
    * (registered at authentication) begins by itself. Offline, it happens once a session is up.
    *
@@ -273,8 +292,9 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   }
 
   /**
-   * Registers the card on `s` and checks the policy there, once per session (concurrent callers
-   * share the run; a failed run is tried again by the next caller).
+   * Registers the card on `s` and checks the policy there (unless it was, before registering),
+   * once per session (concurrent callers share the run; a failed run is tried again by the next
+   * caller).
    */
   private ready(s: Session): Promise<void> {
     if (this.readied?.session === s) return this.readied.run;
@@ -283,7 +303,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
       // Told at once of a re-certified agent (an older relay refuses: nothing else changes).
       await watchAgentKeys(s);
       try {
-        await this.checkPolicy(s, null);
+        if (this.policyCheckedOn !== s) await this.checkPolicy(s, null);
       } catch (e) {
         // A changed master key blocks sending (already told); reading goes on.
         if (!(e instanceof CustomerError && e.failure === "key_changed")) throw e;
@@ -374,11 +394,12 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   }
 
   /**
-   * A session is up (the relay key pinned): nothing more for a fresh account that has not begun;
-   * else the card registered if needed, the policy, then the conversation read from its cursor.
+   * A session is up (the relay key pinned): for a fresh account that has not begun, the org's
+   * policy alone, unregistered (`showPolicy`); else the card registered if needed, the policy,
+   * then the conversation read from its cursor.
    */
   protected async resume(s: Session): Promise<void> {
-    if (!this.hasBegun()) return;
+    if (!this.hasBegun()) return await this.showPolicy(s);
     await this.ready(s);
     // Erased on the relay: the local copy is all there is.
     if (this.conv !== null && this.synced !== null && !this.erased) {
@@ -393,6 +414,22 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     }
   }
 
+  /**
+   * The org's policy fetched on an unregistered session, checked against the fingerprint and told
+   * (`policy`): what a visitor reads before writing, with nothing registered (PROTOCOL §13.7). A
+   * relay that refuses it (`not_registered`, older than that) leaves it for `begin`
+   * (`policyWaitsForBegin`). A wrong fingerprint throws here, before anything is registered.
+   */
+  private async showPolicy(s: Session): Promise<void> {
+    try {
+      await this.checkPolicy(s, null);
+      this.policyNeedsRegistration = false;
+    } catch (e) {
+      if (!(e instanceof RelayError && e.code === "not_registered")) throw e;
+      this.policyNeedsRegistration = true;
+    }
+  }
+
   /** Fetches a policy (the latest when `version` is null), verifies it and checks the pinned master. */
   private async checkPolicy(s: Session, version: number | null): Promise<Policy> {
     if (version !== null) {
@@ -403,6 +440,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     if (r.kind !== "policy") throw new CustomerError("bad_answer", r.kind);
     const p = this.acceptPolicy(r.policy);
     await this.opts.store.put(`policy/${String(p.version).padStart(10, "0")}`, toCbor(policyToCbor(p)));
+    if (version === null) this.policyCheckedOn = s;
     if (version === null && (this.policy === null || p.version >= this.policy.version)) {
       this.policy = p;
       this.emit({ kind: "policy", policy: p, fingerprint: formatFingerprint(cardFingerprint(p.master)) });

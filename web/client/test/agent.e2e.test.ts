@@ -87,8 +87,6 @@ describe("a TypeScript agent with the same identity as the CLI agent", () => {
     agent.start();
     const erin = await Customer.load({ url: relay.url, org: org.org, masterFingerprint: org.fingerprint, store: new MemoryStore(), socket, random, now });
     erin.start();
-    // The customer goes to write: its card registered, the policy shown (issue 22).
-    await erin.begin();
     await eventually("the customer online", () => (erin.policy !== null ? true : undefined));
     await erin.send("anyone there?");
     const id = erin.conversationId() ?? "";
@@ -119,8 +117,6 @@ describe("a TypeScript agent with the same identity as the CLI agent", () => {
     await eventually("online", () => events.find((e) => e.kind === "state" && e.state === "online"));
     const dave = await Customer.load({ url: relay.url, org: org.org, masterFingerprint: org.fingerprint, store: new MemoryStore(), socket, random, now });
     dave.start();
-    // The customer goes to write: its card registered, the policy shown (issue 22).
-    await dave.begin();
     await eventually("the customer online", () => (dave.policy !== null ? true : undefined));
     await dave.send("where is my parcel?");
     const id = dave.conversationId() ?? "";
@@ -156,8 +152,6 @@ describe("a TypeScript agent with the same identity as the CLI agent", () => {
 
     const carol = await Customer.load({ url: relay.url, org: org.org, masterFingerprint: org.fingerprint, store: new MemoryStore(), socket, random, now });
     carol.start();
-    // The customer goes to write: its card registered, the policy shown (issue 22).
-    await carol.begin();
     await eventually("the customer online", () => (carol.policy !== null ? true : undefined));
     const first = await carol.send("my order 1234 never arrived");
     const id = carol.conversationId() ?? "";

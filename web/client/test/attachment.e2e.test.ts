@@ -130,8 +130,6 @@ describe("attachments between the Rust CLI agent and a TypeScript customer", () 
 
     const erin = await Customer.load(fx.options(new MemoryStore()));
     erin.start();
-    // The customer goes to write: its card registered, the policy shown (issue 22).
-    await erin.begin();
     await eventually("the customer online", () => (erin.policy !== null ? true : undefined));
     const empty = await erin.sendFile(new Uint8Array(), "empty.txt", "", "nothing in it");
     const erinId = erin.conversationId() ?? "";

@@ -1,19 +1,55 @@
 /**
  * When a browser customer's account reaches the relay (issue 22), against the real relay and
- * `sealdesk` binaries: a customer loaded and online registers nothing (every request but
- * `register` and `get_recovery` needs a registered card, so it asks nothing at all); `begin` (the
- * widget: the message box focused) registers it and shows the policy; the first message opens
- * the conversation. A reload between the registration and the first message loses and repeats
- * nothing; a second tab on the same store follows without a second account; and a fresh browser
- * profile that recovers another account leaves its own throwaway account off the relay.
+ * `sealdesk` binaries: a customer loaded and online reads and shows the org's policy on its
+ * unregistered session (PROTOCOL §13.7) and registers nothing; the first message registers it
+ * and opens exactly one conversation. A wrong fingerprint is refused at load with nothing
+ * registered. A relay that serves the policy to registered accounts only (older than §13.7's
+ * public policy; a tampering socket answers `not_registered` as it did) gets the registration at
+ * `begin` (the widget: the message box focused), and the policy then. `begin` before the first
+ * message, then a reload, loses and repeats nothing; a second tab on the same store follows
+ * without a second account; and a fresh browser profile that recovers another account leaves
+ * its own throwaway account off the relay.
  *
  * The directory is read with `get_card` from a registered account of the test's own.
  */
 import { IdentityKeys, issueCard, toHex } from "@sealdesk/protocol";
 import { describe, expect, it } from "vitest";
-import { Customer, MemoryStore, Session, recoverAccount, type CustomerEvent } from "../src/index.js";
+import { Customer, CustomerError, MemoryStore, Session, recoverAccount, type CustomerEvent } from "../src/index.js";
 import { onlineCustomer, orgOnRelay, random, now, socket } from "./customer-fixture.js";
 import { eventually } from "./relay.js";
+import { tampering, type Frame } from "./tamper.js";
+
+/** The variant name of a request or response body (`{ get_policy: {…} }` → "get_policy"). */
+const variantOf = (v: unknown): string | undefined => (typeof v === "string" ? v : v !== null && typeof v === "object" && !(v instanceof Uint8Array) && !Array.isArray(v) ? Object.keys(v)[0] : undefined);
+
+/**
+ * A relay older than PROTOCOL §13.7's public policy, as its answers look: `get_policy` on a
+ * session that has not registered is answered `not_registered` (the real relay's answer
+ * replaced on its way). `refused` counts those answers.
+ */
+function policyForRegisteredOnly(): { socket: ReturnType<typeof tampering>; refused: () => number } {
+  let refused = 0;
+  // What this socket's session sent (the tests here use one session per socket).
+  let registered = false;
+  const unregisteredPolicy = new Set<number>();
+  const socket = tampering(
+    (f) => {
+      const r = f.response as Frame | undefined;
+      if (r === undefined || !unregisteredPolicy.has(r.id as number)) return;
+      unregisteredPolicy.delete(r.id as number);
+      r.body = { error: { code: "not_registered", message: "register this card first" } };
+      refused += 1;
+    },
+    (f) => {
+      const q = f.request as Frame | undefined;
+      if (q === undefined) return;
+      const kind = variantOf(q.body);
+      if (kind === "register") registered = true;
+      else if (kind === "get_policy" && !registered) unregisteredPolicy.add(q.id as number);
+    },
+  );
+  return { socket, refused: () => refused };
+}
 
 describe("a browser customer registers on first need", () => {
   const fx = orgOnRelay("web-register");
@@ -38,22 +74,76 @@ describe("a browser customer registers on first need", () => {
     return (JSON.parse(await fx.org.agent(["conversations", "--json"])) as { conversations: { conversation: string }[] }).conversations.map((c) => c.conversation);
   }
 
-  it("loaded and online: nothing on the relay; begun: registered, the policy shown; a reload before the first message repeats nothing", async () => {
-    const store = new MemoryStore();
-    const { customer: carol, events } = await onlineCustomer(fx.options(store));
-    expect(carol.card.name).toMatch(/^web-[0-9a-f]{12}$/);
-    expect(carol.hasBegun()).toBe(false);
-    expect(await onRelay(carol.card.name)).toBe(false);
-    expect(events.some((e) => e.kind === "policy")).toBe(false);
-    expect(carol.policy).toBeNull();
-
-    // The customer goes to write: the card is registered, then the policy checked and shown.
-    await carol.begin();
+  it("a visitor who loads the widget sees the policy and leaves nothing on the relay; the first message registers and opens one conversation", async () => {
+    const { customer: vera, events } = await onlineCustomer(fx.options(new MemoryStore()));
+    expect(vera.card.name).toMatch(/^web-[0-9a-f]{12}$/);
+    // Shown before the customer does anything: read on the unregistered session.
     const shown = events.find((e) => e.kind === "policy");
     expect(shown?.kind === "policy" && shown.fingerprint).toBe(fx.org.fingerprint);
+    expect(vera.masterFingerprint()).toBe(fx.org.fingerprint);
+    expect(vera.hasBegun()).toBe(false);
+    expect(vera.policyWaitsForBegin()).toBe(false);
+    expect(await onRelay(vera.card.name)).toBe(false);
+    expect(vera.conversationId()).toBeNull();
+
+    const before = await agentConversations();
+    const line = await vera.send("just a question about returns");
+    expect(line.mine).toBe(true);
+    expect(await onRelay(vera.card.name)).toBe(true);
+    expect((await agentConversations()).filter((c) => !before.includes(c))).toEqual([vera.conversationId()]);
+    expect(await fx.org.agent(["history", "--conversation", vera.conversationId() ?? ""])).toContain("just a question about returns");
+    // Told once at load; the registration and the open did not tell it again (same version).
+    expect(events.filter((e) => e.kind === "error")).toEqual([]);
+    vera.stop();
+  });
+
+  it("refuses a wrong fingerprint at load, with nothing registered", async () => {
+    const c = await Customer.load(fx.options(new MemoryStore(), { masterFingerprint: "00000 00000 00000 00000 00000 00000" }));
+    const events: CustomerEvent[] = [];
+    c.on((e) => events.push(e));
+    c.start();
+    const refused = await eventually("the refusal", () => events.find((e) => e.kind === "error"));
+    expect(refused.kind === "error" && refused.error instanceof CustomerError && refused.error.failure).toBe("fingerprint_mismatch");
+    expect(events.some((e) => e.kind === "policy")).toBe(false);
+    expect(await onRelay(c.card.name)).toBe(false);
+    c.stop();
+  });
+
+  it("a relay that serves the policy to registered accounts only: nothing until begun, then registered and the policy shown", async () => {
+    const old = policyForRegisteredOnly();
+    const { customer: olga, events } = await onlineCustomer(fx.options(new MemoryStore(), { socket: old.socket }));
+    // The policy was asked for and refused as an older relay does: nothing shown, nothing registered.
+    expect(old.refused()).toBe(1);
+    expect(events.some((e) => e.kind === "policy" || e.kind === "error")).toBe(false);
+    expect(olga.policy).toBeNull();
+    expect(olga.policyWaitsForBegin()).toBe(true);
+    expect(await onRelay(olga.card.name)).toBe(false);
+
+    // The customer goes to write (the box focused): registered, then the policy shown.
+    await olga.begin();
+    const shown = events.find((e) => e.kind === "policy");
+    expect(shown?.kind === "policy" && shown.fingerprint).toBe(fx.org.fingerprint);
+    expect(olga.policyWaitsForBegin()).toBe(false);
+    expect(await onRelay(olga.card.name)).toBe(true);
+    const before = await agentConversations();
+    await olga.send("hello from an older relay");
+    expect((await agentConversations()).filter((c) => !before.includes(c))).toEqual([olga.conversationId()]);
+    expect(old.refused()).toBe(1);
+    expect(events.filter((e) => e.kind === "error")).toEqual([]);
+    olga.stop();
+  });
+
+  it("begun before the first message: registered, the policy not asked again; a reload before the first message repeats nothing", async () => {
+    const store = new MemoryStore();
+    const { customer: carol, events } = await onlineCustomer(fx.options(store));
+    expect(events.filter((e) => e.kind === "policy")).toHaveLength(1);
+    expect(await onRelay(carol.card.name)).toBe(false);
+
+    // Begun (a recovery code, a widget on an older relay): the card registered, the policy
+    // checked on this session already.
+    await carol.begin();
     expect(await onRelay(carol.card.name)).toBe(true);
     expect(carol.conversationId()).toBeNull();
-    // Begun twice (the box focused again): nothing asked again on this session.
     await carol.begin();
     expect(events.filter((e) => e.kind === "policy")).toHaveLength(1);
     carol.stop();

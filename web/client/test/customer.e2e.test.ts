@@ -21,7 +21,6 @@ describe("a TypeScript customer and the Rust CLI agent", () => {
     const events: CustomerEvent[] = [];
     carol.on((e) => events.push(e));
     carol.start();
-    await carol.begin();
     const policy = await eventually("the policy", () => events.find((e) => e.kind === "policy"));
     expect(policy.kind === "policy" && policy.fingerprint).toBe(fx.org.fingerprint);
     await eventually("online", () => events.find((e) => e.kind === "state" && e.state === "online"));
@@ -62,24 +61,19 @@ describe("a TypeScript customer and the Rust CLI agent", () => {
     again.stop();
   });
 
-  it("refuses an org whose master does not match the fingerprint given, before opening anything", async () => {
+  it("refuses an org whose master does not match the fingerprint given at load, before registering or opening anything", async () => {
     const c = await Customer.load(options(new MemoryStore(), "00000 00000 00000 00000 00000 00000"));
-    const errors: Error[] = [];
-    let online = false;
-    c.on((e) => {
-      if (e.kind === "error") errors.push(e.error);
-      if (e.kind === "state") online = e.state === "online";
-    });
+    const events: CustomerEvent[] = [];
+    c.on((e) => events.push(e));
     c.start();
-    await eventually("online", () => (online ? true : undefined));
-    // Refused when the customer begins (the policy is fetched then), before anything is opened.
-    const err = await c.begin().catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(CustomerError);
-    expect((err as CustomerError).failure).toBe("fingerprint_mismatch");
-    expect(errors).toEqual([]);
-    // Writing is refused the same way, and opens nothing.
-    const sent = await c.send("hello?").catch((e: unknown) => e);
-    expect((sent as CustomerError).failure).toBe("fingerprint_mismatch");
+    // The policy is read at load, unregistered: refused there, and the connection stopped.
+    const refused = await eventually("the refusal", () => events.find((e) => e.kind === "error"));
+    expect(refused.kind === "error" && refused.error).toBeInstanceOf(CustomerError);
+    expect(refused.kind === "error" && (refused.error as CustomerError).failure).toBe("fingerprint_mismatch");
+    expect(events.some((e) => e.kind === "policy" || (e.kind === "state" && e.state === "online"))).toBe(false);
+    expect(c.policy).toBeNull();
+    // Writing is refused (offline), and opens nothing.
+    await expect(c.send("hello?")).rejects.toThrow();
     expect(c.conversationId()).toBeNull();
     c.stop();
   });

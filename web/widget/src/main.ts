@@ -81,7 +81,8 @@ async function main(): Promise<void> {
 
   const canSend = (): boolean => online && policyShown && customer.blockedBecause() === null;
   const refresh = (): void => {
-    // The box takes the focus before the policy is shown: focusing it is what begins the chat.
+    // The box takes the focus before the policy is shown: on a relay that shows the policy only
+    // to registered accounts, focusing it is what begins the chat.
     text.disabled = !(online && customer.blockedBecause() === null);
     file.disabled = !canSend();
     send.disabled = !canSend();
@@ -234,7 +235,9 @@ async function main(): Promise<void> {
       case "state":
         online = e.state === "online";
         if (online) live.seen();
-        if (online && !customer.hasBegun()) el("summary").textContent = "Click in the message box to start: who can read this chat is shown here before you write.";
+        // An older relay shows the policy only to a registered account: registered once the
+        // customer goes to write, and shown before anything is sent.
+        if (online && customer.policyWaitsForBegin()) el("summary").textContent = "Click in the message box to start: who can read this chat is shown here before you write.";
         conn.dataset.state = e.state;
         conn.textContent = STATES[e.state] ?? e.state;
         conn.title = e.detail ?? "";
@@ -297,16 +300,19 @@ async function main(): Promise<void> {
   });
   tabs?.addEventListener("message", () => void customer.resync().then(refresh));
 
-  // A fresh account is registered on the relay, and the policy fetched, only once the customer
-  // goes to write (issue 22): a visitor who only looks, or who recovers an account instead,
-  // leaves nothing on the relay. An account the relay knows begins by itself.
+  // The policy is shown as soon as the widget is online, on an unregistered session; a fresh
+  // account is registered on the relay only by the first message or file, or a recovery code
+  // (issue 22): a visitor who only reads, or who recovers an account instead, leaves nothing on
+  // the relay. An account the relay knows begins by itself. A relay that shows the policy only
+  // to registered accounts (older than PROTOCOL §13.7's public policy) gets the registration
+  // when the customer goes to write (the box focused), and the policy then.
   const beginChat = (): Promise<void> =>
     customer
       .begin()
       .catch((err: unknown) => (err instanceof RelayError ? alertSays(`The chat could not start: ${plainRefusal(err)}`) : showError(err)))
       .finally(refresh);
   text.addEventListener("focus", () => {
-    if (!policyShown) void beginChat();
+    if (!policyShown && customer.policyWaitsForBegin()) void beginChat();
   });
 
   el<HTMLFormElement>("composer").addEventListener("submit", (ev) => {

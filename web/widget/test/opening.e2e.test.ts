@@ -32,7 +32,6 @@ describe("one notice per opening in the widget (Chromium)", () => {
     watchPage(page, s.problems, false);
     await page.goto(`${s.relay.origin}/?org=globex&fp=${encodeURIComponent(fingerprint)}`);
     await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");
-    await page.locator("#text").click();
     await expect.poll(() => page.locator("#summary").textContent()).toContain("end-to-end encrypted");
     await page.locator("#text").fill("please look at my case");
     await page.locator("#text").press("Enter");

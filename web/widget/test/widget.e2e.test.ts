@@ -30,16 +30,16 @@ describe("the widget in Chromium", () => {
     expect(csp).toContain("script-src 'self'");
     expect(csp).not.toContain("unsafe-inline");
 
-    // Nothing is asked of the relay for a fresh account until the customer goes to write (issue
-    // 22): the panel says how to begin; the message box focused, the policy is shown.
-    await expect.poll(() => page.locator("#conn").getAttribute("data-state")).toBe("online");
-    expect(await page.locator("#summary").textContent()).toContain("Click in the message box");
-    expect(await page.locator("#send").isDisabled()).toBe(true);
-    await page.locator("#text").click();
+    // The policy is shown at load, before the customer does anything (read on the unregistered
+    // session: the account is registered by the first message, issue 22); no prompt to click.
     await expect.poll(() => page.locator("#summary").textContent()).toContain("end-to-end encrypted");
     const policyShownMs = Date.now() - started;
+    expect(await page.locator("#summary").textContent()).not.toContain("Click in the message box");
     expect(await page.locator("#fingerprint").textContent()).toBe(s.org.fingerprint);
+    expect(await page.locator("#fp-note").textContent()).toContain("matches");
+    expect(await page.evaluate(() => document.activeElement?.id ?? "")).not.toBe("text");
     await expect.poll(() => page.locator("#conn").getAttribute("data-state")).toBe("online");
+    expect(await page.locator("#send").isDisabled()).toBe(false);
     await page.screenshot({ path: join(shots, "widget-policy.png") });
 
     await page.locator("#text").fill("my order 1234 never arrived");
@@ -226,16 +226,14 @@ describe("the widget in Chromium", () => {
     await page.screenshot({ path: join(shots, "widget-wrong-fingerprint.png") });
     await page.close();
 
-    // A fresh profile asks nothing until the customer goes to write; then it is refused the same way.
+    // A fresh profile (nothing registered) is refused the same way at load, with no click.
     const profile = await launch(join(s.root, "profile-wrong-fingerprint"));
     try {
       const fresh = await profile.newPage();
       await fresh.goto(wrong);
-      await expect.poll(() => fresh.locator("#conn").getAttribute("data-state")).toBe("online");
-      expect(await fresh.locator("#alert").isHidden()).toBe(true);
-      await fresh.locator("#text").click();
       await expect.poll(() => fresh.locator("#alert").textContent(), { timeout: 10_000 }).toContain("fingerprint_mismatch");
       expect(await fresh.locator("#send").isDisabled()).toBe(true);
+      expect(await fresh.locator("#text").isDisabled()).toBe(true);
       expect(await fresh.locator("#summary").textContent()).not.toContain("end-to-end encrypted");
     } finally {
       await profile.close();

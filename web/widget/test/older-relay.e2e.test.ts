@@ -1,0 +1,81 @@
+/**
+ * The widget on a relay older than PROTOCOL §13.7's public policy, in Chromium against the real
+ * relay: the page's WebSocket is routed through Playwright, and `get_policy` on a session that
+ * has not registered is answered `not_registered`, as such a relay answers. The widget then says
+ * how to begin, registers when the message box is focused, shows the policy, and sends. A relay
+ * that serves the policy is `widget.e2e.test.ts`. Screenshot `widget-older-relay.png`.
+ */
+import { join } from "node:path";
+import { decodeFrame, encodeFrame, type CborValue } from "@sealdesk/protocol";
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
+import { SHOTS as shots, watchPage, chromiumSuite } from "../../client/test/chromium.js";
+
+type Frame = { [k: string]: CborValue };
+
+/** The variant name of a request body (`{ get_policy: {…} }` → "get_policy"). */
+const variantOf = (v: CborValue | undefined): string | undefined =>
+  typeof v === "string" ? v : v !== null && typeof v === "object" && !(v instanceof Uint8Array) && !Array.isArray(v) ? Object.keys(v)[0] : undefined;
+
+/**
+ * Routes `page`'s relay WebSockets so that an unregistered session's `get_policy` is refused
+ * `not_registered` (the real relay's answer replaced); returns how many were refused so far.
+ */
+async function olderRelay(page: Page): Promise<() => number> {
+  let refused = 0;
+  await page.routeWebSocket(/\/v1\/ws$/, (ws) => {
+    const server = ws.connectToServer();
+    let registered = false;
+    const unregisteredPolicy = new Set<number>();
+    ws.onMessage((m) => {
+      if (typeof m !== "string") {
+        const q = (decodeFrame(new Uint8Array(m)) as Frame).request as Frame | undefined;
+        const kind = variantOf(q?.body);
+        if (kind === "register") registered = true;
+        else if (kind === "get_policy" && !registered) unregisteredPolicy.add(q?.id as number);
+      }
+      server.send(m);
+    });
+    server.onMessage((m) => {
+      if (typeof m === "string") return ws.send(m);
+      const frame = decodeFrame(new Uint8Array(m)) as Frame;
+      const r = frame.response as Frame | undefined;
+      if (r === undefined || !unregisteredPolicy.delete(r.id as number)) return ws.send(m);
+      r.body = { error: { code: "not_registered", message: "register this card first" } };
+      refused += 1;
+      ws.send(Buffer.from(encodeFrame(frame)));
+    });
+  });
+  return () => refused;
+}
+
+describe("the widget on a relay that shows the policy to registered accounts only (Chromium)", () => {
+  const s = chromiumSuite("widget-older-relay");
+
+  it("says to click in the message box, registers then, shows the policy and sends", async () => {
+    const page = await s.browser.newPage();
+    watchPage(page, s.problems, false);
+    const refused = await olderRelay(page);
+    await page.goto(`${s.relay.origin}/?org=${s.org.org}&fp=${encodeURIComponent(s.org.fingerprint)}`);
+    await expect.poll(() => page.locator("#conn").getAttribute("data-state")).toBe("online");
+    expect(refused()).toBe(1);
+    expect(await page.locator("#summary").textContent()).toContain("Click in the message box");
+    expect(await page.locator("#send").isDisabled()).toBe(true);
+    expect(await page.locator("#alert").isHidden()).toBe(true);
+
+    await page.locator("#text").click();
+    await expect.poll(() => page.locator("#summary").textContent()).toContain("end-to-end encrypted");
+    expect(await page.locator("#fingerprint").textContent()).toBe(s.org.fingerprint);
+    expect(await page.locator("#send").isDisabled()).toBe(false);
+    await page.screenshot({ path: join(shots, "widget-older-relay.png") });
+
+    await page.locator("#text").fill("hello from behind an older relay");
+    await page.locator("#text").press("Enter");
+    await expect.poll(() => page.locator("#log li.line .text").allTextContents()).toEqual(["hello from behind an older relay"]);
+    const id = (await page.locator("body").getAttribute("data-conversation")) ?? "";
+    expect(await s.org.agent(["history", "--conversation", id])).toContain("hello from behind an older relay");
+    expect(refused()).toBe(1);
+    expect(await page.locator("#alert").isHidden()).toBe(true);
+    expect(s.problems).toEqual([]);
+  });
+});
