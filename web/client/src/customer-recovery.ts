@@ -1,16 +1,28 @@
 /**
  * Recovery codes in the browser (PROTOCOL §3.5), the twin of the CLI's `recovery-code` and
- * `recover --name NAME` with a replaceable code: the same record, sealed and opened with the
- * same derivations (`@sealdesk/protocol`'s `recovery_record.ts`, held to the Rust vectors).
+ * `recover --name NAME`, with either kind of code: a replaceable code opens the record the relay
+ * keeps (sealed and opened with the same derivations as the CLI's: `@sealdesk/protocol`'s
+ * `recovery_record.ts`, held to the Rust vectors); an `init` code (version 1) stands for the keys
+ * themselves (`recoveryIdentityKeys`), and the card is rebuilt from the name and the code's
+ * creation time, byte for byte the card `init` made.
  *
  * ```text
  *   save     fresh version-2 code → seal keys + card under it → put_recovery → ok → the code
  *            (shown once by the caller; nothing here keeps it)
- *   recover  code parsed (checksum) → get_recovery { name, proof } on a session of throwaway
- *            keys → record opened (keys must be its card's) → session as the account: registered?
- *            → the org's policy checked against the page's fingerprint → the org's conversation,
- *            its agent from the history → fence, account, conversation stored
+ *   recover  code parsed (checksum) ─┬ version 2: get_recovery { name, proof } on a session of
+ *                                     │   throwaway keys → record opened (keys must be its card's)
+ *                                     └ version 1: keys derived from the code, card rebuilt
+ *            → session as the account: registered? (version 1: the relay's card for the name is
+ *            the rebuilt one, and no replaceable code has replaced this one) → the org's policy
+ *            checked against the page's fingerprint → the org's conversation, its agent from the
+ *            history → fence, account, conversation stored
  * ```
+ *
+ * **An `init` code asks the relay nothing before the handshake.** The keys are the code's, so
+ * the session's welcome says whether the relay holds exactly the rebuilt card (a card is
+ * registered only under its own name, and a name has one key). The relay does not tell an
+ * unregistered session whether a name exists, so an unknown name and a code of another account
+ * are one refusal (`no_account`), worded for both.
  *
  * **Nothing stored on a refusal.** Every check (the code, the relay's answers, the record, the
  * account being registered, the policy's fingerprint) is made before the first write.
@@ -28,6 +40,7 @@ import {
   RECORD_CODE_VERSION,
   cardFingerprint,
   cardToCbor,
+  equal,
   fingerprintMatches,
   formatFingerprint,
   formatRecoveryCode,
@@ -35,6 +48,7 @@ import {
   issueCard,
   openRecoveryRecord,
   parseRecoveryCode,
+  recoveryIdentityKeys,
   recoveryProof,
   recoveryRecordFromCbor,
   recoveryRecordToCbor,
@@ -85,8 +99,12 @@ export async function noteOwnEpoch(store: Store, epoch: number): Promise<void> {
 export type RecoveryFailure =
   /** The code as typed: a wrong character, length or checksum (a typo). */
   | "code_format"
-  /** A code `sealdesk init` showed (version 1): it is recovered with the CLI. */
-  | "not_a_record_code"
+  /** An `init` code: the relay knows no account of this name with the code's keys (an unknown name, or another account's code). */
+  | "no_account"
+  /** An `init` code the account has replaced with a replaceable code since: only the newest code recovers it. */
+  | "code_replaced"
+  /** An `init` code: the relay says the account is known, but its card for the name is not the one the code makes. */
+  | "card_mismatch"
   /** The relay keeps no recovery record for this name. */
   | "unknown_name"
   /** The relay's record is not for this code (a wrong code, or one replaced since). */
@@ -170,15 +188,42 @@ export interface Recovered {
 }
 
 function parseCode(text: string): RecoveryCode {
-  let code: RecoveryCode;
   try {
-    code = parseRecoveryCode(text);
+    return parseRecoveryCode(text);
   } catch (e) {
     if (e instanceof ProtocolError) throw new RecoveryError("code_format", e.message);
     throw e;
   }
-  if (code.version !== RECORD_CODE_VERSION) throw new RecoveryError("not_a_record_code", "a code `sealdesk init` showed: recover with `sealdesk recover`");
-  return code;
+}
+
+/** The keys an `init` code stands for, and the card `init` made with them for `name`. */
+function derivedAccount(code: RecoveryCode, name: string): { keys: IdentityKeys; card: IdentityCard } {
+  const keys = recoveryIdentityKeys(code);
+  try {
+    return { keys, card: issueCard(keys, name, "customer", code.createdAt) };
+  } catch (e) {
+    // Not a name an account can have: no account of it exists to recover.
+    if (e instanceof ProtocolError) throw new RecoveryError("no_account", `${JSON.stringify(name)} is not an account name (${e.message})`);
+    throw e;
+  }
+}
+
+/**
+ * For an `init` code, on the account's registered session: the relay's card for the name must
+ * be the rebuilt card, byte for byte, and the code must not have been replaced by a replaceable
+ * one (the relay then holds a record for the name, and answers a proof of nothing `forbidden`,
+ * as the CLI asks it).
+ */
+async function checkDerivedAccount(s: Session, card: IdentityCard): Promise<void> {
+  const held = await s.request({ kind: "get_card", name: card.name });
+  if (held.kind === "error" && held.code === "not_found") throw new RecoveryError("card_mismatch", `the relay holds no card named ${card.name}`);
+  if (held.kind === "error") throw new RelayError(held.code, held.message);
+  if (held.kind !== "card") throw new RecoveryError("bad_answer", held.kind);
+  if (!equal(toCbor(cardToCbor(held.card)), toCbor(cardToCbor(card)))) throw new RecoveryError("card_mismatch", `the relay's card for ${card.name} is not the one this code makes`);
+  const record = await s.request({ kind: "get_recovery", name: card.name, proof: new Uint8Array(0) });
+  if (record.kind === "error" && record.code === "forbidden") throw new RecoveryError("code_replaced", `${card.name} made a newer recovery code`);
+  if (record.kind === "error" && record.code !== "not_found") throw new RelayError(record.code, record.message);
+  if (record.kind !== "error") throw new RecoveryError("bad_answer", `a recovery record for an empty proof (${record.kind})`);
 }
 
 /** Fetches and opens the record of `name` on a session of throwaway keys; returns the keys, the verified card and the relay key seen. */
@@ -231,9 +276,10 @@ async function restoreConversation(s: Session, org: string, me: IdentityCard): P
 }
 
 /**
- * Recovers the account `name` with its replaceable code into `o.store`: its keys (exactly as
- * the store keeps an account it made), its conversation with the org, and its fence (it sends
- * only in an epoch it opens from now on). The caller then loads a `Customer` from the store, which reads the history.
+ * Recovers the account `name` with its recovery code, of either kind, into `o.store`: its keys
+ * (exactly as the store keeps an account it made), its conversation with the org, and its fence
+ * (it sends only in an epoch it opens from now on). The caller then loads a `Customer` from the
+ * store, which reads the history.
  *
  * # Errors
  * A `RecoveryError` saying why (nothing is stored then); a `SessionError` or `RelayError` when
@@ -243,18 +289,22 @@ export async function recoverAccount(o: RecoverOptions): Promise<Recovered> {
   if ((await o.store.get(RECORDS.conversation)) !== undefined) throw new RecoveryError("has_conversation", "this browser already holds a conversation with the business");
   const code = parseCode(o.code);
   const pinned = (await o.store.get(RECORDS.relayKey)) ?? null;
-  let opened;
+  const derived = code.version !== RECORD_CODE_VERSION;
+  let opened: { keys: IdentityKeys; card: IdentityCard; relayKey: Uint8Array | null };
   try {
-    opened = await openRecord(o, code, pinned);
+    opened = derived ? { ...derivedAccount(code, o.name), relayKey: pinned } : await openRecord(o, code, pinned);
   } finally {
     code.entropy.fill(0);
   }
-  const { keys, card, relayKey } = opened;
-  const s = await Session.connect(o.url, keys, card, o.socket, relayKey);
+  const { keys, card } = opened;
+  const s = await Session.connect(o.url, keys, card, o.socket, opened.relayKey);
+  const relayKey = s.relayKey;
   let restored: Restored | null;
   let master: Uint8Array;
   try {
+    if (!s.registered && derived) throw new RecoveryError("no_account", `the relay knows no account ${card.name} with this code's keys`);
     if (!s.registered) throw new RecoveryError("not_registered", `the relay does not know the account ${card.name}`);
+    if (derived) await checkDerivedAccount(s, card);
     const p = await ask(s, { kind: "get_policy", org: o.org, version: null });
     if (p.kind !== "policy") throw new RecoveryError("bad_answer", p.kind);
     const policy = verifyPolicy(p.policy);

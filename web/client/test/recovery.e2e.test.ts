@@ -2,8 +2,8 @@
  * Recovery codes between the browser and the CLI, against the real relay and `sealdesk` binaries
  * (issue 22): a code the TypeScript customer saves opens with `sealdesk recover`, and a code
  * `sealdesk recovery-code` made recovers the account into a browser store, where the history
- * reads and sending goes on; a second save retires the first; a wrong code, an unknown name, an
- * `init` code, a typo and a tampered record are each refused with their own failure, and nothing
+ * reads and sending goes on; a second save retires the first; a wrong code, an unknown name, a
+ * replaced `init` code, a typo and a tampered record are each refused with their own failure, and nothing
  * is stored.
  */
 import { join } from "node:path";
@@ -98,8 +98,8 @@ describe("recovery codes, browser and CLI", () => {
     expect([next.epoch, next.counter]).toEqual([1, 1]);
     customer.stop();
 
-    // The init code was replaced by the record's: refused as a code the CLI recovers with.
-    await refused("dave", dave.initCode, "not_a_record_code");
+    // The init code was replaced by the record's: only the newest code recovers the account.
+    await refused("dave", dave.initCode, "code_replaced");
     // Recovering into a store that holds a conversation would overwrite it.
     const err = await recoverAccount(recoverOptions(store, "dave", code)).catch((e: unknown) => e);
     expect((err as RecoveryError).failure).toBe("has_conversation");

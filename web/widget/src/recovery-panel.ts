@@ -6,7 +6,8 @@
  *   name, until the customer says it is written down. The code is kept nowhere: not in the store,
  *   not in the page once hidden.
  * - "I have a recovery code": offered while this browser holds no conversation with the org
- *   (a fresh profile, cleared storage). Name and code → `recoverAccount` → the account's keys and
+ *   (a fresh profile, cleared storage). Name and code — either a code this panel or `sealdesk
+ *   recovery-code` made, or the one `sealdesk init` showed — → `recoverAccount` → the account's keys and
  *   conversation in this browser's store → the page reloads as that account. Every refusal says
  *   why in plain words, and nothing is stored then.
  *
@@ -31,8 +32,12 @@ export function recoveryRefusal(e: unknown, name: string, org: string): string {
     switch (e.failure) {
       case "code_format":
         return "That is not a recovery code: check it for a typo (40 letters and digits, in groups of five).";
-      case "not_a_record_code":
-        return "This code was shown by the sealdesk command-line tool when the account was made: recover with `sealdesk recover` there.";
+      case "no_account":
+        return `The relay knows no account ${who} that this code opens: check the account name and the code (an account made in a browser is named web-…).`;
+      case "code_replaced":
+        return `This code was replaced: a newer recovery code was made for ${who}, and only the newest one works.`;
+      case "card_mismatch":
+        return `The relay's card for ${who} is not the one this code makes: it was changed. Tell ${org} through another channel.`;
       case "unknown_name":
         return `No recovery code was saved for ${who}: check the account name (an account made in a browser is named web-…).`;
       case "wrong_code":
