@@ -19,11 +19,13 @@
  * - **Export** is the JSON the CLI writes with `sealdesk history --export` (its `lines` the
  *   same `{ line: "item", entry: { type, … } }` shape), with `format` and `exported_at` added.
  */
-import { ProtocolError, entrySignedBytes, erasureSignedBytes, fromCbor, toCbor, type AuditEntry, type CborValue, type IdentityKeys } from "@sealdesk/protocol";
+import { ProtocolError, consentSignedBytes, entrySignedBytes, erasureSignedBytes, fromCbor, toCbor, toHex, type AuditEntry, type CborValue, type IdentityKeys, type Policy } from "@sealdesk/protocol";
+import { CustomerError } from "./customer-model.js";
+import { consentToCbor } from "./frames.js";
 import type { ChatLine } from "./customer.js";
 import type { ShownNotice } from "./customer-notices.js";
 import { auditEntryFromCbor, type checkNotice } from "./notice.js";
-import type { Session } from "./session.js";
+import { SessionError, type Session } from "./session.js";
 import type { Store } from "./store.js";
 
 /** Where a consent stands (the words the CLI's `consent list` prints). */
@@ -75,6 +77,52 @@ export interface RightsHost {
   notices: () => readonly ShownNotice[];
   /** Checks an entry just appended, as a notice (null when offline). */
   checkEntry: (index: number, entry: AuditEntry) => Promise<Awaited<ReturnType<typeof checkNotice>> | null>;
+}
+
+/** What granting a consent needs besides the host. */
+export interface GrantFrom {
+  /** The org's latest policy, if checked. */
+  policy: Policy | null;
+  /** The conversation's newest epoch, if any. */
+  lastEpoch: number | null;
+  random: (n: number) => Uint8Array;
+}
+
+/**
+ * Grants the org's master a single-use consent to read epochs 0 to the newest of the
+ * conversation for `purpose`, valid for `validSecs` (at most the policy's longest), signed by the
+ * customer, kept in the store and shared with the relay; its id (hex).
+ */
+export async function grantConsent(host: RightsHost, from: GrantFrom, purpose: string, validSecs: number): Promise<string> {
+  const conversation = host.conversation();
+  const { policy, lastEpoch } = from;
+  if (conversation === null || lastEpoch === null) throw new CustomerError("not_open");
+  if (policy === null || !policy.allowConsent) throw new CustomerError("bad_answer", "this org's policy allows no consent");
+  const issuedAt = host.now();
+  const unsigned = {
+    id: from.random(16),
+    org: policy.org,
+    conversation,
+    epochs: { first: 0, last: lastEpoch },
+    grantee: policy.master.signingKey,
+    scope: "full" as const,
+    purpose,
+    issuedAt,
+    expiresAt: issuedAt + Math.min(validSecs, policy.maxReleaseValiditySecs),
+    customer: host.keys.signingPublic,
+  };
+  const token = { ...unsigned, signature: host.keys.sign(consentSignedBytes(unsigned)) };
+  await host.store.put(`${CONSENT_PREFIX}${toHex(token.id)}`, toCbor(consentToCbor(token)));
+  const s = host.session();
+  if (s === null) throw new SessionError("closed", "offline");
+  const r = await s.call({ kind: "share_consent", token });
+  if (r.kind !== "stored") throw new CustomerError("bad_answer", r.kind);
+  return toHex(token.id);
+}
+
+/** The ids (hex) of the consents granted from this browser. */
+export async function consentIds(store: Store): Promise<string[]> {
+  return (await store.keys(CONSENT_PREFIX)).map((k) => k.slice(CONSENT_PREFIX.length));
 }
 
 /** The record of a consent granted here (the token's CBOR, `consent/<id>`). */

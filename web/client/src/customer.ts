@@ -13,7 +13,8 @@
  * What has a module of its own: the notices (`customer-notices.ts`), the holes
  * (`customer-holes.ts`), uploads (`customer-uploads.ts`), consents and erasure
  * (`customer-rights.ts`), recovery (`customer-recovery.ts`), the checks of the agent's key
- * (`customer-agent-key.ts`) and the typing signals (`customer-typing.ts`).
+ * (`customer-agent-key.ts`), the typing signals (`customer-typing.ts`) and the org's policies
+ * (`customer-policy.ts`).
  */
 import {
   EpochSecret,
@@ -25,14 +26,11 @@ import {
   cardToCbor,
   envelopeToCbor,
   epochToCbor,
-  consentSignedBytes,
   equal,
-  fingerprintMatches,
   formatFingerprint,
   fromCbor,
   openEpoch,
   openMessage,
-  policyToCbor,
   sealMessage,
   toCbor,
   toHex,
@@ -47,12 +45,12 @@ import {
   type Policy,
 } from "@sealdesk/protocol";
 import { attachmentLineText, decodeAttachmentRef, downloadAttachment, sealAttachment, type AttachmentRef } from "./attachment.js";
-import { consentToCbor, policyFromCbor, sequencedFromCbor, type ByteQuota, type Push, type Sequenced } from "./frames.js";
+import { sequencedFromCbor, type ByteQuota, type Push, type Sequenced } from "./frames.js";
 import { SequenceHoles } from "./customer-holes.js";
 import { learnRevocations } from "./customer-revocations.js";
 import { Uploads, type UploadState } from "./customer-uploads.js";
 import { CustomerNotices, RECHECK_NOTICES_MS, type ShownNotice } from "./customer-notices.js";
-import { consentStates, eraseConversation, historyExport, isErased, revokeConsent, type ConsentStatus, type HistoryExport, type RevokeOutcome, type RightsHost } from "./customer-rights.js";
+import { consentIds, consentStates, eraseConversation, grantConsent, historyExport, isErased, revokeConsent, type ConsentStatus, type HistoryExport, type RevokeOutcome, type RightsHost } from "./customer-rights.js";
 import { policySummary } from "./summary.js";
 import { AgentKeyWatch, watchAgentKeys } from "./customer-agent-key.js";
 import { epochPrk } from "./signal.js";
@@ -63,6 +61,7 @@ import { RECORDS, itemKey } from "./store.js";
 import { CustomerError, type ChatLine, type CustomerEvent, type CustomerOptions } from "./customer-model.js";
 import { maySendIn, noteOwnEpoch, saveRecoveryCode } from "./customer-recovery.js";
 import { makeEpochRecord, replayWindow } from "./epochs.js";
+import { CustomerPolicies } from "./customer-policy.js";
 
 export * from "./customer-model.js";
 
@@ -105,7 +104,6 @@ function bytesOf(v: CborValue | undefined): Uint8Array {
 /** A customer of one org, with at most one conversation. */
 export class Customer extends Member<CustomerEvent, CustomerOptions> {
   private readonly epochs = new Map<number, EpochState>();
-  private readonly policies = new Map<number, Policy>();
   private readonly names = new Map<string, string>();
   private readonly lines: ChatLine[] = [];
   private readonly noticeBook: CustomerNotices;
@@ -118,7 +116,6 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   private synced: SyncedConversation | null = null;
   /** The items of the conversation handled so far, and the holes among them. */
   private holes = new SequenceHoles();
-  private pinnedMaster: Uint8Array | null = null;
   private blocked: string | null = null;
   private erased = false;
   private readSeq = 0;
@@ -135,17 +132,18 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   /** The session the card was registered on and the policy checked on, and that run. */
   private readied: { session: Session; run: Promise<void> } | null = null;
   /** The session the latest policy was fetched and checked on (not again when registering there). */
-  private policyCheckedOn: Session | null = null;
-  /**
-   * Whether the relay refused the policy to this unregistered account (`not_registered`: a relay
-   * older than PROTOCOL §13.7's public policy): it is then shown only once the customer begins.
-   */
-  private policyNeedsRegistration = false;
-  /** The org's policy as checked against the fingerprint (once online, registered or not). */
-  policy: Policy | null = null;
+  /** The org's policies: verified, kept, the latest told (`customer-policy.ts`). */
+  private readonly policies: CustomerPolicies;
 
   private constructor(opts: CustomerOptions, keys: IdentityKeys, card: IdentityCard) {
     super(opts, keys, card);
+    this.policies = new CustomerPolicies({
+      org: opts.org,
+      masterFingerprint: opts.masterFingerprint,
+      store: opts.store,
+      told: (policy) => this.emit({ kind: "policy", policy, fingerprint: formatFingerprint(cardFingerprint(policy.master)) }),
+      keyChanged: (detail) => this.keyChanged(detail),
+    });
     this.noticeBook = new CustomerNotices({
       org: opts.org,
       store: opts.store,
@@ -154,7 +152,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
       conversation: () => this.conv?.conversation ?? null,
       session: () => this.current(),
       relayKey: () => this.conn?.relayKey ?? null,
-      policy: () => this.policy,
+      policy: () => this.policies.latest,
       show: (notice) => this.emit({ kind: "notice", notice }),
       error: (error) => this.fail(error),
     });
@@ -180,7 +178,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     });
     this.agentKeys = new AgentKeyWatch({
       org: opts.org,
-      policy: (s) => this.checkPolicy(s, null),
+      policy: (s) => this.policies.check(s, null),
       now: opts.now,
       pinned: () => (this.erased ? null : (this.conv?.agent ?? null)),
       session: () => this.current(),
@@ -210,6 +208,11 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     return c;
   }
 
+  /** The org's latest policy, once checked (the `policy` event tells it too). */
+  get policy(): Policy | null {
+    return this.policies.latest;
+  }
+
   /** The verified lines so far, in sequence order. */
   history(): readonly ChatLine[] {
     return this.lines;
@@ -237,7 +240,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
 
   /** The printed fingerprint of the org's master, once the policy is checked. */
   masterFingerprint(): string | null {
-    return this.policy === null ? null : formatFingerprint(cardFingerprint(this.policy.master));
+    return this.policies.latest === null ? null : formatFingerprint(cardFingerprint(this.policies.latest.master));
   }
 
   /**
@@ -267,7 +270,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
    * when the customer goes to write (the message box focused), and shows the policy after that.
    */
   policyWaitsForBegin(): boolean {
-    return this.policyNeedsRegistration && this.policy === null && !this.hasBegun();
+    return this.policies.waitsForBegin() && !this.hasBegun();
   }
 
   /**
@@ -303,7 +306,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
       // Told at once of a re-certified agent (an older relay refuses: nothing else changes).
       await watchAgentKeys(s);
       try {
-        if (this.policyCheckedOn !== s) await this.checkPolicy(s, null);
+        if (!this.policies.checkedOnSession(s)) await this.policies.check(s, null);
       } catch (e) {
         // A changed master key blocks sending (already told); reading goes on.
         if (!(e instanceof CustomerError && e.failure === "key_changed")) throw e;
@@ -323,24 +326,16 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
 
   private async loadConversation(): Promise<void> {
     const s = this.opts.store;
-    for (const k of await s.keys("policy/")) {
-      const b = await s.get(k);
-      if (b !== undefined) {
-        const p = verifyPolicy(policyFromCbor(fromCbor(b)));
-        this.policies.set(p.version, p);
-      }
-    }
+    await this.policies.restore();
     const c = await s.get(RECORDS.conversation);
     if (c === undefined) return;
     this.erased = await isErased(s);
     const m = map(fromCbor(c));
     this.follow({ conversation: bytesOf(m.conversation), agent: cardFromCbor(m.agent ?? null) });
-    this.pinnedMaster = bytesOf(m.master_key);
+    this.policies.pinnedMaster = bytesOf(m.master_key);
     const delivered = await s.get(DELIVERED_KEY);
     const d = delivered === undefined ? 0 : fromCbor(delivered);
     if (typeof d === "number") this.deliveredSeq = d;
-    const latest = [...this.policies.values()].sort((a, b) => b.version - a.version)[0];
-    if (latest !== undefined) this.policy = latest;
     // The holes kept (with their requests) before the items kept: a hole among them is one already asked for.
     await this.holes.restore();
     for (const k of await s.keys(RECORDS.itemPrefix)) {
@@ -395,11 +390,11 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
 
   /**
    * A session is up (the relay key pinned): for a fresh account that has not begun, the org's
-   * policy alone, unregistered (`showPolicy`); else the card registered if needed, the policy,
+   * policy alone, unregistered (`CustomerPolicies.showUnregistered`); else the card registered if needed, the policy,
    * then the conversation read from its cursor.
    */
   protected async resume(s: Session): Promise<void> {
-    if (!this.hasBegun()) return await this.showPolicy(s);
+    if (!this.hasBegun()) return await this.policies.showUnregistered(s);
     await this.ready(s);
     // Erased on the relay: the local copy is all there is.
     if (this.conv !== null && this.synced !== null && !this.erased) {
@@ -414,53 +409,6 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     }
   }
 
-  /**
-   * The org's policy fetched on an unregistered session, checked against the fingerprint and told
-   * (`policy`): what a visitor reads before writing, with nothing registered (PROTOCOL §13.7). A
-   * relay that refuses it (`not_registered`, older than that) leaves it for `begin`
-   * (`policyWaitsForBegin`). A wrong fingerprint throws here, before anything is registered.
-   */
-  private async showPolicy(s: Session): Promise<void> {
-    try {
-      await this.checkPolicy(s, null);
-      this.policyNeedsRegistration = false;
-    } catch (e) {
-      if (!(e instanceof RelayError && e.code === "not_registered")) throw e;
-      this.policyNeedsRegistration = true;
-    }
-  }
-
-  /** Fetches a policy (the latest when `version` is null), verifies it and checks the pinned master. */
-  private async checkPolicy(s: Session, version: number | null): Promise<Policy> {
-    if (version !== null) {
-      const known = this.policies.get(version);
-      if (known !== undefined) return known;
-    }
-    const r = await s.call({ kind: "get_policy", org: this.opts.org, version });
-    if (r.kind !== "policy") throw new CustomerError("bad_answer", r.kind);
-    const p = this.acceptPolicy(r.policy);
-    await this.opts.store.put(`policy/${String(p.version).padStart(10, "0")}`, toCbor(policyToCbor(p)));
-    if (version === null) this.policyCheckedOn = s;
-    if (version === null && (this.policy === null || p.version >= this.policy.version)) {
-      this.policy = p;
-      this.emit({ kind: "policy", policy: p, fingerprint: formatFingerprint(cardFingerprint(p.master)) });
-    }
-    return p;
-  }
-
-  private acceptPolicy(policy: Policy): Policy {
-    const p = verifyPolicy(policy);
-    if (p.org !== this.opts.org) throw new CustomerError("bad_answer", `policy of ${p.org}`);
-    if (this.pinnedMaster !== null && !equal(this.pinnedMaster, p.master.signingKey)) {
-      this.keyChanged(`the org's master key changed (policy version ${p.version})`);
-    }
-    if (!fingerprintMatches(cardFingerprint(p.master), this.opts.masterFingerprint)) {
-      throw new CustomerError("fingerprint_mismatch", `the relay's policy for ${p.org} is signed by ${formatFingerprint(cardFingerprint(p.master))}, not the fingerprint given`);
-    }
-    this.policies.set(p.version, p);
-    return p;
-  }
-
   private keyChanged(detail: string): never {
     this.blocked = detail;
     this.emit({ kind: "key_changed", detail });
@@ -471,7 +419,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   private async open(s: Session): Promise<void> {
     this.begun = true;
     await this.ready(s);
-    const checked = await this.checkPolicy(s, null);
+    const checked = await this.policies.check(s, null);
     const conversation = this.opts.random(16);
     const token = this.opts.openToken;
     const r = await s.call(token === undefined ? { kind: "open_conversation", org: this.opts.org, conversation } : { kind: "open_conversation_with_token", org: this.opts.org, conversation, token });
@@ -480,11 +428,11 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     const policy = verifyPolicy(r.policy);
     if (!equal(policy.master.signingKey, checked.master.signingKey)) this.keyChanged("the opened conversation's policy has another master key");
     if (policy.version < checked.version) throw new CustomerError("bad_answer", "an older policy");
-    this.acceptPolicy(policy);
+    this.policies.accept(policy);
     const cert = verifyAgentCertificate(r.certificate, policy, this.opts.now());
     if (!equal(cert.agent.signingKey, r.agent.signingKey) || cert.agent.name !== r.agent.name) throw new CustomerError("bad_answer", "the certificate names another agent");
     this.follow({ conversation, agent: r.agent });
-    this.pinnedMaster = policy.master.signingKey;
+    this.policies.pinnedMaster = policy.master.signingKey;
     await this.opts.store.put(RECORDS.conversation, toCbor({ conversation, agent: cardToCbor(r.agent), master_key: policy.master.signingKey, org: this.opts.org }));
     await this.createEpochZero(s);
   }
@@ -492,7 +440,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   private async createEpochZero(s: Session): Promise<void> {
     const conv = this.conv;
     if (conv === null) throw new CustomerError("not_open");
-    const latest = [...this.policies.values()].sort((a, b) => b.version - a.version)[0];
+    const latest = this.policies.newest();
     if (latest === undefined) throw new CustomerError("no_epoch", "no policy");
     const k = this.opts.random(32);
     const plan = { policy: latest, conversation: conv.conversation, previous: null, members: [this.card, conv.agent], customer: this.card.signingKey, k, createdAt: this.opts.now() };
@@ -605,7 +553,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
       if (policy === undefined) {
         const s = this.current();
         if (s === null) throw new CustomerError("no_epoch", `policy version ${r.policyVersion} unknown offline`);
-        policy = await this.checkPolicy(s, r.policyVersion);
+        policy = await this.policies.check(s, r.policyVersion);
       }
       verifyEpoch(r, policy);
       const previous = r.epoch === 0 ? null : (this.epochs.get(r.epoch - 1)?.record ?? null);
@@ -680,34 +628,13 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
    * which the customer gives the business.
    */
   async grantConsent(purpose: string, validSecs = 7 * 86_400): Promise<string> {
-    const conv = this.conv;
-    const policy = this.policy;
-    if (conv === null || this.epochs.size === 0) throw new CustomerError("not_open");
-    if (policy === null || !policy.allowConsent) throw new CustomerError("bad_answer", "this org's policy allows no consent");
-    const valid = Math.min(validSecs, policy.maxReleaseValiditySecs);
-    const issuedAt = this.opts.now();
-    const unsigned = {
-      id: this.opts.random(16),
-      org: policy.org,
-      conversation: conv.conversation,
-      epochs: { first: 0, last: Math.max(...this.epochs.keys()) },
-      grantee: policy.master.signingKey,
-      scope: "full" as const,
-      purpose,
-      issuedAt,
-      expiresAt: issuedAt + valid,
-      customer: this.card.signingKey,
-    };
-    const token = { ...unsigned, signature: this.keys.sign(consentSignedBytes(unsigned)) };
-    await this.opts.store.put(`consent/${toHex(token.id)}`, toCbor(consentToCbor(token)));
-    const r = await this.session().call({ kind: "share_consent", token });
-    if (r.kind !== "stored") throw new CustomerError("bad_answer", r.kind);
-    return toHex(token.id);
+    const lastEpoch = this.epochs.size === 0 ? null : Math.max(...this.epochs.keys());
+    return grantConsent(this.rightsHost(), { policy: this.policies.latest, lastEpoch, random: this.opts.random }, purpose, validSecs);
   }
 
   /** The ids (hex) of the consents granted from this browser. */
-  async consents(): Promise<string[]> {
-    return (await this.opts.store.keys("consent/")).map((k) => k.slice("consent/".length));
+  consents(): Promise<string[]> {
+    return consentIds(this.opts.store);
   }
 
   private rightsHost(): RightsHost {
@@ -759,7 +686,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   exportHistory(): HistoryExport {
     const id = this.conversationId();
     if (id === null) throw new CustomerError("not_open");
-    const summary = this.policy === null ? null : policySummary(this.policy);
+    const summary = this.policies.latest === null ? null : policySummary(this.policies.latest);
     return historyExport(id, this.opts.org, summary, this.erased, this.opts.now(), this.lines, this.noticeBook.shown, { read: this.readSeq, delivered: this.deliveredSeq });
   }
 
@@ -855,9 +782,9 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   private async openOwnEpoch(s: Session, epoch: number): Promise<number> {
     const e = this.epochs.get(epoch);
     const conv = this.conv;
-    if (e === undefined || conv === null || this.policy === null) throw new CustomerError("no_epoch");
+    if (e === undefined || conv === null || this.policies.latest === null) throw new CustomerError("no_epoch");
     const k = this.opts.random(32);
-    const plan = { policy: this.policy, conversation: conv.conversation, previous: e.record, members: e.record.members, customer: this.card.signingKey, k, createdAt: this.opts.now() };
+    const plan = { policy: this.policies.latest, conversation: conv.conversation, previous: e.record, members: e.record.members, customer: this.card.signingKey, k, createdAt: this.opts.now() };
     const record = await makeEpochRecord(this.keys, this.opts.random, plan).finally(() => k.fill(0));
     const r = await s.call({ kind: "put_epoch", record });
     if (r.kind !== "stored") throw new CustomerError("bad_answer", r.kind);
