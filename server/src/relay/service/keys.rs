@@ -49,8 +49,8 @@ pub(super) const RELAY_IDENTITY_LOCATION: &str = "key `relay-identity` of the `m
 pub const CONSENT_INDEX_FILLED: &[u8] = b"index/consents-filled";
 
 /// Key in [`Collection::Meta`] set once the certificates and policies stored before the relay
-/// indexed them ([`agent_org_key`], [`master_org_key`]) have been indexed; a store without it
-/// is indexed at start.
+/// indexed them ([`Collection::AgentOrgs`], [`Collection::MasterOrgs`]) have been indexed; a
+/// store without it is indexed at start.
 pub const ORG_INDEX_FILLED: &[u8] = b"index/orgs-filled";
 
 /// Version `version` of `org`'s policy, in [`Collection::Policies`]. Big-endian, so the last
