@@ -12,7 +12,7 @@ use sealdesk_protocol::{
     wire::{ErrorCode, Request, Response},
 };
 use sealdesk_tests::{
-    Org, RawClient,
+    Chat, Org, RawClient,
     burst::{at_once, fresh_keys, opened_or_over_quota},
     cluster::{self, Node, ready, start_with},
     identity::{Identity, now},
@@ -155,52 +155,77 @@ async fn the_least_loaded_agent_is_picked_by_the_whole_clusters_conversations() 
     assert_ne!(agents[0], agents[1]);
 }
 
-/// The stored-bytes counts of an account writing through two nodes: each node gathers its own
-/// and folds them into the database once per catch-up period (one transaction,
-/// `ConversationLog::add_counts`), so each node comes to see what the other stored: the 80%
-/// warning, which neither node's bytes reach alone, comes on both, and past the quota both
-/// refuse. Without the fold neither node ever learns the other's bytes, and this test times out.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_accounts_stored_bytes_are_counted_across_nodes() {
-    let Some((db, keys)) = cluster::database("cluster_limits_bytes") else {
-        return;
-    };
-    let key = keys.path().join("log.key");
-    let settings = [("STORED_BYTES_PER_ACCOUNT", "100000")];
-    let a = ready(start_with(&db, &key, true, &settings));
-    let b = ready(start_with(&db, &key, true, &settings));
-    let org = Org::setup(&a.url, 8, "acme", 1, 1).await;
-    let customer = &org.customers[0];
-    let mut on_a = RawClient::login(&a.url, customer).await;
-    let mut on_b = RawClient::login(&b.url, customer).await;
-    let chat = org.start_chat(&mut on_a, 0, 9).await;
+/// Two nodes allowing an account [`BYTES_QUOTA`] stored bytes (node A with `a_settings` too),
+/// an org, and its first customer signed in on both with a conversation opened through A.
+struct BytesCluster {
+    a: Node,
+    _b: Node,
+    org: Org,
+    chat: Chat,
+    on_a: RawClient,
+    on_b: RawClient,
+    /// The customer's last message counter.
+    counter: u64,
+    _keys: TempDir,
+}
 
-    // 41,064 bytes through each node: 82% in all, 41% each. The small messages that look
-    // for the warning below (17 bytes each, every 20 ms for at most 20 s) cannot bring one
-    // node's own share to 80%.
-    let mut counter = 0;
-    let mut send = async |on: &mut RawClient, text: &str| {
-        counter += 1;
-        on.request(Request::Send(chat.seal(customer, counter, text)))
-            .await
-    };
-    let part = "k".repeat(10_250);
-    for on in [&mut on_a, &mut on_b] {
+/// The account quota of [`BytesCluster`].
+const BYTES_QUOTA: &str = "100000";
+
+impl BytesCluster {
+    async fn start(name: &str, a_settings: &[(&str, &str)]) -> Option<Self> {
+        let (db, keys) = cluster::database(name)?;
+        let key = keys.path().join("log.key");
+        let quota = ("STORED_BYTES_PER_ACCOUNT", BYTES_QUOTA);
+        let a = ready(start_with(
+            &db,
+            &key,
+            true,
+            &[&[quota], a_settings].concat(),
+        ));
+        let b = ready(start_with(&db, &key, true, &[quota]));
+        let org = Org::setup(&a.url, 8, "acme", 1, 1).await;
+        let customer = &org.customers[0];
+        let mut on_a = RawClient::login(&a.url, customer).await;
+        let on_b = RawClient::login(&b.url, customer).await;
+        let chat = org.start_chat(&mut on_a, 0, 9).await;
+        Some(Self {
+            a,
+            _b: b,
+            org,
+            chat,
+            on_a,
+            on_b,
+            counter: 0,
+            _keys: keys,
+        })
+    }
+
+    /// Sends `text` through node A (`on_b`: B), with the customer's next counter.
+    async fn send(&mut self, on_b: bool, text: &str) -> Response {
+        self.counter += 1;
+        let env = self.chat.seal(&self.org.customers[0], self.counter, text);
+        let on = if on_b { &mut self.on_b } else { &mut self.on_a };
+        on.request(Request::Send(env)).await
+    }
+
+    /// 41,064 bytes through a node (41% of the quota: four messages of 10,250 characters).
+    async fn store_41_percent(&mut self, on_b: bool) {
         for _ in 0..4 {
-            let r = send(on, &part).await;
-            assert!(
-                matches!(r, Response::Stored { quota: None, .. }),
-                "one node's share warns of nothing: {r:?}"
-            );
+            let r = self.send(on_b, &"k".repeat(10_250)).await;
+            assert!(matches!(r, Response::Stored { .. }), "{r:?}");
         }
     }
-    // Each node comes to warn once it has the other's bytes (its next small message shows
-    // it); then a message the quota has no room for is refused, typed, on each.
-    for (name, on) in [("A", &mut on_a), ("B", &mut on_b)] {
+
+    /// Sends small messages through a node until its answer warns of `at_least` bytes (a
+    /// rate limit is waited out). Each is 17 bytes: in the 20 s this waits at most, they cannot
+    /// bring 41% of the quota to 80% on their own.
+    async fn until_warned(&mut self, on_b: bool, at_least: u64) {
+        let name = if on_b { "B" } else { "A" };
         sealdesk_tests::eventually(
-            &format!("node {name} warns of both nodes' bytes"),
-            async || match send(on, ".").await {
-                Response::Stored { quota: Some(q), .. } => (q.used >= 80_000).then_some(()),
+            &format!("node {name} warns of {at_least} bytes stored"),
+            async || match self.send(on_b, ".").await {
+                Response::Stored { quota: Some(q), .. } => (q.used >= at_least).then_some(()),
                 Response::Stored { .. }
                 | Response::Error {
                     code: ErrorCode::RateLimited,
@@ -210,10 +235,36 @@ async fn an_accounts_stored_bytes_are_counted_across_nodes() {
             },
         )
         .await;
-        let r = send(on, &"b".repeat(20_000)).await;
+    }
+}
+
+/// The stored-bytes counts of an account writing through two nodes: each node gathers its own
+/// and folds them into the database once per catch-up period (one transaction,
+/// `ConversationLog::add_counts`), so each node comes to see what the other stored: the 80%
+/// warning, which neither node's bytes reach alone, comes on both, and past the quota both
+/// refuse. Without the fold neither node ever learns the other's bytes, and this test times out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accounts_stored_bytes_are_counted_across_nodes() {
+    let Some(mut c) = BytesCluster::start("cluster_limits_bytes", &[]).await else {
+        return;
+    };
+    // 41% through each node: 82% in all. Node A's share alone warns of nothing (node B's
+    // may already count A's, folded meanwhile).
+    c.store_41_percent(false).await;
+    let r = c.send(false, ".").await;
+    assert!(
+        matches!(r, Response::Stored { quota: None, .. }),
+        "one node's share warns of nothing: {r:?}"
+    );
+    c.store_41_percent(true).await;
+    // Each node comes to warn once it has the other's bytes; then a message the quota has no
+    // room for is refused, typed, on each.
+    for on_b in [false, true] {
+        c.until_warned(on_b, 80_000).await;
+        let r = c.send(on_b, &"b".repeat(20_000)).await;
         assert!(
             refused_as_quota(&r),
-            "node {name} has no room for 20,000 more bytes: {r:?}"
+            "no room for 20,000 more bytes (node B: {on_b}): {r:?}"
         );
     }
 }
@@ -223,54 +274,18 @@ async fn an_accounts_stored_bytes_are_counted_across_nodes() {
 /// account's quota and is stopped with SIGTERM; node B then counts those bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_stopped_cleanly_writes_the_bytes_it_counted() {
-    let Some((db, keys)) = cluster::database("cluster_limits_stop") else {
+    let hour = [("CLUSTER_CATCH_UP_MS", "3600000")];
+    let Some(mut c) = BytesCluster::start("cluster_limits_stop", &hour).await else {
         return;
     };
-    let key = keys.path().join("log.key");
-    let quota = ("STORED_BYTES_PER_ACCOUNT", "100000");
-    let mut a = ready(start_with(
-        &db,
-        &key,
-        true,
-        &[quota, ("CLUSTER_CATCH_UP_MS", "3600000")],
-    ));
-    let b = ready(start_with(&db, &key, true, &[quota]));
-    let org = Org::setup(&a.url, 10, "acme", 1, 1).await;
-    let customer = &org.customers[0];
-    let mut on_a = RawClient::login(&a.url, customer).await;
-    let mut on_b = RawClient::login(&b.url, customer).await;
-    let chat = org.start_chat(&mut on_a, 0, 11).await;
-    let mut counter = 0;
-    let mut send = async |on: &mut RawClient, text: &str| {
-        counter += 1;
-        on.request(Request::Send(chat.seal(customer, counter, text)))
-            .await
-    };
-    let part = "k".repeat(10_250);
-    for _ in 0..8 {
-        assert!(matches!(
-            send(&mut on_a, &part).await,
-            Response::Stored { .. }
-        ));
-    }
+    c.store_41_percent(false).await;
+    c.store_41_percent(false).await;
     // Node A has not folded: node B knows none of it.
-    let r = send(&mut on_b, ".").await;
+    let r = c.send(true, ".").await;
     assert!(
         matches!(r, Response::Stored { quota: None, .. }),
         "node B does not know node A's bytes before A folds: {r:?}"
     );
-    on_a.close().await;
-    a.process.terminate().unwrap();
-    sealdesk_tests::eventually("node B counts what node A stored", async || {
-        match send(&mut on_b, ".").await {
-            Response::Stored { quota: Some(q), .. } => (q.used >= 82_000).then_some(()),
-            Response::Stored { .. }
-            | Response::Error {
-                code: ErrorCode::RateLimited,
-                ..
-            } => None,
-            other => panic!("a small message refused on node B: {other:?}"),
-        }
-    })
-    .await;
+    c.a.process.terminate().unwrap();
+    c.until_warned(true, 82_000).await;
 }
