@@ -75,6 +75,14 @@ pub struct RelayConfig {
     /// `false`, the periodic catch-up alone delivers across nodes. Env
     /// `SEALDESK_RELAY_CLUSTER_WAKEUPS` (`true`/`false`).
     pub cluster_wakeups: bool,
+    /// Cluster mode (`postgres` only): how long, in milliseconds, a node's record of the agents
+    /// connected to it counts them online for the other nodes' agent pick unless refreshed
+    /// (every `cluster_catch_up_ms`, and at an agent's first connection and last
+    /// disconnection): a node that crashes stops counting its agents online within this
+    /// time. Unset: three catch-up periods; set, at least two, so one late refresh does not
+    /// lapse a record. Env `SEALDESK_RELAY_CLUSTER_PRESENCE_TTL_MS`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_presence_ttl_ms: Option<u64>,
     /// PEM certificate chain; when set (with [`tls_key`](Self::tls_key)) the relay speaks
     /// `https`/`wss` only. Env `SEALDESK_RELAY_TLS_CERT`, flag `--tls-cert`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -114,6 +122,7 @@ impl Default for RelayConfig {
             log_key_file: None,
             cluster_catch_up_ms: 2_000,
             cluster_wakeups: true,
+            cluster_presence_ttl_ms: None,
             tls_cert: None,
             tls_key: None,
             log_format: LogFormat::Human,
@@ -794,6 +803,11 @@ impl RelayConfig {
                 Error::Config(format!("{key}: `{v}` is not a non-negative integer"))
             })?;
         }
+        if let Some((key, v)) = var("CLUSTER_PRESENCE_TTL_MS") {
+            self.cluster_presence_ttl_ms = Some(v.trim().parse().map_err(|_| {
+                Error::Config(format!("{key}: `{v}` is not a non-negative integer"))
+            })?);
+        }
         if let Some((key, v)) = var("CLUSTER_WAKEUPS") {
             self.cluster_wakeups = v
                 .trim()
@@ -938,7 +952,28 @@ impl RelayConfig {
                 "store = \"postgres\" needs database_url (--database-url)".into(),
             ));
         }
+        let refresh = self.cluster_catch_up_ms.max(MIN_CATCH_UP_MS);
+        if let Some(ttl) = self.cluster_presence_ttl_ms
+            && ttl < refresh.saturating_mul(2)
+        {
+            return Err(Error::Config(format!(
+                "cluster_presence_ttl_ms ({ttl}) must be at least twice cluster_catch_up_ms \
+                 ({}): a node refreshes its agents' presence once per catch-up, and one late \
+                 refresh must not make them look offline",
+                self.cluster_catch_up_ms
+            )));
+        }
         self.limits.validate()
+    }
+
+    /// How long a cluster node's record of its connected agents lasts unless refreshed:
+    /// `cluster_presence_ttl_ms`, or three catch-up periods.
+    pub fn cluster_presence_ttl(&self) -> std::time::Duration {
+        let refresh = self.cluster_catch_up_ms.max(MIN_CATCH_UP_MS);
+        std::time::Duration::from_millis(
+            self.cluster_presence_ttl_ms
+                .unwrap_or_else(|| refresh.saturating_mul(3)),
+        )
     }
 
     /// Whether the relay serves TLS (`https`/`wss`).
@@ -946,6 +981,10 @@ impl RelayConfig {
         self.tls_cert.is_some() && self.tls_key.is_some()
     }
 }
+
+/// The shortest catch-up period a cluster node runs (a shorter `cluster_catch_up_ms` is
+/// raised to it).
+pub const MIN_CATCH_UP_MS: u64 = 10;
 
 /// The environment variable for a [`Limits`] field or top-level setting name.
 pub fn env_var_for(field: &str) -> String {
@@ -979,6 +1018,39 @@ mod tests {
     fn defaults_are_valid() {
         RelayConfig::default().validate().unwrap();
         assert_eq!(RelayConfig::default().listen.to_string(), "127.0.0.1:7800");
+    }
+
+    #[test]
+    fn the_presence_time_to_live_is_three_periods_unless_set_and_at_least_two() {
+        use std::time::Duration;
+        let mut config = RelayConfig::default();
+        assert_eq!(config.cluster_presence_ttl(), Duration::from_secs(6));
+        config
+            .apply_env(env_of(&[(
+                "SEALDESK_RELAY_CLUSTER_PRESENCE_TTL_MS",
+                "3999",
+            )]))
+            .unwrap();
+        let err = config.validate().unwrap_err();
+        assert!(
+            matches!(&err, Error::Config(m) if m.contains("cluster_presence_ttl_ms (3999)")),
+            "{err:?}"
+        );
+        config.cluster_presence_ttl_ms = Some(4_000);
+        config.validate().unwrap();
+        assert_eq!(config.cluster_presence_ttl(), Duration::from_secs(4));
+        // A catch-up below the shortest period runs at the shortest: three of those.
+        config.cluster_presence_ttl_ms = None;
+        config.cluster_catch_up_ms = 0;
+        config.validate().unwrap();
+        assert_eq!(config.cluster_presence_ttl(), Duration::from_millis(30));
+        assert!(matches!(
+            config.apply_env(env_of(&[(
+                "SEALDESK_RELAY_CLUSTER_PRESENCE_TTL_MS",
+                "soon"
+            )])),
+            Err(Error::Config(_))
+        ));
     }
 
     #[test]

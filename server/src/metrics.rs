@@ -55,6 +55,12 @@ impl Gauge {
         self.changed.notify_waiters();
     }
 
+    /// Sets the value.
+    pub fn set(&self, v: i64) {
+        self.value.store(v, Ordering::Relaxed);
+        self.changed.notify_waiters();
+    }
+
     /// The current value.
     pub fn get(&self) -> i64 {
         self.value.load(Ordering::Relaxed)
@@ -316,6 +322,12 @@ pub struct Metrics {
     /// Cluster mode: the catch-up's fold of the stored-bytes counts into the database,
     /// seconds.
     pub byte_fold: Histogram,
+    /// Cluster mode: the agent keys this node last published as connected to it (the agent
+    /// pick's view of who is online, `service::presence`).
+    pub presence_agents: Gauge,
+    /// Cluster mode: publications of this node's agents, or reads of who is online at pick
+    /// time, that the database failed (the pick then used this node's connections).
+    pub presence_errors: Counter,
 }
 
 impl Default for Metrics {
@@ -400,10 +412,26 @@ impl Metrics {
                 "Conditional inserts another node made first (their writers were refused).",
                 c.inserts_lost(),
             ),
+            (
+                "sealdesk_cluster_presence_errors_total",
+                "Publications of this node's agents, or reads of who is online, the database failed.",
+                self.presence_errors.get(),
+            ),
         ] {
             header(out, name, help, "counter");
             let _ = writeln!(out, "{name} {v}");
         }
+        header(
+            out,
+            "sealdesk_cluster_presence_agents",
+            "Agent keys this node last published as connected to it.",
+            "gauge",
+        );
+        let _ = writeln!(
+            out,
+            "sealdesk_cluster_presence_agents {}",
+            self.presence_agents.get()
+        );
     }
 
     /// Records one group-commit flush of `elapsed`: on PostgreSQL, one batch's transaction,
@@ -446,6 +474,8 @@ impl Metrics {
             wake_round_conversations: Histogram::new(BATCH_BUCKETS),
             catch_up_round: Histogram::new(LATENCY_BUCKETS),
             byte_fold: Histogram::new(LATENCY_BUCKETS),
+            presence_agents: Gauge::default(),
+            presence_errors: Counter::default(),
         }
     }
 

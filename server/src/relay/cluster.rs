@@ -49,8 +49,10 @@ pub(super) struct ClusterConfig {
     pub counts: Arc<WakeCounts>,
     /// Listen for wake-ups (else catch up only).
     pub wakeups: bool,
-    /// The periodic catch-up's interval.
+    /// The periodic catch-up's interval (and the presence refresh's).
     pub catch_up: Duration,
+    /// How long this node's published agents count online unless refreshed.
+    pub presence_ttl: Duration,
 }
 
 /// Starts the node's cluster task; it runs until aborted.
@@ -67,9 +69,16 @@ pub(super) fn spawn(svc: Arc<Service>, cfg: ClusterConfig) -> JoinHandle<()> {
                 RECONNECT,
             )))
         });
-        let period = cfg.catch_up.max(Duration::from_millis(10));
+        let period = cfg
+            .catch_up
+            .max(Duration::from_millis(crate::config::MIN_CATCH_UP_MS));
         // The catch-up's other work runs in a task of its own: wake-ups never wait behind it.
         let _chores = AbortOnDrop(tokio::spawn(chores(Arc::clone(&svc), period)));
+        let _presence = AbortOnDrop(tokio::spawn(presence(
+            Arc::clone(&svc),
+            period,
+            cfg.presence_ttl,
+        )));
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -138,6 +147,29 @@ async fn chores(svc: Arc<Service>, period: Duration) {
         match done {
             Ok(next) => recheck_from = next,
             Err(e) => warn!(error = %e, "a cluster node's periodic chores failed"),
+        }
+    }
+}
+
+/// Publishes the agents connected to this node (`service::presence`) every `period`, each
+/// for `ttl`, and at once when an agent key's first connection arrives or its last one
+/// leaves (the hub wakes it; changes during a publication coalesce into the next). A task of
+/// its own, not one of the [`chores`]: an agent's arrival is published without waiting for a
+/// stored-bytes fold, and the refresh keeps its period while the chores take long. A failed
+/// publication is logged and tried again at the next change or period; the rows lapse after
+/// `ttl` if none succeeds.
+async fn presence(svc: Arc<Service>, period: Duration, ttl: Duration) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = svc.hub.agents_changed() => {}
+        }
+        let svc = Arc::clone(&svc);
+        // The engine's calls block: off the runtime's workers.
+        if let Err(e) = tokio::task::spawn_blocking(move || svc.publish_presence(ttl)).await {
+            warn!(error = %e, "publishing this node's agents failed");
         }
     }
 }

@@ -29,6 +29,11 @@ pub(crate) struct Hub {
     /// `Register`), with the name their card holds: re-checked against the name's current key
     /// when the cluster's wake-up listener reconnects (`service::cluster`).
     agents: Mutex<HashMap<SigningPublicKey, String>>,
+    /// Woken when an agent key's first connection here is noted or its last one leaves: in a
+    /// cluster, the node then publishes its agents at once rather than at its next period
+    /// (`relay::cluster`). A `Notify` holds at most one permit, so changes while a
+    /// publication runs coalesce into the next one.
+    agents_changed: tokio::sync::Notify,
 }
 
 impl Hub {
@@ -45,8 +50,10 @@ impl Hub {
             v.retain(|o| o.id() != id);
             if v.is_empty() {
                 m.remove(who);
-                if let Ok(mut a) = self.agents.lock() {
-                    a.remove(who);
+                if let Ok(mut a) = self.agents.lock()
+                    && a.remove(who).is_some()
+                {
+                    self.agents_changed.notify_one();
                 }
             }
         }
@@ -61,9 +68,17 @@ impl Hub {
     /// Notes that `who`, connected here, is a registered agent named `name` (until its last
     /// connection leaves).
     pub fn note_agent(&self, who: SigningPublicKey, name: &str) {
-        if let Ok(mut a) = self.agents.lock() {
-            a.insert(who, name.to_owned());
+        if let Ok(mut a) = self.agents.lock()
+            && a.insert(who, name.to_owned()).is_none()
+        {
+            self.agents_changed.notify_one();
         }
+    }
+
+    /// Returns when an agent key's first connection here was noted or its last one left since
+    /// the last call returned (at once if that happened meanwhile).
+    pub async fn agents_changed(&self) {
+        self.agents_changed.notified().await;
     }
 
     /// The registered agents connected here, with their names ([`Self::note_agent`]).

@@ -191,6 +191,7 @@ async fn serve_with(
                 counts,
                 wakeups: config.cluster_wakeups,
                 catch_up: std::time::Duration::from_millis(config.cluster_catch_up_ms),
+                presence_ttl: config.cluster_presence_ttl(),
             });
             Arc::new(pg)
         }
@@ -278,7 +279,12 @@ async fn serve_with(
         let _ = task.await;
         // The stored-bytes counts gathered since the last fold: a stopping node writes them
         // (only a crash loses them).
-        let folded = tokio::task::spawn_blocking(move || stopping.fold_byte_counts()).await;
+        let folded = tokio::task::spawn_blocking(move || {
+            // Its agents are no longer online here: withdrawn at once rather than lapsing.
+            stopping.withdraw_presence();
+            stopping.fold_byte_counts()
+        })
+        .await;
         info!(
             counts = folded.unwrap_or(0),
             "stored-bytes counts folded at stop"

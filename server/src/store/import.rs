@@ -3,7 +3,8 @@
 //! transaction, and reads back what verifying the copy needs. The relay never uses it.
 //!
 //! It writes schema version 1's layout (see `postgres::schema`; version 2's `rate_buckets`
-//! starts empty): a new migration must be reflected here, which the assertion below enforces.
+//! and version 3's `agent_presence` start empty): a new migration must be reflected here,
+//! which the assertion below enforces.
 
 use std::collections::BTreeMap;
 
@@ -14,10 +15,12 @@ use super::{Collection, Entries, PgStore, SCHEMA_VERSION};
 use crate::error::{Error, Result};
 
 // Version 2 adds only `rate_buckets`, which holds nothing a copy must keep (a new bucket
-// starts full).
+// starts full); version 3 only `agent_presence`, which a sled relay never had (its nodes
+// publish their agents as they connect).
 const _: () = assert!(
-    SCHEMA_VERSION == 2,
-    "PgImport writes schema version 1's tables (version 2 adds only rate_buckets)"
+    SCHEMA_VERSION == 3,
+    "PgImport writes schema version 1's tables (versions 2 and 3 add only rate_buckets and \
+     agent_presence)"
 );
 
 /// One statement parameter.

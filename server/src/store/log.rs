@@ -352,6 +352,30 @@ pub trait ConversationLog: Store {
     fn prune_rate_buckets(&self) -> Result<u64> {
         Ok(0)
     }
+
+    /// In a cluster, publishes that `agents` (signing keys' bytes) are exactly the agents
+    /// connected to this node, each for `ttl` unless published again (a node that stops
+    /// publishing, crashed, stops counting them within `ttl`); an empty list withdraws them
+    /// all. One statement for all of them. Nothing on an engine only this node uses, whose
+    /// connections are the whole picture.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails.
+    fn publish_presence(&self, _agents: &[Vec<u8>], _ttl: std::time::Duration) -> Result<()> {
+        Ok(())
+    }
+
+    /// In a cluster, which of `agents` (signing keys' bytes) some node has published as
+    /// connected to it, and not lapsed ([`Self::publish_presence`]): one query for all; `None`
+    /// from an engine only this node uses (its caller asks its own connections).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails.
+    fn agents_present(&self, _agents: &[Vec<u8>]) -> Result<Option<Vec<Vec<u8>>>> {
+        Ok(None)
+    }
 }
 
 #[cfg(test)]

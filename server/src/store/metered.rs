@@ -192,4 +192,12 @@ impl ConversationLog for MeteredStore {
     ) -> Result<Vec<(Vec<u8>, Entries)>> {
         self.timed(|s| s.committed_tails(from, limit))
     }
+
+    fn publish_presence(&self, agents: &[Vec<u8>], ttl: std::time::Duration) -> Result<()> {
+        self.timed(|s| s.publish_presence(agents, ttl))
+    }
+
+    fn agents_present(&self, agents: &[Vec<u8>]) -> Result<Option<Vec<Vec<u8>>>> {
+        self.timed(|s| s.agents_present(agents))
+    }
 }

@@ -156,19 +156,15 @@ impl Service {
             );
         }
         let cluster_load = self.cluster_agent_load()?;
+        let keys: Vec<SigningPublicKey> = agents.iter().map(|(a, _)| a.signing_key).collect();
+        // Online anywhere in the cluster (one query), read before the table's lock is taken.
+        let online = self.agents_online(&keys);
         let state = self.convs.create(c, |cached| {
             let load = cluster_load.as_ref().unwrap_or(cached);
             // Least-loaded online agent, else least-loaded of all.
-            let pick = agents
-                .iter()
-                .min_by_key(|(card, _)| {
-                    (
-                        !self.hub.is_online(&card.signing_key),
-                        load.get(&card.signing_key).copied().unwrap_or(0),
-                    )
-                })
-                .cloned();
-            let Some((agent, _)) = pick else {
+            let Some((agent, _)) =
+                super::presence::pick(&keys, &online, load).and_then(|i| agents.get(i))
+            else {
                 return reject(ErrorCode::NotFound, "no agent available");
             };
             let t = self.clock.now();

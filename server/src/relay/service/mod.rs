@@ -34,6 +34,7 @@ pub(crate) mod keys;
 mod open_quota;
 mod open_tokens;
 mod org_index;
+mod presence;
 mod quota_push;
 mod records;
 mod recovery;

@@ -43,6 +43,7 @@
 
 mod buckets;
 mod conditional;
+mod presence;
 mod schema;
 mod sql;
 pub mod wake;
@@ -838,6 +839,18 @@ impl ConversationLog for PgStore {
     fn prune_rate_buckets(&self) -> Result<u64> {
         let pool = self.pool.clone();
         self.run(async move { buckets::prune(&pool).await })
+    }
+
+    fn publish_presence(&self, agents: &[Vec<u8>], ttl: std::time::Duration) -> Result<()> {
+        let (pool, node, agents) = (self.pool.clone(), self.node, agents.to_vec());
+        let ttl = ttl.as_secs_f64();
+        self.run(async move { presence::publish(&pool, node, &agents, ttl).await })
+    }
+
+    fn agents_present(&self, agents: &[Vec<u8>]) -> Result<Option<Vec<Vec<u8>>>> {
+        let (pool, agents) = (self.pool.clone(), agents.to_vec());
+        self.run(async move { presence::present(&pool, &agents).await })
+            .map(Some)
     }
 
     fn forward_push(&self, to: &[u8], frame: &[u8]) -> bool {

@@ -20,6 +20,9 @@ use crate::error::{Error, Result};
 ///    last sequence number, the row whose lock serialises appends across nodes.
 /// 2. `rate_buckets`: the token buckets the nodes share (`store::rate_bucket`), each the time
 ///    (Unix seconds, the database's clock) it is full again; rows past it are pruned.
+/// 3. `agent_presence`: the agent keys connected to each node (`store::presence`), each row
+///    lapsing at `expires_at` (Unix seconds, the database's clock) unless its node refreshes
+///    it: a node that crashes stops refreshing, and its agents stop counting as online.
 pub(super) const MIGRATIONS: &[&str] = &[
     "
     CREATE TABLE kv (
@@ -51,6 +54,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
         granted boolean NOT NULL
     );
     CREATE INDEX rate_buckets_full_at ON rate_buckets (full_at);
+",
+    "
+    CREATE TABLE agent_presence (
+        agent bytea NOT NULL,
+        node bigint NOT NULL,
+        expires_at double precision NOT NULL,
+        PRIMARY KEY (agent, node)
+    );
+    CREATE INDEX agent_presence_node ON agent_presence (node);
 ",
 ];
 
