@@ -9,46 +9,18 @@
 import { join } from "node:path";
 import { fromCbor } from "@sealdesk/protocol";
 import { describe, expect, it } from "vitest";
-import { MemoryStore, RECOVERY_FENCE_KEY, RecoveryError, recoverAccount, type RecoverOptions, type SocketFactory } from "../src/index.js";
-import { onlineCustomer, orgOnRelay, random, now, socket } from "./customer-fixture.js";
+import { MemoryStore, RECOVERY_FENCE_KEY, recoverAccount } from "../src/index.js";
+import { onlineCustomer, orgOnRelay } from "./customer-fixture.js";
 import { cli, eventually } from "./relay.js";
+import { recoveryKit } from "./recovery-fixture.js";
 import { tampering, type Frame } from "./tamper.js";
 
 describe("an init code recovers in the browser", () => {
   const fx = orgOnRelay("web-recovery-init");
 
-  const recoverOptions = (store: MemoryStore, name: string, code: string, sock: SocketFactory = socket): RecoverOptions => ({
-    url: fx.relay.url,
-    socket: sock,
-    store,
-    org: fx.org.org,
-    masterFingerprint: fx.org.fingerprint,
-    random,
-    now,
-    name,
-    code,
-  });
-
-  /** Recovering with `code` as `name` is refused with `failure`, and the store stays empty. */
-  async function refused(name: string, code: string, failure: string, sock?: SocketFactory): Promise<void> {
-    const store = new MemoryStore();
-    const err = await recoverAccount(recoverOptions(store, name, code, sock)).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(RecoveryError);
-    expect((err as RecoveryError).failure).toBe(failure);
-    expect(await store.keys("")).toEqual([]);
-  }
-
-  /** A CLI customer `name` (made by `init`, its code captured) with a conversation: one line each way. */
-  async function cliCustomer(name: string): Promise<{ home: string; id: string; initCode: string }> {
-    const home = join(fx.root, name);
-    const made = JSON.parse(await cli(home, fx.relay.url, ["init", "--name", name, "--role", "customer", "--json"])) as { recovery_code: string };
-    await cli(home, fx.relay.url, ["register"]);
-    await cli(home, fx.relay.url, ["open", "--org", fx.org.org, "--org-fingerprint", fx.org.fingerprint]);
-    const id = (JSON.parse(await cli(home, fx.relay.url, ["conversations", "--json"])) as { conversations: { conversation: string }[] }).conversations[0]?.conversation ?? "";
-    await cli(home, fx.relay.url, ["send", "--conversation", id, "my parcel never came"]);
-    await fx.org.agent(["send", "--conversation", id, "sorry, looking into it"]);
-    return { home, id, initCode: made.recovery_code };
-  }
+  const { recoverOptions, refused, cliCustomer: made } = recoveryKit(fx);
+  /** A CLI customer `name` with a conversation (one line each way); its home, id and `init` code. */
+  const cliCustomer = (name: string) => made(name, "my parcel never came", "sorry, looking into it");
 
   it("a CLI customer's init code brings the account, its conversation and history into a fresh browser store; sending goes on", async () => {
     const frank = await cliCustomer("frank");

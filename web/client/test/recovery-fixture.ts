@@ -1,0 +1,55 @@
+/**
+ * What the recovery tests share over an org on the relay (`orgOnRelay`): the options of a
+ * recovery into a store, a recovery refused with its failure and nothing stored, and a CLI
+ * customer with a conversation and the code its `init` showed.
+ */
+import { join } from "node:path";
+import { expect } from "vitest";
+import { MemoryStore, RecoveryError, recoverAccount, type RecoverOptions, type SocketFactory } from "../src/index.js";
+import { random, now, socket, type OrgOnRelay } from "./customer-fixture.js";
+import { cli } from "./relay.js";
+
+/** A CLI customer: its home, its conversation's id and its `init` code. */
+export interface CliCustomer {
+  home: string;
+  id: string;
+  initCode: string;
+}
+
+/** The recovery helpers over `fx`. */
+export function recoveryKit(fx: OrgOnRelay) {
+  const recoverOptions = (store: MemoryStore, name: string, code: string, sock: SocketFactory = socket): RecoverOptions => ({
+    url: fx.relay.url,
+    socket: sock,
+    store,
+    org: fx.org.org,
+    masterFingerprint: fx.org.fingerprint,
+    random,
+    now,
+    name,
+    code,
+  });
+
+  /** Recovering with `code` as `name` is refused with `failure`, and the store stays empty. */
+  async function refused(name: string, code: string, failure: string, sock?: SocketFactory): Promise<void> {
+    const store = new MemoryStore();
+    const err = await recoverAccount(recoverOptions(store, name, code, sock)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RecoveryError);
+    expect((err as RecoveryError).failure).toBe(failure);
+    expect(await store.keys("")).toEqual([]);
+  }
+
+  /** A CLI customer `name` (made by `init`, its code captured) with a conversation: `said` by it, then `answer` by the agent. */
+  async function cliCustomer(name: string, said: string, answer: string): Promise<CliCustomer> {
+    const home = join(fx.root, name);
+    const made = JSON.parse(await cli(home, fx.relay.url, ["init", "--name", name, "--role", "customer", "--json"])) as { recovery_code: string };
+    await cli(home, fx.relay.url, ["register"]);
+    await cli(home, fx.relay.url, ["open", "--org", fx.org.org, "--org-fingerprint", fx.org.fingerprint]);
+    const id = (JSON.parse(await cli(home, fx.relay.url, ["conversations", "--json"])) as { conversations: { conversation: string }[] }).conversations[0]?.conversation ?? "";
+    await cli(home, fx.relay.url, ["send", "--conversation", id, said]);
+    await fx.org.agent(["send", "--conversation", id, answer]);
+    return { home, id, initCode: made.recovery_code };
+  }
+
+  return { recoverOptions, refused, cliCustomer };
+}
