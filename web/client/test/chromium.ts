@@ -133,3 +133,24 @@ export async function cliCustomer(root: string, relay: string, org: CliOrg, name
   const id = (JSON.parse(await cli(home, relay, ["conversations", "--json"])) as { conversations: { conversation: string }[] }).conversations[0]?.conversation ?? "";
   return { home, id };
 }
+
+/** A withheld run drawn in a page's log (`li.withheld`): the summary line or a run of its own. */
+export interface WithheldItem {
+  more: boolean;
+  from: number;
+  text: string;
+}
+
+/** The withheld items of the page's log (`#log`), in order. */
+export function withheldItems(page: Page): Promise<WithheldItem[]> {
+  return page.locator("#log > li.withheld").evaluateAll((els) => els.map((e) => ({ more: e.classList.contains("more"), from: Number((e as HTMLElement).dataset.from), text: e.textContent ?? "" })));
+}
+
+/** Submits the widget's recovery form (name and code); waits for its outcome, which it returns. */
+export async function submitRecovery(page: Page, name: string, code: string): Promise<string | null> {
+  await page.locator("#recover-name").fill(name);
+  await page.locator("#recover-code").fill(code);
+  await page.locator("#recover-go").click();
+  await expect.poll(() => page.locator("#recover-status").getAttribute("data-outcome"), { timeout: 20_000 }).not.toBeNull();
+  return page.locator("#recover-status").getAttribute("data-outcome");
+}

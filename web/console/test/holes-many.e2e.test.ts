@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { decodeFrame, encodeFrame, equal, fromHex, type CborValue } from "@sealdesk/protocol";
 import { HOLES_DRAWN, HOLES_LISTED } from "@sealdesk/client/ui";
 import { describe, expect, it } from "vitest";
-import { SHOTS, WIDE, chromiumSuite, cliCustomer, vaultFiles, watchPage } from "../../client/test/chromium.js";
+import { SHOTS, WIDE, chromiumSuite, cliCustomer, vaultFiles, watchPage, withheldItems } from "../../client/test/chromium.js";
 import { cli } from "../../client/test/relay.js";
 import { selectConversation, texts } from "./console-page.js";
 
@@ -99,7 +99,7 @@ describe("a relay inventing thousands of holes, in the agent console (Chromium)"
 
     // The first runs on lines of their own, in their places, then the summary: HOLES_DRAWN items
     // in all. (The console's own read receipt may take the first invented number: a hole less.)
-    const withheld = await page.locator("#log > li.withheld").evaluateAll((els) => els.map((e) => ({ more: e.classList.contains("more"), from: Number((e as HTMLElement).dataset.from), text: e.textContent ?? "" })));
+    const withheld = await withheldItems(page);
     expect(withheld).toHaveLength(HOLES_DRAWN);
     const own = withheld.slice(0, -1);
     for (const [i, h] of own.entries()) {

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { decodeFrame, encodeFrame, type CborValue } from "@sealdesk/protocol";
 import { HOLES_DRAWN, HOLES_LISTED } from "@sealdesk/client/ui";
 import { describe, expect, it } from "vitest";
-import { SHOTS, chromiumSuite, watchPage } from "../../client/test/chromium.js";
+import { SHOTS, chromiumSuite, watchPage, withheldItems } from "../../client/test/chromium.js";
 
 type Frame = { [k: string]: CborValue };
 
@@ -90,7 +90,7 @@ describe("a relay making a thousand holes, in the widget (Chromium)", () => {
     await s.org.agent(["send", "--conversation", id, "are you still there?"]);
     const more = page.locator("#log > li.withheld.more");
     await expect.poll(() => more.count(), { timeout: 30_000 }).toBe(1);
-    const withheld = await page.locator("#log > li.withheld").evaluateAll((els) => els.map((e) => ({ more: e.classList.contains("more"), from: Number((e as HTMLElement).dataset.from), text: e.textContent ?? "" })));
+    const withheld = await withheldItems(page);
     expect(withheld).toHaveLength(HOLES_DRAWN);
     const own = withheld.slice(0, -1);
     for (const [i, h] of own.entries()) {

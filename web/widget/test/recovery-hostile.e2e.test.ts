@@ -12,7 +12,7 @@ import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { decodeFrame, encodeFrame, type CborValue } from "@sealdesk/protocol";
-import { SHOTS, chromiumSuite, launch, watchPage } from "../../client/test/chromium.js";
+import { SHOTS, chromiumSuite, launch, submitRecovery as recover, watchPage } from "../../client/test/chromium.js";
 import { cli } from "../../client/test/relay.js";
 
 type Frame = { [k: string]: CborValue };
@@ -23,14 +23,6 @@ describe("recovery in the widget, hostile relay and init codes (Chromium)", () =
   const lines = (page: Page): Promise<string[]> => page.locator("#log li.line .text").allTextContents();
   const online = (page: Page): Promise<void> => expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");
 
-  /** Submits the recovery form; waits for its outcome. */
-  async function recover(page: Page, name: string, code: string): Promise<string | null> {
-    await page.locator("#recover-name").fill(name);
-    await page.locator("#recover-code").fill(code);
-    await page.locator("#recover-go").click();
-    await expect.poll(() => page.locator("#recover-status").getAttribute("data-outcome"), { timeout: 20_000 }).not.toBeNull();
-    return page.locator("#recover-status").getAttribute("data-outcome");
-  }
 
   it("a recovery record the relay changed is refused in words, nothing is stored; the honest relay recovers", async () => {
     // A customer chats and makes a recovery code.

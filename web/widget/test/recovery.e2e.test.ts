@@ -10,7 +10,7 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Page } from "playwright-core";
-import { SHOTS as shots, chromiumSuite, launch, watchPage } from "../../client/test/chromium.js";
+import { SHOTS as shots, chromiumSuite, launch, submitRecovery as recover, watchPage } from "../../client/test/chromium.js";
 
 describe("recovery codes in the widget (Chromium)", () => {
   const s = chromiumSuite("widget-recovery", { viewport: { width: 420, height: 760 } });
@@ -29,14 +29,6 @@ describe("recovery codes in the widget (Chromium)", () => {
     return code;
   }
 
-  /** Submits the recovery form; waits for its outcome. */
-  async function recover(page: Page, name: string, code: string): Promise<string | null> {
-    await page.locator("#recover-name").fill(name);
-    await page.locator("#recover-code").fill(code);
-    await page.locator("#recover-go").click();
-    await expect.poll(() => page.locator("#recover-status").getAttribute("data-outcome"), { timeout: 20_000 }).not.toBeNull();
-    return page.locator("#recover-status").getAttribute("data-outcome");
-  }
 
   it("saves a code, and a fresh browser recovers the account and its history with it", async () => {
     const page = await s.browser.newPage();
