@@ -134,8 +134,12 @@ pub(crate) async fn stepped<S: Sink>(
         seq: Some(sent.seq),
     })
     .map_err(io)?;
+    let org = client.meta(&id)?.org;
+    if sent.quota.is_none() {
+        s.quotas.below(&org);
+    }
     if let Some(quota) = sent.quota
-        && s.quotas.news(Some(&client.meta(&id)?.org), &quota)
+        && s.quotas.news(Some(&org), &quota)
     {
         out.show(Shown::QuotaWarning {
             conversation: id,
