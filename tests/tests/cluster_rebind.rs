@@ -61,6 +61,14 @@ async fn the_old_key_is_closed_and_refused_on_another_node() {
         ErrorCode::NotRegistered
     );
     assert_eq!(again.refused(Request::Register).await, ErrorCode::NameTaken);
+    // The close forgot the old key as a registered agent on node B: its periodic re-check of
+    // agent keys, two full rounds of it, leaves this session opened after the close alone,
+    // though the closed session may not have left yet (the relay waits for its close reply).
+    chores_rounds(&b, 2).await;
+    assert_eq!(
+        again.refused(Request::ListConversations).await,
+        ErrorCode::NotRegistered
+    );
     again.close().await;
     // The new key, on node B, is told of the conversation it now holds.
     listening
@@ -93,6 +101,17 @@ async fn the_old_key_is_closed_and_refused_on_another_node() {
     watching.close().await;
     not_asking.close().await;
     customer_on_a.close().await;
+}
+
+/// Waits until node `node` has run `n` more rounds of its periodic chores (each re-checks
+/// some connected agent keys, then folds the byte counts, which `/metrics` counts).
+async fn chores_rounds(node: &cluster::Node, n: u64) {
+    const ROUNDS: &str = "sealdesk_cluster_fold_seconds_count";
+    let from = cluster::metric(node, ROUNDS).await;
+    sealdesk_tests::eventually(&format!("{n} more chores rounds"), async || {
+        (cluster::metric(node, ROUNDS).await >= from + n).then_some(())
+    })
+    .await;
 }
 
 /// Node B drops the closes other nodes forward (the server's test-only hook), as a node whose

@@ -148,7 +148,11 @@ impl Hub {
     }
 
     /// Closes every connection of `who` with `reason` (a key that no longer acts for its
-    /// name); returns how many were open.
+    /// name); returns how many were open. `who` is no longer noted as a registered agent here
+    /// ([`Self::note_agent`]) from this instant, though its closed connections leave only once
+    /// their close handshake ends: a connection it opens meanwhile (unregistered now) must not
+    /// be taken for one of them by a later re-check of agent keys, and closed too. A
+    /// connection that signs in registered notes it again.
     pub fn close_all(
         &self,
         who: &SigningPublicKey,
@@ -157,6 +161,11 @@ impl Hub {
         let targets = self.connections(who);
         for o in &targets {
             o.close(reason);
+        }
+        if let Ok(mut a) = self.agents.lock()
+            && a.remove(who).is_some()
+        {
+            self.agents_changed.notify_one();
         }
         targets.len()
     }
