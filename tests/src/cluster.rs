@@ -92,7 +92,11 @@ pub fn node(db: &str, key: &Path, wakeups: bool) -> Node {
 
 /// How long the slow node of [`slow_and_quick`] waits for more writers before each commit: the
 /// window in which the quick node takes an index or a sequence number the slow one staged.
-pub const SLOW_COMMIT_US: &str = "1500000";
+/// The tests poll for the staging, then make one or two requests inside it; on a loaded
+/// 2-core machine (a CI run beside other builds) those can take a second or more, and 1.5 s
+/// left little room for them. Each commit of the slow node takes this long, so it stays a few
+/// seconds.
+pub const SLOW_COMMIT_US: &str = "5000000";
 
 /// Node A, whose group commit waits [`SLOW_COMMIT_US`] for more writers, and node B, quick
 /// (started first): the pair the tests that force a cross-node race use.

@@ -163,13 +163,25 @@ pub enum Ending {
     Close(u16),
     /// The connection ended (EOF or reset) without a close frame.
     Dropped,
-    /// Nothing ended it within the wait.
+    /// Nothing ended it within the wait (or, for [`read_until_close_or`], before the frame
+    /// awaited).
     StillOpen,
 }
 
 /// Reads frames until a close frame, the end of the stream, or `wait`; returns how it ended
 /// and the data frames before it.
 pub async fn read_until_close(tcp: &mut TcpStream, wait: Duration) -> (Ending, Vec<ServerFrame>) {
+    read_until_close_or(tcp, wait, |_| false).await
+}
+
+/// As [`read_until_close`], but also stops, [`Ending::StillOpen`], at the first data frame
+/// `enough` accepts (kept last in the frames returned): a test waits for the answer it
+/// expects, however long a loaded machine takes, instead of a fixed quiet period.
+pub async fn read_until_close_or(
+    tcp: &mut TcpStream,
+    wait: Duration,
+    mut enough: impl FnMut(&ServerFrame) -> bool,
+) -> (Ending, Vec<ServerFrame>) {
     let mut frames = Vec::new();
     let deadline = tokio::time::Instant::now() + wait;
     loop {
@@ -184,7 +196,13 @@ pub async fn read_until_close(tcp: &mut TcpStream, wait: Duration) -> (Ending, V
                 return (Ending::Close(code), frames);
             }
             Ok(Ok(f)) if f.opcode >= 0x8 => {}
-            Ok(Ok(f)) => frames.push(f),
+            Ok(Ok(f)) => {
+                let done = enough(&f);
+                frames.push(f);
+                if done {
+                    return (Ending::StillOpen, frames);
+                }
+            }
         }
     }
 }

@@ -538,12 +538,28 @@ async fn fewer_than_threshold_trustees_cannot_unlock() {
         .await
         .unwrap();
     let conv = s.conv;
-    let unlock = s.master.unlock(
-        &conv,
-        Justification::Consent(token),
-        None,
-        Duration::from_secs(3),
-        |_| {},
+    let master = &mut s.master;
+    // Each unlock takes one look at the request's shares (no wait) and gives up; the next
+    // resumes the same request. Once trustee-3's share is in, however long a loaded machine
+    // takes to bring it, the unlock still fails: one share is not enough. (With one fixed
+    // wait, a share later than the wait made it `arrived: 0`.)
+    let unlock = eventually(
+        "trustee-3's share to reach the master's request",
+        async || {
+            let r = master
+                .unlock(
+                    &conv,
+                    Justification::Consent(token.clone()),
+                    None,
+                    Duration::ZERO,
+                    |_| {},
+                )
+                .await;
+            match r {
+                Err(ClientError::SharesMissing { arrived: 0, .. }) => None,
+                other => Some(other),
+            }
+        },
     );
     let (r, outcomes) = s.w.serving(&["trustee-3"], Via::Relay, unlock).await;
     // trustee-3 did release; one share is not enough.

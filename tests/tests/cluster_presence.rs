@@ -16,6 +16,9 @@ use sealdesk_tests::{
     web_key::open_request,
 };
 
+/// The presence time-to-live of the test with a killed node.
+const PRESENCE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The gauge of the agent keys a node last published as connected to it.
 const PRESENT: &str = "sealdesk_cluster_presence_agents";
 
@@ -99,11 +102,19 @@ async fn an_agent_online_on_another_node_is_picked_and_stops_counting_when_it_le
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_nodes_agents_stop_counting_online_once_its_record_lapses() {
-    // A short time-to-live (20 catch-up periods of the cluster helpers' 150 ms), well within
-    // the wait below, long enough that a refresh delayed on a busy machine does not lapse it.
-    let Some(([a, mut b], _keys, org, x)) =
-        two_nodes_and_an_uneven_org("presence_killed", &[("CLUSTER_PRESENCE_TTL_MS", "3000")])
-            .await
+    // A short time-to-live (about 67 catch-up periods of the cluster helpers' 150 ms), which
+    // the wait below allows for, long enough that refreshes delayed on a loaded machine (node
+    // B's presence task and PostgreSQL sharing two cores with builds) do not lapse X while
+    // node B lives: with 3 s, a few seconds without a refresh would make node A pick Y
+    // before the kill.
+    let Some(([a, mut b], _keys, org, x)) = two_nodes_and_an_uneven_org(
+        "presence_killed",
+        &[(
+            "CLUSTER_PRESENCE_TTL_MS",
+            &PRESENCE_TTL.as_millis().to_string(),
+        )],
+    )
+    .await
     else {
         return;
     };
@@ -118,11 +129,15 @@ async fn a_killed_nodes_agents_stop_counting_online_once_its_record_lapses() {
     // Node B dies holding X's connection: nothing withdraws X, its record lapses.
     b.process.kill().unwrap();
     let mut n = 3;
-    let y_key = sealdesk_tests::eventually("the killed node's agent to lapse", async || {
-        n += 1;
-        let got = open(&a.url, customer, n).await;
-        (got != x_key).then_some(got)
-    })
+    let y_key = sealdesk_tests::eventually_within(
+        PRESENCE_TTL + sealdesk_tests::STEP,
+        "the killed node's agent to lapse",
+        async || {
+            n += 1;
+            let got = open(&a.url, customer, n).await;
+            (got != x_key).then_some(got)
+        },
+    )
     .await;
     assert_eq!(y_key, agent_y.card().signing_key);
 }

@@ -73,8 +73,9 @@ fn start(data: &std::path::Path, limits: &[(&str, &str)]) -> RelayProcess {
 /// that read it and advanced its cursor would never receive the acknowledged message that then
 /// sits at that seq.
 ///
-/// Deterministic: a 3 s group-commit delay holds the window open while the agent polls
-/// History; it must see nothing until the send is acknowledged. SIGKILL inside the window; after
+/// Deterministic: a group-commit delay of a minute holds the window open while the agent polls
+/// History for a quiet second, far inside it however slow a loaded machine is (with 3 s, a
+/// slow poll could outlast the window); it must see nothing until the send is acknowledged. SIGKILL inside the window; after
 /// the restart the agent's cursor (still before the lost item) gets everything acknowledged.
 #[test]
 fn history_never_serves_what_a_crash_can_take_back() {
@@ -99,8 +100,8 @@ fn history_never_serves_what_a_crash_can_take_back() {
     });
     relay.kill().unwrap();
 
-    // A relay whose group commit waits 3 s before flushing.
-    let mut relay = start(&data, &[("COMMIT_MAX_DELAY_US", "3000000")]);
+    // A relay whose group commit waits a minute before flushing (it is killed long before).
+    let mut relay = start(&data, &[("COMMIT_MAX_DELAY_US", "60000000")]);
     let url = relay.ws_url();
     // The send's JoinHandle leaves the block unawaited on purpose: it must still be pending.
     #[allow(clippy::async_yields_async)]
@@ -111,8 +112,8 @@ fn history_never_serves_what_a_crash_can_take_back() {
         let mut reader = Conn::login(&url, agent).await.unwrap();
         let env = chat.seal(customer, 0, "not durable yet");
         let send = tokio::spawn(async move { writer.request(Request::Send(env)).await });
-        // A quiet period well inside the 3 s window: History stays empty while the send waits
-        // for its flush.
+        // A quiet period well inside the minute's window: History stays empty while the send
+        // waits for its flush.
         stays_for(
             Duration::from_secs(1),
             "the send waiting for its flush with nothing served",

@@ -405,8 +405,8 @@ async fn an_interrupted_migration_leaves_the_target_empty_and_runs_again() {
         async || {
             let waiting = psql(
                 &url,
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
-             AND query LIKE 'INSERT INTO conversation_heads%'",
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO conversation_heads%'",
             );
             (waiting == "1").then_some(())
         },
@@ -417,12 +417,14 @@ async fn an_interrupted_migration_leaves_the_target_empty_and_runs_again() {
     writeln!(to_locker, "ROLLBACK;").unwrap();
     drop(to_locker);
     locker.wait().unwrap();
-    // Its backend ends the transaction once it sees the client gone.
+    // Its backend ends the transaction once it sees the client gone. Only this test's
+    // database is looked at: the server is the test process's, and another test's relay there
+    // keeps idle connections whose last query was an insert for as long as it runs.
     eventually("the interrupted transaction is gone", async || {
         let open = psql(
             &url,
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'INSERT INTO %' \
-             AND pid <> pg_backend_pid()",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND query LIKE 'INSERT INTO %' AND pid <> pg_backend_pid()",
         );
         (open == "0").then_some(())
     })
