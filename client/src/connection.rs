@@ -28,6 +28,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Connection {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     url: String,
+    /// Pushes of a kind this code does not know, skipped so far ([`Self::unknown_pushes`]).
+    unknown_pushes: u64,
 }
 
 impl Connection {
@@ -83,6 +85,7 @@ impl Connection {
         Ok(Self {
             ws,
             url: url.to_owned(),
+            unknown_pushes: 0,
         })
     }
 
@@ -91,9 +94,15 @@ impl Connection {
         &self.url
     }
 
+    /// How many pushes of a kind this code does not know [`Self::recv`] skipped.
+    pub fn unknown_pushes(&self) -> u64 {
+        self.unknown_pushes
+    }
+
     /// The next frame, or `None` once the relay closed the connection. Ping and pong messages
     /// are answered by the WebSocket layer and skipped here, and so is a push of a kind this
-    /// code does not know (a newer relay's, [`wire::decode_received`]), with a debug log.
+    /// code does not know (a newer relay's, [`wire::decode_received`]: its tag names no kind
+    /// of [`wire::Push`]), with a debug log, counted ([`Self::unknown_pushes`]).
     ///
     /// # Errors
     /// [`ClientError::Transport`] for a broken socket, [`ClientError::UnexpectedResponse`] for a
@@ -108,6 +117,7 @@ impl Connection {
                 Message::Binary(bytes) => match wire::decode_received(&bytes)? {
                     Received::Frame(frame) => return Ok(Some(frame)),
                     Received::UnknownPush { kind } => {
+                        self.unknown_pushes = self.unknown_pushes.saturating_add(1);
                         tracing::debug!(kind, "skipped a push of a kind this client does not know");
                     }
                 },

@@ -64,6 +64,8 @@ struct Shared {
     closed: Mutex<Option<String>>,
     /// Pushes dropped because the application did not keep up.
     dropped_pushes: AtomicU64,
+    /// Pushes of a kind this code does not know, skipped (`Connection::unknown_pushes`).
+    unknown_pushes: AtomicU64,
 }
 
 impl Shared {
@@ -261,6 +263,12 @@ impl Session {
         self.shared.dropped_pushes.swap(0, Ordering::Relaxed)
     }
 
+    /// How many pushes of a kind this code does not know (a newer relay's) this session
+    /// skipped (PROTOCOL.md §13.5 "Unknown pushes").
+    pub fn unknown_pushes(&self) -> u64 {
+        self.shared.unknown_pushes.load(Ordering::Relaxed)
+    }
+
     /// Why the connection ended, if it has.
     pub fn closed(&self) -> Option<String> {
         self.shared.closed_reason()
@@ -313,26 +321,31 @@ async fn io_task(
                     break "closed by this client".to_owned();
                 }
             },
-            incoming = conn.recv() => match incoming {
-                Ok(Some(Frame::Response { id, body })) => {
-                    let waiter = shared
-                        .pending
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .remove(&id);
-                    if let Some(waiter) = waiter {
-                        let _ = waiter.send(body);
+            incoming = conn.recv() => {
+                // Counted before the frame is handed on: a caller that sees a later push or
+                // response sees the unknown ones before it counted.
+                shared.unknown_pushes.store(conn.unknown_pushes(), Ordering::Relaxed);
+                match incoming {
+                    Ok(Some(Frame::Response { id, body })) => {
+                        let waiter = shared
+                            .pending
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .remove(&id);
+                        if let Some(waiter) = waiter {
+                            let _ = waiter.send(body);
+                        }
                     }
-                }
-                Ok(Some(Frame::Push(push))) => {
-                    if pushes.try_send(push).is_err() {
-                        shared.dropped_pushes.fetch_add(1, Ordering::Relaxed);
+                    Ok(Some(Frame::Push(push))) => {
+                        if pushes.try_send(push).is_err() {
+                            shared.dropped_pushes.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
+                    Ok(Some(_)) => break "the relay sent a frame not allowed after the handshake".into(),
+                    Ok(None) => break "the relay closed the connection".into(),
+                    Err(e) => break e.to_string(),
                 }
-                Ok(Some(_)) => break "the relay sent a frame not allowed after the handshake".into(),
-                Ok(None) => break "the relay closed the connection".into(),
-                Err(e) => break e.to_string(),
-            },
+            }
         }
     };
     *shared.closed.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
