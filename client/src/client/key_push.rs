@@ -41,21 +41,59 @@ impl Client {
     }
 
     /// Asks for the push again on a new session, if the old one had asked. A relay that
-    /// refuses it (too old to know it) is no failed reconnection: the periodic re-check stays.
+    /// refuses it (too old to know it) is not asked again: the periodic re-check stays. Any
+    /// other failure leaves the session marked as not asked yet (`agent_keys_unasked`), so
+    /// [`Self::sync_all`] and the next [`Self::reconnect`] ask again.
+    ///
+    /// # Errors
+    /// Transport errors, and an answer other than `ok` or a relay error.
     pub(super) async fn watch_agent_keys_again(&mut self) -> Result<()> {
         if !self.watching_agent_keys {
             return Ok(());
         }
-        match self.session.request(Request::WatchAgentKeys).await {
-            Ok(answer) => match expect_ok(answer) {
-                Ok(()) => Ok(()),
-                Err(ClientError::Relay { .. }) => {
-                    self.watching_agent_keys = false;
-                    Ok(())
-                }
-                Err(e) => Err(e),
-            },
+        self.agent_keys_unasked = true;
+        match self
+            .session
+            .request(Request::WatchAgentKeys)
+            .await
+            .and_then(expect_ok)
+        {
+            Ok(()) => {
+                self.agent_keys_unasked = false;
+                Ok(())
+            }
+            Err(ClientError::Relay { .. }) => {
+                self.watching_agent_keys = false;
+                self.agent_keys_unasked = false;
+                Ok(())
+            }
             Err(e) => Err(e),
+        }
+    }
+
+    /// At a sync: asks the current session for the push if a reconnection could not.
+    ///
+    /// # Errors
+    /// Transport errors (the sync could not go on either); a relay that answers the request
+    /// with anything else is not asked again (the periodic re-check stays).
+    pub(super) async fn ask_again_if_unasked(&mut self) -> Result<()> {
+        if !self.agent_keys_unasked {
+            return Ok(());
+        }
+        match self.watch_agent_keys_again().await {
+            Err(
+                e @ (ClientError::Transport(_)
+                | ClientError::Closed(_)
+                | ClientError::Timeout { .. }),
+            ) => Err(e),
+            Ok(()) | Err(_) => {
+                if self.agent_keys_unasked {
+                    tracing::debug!("the relay answered watch_agent_keys oddly; not asked again");
+                    self.watching_agent_keys = false;
+                    self.agent_keys_unasked = false;
+                }
+                Ok(())
+            }
         }
     }
 
