@@ -30,6 +30,8 @@ pub struct Connection {
     url: String,
     /// Pushes of a kind this code does not know, skipped so far ([`Self::unknown_pushes`]).
     unknown_pushes: u64,
+    /// The code of the relay's close frame, once it sent one ([`Self::close_code`]).
+    close_code: Option<u16>,
 }
 
 impl Connection {
@@ -86,12 +88,19 @@ impl Connection {
             ws,
             url: url.to_owned(),
             unknown_pushes: 0,
+            close_code: None,
         })
     }
 
     /// The relay URL this connection was opened to.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The code of the close frame the relay ended the connection with (PROTOCOL.md §13.6),
+    /// once [`Self::recv`] has read one.
+    pub fn close_code(&self) -> Option<u16> {
+        self.close_code
     }
 
     /// How many pushes of a kind this code does not know [`Self::recv`] skipped.
@@ -121,7 +130,10 @@ impl Connection {
                         tracing::debug!(kind, "skipped a push of a kind this client does not know");
                     }
                 },
-                Message::Close(_) => return Ok(None),
+                Message::Close(frame) => {
+                    self.close_code = frame.map(|f| u16::from(f.code));
+                    return Ok(None);
+                }
                 Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
                 Message::Text(_) => {
                     return Err(ClientError::UnexpectedResponse(

@@ -66,6 +66,8 @@ struct Shared {
     dropped_pushes: AtomicU64,
     /// Pushes of a kind this code does not know, skipped (`Connection::unknown_pushes`).
     unknown_pushes: AtomicU64,
+    /// The code of the relay's close frame, once the connection ended with one.
+    close_code: Mutex<Option<u16>>,
 }
 
 impl Shared {
@@ -269,6 +271,16 @@ impl Session {
         self.shared.unknown_pushes.load(Ordering::Relaxed)
     }
 
+    /// The code of the close frame the relay ended the connection with (PROTOCOL.md §13.6),
+    /// if it has ended with one: 4102, say, for a request an older relay does not know.
+    pub fn close_code(&self) -> Option<u16> {
+        *self
+            .shared
+            .close_code
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Why the connection ended, if it has.
     pub fn closed(&self) -> Option<String> {
         self.shared.closed_reason()
@@ -342,7 +354,14 @@ async fn io_task(
                         }
                     }
                     Ok(Some(_)) => break "the relay sent a frame not allowed after the handshake".into(),
-                    Ok(None) => break "the relay closed the connection".into(),
+                    Ok(None) => match conn.close_code() {
+                        Some(code) => {
+                            *shared.close_code.lock().unwrap_or_else(PoisonError::into_inner) =
+                                Some(code);
+                            break format!("the relay closed the connection (code {code})");
+                        }
+                        None => break "the relay closed the connection".into(),
+                    },
                     Err(e) => break e.to_string(),
                 }
             }

@@ -23,16 +23,34 @@ use crate::{
     reply::expect_ok,
 };
 
+/// The close code of a relay that read a frame it could not decode (PROTOCOL.md §13.6): what
+/// a relay older than `watch_agent_keys` answers it with.
+pub const CLOSE_BAD_FRAME: u16 = 4102;
+
 impl Client {
     /// Asks the relay to tell this session when the agent of one of this account's
     /// conversations is re-certified for a new key. [`Self::reconnect`] asks again on the new
     /// session. A relay too old to know the request answers with an error, returned here (the
-    /// periodic re-check still finds the change).
+    /// periodic re-check still finds the change). A relay older still closes the connection on
+    /// it as a malformed frame (4102): then the client connects again at once
+    /// ([`Self::reconnect`]), without the request, and does not ask this relay again for as
+    /// long as this client lives; that is `Ok` (the periodic re-check stays).
     ///
     /// # Errors
-    /// Relay and transport errors.
+    /// Relay and transport errors, and those of [`Self::reconnect`] after a 4102.
     pub async fn watch_agent_keys(&mut self) -> Result<()> {
-        expect_ok(self.session.request(Request::WatchAgentKeys).await?)?;
+        if self.agent_keys_unknown {
+            return Ok(());
+        }
+        match self.session.request(Request::WatchAgentKeys).await {
+            Err(ClientError::Closed(_)) if self.session.close_code() == Some(CLOSE_BAD_FRAME) => {
+                tracing::debug!("the relay does not know watch_agent_keys (4102); not asked again");
+                self.agent_keys_unknown = true;
+                self.reconnect().await?;
+                return Ok(());
+            }
+            answer => expect_ok(answer?)?,
+        }
         // Asked again after a reconnection only once a relay said `ok`: a relay too old to
         // know the request (one that refuses it, or closes the connection on it) is not asked
         // again at every reconnection.

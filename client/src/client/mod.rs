@@ -181,6 +181,9 @@ pub struct Client {
     /// Whether the current session has not been asked yet for the agent-key pushes an earlier
     /// one had asked for (asking again after a reconnection failed): asked at the next sync.
     pub(crate) agent_keys_unasked: bool,
+    /// Whether the relay closed the connection on `watch_agent_keys` (4102: too old to know
+    /// it): not asked again by this client.
+    pub(crate) agent_keys_unknown: bool,
     /// The most bytes of verified files the vault keeps ([`crate::file_cache`]).
     pub(crate) file_cache_limit: u64,
 }
@@ -252,6 +255,7 @@ impl Client {
             refetched: Vec::new(),
             watching_agent_keys: false,
             agent_keys_unasked: false,
+            agent_keys_unknown: false,
             file_cache_limit: crate::file_cache::FILE_CACHE_DEFAULT,
         })
     }
