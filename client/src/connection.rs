@@ -28,6 +28,10 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Connection {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     url: String,
+    /// Pushes of a kind this code does not know, skipped so far ([`Self::unknown_pushes`]).
+    unknown_pushes: u64,
+    /// The code of the relay's close frame, once it sent one ([`Self::close_code`]).
+    close_code: Option<u16>,
 }
 
 impl Connection {
@@ -83,6 +87,8 @@ impl Connection {
         Ok(Self {
             ws,
             url: url.to_owned(),
+            unknown_pushes: 0,
+            close_code: None,
         })
     }
 
@@ -91,9 +97,21 @@ impl Connection {
         &self.url
     }
 
+    /// The code of the close frame the relay ended the connection with (PROTOCOL.md §13.6),
+    /// once [`Self::recv`] has read one.
+    pub fn close_code(&self) -> Option<u16> {
+        self.close_code
+    }
+
+    /// How many pushes of a kind this code does not know [`Self::recv`] skipped.
+    pub fn unknown_pushes(&self) -> u64 {
+        self.unknown_pushes
+    }
+
     /// The next frame, or `None` once the relay closed the connection. Ping and pong messages
     /// are answered by the WebSocket layer and skipped here, and so is a push of a kind this
-    /// code does not know (a newer relay's, [`wire::decode_received`]), with a debug log.
+    /// code does not know (a newer relay's, [`wire::decode_received`]: its tag names no kind
+    /// of [`wire::Push`]), with a debug log, counted ([`Self::unknown_pushes`]).
     ///
     /// # Errors
     /// [`ClientError::Transport`] for a broken socket, [`ClientError::UnexpectedResponse`] for a
@@ -108,10 +126,14 @@ impl Connection {
                 Message::Binary(bytes) => match wire::decode_received(&bytes)? {
                     Received::Frame(frame) => return Ok(Some(frame)),
                     Received::UnknownPush { kind } => {
+                        self.unknown_pushes = self.unknown_pushes.saturating_add(1);
                         tracing::debug!(kind, "skipped a push of a kind this client does not know");
                     }
                 },
-                Message::Close(_) => return Ok(None),
+                Message::Close(frame) => {
+                    self.close_code = frame.map(|f| u16::from(f.code));
+                    return Ok(None);
+                }
                 Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
                 Message::Text(_) => {
                     return Err(ClientError::UnexpectedResponse(

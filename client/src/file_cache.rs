@@ -6,8 +6,14 @@
 //! `Client::set_file_cache_limit` says otherwise; 0 keeps nothing): when a new file would go
 //! past it, the least recently used files are removed first. A record of which file was used
 //! when (the record `file-cache`) orders them; files found in the vault but not in
-//! that record (kept before it existed, or by a process whose update another overwrote) count
-//! as the oldest. Everything here is best effort: a failure only costs a fetch next time.
+//! that record (kept before it existed) count as the oldest. Everything here is best effort: a
+//! failure only costs a fetch next time.
+//!
+//! Several processes of one account may use the cache at once (two exports, an export next to
+//! a `chat` saving a file). Each update of the record — read, change, write back, with the
+//! files it adds or evicts — runs under the vault's write lock ([`Vault::lock`]), so one
+//! process's update never overwrites another's: no use is lost from the order, and an
+//! eviction never removes a file another process is adding.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::store::name;
-use crate::vault::{MAX_VALUE_LEN, Vault, VaultError};
+use crate::vault::{MAX_VALUE_LEN, Vault, VaultError, VaultLock};
 
 /// The cache's default bound: 256 MiB of files.
 pub const FILE_CACHE_DEFAULT: u64 = 256 * 1024 * 1024;
@@ -43,8 +49,9 @@ impl Index {
         Ok(vault.get_json(name::FILE_CACHE)?.unwrap_or_default())
     }
 
-    fn save(&self, vault: &Vault) -> Result<(), VaultError> {
-        vault.put_json(name::FILE_CACHE, self)
+    /// Writes the record back, under the lock it was read under.
+    fn save(&self, lock: &VaultLock<'_>) -> Result<(), VaultError> {
+        lock.put_json(name::FILE_CACHE, self)
     }
 
     /// Marks `sha256` used now.
@@ -90,15 +97,19 @@ pub(crate) fn get(
 ) -> Result<Option<Zeroizing<Vec<u8>>>, VaultError> {
     let got = vault.get(&name::attachment_file(sha256))?;
     // Only the order of later evictions depends on this: a failure is ignored.
-    if let Ok(mut index) = Index::load(vault) {
+    if let Ok(lock) = vault.lock()
+        && let Ok(mut index) = Index::load(vault)
+    {
+        #[cfg(test)]
+        tests::index_loaded();
         match &got {
             Some(bytes) => index.touch(sha256, bytes.len() as u64),
             None => {
                 index.files.remove(sha256);
             }
         }
-        evict(vault, &mut index, limit);
-        let _ = index.save(vault);
+        evict(&lock, &mut index, limit);
+        let _ = index.save(&lock);
     }
     Ok(got)
 }
@@ -111,22 +122,29 @@ pub(crate) fn put(vault: &Vault, sha256: &str, bytes: &[u8], limit: u64) {
     if size > limit || bytes.len() > MAX_VALUE_LEN {
         return;
     }
+    // The file is written under the same lock as the record, so that another process's
+    // eviction cannot see it before it is in the record (as one of the oldest) and remove it.
+    let Ok(lock) = vault.lock() else {
+        return;
+    };
     let Ok(mut index) = Index::load(vault) else {
         return;
     };
+    #[cfg(test)]
+    tests::index_loaded();
     if index.adopt(vault).is_err() {
         return;
     }
-    if vault.put(&name::attachment_file(sha256), bytes).is_err() {
+    if lock.put(&name::attachment_file(sha256), bytes).is_err() {
         return;
     }
     index.touch(sha256, size);
-    evict(vault, &mut index, limit);
-    let _ = index.save(vault);
+    evict(&lock, &mut index, limit);
+    let _ = index.save(&lock);
 }
 
 /// Removes the least recently used files until the index's files total at most `limit`.
-fn evict(vault: &Vault, index: &mut Index, limit: u64) {
+fn evict(lock: &VaultLock<'_>, index: &mut Index, limit: u64) {
     let mut by_use: Vec<(u64, String)> = index
         .files
         .iter()
@@ -137,7 +155,7 @@ fn evict(vault: &Vault, index: &mut Index, limit: u64) {
         if index.total() <= limit {
             break;
         }
-        if vault.delete(&name::attachment_file(&sha)).is_ok() {
+        if lock.delete(&name::attachment_file(&sha)).is_ok() {
             index.files.remove(&sha);
         }
     }
@@ -145,11 +163,98 @@ fn evict(vault: &Vault, index: &mut Index, limit: u64) {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::RefCell;
+    use std::sync::mpsc;
+
     use super::*;
-    use crate::vault::KdfParams;
+    use crate::vault::{KdfParams, contention};
+
+    const PASS: &str = "a passphrase for tests";
+
+    thread_local! {
+        /// Run (once) by this thread's next update of the index, between reading it and
+        /// writing it back.
+        static LOADED: RefCell<Option<Box<dyn FnOnce()>>> = RefCell::new(None);
+    }
+
+    /// This thread's update of the index has read it.
+    pub(super) fn index_loaded() {
+        if let Some(hook) = LOADED.with(|h| h.borrow_mut().take()) {
+            hook();
+        }
+    }
 
     fn vault(dir: &std::path::Path) -> Vault {
-        Vault::create(dir, "a passphrase for tests", KdfParams::TESTING).unwrap()
+        Vault::create(dir, PASS, KdfParams::TESTING).unwrap()
+    }
+
+    fn index(v: &Vault) -> Vec<(String, u64)> {
+        let index = Index::load(v).unwrap();
+        index
+            .files
+            .iter()
+            .map(|(k, e)| (k.clone(), e.used))
+            .collect()
+    }
+
+    /// Runs `first` on this thread with `second` (on another thread, as another process of the
+    /// same account would) forced between its read of the index and its write: `second` starts
+    /// once `first` has read the index, and `first` goes on once `second` has either finished
+    /// or found the vault's lock held (and then waits until `first` is done). No timing: each
+    /// step waits for the event it needs.
+    fn race(first: impl FnOnce(), second: impl FnOnce() + Send + 'static) {
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let (state_tx, state_rx) = mpsc::channel::<&'static str>();
+        let (released_tx, released_rx) = mpsc::channel::<()>();
+        let other = std::thread::spawn(move || {
+            go_rx.recv().unwrap();
+            let waiting = state_tx.clone();
+            contention::on_contention(move || {
+                waiting.send("waiting for the lock").unwrap();
+                // Holds this thread until the first update is written back.
+                let _ = released_rx.recv();
+            });
+            second();
+            // Unread if the first update went on when this one found the lock held.
+            let _ = state_tx.send("done");
+        });
+        LOADED.with(|h| {
+            *h.borrow_mut() = Some(Box::new(move || {
+                go_tx.send(()).unwrap();
+                state_rx.recv().unwrap();
+            }))
+        });
+        first();
+        // The other thread either waits for this (the lock held) or has ended.
+        let _ = released_tx.send(());
+        other.join().unwrap();
+    }
+
+    #[test]
+    fn two_updates_at_once_lose_neither_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = vault(dir.path());
+        let two = Vault::open(dir.path(), PASS).unwrap();
+        race(
+            || put(&one, "aa", &[1; 10], 100),
+            move || put(&two, "bb", &[2; 10], 100),
+        );
+        // Both files are named, each with its own use.
+        let got = index(&one);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_ne!(got[0].1, got[1].1, "{got:?}");
+
+        // A use (get) racing a keep (put): neither update is lost either.
+        let two = Vault::open(dir.path(), PASS).unwrap();
+        race(
+            || assert!(get(&one, "aa", 100).unwrap().is_some()),
+            move || put(&two, "cc", &[3; 10], 100),
+        );
+        let got = index(&one);
+        assert_eq!(got.len(), 3, "{got:?}");
+        // aa was used last-but-one or last, after bb: bb is the least recently used.
+        let oldest = got.iter().min_by_key(|(_, used)| *used).unwrap();
+        assert_eq!(oldest.0, "bb", "{got:?}");
     }
 
     fn cached(v: &Vault) -> Vec<String> {

@@ -64,6 +64,10 @@ struct Shared {
     closed: Mutex<Option<String>>,
     /// Pushes dropped because the application did not keep up.
     dropped_pushes: AtomicU64,
+    /// Pushes of a kind this code does not know, skipped (`Connection::unknown_pushes`).
+    unknown_pushes: AtomicU64,
+    /// The code of the relay's close frame, once the connection ended with one.
+    close_code: Mutex<Option<u16>>,
 }
 
 impl Shared {
@@ -261,6 +265,22 @@ impl Session {
         self.shared.dropped_pushes.swap(0, Ordering::Relaxed)
     }
 
+    /// How many pushes of a kind this code does not know (a newer relay's) this session
+    /// skipped (PROTOCOL.md §13.5 "Unknown pushes").
+    pub fn unknown_pushes(&self) -> u64 {
+        self.shared.unknown_pushes.load(Ordering::Relaxed)
+    }
+
+    /// The code of the close frame the relay ended the connection with (PROTOCOL.md §13.6),
+    /// if it has ended with one: 4102, say, for a request an older relay does not know.
+    pub fn close_code(&self) -> Option<u16> {
+        *self
+            .shared
+            .close_code
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Why the connection ended, if it has.
     pub fn closed(&self) -> Option<String> {
         self.shared.closed_reason()
@@ -313,26 +333,38 @@ async fn io_task(
                     break "closed by this client".to_owned();
                 }
             },
-            incoming = conn.recv() => match incoming {
-                Ok(Some(Frame::Response { id, body })) => {
-                    let waiter = shared
-                        .pending
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .remove(&id);
-                    if let Some(waiter) = waiter {
-                        let _ = waiter.send(body);
+            incoming = conn.recv() => {
+                // Counted before the frame is handed on: a caller that sees a later push or
+                // response sees the unknown ones before it counted.
+                shared.unknown_pushes.store(conn.unknown_pushes(), Ordering::Relaxed);
+                match incoming {
+                    Ok(Some(Frame::Response { id, body })) => {
+                        let waiter = shared
+                            .pending
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .remove(&id);
+                        if let Some(waiter) = waiter {
+                            let _ = waiter.send(body);
+                        }
                     }
-                }
-                Ok(Some(Frame::Push(push))) => {
-                    if pushes.try_send(push).is_err() {
-                        shared.dropped_pushes.fetch_add(1, Ordering::Relaxed);
+                    Ok(Some(Frame::Push(push))) => {
+                        if pushes.try_send(push).is_err() {
+                            shared.dropped_pushes.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
+                    Ok(Some(_)) => break "the relay sent a frame not allowed after the handshake".into(),
+                    Ok(None) => match conn.close_code() {
+                        Some(code) => {
+                            *shared.close_code.lock().unwrap_or_else(PoisonError::into_inner) =
+                                Some(code);
+                            break format!("the relay closed the connection (code {code})");
+                        }
+                        None => break "the relay closed the connection".into(),
+                    },
+                    Err(e) => break e.to_string(),
                 }
-                Ok(Some(_)) => break "the relay sent a frame not allowed after the handshake".into(),
-                Ok(None) => break "the relay closed the connection".into(),
-                Err(e) => break e.to_string(),
-            },
+            }
         }
     };
     *shared.closed.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);

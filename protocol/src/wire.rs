@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 mod unknown;
 
-pub use unknown::{Received, decode_received};
+pub use unknown::{Received, decode_received, push_kinds};
 
 use crate::{
     Error, Result,

@@ -94,6 +94,7 @@ async fn an_unknown_push_is_skipped_and_the_session_goes_on() {
         Response::Ok
     ));
     assert_eq!(session.closed(), None, "the session stays open");
+    assert_eq!(session.unknown_pushes(), 1, "the skipped push is counted");
     session.close().await;
     relay.abort();
 }

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 
 use sealdesk_client::ClientError;
 use sealdesk_client::account::LogEntry;
-use sealdesk_client::client::{Client, Event, EventKind, HistoryLine};
+use sealdesk_client::client::{Client, Event, EventKind, HistoryLine, reconnect::Reconnected};
 use sealdesk_protocol::{
     card::Role,
     ids::ConversationId,
@@ -327,10 +327,10 @@ pub(crate) async fn drive<I: Input, S: Sink>(
                 }
                 () = tokio::time::sleep(backoff) => {
                     match client.reconnect().await {
-                        Ok(()) => {
+                        Ok(reconnected) => {
                             online = true;
                             backoff = RECONNECT_FIRST;
-                            match resume(client, out, &mut s, &mut pending).await {
+                            match resume(client, out, &mut s, &mut pending, reconnected).await {
                                 Ok(()) => {}
                                 Err(e) if is_connection_lost(&e) => {
                                     online = false;
@@ -478,9 +478,25 @@ async fn resume<S: Sink>(
     out: &mut S,
     s: &mut Session,
     pending: &mut VecDeque<Pending>,
+    reconnected: Reconnected,
 ) -> Result<()> {
     out.show(Shown::Connection(Connection::Reconnected))
         .map_err(io)?;
+    // Asking the new session for agent-key pushes failed: the sync below asks again. A lost
+    // connection shows there as such; anything else is told here, once.
+    if let Some(e) = reconnected.not_asked_again
+        && !matches!(e, ClientError::Closed(_) | ClientError::Transport(_))
+    {
+        out.show(Shown::Warning {
+            conversation: None,
+            here: false,
+            text: format!(
+                "the relay did not take the request to tell this chat at once of an agent's \
+                 new key ({e}); asking again; the agent's key is still checked every minute"
+            ),
+        })
+        .map_err(io)?;
+    }
     let events = client.sync_all().await?;
     show_events(client, out, &events, s).map_err(io)?;
     // What came in meanwhile in the conversation on screen is read, as a live item would be.

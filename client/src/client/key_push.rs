@@ -23,16 +23,34 @@ use crate::{
     reply::expect_ok,
 };
 
+/// The close code of a relay that read a frame it could not decode (PROTOCOL.md §13.6): what
+/// a relay older than `watch_agent_keys` answers it with.
+pub const CLOSE_BAD_FRAME: u16 = 4102;
+
 impl Client {
     /// Asks the relay to tell this session when the agent of one of this account's
     /// conversations is re-certified for a new key. [`Self::reconnect`] asks again on the new
     /// session. A relay too old to know the request answers with an error, returned here (the
-    /// periodic re-check still finds the change).
+    /// periodic re-check still finds the change). A relay older still closes the connection on
+    /// it as a malformed frame (4102): then the client connects again at once
+    /// ([`Self::reconnect`]), without the request, and does not ask this relay again for as
+    /// long as this client lives; that is `Ok` (the periodic re-check stays).
     ///
     /// # Errors
-    /// Relay and transport errors.
+    /// Relay and transport errors, and those of [`Self::reconnect`] after a 4102.
     pub async fn watch_agent_keys(&mut self) -> Result<()> {
-        expect_ok(self.session.request(Request::WatchAgentKeys).await?)?;
+        if self.agent_keys_unknown {
+            return Ok(());
+        }
+        match self.session.request(Request::WatchAgentKeys).await {
+            Err(ClientError::Closed(_)) if self.session.close_code() == Some(CLOSE_BAD_FRAME) => {
+                tracing::debug!("the relay does not know watch_agent_keys (4102); not asked again");
+                self.agent_keys_unknown = true;
+                self.reconnect().await?;
+                return Ok(());
+            }
+            answer => expect_ok(answer?)?,
+        }
         // Asked again after a reconnection only once a relay said `ok`: a relay too old to
         // know the request (one that refuses it, or closes the connection on it) is not asked
         // again at every reconnection.
@@ -41,21 +59,59 @@ impl Client {
     }
 
     /// Asks for the push again on a new session, if the old one had asked. A relay that
-    /// refuses it (too old to know it) is no failed reconnection: the periodic re-check stays.
+    /// refuses it (too old to know it) is not asked again: the periodic re-check stays. Any
+    /// other failure leaves the session marked as not asked yet (`agent_keys_unasked`), so
+    /// [`Self::sync_all`] and the next [`Self::reconnect`] ask again.
+    ///
+    /// # Errors
+    /// Transport errors, and an answer other than `ok` or a relay error.
     pub(super) async fn watch_agent_keys_again(&mut self) -> Result<()> {
         if !self.watching_agent_keys {
             return Ok(());
         }
-        match self.session.request(Request::WatchAgentKeys).await {
-            Ok(answer) => match expect_ok(answer) {
-                Ok(()) => Ok(()),
-                Err(ClientError::Relay { .. }) => {
-                    self.watching_agent_keys = false;
-                    Ok(())
-                }
-                Err(e) => Err(e),
-            },
+        self.agent_keys_unasked = true;
+        match self
+            .session
+            .request(Request::WatchAgentKeys)
+            .await
+            .and_then(expect_ok)
+        {
+            Ok(()) => {
+                self.agent_keys_unasked = false;
+                Ok(())
+            }
+            Err(ClientError::Relay { .. }) => {
+                self.watching_agent_keys = false;
+                self.agent_keys_unasked = false;
+                Ok(())
+            }
             Err(e) => Err(e),
+        }
+    }
+
+    /// At a sync: asks the current session for the push if a reconnection could not.
+    ///
+    /// # Errors
+    /// Transport errors (the sync could not go on either); a relay that answers the request
+    /// with anything else is not asked again (the periodic re-check stays).
+    pub(super) async fn ask_again_if_unasked(&mut self) -> Result<()> {
+        if !self.agent_keys_unasked {
+            return Ok(());
+        }
+        match self.watch_agent_keys_again().await {
+            Err(
+                e @ (ClientError::Transport(_)
+                | ClientError::Closed(_)
+                | ClientError::Timeout { .. }),
+            ) => Err(e),
+            Ok(()) | Err(_) => {
+                if self.agent_keys_unasked {
+                    tracing::debug!("the relay answered watch_agent_keys oddly; not asked again");
+                    self.watching_agent_keys = false;
+                    self.agent_keys_unasked = false;
+                }
+                Ok(())
+            }
         }
     }
 

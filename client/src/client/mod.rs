@@ -178,6 +178,12 @@ pub struct Client {
     /// Whether this account asked the relay for agent-key pushes
     /// ([`Client::watch_agent_keys`]), to ask again after a reconnection.
     pub(crate) watching_agent_keys: bool,
+    /// Whether the current session has not been asked yet for the agent-key pushes an earlier
+    /// one had asked for (asking again after a reconnection failed): asked at the next sync.
+    pub(crate) agent_keys_unasked: bool,
+    /// Whether the relay closed the connection on `watch_agent_keys` (4102: too old to know
+    /// it): not asked again by this client.
+    pub(crate) agent_keys_unknown: bool,
     /// The most bytes of verified files the vault keeps ([`crate::file_cache`]).
     pub(crate) file_cache_limit: u64,
 }
@@ -248,6 +254,8 @@ impl Client {
             events_aside: VecDeque::new(),
             refetched: Vec::new(),
             watching_agent_keys: false,
+            agent_keys_unasked: false,
+            agent_keys_unknown: false,
             file_cache_limit: crate::file_cache::FILE_CACHE_DEFAULT,
         })
     }

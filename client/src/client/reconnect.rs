@@ -6,9 +6,28 @@
 //! relay, pinned once. The account's state — cursors, counters, epochs — is in the vault, so a
 //! sync after reconnecting resumes from each conversation's cursor; pushes are deduplicated
 //! by sequence number, so one that two nodes both send is taken once.
+//!
+//! The contract: [`Client::reconnect`] succeeds once a new session is authenticated, its relay
+//! keys are the pinned ones, and it has replaced the old one. What the old session had asked
+//! for (the agent-key pushes, [`Client::watch_agent_keys`]) is then asked again; a failure
+//! there — a timeout, an odd answer, the new connection lost at that moment — does not undo
+//! the reconnection: it is handed back in [`Reconnected::not_asked_again`], the client asks
+//! again at the next [`Client::sync_all`] (and at the next reconnection), and a connection lost
+//! meanwhile shows at the caller's next request like any other.
 
 use super::Client;
 use crate::error::{ClientError, Result};
+
+/// What [`Client::reconnect`] did besides putting a new session in place.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Reconnected {
+    /// Asking the new session again for the agent-key pushes the old one had asked for failed
+    /// with this error (the session was up when it was replaced). It is asked again at the next
+    /// [`Client::sync_all`] and reconnection; meanwhile the periodic re-check of the agent's key
+    /// stays. A transport error here usually means the new connection was lost already.
+    pub not_asked_again: Option<ClientError>,
+}
 
 impl Client {
     /// Whether the session is still open (the relay has not closed it, and the I/O task runs).
@@ -42,13 +61,15 @@ impl Client {
     /// Connects again — to the next node of [`Self::set_relays`], else to the relay this client
     /// connected to — with the same TLS trust, and replaces the session (the old one is
     /// closed). Pushes of the old session that were not read are gone: sync afterwards
-    /// ([`Self::sync_all`]) to catch up from the cursors.
+    /// ([`Self::sync_all`]) to catch up from the cursors. Succeeds once the new session is in
+    /// place, even if asking it again for what the old one had asked failed (see the module
+    /// docs and [`Reconnected`]).
     ///
     /// # Errors
     /// As [`Self::connect`], from the last node tried: transport and handshake errors,
     /// [`crate::ClientError::RelayKeyChanged`] (the session is then not replaced) — also for a
     /// node whose keys are not those of the node it would replace.
-    pub async fn reconnect(&mut self) -> Result<()> {
+    pub async fn reconnect(&mut self) -> Result<Reconnected> {
         let (relay_key, log_key) = (self.session.relay_key(), self.session.welcome().log_key);
         let mut last = None;
         for url in self.relays_to_try() {
@@ -83,8 +104,13 @@ impl Client {
             }
             let old = std::mem::replace(&mut self.session, session);
             old.close().await;
-            // Pushes asked for are per session: ask the new one too.
-            return self.watch_agent_keys_again().await;
+            // Pushes asked for are per session: ask the new one too. Its failure is no failed
+            // reconnection: the session is in place, and `sync_all` asks again.
+            let not_asked_again = self.watch_agent_keys_again().await.err();
+            if let Some(e) = &not_asked_again {
+                tracing::debug!(error = %e, "could not ask the new session for agent-key pushes");
+            }
+            return Ok(Reconnected { not_asked_again });
         }
         Err(last
             .unwrap_or_else(|| ClientError::Closed(Some("no relay URL to reconnect to".into()))))

@@ -21,6 +21,8 @@ impl Client {
     /// # Errors
     /// Relay and storage errors (verification failures are recorded, not returned).
     pub async fn sync_all(&mut self) -> Result<Vec<Event>> {
+        // What a reconnection could not ask the new session for, asked first.
+        self.ask_again_if_unasked().await?;
         let mut events = self.drain_pushes().await?;
         let infos = self.list_conversations().await?;
         let listed: BTreeSet<ConversationId> = infos.iter().map(|i| i.conversation).collect();

@@ -76,6 +76,8 @@ pub(super) fn wait_for_lock(dir: &Path) -> Result<File, VaultError> {
     loop {
         match acquire_lock(dir) {
             Err(VaultError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                #[cfg(test)]
+                contention::found();
                 std::thread::sleep(std::time::Duration::from_millis(2));
             }
             other => return other,
@@ -257,4 +259,28 @@ pub(super) fn sync_dir(dir: &Path) -> Result<(), VaultError> {
     #[cfg(not(unix))]
     let _ = dir;
     Ok(())
+}
+
+/// A unit test's view of a writer waiting for the lock: a thread may ask to be told when it
+/// finds the lock held (`on_contention`), to let the holder go on only once the race it sets up
+/// is certain, with no timing involved.
+#[cfg(test)]
+pub(crate) mod contention {
+    use std::cell::RefCell;
+
+    thread_local! {
+        static HOOK: RefCell<Option<Box<dyn FnOnce()>>> = RefCell::new(None);
+    }
+
+    /// Calls `hook` (once) the next time this thread finds the vault's lock held.
+    pub(crate) fn on_contention(hook: impl FnOnce() + 'static) {
+        HOOK.with(|h| *h.borrow_mut() = Some(Box::new(hook)));
+    }
+
+    /// This thread found the lock held.
+    pub(super) fn found() {
+        if let Some(hook) = HOOK.with(|h| h.borrow_mut().take()) {
+            hook();
+        }
+    }
 }

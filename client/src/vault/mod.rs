@@ -99,6 +99,8 @@ mod passphrase;
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+pub(crate) use self::fs::contention;
 use self::fs::*;
 use crypto::*;
 use format::*;
@@ -485,7 +487,8 @@ impl Vault {
 
     /// Takes the vault's write lock until the returned [`VaultLock`] drops, for a
     /// read-modify-write that no other process may interleave with: read with [`Vault::get`],
-    /// write with [`VaultLock::put`] (the vault's own writes would wait for the lock held here).
+    /// write with [`VaultLock::put`] and [`VaultLock::delete`] (the vault's own writes would
+    /// wait for the lock held here).
     ///
     /// # Errors
     ///
@@ -529,8 +532,12 @@ impl Vault {
     ///
     /// [`VaultError::InvalidName`] or [`VaultError::Io`].
     pub fn delete(&self, name: &str) -> Result<bool, VaultError> {
+        self.lock()?.delete(name)
+    }
+
+    /// [`Vault::delete`], under the lock the caller holds.
+    fn delete_locked(&self, name: &str) -> Result<bool, VaultError> {
         validate_name(name)?;
-        let _lock = self.lock()?;
         let path = self.record_path(name);
         match std::fs::remove_file(&path) {
             Ok(()) => {
@@ -575,15 +582,7 @@ impl Vault {
     ///
     /// [`VaultError::Json`] if `value` cannot be serialised, and the errors of [`Vault::put`].
     pub fn put_json<T: Serialize + ?Sized>(&self, name: &str, value: &T) -> Result<(), VaultError> {
-        validate_name(name)?;
-        // Measure first, then serialise into a buffer of exactly that capacity, so the
-        // plaintext is never left behind in a buffer freed by a reallocation.
-        let mut counter = ByteCounter(0);
-        serde_json::to_writer(&mut counter, value).map_err(|err| json_error(name, &err))?;
-        check_value_len(name, counter.0)?;
-        let mut json = Zeroizing::new(Vec::with_capacity(counter.0));
-        serde_json::to_writer(&mut *json, value).map_err(|err| json_error(name, &err))?;
-        self.put(name, &json)
+        self.put(name, &to_json(name, value)?)
     }
 
     /// The JSON value stored under `name`, or `None` if there is none; see [`Vault::get`].
@@ -774,6 +773,37 @@ impl VaultLock<'_> {
     pub fn put(&self, name: &str, value: &[u8]) -> Result<(), VaultError> {
         self.vault.put_locked(name, value)
     }
+
+    /// [`Vault::delete`] under this lock.
+    ///
+    /// # Errors
+    ///
+    /// As [`Vault::delete`].
+    pub fn delete(&self, name: &str) -> Result<bool, VaultError> {
+        self.vault.delete_locked(name)
+    }
+
+    /// [`Vault::put_json`] under this lock.
+    ///
+    /// # Errors
+    ///
+    /// As [`Vault::put_json`].
+    pub fn put_json<T: Serialize + ?Sized>(&self, name: &str, value: &T) -> Result<(), VaultError> {
+        self.put(name, &to_json(name, value)?)
+    }
+}
+
+/// `value` as JSON, for the record `name`.
+fn to_json<T: Serialize + ?Sized>(name: &str, value: &T) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+    validate_name(name)?;
+    // Measure first, then serialise into a buffer of exactly that capacity, so the
+    // plaintext is never left behind in a buffer freed by a reallocation.
+    let mut counter = ByteCounter(0);
+    serde_json::to_writer(&mut counter, value).map_err(|err| json_error(name, &err))?;
+    check_value_len(name, counter.0)?;
+    let mut json = Zeroizing::new(Vec::with_capacity(counter.0));
+    serde_json::to_writer(&mut *json, value).map_err(|err| json_error(name, &err))?;
+    Ok(json)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,12 +3,19 @@
 //!
 //! [`Push`] is an externally tagged enum (`{ "push": { "<kind>": … } }`, or
 //! `{ "push": "<kind>" }` for a kind without fields), so a relay that adds a kind would make
-//! [`decode`] fail on the whole frame. A client reads with [`decode_received`] instead: a frame
-//! that [`decode`] refuses only because its push names a kind serde does not know comes back as
-//! [`Received::UnknownPush`], naming the kind; everything else (a bad field of a known push, a
-//! bad response, an unknown version) is refused exactly as [`decode`] refuses it.
+//! [`decode`] fail on the whole frame. A client reads with [`decode_received`] instead. A frame
+//! that [`decode`] refuses is looked at again, structurally: if it is a push envelope whose
+//! kind (the tag) is not one of [`Push`]'s kinds, it comes back as [`Received::UnknownPush`],
+//! naming the kind; everything else (a known kind with a bad body, a bad response, a frame of
+//! another shape, an unknown version) is refused exactly as [`decode`] refuses it.
+//!
+//! The known kinds are read from [`Push`]'s own `Deserialize` implementation (the variant names
+//! serde hands a deserializer), so they cannot drift from the enum, and the decision never
+//! depends on the wording of serde's errors.
 
-use super::{Frame, decode};
+use serde::de::{self, Deserialize as _, Visitor};
+
+use super::{Frame, Push, decode};
 use crate::{Error, Result};
 
 /// A frame as a client reads it.
@@ -30,33 +37,34 @@ pub enum Received {
 /// # Errors
 /// As [`decode`], for everything but a push of an unknown kind.
 pub fn decode_received(bytes: &[u8]) -> Result<Received> {
-    let reason = match decode(bytes) {
+    let refused = match decode(bytes) {
         Ok(frame) => return Ok(Received::Frame(frame)),
-        Err(Error::Decode { what, reason }) => (what, reason),
+        Err(e @ Error::Decode { .. }) => e,
         Err(e) => return Err(e),
-    };
-    let refused = || Error::Decode {
-        what: reason.0,
-        reason: reason.1.clone(),
     };
     // `decode` checked the size, the version byte and that the frame is not empty.
     let mut rest = bytes.get(1..).unwrap_or_default();
     let Ok(value) = ciborium::from_reader::<ciborium::Value, _>(&mut rest) else {
-        return Err(refused());
+        return Err(refused);
     };
     if !rest.is_empty() {
-        return Err(refused());
+        return Err(refused);
     }
     match push_kind(&value) {
-        // Serde names the tag it does not know; any other failure (a known kind with a bad
-        // field, say) is not this.
-        Some(kind) if reason.1.starts_with(&format!("unknown variant `{kind}`")) => {
-            Ok(Received::UnknownPush {
-                kind: kind.chars().take(64).collect(),
-            })
-        }
-        _ => Err(refused()),
+        // A kind this code knows failed on its body: that is a malformed frame.
+        Some(kind) if !push_kinds().contains(&kind) => Ok(Received::UnknownPush {
+            kind: kind.chars().take(64).collect(),
+        }),
+        _ => Err(refused),
     }
+}
+
+/// The kinds of [`Push`] this code knows, as they are named on the wire.
+pub fn push_kinds() -> &'static [&'static str] {
+    let mut kinds: &'static [&'static str] = &[];
+    // Always "fails": the deserializer stops as soon as it has been told the variants.
+    let _ = Push::deserialize(VariantNames(&mut kinds));
+    kinds
 }
 
 /// The kind of `{ "push": "<kind>" }` or `{ "push": { "<kind>": … } }`, if `value` is that.
@@ -73,6 +81,52 @@ fn push_kind(value: &ciborium::Value) -> Option<&str> {
     match push.as_map()?.as_slice() {
         [(kind, _)] => kind.as_text(),
         _ => None,
+    }
+}
+
+/// A deserializer that reads nothing: asked for an enum, it keeps the names of the enum's
+/// variants (serde's derive passes the wire names, after renaming) and stops.
+struct VariantNames<'a>(&'a mut &'static [&'static str]);
+
+/// What [`VariantNames`] answers every request with.
+#[derive(Debug)]
+struct Stop;
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("only the variant names are read")
+    }
+}
+
+impl std::error::Error for Stop {}
+
+impl de::Error for Stop {
+    fn custom<T: std::fmt::Display>(_: T) -> Self {
+        Stop
+    }
+}
+
+impl<'de> de::Deserializer<'de> for VariantNames<'_> {
+    type Error = Stop;
+
+    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> core::result::Result<V::Value, Stop> {
+        Err(Stop)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        variants: &'static [&'static str],
+        _: V,
+    ) -> core::result::Result<V::Value, Stop> {
+        *self.0 = variants;
+        Err(Stop)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map struct identifier
+        ignored_any
     }
 }
 
@@ -118,6 +172,69 @@ mod tests {
                 kind: "ping_later".into()
             }
         );
+    }
+
+    #[test]
+    fn the_known_kinds_are_the_enums_own() {
+        let kinds = push_kinds();
+        // Each kind a push encodes to is listed (the tag of a unit kind is the text itself).
+        for p in [
+            Push::AuditGrew { size: 3 },
+            Push::QuotaWarning {
+                org: None,
+                quota: crate::wire::ByteQuota {
+                    scope: crate::wire::QuotaScope::Account,
+                    used: 8,
+                    most: 10,
+                },
+            },
+        ] {
+            let bytes = encode(&Frame::Push(p)).unwrap();
+            let value: Value = ciborium::from_reader(&bytes[1..]).unwrap();
+            let kind = push_kind(&value).unwrap();
+            assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+        }
+        assert!(kinds.contains(&"item") && kinds.contains(&"agent_key_changed"));
+        assert!(!kinds.contains(&"queue_moved"));
+    }
+
+    /// A known kind whose body carries, in a nested field, an unknown variant that happens to
+    /// have the push's own name: serde's error then reads "unknown variant `quota_warning`",
+    /// which a decision by error wording took for an unknown push. It is a malformed frame.
+    #[test]
+    fn a_known_kind_with_a_bad_body_is_refused_whatever_serde_says() {
+        let bad = frame(&push(Value::Map(vec![(
+            Value::Text("quota_warning".into()),
+            Value::Map(vec![
+                (Value::Text("org".into()), Value::Null),
+                (
+                    Value::Text("quota".into()),
+                    Value::Map(vec![
+                        (
+                            Value::Text("scope".into()),
+                            Value::Text("quota_warning".into()),
+                        ),
+                        (Value::Text("used".into()), Value::Integer(8.into())),
+                        (Value::Text("most".into()), Value::Integer(10.into())),
+                    ]),
+                ),
+            ]),
+        )])));
+        let Err(Error::Decode { reason, .. }) = decode(&bad) else {
+            panic!("decode refuses it");
+        };
+        assert!(
+            reason.starts_with("unknown variant `quota_warning`"),
+            "serde's words: {reason}"
+        );
+        assert!(
+            matches!(decode_received(&bad), Err(Error::Decode { .. })),
+            "{:?}",
+            decode_received(&bad)
+        );
+        // The same kind as a unit (no body at all) is known too: refused.
+        let unit = frame(&push(Value::Text("quota_warning".into())));
+        assert!(matches!(decode_received(&unit), Err(Error::Decode { .. })));
     }
 
     #[test]
