@@ -270,7 +270,7 @@ pub struct Limits {
     /// Failed authentications one source address may make in a burst.
     pub source_auth_failure_burst: u32,
     /// Most source addresses (and accounts, and conversations) each limit tracks at once;
-    /// bounds their memory.
+    /// bounds their memory, and in a cluster each limit's rows in the shared database.
     pub max_tracked_sources: usize,
     /// Conversations a customer may have open with one org at once.
     pub open_conversations_per_org: usize,

@@ -4,14 +4,18 @@
 //! expiry; a customer opening through node A is given an agent connected to node B before a
 //! less-loaded agent connected nowhere. An agent that disconnects, a node stopped cleanly and
 //! a node killed stop counting as online: at once for the first two, once the killed node's
-//! record lapses for the last.
+//! record lapses for the last. A connected agent's record is refreshed, so it keeps counting
+//! online past its time-to-live; and a pick whose read of the presence fails falls back to the
+//! node's own connections (counted).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
 
 use sealdesk_protocol::{keys::SigningPublicKey, wire::Response};
 use sealdesk_tests::{
     Org, RawClient,
-    cluster::{self, Node, ready, start_with},
+    cluster::{self, Node, ready, start_with_env},
     identity::Identity,
     web_key::open_request,
 };
@@ -41,6 +45,13 @@ async fn published(node: &Node, n: u64) {
     .await;
 }
 
+/// The counter of the presence publications and reads that failed on a node.
+const PRESENCE_ERRORS: &str = "sealdesk_cluster_presence_errors_total";
+
+/// The test-only hook that makes a node's presence reads fail
+/// (`service::presence::FAIL_PRESENCE_READS_ENV`).
+const FAIL_PRESENCE_READS: &str = "SEALDESK_TEST_FAIL_PRESENCE_READS";
+
 /// Nodes A and B on a fresh database named after `name`, with `settings` on both besides an
 /// open quota no test here reaches; an org with two agents, X (which holds one conversation
 /// more than Y) and Y, neither connected, and a customer. Returns the nodes, the org, X's
@@ -49,6 +60,15 @@ async fn two_nodes_and_an_uneven_org(
     name: &str,
     settings: &[(&str, &str)],
 ) -> Option<([Node; 2], tempfile::TempDir, Org, usize)> {
+    two_nodes_and_an_uneven_org_env(name, settings, &[]).await
+}
+
+/// As [`two_nodes_and_an_uneven_org`], with the environment variables `env_a` on node A only.
+async fn two_nodes_and_an_uneven_org_env(
+    name: &str,
+    settings: &[(&str, &str)],
+    env_a: &[(&str, &str)],
+) -> Option<([Node; 2], tempfile::TempDir, Org, usize)> {
     let (db, keys) = cluster::database(name)?;
     let key = keys.path().join("log.key");
     let mut all = vec![
@@ -56,8 +76,8 @@ async fn two_nodes_and_an_uneven_org(
         ("CONVERSATION_OPENS_PER_HOUR", "100000"),
     ];
     all.extend_from_slice(settings);
-    let a = ready(start_with(&db, &key, true, &all));
-    let b = ready(start_with(&db, &key, true, &all));
+    let a = ready(start_with_env(&db, &key, true, &all, env_a));
+    let b = ready(start_with_env(&db, &key, true, &all, &[]));
     let org = Org::setup(&a.url, 12, "acme", 2, 1).await;
     // Neither agent online: the first open goes to one of them, X, which now has more.
     let first = open(&a.url, &org.customers[0], 1).await;
@@ -144,12 +164,17 @@ async fn a_killed_nodes_agents_stop_counting_online_once_its_record_lapses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_stopped_cleanly_withdraws_its_agents_at_once() {
-    // A time-to-live of an hour: only the withdrawal can make X offline within the test.
-    let Some(([a, mut b], _keys, org, x)) = two_nodes_and_an_uneven_org(
-        "presence_stopped",
-        &[("CLUSTER_PRESENCE_TTL_MS", "3600000")],
-    )
-    .await
+    // A time-to-live of an hour: only a withdrawal can make X offline within the test. A
+    // shutdown grace far shorter than a session's close handshake (2 s), and an agent client
+    // that never answers the close: when node B stops, X's session is still there as its
+    // transport gives up and its cluster task ends, so the departure of the session cannot
+    // withdraw X — only the withdrawal at the stop itself can.
+    let settings = [
+        ("CLUSTER_PRESENCE_TTL_MS", "3600000"),
+        ("SHUTDOWN_GRACE_MS", "100"),
+    ];
+    let Some(([a, mut b], _keys, org, x)) =
+        two_nodes_and_an_uneven_org("presence_stopped", &settings).await
     else {
         return;
     };
@@ -158,7 +183,71 @@ async fn a_node_stopped_cleanly_withdraws_its_agents_at_once() {
     let on_b = RawClient::login(&b.url, agent_x).await;
     published(&b, 1).await;
     assert_eq!(open(&a.url, customer, 2).await, agent_x.card().signing_key);
-    drop(on_b);
+    // Node B stops (SIGTERM, waited for) while X's connection is open and unread.
     b.process.terminate().unwrap();
     assert_eq!(open(&a.url, customer, 3).await, agent_y.card().signing_key);
+    drop(on_b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connected_agent_keeps_counting_online_past_its_time_to_live() {
+    // A short time-to-live (10 of the cluster helpers' 150 ms periods): X's first publication
+    // lapses within the test, so only the periodic refresh keeps X online — nothing else
+    // publishes for node B while X stays connected (customers are not agents).
+    const TTL: Duration = Duration::from_millis(1500);
+    let Some(([a, b], _keys, org, x)) =
+        two_nodes_and_an_uneven_org("presence_refreshed", &[("CLUSTER_PRESENCE_TTL_MS", "1500")])
+            .await
+    else {
+        return;
+    };
+    let agent_x = &org.agents[x];
+    let customer = &org.customers[0];
+    let x_key = agent_x.card().signing_key;
+    let _on_b = RawClient::login(&b.url, agent_x).await;
+    published(&b, 1).await;
+    // X stays connected for three time-to-lives; node A, with no connection of X's, counts
+    // it online at every open meanwhile. The pace between opens only spreads them over the
+    // three TTLs (the assertion holds however long each step takes).
+    let connected = Instant::now();
+    let mut n = 1;
+    while connected.elapsed() < 3 * TTL {
+        n += 1;
+        assert_eq!(
+            open(&a.url, customer, n).await,
+            x_key,
+            "open {n}, {:?} after X was published: X's record was not refreshed",
+            connected.elapsed()
+        );
+        tokio::time::sleep(TTL / 4).await;
+    }
+    assert!(n >= 6, "{n} opens over three time-to-lives");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_presence_read_falls_back_to_the_nodes_own_connections() {
+    // Node A's reads of the cluster's presence fail (a test-only hook); its publications do
+    // not. X, the more loaded agent, is connected to node A only.
+    let Some(([a, _b], _keys, org, x)) = two_nodes_and_an_uneven_org_env(
+        "presence_read_fails",
+        &[("CLUSTER_PRESENCE_TTL_MS", "60000")],
+        &[(FAIL_PRESENCE_READS, "1")],
+    )
+    .await
+    else {
+        return;
+    };
+    let agent_x = &org.agents[x];
+    let customer = &org.customers[0];
+    let _on_a = RawClient::login(&a.url, agent_x).await;
+    published(&a, 1).await;
+    let failed_before = cluster::metric(&a, PRESENCE_ERRORS).await;
+    // The open succeeds, and goes to X: node A's own connection counts it online although
+    // the cluster's presence could not be read.
+    assert_eq!(open(&a.url, customer, 2).await, agent_x.card().signing_key);
+    let failed_after = cluster::metric(&a, PRESENCE_ERRORS).await;
+    assert!(
+        failed_after > failed_before,
+        "the failed read is counted ({failed_before} → {failed_after})"
+    );
 }

@@ -249,8 +249,8 @@ fn a_shared_bucket_is_pruned_once_full_again_and_not_before() {
         burst: 1,
     };
     let take = |key: &[u8], rate| store.rate_bucket(key, rate, BucketOp::Take).unwrap();
-    assert_eq!(take(b"slow", slow), Some(BucketAnswer::Allowed));
-    assert_eq!(take(b"quick", quick), Some(BucketAnswer::Allowed));
+    assert_eq!(take(b"slow", slow), Some(BucketAnswer::Started));
+    assert_eq!(take(b"quick", quick), Some(BucketAnswer::Started));
     assert!(
         matches!(take(b"slow", slow), Some(BucketAnswer::Empty { .. })),
         "its one token is taken"
@@ -275,5 +275,167 @@ fn a_shared_bucket_is_pruned_once_full_again_and_not_before() {
             assert!(retry_after.as_secs() >= 1, "{retry_after:?}");
         }
         other => panic!("the slow bucket forgot its taken token: {other:?}"),
+    }
+}
+
+/// The cap on a limit's shared buckets (`limits::shared`), on the engine itself: with a cap of
+/// two keys, a third key is refused `rate_limited` (no row kept for it) while the two known
+/// keys are still served; once a known key's bucket is full again, the take at the cap prunes
+/// it and the new key gets its row. The count stays at the cap throughout.
+#[test]
+fn a_limit_keeps_at_most_its_cap_of_shared_buckets() {
+    use std::sync::Arc;
+
+    use sealdesk_server::{
+        limits::{Rate, SharedBuckets},
+        store::{BucketOp, ConversationLog, PgStore},
+    };
+
+    let Some((db, _keys)) = cluster::database("rates_cap") else {
+        return;
+    };
+    let store: Arc<dyn ConversationLog> = Arc::new(PgStore::open(&db, true).unwrap());
+    let shared = SharedBuckets::new(Arc::clone(&store), 2);
+    // Two tokens, then one a minute: a key that took one is not full again within the test.
+    let slow = Rate {
+        per_minute: 1,
+        burst: 2,
+    };
+    // Full again a tenth of a second after a take.
+    let quick = Rate {
+        per_minute: 600,
+        burst: 1,
+    };
+    const OPENS: &str = "conversation_opens";
+    let take = |key: &[u8], rate| {
+        shared
+            .apply(OPENS, rate, key, BucketOp::Take, true)
+            .unwrap()
+    };
+    take(b"k1", slow).unwrap();
+    take(b"k2", slow).unwrap();
+    assert_eq!(
+        shared.known_rows(OPENS),
+        2,
+        "this node counts the buckets it starts"
+    );
+
+    // At the cap: a new key is refused, and nothing is kept for it.
+    let refused = take(b"k3", slow).unwrap_err();
+    assert_eq!(refused.limit, OPENS);
+    assert_eq!(refused.retry_after_secs(), 1);
+    shared.count();
+    assert_eq!(shared.known_rows(OPENS), 2, "no row for the refused key");
+    // The known keys are still served (k1's second token), and refused only for their own
+    // rate.
+    take(b"k1", slow).unwrap();
+    assert!(take(b"k1", slow).is_err(), "k1's own bucket is empty");
+    // Another limit has its own cap.
+    shared
+        .apply("source_registrations", slow, b"k3", BucketOp::Take, true)
+        .unwrap()
+        .unwrap();
+    // Checks and refunds never start a bucket.
+    shared
+        .apply(OPENS, slow, b"k4", BucketOp::Check, true)
+        .unwrap()
+        .unwrap();
+    shared.apply(OPENS, slow, b"k4", BucketOp::Refund, true);
+    shared.count();
+    assert_eq!(shared.known_rows(OPENS), 2);
+
+    // A second limit, at its cap of two with a quick bucket: once that bucket is full again,
+    // the take at the cap prunes it and the new key is served.
+    const AUTH: &str = "source_auth_failures";
+    shared
+        .apply(AUTH, quick, b"q", BucketOp::Take, true)
+        .unwrap()
+        .unwrap();
+    shared
+        .apply(AUTH, slow, b"s", BucketOp::Take, true)
+        .unwrap()
+        .unwrap();
+    // Refused until the quick bucket is full again (and the throttled prune at the cap has
+    // run since); then served.
+    let deadline = std::time::Instant::now() + STEP;
+    while shared
+        .apply(AUTH, slow, b"new", BucketOp::Take, true)
+        .unwrap()
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the quick bucket was never pruned to make room"
+        );
+        std::thread::sleep(sealdesk_tests::wait::POLL);
+    }
+    shared.count();
+    assert_eq!(
+        shared.known_rows(AUTH),
+        2,
+        "the new key took the pruned one's place"
+    );
+    // The first limit's rows were untouched by the other's prune (its buckets are not full).
+    assert_eq!(shared.known_rows(OPENS), 2);
+}
+
+/// The cap through two relay nodes (`SEALDESK_RELAY_MAX_TRACKED_SOURCES`): new customers
+/// opening conversations through either node start buckets until the cluster's rows reach the
+/// cap, then are refused `rate_limited` (counted in `sealdesk_limited_total`); the customers
+/// that have a bucket are still served on both nodes. Past the cap by at most what the other
+/// node started before its next count (never more than nodes × cap).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_keys_past_the_cap_are_refused_across_nodes() {
+    const CAP: usize = 3;
+    let settings = [
+        ("MAX_TRACKED_SOURCES", "3"),
+        ("OPEN_CONVERSATIONS_PER_ORG", "50"),
+        ("CONVERSATION_OPENS_PER_HOUR", "60"),
+    ];
+    let Some(([a, b], _keys)) = cluster("rates_cap_nodes", &settings) else {
+        return;
+    };
+    let org = Org::setup(&a.url, 80, "acme", 1, 12).await;
+    let nodes = [&a, &b];
+    let mut started = Vec::new();
+    let mut n = 100;
+    // New customers, through A and B in turn, until one is refused.
+    let refusal = loop {
+        let i = started.len();
+        assert!(
+            i < org.customers.len(),
+            "{i} new keys started: the cap of {CAP} never held"
+        );
+        let mut c = RawClient::login(&nodes[i % 2].url, &org.customers[i]).await;
+        n += 1;
+        let r = c.request(open_request("acme", n, None)).await;
+        c.close().await;
+        match r {
+            Response::Opened { .. } => started.push(i),
+            other => break other,
+        }
+    };
+    assert!(
+        (CAP..=2 * CAP).contains(&started.len()),
+        "{} keys started: the cap is {CAP}, and two nodes overshoot by at most one's count",
+        started.len()
+    );
+    let (code, message) = refused(&refusal);
+    assert_eq!(code, ErrorCode::RateLimited);
+    assert!(message.contains("opened by this account"), "{message}");
+    let limited = "sealdesk_limited_total{reason=\"conversation_opens\"}";
+    assert!(cluster::metric(nodes[started.len() % 2], limited).await >= 1);
+    // The customers that have a bucket are still served, on both nodes.
+    for (j, &i) in started.iter().take(2).enumerate() {
+        let mut c = RawClient::login(&nodes[(i + 1 + j) % 2].url, &org.customers[i]).await;
+        n += 1;
+        assert!(
+            matches!(
+                c.request(open_request("acme", n, None)).await,
+                Response::Opened { .. }
+            ),
+            "customer {i}, who has a bucket, is served"
+        );
+        c.close().await;
     }
 }

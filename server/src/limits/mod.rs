@@ -152,6 +152,8 @@ pub struct Guard {
     /// In a cluster, the engine's buckets for registrations, failed authentications and
     /// opens (the in-memory ones above then only stand in when the database fails).
     shared: Option<SharedBuckets>,
+    /// Most buckets each keyed limit keeps, in memory and (cluster-wide) in the engine.
+    max_shared_keys: usize,
     metrics: Arc<Metrics>,
 }
 
@@ -202,6 +204,7 @@ impl Guard {
             bytes: bytes::ByteQuotas::new(limits),
             open_records: RecordLocks::default(),
             shared: None,
+            max_shared_keys: keys,
             metrics,
         }
     }
@@ -211,15 +214,23 @@ impl Guard {
     /// memory.
     pub fn share(&mut self, engine: Arc<dyn ConversationLog>) {
         if engine.shared() {
-            self.shared = Some(SharedBuckets::new(engine));
+            self.shared = Some(SharedBuckets::new(engine, self.max_shared_keys));
         }
     }
 
-    /// Drops the shared buckets that are full again, if the engine keeps them (a cluster
-    /// node's periodic chores call it every [`shared::PRUNE_EVERY`]).
+    /// Drops the shared buckets that are full again and counts the rest, if the engine keeps
+    /// them (a cluster node's periodic chores call it every [`shared::PRUNE_EVERY`]).
     pub fn prune_shared(&self) {
         if let Some(shared) = &self.shared {
             shared.prune();
+        }
+    }
+
+    /// Counts each limit's shared buckets, if the engine keeps them (a cluster node's
+    /// periodic chores call it every round, for the cap on keys, [`shared`]).
+    pub fn count_shared(&self) {
+        if let Some(shared) = &self.shared {
+            shared.count();
         }
     }
 
@@ -237,12 +248,12 @@ impl Guard {
         if let Some(r) = self
             .shared
             .as_ref()
-            .and_then(|s| s.apply(limit, rate, key_bytes, op))
+            .and_then(|s| s.apply(limit, rate, key_bytes, op, true))
         {
             return r;
         }
         match op {
-            BucketOp::Take => buckets.take(key, now),
+            BucketOp::Take | BucketOp::TakeKnown => buckets.take(key, now),
             BucketOp::Check => buckets.check(key, now),
             BucketOp::Refund => {
                 buckets.refund(key);
@@ -257,12 +268,12 @@ impl Guard {
         if let Some(r) = self
             .shared
             .as_ref()
-            .and_then(|s| s.apply(limit, rate, b"", op))
+            .and_then(|s| s.apply(limit, rate, b"", op, false))
         {
             return r;
         }
         match op {
-            BucketOp::Take => bucket.take(now),
+            BucketOp::Take | BucketOp::TakeKnown => bucket.take(now),
             BucketOp::Check => bucket.check(now),
             BucketOp::Refund => {
                 bucket.refund();

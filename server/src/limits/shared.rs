@@ -12,11 +12,30 @@
 //! If the database fails, the event is counted in this node's own bucket instead (as on an
 //! engine only this node uses), and the failure is logged: a limit still holds, per node.
 //! The buckets that are full again are dropped by the node's periodic chores
-//! ([`SharedBuckets::prune`], every [`PRUNE_EVERY`]), never on an event's path.
+//! ([`SharedBuckets::prune`], every [`PRUNE_EVERY`]).
+//!
+//! # The cap on keys
+//!
+//! As a node's own [`KeyedBuckets`](super::KeyedBuckets), each keyed limit keeps at most
+//! `max_keys` buckets (`max_tracked_sources`), here cluster-wide: a source with many
+//! addresses cannot grow the table without bound between two prunes. Without a `count(*)`
+//! on each take: the chores count each limit's rows once per round (one grouped statement,
+//! [`SharedBuckets::count`]), and the node adds the buckets its own takes start. While a
+//! limit stands at its cap, a take is an `UPDATE` only ([`BucketOp::TakeKnown`]): a key that
+//! has a bucket is served as ever, a key without one is refused `rate_limited` (counted as
+//! the limit's refusal, as in memory) after one prune of the buckets full again and a fresh
+//! count — at most one such prune per limit per [`PRUNE_AT_CAP_EVERY`] on a node, so a flood
+//! at the cap costs one `UPDATE` per attempt.
+//!
+//! The bound: each node stops starting buckets once its count reaches the cap, so a
+//! limit's rows exceed the cap only by the keys the *other* nodes start within one chores
+//! period (before the next count tells this node), and never reach more than `nodes × cap`.
+//! The overall registration bucket is one row and is not capped.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tracing::warn;
 
@@ -26,9 +45,27 @@ use crate::store::{BucketAnswer, BucketOp, BucketRate, ConversationLog};
 /// How often a node drops the shared buckets that are full again.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
+/// How often, at most, a node prunes for a limit standing at its cap of keys (a take for a
+/// new key then may find room made by buckets full again since the chores' last prune).
+pub const PRUNE_AT_CAP_EVERY: Duration = Duration::from_secs(1);
+
 /// The shared engine's buckets (see the module docs).
 pub struct SharedBuckets {
     engine: Arc<dyn ConversationLog>,
+    /// Most buckets each keyed limit keeps, cluster-wide.
+    max_keys: u64,
+    /// What this node knows of each limit's rows. A std Mutex: held for a map update only,
+    /// never across a statement.
+    rows: Mutex<HashMap<&'static str, Rows>>,
+}
+
+/// A limit's rows as this node knows them.
+#[derive(Debug, Default, Clone, Copy)]
+struct Rows {
+    /// The last count, plus the buckets this node started since.
+    count: u64,
+    /// When this node last pruned for the limit standing at its cap.
+    pruned_at_cap: Option<Instant>,
 }
 
 impl std::fmt::Debug for SharedBuckets {
@@ -55,37 +92,146 @@ pub fn ip_bytes(ip: IpAddr) -> Vec<u8> {
 }
 
 impl SharedBuckets {
-    /// The buckets `engine` keeps.
-    pub fn new(engine: Arc<dyn ConversationLog>) -> Self {
-        Self { engine }
+    /// The buckets `engine` keeps, at most `max_keys` per keyed limit (see the module docs).
+    pub fn new(engine: Arc<dyn ConversationLog>, max_keys: usize) -> Self {
+        Self {
+            engine,
+            max_keys: u64::try_from(max_keys.max(1)).unwrap_or(u64::MAX),
+            rows: Mutex::new(HashMap::new()),
+        }
     }
 
     /// `op` on `limit`'s bucket `key` of `rate`: `Some` with the engine's answer, `None` if
-    /// the engine keeps no shared buckets or failed (the caller counts in its own).
+    /// the engine keeps no shared buckets or failed (the caller counts in its own). A
+    /// `capped` limit keeps at most `max_keys` buckets (see the module docs); the overall
+    /// bucket, one row, is not.
     pub fn apply(
         &self,
         limit: &'static str,
         rate: Rate,
         key: &[u8],
         op: BucketOp,
+        capped: bool,
     ) -> Option<Result<(), Limited>> {
         let rate = BucketRate::new(rate.per_minute, rate.burst);
-        match self.engine.rate_bucket(&bucket_key(limit, key), rate, op) {
-            Ok(answer) => answer.map(|a| match a {
-                BucketAnswer::Allowed => Ok(()),
+        let key = bucket_key(limit, key);
+        let op = match op {
+            BucketOp::Take if capped && self.at_cap(limit) => BucketOp::TakeKnown,
+            op => op,
+        };
+        let answer = match self.engine.rate_bucket(&key, rate, op) {
+            Ok(answer) => answer?,
+            Err(e) => {
+                warn!(limit, error = %e, "shared rate bucket unavailable; counting on this node");
+                return None;
+            }
+        };
+        Some(match answer {
+            BucketAnswer::Allowed => Ok(()),
+            BucketAnswer::Started => {
+                self.started(limit);
+                Ok(())
+            }
+            BucketAnswer::Empty { retry_after } => Err(Limited { limit, retry_after }),
+            BucketAnswer::Unknown => {
+                if !self.made_room(limit) {
+                    return Some(Err(Limited {
+                        limit,
+                        retry_after: Duration::from_secs(1),
+                    }));
+                }
+                // Room was made: a plain take, which may start the key's bucket.
+                return self.apply_uncapped(limit, rate, &key);
+            }
+        })
+    }
+
+    /// Drops the buckets that are full again, then counts each limit's (the node's periodic
+    /// chores call it every [`PRUNE_EVERY`]).
+    pub fn prune(&self) {
+        if let Err(e) = self.engine.prune_rate_buckets() {
+            warn!(error = %e, "pruning the shared rate buckets failed");
+        }
+        self.count();
+    }
+
+    /// Counts each limit's buckets (one grouped statement; the chores call it every round).
+    pub fn count(&self) {
+        match self.engine.rate_bucket_counts() {
+            Ok(counts) => {
+                let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
+                for r in rows.values_mut() {
+                    r.count = 0;
+                }
+                for (label, n) in counts {
+                    let Some(limit) = super::LIMIT_LABELS
+                        .iter()
+                        .find(|l| l.as_bytes() == label.as_slice())
+                    else {
+                        continue;
+                    };
+                    rows.entry(limit).or_default().count = n;
+                }
+            }
+            Err(e) => warn!(error = %e, "counting the shared rate buckets failed"),
+        }
+    }
+
+    /// How many buckets this node knows `limit` keeps (the last count, plus those it
+    /// started since).
+    pub fn known_rows(&self, limit: &str) -> u64 {
+        let rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
+        rows.get(limit).map_or(0, |r| r.count)
+    }
+
+    fn at_cap(&self, limit: &'static str) -> bool {
+        self.known_rows(limit) >= self.max_keys
+    }
+
+    fn started(&self, limit: &'static str) {
+        let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
+        let r = rows.entry(limit).or_default();
+        r.count = r.count.saturating_add(1);
+    }
+
+    /// For a take refused at the cap: prunes the buckets full again and counts again (unless
+    /// this node did so for `limit` within [`PRUNE_AT_CAP_EVERY`]); whether `limit` is now
+    /// under its cap.
+    fn made_room(&self, limit: &'static str) -> bool {
+        {
+            let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
+            let r = rows.entry(limit).or_default();
+            if r.pruned_at_cap
+                .is_some_and(|at| at.elapsed() < PRUNE_AT_CAP_EVERY)
+            {
+                return false;
+            }
+            r.pruned_at_cap = Some(Instant::now());
+        }
+        self.prune();
+        !self.at_cap(limit)
+    }
+
+    /// A plain take on the bucket `key` (already the full key), after room was made.
+    fn apply_uncapped(
+        &self,
+        limit: &'static str,
+        rate: BucketRate,
+        key: &[u8],
+    ) -> Option<Result<(), Limited>> {
+        match self.engine.rate_bucket(key, rate, BucketOp::Take) {
+            Ok(answer) => Some(match answer? {
+                BucketAnswer::Started => {
+                    self.started(limit);
+                    Ok(())
+                }
+                BucketAnswer::Allowed | BucketAnswer::Unknown => Ok(()),
                 BucketAnswer::Empty { retry_after } => Err(Limited { limit, retry_after }),
             }),
             Err(e) => {
                 warn!(limit, error = %e, "shared rate bucket unavailable; counting on this node");
                 None
             }
-        }
-    }
-
-    /// Drops the buckets that are full again (the node's periodic chores call it).
-    pub fn prune(&self) {
-        if let Err(e) = self.engine.prune_rate_buckets() {
-            warn!(error = %e, "pruning the shared rate buckets failed");
         }
     }
 }

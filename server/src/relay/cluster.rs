@@ -106,8 +106,9 @@ pub(super) fn spawn(svc: Arc<Service>, cfg: ClusterConfig) -> JoinHandle<()> {
 
 /// Every `period`, what a node of a cluster does besides delivering: folds the stored-bytes
 /// counts it gathered into the database (one transaction, `service::stored_bytes`),
-/// reloads the blocks other nodes stored (`service::blocks`), drops the shared rate buckets
-/// that are full again (every [`crate::limits::shared::PRUNE_EVERY`]), and re-checks the next
+/// reloads the blocks other nodes stored (`service::blocks`), counts the shared rate buckets
+/// of each limit (their cap, `limits::shared`) and drops those that are full again (every
+/// [`crate::limits::shared::PRUNE_EVERY`]), and re-checks the next
 /// [`RECHECK_PER_ROUND`] connected agent keys against their names' current keys (a close
 /// lost while the listener stayed up, or never heard without a listener, is made up within a
 /// few periods). Apart from the wake-up rounds, which these database reads and writes held up
@@ -128,8 +129,12 @@ async fn chores(svc: Arc<Service>, period: Duration) {
             pruned = Instant::now();
         }
         let done = tokio::task::spawn_blocking(move || {
+            // The shared rate buckets: counted every round (the cap on keys), pruned (and
+            // counted) every PRUNE_EVERY.
             if prune {
                 svc.guard.prune_shared();
+            } else {
+                svc.guard.count_shared();
             }
             let next = svc.recheck_some_agent_keys(from, RECHECK_PER_ROUND).1;
             let started = Instant::now();

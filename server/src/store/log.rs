@@ -353,6 +353,16 @@ pub trait ConversationLog: Store {
         Ok(0)
     }
 
+    /// How many shared buckets each limit keeps (the keys' part before the first `/`), in
+    /// one statement; nothing on an engine only this node uses.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails.
+    fn rate_bucket_counts(&self) -> Result<Vec<(Vec<u8>, u64)>> {
+        Ok(Vec::new())
+    }
+
     /// In a cluster, publishes that `agents` (signing keys' bytes) are exactly the agents
     /// connected to this node, each for `ttl` unless published again (a node that stops
     /// publishing, crashed, stops counting them within `ttl`); an empty list withdraws them

@@ -152,6 +152,10 @@ impl ConversationLog for MeteredStore {
         self.timed(|s| s.prune_rate_buckets())
     }
 
+    fn rate_bucket_counts(&self) -> Result<Vec<(Vec<u8>, u64)>> {
+        self.timed(|s| s.rate_bucket_counts())
+    }
+
     fn forward_push(&self, to: &[u8], frame: &[u8]) -> bool {
         self.inner.forward_push(to, frame)
     }

@@ -55,8 +55,11 @@ impl BucketRate {
 /// What to do with a shared bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BucketOp {
-    /// Take a token if there is one.
+    /// Take a token if there is one (a key without a bucket starts one, full).
     Take,
+    /// Take a token only from a bucket that exists: a key without one is answered
+    /// [`BucketAnswer::Unknown`] and starts none (its limit stands at its cap of keys).
+    TakeKnown,
     /// Whether a token is there, taking none.
     Check,
     /// Give back a token taken by an attempt that turned out not to count.
@@ -66,9 +69,14 @@ pub enum BucketOp {
 /// A shared bucket's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BucketAnswer {
-    /// A token was there (and, for [`BucketOp::Take`], taken); always the answer to
+    /// A token was there (and, for a take, taken); always the answer to
     /// [`BucketOp::Refund`].
     Allowed,
+    /// [`BucketOp::Take`] for a key without a bucket: a bucket was started for it (one key
+    /// more kept), and its first token taken.
+    Started,
+    /// [`BucketOp::TakeKnown`] for a key without a bucket: nothing taken, nothing kept.
+    Unknown,
     /// The bucket is empty: the wait until a token is there.
     Empty {
         /// At least one second, in whole seconds.

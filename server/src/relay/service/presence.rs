@@ -19,6 +19,11 @@ use tracing::warn;
 
 use super::Service;
 
+/// **Test-only**: when this variable is set, the node's reads of the cluster's presence fail
+/// ([`Service::agents_online`]), as they do when the database cannot answer, so a test can see
+/// the pick fall back to this node's connections. Never set it in production.
+pub const FAIL_PRESENCE_READS_ENV: &str = "SEALDESK_TEST_FAIL_PRESENCE_READS";
+
 impl Service {
     /// Publishes the registered agents connected to this node as its whole list, each for
     /// `ttl` (an empty list withdraws them, as a node stopping cleanly does). Returns whether
@@ -64,7 +69,15 @@ impl Service {
             .copied()
             .collect();
         let keys: Vec<Vec<u8>> = agents.iter().map(|k| k.to_bytes().to_vec()).collect();
-        match self.convs.engine().agents_present(&keys) {
+        let read = if std::env::var_os(FAIL_PRESENCE_READS_ENV).is_some() {
+            Err(crate::Error::Storage {
+                op: "agents_present",
+                detail: "failed on purpose (test only)".to_owned(),
+            })
+        } else {
+            self.convs.engine().agents_present(&keys)
+        };
+        match read {
             Ok(Some(present)) => {
                 let present: HashSet<Vec<u8>> = present.into_iter().collect();
                 online.extend(

@@ -1,7 +1,9 @@
 //! The token buckets the nodes of a cluster share (`store::rate_bucket`): one row per bucket,
 //! the time it is full again on the database's clock (so the nodes' clocks do not matter),
 //! taken from in one `INSERT … ON CONFLICT … DO UPDATE … RETURNING`: the row's lock orders
-//! the nodes' takes, and each sees the one before.
+//! the nodes' takes, and each sees the one before. While a limit stands at its cap of keys
+//! (`limits::shared`), a take is an `UPDATE` only ([`BucketOp::TakeKnown`]): a key without a
+//! row gets none, and the table does not grow.
 
 use deadpool_postgres::Pool;
 
@@ -30,8 +32,34 @@ const TAKE: &str = concat!(
        granted = greatest(b.full_at, EXCLUDED.at) - EXCLUDED.at <= $3, \
        full_at = CASE WHEN greatest(b.full_at, EXCLUDED.at) - EXCLUDED.at <= $3 \
                  THEN greatest(b.full_at, EXCLUDED.at) + $2 ELSE b.full_at END \
+     RETURNING granted, full_at - at, \
+       NOT EXISTS (SELECT 1 FROM rate_buckets o WHERE o.key = $1)"
+);
+
+/// [`TAKE`] for a bucket that has a row only: no row, no answer (and none inserted). The last
+/// column of `TAKE` says whether the key had no row before: a subquery reads the statement's
+/// snapshot, which does not hold the row the statement itself inserted (a row another node
+/// inserted meanwhile counts as this one's: an over-count, which the chores' next count
+/// corrects).
+const TAKE_KNOWN: &str = concat!(
+    "UPDATE rate_buckets AS b SET \
+       at = n.t, \
+       granted = greatest(b.full_at, n.t) - n.t <= $3, \
+       full_at = CASE WHEN greatest(b.full_at, n.t) - n.t <= $3 \
+                 THEN greatest(b.full_at, n.t) + $2 ELSE b.full_at END \
+     FROM (SELECT ",
+    now!(),
+    " AS t) n WHERE b.key = $1 \
      RETURNING granted, full_at - at"
 );
+
+/// How many rows each limit has: grouped by the keys' part before the first `/`
+/// (`limits::shared::bucket_key`).
+const COUNTS: &str = "SELECT l, count(*) FROM ( \
+       SELECT CASE WHEN position('\\x2f'::bytea IN key) > 0 \
+              THEN substring(key FROM 1 FOR position('\\x2f'::bytea IN key) - 1) \
+              ELSE key END AS l \
+       FROM rate_buckets) k GROUP BY l";
 
 /// How far ahead of now bucket `$1` is full again (no row: it is full).
 const CHECK: &str = concat!(
@@ -65,7 +93,25 @@ pub(super) async fn rate_bucket(
                 .map_err(err)?;
             let granted: bool = row.try_get(0).map_err(err)?;
             let ahead: f64 = row.try_get(1).map_err(err)?;
+            let started: bool = row.try_get(2).map_err(err)?;
             // A refusal's wait is from the bucket as it is (the token was not taken).
+            Ok(match (granted, started) {
+                (true, true) => BucketAnswer::Started,
+                (true, false) => BucketAnswer::Allowed,
+                (false, _) => rate.answer(ahead),
+            })
+        }
+        BucketOp::TakeKnown => {
+            let stmt = client.prepare_cached(TAKE_KNOWN).await.map_err(err)?;
+            let row = client
+                .query_opt(&stmt, &[&key, &interval, &rate.tolerance_secs()])
+                .await
+                .map_err(err)?;
+            let Some(row) = row else {
+                return Ok(BucketAnswer::Unknown);
+            };
+            let granted: bool = row.try_get(0).map_err(err)?;
+            let ahead: f64 = row.try_get(1).map_err(err)?;
             Ok(if granted {
                 BucketAnswer::Allowed
             } else {
@@ -99,4 +145,22 @@ pub(super) async fn prune(pool: &Pool) -> Result<u64> {
         .execute(PRUNE, &[])
         .await
         .map_err(|e| db_err("prune_rate_buckets", &e))
+}
+
+/// How many rows each limit has (its label's bytes), in one grouped statement.
+pub(super) async fn counts(pool: &Pool) -> Result<Vec<(Vec<u8>, u64)>> {
+    let client = client(pool, "rate_bucket_counts").await?;
+    let err = |e: tokio_postgres::Error| db_err("rate_bucket_counts", &e);
+    let stmt = client.prepare_cached(COUNTS).await.map_err(err)?;
+    client
+        .query(&stmt, &[])
+        .await
+        .map_err(err)?
+        .iter()
+        .map(|row| {
+            let limit: Vec<u8> = row.try_get(0).map_err(err)?;
+            let n: i64 = row.try_get(1).map_err(err)?;
+            Ok((limit, u64::try_from(n).unwrap_or(0)))
+        })
+        .collect()
 }

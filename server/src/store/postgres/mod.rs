@@ -841,6 +841,11 @@ impl ConversationLog for PgStore {
         self.run(async move { buckets::prune(&pool).await })
     }
 
+    fn rate_bucket_counts(&self) -> Result<Vec<(Vec<u8>, u64)>> {
+        let pool = self.pool.clone();
+        self.run(async move { buckets::counts(&pool).await })
+    }
+
     fn publish_presence(&self, agents: &[Vec<u8>], ttl: std::time::Duration) -> Result<()> {
         let (pool, node, agents) = (self.pool.clone(), self.node, agents.to_vec());
         let ttl = ttl.as_secs_f64();
