@@ -13,34 +13,27 @@
  * What has a module of its own: the notices (`customer-notices.ts`), the holes
  * (`customer-holes.ts`), uploads (`customer-uploads.ts`), consents and erasure
  * (`customer-rights.ts`), recovery (`customer-recovery.ts`), the checks of the agent's key
- * (`customer-agent-key.ts`), the typing signals (`customer-typing.ts`) and the org's policies
- * (`customer-policy.ts`).
+ * (`customer-agent-key.ts`), the typing signals (`customer-typing.ts`), the delivery and read
+ * marks (`customer-marks.ts`) and the org's policies (`customer-policy.ts`).
  */
 import {
-  EpochSecret,
   IdentityKeys,
   ProtocolError,
-  ReplayWindow,
   cardFingerprint,
   cardFromCbor,
   cardToCbor,
   envelopeToCbor,
-  epochToCbor,
   equal,
   formatFingerprint,
   fromCbor,
-  openEpoch,
   openMessage,
   sealMessage,
   toCbor,
   toHex,
   verifyAgentCertificate,
-  verifyEpoch,
-  checkFollows,
   verifyPolicy,
   issueCard,
   type CborValue,
-  type EpochRecord,
   type IdentityCard,
   type Policy,
 } from "@sealdesk/protocol";
@@ -53,31 +46,18 @@ import { CustomerNotices, RECHECK_NOTICES_MS, type ShownNotice } from "./custome
 import { consentIds, consentStates, eraseConversation, grantConsent, historyExport, isErased, revokeConsent, type ConsentStatus, type HistoryExport, type RevokeOutcome, type RightsHost } from "./customer-rights.js";
 import { policySummary } from "./summary.js";
 import { AgentKeyWatch, watchAgentKeys } from "./customer-agent-key.js";
-import { epochPrk } from "./signal.js";
 import { CustomerTyping } from "./customer-typing.js";
 import { Member, SyncedConversation, raiseNumber, readAccount, takeCounter, writeAccount } from "./member.js";
 import { RelayError, type Session } from "./session.js";
 import { RECORDS, itemKey } from "./store.js";
 import { CustomerError, type ChatLine, type CustomerEvent, type CustomerOptions } from "./customer-model.js";
 import { maySendIn, noteOwnEpoch, saveRecoveryCode } from "./customer-recovery.js";
-import { makeEpochRecord, replayWindow } from "./epochs.js";
+import { replayWindow } from "./epochs.js";
 import { CustomerPolicies } from "./customer-policy.js";
+import { CustomerMarks } from "./customer-marks.js";
+import { CustomerEpochs, putOwnEpoch } from "./customer-epochs.js";
 
 export * from "./customer-model.js";
-
-/** The highest sequence number the agent's device received (its delivery marks). */
-const DELIVERED_KEY = "marks/delivered";
-/** The highest sequence number covered by a read receipt this customer sent. */
-const READ_SENT_KEY = "marks/read_sent";
-
-interface EpochState {
-  record: EpochRecord;
-  schedule: EpochSecret;
-  /** The epoch's PRK, for the typing signals (§9.7). */
-  prk: Uint8Array;
-  members: Uint8Array[];
-  windows: Map<string, ReplayWindow>;
-}
 
 interface ConversationRecord {
   conversation: Uint8Array;
@@ -91,11 +71,6 @@ function map(v: CborValue): { [k: string]: CborValue } {
   if (v === null || typeof v !== "object" || v instanceof Uint8Array || Array.isArray(v)) throw new ProtocolError("malformed", "stored record");
   return v;
 }
-function u64be(n: number): Uint8Array {
-  const b = new Uint8Array(8);
-  new DataView(b.buffer).setBigUint64(0, BigInt(n));
-  return b;
-}
 function bytesOf(v: CborValue | undefined): Uint8Array {
   if (!(v instanceof Uint8Array)) throw new ProtocolError("malformed", "stored record");
   return v;
@@ -103,8 +78,8 @@ function bytesOf(v: CborValue | undefined): Uint8Array {
 
 /** A customer of one org, with at most one conversation. */
 export class Customer extends Member<CustomerEvent, CustomerOptions> {
-  private readonly epochs = new Map<number, EpochState>();
-  private readonly names = new Map<string, string>();
+  /** The epochs held, verified and opened (`customer-epochs.ts`). */
+  private readonly epochs: CustomerEpochs;
   private readonly lines: ChatLine[] = [];
   private readonly noticeBook: CustomerNotices;
   private readonly uploads: Uploads;
@@ -118,12 +93,10 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   private holes = new SequenceHoles();
   private blocked: string | null = null;
   private erased = false;
-  private readSeq = 0;
-  private deliveredSeq = 0;
-  private readSent = 0;
+  /** The delivery and read marks both ways (`customer-marks.ts`). */
+  private readonly marks: CustomerMarks;
   /** The typing signals both ways (`customer-typing.ts`). */
   private readonly typing: CustomerTyping;
-  private reading: Promise<void> = Promise.resolve();
   /**
    * Whether the customer chose to chat (`begin`, or a send): from then on each session registers
    * the card and checks the policy. Before, a fresh account only reads the org's policy (issue 22).
@@ -131,7 +104,6 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   private begun = false;
   /** The session the card was registered on and the policy checked on, and that run. */
   private readied: { session: Session; run: Promise<void> } | null = null;
-  /** The session the latest policy was fetched and checked on (not again when registering there). */
   /** The org's policies: verified, kept, the latest told (`customer-policy.ts`). */
   private readonly policies: CustomerPolicies;
 
@@ -166,13 +138,25 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
       quota: (quota) => this.warnBytes(quota),
       fail: (e) => this.fail(e),
     });
+    this.marks = new CustomerMarks({ store: opts.store, me: card.name });
+    this.epochs = new CustomerEpochs({
+      keys,
+      policy: async (version) => {
+        const known = this.policies.get(version);
+        if (known !== undefined) return known;
+        const s = this.current();
+        if (s === null) throw new CustomerError("no_epoch", `policy version ${version} unknown offline`);
+        return await this.policies.check(s, version);
+      },
+      keyChanged: (detail) => this.keyChanged(detail),
+    });
     this.typing = new CustomerTyping({
       keys,
       now: opts.now,
       random: opts.random,
       conversation: () => this.conv?.conversation ?? null,
       epoch: (n) => this.epochs.get(n),
-      latest: () => (this.epochs.size === 0 ? undefined : this.epochs.get(Math.max(...this.epochs.keys()))),
+      latest: () => this.epochs.latest(),
       mayTell: () => (this.blocked !== null || this.erased ? null : this.current()),
       show: (member, typing) => this.emit({ kind: "typing", member, typing }),
     });
@@ -225,7 +209,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
 
   /** The highest sequence number the agent has read (its read receipts). */
   readUpTo(): number {
-    return this.readSeq;
+    return this.marks.readUpTo();
   }
 
   /** Why sending is blocked (a pinned key changed, or the conversation erased), or null. */
@@ -333,9 +317,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     const m = map(fromCbor(c));
     this.follow({ conversation: bytesOf(m.conversation), agent: cardFromCbor(m.agent ?? null) });
     this.policies.pinnedMaster = bytesOf(m.master_key);
-    const delivered = await s.get(DELIVERED_KEY);
-    const d = delivered === undefined ? 0 : fromCbor(delivered);
-    if (typeof d === "number") this.deliveredSeq = d;
+    await this.marks.restore();
     // The holes kept (with their requests) before the items kept: a hole among them is one already asked for.
     await this.holes.restore();
     for (const k of await s.keys(RECORDS.itemPrefix)) {
@@ -398,7 +380,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     await this.ready(s);
     // Erased on the relay: the local copy is all there is.
     if (this.conv !== null && this.synced !== null && !this.erased) {
-      if (this.epochs.size === 0) await this.createEpochZero(s);
+      if (this.epochs.newest() === null) await this.createEpochZero(s);
       await this.synced.sync(s);
       await this.checkHoles(s);
       await this.recheckNotices();
@@ -442,15 +424,9 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     if (conv === null) throw new CustomerError("not_open");
     const latest = this.policies.newest();
     if (latest === undefined) throw new CustomerError("no_epoch", "no policy");
-    const k = this.opts.random(32);
-    const plan = { policy: latest, conversation: conv.conversation, previous: null, members: [this.card, conv.agent], customer: this.card.signingKey, k, createdAt: this.opts.now() };
-    const record = await makeEpochRecord(this.keys, this.opts.random, plan).finally(() => k.fill(0));
-    const r = await s.request({ kind: "put_epoch", record });
-    if (r.kind === "error" && r.code === "stale_epoch") return; // another tab created it: history brings it
-    if (r.kind === "error") throw new RelayError(r.code, r.message);
-    if (r.kind !== "stored") throw new CustomerError("bad_answer", r.kind);
-    const raw: CborValue = { conversation: conv.conversation, seq: r.seq, stored_at: this.opts.now(), item: { epoch: epochToCbor(record) } };
-    await this.ingestOwn(sequencedFromCbor(raw), s);
+    // Null: another tab created it, and the history brings it.
+    const it = await putOwnEpoch(s, this.keys, this.card, this.opts, { policy: latest, conversation: conv.conversation, previous: null, members: [this.card, conv.agent] }, true);
+    if (it !== null) await this.ingestOwn(it, s);
   }
 
   protected onPush(p: Push): void {
@@ -459,10 +435,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
       if (conv === null || this.synced === null || !equal(p.item.conversation, conv.conversation)) return;
       this.synced.push(p.item, () => this.current(), (e) => this.fail(e), () => void this.afterPush().catch((e: unknown) => this.fail(e)));
     } else if (p.kind === "delivered" && conv !== null && equal(p.conversation, conv.conversation)) {
-      if (p.member !== this.card.name && p.seq > this.deliveredSeq) {
-        this.deliveredSeq = p.seq;
-        void this.opts.store.put(DELIVERED_KEY, toCbor(p.seq)).catch(() => undefined);
-      }
+      this.marks.delivered(p.member, p.seq);
       this.emit({ kind: "delivered", member: p.member, seq: p.seq });
     } else if (p.kind === "signal" && conv !== null && equal(p.signal.header.conversation, conv.conversation)) {
       this.typing.received(p.signal);
@@ -486,7 +459,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
 
   /** The highest sequence number the agent's device has received (the relay's delivery mark). */
   deliveredUpTo(): number {
-    return this.deliveredSeq;
+    return this.marks.deliveredUpTo();
   }
 
   /**
@@ -510,24 +483,11 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
    * the last one sent. The widget calls it only while the page is visible.
    */
   markRead(upTo?: number): Promise<void> {
-    const run = this.reading.then(() => this.markReadNow(upTo));
-    this.reading = run.catch(() => undefined);
-    return run;
-  }
-
-  private async markReadNow(upTo?: number): Promise<void> {
-    const newest = Math.max(0, ...this.lines.filter((l) => !l.mine).map((l) => l.seq));
-    const seq = Math.min(upTo ?? newest, newest);
-    if (this.conv === null || this.blocked !== null) return;
-    if (this.readSent === 0) {
-      const b = await this.opts.store.get(READ_SENT_KEY);
-      const v = b === undefined ? 0 : fromCbor(b);
-      this.readSent = typeof v === "number" ? v : 0;
-    }
-    if (seq <= this.readSent) return;
-    await this.sendRaw("read", u64be(seq));
-    this.readSent = seq;
-    await this.opts.store.put(READ_SENT_KEY, toCbor(seq));
+    return this.marks.markRead(upTo, {
+      newest: () => Math.max(0, ...this.lines.filter((l) => !l.mine).map((l) => l.seq)),
+      may: () => this.conv !== null && this.blocked === null,
+      send: (body) => this.sendRaw("read", body),
+    });
   }
 
   /** Handles one item once: verifies it, keeps it (when `keep`), shows it. */
@@ -548,26 +508,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   private async handle(it: Sequenced): Promise<void> {
     const item = it.item;
     if (item.kind === "epoch") {
-      const r = item.record;
-      let policy = this.policies.get(r.policyVersion);
-      if (policy === undefined) {
-        const s = this.current();
-        if (s === null) throw new CustomerError("no_epoch", `policy version ${r.policyVersion} unknown offline`);
-        policy = await this.policies.check(s, r.policyVersion);
-      }
-      verifyEpoch(r, policy);
-      const previous = r.epoch === 0 ? null : (this.epochs.get(r.epoch - 1)?.record ?? null);
-      if (r.epoch > 0 && previous === null) throw new CustomerError("no_epoch", `epoch ${r.epoch - 1} missing`);
-      checkFollows(r, previous);
-      for (const m of r.members) {
-        const known = this.names.get(m.name);
-        const key = toHex(m.signingKey);
-        if (known !== undefined && known !== key) this.keyChanged(`${m.name}'s key changed in epoch ${r.epoch}`);
-        this.names.set(m.name, key);
-      }
-      const k = await openEpoch(r, this.keys, policy);
-      this.epochs.set(r.epoch, { record: r, schedule: new EpochSecret(k, r.conversation, r.epoch), prk: epochPrk(k, r.conversation, r.epoch), members: r.members.map((m) => m.signingKey), windows: new Map() });
-      k.fill(0);
+      await this.epochs.accept(item.record);
     } else if (item.kind === "message") {
       const env = item.envelope;
       const e = this.epochs.get(env.header.epoch);
@@ -582,13 +523,8 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
       const mine = equal(env.header.sender, this.card.signingKey);
       if (mine) await raiseNumber(this.opts.store, `${RECORDS.counterPrefix}${env.header.epoch}`, env.header.counter + 1);
       if (env.header.kind === "read") {
-        if (!mine && body.length === 8) {
-          const seq = Number(new DataView(body.buffer, body.byteOffset, 8).getBigUint64(0));
-          if (seq > this.readSeq) {
-            this.readSeq = seq;
-            this.emit({ kind: "read", seq });
-          }
-        }
+        const seq = this.marks.receipt(body, mine);
+        if (seq !== null) this.emit({ kind: "read", seq });
         return;
       }
       // A status the agent set (§9.6) is not a line of the chat.
@@ -628,7 +564,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
    * which the customer gives the business.
    */
   async grantConsent(purpose: string, validSecs = 7 * 86_400): Promise<string> {
-    const lastEpoch = this.epochs.size === 0 ? null : Math.max(...this.epochs.keys());
+    const lastEpoch = this.epochs.newest();
     return grantConsent(this.rightsHost(), { policy: this.policies.latest, lastEpoch, random: this.opts.random }, purpose, validSecs);
   }
 
@@ -687,7 +623,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     const id = this.conversationId();
     if (id === null) throw new CustomerError("not_open");
     const summary = this.policies.latest === null ? null : policySummary(this.policies.latest);
-    return historyExport(id, this.opts.org, summary, this.erased, this.opts.now(), this.lines, this.noticeBook.shown, { read: this.readSeq, delivered: this.deliveredSeq });
+    return historyExport(id, this.opts.org, summary, this.erased, this.opts.now(), this.lines, this.noticeBook.shown, { read: this.marks.readUpTo(), delivered: this.marks.deliveredUpTo() });
   }
 
   /**
@@ -760,7 +696,8 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     if (this.conv === null) await this.open(s);
     const conv = this.conv;
     if (conv === null) throw new CustomerError("not_open");
-    let epoch = Math.max(...this.epochs.keys());
+    let epoch = this.epochs.newest();
+    if (epoch === null) throw new CustomerError("no_epoch");
     // Recovered: never in an epoch the lost device may have used (`customer-recovery.ts`).
     if (!(await maySendIn(this.opts.store, epoch))) epoch = await this.openOwnEpoch(s, epoch);
     const e = this.epochs.get(epoch);
@@ -783,14 +720,11 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     const e = this.epochs.get(epoch);
     const conv = this.conv;
     if (e === undefined || conv === null || this.policies.latest === null) throw new CustomerError("no_epoch");
-    const k = this.opts.random(32);
-    const plan = { policy: this.policies.latest, conversation: conv.conversation, previous: e.record, members: e.record.members, customer: this.card.signingKey, k, createdAt: this.opts.now() };
-    const record = await makeEpochRecord(this.keys, this.opts.random, plan).finally(() => k.fill(0));
-    const r = await s.call({ kind: "put_epoch", record });
-    if (r.kind !== "stored") throw new CustomerError("bad_answer", r.kind);
-    await this.ingestOwn(sequencedFromCbor({ conversation: conv.conversation, seq: r.seq, stored_at: this.opts.now(), item: { epoch: epochToCbor(record) } }), s);
-    await noteOwnEpoch(this.opts.store, record.epoch);
-    return record.epoch;
+    const it = await putOwnEpoch(s, this.keys, this.card, this.opts, { policy: this.policies.latest, conversation: conv.conversation, previous: e.record, members: e.record.members }, false);
+    if (it === null) throw new CustomerError("no_epoch");
+    await this.ingestOwn(it, s);
+    await noteOwnEpoch(this.opts.store, epoch + 1);
+    return epoch + 1;
   }
 
   /**
