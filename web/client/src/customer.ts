@@ -39,7 +39,7 @@ import {
 } from "@sealdesk/protocol";
 import { attachmentLineText, decodeAttachmentRef, downloadAttachment, sealAttachment, type AttachmentRef } from "./attachment.js";
 import { sequencedFromCbor, type ByteQuota, type Push, type Sequenced } from "./frames.js";
-import { SequenceHoles } from "./customer-holes.js";
+import { SequenceHoles, type Hole } from "./customer-holes.js";
 import { learnRevocations } from "./customer-revocations.js";
 import { Uploads, type UploadState } from "./customer-uploads.js";
 import { CustomerNotices, RECHECK_NOTICES_MS, type ShownNotice } from "./customer-notices.js";
@@ -91,6 +91,8 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   private synced: SyncedConversation | null = null;
   /** The items of the conversation handled so far, and the holes among them. */
   private holes = new SequenceHoles();
+  /** The holes as the view was last told them (`tellHoles`). */
+  private holesTold = "";
   private blocked: string | null = null;
   private erased = false;
   /** The delivery and read marks both ways (`customer-marks.ts`). */
@@ -200,6 +202,11 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   /** The verified lines so far, in sequence order. */
   history(): readonly ChatLine[] {
     return this.lines;
+  }
+
+  /** The runs of items that never arrived, with the requests made for each (see the `withheld` event). */
+  withheld(): Hole[] {
+    return this.holes.withheld();
   }
 
   /** The conversation id (hex), once opened. */
@@ -330,6 +337,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   private follow(conv: ConversationRecord): void {
     this.conv = conv;
     this.holes = new SequenceHoles(undefined, false, { store: this.opts.store, key: `${RECORDS.holesPrefix}${toHex(conv.conversation)}` });
+    this.holesTold = "";
     this.synced = new SyncedConversation(conv.conversation, (it) => this.ingest(it, true), (kind) => new CustomerError("bad_answer", kind));
   }
 
@@ -750,13 +758,25 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   }
 
   /**
-   * Asks the relay again for the items in the holes below the cursor (`customer-holes.ts`),
-   * handling what comes as in order, and tells the view of each hole still open (`withheld`).
+   * Tells the view the holes as found, asks the relay again for their items
+   * (`customer-holes.ts`), handling what comes as in order, and tells the holes again if that
+   * changed them (`withheld`: one more request, given up, closed).
    */
   private async checkHoles(s: Session | null): Promise<void> {
     const conv = this.conv;
     if (conv === null || this.erased) return;
-    const open = await this.holes.refetch(s, conv.conversation, (it) => this.ingest(it, true), (kind) => new CustomerError("bad_answer", kind));
-    for (const h of open) this.emit({ kind: "withheld", from: h.from, to: h.to });
+    await this.holes.restore();
+    this.tellHoles();
+    await this.holes.refetch(s, conv.conversation, (it) => this.ingest(it, true), (kind) => new CustomerError("bad_answer", kind));
+    this.tellHoles();
+  }
+
+  /** Emits `withheld` with the open holes when they differ from what the view was last told. */
+  private tellHoles(): void {
+    const holes = this.holes.withheld();
+    const told = holes.map((h) => `${h.from}-${h.to}/${h.tries}/${h.claimed === undefined ? "" : String(h.claimed)}`).join(",");
+    if (told === this.holesTold) return;
+    this.holesTold = told;
+    this.emit({ kind: "withheld", holes });
   }
 }
