@@ -65,6 +65,11 @@ export type CustomerEvent =
    * A view keys each run by `from` and `to` and updates it in place.
    */
   | { kind: "withheld"; holes: readonly Hole[] }
+  /**
+   * The account's consents changed: one granted on another device (its item in the
+   * conversation, verified) or revoked there (proven in the audit log). Read `consentStates()`.
+   */
+  | { kind: "consents" }
   /** Where an upload stands (kept until its message is sent: see `customer-uploads.ts`). */
   | { kind: "upload"; upload: UploadState }
   /** The relay's warning ahead of a stored-bytes quota (§9.8, §13.12), from 80% of it on: after an upload's chunk or a sent message. */

@@ -14,14 +14,13 @@
  * (`customer-holes.ts`), uploads (`customer-uploads.ts`), consents and erasure
  * (`customer-rights.ts`), recovery (`customer-recovery.ts`), the checks of the agent's key
  * (`customer-agent-key.ts`), the typing signals (`customer-typing.ts`), the delivery and read
- * marks (`customer-marks.ts`) and the org's policies (`customer-policy.ts`).
+ * marks (`customer-marks.ts`), the epochs (`customer-epochs.ts`), the conversation's record
+ * (`customer-conversation.ts`), the consents granted elsewhere (`customer-consents.ts`) and the
+ * org's policies (`customer-policy.ts`).
  */
 import {
   IdentityKeys,
-  ProtocolError,
   cardFingerprint,
-  cardFromCbor,
-  cardToCbor,
   envelopeToCbor,
   equal,
   formatFingerprint,
@@ -55,26 +54,14 @@ import { maySendIn, noteOwnEpoch, saveRecoveryCode } from "./customer-recovery.j
 import { replayWindow } from "./epochs.js";
 import { CustomerPolicies } from "./customer-policy.js";
 import { CustomerMarks } from "./customer-marks.js";
+import { keepConversation, readConversation, type ConversationRecord } from "./customer-conversation.js";
+import { ConsentWatch, takeConsentItem } from "./customer-consents.js";
 import { CustomerEpochs, putOwnEpoch } from "./customer-epochs.js";
 
 export * from "./customer-model.js";
 
-interface ConversationRecord {
-  conversation: Uint8Array;
-  agent: IdentityCard;
-}
-
 const enc = new TextEncoder();
 const dec = new TextDecoder("utf-8", { fatal: true });
-
-function map(v: CborValue): { [k: string]: CborValue } {
-  if (v === null || typeof v !== "object" || v instanceof Uint8Array || Array.isArray(v)) throw new ProtocolError("malformed", "stored record");
-  return v;
-}
-function bytesOf(v: CborValue | undefined): Uint8Array {
-  if (!(v instanceof Uint8Array)) throw new ProtocolError("malformed", "stored record");
-  return v;
-}
 
 /** A customer of one org, with at most one conversation. */
 export class Customer extends Member<CustomerEvent, CustomerOptions> {
@@ -95,6 +82,8 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   private holesTold = "";
   private blocked: string | null = null;
   private erased = false;
+  /** Consents granted or revoked on another device, read again when the log grows (`customer-consents.ts`). */
+  private readonly consentWatch: ConsentWatch;
   /** The delivery and read marks both ways (`customer-marks.ts`). */
   private readonly marks: CustomerMarks;
   /** The typing signals both ways (`customer-typing.ts`). */
@@ -141,6 +130,18 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
       fail: (e) => this.fail(e),
     });
     this.marks = new CustomerMarks({ store: opts.store, me: card.name });
+    this.consentWatch = new ConsentWatch({
+      catchUp: async () => {
+        const s = this.current();
+        const synced = this.synced;
+        if (s === null || synced === null || synced.isSyncing || this.erased || !this.hasBegun()) return;
+        await this.ready(s);
+        await synced.sync(s);
+        await this.checkHoles(s);
+      },
+      learn: () => learnRevocations(this.rightsHost()),
+      changed: () => this.emit({ kind: "consents" }),
+    });
     this.epochs = new CustomerEpochs({
       keys,
       policy: async (version) => {
@@ -296,6 +297,9 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
       await s.register();
       // Told at once of a re-certified agent (an older relay refuses: nothing else changes).
       await watchAgentKeys(s);
+      // Told when the log grows: a revocation made on another device shows at once. (A relay
+      // older than `watch_audit` closes the connection, §13.5: the widget comes from its relay.)
+      await s.request({ kind: "watch_audit" }).catch(() => null);
       try {
         if (!this.policies.checkedOnSession(s)) await this.policies.check(s, null);
       } catch (e) {
@@ -318,12 +322,11 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   private async loadConversation(): Promise<void> {
     const s = this.opts.store;
     await this.policies.restore();
-    const c = await s.get(RECORDS.conversation);
+    const c = await readConversation(s);
     if (c === undefined) return;
     this.erased = await isErased(s);
-    const m = map(fromCbor(c));
-    this.follow({ conversation: bytesOf(m.conversation), agent: cardFromCbor(m.agent ?? null) });
-    this.policies.pinnedMaster = bytesOf(m.master_key);
+    this.follow(c);
+    this.policies.pinnedMaster = c.masterKey;
     await this.marks.restore();
     // The holes kept (with their requests) before the items kept: a hole among them is one already asked for.
     await this.holes.restore();
@@ -421,9 +424,10 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     this.policies.accept(policy);
     const cert = verifyAgentCertificate(r.certificate, policy, this.opts.now());
     if (!equal(cert.agent.signingKey, r.agent.signingKey) || cert.agent.name !== r.agent.name) throw new CustomerError("bad_answer", "the certificate names another agent");
-    this.follow({ conversation, agent: r.agent });
-    this.policies.pinnedMaster = policy.master.signingKey;
-    await this.opts.store.put(RECORDS.conversation, toCbor({ conversation, agent: cardToCbor(r.agent), master_key: policy.master.signingKey, org: this.opts.org }));
+    const kept = { conversation, agent: r.agent, masterKey: policy.master.signingKey };
+    this.follow(kept);
+    this.policies.pinnedMaster = kept.masterKey;
+    await keepConversation(this.opts.store, kept, this.opts.org);
     await this.createEpochZero(s);
   }
 
@@ -449,6 +453,8 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
       this.typing.received(p.signal);
     } else if (p.kind === "agent_key_changed" && conv !== null && p.org === this.opts.org && p.agent === conv.agent.name) {
       void this.agentKeys.check(p.card).catch((e: unknown) => this.fail(e));
+    } else if (p.kind === "audit_grew" && conv !== null) {
+      void this.consentWatch.poke().catch((e: unknown) => this.fail(e));
     } else if (p.kind === "quota_warning" && (p.quota.scope === "account" || p.org === this.opts.org)) {
       // §13.12: pushed at the crossing and after each sign-in, whoever sent the bytes.
       this.warnBytes(p.quota);
@@ -547,6 +553,9 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
       this.emit({ kind: "line", line });
     } else if (item.kind === "notice") {
       await this.noticeBook.handle(it.seq, item.index, item.raw, it.storedAt);
+    } else if (item.kind === "consent") {
+      // Granted here or on another device of this account: checked, then listed (`customer-consents.ts`).
+      if (await takeConsentItem({ store: this.opts.store, org: this.opts.org, conversation: it.conversation, customer: this.card.signingKey }, item.token)) this.emit({ kind: "consents" });
     }
   }
 
@@ -576,7 +585,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     return grantConsent(this.rightsHost(), { policy: this.policies.latest, lastEpoch, random: this.opts.random }, purpose, validSecs);
   }
 
-  /** The ids (hex) of the consents granted from this browser. */
+  /** The ids (hex) of the account's consents known here (granted here, or read from the conversation). */
   consents(): Promise<string[]> {
     return consentIds(this.opts.store);
   }
@@ -595,15 +604,14 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   }
 
   /**
-   * The consents granted from this browser, each with where it stands (`customer-rights.ts`),
-   * after reading the audit log for revocations of them made on another device
-   * (`customer-revocations.ts`; when online — a log that cannot be read now is told as an error
-   * and the states known are shown).
+   * The account's consents for this conversation, granted here or on another device, each with
+   * where it stands (`customer-rights.ts`), after reading the conversation for consents shared
+   * elsewhere and the audit log for revocations made elsewhere (`customer-consents.ts`; when
+   * online — what cannot be read now is told as an error and the states known are shown).
    */
   async consentStates(): Promise<ConsentStatus[]> {
-    const host = this.rightsHost();
-    await learnRevocations(host).catch((e: unknown) => this.fail(e));
-    return consentStates(host);
+    await this.consentWatch.poke().catch((e: unknown) => this.fail(e));
+    return consentStates(this.rightsHost());
   }
 
   /**

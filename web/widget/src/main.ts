@@ -132,8 +132,8 @@ async function main(): Promise<void> {
   };
   // The trustees' shares of one opening (same org, epochs and basis), shown as one notice.
   const openings = new Map<string, ShownNotice[]>();
-  // The consents granted from this browser (id → issued): a notice names one by its day, as the
-  // CLI does ("under your consent of 2 Dec 2026"), any other by its short id.
+  // The account's consents (id → issued), granted here or on another device: a notice names one
+  // by its day, as the CLI does ("under your consent of 2 Dec 2026"), any other by its short id.
   const consents = new Map<string, number>();
   const audience: NoticeAudience = { kind: "customer", consents };
   const knowConsents = (): Promise<void> =>
@@ -266,6 +266,11 @@ async function main(): Promise<void> {
         break;
       case "delivered":
         readMarks();
+        break;
+      case "consents":
+        // Granted or revoked on another device of this account: the list and the notices' names.
+        rights.refreshConsents();
+        void knowConsents();
         break;
       case "typing":
         break;
