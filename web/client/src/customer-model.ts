@@ -11,6 +11,7 @@ import type { ByteQuota } from "./frames.js";
 import type { MemberOptions } from "./member.js";
 import type { ConnectionState } from "./session.js";
 import type { UnconfirmedCode } from "./customer-agent-key.js";
+import type { Hole } from "./customer-holes.js";
 
 /** One line of the conversation, verified. */
 export interface ChatLine {
@@ -57,10 +58,18 @@ export type CustomerEvent =
   | { kind: "agent_key_unconfirmed"; agent: string; code: UnconfirmedCode; reason: string; pushed: boolean }
   | { kind: "refused"; seq: number; reason: string }
   /**
-   * Items `from..to` (inclusive) never arrived: the relay withheld them (asked for again and
-   * not given; an item that comes later is still shown as a `line`, in order).
+   * The runs of items that never arrived, all of them as they stand now (sorted, disjoint), told
+   * each time they change: a run found (`tries` 0), asked for again (`tries` up by one), given up
+   * (`tries` at `REFETCH_LIMIT`: the relay withheld it), a relay's false claim caught, a run
+   * closed or split because its items came after all (each also shown as a `line`, in order).
+   * A view keys each run by `from` and `to` and updates it in place.
    */
-  | { kind: "withheld"; from: number; to: number }
+  | { kind: "withheld"; holes: readonly Hole[] }
+  /**
+   * The account's consents changed: one granted on another device (its item in the
+   * conversation, verified) or revoked there (proven in the audit log). Read `consentStates()`.
+   */
+  | { kind: "consents" }
   /** Where an upload stands (kept until its message is sent: see `customer-uploads.ts`). */
   | { kind: "upload"; upload: UploadState }
   /** The relay's warning ahead of a stored-bytes quota (§9.8, §13.12), from 80% of it on: after an upload's chunk or a sent message. */

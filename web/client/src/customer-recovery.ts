@@ -64,6 +64,7 @@ import {
 import type { Request, Response } from "./frames.js";
 import { HISTORY_PAGE, writeAccount } from "./member.js";
 import { RelayError, Session, type SocketFactory } from "./session.js";
+import { keepConversation } from "./customer-conversation.js";
 import { RECORDS, type Store } from "./store.js";
 
 /**
@@ -321,7 +322,7 @@ export async function recoverAccount(o: RecoverOptions): Promise<Recovered> {
   await o.store.put(RECOVERY_FENCE_KEY, toCbor({ fence: null }));
   await writeAccount(o.store, keys, card);
   if (restored !== null) {
-    await o.store.put(RECORDS.conversation, toCbor({ conversation: restored.conversation, agent: cardToCbor(restored.agent), master_key: master, org: o.org }));
+    await keepConversation(o.store, { conversation: restored.conversation, agent: restored.agent, masterKey: master }, o.org);
   }
   return { name: card.name, fingerprint: formatFingerprint(cardFingerprint(card)), conversation: restored === null ? null : toHex(restored.conversation) };
 }

@@ -13,98 +13,60 @@
  * What has a module of its own: the notices (`customer-notices.ts`), the holes
  * (`customer-holes.ts`), uploads (`customer-uploads.ts`), consents and erasure
  * (`customer-rights.ts`), recovery (`customer-recovery.ts`), the checks of the agent's key
- * (`customer-agent-key.ts`), the typing signals (`customer-typing.ts`) and the org's policies
- * (`customer-policy.ts`).
+ * (`customer-agent-key.ts`), the typing signals (`customer-typing.ts`), the delivery and read
+ * marks (`customer-marks.ts`), the epochs (`customer-epochs.ts`), the conversation's record
+ * (`customer-conversation.ts`), the consents granted elsewhere (`customer-consents.ts`) and the
+ * org's policies (`customer-policy.ts`).
  */
 import {
-  EpochSecret,
   IdentityKeys,
-  ProtocolError,
-  ReplayWindow,
   cardFingerprint,
-  cardFromCbor,
-  cardToCbor,
   envelopeToCbor,
-  epochToCbor,
   equal,
   formatFingerprint,
   fromCbor,
-  openEpoch,
   openMessage,
   sealMessage,
   toCbor,
   toHex,
   verifyAgentCertificate,
-  verifyEpoch,
-  checkFollows,
   verifyPolicy,
   issueCard,
   type CborValue,
-  type EpochRecord,
   type IdentityCard,
   type Policy,
 } from "@sealdesk/protocol";
 import { attachmentLineText, decodeAttachmentRef, downloadAttachment, sealAttachment, type AttachmentRef } from "./attachment.js";
 import { sequencedFromCbor, type ByteQuota, type Push, type Sequenced } from "./frames.js";
-import { SequenceHoles } from "./customer-holes.js";
+import { SequenceHoles, type Hole } from "./customer-holes.js";
 import { learnRevocations } from "./customer-revocations.js";
 import { Uploads, type UploadState } from "./customer-uploads.js";
 import { CustomerNotices, RECHECK_NOTICES_MS, type ShownNotice } from "./customer-notices.js";
 import { consentIds, consentStates, eraseConversation, grantConsent, historyExport, isErased, revokeConsent, type ConsentStatus, type HistoryExport, type RevokeOutcome, type RightsHost } from "./customer-rights.js";
 import { policySummary } from "./summary.js";
 import { AgentKeyWatch, watchAgentKeys } from "./customer-agent-key.js";
-import { epochPrk } from "./signal.js";
 import { CustomerTyping } from "./customer-typing.js";
 import { Member, SyncedConversation, raiseNumber, readAccount, takeCounter, writeAccount } from "./member.js";
 import { RelayError, type Session } from "./session.js";
 import { RECORDS, itemKey } from "./store.js";
 import { CustomerError, type ChatLine, type CustomerEvent, type CustomerOptions } from "./customer-model.js";
 import { maySendIn, noteOwnEpoch, saveRecoveryCode } from "./customer-recovery.js";
-import { makeEpochRecord, replayWindow } from "./epochs.js";
+import { replayWindow } from "./epochs.js";
 import { CustomerPolicies } from "./customer-policy.js";
+import { CustomerMarks } from "./customer-marks.js";
+import { keepConversation, readConversation, type ConversationRecord } from "./customer-conversation.js";
+import { ConsentWatch, takeConsentItem } from "./customer-consents.js";
+import { CustomerEpochs, putOwnEpoch } from "./customer-epochs.js";
 
 export * from "./customer-model.js";
-
-/** The highest sequence number the agent's device received (its delivery marks). */
-const DELIVERED_KEY = "marks/delivered";
-/** The highest sequence number covered by a read receipt this customer sent. */
-const READ_SENT_KEY = "marks/read_sent";
-
-interface EpochState {
-  record: EpochRecord;
-  schedule: EpochSecret;
-  /** The epoch's PRK, for the typing signals (§9.7). */
-  prk: Uint8Array;
-  members: Uint8Array[];
-  windows: Map<string, ReplayWindow>;
-}
-
-interface ConversationRecord {
-  conversation: Uint8Array;
-  agent: IdentityCard;
-}
 
 const enc = new TextEncoder();
 const dec = new TextDecoder("utf-8", { fatal: true });
 
-function map(v: CborValue): { [k: string]: CborValue } {
-  if (v === null || typeof v !== "object" || v instanceof Uint8Array || Array.isArray(v)) throw new ProtocolError("malformed", "stored record");
-  return v;
-}
-function u64be(n: number): Uint8Array {
-  const b = new Uint8Array(8);
-  new DataView(b.buffer).setBigUint64(0, BigInt(n));
-  return b;
-}
-function bytesOf(v: CborValue | undefined): Uint8Array {
-  if (!(v instanceof Uint8Array)) throw new ProtocolError("malformed", "stored record");
-  return v;
-}
-
 /** A customer of one org, with at most one conversation. */
 export class Customer extends Member<CustomerEvent, CustomerOptions> {
-  private readonly epochs = new Map<number, EpochState>();
-  private readonly names = new Map<string, string>();
+  /** The epochs held, verified and opened (`customer-epochs.ts`). */
+  private readonly epochs: CustomerEpochs;
   private readonly lines: ChatLine[] = [];
   private readonly noticeBook: CustomerNotices;
   private readonly uploads: Uploads;
@@ -116,14 +78,16 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   private synced: SyncedConversation | null = null;
   /** The items of the conversation handled so far, and the holes among them. */
   private holes = new SequenceHoles();
+  /** The holes as the view was last told them (`tellHoles`). */
+  private holesTold = "";
   private blocked: string | null = null;
   private erased = false;
-  private readSeq = 0;
-  private deliveredSeq = 0;
-  private readSent = 0;
+  /** Consents granted or revoked on another device, read again when the log grows (`customer-consents.ts`). */
+  private readonly consentWatch: ConsentWatch;
+  /** The delivery and read marks both ways (`customer-marks.ts`). */
+  private readonly marks: CustomerMarks;
   /** The typing signals both ways (`customer-typing.ts`). */
   private readonly typing: CustomerTyping;
-  private reading: Promise<void> = Promise.resolve();
   /**
    * Whether the customer chose to chat (`begin`, or a send): from then on each session registers
    * the card and checks the policy. Before, a fresh account only reads the org's policy (issue 22).
@@ -131,7 +95,6 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   private begun = false;
   /** The session the card was registered on and the policy checked on, and that run. */
   private readied: { session: Session; run: Promise<void> } | null = null;
-  /** The session the latest policy was fetched and checked on (not again when registering there). */
   /** The org's policies: verified, kept, the latest told (`customer-policy.ts`). */
   private readonly policies: CustomerPolicies;
 
@@ -166,13 +129,37 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
       quota: (quota) => this.warnBytes(quota),
       fail: (e) => this.fail(e),
     });
+    this.marks = new CustomerMarks({ store: opts.store, me: card.name });
+    this.consentWatch = new ConsentWatch({
+      catchUp: async () => {
+        const s = this.current();
+        const synced = this.synced;
+        if (s === null || synced === null || synced.isSyncing || this.erased || !this.hasBegun()) return;
+        await this.ready(s);
+        await synced.sync(s);
+        await this.checkHoles(s);
+      },
+      learn: () => learnRevocations(this.rightsHost()),
+      changed: () => this.emit({ kind: "consents" }),
+    });
+    this.epochs = new CustomerEpochs({
+      keys,
+      policy: async (version) => {
+        const known = this.policies.get(version);
+        if (known !== undefined) return known;
+        const s = this.current();
+        if (s === null) throw new CustomerError("no_epoch", `policy version ${version} unknown offline`);
+        return await this.policies.check(s, version);
+      },
+      keyChanged: (detail) => this.keyChanged(detail),
+    });
     this.typing = new CustomerTyping({
       keys,
       now: opts.now,
       random: opts.random,
       conversation: () => this.conv?.conversation ?? null,
       epoch: (n) => this.epochs.get(n),
-      latest: () => (this.epochs.size === 0 ? undefined : this.epochs.get(Math.max(...this.epochs.keys()))),
+      latest: () => this.epochs.latest(),
       mayTell: () => (this.blocked !== null || this.erased ? null : this.current()),
       show: (member, typing) => this.emit({ kind: "typing", member, typing }),
     });
@@ -218,6 +205,11 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     return this.lines;
   }
 
+  /** The runs of items that never arrived, with the requests made for each (see the `withheld` event). */
+  withheld(): Hole[] {
+    return this.holes.withheld();
+  }
+
   /** The conversation id (hex), once opened. */
   conversationId(): string | null {
     return this.conv === null ? null : toHex(this.conv.conversation);
@@ -225,7 +217,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
 
   /** The highest sequence number the agent has read (its read receipts). */
   readUpTo(): number {
-    return this.readSeq;
+    return this.marks.readUpTo();
   }
 
   /** Why sending is blocked (a pinned key changed, or the conversation erased), or null. */
@@ -305,6 +297,9 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
       await s.register();
       // Told at once of a re-certified agent (an older relay refuses: nothing else changes).
       await watchAgentKeys(s);
+      // Told when the log grows: a revocation made on another device shows at once. (A relay
+      // older than `watch_audit` closes the connection, §13.5: the widget comes from its relay.)
+      await s.request({ kind: "watch_audit" }).catch(() => null);
       try {
         if (!this.policies.checkedOnSession(s)) await this.policies.check(s, null);
       } catch (e) {
@@ -327,15 +322,12 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   private async loadConversation(): Promise<void> {
     const s = this.opts.store;
     await this.policies.restore();
-    const c = await s.get(RECORDS.conversation);
+    const c = await readConversation(s);
     if (c === undefined) return;
     this.erased = await isErased(s);
-    const m = map(fromCbor(c));
-    this.follow({ conversation: bytesOf(m.conversation), agent: cardFromCbor(m.agent ?? null) });
-    this.policies.pinnedMaster = bytesOf(m.master_key);
-    const delivered = await s.get(DELIVERED_KEY);
-    const d = delivered === undefined ? 0 : fromCbor(delivered);
-    if (typeof d === "number") this.deliveredSeq = d;
+    this.follow(c);
+    this.policies.pinnedMaster = c.masterKey;
+    await this.marks.restore();
     // The holes kept (with their requests) before the items kept: a hole among them is one already asked for.
     await this.holes.restore();
     for (const k of await s.keys(RECORDS.itemPrefix)) {
@@ -348,6 +340,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   private follow(conv: ConversationRecord): void {
     this.conv = conv;
     this.holes = new SequenceHoles(undefined, false, { store: this.opts.store, key: `${RECORDS.holesPrefix}${toHex(conv.conversation)}` });
+    this.holesTold = "";
     this.synced = new SyncedConversation(conv.conversation, (it) => this.ingest(it, true), (kind) => new CustomerError("bad_answer", kind));
   }
 
@@ -398,7 +391,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     await this.ready(s);
     // Erased on the relay: the local copy is all there is.
     if (this.conv !== null && this.synced !== null && !this.erased) {
-      if (this.epochs.size === 0) await this.createEpochZero(s);
+      if (this.epochs.newest() === null) await this.createEpochZero(s);
       await this.synced.sync(s);
       await this.checkHoles(s);
       await this.recheckNotices();
@@ -431,9 +424,10 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     this.policies.accept(policy);
     const cert = verifyAgentCertificate(r.certificate, policy, this.opts.now());
     if (!equal(cert.agent.signingKey, r.agent.signingKey) || cert.agent.name !== r.agent.name) throw new CustomerError("bad_answer", "the certificate names another agent");
-    this.follow({ conversation, agent: r.agent });
-    this.policies.pinnedMaster = policy.master.signingKey;
-    await this.opts.store.put(RECORDS.conversation, toCbor({ conversation, agent: cardToCbor(r.agent), master_key: policy.master.signingKey, org: this.opts.org }));
+    const kept = { conversation, agent: r.agent, masterKey: policy.master.signingKey };
+    this.follow(kept);
+    this.policies.pinnedMaster = kept.masterKey;
+    await keepConversation(this.opts.store, kept, this.opts.org);
     await this.createEpochZero(s);
   }
 
@@ -442,15 +436,9 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     if (conv === null) throw new CustomerError("not_open");
     const latest = this.policies.newest();
     if (latest === undefined) throw new CustomerError("no_epoch", "no policy");
-    const k = this.opts.random(32);
-    const plan = { policy: latest, conversation: conv.conversation, previous: null, members: [this.card, conv.agent], customer: this.card.signingKey, k, createdAt: this.opts.now() };
-    const record = await makeEpochRecord(this.keys, this.opts.random, plan).finally(() => k.fill(0));
-    const r = await s.request({ kind: "put_epoch", record });
-    if (r.kind === "error" && r.code === "stale_epoch") return; // another tab created it: history brings it
-    if (r.kind === "error") throw new RelayError(r.code, r.message);
-    if (r.kind !== "stored") throw new CustomerError("bad_answer", r.kind);
-    const raw: CborValue = { conversation: conv.conversation, seq: r.seq, stored_at: this.opts.now(), item: { epoch: epochToCbor(record) } };
-    await this.ingestOwn(sequencedFromCbor(raw), s);
+    // Null: another tab created it, and the history brings it.
+    const it = await putOwnEpoch(s, this.keys, this.card, this.opts, { policy: latest, conversation: conv.conversation, previous: null, members: [this.card, conv.agent] }, true);
+    if (it !== null) await this.ingestOwn(it, s);
   }
 
   protected onPush(p: Push): void {
@@ -459,15 +447,14 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
       if (conv === null || this.synced === null || !equal(p.item.conversation, conv.conversation)) return;
       this.synced.push(p.item, () => this.current(), (e) => this.fail(e), () => void this.afterPush().catch((e: unknown) => this.fail(e)));
     } else if (p.kind === "delivered" && conv !== null && equal(p.conversation, conv.conversation)) {
-      if (p.member !== this.card.name && p.seq > this.deliveredSeq) {
-        this.deliveredSeq = p.seq;
-        void this.opts.store.put(DELIVERED_KEY, toCbor(p.seq)).catch(() => undefined);
-      }
+      this.marks.delivered(p.member, p.seq);
       this.emit({ kind: "delivered", member: p.member, seq: p.seq });
     } else if (p.kind === "signal" && conv !== null && equal(p.signal.header.conversation, conv.conversation)) {
       this.typing.received(p.signal);
     } else if (p.kind === "agent_key_changed" && conv !== null && p.org === this.opts.org && p.agent === conv.agent.name) {
       void this.agentKeys.check(p.card).catch((e: unknown) => this.fail(e));
+    } else if (p.kind === "audit_grew" && conv !== null) {
+      void this.consentWatch.poke().catch((e: unknown) => this.fail(e));
     } else if (p.kind === "quota_warning" && (p.quota.scope === "account" || p.org === this.opts.org)) {
       // §13.12: pushed at the crossing and after each sign-in, whoever sent the bytes.
       this.warnBytes(p.quota);
@@ -486,7 +473,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
 
   /** The highest sequence number the agent's device has received (the relay's delivery mark). */
   deliveredUpTo(): number {
-    return this.deliveredSeq;
+    return this.marks.deliveredUpTo();
   }
 
   /**
@@ -510,24 +497,11 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
    * the last one sent. The widget calls it only while the page is visible.
    */
   markRead(upTo?: number): Promise<void> {
-    const run = this.reading.then(() => this.markReadNow(upTo));
-    this.reading = run.catch(() => undefined);
-    return run;
-  }
-
-  private async markReadNow(upTo?: number): Promise<void> {
-    const newest = Math.max(0, ...this.lines.filter((l) => !l.mine).map((l) => l.seq));
-    const seq = Math.min(upTo ?? newest, newest);
-    if (this.conv === null || this.blocked !== null) return;
-    if (this.readSent === 0) {
-      const b = await this.opts.store.get(READ_SENT_KEY);
-      const v = b === undefined ? 0 : fromCbor(b);
-      this.readSent = typeof v === "number" ? v : 0;
-    }
-    if (seq <= this.readSent) return;
-    await this.sendRaw("read", u64be(seq));
-    this.readSent = seq;
-    await this.opts.store.put(READ_SENT_KEY, toCbor(seq));
+    return this.marks.markRead(upTo, {
+      newest: () => Math.max(0, ...this.lines.filter((l) => !l.mine).map((l) => l.seq)),
+      may: () => this.conv !== null && this.blocked === null,
+      send: (body) => this.sendRaw("read", body),
+    });
   }
 
   /** Handles one item once: verifies it, keeps it (when `keep`), shows it. */
@@ -548,26 +522,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   private async handle(it: Sequenced): Promise<void> {
     const item = it.item;
     if (item.kind === "epoch") {
-      const r = item.record;
-      let policy = this.policies.get(r.policyVersion);
-      if (policy === undefined) {
-        const s = this.current();
-        if (s === null) throw new CustomerError("no_epoch", `policy version ${r.policyVersion} unknown offline`);
-        policy = await this.policies.check(s, r.policyVersion);
-      }
-      verifyEpoch(r, policy);
-      const previous = r.epoch === 0 ? null : (this.epochs.get(r.epoch - 1)?.record ?? null);
-      if (r.epoch > 0 && previous === null) throw new CustomerError("no_epoch", `epoch ${r.epoch - 1} missing`);
-      checkFollows(r, previous);
-      for (const m of r.members) {
-        const known = this.names.get(m.name);
-        const key = toHex(m.signingKey);
-        if (known !== undefined && known !== key) this.keyChanged(`${m.name}'s key changed in epoch ${r.epoch}`);
-        this.names.set(m.name, key);
-      }
-      const k = await openEpoch(r, this.keys, policy);
-      this.epochs.set(r.epoch, { record: r, schedule: new EpochSecret(k, r.conversation, r.epoch), prk: epochPrk(k, r.conversation, r.epoch), members: r.members.map((m) => m.signingKey), windows: new Map() });
-      k.fill(0);
+      await this.epochs.accept(item.record);
     } else if (item.kind === "message") {
       const env = item.envelope;
       const e = this.epochs.get(env.header.epoch);
@@ -582,13 +537,8 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
       const mine = equal(env.header.sender, this.card.signingKey);
       if (mine) await raiseNumber(this.opts.store, `${RECORDS.counterPrefix}${env.header.epoch}`, env.header.counter + 1);
       if (env.header.kind === "read") {
-        if (!mine && body.length === 8) {
-          const seq = Number(new DataView(body.buffer, body.byteOffset, 8).getBigUint64(0));
-          if (seq > this.readSeq) {
-            this.readSeq = seq;
-            this.emit({ kind: "read", seq });
-          }
-        }
+        const seq = this.marks.receipt(body, mine);
+        if (seq !== null) this.emit({ kind: "read", seq });
         return;
       }
       // A status the agent set (§9.6) is not a line of the chat.
@@ -603,6 +553,9 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
       this.emit({ kind: "line", line });
     } else if (item.kind === "notice") {
       await this.noticeBook.handle(it.seq, item.index, item.raw, it.storedAt);
+    } else if (item.kind === "consent") {
+      // Granted here or on another device of this account: checked, then listed (`customer-consents.ts`).
+      if (await takeConsentItem({ store: this.opts.store, org: this.opts.org, conversation: it.conversation, customer: this.card.signingKey }, item.token)) this.emit({ kind: "consents" });
     }
   }
 
@@ -628,11 +581,11 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
    * which the customer gives the business.
    */
   async grantConsent(purpose: string, validSecs = 7 * 86_400): Promise<string> {
-    const lastEpoch = this.epochs.size === 0 ? null : Math.max(...this.epochs.keys());
+    const lastEpoch = this.epochs.newest();
     return grantConsent(this.rightsHost(), { policy: this.policies.latest, lastEpoch, random: this.opts.random }, purpose, validSecs);
   }
 
-  /** The ids (hex) of the consents granted from this browser. */
+  /** The ids (hex) of the account's consents known here (granted here, or read from the conversation). */
   consents(): Promise<string[]> {
     return consentIds(this.opts.store);
   }
@@ -651,15 +604,14 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   }
 
   /**
-   * The consents granted from this browser, each with where it stands (`customer-rights.ts`),
-   * after reading the audit log for revocations of them made on another device
-   * (`customer-revocations.ts`; when online — a log that cannot be read now is told as an error
-   * and the states known are shown).
+   * The account's consents for this conversation, granted here or on another device, each with
+   * where it stands (`customer-rights.ts`), after reading the conversation for consents shared
+   * elsewhere and the audit log for revocations made elsewhere (`customer-consents.ts`; when
+   * online — what cannot be read now is told as an error and the states known are shown).
    */
   async consentStates(): Promise<ConsentStatus[]> {
-    const host = this.rightsHost();
-    await learnRevocations(host).catch((e: unknown) => this.fail(e));
-    return consentStates(host);
+    await this.consentWatch.poke().catch((e: unknown) => this.fail(e));
+    return consentStates(this.rightsHost());
   }
 
   /**
@@ -687,7 +639,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     const id = this.conversationId();
     if (id === null) throw new CustomerError("not_open");
     const summary = this.policies.latest === null ? null : policySummary(this.policies.latest);
-    return historyExport(id, this.opts.org, summary, this.erased, this.opts.now(), this.lines, this.noticeBook.shown, { read: this.readSeq, delivered: this.deliveredSeq });
+    return historyExport(id, this.opts.org, summary, this.erased, this.opts.now(), this.lines, this.noticeBook.shown, { read: this.marks.readUpTo(), delivered: this.marks.deliveredUpTo() });
   }
 
   /**
@@ -760,7 +712,8 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     if (this.conv === null) await this.open(s);
     const conv = this.conv;
     if (conv === null) throw new CustomerError("not_open");
-    let epoch = Math.max(...this.epochs.keys());
+    let epoch = this.epochs.newest();
+    if (epoch === null) throw new CustomerError("no_epoch");
     // Recovered: never in an epoch the lost device may have used (`customer-recovery.ts`).
     if (!(await maySendIn(this.opts.store, epoch))) epoch = await this.openOwnEpoch(s, epoch);
     const e = this.epochs.get(epoch);
@@ -783,14 +736,11 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     const e = this.epochs.get(epoch);
     const conv = this.conv;
     if (e === undefined || conv === null || this.policies.latest === null) throw new CustomerError("no_epoch");
-    const k = this.opts.random(32);
-    const plan = { policy: this.policies.latest, conversation: conv.conversation, previous: e.record, members: e.record.members, customer: this.card.signingKey, k, createdAt: this.opts.now() };
-    const record = await makeEpochRecord(this.keys, this.opts.random, plan).finally(() => k.fill(0));
-    const r = await s.call({ kind: "put_epoch", record });
-    if (r.kind !== "stored") throw new CustomerError("bad_answer", r.kind);
-    await this.ingestOwn(sequencedFromCbor({ conversation: conv.conversation, seq: r.seq, stored_at: this.opts.now(), item: { epoch: epochToCbor(record) } }), s);
-    await noteOwnEpoch(this.opts.store, record.epoch);
-    return record.epoch;
+    const it = await putOwnEpoch(s, this.keys, this.card, this.opts, { policy: this.policies.latest, conversation: conv.conversation, previous: e.record, members: e.record.members }, false);
+    if (it === null) throw new CustomerError("no_epoch");
+    await this.ingestOwn(it, s);
+    await noteOwnEpoch(this.opts.store, epoch + 1);
+    return epoch + 1;
   }
 
   /**
@@ -816,13 +766,25 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   }
 
   /**
-   * Asks the relay again for the items in the holes below the cursor (`customer-holes.ts`),
-   * handling what comes as in order, and tells the view of each hole still open (`withheld`).
+   * Tells the view the holes as found, asks the relay again for their items
+   * (`customer-holes.ts`), handling what comes as in order, and tells the holes again if that
+   * changed them (`withheld`: one more request, given up, closed).
    */
   private async checkHoles(s: Session | null): Promise<void> {
     const conv = this.conv;
     if (conv === null || this.erased) return;
-    const open = await this.holes.refetch(s, conv.conversation, (it) => this.ingest(it, true), (kind) => new CustomerError("bad_answer", kind));
-    for (const h of open) this.emit({ kind: "withheld", from: h.from, to: h.to });
+    await this.holes.restore();
+    this.tellHoles();
+    await this.holes.refetch(s, conv.conversation, (it) => this.ingest(it, true), (kind) => new CustomerError("bad_answer", kind));
+    this.tellHoles();
+  }
+
+  /** Emits `withheld` with the open holes when they differ from what the view was last told. */
+  private tellHoles(): void {
+    const holes = this.holes.withheld();
+    const told = holes.map((h) => `${h.from}-${h.to}/${h.tries}/${h.claimed === undefined ? "" : String(h.claimed)}`).join(",");
+    if (told === this.holesTold) return;
+    this.holesTold = told;
+    this.emit({ kind: "withheld", holes });
   }
 }

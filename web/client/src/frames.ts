@@ -195,7 +195,11 @@ export type Item =
   | { kind: "epoch"; record: EpochRecord }
   | { kind: "message"; envelope: Envelope }
   | { kind: "hand_off"; handoff: Handoff }
-  | { kind: "consent" }
+  /**
+   * A consent token the conversation's customer shared (`share_consent`, §10.2), as the relay
+   * served it: not verified here (`null`: it does not decode). A reader checks it before using it.
+   */
+  | { kind: "consent"; token: ConsentToken | null }
   | { kind: "notice"; entry: AuditEntry | null; index: number; raw: CborValue }
   | { kind: "other"; name: string };
 
@@ -457,8 +461,15 @@ function itemFromCbor(v: CborValue): Item {
       return { kind: "message", envelope: envelopeFromCbor(body) };
     case "hand_off":
       return { kind: "hand_off", handoff: handoffFromCbor(body) };
-    case "consent":
-      return { kind: "consent" };
+    case "consent": {
+      let token: ConsentToken | null;
+      try {
+        token = consentFromCbor(body);
+      } catch {
+        token = null;
+      }
+      return { kind: "consent", token };
+    }
     case "notice": {
       const m = map(body, "notice");
       return { kind: "notice", entry: null, index: u(m, "index"), raw: get(m, "entry") };
@@ -682,6 +693,33 @@ export function serverFrameFromCbor(v: CborValue): ServerFrame {
 /** The `auth` frame: the card and the signature over the challenge (§13.1). */
 export function authFrame(card: IdentityCard, signature: Uint8Array): CborValue {
   return { auth: { card: cardToCbor(card), signature } };
+}
+
+/**
+ * A consent token from its CBOR map (§10.2; the shape `consentToCbor` writes), decoded only: its
+ * signature is the reader's check (`verifyConsent`).
+ *
+ * # Errors
+ * A `ProtocolError` (`malformed`) naming the first field that does not fit.
+ */
+export function consentFromCbor(v: CborValue): ConsentToken {
+  const m = map(v, "consent");
+  const epochs = map(get(m, "epochs"), "consent epochs");
+  const scope = text(m, "scope");
+  if (scope !== "full" && scope !== "redacted") throw malformed(`consent scope ${scope}`);
+  return {
+    id: bytes(m, "id", 16),
+    org: text(m, "org"),
+    conversation: bytes(m, "conversation", 16),
+    epochs: { first: u(epochs, "first"), last: u(epochs, "last") },
+    grantee: bytes(m, "grantee", 32),
+    scope,
+    purpose: text(m, "purpose"),
+    issuedAt: u(m, "issued_at"),
+    expiresAt: u(m, "expires_at"),
+    customer: bytes(m, "customer", 32),
+    signature: bytes(m, "signature", 64),
+  };
 }
 
 /** A consent token's CBOR map (§10.2). */

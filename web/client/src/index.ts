@@ -12,6 +12,7 @@ export * from "./customer.js";
 export * from "./customer-notices.js";
 export * from "./customer-rights.js";
 export * from "./customer-revocations.js";
+export * from "./customer-consents.js";
 export * from "./customer-uploads.js";
 export * from "./customer-holes.js";
 export * from "./customer-agent-key.js";

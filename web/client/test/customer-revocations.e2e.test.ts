@@ -43,11 +43,11 @@ describe("consents revoked on another device", () => {
       if (b !== undefined) await copy.put(k, b);
     }
     const { customer: elsewhere } = await onlineCustomer(fx.options(copy));
+    // From now on the relay serves this browser a forged revocation in the genuine one's place
+    // (this browser reads the log as soon as it grows: `audit_grew`): not believed.
+    forge = true;
     const revoked = await elsewhere.revokeConsent(second);
     expect(revoked).toMatchObject({ state: "revoked", already: false });
-
-    // The relay serves a forged revocation in the genuine one's place: not believed.
-    forge = true;
     expect((await here.consentStates()).find((c) => c.id === second)?.state).toBe("active");
     forge = false;
     // Served honestly: revoked, at the genuine entry.

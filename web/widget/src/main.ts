@@ -9,9 +9,9 @@
  * send, the counter persisted before encrypting); the others follow over a BroadcastChannel.
  * The DOM is written with `textContent` only: nothing from the relay or the agent is HTML.
  */
-import { Customer, CustomerError, RelayError, consentName, policySummary, type ChatLine, type CustomerEvent, type NoticeAudience, type Hole, type ShownNotice, type SocketLike } from "@sealdesk/client";
+import { Customer, CustomerError, RelayError, consentName, policySummary, type ChatLine, type CustomerEvent, type NoticeAudience, type ShownNotice, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
-import { STATES, downloadButton, el, holesDrawn, joinsOpening, moreHolesItem, noticeItem, releaseItem, replaceItem, showAlert, time } from "@sealdesk/client/ui";
+import { STATES, downloadButton, el, joinsOpening, noticeItem, releaseItem, replaceItem, showAlert, time } from "@sealdesk/client/ui";
 import { fromHex, toHex } from "@sealdesk/protocol";
 import { showMarks, wireLiveSigns } from "./receipts.js";
 import { wireRights } from "./rights.js";
@@ -20,6 +20,7 @@ import { wirePanels } from "./panels.js";
 import { plainRefusal } from "./refusals.js";
 import { wireRecovery } from "./recovery-panel.js";
 import { agentKeyReason } from "./agent-key-words.js";
+import { wireHoles } from "./holes-view.js";
 
 /**
  * Shows `text` in the alert; `support` (a code and the library's detail) goes only in its
@@ -131,8 +132,8 @@ async function main(): Promise<void> {
   };
   // The trustees' shares of one opening (same org, epochs and basis), shown as one notice.
   const openings = new Map<string, ShownNotice[]>();
-  // The consents granted from this browser (id → issued): a notice names one by its day, as the
-  // CLI does ("under your consent of 2 Dec 2026"), any other by its short id.
+  // The account's consents (id → issued), granted here or on another device: a notice names one
+  // by its day, as the CLI does ("under your consent of 2 Dec 2026"), any other by its short id.
   const consents = new Map<string, number>();
   const audience: NoticeAudience = { kind: "customer", consents };
   const knowConsents = (): Promise<void> =>
@@ -191,41 +192,14 @@ async function main(): Promise<void> {
     place(first, li, mine ?? (old !== undefined && old.dataset.opening === undefined ? old : undefined));
   }
 
-  // Items the relay never delivered (asked for again, not given): a line in their place, for
-  // the first few runs; the rest summed up in one line (`holesDrawn`: a relay inventing
-  // thousands of holes costs a handful of lines). Drawn again, all of them, as runs come.
-  const holes: Hole[] = [];
-  const placeHole = (to: number, li: HTMLLIElement): void => {
-    const after = [...rows.keys()].filter((s) => s > to).sort((a, b) => a - b)[0];
-    log.insertBefore(li, after === undefined ? null : (rows.get(after) ?? null));
-  };
-  const addWithheld = (from: number, to: number): void => {
-    if (holes.some((h) => h.from === from && h.to === to)) return;
-    const at = holes.findIndex((h) => h.from > from);
-    // Told once asked for (the widget's words do not depend on the requests made).
-    holes.splice(at < 0 ? holes.length : at, 0, { from, to, tries: 1 });
-    const open = log.querySelector<HTMLDetailsElement>("li.withheld.more details")?.open ?? false;
-    for (const li of Array.from(log.querySelectorAll("li.withheld"))) li.remove();
-    const drawn = holesDrawn(holes);
-    for (const h of drawn.lines) {
-      const li = document.createElement("li");
-      li.className = "withheld";
-      li.dataset.from = String(h.from);
-      li.dataset.to = String(h.to);
-      const what = h.from === h.to ? `Item #${h.from} was` : `Items #${h.from} to #${h.to} were`;
-      li.textContent = `${what} not delivered: the relay withheld ${h.from === h.to ? "it" : "them"}. Something may be missing here; ask ${org} if in doubt.`;
-      placeHole(h.to, li);
-    }
-    if (drawn.more !== null) {
-      const more = moreHolesItem(drawn.more, { kind: "customer", org });
-      const details = more.querySelector("details");
-      if (details !== null) details.open = open;
-      placeHole(drawn.more.first.to, more);
-    }
-  };
+  // Items the relay never delivered: each run a line in its place, updated in place as it is
+  // asked for again and given up (`holes-view.ts`), the first few runs only and the rest summed
+  // up in one line (`holesDrawn`: a relay inventing thousands of holes costs a handful of lines).
+  const holes = wireHoles(log, rows, org);
 
   for (const l of customer.history()) addLine(l);
   for (const n of customer.releaseNotices()) addNotice(n);
+  holes.show(customer.withheld());
   void knowConsents();
   readMarks();
   if (customer.conversationId() !== null) el<HTMLDetailsElement>("policy").open = false;
@@ -276,7 +250,7 @@ async function main(): Promise<void> {
         alertSays(`An item (#${e.seq}) failed verification and is not shown: ${e.reason}`);
         break;
       case "withheld":
-        addWithheld(e.from, e.to);
+        holes.show(e.holes);
         break;
       case "upload":
         uploads.upload(e.upload);
@@ -292,6 +266,11 @@ async function main(): Promise<void> {
         break;
       case "delivered":
         readMarks();
+        break;
+      case "consents":
+        // Granted or revoked on another device of this account: the list and the notices' names.
+        rights.refreshConsents();
+        void knowConsents();
         break;
       case "typing":
         break;

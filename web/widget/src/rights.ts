@@ -1,6 +1,7 @@
 /**
- * The customer's rights in the widget: the consents granted from this browser with where each
- * stands (active, used, expired, revoked — the CLI's words), each named by the day it was
+ * The customer's rights in the widget: the account's consents — granted here or on another
+ * device (the CLI, another browser), read from the conversation and the audit log, and drawn
+ * again when the customer's `consents` event says they changed — with where each stands (active, used, expired, revoked — the CLI's words), each named by the day it was
  * issued as everywhere else on the page ("your consent of 2 Dec 2026", with its short id only
  * when another shares the day: `consentName`), and a Revoke button for an active one, which says "revoked" only once the relay's log proves it (and whether the business's
  * trustees have vouched for it yet); "Export my history" (a JSON download of the verified

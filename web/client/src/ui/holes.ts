@@ -106,6 +106,23 @@ export function moreHolesText(m: MoreHoles, audience: HolesAudience): string {
   return `${said} Tell your security contact.`;
 }
 
+/**
+ * One run on a line of its own, in the customer's words (the widget), with the requests made for
+ * it: "Item #7 has not arrived: asking the relay again (asked 1 of 3 times)." while it is asked
+ * for; once given up, "Item #7 was not delivered: the relay withheld it for good (asked 3
+ * times). Something may be missing here; ask ORG if in doubt." The agent's words are
+ * `withheldText`.
+ */
+export function customerHoleText(h: Hole, org: string): string {
+  const one = h.from === h.to;
+  if (h.tries < REFETCH_LIMIT) {
+    const what = one ? `Item #${h.from} has` : `Items #${h.from} to #${h.to} have`;
+    return `${what} not arrived: asking the relay again (asked ${h.tries} of ${REFETCH_LIMIT} times).`;
+  }
+  const what = one ? `Item #${h.from} was` : `Items #${h.from} to #${h.to} were`;
+  return `${what} not delivered: the relay withheld ${one ? "it" : "them"} for good (asked ${h.tries} times). Something may be missing here; ask ${org} if in doubt.`;
+}
+
 /** A run in the summary's list, in `audience`'s words. */
 export function listedHoleText(h: Hole, audience: HolesAudience): string {
   if (audience.kind === "agent") return withheldText(h);
@@ -120,30 +137,54 @@ export function listedHoleText(h: Hole, audience: HolesAudience): string {
 export function moreHolesItem(m: MoreHoles, audience: HolesAudience): HTMLLIElement {
   const li = document.createElement("li");
   li.className = "withheld more";
-  li.dataset.from = String(m.from);
-  li.dataset.to = String(m.to);
-  li.dataset.runs = String(m.runs);
-  li.dataset.items = String(m.items);
-  li.dataset.claimed = String(m.claimed);
   const p = document.createElement("p");
   p.className = "said";
-  p.textContent = moreHolesText(m, audience);
   const details = document.createElement("details");
   const summary = document.createElement("summary");
-  summary.textContent = m.unlisted === 0 ? `The ${m.runs} runs` : `The first ${m.listed.length} of the ${m.runs} runs`;
   const ul = document.createElement("ul");
-  for (const h of m.listed) {
-    const it = document.createElement("li");
-    it.textContent = listedHoleText(h, audience);
-    ul.append(it);
-  }
-  details.append(summary, ul);
-  if (m.unlisted > 0) {
-    const past = document.createElement("p");
-    past.className = "unlisted";
-    past.textContent = `… and ${m.unlisted === 1 ? "1 more run" : `${m.unlisted} more runs`}, up to #${m.to}.`;
-    details.append(past);
-  }
+  const past = document.createElement("p");
+  past.className = "unlisted";
+  details.append(summary, ul, past);
   li.append(p, details);
+  updateMoreHolesItem(li, m, audience);
   return li;
+}
+
+/**
+ * Brings a summary item made by `moreHolesItem` up to `m` in place: the same element, its
+ * disclosure (open or not, focused or not) kept; only the texts and numbers that changed are
+ * written, and the listed runs only when they changed.
+ */
+export function updateMoreHolesItem(li: HTMLLIElement, m: MoreHoles, audience: HolesAudience): void {
+  setData(li, { from: String(m.from), to: String(m.to), runs: String(m.runs), items: String(m.items), claimed: String(m.claimed), givenUp: String(m.givenUp) });
+  const p = li.querySelector<HTMLParagraphElement>(":scope > p.said");
+  const summary = li.querySelector("summary");
+  const ul = li.querySelector<HTMLUListElement>("details > ul");
+  const past = li.querySelector<HTMLParagraphElement>("details > p.unlisted");
+  if (p === null || summary === null || ul === null || past === null) throw new Error("not a summary of withheld runs");
+  setText(p, moreHolesText(m, audience));
+  setText(summary, m.unlisted === 0 ? `The ${m.runs} runs` : `The first ${m.listed.length} of the ${m.runs} runs`);
+  const listed = m.listed.map((h) => listedHoleText(h, audience));
+  const shown = Array.from(ul.children, (c) => c.textContent ?? "");
+  if (listed.length !== shown.length || listed.some((t, i) => t !== shown[i])) {
+    ul.replaceChildren(
+      ...listed.map((t) => {
+        const it = document.createElement("li");
+        it.textContent = t;
+        return it;
+      }),
+    );
+  }
+  past.hidden = m.unlisted === 0;
+  setText(past, m.unlisted === 0 ? "" : `… and ${m.unlisted === 1 ? "1 more run" : `${m.unlisted} more runs`}, up to #${m.to}.`);
+}
+
+/** Writes `text` into `e` only when it differs (an unchanged text is not a mutation). */
+export function setText(e: HTMLElement, text: string): void {
+  if (e.textContent !== text) e.textContent = text;
+}
+
+/** Sets `e`'s `data-*` attributes that differ from `data`. */
+function setData(e: HTMLElement, data: Record<string, string>): void {
+  for (const [k, v] of Object.entries(data)) if (e.dataset[k] !== v) e.dataset[k] = v;
 }

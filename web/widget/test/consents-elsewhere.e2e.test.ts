@@ -1,0 +1,145 @@
+/**
+ * Consents granted and revoked on another device of the same account, in the widget (Chromium
+ * against the real relay; issue 22). The second place is the CLI: a customer made with
+ * `sealdesk init` is recovered in the browser with the code `init` showed, so the browser and
+ * the terminal hold one account. A consent the CLI granted before is listed from the
+ * conversation's consent item; while the page stays open, the CLI grants another and revokes the
+ * first, and the widget lists both as they stand once the log grows (`audit_grew`), without a
+ * reload or a click. Then a hostile relay (`routeWebSocket`) alters one consent item and
+ * replaces another with one a stranger signed: neither is listed, each is refused in the alert,
+ * and the genuine consent next to them is listed. Screenshot `widget-consents-elsewhere.png`.
+ */
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { IdentityKeys, consentSignedBytes, decodeFrame, encodeFrame, type CborValue } from "@sealdesk/protocol";
+import { consentFromCbor, consentToCbor } from "@sealdesk/client";
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
+import { SHOTS, chromiumSuite, launch, watchPage } from "../../client/test/chromium.js";
+import { cli } from "../../client/test/relay.js";
+
+type Frame = { [k: string]: CborValue };
+
+describe("consents from another device of the account, in the widget (Chromium)", () => {
+  const s = chromiumSuite("widget-consents-elsewhere", { viewport: { width: 420, height: 760 } });
+  const url = (): string => `${s.relay.origin}/?org=${s.org.org}&fp=${encodeURIComponent(s.org.fingerprint)}`;
+
+  /** A CLI customer `name` made by `init` (its code kept) with a conversation and one line. */
+  async function cliCustomer(name: string): Promise<{ home: string; id: string; code: string }> {
+    const home = join(s.root, name);
+    const made = JSON.parse(await cli(home, s.relay.url, ["init", "--name", name, "--role", "customer", "--json"])) as { recovery_code: string };
+    await cli(home, s.relay.url, ["register"]);
+    await cli(home, s.relay.url, ["open", "--org", s.org.org, "--org-fingerprint", s.org.fingerprint]);
+    const id = (JSON.parse(await cli(home, s.relay.url, ["conversations", "--json"])) as { conversations: { conversation: string }[] }).conversations[0]?.conversation ?? "";
+    await cli(home, s.relay.url, ["send", "--conversation", id, "sent from my terminal"]);
+    return { home, id, code: made.recovery_code };
+  }
+
+  /** A consent granted with the CLI for `purpose`; its id. */
+  async function grant(home: string, id: string, purpose: string): Promise<string> {
+    const out = JSON.parse(await cli(home, s.relay.url, ["consent", "grant", "--conversation", id, "--purpose", purpose, "--expires", "1d", "--json"])) as { consent: string };
+    return out.consent;
+  }
+
+  /** Recovers `name` with `code` in `p`, then opens the consents panel. */
+  async function recoverThere(p: Page, name: string, code: string, id: string): Promise<void> {
+    await p.goto(url());
+    await expect.poll(() => p.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");
+    await p.locator("#recover summary").click();
+    // Recovered, the page reloads as the account (no outcome is left to read: its conversation is).
+    await p.locator("#recover-name").fill(name);
+    await p.locator("#recover-code").fill(code);
+    await p.locator("#recover-go").click();
+    await expect.poll(() => p.locator("body").getAttribute("data-conversation"), { timeout: 20_000 }).toBe(id);
+    await expect.poll(() => p.locator("#log li.line .text").allTextContents(), { timeout: 20_000 }).toEqual(["sent from my terminal"]);
+    await expect.poll(() => p.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");
+    await p.locator("#consent summary").click();
+  }
+
+  /** The consents listed: id → state. */
+  const listed = (p: Page): Promise<Record<string, string>> =>
+    p.locator("#consents > li").evaluateAll((els) => Object.fromEntries(els.map((e) => [(e as HTMLElement).dataset.consent ?? "", (e as HTMLElement).dataset.state ?? ""])));
+
+  it("lists a consent the CLI granted, and one granted and one revoked there while the page is open", async () => {
+    const jane = await cliCustomer("jane");
+    const first = await grant(jane.home, jane.id, "refund check");
+    const page = await s.browser.newPage();
+    watchPage(page, s.problems);
+    await recoverThere(page, "jane", jane.code, jane.id);
+    // Granted in the terminal before this browser held the account: read from the conversation.
+    await expect.poll(() => listed(page), { timeout: 20_000 }).toEqual({ [first]: "active" });
+    expect(await page.locator(`#consents > li[data-consent="${first}"]`).textContent()).toContain("“refund check”");
+
+    // The page stays open: another granted, the first revoked, both in the terminal.
+    const second = await grant(jane.home, jane.id, "quality review");
+    await cli(jane.home, s.relay.url, ["consent", "revoke", "--consent", first]);
+    await expect.poll(() => listed(page), { timeout: 30_000 }).toEqual({ [first]: "revoked", [second]: "active" });
+    const revoked = (await page.locator(`#consents > li[data-consent="${first}"]`).textContent()) ?? "";
+    expect(revoked).toMatch(/“refund check”, your consent of .* — revoked, audit log entry #\d+/);
+    expect(await page.locator(`#consents > li[data-consent="${first}"] button`).count()).toBe(0);
+    expect(await page.locator(`#consents > li[data-consent="${second}"]`).textContent()).toContain("“quality review”");
+    // The terminal agrees.
+    const cliList = JSON.parse(await cli(jane.home, s.relay.url, ["consent", "list", "--json"])) as { consents: { id?: string; consent?: string; state: string }[] };
+    expect(Object.fromEntries(cliList.consents.map((c) => [c.id ?? c.consent ?? "", c.state]))).toEqual({ [first]: "revoked", [second]: "active" });
+    await page.locator(`#consents > li[data-consent="${second}"]`).scrollIntoViewIfNeeded();
+    await page.screenshot({ path: join(SHOTS, "widget-consents-elsewhere.png") });
+    expect(s.problems).toEqual([]);
+    await page.close();
+  });
+
+  it("does not list a consent item the relay altered or a stranger signed", async () => {
+    const kate = await cliCustomer("kate");
+    const altered = await grant(kate.home, kate.id, "tamper me");
+    const replaced = await grant(kate.home, kate.id, "replace me");
+    const genuine = await grant(kate.home, kate.id, "genuine");
+    const stranger = IdentityKeys.generate((n) => new Uint8Array(randomBytes(n)));
+    let strangerId = "";
+    const forged = { altered: 0, replaced: 0 };
+    const fresh = await launch(join(s.root, "profile-hostile"), { viewport: { width: 420, height: 760 } });
+    try {
+      const p = await fresh.newPage();
+      watchPage(p, s.problems);
+      await p.routeWebSocket(/\/v1\/ws$/, (ws) => {
+        const server = ws.connectToServer();
+        ws.onMessage((m) => server.send(m));
+        server.onMessage((m) => {
+          if (typeof m === "string") return ws.send(m);
+          const frame = decodeFrame(new Uint8Array(m)) as Frame;
+          const items = ((frame.response as Frame | undefined)?.body as Frame | undefined)?.items as Frame | undefined;
+          let changed = false;
+          for (const it of Array.isArray(items?.items) ? (items.items as Frame[]) : []) {
+            const item = it.item as Frame;
+            if (item.consent === undefined) continue;
+            const token = consentFromCbor(item.consent);
+            if (token.purpose === "tamper me") {
+              // The purpose changed: the customer's signature no longer holds.
+              item.consent = consentToCbor({ ...token, purpose: "tampered by the relay" });
+              forged.altered += 1;
+              changed = true;
+            } else if (token.purpose === "replace me") {
+              // Well signed, by a key that is not the conversation's customer.
+              const unsigned = { ...token, id: new Uint8Array(randomBytes(16)), customer: stranger.signingPublic, purpose: "signed by a stranger" };
+              const { signature: _, ...rest } = unsigned;
+              strangerId = Buffer.from(unsigned.id).toString("hex");
+              item.consent = consentToCbor({ ...rest, signature: stranger.sign(consentSignedBytes(rest)) });
+              forged.replaced += 1;
+              changed = true;
+            }
+          }
+          ws.send(changed ? Buffer.from(encodeFrame(frame as CborValue)) : m);
+        });
+      });
+      await recoverThere(p, "kate", kate.code, kate.id);
+      await expect.poll(() => listed(p), { timeout: 20_000 }).toEqual({ [genuine]: "active" });
+      expect(forged.altered).toBeGreaterThan(0);
+      expect(forged.replaced).toBeGreaterThan(0);
+      expect(Object.keys(await listed(p))).not.toContain(altered);
+      expect(Object.keys(await listed(p))).not.toContain(replaced);
+      expect(Object.keys(await listed(p))).not.toContain(strangerId);
+      expect(await p.locator("#alert").textContent()).toMatch(/^An item \(#\d+\) failed verification and is not shown: consent item refused: /);
+    } finally {
+      await fresh.close();
+    }
+    expect(s.problems).toEqual([]);
+  });
+});
