@@ -532,7 +532,7 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_pushes_round_trip_and_a_frame_too_large_is_not_sent() {
+    fn forwarded_pushes_round_trip_and_a_frame_too_large_is_not_inlined() {
         let p = push_payload(7, &[1, 2], &[0xff, 0]).unwrap();
         assert_eq!(
             parse_push(&p),
