@@ -413,6 +413,21 @@ impl Metrics {
                 c.inserts_lost(),
             ),
             (
+                "sealdesk_cluster_pushes_by_reference_sent_total",
+                "Pushes too large for a notification, stored and forwarded to the other nodes by reference.",
+                c.pushes_stored(),
+            ),
+            (
+                "sealdesk_cluster_pushes_by_reference_read_total",
+                "Pushes other nodes forwarded by reference, read for connections on this node.",
+                c.stored_pushes_read(),
+            ),
+            (
+                "sealdesk_cluster_pushes_by_reference_lost_total",
+                "Pushes forwarded by reference that this node could not store, or found lapsed or unreadable.",
+                c.stored_pushes_lost(),
+            ),
+            (
                 "sealdesk_cluster_presence_errors_total",
                 "Publications of this node's agents, or reads of who is online, the database failed.",
                 self.presence_errors.get(),

@@ -12,9 +12,10 @@
 //! wake-up waits behind it. Every `cluster_catch_up_ms`, and whenever the listener (re)connects,
 //! the watched conversations whose head moved past their cursor (one query for all) are read
 //! too, so a lost wake-up only delays a push. When the listener (re)connects, the node also
-//! re-checks the registered agent keys connected to it against their names' current keys and
-//! closes an old key's sessions (a re-certification's close, forwarded once, may have been
-//! missed meanwhile); the periodic chores re-check a bounded share of them in turn
+//! reloads the blocks (one another node stored meanwhile is enforced at once, not a chores
+//! period later) and re-checks the registered agent keys connected to it against their names'
+//! current keys and closes an old key's sessions (a re-certification's close, forwarded once,
+//! may have been missed meanwhile); the periodic chores re-check a bounded share of them in turn
 //! ([`RECHECK_PER_ROUND`]), for a close never heard or lost while the listener stayed up.
 //! With `cluster_wakeups = 0` the node does not listen
 //! at all and the catch-up alone delivers (a configuration for tests and for databases that
@@ -111,8 +112,9 @@ pub(super) fn spawn(svc: Arc<Service>, cfg: ClusterConfig) -> JoinHandle<()> {
 /// [`crate::limits::shared::PRUNE_EVERY`]), and re-checks the next
 /// [`RECHECK_PER_ROUND`] connected agent keys against their names' current keys (a close
 /// lost while the listener stayed up, or never heard without a listener, is made up within a
-/// few periods). Apart from the wake-up rounds, which these database reads and writes held up
-/// for as long as they took, and which share no state with them. A node stopping cleanly folds
+/// few periods), and drops the pushes forwarded by reference that lapsed
+/// (`service::cluster`). Apart from the wake-up rounds, which these database reads and writes
+/// held up for as long as they took, and which share no state with them. A node stopping cleanly folds
 /// its counts once more (`relay::serve_with`).
 async fn chores(svc: Arc<Service>, period: Duration) {
     let mut tick = tokio::time::interval(period);
@@ -146,6 +148,7 @@ async fn chores(svc: Arc<Service>, period: Duration) {
             if let Err(e) = svc.reload_blocks() {
                 warn!(code = ?e.code, "reloading blocks failed: {}", e.message);
             }
+            svc.prune_stored_pushes();
             next
         })
         .await;
@@ -225,9 +228,10 @@ impl Round {
                 self.catch_up = true;
                 self.reconnected = true;
             }
-            push @ (Wake::Push { .. } | Wake::Release { .. } | Wake::Close { .. }) => {
-                self.pushes.push(push)
-            }
+            push @ (Wake::Push { .. }
+            | Wake::StoredPush { .. }
+            | Wake::Release { .. }
+            | Wake::Close { .. }) => self.pushes.push(push),
         }
     }
 
@@ -245,6 +249,11 @@ impl Round {
             svc.woken(&named);
         }
         if self.reconnected {
+            // Blocks other nodes stored while the listener was away are enforced from now on,
+            // not from the next chores period (`service::blocks`).
+            if let Err(e) = svc.reload_blocks() {
+                warn!(code = ?e.code, "reloading blocks failed: {}", e.message);
+            }
             // Every connected agent key at once: a close forwarded while the listener was away
             // was missed (`service::cluster`).
             svc.recheck_agent_keys();
@@ -259,6 +268,7 @@ impl Round {
         for push in self.pushes {
             match push {
                 Wake::Push { to, frame } => svc.forwarded_push(&to, frame),
+                Wake::StoredPush { to, id } => svc.forwarded_stored_push(&to, id),
                 Wake::Release { to, id } => svc.forwarded_release(&to, &id),
                 Wake::Close { to, code } => svc.forwarded_close(&to, code),
                 Wake::Conversations(_) | Wake::Reconnected => {}

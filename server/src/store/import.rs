@@ -2,8 +2,8 @@
 //! (`crate::migrate`): [`PgImport`] writes the engine's tables directly, inside one
 //! transaction, and reads back what verifying the copy needs. The relay never uses it.
 //!
-//! It writes schema version 1's layout (see `postgres::schema`; version 2's `rate_buckets`
-//! and version 3's `agent_presence` start empty): a new migration must be reflected here,
+//! It writes schema version 1's layout (see `postgres::schema`; version 2's `rate_buckets`,
+//! version 3's `agent_presence` and version 4's `forwarded_pushes` start empty): a new migration must be reflected here,
 //! which the assertion below enforces.
 
 use std::collections::BTreeMap;
@@ -16,11 +16,12 @@ use crate::error::{Error, Result};
 
 // Version 2 adds only `rate_buckets`, which holds nothing a copy must keep (a new bucket
 // starts full); version 3 only `agent_presence`, which a sled relay never had (its nodes
-// publish their agents as they connect).
+// publish their agents as they connect); version 4 only `forwarded_pushes`, pushes in flight
+// between running nodes, which lapse within minutes.
 const _: () = assert!(
-    SCHEMA_VERSION == 3,
-    "PgImport writes schema version 1's tables (versions 2 and 3 add only rate_buckets and \
-     agent_presence)"
+    SCHEMA_VERSION == 4,
+    "PgImport writes schema version 1's tables (versions 2 to 4 add only rate_buckets, \
+     agent_presence and forwarded_pushes)"
 );
 
 /// One statement parameter.

@@ -247,11 +247,32 @@ pub trait ConversationLog: Store {
     }
 
     /// In a cluster, sends `frame` (an encoded push) for account `to` to the other nodes, which
-    /// push it to `to`'s connections there; `false` if it was not sent (too large to forward,
-    /// or an engine only this node uses). Fire and forget: a push lost on the way only delays
+    /// push it to `to`'s connections there (a frame too large for a notification by reference,
+    /// [`Self::stored_push`]); `false` if it was not sent (an engine only this node uses). Fire and forget: a push lost on the way only delays
     /// (the member reads again on reconnecting).
     fn forward_push(&self, _to: &[u8], _frame: &[u8]) -> bool {
         false
+    }
+
+    /// In a cluster, the push frame another node stored for forwarding by reference (its
+    /// notification named row `id`, [`Self::forward_push`]); `None` if it lapsed. `None` on an
+    /// engine only this node uses.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails.
+    fn stored_push(&self, _id: i64) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+
+    /// Drops the pushes stored for forwarding that lapsed (every node read them, or will not
+    /// any more); how many. Nothing on an engine only this node uses.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails.
+    fn prune_stored_pushes(&self) -> Result<u64> {
+        Ok(0)
     }
 
     /// In a cluster, asks the other nodes to push release request `id` (which they read from

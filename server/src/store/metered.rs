@@ -160,6 +160,14 @@ impl ConversationLog for MeteredStore {
         self.inner.forward_push(to, frame)
     }
 
+    fn stored_push(&self, id: i64) -> Result<Option<Vec<u8>>> {
+        self.timed(|s| s.stored_push(id))
+    }
+
+    fn prune_stored_pushes(&self) -> Result<u64> {
+        self.timed(|s| s.prune_stored_pushes())
+    }
+
     fn forward_release(&self, to: &[u8], id: &[u8]) {
         self.inner.forward_release(to, id);
     }

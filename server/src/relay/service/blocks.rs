@@ -6,7 +6,8 @@
 //! Blocks are stored in the `meta` collection under [`block_key`] (org first, so an org's blocks
 //! are one prefix scan) and kept in memory as a set, loaded at start (and again on each of a
 //! cluster's periodic catch-ups, so another node's blocks take effect here within
-//! `cluster_catch_up_ms`), so the send path pays one set lookup for customers blocked nowhere. They are not in the audit log: the log records who
+//! `cluster_catch_up_ms`, and whenever the wake-up listener reconnects, so one stored while it
+//! was away takes effect at once), so the send path pays one set lookup for customers blocked nowhere. They are not in the audit log: the log records who
 //! opened what (releases, erasures, tickets), and a block opens nothing.
 
 use std::{collections::HashSet, sync::Mutex};
@@ -116,7 +117,7 @@ fn refused(e: ProtocolError) -> Reject {
 impl Service {
     /// Reloads the blocks in force from the store, so blocks and unblocks another node of a
     /// cluster stored take effect here (called on the cluster's periodic catch-up, every
-    /// `cluster_catch_up_ms`). Under the writes lock, so a block this node is storing is not
+    /// `cluster_catch_up_ms`, and when the wake-up listener reconnects: `relay::cluster`). Under the writes lock, so a block this node is storing is not
     /// lost from the set.
     ///
     /// # Errors

@@ -236,8 +236,10 @@ impl Service {
     /// In a cluster, sends a push for `who` (`frame`, encoded) to the other nodes, which push it
     /// to `who`'s connections there (a member may be connected to any node). A release request
     /// (`release`: its id) goes by id, each node reading it from the database: with its epoch
-    /// records it may not fit a notification. Conversation items do not come here: they go by
-    /// wake-ups and cursors.
+    /// records it may not fit a notification. Any other frame too large for a notification
+    /// (an `agent_key_changed` naming many conversations) is stored by the engine and goes by
+    /// reference ([`Self::forwarded_stored_push`]). Conversation items do not come here: they
+    /// go by wake-ups and cursors.
     pub(super) fn forward(&self, who: &SigningPublicKey, release: Option<&TokenId>, frame: &[u8]) {
         if !self.store_shared {
             return;
@@ -249,7 +251,7 @@ impl Service {
                 if !engine.forward_push(who.as_bytes(), frame) {
                     debug!(
                         size = frame.len(),
-                        "a push too large to forward to other nodes"
+                        "a push this engine cannot forward to other nodes"
                     );
                 }
             }
@@ -267,6 +269,36 @@ impl Service {
             } else {
                 self.hub.push(&who, &Bytes::from(frame));
             }
+        }
+    }
+
+    /// Another node forwarded a push frame for account `to` by reference (too large for a
+    /// notification): if `to` is connected here, reads it (once: row `id` of the engine's
+    /// stored pushes) and pushes it as [`Self::forwarded_push`] does. A push that lapsed before
+    /// it was read is lost, as a lost notification is: the member sees the change at its next
+    /// listing.
+    pub(crate) fn forwarded_stored_push(&self, to: &[u8], id: i64) {
+        let Ok(who) = SigningPublicKey::try_from(to) else {
+            return;
+        };
+        if !self.hub.is_online(&who) {
+            return;
+        }
+        match self.convs.engine().stored_push(id) {
+            Ok(Some(frame)) => self.forwarded_push(to, frame),
+            Ok(None) => warn!(
+                id,
+                "a push forwarded by reference lapsed before it was read"
+            ),
+            Err(e) => warn!(error = %e, id, "a push forwarded by reference cannot be read"),
+        }
+    }
+
+    /// Drops the pushes stored for forwarding by reference that lapsed (the periodic chores,
+    /// `relay::cluster`), so the table never grows without bound.
+    pub(crate) fn prune_stored_pushes(&self) {
+        if let Err(e) = self.convs.engine().prune_stored_pushes() {
+            warn!(error = %e, "pruning the pushes forwarded by reference failed");
         }
     }
 

@@ -482,6 +482,27 @@ impl PgStore {
         });
     }
 
+    /// Stores `frame` for account `to` and notifies the other nodes of it by reference
+    /// ([`wake::store_push`]), at once and without waiting for the database, like
+    /// [`Self::notify_push`].
+    fn store_push(&self, to: &[u8], frame: &[u8]) {
+        let Some(rt) = self.runtime.as_ref() else {
+            return;
+        };
+        let (pool, node, counts) = (self.pool.clone(), self.node, Arc::clone(&self.counts));
+        let (to, frame) = (to.to_vec(), frame.to_vec());
+        rt.spawn(async move {
+            match wake::store_push(&pool, node, &to, &frame).await {
+                Ok(()) => counts.note_push_stored(),
+                Err(e) => {
+                    counts.note_stored_push_lost();
+                    tracing::warn!(error = %e, size = frame.len(),
+                        "a push for other relay nodes was not stored");
+                }
+            }
+        });
+    }
+
     /// What the engine counted for the cluster so far.
     pub fn counts(&self) -> Arc<wake::Counts> {
         Arc::clone(&self.counts)
@@ -858,14 +879,29 @@ impl ConversationLog for PgStore {
             .map(Some)
     }
 
+    /// Inline in the notification when it fits; else stored in `forwarded_pushes` and sent by
+    /// reference ([`wake::store_push`]), so no push is dropped for its size.
     fn forward_push(&self, to: &[u8], frame: &[u8]) -> bool {
         match wake::push_payload(self.node, to, frame) {
-            Some(payload) => {
-                self.notify_push(payload);
-                true
-            }
-            None => false,
+            Some(payload) => self.notify_push(payload),
+            None => self.store_push(to, frame),
         }
+        true
+    }
+
+    fn stored_push(&self, id: i64) -> Result<Option<Vec<u8>>> {
+        let pool = self.pool.clone();
+        let read = self.run(async move { wake::stored_push(&pool, id).await });
+        match &read {
+            Ok(found) => self.counts.note_stored_push_read(found.is_some()),
+            Err(_) => self.counts.note_stored_push_lost(),
+        }
+        read
+    }
+
+    fn prune_stored_pushes(&self) -> Result<u64> {
+        let pool = self.pool.clone();
+        self.run(async move { wake::prune_pushes(&pool).await })
     }
 
     fn forward_release(&self, to: &[u8], id: &[u8]) {

@@ -23,6 +23,10 @@ use crate::error::{Error, Result};
 /// 3. `agent_presence`: the agent keys connected to each node (`store::presence`), each row
 ///    lapsing at `expires_at` (Unix seconds, the database's clock) unless its node refreshes
 ///    it: a node that crashes stops refreshing, and its agents stop counting as online.
+/// 4. `forwarded_pushes`: push frames too large for a notification's payload, forwarded to the
+///    other nodes by reference (`wake::store_push`): the notification carries the row's id,
+///    each node reads the frame once; every row lapses at `expires_at` (Unix seconds, the
+///    database's clock) and is pruned by the nodes' periodic chores.
 pub(super) const MIGRATIONS: &[&str] = &[
     "
     CREATE TABLE kv (
@@ -63,6 +67,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (agent, node)
     );
     CREATE INDEX agent_presence_node ON agent_presence (node);
+",
+    "
+    CREATE TABLE forwarded_pushes (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        frame bytea NOT NULL,
+        expires_at double precision NOT NULL
+    );
+    CREATE INDEX forwarded_pushes_expires_at ON forwarded_pushes (expires_at);
 ",
 ];
 

@@ -11,6 +11,10 @@
 //!
 //! Payload: `<node, 16 hex digits>:<conversation id, hex>@<first seq>[,…]`, the first sequence
 //! number the batch appended to that conversation, in decimal.
+//!
+//! Pushes other than conversation items go on [`PUSH_CHANNEL`]; a frame that does not fit a
+//! payload is stored in table `forwarded_pushes` and travels by reference ([`store_push`]),
+//! as a release request does.
 
 use std::{
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
@@ -30,8 +34,19 @@ pub const WAKE_CHANNEL: &str = "sealdesk_wake";
 /// typing signal). Payload: `<node>:f:<account key, hex>:<encoded frame, hex>`, or for a
 /// release request, which with its epoch records may not fit, `<node>:r:<trustee key,
 /// hex>:<request id, hex>` (each node reads the request from the database), or to close an
-/// account's sessions, `<node>:c:<account key, hex>:<close code, 4 hex digits>`.
+/// account's sessions, `<node>:c:<account key, hex>:<close code, 4 hex digits>`. A frame too
+/// large for a payload ([`push_payload`] answers `None`) is stored in table
+/// `forwarded_pushes` and forwarded by reference: `<node>:p:<account key, hex>:<row id, 16 hex
+/// digits>` ([`store_push`]); each node reads it there ([`stored_push`]).
 pub const PUSH_CHANNEL: &str = "sealdesk_push";
+
+/// How long a push forwarded by reference stays readable (seconds, the database's clock):
+/// every node reads it in the wake-up round after its notification arrives, well within this;
+/// a node further behind, or whose listener was away, has missed it as it would miss a lost
+/// notification (its member sees the change at its next listing). Rows past it are pruned by
+/// each node's periodic chores ([`prune_pushes`]), so the table holds at most this long's
+/// large pushes.
+pub const STORED_PUSH_TTL_SECS: f64 = 120.0;
 
 /// Most bytes of one payload (PostgreSQL's limit is 8000).
 pub const MAX_PAYLOAD: usize = 7900;
@@ -54,6 +69,15 @@ pub enum Wake {
         to: Vec<u8>,
         /// The encoded push frame.
         frame: Vec<u8>,
+    },
+    /// Another node pushed a frame to account `to` too large for a notification: it is row
+    /// `id` of `forwarded_pushes`; read it there and push it to the account's connections
+    /// here.
+    StoredPush {
+        /// The account's signing key bytes.
+        to: Vec<u8>,
+        /// The row holding the encoded push frame.
+        id: i64,
     },
     /// Another node queued release request `id` for trustee `to`: push it to the trustee's
     /// connections here, read from the database.
@@ -85,6 +109,15 @@ pub fn push_payload(node: u64, to: &[u8], frame: &[u8]) -> Option<String> {
     Some(out)
 }
 
+/// The start of the payload forwarding a stored push to `to`: the database appends the row's
+/// id, as 16 hex digits, in the statement that stores the frame ([`store_push`]).
+pub fn stored_push_prefix(node: u64, to: &[u8]) -> String {
+    let mut out = format!("{node:016x}:p:");
+    hex(to, &mut out);
+    out.push(':');
+    out
+}
+
 /// The payload forwarding release request `id` to trustee `to`.
 pub fn release_payload(node: u64, to: &[u8], id: &[u8]) -> String {
     let mut out = format!("{node:016x}:r:");
@@ -112,6 +145,10 @@ pub fn parse_push(payload: &str) -> Option<(u64, Wake)> {
     let rest = unhex(parts.next()?)?;
     let wake = match kind {
         "f" => Wake::Push { to, frame: rest },
+        "p" => Wake::StoredPush {
+            to,
+            id: i64::from_be_bytes(<[u8; 8]>::try_from(rest.as_slice()).ok()?),
+        },
         "r" => Wake::Release { to, id: rest },
         "c" => Wake::Close {
             to,
@@ -129,6 +166,9 @@ pub struct Counts {
     received: AtomicU64,
     refused: AtomicU64,
     inserts_lost: AtomicU64,
+    pushes_stored: AtomicU64,
+    stored_pushes_read: AtomicU64,
+    stored_pushes_lost: AtomicU64,
     /// The last commit or wake-up connection found the database out of reach.
     unreachable: AtomicBool,
 }
@@ -152,6 +192,40 @@ impl Counts {
     /// (the rest of their batches unaffected).
     pub fn inserts_lost(&self) -> u64 {
         self.inserts_lost.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn note_push_stored(&self) {
+        self.pushes_stored.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn note_stored_push_read(&self, found: bool) {
+        if found {
+            self.stored_pushes_read.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.note_stored_push_lost();
+        }
+    }
+
+    pub(super) fn note_stored_push_lost(&self) {
+        self.stored_pushes_lost.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Pushes this node forwarded to the other nodes by reference (too large for a
+    /// notification: stored in `forwarded_pushes`, the notification naming the row).
+    pub fn pushes_stored(&self) -> u64 {
+        self.pushes_stored.load(Ordering::Relaxed)
+    }
+
+    /// Pushes other nodes forwarded by reference that this node read (for an account
+    /// connected here).
+    pub fn stored_pushes_read(&self) -> u64 {
+        self.stored_pushes_read.load(Ordering::Relaxed)
+    }
+
+    /// Pushes forwarded by reference that were lost: this node could not store one it
+    /// forwarded, or found one it was told of no longer there (lapsed) or unreadable.
+    pub fn stored_pushes_lost(&self) -> u64 {
+        self.stored_pushes_lost.load(Ordering::Relaxed)
     }
 
     /// Records whether the database answered (a commit, the wake-up connection).
@@ -186,6 +260,87 @@ impl Counts {
     pub fn refused(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)
     }
+}
+
+/// Now, in Unix seconds, on the database's clock.
+macro_rules! now {
+    () => {
+        "extract(epoch FROM clock_timestamp())::float8"
+    };
+}
+
+/// Stores frame `$1` until `$2` seconds from now and, in the same statement (so the
+/// notification is delivered only once the row is committed, and readable), notifies channel
+/// `$3` with payload `$4` followed by the new row's id in 16 hex digits.
+const STORE_PUSH: &str = concat!(
+    "WITH stored AS (INSERT INTO forwarded_pushes (frame, expires_at) VALUES ($1, ",
+    now!(),
+    " + $2) RETURNING id) \
+     SELECT pg_notify($3, $4 || lpad(to_hex(id), 16, '0')) FROM stored"
+);
+
+/// The frame of row `$1`, unless it lapsed.
+const STORED_PUSH: &str = concat!(
+    "SELECT frame FROM forwarded_pushes WHERE id = $1 AND expires_at > ",
+    now!()
+);
+
+/// Drops the lapsed rows.
+const PRUNE_PUSHES: &str = concat!("DELETE FROM forwarded_pushes WHERE expires_at <= ", now!());
+
+/// Stores push `frame` for account `to` in `forwarded_pushes` for [`STORED_PUSH_TTL_SECS`] and
+/// notifies the other nodes of it on [`PUSH_CHANNEL`] by reference (`<node>:p:<to>:<row id>`),
+/// in one statement (one round trip; the notification goes out with the row's COMMIT).
+///
+/// # Errors
+///
+/// [`crate::Error::Storage`] if the database fails: then nothing was stored or sent.
+pub(super) async fn store_push(
+    pool: &deadpool_postgres::Pool,
+    node: u64,
+    to: &[u8],
+    frame: &[u8],
+) -> crate::error::Result<()> {
+    let client = super::sql::client(pool, "store_push").await?;
+    let prefix = stored_push_prefix(node, to);
+    client
+        .execute(
+            STORE_PUSH,
+            &[&frame, &STORED_PUSH_TTL_SECS, &PUSH_CHANNEL, &prefix],
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| super::db_err("store_push", &e))
+}
+
+/// The push frame stored in row `id` of `forwarded_pushes`; `None` if it lapsed (or never
+/// was).
+///
+/// # Errors
+///
+/// [`crate::Error::Storage`] if the database fails.
+pub(super) async fn stored_push(
+    pool: &deadpool_postgres::Pool,
+    id: i64,
+) -> crate::error::Result<Option<Vec<u8>>> {
+    let client = super::sql::client(pool, "stored_push").await?;
+    let err = |e: tokio_postgres::Error| super::db_err("stored_push", &e);
+    let stmt = client.prepare_cached(STORED_PUSH).await.map_err(err)?;
+    let row = client.query_opt(&stmt, &[&id]).await.map_err(err)?;
+    row.map(|r| r.try_get(0)).transpose().map_err(err)
+}
+
+/// Drops the stored pushes that lapsed; how many.
+///
+/// # Errors
+///
+/// [`crate::Error::Storage`] if the database fails.
+pub(super) async fn prune_pushes(pool: &deadpool_postgres::Pool) -> crate::error::Result<u64> {
+    let client = super::sql::client(pool, "prune_pushes").await?;
+    client
+        .execute(PRUNE_PUSHES, &[])
+        .await
+        .map_err(|e| super::db_err("prune_pushes", &e))
 }
 
 /// The distinct conversations of `appends`, sorted, each with its lowest sequence number.
@@ -377,7 +532,7 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_pushes_round_trip_and_a_frame_too_large_is_not_sent() {
+    fn forwarded_pushes_round_trip_and_a_frame_too_large_is_not_inlined() {
         let p = push_payload(7, &[1, 2], &[0xff, 0]).unwrap();
         assert_eq!(
             parse_push(&p),
@@ -401,6 +556,17 @@ mod tests {
             ))
         );
         assert_eq!(push_payload(7, &[1; 32], &[0; MAX_PAYLOAD / 2]), None);
+        let s = format!("{}{:016x}", stored_push_prefix(10, &[8, 9]), 0x1234_i64);
+        assert_eq!(
+            parse_push(&s),
+            Some((
+                10,
+                Wake::StoredPush {
+                    to: vec![8, 9],
+                    id: 0x1234
+                }
+            ))
+        );
         let c = close_payload(9, &[6, 7], 4105);
         assert_eq!(
             parse_push(&c),
@@ -415,5 +581,34 @@ mod tests {
         assert_eq!(parse_push("07:c:01:0102ff"), None);
         assert_eq!(parse_push("07:x:01:02"), None);
         assert_eq!(parse_push("07:f:0:02"), None);
+        // A stored push's id is 8 bytes, no more, no less.
+        assert_eq!(parse_push("07:p:01:1234"), None);
+        assert_eq!(parse_push("07:p:01:000000000000001234"), None);
+    }
+
+    /// A frame as large as an `agent_key_changed` push naming its most conversations (256 ids
+    /// of 17 CBOR bytes, a card): too large for a payload inline, forwarded by reference in a
+    /// payload of fixed size whatever the frame's.
+    #[test]
+    fn a_frame_too_large_for_a_payload_goes_by_reference_under_the_limit() {
+        let to = [0xabu8; 32];
+        let frame = vec![0x5au8; 256 * 17 + 300];
+        assert_eq!(push_payload(1, &to, &frame), None);
+        let largest = vec![0x5au8; (MAX_PAYLOAD - 16 - 3 - 2 * 32 - 1) / 2];
+        assert!(push_payload(1, &to, &largest).is_some_and(|p| p.len() <= MAX_PAYLOAD));
+        assert_eq!(push_payload(1, &to, &[largest, vec![0]].concat()), None);
+        // The database appends the row id (16 hex digits) to the prefix.
+        let by_ref = format!("{}{:016x}", stored_push_prefix(u64::MAX, &to), i64::MAX);
+        assert!(by_ref.len() <= MAX_PAYLOAD);
+        assert_eq!(
+            parse_push(&by_ref),
+            Some((
+                u64::MAX,
+                Wake::StoredPush {
+                    to: to.to_vec(),
+                    id: i64::MAX
+                }
+            ))
+        );
     }
 }
