@@ -191,12 +191,13 @@ async fn a_node_stopped_cleanly_withdraws_its_agents_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connected_agent_keeps_counting_online_past_its_time_to_live() {
-    // A short time-to-live (10 of the cluster helpers' 150 ms periods): X's first publication
-    // lapses within the test, so only the periodic refresh keeps X online — nothing else
-    // publishes for node B while X stays connected (customers are not agents).
-    const TTL: Duration = Duration::from_millis(1500);
+    // A short time-to-live (20 of the cluster helpers' 150 ms periods: a refresh may come
+    // late on a loaded machine by most of it): X's first publication lapses within the test,
+    // so only the periodic refresh keeps X online — nothing else publishes for node B while
+    // X stays connected (customers are not agents).
+    const TTL: Duration = Duration::from_millis(3000);
     let Some(([a, b], _keys, org, x)) =
-        two_nodes_and_an_uneven_org("presence_refreshed", &[("CLUSTER_PRESENCE_TTL_MS", "1500")])
+        two_nodes_and_an_uneven_org("presence_refreshed", &[("CLUSTER_PRESENCE_TTL_MS", "3000")])
             .await
     else {
         return;
@@ -207,11 +208,12 @@ async fn a_connected_agent_keeps_counting_online_past_its_time_to_live() {
     let _on_b = RawClient::login(&b.url, agent_x).await;
     published(&b, 1).await;
     // X stays connected for three time-to-lives; node A, with no connection of X's, counts
-    // it online at every open meanwhile. The pace between opens only spreads them over the
-    // three TTLs (the assertion holds however long each step takes).
+    // it online at every open meanwhile: at least six opens, and on until three TTLs have
+    // passed since X was published (however long each open takes). The pause between opens
+    // only spreads them over that time.
     let connected = Instant::now();
     let mut n = 1;
-    while connected.elapsed() < 3 * TTL {
+    while n < 7 || connected.elapsed() < 3 * TTL {
         n += 1;
         assert_eq!(
             open(&a.url, customer, n).await,
@@ -221,7 +223,6 @@ async fn a_connected_agent_keeps_counting_online_past_its_time_to_live() {
         );
         tokio::time::sleep(TTL / 4).await;
     }
-    assert!(n >= 6, "{n} opens over three time-to-lives");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
