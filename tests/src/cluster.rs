@@ -164,3 +164,16 @@ pub fn database(test: &str) -> Option<(String, TempDir)> {
     std::fs::write(keys.path().join("log.key"), [0x5au8; 64]).unwrap();
     Some((db, keys))
 }
+
+/// Terminates the wake-up listeners' database connections of the nodes on database `db` (one
+/// per node, `nodes` of them: asserted); each node reconnects, and its round for the
+/// reconnect catches up, re-checks agent keys and reloads blocks (`relay::cluster`).
+pub fn terminate_listeners(db: &str, nodes: usize) {
+    let terminated = pg::query(
+        db,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%' \
+         AND pid <> pg_backend_pid()",
+    );
+    assert_eq!(terminated, nodes.to_string(), "one listener per node");
+}

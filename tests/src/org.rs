@@ -202,6 +202,22 @@ impl Org {
         )
     }
 
+    /// The master, through the relay at `url`, re-certifies the agent name of `new` for
+    /// `new`'s key (`rebind_agent`).
+    pub async fn recertify(&self, url: &str, new: &Identity) {
+        let certificate = AgentCertificate::issue(
+            &self.master.keys,
+            &self.policy,
+            &new.card,
+            now().saturating_sub(60),
+            30 * 86_400,
+        )
+        .expect("a certificate for the new key");
+        let mut master = RawClient::login(url, &self.master).await;
+        master.ok(Request::RebindAgent(certificate)).await;
+        master.close().await;
+    }
+
     /// Opens a conversation for customer `c` over `client` (logged in as that customer) and
     /// stores epoch 0 with members `[customer, assigned agent]`.
     pub async fn start_chat(&self, client: &mut RawClient, c: usize, seed: u64) -> Chat {

@@ -181,3 +181,19 @@ pub fn use_test_store(config: &mut RelayConfig) {
     config.database_url = Some(database(server, &name));
     config.migrate = true;
 }
+
+/// `psql URL -Atc SQL`'s output, trimmed (the machine's PostgreSQL client; panics without one
+/// or when the statement fails, with psql's words).
+pub fn query(url: &str, sql: &str) -> String {
+    let server = server().expect("PostgreSQL binaries");
+    let out = std::process::Command::new(server.bin_dir().join("psql"))
+        .args([url, "-Atc", sql])
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}

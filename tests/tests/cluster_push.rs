@@ -19,7 +19,6 @@ use sealdesk_protocol::{
     block::{Block, BlockReason},
     card::Role,
     ids::ConversationId,
-    policy::AgentCertificate,
     wire::{self, ErrorCode, Frame, Push, Request, Response},
 };
 use sealdesk_tests::{Identity, Org, RawClient, cluster, eventually, now, pg, rng};
@@ -71,7 +70,7 @@ async fn an_agent_key_push_too_large_for_a_notification_reaches_another_node() {
 
     // The master re-certifies the agent's name for a new key through node A.
     let new = Identity::new(9_031, old.name(), Role::Agent);
-    recertify(&org, &a.url, &new).await;
+    org.recertify(&a.url, &new).await;
 
     // Node B pushes it, read from the database: too large to have travelled inline.
     let push = watching
@@ -118,7 +117,7 @@ async fn an_agent_key_push_too_large_for_a_notification_reaches_another_node() {
             0
         );
     }
-    assert_eq!(psql(&db, "SELECT count(*) FROM forwarded_pushes"), "1");
+    assert_eq!(pg::query(&db, "SELECT count(*) FROM forwarded_pushes"), "1");
 }
 
 /// Node B reads blocks only at start and every ten minutes (its chores period): a block stored
@@ -164,7 +163,7 @@ async fn a_block_is_enforced_as_soon_as_the_listener_reconnects() {
     // handles the reconnect reloads the blocks, then catches up (which `/metrics` counts; with
     // a ten-minute period, B's start-up rounds, long done, are the only others).
     let rounds = cluster::metric(&b, CATCH_UPS).await;
-    terminate_listeners(&db);
+    cluster::terminate_listeners(&db, 2);
     eventually("node B's listener to reconnect", async || {
         (cluster::metric(&b, CATCH_UPS).await > rounds).then_some(())
     })
@@ -180,44 +179,3 @@ async fn a_block_is_enforced_as_soon_as_the_listener_reconnects() {
 
 /// Node B's catch-up rounds: one at start, then one per period and per listener reconnect.
 const CATCH_UPS: &str = "sealdesk_cluster_catch_up_seconds_count";
-
-/// Terminates the wake-up listeners' database connections (one per node); each reconnects.
-fn terminate_listeners(db: &str) {
-    let terminated = psql(
-        db,
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-         WHERE datname = current_database() AND query LIKE 'LISTEN%' \
-         AND pid <> pg_backend_pid()",
-    );
-    assert_eq!(terminated, "2", "one listener per node");
-}
-
-/// The org's master, through the node at `url`, re-certifies the agent's name for `new`'s key.
-async fn recertify(org: &Org, url: &str, new: &Identity) {
-    let certificate = AgentCertificate::issue(
-        &org.master.keys,
-        &org.policy,
-        &new.card,
-        now().saturating_sub(60),
-        30 * 86_400,
-    )
-    .unwrap();
-    let mut master = RawClient::login(url, &org.master).await;
-    master.ok(Request::RebindAgent(certificate)).await;
-    master.close().await;
-}
-
-/// `psql URL -Atc SQL`'s output, trimmed.
-fn psql(url: &str, sql: &str) -> String {
-    let server = pg::server().unwrap();
-    let out = std::process::Command::new(server.bin_dir().join("psql"))
-        .args([url, "-Atc", sql])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "psql: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}

@@ -15,10 +15,9 @@
 
 use sealdesk_protocol::{
     card::Role,
-    policy::AgentCertificate,
     wire::{ErrorCode, Push, Request},
 };
-use sealdesk_tests::{Identity, Org, RawClient, cluster, now};
+use sealdesk_tests::{Identity, Org, RawClient, cluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_old_key_is_closed_and_refused_on_another_node() {
@@ -47,7 +46,7 @@ async fn the_old_key_is_closed_and_refused_on_another_node() {
     let mut not_asking = RawClient::login(&b.url, customer).await;
 
     // The master re-certifies the name for the new key through node A.
-    recertify(&org, &a.url, &new).await;
+    org.recertify(&a.url, &new).await;
 
     // Node B closes the old key's session with its own code.
     assert_eq!(lost.expect_close().await, Some(4105));
@@ -136,21 +135,6 @@ fn closes_lost_on_b(
     (a, b)
 }
 
-/// `psql URL -Atc SQL`'s output, trimmed.
-fn psql(url: &str, sql: &str) -> String {
-    let server = sealdesk_tests::pg::server().unwrap();
-    let out = std::process::Command::new(server.bin_dir().join("psql"))
-        .args([url, "-Atc", sql])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "psql: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 /// Node B misses the close of the old key (it drops forwarded closes): the old key's session
 /// there stays open after the master re-certified the name through node A. Once B's wake-up
 /// listener reconnects (its database connection is terminated), B re-checks the agent keys
@@ -173,7 +157,7 @@ async fn a_missed_close_is_made_up_when_the_listener_reconnects() {
     let mut lost = RawClient::login(&b.url, old).await;
 
     let new = Identity::new(9_999, old.name(), Role::Agent);
-    recertify(&org, &a.url, &new).await;
+    org.recertify(&a.url, &new).await;
 
     // The new key, registered now, has a session on node B; the old key's session there
     // missed its close and is still served.
@@ -183,13 +167,7 @@ async fn a_missed_close_is_made_up_when_the_listener_reconnects() {
     lost.ok(Request::WatchAgentKeys).await;
 
     // Both nodes' listeners lose their database connection and reconnect.
-    let terminated = psql(
-        &db,
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-         WHERE datname = current_database() AND query LIKE 'LISTEN%' \
-         AND pid <> pg_backend_pid()",
-    );
-    assert_eq!(terminated, "2", "one listener per node");
+    cluster::terminate_listeners(&db, 2);
     assert_eq!(lost.expect_close().await, Some(4105));
     // The current key's session is re-checked in the same pass, and stays open.
     current.ok(Request::WatchAgentKeys).await;
@@ -209,7 +187,7 @@ async fn a_missed_close_is_made_up_by_the_catch_up(
     let mut lost = RawClient::login(&b.url, old).await;
     let new = Identity::new(seed + 9_000, old.name(), Role::Agent);
     let mut current = RawClient::connect(&b.url).await;
-    recertify(&org, &a.url, &new).await;
+    org.recertify(&a.url, &new).await;
     assert!(current.auth(&new.keys, new.card()).await.registered);
     assert_eq!(lost.expect_close().await, Some(4105));
     current.ok(Request::WatchAgentKeys).await;
@@ -240,19 +218,4 @@ async fn a_close_lost_while_the_listener_stays_up_is_made_up_at_the_catch_up() {
     let key = keys.path().join("log.key");
     let (a, b) = closes_lost_on_b(&db, &key, &[]);
     a_missed_close_is_made_up_by_the_catch_up(&a, &b, 8).await;
-}
-
-/// The org's master, through the node at `url`, re-certifies the agent's name for `new`'s key.
-async fn recertify(org: &Org, url: &str, new: &Identity) {
-    let certificate = AgentCertificate::issue(
-        &org.master.keys,
-        &org.policy,
-        &new.card,
-        now().saturating_sub(60),
-        30 * 86_400,
-    )
-    .unwrap();
-    let mut master = RawClient::login(url, &org.master).await;
-    master.ok(Request::RebindAgent(certificate)).await;
-    master.close().await;
 }

@@ -78,20 +78,9 @@ fn target(test: &str) -> Option<String> {
     ))
 }
 
-/// `psql URL -Atc SQL`'s output, trimmed.
-fn psql(url: &str, sql: &str) -> String {
-    let server = pg::server().unwrap();
-    let out = Command::new(server.bin_dir().join("psql"))
-        .args([url, "-Atc", sql])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "psql: {}", stderr(&out));
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 /// Rows in the tables the migration writes.
 fn rows(url: &str) -> u64 {
-    psql(
+    pg::query(
         url,
         "SELECT (SELECT count(*) FROM kv) + (SELECT count(*) FROM messages) \
          + (SELECT count(*) FROM conversation_heads)",
@@ -322,7 +311,7 @@ fn a_missing_foreign_or_running_source_is_refused() {
     );
     drop(running);
     assert_eq!(
-        psql(
+        pg::query(
             &url,
             "SELECT count(*) FROM pg_tables WHERE tablename = 'kv'"
         ),
@@ -403,7 +392,7 @@ async fn an_interrupted_migration_leaves_the_target_empty_and_runs_again() {
     eventually(
         "the migration waits on the lock, inside its transaction",
         async || {
-            let waiting = psql(
+            let waiting = pg::query(
                 &url,
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
              AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO conversation_heads%'",
@@ -421,7 +410,7 @@ async fn an_interrupted_migration_leaves_the_target_empty_and_runs_again() {
     // database is looked at: the server is the test process's, and another test's relay there
     // keeps idle connections whose last query was an insert for as long as it runs.
     eventually("the interrupted transaction is gone", async || {
-        let open = psql(
+        let open = pg::query(
             &url,
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
              AND query LIKE 'INSERT INTO %' AND pid <> pg_backend_pid()",
