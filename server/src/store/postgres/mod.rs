@@ -880,7 +880,7 @@ impl ConversationLog for PgStore {
     }
 
     /// Inline in the notification when it fits; else stored in `forwarded_pushes` and sent by
-    /// reference ([`wake::store_push`]), so no push is dropped for its size.
+    /// reference (`wake::store_push`), so no push is dropped for its size.
     fn forward_push(&self, to: &[u8], frame: &[u8]) -> bool {
         match wake::push_payload(self.node, to, frame) {
             Some(payload) => self.notify_push(payload),
