@@ -5,6 +5,7 @@
 use rand::rngs::ChaCha20Rng;
 use sealdesk_protocol::{
     audit::{AuditEntry, AuditEvent, ReleaseBasis},
+    block::{Block, BlockReason},
     card::Role,
     epoch::{EpochRecord, NewEpoch, VerifiedEpoch},
     ids::ConversationId,
@@ -216,6 +217,23 @@ impl Org {
         let mut master = RawClient::login(url, &self.master).await;
         master.ok(Request::RebindAgent(certificate)).await;
         master.close().await;
+    }
+
+    /// The agent of `chat`, through the relay at `url`, blocks the chat's customer (a `Block`
+    /// for spam, issued now); the agent's session is closed again.
+    pub async fn block(&self, url: &str, chat: &Chat) {
+        let agent = &self.agents[chat.agent];
+        let block = Block::issue(
+            &agent.keys,
+            &self.name,
+            chat.id,
+            self.customers[chat.customer].key(),
+            BlockReason::Spam,
+            now(),
+        );
+        let mut session = RawClient::login(url, agent).await;
+        session.ok(Request::Block(block)).await;
+        session.close().await;
     }
 
     /// Opens a conversation for customer `c` over `client` (logged in as that customer) and

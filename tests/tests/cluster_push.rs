@@ -16,12 +16,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sealdesk_protocol::{
-    block::{Block, BlockReason},
     card::Role,
     ids::ConversationId,
     wire::{self, ErrorCode, Frame, Push, Request, Response},
 };
-use sealdesk_tests::{Identity, Org, RawClient, cluster, eventually, now, pg, rng};
+use sealdesk_tests::{Identity, Org, RawClient, cluster, eventually, pg, rng};
 
 /// Conversations the customer holds with the agent: her `agent_key_changed` push names them all
 /// (the push names at most 256), 17 CBOR bytes each, so it encodes to more than 4 kB.
@@ -137,24 +136,13 @@ async fn a_block_is_enforced_as_soon_as_the_listener_reconnects() {
         &[("CLUSTER_CATCH_UP_MS", "600000")],
     ));
     let org = Org::setup(&a.url, 32, "acme", 1, 1).await;
-    let (customer, agent) = (&org.customers[0], &org.agents[0]);
+    let customer = &org.customers[0];
     let mut on_b = RawClient::login(&b.url, customer).await;
     let chat = org.start_chat(&mut on_b, 0, 33).await;
     on_b.stored(Request::Send(chat.seal(customer, 1, "hello")))
         .await;
 
-    let mut agent_on_a = RawClient::login(&a.url, agent).await;
-    agent_on_a
-        .ok(Request::Block(Block::issue(
-            &agent.keys,
-            "acme",
-            chat.id,
-            customer.key(),
-            BlockReason::Spam,
-            now(),
-        )))
-        .await;
-    agent_on_a.close().await;
+    org.block(&a.url, &chat).await;
     // Node B has not read the block (no chores period passed, its listener stayed up).
     on_b.stored(Request::Send(chat.seal(customer, 2, "still here")))
         .await;

@@ -5,14 +5,19 @@
  * pages (`web/dist`, `--web-root`) on 127.0.0.1:0, the org made with the Rust CLI (`relay.ts`),
  * screenshots under `web/screenshots/` (ignored by git), a page's console errors and uncaught
  * exceptions collected so a test can expect none, the console unlocked from the CLI agent's
- * vault, and a CLI customer with a conversation.
+ * vault, a CLI customer with a conversation, and a hostile relay between the page and the real
+ * one (`relayInTheMiddle`).
  */
 import { mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { decodeFrame, encodeFrame, type CborValue } from "@sealdesk/protocol";
+import { chromium, type BrowserContext, type Page, type WebSocketRoute } from "playwright-core";
 import { afterAll, beforeAll, expect } from "vitest";
 import { cli, createOrg, startRelay, tempDir, type CliOrg, type RelayProcess } from "./relay.js";
+import type { Frame } from "./tamper.js";
+
+export type { Frame } from "./tamper.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -154,3 +159,91 @@ export async function submitRecovery(page: Page, name: string, code: string): Pr
   await expect.poll(() => page.locator("#recover-status").getAttribute("data-outcome"), { timeout: 20_000 }).not.toBeNull();
   return page.locator("#recover-status").getAttribute("data-outcome");
 }
+
+/**
+ * What a rewrite makes of one frame: a frame — the one given, as it came or changed in place, or
+ * another — is encoded and forwarded; an array forwards each of its frames in order, and `[]`
+ * drops the frame. There is no "unchanged" answer: a rewrite that changed the frame in place
+ * cannot forget to hand it on (a path that returns nothing does not type-check).
+ */
+export type Rewritten = Frame | readonly Frame[];
+
+/** A rewrite of the frames going one way, called with each decoded frame and its connection. */
+export type Rewrite = (frame: Frame, link: Link) => Rewritten;
+
+/** What `relayInTheMiddle` does to the frames of a connection, each way (left out: forwarded as they are). */
+export interface Rewrites {
+  /** The relay's frames, before the page gets them. */
+  toPage?: Rewrite;
+  /** The page's frames, before the relay gets them. */
+  toRelay?: Rewrite;
+}
+
+/** One WebSocket connection of the page, passing through the test. */
+export interface Link {
+  /** Which connection of the page this is: 1 for the first, 2 after it reconnected once, … */
+  readonly n: number;
+  /** Sends `frame` to the page as if the relay had sent it. */
+  toPage(frame: Frame): void;
+  /**
+   * Cuts the connection: the page's side is closed with `code` and `reason` (what the page is
+   * told), the relay's side too.
+   */
+  close(code?: number, reason?: string): void;
+}
+
+/** A hostile relay in the middle (`relayInTheMiddle`), as the test sees it. */
+export interface Middle {
+  /** The page's connections so far, oldest first. */
+  readonly links: readonly Link[];
+  /** The newest connection; an error if the page opened none yet. */
+  latest(): Link;
+}
+
+/**
+ * Routes `page`'s relay WebSockets (`/v1/ws`) through the test: each connection is joined to the
+ * real relay, and each binary frame, decoded, goes through `rewrites` on its way (see
+ * `Rewritten`: forwarded, changed, several, or dropped); a way without a rewrite forwards the
+ * bytes as they came. Text frames pass untouched (the relay speaks CBOR only). `rewrites` may be
+ * a function of the connection, called once per connection, for state a connection keeps (what
+ * its session registered). A close on either side closes the other; the relay's side gets the
+ * page's close code and reason when a browser may send that code (1000, 3000–4999; a browser
+ * socket refuses the others, which are the relay's own). Call it before the page opens the socket.
+ */
+export async function relayInTheMiddle(page: Page, rewrites: Rewrites | ((link: Link) => Rewrites)): Promise<Middle> {
+  const links: Link[] = [];
+  await page.routeWebSocket(/\/v1\/ws$/, (ws) => {
+    const server = ws.connectToServer();
+    const link: Link = {
+      n: links.length + 1,
+      toPage: (frame) => ws.send(encoded(frame)),
+      close: (code, reason) => {
+        void ws.close({ ...(code === undefined ? {} : { code }), ...(reason === undefined ? {} : { reason }) });
+        void server.close();
+      },
+    };
+    links.push(link);
+    const { toPage, toRelay } = typeof rewrites === "function" ? rewrites(link) : rewrites;
+    ws.onMessage((m) => pass(m, toRelay, link, (out) => server.send(out)));
+    server.onMessage((m) => pass(m, toPage, link, (out) => ws.send(out)));
+    ws.onClose((code, reason) => void server.close(code !== undefined && (code === 1000 || (code >= 3000 && code <= 4999)) ? { code, ...(reason === undefined ? {} : { reason }) } : {}));
+  });
+  return {
+    links,
+    latest() {
+      const last = links.at(-1);
+      if (last === undefined) throw new Error("the page opened no WebSocket to the relay");
+      return last;
+    },
+  };
+}
+
+/** Forwards `m` with `send` as `rewrite` makes it (`Rewritten`). */
+function pass(m: string | Buffer, rewrite: Rewrite | undefined, link: Link, send: (m: string | Buffer) => void): void {
+  if (typeof m === "string" || rewrite === undefined) return send(m);
+  const out = rewrite(decodeFrame(new Uint8Array(m)) as Frame, link);
+  for (const f of Array.isArray(out) ? out : [out as Frame]) send(encoded(f));
+}
+
+/** A frame as the WebSocket carries it. */
+const encoded = (frame: Frame): Buffer => Buffer.from(encodeFrame(frame as CborValue));

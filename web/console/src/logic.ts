@@ -1,9 +1,9 @@
 /**
  * The console's logic that needs no page: the vault files picked out of what the agent chose,
- * what a failed unlock says, and the org's policy in plain words for an agent. Tested under
- * Node (`test/logic.unit.test.ts`).
+ * what a failed unlock says, the org's policy in plain words for an agent, and the mark on an
+ * agent's own line. Tested under Node (`test/logic.unit.test.ts`).
  */
-import { VaultImportError, type AgentError, type VaultFiles } from "@sealdesk/client";
+import { VaultImportError, type AgentError, type AgentLine, type ConversationView, type VaultFiles } from "@sealdesk/client";
 import { cardFingerprint, formatFingerprint, type Policy } from "@sealdesk/protocol";
 
 /** A chosen file, as much of the DOM `File` as this module reads. */
@@ -73,4 +73,20 @@ export function shortId(id: string): string {
 /** A conversation's title: its customer's name and short id, "visitor-3c1f · 9a0b12cd". */
 export function conversationTitle(customer: string, id: string): string {
   return `${customer} · ${shortId(id)}`;
+}
+
+/** Where an agent's own message stands with the customer (PROTOCOL §9.5). */
+export type LineMark = "sent" | "delivered" | "read";
+
+/**
+ * The mark on line `l` of conversation `v`: for a message this agent sent that the customer
+ * reads — a text or a file —, "read" once the customer's end-to-end read receipt covers it,
+ * "delivered" once the relay says the customer's device received it, else "sent" (stored by the
+ * relay: it is a line only once stored). Null for the customer's lines, status changes and events.
+ */
+export function lineMark(l: AgentLine, v: Pick<ConversationView, "readByCustomer" | "deliveredToCustomer">): LineMark | null {
+  if (!l.mine || (l.kind !== "text" && l.kind !== "attachment")) return null;
+  if (l.seq <= v.readByCustomer) return "read";
+  if (l.seq <= v.deliveredToCustomer) return "delivered";
+  return "sent";
 }

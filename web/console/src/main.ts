@@ -11,7 +11,7 @@
 import { Agent, AgentError, AuditLogError, VaultImportError, consentsClaimed, importCliVault, withheldText, type AgentEvent, type Hole, type AgentLine, type ConversationStatus, type ConversationView, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
 import { STATES, downloadButton, el, holesDrawn, moreHolesItem, noticeItem, redraw, showAlert, time } from "@sealdesk/client/ui";
-import { agentPolicySummary, conversationTitle, findVaultFiles, shortId, unlockFailureText } from "./logic.js";
+import { agentPolicySummary, conversationTitle, findVaultFiles, lineMark, shortId, unlockFailureText } from "./logic.js";
 import { quotaLines, type QuotaLine } from "./quota.js";
 
 const DB = "sealdesk-console";
@@ -154,14 +154,15 @@ async function main(): Promise<void> {
     body.textContent = l.kind === "status" ? `set the status to ${l.text}` : l.text;
     const meta = document.createElement("span");
     meta.className = "meta";
-    const mark = l.mine && l.kind === "text" ? (l.seq <= v.readByCustomer ? " · read" : l.seq <= v.deliveredToCustomer ? " · delivered" : " · sent") : "";
-    meta.textContent = `${time(l.sentAt)} · verified ✓${mark}`;
-    if (mark !== "") meta.dataset.mark = mark.slice(3);
+    // The agent's own texts and files carry their mark: sent, delivered, read.
+    const mark = lineMark(l, v);
+    meta.textContent = `${time(l.sentAt)} · verified ✓${mark === null ? "" : ` · ${mark}`}`;
+    if (mark !== null) meta.dataset.mark = mark;
     li.append(who, body, meta);
     if (l.attachment === undefined) return li;
     // A line with a file is the same element on every redraw (its download's progress and
     // outcome, and the focus, are in its button): kept per conversation and sequence number, its
-    // drawing brought up to date in place, the button left where it is.
+    // drawing — the mark included — brought up to date in place, the button left where it is.
     const key = `${v.id}/${l.seq}`;
     const kept = attachmentLines.get(key);
     if (kept !== undefined) {

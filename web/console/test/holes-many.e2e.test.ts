@@ -1,6 +1,6 @@
 /**
  * A relay that invents thousands of holes, in the agent console (Chromium; PROTOCOL §13.10,
- * issue 20): the page's WebSocket passes through a hostile relay (`routeWebSocket`) that answers
+ * issue 20): the page's WebSocket passes through a hostile relay (`relayInTheMiddle`) that answers
  * the console's reads of a CLI customer's conversation with its real items followed by thousands
  * of invented one-number runs "skipped" (over several pages), each claiming an epoch the agent
  * reads (a lie: each a hole, with the claim). The console draws the first runs on lines of their
@@ -10,14 +10,12 @@
  * console-withheld-many-open.png (opened).
  */
 import { join } from "node:path";
-import { decodeFrame, encodeFrame, equal, fromHex, type CborValue } from "@sealdesk/protocol";
+import { equal, fromHex } from "@sealdesk/protocol";
 import { HOLES_DRAWN, HOLES_LISTED } from "@sealdesk/client/ui";
 import { describe, expect, it } from "vitest";
-import { SHOTS, WIDE, chromiumSuite, cliCustomer, vaultFiles, watchPage, withheldItems } from "../../client/test/chromium.js";
+import { SHOTS, WIDE, chromiumSuite, cliCustomer, relayInTheMiddle, vaultFiles, watchPage, withheldItems, type Frame } from "../../client/test/chromium.js";
 import { cli } from "../../client/test/relay.js";
 import { selectConversation, texts } from "./console-page.js";
-
-type Frame = { [k: string]: CborValue };
 
 /** Runs the relay invents. */
 const RUNS = 3000;
@@ -45,19 +43,14 @@ describe("a relay inventing thousands of holes, in the agent console (Chromium)"
     const reads = new Map<number, number>();
     let invented: { from: number; to: number } | null = null;
     let epochClaimed: number | undefined;
-    await page.routeWebSocket(/\/v1\/ws$/, (ws) => {
-      const server = ws.connectToServer();
-      ws.onMessage((m) => {
-        if (typeof m !== "string") {
-          const r = (decodeFrame(new Uint8Array(m)) as Frame).request as Frame | undefined;
-          const h = (r?.body as Frame | undefined)?.history as Frame | undefined;
-          if (r !== undefined && h !== undefined && h.conversation instanceof Uint8Array && equal(h.conversation, target)) reads.set(r.id as number, h.after as number);
-        }
-        server.send(m);
-      });
-      server.onMessage((m) => {
-        if (typeof m === "string") return ws.send(m);
-        const frame = decodeFrame(new Uint8Array(m)) as Frame;
+    await relayInTheMiddle(page, {
+      toRelay: (frame) => {
+        const r = frame.request as Frame | undefined;
+        const h = (r?.body as Frame | undefined)?.history as Frame | undefined;
+        if (r !== undefined && h !== undefined && h.conversation instanceof Uint8Array && equal(h.conversation, target)) reads.set(r.id as number, h.after as number);
+        return frame;
+      },
+      toPage: (frame) => {
         const response = frame.response as Frame | undefined;
         const items = (response?.body as Frame | undefined)?.items as Frame | undefined;
         const after = response === undefined ? undefined : reads.get(response.id as number);
@@ -81,8 +74,8 @@ describe("a relay inventing thousands of holes, in the agent console (Chromium)"
             else items.head = invented.to;
           }
         }
-        ws.send(Buffer.from(encodeFrame(frame as CborValue)));
-      });
+        return frame;
+      },
     });
     await page.goto(`${s.relay.origin}/console/`);
     await page.locator("#vault-files").setInputFiles(vaultFiles(s.org.agentHome));

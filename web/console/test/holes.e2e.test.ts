@@ -1,6 +1,6 @@
 /**
  * What the relay withholds, in the agent console (Chromium; PROTOCOL §13.10, issue 20): the
- * page's WebSocket passes through a hostile relay (`routeWebSocket`) that drops one of a CLI
+ * page's WebSocket passes through a hostile relay (`relayInTheMiddle`) that drops one of a CLI
  * customer's messages from its push and from every history page; the console shows, in its place
  * between the lines, that it never arrived and is asked for again, and once it was asked for
  * three times (each after the cursor moved: two more messages), that the relay withheld it — the
@@ -8,12 +8,9 @@
  * screenshot goes to web/screenshots/console-withheld.png.
  */
 import { join } from "node:path";
-import { decodeFrame, encodeFrame, type CborValue } from "@sealdesk/protocol";
 import { describe, expect, it } from "vitest";
-import { SHOTS, WIDE, chromiumSuite, cliCustomer, unlockConsole, watchPage } from "../../client/test/chromium.js";
+import { SHOTS, WIDE, chromiumSuite, cliCustomer, relayInTheMiddle, unlockConsole, watchPage, type Frame } from "../../client/test/chromium.js";
 import { cli } from "../../client/test/relay.js";
-
-type Frame = { [k: string]: CborValue };
 
 describe("items the relay withholds, in the agent console (Chromium)", () => {
   const s = chromiumSuite("console-holes", { viewport: WIDE });
@@ -24,23 +21,18 @@ describe("items the relay withholds, in the agent console (Chromium)", () => {
     /** The sequence number withheld once `armed`. */
     let armed = false;
     let target: number | null = null;
-    await page.routeWebSocket(/\/v1\/ws$/, (ws) => {
-      const server = ws.connectToServer();
-      ws.onMessage((m) => server.send(m));
-      server.onMessage((m) => {
-        if (typeof m === "string") return ws.send(m);
-        const frame = decodeFrame(new Uint8Array(m)) as Frame;
+    await relayInTheMiddle(page, {
+      toPage: (frame) => {
         const pushed = ((frame.push as Frame | undefined)?.item as Frame | undefined)?.seq;
         const page = ((frame.response as Frame | undefined)?.body as Frame | undefined)?.items as Frame | undefined;
-        const seqs = typeof pushed === "number" ? [pushed] : Array.isArray(page?.items) ? (page.items as Frame[]).map((it) => it.seq as number) : [];
         // Once armed, the next item pushed is the one withheld: the customer's message (the
         // console's own items — its read receipt, the epoch it made for it — are never pushed
         // to it, and are served).
         if (armed && target === null && typeof pushed === "number") target = pushed;
-        if (typeof pushed === "number" && pushed === target) return;
+        if (typeof pushed === "number" && pushed === target) return [];
         if (page !== undefined && Array.isArray(page.items)) page.items = (page.items as Frame[]).filter((it) => it.seq !== target);
-        ws.send(Buffer.from(encodeFrame(frame as CborValue)));
-      });
+        return frame;
+      },
     });
     await unlockConsole(page, s.relay.origin, s.org.agentHome);
     const { home: dave, id } = await cliCustomer(s.root, s.relay.url, s.org, "dave");

@@ -1,7 +1,8 @@
-/** The console's page-free logic: which files an unlock reads, what a failure says, the policy in words. */
+/** The console's page-free logic: which files an unlock reads, what a failure says, the policy in words, the marks. */
 import { VaultImportError } from "@sealdesk/client";
 import { describe, expect, it } from "vitest";
-import { conversationTitle, findVaultFiles, shortId, unlockFailureText } from "../src/logic.js";
+import type { AgentLine } from "@sealdesk/client";
+import { conversationTitle, findVaultFiles, lineMark, shortId, unlockFailureText } from "../src/logic.js";
 
 const file = (name: string, text: string): { name: string; arrayBuffer: () => Promise<ArrayBuffer> } => ({
   name,
@@ -33,5 +34,29 @@ describe("a conversation's title", () => {
     expect(shortId(a)).toBe("9a0b12cd");
     expect(conversationTitle("visitor-3c1f", a)).toBe("visitor-3c1f · 9a0b12cd");
     expect(conversationTitle("visitor-3c1f", a)).not.toBe(conversationTitle("visitor-3c1f", b));
+  });
+});
+
+describe("the mark on an agent's own line", () => {
+  const line = (kind: AgentLine["kind"], mine = true, seq = 5): AgentLine => ({ seq, mine, sender: "alice", text: "x", kind, sentAt: 0 });
+  const marks = (l: AgentLine): (string | null)[] =>
+    [
+      { readByCustomer: 0, deliveredToCustomer: 0 },
+      { readByCustomer: 0, deliveredToCustomer: 5 },
+      { readByCustomer: 5, deliveredToCustomer: 5 },
+    ].map((v) => lineMark(l, v));
+
+  it("goes sent, delivered, read for a text and for a file alike", () => {
+    expect(marks(line("text"))).toEqual(["sent", "delivered", "read"]);
+    expect(marks(line("attachment"))).toEqual(["sent", "delivered", "read"]);
+  });
+
+  it("is read when a receipt covers the line even if the relay's delivery mark lags", () => {
+    expect(lineMark(line("attachment"), { readByCustomer: 6, deliveredToCustomer: 4 })).toBe("read");
+    expect(lineMark(line("attachment"), { readByCustomer: 4, deliveredToCustomer: 4 })).toBe("sent");
+  });
+
+  it("is none on the customer's lines, status changes and events", () => {
+    for (const l of [line("text", false), line("attachment", false), line("status"), line("event")]) expect(marks(l)).toEqual([null, null, null]);
   });
 });

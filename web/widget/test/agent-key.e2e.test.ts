@@ -1,20 +1,18 @@
 /**
  * The widget told of an agent key it cannot confirm (`agent_key_unconfirmed`), in Chromium
  * against the real relay serving web/dist (the org made with the CLI), the page's WebSocket
- * passing through a hostile relay (`routeWebSocket`): a forged `agent_key_changed` push naming a
+ * passing through a hostile relay (`relayInTheMiddle`): a forged `agent_key_changed` push naming a
  * key the org never certified for `alice`, and then, after the connection is cut, the session
  * check answered with a certificate whose signature was altered. Each time the page says so in
  * its alert (role="alert"), in words that say nothing changed, and the customer can still send:
  * the key pinned when the conversation opened is kept. Screenshot `widget-agent-key.png`.
  */
 import { join } from "node:path";
-import type { Page, WebSocketRoute } from "playwright-core";
+import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
-import { IdentityKeys, cardToCbor, decodeFrame, encodeFrame, fromHex, issueCard, type CborValue } from "@sealdesk/protocol";
-import { SHOTS, chromiumSuite, watchPage } from "../../client/test/chromium.js";
+import { IdentityKeys, cardToCbor, fromHex, issueCard } from "@sealdesk/protocol";
+import { SHOTS, chromiumSuite, relayInTheMiddle, watchPage, type Frame } from "../../client/test/chromium.js";
 import { random, now } from "../../client/test/customer-fixture.js";
-
-type Frame = { [k: string]: CborValue };
 
 describe("an agent key the widget cannot confirm (Chromium)", () => {
   const s = chromiumSuite("widget-agent-key");
@@ -28,26 +26,20 @@ describe("an agent key the widget cannot confirm (Chromium)", () => {
   it("shows a forged push and an unverifiable certificate as warnings, and sending stays allowed", async () => {
     const page = await s.browser.newPage();
     watchPage(page, s.problems);
-    /** The page's socket on the hostile relay (the latest: the page reconnects). */
-    let route: WebSocketRoute | null = null;
     /** Whether the relay's `certificate` answers are altered (the signature's first byte). */
     let alter = false;
     let altered = 0;
-    await page.routeWebSocket(/\/v1\/ws$/, (ws) => {
-      route = ws;
-      const server = ws.connectToServer();
-      ws.onMessage((m) => server.send(m));
-      server.onMessage((m) => {
-        if (typeof m === "string") return ws.send(m);
-        const frame = decodeFrame(new Uint8Array(m)) as Frame;
+    // The page's socket on the hostile relay: the latest connection (the page reconnects).
+    const hostile = await relayInTheMiddle(page, {
+      toPage: (frame) => {
         const cert = ((frame.response as Frame | undefined)?.body as Frame | undefined)?.certificate as Frame | undefined;
-        if (!alter || cert === undefined || !(cert.signature instanceof Uint8Array)) return ws.send(m);
+        if (!alter || cert === undefined || !(cert.signature instanceof Uint8Array)) return frame;
         const sig = cert.signature.slice();
         sig[0] = (sig[0] ?? 0) ^ 1;
         cert.signature = sig;
         altered += 1;
-        ws.send(Buffer.from(encodeFrame(frame)));
-      });
+        return frame;
+      },
     });
     await page.goto(`${s.relay.origin}/?org=${s.org.org}&fp=${encodeURIComponent(s.org.fingerprint)}`);
     await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 15_000 }).toBe("online");
@@ -57,10 +49,7 @@ describe("an agent key the widget cannot confirm (Chromium)", () => {
 
     // A forged push: a key for alice that the org never certified.
     const forged = issueCard(IdentityKeys.generate(random), "alice", "agent", now());
-    const push: CborValue = { push: { agent_key_changed: { org: s.org.org, agent: "alice", card: cardToCbor(forged), conversations: [fromHex(id)] } } };
-    const hostile = route as WebSocketRoute | null;
-    if (hostile === null) throw new Error("the page opened no WebSocket");
-    hostile.send(Buffer.from(encodeFrame(push)));
+    hostile.latest().toPage({ push: { agent_key_changed: { org: s.org.org, agent: "alice", card: cardToCbor(forged), conversations: [fromHex(id)] } } });
     const alert = page.getByRole("alert");
     await expect.poll(() => alert.textContent(), { timeout: 15_000 }).toBe(
       `The relay said alice's key changed, but ${s.org.org}'s certificate does not confirm it (it still names the key you started with); nothing changed, and you can go on.`,
@@ -75,8 +64,7 @@ describe("an agent key the widget cannot confirm (Chromium)", () => {
 
     // The connection cut; the next session's check is answered with a certificate that does not verify.
     alter = true;
-    const before = route as WebSocketRoute | null;
-    before?.close();
+    hostile.latest().close();
     await expect.poll(() => alert.textContent(), { timeout: 30_000 }).toBe(
       `alice's key could not be checked against ${s.org.org}'s certificate (its signature does not verify); the key you started with is kept and you can go on. If this stays, ask ${s.org.org} through another channel.`,
     );

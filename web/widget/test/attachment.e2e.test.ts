@@ -11,8 +11,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
-import { decodeFrame, encodeFrame, type CborValue } from "@sealdesk/protocol";
-import { chromiumSuite } from "../../client/test/chromium.js";
+import { chromiumSuite, relayInTheMiddle, type Frame } from "../../client/test/chromium.js";
 
 describe("attachments in the widget (Chromium)", () => {
   const s = chromiumSuite("widget-attach", { acceptDownloads: true });
@@ -63,20 +62,16 @@ describe("attachments in the widget (Chromium)", () => {
     const page = await s.browser.newPage();
     page.on("pageerror", (e) => s.problems.push(e.message));
     let altered = 0;
-    await page.routeWebSocket(/\/v1\/ws$/, (ws) => {
-      const server = ws.connectToServer();
-      ws.onMessage((m) => server.send(m));
-      server.onMessage((m) => {
-        if (typeof m === "string") return ws.send(m);
-        const frame = decodeFrame(new Uint8Array(m)) as { response?: { body?: { attachment_chunk?: { data: Uint8Array } } } };
-        const chunk = frame.response?.body?.attachment_chunk;
-        if (chunk === undefined) return ws.send(m);
+    await relayInTheMiddle(page, {
+      toPage: (frame) => {
+        const chunk = ((frame.response as Frame | undefined)?.body as Frame | undefined)?.attachment_chunk as { data: Uint8Array } | undefined;
+        if (chunk === undefined) return frame;
         const data = chunk.data.slice();
         data[0] = (data[0] ?? 0) ^ 1;
         chunk.data = data;
         altered += 1;
-        ws.send(Buffer.from(encodeFrame(frame as unknown as CborValue)));
-      });
+        return frame;
+      },
     });
     let downloads = 0;
     page.on("download", () => (downloads += 1));

@@ -5,20 +5,18 @@
  * the terminal hold one account. A consent the CLI granted before is listed from the
  * conversation's consent item; while the page stays open, the CLI grants another and revokes the
  * first, and the widget lists both as they stand once the log grows (`audit_grew`), without a
- * reload or a click. Then a hostile relay (`routeWebSocket`) alters one consent item and
+ * reload or a click. Then a hostile relay (`relayInTheMiddle`) alters one consent item and
  * replaces another with one a stranger signed: neither is listed, each is refused in the alert,
  * and the genuine consent next to them is listed. Screenshot `widget-consents-elsewhere.png`.
  */
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { IdentityKeys, consentSignedBytes, decodeFrame, encodeFrame, type CborValue } from "@sealdesk/protocol";
+import { IdentityKeys, consentSignedBytes } from "@sealdesk/protocol";
 import { consentFromCbor, consentToCbor } from "@sealdesk/client";
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
-import { SHOTS, chromiumSuite, launch, watchPage } from "../../client/test/chromium.js";
+import { SHOTS, chromiumSuite, launch, relayInTheMiddle, watchPage, type Frame } from "../../client/test/chromium.js";
 import { cli } from "../../client/test/relay.js";
-
-type Frame = { [k: string]: CborValue };
 
 describe("consents from another device of the account, in the widget (Chromium)", () => {
   const s = chromiumSuite("widget-consents-elsewhere", { viewport: { width: 420, height: 760 } });
@@ -99,14 +97,9 @@ describe("consents from another device of the account, in the widget (Chromium)"
     try {
       const p = await fresh.newPage();
       watchPage(p, s.problems);
-      await p.routeWebSocket(/\/v1\/ws$/, (ws) => {
-        const server = ws.connectToServer();
-        ws.onMessage((m) => server.send(m));
-        server.onMessage((m) => {
-          if (typeof m === "string") return ws.send(m);
-          const frame = decodeFrame(new Uint8Array(m)) as Frame;
+      await relayInTheMiddle(p, {
+        toPage: (frame) => {
           const items = ((frame.response as Frame | undefined)?.body as Frame | undefined)?.items as Frame | undefined;
-          let changed = false;
           for (const it of Array.isArray(items?.items) ? (items.items as Frame[]) : []) {
             const item = it.item as Frame;
             if (item.consent === undefined) continue;
@@ -115,7 +108,6 @@ describe("consents from another device of the account, in the widget (Chromium)"
               // The purpose changed: the customer's signature no longer holds.
               item.consent = consentToCbor({ ...token, purpose: "tampered by the relay" });
               forged.altered += 1;
-              changed = true;
             } else if (token.purpose === "replace me") {
               // Well signed, by a key that is not the conversation's customer.
               const unsigned = { ...token, id: new Uint8Array(randomBytes(16)), customer: stranger.signingPublic, purpose: "signed by a stranger" };
@@ -123,11 +115,10 @@ describe("consents from another device of the account, in the widget (Chromium)"
               strangerId = Buffer.from(unsigned.id).toString("hex");
               item.consent = consentToCbor({ ...rest, signature: stranger.sign(consentSignedBytes(rest)) });
               forged.replaced += 1;
-              changed = true;
             }
           }
-          ws.send(changed ? Buffer.from(encodeFrame(frame as CborValue)) : m);
-        });
+          return frame;
+        },
       });
       await recoverThere(p, "kate", kate.code, kate.id);
       await expect.poll(() => listed(p), { timeout: 20_000 }).toEqual({ [genuine]: "active" });

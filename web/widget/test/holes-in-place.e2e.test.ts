@@ -1,18 +1,15 @@
 /**
  * A withheld item's line in the widget is one element updated in place (Chromium; PROTOCOL
- * §13.10, issue 20): the page's WebSocket passes through a relay (`routeWebSocket`) that
+ * §13.10, issue 20): the page's WebSocket passes through a relay (`relayInTheMiddle`) that
  * withholds one of the agent's messages from its push and from every history page. The widget
  * shows the hole, and as the agent writes on (each message moves the cursor, so the hole is asked
  * for again) its line counts the requests — "asked 1 of 3 times", "asked 2 of 3 times" — and
  * then says it was withheld for good, always the same element. A second hole later redraws the
  * runs: the first, unchanged, is not touched at all (no mutation, the same node).
  */
-import { decodeFrame, encodeFrame, type CborValue } from "@sealdesk/protocol";
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
-import { chromiumSuite, watchPage } from "../../client/test/chromium.js";
-
-type Frame = { [k: string]: CborValue };
+import { chromiumSuite, relayInTheMiddle, watchPage, type Frame } from "../../client/test/chromium.js";
 
 /** What the page recorded of hole `from`'s line: every text it showed and every element it was. */
 interface HoleTrace {
@@ -69,26 +66,18 @@ describe("a withheld item's line updated in place, in the widget (Chromium)", ()
     /** Withhold the next item pushed (and that number from every history page) when set. */
     let withholdNext = false;
     const withheld = new Set<number>();
-    await page.routeWebSocket(/\/v1\/ws$/, (ws) => {
-      const server = ws.connectToServer();
-      ws.onMessage((m) => server.send(m));
-      server.onMessage((m) => {
-        if (typeof m === "string") return ws.send(m);
-        const frame = decodeFrame(new Uint8Array(m)) as Frame;
+    await relayInTheMiddle(page, {
+      toPage: (frame) => {
         const pushed = (frame.push as Frame | undefined)?.item as Frame | undefined;
         if (typeof pushed?.seq === "number" && (withholdNext || withheld.has(pushed.seq))) {
           withholdNext = false;
           withheld.add(pushed.seq);
-          return;
+          return [];
         }
         const items = ((frame.response as Frame | undefined)?.body as Frame | undefined)?.items as Frame | undefined;
-        if (items !== undefined && Array.isArray(items.items)) {
-          items.items = (items.items as Frame[]).filter((it) => !withheld.has(it.seq as number));
-          ws.send(Buffer.from(encodeFrame(frame as CborValue)));
-          return;
-        }
-        ws.send(m);
-      });
+        if (items !== undefined && Array.isArray(items.items)) items.items = (items.items as Frame[]).filter((it) => !withheld.has(it.seq as number));
+        return frame;
+      },
     });
     await page.goto(`${s.relay.origin}/?org=${s.org.org}&fp=${encodeURIComponent(s.org.fingerprint)}`);
     await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 30_000 }).toBe("online");

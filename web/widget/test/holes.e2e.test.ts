@@ -1,7 +1,7 @@
 /**
  * A relay that makes a thousand holes, in the customer widget (Chromium; PROTOCOL §13.10,
  * issue 20): after the customer wrote and the agent answered, the page's WebSocket passes through
- * a hostile relay (`routeWebSocket`) that answers every history read past the conversation's last
+ * a hostile relay (`relayInTheMiddle`) that answers every history read past the conversation's last
  * item with the agent's message again at every other number (each refused as a duplicate, yet
  * each arrived: for a customer, who reads every item, the number before it is a hole). Reloaded,
  * the widget reads them, asks for the holes again after the agent's next message and tells each
@@ -10,12 +10,9 @@
  * Screenshot `widget-withheld-many.png`.
  */
 import { join } from "node:path";
-import { decodeFrame, encodeFrame, type CborValue } from "@sealdesk/protocol";
 import { HOLES_DRAWN, HOLES_LISTED, customerHoleText } from "@sealdesk/client/ui";
 import { describe, expect, it } from "vitest";
-import { SHOTS, chromiumSuite, watchPage, withheldItems } from "../../client/test/chromium.js";
-
-type Frame = { [k: string]: CborValue };
+import { SHOTS, chromiumSuite, relayInTheMiddle, watchPage, withheldItems, type Frame } from "../../client/test/chromium.js";
 
 /** Holes the relay makes. */
 const HOLES = 1000;
@@ -35,19 +32,14 @@ describe("a relay making a thousand holes, in the widget (Chromium)", () => {
     /** Where the invented numbers start once armed. */
     let base: number | null = null;
     const afterOf = new Map<number, number>();
-    await page.routeWebSocket(/\/v1\/ws$/, (ws) => {
-      const server = ws.connectToServer();
-      ws.onMessage((m) => {
-        if (typeof m !== "string") {
-          const r = (decodeFrame(new Uint8Array(m)) as Frame).request as Frame | undefined;
-          const h = (r?.body as Frame | undefined)?.history as Frame | undefined;
-          if (r !== undefined && h !== undefined) afterOf.set(r.id as number, h.after as number);
-        }
-        server.send(m);
-      });
-      server.onMessage((m) => {
-        if (typeof m === "string") return ws.send(m);
-        const frame = decodeFrame(new Uint8Array(m)) as Frame;
+    await relayInTheMiddle(page, {
+      toRelay: (frame) => {
+        const r = frame.request as Frame | undefined;
+        const h = (r?.body as Frame | undefined)?.history as Frame | undefined;
+        if (r !== undefined && h !== undefined) afterOf.set(r.id as number, h.after as number);
+        return frame;
+      },
+      toPage: (frame) => {
         const response = frame.response as Frame | undefined;
         const body = response?.body as Frame | undefined;
         const pushed = (frame.push as Frame | undefined)?.item as Frame | undefined;
@@ -69,8 +61,8 @@ describe("a relay making a thousand holes, in the widget (Chromium)", () => {
           if (last < end) delete items.head;
           else items.head = end;
         }
-        ws.send(Buffer.from(encodeFrame(frame as CborValue)));
-      });
+        return frame;
+      },
     });
     await page.goto(`${s.relay.origin}/?org=${s.org.org}&fp=${encodeURIComponent(s.org.fingerprint)}`);
     await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 30_000 }).toBe("online");

@@ -1,17 +1,15 @@
 /**
  * The widget on a relay older than PROTOCOL §13.7's public policy, in Chromium against the real
- * relay: the page's WebSocket is routed through Playwright, and `get_policy` on a session that
+ * relay: the page's WebSocket is routed through the test (`relayInTheMiddle`), and `get_policy` on a session that
  * has not registered is answered `not_registered`, as such a relay answers. The widget then says
  * how to begin, registers when the message box is focused, shows the policy, and sends. A relay
  * that serves the policy is `widget.e2e.test.ts`. Screenshot `widget-older-relay.png`.
  */
 import { join } from "node:path";
-import { decodeFrame, encodeFrame, type CborValue } from "@sealdesk/protocol";
+import type { CborValue } from "@sealdesk/protocol";
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
-import { SHOTS as shots, watchPage, chromiumSuite } from "../../client/test/chromium.js";
-
-type Frame = { [k: string]: CborValue };
+import { SHOTS as shots, watchPage, chromiumSuite, relayInTheMiddle, type Frame } from "../../client/test/chromium.js";
 
 /** The variant name of a request body (`{ get_policy: {…} }` → "get_policy"). */
 const variantOf = (v: CborValue | undefined): string | undefined =>
@@ -23,28 +21,26 @@ const variantOf = (v: CborValue | undefined): string | undefined =>
  */
 async function olderRelay(page: Page): Promise<() => number> {
   let refused = 0;
-  await page.routeWebSocket(/\/v1\/ws$/, (ws) => {
-    const server = ws.connectToServer();
+  // Each connection is a session of its own: registered or not.
+  await relayInTheMiddle(page, () => {
     let registered = false;
     const unregisteredPolicy = new Set<number>();
-    ws.onMessage((m) => {
-      if (typeof m !== "string") {
-        const q = (decodeFrame(new Uint8Array(m)) as Frame).request as Frame | undefined;
+    return {
+      toRelay: (frame) => {
+        const q = frame.request as Frame | undefined;
         const kind = variantOf(q?.body);
         if (kind === "register") registered = true;
         else if (kind === "get_policy" && !registered) unregisteredPolicy.add(q?.id as number);
-      }
-      server.send(m);
-    });
-    server.onMessage((m) => {
-      if (typeof m === "string") return ws.send(m);
-      const frame = decodeFrame(new Uint8Array(m)) as Frame;
-      const r = frame.response as Frame | undefined;
-      if (r === undefined || !unregisteredPolicy.delete(r.id as number)) return ws.send(m);
-      r.body = { error: { code: "not_registered", message: "register this card first" } };
-      refused += 1;
-      ws.send(Buffer.from(encodeFrame(frame)));
-    });
+        return frame;
+      },
+      toPage: (frame) => {
+        const r = frame.response as Frame | undefined;
+        if (r === undefined || !unregisteredPolicy.delete(r.id as number)) return frame;
+        r.body = { error: { code: "not_registered", message: "register this card first" } };
+        refused += 1;
+        return frame;
+      },
+    };
   });
   return () => refused;
 }

@@ -1,6 +1,6 @@
 /**
  * Recovery in the widget against a hostile relay, in Chromium (issue 22): the page's WebSocket
- * passes through `routeWebSocket`, which alters the relay's `recovery` answer — one byte of the
+ * passes through `relayInTheMiddle`, which alters the relay's `recovery` answer — one byte of the
  * sealed keys flipped, then the nonce shortened. Each time "I have a recovery code" says in plain
  * words that the relay's copy was changed, and nothing is stored: a reload shows the same fresh
  * widget (its own key, no conversation, recovery still offered). With the relay honest again the
@@ -11,11 +11,8 @@
 import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
-import { decodeFrame, encodeFrame, type CborValue } from "@sealdesk/protocol";
-import { SHOTS, chromiumSuite, launch, submitRecovery as recover, watchPage } from "../../client/test/chromium.js";
+import { SHOTS, chromiumSuite, launch, relayInTheMiddle, submitRecovery as recover, watchPage, type Frame } from "../../client/test/chromium.js";
 import { cli } from "../../client/test/relay.js";
-
-type Frame = { [k: string]: CborValue };
 
 describe("recovery in the widget, hostile relay and init codes (Chromium)", () => {
   const s = chromiumSuite("widget-recovery-hostile", { viewport: { width: 420, height: 760 } });
@@ -49,18 +46,14 @@ describe("recovery in the widget, hostile relay and init codes (Chromium)", () =
       /** How the relay's `recovery` answers are altered, if at all. */
       let alter: ((record: Frame) => void) | null = null;
       let altered = 0;
-      await p.routeWebSocket(/\/v1\/ws$/, (ws) => {
-        const server = ws.connectToServer();
-        ws.onMessage((m) => server.send(m));
-        server.onMessage((m) => {
-          if (typeof m === "string") return ws.send(m);
-          const frame = decodeFrame(new Uint8Array(m)) as Frame;
+      await relayInTheMiddle(p, {
+        toPage: (frame) => {
           const record = ((frame.response as Frame | undefined)?.body as Frame | undefined)?.recovery as Frame | undefined;
-          if (alter === null || record === undefined) return ws.send(m);
+          if (alter === null || record === undefined) return frame;
           alter(record);
           altered += 1;
-          ws.send(Buffer.from(encodeFrame(frame)));
-        });
+          return frame;
+        },
       });
       await p.goto(url());
       await online(p);

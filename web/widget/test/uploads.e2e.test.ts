@@ -12,8 +12,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
-import { decodeFrame } from "@sealdesk/protocol";
-import { SHOTS as shots, watchPage, chromiumSuite } from "../../client/test/chromium.js";
+import { SHOTS as shots, watchPage, chromiumSuite, relayInTheMiddle, type Frame } from "../../client/test/chromium.js";
 
 const CHUNK = 32 * 1024;
 /** A file whose ciphertext is exactly `n` chunks (16 bytes of tag each). */
@@ -29,23 +28,19 @@ describe("uploads and the stored-bytes quota in the widget (Chromium)", () => {
     watchPage(page, s.problems);
     let puts = 0;
     let cutAt: number | null = null;
-    await page.routeWebSocket(/\/v1\/ws$/, (ws) => {
-      const server = ws.connectToServer();
-      server.onMessage((m) => ws.send(m));
-      ws.onMessage((m) => {
-        const frame = typeof m === "string" ? null : (decodeFrame(new Uint8Array(m)) as { request?: { body?: { attachment_put?: unknown } } });
-        if (frame?.request?.body?.attachment_put !== undefined) {
+    await relayInTheMiddle(page, {
+      toRelay: (frame, link) => {
+        if (((frame.request as Frame | undefined)?.body as Frame | undefined)?.attachment_put !== undefined) {
           puts += 1;
           // The third chunk never leaves: the connection is lost.
           if (cutAt === null && puts === 3) {
             cutAt = puts;
-            void ws.close();
-            void server.close();
-            return;
+            link.close();
+            return [];
           }
         }
-        server.send(m);
-      });
+        return frame;
+      },
     });
     await page.goto(`${s.relay.origin}/?org=${s.org.org}&fp=${encodeURIComponent(s.org.fingerprint)}`);
     await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 15_000 }).toBe("online");
