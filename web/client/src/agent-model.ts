@@ -31,6 +31,14 @@ export interface AgentLine {
   attachment?: AttachmentRef;
 }
 
+/**
+ * Whether `l` is a line the customer wrote for the agent to read: a text or a file, not a status
+ * change or an event. These are what the unread count counts and a read receipt covers.
+ */
+export function readable(l: AgentLine): boolean {
+  return !l.mine && (l.kind === "text" || l.kind === "attachment");
+}
+
 /** What the console shows of one conversation. */
 export interface ConversationView {
   /** The conversation id (hex). */
@@ -170,7 +178,7 @@ export function viewOf(c: Conv, now: number, blockedAll: string | null): Convers
     customer: c.customer,
     agent: c.agent,
     lines: c.lines,
-    unread: c.lines.filter((l) => !l.mine && l.kind === "text" && l.seq > c.myRead).length,
+    unread: c.lines.filter((l) => readable(l) && l.seq > c.myRead).length,
     status: c.status,
     readByCustomer: c.readByCustomer,
     deliveredToCustomer: c.delivered,

@@ -45,7 +45,7 @@ import {
   type Policy,
   type Sealed,
 } from "@sealdesk/protocol";
-import { AGENT_RECORDS, AgentError, STATUS_CODES, viewOf, type AgentOptions, type Conv, type ConversationStatus, type ConversationView, type EpochState } from "./agent-model.js";
+import { AGENT_RECORDS, AgentError, STATUS_CODES, readable, viewOf, type AgentOptions, type Conv, type ConversationStatus, type ConversationView, type EpochState } from "./agent-model.js";
 import { AgentReader } from "./agent-reader.js";
 import { downloadAttachment, encodeAttachmentRef, sealAttachment, uploadAttachment, type AttachmentRef } from "./attachment.js";
 import { makeEpochRecord, readReceiptBody } from "./epochs.js";
@@ -268,7 +268,7 @@ export class Agent extends AgentReader {
    */
   async markRead(id: string): Promise<void> {
     const c = this.need(id);
-    const upTo = Math.max(0, ...c.lines.filter((l) => !l.mine && l.kind === "text").map((l) => l.seq));
+    const upTo = Math.max(0, ...c.lines.filter(readable).map((l) => l.seq));
     if (upTo > c.myRead) {
       c.myRead = upTo;
       await this.opts.store.put(AGENT_RECORDS.read(id), toCbor(upTo));

@@ -5,7 +5,8 @@
  * the file (every chunk checked, size and hash against the signed reference) and a reload shows
  * the line again; a chunk tampered on its way is refused and yields no file. Then the customer
  * sends a file and the CLI agent saves it. The console's agent (the CLI agent's vault imported)
- * shows and downloads a CLI customer's file and a TypeScript customer's.
+ * shows and downloads a CLI customer's file and a TypeScript customer's, counts a customer's file
+ * as unread, and reading it sends the read receipt that covers it.
  */
 import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -138,6 +139,12 @@ describe("attachments between the Rust CLI agent and a TypeScript customer", () 
     expect(seen.text).toBe("📎 empty.txt, 0 B: nothing in it");
     expect(seen.attachment?.mediaType).toBe("application/octet-stream");
     expect(await agent.download(erinId, seen.attachment ?? ref)).toEqual(new Uint8Array());
+    // A file is a line to read like a text: it counts as unread, and reading it sends the
+    // customer a read receipt that covers it.
+    expect(agent.conversation(erinId)?.unread).toBe(1);
+    await agent.markRead(erinId);
+    expect(agent.conversation(erinId)?.unread).toBe(0);
+    await eventually("the customer sees its file read", () => (erin.readUpTo() >= empty.seq ? true : undefined));
     erin.stop();
     agent.stop();
   });
