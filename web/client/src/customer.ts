@@ -441,10 +441,18 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   }
 
   /**
-   * Opens the conversation (§13.9): the relay assigns an agent; checked, then epoch 0. Returns
-   * the session it opened on (the next one if the relay closed `s` under the older-relay rule).
+   * Opens the conversation (§13.9): the relay assigns an agent; checked, then epoch 0. Called
+   * under the send lock; returns the session it opened on (the next one if the relay closed
+   * `s` under the older-relay rule).
    */
   private async open(first: Session): Promise<Session> {
+    // Another tab recovered an account into this browser's store meanwhile (under the send
+    // lock, `customer-recovery.ts`): this tab's account is not the store's any more, and must
+    // not open a conversation over the recovered one's.
+    const held = await readAccount(this.opts.store);
+    if (held === undefined || !equal(held.card.signingKey, this.card.signingKey)) {
+      throw new CustomerError("account_replaced", `this browser now holds the account ${held?.card.name ?? "(none)"}: reload the page to go on as it`);
+    }
     this.begun = true;
     const s = await this.ready(first, true);
     const checked = await this.policies.check(s, null);
