@@ -60,8 +60,10 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
 
   protected async resume(s: Session): Promise<void> {
     // Told of every append from now on, so nothing appended while the list is read is missed.
-    const w = await s.request({ kind: "watch_audit" }).catch(() => null);
-    this.watchingAudit = w?.kind === "ok";
+    // A relay that does not know the request is asked once (§13.5's older-relay rule: a close
+    // on it ends this session, and the next one is opened at once and not asked); the console
+    // then looks at the log every few seconds (`watchesAudit`).
+    this.watchingAudit = (await s.watch("watch_audit")) === "watching";
     await this.list(s);
     // A log that cannot be read now is read on the next look; it stops nothing else.
     await this.scanNotices(s).catch((error: unknown) => this.fail(error));

@@ -4,7 +4,8 @@
  * / `agent_key_changed`), and checked again on a timer and on every session it opens, as the
  * Rust chat is (`cli/src/chat/engine.rs`'s `recheck_agent`, every `KEY_RECHECK`).
  *
- * The customer asks for the push on every session (`watchAgentKeys`). The push is a hint and
+ * The customer asks for the push on every session (`watchAgentKeys`; a relay that does not know
+ * the request is not asked again, §13.5's older-relay rule). The push is a hint and
  * nothing in it is trusted: on it, `checkAgentKey` fetches the agent's certificate and verifies
  * it under the org's policy (itself checked against the pinned master), and compares the
  * certified card with the agent card the conversation pinned when it was opened. A certified
@@ -63,10 +64,13 @@ export interface AgentKeyHost {
   now(): number;
 }
 
-/** Asks the relay for `agent_key_changed` pushes on this session; false if it refused (an older relay). */
+/**
+ * Asks the relay for `agent_key_changed` pushes on this session; false if it did not say `ok`.
+ * A relay too old to know the request is asked once for the client's life (`Session.watch`, the
+ * older-relay rule of §13.5); the checks on every session and on the timer cover it.
+ */
 export async function watchAgentKeys(s: Session): Promise<boolean> {
-  const r = await s.request({ kind: "watch_agent_keys" }).catch(() => null);
-  return r !== null && r.kind === "ok";
+  return (await s.watch("watch_agent_keys")) === "watching";
 }
 
 /**

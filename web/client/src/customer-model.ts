@@ -78,8 +78,12 @@ export type CustomerEvent =
   | { kind: "open_quota"; open: number; most: number }
   | { kind: "error"; error: Error };
 
-/** Why the customer refused to go on. */
-export type CustomerFailure = "fingerprint_mismatch" | "key_changed" | "not_open" | "no_epoch" | "bad_answer";
+/**
+ * Why the customer refused to go on. `account_replaced`: another tab recovered an account into
+ * this browser's store since this customer was loaded; it opens nothing over it (reload to go
+ * on as the recovered account).
+ */
+export type CustomerFailure = "fingerprint_mismatch" | "key_changed" | "not_open" | "no_epoch" | "bad_answer" | "account_replaced";
 
 /** The customer refused something; `failure` says what. */
 export class CustomerError extends Error {

@@ -27,6 +27,12 @@
  * **Nothing stored on a refusal.** Every check (the code, the relay's answers, the record, the
  * account being registered, the policy's fingerprint) is made before the first write.
  *
+ * **Other tabs.** The writes are made under the send lock, after checking again that the store
+ * holds no conversation: another tab of the browser's former account that opened one meanwhile
+ * wins (the recovery is refused, `has_conversation`, nothing stored), and one that tries after
+ * the writes finds the store's account is not its own and opens nothing (`Customer`'s
+ * `account_replaced`). The widget then tells its other tabs, which load the recovered account.
+ *
  * **Counters after recovery.** The lost browser may have sealed messages the relay never
  * stored, so its highest counter in an epoch from before is not known here; reusing one would
  * reuse an AES-GCM nonce. As the CLI does (`client/src/recovery.rs`), a recovered account sends
@@ -177,6 +183,12 @@ export interface RecoverOptions {
   name: string;
   /** The recovery code as typed. */
   code: string;
+  /**
+   * Runs `f` holding the send lock of `store` (the widget's Web Lock): the writes are made under
+   * it, so a tab opening a conversation as the browser's former account and this recovery never
+   * interleave (see `recoverAccount`). Without it, the writes are made at once.
+   */
+  withSendLock?: <T>(f: () => Promise<T>) => Promise<T>;
 }
 
 /** A recovered account, now in the store. */
@@ -316,13 +328,18 @@ export async function recoverAccount(o: RecoverOptions): Promise<Recovered> {
   } finally {
     s.close();
   }
-  // Every check is made: now the writes, the fence first (this browser's fresh account has sent
-  // nothing: it is not held back by it), then the account, then the conversation.
-  if (pinned === null) await o.store.put(RECORDS.relayKey, relayKey);
-  await o.store.put(RECOVERY_FENCE_KEY, toCbor({ fence: null }));
-  await writeAccount(o.store, keys, card);
-  if (restored !== null) {
-    await keepConversation(o.store, { conversation: restored.conversation, agent: restored.agent, masterKey: master }, o.org);
-  }
+  // Every check is made: now the writes, under the send lock (another tab of this browser may
+  // be opening a conversation as the former account), the fence first (this browser's fresh
+  // account has sent nothing: it is not held back by it), then the account, then the conversation.
+  const write = async (): Promise<void> => {
+    if ((await o.store.get(RECORDS.conversation)) !== undefined) throw new RecoveryError("has_conversation", "another tab of this browser opened a conversation with the business meanwhile");
+    if (pinned === null) await o.store.put(RECORDS.relayKey, relayKey);
+    await o.store.put(RECOVERY_FENCE_KEY, toCbor({ fence: null }));
+    await writeAccount(o.store, keys, card);
+    if (restored !== null) {
+      await keepConversation(o.store, { conversation: restored.conversation, agent: restored.agent, masterKey: master }, o.org);
+    }
+  };
+  await (o.withSendLock === undefined ? write() : o.withSendLock(write));
   return { name: card.name, fingerprint: formatFingerprint(cardFingerprint(card)), conversation: restored === null ? null : toHex(restored.conversation) };
 }

@@ -47,7 +47,7 @@ import { policySummary } from "./summary.js";
 import { AgentKeyWatch, watchAgentKeys } from "./customer-agent-key.js";
 import { CustomerTyping } from "./customer-typing.js";
 import { Member, SyncedConversation, raiseNumber, readAccount, takeCounter, writeAccount } from "./member.js";
-import { RelayError, type Session } from "./session.js";
+import { RelayError, SessionError, type Session } from "./session.js";
 import { RECORDS, itemKey } from "./store.js";
 import { CustomerError, type ChatLine, type CustomerEvent, type CustomerOptions } from "./customer-model.js";
 import { maySendIn, noteOwnEpoch, saveRecoveryCode } from "./customer-recovery.js";
@@ -61,6 +61,8 @@ import { CustomerEpochs, putOwnEpoch } from "./customer-epochs.js";
 export * from "./customer-model.js";
 
 const enc = new TextEncoder();
+/** How many push requests the customer makes per session (`watch_agent_keys`, `watch_audit`): the sessions the older-relay rule can cost one action. */
+const WATCH_KINDS = 2;
 const dec = new TextDecoder("utf-8", { fatal: true });
 
 /** A customer of one org, with at most one conversation. */
@@ -95,6 +97,11 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   private begun = false;
   /** The session the card was registered on and the policy checked on, and that run. */
   private readied: { session: Session; run: Promise<void> } | null = null;
+  /**
+   * The session that said `ok` to `watch_audit` (the log's growth is pushed there), or null:
+   * on any other (a relay too old to know the request, §13.5), the log is read on a timer.
+   */
+  private auditWatchedOn: Session | null = null;
   /** The org's policies: verified, kept, the latest told (`customer-policy.ts`). */
   private readonly policies: CustomerPolicies;
 
@@ -240,10 +247,9 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
    * nothing from then on): the code's text, to show once (`customer-recovery.ts`).
    */
   async newRecoveryCode(): Promise<string> {
-    const s = this.session();
     // Stored under the account's card: it must be registered, and the customer has begun.
     this.begun = true;
-    await this.ready(s);
+    const s = await this.ready(this.session(), true);
     return await saveRecoveryCode(s, this.keys, this.card, this.opts.random, this.opts.now());
   }
 
@@ -283,7 +289,26 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   async begin(): Promise<void> {
     this.begun = true;
     const s = this.current();
-    if (s !== null) await this.ready(s);
+    if (s !== null) await this.ready(s, true);
+  }
+
+  /**
+   * Registers the card on `s`, asks for the pushes and checks the policy there (`readyOn`), and
+   * returns the session readied. A relay too old to know a push request closes the session on
+   * it (the older-relay rule, §13.5): with `follow` (an action of the customer's: a send, a
+   * code, `begin`), the run goes on over the next session, which does not ask it again; each
+   * request kind can cost one session at most.
+   */
+  private async ready(s: Session, follow = false): Promise<Session> {
+    for (let lost = 0; ; lost++) {
+      try {
+        await this.readyOn(s);
+        return s;
+      } catch (e) {
+        if (!follow || s.lostToUnknown.length === 0 || lost >= WATCH_KINDS) throw e;
+        s = await this.nextSession();
+      }
+    }
   }
 
   /**
@@ -291,15 +316,18 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
    * once per session (concurrent callers share the run; a failed run is tried again by the next
    * caller).
    */
-  private ready(s: Session): Promise<void> {
+  private readyOn(s: Session): Promise<void> {
     if (this.readied?.session === s) return this.readied.run;
     const run = (async () => {
       await s.register();
-      // Told at once of a re-certified agent (an older relay refuses: nothing else changes).
+      // Told at once of a re-certified agent. A relay that does not know the request (§13.5's
+      // older-relay rule) is not asked again: the checks at each session and on the timer stay.
       await watchAgentKeys(s);
-      // Told when the log grows: a revocation made on another device shows at once. (A relay
-      // older than `watch_audit` closes the connection, §13.5: the widget comes from its relay.)
-      await s.request({ kind: "watch_audit" }).catch(() => null);
+      // Told when the log grows: a revocation made on another device shows at once. A relay
+      // that does not know the request is read on the notices' timer instead (`start`).
+      if ((await s.watch("watch_audit")) === "watching") this.auditWatchedOn = s;
+      // Closed on a request it does not know: the caller goes on over the next session.
+      if (s.closed) throw new SessionError("closed", `lost asking for pushes (${s.lostToUnknown.join(", ") || "dropped"})`);
       try {
         if (!this.policies.checkedOnSession(s)) await this.policies.check(s, null);
       } catch (e) {
@@ -349,6 +377,10 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     super.start();
     this.recheckTimer ??= setInterval(() => {
       if (this.noticeBook.pending() > 0) void this.recheckNotices().catch(() => undefined);
+      // A session the log's growth is not pushed to (a relay too old to know `watch_audit`,
+      // §13.5): the conversation and the log are read here instead, as the console reads them.
+      const s = this.current();
+      if (s !== null && this.readied?.session === s && this.auditWatchedOn !== s && this.conv !== null && !this.erased) void this.consentWatch.poke().catch(() => undefined);
     }, this.opts.recheckNoticesMs ?? RECHECK_NOTICES_MS);
     // A push lost with a connection is never sent again: the agent's key is checked on a timer too.
     this.agentKeys.start(this.opts.recheckAgentMs);
@@ -408,10 +440,21 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     throw new CustomerError("key_changed", detail);
   }
 
-  /** Opens the conversation (§13.9): the relay assigns an agent; checked, then epoch 0. */
-  private async open(s: Session): Promise<void> {
+  /**
+   * Opens the conversation (§13.9): the relay assigns an agent; checked, then epoch 0. Called
+   * under the send lock; returns the session it opened on (the next one if the relay closed
+   * `s` under the older-relay rule).
+   */
+  private async open(first: Session): Promise<Session> {
+    // Another tab recovered an account into this browser's store meanwhile (under the send
+    // lock, `customer-recovery.ts`): this tab's account is not the store's any more, and must
+    // not open a conversation over the recovered one's.
+    const held = await readAccount(this.opts.store);
+    if (held === undefined || !equal(held.card.signingKey, this.card.signingKey)) {
+      throw new CustomerError("account_replaced", `this browser now holds the account ${held?.card.name ?? "(none)"}: reload the page to go on as it`);
+    }
     this.begun = true;
-    await this.ready(s);
+    const s = await this.ready(first, true);
     const checked = await this.policies.check(s, null);
     const conversation = this.opts.random(16);
     const token = this.opts.openToken;
@@ -429,6 +472,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     this.policies.pinnedMaster = kept.masterKey;
     await keepConversation(this.opts.store, kept, this.opts.org);
     await this.createEpochZero(s);
+    return s;
   }
 
   private async createEpochZero(s: Session): Promise<void> {
@@ -708,8 +752,8 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   private async sendLocked(kind: "text" | "attachment" | "read", body: Uint8Array): Promise<number> {
     if (this.blocked !== null) throw new CustomerError("key_changed", this.blocked);
     if (this.erased) throw new CustomerError("not_open", "this conversation was erased");
-    const s = this.session();
-    if (this.conv === null) await this.open(s);
+    let s = this.session();
+    if (this.conv === null) s = await this.open(s);
     const conv = this.conv;
     if (conv === null) throw new CustomerError("not_open");
     let epoch = this.epochs.newest();

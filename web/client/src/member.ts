@@ -175,6 +175,17 @@ export abstract class Member<E extends { kind: string }, O extends MemberOptions
     return s;
   }
 
+  /**
+   * The current session, or the next one once it is up: an action whose session the relay
+   * closed under the older-relay rule goes on over the next (`Connection.next`).
+   *
+   * # Errors
+   * A `SessionError` when none comes in time, or the member is stopped.
+   */
+  protected nextSession(): Promise<Session> {
+    return this.conn === null ? Promise.reject(new SessionError("closed", "offline")) : this.conn.next();
+  }
+
   /** Runs `f` holding the send lock (or at once when the page has none). */
   protected withSendLock<T>(f: () => Promise<T>): Promise<T> {
     return this.opts.withSendLock === undefined ? f() : this.opts.withSendLock(f);

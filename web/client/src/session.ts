@@ -7,6 +7,17 @@
  * backoff (with jitter), and tells its listener, which resynchronises from its cursors (pushes
  * are not queued for offline accounts, §13.11). The WebSocket constructor is injected, so the
  * same code runs in a page and under Node.
+ *
+ * **The older-relay rule (§13.5).** The pushes a client asks for per connection (`watch_audit`,
+ * `watch_agent_keys`) are newer than some relays. A relay that does not know such a request
+ * answers it `bad_field`, or, older still, closes the connection as a malformed frame (4102).
+ * `Session.watch` asks, and tells those answers apart from any other failure: the close counts
+ * only with code 4102 while the watch request was waiting for its answer. What a relay showed
+ * it does not know is kept in the `RelayKnowledge` its `Connection` shares with every session
+ * it opens (one relay URL, for as long as the client lives), so it is never asked again there;
+ * the connection lost to such a close is opened again at once, without backoff (this loses at
+ * most one connection per request kind). The caller keeps working without the push: it reads
+ * on a timer and at the next event instead.
  */
 import { IdentityKeys, labels, ProtocolError, Writer, decodeFrame, encodeFrame, equal, requestFrame, type IdentityCard } from "@sealdesk/protocol";
 import { authFrame, requestToCbor, serverFrameFromCbor, type Push, type Request, type Response, type ServerFrame } from "./frames.js";
@@ -51,6 +62,47 @@ export class RelayError extends Error {
   }
 }
 
+/** The requests for pushes a client makes once per connection, and a relay may be too old to know (§13.5). */
+export type WatchRequest = "watch_audit" | "watch_agent_keys";
+
+/**
+ * The close code of a relay that read a frame it could not decode (§13.6): what a relay older
+ * than a `WatchRequest` closes the connection with when asked it.
+ */
+export const CLOSE_BAD_FRAME = 4102;
+
+/** What asking for pushes came to (`Session.watch`). */
+export type WatchOutcome =
+  /** The relay said `ok`: it pushes on this session from now on. */
+  | "watching"
+  /** The relay does not know the request (it answered `bad_field`, or closed with 4102), now or before: not asked again. */
+  | "unknown"
+  /** Not watching on this session for another reason (another refusal, a timeout, a lost connection): the next session asks again. */
+  | "not_now";
+
+/**
+ * What one relay showed it does not know (§13.5, the older-relay rule), for as long as the
+ * client lives: a `Connection` keeps one and shares it with every session it opens to its URL.
+ */
+export class RelayKnowledge {
+  private readonly unknown = new Set<WatchRequest>();
+
+  /** Whether the relay showed it does not know `kind`. */
+  doesNotKnow(kind: WatchRequest): boolean {
+    return this.unknown.has(kind);
+  }
+
+  /** Notes that the relay does not know `kind`. */
+  learn(kind: WatchRequest): void {
+    this.unknown.add(kind);
+  }
+
+  /** The requests the relay showed it does not know, in the order learned. */
+  unknownRequests(): WatchRequest[] {
+    return [...this.unknown];
+  }
+}
+
 /** How long the handshake and a request may take. */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
 /** How long a request may wait for its response. */
@@ -75,6 +127,12 @@ export class Session {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (r: Response) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>();
   private closedWith: string | null = null;
+  /** The close code the socket closed with, once closed (`closeCode`). */
+  private closedCode: number | null = null;
+  /** The watch requests waiting for their answer, by request id (`watch`). */
+  private readonly watches = new Map<number, WatchRequest>();
+  /** The watch requests this session was closed on under the older-relay rule. */
+  private lostOn: WatchRequest[] = [];
   /**
    * Called for every push, in arrival order. Until it is set, pushes are held (the relay may push
    * right after `welcome`, e.g. a `quota_warning`, §13.12, in the same read as the welcome):
@@ -95,6 +153,8 @@ export class Session {
     readonly relayKey: Uint8Array,
     /** Whether the card was registered on the relay at authentication. */
     private registeredAtAuth: boolean,
+    /** What this relay showed it does not know (shared by the sessions of one `Connection`). */
+    readonly knowledge: RelayKnowledge,
   ) {}
 
   /** The registration asked for on this session, once (`register`). */
@@ -134,8 +194,9 @@ export class Session {
   /**
    * Connects to `url`, answers the challenge as `keys`/`card`, and waits for `welcome`. A relay
    * presenting a key other than `pinnedRelayKey` (in the challenge or the welcome) is refused.
+   * `knowledge` is what this relay showed before that it does not know (a `Connection`'s).
    */
-  static connect(url: string, keys: IdentityKeys, card: IdentityCard, socketFactory: SocketFactory, pinnedRelayKey: Uint8Array | null): Promise<Session> {
+  static connect(url: string, keys: IdentityKeys, card: IdentityCard, socketFactory: SocketFactory, pinnedRelayKey: Uint8Array | null, knowledge: RelayKnowledge = new RelayKnowledge()): Promise<Session> {
     return new Promise((resolve, reject) => {
       let socket: SocketLike;
       try {
@@ -184,7 +245,7 @@ export class Session {
           if (!equal(frame.logKey, relayKey)) return fail(new SessionError("relay_key_changed", "log key differs from the relay key"));
           stage = "done";
           clearTimeout(timer);
-          const s = new Session(socket, relayKey, frame.registered);
+          const s = new Session(socket, relayKey, frame.registered, knowledge);
           s.attach();
           resolve(s);
         }
@@ -215,18 +276,30 @@ export class Session {
         const p = this.pending.get(frame.id);
         if (p === undefined) return;
         this.pending.delete(frame.id);
+        this.watches.delete(frame.id);
         clearTimeout(p.timer);
         p.resolve(frame.body);
       } else if (frame.kind === "push") {
         this.onPush(frame.push);
       }
     };
-    this.socket.onclose = (ev) => this.finish(`${ev.code} ${ev.reason}`.trim());
+    this.socket.onclose = (ev) => this.finish(`${ev.code} ${ev.reason}`.trim(), ev.code);
   }
 
-  private finish(reason: string): void {
+  private finish(reason: string, code: number | null = null): void {
     if (this.closedWith !== null) return;
     this.closedWith = reason;
+    this.closedCode = code;
+    // The older-relay rule (§13.5): a malformed-frame close while a watch request waited for
+    // its answer is that relay saying it does not know the request. Any other close (a drop,
+    // a restart, a 4102 with no watch request waiting) teaches nothing.
+    if (code === CLOSE_BAD_FRAME) {
+      for (const kind of this.watches.values()) {
+        this.knowledge.learn(kind);
+        this.lostOn.push(kind);
+      }
+    }
+    this.watches.clear();
     for (const [, p] of this.pending) {
       clearTimeout(p.timer);
       p.reject(new SessionError("closed", reason));
@@ -240,20 +313,63 @@ export class Session {
     return this.closedWith !== null;
   }
 
+  /** The code of the close frame the socket closed with (1006 for a drop), or null while open. */
+  get closeCode(): number | null {
+    return this.closedCode;
+  }
+
+  /**
+   * The watch requests this session was closed on because the relay does not know them (the
+   * older-relay rule): non-empty only for a session closed with 4102 while one waited.
+   */
+  get lostToUnknown(): readonly WatchRequest[] {
+    return this.lostOn;
+  }
+
+  /**
+   * Asks the relay for the pushes of `kind` on this session (§13.5), under the older-relay rule:
+   * a relay that showed before that it does not know `kind` is not asked; one that answers
+   * `bad_field`, or closes the connection on it with 4102, is noted as not knowing it (the
+   * session is then closed, and its `Connection` opens the next one at once). Never throws.
+   */
+  async watch(kind: WatchRequest): Promise<WatchOutcome> {
+    if (this.knowledge.doesNotKnow(kind)) return "unknown";
+    let r: Response;
+    try {
+      r = await this.send({ kind }, REQUEST_TIMEOUT_MS, kind);
+    } catch {
+      return this.knowledge.doesNotKnow(kind) ? "unknown" : "not_now";
+    }
+    if (r.kind === "ok") return "watching";
+    if (r.kind === "error" && r.code === "bad_field") {
+      this.knowledge.learn(kind);
+      return "unknown";
+    }
+    return "not_now";
+  }
+
   /** Sends `body` and waits for its response (an `error` response is returned, not thrown). */
   request(body: Request, timeoutMs = REQUEST_TIMEOUT_MS): Promise<Response> {
+    return this.send(body, timeoutMs, null);
+  }
+
+  /** `request`, noting a watch request (`watch`) while it waits for its answer. */
+  private send(body: Request, timeoutMs: number, watch: WatchRequest | null): Promise<Response> {
     if (this.closedWith !== null) return Promise.reject(new SessionError("closed", this.closedWith));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
+        this.watches.delete(id);
         reject(new SessionError("timeout", body.kind));
       }, timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
+      if (watch !== null) this.watches.set(id, watch);
       try {
         this.socket.send(encodeFrame(requestFrame(id, requestToCbor(body))));
       } catch (e) {
         this.pending.delete(id);
+        this.watches.delete(id);
         clearTimeout(timer);
         reject(e instanceof Error ? e : new SessionError("closed"));
       }
@@ -298,14 +414,21 @@ export const BACKOFF_MIN_MS = 250;
 /** The longest wait between two attempts. */
 export const BACKOFF_MAX_MS = 15_000;
 
-/** A session kept alive across drops, reconnecting with exponential backoff and jitter. */
+/**
+ * A session kept alive across drops, reconnecting with exponential backoff and jitter — at once,
+ * without it, after a session lost under the older-relay rule (see the module docs).
+ */
 export class Connection {
   private session: Session | null = null;
   private stopped = false;
   private attempt = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
+  /** Callers waiting for the next session (`next`); a handful at most (one per user action). */
+  private waiting: { resolve: (s: Session) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }[] = [];
   /** The relay key, pinned on first contact. */
   relayKey: Uint8Array | null;
+  /** What this relay showed it does not know, kept for as long as this connection lives. */
+  readonly knowledge = new RelayKnowledge();
 
   constructor(
     private readonly url: string,
@@ -330,12 +453,37 @@ export class Connection {
     return this.session !== null && !this.session.closed ? this.session : null;
   }
 
+  /**
+   * The current session, or the next one once it is authenticated (before its listener's
+   * `online` has run): for an action whose session was closed under the older-relay rule, to go
+   * on over the next one.
+   *
+   * # Errors
+   * A `SessionError`: `timeout` when none comes within `timeoutMs`, `closed` when stopped.
+   */
+  next(timeoutMs = HANDSHAKE_TIMEOUT_MS): Promise<Session> {
+    const s = this.current();
+    if (s !== null) return Promise.resolve(s);
+    if (this.stopped) return Promise.reject(new SessionError("closed", "stopped"));
+    return new Promise((resolve, reject) => {
+      const w = {
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.waiting = this.waiting.filter((x) => x !== w);
+          reject(new SessionError("timeout", "no session"));
+        }, timeoutMs),
+      };
+      this.waiting.push(w);
+    });
+  }
+
   private async connect(): Promise<void> {
     if (this.stopped) return;
     this.listener.state("connecting");
     let s: Session;
     try {
-      s = await Session.connect(this.url, this.keys, this.card, this.socketFactory, this.relayKey);
+      s = await Session.connect(this.url, this.keys, this.card, this.socketFactory, this.relayKey, this.knowledge);
     } catch (e) {
       if (e instanceof SessionError && e.failure === "relay_key_changed") return this.die(e);
       if (e instanceof RelayError) return this.die(e);
@@ -352,8 +500,18 @@ export class Connection {
     for (const p of s.takeHeld()) this.listener.push(p);
     s.onClose = (reason) => {
       if (this.session === s) this.session = null;
-      this.retry(reason);
+      const unknown = s.lostToUnknown;
+      // The relay does not know a request this session asked (the older-relay rule): it is
+      // never asked again here, so connecting again at once cannot loop.
+      if (unknown.length > 0) this.again(`the relay does not know ${unknown.join(", ")}; connecting again without it`);
+      else this.retry(reason);
     };
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const w of waiting) {
+      clearTimeout(w.timer);
+      w.resolve(s);
+    }
     try {
       await this.listener.online(s);
       this.attempt = 0;
@@ -369,6 +527,16 @@ export class Connection {
   private die(e: Error): void {
     this.listener.fatal(e);
     this.stop();
+  }
+
+  /** Connects again now, without backoff (the attempts count is kept). */
+  private again(reason: string): void {
+    if (this.stopped || this.timer !== null) return;
+    this.listener.state("offline", reason);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.connect();
+    }, 0);
   }
 
   private retry(reason: string): void {
@@ -390,6 +558,12 @@ export class Connection {
     this.timer = null;
     this.session?.close();
     this.session = null;
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const w of waiting) {
+      clearTimeout(w.timer);
+      w.reject(new SessionError("closed", "stopped"));
+    }
     this.listener.state("stopped");
   }
 }

@@ -18,7 +18,7 @@ import { wireRights } from "./rights.js";
 import { wireUploads } from "./uploads.js";
 import { wirePanels } from "./panels.js";
 import { plainRefusal } from "./refusals.js";
-import { wireRecovery } from "./recovery-panel.js";
+import { recoveredElsewhere, recoveredIn, wireRecovery } from "./recovery-panel.js";
 import { agentKeyReason } from "./agent-key-words.js";
 import { wireHoles } from "./holes-view.js";
 
@@ -60,10 +60,11 @@ async function main(): Promise<void> {
     socket: (u: string) => new WebSocket(u) as unknown as SocketLike,
     random: (n: number) => crypto.getRandomValues(new Uint8Array(n)),
     now: () => Math.floor(Date.now() / 1000),
+    // One tab seals at a time; a recovery writes the store under the same lock.
+    withSendLock: <T>(f: () => Promise<T>): Promise<T> => (navigator.locks === undefined ? f() : (navigator.locks.request(lockName, f) as Promise<T>)),
   };
   const customer = await Customer.load({
     ...setup,
-    withSendLock: <T>(f: () => Promise<T>): Promise<T> => (navigator.locks === undefined ? f() : (navigator.locks.request(lockName, f) as Promise<T>)),
     ...(/^([0-9a-f]{2})+$/i.test(tokenHex) ? { openToken: fromHex(tokenHex) } : {}),
   });
   // The customer's public signing key (hex): what the business's web server names in an open
@@ -79,9 +80,19 @@ async function main(): Promise<void> {
   const rows = new Map<number, HTMLLIElement>();
   let online = false;
   let policyShown = false;
+  // The account another tab recovered into this browser (this tab's customer is stopped), or null.
+  let recoveredAs: string | null = null;
 
   const canSend = (): boolean => online && policyShown && customer.blockedBecause() === null;
   const refresh = (): void => {
+    if (recoveredAs !== null) {
+      // Stopped, its unsent text kept to be copied (`recoveredElsewhere`): nothing is sent here.
+      text.disabled = false;
+      text.readOnly = true;
+      send.disabled = true;
+      file.disabled = true;
+      return;
+    }
     // The box takes the focus before the policy is shown: on a relay that shows the policy only
     // to registered accounts, focusing it is what begins the chat.
     text.disabled = !(online && customer.blockedBecause() === null);
@@ -102,7 +113,7 @@ async function main(): Promise<void> {
   const live = wireLiveSigns(customer, text, el("typing"));
   const rights = wireRights(customer, () => refresh());
   const uploads = wireUploads(customer, org);
-  wireRecovery(el("panels"), customer, setup);
+  wireRecovery(el("panels"), customer, setup, tabs);
   wirePanels(el("panels"));
   el<HTMLDetailsElement>("consent").addEventListener("toggle", () => rights.refreshConsents());
   const addLine = (l: ChatLine): void => {
@@ -277,7 +288,14 @@ async function main(): Promise<void> {
     }
     refresh();
   });
-  tabs?.addEventListener("message", () => void customer.resync().then(refresh));
+  tabs?.addEventListener("message", (ev: MessageEvent<unknown>) => {
+    // Another tab recovered an account into this browser: this one goes on as it.
+    const recovered = recoveredIn(ev.data);
+    if (recovered === null) return void customer.resync().then(refresh);
+    recoveredAs = recovered;
+    recoveredElsewhere(customer, recovered, text);
+    refresh();
+  });
 
   // The policy is shown as soon as the widget is online, on an unregistered session; a fresh
   // account is registered on the relay only by the first message or file, or a recovery code
@@ -318,10 +336,13 @@ async function main(): Promise<void> {
         el<HTMLDetailsElement>("policy").open = false;
         tabs?.postMessage({ sent: line.seq });
       })
-      .catch((err: unknown) => alertSays(`Not sent: ${plainRefusal(err)}`))
+      .catch((err: unknown) => {
+        // Another tab recovered an account meanwhile: its alert says so, and offers to go on.
+        if (recoveredAs === null) alertSays(`Not sent: ${plainRefusal(err)}`);
+      })
       .finally(() => {
         refresh();
-        text.focus();
+        if (recoveredAs === null) text.focus();
       });
   });
   // A file chosen is sent at once, encrypted and uploaded in chunks, with the text typed as its caption.

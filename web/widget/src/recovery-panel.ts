@@ -11,12 +11,56 @@
  *   conversation in this browser's store → the page reloads as that account. Every refusal says
  *   why in plain words, and nothing is stored then.
  *
+ * The other open tabs of this origin hold the browser's former account in memory: the tab that
+ * recovered tells them over the widget's BroadcastChannel (`{ recovered: name }`), and each
+ * stops its customer at once (nothing more is sent or kept as the former account) and reloads
+ * as the recovered one — at once, or, while its message box holds unsent text, when the
+ * customer says so, the text left on screen to be copied (`recoveredElsewhere`). A tab that
+ * was sending meanwhile is covered by the send lock the recovery writes under
+ * (`customer-recovery.ts`).
+ *
  * Built with `textContent` only, like the rest of the widget.
  */
 import { RecoveryError, RelayError, recoverAccount, type Customer, type RecoverOptions } from "@sealdesk/client";
 
-/** What recovering needs from the page (the customer's own setup). */
+/** What recovering needs from the page (the customer's own setup, its send lock included). */
 export type RecoveryPage = Omit<RecoverOptions, "name" | "code">;
+
+/** What the tab that recovered tells the others (over the widget's BroadcastChannel). */
+export interface RecoveredMessage {
+  /** The recovered account's name. */
+  recovered: string;
+}
+
+/** The account named by a tab message telling of a recovery, or null for any other message. */
+export function recoveredIn(data: unknown): string | null {
+  if (data === null || typeof data !== "object" || !("recovered" in data)) return null;
+  const name = (data as { recovered: unknown }).recovered;
+  return typeof name === "string" ? name : null;
+}
+
+/**
+ * Another tab recovered account `name` into this browser's store: this tab's customer (the
+ * former account) stops now, and the page reloads as the recovered account — at once, unless
+ * `draft` holds unsent text: then the alert says what happened, the text stays in the box
+ * (the page keeps it read-only, to be copied), and "Continue as NAME" reloads.
+ */
+export function recoveredElsewhere(customer: Customer, name: string, draft: HTMLTextAreaElement): void {
+  customer.stop();
+  if (draft.value.trim() === "") {
+    location.reload();
+    return;
+  }
+  const alert = document.getElementById("alert");
+  if (alert === null) return location.reload();
+  const go = make("button", { id: "recovered-continue", type: "button", textContent: `Continue as ${name}` });
+  go.addEventListener("click", () => location.reload());
+  alert.replaceChildren(make("p", { textContent: `This browser now holds the account ${name}, recovered in another tab; this tab no longer sends as the account it had. Your unsent text is kept in the box: copy it, then continue.` }), go);
+  alert.dataset.code = "recovered_elsewhere";
+  alert.removeAttribute("title");
+  alert.hidden = false;
+  go.focus();
+}
 
 function make<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<HTMLElementTagNameMap[K]> = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
   const e = document.createElement(tag);
@@ -121,7 +165,7 @@ function savePanel(customer: Customer): HTMLDetailsElement {
 }
 
 /** The "I have a recovery code" panel: name and code, then the page reloads as that account. */
-function recoverPanel(customer: Customer, page: RecoveryPage): HTMLDetailsElement {
+function recoverPanel(customer: Customer, page: RecoveryPage, tabs: BroadcastChannel | null): HTMLDetailsElement {
   const name = make("input", { id: "recover-name", name: "recover-name", required: true, autocomplete: "off", spellcheck: false });
   const code = make("input", { id: "recover-code", name: "recover-code", required: true, autocomplete: "off", spellcheck: false });
   const go = make("button", { id: "recover-go", type: "submit", textContent: "Recover" });
@@ -150,6 +194,8 @@ function recoverPanel(customer: Customer, page: RecoveryPage): HTMLDetailsElemen
         code.value = "";
         status.dataset.outcome = "recovered";
         status.textContent = `Recovered ${done.name}; loading your conversation…`;
+        // The other tabs hold the former account: they load the recovered one too.
+        tabs?.postMessage({ recovered: done.name } satisfies RecoveredMessage);
         location.reload();
       })
       .catch((e: unknown) => {
@@ -163,9 +209,12 @@ function recoverPanel(customer: Customer, page: RecoveryPage): HTMLDetailsElemen
   return make("details", { id: "recover", className: "policy recovery" }, make("summary", { textContent: "I have a recovery code" }), form, status);
 }
 
-/** Adds both panels to `strip`; "I have a recovery code" shows only while there is no conversation. */
-export function wireRecovery(strip: HTMLElement, customer: Customer, page: RecoveryPage): void {
-  const recover = recoverPanel(customer, page);
+/**
+ * Adds both panels to `strip`; "I have a recovery code" shows only while there is no
+ * conversation. A recovery is told to the other tabs over `tabs` (see the module docs).
+ */
+export function wireRecovery(strip: HTMLElement, customer: Customer, page: RecoveryPage, tabs: BroadcastChannel | null): void {
+  const recover = recoverPanel(customer, page, tabs);
   strip.prepend(recover);
   strip.append(savePanel(customer));
   const show = (): void => {

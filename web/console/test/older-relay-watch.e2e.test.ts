@@ -1,0 +1,62 @@
+/**
+ * The agent console behind a relay too old to know `watch_audit` (PROTOCOL §13.5, the
+ * older-relay rule), in Chromium against the real relay: the page's WebSocket is routed through
+ * Playwright, and `watch_audit` closes the connection with 4102 instead of reaching the relay,
+ * as such a relay closes it. The console loses that one connection, connects again at once
+ * without the request, never asks it again while the page lives, and works: a customer's line
+ * arrives, the agent answers.
+ */
+import { decodeFrame, type CborValue } from "@sealdesk/protocol";
+import type { WebSocketRoute } from "playwright-core";
+import { describe, expect, it } from "vitest";
+import { chromiumSuite, unlockConsole, watchPage, WIDE } from "../../client/test/chromium.js";
+import { cli } from "../../client/test/relay.js";
+import { customerWrites, texts } from "./console-page.js";
+
+type Frame = { [k: string]: CborValue };
+
+describe("the console behind a relay that does not know watch_audit (Chromium)", () => {
+  const s = chromiumSuite("console-older-relay-watch", { viewport: WIDE });
+
+  it("loses one connection, is never asked again, and chats", async () => {
+    const page = await s.browser.newPage();
+    watchPage(page, s.problems);
+    let connections = 0;
+    let asked = 0;
+    const routes: WebSocketRoute[] = [];
+    await page.routeWebSocket(/\/v1\/ws$/, (ws) => {
+      connections += 1;
+      routes.push(ws);
+      const server = ws.connectToServer();
+      ws.onMessage((m) => {
+        if (typeof m !== "string" && ((decodeFrame(new Uint8Array(m)) as Frame).request as Frame | undefined)?.body === "watch_audit") {
+          asked += 1;
+          void ws.close({ code: 4102, reason: "malformed frame" });
+          void server.close();
+          return;
+        }
+        server.send(m);
+      });
+      server.onMessage((m) => ws.send(m));
+    });
+    await unlockConsole(page, s.relay.origin, s.org.agentHome);
+    expect(connections).toBe(2);
+    expect(asked).toBe(1);
+
+    const customer = await customerWrites(s, page, "rita", "is anyone there");
+    await page.locator("#text").fill("yes, how can I help");
+    await page.locator("#text").press("Enter");
+    await expect.poll(() => texts(page), { timeout: 20_000 }).toEqual(["is anyone there", "yes, how can I help"]);
+    expect(await cli(customer.home, s.relay.url, ["history", "--conversation", customer.id])).toContain("yes, how can I help");
+
+    // A drop later: one more connection, and still not asked.
+    await routes.at(-1)?.close({ code: 1001, reason: "going away" });
+    await expect.poll(() => connections, { timeout: 20_000 }).toBe(3);
+    await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");
+    await cli(customer.home, s.relay.url, ["send", "--conversation", customer.id, "thanks"]);
+    await expect.poll(() => texts(page), { timeout: 20_000 }).toContain("thanks");
+    expect(asked).toBe(1);
+    expect(connections).toBe(3);
+    expect(s.problems).toEqual([]);
+  });
+});

@@ -1,0 +1,132 @@
+/**
+ * The widget behind a relay too old to know the push requests it makes on every session
+ * (PROTOCOL §13.5, the older-relay rule), in Chromium against the real relay: the page's
+ * WebSocket is routed through Playwright, and a request the stand-in plays "too old" for
+ * (`watch_agent_keys`, `watch_audit`) closes the connection with 4102 instead of reaching the
+ * relay, as such a relay closes it. The widget connects again at once without it, never asks it
+ * again while the page lives, and chats: the first message is sent (its session lost on the
+ * way, not the message) and the agent's answer arrives. A close with another code is a drop
+ * like any other: the widget asks again on the next session.
+ */
+import { describe, expect, it } from "vitest";
+import { decodeFrame, type CborValue } from "@sealdesk/protocol";
+import type { Page, WebSocketRoute } from "playwright-core";
+import { chromiumSuite, watchPage } from "../../client/test/chromium.js";
+
+type Frame = { [k: string]: CborValue };
+
+/** The variant name of a request body (`"watch_audit"`, `{ get_policy: {…} }` → "get_policy"). */
+const variantOf = (v: CborValue | undefined): string | undefined =>
+  typeof v === "string" ? v : v !== null && typeof v === "object" && !(v instanceof Uint8Array) && !Array.isArray(v) ? Object.keys(v)[0] : undefined;
+
+/** What the stand-in saw: connections opened, requests of each kind sent by the page, and the page side of each connection. */
+interface Seen {
+  connections: number;
+  asked: Map<string, number>;
+  routes: WebSocketRoute[];
+}
+
+/**
+ * Routes `page`'s relay WebSockets through a stand-in: a request `closes(kind, n)` says of (its
+ * kind, the how-manyth of that kind) is not passed on; the connection is closed with the code
+ * returned, both ways. Everything else passes through to the real relay.
+ */
+async function standIn(page: Page, closes: (kind: string, n: number) => number | null): Promise<Seen> {
+  const seen: Seen = { connections: 0, asked: new Map(), routes: [] };
+  await page.routeWebSocket(/\/v1\/ws$/, (ws) => {
+    seen.connections += 1;
+    seen.routes.push(ws);
+    const server = ws.connectToServer();
+    ws.onMessage((m) => {
+      if (typeof m !== "string") {
+        const q = (decodeFrame(new Uint8Array(m)) as Frame).request as Frame | undefined;
+        const kind = variantOf(q?.body);
+        if (kind !== undefined) {
+          const n = (seen.asked.get(kind) ?? 0) + 1;
+          seen.asked.set(kind, n);
+          const code = closes(kind, n);
+          if (code !== null) {
+            void ws.close({ code, reason: code === 4102 ? "malformed frame" : "" });
+            void server.close();
+            return;
+          }
+        }
+      }
+      server.send(m);
+    });
+    server.onMessage((m) => ws.send(m));
+  });
+  return seen;
+}
+
+describe("the widget behind a relay that does not know the push requests (Chromium)", () => {
+  const s = chromiumSuite("widget-older-relay-watch");
+  const url = (): string => `${s.relay.origin}/?org=${s.org.org}&fp=${encodeURIComponent(s.org.fingerprint)}`;
+  const lines = (page: Page): Promise<string[]> => page.locator("#log li.line .text").allTextContents();
+
+  it("connects again at once without them, never asks them again, and chats both ways", async () => {
+    const page = await s.browser.newPage();
+    watchPage(page, s.problems);
+    const seen = await standIn(page, (kind) => (kind === "watch_agent_keys" || kind === "watch_audit" ? 4102 : null));
+    await page.goto(url());
+    await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");
+    await expect.poll(() => page.locator("#summary").textContent()).toContain("end-to-end encrypted");
+    // A fresh account asks for no pushes before it begins.
+    expect(seen.connections).toBe(1);
+
+    // The first message begins the chat: its session is lost to watch_agent_keys, the next to
+    // watch_audit, and the message goes on the third.
+    await page.locator("#text").fill("hello from behind an old relay");
+    await page.locator("#text").press("Enter");
+    await expect.poll(() => lines(page), { timeout: 20_000 }).toEqual(["hello from behind an old relay"]);
+    expect(seen.connections).toBe(3);
+    expect(seen.asked.get("watch_agent_keys")).toBe(1);
+    expect(seen.asked.get("watch_audit")).toBe(1);
+    expect(await page.locator("#alert").isHidden()).toBe(true);
+
+    const id = (await page.locator("body").getAttribute("data-conversation")) ?? "";
+    expect(await s.org.agent(["history", "--conversation", id])).toContain("hello from behind an old relay");
+    await s.org.agent(["send", "--conversation", id, "we hear you"]);
+    await expect.poll(() => lines(page), { timeout: 20_000 }).toEqual(["hello from behind an old relay", "we hear you"]);
+    await page.locator("#text").fill("and a second message");
+    await page.locator("#text").press("Enter");
+    await expect.poll(() => lines(page), { timeout: 20_000 }).toContain("and a second message");
+    expect(seen.connections).toBe(3);
+
+    // A connection lost later (the network): one more connection, and still not asked.
+    const before = (await page.locator("#log li.line").count());
+    await seen.routes.at(-1)?.close({ code: 1001, reason: "going away" });
+    await expect.poll(() => seen.connections, { timeout: 20_000 }).toBe(4);
+    await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");
+    await s.org.agent(["send", "--conversation", id, "still here"]);
+    await expect.poll(() => lines(page), { timeout: 20_000 }).toContain("still here");
+    expect(await page.locator("#log li.line").count()).toBe(before + 1);
+    expect(seen.connections).toBe(4);
+    expect(seen.asked.get("watch_agent_keys")).toBe(1);
+    expect(seen.asked.get("watch_audit")).toBe(1);
+    expect(await page.locator("#alert").isHidden()).toBe(true);
+    await page.close();
+    expect(s.problems).toEqual([]);
+  });
+
+  it("takes a close with another code as a drop: the next session asks again", async () => {
+    // The same browser profile: the account and its conversation from the test above.
+    const page = await s.browser.newPage();
+    watchPage(page, s.problems);
+    // The first watch_agent_keys is met by a close with 1011 (an error of the relay's), not 4102.
+    const seen = await standIn(page, (kind, n) => (kind === "watch_agent_keys" && n === 1 ? 1011 : null));
+    await page.goto(url());
+    await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");
+    await expect.poll(() => seen.asked.get("watch_agent_keys"), { timeout: 20_000 }).toBe(2);
+    await expect.poll(() => seen.asked.get("watch_audit"), { timeout: 20_000 }).toBe(1);
+    expect(seen.connections).toBe(2);
+    await expect.poll(() => lines(page), { timeout: 20_000 }).toContain("still here");
+    await page.locator("#text").fill("after a plain drop");
+    await page.locator("#text").press("Enter");
+    await expect.poll(() => lines(page), { timeout: 20_000 }).toContain("after a plain drop");
+    expect(seen.connections).toBe(2);
+    expect(await page.locator("#alert").isHidden()).toBe(true);
+    await page.close();
+    expect(s.problems).toEqual([]);
+  });
+});
