@@ -6,14 +6,10 @@
  * without the request, never asks it again while the page lives, and works: a customer's line
  * arrives, the agent answers.
  */
-import { decodeFrame, type CborValue } from "@sealdesk/protocol";
-import type { WebSocketRoute } from "playwright-core";
 import { describe, expect, it } from "vitest";
-import { chromiumSuite, unlockConsole, watchPage, WIDE } from "../../client/test/chromium.js";
+import { chromiumSuite, relayInTheMiddle, unlockConsole, watchPage, WIDE, type Frame } from "../../client/test/chromium.js";
 import { cli } from "../../client/test/relay.js";
 import { customerWrites, texts } from "./console-page.js";
-
-type Frame = { [k: string]: CborValue };
 
 describe("the console behind a relay that does not know watch_audit (Chromium)", () => {
   const s = chromiumSuite("console-older-relay-watch", { viewport: WIDE });
@@ -21,26 +17,17 @@ describe("the console behind a relay that does not know watch_audit (Chromium)",
   it("loses one connection, is never asked again, and chats", async () => {
     const page = await s.browser.newPage();
     watchPage(page, s.problems);
-    let connections = 0;
     let asked = 0;
-    const routes: WebSocketRoute[] = [];
-    await page.routeWebSocket(/\/v1\/ws$/, (ws) => {
-      connections += 1;
-      routes.push(ws);
-      const server = ws.connectToServer();
-      ws.onMessage((m) => {
-        if (typeof m !== "string" && ((decodeFrame(new Uint8Array(m)) as Frame).request as Frame | undefined)?.body === "watch_audit") {
-          asked += 1;
-          void ws.close({ code: 4102, reason: "malformed frame" });
-          void server.close();
-          return;
-        }
-        server.send(m);
-      });
-      server.onMessage((m) => ws.send(m));
+    const middle = await relayInTheMiddle(page, {
+      toRelay: (frame, link) => {
+        if ((frame.request as Frame | undefined)?.body !== "watch_audit") return frame;
+        asked += 1;
+        link.close(4102, "malformed frame");
+        return [];
+      },
     });
     await unlockConsole(page, s.relay.origin, s.org.agentHome);
-    expect(connections).toBe(2);
+    expect(middle.links.length).toBe(2);
     expect(asked).toBe(1);
 
     const customer = await customerWrites(s, page, "rita", "is anyone there");
@@ -50,13 +37,13 @@ describe("the console behind a relay that does not know watch_audit (Chromium)",
     expect(await cli(customer.home, s.relay.url, ["history", "--conversation", customer.id])).toContain("yes, how can I help");
 
     // A drop later: one more connection, and still not asked.
-    await routes.at(-1)?.close({ code: 1001, reason: "going away" });
-    await expect.poll(() => connections, { timeout: 20_000 }).toBe(3);
+    middle.latest().close(1001, "going away");
+    await expect.poll(() => middle.links.length, { timeout: 20_000 }).toBe(3);
     await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");
     await cli(customer.home, s.relay.url, ["send", "--conversation", customer.id, "thanks"]);
     await expect.poll(() => texts(page), { timeout: 20_000 }).toContain("thanks");
     expect(asked).toBe(1);
-    expect(connections).toBe(3);
+    expect(middle.links.length).toBe(3);
     expect(s.problems).toEqual([]);
   });
 });

@@ -9,21 +9,18 @@
  * like any other: the widget asks again on the next session.
  */
 import { describe, expect, it } from "vitest";
-import { decodeFrame, type CborValue } from "@sealdesk/protocol";
-import type { Page, WebSocketRoute } from "playwright-core";
-import { chromiumSuite, watchPage } from "../../client/test/chromium.js";
-
-type Frame = { [k: string]: CborValue };
+import type { CborValue } from "@sealdesk/protocol";
+import type { Page } from "playwright-core";
+import { chromiumSuite, relayInTheMiddle, watchPage, type Frame, type Middle } from "../../client/test/chromium.js";
 
 /** The variant name of a request body (`"watch_audit"`, `{ get_policy: {…} }` → "get_policy"). */
 const variantOf = (v: CborValue | undefined): string | undefined =>
   typeof v === "string" ? v : v !== null && typeof v === "object" && !(v instanceof Uint8Array) && !Array.isArray(v) ? Object.keys(v)[0] : undefined;
 
-/** What the stand-in saw: connections opened, requests of each kind sent by the page, and the page side of each connection. */
+/** What the stand-in saw: the page's connections, and the requests of each kind it sent. */
 interface Seen {
-  connections: number;
+  middle: Middle;
   asked: Map<string, number>;
-  routes: WebSocketRoute[];
 }
 
 /**
@@ -32,31 +29,20 @@ interface Seen {
  * returned, both ways. Everything else passes through to the real relay.
  */
 async function standIn(page: Page, closes: (kind: string, n: number) => number | null): Promise<Seen> {
-  const seen: Seen = { connections: 0, asked: new Map(), routes: [] };
-  await page.routeWebSocket(/\/v1\/ws$/, (ws) => {
-    seen.connections += 1;
-    seen.routes.push(ws);
-    const server = ws.connectToServer();
-    ws.onMessage((m) => {
-      if (typeof m !== "string") {
-        const q = (decodeFrame(new Uint8Array(m)) as Frame).request as Frame | undefined;
-        const kind = variantOf(q?.body);
-        if (kind !== undefined) {
-          const n = (seen.asked.get(kind) ?? 0) + 1;
-          seen.asked.set(kind, n);
-          const code = closes(kind, n);
-          if (code !== null) {
-            void ws.close({ code, reason: code === 4102 ? "malformed frame" : "" });
-            void server.close();
-            return;
-          }
-        }
-      }
-      server.send(m);
-    });
-    server.onMessage((m) => ws.send(m));
+  const asked = new Map<string, number>();
+  const middle = await relayInTheMiddle(page, {
+    toRelay: (frame, link) => {
+      const kind = variantOf((frame.request as Frame | undefined)?.body);
+      if (kind === undefined) return frame;
+      const n = (asked.get(kind) ?? 0) + 1;
+      asked.set(kind, n);
+      const code = closes(kind, n);
+      if (code === null) return frame;
+      link.close(code, code === 4102 ? "malformed frame" : "");
+      return [];
+    },
   });
-  return seen;
+  return { middle, asked };
 }
 
 describe("the widget behind a relay that does not know the push requests (Chromium)", () => {
@@ -72,14 +58,14 @@ describe("the widget behind a relay that does not know the push requests (Chromi
     await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");
     await expect.poll(() => page.locator("#summary").textContent()).toContain("end-to-end encrypted");
     // A fresh account asks for no pushes before it begins.
-    expect(seen.connections).toBe(1);
+    expect(seen.middle.links.length).toBe(1);
 
     // The first message begins the chat: its session is lost to watch_agent_keys, the next to
     // watch_audit, and the message goes on the third.
     await page.locator("#text").fill("hello from behind an old relay");
     await page.locator("#text").press("Enter");
     await expect.poll(() => lines(page), { timeout: 20_000 }).toEqual(["hello from behind an old relay"]);
-    expect(seen.connections).toBe(3);
+    expect(seen.middle.links.length).toBe(3);
     expect(seen.asked.get("watch_agent_keys")).toBe(1);
     expect(seen.asked.get("watch_audit")).toBe(1);
     expect(await page.locator("#alert").isHidden()).toBe(true);
@@ -91,17 +77,17 @@ describe("the widget behind a relay that does not know the push requests (Chromi
     await page.locator("#text").fill("and a second message");
     await page.locator("#text").press("Enter");
     await expect.poll(() => lines(page), { timeout: 20_000 }).toContain("and a second message");
-    expect(seen.connections).toBe(3);
+    expect(seen.middle.links.length).toBe(3);
 
     // A connection lost later (the network): one more connection, and still not asked.
     const before = (await page.locator("#log li.line").count());
-    await seen.routes.at(-1)?.close({ code: 1001, reason: "going away" });
-    await expect.poll(() => seen.connections, { timeout: 20_000 }).toBe(4);
+    seen.middle.latest().close(1001, "going away");
+    await expect.poll(() => seen.middle.links.length, { timeout: 20_000 }).toBe(4);
     await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");
     await s.org.agent(["send", "--conversation", id, "still here"]);
     await expect.poll(() => lines(page), { timeout: 20_000 }).toContain("still here");
     expect(await page.locator("#log li.line").count()).toBe(before + 1);
-    expect(seen.connections).toBe(4);
+    expect(seen.middle.links.length).toBe(4);
     expect(seen.asked.get("watch_agent_keys")).toBe(1);
     expect(seen.asked.get("watch_audit")).toBe(1);
     expect(await page.locator("#alert").isHidden()).toBe(true);
@@ -119,12 +105,12 @@ describe("the widget behind a relay that does not know the push requests (Chromi
     await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");
     await expect.poll(() => seen.asked.get("watch_agent_keys"), { timeout: 20_000 }).toBe(2);
     await expect.poll(() => seen.asked.get("watch_audit"), { timeout: 20_000 }).toBe(1);
-    expect(seen.connections).toBe(2);
+    expect(seen.middle.links.length).toBe(2);
     await expect.poll(() => lines(page), { timeout: 20_000 }).toContain("still here");
     await page.locator("#text").fill("after a plain drop");
     await page.locator("#text").press("Enter");
     await expect.poll(() => lines(page), { timeout: 20_000 }).toContain("after a plain drop");
-    expect(seen.connections).toBe(2);
+    expect(seen.middle.links.length).toBe(2);
     expect(await page.locator("#alert").isHidden()).toBe(true);
     await page.close();
     expect(s.problems).toEqual([]);
