@@ -97,6 +97,8 @@ fn client(c: &ClientError) -> Failure {
         | ClientError::UnknownConsent { .. }
         | ClientError::UnknownTicket { .. }
         | ClientError::NotBlocked { .. } => "not_found",
+        ClientError::ConversationErased { .. } => "conversation_erased",
+        ClientError::ErasureNotGenuine { .. } => "erasure_not_genuine",
         ClientError::NotRegistered => "not_registered",
         ClientError::NoIdentity | ClientError::NoProfile => "no_account",
         ClientError::BadRelayUrl { .. } => "usage",

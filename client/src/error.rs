@@ -365,6 +365,39 @@ pub enum ClientError {
         index: u64,
     },
 
+    /// The relay no longer holds the conversation: it was erased, as an audit-log entry that
+    /// holds says (signed by the customer at its request, or by the pinned relay log key for
+    /// retention, and in the checked log). Nothing of it can be exported any more.
+    #[error(
+        "conversation {conversation} was erased {reason} (audit entry #{index}, signed at \
+         {at}): the relay holds none of it any more, so it cannot be exported; the transcript \
+         unlocked before is still shown by `sealdesk transcript show`"
+    )]
+    ConversationErased {
+        /// The conversation.
+        conversation: String,
+        /// Why, in words ("at the customer's request", "at the end of the retention period").
+        reason: &'static str,
+        /// When the entry was signed (Unix seconds, the signer's clock).
+        at: u64,
+        /// The erasure entry's leaf index.
+        index: u64,
+    },
+
+    /// The relay no longer serves the conversation, and the only erasure the audit log names
+    /// for it does not hold (signed by a party that may not make it, older than the
+    /// conversation, or a log that does not make up its tree head).
+    #[error(
+        "the relay no longer serves conversation {conversation}, and names no erasure of it \
+         that holds: {detail}"
+    )]
+    ErasureNotGenuine {
+        /// The conversation.
+        conversation: String,
+        /// What does not hold.
+        detail: String,
+    },
+
     /// An export file is not well formed enough to sign.
     #[error("{detail}")]
     ExportMalformed {

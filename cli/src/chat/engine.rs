@@ -14,11 +14,12 @@ use sealdesk_protocol::{
     wire::{ByteQuota, Push, QuotaScope},
 };
 
+use super::backoff::Backoff;
 use super::commands::{command, conversations, select, send_line};
 use super::event::{Connection, Shown, Sink};
 use super::interrupt::Interrupts;
 use super::upload;
-use super::{FLUSH_DEADLINE, RECONNECT_FIRST, RECONNECT_MAX, Result};
+use super::{FLUSH_DEADLINE, Result};
 use crate::error::CliError;
 
 /// Where the chat's input lines come from: a pipe or a terminal's lines, or the terminal UI's
@@ -134,12 +135,15 @@ pub(crate) async fn drive<I: Input, S: Sink>(
     .map_err(io)?;
     conversations(client, out, s.current, true).map_err(io)?;
     let mut online = true;
+    // The wait before the next reconnection attempt: back to the shortest only once a
+    // reconnection caught up (`resume`), so it is the shortest whenever the chat is online.
+    let mut backoff = Backoff::default();
     if let Some(id) = s.current {
         match select(client, out, id, &mut s).await {
             Ok(()) => {}
             Err(e) if is_connection_lost(&e) => {
                 online = false;
-                lost(client, out, &e).map_err(io)?;
+                lost(client, out, &e, &backoff).map_err(io)?;
             }
             Err(e) => return Err(e),
         }
@@ -147,7 +151,6 @@ pub(crate) async fn drive<I: Input, S: Sink>(
     // Lines to send once the relay is back, with the conversation they were typed in.
     let mut pending: VecDeque<Pending> = VecDeque::new();
     let mut input_done = false;
-    let mut backoff = RECONNECT_FIRST;
     let mut flush_deadline: Option<tokio::time::Instant> = None;
     let mut recheck = tokio::time::Instant::now() + key_recheck();
     // `/quit` was typed while a file uploads: leave once it is sent (or cancelled).
@@ -188,8 +191,7 @@ pub(crate) async fn drive<I: Input, S: Sink>(
                         }
                         Err(e) if is_connection_lost(&e) => {
                             online = false;
-                            backoff = RECONNECT_FIRST;
-                            lost(client, out, &e).map_err(io)?;
+                            lost(client, out, &e, &backoff).map_err(io)?;
                             if let (false, Some(id)) = (line.starts_with('/'), s.current) {
                                 // It may have reached the relay before the connection went:
                                 // after reconnecting, the history says whether it did.
@@ -220,17 +222,15 @@ pub(crate) async fn drive<I: Input, S: Sink>(
                 push = client.session().next_push() => {
                     let Some(push) = push else {
                         online = false;
-                        backoff = RECONNECT_FIRST;
                         let e = CliError::from(ClientError::Closed(client.session().closed()));
-                        lost(client, out, &e).map_err(io)?;
+                        lost(client, out, &e, &backoff).map_err(io)?;
                         continue;
                     };
                     match on_push(client, out, push, &mut s).await {
                         Ok(()) => {}
                         Err(e) if is_connection_lost(&e) => {
                             online = false;
-                            backoff = RECONNECT_FIRST;
-                            lost(client, out, &e).map_err(io)?;
+                            lost(client, out, &e, &backoff).map_err(io)?;
                         }
                         Err(e) => return Err(e),
                     }
@@ -242,8 +242,7 @@ pub(crate) async fn drive<I: Input, S: Sink>(
                             return Err(e);
                         }
                         online = false;
-                        backoff = RECONNECT_FIRST;
-                        lost(client, out, &e).map_err(io)?;
+                        lost(client, out, &e, &backoff).map_err(io)?;
                     }
                 }
                 step = upload::next_chunk(client, s.upload.as_mut()) => {
@@ -256,8 +255,7 @@ pub(crate) async fn drive<I: Input, S: Sink>(
                         // The upload waits for the relay; it goes on once reconnected.
                         Err(e) if is_connection_lost(&e) => {
                             online = false;
-                            backoff = RECONNECT_FIRST;
-                            lost(client, out, &e).map_err(io)?;
+                            lost(client, out, &e, &backoff).map_err(io)?;
                         }
                         Err(e) if is_fatal(&e) => return Err(e),
                         Err(e) => {
@@ -325,23 +323,26 @@ pub(crate) async fn drive<I: Input, S: Sink>(
                         break;
                     }
                 }
-                () = tokio::time::sleep(backoff) => {
+                () = tokio::time::sleep(backoff.wait()) => {
                     match client.reconnect().await {
                         Ok(reconnected) => {
                             online = true;
-                            backoff = RECONNECT_FIRST;
                             match resume(client, out, &mut s, &mut pending, reconnected).await {
-                                Ok(()) => {}
+                                Ok(()) => backoff.succeeded(),
+                                // Lost again before it caught up (a relay that cuts the
+                                // connection at every re-ask, say): no success, so the next
+                                // attempt waits longer, as after a refused one.
                                 Err(e) if is_connection_lost(&e) => {
                                     online = false;
-                                    lost(client, out, &e).map_err(io)?;
+                                    backoff.failed();
+                                    lost(client, out, &e, &backoff).map_err(io)?;
                                 }
                                 Err(e) => return Err(e),
                             }
                         }
                         // Not back yet: wait longer before the next try.
                         Err(ClientError::Transport(_) | ClientError::Closed(_) | ClientError::Timeout { .. }) => {
-                            backoff = (backoff * 2).min(RECONNECT_MAX);
+                            backoff.failed();
                         }
                         Err(e) => return Err(e.into()),
                     }
@@ -464,10 +465,20 @@ pub(crate) fn is_connection_lost(e: &CliError) -> bool {
     )
 }
 
-/// Says that the connection was lost and that the chat is reconnecting (the visible state).
-fn lost<S: Sink>(client: &Client, out: &mut S, e: &CliError) -> std::io::Result<()> {
+/// Says that the connection was lost and that the chat is reconnecting after `backoff`'s wait
+/// (the visible state).
+fn lost<S: Sink>(
+    client: &Client,
+    out: &mut S,
+    e: &CliError,
+    backoff: &Backoff,
+) -> std::io::Result<()> {
     let why = client.session().closed().unwrap_or_else(|| e.to_string());
-    out.show(Shown::Connection(Connection::Lost { why }))
+    out.show(Shown::Connection(Connection::Lost {
+        why,
+        retry_in: backoff.wait(),
+        attempts: backoff.failed_attempts(),
+    }))
 }
 
 /// After a reconnection: says so, catches every conversation up from its cursor, and sends the

@@ -200,6 +200,11 @@ pub enum Connection {
     Lost {
         /// Why.
         why: String,
+        /// The wait before the next reconnection attempt.
+        retry_in: std::time::Duration,
+        /// The attempts that did not get the chat back since it was last back (refused, or
+        /// lost again before catching up); the wait doubles with each.
+        attempts: u32,
     },
     /// Back, catching up.
     Reconnected,
@@ -407,8 +412,19 @@ impl Shown {
             ),
             Self::Connection(c) => {
                 let mut v = json!({"state": c.name()});
-                if let (Value::Object(m), Connection::Lost { why }) = (&mut v, c) {
+                if let (
+                    Value::Object(m),
+                    Connection::Lost {
+                        why,
+                        retry_in,
+                        attempts,
+                    },
+                ) = (&mut v, c)
+                {
                     m.insert("reason".into(), why.clone().into());
+                    let ms = u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX);
+                    m.insert("retry_in_ms".into(), ms.into());
+                    m.insert("attempts".into(), (*attempts).into());
                 }
                 if let (
                     Value::Object(m),

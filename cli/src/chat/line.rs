@@ -215,8 +215,10 @@ impl<W: Write> Sink for TextSink<'_, W> {
 /// The connection state in words.
 pub(crate) fn connection_text(c: &Connection) -> String {
     match c {
-        Connection::Lost { why } => format!(
-            "· connection lost ({why}); reconnecting… lines you type are kept and sent once it is back"
+        Connection::Lost { why, retry_in, .. } => format!(
+            "· connection lost ({why}); reconnecting in {:.1} s… lines you type are kept and sent \
+             once it is back",
+            retry_in.as_secs_f64()
         ),
         Connection::Reconnected => "· reconnected; catching up".to_owned(),
         Connection::GaveUp { unsent } => {

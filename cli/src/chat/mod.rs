@@ -13,6 +13,7 @@
 //!
 //! - [`event`] — what the chat shows ([`Shown`]), its JSON form, the [`Sink`] trait.
 //! - `engine` — the loop: input, pushes, reconnection, kept lines.
+//! - `backoff` — the wait between reconnection attempts: doubled until the chat is back.
 //! - [`commands`] — the slash commands, sending, selecting, listing.
 //! - `upload` — `/attach` as a task the loop polls: a chunk at a time, progress, `/cancel`.
 //! - `interrupt` — Ctrl-C in the line chat: cancels a running upload, else leaves.
@@ -29,6 +30,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt as _};
 
 use crate::error::CliError;
 
+mod backoff;
 pub mod commands;
 mod engine;
 pub mod event;
@@ -69,8 +71,9 @@ type Result<T> = std::result::Result<T, CliError>;
 /// How many history lines are shown when a conversation is selected.
 pub const RECENT_LINES: usize = 20;
 
-/// The first wait before reconnecting after the connection was lost; each failed attempt
-/// doubles it, up to [`RECONNECT_MAX`].
+/// The first wait before reconnecting after the connection was lost; each attempt that does
+/// not get the chat back (refused, or lost again before it caught up) doubles it, up to
+/// [`RECONNECT_MAX`].
 pub const RECONNECT_FIRST: Duration = Duration::from_millis(100);
 /// The longest wait between two reconnection attempts.
 pub const RECONNECT_MAX: Duration = Duration::from_secs(5);

@@ -353,7 +353,7 @@ impl ChatState {
                     .insert(name);
             }
             Shown::Connection(c) => match c {
-                Connection::Lost { why } => self.link = Link::Reconnecting(why),
+                Connection::Lost { why, .. } => self.link = Link::Reconnecting(why),
                 Connection::Reconnected => self.link = Link::Online,
                 other => self.push(PaneLine::info(connection_text(&other), Tone::Alarm)),
             },
@@ -721,6 +721,8 @@ pub(crate) mod tests {
         let mut s = ChatState::default();
         s.apply(Shown::Connection(Connection::Lost {
             why: "closed".to_owned(),
+            retry_in: std::time::Duration::from_millis(100),
+            attempts: 0,
         }));
         assert_eq!(s.link, Link::Reconnecting("closed".to_owned()));
         s.apply(Shown::Connection(Connection::Reconnected));

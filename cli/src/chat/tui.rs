@@ -544,6 +544,8 @@ mod tests {
         });
         s.apply(Shown::Connection(crate::chat::event::Connection::Lost {
             why: "relay closed".to_owned(),
+            retry_in: std::time::Duration::from_millis(100),
+            attempts: 0,
         }));
         let text = screen(&mut s);
         assert!(text.contains("… carol is typing"), "{text}");
@@ -556,6 +558,8 @@ mod tests {
         let mut s = chat();
         s.apply(Shown::Connection(crate::chat::event::Connection::Lost {
             why: "relay closed".to_owned(),
+            retry_in: std::time::Duration::from_millis(100),
+            attempts: 0,
         }));
         s.apply(Shown::Kept {
             conversation: conv(1),

@@ -14,7 +14,8 @@ use sealdesk_protocol::{
 };
 use serde::Serialize;
 
-use super::{Client, Event, HISTORY_PAGE, cannot_send, next_epoch, page_advances};
+use super::paging::{Next, Paging};
+use super::{Client, Event, HISTORY_PAGE, cannot_send, next_epoch};
 
 /// How long a customer's session trusts its last check of a conversation's agent key before
 /// asking the relay again (see `Client::check_agent_key`), in seconds.
@@ -221,8 +222,9 @@ impl Client {
     pub(crate) async fn history_items(&self, id: &ConversationId) -> Result<Vec<Sequenced>> {
         let mut out = Vec::new();
         let mut after = 0;
+        let mut paging = Paging::new(0);
         loop {
-            let (items, more, skipped) = match self
+            let (items, more, skipped, head) = match self
                 .session
                 .request(Request::History {
                     conversation: *id,
@@ -235,19 +237,25 @@ impl Client {
                     items,
                     more,
                     skipped,
-                    ..
-                } => (items, more, skipped),
+                    head,
+                } => (items, more, skipped, head),
                 other => return Err(unexpected("History", &other)),
             };
             // A page may hold only skipped runs: it still moves on.
-            let Some(last) = super::skipped::page_end(&items, &skipped) else {
-                break;
-            };
+            let end = super::skipped::page_end(&items, &skipped);
             out.extend(items);
-            if !more {
-                break;
+            // Bounded as a sync is (see `paging`), but the whole history is wanted here: a
+            // walk cut by the page budget is an error, not a part.
+            match paging.next(after, end, end.unwrap_or(after), more, head)? {
+                Next::After(next) => after = next,
+                Next::Done => break,
+                Next::Budget => {
+                    return Err(ClientError::ImpossibleNumber {
+                        what: "history page",
+                        detail: paging.budget_detail(end.unwrap_or(after)),
+                    });
+                }
             }
-            after = page_advances(after, last)?;
         }
         Ok(out)
     }

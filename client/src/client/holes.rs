@@ -134,6 +134,17 @@ impl Holes {
     }
 
     fn push(&mut self, from: u64, to: u64, claimed: Option<Claim>) {
+        // A run right after an open hole that carries the same claim and was not asked for yet
+        // extends it: a relay naming one number per run (or per page) cannot grow the list,
+        // stored and read at every page, one entry at a time.
+        if let Some(h) = self
+            .open
+            .iter_mut()
+            .find(|h| h.to.checked_add(1) == Some(from) && h.tries == 0 && h.claimed == claimed)
+        {
+            h.to = to;
+            return;
+        }
         self.open.push(Hole {
             from,
             to,
@@ -476,5 +487,28 @@ impl Client {
         holes.close(s.seq);
         save(&self.account, &id, &holes)?;
         Ok(events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adjacent_runs_with_the_same_claim_make_one_hole() {
+        let mut h = Holes::default();
+        for seq in 10..300 {
+            h.add(seq, seq, None);
+        }
+        assert_eq!(h.open.len(), 1);
+        assert_eq!((h.open[0].from, h.open[0].to), (10, 299));
+        // Asked for once, a hole is no longer extended: the next numbers are a hole of their own.
+        h.tried_tail(0);
+        h.add(300, 300, None);
+        assert_eq!(h.open.len(), 2);
+        // Another claim is another hole.
+        h.add(301, 301, Some(Claim::of(Some(1))));
+        assert_eq!(h.open.len(), 3);
+        assert!(h.contains(150) && h.contains(301) && !h.contains(302));
     }
 }

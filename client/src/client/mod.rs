@@ -6,6 +6,7 @@
 //! - [`org`] — the master's org: create, certify agents.
 //! - [`conversation`] — open, send, the sending epoch, rotate, transfer.
 //! - [`sync`] — the conversation list, history paging, pushes, delivery receipts.
+//! - [`paging`] — how far one walk through a conversation's history pages may go.
 //! - [`ingest`] — verifying and recording epochs, messages, notices and hand-offs.
 //! - [`gaps`] — counters that never arrived: refetched, then shown as lost.
 //! - [`timeline`] — offline views: history, unread counts, grouped notices.
@@ -46,6 +47,7 @@ pub mod holes;
 pub mod ingest;
 pub mod key_push;
 pub mod org;
+pub mod paging;
 pub mod reconnect;
 pub mod signals;
 mod skipped;

@@ -9,7 +9,9 @@ use sealdesk_protocol::{
     wire::{ConversationInfo, ErrorCode, Item, Push, Request, Response, Sequenced},
 };
 
-use super::{Client, Event, EventKind, HISTORY_PAGE, OtherPush, PUSH_BACKLOG, page_advances};
+use super::paging::{Next, Paging};
+use super::skipped::page_end;
+use super::{Client, Event, EventKind, HISTORY_PAGE, OtherPush, PUSH_BACKLOG};
 use crate::account::ConvMeta;
 use crate::error::{ClientError, Result};
 use crate::reply::{expect_ok, unexpected};
@@ -178,13 +180,14 @@ impl Client {
     pub async fn sync(&mut self, id: &ConversationId) -> Result<Vec<Event>> {
         self.refetched.clear();
         let mut events = Vec::new();
+        let mut paging = Paging::new(self.meta(id)?.cursor);
         loop {
-            let meta = self.meta(id)?;
+            let after = self.meta(id)?.cursor;
             let (items, more, skipped, head) = match self
                 .session
                 .request(Request::History {
                     conversation: *id,
-                    after: meta.cursor,
+                    after,
                     limit: HISTORY_PAGE,
                 })
                 .await?
@@ -197,14 +200,34 @@ impl Client {
                 } => (items, more, skipped, head),
                 other => return Err(unexpected("History", &other)),
             };
+            let end = page_end(&items, &skipped);
             events.extend(self.ingest_page(id, items, skipped, more, head).await?);
-            if !more {
-                break;
+            // Bounded by the head the first page named and by `MAX_SYNC_PAGES` (see
+            // `paging`): a relay cannot keep a sync paging for ever.
+            let reached = self.meta(id)?.cursor;
+            match paging.next(after, end, reached, more, head)? {
+                Next::After(_) => {}
+                Next::Done => break,
+                Next::Budget => {
+                    tracing::warn!(
+                        conversation = %id,
+                        pages = paging.pages(),
+                        reached,
+                        "a sync stopped at its page budget"
+                    );
+                    events.push(Event {
+                        conversation: *id,
+                        kind: EventKind::Warning {
+                            text: format!(
+                                "catching up stopped for now: {}; the next sync goes on from \
+                                 {reached}",
+                                paging.budget_detail(reached)
+                            ),
+                        },
+                    });
+                    break;
+                }
             }
-            // A page with more after it must move the cursor on: asking again from the same
-            // cursor would get the same page forever. One that moves nothing (all of it at or
-            // below the cursor) is a relay answer that cannot be right, and said so.
-            page_advances(meta.cursor, self.meta(id)?.cursor)?;
         }
         events.extend(self.refetch_gaps(id).await?);
         events.extend(self.refetch_holes(id).await?);

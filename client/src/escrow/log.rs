@@ -372,7 +372,7 @@ impl Client {
     /// # Errors
     /// [`ClientError::UnexpectedResponse`] for a page that does not fill the range asked for;
     /// [`ClientError::ImpossibleNumber`] for counts or indexes out of it; relay errors.
-    pub(super) async fn entries(&self, from: u64, size: u64) -> Result<Vec<LogSlot>> {
+    pub(crate) async fn entries(&self, from: u64, size: u64) -> Result<Vec<LogSlot>> {
         let mut out = Vec::new();
         let mut at = from;
         while at < size {
@@ -485,7 +485,7 @@ fn slots(
 /// Whether `slots` (every slot of the log from 0, as [`Client::entries`] returns them) are
 /// the leaves of the tree `head` describes: the served listing, withheld entries included, is
 /// the whole log and nothing else.
-pub(super) fn slots_make_head(slots: &[LogSlot], head: &SignedTreeHead) -> bool {
+pub(crate) fn slots_make_head(slots: &[LogSlot], head: &SignedTreeHead) -> bool {
     let leaves: Vec<[u8; 32]> = slots.iter().map(LogSlot::leaf_hash).collect();
     leaves.len() as u64 == head.size && sealdesk_protocol::merkle::root(&leaves) == head.root
 }

@@ -32,7 +32,7 @@ use sealdesk_protocol::{
     policy::VerifiedPolicy,
     release::ReleaseRequest,
     secret::EpochSecret,
-    wire::{Item, Request, Response, to_cbor},
+    wire::{ErrorCode, Item, Request, Response, to_cbor},
 };
 
 use crate::client::Client;
@@ -41,6 +41,7 @@ use crate::notice::describe_notice;
 use crate::redact::contains_personal_data;
 use crate::reply::unexpected;
 
+mod erased;
 pub mod format;
 pub mod verify;
 
@@ -74,7 +75,9 @@ impl Client {
     ///
     /// # Errors
     /// [`ClientError::NotReleased`], [`ClientError::ReleaseRequestNotKept`] for a release whose request
-    /// this account did not keep, relay errors.
+    /// this account did not keep, [`ClientError::ConversationErased`] for a conversation the
+    /// relay erased (an erasure entry that holds; [`ClientError::ErasureNotGenuine`] for one
+    /// that does not), relay errors.
     pub async fn export_transcript(
         &mut self,
         id: &ConversationId,
@@ -96,7 +99,19 @@ impl Client {
         let mut messages = Vec::new();
         let mut omitted = Vec::new();
         let mut last_seq = 0;
-        for s in self.history_items(id).await? {
+        let items = match self.history_items(id).await {
+            Ok(items) => items,
+            // The relay no longer has it: erased, if the audit log says so in an entry that
+            // holds (`erased`).
+            Err(
+                e @ ClientError::Relay {
+                    code: ErrorCode::NotFound,
+                    ..
+                },
+            ) => return Err(self.why_gone(id, &t, &head, e).await?),
+            Err(e) => return Err(e),
+        };
+        for s in items {
             last_seq = last_seq.max(s.seq);
             match s.item {
                 Item::Epoch(rec) => {

@@ -1,0 +1,335 @@
+//! `sealdesk chat` when a reconnection's re-ask for agent-key pushes (`watch_agent_keys`, asked
+//! again on every new session) fails (issue 22), driven through the binary: `chat --json` with
+//! its relay behind a hostile proxy, every output line parsed as JSON.
+//!
+//! - The proxy answers the re-ask itself, oddly: the chat shows the warning the user reads,
+//!   asks again at its catch-up, and keeps going (the line typed when the connection was cut is
+//!   sent, and the next one too).
+//! - The proxy cuts the connection at every re-ask: each reconnection is lost again before it
+//!   catches up, and the chat waits twice as long before each next attempt (counted in the
+//!   `lost` events it shows, one per attempt, not timed); once the relay lets the re-ask
+//!   through, the chat is back, sends what was typed, and the next loss starts from the
+//!   shortest wait again.
+//!
+//! The first loss is made by cutting the connection at the chat's first `send` (the line is
+//! kept and sent after the reconnection).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::{
+    process::Stdio,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use sealdesk_protocol::{
+    card::Role,
+    ids::ConversationId,
+    keys::SigningPublicKey,
+    wire::{Frame, Request, Response, Welcome},
+};
+use sealdesk_tests::{
+    proxy::{Ctx, Dir},
+    world::{PASS, Via, World, open_chat, texts},
+};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
+
+/// How long a test waits for an event before it fails (it never waits this long when the
+/// event comes).
+const EVENT_WAIT: Duration = Duration::from_secs(30);
+
+/// The words of the warning the chat shows when the relay did not take the re-ask.
+const WARNING: &str =
+    "the relay did not take the request to tell this chat at once of an agent's new key";
+
+/// A `sealdesk chat --json` process and its output's events.
+struct JsonChat {
+    _child: Child,
+    stdin: ChildStdin,
+    events: mpsc::UnboundedReceiver<Value>,
+    seen: Vec<Value>,
+}
+
+impl JsonChat {
+    fn start(w: &World, name: &str, conversation: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sealdesk"))
+            .arg("--home")
+            .arg(w.home(name))
+            .arg("--relay")
+            .arg(w.url_via(Via::Proxy))
+            .args(["chat", "--json", "--conversation", conversation])
+            .env("SEALDESK_PASSPHRASE", PASS)
+            .env("SEALDESK_INSECURE_FAST_KDF", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, events) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let v: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}"));
+                if tx.send(v).is_err() {
+                    return;
+                }
+            }
+        });
+        Self {
+            _child: child,
+            stdin,
+            events,
+            seen: Vec::new(),
+        }
+    }
+
+    async fn type_line(&mut self, line: &str) {
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    /// Waits for the first event (from now on) that `pred` accepts.
+    async fn until(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let wait = async {
+            while let Some(v) = self.events.recv().await {
+                self.seen.push(v.clone());
+                if pred(&v) {
+                    return v;
+                }
+            }
+            panic!("the chat ended before {what}; saw {:#?}", self.seen)
+        };
+        match tokio::time::timeout(EVENT_WAIT, wait).await {
+            Ok(v) => v,
+            Err(_) => panic!("no {what} in {:#?}", self.seen),
+        }
+    }
+}
+
+fn is(event: &str) -> impl Fn(&Value) -> bool + '_ {
+    move |v| v["event"] == event
+}
+
+fn lost(v: &Value) -> bool {
+    v["event"] == "connection" && v["state"] == "lost"
+}
+
+fn message(text: &str) -> impl Fn(&Value) -> bool + '_ {
+    move |v| v["event"] == "message" && v["text"].as_str().is_some_and(|t| t.contains(text))
+}
+
+fn is_watch(body: &Request) -> bool {
+    matches!(body, Request::WatchAgentKeys)
+}
+
+/// A frame after the welcome that is not a request: the relay closes the connection on it.
+fn cut(log_key: SigningPublicKey) -> Vec<Frame> {
+    vec![Frame::Welcome(Welcome {
+        registered: true,
+        log_key,
+    })]
+}
+
+/// Org acme with alice; carol's conversation; carol's relay log key. Every client closed.
+async fn carol_and_alice(w: &World) -> (ConversationId, SigningPublicKey) {
+    let org = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer).await;
+    let conv = open_chat(&mut carol).await;
+    let log_key = carol.session().welcome().log_key;
+    carol.close().await;
+    for a in org.agents {
+        a.close().await;
+    }
+    org.master.close().await;
+    (conv, log_key)
+}
+
+/// What the proxy does to carol's traffic, switched by the test.
+#[derive(Default)]
+struct Switches {
+    /// Cut the connection at carol's next `send`.
+    cut_next_send: AtomicBool,
+    /// Answer carol's next re-ask with a list (an answer the client does not expect).
+    odd_next_reask: AtomicBool,
+    /// Cut the connection at every re-ask.
+    cut_reasks: AtomicBool,
+    /// carol's `watch_agent_keys` requests seen (the first is the chat's own ask).
+    watches: AtomicUsize,
+}
+
+fn hook(
+    w: &World,
+    log_key: SigningPublicKey,
+    sw: Arc<Switches>,
+) -> impl FnMut(&Ctx<'_>, Frame) -> Vec<Frame> + Send + 'static {
+    let injector = w.proxy().injector();
+    move |ctx, frame| {
+        if ctx.dir != Dir::ToRelay || ctx.account != Some("carol") {
+            return vec![frame];
+        }
+        let Frame::Request { id, body } = &frame else {
+            return vec![frame];
+        };
+        if matches!(body, Request::Send(_)) && sw.cut_next_send.swap(false, Ordering::SeqCst) {
+            return cut(log_key);
+        }
+        if !is_watch(body) {
+            return vec![frame];
+        }
+        // The chat's first ask goes through; the re-asks are the proxy's to spoil.
+        if sw.watches.fetch_add(1, Ordering::SeqCst) == 0 {
+            return vec![frame];
+        }
+        if sw.cut_reasks.load(Ordering::SeqCst) {
+            return cut(log_key);
+        }
+        if sw.odd_next_reask.swap(false, Ordering::SeqCst) {
+            injector.inject(
+                ctx.conn,
+                Dir::ToClient,
+                Frame::Response {
+                    id: *id,
+                    body: Response::Conversations(Vec::new()),
+                },
+            );
+            return Vec::new();
+        }
+        vec![frame]
+    }
+}
+
+/// The relay's answer to the re-ask is replaced by one the chat does not expect: the user is
+/// told, in words, and the chat goes on — the line typed when the connection was cut is sent
+/// after the reconnection, and the next line too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_warns_of_a_reask_not_taken_and_keeps_going() {
+    let w = World::with_proxy().await;
+    let (conv, log_key) = carol_and_alice(&w).await;
+    let sw = Arc::new(Switches::default());
+    w.proxy().set_hook(hook(&w, log_key, Arc::clone(&sw)));
+
+    let mut c = JsonChat::start(&w, "carol", &conv.to_string());
+    c.until("selected", is("selected")).await;
+    assert_eq!(sw.watches.load(Ordering::SeqCst), 1, "the chat asked once");
+    sw.odd_next_reask.store(true, Ordering::SeqCst);
+    sw.cut_next_send.store(true, Ordering::SeqCst);
+    c.type_line("hello").await;
+    c.until("the connection lost", lost).await;
+    let warning = c
+        .until("the warning", |v| {
+            v["event"] == "notice" && v["kind"] == "warning"
+        })
+        .await;
+    let text = warning["text"].as_str().unwrap();
+    assert!(text.starts_with(WARNING), "{text}");
+    assert!(
+        text.contains("asking again")
+            && text.contains("the agent's key is still checked every minute"),
+        "{text}"
+    );
+    c.until("the kept line sent", message("hello")).await;
+    // The catch-up asked again, and the relay took it this time.
+    assert_eq!(sw.watches.load(Ordering::SeqCst), 3);
+    c.type_line("still here").await;
+    c.until("the next line", message("still here")).await;
+    c.type_line("/quit").await;
+    c.until("bye", is("bye")).await;
+    // Shown once, and nothing else went wrong.
+    assert_eq!(
+        c.seen
+            .iter()
+            .filter(|v| v["text"].as_str().is_some_and(|t| t.starts_with(WARNING)))
+            .count(),
+        1,
+        "{:#?}",
+        c.seen
+    );
+    assert!(
+        !c.seen.iter().any(|v| v["event"] == "error"),
+        "{:#?}",
+        c.seen
+    );
+    let mut alice = w.reopen("alice").await;
+    alice.sync_all().await.unwrap();
+    assert_eq!(texts(&alice, &conv), ["carol: hello", "carol: still here"]);
+    alice.close().await;
+}
+
+/// Every re-ask is cut: each reconnection is lost again before it catches up, and each next
+/// attempt waits twice as long (100, 200, 400, 800 ms: the waits the chat announces, one
+/// `lost` event per attempt). Once the re-ask goes through, the chat is back and sends the
+/// line kept; a later loss starts from the shortest wait again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_cuts_every_reask_is_retried_with_backoff() {
+    let w = World::with_proxy().await;
+    let (conv, log_key) = carol_and_alice(&w).await;
+    let sw = Arc::new(Switches::default());
+    w.proxy().set_hook(hook(&w, log_key, Arc::clone(&sw)));
+
+    let mut c = JsonChat::start(&w, "carol", &conv.to_string());
+    c.until("selected", is("selected")).await;
+    sw.cut_reasks.store(true, Ordering::SeqCst);
+    sw.cut_next_send.store(true, Ordering::SeqCst);
+    c.type_line("hello").await;
+    let mut losses = Vec::new();
+    for n in 0..5 {
+        let l = c.until(&format!("loss {n}"), lost).await;
+        losses.push((
+            l["attempts"].as_u64().unwrap(),
+            l["retry_in_ms"].as_u64().unwrap(),
+        ));
+        if n == 4 {
+            // Let the next re-ask through.
+            sw.cut_reasks.store(false, Ordering::SeqCst);
+        }
+    }
+    // The first loss (at the send), then one per reconnection cut at its re-ask.
+    assert_eq!(
+        losses,
+        [(0, 100), (1, 200), (2, 400), (3, 800), (4, 1600)],
+        "{:#?}",
+        c.seen
+    );
+    // One connection per attempt: the first, four cut at the re-ask, then the one that stays
+    // (its re-ask counted once it is through).
+    c.until("the kept line sent", message("hello")).await;
+    let connections: std::collections::BTreeSet<u64> = w
+        .proxy()
+        .seen()
+        .iter()
+        .filter(|s| s.account.as_deref() == Some("carol"))
+        .map(|s| s.conn)
+        .collect();
+    assert_eq!(connections.len(), 1 + 4 + 1);
+    assert_eq!(sw.watches.load(Ordering::SeqCst), 1 + 4 + 1);
+
+    // Back and caught up: the next loss starts from the shortest wait.
+    sw.cut_next_send.store(true, Ordering::SeqCst);
+    c.type_line("again").await;
+    let l = c.until("the next loss", lost).await;
+    assert_eq!(
+        (l["attempts"].as_u64(), l["retry_in_ms"].as_u64()),
+        (Some(0), Some(100))
+    );
+    c.until("the second line sent", message("again")).await;
+    c.type_line("/quit").await;
+    c.until("bye", is("bye")).await;
+    assert!(
+        !c.seen.iter().any(|v| v["event"] == "error"),
+        "{:#?}",
+        c.seen
+    );
+}

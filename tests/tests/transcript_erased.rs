@@ -1,0 +1,225 @@
+//! The master exports a transcript it unlocked, and the relay no longer has the conversation
+//! (issue 20). Erasure is of a whole conversation, so an export never holds an erased item;
+//! what the master meets is the relay's `not_found`. `export_transcript` then reads the audit
+//! log and says the conversation was erased — why, when, under which entry — only for an
+//! erasure entry that holds: signed by the conversation's customer at its request (the key in
+//! the released epoch records), about this conversation, not older than it, in a log that
+//! makes up its signed tree head. A relay-signed entry claiming the customer's request, one
+//! signed by a stranger, a replayed old statement are named as not genuine; an erasure of
+//! another conversation explains nothing (`not_found` stands).
+//!
+//! The relay's operator holds its log key here ([`World::with_relay_keys`]): the forged log it
+//! serves is an append-only extension of the one the master pinned, so only the entry's own
+//! checks can catch it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use sealdesk_client::{Client, ClientError};
+use sealdesk_protocol::{
+    audit::{AuditEntry, AuditEvent},
+    card::Role,
+    erasure::customer_erasure,
+    ids::ConversationId,
+    keys::IdentityKeys,
+    release::Scope,
+    wire::{ErrorCode, Frame, Request, Response},
+};
+use sealdesk_tests::{
+    Identity, now,
+    proxy::LogForger,
+    rng,
+    transcript::release_by_consent,
+    world::{MASTER, Via, World, open_chat},
+};
+
+/// A released conversation: the master (through the proxy, whose log forger holds the relay's
+/// own log key and mirrors its log) unlocked carol's conversation under her consent.
+async fn released(seed: u64) -> (World, Arc<LogForger>, Client, Client, ConversationId) {
+    let keys = IdentityKeys::generate(&mut rng(seed));
+    let w = World::with_relay_keys(&keys).await;
+    let forger = LogForger::with_keys(keys);
+    let f = Arc::clone(&forger);
+    w.proxy()
+        .set_hook(move |ctx, frame| vec![f.rewrite(ctx, frame)]);
+    let org = w.org(&["alice"], None).await;
+    for a in org.agents {
+        a.close().await;
+    }
+    org.master.close().await;
+    let mut carol = w.user("carol", Role::Customer).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "my order never came").await.unwrap();
+    let mut master = w.reopen_via(MASTER, Via::Proxy).await;
+    let t = release_by_consent(&w, &mut carol, &mut master, conv, Scope::Full).await;
+    assert_eq!(t.messages.len(), 1);
+    (w, forger, master, carol, conv)
+}
+
+/// Every entry of the relay's log (none withheld from `c`: the test's log is one org's).
+async fn log_of(c: &Client) -> Vec<AuditEntry> {
+    match c
+        .session()
+        .request(Request::GetEntries {
+            from: 0,
+            limit: 200,
+        })
+        .await
+        .unwrap()
+    {
+        Response::Entries {
+            entries, withheld, ..
+        } => {
+            assert!(withheld.is_empty(), "{withheld:?}");
+            entries
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn erasure(keys: &IdentityKeys, conv: ConversationId, reason: &str, at: u64) -> AuditEntry {
+    AuditEntry::sign(
+        keys,
+        AuditEvent::Erasure {
+            conversation: conv,
+            reason: reason.into(),
+        },
+        at,
+    )
+}
+
+/// The relay pretends it no longer has `conv` (to the master), and serves the log `entries`.
+fn gone_with_log(w: &World, forger: &Arc<LogForger>, conv: ConversationId, log: Vec<AuditEntry>) {
+    forger.serve(log);
+    let f = Arc::clone(forger);
+    w.proxy().set_hook(move |ctx, frame| {
+        let asks = matches!(ctx.request,
+            Some(Request::History { conversation, .. }) if *conversation == conv);
+        match frame {
+            Frame::Response { id, .. } if asks && ctx.account == Some(MASTER) => {
+                vec![Frame::Response {
+                    id,
+                    body: Response::error(
+                        ErrorCode::NotFound,
+                        "no such conversation for this account",
+                    ),
+                }]
+            }
+            frame => vec![f.rewrite(ctx, frame)],
+        }
+    });
+}
+
+fn not_genuine(r: Result<sealdesk_client::transcript::ExportFile, ClientError>) -> String {
+    match r {
+        Err(ClientError::ErasureNotGenuine { detail, .. }) => detail,
+        other => panic!("expected ErasureNotGenuine, got {other:?}"),
+    }
+}
+
+/// carol erases the conversation: the master's export says so, naming the entry; the
+/// transcript unlocked before is still there.
+#[tokio::test]
+async fn exporting_an_erased_conversation_names_its_erasure() {
+    let (_w, _forger, mut master, mut carol, conv) = released(9_800).await;
+    carol.erase(&conv).await.unwrap();
+    let log = log_of(&carol).await;
+    let index = log
+        .iter()
+        .position(
+            |e| matches!(e.event, AuditEvent::Erasure { conversation, .. } if conversation == conv),
+        )
+        .unwrap() as u64;
+    let err = master.export_transcript(&conv, false).await.unwrap_err();
+    match &err {
+        ClientError::ConversationErased {
+            conversation,
+            reason,
+            index: at,
+            ..
+        } => {
+            assert_eq!(conversation, &conv.to_string());
+            assert_eq!(*reason, "at the customer's request");
+            assert_eq!(*at, index);
+        }
+        other => panic!("expected ConversationErased, got {other:?}"),
+    }
+    let words = err.to_string();
+    assert!(
+        words.contains(&format!("audit entry #{index}")) && words.contains("transcript show"),
+        "{words}"
+    );
+    assert_eq!(master.transcript(&conv).unwrap().messages.len(), 1);
+}
+
+/// The relay says the conversation is gone and logs "the customer erased it" under its own
+/// key, under a stranger's key, a retention erasure under the customer's key, and an old
+/// statement of the customer's replayed: none is an erasure that holds, each is named. (The
+/// log only grows, as the master's pinned head requires.)
+#[tokio::test]
+async fn a_forged_erasure_does_not_explain_a_missing_conversation() {
+    let (w, forger, mut master, carol, conv) = released(9_810).await;
+    let mut log = log_of(&carol).await;
+    let stranger = Identity::new(9_811, "carol", Role::Customer).keys;
+    let forged = [
+        (
+            erasure(forger.keys(), conv, "customer request", now()),
+            "it claims the customer's request and is not signed by the customer",
+        ),
+        (
+            customer_erasure(&stranger, conv, now()),
+            "it claims the customer's request and is not signed by the customer",
+        ),
+        (
+            erasure(carol.account().keys(), conv, "retention", now()),
+            "it claims the retention period and is not signed by the relay's log key",
+        ),
+        (
+            customer_erasure(carol.account().keys(), conv, 1_000),
+            "it was signed before the conversation was opened",
+        ),
+    ];
+    for (entry, why) in forged {
+        let index = log.len();
+        log.push(entry);
+        gone_with_log(&w, &forger, conv, log.clone());
+        let d = not_genuine(master.export_transcript(&conv, false).await);
+        let said = format!("audit entry #{index} says it was erased, but {why}");
+        assert!(d.contains(&said), "{said} in {d}");
+    }
+}
+
+/// The relay says the conversation is gone, and the log holds a genuine erasure of another
+/// conversation by the same customer: it explains nothing, the relay's `not_found` stands. A
+/// genuine retention erasure under the relay's log key is named as one.
+#[tokio::test]
+async fn an_erasure_of_another_conversation_explains_nothing() {
+    let (w, forger, mut master, carol, conv) = released(9_820).await;
+    let real = log_of(&carol).await;
+    let other = ConversationId::from_bytes(&[0x5a; 16]).unwrap();
+
+    let mut log = real;
+    log.push(customer_erasure(carol.account().keys(), other, now()));
+    gone_with_log(&w, &forger, conv, log.clone());
+    match master.export_transcript(&conv, false).await {
+        Err(ClientError::Relay {
+            code: ErrorCode::NotFound,
+            ..
+        }) => {}
+        other => panic!("expected the relay's not_found, got {other:?}"),
+    }
+
+    let index = log.len() as u64;
+    log.push(erasure(forger.keys(), conv, "retention", now()));
+    gone_with_log(&w, &forger, conv, log);
+    match master.export_transcript(&conv, false).await {
+        Err(ClientError::ConversationErased {
+            reason, index: at, ..
+        }) => {
+            assert_eq!(reason, "at the end of the retention period");
+            assert_eq!(at, index);
+        }
+        other => panic!("expected ConversationErased, got {other:?}"),
+    }
+}
