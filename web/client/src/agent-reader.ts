@@ -144,7 +144,7 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
         customer: info.customer,
         agent: info.agent,
         epochs: new Map(),
-        log: new SyncedConversation(info.conversation, (it) => this.ingest(conv, it), (kind) => new AgentError("bad_answer", kind), new SequenceHoles((epoch) => this.judgeRun(conv, epoch, true), true, { store: this.opts.store, key: AGENT_RECORDS.holes(hex) })),
+        log: new SyncedConversation(info.conversation, (it) => this.ingest(conv, it), (kind) => new AgentError("bad_answer", kind), new SequenceHoles((epoch) => this.judgeRun(conv, epoch, true), true, { store: this.opts.store, key: AGENT_RECORDS.holes(hex) }), (e) => this.fail(e)),
         waiting: [],
         lines: [],
         readByCustomer: 0,

@@ -369,7 +369,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     this.conv = conv;
     this.holes = new SequenceHoles(undefined, false, { store: this.opts.store, key: `${RECORDS.holesPrefix}${toHex(conv.conversation)}` });
     this.holesTold = "";
-    this.synced = new SyncedConversation(conv.conversation, (it) => this.ingest(it, true), (kind) => new CustomerError("bad_answer", kind));
+    this.synced = new SyncedConversation(conv.conversation, (it) => this.ingest(it, true), (kind) => new CustomerError("bad_answer", kind), undefined, (e) => this.fail(e));
   }
 
   /** Connects (and reconnects) to the relay; the policy event follows once it is checked. */

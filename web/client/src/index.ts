@@ -24,6 +24,7 @@ export * from "./summary.js";
 export * from "./notice.js";
 export * from "./notices-witness.js";
 export * from "./member.js";
+export * from "./paging.js";
 export * from "./agent.js";
 export * from "./agent-log.js";
 export * from "./signal.js";

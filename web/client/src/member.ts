@@ -14,6 +14,7 @@
 import { IdentityKeys, ProtocolError, cardFromCbor, cardToCbor, fromCbor, toCbor, type IdentityCard } from "@sealdesk/protocol";
 import type { SequenceHoles } from "./customer-holes.js";
 import type { Push, Sequenced, SkippedRange } from "./frames.js";
+import { Paging, PagingError } from "./paging.js";
 import { QuotaSeen } from "./quota-seen.js";
 import { Connection, SessionError, type ConnectionState, type Session, type SocketFactory } from "./session.js";
 import { RECORDS, type Store } from "./store.js";
@@ -248,6 +249,8 @@ export class SyncedConversation {
      * head are not read.
      */
     readonly holes?: SequenceHoles,
+    /** Told when a sync stops at `MAX_SYNC_PAGES` pages (what was read is kept; the next sync goes on). */
+    private readonly warn?: (e: PagingError) => void,
   ) {}
 
   /** Whether a history sync runs now. */
@@ -290,6 +293,8 @@ export class SyncedConversation {
     if (this.syncing !== null) return this.syncing;
     this.syncing = (async () => {
       await this.holes?.restore();
+      // Bounded (`paging.ts`): to the head the first page names, at most MAX_SYNC_PAGES pages.
+      const paging = new Paging(this.cursor);
       for (;;) {
         const after = this.cursor;
         const r = await s.call({ kind: "history", conversation: this.id, after, limit: HISTORY_PAGE });
@@ -305,7 +310,11 @@ export class SyncedConversation {
         }
         for (; next < runs.length; next++) this.pass(runs[next]);
         if (!r.more && r.head !== undefined) this.holes?.head(r.head);
-        if (!r.more || this.cursor <= after) break;
+        const end = [...r.items.map((it) => it.seq), ...r.skipped.map((run) => run.to)].reduce<number | undefined>((m, x) => (m === undefined || x > m ? x : m), undefined);
+        const step = paging.next(after, end, this.cursor, r.more, r.head);
+        if (step.kind === "after") continue;
+        if (step.kind === "budget") this.warn?.(new PagingError(paging.budgetDetail(this.cursor)));
+        break;
       }
       await this.holes?.flush();
       this.delivered(s);
