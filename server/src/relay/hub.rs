@@ -178,4 +178,15 @@ impl Hub {
             .filter(|o| o.try_push(frame.clone()).is_ok())
             .count()
     }
+
+    /// Pushes an encoded frame to every connection of `who` but connection `skip` (the one
+    /// whose request caused it); returns how many took it.
+    pub fn push_except(&self, who: &SigningPublicKey, frame: &Bytes, skip: u64) -> usize {
+        let targets = self.connections(who);
+        targets
+            .iter()
+            .filter(|o| o.id() != skip)
+            .filter(|o| o.try_push(frame.clone()).is_ok())
+            .count()
+    }
 }

@@ -154,7 +154,7 @@ async fn authenticate(svc: &Service, conn: &mut Connection, source: IpAddr) -> O
         let _ = conn.outbox().finish(AUTH_FAILED).await;
         return None;
     };
-    let account = svc.authenticated(card);
+    let account = svc.authenticated(card, conn.id());
     let registered = matches!(account, Account::Registered(_));
     let welcome = Frame::Welcome(Welcome {
         registered,
@@ -246,7 +246,7 @@ async fn serve(svc: &Arc<Service>, conn: &mut Connection, mut account: Account, 
         // handler's future (the largest of all the requests') would otherwise be part of it.
         let watch = matches!(body, Request::WatchAudit);
         let watch_keys = matches!(body, Request::WatchAgentKeys);
-        let body = Box::pin(svc.handle(&mut account, body)).await;
+        let body = Box::pin(svc.handle(&mut account, conn.id(), body)).await;
         if watch && matches!(body, Response::Ok) {
             svc.hub.watch_audit(conn.outbox());
         }

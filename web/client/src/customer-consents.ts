@@ -12,12 +12,15 @@
  * - **Revoked**: a revocation made elsewhere is an entry of the audit log, learned and proven by
  *   `learnRevocations` (`customer-revocations.ts`). A consent learned late may have been revoked
  *   before: its reading of the log starts again from the first entry.
- * - **When**: the relay pushes a consent item to the org's master only (§13.11), never to the
- *   customer's other devices, so one granted elsewhere arrives with the next read of the
- *   conversation: a pushed item past the cursor, a reconnection, a reload, the consents panel
- *   opened — and each time the log grows (`audit_grew`, asked for with `watch_audit`), when the
- *   history and the log are read again (`ConsentWatch`): a revocation made elsewhere shows at
- *   once, and any grant made before it with it.
+ * - **When**: the relay pushes a consent item to every connection of the customer's account but
+ *   the one that shared it, and to the org's master (§13.11), so one granted on another device
+ *   is pushed here at once and taken as it comes — checked exactly as one read from the history
+ *   (the customer's `ingest` path is the same for both). One this session missed (it was offline,
+ *   or a hostile relay held the push back) arrives with the next read of the conversation: a
+ *   pushed item past the cursor, a reconnection, a reload, the consents panel opened — and each
+ *   time the log grows (`audit_grew`, asked for with `watch_audit`), when the history and the log
+ *   are read again (`ConsentWatch`): a revocation made elsewhere shows at once, and any grant
+ *   made before it with it.
  */
 import { equal, toCbor, toHex, verifyConsent, type ConsentToken } from "@sealdesk/protocol";
 import { consentToCbor } from "./frames.js";

@@ -397,7 +397,8 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
 
   /**
    * Reads what another tab stored: the conversation (if this tab has none yet) and the items
-   * after this tab's cursor (the relay does not push an account's own messages back to it).
+   * after this tab's cursor (the relay pushes what another tab sent to this tab's connection
+   * too, but one that was offline or overtaken catches up here).
    */
   async resync(): Promise<void> {
     if (this.conv === null) {
@@ -790,8 +791,8 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   /**
    * An item this tab stored itself (its message, epoch 0), handled in order as a push is: when
    * it is not the next item after the cursor, the history from the cursor is read first (what
-   * another tab of this account sent is never pushed here, §13.5), then the holes left are
-   * asked for again and told (an item the relay withheld).
+   * another tab of this account sent may not have been pushed here yet, §13.11), then the holes
+   * left are asked for again and told (an item the relay withheld).
    */
   private async ingestOwn(it: Sequenced, s: Session): Promise<void> {
     const synced = this.synced;

@@ -5,10 +5,12 @@
  * made once and from then on only its words and numbers rewritten — "asked N of 3 times" as the
  * requests are made, then "withheld for good" — so a redraw of a run that did not change
  * touches nothing, and one that did keeps its element (what the customer is reading, a
- * screen reader's place). Within issue 20's bounds (`holesDrawn`: at most `HOLES_DRAWN` items,
- * past them one summary line, itself updated in place, its disclosure kept open or shut). A
- * run that closed (its items came after all, shown as lines) or split goes; its pieces are
- * runs of their own.
+ * screen reader's place). A false claim the relay made about a run (that its items are not the
+ * customer's to read: a history page named them `skipped`) is said on the run's own line, and
+ * noted as `data-claimed`, as soon as it is known. Within issue 20's bounds (`holesDrawn`: at
+ * most `HOLES_DRAWN` items, past them one summary line, itself updated in place, its disclosure
+ * kept open or shut). A run that closed (its items came after all, shown as lines) or split
+ * goes; its pieces are runs of their own.
  */
 import { REFETCH_LIMIT, type Hole } from "@sealdesk/client";
 import { customerHoleText, holesDrawn, moreHolesItem, setText, updateMoreHolesItem } from "@sealdesk/client/ui";
@@ -52,6 +54,12 @@ export function wireHoles(log: HTMLOListElement, rows: ReadonlyMap<number, HTMLL
       const state = h.tries >= REFETCH_LIMIT ? "withheld" : "asking";
       if (li.dataset.state !== state) li.dataset.state = state;
       if (li.dataset.tries !== String(h.tries)) li.dataset.tries = String(h.tries);
+      // The relay's false claim about the run, if any: "conversation" (a consent or notice),
+      // else the epoch it named. Said on the line too (`customerHoleText`).
+      const claimed = h.claimed === undefined ? undefined : h.claimed === null ? "conversation" : String(h.claimed);
+      if (claimed === undefined) {
+        if (li.dataset.claimed !== undefined) delete li.dataset.claimed;
+      } else if (li.dataset.claimed !== claimed) li.dataset.claimed = claimed;
       setText(li, customerHoleText(h, org));
       place(h.to, li);
     }

@@ -4,11 +4,12 @@
  * again when the customer's `consents` event says they changed — with where each stands (active, used, expired, revoked — the CLI's words), each named by the day it was
  * issued as everywhere else on the page ("your consent of 2 Dec 2026", with its short id only
  * when another shares the day: `consentName`), and a Revoke button for an active one, which says "revoked" only once the relay's log proves it (and whether the business's
- * trustees have vouched for it yet); "Export my history" (a JSON download of the verified
+ * trustees have vouched for it yet — a revocation not yet witnessed is checked again until it
+ * is, and its confirmation line then says so in place); "Export my history" (a JSON download of the verified
  * history, the CLI's `history --export` shape); "Erase this conversation" (asked twice, then the
  * customer's signed request; the copy here stays readable). Text only (`textContent`).
  */
-import { consentName, dayMonth, type ConsentStatus, type Customer, type KnownConsents } from "@sealdesk/client";
+import { RECHECK_NOTICES_MS, consentName, dayMonth, type ConsentStatus, type Customer, type KnownConsents, type RevokeOutcome } from "@sealdesk/client";
 import { redraw } from "@sealdesk/client/ui";
 
 function byId<T extends HTMLElement>(id: string): T {
@@ -19,10 +20,56 @@ function byId<T extends HTMLElement>(id: string): T {
 
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
+/** The confirmation of a revocation made in this tab, in the customer's words. */
+function revokedText(o: RevokeOutcome): string {
+  if (o.state === "used") return `Not revoked: a trustee already released under this consent (audit log entry #${o.index}); a revocation cannot undo that, so nothing was logged.`;
+  return o.witnessed
+    ? `Revoked (audit log entry #${o.index}), proven in the log and vouched for by the business's key trustees: they will refuse it.`
+    : `Revoked (audit log entry #${o.index}), proven in the log. Not yet witnessed: too few of the business's key trustees have vouched for a log holding it; checked again every ${RECHECK_NOTICES_MS / 1000} s.`;
+}
+
 /** Wires the consent list, export and erase; `changed` is called when sending may have stopped. */
 export function wireRights(customer: Customer, changed: () => void): { refreshConsents: () => void } {
   const list = byId<HTMLUListElement>("consents");
   const status = byId<HTMLParagraphElement>("consent-status");
+  /**
+   * The revocation the status line confirms while it is not yet witnessed: its proof checked
+   * again (nothing logged again, `revokeConsent` of a consent revoked here) every
+   * `RECHECK_NOTICES_MS` until the trustees vouch for a log holding it; the same line then says
+   * so. A newer revocation takes the line (and the timer) over.
+   */
+  let witnessing: ReturnType<typeof setInterval> | null = null;
+  const stopWitnessing = (): void => {
+    if (witnessing !== null) clearInterval(witnessing);
+    witnessing = null;
+  };
+  const confirmRevoked = (id: string, o: RevokeOutcome): void => {
+    stopWitnessing();
+    status.dataset.outcome = o.state;
+    if (o.state === "revoked") {
+      status.dataset.consent = id;
+      status.dataset.witnessed = String(o.witnessed);
+    }
+    status.textContent = revokedText(o);
+    if (o.state !== "revoked" || o.witnessed) return;
+    let checking = false;
+    const timer = setInterval(() => {
+      if (checking) return;
+      checking = true;
+      customer
+        .revokeConsent(id)
+        .then((again) => {
+          // Still this revocation's line: said witnessed once it is (a failed check is tried again).
+          if (witnessing !== timer || again.state !== "revoked" || !again.witnessed) return;
+          stopWitnessing();
+          status.dataset.witnessed = "true";
+          status.textContent = revokedText(again);
+        })
+        .catch(() => undefined)
+        .finally(() => (checking = false));
+    }, RECHECK_NOTICES_MS);
+    witnessing = timer;
+  };
 
   /** One consent's row; `known` holds every consent listed (to tell apart two of one day). */
   const row = (c: ConsentStatus, known: KnownConsents): HTMLLIElement => {
@@ -43,18 +90,13 @@ export function wireRights(customer: Customer, changed: () => void): { refreshCo
       b.setAttribute("aria-label", `Revoke ${name} for “${c.purpose}”`);
       b.addEventListener("click", () => {
         b.disabled = true;
+        stopWitnessing();
+        delete status.dataset.witnessed;
+        delete status.dataset.consent;
         status.textContent = "Revoking: waiting for the audit log to prove it…";
         customer
           .revokeConsent(c.id)
-          .then((o) => {
-            status.dataset.outcome = o.state;
-            status.textContent =
-              o.state === "used"
-                ? `Not revoked: a trustee already released under this consent (audit log entry #${o.index}); a revocation cannot undo that, so nothing was logged.`
-                : o.witnessed
-                  ? `Revoked (audit log entry #${o.index}), proven in the log and vouched for by the business's key trustees: they will refuse it.`
-                  : `Revoked (audit log entry #${o.index}), proven in the log. Not yet witnessed: too few of the business's key trustees have vouched for a log holding it.`;
-          })
+          .then((o) => confirmRevoked(c.id, o))
           .catch((e: unknown) => {
             status.dataset.outcome = "failed";
             status.textContent = `Not revoked: ${message(e)}`;

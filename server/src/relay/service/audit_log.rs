@@ -386,7 +386,7 @@ impl Service {
         }
         relay_fail_point("relay-after-audit-append");
         if let Some((item, audience)) = notice {
-            self.push_item(&item, &audience, &caller.key());
+            self.push_item(&item, &audience, caller.origin());
         }
         Ok(Some(Response::Appended { index, head }))
     }

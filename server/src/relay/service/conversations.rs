@@ -58,6 +58,8 @@ pub(crate) struct Staged {
     item: Sequenced,
     audience: Vec<SigningPublicKey>,
     sender: SigningPublicKey,
+    /// The sending connection: the message's push skips it, not the sender's other ones.
+    origin: super::Origin,
     /// The warning ahead of a stored-bytes quota this message brought near, if any.
     quota: Option<NearQuota>,
 }
@@ -487,7 +489,7 @@ impl Service {
         if self.item_refused(&seq_item, Some(epoch))? {
             return Ok(None);
         }
-        self.push_item(&seq_item, &audience, &caller.key());
+        self.push_item(&seq_item, &audience, caller.origin());
         Ok(Some(Response::stored(seq_item.seq)))
     }
 
@@ -531,7 +533,7 @@ impl Service {
         if self.item_refused(&seq_item, target)? {
             return Ok(None);
         }
-        self.push_item(&seq_item, &[to], &caller.key());
+        self.push_item(&seq_item, &[to], caller.origin());
         Ok(Some(Response::stored(seq_item.seq)))
     }
 
@@ -575,6 +577,7 @@ impl Service {
             item,
             audience,
             sender: caller.key(),
+            origin: caller.origin(),
             quota,
         })
     }
@@ -589,6 +592,7 @@ impl Service {
             item,
             audience,
             sender,
+            origin,
             quota,
         } = staged;
         if let Err(e) = durable.await {
@@ -601,7 +605,7 @@ impl Service {
             Err(refusal) => return refusal.into_response(),
         };
         self.metrics.messages_stored.inc();
-        self.push_item(&item, &audience, &sender);
+        self.push_item(&item, &audience, origin);
         self.metrics
             .ack_latency
             .observe(started.elapsed().as_secs_f64());

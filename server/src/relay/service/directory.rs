@@ -123,8 +123,12 @@ impl Policies {
 
 impl Service {
     /// Registers `card` (its name and keys), or finds it registered already; returns the
-    /// token the account's requests are served with.
-    pub(super) async fn register(&self, card: &IdentityCard) -> Result<Caller, Reject> {
+    /// token the account's requests on connection `connection` are served with.
+    pub(super) async fn register(
+        &self,
+        card: &IdentityCard,
+        connection: u64,
+    ) -> Result<Caller, Reject> {
         let card = card.clone().verify()?;
         {
             let _w = lock(&self.writes)?;
@@ -164,6 +168,7 @@ impl Service {
         info!(role = %card.role, "account registered");
         Ok(Caller {
             card: card.into_card(),
+            connection,
             _registered: (),
         })
     }

@@ -16,7 +16,7 @@ use sealdesk_protocol::{
 use tracing::{info, warn};
 
 use super::{
-    Caller, Reject, Reply, Service,
+    Caller, Origin, Reject, Reply, Service,
     cluster::until_stored,
     dec, enc,
     keys::{CONSENT_INDEX_FILLED, consent_key},
@@ -120,8 +120,10 @@ impl Service {
         if self.item_refused(&item, None)? {
             return Ok(None);
         }
-        self.push_item(&item, &audience, &caller.key());
-        self.push_item(&item, &[master], &caller.key());
+        // To the customer's other connections too (another device or tab of the account
+        // lists it at once), never back to the one that shared it.
+        self.push_item(&item, &audience, caller.origin());
+        self.push_item(&item, &[master], caller.origin());
         Ok(Some(Response::stored(item.seq)))
     }
 
@@ -464,7 +466,7 @@ impl Service {
             return Ok(None);
         }
         match closed {
-            Some(c) => self.announce_close(&policy, c, &self.keys.signing_public()),
+            Some(c) => self.announce_close(&policy, c, Origin::relay(self.keys.signing_public())),
             None => self.notify_ticket(&policy, &st),
         }
         Ok(Some(Response::Ok))

@@ -154,6 +154,10 @@ fn reject<T>(code: ErrorCode, msg: impl Into<String>) -> Result<T, Reject> {
 pub(crate) struct Caller {
     /// The account's card, as registered.
     pub card: IdentityCard,
+    /// The connection the account's requests come in on ([`crate::connection::Connection::id`]):
+    /// the item pushes a request causes skip it, not the account's other connections
+    /// ([`Service::push_item`]).
+    connection: u64,
     /// Keeps construction inside the service.
     _registered: (),
 }
@@ -161,6 +165,37 @@ pub(crate) struct Caller {
 impl Caller {
     fn key(&self) -> SigningPublicKey {
         self.card.signing_key
+    }
+
+    /// Where the item pushes this caller's requests cause come from ([`Service::push_item`]).
+    fn origin(&self) -> Origin {
+        Origin {
+            key: self.key(),
+            connection: Some(self.connection),
+        }
+    }
+}
+
+/// Who caused an item push: the pushed item skips the one connection whose request caused it
+/// (that connection learns the outcome from its response), never the account's other
+/// connections — another device or tab of the account gets the item at once.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Origin {
+    /// The account whose request caused the push (the relay's own key for a retention sweep
+    /// or an expiry).
+    key: SigningPublicKey,
+    /// The connection it came in on; `None` when the relay itself caused the push.
+    connection: Option<u64>,
+}
+
+impl Origin {
+    /// A push the relay causes itself (a retention sweep, an expiry): every connection of the
+    /// audience gets it.
+    fn relay(key: SigningPublicKey) -> Self {
+        Self {
+            key,
+            connection: None,
+        }
     }
 }
 
@@ -318,10 +353,11 @@ impl Service {
     /// same card is stored under its key. A storage error while looking it up counts as not
     /// registered: the session may still register (which reads again), and is refused
     /// everything else.
-    pub fn authenticated(&self, card: IdentityCard) -> Account {
+    pub fn authenticated(&self, card: IdentityCard, connection: u64) -> Account {
         match self.card_by_key(&card.signing_key) {
             Ok(Some(stored)) if stored == card => Account::Registered(Caller {
                 card,
+                connection,
                 _registered: (),
             }),
             _ => Account::Unregistered(card),
@@ -330,10 +366,11 @@ impl Service {
 
     /// Serves one request other than a registered account's `Send` (the session stages
     /// those itself, see [`Self::stage_send`]). `Register` moves an unregistered account on;
-    /// anything else from one but `get_recovery` and `get_policy` is refused.
-    pub async fn handle(&self, account: &mut Account, req: Request) -> Response {
+    /// anything else from one but `get_recovery` and `get_policy` is refused. `connection` is
+    /// the session's connection id (the pushes its requests cause skip it).
+    pub async fn handle(&self, account: &mut Account, connection: u64, req: Request) -> Response {
         let result = if matches!(req, Request::Register) {
-            match self.register(account.card()).await {
+            match self.register(account.card(), connection).await {
                 Ok(caller) => {
                     *account = Account::Registered(caller);
                     Ok(Response::Ok)
@@ -468,12 +505,11 @@ impl Service {
         }
     }
 
-    fn push_item(
-        &self,
-        item: &Sequenced,
-        audience: &[SigningPublicKey],
-        sender: &SigningPublicKey,
-    ) {
+    /// Pushes `item`, durable, to every connection of `audience` on this node but the one
+    /// whose request caused it (`origin`, answered by its response): the account's other
+    /// connections (its other devices and tabs) get it too (PROTOCOL.md §13.11). In a cluster
+    /// the other nodes push it from their cursors ([`cluster`]).
+    fn push_item(&self, item: &Sequenced, audience: &[SigningPublicKey], origin: Origin) {
         // Only ever called once the item's write is durable: from here on it may be served.
         let _ = self.convs.mark_durable(&item.conversation, item.seq);
         // In a cluster, unless a read from the cursor pushed it already.
@@ -491,9 +527,10 @@ impl Service {
         };
         let bytes = Bytes::from(bytes);
         for who in audience {
-            if who != sender {
-                self.hub.push(who, &bytes);
-            }
+            match origin.connection {
+                Some(skip) if *who == origin.key => self.hub.push_except(who, &bytes, skip),
+                _ => self.hub.push(who, &bytes),
+            };
         }
     }
 }

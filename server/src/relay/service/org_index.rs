@@ -302,7 +302,7 @@ mod tests {
     }
 
     async fn register(relay: &Relay, who: &Party) -> Caller {
-        relay.svc.register(who.card.card()).await.unwrap()
+        relay.svc.register(who.card.card(), 0).await.unwrap()
     }
 
     /// Publishes org `name` (master `master`) and certifies `agents` in it, through the

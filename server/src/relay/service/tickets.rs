@@ -8,7 +8,6 @@
 use sealdesk_protocol::{
     audit::{AuditEntry, AuditEvent},
     ids::TokenId,
-    keys::SigningPublicKey,
     policy::VerifiedPolicy,
     release::{ClosedBecause, DisputeClose, Justification, ReleaseRequest},
     wire::{ErrorCode, Response, TicketClosed, TicketState},
@@ -16,7 +15,8 @@ use sealdesk_protocol::{
 use tracing::info;
 
 use super::{
-    Caller, Reject, Reply, Service, cluster::until_stored, enc, lock, reject, table::Appended,
+    Caller, Origin, Reject, Reply, Service, cluster::until_stored, enc, lock, reject,
+    table::Appended,
 };
 use crate::store::{Batch, Collection};
 
@@ -56,7 +56,7 @@ impl Service {
             if self.close_refused(&closed)? {
                 return Ok(None);
             }
-            self.announce_close(&policy, closed, &caller.key());
+            self.announce_close(&policy, closed, caller.origin());
             Ok(Some(Response::Ok))
         })
         .await
@@ -138,14 +138,9 @@ impl Service {
 
     /// Once a close is durable: the notice to the conversation, the closed ticket to the
     /// arbiters and the master.
-    pub(super) fn announce_close(
-        &self,
-        policy: &VerifiedPolicy,
-        closed: Closed,
-        sender: &SigningPublicKey,
-    ) {
+    pub(super) fn announce_close(&self, policy: &VerifiedPolicy, closed: Closed, origin: Origin) {
         if let Some((item, audience)) = &closed.notice {
-            self.push_item(item, audience, sender);
+            self.push_item(item, audience, origin);
         }
         self.notify_ticket(policy, &closed.state);
     }
@@ -199,7 +194,7 @@ impl Service {
             if self.close_refused(&closed)? {
                 return Ok(None);
             }
-            self.announce_close(&policy, closed, &self.keys.signing_public());
+            self.announce_close(&policy, closed, Origin::relay(self.keys.signing_public()));
             Ok(Some(()))
         })
         .await

@@ -87,7 +87,10 @@ export function moreHolesText(m: MoreHoles, audience: HolesAudience): string {
   const runs = m.runs === 1 ? "1 more run of items" : `${m.runs} more runs of items`;
   const where = `${m.items === 1 ? "1 item" : `${m.items} items`} in all, #${m.from} to #${m.to}`;
   if (audience.kind === "customer") {
-    return `The relay withheld ${runs} (${where}) in this conversation — it may be hiding parts of it. Something may be missing here; ask ${audience.org} if in doubt.`;
+    const said = `The relay withheld ${runs} (${where}) in this conversation — it may be hiding parts of it.`;
+    if (m.claimed === 0) return `${said} Something may be missing here; ask ${audience.org} if in doubt.`;
+    const which = m.claimed === 1 ? (m.runs === 1 ? "it" : "1 of these runs") : m.claimed === m.runs ? "all of these runs" : `${m.claimed} of these runs`;
+    return `${said} It claims ${which} ${m.claimed === 1 ? "holds" : "hold"} only items you may not read, which is false: everything in your own conversation is yours to read. Tell ${audience.org}.`;
   }
   const asked = m.runs - m.givenUp;
   const them = m.runs === 1 ? "it" : "them";
@@ -110,23 +113,46 @@ export function moreHolesText(m: MoreHoles, audience: HolesAudience): string {
  * One run on a line of its own, in the customer's words (the widget), with the requests made for
  * it: "Item #7 has not arrived: asking the relay again (asked 1 of 3 times)." while it is asked
  * for; once given up, "Item #7 was not delivered: the relay withheld it for good (asked 3
- * times). Something may be missing here; ask ORG if in doubt." The agent's words are
- * `withheldText`.
+ * times). Something may be missing here; ask ORG if in doubt." When the relay made a false claim
+ * about the run (`Hole.claimed`: a history page named it as items this customer may not read,
+ * and a customer may read every item of her conversation), the line says so in place of "if in
+ * doubt" — what the relay claimed, that it is false, and whom to tell (`customerClaimText`). The
+ * agent's words are `withheldText`.
  */
 export function customerHoleText(h: Hole, org: string): string {
   const one = h.from === h.to;
   if (h.tries < REFETCH_LIMIT) {
     const what = one ? `Item #${h.from} has` : `Items #${h.from} to #${h.to} have`;
-    return `${what} not arrived: asking the relay again (asked ${h.tries} of ${REFETCH_LIMIT} times).`;
+    const said = `${what} not arrived: asking the relay again (asked ${h.tries} of ${REFETCH_LIMIT} times).`;
+    return h.claimed === undefined ? said : `${said} ${customerClaimText(h, org)}`;
   }
   const what = one ? `Item #${h.from} was` : `Items #${h.from} to #${h.to} were`;
-  return `${what} not delivered: the relay withheld ${one ? "it" : "them"} for good (asked ${h.tries} times). Something may be missing here; ask ${org} if in doubt.`;
+  const said = `${what} not delivered: the relay withheld ${one ? "it" : "them"} for good (asked ${h.tries} times).`;
+  return h.claimed === undefined ? `${said} Something may be missing here; ask ${org} if in doubt.` : `${said} ${customerClaimText(h, org)}`;
+}
+
+/**
+ * The relay's false claim about run `h` (`Hole.claimed`), in the customer's words: items of a
+ * part of the chat she was not in (an epoch, `claimed` its number), or a consent or notice
+ * meant for someone else (conversation-level, `claimed` null) — false either way, since the
+ * customer is in every epoch of her conversation and its consents and notices are hers. Empty
+ * when the relay claimed nothing.
+ */
+export function customerClaimText(h: Hole, org: string): string {
+  if (h.claimed === undefined) return "";
+  const one = h.from === h.to;
+  const what =
+    h.claimed === null
+      ? `${one ? "is a consent or a notice" : "are consents or notices"} meant for someone else`
+      : `${one ? "belongs" : "belong"} to a part of this chat you were not in`;
+  return `The relay claims ${one ? "it" : "they"} ${what}, which is false: you may read everything in your own conversation. Tell ${org}.`;
 }
 
 /** A run in the summary's list, in `audience`'s words. */
 export function listedHoleText(h: Hole, audience: HolesAudience): string {
   if (audience.kind === "agent") return withheldText(h);
-  return h.from === h.to ? `Item #${h.from}` : `Items #${h.from} to #${h.to} (${h.to - h.from + 1} items)`;
+  const run = h.from === h.to ? `Item #${h.from}` : `Items #${h.from} to #${h.to} (${h.to - h.from + 1} items)`;
+  return h.claimed === undefined ? run : `${run}: the relay's claim about ${h.from === h.to ? "it" : "them"} is false`;
 }
 
 /**

@@ -16,7 +16,7 @@ import { TO_CUSTOMER, noticeSigner, noticeText, type Notice, type NoticeAudience
 import { unconfirmedBody } from "./releases.js";
 
 export { redraw, replaceItem } from "./redraw.js";
-export { HOLES_DRAWN, HOLES_LISTED, customerHoleText, holesDrawn, listedHoleText, moreHolesItem, moreHolesText, setText, updateMoreHolesItem, type HolesAudience, type HolesDrawn, type MoreHoles } from "./holes.js";
+export { HOLES_DRAWN, HOLES_LISTED, customerClaimText, customerHoleText, holesDrawn, listedHoleText, moreHolesItem, moreHolesText, setText, updateMoreHolesItem, type HolesAudience, type HolesDrawn, type MoreHoles } from "./holes.js";
 export { UNCONFIRMED, joinsOpening, openingBasis, releaseItem, unconfirmedBody, type ReleaseShare, type TrusteeCount } from "./releases.js";
 
 /** The element `#id`. */

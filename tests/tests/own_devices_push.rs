@@ -1,0 +1,154 @@
+//! Item pushes reach the account's other connections (PROTOCOL.md §13.11): what a customer
+//! shares or sends on one device — a consent, a message, an epoch record — is pushed at once to
+//! her other devices and tabs, on the same node and, in a cluster, on another node; the
+//! connection that made the request is not pushed its own item (its response answered it).
+//!
+//! Before, the relay left out the whole sending account, so a consent granted in the CLI reached
+//! an open widget of the same account only at its next read of the conversation.
+//!
+//! The cluster case is skipped, loudly, only when the machine has no PostgreSQL binaries (CI
+//! installs them: `.ci/run`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use sealdesk_protocol::{
+    ids::ConversationId,
+    wire::{Item, Push, Request, Sequenced},
+};
+use sealdesk_tests::{Chat, Org, RawClient, cluster, consent::full_consent, spawn_relay};
+
+/// The item pushed to `c` at sequence number `seq` of conversation `id`.
+async fn pushed(c: &mut RawClient, what: &str, id: ConversationId, seq: u64) -> Sequenced {
+    c.expect_push(what, |p| match p {
+        Push::Item(s) if s.conversation == id && s.seq == seq => Some(s.clone()),
+        _ => None,
+    })
+    .await
+}
+
+/// `c` is pushed no item at sequence number `seq` of conversation `id`.
+async fn not_pushed(c: &mut RawClient, what: &str, id: ConversationId, seq: u64) {
+    c.expect_no_push(
+        what,
+        |p| matches!(p, Push::Item(s) if s.conversation == id && s.seq == seq),
+    )
+    .await;
+}
+
+/// The customer of `org` shares a consent for `chat` on `sharing`: `other` (the same account on
+/// another connection) is pushed it, and the master too.
+async fn consent_reaches_the_other_device(
+    org: &Org,
+    chat: &Chat,
+    sharing: &mut RawClient,
+    other: &mut RawClient,
+    master: &mut RawClient,
+    seed: u64,
+) -> u64 {
+    let customer = &org.customers[chat.customer];
+    let token = full_consent(org, customer, chat.id, seed);
+    let seq = sharing.stored(Request::ShareConsent(token.clone())).await;
+    let item = pushed(
+        other,
+        "the consent on the account's other device",
+        chat.id,
+        seq,
+    )
+    .await;
+    match &item.item {
+        Item::Consent(t) => assert_eq!(t.id, token.id, "the consent shared is the one pushed"),
+        other => panic!("expected the consent item, got {other:?}"),
+    }
+    let to_master = pushed(master, "the consent to the org's master", chat.id, seq).await;
+    assert!(matches!(to_master.item, Item::Consent(_)));
+    seq
+}
+
+#[tokio::test]
+async fn what_a_customer_shares_or_sends_reaches_her_other_devices_not_the_one_that_sent_it() {
+    let (relay, _dir) = spawn_relay().await;
+    let url = relay.ws_url();
+    let org = Org::setup(&url, 71, "acme", 1, 2).await;
+    let (customer, stranger) = (&org.customers[0], &org.customers[1]);
+    let mut sharing = RawClient::login(&url, customer).await;
+    let mut other = RawClient::login(&url, customer).await;
+    let mut master = RawClient::login(&url, &org.master).await;
+    let mut agent = RawClient::login(&url, &org.agents[0]).await;
+    let mut outsider = RawClient::login(&url, stranger).await;
+
+    // Epoch 0, stored on one device: the other device and the agent are pushed it.
+    let chat = org.start_chat(&mut sharing, 0, 710).await;
+    pushed(
+        &mut other,
+        "epoch 0 on the other device",
+        chat.id,
+        chat.epoch_seq,
+    )
+    .await;
+    pushed(&mut agent, "epoch 0 to the agent", chat.id, chat.epoch_seq).await;
+
+    // A consent: to the other device and the master at once, without a read.
+    let consent =
+        consent_reaches_the_other_device(&org, &chat, &mut sharing, &mut other, &mut master, 711)
+            .await;
+    // A message: to the other device and the agent.
+    let message = sharing
+        .stored(Request::Send(chat.seal(customer, 1, "from my phone")))
+        .await;
+    let item = pushed(
+        &mut other,
+        "the message on the other device",
+        chat.id,
+        message,
+    )
+    .await;
+    assert!(matches!(&item.item, Item::Message(env) if env.header.sender == customer.key()));
+    pushed(&mut agent, "the message to the agent", chat.id, message).await;
+
+    // The connection that made each request learnt it from its response: nothing pushed back.
+    for seq in [chat.epoch_seq, consent, message] {
+        not_pushed(
+            &mut sharing,
+            "an item back to the connection that made it",
+            chat.id,
+            seq,
+        )
+        .await;
+    }
+    // The agent is not pushed the consent (the master is), and another customer nothing.
+    not_pushed(&mut agent, "the consent to the agent", chat.id, consent).await;
+    for seq in [chat.epoch_seq, consent, message] {
+        not_pushed(&mut outsider, "an item to another customer", chat.id, seq).await;
+    }
+
+    // What the other device makes reaches the first one, the same way.
+    let reply = other
+        .stored(Request::Send(chat.seal(customer, 2, "and from my laptop")))
+        .await;
+    pushed(&mut sharing, "the other device's message", chat.id, reply).await;
+    not_pushed(&mut other, "its own message back", chat.id, reply).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consent_and_a_message_reach_the_customers_device_on_another_node() {
+    let Some((db, keys)) = cluster::database("own_devices_push") else {
+        return;
+    };
+    let key = keys.path().join("log.key");
+    let a = cluster::node(&db, &key, true);
+    let b = cluster::node(&db, &key, true);
+    let org = Org::setup(&a.url, 72, "acme", 1, 1).await;
+    let customer = &org.customers[0];
+    let mut on_a = RawClient::login(&a.url, customer).await;
+    let mut on_b = RawClient::login(&b.url, customer).await;
+    let mut master = RawClient::login(&a.url, &org.master).await;
+
+    let chat = org.start_chat(&mut on_a, 0, 720).await;
+    pushed(&mut on_b, "epoch 0 on node B", chat.id, chat.epoch_seq).await;
+    consent_reaches_the_other_device(&org, &chat, &mut on_a, &mut on_b, &mut master, 721).await;
+    let message = on_a
+        .stored(Request::Send(chat.seal(customer, 1, "sent through node A")))
+        .await;
+    let item = pushed(&mut on_b, "the message on node B", chat.id, message).await;
+    assert!(matches!(&item.item, Item::Message(env) if env.header.sender == customer.key()));
+}
