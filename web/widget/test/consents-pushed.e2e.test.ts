@@ -4,7 +4,7 @@
  * item to every connection of the customer's account but the one that shared it (PROTOCOL
  * §13.11), so the CLI's grant is listed while the page stays open with no reload, no click and
  * no other event: a grant logs nothing, so no `audit_grew` comes to trigger a read, and the
- * page's WebSocket (passed through `routeWebSocket`) is seen to carry the consent as a push.
+ * page's WebSocket (passed through `relayInTheMiddle`) is seen to carry the consent as a push.
  *
  * Pushed items are checked as read ones are (`customer-consents.ts`'s `takeConsentItem`): a
  * hostile relay that alters one pushed consent and replaces another with one a stranger signed
@@ -13,14 +13,12 @@
  */
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { IdentityKeys, consentSignedBytes, decodeFrame, encodeFrame, type CborValue } from "@sealdesk/protocol";
+import { IdentityKeys, consentSignedBytes } from "@sealdesk/protocol";
 import { consentFromCbor, consentToCbor } from "@sealdesk/client";
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
-import { chromiumSuite, launch, watchPage } from "../../client/test/chromium.js";
+import { chromiumSuite, launch, relayInTheMiddle, watchPage, type Frame } from "../../client/test/chromium.js";
 import { cli } from "../../client/test/relay.js";
-
-type Frame = { [k: string]: CborValue };
 
 describe("a consent granted on another device, pushed to the open widget (Chromium)", () => {
   const s = chromiumSuite("widget-consents-pushed", { viewport: { width: 420, height: 760 } });
@@ -70,18 +68,13 @@ describe("a consent granted on another device, pushed to the open widget (Chromi
     watchPage(page, s.problems);
     /** What the relay sent the page, in order: consent pushes by purpose, and every `audit_grew`. */
     const seen: string[] = [];
-    await page.routeWebSocket(/\/v1\/ws$/, (ws) => {
-      const server = ws.connectToServer();
-      ws.onMessage((m) => server.send(m));
-      server.onMessage((m) => {
-        if (typeof m !== "string") {
-          const frame = decodeFrame(new Uint8Array(m)) as Frame;
-          const item = pushedConsent(frame);
-          if (item?.consent !== undefined) seen.push(`consent pushed: ${consentFromCbor(item.consent).purpose}`);
-          if ((frame.push as Frame | undefined)?.audit_grew !== undefined) seen.push("audit_grew");
-        }
-        ws.send(m);
-      });
+    await relayInTheMiddle(page, {
+      toPage: (frame) => {
+        const item = pushedConsent(frame);
+        if (item?.consent !== undefined) seen.push(`consent pushed: ${consentFromCbor(item.consent).purpose}`);
+        if ((frame.push as Frame | undefined)?.audit_grew !== undefined) seen.push("audit_grew");
+        return frame;
+      },
     });
     await recoverThere(page, "jane", jane.code, jane.id);
     await expect.poll(() => listed(page), { timeout: 20_000 }).toEqual({});
@@ -128,19 +121,14 @@ describe("a consent granted on another device, pushed to the open widget (Chromi
       }
       return false;
     };
-    await page.routeWebSocket(/\/v1\/ws$/, (ws) => {
-      const server = ws.connectToServer();
-      ws.onMessage((m) => server.send(m));
-      server.onMessage((m) => {
-        if (typeof m === "string") return ws.send(m);
-        const frame = decodeFrame(new Uint8Array(m)) as Frame;
+    await relayInTheMiddle(page, {
+      toPage: (frame) => {
         // Forged where it is pushed, and in any history page that serves it again.
-        let changed = forge(pushedConsent(frame));
-        if (changed) forgedPushes += 1;
+        if (forge(pushedConsent(frame))) forgedPushes += 1;
         const items = ((frame.response as Frame | undefined)?.body as Frame | undefined)?.items as Frame | undefined;
-        for (const it of Array.isArray(items?.items) ? (items.items as Frame[]) : []) changed = forge(it.item as Frame) || changed;
-        ws.send(changed ? Buffer.from(encodeFrame(frame as CborValue)) : m);
-      });
+        for (const it of Array.isArray(items?.items) ? (items.items as Frame[]) : []) forge(it.item as Frame);
+        return frame;
+      },
     });
     await recoverThere(page, "kate", kate.code, kate.id);
     await expect.poll(() => listed(page), { timeout: 20_000 }).toEqual({});

@@ -1,7 +1,7 @@
 /**
  * The relay's false claim about a withheld run, said on the run's own line in the widget
  * (Chromium; PROTOCOL §13.10, issue 20). The page's WebSocket passes through a hostile relay
- * (`routeWebSocket`) that withholds one of the agent's messages from its push and from every
+ * (`relayInTheMiddle`) that withholds one of the agent's messages from its push and from every
  * history page. The widget shows the hole and asks for it again; from then on the relay's
  * history pages name the number as `skipped` — items of epoch 0 that this customer may not
  * read, which is false (a customer is in every epoch of her conversation). The same line, the
@@ -9,13 +9,10 @@
  * withheld with a claim from the start, this time that it is a consent or notice meant for
  * someone else: its line says that as soon as the first request for it is answered.
  */
-import { decodeFrame, encodeFrame, type CborValue } from "@sealdesk/protocol";
 import { customerHoleText } from "@sealdesk/client/ui";
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
-import { chromiumSuite, watchPage } from "../../client/test/chromium.js";
-
-type Frame = { [k: string]: CborValue };
+import { chromiumSuite, relayInTheMiddle, watchPage, type Frame } from "../../client/test/chromium.js";
 
 declare global {
   interface Window {
@@ -62,17 +59,13 @@ describe("the relay's false claim about a withheld run, on its line in the widge
     let withholdNext: { claim: number | null | undefined } | null = null;
     /** The numbers withheld, each with the claim history pages make about it (undefined: none yet). */
     const withheld = new Map<number, number | null | undefined>();
-    await page.routeWebSocket(/\/v1\/ws$/, (ws) => {
-      const server = ws.connectToServer();
-      ws.onMessage((m) => server.send(m));
-      server.onMessage((m) => {
-        if (typeof m === "string") return ws.send(m);
-        const frame = decodeFrame(new Uint8Array(m)) as Frame;
+    await relayInTheMiddle(page, {
+      toPage: (frame) => {
         const pushed = (frame.push as Frame | undefined)?.item as Frame | undefined;
         if (typeof pushed?.seq === "number" && (withholdNext !== null || withheld.has(pushed.seq))) {
           if (withholdNext !== null) withheld.set(pushed.seq, withholdNext.claim);
           withholdNext = null;
-          return;
+          return [];
         }
         const items = ((frame.response as Frame | undefined)?.body as Frame | undefined)?.items as Frame | undefined;
         if (items !== undefined && Array.isArray(items.items)) {
@@ -85,11 +78,9 @@ describe("the relay's false claim about a withheld run, on its line in the widge
           }
           items.items = served.filter((it) => !withheld.has(it.seq as number));
           if (skipped.length > 0) items.skipped = [...((items.skipped as Frame[] | undefined) ?? []), ...skipped];
-          ws.send(Buffer.from(encodeFrame(frame as CborValue)));
-          return;
         }
-        ws.send(m);
-      });
+        return frame;
+      },
     });
     await page.goto(`${s.relay.origin}/?org=${s.org.org}&fp=${encodeURIComponent(s.org.fingerprint)}`);
     await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 30_000 }).toBe("online");
