@@ -1,4 +1,5 @@
-//! The audit log of a cluster node never drifts from the shared store (issue 24).
+//! The audit log of a cluster node never drifts from the shared store, and its growth reaches
+//! the sessions watching it on every node (issue 24).
 //!
 //! A node keeps the log's leaf hashes in memory and serves tree heads and proofs from them. An
 //! entry appended with a notice in a conversation is staged with the next batch, and the
@@ -10,6 +11,10 @@
 //! a leaf the store does not hold, with the top leaf (its second entry, stored) matching the
 //! store's.
 //!
+//! A session on node B that asked `watch_audit` is told `audit_grew` for an entry appended
+//! through node A (committed at once, or staged with its notice), with the size of the log B
+//! then serves; a session on B that did not ask is told nothing.
+//!
 //! Skipped, loudly, only when the machine has no PostgreSQL binaries (CI installs them).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -17,11 +22,11 @@
 use sealdesk_protocol::{
     audit::{AuditEntry, AuditEvent, SignedTreeHead},
     merkle,
-    wire::{Request, Response},
+    wire::{Push, Request, Response},
 };
 use sealdesk_tests::{
     Org, RawClient,
-    cluster::{database as cluster_db, slow_and_quick},
+    cluster::{database as cluster_db, node, slow_and_quick},
     consent::release_entry,
     eventually, now,
 };
@@ -178,5 +183,60 @@ async fn a_refused_entry_under_a_stored_one_never_stays_in_a_nodes_log() {
     {
         Response::Inclusion(p) => p.verify(&release, &from_a).unwrap(),
         other => panic!("expected an inclusion proof, got {other:?}"),
+    }
+}
+
+/// A session watching the audit log on node B is told of the entries appended through node A —
+/// a policy change (committed at once) and a release entry (staged with its notice, committed
+/// with the next batch) — with the size of the log B then serves; another session on B, of the
+/// same account, that did not ask `watch_audit` is told nothing. Before, only the sessions on
+/// the node that appended were told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_on_another_node_is_told_the_log_grew() {
+    let Some((db, keys)) = cluster_db("auditgrew") else {
+        return;
+    };
+    let key = keys.path().join("log.key");
+    let a = node(&db, &key, true);
+    let b = node(&db, &key, true);
+    let org = Org::setup(&a.url, 2460, "growco", 1, 1).await;
+    let mut customer = RawClient::login(&a.url, &org.customers[0]).await;
+    let chat = org.start_chat(&mut customer, 0, 2461).await;
+    let mut watcher = RawClient::login(&b.url, &org.agents[0]).await;
+    watcher.ok(Request::WatchAudit).await;
+    let mut not_asking = RawClient::login(&b.url, &org.agents[0]).await;
+    let mut reader_b = RawClient::login(&b.url, &org.master).await;
+    let mut master_a = RawClient::login(&a.url, &org.master).await;
+    let mut trustee_a = RawClient::login(&a.url, &org.trustees[0]).await;
+
+    let release = release_entry(&org, chat.id, [26; 32], 2462);
+    for (what, appender, entry) in [
+        ("a policy change", &mut master_a, policy_entry(&org, 9)),
+        ("a release entry with its notice", &mut trustee_a, release),
+    ] {
+        let appended = match appender.request(Request::AppendAudit(entry)).await {
+            Response::Appended { head, .. } => head,
+            other => panic!("{what} through node A: {other:?}"),
+        };
+        // Told on node B; an earlier append's push (the org's set-up) may come first, smaller.
+        let told = watcher
+            .expect_push(&format!("audit_grew on node B for {what}"), |p| match p {
+                Push::AuditGrew { size } if *size >= appended.size => Some(*size),
+                _ => None,
+            })
+            .await;
+        assert_eq!(told, appended.size, "{what}: the size the entry made");
+        // The head node B serves at once is that size, and the one node A signed.
+        let served = head(&mut reader_b).await;
+        assert_eq!(
+            (served.size, served.root),
+            (appended.size, appended.root),
+            "{what}: node B serves the log it told of"
+        );
+        not_asking
+            .expect_no_push("audit_grew without watch_audit", |p| {
+                matches!(p, Push::AuditGrew { .. })
+            })
+            .await;
     }
 }
