@@ -16,8 +16,13 @@
 //! **Invariant:** [`GroupCommit::durable`] resolves only after a flush that *started after* the
 //! call began. The committer takes a request off the queue before it starts the flush that
 //! answers it, and requests that arrive during a flush wait for the next one.
+//!
+//! Tests that need a node's commit held while other nodes act (cluster races) close a
+//! [commit gate](COMMIT_GATE_ENV) rather than give the node a long commit delay: the race then
+//! happens by construction, whatever the machine's load.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
@@ -27,6 +32,19 @@ use tracing::{debug, warn};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::store::Store;
+
+/// **Test-only**: when this variable names a file, the committer holds every flush that would
+/// start while that file exists, until it is removed: a commit gate that a test closes
+/// (creates the file) before the request whose commit it wants held, and opens (removes it)
+/// once it has done what must happen before that commit (another cluster node taking the same
+/// index or number). Only the group commit's flushes are held; a write committed at once
+/// (`Store::flush` called by the engine's own conditional writes) is not. Read once when the
+/// committer starts. Never set it in production: a gate left closed stops every
+/// acknowledgement.
+pub const COMMIT_GATE_ENV: &str = "SEALDESK_TEST_COMMIT_GATE";
+
+/// How often a held committer looks at the [commit gate](COMMIT_GATE_ENV).
+const GATE_POLL: Duration = Duration::from_millis(5);
 
 /// One writer waiting for a flush.
 struct Waiter {
@@ -76,6 +94,22 @@ impl GroupCommit {
         max_delay: Duration,
         metrics: Arc<Metrics>,
     ) -> Result<(Self, Committer)> {
+        let gate = std::env::var_os(COMMIT_GATE_ENV).map(PathBuf::from);
+        if let Some(path) = &gate {
+            warn!(path = %path.display(),
+                "commit gate set (test only): flushes wait while this file exists");
+        }
+        Self::spawn_gated(store, max_batch, max_delay, gate, metrics)
+    }
+
+    /// [`Self::spawn`] with the [commit gate](COMMIT_GATE_ENV) `gate` (a file path), or none.
+    fn spawn_gated(
+        store: Arc<dyn Store>,
+        max_batch: usize,
+        max_delay: Duration,
+        gate: Option<PathBuf>,
+        metrics: Arc<Metrics>,
+    ) -> Result<(Self, Committer)> {
         let max_batch = max_batch.max(1);
         let (requests, rx) = mpsc::channel();
         let room = Arc::new(Semaphore::new(max_batch.saturating_mul(2)));
@@ -84,7 +118,14 @@ impl GroupCommit {
             std::thread::Builder::new()
                 .name("sealdesk-commit".into())
                 .spawn(move || {
-                    committer(&*store, &rx, max_batch, max_delay, &metrics);
+                    committer(
+                        &*store,
+                        &rx,
+                        max_batch,
+                        max_delay,
+                        gate.as_deref(),
+                        &metrics,
+                    );
                     room.close();
                 })
                 .map_err(|e| {
@@ -177,13 +218,14 @@ impl Committer {
     }
 }
 
-/// The committer thread: gathers a batch, flushes, answers, until stopped or every handle is
-/// gone.
+/// The committer thread: gathers a batch, flushes (once the [commit gate](COMMIT_GATE_ENV), if
+/// any, is open), answers, until stopped or every handle is gone.
 fn committer(
     store: &dyn Store,
     rx: &mpsc::Receiver<Request>,
     max_batch: usize,
     max_delay: Duration,
+    gate: Option<&Path>,
     metrics: &Metrics,
 ) {
     let mut batch: Vec<Waiter> = Vec::with_capacity(max_batch);
@@ -216,6 +258,9 @@ fn committer(
             }
         }
 
+        if let Some(gate) = gate {
+            wait_for_gate(gate);
+        }
         let size = batch.len();
         let started = Instant::now();
         // A panicking engine must not take the committer (and every later write) with it.
@@ -248,6 +293,18 @@ fn committer(
             let _ = answer.send(result.clone());
         }
     }
+}
+
+/// Blocks while the [commit gate](COMMIT_GATE_ENV) file `gate` exists (test only).
+fn wait_for_gate(gate: &Path) {
+    if !gate.exists() {
+        return;
+    }
+    debug!("a flush held at the commit gate (test only)");
+    while gate.exists() {
+        std::thread::sleep(GATE_POLL);
+    }
+    debug!("the commit gate opened (test only)");
 }
 
 #[cfg(test)]
@@ -503,6 +560,41 @@ mod tests {
             .await
             .expect("it does not wait for room that never comes");
         assert_eq!(late, Err(Error::CommitStopped));
+    }
+
+    /// A flush that would start while the gate file exists waits until it is removed; the
+    /// writer is answered after that flush, and later flushes go through at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_closed_commit_gate_holds_the_flush_until_it_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let gate = dir.path().join("gate");
+        std::fs::write(&gate, b"closed").unwrap();
+        let store = Arc::new(MemoryStore::new());
+        let (commit, _committer) = GroupCommit::spawn_gated(
+            store.clone(),
+            8,
+            Duration::ZERO,
+            Some(gate.clone()),
+            Arc::new(Metrics::new()),
+        )
+        .unwrap();
+        let mut held = Box::pin(commit.durable());
+        // A quiet period: nothing may happen while the gate is closed.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), &mut held)
+                .await
+                .is_err(),
+            "the writer was answered while the gate was closed"
+        );
+        assert_eq!(store.flush_count(), 0, "no flush while the gate is closed");
+        std::fs::remove_file(&gate).unwrap();
+        tokio::time::timeout(Duration::from_secs(30), held)
+            .await
+            .expect("answered once the gate opened")
+            .unwrap();
+        assert_eq!(store.flush_count(), 1);
+        commit.durable().await.unwrap();
+        assert_eq!(store.flush_count(), 2);
     }
 
     #[tokio::test]

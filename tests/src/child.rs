@@ -4,9 +4,18 @@
 //!   the running test executable's profile: a test in `target/debug/deps/` gets
 //!   `target/debug/sealdesk-relay`, the release `crash-harness` gets
 //!   `target/release/sealdesk-relay`. Cargo does not build another package's binaries for a
-//!   test, so this runs `cargo build -p PACKAGE --bin NAME` with the same target directory and
-//!   profile (a no-op when it is up to date). Set `SEALDESK_RELAY_BIN` to use a given binary
-//!   instead and skip the build. Tests that drive the `sealdesk` CLI live in `cli/tests/`,
+//!   test, so this runs `cargo build --bin NAME -p PACKAGE` with the same target directory and
+//!   profile, and with the running test's own package and target selected too: cargo then
+//!   resolves the dependencies' features as it did for the test (`cargo test -p
+//!   sealdesk-tests` turns on features — of tokio, serde, futures-util, hyper and more —
+//!   that `-p sealdesk-server` alone does not), so the relay links against the libraries the
+//!   test build compiled, and only its `main` is compiled. Built alone, it resolved other
+//!   features: a second copy of the server and of its dependency tree, compiled inside the
+//!   test run after every change to the server. The build does not inherit what cargo set for
+//!   the test (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`…): ring's build script tracks
+//!   `CARGO_MANIFEST_DIR`, and inheriting it recompiled ring and everything above it, in this
+//!   build and again in the next `cargo test`. Set `SEALDESK_RELAY_BIN` to use a given binary
+//!   instead and skip the build (`.ci/run` passes the one `cargo test --workspace` built). Tests that drive the `sealdesk` CLI live in `cli/tests/`,
 //!   where cargo builds it with the test hooks and names it in `CARGO_BIN_EXE_sealdesk`.
 //! - [`RelayProcess`] starts the relay on `127.0.0.1:0` over a data directory, learns the port
 //!   from its JSON log line `relay listening`, and kills it with SIGKILL.
@@ -25,6 +34,16 @@ use std::{
 
 /// Environment variable naming a prebuilt relay binary (skips the build in [`relay_binary`]).
 pub const RELAY_BIN_ENV: &str = "SEALDESK_RELAY_BIN";
+
+/// The variables cargo sets for a test it runs (besides `CARGO_PKG_*`), which describe the
+/// test's package and must not reach a cargo build started from the test.
+const CARGO_RUNTIME_ENV: &[&str] = &[
+    "CARGO_MANIFEST_DIR",
+    "CARGO_MANIFEST_PATH",
+    "CARGO_CRATE_NAME",
+    "CARGO_BIN_NAME",
+    "CARGO_PRIMARY_PACKAGE",
+];
 
 /// Log lines kept from a child for error messages.
 const LOG_TAIL: usize = 40;
@@ -64,8 +83,19 @@ fn workspace_binary(package: &str, bin: &str, env: &str) -> PathBuf {
     build
         .current_dir(workspace)
         .args(["build", "--quiet", "-p", package, "--bin", bin])
+        .args(running_target(&exe))
         .arg("--target-dir")
         .arg(target_dir);
+    // What cargo sets for the running test (its package's manifest directory and metadata)
+    // is not the build's: ring's build script tracks `CARGO_MANIFEST_DIR`, so inheriting it
+    // made this build compile ring again — and the next `cargo test`, without it, compile it
+    // back, with everything above it (rustls, tungstenite, the server, the client, the tests).
+    for (key, _) in std::env::vars_os() {
+        let key_text = key.to_string_lossy();
+        if CARGO_RUNTIME_ENV.contains(&key_text.as_ref()) || key_text.starts_with("CARGO_PKG_") {
+            build.env_remove(&key);
+        }
+    }
     match profile.as_str() {
         "debug" => {}
         "release" => {
@@ -80,6 +110,37 @@ fn workspace_binary(package: &str, bin: &str, env: &str) -> PathBuf {
     let path = dir.join(bin);
     assert!(path.is_file(), "{} was not built", path.display());
     path
+}
+
+/// The cargo arguments that select the running executable's own package and target (`-p
+/// PACKAGE --test NAME` for an integration test, `-p PACKAGE --bin NAME` for a binary), so a
+/// build beside it resolves features as the build of this executable did; none if that
+/// cannot be told (not run by cargo, which names the package in `CARGO_PKG_NAME`, or a
+/// library's unit tests, which `cargo build` cannot select).
+fn running_target(exe: &Path) -> Vec<String> {
+    let Ok(package) = std::env::var("CARGO_PKG_NAME") else {
+        return Vec::new();
+    };
+    let Some(stem) = exe.file_stem().and_then(|s| s.to_str()) else {
+        return Vec::new();
+    };
+    let in_deps = exe
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|n| n == "deps");
+    let target = if in_deps {
+        // A test harness: `NAME-HASH`, the library's own tests named after the crate.
+        let Some((name, _hash)) = stem.rsplit_once('-') else {
+            return Vec::new();
+        };
+        if name == package.replace('-', "_") {
+            return Vec::new();
+        }
+        vec!["--test".to_owned(), name.to_owned()]
+    } else {
+        vec!["--bin".to_owned(), stem.to_owned()]
+    };
+    [vec!["-p".to_owned(), package], target].concat()
 }
 
 /// A `sealdesk-relay` child process.

@@ -1,7 +1,11 @@
 //! Cluster nodes for the tests: relay processes (`sealdesk-relay --store postgres`) on one
 //! throwaway PostgreSQL ([`crate::pg`]), each on `127.0.0.1:0`, sharing one log key file.
 
-use std::{net::SocketAddr, path::Path, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use tempfile::TempDir;
 use tokio::{
@@ -90,25 +94,63 @@ pub fn node(db: &str, key: &Path, wakeups: bool) -> Node {
     ready(start(db, key, wakeups))
 }
 
-/// How long the slow node of [`slow_and_quick`] waits for more writers before each commit: the
-/// window in which the quick node takes an index or a sequence number the slow one staged.
-/// The tests poll for the staging, then make one or two requests inside it; on a loaded
-/// 2-core machine (a CI run beside other builds) those can take a second or more, and 1.5 s
-/// left little room for them. Each commit of the slow node takes this long, so it stays a few
-/// seconds.
-pub const SLOW_COMMIT_US: &str = "5000000";
+/// A node's commit gate (the relay's test-only `SEALDESK_TEST_COMMIT_GATE`,
+/// [`sealdesk_server::commit::COMMIT_GATE_ENV`]): while it is closed, the node's group commit
+/// holds every flush that would start, so what the node staged is neither committed nor
+/// acknowledged until the test opens it. A test closes it before the request whose commit it
+/// wants held, makes the other node act, and opens it: the race happens by construction, not
+/// within a time window. Open when made; the gate's file lives in a directory of its own,
+/// removed with the gate.
+pub struct CommitGate {
+    dir: TempDir,
+}
 
-/// Node A, whose group commit waits [`SLOW_COMMIT_US`] for more writers, and node B, quick
-/// (started first): the pair the tests that force a cross-node race use.
-pub fn slow_and_quick(db: &str, key: &Path) -> (Node, Node) {
+impl CommitGate {
+    /// An open gate.
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// The file whose existence closes the gate (the node's `SEALDESK_TEST_COMMIT_GATE`).
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("closed")
+    }
+
+    /// The environment variable that puts a node behind this gate.
+    pub fn env(&self) -> (&'static str, String) {
+        (
+            sealdesk_server::commit::COMMIT_GATE_ENV,
+            self.path().to_string_lossy().into_owned(),
+        )
+    }
+
+    /// Closes the gate: every flush the node starts from now on waits.
+    pub fn close(&self) {
+        std::fs::write(self.path(), b"closed").unwrap();
+    }
+
+    /// Opens the gate: the flush held, if any, goes on, and so do later ones.
+    pub fn open(&self) {
+        std::fs::remove_file(self.path()).unwrap();
+    }
+}
+
+impl Default for CommitGate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Node A, behind a [`CommitGate`] (open until the test closes it), and node B (started
+/// first): the pair the tests that force a cross-node race use.
+pub fn slow_and_quick(db: &str, key: &Path) -> (Node, Node, CommitGate) {
     let b = node(db, key, true);
-    let a = ready(start_with(
-        db,
-        key,
-        true,
-        &[("COMMIT_MAX_DELAY_US", SLOW_COMMIT_US)],
-    ));
-    (a, b)
+    let gate = CommitGate::new();
+    let (name, path) = gate.env();
+    let a = ready(start_with_env(db, key, true, &[], &[(name, path.as_str())]));
+    (a, b, gate)
 }
 
 /// `GET path` on a node's HTTP port: the body, once answered `200`.

@@ -2,7 +2,8 @@
 //! PostgreSQL (`sealdesk_tests::pg`), each on `127.0.0.1:0`, sharing one log key file.
 //!
 //! - a customer on node A and an agent on node B chat both ways (wake-ups carry the pushes);
-//! - node A is SIGKILLed in the middle of a pipelined burst and the customer continues through
+//! - node A is SIGKILLed in the middle of a pipelined burst (the burst's second half sent with
+//!   A's commit gate closed, so A cannot have answered it) and the customer continues through
 //!   node B: every acknowledged message is stored exactly once, in the order sent, with no
 //!   sequence gap and no counter reused, and the agent (on node B) is pushed every one of
 //!   them; the same with wake-ups switched off (the periodic catch-up alone delivers);
@@ -25,11 +26,15 @@ use std::{
 use sealdesk_protocol::wire::{Frame, Item, Push, Request, Response, Sequenced};
 use sealdesk_tests::{
     Chat, Org, RawClient,
-    cluster::{Node, database as cluster_db, http_get, metric, node, ready, start},
+    cluster::{
+        CommitGate, Node, database as cluster_db, http_get, metric, node, ready, start,
+        start_with_env,
+    },
     wait::{QUIET, STEP, eventually_within},
 };
 
-/// Messages in the pipelined burst, and how many acknowledgements arrive before the kill.
+/// Messages in the pipelined burst, and how many acknowledgements of its first half are read
+/// before node A's commit gate closes and the second half is sent.
 const BURST: u64 = 120;
 const KILL_AFTER: usize = 30;
 
@@ -227,12 +232,26 @@ async fn assignments_and_delivery_marks_reach_members_on_other_nodes() {
 }
 
 /// Node A is killed in the middle of a pipelined burst; the customer continues through node B.
+///
+/// That A had not answered the whole burst when the kill landed holds by construction: the
+/// burst's first half is sent, and once [`KILL_AFTER`] of its acknowledgements are read, A's
+/// commit gate closes and the second half is sent. No message of the second half can be
+/// acknowledged (its acknowledgement waits for a flush started after it was staged, which the
+/// closed gate holds), so A is killed with pipelined messages unanswered, some perhaps staged.
 async fn a_node_killed_mid_burst(wakeups: bool, test: &str) {
     let Some((db, keys)) = cluster_db(test) else {
         return;
     };
     let key = keys.path().join("log.key");
-    let mut a = node(&db, &key, wakeups);
+    let gate = CommitGate::new();
+    let (gate_env, gate_path) = gate.env();
+    let mut a = ready(start_with_env(
+        &db,
+        &key,
+        wakeups,
+        &[],
+        &[(gate_env, gate_path.as_str())],
+    ));
     let b = node(&db, &key, wakeups);
     let org = Org::setup(&a.url, 2, "acme", 1, 1).await;
     let (customer, agent) = (&org.customers[0], &org.agents[0]);
@@ -241,38 +260,34 @@ async fn a_node_killed_mid_burst(wakeups: bool, test: &str) {
     let chat = org.start_chat(&mut on_a, 0, 9).await;
     history(&mut agent_b, &chat).await;
 
-    // The burst: every message sent before the first answer is read.
-    for counter in 1..=BURST {
-        let env = chat.seal(customer, counter, &format!("burst {counter}"));
-        on_a.send_frame(&Frame::Request {
-            id: 1_000 + counter,
-            body: Request::Send(env),
-        })
-        .await;
+    // The burst's first half: every message sent before the first answer is read.
+    let half = BURST / 2;
+    for counter in 1..=half {
+        send_burst_message(&mut on_a, &chat, customer, counter).await;
     }
     let mut acked: BTreeMap<u64, u64> = BTreeMap::new();
-    let mut killed = false;
-    loop {
-        let frame = match on_a.recv_frame_within(STEP).await {
-            Ok(Some(f)) => f,
-            Ok(None) | Err(()) => break,
-        };
-        if let Frame::Response {
-            id,
-            body: Response::Stored { seq, .. },
-        } = frame
-        {
-            acked.insert(id - 1_000, seq);
-        }
-        if !killed && acked.len() >= KILL_AFTER {
-            a.process.kill().unwrap();
-            killed = true;
+    while acked.len() < KILL_AFTER {
+        match on_a.recv_frame_within(STEP).await {
+            Ok(Some(frame)) => note_stored(&mut acked, frame),
+            Ok(None) | Err(()) => panic!(
+                "node A answered {} messages, not {KILL_AFTER}, before it went quiet",
+                acked.len()
+            ),
         }
     }
-    assert!(killed, "node A answered fewer than {KILL_AFTER} messages");
+    // The second half behind the closed gate, then the kill, with those still unanswered.
+    gate.close();
+    for counter in half + 1..=BURST {
+        send_burst_message(&mut on_a, &chat, customer, counter).await;
+    }
+    a.process.kill().unwrap();
+    // The answers already on their way.
+    while let Ok(Some(frame)) = on_a.recv_frame_within(STEP).await {
+        note_stored(&mut acked, frame);
+    }
     assert!(
-        (acked.len() as u64) < BURST,
-        "node A answered the whole burst before it was killed; nothing to fail over"
+        acked.keys().all(|counter| *counter <= half),
+        "a message sent behind the closed gate was acknowledged: {acked:?}"
     );
 
     // The customer continues through node B, from what the cluster holds.
@@ -324,6 +339,33 @@ async fn a_node_killed_mid_burst(wakeups: bool, test: &str) {
         .map(|s| s.seq)
         .collect();
     pushed_until(&mut agent_b, &want).await;
+}
+
+/// Sends burst message `counter` as a pipelined request (id `1000 + counter`), not waiting.
+async fn send_burst_message(
+    c: &mut RawClient,
+    chat: &Chat,
+    customer: &sealdesk_tests::Identity,
+    counter: u64,
+) {
+    let env = chat.seal(customer, counter, &format!("burst {counter}"));
+    c.send_frame(&Frame::Request {
+        id: 1_000 + counter,
+        body: Request::Send(env),
+    })
+    .await;
+}
+
+/// Records the counter and sequence number of a burst message `frame` acknowledges, if it is
+/// such an answer.
+fn note_stored(acked: &mut BTreeMap<u64, u64>, frame: Frame) {
+    if let Frame::Response {
+        id,
+        body: Response::Stored { seq, .. },
+    } = frame
+    {
+        acked.insert(id - 1_000, seq);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

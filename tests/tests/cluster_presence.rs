@@ -7,21 +7,42 @@
 //! record lapses for the last. A connected agent's record is refreshed, so it keeps counting
 //! online past its time-to-live; and a pick whose read of the presence fails falls back to the
 //! node's own connections (counted).
+//!
+//! No test here waits for a time-to-live to pass: the time-to-lives are an hour, a record is
+//! checked in the database to lapse one time-to-live ahead, its lapse is brought forward in
+//! the database (as the clock passing it would), and a refresh is seen as its expiry moving
+//! on. A loaded machine delaying a node's refresh by seconds cannot change an outcome.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-use std::time::{Duration, Instant};
 
 use sealdesk_protocol::{keys::SigningPublicKey, wire::Response};
 use sealdesk_tests::{
     Org, RawClient,
     cluster::{self, Node, ready, start_with_env},
     identity::Identity,
+    pg,
     web_key::open_request,
 };
 
-/// The presence time-to-live of the test with a killed node.
-const PRESENCE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+/// The presence time-to-live of the tests that look at a record's lapse (an hour: none lapses
+/// by itself within a test), in milliseconds as the setting takes it.
+const HOUR_TTL_MS: &str = "3600000";
+
+/// Agent `agent`'s presence record (of any node) in the database: its expiry, Unix seconds on
+/// the database's clock, and how far ahead of the database's clock now it is, in seconds; `None`
+/// without a record.
+fn presence_record(db: &str, agent: &SigningPublicKey) -> Option<(f64, f64)> {
+    let out = pg::query(
+        db,
+        &format!(
+            "SELECT expires_at, expires_at - extract(epoch FROM clock_timestamp())::float8 \
+             FROM agent_presence WHERE agent = '\\x{}'::bytea",
+            hex::encode(agent.as_bytes())
+        ),
+    );
+    let (at, ahead) = out.split_once('|')?;
+    Some((at.parse().unwrap(), ahead.parse().unwrap()))
+}
 
 /// The gauge of the agent keys a node last published as connected to it.
 const PRESENT: &str = "sealdesk_cluster_presence_agents";
@@ -60,15 +81,18 @@ async fn two_nodes_and_an_uneven_org(
     name: &str,
     settings: &[(&str, &str)],
 ) -> Option<([Node; 2], tempfile::TempDir, Org, usize)> {
-    two_nodes_and_an_uneven_org_env(name, settings, &[]).await
+    two_nodes_and_an_uneven_org_env(name, settings, &[])
+        .await
+        .map(|(nodes, keys, _db, org, x)| (nodes, keys, org, x))
 }
 
-/// As [`two_nodes_and_an_uneven_org`], with the environment variables `env_a` on node A only.
+/// As [`two_nodes_and_an_uneven_org`], with the environment variables `env_a` on node A only;
+/// also returns the database's URL.
 async fn two_nodes_and_an_uneven_org_env(
     name: &str,
     settings: &[(&str, &str)],
     env_a: &[(&str, &str)],
-) -> Option<([Node; 2], tempfile::TempDir, Org, usize)> {
+) -> Option<([Node; 2], tempfile::TempDir, String, Org, usize)> {
     let (db, keys) = cluster::database(name)?;
     let key = keys.path().join("log.key");
     let mut all = vec![
@@ -86,7 +110,7 @@ async fn two_nodes_and_an_uneven_org_env(
         .iter()
         .position(|a| a.card().signing_key == first)
         .unwrap();
-    Some(([a, b], keys, org, x))
+    Some(([a, b], keys, db, org, x))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,19 +144,16 @@ async fn an_agent_online_on_another_node_is_picked_and_stops_counting_when_it_le
     assert_eq!(open(&a.url, customer, 5).await, y_key);
 }
 
+/// A killed node's agents count online until their record lapses, then no longer: the record
+/// lapses one time-to-live (an hour) after its last refresh, checked in the database; nothing
+/// withdraws it before (node A still picks X after the kill); its lapse is brought forward in
+/// the database to now, as the clock reaching it would, and node A picks Y at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_nodes_agents_stop_counting_online_once_its_record_lapses() {
-    // A short time-to-live (about 67 catch-up periods of the cluster helpers' 150 ms), which
-    // the wait below allows for, long enough that refreshes delayed on a loaded machine (node
-    // B's presence task and PostgreSQL sharing two cores with builds) do not lapse X while
-    // node B lives: with 3 s, a few seconds without a refresh would make node A pick Y
-    // before the kill.
-    let Some(([a, mut b], _keys, org, x)) = two_nodes_and_an_uneven_org(
+    let Some(([a, mut b], _keys, db, org, x)) = two_nodes_and_an_uneven_org_env(
         "presence_killed",
-        &[(
-            "CLUSTER_PRESENCE_TTL_MS",
-            &PRESENCE_TTL.as_millis().to_string(),
-        )],
+        &[("CLUSTER_PRESENCE_TTL_MS", HOUR_TTL_MS)],
+        &[],
     )
     .await
     else {
@@ -143,23 +164,30 @@ async fn a_killed_nodes_agents_stop_counting_online_once_its_record_lapses() {
     let x_key = agent_x.card().signing_key;
     let _on_b = RawClient::login(&b.url, agent_x).await;
     published(&b, 1).await;
+    // X's record lapses one time-to-live ahead on the database's clock (less what passed
+    // since node B wrote it: a minute is far more than that, far less than the hour).
+    let (_, ahead) = presence_record(&db, &x_key).expect("X's presence record");
+    assert!(
+        (3540.0..=3600.0).contains(&ahead),
+        "X's record lapses {ahead} s ahead, not one time-to-live (3600 s)"
+    );
     // Node A counts X online.
     assert_eq!(open(&a.url, customer, 2).await, x_key);
 
-    // Node B dies holding X's connection: nothing withdraws X, its record lapses.
+    // Node B dies holding X's connection: nothing withdraws X, which node A still counts
+    // online until its record lapses.
     b.process.kill().unwrap();
-    let mut n = 3;
-    let y_key = sealdesk_tests::eventually_within(
-        PRESENCE_TTL + sealdesk_tests::STEP,
-        "the killed node's agent to lapse",
-        async || {
-            n += 1;
-            let got = open(&a.url, customer, n).await;
-            (got != x_key).then_some(got)
-        },
-    )
-    .await;
-    assert_eq!(y_key, agent_y.card().signing_key);
+    assert_eq!(
+        open(&a.url, customer, 3).await,
+        x_key,
+        "the killed node's agent stopped counting before its record lapsed"
+    );
+    // The record's lapse, brought forward to now on the database's clock.
+    pg::query(
+        &db,
+        "UPDATE agent_presence SET expires_at = extract(epoch FROM clock_timestamp())::float8",
+    );
+    assert_eq!(open(&a.url, customer, 4).await, agent_y.card().signing_key);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,16 +217,19 @@ async fn a_node_stopped_cleanly_withdraws_its_agents_at_once() {
     drop(on_b);
 }
 
+/// A connected agent's record is refreshed: its lapse moves on while the agent stays
+/// connected, with nothing but the periodic refresh to move it (nothing else publishes for
+/// node B while X stays connected: customers are not agents, and no agent comes or goes), so
+/// it never reaches a lapse of the first publication. Three refreshes are seen, each moving
+/// the lapse on; node A counts X online after them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connected_agent_keeps_counting_online_past_its_time_to_live() {
-    // A short time-to-live (20 of the cluster helpers' 150 ms periods: a refresh may come
-    // late on a loaded machine by most of it): X's first publication lapses within the test,
-    // so only the periodic refresh keeps X online — nothing else publishes for node B while
-    // X stays connected (customers are not agents).
-    const TTL: Duration = Duration::from_millis(3000);
-    let Some(([a, b], _keys, org, x)) =
-        two_nodes_and_an_uneven_org("presence_refreshed", &[("CLUSTER_PRESENCE_TTL_MS", "3000")])
-            .await
+    let Some(([a, b], _keys, db, org, x)) = two_nodes_and_an_uneven_org_env(
+        "presence_refreshed",
+        &[("CLUSTER_PRESENCE_TTL_MS", HOUR_TTL_MS)],
+        &[],
+    )
+    .await
     else {
         return;
     };
@@ -207,29 +238,25 @@ async fn a_connected_agent_keeps_counting_online_past_its_time_to_live() {
     let x_key = agent_x.card().signing_key;
     let _on_b = RawClient::login(&b.url, agent_x).await;
     published(&b, 1).await;
-    // X stays connected for three time-to-lives; node A, with no connection of X's, counts
-    // it online at every open meanwhile: at least six opens, and on until three TTLs have
-    // passed since X was published (however long each open takes). The pause between opens
-    // only spreads them over that time.
-    let connected = Instant::now();
-    let mut n = 1;
-    while n < 7 || connected.elapsed() < 3 * TTL {
-        n += 1;
-        assert_eq!(
-            open(&a.url, customer, n).await,
-            x_key,
-            "open {n}, {:?} after X was published: X's record was not refreshed",
-            connected.elapsed()
-        );
-        tokio::time::sleep(TTL / 4).await;
+    let (mut lapse, _) = presence_record(&db, &x_key).expect("X's presence record");
+    for refresh in 1..=3 {
+        lapse = sealdesk_tests::eventually(
+            &format!("refresh {refresh} of X's record to move its lapse on"),
+            async || {
+                let (now, _) = presence_record(&db, &x_key)?;
+                (now > lapse).then_some(now)
+            },
+        )
+        .await;
     }
+    assert_eq!(open(&a.url, customer, 2).await, x_key);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_presence_read_falls_back_to_the_nodes_own_connections() {
     // Node A's reads of the cluster's presence fail (a test-only hook); its publications do
     // not. X, the more loaded agent, is connected to node A only.
-    let Some(([a, _b], _keys, org, x)) = two_nodes_and_an_uneven_org_env(
+    let Some(([a, _b], _keys, _db, org, x)) = two_nodes_and_an_uneven_org_env(
         "presence_read_fails",
         &[("CLUSTER_PRESENCE_TTL_MS", "60000")],
         &[(FAIL_PRESENCE_READS, "1")],

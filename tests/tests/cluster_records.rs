@@ -9,8 +9,8 @@
 //! - at relay level, real relay processes on one throwaway PostgreSQL: two arbiters approve
 //!   tickets through two nodes at the same instant, and both decisions are on every ticket; two
 //!   trustees answer one release request through two nodes, and the master collects both shares;
-//! - deterministically, with one node's group commit held back (a long commit delay) while the
-//!   other node writes in that window: a release entry whose notice lost its sequence number
+//! - deterministically, with one node's group commit held back (its commit gate closed) while
+//!   the other node writes, then let go: a release entry whose notice lost its sequence number
 //!   is appended again and answered (and, sent again, answered with the same index, appended
 //!   once); a ticket close refused by a decision stored meanwhile is made again and keeps it.
 //!
@@ -294,8 +294,8 @@ async fn tree_size(c: &mut RawClient) -> u64 {
     }
 }
 
-/// A trustee logs a release entry through node A, whose group commit waits (a long commit
-/// delay), while the customer's message through node B takes the sequence number A staged the
+/// A trustee logs a release entry through node A, whose group commit is held (its commit gate
+/// closed), while the customer's message through node B takes the sequence number A staged the
 /// entry's notice at: the database refuses A's notice, and with it the leaf and marker of its
 /// transaction. A appends them again at the next number, and the trustee gets its normal
 /// answer: the entry at the index A first gave it, its notice right after the message. The
@@ -310,7 +310,7 @@ async fn a_release_notice_another_node_took_the_number_of_is_appended_again() {
         return;
     };
     let key = keys.path().join("log.key");
-    let (a, b) = slow_and_quick(&db, &key);
+    let (a, b, gate) = slow_and_quick(&db, &key);
     let org = Org::setup(&b.url, 2440, "noticeco", 1, 1).await;
     let mut customer = RawClient::login(&b.url, &org.customers[0]).await;
     let chat = org.start_chat(&mut customer, 0, 2441).await;
@@ -319,15 +319,18 @@ async fn a_release_notice_another_node_took_the_number_of_is_appended_again() {
     let mut watcher = RawClient::login(&a.url, &org.master).await;
     let before = tree_size(&mut watcher).await;
     let mut t = RawClient::login(&a.url, trustee).await;
+    gate.close();
     let (answer, taken) = tokio::join!(t.request(Request::AppendAudit(entry.clone())), async {
-        // A shows the entry in its tree head once staged, while its commit waits.
+        // A shows the entry in its tree head once staged, while its commit is held.
         eventually("node A to stage the entry", async || {
             (tree_size(&mut watcher).await > before).then_some(())
         })
         .await;
-        customer
+        let taken = customer
             .stored(Request::Send(chat.seal(&org.customers[0], 1, "taken")))
-            .await
+            .await;
+        gate.open();
+        taken
     });
     assert_eq!(
         taken,
@@ -373,8 +376,8 @@ async fn a_release_notice_another_node_took_the_number_of_is_appended_again() {
     );
 }
 
-/// The master closes a ticket through node A, whose group commit waits (a long commit delay),
-/// while an arbiter's decision on the same ticket is stored through node B between A's read
+/// The master closes a ticket through node A, whose group commit is held (its commit gate
+/// closed), while an arbiter's decision on the same ticket is stored through node B between A's read
 /// and A's commit: the close is a conditional write of the ticket, so the database refuses it
 /// (with the close's audit leaf and notice), and A closes again from a fresh read. The closed
 /// ticket holds the decision; with a plain write of the closed ticket, it would not.
@@ -386,7 +389,7 @@ async fn a_ticket_closed_on_one_node_as_an_arbiter_decides_on_another_keeps_the_
         return;
     };
     let key = keys.path().join("log.key");
-    let (a, b) = slow_and_quick(&db, &key);
+    let (a, b, gate) = slow_and_quick(&db, &key);
     let org = Org::setup(&b.url, 2450, "closeco", 1, 1).await;
     let mut customer = RawClient::login(&b.url, &org.customers[0]).await;
     let chat = org.start_chat(&mut customer, 0, 2451).await;
@@ -410,13 +413,15 @@ async fn a_ticket_closed_on_one_node_as_an_arbiter_decides_on_another_keeps_the_
     let close = DisputeClose::sign(&org.master.keys, &t, "settled", now());
     let decision =
         ArbiterDecision::sign(&org.arbiters[0].keys, &t, Verdict::Approve, now()).unwrap();
+    gate.close();
     let (closed, ()) = tokio::join!(master.request(Request::CloseTicket(close)), async {
-        // A shows the close's entry in its tree head once staged, while its commit waits.
+        // A shows the close's entry in its tree head once staged, while its commit is held.
         eventually("node A to stage the close", async || {
             (tree_size(&mut watcher).await > before).then_some(())
         })
         .await;
         arbiter.ok(Request::Decide(decision)).await;
+        gate.open();
     });
     assert!(
         matches!(closed, Response::Ok),

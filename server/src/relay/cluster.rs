@@ -17,6 +17,8 @@
 //! current keys and closes an old key's sessions (a re-certification's close, forwarded once,
 //! may have been missed meanwhile); the periodic chores re-check a bounded share of them in turn
 //! ([`RECHECK_PER_ROUND`]), for a close never heard or lost while the listener stayed up.
+//! Another node's audit appends arrive as the log's new size: once per round, the node reads
+//! the log again and tells the sessions here that watch it (`audit_grew`).
 //! With `cluster_wakeups = 0` the node does not listen
 //! at all and the catch-up alone delivers (a configuration for tests and for databases that
 //! have no `LISTEN`).
@@ -201,6 +203,9 @@ struct Round {
     reconnected: bool,
     /// Forwarded pushes, in the order received.
     pushes: Vec<Wake>,
+    /// The largest audit log size other nodes told of (`Wake::AuditGrew`): the watchers here
+    /// are told once per round, however many appends it merged.
+    audit: Option<u64>,
     /// Wake-ups taken.
     taken: usize,
     /// When each wake-up naming conversations arrived at the listener.
@@ -228,6 +233,7 @@ impl Round {
                 self.catch_up = true;
                 self.reconnected = true;
             }
+            Wake::AuditGrew { size } => self.audit = self.audit.max(Some(size)),
             push @ (Wake::Push { .. }
             | Wake::StoredPush { .. }
             | Wake::Release { .. }
@@ -236,7 +242,7 @@ impl Round {
     }
 
     /// Handles the round: the conversations named (or, on a catch-up, every watched one whose
-    /// head moved), then the forwarded pushes.
+    /// head moved), then the forwarded pushes, then the audit log's growth.
     fn run(self, svc: &Service) {
         let start = Instant::now();
         for at in &self.arrived {
@@ -271,8 +277,11 @@ impl Round {
                 Wake::StoredPush { to, id } => svc.forwarded_stored_push(&to, id),
                 Wake::Release { to, id } => svc.forwarded_release(&to, &id),
                 Wake::Close { to, code } => svc.forwarded_close(&to, code),
-                Wake::Conversations(_) | Wake::Reconnected => {}
+                Wake::Conversations(_) | Wake::Reconnected | Wake::AuditGrew { .. } => {}
             }
+        }
+        if let Some(size) = self.audit {
+            svc.audit_grew_elsewhere(size);
         }
     }
 }

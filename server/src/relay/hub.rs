@@ -120,6 +120,12 @@ impl Hub {
         }
     }
 
+    /// Whether any connection here watches the audit log (another node's append is read only
+    /// then).
+    pub fn audit_watched(&self) -> bool {
+        self.audit_watchers.lock().is_ok_and(|w| !w.is_empty())
+    }
+
     /// Pushes an encoded `audit_grew` frame to every connection watching the audit log.
     pub fn push_audit_watchers(&self, frame: &Bytes) {
         let targets: Vec<Outbox> = self

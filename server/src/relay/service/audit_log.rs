@@ -10,6 +10,7 @@ use std::{
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use tracing::{debug, warn};
 
 use sealdesk_protocol::{
     audit::{
@@ -93,7 +94,7 @@ impl Leaves {
 
     /// Every leaf again from `store` (a leaf of this node was refused).
     fn reload(&mut self, store: &dyn Store) -> crate::Result<()> {
-        tracing::warn!("this node's audit log differs from the shared store's; reloading it");
+        warn!("this node's audit log differs from the shared store's; reloading it");
         *self = Leaves {
             hashes: AuditLog::load_hashes(store)?,
             unsure: BTreeSet::new(),
@@ -508,10 +509,39 @@ impl Service {
         Ok(appended)
     }
 
+    /// Cluster mode: another node committed audit leaves, up to a log of `size` entries
+    /// (`Wake::AuditGrew`, sent in the leaves' transaction). If sessions here watch the log,
+    /// reads the leaves other nodes stored ([`Self::sync_log`]) and tells them the size this
+    /// node now serves, so a reader that fetches the head at once finds the entry. Nothing is
+    /// read when no session here watches.
+    pub(crate) fn audit_grew_elsewhere(&self, size: u64) {
+        if !self.hub.audit_watched() {
+            return;
+        }
+        if let Err(e) = self.sync_log() {
+            warn!(code = ?e.code, "reading the audit log another node grew failed: {}", e.message);
+            return;
+        }
+        match self.log.len() {
+            Ok(served) => {
+                if served < size {
+                    // Cannot happen (the notification follows the commit): the watchers are
+                    // told what this node serves, and read the rest at their next look.
+                    debug!(
+                        served,
+                        size, "the audit log read is behind another node's append"
+                    );
+                }
+                self.tell_audit_watchers(served);
+            }
+            Err(e) => warn!(code = ?e.code, "the audit log's size: {}", e.message),
+        }
+    }
+
     /// Tells the sessions that asked (`watch_audit`) that the log grew to `size` entries
     /// (PROTOCOL.md §13.5 `audit_grew`): a hint, the reader checks the new head itself. In a
-    /// cluster only this node's sessions are told (a reader on another node learns of the entry
-    /// at its next read).
+    /// cluster the other nodes tell theirs once the entry is committed
+    /// ([`Self::audit_grew_elsewhere`]).
     fn tell_audit_watchers(&self, size: u64) {
         if let Ok(frame) = wire::encode(&Frame::Push(Push::AuditGrew { size })) {
             self.hub.push_audit_watchers(&Bytes::from(frame));

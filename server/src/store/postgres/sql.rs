@@ -517,6 +517,64 @@ async fn attempt(
             .await
             .map_err(|e| classify(&e))?;
     }
+    // And one telling the audit log's new size, if the batch stored leaves: every node's
+    // watchers are told (`audit_grew`), only once the leaves are committed.
+    if let Some(size) = audit_size(live.iter().map(|&i| &units[i])) {
+        let stmt = tx.prepare_cached(NOTIFY).await.map_err(|e| classify(&e))?;
+        tx.execute(
+            &stmt,
+            &[&wake::PUSH_CHANNEL, &wake::audit_payload(node, size)],
+        )
+        .await
+        .map_err(|e| classify(&e))?;
+    }
     tx.commit().await.map_err(|e| classify(&e))?;
     Ok(Ok(payloads.len()))
+}
+
+/// The audit log's size once `units` are committed, if they store audit leaves: the highest
+/// leaf index they insert, plus one. (A leaf's put is always an insert: `to_pg`.)
+fn audit_size<'a>(units: impl Iterator<Item = &'a Unit>) -> Option<u64> {
+    units
+        .flat_map(|u| &u.ops)
+        .filter_map(|op| match op {
+            PgOp::InsertIfAbsent(Collection::AuditLeaves, key, _) => {
+                <[u8; 8]>::try_from(key.as_slice())
+                    .ok()
+                    .map(u64::from_be_bytes)
+            }
+            _ => None,
+        })
+        .max()
+        .map(|index| index.saturating_add(1))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    fn unit(ops: Vec<PgOp>) -> Unit {
+        Unit { ops, retry: false }
+    }
+
+    #[test]
+    fn a_batch_that_stores_audit_leaves_tells_the_size_after_the_highest() {
+        let leaf = |i: u64| {
+            PgOp::InsertIfAbsent(Collection::AuditLeaves, i.to_be_bytes().to_vec(), vec![1])
+        };
+        let other = PgOp::InsertIfAbsent(Collection::Meta, 9u64.to_be_bytes().to_vec(), vec![1]);
+        let units = [
+            unit(vec![other.clone(), leaf(4)]),
+            unit(vec![leaf(6)]),
+            unit(vec![leaf(5)]),
+        ];
+        assert_eq!(audit_size(units.iter()), Some(7));
+        // No leaf, or a key that is not an index: nothing to tell.
+        assert_eq!(audit_size([unit(vec![other])].iter()), None);
+        let odd = PgOp::InsertIfAbsent(Collection::AuditLeaves, vec![1, 2], vec![1]);
+        assert_eq!(audit_size([unit(vec![odd])].iter()), None);
+        assert_eq!(audit_size(std::iter::empty()), None);
+    }
 }

@@ -14,7 +14,9 @@
 //!
 //! Pushes other than conversation items go on [`PUSH_CHANNEL`]; a frame that does not fit a
 //! payload is stored in table `forwarded_pushes` and travels by reference ([`store_push`]),
-//! as a release request does.
+//! as a release request does. A batch that stored audit leaves also sends, in its
+//! transaction, ONE notification of the log's new size on that channel ([`audit_payload`]),
+//! so that every node tells the sessions watching the log (`audit_grew`).
 
 use std::{
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
@@ -37,7 +39,9 @@ pub const WAKE_CHANNEL: &str = "sealdesk_wake";
 /// account's sessions, `<node>:c:<account key, hex>:<close code, 4 hex digits>`. A frame too
 /// large for a payload ([`push_payload`] answers `None`) is stored in table
 /// `forwarded_pushes` and forwarded by reference: `<node>:p:<account key, hex>:<row id, 16 hex
-/// digits>` ([`store_push`]); each node reads it there ([`stored_push`]).
+/// digits>` ([`store_push`]); each node reads it there ([`stored_push`]). The audit log's
+/// growth, to no account in particular: `<node>:a:<log size, 16 hex digits>`
+/// ([`audit_payload`]).
 pub const PUSH_CHANNEL: &str = "sealdesk_push";
 
 /// How long a push forwarded by reference stays readable (seconds, the database's clock):
@@ -95,6 +99,12 @@ pub enum Wake {
         /// The WebSocket close code.
         code: u16,
     },
+    /// Another node committed audit leaves: the log holds `size` entries at least. Read it
+    /// again, then tell the sessions here that watch it.
+    AuditGrew {
+        /// The log's size once the batch committed (its highest leaf index, plus one).
+        size: u64,
+    },
 }
 
 /// The payload forwarding a push frame to `to`, or `None` if it does not fit a notification.
@@ -136,11 +146,30 @@ pub fn close_payload(node: u64, to: &[u8], code: u16) -> String {
     out
 }
 
+/// The payload telling the other nodes that a batch of `node` stored audit leaves up to
+/// `size` entries: sent in that batch's transaction (`sql::commit`), so it is delivered only
+/// once they are committed, never for a batch that rolled back.
+pub fn audit_payload(node: u64, size: u64) -> String {
+    format!("{node:016x}:a:{size:016x}")
+}
+
 /// The sending node and the forwarded push of a [`PUSH_CHANNEL`] payload, if it is one.
 pub fn parse_push(payload: &str) -> Option<(u64, Wake)> {
     let mut parts = payload.splitn(4, ':');
     let node = u64::from_str_radix(parts.next()?, 16).ok()?;
     let kind = parts.next()?;
+    if kind == "a" {
+        // Exactly 16 hex digits and nothing after them (`from_str_radix` takes a sign).
+        let size = parts.next()?;
+        if parts.next().is_some()
+            || size.len() != 16
+            || !size.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return None;
+        }
+        let size = u64::from_str_radix(size, 16).ok()?;
+        return Some((node, Wake::AuditGrew { size }));
+    }
     let to = unhex(parts.next()?)?;
     let rest = unhex(parts.next()?)?;
     let wake = match kind {
@@ -578,6 +607,18 @@ mod tests {
                 }
             ))
         );
+        assert_eq!(
+            parse_push(&audit_payload(11, 0x1_0000_0001)),
+            Some((
+                11,
+                Wake::AuditGrew {
+                    size: 0x1_0000_0001
+                }
+            ))
+        );
+        assert_eq!(parse_push("0b:a:+000000000000001"), None);
+        assert_eq!(parse_push("0b:a:01"), None);
+        assert_eq!(parse_push("0b:a:0000000000000001:00"), None);
         assert_eq!(parse_push("07:c:01:0102ff"), None);
         assert_eq!(parse_push("07:x:01:02"), None);
         assert_eq!(parse_push("07:f:0:02"), None);
