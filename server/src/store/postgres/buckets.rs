@@ -3,7 +3,8 @@
 //! taken from in one `INSERT … ON CONFLICT … DO UPDATE … RETURNING`: the row's lock orders
 //! the nodes' takes, and each sees the one before. While a limit stands at its cap of keys
 //! (`limits::shared`), a take is an `UPDATE` only ([`BucketOp::TakeKnown`]): a key without a
-//! row gets none, and the table does not grow.
+//! row gets none, and the table does not grow; a check ([`BucketOp::CheckKnown`]) then says
+//! whether the key has a row, for a limit whose keys without one share an overflow bucket.
 
 use deadpool_postgres::Pool;
 
@@ -118,11 +119,12 @@ pub(super) async fn rate_bucket(
                 rate.answer(ahead)
             })
         }
-        BucketOp::Check => {
+        BucketOp::Check | BucketOp::CheckKnown => {
             let stmt = client.prepare_cached(CHECK).await.map_err(err)?;
             let row = client.query_opt(&stmt, &[&key]).await.map_err(err)?;
             let ahead: f64 = match row {
                 Some(row) => row.try_get(0).map_err(err)?,
+                None if op == BucketOp::CheckKnown => return Ok(BucketAnswer::Unknown),
                 None => 0.0,
             };
             Ok(rate.answer(ahead))
