@@ -627,3 +627,161 @@ async fn failed_authentications_from_new_sources_at_the_cap_are_limited_across_n
     let at_cap = "sealdesk_limited_at_cap_total{reason=\"source_auth_failures\"}";
     assert_eq!(cluster::metric(&b, at_cap).await, 1);
 }
+
+/// What the cap on a limit's shared buckets costs at the default cap (`max_tracked_sources`,
+/// 100,000 rows of one limit), against baselines measured in the same run, alternated on one
+/// PostgreSQL (three databases: empty, below the cap, at it): the chores' per-round count (one
+/// grouped scan) at the cap against an empty table and against a take; a take at the cap (an
+/// `UPDATE` that finds no row, `TakeKnown`) against a take that starts a bucket below the cap
+/// and a take of a known key; the prune a flood at the cap brings (once a second per limit
+/// and node) against a take. Prints medians and ranges of [`ROUNDS`] rounds.
+/// `cargo test -p sealdesk-tests --test cluster_rates cap_cost -- --ignored --nocapture`
+#[test]
+#[ignore = "a measurement; prints figures"]
+fn cap_cost() {
+    use std::time::Instant;
+
+    use sealdesk_server::{
+        config::Limits,
+        limits::shared::bucket_key,
+        store::{BucketAnswer, BucketOp, BucketRate, ConversationLog, PgStore},
+    };
+    use sealdesk_tests::pg;
+
+    const ROUNDS: usize = 7;
+    const TAKES: u32 = 200;
+    const SCANS: u32 = 5;
+    const AUTH: &str = "source_auth_failures";
+
+    let Some((empty_db, _k1)) = cluster::database("cap_cost_empty") else {
+        return;
+    };
+    let (below_db, _k2) = cluster::database("cap_cost_below").unwrap();
+    let (full_db, _k3) = cluster::database("cap_cost_full").unwrap();
+    let cap = Limits::default().max_tracked_sources;
+    let empty = PgStore::open(&empty_db, true).unwrap();
+    let below = PgStore::open(&below_db, true).unwrap();
+    let full = PgStore::open(&full_db, true).unwrap();
+    // The cap's rows of one limit, keyed as the relay keys IPv4 sources, each short of
+    // tokens for an hour.
+    pg::query(
+        &full_db,
+        &format!(
+            "INSERT INTO rate_buckets (key, full_at, at, granted) \
+             SELECT '{AUTH}/'::bytea || int4send(i), extract(epoch FROM now()) + 3600, \
+                    extract(epoch FROM now()), true \
+             FROM generate_series(1, {cap}) i"
+        ),
+    );
+    pg::query(&full_db, "ANALYZE rate_buckets");
+    assert_eq!(
+        full.rate_bucket_counts().unwrap(),
+        vec![(AUTH.as_bytes().to_vec(), cap as u64)]
+    );
+    let rate = BucketRate::new(1, 1);
+    let known = |i: u32| bucket_key(AUTH, &(i % cap as u32 + 1).to_be_bytes());
+    let mut fresh = 0u64;
+    let mut new_key = || {
+        fresh += 1;
+        bucket_key(AUTH, &[&[0xff][..], &fresh.to_be_bytes()].concat())
+    };
+    let secs = |n: u32, t: Instant| t.elapsed().as_secs_f64() / f64::from(n);
+
+    let names = [
+        "count, empty table",
+        "count, at the cap",
+        "take, known key",
+        "take starting a bucket, below the cap",
+        "take at the cap (no row: UPDATE finds none)",
+        "prune, empty table",
+        "prune, at the cap",
+    ];
+    let mut s: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    for round in 0..ROUNDS {
+        let t = Instant::now();
+        for _ in 0..SCANS {
+            empty.rate_bucket_counts().unwrap();
+        }
+        s[0].push(secs(SCANS, t));
+        let t = Instant::now();
+        for _ in 0..SCANS {
+            full.rate_bucket_counts().unwrap();
+        }
+        s[1].push(secs(SCANS, t));
+        let t = Instant::now();
+        for i in 0..TAKES {
+            let key = known(i + round as u32 * TAKES);
+            assert!(matches!(
+                full.rate_bucket(&key, rate, BucketOp::Take).unwrap(),
+                Some(BucketAnswer::Empty { .. })
+            ));
+        }
+        s[2].push(secs(TAKES, t));
+        let t = Instant::now();
+        for _ in 0..TAKES {
+            let key = new_key();
+            assert_eq!(
+                below.rate_bucket(&key, rate, BucketOp::Take).unwrap(),
+                Some(BucketAnswer::Started)
+            );
+        }
+        s[3].push(secs(TAKES, t));
+        let t = Instant::now();
+        for _ in 0..TAKES {
+            let key = new_key();
+            assert_eq!(
+                full.rate_bucket(&key, rate, BucketOp::TakeKnown).unwrap(),
+                Some(BucketAnswer::Unknown)
+            );
+        }
+        s[4].push(secs(TAKES, t));
+        let t = Instant::now();
+        for _ in 0..SCANS {
+            assert_eq!(empty.prune_rate_buckets().unwrap(), 0);
+        }
+        s[5].push(secs(SCANS, t));
+        let t = Instant::now();
+        for _ in 0..SCANS {
+            assert_eq!(full.prune_rate_buckets().unwrap(), 0);
+        }
+        s[6].push(secs(SCANS, t));
+    }
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!("the cap on shared rate buckets: {cap} rows of one limit, {ROUNDS} rounds alternated");
+    for (name, v) in names.iter().zip(&s) {
+        let (lo, hi) = v
+            .iter()
+            .fold((f64::MAX, 0f64), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+        println!(
+            "  {name:<46} median {:>8.3} ms  (range {:.3}–{:.3})",
+            median(v) * 1e3,
+            lo * 1e3,
+            hi * 1e3
+        );
+    }
+    // Each ratio per round (the two measured in the same round), then its median and range.
+    let ratio = |a: usize, b: usize, what: &str| {
+        let r: Vec<f64> = s[a].iter().zip(&s[b]).map(|(x, y)| x / y).collect();
+        let (lo, hi) = r
+            .iter()
+            .fold((f64::MAX, 0f64), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+        println!("  {what:<58} {:>8.1}x  (range {lo:.1}–{hi:.1})", median(&r));
+    };
+    ratio(1, 0, "count at the cap / count of an empty table");
+    ratio(1, 2, "count at the cap / take of a known key");
+    ratio(4, 3, "take at the cap / take starting a bucket below it");
+    ratio(4, 2, "take at the cap / take of a known key");
+    ratio(6, 5, "prune at the cap / prune of an empty table");
+    ratio(6, 2, "prune at the cap / take of a known key");
+    let period = 2.0;
+    println!(
+        "  a limit at the cap: the per-round count takes {:.2}% of a {period} s period, \
+         the flood's prune and count {:.2}% of each second (per node)",
+        median(&s[1]) / period * 100.0,
+        (median(&s[1]) + median(&s[6])) * 100.0
+    );
+}
