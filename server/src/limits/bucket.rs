@@ -277,7 +277,7 @@ impl<K: Hash + Eq + Clone> KeyedBuckets<K> {
                 return match &self.overflow {
                     Some(overflow) => {
                         let mut b = overflow.lock().unwrap_or_else(|p| p.into_inner());
-                        op(&mut *b, rate).map_err(|wait| Limited::at_cap(self.limit, wait))
+                        op(&mut b, rate).map_err(|wait| Limited::at_cap(self.limit, wait))
                     }
                     None if start => Err(Limited::at_cap(self.limit, Duration::from_secs(1))),
                     None => Ok(()),

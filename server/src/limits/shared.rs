@@ -19,13 +19,14 @@
 //! As a node's own [`KeyedBuckets`](super::KeyedBuckets), each keyed limit keeps at most
 //! `max_keys` buckets (`max_tracked_sources`), here cluster-wide: a source with many
 //! addresses cannot grow the table without bound between two prunes. Without a `count(*)`
-//! on each take: the chores count each limit's rows once per round (one grouped statement,
-//! [`SharedBuckets::count`]), and the node adds the buckets its own takes start. While a
+//! on each take: the chores count each limit's rows once per round (a range count of the
+//! primary key each, [`SharedBuckets::count`]), and the node adds the buckets its own takes
+//! start. While a
 //! limit stands at its cap, a take is an `UPDATE` only ([`BucketOp::TakeKnown`]): a key that
 //! has a bucket is served as ever, a key without one is refused `rate_limited` (counted as
-//! the limit's refusal, as in memory) after one prune of the buckets full again and a fresh
-//! count — at most one such prune per limit per [`PRUNE_AT_CAP_EVERY`] on a node, so a flood
-//! at the cap costs one `UPDATE` per attempt.
+//! the limit's refusal, as in memory) after one prune of the buckets full again (and a fresh
+//! count if it dropped any) — at most one such prune per limit per [`PRUNE_AT_CAP_EVERY`] on a
+//! node, so a flood at the cap costs one `UPDATE` per attempt.
 //!
 //! The failed-authentication limit is charged after the failure, so a refusal at the cap
 //! would leave the failure uncounted ([`Keys::Overflow`], `limits` module docs): at its cap,
@@ -59,6 +60,13 @@ pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// How often, at most, a node prunes for a limit standing at its cap of keys (a take for a
 /// new key then may find room made by buckets full again since the chores' last prune).
 pub const PRUNE_AT_CAP_EVERY: Duration = Duration::from_secs(1);
+
+/// The keyed limits whose buckets the engine keeps (counted every round for their cap).
+const SHARED_KEYED: &[&str] = &[
+    super::SOURCE_REGISTRATIONS,
+    super::SOURCE_AUTH_FAILURES,
+    super::CONVERSATION_OPENS,
+];
 
 /// The key of a limit's overflow bucket ([`Keys::Overflow`]): empty, which no source's key is
 /// (an address is 4 or 16 bytes).
@@ -184,9 +192,10 @@ impl SharedBuckets {
         self.count();
     }
 
-    /// Counts each limit's buckets (one grouped statement; the chores call it every round).
+    /// Counts each keyed limit's buckets (a range count of the primary key each; the chores
+    /// call it every round).
     pub fn count(&self) {
-        match self.engine.rate_bucket_counts() {
+        match self.engine.rate_bucket_counts(SHARED_KEYED) {
             Ok(counts) => {
                 let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
                 for r in rows.values_mut() {
@@ -233,9 +242,12 @@ impl SharedBuckets {
             .set(limit, i64::try_from(n).unwrap_or(i64::MAX));
     }
 
-    /// For a take refused at the cap: prunes the buckets full again and counts again (unless
-    /// this node did so for `limit` within [`PRUNE_AT_CAP_EVERY`]); whether `limit` is now
-    /// under its cap.
+    /// For a take refused at the cap: prunes the buckets full again and, if that dropped any,
+    /// counts again (unless this node did so for `limit` within [`PRUNE_AT_CAP_EVERY`]);
+    /// whether `limit` is now under its cap. A prune that dropped nothing leaves the count as
+    /// it was: a flood at the cap, whose buckets are all still short of tokens, costs one
+    /// prune a second (served by the index on `full_at`), not a count of the cap's rows
+    /// (BENCHMARKS.md). Rows another node pruned show at the next round's count.
     fn made_room(&self, limit: &'static str) -> bool {
         {
             let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
@@ -247,7 +259,11 @@ impl SharedBuckets {
             }
             r.pruned_at_cap = Some(Instant::now());
         }
-        self.prune();
+        match self.engine.prune_rate_buckets() {
+            Ok(0) => {}
+            Ok(_) => self.count(),
+            Err(e) => warn!(error = %e, "pruning the shared rate buckets failed"),
+        }
         !self.at_cap(limit)
     }
 
