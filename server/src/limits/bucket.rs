@@ -150,12 +150,18 @@ impl Bucket {
     }
 }
 
+/// How often, at most, a table at its cap looks for buckets full again to forget (a walk of
+/// every bucket under the table's lock), or once per token interval of its rate if that is
+/// shorter (within one interval no bucket gains a whole token): a flood of new keys at the cap
+/// costs one walk a second (or per token), not one per attempt.
+pub const SWEEP_AT_CAP_EVERY: Duration = Duration::from_secs(1);
+
 /// A bucket per key, at most `max_keys` of them.
 ///
 /// When the table is full, buckets that have filled up again are forgotten (a new bucket
-/// starts full, so nothing is lost); if every tracked key is still short of tokens, a new key
-/// is refused until some refill ([`Limited::at_cap`]). Memory stays bounded whatever the
-/// number of keys.
+/// starts full, so nothing is lost; at most once per [`SWEEP_AT_CAP_EVERY`]); if every
+/// tracked key is still short of tokens, a new key is refused until some refill
+/// ([`Limited::at_cap`]). Memory stays bounded whatever the number of keys.
 ///
 /// A limit whose tokens are taken *after* the event (a failed authentication is known only
 /// once it failed) cannot refuse it at the cap: the event has happened, and a key whose take
@@ -176,6 +182,9 @@ pub struct KeyedBuckets<K> {
     /// The bucket the keys without one share at the cap, if the limit has one. Locked only
     /// while `map` is held (one lock order).
     overflow: Option<Mutex<Bucket>>,
+    /// When the table at its cap last forgot its full buckets. Locked only while `map` is
+    /// held.
+    swept: Mutex<Option<Instant>>,
 }
 
 impl<K: Hash + Eq + Clone> KeyedBuckets<K> {
@@ -188,6 +197,7 @@ impl<K: Hash + Eq + Clone> KeyedBuckets<K> {
             map: Mutex::new(HashMap::new()),
             keys: AtomicUsize::new(0),
             overflow: None,
+            swept: Mutex::new(None),
         }
     }
 
@@ -252,6 +262,24 @@ impl<K: Hash + Eq + Clone> KeyedBuckets<K> {
         self.len() == 0
     }
 
+    /// Whether the table at its cap may forget its full buckets at `now` (not within
+    /// [`SWEEP_AT_CAP_EVERY`], or one token interval if shorter, of the last time); if so,
+    /// noted as done. Called with `map` held.
+    fn may_sweep(&self, now: Instant) -> bool {
+        let per_second = self.rate.per_second();
+        let every = if per_second > 1.0 {
+            Duration::from_secs_f64(1.0 / per_second)
+        } else {
+            SWEEP_AT_CAP_EVERY
+        };
+        let mut swept = self.swept.lock().unwrap_or_else(|p| p.into_inner());
+        if swept.is_some_and(|at| now.saturating_duration_since(at) < every) {
+            return false;
+        }
+        *swept = Some(now);
+        true
+    }
+
     /// `op` on `key`'s bucket, started (full) if the key has none and `start`; at the cap,
     /// on the overflow bucket if there is one, else refused (a take) or let through (a
     /// check: an untracked key's bucket is full).
@@ -266,7 +294,7 @@ impl<K: Hash + Eq + Clone> KeyedBuckets<K> {
         // A poisoned lock only means another thread panicked mid-update of plain numbers.
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         if !map.contains_key(key) {
-            if map.len() >= self.max_keys {
+            if map.len() >= self.max_keys && self.may_sweep(now) {
                 map.retain(|_, b| {
                     b.refill(rate, now);
                     !b.is_full(rate)
@@ -474,6 +502,37 @@ mod tests {
         let refused = plain.take(&2, t).unwrap_err();
         assert!(refused.at_cap && refused.limit == "y", "{refused:?}");
         assert!(!plain.take(&1, t).unwrap_err().at_cap, "key 1's own bucket");
+    }
+
+    #[test]
+    fn a_table_at_its_cap_forgets_full_buckets_at_most_once_a_second_or_token() {
+        let t = Instant::now();
+        let ms = |n| t + Duration::from_millis(n);
+        let slow = Rate {
+            per_minute: 6,
+            burst: 1,
+        };
+        let k = KeyedBuckets::new("x", slow, 1);
+        k.take(&1, t).unwrap();
+        // At the cap: the walk at 9.5 s finds key 1 still short of its token.
+        assert!(k.take(&2, ms(9_500)).unwrap_err().at_cap);
+        // Key 1 is full again from 10 s, but the table walked at 9.5 s: not again within 1 s.
+        assert!(k.take(&2, ms(10_000)).unwrap_err().at_cap);
+        assert_eq!(k.len(), 1);
+        // A second after the last walk, the next one forgets it and key 2 is served.
+        k.take(&2, ms(10_500)).unwrap();
+        assert_eq!(k.len(), 1);
+
+        // A rate of ten tokens a second walks at most every tenth of a second.
+        let quick = Rate {
+            per_minute: 600,
+            burst: 1,
+        };
+        let k = KeyedBuckets::new("y", quick, 1);
+        k.take(&1, t).unwrap();
+        assert!(k.take(&2, ms(50)).unwrap_err().at_cap);
+        assert!(k.take(&2, ms(120)).unwrap_err().at_cap, "walked 70 ms ago");
+        k.take(&2, ms(150)).unwrap();
     }
 
     #[test]
