@@ -145,6 +145,62 @@ impl LabeledCounter {
     }
 }
 
+/// Gauges sharing a name, one per value of a single `reason` label (fixed at construction;
+/// [`set`](Self::set) with any other value is ignored).
+#[derive(Debug)]
+pub struct LabeledGauge {
+    labels: &'static [&'static str],
+    values: Box<[AtomicI64]>,
+    /// Woken on every change (see [`LabeledGauge::wait_for`]).
+    changed: Notify,
+}
+
+impl LabeledGauge {
+    fn new(labels: &'static [&'static str]) -> Self {
+        Self {
+            labels,
+            values: labels.iter().map(|_| AtomicI64::new(0)).collect(),
+            changed: Notify::new(),
+        }
+    }
+
+    fn slot(&self, label: &str) -> Option<&AtomicI64> {
+        let i = self.labels.iter().position(|l| *l == label)?;
+        self.values.get(i)
+    }
+
+    /// Sets the gauge for `label`; wakes the waiters only if the value changed.
+    pub fn set(&self, label: &str, v: i64) {
+        if let Some(slot) = self.slot(label)
+            && slot.swap(v, Ordering::Relaxed) != v
+        {
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// The gauge for `label` (0 for a label it does not have).
+    pub fn get(&self, label: &str) -> i64 {
+        self.slot(label).map_or(0, |v| v.load(Ordering::Relaxed))
+    }
+
+    /// Waits until `holds` is true of the gauge for `label`: checked now and after every
+    /// change.
+    pub async fn wait_for(&self, label: &str, holds: impl Fn(i64) -> bool) {
+        wait_until(&self.changed, || holds(self.get(label))).await;
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        header(out, name, help, "gauge");
+        for (label, v) in self.labels.iter().zip(self.values.iter()) {
+            let _ = writeln!(
+                out,
+                "{name}{{reason=\"{label}\"}} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
+    }
+}
+
 /// A histogram with fixed upper bounds.
 #[derive(Debug)]
 pub struct Histogram {
@@ -282,6 +338,16 @@ pub struct Metrics {
     /// Requests and connections refused by an abuse limit, by limit
     /// (see [`LIMIT_LABELS`](crate::limits::LIMIT_LABELS)).
     pub limited: LabeledCounter,
+    /// Of those, the refusals by a keyed limit's cap on the keys it tracks (a new key while
+    /// the table is full of keys short of tokens, or the overflow bucket the new keys share
+    /// empty), by limit (see [`KEYED_LIMIT_LABELS`](crate::limits::KEYED_LIMIT_LABELS)).
+    pub limited_at_cap: LabeledCounter,
+    /// The keys (sources, customers) each keyed limit tracks: a node's own table, or in a
+    /// cluster the shared rows as this node knows them (its last count plus the rows it
+    /// started since), by limit.
+    pub limit_keys: LabeledGauge,
+    /// The cap on each keyed limit's keys (`max_tracked_sources`).
+    pub limit_keys_max: Gauge,
     /// Latency of store operations, seconds.
     pub store_latency: Histogram,
     /// Latency of durable flushes, seconds.
@@ -474,6 +540,9 @@ impl Metrics {
             messages_delivered: Counter::default(),
             auth_failures: Counter::default(),
             limited: LabeledCounter::new(crate::limits::LIMIT_LABELS),
+            limited_at_cap: LabeledCounter::new(crate::limits::KEYED_LIMIT_LABELS),
+            limit_keys: LabeledGauge::new(crate::limits::KEYED_LIMIT_LABELS),
+            limit_keys_max: Gauge::default(),
             store_latency: Histogram::new(LATENCY_BUCKETS),
             flush_latency: Histogram::new(LATENCY_BUCKETS),
             group_commit_batch_size: Histogram::new(BATCH_BUCKETS),
@@ -587,6 +656,24 @@ impl Metrics {
             "Requests and connections refused by an abuse limit, by limit.",
             &self.limited,
         );
+        labeled(
+            &mut out,
+            "sealdesk_limited_at_cap_total",
+            "Of those, refusals by a limit's cap on the keys it tracks, by limit.",
+            &self.limited_at_cap,
+        );
+        self.limit_keys.render(
+            &mut out,
+            "sealdesk_limit_keys",
+            "Keys (sources, customers) each keyed limit tracks; in a cluster, the shared rows this node knows of.",
+        );
+        header(
+            &mut out,
+            "sealdesk_limit_keys_max",
+            "The cap on each keyed limit's keys (max_tracked_sources).",
+            "gauge",
+        );
+        let _ = writeln!(out, "sealdesk_limit_keys_max {}", self.limit_keys_max.get());
         self.store_latency.render(
             &mut out,
             "sealdesk_store_latency_seconds",

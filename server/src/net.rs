@@ -527,7 +527,7 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
 /// body is the wire's error code, `rate_limited`, and what was limited.
 fn too_many(limited: &Limited) -> Response<Full<Bytes>> {
     let secs = limited.retry_after_secs().max(1);
-    let body = format!("rate_limited: {}\n", limits::describe(limited.limit));
+    let body = format!("rate_limited: {}\n", limited.describe());
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
     let h = response.headers_mut();

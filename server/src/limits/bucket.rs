@@ -1,11 +1,13 @@
 //! Token buckets: one ([`Bucket`]) and one per key ([`KeyedBuckets`]), bounded in memory.
 //!
 //! Time is passed in (`now`), so the arithmetic is tested without waiting, and a refusal
-//! says how long until the next token ([`Limited::retry_after`]).
+//! says how long until the next token ([`Limited::retry_after`]) and whether it was the cap
+//! on keys that refused ([`Limited::at_cap`]).
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// A sustained rate and the burst saved up for it.
@@ -34,9 +36,41 @@ pub struct Limited {
     pub limit: &'static str,
     /// How long until the next token (at least one second, rounded up to whole seconds).
     pub retry_after: Duration,
+    /// Whether the key was refused for the limit's cap on keys rather than by a bucket of its
+    /// own: it had none, and the table was full of keys still short of tokens (or, for a
+    /// limit with an overflow bucket, that bucket was empty; [`KeyedBuckets::with_overflow`]).
+    pub at_cap: bool,
 }
 
 impl Limited {
+    /// A refusal by `limit`'s bucket for the key (not the cap).
+    pub fn new(limit: &'static str, retry_after: Duration) -> Self {
+        Self {
+            limit,
+            retry_after,
+            at_cap: false,
+        }
+    }
+
+    /// A refusal by `limit`'s cap on keys.
+    pub fn at_cap(limit: &'static str, retry_after: Duration) -> Self {
+        Self {
+            limit,
+            retry_after,
+            at_cap: true,
+        }
+    }
+
+    /// What was limited, in words for the client ([`describe`](super::describe), or
+    /// [`describe_at_cap`](super::describe_at_cap) for a refusal by the cap).
+    pub fn describe(&self) -> &'static str {
+        if self.at_cap {
+            super::describe_at_cap(self.limit)
+        } else {
+            super::describe(self.limit)
+        }
+    }
+
     /// [`retry_after`](Self::retry_after) in whole seconds.
     pub fn retry_after_secs(&self) -> u64 {
         self.retry_after.as_secs()
@@ -116,11 +150,25 @@ impl Bucket {
     }
 }
 
+/// How often, at most, a table at its cap looks for buckets full again to forget (a walk of
+/// every bucket under the table's lock), or once per token interval of its rate if that is
+/// shorter (within one interval no bucket gains a whole token): a flood of new keys at the cap
+/// costs one walk a second (or per token), not one per attempt.
+pub const SWEEP_AT_CAP_EVERY: Duration = Duration::from_secs(1);
+
 /// A bucket per key, at most `max_keys` of them.
 ///
 /// When the table is full, buckets that have filled up again are forgotten (a new bucket
-/// starts full, so nothing is lost); if every tracked key is still short of tokens, a new key
-/// is refused until some refill. Memory stays bounded whatever the number of keys.
+/// starts full, so nothing is lost; at most once per [`SWEEP_AT_CAP_EVERY`]); if every
+/// tracked key is still short of tokens, a new key is refused until some refill
+/// ([`Limited::at_cap`]). Memory stays bounded whatever the number of keys.
+///
+/// A limit whose tokens are taken *after* the event (a failed authentication is known only
+/// once it failed) cannot refuse it at the cap: the event has happened, and a key whose take
+/// was refused would go uncounted however often it came back. Such a limit keeps one overflow
+/// bucket ([`with_overflow`](Self::with_overflow)): at the cap, every key without a bucket of
+/// its own takes from, and is checked against, that one bucket, so many keys together get one
+/// key's rate rather than no limit at all.
 #[derive(Debug)]
 pub struct KeyedBuckets<K> {
     limit: &'static str,
@@ -128,6 +176,15 @@ pub struct KeyedBuckets<K> {
     max_keys: usize,
     /// A std Mutex: held for a hash-map update only.
     map: Mutex<HashMap<K, Bucket>>,
+    /// The map's length, kept under its lock, read without it ([`len`](Self::len), the
+    /// metrics' gauge).
+    keys: AtomicUsize,
+    /// The bucket the keys without one share at the cap, if the limit has one. Locked only
+    /// while `map` is held (one lock order).
+    overflow: Option<Mutex<Bucket>>,
+    /// When the table at its cap last forgot its full buckets. Locked only while `map` is
+    /// held.
+    swept: Mutex<Option<Instant>>,
 }
 
 impl<K: Hash + Eq + Clone> KeyedBuckets<K> {
@@ -138,30 +195,37 @@ impl<K: Hash + Eq + Clone> KeyedBuckets<K> {
             rate,
             max_keys: max_keys.max(1),
             map: Mutex::new(HashMap::new()),
+            keys: AtomicUsize::new(0),
+            overflow: None,
+            swept: Mutex::new(None),
         }
     }
 
-    /// Takes a token from `key`'s bucket.
+    /// The same buckets with one overflow bucket of the same rate, which the keys without a
+    /// bucket share while the table is at its cap (see the type's docs). It starts full.
+    #[must_use]
+    pub fn with_overflow(mut self, now: Instant) -> Self {
+        self.overflow = Some(Mutex::new(Bucket::new(self.rate, now)));
+        self
+    }
+
+    /// Takes a token from `key`'s bucket (at the cap, from the overflow bucket if the limit
+    /// has one).
     ///
     /// # Errors
     /// [`Limited`] if the bucket is empty (or the table is full of keys short of tokens).
     pub fn take(&self, key: &K, now: Instant) -> Result<(), Limited> {
-        self.with(key, now, |b, rate| b.take(rate, now))
+        self.with(key, now, true, |b, rate| b.take(rate, now))
     }
 
-    /// Whether `key`'s bucket has a token, without taking it.
+    /// Whether `key`'s bucket has a token, without taking it. An untracked key has a full
+    /// bucket, unless the table is at its cap and the limit has an overflow bucket: then the
+    /// answer is that bucket's.
     ///
     /// # Errors
     /// [`Limited`] if it has none.
     pub fn check(&self, key: &K, now: Instant) -> Result<(), Limited> {
-        {
-            let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-            // An untracked key has a full bucket: nothing to keep for it.
-            if !map.contains_key(key) {
-                return Ok(());
-            }
-        }
-        self.with(key, now, |b, rate| b.check(rate, now))
+        self.with(key, now, false, |b, rate| b.check(rate, now))
     }
 
     /// Gives back the token taken by an attempt that turned out not to count.
@@ -178,9 +242,19 @@ impl<K: Hash + Eq + Clone> KeyedBuckets<K> {
         (self.limit, self.rate)
     }
 
-    /// How many keys are tracked now.
+    /// How many keys are tracked now (the overflow bucket is not a key's).
     pub fn len(&self) -> usize {
-        self.map.lock().map_or(0, |m| m.len())
+        self.keys.load(Ordering::Relaxed)
+    }
+
+    /// Whether the keys without a bucket share an overflow bucket at the cap.
+    pub fn has_overflow(&self) -> bool {
+        self.overflow.is_some()
+    }
+
+    /// The most keys tracked at once.
+    pub fn max_keys(&self) -> usize {
+        self.max_keys
     }
 
     /// Whether no key is tracked.
@@ -188,32 +262,66 @@ impl<K: Hash + Eq + Clone> KeyedBuckets<K> {
         self.len() == 0
     }
 
+    /// Whether the table at its cap may forget its full buckets at `now` (not within
+    /// [`SWEEP_AT_CAP_EVERY`], or one token interval if shorter, of the last time); if so,
+    /// noted as done. Called with `map` held.
+    fn may_sweep(&self, now: Instant) -> bool {
+        let per_second = self.rate.per_second();
+        let every = if per_second > 1.0 {
+            Duration::from_secs_f64(1.0 / per_second)
+        } else {
+            SWEEP_AT_CAP_EVERY
+        };
+        let mut swept = self.swept.lock().unwrap_or_else(|p| p.into_inner());
+        if swept.is_some_and(|at| now.saturating_duration_since(at) < every) {
+            return false;
+        }
+        *swept = Some(now);
+        true
+    }
+
+    /// `op` on `key`'s bucket, started (full) if the key has none and `start`; at the cap,
+    /// on the overflow bucket if there is one, else refused (a take) or let through (a
+    /// check: an untracked key's bucket is full).
     fn with(
         &self,
         key: &K,
         now: Instant,
+        start: bool,
         op: impl FnOnce(&mut Bucket, Rate) -> Result<(), Duration>,
     ) -> Result<(), Limited> {
-        let refuse = |retry_after: Duration| Limited {
-            limit: self.limit,
-            retry_after,
-        };
+        let rate = self.rate;
         // A poisoned lock only means another thread panicked mid-update of plain numbers.
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        if !map.contains_key(key) && map.len() >= self.max_keys {
-            let rate = self.rate;
-            map.retain(|_, b| {
-                b.refill(rate, now);
-                !b.is_full(rate)
-            });
+        if !map.contains_key(key) {
+            if map.len() >= self.max_keys && self.may_sweep(now) {
+                map.retain(|_, b| {
+                    b.refill(rate, now);
+                    !b.is_full(rate)
+                });
+                self.keys.store(map.len(), Ordering::Relaxed);
+            }
             if map.len() >= self.max_keys {
-                return Err(refuse(Duration::from_secs(1)));
+                return match &self.overflow {
+                    Some(overflow) => {
+                        let mut b = overflow.lock().unwrap_or_else(|p| p.into_inner());
+                        op(&mut b, rate).map_err(|wait| Limited::at_cap(self.limit, wait))
+                    }
+                    None if start => Err(Limited::at_cap(self.limit, Duration::from_secs(1))),
+                    None => Ok(()),
+                };
+            }
+            if !start {
+                // Nothing to keep for a key whose bucket would be full.
+                return Ok(());
             }
         }
         let bucket = map
             .entry(key.clone())
-            .or_insert_with(|| Bucket::new(self.rate, now));
-        op(bucket, self.rate).map_err(refuse)
+            .or_insert_with(|| Bucket::new(rate, now));
+        let r = op(bucket, rate).map_err(|wait| Limited::new(self.limit, wait));
+        self.keys.store(map.len(), Ordering::Relaxed);
+        r
     }
 }
 
@@ -241,10 +349,8 @@ impl SharedBucket {
     /// [`Limited`] if there is none.
     pub fn take(&self, now: Instant) -> Result<(), Limited> {
         let mut b = self.bucket.lock().unwrap_or_else(|p| p.into_inner());
-        b.take(self.rate, now).map_err(|retry_after| Limited {
-            limit: self.limit,
-            retry_after,
-        })
+        b.take(self.rate, now)
+            .map_err(|retry_after| Limited::new(self.limit, retry_after))
     }
 
     /// The limit's label and the bucket's rate.
@@ -258,10 +364,8 @@ impl SharedBucket {
     /// [`Limited`] if there is none.
     pub fn check(&self, now: Instant) -> Result<(), Limited> {
         let mut b = self.bucket.lock().unwrap_or_else(|p| p.into_inner());
-        b.check(self.rate, now).map_err(|retry_after| Limited {
-            limit: self.limit,
-            retry_after,
-        })
+        b.check(self.rate, now)
+            .map_err(|retry_after| Limited::new(self.limit, retry_after))
     }
 
     /// Gives back a token taken by an attempt that turned out not to count.
@@ -358,6 +462,77 @@ mod tests {
         let later = t + Duration::from_secs(5);
         k.take(&3, later).unwrap();
         assert_eq!(k.len(), 1);
+    }
+
+    #[test]
+    fn at_the_cap_keys_without_a_bucket_share_the_overflow_bucket() {
+        let t = Instant::now();
+        let slow = Rate {
+            per_minute: 1,
+            burst: 1,
+        };
+        let k = KeyedBuckets::new("x", slow, 2).with_overflow(t);
+        k.take(&1, t).unwrap();
+        k.check(&3, t).unwrap();
+        assert_eq!(k.len(), 1, "below the cap a check keeps nothing");
+        k.take(&2, t).unwrap();
+        // At the cap: key 3's take is charged to the overflow bucket (no bucket of its own)…
+        k.take(&3, t).unwrap();
+        assert_eq!(k.len(), 2);
+        // … which then answers for every key without a bucket: refused, at the cap.
+        let refused = k.check(&4, t).unwrap_err();
+        assert!(refused.at_cap, "{refused:?}");
+        assert_eq!(refused.retry_after_secs(), 60);
+        assert!(k.take(&5, t).unwrap_err().at_cap);
+        assert!(k.check(&3, t).unwrap_err().at_cap);
+        // A tracked key is answered by its own bucket.
+        let own = k.check(&1, t).unwrap_err();
+        assert!(!own.at_cap, "{own:?}");
+        // Once the tracked buckets are full again they are forgotten: new keys get their own.
+        let later = t + Duration::from_secs(61);
+        k.check(&4, later).unwrap();
+        k.take(&4, later).unwrap();
+        assert_eq!(k.len(), 1);
+
+        // Without an overflow bucket, a new key's check at the cap passes (its bucket would
+        // be full) and its take is refused, at the cap.
+        let plain = KeyedBuckets::new("y", slow, 1);
+        plain.take(&1, t).unwrap();
+        plain.check(&2, t).unwrap();
+        let refused = plain.take(&2, t).unwrap_err();
+        assert!(refused.at_cap && refused.limit == "y", "{refused:?}");
+        assert!(!plain.take(&1, t).unwrap_err().at_cap, "key 1's own bucket");
+    }
+
+    #[test]
+    fn a_table_at_its_cap_forgets_full_buckets_at_most_once_a_second_or_token() {
+        let t = Instant::now();
+        let ms = |n| t + Duration::from_millis(n);
+        let slow = Rate {
+            per_minute: 6,
+            burst: 1,
+        };
+        let k = KeyedBuckets::new("x", slow, 1);
+        k.take(&1, t).unwrap();
+        // At the cap: the walk at 9.5 s finds key 1 still short of its token.
+        assert!(k.take(&2, ms(9_500)).unwrap_err().at_cap);
+        // Key 1 is full again from 10 s, but the table walked at 9.5 s: not again within 1 s.
+        assert!(k.take(&2, ms(10_000)).unwrap_err().at_cap);
+        assert_eq!(k.len(), 1);
+        // A second after the last walk, the next one forgets it and key 2 is served.
+        k.take(&2, ms(10_500)).unwrap();
+        assert_eq!(k.len(), 1);
+
+        // A rate of ten tokens a second walks at most every tenth of a second.
+        let quick = Rate {
+            per_minute: 600,
+            burst: 1,
+        };
+        let k = KeyedBuckets::new("y", quick, 1);
+        k.take(&1, t).unwrap();
+        assert!(k.take(&2, ms(50)).unwrap_err().at_cap);
+        assert!(k.take(&2, ms(120)).unwrap_err().at_cap, "walked 70 ms ago");
+        k.take(&2, ms(150)).unwrap();
     }
 
     #[test]

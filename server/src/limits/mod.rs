@@ -17,8 +17,21 @@
 //!
 //! [`Guard`] holds every bucket the relay keeps, built from the [`Limits`] of the
 //! configuration; a refusal is counted in `sealdesk_limited_total{reason=…}` (one label per
-//! limit, [`LIMIT_LABELS`]). Nothing here knows the protocol: accounts and conversations are
-//! keyed by their bytes.
+//! limit, [`LIMIT_LABELS`]), and one by a keyed limit's cap on keys also in
+//! `sealdesk_limited_at_cap_total{reason=…}`; `sealdesk_limit_keys{reason=…}` is the keys each
+//! keyed limit tracks ([`KEYED_LIMIT_LABELS`]), beside its cap, `sealdesk_limit_keys_max`.
+//! Nothing here knows the protocol: accounts and conversations are keyed by their bytes.
+//!
+//! # Failed authentications at the cap
+//!
+//! A failed authentication is charged after it failed, so refusing its take at the cap would
+//! leave it uncounted, and a source with a new address each time would fail without limit.
+//! While that limit's table is at its cap, the sources without a bucket of their own share one
+//! overflow bucket of the same rate instead: each failure of theirs is charged to it, and once
+//! it is empty every new source is refused before the challenge (`rate_limited`) until it
+//! refills. The sources with a bucket are answered by their own, and once buckets refill and
+//! are forgotten, new sources get their own again. In a cluster the overflow bucket is one more
+//! shared row ([`shared`]).
 
 pub mod bucket;
 pub mod bytes;
@@ -37,7 +50,7 @@ pub use bucket::{Bucket, KeyedBuckets, Limited, Rate, SharedBucket};
 pub use open::{OpenConnections, OpenSlot};
 pub use quota::{OpenRecord, RecordLocks};
 pub use sender::SenderBuckets;
-pub use shared::SharedBuckets;
+pub use shared::{Keys, SharedBuckets};
 pub use source::{source_key, source_of};
 
 use crate::config::Limits;
@@ -64,6 +77,15 @@ pub const CONVERSATION_MESSAGES: &str = "conversation_messages";
 pub const STORED_BYTES_ACCOUNT: &str = "stored_bytes_account";
 /// Attachment bytes stored in one org's conversations.
 pub const STORED_BYTES_ORG: &str = "stored_bytes_org";
+
+/// The limits kept per key (source address, customer), each capped at `max_tracked_sources`
+/// keys: the labels of `sealdesk_limited_at_cap_total` and `sealdesk_limit_keys`.
+pub const KEYED_LIMIT_LABELS: &[&str] = &[
+    SOURCE_CONNECTIONS,
+    SOURCE_REGISTRATIONS,
+    SOURCE_AUTH_FAILURES,
+    CONVERSATION_OPENS,
+];
 
 /// Every limit's metrics label.
 pub const LIMIT_LABELS: &[&str] = &[
@@ -96,6 +118,18 @@ pub fn describe(limit: &str) -> &'static str {
     }
 }
 
+/// What a refusal by the cap on `limit`'s keys says to the client: that the relay tracks too
+/// many others right now (the client's own address or account did nothing wrong).
+pub fn describe_at_cap(limit: &str) -> &'static str {
+    match limit {
+        SOURCE_CONNECTIONS => "too many addresses are connecting right now",
+        SOURCE_REGISTRATIONS => "too many addresses are registering right now",
+        SOURCE_AUTH_FAILURES => "too many failed authentications from new addresses right now",
+        CONVERSATION_OPENS => "too many accounts are opening conversations right now",
+        _ => describe(limit),
+    }
+}
+
 /// Connection attempts per source: the listener's limit (see [`crate::net`]).
 #[derive(Debug)]
 pub struct ConnectionLimit {
@@ -106,6 +140,9 @@ pub struct ConnectionLimit {
 impl ConnectionLimit {
     /// From the configured limits.
     pub fn new(limits: &Limits, metrics: Arc<Metrics>) -> Self {
+        metrics
+            .limit_keys_max
+            .set(i64::try_from(limits.max_tracked_sources).unwrap_or(i64::MAX));
         Self {
             buckets: KeyedBuckets::new(
                 SOURCE_CONNECTIONS,
@@ -124,9 +161,9 @@ impl ConnectionLimit {
     /// # Errors
     /// [`Limited`] (and counted) if the source is over its rate.
     pub fn admit(&self, source: IpAddr) -> Result<(), Limited> {
-        self.buckets
-            .take(&source_key(source), Instant::now())
-            .inspect_err(|l| self.metrics.limited.inc(l.limit))
+        let r = self.buckets.take(&source_key(source), Instant::now());
+        note_keys(&self.metrics, &self.buckets);
+        r.inspect_err(|l| count_refusal(&self.metrics, l))
     }
 }
 
@@ -157,11 +194,30 @@ pub struct Guard {
     metrics: Arc<Metrics>,
 }
 
+/// Counts a refusal: under its limit, and under the cap's count too if the cap refused.
+fn count_refusal(metrics: &Metrics, l: &Limited) {
+    metrics.limited.inc(l.limit);
+    if l.at_cap {
+        metrics.limited_at_cap.inc(l.limit);
+    }
+}
+
+/// Sets the gauge of the keys `buckets` tracks.
+fn note_keys<K: Hash + Eq + Clone>(metrics: &Metrics, buckets: &KeyedBuckets<K>) {
+    let (limit, _) = buckets.limit();
+    metrics
+        .limit_keys
+        .set(limit, i64::try_from(buckets.len()).unwrap_or(i64::MAX));
+}
+
 impl Guard {
     /// From the configured limits.
     pub fn new(limits: &Limits, metrics: Arc<Metrics>) -> Self {
         let now = Instant::now();
         let keys = limits.max_tracked_sources;
+        metrics
+            .limit_keys_max
+            .set(i64::try_from(keys).unwrap_or(i64::MAX));
         Self {
             source_registrations: KeyedBuckets::new(
                 SOURCE_REGISTRATIONS,
@@ -179,6 +235,8 @@ impl Guard {
                 },
                 now,
             ),
+            // Charged after the failure: at the cap, new sources share an overflow bucket
+            // (the module docs).
             auth_failures: KeyedBuckets::new(
                 SOURCE_AUTH_FAILURES,
                 Rate {
@@ -186,7 +244,8 @@ impl Guard {
                     burst: limits.source_auth_failure_burst,
                 },
                 keys,
-            ),
+            )
+            .with_overflow(now),
             opens: KeyedBuckets::new(
                 CONVERSATION_OPENS,
                 Rate {
@@ -214,7 +273,11 @@ impl Guard {
     /// memory.
     pub fn share(&mut self, engine: Arc<dyn ConversationLog>) {
         if engine.shared() {
-            self.shared = Some(SharedBuckets::new(engine, self.max_shared_keys));
+            self.shared = Some(SharedBuckets::new(
+                engine,
+                self.max_shared_keys,
+                Arc::clone(&self.metrics),
+            ));
         }
     }
 
@@ -235,7 +298,7 @@ impl Guard {
     }
 
     /// `op` on `key`'s bucket of `buckets`: the shared engine's (`key_bytes` there) if there
-    /// is one, else this node's.
+    /// is one, else this node's (whose keys then are the gauge's).
     fn keyed<K: Hash + Eq + Clone>(
         &self,
         buckets: &KeyedBuckets<K>,
@@ -245,21 +308,31 @@ impl Guard {
         now: Instant,
     ) -> Result<(), Limited> {
         let (limit, rate) = buckets.limit();
+        // The shared table keeps the same rule at the cap as this node's.
+        let keys = if buckets.has_overflow() {
+            Keys::Overflow
+        } else {
+            Keys::Capped
+        };
         if let Some(r) = self
             .shared
             .as_ref()
-            .and_then(|s| s.apply(limit, rate, key_bytes, op, true))
+            .and_then(|s| s.apply(limit, rate, key_bytes, op, keys))
         {
             return r;
         }
-        match op {
+        let r = match op {
             BucketOp::Take | BucketOp::TakeKnown => buckets.take(key, now),
-            BucketOp::Check => buckets.check(key, now),
+            BucketOp::Check | BucketOp::CheckKnown => buckets.check(key, now),
             BucketOp::Refund => {
                 buckets.refund(key);
                 Ok(())
             }
+        };
+        if self.shared.is_none() {
+            note_keys(&self.metrics, buckets);
         }
+        r
     }
 
     /// `op` on the overall `bucket`: the shared engine's if there is one, else this node's.
@@ -268,13 +341,13 @@ impl Guard {
         if let Some(r) = self
             .shared
             .as_ref()
-            .and_then(|s| s.apply(limit, rate, b"", op, false))
+            .and_then(|s| s.apply(limit, rate, b"", op, Keys::One))
         {
             return r;
         }
         match op {
             BucketOp::Take | BucketOp::TakeKnown => bucket.take(now),
-            BucketOp::Check => bucket.check(now),
+            BucketOp::Check | BucketOp::CheckKnown => bucket.check(now),
             BucketOp::Refund => {
                 bucket.refund();
                 Ok(())
@@ -283,7 +356,7 @@ impl Guard {
     }
 
     fn counted(&self, r: Result<(), Limited>) -> Result<(), Limited> {
-        r.inspect_err(|l| self.metrics.limited.inc(l.limit))
+        r.inspect_err(|l| count_refusal(&self.metrics, l))
     }
 
     /// A registration from `source`: one token from the source's bucket and one from the
@@ -328,7 +401,8 @@ impl Guard {
         self.auth_failure_bucket(source, BucketOp::Check)
     }
 
-    /// Records a failed authentication from `source`.
+    /// Records a failed authentication from `source`: in its own bucket, or at the cap, if
+    /// it has none, in the overflow bucket the sources without one share (the module docs).
     pub fn auth_failed(&self, source: IpAddr) {
         let _ = self.auth_failure_bucket(source, BucketOp::Take);
     }
@@ -367,10 +441,7 @@ impl Guard {
     pub fn message(&self, buckets: &mut SenderBuckets, sender: &[u8; 32]) -> Result<(), Limited> {
         let taken = buckets
             .take(self.message_rate, sender, Instant::now())
-            .map_err(|retry_after| Limited {
-                limit: CONVERSATION_MESSAGES,
-                retry_after,
-            });
+            .map_err(|retry_after| Limited::new(CONVERSATION_MESSAGES, retry_after));
         self.counted(taken)
     }
 

@@ -52,10 +52,10 @@ impl OpenConnections {
         if *n >= self.most {
             drop(open);
             self.metrics.limited.inc(SOURCE_OPEN_CONNECTIONS);
-            return Err(Limited {
-                limit: SOURCE_OPEN_CONNECTIONS,
-                retry_after: Duration::from_secs(1),
-            });
+            return Err(Limited::new(
+                SOURCE_OPEN_CONNECTIONS,
+                Duration::from_secs(1),
+            ));
         }
         *n += 1;
         Ok(OpenSlot {

@@ -374,13 +374,13 @@ pub trait ConversationLog: Store {
         Ok(0)
     }
 
-    /// How many shared buckets each limit keeps (the keys' part before the first `/`), in
-    /// one statement; nothing on an engine only this node uses.
+    /// How many shared buckets each of `limits` keeps (the keys that begin with the label and
+    /// `/`); nothing on an engine only this node uses.
     ///
     /// # Errors
     ///
     /// [`Error::Storage`](crate::error::Error::Storage) if the engine fails.
-    fn rate_bucket_counts(&self) -> Result<Vec<(Vec<u8>, u64)>> {
+    fn rate_bucket_counts(&self, _limits: &'static [&'static str]) -> Result<Vec<(Vec<u8>, u64)>> {
         Ok(Vec::new())
     }
 

@@ -152,8 +152,8 @@ impl ConversationLog for MeteredStore {
         self.timed(|s| s.prune_rate_buckets())
     }
 
-    fn rate_bucket_counts(&self) -> Result<Vec<(Vec<u8>, u64)>> {
-        self.timed(|s| s.rate_bucket_counts())
+    fn rate_bucket_counts(&self, limits: &'static [&'static str]) -> Result<Vec<(Vec<u8>, u64)>> {
+        self.timed(|s| s.rate_bucket_counts(limits))
     }
 
     fn forward_push(&self, to: &[u8], frame: &[u8]) -> bool {

@@ -62,6 +62,10 @@ pub enum BucketOp {
     TakeKnown,
     /// Whether a token is there, taking none.
     Check,
+    /// [`Check`](Self::Check) for a bucket that exists: a key without one is answered
+    /// [`BucketAnswer::Unknown`] (its limit stands at its cap of keys, and the keys without a
+    /// bucket are answered by the limit's overflow bucket, `limits::shared`).
+    CheckKnown,
     /// Give back a token taken by an attempt that turned out not to count.
     Refund,
 }
@@ -75,7 +79,8 @@ pub enum BucketAnswer {
     /// [`BucketOp::Take`] for a key without a bucket: a bucket was started for it (one key
     /// more kept), and its first token taken.
     Started,
-    /// [`BucketOp::TakeKnown`] for a key without a bucket: nothing taken, nothing kept.
+    /// [`BucketOp::TakeKnown`] or [`BucketOp::CheckKnown`] for a key without a bucket:
+    /// nothing taken, nothing kept.
     Unknown,
     /// The bucket is empty: the wait until a token is there.
     Empty {

@@ -138,7 +138,7 @@ impl From<sealdesk_protocol::Error> for Reject {
 pub(crate) fn limited(l: Limited) -> Reject {
     Reject::retry_after(
         ErrorCode::RateLimited,
-        crate::limits::describe(l.limit).to_owned(),
+        l.describe().to_owned(),
         l.retry_after_secs(),
     )
 }

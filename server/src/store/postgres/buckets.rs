@@ -3,7 +3,8 @@
 //! taken from in one `INSERT … ON CONFLICT … DO UPDATE … RETURNING`: the row's lock orders
 //! the nodes' takes, and each sees the one before. While a limit stands at its cap of keys
 //! (`limits::shared`), a take is an `UPDATE` only ([`BucketOp::TakeKnown`]): a key without a
-//! row gets none, and the table does not grow.
+//! row gets none, and the table does not grow; a check ([`BucketOp::CheckKnown`]) then says
+//! whether the key has a row, for a limit whose keys without one share an overflow bucket.
 
 use deadpool_postgres::Pool;
 
@@ -53,13 +54,12 @@ const TAKE_KNOWN: &str = concat!(
      RETURNING granted, full_at - at"
 );
 
-/// How many rows each limit has: grouped by the keys' part before the first `/`
-/// (`limits::shared::bucket_key`).
-const COUNTS: &str = "SELECT l, count(*) FROM ( \
-       SELECT CASE WHEN position('\\x2f'::bytea IN key) > 0 \
-              THEN substring(key FROM 1 FOR position('\\x2f'::bytea IN key) - 1) \
-              ELSE key END AS l \
-       FROM rate_buckets) k GROUP BY l";
+/// How many rows one limit has: its keys run from `$1` (its label and `/`,
+/// `limits::shared::bucket_key`) up to `$2` (its label and `0`, the byte after `/`), a range
+/// of the primary key's index, with nothing computed per row. (A scan grouping every row by
+/// the part of its key before the first `/` took 6 times as long at the default cap,
+/// BENCHMARKS.md.)
+const COUNT: &str = "SELECT count(*) FROM rate_buckets WHERE key >= $1 AND key < $2";
 
 /// How far ahead of now bucket `$1` is full again (no row: it is full).
 const CHECK: &str = concat!(
@@ -71,8 +71,16 @@ const CHECK: &str = concat!(
 /// Gives a token back to bucket `$1`: its full-again time moves back by an interval (`$2`).
 const REFUND: &str = "UPDATE rate_buckets SET full_at = full_at - $2 WHERE key = $1";
 
-/// Drops the buckets that are full again.
-const PRUNE: &str = concat!("DELETE FROM rate_buckets WHERE full_at <= ", now!());
+/// Drops the buckets that are full again. Now is read once, in an uncorrelated subquery (an
+/// init plan), so the index on `full_at` serves the condition: `clock_timestamp()` in the
+/// condition itself is volatile, evaluated for every row of a scan of the whole table — at
+/// the default cap, hundreds of times the cost of a prune with nothing to drop
+/// (BENCHMARKS.md).
+const PRUNE: &str = concat!(
+    "DELETE FROM rate_buckets WHERE full_at <= (SELECT ",
+    now!(),
+    ")"
+);
 
 /// `op` on bucket `key` of `rate`, in one statement.
 pub(super) async fn rate_bucket(
@@ -118,11 +126,12 @@ pub(super) async fn rate_bucket(
                 rate.answer(ahead)
             })
         }
-        BucketOp::Check => {
+        BucketOp::Check | BucketOp::CheckKnown => {
             let stmt = client.prepare_cached(CHECK).await.map_err(err)?;
             let row = client.query_opt(&stmt, &[&key]).await.map_err(err)?;
             let ahead: f64 = match row {
                 Some(row) => row.try_get(0).map_err(err)?,
+                None if op == BucketOp::CheckKnown => return Ok(BucketAnswer::Unknown),
                 None => 0.0,
             };
             Ok(rate.answer(ahead))
@@ -147,20 +156,18 @@ pub(super) async fn prune(pool: &Pool) -> Result<u64> {
         .map_err(|e| db_err("prune_rate_buckets", &e))
 }
 
-/// How many rows each limit has (its label's bytes), in one grouped statement.
-pub(super) async fn counts(pool: &Pool) -> Result<Vec<(Vec<u8>, u64)>> {
+/// How many rows each of `limits` (labels) has, one range count of the primary key each.
+pub(super) async fn counts(pool: &Pool, limits: &[&str]) -> Result<Vec<(Vec<u8>, u64)>> {
     let client = client(pool, "rate_bucket_counts").await?;
     let err = |e: tokio_postgres::Error| db_err("rate_bucket_counts", &e);
-    let stmt = client.prepare_cached(COUNTS).await.map_err(err)?;
-    client
-        .query(&stmt, &[])
-        .await
-        .map_err(err)?
-        .iter()
-        .map(|row| {
-            let limit: Vec<u8> = row.try_get(0).map_err(err)?;
-            let n: i64 = row.try_get(1).map_err(err)?;
-            Ok((limit, u64::try_from(n).unwrap_or(0)))
-        })
-        .collect()
+    let stmt = client.prepare_cached(COUNT).await.map_err(err)?;
+    let mut out = Vec::with_capacity(limits.len());
+    for limit in limits {
+        let from = [limit.as_bytes(), b"/"].concat();
+        let to = [limit.as_bytes(), b"0"].concat();
+        let row = client.query_one(&stmt, &[&from, &to]).await.map_err(err)?;
+        let n: i64 = row.try_get(0).map_err(err)?;
+        out.push((limit.as_bytes().to_vec(), u64::try_from(n).unwrap_or(0)));
+    }
+    Ok(out)
 }

@@ -862,9 +862,9 @@ impl ConversationLog for PgStore {
         self.run(async move { buckets::prune(&pool).await })
     }
 
-    fn rate_bucket_counts(&self) -> Result<Vec<(Vec<u8>, u64)>> {
+    fn rate_bucket_counts(&self, limits: &'static [&'static str]) -> Result<Vec<(Vec<u8>, u64)>> {
         let pool = self.pool.clone();
-        self.run(async move { buckets::counts(&pool).await })
+        self.run(async move { buckets::counts(&pool, limits).await })
     }
 
     fn publish_presence(&self, agents: &[Vec<u8>], ttl: std::time::Duration) -> Result<()> {
