@@ -2,7 +2,7 @@
 //!
 //! A relay answers each page with `more` and the conversation's `head`; a lying or broken one
 //! could page forever: pages that never move on, a `head` that grows with every page, a head
-//! far beyond anything it will ever serve. [`Paging`] bounds a walk:
+//! far beyond anything it will ever serve. `Paging` bounds a walk:
 //!
 //! - it ends at the head the **first** page named: what was stored when the walk began.
 //!   Items stored meanwhile are pushed, or read by the next sync; a head that grows on every
