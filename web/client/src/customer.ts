@@ -44,7 +44,8 @@ import { Uploads, type UploadState } from "./customer-uploads.js";
 import { CustomerNotices, RECHECK_NOTICES_MS, type ShownNotice } from "./customer-notices.js";
 import { consentIds, consentStates, eraseConversation, grantConsent, historyExport, isErased, revokeConsent, type ConsentStatus, type HistoryExport, type RevokeOutcome, type RightsHost } from "./customer-rights.js";
 import { policySummary } from "./summary.js";
-import { AgentKeyWatch, watchAgentKeys } from "./customer-agent-key.js";
+import { AgentKeyWatch } from "./customer-agent-key.js";
+import { CustomerReadiness } from "./customer-session.js";
 import { CustomerTyping } from "./customer-typing.js";
 import { Member, SyncedConversation, raiseNumber, readAccount, takeCounter, writeAccount } from "./member.js";
 import { RelayError, SessionError, type Session } from "./session.js";
@@ -61,8 +62,6 @@ import { CustomerEpochs, putOwnEpoch } from "./customer-epochs.js";
 export * from "./customer-model.js";
 
 const enc = new TextEncoder();
-/** How many push requests the customer makes per session (`watch_agent_keys`, `watch_audit`): the sessions the older-relay rule can cost one action. */
-const WATCH_KINDS = 2;
 const dec = new TextDecoder("utf-8", { fatal: true });
 
 /** A customer of one org, with at most one conversation. */
@@ -95,15 +94,10 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
    * the card and checks the policy. Before, a fresh account only reads the org's policy (issue 22).
    */
   private begun = false;
-  /** The session the card was registered on and the policy checked on, and that run. */
-  private readied: { session: Session; run: Promise<void> } | null = null;
-  /**
-   * The session that said `ok` to `watch_audit` (the log's growth is pushed there), or null:
-   * on any other (a relay too old to know the request, §13.5), the log is read on a timer.
-   */
-  private auditWatchedOn: Session | null = null;
   /** The org's policies: verified, kept, the latest told (`customer-policy.ts`). */
   private readonly policies: CustomerPolicies;
+  /** The session readied to chat on (`customer-session.ts`). */
+  private readonly readiness: CustomerReadiness;
 
   private constructor(opts: CustomerOptions, keys: IdentityKeys, card: IdentityCard) {
     super(opts, keys, card);
@@ -114,6 +108,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
       told: (policy) => this.emit({ kind: "policy", policy, fingerprint: formatFingerprint(cardFingerprint(policy.master)) }),
       keyChanged: (detail) => this.keyChanged(detail),
     });
+    this.readiness = new CustomerReadiness({ policies: this.policies, nextSession: () => this.nextSession() });
     this.noticeBook = new CustomerNotices({
       org: opts.org,
       store: opts.store,
@@ -292,54 +287,9 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     if (s !== null) await this.ready(s, true);
   }
 
-  /**
-   * Registers the card on `s`, asks for the pushes and checks the policy there (`readyOn`), and
-   * returns the session readied. A relay too old to know a push request closes the session on
-   * it (the older-relay rule, §13.5): with `follow` (an action of the customer's: a send, a
-   * code, `begin`), the run goes on over the next session, which does not ask it again; each
-   * request kind can cost one session at most.
-   */
-  private async ready(s: Session, follow = false): Promise<Session> {
-    for (let lost = 0; ; lost++) {
-      try {
-        await this.readyOn(s);
-        return s;
-      } catch (e) {
-        if (!follow || s.lostToUnknown.length === 0 || lost >= WATCH_KINDS) throw e;
-        s = await this.nextSession();
-      }
-    }
-  }
-
-  /**
-   * Registers the card on `s` and checks the policy there (unless it was, before registering),
-   * once per session (concurrent callers share the run; a failed run is tried again by the next
-   * caller).
-   */
-  private readyOn(s: Session): Promise<void> {
-    if (this.readied?.session === s) return this.readied.run;
-    const run = (async () => {
-      await s.register();
-      // Told at once of a re-certified agent. A relay that does not know the request (§13.5's
-      // older-relay rule) is not asked again: the checks at each session and on the timer stay.
-      await watchAgentKeys(s);
-      // Told when the log grows: a revocation made on another device shows at once. A relay
-      // that does not know the request is read on the notices' timer instead (`start`).
-      if ((await s.watch("watch_audit")) === "watching") this.auditWatchedOn = s;
-      // Closed on a request it does not know: the caller goes on over the next session.
-      if (s.closed) throw new SessionError("closed", `lost asking for pushes (${s.lostToUnknown.join(", ") || "dropped"})`);
-      try {
-        if (!this.policies.checkedOnSession(s)) await this.policies.check(s, null);
-      } catch (e) {
-        // A changed master key blocks sending (already told); reading goes on.
-        if (!(e instanceof CustomerError && e.failure === "key_changed")) throw e;
-      }
-    })();
-    this.readied = { session: s, run };
-    run.catch(() => {
-      if (this.readied?.run === run) this.readied = null;
-    });
-    return run;
+  /** Readies `s` to chat on (`customer-session.ts`): registered, pushes asked, policy checked. */
+  private ready(s: Session, follow = false): Promise<Session> {
+    return this.readiness.ready(s, follow);
   }
 
   /** A customer registers on first need (`begin`), not at sign-in. */
@@ -380,7 +330,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
       // A session the log's growth is not pushed to (a relay too old to know `watch_audit`,
       // §13.5): the conversation and the log are read here instead, as the console reads them.
       const s = this.current();
-      if (s !== null && this.readied?.session === s && this.auditWatchedOn !== s && this.conv !== null && !this.erased) void this.consentWatch.poke().catch(() => undefined);
+      if (s !== null && this.readiness.readyWithoutAuditPushes(s) && this.conv !== null && !this.erased) void this.consentWatch.poke().catch(() => undefined);
     }, this.opts.recheckNoticesMs ?? RECHECK_NOTICES_MS);
     // A push lost with a connection is never sent again: the agent's key is checked on a timer too.
     this.agentKeys.start(this.opts.recheckAgentMs);
