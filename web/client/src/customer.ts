@@ -347,8 +347,8 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
 
   /**
    * Reads what another tab stored: the conversation (if this tab has none yet) and the items
-   * after this tab's cursor (the relay pushes what another tab sent to this tab's connection
-   * too, but one that was offline or overtaken catches up here).
+   * after this tab's cursor (the relay does not push an account's own messages to its other
+   * connections; only a consent is, §13.11).
    */
   async resync(): Promise<void> {
     if (this.conv === null) {
@@ -741,8 +741,8 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   /**
    * An item this tab stored itself (its message, epoch 0), handled in order as a push is: when
    * it is not the next item after the cursor, the history from the cursor is read first (what
-   * another tab of this account sent may not have been pushed here yet, §13.11), then the holes
-   * left are asked for again and told (an item the relay withheld).
+   * another tab of this account sent is not pushed here, §13.11: only a consent is), then the
+   * holes left are asked for again and told (an item the relay withheld).
    */
   private async ingestOwn(it: Sequenced, s: Session): Promise<void> {
     const synced = this.synced;
