@@ -34,6 +34,9 @@ export interface SocketLike {
   onerror: ((ev: unknown) => void) | null;
 }
 
+/** `WebSocket.OPEN`: the only state a socket sends in. */
+const SOCKET_OPEN = 1;
+
 /** Opens a socket to `url` (`(url) => new WebSocket(url)` in a page). */
 export type SocketFactory = (url: string) => SocketLike;
 
@@ -356,6 +359,9 @@ export class Session {
   /** `request`, noting a watch request (`watch`) while it waits for its answer. */
   private send(body: Request, timeoutMs: number, watch: WatchRequest | null): Promise<Response> {
     if (this.closedWith !== null) return Promise.reject(new SessionError("closed", this.closedWith));
+    // Closing but not yet closed (its close event not run yet): a send would be dropped, with
+    // the browser's "already in CLOSING or CLOSED state" in the console.
+    if (this.socket.readyState !== SOCKET_OPEN) return Promise.reject(new SessionError("closed", "the connection is closing"));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
