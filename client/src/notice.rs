@@ -458,7 +458,10 @@ impl ReleaseNotice {
             let mut refs = self.unwitnessed.clone();
             refs.sort_unstable();
             refs.dedup();
-            text.push_str(&format!(" — {}", not_yet_witnessed(&audit_refs(&refs))));
+            text.push_str(&format!(
+                " — {}",
+                not_yet_witnessed(&audit_refs(&refs), &self.org, None, audience)
+            ));
         }
         text
     }
@@ -634,13 +637,35 @@ pub fn describe_notice(entry: &AuditEntry, verified: bool, audience: Audience) -
     format!("{text}{mark}")
 }
 
-/// What a notice not yet witnessed says of its entries (`refs`, e.g. "audit #4").
-pub fn not_yet_witnessed(refs: &str) -> String {
-    format!(
-        "NOT YET WITNESSED: {refs} not yet in a log that enough of the org's trustees cosigned \
-         (SECURITY.md, \"Witnesses\"); not shown as genuine until they do, checked again at each \
-         sync"
-    )
+/// What a notice not yet witnessed says of its entries (`refs`, e.g. "audit #4") to
+/// `audience`; `why` is the witnessing check's own words, when known.
+///
+/// The customer reads what it means for her, in a line or two: the org's independent trustees
+/// have not confirmed it yet, it is checked again, and if it stays so the relay may be hiding
+/// something. She cannot act on the rest. The master, trustees, arbiters and agents read the
+/// detail they can act on: which entries, the count of cosignatures against the needed
+/// (`why`), and where to look (`sealdesk audit --verify`; trustees witness with
+/// `sealdesk trustee serve`).
+pub fn not_yet_witnessed(refs: &str, org: &str, why: Option<&str>, audience: Audience) -> String {
+    match audience {
+        Audience::Customer => format!(
+            "NOT YET CONFIRMED by {org}'s independent trustees (checked again at each sync; if it \
+             stays unconfirmed, the relay may be hiding something)"
+        ),
+        Audience::Master | Audience::Other => {
+            // The check's words name the counts and the trustees' command; without them, the
+            // command is named here.
+            let why = match why {
+                Some(w) => format!(": {w}"),
+                None => "; trustees cosign while `sealdesk trustee serve` runs".to_owned(),
+            };
+            format!(
+                "NOT YET WITNESSED: {refs} not yet in a log that enough of {org}'s trustees \
+                 cosigned (SECURITY.md, \"Witnesses\"); not shown as genuine until they do, \
+                 checked again at each sync{why}. `sealdesk audit --verify` shows the witnesses"
+            )
+        }
+    }
 }
 
 /// A key shown by the start of its fingerprint, for a signer this account has no name for.
@@ -703,8 +728,24 @@ mod tests {
         assert_eq!(g.len(), 1);
         assert!(g[0].opened(), "both entries still count");
         assert!(!g[0].genuine(), "but the notice is not genuine yet");
+        // The customer reads what it means for her, short, with no command she cannot run.
         let text = g[0].describe(Audience::Customer, "this chat");
-        assert!(text.contains("NOT YET WITNESSED: audit #5"), "{text}");
+        assert!(
+            text.contains(
+                "NOT YET CONFIRMED by acme's independent trustees (checked again at each sync; \
+                 if it stays unconfirmed, the relay may be hiding something)"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("sealdesk"), "{text}");
+        assert!(!text.contains("WITNESSED"), "{text}");
+        // The master and the other parties keep the detail: which entry, where to look.
+        for audience in [Audience::Master, Audience::Other] {
+            let text = g[0].describe(audience, "this chat");
+            assert!(text.contains("NOT YET WITNESSED: audit #5"), "{text}");
+            assert!(text.contains("`sealdesk audit --verify`"), "{text}");
+            assert!(text.contains("`sealdesk trustee serve`"), "{text}");
+        }
         // Once the entry is witnessed (its line replaced), the same release is genuine.
         let g = group([notice("t1", 4, true), notice("t2", 5, true)]);
         assert!(g[0].genuine());

@@ -65,9 +65,9 @@ pub enum LogError {
     },
     /// Too few of the org's trustees cosigned the head recently enough.
     #[error(
-        "the audit log head is witnessed by {have} of the trustees of {org} within the last \
-         {bound_secs} s ({stale} more cosigned too long ago); {need} are needed. The relay may \
-         be hiding entries, or the trustees are not running `sealdesk trustee serve`"
+        "the audit log head is witnessed by {have} of {org}'s trustees within the last \
+         {bound_secs} s ({stale} more cosigned longer ago); {need} are needed: the relay may be \
+         hiding entries, or too few of the trustees are running `sealdesk trustee serve`"
     )]
     TooFewCosignatures {
         /// The org whose trustees witness.

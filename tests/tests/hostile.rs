@@ -3090,7 +3090,8 @@ async fn a_member_refused_in_a_full_epoch_follows_the_epoch_another_member_opene
 
 // ---- witnesses behind every believed entry -------------------------------------------------
 
-/// Whether the notice line at `index` is shown "not yet witnessed" (and so not as genuine).
+/// Whether the notice line at `index` is shown "not yet witnessed" (and so not as genuine), in
+/// the customer's words ("NOT YET CONFIRMED").
 fn not_yet_witnessed(c: &Client, conv: &ConversationId, index: u64) -> bool {
     lines(c, conv).into_iter().any(|l| {
         matches!(
@@ -3104,7 +3105,7 @@ fn not_yet_witnessed(c: &Client, conv: &ConversationId, index: u64) -> bool {
                     ..
                 },
                 ..
-            } if i == index && text.contains("NOT YET WITNESSED")
+            } if i == index && text.contains("NOT YET CONFIRMED")
         )
     })
 }
@@ -3132,7 +3133,8 @@ async fn a_notice_and_a_revocation_are_believed_once_the_trustees_witness_them()
     let (index, text, verified) = &n[0];
     assert!(!verified, "shown as genuine before it is witnessed: {text}");
     assert!(text.contains("acme opened"), "{text}");
-    assert!(text.contains("NOT YET WITNESSED"), "{text}");
+    // Carol is the customer: told in her words, not the operator's.
+    assert!(text.contains("NOT YET CONFIRMED by acme's"), "{text}");
 
     // Trustee-1 cosigns the log as it now stands: both entries are held by 2 cosignatures.
     assert!(w.witness(&["trustee-1"]).await.iter().all(Result::is_ok));

@@ -105,31 +105,68 @@ async fn fail_authentication(relay: &RunningRelay, client: &str) {
     assert_eq!(close_code(&mut ws).await, Some(4101));
 }
 
-/// Whether a connection from `client` is refused `rate_limited` before the challenge (and
-/// closed with 4104), rather than challenged.
-async fn refused_before_the_challenge(relay: &RunningRelay, client: &str) -> bool {
+/// A refusal before the challenge: the `rate_limited` answer's message, and the 4104 close's
+/// reason.
+struct Refusal {
+    message: String,
+    close_reason: String,
+}
+
+impl Refusal {
+    /// Whether the answer and the close both say the cap's words (new addresses, not this one).
+    fn says_at_cap(&self) -> bool {
+        self.message.contains("new addresses") && self.close_reason.contains("new addresses")
+    }
+
+    /// Whether the answer and the close both blame this address (its own bucket).
+    fn says_own_address(&self) -> bool {
+        self.message.contains("from your address")
+            && self.close_reason.contains("from this address")
+    }
+}
+
+/// The close frame's code and reason (`None` if the connection ended without one).
+async fn close_frame(ws: &mut Ws) -> Option<(u16, String)> {
+    loop {
+        match tokio::time::timeout(STEP, ws.next())
+            .await
+            .expect("timed out waiting for the close")
+        {
+            Some(Ok(Message::Close(frame))) => {
+                return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+            }
+            Some(Ok(_)) => {}
+            _ => return None,
+        }
+    }
+}
+
+/// How a connection from `client` is refused `rate_limited` before the challenge (and closed
+/// with 4104), or `None` if it is challenged.
+async fn refused_before_the_challenge(relay: &RunningRelay, client: &str) -> Option<Refusal> {
     let mut ws = connect(relay, client).await;
     match next_frame(&mut ws).await {
-        Some(Frame::Challenge(_)) => false,
+        Some(Frame::Challenge(_)) => None,
         Some(Frame::Response {
             id: 0,
-            body: body @ Response::Error { .. },
+            body:
+                body @ Response::Error {
+                    code: ErrorCode::RateLimited,
+                    ..
+                },
         }) => {
-            assert!(
-                matches!(
-                    body,
-                    Response::Error {
-                        code: ErrorCode::RateLimited,
-                        ..
-                    }
-                ),
-                "{body:?}"
-            );
             assert!(body.retry_after().is_some(), "{body:?}");
-            assert_eq!(close_code(&mut ws).await, Some(CLOSE_RATE_LIMITED));
-            true
+            let Response::Error { message, .. } = body else {
+                unreachable!()
+            };
+            let (code, close_reason) = close_frame(&mut ws).await.expect("a close frame");
+            assert_eq!(code, CLOSE_RATE_LIMITED);
+            Some(Refusal {
+                message,
+                close_reason,
+            })
         }
-        other => panic!("expected a challenge or a refusal, got {other:?}"),
+        other => panic!("expected a challenge or a rate_limited refusal, got {other:?}"),
     }
 }
 
@@ -159,18 +196,36 @@ async fn failed_authentications_from_new_sources_at_the_cap_share_one_bucket() {
     fail_authentication(&relay, "203.0.113.3").await;
     assert_eq!(metric_of(&relay, keys).await, 2.0, "no bucket of its own");
     for source in ["203.0.113.3", "203.0.113.4"] {
+        let refusal = refused_before_the_challenge(&relay, source)
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "{source}, without a bucket at the cap, was challenged after the overflow \
+                     bucket was used up"
+                )
+            });
+        // The answer and the close both say why: new addresses, not this one.
         assert!(
-            refused_before_the_challenge(&relay, source).await,
-            "{source}, without a bucket at the cap, was challenged after the overflow bucket \
-             was used up"
+            refusal.says_at_cap(),
+            "{source}: {:?} / close {:?}",
+            refusal.message,
+            refusal.close_reason
         );
     }
     let at_cap = "sealdesk_limited_at_cap_total{reason=\"source_auth_failures\"}";
     assert_eq!(metric_of(&relay, at_cap).await, 2.0);
     let limited = "sealdesk_limited_total{reason=\"source_auth_failures\"}";
     assert_eq!(metric_of(&relay, limited).await, 2.0);
-    // A source with a bucket is refused by its own (not the cap's refusal).
-    assert!(refused_before_the_challenge(&relay, "203.0.113.1").await);
+    // A source with a bucket is refused by its own (not the cap's refusal), and told so.
+    let own = refused_before_the_challenge(&relay, "203.0.113.1")
+        .await
+        .expect("203.0.113.1 refused by its own bucket");
+    assert!(
+        own.says_own_address(),
+        "{:?} / close {:?}",
+        own.message,
+        own.close_reason
+    );
     assert_eq!(metric_of(&relay, at_cap).await, 2.0);
     assert_eq!(metric_of(&relay, limited).await, 3.0);
 }

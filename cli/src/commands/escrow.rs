@@ -116,7 +116,7 @@ pub(super) async fn consent(home: &Path, relay: &Relay, cmd: ConsentCmd) -> Resu
                 witnessed: true,
             } => Output::new(
                 format!(
-                    "consent {consent} revoked (audit log entry #{index}, witnessed by the org's \
+                    "consent {consent} revoked (audit log entry #{index}, confirmed by the org's \
                      trustees); trustees will refuse it"
                 ),
                 json!({"ok": true, "consent": consent, "state": "revoked", "index": index, "witnessed": true}),
@@ -127,21 +127,21 @@ pub(super) async fn consent(home: &Path, relay: &Relay, cmd: ConsentCmd) -> Resu
             } => Output::new(
                 format!(
                     "consent {consent}: revocation logged (audit log entry #{index}) but NOT YET \
-                     WITNESSED: too few of the org's trustees have cosigned a log holding it, so \
-                     it is not yet confirmed; they do within a minute while `sealdesk trustee \
-                     serve` runs. Run this command again to check (nothing is logged twice)"
+                     CONFIRMED by the org's independent trustees; they usually confirm within a \
+                     minute. Run this command again to check (nothing is logged twice); if it \
+                     stays unconfirmed, the relay may be hiding it from them"
                 ),
                 json!({"ok": true, "consent": consent, "state": "revoked", "index": index, "witnessed": false}),
             ),
             RevokeOutcome::AlreadyRevoked { index, witnessed } => Output::new(
                 match (index, witnessed) {
                     (Some(i), true) => format!(
-                        "consent {consent} was already revoked (audit log entry #{i}, witnessed \
+                        "consent {consent} was already revoked (audit log entry #{i}, confirmed \
                          by the org's trustees); nothing logged again"
                     ),
                     (Some(i), false) => format!(
                         "consent {consent} was already revoked (audit log entry #{i}) but NOT YET \
-                         WITNESSED by enough of the org's trustees; nothing logged again"
+                         CONFIRMED by the org's independent trustees; nothing logged again"
                     ),
                     (None, _) => {
                         format!("consent {consent} was already revoked; nothing logged again")

@@ -33,6 +33,8 @@ pub(super) struct NoticeVerdict {
     pub(super) verified: bool,
     /// `Some(why)` if it passed them but is not witnessed yet.
     pub(super) unwitnessed: Option<String>,
+    /// The conversation's org, whose trustees witness (named in the notice's words).
+    pub(super) org: String,
     /// The org's latest policy, for a release entry.
     pub(super) policy: Option<VerifiedPolicy>,
 }
@@ -170,6 +172,7 @@ impl Client {
         Ok(NoticeVerdict {
             verified,
             unwitnessed,
+            org: meta.org.clone(),
             policy,
         })
     }
@@ -199,14 +202,20 @@ impl Client {
                     n
                 }
             });
-        let mut text = describe_notice(entry, verified, audience_of(&self.account));
+        let audience = audience_of(&self.account);
+        let mut text = describe_notice(entry, verified, audience);
         if duplicate {
             text = format!("{text} — a repeat of a notice already shown, not a new opening");
         }
         if let Some(why) = unwitnessed {
             text = format!(
-                "{text} — {} ({why})",
-                not_yet_witnessed(&format!("audit #{index}"))
+                "{text} — {}",
+                not_yet_witnessed(
+                    &format!("audit #{index}"),
+                    &verdict.org,
+                    Some(why),
+                    audience
+                )
             );
         }
         LogEntry::Notice {

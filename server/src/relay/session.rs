@@ -50,10 +50,17 @@ pub(crate) const UNKNOWN_VERSION: CloseReason = CloseReason::Application {
     reason: "unsupported wire version; this relay speaks version 1",
 };
 
-/// Close code for a source over its failed-authentication limit.
+/// Close code for a source over its own failed-authentication limit.
 pub(crate) const RATE_LIMITED: CloseReason = CloseReason::Application {
     code: super::CLOSE_RATE_LIMITED,
     reason: "too many failed authentications from this address; retry later",
+};
+/// Close code for a source without a bucket of its own, refused by the limit's cap on tracked
+/// addresses (new addresses share one bucket, used up): this address itself did nothing wrong,
+/// so the close says what the refusal before it says ([`crate::limits::describe_at_cap`]).
+pub(crate) const RATE_LIMITED_AT_CAP: CloseReason = CloseReason::Application {
+    code: super::CLOSE_RATE_LIMITED,
+    reason: "too many failed authentications from new addresses right now; retry later",
 };
 
 pub(crate) async fn run(svc: Arc<Service>, mut conn: Connection, peer: SocketAddr) {
@@ -62,7 +69,15 @@ pub(crate) async fn run(svc: Arc<Service>, mut conn: Connection, peer: SocketAdd
         let source = peer.ip();
         if let Err(l) = svc.guard.may_authenticate(source) {
             // Refused before the challenge: the answer says why and when, the close ends it.
-            debug!("failed-authentication limit; refusing the session");
+            debug!(
+                at_cap = l.at_cap,
+                "failed-authentication limit; refusing the session"
+            );
+            let close = if l.at_cap {
+                RATE_LIMITED_AT_CAP
+            } else {
+                RATE_LIMITED
+            };
             let refusal = Frame::Response {
                 id: 0,
                 body: limited(l).into_response(),
@@ -70,7 +85,7 @@ pub(crate) async fn run(svc: Arc<Service>, mut conn: Connection, peer: SocketAdd
             if let Ok(b) = wire::encode(&refusal) {
                 let _ = conn.send(b).await;
             }
-            let _ = conn.outbox().finish(RATE_LIMITED).await;
+            let _ = conn.outbox().finish(close).await;
             return;
         }
         let Some(account) = authenticate(&svc, &mut conn, source).await else {
