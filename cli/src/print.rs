@@ -122,12 +122,24 @@ pub fn render_line(line: &HistoryLine) -> String {
             to,
             requests,
             claimed,
+            missing,
         } => {
-            let items = counted(to.saturating_sub(*from).saturating_add(1), "item", "items");
             let which = if from == to {
                 format!("#{from}")
             } else {
                 format!("#{from}–#{to}")
+            };
+            // A summary run (more holes than a client keeps one by one): its span also holds
+            // items that arrived, so it says how many are missing at least, and where.
+            let (items, which) = match missing {
+                Some(n) => (
+                    format!("at least {}", counted(*n, "item", "items")),
+                    format!("somewhere in {which}, too many holes to list one by one"),
+                ),
+                None => (
+                    counted(to.saturating_sub(*from).saturating_add(1), "item", "items"),
+                    which,
+                ),
             };
             let lie = match claimed {
                 Some(Claim::Epoch(e)) => {
