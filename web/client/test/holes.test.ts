@@ -9,6 +9,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { toCbor } from "@sealdesk/protocol";
+import { customerHoleText, holesDrawn } from "../src/ui/index.js";
 import { MAX_HOLES, MemoryStore, REFETCH_LIMIT, REFETCH_PAGES, SequenceHoles, missingCount, withheldText, type Hole, type Response, type Sequenced, type Session, type Verdict } from "../src/index.js";
 
 /** An agent who is a member of the epochs `known` maps to true, no member of those mapped to false. */
@@ -239,6 +240,9 @@ describe("the bound on the holes kept (MAX_HOLES)", () => {
     h.saw(summary.from);
     expect(h.open()).toContainEqual(summary);
     expect(withheldText(summary)).toContain(`The relay withheld at least ${summary.missing} items somewhere in #${summary.from} to #${summary.to}`);
+    // The customer's words and the summary of many runs count the missing numbers, not the span.
+    expect(customerHoleText(summary, "acme")).toBe(`At least ${summary.missing} items somewhere in #${summary.from} to #${summary.to} were not delivered: the relay withheld so many that they are no longer listed one by one or asked for again. Something is missing here; ask acme if in doubt.`);
+    expect(holesDrawn([summary], 0).more?.items).toBe(summary.missing);
   });
 
   it("refuses a kept summary counting more numbers than its span", async () => {
