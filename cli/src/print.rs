@@ -122,13 +122,14 @@ pub fn render_line(line: &HistoryLine) -> String {
             to,
             requests,
             claimed,
+            missing,
         } => {
-            let items = counted(to.saturating_sub(*from).saturating_add(1), "item", "items");
             let which = if from == to {
                 format!("#{from}")
             } else {
                 format!("#{from}–#{to}")
             };
+            let items = counted(to.saturating_sub(*from).saturating_add(1), "item", "items");
             let lie = match claimed {
                 Some(Claim::Epoch(e)) => {
                     format!(" (the relay claimed they were of epoch {e}, which you read)")
@@ -138,11 +139,18 @@ pub fn render_line(line: &HistoryLine) -> String {
                 }
                 None => String::new(),
             };
-            let line = match requests {
-                None => format!(
+            let line = match (missing, requests) {
+                // A summary run (more holes than a client keeps one by one): its span also
+                // holds items that arrived, so it says how many are missing at least, and where;
+                // it was given up when made, not asked for that many times.
+                (Some(n), _) => format!(
+                    "  !! at least {} of the conversation WITHHELD somewhere in relay {which} (too many holes to list one by one; not asked for again): epochs, hand-offs, consents, notices or messages",
+                    counted(*n, "item", "items")
+                ),
+                (None, None) => format!(
                     "  !! {items} of the conversation never arrived (relay {which}): an epoch, hand-off, consent, notice or message withheld; asking again"
                 ),
-                Some(n) => format!(
+                (None, Some(n)) => format!(
                     "  !! {items} of the conversation WITHHELD (relay {which}), not delivered after {}: an epoch, hand-off, consent, notice or message",
                     counted(u64::from(*n), "request", "requests")
                 ),
@@ -306,6 +314,25 @@ mod tests {
     use sealdesk_client::handoff::HandOffOutcome;
 
     use super::render_line;
+
+    /// A summary run past the holes' bound says how many items are missing at least and
+    /// where, not how many requests were made (it was given up when made).
+    #[test]
+    fn a_summary_of_holes_says_at_least_how_many() {
+        let line = render_line(&HistoryLine::Withheld {
+            from: 10,
+            to: 900,
+            requests: Some(3),
+            claimed: None,
+            missing: Some(450),
+        });
+        assert_eq!(
+            line,
+            "  !! at least 450 items of the conversation WITHHELD somewhere in relay #10–#900 (too \
+             many holes to list one by one; not asked for again): epochs, hand-offs, consents, \
+             notices or messages"
+        );
+    }
 
     fn hand_off(epochs: Vec<u32>, outcome: HandOffOutcome) -> String {
         render_line(&HistoryLine::Item {

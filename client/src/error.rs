@@ -367,11 +367,11 @@ pub enum ClientError {
 
     /// The relay no longer holds the conversation: it was erased, as an audit-log entry that
     /// holds says (signed by the customer at its request, or by the pinned relay log key for
-    /// retention, and in the checked log). Nothing of it can be exported any more.
+    /// retention, and in the checked log). Nothing of it can be exported, unlocked or disputed
+    /// any more.
     #[error(
         "conversation {conversation} was erased {reason} (audit entry #{index}, signed at \
-         {at}): the relay holds none of it any more, so it cannot be exported; the transcript \
-         unlocked before is still shown by `sealdesk transcript show`"
+         {at}): the relay holds none of it any more, so {so}"
     )]
     ConversationErased {
         /// The conversation.
@@ -382,6 +382,9 @@ pub enum ClientError {
         at: u64,
         /// The erasure entry's leaf index.
         index: u64,
+        /// What cannot be done any more, and what is still there ("it cannot be exported;
+        /// the transcript unlocked before is still shown by …").
+        so: &'static str,
     },
 
     /// The relay no longer serves the conversation, and the only erasure the audit log names

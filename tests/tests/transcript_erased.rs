@@ -14,7 +14,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use sealdesk_client::{Client, ClientError};
 use sealdesk_protocol::{
@@ -23,7 +23,7 @@ use sealdesk_protocol::{
     erasure::customer_erasure,
     ids::ConversationId,
     keys::IdentityKeys,
-    release::Scope,
+    release::{ConsentToken, Justification, Scope},
     wire::{ErrorCode, Frame, Request, Response},
 };
 use sealdesk_tests::{
@@ -221,5 +221,144 @@ async fn an_erasure_of_another_conversation_explains_nothing() {
             assert_eq!(at, index);
         }
         other => panic!("expected ConversationErased, got {other:?}"),
+    }
+}
+
+/// The master's error for `dispute open` of `conv`.
+async fn dispute(master: &mut Client, conv: &ConversationId) -> ClientError {
+    master
+        .open_dispute(conv, None, "chargeback")
+        .await
+        .map(drop)
+        .unwrap_err()
+}
+
+/// The master's error for `transcript unlock` of `conv` under `consent`.
+async fn unlock(master: &mut Client, conv: &ConversationId, consent: &ConsentToken) -> ClientError {
+    master
+        .unlock(
+            conv,
+            Justification::Consent(consent.clone()),
+            None,
+            Duration::ZERO,
+            |_| {},
+        )
+        .await
+        .map(drop)
+        .unwrap_err()
+}
+
+/// carol erases the conversation: `dispute open` and `transcript unlock` say so too, naming
+/// the entry and what can no longer be done, as `export` does.
+#[tokio::test]
+async fn dispute_and_unlock_of_an_erased_conversation_name_its_erasure() {
+    let (_w, _forger, mut master, mut carol, conv) = released(9_830).await;
+    let consent = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "quality review")
+        .await
+        .unwrap();
+    carol.erase(&conv).await.unwrap();
+    let log = log_of(&carol).await;
+    let index = log
+        .iter()
+        .position(
+            |e| matches!(e.event, AuditEvent::Erasure { conversation, .. } if conversation == conv),
+        )
+        .unwrap() as u64;
+    for (err, what) in [
+        (
+            dispute(&mut master, &conv).await,
+            "no dispute can be opened for it",
+        ),
+        (
+            unlock(&mut master, &conv, &consent).await,
+            "nothing more of it can be unlocked",
+        ),
+    ] {
+        match &err {
+            ClientError::ConversationErased {
+                reason, index: at, ..
+            } => {
+                assert_eq!(*reason, "at the customer's request");
+                assert_eq!(*at, index);
+            }
+            other => panic!("expected ConversationErased, got {other:?}"),
+        }
+        let words = err.to_string();
+        assert!(
+            words.contains(&format!("audit entry #{index}")) && words.contains(what),
+            "{words}"
+        );
+    }
+}
+
+/// The relay says the conversation is gone and logs a customer's erasure under its own key:
+/// `dispute open` and `transcript unlock` name it as not genuine, as `export` does.
+#[tokio::test]
+async fn a_forged_erasure_does_not_explain_a_missing_conversation_to_dispute_or_unlock() {
+    let (w, forger, mut master, mut carol, conv) = released(9_840).await;
+    let consent = carol
+        .grant_consent(&conv, None, Scope::Full, 3600, "quality review")
+        .await
+        .unwrap();
+    let mut log = log_of(&carol).await;
+    let index = log.len();
+    log.push(erasure(forger.keys(), conv, "customer request", now()));
+    gone_with_log(&w, &forger, conv, log);
+    let said = format!(
+        "audit entry #{index} says it was erased, but it claims the customer's request and is \
+         not signed by the customer"
+    );
+    for err in [
+        dispute(&mut master, &conv).await,
+        unlock(&mut master, &conv, &consent).await,
+    ] {
+        match err {
+            ClientError::ErasureNotGenuine { detail, .. } => {
+                assert!(detail.contains(&said), "{said} in {detail}");
+            }
+            other => panic!("expected ErasureNotGenuine, got {other:?}"),
+        }
+    }
+}
+
+/// A conversation the master never unlocked, erased by its customer: the master has no
+/// records to tell who the customer was, so the entry is neither confirmed nor refused — the
+/// relay's `not_found` stands, saying what the entry claims and why it cannot be checked.
+#[tokio::test]
+async fn an_erasure_the_master_cannot_check_leaves_not_found_with_why() {
+    let (_w, _forger, mut master, mut carol, _) = released(9_850).await;
+    let other = open_chat(&mut carol).await;
+    carol.send_text(&other, "another question").await.unwrap();
+    let consent = carol
+        .grant_consent(&other, None, Scope::Full, 3600, "quality review")
+        .await
+        .unwrap();
+    carol.erase(&other).await.unwrap();
+    let index = log_of(&carol)
+        .await
+        .iter()
+        .position(
+            |e| matches!(e.event, AuditEvent::Erasure { conversation, .. } if conversation == other),
+        )
+        .unwrap();
+    for err in [
+        dispute(&mut master, &other).await,
+        unlock(&mut master, &other, &consent).await,
+    ] {
+        match err {
+            ClientError::Relay {
+                code: ErrorCode::NotFound,
+                message,
+                ..
+            } => assert!(
+                message.contains(&format!(
+                    "audit entry #{index} says it was erased at the customer's request, but \
+                     this master never unlocked it"
+                )),
+                "{message}"
+            ),
+            other => panic!("expected the relay's not_found, got {other:?}"),
+        }
     }
 }

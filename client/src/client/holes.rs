@@ -12,6 +12,13 @@
 //! ([`Hole::claimed`]). A page that stops short of the conversation's head (the newest items
 //! withheld) leaves a hole after the cursor, asked for again by each sync (PROTOCOL.md
 //! §13.10).
+//!
+//! The stored list is bounded ([`MAX_HOLES`]): a relay that alternates claims, or makes one
+//! more hole after each try, would otherwise grow it by an entry per sync. Past the bound the
+//! two newest holes are merged into one summary run ([`Hole::missing`]) that keeps how many
+//! numbers were missing in it: the reader is still told that items were withheld there, and
+//! at least how many; such a run is given up at once (asking for a span that holds delivered
+//! items would hand them in twice) and is never narrowed.
 
 use std::collections::BTreeSet;
 
@@ -41,6 +48,36 @@ pub struct Hole {
     /// an epoch this account is a member of, or any skipped run shown to a customer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claimed: Option<Claim>,
+    /// A summary run past [`MAX_HOLES`]: `from..=to` also spans items that did arrive, and
+    /// this many of its numbers were missing when it was made (at least that many are).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing: Option<u64>,
+}
+
+/// Holes stored per conversation, at most (PROTOCOL.md §13.10). Past it the two newest are
+/// merged into one summary run, so the list stays within this many entries whatever a relay
+/// does, and the count of missing numbers is kept.
+pub const MAX_HOLES: usize = 256;
+
+impl Hole {
+    /// How many sequence numbers are missing in this run (at least, for a summary run).
+    #[must_use]
+    pub fn missing_count(&self) -> u64 {
+        self.missing
+            .unwrap_or_else(|| self.to.saturating_sub(self.from).saturating_add(1))
+    }
+
+    /// One summary run for `a` and the newer `b`: their span, their missing numbers summed,
+    /// given up (see the module docs), and a lie caught in either kept.
+    fn merged(a: Self, b: Self) -> Self {
+        Self {
+            from: a.from.min(b.from),
+            to: a.to.max(b.to),
+            tries: a.tries.max(b.tries).max(REFETCH_LIMIT),
+            claimed: a.claimed.or(b.claimed),
+            missing: Some(a.missing_count().saturating_add(b.missing_count())),
+        }
+    }
 }
 
 /// What a skipped run said its items were (PROTOCOL.md §13.10).
@@ -150,15 +187,29 @@ impl Holes {
             to,
             tries: 0,
             claimed,
+            missing: None,
         });
         self.open.sort_by_key(|h| h.from);
+        self.cap();
     }
 
-    /// Removes `from..=to` from the open holes.
+    /// Keeps the list within [`MAX_HOLES`]: the two newest holes become one summary run until
+    /// it fits (see the module docs).
+    fn cap(&mut self) {
+        while self.open.len() > MAX_HOLES {
+            let (Some(b), Some(a)) = (self.open.pop(), self.open.pop()) else {
+                return;
+            };
+            self.open.push(Hole::merged(a, b));
+        }
+    }
+
+    /// Removes `from..=to` from the open holes (but summary runs, which are never narrowed:
+    /// the numbers in them that arrived are not known one by one).
     pub(super) fn close_range(&mut self, from: u64, to: u64) {
         let mut out = Vec::with_capacity(self.open.len() + 1);
         for h in self.open.drain(..) {
-            if to < h.from || from > h.to {
+            if to < h.from || from > h.to || h.missing.is_some() {
                 out.push(h);
                 continue;
             }
@@ -170,6 +221,7 @@ impl Holes {
             }
         }
         self.open = out;
+        self.cap();
     }
 
     /// Removes `from..=to` from the open holes that carry no caught lie.
@@ -180,6 +232,7 @@ impl Holes {
         self.close_range(from, to);
         self.open.extend(lies);
         self.open.sort_by_key(|h| h.from);
+        self.cap();
     }
 
     /// Marks the open holes inside `from..=to` with a lie the relay told about them.
@@ -206,13 +259,21 @@ impl Holes {
         self.close_range(seq, seq);
     }
 
+    /// Whether `seq` is in a hole kept number by number (a summary run is not: an item in
+    /// its span may have arrived already).
     fn contains(&self, seq: u64) -> bool {
-        self.open.iter().any(|h| h.from <= seq && seq <= h.to)
+        self.open
+            .iter()
+            .any(|h| h.missing.is_none() && h.from <= seq && seq <= h.to)
     }
 }
 
 pub(super) fn load(account: &Account, id: &ConversationId) -> Result<Holes> {
-    Ok(crate::store::get_cbor(account.vault(), &name::holes(id))?.unwrap_or_default())
+    let mut holes: Holes =
+        crate::store::get_cbor(account.vault(), &name::holes(id))?.unwrap_or_default();
+    // A list stored before the bound, or by a client without it, is brought within it.
+    holes.cap();
+    Ok(holes)
 }
 
 pub(super) fn save(account: &Account, id: &ConversationId, holes: &Holes) -> Result<()> {
@@ -510,5 +571,36 @@ mod tests {
         h.add(301, 301, Some(Claim::of(Some(1))));
         assert_eq!(h.open.len(), 3);
         assert!(h.contains(150) && h.contains(301) && !h.contains(302));
+    }
+
+    /// A relay that alternates its claims run by run, and one that makes one more hole after
+    /// each try: the stored list stays within `MAX_HOLES`, and the numbers missing are all
+    /// still counted.
+    #[test]
+    fn the_stored_holes_stay_within_the_bound_and_keep_their_count() {
+        let mut h = Holes::default();
+        for seq in 1..=5_000u64 {
+            let claim = (seq % 2 == 0).then_some(Claim::ConversationLevel);
+            h.add(seq, seq, claim);
+        }
+        assert!(h.open.len() <= MAX_HOLES, "{} holes", h.open.len());
+        assert_eq!(h.open.iter().map(Hole::missing_count).sum::<u64>(), 5_000);
+        // A summary run says items are missing there and is given up: not asked for again.
+        let summary = h.open.last().unwrap();
+        assert!(summary.missing.is_some() && summary.tries >= REFETCH_LIMIT);
+
+        let mut h = Holes::default();
+        for k in 0..3_000u64 {
+            h.add(2 * k + 1, 2 * k + 1, None);
+            h.tried_tail(0);
+        }
+        assert!(h.open.len() <= MAX_HOLES, "{} holes", h.open.len());
+        assert_eq!(h.open.iter().map(Hole::missing_count).sum::<u64>(), 3_000);
+        // An item that arrives inside a summary run's span does not split it (its numbers
+        // that arrived are not known one by one), and is not taken for a missing one.
+        let s = *h.open.last().unwrap();
+        h.close(s.to);
+        assert_eq!(h.open.last(), Some(&s));
+        assert!(!h.contains(s.to));
     }
 }

@@ -58,6 +58,10 @@ pub enum HistoryLine {
         /// account reads, or any skipped run shown to a customer (PROTOCOL.md §13.10).
         #[serde(skip_serializing_if = "Option::is_none")]
         claimed: Option<super::holes::Claim>,
+        /// `Some(n)`: a summary run past [`super::holes::MAX_HOLES`]; `from..=to` also spans
+        /// items that arrived, and at least `n` of its numbers are missing.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        missing: Option<u64>,
     },
 }
 
@@ -275,6 +279,7 @@ pub fn history(account: &Account, id: &ConversationId) -> Result<History> {
                 to: h.to,
                 requests: (h.tries >= REFETCH_LIMIT).then_some(h.tries),
                 claimed: h.claimed,
+                missing: h.missing,
             },
         );
     }

@@ -12,13 +12,16 @@ use super::DEFAULT_VALIDITY_SECS;
 use crate::client::Client;
 use crate::error::{ClientError, Result};
 use crate::reply::{expect_ok, unexpected};
+use crate::transcript::erased::Gone;
 use crate::{now, rng};
 
 impl Client {
     /// Master: opens a dispute ticket for `epochs` (all so far when `None`).
     ///
     /// # Errors
-    /// [`ClientError::WrongRole`], relay errors.
+    /// [`ClientError::WrongRole`]; [`ClientError::ConversationErased`] or
+    /// [`ClientError::ErasureNotGenuine`] when the relay no longer serves the conversation
+    /// (see `master_records`); relay errors.
     pub async fn open_dispute(
         &mut self,
         id: &ConversationId,
@@ -26,7 +29,7 @@ impl Client {
         reason: &str,
     ) -> Result<DisputeTicket> {
         self.account.require(Role::Master, "dispute open")?;
-        let (org, records) = self.master_records(id).await?;
+        let (org, records) = self.master_records(id, Gone::Dispute).await?;
         let epochs = match epochs {
             Some(r) => r,
             None => {

@@ -23,6 +23,7 @@ use crate::client::Client;
 use crate::error::{ClientError, Result};
 use crate::reply::unexpected;
 use crate::store::Transcript;
+use crate::transcript::erased::Gone;
 use crate::{now, rng};
 
 /// Progress of an unlock, for display.
@@ -37,14 +38,35 @@ pub struct UnlockProgress {
 }
 
 impl Client {
-    /// Master: the conversation's epoch records, verified (structure, signature, chain).
+    /// Master: the conversation's epoch records, verified (structure, signature, chain), read
+    /// for `doing`. A conversation the relay no longer serves is explained by its erasure when
+    /// the audit log holds one that holds (`transcript::erased`), as `transcript export` does.
+    ///
+    /// # Errors
+    /// [`ClientError::ConversationErased`], [`ClientError::ErasureNotGenuine`], the relay's
+    /// `not_found`; [`ClientError::NotMaster`], verification and relay errors.
     pub(super) async fn master_records(
         &mut self,
         id: &ConversationId,
+        doing: Gone,
     ) -> Result<(String, Vec<VerifiedEpoch>)> {
         let mut org = None;
         let mut out: Vec<VerifiedEpoch> = Vec::new();
-        for s in self.history_items(id).await? {
+        let items = match self.history_items(id).await {
+            Ok(items) => items,
+            Err(
+                e @ ClientError::Relay {
+                    code: ErrorCode::NotFound,
+                    ..
+                },
+            ) => {
+                let (head, _) = self.checked_tree_head().await?;
+                let t = self.account.store().transcript(id)?;
+                return Err(self.why_gone(id, t.as_ref(), &head, doing, e).await?);
+            }
+            Err(e) => return Err(e),
+        };
+        for s in items {
             if let Item::Epoch(rec) = s.item {
                 let policy = self.policy(&rec.org, rec.policy_version).await?;
                 if policy.master_key() != self.account.keys().signing_public() {
@@ -76,7 +98,8 @@ impl Client {
     ///
     /// # Errors
     /// [`ClientError::SharesMissing`] if too few trustees released in time, [`ClientError::ReleaseRefused`] if too many refused;
-    /// verification and relay errors.
+    /// [`ClientError::ConversationErased`] or [`ClientError::ErasureNotGenuine`] when the relay
+    /// no longer serves the conversation (see `master_records`); verification and relay errors.
     pub async fn unlock(
         &mut self,
         id: &ConversationId,
@@ -86,7 +109,7 @@ impl Client {
         mut progress: impl FnMut(&UnlockProgress),
     ) -> Result<Transcript> {
         self.account.require(Role::Master, "transcript unlock")?;
-        let (org, records) = self.master_records(id).await?;
+        let (org, records) = self.master_records(id, Gone::Unlock).await?;
         let policy = self.latest_policy(&org).await?;
         let epochs = match epochs {
             Some(r) => r,

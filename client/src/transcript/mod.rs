@@ -41,7 +41,7 @@ use crate::notice::describe_notice;
 use crate::redact::contains_personal_data;
 use crate::reply::unexpected;
 
-mod erased;
+pub(crate) mod erased;
 pub mod format;
 pub mod verify;
 
@@ -108,7 +108,11 @@ impl Client {
                     code: ErrorCode::NotFound,
                     ..
                 },
-            ) => return Err(self.why_gone(id, &t, &head, e).await?),
+            ) => {
+                return Err(self
+                    .why_gone(id, Some(&t), &head, erased::Gone::Export, e)
+                    .await?);
+            }
             Err(e) => return Err(e),
         };
         for s in items {

@@ -24,6 +24,12 @@
  *   last try are kept in the store (`keep`), as the Rust client keeps them in its vault, and
  *   restored on load: a reload neither forgets a hole nor asks for it afresh.
  *
+ * - the stored list is bounded (`MAX_HOLES`): past it the two newest holes become one summary run
+ *   (`Hole.missing`: how many of its numbers were missing; its span also holds items that arrived),
+ *   given up at once (asking for it would hand in again what arrived) and never narrowed — so a
+ *   relay alternating its claims, or making one more hole after each try, cannot grow the list
+ *   one entry per sync, and the reader is still told that items are missing, and at least how many.
+ *
  * A hole is shown at once: "never arrived, asking again" while it is asked for, "not delivered
  * after 3 requests" once given up (`withheldText`, the Rust `history`'s wording rule).
  */
@@ -40,6 +46,12 @@ export const REFETCH_LIMIT = 3;
 /** History pages read again for the holes per try, at most (the Rust client's `REFETCH_PAGES`). */
 export const REFETCH_PAGES = 4;
 
+/**
+ * Holes kept per conversation, at most (the Rust client's `MAX_HOLES`, PROTOCOL §13.10): past it
+ * the two newest are merged into one summary run that keeps the count of missing numbers.
+ */
+export const MAX_HOLES = 256;
+
 /** What a skipped run said its items were: an epoch's, or conversation-level (`null`). */
 export type Claim = number | null;
 
@@ -51,6 +63,16 @@ export interface Hole {
   tries: number;
   /** What the relay claimed these items were, when that claim is a lie (absent: no claim). */
   claimed?: Claim;
+  /**
+   * A summary run past `MAX_HOLES`: `from..to` also spans items that arrived, and this many of its
+   * numbers were missing when it was made (at least that many are). Given up, never narrowed.
+   */
+  missing?: number;
+}
+
+/** How many numbers are missing in `h` (at least, for a summary run). */
+export function missingCount(h: Hole): number {
+  return h.missing ?? h.to - h.from + 1;
 }
 
 /** What a skipped run's claim is worth to the reader (PROTOCOL §13.10's table). */
@@ -114,7 +136,10 @@ export class SequenceHoles {
       const state = decodeState(fromCbor(b));
       this.triedAt = Math.max(this.triedAt, state.triedAt);
       this.named ||= state.named;
-      for (const h of state.open) this.add(h.from, h.to, h.claimed, h.tries);
+      for (const h of state.open) {
+        if (h.missing === undefined) this.add(h.from, h.to, h.claimed, h.tries);
+        else this.restoreSummary(h);
+      }
       for (const run of state.pending) this.keepPending(run);
     })();
     return this.restoring;
@@ -124,7 +149,12 @@ export class SequenceHoles {
   async flush(): Promise<void> {
     if (this.keep === undefined || !this.dirty) return;
     this.dirty = false;
-    const open: CborValue[] = this.list.map((h) => (h.claimed === undefined ? { from: h.from, to: h.to, tries: h.tries } : { from: h.from, to: h.to, tries: h.tries, claimed: h.claimed }));
+    const open: CborValue[] = this.list.map((h) => {
+      const m: { [k: string]: CborValue } = { from: h.from, to: h.to, tries: h.tries };
+      if (h.claimed !== undefined) m.claimed = h.claimed;
+      if (h.missing !== undefined) m.missing = h.missing;
+      return m;
+    });
     const pending: CborValue[] = this.pending.map((r) => (r.epoch === undefined ? { from: r.from, to: r.to } : { from: r.from, to: r.to, epoch: r.epoch }));
     await this.keep.store.put(this.keep.key, toCbor({ cursor: this.triedAt, open, named: this.named, pending }));
   }
@@ -254,7 +284,7 @@ export class SequenceHoles {
       if (r.kind !== "items") throw badAnswer(r.kind);
       for (const run of r.skipped) if (run.to > after && run.from <= upto) this.explain(run);
       for (const it of [...r.items].sort((a, b) => a.seq - b.seq)) {
-        if (it.seq > after && it.seq <= upto && covers(wanted, it.seq) && covers(this.list, it.seq)) await ingest(it);
+        if (it.seq > after && it.seq <= upto && covers(wanted, it.seq) && covers(this.list, it.seq, true)) await ingest(it);
       }
       const end = [...r.items.map((it) => it.seq), ...r.skipped.map((run) => run.to)].reduce((m, x) => Math.max(m, x), -1);
       if (end < 0 || !r.more || end <= after) break;
@@ -321,6 +351,40 @@ export class SequenceHoles {
     // Inserted from the last so the indices found stay right.
     for (const [at, h] of pieces.reverse()) this.list.splice(at, 0, h);
     if (pieces.length > 0) this.dirty = true;
+    this.cap();
+  }
+
+  /**
+   * Keeps the list within `MAX_HOLES`: the two newest holes become one summary run until it fits
+   * (their span, their missing numbers summed, given up, a lie caught in either kept).
+   */
+  private cap(): void {
+    while (this.list.length > MAX_HOLES) {
+      const b = this.list.pop();
+      const a = this.list.pop();
+      if (a === undefined || b === undefined) return;
+      const claimed = a.claimed !== undefined ? a.claimed : b.claimed;
+      const merged: Hole = { from: Math.min(a.from, b.from), to: Math.max(a.to, b.to), tries: Math.max(a.tries, b.tries, REFETCH_LIMIT), missing: missingCount(a) + missingCount(b) };
+      if (claimed !== undefined) merged.claimed = claimed;
+      this.list.push(merged);
+      this.dirty = true;
+    }
+  }
+
+  /**
+   * A kept summary run: the holes found before the restore inside its span are absorbed into it,
+   * its count the larger of its own and theirs (at least that many are missing, none counted twice).
+   */
+  private restoreSummary(s: Hole): void {
+    const start = this.firstEnding(s.from);
+    let end = start;
+    let theirs = 0;
+    for (let h = this.list[end]; h !== undefined && h.from <= s.to; h = this.list[++end]) theirs += missingCount(h);
+    const from = Math.min(s.from, this.list[start]?.from ?? s.from);
+    const to = Math.max(s.to, end > start ? (this.list[end - 1]?.to ?? s.to) : s.to);
+    this.list.splice(start, end - start, { ...s, from, to, missing: Math.max(s.missing ?? 0, theirs) });
+    this.dirty = true;
+    this.cap();
   }
 
   /** Removes `from..=to` from the open holes (`keepLies`: but those carrying a caught lie). */
@@ -329,7 +393,8 @@ export class SequenceHoles {
     let end = start;
     const out: Hole[] = [];
     for (let h = this.list[end]; h !== undefined && h.from <= to; h = this.list[++end]) {
-      if (keepLies && h.claimed !== undefined) {
+      // A summary run is never narrowed: the numbers in it that arrived are not known one by one.
+      if (h.missing !== undefined || (keepLies && h.claimed !== undefined)) {
         out.push(h);
         continue;
       }
@@ -339,11 +404,12 @@ export class SequenceHoles {
     if (end === start) return;
     this.list.splice(start, end - start, ...out);
     this.dirty = true;
+    this.cap();
   }
 }
 
-/** Whether a hole of `holes` (sorted, disjoint) holds `seq`. */
-function covers(holes: readonly Hole[], seq: number): boolean {
+/** Whether a hole of `holes` (sorted, disjoint) holds `seq` (`exact`: not a summary run, whose span also holds items that arrived). */
+function covers(holes: readonly Hole[], seq: number, exact = false): boolean {
   let lo = 0;
   let hi = holes.length;
   while (lo < hi) {
@@ -352,7 +418,7 @@ function covers(holes: readonly Hole[], seq: number): boolean {
     if (h === undefined) break;
     if (h.to < seq) lo = mid + 1;
     else if (h.from > seq) hi = mid;
-    else return true;
+    else return !exact || h.missing === undefined;
   }
   return false;
 }
@@ -388,10 +454,14 @@ function decodeState(v: CborValue): { triedAt: number; named: boolean; open: Hol
   if (!isMap(v) || !Array.isArray(v.open) || !Array.isArray(v.pending) || typeof v.named !== "boolean") throw bad();
   const open = v.open.map((x): Hole => {
     const { from, to, m } = range(x);
-    const tries = num(m.tries);
-    if (!Object.hasOwn(m, "claimed")) return { from, to, tries };
-    const c = m.claimed;
-    return { from, to, tries, claimed: c === null ? null : num(c) };
+    const h: Hole = { from, to, tries: num(m.tries) };
+    if (Object.hasOwn(m, "claimed")) h.claimed = m.claimed === null ? null : num(m.claimed);
+    if (Object.hasOwn(m, "missing")) {
+      const missing = num(m.missing);
+      if (missing < 1 || missing > to - from + 1) throw bad();
+      h.missing = missing;
+    }
+    return h;
   });
   const pending = v.pending.map((x): SkippedRange => {
     const { from, to, m } = range(x);
@@ -407,6 +477,13 @@ function decodeState(v: CborValue): { triedAt: number; named: boolean; open: Hol
  * requests."; and when the relay lied about them, what it claimed and that it is false.
  */
 export function withheldText(h: Hole): string {
+  if (h.missing !== undefined) {
+    const n = h.missing;
+    const said = `The relay withheld at least ${n === 1 ? "1 item" : `${n} items`} somewhere in #${h.from} to #${h.to} (too many holes to list one by one): not asked for again`;
+    if (h.claimed === undefined) return `${said}.`;
+    const what = h.claimed === null ? "consents or notices" : `items of epoch ${h.claimed}`;
+    return `${said}; it claims some were ${what}, which is false — you are allowed to read them.`;
+  }
   const n = h.to - h.from + 1;
   const where = n === 1 ? `#${h.from}` : `#${h.from} to #${h.to}`;
   const items = n === 1 ? "1 item" : `${n} items`;

@@ -8,7 +8,9 @@
  * words.
  */
 import { describe, expect, it } from "vitest";
-import { MemoryStore, REFETCH_LIMIT, REFETCH_PAGES, SequenceHoles, withheldText, type Response, type Sequenced, type Session, type Verdict } from "../src/index.js";
+import { toCbor } from "@sealdesk/protocol";
+import { customerHoleText, holesDrawn } from "../src/ui/index.js";
+import { MAX_HOLES, MemoryStore, REFETCH_LIMIT, REFETCH_PAGES, SequenceHoles, missingCount, withheldText, type Hole, type Response, type Sequenced, type Session, type Verdict } from "../src/index.js";
 
 /** An agent who is a member of the epochs `known` maps to true, no member of those mapped to false. */
 function agentJudge(known: Map<number, boolean>): (epoch: number | undefined) => Verdict {
@@ -112,13 +114,13 @@ describe("asking again (as the Rust client's refetch)", () => {
 
   it("reads at most four pages per try however many holes the relay invents, and takes an item that comes", async () => {
     const h = new SequenceHoles();
-    // A thousand holes: every even number up to 2000.
-    for (let seq = 1; seq <= 2001; seq += 2) h.saw(seq);
-    expect(h.open()).toHaveLength(1000);
+    // 250 holes (within MAX_HOLES): every even number up to 500.
+    for (let seq = 1; seq <= 501; seq += 2) h.saw(seq);
+    expect(h.open()).toHaveLength(250);
     // The relay answers each page with a run it claims it may skip, and more to come; the
     // first page brings item 2.
     const item2 = { seq: 2, conversation } as unknown as Sequenced;
-    const { session, asked } = fakeSession((after) => ({ kind: "items", items: after === 1 ? [item2] : [], more: true, skipped: [{ from: after + 1, to: after + 200 }] }));
+    const { session, asked } = fakeSession((after) => ({ kind: "items", items: after === 1 ? [item2] : [], more: true, skipped: [{ from: after + 1, to: after + 50 }] }));
     const got: number[] = [];
     await h.refetch(
       session,
@@ -133,7 +135,7 @@ describe("asking again (as the Rust client's refetch)", () => {
     expect(asked).toHaveLength(REFETCH_PAGES);
     expect(got).toEqual([2]);
     const open = h.open();
-    expect(open).toHaveLength(999);
+    expect(open).toHaveLength(249);
     // Every hole asked for counts the try, as in Rust; the run the relay named is a lie to a customer.
     expect(open.every((x) => x.tries === 1)).toBe(true);
     expect(open[0]).toEqual({ from: 4, to: 4, tries: 1, claimed: null });
@@ -179,6 +181,73 @@ describe("asking again (as the Rust client's refetch)", () => {
   it("refuses a damaged record", async () => {
     const store = new MemoryStore();
     await store.put("k", new Uint8Array([0xa1, 0x61, 0x78, 0x01]));
+    await expect(new SequenceHoles(undefined, false, { store, key: "k" }).restore()).rejects.toThrow("malformed");
+  });
+});
+
+describe("the bound on the holes kept (MAX_HOLES)", () => {
+  const total = (hs: readonly Hole[]): number => hs.reduce((n, h) => n + missingCount(h), 0);
+
+  it("keeps thousands of runs alternating their claims within the bound, every missing number still counted", async () => {
+    const store = new MemoryStore();
+    const keep = { store, key: "conv/y/holes" };
+    const h = new SequenceHoles(undefined, false, keep);
+    await h.restore();
+    h.saw(1);
+    // A fake relay's pages: 5,000 one-number runs, claims alternating (an epoch's, then
+    // conversation-level), so no two neighbours are alike; to a customer every run is a lie.
+    const head = 5001;
+    const { session } = fakeSession((after) => {
+      const skipped = [];
+      for (let seq = after + 1; seq <= Math.min(head, after + 100); seq++) skipped.push(seq % 2 === 0 ? { from: seq, to: seq, epoch: 1 } : { from: seq, to: seq });
+      return { kind: "items", items: [], more: after + 100 < head, skipped, head };
+    });
+    for (let after = 1; after < head; after += 100) {
+      const r = await session.call({ kind: "history", conversation, after, limit: 100 });
+      if (r.kind !== "items") throw new Error(r.kind);
+      h.page(r.skipped, r.head);
+      for (const run of r.skipped) h.skipped(run);
+    }
+    h.head(head);
+    const open = h.open();
+    expect(open.length).toBeLessThanOrEqual(MAX_HOLES);
+    expect(total(open)).toBe(5000);
+    const summary = open[open.length - 1];
+    expect(summary?.missing).toBeGreaterThan(0);
+    expect(summary?.tries).toBeGreaterThanOrEqual(REFETCH_LIMIT);
+    // Asking again reads the holes kept one by one, never the summary's span.
+    await h.refetch(session, conversation, () => Promise.reject(new Error("nothing is handed in again")), bad);
+    expect(total(h.open())).toBe(5000);
+    // A reload finds the summary as it was.
+    const again = new SequenceHoles(undefined, false, keep);
+    await again.restore();
+    expect(again.open()).toEqual(h.open());
+  });
+
+  it("keeps a relay adding one hole after each try within the bound; an item in a summary's span does not narrow it", () => {
+    const h = new SequenceHoles();
+    for (let k = 0; k < 3000; k++) {
+      h.saw(2 * k + 2);
+      // The page ends short of the head: the holes after the cursor count one more request.
+      h.head(2 * k + 3);
+    }
+    const open = h.open();
+    expect(open.length).toBeLessThanOrEqual(MAX_HOLES);
+    expect(total(open)).toBe(3001);
+    const summary = open.find((x) => x.missing !== undefined);
+    expect(summary).toBeDefined();
+    if (summary === undefined) return;
+    h.saw(summary.from);
+    expect(h.open()).toContainEqual(summary);
+    expect(withheldText(summary)).toContain(`The relay withheld at least ${summary.missing} items somewhere in #${summary.from} to #${summary.to}`);
+    // The customer's words and the summary of many runs count the missing numbers, not the span.
+    expect(customerHoleText(summary, "acme")).toBe(`At least ${summary.missing} items somewhere in #${summary.from} to #${summary.to} were not delivered: the relay withheld so many that they are no longer listed one by one or asked for again. Something is missing here; ask acme if in doubt.`);
+    expect(holesDrawn([summary], 0).more?.items).toBe(summary.missing);
+  });
+
+  it("refuses a kept summary counting more numbers than its span", async () => {
+    const store = new MemoryStore();
+    await store.put("k", toCbor({ cursor: 0, named: true, pending: [], open: [{ from: 1, to: 2, tries: 3, missing: 3 }] }));
     await expect(new SequenceHoles(undefined, false, { store, key: "k" }).restore()).rejects.toThrow("malformed");
   });
 });

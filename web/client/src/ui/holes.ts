@@ -13,7 +13,7 @@
  * `web/console/test/holes.unit.test.ts`); `moreHolesItem` draws the summary with `textContent`.
  * The console and the widget draw by this one rule, each in its audience's words.
  */
-import { REFETCH_LIMIT, withheldText, type Hole } from "../customer-holes.js";
+import { REFETCH_LIMIT, missingCount, withheldText, type Hole } from "../customer-holes.js";
 
 /** Items of a log that say what was withheld, at most: lines of their own and the summary line. */
 export const HOLES_DRAWN = 5;
@@ -67,7 +67,7 @@ export function holesDrawn(holes: readonly Hole[], drawn = HOLES_DRAWN, listed =
   let givenUp = 0;
   let claimed = 0;
   for (const h of rest) {
-    items += h.to - h.from + 1;
+    items += missingCount(h);
     if (h.tries >= REFETCH_LIMIT) givenUp += 1;
     if (h.claimed !== undefined) claimed += 1;
   }
@@ -120,6 +120,12 @@ export function moreHolesText(m: MoreHoles, audience: HolesAudience): string {
  * agent's words are `withheldText`.
  */
 export function customerHoleText(h: Hole, org: string): string {
+  if (h.missing !== undefined) {
+    // A summary run (more holes than are kept one by one): its span also holds items that came.
+    const what = h.missing === 1 ? "At least 1 item" : `At least ${h.missing} items`;
+    const said = `${what} somewhere in #${h.from} to #${h.to} ${h.missing === 1 ? "was" : "were"} not delivered: the relay withheld so many that they are no longer listed one by one or asked for again.`;
+    return h.claimed === undefined ? `${said} Something is missing here; ask ${org} if in doubt.` : `${said} ${customerClaimText(h, org)}`;
+  }
   const one = h.from === h.to;
   if (h.tries < REFETCH_LIMIT) {
     const what = one ? `Item #${h.from} has` : `Items #${h.from} to #${h.to} have`;
@@ -151,7 +157,7 @@ export function customerClaimText(h: Hole, org: string): string {
 /** A run in the summary's list, in `audience`'s words. */
 export function listedHoleText(h: Hole, audience: HolesAudience): string {
   if (audience.kind === "agent") return withheldText(h);
-  const run = h.from === h.to ? `Item #${h.from}` : `Items #${h.from} to #${h.to} (${h.to - h.from + 1} items)`;
+  const run = h.from === h.to ? `Item #${h.from}` : h.missing !== undefined ? `Items #${h.from} to #${h.to} (at least ${h.missing} missing)` : `Items #${h.from} to #${h.to} (${h.to - h.from + 1} items)`;
   return h.claimed === undefined ? run : `${run}: the relay's claim about ${h.from === h.to ? "it" : "them"} is false`;
 }
 
