@@ -11,6 +11,7 @@
  */
 import { join } from "node:path";
 import { equal, fromHex } from "@sealdesk/protocol";
+import { MAX_HOLES } from "@sealdesk/client";
 import { HOLES_DRAWN, HOLES_LISTED } from "@sealdesk/client/ui";
 import { describe, expect, it } from "vitest";
 import { SHOTS, WIDE, chromiumSuite, cliCustomer, relayInTheMiddle, vaultFiles, watchPage, withheldItems, type Frame } from "../../client/test/chromium.js";
@@ -104,12 +105,24 @@ describe("a relay inventing thousands of holes, in the agent console (Chromium)"
     expect(withheld[HOLES_DRAWN - 1]?.more).toBe(true);
     const first = Number(await more.getAttribute("data-from"));
     const summed = Number(await more.getAttribute("data-runs"));
-    expect(summed).toBe(to - first + 1);
-    expect(summed).toBeGreaterThan(RUNS - 2 * HOLES_DRAWN);
-    expect(await more.locator("p.said").textContent()).toBe(
-      `${summed} more runs of items (${summed} items in all, #${first} to #${to}) never arrived in this conversation — the relay may be hiding parts of it: asking the relay again for them. ` +
-        "The relay claims all of these runs hold only items you may not read, which is false — you are allowed to read them. Tell your security contact.",
-    );
+    // At most MAX_HOLES runs are kept (the newest merged into one summary run that keeps the
+    // count of numbers missing): the runs summed up are those kept past the ones drawn; the
+    // items, every invented number from the first summed up to the last.
+    expect(summed).toBeLessThanOrEqual(MAX_HOLES - (HOLES_DRAWN - 1));
+    expect(summed).toBeGreaterThan(MAX_HOLES - 2 * HOLES_DRAWN);
+    const items = to - first + 1;
+    expect(items).toBeGreaterThan(RUNS - 2 * HOLES_DRAWN);
+    // The summary run is given up at once (asking for it would hand in again what arrived); the
+    // others are still asked for, or given up after their requests.
+    const said = (await more.locator("p.said").textContent()) ?? "";
+    const prefix = `${summed} more runs of items (${items} items in all, #${first} to #${to}) never arrived in this conversation — the relay may be hiding parts of it: `;
+    const claim = " The relay claims all of these runs hold only items you may not read, which is false — you are allowed to read them. Tell your security contact.";
+    expect(said.startsWith(prefix) && said.endsWith(claim)).toBe(true);
+    const counts = /^(\d+) not delivered after 3 requests, (\d+) still asked for again\.$/.exec(said.slice(prefix.length, said.length - claim.length));
+    expect(counts).not.toBeNull();
+    expect(Number(counts?.[1])).toBeGreaterThanOrEqual(1);
+    expect(Number(counts?.[1]) + Number(counts?.[2])).toBe(summed);
+
     // Bounded: the whole log is a few hundred elements at most, not thousands.
     const elements = await page.locator("#log").evaluate((l) => l.querySelectorAll("*").length);
     expect(elements).toBeLessThan(300);
