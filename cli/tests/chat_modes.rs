@@ -6,108 +6,13 @@
 
 mod common;
 
-use std::process::Stdio;
-use std::time::Duration;
+use common::json_chat::{EVENT_WAIT, JsonChat, is};
 
 use sealdesk_cli::chat;
 use sealdesk_protocol::card::Role;
 use sealdesk_tests::relay::{start_world_relay, stop_world_relay};
 use sealdesk_tests::world::{OpenedChat, Org, PASS, World, open_chat};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::mpsc;
-
-/// How long a test waits for an event before it fails (it never waits this long when the event
-/// comes).
-const EVENT_WAIT: Duration = Duration::from_secs(30);
-
-/// A `sealdesk chat --json` process: its input, and its output's events, each parsed.
-struct JsonChat {
-    child: Child,
-    stdin: ChildStdin,
-    events: mpsc::UnboundedReceiver<Value>,
-    /// Every event seen so far, in order.
-    seen: Vec<Value>,
-}
-
-impl JsonChat {
-    fn start(w: &World, name: &str, conversation: &str) -> Self {
-        Self::start_with(w, name, Some(conversation), &[])
-    }
-
-    /// A chat in `conversation` (the latest when none), with more environment variables.
-    fn start_with(w: &World, name: &str, conversation: Option<&str>, env: &[(&str, &str)]) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sealdesk"));
-        cmd.arg("--home")
-            .arg(w.home(name))
-            .arg("--relay")
-            .arg(&w.url)
-            .args(["chat", "--json"]);
-        if let Some(c) = conversation {
-            cmd.args(["--conversation", c]);
-        }
-        cmd.envs(env.iter().copied());
-        let mut child = cmd
-            .env("SEALDESK_PASSPHRASE", PASS)
-            .env("SEALDESK_INSECURE_FAST_KDF", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, events) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                // Every line is one JSON object.
-                let v: Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}"));
-                if tx.send(v).is_err() {
-                    return;
-                }
-            }
-        });
-        Self {
-            child,
-            stdin,
-            events,
-            seen: Vec::new(),
-        }
-    }
-
-    async fn type_line(&mut self, line: &str) {
-        self.stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .await
-            .unwrap();
-        self.stdin.flush().await.unwrap();
-    }
-
-    /// Waits for the first event (from now on) that `pred` accepts.
-    async fn until(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let wait = async {
-            while let Some(v) = self.events.recv().await {
-                self.seen.push(v.clone());
-                if pred(&v) {
-                    return v;
-                }
-            }
-            panic!("the chat ended before {what}; saw {:#?}", self.seen)
-        };
-        match tokio::time::timeout(EVENT_WAIT, wait).await {
-            Ok(v) => v,
-            Err(_) => panic!("no {what} in {:#?}", self.seen),
-        }
-    }
-}
-
-fn is(event: &str) -> impl Fn(&Value) -> bool + '_ {
-    move |v| v["event"] == event
-}
 
 /// Every event has the shape of the other commands' `--json`: `event`, `ok` and `warnings`.
 fn well_formed(v: &Value) {
@@ -201,9 +106,7 @@ async fn two_json_chats_exchange_messages_receipts_typing_and_status_through_pip
             .unwrap()
             .unwrap();
         assert!(status.success());
-        while let Ok(v) = c.events.try_recv() {
-            c.seen.push(v);
-        }
+        c.drain();
         for v in &c.seen {
             well_formed(v);
         }

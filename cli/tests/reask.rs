@@ -16,13 +16,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::{
-    process::Stdio,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
-    },
-    time::Duration,
+mod common;
+
+use common::json_chat::{JsonChat, is};
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, AtomicUsize, Ordering},
 };
 
 use sealdesk_protocol::{
@@ -33,95 +33,13 @@ use sealdesk_protocol::{
 };
 use sealdesk_tests::{
     proxy::{Ctx, Dir},
-    world::{PASS, Via, World, open_chat, texts},
+    world::{Via, World, open_chat, texts},
 };
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::mpsc;
-
-/// How long a test waits for an event before it fails (it never waits this long when the
-/// event comes).
-const EVENT_WAIT: Duration = Duration::from_secs(30);
 
 /// The words of the warning the chat shows when the relay did not take the re-ask.
 const WARNING: &str =
     "the relay did not take the request to tell this chat at once of an agent's new key";
-
-/// A `sealdesk chat --json` process and its output's events.
-struct JsonChat {
-    _child: Child,
-    stdin: ChildStdin,
-    events: mpsc::UnboundedReceiver<Value>,
-    seen: Vec<Value>,
-}
-
-impl JsonChat {
-    fn start(w: &World, name: &str, conversation: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sealdesk"))
-            .arg("--home")
-            .arg(w.home(name))
-            .arg("--relay")
-            .arg(w.url_via(Via::Proxy))
-            .args(["chat", "--json", "--conversation", conversation])
-            .env("SEALDESK_PASSPHRASE", PASS)
-            .env("SEALDESK_INSECURE_FAST_KDF", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, events) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let v: Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}"));
-                if tx.send(v).is_err() {
-                    return;
-                }
-            }
-        });
-        Self {
-            _child: child,
-            stdin,
-            events,
-            seen: Vec::new(),
-        }
-    }
-
-    async fn type_line(&mut self, line: &str) {
-        self.stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .await
-            .unwrap();
-        self.stdin.flush().await.unwrap();
-    }
-
-    /// Waits for the first event (from now on) that `pred` accepts.
-    async fn until(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let wait = async {
-            while let Some(v) = self.events.recv().await {
-                self.seen.push(v.clone());
-                if pred(&v) {
-                    return v;
-                }
-            }
-            panic!("the chat ended before {what}; saw {:#?}", self.seen)
-        };
-        match tokio::time::timeout(EVENT_WAIT, wait).await {
-            Ok(v) => v,
-            Err(_) => panic!("no {what} in {:#?}", self.seen),
-        }
-    }
-}
-
-fn is(event: &str) -> impl Fn(&Value) -> bool + '_ {
-    move |v| v["event"] == event
-}
 
 fn lost(v: &Value) -> bool {
     v["event"] == "connection" && v["state"] == "lost"
@@ -221,7 +139,13 @@ async fn the_chat_warns_of_a_reask_not_taken_and_keeps_going() {
     let sw = Arc::new(Switches::default());
     w.proxy().set_hook(hook(&w, log_key, Arc::clone(&sw)));
 
-    let mut c = JsonChat::start(&w, "carol", &conv.to_string());
+    let mut c = JsonChat::start_at(
+        &w,
+        "carol",
+        &w.url_via(Via::Proxy),
+        Some(&conv.to_string()),
+        &[],
+    );
     c.until("selected", is("selected")).await;
     assert_eq!(sw.watches.load(Ordering::SeqCst), 1, "the chat asked once");
     sw.odd_next_reask.store(true, Ordering::SeqCst);
@@ -279,7 +203,13 @@ async fn a_relay_that_cuts_every_reask_is_retried_with_backoff() {
     let sw = Arc::new(Switches::default());
     w.proxy().set_hook(hook(&w, log_key, Arc::clone(&sw)));
 
-    let mut c = JsonChat::start(&w, "carol", &conv.to_string());
+    let mut c = JsonChat::start_at(
+        &w,
+        "carol",
+        &w.url_via(Via::Proxy),
+        Some(&conv.to_string()),
+        &[],
+    );
     c.until("selected", is("selected")).await;
     sw.cut_reasks.store(true, Ordering::SeqCst);
     sw.cut_next_send.store(true, Ordering::SeqCst);

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod json_chat;
+
 use std::path::Path;
 
 use sealdesk_client::{Account, Client};
