@@ -359,9 +359,6 @@ export class Session {
   /** `request`, noting a watch request (`watch`) while it waits for its answer. */
   private send(body: Request, timeoutMs: number, watch: WatchRequest | null): Promise<Response> {
     if (this.closedWith !== null) return Promise.reject(new SessionError("closed", this.closedWith));
-    // Closing but not yet closed (its close event not run yet): a send would be dropped, with
-    // the browser's "already in CLOSING or CLOSED state" in the console.
-    if (this.socket.readyState !== SOCKET_OPEN) return Promise.reject(new SessionError("closed", "the connection is closing"));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -371,6 +368,10 @@ export class Session {
       }, timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
       if (watch !== null) this.watches.set(id, watch);
+      // Closing but not yet closed: the close event, about to run, rejects this request with
+      // the others waiting (a send now would be dropped, with the browser's "already in
+      // CLOSING or CLOSED state" in the console).
+      if (this.socket.readyState !== SOCKET_OPEN) return;
       try {
         this.socket.send(encodeFrame(requestFrame(id, requestToCbor(body))));
       } catch (e) {
