@@ -356,7 +356,11 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
       if (this.conv === null) return;
     }
     const s = this.current();
-    if (s === null || this.synced === null || this.synced.isSyncing) return;
+    // Offline: the sync when the session is back reads it.
+    if (s === null || this.synced === null) return;
+    // A sync running now may have read the history before the other tab stored its item: wait
+    // for it, then read again (skipping here lost the other tab's line until the next event).
+    if (this.synced.isSyncing) await this.synced.sync(s).catch(() => undefined);
     // Another tab opened the conversation: this session may not be registered yet (idempotent).
     await this.ready(s);
     await this.synced.sync(s);
