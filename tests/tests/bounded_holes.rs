@@ -8,13 +8,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sealdesk_client::client::{HistoryLine, holes::MAX_HOLES};
-use sealdesk_protocol::{
-    card::Role,
-    wire::{Frame, Request, Response, SkippedRange},
-};
+use sealdesk_protocol::wire::{Frame, Request, Response, SkippedRange};
 use sealdesk_tests::{
     STEP,
-    world::{Via, World, open_chat, texts},
+    world::{World, carol_caught_up, texts},
 };
 
 /// Runs per made-up page.
@@ -34,12 +31,7 @@ fn runs(after: u64, head: u64) -> Vec<SkippedRange> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousands_of_alternating_claims_stay_within_the_bound_and_are_still_told() {
     let w = World::with_proxy().await;
-    drop(w.org_master(&["alice"], None).await.close().await);
-    let mut carol = w.user_via("carol", Role::Customer, Via::Proxy).await;
-    let conv = open_chat(&mut carol).await;
-    carol.send_text(&conv, "one").await.unwrap();
-    carol.sync_all().await.unwrap();
-    let start = carol.meta(&conv).unwrap().cursor;
+    let (mut carol, conv, start) = carol_caught_up(&w, &["one"]).await;
 
     // Two syncs, each told of 600 more numbers: 1,200 one-number runs in all.
     let mut made_up = 0;
