@@ -122,30 +122,7 @@ async fn a_relay_signed_erasure_claiming_the_customer_reason_is_refused() {
     assert!(!report.verified());
 
     // The same entry delivered as a notice in the conversation.
-    let mut alice = w.reopen("alice").await;
-    alice.sync_all().await.unwrap();
-    carol.sync_all().await.unwrap();
-    let next = carol.meta(&conv).unwrap().cursor + 1;
-    let f = Arc::clone(&forger);
-    let notice = Item::Notice {
-        entry: forged,
-        index: size,
-    };
-    w.proxy().set_hook(move |ctx, frame| {
-        let frame = f.rewrite(ctx, frame);
-        if ctx.dir == Dir::ToClient && ctx.account == Some("carol") {
-            vec![edit_items(frame, |s| {
-                if s.conversation == conv && s.seq == next {
-                    s.item = notice.clone();
-                }
-            })]
-        } else {
-            vec![frame]
-        }
-    });
-    assert_eq!(alice.send_text(&conv, "carrier").await.unwrap(), next);
-    carol.sync_all().await.unwrap();
-    let shown = notices(&carol, &conv);
+    let shown = delivered_as_notice(&w, &forger, &mut carol, conv, forged, size).await;
     assert_eq!(shown.len(), 1, "{shown:?}");
     assert!(
         !shown[0].1 && shown[0].0.contains("NOT GENUINE"),
@@ -173,30 +150,7 @@ async fn a_customer_erasure_by_another_key_or_for_another_conversation_is_refuse
     assert!(l.signed && !l.signer_allowed, "{l:?}");
     assert!(!report.verified());
 
-    let mut alice = w.reopen("alice").await;
-    alice.sync_all().await.unwrap();
-    carol.sync_all().await.unwrap();
-    let next = carol.meta(&conv).unwrap().cursor + 1;
-    let f = Arc::clone(&forger);
-    let notice = Item::Notice {
-        entry: elsewhere,
-        index: size + 1,
-    };
-    w.proxy().set_hook(move |ctx, frame| {
-        let frame = f.rewrite(ctx, frame);
-        if ctx.dir == Dir::ToClient && ctx.account == Some("carol") {
-            vec![edit_items(frame, |s| {
-                if s.conversation == conv && s.seq == next {
-                    s.item = notice.clone();
-                }
-            })]
-        } else {
-            vec![frame]
-        }
-    });
-    assert_eq!(alice.send_text(&conv, "carrier").await.unwrap(), next);
-    carol.sync_all().await.unwrap();
-    let shown = notices(&carol, &conv);
+    let shown = delivered_as_notice(&w, &forger, &mut carol, conv, elsewhere, size + 1).await;
     assert_eq!(shown.len(), 1, "{shown:?}");
     assert!(!shown[0].1, "{shown:?}");
 }
@@ -310,6 +264,40 @@ async fn the_relay_logs_only_the_customer_own_fresh_statement() {
 }
 
 /// The notices shown: (text, verified).
+/// alice writes in carol's conversation, and the relay delivers that item to carol as the
+/// notice of `entry` at log index `index` instead; carol catches up. The notices she is shown.
+async fn delivered_as_notice(
+    w: &World,
+    forger: &Arc<LogForger>,
+    carol: &mut Client,
+    conv: ConversationId,
+    entry: AuditEntry,
+    index: u64,
+) -> Vec<(String, bool)> {
+    let mut alice = w.reopen("alice").await;
+    alice.sync_all().await.unwrap();
+    carol.sync_all().await.unwrap();
+    let next = carol.meta(&conv).unwrap().cursor + 1;
+    let f = Arc::clone(forger);
+    let notice = Item::Notice { entry, index };
+    w.proxy().set_hook(move |ctx, frame| {
+        let frame = f.rewrite(ctx, frame);
+        if ctx.dir == Dir::ToClient && ctx.account == Some("carol") {
+            vec![edit_items(frame, |s| {
+                if s.conversation == conv && s.seq == next {
+                    s.item = notice.clone();
+                }
+            })]
+        } else {
+            vec![frame]
+        }
+    });
+    // The carrier is the item the relay replaces.
+    assert_eq!(alice.send_text(&conv, "carrier").await.unwrap(), next);
+    carol.sync_all().await.unwrap();
+    notices(carol, &conv)
+}
+
 fn notices(c: &Client, conv: &ConversationId) -> Vec<(String, bool)> {
     c.history(conv)
         .unwrap()
