@@ -13,7 +13,7 @@ import { onlineAgent } from "./agent-fixture.js";
 import { onlineCustomer, orgOnRelay } from "./customer-fixture.js";
 import { cli, eventually } from "./relay.js";
 import { recoveryKit } from "./recovery-fixture.js";
-import { tampering, type Frame } from "./tamper.js";
+import { requestKind, tampering } from "./tamper.js";
 
 /** What the socket saw: connections opened, and how many times each request kind was sent. */
 interface Seen {
@@ -29,8 +29,7 @@ function olderRelay(unknown: string[], seen: Seen): SocketFactory {
   const refuse = tampering(
     () => true,
     (frame) => {
-      const body = (frame.request as Frame | undefined)?.body;
-      const kind = typeof body === "string" ? body : body !== null && typeof body === "object" && !(body instanceof Uint8Array) && !Array.isArray(body) ? Object.keys(body)[0] : undefined;
+      const kind = requestKind(frame);
       if (kind !== undefined) seen.asked.set(kind, (seen.asked.get(kind) ?? 0) + 1);
       if (kind === undefined || !unknown.includes(kind)) return true;
       return { code: CLOSE_BAD_FRAME, reason: "malformed frame" };

@@ -8,6 +8,17 @@ import type { SocketFactory, SocketLike } from "../src/index.js";
 /** A decoded frame, as the tamper function sees it. */
 export type Frame = { [k: string]: CborValue };
 
+/** The variant name of an enum as CBOR carries it (`"watch_audit"`, `{ get_card: {…} }` → "get_card"), or undefined. */
+export function variantOf(v: CborValue | undefined): string | undefined {
+  if (typeof v === "string") return v;
+  return v !== null && typeof v === "object" && !(v instanceof Uint8Array) && !Array.isArray(v) ? Object.keys(v)[0] : undefined;
+}
+
+/** The variant of a frame's request body (`watch_audit`, `get_card`…), or undefined if the frame is no request. */
+export function requestKind(f: Frame): string | undefined {
+  return variantOf((f.request as Frame | undefined)?.body);
+}
+
 /**
  * How a relay ends a connection, as the page is told it: the code and reason of the close
  * event, whatever the real connection's close said.
