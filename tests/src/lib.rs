@@ -22,7 +22,8 @@
 //!   conversation whose clients close to leave the homes to `sealdesk` processes.
 //! - [`proxy`]: the hostile-relay proxy that drops, replays and tampers frames;
 //!   [`withhold`]: its hook that withholds items from one account, and the `Withheld` lines
-//!   the account's history then shows.
+//!   the account's history then shows; [`withhold::made_up_pages`], pages of skipped runs
+//!   it makes up for one account.
 //! - [`audit_log`]: the audit entries the relay serves a client
 //!   ([`audit_log::served_entries`]).
 //! - [`burst`]: requests of many connections at the same instant, for the quota tests.

@@ -8,9 +8,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sealdesk_client::client::{HistoryLine, holes::MAX_HOLES};
-use sealdesk_protocol::wire::{Frame, Request, Response, SkippedRange};
+use sealdesk_protocol::wire::SkippedRange;
 use sealdesk_tests::{
     STEP,
+    withhold::made_up_pages,
     world::{World, carol_caught_up, texts},
 };
 
@@ -37,25 +38,11 @@ async fn thousands_of_alternating_claims_stay_within_the_bound_and_are_still_tol
     let mut made_up = 0;
     for round in 1..=2u64 {
         let head = start + round * 600;
-        w.proxy()
-            .set_hook(move |ctx, frame| match (ctx.request, frame) {
-                (Some(Request::History { after, .. }), Frame::Response { id, .. })
-                    if ctx.account == Some("carol") =>
-                {
-                    let skipped = runs(*after, head);
-                    let more = skipped.last().is_some_and(|r| r.to < head);
-                    vec![Frame::Response {
-                        id,
-                        body: Response::Items {
-                            items: Vec::new(),
-                            more,
-                            skipped,
-                            head: Some(head),
-                        },
-                    }]
-                }
-                (_, frame) => vec![frame],
-            });
+        w.proxy().set_hook(made_up_pages("carol", move |after| {
+            let skipped = runs(after, head);
+            let more = skipped.last().is_some_and(|r| r.to < head);
+            (skipped, more, Some(head))
+        }));
         tokio::time::timeout(STEP * 4, carol.sync(&conv))
             .await
             .expect("the sync ended")

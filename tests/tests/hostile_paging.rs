@@ -20,40 +20,16 @@ use sealdesk_client::{
     ClientError,
     client::{Event, EventKind, paging::MAX_SYNC_PAGES},
 };
-use sealdesk_protocol::wire::{Frame, Request, Response, SkippedRange};
+use sealdesk_protocol::wire::{Request, SkippedRange};
 use sealdesk_tests::{
     STEP,
+    withhold::made_up_pages,
     world::{MASTER, Via, World, carol_caught_up, texts},
 };
 
 /// Long enough for `MAX_SYNC_PAGES` pages through the proxy on a slow, shared machine; a walk
 /// that does not stop runs into it.
 const BUDGET_WAIT: Duration = Duration::from_secs(120);
-
-/// The page the proxy answers `History { after }` with: `head(after)`, `more` as given, and
-/// one skipped run at `after + 1` (none if `empty`).
-fn made_up_pages(
-    victim: &'static str,
-    page: impl Fn(u64) -> (Vec<SkippedRange>, bool, Option<u64>) + Send + 'static,
-) -> impl FnMut(&sealdesk_tests::proxy::Ctx<'_>, Frame) -> Vec<Frame> + Send + 'static {
-    move |ctx, frame| match (ctx.request, frame) {
-        (Some(Request::History { after, .. }), Frame::Response { id, .. })
-            if ctx.account == Some(victim) =>
-        {
-            let (skipped, more, head) = page(*after);
-            vec![Frame::Response {
-                id,
-                body: Response::Items {
-                    items: Vec::new(),
-                    more,
-                    skipped,
-                    head,
-                },
-            }]
-        }
-        (_, frame) => vec![frame],
-    }
-}
 
 fn run(at: u64) -> Vec<SkippedRange> {
     vec![SkippedRange {
