@@ -8,13 +8,12 @@
 
 mod common;
 
-use std::process::Stdio;
+use std::time::Duration;
 
-use common::{json, sealdesk};
+use common::{json, json_chat::JsonChat, sealdesk};
 use sealdesk_protocol::card::Role;
-use sealdesk_tests::world::{PASS, World, open_chat};
+use sealdesk_tests::world::{World, open_chat};
 use serde_json::Value;
-use tokio::io::AsyncWriteExt as _;
 
 /// A message's text: its ciphertext is 1,000 bytes (the text and the 16-byte AEAD tag).
 fn body(n: usize) -> String {
@@ -82,37 +81,12 @@ async fn send_and_chat_warn_from_eighty_percent_of_the_account_quota() {
     );
 
     // `chat --json`: the same, as a `quota_warning` event after the 9th message's line.
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sealdesk"))
-        .arg("--home")
-        .arg(w.home("dave"))
-        .arg("--relay")
-        .arg(&w.url)
-        .args(["chat", "--json", "--conversation", &dave_conv])
-        .env("SEALDESK_PASSPHRASE", PASS)
-        .env("SEALDESK_INSECURE_FAST_KDF", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut typed = String::new();
+    let mut chat = JsonChat::start(&w, "dave", &dave_conv);
     for n in 0..11 {
-        typed.push_str(&body(n));
-        typed.push('\n');
+        chat.type_line(&body(n)).await;
     }
-    typed.push_str("/quit\n");
-    stdin.write_all(typed.as_bytes()).await.unwrap();
-    drop(stdin);
-    let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("the chat ends after /quit")
-        .unwrap();
-    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    chat.quit_within(Duration::from_secs(60)).await;
+    let events = &chat.seen;
     let warnings: Vec<&Value> = events
         .iter()
         .filter(|e| e["event"] == "quota_warning")

@@ -3,20 +3,50 @@
 
 use sealdesk_client::Client;
 use sealdesk_protocol::{
-    audit::AuditEntry,
+    audit::{AuditEntry, AuditEvent, WithheldEntry},
+    ids::ConversationId,
+    keys::IdentityKeys,
     wire::{Request, Response},
 };
 
 /// The first `limit` entries of the audit log, as the relay serves them to `c`'s session
 /// (through the proxy when `c` is connected through it).
 pub async fn served_entries(c: &Client, limit: u32) -> Vec<AuditEntry> {
+    served_log(c, limit).await.0
+}
+
+/// [`served_entries`] and the entries the relay withheld from `c` among them (their index and
+/// leaf hash only).
+pub async fn served_log(c: &Client, limit: u32) -> (Vec<AuditEntry>, Vec<WithheldEntry>) {
     match c
         .session()
         .request(Request::GetEntries { from: 0, limit })
         .await
         .unwrap()
     {
-        Response::Entries { entries, .. } => entries,
+        Response::Entries {
+            entries, withheld, ..
+        } => (entries, withheld),
         other => panic!("{other:?}"),
     }
+}
+
+/// An erasure entry of `conversation` for `reason`, signed by `keys` at `at`: what the relay
+/// logs under its log key at the end of a retention period, or — under any other key, or
+/// claiming the customer's request without the customer's signature — a forgery the client
+/// must name as not genuine.
+pub fn erasure_entry(
+    keys: &IdentityKeys,
+    conversation: ConversationId,
+    reason: &str,
+    at: u64,
+) -> AuditEntry {
+    AuditEntry::sign(
+        keys,
+        AuditEvent::Erasure {
+            conversation,
+            reason: reason.into(),
+        },
+        at,
+    )
 }

@@ -28,6 +28,12 @@ pub fn rng(seed: u64) -> ChaCha20Rng {
     ChaCha20Rng::seed_from_u64(seed)
 }
 
+/// A customer named `visitor{seed}`, keys from `seed`: a fresh card for the limit tests, which
+/// register (or fail to authenticate) many of them.
+pub fn visitor(seed: u64) -> Identity {
+    Identity::new(seed, &format!("visitor{seed}"), Role::Customer)
+}
+
 /// An account: its keys and its self-signed card.
 pub struct Identity {
     /// The secret keys.

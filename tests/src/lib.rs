@@ -10,9 +10,9 @@
 //! - [`wait`]: how a test waits — [`STEP`], [`QUIET`], [`eventually`], [`stays_for`],
 //!   [`within_step`]. No sleeps to synchronise, no timing assertions.
 //! - [`relay`]: a relay's life cycle in process ([`spawn_relay`], [`spawn_relay_in`],
-//!   [`stop_relay`]) and its HTTP side ([`http_get`], [`metric`]).
+//!   [`stop_relay`]) and its HTTP side ([`http_get`], [`metric`], [`relay::metric_of`]).
 //! - [`identity`]: [`Identity`] (keys from a seeded ChaCha20 generator plus a signed card),
-//!   [`now`], [`rng`], [`copy_keys`].
+//!   [`now`], [`rng`], [`copy_keys`], [`identity::visitor`].
 //! - [`raw`]: [`RawClient`], one WebSocket speaking frames directly.
 //! - [`org`]: [`Org`] (master, 3 trustees 2-of-3, 3 arbiters 2-of-3, agents, customers, policy
 //!   and certificates) and [`Chat`] (an opened conversation with its first epoch stored).
@@ -22,7 +22,8 @@
 //!   conversation whose clients close to leave the homes to `sealdesk` processes.
 //! - [`proxy`]: the hostile-relay proxy that drops, replays and tampers frames;
 //!   [`withhold`]: its hook that withholds items from one account, and the `Withheld` lines
-//!   the account's history then shows.
+//!   the account's history then shows; [`withhold::made_up_pages`], pages of skipped runs
+//!   it makes up for one account.
 //! - [`audit_log`]: the audit entries the relay serves a client
 //!   ([`audit_log::served_entries`]).
 //! - [`burst`]: requests of many connections at the same instant, for the quota tests.
@@ -39,6 +40,9 @@
 //! - [`recertify`]: an agent re-certified for a new key: carol in a conversation with alice,
 //!   alice's new machine.
 //! - [`wsraw`]: raw WebSocket bytes for the abuse tests.
+//! - [`forwarded`]: WebSockets as a trusted reverse proxy opens them (`X-Forwarded-For`), with
+//!   frames by hand, for the limit tests: register, fail an authentication, read a refusal
+//!   before the challenge and the close's code and reason.
 //! - [`pg`]: a throwaway PostgreSQL, and the store matrix (`SEALDESK_TEST_STORE=postgres` puts
 //!   every in-process relay on it).
 
@@ -51,6 +55,7 @@ pub mod child;
 pub mod cluster;
 pub mod consent;
 pub mod crash;
+pub mod forwarded;
 pub mod identity;
 pub mod org;
 pub mod pg;

@@ -88,6 +88,12 @@ pub fn metric(exposition: &str, name: &str) -> Option<f64> {
     })
 }
 
+/// The value of metric `name` (labels included) the relay serves on `/metrics` now, 0 if it is
+/// absent (a counter never incremented).
+pub async fn metric_of(relay: &RunningRelay, name: &str) -> f64 {
+    metric(&http_get(relay, "/metrics").await, name).unwrap_or(0.0)
+}
+
 /// Every regular file under `dir`, recursively.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

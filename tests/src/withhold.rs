@@ -5,6 +5,9 @@
 //! (the push never arrives), and the history pages served to it (`Response::Items`) lose the
 //! items it picks — without naming them as skipped, unless the test's page edit does.
 //!
+//! [`made_up_pages`] goes further: it answers the account's history requests with pages it
+//! makes up itself, holding nothing but skipped runs.
+//!
 //! [`Proxy`]: crate::proxy::Proxy
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -15,7 +18,7 @@ use sealdesk_client::{
 };
 use sealdesk_protocol::{
     ids::ConversationId,
-    wire::{Frame, Response, Sequenced, SkippedRange},
+    wire::{Frame, Request, Response, Sequenced, SkippedRange},
 };
 
 use crate::proxy::{Ctx, Dir, is_item_push, items_mut};
@@ -100,4 +103,31 @@ pub fn withheld(c: &Client, conv: &ConversationId) -> Vec<Withheld> {
             _ => None,
         })
         .collect()
+}
+
+/// A hook that answers `victim`'s history requests with pages the proxy makes up, holding no
+/// item: `page(after)` gives the page after `after` — its skipped runs ("items you may not
+/// read", which cost a hostile relay nothing), its `more` and its `head`. Every other frame
+/// passes.
+pub fn made_up_pages(
+    victim: &'static str,
+    page: impl Fn(u64) -> (Vec<SkippedRange>, bool, Option<u64>) + Send + 'static,
+) -> impl FnMut(&Ctx<'_>, Frame) -> Vec<Frame> + Send + 'static {
+    move |ctx, frame| match (ctx.request, frame) {
+        (Some(Request::History { after, .. }), Frame::Response { id, .. })
+            if ctx.account == Some(victim) =>
+        {
+            let (skipped, more, head) = page(*after);
+            vec![Frame::Response {
+                id,
+                body: Response::Items {
+                    items: Vec::new(),
+                    more,
+                    skipped,
+                    head,
+                },
+            }]
+        }
+        (_, frame) => vec![frame],
+    }
 }

@@ -410,6 +410,22 @@ pub async fn open_chat(customer: &mut Client) -> ConversationId {
         .conversation
 }
 
+/// The org of [`World::org_master`] with agent alice (its clients closed), and carol, a
+/// customer talking through the proxy, who opened a conversation, sent `lines` and caught up:
+/// the set-up of the tests where a hostile relay pages her history. Her client, the
+/// conversation and her cursor in it.
+pub async fn carol_caught_up(w: &World, lines: &[&str]) -> (Client, ConversationId, u64) {
+    drop(w.org_master(&["alice"], None).await.close().await);
+    let mut carol = w.user_via("carol", Role::Customer, Via::Proxy).await;
+    let conv = open_chat(&mut carol).await;
+    for line in lines {
+        carol.send_text(&conv, line).await.unwrap();
+    }
+    carol.sync_all().await.unwrap();
+    let cursor = carol.meta(&conv).unwrap().cursor;
+    (carol, conv, cursor)
+}
+
 /// The verified messages of a conversation, as "sender: text", in timeline order.
 pub fn texts(c: &Client, conv: &ConversationId) -> Vec<String> {
     c.history(conv)

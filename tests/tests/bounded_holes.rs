@@ -8,13 +8,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sealdesk_client::client::{HistoryLine, holes::MAX_HOLES};
-use sealdesk_protocol::{
-    card::Role,
-    wire::{Frame, Request, Response, SkippedRange},
-};
+use sealdesk_protocol::wire::SkippedRange;
 use sealdesk_tests::{
     STEP,
-    world::{Via, World, open_chat, texts},
+    withhold::made_up_pages,
+    world::{World, carol_caught_up, texts},
 };
 
 /// Runs per made-up page.
@@ -34,36 +32,17 @@ fn runs(after: u64, head: u64) -> Vec<SkippedRange> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousands_of_alternating_claims_stay_within_the_bound_and_are_still_told() {
     let w = World::with_proxy().await;
-    drop(w.org_master(&["alice"], None).await.close().await);
-    let mut carol = w.user_via("carol", Role::Customer, Via::Proxy).await;
-    let conv = open_chat(&mut carol).await;
-    carol.send_text(&conv, "one").await.unwrap();
-    carol.sync_all().await.unwrap();
-    let start = carol.meta(&conv).unwrap().cursor;
+    let (mut carol, conv, start) = carol_caught_up(&w, &["one"]).await;
 
     // Two syncs, each told of 600 more numbers: 1,200 one-number runs in all.
     let mut made_up = 0;
     for round in 1..=2u64 {
         let head = start + round * 600;
-        w.proxy()
-            .set_hook(move |ctx, frame| match (ctx.request, frame) {
-                (Some(Request::History { after, .. }), Frame::Response { id, .. })
-                    if ctx.account == Some("carol") =>
-                {
-                    let skipped = runs(*after, head);
-                    let more = skipped.last().is_some_and(|r| r.to < head);
-                    vec![Frame::Response {
-                        id,
-                        body: Response::Items {
-                            items: Vec::new(),
-                            more,
-                            skipped,
-                            head: Some(head),
-                        },
-                    }]
-                }
-                (_, frame) => vec![frame],
-            });
+        w.proxy().set_hook(made_up_pages("carol", move |after| {
+            let skipped = runs(after, head);
+            let more = skipped.last().is_some_and(|r| r.to < head);
+            (skipped, more, Some(head))
+        }));
         tokio::time::timeout(STEP * 4, carol.sync(&conv))
             .await
             .expect("the sync ended")

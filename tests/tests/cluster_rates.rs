@@ -6,20 +6,23 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use futures_util::StreamExt as _;
-use sealdesk_protocol::{
-    card::Role,
-    wire::{self, AuthResponse, ErrorCode, Frame, Request, Response},
+use std::sync::Arc;
+
+use sealdesk_protocol::wire::{ErrorCode, Frame, Response};
+use sealdesk_server::{
+    limits::SharedBuckets,
+    metrics::Metrics,
+    store::{ConversationLog, PgStore},
 };
 use sealdesk_tests::{
     Org, RawClient,
     cluster::{self, Node, ready, start_with},
-    identity::Identity,
+    forwarded::{connect, fail_authentication, next_frame, register_from},
+    identity::visitor,
     wait::STEP,
     web_key::open_request,
 };
 use tempfile::TempDir;
-use tokio_tungstenite::tungstenite::Message;
 
 /// Two nodes on a fresh database named after `name`, both with `settings`, or `None` without
 /// PostgreSQL.
@@ -31,18 +34,14 @@ fn cluster(name: &str, settings: &[(&str, &str)]) -> Option<([Node; 2], TempDir)
     Some(([a, b], keys))
 }
 
-fn customer(seed: u64) -> Identity {
-    Identity::new(seed, &format!("visitor{seed}"), Role::Customer)
-}
-
-/// Signs in as `who` on `url` and asks to register; the answer.
-async fn register(url: &str, who: &Identity) -> Response {
-    let mut c = RawClient::connect(url).await;
-    let welcome = c.auth(&who.keys, who.card()).await;
-    assert!(!welcome.registered);
-    let r = c.request(Request::Register).await;
-    c.close().await;
-    r
+/// The shared buckets' engine (`limits::shared`) alone, at most two keys per limit, on a fresh
+/// database named after `name`, and the metrics it keeps; `None` without PostgreSQL.
+fn engine_at_cap_two(name: &str) -> Option<(SharedBuckets, Arc<Metrics>, TempDir)> {
+    let (db, keys) = cluster::database(name)?;
+    let store: Arc<dyn ConversationLog> = Arc::new(PgStore::open(&db, true).unwrap());
+    let metrics = Arc::new(Metrics::default());
+    let shared = SharedBuckets::new(store, 2, Arc::clone(&metrics));
+    Some((shared, metrics, keys))
 }
 
 /// The refusal's code and message.
@@ -68,7 +67,7 @@ async fn registrations_refused_after(
 ) -> Option<([Node; 2], TempDir)> {
     let (nodes, keys) = cluster(name, settings)?;
     for (i, seed) in seeds.enumerate() {
-        let r = register(&nodes[i % 2].url, &customer(seed)).await;
+        let r = register_from(&nodes[i % 2].url, None, &visitor(seed)).await;
         if r == Response::Ok {
             assert!(
                 i < burst,
@@ -101,7 +100,7 @@ async fn registrations_from_one_source_are_limited_across_nodes() {
         return;
     };
     // The refused card registers nowhere else either.
-    let r = register(&nodes[1].url, &customer(3)).await;
+    let r = register_from(&nodes[1].url, None, &visitor(3)).await;
     assert_eq!(refused(&r).0, ErrorCode::RateLimited);
 }
 
@@ -115,17 +114,6 @@ async fn registrations_overall_are_limited_across_nodes() {
     registrations_refused_after("rates_registrations", &settings, 20..30, 4, says).await;
 }
 
-/// Answers `url`'s challenge with a signature of another key than the card's: the node closes
-/// with 4101.
-async fn fail_authentication(url: &str) {
-    let (liar, other) = (customer(40), customer(41));
-    let mut c = RawClient::connect(url).await;
-    let mut bad = AuthResponse::answer(&other.keys, liar.card(), c.challenge());
-    bad.card = liar.card();
-    c.send_frame(&Frame::Auth(bad)).await;
-    assert_eq!(c.expect_close().await, Some(4101));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_authentications_from_one_source_are_limited_across_nodes() {
     let settings = [
@@ -136,21 +124,13 @@ async fn failed_authentications_from_one_source_are_limited_across_nodes() {
         return;
     };
     // One failure on each node: the source's two are used up on both.
-    fail_authentication(&a.url).await;
-    fail_authentication(&b.url).await;
     for node in [&a, &b] {
-        let (mut ws, _) = tokio::time::timeout(STEP, tokio_tungstenite::connect_async(&node.url))
-            .await
-            .expect("connect timed out")
-            .expect("upgrade");
-        let first = tokio::time::timeout(STEP, ws.next())
-            .await
-            .expect("a frame");
-        let Some(Ok(Message::Binary(b))) = first else {
-            panic!("expected a refusal, got {first:?}");
-        };
-        match wire::decode(&b).expect("decodes") {
-            Frame::Response { id: 0, body } => {
+        assert_eq!(fail_authentication(&node.url, None).await, Some(4101));
+    }
+    for node in [&a, &b] {
+        let mut ws = connect(&node.url, None).await.expect("upgrade");
+        match next_frame(&mut ws).await {
+            Some(Frame::Response { id: 0, body }) => {
                 assert_eq!(refused(&body).0, ErrorCode::RateLimited);
             }
             other => panic!("expected a rate_limited refusal before the challenge, got {other:?}"),
@@ -223,7 +203,7 @@ async fn registration_cost() {
 async fn register_until_ok(nodes: &[Node; 2], seeds: std::ops::Range<u64>) {
     for (i, seed) in seeds.enumerate() {
         assert_eq!(
-            register(&nodes[i % 2].url, &customer(seed)).await,
+            register_from(&nodes[i % 2].url, None, &visitor(seed)).await,
             Response::Ok
         );
     }
@@ -235,7 +215,7 @@ async fn register_until_ok(nodes: &[Node; 2], seeds: std::ops::Range<u64>) {
 /// which then still refuses, as it would had nothing been pruned.
 #[test]
 fn a_shared_bucket_is_pruned_once_full_again_and_not_before() {
-    use sealdesk_server::store::{BucketAnswer, BucketOp, BucketRate, ConversationLog, PgStore};
+    use sealdesk_server::store::{BucketAnswer, BucketOp, BucketRate};
     use sealdesk_tests::wait::POLL;
 
     let Some((db, _keys)) = cluster::database("rates_prune") else {
@@ -284,20 +264,14 @@ fn a_shared_bucket_is_pruned_once_full_again_and_not_before() {
 /// it and the new key gets its row. The count stays at the cap throughout.
 #[test]
 fn a_limit_keeps_at_most_its_cap_of_shared_buckets() {
-    use std::sync::Arc;
-
     use sealdesk_server::{
-        limits::{Keys, Rate, SharedBuckets},
-        metrics::Metrics,
-        store::{BucketOp, ConversationLog, PgStore},
+        limits::{Keys, Rate},
+        store::BucketOp,
     };
 
-    let Some((db, _keys)) = cluster::database("rates_cap") else {
+    let Some((shared, metrics, _keys)) = engine_at_cap_two("rates_cap") else {
         return;
     };
-    let store: Arc<dyn ConversationLog> = Arc::new(PgStore::open(&db, true).unwrap());
-    let metrics = Arc::new(Metrics::default());
-    let shared = SharedBuckets::new(Arc::clone(&store), 2, Arc::clone(&metrics));
     // Two tokens, then one a minute: a key that took one is not full again within the test.
     let slow = Rate {
         per_minute: 1,
@@ -474,20 +448,14 @@ async fn new_keys_past_the_cap_are_refused_across_nodes() {
 /// and let the same source try again and again. A source with a row is answered by its own.
 #[test]
 fn at_the_cap_failures_from_new_sources_are_charged_to_one_overflow_bucket() {
-    use std::sync::Arc;
-
     use sealdesk_server::{
-        limits::{Keys, Rate, SharedBuckets},
-        metrics::Metrics,
-        store::{BucketOp, ConversationLog, PgStore},
+        limits::{Keys, Rate},
+        store::BucketOp,
     };
 
-    let Some((db, _keys)) = cluster::database("rates_overflow") else {
+    let Some((shared, metrics, _keys)) = engine_at_cap_two("rates_overflow") else {
         return;
     };
-    let store: Arc<dyn ConversationLog> = Arc::new(PgStore::open(&db, true).unwrap());
-    let metrics = Arc::new(Metrics::default());
-    let shared = SharedBuckets::new(Arc::clone(&store), 2, Arc::clone(&metrics));
     // One failure, then one a minute: nothing is full again within the test.
     let one = Rate {
         per_minute: 1,
@@ -525,64 +493,6 @@ fn at_the_cap_failures_from_new_sources_are_charged_to_one_overflow_bucket() {
     assert_eq!(metrics.limit_keys.get(AUTH), 3);
 }
 
-/// Opens a WebSocket to `url` through the "proxy" (127.0.0.1, trusted by the nodes) naming
-/// `client` in `X-Forwarded-For`; the first frame the node sends.
-async fn first_frame_from(
-    url: &str,
-    client: &str,
-) -> (
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    Frame,
-) {
-    use tokio_tungstenite::tungstenite::{client::IntoClientRequest as _, http::HeaderValue};
-
-    let mut request = url.into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("x-forwarded-for", HeaderValue::from_str(client).unwrap());
-    let (mut ws, _) = tokio::time::timeout(STEP, tokio_tungstenite::connect_async(request))
-        .await
-        .expect("connect timed out")
-        .expect("upgrade");
-    let first = tokio::time::timeout(STEP, ws.next())
-        .await
-        .expect("a frame");
-    let Some(Ok(Message::Binary(b))) = first else {
-        panic!("expected a frame, got {first:?}");
-    };
-    (ws, wire::decode(&b).expect("decodes"))
-}
-
-/// Fails an authentication from `client` (through the trusted "proxy") on `url`: signed by
-/// another key than the card's, closed with 4101.
-async fn fail_authentication_from(url: &str, client: &str) {
-    use futures_util::SinkExt as _;
-
-    let (liar, other) = (customer(40), customer(41));
-    let (mut ws, frame) = first_frame_from(url, client).await;
-    let Frame::Challenge(challenge) = frame else {
-        panic!("expected a challenge for {client}, got {frame:?}");
-    };
-    let mut bad = AuthResponse::answer(&other.keys, liar.card(), &challenge);
-    bad.card = liar.card();
-    ws.send(Message::binary(wire::encode(&Frame::Auth(bad)).unwrap()))
-        .await
-        .unwrap();
-    loop {
-        match tokio::time::timeout(STEP, ws.next())
-            .await
-            .expect("the close")
-        {
-            Some(Ok(Message::Close(f))) => {
-                assert_eq!(f.map(|f| u16::from(f.code)), Some(4101));
-                return;
-            }
-            Some(Ok(_)) => {}
-            other => panic!("expected close 4101, got {other:?}"),
-        }
-    }
-}
-
 /// The overflow rule through two relay nodes: with a cap of two sources, two sources fail
 /// once each (one per node); once both nodes have counted the two rows, a third source's
 /// failure on node A is charged to the shared overflow bucket, and a fourth source is refused
@@ -602,8 +512,14 @@ async fn failed_authentications_from_new_sources_at_the_cap_are_limited_across_n
     let Some(([a, b], _keys)) = cluster("rates_auth_overflow", &settings) else {
         return;
     };
-    fail_authentication_from(&a.url, "198.51.100.1").await;
-    fail_authentication_from(&b.url, "198.51.100.2").await;
+    assert_eq!(
+        fail_authentication(&a.url, Some("198.51.100.1")).await,
+        Some(4101)
+    );
+    assert_eq!(
+        fail_authentication(&b.url, Some("198.51.100.2")).await,
+        Some(4101)
+    );
     let rows = "sealdesk_limit_keys{reason=\"source_auth_failures\"}";
     for node in [&a, &b] {
         sealdesk_tests::eventually("both nodes count the two rows", async || {
@@ -612,11 +528,16 @@ async fn failed_authentications_from_new_sources_at_the_cap_are_limited_across_n
         .await;
     }
     // At the cap: a new source fails, charged to the overflow bucket…
-    fail_authentication_from(&a.url, "198.51.100.3").await;
+    assert_eq!(
+        fail_authentication(&a.url, Some("198.51.100.3")).await,
+        Some(4101)
+    );
     // … which a fourth source, on the other node, finds empty.
-    let (mut ws, frame) = first_frame_from(&b.url, "198.51.100.4").await;
-    match frame {
-        Frame::Response { id: 0, body } => {
+    let mut ws = connect(&b.url, Some("198.51.100.4"))
+        .await
+        .expect("upgrade");
+    match next_frame(&mut ws).await {
+        Some(Frame::Response { id: 0, body }) => {
             assert_eq!(refused(&body).0, ErrorCode::RateLimited);
         }
         other => panic!(
@@ -644,7 +565,7 @@ fn cap_cost() {
     use sealdesk_server::{
         config::Limits,
         limits::shared::bucket_key,
-        store::{BucketAnswer, BucketOp, BucketRate, ConversationLog, PgStore},
+        store::{BucketAnswer, BucketOp, BucketRate},
     };
     use sealdesk_tests::pg;
 

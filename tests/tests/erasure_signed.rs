@@ -25,37 +25,12 @@ use sealdesk_protocol::{
     wire::{ErrorCode, Item, Request, Response},
 };
 use sealdesk_tests::{
-    Identity, now,
+    Identity,
+    audit_log::{erasure_entry, served_entries},
+    now,
     proxy::{Dir, LogForger, edit_items},
     world::{Via, World, open_chat},
 };
-
-/// Every entry of the log, as the relay (through the proxy) serves it to `c`.
-async fn log_of(c: &Client) -> Vec<AuditEntry> {
-    match c
-        .session()
-        .request(Request::GetEntries {
-            from: 0,
-            limit: 200,
-        })
-        .await
-        .unwrap()
-    {
-        Response::Entries { entries, .. } => entries,
-        other => panic!("{other:?}"),
-    }
-}
-
-fn relay_erasure(keys: &IdentityKeys, conv: ConversationId, reason: &str) -> AuditEntry {
-    AuditEntry::sign(
-        keys,
-        AuditEvent::Erasure {
-            conversation: conv,
-            reason: reason.into(),
-        },
-        now(),
-    )
-}
 
 fn line(report: &AuditReport, index: u64) -> &sealdesk_client::escrow::AuditLine {
     report
@@ -100,7 +75,7 @@ async fn a_customer_erasure_is_logged_under_the_customer_signature() {
     alice.sync_all().await.unwrap();
 
     carol.erase(&conv).await.unwrap();
-    let log = log_of(&carol).await;
+    let log = served_entries(&carol, 200).await;
     let (index, entry) = log
         .iter()
         .enumerate()
@@ -124,7 +99,7 @@ async fn a_customer_erasure_is_logged_under_the_customer_signature() {
         refused(carol.session().request(Request::Erase(again)).await),
         ErrorCode::NotFound
     );
-    assert_eq!(log_of(&carol).await.len(), log.len());
+    assert_eq!(served_entries(&carol, 200).await.len(), log.len());
 }
 
 /// The relay (with the log key clients pinned) logs "the customer erased it" under its own
@@ -133,9 +108,9 @@ async fn a_customer_erasure_is_logged_under_the_customer_signature() {
 #[tokio::test]
 async fn a_relay_signed_erasure_claiming_the_customer_reason_is_refused() {
     let (w, forger, mut carol, conv) = setup(9_700).await;
-    let real = log_of(&carol).await;
+    let real = served_entries(&carol, 200).await;
     let size = real.len() as u64;
-    let forged = relay_erasure(forger.keys(), conv, "customer request");
+    let forged = erasure_entry(forger.keys(), conv, "customer request", now());
     let mut log = real.clone();
     log.push(forged.clone());
     forger.serve(log);
@@ -147,30 +122,7 @@ async fn a_relay_signed_erasure_claiming_the_customer_reason_is_refused() {
     assert!(!report.verified());
 
     // The same entry delivered as a notice in the conversation.
-    let mut alice = w.reopen("alice").await;
-    alice.sync_all().await.unwrap();
-    carol.sync_all().await.unwrap();
-    let next = carol.meta(&conv).unwrap().cursor + 1;
-    let f = Arc::clone(&forger);
-    let notice = Item::Notice {
-        entry: forged,
-        index: size,
-    };
-    w.proxy().set_hook(move |ctx, frame| {
-        let frame = f.rewrite(ctx, frame);
-        if ctx.dir == Dir::ToClient && ctx.account == Some("carol") {
-            vec![edit_items(frame, |s| {
-                if s.conversation == conv && s.seq == next {
-                    s.item = notice.clone();
-                }
-            })]
-        } else {
-            vec![frame]
-        }
-    });
-    assert_eq!(alice.send_text(&conv, "carrier").await.unwrap(), next);
-    carol.sync_all().await.unwrap();
-    let shown = notices(&carol, &conv);
+    let shown = delivered_as_notice(&w, &forger, &mut carol, conv, forged, size).await;
     assert_eq!(shown.len(), 1, "{shown:?}");
     assert!(
         !shown[0].1 && shown[0].0.contains("NOT GENUINE"),
@@ -183,7 +135,7 @@ async fn a_relay_signed_erasure_claiming_the_customer_reason_is_refused() {
 #[tokio::test]
 async fn a_customer_erasure_by_another_key_or_for_another_conversation_is_refused() {
     let (w, forger, mut carol, conv) = setup(9_710).await;
-    let real = log_of(&carol).await;
+    let real = served_entries(&carol, 200).await;
     let size = real.len() as u64;
     let stranger = Identity::new(9_711, "carol", Role::Customer).keys;
     let other_conv = ConversationId::from_bytes(&[0x5a; 16]).unwrap();
@@ -198,30 +150,7 @@ async fn a_customer_erasure_by_another_key_or_for_another_conversation_is_refuse
     assert!(l.signed && !l.signer_allowed, "{l:?}");
     assert!(!report.verified());
 
-    let mut alice = w.reopen("alice").await;
-    alice.sync_all().await.unwrap();
-    carol.sync_all().await.unwrap();
-    let next = carol.meta(&conv).unwrap().cursor + 1;
-    let f = Arc::clone(&forger);
-    let notice = Item::Notice {
-        entry: elsewhere,
-        index: size + 1,
-    };
-    w.proxy().set_hook(move |ctx, frame| {
-        let frame = f.rewrite(ctx, frame);
-        if ctx.dir == Dir::ToClient && ctx.account == Some("carol") {
-            vec![edit_items(frame, |s| {
-                if s.conversation == conv && s.seq == next {
-                    s.item = notice.clone();
-                }
-            })]
-        } else {
-            vec![frame]
-        }
-    });
-    assert_eq!(alice.send_text(&conv, "carrier").await.unwrap(), next);
-    carol.sync_all().await.unwrap();
-    let shown = notices(&carol, &conv);
+    let shown = delivered_as_notice(&w, &forger, &mut carol, conv, elsewhere, size + 1).await;
     assert_eq!(shown.len(), 1, "{shown:?}");
     assert!(!shown[0].1, "{shown:?}");
 }
@@ -232,7 +161,7 @@ async fn a_customer_erasure_by_another_key_or_for_another_conversation_is_refuse
 #[tokio::test]
 async fn a_replayed_customer_erasure_is_refused() {
     let (_w, forger, mut carol, conv) = setup(9_720).await;
-    let real = log_of(&carol).await;
+    let real = served_entries(&carol, 200).await;
     let size = real.len() as u64;
     let genuine = customer_erasure(carol.account().keys(), conv, now());
     let created = carol.meta(&conv).unwrap().created_at;
@@ -259,10 +188,10 @@ async fn a_replayed_customer_erasure_is_refused() {
 #[tokio::test]
 async fn an_implausible_retention_erasure_is_refused() {
     let (_w, forger, mut carol, conv) = setup(9_730).await;
-    let real = log_of(&carol).await;
+    let real = served_entries(&carol, 200).await;
     let size = real.len() as u64;
     let mut log = real;
-    log.push(relay_erasure(forger.keys(), conv, "retention"));
+    log.push(erasure_entry(forger.keys(), conv, "retention", now()));
     forger.serve(log);
 
     let report = carol.audit(Some(conv), false).await.unwrap();
@@ -284,7 +213,7 @@ async fn the_relay_logs_only_the_customer_own_fresh_statement() {
     let conv = open_chat(&mut carol).await;
     let keys = IdentityKeys::from_secret_bytes(&carol.account().keys().to_secret_bytes());
     let stranger = Identity::new(9_740, "carol", Role::Customer).keys;
-    let before = log_of(&carol).await.len();
+    let before = served_entries(&carol, 200).await.len();
     let with = |statement: Option<AuditEntry>| {
         let mut r = ErasureRequest::sign(&keys, conv, now());
         r.statement = statement;
@@ -305,7 +234,7 @@ async fn the_relay_logs_only_the_customer_own_fresh_statement() {
             ErrorCode::BadRequest,
         ),
         (
-            with(Some(relay_erasure(&keys, conv, "retention"))),
+            with(Some(erasure_entry(&keys, conv, "retention", now()))),
             ErrorCode::BadRequest,
         ),
         (
@@ -324,13 +253,51 @@ async fn the_relay_logs_only_the_customer_own_fresh_statement() {
             "case {i}"
         );
     }
-    assert_eq!(log_of(&carol).await.len(), before, "nothing logged");
+    assert_eq!(
+        served_entries(&carol, 200).await.len(),
+        before,
+        "nothing logged"
+    );
     carol.send_text(&conv, "still here").await.unwrap();
     carol.erase(&conv).await.unwrap();
-    assert_eq!(log_of(&carol).await.len(), before + 1);
+    assert_eq!(served_entries(&carol, 200).await.len(), before + 1);
 }
 
 /// The notices shown: (text, verified).
+/// alice writes in carol's conversation, and the relay delivers that item to carol as the
+/// notice of `entry` at log index `index` instead; carol catches up. The notices she is shown.
+async fn delivered_as_notice(
+    w: &World,
+    forger: &Arc<LogForger>,
+    carol: &mut Client,
+    conv: ConversationId,
+    entry: AuditEntry,
+    index: u64,
+) -> Vec<(String, bool)> {
+    let mut alice = w.reopen("alice").await;
+    alice.sync_all().await.unwrap();
+    carol.sync_all().await.unwrap();
+    let next = carol.meta(&conv).unwrap().cursor + 1;
+    let f = Arc::clone(forger);
+    let notice = Item::Notice { entry, index };
+    w.proxy().set_hook(move |ctx, frame| {
+        let frame = f.rewrite(ctx, frame);
+        if ctx.dir == Dir::ToClient && ctx.account == Some("carol") {
+            vec![edit_items(frame, |s| {
+                if s.conversation == conv && s.seq == next {
+                    s.item = notice.clone();
+                }
+            })]
+        } else {
+            vec![frame]
+        }
+    });
+    // The carrier is the item the relay replaces.
+    assert_eq!(alice.send_text(&conv, "carrier").await.unwrap(), next);
+    carol.sync_all().await.unwrap();
+    notices(carol, &conv)
+}
+
 fn notices(c: &Client, conv: &ConversationId) -> Vec<(String, bool)> {
     c.history(conv)
         .unwrap()

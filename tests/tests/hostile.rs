@@ -39,15 +39,15 @@ use sealdesk_protocol::{
 };
 use sealdesk_tests::{
     Identity, STEP,
-    audit_log::served_entries,
+    audit_log::{erasure_entry, served_entries},
     consent::revocation,
     copy_keys, eventually, now,
     proxy::{Ctx, Dir, Injector, LogForger, edit_items, is_item_push},
     transcript::release,
     withhold::withhold_with,
     world::{
-        MASTER, ORG, PASS, Via, World, assert_nothing_released, open_chat, released_once, spec,
-        texts,
+        MASTER, ORG, PASS, Via, World, assert_nothing_released, carol_caught_up, open_chat,
+        released_once, spec, texts,
     },
 };
 
@@ -1104,14 +1104,7 @@ async fn rolled_back_or_truncated_audit_log_is_detected() {
 async fn forked_audit_log_is_detected() {
     let (_w, mut carol, forger, entries) = audited_customer(3).await;
     let conv = carol.account().conversations().unwrap()[0].id;
-    let forged = AuditEntry::sign(
-        forger.keys(),
-        AuditEvent::Erasure {
-            conversation: conv,
-            reason: "customer request".into(),
-        },
-        now(),
-    );
+    let forged = erasure_entry(forger.keys(), conv, "customer request", now());
     let mut fork = entries.clone();
     fork[1] = forged.clone();
     forger.serve(fork.clone());
@@ -2139,12 +2132,7 @@ async fn release_status_with_more_refusals_than_trustees_is_refused_without_pani
 #[tokio::test]
 async fn history_pages_that_never_advance_are_refused() {
     let w = World::with_proxy().await;
-    drop(w.org_master(&["alice"], None).await.close().await);
-    let mut carol = w.user_via("carol", Role::Customer, Via::Proxy).await;
-    let conv = open_chat(&mut carol).await;
-    carol.send_text(&conv, "one").await.unwrap();
-    carol.send_text(&conv, "two").await.unwrap();
-    carol.sync_all().await.unwrap();
+    let (mut carol, conv, _) = carol_caught_up(&w, &["one", "two"]).await;
     let mut master = w.reopen_via(MASTER, Via::Proxy).await;
     let page = items(&carol, &conv).await;
     assert!(page.len() >= 3, "{page:?}");
@@ -2765,14 +2753,7 @@ async fn split_view_without_the_release_entries_is_detected() {
 
     let mut padded = hidden;
     while padded.len() < real.len() + 1 {
-        padded.push(AuditEntry::sign(
-            &relay_keys,
-            AuditEvent::Erasure {
-                conversation: conv,
-                reason: "retention".into(),
-            },
-            now(),
-        ));
+        padded.push(erasure_entry(&relay_keys, conv, "retention", now()));
     }
     forger.serve(padded);
     let err = dave.audit(None, true).await.unwrap_err();
@@ -2807,14 +2788,7 @@ async fn witness_refuses_to_cosign_a_forked_log() {
     let real = served_entries(&t1, 100).await;
     let mut fork = real.clone();
     let last = fork.len() - 1;
-    fork[last] = AuditEntry::sign(
-        &relay_keys,
-        AuditEvent::Erasure {
-            conversation: conv,
-            reason: "retention".into(),
-        },
-        now(),
-    );
+    fork[last] = erasure_entry(&relay_keys, conv, "retention", now());
     forger.serve(fork);
     let cosigns_before = w
         .proxy()
@@ -2861,14 +2835,7 @@ async fn entries_from_signers_their_kind_does_not_allow_are_flagged() {
     let size = real.len() as u64;
     let stranger = impostor(9_401, "carol", Role::Customer).keys;
     let revocation = revocation(&stranger, conv, token.id);
-    let erasure = AuditEntry::sign(
-        &stranger,
-        AuditEvent::Erasure {
-            conversation: conv,
-            reason: "customer request".into(),
-        },
-        now(),
-    );
+    let erasure = erasure_entry(&stranger, conv, "customer request", now());
     let release = forged_release(&stranger, conv, &master);
     let mut log = real;
     log.extend([revocation.clone(), erasure.clone(), release]);

@@ -17,47 +17,19 @@ use std::{
 };
 
 use sealdesk_client::{
-    Client, ClientError,
+    ClientError,
     client::{Event, EventKind, paging::MAX_SYNC_PAGES},
 };
-use sealdesk_protocol::{
-    card::Role,
-    ids::ConversationId,
-    wire::{Frame, Request, Response, SkippedRange},
-};
+use sealdesk_protocol::wire::{Request, SkippedRange};
 use sealdesk_tests::{
     STEP,
-    world::{MASTER, Via, World, open_chat, texts},
+    withhold::made_up_pages,
+    world::{MASTER, Via, World, carol_caught_up, texts},
 };
 
 /// Long enough for `MAX_SYNC_PAGES` pages through the proxy on a slow, shared machine; a walk
 /// that does not stop runs into it.
 const BUDGET_WAIT: Duration = Duration::from_secs(120);
-
-/// The page the proxy answers `History { after }` with: `head(after)`, `more` as given, and
-/// one skipped run at `after + 1` (none if `empty`).
-fn made_up_pages(
-    victim: &'static str,
-    page: impl Fn(u64) -> (Vec<SkippedRange>, bool, Option<u64>) + Send + 'static,
-) -> impl FnMut(&sealdesk_tests::proxy::Ctx<'_>, Frame) -> Vec<Frame> + Send + 'static {
-    move |ctx, frame| match (ctx.request, frame) {
-        (Some(Request::History { after, .. }), Frame::Response { id, .. })
-            if ctx.account == Some(victim) =>
-        {
-            let (skipped, more, head) = page(*after);
-            vec![Frame::Response {
-                id,
-                body: Response::Items {
-                    items: Vec::new(),
-                    more,
-                    skipped,
-                    head,
-                },
-            }]
-        }
-        (_, frame) => vec![frame],
-    }
-}
 
 fn run(at: u64) -> Vec<SkippedRange> {
     vec![SkippedRange {
@@ -65,18 +37,6 @@ fn run(at: u64) -> Vec<SkippedRange> {
         to: at,
         epoch: None,
     }]
-}
-
-/// carol, a customer with two messages, caught up, talking through the proxy; and the master.
-async fn carol_caught_up(w: &World) -> (Client, ConversationId, u64) {
-    drop(w.org_master(&["alice"], None).await.close().await);
-    let mut carol = w.user_via("carol", Role::Customer, Via::Proxy).await;
-    let conv = open_chat(&mut carol).await;
-    carol.send_text(&conv, "one").await.unwrap();
-    carol.send_text(&conv, "two").await.unwrap();
-    carol.sync_all().await.unwrap();
-    let cursor = carol.meta(&conv).unwrap().cursor;
-    (carol, conv, cursor)
 }
 
 fn history_requests(w: &World, who: &str) -> usize {
@@ -99,7 +59,7 @@ fn impossible(r: Result<Vec<Event>, ClientError>) -> String {
 #[tokio::test]
 async fn a_head_that_grows_on_every_page_is_not_chased() {
     let w = World::with_proxy().await;
-    let (mut carol, conv, start) = carol_caught_up(&w).await;
+    let (mut carol, conv, start) = carol_caught_up(&w, &["one", "two"]).await;
     w.proxy().set_hook(made_up_pages("carol", |after| {
         (run(after + 1), true, Some(after + 2))
     }));
@@ -125,7 +85,7 @@ async fn a_head_that_grows_on_every_page_is_not_chased() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_head_claimed_far_ahead_stops_at_the_page_budget() {
     let w = World::with_proxy().await;
-    let (mut carol, conv, start) = carol_caught_up(&w).await;
+    let (mut carol, conv, start) = carol_caught_up(&w, &["one", "two"]).await;
     let far = 1u64 << 40;
     w.proxy().set_hook(made_up_pages("carol", move |after| {
         (run(after + 1), true, Some(far))
@@ -191,7 +151,7 @@ async fn a_head_claimed_far_ahead_stops_at_the_page_budget() {
 #[tokio::test]
 async fn impossible_heads_stop_the_sync() {
     let w = World::with_proxy().await;
-    let (mut carol, conv, start) = carol_caught_up(&w).await;
+    let (mut carol, conv, start) = carol_caught_up(&w, &["one", "two"]).await;
 
     // A page ending beyond its own head.
     w.proxy().set_hook(made_up_pages("carol", |after| {

@@ -9,122 +9,31 @@
 
 use std::time::Duration;
 
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::StreamExt as _;
 use sealdesk_protocol::{
     card::Role,
     ids::ConversationId,
-    wire::{self, AuthResponse, ErrorCode, Frame, Request, Response},
+    wire::{ErrorCode, Frame, Request, Response},
 };
 use sealdesk_server::{RunningRelay, relay::CLOSE_RATE_LIMITED};
 use sealdesk_tests::{
     burst::{at_once, opened_or_over_quota, relay_with_open_quota},
-    identity::{Identity, now, rng},
+    forwarded::{close_code, connect, fail_authentication, next_frame, register_from},
+    identity::{Identity, now, rng, visitor},
     org::Org,
     raw::RawClient,
-    relay::{http_get, metric, spawn_relay_with},
-    wait::STEP,
+    relay::{metric_of, spawn_relay_with},
     web_key::open_request,
 };
-use tokio::net::TcpStream;
-use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream,
-    tungstenite::{
-        Message, client::IntoClientRequest as _, http::HeaderValue,
-        protocol::frame::coding::CloseCode,
-    },
-};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 /// How many times `limit` refused, from the relay's `/metrics`.
 async fn limited(relay: &RunningRelay, limit: &str) -> f64 {
-    let text = http_get(relay, "/metrics").await;
-    metric(
-        &text,
+    metric_of(
+        relay,
         &format!("sealdesk_limited_total{{reason=\"{limit}\"}}"),
     )
-    .unwrap_or(0.0)
-}
-
-/// Opens a WebSocket, through the "proxy" naming `client` if given.
-async fn connect(
-    relay: &RunningRelay,
-    client: Option<&str>,
-) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
-    let mut request = relay.ws_url().into_client_request().expect("request");
-    if let Some(ip) = client {
-        request.headers_mut().insert(
-            "x-forwarded-for",
-            HeaderValue::from_str(ip).expect("header"),
-        );
-    }
-    tokio::time::timeout(STEP, tokio_tungstenite::connect_async(request))
-        .await
-        .expect("connect timed out")
-        .map(|(ws, _)| ws)
-}
-
-async fn next_frame(ws: &mut Ws) -> Option<Frame> {
-    loop {
-        match tokio::time::timeout(STEP, ws.next())
-            .await
-            .expect("timed out waiting for a frame")
-        {
-            Some(Ok(Message::Binary(b))) => return Some(wire::decode(&b).expect("decodes")),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-            _ => return None,
-        }
-    }
-}
-
-/// The close code the relay ends `ws` with.
-async fn close_code(ws: &mut Ws) -> Option<u16> {
-    loop {
-        match tokio::time::timeout(STEP, ws.next())
-            .await
-            .expect("timed out waiting for the close")
-        {
-            Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
-            Some(Ok(_)) => {}
-            _ => return None,
-        }
-    }
-}
-
-async fn send(ws: &mut Ws, frame: &Frame) {
-    ws.send(Message::binary(wire::encode(frame).expect("encodes")))
-        .await
-        .expect("send");
-}
-
-/// Authenticates `who` over a connection from `client` and asks to register; returns the
-/// answer to `register`.
-async fn register_from(relay: &RunningRelay, client: Option<&str>, who: &Identity) -> Response {
-    let mut ws = connect(relay, client).await.expect("upgrade");
-    let Some(Frame::Challenge(challenge)) = next_frame(&mut ws).await else {
-        panic!("expected a challenge");
-    };
-    send(
-        &mut ws,
-        &Frame::Auth(AuthResponse::answer(&who.keys, who.card(), &challenge)),
-    )
-    .await;
-    let Some(Frame::Welcome(w)) = next_frame(&mut ws).await else {
-        panic!("expected a welcome");
-    };
-    assert!(!w.registered);
-    send(
-        &mut ws,
-        &Frame::Request {
-            id: 1,
-            body: Request::Register,
-        },
-    )
-    .await;
-    match next_frame(&mut ws).await {
-        Some(Frame::Response { id: 1, body }) => body,
-        other => panic!("expected the answer to register, got {other:?}"),
-    }
+    .await
 }
 
 /// The code and retry-after of a refusal.
@@ -139,10 +48,6 @@ fn refusal(r: &Response) -> (ErrorCode, Option<Duration>) {
     }
 }
 
-fn customer(seed: u64) -> Identity {
-    Identity::new(seed, &format!("visitor{seed}"), Role::Customer)
-}
-
 #[tokio::test]
 async fn registrations_from_one_source_are_limited_and_others_still_register() {
     let (relay, _dir) = spawn_relay_with(|c| {
@@ -152,10 +57,10 @@ async fn registrations_from_one_source_are_limited_and_others_still_register() {
     })
     .await;
     for seed in 0..3 {
-        let r = register_from(&relay, Some("203.0.113.7"), &customer(seed)).await;
+        let r = register_from(&relay.ws_url(), Some("203.0.113.7"), &visitor(seed)).await;
         assert_eq!(r, Response::Ok, "registration {seed}");
     }
-    let r = register_from(&relay, Some("203.0.113.7"), &customer(3)).await;
+    let r = register_from(&relay.ws_url(), Some("203.0.113.7"), &visitor(3)).await;
     let (code, retry) = refusal(&r);
     assert_eq!(code, ErrorCode::RateLimited);
     let retry = retry.expect("the refusal says when to retry");
@@ -166,11 +71,11 @@ async fn registrations_from_one_source_are_limited_and_others_still_register() {
     assert_eq!(limited(&relay, "source_registrations").await, 1.0);
     // Another address registers; so does the refused card, from there.
     for seed in [3, 4] {
-        let r = register_from(&relay, Some("198.51.100.20"), &customer(seed)).await;
+        let r = register_from(&relay.ws_url(), Some("198.51.100.20"), &visitor(seed)).await;
         assert_eq!(r, Response::Ok);
     }
     // A registered account signing in again registers nothing and is not counted.
-    let again = RawClient::login(&relay.ws_url(), &customer(0)).await;
+    let again = RawClient::login(&relay.ws_url(), &visitor(0)).await;
     again.close().await;
 }
 
@@ -183,10 +88,10 @@ async fn x_forwarded_for_counts_only_from_a_trusted_proxy() {
     })
     .await;
     for (seed, claimed) in ["192.0.2.1", "192.0.2.2"].iter().enumerate() {
-        let r = register_from(&relay, Some(claimed), &customer(seed as u64)).await;
+        let r = register_from(&relay.ws_url(), Some(claimed), &visitor(seed as u64)).await;
         assert_eq!(r, Response::Ok);
     }
-    let r = register_from(&relay, Some("192.0.2.3"), &customer(9)).await;
+    let r = register_from(&relay.ws_url(), Some("192.0.2.3"), &visitor(9)).await;
     assert_eq!(
         refusal(&r).0,
         ErrorCode::RateLimited,
@@ -204,10 +109,10 @@ async fn registrations_overall_are_limited_across_sources() {
     .await;
     for seed in 0..2u64 {
         let ip = format!("198.51.100.{}", seed + 1);
-        let r = register_from(&relay, Some(&ip), &customer(seed)).await;
+        let r = register_from(&relay.ws_url(), Some(&ip), &visitor(seed)).await;
         assert_eq!(r, Response::Ok);
     }
-    let r = register_from(&relay, Some("198.51.100.99"), &customer(7)).await;
+    let r = register_from(&relay.ws_url(), Some("198.51.100.99"), &visitor(7)).await;
     let (code, retry) = refusal(&r);
     assert_eq!(code, ErrorCode::RateLimited);
     assert!(retry.is_some());
@@ -225,12 +130,12 @@ async fn connections_from_one_source_get_429_with_retry_after() {
     let mut open = Vec::new();
     for _ in 0..3 {
         open.push(
-            connect(&relay, Some("203.0.113.50"))
+            connect(&relay.ws_url(), Some("203.0.113.50"))
                 .await
                 .expect("upgrade"),
         );
     }
-    match connect(&relay, Some("203.0.113.50")).await {
+    match connect(&relay.ws_url(), Some("203.0.113.50")).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
             assert_eq!(response.status().as_u16(), 429);
             let secs: u64 = response
@@ -244,10 +149,10 @@ async fn connections_from_one_source_get_429_with_retry_after() {
         Err(other) => panic!("expected HTTP 429, got {other}"),
         Ok(_) => panic!("a fourth connection from the source was accepted"),
     }
-    connect(&relay, Some("203.0.113.51"))
+    connect(&relay.ws_url(), Some("203.0.113.51"))
         .await
         .expect("another source connects");
-    connect(&relay, None)
+    connect(&relay.ws_url(), None)
         .await
         .expect("the proxy itself connects");
     assert_eq!(limited(&relay, "source_connections").await, 1.0);
@@ -260,7 +165,7 @@ async fn the_client_library_reports_a_refused_connection_as_rate_limited() {
         c.limits.source_connections_per_minute = 1;
     })
     .await;
-    let _first = connect(&relay, None).await.expect("upgrade");
+    let _first = connect(&relay.ws_url(), None).await.expect("upgrade");
     let err = sealdesk_client::connection::Connection::connect(&relay.ws_url())
         .await
         .expect_err("the second connection is refused");
@@ -283,20 +188,15 @@ async fn failed_authentications_from_one_source_close_its_next_connection_with_4
         c.limits.source_auth_failures_per_minute = 1;
     })
     .await;
-    let liar = customer(1);
-    let other = customer(2);
+    let url = relay.ws_url();
     for _ in 0..2 {
-        let mut ws = connect(&relay, Some("203.0.113.9")).await.expect("upgrade");
-        let Some(Frame::Challenge(challenge)) = next_frame(&mut ws).await else {
-            panic!("expected a challenge");
-        };
         // Signed by another key than the card's: authentication fails (4101).
-        let mut bad = AuthResponse::answer(&other.keys, liar.card(), &challenge);
-        bad.card = liar.card();
-        send(&mut ws, &Frame::Auth(bad)).await;
-        assert_eq!(close_code(&mut ws).await, Some(4101));
+        assert_eq!(
+            fail_authentication(&url, Some("203.0.113.9")).await,
+            Some(4101)
+        );
     }
-    let mut ws = connect(&relay, Some("203.0.113.9")).await.expect("upgrade");
+    let mut ws = connect(&url, Some("203.0.113.9")).await.expect("upgrade");
     match next_frame(&mut ws).await {
         Some(Frame::Response {
             id: 0,
@@ -311,7 +211,7 @@ async fn failed_authentications_from_one_source_close_its_next_connection_with_4
     assert_eq!(CloseCode::from(CLOSE_RATE_LIMITED), CloseCode::from(4104));
     assert_eq!(limited(&relay, "source_auth_failures").await, 1.0);
     // Another address still signs in.
-    let r = register_from(&relay, Some("203.0.113.10"), &customer(3)).await;
+    let r = register_from(&url, Some("203.0.113.10"), &visitor(3)).await;
     assert_eq!(r, Response::Ok);
 }
 
@@ -461,9 +361,9 @@ async fn a_source_holds_at_most_its_open_connections_and_a_close_frees_a_place()
     })
     .await;
     let busy = Some("203.0.113.40");
-    let mut first = connect(&relay, busy).await.expect("first");
-    let _second = connect(&relay, busy).await.expect("second");
-    match connect(&relay, busy).await {
+    let mut first = connect(&relay.ws_url(), busy).await.expect("first");
+    let _second = connect(&relay.ws_url(), busy).await.expect("second");
+    match connect(&relay.ws_url(), busy).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
             assert_eq!(r.status().as_u16(), 429);
             assert_eq!(
@@ -476,14 +376,14 @@ async fn a_source_holds_at_most_its_open_connections_and_a_close_frees_a_place()
     }
     assert_eq!(limited(&relay, "source_open_connections").await, 1.0);
     // Another source is not held back.
-    let _other = connect(&relay, Some("198.51.100.41"))
+    let _other = connect(&relay.ws_url(), Some("198.51.100.41"))
         .await
         .expect("another source");
     // Once one of the two closes, the source connects again.
     first.close(None).await.expect("close");
     while first.next().await.is_some() {}
     let again = sealdesk_tests::wait::eventually("a place freed by the close", async || {
-        connect(&relay, busy).await.ok()
+        connect(&relay.ws_url(), busy).await.ok()
     })
     .await;
     drop(again);

@@ -9,33 +9,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use futures_util::{SinkExt as _, StreamExt as _};
-use sealdesk_protocol::{
-    card::Role,
-    wire::{self, AuthResponse, ErrorCode, Frame, Request, Response},
-};
+use sealdesk_protocol::wire::{ErrorCode, Frame, Response};
 use sealdesk_server::{RunningRelay, relay::CLOSE_RATE_LIMITED};
 use sealdesk_tests::{
-    identity::Identity,
-    relay::{http_get, metric, spawn_relay_with},
-    wait::STEP,
+    forwarded::{close_frame, connect, fail_authentication, next_frame, register_from},
+    identity::visitor,
+    relay::{metric_of, spawn_relay_with},
 };
-use tokio::net::TcpStream;
-use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream,
-    tungstenite::{Message, client::IntoClientRequest as _, http::HeaderValue},
-};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-fn customer(seed: u64) -> Identity {
-    Identity::new(seed, &format!("visitor{seed}"), Role::Customer)
-}
-
-/// `name` from the relay's `/metrics` (0 if absent).
-async fn metric_of(relay: &RunningRelay, name: &str) -> f64 {
-    metric(&http_get(relay, "/metrics").await, name).unwrap_or(0.0)
-}
 
 /// The cap holds for the connections' own per-source table too: with a bucket of one upgrade
 /// refilled within nanoseconds, each source's is full again by its next connection, so that
@@ -43,66 +23,6 @@ async fn metric_of(relay: &RunningRelay, name: &str) -> f64 {
 fn instant_connection_refill(c: &mut sealdesk_server::config::RelayConfig) {
     c.limits.source_connection_burst = 1;
     c.limits.source_connections_per_minute = u32::MAX;
-}
-
-/// A WebSocket from `client`, through the trusted "proxy".
-async fn connect(relay: &RunningRelay, client: &str) -> Ws {
-    let mut request = relay.ws_url().into_client_request().expect("request");
-    request.headers_mut().insert(
-        "x-forwarded-for",
-        HeaderValue::from_str(client).expect("header"),
-    );
-    tokio::time::timeout(STEP, tokio_tungstenite::connect_async(request))
-        .await
-        .expect("connect timed out")
-        .expect("upgrade")
-        .0
-}
-
-async fn next_frame(ws: &mut Ws) -> Option<Frame> {
-    loop {
-        match tokio::time::timeout(STEP, ws.next())
-            .await
-            .expect("timed out waiting for a frame")
-        {
-            Some(Ok(Message::Binary(b))) => return Some(wire::decode(&b).expect("decodes")),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-            _ => return None,
-        }
-    }
-}
-
-async fn close_code(ws: &mut Ws) -> Option<u16> {
-    loop {
-        match tokio::time::timeout(STEP, ws.next())
-            .await
-            .expect("timed out waiting for the close")
-        {
-            Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
-            Some(Ok(_)) => {}
-            _ => return None,
-        }
-    }
-}
-
-async fn send(ws: &mut Ws, frame: &Frame) {
-    ws.send(Message::binary(wire::encode(frame).expect("encodes")))
-        .await
-        .expect("send");
-}
-
-/// Answers the challenge from `client` with a signature of another key than the card's: the
-/// relay closes with 4101.
-async fn fail_authentication(relay: &RunningRelay, client: &str) {
-    let (liar, other) = (customer(1), customer(2));
-    let mut ws = connect(relay, client).await;
-    let Some(Frame::Challenge(challenge)) = next_frame(&mut ws).await else {
-        panic!("expected a challenge for {client}");
-    };
-    let mut bad = AuthResponse::answer(&other.keys, liar.card(), &challenge);
-    bad.card = liar.card();
-    send(&mut ws, &Frame::Auth(bad)).await;
-    assert_eq!(close_code(&mut ws).await, Some(4101));
 }
 
 /// A refusal before the challenge: the `rate_limited` answer's message, and the 4104 close's
@@ -125,26 +45,12 @@ impl Refusal {
     }
 }
 
-/// The close frame's code and reason (`None` if the connection ended without one).
-async fn close_frame(ws: &mut Ws) -> Option<(u16, String)> {
-    loop {
-        match tokio::time::timeout(STEP, ws.next())
-            .await
-            .expect("timed out waiting for the close")
-        {
-            Some(Ok(Message::Close(frame))) => {
-                return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
-            }
-            Some(Ok(_)) => {}
-            _ => return None,
-        }
-    }
-}
-
 /// How a connection from `client` is refused `rate_limited` before the challenge (and closed
 /// with 4104), or `None` if it is challenged.
 async fn refused_before_the_challenge(relay: &RunningRelay, client: &str) -> Option<Refusal> {
-    let mut ws = connect(relay, client).await;
+    let mut ws = connect(&relay.ws_url(), Some(client))
+        .await
+        .expect("upgrade");
     match next_frame(&mut ws).await {
         Some(Frame::Challenge(_)) => None,
         Some(Frame::Response {
@@ -186,14 +92,24 @@ async fn failed_authentications_from_new_sources_at_the_cap_share_one_bucket() {
         c.limits.source_auth_failures_per_minute = 1;
     })
     .await;
+    let url = relay.ws_url();
     let keys = "sealdesk_limit_keys{reason=\"source_auth_failures\"}";
-    fail_authentication(&relay, "203.0.113.1").await;
-    fail_authentication(&relay, "203.0.113.2").await;
+    assert_eq!(
+        fail_authentication(&url, Some("203.0.113.1")).await,
+        Some(4101)
+    );
+    assert_eq!(
+        fail_authentication(&url, Some("203.0.113.2")).await,
+        Some(4101)
+    );
     assert_eq!(metric_of(&relay, keys).await, 2.0);
     assert_eq!(metric_of(&relay, "sealdesk_limit_keys_max").await, 2.0);
 
     // At the cap, a new source is challenged once: its failure goes to the overflow bucket.
-    fail_authentication(&relay, "203.0.113.3").await;
+    assert_eq!(
+        fail_authentication(&url, Some("203.0.113.3")).await,
+        Some(4101)
+    );
     assert_eq!(metric_of(&relay, keys).await, 2.0, "no bucket of its own");
     for source in ["203.0.113.3", "203.0.113.4"] {
         let refusal = refused_before_the_challenge(&relay, source)
@@ -243,34 +159,9 @@ async fn a_new_source_at_the_cap_is_refused_and_counted_as_the_caps() {
         c.limits.source_registrations_per_minute = 1;
     })
     .await;
-    let register = async |client: &str, seed: u64| {
-        let who = customer(seed);
-        let mut ws = connect(&relay, client).await;
-        let Some(Frame::Challenge(challenge)) = next_frame(&mut ws).await else {
-            panic!("expected a challenge");
-        };
-        send(
-            &mut ws,
-            &Frame::Auth(AuthResponse::answer(&who.keys, who.card(), &challenge)),
-        )
-        .await;
-        let Some(Frame::Welcome(_)) = next_frame(&mut ws).await else {
-            panic!("expected a welcome");
-        };
-        send(
-            &mut ws,
-            &Frame::Request {
-                id: 1,
-                body: Request::Register,
-            },
-        )
-        .await;
-        let Some(Frame::Response { id: 1, body }) = next_frame(&mut ws).await else {
-            panic!("expected the answer");
-        };
-        let _ = ws.close(None).await;
-        body
-    };
+    let url = relay.ws_url();
+    let register =
+        async |client: &str, seed: u64| register_from(&url, Some(client), &visitor(seed)).await;
     assert_eq!(register("203.0.113.1", 10).await, Response::Ok);
     assert_eq!(register("203.0.113.2", 11).await, Response::Ok);
     let r = register("203.0.113.3", 12).await;

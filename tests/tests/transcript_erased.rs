@@ -27,7 +27,9 @@ use sealdesk_protocol::{
     wire::{ErrorCode, Frame, Request, Response},
 };
 use sealdesk_tests::{
-    Identity, now,
+    Identity,
+    audit_log::{erasure_entry, served_log},
+    now,
     proxy::LogForger,
     rng,
     transcript::release_by_consent,
@@ -59,39 +61,31 @@ async fn released(seed: u64) -> (World, Arc<LogForger>, Client, Client, Conversa
 
 /// Every entry of the relay's log (none withheld from `c`: the test's log is one org's).
 async fn log_of(c: &Client) -> Vec<AuditEntry> {
-    match c
-        .session()
-        .request(Request::GetEntries {
-            from: 0,
-            limit: 200,
-        })
-        .await
-        .unwrap()
-    {
-        Response::Entries {
-            entries, withheld, ..
-        } => {
-            assert!(withheld.is_empty(), "{withheld:?}");
-            entries
-        }
-        other => panic!("{other:?}"),
-    }
+    let (entries, withheld) = served_log(c, 200).await;
+    assert!(withheld.is_empty(), "{withheld:?}");
+    entries
 }
 
-fn erasure(keys: &IdentityKeys, conv: ConversationId, reason: &str, at: u64) -> AuditEntry {
-    AuditEntry::sign(
-        keys,
-        AuditEvent::Erasure {
-            conversation: conv,
-            reason: reason.into(),
-        },
-        at,
-    )
+/// The index of `conv`'s erasure in `log`.
+fn erasure_index(log: &[AuditEntry], conv: ConversationId) -> u64 {
+    log.iter()
+        .position(
+            |e| matches!(e.event, AuditEvent::Erasure { conversation, .. } if conversation == conv),
+        )
+        .unwrap() as u64
 }
 
-/// The relay pretends it no longer has `conv` (to the master), and serves the log `entries`.
-fn gone_with_log(w: &World, forger: &Arc<LogForger>, conv: ConversationId, log: Vec<AuditEntry>) {
-    forger.serve(log);
+/// The relay pretends it no longer has `conv` (to the master), and serves `log` with `entry`
+/// appended (kept in `log`); the entry's index.
+fn gone_with_entry(
+    w: &World,
+    forger: &Arc<LogForger>,
+    conv: ConversationId,
+    log: &mut Vec<AuditEntry>,
+    entry: AuditEntry,
+) -> u64 {
+    log.push(entry);
+    forger.serve(log.clone());
     let f = Arc::clone(forger);
     w.proxy().set_hook(move |ctx, frame| {
         let asks = matches!(ctx.request,
@@ -109,6 +103,7 @@ fn gone_with_log(w: &World, forger: &Arc<LogForger>, conv: ConversationId, log: 
             frame => vec![f.rewrite(ctx, frame)],
         }
     });
+    log.len() as u64 - 1
 }
 
 fn not_genuine(r: Result<sealdesk_client::transcript::ExportFile, ClientError>) -> String {
@@ -124,13 +119,7 @@ fn not_genuine(r: Result<sealdesk_client::transcript::ExportFile, ClientError>) 
 async fn exporting_an_erased_conversation_names_its_erasure() {
     let (_w, _forger, mut master, mut carol, conv) = released(9_800).await;
     carol.erase(&conv).await.unwrap();
-    let log = log_of(&carol).await;
-    let index = log
-        .iter()
-        .position(
-            |e| matches!(e.event, AuditEvent::Erasure { conversation, .. } if conversation == conv),
-        )
-        .unwrap() as u64;
+    let index = erasure_index(&log_of(&carol).await, conv);
     let err = master.export_transcript(&conv, false).await.unwrap_err();
     match &err {
         ClientError::ConversationErased {
@@ -164,7 +153,7 @@ async fn a_forged_erasure_does_not_explain_a_missing_conversation() {
     let stranger = Identity::new(9_811, "carol", Role::Customer).keys;
     let forged = [
         (
-            erasure(forger.keys(), conv, "customer request", now()),
+            erasure_entry(forger.keys(), conv, "customer request", now()),
             "it claims the customer's request and is not signed by the customer",
         ),
         (
@@ -172,7 +161,7 @@ async fn a_forged_erasure_does_not_explain_a_missing_conversation() {
             "it claims the customer's request and is not signed by the customer",
         ),
         (
-            erasure(carol.account().keys(), conv, "retention", now()),
+            erasure_entry(carol.account().keys(), conv, "retention", now()),
             "it claims the retention period and is not signed by the relay's log key",
         ),
         (
@@ -181,9 +170,7 @@ async fn a_forged_erasure_does_not_explain_a_missing_conversation() {
         ),
     ];
     for (entry, why) in forged {
-        let index = log.len();
-        log.push(entry);
-        gone_with_log(&w, &forger, conv, log.clone());
+        let index = gone_with_entry(&w, &forger, conv, &mut log, entry);
         let d = not_genuine(master.export_transcript(&conv, false).await);
         let said = format!("audit entry #{index} says it was erased, but {why}");
         assert!(d.contains(&said), "{said} in {d}");
@@ -200,8 +187,8 @@ async fn an_erasure_of_another_conversation_explains_nothing() {
     let other = ConversationId::from_bytes(&[0x5a; 16]).unwrap();
 
     let mut log = real;
-    log.push(customer_erasure(carol.account().keys(), other, now()));
-    gone_with_log(&w, &forger, conv, log.clone());
+    let elsewhere = customer_erasure(carol.account().keys(), other, now());
+    gone_with_entry(&w, &forger, conv, &mut log, elsewhere);
     match master.export_transcript(&conv, false).await {
         Err(ClientError::Relay {
             code: ErrorCode::NotFound,
@@ -210,9 +197,8 @@ async fn an_erasure_of_another_conversation_explains_nothing() {
         other => panic!("expected the relay's not_found, got {other:?}"),
     }
 
-    let index = log.len() as u64;
-    log.push(erasure(forger.keys(), conv, "retention", now()));
-    gone_with_log(&w, &forger, conv, log);
+    let retention = erasure_entry(forger.keys(), conv, "retention", now());
+    let index = gone_with_entry(&w, &forger, conv, &mut log, retention);
     match master.export_transcript(&conv, false).await {
         Err(ClientError::ConversationErased {
             reason, index: at, ..
@@ -258,13 +244,7 @@ async fn dispute_and_unlock_of_an_erased_conversation_name_its_erasure() {
         .await
         .unwrap();
     carol.erase(&conv).await.unwrap();
-    let log = log_of(&carol).await;
-    let index = log
-        .iter()
-        .position(
-            |e| matches!(e.event, AuditEvent::Erasure { conversation, .. } if conversation == conv),
-        )
-        .unwrap() as u64;
+    let index = erasure_index(&log_of(&carol).await, conv);
     for (err, what) in [
         (
             dispute(&mut master, &conv).await,
@@ -302,9 +282,8 @@ async fn a_forged_erasure_does_not_explain_a_missing_conversation_to_dispute_or_
         .await
         .unwrap();
     let mut log = log_of(&carol).await;
-    let index = log.len();
-    log.push(erasure(forger.keys(), conv, "customer request", now()));
-    gone_with_log(&w, &forger, conv, log);
+    let forged = erasure_entry(forger.keys(), conv, "customer request", now());
+    let index = gone_with_entry(&w, &forger, conv, &mut log, forged);
     let said = format!(
         "audit entry #{index} says it was erased, but it claims the customer's request and is \
          not signed by the customer"
@@ -335,13 +314,7 @@ async fn an_erasure_the_master_cannot_check_leaves_not_found_with_why() {
         .await
         .unwrap();
     carol.erase(&other).await.unwrap();
-    let index = log_of(&carol)
-        .await
-        .iter()
-        .position(
-            |e| matches!(e.event, AuditEvent::Erasure { conversation, .. } if conversation == other),
-        )
-        .unwrap();
+    let index = erasure_index(&log_of(&carol).await, other);
     for err in [
         dispute(&mut master, &other).await,
         unlock(&mut master, &other, &consent).await,

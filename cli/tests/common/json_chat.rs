@@ -1,7 +1,7 @@
 //! A `sealdesk chat --json` process driven through its pipes: lines typed on its input, every
 //! output line parsed as one JSON event.
 
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use sealdesk_tests::world::{PASS, World};
@@ -102,6 +102,22 @@ impl JsonChat {
         while let Ok(v) = self.events.try_recv() {
             self.seen.push(v);
         }
+    }
+
+    /// Types `/quit`, keeps every event until the output ends, and waits for the process to
+    /// exit; all within `wait` (a chat asked to send many lines first may take longer than
+    /// one [`EVENT_WAIT`]). The events are then all in `seen`.
+    pub async fn quit_within(&mut self, wait: Duration) -> ExitStatus {
+        self.type_line("/quit").await;
+        let ended = async {
+            while let Some(v) = self.events.recv().await {
+                self.seen.push(v);
+            }
+            self.child.wait().await.unwrap()
+        };
+        tokio::time::timeout(wait, ended)
+            .await
+            .unwrap_or_else(|_| panic!("the chat did not end after /quit; saw {:#?}", self.seen))
     }
 
     /// Waits for the first event (from now on) that `pred` accepts.

@@ -18,14 +18,7 @@ import { IdentityKeys, issueCard } from "@sealdesk/protocol";
 import { MemoryStore, type Push } from "../src/index.js";
 import { now, onlineCustomer, orgOnRelay, random } from "./customer-fixture.js";
 import { eventually } from "./relay.js";
-import { tampering, type Frame } from "./tamper.js";
-
-/** The name of a frame's request (outgoing) or push (incoming) variant, or undefined. */
-const variantOf = (f: Frame, side: "request" | "push"): string | undefined => {
-  const v = side === "request" ? (f.request as Frame | undefined)?.body : f.push;
-  if (typeof v === "string") return v;
-  return v !== null && typeof v === "object" && !(v instanceof Uint8Array) && !Array.isArray(v) ? Object.keys(v)[0] : undefined;
-};
+import { requestKind, tampering, variantOf, type Frame } from "./tamper.js";
 
 describe("a re-certified agent, pushed to the customer", () => {
   const fx = orgOnRelay("web-agent-key");
@@ -87,7 +80,7 @@ describe("a re-certified agent, pushed to the customer", () => {
     // never asked, would), and stays up: only the timed check can find the change.
     let dropped = 0;
     const socket = tampering((f) => {
-      if (variantOf(f, "push") !== "agent_key_changed") return;
+      if (variantOf(f.push) !== "agent_key_changed") return;
       dropped += 1;
       return false;
     });
@@ -123,7 +116,7 @@ describe("a re-certified agent, pushed to the customer", () => {
         altered += 1;
       },
       (f) => {
-        if (variantOf(f, "request") === "get_certificate") asked += 1;
+        if (requestKind(f) === "get_certificate") asked += 1;
       },
     );
     const { customer, events } = await onlineCustomer(fx.options(new MemoryStore(), { socket, recheckAgentMs: 100 }));

@@ -17,10 +17,7 @@ import { describe, expect, it } from "vitest";
 import { Customer, CustomerError, MemoryStore, Session, recoverAccount, type CustomerEvent } from "../src/index.js";
 import { onlineCustomer, orgOnRelay, random, now, socket } from "./customer-fixture.js";
 import { eventually } from "./relay.js";
-import { tampering, type Frame } from "./tamper.js";
-
-/** The variant name of a request or response body (`{ get_policy: {…} }` → "get_policy"). */
-const variantOf = (v: unknown): string | undefined => (typeof v === "string" ? v : v !== null && typeof v === "object" && !(v instanceof Uint8Array) && !Array.isArray(v) ? Object.keys(v)[0] : undefined);
+import { tampering, variantOf, type Frame } from "./tamper.js";
 
 /**
  * A relay older than PROTOCOL §13.7's public policy, as its answers look: `get_policy` on a

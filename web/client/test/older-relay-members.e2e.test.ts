@@ -8,14 +8,12 @@
  * conversations (the console looks at the log on its own timer, `watchesAudit`).
  */
 import { describe, expect, it } from "vitest";
-import { decodeFrame, type CborValue } from "@sealdesk/protocol";
-import { CLOSE_BAD_FRAME, MemoryStore, recoverAccount, type SocketFactory, type SocketLike } from "../src/index.js";
+import { CLOSE_BAD_FRAME, MemoryStore, recoverAccount, type SocketFactory } from "../src/index.js";
 import { onlineAgent } from "./agent-fixture.js";
 import { onlineCustomer, orgOnRelay } from "./customer-fixture.js";
 import { cli, eventually } from "./relay.js";
 import { recoveryKit } from "./recovery-fixture.js";
-
-type Frame = { [k: string]: CborValue };
+import { requestKind, tampering } from "./tamper.js";
 
 /** What the socket saw: connections opened, and how many times each request kind was sent. */
 interface Seen {
@@ -28,42 +26,18 @@ interface Seen {
  * one closes the connection, and the page is told the relay's 4102, as such a relay closes it.
  */
 function olderRelay(unknown: string[], seen: Seen): SocketFactory {
+  const refuse = tampering(
+    () => true,
+    (frame) => {
+      const kind = requestKind(frame);
+      if (kind !== undefined) seen.asked.set(kind, (seen.asked.get(kind) ?? 0) + 1);
+      if (kind === undefined || !unknown.includes(kind)) return true;
+      return { code: CLOSE_BAD_FRAME, reason: "malformed frame" };
+    },
+  );
   return (url) => {
     seen.connections += 1;
-    const ws = new WebSocket(url);
-    let closed = false;
-    const s: SocketLike = {
-      get binaryType() {
-        return ws.binaryType;
-      },
-      set binaryType(v: string) {
-        ws.binaryType = v as BinaryType;
-      },
-      get readyState() {
-        return ws.readyState;
-      },
-      send: (d) => {
-        const body = ((decodeFrame(d) as Frame).request as Frame | undefined)?.body;
-        const kind = typeof body === "string" ? body : body !== null && typeof body === "object" && !(body instanceof Uint8Array) && !Array.isArray(body) ? Object.keys(body)[0] : undefined;
-        if (kind !== undefined) seen.asked.set(kind, (seen.asked.get(kind) ?? 0) + 1);
-        if (kind === undefined || !unknown.includes(kind)) return ws.send(d);
-        closed = true;
-        ws.close();
-        setTimeout(() => s.onclose?.({ code: CLOSE_BAD_FRAME, reason: "malformed frame" }), 0);
-      },
-      close: (c, r) => ws.close(c, r),
-      onopen: null,
-      onmessage: null,
-      onclose: null,
-      onerror: null,
-    };
-    ws.onopen = (e) => s.onopen?.(e);
-    ws.onclose = (e) => {
-      if (!closed) s.onclose?.(e);
-    };
-    ws.onerror = (e) => s.onerror?.(e);
-    ws.onmessage = (e) => s.onmessage?.(e);
-    return s;
+    return refuse(url);
   };
 }
 

@@ -12,20 +12,12 @@ import { randomBytes } from "node:crypto";
 import { IdentityKeys, decodeFrame, encodeFrame, issueCard, type CborValue } from "@sealdesk/protocol";
 import { describe, expect, it, vi } from "vitest";
 import { CLOSE_BAD_FRAME, Connection, type ConnectionListener, type Session, type SocketFactory, type SocketLike, type WatchOutcome, type WatchRequest } from "../src/index.js";
+import { variantOf, type Frame } from "./tamper.js";
 
 const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
 
-type Frame = { [k: string]: CborValue };
-
 /** What the stand-in does to a request: answer it, or close the connection with a code. */
 type Doing = { answer: CborValue } | { close: number };
-
-/** The variant name of a request body (`"watch_audit"`, `{ get_card: {…} }` → "get_card"). */
-function variantOf(v: CborValue | undefined): string {
-  if (typeof v === "string") return v;
-  if (v !== null && typeof v === "object" && !(v instanceof Uint8Array) && !Array.isArray(v)) return Object.keys(v)[0] ?? "";
-  return "";
-}
 
 /** A relay in the test's process: one `SocketLike` per connection. */
 class StandIn {
@@ -60,7 +52,7 @@ class StandIn {
         const frame = decodeFrame(data) as Frame;
         if (frame.auth !== undefined) return deliver({ welcome: { registered: true, log_key: this.relayKey } });
         const q = frame.request as Frame | undefined;
-        const kind = variantOf(q?.body);
+        const kind = variantOf(q?.body) ?? "";
         this.seen.push(`${connection}:${kind}`);
         const doing = this.does(kind, connection);
         if ("close" in doing) closeWith(doing.close);

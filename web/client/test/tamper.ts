@@ -8,14 +8,37 @@ import type { SocketFactory, SocketLike } from "../src/index.js";
 /** A decoded frame, as the tamper function sees it. */
 export type Frame = { [k: string]: CborValue };
 
+/** The variant name of an enum as CBOR carries it (`"watch_audit"`, `{ get_card: {…} }` → "get_card"), or undefined. */
+export function variantOf(v: CborValue | undefined): string | undefined {
+  if (typeof v === "string") return v;
+  return v !== null && typeof v === "object" && !(v instanceof Uint8Array) && !Array.isArray(v) ? Object.keys(v)[0] : undefined;
+}
+
+/** The variant of a frame's request body (`watch_audit`, `get_card`…), or undefined if the frame is no request. */
+export function requestKind(f: Frame): string | undefined {
+  return variantOf((f.request as Frame | undefined)?.body);
+}
+
+/**
+ * How a relay ends a connection, as the page is told it: the code and reason of the close
+ * event, whatever the real connection's close said.
+ */
+export interface FakeClose {
+  code: number;
+  reason: string;
+}
+
 /**
  * A WebSocket whose incoming frames pass through `tamper`, which may change them in place, or
  * return `false` to drop the frame (a relay withholding a push). Outgoing frames pass through
- * `outgoing` (to count them): `false` closes the socket instead of sending (the connection lost).
+ * `outgoing` (to count them): `false` closes the socket instead of sending (the connection lost);
+ * a {@link FakeClose} closes it too, and the page's close event then carries that code and
+ * reason (a relay refusing the frame, as an older relay closes on a request it does not know).
  */
-export function tampering(tamper: (frame: Frame) => boolean | void, outgoing?: (frame: Frame) => boolean | void): SocketFactory {
+export function tampering(tamper: (frame: Frame) => boolean | void, outgoing?: (frame: Frame) => boolean | void | FakeClose): SocketFactory {
   return (url) => {
     const ws = new WebSocket(url);
+    let faked: FakeClose | undefined;
     const s: SocketLike = {
       get binaryType() {
         return ws.binaryType;
@@ -27,8 +50,12 @@ export function tampering(tamper: (frame: Frame) => boolean | void, outgoing?: (
         return ws.readyState;
       },
       send: (d) => {
-        if (outgoing?.(decodeFrame(d) as Frame) === false) ws.close();
-        else ws.send(d);
+        const verdict = outgoing?.(decodeFrame(d) as Frame);
+        if (verdict === false) ws.close();
+        else if (typeof verdict === "object") {
+          faked = verdict;
+          ws.close();
+        } else ws.send(d);
       },
       close: (c, r) => ws.close(c, r),
       onopen: null,
@@ -37,7 +64,7 @@ export function tampering(tamper: (frame: Frame) => boolean | void, outgoing?: (
       onerror: null,
     };
     ws.onopen = (e) => s.onopen?.(e);
-    ws.onclose = (e) => s.onclose?.(e);
+    ws.onclose = (e) => s.onclose?.(faked ?? e);
     ws.onerror = (e) => s.onerror?.(e);
     ws.onmessage = (e) => {
       const frame = decodeFrame(new Uint8Array(e.data as ArrayBuffer)) as Frame;
