@@ -8,8 +8,12 @@
 //! - The proxy cuts the connection at every re-ask: each reconnection is lost again before it
 //!   catches up, and the chat waits twice as long before each next attempt (counted in the
 //!   `lost` events it shows, one per attempt, not timed); once the relay lets the re-ask
-//!   through, the chat is back, sends what was typed, and the next loss starts from the
-//!   shortest wait again.
+//!   through, the chat is back, sends what was typed, and once the relay has answered a line
+//!   sent after that catch-up, the next loss starts from the shortest wait again.
+//! - The proxy lets every reconnection catch up and then cuts it at once: each costs the relay
+//!   a full catch-up, so each is one more failed attempt and the waits grow as well (counted
+//!   in the `lost` events); a line answered after a catch-up proves the connection, and the
+//!   next loss starts from the shortest wait.
 //!
 //! The first loss is made by cutting the connection at the chat's first `send` (the line is
 //! kept and sent after the reconnection).
@@ -246,7 +250,11 @@ async fn a_relay_that_cuts_every_reask_is_retried_with_backoff() {
     assert_eq!(connections.len(), 1 + 4 + 1);
     assert_eq!(sw.watches.load(Ordering::SeqCst), 1 + 4 + 1);
 
-    // Back and caught up: the next loss starts from the shortest wait.
+    // Caught up, and then a line answered: the connection is proven, so the next loss starts
+    // from the shortest wait.
+    c.type_line("back").await;
+    c.until("a line answered after the catch-up", message("back"))
+        .await;
     sw.cut_next_send.store(true, Ordering::SeqCst);
     c.type_line("again").await;
     let l = c.until("the next loss", lost).await;
@@ -262,4 +270,98 @@ async fn a_relay_that_cuts_every_reask_is_retried_with_backoff() {
         "{:#?}",
         c.seen
     );
+}
+
+/// Cuts carol's newest connection (what the proxy does once the chat has caught up).
+fn cut_newest(w: &World, log_key: SigningPublicKey) {
+    let conn = *w
+        .proxy()
+        .connections("carol")
+        .last()
+        .expect("carol is connected");
+    for frame in cut(log_key) {
+        assert!(
+            w.proxy().inject(conn, Dir::ToRelay, frame),
+            "the connection is live"
+        );
+    }
+}
+
+/// Waits until the chat has reconnected and caught up (`reconnected`, then the conversation
+/// list it shows at the end of its catch-up).
+async fn caught_up(c: &mut JsonChat) {
+    c.until("reconnected", |v| {
+        v["event"] == "connection" && v["state"] == "reconnected"
+    })
+    .await;
+    c.until("the catch-up's end", is("conversations")).await;
+}
+
+/// The relay lets every reconnection catch up, then cuts it at once: each is one more failed
+/// attempt (it cost the relay a full catch-up), so the waits grow — 100, 200, 400, 800, 1600
+/// ms, one `lost` event per attempt — rather than starting over at 100 ms after each catch-up.
+/// A line the relay answers after a catch-up proves the connection: the next loss starts from
+/// the shortest wait again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_cuts_right_after_each_catch_up_is_retried_with_growing_waits() {
+    let w = World::with_proxy().await;
+    let (conv, log_key) = carol_and_alice(&w).await;
+    let sw = Arc::new(Switches::default());
+    w.proxy().set_hook(hook(&w, log_key, Arc::clone(&sw)));
+
+    let mut c = JsonChat::start_at(
+        &w,
+        "carol",
+        &w.url_via(Via::Proxy),
+        Some(&conv.to_string()),
+        &[],
+    );
+    c.until("selected", is("selected")).await;
+    sw.cut_next_send.store(true, Ordering::SeqCst);
+    c.type_line("hello").await;
+    let mut losses = Vec::new();
+    for n in 0..5 {
+        let l = c.until(&format!("loss {n}"), lost).await;
+        losses.push((
+            l["attempts"].as_u64().unwrap(),
+            l["retry_in_ms"].as_u64().unwrap(),
+        ));
+        if n < 4 {
+            caught_up(&mut c).await;
+            cut_newest(&w, log_key);
+        }
+    }
+    // The first loss (at the send), then one per reconnection cut right after its catch-up.
+    assert_eq!(
+        losses,
+        [(0, 100), (1, 200), (2, 400), (3, 800), (4, 1600)],
+        "{:#?}",
+        c.seen
+    );
+    // Every reconnection did catch up: the line kept at the first loss was sent in the first.
+    assert!(c.seen.iter().any(message("hello")), "{:#?}", c.seen);
+
+    // Caught up, and a line answered: the next loss is a new one, retried after 100 ms.
+    caught_up(&mut c).await;
+    c.type_line("proof").await;
+    c.until("a line answered after the catch-up", message("proof"))
+        .await;
+    cut_newest(&w, log_key);
+    let l = c.until("the loss after the proof", lost).await;
+    assert_eq!(
+        (l["attempts"].as_u64(), l["retry_in_ms"].as_u64()),
+        (Some(0), Some(100))
+    );
+    caught_up(&mut c).await;
+    c.type_line("/quit").await;
+    c.until("bye", is("bye")).await;
+    assert!(
+        !c.seen.iter().any(|v| v["event"] == "error"),
+        "{:#?}",
+        c.seen
+    );
+    let mut alice = w.reopen("alice").await;
+    alice.sync_all().await.unwrap();
+    assert_eq!(texts(&alice, &conv), ["carol: hello", "carol: proof"]);
+    alice.close().await;
 }

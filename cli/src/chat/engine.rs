@@ -4,6 +4,7 @@
 //! hands everything it has to show to a [`Sink`] as [`Shown`] values.
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use sealdesk_client::ClientError;
 use sealdesk_client::account::LogEntry;
@@ -136,14 +137,14 @@ pub(crate) async fn drive<I: Input, S: Sink>(
     conversations(client, out, s.current, true).map_err(io)?;
     let mut online = true;
     // The wait before the next reconnection attempt: back to the shortest only once a
-    // reconnection caught up (`resume`), so it is the shortest whenever the chat is online.
+    // reconnection caught up (`resume`) and then stayed up (`backoff`'s module docs).
     let mut backoff = Backoff::default();
     if let Some(id) = s.current {
         match select(client, out, id, &mut s).await {
             Ok(()) => {}
             Err(e) if is_connection_lost(&e) => {
                 online = false;
-                lost(client, out, &e, &backoff).map_err(io)?;
+                lost(client, out, &e, &mut backoff).map_err(io)?;
             }
             Err(e) => return Err(e),
         }
@@ -174,7 +175,12 @@ pub(crate) async fn drive<I: Input, S: Sink>(
                         continue;
                     }
                     let before = s.current.and_then(|id| client.meta(&id).ok()).map(|m| m.cursor);
-                    match command(client, out, line, &mut s).await {
+                    let done = command(client, out, line, &mut s).await;
+                    if done.is_ok() {
+                        // What it asked the relay was answered: the connection is up.
+                        backoff.answered(client.session().requests_sent());
+                    }
+                    match done {
                         Ok(true) if s.upload.is_none() => break,
                         Ok(true) => {
                             quitting = true;
@@ -191,7 +197,7 @@ pub(crate) async fn drive<I: Input, S: Sink>(
                         }
                         Err(e) if is_connection_lost(&e) => {
                             online = false;
-                            lost(client, out, &e, &backoff).map_err(io)?;
+                            lost(client, out, &e, &mut backoff).map_err(io)?;
                             if let (false, Some(id)) = (line.starts_with('/'), s.current) {
                                 // It may have reached the relay before the connection went:
                                 // after reconnecting, the history says whether it did.
@@ -223,26 +229,31 @@ pub(crate) async fn drive<I: Input, S: Sink>(
                     let Some(push) = push else {
                         online = false;
                         let e = CliError::from(ClientError::Closed(client.session().closed()));
-                        lost(client, out, &e, &backoff).map_err(io)?;
+                        lost(client, out, &e, &mut backoff).map_err(io)?;
                         continue;
                     };
+                    backoff.pushed();
                     match on_push(client, out, push, &mut s).await {
                         Ok(()) => {}
                         Err(e) if is_connection_lost(&e) => {
                             online = false;
-                            lost(client, out, &e, &backoff).map_err(io)?;
+                            lost(client, out, &e, &mut backoff).map_err(io)?;
                         }
                         Err(e) => return Err(e),
                     }
                 }
                 () = tokio::time::sleep_until(recheck) => {
                     recheck = tokio::time::Instant::now() + key_recheck();
-                    if let Err(e) = recheck_agent(client, out, &mut s).await {
+                    let checked = recheck_agent(client, out, &mut s).await;
+                    if checked.is_ok() {
+                        backoff.answered(client.session().requests_sent());
+                    }
+                    if let Err(e) = checked {
                         if is_fatal(&e) {
                             return Err(e);
                         }
                         online = false;
-                        lost(client, out, &e, &backoff).map_err(io)?;
+                        lost(client, out, &e, &mut backoff).map_err(io)?;
                     }
                 }
                 step = upload::next_chunk(client, s.upload.as_mut()) => {
@@ -251,11 +262,11 @@ pub(crate) async fn drive<I: Input, S: Sink>(
                         Err(e) => Err(e.into()),
                     };
                     match done {
-                        Ok(()) => {}
+                        Ok(()) => backoff.answered(client.session().requests_sent()),
                         // The upload waits for the relay; it goes on once reconnected.
                         Err(e) if is_connection_lost(&e) => {
                             online = false;
-                            lost(client, out, &e, &backoff).map_err(io)?;
+                            lost(client, out, &e, &mut backoff).map_err(io)?;
                         }
                         Err(e) if is_fatal(&e) => return Err(e),
                         Err(e) => {
@@ -328,14 +339,16 @@ pub(crate) async fn drive<I: Input, S: Sink>(
                         Ok(reconnected) => {
                             online = true;
                             match resume(client, out, &mut s, &mut pending, reconnected).await {
-                                Ok(()) => backoff.succeeded(),
+                                // Caught up: the wait starts over once the connection stays
+                                // up; lost at once, it is one more failed attempt.
+                                Ok(()) => backoff.caught_up(Instant::now(), client.session().requests_sent()),
                                 // Lost again before it caught up (a relay that cuts the
                                 // connection at every re-ask, say): no success, so the next
                                 // attempt waits longer, as after a refused one.
                                 Err(e) if is_connection_lost(&e) => {
                                     online = false;
                                     backoff.failed();
-                                    lost(client, out, &e, &backoff).map_err(io)?;
+                                    lost(client, out, &e, &mut backoff).map_err(io)?;
                                 }
                                 Err(e) => return Err(e),
                             }
@@ -465,14 +478,16 @@ pub(crate) fn is_connection_lost(e: &CliError) -> bool {
     )
 }
 
-/// Says that the connection was lost and that the chat is reconnecting after `backoff`'s wait
-/// (the visible state).
+/// Counts the loss of the connection in `backoff` (lost right after a catch-up, it is one more
+/// failed attempt: [`Backoff::dropped`]) and says that it was lost and that the chat is
+/// reconnecting after `backoff`'s wait (the visible state).
 fn lost<S: Sink>(
     client: &Client,
     out: &mut S,
     e: &CliError,
-    backoff: &Backoff,
+    backoff: &mut Backoff,
 ) -> std::io::Result<()> {
+    backoff.dropped(Instant::now());
     let why = client.session().closed().unwrap_or_else(|| e.to_string());
     out.show(Shown::Connection(Connection::Lost {
         why,

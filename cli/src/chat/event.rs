@@ -202,8 +202,9 @@ pub enum Connection {
         why: String,
         /// The wait before the next reconnection attempt.
         retry_in: std::time::Duration,
-        /// The attempts that did not get the chat back since it was last back (refused, or
-        /// lost again before catching up); the wait doubles with each.
+        /// The attempts that did not get the chat back since it was last back (refused, lost
+        /// again before catching up, or lost right after catching up, before the relay
+        /// answered or pushed anything); the wait doubles with each.
         attempts: u32,
     },
     /// Back, catching up.

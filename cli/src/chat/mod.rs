@@ -72,7 +72,8 @@ type Result<T> = std::result::Result<T, CliError>;
 pub const RECENT_LINES: usize = 20;
 
 /// The first wait before reconnecting after the connection was lost; each attempt that does
-/// not get the chat back (refused, or lost again before it caught up) doubles it, up to
+/// not get the chat back (refused, lost again before it caught up, or lost right after it
+/// caught up, before the relay answered or pushed anything) doubles it, up to
 /// [`RECONNECT_MAX`].
 pub const RECONNECT_FIRST: Duration = Duration::from_millis(100);
 /// The longest wait between two reconnection attempts.

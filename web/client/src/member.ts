@@ -16,7 +16,7 @@ import type { SequenceHoles } from "./customer-holes.js";
 import type { Push, Sequenced, SkippedRange } from "./frames.js";
 import { Paging, PagingError } from "./paging.js";
 import { QuotaSeen } from "./quota-seen.js";
-import { Connection, SessionError, type ConnectionState, type Session, type SocketFactory } from "./session.js";
+import { Connection, SessionError, type ConnectionState, type KnowledgeStorage, type Session, type SocketFactory } from "./session.js";
 import { RECORDS, type Store } from "./store.js";
 
 /** The events every member tells its view. */
@@ -34,6 +34,12 @@ export interface MemberOptions {
   now: () => number;
   /** Runs `f` while holding the send lock (Web Locks in a page: one tab seals at a time). */
   withSendLock?: <T>(f: () => Promise<T>) => Promise<T>;
+  /**
+   * Where what the relay showed it does not know is kept beyond the page (`() => sessionStorage`
+   * in a page: a reload behind an older relay does not ask again; `RelayKnowledge`). It may
+   * throw; absent or failing, that knowledge lives as long as the page.
+   */
+  relayMemory?: () => KnowledgeStorage;
 }
 
 /** An account: its keys and its card. */
@@ -148,6 +154,8 @@ export abstract class Member<E extends { kind: string }, O extends MemberOptions
           fatal: (error) => this.emit({ kind: "error", error }),
         },
         pinned ?? null,
+        Math.random,
+        this.opts.relayMemory === undefined ? null : { storage: this.opts.relayMemory, now: () => this.opts.now() * 1000 },
       );
       this.conn.start();
     });

@@ -291,14 +291,25 @@ export async function checkNotice(seq: number, index: number, entry: AuditEntry,
 }
 
 /**
+ * What a notice not yet witnessed adds for the customer: the CLI's words for her (`sealdesk
+ * history`, `consent revoke`), with "the business" for the org as everywhere in the widget.
+ */
+export const NOT_YET_CONFIRMED =
+  "NOT YET CONFIRMED by the business's independent trustees; checked again by itself, and if it stays unconfirmed, the relay may be hiding something";
+
+/**
  * What a notice says, in `audience`'s words: what happened, and why it is NOT GENUINE, NOT YET
- * WITNESSED or a repeat when it is.
+ * CONFIRMED (the customer's words; NOT YET WITNESSED and the check's reason, an agent's) or a
+ * repeat when it is.
  */
 export function noticeText(event: AuditEvent, signer: string | null, audience: NoticeAudience, failure: NoticeFailure, unwitnessed: string | null, repeat: boolean): string {
   let text = describe(event, signer, audience);
   if (failure === "inconsistent") text += " (NOT GENUINE: the audit log it is proven in does not extend the one seen before)";
   else if (failure === "split_view") text += " (NOT GENUINE: the org's trustees cosigned a log that the one served here does not extend)";
   else if (failure !== null) text += " (NOT GENUINE: not signed by a party allowed to make it, or not proven in the audit log)";
+  // The customer reads what it means for her (the CLI's customer words, `not_yet_witnessed` in
+  // client/src/notice.rs); an agent reads the witnessing check's own words.
+  else if (unwitnessed !== null && audience.kind === "customer") text += ` (${NOT_YET_CONFIRMED})`;
   else if (unwitnessed !== null) text += ` (NOT YET WITNESSED: ${unwitnessed})`;
   if (repeat) text += " — a repeat of a notice already shown, not a new opening";
   return text;

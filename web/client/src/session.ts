@@ -17,7 +17,12 @@
  * it opens (one relay URL, for as long as the client lives), so it is never asked again there;
  * the connection lost to such a close is opened again at once, without backoff (this loses at
  * most one connection per request kind). The caller keeps working without the push: it reads
- * on a timer and at the next event instead.
+ * on a timer and at the next event instead. Given a storage (the page's `sessionStorage`), the
+ * knowledge is also kept there for `RELAY_KNOWLEDGE_TTL_MS`, keyed by the relay URL, so a reload
+ * behind an older relay does not ask again either (one connection per browser session, not one
+ * per page load), while a relay upgraded meanwhile is asked again once the hour is over. Storage
+ * that cannot be had, read or written, or holds anything but what this module wrote, is ignored:
+ * the knowledge then lives in memory only, as without storage.
  */
 import { IdentityKeys, labels, ProtocolError, Writer, decodeFrame, encodeFrame, equal, requestFrame, type IdentityCard } from "@sealdesk/protocol";
 import { authFrame, requestToCbor, serverFrameFromCbor, type Push, type Request, type Response, type ServerFrame } from "./frames.js";
@@ -83,26 +88,122 @@ export type WatchOutcome =
   /** Not watching on this session for another reason (another refusal, a timeout, a lost connection): the next session asks again. */
   | "not_now";
 
+/** The part of the DOM `Storage` (a page's `sessionStorage`) that `RelayKnowledge` uses. */
+export interface KnowledgeStorage {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
+
 /**
- * What one relay showed it does not know (§13.5, the older-relay rule), for as long as the
- * client lives: a `Connection` keeps one and shares it with every session it opens to its URL.
+ * Where `RelayKnowledge` keeps what a relay showed it does not know beyond the page: `storage`
+ * gives the storage (it may throw: a page whose storage is denied), `now` the time in ms.
+ */
+export interface KnowledgeStore {
+  storage: () => KnowledgeStorage;
+  now: () => number;
+}
+
+/** How long what a relay showed it does not know is kept in storage (then the relay is asked again). */
+export const RELAY_KNOWLEDGE_TTL_MS = 60 * 60 * 1000;
+
+/** The storage key of what the relay at `url` showed it does not know. */
+export function relayKnowledgeKey(url: string): string {
+  return `sealdesk/relay-does-not-know/${url}`;
+}
+
+const WATCH_REQUESTS: readonly WatchRequest[] = ["watch_audit", "watch_agent_keys"];
+
+/**
+ * What one relay showed it does not know (§13.5, the older-relay rule): a `Connection` keeps
+ * one and shares it with every session it opens to its URL. Learned here, it is kept for as long
+ * as the client lives; with a `KnowledgeStore`, it is also stored (`{ "<request>": <expiry in
+ * ms> }` under `relayKnowledgeKey(url)`) and read back by the next page of the browser session
+ * until its expiry.
  */
 export class RelayKnowledge {
   private readonly unknown = new Set<WatchRequest>();
+  /** What storage said when this was made: a request, and when that knowledge expires (ms). */
+  private readonly stored = new Map<WatchRequest, number>();
 
-  /** Whether the relay showed it does not know `kind`. */
-  doesNotKnow(kind: WatchRequest): boolean {
-    return this.unknown.has(kind);
+  constructor(
+    private readonly url = "",
+    private readonly store: KnowledgeStore | null = null,
+  ) {
+    for (const [kind, until] of Object.entries(this.read())) this.stored.set(kind as WatchRequest, until);
   }
 
-  /** Notes that the relay does not know `kind`. */
+  /** Whether the relay showed it does not know `kind` (here, or in storage not yet expired). */
+  doesNotKnow(kind: WatchRequest): boolean {
+    if (this.unknown.has(kind)) return true;
+    const until = this.stored.get(kind);
+    return until !== undefined && this.now() < until;
+  }
+
+  /** Notes that the relay does not know `kind` (and stores it, when it can). */
   learn(kind: WatchRequest): void {
     this.unknown.add(kind);
+    if (this.store === null) return;
+    const kept = this.read();
+    kept[kind] = this.now() + RELAY_KNOWLEDGE_TTL_MS;
+    try {
+      this.store.storage().setItem(relayKnowledgeKey(this.url), JSON.stringify(kept));
+    } catch {
+      // Denied, or over quota: kept in memory only.
+    }
   }
 
-  /** The requests the relay showed it does not know, in the order learned. */
+  /** The requests the relay showed it does not know, in the order learned, then those stored. */
   unknownRequests(): WatchRequest[] {
-    return [...this.unknown];
+    return [...new Set([...this.unknown, ...WATCH_REQUESTS.filter((k) => this.stored.has(k) && this.doesNotKnow(k))])];
+  }
+
+  private now(): number {
+    return this.store?.now() ?? 0;
+  }
+
+  /**
+   * The stored knowledge not yet expired; nothing when there is no storage, it cannot be read,
+   * or it holds anything else (then it is removed, so a garbage value does not stay).
+   */
+  private read(): Partial<Record<WatchRequest, number>> {
+    if (this.store === null) return {};
+    let raw: string | null;
+    let storage: KnowledgeStorage;
+    try {
+      storage = this.store.storage();
+      raw = storage.getItem(relayKnowledgeKey(this.url));
+    } catch {
+      return {};
+    }
+    if (raw === null) return {};
+    const now = this.now();
+    const kept: Partial<Record<WatchRequest, number>> = {};
+    let value: unknown;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      value = null;
+    }
+    const valid =
+      value !== null &&
+      typeof value === "object" &&
+      !Array.isArray(value) &&
+      Object.entries(value).every(
+        // An expiry further than the TTL from now was not written by this rule (or the clock
+        // went back): not trusted, or a garbage value could keep a relay unasked for ever.
+        ([k, v]) => (WATCH_REQUESTS as readonly string[]).includes(k) && typeof v === "number" && Number.isFinite(v) && v <= now + RELAY_KNOWLEDGE_TTL_MS,
+      );
+    if (!valid) {
+      try {
+        storage.removeItem(relayKnowledgeKey(this.url));
+      } catch {
+        // Left as it is: it is ignored at every read.
+      }
+      return {};
+    }
+    for (const [k, v] of Object.entries(value as Record<string, number>)) if (v > now) kept[k as WatchRequest] = v;
+    return kept;
   }
 }
 
@@ -434,8 +535,11 @@ export class Connection {
   private waiting: { resolve: (s: Session) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }[] = [];
   /** The relay key, pinned on first contact. */
   relayKey: Uint8Array | null;
-  /** What this relay showed it does not know, kept for as long as this connection lives. */
-  readonly knowledge = new RelayKnowledge();
+  /**
+   * What this relay showed it does not know, kept for as long as this connection lives (and in
+   * `knowledgeStore`, when given, for the browser session: `RelayKnowledge`).
+   */
+  readonly knowledge: RelayKnowledge;
 
   constructor(
     private readonly url: string,
@@ -445,8 +549,10 @@ export class Connection {
     private readonly listener: ConnectionListener,
     pinnedRelayKey: Uint8Array | null,
     private readonly random: () => number = Math.random,
+    knowledgeStore: KnowledgeStore | null = null,
   ) {
     this.relayKey = pinnedRelayKey;
+    this.knowledge = new RelayKnowledge(url, knowledgeStore);
   }
 
   /** Starts connecting. */

@@ -57,7 +57,7 @@ describe("the witness quorum in the TypeScript customer", () => {
     const pending = noticeOf(events, closeSeq);
     expect(pending?.verified).toBe(false);
     expect(pending?.unwitnessed).toContain("witnessed by 0 of the 1 trustees needed");
-    expect(pending?.text).toContain("NOT YET WITNESSED");
+    expect(pending?.text).toContain("NOT YET CONFIRMED by the business's independent trustees");
     // Checked again and again: still not witnessed while no trustee cosigns.
     await carol.recheckNotices();
     expect(noticeOf(events, closeSeq)?.verified).toBe(false);
@@ -68,7 +68,7 @@ describe("the witness quorum in the TypeScript customer", () => {
       return n?.verified === true ? n : undefined;
     });
     expect(witnessed.unwitnessed).toBeNull();
-    expect(witnessed.text).not.toContain("NOT YET WITNESSED");
+    expect(witnessed.text).not.toContain("NOT YET CONFIRMED");
     expect(carol.releaseNotices().filter((n) => n.seq === closeSeq)).toHaveLength(1);
     carol.stop();
 

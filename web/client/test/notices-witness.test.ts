@@ -113,13 +113,15 @@ describe("a notice's tree head", () => {
     expect((await q([cosign(t3, head(4, forked)), cosign(t1, head(6))])).splitView).toBe(true);
   });
 
-  it("is shown NOT YET WITNESSED until the quorum holds it, and NOT GENUINE on a split view", async () => {
+  it("is shown NOT YET CONFIRMED (the customer's words) until the quorum holds it, and NOT GENUINE on a split view", async () => {
     const [t1, t2] = trustees as [IdentityKeys, IdentityKeys];
     const one = await checkNotice(1, 2, entries[2] as AuditEntry, ctx(head(6), leaves, null, { head: head(6), cosignatures: [cosign(t1, head(6))] }));
     expect(one.failure).toBe(null);
     expect(one.verified).toBe(false);
     expect(one.unwitnessed).toContain("1 of the 2");
-    expect(one.text).toContain("NOT YET WITNESSED");
+    // The customer reads what it means for her, as the CLI says it; not the check's own words.
+    expect(one.text).toContain("(NOT YET CONFIRMED by the business's independent trustees; checked again by itself, and if it stays unconfirmed, the relay may be hiding something)");
+    expect(one.text).not.toContain("WITNESSED");
     const two = await checkNotice(1, 2, entries[2] as AuditEntry, ctx(head(6), leaves, null, { head: head(6), cosignatures: [cosign(t1, head(6)), cosign(t2, head(3))] }));
     expect(two.verified).toBe(true);
     const split = await checkNotice(1, 2, entries[2] as AuditEntry, ctx(head(6), leaves, null, { head: head(6), cosignatures: [cosign(t1, head(6)), cosign(t2, head(4, forked))] }));

@@ -11,7 +11,20 @@
 import { randomBytes } from "node:crypto";
 import { IdentityKeys, decodeFrame, encodeFrame, issueCard, type CborValue } from "@sealdesk/protocol";
 import { describe, expect, it, vi } from "vitest";
-import { CLOSE_BAD_FRAME, Connection, type ConnectionListener, type Session, type SocketFactory, type SocketLike, type WatchOutcome, type WatchRequest } from "../src/index.js";
+import {
+  CLOSE_BAD_FRAME,
+  Connection,
+  RELAY_KNOWLEDGE_TTL_MS,
+  relayKnowledgeKey,
+  type ConnectionListener,
+  type KnowledgeStorage,
+  type KnowledgeStore,
+  type Session,
+  type SocketFactory,
+  type SocketLike,
+  type WatchOutcome,
+  type WatchRequest,
+} from "../src/index.js";
 import { variantOf, type Frame } from "./tamper.js";
 
 const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
@@ -83,6 +96,44 @@ class StandIn {
   };
 }
 
+/** The stand-in relay's URL. */
+const RELAY_URL = "ws://stand-in/v1/ws";
+
+/** A `sessionStorage` stand-in; `fails` makes the named operations throw, as denied storage does. */
+class Storage implements KnowledgeStorage {
+  readonly items = new Map<string, string>();
+  fails = new Set<"get" | "set" | "remove">();
+
+  getItem(key: string): string | null {
+    if (this.fails.has("get")) throw new Error("SecurityError: storage is denied");
+    return this.items.get(key) ?? null;
+  }
+
+  setItem(key: string, value: string): void {
+    if (this.fails.has("set")) throw new Error("QuotaExceededError");
+    this.items.set(key, value);
+  }
+
+  removeItem(key: string): void {
+    if (this.fails.has("remove")) throw new Error("SecurityError: storage is denied");
+    this.items.delete(key);
+  }
+}
+
+/** A relay too old to know either watch request: it closes the connection on them with 4102. */
+function olderRelay(): StandIn {
+  return new StandIn((kind) => (kind.startsWith("watch_") ? { close: CLOSE_BAD_FRAME } : kind === "list_conversations" ? lists : ok));
+}
+
+/** A page load on `storage` at `clock.ms`: online, then stopped; the stand-in relay it met. */
+async function pageLoad(storage: () => KnowledgeStorage, clock: { ms: number }, url = RELAY_URL): Promise<{ relay: StandIn; run: Run }> {
+  const relay = olderRelay();
+  const run = connect(relay, { storage, now: () => clock.ms }, url);
+  await online(run);
+  run.connection.stop();
+  return { relay, run };
+}
+
 /** What each session's listener did: the outcome of each watch asked, per session. */
 interface Run {
   connection: Connection;
@@ -97,7 +148,7 @@ interface Run {
  * A `Connection` to `relay` whose listener asks both watches on every session, as the widget's
  * customer does (`watch_agent_keys`, then `watch_audit`), and then lists its conversations.
  */
-function connect(relay: StandIn): Run {
+function connect(relay: StandIn, memory: KnowledgeStore | null = null, url = RELAY_URL): Run {
   const keys = IdentityKeys.generate(random);
   const card = issueCard(keys, "web-000000000001", "customer", Math.floor(Date.now() / 1000));
   const run: Run = { connection: undefined as unknown as Connection, sessions: [], states: [], opened: [] };
@@ -118,7 +169,7 @@ function connect(relay: StandIn): Run {
     },
   };
   // No jitter: a retry after a drop waits the shortest backoff.
-  run.connection = new Connection("ws://stand-in/v1/ws", keys, card, relay.factory, listener, null, () => 0);
+  run.connection = new Connection(url, keys, card, relay.factory, listener, null, () => 0, memory);
   run.connection.start();
   return run;
 }
@@ -213,5 +264,136 @@ describe("the older-relay rule (§13.5) in the browser client's session", () => 
     expect(relay.asked("watch_agent_keys")).toBe(2);
     expect(relay.asked("watch_audit")).toBe(2);
     run.connection.stop();
+  });
+
+  describe("kept for the browser session (sessionStorage, keyed by relay URL, for an hour)", () => {
+    const T0 = 1_800_000_000_000;
+
+    it("a reload behind a relay that closed with 4102 opens one connection and asks nothing", async () => {
+      const storage = new Storage();
+      const clock = { ms: T0 };
+      const first = await pageLoad(() => storage, clock);
+      expect(first.relay.connections).toBe(3);
+      expect(JSON.parse(storage.items.get(relayKnowledgeKey(RELAY_URL)) ?? "null")).toEqual({
+        watch_agent_keys: T0 + RELAY_KNOWLEDGE_TTL_MS,
+        watch_audit: T0 + RELAY_KNOWLEDGE_TTL_MS,
+      });
+      clock.ms = T0 + RELAY_KNOWLEDGE_TTL_MS - 1;
+      const reload = await pageLoad(() => storage, clock);
+      expect(reload.relay.connections).toBe(1);
+      expect(reload.relay.seen).toEqual(["1:list_conversations"]);
+      expect(reload.run.sessions).toEqual([{ watch_agent_keys: "unknown", watch_audit: "unknown" }]);
+      // Another relay URL is asked: the knowledge is that relay's.
+      const other = await pageLoad(() => storage, clock, "ws://other-relay/v1/ws");
+      expect(other.relay.connections).toBe(3);
+    });
+
+    it("once the hour is over, the relay is asked again (it may have been upgraded), and learned again", async () => {
+      const storage = new Storage();
+      const clock = { ms: T0 };
+      await pageLoad(() => storage, clock);
+      clock.ms = T0 + RELAY_KNOWLEDGE_TTL_MS;
+      const later = await pageLoad(() => storage, clock);
+      expect(later.relay.connections).toBe(3);
+      expect(later.relay.asked("watch_agent_keys")).toBe(1);
+      expect(later.relay.asked("watch_audit")).toBe(1);
+      expect(JSON.parse(storage.items.get(relayKnowledgeKey(RELAY_URL)) ?? "null")).toEqual({
+        watch_agent_keys: clock.ms + RELAY_KNOWLEDGE_TTL_MS,
+        watch_audit: clock.ms + RELAY_KNOWLEDGE_TTL_MS,
+      });
+      // An upgraded relay: asked after the hour, it answers, and nothing is stored for it.
+      const upgraded = new StandIn((kind) => (kind === "list_conversations" ? lists : ok));
+      clock.ms += RELAY_KNOWLEDGE_TTL_MS;
+      const run = connect(upgraded, { storage: () => storage, now: () => clock.ms });
+      await online(run);
+      expect(run.sessions).toEqual([{ watch_agent_keys: "watching", watch_audit: "watching" }]);
+      run.connection.stop();
+    });
+
+    it("stored knowledge that expires while the page is open is asked again at the next connection", async () => {
+      const storage = new Storage();
+      const clock = { ms: T0 };
+      await pageLoad(() => storage, clock);
+      clock.ms = T0 + RELAY_KNOWLEDGE_TTL_MS - 1;
+      const relay = olderRelay();
+      const run = connect(relay, { storage: () => storage, now: () => clock.ms });
+      await online(run);
+      expect(relay.connections).toBe(1);
+      clock.ms += 1;
+      relay.dropAll();
+      // The drop, then one connection lost to each watch request, then the one that stays.
+      await vi.waitFor(() => expect(relay.connections).toBe(4), { timeout: 5_000, interval: 5 });
+      await online(run);
+      expect(relay.asked("watch_agent_keys")).toBe(1);
+      expect(relay.asked("watch_audit")).toBe(1);
+      run.connection.stop();
+    });
+
+    const garbage = [
+      "not json",
+      "null",
+      "[]",
+      '"watch_audit"',
+      '{"watch_audit": "later"}',
+      '{"watch_audit": null}',
+      '{"watch_audit": 1e308}',
+      '{"watch_everything": 1800000000001}',
+    ];
+    for (const value of garbage) {
+      it(`a garbage stored value (${value}) is ignored and replaced: the page asks, and works`, async () => {
+        const storage = new Storage();
+        storage.items.set(relayKnowledgeKey(RELAY_URL), value);
+        const clock = { ms: T0 };
+        const page = await pageLoad(() => storage, clock);
+        expect(page.relay.connections).toBe(3);
+        expect(page.run.sessions.at(-1)).toEqual({ watch_agent_keys: "unknown", watch_audit: "unknown" });
+        expect(JSON.parse(storage.items.get(relayKnowledgeKey(RELAY_URL)) ?? "null")).toEqual({
+          watch_agent_keys: T0 + RELAY_KNOWLEDGE_TTL_MS,
+          watch_audit: T0 + RELAY_KNOWLEDGE_TTL_MS,
+        });
+      });
+    }
+
+    const failing: [string, (s: Storage) => () => KnowledgeStorage][] = [
+      [
+        "sessionStorage itself throws (storage denied)",
+        () => () => {
+          throw new Error("SecurityError: storage is denied");
+        },
+      ],
+      [
+        "every read and write throws",
+        (s) => {
+          s.fails = new Set(["get", "set", "remove"]);
+          return () => s;
+        },
+      ],
+      [
+        "writes throw (over quota)",
+        (s) => {
+          s.fails = new Set(["set"]);
+          return () => s;
+        },
+      ],
+    ];
+    for (const [what, storageOf] of failing) {
+      it(`when ${what}, the in-memory rule holds and the page works`, async () => {
+        const storage = new Storage();
+        const clock = { ms: T0 };
+        const relay = olderRelay();
+        const run = connect(relay, { storage: storageOf(storage), now: () => clock.ms });
+        await online(run);
+        expect(relay.connections).toBe(3);
+        expect(run.connection.knowledge.unknownRequests()).toEqual(["watch_agent_keys", "watch_audit"]);
+        // A drop: still not asked, from memory.
+        relay.dropAll();
+        await vi.waitFor(() => expect(relay.connections).toBe(4), { timeout: 5_000, interval: 5 });
+        await online(run);
+        expect(relay.asked("watch_agent_keys")).toBe(1);
+        expect(relay.asked("watch_audit")).toBe(1);
+        run.connection.stop();
+        expect(storage.items.size).toBe(0);
+      });
+    }
   });
 });

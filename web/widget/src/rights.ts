@@ -25,7 +25,7 @@ function revokedText(o: RevokeOutcome): string {
   if (o.state === "used") return `Not revoked: a trustee already released under this consent (audit log entry #${o.index}); a revocation cannot undo that, so nothing was logged.`;
   return o.witnessed
     ? `Revoked (audit log entry #${o.index}), proven in the log and vouched for by the business's key trustees: they will refuse it.`
-    : `Revoked (audit log entry #${o.index}), proven in the log. Not yet witnessed: too few of the business's key trustees have vouched for a log holding it; checked again every ${RECHECK_NOTICES_MS / 1000} s.`;
+    : `Revoked (audit log entry #${o.index}), but NOT YET CONFIRMED by the business's independent trustees; they usually confirm within a minute (checked again every ${RECHECK_NOTICES_MS / 1000} s). If it stays unconfirmed, the relay may be hiding it from them.`;
 }
 
 /** Wires the consent list, export and erase; `changed` is called when sending may have stopped. */

@@ -5,8 +5,9 @@
  * (`watch_agent_keys`, `watch_audit`) closes the connection with 4102 instead of reaching the
  * relay, as such a relay closes it. The widget connects again at once without it, never asks it
  * again while the page lives, and chats: the first message is sent (its session lost on the
- * way, not the message) and the agent's answer arrives. A close with another code is a drop
- * like any other: the widget asks again on the next session.
+ * way, not the message) and the agent's answer arrives. A reload does not ask it either (the
+ * knowledge is kept in the tab's sessionStorage): one connection per page load. A close with
+ * another code is a drop like any other: the widget asks again on the next session.
  */
 import { describe, expect, it } from "vitest";
 import type { CborValue } from "@sealdesk/protocol";
@@ -88,6 +89,20 @@ describe("the widget behind a relay that does not know the push requests (Chromi
     await expect.poll(() => lines(page), { timeout: 20_000 }).toContain("still here");
     expect(await page.locator("#log li.line").count()).toBe(before + 1);
     expect(seen.middle.links.length).toBe(4);
+    expect(seen.asked.get("watch_agent_keys")).toBe(1);
+    expect(seen.asked.get("watch_audit")).toBe(1);
+    expect(await page.locator("#alert").isHidden()).toBe(true);
+
+    // A reload: what the relay showed it does not know is kept for the browser session
+    // (sessionStorage), so the new page opens one connection and asks neither, and chats.
+    const stored = await page.evaluate(() => Object.keys(sessionStorage).filter((k) => k.startsWith("sealdesk/relay-does-not-know/")));
+    expect(stored).toHaveLength(1);
+    await page.reload();
+    await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");
+    await expect.poll(() => lines(page), { timeout: 20_000 }).toContain("still here");
+    await s.org.agent(["send", "--conversation", id, "after the reload"]);
+    await expect.poll(() => lines(page), { timeout: 20_000 }).toContain("after the reload");
+    expect(seen.middle.links.length).toBe(5);
     expect(seen.asked.get("watch_agent_keys")).toBe(1);
     expect(seen.asked.get("watch_audit")).toBe(1);
     expect(await page.locator("#alert").isHidden()).toBe(true);

@@ -48,7 +48,7 @@ describe("a revocation's confirmation in the widget, witnessed later (Chromium)"
     expect(await status.getAttribute("data-witnessed")).toBe("false");
     expect(await status.getAttribute("data-consent")).toBe(id);
     const said = (await status.textContent()) ?? "";
-    const entry = /^Revoked \(audit log entry #(\d+)\), proven in the log\. Not yet witnessed: /.exec(said)?.[1];
+    const entry = /^Revoked \(audit log entry #(\d+)\), but NOT YET CONFIRMED by the business's independent trustees; /.exec(said)?.[1];
     expect(entry).toBeDefined();
     expect(said).toContain("checked again every 10 s");
     await page.evaluate(() => {

@@ -86,7 +86,7 @@ describe("consents, export and erasure in the widget (Chromium)", () => {
     await page.locator(`#consents li[data-consent="${second}"] button`).focus();
     await page.keyboard.press("Enter");
     await expect.poll(() => page.locator("#consent-status").getAttribute("data-outcome"), { timeout: 20_000 }).toBe("revoked");
-    expect(await page.locator("#consent-status").textContent()).toMatch(/^Revoked \(audit log entry #\d+\), proven in the log\. Not yet witnessed/);
+    expect(await page.locator("#consent-status").textContent()).toMatch(/^Revoked \(audit log entry #\d+\), but NOT YET CONFIRMED by the business's independent trustees; they usually confirm within a minute/);
     await expect.poll(() => page.locator(`#consents li[data-consent="${second}"]`).getAttribute("data-state")).toBe("revoked");
     // The "Consent granted … (id …)" line of the revoked consent is gone.
     await expect.poll(() => page.locator("#consent-result").textContent()).toBe("");

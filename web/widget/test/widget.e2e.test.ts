@@ -138,7 +138,7 @@ describe("the widget in Chromium", () => {
     await page.screenshot({ path: join(shots, "widget-consent-notice.png") });
 
     // A ticket the master closes at once: the close is logged while no trustee has cosigned a
-    // log holding it — shown "not yet witnessed", never as genuine, until the trustee cosigns.
+    // log holding it — shown "not yet confirmed", never as genuine, until the trustee cosigns.
     await s.org.as("owner", ["dispute", "open", "--conversation", id, "--reason", "a second look"]);
     const all = JSON.parse(await s.org.as("owner", ["dispute", "list", "--json"])) as { tickets: { ticket: string }[] };
     const second = all.tickets.map((t) => t.ticket).find((t) => t !== ticket) ?? "";
@@ -147,10 +147,14 @@ describe("the widget in Chromium", () => {
     await expect.poll(() => pending.count(), { timeout: 20_000 }).toBe(1);
     expect(await pending.getAttribute("data-witnessed")).toBe("false");
     expect(await pending.getAttribute("data-verified")).toBe("false");
-    expect(await pending.locator("strong").textContent()).toBe("Dispute closed (not yet witnessed)");
+    expect(await pending.locator("strong").textContent()).toBe("Dispute closed — not yet confirmed");
     expect(await rule(pending)).toBe("rgb(122, 89, 0)");
     // One plain sentence; what it says and why it is unconfirmed behind "Details", closed.
-    expect(await pending.locator(".plain").textContent()).toBe("Not confirmed yet: it is still being checked, and this notice will update by itself.");
+    expect(await pending.locator(".plain").textContent()).toBe(
+      "Recorded, but the business's independent trustees have not confirmed it yet. They usually do within a minute; until then, do not rely on it. This notice updates by itself.",
+    );
+    // The customer's words, as the CLI's ("NOT YET CONFIRMED"): not the protocol's "witnessed".
+    expect((await pending.textContent())?.toLowerCase()).not.toContain("witness");
     expect(await pending.locator("details").getAttribute("open")).toBeNull();
     expect(await pending.locator("details p").isVisible()).toBe(false);
     // A taller page for the notice's own pictures (the open panels leave the log little room).
@@ -161,6 +165,16 @@ describe("the widget in Chromium", () => {
     await pending.locator("summary").click();
     expect(await pending.locator("details p").isVisible()).toBe(true);
     await pending.screenshot({ path: join(shots, "widget-notice-unwitnessed-details.png") });
+    // On a narrow widget (a small phone, 320 px; an open panel takes the log's place there, so
+    // back to the chat first) the title and the sentence wrap within the notice: nothing runs
+    // off its side.
+    await page.setViewportSize({ width: 320, height: 1100 });
+    await page.locator("details[open] button.back").click();
+    await pending.evaluate((e) => e.scrollIntoView({ block: "end" }));
+    expect(await pending.isVisible()).toBe(true);
+    expect(await pending.evaluate((e) => Array.from(e.querySelectorAll("*")).every((c) => c.getBoundingClientRect().right <= e.getBoundingClientRect().right + 0.5))).toBe(true);
+    expect(await pending.evaluate((e) => e.scrollWidth <= e.clientWidth)).toBe(true);
+    await pending.screenshot({ path: join(shots, "widget-notice-unwitnessed-narrow.png") });
     if (size !== null) await page.setViewportSize(size);
     await page.screenshot({ path: join(shots, "widget-notice-unwitnessed.png") });
     await s.org.as("t1", ["trustee", "serve", "--once"]);

@@ -13,11 +13,11 @@ import { lineTime } from "../dates.js";
 import { AttachmentError, attachmentBlob, safeFileName, type AttachmentRef } from "../attachment.js";
 import { TO_CUSTOMER, noticeSigner, noticeText, type Notice, type NoticeAudience } from "../notice.js";
 
-import { unconfirmedBody } from "./releases.js";
+import { UNCONFIRMED_TITLE, unconfirmedBody } from "./releases.js";
 
 export { redraw, replaceItem } from "./redraw.js";
 export { HOLES_DRAWN, HOLES_LISTED, customerClaimText, customerHoleText, holesDrawn, listedHoleText, moreHolesItem, moreHolesText, setText, updateMoreHolesItem, type HolesAudience, type HolesDrawn, type MoreHoles } from "./holes.js";
-export { UNCONFIRMED, joinsOpening, openingBasis, releaseItem, unconfirmedBody, type ReleaseShare, type TrusteeCount } from "./releases.js";
+export { UNCONFIRMED, UNCONFIRMED_TITLE, joinsOpening, openingBasis, releaseItem, unconfirmedBody, type ReleaseShare, type TrusteeCount } from "./releases.js";
 
 /** The element `#id`. */
 export function el<T extends HTMLElement>(id: string): T {
@@ -115,7 +115,8 @@ const NOTICE_TITLES: Record<Notice["kind"], string> = {
  * - `verified`: "Verified ✓: signed by …, proven in the public audit log (entry i of n), vouched
  *   for by the business's key trustees";
  * - `unwitnessed`: signed and proven, but too few of the org's trustees vouch for the log yet
- *   ("not yet witnessed"; the caller checks it again), never shown as genuine;
+ *   (titled "… — not yet confirmed", one plain sentence, the rest behind "Details"; the caller
+ *   checks it again), never shown as genuine;
  * - `unverified`: NOT GENUINE, or a repeat: "treat it with suspicion".
  *
  * `data-verified` and `data-witnessed` say the verdict too; `data-seq` is the notice's place.
@@ -132,7 +133,7 @@ export function noticeItem(n: Notice, audience: NoticeAudience = TO_CUSTOMER): H
   li.dataset.witnessed = String(!pending);
   const head = document.createElement("strong");
   const title = NOTICE_TITLES[n.kind];
-  head.textContent = n.verified ? title : pending ? `${title} (not yet witnessed)` : `${title} (not verified)`;
+  head.textContent = n.verified ? title : pending ? `${title} — ${UNCONFIRMED_TITLE}` : `${title} (not verified)`;
   const text = n.event === undefined ? n.text : noticeText(n.event, n.signer, audience, n.failure ?? null, n.unwitnessed ?? null, n.repeat ?? false);
   const said = `${text.charAt(0).toUpperCase()}${text.slice(1)}.`;
   if (pending) {

@@ -17,8 +17,16 @@ export interface TrusteeCount {
   threshold: number;
 }
 
-/** The one sentence a notice not yet witnessed says; the rest is behind "Details". */
-export const UNCONFIRMED = "Not confirmed yet: it is still being checked, and this notice will update by itself.";
+/**
+ * The one sentence a notice not yet witnessed says, in plain words for the customer (as the
+ * CLI's "NOT YET CONFIRMED by the org's independent trustees; they usually confirm within a
+ * minute"); the rest is behind "Details".
+ */
+export const UNCONFIRMED =
+  "Recorded, but the business's independent trustees have not confirmed it yet. They usually do within a minute; until then, do not rely on it. This notice updates by itself.";
+
+/** The title of a notice not yet witnessed: its kind's title, then this. */
+export const UNCONFIRMED_TITLE = "not yet confirmed";
 
 /**
  * The body of a notice not yet witnessed: one plain sentence, and behind a disclosure
@@ -68,7 +76,7 @@ export function openingBasis(o: Opening, audience: NoticeAudience): string {
 
 /**
  * The notice of one opening, from its shares (at least one, each `joinsOpening`): verified once
- * every share is, otherwise "not yet witnessed" (`data-state` as `noticeItem`'s; `data-shares`:
+ * every share is, otherwise "not yet confirmed" (`data-state` as `noticeItem`'s; `data-shares`:
  * how many shares; `data-seqs`: their places).
  */
 export function releaseItem(shares: readonly ReleaseShare[], count: TrusteeCount | null, audience: NoticeAudience = TO_CUSTOMER): HTMLLIElement {
@@ -85,7 +93,7 @@ export function releaseItem(shares: readonly ReleaseShare[], count: TrusteeCount
   li.dataset.verified = String(verified);
   li.dataset.witnessed = String(verified);
   const head = document.createElement("strong");
-  head.textContent = verified ? "Release notice" : "Release notice (not yet witnessed)";
+  head.textContent = verified ? "Release notice" : `Release notice — ${UNCONFIRMED_TITLE}`;
   const trustees = sorted.map((n) => n.signer ?? "a trustee");
   const epochs = o === null ? "" : o.first === o.last ? `epoch ${o.first}` : `epochs ${o.first}–${o.last}`;
   const basis = o === null ? "" : openingBasis(o, audience);
