@@ -143,3 +143,38 @@ async fn a_consent_reaches_the_customers_device_on_another_node_her_message_does
         .await;
     not_pushed(&mut on_b, "her own message on node B", chat.id, message).await;
 }
+
+/// Issue 20: the org's master, connected to another node than the one that stored a consent, is
+/// pushed it too — before, only the master's connections on the storing node were (the other
+/// nodes push a conversation's items from their cursors to its members, and the master is not
+/// one). The master on node B makes no request here: the consent comes by push, not by a read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consent_reaches_the_master_on_another_node_and_no_one_else_there() {
+    let Some((db, keys)) = cluster::database("own_devices_push_master") else {
+        return;
+    };
+    let key = keys.path().join("log.key");
+    let a = cluster::node(&db, &key, true);
+    let b = cluster::node(&db, &key, true);
+    let org = Org::setup(&a.url, 73, "acme", 1, 2).await;
+    let customer = &org.customers[0];
+    let mut sharing = RawClient::login(&a.url, customer).await;
+    let mut master = RawClient::login(&b.url, &org.master).await;
+    let mut agent = RawClient::login(&b.url, &org.agents[0]).await;
+    let mut outsider = RawClient::login(&b.url, &org.customers[1]).await;
+
+    let chat = org.start_chat(&mut sharing, 0, 730).await;
+    // Node B watches the conversation (its agent is connected there) before the consent.
+    pushed(&mut agent, "epoch 0 to the agent on node B", chat.id, chat.epoch_seq).await;
+    let token = full_consent(&org, customer, chat.id, 731);
+    let seq = sharing.stored(Request::ShareConsent(token.clone())).await;
+    let item = pushed(&mut master, "the consent to the master on node B", chat.id, seq).await;
+    match &item.item {
+        Item::Consent(t) => assert_eq!(t.id, token.id, "the consent shared is the one pushed"),
+        other => panic!("expected the consent item, got {other:?}"),
+    }
+    // Once only, and to no other account connected to node B.
+    not_pushed(&mut master, "the consent a second time", chat.id, seq).await;
+    not_pushed(&mut agent, "the consent to the agent on node B", chat.id, seq).await;
+    not_pushed(&mut outsider, "the consent to another customer on node B", chat.id, seq).await;
+}
