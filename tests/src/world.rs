@@ -4,13 +4,13 @@
 //! while trustees serve release requests as they arrive — waiting for the request's push, not
 //! for time — and returns what each trustee did.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use futures_util::future::join_all;
 use sealdesk_client::{
     Account, Client, ClientError,
     account::LogEntry,
-    client::{HistoryLine, OrgSpec},
+    client::{Event, HistoryLine, OrgSpec},
     vault::KdfParams,
 };
 use sealdesk_protocol::{card::Role, ids::ConversationId, keys::IdentityKeys};
@@ -144,6 +144,12 @@ impl World {
             Via::Relay => self.url.clone(),
             Via::Proxy => self.proxy().url(),
         }
+    }
+
+    /// Copies the home of account `from` to `to`, as a second device of the same account
+    /// (the same keys, a vault of its own from here on).
+    pub fn copy_home(&self, from: &str, to: &str) {
+        copy_dir(&self.home(from), &self.home(to));
     }
 
     /// Creates, connects (directly) and registers an account.
@@ -398,6 +404,35 @@ pub fn assert_nothing_released(master: &Client, conv: &ConversationId) {
             format!("{e:?}"),
             format!("{:?}", sealdesk_client::escrow::not_released(conv)),
         ),
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Handles `c`'s pushes until one yields an event `pred` accepts, and returns it; panics if
+/// none comes within [`STEP`] of the last push.
+pub async fn events_until(c: &mut Client, pred: impl Fn(&Event) -> bool) -> Event {
+    loop {
+        let push = tokio::time::timeout(STEP, c.session().next_push())
+            .await
+            .expect("the awaited event never came")
+            .expect("the session closed");
+        if let Ok(events) = c.handle_push(push).await.unwrap()
+            && let Some(e) = events.into_iter().find(|e| pred(e))
+        {
+            return e;
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::{collections::HashSet, path::Path};
+use std::collections::HashSet;
 
 use sealdesk_client::{Account, Client};
 use sealdesk_protocol::{
@@ -15,26 +15,13 @@ use sealdesk_protocol::{
 };
 use sealdesk_tests::world::{PASS, Via, World, open_chat, texts};
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 #[tokio::test]
 async fn two_devices_of_one_agent_never_seal_under_one_counter() {
     let w = World::with_proxy().await;
     // Epochs of two messages, so that the customer's epoch 0 is full before the agent writes.
     let master = w.org_master(&["alice"], Some(2)).await;
     master.close().await;
-    copy_dir(&w.home("alice"), &w.home("alice-browser"));
+    w.copy_home("alice", "alice-browser");
     let mut carol = w.user_via("carol", Role::Customer, Via::Proxy).await;
     let conv = open_chat(&mut carol).await;
     carol.send_text(&conv, "c1").await.unwrap();

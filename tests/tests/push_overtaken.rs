@@ -6,32 +6,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::Duration;
-
 use sealdesk_client::{
     account::LogEntry,
-    client::{Client, Event, EventKind},
+    client::{Event, EventKind},
 };
 use sealdesk_protocol::{card::Role, message::ContentKind, status::ConversationStatus};
-use sealdesk_tests::world::World;
-
-/// The longest wait for one push (an event, never a fixed sleep).
-const STEP: Duration = Duration::from_secs(20);
-
-/// Handles `c`'s pushes until one yields an event `pred` accepts; panics if none comes.
-async fn events_until(c: &mut Client, pred: impl Fn(&Event) -> bool) -> Event {
-    loop {
-        let push = tokio::time::timeout(STEP, c.session().next_push())
-            .await
-            .expect("the awaited event never came")
-            .expect("the session closed");
-        if let Ok(events) = c.handle_push(push).await.unwrap()
-            && let Some(e) = events.into_iter().find(|e| pred(e))
-        {
-            return e;
-        }
-    }
-}
+use sealdesk_tests::world::{World, events_until};
 
 fn is_status(e: &Event) -> bool {
     matches!(

@@ -11,8 +11,11 @@
 //!   conversations with members connected to it, it reads the committed items after its cursor
 //!   and pushes them, once per member connection: the cursor is per conversation and per node,
 //!   every read starts at it (never earlier, whatever a wake-up names), and items this node
-//!   pushed itself when it acknowledged them are skipped, and a message is not pushed to its
-//!   sender's connections here (its devices read it at their next sync). The items read also bring what the node caches of the conversation up to date (messages
+//!   pushed itself when it acknowledged them are skipped. The sender's own connections here
+//!   (its other devices) get the item like everyone else's, as on the node that stored it.
+//!   The org's master, no
+//!   member, is not pushed a consent from a cursor: the node that stored it forwards it to the
+//!   master's connections on the others ([`Service::forward_item`]). The items read also bring what the node caches of the conversation up to date (messages
 //!   are counted in; an item that changed the record reloads it). A wake-up round reads every conversation it names in one
 //!   statement ([`committed_tails`](crate::store::ConversationLog::committed_tails)), not one
 //!   round trip (or two) each. The periodic catch-up asks the database for the heads of every
@@ -238,8 +241,9 @@ impl Service {
     /// (`release`: its id) goes by id, each node reading it from the database: with its epoch
     /// records it may not fit a notification. Any other frame too large for a notification
     /// (an `agent_key_changed` naming many conversations) is stored by the engine and goes by
-    /// reference ([`Self::forwarded_stored_push`]). Conversation items do not come here: they
-    /// go by wake-ups and cursors.
+    /// reference ([`Self::forwarded_stored_push`]). Conversation items come here only for an
+    /// account that is not a member ([`Self::forward_item`]); the members' go by wake-ups and
+    /// cursors.
     pub(super) fn forward(&self, who: &SigningPublicKey, release: Option<&TokenId>, frame: &[u8]) {
         if !self.store_shared {
             return;
@@ -255,6 +259,20 @@ impl Service {
                     );
                 }
             }
+        }
+    }
+
+    /// In a cluster, sends `item` as a push to `who`'s connections on the other nodes, for an
+    /// account that is no member of the item's conversation and so is never pushed it from
+    /// another node's cursor ([`Self::push_page`] pushes only to the members connected there):
+    /// the org's master and a consent. Called once, by the node that stored the item.
+    pub(super) fn forward_item(&self, who: &SigningPublicKey, item: &Sequenced) {
+        if !self.store_shared {
+            return;
+        }
+        match wire::encode(&Frame::Push(Push::Item(item.clone()))) {
+            Ok(bytes) => self.forward(who, None, &bytes),
+            Err(e) => warn!(error = %e, "item too large to push; the master will list it"),
         }
     }
 
@@ -636,14 +654,11 @@ impl Service {
                 continue;
             };
             let bytes = Bytes::from(bytes);
-            // A message's sender is left out here as on the node that stored it
-            // (`Service::push_item`): its devices read their own messages at their next sync.
-            let sender = match &stored.sequenced.item {
-                Item::Message(env) => Some(env.header.sender),
-                _ => None,
-            };
+            // The sender's connections here are its other devices (the one that sent is on
+            // the node that stored it, which answered it): they get the item too, as on that
+            // node (`Service::push_item`).
             for who in &online {
-                if Some(*who) != sender && s.may_read(who, stored.epoch) {
+                if s.may_read(who, stored.epoch) {
                     pushed += self.hub.push(who, &bytes);
                 }
             }

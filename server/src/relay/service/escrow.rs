@@ -124,6 +124,9 @@ impl Service {
         // lists it at once), never back to the one that shared it.
         self.push_item(&item, &audience, caller.origin());
         self.push_item(&item, &[master], caller.origin());
+        // The master is no member of the conversation: other nodes, which push its items from
+        // their cursors to the members connected there, would never push it this one.
+        self.forward_item(&master, &item);
         Ok(Some(Response::stored(item.seq)))
     }
 
