@@ -9,16 +9,13 @@ use std::time::Instant;
 use sealdesk_client::ClientError;
 use sealdesk_client::account::LogEntry;
 use sealdesk_client::client::{Client, Event, EventKind, HistoryLine, reconnect::Reconnected};
-use sealdesk_protocol::{
-    card::Role,
-    ids::ConversationId,
-    wire::{ByteQuota, Push, QuotaScope},
-};
+use sealdesk_protocol::{card::Role, ids::ConversationId};
 
 use super::backoff::Backoff;
 use super::commands::{command, conversations, select, send_line};
 use super::event::{Connection, Shown, Sink};
 use super::interrupt::Interrupts;
+use super::quota::QuotaTold;
 use super::upload;
 use super::{FLUSH_DEADLINE, Result};
 use crate::error::CliError;
@@ -65,42 +62,6 @@ pub(crate) struct Session {
     pub(crate) quotas: QuotaTold,
 }
 
-/// The stored-bytes warnings the chat has shown, by whose quota (the account's, or an org's)
-/// with the highest figures shown since the chat last learned that quota stood below the
-/// warning level. The relay gives the warning of a quota a send brought near both in the send's
-/// answer and as a push (which may arrive after the answer to a later send), and pushes it again
-/// at every sign-in (a reconnection too) while the quota stays there: the chat shows a warning
-/// only when it says more than one already shown.
-#[derive(Default)]
-pub(crate) struct QuotaTold(std::collections::HashMap<Option<String>, (u64, u64)>);
-
-impl QuotaTold {
-    /// Whether `quota` is news: not at or under a warning of its quota already shown. `org`
-    /// names the org of an org's quota (the conversation's for an answer, the push's for a
-    /// push); an account's quota is one whatever the org.
-    pub(crate) fn news(&mut self, org: Option<&str>, quota: &ByteQuota) -> bool {
-        let whose = match quota.scope {
-            QuotaScope::Account => None,
-            QuotaScope::Org => Some(org.unwrap_or_default().to_owned()),
-        };
-        match self.0.get(&whose) {
-            Some(&(used, most)) if most == quota.most && used >= quota.used => false,
-            _ => {
-                self.0.insert(whose, (quota.used, quota.most));
-                true
-            }
-        }
-    }
-
-    /// A send in a conversation of `org` was answered without a warning: the account's quota
-    /// and `org`'s stand below the warning level, and their next warning is news whatever its
-    /// figures (after an erasure, say).
-    pub(crate) fn below(&mut self, org: &str) {
-        self.0.remove(&None);
-        self.0.remove(&Some(org.to_owned()));
-    }
-}
-
 /// Runs the chat until `/quit` or the end of `input` (see [`super::run`]).
 pub(crate) async fn drive<I: Input, S: Sink>(
     client: &mut Client,
@@ -121,7 +82,9 @@ pub(crate) async fn drive<I: Input, S: Sink>(
     let events = client.sync_all().await?;
     show_events(client, out, &events, &mut s).map_err(io)?;
     // A quota at its warning level is told at sign-in, in a push the sync set aside.
-    show_quota_pushes(out, client.take_other_pushes(), &mut s).map_err(io)?;
+    s.quotas
+        .show_pushes(out, client.take_other_pushes())
+        .map_err(io)?;
     s.current = conversation.or_else(|| {
         client
             .account()
@@ -617,7 +580,7 @@ async fn on_push<S: Sink>(
     let mut events: Vec<Event> = match client.handle_push(push).await? {
         Ok(events) => events,
         Err(other) => {
-            show_quota_pushes(out, [other], s).map_err(io)?;
+            s.quotas.show_pushes(out, [other]).map_err(io)?;
             Vec::new()
         }
     };
@@ -631,27 +594,6 @@ async fn on_push<S: Sink>(
         .any(|e| matches!(e.kind, EventKind::Entry { .. } | EventKind::Assigned { .. }))
     {
         conversations(client, out, s.current, false).map_err(io)?;
-    }
-    Ok(())
-}
-
-/// Shows the `quota_warning` pushes among `pushes` that are news (the others are not shown in
-/// the chat).
-fn show_quota_pushes<S: Sink>(
-    out: &mut S,
-    pushes: impl IntoIterator<Item = Push>,
-    s: &mut Session,
-) -> std::io::Result<()> {
-    for push in pushes {
-        if let Push::QuotaWarning { org, quota } = push
-            && s.quotas.news(org.as_deref(), &quota)
-        {
-            out.show(Shown::Warning {
-                conversation: None,
-                here: false,
-                text: sealdesk_client::quota::pushed_quota_warning(org.as_deref(), &quota),
-            })?;
-        }
     }
     Ok(())
 }
@@ -780,41 +722,4 @@ pub(crate) fn show_events<S: Sink>(
 /// Whether this account is the customer of conversations (the banner's wording).
 pub(crate) fn is_customer(client: &Client) -> bool {
     client.account().role() == Role::Customer
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn quota(scope: QuotaScope, used: u64) -> ByteQuota {
-        ByteQuota {
-            scope,
-            used,
-            most: 1000,
-        }
-    }
-
-    #[test]
-    fn a_quota_warning_is_shown_once_and_never_after_a_higher_one() {
-        let mut told = QuotaTold::default();
-        // The answer to a send, then the same warning pushed (the push names no org for an
-        // account's quota, the answer is given with the conversation's org).
-        assert!(told.news(Some("acme"), &quota(QuotaScope::Account, 850)));
-        assert!(!told.news(None, &quota(QuotaScope::Account, 850)));
-        // At the next sign-in, unchanged: not again. Higher: shown.
-        assert!(!told.news(None, &quota(QuotaScope::Account, 850)));
-        assert!(told.news(None, &quota(QuotaScope::Account, 950)));
-        // The push of the 85% crossing arriving after the 95% answer: stale, not shown.
-        assert!(!told.news(None, &quota(QuotaScope::Account, 850)));
-        // An org's quota is its own, and each org's is distinct.
-        assert!(told.news(Some("acme"), &quota(QuotaScope::Org, 900)));
-        assert!(!told.news(Some("acme"), &quota(QuotaScope::Org, 900)));
-        assert!(told.news(Some("globex"), &quota(QuotaScope::Org, 900)));
-        // A send answered without a warning: acme's and the account's quotas are below the
-        // level again, so their next crossing is news; globex's warning still stands.
-        told.below("acme");
-        assert!(told.news(None, &quota(QuotaScope::Account, 850)));
-        assert!(told.news(Some("acme"), &quota(QuotaScope::Org, 850)));
-        assert!(!told.news(Some("globex"), &quota(QuotaScope::Org, 900)));
-    }
 }
