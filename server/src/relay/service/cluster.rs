@@ -555,7 +555,7 @@ impl Service {
                 (head > pushed).then_some((c, head))
             })
             .collect();
-        behind.sort_unstable_by(|x, y| x.0.cmp(&y.0));
+        behind.sort_unstable_by_key(|x| x.0);
         self.metrics
             .catch_up_found
             .add(u64::try_from(behind.len()).unwrap_or(u64::MAX));
