@@ -361,7 +361,12 @@ pub struct Metrics {
     /// Time from reading a `Send` to queueing its `Stored` answer (store, group commit,
     /// pushes), seconds (recorded by the protocol layer).
     pub ack_latency: Histogram,
-    /// Cluster mode: conversations read from their push cursor by the periodic catch-up.
+    /// Cluster mode: conversations the periodic catch-up found behind (their committed head
+    /// past this node's cursor), handed to the wake-up rounds.
+    pub catch_up_found: Counter,
+    /// Cluster mode: of those, the conversations a round read because the catch-up found
+    /// them (no wake-up of that round named them, and no earlier round had read them up to
+    /// the head seen).
     pub catch_up_reads: Counter,
     /// Cluster mode: conversations read from their push cursor for a wake-up.
     pub wakeup_reads: Counter,
@@ -382,8 +387,8 @@ pub struct Metrics {
     pub wake_round: Histogram,
     /// Cluster mode: conversations read per wake-up round.
     pub wake_round_conversations: Histogram,
-    /// Cluster mode: each periodic catch-up (the heads of the watched conversations, the reads
-    /// of those that moved and their pushes), seconds; wake-ups wait meanwhile.
+    /// Cluster mode: each periodic catch-up's query (the heads of the watched conversations),
+    /// seconds; it runs beside the wake-up rounds, which read what it finds.
     pub catch_up_round: Histogram,
     /// Cluster mode: the catch-up's fold of the stored-bytes counts into the database,
     /// seconds.
@@ -427,7 +432,7 @@ impl Metrics {
             (
                 &self.catch_up_round,
                 "sealdesk_cluster_catch_up_seconds",
-                "Time of a periodic catch-up: heads of the watched conversations, reads of those that moved.",
+                "Time of a periodic catch-up's query: the heads of the watched conversations (beside the rounds).",
             ),
             (
                 &self.byte_fold,
@@ -459,8 +464,13 @@ impl Metrics {
                 c.refused(),
             ),
             (
+                "sealdesk_cluster_catch_up_found_total",
+                "Conversations the periodic catch-up found behind their head, handed to the rounds.",
+                self.catch_up_found.get(),
+            ),
+            (
                 "sealdesk_cluster_catch_up_reads_total",
-                "Conversations read from their push cursor by the periodic catch-up.",
+                "Conversations a round read because the catch-up found them behind (no wake-up named them).",
                 self.catch_up_reads.get(),
             ),
             (
@@ -548,6 +558,7 @@ impl Metrics {
             group_commit_batch_size: Histogram::new(BATCH_BUCKETS),
             commit_wait: Histogram::new(LATENCY_BUCKETS),
             ack_latency: Histogram::new(LATENCY_BUCKETS),
+            catch_up_found: Counter::default(),
             catch_up_reads: Counter::default(),
             wakeup_reads: Counter::default(),
             cluster_pushes: Counter::default(),

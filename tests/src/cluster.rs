@@ -101,37 +101,50 @@ pub fn node(db: &str, key: &Path, wakeups: bool) -> Node {
 /// wants held, makes the other node act, and opens it: the race happens by construction, not
 /// within a time window. Open when made; the gate's file lives in a directory of its own,
 /// removed with the gate.
+///
+/// [`CommitGate::catch_up`] makes the same kind of gate for the node's periodic catch-up
+/// (`SEALDESK_TEST_CATCH_UP_GATE`): while it is closed, the catch-up that starts waits.
 pub struct CommitGate {
     dir: TempDir,
+    var: &'static str,
 }
 
 impl CommitGate {
-    /// An open gate.
+    /// An open commit gate.
     pub fn new() -> Self {
+        Self::of(sealdesk_server::commit::COMMIT_GATE_ENV)
+    }
+
+    /// An open catch-up gate ([`sealdesk_server::relay::CATCH_UP_GATE_ENV`]): while it is closed,
+    /// the node's periodic catch-up waits before asking the database which conversations are
+    /// behind (and logs "a catch-up held at its gate").
+    pub fn catch_up() -> Self {
+        Self::of(sealdesk_server::relay::CATCH_UP_GATE_ENV)
+    }
+
+    fn of(var: &'static str) -> Self {
         Self {
             dir: tempfile::tempdir().unwrap(),
+            var,
         }
     }
 
-    /// The file whose existence closes the gate (the node's `SEALDESK_TEST_COMMIT_GATE`).
+    /// The file whose existence closes the gate.
     pub fn path(&self) -> PathBuf {
         self.dir.path().join("closed")
     }
 
     /// The environment variable that puts a node behind this gate.
     pub fn env(&self) -> (&'static str, String) {
-        (
-            sealdesk_server::commit::COMMIT_GATE_ENV,
-            self.path().to_string_lossy().into_owned(),
-        )
+        (self.var, self.path().to_string_lossy().into_owned())
     }
 
-    /// Closes the gate: every flush the node starts from now on waits.
+    /// Closes the gate: every flush (or catch-up) the node starts from now on waits.
     pub fn close(&self) {
         std::fs::write(self.path(), b"closed").unwrap();
     }
 
-    /// Opens the gate: the flush held, if any, goes on, and so do later ones.
+    /// Opens the gate: the flush (or catch-up) held, if any, goes on, and so do later ones.
     pub fn open(&self) {
         std::fs::remove_file(self.path()).unwrap();
     }

@@ -1,17 +1,36 @@
-//! Cluster mode's background work on each node: the wake-up listener and the periodic
-//! catch-up, both feeding the service's cross-node pushes (`service::cluster`).
+//! Cluster mode's background work on each node: the wake-up listener, the wake-up rounds and
+//! the periodic catch-up, feeding the service's cross-node pushes (`service::cluster`).
+//!
+//! ```text
+//!  listener ──(wake-ups, ≤ WAKE_QUEUE)──┐
+//!                                       ├─► round task: one round at a time, each conversation
+//!  catch-up ──(behind, one list at most)┘   read once per round, all in one statement
+//!  chores, presence: tasks of their own (no round waits behind them)
+//! ```
 //!
 //! A wake-up names conversations another node appended to; the node reads each from its push
 //! cursor, brings what it caches of it up to date and pushes what is new to the members
 //! connected to it. The wake-ups queued while a round runs are merged into the next round, so
 //! a conversation is read once per round however many batches named it (a node behind never
-//! falls further behind), and a round reads all its conversations in one statement. Rounds
-//! run one at a time (two reads of one conversation at once could push an item twice); the
-//! node's other periodic work — folding its stored-bytes counts into the database and
-//! reloading blocks — runs in a task of its own ([`chores`]), so no
-//! wake-up waits behind it. Every `cluster_catch_up_ms`, and whenever the listener (re)connects,
-//! the watched conversations whose head moved past their cursor (one query for all) are read
-//! too, so a lost wake-up only delays a push. When the listener (re)connects, the node also
+//! falls further behind), and a round reads all its conversations in one statement.
+//!
+//! **Architecture Invariant:** only the round task reads conversations for pushes, one round
+//! at a time: two reads of one conversation at once could push an item twice.
+//!
+//! The periodic catch-up (every `cluster_catch_up_ms`, and whenever the listener
+//! (re)connects) is a task of its own ([`catch_up`]): it asks the database which watched
+//! conversations moved past their cursor (one query for all, `Service::behind`) and hands the
+//! list to the round task, which reads those conversations in its next round, merged with the
+//! wake-ups queued (a conversation both named and found behind is read once), so a lost wake-up
+//! only delays a push. It used to run inside a round, holding the node's single round slot
+//! while it queried and read every conversation found behind — on a loaded node most of them
+//! only behind because their wake-up was queued behind the catch-up itself — and a minority of
+//! wake-ups waited 0.5–2.5 s for their round (BENCHMARKS.md, "Catch-up off the round slot").
+//! Now the slot holds only reads: a slow heads query delays the catch-up alone.
+//!
+//! The node's other periodic work — folding its stored-bytes counts into the database and
+//! reloading blocks — runs in a task of its own ([`chores`]), so no wake-up waits behind it
+//! either. When the listener (re)connects, the node also
 //! reloads the blocks (one another node stored meanwhile is enforced at once, not a chores
 //! period later) and re-checks the registered agent keys connected to it against their names'
 //! current keys and closes an old key's sessions (a re-certification's close, forwarded once,
@@ -29,7 +48,10 @@ use std::{
 };
 
 use sealdesk_protocol::{ids::ConversationId, keys::SigningPublicKey};
-use tokio::{sync::mpsc, task::JoinHandle};
+use tokio::{
+    sync::{Notify, mpsc},
+    task::JoinHandle,
+};
 use tracing::warn;
 
 use super::service::Service;
@@ -62,6 +84,10 @@ pub(super) struct ClusterConfig {
 pub(super) fn spawn(svc: Arc<Service>, cfg: ClusterConfig) -> JoinHandle<()> {
     tokio::spawn(async move {
         let (tx, mut rx) = mpsc::channel::<(Instant, Wake)>(WAKE_QUEUE);
+        // One list of conversations behind at most: the catch-up asks again only once the
+        // round task took its previous answer.
+        let (behind_tx, mut behind_rx) = mpsc::channel::<Vec<(ConversationId, u64)>>(1);
+        let catch_up_now = Arc::new(Notify::new());
         // Aborted with this task (its future is dropped, and the guard with it).
         let _listener = cfg.wakeups.then(|| {
             AbortOnDrop(tokio::spawn(crate::store::listen_for_wakeups(
@@ -75,22 +101,28 @@ pub(super) fn spawn(svc: Arc<Service>, cfg: ClusterConfig) -> JoinHandle<()> {
         let period = cfg
             .catch_up
             .max(Duration::from_millis(crate::config::MIN_CATCH_UP_MS));
-        // The catch-up's other work runs in a task of its own: wake-ups never wait behind it.
+        // The catch-up's query and the other periodic work run in tasks of their own: wake-up
+        // rounds never wait behind them.
+        let _catch_up = AbortOnDrop(tokio::spawn(catch_up(
+            Arc::clone(&svc),
+            period,
+            behind_tx,
+            Arc::clone(&catch_up_now),
+        )));
         let _chores = AbortOnDrop(tokio::spawn(chores(Arc::clone(&svc), period)));
         let _presence = AbortOnDrop(tokio::spawn(presence(
             Arc::clone(&svc),
             period,
             cfg.presence_ttl,
         )));
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             // Everything queued meanwhile is handled in one round: each conversation is read
-            // once however many wake-ups named it.
+            // once however many wake-ups named it, and once if the catch-up found it too.
             let mut round = Round::default();
             tokio::select! {
-                _ = tick.tick() => round.catch_up = true,
+                Some(behind) = behind_rx.recv() => round.behind = behind,
                 Some((at, w)) = rx.recv() => round.add(at, w),
+                else => return,
             };
             while round.len() < MAX_ROUND {
                 match rx.try_recv() {
@@ -98,13 +130,65 @@ pub(super) fn spawn(svc: Arc<Service>, cfg: ClusterConfig) -> JoinHandle<()> {
                     Err(_) => break,
                 }
             }
+            if round.behind.is_empty()
+                && let Ok(behind) = behind_rx.try_recv()
+            {
+                round.behind = behind;
+            }
+            if round.reconnected {
+                // Wake-ups sent while the listener was away are lost: the catch-up asks the
+                // database at once.
+                catch_up_now.notify_one();
+            }
             let svc = Arc::clone(&svc);
             // The service reads the database synchronously: off the runtime's workers.
             if let Err(e) = tokio::task::spawn_blocking(move || round.run(&svc)).await {
-                warn!(error = %e, "a cluster catch-up failed");
+                warn!(error = %e, "a cluster round failed");
             }
         }
     })
+}
+
+/// The periodic catch-up: every `period`, and at once when the round task says the listener
+/// (re)connected (`now`), asks the database which watched conversations moved past their
+/// cursor ([`Service::behind`], one query) and hands them to the round task (`behind`). Beside
+/// the rounds, not in one: a slow query holds up no wake-up, and what it finds is read in a
+/// round, so the round task stays the only reader. Its answer waits while the round task has
+/// not taken the previous one (a channel of one), so at most one list is ever pending.
+async fn catch_up(
+    svc: Arc<Service>,
+    period: Duration,
+    behind: mpsc::Sender<Vec<(ConversationId, u64)>>,
+    now: Arc<Notify>,
+) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = now.notified() => {}
+        }
+        let svc = Arc::clone(&svc);
+        // The engine's calls block: off the runtime's workers.
+        let found = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let found = svc.behind();
+            svc.metrics
+                .catch_up_round
+                .observe(started.elapsed().as_secs_f64());
+            found
+        })
+        .await;
+        match found {
+            Ok(found) if found.is_empty() => {}
+            Ok(found) => {
+                if behind.send(found).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => warn!(error = %e, "a cluster catch-up failed"),
+        }
+    }
 }
 
 /// Every `period`, what a node of a cluster does besides delivering: folds the stored-bytes
@@ -197,8 +281,9 @@ const RECHECK_PER_ROUND: usize = 64;
 struct Round {
     /// The conversations named, each with the lowest first sequence number named.
     conversations: std::collections::BTreeMap<ConversationId, u64>,
-    /// Read every watched conversation (the periodic catch-up, or the listener reconnected).
-    catch_up: bool,
+    /// The watched conversations the catch-up found behind, each with the head it saw, in
+    /// conversation order (`Service::behind`).
+    behind: Vec<(ConversationId, u64)>,
     /// The listener (re)connected: a close forwarded meanwhile may have been missed.
     reconnected: bool,
     /// Forwarded pushes, in the order received.
@@ -229,10 +314,7 @@ impl Round {
                     }
                 }
             }
-            Wake::Reconnected => {
-                self.catch_up = true;
-                self.reconnected = true;
-            }
+            Wake::Reconnected => self.reconnected = true,
             Wake::AuditGrew { size } => self.audit = self.audit.max(Some(size)),
             push @ (Wake::Push { .. }
             | Wake::StoredPush { .. }
@@ -241,8 +323,8 @@ impl Round {
         }
     }
 
-    /// Handles the round: the conversations named (or, on a catch-up, every watched one whose
-    /// head moved), then the forwarded pushes, then the audit log's growth.
+    /// Handles the round: the conversations named and those the catch-up found behind (each
+    /// read once), then the forwarded pushes, then the audit log's growth.
     fn run(self, svc: &Service) {
         let start = Instant::now();
         for at in &self.arrived {
@@ -251,8 +333,8 @@ impl Round {
                 .observe(start.saturating_duration_since(*at).as_secs_f64());
         }
         let named: Vec<(ConversationId, u64)> = self.conversations.into_iter().collect();
-        if !named.is_empty() {
-            svc.woken(&named);
+        if !named.is_empty() || !self.behind.is_empty() {
+            svc.woken(&named, &self.behind);
         }
         if self.reconnected {
             // Blocks other nodes stored while the listener was away are enforced from now on,
@@ -263,13 +345,6 @@ impl Round {
             // Every connected agent key at once: a close forwarded while the listener was away
             // was missed (`service::cluster`).
             svc.recheck_agent_keys();
-        }
-        if self.catch_up {
-            let caught = Instant::now();
-            svc.catch_up_all();
-            svc.metrics
-                .catch_up_round
-                .observe(caught.elapsed().as_secs_f64());
         }
         for push in self.pushes {
             match push {

@@ -49,6 +49,7 @@ pub mod session_codes {
     pub const MAX_BAD_FIELDS: usize = 8;
 }
 
+pub use service::CATCH_UP_GATE_ENV;
 pub use service::keys::{CONSENT_INDEX_FILLED, ORG_INDEX_FILLED};
 
 /// The relay's protocol service as a session handler.

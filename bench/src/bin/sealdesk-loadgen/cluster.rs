@@ -336,6 +336,7 @@ async fn cluster_scenario(s: &Settings, pg: &Arc<Postgres>) -> Result<ClusterFig
             wakeups_sent: after.wakeups_sent - before.wakeups_sent,
             wakeups_received: after.wakeups_received - before.wakeups_received,
             appends_refused: after.appends_refused - before.appends_refused,
+            catch_up_found: after.catch_up_found - before.catch_up_found,
             catch_up_reads: after.catch_up_reads - before.catch_up_reads,
             duplicate_pushes,
             messages_sent,
@@ -422,6 +423,7 @@ async fn counters(addrs: &[SocketAddr]) -> ClusterCounters {
         c.wakeups_sent += get("sealdesk_cluster_wakeups_sent_total");
         c.wakeups_received += get("sealdesk_cluster_wakeups_received_total");
         c.appends_refused += get("sealdesk_cluster_appends_refused_total");
+        c.catch_up_found += get("sealdesk_cluster_catch_up_found_total");
         c.catch_up_reads += get("sealdesk_cluster_catch_up_reads_total");
     }
     c

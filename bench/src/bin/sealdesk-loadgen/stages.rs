@@ -1,7 +1,7 @@
 //! Where a cluster's cross-node delivery time goes, from the nodes' own histograms
 //! (`/metrics`): each node's group-commit wait and database commit (what a same-node delivery
 //! waits for too), then, on the receiving node, the wake-up's wait for its round and the
-//! round's reads and pushes, and the periodic catch-up (wake-ups wait while it runs). Snapshots before and after a run, added up over the nodes, and
+//! round's reads and pushes, and the periodic catch-up (its heads query, beside the rounds since session 12; before, wake-ups waited while it ran its query and reads). Snapshots before and after a run, added up over the nodes, and
 //! their difference: the run's own observations.
 
 use std::{collections::BTreeMap, net::SocketAddr};

@@ -7,7 +7,7 @@
 //!   appends the message again (in the order its session sent it), so the sender is answered
 //!   `stored` only for what the database holds, under the number it holds it.
 //! - **Cross-node pushes.** A node learns of other nodes' items from wake-ups
-//!   ([`Service::woken`]) and from a periodic catch-up ([`Service::catch_up_all`]); for the
+//!   ([`Service::woken`]) and from a periodic catch-up ([`Service::behind`]); for the
 //!   conversations with members connected to it, it reads the committed items after its cursor
 //!   and pushes them, once per member connection: the cursor is per conversation and per node,
 //!   every read starts at it (never earlier, whatever a wake-up names), and items this node
@@ -18,9 +18,10 @@
 //!   master's connections on the others ([`Service::forward_item`]). The items read also bring what the node caches of the conversation up to date (messages
 //!   are counted in; an item that changed the record reloads it). A wake-up round reads every conversation it names in one
 //!   statement ([`committed_tails`](crate::store::ConversationLog::committed_tails)), not one
-//!   round trip (or two) each. The periodic catch-up asks the database for the heads of every
-//!   watched conversation in one statement and reads those that moved past what this node
-//!   pushed, in one more. A conversation gets a cursor when this node pushes one of its items,
+//!   round trip (or two) each. The periodic catch-up ([`Service::behind`]) asks the database
+//!   for the heads of every watched conversation in one statement, outside the rounds, and
+//!   hands those that moved past what this node pushed to the next round, which reads them
+//!   with the conversations its wake-ups name (once each, in the same statement). A conversation gets a cursor when this node pushes one of its items,
 //!   when a wake-up names it, or when a member reads its history here.
 
 use std::{
@@ -52,6 +53,30 @@ fn close_reason(code: u16) -> Option<CloseReason> {
 /// ([`Service::forwarded_close`]), as a node whose wake-up listener was reconnecting at that
 /// instant misses them. Never set it in production.
 pub const DROP_CLOSES_ENV: &str = "SEALDESK_TEST_DROP_FORWARDED_CLOSES";
+
+/// **Test-only**: when this variable names a file, the periodic catch-up
+/// ([`Service::behind`]) waits while that file exists, as a catch-up whose query is slow on a
+/// loaded database does, and logs once that it is held. Tests close it (create the file) to
+/// show that wake-up rounds go on meanwhile. Never set it in production: a gate left closed
+/// stops the catch-up, and with it the delivery of lost wake-ups.
+pub const CATCH_UP_GATE_ENV: &str = "SEALDESK_TEST_CATCH_UP_GATE";
+
+/// How often a held catch-up looks at the [catch-up gate](CATCH_UP_GATE_ENV).
+const GATE_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Blocks while the [catch-up gate](CATCH_UP_GATE_ENV) is closed (test only).
+fn hold_at_catch_up_gate() {
+    let Some(gate) = std::env::var_os(CATCH_UP_GATE_ENV).map(std::path::PathBuf::from) else {
+        return;
+    };
+    if !gate.exists() {
+        return;
+    }
+    warn!("a catch-up held at its gate (test only)");
+    while gate.exists() {
+        std::thread::sleep(GATE_POLL);
+    }
+}
 
 /// The release request a push carries, if it is one (forwarded by id, see
 /// [`Service::forward`]).
@@ -106,6 +131,17 @@ struct Cursor {
     pushed: u64,
     /// Items above `pushed` this node already pushed when it acknowledged them.
     local: BTreeSet<u64>,
+}
+
+impl Cursor {
+    /// The last sequence number up to which every item was pushed (see [`Cursors::positions`]).
+    fn upto(&self) -> u64 {
+        let mut upto = self.pushed;
+        while self.local.contains(&upto.saturating_add(1)) {
+            upto += 1;
+        }
+        upto
+    }
 }
 
 /// The push cursors of the conversations this node watches.
@@ -163,14 +199,22 @@ impl Cursors {
     fn positions(&self) -> Result<Vec<(ConversationId, u64)>, Reject> {
         Ok(lock(&self.inner)?
             .iter()
-            .map(|(c, cur)| {
-                let mut upto = cur.pushed;
-                while cur.local.contains(&upto.saturating_add(1)) {
-                    upto += 1;
-                }
-                (*c, upto)
-            })
+            .map(|(c, cur)| (*c, cur.upto()))
             .collect())
+    }
+
+    /// [`Self::positions`] of those of `conversations` that are watched (none if the lock is
+    /// poisoned: then nothing is read as behind, and the next catch-up asks again).
+    fn positions_of<'a>(
+        &self,
+        conversations: impl Iterator<Item = &'a ConversationId>,
+    ) -> HashMap<ConversationId, u64> {
+        let Ok(m) = lock(&self.inner) else {
+            return HashMap::new();
+        };
+        conversations
+            .filter_map(|c| Some((*c, m.get(c)?.upto())))
+            .collect()
     }
 }
 
@@ -464,53 +508,76 @@ impl Service {
         Ok(refused)
     }
 
-    /// Another node committed items in `conversations` (each with the first sequence number
-    /// it named): push what is new to the members connected here, from each conversation's
-    /// cursor, all of them read in one statement ([`Self::read_and_push`]).
-    pub(crate) fn woken(&self, conversations: &[(ConversationId, u64)]) {
+    /// One wake-up round's reads: the conversations other nodes' wake-ups named (`named`, each
+    /// with the first sequence number named) and those the catch-up found behind
+    /// (`behind`, each with the head it saw, [`Self::behind`]). Each is read once, from its
+    /// cursor, all of them in one statement ([`Self::read_and_push`]), and what is new is pushed
+    /// to the members connected here. A conversation the catch-up found behind is read only if
+    /// no wake-up of the round names it and its cursor is still below the head seen (a round
+    /// since then may have read it: most of what a loaded node's catch-up finds is only behind
+    /// because its wake-up is queued). `named` is in conversation order. Only the round task
+    /// calls this, one round at a time, so no conversation is read by two rounds at once.
+    pub(crate) fn woken(&self, named: &[(ConversationId, u64)], behind: &[(ConversationId, u64)]) {
         let started = Instant::now();
+        let positions = self.cursors.positions_of(behind.iter().map(|(c, _)| c));
+        let still_behind: Vec<ConversationId> = behind
+            .iter()
+            .filter(|(c, head)| {
+                named.binary_search_by(|(n, _)| n.cmp(c)).is_err()
+                    && positions.get(c).is_some_and(|at| at < head)
+            })
+            .map(|(c, _)| *c)
+            .collect();
         self.metrics
             .wakeup_reads
-            .add(u64::try_from(conversations.len()).unwrap_or(u64::MAX));
+            .add(u64::try_from(named.len()).unwrap_or(u64::MAX));
         let read = self.read_all(
-            conversations
+            named
                 .iter()
-                .map(|(c, first)| (*c, Some(first.saturating_sub(1)))),
+                .map(|(c, first)| (*c, Some(first.saturating_sub(1))))
+                .chain(still_behind.iter().map(|c| (*c, None))),
         );
+        self.metrics
+            .catch_up_reads
+            .add(u64::try_from(still_behind.len()).unwrap_or(u64::MAX));
         self.metrics
             .wake_round
             .observe(started.elapsed().as_secs_f64());
         self.metrics.wake_round_conversations.observe(read as f64);
     }
 
-    /// Reads every watched conversation whose committed head moved past its cursor (asked for
-    /// all in one statement) and pushes what is new: the periodic catch-up, and after the
-    /// wake-up listener reconnected. Returns how many were read.
-    pub(crate) fn catch_up_all(&self) -> usize {
+    /// The periodic catch-up's question, asked outside the wake-up rounds: which watched
+    /// conversations have a committed head past what this node pushed (one statement for all),
+    /// each with that head. It reads no item and moves no cursor: the round task reads what it
+    /// finds ([`Self::woken`]), so a lost wake-up only delays a push, and a slow answer holds up
+    /// no wake-up. If the heads cannot be read, every watched conversation is answered (with
+    /// an unknown head, `u64::MAX`), to be read from its cursor.
+    pub(crate) fn behind(&self) -> Vec<(ConversationId, u64)> {
+        hold_at_catch_up_gate();
         let watched = self.cursors.positions().unwrap_or_default();
         let keys: Vec<&[u8]> = watched
             .iter()
             .map(|(c, _)| c.as_bytes().as_slice())
             .collect();
-        let heads: Option<HashMap<Vec<u8>, u64>> = match self.convs.engine().committed_heads(&keys)
-        {
-            Ok(h) => Some(h.into_iter().collect()),
+        let heads: HashMap<Vec<u8>, u64> = match self.convs.engine().committed_heads(&keys) {
+            Ok(h) => h.into_iter().collect(),
             Err(e) => {
                 warn!(error = %e, "reading the conversations' heads failed; reading them all");
-                None
+                return watched.into_iter().map(|(c, _)| (c, u64::MAX)).collect();
             }
         };
-        let moved = watched.iter().filter(|(c, pushed)| {
-            heads.as_ref().is_none_or(|h| {
-                h.get(c.as_bytes().as_slice())
-                    .is_some_and(|head| head > pushed)
+        let mut behind: Vec<(ConversationId, u64)> = watched
+            .into_iter()
+            .filter_map(|(c, pushed)| {
+                let head = *heads.get(c.as_bytes().as_slice())?;
+                (head > pushed).then_some((c, head))
             })
-        });
-        let read = self.read_all(moved.map(|(c, _)| (*c, None)));
+            .collect();
+        behind.sort_unstable_by_key(|x| x.0);
         self.metrics
-            .catch_up_reads
-            .add(u64::try_from(read).unwrap_or(u64::MAX));
-        read
+            .catch_up_found
+            .add(u64::try_from(behind.len()).unwrap_or(u64::MAX));
+        behind
     }
 
     /// Reads each conversation of `wanted` from where this node reads it

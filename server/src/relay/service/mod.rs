@@ -25,6 +25,7 @@ mod attachments;
 mod audit_log;
 mod blocks;
 mod cluster;
+pub use cluster::CATCH_UP_GATE_ENV;
 mod conversations;
 mod directory;
 mod erasure;

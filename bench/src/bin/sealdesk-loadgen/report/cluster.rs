@@ -35,7 +35,11 @@ pub struct ClusterCounters {
     pub wakeups_received: f64,
     /// Appends the database refused and the node appended again.
     pub appends_refused: f64,
-    /// Conversations read by the periodic catch-up.
+    /// Conversations the periodic catch-up found behind their head (0 from a build before
+    /// the catch-up ran beside the rounds, which did not count them).
+    pub catch_up_found: f64,
+    /// Conversations read because the periodic catch-up found them behind (since the
+    /// catch-up runs beside the rounds: those no wake-up of the same round named).
     pub catch_up_reads: f64,
     /// Pushes the cluster's clients received twice and dropped (by sequence number).
     pub duplicate_pushes: u64,
@@ -270,11 +274,12 @@ pub fn cluster_table(out: &mut String, c: &ClusterFigures) {
     let k = &c.counters;
     let _ = writeln!(
         out,
-        "  wake-ups sent {} / received {}, appends refused {}, catch-up reads {}, duplicate \
-         pushes dropped by the clients {} ({:.2} per message sent)",
+        "  wake-ups sent {} / received {}, appends refused {}, catch-up found behind {} / \
+         read {}, duplicate pushes dropped by the clients {} ({:.2} per message sent)",
         num(k.wakeups_sent),
         num(k.wakeups_received),
         num(k.appends_refused),
+        num(k.catch_up_found),
         num(k.catch_up_reads),
         k.duplicate_pushes,
         k.duplicate_pushes as f64 / k.messages_sent.max(1) as f64
