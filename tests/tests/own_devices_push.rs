@@ -165,16 +165,40 @@ async fn a_consent_reaches_the_master_on_another_node_and_no_one_else_there() {
 
     let chat = org.start_chat(&mut sharing, 0, 730).await;
     // Node B watches the conversation (its agent is connected there) before the consent.
-    pushed(&mut agent, "epoch 0 to the agent on node B", chat.id, chat.epoch_seq).await;
+    pushed(
+        &mut agent,
+        "epoch 0 to the agent on node B",
+        chat.id,
+        chat.epoch_seq,
+    )
+    .await;
     let token = full_consent(&org, customer, chat.id, 731);
     let seq = sharing.stored(Request::ShareConsent(token.clone())).await;
-    let item = pushed(&mut master, "the consent to the master on node B", chat.id, seq).await;
+    let item = pushed(
+        &mut master,
+        "the consent to the master on node B",
+        chat.id,
+        seq,
+    )
+    .await;
     match &item.item {
         Item::Consent(t) => assert_eq!(t.id, token.id, "the consent shared is the one pushed"),
         other => panic!("expected the consent item, got {other:?}"),
     }
     // Once only, and to no other account connected to node B.
     not_pushed(&mut master, "the consent a second time", chat.id, seq).await;
-    not_pushed(&mut agent, "the consent to the agent on node B", chat.id, seq).await;
-    not_pushed(&mut outsider, "the consent to another customer on node B", chat.id, seq).await;
+    not_pushed(
+        &mut agent,
+        "the consent to the agent on node B",
+        chat.id,
+        seq,
+    )
+    .await;
+    not_pushed(
+        &mut outsider,
+        "the consent to another customer on node B",
+        chat.id,
+        seq,
+    )
+    .await;
 }

@@ -471,8 +471,15 @@ impl Client {
                         if !lost.is_empty() {
                             add_lost(&self.account, &id, h.epoch, &h.sender, &lost)?;
                         }
-                        self.account.save_epoch(&id, &st)?;
                         let mine = h.sender == self.account.keys().signing_public();
+                        if mine {
+                            // This account's own message, sealed here or on another device
+                            // (a copied home, read at a sync): its counter is never this
+                            // vault's to use again in the epoch (SECURITY.md, "Two devices of
+                            // one agent").
+                            st.next_counter = st.next_counter.max(h.counter.saturating_add(1));
+                        }
+                        self.account.save_epoch(&id, &st)?;
                         match opened.header.kind {
                             ContentKind::Read => {
                                 let upto = <[u8; 8]>::try_from(opened.body.as_slice())
