@@ -1,5 +1,6 @@
 //! The relay's audit log as a client reads it at the wire level, for tests that forge, fork or
-//! check entries against what the relay really serves.
+//! check entries against what the relay really serves, and the trustees witnessing it
+//! ([`witnesses_cosign`]).
 
 use sealdesk_client::Client;
 use sealdesk_protocol::{
@@ -8,6 +9,8 @@ use sealdesk_protocol::{
     keys::IdentityKeys,
     wire::{Request, Response},
 };
+
+use crate::world::{Via, World};
 
 /// The first `limit` entries of the audit log, as the relay serves them to `c`'s session
 /// (through the proxy when `c` is connected through it).
@@ -49,4 +52,14 @@ pub fn erasure_entry(
         },
         at,
     )
+}
+
+/// Every trustee of the test org cosigns the relay's current head (as `trustee serve` does on
+/// each poll), connected directly.
+pub async fn witnesses_cosign(w: &World) {
+    for i in 1..=3 {
+        let mut t = w.reopen_via(&format!("trustee-{i}"), Via::Relay).await;
+        t.witness_cosign().await.unwrap();
+        t.close().await;
+    }
 }

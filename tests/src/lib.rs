@@ -23,9 +23,18 @@
 //! - [`proxy`]: the hostile-relay proxy that drops, replays and tampers frames;
 //!   [`withhold`]: its hook that withholds items from one account, and the `Withheld` lines
 //!   the account's history then shows; [`withhold::made_up_pages`], pages of skipped runs
-//!   it makes up for one account.
+//!   it makes up for one account; [`withhold::pages_for`], history pages the test edits.
+//! - [`hostile`]: what the hostile relay does through the proxy in the `hostile_*` tests: hooks
+//!   that edit one account's items ([`hostile::replace_for`]) or answers
+//!   ([`hostile::answer_for`]), made-up identities ([`hostile::impostor`]), its own audit log
+//!   ([`hostile::forge_log`]).
+//! - [`timeline`]: what a client shows of a conversation (rejected messages, gaps, notices)
+//!   and the items the relay really stores.
+//! - [`release`]: a release step by step at the client level: a consenting customer, the
+//!   master's request submitted, the trustees answering what is pending.
 //! - [`audit_log`]: the audit entries the relay serves a client
-//!   ([`audit_log::served_entries`]).
+//!   ([`audit_log::served_entries`]), and the trustees cosigning its head
+//!   ([`audit_log::witnesses_cosign`]).
 //! - [`burst`]: requests of many connections at the same instant, for the quota tests.
 //! - [`child`]: the relay and CLI binaries as child processes (for tests that kill them).
 //! - [`crash`]: the crash harness (writers and a reader against a relay killed at random).
@@ -56,6 +65,7 @@ pub mod cluster;
 pub mod consent;
 pub mod crash;
 pub mod forwarded;
+pub mod hostile;
 pub mod identity;
 pub mod org;
 pub mod pg;
@@ -63,6 +73,8 @@ pub mod proxy;
 pub mod raw;
 pub mod recertify;
 pub mod relay;
+pub mod release;
+pub mod timeline;
 pub mod tls;
 pub mod transcript;
 pub mod wait;

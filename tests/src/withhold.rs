@@ -4,6 +4,8 @@
 //! Only frames to that account's client are touched: a pushed item the test picks is dropped
 //! (the push never arrives), and the history pages served to it (`Response::Items`) lose the
 //! items it picks — without naming them as skipped, unless the test's page edit does.
+//! [`pages_for`] withholds every push and leaves the pages to the test: it swaps, drops or
+//! holds back items of the history only.
 //!
 //! [`made_up_pages`] goes further: it answers the account's history requests with pages it
 //! makes up itself, holding nothing but skipped runs.
@@ -65,6 +67,16 @@ pub fn withhold_with(
         }
         vec![frame]
     }
+}
+
+/// A hook that rewrites the `History` pages served to `victim` with `page(items)` (sequence
+/// numbers untouched), withholds its live item pushes (so only catch-up delivers), and passes
+/// everything else through.
+pub fn pages_for(
+    victim: &'static str,
+    mut page: impl FnMut(&mut Vec<Sequenced>) + Send + 'static,
+) -> impl FnMut(&Ctx<'_>, Frame) -> Vec<Frame> + Send + 'static {
+    withhold_with(victim, |_| true, move |items, _| page(items))
 }
 
 /// A `Withheld` line of a history: the run of sequence numbers it names, and what the client

@@ -20,6 +20,7 @@ use sealdesk_protocol::{
 };
 use sealdesk_tests::{
     EpochSpec, Identity, Org, RawClient,
+    audit_log::erasure_entry,
     consent::{self, full_consent},
     now, rng, spawn_relay, stop_relay,
 };
@@ -984,14 +985,7 @@ async fn only_trustees_append_release_entries_and_nobody_appends_erasures() {
     let everyone: Vec<&Identity> = org.everyone().collect();
     for who in everyone {
         let mut o = RawClient::login(&url, who).await;
-        let entry = AuditEntry::sign(
-            &who.keys,
-            AuditEvent::Erasure {
-                conversation: chat.id,
-                reason: "customer request".into(),
-            },
-            now(),
-        );
+        let entry = erasure_entry(&who.keys, chat.id, "customer request", now());
         assert_eq!(
             o.refused(Request::AppendAudit(entry)).await,
             ErrorCode::Forbidden,
