@@ -54,7 +54,7 @@ fn close_reason(code: u16) -> Option<CloseReason> {
 pub const DROP_CLOSES_ENV: &str = "SEALDESK_TEST_DROP_FORWARDED_CLOSES";
 
 /// **Test-only**: when this variable names a file, the periodic catch-up
-/// ([`Service::behind`]) waits while that file exists, as a catch-up whose query is slow on a
+/// (`Service::behind`) waits while that file exists, as a catch-up whose query is slow on a
 /// loaded database does, and logs once that it is held. Tests close it (create the file) to
 /// show that wake-up rounds go on meanwhile. Never set it in production: a gate left closed
 /// stops the catch-up, and with it the delivery of lost wake-ups.
