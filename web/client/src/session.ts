@@ -340,6 +340,10 @@ export class Session {
           if (frame.kind !== "challenge") return fail(new SessionError("unexpected", "the first frame was not a challenge"));
           if (pinnedRelayKey !== null && !equal(pinnedRelayKey, frame.relayKey)) return fail(new SessionError("relay_key_changed"));
           relayKey = frame.relayKey;
+          // A challenge read while the socket is closing is answered by nothing: the close
+          // event fails the handshake (a send now would be dropped, with the browser's
+          // "already in CLOSING or CLOSED state" in the console).
+          if (socket.readyState !== SOCKET_OPEN) return;
           const signature = keys.sign(authSignedBytes(frame.relayKey, frame.nonce, keys.signingPublic));
           socket.send(encodeFrame(authFrame(card, signature)));
           stage = "welcome";

@@ -214,19 +214,40 @@ export async function relayInTheMiddle(page: Page, rewrites: Rewrites | ((link: 
   const links: Link[] = [];
   await page.routeWebSocket(/\/v1\/ws$/, (ws) => {
     const server = ws.connectToServer();
+    // Once the test closed the link, or either side did, nothing more crosses it: a frame the
+    // page sent meanwhile is dropped here, as a closed connection drops it, not sent into the
+    // closed socket (which the page's console reports as "already in CLOSING or CLOSED state",
+    // a problem the suites fail on).
+    let closed = false;
     const link: Link = {
       n: links.length + 1,
-      toPage: (frame) => ws.send(encoded(frame)),
+      toPage: (frame) => {
+        if (!closed) ws.send(encoded(frame));
+      },
       close: (code, reason) => {
+        closed = true;
         void ws.close({ ...(code === undefined ? {} : { code }), ...(reason === undefined ? {} : { reason }) });
         void server.close();
       },
     };
     links.push(link);
     const { toPage, toRelay } = typeof rewrites === "function" ? rewrites(link) : rewrites;
-    ws.onMessage((m) => pass(m, toRelay, link, (out) => server.send(out)));
-    server.onMessage((m) => pass(m, toPage, link, (out) => ws.send(out)));
-    ws.onClose((code, reason) => void server.close(code !== undefined && (code === 1000 || (code >= 3000 && code <= 4999)) ? { code, ...(reason === undefined ? {} : { reason }) } : {}));
+    ws.onMessage((m) => {
+      if (!closed) pass(m, toRelay, link, (out) => server.send(out));
+    });
+    server.onMessage((m) => {
+      if (!closed) pass(m, toPage, link, (out) => ws.send(out));
+    });
+    // A handler of either side's close replaces Playwright's forwarding of it: each is
+    // forwarded here, with its code where a close frame may carry it.
+    server.onClose((code, reason) => {
+      closed = true;
+      void ws.close(closeOptions(code, reason));
+    });
+    ws.onClose((code, reason) => {
+      closed = true;
+      void server.close(closeOptions(code, reason));
+    });
   });
   return {
     links,
@@ -236,6 +257,12 @@ export async function relayInTheMiddle(page: Page, rewrites: Rewrites | ((link: 
       return last;
     },
   };
+}
+
+/** A close's code and reason to pass on, where a close frame may carry them (1000, 3000–4999). */
+function closeOptions(code: number | undefined, reason: string | undefined): { code?: number; reason?: string } {
+  if (code === undefined || !(code === 1000 || (code >= 3000 && code <= 4999))) return {};
+  return { code, ...(reason === undefined ? {} : { reason }) };
 }
 
 /** Forwards `m` with `send` as `rewrite` makes it (`Rewritten`). */
