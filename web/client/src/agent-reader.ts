@@ -217,28 +217,41 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
     if (this.quotaSeen.fresh(org, quota)) this.emit({ kind: "bytes_quota", id, org, quota });
   }
 
+  /** An item pushed for `c`: handled in order (`SyncedConversation.push`), then the holes. */
+  private pushed(c: Conv, item: Sequenced): void {
+    c.log.push(
+      item,
+      () => this.current(),
+      (error) => this.fail(error),
+      () => {
+        this.emit({ kind: "changed", id: c.hex });
+        void this.checkHoles(this.current(), c)
+          .then(() => this.emit({ kind: "changed", id: c.hex }))
+          .catch((error: unknown) => this.fail(error));
+      },
+    );
+  }
+
   protected onPush(p: Push): void {
     if (p.kind === "quota_warning") {
       // §13.12: the org's quota (or the agent's own), at the crossing and after each sign-in.
       this.warnBytes(null, p.org, p.quota);
     } else if (p.kind === "item") {
-      const c = this.convs.get(toHex(p.item.conversation));
-      if (c === undefined) {
-        const s = this.current();
-        if (s !== null) void this.list(s).catch((error: unknown) => this.fail(error));
-        return;
-      }
-      c.log.push(
-        p.item,
-        () => this.current(),
-        (error) => this.fail(error),
-        () => {
-          this.emit({ kind: "changed", id: c.hex });
-          void this.checkHoles(this.current(), c)
-            .then(() => this.emit({ kind: "changed", id: c.hex }))
-            .catch((error: unknown) => this.fail(error));
-        },
-      );
+      const hex = toHex(p.item.conversation);
+      const c = this.convs.get(hex);
+      if (c !== undefined) return this.pushed(c, p.item);
+      // A conversation this agent does not know yet: listed, then the item handled as a push
+      // (the listing's sync may have read the history before the item was stored). A listing
+      // under way may have been answered before the conversation existed: listed again then.
+      const s = this.current();
+      if (s === null) return;
+      void this.list(s)
+        .then(async () => {
+          if (!this.convs.has(hex)) await this.list(s);
+          const met = this.convs.get(hex);
+          if (met !== undefined) this.pushed(met, p.item);
+        })
+        .catch((error: unknown) => this.fail(error));
     } else if (p.kind === "assigned") {
       const s = this.current();
       if (s !== null)

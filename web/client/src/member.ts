@@ -326,18 +326,29 @@ export class SyncedConversation {
       }
       await this.holes?.flush();
       this.delivered(s);
+      // The pushes held back meanwhile, still as part of the sync: one that arrives while they
+      // are handled is held back too and handled after them, never beside them (handled beside
+      // them, a message overtook its epoch record while that record's policy was being read,
+      // and was refused for want of it).
+      for (let queued = this.takeQueued(); queued.length > 0; queued = this.takeQueued()) {
+        for (const q of queued) await this.ingest(q);
+        // Received too: tell the relay (the mark sent above did not cover them, and no later
+        // push may come to send it).
+        this.delivered(s);
+      }
     })();
     try {
       await this.syncing;
     } finally {
       this.syncing = null;
     }
+  }
+
+  /** The pushes held back so far, in the order they came; none are left held. */
+  private takeQueued(): Sequenced[] {
     const queued = this.queued;
     this.queued = [];
-    for (const q of queued) await this.ingest(q);
-    // The pushes held back during the sync are received too: tell the relay (the mark sent at
-    // the sync's end did not cover them, and no later push may come to send it).
-    if (queued.length > 0) this.delivered(s);
+    return queued;
   }
 
   /**
