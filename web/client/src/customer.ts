@@ -64,6 +64,9 @@ export * from "./customer-model.js";
 const enc = new TextEncoder();
 const dec = new TextDecoder("utf-8", { fatal: true });
 
+/** How many times a send opens this account's own next epoch before giving up (each lost to another tab). */
+const OWN_EPOCH_TRIES = 3;
+
 /** A customer of one org, with at most one conversation. */
 export class Customer extends Member<CustomerEvent, CustomerOptions> {
   /** The epochs held, verified and opened (`customer-epochs.ts`). */
@@ -713,8 +716,20 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     if (conv === null) throw new CustomerError("not_open");
     let epoch = this.epochs.newest();
     if (epoch === null) throw new CustomerError("no_epoch");
-    // Recovered: never in an epoch the lost device may have used (`customer-recovery.ts`).
-    if (!(await maySendIn(this.opts.store, epoch))) epoch = await this.openOwnEpoch(s, epoch);
+    // Recovered: never in an epoch the lost device may have used (`customer-recovery.ts`). Another
+    // tab of this account may have opened that epoch first (`stale_epoch`): its record is read
+    // from the history, and this tab sends in it (noted as this account's own, in the shared
+    // store) or opens the next.
+    for (let tries = 0; !(await maySendIn(this.opts.store, epoch)); tries++) {
+      const opened = await this.openOwnEpoch(s, epoch);
+      if (opened !== null) {
+        epoch = opened;
+        break;
+      }
+      if (tries + 1 >= OWN_EPOCH_TRIES || this.synced === null) throw new CustomerError("no_epoch", "another device of this account keeps opening the next epoch first");
+      await this.synced.sync(s);
+      epoch = this.epochs.newest() ?? epoch;
+    }
     const e = this.epochs.get(epoch);
     if (e === undefined) throw new CustomerError("no_epoch");
     const counter = await takeCounter(this.opts.store, `${RECORDS.counterPrefix}${epoch}`);
@@ -730,13 +745,16 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     return r.seq;
   }
 
-  /** Opens the epoch after `epoch`, with its members, as a recovered account's own (its fence). */
-  private async openOwnEpoch(s: Session, epoch: number): Promise<number> {
+  /**
+   * Opens the epoch after `epoch`, with its members, as a recovered account's own (its fence);
+   * null when another tab or device stored that epoch first (`stale_epoch`).
+   */
+  private async openOwnEpoch(s: Session, epoch: number): Promise<number | null> {
     const e = this.epochs.get(epoch);
     const conv = this.conv;
     if (e === undefined || conv === null || this.policies.latest === null) throw new CustomerError("no_epoch");
-    const it = await putOwnEpoch(s, this.keys, this.card, this.opts, { policy: this.policies.latest, conversation: conv.conversation, previous: e.record, members: e.record.members }, false);
-    if (it === null) throw new CustomerError("no_epoch");
+    const it = await putOwnEpoch(s, this.keys, this.card, this.opts, { policy: this.policies.latest, conversation: conv.conversation, previous: e.record, members: e.record.members }, true);
+    if (it === null) return null;
     await this.ingestOwn(it, s);
     await noteOwnEpoch(this.opts.store, epoch + 1);
     return epoch + 1;
