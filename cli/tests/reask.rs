@@ -133,24 +133,40 @@ fn hook(
     }
 }
 
-/// The relay's answer to the re-ask is replaced by one the chat does not expect: the user is
-/// told, in words, and the chat goes on — the line typed when the connection was cut is sent
-/// after the reconnection, and the next line too.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_chat_warns_of_a_reask_not_taken_and_keeps_going() {
-    let w = World::with_proxy().await;
-    let (conv, log_key) = carol_and_alice(&w).await;
+/// Carol's chat in her conversation with alice, through the proxy with the re-ask hook (`hook`)
+/// set, started and its conversation selected; with the conversation, the log key the hook
+/// cuts by and its switches.
+async fn carol_chatting(w: &World) -> (ConversationId, SigningPublicKey, Arc<Switches>, JsonChat) {
+    let (conv, log_key) = carol_and_alice(w).await;
     let sw = Arc::new(Switches::default());
-    w.proxy().set_hook(hook(&w, log_key, Arc::clone(&sw)));
-
+    w.proxy().set_hook(hook(w, log_key, Arc::clone(&sw)));
     let mut c = JsonChat::start_at(
-        &w,
+        w,
         "carol",
         &w.url_via(Via::Proxy),
         Some(&conv.to_string()),
         &[],
     );
     c.until("selected", is("selected")).await;
+    (conv, log_key, sw, c)
+}
+
+/// The chat's next `lost` event, as (attempts, retry_in_ms).
+async fn next_loss(c: &mut JsonChat, what: &str) -> (u64, u64) {
+    let l = c.until(what, lost).await;
+    (
+        l["attempts"].as_u64().expect("attempts"),
+        l["retry_in_ms"].as_u64().expect("retry_in_ms"),
+    )
+}
+
+/// The relay's answer to the re-ask is replaced by one the chat does not expect: the user is
+/// told, in words, and the chat goes on — the line typed when the connection was cut is sent
+/// after the reconnection, and the next line too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_warns_of_a_reask_not_taken_and_keeps_going() {
+    let w = World::with_proxy().await;
+    let (conv, _, sw, mut c) = carol_chatting(&w).await;
     assert_eq!(sw.watches.load(Ordering::SeqCst), 1, "the chat asked once");
     sw.odd_next_reask.store(true, Ordering::SeqCst);
     sw.cut_next_send.store(true, Ordering::SeqCst);
@@ -203,28 +219,13 @@ async fn the_chat_warns_of_a_reask_not_taken_and_keeps_going() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_that_cuts_every_reask_is_retried_with_backoff() {
     let w = World::with_proxy().await;
-    let (conv, log_key) = carol_and_alice(&w).await;
-    let sw = Arc::new(Switches::default());
-    w.proxy().set_hook(hook(&w, log_key, Arc::clone(&sw)));
-
-    let mut c = JsonChat::start_at(
-        &w,
-        "carol",
-        &w.url_via(Via::Proxy),
-        Some(&conv.to_string()),
-        &[],
-    );
-    c.until("selected", is("selected")).await;
+    let (_, _, sw, mut c) = carol_chatting(&w).await;
     sw.cut_reasks.store(true, Ordering::SeqCst);
     sw.cut_next_send.store(true, Ordering::SeqCst);
     c.type_line("hello").await;
     let mut losses = Vec::new();
     for n in 0..5 {
-        let l = c.until(&format!("loss {n}"), lost).await;
-        losses.push((
-            l["attempts"].as_u64().unwrap(),
-            l["retry_in_ms"].as_u64().unwrap(),
-        ));
+        losses.push(next_loss(&mut c, &format!("loss {n}")).await);
         if n == 4 {
             // Let the next re-ask through.
             sw.cut_reasks.store(false, Ordering::SeqCst);
@@ -305,27 +306,12 @@ async fn caught_up(c: &mut JsonChat) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_that_cuts_right_after_each_catch_up_is_retried_with_growing_waits() {
     let w = World::with_proxy().await;
-    let (conv, log_key) = carol_and_alice(&w).await;
-    let sw = Arc::new(Switches::default());
-    w.proxy().set_hook(hook(&w, log_key, Arc::clone(&sw)));
-
-    let mut c = JsonChat::start_at(
-        &w,
-        "carol",
-        &w.url_via(Via::Proxy),
-        Some(&conv.to_string()),
-        &[],
-    );
-    c.until("selected", is("selected")).await;
+    let (conv, log_key, sw, mut c) = carol_chatting(&w).await;
     sw.cut_next_send.store(true, Ordering::SeqCst);
     c.type_line("hello").await;
     let mut losses = Vec::new();
     for n in 0..5 {
-        let l = c.until(&format!("loss {n}"), lost).await;
-        losses.push((
-            l["attempts"].as_u64().unwrap(),
-            l["retry_in_ms"].as_u64().unwrap(),
-        ));
+        losses.push(next_loss(&mut c, &format!("loss {n}")).await);
         if n < 4 {
             caught_up(&mut c).await;
             cut_newest(&w, log_key);
@@ -347,10 +333,9 @@ async fn a_relay_that_cuts_right_after_each_catch_up_is_retried_with_growing_wai
     c.until("a line answered after the catch-up", message("proof"))
         .await;
     cut_newest(&w, log_key);
-    let l = c.until("the loss after the proof", lost).await;
     assert_eq!(
-        (l["attempts"].as_u64(), l["retry_in_ms"].as_u64()),
-        (Some(0), Some(100))
+        next_loss(&mut c, "the loss after the proof").await,
+        (0, 100)
     );
     caught_up(&mut c).await;
     c.type_line("/quit").await;
