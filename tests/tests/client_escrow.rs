@@ -15,26 +15,14 @@ use sealdesk_protocol::{
 };
 use sealdesk_tests::{
     audit_log::served_entries,
-    eventually,
+    eventually, release,
     world::{Via, World, assert_nothing_released, open_chat, released_once},
 };
 
-/// Trustees that answer whatever is pending now (a request already submitted); returns each
-/// one's outcomes.
+/// Trustees that answer whatever is pending now (a request already submitted), then witness
+/// the log; returns each one's outcomes.
 async fn trustees_answer(w: &World, names: &[&str]) -> Vec<Vec<String>> {
-    let mut outcomes = Vec::new();
-    for n in names {
-        let mut t = w.reopen(n).await;
-        outcomes.push(
-            t.trustee_pending()
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|o| o.outcome)
-                .collect(),
-        );
-        t.close().await;
-    }
+    let outcomes = release::trustees_answer(w, names, Via::Relay).await;
     // What the trustees' serve loops do within a minute: every trustee cosigns the log as it
     // now stands, so the last releasers' entries are witnessed too and their notices genuine
     // (one whose vault the test holds open, as a trustee it is about to kill, does not).
