@@ -15,24 +15,22 @@
  * (`customer-rights.ts`), recovery (`customer-recovery.ts`), the checks of the agent's key
  * (`customer-agent-key.ts`), the typing signals (`customer-typing.ts`), the delivery and read
  * marks (`customer-marks.ts`), the epochs (`customer-epochs.ts`), the conversation's record
- * (`customer-conversation.ts`), the consents granted elsewhere (`customer-consents.ts`) and the
- * org's policies (`customer-policy.ts`).
+ * (`customer-conversation.ts`), the consents granted elsewhere (`customer-consents.ts`), the
+ * org's policies (`customer-policy.ts`) and sending a message, with a recovered account's own
+ * epoch retried when another tab opens it first (`customer-send.ts`).
  */
 import {
   IdentityKeys,
   cardFingerprint,
-  envelopeToCbor,
   equal,
   formatFingerprint,
   fromCbor,
   openMessage,
-  sealMessage,
   toCbor,
   toHex,
   verifyAgentCertificate,
   verifyPolicy,
   issueCard,
-  type CborValue,
   type IdentityCard,
   type Policy,
 } from "@sealdesk/protocol";
@@ -47,25 +45,23 @@ import { policySummary } from "./summary.js";
 import { AgentKeyWatch } from "./customer-agent-key.js";
 import { CustomerReadiness } from "./customer-session.js";
 import { CustomerTyping } from "./customer-typing.js";
-import { Member, SyncedConversation, raiseNumber, readAccount, takeCounter, writeAccount } from "./member.js";
+import { Member, SyncedConversation, raiseNumber, readAccount, writeAccount } from "./member.js";
 import { RelayError, SessionError, type Session } from "./session.js";
 import { RECORDS, itemKey } from "./store.js";
 import { CustomerError, type ChatLine, type CustomerEvent, type CustomerOptions } from "./customer-model.js";
-import { maySendIn, noteOwnEpoch, saveRecoveryCode } from "./customer-recovery.js";
+import { saveRecoveryCode } from "./customer-recovery.js";
 import { replayWindow } from "./epochs.js";
 import { CustomerPolicies } from "./customer-policy.js";
 import { CustomerMarks } from "./customer-marks.js";
 import { keepConversation, readConversation, type ConversationRecord } from "./customer-conversation.js";
 import { ConsentWatch, takeConsentItem } from "./customer-consents.js";
 import { CustomerEpochs, putOwnEpoch } from "./customer-epochs.js";
+import { sendMessage, type SendHost, type SentKind } from "./customer-send.js";
 
 export * from "./customer-model.js";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder("utf-8", { fatal: true });
-
-/** How many times a send opens this account's own next epoch before giving up (each lost to another tab). */
-const OWN_EPOCH_TRIES = 3;
 
 /** A customer of one org, with at most one conversation. */
 export class Customer extends Member<CustomerEvent, CustomerOptions> {
@@ -101,6 +97,8 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   private readonly policies: CustomerPolicies;
   /** The session readied to chat on (`customer-session.ts`). */
   private readonly readiness: CustomerReadiness;
+  /** What sending a message needs of this customer (`customer-send.ts`). */
+  private readonly sender: SendHost;
 
   private constructor(opts: CustomerOptions, keys: IdentityKeys, card: IdentityCard) {
     super(opts, keys, card);
@@ -182,6 +180,22 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
       unconfirmed: (agent, code, reason, pushed) => this.emit({ kind: "agent_key_unconfirmed", agent, code, reason, pushed }),
       fail: (e) => this.fail(e),
     });
+    this.sender = {
+      store: opts.store,
+      keys,
+      card,
+      random: opts.random,
+      now: opts.now,
+      epochs: this.epochs,
+      policy: () => this.policies.latest,
+      sync: async (s) => {
+        if (this.synced === null) return false;
+        await this.synced.sync(s);
+        return true;
+      },
+      stored: (it, s) => this.ingestOwn(it, s),
+      warnBytes: (quota) => this.warnBytes(quota),
+    };
   }
 
   /**
@@ -702,62 +716,19 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   }
 
   /** Seals and sends one message of `kind`; returns its sequence number once verified and kept. */
-  private sendRaw(kind: "text" | "attachment" | "read", body: Uint8Array): Promise<number> {
+  private sendRaw(kind: SentKind, body: Uint8Array): Promise<number> {
     return this.withSendLock(() => this.sendLocked(kind, body));
   }
 
-  /** `sendRaw` with the send lock held. */
-  private async sendLocked(kind: "text" | "attachment" | "read", body: Uint8Array): Promise<number> {
+  /** `sendRaw` with the send lock held: the conversation opened if needed (`customer-send.ts`). */
+  private async sendLocked(kind: SentKind, body: Uint8Array): Promise<number> {
     if (this.blocked !== null) throw new CustomerError("key_changed", this.blocked);
     if (this.erased) throw new CustomerError("not_open", "this conversation was erased");
     let s = this.session();
     if (this.conv === null) s = await this.open(s);
     const conv = this.conv;
     if (conv === null) throw new CustomerError("not_open");
-    let epoch = this.epochs.newest();
-    if (epoch === null) throw new CustomerError("no_epoch");
-    // Recovered: never in an epoch the lost device may have used (`customer-recovery.ts`). Another
-    // tab of this account may have opened that epoch first (`stale_epoch`): its record is read
-    // from the history, and this tab sends in it (noted as this account's own, in the shared
-    // store) or opens the next.
-    for (let tries = 0; !(await maySendIn(this.opts.store, epoch)); tries++) {
-      const opened = await this.openOwnEpoch(s, epoch);
-      if (opened !== null) {
-        epoch = opened;
-        break;
-      }
-      if (tries + 1 >= OWN_EPOCH_TRIES || this.synced === null) throw new CustomerError("no_epoch", "another device of this account keeps opening the next epoch first");
-      await this.synced.sync(s);
-      epoch = this.epochs.newest() ?? epoch;
-    }
-    const e = this.epochs.get(epoch);
-    if (e === undefined) throw new CustomerError("no_epoch");
-    const counter = await takeCounter(this.opts.store, `${RECORDS.counterPrefix}${epoch}`);
-    const sentAt = this.opts.now();
-    const envelope = sealMessage(e.schedule, conv.conversation, epoch, this.keys, counter, kind, sentAt, body);
-    const r = await s.call({ kind: "send", envelope });
-    if (r.kind !== "stored") throw new CustomerError("bad_answer", r.kind);
-    const raw: CborValue = { conversation: conv.conversation, seq: r.seq, stored_at: sentAt, item: { message: envelopeToCbor(envelope) } };
-    await this.ingestOwn(sequencedFromCbor(raw), s);
-    // The relay's warning ahead of a stored-bytes quota this message brought near (§13.12):
-    // the same event as an upload's.
-    if (r.quota !== undefined) this.warnBytes(r.quota);
-    return r.seq;
-  }
-
-  /**
-   * Opens the epoch after `epoch`, with its members, as a recovered account's own (its fence);
-   * null when another tab or device stored that epoch first (`stale_epoch`).
-   */
-  private async openOwnEpoch(s: Session, epoch: number): Promise<number | null> {
-    const e = this.epochs.get(epoch);
-    const conv = this.conv;
-    if (e === undefined || conv === null || this.policies.latest === null) throw new CustomerError("no_epoch");
-    const it = await putOwnEpoch(s, this.keys, this.card, this.opts, { policy: this.policies.latest, conversation: conv.conversation, previous: e.record, members: e.record.members }, true);
-    if (it === null) return null;
-    await this.ingestOwn(it, s);
-    await noteOwnEpoch(this.opts.store, epoch + 1);
-    return epoch + 1;
+    return sendMessage(this.sender, s, conv.conversation, kind, body);
   }
 
   /**
