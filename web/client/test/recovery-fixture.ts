@@ -1,7 +1,8 @@
 /**
  * What the recovery tests share over an org on the relay (`orgOnRelay`): the options of a
- * recovery into a store, a recovery refused with its failure and nothing stored, and a CLI
- * customer with a conversation and the code its `init` showed.
+ * recovery into a store, a recovery refused with its failure and nothing stored, a CLI
+ * customer with a conversation and the code its `init` showed, and the send lock of the tabs
+ * of one browser.
  */
 import { join } from "node:path";
 import { expect } from "vitest";
@@ -14,6 +15,19 @@ export interface CliCustomer {
   home: string;
   id: string;
   initCode: string;
+}
+
+/**
+ * A send lock for one store, as the tabs of one browser share a Web Lock: callers run one at a
+ * time, in the order they asked.
+ */
+export function sendLock(): <T>(f: () => Promise<T>) => Promise<T> {
+  let tail: Promise<unknown> = Promise.resolve();
+  return <T>(f: () => Promise<T>): Promise<T> => {
+    const run = tail.then(f);
+    tail = run.catch(() => undefined);
+    return run;
+  };
 }
 
 /** The recovery helpers over `fx`. */

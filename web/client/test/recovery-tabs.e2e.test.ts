@@ -12,17 +12,7 @@ import { describe, expect, it } from "vitest";
 import { CustomerError, MemoryStore, RECOVERY_FENCE_KEY, RecoveryError, readAccount, recoverAccount } from "../src/index.js";
 import { readConversation } from "../src/customer-conversation.js";
 import { onlineCustomer, orgOnRelay } from "./customer-fixture.js";
-import { recoveryKit } from "./recovery-fixture.js";
-
-/** A send lock for one store: callers run one at a time, in the order they asked. */
-function sendLock(): <T>(f: () => Promise<T>) => Promise<T> {
-  let tail: Promise<unknown> = Promise.resolve();
-  return <T>(f: () => Promise<T>): Promise<T> => {
-    const run = tail.then(f);
-    tail = run.catch(() => undefined);
-    return run;
-  };
-}
+import { recoveryKit, sendLock } from "./recovery-fixture.js";
 
 describe("a recovery and another tab of the same browser", () => {
   const fx = orgOnRelay("web-recovery-tabs");

@@ -33,12 +33,35 @@ export interface FakeClose {
  * return `false` to drop the frame (a relay withholding a push). Outgoing frames pass through
  * `outgoing` (to count them): `false` closes the socket instead of sending (the connection lost);
  * a {@link FakeClose} closes it too, and the page's close event then carries that code and
- * reason (a relay refusing the frame, as an older relay closes on a request it does not know).
+ * reason (a relay refusing the frame, as an older relay closes on a request it does not know);
+ * a promise holds the frame until it resolves (something else happens on the relay first: another
+ * tab wins a race), and the frames sent after it wait behind it, in order (a rejected one closes
+ * the socket instead).
  */
-export function tampering(tamper: (frame: Frame) => boolean | void, outgoing?: (frame: Frame) => boolean | void | FakeClose): SocketFactory {
+export function tampering(tamper: (frame: Frame) => boolean | void, outgoing?: (frame: Frame) => boolean | void | FakeClose | Promise<void>): SocketFactory {
   return (url) => {
     const ws = new WebSocket(url);
     let faked: FakeClose | undefined;
+    /** Frame `d` sent as `outgoing` says; a promise when it is held. */
+    const pass = (d: Uint8Array): Promise<void> | undefined => {
+      const verdict = outgoing?.(decodeFrame(d) as Frame);
+      if (verdict instanceof Promise) {
+        return verdict.then(
+          () => {
+            if (ws.readyState === WebSocket.OPEN) ws.send(d);
+          },
+          () => ws.close(),
+        );
+      }
+      if (verdict === false) ws.close();
+      else if (typeof verdict === "object") {
+        faked = verdict;
+        ws.close();
+      } else ws.send(d);
+      return undefined;
+    };
+    /** Once a frame was held, every frame after it goes out behind it. */
+    let held: Promise<void> | undefined;
     const s: SocketLike = {
       get binaryType() {
         return ws.binaryType;
@@ -50,12 +73,7 @@ export function tampering(tamper: (frame: Frame) => boolean | void, outgoing?: (
         return ws.readyState;
       },
       send: (d) => {
-        const verdict = outgoing?.(decodeFrame(d) as Frame);
-        if (verdict === false) ws.close();
-        else if (typeof verdict === "object") {
-          faked = verdict;
-          ws.close();
-        } else ws.send(d);
+        held = held === undefined ? pass(d) : held.then(() => pass(d));
       },
       close: (c, r) => ws.close(c, r),
       onopen: null,
