@@ -33,7 +33,7 @@ pub struct Node {
     pub addr: SocketAddr,
     _dir: TempDir,
     /// The directory of the log key file the node started with, when the node shares it with
-    /// the other node of a [`TwoNodes`]: it lives as long as either node.
+    /// the other nodes of a [`TwoNodes`] or [`three_nodes`]: it lives as long as any of them.
     _keys: Option<Arc<TempDir>>,
 }
 
@@ -225,15 +225,14 @@ impl TwoNodesSetup {
         let key = keys.path().join("log.key");
         let keys = Arc::new(keys);
         let start = |setup: &NodeSetup| {
-            let mut node = ready(start_with_env(
+            let started = start_with_env(
                 &db,
                 &key,
                 setup.wakeups,
                 &borrowed(&setup.settings),
                 &borrowed(&setup.env),
-            ));
-            node._keys = Some(Arc::clone(&keys));
-            node
+            );
+            keeping(ready(started), &keys)
         };
         let (a, b) = if self.b_first {
             let b = start(&self.b);
@@ -244,6 +243,22 @@ impl TwoNodesSetup {
         };
         Some(TwoNodes { a, b, db })
     }
+}
+
+/// Three nodes on a fresh database named after `test`, sharing its log key file, wake-ups on,
+/// each ready before the next starts; `None` without PostgreSQL binaries. (Nodes that must
+/// start at the same instant: [`start`] each, then [`ready`].)
+pub fn three_nodes(test: &str) -> Option<[Node; 3]> {
+    let (db, keys) = database(test)?;
+    let key = keys.path().join("log.key");
+    let keys = Arc::new(keys);
+    Some([(); 3].map(|()| keeping(node(&db, &key, true), &keys)))
+}
+
+/// `node`, holding the directory of the key file it shares with other nodes.
+fn keeping(mut node: Node, keys: &Arc<TempDir>) -> Node {
+    node._keys = Some(Arc::clone(keys));
+    node
 }
 
 fn owned(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {

@@ -28,7 +28,7 @@ use sealdesk_tests::{
     Chat, Org, RawClient,
     cluster::{
         CommitGate, Node, TwoNodes, database as cluster_db, http_get, metric, node, ready, start,
-        two_nodes,
+        three_nodes, two_nodes,
     },
     wait::{QUIET, STEP, eventually_within},
 };
@@ -489,15 +489,9 @@ async fn a_release_by_consent_with_the_master_and_the_trustees_on_other_nodes() 
     };
     use sealdesk_tests::world::{MASTER, Via, World, open_chat, released_once};
 
-    let Some((db, keys)) = cluster_db("release") else {
+    let Some([a, b, c]) = three_nodes("release") else {
         return;
     };
-    let key = keys.path().join("log.key");
-    let (a, b, c) = (
-        node(&db, &key, true),
-        node(&db, &key, true),
-        node(&db, &key, true),
-    );
     // The world's own relay stays unused: its accounts reach the node `w.url` names.
     let mut w = World::new().await;
     w.url = a.url.clone();
@@ -636,15 +630,9 @@ async fn nodes_started_at_once_with_concurrent_setups_all_keep_serving() {
 /// at the next wake-up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_item_reaches_a_member_on_another_node_once() {
-    let Some((db, keys)) = cluster_db("once") else {
+    let Some([a, b, c]) = three_nodes("once") else {
         return;
     };
-    let key = keys.path().join("log.key");
-    let (a, b, c) = (
-        node(&db, &key, true),
-        node(&db, &key, true),
-        node(&db, &key, true),
-    );
     const CONVERSATIONS: usize = 8;
     const EACH: u64 = 20;
     let org = Org::setup(&a.url, 60, "acme", 1, CONVERSATIONS).await;

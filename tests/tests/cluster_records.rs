@@ -28,7 +28,7 @@ use sealdesk_protocol::{
 use sealdesk_server::store::{Collection, ConversationLog, Store};
 use sealdesk_tests::{
     Org, RawClient,
-    cluster::{TwoNodes, database as cluster_db, node, slow_and_quick, two_stores},
+    cluster::{TwoNodes, slow_and_quick, three_nodes, two_stores},
     eventually, now, pg, rng,
 };
 
@@ -124,15 +124,9 @@ const TICKETS: u64 = 6;
 /// the earlier decision.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_arbiters_approving_through_two_nodes_at_once_both_count() {
-    let Some((db, keys)) = cluster_db("arbiters") else {
+    let Some([a, b, c]) = three_nodes("arbiters") else {
         return;
     };
-    let key = keys.path().join("log.key");
-    let (a, b, c) = (
-        node(&db, &key, true),
-        node(&db, &key, true),
-        node(&db, &key, true),
-    );
     let org = Org::setup(&a.url, 2401, "rmwco", 1, 3).await;
     let mut master = RawClient::login(&a.url, &org.master).await;
     let mut tickets = Vec::new();
@@ -197,15 +191,9 @@ async fn two_trustees_answering_through_two_nodes_at_once_the_master_collects() 
     };
     use sealdesk_tests::world::{MASTER, World, open_chat};
 
-    let Some((db, keys)) = cluster_db("trustees") else {
+    let Some([a, b, c]) = three_nodes("trustees") else {
         return;
     };
-    let key = keys.path().join("log.key");
-    let (a, b, c) = (
-        node(&db, &key, true),
-        node(&db, &key, true),
-        node(&db, &key, true),
-    );
     let mut w = World::new().await;
     w.url = a.url.clone();
     let org = w.org(&["alice"], None).await;
