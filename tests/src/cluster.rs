@@ -4,9 +4,11 @@
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
 
+use sealdesk_server::store::PgStore;
 use tempfile::TempDir;
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
@@ -14,6 +16,7 @@ use tokio::{
 };
 
 use crate::{
+    Org, RawClient,
     child::{RelayProcess, relay_binary},
     pg,
     wait::{STEP, eventually},
@@ -29,6 +32,9 @@ pub struct Node {
     /// Its listening address.
     pub addr: SocketAddr,
     _dir: TempDir,
+    /// The directory of the log key file the node started with, when the node shares it with
+    /// the other nodes of a [`TwoNodes`] or [`three_nodes`]: it lives as long as any of them.
+    _keys: Option<Arc<TempDir>>,
 }
 
 /// A node's process started on database `db` with the shared log key file `key`, not yet
@@ -86,12 +92,184 @@ pub fn ready((mut process, dir): (RelayProcess, TempDir)) -> Node {
         url,
         addr,
         _dir: dir,
+        _keys: None,
     }
 }
 
 /// Starts a node and waits until it serves (see [`start`]).
 pub fn node(db: &str, key: &Path, wakeups: bool) -> Node {
     ready(start(db, key, wakeups))
+}
+
+/// Two nodes on a fresh database of their own, sharing its log key file: the cluster most
+/// tests need. Made by [`two_nodes`]; each node keeps the key file's directory for as long as
+/// it runs.
+pub struct TwoNodes {
+    /// Node A.
+    pub a: Node,
+    /// Node B.
+    pub b: Node,
+    /// The database's URL (for [`terminate_listeners`] and [`pg::query`]).
+    pub db: String,
+}
+
+impl TwoNodes {
+    /// Node A and node B, for a test that goes through them in turn (`both()[i % 2]`).
+    pub fn both(&self) -> [&Node; 2] {
+        [&self.a, &self.b]
+    }
+
+    /// An org set up through node A (`seed`, org `acme`, one agent, one customer), its customer
+    /// logged in on node A and its agent on node B: `(org, customer on A, agent on B)`.
+    pub async fn customer_on_a_agent_on_b(&self, seed: u64) -> (Org, RawClient, RawClient) {
+        let org = Org::setup(&self.a.url, seed, "acme", 1, 1).await;
+        let on_a = RawClient::login(&self.a.url, &org.customers[0]).await;
+        let on_b = RawClient::login(&self.b.url, &org.agents[0]).await;
+        (org, on_a, on_b)
+    }
+}
+
+/// How the two nodes of [`two_nodes`] start: wake-ups on and nothing more unless a method says
+/// otherwise; node A ready first, then node B, unless [`TwoNodesSetup::b_first`].
+#[must_use]
+pub struct TwoNodesSetup {
+    test: String,
+    a: NodeSetup,
+    b: NodeSetup,
+    b_first: bool,
+}
+
+/// One node's part of a [`TwoNodesSetup`].
+struct NodeSetup {
+    wakeups: bool,
+    settings: Vec<(String, String)>,
+    env: Vec<(String, String)>,
+}
+
+/// Two nodes on a fresh database named after `test` ([`database`]), set up with the methods of
+/// [`TwoNodesSetup`] and started with [`TwoNodesSetup::start`].
+pub fn two_nodes(test: &str) -> TwoNodesSetup {
+    let node = || NodeSetup {
+        wakeups: true,
+        settings: Vec::new(),
+        env: Vec::new(),
+    };
+    TwoNodesSetup {
+        test: test.to_owned(),
+        a: node(),
+        b: node(),
+        b_first: false,
+    }
+}
+
+impl TwoNodesSetup {
+    /// Settings for both nodes (`SEALDESK_RELAY_` names without the prefix, as in
+    /// [`start_with`]), after the ones already given.
+    pub fn settings(self, settings: &[(&str, &str)]) -> Self {
+        self.a_settings(settings).b_settings(settings)
+    }
+
+    /// Settings for node A only, after the ones already given.
+    pub fn a_settings(mut self, settings: &[(&str, &str)]) -> Self {
+        self.a.settings.extend(owned(settings));
+        self
+    }
+
+    /// Settings for node B only, after the ones already given.
+    pub fn b_settings(mut self, settings: &[(&str, &str)]) -> Self {
+        self.b.settings.extend(owned(settings));
+        self
+    }
+
+    /// Extra environment variables for node A only (a test-only hook, as in
+    /// [`start_with_env`]).
+    pub fn a_env(mut self, env: &[(&str, &str)]) -> Self {
+        self.a.env.extend(owned(env));
+        self
+    }
+
+    /// Extra environment variables for node B only.
+    pub fn b_env(mut self, env: &[(&str, &str)]) -> Self {
+        self.b.env.extend(owned(env));
+        self
+    }
+
+    /// Wake-ups on or off for both nodes (see [`start`]).
+    pub fn wakeups(self, on: bool) -> Self {
+        self.b_wakeups(on).a_wakeups(on)
+    }
+
+    /// Wake-ups on or off for node A only.
+    pub fn a_wakeups(mut self, on: bool) -> Self {
+        self.a.wakeups = on;
+        self
+    }
+
+    /// Wake-ups on or off for node B only.
+    pub fn b_wakeups(mut self, on: bool) -> Self {
+        self.b.wakeups = on;
+        self
+    }
+
+    /// Node B starts, and is ready, before node A starts (it has loaded its state before A
+    /// writes anything).
+    pub fn b_first(mut self) -> Self {
+        self.b_first = true;
+        self
+    }
+
+    /// Makes the database and the key file and starts the nodes, one ready before the other
+    /// starts; `None` without PostgreSQL binaries (the caller skips).
+    pub fn start(self) -> Option<TwoNodes> {
+        let (db, keys) = database(&self.test)?;
+        let key = keys.path().join("log.key");
+        let keys = Arc::new(keys);
+        let start = |setup: &NodeSetup| {
+            let started = start_with_env(
+                &db,
+                &key,
+                setup.wakeups,
+                &borrowed(&setup.settings),
+                &borrowed(&setup.env),
+            );
+            keeping(ready(started), &keys)
+        };
+        let (a, b) = if self.b_first {
+            let b = start(&self.b);
+            (start(&self.a), b)
+        } else {
+            let a = start(&self.a);
+            (a, start(&self.b))
+        };
+        Some(TwoNodes { a, b, db })
+    }
+}
+
+/// Three nodes on a fresh database named after `test`, sharing its log key file, wake-ups on,
+/// each ready before the next starts; `None` without PostgreSQL binaries. (Nodes that must
+/// start at the same instant: [`start`] each, then [`ready`].)
+pub fn three_nodes(test: &str) -> Option<[Node; 3]> {
+    let (db, keys) = database(test)?;
+    let key = keys.path().join("log.key");
+    let keys = Arc::new(keys);
+    Some([(); 3].map(|()| keeping(node(&db, &key, true), &keys)))
+}
+
+/// `node`, holding the directory of the key file it shares with other nodes.
+fn keeping(mut node: Node, keys: &Arc<TempDir>) -> Node {
+    node._keys = Some(Arc::clone(keys));
+    node
+}
+
+fn owned(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+    pairs.iter().map(|&(k, v)| (k.to_owned(), v.to_owned()))
+}
+
+fn borrowed(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
 }
 
 /// A node's commit gate (the relay's test-only `SEALDESK_TEST_COMMIT_GATE`,
@@ -156,14 +334,17 @@ impl Default for CommitGate {
     }
 }
 
-/// Node A, behind a [`CommitGate`] (open until the test closes it), and node B (started
-/// first): the pair the tests that force a cross-node race use.
-pub fn slow_and_quick(db: &str, key: &Path) -> (Node, Node, CommitGate) {
-    let b = node(db, key, true);
+/// [`two_nodes`] on a fresh database named after `test`: node A behind a [`CommitGate`] (open
+/// until the test closes it), and node B (started first); the pair the tests that force a
+/// cross-node race use. `None` without PostgreSQL binaries.
+pub fn slow_and_quick(test: &str) -> Option<(TwoNodes, CommitGate)> {
     let gate = CommitGate::new();
     let (name, path) = gate.env();
-    let a = ready(start_with_env(db, key, true, &[], &[(name, path.as_str())]));
-    (a, b, gate)
+    let nodes = two_nodes(test)
+        .b_first()
+        .a_env(&[(name, path.as_str())])
+        .start()?;
+    Some((nodes, gate))
 }
 
 /// `GET path` on a node's HTTP port: the body, once answered `200`.
@@ -218,6 +399,15 @@ pub fn database(test: &str) -> Option<(String, TempDir)> {
     let keys = tempfile::tempdir().unwrap();
     std::fs::write(keys.path().join("log.key"), [0x5au8; 64]).unwrap();
     Some((db, keys))
+}
+
+/// Two store engines on database `url`, as two nodes hold them (the first migrates): for the
+/// store-level cluster cases, with no relay process.
+pub fn two_stores(url: &str) -> (PgStore, PgStore) {
+    (
+        PgStore::open(url, true).unwrap(),
+        PgStore::open(url, false).unwrap(),
+    )
 }
 
 /// Terminates the wake-up listeners' database connections of the nodes on database `db` (one

@@ -27,8 +27,8 @@ use sealdesk_protocol::wire::{Frame, Item, Push, Request, Response, Sequenced};
 use sealdesk_tests::{
     Chat, Org, RawClient,
     cluster::{
-        CommitGate, Node, database as cluster_db, http_get, metric, node, ready, start,
-        start_with_env,
+        CommitGate, Node, TwoNodes, database as cluster_db, http_get, metric, node, ready, start,
+        three_nodes, two_nodes,
     },
     wait::{QUIET, STEP, eventually_within},
 };
@@ -127,16 +127,11 @@ async fn pushed_until(c: &mut RawClient, want: &BTreeSet<u64>) -> BTreeSet<u64> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customer_on_one_node_and_an_agent_on_another_chat_both_ways() {
-    let Some((db, keys)) = cluster_db("chat") else {
+    let Some(nodes) = two_nodes("chat").start() else {
         return;
     };
-    let key = keys.path().join("log.key");
-    let a = node(&db, &key, true);
-    let b = node(&db, &key, true);
-    let org = Org::setup(&a.url, 1, "acme", 1, 1).await;
+    let (org, mut on_a, mut on_b) = nodes.customer_on_a_agent_on_b(1).await;
     let (customer, agent) = (&org.customers[0], &org.agents[0]);
-    let mut on_a = RawClient::login(&a.url, customer).await;
-    let mut on_b = RawClient::login(&b.url, agent).await;
     // One log key for the cluster: both nodes sign with the key file's key.
     assert_eq!(on_a.challenge().relay_key, on_b.challenge().relay_key);
 
@@ -183,12 +178,9 @@ async fn a_customer_on_one_node_and_an_agent_on_another_chat_both_ways() {
 /// members on the node that handled the request were pushed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn assignments_and_delivery_marks_reach_members_on_other_nodes() {
-    let Some((db, keys)) = cluster_db("pushes") else {
+    let Some(TwoNodes { a, b, .. }) = two_nodes("pushes").start() else {
         return;
     };
-    let key = keys.path().join("log.key");
-    let a = node(&db, &key, true);
-    let b = node(&db, &key, true);
     let org = Org::setup(&a.url, 1, "acme", 1, 1).await;
     let (customer, agent) = (&org.customers[0], &org.agents[0]);
     let mut on_b = RawClient::login(&b.url, agent).await;
@@ -239,24 +231,18 @@ async fn assignments_and_delivery_marks_reach_members_on_other_nodes() {
 /// acknowledged (its acknowledgement waits for a flush started after it was staged, which the
 /// closed gate holds), so A is killed with pipelined messages unanswered, some perhaps staged.
 async fn a_node_killed_mid_burst(wakeups: bool, test: &str) {
-    let Some((db, keys)) = cluster_db(test) else {
-        return;
-    };
-    let key = keys.path().join("log.key");
     let gate = CommitGate::new();
     let (gate_env, gate_path) = gate.env();
-    let mut a = ready(start_with_env(
-        &db,
-        &key,
-        wakeups,
-        &[],
-        &[(gate_env, gate_path.as_str())],
-    ));
-    let b = node(&db, &key, wakeups);
-    let org = Org::setup(&a.url, 2, "acme", 1, 1).await;
-    let (customer, agent) = (&org.customers[0], &org.agents[0]);
-    let mut on_a = RawClient::login(&a.url, customer).await;
-    let mut agent_b = RawClient::login(&b.url, agent).await;
+    let Some(nodes) = two_nodes(test)
+        .wakeups(wakeups)
+        .a_env(&[(gate_env, gate_path.as_str())])
+        .start()
+    else {
+        return;
+    };
+    let (org, mut on_a, mut agent_b) = nodes.customer_on_a_agent_on_b(2).await;
+    let TwoNodes { mut a, b, .. } = nodes;
+    let customer = &org.customers[0];
     let chat = org.start_chat(&mut on_a, 0, 9).await;
     history(&mut agent_b, &chat).await;
 
@@ -388,16 +374,11 @@ async fn a_node_killed_mid_burst_without_wakeups_the_catch_up_delivers() {
 /// store-level case).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_appending_to_one_conversation_at_once_both_store_everything_in_order() {
-    let Some((db, keys)) = cluster_db("race") else {
+    let Some(nodes) = two_nodes("race").start() else {
         return;
     };
-    let key = keys.path().join("log.key");
-    let a = node(&db, &key, true);
-    let b = node(&db, &key, true);
-    let org = Org::setup(&a.url, 3, "acme", 1, 1).await;
+    let (org, mut on_a, mut on_b) = nodes.customer_on_a_agent_on_b(3).await;
     let (customer, agent) = (&org.customers[0], &org.agents[0]);
-    let mut on_a = RawClient::login(&a.url, customer).await;
-    let mut on_b = RawClient::login(&b.url, agent).await;
     let chat = org.start_chat(&mut on_a, 0, 11).await;
     history(&mut on_b, &chat).await;
 
@@ -453,12 +434,9 @@ async fn a_client_moves_to_the_next_node_and_refuses_a_node_with_other_keys() {
     use sealdesk_protocol::card::Role;
     use sealdesk_tests::world::{FAST_KDF, PASS};
 
-    let Some((db, keys)) = cluster_db("failover") else {
+    let Some(TwoNodes { mut a, b, .. }) = two_nodes("failover").start() else {
         return;
     };
-    let key = keys.path().join("log.key");
-    let mut a = node(&db, &key, true);
-    let b = node(&db, &key, true);
     let homes = tempfile::tempdir().unwrap();
     let account = Account::create(
         &homes.path().join("c"),
@@ -511,15 +489,9 @@ async fn a_release_by_consent_with_the_master_and_the_trustees_on_other_nodes() 
     };
     use sealdesk_tests::world::{MASTER, Via, World, open_chat, released_once};
 
-    let Some((db, keys)) = cluster_db("release") else {
+    let Some([a, b, c]) = three_nodes("release") else {
         return;
     };
-    let key = keys.path().join("log.key");
-    let (a, b, c) = (
-        node(&db, &key, true),
-        node(&db, &key, true),
-        node(&db, &key, true),
-    );
     // The world's own relay stays unused: its accounts reach the node `w.url` names.
     let mut w = World::new().await;
     w.url = a.url.clone();
@@ -658,15 +630,9 @@ async fn nodes_started_at_once_with_concurrent_setups_all_keep_serving() {
 /// at the next wake-up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_item_reaches_a_member_on_another_node_once() {
-    let Some((db, keys)) = cluster_db("once") else {
+    let Some([a, b, c]) = three_nodes("once") else {
         return;
     };
-    let key = keys.path().join("log.key");
-    let (a, b, c) = (
-        node(&db, &key, true),
-        node(&db, &key, true),
-        node(&db, &key, true),
-    );
     const CONVERSATIONS: usize = 8;
     const EACH: u64 = 20;
     let org = Org::setup(&a.url, 60, "acme", 1, CONVERSATIONS).await;

@@ -26,7 +26,7 @@ use sealdesk_protocol::{
 };
 use sealdesk_tests::{
     Org, RawClient,
-    cluster::{database as cluster_db, node, slow_and_quick},
+    cluster::{TwoNodes, slow_and_quick, two_nodes},
     consent::release_entry,
     eventually, now,
 };
@@ -86,11 +86,9 @@ fn policy_entry(org: &Org, version: u32) -> AuditEntry {
 /// its trustee answered for it there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_entry_under_a_stored_one_never_stays_in_a_nodes_log() {
-    let Some((db, keys)) = cluster_db("auditdrift") else {
+    let Some((TwoNodes { a, b, .. }, gate)) = slow_and_quick("auditdrift") else {
         return;
     };
-    let key = keys.path().join("log.key");
-    let (a, b, gate) = slow_and_quick(&db, &key);
     let org = Org::setup(&b.url, 2450, "driftco", 1, 1).await;
     let mut customer = RawClient::login(&b.url, &org.customers[0]).await;
     let chat = org.start_chat(&mut customer, 0, 2451).await;
@@ -193,12 +191,9 @@ async fn a_refused_entry_under_a_stored_one_never_stays_in_a_nodes_log() {
 /// the node that appended were told.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watcher_on_another_node_is_told_the_log_grew() {
-    let Some((db, keys)) = cluster_db("auditgrew") else {
+    let Some(TwoNodes { a, b, .. }) = two_nodes("auditgrew").start() else {
         return;
     };
-    let key = keys.path().join("log.key");
-    let a = node(&db, &key, true);
-    let b = node(&db, &key, true);
     let org = Org::setup(&a.url, 2460, "growco", 1, 1).await;
     let mut customer = RawClient::login(&a.url, &org.customers[0]).await;
     let chat = org.start_chat(&mut customer, 0, 2461).await;

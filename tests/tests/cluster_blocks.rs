@@ -9,20 +9,20 @@ use sealdesk_protocol::{
     block::Unblock,
     wire::{ErrorCode, Request, Response},
 };
-use sealdesk_tests::{Org, RawClient, cluster::node, identity::now, pg, wait::eventually};
+use sealdesk_tests::{
+    Org, RawClient,
+    cluster::{TwoNodes, two_nodes},
+    identity::now,
+    wait::eventually,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_block_through_one_node_is_enforced_by_the_other_within_the_catch_up() {
-    let Some(server) = pg::server() else {
-        return;
-    };
-    let db = pg::database(server, &format!("cluster_blocks_{}", std::process::id()));
-    let keys = tempfile::tempdir().unwrap();
-    let key = keys.path().join("log.key");
-    std::fs::write(&key, [0x5au8; 64]).unwrap();
     // Node B starts first, so its block set is loaded before the block exists.
     // Wake-ups off: the periodic catch-up (150 ms) alone reloads the blocks.
-    let (b, a) = (node(&db, &key, false), node(&db, &key, false));
+    let Some(TwoNodes { a, b, .. }) = two_nodes("blocks").b_first().wakeups(false).start() else {
+        return;
+    };
     let (a_url, b_url) = (a.url.clone(), b.url.clone());
     let org = Org::setup(&a_url, 3, "acme", 1, 1).await;
     let customer = &org.customers[0];

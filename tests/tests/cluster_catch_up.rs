@@ -18,7 +18,7 @@
 use sealdesk_protocol::wire::{Push, Request, Response};
 use sealdesk_tests::{
     Chat, Org, RawClient,
-    cluster::{self, CommitGate, Node, metric},
+    cluster::{self, CommitGate, Node, TwoNodes, metric},
     eventually,
 };
 
@@ -30,7 +30,7 @@ const CATCH_UPS: &str = "sealdesk_cluster_catch_up_seconds_count";
 
 /// Node A, and node B started with its catch-up gate closed (`wakeups` for B), once B's
 /// first catch-up is held there; a customer on A and the agent on B in a chat started through
-/// A, which the agent has read on B. The database's key directory is returned to keep it.
+/// A, which the agent has read on B.
 struct HeldCatchUp {
     a: Node,
     b: Node,
@@ -39,32 +39,23 @@ struct HeldCatchUp {
     chat: Chat,
     on_a: RawClient,
     on_b: RawClient,
-    _keys: tempfile::TempDir,
 }
 
 async fn held_catch_up(test: &str, wakeups: bool) -> Option<HeldCatchUp> {
-    let (db, keys) = cluster::database(test)?;
-    let key = keys.path().join("log.key");
-    let a = cluster::node(&db, &key, true);
     let gate = CommitGate::catch_up();
     gate.close();
     let (name, path) = gate.env();
-    let b = cluster::ready(cluster::start_with_env(
-        &db,
-        &key,
-        wakeups,
-        &[],
-        &[(name, path.as_str())],
-    ));
+    let nodes = cluster::two_nodes(test)
+        .b_wakeups(wakeups)
+        .b_env(&[(name, path.as_str())])
+        .start()?;
+    let b = &nodes.b;
     // The catch-up's first tick comes at once: B's catch-up is held from here on.
     eventually("node B's catch-up held at its gate", async || {
         b.process.log_tail().contains(HELD).then_some(())
     })
     .await;
-    let org = Org::setup(&a.url, 11, "acme", 1, 1).await;
-    let (customer, agent) = (&org.customers[0], &org.agents[0]);
-    let mut on_a = RawClient::login(&a.url, customer).await;
-    let mut on_b = RawClient::login(&b.url, agent).await;
+    let (org, mut on_a, mut on_b) = nodes.customer_on_a_agent_on_b(11).await;
     let chat = org.start_chat(&mut on_a, 0, 5).await;
     // The agent reads the conversation on node B (as a client does on connecting): node B
     // watches it from there.
@@ -79,6 +70,7 @@ async fn held_catch_up(test: &str, wakeups: bool) -> Option<HeldCatchUp> {
         Response::Items { items, .. } => assert_eq!(items.len(), 1, "the epoch record"),
         other => panic!("expected Items, got {other:?}"),
     }
+    let TwoNodes { a, b, .. } = nodes;
     Some(HeldCatchUp {
         a,
         b,
@@ -87,7 +79,6 @@ async fn held_catch_up(test: &str, wakeups: bool) -> Option<HeldCatchUp> {
         chat,
         on_a,
         on_b,
-        _keys: keys,
     })
 }
 

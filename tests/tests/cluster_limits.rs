@@ -14,29 +14,24 @@ use sealdesk_protocol::{
 use sealdesk_tests::{
     Chat, Org, RawClient,
     burst::{at_once, fresh_keys, opened_or_over_quota},
-    cluster::{self, Node, ready, start_with},
+    cluster::{self, Node, TwoNodes},
     identity::{Identity, now},
     web_key::{self, open_request},
 };
-use tempfile::TempDir;
 
 /// The quota both nodes run with.
 const MOST: usize = 2;
 
 /// Two nodes on a fresh database named after `name`, each allowing at most [`MOST`] open
-/// conversations per customer and org, or `None` without PostgreSQL. The log key's directory
-/// comes too: the nodes read it at start only.
-fn cluster(name: &str) -> Option<([Node; 2], TempDir)> {
-    let (db, keys) = cluster::database(name)?;
-    let key = keys.path().join("log.key");
+/// conversations per customer and org, or `None` without PostgreSQL.
+fn cluster(name: &str) -> Option<TwoNodes> {
     let most = MOST.to_string();
-    let settings = [
-        ("OPEN_CONVERSATIONS_PER_ORG", most.as_str()),
-        ("CONVERSATION_OPENS_PER_HOUR", "1000"),
-    ];
-    let a = ready(start_with(&db, &key, true, &settings));
-    let b = ready(start_with(&db, &key, true, &settings));
-    Some(([a, b], keys))
+    cluster::two_nodes(name)
+        .settings(&[
+            ("OPEN_CONVERSATIONS_PER_ORG", most.as_str()),
+            ("CONVERSATION_OPENS_PER_HOUR", "1000"),
+        ])
+        .start()
 }
 
 /// Sends each request of `burst` as its account, through node A and node B in turn, all in
@@ -57,7 +52,7 @@ fn refused_as_quota(r: &Response) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_customers_open_conversations_are_counted_across_nodes_and_at_the_same_instant() {
-    let Some(([a, b], _keys)) = cluster("cluster_limits_customer") else {
+    let Some(TwoNodes { a, b, .. }) = cluster("cluster_limits_customer") else {
         return;
     };
     let org = Org::setup(&a.url, 5, "acme", 2, 1).await;
@@ -102,7 +97,7 @@ async fn a_customers_open_conversations_are_counted_across_nodes_and_at_the_same
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_visitors_open_conversations_are_counted_across_nodes_and_at_the_same_instant() {
-    let Some(([a, b], _keys)) = cluster("cluster_limits_visitor") else {
+    let Some(TwoNodes { a, b, .. }) = cluster("cluster_limits_visitor") else {
         return;
     };
     let acme = Org::new_with(6, "acme", 1, 1, |p| p.require_open_token = true)
@@ -134,7 +129,7 @@ async fn a_visitors_open_conversations_are_counted_across_nodes_and_at_the_same_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_least_loaded_agent_is_picked_by_the_whole_clusters_conversations() {
-    let Some(([a, b], _keys)) = cluster("cluster_limits_pick") else {
+    let Some(TwoNodes { a, b, .. }) = cluster("cluster_limits_pick") else {
         return;
     };
     // Two agents, neither online: the pick goes by load alone.
@@ -166,7 +161,6 @@ struct BytesCluster {
     on_b: RawClient,
     /// The customer's last message counter.
     counter: u64,
-    _keys: TempDir,
 }
 
 /// The account quota of [`BytesCluster`].
@@ -174,16 +168,10 @@ const BYTES_QUOTA: &str = "100000";
 
 impl BytesCluster {
     async fn start(name: &str, a_settings: &[(&str, &str)]) -> Option<Self> {
-        let (db, keys) = cluster::database(name)?;
-        let key = keys.path().join("log.key");
-        let quota = ("STORED_BYTES_PER_ACCOUNT", BYTES_QUOTA);
-        let a = ready(start_with(
-            &db,
-            &key,
-            true,
-            &[&[quota], a_settings].concat(),
-        ));
-        let b = ready(start_with(&db, &key, true, &[quota]));
+        let TwoNodes { a, b, .. } = cluster::two_nodes(name)
+            .settings(&[("STORED_BYTES_PER_ACCOUNT", BYTES_QUOTA)])
+            .a_settings(a_settings)
+            .start()?;
         let org = Org::setup(&a.url, 8, "acme", 1, 1).await;
         let customer = &org.customers[0];
         let mut on_a = RawClient::login(&a.url, customer).await;
@@ -197,7 +185,6 @@ impl BytesCluster {
             on_a,
             on_b,
             counter: 0,
-            _keys: keys,
         })
     }
 

@@ -18,7 +18,7 @@
 use sealdesk_protocol::{keys::SigningPublicKey, wire::Response};
 use sealdesk_tests::{
     Org, RawClient,
-    cluster::{self, Node, ready, start_with_env},
+    cluster::{self, Node, TwoNodes},
     identity::Identity,
     pg,
     web_key::open_request,
@@ -74,51 +74,44 @@ const PRESENCE_ERRORS: &str = "sealdesk_cluster_presence_errors_total";
 const FAIL_PRESENCE_READS: &str = "SEALDESK_TEST_FAIL_PRESENCE_READS";
 
 /// Nodes A and B on a fresh database named after `name`, with `settings` on both besides an
-/// open quota no test here reaches; an org with two agents, X (which holds one conversation
-/// more than Y) and Y, neither connected, and a customer. Returns the nodes, the org, X's
-/// index and the next conversation number; `None` without PostgreSQL.
+/// open quota no test here reaches, and the environment variables `env_a` on node A only; an
+/// org with two agents, X (which holds one conversation more than Y) and Y, neither
+/// connected, and a customer. Returns the nodes, the org and X's index; `None` without
+/// PostgreSQL.
 async fn two_nodes_and_an_uneven_org(
     name: &str,
     settings: &[(&str, &str)],
-) -> Option<([Node; 2], tempfile::TempDir, Org, usize)> {
-    two_nodes_and_an_uneven_org_env(name, settings, &[])
-        .await
-        .map(|(nodes, keys, _db, org, x)| (nodes, keys, org, x))
-}
-
-/// As [`two_nodes_and_an_uneven_org`], with the environment variables `env_a` on node A only;
-/// also returns the database's URL.
-async fn two_nodes_and_an_uneven_org_env(
-    name: &str,
-    settings: &[(&str, &str)],
     env_a: &[(&str, &str)],
-) -> Option<([Node; 2], tempfile::TempDir, String, Org, usize)> {
-    let (db, keys) = cluster::database(name)?;
-    let key = keys.path().join("log.key");
-    let mut all = vec![
-        ("OPEN_CONVERSATIONS_PER_ORG", "100000"),
-        ("CONVERSATION_OPENS_PER_HOUR", "100000"),
-    ];
-    all.extend_from_slice(settings);
-    let a = ready(start_with_env(&db, &key, true, &all, env_a));
-    let b = ready(start_with_env(&db, &key, true, &all, &[]));
-    let org = Org::setup(&a.url, 12, "acme", 2, 1).await;
+) -> Option<(TwoNodes, Org, usize)> {
+    let nodes = cluster::two_nodes(name)
+        .settings(&[
+            ("OPEN_CONVERSATIONS_PER_ORG", "100000"),
+            ("CONVERSATION_OPENS_PER_HOUR", "100000"),
+        ])
+        .settings(settings)
+        .a_env(env_a)
+        .start()?;
+    let org = Org::setup(&nodes.a.url, 12, "acme", 2, 1).await;
     // Neither agent online: the first open goes to one of them, X, which now has more.
-    let first = open(&a.url, &org.customers[0], 1).await;
+    let first = open(&nodes.a.url, &org.customers[0], 1).await;
     let x = org
         .agents
         .iter()
         .position(|a| a.card().signing_key == first)
         .unwrap();
-    Some(([a, b], keys, db, org, x))
+    Some((nodes, org, x))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_online_on_another_node_is_picked_and_stops_counting_when_it_leaves() {
     // A time-to-live of a minute: a refresh delayed on a busy machine cannot lapse X while
     // it is connected, and only the withdrawal at its disconnection can make it offline.
-    let Some(([a, b], _keys, org, x)) =
-        two_nodes_and_an_uneven_org("presence_pick", &[("CLUSTER_PRESENCE_TTL_MS", "60000")]).await
+    let Some((TwoNodes { a, b, .. }, org, x)) = two_nodes_and_an_uneven_org(
+        "presence_pick",
+        &[("CLUSTER_PRESENCE_TTL_MS", "60000")],
+        &[],
+    )
+    .await
     else {
         return;
     };
@@ -150,7 +143,7 @@ async fn an_agent_online_on_another_node_is_picked_and_stops_counting_when_it_le
 /// the database to now, as the clock reaching it would, and node A picks Y at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_nodes_agents_stop_counting_online_once_its_record_lapses() {
-    let Some(([a, mut b], _keys, db, org, x)) = two_nodes_and_an_uneven_org_env(
+    let Some((TwoNodes { a, mut b, db }, org, x)) = two_nodes_and_an_uneven_org(
         "presence_killed",
         &[("CLUSTER_PRESENCE_TTL_MS", HOUR_TTL_MS)],
         &[],
@@ -201,8 +194,8 @@ async fn a_node_stopped_cleanly_withdraws_its_agents_at_once() {
         ("CLUSTER_PRESENCE_TTL_MS", "3600000"),
         ("SHUTDOWN_GRACE_MS", "100"),
     ];
-    let Some(([a, mut b], _keys, org, x)) =
-        two_nodes_and_an_uneven_org("presence_stopped", &settings).await
+    let Some((TwoNodes { a, mut b, .. }, org, x)) =
+        two_nodes_and_an_uneven_org("presence_stopped", &settings, &[]).await
     else {
         return;
     };
@@ -224,7 +217,7 @@ async fn a_node_stopped_cleanly_withdraws_its_agents_at_once() {
 /// the lapse on; node A counts X online after them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connected_agent_keeps_counting_online_past_its_time_to_live() {
-    let Some(([a, b], _keys, db, org, x)) = two_nodes_and_an_uneven_org_env(
+    let Some((TwoNodes { a, b, db }, org, x)) = two_nodes_and_an_uneven_org(
         "presence_refreshed",
         &[("CLUSTER_PRESENCE_TTL_MS", HOUR_TTL_MS)],
         &[],
@@ -256,7 +249,7 @@ async fn a_connected_agent_keeps_counting_online_past_its_time_to_live() {
 async fn a_failed_presence_read_falls_back_to_the_nodes_own_connections() {
     // Node A's reads of the cluster's presence fail (a test-only hook); its publications do
     // not. X, the more loaded agent, is connected to node A only.
-    let Some(([a, _b], _keys, _db, org, x)) = two_nodes_and_an_uneven_org_env(
+    let Some((TwoNodes { a, b: _b, .. }, org, x)) = two_nodes_and_an_uneven_org(
         "presence_read_fails",
         &[("CLUSTER_PRESENCE_TTL_MS", "60000")],
         &[(FAIL_PRESENCE_READS, "1")],

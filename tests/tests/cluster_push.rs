@@ -20,7 +20,11 @@ use sealdesk_protocol::{
     ids::ConversationId,
     wire::{self, ErrorCode, Frame, Push, Request, Response},
 };
-use sealdesk_tests::{Identity, Org, RawClient, cluster, eventually, pg, rng};
+use sealdesk_tests::{
+    Identity, Org, RawClient,
+    cluster::{self, TwoNodes},
+    eventually, pg, rng,
+};
 
 /// Conversations the customer holds with the agent: her `agent_key_changed` push names them all
 /// (the push names at most 256), 17 CBOR bytes each, so it encodes to more than 4 kB.
@@ -32,16 +36,16 @@ const BEYOND_INLINE: usize = 4096;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_key_push_too_large_for_a_notification_reaches_another_node() {
-    let Some((db, keys)) = cluster::database("push_by_reference") else {
-        return;
-    };
-    let key = keys.path().join("log.key");
     let quota = [
         ("OPEN_CONVERSATIONS_PER_ORG", "100000"),
         ("CONVERSATION_OPENS_PER_HOUR", "100000"),
     ];
-    let a = cluster::ready(cluster::start_with(&db, &key, true, &quota));
-    let b = cluster::ready(cluster::start_with(&db, &key, true, &quota));
+    let Some(TwoNodes { a, b, db }) = cluster::two_nodes("push_by_reference")
+        .settings(&quota)
+        .start()
+    else {
+        return;
+    };
     let org = Org::setup(&a.url, 31, "acme", 1, 1).await;
     let (customer, old) = (&org.customers[0], &org.agents[0]);
 
@@ -124,17 +128,12 @@ async fn an_agent_key_push_too_large_for_a_notification_reaches_another_node() {
 /// reconnects, and then at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_block_is_enforced_as_soon_as_the_listener_reconnects() {
-    let Some((db, keys)) = cluster::database("block_on_reconnect") else {
+    let Some(TwoNodes { a, b, db }) = cluster::two_nodes("block_on_reconnect")
+        .b_settings(&[("CLUSTER_CATCH_UP_MS", "600000")])
+        .start()
+    else {
         return;
     };
-    let key = keys.path().join("log.key");
-    let a = cluster::node(&db, &key, true);
-    let b = cluster::ready(cluster::start_with(
-        &db,
-        &key,
-        true,
-        &[("CLUSTER_CATCH_UP_MS", "600000")],
-    ));
     let org = Org::setup(&a.url, 32, "acme", 1, 1).await;
     let customer = &org.customers[0];
     let mut on_b = RawClient::login(&b.url, customer).await;

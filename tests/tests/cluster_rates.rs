@@ -16,23 +16,13 @@ use sealdesk_server::{
 };
 use sealdesk_tests::{
     Org, RawClient,
-    cluster::{self, Node, ready, start_with},
+    cluster::{self, Node, TwoNodes},
     forwarded::{connect, fail_authentication, next_frame, register_from},
     identity::visitor,
     wait::STEP,
     web_key::open_request,
 };
 use tempfile::TempDir;
-
-/// Two nodes on a fresh database named after `name`, both with `settings`, or `None` without
-/// PostgreSQL.
-fn cluster(name: &str, settings: &[(&str, &str)]) -> Option<([Node; 2], TempDir)> {
-    let (db, keys) = cluster::database(name)?;
-    let key = keys.path().join("log.key");
-    let a = ready(start_with(&db, &key, true, settings));
-    let b = ready(start_with(&db, &key, true, settings));
-    Some(([a, b], keys))
-}
 
 /// The shared buckets' engine (`limits::shared`) alone, at most two keys per limit, on a fresh
 /// database named after `name`, and the metrics it keeps; `None` without PostgreSQL.
@@ -64,10 +54,10 @@ async fn registrations_refused_after(
     seeds: std::ops::Range<u64>,
     burst: usize,
     says: &str,
-) -> Option<([Node; 2], TempDir)> {
-    let (nodes, keys) = cluster(name, settings)?;
+) -> Option<TwoNodes> {
+    let nodes = cluster::two_nodes(name).settings(settings).start()?;
     for (i, seed) in seeds.enumerate() {
-        let r = register_from(&nodes[i % 2].url, None, &visitor(seed)).await;
+        let r = register_from(&nodes.both()[i % 2].url, None, &visitor(seed)).await;
         if r == Response::Ok {
             assert!(
                 i < burst,
@@ -82,7 +72,7 @@ async fn registrations_refused_after(
         let (code, message) = refused(&r);
         assert_eq!(code, ErrorCode::RateLimited);
         assert!(message.contains(says), "{message}");
-        return Some((nodes, keys));
+        return Some(nodes);
     }
     panic!("no registration was refused");
 }
@@ -94,13 +84,13 @@ async fn registrations_from_one_source_are_limited_across_nodes() {
         ("SOURCE_REGISTRATIONS_PER_MINUTE", "1"),
     ];
     let name = "rates_source_registrations";
-    let Some((nodes, _keys)) =
+    let Some(nodes) =
         registrations_refused_after(name, &settings, 0..10, 3, "from your address").await
     else {
         return;
     };
     // The refused card registers nowhere else either.
-    let r = register_from(&nodes[1].url, None, &visitor(3)).await;
+    let r = register_from(&nodes.b.url, None, &visitor(3)).await;
     assert_eq!(refused(&r).0, ErrorCode::RateLimited);
 }
 
@@ -120,7 +110,10 @@ async fn failed_authentications_from_one_source_are_limited_across_nodes() {
         ("SOURCE_AUTH_FAILURE_BURST", "2"),
         ("SOURCE_AUTH_FAILURES_PER_MINUTE", "1"),
     ];
-    let Some(([a, b], _keys)) = cluster("rates_auth_failures", &settings) else {
+    let Some(TwoNodes { a, b, .. }) = cluster::two_nodes("rates_auth_failures")
+        .settings(&settings)
+        .start()
+    else {
         return;
     };
     // One failure on each node: the source's two are used up on both.
@@ -145,7 +138,10 @@ async fn conversation_opens_per_hour_are_limited_across_nodes() {
         ("OPEN_CONVERSATIONS_PER_ORG", "50"),
         ("CONVERSATION_OPENS_PER_HOUR", "4"),
     ];
-    let Some(([a, b], _keys)) = cluster("rates_opens", &settings) else {
+    let Some(TwoNodes { a, b, .. }) = cluster::two_nodes("rates_opens")
+        .settings(&settings)
+        .start()
+    else {
         return;
     };
     let org = Org::setup(&a.url, 60, "acme", 1, 1).await;
@@ -189,18 +185,18 @@ async fn registration_cost() {
         ("SOURCE_REGISTRATION_BURST", "100000"),
         ("REGISTRATION_BURST", "100000"),
     ];
-    let Some((nodes, _keys)) = cluster("rates_cost", &settings) else {
+    let Some(nodes) = cluster::two_nodes("rates_cost").settings(&settings).start() else {
         return;
     };
     // Warm up each node's connections to the database.
-    register_until_ok(&nodes, 1000..1010).await;
+    register_until_ok(nodes.both(), 1000..1010).await;
     let start = std::time::Instant::now();
-    register_until_ok(&nodes, 2000..2000 + MEASURED).await;
+    register_until_ok(nodes.both(), 2000..2000 + MEASURED).await;
     let per = start.elapsed() / u32::try_from(MEASURED).unwrap();
     println!("registration through a 2-node cluster: {per:?} each");
 }
 
-async fn register_until_ok(nodes: &[Node; 2], seeds: std::ops::Range<u64>) {
+async fn register_until_ok(nodes: [&Node; 2], seeds: std::ops::Range<u64>) {
     for (i, seed) in seeds.enumerate() {
         assert_eq!(
             register_from(&nodes[i % 2].url, None, &visitor(seed)).await,
@@ -379,7 +375,10 @@ async fn new_keys_past_the_cap_are_refused_across_nodes() {
         ("OPEN_CONVERSATIONS_PER_ORG", "50"),
         ("CONVERSATION_OPENS_PER_HOUR", "60"),
     ];
-    let Some(([a, b], _keys)) = cluster("rates_cap_nodes", &settings) else {
+    let Some(TwoNodes { a, b, .. }) = cluster::two_nodes("rates_cap_nodes")
+        .settings(&settings)
+        .start()
+    else {
         return;
     };
     let org = Org::setup(&a.url, 80, "acme", 1, 12).await;
@@ -509,7 +508,10 @@ async fn failed_authentications_from_new_sources_at_the_cap_are_limited_across_n
         ("SOURCE_AUTH_FAILURE_BURST", "1"),
         ("SOURCE_AUTH_FAILURES_PER_MINUTE", "1"),
     ];
-    let Some(([a, b], _keys)) = cluster("rates_auth_overflow", &settings) else {
+    let Some(TwoNodes { a, b, .. }) = cluster::two_nodes("rates_auth_overflow")
+        .settings(&settings)
+        .start()
+    else {
         return;
     };
     assert_eq!(

@@ -17,16 +17,16 @@ use sealdesk_protocol::{
     card::Role,
     wire::{ErrorCode, Push, Request},
 };
-use sealdesk_tests::{Identity, Org, RawClient, cluster};
+use sealdesk_tests::{
+    Identity, Org, RawClient,
+    cluster::{self, TwoNodes},
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_old_key_is_closed_and_refused_on_another_node() {
-    let Some((db, keys)) = cluster::database("rebind") else {
+    let Some(TwoNodes { a, b, .. }) = cluster::two_nodes("rebind").start() else {
         return;
     };
-    let key = keys.path().join("log.key");
-    let a = cluster::node(&db, &key, true);
-    let b = cluster::node(&db, &key, true);
     let org = Org::setup(&a.url, 5, "acme", 1, 1).await;
     let (customer, old) = (&org.customers[0], &org.agents[0]);
     let mut customer_on_a = RawClient::login(&a.url, customer).await;
@@ -118,21 +118,12 @@ async fn chores_rounds(node: &cluster::Node, n: u64) {
 const DROP_FORWARDED_CLOSES: &str = "SEALDESK_TEST_DROP_FORWARDED_CLOSES";
 
 /// Node A, and node B, which drops the closes other nodes forward ([`DROP_FORWARDED_CLOSES`]),
-/// with `b_settings`.
-fn closes_lost_on_b(
-    db: &str,
-    key: &std::path::Path,
-    b_settings: &[(&str, &str)],
-) -> (cluster::Node, cluster::Node) {
-    let a = cluster::node(db, key, true);
-    let b = cluster::ready(cluster::start_with_env(
-        db,
-        key,
-        true,
-        b_settings,
-        &[(DROP_FORWARDED_CLOSES, "1")],
-    ));
-    (a, b)
+/// with `b_settings`, on a fresh database named after `test`; `None` without PostgreSQL.
+fn closes_lost_on_b(test: &str, b_settings: &[(&str, &str)]) -> Option<TwoNodes> {
+    cluster::two_nodes(test)
+        .b_settings(b_settings)
+        .b_env(&[(DROP_FORWARDED_CLOSES, "1")])
+        .start()
 }
 
 /// Node B misses the close of the old key (it drops forwarded closes): the old key's session
@@ -147,11 +138,11 @@ fn closes_lost_on_b(
 /// close at the end would not show that the reconnect brought it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missed_close_is_made_up_when_the_listener_reconnects() {
-    let Some((db, keys)) = cluster::database("reclose") else {
+    let Some(TwoNodes { a, b, db }) =
+        closes_lost_on_b("reclose", &[("CLUSTER_CATCH_UP_MS", "3600000")])
+    else {
         return;
     };
-    let key = keys.path().join("log.key");
-    let (a, b) = closes_lost_on_b(&db, &key, &[("CLUSTER_CATCH_UP_MS", "3600000")]);
     let org = Org::setup(&a.url, 5, "acme", 1, 1).await;
     let old = &org.agents[0];
     let mut lost = RawClient::login(&b.url, old).await;
@@ -198,12 +189,12 @@ async fn a_missed_close_is_made_up_by_the_catch_up(
 /// and its periodic re-check of agent keys closes the old key's session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_without_a_listener_closes_the_old_key_at_its_catch_up() {
-    let Some((db, keys)) = cluster::database("reclose_nolisten") else {
+    let Some(TwoNodes { a, b, .. }) = cluster::two_nodes("reclose_nolisten")
+        .b_wakeups(false)
+        .start()
+    else {
         return;
     };
-    let key = keys.path().join("log.key");
-    let a = cluster::node(&db, &key, true);
-    let b = cluster::node(&db, &key, false);
     a_missed_close_is_made_up_by_the_catch_up(&a, &b, 7).await;
 }
 
@@ -212,10 +203,8 @@ async fn a_node_without_a_listener_closes_the_old_key_at_its_catch_up() {
 /// key's session, with no listener reconnect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_close_lost_while_the_listener_stays_up_is_made_up_at_the_catch_up() {
-    let Some((db, keys)) = cluster::database("reclose_lost") else {
+    let Some(TwoNodes { a, b, .. }) = closes_lost_on_b("reclose_lost", &[]) else {
         return;
     };
-    let key = keys.path().join("log.key");
-    let (a, b) = closes_lost_on_b(&db, &key, &[]);
     a_missed_close_is_made_up_by_the_catch_up(&a, &b, 8).await;
 }

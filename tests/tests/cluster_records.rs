@@ -25,10 +25,10 @@ use sealdesk_protocol::{
     release::{ArbiterDecision, DisputeTicket, Verdict},
     wire::{Request, Response, TicketState},
 };
-use sealdesk_server::store::{Collection, ConversationLog, PgStore, Store};
+use sealdesk_server::store::{Collection, ConversationLog, Store};
 use sealdesk_tests::{
     Org, RawClient,
-    cluster::{database as cluster_db, node, slow_and_quick},
+    cluster::{TwoNodes, slow_and_quick, three_nodes, two_stores},
     eventually, now, pg, rng,
 };
 
@@ -41,20 +41,12 @@ fn fresh(test: &str) -> Option<String> {
     ))
 }
 
-/// Two engines on one database: two relay nodes.
-fn two_nodes(url: &str) -> (PgStore, PgStore) {
-    (
-        PgStore::open(url, true).unwrap(),
-        PgStore::open(url, false).unwrap(),
-    )
-}
-
 /// Two nodes add an arbiter's decision to one ticket, each from the record as it read it
 /// before the other wrote. A plain put would keep only the later commit's decision.
 #[test]
 fn a_ticket_two_nodes_decide_at_once_keeps_both_decisions() {
     let Some(url) = fresh("ticket") else { return };
-    let (a, b) = two_nodes(&url);
+    let (a, b) = two_stores(&url);
     let k = b"ticket-1";
     a.put(Collection::Tickets, k, b"decisions:").unwrap();
     a.flush().unwrap();
@@ -93,7 +85,7 @@ fn a_ticket_two_nodes_decide_at_once_keeps_both_decisions() {
 #[test]
 fn a_cosignature_first_written_by_two_nodes_at_once_is_written_once() {
     let Some(url) = fresh("cosign") else { return };
-    let (a, b) = two_nodes(&url);
+    let (a, b) = two_stores(&url);
     let k = b"cosignature-w";
     // Each node's earlier writes, staged: committed with the conditional insert, not lost.
     a.put(Collection::Meta, b"a-staged", b"1").unwrap();
@@ -132,15 +124,9 @@ const TICKETS: u64 = 6;
 /// the earlier decision.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_arbiters_approving_through_two_nodes_at_once_both_count() {
-    let Some((db, keys)) = cluster_db("arbiters") else {
+    let Some([a, b, c]) = three_nodes("arbiters") else {
         return;
     };
-    let key = keys.path().join("log.key");
-    let (a, b, c) = (
-        node(&db, &key, true),
-        node(&db, &key, true),
-        node(&db, &key, true),
-    );
     let org = Org::setup(&a.url, 2401, "rmwco", 1, 3).await;
     let mut master = RawClient::login(&a.url, &org.master).await;
     let mut tickets = Vec::new();
@@ -205,15 +191,9 @@ async fn two_trustees_answering_through_two_nodes_at_once_the_master_collects() 
     };
     use sealdesk_tests::world::{MASTER, World, open_chat};
 
-    let Some((db, keys)) = cluster_db("trustees") else {
+    let Some([a, b, c]) = three_nodes("trustees") else {
         return;
     };
-    let key = keys.path().join("log.key");
-    let (a, b, c) = (
-        node(&db, &key, true),
-        node(&db, &key, true),
-        node(&db, &key, true),
-    );
     let mut w = World::new().await;
     w.url = a.url.clone();
     let org = w.org(&["alice"], None).await;
@@ -306,11 +286,9 @@ async fn a_release_notice_another_node_took_the_number_of_is_appended_again() {
     use sealdesk_protocol::wire::Item;
     use sealdesk_tests::consent::release_entry;
 
-    let Some((db, keys)) = cluster_db("notice") else {
+    let Some((TwoNodes { a, b, .. }, gate)) = slow_and_quick("notice") else {
         return;
     };
-    let key = keys.path().join("log.key");
-    let (a, b, gate) = slow_and_quick(&db, &key);
     let org = Org::setup(&b.url, 2440, "noticeco", 1, 1).await;
     let mut customer = RawClient::login(&b.url, &org.customers[0]).await;
     let chat = org.start_chat(&mut customer, 0, 2441).await;
@@ -385,11 +363,9 @@ async fn a_release_notice_another_node_took_the_number_of_is_appended_again() {
 async fn a_ticket_closed_on_one_node_as_an_arbiter_decides_on_another_keeps_the_decision() {
     use sealdesk_protocol::release::DisputeClose;
 
-    let Some((db, keys)) = cluster_db("close") else {
+    let Some((TwoNodes { a, b, .. }, gate)) = slow_and_quick("close") else {
         return;
     };
-    let key = keys.path().join("log.key");
-    let (a, b, gate) = slow_and_quick(&db, &key);
     let org = Org::setup(&b.url, 2450, "closeco", 1, 1).await;
     let mut customer = RawClient::login(&b.url, &org.customers[0]).await;
     let chat = org.start_chat(&mut customer, 0, 2451).await;

@@ -16,7 +16,12 @@ use sealdesk_protocol::{
     ids::ConversationId,
     wire::{Item, Push, Request, Sequenced},
 };
-use sealdesk_tests::{Chat, Org, RawClient, cluster, consent::full_consent, spawn_relay};
+use sealdesk_tests::{
+    Chat, Org, RawClient,
+    cluster::{self, TwoNodes},
+    consent::full_consent,
+    spawn_relay,
+};
 
 /// The item pushed to `c` at sequence number `seq` of conversation `id`.
 async fn pushed(c: &mut RawClient, what: &str, id: ConversationId, seq: u64) -> Sequenced {
@@ -122,12 +127,9 @@ async fn a_consent_reaches_her_other_devices_her_messages_do_not_nor_the_one_tha
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consent_reaches_the_customers_device_on_another_node_her_message_does_not() {
-    let Some((db, keys)) = cluster::database("own_devices_push") else {
+    let Some(TwoNodes { a, b, .. }) = cluster::two_nodes("own_devices_push").start() else {
         return;
     };
-    let key = keys.path().join("log.key");
-    let a = cluster::node(&db, &key, true);
-    let b = cluster::node(&db, &key, true);
     let org = Org::setup(&a.url, 72, "acme", 1, 1).await;
     let customer = &org.customers[0];
     let mut on_a = RawClient::login(&a.url, customer).await;
@@ -150,12 +152,9 @@ async fn a_consent_reaches_the_customers_device_on_another_node_her_message_does
 /// one). The master on node B makes no request here: the consent comes by push, not by a read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consent_reaches_the_master_on_another_node_and_no_one_else_there() {
-    let Some((db, keys)) = cluster::database("own_devices_push_master") else {
+    let Some(TwoNodes { a, b, .. }) = cluster::two_nodes("own_devices_push_master").start() else {
         return;
     };
-    let key = keys.path().join("log.key");
-    let a = cluster::node(&db, &key, true);
-    let b = cluster::node(&db, &key, true);
     let org = Org::setup(&a.url, 73, "acme", 1, 2).await;
     let customer = &org.customers[0];
     let mut sharing = RawClient::login(&a.url, customer).await;

@@ -15,7 +15,7 @@ use sealdesk_server::{
         Wake, WakeCounts, listen_for_wakeups, prefixed_seq_key, seq_from_key,
     },
 };
-use sealdesk_tests::pg;
+use sealdesk_tests::{cluster::two_stores, pg};
 
 /// A fresh database for `test`, or `None` (the support said why) without PostgreSQL.
 fn fresh(test: &str) -> Option<String> {
@@ -184,10 +184,7 @@ fn a_write_not_flushed_is_not_in_the_database() {
 #[test]
 fn the_database_refuses_a_taken_sequence_number_and_a_reused_counter() {
     let Some(url) = fresh("refuses") else { return };
-    let (a, b) = (
-        PgStore::open(&url, true).unwrap(),
-        PgStore::open(&url, false).unwrap(),
-    );
+    let (a, b) = two_stores(&url);
     let (c, d) = ([5u8; 16], [6u8; 16]);
     a.append_message(&message(&c, 1, 1, b"from a")).unwrap();
     a.flush().unwrap();
@@ -250,10 +247,7 @@ fn the_database_refuses_a_taken_sequence_number_and_a_reused_counter() {
 #[test]
 fn a_taken_refusal_holds_the_conversation_until_the_message_is_appended_again() {
     let Some(url) = fresh("hold") else { return };
-    let (a, b) = (
-        PgStore::open(&url, true).unwrap(),
-        PgStore::open(&url, false).unwrap(),
-    );
+    let (a, b) = two_stores(&url);
     let c = [7u8; 16];
     let other = |seq, counter, item| MessageAppend {
         sender: &[8; 32],
@@ -330,10 +324,7 @@ fn a_conditional_insert_another_node_made_first_fails_only_its_own_writer() {
     let Some(url) = fresh("insert_race") else {
         return;
     };
-    let (a, b) = (
-        PgStore::open(&url, true).unwrap(),
-        PgStore::open(&url, false).unwrap(),
-    );
+    let (a, b) = two_stores(&url);
     // Other writers' writes, staged on both nodes.
     a.put(Collection::Names, b"alice", b"a").unwrap();
     b.put(Collection::Names, b"bob", b"b").unwrap();
@@ -522,10 +513,7 @@ fn the_tails_of_many_conversations_read_at_once_are_the_reads_one_by_one() {
 #[test]
 fn a_record_two_nodes_update_at_once_loses_neither_update() {
     let Some(url) = fresh("rmw") else { return };
-    let (a, b) = (
-        PgStore::open(&url, true).unwrap(),
-        PgStore::open(&url, false).unwrap(),
-    );
+    let (a, b) = two_stores(&url);
     let k = b"release-1";
     a.put(Collection::Releases, k, b"shares:").unwrap();
     a.flush().unwrap();
@@ -573,10 +561,7 @@ fn a_record_two_nodes_update_at_once_loses_neither_update() {
 #[test]
 fn counts_two_nodes_add_at_once_lose_no_addition() {
     let Some(url) = fresh("counts") else { return };
-    let (a, b) = (
-        PgStore::open(&url, true).unwrap(),
-        PgStore::open(&url, false).unwrap(),
-    );
+    let (a, b) = two_stores(&url);
     let keys: Vec<Vec<u8>> = (0..40u8).map(|i| vec![b'c', i]).collect();
     // 8 folds per node, each adding 1..=40 to all 40 counts in an order of its own (a's
     // forwards, b's backwards: the engine locks in key order, so neither waits for a cycle).
