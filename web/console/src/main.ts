@@ -358,6 +358,10 @@ async function main(): Promise<void> {
         upload.hidden = true;
         file.value = "";
         render();
+        // The file input, disabled while the file went, lost the keyboard's focus to the page's
+        // body: back to the answer, as after a message. Focus the agent put elsewhere meanwhile
+        // (another conversation) is left there.
+        if (document.activeElement === null || document.activeElement === document.body || document.activeElement === file) text.focus();
       });
   });
   text.addEventListener("keydown", (ev) => {
