@@ -3,7 +3,7 @@
  * what a failed unlock says, the org's policy in plain words for an agent, and the mark on an
  * agent's own line. Tested under Node (`test/logic.unit.test.ts`).
  */
-import { VaultImportError, type AgentError, type AgentLine, type ConversationView, type VaultFiles } from "@sealdesk/client";
+import { VaultImportError, type AgentError, type AgentLine, type ConversationStatus, type ConversationView, type VaultFiles } from "@sealdesk/client";
 import { cardFingerprint, formatFingerprint, type Policy } from "@sealdesk/protocol";
 
 /** A chosen file, as much of the DOM `File` as this module reads. */
@@ -73,6 +73,21 @@ export function shortId(id: string): string {
 /** A conversation's title: its customer's name and short id, "visitor-3c1f · 9a0b12cd". */
 export function conversationTitle(customer: string, id: string): string {
   return `${customer} · ${shortId(id)}`;
+}
+
+/**
+ * A conversation's status as the list says it, in the status menu's words: a bare "waiting"
+ * read as a customer waiting for an answer, the opposite of what the agent set.
+ */
+export function statusWords(status: ConversationStatus): string {
+  switch (status) {
+    case "open":
+      return "open";
+    case "waiting":
+      return "waiting for the customer";
+    case "resolved":
+      return "resolved";
+  }
 }
 
 /** Where an agent's own message stands with the customer (PROTOCOL §9.5). */

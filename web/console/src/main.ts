@@ -11,7 +11,7 @@
 import { Agent, AgentError, AuditLogError, VaultImportError, consentsClaimed, importCliVault, withheldText, type AgentEvent, type Hole, type AgentLine, type ConversationStatus, type ConversationView, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
 import { STATES, downloadButton, el, holesDrawn, moreHolesItem, noticeItem, redraw, showAlert, time } from "@sealdesk/client/ui";
-import { agentPolicySummary, conversationTitle, findVaultFiles, lineMark, shortId, unlockFailureText } from "./logic.js";
+import { agentPolicySummary, conversationTitle, findVaultFiles, lineMark, shortId, statusWords, unlockFailureText } from "./logic.js";
 import { quotaLines, type QuotaLine } from "./quota.js";
 
 const DB = "sealdesk-console";
@@ -131,7 +131,7 @@ async function main(): Promise<void> {
         badge.setAttribute("aria-label", `${c.unread} unread`);
         const sub = document.createElement("span");
         sub.className = "sub";
-        sub.append(short, ` · ${c.org} · ${c.transferredOut ? `transferred to ${c.agent}` : c.status}${c.blocked !== null ? " · KEY CHANGED" : ""}`);
+        sub.append(short, ` · ${c.org} · ${c.transferredOut ? `transferred to ${c.agent}` : statusWords(c.status)}${c.blocked !== null ? " · KEY CHANGED" : ""}`);
         b.append(name, badge, sub);
         b.setAttribute("aria-label", `${conversationTitle(c.customer, c.id)}, ${c.unread} unread`);
         b.addEventListener("click", () => open(c.id));
@@ -193,7 +193,17 @@ async function main(): Promise<void> {
     const v = view();
     el("tools").hidden = v === null;
     el("composer").hidden = v === null;
-    if (v === null) return;
+    if (v === null) {
+      // Nothing to choose yet is said so, not "Choose a conversation" over an empty list.
+      const none = agent.conversations().length === 0;
+      el("conv-title").textContent = none ? "No conversation yet" : "Choose a conversation";
+      el("pane-empty").hidden = false;
+      el("pane-empty").textContent = none
+        ? "A customer's first message to your org opens a conversation here, in the list on the left."
+        : "Open one from the list on the left (Tab to it, then Enter); a number beside a name counts its unread messages.";
+      return;
+    }
+    el("pane-empty").hidden = true;
     el("conv-title").textContent = `${conversationTitle(v.customer, v.id)} · ${v.org}`;
     const policy = agent.policyOf(v.org);
     el("policy").hidden = policy === null;
@@ -358,6 +368,10 @@ async function main(): Promise<void> {
         upload.hidden = true;
         file.value = "";
         render();
+        // The file input, disabled while the file went, lost the keyboard's focus to the page's
+        // body: back to the answer, as after a message. Focus the agent put elsewhere meanwhile
+        // (another conversation) is left there.
+        if (document.activeElement === null || document.activeElement === document.body || document.activeElement === file) text.focus();
       });
   });
   text.addEventListener("keydown", (ev) => {

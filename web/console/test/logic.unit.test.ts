@@ -2,7 +2,7 @@
 import { VaultImportError } from "@sealdesk/client";
 import { describe, expect, it } from "vitest";
 import type { AgentLine } from "@sealdesk/client";
-import { conversationTitle, findVaultFiles, lineMark, shortId, unlockFailureText } from "../src/logic.js";
+import { conversationTitle, findVaultFiles, lineMark, shortId, statusWords, unlockFailureText } from "../src/logic.js";
 
 const file = (name: string, text: string): { name: string; arrayBuffer: () => Promise<ArrayBuffer> } => ({
   name,
@@ -58,5 +58,13 @@ describe("the mark on an agent's own line", () => {
 
   it("is none on the customer's lines, status changes and events", () => {
     for (const l of [line("text", false), line("attachment", false), line("status"), line("event")]) expect(marks(l)).toEqual([null, null, null]);
+  });
+});
+
+describe("a conversation's status in the list", () => {
+  it("is said in the status menu's words", () => {
+    expect(statusWords("open")).toBe("open");
+    expect(statusWords("waiting")).toBe("waiting for the customer");
+    expect(statusWords("resolved")).toBe("resolved");
   });
 });
