@@ -357,10 +357,11 @@ export class SyncedConversation {
    * when online). An error goes to `fail`.
    *
    * A push that is not the next item after the cursor is not handled alone: the history from the
-   * cursor is read first, this item with it. The relay pushes an item to every member but its
-   * sender's key, so what another device of this account appended (the CLI's epoch record and
-   * message, say) comes only through the history; handling the push alone would move the cursor
-   * past those items, and no later sync would read them.
+   * cursor is read first, this item with it: a push can be lost (the relay does not queue them
+   * for a connection that was away, and a slow reader's are cut off), and handling the push alone
+   * would move the cursor past the items before it, which no later sync would read. What another
+   * device of this account appended (the CLI's epoch record and message, say) is pushed like any
+   * member's item (§13.11) and handled as this account's own.
    */
   push(item: Sequenced, session: () => Session | null, fail: (e: unknown) => void, after?: () => void): void {
     if (this.syncing !== null) {
