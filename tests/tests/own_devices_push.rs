@@ -1,8 +1,8 @@
-//! A consent reaches the account's other connections (PROTOCOL.md §13.11): a consent a customer
-//! shares on one device is pushed at once to her other devices and tabs, on the same node and,
-//! in a cluster, on another node; the connection that shared it is not pushed its own item (its
-//! response answered it). Her messages and epoch records are not pushed to her own devices on
-//! the node that stored them (they read them at their next sync, as the clients expect).
+//! An item reaches the account's other connections (PROTOCOL.md §13.11): a consent, a message or
+//! an epoch record a customer stores on one device is pushed at once to her other devices and
+//! tabs, on the same node and, in a cluster, on another node; the connection that stored it is
+//! not pushed its own item (its response answered it). The clients take such an item as their
+//! own (`own_device_items.rs`; the web client's tests for the browser).
 //!
 //! Before, the relay left out the whole sending account, so a consent granted in the CLI reached
 //! an open widget of the same account only at its next read of the conversation.
@@ -71,7 +71,7 @@ async fn consent_reaches_the_other_device(
 }
 
 #[tokio::test]
-async fn a_consent_reaches_her_other_devices_her_messages_do_not_nor_the_one_that_sent_it() {
+async fn her_consent_message_and_epoch_reach_her_other_devices_not_the_one_that_stored_them() {
     let (relay, _dir) = spawn_relay().await;
     let url = relay.ws_url();
     let org = Org::setup(&url, 71, "acme", 1, 2).await;
@@ -82,28 +82,33 @@ async fn a_consent_reaches_her_other_devices_her_messages_do_not_nor_the_one_tha
     let mut agent = RawClient::login(&url, &org.agents[0]).await;
     let mut outsider = RawClient::login(&url, stranger).await;
 
-    // Epoch 0, stored on one device: the agent is pushed it; the account's devices read it.
+    // Epoch 0, stored on one device: the agent and the account's other device are pushed it.
     let chat = org.start_chat(&mut sharing, 0, 710).await;
     pushed(&mut agent, "epoch 0 to the agent", chat.id, chat.epoch_seq).await;
+    pushed(
+        &mut other,
+        "epoch 0 to the other device",
+        chat.id,
+        chat.epoch_seq,
+    )
+    .await;
 
     // A consent: to the other device and the master at once, without a read.
     let consent =
         consent_reaches_the_other_device(&org, &chat, &mut sharing, &mut other, &mut master, 711)
             .await;
-    // A message: to the agent, not to the account's devices.
+    // A message: to the agent and to the account's other device.
     let message = sharing
         .stored(Request::Send(chat.seal(customer, 1, "from my phone")))
         .await;
     pushed(&mut agent, "the message to the agent", chat.id, message).await;
-    for seq in [chat.epoch_seq, message] {
-        not_pushed(
-            &mut other,
-            "an epoch or message to the account's other device",
-            chat.id,
-            seq,
-        )
-        .await;
-    }
+    pushed(
+        &mut other,
+        "the message to the other device",
+        chat.id,
+        message,
+    )
+    .await;
 
     // The connection that made each request learnt it from its response: nothing pushed back.
     for seq in [chat.epoch_seq, consent, message] {
@@ -126,7 +131,7 @@ async fn a_consent_reaches_her_other_devices_her_messages_do_not_nor_the_one_tha
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_consent_reaches_the_customers_device_on_another_node_her_message_does_not() {
+async fn her_consent_epoch_and_message_reach_her_device_on_another_node() {
     let Some(TwoNodes { a, b, .. }) = cluster::two_nodes("own_devices_push").start() else {
         return;
     };
@@ -139,11 +144,18 @@ async fn a_consent_reaches_the_customers_device_on_another_node_her_message_does
     let chat = org.start_chat(&mut on_a, 0, 720).await;
     pushed(&mut on_b, "epoch 0 on node B", chat.id, chat.epoch_seq).await;
     consent_reaches_the_other_device(&org, &chat, &mut on_a, &mut on_b, &mut master, 721).await;
-    // Her message is not pushed to her own device on node B either (read at its next sync).
+    // Her message reaches her own device on node B too, and not the connection that sent it.
     let message = on_a
         .stored(Request::Send(chat.seal(customer, 1, "sent through node A")))
         .await;
-    not_pushed(&mut on_b, "her own message on node B", chat.id, message).await;
+    pushed(&mut on_b, "her own message on node B", chat.id, message).await;
+    not_pushed(
+        &mut on_a,
+        "her message back to the sending connection",
+        chat.id,
+        message,
+    )
+    .await;
 }
 
 /// Issue 20: the org's master, connected to another node than the one that stored a consent, is

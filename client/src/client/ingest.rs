@@ -474,7 +474,7 @@ impl Client {
                         let mine = h.sender == self.account.keys().signing_public();
                         if mine {
                             // This account's own message, sealed here or on another device
-                            // (a copied home, read at a sync): its counter is never this
+                            // (a copied home, pushed or read): its counter is never this
                             // vault's to use again in the epoch (SECURITY.md, "Two devices of
                             // one agent").
                             st.next_counter = st.next_counter.max(h.counter.saturating_add(1));

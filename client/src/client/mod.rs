@@ -20,7 +20,11 @@
 //! reached from [`Client::sync`] and [`Client::handle_push`]). The relay's answer to a
 //! `PutEpoch` only says "stored", and the epoch is then read back and verified like any other;
 //! a message this account sent is ingested through the same path under the sequence number the
-//! relay assigned it. That keeps one ordering and one set of checks.
+//! relay assigned it. That keeps one ordering and one set of checks. An item this account's key
+//! signed on another device (a copied home, the browser console) is pushed here like any
+//! member's (PROTOCOL.md §13.11) and takes the same path: shown as this account's own, its
+//! counter never sealed again here, its epoch followed (`sending_epoch` opens one of this
+//! device's own before sealing).
 //!
 //! **Architecture Invariant:** a message is shown as genuine only if its epoch record passed
 //! every check (policy signature and pinned master, chain, agent certificates, byte-for-byte

@@ -288,17 +288,20 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
 
   /** Handles one item once. */
   protected async ingest(c: Conv, it: Sequenced): Promise<void> {
-    if (!equal(it.conversation, c.id) || !c.log.claim(it.seq)) return;
-    try {
-      await this.handle(c, it);
-    } catch (e) {
-      if (e instanceof AgentError && e.failure === "key_changed") return;
-      if (e instanceof AgentError && e.failure === "no_epoch" && it.item.kind === "message") {
-        c.waiting.push(it);
-        return;
+    if (!equal(it.conversation, c.id)) return;
+    // Tracked until handled: a push after it, and a sync (a send's, after `stale_epoch`), wait for it.
+    await c.log.once(it.seq, async () => {
+      try {
+        await this.handle(c, it);
+      } catch (e) {
+        if (e instanceof AgentError && e.failure === "key_changed") return;
+        if (e instanceof AgentError && e.failure === "no_epoch" && it.item.kind === "message") {
+          c.waiting.push(it);
+          return;
+        }
+        this.line(c, { seq: it.seq, mine: false, sender: "", text: `refused: ${e instanceof Error ? e.message : String(e)}`, kind: "event", sentAt: it.storedAt });
       }
-      this.line(c, { seq: it.seq, mine: false, sender: "", text: `refused: ${e instanceof Error ? e.message : String(e)}`, kind: "event", sentAt: it.storedAt });
-    }
+    });
   }
 
   /** Adds a line to `c`, in sequence order. */

@@ -364,8 +364,8 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
 
   /**
    * Reads what another tab stored: the conversation (if this tab has none yet) and the items
-   * after this tab's cursor (the relay does not push an account's own messages to its other
-   * connections; only a consent is, §13.11).
+   * after this tab's cursor (the relay pushes them to this tab too, §13.11, but not to a tab
+   * that had no conversation yet, and a push can be lost).
    */
   async resync(): Promise<void> {
     if (this.conv === null) {
@@ -524,15 +524,17 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   private async ingest(it: Sequenced, keep: boolean): Promise<void> {
     const conv = this.conv;
     if (conv === null || this.synced === null || !equal(it.conversation, conv.conversation)) return;
-    if (!this.synced.claim(it.seq)) return;
-    this.holes.saw(it.seq);
-    if (keep) await this.opts.store.put(itemKey(it.seq), toCbor(it.raw));
-    try {
-      await this.handle(it);
-    } catch (e) {
-      if (e instanceof CustomerError && e.failure === "key_changed") return;
-      this.emit({ kind: "refused", seq: it.seq, reason: e instanceof Error ? e.message : String(e) });
-    }
+    // Tracked until handled: a push after it waits for it (`SyncedConversation.once`).
+    await this.synced.once(it.seq, async () => {
+      this.holes.saw(it.seq);
+      if (keep) await this.opts.store.put(itemKey(it.seq), toCbor(it.raw));
+      try {
+        await this.handle(it);
+      } catch (e) {
+        if (e instanceof CustomerError && e.failure === "key_changed") return;
+        this.emit({ kind: "refused", seq: it.seq, reason: e instanceof Error ? e.message : String(e) });
+      }
+    });
   }
 
   private async handle(it: Sequenced): Promise<void> {
@@ -734,7 +736,8 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   /**
    * An item this tab stored itself (its message, epoch 0), handled in order as a push is: when
    * it is not the next item after the cursor, the history from the cursor is read first (what
-   * another tab of this account sent is not pushed here, §13.11: only a consent is), then the
+   * another tab of this account sent may not have been handled here yet: its push is on the
+   * way, §13.11), then the
    * holes left are asked for again and told (an item the relay withheld).
    */
   private async ingestOwn(it: Sequenced, s: Session): Promise<void> {

@@ -233,6 +233,13 @@ export abstract class Member<E extends { kind: string }, O extends MemberOptions
  * item handled once (pushes and history pages overlap after a reconnect), pushes that arrive
  * while a history sync runs held back until it ends (so an epoch record is always handled
  * before the messages under it), and pushes handled one after another in arrival order.
+ *
+ * The cursor moves when an item is claimed, before its handling ends (an epoch record's policy
+ * and secret are still being read). Items claimed through `once` are tracked until handled: a
+ * push is taken as the next item, and a sync ends, only once those are done (`settled`). An
+ * item handled elsewhere — a tab's stored items read back, another device's epoch record pushed
+ * while this one sends — is never overtaken by the message after it, and a sync that returns has
+ * every item up to the cursor handled.
  */
 export class SyncedConversation {
   /** The highest sequence number handled. */
@@ -241,6 +248,8 @@ export class SyncedConversation {
   private syncing: Promise<void> | null = null;
   private queued: Sequenced[] = [];
   private chain: Promise<void> = Promise.resolve();
+  /** The handlings claimed through `once` and not yet ended. */
+  private readonly handling = new Set<Promise<void>>();
 
   constructor(
     /** The conversation's id. */
@@ -278,6 +287,29 @@ export class SyncedConversation {
     return true;
   }
 
+  /**
+   * Handles item `seq` once (`claim`): `work` runs unless the item was claimed already, and
+   * `settled` waits for it until it ends.
+   */
+  async once(seq: number, work: () => Promise<void>): Promise<void> {
+    if (!this.claim(seq)) return;
+    const handled = work();
+    this.handling.add(handled);
+    try {
+      await handled;
+    } finally {
+      this.handling.delete(handled);
+    }
+  }
+
+  /**
+   * Resolves once every item claimed through `once` so far, and any claimed meanwhile, has been
+   * handled (its outcome, an error too, is its caller's). Never awaited from inside a `once`.
+   */
+  async settled(): Promise<void> {
+    while (this.handling.size > 0) await Promise.allSettled([...this.handling]);
+  }
+
   /** A run a page skips: judged by the holes, and the cursor moved past it. */
   private pass(run: SkippedRange | undefined): void {
     if (run === undefined || this.holes === undefined) return;
@@ -301,6 +333,8 @@ export class SyncedConversation {
     if (this.syncing !== null) return this.syncing;
     this.syncing = (async () => {
       await this.holes?.restore();
+      // An item claimed before (a push, a stored item read back) is handled before those after it.
+      await this.settled();
       // Bounded (`paging.ts`): to the head the first page names, at most MAX_SYNC_PAGES pages.
       const paging = new Paging(this.cursor);
       for (;;) {
@@ -336,6 +370,8 @@ export class SyncedConversation {
         // push may come to send it).
         this.delivered(s);
       }
+      // Claimed elsewhere meanwhile: handled too before the sync says the conversation is read.
+      await this.settled();
     })();
     try {
       await this.syncing;
@@ -357,10 +393,11 @@ export class SyncedConversation {
    * when online). An error goes to `fail`.
    *
    * A push that is not the next item after the cursor is not handled alone: the history from the
-   * cursor is read first, this item with it. The relay pushes an item to every member but its
-   * sender's key, so what another device of this account appended (the CLI's epoch record and
-   * message, say) comes only through the history; handling the push alone would move the cursor
-   * past those items, and no later sync would read them.
+   * cursor is read first, this item with it: a push can be lost (the relay does not queue them
+   * for a connection that was away, and a slow reader's are cut off), and handling the push alone
+   * would move the cursor past the items before it, which no later sync would read. What another
+   * device of this account appended (the CLI's epoch record and message, say) is pushed like any
+   * member's item (§13.11) and handled as this account's own.
    */
   push(item: Sequenced, session: () => Session | null, fail: (e: unknown) => void, after?: () => void): void {
     if (this.syncing !== null) {
@@ -371,6 +408,9 @@ export class SyncedConversation {
       .then(async () => {
         const s = session();
         await this.holes?.restore();
+        // The item before it may be claimed and still being handled elsewhere: it is not the
+        // next one until that ends (else a message overtakes its epoch record).
+        await this.settled();
         if (item.seq > this.cursor + 1 && s !== null) await this.sync(s);
         // Handled by the sync already, in order, unless the history did not hold it (claimed once).
         await this.ingest(item);

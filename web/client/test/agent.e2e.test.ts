@@ -102,11 +102,11 @@ describe("a TypeScript agent with the same identity as the CLI agent", () => {
   });
 
   it("follows an epoch the CLI opened when the customer's read receipt in it is the first push", async () => {
-    // The relay pushes an item to every member but its sender's key: the CLI's epoch record and
-    // message (one account, another device) reach this agent through the history only. The
-    // customer's read receipt of them, sealed in the CLI's epoch, is the first push after them;
-    // the agent reads the history from its cursor before it, so it shows the CLI's message and
-    // then seals in an epoch of its own after the CLI's.
+    // The CLI's epoch record and message (one account, another device) are pushed here too
+    // (§13.11), and so is the customer's read receipt of them, sealed in the CLI's epoch; had
+    // those pushes been lost (the relay keeps none for a connection that was away), the receipt's
+    // push would make the agent read the history from its cursor before it. Either way it shows
+    // the CLI's message and then seals in an epoch of its own after the CLI's.
     const { keys, card } = await importCliVault(vaultFiles(org.agentHome), "web tests only");
     const store = new MemoryStore();
     await Agent.keep(store, keys, card);

@@ -1,9 +1,8 @@
 /**
  * The customer's own messages take the ordered path (PROTOCOL §9.5, §13.10), against the real
- * relay: what a second tab of the same account sent is never pushed to this one (the relay
- * pushes to every member but the sender's key), so when this tab's own message is stored right
- * after it, the history from the cursor is read first and the other tab's line is shown, in
- * order. An item the relay withholds (dropped from the push and from every history page) is
+ * relay: what a second tab of the same account sent may not have been handled by this one yet
+ * (its push is on the way), so when this tab's own message is stored right after it, the
+ * history from the cursor is read first and the other tab's line is shown, in order. An item the relay withholds (dropped from the push and from every history page) is
  * told as `withheld` at once and again with each request made for it, not skipped over.
  */
 import { describe, expect, it } from "vitest";

@@ -11,8 +11,9 @@
 //!   conversations with members connected to it, it reads the committed items after its cursor
 //!   and pushes them, once per member connection: the cursor is per conversation and per node,
 //!   every read starts at it (never earlier, whatever a wake-up names), and items this node
-//!   pushed itself when it acknowledged them are skipped, and a message is not pushed to its
-//!   sender's connections here (its devices read it at their next sync). The org's master, no
+//!   pushed itself when it acknowledged them are skipped. The sender's own connections here
+//!   (its other devices) get the item like everyone else's, as on the node that stored it.
+//!   The org's master, no
 //!   member, is not pushed a consent from a cursor: the node that stored it forwards it to the
 //!   master's connections on the others ([`Service::forward_item`]). The items read also bring what the node caches of the conversation up to date (messages
 //!   are counted in; an item that changed the record reloads it). A wake-up round reads every conversation it names in one
@@ -720,14 +721,11 @@ impl Service {
                 continue;
             };
             let bytes = Bytes::from(bytes);
-            // A message's sender is left out here as on the node that stored it
-            // (`Service::push_item`): its devices read their own messages at their next sync.
-            let sender = match &stored.sequenced.item {
-                Item::Message(env) => Some(env.header.sender),
-                _ => None,
-            };
+            // The sender's connections here are its other devices (the one that sent is on
+            // the node that stored it, which answered it): they get the item too, as on that
+            // node (`Service::push_item`).
             for who in &online {
-                if Some(*who) != sender && s.may_read(who, stored.epoch) {
+                if s.may_read(who, stored.epoch) {
                     pushed += self.hub.push(who, &bytes);
                 }
             }

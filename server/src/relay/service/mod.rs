@@ -50,7 +50,7 @@ use bytes::Bytes;
 use sealdesk_protocol::{
     card::IdentityCard,
     keys::{IdentityKeys, SigningPublicKey},
-    wire::{self, ErrorCode, Frame, Item, Push, Request, Response, Sequenced},
+    wire::{self, ErrorCode, Frame, Push, Request, Response, Sequenced},
 };
 use tracing::{debug, info, warn};
 
@@ -506,13 +506,11 @@ impl Service {
         }
     }
 
-    /// Pushes `item`, durable, to the connections of `audience` on this node (PROTOCOL.md
-    /// §13.11). The account whose request caused it (`origin`) is left out — for a consent
-    /// only the one connection that shared it (answered by its response), so the customer's
-    /// other devices and tabs list it at once; for any other item the whole account, whose
-    /// other devices read it at their next sync (the clients follow their own messages and
-    /// epochs by reading, not by push). In a cluster the other nodes push it from their
-    /// cursors ([`cluster`]).
+    /// Pushes `item`, durable, to every connection of `audience` on this node but the one
+    /// whose request caused it (`origin`, answered by its response): the account's other
+    /// connections — its other devices and tabs — get its messages, epoch records and
+    /// consents at once, and take them as their own (PROTOCOL.md §13.11). In a cluster the
+    /// other nodes push it from their cursors ([`cluster`]).
     fn push_item(&self, item: &Sequenced, audience: &[SigningPublicKey], origin: Origin) {
         // Only ever called once the item's write is durable: from here on it may be served.
         let _ = self.convs.mark_durable(&item.conversation, item.seq);
@@ -530,13 +528,11 @@ impl Service {
             return;
         };
         let bytes = Bytes::from(bytes);
-        let own_devices = matches!(item.item, Item::Consent(_));
         for who in audience {
             match origin.connection {
-                Some(skip) if *who == origin.key && own_devices => {
+                Some(skip) if *who == origin.key => {
                     self.hub.push_except(who, &bytes, skip);
                 }
-                Some(_) if *who == origin.key => {}
                 _ => {
                     self.hub.push(who, &bytes);
                 }
