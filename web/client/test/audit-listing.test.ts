@@ -15,7 +15,7 @@ import { entryLeafHash, equal, fromCbor, toCbor, toHex, verifyEntry, type CborVa
 import { noticeConversation } from "../src/agent-notices.js";
 import { readListing } from "../src/audit-listing.js";
 import { AuditLogReader, LOG_SCAN_RECORD, MemoryStore, REVOCATION_SCAN_KEY, learnRevocations, noticesRecord, type FoundEntry, type LogLookContext, type Request, type RightsHost, type Session } from "../src/index.js";
-import { conversation, customer, erasure, random, relay, release, revocation, session, t1, type EntriesAnswer } from "./audit-log.fixture.js";
+import { conversation, customer, erasure, headCbor, random, relay, release, revocation, session, t1, type EntriesAnswer } from "./audit-log.fixture.js";
 import { TAMPERS, lie, type Tamper } from "./listing-tamper.js";
 
 const ours = toHex(conversation);
@@ -121,13 +121,14 @@ describe("the console's scan proves its listing makes up the signed head", () =>
       expect(await refusal(new AuditLogReader(store).look(lied, look([], [])))).toMatchObject({ failure: "listing_not_head" });
       expect(await store.get(LOG_SCAN_RECORD)).toEqual(old);
     }
+    // The log has not grown: read from 0 once, proven, and kept with its frontier.
     const asked: Request[] = [];
-    await new AuditLogReader(store).look(session(leaves, { entries, asked }), look([], []));
-    expect(asked.flatMap((r) => (r.kind === "get_entries" ? [[r.from, r.limit]] : []))).toEqual([[0, 6], [6, 2]]);
-    // Kept now with its frontier: the next look reads nothing before it.
+    await new AuditLogReader(store).look(session(leaves.slice(0, 6), { entries, asked }), look([], []));
+    expect(asked.flatMap((r) => (r.kind === "get_entries" ? [[r.from, r.limit]] : []))).toEqual([[0, 6]]);
+    // The next look reads only past it.
     const again: Request[] = [];
     await new AuditLogReader(store).look(session(leaves, { entries, asked: again }), look([], []));
-    expect(again.filter((r) => r.kind === "get_entries")).toEqual([]);
+    expect(again.flatMap((r) => (r.kind === "get_entries" ? [[r.from, r.limit]] : []))).toEqual([[6, 2]]);
   });
 });
 
@@ -254,9 +255,16 @@ describe("the customer's reading for revocations proves its listing makes up the
     expect(await small.store.get(REVOCATION_SCAN_KEY)).toEqual(kept);
   });
 
-  it("refuses a tree head not signed by the pinned relay key", async () => {
+  it("refuses a tree head not signed by the pinned relay key, or naming another log key", async () => {
     const { leaves, entries } = revocations();
-    const h = await host(session(leaves, { entries, headKey: t1 }));
-    expect(await refusal(learnRevocations(h))).toMatchObject({ failure: "bad_head" });
+    /** The honest session, its tree head replaced by `head`. */
+    const withHead = (head: CborValue): Session => {
+      const s = session(leaves, { entries });
+      return { call: (r: Request) => (r.kind === "get_tree_head" ? Promise.resolve({ kind: "tree_head", head }) : s.call(r)) } as unknown as Session;
+    };
+    // Naming the pinned key, signed by another.
+    expect(await refusal(learnRevocations(await host(withHead(headCbor(leaves.length, leaves, t1, relay.signingPublic)))))).toMatchObject({ failure: "bad_head", message: expect.stringMatching(/signature/) as unknown });
+    // Signed by the pinned key, naming another log key.
+    expect(await refusal(learnRevocations(await host(withHead(headCbor(leaves.length, leaves, relay, t1.signingPublic)))))).toMatchObject({ failure: "bad_head", message: expect.stringMatching(/another log key/) as unknown });
   });
 });

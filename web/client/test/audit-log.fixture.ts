@@ -59,8 +59,9 @@ export function revocation(signer: IdentityKeys, consentId: Uint8Array, conv: Ui
   return { entry: { ...unsigned, signature }, raw: { event, at: unsigned.at, signer: unsigned.signer, signature } };
 }
 
-export function headCbor(size: number, leaves: Uint8Array[], key = relay): CborValue {
-  const unsigned = { size, root: root(leaves.slice(0, size)), timestamp: NOW, logKey: key.signingPublic };
+/** A tree head over the first `size` leaves, signed by `key`, naming `logKey` (by default `key`'s). */
+export function headCbor(size: number, leaves: Uint8Array[], key = relay, logKey = key.signingPublic): CborValue {
+  const unsigned = { size, root: root(leaves.slice(0, size)), timestamp: NOW, logKey };
   return { size, root: unsigned.root, timestamp: NOW, log_key: unsigned.logKey, signature: key.sign(treeHeadSignedBytes(unsigned)) };
 }
 export function cosignCbor(k: IdentityKeys, size: number, leaves: Uint8Array[]): CborValue {
