@@ -244,6 +244,16 @@ describe("the customer's reading for revocations proves its listing makes up the
     expect(asked.flatMap((r) => (r.kind === "get_entries" ? [r.from] : []))).toEqual([3]);
   });
 
+  it("reads from 0 once a position kept before the frontier was (a bare index)", async () => {
+    const { leaves, entries } = revocations();
+    const asked: Request[] = [];
+    const h = await host(session(leaves, { entries, asked }));
+    await h.store.put(REVOCATION_SCAN_KEY, toCbor(3));
+    expect(await learnRevocations(h)).toEqual([toHex(consentA), toHex(consentB)]);
+    expect(asked.flatMap((r) => (r.kind === "get_entries" ? [r.from] : []))).toEqual([0]);
+    expect(fromCbor((await h.store.get(REVOCATION_SCAN_KEY)) as Uint8Array)).toMatchObject({ size: 5 });
+  });
+
   it("refuses a log smaller than its position", async () => {
     const { leaves, entries } = revocations();
     const h = await host(session(leaves, { entries }), [], new Set([3]));
