@@ -2,8 +2,9 @@
  * A consent revoked on another device of the account (another browser holding the same
  * account: its records copied) shows revoked in this one, learned from the audit log and proven
  * there (`customer-revocations.ts`), and revoking it here again logs nothing; a revocation the
- * relay serves in the genuine one's place, signed by another key, is not believed (fails without
- * `checkEntry`), and the genuine one is read again at the next look. A revocation is learned
+ * relay serves in the genuine one's place, signed by another key, is not believed (its leaf does
+ * not make up the head, so the listing is refused before `checkEntry` sees it; `checkEntry`'s own
+ * negatives are in `audit-listing.test.ts`), and the genuine one is read again at the next look. A revocation is learned
  * across another customer's entries, withheld as leaf hashes by the real relay, once the listing
  * makes up the signed head; the same listing with a withheld leaf altered on the way is refused
  * (`AuditLogError`, `listing_not_head`, `audit-listing.ts`) and nothing is learned from it.
