@@ -1,49 +1,48 @@
 /**
  * The agent's verified position in the audit log, and reading only what is new past it
  * (PROTOCOL §12.3 "Who reads the log", §13.5 `watch_audit`). The console keeps, in its store, the
- * last tree head it read the log up to (`log/scan`: size and root, signed by the pinned relay
- * key when read) and, per conversation, the indices of the entries about it (`conv/<id>/notices`).
- * Each look:
+ * last tree head it read the log up to with the compact range of its leaves (`log/scan`: size,
+ * root — signed by the pinned relay key when read — and the O(log n) subtree roots that make it
+ * up, `CompactRange`) and, per conversation, the indices of the entries about it
+ * (`conv/<id>/notices`). Each look:
  *
  * 1. fetches the signed tree head and proves it an append-only extension of the kept one (same
  *    root at the same size, an RFC 9162 consistency proof for a larger one): a relay that
  *    rewinds, truncates or forks its log is refused with an `AuditLogError`, and the kept
  *    position is left as it was (nothing accepted before is lost or replaced);
  * 2. reads the entries from the kept size to the new one, every slot accounted for (a relay that
- *    answers fewer slots than the head holds is `held_back`), and hands each readable one about a
- *    known conversation to the caller;
- * 3. only then keeps the new head.
+ *    answers fewer slots than the head holds is `held_back`), extends the kept compact range
+ *    with their leaves (computed from each readable entry, the leaf hash served for each
+ *    withheld one) and refuses the look (`listing_not_head`) unless its root and size are the
+ *    new head's: a listing with an entry dropped and the rest shifted, an entry swapped for
+ *    another, a withheld leaf altered or a slot added does not make up the head
+ *    (`audit-listing.ts`). Only then is each readable entry about a known conversation handed
+ *    to the caller;
+ * 3. only then keeps the new head and its compact range.
  *
  * A conversation seen for the first time (assigned, or transferred here) has its part of the
- * log read once from entry 0 to the kept size; after that its notices come from the kept indices
- * (one `get_entries` each), so the cost of a look is the new entries, not the whole log.
+ * log read once from entry 0 to the kept size, and that listing is proven the same way against
+ * the kept head (its leaves recomputed from 0 and the root compared) before any entry of it is
+ * handed over; after that its notices come from the kept indices (one `get_entries` each, each
+ * notice's inclusion proven by the caller's `checkNotice`), so the cost of a look is the new
+ * entries, not the whole log. A `log/scan` kept before the compact range was (no `frontier`) is
+ * read from 0 to its size once, proven against its root, to build it.
  */
-import { equal, fromCbor, toCbor, verifyTreeHead, type AuditEntry, type CborValue, type TreeHead } from "@sealdesk/protocol";
-import { auditEntryFromCbor, treeHeadFromCbor } from "./notice.js";
+import { CompactRange, equal, fromCbor, toCbor, verifyTreeHead, type AuditEntry, type CborValue, type TreeHead } from "@sealdesk/protocol";
+import { AuditLogError, proveHead, rangeFromCbor, rangeToCbor, readListing, type ServedEntry } from "./audit-listing.js";
+import { treeHeadFromCbor } from "./notice.js";
 import { checkConsistent, type SeenHead } from "./notices-witness.js";
 import type { Session } from "./session.js";
 import type { Store } from "./store.js";
 
-/** Where the agent keeps the tree head it read the log up to: `log/scan` → `{ size, root }`. */
+export { AuditLogError, type AuditLogFailure } from "./audit-listing.js";
+
+/** Where the agent keeps the tree head it read the log up to: `log/scan` → `{ size, root, frontier }`. */
 export const LOG_SCAN_RECORD = "log/scan";
 /** The indices of the log entries about a conversation: `conv/<id>/notices` → `[index…]`. */
 export const noticesRecord = (id: string): string => `conv/${id}/notices`;
 /** How many log entries one `get_entries` asks for. */
 export const SCAN_PAGE = 200;
-
-/** Why the relay's log was refused. */
-export type AuditLogFailure = "shrank" | "forked" | "not_an_extension" | "held_back" | "bad_head" | "bad_answer";
-
-/** The relay's audit log is not one this agent may accept; `failure` says why. */
-export class AuditLogError extends Error {
-  constructor(
-    readonly failure: AuditLogFailure,
-    detail?: string,
-  ) {
-    super(detail === undefined ? failure : `${failure}: ${detail}`);
-    this.name = "AuditLogError";
-  }
-}
 
 /** One readable entry handed to the caller: its index, decoded, its CBOR and its conversation (hex). */
 export interface FoundEntry {
@@ -121,7 +120,12 @@ export class AuditLogReader {
   }
 
   private async lookOnce(s: Session, ctx: LogLookContext): Promise<void> {
-    const kept = await this.position();
+    const record = await this.store.get(LOG_SCAN_RECORD);
+    const kept = seenFromCbor(record) ?? { size: 0, root: new Uint8Array(32) };
+    // The compact range of the kept head's leaves; null for a record kept without one (read
+    // from 0 below to build it).
+    let range: CompactRange | null = kept.size === 0 ? CompactRange.empty() : rangeFromCbor(record);
+    const built = range === null;
     const head = await this.head(s, ctx.relayKey);
     const why = await checkConsistent(kept, head, async (old, size) => {
       const r = await s.call({ kind: "get_consistency", old, new: size });
@@ -131,40 +135,45 @@ export class AuditLogReader {
     if (why !== null) throw new AuditLogError(why, `the relay's audit log (${head.size} entries) does not extend the one this console read up to (${kept.size} entries)`);
     // Conversations not read yet: from their kept indices, or (never seen) the log up to the kept size.
     const fresh = ctx.conversations().filter((id) => !this.loaded.has(id));
-    const backfill: string[] = [];
+    const backfill = new Map<string, number[]>();
     for (const id of fresh) {
       const b = await this.store.get(noticesRecord(id));
       if (b === undefined) {
-        if (kept.size > 0) backfill.push(id);
+        if (kept.size > 0) backfill.set(id, []);
         else await this.store.put(noticesRecord(id), toCbor([]));
         continue;
       }
       for (const index of indicesFromCbor(b)) {
-        await this.range(s, index, index + 1, (f) => (f.conversation === id ? ctx.found(f) : Promise.resolve()), ctx);
+        await this.readAt(s, index, (f) => (f.conversation === id ? ctx.found(f) : Promise.resolve()), ctx);
       }
     }
-    if (backfill.length > 0) {
-      const found = new Map<string, number[]>(backfill.map((id) => [id, []]));
-      await this.range(s, 0, kept.size, async (f) => {
-        const list = found.get(f.conversation);
-        if (list === undefined) return;
-        list.push(f.index);
+    if (backfill.size > 0 || range === null) {
+      // The log up to the kept head, proven to make it up before any entry of it is used.
+      const listing = await readListing(s, 0, kept.size, SCAN_PAGE, (e) => backfill.has(ctx.conversationOf(e.entry) ?? ""));
+      const rebuilt = CompactRange.empty().extend(listing.leaves);
+      proveHead(rebuilt, kept);
+      range = rebuilt;
+      for (const f of aboutConversations(listing.entries, ctx)) {
+        backfill.get(f.conversation)?.push(f.index);
         await ctx.found(f);
-      }, ctx);
-      for (const [id, list] of found) await this.store.put(noticesRecord(id), toCbor(list));
+      }
+      for (const [id, list] of backfill) await this.store.put(noticesRecord(id), toCbor(list));
     }
     for (const id of fresh) this.loaded.add(id);
-    // The new entries, for every conversation read.
+    // The new entries, for every conversation read, proven to make up the new head first.
     if (head.size > kept.size) {
-      await this.range(s, kept.size, head.size, async (f) => {
-        if (!this.loaded.has(f.conversation)) return;
+      const listing = await readListing(s, kept.size, head.size, SCAN_PAGE, (e) => this.loaded.has(ctx.conversationOf(e.entry) ?? ""));
+      const extended = range.extend(listing.leaves);
+      proveHead(extended, head);
+      range = extended;
+      for (const f of aboutConversations(listing.entries, ctx)) {
         const b = await this.store.get(noticesRecord(f.conversation));
         const list = b === undefined ? [] : indicesFromCbor(b);
         if (!list.includes(f.index)) await this.store.put(noticesRecord(f.conversation), toCbor([...list, f.index]));
         await ctx.found(f);
-      }, ctx);
+      }
     }
-    if (head.size !== kept.size || kept.size === 0) await this.store.put(LOG_SCAN_RECORD, toCbor({ size: head.size, root: head.root }));
+    if (head.size !== kept.size || kept.size === 0 || built) await this.store.put(LOG_SCAN_RECORD, toCbor(rangeToCbor(range)));
   }
 
   /**
@@ -175,7 +184,7 @@ export class AuditLogReader {
    * The session's errors; `held_back` when the relay does not answer it.
    */
   reread(s: Session, index: number, ctx: LogLookContext): Promise<void> {
-    return this.range(s, index, index + 1, ctx.found, ctx);
+    return this.readAt(s, index, ctx.found, ctx);
   }
 
   /** The relay's signed tree head, checked against the pinned key. */
@@ -193,31 +202,19 @@ export class AuditLogReader {
   }
 
   /**
-   * Reads entries `from..to`, every slot accounted for, and hands each readable one about a
-   * conversation to `found` in index order; an entry that does not decode is passed over.
+   * Reads entry `index` and hands it to `hand` if readable and about a conversation. One entry
+   * is not proven against a head here: the caller's `checkNotice` proves its inclusion.
    */
-  private async range(s: Session, from: number, to: number, found: (f: FoundEntry) => Promise<void>, ctx: LogLookContext): Promise<void> {
-    let next = from;
-    while (next < to) {
-      const r = await s.call({ kind: "get_entries", from: next, limit: Math.min(SCAN_PAGE, to - next) });
-      if (r.kind !== "entries" || r.from !== next) throw new AuditLogError("bad_answer", r.kind);
-      const slots = r.entries.length + r.withheld.length;
-      if (slots === 0) throw new AuditLogError("held_back", `entries ${next}..${to} are in the signed log but the relay does not answer them`);
-      const withheld = new Set(r.withheld);
-      let i = r.from;
-      for (const raw of r.entries) {
-        while (withheld.has(i)) i += 1;
-        let entry: AuditEntry | null = null;
-        try {
-          entry = auditEntryFromCbor(raw);
-        } catch {
-          entry = null;
-        }
-        const conversation = entry === null ? null : ctx.conversationOf(entry);
-        if (entry !== null && conversation !== null && i < to) await found({ index: i, entry, raw, conversation });
-        i += 1;
-      }
-      next = r.from + slots;
-    }
+  private async readAt(s: Session, index: number, hand: (f: FoundEntry) => Promise<void>, ctx: LogLookContext): Promise<void> {
+    const listing = await readListing(s, index, index + 1, SCAN_PAGE, (e) => ctx.conversationOf(e.entry) !== null);
+    for (const f of aboutConversations(listing.entries, ctx)) await hand(f);
   }
+}
+
+/** The entries of `served` about a conversation, as handed to the caller. */
+function aboutConversations(served: readonly ServedEntry[], ctx: LogLookContext): FoundEntry[] {
+  return served.flatMap((e) => {
+    const conversation = ctx.conversationOf(e.entry);
+    return conversation === null ? [] : [{ ...e, conversation }];
+  });
 }

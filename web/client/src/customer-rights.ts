@@ -73,6 +73,8 @@ export interface RightsHost {
   /** The conversation id, once open. */
   conversation: () => Uint8Array | null;
   session: () => Session | null;
+  /** The relay's pinned key (it signs the tree heads), once connected. */
+  relayKey: () => Uint8Array | null;
   /** The notices shown so far. */
   notices: () => readonly ShownNotice[];
   /** Checks an entry just appended, as a notice (null when offline). */

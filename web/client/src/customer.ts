@@ -616,6 +616,7 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
       org: this.opts.org,
       conversation: () => this.conv?.conversation ?? null,
       session: () => this.current(),
+      relayKey: () => this.conn?.relayKey ?? null,
       notices: () => this.noticeBook.shown,
       checkEntry: (index, entry) => this.noticeBook.checkEntry(index, entry),
     };

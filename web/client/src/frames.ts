@@ -256,10 +256,11 @@ export type Response =
   /** An audit entry appended at `index`, with a tree head that holds it. */
   | { kind: "appended"; index: number; head: CborValue }
   /**
-   * Audit log slots from `from`: each either an entry the caller may read (`entries`, their
-   * CBOR, in index order) or withheld (its index in `withheld`).
+   * Audit log slots from `from` (§12.3 "Who reads the log"): each either an entry the caller
+   * may read (`entries`, their CBOR, in index order) or withheld (`withheld`: its index and its
+   * leaf hash, indexes increasing, each inside `from..from + len(entries) + len(withheld)`).
    */
-  | { kind: "entries"; from: number; entries: CborValue[]; withheld: number[] }
+  | { kind: "entries"; from: number; entries: CborValue[]; withheld: WithheldSlot[] }
   /** Chunks of an attachment the relay holds (the next to send) of all (§9.8). */
   | { kind: "attachment_progress"; stored: number; chunks: number; quota?: ByteQuota }
   /** One chunk of an attachment and the size its uploader declared (§9.8). */
@@ -295,6 +296,12 @@ export type Push =
    */
   | ({ kind: "quota_warning" } & QuotaWarning)
   | { kind: "other"; name: string };
+
+/** A withheld audit-log slot (§12.3): its index and the withheld entry's leaf hash (§12.2). */
+export interface WithheldSlot {
+  index: number;
+  leaf: Uint8Array;
+}
 
 /** A decoded frame from the relay. */
 export type ServerFrame =
@@ -351,6 +358,24 @@ function list(m: Map_, key: string): CborValue[] {
   const v = get(m, key);
   if (!Array.isArray(v)) throw malformed(`${key}: expected an array`);
   return v;
+}
+/**
+ * The `withheld` list of an `entries` answer from `from` with `readable` entries: each a 32-byte
+ * leaf hash at an index inside the slots `from..from + readable + len(withheld)`, indexes strictly
+ * increasing (so no slot is named twice and every one is placed).
+ */
+function withheldFromCbor(ws: CborValue[], from: number, readable: number): WithheldSlot[] {
+  const end = from + readable + ws.length;
+  let last = -1;
+  return ws.map((w) => {
+    const m = map(w, "withheld entry");
+    const index = u(m, "index");
+    const leaf = bytes(m, "leaf", 32);
+    if (index < from || index >= end) throw malformed(`withheld: index ${index} outside the slots ${from}..${end}`);
+    if (index <= last) throw malformed("withheld: indexes not increasing");
+    last = index;
+    return { index, leaf };
+  });
 }
 /** `"name"` (a unit variant) or `{ name: value }` (one entry): the variant's name and content. */
 function variant(v: CborValue, what: string): [string, CborValue] {
@@ -592,8 +617,10 @@ export function responseFromCbor(v: CborValue): Response {
     }
     case "entries": {
       const m = map(body, "entries");
-      const withheld = m.withheld === undefined ? [] : list(m, "withheld").map((w) => u(map(w, "withheld entry"), "index"));
-      return { kind: "entries", from: u(m, "from"), entries: list(m, "entries"), withheld };
+      const from = u(m, "from");
+      const entries = list(m, "entries");
+      const withheld = m.withheld === undefined ? [] : withheldFromCbor(list(m, "withheld"), from, entries.length);
+      return { kind: "entries", from, entries, withheld };
     }
     case "witnessed_head": {
       const m = map(body, "witnessed_head");

@@ -52,8 +52,16 @@ export function erasure(signer: IdentityKeys, conv: Uint8Array = conversation): 
   return { entry: { ...unsigned, signature }, raw: { event: { erasure: { conversation: conv, reason: "customer request" } }, at: unsigned.at, signer: unsigned.signer, signature } };
 }
 
-export function headCbor(size: number, leaves: Uint8Array[], key = relay): CborValue {
-  const unsigned = { size, root: root(leaves.slice(0, size)), timestamp: NOW, logKey: key.signingPublic };
+export function revocation(signer: IdentityKeys, consentId: Uint8Array, conv: Uint8Array = conversation): { entry: AuditEntry; raw: CborValue } {
+  const event = { consent_revocation: { conversation: conv, consent: consentId } };
+  const unsigned = { event, at: NOW - 10, signer: signer.signingPublic };
+  const signature = signer.sign(entrySignedBytes(unsigned));
+  return { entry: { ...unsigned, signature }, raw: { event, at: unsigned.at, signer: unsigned.signer, signature } };
+}
+
+/** A tree head over the first `size` leaves, signed by `key`, naming `logKey` (by default `key`'s). */
+export function headCbor(size: number, leaves: Uint8Array[], key = relay, logKey = key.signingPublic): CborValue {
+  const unsigned = { size, root: root(leaves.slice(0, size)), timestamp: NOW, logKey };
   return { size, root: unsigned.root, timestamp: NOW, log_key: unsigned.logKey, signature: key.sign(treeHeadSignedBytes(unsigned)) };
 }
 export function cosignCbor(k: IdentityKeys, size: number, leaves: Uint8Array[]): CborValue {
@@ -61,18 +69,26 @@ export function cosignCbor(k: IdentityKeys, size: number, leaves: Uint8Array[]):
   return { witness: unsigned.witness, log_key: unsigned.logKey, size, root: unsigned.root, timestamp: NOW, signature: k.sign(cosignatureSignedBytes(unsigned)) };
 }
 
+/** An `entries` answer. */
+export type EntriesAnswer = Extract<Response, { kind: "entries" }>;
+
 /**
  * A session answering from a log of `leaves`, heads signed by `headKey`, cosigned by
- * `cosigners`; `entries` (the CBOR of each leaf's entry, null: withheld) answers `get_entries`,
- * and `asked` records every request.
+ * `cosigners`; `entries` (the CBOR of each leaf's entry, null: withheld with its leaf hash)
+ * answers `get_entries`, each answer passed through `listing` when given (a relay in the middle
+ * altering it), and `asked` records every request.
  */
-export function session(leaves: Uint8Array[], opts: { headKey?: IdentityKeys; cosigners?: IdentityKeys[]; entries?: (CborValue | null)[]; asked?: Request[] } = {}): Session {
+export function session(
+  leaves: Uint8Array[],
+  opts: { headKey?: IdentityKeys; cosigners?: IdentityKeys[]; entries?: (CborValue | null)[]; listing?: (a: EntriesAnswer) => EntriesAnswer; asked?: Request[] } = {},
+): Session {
   const call = (r: Request): Promise<Response> => {
     opts.asked?.push(r);
     if (r.kind === "get_entries" && opts.entries !== undefined) {
       const slots = opts.entries.slice(r.from, Math.min(r.from + r.limit, leaves.length));
-      const withheld = slots.flatMap((e, i) => (e === null ? [r.from + i] : []));
-      return Promise.resolve({ kind: "entries", from: r.from, entries: slots.filter((e): e is CborValue => e !== null), withheld });
+      const withheld = slots.flatMap((e, i) => (e === null ? [{ index: r.from + i, leaf: leaves[r.from + i] as Uint8Array }] : []));
+      const answer: EntriesAnswer = { kind: "entries", from: r.from, entries: slots.filter((e): e is CborValue => e !== null), withheld };
+      return Promise.resolve(opts.listing === undefined ? answer : opts.listing(answer));
     }
     if (r.kind === "get_tree_head") return Promise.resolve({ kind: "tree_head", head: headCbor(leaves.length, leaves, opts.headKey) });
     if (r.kind === "get_inclusion") return Promise.resolve({ kind: "inclusion", index: r.index, size: r.size, path: inclusionPath(r.index, leaves.slice(0, r.size)) });

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { IdentityKeys, ProtocolError, cardToCbor, decodeFrame, encodeFrame, issueCard, requestFrame, toCbor } from "@sealdesk/protocol";
+import { IdentityKeys, ProtocolError, cardToCbor, decodeFrame, encodeFrame, issueCard, requestFrame, toCbor, type CborValue } from "@sealdesk/protocol";
 import { pushFromCbor, requestToCbor, responseFromCbor, serverFrameFromCbor } from "../src/frames.js";
 
 const wireVector = JSON.parse(readFileSync(new URL("../../../protocol/vectors/wire.json", import.meta.url), "utf8")) as {
@@ -86,6 +86,34 @@ describe("frames", () => {
     const body = { agent_key_changed: { org: "acme", agent: "alice", card: cardToCbor(card), conversations: [conversation] } };
     expect(pushFromCbor(body)).toEqual({ kind: "agent_key_changed", org: "acme", agent: "alice", card, conversations: [conversation] });
     expect(() => pushFromCbor({ agent_key_changed: { ...body.agent_key_changed, conversations: [new Uint8Array(3)] } })).toThrow(/conversations/);
+  });
+
+  it("reads entries' withheld slots with their leaf hashes (§12.3), and refuses malformed ones", () => {
+    const leaf = new Uint8Array(32).fill(7);
+    const entry = { at: 1 };
+    expect(responseFromCbor({ entries: { from: 4, entries: [entry, entry] } })).toEqual({ kind: "entries", from: 4, entries: [entry, entry], withheld: [] });
+    expect(responseFromCbor({ entries: { from: 4, entries: [entry], withheld: [{ index: 4, leaf }, { index: 6, leaf }] } })).toEqual({
+      kind: "entries",
+      from: 4,
+      entries: [entry],
+      withheld: [{ index: 4, leaf }, { index: 6, leaf }],
+    });
+    const refused = (withheld: CborValue[], entries: CborValue[] = [entry]): unknown => {
+      try {
+        return responseFromCbor({ entries: { from: 4, entries, withheld } });
+      } catch (e) {
+        return e;
+      }
+    };
+    // A leaf that is not 32 bytes, or missing.
+    expect(refused([{ index: 4, leaf: new Uint8Array(31) }])).toMatchObject({ code: "malformed", message: expect.stringMatching(/leaf/) as unknown });
+    expect(refused([{ index: 4 }])).toMatchObject({ code: "malformed", message: expect.stringMatching(/leaf/) as unknown });
+    // Indexes out of order or named twice.
+    expect(refused([{ index: 5, leaf }, { index: 4, leaf }])).toMatchObject({ code: "malformed", message: expect.stringMatching(/increasing/) as unknown });
+    expect(refused([{ index: 5, leaf }, { index: 5, leaf }])).toMatchObject({ code: "malformed", message: expect.stringMatching(/increasing/) as unknown });
+    // Outside the slots the answer fills (4..6 here): before `from`, or past the last.
+    expect(refused([{ index: 3, leaf }])).toMatchObject({ code: "malformed", message: expect.stringMatching(/outside/) as unknown });
+    expect(refused([{ index: 6, leaf }])).toMatchObject({ code: "malformed", message: expect.stringMatching(/outside/) as unknown });
   });
 
   it("encodes unit requests as text and the rest as one-entry maps", () => {

@@ -117,3 +117,73 @@ export function verifyConsistency(oldSize: number, newSize: number, oldRoot: Uin
   }
   return sn === 0 && equal(fr, oldRoot) && equal(sr, newRoot);
 }
+
+/**
+ * The compact range of leaves `0..size` (the "frontier"): the roots of the perfect subtrees the
+ * tree over those leaves splits into, largest first — one per bit set in `size`, so at most 53
+ * hashes. It is enough to extend the tree leaf by leaf and to compute its root (§12.2) without
+ * keeping the leaves: a reader that keeps it with a tree head proves, from the leaves it is served
+ * past that head, that they make up the next head. Immutable: `extend` returns a new range.
+ */
+export class CompactRange {
+  private constructor(
+    /** How many leaves the range covers (`0..size`). */
+    readonly size: number,
+    private readonly nodes: readonly Uint8Array[],
+  ) {}
+
+  /** The range of no leaves. */
+  static empty(): CompactRange {
+    return new CompactRange(0, []);
+  }
+
+  /**
+   * A range from its parts as kept (`size` and `hashes()`).
+   *
+   * # Errors
+   * `ProtocolError` (`malformed`) unless there is one 32-byte hash per bit set in `size`.
+   */
+  static fromParts(size: number, hashes: readonly Uint8Array[]): CompactRange {
+    if (!Number.isSafeInteger(size) || size < 0) throw new ProtocolError("malformed", "compact range size");
+    if (hashes.length !== bitsSet(size) || hashes.some((h) => !(h instanceof Uint8Array) || h.length !== 32)) {
+      throw new ProtocolError("malformed", `compact range of ${size} leaves: expected ${bitsSet(size)} 32-byte hashes`);
+    }
+    return new CompactRange(size, [...hashes]);
+  }
+
+  /** The subtree roots, largest first (what to keep with `size`). */
+  hashes(): Uint8Array[] {
+    return [...this.nodes];
+  }
+
+  /** The range with leaf hashes `leaves` appended at `size`, `size + 1`, …. */
+  extend(leaves: readonly Uint8Array[]): CompactRange {
+    const nodes = [...this.nodes];
+    let size = this.size;
+    for (const leaf of leaves) {
+      // The new leaf merges with each full subtree of the same size before it: one per
+      // trailing 1 bit of the old size.
+      let h = leaf;
+      for (let s = size; s % 2 === 1; s = Math.floor(s / 2)) h = nodeHash(nodes.pop() as Uint8Array, h);
+      nodes.push(h);
+      size += 1;
+    }
+    return new CompactRange(size, nodes);
+  }
+
+  /** The root of the tree over leaves `0..size` (§12.2): equal to `root` of those leaves. */
+  root(): Uint8Array {
+    let r: Uint8Array | undefined;
+    for (let i = this.nodes.length - 1; i >= 0; i--) {
+      const n = this.nodes[i] as Uint8Array;
+      r = r === undefined ? n : nodeHash(n, r);
+    }
+    return r ?? EMPTY_ROOT;
+  }
+}
+
+function bitsSet(n: number): number {
+  let c = 0;
+  for (let x = n; x > 0; x = Math.floor(x / 2)) c += x % 2;
+  return c;
+}

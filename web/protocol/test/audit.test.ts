@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { toHex } from "../src/bytes.js";
 import { cosignatureSignedBytes, entryLeaf, entryLeafHash, entrySignedBytes, eventKindOf, treeHeadSignedBytes, verifyCosignature, verifyEntry, verifyTreeHead } from "../src/audit.js";
 import type { AuditEntry, AuditEvent } from "../src/audit.js";
-import { consistencyPath, inclusionPath, root, verifyConsistency, verifyInclusion } from "../src/merkle.js";
+import { CompactRange, consistencyPath, inclusionPath, root, verifyConsistency, verifyInclusion } from "../src/merkle.js";
 import { policyHash } from "../src/policy.js";
 import { flip, keysOf, signingKeyOf, vectorPolicy } from "./fixtures.js";
 import type { Json } from "./vectors.js";
@@ -57,6 +57,14 @@ describe("audit.json", () => {
   });
   it("roots of every prefix", () => {
     (v.roots as string[]).forEach((r, n) => expect(toHex(root(leaves.slice(0, n)))).toBe(r));
+  });
+  it("roots of every prefix from a compact range, grown one leaf at a time", () => {
+    let range = CompactRange.empty();
+    (v.roots as string[]).forEach((r, n) => {
+      expect(toHex(range.root())).toBe(r);
+      const leaf = leaves[n];
+      if (leaf !== undefined) range = range.extend([leaf]);
+    });
   });
   it("inclusion proofs: built identically, verified, and refused when tampered", () => {
     for (const p of v.inclusion as Json[]) {
