@@ -37,7 +37,7 @@ use sealdesk_protocol::{
 use tracing::{debug, info, warn};
 
 use super::{Reject, Service, dec, lock, table::MAX_PAGE};
-use crate::{connection::CloseReason, relay::state::StoredItem};
+use crate::{connection::CloseReason, metrics::RoundTimes, relay::state::StoredItem};
 
 /// The close reasons one node may ask the others to close sessions with, by code
 /// ([`Service::forward_close`]).
@@ -516,7 +516,13 @@ impl Service {
     /// since then may have read it: most of what a loaded node's catch-up finds is only behind
     /// because its wake-up is queued). `named` is in conversation order. Only the round task
     /// calls this, one round at a time, so no conversation is read by two rounds at once.
-    pub(crate) fn woken(&self, named: &[(ConversationId, u64)], behind: &[(ConversationId, u64)]) {
+    /// Its parts' times go in `times` (`prepare`, `read`, `push`).
+    pub(crate) fn woken(
+        &self,
+        named: &[(ConversationId, u64)],
+        behind: &[(ConversationId, u64)],
+        times: &mut RoundTimes,
+    ) {
         let started = Instant::now();
         let positions = self.cursors.positions_of(behind.iter().map(|(c, _)| c));
         let still_behind: Vec<ConversationId> = behind
@@ -535,6 +541,7 @@ impl Service {
                 .iter()
                 .map(|(c, first)| (*c, Some(first.saturating_sub(1))))
                 .chain(still_behind.iter().map(|c| (*c, None))),
+            times,
         );
         self.metrics
             .catch_up_reads
@@ -583,7 +590,12 @@ impl Service {
     /// ([`Self::read_start`]; a conversation not watched yet from where a wake-up named its
     /// items start), all in one statement, and pushes what is new. Returns how many were
     /// read.
-    fn read_all(&self, wanted: impl Iterator<Item = (ConversationId, Option<u64>)>) -> usize {
+    fn read_all(
+        &self,
+        wanted: impl Iterator<Item = (ConversationId, Option<u64>)>,
+        times: &mut RoundTimes,
+    ) -> usize {
+        let started = Instant::now();
         let mut from = Vec::new();
         for (c, woken) in wanted {
             match self.read_start(&c, woken) {
@@ -594,7 +606,8 @@ impl Service {
                 }
             }
         }
-        self.read_and_push(&from);
+        times.prepare = started.elapsed();
+        self.read_and_push(&from, times);
         from.len()
     }
 
@@ -618,11 +631,13 @@ impl Service {
     /// Reads the committed items of each conversation of `from` after its start, all in one
     /// statement (one round trip however many conversations a round names), and pushes them
     /// ([`Self::push_from`]). A failed read pushes nothing and moves no cursor: the next
-    /// wake-up or catch-up reads the same items again.
-    fn read_and_push(&self, from: &[(ConversationId, u64)]) {
+    /// wake-up or catch-up reads the same items again. The statement's time and the pushes'
+    /// go in `times` (`read`, `push`).
+    fn read_and_push(&self, from: &[(ConversationId, u64)], times: &mut RoundTimes) {
         if from.is_empty() {
             return;
         }
+        let started = Instant::now();
         let keys: Vec<(&[u8], u64)> = from
             .iter()
             .map(|(c, after)| (c.as_bytes().as_slice(), *after))
@@ -635,9 +650,12 @@ impl Service {
             Ok(t) => t.into_iter().collect(),
             Err(e) => {
                 warn!(error = %e, conversations = from.len(), "reading the conversations' new items failed");
+                times.read = started.elapsed();
                 return;
             }
         };
+        times.read = started.elapsed();
+        let started = Instant::now();
         for (c, after) in from {
             let page = tails.remove(c.as_bytes().as_slice()).unwrap_or_default();
             let pushed = page
@@ -649,6 +667,7 @@ impl Service {
                 warn!(conversation = %c, code = ?e.code, "catching up failed: {}", e.message);
             }
         }
+        times.push = started.elapsed();
     }
 
     /// The members of `s` connected to this node.
