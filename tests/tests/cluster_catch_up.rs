@@ -115,12 +115,13 @@ async fn a_wake_up_round_is_not_held_up_by_a_catch_up_in_progress() {
     // No catch-up of B finished meanwhile: the wake-up's round brought it.
     assert_eq!(metric(&t.b, CATCH_UPS).await, 0);
     assert!(metric(&t.b, "sealdesk_cluster_wakeup_reads_total").await >= 1);
-    // That round is timed, whole and by part, once it ends (just after its pushes), and its
-    // wake-up's wait with it (`metrics::RoundMetrics`).
+    // That round is timed, whole and by part, once it ends (just after its pushes), its
+    // wake-up's wait with it, and last the round task's going on (`metrics::RoundMetrics`).
     eventually("node B's round timed", async || {
-        (metric(&t.b, "sealdesk_cluster_round_seconds_count").await >= 1).then_some(())
+        (metric(&t.b, "sealdesk_cluster_round_back_seconds_count").await >= 1).then_some(())
     })
     .await;
+    assert!(metric(&t.b, "sealdesk_cluster_round_seconds_count").await >= 1);
     for part in ["wait", "read", "push", "forwarded"] {
         let name = format!("sealdesk_cluster_round_{part}_seconds_count");
         assert!(metric(&t.b, &name).await >= 1, "{name}");

@@ -12,7 +12,12 @@
 //!     │── wait ────────────────────────┤
 //!                     │── handoff ─────┤── prepare ─ read ─ push ─ reconnect ─ forwarded ─ audit ─┤
 //!                                      │──────────────────────── whole ───────────────────────────┤
+//!                                                                                   round task goes on
+//!                                                                                         ├─ back ─┤
 //! ```
+//!
+//! A wake-up's wait is made of the earlier rounds' handoffs, runs and backs (and the round
+//! task's own scheduling between them), so the three together account for it.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -87,6 +92,9 @@ pub struct RoundMetrics {
     pub whole: Histogram,
     /// Each round's oldest wake-up's wait for it, seconds.
     pub wait: Histogram,
+    /// From each round's run ending on the blocking pool to the round task going on (the
+    /// runtime scheduling it again; no next round is taken before), seconds.
+    pub back: Histogram,
     /// Each part, per round, in the order of [`ROUND_PARTS`], seconds.
     pub parts: [Histogram; 7],
     /// Rounds whose run plus handoff took [`SLOW_ROUND`] or longer.
@@ -100,6 +108,7 @@ impl Default for RoundMetrics {
         Self {
             whole: Histogram::new(LATENCY_BUCKETS),
             wait: Histogram::new(LATENCY_BUCKETS),
+            back: Histogram::new(LATENCY_BUCKETS),
             parts: std::array::from_fn(|_| Histogram::new(LATENCY_BUCKETS)),
             slow: Counter::default(),
             slow_sums: std::array::from_fn(|_| AtomicU64::new(0f64.to_bits())),
@@ -149,6 +158,11 @@ impl RoundMetrics {
             out,
             "sealdesk_cluster_round_wait_seconds",
             "Time a round's oldest wake-up waited from its arrival to the round's start.",
+        );
+        self.back.render(
+            out,
+            "sealdesk_cluster_round_back_seconds",
+            "Time from a round's run ending to the round task going on (no round is taken meanwhile).",
         );
         for (h, part) in self.parts.iter().zip(ROUND_PARTS) {
             h.render(

@@ -146,8 +146,11 @@ pub(super) fn spawn(svc: Arc<Service>, cfg: ClusterConfig) -> JoinHandle<()> {
             let svc = Arc::clone(&svc);
             let taken = Instant::now();
             // The service reads the database synchronously: off the runtime's workers.
-            if let Err(e) = tokio::task::spawn_blocking(move || round.run(&svc, taken)).await {
-                warn!(error = %e, "a cluster round failed");
+            let metrics = Arc::clone(&svc.metrics);
+            match tokio::task::spawn_blocking(move || round.run(&svc, taken)).await {
+                // The round task goes on: how long after the run ended.
+                Ok(ended) => metrics.round.back.observe(ended.elapsed().as_secs_f64()),
+                Err(e) => warn!(error = %e, "a cluster round failed"),
             }
         }
     })
@@ -329,8 +332,9 @@ impl Round {
 
     /// Handles the round (taken off the queue at `taken`): the conversations named and those
     /// the catch-up found behind (each read once), then the forwarded pushes, then the audit
-    /// log's growth; and times it, whole and by part (`metrics::RoundMetrics`).
-    fn run(self, svc: &Service, taken: Instant) {
+    /// log's growth; and times it, whole and by part (`metrics::RoundMetrics`). Returns when
+    /// it ended.
+    fn run(self, svc: &Service, taken: Instant) -> Instant {
         let start = Instant::now();
         for at in &self.arrived {
             svc.metrics
@@ -380,6 +384,7 @@ impl Round {
         times.audit = part.elapsed();
         times.whole = start.elapsed();
         svc.metrics.round.observe(&times);
+        Instant::now()
     }
 }
 

@@ -25,10 +25,12 @@ pub const STAGES: [(&str, &str); 6] = [
 const ROUND_SIZE: &str = "sealdesk_cluster_wake_round_conversations";
 
 /// A round's time, whole and by part, in the order they run (the server's
-/// `metrics::ROUND_PARTS`, after the whole and the oldest wake-up's wait for the round).
-pub const ROUND: [(&str, &str); 9] = [
+/// `metrics::ROUND_PARTS`, after the whole, the oldest wake-up's wait for the round and the
+/// round task's going on after it).
+pub const ROUND: [(&str, &str); 10] = [
     ("round", "sealdesk_cluster_round_seconds"),
     ("wait", "sealdesk_cluster_round_wait_seconds"),
+    ("back", "sealdesk_cluster_round_back_seconds"),
     ("handoff", "sealdesk_cluster_round_handoff_seconds"),
     ("prepare", "sealdesk_cluster_round_prepare_seconds"),
     ("read", "sealdesk_cluster_round_read_seconds"),
