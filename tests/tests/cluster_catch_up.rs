@@ -122,7 +122,7 @@ async fn a_wake_up_round_is_not_held_up_by_a_catch_up_in_progress() {
     })
     .await;
     assert!(metric(&t.b, "sealdesk_cluster_round_seconds_count").await >= 1);
-    for part in ["wait", "read", "push", "forwarded"] {
+    for part in ["wait", "read", "push", "pages", "forwarded"] {
         let name = format!("sealdesk_cluster_round_{part}_seconds_count");
         assert!(metric(&t.b, &name).await >= 1, "{name}");
     }

@@ -32,11 +32,12 @@ use super::{Counter, Histogram, LATENCY_BUCKETS, header};
 pub const SLOW_ROUND: Duration = Duration::from_millis(25);
 
 /// The parts of a round, in the order they run, as their metric labels.
-pub const ROUND_PARTS: [&str; 7] = [
+pub const ROUND_PARTS: [&str; 8] = [
     "handoff",
     "prepare",
     "read",
     "push",
+    "pages",
     "reconnect",
     "forwarded",
     "audit",
@@ -57,9 +58,11 @@ pub struct RoundTimes {
     pub prepare: Duration,
     /// The one statement that reads every conversation's new items.
     pub read: Duration,
-    /// Bringing the cached conversations up to date and pushing the items to the sockets here
-    /// (with any further page read for a conversation whose first page came full).
+    /// Bringing the cached conversations up to date and pushing the items to the sockets here.
     pub push: Duration,
+    /// Reading the further pages of the conversations whose first page came full (one round
+    /// trip each, between their pushes).
+    pub pages: Duration,
     /// After the listener reconnected: reloading blocks and re-checking the agent keys.
     pub reconnect: Duration,
     /// The pushes other nodes forwarded (pushes by value, by reference, releases, closes).
@@ -72,12 +75,13 @@ pub struct RoundTimes {
 
 impl RoundTimes {
     /// The parts, in the order of [`ROUND_PARTS`].
-    fn parts(&self) -> [Duration; 7] {
+    fn parts(&self) -> [Duration; 8] {
         [
             self.handoff,
             self.prepare,
             self.read,
             self.push,
+            self.pages,
             self.reconnect,
             self.forwarded,
             self.audit,
@@ -96,11 +100,11 @@ pub struct RoundMetrics {
     /// runtime scheduling it again; no next round is taken before), seconds.
     pub back: Histogram,
     /// Each part, per round, in the order of [`ROUND_PARTS`], seconds.
-    pub parts: [Histogram; 7],
+    pub parts: [Histogram; 8],
     /// Rounds whose run plus handoff took [`SLOW_ROUND`] or longer.
     pub slow: Counter,
     /// Of those, the time of each part added up (as `f64` bits), and last their runs' whole.
-    slow_sums: [AtomicU64; 8],
+    slow_sums: [AtomicU64; 9],
 }
 
 impl Default for RoundMetrics {

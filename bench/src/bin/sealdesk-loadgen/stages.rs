@@ -27,7 +27,7 @@ const ROUND_SIZE: &str = "sealdesk_cluster_wake_round_conversations";
 /// A round's time, whole and by part, in the order they run (the server's
 /// `metrics::ROUND_PARTS`, after the whole, the oldest wake-up's wait for the round and the
 /// round task's going on after it).
-pub const ROUND: [(&str, &str); 10] = [
+pub const ROUND: [(&str, &str); 11] = [
     ("round", "sealdesk_cluster_round_seconds"),
     ("wait", "sealdesk_cluster_round_wait_seconds"),
     ("back", "sealdesk_cluster_round_back_seconds"),
@@ -35,17 +35,19 @@ pub const ROUND: [(&str, &str); 10] = [
     ("prepare", "sealdesk_cluster_round_prepare_seconds"),
     ("read", "sealdesk_cluster_round_read_seconds"),
     ("push", "sealdesk_cluster_round_push_seconds"),
+    ("pages", "sealdesk_cluster_round_pages_seconds"),
     ("reconnect", "sealdesk_cluster_round_reconnect_seconds"),
     ("forwarded", "sealdesk_cluster_round_forwarded_seconds"),
     ("audit", "sealdesk_cluster_round_audit_seconds"),
 ];
 
 /// The parts of a round that add up to its time (handoff and run).
-const PARTS: [&str; 7] = [
+const PARTS: [&str; 8] = [
     "handoff",
     "prepare",
     "read",
     "push",
+    "pages",
     "reconnect",
     "forwarded",
     "audit",

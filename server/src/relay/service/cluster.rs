@@ -656,18 +656,20 @@ impl Service {
         };
         times.read = started.elapsed();
         let started = Instant::now();
+        let mut pages = std::time::Duration::ZERO;
         for (c, after) in from {
             let page = tails.remove(c.as_bytes().as_slice()).unwrap_or_default();
             let pushed = page
                 .iter()
                 .map(|(_, v)| dec(v, "item"))
                 .collect::<Result<Vec<StoredItem>, Reject>>()
-                .and_then(|page| self.push_from(c, *after, page));
+                .and_then(|page| self.push_from(c, *after, page, &mut pages));
             if let Err(e) = pushed {
                 warn!(conversation = %c, code = ?e.code, "catching up failed: {}", e.message);
             }
         }
-        times.push = started.elapsed();
+        times.pages = pages;
+        times.push = started.elapsed().saturating_sub(pages);
     }
 
     /// The members of `s` connected to this node.
@@ -691,12 +693,15 @@ impl Service {
     /// the conversation is brought up to date from the items read ([`ConvTable::advance`],
     /// or a refresh when an item changed the record).
     ///
+    /// The further pages' reads add their time to `pages`.
+    ///
     /// [`ConvTable::advance`]: super::table::ConvTable::advance
     fn push_from(
         &self,
         c: &ConversationId,
         from: u64,
         page: Vec<StoredItem>,
+        pages: &mut std::time::Duration,
     ) -> Result<(), Reject> {
         let mut cursor = from;
         let mut page = page;
@@ -707,7 +712,9 @@ impl Service {
             if !full {
                 break;
             }
+            let started = Instant::now();
             page = self.convs.committed_items_after(c, cursor)?;
+            *pages += started.elapsed();
         }
         let mut m = lock(&self.cursors.inner)?;
         let cur = m.entry(*c).or_default();
