@@ -13,6 +13,10 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use tokio::sync::Notify;
 
+mod round;
+
+pub use round::{ROUND_PARTS, RoundMetrics, RoundTimes, SLOW_ROUND};
+
 /// A monotonically increasing count.
 #[derive(Debug, Default)]
 pub struct Counter(AtomicU64);
@@ -387,6 +391,8 @@ pub struct Metrics {
     pub wake_round: Histogram,
     /// Cluster mode: conversations read per wake-up round.
     pub wake_round_conversations: Histogram,
+    /// Cluster mode: each round's time, whole and by part, and the slow rounds' parts.
+    pub round: RoundMetrics,
     /// Cluster mode: each periodic catch-up's query (the heads of the watched conversations),
     /// seconds; it runs beside the wake-up rounds, which read what it finds.
     pub catch_up_round: Histogram,
@@ -447,6 +453,7 @@ impl Metrics {
         ] {
             h.render(out, name, help);
         }
+        self.round.render(out);
         for (name, help, v) in [
             (
                 "sealdesk_cluster_wakeups_sent_total",
@@ -567,6 +574,7 @@ impl Metrics {
             wake_wait: Histogram::new(LATENCY_BUCKETS),
             wake_round: Histogram::new(LATENCY_BUCKETS),
             wake_round_conversations: Histogram::new(BATCH_BUCKETS),
+            round: RoundMetrics::default(),
             catch_up_round: Histogram::new(LATENCY_BUCKETS),
             byte_fold: Histogram::new(LATENCY_BUCKETS),
             presence_agents: Gauge::default(),

@@ -5,7 +5,8 @@
 //!
 //! - While B's catch-up is held, a wake-up still brings B's member the message sent through A:
 //!   the catch-up runs beside the rounds, not in one. When it ran inside a round it held the
-//!   node's single round slot, and this push waited for the gate.
+//!   node's single round slot, and this push waited for the gate. The round is timed, whole
+//!   and by part, in B's `/metrics`.
 //! - Without wake-ups (every one lost), the catch-up alone delivers: nothing reaches B's member
 //!   while its catch-up is held, and the message does once it is let go, read by a round from
 //!   what the catch-up found behind.
@@ -105,6 +106,17 @@ async fn a_wake_up_round_is_not_held_up_by_a_catch_up_in_progress() {
     // No catch-up of B finished meanwhile: the wake-up's round brought it.
     assert_eq!(metric(&t.b, CATCH_UPS).await, 0);
     assert!(metric(&t.b, "sealdesk_cluster_wakeup_reads_total").await >= 1);
+    // That round is timed, whole and by part, once it ends (just after its pushes), its
+    // wake-up's wait with it, and last the round task's going on (`metrics::RoundMetrics`).
+    eventually("node B's round timed", async || {
+        (metric(&t.b, "sealdesk_cluster_round_back_seconds_count").await >= 1).then_some(())
+    })
+    .await;
+    assert!(metric(&t.b, "sealdesk_cluster_round_seconds_count").await >= 1);
+    for part in ["wait", "read", "push", "pages", "forwarded"] {
+        let name = format!("sealdesk_cluster_round_{part}_seconds_count");
+        assert!(metric(&t.b, &name).await >= 1, "{name}");
+    }
     // Let go, the catch-up goes on (and the next ones).
     t.gate.open();
     eventually("node B's catch-ups to run again", async || {

@@ -55,7 +55,10 @@ use tokio::{
 use tracing::warn;
 
 use super::service::Service;
-use crate::store::{Wake, WakeCounts};
+use crate::{
+    metrics::RoundTimes,
+    store::{Wake, WakeCounts},
+};
 
 /// Wake-ups queued between the listener and the node (beyond that the listener waits; the
 /// database keeps the notifications meanwhile).
@@ -141,9 +144,13 @@ pub(super) fn spawn(svc: Arc<Service>, cfg: ClusterConfig) -> JoinHandle<()> {
                 catch_up_now.notify_one();
             }
             let svc = Arc::clone(&svc);
+            let taken = Instant::now();
             // The service reads the database synchronously: off the runtime's workers.
-            if let Err(e) = tokio::task::spawn_blocking(move || round.run(&svc)).await {
-                warn!(error = %e, "a cluster round failed");
+            let metrics = Arc::clone(&svc.metrics);
+            match tokio::task::spawn_blocking(move || round.run(&svc, taken)).await {
+                // The round task goes on: how long after the run ended.
+                Ok(ended) => metrics.round.back.observe(ended.elapsed().as_secs_f64()),
+                Err(e) => warn!(error = %e, "a cluster round failed"),
             }
         }
     })
@@ -323,19 +330,31 @@ impl Round {
         }
     }
 
-    /// Handles the round: the conversations named and those the catch-up found behind (each
-    /// read once), then the forwarded pushes, then the audit log's growth.
-    fn run(self, svc: &Service) {
+    /// Handles the round (taken off the queue at `taken`): the conversations named and those
+    /// the catch-up found behind (each read once), then the forwarded pushes, then the audit
+    /// log's growth; and times it, whole and by part (`metrics::RoundMetrics`). Returns when
+    /// it ended.
+    fn run(self, svc: &Service, taken: Instant) -> Instant {
         let start = Instant::now();
         for at in &self.arrived {
             svc.metrics
                 .wake_wait
                 .observe(start.saturating_duration_since(*at).as_secs_f64());
         }
+        let mut times = RoundTimes {
+            wait: self
+                .arrived
+                .iter()
+                .min()
+                .map(|at| start.saturating_duration_since(*at)),
+            handoff: start.saturating_duration_since(taken),
+            ..RoundTimes::default()
+        };
         let named: Vec<(ConversationId, u64)> = self.conversations.into_iter().collect();
         if !named.is_empty() || !self.behind.is_empty() {
-            svc.woken(&named, &self.behind);
+            svc.woken(&named, &self.behind, &mut times);
         }
+        let part = Instant::now();
         if self.reconnected {
             // Blocks other nodes stored while the listener was away are enforced from now on,
             // not from the next chores period (`service::blocks`).
@@ -346,6 +365,8 @@ impl Round {
             // was missed (`service::cluster`).
             svc.recheck_agent_keys();
         }
+        times.reconnect = part.elapsed();
+        let part = Instant::now();
         for push in self.pushes {
             match push {
                 Wake::Push { to, frame } => svc.forwarded_push(&to, frame),
@@ -355,9 +376,15 @@ impl Round {
                 Wake::Conversations(_) | Wake::Reconnected | Wake::AuditGrew { .. } => {}
             }
         }
+        times.forwarded = part.elapsed();
+        let part = Instant::now();
         if let Some(size) = self.audit {
             svc.audit_grew_elsewhere(size);
         }
+        times.audit = part.elapsed();
+        times.whole = start.elapsed();
+        svc.metrics.round.observe(&times);
+        Instant::now()
     }
 }
 

@@ -1,7 +1,8 @@
 //! Where a cluster's cross-node delivery time goes, from the nodes' own histograms
 //! (`/metrics`): each node's group-commit wait and database commit (what a same-node delivery
 //! waits for too), then, on the receiving node, the wake-up's wait for its round and the
-//! round's reads and pushes, and the periodic catch-up (its heads query, beside the rounds since session 12; before, wake-ups waited while it ran its query and reads). Snapshots before and after a run, added up over the nodes, and
+//! round's reads and pushes (and, since session 13, the whole round part by part, with the
+//! share of each part in all rounds and in the slow ones: [`Rounds`]), and the periodic catch-up (its heads query, beside the rounds since session 12; before, wake-ups waited while it ran its query and reads). Snapshots before and after a run, added up over the nodes, and
 //! their difference: the run's own observations.
 
 use std::{collections::BTreeMap, net::SocketAddr};
@@ -22,6 +23,39 @@ pub const STAGES: [(&str, &str); 6] = [
 
 /// Conversations read per wake-up round.
 const ROUND_SIZE: &str = "sealdesk_cluster_wake_round_conversations";
+
+/// A round's time, whole and by part, in the order they run (the server's
+/// `metrics::ROUND_PARTS`, after the whole, the oldest wake-up's wait for the round and the
+/// round task's going on after it).
+pub const ROUND: [(&str, &str); 11] = [
+    ("round", "sealdesk_cluster_round_seconds"),
+    ("wait", "sealdesk_cluster_round_wait_seconds"),
+    ("back", "sealdesk_cluster_round_back_seconds"),
+    ("handoff", "sealdesk_cluster_round_handoff_seconds"),
+    ("prepare", "sealdesk_cluster_round_prepare_seconds"),
+    ("read", "sealdesk_cluster_round_read_seconds"),
+    ("push", "sealdesk_cluster_round_push_seconds"),
+    ("pages", "sealdesk_cluster_round_pages_seconds"),
+    ("reconnect", "sealdesk_cluster_round_reconnect_seconds"),
+    ("forwarded", "sealdesk_cluster_round_forwarded_seconds"),
+    ("audit", "sealdesk_cluster_round_audit_seconds"),
+];
+
+/// The parts of a round that add up to its time (handoff and run).
+const PARTS: [&str; 8] = [
+    "handoff",
+    "prepare",
+    "read",
+    "push",
+    "pages",
+    "reconnect",
+    "forwarded",
+    "audit",
+];
+
+/// Rounds of 25 ms or longer (handoff and run), and their time by part.
+const SLOW_ROUNDS: &str = "sealdesk_cluster_slow_rounds_total";
+const SLOW_PARTS: &str = "sealdesk_cluster_slow_round_seconds_total";
 
 /// One histogram added up over the nodes: cumulative buckets, sum and count.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -78,9 +112,9 @@ impl Hist {
     }
 }
 
-/// Every node's split histograms, added up.
+/// Every node's split histograms, added up, and the slow rounds' counters.
 #[derive(Debug, Clone, Default)]
-pub struct Snapshot(BTreeMap<&'static str, Hist>);
+pub struct Snapshot(BTreeMap<&'static str, Hist>, BTreeMap<String, f64>);
 
 impl Snapshot {
     /// The nodes' histograms now (a node that does not answer counts nothing).
@@ -96,10 +130,67 @@ impl Snapshot {
     }
 
     fn add_exposition(&mut self, exposition: &str) {
-        for name in STAGES.iter().map(|(_, n)| *n).chain([ROUND_SIZE]) {
+        let hists = STAGES.iter().chain(&ROUND).map(|(_, n)| *n);
+        for name in hists.chain([ROUND_SIZE]) {
             let h = Hist::of(exposition, name);
             let sum = self.0.get(name).map_or_else(|| h.clone(), |s| s.add(&h));
             self.0.insert(name, sum);
+        }
+        let slow = PARTS
+            .iter()
+            .chain(&["whole"])
+            .map(|p| format!("{SLOW_PARTS}{{part=\"{p}\"}}"))
+            .chain([SLOW_ROUNDS.to_owned()]);
+        for name in slow {
+            let v = client::metric(exposition, &name).unwrap_or(0.0);
+            *self.1.entry(name).or_default() += v;
+        }
+    }
+
+    /// The rounds between `earlier` and this snapshot.
+    fn rounds_since(&self, earlier: &Self, diff: impl Fn(&str) -> Hist) -> Rounds {
+        let counter = |name: &str| {
+            self.1.get(name).copied().unwrap_or(0.0) - earlier.1.get(name).copied().unwrap_or(0.0)
+        };
+        let stages = ROUND
+            .iter()
+            .map(|(stage, name)| (*stage, diff(name)))
+            .collect::<Vec<_>>();
+        // The rounds' time: their handoffs and runs.
+        let total: f64 = stages
+            .iter()
+            .filter(|(st, _)| *st == "round" || *st == "handoff")
+            .map(|(_, h)| h.sum)
+            .sum();
+        let slow_total = counter(&format!("{SLOW_PARTS}{{part=\"whole\"}}"))
+            + counter(&format!("{SLOW_PARTS}{{part=\"handoff\"}}"));
+        let share = |part: &str, sum: f64, of: f64| {
+            (part_name(part), if of > 0.0 { sum / of } else { 0.0 })
+        };
+        Rounds {
+            all_share: PARTS
+                .iter()
+                .map(|p| {
+                    let sum = stages
+                        .iter()
+                        .find(|(st, _)| st == p)
+                        .map_or(0.0, |(_, h)| h.sum);
+                    share(p, sum, total)
+                })
+                .collect(),
+            slow: counter(SLOW_ROUNDS),
+            slow_mean_ms: slow_total / counter(SLOW_ROUNDS).max(1.0) * 1e3,
+            slow_share: PARTS
+                .iter()
+                .map(|p| {
+                    share(
+                        p,
+                        counter(&format!("{SLOW_PARTS}{{part=\"{p}\"}}")),
+                        slow_total,
+                    )
+                })
+                .collect(),
+            stages: stages.iter().map(|(st, h)| Stage::of(st, h)).collect(),
         }
     }
 
@@ -119,8 +210,33 @@ impl Snapshot {
             stages,
             rounds: rounds.count,
             conversations_per_round: rounds.sum / rounds.count.max(1.0),
+            round: self.rounds_since(earlier, diff),
         }
     }
+}
+
+/// `part` as a `'static` name (one of [`PARTS`]).
+fn part_name(part: &str) -> &'static str {
+    PARTS
+        .iter()
+        .find(|p| **p == part)
+        .copied()
+        .unwrap_or("other")
+}
+
+/// Where the rounds' time went over a run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Rounds {
+    /// The whole, the oldest wake-up's wait, and each part (in the order of [`ROUND`]).
+    pub stages: Vec<Stage>,
+    /// Each part's share of all rounds' time (handoff and run).
+    pub all_share: Vec<(&'static str, f64)>,
+    /// Rounds of 25 ms or longer.
+    pub slow: f64,
+    /// Their mean time (handoff and run), ms.
+    pub slow_mean_ms: f64,
+    /// Each part's share of the slow rounds' time.
+    pub slow_share: Vec<(&'static str, f64)>,
 }
 
 /// One stage's observations over a run, in milliseconds; p50 and p99 are the upper bounds of
@@ -161,6 +277,8 @@ pub struct Split {
     pub rounds: f64,
     /// Conversations read per round, mean.
     pub conversations_per_round: f64,
+    /// Where the rounds' time went.
+    pub round: Rounds,
 }
 
 #[cfg(test)]
@@ -203,5 +321,57 @@ mod tests {
         assert!((split.conversations_per_round - 10.0).abs() < 1e-9);
         let commit = split.stages.first().unwrap();
         assert_eq!((commit.count, commit.p50_ms), (0.0, None));
+    }
+
+    /// A node that ran 4 rounds of 10 ms in all (read 6, push 2, handoff 2), one of them slow
+    /// (20 ms handoff and run: read 15, handoff 5).
+    fn rounds(read: f64) -> String {
+        let hist = |name: &str, sum: f64| {
+            format!(
+                "sealdesk_cluster_round_{name}seconds_bucket{{le=\"+Inf\"}} 4\n\
+                 sealdesk_cluster_round_{name}seconds_sum {sum}\n\
+                 sealdesk_cluster_round_{name}seconds_count 4\n"
+            )
+        };
+        let slow = "sealdesk_cluster_slow_round_seconds_total";
+        [
+            hist("", 0.008 + read),
+            hist("read_", 0.006 + read),
+            hist("push_", 0.002),
+            hist("handoff_", 0.002),
+            format!(
+                "sealdesk_cluster_slow_rounds_total 1\n\
+                 {slow}{{part=\"handoff\"}} 0.005\n\
+                 {slow}{{part=\"read\"}} {}\n\
+                 {slow}{{part=\"whole\"}} {}\n",
+                0.015 + read,
+                0.015 + read
+            ),
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn the_rounds_split_gives_each_part_its_share_of_all_rounds_and_of_the_slow_ones() {
+        let mut before = Snapshot::default();
+        before.add_exposition(&rounds(0.0));
+        let mut after = Snapshot::default();
+        // The same node later, 40 ms more read in its slow round; and a second node.
+        after.add_exposition(&rounds(0.040));
+        after.add_exposition(&rounds(0.0));
+        let r = after.since(&before).round;
+        let share = |v: &[(&str, f64)], p: &str| v.iter().find(|(q, _)| *q == p).unwrap().1;
+        // Run's rounds: the later snapshot's node 1 minus the earlier, plus node 2 — read
+        // 40 + 6 of 40 + 8 + 2 ms.
+        assert!((share(&r.all_share, "read") - 46.0 / 50.0).abs() < 1e-9);
+        assert!((share(&r.all_share, "handoff") - 2.0 / 50.0).abs() < 1e-9);
+        assert_eq!(share(&r.all_share, "forwarded"), 0.0);
+        assert_eq!(r.slow, 1.0);
+        // Its slow round (one: two in the later snapshot, one in the earlier): 55 + 15 - 15 ms
+        // of read in 60 + 20 - 20 ms.
+        assert!((r.slow_mean_ms - 60.0).abs() < 1e-9);
+        assert!((share(&r.slow_share, "read") - 55.0 / 60.0).abs() < 1e-9);
+        let whole = r.stages.iter().find(|s| s.stage == "round").unwrap();
+        assert_eq!(whole.count, 4.0);
     }
 }

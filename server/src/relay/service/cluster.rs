@@ -38,7 +38,7 @@ use sealdesk_protocol::{
 use tracing::{debug, info, warn};
 
 use super::{Reject, Service, dec, lock, table::MAX_PAGE};
-use crate::{connection::CloseReason, relay::state::StoredItem};
+use crate::{connection::CloseReason, metrics::RoundTimes, relay::state::StoredItem};
 
 /// The close reasons one node may ask the others to close sessions with, by code
 /// ([`Service::forward_close`]).
@@ -517,7 +517,13 @@ impl Service {
     /// since then may have read it: most of what a loaded node's catch-up finds is only behind
     /// because its wake-up is queued). `named` is in conversation order. Only the round task
     /// calls this, one round at a time, so no conversation is read by two rounds at once.
-    pub(crate) fn woken(&self, named: &[(ConversationId, u64)], behind: &[(ConversationId, u64)]) {
+    /// Its parts' times go in `times` (`prepare`, `read`, `push`).
+    pub(crate) fn woken(
+        &self,
+        named: &[(ConversationId, u64)],
+        behind: &[(ConversationId, u64)],
+        times: &mut RoundTimes,
+    ) {
         let started = Instant::now();
         let positions = self.cursors.positions_of(behind.iter().map(|(c, _)| c));
         let still_behind: Vec<ConversationId> = behind
@@ -536,6 +542,7 @@ impl Service {
                 .iter()
                 .map(|(c, first)| (*c, Some(first.saturating_sub(1))))
                 .chain(still_behind.iter().map(|c| (*c, None))),
+            times,
         );
         self.metrics
             .catch_up_reads
@@ -584,7 +591,12 @@ impl Service {
     /// ([`Self::read_start`]; a conversation not watched yet from where a wake-up named its
     /// items start), all in one statement, and pushes what is new. Returns how many were
     /// read.
-    fn read_all(&self, wanted: impl Iterator<Item = (ConversationId, Option<u64>)>) -> usize {
+    fn read_all(
+        &self,
+        wanted: impl Iterator<Item = (ConversationId, Option<u64>)>,
+        times: &mut RoundTimes,
+    ) -> usize {
+        let started = Instant::now();
         let mut from = Vec::new();
         for (c, woken) in wanted {
             match self.read_start(&c, woken) {
@@ -595,7 +607,8 @@ impl Service {
                 }
             }
         }
-        self.read_and_push(&from);
+        times.prepare = started.elapsed();
+        self.read_and_push(&from, times);
         from.len()
     }
 
@@ -619,11 +632,13 @@ impl Service {
     /// Reads the committed items of each conversation of `from` after its start, all in one
     /// statement (one round trip however many conversations a round names), and pushes them
     /// ([`Self::push_from`]). A failed read pushes nothing and moves no cursor: the next
-    /// wake-up or catch-up reads the same items again.
-    fn read_and_push(&self, from: &[(ConversationId, u64)]) {
+    /// wake-up or catch-up reads the same items again. The statement's time and the pushes'
+    /// go in `times` (`read`, `push`).
+    fn read_and_push(&self, from: &[(ConversationId, u64)], times: &mut RoundTimes) {
         if from.is_empty() {
             return;
         }
+        let started = Instant::now();
         let keys: Vec<(&[u8], u64)> = from
             .iter()
             .map(|(c, after)| (c.as_bytes().as_slice(), *after))
@@ -636,20 +651,26 @@ impl Service {
             Ok(t) => t.into_iter().collect(),
             Err(e) => {
                 warn!(error = %e, conversations = from.len(), "reading the conversations' new items failed");
+                times.read = started.elapsed();
                 return;
             }
         };
+        times.read = started.elapsed();
+        let started = Instant::now();
+        let mut pages = std::time::Duration::ZERO;
         for (c, after) in from {
             let page = tails.remove(c.as_bytes().as_slice()).unwrap_or_default();
             let pushed = page
                 .iter()
                 .map(|(_, v)| dec(v, "item"))
                 .collect::<Result<Vec<StoredItem>, Reject>>()
-                .and_then(|page| self.push_from(c, *after, page));
+                .and_then(|page| self.push_from(c, *after, page, &mut pages));
             if let Err(e) = pushed {
                 warn!(conversation = %c, code = ?e.code, "catching up failed: {}", e.message);
             }
         }
+        times.pages = pages;
+        times.push = started.elapsed().saturating_sub(pages);
     }
 
     /// The members of `s` connected to this node.
@@ -673,12 +694,15 @@ impl Service {
     /// the conversation is brought up to date from the items read ([`ConvTable::advance`],
     /// or a refresh when an item changed the record).
     ///
+    /// The further pages' reads add their time to `pages`.
+    ///
     /// [`ConvTable::advance`]: super::table::ConvTable::advance
     fn push_from(
         &self,
         c: &ConversationId,
         from: u64,
         page: Vec<StoredItem>,
+        pages: &mut std::time::Duration,
     ) -> Result<(), Reject> {
         let mut cursor = from;
         let mut page = page;
@@ -689,7 +713,9 @@ impl Service {
             if !full {
                 break;
             }
+            let started = Instant::now();
             page = self.convs.committed_items_after(c, cursor)?;
+            *pages += started.elapsed();
         }
         let mut m = lock(&self.cursors.inner)?;
         let cur = m.entry(*c).or_default();

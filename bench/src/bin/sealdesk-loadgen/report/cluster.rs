@@ -237,29 +237,31 @@ pub fn cluster_table(out: &mut String, c: &ClusterFigures) {
         p(&c.open_same_node),
         p(&c.open_cross_node)
     );
-    let stages: Vec<String> = c
-        .open_split
-        .stages
-        .iter()
-        .map(|st| {
-            let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("≤{v}"));
-            format!(
-                "{} {:.2} / {} / {} ({})",
-                st.stage,
-                st.mean_ms,
-                ms(st.p50_ms),
-                ms(st.p99_ms),
-                num(st.count)
-            )
-        })
-        .collect();
     let _ = writeln!(
         out,
         "  open loop, cluster, where the time goes (mean / p50 / p99 ms, observations): {}; \
          {} wake-up rounds of {:.1} conversations",
-        stages.join(", "),
+        stage_list(&c.open_split.stages),
         num(c.open_split.rounds),
         c.open_split.conversations_per_round
+    );
+    let r = &c.open_split.round;
+    let shares = |v: &[(&str, f64)]| -> String {
+        v.iter()
+            .map(|(p, s)| format!("{p} {:.0}%", s * 100.0))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let _ = writeln!(
+        out,
+        "  open loop, cluster, the rounds whole and by part (mean / p50 / p99 ms, observations): \
+         {}\n  share of all rounds' time (handoff and run): {}\n  {} slow rounds (≥25 ms), mean \
+         {:.1} ms: {}",
+        stage_list(&r.stages),
+        shares(&r.all_share),
+        num(r.slow),
+        r.slow_mean_ms,
+        shares(&r.slow_share)
     );
     if let Some(g) = &c.cluster_group_commit {
         let _ = writeln!(
@@ -356,4 +358,23 @@ pub fn pgbench_table(out: &mut String, f: &PgbenchFigures) {
             "  the cluster's durable acks/s are {share:.2}x the best rows/s above"
         );
     }
+}
+
+/// Stages as `name mean / p50 / p99 (observations)`, in ms.
+fn stage_list(stages: &[crate::stages::Stage]) -> String {
+    let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("≤{v}"));
+    stages
+        .iter()
+        .map(|st| {
+            format!(
+                "{} {:.2} / {} / {} ({})",
+                st.stage,
+                st.mean_ms,
+                ms(st.p50_ms),
+                ms(st.p99_ms),
+                num(st.count)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
