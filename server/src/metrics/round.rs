@@ -25,10 +25,10 @@ use std::time::Duration;
 
 use super::{Counter, Histogram, LATENCY_BUCKETS, header};
 
-/// A round at least this long counts as slow: its parts are added to
-/// [`RoundMetrics::slow_parts`]. A cross-node delivery's p99 at half load is 100–800 ms on the
-/// loaded 2-core test machine and a round's reads p50 about 1 ms (BENCHMARKS.md), so a round of
-/// 25 ms is one a queue of wake-ups waits behind.
+/// A round at least this long counts as slow: its parts are added to the slow rounds' sums
+/// ([`RoundMetrics::slow_seconds`]). A cross-node delivery's p99 at half load is 100–800 ms on
+/// the loaded 2-core test machine and a round's reads p50 about 1 ms (BENCHMARKS.md), so a
+/// round of 25 ms is one a queue of wake-ups waits behind.
 pub const SLOW_ROUND: Duration = Duration::from_millis(25);
 
 /// The parts of a round, in the order they run, as their metric labels.
