@@ -183,6 +183,9 @@ async fn catch_up(
             svc.metrics
                 .catch_up_round
                 .observe(started.elapsed().as_secs_f64());
+            // The master's consent pushes other nodes forwarded meanwhile, if missed
+            // (`service::consent_makeup`).
+            svc.make_up_master_pushes();
             found
         })
         .await;

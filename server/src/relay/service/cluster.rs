@@ -325,6 +325,7 @@ impl Service {
     pub(crate) fn forwarded_push(&self, to: &[u8], frame: Vec<u8>) {
         if let Ok(who) = SigningPublicKey::try_from(to)
             && self.hub.is_online(&who)
+            && self.first_forward(&frame)
         {
             if super::key_push::is_key_push(&frame) {
                 self.hub.push_key_watchers(&who, &Bytes::from(frame));
