@@ -121,6 +121,12 @@ pub struct Metrics {
     /// Cluster mode: other nodes' items pushed to members connected to this node (one per
     /// item and member connection).
     pub cluster_pushes: Counter,
+    /// Cluster mode: reads of the stored master pushes (`service::consent_makeup`), one per
+    /// periodic catch-up.
+    pub master_push_reads: Counter,
+    /// Cluster mode: consents pushed to a master connected here from their stored row, the
+    /// other node's forward having been missed.
+    pub master_pushes_made_up: Counter,
     /// Cluster mode: the store engine's counts of wake-ups and refused appends (set once, by
     /// a relay on PostgreSQL).
     pub cluster: std::sync::OnceLock<std::sync::Arc<crate::store::WakeCounts>>,
@@ -235,6 +241,16 @@ impl Metrics {
                 self.cluster_pushes.get(),
             ),
             (
+                "sealdesk_cluster_master_push_reads_total",
+                "Reads of the stored master pushes (each periodic catch-up).",
+                self.master_push_reads.get(),
+            ),
+            (
+                "sealdesk_cluster_master_pushes_made_up_total",
+                "Consents pushed to a master here from their stored row (a forward missed).",
+                self.master_pushes_made_up.get(),
+            ),
+            (
                 "sealdesk_cluster_inserts_lost_total",
                 "Conditional inserts another node made first (their writers were refused).",
                 c.inserts_lost(),
@@ -313,6 +329,8 @@ impl Metrics {
             catch_up_reads: Counter::default(),
             wakeup_reads: Counter::default(),
             cluster_pushes: Counter::default(),
+            master_push_reads: Counter::default(),
+            master_pushes_made_up: Counter::default(),
             cluster: std::sync::OnceLock::new(),
             db_commit: Histogram::new(LATENCY_BUCKETS),
             wake_wait: Histogram::new(LATENCY_BUCKETS),

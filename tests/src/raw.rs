@@ -8,8 +8,12 @@ use std::{collections::VecDeque, time::Duration};
 use futures_util::{SinkExt as _, StreamExt as _};
 use sealdesk_protocol::{
     card::IdentityCard,
+    ids::ConversationId,
     keys::IdentityKeys,
-    wire::{self, AuthResponse, Challenge, ErrorCode, Frame, Push, Request, Response, Welcome},
+    wire::{
+        self, AuthResponse, Challenge, ErrorCode, Frame, Push, Request, Response, Sequenced,
+        Welcome,
+    },
 };
 use tokio::net::TcpStream;
 use tokio_tungstenite::{
@@ -202,6 +206,29 @@ impl RawClient {
                 Ok(Some(other)) => panic!("unexpected frame while waiting for {what}: {other:?}"),
             }
         }
+    }
+
+    /// Waits (as [`Self::expect_push`]) for the push of item `seq` of conversation `id`.
+    pub async fn expect_item_push(
+        &mut self,
+        what: &str,
+        id: ConversationId,
+        seq: u64,
+    ) -> Sequenced {
+        self.expect_push(what, |p| match p {
+            Push::Item(s) if s.conversation == id && s.seq == seq => Some(s.clone()),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Checks (as [`Self::expect_no_push`]) that item `seq` of conversation `id` is not pushed.
+    pub async fn expect_no_item_push(&mut self, what: &str, id: ConversationId, seq: u64) {
+        self.expect_no_push(
+            what,
+            |p| matches!(p, Push::Item(s) if s.conversation == id && s.seq == seq),
+        )
+        .await;
     }
 
     /// Checks that no push `pick` accepts is queued or arrives within [`QUIET`]; other pushes

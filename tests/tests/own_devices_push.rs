@@ -14,7 +14,7 @@
 
 use sealdesk_protocol::{
     ids::ConversationId,
-    wire::{Item, Push, Request, Sequenced},
+    wire::{Item, Request, Sequenced},
 };
 use sealdesk_tests::{
     Chat, Org, RawClient,
@@ -25,20 +25,12 @@ use sealdesk_tests::{
 
 /// The item pushed to `c` at sequence number `seq` of conversation `id`.
 async fn pushed(c: &mut RawClient, what: &str, id: ConversationId, seq: u64) -> Sequenced {
-    c.expect_push(what, |p| match p {
-        Push::Item(s) if s.conversation == id && s.seq == seq => Some(s.clone()),
-        _ => None,
-    })
-    .await
+    c.expect_item_push(what, id, seq).await
 }
 
 /// `c` is pushed no item at sequence number `seq` of conversation `id`.
 async fn not_pushed(c: &mut RawClient, what: &str, id: ConversationId, seq: u64) {
-    c.expect_no_push(
-        what,
-        |p| matches!(p, Push::Item(s) if s.conversation == id && s.seq == seq),
-    )
-    .await;
+    c.expect_no_item_push(what, id, seq).await;
 }
 
 /// The customer of `org` shares a consent for `chat` on `sharing`: `other` (the same account on

@@ -22,7 +22,9 @@
 //! conversations moved past their cursor (one query for all, `Service::behind`) and hands the
 //! list to the round task, which reads those conversations in its next round, merged with the
 //! wake-ups queued (a conversation both named and found behind is read once), so a lost wake-up
-//! only delays a push. It used to run inside a round, holding the node's single round slot
+//! only delays a push. It also reads the consent pushes for the org masters stored since its
+//! previous read and pushes those this node missed (`service::consent_makeup`), so a lost
+//! forward to a master only delays that push too. It used to run inside a round, holding the node's single round slot
 //! while it queried and read every conversation found behind — on a loaded node most of them
 //! only behind because their wake-up was queued behind the catch-up itself — and a minority of
 //! wake-ups waited 0.5–2.5 s for their round (BENCHMARKS.md, "Catch-up off the round slot").
@@ -183,6 +185,9 @@ async fn catch_up(
             svc.metrics
                 .catch_up_round
                 .observe(started.elapsed().as_secs_f64());
+            // The master's consent pushes other nodes forwarded meanwhile, if missed
+            // (`service::consent_makeup`).
+            svc.make_up_master_pushes();
             found
         })
         .await;

@@ -15,7 +15,8 @@
 //!   (its other devices) get the item like everyone else's, as on the node that stored it.
 //!   The org's master, no
 //!   member, is not pushed a consent from a cursor: the node that stored it forwards it to the
-//!   master's connections on the others ([`Service::forward_item`]). The items read also bring what the node caches of the conversation up to date (messages
+//!   master's connections on the others ([`Service::forward_item`]), and a node that misses
+//!   the forward makes it up at its next catch-up ([`consent_makeup`](super::consent_makeup)). The items read also bring what the node caches of the conversation up to date (messages
 //!   are counted in; an item that changed the record reloads it). A wake-up round reads every conversation it names in one
 //!   statement ([`committed_tails`](crate::store::ConversationLog::committed_tails)), not one
 //!   round trip (or two) each. The periodic catch-up ([`Service::behind`]) asks the database
@@ -325,6 +326,7 @@ impl Service {
     pub(crate) fn forwarded_push(&self, to: &[u8], frame: Vec<u8>) {
         if let Ok(who) = SigningPublicKey::try_from(to)
             && self.hub.is_online(&who)
+            && self.first_forward(&frame)
         {
             if super::key_push::is_key_push(&frame) {
                 self.hub.push_key_watchers(&who, &Bytes::from(frame));

@@ -125,8 +125,15 @@ impl Service {
         self.push_item(&item, &audience, caller.origin());
         self.push_item(&item, &[master], caller.origin());
         // The master is no member of the conversation: other nodes, which push its items from
-        // their cursors to the members connected there, would never push it this one.
+        // their cursors to the members connected there, would never push it this one. Stored
+        // too (committed before the answer), for a node that misses the forward to make it up
+        // (`consent_makeup`).
         self.forward_item(&master, &item);
+        if self.record_master_push(&master, &item)
+            && let Err(e) = self.commit.durable().await
+        {
+            warn!(error = %e, "committing a master push failed");
+        }
         Ok(Some(Response::stored(item.seq)))
     }
 

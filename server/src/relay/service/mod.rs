@@ -26,6 +26,7 @@ mod audit_log;
 mod blocks;
 mod cluster;
 pub use cluster::CATCH_UP_GATE_ENV;
+mod consent_makeup;
 mod conversations;
 mod directory;
 mod erasure;
@@ -247,6 +248,9 @@ pub(crate) struct Service {
     /// Cluster mode: the push cursors of the conversations with members connected here
     /// (see [`cluster`]).
     cursors: cluster::Cursors,
+    /// Cluster mode: the consents pushed to the masters connected here, and where this node
+    /// read the stored master pushes up to (see [`consent_makeup`]).
+    master_pushes: consent_makeup::MasterPushes,
     /// Whether other relay nodes share the store (cluster mode).
     store_shared: bool,
     /// This node's view of the stored-bytes counts (see [`stored_bytes`]).
@@ -347,6 +351,7 @@ impl Service {
             writes: Mutex::new(()),
             blocks,
             cursors: cluster::Cursors::default(),
+            master_pushes: consent_makeup::MasterPushes::default(),
         })
     }
 
