@@ -4,6 +4,7 @@
 //! while trustees serve release requests as they arrive — waiting for the request's push, not
 //! for time — and returns what each trustee did.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use futures_util::future::join_all;
@@ -13,7 +14,12 @@ use sealdesk_client::{
     client::{Event, HistoryLine, OrgSpec},
     vault::KdfParams,
 };
-use sealdesk_protocol::{card::Role, ids::ConversationId, keys::IdentityKeys};
+use sealdesk_protocol::{
+    card::Role,
+    ids::ConversationId,
+    keys::IdentityKeys,
+    wire::{Frame, Request},
+};
 use sealdesk_server::{
     RunningRelay,
     config::RelayConfig,
@@ -131,6 +137,34 @@ impl World {
     /// If the world has none (use [`World::with_proxy`]).
     pub fn proxy(&self) -> &Proxy {
         self.proxy.as_ref().expect("a world with a proxy")
+    }
+
+    /// Asserts that `account` never sealed two messages under one (epoch, counter), refused by
+    /// the relay or not: read from what it sent through the proxy, so a second ciphertext under
+    /// one key and nonce is caught even when the relay refused it (`counter_reused`).
+    ///
+    /// # Panics
+    ///
+    /// On such a pair, naming it; if the world has no proxy.
+    ///
+    /// Returns the (epoch, counter) pairs `account` sealed under, each once.
+    pub fn assert_no_counter_sealed_twice(&self, account: &str) -> HashSet<(u32, u64)> {
+        let mut sealed = HashSet::new();
+        for f in self.proxy().sent_by(account) {
+            if let Frame::Request {
+                body: Request::Send(env),
+                ..
+            } = f
+            {
+                assert!(
+                    sealed.insert((env.header.epoch, env.header.counter)),
+                    "epoch {} counter {} sealed twice",
+                    env.header.epoch,
+                    env.header.counter
+                );
+            }
+        }
+        sealed
     }
 
     /// The home directory of account `name`.

@@ -6,13 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashSet;
-
 use sealdesk_client::{Account, Client};
-use sealdesk_protocol::{
-    card::Role,
-    wire::{Frame, Request},
-};
+use sealdesk_protocol::card::Role;
 use sealdesk_tests::world::{PASS, Via, World, open_chat, texts};
 
 #[tokio::test]
@@ -54,21 +49,7 @@ async fn two_devices_of_one_agent_never_seal_under_one_counter() {
         .await
         .unwrap();
 
-    let mut sealed = HashSet::new();
-    for f in w.proxy().sent_by("alice") {
-        if let Frame::Request {
-            body: Request::Send(env),
-            ..
-        } = f
-        {
-            assert!(
-                sealed.insert((env.header.epoch, env.header.counter)),
-                "epoch {} counter {} sealed twice",
-                env.header.epoch,
-                env.header.counter
-            );
-        }
-    }
+    let sealed = w.assert_no_counter_sealed_twice("alice");
     // Four texts, and the read receipts the devices sent while syncing.
     assert!(sealed.len() >= 4, "every message sealed once: {sealed:?}");
     carol.sync(&conv).await.unwrap();

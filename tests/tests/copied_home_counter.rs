@@ -7,13 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashSet;
-
 use sealdesk_client::{Account, Client};
-use sealdesk_protocol::{
-    card::Role,
-    wire::{Frame, Request},
-};
+use sealdesk_protocol::card::Role;
 use sealdesk_tests::world::{PASS, Via, World, open_chat, texts};
 
 #[tokio::test]
@@ -45,20 +40,6 @@ async fn a_copied_home_seals_after_its_twins_counter_never_under_it() {
     assert_eq!(texts(&laptop, &conv), want, "each line once, in order");
 
     // No (epoch, counter) of the account was ever sealed twice, refused or not.
-    let mut sealed = HashSet::new();
-    for f in w.proxy().sent_by("carol") {
-        if let Frame::Request {
-            body: Request::Send(env),
-            ..
-        } = f
-        {
-            assert!(
-                sealed.insert((env.header.epoch, env.header.counter)),
-                "epoch {} counter {} sealed twice",
-                env.header.epoch,
-                env.header.counter
-            );
-        }
-    }
+    let sealed = w.assert_no_counter_sealed_twice("carol");
     assert_eq!(sealed.len(), 3, "three lines sealed");
 }

@@ -8,8 +8,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashSet;
-
 use sealdesk_client::{
     Account, Client,
     account::LogEntry,
@@ -106,21 +104,7 @@ async fn a_twin_device_shows_its_twins_lines_as_its_own_by_push_and_never_reuses
     assert_eq!(texts(&laptop, &conv), want, "each line once, in order");
 
     // No (epoch, counter) of the account was ever sealed twice, refused or not.
-    let mut sealed = HashSet::new();
-    for f in w.proxy().sent_by("carol") {
-        if let Frame::Request {
-            body: Request::Send(env),
-            ..
-        } = f
-        {
-            assert!(
-                sealed.insert((env.header.epoch, env.header.counter)),
-                "epoch {} counter {} sealed twice",
-                env.header.epoch,
-                env.header.counter
-            );
-        }
-    }
+    w.assert_no_counter_sealed_twice("carol");
 }
 
 #[tokio::test]
