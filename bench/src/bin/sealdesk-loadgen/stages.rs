@@ -41,17 +41,8 @@ pub const ROUND: [(&str, &str); 11] = [
     ("audit", "sealdesk_cluster_round_audit_seconds"),
 ];
 
-/// The parts of a round that add up to its time (handoff and run).
-const PARTS: [&str; 8] = [
-    "handoff",
-    "prepare",
-    "read",
-    "push",
-    "pages",
-    "reconnect",
-    "forwarded",
-    "audit",
-];
+/// The parts of a round that add up to its time (handoff and run), as the relay labels them.
+const PARTS: [&str; 8] = sealdesk_server::metrics::ROUND_PARTS;
 
 /// Rounds of 25 ms or longer (handoff and run), and their time by part.
 const SLOW_ROUNDS: &str = "sealdesk_cluster_slow_rounds_total";
