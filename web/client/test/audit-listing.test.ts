@@ -12,39 +12,14 @@
  */
 import { describe, expect, it } from "vitest";
 import { entryLeafHash, equal, fromCbor, toCbor, toHex, verifyEntry, type CborValue } from "@sealdesk/protocol";
-import { noticeConversation } from "../src/agent-notices.js";
 import { readListing } from "../src/audit-listing.js";
-import { AuditLogReader, LOG_SCAN_RECORD, MemoryStore, REVOCATION_SCAN_KEY, learnRevocations, noticesRecord, type FoundEntry, type LogLookContext, type Request, type RightsHost, type Session } from "../src/index.js";
-import { conversation, customer, erasure, headCbor, random, relay, release, revocation, session, t1, type EntriesAnswer } from "./audit-log.fixture.js";
+import { AuditLogReader, LOG_SCAN_RECORD, MemoryStore, REVOCATION_SCAN_KEY, learnRevocations, noticesRecord, type FoundEntry, type Request, type RightsHost, type Session } from "../src/index.js";
+import { conversation, customer, erasure, headCbor, lookFor, mixedLog, random, relay, revocation, session, t1, type EntriesAnswer } from "./audit-log.fixture.js";
 import { TAMPERS, lie, type Tamper } from "./listing-tamper.js";
 
 const ours = toHex(conversation);
+/** Another conversation of the customer's, whose entries are withheld here. */
 const other = random(16);
-
-/** A log of `n` entries: a release about our conversation at each even index, another conversation's erasure (withheld) at each odd one. */
-function log(n: number): { leaves: Uint8Array[]; entries: (CborValue | null)[] } {
-  const leaves: Uint8Array[] = [];
-  const entries: (CborValue | null)[] = [];
-  for (let i = 0; i < n; i++) {
-    const e = i % 2 === 0 ? release(t1) : erasure(customer, other);
-    leaves.push(entryLeafHash(e.entry));
-    entries.push(i % 2 === 0 ? e.raw : null);
-  }
-  return { leaves, entries };
-}
-
-function look(conversations: string[], found: FoundEntry[]): LogLookContext {
-  return {
-    relayKey: relay.signingPublic,
-    conversations: () => conversations,
-    conversationOf: (entry) => {
-      const c = noticeConversation(entry);
-      return c === null ? null : toHex(c);
-    },
-    found: (f) => Promise.resolve(void found.push(f)),
-  };
-}
-
 /** The slot each lie alters: a readable entry (even) or a withheld one (odd), with a readable one after it in the page. */
 const target = (t: Tamper, base: number): number => (t.needs === "readable" ? base : base + 1);
 
@@ -59,20 +34,20 @@ describe("the console's scan proves its listing makes up the signed head", () =>
   for (const t of TAMPERS) {
     it(`refuses new entries with ${t.name}, and keeps its position`, async () => {
       const store = new MemoryStore();
-      const { leaves, entries } = log(10);
+      const { leaves, entries } = mixedLog(10);
       const found: FoundEntry[] = [];
-      await new AuditLogReader(store).look(session(leaves.slice(0, 4), { entries }), look([ours], found));
+      await new AuditLogReader(store).look(session(leaves.slice(0, 4), { entries }), lookFor([ours], found));
       const kept = await store.get(LOG_SCAN_RECORD);
       const keptNotices = await store.get(noticesRecord(ours));
       const lied = session(leaves, { entries, listing: lie(t, target(t, 4)) });
-      expect(await refusal(new AuditLogReader(store).look(lied, look([ours], found)))).toMatchObject({ name: "AuditLogError", failure: "listing_not_head" });
+      expect(await refusal(new AuditLogReader(store).look(lied, lookFor([ours], found)))).toMatchObject({ name: "AuditLogError", failure: "listing_not_head" });
       // Nothing of the refused listing was handed over or kept.
       expect(found.map((f) => f.index)).toEqual([0, 2, 0, 2]);
       expect(await store.get(LOG_SCAN_RECORD)).toEqual(kept);
       expect(await store.get(noticesRecord(ours))).toEqual(keptNotices);
       // The honest listing, the other conversation's entries withheld, is accepted.
       const honest: FoundEntry[] = [];
-      await new AuditLogReader(store).look(session(leaves, { entries }), look([ours], honest));
+      await new AuditLogReader(store).look(session(leaves, { entries }), lookFor([ours], honest));
       expect(honest.map((f) => f.index)).toEqual([0, 2, 4, 6, 8]);
     });
   }
@@ -80,60 +55,60 @@ describe("the console's scan proves its listing makes up the signed head", () =>
   for (const t of TAMPERS) {
     it(`refuses the log read again for a conversation seen for the first time with ${t.name}`, async () => {
       const store = new MemoryStore();
-      const { leaves, entries } = log(8);
+      const { leaves, entries } = mixedLog(8);
       const reader = new AuditLogReader(store);
-      await reader.look(session(leaves, { entries }), look([], []));
+      await reader.look(session(leaves, { entries }), lookFor([], []));
       const kept = await store.get(LOG_SCAN_RECORD);
       const found: FoundEntry[] = [];
       const lied = session(leaves, { entries, listing: lie(t, target(t, 2)) });
-      expect(await refusal(reader.look(lied, look([ours], found)))).toMatchObject({ failure: "listing_not_head" });
+      expect(await refusal(reader.look(lied, lookFor([ours], found)))).toMatchObject({ failure: "listing_not_head" });
       expect(found).toEqual([]);
       expect(await store.get(noticesRecord(ours))).toBeUndefined();
       expect(await store.get(LOG_SCAN_RECORD)).toEqual(kept);
       // Read again honestly (by a new reader: the refused conversation was marked read in this one).
-      await new AuditLogReader(store).look(session(leaves, { entries }), look([ours], found));
+      await new AuditLogReader(store).look(session(leaves, { entries }), lookFor([ours], found));
       expect(found.map((f) => f.index)).toEqual([0, 2, 4, 6]);
     });
   }
 
   it("reads the log from 0 again when its kept compact range does not make up its kept root", async () => {
-    const { leaves, entries } = log(8);
+    const { leaves, entries } = mixedLog(8);
     const store = new MemoryStore();
-    await new AuditLogReader(store).look(session(leaves.slice(0, 6), { entries }), look([], []));
+    await new AuditLogReader(store).look(session(leaves.slice(0, 6), { entries }), lookFor([], []));
     const kept = fromCbor((await store.get(LOG_SCAN_RECORD)) as Uint8Array) as { size: number; root: Uint8Array; frontier: Uint8Array[] };
     expect(kept.frontier).toHaveLength(2);
     await store.put(LOG_SCAN_RECORD, toCbor({ ...kept, frontier: [random(32), random(32)] }));
     const asked: Request[] = [];
-    await new AuditLogReader(store).look(session(leaves, { entries, asked }), look([], []));
+    await new AuditLogReader(store).look(session(leaves, { entries, asked }), lookFor([], []));
     expect(asked.flatMap((r) => (r.kind === "get_entries" ? [r.from] : []))).toEqual([0, 6]);
   });
 
   it("builds the compact range of a position kept without one, from a proven reading of the log from 0", async () => {
-    const { leaves, entries } = log(8);
+    const { leaves, entries } = mixedLog(8);
     const store = new MemoryStore();
-    await new AuditLogReader(store).look(session(leaves.slice(0, 6), { entries }), look([], []));
+    await new AuditLogReader(store).look(session(leaves.slice(0, 6), { entries }), lookFor([], []));
     const { size, root } = (await new AuditLogReader(store).position()) as { size: number; root: Uint8Array };
     // As kept before the frontier was: size and root only.
     await store.put(LOG_SCAN_RECORD, toCbor({ size, root }));
     const old = await store.get(LOG_SCAN_RECORD);
     for (const t of [TAMPERS[0], TAMPERS[1]] as Tamper[]) {
       const lied = session(leaves.slice(0, 6), { entries, listing: lie(t, 2) });
-      expect(await refusal(new AuditLogReader(store).look(lied, look([], [])))).toMatchObject({ failure: "listing_not_head" });
+      expect(await refusal(new AuditLogReader(store).look(lied, lookFor([], [])))).toMatchObject({ failure: "listing_not_head" });
       expect(await store.get(LOG_SCAN_RECORD)).toEqual(old);
     }
     // The log has not grown: read from 0 once, proven, and kept with its frontier.
     const asked: Request[] = [];
-    await new AuditLogReader(store).look(session(leaves.slice(0, 6), { entries, asked }), look([], []));
+    await new AuditLogReader(store).look(session(leaves.slice(0, 6), { entries, asked }), lookFor([], []));
     expect(asked.flatMap((r) => (r.kind === "get_entries" ? [[r.from, r.limit]] : []))).toEqual([[0, 6]]);
     // The next look reads only past it.
     const again: Request[] = [];
-    await new AuditLogReader(store).look(session(leaves, { entries, asked: again }), look([], []));
+    await new AuditLogReader(store).look(session(leaves, { entries, asked: again }), lookFor([], []));
     expect(again.flatMap((r) => (r.kind === "get_entries" ? [[r.from, r.limit]] : []))).toEqual([[6, 2]]);
   });
 });
 
 describe("reading a listing", () => {
-  const { leaves, entries } = log(4);
+  const { leaves, entries } = mixedLog(4);
   /** A session answering `get_entries` with `answer` (not through the frame decoder, whose checks it skips). */
   const answering = (answer: EntriesAnswer): Session => ({ call: () => Promise.resolve(answer) }) as unknown as Session;
   const all = (): boolean => true;

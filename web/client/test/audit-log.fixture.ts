@@ -8,6 +8,8 @@ import { randomBytes } from "node:crypto";
 import {
   IdentityKeys,
   consistencyPath,
+  entryLeafHash,
+  toHex,
   cosignatureSignedBytes,
   entrySignedBytes,
   inclusionPath,
@@ -18,7 +20,8 @@ import {
   type IdentityCard,
   type Policy,
 } from "@sealdesk/protocol";
-import type { Request, Response, Session } from "../src/index.js";
+import { noticeConversation } from "../src/agent-notices.js";
+import type { FoundEntry, LogLookContext, Request, Response, Session } from "../src/index.js";
 
 export const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
 export const NOW = 2_000_000_000;
@@ -50,6 +53,38 @@ export function erasure(signer: IdentityKeys, conv: Uint8Array = conversation): 
   const unsigned = { event: { erasure: { conversation: conv, reason: "customer request" as const } }, at: NOW - 10, signer: signer.signingPublic };
   const signature = signer.sign(entrySignedBytes(unsigned));
   return { entry: { ...unsigned, signature }, raw: { event: { erasure: { conversation: conv, reason: "customer request" } }, at: unsigned.at, signer: unsigned.signer, signature } };
+}
+
+/** Another conversation than `conversation`: its entries are withheld from `conversation`'s readers. */
+const otherConversation = random(16);
+
+/**
+ * A log of `n` entries: a release about `conversation` at each even index, another
+ * conversation's erasure (withheld) at each odd one — the leaves, and the CBOR of the entries a
+ * reader of `conversation` is served (`null` where withheld).
+ */
+export function mixedLog(n: number): { leaves: Uint8Array[]; entries: (CborValue | null)[] } {
+  const leaves: Uint8Array[] = [];
+  const entries: (CborValue | null)[] = [];
+  for (let i = 0; i < n; i++) {
+    const e = i % 2 === 0 ? release(t1) : erasure(customer, otherConversation);
+    leaves.push(entryLeafHash(e.entry));
+    entries.push(i % 2 === 0 ? e.raw : null);
+  }
+  return { leaves, entries };
+}
+
+/** An agent's look at the log (`AuditLogReader.look`) knowing `conversations` (hex), each entry found pushed to `found`. */
+export function lookFor(conversations: string[], found: FoundEntry[]): LogLookContext {
+  return {
+    relayKey: relay.signingPublic,
+    conversations: () => conversations,
+    conversationOf: (entry) => {
+      const c = noticeConversation(entry);
+      return c === null ? null : toHex(c);
+    },
+    found: (f) => Promise.resolve(void found.push(f)),
+  };
 }
 
 export function revocation(signer: IdentityKeys, consentId: Uint8Array, conv: Uint8Array = conversation): { entry: AuditEntry; raw: CborValue } {
