@@ -53,11 +53,14 @@
 //!   frames by hand, for the limit tests: register, fail an authentication, read a refusal
 //!   before the challenge and the close's code and reason.
 //! - [`pg`]: a throwaway PostgreSQL, and the store matrix (`SEALDESK_TEST_STORE=postgres` puts
-//!   every in-process relay on it).
+//!   every in-process relay on it), and a fresh database per store-level test
+//!   ([`pg::fresh_database`]); [`appends`]: the conversation-log appends those tests make
+//!   ([`appends::message`]) and the refusals their writers ask about ([`appends::sent`]).
 
 // Test support: a failed step must panic loudly with what went wrong.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod appends;
 pub mod audit_log;
 pub mod burst;
 pub mod child;

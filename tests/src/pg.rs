@@ -151,6 +151,16 @@ pub fn database(server: &PgServer, name: &str) -> String {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A fresh database for store-level test `test` (named after it and the test process), or
+/// `None` without PostgreSQL binaries (the support said why; the caller skips).
+pub fn fresh_database(test: &str) -> Option<String> {
+    let server = server()?;
+    Some(database(
+        server,
+        &format!("t_{test}_{}", std::process::id()),
+    ))
+}
+
 /// A database name for a relay data directory: the same directory, the same database.
 pub fn database_name_for(data_dir: &Path) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();

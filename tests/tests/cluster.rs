@@ -370,7 +370,7 @@ async fn a_node_killed_mid_burst_without_wakeups_the_catch_up_delivers() {
 /// its session pipelines on. The refused message holds the conversation (later messages wait
 /// behind it) until it is appended again, so both senders' messages are stored once each, in
 /// each sender's order, none refused `counter_reused` (the once-known defect: a message staged
-/// while the refused one was reloaded went ahead of it; `tests/tests/postgres.rs` has the
+/// while the refused one was reloaded went ahead of it; `tests/tests/postgres_nodes.rs` has the
 /// store-level case).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_appending_to_one_conversation_at_once_both_store_everything_in_order() {
@@ -579,7 +579,7 @@ async fn a_release_by_consent_with_the_master_and_the_trustees_on_other_nodes() 
 /// serves a new connection afterwards. A conditional insert another node made first is the
 /// losing writer's answer alone (the node's log key: the same key, so the node starts); it
 /// used to fail the loser's whole batch — at start-up the node's, which then exited — with
-/// "another relay node took a key this batch inserted" (`tests/tests/postgres.rs` has the
+/// "another relay node took a key this batch inserted" (`tests/tests/postgres_nodes.rs` has the
 /// store-level case, which fails deterministically without the fix).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_started_at_once_with_concurrent_setups_all_keep_serving() {

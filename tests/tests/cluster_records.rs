@@ -32,20 +32,13 @@ use sealdesk_tests::{
     eventually, now, pg, rng,
 };
 
-/// A fresh database for `test`, or `None` (the support said why) without PostgreSQL.
-fn fresh(test: &str) -> Option<String> {
-    let server = pg::server()?;
-    Some(pg::database(
-        server,
-        &format!("records_{test}_{}", std::process::id()),
-    ))
-}
-
 /// Two nodes add an arbiter's decision to one ticket, each from the record as it read it
 /// before the other wrote. A plain put would keep only the later commit's decision.
 #[test]
 fn a_ticket_two_nodes_decide_at_once_keeps_both_decisions() {
-    let Some(url) = fresh("ticket") else { return };
+    let Some(url) = pg::fresh_database("ticket") else {
+        return;
+    };
     let (a, b) = two_stores(&url);
     let k = b"ticket-1";
     a.put(Collection::Tickets, k, b"decisions:").unwrap();
@@ -84,7 +77,9 @@ fn a_ticket_two_nodes_decide_at_once_keeps_both_decisions() {
 /// commits would fail every other write of the losing node's batch.
 #[test]
 fn a_cosignature_first_written_by_two_nodes_at_once_is_written_once() {
-    let Some(url) = fresh("cosign") else { return };
+    let Some(url) = pg::fresh_database("cosign") else {
+        return;
+    };
     let (a, b) = two_stores(&url);
     let k = b"cosignature-w";
     // Each node's earlier writes, staged: committed with the conditional insert, not lost.
