@@ -495,6 +495,36 @@ pub async fn carol_caught_up(w: &World, lines: &[&str]) -> (Client, Conversation
     (carol, conv, cursor)
 }
 
+/// The customer carol on two devices of [`carol_on_two_devices`].
+pub struct TwoDevices {
+    /// Her first device, `carol` (the laptop).
+    pub laptop: Client,
+    /// Her second, `carol-phone`: a copy of the laptop's home.
+    pub phone: Client,
+    /// The conversation the laptop opened.
+    pub conv: ConversationId,
+}
+
+/// The org of [`World::org_master`] with agent alice (its clients closed, epochs of `rotate`
+/// messages) and the customer carol on two devices, both through the proxy: her laptop opened
+/// a conversation and sent "first"; her phone is a copy of the laptop's home taken then (epoch
+/// 0 and that line: the same keys and counters), connected and synced. The set-up of the tests
+/// of one account's two devices.
+pub async fn carol_on_two_devices(w: &World, rotate: Option<u32>) -> TwoDevices {
+    w.org_master(&["alice"], rotate).await.close().await;
+    let mut laptop = w.user_via("carol", Role::Customer, Via::Proxy).await;
+    let conv = open_chat(&mut laptop).await;
+    laptop.send_text(&conv, "first").await.unwrap();
+    w.copy_home("carol", "carol-phone");
+    let mut phone = w.reopen_via("carol-phone", Via::Proxy).await;
+    phone.sync_all().await.unwrap();
+    TwoDevices {
+        laptop,
+        phone,
+        conv,
+    }
+}
+
 /// The verified messages of a conversation, as "sender: text", in timeline order.
 pub fn texts(c: &Client, conv: &ConversationId) -> Vec<String> {
     c.history(conv)

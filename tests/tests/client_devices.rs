@@ -6,9 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use sealdesk_client::{Account, Client};
 use sealdesk_protocol::card::Role;
-use sealdesk_tests::world::{PASS, Via, World, open_chat, texts};
+use sealdesk_tests::world::{Via, World, open_chat, texts};
 
 #[tokio::test]
 async fn two_devices_of_one_agent_never_seal_under_one_counter() {
@@ -23,10 +22,7 @@ async fn two_devices_of_one_agent_never_seal_under_one_counter() {
     carol.send_text(&conv, "c2").await.unwrap();
 
     // The second device rotates (epoch 0 is full) and sends in the epoch it made.
-    let other = Account::open(&w.home("alice-browser"), PASS).unwrap();
-    let mut other = Client::connect(other, &w.url_via(Via::Proxy))
-        .await
-        .unwrap();
+    let mut other = w.reopen_via("alice-browser", Via::Proxy).await;
     other.sync_all().await.unwrap();
     other
         .send_text(&conv, "from the second device")

@@ -7,22 +7,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use sealdesk_client::{Account, Client};
-use sealdesk_protocol::card::Role;
-use sealdesk_tests::world::{PASS, Via, World, open_chat, texts};
+use sealdesk_tests::world::{TwoDevices, World, carol_on_two_devices, texts};
 
 #[tokio::test]
 async fn a_copied_home_seals_after_its_twins_counter_never_under_it() {
     let w = World::with_proxy().await;
-    w.org_master(&["alice"], None).await.close().await;
-    let mut laptop = w.user_via("carol", Role::Customer, Via::Proxy).await;
-    let conv = open_chat(&mut laptop).await;
-    laptop.send_text(&conv, "first").await.unwrap();
-    w.copy_home("carol", "carol-phone");
-    let phone = Account::open(&w.home("carol-phone"), PASS).unwrap();
-    let mut phone = Client::connect(phone, &w.url_via(Via::Proxy))
-        .await
-        .unwrap();
+    let TwoDevices {
+        mut laptop,
+        mut phone,
+        conv,
+    } = carol_on_two_devices(&w, None).await;
 
     // The laptop seals its next line; the phone, a copy from before it, reads it.
     laptop.send_text(&conv, "from the laptop").await.unwrap();

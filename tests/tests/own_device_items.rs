@@ -9,38 +9,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sealdesk_client::{
-    Account, Client,
+    Client,
     account::LogEntry,
     client::{Event, EventKind},
 };
 use sealdesk_protocol::{
-    card::Role,
-    ids::ConversationId,
     keys::Signature,
     wire::{Frame, Item, Push, Request, Sequenced},
 };
 use sealdesk_tests::{
     now,
     proxy::{Ctx, Dir},
-    world::{PASS, Via, World, events_until, open_chat, texts},
+    world::{TwoDevices, World, carol_on_two_devices, events_until, open_chat, texts},
 };
-
-/// The customer's two devices: `carol` (the laptop) and `carol-phone`, a copy of her home taken
-/// once `conv` had epoch 0 and her first line; both through the proxy, both synced.
-async fn twins(w: &World) -> (Client, Client, ConversationId) {
-    // Epochs of three messages: the third send after the copy rotates.
-    w.org_master(&["alice"], Some(3)).await.close().await;
-    let mut laptop = w.user_via("carol", Role::Customer, Via::Proxy).await;
-    let conv = open_chat(&mut laptop).await;
-    laptop.send_text(&conv, "first").await.unwrap();
-    w.copy_home("carol", "carol-phone");
-    let phone = Account::open(&w.home("carol-phone"), PASS).unwrap();
-    let mut phone = Client::connect(phone, &w.url_via(Via::Proxy))
-        .await
-        .unwrap();
-    phone.sync_all().await.unwrap();
-    (laptop, phone, conv)
-}
 
 /// The message line with `text` that a push brought to `c`.
 async fn pushed_line(c: &mut Client, text: &str) -> LogEntry {
@@ -62,7 +43,11 @@ fn is_rejected(e: &Event, at: u64) -> bool {
 #[tokio::test]
 async fn a_twin_device_shows_its_twins_lines_as_its_own_by_push_and_never_reuses_a_counter() {
     let w = World::with_proxy().await;
-    let (mut laptop, mut phone, conv) = twins(&w).await;
+    let TwoDevices {
+        mut laptop,
+        mut phone,
+        conv,
+    } = carol_on_two_devices(&w, Some(3)).await;
 
     let seq = laptop.send_text(&conv, "from the laptop").await.unwrap();
     match pushed_line(&mut phone, "from the laptop").await {
@@ -110,7 +95,11 @@ async fn a_twin_device_shows_its_twins_lines_as_its_own_by_push_and_never_reuses
 #[tokio::test]
 async fn a_pushed_own_item_that_does_not_verify_is_refused() {
     let w = World::with_proxy().await;
-    let (mut laptop, mut phone, conv) = twins(&w).await;
+    let TwoDevices {
+        mut laptop,
+        mut phone,
+        conv,
+    } = carol_on_two_devices(&w, Some(3)).await;
     let phone_conn = *w.proxy().connections("carol").last().unwrap();
 
     // The laptop's message, its signature broken on the way to the phone.
