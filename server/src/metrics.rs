@@ -216,6 +216,11 @@ impl Metrics {
                 c.received(),
             ),
             (
+                "sealdesk_cluster_listens_total",
+                "Times the wake-up listener (re)connected and issued LISTEN (0: no listener).",
+                c.listens(),
+            ),
+            (
                 "sealdesk_cluster_appends_refused_total",
                 "Appends the database refused (another node took the number), appended again.",
                 c.refused(),

@@ -20,6 +20,7 @@ use sealdesk_protocol::{
 use sealdesk_tests::{
     Identity, Org, RawClient,
     cluster::{self, TwoNodes},
+    eventually,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,27 +167,60 @@ async fn a_missed_close_is_made_up_when_the_listener_reconnects() {
 }
 
 /// Node B's old-key session misses its close, B's listener stays up (or B has none), and B's
-/// periodic re-check of the agent keys connected to it (every catch-up period) closes it with 4105; the new
-/// key's session on B stays open. `b` is node B, started by the caller.
+/// periodic re-check of the agent keys connected to it (every catch-up period) closes it with
+/// 4105; the new key's session on B stays open. `b` is node B, started by the caller;
+/// `b_listens` says whether it has a wake-up listener, which is asserted before the
+/// re-certification and again after the close (`sealdesk_cluster_listens_total`): the close
+/// came with no listener, or with the one listener that stayed up (no reconnect brought it).
 async fn a_missed_close_is_made_up_by_the_catch_up(
     a: &cluster::Node,
     b: &cluster::Node,
     seed: u64,
+    b_listens: bool,
 ) {
     let org = Org::setup(&a.url, seed, "acme", 1, 1).await;
     let old = &org.agents[0];
     let mut lost = RawClient::login(&b.url, old).await;
     let new = Identity::new(seed + 9_000, old.name(), Role::Agent);
     let mut current = RawClient::connect(&b.url).await;
+    // Node A listens (the counter is live), and node B's listener is as the test says.
+    eventually("node A listening", async || {
+        (cluster::metric(a, LISTENS).await >= 1).then_some(())
+    })
+    .await;
+    let listens = if b_listens {
+        eventually("node B listening", async || {
+            let n = cluster::metric(b, LISTENS).await;
+            (n >= 1).then_some(n)
+        })
+        .await
+    } else {
+        0
+    };
+    assert_eq!(
+        cluster::metric(b, LISTENS).await,
+        listens,
+        "node B's wake-up listener before the re-certification"
+    );
     org.recertify(&a.url, &new).await;
     assert!(current.auth(&new.keys, new.card()).await.registered);
     assert_eq!(lost.expect_close().await, Some(4105));
+    // A listener's LISTEN comes before any close it could have brought: unchanged, the close
+    // came from the catch-up.
+    assert_eq!(
+        cluster::metric(b, LISTENS).await,
+        listens,
+        "node B's wake-up listener after the close"
+    );
     current.ok(Request::WatchAgentKeys).await;
     current.close().await;
 }
 
-/// Node B has no wake-up listener (`cluster_wakeups = 0`): no forwarded close ever reaches it,
-/// and its periodic re-check of agent keys closes the old key's session.
+/// How many times a node's wake-up listener connected and issued `LISTEN`.
+const LISTENS: &str = "sealdesk_cluster_listens_total";
+
+/// Node B has no wake-up listener (`cluster_wakeups = 0`, asserted): no forwarded close ever
+/// reaches it, and its periodic re-check of agent keys closes the old key's session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_without_a_listener_closes_the_old_key_at_its_catch_up() {
     let Some(TwoNodes { a, b, .. }) = cluster::two_nodes("reclose_nolisten")
@@ -195,10 +229,10 @@ async fn a_node_without_a_listener_closes_the_old_key_at_its_catch_up() {
     else {
         return;
     };
-    a_missed_close_is_made_up_by_the_catch_up(&a, &b, 7).await;
+    a_missed_close_is_made_up_by_the_catch_up(&a, &b, 7, false).await;
 }
 
-/// Node B's listener stays up but the close never reaches it (dropped, as when the
+/// Node B's listener stays up (asserted) but the close never reaches it (dropped, as when the
 /// re-certifying node's `NOTIFY` failed): its periodic re-check of agent keys closes the old
 /// key's session, with no listener reconnect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,5 +240,5 @@ async fn a_close_lost_while_the_listener_stays_up_is_made_up_at_the_catch_up() {
     let Some(TwoNodes { a, b, .. }) = closes_lost_on_b("reclose_lost", &[]) else {
         return;
     };
-    a_missed_close_is_made_up_by_the_catch_up(&a, &b, 8).await;
+    a_missed_close_is_made_up_by_the_catch_up(&a, &b, 8, true).await;
 }

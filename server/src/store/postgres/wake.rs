@@ -198,6 +198,8 @@ pub struct Counts {
     pushes_stored: AtomicU64,
     stored_pushes_read: AtomicU64,
     stored_pushes_lost: AtomicU64,
+    /// Times the wake-up listener issued `LISTEN` on a fresh connection.
+    listens: AtomicU64,
     /// The last commit or wake-up connection found the database out of reach.
     unreachable: AtomicBool,
 }
@@ -255,6 +257,18 @@ impl Counts {
     /// forwarded, or found one it was told of no longer there (lapsed) or unreadable.
     pub fn stored_pushes_lost(&self) -> u64 {
         self.stored_pushes_lost.load(Ordering::Relaxed)
+    }
+
+    fn note_listening(&self) {
+        self.listens.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Times this node's wake-up listener (re)connected and issued `LISTEN`: at least 1 once a
+    /// node with `cluster_wakeups` on is listening, one more per reconnect, and 0 for ever on a
+    /// node with `cluster_wakeups = 0` (no listener), which is how a test or an operator tells
+    /// the two apart.
+    pub fn listens(&self) -> u64 {
+        self.listens.load(Ordering::Relaxed)
     }
 
     /// Records whether the database answered (a commit, the wake-up connection).
@@ -497,6 +511,7 @@ pub async fn listen(
                 {
                     Ok(()) => {
                         debug!("listening for wake-ups");
+                        counts.note_listening();
                         counts.note_reachable(true);
                         if tx.send((Instant::now(), Wake::Reconnected)).await.is_err() {
                             driver.abort();
