@@ -15,6 +15,10 @@
 //!   in the `lost` events); a line answered after a catch-up proves the connection, and the
 //!   next loss starts from the shortest wait.
 //!
+//! - An upload's chunk sent after a catch-up and cancelled before its answer came (a local
+//!   command typed meanwhile, `/help`) does not prove the connection: the loss that follows is
+//!   one more failed attempt, not a new loss retried after the shortest wait.
+//!
 //! The first loss is made by cutting the connection at the chat's first `send` (the line is
 //! kept and sent after the reconnection).
 
@@ -90,6 +94,10 @@ struct Switches {
     cut_reasks: AtomicBool,
     /// carol's `watch_agent_keys` requests seen (the first is the chat's own ask).
     watches: AtomicUsize,
+    /// Swallow carol's upload chunks (`attachment_put`): the relay never answers them.
+    hold_uploads: AtomicBool,
+    /// carol's upload chunks swallowed.
+    uploads_held: AtomicUsize,
 }
 
 fn hook(
@@ -107,6 +115,10 @@ fn hook(
         };
         if matches!(body, Request::Send(_)) && sw.cut_next_send.swap(false, Ordering::SeqCst) {
             return cut(log_key);
+        }
+        if matches!(body, Request::AttachmentPut { .. }) && sw.hold_uploads.load(Ordering::SeqCst) {
+            sw.uploads_held.fetch_add(1, Ordering::SeqCst);
+            return Vec::new();
         }
         if !is_watch(body) {
             return vec![frame];
@@ -349,4 +361,61 @@ async fn a_relay_that_cuts_right_after_each_catch_up_is_retried_with_growing_wai
     alice.sync_all().await.unwrap();
     assert_eq!(texts(&alice, &conv), ["carol: hello", "carol: proof"]);
     alice.close().await;
+}
+
+/// A chunk of an upload sent after a catch-up, its answer held back, and then a local command
+/// (`/help`, which asks the relay nothing) typed while it waits: the command cancels the
+/// chunk's request mid-way (the engine's `select!` drops it) and succeeds. Nothing was
+/// answered after the catch-up, so the loss that follows is one more failed attempt (200 ms),
+/// not a new one retried after 100 ms — counting requests sent, the cancelled chunk counted as
+/// answered. Let through, the upload resumes and is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_chunk_cancelled_by_a_local_command_does_not_reset_the_backoff() {
+    let w = World::with_proxy().await;
+    let (_, log_key, sw, mut c) = carol_chatting(&w).await;
+    sw.hold_uploads.store(true, Ordering::SeqCst);
+    let file = w.home("carol").join("report.txt");
+    std::fs::write(&file, b"the printer is on fire").unwrap();
+    c.type_line(&format!("/attach {}", file.display())).await;
+    c.until("the upload started", is("upload")).await;
+    let held = async |n: usize| {
+        let held = Arc::clone(&sw);
+        sealdesk_tests::wait::eventually(&format!("chunk request {n} held"), async || {
+            (held.uploads_held.load(Ordering::SeqCst) >= n).then_some(())
+        })
+        .await;
+    };
+    held(1).await;
+    cut_newest(&w, log_key);
+    assert_eq!(next_loss(&mut c, "the first loss").await, (0, 100));
+    caught_up(&mut c).await;
+    // The upload goes on after the catch-up: its chunk is sent, and held.
+    held(2).await;
+    c.type_line("/help").await;
+    c.until("the help", |v| {
+        v["event"] == "notice"
+            && v["kind"] == "info"
+            && v["text"].as_str().is_some_and(|t| t.contains("/attach"))
+    })
+    .await;
+    cut_newest(&w, log_key);
+    assert_eq!(
+        next_loss(&mut c, "the loss after the cancelled chunk").await,
+        (1, 200),
+        "{:#?}",
+        c.seen
+    );
+    sw.hold_uploads.store(false, Ordering::SeqCst);
+    caught_up(&mut c).await;
+    c.until("the file sent", |v| {
+        v["event"] == "upload" && v["seq"].is_u64()
+    })
+    .await;
+    c.type_line("/quit").await;
+    c.until("bye", is("bye")).await;
+    assert!(
+        !c.seen.iter().any(|v| v["event"] == "error"),
+        "{:#?}",
+        c.seen
+    );
 }

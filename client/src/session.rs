@@ -64,6 +64,8 @@ struct Shared {
     closed: Mutex<Option<String>>,
     /// Pushes dropped because the application did not keep up.
     dropped_pushes: AtomicU64,
+    /// Responses the relay sent on this connection (`Session::answers_received`).
+    answers: AtomicU64,
     /// Pushes of a kind this code does not know, skipped (`Connection::unknown_pushes`).
     unknown_pushes: AtomicU64,
     /// The code of the relay's close frame, once the connection ended with one.
@@ -248,6 +250,14 @@ impl Session {
         self.next_id.load(Ordering::Relaxed).saturating_sub(1)
     }
 
+    /// How many responses the relay has sent on this session (after the handshake), whether
+    /// or not their request still waited for them: what proves the connection live. Unlike
+    /// [`Session::requests_sent`], a request whose caller gave up on it before its answer came
+    /// (a future dropped mid-way) does not count until the relay answers it.
+    pub fn answers_received(&self) -> u64 {
+        self.shared.answers.load(Ordering::Relaxed)
+    }
+
     /// The next push, waiting for one; `None` once the connection is closed and every queued
     /// push has been read.
     pub async fn next_push(&self) -> Option<Push> {
@@ -339,6 +349,9 @@ async fn io_task(
                 shared.unknown_pushes.store(conn.unknown_pushes(), Ordering::Relaxed);
                 match incoming {
                     Ok(Some(Frame::Response { id, body })) => {
+                        // Counted before the waiter wakes: a caller that has its answer sees
+                        // it counted.
+                        shared.answers.fetch_add(1, Ordering::Relaxed);
                         let waiter = shared
                             .pending
                             .lock()

@@ -34,8 +34,8 @@ pub(crate) const STEADY: Duration = RECONNECT_MAX;
 pub(crate) struct Backoff {
     wait: Duration,
     failed: u32,
-    /// A reconnection caught up at this instant, when the new session had sent this many
-    /// requests, and has not yet proven itself (nothing answered or pushed since).
+    /// A reconnection caught up at this instant, when the relay had sent the new session this
+    /// many answers, and has not yet proven itself (nothing answered or pushed since).
     probation: Option<(Instant, u64)>,
 }
 
@@ -68,18 +68,21 @@ impl Backoff {
         self.probation = None;
     }
 
-    /// A reconnection caught up at `now`, its session having sent `requests` requests: the
-    /// wait is kept until the connection proves itself ([`Backoff::answered`],
-    /// [`Backoff::dropped`]).
-    pub(crate) fn caught_up(&mut self, now: Instant, requests: u64) {
-        self.probation = Some((now, requests));
+    /// A reconnection caught up at `now`, the relay having sent its session `answers` answers
+    /// (`Session::answers_received`): the wait is kept until the connection proves itself
+    /// ([`Backoff::answered`], [`Backoff::dropped`]).
+    pub(crate) fn caught_up(&mut self, now: Instant, answers: u64) {
+        self.probation = Some((now, answers));
     }
 
-    /// The session has now sent `requests` requests, every one answered (the chat is online
-    /// and none was lost): one sent after the catch-up proves the connection, and the next
-    /// loss starts from [`RECONNECT_FIRST`] again.
-    pub(crate) fn answered(&mut self, requests: u64) {
-        if self.probation.is_some_and(|(_, at)| requests > at) {
+    /// The relay has now sent the session `answers` answers: one more than at the catch-up
+    /// proves the connection, and the next loss starts from [`RECONNECT_FIRST`] again.
+    ///
+    /// Answers, not requests sent: a request sent after the catch-up and dropped before its
+    /// answer came (a chunk of an upload, cancelled by a line typed meanwhile) proves nothing,
+    /// and a local command that follows it (`/help`) must not count it as answered.
+    pub(crate) fn answered(&mut self, answers: u64) {
+        if self.probation.is_some_and(|(_, at)| answers > at) {
             *self = Self::default();
         }
     }

@@ -141,7 +141,7 @@ pub(crate) async fn drive<I: Input, S: Sink>(
                     let done = command(client, out, line, &mut s).await;
                     if done.is_ok() {
                         // What it asked the relay was answered: the connection is up.
-                        backoff.answered(client.session().requests_sent());
+                        backoff.answered(client.session().answers_received());
                     }
                     match done {
                         Ok(true) if s.upload.is_none() => break,
@@ -209,7 +209,7 @@ pub(crate) async fn drive<I: Input, S: Sink>(
                     recheck = tokio::time::Instant::now() + key_recheck();
                     let checked = recheck_agent(client, out, &mut s).await;
                     if checked.is_ok() {
-                        backoff.answered(client.session().requests_sent());
+                        backoff.answered(client.session().answers_received());
                     }
                     if let Err(e) = checked {
                         if is_fatal(&e) {
@@ -225,7 +225,7 @@ pub(crate) async fn drive<I: Input, S: Sink>(
                         Err(e) => Err(e.into()),
                     };
                     match done {
-                        Ok(()) => backoff.answered(client.session().requests_sent()),
+                        Ok(()) => backoff.answered(client.session().answers_received()),
                         // The upload waits for the relay; it goes on once reconnected.
                         Err(e) if is_connection_lost(&e) => {
                             online = false;
@@ -304,7 +304,7 @@ pub(crate) async fn drive<I: Input, S: Sink>(
                             match resume(client, out, &mut s, &mut pending, reconnected).await {
                                 // Caught up: the wait starts over once the connection stays
                                 // up; lost at once, it is one more failed attempt.
-                                Ok(()) => backoff.caught_up(Instant::now(), client.session().requests_sent()),
+                                Ok(()) => backoff.caught_up(Instant::now(), client.session().answers_received()),
                                 // Lost again before it caught up (a relay that cuts the
                                 // connection at every re-ask, say): no success, so the next
                                 // attempt waits longer, as after a refused one.

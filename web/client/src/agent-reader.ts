@@ -189,6 +189,17 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
   }
 
   /**
+   * An item this browser stored itself (its message), handled in order as any other
+   * (`SyncedConversation.stored`: after the pushes and a sync under way, the history read first
+   * when it is not the next item), then the holes asked for again and the view told.
+   */
+  protected async ingestOwn(s: Session, c: Conv, it: Sequenced): Promise<void> {
+    await c.log.stored(it, s);
+    await this.checkHoles(s, c);
+    this.emit({ kind: "changed", id: c.hex });
+  }
+
+  /**
    * Asks the relay again for the items in `c`'s holes (`customer-holes.ts`, the customer's
    * rules with the runs its pages skip judged by `judgeRun`: at most `REFETCH_PAGES` pages, a
    * try only when the cursor moved, `REFETCH_LIMIT` tries); every open hole is shown in its

@@ -205,9 +205,7 @@ export class Agent extends AgentReader {
         const r = await s.request({ kind: "send", envelope });
         if (r.kind === "stored") {
           const raw: CborValue = { conversation: c.id, seq: r.seq, stored_at: sentAt, item: { message: envelopeToCbor(envelope) } };
-          if (c.log.cursor + 1 === r.seq) await this.ingest(c, sequencedFromCbor(raw));
-          else await this.syncConv(s, c);
-          this.emit({ kind: "changed", id: c.hex });
+          await this.ingestOwn(s, c, sequencedFromCbor(raw));
           if (r.quota !== undefined) this.warnBytes(c.hex, c.org, r.quota);
           return r.seq;
         }

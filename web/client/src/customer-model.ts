@@ -85,11 +85,18 @@ export type CustomerEvent =
  */
 export type CustomerFailure = "fingerprint_mismatch" | "key_changed" | "not_open" | "no_epoch" | "bad_answer" | "account_replaced";
 
-/** The customer refused something; `failure` says what. */
+/**
+ * The detail of a send refused `no_epoch` because another tab or device of this account opened
+ * the next epoch first `OWN_EPOCH_TRIES` times (`customer-send.ts`): nothing was sent, and a
+ * retry may well go through (the widget says so in plain words).
+ */
+export const OWN_EPOCH_LOST = "another device of this account keeps opening the next epoch first";
+
+/** The customer refused something; `failure` says what, `detail` (when given) why. */
 export class CustomerError extends Error {
   constructor(
     readonly failure: CustomerFailure,
-    detail?: string,
+    readonly detail?: string,
   ) {
     super(detail === undefined ? failure : `${failure}: ${detail}`);
     this.name = "CustomerError";

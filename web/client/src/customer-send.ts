@@ -22,7 +22,7 @@
  */
 import { envelopeToCbor, sealMessage, type CborValue, type IdentityCard, type IdentityKeys, type Policy } from "@sealdesk/protocol";
 import { sequencedFromCbor, type ByteQuota, type Sequenced } from "./frames.js";
-import { CustomerError } from "./customer-model.js";
+import { CustomerError, OWN_EPOCH_LOST } from "./customer-model.js";
 import { putOwnEpoch, type CustomerEpochs } from "./customer-epochs.js";
 import { maySendIn, noteOwnEpoch } from "./customer-recovery.js";
 import { takeCounter } from "./member.js";
@@ -76,7 +76,7 @@ export async function sendMessage(host: SendHost, s: Session, conversation: Uint
       epoch = opened;
       break;
     }
-    if (tries + 1 >= OWN_EPOCH_TRIES || !(await host.sync(s))) throw new CustomerError("no_epoch", "another device of this account keeps opening the next epoch first");
+    if (tries + 1 >= OWN_EPOCH_TRIES || !(await host.sync(s))) throw new CustomerError("no_epoch", OWN_EPOCH_LOST);
     epoch = host.epochs.newest() ?? epoch;
   }
   const e = host.epochs.get(epoch);

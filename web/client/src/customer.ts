@@ -735,19 +735,16 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   }
 
   /**
-   * An item this tab stored itself (its message, epoch 0), handled in order as a push is: when
-   * it is not the next item after the cursor, the history from the cursor is read first (what
-   * another tab of this account sent may not have been handled here yet: its push is on the
-   * way, §13.11), then the
-   * holes left are asked for again and told (an item the relay withheld).
+   * An item this tab stored itself (its message, an epoch it opened), handled in order as any
+   * other (`SyncedConversation.stored`): after the pushes and a sync under way, and after the
+   * history from the cursor when it is not the next item (what another tab of this account sent
+   * may not have been handled here yet: its push is on the way, §13.11); then the holes left
+   * are asked for again and told (an item the relay withheld).
    */
   private async ingestOwn(it: Sequenced, s: Session): Promise<void> {
     const synced = this.synced;
     if (synced === null) return;
-    // A sync already running may have read its last page before this item was stored.
-    if (it.seq > synced.cursor + 1 && synced.isSyncing) await synced.sync(s);
-    if (it.seq > synced.cursor + 1) await synced.sync(s);
-    await this.ingest(it, true);
+    await synced.stored(it, s);
     await this.checkHoles(s);
   }
 

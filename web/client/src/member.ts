@@ -35,9 +35,9 @@ export interface MemberOptions {
   /** Runs `f` while holding the send lock (Web Locks in a page: one tab seals at a time). */
   withSendLock?: <T>(f: () => Promise<T>) => Promise<T>;
   /**
-   * Where what the relay showed it does not know is kept beyond the page (`() => sessionStorage`
-   * in a page: a reload behind an older relay does not ask again; `RelayKnowledge`). It may
-   * throw; absent or failing, that knowledge lives as long as the page.
+   * Where what the relay showed it does not know is kept beyond the page (`() => localStorage`
+   * in a page: neither a reload nor another tab of the origin behind an older relay asks again;
+   * `RelayKnowledge`). It may throw; absent or failing, that knowledge lives as long as the page.
    */
   relayMemory?: () => KnowledgeStorage;
 }
@@ -422,6 +422,35 @@ export class SyncedConversation {
         if (s !== null) this.delivered(s);
       })
       .catch(fail);
+  }
+
+  /**
+   * An item this member stored itself (its message, an epoch record it made), handled as any
+   * other item and resolved once handled (issue 20): in turn with the pushes taken before it
+   * (one after another, as `push`), after a sync that runs now (it may have read its last page
+   * before the item was stored), after the items claimed elsewhere and still being handled
+   * (`settled`), and, when it is not the next item after the cursor, with the history from the
+   * cursor read first. Handled once: a push of it (another tab's connection is pushed it; in a
+   * cluster, rarely, this one) or a sync that meets it finds it claimed, and it never overtakes
+   * an item before it whose handling has not ended.
+   *
+   * # Errors
+   * The sync's (the session's errors, `badAnswer`); the ingest's.
+   */
+  stored(item: Sequenced, s: Session): Promise<void> {
+    const step = this.chain.then(async () => {
+      await this.holes?.restore();
+      // Its outcome is its caller's; this item is read below if that sync missed it.
+      if (this.syncing !== null) await this.syncing.catch(() => undefined);
+      await this.settled();
+      if (item.seq > this.cursor + 1) await this.sync(s);
+      // Handled by the sync already, in order, unless the history did not hold it (claimed once).
+      await this.ingest(item);
+      await this.holes?.flush();
+    });
+    // The pushes after it wait for it, whatever its outcome (that is the caller's).
+    this.chain = step.catch(() => undefined);
+    return step;
   }
 
   /** Tells the relay this device received everything up to the cursor (§13.11); best effort. */

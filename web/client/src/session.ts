@@ -17,12 +17,14 @@
  * it opens (one relay URL, for as long as the client lives), so it is never asked again there;
  * the connection lost to such a close is opened again at once, without backoff (this loses at
  * most one connection per request kind). The caller keeps working without the push: it reads
- * on a timer and at the next event instead. Given a storage (the page's `sessionStorage`), the
- * knowledge is also kept there for `RELAY_KNOWLEDGE_TTL_MS`, keyed by the relay URL, so a reload
- * behind an older relay does not ask again either (one connection per browser session, not one
- * per page load), while a relay upgraded meanwhile is asked again once the hour is over. Storage
- * that cannot be had, read or written, or holds anything but what this module wrote, is ignored:
- * the knowledge then lives in memory only, as without storage.
+ * on a timer and at the next event instead. Given a storage (the origin's `localStorage` in a
+ * page), the knowledge is also kept there for `RELAY_KNOWLEDGE_TTL_MS`, keyed by the relay URL,
+ * so neither a reload nor another tab of the origin behind an older relay asks again (one
+ * connection per request kind and hour for the whole origin, not one per tab or page load; a
+ * tab already open reads what another tab learned before its next session asks), while a relay
+ * upgraded meanwhile is asked again once the hour is over. Storage that cannot be had, read or
+ * written, or holds anything but what this module wrote, is ignored: the knowledge then lives
+ * in memory only, as without storage.
  */
 import { IdentityKeys, labels, ProtocolError, Writer, decodeFrame, encodeFrame, equal, requestFrame, type IdentityCard } from "@sealdesk/protocol";
 import { authFrame, requestToCbor, serverFrameFromCbor, type Push, type Request, type Response, type ServerFrame } from "./frames.js";
@@ -88,7 +90,7 @@ export type WatchOutcome =
   /** Not watching on this session for another reason (another refusal, a timeout, a lost connection): the next session asks again. */
   | "not_now";
 
-/** The part of the DOM `Storage` (a page's `sessionStorage`) that `RelayKnowledge` uses. */
+/** The part of the DOM `Storage` (a page's `localStorage`) that `RelayKnowledge` uses. */
 export interface KnowledgeStorage {
   getItem(key: string): string | null;
   setItem(key: string, value: string): void;
@@ -118,8 +120,9 @@ const WATCH_REQUESTS: readonly WatchRequest[] = ["watch_audit", "watch_agent_key
  * What one relay showed it does not know (§13.5, the older-relay rule): a `Connection` keeps
  * one and shares it with every session it opens to its URL. Learned here, it is kept for as long
  * as the client lives; with a `KnowledgeStore`, it is also stored (`{ "<request>": <expiry in
- * ms> }` under `relayKnowledgeKey(url)`) and read back by the next page of the browser session
- * until its expiry.
+ * ms> }` under `relayKnowledgeKey(url)`) and read back, until its expiry, by every client on
+ * that storage: the next page, another tab (shared storage, so each write merges with what is
+ * stored), and this one before each question (another tab may have learned it meanwhile).
  */
 export class RelayKnowledge {
   private readonly unknown = new Set<WatchRequest>();
@@ -133,9 +136,14 @@ export class RelayKnowledge {
     for (const [kind, until] of Object.entries(this.read())) this.stored.set(kind as WatchRequest, until);
   }
 
-  /** Whether the relay showed it does not know `kind` (here, or in storage not yet expired). */
+  /**
+   * Whether the relay showed it does not know `kind` (here, or in storage not yet expired: read
+   * again, as another tab on the same storage may have learned it since).
+   */
   doesNotKnow(kind: WatchRequest): boolean {
     if (this.unknown.has(kind)) return true;
+    // Merged, never cleared: storage that fails now does not forget what it said before.
+    for (const [k, until] of Object.entries(this.read())) this.stored.set(k as WatchRequest, until);
     const until = this.stored.get(kind);
     return until !== undefined && this.now() < until;
   }
@@ -155,7 +163,7 @@ export class RelayKnowledge {
 
   /** The requests the relay showed it does not know, in the order learned, then those stored. */
   unknownRequests(): WatchRequest[] {
-    return [...new Set([...this.unknown, ...WATCH_REQUESTS.filter((k) => this.stored.has(k) && this.doesNotKnow(k))])];
+    return [...new Set([...this.unknown, ...WATCH_REQUESTS.filter((k) => this.doesNotKnow(k))])];
   }
 
   private now(): number {

@@ -186,6 +186,11 @@ export interface Link {
   /** Sends `frame` to the page as if the relay had sent it. */
   toPage(frame: Frame): void;
   /**
+   * Sends `frame` to the relay as if the page had sent it: a frame a rewrite dropped (`[]`) and
+   * held, let go once something else happened first (another browser wins a race).
+   */
+  toRelay(frame: Frame): void;
+  /**
    * Cuts the connection: the page's side is closed with `code` and `reason` (what the page is
    * told), the relay's side too.
    */
@@ -223,6 +228,9 @@ export async function relayInTheMiddle(page: Page, rewrites: Rewrites | ((link: 
       n: links.length + 1,
       toPage: (frame) => {
         if (!closed) ws.send(encoded(frame));
+      },
+      toRelay: (frame) => {
+        if (!closed) server.send(encoded(frame));
       },
       close: (code, reason) => {
         closed = true;

@@ -52,6 +52,30 @@ export function orgOnRelay(prefix: string, relayArgs: string[] = [], cleanUp?: (
   return fx;
 }
 
+/**
+ * `run`'s relay and org as an `OrgOnRelay` (a Chromium suite's, set up by its own hooks): its
+ * fields are read when used, so it may be made before the suite's set-up has run.
+ */
+export function orgOf(run: { root: string; relay: RelayProcess; org: CliOrg }): OrgOnRelay {
+  return {
+    get root() {
+      return run.root;
+    },
+    get relay() {
+      return run.relay;
+    },
+    set relay(r: RelayProcess) {
+      run.relay = r;
+    },
+    get org() {
+      return run.org;
+    },
+    options(store: Store, extra: Partial<CustomerOptions> = {}): CustomerOptions {
+      return { url: run.relay.url, org: run.org.org, masterFingerprint: run.org.fingerprint, store, socket, random, now, ...extra };
+    },
+  };
+}
+
 /** A customer loaded with `opts`, its events collected, started and online. */
 export async function onlineCustomer(opts: CustomerOptions): Promise<{ customer: Customer; events: CustomerEvent[] }> {
   const customer = await Customer.load(opts);

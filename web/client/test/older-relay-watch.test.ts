@@ -99,7 +99,7 @@ class StandIn {
 /** The stand-in relay's URL. */
 const RELAY_URL = "ws://stand-in/v1/ws";
 
-/** A `sessionStorage` stand-in; `fails` makes the named operations throw, as denied storage does. */
+/** A `localStorage` stand-in (one for the origin's tabs); `fails` makes the named operations throw, as denied storage does. */
 class Storage implements KnowledgeStorage {
   readonly items = new Map<string, string>();
   fails = new Set<"get" | "set" | "remove">();
@@ -146,15 +146,20 @@ interface Run {
 
 /**
  * A `Connection` to `relay` whose listener asks both watches on every session, as the widget's
- * customer does (`watch_agent_keys`, then `watch_audit`), and then lists its conversations.
+ * customer does (`watch_agent_keys`, then `watch_audit`), and then lists its conversations;
+ * while `asks()` is false, it only lists (a widget whose customer has not begun).
  */
-function connect(relay: StandIn, memory: KnowledgeStore | null = null, url = RELAY_URL): Run {
+function connect(relay: StandIn, memory: KnowledgeStore | null = null, url = RELAY_URL, asks = (): boolean => true): Run {
   const keys = IdentityKeys.generate(random);
   const card = issueCard(keys, "web-000000000001", "customer", Math.floor(Date.now() / 1000));
   const run: Run = { connection: undefined as unknown as Connection, sessions: [], states: [], opened: [] };
   const listener: ConnectionListener = {
     async online(s) {
       run.opened.push(s);
+      if (!asks()) {
+        await s.call({ kind: "list_conversations" });
+        return;
+      }
       const agentKeys = await s.watch("watch_agent_keys");
       const audit = await s.watch("watch_audit");
       run.sessions.push({ watch_agent_keys: agentKeys, watch_audit: audit });
@@ -266,7 +271,7 @@ describe("the older-relay rule (§13.5) in the browser client's session", () => 
     run.connection.stop();
   });
 
-  describe("kept for the browser session (sessionStorage, keyed by relay URL, for an hour)", () => {
+  describe("kept for the origin's tabs (localStorage, keyed by relay URL, for an hour)", () => {
     const T0 = 1_800_000_000_000;
 
     it("a reload behind a relay that closed with 4102 opens one connection and asks nothing", async () => {
@@ -286,6 +291,29 @@ describe("the older-relay rule (§13.5) in the browser client's session", () => 
       // Another relay URL is asked: the knowledge is that relay's.
       const other = await pageLoad(() => storage, clock, "ws://other-relay/v1/ws");
       expect(other.relay.connections).toBe(3);
+    });
+
+    it("a tab open before another learned reads it at its next session: one connection more, nothing asked", async () => {
+      const storage = new Storage();
+      const clock = { ms: T0 };
+      // Tab B is open and online, its customer not begun yet: it has asked nothing.
+      let begun = false;
+      const relayB = olderRelay();
+      const tabB = connect(relayB, { storage: () => storage, now: () => clock.ms }, RELAY_URL, () => begun);
+      await online(tabB);
+      // Tab A, opened meanwhile, learns what the relay does not know: three connections.
+      const tabA = await pageLoad(() => storage, clock);
+      expect(tabA.relay.connections).toBe(3);
+      // B's customer begins and its connection is lost: its next session reads what A stored.
+      begun = true;
+      relayB.dropAll();
+      await vi.waitFor(() => expect(relayB.connections).toBe(2), { timeout: 5_000, interval: 5 });
+      await vi.waitFor(() => expect(tabB.sessions).toHaveLength(1), { timeout: 5_000, interval: 5 });
+      expect(tabB.sessions).toEqual([{ watch_agent_keys: "unknown", watch_audit: "unknown" }]);
+      expect(relayB.asked("watch_agent_keys")).toBe(0);
+      expect(relayB.asked("watch_audit")).toBe(0);
+      expect(relayB.connections).toBe(2);
+      tabB.connection.stop();
     });
 
     it("once the hour is over, the relay is asked again (it may have been upgraded), and learned again", async () => {
@@ -356,7 +384,7 @@ describe("the older-relay rule (§13.5) in the browser client's session", () => 
 
     const failing: [string, (s: Storage) => () => KnowledgeStorage][] = [
       [
-        "sessionStorage itself throws (storage denied)",
+        "localStorage itself throws (storage denied)",
         () => () => {
           throw new Error("SecurityError: storage is denied");
         },

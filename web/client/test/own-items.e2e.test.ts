@@ -6,14 +6,15 @@
  * the first device's line as its own, once, and sends on after its counter; the TypeScript
  * agent beside the CLI (one identity) is pushed the CLI's epoch and line — no sync asked — and
  * sends next without a `stale_epoch`. A pushed own message whose signature was broken on the
- * way is refused, not shown.
+ * way is refused, not shown. A message a device stores itself is handled in turn with what it
+ * was pushed (`SyncedConversation.stored`): never before an item still being kept.
  */
 import { describe, expect, it } from "vitest";
-import { MemoryStore, type CustomerEvent } from "../src/index.js";
+import { MemoryStore, RECORDS, type CustomerEvent, type Store } from "../src/index.js";
 import { onlineAgent } from "./agent-fixture.js";
 import { onlineCustomer, orgOnRelay } from "./customer-fixture.js";
 import { eventually } from "./relay.js";
-import { tampering, type Frame } from "./tamper.js";
+import { tampering, variantOf, type Frame } from "./tamper.js";
 
 /** A copy of `store`: a second device of its account (the same keys, a store of its own). */
 async function copyOf(store: MemoryStore): Promise<MemoryStore> {
@@ -24,6 +25,51 @@ async function copyOf(store: MemoryStore): Promise<MemoryStore> {
   }
   return copy;
 }
+
+/**
+ * One tab's view of a store shared with another tab, whose next put of a conversation item,
+ * once armed (`holdNextItem`), waits until released: a tab still keeping an item it was pushed
+ * while something else happens.
+ */
+class HeldStore implements Store {
+  private hold: { entered: boolean; release: () => void; gate: Promise<void> } | null = null;
+
+  constructor(private readonly shared: Store) {}
+
+  /** Holds this tab's next item put; `entered` once it waits, `release` lets it (and the handling) go on. */
+  holdNextItem(): { readonly entered: boolean; release: () => void } {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const hold = { entered: false, release: () => release(), gate };
+    this.hold = hold;
+    return hold;
+  }
+
+  async put(key: string, value: Uint8Array): Promise<void> {
+    const hold = this.hold;
+    if (hold !== null && key.startsWith(RECORDS.itemPrefix)) {
+      this.hold = null;
+      hold.entered = true;
+      await hold.gate;
+    }
+    return this.shared.put(key, value);
+  }
+
+  get(key: string): Promise<Uint8Array | undefined> {
+    return this.shared.get(key);
+  }
+
+  delete(key: string): Promise<void> {
+    return this.shared.delete(key);
+  }
+
+  keys(prefix: string): Promise<string[]> {
+    return this.shared.keys(prefix);
+  }
+}
+
+/** Lets every pending promise job run (a macrotask runs only after them): no clock involved. */
+const drained = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 /** The laptop, its first line sent, and a phone on a copy of its store, online and read up. */
 async function twins(fx: ReturnType<typeof orgOnRelay>, phoneSocket?: Parameters<typeof tampering>[0]) {
@@ -60,6 +106,42 @@ describe("the account's own items from another device", () => {
     expect(troubles(laptopEvents)).toEqual([]);
     laptop.stop();
     phone.stop();
+  });
+
+  it("a message one tab stores while the other tab's line pushed to it is still being kept waits for that line (issue 20)", async () => {
+    // Two tabs of one browser: one store (their counters shared), a connection each.
+    const store = new MemoryStore();
+    const { customer: tabA } = await onlineCustomer(fx.options(store));
+    const first = await tabA.send("first");
+    let storedAnswers = 0;
+    const held = new HeldStore(store);
+    const counting = tampering((f) => {
+      if (variantOf((f.response as Frame | undefined)?.body) === "stored") storedAnswers++;
+    });
+    const { customer: tabB, events } = await onlineCustomer({ ...fx.options(held), socket: counting });
+    await eventually("the first line in tab B", () => tabB.history().find((l) => l.seq === first.seq));
+    const shown = (): number[] => events.flatMap((e) => (e.kind === "line" ? [e.line.seq] : []));
+    const before = shown();
+    const hold = held.holdNextItem();
+    const fromA = await tabA.send("from tab A");
+    // Pushed to tab B: claimed there (the cursor is past it), its keeping held.
+    await eventually("tab A's line held in tab B", () => hold.entered || undefined);
+    const answered = storedAnswers;
+    const sending = tabB.send("from tab B");
+    await eventually("tab B's message stored", () => storedAnswers > answered || undefined);
+    // All tab B does with the answer short of the store's hold has run (no clock).
+    await drained();
+    // Its own message is the next item after the cursor, but the one before is not handled
+    // yet: it waits, as a push would, rather than being shown (and the send done) first.
+    expect(shown()).toEqual(before);
+    hold.release();
+    const fromB = await sending;
+    expect(fromB.seq).toBeGreaterThan(fromA.seq);
+    expect(shown()).toEqual([...before, fromA.seq, fromB.seq]);
+    expect(tabB.history().map((l) => l.text)).toEqual(["first", "from tab A", "from tab B"]);
+    expect(troubles(events)).toEqual([]);
+    tabA.stop();
+    tabB.stop();
   });
 
   it("a pushed own message whose signature was broken on the way is refused, not shown", async () => {

@@ -5,8 +5,9 @@
  * of the same browser, or another browser the account was recovered into, has stored that epoch
  * first, and the relay answers `stale_epoch`. The tab then reads the history and sends in the
  * epoch read when the shared store notes it as the account's own, or opens the next; after
- * `OWN_EPOCH_TRIES` (3) losses the send is refused with a reason the widget shows after
- * "Not sent:", and nothing is sent — a retry sends the message once.
+ * `OWN_EPOCH_TRIES` (3) losses the send is refused (`no_epoch`, detail `OWN_EPOCH_LOST`, which
+ * the widget puts in plain words after "Not sent:"), and nothing is sent — a retry sends the
+ * message once.
  *
  * The tab under test is watched on the wire: its `put_epoch` requests, the `stale_epoch`
  * answers it gets and its `send` requests are counted, and a `put_epoch` can be held while
@@ -16,7 +17,7 @@
  */
 import { fromCbor } from "@sealdesk/protocol";
 import { describe, expect, it } from "vitest";
-import { CustomerError, MemoryStore, RECOVERY_FENCE_KEY, recoverAccount, type Customer, type SocketFactory } from "../src/index.js";
+import { CustomerError, MemoryStore, OWN_EPOCH_LOST, RECOVERY_FENCE_KEY, recoverAccount, type Customer, type SocketFactory } from "../src/index.js";
 import { OWN_EPOCH_TRIES } from "../src/customer-send.js";
 import { onlineCustomer, orgOnRelay } from "./customer-fixture.js";
 import { recoveryKit, sendLock } from "./recovery-fixture.js";
@@ -55,7 +56,7 @@ const times = (log: string, text: string): number => log.split(text).length - 1;
 
 describe("a recovered account's send that loses its own next epoch (stale_epoch)", () => {
   const fx = orgOnRelay("web-recovery-epoch-race");
-  const { recoverOptions, cliCustomer } = recoveryKit(fx);
+  const { recoverOptions, cliCustomer, sentElsewhere } = recoveryKit(fx);
   const SAID = "sent from the terminal";
   const ANSWER = "answered";
 
@@ -75,19 +76,6 @@ describe("a recovered account's send that loses its own next epoch (stale_epoch)
     // history that holds it (`stale_epoch`, taken as "another tab made it").
     if (o.wire !== undefined) Object.assign(o.wire, { putEpochs: 0, stale: 0, sends: 0 });
     return customer;
-  }
-
-  /** The account `name` recovered into another browser (a store of its own), which sends `text`: the line it sent. */
-  async function sentElsewhere(name: string, code: string, upTo: string, text: string): Promise<{ epoch: number; counter: number }> {
-    const store = new MemoryStore();
-    await recoverAccount(recoverOptions(store, name, code));
-    const other = await tab(store, upTo);
-    try {
-      const line = await other.send(text);
-      return { epoch: line.epoch, counter: line.counter };
-    } finally {
-      other.stop();
-    }
   }
 
   /** The store's fence record (`{ fence: null }` until this store's account opened an epoch of its own). */
@@ -156,7 +144,8 @@ describe("a recovered account's send that loses its own next epoch (stale_epoch)
     expect(elsewhere).toEqual([1, 2, 3].map((epoch) => ({ epoch, counter: 0 })));
     expect(err).toBeInstanceOf(CustomerError);
     expect((err as CustomerError).failure).toBe("no_epoch");
-    // The widget says "Not sent: " and this.
+    // The widget tells it in plain words (widget/test/send-epoch-lost.e2e.test.ts), by this detail.
+    expect((err as CustomerError).detail).toBe(OWN_EPOCH_LOST);
     expect((err as CustomerError).message).toBe("no_epoch: another device of this account keeps opening the next epoch first");
     expect(wire).toMatchObject({ putEpochs: OWN_EPOCH_TRIES, stale: OWN_EPOCH_TRIES, sends: 0 });
     expect(await fence(store)).toEqual({ fence: null });

@@ -1,14 +1,14 @@
 /**
  * What the recovery tests share over an org on the relay (`orgOnRelay`): the options of a
  * recovery into a store, a recovery refused with its failure and nothing stored, a CLI
- * customer with a conversation and the code its `init` showed, and the send lock of the tabs
- * of one browser.
+ * customer with a conversation and the code its `init` showed, a send from the same account
+ * recovered into another browser, and the send lock of the tabs of one browser.
  */
 import { join } from "node:path";
 import { expect } from "vitest";
 import { MemoryStore, RecoveryError, recoverAccount, type RecoverOptions, type SocketFactory } from "../src/index.js";
-import { random, now, socket, type OrgOnRelay } from "./customer-fixture.js";
-import { cli } from "./relay.js";
+import { onlineCustomer, random, now, socket, type OrgOnRelay } from "./customer-fixture.js";
+import { cli, eventually } from "./relay.js";
 
 /** A CLI customer: its home, its conversation's id and its `init` code. */
 export interface CliCustomer {
@@ -65,5 +65,23 @@ export function recoveryKit(fx: OrgOnRelay) {
     return { home, id, initCode: made.recovery_code };
   }
 
-  return { recoverOptions, refused, cliCustomer };
+  /**
+   * The account `name` recovered with `code` into another browser (a store of its own), online
+   * and read up to the line `upTo`, sends `text`: the line it sent (its epoch and counter). A
+   * recovered account sends in an epoch of its own, so this opens the next epoch.
+   */
+  async function sentElsewhere(name: string, code: string, upTo: string, text: string): Promise<{ epoch: number; counter: number }> {
+    const store = new MemoryStore();
+    await recoverAccount(recoverOptions(store, name, code));
+    const { customer: other } = await onlineCustomer(fx.options(store));
+    try {
+      await eventually(`the history up to ${upTo}`, () => (other.history().some((l) => l.text === upTo) ? true : undefined));
+      const line = await other.send(text);
+      return { epoch: line.epoch, counter: line.counter };
+    } finally {
+      other.stop();
+    }
+  }
+
+  return { recoverOptions, refused, cliCustomer, sentElsewhere };
 }

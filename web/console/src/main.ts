@@ -75,7 +75,7 @@ async function main(): Promise<void> {
     withSendLock: <T>(f: () => Promise<T>): Promise<T> => (navigator.locks === undefined ? f() : (navigator.locks.request(`${DB}/send`, f) as Promise<T>)),
     // What an older relay showed it does not know, kept for the browser session (a reload
     // does not ask it again); `sessionStorage` itself may throw where storage is denied.
-    relayMemory: () => window.sessionStorage,
+    relayMemory: () => window.localStorage,
   });
   el("app").hidden = false;
   el("me").textContent = agent.name;

@@ -5,8 +5,8 @@
  * as such a relay closes it. The console loses that one connection, connects again at once
  * without the request, never asks it again while the page lives, and works: a customer's line
  * arrives, the agent answers. A reload does not ask it either (what the relay showed it does not
- * know is kept in the tab's sessionStorage, `RelayKnowledge`): one connection per page load, as
- * the widget's suite checks for the widget.
+ * know is kept in the origin's localStorage for an hour, `RelayKnowledge`): one connection per
+ * page load, as the widget's suite checks for the widget (and for a second tab).
  */
 import { describe, expect, it } from "vitest";
 import { chromiumSuite, relayInTheMiddle, unlockConsole, watchPage, WIDE, type Frame } from "../../client/test/chromium.js";
@@ -48,9 +48,9 @@ describe("the console behind a relay that does not know watch_audit (Chromium)",
     expect(middle.links.length).toBe(3);
 
     // A reload: the agent's keys are in IndexedDB (no unlock again) and what the relay showed it
-    // does not know in sessionStorage, so the new page opens one connection, not the two of a
+    // does not know in localStorage, so the new page opens one connection, not the two of a
     // first load, asks nothing, and chats.
-    const stored = await page.evaluate(() => Object.keys(sessionStorage).filter((k) => k.startsWith("sealdesk/relay-does-not-know/")));
+    const stored = await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("sealdesk/relay-does-not-know/")));
     expect(stored).toHaveLength(1);
     await page.reload();
     await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");

@@ -60,9 +60,10 @@ async function main(): Promise<void> {
     socket: (u: string) => new WebSocket(u) as unknown as SocketLike,
     random: (n: number) => crypto.getRandomValues(new Uint8Array(n)),
     now: () => Math.floor(Date.now() / 1000),
-    // What an older relay showed it does not know, kept for the browser session (a reload
-    // does not ask it again); `sessionStorage` itself may throw where storage is denied.
-    relayMemory: () => window.sessionStorage,
+    // What an older relay showed it does not know, kept for an hour across the origin's tabs
+    // (neither a reload nor another tab asks it again); `localStorage` itself may throw where
+    // storage is denied.
+    relayMemory: () => window.localStorage,
     // One tab seals at a time; a recovery writes the store under the same lock.
     withSendLock: <T>(f: () => Promise<T>): Promise<T> => (navigator.locks === undefined ? f() : (navigator.locks.request(lockName, f) as Promise<T>)),
   };

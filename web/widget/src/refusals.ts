@@ -2,9 +2,11 @@
  * The relay's refusals a customer can meet, in plain words (the code kept in brackets for a
  * support request): an org that requires an open token from its web site (PROTOCOL §13.14), a
  * blocked account, a rate limit, a quota reached (with the relay's words: which quota, how much is
- * used) and a file too large (each with what to do). Anything else is shown as the error says.
+ * used) and a file too large (each with what to do); and a send this account's other tabs or
+ * devices kept racing (nothing sent, the text kept: send it again). Anything else is shown as
+ * the error says.
  */
-import { RelayError } from "@sealdesk/client";
+import { CustomerError, OWN_EPOCH_LOST, RelayError } from "@sealdesk/client";
 
 const PLAIN: Record<string, string> = {
   open_token_required: "this business only opens chats started from its own web site, and this page did not pass its token. Open the chat from the business's site (or reload it there) and try again",
@@ -27,8 +29,16 @@ const NEXT: Record<string, string> = {
   too_large: "Send a smaller file",
 };
 
+/**
+ * A send lost to another tab or device of this account opening the chat's next keys first,
+ * again and again (`OWN_EPOCH_LOST`): nothing was sent; the text stays in the box (the widget
+ * clears it only once sent), so a retry is one key away.
+ */
+const OWN_EPOCH_LOST_PLAIN = "another tab or device signed in to this account kept starting the chat's next encryption keys at the same moment, so nothing was sent. What you wrote is kept: try again";
+
 /** What to tell the customer about error `e`. */
 export function plainRefusal(e: unknown): string {
+  if (e instanceof CustomerError && e.failure === "no_epoch" && e.detail === OWN_EPOCH_LOST) return `${capital(OWN_EPOCH_LOST_PLAIN)}. (${e.failure})`;
   if (e instanceof RelayError) {
     const plain = PLAIN[e.code];
     const next = NEXT[e.code];

@@ -1,6 +1,7 @@
 /**
  * What the widget's consent suites share (`consents-elsewhere`, `consents-pushed`): a CLI customer
  * whose `init` code the browser recovers, consents granted in the terminal, and the widget's list.
+ * `send-epoch-lost` recovers such a customer too (`cliCustomer`, `recoverInto`).
  */
 import { join } from "node:path";
 import type { Page } from "playwright-core";
@@ -33,21 +34,28 @@ export function consentFixture(s: ChromiumSuite) {
 
     /** Recovers `name` with `code` in `p`, then opens the consents panel (which reads the conversation once). */
     async recoverThere(p: Page, name: string, code: string, id: string): Promise<void> {
-      await p.goto(url());
-      await expect.poll(() => p.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");
-      await p.locator("#recover summary").click();
-      // Recovered, the page reloads as the account (no outcome is left to read: its conversation is).
-      await p.locator("#recover-name").fill(name);
-      await p.locator("#recover-code").fill(code);
-      await p.locator("#recover-go").click();
-      await expect.poll(() => p.locator("body").getAttribute("data-conversation"), { timeout: 20_000 }).toBe(id);
-      await expect.poll(() => p.locator("#log li.line .text").allTextContents(), { timeout: 20_000 }).toEqual(["sent from my terminal"]);
-      await expect.poll(() => p.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");
+      await recoverInto(p, name, code, id);
       await p.locator("#consent summary").click();
     },
+
+    recoverInto,
 
     /** The consents listed: id → state. */
     listed: (p: Page): Promise<Record<string, string>> =>
       p.locator("#consents > li").evaluateAll((els) => Object.fromEntries(els.map((e) => [(e as HTMLElement).dataset.consent ?? "", (e as HTMLElement).dataset.state ?? ""]))),
   };
+
+  /** Opens the widget in `p` and recovers `name` with `code`: the page reloads as the account, its conversation `id` read, online. */
+  async function recoverInto(p: Page, name: string, code: string, id: string): Promise<void> {
+    await p.goto(url());
+    await expect.poll(() => p.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");
+    await p.locator("#recover summary").click();
+    // Recovered, the page reloads as the account (no outcome is left to read: its conversation is).
+    await p.locator("#recover-name").fill(name);
+    await p.locator("#recover-code").fill(code);
+    await p.locator("#recover-go").click();
+    await expect.poll(() => p.locator("body").getAttribute("data-conversation"), { timeout: 20_000 }).toBe(id);
+    await expect.poll(() => p.locator("#log li.line .text").allTextContents(), { timeout: 20_000 }).toEqual(["sent from my terminal"]);
+    await expect.poll(() => p.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");
+  }
 }

@@ -5,9 +5,10 @@
  * (`watch_agent_keys`, `watch_audit`) closes the connection with 4102 instead of reaching the
  * relay, as such a relay closes it. The widget connects again at once without it, never asks it
  * again while the page lives, and chats: the first message is sent (its session lost on the
- * way, not the message) and the agent's answer arrives. A reload does not ask it either (the
- * knowledge is kept in the tab's sessionStorage): one connection per page load. A close with
- * another code is a drop like any other: the widget asks again on the next session.
+ * way, not the message) and the agent's answer arrives. Neither a reload nor a second tab of
+ * the profile asks it (the knowledge is kept in the origin's localStorage for an hour): one
+ * connection per page load or tab, not three. A close with another code is a drop like any
+ * other: the widget asks again on the next session.
  */
 import { describe, expect, it } from "vitest";
 import type { CborValue } from "@sealdesk/protocol";
@@ -17,6 +18,9 @@ import { chromiumSuite, relayInTheMiddle, watchPage, type Frame, type Middle } f
 /** The variant name of a request body (`"watch_audit"`, `{ get_policy: {…} }` → "get_policy"). */
 const variantOf = (v: CborValue | undefined): string | undefined =>
   typeof v === "string" ? v : v !== null && typeof v === "object" && !(v instanceof Uint8Array) && !Array.isArray(v) ? Object.keys(v)[0] : undefined;
+
+/** The storage keys of what a relay showed it does not know (`relayKnowledgeKey`). */
+const KNOWLEDGE = "sealdesk/relay-does-not-know/";
 
 /** What the stand-in saw: the page's connections, and the requests of each kind it sent. */
 interface Seen {
@@ -93,9 +97,9 @@ describe("the widget behind a relay that does not know the push requests (Chromi
     expect(seen.asked.get("watch_audit")).toBe(1);
     expect(await page.locator("#alert").isHidden()).toBe(true);
 
-    // A reload: what the relay showed it does not know is kept for the browser session
-    // (sessionStorage), so the new page opens one connection and asks neither, and chats.
-    const stored = await page.evaluate(() => Object.keys(sessionStorage).filter((k) => k.startsWith("sealdesk/relay-does-not-know/")));
+    // A reload: what the relay showed it does not know is kept for the origin (localStorage),
+    // so the new page opens one connection and asks neither, and chats.
+    const stored = await page.evaluate((prefix) => Object.keys(localStorage).filter((k) => k.startsWith(prefix)), KNOWLEDGE);
     expect(stored).toHaveLength(1);
     await page.reload();
     await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");
@@ -106,14 +110,36 @@ describe("the widget behind a relay that does not know the push requests (Chromi
     expect(seen.asked.get("watch_agent_keys")).toBe(1);
     expect(seen.asked.get("watch_audit")).toBe(1);
     expect(await page.locator("#alert").isHidden()).toBe(true);
+
+    // A second tab of the profile (a new page of the same context, the first still open): it
+    // reads what the first learned from the origin's storage, so it too opens one connection,
+    // not three, asks neither, and chats.
+    const tab = await s.browser.newPage();
+    watchPage(tab, s.problems);
+    const tabSeen = await standIn(tab, (kind) => (kind === "watch_agent_keys" || kind === "watch_audit" ? 4102 : null));
+    await tab.goto(url());
+    await expect.poll(() => tab.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");
+    await expect.poll(() => lines(tab), { timeout: 20_000 }).toContain("after the reload");
+    await s.org.agent(["send", "--conversation", id, "to both tabs"]);
+    await expect.poll(() => lines(tab), { timeout: 20_000 }).toContain("to both tabs");
+    await expect.poll(() => lines(page), { timeout: 20_000 }).toContain("to both tabs");
+    expect(tabSeen.middle.links.length).toBe(1);
+    expect(tabSeen.asked.get("watch_agent_keys")).toBeUndefined();
+    expect(tabSeen.asked.get("watch_audit")).toBeUndefined();
+    expect(await tab.locator("#alert").isHidden()).toBe(true);
+    await tab.close();
     await page.close();
     expect(s.problems).toEqual([]);
   });
 
   it("takes a close with another code as a drop: the next session asks again", async () => {
-    // The same browser profile: the account and its conversation from the test above.
+    // The same browser profile: the account and its conversation from the test above, with
+    // what that test's relay showed it does not know forgotten (as once its hour is over).
     const page = await s.browser.newPage();
     watchPage(page, s.problems);
+    await page.addInitScript((prefix) => {
+      for (const k of Object.keys(localStorage)) if (k.startsWith(prefix)) localStorage.removeItem(k);
+    }, KNOWLEDGE);
     // The first watch_agent_keys is met by a close with 1011 (an error of the relay's), not 4102.
     const seen = await standIn(page, (kind, n) => (kind === "watch_agent_keys" && n === 1 ? 1011 : null));
     await page.goto(url());
