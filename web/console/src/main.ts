@@ -73,8 +73,9 @@ async function main(): Promise<void> {
     random: (n) => crypto.getRandomValues(new Uint8Array(n)),
     now: () => Math.floor(Date.now() / 1000),
     withSendLock: <T>(f: () => Promise<T>): Promise<T> => (navigator.locks === undefined ? f() : (navigator.locks.request(`${DB}/send`, f) as Promise<T>)),
-    // What an older relay showed it does not know, kept for the browser session (a reload
-    // does not ask it again); `sessionStorage` itself may throw where storage is denied.
+    // What an older relay showed it does not know, kept for an hour across the origin's tabs
+    // (neither a reload nor another tab asks it again); `localStorage` itself may throw where
+    // storage is denied.
     relayMemory: () => window.localStorage,
   });
   el("app").hidden = false;
