@@ -46,6 +46,10 @@ pub(super) async fn audit(
              changed entries of the listing\n",
         );
     }
+    if !r.unreadable.is_empty() {
+        text.push_str(&sealdesk_client::notice::unreadable_summary(&r.unreadable));
+        text.push('\n');
+    }
     for (org, n) in &r.witnessed {
         text.push_str(&format!(
             "tree head witnessed by {} of {org} (fresh cosignatures)\n",
