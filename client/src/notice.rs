@@ -958,6 +958,7 @@ mod tests {
             witnessed: Default::default(),
             withheld: 8,
             leaves_make_head: true,
+            unreadable: Vec::new(),
             entries: vec![AuditLine {
                 index: 4,
                 text: String::new(),
