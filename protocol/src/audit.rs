@@ -969,6 +969,29 @@ mod tests {
                 "code {code}: {err}"
             );
         }
+
+        // In an `entries` answer the whole frame is refused, the reason named (the Rust
+        // client's reading fails with it), and so is an event name of no kind.
+        let frame = crate::wire::encode(&crate::wire::Frame::Response {
+            id: 1,
+            body: crate::wire::Response::Entries {
+                from: 0,
+                entries: vec![e.clone()],
+                withheld: Vec::new(),
+            },
+        })
+        .unwrap();
+        let known = frame
+            .iter()
+            .map(|b| if *b == 0x09 { 3 } else { *b })
+            .collect::<Vec<_>>();
+        let err = crate::wire::decode(&known).unwrap_err();
+        assert!(err.to_string().contains("cannot read"), "{err}");
+        let at = frame.windows(9).position(|w| w == b"extension").unwrap();
+        let mut named = frame.clone();
+        named[at..at + 9].copy_from_slice(b"frobnicat");
+        let err = crate::wire::decode(&named).unwrap_err();
+        assert!(err.to_string().contains("frobnicat"), "{err}");
     }
 
     #[test]
