@@ -578,6 +578,29 @@ fn audit_refs(indexes: &[u64]) -> String {
         .join(", ")
 }
 
+/// What a reader says of an audit entry of a kind this version cannot read (PROTOCOL.md §12.3
+/// "Who reads the log"): passed over, never taken for one of the kinds it reads.
+pub fn unreadable_text(code: u8) -> String {
+    format!("an entry of a kind this version cannot read (code {code}): update sealdesk to read it")
+}
+
+/// What a reader says of the audit entries at `indexes` (increasing), of kinds this version
+/// cannot read: one line, e.g. "1 entry of a kind this version cannot read at index 4 —
+/// update sealdesk".
+pub fn unreadable_summary(indexes: &[u64]) -> String {
+    let at = indexes
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    match indexes.len() {
+        1 => format!("1 entry of a kind this version cannot read at index {at} — update sealdesk"),
+        n => format!(
+            "{n} entries of a kind this version cannot read at indexes {at} — update sealdesk"
+        ),
+    }
+}
+
 /// One audit entry in plain words for `audience` (a trustee's release entry on its own: one
 /// share released, not an opening; [`crate::notice`] words a release request as a whole).
 /// Only the customer reads "your consent"; anyone else reads "the customer's consent".
@@ -633,6 +656,7 @@ pub fn describe_notice(entry: &AuditEntry, verified: bool, audience: Audience) -
                  under it, and the hold on erasing this chat has ended"
             )
         }
+        AuditEvent::Extension(x) => unreadable_text(x.code()),
     };
     format!("{text}{mark}")
 }
@@ -934,6 +958,7 @@ mod tests {
             witnessed: Default::default(),
             withheld: 8,
             leaves_make_head: true,
+            unreadable: Vec::new(),
             entries: vec![AuditLine {
                 index: 4,
                 text: String::new(),

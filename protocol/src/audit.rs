@@ -190,6 +190,74 @@ pub enum AuditEvent {
         /// Why.
         because: ClosedBecause,
     },
+    /// An event of a kind this version does not define (PROTOCOL.md §12.1 "Kinds a later
+    /// version adds"): a later writer's, served as its code and the rest of its canonical
+    /// layout, so that this reader still computes the entry's signed bytes and leaf from the
+    /// bytes as served. A reader passes over it, counts it and says so; it never reads it as
+    /// one of the kinds above.
+    Extension(ExtensionEvent),
+}
+
+/// The lowest event code a later version may add (codes `1..=5` are §12.1's kinds).
+pub const FIRST_EXTENSION_CODE: u8 = 6;
+
+/// An event of a kind this version does not define: `u8(code) ‖ body` is its canonical layout
+/// (§12.1), `body` taken as served. Decoding refuses a code this version defines (or 0): an
+/// entry of a known kind served in this form could otherwise be passed over unread with the
+/// same leaf, a release hidden as "a kind this version cannot read".
+///
+/// CBOR: `{ "extension": { code: uint, body: bstr } }`.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(try_from = "RawExtension")]
+pub struct ExtensionEvent {
+    code: u8,
+    #[serde(with = "serde_bytes")]
+    body: Vec<u8>,
+}
+
+impl ExtensionEvent {
+    /// An event of code `code` (at least [`FIRST_EXTENSION_CODE`]) whose canonical layout
+    /// after the code is `body`.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] for a code this version defines or 0.
+    pub fn new(code: u8, body: Vec<u8>) -> Result<Self> {
+        if code < FIRST_EXTENSION_CODE {
+            return Err(Error::Decode {
+                what: "audit event",
+                reason: format!(
+                    "an event of code {code} served as a kind this version cannot read: codes                      1 to 5 are kinds it reads, and 0 is none"
+                ),
+            });
+        }
+        Ok(Self { code, body })
+    }
+
+    /// The event's code.
+    pub fn code(&self) -> u8 {
+        self.code
+    }
+
+    /// The rest of its canonical layout, as served.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+}
+
+/// [`ExtensionEvent`] as it comes off the wire, before its code is checked.
+#[derive(Deserialize)]
+struct RawExtension {
+    code: u8,
+    #[serde(with = "serde_bytes")]
+    body: Vec<u8>,
+}
+
+impl TryFrom<RawExtension> for ExtensionEvent {
+    type Error = Error;
+
+    fn try_from(r: RawExtension) -> Result<Self> {
+        Self::new(r.code, r.body)
+    }
 }
 
 impl AuditEvent {
@@ -262,6 +330,9 @@ impl AuditEvent {
                     .fixed(ticket.as_bytes());
                 because.write(w);
             }
+            AuditEvent::Extension(x) => {
+                w.u8(x.code).fixed(&x.body);
+            }
         }
     }
 
@@ -272,7 +343,15 @@ impl AuditEvent {
             | AuditEvent::Erasure { conversation, .. }
             | AuditEvent::ConsentRevocation { conversation, .. }
             | AuditEvent::DisputeClosed { conversation, .. } => Some(*conversation),
-            AuditEvent::PolicyChange { .. } => None,
+            AuditEvent::PolicyChange { .. } | AuditEvent::Extension(_) => None,
+        }
+    }
+
+    /// The code of an event of a kind this version cannot read, if it is one.
+    pub fn unreadable_code(&self) -> Option<u8> {
+        match self {
+            AuditEvent::Extension(x) => Some(x.code),
+            _ => None,
         }
     }
 }
@@ -394,6 +473,12 @@ impl AuditEntry {
                 who == allowed.log_key,
                 "dispute close",
                 "the relay's log key",
+            ),
+            // This version does not know who may make it: nobody, as far as it can tell.
+            AuditEvent::Extension(_) => (
+                false,
+                "unreadable",
+                "none this version knows: update sealdesk",
             ),
         };
         if ok {
@@ -834,6 +919,79 @@ mod tests {
         // Unknown parties allow nothing.
         let e = AuditEntry::sign(&customer, revocation, 9);
         assert!(e.check_signer(&AllowedSigners::default()).is_err());
+    }
+
+    /// A later version's kind decodes as [`AuditEvent::Extension`]: its signed bytes (so its
+    /// leaf and signature) come from the code and body as served, and no signer is allowed.
+    /// A kind this version reads (or code 0) in that form is refused by name: else a relay
+    /// could serve a revocation or release as "unreadable" with its genuine leaf.
+    #[test]
+    fn a_later_kind_decodes_with_its_leaf_and_a_known_kind_in_its_form_is_refused() {
+        let mut rng = test_rng(123);
+        let relay = IdentityKeys::generate(&mut rng);
+        let x = ExtensionEvent::new(9, vec![1, 2, 3]).unwrap();
+        let e = AuditEntry::sign(&relay, AuditEvent::Extension(x), 7);
+        let back: AuditEntry =
+            crate::wire::from_cbor(&crate::wire::to_cbor(&e).unwrap(), "e").unwrap();
+        assert_eq!(back, e);
+        back.verify().unwrap();
+        assert_eq!(back.event.unreadable_code(), Some(9));
+        let mut layout = Writer::with_label(labels::AUDIT_ENTRY);
+        layout
+            .u8(9)
+            .fixed(&[1, 2, 3])
+            .u64(7)
+            .fixed(relay.signing_public().as_bytes());
+        assert_eq!(back.signed_bytes(), layout.into_bytes());
+        let allowed = AllowedSigners {
+            log_key: Some(relay.signing_public()),
+            ..AllowedSigners::default()
+        };
+        assert!(matches!(
+            back.check_signer(&allowed),
+            Err(Error::Audit(LogError::WrongSigner { .. }))
+        ));
+
+        for code in [0u8, 1, 3, 5] {
+            assert!(matches!(
+                ExtensionEvent::new(code, vec![]),
+                Err(Error::Decode { .. })
+            ));
+            let cbor = crate::wire::to_cbor(&e)
+                .unwrap()
+                .iter()
+                .map(|b| if *b == 0x09 { code } else { *b })
+                .collect::<Vec<_>>();
+            let mut rest = cbor.as_slice();
+            let err = ciborium::from_reader::<AuditEntry, _>(&mut rest).unwrap_err();
+            assert!(
+                err.to_string().contains("cannot read"),
+                "code {code}: {err}"
+            );
+        }
+
+        // In an `entries` answer the whole frame is refused, the reason named (the Rust
+        // client's reading fails with it), and so is an event name of no kind.
+        let frame = crate::wire::encode(&crate::wire::Frame::Response {
+            id: 1,
+            body: crate::wire::Response::Entries {
+                from: 0,
+                entries: vec![e.clone()],
+                withheld: Vec::new(),
+            },
+        })
+        .unwrap();
+        let known = frame
+            .iter()
+            .map(|b| if *b == 0x09 { 3 } else { *b })
+            .collect::<Vec<_>>();
+        let err = crate::wire::decode(&known).unwrap_err();
+        assert!(err.to_string().contains("cannot read"), "{err}");
+        let at = frame.windows(9).position(|w| w == b"extension").unwrap();
+        let mut named = frame.clone();
+        named[at..at + 9].copy_from_slice(b"frobnicat");
+        let err = crate::wire::decode(&named).unwrap_err();
+        assert!(err.to_string().contains("frobnicat"), "{err}");
     }
 
     #[test]

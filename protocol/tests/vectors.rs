@@ -22,7 +22,7 @@ use std::{collections::BTreeMap, path::PathBuf};
 use rand::Rng as _;
 use rand::rngs::ChaCha20Rng;
 use sealdesk_protocol::{
-    audit::{AuditEntry, AuditEvent, Cosignature, ReleaseBasis, SignedTreeHead},
+    audit::{AuditEntry, AuditEvent, Cosignature, ExtensionEvent, ReleaseBasis, SignedTreeHead},
     card::IdentityCard,
     codec::Writer,
     epoch::{EpochRecord, HandOff, NewEpoch, VerifiedEpoch},
@@ -1461,6 +1461,7 @@ fn audit(o: &Org) -> Value {
                     AuditEvent::ConsentRevocation { .. } => "consent_revocation",
                     AuditEvent::PolicyChange { .. } => "policy_change",
                     AuditEvent::DisputeClosed { .. } => "dispute_closed",
+                    AuditEvent::Extension(_) => unreachable!("no extension among these"),
                 },
                 "signer": name_of(o, &e.signer),
                 "at": e.at,
@@ -1524,15 +1525,92 @@ fn audit(o: &Org) -> Value {
     json!({
         "header": header("seven audit entries of every kind, the RFC 9162 Merkle roots of every \
                           prefix, inclusion and consistency proofs, two signed tree heads, and \
-                          each trustee's witness cosignature on the second",
+                          each trustee's witness cosignature on the second; an entry of a kind a \
+                          later version adds (§12.1) with its CBOR and leaf, and CBOR entries a \
+                          reader refuses",
                          None),
         "entries": list,
+        "unreadable": unreadable_entry(o),
+        "refused": refused_entries(o),
         "roots": roots,
         "inclusion": inclusion,
         "consistency": consistency,
         "tree_heads": heads,
         "cosignatures": cosignatures,
     })
+}
+
+/// An entry of code 6 (a kind a later version adds, §12.1 "Kinds a later version adds"),
+/// signed by the relay: its CBOR as served, signed bytes, signature, leaf and leaf hash, which a
+/// reader of this version computes from the bytes as served.
+fn unreadable_entry(o: &Org) -> Value {
+    let mut body = b"\x00\x00\x00\x04acme".to_vec();
+    body.extend_from_slice(&[0x22; 16]);
+    let event = AuditEvent::Extension(ExtensionEvent::new(6, body.clone()).unwrap());
+    let e = AuditEntry::sign(&o.relay, event, T0 + 6_000);
+    e.verify().unwrap();
+    json!({
+        "code": 6,
+        "body": h(&body),
+        "signer": name_of(o, &e.signer),
+        "at": e.at,
+        "cbor": h(wire::to_cbor(&e).unwrap()),
+        "signed_bytes": h(e.signed_bytes()),
+        "signature": h(e.signature.to_bytes()),
+        "leaf": h(e.leaf()),
+        "leaf_hash": h(e.leaf_hash()),
+    })
+}
+
+/// Entries whose outer structure is an entry's but whose event a reader refuses (a malformed
+/// entry fails the reading, §12.3): a kind it reads (a consent revocation's layout) served in
+/// the extension form, which would otherwise be passed over unread with its genuine leaf;
+/// code 0; and an event name that is neither a kind of §12.1 nor `extension`.
+fn refused_entries(o: &Org) -> Value {
+    let entry = |event: ciborium::Value| {
+        let v = ciborium::Value::Map(vec![
+            (ciborium::Value::Text("event".into()), event),
+            (
+                ciborium::Value::Text("at".into()),
+                ciborium::Value::Integer(T0.into()),
+            ),
+            (
+                ciborium::Value::Text("signer".into()),
+                ciborium::Value::Bytes(o.relay.signing_public().as_bytes().to_vec()),
+            ),
+            (
+                ciborium::Value::Text("signature".into()),
+                ciborium::Value::Bytes(vec![0; 64]),
+            ),
+        ]);
+        let mut out = Vec::new();
+        ciborium::into_writer(&v, &mut out).unwrap();
+        assert!(wire::from_cbor::<AuditEntry>(&out, "audit entry").is_err());
+        h(out)
+    };
+    let extension = |code: u8| {
+        ciborium::Value::Map(vec![(
+            ciborium::Value::Text("extension".into()),
+            ciborium::Value::Map(vec![
+                (
+                    ciborium::Value::Text("code".into()),
+                    ciborium::Value::Integer(code.into()),
+                ),
+                (
+                    ciborium::Value::Text("body".into()),
+                    ciborium::Value::Bytes(vec![0x33; 32]),
+                ),
+            ]),
+        )])
+    };
+    json!([
+        { "why": "a kind this version reads (3) in the extension form", "cbor": entry(extension(3)) },
+        { "why": "code 0", "cbor": entry(extension(0)) },
+        { "why": "an event name neither of §12.1 nor extension", "cbor": entry(ciborium::Value::Map(vec![(
+            ciborium::Value::Text("frobnicate".into()),
+            ciborium::Value::Map(vec![(ciborium::Value::Text("org".into()), ciborium::Value::Text("acme".into()))]),
+        )])) },
+    ])
 }
 
 /// The master's end marker over an export of epoch 0: the messages of `messages.json` at seqs
@@ -2890,6 +2968,23 @@ fn independent_audit_log() {
         .u64(num(&v["entries"][0]["at"]))
         .fixed(&unhex(&identity(&ids, "acme-master")["signing_public"]));
     assert_eq!(h(&w.0), v["entries"][0]["signed_bytes"]);
+
+    // The entry of a later kind: `u8(code) ‖ body` as served is its event's layout.
+    let x = &v["unreadable"];
+    let mut w = Canon::label("sealdesk/v1/audit-entry");
+    w.u8(num(&x["code"]) as u8)
+        .fixed(&unhex(&x["body"]))
+        .u64(num(&x["at"]))
+        .fixed(&unhex(&identity(&ids, "relay")["signing_public"]));
+    assert_eq!(h(&w.0), x["signed_bytes"]);
+    let mut leaf = Canon(Vec::new());
+    leaf.bytes(&w.0).fixed(&unhex(&x["signature"]));
+    assert_eq!(h(&leaf.0), x["leaf"]);
+    ed25519_verify(
+        &arr(&identity(&ids, "relay")["signing_public"]),
+        &w.0,
+        &arr(&x["signature"]),
+    );
 
     let relay = identity(&ids, "relay");
     for sth in v["tree_heads"].as_array().unwrap() {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use sealdesk_client::{Client, ClientError};
 use sealdesk_protocol::{
-    audit::{AuditEntry, LogError, SignedTreeHead},
+    audit::{AuditEntry, AuditEvent, ExtensionEvent, LogError, SignedTreeHead},
     card::Role,
     keys::IdentityKeys,
     release::{ReleaseRequest, Scope},
@@ -371,4 +371,27 @@ async fn append_answered_with_another_entrys_index_is_not_included() {
         .collect();
     assert!(!revoked.is_empty());
     assert!(revoked.iter().all(|ok| *ok), "{revoked:?}");
+}
+
+/// A later relay logs an entry of a kind this version cannot read (§12.1 "Kinds a later
+/// version adds"): carol's audit still proves the listing makes up the head (the entry's leaf
+/// computed from its code and body as served), passes over the entry, counts it and names its
+/// index, and does not fail on it. Without the pass-over it is judged as an entry no signer
+/// may make, and the audit fails.
+#[tokio::test]
+async fn an_entry_of_a_later_kind_is_passed_over_counted_and_named() {
+    let (_w, mut carol, forger, mut entries) = audited_customer(1).await;
+    let later = AuditEvent::Extension(ExtensionEvent::new(6, b"a later kind".to_vec()).unwrap());
+    entries.push(AuditEntry::sign(forger.keys(), later, now()));
+    let index = entries.len() as u64 - 1;
+    forger.serve(entries);
+    let report = carol.audit(None, false).await.unwrap();
+    assert!(report.leaves_make_head, "{report:?}");
+    assert_eq!(report.unreadable, vec![index]);
+    assert!(report.entries.iter().all(|l| l.index != index));
+    assert!(report.verified(), "{report:?}");
+    assert_eq!(
+        sealdesk_client::notice::unreadable_summary(&report.unreadable),
+        format!("1 entry of a kind this version cannot read at index {index} — update sealdesk")
+    );
 }

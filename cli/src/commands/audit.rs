@@ -24,6 +24,22 @@ pub(super) async fn audit(
     c.sync_all().await?;
     let r = c.audit(id, verify).await?;
     c.close().await;
+    let mut text = head_text(&r);
+    text.push_str(&audit_text(&r));
+    if !r.verified() {
+        bail!(
+            "{text}the audit log failed verification: entries above are not genuine, \
+             not proven, or contradict each other"
+        );
+    }
+    let mut json = serde_json::to_value(&r)?;
+    crate::json_hex::ids_in_hex(&mut json);
+    Ok(Output::new(text.trim_end().to_owned(), json))
+}
+
+/// The report's first lines: the head checked, what was withheld, passed over unread (a later
+/// version's kinds, PROTOCOL.md §12.3) or does not make up the head, and the witnesses.
+fn head_text(r: &sealdesk_client::escrow::AuditReport) -> String {
     let mut text = format!(
         "audit log: {} entries (root {}), signed by the relay's pinned log key; {}\n",
         r.size,
@@ -46,22 +62,17 @@ pub(super) async fn audit(
              changed entries of the listing\n",
         );
     }
+    if !r.unreadable.is_empty() {
+        text.push_str(&sealdesk_client::notice::unreadable_summary(&r.unreadable));
+        text.push('\n');
+    }
     for (org, n) in &r.witnessed {
         text.push_str(&format!(
             "tree head witnessed by {} of {org} (fresh cosignatures)\n",
             crate::print::counted(*n as u64, "trustee", "trustees")
         ));
     }
-    text.push_str(&audit_text(&r));
-    if !r.verified() {
-        bail!(
-            "{text}the audit log failed verification: entries above are not genuine, \
-             not proven, or contradict each other"
-        );
-    }
-    let mut json = serde_json::to_value(&r)?;
-    crate::json_hex::ids_in_hex(&mut json);
-    Ok(Output::new(text.trim_end().to_owned(), json))
+    text
 }
 
 /// The audit report's lines: one line per release request (its trustees' entries listed under
@@ -121,4 +132,43 @@ fn audit_text(r: &sealdesk_client::escrow::AuditReport) -> String {
         }
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use sealdesk_client::escrow::AuditReport;
+
+    use super::head_text;
+
+    /// Entries of a kind this version cannot read get their line, with their indexes.
+    #[test]
+    fn entries_of_a_later_kind_are_said_with_their_indexes() {
+        let mut r = AuditReport {
+            size: 7,
+            root: "00".into(),
+            consistent_with_pinned: Some(true),
+            witnessed: Default::default(),
+            withheld: 0,
+            leaves_make_head: true,
+            unreadable: Vec::new(),
+            entries: Vec::new(),
+            releases: Vec::new(),
+        };
+        assert!(!head_text(&r).contains("cannot read"));
+        r.unreadable = vec![4];
+        assert!(
+            head_text(&r).contains(
+                "\n1 entry of a kind this version cannot read at index 4 — update sealdesk\n"
+            ),
+            "{}",
+            head_text(&r)
+        );
+        r.unreadable = vec![4, 6];
+        assert!(
+            head_text(&r)
+                .contains("2 entries of a kind this version cannot read at indexes 4, 6 — update")
+        );
+    }
 }

@@ -58,6 +58,13 @@ pub struct AuditReport {
     /// Whether the leaves served — the entries read and the withheld leaf hashes — make up
     /// exactly the tree head checked: the listing is the whole log, nothing dropped or added.
     pub leaves_make_head: bool,
+    /// The indexes of the entries served readable whose kind this version cannot read (a
+    /// later version's, PROTOCOL.md §12.1): their leaves, computed from the bytes as served,
+    /// count toward `leaves_make_head`, but they are passed over, neither checked nor in
+    /// `entries`. Whatever they record (it could concern this account) is unknown until
+    /// sealdesk is updated: `sealdesk audit` says so
+    /// ([`crate::notice::unreadable_summary`]).
+    pub unreadable: Vec<u64>,
     /// The entries concerning this account.
     pub entries: Vec<AuditLine>,
     /// The trustees' release entries among them, one group per release request (each entry
@@ -120,11 +127,18 @@ impl Client {
             BTreeMap::new();
         // Erasure entries seen so far, by leaf: the same entry again is a replay.
         let mut erasures = BTreeSet::new();
+        let mut unreadable = Vec::new();
         for (i, e) in entries.iter().enumerate() {
             let index = i as u64;
             let Some(e) = *e else {
                 continue;
             };
+            // A later version's kind: its leaf counted above; who may sign it and whom it
+            // concerns are unknown here, so it is passed over and named, never guessed at.
+            if e.event.unreadable_code().is_some() {
+                unreadable.push(index);
+                continue;
+            }
             let repeated =
                 matches!(e.event, AuditEvent::Erasure { .. }) && !erasures.insert(e.leaf_hash());
             let conv = e.event.conversation();
@@ -211,6 +225,7 @@ impl Client {
             witnessed,
             withheld,
             leaves_make_head,
+            unreadable,
             entries: lines,
             releases,
         })

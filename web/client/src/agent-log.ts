@@ -29,7 +29,7 @@
  * read from 0 to its size once, proven against its root, to build it.
  */
 import { CompactRange, equal, fromCbor, toCbor, verifyTreeHead, type AuditEntry, type CborValue, type TreeHead } from "@sealdesk/protocol";
-import { AuditLogError, proveHead, rangeFromCbor, rangeToCbor, readListing, type ServedEntry } from "./audit-listing.js";
+import { AuditLogError, keepUnreadable, proveHead, rangeFromCbor, rangeToCbor, readListing, type ServedEntry } from "./audit-listing.js";
 import { treeHeadFromCbor } from "./notice.js";
 import { checkConsistent, type SeenHead } from "./notices-witness.js";
 import type { Session } from "./session.js";
@@ -153,6 +153,7 @@ export class AuditLogReader {
       const rebuilt = CompactRange.empty().extend(listing.leaves);
       proveHead(rebuilt, kept);
       range = rebuilt;
+      await keepUnreadable(this.store, listing.unreadable);
       for (const f of aboutConversations(listing.entries, ctx)) {
         backfill.get(f.conversation)?.push(f.index);
         await ctx.found(f);
@@ -166,6 +167,7 @@ export class AuditLogReader {
       const extended = range.extend(listing.leaves);
       proveHead(extended, head);
       range = extended;
+      await keepUnreadable(this.store, listing.unreadable);
       for (const f of aboutConversations(listing.entries, ctx)) {
         const b = await this.store.get(noticesRecord(f.conversation));
         const list = b === undefined ? [] : indicesFromCbor(b);

@@ -12,10 +12,18 @@
  * with the leaves it was served and compares the root with the head's: an entry dropped (the
  * rest shifted), added, swapped for another, altered, or a withheld leaf changed makes another
  * root, and the listing is refused (`listing_not_head`) before any of its entries is used.
+ *
+ * An entry of a kind a later version adds (§12.1, `{ extension: { code, body } }`) has its leaf
+ * computed the same way, from its code and body as served, so the listing is still proven; it is
+ * then passed over (never handed to `want`), its index listed in `unreadable`, and each reader
+ * keeps those indexes (`keepUnreadable`) for the widget and the console to say
+ * (`unreadableNote`): "1 entry of a kind this version cannot read at index N — update sealdesk".
+ * An entry that does not decode at all still refuses the listing.
  */
-import { CompactRange, entryLeafHash, equal, fromCbor, type AuditEntry, type CborValue, type TreeHead } from "@sealdesk/protocol";
+import { CompactRange, entryLeafHash, equal, fromCbor, toCbor, type AuditEntry, type CborValue, type TreeHead } from "@sealdesk/protocol";
 import { auditEntryFromCbor } from "./notice.js";
 import type { Session } from "./session.js";
+import type { Store } from "./store.js";
 
 /** Why the relay's log was refused. */
 export type AuditLogFailure = "shrank" | "forked" | "not_an_extension" | "held_back" | "bad_head" | "bad_answer" | "listing_not_head";
@@ -44,6 +52,8 @@ export interface Listing {
   leaves: Uint8Array[];
   /** The readable entries `want` kept, in index order. */
   entries: ServedEntry[];
+  /** The indexes of readable entries of a kind this version cannot read, passed over. */
+  unreadable: number[];
 }
 
 /**
@@ -60,6 +70,7 @@ export interface Listing {
 export async function readListing(s: Session, from: number, to: number, page: number, want: (e: ServedEntry) => boolean): Promise<Listing> {
   const leaves: Uint8Array[] = [];
   const entries: ServedEntry[] = [];
+  const unreadable: number[] = [];
   let next = from;
   while (next < to) {
     const limit = Math.min(page, to - next);
@@ -88,12 +99,45 @@ export async function readListing(s: Session, from: number, to: number, page: nu
         throw new AuditLogError("listing_not_head", `entry ${index} does not decode (${e instanceof Error ? e.message : String(e)}): the listing cannot be proven`);
       }
       leaves.push(entryLeafHash(entry));
+      if ("extension" in entry.event) {
+        unreadable.push(index);
+        continue;
+      }
       const served = { index, entry, raw };
       if (want(served)) entries.push(served);
     }
     next += slots;
   }
-  return { leaves, entries };
+  return { leaves, entries, unreadable };
+}
+
+/** Where the readers keep the indexes of the entries they passed over unread: `log/unreadable` → `[index…]`. */
+export const UNREADABLE_RECORD = "log/unreadable";
+
+/** Adds `indexes` (of a proven listing) to those kept in `UNREADABLE_RECORD`. */
+export async function keepUnreadable(store: Store, indexes: readonly number[]): Promise<void> {
+  if (indexes.length === 0) return;
+  const kept = await unreadableIndexes(store);
+  const all = [...new Set([...kept, ...indexes])].sort((a, b) => a - b);
+  if (all.length !== kept.length) await store.put(UNREADABLE_RECORD, toCbor(all));
+}
+
+/** The indexes kept in `UNREADABLE_RECORD`, increasing. */
+export async function unreadableIndexes(store: Store): Promise<number[]> {
+  const b = await store.get(UNREADABLE_RECORD);
+  const v = b === undefined ? null : fromCbor(b);
+  return Array.isArray(v) ? v.filter((x): x is number => typeof x === "number") : [];
+}
+
+/**
+ * The line the widget and the console show for the entries passed over unread, or null: "1 entry
+ * of a kind this version cannot read at index 4 — update sealdesk" (the Rust client's words).
+ */
+export async function unreadableNote(store: Store): Promise<string | null> {
+  const at = await unreadableIndexes(store);
+  if (at.length === 0) return null;
+  if (at.length === 1) return `1 entry of a kind this version cannot read at index ${at[0]} — update sealdesk`;
+  return `${at.length} entries of a kind this version cannot read at indexes ${at.join(", ")} — update sealdesk`;
 }
 
 /**

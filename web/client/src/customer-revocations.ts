@@ -22,7 +22,7 @@
  * 0 once, as after a consent is granted or shared (`customer-consents.ts` deletes the position).
  */
 import { CompactRange, equal, fromCbor, toCbor, toHex, verifyTreeHead } from "@sealdesk/protocol";
-import { AuditLogError, proveHead, rangeFromCbor, rangeToCbor, readListing, type ServedEntry } from "./audit-listing.js";
+import { AuditLogError, keepUnreadable, proveHead, rangeFromCbor, rangeToCbor, readListing, type ServedEntry } from "./audit-listing.js";
 import { CONSENT_PREFIX, REVOKED_PREFIX, type RightsHost } from "./customer-rights.js";
 import { treeHeadFromCbor } from "./notice.js";
 
@@ -75,6 +75,8 @@ export async function learnRevocations(host: RightsHost): Promise<string[]> {
   const listing = await readListing(s, kept.size, head.size, PAGE, (e) => namesOpen(e, open));
   const whole = kept.extend(listing.leaves);
   proveHead(whole, head);
+  // Passed over, and said (the widget's `unreadableNote`): they could be about this customer.
+  await keepUnreadable(host.store, listing.unreadable);
   let stop = whole;
   const learned: string[] = [];
   for (const e of listing.entries) {

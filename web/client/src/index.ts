@@ -30,3 +30,4 @@ export * from "./agent-log.js";
 export * from "./signal.js";
 export * from "./vault-import.js";
 export * from "./attachment.js";
+export { unreadableNote, UNREADABLE_RECORD } from "./audit-listing.js";

@@ -13,6 +13,7 @@ import {
   ProtocolError,
   entryLeafHash,
   equal,
+  extensionEvent,
   toHex,
   verifyEntry,
   verifyInclusion,
@@ -100,6 +101,10 @@ export function auditEntryFromCbor(v: CborValue): AuditEntry {
     event = { dispute_closed: { org: str(e, "org"), conversation: bytes(e, "conversation", 16), ticket: bytes(e, "ticket", 16), because: closedBecauseFromCbor(e.because) } };
   } else if (k === "policy_change") {
     event = { policy_change: { org: str(e, "org"), version: num(e, "version"), policyHash: bytes(e, "policy_hash", 32) } };
+  } else if (k === "extension") {
+    const body = e.body;
+    if (!(body instanceof Uint8Array)) throw new ProtocolError("malformed", "extension body");
+    event = extensionEvent(num(e, "code"), body);
   } else {
     throw new ProtocolError("malformed", `event ${k}`);
   }
@@ -357,5 +362,6 @@ function describe(e: AuditEvent, signer: string | null, audience: NoticeAudience
     const why = d.because === "released" ? "its release is complete" : d.because === "rejected" ? "the arbiters rejected it" : `${d.org} closed it: ${d.because.master}`;
     return `dispute ticket ${toHex(d.ticket)} about this chat is closed (${why}); nothing more can be released under it`;
   }
+  if ("extension" in e) return `an entry of a kind this version cannot read (code ${e.extension.code}): update sealdesk to read it`;
   return `${e.policy_change.org} published policy version ${e.policy_change.version}`;
 }

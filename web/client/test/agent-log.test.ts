@@ -7,9 +7,9 @@
  * is left as it was.
  */
 import { describe, expect, it } from "vitest";
-import { entryLeafHash, toHex } from "@sealdesk/protocol";
-import { AuditLogError, AuditLogReader, LOG_SCAN_RECORD, MemoryStore, type FoundEntry, type Request } from "../src/index.js";
-import { conversation, lookFor, mixedLog, relay, release, session, t1 } from "./audit-log.fixture.js";
+import { entryLeafHash, toHex, type CborValue } from "@sealdesk/protocol";
+import { AuditLogError, AuditLogReader, LOG_SCAN_RECORD, MemoryStore, unreadableNote, type FoundEntry, type Request } from "../src/index.js";
+import { conversation, laterKind, lookFor, mixedLog, relay, release, session, t1 } from "./audit-log.fixture.js";
 
 const ours = toHex(conversation);
 const fromIndices = (asked: Request[]): number[] => asked.flatMap((r) => (r.kind === "get_entries" ? [r.from] : []));
@@ -72,5 +72,36 @@ describe("the console's verified position in the audit log", () => {
     expect(e).toBeInstanceOf(AuditLogError);
     expect(e).toMatchObject({ failure: "held_back" });
     expect(await store.get(LOG_SCAN_RECORD)).toBeUndefined();
+  });
+});
+
+describe("an entry of a kind this version cannot read (PROTOCOL §12.3)", () => {
+  // A later relay's entry at index 4 (its leaf computed from its code and body as served), a release after it.
+  const later = (): { leaves: Uint8Array[]; entries: (CborValue | null)[] } => {
+    const { leaves, entries } = mixedLog(4);
+    const x = laterKind(relay);
+    const r = release(t1);
+    return { leaves: [...leaves, entryLeafHash(x.entry), entryLeafHash(r.entry)], entries: [...entries, x.raw, r.raw] };
+  };
+
+  it("is passed over, the listing still proven and the entries after it read, and said in one line", async () => {
+    const store = new MemoryStore();
+    const { leaves, entries } = later();
+    const found: FoundEntry[] = [];
+    await new AuditLogReader(store).look(session(leaves, { entries }), lookFor([ours], found));
+    expect(found.map((f) => f.index)).toEqual([0, 2, 5]);
+    expect(await unreadableNote(store)).toBe("1 entry of a kind this version cannot read at index 4 — update sealdesk");
+  });
+
+  it("still refuses an entry that does not decode, and a kind it reads served as one it cannot", async () => {
+    const { leaves, entries } = later();
+    for (const event of [{ frobnicate: { org: "acme" } }, { extension: { code: 3, body: new Uint8Array(32) } }]) {
+      const bad = entries.map((e, i) => (i === 4 && e !== null && typeof e === "object" && !(e instanceof Uint8Array) && !Array.isArray(e) ? { ...e, event } : e));
+      const store = new MemoryStore();
+      const err = await new AuditLogReader(store).look(session(leaves, { entries: bad }), lookFor([ours], [])).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AuditLogError);
+      expect(err).toMatchObject({ failure: "listing_not_head" });
+      expect(await store.get(LOG_SCAN_RECORD)).toBeUndefined();
+    }
   });
 });

@@ -13,8 +13,8 @@
 import { describe, expect, it } from "vitest";
 import { entryLeafHash, equal, fromCbor, toCbor, toHex, verifyEntry, type CborValue } from "@sealdesk/protocol";
 import { readListing } from "../src/audit-listing.js";
-import { AuditLogReader, LOG_SCAN_RECORD, MemoryStore, REVOCATION_SCAN_KEY, learnRevocations, noticesRecord, type FoundEntry, type Request, type RightsHost, type Session } from "../src/index.js";
-import { conversation, customer, erasure, headCbor, lookFor, mixedLog, random, relay, revocation, session, t1, type EntriesAnswer } from "./audit-log.fixture.js";
+import { AuditLogReader, LOG_SCAN_RECORD, MemoryStore, REVOCATION_SCAN_KEY, learnRevocations, noticesRecord, unreadableNote, type FoundEntry, type Request, type RightsHost, type Session } from "../src/index.js";
+import { conversation, customer, erasure, headCbor, laterKind, lookFor, mixedLog, random, relay, revocation, session, t1, type EntriesAnswer } from "./audit-log.fixture.js";
 import { TAMPERS, lie, type Tamper } from "./listing-tamper.js";
 
 const ours = toHex(conversation);
@@ -204,6 +204,19 @@ describe("the customer's reading for revocations proves its listing makes up the
     expect(await learnRevocations(h)).toEqual([toHex(consentC)]);
     // Both readings started at the proven position: only the new entries were read.
     expect(asked.flatMap((r) => (r.kind === "get_entries" ? [r.from] : []))).toEqual([5, 5]);
+  });
+
+  it("passes over an entry of a kind it cannot read, learns the revocation after it, and keeps its index to say", async () => {
+    const { leaves, entries } = revocations();
+    // Slot 2 (another's erasure, withheld) replaced by a later relay's entry this customer is served.
+    const x = laterKind(relay);
+    leaves[2] = entryLeafHash(x.entry);
+    entries[2] = x.raw;
+    const checked: number[] = [];
+    const h = await host(session(leaves, { entries }), checked);
+    expect(await learnRevocations(h)).toEqual([toHex(consentA), toHex(consentB)]);
+    expect(checked).toEqual([1, 3]);
+    expect(await unreadableNote(h.store)).toBe("1 entry of a kind this version cannot read at index 2 — update sealdesk");
   });
 
   it("stops at an entry it cannot prove and reads on from exactly there, the position proven", async () => {

@@ -134,3 +134,11 @@ export function session(
   return { call } as unknown as Session;
 }
 
+
+/** An entry of a kind a later version adds (§12.1: `{ extension: { code, body } }`), signed by `signer`, and its CBOR. */
+export function laterKind(signer: IdentityKeys, code = 6): { entry: AuditEntry; raw: CborValue } {
+  const body = random(20);
+  const unsigned = { event: { extension: { code, body } }, at: NOW - 10, signer: signer.signingPublic };
+  const signature = signer.sign(entrySignedBytes(unsigned));
+  return { entry: { ...unsigned, signature }, raw: { event: { extension: { code, body } }, at: unsigned.at, signer: unsigned.signer, signature } };
+}

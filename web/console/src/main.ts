@@ -8,7 +8,7 @@
  * HTML. Sending is blocked, loudly, when a pinned key changes (a customer's, another agent's, or
  * the org master's).
  */
-import { Agent, AgentError, AuditLogError, VaultImportError, consentsClaimed, importCliVault, withheldText, type AgentEvent, type Hole, type AgentLine, type ConversationStatus, type ConversationView, type SocketLike } from "@sealdesk/client";
+import { Agent, AgentError, AuditLogError, VaultImportError, consentsClaimed, importCliVault, withheldText, type AgentEvent, type Hole, type AgentLine, type ConversationStatus, type ConversationView, type SocketLike, unreadableNote } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
 import { STATES, downloadButton, el, holesDrawn, moreHolesItem, noticeItem, redraw, showAlert, time } from "@sealdesk/client/ui";
 import { agentPolicySummary, conversationTitle, findVaultFiles, lineMark, shortId, statusWords, unlockFailureText } from "./logic.js";
@@ -270,7 +270,17 @@ async function main(): Promise<void> {
     text.focus();
   };
 
+  // Entries of the audit log of a kind this version cannot read (PROTOCOL §12.3): one line.
+  const logNote = document.getElementById("log-note");
+  const sayUnreadable = (): void =>
+    void unreadableNote(store).then((line) => {
+      if (logNote === null) return;
+      logNote.hidden = line === null;
+      logNote.textContent = line === null ? "" : `The audit log holds ${line}: what it records (it could concern you) is not shown.`;
+    });
+  sayUnreadable();
   agent.on((e: AgentEvent) => {
+    sayUnreadable();
     switch (e.kind) {
       case "state":
         online = e.state === "online";

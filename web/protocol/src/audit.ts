@@ -19,7 +19,12 @@ export type AuditEvent =
   | { erasure: { conversation: Uint8Array; reason: "retention" | "customer request" } }
   | { consent_revocation: { conversation: Uint8Array; consent: Uint8Array } }
   | { policy_change: { org: string; version: number; policyHash: Uint8Array } }
-  | { dispute_closed: { org: string; conversation: Uint8Array; ticket: Uint8Array; because: ClosedBecause } };
+  | { dispute_closed: { org: string; conversation: Uint8Array; ticket: Uint8Array; because: ClosedBecause } }
+  /**
+   * A kind a later version adds (§12.1): its code and the rest of its canonical layout as
+   * served. A reader passes over it (counted and said), never reads it as a kind above.
+   */
+  | { extension: { code: number; body: Uint8Array } };
 
 /** Why a dispute ticket was closed (§10.5a): the master's reason, or the relay's own close. */
 export type ClosedBecause = { master: string } | "released" | "rejected";
@@ -27,8 +32,26 @@ export type ClosedBecause = { master: string } | "released" | "rejected";
 /** Event codes of the layout. */
 export const EVENT_CODES = { release: 1, erasure: 2, consent_revocation: 3, policy_change: 4, dispute_closed: 5 } as const;
 
+/** The lowest event code a later version may add (`1..=5` are the kinds above). */
+export const FIRST_EXTENSION_CODE = 6;
+
+/**
+ * An event of a kind this version cannot read, from the CBOR body of `{ extension: … }`.
+ *
+ * # Errors
+ * `ProtocolError` (`malformed`) for a code this version reads (or 0, or not a byte): served in
+ * this form it would be passed over unread with its genuine leaf, a release hidden.
+ */
+export function extensionEvent(code: number, body: Uint8Array): AuditEvent {
+  if (!Number.isInteger(code) || code < FIRST_EXTENSION_CODE || code > 255) {
+    throw new ProtocolError("malformed", `an event of code ${code} served as a kind this version cannot read: codes 1 to 5 are kinds it reads, and 0 is none`);
+  }
+  return { extension: { code, body } };
+}
+
 /** Appends an event's canonical layout. */
 export function writeEvent(w: Writer, e: AuditEvent): Writer {
+  if ("extension" in e) return w.u8(e.extension.code).fixed(e.extension.body);
   if ("release" in e) {
     const r = e.release;
     w.u8(1).str(r.org).fixed(r.requestHash).fixed(r.conversation).u32(r.epochs.first).u32(r.epochs.last);

@@ -1,7 +1,8 @@
 /** `audit.json`: entries of every kind rebuilt from the other vectors, roots, proofs, heads, cosignatures. */
 import { describe, expect, it } from "vitest";
 import { toHex } from "../src/bytes.js";
-import { cosignatureSignedBytes, entryLeaf, entryLeafHash, entrySignedBytes, eventKindOf, treeHeadSignedBytes, verifyCosignature, verifyEntry, verifyTreeHead } from "../src/audit.js";
+import { fromCbor } from "../src/wire.js";
+import { cosignatureSignedBytes, entryLeaf, entryLeafHash, entrySignedBytes, eventKindOf, extensionEvent, treeHeadSignedBytes, verifyCosignature, verifyEntry, verifyTreeHead } from "../src/audit.js";
 import type { AuditEntry, AuditEvent } from "../src/audit.js";
 import { CompactRange, consistencyPath, inclusionPath, root, verifyConsistency, verifyInclusion } from "../src/merkle.js";
 import { policyHash } from "../src/policy.js";
@@ -110,6 +111,26 @@ describe("audit.json", () => {
       expect(toHex(keysOf(c.witness).sign(cosignatureSignedBytes(cs)))).toBe(c.signature);
       expect(verifyCosignature(cs)).toBe(cs);
       expect(() => verifyCosignature({ ...cs, size: cs.size + 1 })).toThrowError(/bad_signature/);
+    }
+  });
+});
+
+describe("audit.json: an entry of a kind a later version adds (§12.1)", () => {
+  const x = v.unreadable as Json;
+  it("has its signed bytes, leaf and signature from its code and body as served", () => {
+    const cbor = fromCbor(h(x.cbor)) as { event: { extension: { code: number; body: Uint8Array } }; at: number; signer: Uint8Array; signature: Uint8Array };
+    expect(cbor.event.extension.code).toBe(x.code);
+    const entry: AuditEntry = { event: extensionEvent(cbor.event.extension.code, cbor.event.extension.body), at: cbor.at, signer: cbor.signer, signature: cbor.signature };
+    expect(toHex(entrySignedBytes(entry))).toBe(x.signed_bytes);
+    expect(toHex(entryLeaf(entry))).toBe(x.leaf);
+    expect(toHex(entryLeafHash(entry))).toBe(x.leaf_hash);
+    expect(toHex(entry.signer)).toBe(toHex(signingKeyOf(x.signer)));
+    verifyEntry(entry);
+  });
+  it("refuses a kind this version reads, or code 0, in that form", () => {
+    for (const r of (v.refused as Json[]).slice(0, 2)) {
+      const cbor = fromCbor(h(r.cbor)) as { event: { extension: { code: number; body: Uint8Array } } };
+      expect(() => extensionEvent(cbor.event.extension.code, cbor.event.extension.body)).toThrow(/cannot read/);
     }
   });
 });

@@ -9,7 +9,7 @@
  * send, the counter persisted before encrypting); the others follow over a BroadcastChannel.
  * The DOM is written with `textContent` only: nothing from the relay or the agent is HTML.
  */
-import { Customer, CustomerError, RelayError, consentName, policySummary, type ChatLine, type CustomerEvent, type NoticeAudience, type ShownNotice, type SocketLike } from "@sealdesk/client";
+import { Customer, CustomerError, RelayError, consentName, policySummary, type ChatLine, type CustomerEvent, type NoticeAudience, type ShownNotice, type SocketLike, unreadableNote } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
 import { STATES, downloadButton, el, joinsOpening, noticeItem, releaseItem, replaceItem, showAlert, time } from "@sealdesk/client/ui";
 import { fromHex, toHex } from "@sealdesk/protocol";
@@ -219,7 +219,17 @@ async function main(): Promise<void> {
   readMarks();
   if (customer.conversationId() !== null) el<HTMLDetailsElement>("policy").open = false;
 
+  // Entries of the audit log of a kind this version cannot read (PROTOCOL §12.3): one line.
+  const logNote = document.getElementById("log-note");
+  const sayUnreadable = (): void =>
+    void unreadableNote(store).then((line) => {
+      if (logNote === null) return;
+      logNote.hidden = line === null;
+      logNote.textContent = line === null ? "" : `The audit log holds ${line}: what it records (it could concern you) is not shown.`;
+    });
+  sayUnreadable();
   customer.on((e: CustomerEvent) => {
+    sayUnreadable();
     switch (e.kind) {
       case "state":
         online = e.state === "online";

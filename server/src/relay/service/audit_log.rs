@@ -353,6 +353,13 @@ impl Service {
                     "only the relay logs dispute closes (`CloseTicket` asks for one)",
                 );
             }
+            // This relay does not know who may make it, nor who may read it.
+            AuditEvent::Extension(_) => {
+                return reject(
+                    ErrorCode::Forbidden,
+                    "an entry of a kind this relay does not define",
+                );
+            }
         };
         // The notice goes to the conversation in the same transaction as the leaf: a crash
         // can lose both, never the notice alone (a resuming trustee finds its entry and does
@@ -613,6 +620,8 @@ impl Service {
             } => (Some(org.clone()), *conversation),
             AuditEvent::ConsentRevocation { conversation, .. }
             | AuditEvent::Erasure { conversation, .. } => (None, *conversation),
+            // This relay never appends one (`append_audit` refuses it): its signer alone.
+            AuditEvent::Extension(_) => return Ok(false),
         };
         let parties = self.conversation_parties(&conversation)?;
         if parties.as_ref().is_some_and(|p| p.customer == caller.key()) {
