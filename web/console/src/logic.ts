@@ -75,6 +75,11 @@ export function conversationTitle(customer: string, id: string): string {
   return `${customer} · ${shortId(id)}`;
 }
 
+/** What a conversation's entry in the list adds to its accessible name: ", 2 unread messages", or nothing. */
+export function unreadWords(unread: number): string {
+  return unread === 0 ? "" : `, ${unread} unread ${unread === 1 ? "message" : "messages"}`;
+}
+
 /**
  * A conversation's status as the list says it, in the status menu's words: a bare "waiting"
  * read as a customer waiting for an answer, the opposite of what the agent set.

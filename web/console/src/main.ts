@@ -11,7 +11,8 @@
 import { Agent, AgentError, AuditLogError, VaultImportError, consentsClaimed, importCliVault, withheldText, type AgentEvent, type Hole, type AgentLine, type ConversationStatus, type ConversationView, type SocketLike, unreadableNote } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
 import { STATES, downloadButton, el, holesDrawn, moreHolesItem, noticeItem, redraw, showAlert, time } from "@sealdesk/client/ui";
-import { agentPolicySummary, conversationTitle, findVaultFiles, lineMark, shortId, statusWords, unlockFailureText } from "./logic.js";
+import { agentPolicySummary, conversationTitle, findVaultFiles, lineMark, shortId, statusWords, unlockFailureText, unreadWords } from "./logic.js";
+import { clipIcon, withoutClip } from "./clip.js";
 import { quotaLines, type QuotaLine } from "./quota.js";
 
 const DB = "sealdesk-console";
@@ -99,6 +100,18 @@ async function main(): Promise<void> {
   let quotas: QuotaLine[] = [];
   /** The conversation the log shows (drawn last). */
   let drawn: string | null = null;
+  /** The key of the log's last item when drawn last: a new one at the end is news below. */
+  let lastDrawn: string | null = null;
+  /** "New messages below": shown when items come at the end of a log the agent scrolled up in. */
+  const newBelow = el<HTMLButtonElement>("new-below");
+  /** Whether the log is scrolled to its end (within a few pixels). */
+  const atLogEnd = (): boolean => log.scrollHeight - log.scrollTop - log.clientHeight < 24;
+  /**
+   * Whether the log follows its newest line: as the agent last left it (the log's own scroll
+   * events), not as measured when drawing — a warning or the policy opened above the log makes
+   * it shorter, its end out of sight, without the agent having scrolled anywhere.
+   */
+  let following = true;
   /** Each line with a file, drawn once and kept (its download button in it), by conversation and sequence number. */
   const attachmentLines = new Map<string, HTMLLIElement>();
 
@@ -118,6 +131,9 @@ async function main(): Promise<void> {
         b.type = "button";
         b.dataset.conversation = c.id;
         b.setAttribute("aria-current", String(c.id === current));
+        // Unread is said without the badge's colour too: the name in bold (`.has-unread`), the
+        // count in the item's accessible name.
+        b.classList.toggle("has-unread", c.unread > 0);
         const name = document.createElement("span");
         name.className = "name";
         name.textContent = c.customer;
@@ -134,7 +150,7 @@ async function main(): Promise<void> {
         sub.className = "sub";
         sub.append(short, ` · ${c.org} · ${c.transferredOut ? `transferred to ${c.agent}` : statusWords(c.status)}${c.blocked !== null ? " · KEY CHANGED" : ""}`);
         b.append(name, badge, sub);
-        b.setAttribute("aria-label", `${conversationTitle(c.customer, c.id)}, ${c.unread} unread`);
+        b.setAttribute("aria-label", `${conversationTitle(c.customer, c.id)}${unreadWords(c.unread)}`);
         b.addEventListener("click", () => open(c.id));
         li.append(b);
         return li;
@@ -155,7 +171,8 @@ async function main(): Promise<void> {
     who.textContent = l.mine ? `You (${l.sender})` : l.sender;
     const body = document.createElement("p");
     body.className = "text";
-    body.textContent = l.kind === "status" ? `set the status to ${l.text}` : l.text;
+    if (l.attachment !== undefined) body.append(clipIcon(), withoutClip(l.text));
+    else body.textContent = l.kind === "status" ? `set the status to ${l.text}` : l.text;
     const meta = document.createElement("span");
     meta.className = "meta";
     // The agent's own texts and files carry their mark: sent, delivered, read.
@@ -237,10 +254,18 @@ async function main(): Promise<void> {
     items.push(...withheld.slice(w).map((h) => h.li), ...v.notices.slice(n).map((x) => noticeItem(x, audience)));
     // Drawn again every few seconds and on every event: in place (`redraw`: the focus and the
     // scroll position kept), following the newest line only when the agent was at the end.
-    const atEnd = drawn !== v.id || log.scrollHeight - log.scrollTop - log.clientHeight < 24;
+    // Scrolled up, the log stays where the agent left it; what comes at its end is said by the
+    // "New messages below" button instead, until the agent is at the end again.
+    const atEnd = drawn !== v.id || following;
     for (const li of items) li.dataset.key = li.classList.contains("more") ? "withheld/more" : `${li.classList.contains("notice") ? "notice" : li.classList.contains("withheld") ? "withheld" : "line"}/${li.dataset.seq ?? li.dataset.from ?? ""}`;
+    const last = items.at(-1)?.dataset.key ?? null;
     redraw(log, items);
-    if (atEnd) log.scrollTop = log.scrollHeight;
+    if (atEnd) {
+      log.scrollTop = log.scrollHeight;
+      following = true;
+      newBelow.hidden = true;
+    } else if (last !== lastDrawn) newBelow.hidden = false;
+    lastDrawn = last;
     drawn = v.id;
     el("typing").textContent = v.typing ? `${v.customer} is typing…` : "";
     const note = el("pane-note");
@@ -306,16 +331,26 @@ async function main(): Promise<void> {
         // The relay's warning ahead of a stored-bytes quota: after this agent's message or file,
         // or pushed (§13.12) when anyone's bytes bring it to 80%, and again at sign-in.
         // One line per quota (the account's, each org's): a newer warning replaces its own.
+        // Each a short line, its words behind a disclosure: in full, four lines at 800 px that
+        // could not be put away. The live region says the line (a closed disclosure's words are
+        // not read out); an opened one stays open when a newer figure comes (`redraw`).
         quotas = quotaLines(quotas, e.quota, e.quota.scope === "org" ? e.org : null);
         const q = el<HTMLDivElement>("quota");
         redraw(
           q,
           quotas.map((line) => {
+            // In a div: `redraw` keeps open the disclosures inside an item, not the item itself.
+            const item = document.createElement("div");
+            item.dataset.key = line.key;
+            const d = document.createElement("details");
+            const summary = document.createElement("summary");
+            summary.textContent = line.summary;
             const p = document.createElement("p");
-            p.dataset.key = line.key;
             p.dataset.scope = line.scope;
             p.textContent = line.text;
-            return p;
+            d.append(summary, p);
+            item.append(d);
+            return item;
           }),
         );
         q.hidden = false;
@@ -384,6 +419,17 @@ async function main(): Promise<void> {
         // (another conversation) is left there.
         if (document.activeElement === null || document.activeElement === document.body || document.activeElement === file) text.focus();
       });
+  });
+  log.addEventListener("scroll", () => {
+    following = atLogEnd();
+    if (following) newBelow.hidden = true;
+  });
+  newBelow.addEventListener("click", () => {
+    log.scrollTop = log.scrollHeight;
+    following = true;
+    newBelow.hidden = true;
+    // The button goes: the focus to the answer, not lost to the page's body.
+    if (!text.disabled) text.focus();
   });
   text.addEventListener("keydown", (ev) => {
     if (ev.key === "Enter" && !ev.shiftKey) {

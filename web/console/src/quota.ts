@@ -11,16 +11,30 @@
  *   operator, `stored_bytes_per_account`).
  *
  * One line per quota (`quotaLines`): a newer warning of the same quota (the account's, or one
- * org's) replaces the older one in its place; warnings of other quotas stay. Pure: the page
- * writes the lines with `textContent`.
+ * org's) replaces the older one in its place; warnings of other quotas stay. Each line is short
+ * (`agentQuotaSummary`: whose bytes, how full; one line in an 800 px window) with the words above
+ * behind a disclosure. Pure: the page writes the lines with `textContent`.
  */
 import { formatSize, type ByteQuota } from "@sealdesk/client";
 
-/** A warning shown: its quota's key (`account`, or `org/<name>`), scope and words. */
+/** A warning shown: its quota's key (`account`, or `org/<name>`), scope, short line and words. */
 export interface QuotaLine {
   readonly key: string;
   readonly scope: ByteQuota["scope"];
+  /** The line the page shows (`agentQuotaSummary`). */
+  readonly summary: string;
+  /** The warning in full (`agentQuotaText`), behind the line's disclosure. */
   readonly text: string;
+}
+
+/**
+ * The warning in one short line: how full whose quota is, the percentage first (what a screen
+ * reader says first, and what changes), and what follows. `org` as for `agentQuotaText`.
+ */
+export function agentQuotaSummary(q: ByteQuota, org: string | null): string {
+  const pct = Math.floor((q.used * 100) / Math.max(1, q.most));
+  const whose = q.scope === "account" ? "your account's" : org === null ? "an org's" : `${org}'s`;
+  return `${pct}% of ${whose} storage quota used: when full, new messages are refused.`;
 }
 
 /** The warning in words; `org` names an org's quota (`null`: the relay named none). */
@@ -59,7 +73,7 @@ export function quotaKey(q: ByteQuota, org: string | null): string {
  * quota replaced in its place, or a new line after the others.
  */
 export function quotaLines(shown: readonly QuotaLine[], q: ByteQuota, org: string | null): QuotaLine[] {
-  const line: QuotaLine = { key: quotaKey(q, org), scope: q.scope, text: agentQuotaText(q, org) };
+  const line: QuotaLine = { key: quotaKey(q, org), scope: q.scope, summary: agentQuotaSummary(q, org), text: agentQuotaText(q, org) };
   const at = shown.findIndex((l) => l.key === line.key);
   return at < 0 ? [...shown, line] : shown.map((l, i) => (i === at ? line : l));
 }

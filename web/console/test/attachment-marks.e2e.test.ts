@@ -62,7 +62,7 @@ describe("the marks on the agent's files in the console (Chromium)", () => {
     await page.locator("#text").fill("here it is");
     await page.locator("#file").setInputFiles(path);
     await expect.poll(() => page.locator("#upload-status").getAttribute("data-done"), { timeout: 30_000 }).toBe("true");
-    await expect.poll(() => texts(page)).toEqual(["can I have the invoice?", "📎 invoice 2231.pdf, 48.8 KiB: here it is"]);
+    await expect.poll(() => texts(page)).toEqual(["can I have the invoice?", "invoice 2231.pdf, 48.8 KiB: here it is"]);
     await traceMarks(page);
     expect(await mark()).toBe("sent");
     expect(await line.locator(".meta").textContent()).toMatch(/ · verified ✓ · sent$/);

@@ -35,7 +35,7 @@ describe("attachments in the agent console (Chromium)", () => {
     await cli(dave, s.relay.url, ["send", "--conversation", id, "can you replace it?"]);
 
     await selectConversation(page, id);
-    await expect.poll(() => texts(page)).toEqual(["the label is torn", "📎 label (torn).jpg, 68.4 KiB: see", "can you replace it?"]);
+    await expect.poll(() => texts(page)).toEqual(["the label is torn", "label (torn).jpg, 68.4 KiB: see", "can you replace it?"]);
     const [download] = await Promise.all([page.waitForEvent("download"), page.locator("#log li.line button.download").click()]);
     expect(download.suggestedFilename()).toBe("label (torn).jpg");
     expect(new Uint8Array(readFileSync(await download.path()))).toEqual(file);
@@ -52,7 +52,7 @@ describe("attachments in the agent console (Chromium)", () => {
       await cli(dave, s.relay.url, ["send", "--conversation", id, more]);
       await expect.poll(() => texts(page)).toContain(more);
     }
-    expect(await texts(page)).toEqual(["the label is torn", "📎 label (torn).jpg, 68.4 KiB: see", "can you replace it?", "thanks", "it is the one on the box"]);
+    expect(await texts(page)).toEqual(["the label is torn", "label (torn).jpg, 68.4 KiB: see", "can you replace it?", "thanks", "it is the one on the box"]);
     expect(await line.evaluate((li, at) => li.isConnected && document.querySelector(`#log li[data-seq="${at}"]`) === li, seq)).toBe(true);
     expect(await line.evaluate((li) => li.querySelector(".attachment-status")?.textContent)).toBe("Checked ✓");
     expect(await line.evaluate((li) => li.contains(document.activeElement) && document.activeElement?.classList.contains("download"))).toBe(true);
@@ -78,8 +78,8 @@ describe("attachments in the agent console (Chromium)", () => {
     await page.locator("#text").fill("this one");
     await page.locator("#file").setInputFiles(path);
     await expect.poll(() => page.locator("#upload-status").getAttribute("data-done"), { timeout: 30_000 }).toBe("true");
-    await expect.poll(() => texts(page)).toEqual(["which form do I need?", "📎 form B.pdf, 97.0 KiB: this one"]);
-    expect(await page.locator("#log li.line.mine .text").textContent()).toBe("📎 form B.pdf, 97.0 KiB: this one");
+    await expect.poll(() => texts(page)).toEqual(["which form do I need?", "form B.pdf, 97.0 KiB: this one"]);
+    expect(await page.locator("#log li.line.mine .text").textContent()).toBe("form B.pdf, 97.0 KiB: this one");
     await page.screenshot({ path: join(SHOTS, "console-attach-sent.png") });
 
     // The customer's CLI sees the file and saves identical bytes (every chunk, size and hash checked).

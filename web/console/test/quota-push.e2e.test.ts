@@ -17,7 +17,7 @@ const QUOTA = 10_500;
 describe("the pushed stored-bytes warning in the agent console (Chromium)", () => {
   const s = chromiumSuite("console-quota-push", { viewport: WIDE }, ["--limit", `stored_bytes_per_org=${QUOTA}`]);
 
-  const shown = async (page: Page): Promise<string | null> => ((await page.locator("#quota").isVisible()) ? await page.locator("#quota").textContent() : null);
+  const shown = async (page: Page): Promise<string | null> => ((await page.locator("#quota").isVisible()) ? await page.locator("#quota p").textContent() : null);
 
   it("shows the org's warning to an agent who sent nothing, and again after a reload", async () => {
     const page = await s.browser.newPage();

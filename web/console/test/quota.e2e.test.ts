@@ -3,7 +3,8 @@
  * small per-org quota (§13.12): a CLI customer writes, the agent answers from the console; the
  * agent's message that brings the org's stored bytes to 80% shows the warning (`#quota`, naming
  * the org's conversations, how much of how much, what to do); the messages before it show none.
- * Screenshot `console-quota.png`.
+ * In an 800 px window the warning is one line (how full, what follows), its words behind a
+ * disclosure (in full it took four lines, for good), in a live region. Screenshot `console-quota.png`.
  */
 import { join } from "node:path";
 import type { Page } from "playwright-core";
@@ -41,9 +42,25 @@ describe("the org's stored-bytes warning in the agent console (Chromium)", () =>
     // The ninth of the org: the warning, naming the org's quota.
     await expect.poll(() => page.locator("#quota").isVisible(), { timeout: 15_000 }).toBe(true);
     expect(await page.locator("#quota p").getAttribute("data-scope")).toBe("org");
-    const warning = (await page.locator("#quota").textContent()) ?? "";
+    const warning = (await page.locator("#quota p").textContent()) ?? "";
     expect(warning).toMatch(new RegExp(`The messages and files of ${s.org.org}'s conversations now take 8\\.\\d KiB of the 10\\.3 KiB this relay keeps for ${s.org.org} \\(8\\d%\\)`));
     expect(warning).toContain("(quota_exceeded)");
+    // At 800 px: one line, said by the live region; the words behind it, opened on demand.
+    await page.setViewportSize({ width: 800, height: 600 });
+    expect(await page.locator("#quota").getAttribute("role")).toBe("status");
+    const summary = page.locator("#quota summary");
+    expect(await summary.textContent()).toMatch(new RegExp(`^8\\d% of ${s.org.org}'s storage quota used: when full, new messages are refused\\.$`));
+    const lines = await page.locator("#quota").evaluate((q) => {
+      const line = parseFloat(getComputedStyle(q).lineHeight);
+      const s = q.querySelector("summary")?.getBoundingClientRect().height ?? 0;
+      const pad = parseFloat(getComputedStyle(q).paddingTop) + parseFloat(getComputedStyle(q).paddingBottom);
+      return { summary: s / line, box: (q.getBoundingClientRect().height - pad) / line };
+    });
+    expect(lines.summary).toBeLessThan(1.5);
+    expect(lines.box).toBeLessThan(1.5);
+    expect(await page.locator("#quota p").isVisible()).toBe(false);
+    await summary.click();
+    await expect.poll(() => page.locator("#quota p").isVisible()).toBe(true);
     expect(s.problems).toEqual([]);
     await page.screenshot({ path: join(SHOTS, "console-quota.png") });
     await page.close();

@@ -1,6 +1,6 @@
 /** The stored-bytes quota warnings as the console words them for an agent, one line per quota (§13.12). */
 import { describe, expect, it } from "vitest";
-import { agentQuotaText, quotaLines, type QuotaLine } from "../src/quota.js";
+import { agentQuotaSummary, agentQuotaText, quotaLines, type QuotaLine } from "../src/quota.js";
 
 describe("the stored-bytes quota warning for an agent", () => {
   it("names the org's quota, how much of how much, and what to do", () => {
@@ -30,6 +30,23 @@ describe("the stored-bytes quota warning for an agent", () => {
       expect(t).not.toContain("acme");
       expect(t).not.toContain("owner");
     }
+  });
+});
+
+describe("the warning's one short line", () => {
+  it("says how full whose quota is, the percentage first, and what follows", () => {
+    expect(agentQuotaSummary({ scope: "org", used: 9000, most: 10_500 }, "acme")).toBe("85% of acme's storage quota used: when full, new messages are refused.");
+    expect(agentQuotaSummary({ scope: "org", used: 9000, most: 10_500 }, null)).toBe("85% of an org's storage quota used: when full, new messages are refused.");
+    // The account's: no org named, whatever came with it.
+    expect(agentQuotaSummary({ scope: "account", used: 80, most: 100 }, "acme")).toBe("80% of your account's storage quota used: when full, new messages are refused.");
+  });
+
+  it("is kept with the full words in the quota's line, and replaced with them", () => {
+    const [first] = quotaLines([], { scope: "org", used: 80, most: 100 }, "acme");
+    const [next] = quotaLines(first === undefined ? [] : [first], { scope: "org", used: 93, most: 100 }, "acme");
+    expect(first?.summary).toMatch(/^80% /);
+    expect(next?.summary).toMatch(/^93% /);
+    expect(next?.text).toContain("(93%)");
   });
 });
 

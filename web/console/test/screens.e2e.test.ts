@@ -7,13 +7,18 @@
  * drawn as the keyboard's focus is (both were outlines: the agent could not tell which button
  * had the focus); with the org's policy opened, the log keeps room to read (it was squeezed to a
  * sliver, the pane scrolls instead); and after a file is sent the focus is back in the answer
- * (the file input, disabled while the file went, lost it to the page's body).
+ * (the file input, disabled while the file went, lost it to the page's body). Issue 23, seen
+ * then and fixed since: an unread conversation is seen without the badge (its name in bold) and
+ * heard (the count in its accessible name); a file's line is marked with a drawn icon named
+ * "Attachment", not "📎" (an empty box without an emoji font); at 600 px the action bar wraps,
+ * not the words of "Transfer to agent" (three lines).
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { chromiumSuite, cliCustomer } from "../../client/test/chromium.js";
 import { cli } from "../../client/test/relay.js";
+import { expectClipIcon } from "../../client/test/clip-check.js";
 import { consolePage, selectConversation, texts } from "./console-page.js";
 
 /** Long enough to wrap over three lines in the 16rem list. */
@@ -58,6 +63,13 @@ describe("the console's screens, as an agent meets them (Chromium)", () => {
     expect(badge.nameHeight).toBeGreaterThan(2 * badge.line);
     expect(badge.height).toBeLessThanOrEqual(badge.line + 2);
     expect(Math.abs(badge.top - badge.nameTop)).toBeLessThan(badge.line);
+    // Unread is seen without the badge (its colour): the name in bold, the read one's not; and
+    // heard: the count is in the entry's accessible name.
+    const weight = (id: string): Promise<number> => page.locator(`#list button[data-conversation="${id}"] .name`).evaluate((n) => Number(getComputedStyle(n).fontWeight));
+    expect(await weight(max.id)).toBeGreaterThanOrEqual(700);
+    expect(await weight(rita.id)).toBeLessThan(600);
+    expect(await page.getByRole("button", { name: `${LONG_NAME} · ${max.id.slice(0, 8)}, 2 unread messages`, exact: true }).count()).toBe(1);
+    expect(await page.getByRole("button", { name: `rita · ${rita.id.slice(0, 8)}`, exact: true }).count()).toBe(1);
 
     // The open conversation (rita's) with the focus in the answer: the conversation is marked,
     // but not with an outline, which only the focused element draws.
@@ -87,11 +99,30 @@ describe("the console's screens, as an agent meets them (Chromium)", () => {
     await page.locator("#file").focus();
     await page.locator("#file").setInputFiles(path);
     await expect.poll(() => page.locator("#upload-status").getAttribute("data-done"), { timeout: 30_000 }).toBe("true");
-    await expect.poll(() => texts(page)).toEqual(["my order never arrived", "set the status to waiting", "set the status to open", "📎 receipt.txt, 12 B"]);
+    await expect.poll(() => texts(page)).toEqual(["my order never arrived", "set the status to waiting", "set the status to open", "receipt.txt, 12 B"]);
+    await expectClipIcon(page.locator("#log li.line", { hasText: "receipt.txt" }));
     expect(await page.evaluate(() => document.activeElement?.id)).toBe("text");
     await page.keyboard.type("that is the receipt");
     await page.keyboard.press("Enter");
     await expect.poll(() => texts(page)).toContain("that is the receipt");
+
+    // At 600 px the action bar wraps, not the words of its labels ("Transfer to agent" took
+    // three lines), and nothing of it sticks out of the pane.
+    await page.setViewportSize({ width: 600, height: 600 });
+    const bar = await page.locator("#tools").evaluate((t) => {
+      const right = (t.closest("#pane") ?? t).getBoundingClientRect().right;
+      const parts = Array.from(t.querySelectorAll("label, select, input, button")).map((e) => e.getBoundingClientRect());
+      const label = t.querySelector("label[for=transfer-to]");
+      return {
+        label: label?.textContent ?? "",
+        labelHeight: label?.getBoundingClientRect().height ?? 0,
+        line: parseFloat(getComputedStyle(label ?? t).lineHeight),
+        out: parts.filter((r) => r.right > right + 0.5).length,
+      };
+    });
+    expect(bar.label).toBe("Transfer to agent");
+    expect(bar.labelHeight).toBeLessThanOrEqual(bar.line + 2);
+    expect(bar.out).toBe(0);
     expect(s.problems).toEqual([]);
     await page.close();
   });

@@ -21,6 +21,7 @@ import { plainRefusal } from "./refusals.js";
 import { recoveredElsewhere, recoveredIn, wireRecovery } from "./recovery-panel.js";
 import { agentKeyReason } from "./agent-key-words.js";
 import { wireHoles } from "./holes-view.js";
+import { clipIcon, withoutClip } from "./clip.js";
 
 /**
  * Shows `text` in the alert; `support` (a code and the library's detail) goes only in its
@@ -130,7 +131,8 @@ async function main(): Promise<void> {
     who.textContent = l.mine ? "You" : l.sender;
     const body = document.createElement("p");
     body.className = "text";
-    body.textContent = l.text;
+    if (l.attachment !== undefined) body.append(clipIcon(), withoutClip(l.text));
+    else body.textContent = l.text;
     const meta = document.createElement("span");
     meta.className = "meta";
     meta.textContent = `${time(l.sentAt)} · verified ✓`;

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { chromiumSuite, relayInTheMiddle, type Frame } from "../../client/test/chromium.js";
+import { expectClipIcon } from "../../client/test/clip-check.js";
 
 describe("attachments in the widget (Chromium)", () => {
   const s = chromiumSuite("widget-attach", { acceptDownloads: true });
@@ -36,7 +37,9 @@ describe("attachments in the widget (Chromium)", () => {
     writeFileSync(path, file);
     await s.org.agent(["send", "--conversation", id, "--attach", path, "here you go"]);
     await s.org.agent(["send", "--conversation", id, "anything else?"]);
-    await expect.poll(() => lines(page)).toEqual(["the invoice please", "📎 hidden invoice.pdf, 39.1 KiB: here you go", "anything else?"]);
+    await expect.poll(() => lines(page)).toEqual(["the invoice please", "hidden invoice.pdf, 39.1 KiB: here you go", "anything else?"]);
+    // The file's mark is a drawn icon named "Attachment", not an emoji (an empty box here).
+    await expectClipIcon(page.locator("#log li.line", { hasText: "hidden invoice.pdf" }));
 
     const [download] = await Promise.all([page.waitForEvent("download"), page.locator("#log li.line button.download").click()]);
     expect(download.suggestedFilename()).toBe("hidden invoice.pdf");
@@ -48,7 +51,7 @@ describe("attachments in the widget (Chromium)", () => {
     const mine = Buffer.from(randomBytes(3000));
     await page.locator("#text").fill("a photo of it");
     await page.locator("#file").setInputFiles({ name: "broken.png", mimeType: "image/png", buffer: mine });
-    await expect.poll(() => lines(page)).toContain("📎 broken.png, 2.9 KiB: a photo of it");
+    await expect.poll(() => lines(page)).toContain("broken.png, 2.9 KiB: a photo of it");
     const history = await s.org.agent(["history", "--conversation", id]);
     const n = /\[?#?(\d+)\]?[^\n]*broken\.png/.exec(history)?.[1] ?? "";
     const out = join(s.root, "saved.png");

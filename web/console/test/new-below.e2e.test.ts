@@ -1,0 +1,85 @@
+/**
+ * "New messages below" in the console (Chromium against the real relay serving web/dist; issue
+ * 23): an agent who scrolled up in a conversation to read is not moved when the customer writes —
+ * the log stays where it was — and a button says there is more below. Pressed, it brings the log
+ * to its end and goes, the focus in the answer; scrolling to the end by hand makes it go too.
+ * At the end already, the log follows the new line and no button shows — also after the policy
+ * opened above it made the log shorter (the agent did not scroll: the hint showed, the log stood).
+ */
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
+import { chromiumSuite } from "../../client/test/chromium.js";
+import { cli } from "../../client/test/relay.js";
+import { consolePage, customerWrites, texts } from "./console-page.js";
+
+/** A customer's message long enough that a few of them overflow the log. */
+const long = (n: number): string => `${n}: ${"the parcel came open and half of it is missing; ".repeat(6)}`;
+
+/** How far the log is from its end, in pixels. */
+const fromEnd = (page: Page): Promise<number> => page.locator("#log").evaluate((l) => l.scrollHeight - l.scrollTop - l.clientHeight);
+
+describe("the new-messages hint in the console (Chromium)", () => {
+  const s = chromiumSuite("console-new-below", { viewport: { width: 800, height: 600 } });
+
+  it("keeps a scrolled-up log still and offers the way down", async () => {
+    const page = await consolePage(s, false);
+    const { home: rita, id } = await customerWrites(s, page, "rita", long(0));
+    for (let n = 1; n < 5; n++) await cli(rita, s.relay.url, ["send", "--conversation", id, long(n)]);
+    await expect.poll(async () => (await texts(page)).length, { timeout: 30_000 }).toBe(5);
+    const hint = page.locator("#new-below");
+    // At the end, the log followed the new lines: no hint.
+    await expect.poll(() => fromEnd(page)).toBeLessThan(24);
+    expect(await hint.isVisible()).toBe(false);
+    // The policy opened above the log: the log is shorter, its end out of sight, but the agent
+    // did not scroll away from it — a new line is followed, no hint.
+    const before = await page.locator("#log").evaluate((l) => l.clientHeight);
+    await page.locator("#policy summary").click();
+    await expect.poll(() => page.locator("#log").evaluate((l) => l.clientHeight)).toBeLessThan(before);
+    expect(await fromEnd(page)).toBeGreaterThan(24);
+    await cli(rita, s.relay.url, ["send", "--conversation", id, "one more thing"]);
+    await expect.poll(() => texts(page), { timeout: 30_000 }).toContain("one more thing");
+    await expect.poll(() => fromEnd(page)).toBeLessThan(24);
+    expect(await hint.isVisible()).toBe(false);
+    await page.locator("#policy summary").click();
+
+    // Scrolled up: a new message leaves the log where it was, and the hint shows.
+    await page.locator("#log").evaluate((l) => {
+      l.scrollTop = 0;
+    });
+    expect(await fromEnd(page)).toBeGreaterThan(100);
+    await cli(rita, s.relay.url, ["send", "--conversation", id, "are you there?"]);
+    await expect.poll(() => texts(page), { timeout: 30_000 }).toContain("are you there?");
+    await expect.poll(() => hint.isVisible()).toBe(true);
+    expect(await page.locator("#log").evaluate((l) => l.scrollTop)).toBe(0);
+    expect(await hint.getAttribute("aria-controls")).toBe("log");
+    expect(await hint.textContent()).toBe("New messages below");
+
+    // Pressed: the log at its end, the hint gone, the focus in the answer.
+    await hint.click();
+    await expect.poll(() => fromEnd(page)).toBeLessThan(24);
+    expect(await hint.isVisible()).toBe(false);
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe("text");
+
+    // Up again, another message: the hint; scrolled down by hand, it goes.
+    await page.locator("#log").evaluate((l) => {
+      l.scrollTop = 0;
+    });
+    await cli(rita, s.relay.url, ["send", "--conversation", id, "hello?"]);
+    await expect.poll(() => texts(page), { timeout: 30_000 }).toContain("hello?");
+    await expect.poll(() => hint.isVisible()).toBe(true);
+    expect(await page.locator("#log").evaluate((l) => l.scrollTop)).toBe(0);
+    // Read when the scroll event comes (this listener runs after the page's, added first): the
+    // hint is gone then, not at the next redraw.
+    const goneOnScroll = await page.locator("#log").evaluate(
+      (l) =>
+        new Promise<boolean>((resolve) => {
+          l.addEventListener("scroll", () => resolve(document.getElementById("new-below")?.hidden ?? false), { once: true });
+          l.scrollTop = l.scrollHeight;
+        }),
+    );
+    expect(goneOnScroll).toBe(true);
+    expect(await hint.isVisible()).toBe(false);
+    expect(s.problems).toEqual([]);
+    await page.close();
+  });
+});
