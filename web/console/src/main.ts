@@ -10,9 +10,8 @@
  */
 import { Agent, AgentError, AuditLogError, VaultImportError, consentsClaimed, importCliVault, withheldText, type AgentEvent, type Hole, type AgentLine, type ConversationStatus, type ConversationView, type SocketLike, unreadableNote } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
-import { STATES, downloadButton, el, holesDrawn, moreHolesItem, noticeItem, redraw, showAlert, time } from "@sealdesk/client/ui";
+import { STATES, clipIcon, downloadButton, el, holesDrawn, moreHolesItem, noticeItem, redraw, showAlert, time, withoutClip } from "@sealdesk/client/ui";
 import { agentPolicySummary, conversationTitle, findVaultFiles, lineMark, shortId, statusWords, unlockFailureText, unreadWords } from "./logic.js";
-import { clipIcon, withoutClip } from "./clip.js";
 import { quotaLines, type QuotaLine } from "./quota.js";
 
 const DB = "sealdesk-console";

@@ -2,7 +2,7 @@
 import { VaultImportError } from "@sealdesk/client";
 import { describe, expect, it } from "vitest";
 import type { AgentLine } from "@sealdesk/client";
-import { withoutClip } from "../src/clip.js";
+import { withoutClip } from "@sealdesk/client/ui";
 import { conversationTitle, findVaultFiles, lineMark, shortId, statusWords, unlockFailureText, unreadWords } from "../src/logic.js";
 
 const file = (name: string, text: string): { name: string; arrayBuffer: () => Promise<ArrayBuffer> } => ({

@@ -11,7 +11,7 @@
  */
 import { Customer, CustomerError, RelayError, consentName, policySummary, type ChatLine, type CustomerEvent, type NoticeAudience, type ShownNotice, type SocketLike, unreadableNote } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
-import { STATES, downloadButton, el, joinsOpening, noticeItem, releaseItem, replaceItem, showAlert, time } from "@sealdesk/client/ui";
+import { STATES, clipIcon, downloadButton, el, joinsOpening, noticeItem, releaseItem, replaceItem, showAlert, time, withoutClip } from "@sealdesk/client/ui";
 import { fromHex, toHex } from "@sealdesk/protocol";
 import { showMarks, wireLiveSigns } from "./receipts.js";
 import { wireRights } from "./rights.js";
@@ -21,7 +21,6 @@ import { plainRefusal } from "./refusals.js";
 import { recoveredElsewhere, recoveredIn, wireRecovery } from "./recovery-panel.js";
 import { agentKeyReason } from "./agent-key-words.js";
 import { wireHoles } from "./holes-view.js";
-import { clipIcon, withoutClip } from "./clip.js";
 
 /**
  * Shows `text` in the alert; `support` (a code and the library's detail) goes only in its

@@ -1,8 +1,8 @@
 /**
  * The mark of a line with a file: a paperclip drawn as inline SVG, not the "📎" the client's
- * line text starts with — Debian's Chromium has no emoji font, and the agent saw an empty box.
+ * line text starts with — Debian's Chromium has no emoji font, and agents and customers saw an empty box.
  * The icon is named for screen readers ("Attachment"); the text after it is the line's text
- * without the emoji. (The widget draws the same: web/widget/src/clip.ts; both belong in @sealdesk/client/ui.)
+ * without the emoji. The widget and the console draw it alike.
  */
 
 const SVG = "http://www.w3.org/2000/svg";
