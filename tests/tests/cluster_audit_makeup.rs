@@ -2,21 +2,27 @@
 //! sessions watching the audit log (`watch_audit`) that it grew when another node's wake-up
 //! says so; a node that misses the wake-up (its listener reconnecting, here the relay's
 //! test-only `SEALDESK_TEST_DROP_AUDIT_WAKEUPS`) reads the log's new leaves at its next
-//! periodic catch-up, while a session there watches, and tells its watchers of growth they
-//! were not told. Nothing is read for it while no session on the node watches.
+//! periodic catch-up, and at once when its listener reconnects, while a session there
+//! watches, and tells its watchers of growth they were not told. Nothing is read for it while no session on the node watches.
 //!
 //! Before, the watcher learnt of the entry only at its own next look. Skipped, loudly, only
 //! without PostgreSQL binaries (CI installs them: `.ci/run`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use sealdesk_protocol::wire::{Push, Request, Response};
+use sealdesk_protocol::{
+    audit::SignedTreeHead,
+    wire::{Push, Request, Response},
+};
 use sealdesk_tests::{
     Org, RawClient,
     audit_log::policy_entry,
-    cluster::{self, TwoNodes, two_nodes},
+    cluster::{self, Node, TwoNodes, two_nodes},
     consent::release_entry,
 };
+
+/// The relay's test-only hook: the node drops the audit log wake-ups other nodes send.
+const DROP: &str = "SEALDESK_TEST_DROP_AUDIT_WAKEUPS";
 
 /// Reads of the audit log's new leaves at a node's periodic catch-ups (while a session there
 /// watches the log).
@@ -37,37 +43,37 @@ async fn told(watcher: &mut RawClient, what: &str, at_least: u64) -> u64 {
         .await
 }
 
-/// A customer watching the audit log on node B, which drops the audit wake-ups, is told
-/// `audit_grew` for a release entry appended through node A — by B's catch-up — with the size
-/// the entry made, and B's head is that size.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lost_audit_wakeup_is_made_up_at_the_catch_up() {
-    let Some(TwoNodes { a, b, .. }) = two_nodes("audit_makeup_lost")
-        .b_env(&[("SEALDESK_TEST_DROP_AUDIT_WAKEUPS", "1")])
-        .start()
-    else {
-        return;
-    };
-    let org = Org::setup(&a.url, 2470, "wakeco", 1, 1).await;
-    let mut customer = RawClient::login(&b.url, &org.customers[0]).await;
-    let chat = org.start_chat(&mut customer, 0, 2471).await;
+/// Node B drops the audit wake-ups. A customer on B starts a chat and watches the audit log;
+/// a trustee on node A appends a release entry for the chat. Returns the customer's session
+/// and the head A answered the entry with.
+async fn release_through_a_watched_on_b(
+    nodes: &TwoNodes,
+    seed: u64,
+) -> (RawClient, SignedTreeHead) {
+    let org = Org::setup(&nodes.a.url, seed, "wakeco", 1, 1).await;
+    let mut customer = RawClient::login(&nodes.b.url, &org.customers[0]).await;
+    let chat = org.start_chat(&mut customer, 0, seed + 1).await;
     customer.ok(Request::WatchAudit).await;
-    let mut trustee = RawClient::login(&a.url, &org.trustees[0]).await;
-
-    let release = release_entry(&org, chat.id, [27; 32], 2472);
-    let appended = match trustee.request(Request::AppendAudit(release)).await {
-        Response::Appended { head, .. } => head,
+    let mut trustee = RawClient::login(&nodes.a.url, &org.trustees[0]).await;
+    let release = release_entry(&org, chat.id, [27; 32], seed + 2);
+    match trustee.request(Request::AppendAudit(release)).await {
+        Response::Appended { head, .. } => (customer, head),
         other => panic!("the release entry through node A: {other:?}"),
-    };
+    }
+}
+
+/// `customer` on node B is told `audit_grew` with the size of `appended` (its wake-up dropped),
+/// by B's make-up, and B's head is `appended`.
+async fn told_by_the_make_up(b: &Node, customer: &mut RawClient, appended: &SignedTreeHead) {
     let size = told(
-        &mut customer,
+        customer,
         "audit_grew on node B for the release, its wake-up dropped",
         appended.size,
     )
     .await;
     assert_eq!(size, appended.size, "the size the release entry made");
     assert!(
-        cluster::metric(&b, MADE_UP).await >= 1,
+        cluster::metric(b, MADE_UP).await >= 1,
         "told by B's catch-up"
     );
     match customer.request(Request::GetTreeHead).await {
@@ -78,6 +84,41 @@ async fn a_lost_audit_wakeup_is_made_up_at_the_catch_up() {
         ),
         other => panic!("expected a tree head, got {other:?}"),
     }
+}
+
+/// A customer watching the audit log on node B, which drops the audit wake-ups, is told
+/// `audit_grew` for a release entry appended through node A — by B's periodic catch-up — with
+/// the size the entry made, and B's head is that size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_audit_wakeup_is_made_up_at_the_catch_up() {
+    let Some(nodes) = two_nodes("audit_makeup_lost").b_env(&[(DROP, "1")]).start() else {
+        return;
+    };
+    let (mut customer, appended) = release_through_a_watched_on_b(&nodes, 2470).await;
+    told_by_the_make_up(&nodes.b, &mut customer, &appended).await;
+}
+
+/// As above, but B's catch-up period is ten minutes (its start-up catch-up long done): B's
+/// watcher is told once B's listener loses its connection and reconnects, by the catch-up the
+/// reconnect runs at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_audit_wakeup_is_made_up_when_the_listener_reconnects() {
+    let Some(nodes) = two_nodes("audit_makeup_reconnect")
+        .b_settings(&[("CLUSTER_CATCH_UP_MS", "600000")])
+        .b_env(&[(DROP, "1")])
+        .start()
+    else {
+        return;
+    };
+    let (mut customer, appended) = release_through_a_watched_on_b(&nodes, 2490).await;
+    customer
+        .expect_no_push(
+            "audit_grew before the listener reconnects",
+            |p| matches!(p, Push::AuditGrew { size } if *size >= appended.size),
+        )
+        .await;
+    cluster::terminate_listeners(&nodes.db, 2);
+    told_by_the_make_up(&nodes.b, &mut customer, &appended).await;
 }
 
 /// While no session on node B watches the log, B's catch-ups read nothing of it; once one
