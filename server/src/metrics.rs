@@ -127,6 +127,13 @@ pub struct Metrics {
     /// Cluster mode: consents pushed to a master connected here from their stored row, the
     /// other node's forward having been missed.
     pub master_pushes_made_up: Counter,
+    /// Cluster mode: reads of the audit log's new leaves for the make-up of a lost audit
+    /// wake-up (`service::audit_watch`), one per periodic catch-up while a session here
+    /// watches the log.
+    pub audit_size_reads: Counter,
+    /// Cluster mode: times those reads found the log grown past what the watchers here were
+    /// told, and told them (the other node's wake-up having been missed).
+    pub audit_grew_made_up: Counter,
     /// Cluster mode: the store engine's counts of wake-ups and refused appends (set once, by
     /// a relay on PostgreSQL).
     pub cluster: std::sync::OnceLock<std::sync::Arc<crate::store::WakeCounts>>,
@@ -256,6 +263,16 @@ impl Metrics {
                 self.master_pushes_made_up.get(),
             ),
             (
+                "sealdesk_cluster_audit_size_reads_total",
+                "Reads of the audit log's new leaves at a periodic catch-up (only while a session here watches the log).",
+                self.audit_size_reads.get(),
+            ),
+            (
+                "sealdesk_cluster_audit_grew_made_up_total",
+                "Times the audit log's watchers here were told it grew at a catch-up (a wake-up missed).",
+                self.audit_grew_made_up.get(),
+            ),
+            (
                 "sealdesk_cluster_inserts_lost_total",
                 "Conditional inserts another node made first (their writers were refused).",
                 c.inserts_lost(),
@@ -336,6 +353,8 @@ impl Metrics {
             cluster_pushes: Counter::default(),
             master_push_reads: Counter::default(),
             master_pushes_made_up: Counter::default(),
+            audit_size_reads: Counter::default(),
+            audit_grew_made_up: Counter::default(),
             cluster: std::sync::OnceLock::new(),
             db_commit: Histogram::new(LATENCY_BUCKETS),
             wake_wait: Histogram::new(LATENCY_BUCKETS),

@@ -54,6 +54,20 @@ pub fn erasure_entry(
     )
 }
 
+/// A policy change entry of `org` signed by its master, now (any version: the relay checks
+/// the signer): an entry any test can append without a conversation.
+pub fn policy_entry(org: &crate::Org, version: u32) -> AuditEntry {
+    AuditEntry::sign(
+        &org.master.keys,
+        AuditEvent::PolicyChange {
+            org: org.name.clone(),
+            version,
+            policy_hash: [version.to_le_bytes()[0]; 32],
+        },
+        crate::now(),
+    )
+}
+
 /// Every trustee of the test org cosigns the relay's current head (as `trustee serve` does on
 /// each poll), connected directly.
 pub async fn witnesses_cosign(w: &World) {

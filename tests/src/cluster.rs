@@ -391,6 +391,17 @@ pub async fn metric(node: &Node, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
 }
 
+/// Waits until counter `name` of `node` has moved twice more than it had: for a counter moved
+/// once per periodic catch-up (`sealdesk_cluster_master_push_reads_total`), the second of
+/// those catch-ups started after this call, so it saw every row committed before it.
+pub async fn two_more(node: &Node, name: &str) {
+    let before = metric(node, name).await;
+    eventually(&format!("{name} to move twice"), async || {
+        (metric(node, name).await >= before + 2).then_some(())
+    })
+    .await;
+}
+
 /// A fresh database named after `test` and a directory holding its log key file `log.key`, or
 /// `None` without PostgreSQL binaries (the caller skips).
 pub fn database(test: &str) -> Option<(String, TempDir)> {

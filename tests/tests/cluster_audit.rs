@@ -20,15 +20,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sealdesk_protocol::{
-    audit::{AuditEntry, AuditEvent, SignedTreeHead},
+    audit::{AuditEntry, SignedTreeHead},
     merkle,
     wire::{Push, Request, Response},
 };
 use sealdesk_tests::{
     Org, RawClient,
+    audit_log::policy_entry,
     cluster::{TwoNodes, slow_and_quick, two_nodes},
     consent::release_entry,
-    eventually, now,
+    eventually,
 };
 
 /// The tree head the node `c` is connected to serves.
@@ -63,19 +64,6 @@ async fn leaves(c: &mut RawClient, size: u64) -> Vec<merkle::Hash> {
     }
     out.truncate(usize::try_from(size).unwrap());
     out
-}
-
-/// A policy change entry signed by the org's master (any version: the relay checks the signer).
-fn policy_entry(org: &Org, version: u32) -> AuditEntry {
-    AuditEntry::sign(
-        &org.master.keys,
-        AuditEvent::PolicyChange {
-            org: org.name.clone(),
-            version,
-            policy_hash: [u8::try_from(version).unwrap(); 32],
-        },
-        now(),
-    )
 }
 
 /// Node A stages a release entry (with its notice) at index `i`, its commit held at the gate;

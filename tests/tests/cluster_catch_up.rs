@@ -113,10 +113,22 @@ async fn a_wake_up_round_is_not_held_up_by_a_catch_up_in_progress() {
     })
     .await;
     assert!(metric(&t.b, "sealdesk_cluster_round_seconds_count").await >= 1);
-    for part in ["wait", "read", "push", "pages", "forwarded"] {
+    for part in ["wait", "read", "cache", "push", "pages", "forwarded"] {
         let name = format!("sealdesk_cluster_round_{part}_seconds_count");
         assert!(metric(&t.b, &name).await >= 1, "{name}");
     }
+    // The round brought B's cached conversation up to date from the message: timed as its own
+    // part (`cache`), apart from the pushes to the sockets.
+    let text = cluster::http_get(&t.b, "/metrics").await;
+    let cache: f64 = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("sealdesk_cluster_round_cache_seconds_sum ")?
+                .parse()
+                .ok()
+        })
+        .expect("the cache part's sum in /metrics");
+    assert!(cache > 0.0, "the cache update was not timed");
     // Let go, the catch-up goes on (and the next ones).
     t.gate.open();
     eventually("node B's catch-ups to run again", async || {

@@ -16,7 +16,6 @@ use sealdesk_tests::{
     Org, RawClient,
     cluster::{self, Node, TwoNodes},
     consent::full_consent,
-    eventually,
 };
 
 /// Reads of the stored master pushes on a node (one per periodic catch-up).
@@ -27,11 +26,7 @@ const MADE_UP: &str = "sealdesk_cluster_master_pushes_made_up_total";
 /// Waits until `node` has read the stored master pushes twice more than it had: the second of
 /// those reads started after this call, so it saw every row committed before it.
 async fn two_more_reads(node: &Node) {
-    let before = cluster::metric(node, READS).await;
-    eventually("two more reads of the master pushes", async || {
-        (cluster::metric(node, READS).await >= before + 2).then_some(())
-    })
-    .await;
+    cluster::two_more(node, READS).await;
 }
 
 /// A customer on node A shares a consent; the org's master is connected to both nodes, its agent

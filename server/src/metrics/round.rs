@@ -10,11 +10,14 @@
 //!  oldest wake-up   round taken      run starts                                      run ends
 //!  arrives          off the queue    (blocking pool)
 //!     │── wait ────────────────────────┤
-//!                     │── handoff ─────┤── prepare ─ read ─ push ─ reconnect ─ forwarded ─ audit ─┤
-//!                                      │──────────────────────── whole ───────────────────────────┤
-//!                                                                                   round task goes on
-//!                                                                                         ├─ back ─┤
+//!                     │── handoff ─────┤── prepare ─ read ─ cache ─ push ─ pages ─ reconnect ─ forwarded ─ audit ─┤
+//!                                      │──────────────────────────────── whole ──────────────────────────────────┤
+//!                                                                                                  round task goes on
+//!                                                                                                        ├─ back ─┤
 //! ```
+//!
+//! `cache`, `push` and `pages` interleave (per conversation: its cache update, its pushes, a
+//! further page read if the page came full): each is the sum of its own stretches.
 //!
 //! A wake-up's wait is made of the earlier rounds' handoffs, runs and backs (and the round
 //! task's own scheduling between them), so the three together account for it.
@@ -32,10 +35,11 @@ use super::{Counter, Histogram, LATENCY_BUCKETS, header};
 pub const SLOW_ROUND: Duration = Duration::from_millis(25);
 
 /// The parts of a round, in the order they run, as their metric labels.
-pub const ROUND_PARTS: [&str; 8] = [
+pub const ROUND_PARTS: [&str; 9] = [
     "handoff",
     "prepare",
     "read",
+    "cache",
     "push",
     "pages",
     "reconnect",
@@ -58,7 +62,11 @@ pub struct RoundTimes {
     pub prepare: Duration,
     /// The one statement that reads every conversation's new items.
     pub read: Duration,
-    /// Bringing the cached conversations up to date and pushing the items to the sockets here.
+    /// Bringing the cached conversations up to date from the items read: counting them in, or
+    /// reloading a conversation's record from the database when an item changed it.
+    pub cache: Duration,
+    /// Pushing the items to the sockets here (each claimed against the cursor, encoded, and
+    /// queued to every member connection that may read it).
     pub push: Duration,
     /// Reading the further pages of the conversations whose first page came full (one round
     /// trip each, between their pushes).
@@ -75,11 +83,12 @@ pub struct RoundTimes {
 
 impl RoundTimes {
     /// The parts, in the order of [`ROUND_PARTS`].
-    fn parts(&self) -> [Duration; 8] {
+    fn parts(&self) -> [Duration; 9] {
         [
             self.handoff,
             self.prepare,
             self.read,
+            self.cache,
             self.push,
             self.pages,
             self.reconnect,
@@ -100,11 +109,11 @@ pub struct RoundMetrics {
     /// runtime scheduling it again; no next round is taken before), seconds.
     pub back: Histogram,
     /// Each part, per round, in the order of [`ROUND_PARTS`], seconds.
-    pub parts: [Histogram; 8],
+    pub parts: [Histogram; 9],
     /// Rounds whose run plus handoff took [`SLOW_ROUND`] or longer.
     pub slow: Counter,
     /// Of those, the time of each part added up (as `f64` bits), and last their runs' whole.
-    slow_sums: [AtomicU64; 9],
+    slow_sums: [AtomicU64; 10],
 }
 
 impl Default for RoundMetrics {
@@ -220,8 +229,9 @@ mod tests {
             wait: None,
             handoff: ms(5),
             read: ms(4),
+            cache: ms(7),
             forwarded: ms(30),
-            whole: ms(35),
+            whole: ms(42),
             ..RoundTimes::default()
         };
         m.observe(&fast);
@@ -232,12 +242,16 @@ mod tests {
         assert!((m.parts[2].sum() - 0.006).abs() < 1e-9);
         assert!((m.slow_seconds("forwarded") - 0.030).abs() < 1e-9);
         assert!((m.slow_seconds("read") - 0.004).abs() < 1e-9);
-        assert!((m.slow_seconds("whole") - 0.035).abs() < 1e-9);
+        assert!((m.slow_seconds("whole") - 0.042).abs() < 1e-9);
+        // The cache's update is its own part, not the push's.
+        assert!((m.slow_seconds("cache") - 0.007).abs() < 1e-9);
+        assert!((m.parts[3].sum() - 0.007).abs() < 1e-9);
         assert_eq!(m.slow_seconds("push"), 0.0);
         assert_eq!(m.slow_seconds("no such part"), 0.0);
         let mut text = String::new();
         m.render(&mut text);
         assert!(text.contains("sealdesk_cluster_round_forwarded_seconds_count 2\n"));
+        assert!(text.contains("sealdesk_cluster_round_cache_seconds_count 2\n"));
         assert!(text.contains("sealdesk_cluster_slow_rounds_total 1\n"));
         assert!(
             text.contains("sealdesk_cluster_slow_round_seconds_total{part=\"forwarded\"} 0.03\n")

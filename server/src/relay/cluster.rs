@@ -39,7 +39,9 @@
 //! may have been missed meanwhile); the periodic chores re-check a bounded share of them in turn
 //! ([`RECHECK_PER_ROUND`]), for a close never heard or lost while the listener stayed up.
 //! Another node's audit appends arrive as the log's new size: once per round, the node reads
-//! the log again and tells the sessions here that watch it (`audit_grew`).
+//! the log again and tells the sessions here that watch it (`audit_grew`); the catch-up, while
+//! a session here watches, reads the log's new leaves too and tells the watchers of growth
+//! they were not told (`service::audit_watch`), so a lost audit wake-up only delays the hint.
 //! With `cluster_wakeups = 0` the node does not listen
 //! at all and the catch-up alone delivers (a configuration for tests and for databases that
 //! have no `LISTEN`).
@@ -160,7 +162,9 @@ pub(super) fn spawn(svc: Arc<Service>, cfg: ClusterConfig) -> JoinHandle<()> {
 
 /// The periodic catch-up: every `period`, and at once when the round task says the listener
 /// (re)connected (`now`), asks the database which watched conversations moved past their
-/// cursor ([`Service::behind`], one query) and hands them to the round task (`behind`). Beside
+/// cursor ([`Service::behind`], one query) and hands them to the round task (`behind`); and
+/// makes up the master's consent pushes and the audit log's growth told to its watchers that
+/// this node missed (`service::consent_makeup`, `service::audit_watch`). Beside
 /// the rounds, not in one: a slow query holds up no wake-up, and what it finds is read in a
 /// round, so the round task stays the only reader. Its answer waits while the round task has
 /// not taken the previous one (a channel of one), so at most one list is ever pending.
@@ -188,6 +192,9 @@ async fn catch_up(
             // The master's consent pushes other nodes forwarded meanwhile, if missed
             // (`service::consent_makeup`).
             svc.make_up_master_pushes();
+            // The audit log's growth, if its wake-up was missed and a session here watches
+            // it (`service::audit_watch`).
+            svc.make_up_audit_growth();
             found
         })
         .await;

@@ -24,25 +24,21 @@ pub const STAGES: [(&str, &str); 6] = [
 /// Conversations read per wake-up round.
 const ROUND_SIZE: &str = "sealdesk_cluster_wake_round_conversations";
 
-/// A round's time, whole and by part, in the order they run (the server's
-/// `metrics::ROUND_PARTS`, after the whole, the oldest wake-up's wait for the round and the
-/// round task's going on after it).
-pub const ROUND: [(&str, &str); 11] = [
-    ("round", "sealdesk_cluster_round_seconds"),
-    ("wait", "sealdesk_cluster_round_wait_seconds"),
-    ("back", "sealdesk_cluster_round_back_seconds"),
-    ("handoff", "sealdesk_cluster_round_handoff_seconds"),
-    ("prepare", "sealdesk_cluster_round_prepare_seconds"),
-    ("read", "sealdesk_cluster_round_read_seconds"),
-    ("push", "sealdesk_cluster_round_push_seconds"),
-    ("pages", "sealdesk_cluster_round_pages_seconds"),
-    ("reconnect", "sealdesk_cluster_round_reconnect_seconds"),
-    ("forwarded", "sealdesk_cluster_round_forwarded_seconds"),
-    ("audit", "sealdesk_cluster_round_audit_seconds"),
-];
-
 /// The parts of a round that add up to its time (handoff and run), as the relay labels them.
-const PARTS: [&str; 8] = sealdesk_server::metrics::ROUND_PARTS;
+const PARTS: [&str; 9] = sealdesk_server::metrics::ROUND_PARTS;
+
+/// A round's time, whole and by part, in the order they run, each with its histogram: the
+/// whole, the oldest wake-up's wait for the round and the round task's going on after it, then
+/// the relay's parts ([`PARTS`], named `sealdesk_cluster_round_<part>_seconds`).
+fn round() -> impl Iterator<Item = (&'static str, String)> {
+    ["round", "wait", "back"]
+        .into_iter()
+        .chain(PARTS)
+        .map(|part| match part {
+            "round" => (part, "sealdesk_cluster_round_seconds".to_owned()),
+            _ => (part, format!("sealdesk_cluster_round_{part}_seconds")),
+        })
+}
 
 /// Rounds of 25 ms or longer (handoff and run), and their time by part.
 const SLOW_ROUNDS: &str = "sealdesk_cluster_slow_rounds_total";
@@ -103,9 +99,9 @@ impl Hist {
     }
 }
 
-/// Every node's split histograms, added up, and the slow rounds' counters.
+/// Every node's split histograms (by name), added up, and the slow rounds' counters.
 #[derive(Debug, Clone, Default)]
-pub struct Snapshot(BTreeMap<&'static str, Hist>, BTreeMap<String, f64>);
+pub struct Snapshot(BTreeMap<String, Hist>, BTreeMap<String, f64>);
 
 impl Snapshot {
     /// The nodes' histograms now (a node that does not answer counts nothing).
@@ -121,10 +117,13 @@ impl Snapshot {
     }
 
     fn add_exposition(&mut self, exposition: &str) {
-        let hists = STAGES.iter().chain(&ROUND).map(|(_, n)| *n);
-        for name in hists.chain([ROUND_SIZE]) {
-            let h = Hist::of(exposition, name);
-            let sum = self.0.get(name).map_or_else(|| h.clone(), |s| s.add(&h));
+        let hists = STAGES
+            .iter()
+            .map(|(_, n)| (*n).to_owned())
+            .chain(round().map(|(_, n)| n));
+        for name in hists.chain([ROUND_SIZE.to_owned()]) {
+            let h = Hist::of(exposition, &name);
+            let sum = self.0.get(&name).map_or_else(|| h.clone(), |s| s.add(&h));
             self.0.insert(name, sum);
         }
         let slow = PARTS
@@ -143,9 +142,8 @@ impl Snapshot {
         let counter = |name: &str| {
             self.1.get(name).copied().unwrap_or(0.0) - earlier.1.get(name).copied().unwrap_or(0.0)
         };
-        let stages = ROUND
-            .iter()
-            .map(|(stage, name)| (*stage, diff(name)))
+        let stages = round()
+            .map(|(stage, name)| (stage, diff(&name)))
             .collect::<Vec<_>>();
         // The rounds' time: their handoffs and runs.
         let total: f64 = stages
@@ -218,7 +216,8 @@ fn part_name(part: &str) -> &'static str {
 /// Where the rounds' time went over a run.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Rounds {
-    /// The whole, the oldest wake-up's wait, and each part (in the order of [`ROUND`]).
+    /// The whole, the oldest wake-up's wait, the round task's going on, and each part (in the
+    /// order of [`round`]).
     pub stages: Vec<Stage>,
     /// Each part's share of all rounds' time (handoff and run).
     pub all_share: Vec<(&'static str, f64)>,
@@ -357,6 +356,9 @@ mod tests {
         assert!((share(&r.all_share, "read") - 46.0 / 50.0).abs() < 1e-9);
         assert!((share(&r.all_share, "handoff") - 2.0 / 50.0).abs() < 1e-9);
         assert_eq!(share(&r.all_share, "forwarded"), 0.0);
+        // Every part of the relay's list has its share, the cache's update among them.
+        assert_eq!(r.all_share.len(), PARTS.len());
+        assert_eq!(share(&r.all_share, "cache"), 0.0);
         assert_eq!(r.slow, 1.0);
         // Its slow round (one: two in the later snapshot, one in the earlier): 55 + 15 - 15 ms
         // of read in 60 + 20 - 20 ms.

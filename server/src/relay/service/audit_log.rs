@@ -8,9 +8,8 @@ use std::{
     sync::Mutex,
 };
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tracing::{debug, warn};
+use tracing::warn;
 
 use sealdesk_protocol::{
     audit::{
@@ -21,7 +20,7 @@ use sealdesk_protocol::{
     ids::ConversationId,
     keys::{IdentityKeys, SigningPublicKey},
     merkle,
-    wire::{self, ErrorCode, Frame, Item, Push, Response},
+    wire::{ErrorCode, Item, Response},
 };
 
 use super::{
@@ -514,45 +513,6 @@ impl Service {
             self.tell_audit_watchers(appended.1.size);
         }
         Ok(appended)
-    }
-
-    /// Cluster mode: another node committed audit leaves, up to a log of `size` entries
-    /// (`Wake::AuditGrew`, sent in the leaves' transaction). If sessions here watch the log,
-    /// reads the leaves other nodes stored ([`Self::sync_log`]) and tells them the size this
-    /// node now serves, so a reader that fetches the head at once finds the entry. Nothing is
-    /// read when no session here watches.
-    pub(crate) fn audit_grew_elsewhere(&self, size: u64) {
-        if !self.hub.audit_watched() {
-            return;
-        }
-        if let Err(e) = self.sync_log() {
-            warn!(code = ?e.code, "reading the audit log another node grew failed: {}", e.message);
-            return;
-        }
-        match self.log.len() {
-            Ok(served) => {
-                if served < size {
-                    // Cannot happen (the notification follows the commit): the watchers are
-                    // told what this node serves, and read the rest at their next look.
-                    debug!(
-                        served,
-                        size, "the audit log read is behind another node's append"
-                    );
-                }
-                self.tell_audit_watchers(served);
-            }
-            Err(e) => warn!(code = ?e.code, "the audit log's size: {}", e.message),
-        }
-    }
-
-    /// Tells the sessions that asked (`watch_audit`) that the log grew to `size` entries
-    /// (PROTOCOL.md §13.5 `audit_grew`): a hint, the reader checks the new head itself. In a
-    /// cluster the other nodes tell theirs once the entry is committed
-    /// ([`Self::audit_grew_elsewhere`]).
-    fn tell_audit_watchers(&self, size: u64) {
-        if let Ok(frame) = wire::encode(&Frame::Push(Push::AuditGrew { size })) {
-            self.hub.push_audit_watchers(&Bytes::from(frame));
-        }
     }
 
     /// Cluster mode: the audit log as the shared store holds it (see [`AuditLog::sync`]).

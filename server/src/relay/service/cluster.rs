@@ -519,7 +519,7 @@ impl Service {
     /// since then may have read it: most of what a loaded node's catch-up finds is only behind
     /// because its wake-up is queued). `named` is in conversation order. Only the round task
     /// calls this, one round at a time, so no conversation is read by two rounds at once.
-    /// Its parts' times go in `times` (`prepare`, `read`, `push`).
+    /// Its parts' times go in `times` (`prepare`, `read`, `cache`, `push`, `pages`).
     pub(crate) fn woken(
         &self,
         named: &[(ConversationId, u64)],
@@ -635,7 +635,7 @@ impl Service {
     /// statement (one round trip however many conversations a round names), and pushes them
     /// ([`Self::push_from`]). A failed read pushes nothing and moves no cursor: the next
     /// wake-up or catch-up reads the same items again. The statement's time and the pushes'
-    /// go in `times` (`read`, `push`).
+    /// go in `times` (`read`; `cache`, `push` and `pages`, [`Self::push_from`]).
     fn read_and_push(&self, from: &[(ConversationId, u64)], times: &mut RoundTimes) {
         if from.is_empty() {
             return;
@@ -659,20 +659,21 @@ impl Service {
         };
         times.read = started.elapsed();
         let started = Instant::now();
-        let mut pages = std::time::Duration::ZERO;
         for (c, after) in from {
             let page = tails.remove(c.as_bytes().as_slice()).unwrap_or_default();
             let pushed = page
                 .iter()
                 .map(|(_, v)| dec(v, "item"))
                 .collect::<Result<Vec<StoredItem>, Reject>>()
-                .and_then(|page| self.push_from(c, *after, page, &mut pages));
+                .and_then(|page| self.push_from(c, *after, page, times));
             if let Err(e) = pushed {
                 warn!(conversation = %c, code = ?e.code, "catching up failed: {}", e.message);
             }
         }
-        times.pages = pages;
-        times.push = started.elapsed().saturating_sub(pages);
+        times.push = started
+            .elapsed()
+            .saturating_sub(times.pages)
+            .saturating_sub(times.cache);
     }
 
     /// The members of `s` connected to this node.
@@ -696,7 +697,8 @@ impl Service {
     /// the conversation is brought up to date from the items read ([`ConvTable::advance`],
     /// or a refresh when an item changed the record).
     ///
-    /// The further pages' reads add their time to `pages`.
+    /// The further pages' reads add their time to `times.pages`, the cache's updates theirs to
+    /// `times.cache` ([`Self::push_page`]).
     ///
     /// [`ConvTable::advance`]: super::table::ConvTable::advance
     fn push_from(
@@ -704,20 +706,20 @@ impl Service {
         c: &ConversationId,
         from: u64,
         page: Vec<StoredItem>,
-        pages: &mut std::time::Duration,
+        times: &mut RoundTimes,
     ) -> Result<(), Reject> {
         let mut cursor = from;
         let mut page = page;
         while let Some(last) = page.last().map(|i| i.sequenced.seq) {
             let full = page.len() >= MAX_PAGE;
-            self.push_page(c, from, &page)?;
+            self.push_page(c, from, &page, &mut times.cache)?;
             cursor = last;
             if !full {
                 break;
             }
             let started = Instant::now();
             page = self.convs.committed_items_after(c, cursor)?;
-            *pages += started.elapsed();
+            times.pages += started.elapsed();
         }
         let mut m = lock(&self.cursors.inner)?;
         let cur = m.entry(*c).or_default();
@@ -729,12 +731,25 @@ impl Service {
 
     /// Pushes the items of one page read from `c` (watched from `from` if it is not yet) to
     /// the members connected here who may read them, each item claimed first
-    /// ([`Cursors::claim`]).
-    fn push_page(&self, c: &ConversationId, from: u64, items: &[StoredItem]) -> Result<(), Reject> {
-        if !self.convs.advance(c, items)? {
-            self.convs.refresh(c)?;
-        }
-        let Some(s) = self.convs.get(c)? else {
+    /// ([`Cursors::claim`]). Bringing the cached conversation up to date first (counting the
+    /// items in, or reloading its record when an item changed it) adds its time to `cache`:
+    /// a round's slow `push` part can then be told from a slow cache update.
+    fn push_page(
+        &self,
+        c: &ConversationId,
+        from: u64,
+        items: &[StoredItem],
+        cache: &mut std::time::Duration,
+    ) -> Result<(), Reject> {
+        let started = Instant::now();
+        let cached = self.convs.advance(c, items).and_then(|advanced| {
+            if !advanced {
+                self.convs.refresh(c)?;
+            }
+            self.convs.get(c)
+        });
+        *cache += started.elapsed();
+        let Some(s) = cached? else {
             return Ok(());
         };
         let online = self.online_members(&s);

@@ -23,6 +23,7 @@
 
 mod attachments;
 mod audit_log;
+mod audit_watch;
 mod blocks;
 mod cluster;
 pub use cluster::CATCH_UP_GATE_ENV;
@@ -237,6 +238,8 @@ pub(crate) struct Service {
     convs: ConvTable,
     /// The audit log; its lock is the log's single-writer rule.
     log: AuditLog,
+    /// The largest audit log size told to the sessions watching it (see [`audit_watch`]).
+    audit_told: audit_watch::AuditTold,
     /// The abuse limits: registrations, failed authentications, opens, messages.
     pub guard: Guard,
     /// Every other write that must be atomic with a read (names, policies, releases, tickets).
@@ -346,6 +349,7 @@ impl Service {
             hub: Hub::default(),
             clock,
             policies,
+            audit_told: audit_watch::AuditTold::new(entries),
             log,
             guard,
             writes: Mutex::new(()),
