@@ -115,6 +115,32 @@ impl Outbox {
         self.shared.id
     }
 
+    /// An outbox wired to no socket, for unit tests of what routes frames and closes: its
+    /// connection's id is `id`; [`Self::closed_with`] tells whether it was closed.
+    #[cfg(test)]
+    pub(crate) fn detached(id: u64) -> Self {
+        let (tx, rx) = mpsc::channel(1);
+        // The receiving end is dropped: a push fails as if the connection had left.
+        drop(rx);
+        let (close, _) = watch::channel(None);
+        Self {
+            tx,
+            shared: Arc::new(Shared {
+                id,
+                close,
+                max_message_size: 1,
+                stall_timeout: Duration::from_secs(1),
+                metrics: Arc::new(Metrics::default()),
+            }),
+        }
+    }
+
+    /// The close reason set on this connection, if any (unit tests).
+    #[cfg(test)]
+    pub(crate) fn closed_with(&self) -> Option<CloseReason> {
+        self.shared.reason()
+    }
+
     /// Queues a binary frame without waiting.
     ///
     /// # Errors

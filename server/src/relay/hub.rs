@@ -176,6 +176,33 @@ impl Hub {
         targets.len()
     }
 
+    /// Closes the connections of `who` with `reason`, as [`Self::close_all`] does, but only if
+    /// `who` is noted as a registered agent here at this instant — checked and forgotten under
+    /// one lock. A re-check of agent keys works from a list read before its store reads; if
+    /// another close (one a node forwarded) forgot the key meanwhile, a connection the key
+    /// opened since is unregistered, refused everything, and must not be closed by the stale
+    /// list. Returns how many connections were closed, `None` if `who` was not noted.
+    pub fn close_agent(
+        &self,
+        who: &SigningPublicKey,
+        reason: crate::connection::CloseReason,
+    ) -> Option<usize> {
+        let noted = self
+            .agents
+            .lock()
+            .map(|mut a| a.remove(who).is_some())
+            .unwrap_or(false);
+        if !noted {
+            return None;
+        }
+        self.agents_changed.notify_one();
+        let targets = self.connections(who);
+        for o in &targets {
+            o.close(reason);
+        }
+        Some(targets.len())
+    }
+
     /// Pushes an encoded frame to every connection of `who`; returns how many took it.
     pub fn push(&self, who: &SigningPublicKey, frame: &Bytes) -> usize {
         let targets = self.connections(who);
@@ -194,5 +221,70 @@ impl Hub {
             .filter(|o| o.id() != skip)
             .filter(|o| o.try_push(frame.clone()).is_ok())
             .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sealdesk_protocol::keys::IdentityKeys;
+
+    use super::*;
+    use crate::connection::CloseReason;
+
+    const REPLACED: CloseReason = CloseReason::Application {
+        code: crate::relay::session_codes::CLOSE_KEY_REPLACED,
+        reason: "re-certified",
+    };
+
+    fn key(seed: u8) -> SigningPublicKey {
+        IdentityKeys::from_secret_bytes(&[seed; 64]).signing_public()
+    }
+
+    /// A re-check of agent keys read the list, then a forwarded close closed the agent's
+    /// session and forgot the key, then the key opened a new (unregistered) session before the
+    /// old one left: the stale re-check closes nothing.
+    #[test]
+    fn a_stale_recheck_leaves_a_session_opened_after_the_close() {
+        let hub = Hub::default();
+        let old = key(1);
+        let lost = Outbox::detached(1);
+        hub.join(old, lost.clone());
+        hub.note_agent(old, "alice");
+        let listed = hub.agents();
+        assert_eq!(listed.len(), 1);
+
+        assert_eq!(hub.close_all(&old, REPLACED), 1);
+        let again = Outbox::detached(2);
+        hub.join(old, again.clone());
+
+        assert_eq!(hub.close_agent(&listed[0].0, REPLACED), None);
+        assert!(
+            again.closed_with().is_none(),
+            "the session opened after the close was closed"
+        );
+        assert!(lost.closed_with().is_some());
+    }
+
+    /// A key still noted as a registered agent is closed, all its sessions, and forgotten.
+    #[test]
+    fn a_recheck_closes_a_noted_agent_once() {
+        let hub = Hub::default();
+        let (old, other) = (key(1), key(2));
+        let (one, two, bystander) = (
+            Outbox::detached(1),
+            Outbox::detached(2),
+            Outbox::detached(3),
+        );
+        hub.join(old, one.clone());
+        hub.join(old, two.clone());
+        hub.join(other, bystander.clone());
+        hub.note_agent(old, "alice");
+        hub.note_agent(other, "bob");
+
+        assert_eq!(hub.close_agent(&old, REPLACED), Some(2));
+        assert!(one.closed_with().is_some() && two.closed_with().is_some());
+        assert!(bystander.closed_with().is_none());
+        assert_eq!(hub.agents().len(), 1);
+        assert_eq!(hub.close_agent(&old, REPLACED), None);
     }
 }

@@ -470,12 +470,15 @@ impl Service {
         for (key, name) in agents {
             match self.store.get(Collection::Names, name.as_bytes()) {
                 Ok(Some(current)) if current.as_slice() != key.as_bytes().as_slice() => {
-                    let sessions = self.hub.close_all(&key, reason);
-                    info!(
-                        sessions,
-                        "an agent key re-certified away closed on a re-check"
-                    );
-                    closed += 1;
+                    // Only if still noted: another close may have forgotten the key since
+                    // `agents` was read, and what it opened since is not a registered agent.
+                    if let Some(sessions) = self.hub.close_agent(&key, reason) {
+                        info!(
+                            sessions,
+                            "an agent key re-certified away closed on a re-check"
+                        );
+                        closed += 1;
+                    }
                 }
                 Ok(_) => {}
                 Err(e) => warn!(error = %e, "re-checking an agent's key failed"),
