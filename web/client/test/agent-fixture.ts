@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Agent, MemoryStore, importCliVault, type AgentEvent, type SocketFactory, type VaultFiles } from "../src/index.js";
+import { Agent, MemoryStore, importCliVault, type AgentEvent, type SocketFactory, type Store, type VaultFiles } from "../src/index.js";
 import { now, random, socket as honest } from "./customer-fixture.js";
 import { eventually } from "./relay.js";
 
@@ -19,9 +19,10 @@ export function vaultFiles(home: string): VaultFiles {
 
 /**
  * The CLI agent at `home` as a TypeScript agent on `url` (through `socket`), its events
- * collected, started and online; in `store` (a store that holds the account already: a reload).
+ * collected, started and online; in `store` (a store that holds the account already: a reload,
+ * or another tab's).
  */
-export async function onlineAgent(home: string, url: string, socket: SocketFactory = honest, store = new MemoryStore()): Promise<{ agent: Agent; events: AgentEvent[] }> {
+export async function onlineAgent(home: string, url: string, socket: SocketFactory = honest, store: Store = new MemoryStore()): Promise<{ agent: Agent; events: AgentEvent[] }> {
   if (!(await Agent.has(store))) {
     const { keys, card } = await importCliVault(vaultFiles(home), "web tests only");
     await Agent.keep(store, keys, card);

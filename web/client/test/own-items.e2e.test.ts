@@ -7,9 +7,11 @@
  * agent beside the CLI (one identity) is pushed the CLI's epoch and line — no sync asked — and
  * sends next without a `stale_epoch`. A pushed own message whose signature was broken on the
  * way is refused, not shown. A message a device stores itself is handled in turn with what it
- * was pushed (`SyncedConversation.stored`): never before an item still being kept.
+ * was pushed (`SyncedConversation.stored`): never before an item still being kept, at a
+ * customer's tab or an agent's.
  */
 import { describe, expect, it } from "vitest";
+import { AGENT_RECORDS } from "../src/agent-model.js";
 import { MemoryStore, RECORDS, type CustomerEvent, type Store } from "../src/index.js";
 import { onlineAgent } from "./agent-fixture.js";
 import { onlineCustomer, orgOnRelay } from "./customer-fixture.js";
@@ -26,36 +28,49 @@ async function copyOf(store: MemoryStore): Promise<MemoryStore> {
   return copy;
 }
 
+/** A store operation a `HeldStore` can hold. */
+type HeldOp = "put" | "get";
+
 /**
- * One tab's view of a store shared with another tab, whose next put of a conversation item,
- * once armed (`holdNextItem`), waits until released: a tab still keeping an item it was pushed
- * while something else happens.
+ * One tab's view of a store shared with another tab, whose next operation of a kind on a
+ * matching key, once armed (`holdNext`), waits until released: a tab still handling an item it
+ * was pushed (keeping it, a customer; reading its counter, an agent) while something else happens.
  */
 class HeldStore implements Store {
-  private hold: { entered: boolean; release: () => void; gate: Promise<void> } | null = null;
+  private hold: { op: HeldOp; matches: (key: string) => boolean; entered: boolean; gate: Promise<void> } | null = null;
 
   constructor(private readonly shared: Store) {}
 
-  /** Holds this tab's next item put; `entered` once it waits, `release` lets it (and the handling) go on. */
-  holdNextItem(): { readonly entered: boolean; release: () => void } {
+  /** Holds this tab's next `op` on a key `matches` accepts; `entered` once it waits, `release` lets it (and the handling) go on. */
+  holdNext(op: HeldOp, matches: (key: string) => boolean): { readonly entered: boolean; release: () => void } {
     let release: () => void = () => undefined;
     const gate = new Promise<void>((r) => (release = r));
-    const hold = { entered: false, release: () => release(), gate };
+    const hold = { op, matches, entered: false, gate, release: () => release() };
     this.hold = hold;
     return hold;
   }
 
-  async put(key: string, value: Uint8Array): Promise<void> {
+  /** Holds this tab's next put of a conversation item. */
+  holdNextItem(): { readonly entered: boolean; release: () => void } {
+    return this.holdNext("put", (key) => key.startsWith(RECORDS.itemPrefix));
+  }
+
+  private async pass(op: HeldOp, key: string): Promise<void> {
     const hold = this.hold;
-    if (hold !== null && key.startsWith(RECORDS.itemPrefix)) {
+    if (hold !== null && hold.op === op && hold.matches(key)) {
       this.hold = null;
       hold.entered = true;
       await hold.gate;
     }
+  }
+
+  async put(key: string, value: Uint8Array): Promise<void> {
+    await this.pass("put", key);
     return this.shared.put(key, value);
   }
 
-  get(key: string): Promise<Uint8Array | undefined> {
+  async get(key: string): Promise<Uint8Array | undefined> {
+    await this.pass("get", key);
     return this.shared.get(key);
   }
 
@@ -182,6 +197,62 @@ describe("the account's own items from another device", () => {
     expect(agent.conversation(id)?.lines.filter((l) => l.text === "from the CLI")).toHaveLength(1);
     expect(events.filter((e) => e.kind === "error")).toEqual([]);
     agent.stop();
+    dave.stop();
+  });
+
+  it("an agent's message one tab stores while its other tab's line pushed to it is still being handled waits for that line (issue 20)", async () => {
+    const { customer: dave } = await onlineCustomer(fx.options(new MemoryStore()));
+    await dave.send("where is my parcel?");
+    const id = dave.conversationId() ?? "";
+    // Two console tabs of one agent: one store (the epoch it made and its counters shared), a
+    // connection each. Tab A answers first, in an epoch it makes (so both tabs seal in it).
+    const store = new MemoryStore();
+    const { agent: tabA } = await onlineAgent(fx.org.agentHome, fx.relay.url, undefined, store);
+    const seqs = (agent: typeof tabA) => (): number[] => agent.conversation(id)?.lines.map((l) => l.seq) ?? [];
+    await eventually("the customer's line in tab A", () => seqs(tabA)().length > 0 || undefined);
+    const first = await tabA.send(id, "first");
+    let storedAnswers = 0;
+    const counting = tampering((f) => {
+      if (variantOf((f.response as Frame | undefined)?.body) === "stored") storedAnswers++;
+    });
+    const held = new HeldStore(store);
+    const { agent: tabB, events } = await onlineAgent(fx.org.agentHome, fx.relay.url, counting, held);
+    await eventually("the first line in tab B", () => seqs(tabB)().includes(first) || undefined);
+    const shown = seqs(tabB);
+    const before = shown();
+    // Tab B's handling of its own line from tab A reads this account's counter in that epoch
+    // (to never use it again): held there, the line claimed (the cursor is past it), not shown.
+    // (The epoch tab A made for "first" is the latest, and it seals its next line in it too.)
+    const epoch = Math.max(...tabB.epochRecords(id).map((r) => Number((r as { epoch: unknown }).epoch)));
+    const hold = held.holdNext("get", (key) => key === AGENT_RECORDS.counter(id, epoch));
+    const fromA = await tabA.send(id, "from tab A");
+    await eventually("tab A's line held in tab B", () => hold.entered || undefined);
+    const answered = storedAnswers;
+    let sent = false;
+    const sending = tabB.send(id, "from tab B").then((seq) => {
+      sent = true;
+      return seq;
+    });
+    await eventually("tab B's message stored", () => storedAnswers > answered || undefined);
+    // All tab B does with the answer short of the store's hold has run (no clock).
+    await drained();
+    // Its own message is the next item after the cursor, but the one before is not handled
+    // yet: it waits, as a push would, rather than being shown (and the send done) first.
+    expect(shown()).toEqual(before);
+    expect(sent).toBe(false);
+    hold.release();
+    const fromB = await sending;
+    expect(fromB).toBeGreaterThan(fromA);
+    expect(shown()).toEqual([...before, fromA, fromB]);
+    const lines = tabB.conversation(id)?.lines ?? [];
+    expect(lines.slice(-3).map((l) => [l.text, l.mine])).toEqual([
+      ["first", true],
+      ["from tab A", true],
+      ["from tab B", true],
+    ]);
+    expect(events.filter((e) => e.kind === "error")).toEqual([]);
+    tabA.stop();
+    tabB.stop();
     dave.stop();
   });
 });
