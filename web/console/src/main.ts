@@ -344,6 +344,9 @@ async function main(): Promise<void> {
             const d = document.createElement("details");
             const summary = document.createElement("summary");
             summary.textContent = line.summary;
+            // One line however long the org's name (cut with an ellipsis, `.quota summary`):
+            // the whole line in its tooltip, the warning in full behind the disclosure.
+            summary.title = line.summary;
             const p = document.createElement("p");
             p.dataset.scope = line.scope;
             p.textContent = line.text;
@@ -373,6 +376,10 @@ async function main(): Promise<void> {
       .then(() => {
         text.value = "";
         typingSent = 0;
+        // What the agent sent is shown, as chat apps do: scrolled up or not, the log goes to
+        // its end (the redraw below) — not left where it was with "New messages below" over
+        // the agent's own words. A customer's line still leaves a scrolled-up log where it is.
+        if (current === id) following = true;
       })
       .catch((err: unknown) => showAlert(`Not sent: ${err instanceof Error ? err.message : String(err)}`))
       .finally(() => {
@@ -403,6 +410,8 @@ async function main(): Promise<void> {
         text.value = "";
         uploadStatus.textContent = `Sent ${f.name}`;
         uploadStatus.dataset.done = "true";
+        // The file's line shown, as after a message: the log to its end (the redraw below).
+        if (current === id) following = true;
       })
       .catch((err: unknown) => {
         uploadStatus.textContent = "";

@@ -5,10 +5,15 @@
  * to its end and goes, the focus in the answer; scrolling to the end by hand makes it go too.
  * At the end already, the log follows the new line and no button shows — also after the policy
  * opened above it made the log shorter (the agent did not scroll: the hint showed, the log stood).
+ * What the agent sends — a message or a file — is shown as chat apps show it: the log goes to its
+ * end from wherever the agent had scrolled, and no hint shows (it stayed up, the hint over the
+ * agent's own words). Screenshots `console-own-send-600.png` and `-1400.png`.
  */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
-import { chromiumSuite } from "../../client/test/chromium.js";
+import { SHOTS, chromiumSuite } from "../../client/test/chromium.js";
 import { cli } from "../../client/test/relay.js";
 import { consolePage, customerWrites, texts } from "./console-page.js";
 
@@ -17,6 +22,22 @@ const long = (n: number): string => `${n}: ${"the parcel came open and half of i
 
 /** How far the log is from its end, in pixels. */
 const fromEnd = (page: Page): Promise<number> => page.locator("#log").evaluate((l) => l.scrollHeight - l.scrollTop - l.clientHeight);
+
+/** Scrolls the log to its top. */
+const scrollUp = (page: Page): Promise<void> =>
+  page.locator("#log").evaluate((l) => {
+    l.scrollTop = 0;
+  });
+
+/** Whether the log's last line is the agent's own and wholly in the log's sight. */
+const ownLastInSight = (page: Page): Promise<boolean> =>
+  page.locator("#log").evaluate((l) => {
+    const last = Array.from(l.querySelectorAll("li.line")).at(-1);
+    if (last === undefined || !last.classList.contains("mine")) return false;
+    const box = l.getBoundingClientRect();
+    const r = last.getBoundingClientRect();
+    return r.top >= box.top - 1 && r.bottom <= box.bottom + 1;
+  });
 
 describe("the new-messages hint in the console (Chromium)", () => {
   const s = chromiumSuite("console-new-below", { viewport: { width: 800, height: 600 } });
@@ -78,6 +99,50 @@ describe("the new-messages hint in the console (Chromium)", () => {
         }),
     );
     expect(goneOnScroll).toBe(true);
+    expect(await hint.isVisible()).toBe(false);
+    expect(s.problems).toEqual([]);
+    await page.close();
+  });
+});
+
+describe("the agent's own message in a scrolled-up console log (Chromium)", () => {
+  const s = chromiumSuite("console-own-send", { viewport: { width: 800, height: 600 } });
+
+  it("brings a scrolled-up log to its end when the agent sends a message or a file", async () => {
+    const page = await consolePage(s, false);
+    const { home: sam, id } = await customerWrites(s, page, "sam", long(0));
+    for (let n = 1; n < 5; n++) await cli(sam, s.relay.url, ["send", "--conversation", id, long(n)]);
+    await expect.poll(async () => (await texts(page)).length, { timeout: 30_000 }).toBe(5);
+    const hint = page.locator("#new-below");
+    for (const width of [600, 1400]) {
+      await page.setViewportSize({ width, height: 600 });
+      // Scrolled up, a customer's message keeps the log still and shows the hint (as above).
+      await scrollUp(page);
+      expect(await fromEnd(page)).toBeGreaterThan(100);
+      await cli(sam, s.relay.url, ["send", "--conversation", id, `still there at ${width}?`]);
+      await expect.poll(() => texts(page), { timeout: 30_000 }).toContain(`still there at ${width}?`);
+      await expect.poll(() => hint.isVisible()).toBe(true);
+      expect(await page.locator("#log").evaluate((l) => l.scrollTop)).toBe(0);
+      // The agent answers from there: the log goes to its end, the answer in sight, no hint.
+      await page.locator("#text").fill(`yes, looking at it (${width})`);
+      await page.locator("#text").press("Enter");
+      await expect.poll(() => texts(page), { timeout: 30_000 }).toContain(`yes, looking at it (${width})`);
+      await expect.poll(() => fromEnd(page)).toBeLessThan(24);
+      expect(await ownLastInSight(page)).toBe(true);
+      expect(await hint.isVisible()).toBe(false);
+      await page.screenshot({ path: join(SHOTS, `console-own-send-${width}.png`) });
+    }
+
+    // A file sent while scrolled up: the same, its line in sight.
+    await scrollUp(page);
+    expect(await fromEnd(page)).toBeGreaterThan(100);
+    const path = join(s.root, "label.txt");
+    writeFileSync(path, "label 8812");
+    await page.locator("#file").setInputFiles(path);
+    await expect.poll(() => page.locator("#upload-status").getAttribute("data-done"), { timeout: 30_000 }).toBe("true");
+    await expect.poll(() => texts(page)).toContain("label.txt, 10 B");
+    await expect.poll(() => fromEnd(page)).toBeLessThan(24);
+    expect(await ownLastInSight(page)).toBe(true);
     expect(await hint.isVisible()).toBe(false);
     expect(s.problems).toEqual([]);
     await page.close();
