@@ -41,11 +41,17 @@ async function traceHoles(page: Page): Promise<void> {
   });
 }
 
-/** The texts hole `from`'s line showed, and how many elements showed it. */
-function holeTrace(page: Page, from: number): Promise<{ texts: string[]; elements: number } | null> {
+/**
+ * The texts hole `from`'s line showed, how many elements showed it, and the line as it is now
+ * (its text and `data-tries`) — read in one go, so a request for the hole made meanwhile (the
+ * widget keeps asking) cannot put the line ahead of the trace, or the tries ahead of the text.
+ */
+function holeTrace(page: Page, from: number): Promise<{ texts: string[]; elements: number; text: string; tries: number } | null> {
   return page.evaluate((f) => {
     const t = window.claimTrace?.[String(f)];
-    return t === undefined ? null : { texts: t.texts, elements: t.elements.length };
+    const li = document.querySelector<HTMLLIElement>(`#log > li.withheld[data-from="${String(f)}"]`);
+    if (t === undefined || li === null) return null;
+    return { texts: t.texts, elements: t.elements.length, text: li.textContent ?? "", tries: Number(li.dataset.tries) };
   }, from);
 }
 
@@ -109,13 +115,12 @@ describe("the relay's false claim about a withheld run, on its line in the widge
     await s.org.agent(["send", "--conversation", id, "answer 2"]);
     await expect.poll(texts, { timeout: 20_000 }).toEqual(["where is my refund?", "answer 1", "answer 2"]);
     await expect.poll(() => line.getAttribute("data-claimed"), { timeout: 20_000 }).toBe("0");
-    const claimed = (await line.textContent()) ?? "";
-    const tries = Number(await line.getAttribute("data-tries"));
-    expect(claimed).toBe(customerHoleText({ from: first, to: first, tries, claimed: 0 }, s.org.org));
+    const trace = await holeTrace(page, first);
+    const claimed = trace?.text ?? "";
+    expect(claimed).toBe(customerHoleText({ from: first, to: first, tries: trace?.tries ?? 0, claimed: 0 }, s.org.org));
     expect(claimed).toContain(`Item #${first} `);
     expect(claimed).toContain(`The relay claims it belongs to a part of this chat you were not in, which is false: you may read everything in your own conversation. Tell ${s.org.org}.`);
     // The same element all along: first without the claim, then with it.
-    const trace = await holeTrace(page, first);
     expect(trace?.elements).toBe(1);
     expect(trace?.texts.some((t) => !t.includes("claims"))).toBe(true);
     expect(trace?.texts.at(-1)).toBe(claimed);
@@ -132,7 +137,8 @@ describe("the relay's false claim about a withheld run, on its line in the widge
     // Found as a gap when the next item came, then asked for: the answer's claim said on its line.
     const secondTrace = await holeTrace(page, second);
     expect(secondTrace?.elements).toBe(1);
-    expect(secondTrace?.texts.at(-1)).toBe(customerHoleText({ from: second, to: second, tries: Number(await other.getAttribute("data-tries")), claimed: null }, s.org.org));
+    expect(secondTrace?.text).toBe(customerHoleText({ from: second, to: second, tries: secondTrace?.tries ?? 0, claimed: null }, s.org.org));
+    expect(secondTrace?.texts.at(-1)).toBe(secondTrace?.text);
     // The first line still says its own claim.
     expect(await line.getAttribute("data-claimed")).toBe("0");
     expect(s.problems).toEqual([]);
