@@ -8,9 +8,9 @@
  * HTML. Sending is blocked, loudly, when a pinned key changes (a customer's, another agent's, or
  * the org master's).
  */
-import { Agent, AgentError, AuditLogError, VaultImportError, consentsClaimed, importCliVault, withheldText, type AgentEvent, type Hole, type AgentLine, type ConversationStatus, type ConversationView, type SocketLike, unreadableNote } from "@sealdesk/client";
+import { Agent, AgentError, AuditLogError, VaultImportError, consentsClaimed, importCliVault, withheldText, type AgentEvent, type Hole, type AgentLine, type ConversationStatus, type ConversationView, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
-import { STATES, clipIcon, downloadButton, el, holesDrawn, moreHolesItem, noticeItem, redraw, showAlert, time, withoutClip } from "@sealdesk/client/ui";
+import { STATES, clipIcon, downloadButton, el, holesDrawn, moreHolesItem, noticeItem, redraw, showAlert, showUnreadable, time, withoutClip } from "@sealdesk/client/ui";
 import { agentPolicySummary, conversationTitle, findVaultFiles, lineMark, shortId, statusWords, unlockFailureText, unreadWords } from "./logic.js";
 import { quotaLines, type QuotaLine } from "./quota.js";
 
@@ -296,12 +296,7 @@ async function main(): Promise<void> {
 
   // Entries of the audit log of a kind this version cannot read (PROTOCOL §12.3): one line.
   const logNote = document.getElementById("log-note");
-  const sayUnreadable = (): void =>
-    void unreadableNote(store).then((line) => {
-      if (logNote === null) return;
-      logNote.hidden = line === null;
-      logNote.textContent = line === null ? "" : `The audit log holds ${line}: what it records (it could concern you) is not shown.`;
-    });
+  const sayUnreadable = (): void => showUnreadable(store, logNote);
   sayUnreadable();
   agent.on((e: AgentEvent) => {
     sayUnreadable();

@@ -9,9 +9,9 @@
  * send, the counter persisted before encrypting); the others follow over a BroadcastChannel.
  * The DOM is written with `textContent` only: nothing from the relay or the agent is HTML.
  */
-import { Customer, CustomerError, RelayError, consentName, policySummary, type ChatLine, type CustomerEvent, type NoticeAudience, type ShownNotice, type SocketLike, unreadableNote } from "@sealdesk/client";
+import { Customer, CustomerError, RelayError, consentName, policySummary, type ChatLine, type CustomerEvent, type NoticeAudience, type ShownNotice, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
-import { STATES, clipIcon, downloadButton, el, joinsOpening, noticeItem, releaseItem, replaceItem, showAlert, time, withoutClip } from "@sealdesk/client/ui";
+import { STATES, clipIcon, downloadButton, el, joinsOpening, noticeItem, releaseItem, replaceItem, showAlert, showUnreadable, time, withoutClip } from "@sealdesk/client/ui";
 import { fromHex, toHex } from "@sealdesk/protocol";
 import { showMarks, wireLiveSigns } from "./receipts.js";
 import { wireRights } from "./rights.js";
@@ -222,12 +222,7 @@ async function main(): Promise<void> {
 
   // Entries of the audit log of a kind this version cannot read (PROTOCOL §12.3): one line.
   const logNote = document.getElementById("log-note");
-  const sayUnreadable = (): void =>
-    void unreadableNote(store).then((line) => {
-      if (logNote === null) return;
-      logNote.hidden = line === null;
-      logNote.textContent = line === null ? "" : `The audit log holds ${line}: what it records (it could concern you) is not shown.`;
-    });
+  const sayUnreadable = (): void => showUnreadable(store, logNote);
   sayUnreadable();
   customer.on((e: CustomerEvent) => {
     sayUnreadable();

@@ -1,7 +1,7 @@
 /**
  * `@sealdesk/client/ui`: the DOM helpers the widget and the console share — the element lookup,
  * the connection states in words, the alert line, times, the "Download" button of an attachment
- * line with its status line and its drawn paperclip (`clip.ts`), a release notice in words, and the shares of one opening as one
+ * line with its status line and its drawn paperclip (`clip.ts`), the one line on audit-log entries this version cannot read (`showUnreadable`), a release notice in words, and the shares of one opening as one
  * notice (`releases.ts`), drawing a list again without losing the focus or the scroll
  * position (`redraw.ts`), and the runs the relay withheld drawn within bounds (`holes.ts`). A
  * separate entry (as `idb`), so the package's main entry stays free of the DOM and runs under
@@ -12,6 +12,8 @@
 import { lineTime } from "../dates.js";
 import { AttachmentError, attachmentBlob, safeFileName, type AttachmentRef } from "../attachment.js";
 import { TO_CUSTOMER, noticeSigner, noticeText, type Notice, type NoticeAudience } from "../notice.js";
+import { unreadableNote } from "../audit-listing.js";
+import type { Store } from "../store.js";
 
 import { UNCONFIRMED_TITLE, unconfirmedBody } from "./releases.js";
 
@@ -40,6 +42,18 @@ export function showAlert(text: string): void {
   const a = el<HTMLDivElement>("alert");
   a.textContent = text;
   a.hidden = false;
+}
+
+/**
+ * Says in `note` the audit-log entries of a kind this version cannot read that `store` keeps
+ * (PROTOCOL §12.3, `unreadableNote`), in one line; hides it when there are none.
+ */
+export function showUnreadable(store: Store, note: HTMLElement | null): void {
+  void unreadableNote(store).then((line) => {
+    if (note === null) return;
+    note.hidden = line === null;
+    note.textContent = line === null ? "" : `The audit log holds ${line}: what it records (it could concern you) is not shown.`;
+  });
 }
 
 /** A line's time (Unix seconds): "14:05" today, "5 Dec 2026, 14:05" before (`dates.ts`, not the browser's locale). */
