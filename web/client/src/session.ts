@@ -126,13 +126,18 @@ const WATCH_REQUESTS: readonly WatchRequest[] = ["watch_audit", "watch_agent_key
  */
 export class RelayKnowledge {
   private readonly unknown = new Set<WatchRequest>();
-  /** What storage said when this was made: a request, and when that knowledge expires (ms). */
+  /** What storage said, when this was made and at each question since: a request, and when that knowledge expires (ms). */
   private readonly stored = new Map<WatchRequest, number>();
 
   constructor(
     private readonly url = "",
     private readonly store: KnowledgeStore | null = null,
   ) {
+    this.readStored();
+  }
+
+  /** Merges what storage says now into `stored`: never cleared, so storage that fails now does not forget what it said before. */
+  private readStored(): void {
     for (const [kind, until] of Object.entries(this.read())) this.stored.set(kind as WatchRequest, until);
   }
 
@@ -142,8 +147,7 @@ export class RelayKnowledge {
    */
   doesNotKnow(kind: WatchRequest): boolean {
     if (this.unknown.has(kind)) return true;
-    // Merged, never cleared: storage that fails now does not forget what it said before.
-    for (const [k, until] of Object.entries(this.read())) this.stored.set(k as WatchRequest, until);
+    this.readStored();
     const until = this.stored.get(kind);
     return until !== undefined && this.now() < until;
   }
