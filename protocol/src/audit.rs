@@ -226,7 +226,8 @@ impl ExtensionEvent {
             return Err(Error::Decode {
                 what: "audit event",
                 reason: format!(
-                    "an event of code {code} served as a kind this version cannot read: codes                      1 to 5 are kinds it reads, and 0 is none"
+                    "an event of code {code} served as a kind this version cannot read: codes \
+                     1 to 5 are kinds it reads, and 0 is none"
                 ),
             });
         }
@@ -965,7 +966,8 @@ mod tests {
             let mut rest = cbor.as_slice();
             let err = ciborium::from_reader::<AuditEntry, _>(&mut rest).unwrap_err();
             assert!(
-                err.to_string().contains("cannot read"),
+                err.to_string()
+                    .contains("cannot read: codes 1 to 5 are kinds it reads"),
                 "code {code}: {err}"
             );
         }
