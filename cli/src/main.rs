@@ -6,6 +6,7 @@
 //! The commands live in the `sealdesk_cli` library; the protocol, the state and the checks in
 //! `sealdesk_client`.
 
+use std::io::{ErrorKind, Write as _};
 use std::process::ExitCode;
 
 use clap::Parser as _;
@@ -34,17 +35,29 @@ fn main() -> ExitCode {
     runtime.shutdown_background();
     match result {
         Ok(Some(out)) => {
-            if json {
-                println!("{}", out.json_document());
+            let printed = if json {
+                print_line(&out.json_document().to_string())
             } else {
-                if !out.text.is_empty() {
-                    println!("{}", out.text);
-                }
+                let printed = if out.text.is_empty() {
+                    Ok(())
+                } else {
+                    print_line(&out.text)
+                };
                 for w in &out.warnings {
                     eprintln!("warning: {w}");
                 }
+                printed
+            };
+            match printed {
+                // The reader left early (`sealdesk … | head`): the command itself ran, and
+                // its status says how; nothing more to tell anyone.
+                Err(e) if e.kind() == ErrorKind::BrokenPipe => ExitCode::from(out.status()),
+                Err(e) => {
+                    eprintln!("error: could not write the output: {e}");
+                    ExitCode::FAILURE
+                }
+                Ok(()) => ExitCode::from(out.status()),
             }
-            ExitCode::from(out.status())
         }
         Ok(None) => ExitCode::SUCCESS,
         Err(e) => {
@@ -56,4 +69,12 @@ fn main() -> ExitCode {
             ExitCode::from(classify(&e).status)
         }
     }
+}
+
+/// Writes `text` and a newline to standard output, returning the error `println!` would panic
+/// on (a closed pipe, a full disk).
+fn print_line(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")?;
+    out.flush()
 }

@@ -439,3 +439,49 @@ async fn the_tested_binary_has_the_test_hooks_and_warns_of_the_cheap_vault() {
         assert_eq!(header["kdf"]["iterations"], 1, "{header}");
     }
 }
+
+/// A reader that stops reading before the output is written (`sealdesk … | head -0`) ends the
+/// command quietly with the command's own status: no panic, no backtrace on the terminal.
+#[tokio::test]
+async fn a_reader_that_left_early_gets_no_panic() {
+    let w = World::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("dora");
+    let made = sealdesk_at(
+        &w,
+        &home,
+        PASS,
+        &["init", "--name", "dora", "--role", "customer"],
+    )
+    .await;
+    assert!(made.ok, "{}", made.stderr);
+    for json in [false, true] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sealdesk"));
+        cmd.arg("--home")
+            .arg(&home)
+            .arg("--relay")
+            .arg(&w.url)
+            .arg("whoami")
+            .env("SEALDESK_PASSPHRASE", PASS)
+            .env("SEALDESK_INSECURE_FAST_KDF", "1")
+            .env("RUST_BACKTRACE", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        if json {
+            cmd.arg("--json");
+        }
+        let mut child = cmd.spawn().unwrap();
+        // The only reading end closes before the command can write: its write gets EPIPE.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "json {json}: {:?} {stderr}",
+            out.status
+        );
+        assert!(!stderr.contains("panicked"), "json {json}: {stderr}");
+        assert!(stderr.is_empty(), "json {json}: {stderr}");
+    }
+}
