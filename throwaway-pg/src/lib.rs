@@ -215,13 +215,17 @@ impl Server {
     /// The server cannot be spawned, exits, or does not accept connections within a minute.
     pub fn start_again(&self) -> Result<()> {
         // The shell starts the server, then waits for its standard input to close (the
-        // server dropped, or this process ending) and stops it (fast shutdown).
+        // server dropped, or this process ending) and stops it (fast shutdown). Then, unless
+        // another server runs in the directory (a keeper replaced by `start_again`: the new
+        // server is up before this pipe closes), it removes the directory: a server kept in a
+        // `static` is never dropped, so its `TempDir` never removes it.
         let script = r#"
             "$0" "$@" </dev/null >>"$PGLOG" 2>&1 &
             pid=$!
             read -r _ || true
             kill -INT "$pid" 2>/dev/null
             wait "$pid"
+            [ -e "$PGDATA_DIR/postmaster.pid" ] || rm -rf "$PGTMP_DIR"
         "#;
         let mut c = if is_root() {
             let mut c = Command::new("runuser");
@@ -242,6 +246,8 @@ impl Server {
             .arg(format!("max_connections={}", self.max_connections))
             .args(["-c", "fsync=on", "-c", "synchronous_commit=on"])
             .env("PGLOG", self.log_path())
+            .env("PGDATA_DIR", &self.dir)
+            .env("PGTMP_DIR", self.tmp.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -382,6 +388,81 @@ mod tests {
         assert!(
             !data.exists(),
             "the directory is removed once the server stopped"
+        );
+    }
+
+    /// The variable that makes the test below, run again in a child process, start a server
+    /// and end the process without dropping it (as a server kept in a `static` ends).
+    const CHILD_VAR: &str = "THROWAWAY_PG_TEST_CHILD";
+
+    #[test]
+    fn a_server_never_dropped_is_removed_when_its_process_ends() {
+        let Some(bin) = bin_dir() else {
+            eprintln!("*** SKIPPED: no PostgreSQL binaries on this machine ***");
+            return;
+        };
+        if std::env::var_os(CHILD_VAR).is_some() {
+            let server = Server::start(bin, &Options::default()).expect("the server starts");
+            println!("DIR={}", server.tmp.path().display());
+            // `exit` runs no destructors: the server is left as a `static` one is.
+            std::process::exit(0);
+        }
+        let out = Command::new(std::env::current_exe().expect("this test binary"))
+            .args([
+                "--exact",
+                "tests::a_server_never_dropped_is_removed_when_its_process_ends",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_VAR, "1")
+            .output()
+            .expect("the child runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // libtest may print the test's name on the same line first.
+        let dir = stdout
+            .split("DIR=")
+            .nth(1)
+            .and_then(|rest| rest.lines().next())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| panic!("the child names its directory: {stdout}"));
+        // The keeper stops the server, then removes the directory, after the child is gone:
+        // wait for that (bounded by the server's stop timeout and a margin).
+        let deadline = Instant::now() + STOP_TIMEOUT + Duration::from_secs(30);
+        while dir.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(!dir.exists(), "{} is left behind", dir.display());
+    }
+
+    #[test]
+    fn a_restarted_server_keeps_its_directory_and_data() {
+        let Some(bin) = bin_dir() else {
+            eprintln!("*** SKIPPED: no PostgreSQL binaries on this machine ***");
+            return;
+        };
+        let server = Server::start(bin, &Options::default()).expect("the server starts");
+        server.create_database("kept").expect("createdb");
+        server.stop_immediate().expect("stops");
+        // The keeper `start_again` replaces, held here to see it finish: its pipe closes once
+        // the new server is up, as in `start_again`, and it must leave the directory.
+        let mut old = server
+            .keeper
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .expect("a keeper");
+        server.start_again().expect("starts again");
+        drop(old.stdin.take());
+        old.wait().expect("the old keeper ends");
+        assert!(server.data_dir().join("postmaster.pid").exists());
+        assert_eq!(
+            server.create_database("kept").expect("still there"),
+            server.url("kept")
         );
     }
 }
