@@ -7,6 +7,11 @@
 //! session on node B that asked (`watch_agent_keys`) is told of the new key (the push is
 //! forwarded); her session there that did not ask is not. A node B that missed the close makes
 //! up for it when its wake-up listener reconnects, and leaves the new key's session open.
+//! Neither close, forwarded or made up, closes an unregistered session of the old key (one
+//! signed in with a card the relay does not hold for it, or opened after the re-certification):
+//! they close only the sessions acting for the name (`Hub::close_agent`). That a forwarded close
+//! arriving after a re-check closed the key leaves the session the key opened in between is
+//! shown by the hub's unit tests: no test hook delays a forwarded close.
 //!
 //! Skipped, loudly, only when the machine has no PostgreSQL binaries (CI installs them:
 //! `.ci/run`).
