@@ -15,7 +15,6 @@ use sealdesk_protocol::keys::SigningPublicKey;
 use crate::connection::Outbox;
 
 /// One open connection of an account here.
-#[derive(Clone)]
 struct Joined {
     outbox: Outbox,
     /// The agent name this connection acts for: set when it signed in registered as an agent
