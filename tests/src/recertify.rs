@@ -14,6 +14,7 @@ use sealdesk_protocol::{
 
 use crate::{
     identity::copy_keys,
+    raw::RawClient,
     world::{FAST_KDF, Org, PASS, Via, World},
 };
 
@@ -53,4 +54,22 @@ pub async fn carol_with_alice(w: &World, via: Via) -> (Org, Client, Conversation
         .conversation;
     carol.send_text(&conv, "hello").await.unwrap();
     (org, carol, conv)
+}
+
+/// A session of `who`'s key that signs in unregistered (asserted): its card, of the same key,
+/// names `{name}-elsewhere`, which the relay does not hold for that key, so it is refused
+/// everything, as a session the key opens after its name was re-certified away is. A close of
+/// the key for its re-certified name must leave it open.
+pub async fn unregistered_session(url: &str, who: &crate::Identity) -> RawClient {
+    let card = IdentityCard::issue(
+        &who.keys,
+        &format!("{}-elsewhere", who.name()),
+        who.card.role,
+        1_700_000_000,
+    )
+    .expect("a card of the same key under another name");
+    let mut session = RawClient::connect(url).await;
+    let welcome = session.auth(&who.keys, card.card().clone()).await;
+    assert!(!welcome.registered, "a card the relay holds for this key");
+    session
 }

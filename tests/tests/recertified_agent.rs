@@ -8,12 +8,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sealdesk_client::{Account, Client, ClientError};
-use sealdesk_protocol::wire::{Push, Request, Response};
+use sealdesk_protocol::{
+    card::Role,
+    wire::{ErrorCode, Push, Request, Response},
+};
 use sealdesk_tests::{
-    copy_keys,
+    Identity, Org, copy_keys,
     raw::RawClient,
-    recertify::{NewAlice, carol_with_alice, new_alice},
-    wait::eventually,
+    recertify::{NewAlice, carol_with_alice, new_alice, unregistered_session},
+    wait::{eventually, within_step},
     world::{PASS, Via, World, texts},
 };
 
@@ -115,4 +118,43 @@ async fn a_recertified_agent_keeps_its_conversations_and_the_old_key_is_cut_off(
     );
     new_alice.close().await;
     carol.close().await;
+}
+
+/// The rebind closes the old key's sessions that act for the name, and no other session of
+/// that key: one registered at sign-in and one that signed in unregistered and registered in
+/// the session are closed with 4105; one that signed in unregistered (before either, with a
+/// card the relay does not hold for the key) and one the key opens after the rebind are
+/// unregistered, and stay open, refused everything but what any unregistered session may ask.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rebind_closes_only_the_old_keys_registered_sessions() {
+    let w = World::new().await;
+    let org = Org::new(31, "acme", 1, 0);
+    let mut ghost = unregistered_session(&w.url, &org.agents[0]).await;
+    // Registers its card in its own session (the relay notes it as acting for the name then).
+    let mut registered_here = RawClient::login(&w.url, &org.agents[0]).await;
+    let org = org.publish(&w.url).await;
+    let old = &org.agents[0];
+    let mut signed_in = RawClient::connect(&w.url).await;
+    assert!(signed_in.auth(&old.keys, old.card()).await.registered);
+
+    let new = Identity::new(9_031, old.name(), Role::Agent);
+    org.recertify(&w.url, &new).await;
+    // Bounded: an open session gets the relay's keepalive pings, and would wait for ever.
+    let close = within_step("the close of the session that registered in it", async {
+        registered_here.expect_close().await
+    })
+    .await;
+    assert_eq!(close, Some(4105));
+    assert_eq!(signed_in.expect_close().await, Some(4105));
+    // The close was made before the master was answered: the unregistered session was not
+    // closed, and is served as any unregistered session is.
+    assert_eq!(
+        ghost.refused(Request::ListConversations).await,
+        ErrorCode::NotRegistered
+    );
+    let mut after = RawClient::connect(&w.url).await;
+    assert!(!after.auth(&old.keys, old.card()).await.registered);
+    assert_eq!(after.refused(Request::Register).await, ErrorCode::NameTaken);
+    ghost.close().await;
+    after.close().await;
 }

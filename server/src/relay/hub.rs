@@ -14,32 +14,58 @@ use sealdesk_protocol::keys::SigningPublicKey;
 
 use crate::connection::Outbox;
 
+/// One open connection of an account here.
+struct Joined {
+    outbox: Outbox,
+    /// The agent name this connection acts for: set when it signed in registered as an agent
+    /// (or registered as one, [`Hub::note_agent`]), taken when a close for a key that no longer
+    /// acts for its name reaches it ([`Hub::close_agent`]). A per-connection fact, not a
+    /// per-key one: a connection the same key opens after its name was re-certified away
+    /// signs in unregistered, is refused everything, and has none, so no close of that key
+    /// (a forwarded one arriving late, a re-check) takes it for one it was meant for.
+    agent: Option<String>,
+}
+
+/// Whether any of an account's connections acts for an agent name.
+fn acts(joined: &[Joined]) -> bool {
+    joined.iter().any(|j| j.agent.is_some())
+}
+
 /// Online connections by account.
 #[derive(Default)]
 pub(crate) struct Hub {
-    // A std Mutex: held only to clone or edit a small map, never across an await.
-    online: Mutex<HashMap<SigningPublicKey, Vec<Outbox>>>,
+    // A std Mutex: held only to clone or edit a small map, never across an await. The agent
+    // names of the connections are kept here too, so a close checks and forgets them under
+    // the lock that lists the connections it closes.
+    online: Mutex<HashMap<SigningPublicKey, Vec<Joined>>>,
     /// The connections that asked to be told when the audit log grows (`watch_audit`), by
     /// connection id.
     audit_watchers: Mutex<HashMap<u64, Outbox>>,
     /// The connections that asked to be told when an agent of their conversations is
     /// re-certified for a new key (`watch_agent_keys`), by connection id.
     key_watchers: Mutex<HashSet<u64>>,
-    /// The agent keys connected here whose session was registered (at authentication or by
-    /// `Register`), with the name their card holds: re-checked against the name's current key
-    /// when the cluster's wake-up listener reconnects (`service::cluster`).
-    agents: Mutex<HashMap<SigningPublicKey, String>>,
-    /// Woken when an agent key's first connection here is noted or its last one leaves: in a
-    /// cluster, the node then publishes its agents at once rather than at its next period
-    /// (`relay::cluster`). A `Notify` holds at most one permit, so changes while a
-    /// publication runs coalesce into the next one.
+    /// Woken when an agent key's first acting connection here is noted or its last one leaves
+    /// or is closed: in a cluster, the node then publishes its agents at once rather than at
+    /// its next period (`relay::cluster`). A `Notify` holds at most one permit, so changes
+    /// while a publication runs coalesce into the next one.
     agents_changed: tokio::sync::Notify,
 }
 
 impl Hub {
-    pub fn join(&self, who: SigningPublicKey, outbox: Outbox) {
+    /// Adds connection `outbox` of `who`; `agent` is the agent name it acts for if it signed
+    /// in registered as an agent (re-checked against the name's current key in a cluster,
+    /// `service::cluster`), `None` for an unregistered session or another role.
+    pub fn join(&self, who: SigningPublicKey, outbox: Outbox, agent: Option<&str>) {
         if let Ok(mut m) = self.online.lock() {
-            m.entry(who).or_default().push(outbox);
+            let joined = m.entry(who).or_default();
+            let was = acts(joined);
+            joined.push(Joined {
+                outbox,
+                agent: agent.map(str::to_owned),
+            });
+            if !was && acts(joined) {
+                self.agents_changed.notify_one();
+            }
         }
     }
 
@@ -47,14 +73,13 @@ impl Hub {
         if let Ok(mut m) = self.online.lock()
             && let Some(v) = m.get_mut(who)
         {
-            v.retain(|o| o.id() != id);
+            let was = acts(v);
+            v.retain(|j| j.outbox.id() != id);
+            if was && !acts(v) {
+                self.agents_changed.notify_one();
+            }
             if v.is_empty() {
                 m.remove(who);
-                if let Ok(mut a) = self.agents.lock()
-                    && a.remove(who).is_some()
-                {
-                    self.agents_changed.notify_one();
-                }
             }
         }
         if let Ok(mut w) = self.audit_watchers.lock() {
@@ -65,13 +90,19 @@ impl Hub {
         }
     }
 
-    /// Notes that `who`, connected here, is a registered agent named `name` (until its last
-    /// connection leaves).
-    pub fn note_agent(&self, who: SigningPublicKey, name: &str) {
-        if let Ok(mut a) = self.agents.lock()
-            && a.insert(who, name.to_owned()).is_none()
+    /// Notes that connection `id` of `who`, which signed in unregistered, registered as an
+    /// agent named `name` (until it leaves or a close for its key reaches it).
+    pub fn note_agent(&self, who: &SigningPublicKey, id: u64, name: &str) {
+        if let Ok(mut m) = self.online.lock()
+            && let Some(v) = m.get_mut(who)
         {
-            self.agents_changed.notify_one();
+            let was = acts(v);
+            for j in v.iter_mut().filter(|j| j.outbox.id() == id) {
+                j.agent = Some(name.to_owned());
+            }
+            if !was && acts(v) {
+                self.agents_changed.notify_one();
+            }
         }
     }
 
@@ -81,11 +112,16 @@ impl Hub {
         self.agents_changed.notified().await;
     }
 
-    /// The registered agents connected here, with their names ([`Self::note_agent`]).
+    /// The agent keys connected here with a connection acting for a name, each with that name
+    /// ([`Self::join`], [`Self::note_agent`]).
     pub fn agents(&self) -> Vec<(SigningPublicKey, String)> {
-        self.agents
+        self.online
             .lock()
-            .map(|a| a.iter().map(|(k, n)| (*k, n.clone())).collect())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((*k, v.iter().find_map(|j| j.agent.clone())?)))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -142,7 +178,11 @@ impl Hub {
     fn connections(&self, who: &SigningPublicKey) -> Vec<Outbox> {
         self.online
             .lock()
-            .map(|m| m.get(who).cloned().unwrap_or_default())
+            .map(|m| {
+                m.get(who)
+                    .map(|v| v.iter().map(|j| j.outbox.clone()).collect())
+                    .unwrap_or_default()
+            })
             .unwrap_or_default()
     }
 
@@ -153,54 +193,45 @@ impl Hub {
             .unwrap_or(false)
     }
 
-    /// Closes every connection of `who` with `reason` (a key that no longer acts for its
-    /// name); returns how many were open. `who` is no longer noted as a registered agent here
-    /// ([`Self::note_agent`]) from this instant, though its closed connections leave only once
-    /// their close handshake ends: a connection it opens meanwhile (unregistered now) must not
-    /// be taken for one of them by a later re-check of agent keys, and closed too. A
-    /// connection that signs in registered notes it again.
-    pub fn close_all(
-        &self,
-        who: &SigningPublicKey,
-        reason: crate::connection::CloseReason,
-    ) -> usize {
-        let targets = self.connections(who);
-        for o in &targets {
-            o.close(reason);
-        }
-        if let Ok(mut a) = self.agents.lock()
-            && a.remove(who).is_some()
-        {
-            self.agents_changed.notify_one();
-        }
-        targets.len()
-    }
-
-    /// Closes the connections of `who` with `reason`, as [`Self::close_all`] does, but only if
-    /// `who` is noted as a registered agent here at this instant — checked and forgotten under
-    /// one lock. A re-check of agent keys works from a list read before its store reads; if
-    /// another close (one a node forwarded) forgot the key meanwhile, a connection the key
-    /// opened since is unregistered, refused everything, and must not be closed by the stale
-    /// list. Returns how many connections were closed, `None` if `who` was not noted.
+    /// Closes the connections of `who` that act for an agent name ([`Self::join`],
+    /// [`Self::note_agent`]) with `reason` — a key that no longer acts for its name — and
+    /// forgets that they do; returns how many were closed. The connections are chosen and
+    /// their names forgotten under one lock, so each is closed once: the closed ones leave
+    /// only once their close handshake ends, and a later close of the key (a re-check that
+    /// listed it before this close, a close another node forwarded) finds nothing of theirs.
+    ///
+    /// **Architecture Invariant:** a connection of `who` that does not act for a name is never
+    /// closed here. The key's connections that were registered when its name was re-certified
+    /// away are the ones a lost device could act through; a connection the key opens after
+    /// that signs in unregistered and is refused everything (`not_registered`), like any
+    /// unregistered session, whichever close — this node's, another node's forwarded one
+    /// arriving late, a re-check of agent keys — reaches the node after it opened.
     pub fn close_agent(
         &self,
         who: &SigningPublicKey,
         reason: crate::connection::CloseReason,
-    ) -> Option<usize> {
-        let noted = self
-            .agents
+    ) -> usize {
+        let targets: Vec<Outbox> = self
+            .online
             .lock()
-            .map(|mut a| a.remove(who).is_some())
-            .unwrap_or(false);
-        if !noted {
-            return None;
+            .map(|mut m| {
+                m.get_mut(who)
+                    .map(|v| {
+                        v.iter_mut()
+                            .filter_map(|j| j.agent.take().map(|_| j.outbox.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default();
+        if targets.is_empty() {
+            return 0;
         }
         self.agents_changed.notify_one();
-        let targets = self.connections(who);
         for o in &targets {
             o.close(reason);
         }
-        Some(targets.len())
+        targets.len()
     }
 
     /// Pushes an encoded frame to every connection of `who`; returns how many took it.
@@ -240,24 +271,29 @@ mod tests {
         IdentityKeys::from_secret_bytes(&[seed; 64]).signing_public()
     }
 
+    /// The agent `old` signed in registered here as `alice` (connection 1), and the
+    /// connection it opens after its name was re-certified away (connection 2, unregistered).
+    fn registered_then_unregistered(hub: &Hub, old: SigningPublicKey) -> (Outbox, Outbox) {
+        let (lost, again) = (Outbox::detached(1), Outbox::detached(2));
+        hub.join(old, lost.clone(), Some("alice"));
+        (lost, again)
+    }
+
     /// A re-check of agent keys read the list, then a forwarded close closed the agent's
-    /// session and forgot the key, then the key opened a new (unregistered) session before the
-    /// old one left: the stale re-check closes nothing.
+    /// session, then the key opened a new (unregistered) session before the old one left:
+    /// the stale re-check closes nothing.
     #[test]
-    fn a_stale_recheck_leaves_a_session_opened_after_the_close() {
+    fn a_stale_recheck_leaves_a_session_opened_after_a_forwarded_close() {
         let hub = Hub::default();
         let old = key(1);
-        let lost = Outbox::detached(1);
-        hub.join(old, lost.clone());
-        hub.note_agent(old, "alice");
+        let (lost, again) = registered_then_unregistered(&hub, old);
         let listed = hub.agents();
-        assert_eq!(listed.len(), 1);
+        assert_eq!(listed, vec![(old, "alice".to_owned())]);
 
-        assert_eq!(hub.close_all(&old, REPLACED), 1);
-        let again = Outbox::detached(2);
-        hub.join(old, again.clone());
+        assert_eq!(hub.close_agent(&old, REPLACED), 1, "the forwarded close");
+        hub.join(old, again.clone(), None);
 
-        assert_eq!(hub.close_agent(&listed[0].0, REPLACED), None);
+        assert_eq!(hub.close_agent(&listed[0].0, REPLACED), 0, "the re-check");
         assert!(
             again.closed_with().is_none(),
             "the session opened after the close was closed"
@@ -265,7 +301,67 @@ mod tests {
         assert!(lost.closed_with().is_some());
     }
 
-    /// A key still noted as a registered agent is closed, all its sessions, and forgotten.
+    /// The other order: a re-check closed the agent's session (its node missed the close,
+    /// or had not had it yet), the key opened a new (unregistered) session, then the close
+    /// another node forwarded arrives late: it closes nothing.
+    #[test]
+    fn a_late_forwarded_close_leaves_a_session_opened_after_a_recheck() {
+        let hub = Hub::default();
+        let old = key(1);
+        let (lost, again) = registered_then_unregistered(&hub, old);
+
+        assert_eq!(hub.close_agent(&old, REPLACED), 1, "the re-check");
+        hub.join(old, again.clone(), None);
+        assert!(hub.agents().is_empty());
+
+        assert_eq!(hub.close_agent(&old, REPLACED), 0, "the forwarded close");
+        assert!(
+            again.closed_with().is_none(),
+            "the session opened after the re-check was closed"
+        );
+        assert!(lost.closed_with().is_some());
+    }
+
+    /// The key opened its unregistered session while its registered one was still open, and
+    /// then the first close arrives (forwarded, or a re-check): it closes the registered one
+    /// only, and a second close finds nothing.
+    #[test]
+    fn a_close_takes_the_registered_sessions_and_leaves_the_unregistered_one() {
+        let hub = Hub::default();
+        let old = key(1);
+        let (lost, again) = registered_then_unregistered(&hub, old);
+        hub.join(old, again.clone(), None);
+
+        assert_eq!(hub.close_agent(&old, REPLACED), 1);
+        assert!(lost.closed_with().is_some());
+        assert!(
+            again.closed_with().is_none(),
+            "the unregistered session was closed"
+        );
+        assert_eq!(hub.close_agent(&old, REPLACED), 0);
+        assert!(again.closed_with().is_none());
+    }
+
+    /// A session that signed in unregistered and then registered as an agent acts for its
+    /// name from then on: listed for re-checks, and closed when its key is re-certified away.
+    #[test]
+    fn a_session_that_registers_as_an_agent_is_closed_with_its_key() {
+        let hub = Hub::default();
+        let old = key(1);
+        let (first, other) = (Outbox::detached(1), Outbox::detached(2));
+        hub.join(old, first.clone(), None);
+        hub.join(old, other.clone(), None);
+        assert!(hub.agents().is_empty());
+
+        hub.note_agent(&old, 1, "alice");
+        assert_eq!(hub.agents(), vec![(old, "alice".to_owned())]);
+        assert_eq!(hub.close_agent(&old, REPLACED), 1);
+        assert!(first.closed_with().is_some());
+        assert!(other.closed_with().is_none());
+    }
+
+    /// Every session of a key acting for its name is closed, and the key forgotten; other
+    /// keys' sessions are not touched.
     #[test]
     fn a_recheck_closes_a_noted_agent_once() {
         let hub = Hub::default();
@@ -275,16 +371,30 @@ mod tests {
             Outbox::detached(2),
             Outbox::detached(3),
         );
-        hub.join(old, one.clone());
-        hub.join(old, two.clone());
-        hub.join(other, bystander.clone());
-        hub.note_agent(old, "alice");
-        hub.note_agent(other, "bob");
+        hub.join(old, one.clone(), Some("alice"));
+        hub.join(old, two.clone(), Some("alice"));
+        hub.join(other, bystander.clone(), Some("bob"));
 
-        assert_eq!(hub.close_agent(&old, REPLACED), Some(2));
+        assert_eq!(hub.close_agent(&old, REPLACED), 2);
         assert!(one.closed_with().is_some() && two.closed_with().is_some());
         assert!(bystander.closed_with().is_none());
+        assert_eq!(hub.agents(), vec![(other, "bob".to_owned())]);
+        assert_eq!(hub.close_agent(&old, REPLACED), 0);
+    }
+
+    /// The last acting session of a key leaving forgets the key; another of its sessions
+    /// still acting keeps it listed.
+    #[test]
+    fn an_agent_key_is_listed_while_a_session_acts_for_it() {
+        let hub = Hub::default();
+        let old = key(1);
+        hub.join(old, Outbox::detached(1), Some("alice"));
+        hub.join(old, Outbox::detached(2), Some("alice"));
+        hub.join(old, Outbox::detached(3), None);
+        hub.leave(&old, 1);
         assert_eq!(hub.agents().len(), 1);
-        assert_eq!(hub.close_agent(&old, REPLACED), None);
+        hub.leave(&old, 2);
+        assert!(hub.agents().is_empty());
+        assert!(hub.is_online(&old));
     }
 }

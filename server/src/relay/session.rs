@@ -92,8 +92,7 @@ pub(crate) async fn run(svc: Arc<Service>, mut conn: Connection, peer: SocketAdd
             return;
         };
         let me = account.card().signing_key;
-        svc.hub.join(me, conn.outbox());
-        note_agent(&svc, &account);
+        svc.hub.join(me, conn.outbox(), agent_name(&account));
         if let Account::Registered(caller) = &account {
             // A quota it is concerned by stands at the warning level: told again at sign-in.
             for frame in svc.quota_warnings_at_sign_in(caller) {
@@ -109,14 +108,16 @@ pub(crate) async fn run(svc: Arc<Service>, mut conn: Connection, peer: SocketAdd
     .await;
 }
 
-/// A registered agent's session is noted in the hub: a cluster node re-checks it against the
-/// name's current key when its wake-up listener reconnects (`service::cluster`).
-fn note_agent(svc: &Service, account: &Account) {
-    if let Account::Registered(caller) = account
-        && caller.card.role == sealdesk_protocol::card::Role::Agent
-    {
-        svc.hub
-            .note_agent(caller.card.signing_key, &caller.card.name);
+/// The agent name a session acts for, if it is a registered agent's: the hub keeps it with
+/// the connection, which a close for a key re-certified away then reaches (and a cluster node
+/// re-checks against the name's current key, `service::cluster`); an unregistered session of
+/// the same key is never taken for it (`Hub::close_agent`).
+fn agent_name(account: &Account) -> Option<&str> {
+    match account {
+        Account::Registered(caller) if caller.card.role == sealdesk_protocol::card::Role::Agent => {
+            Some(&caller.card.name)
+        }
+        _ => None,
     }
 }
 
@@ -271,8 +272,9 @@ async fn serve(svc: &Arc<Service>, conn: &mut Connection, mut account: Account, 
         if registering && !matches!(body, Response::Ok) {
             svc.guard.registration_not_made(source);
         }
-        if registering {
-            note_agent(svc, &account);
+        if registering && let Some(name) = agent_name(&account) {
+            svc.hub
+                .note_agent(&account.card().signing_key, conn.id(), name);
         }
         let Some(frame) = encode_response(id, body) else {
             break;

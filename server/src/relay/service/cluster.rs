@@ -404,7 +404,12 @@ impl Service {
     }
 
     /// Another node asks to close account `to`'s sessions with close `code`: closes those
-    /// connected here. A code this node does not know closes nothing (a newer node's reason).
+    /// connected here that act for an agent name ([`Hub::close_agent`]). A session the key
+    /// opened here after its name was re-certified away is unregistered and stays open,
+    /// whether this close arrives before or after a re-check of agent keys closed the key. A
+    /// code this node does not know closes nothing (a newer node's reason).
+    ///
+    /// [`Hub::close_agent`]: crate::relay::hub::Hub::close_agent
     pub(crate) fn forwarded_close(&self, to: &[u8], code: u16) {
         let Ok(who) = SigningPublicKey::try_from(to) else {
             return;
@@ -415,7 +420,7 @@ impl Service {
         }
         match close_reason(code) {
             Some(reason) => {
-                let closed = self.hub.close_all(&who, reason);
+                let closed = self.hub.close_agent(&who, reason);
                 if closed > 0 {
                     info!(code, closed, "sessions closed at another node's request");
                 }
@@ -470,9 +475,11 @@ impl Service {
         for (key, name) in agents {
             match self.store.get(Collection::Names, name.as_bytes()) {
                 Ok(Some(current)) if current.as_slice() != key.as_bytes().as_slice() => {
-                    // Only if still noted: another close may have forgotten the key since
-                    // `agents` was read, and what it opened since is not a registered agent.
-                    if let Some(sessions) = self.hub.close_agent(&key, reason) {
+                    // Only its sessions still acting for a name: another close may have closed
+                    // them since `agents` was read, and what the key opened since is not a
+                    // registered agent.
+                    let sessions = self.hub.close_agent(&key, reason);
+                    if sessions > 0 {
                         info!(
                             sessions,
                             "an agent key re-certified away closed on a re-check"

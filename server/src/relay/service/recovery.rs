@@ -230,7 +230,9 @@ impl Service {
         if let Ok(arr) = <[u8; 32]>::try_from(old.as_slice())
             && let Ok(old) = sealdesk_protocol::keys::SigningPublicKey::from_bytes(&arr)
         {
-            self.hub.close_all(&old, CLOSE_KEY_REPLACED);
+            // Only its sessions that signed in registered: one it opened since is unregistered
+            // (its card is gone) and refused everything (`Hub::close_agent`).
+            self.hub.close_agent(&old, CLOSE_KEY_REPLACED);
             // In a cluster, on every other node too.
             self.forward_close(&old, CLOSE_KEY_REPLACED);
         }
