@@ -297,6 +297,12 @@ impl ChatState {
             }
             // Another conversation's line: its unread count in the list says so.
             Shown::Line { .. } => {}
+            // The line it updates is replaced where it stands (see `push`).
+            Shown::Updated {
+                here: true, line, ..
+            } => self.push(pane_line(&line)),
+            // Another conversation's: shown with it when selected (its history reads anew).
+            Shown::Updated { .. } => {}
             Shown::Assigned {
                 conversation,
                 customer,
@@ -447,9 +453,20 @@ impl ChatState {
         }
     }
 
+    /// Adds `line` at the bottom of the pane — unless the pane already has a line with its
+    /// sequence number. A message seen again (sent, then pushed back) is not shown twice. Any
+    /// other line with that number (a release notice another trustee joined, a notice
+    /// confirmed later) takes the earlier one's place and words: the pane never keeps the
+    /// weaker wording.
     fn push(&mut self, line: PaneLine) {
-        // A line the relay already gave (a message sent, then seen again) is not shown twice.
-        if line.seq.is_some() && self.pane.iter().any(|l| l.seq == line.seq) {
+        if let Some(shown) = line
+            .seq
+            .and_then(|seq| self.pane.iter_mut().find(|l| l.seq == Some(seq)))
+        {
+            if !matches!(shown.tone, Tone::Mine | Tone::Theirs) {
+                shown.text = line.text;
+                shown.tone = line.tone;
+            }
             return;
         }
         self.pane.push(line);
@@ -590,6 +607,113 @@ pub(crate) mod tests {
         assert_eq!(s.pane.len(), 2);
         assert!(s.pane[1].text.contains("carol: anyone?"));
         assert_eq!(s.pane[1].tone, Tone::Theirs);
+    }
+
+    /// A notice line (not a release's: its text is all the pane shows).
+    pub(crate) fn notice(seq: u64, text: &str) -> HistoryLine {
+        HistoryLine::Item {
+            entry: LogEntry::Notice {
+                seq,
+                stored_at: 1_700_000_000,
+                text: text.to_owned(),
+                verified: false,
+                index: 0,
+                release: None,
+                unwitnessed: None,
+            },
+            delivery: None,
+            number: None,
+        }
+    }
+
+    /// Issue 20/22: the window kept "1 of 2 trustees" while history said both had released.
+    /// The line updated (the same seq, new words) takes the old one's place, whether it comes
+    /// as an update or as a line seen again; another conversation's update stays out.
+    #[test]
+    fn a_notice_with_the_same_seq_and_new_words_replaces_the_old_one_in_place() {
+        let mut s = ChatState::default();
+        selected(&mut s, conv(1));
+        s.apply(Shown::Line {
+            conversation: conv(1),
+            here: true,
+            line: notice(2, "asked to open epoch 0: 1 of 2 trustees"),
+        });
+        s.apply(Shown::Line {
+            conversation: conv(1),
+            here: true,
+            line: message(3, "carol", false, "after it"),
+        });
+        s.apply(Shown::Updated {
+            conversation: conv(1),
+            here: true,
+            line: notice(2, "opened epoch 0, released by trustees t1 and t2"),
+        });
+        let texts: Vec<&str> = s.pane.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(texts.len(), 3, "{texts:?}");
+        assert!(
+            texts[1].contains("released by trustees t1 and t2"),
+            "{texts:?}"
+        );
+        assert!(!texts.iter().any(|t| t.contains("1 of 2")), "{texts:?}");
+        assert!(texts[2].contains("carol: after it"), "{texts:?}");
+        assert_eq!(s.pane[1].tone, Tone::Event);
+        // The same again as a plain line (a sync that read it anew): replaced too.
+        s.apply(Shown::Line {
+            conversation: conv(1),
+            here: true,
+            line: notice(2, "opened epoch 0, released by trustees t1, t2 and t3"),
+        });
+        assert_eq!(s.pane.len(), 3);
+        assert!(s.pane[1].text.contains("t1, t2 and t3"), "{:?}", s.pane);
+        // An update of another conversation's notice does not land in this pane.
+        s.apply(Shown::Updated {
+            conversation: conv(2),
+            here: false,
+            line: notice(2, "elsewhere"),
+        });
+        assert!(s.pane[1].text.contains("t1, t2 and t3"), "{:?}", s.pane);
+        // An update whose line is no longer in the pane is shown at the bottom.
+        s.apply(Shown::Updated {
+            conversation: conv(1),
+            here: true,
+            line: notice(9, "a notice confirmed since"),
+        });
+        assert_eq!(s.pane.len(), 4);
+        assert!(s.pane[3].text.contains("a notice confirmed since"));
+    }
+
+    #[test]
+    fn a_message_seen_again_is_not_shown_twice_and_keeps_its_mark() {
+        let mut s = ChatState::default();
+        selected(&mut s, conv(1));
+        s.apply(Shown::Line {
+            conversation: conv(1),
+            here: true,
+            line: message(2, "alice", true, "sent once"),
+        });
+        s.apply(Shown::Receipt {
+            conversation: conv(1),
+            member: "carol".to_owned(),
+            read: true,
+            seq: 2,
+        });
+        for shown in [
+            Shown::Line {
+                conversation: conv(1),
+                here: true,
+                line: message(2, "alice", true, "sent once"),
+            },
+            Shown::Updated {
+                conversation: conv(1),
+                here: true,
+                line: message(2, "alice", true, "sent once"),
+            },
+        ] {
+            s.apply(shown);
+            assert_eq!(s.pane.len(), 2, "{:?}", s.pane);
+            assert_eq!(s.pane[1].delivery, Some(Delivery::Read));
+            assert_eq!(s.pane[1].tone, Tone::Mine);
+        }
     }
 
     #[test]
