@@ -11,7 +11,8 @@ use common::json_chat::{EVENT_WAIT, JsonChat, is};
 use sealdesk_cli::chat;
 use sealdesk_protocol::card::Role;
 use sealdesk_tests::relay::{start_world_relay, stop_world_relay};
-use sealdesk_tests::world::{OpenedChat, Org, PASS, World, open_chat};
+use sealdesk_tests::release::{release_asked, trustees_answer};
+use sealdesk_tests::world::{OpenedChat, Org, PASS, Via, World, open_chat};
 use serde_json::Value;
 
 /// Every event has the shape of the other commands' `--json`: `event`, `ok` and `warnings`.
@@ -439,6 +440,66 @@ async fn carol_chatting_with_alice(w: &World, recheck_ms: &str) -> (Org, JsonCha
     );
     c.until("selected", is("selected")).await;
     (org, c, id)
+}
+
+/// Issue 20/22, "checked again at each sync": a release notice shown NOT YET CONFIRMED in a
+/// running `chat --json` (the last releasing trustee's entry is held by its own cosignature
+/// only) is judged again by the chat's periodic check — no push tells it the trustees cosigned
+/// — and shown again, as an update of the same line (`"update": true`, its seq), once another
+/// trustee witnessed the log: the same release, now without "NOT YET CONFIRMED".
+#[tokio::test]
+async fn a_running_chat_shows_a_release_notice_confirmed_once_the_trustees_witness_it() {
+    let w = World::new().await;
+    let (carol, conv) = release_asked(&w, Via::Relay, "my order never came").await;
+    carol.close().await;
+    let released = trustees_answer(&w, &["trustee-1", "trustee-2"], Via::Relay).await;
+    assert_eq!(released, [["released"], ["released"]]);
+    let id = conv.to_string();
+    let mut c = JsonChat::start_with(
+        &w,
+        "carol",
+        Some(&id),
+        &[("SEALDESK_TEST_KEY_RECHECK_MS", "100")],
+    );
+    let selected = c.until("selected", is("selected")).await;
+    let release = |v: &Value| {
+        v["entry"]["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("acme opened")
+    };
+    let shown = selected["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| release(l))
+        .unwrap_or_else(|| panic!("no release notice in {selected}"))
+        .clone();
+    assert!(
+        shown["text"]
+            .as_str()
+            .unwrap()
+            .contains("NOT YET CONFIRMED"),
+        "{shown}"
+    );
+    assert_eq!(shown["entry"]["verified"], false, "{shown}");
+
+    assert!(w.witness(&["trustee-1"]).await.iter().all(Result::is_ok));
+    let update = c
+        .until("the release notice confirmed", |v| {
+            v["event"] == "notice" && v["update"] == true && release(v)
+        })
+        .await;
+    well_formed(&update);
+    assert_eq!(update["entry"]["seq"], shown["entry"]["seq"], "{update}");
+    assert_eq!(update["entry"]["verified"], true, "{update}");
+    let text = update["text"].as_str().unwrap();
+    assert!(
+        text.contains("released by trustees trustee-1 and trustee-2 (threshold 2 of 3)")
+            && !text.contains("NOT YET CONFIRMED"),
+        "{text}"
+    );
+    c.quit_within(EVENT_WAIT).await;
 }
 
 /// The org's master re-certifies alice for a new machine's key; returns its fingerprint.

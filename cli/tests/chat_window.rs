@@ -1,14 +1,15 @@
 //! The chat window (issue 22 §1.7), in-process: the chat driven through a pipe against a real
 //! relay on 127.0.0.1:0 that is stopped and started again mid-chat; `/switch` by id prefix,
 //! `/list` marking transferred conversations, one banner per conversation worded for its
-//! reader, and the typing indicator.
+//! reader, the typing indicator, and a release notice that another trustee's entry completes
+//! (issue 20/22: replaced in place in the window, printed again as an update in the text chat).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use sealdesk_cli::chat;
+use sealdesk_cli::chat::{self, Shown, Sink, state::ChatState};
 use sealdesk_client::account::LogEntry;
 use sealdesk_client::client::HistoryLine;
 use sealdesk_protocol::{card::Role, signal::SignalKind};
@@ -16,6 +17,7 @@ use sealdesk_tests::{
     eventually,
     proxy::{Dir, is_item_push},
     relay::{restart_world_relay, start_world_relay, stop_world_relay},
+    release::{release_asked, trustees_answer},
     world::{Via, World, open_chat, texts},
 };
 use tokio::io::{AsyncWriteExt as _, BufReader};
@@ -49,6 +51,129 @@ impl Write for Screen {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// The window's state as the chat leaves it: every [`Shown`] applied to a [`ChatState`], as
+/// the terminal UI's sink does, readable while the chat runs.
+#[derive(Clone, Default)]
+struct Window(Arc<Mutex<ChatState>>);
+
+impl Window {
+    /// The message pane's lines, as drawn (with their delivery marks).
+    fn pane(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .pane
+            .iter()
+            .map(|l| l.shown())
+            .collect()
+    }
+
+    /// Waits until a line of the pane contains `what`; its position.
+    async fn shows(&self, what: &str) -> usize {
+        let awaited = format!("the window to show {what:?}");
+        let wait = eventually(&awaited, async || {
+            self.pane().iter().position(|l| l.contains(what))
+        });
+        match tokio::time::timeout(sealdesk_tests::STEP / 2, wait).await {
+            Ok(at) => at,
+            Err(_) => panic!("the window did not show {what:?}:\n{:#?}", self.pane()),
+        }
+    }
+}
+
+impl Sink for Window {
+    fn show(&mut self, shown: Shown) -> std::io::Result<()> {
+        self.0.lock().unwrap().apply(shown);
+        Ok(())
+    }
+}
+
+/// What a release notice of the request reads as long as only one of the two trustees needed
+/// has released, and once the second has.
+const ONE_OF_TWO: &str = "not opened as far as the entries received show (1 of 2 trustees";
+const BOTH: &str = "released by trustees trustee-1 and trustee-2 (threshold 2 of 3)";
+
+/// Issue 20/22: carol's window is open while the master's release under her consent gets its
+/// trustees. The first trustee's entry shows "1 of 2 trustees"; the second's turns that same
+/// line — in its place, not as a second line — into "released by trustees trustee-1 and
+/// trustee-2", the words `history` gives, and a third trustee's adds its name there. Before
+/// the fix the window dropped the updated line (its seq was already in the pane) and kept
+/// "1 of 2" for good.
+#[tokio::test]
+async fn the_window_rewords_a_release_notice_in_place_when_the_second_trustee_releases() {
+    let w = World::new().await;
+    let (mut carol, conv) = release_asked(&w, Via::Relay, "my order never came").await;
+    let (mut typing, keyboard) = tokio::io::duplex(4096);
+    let window = Window::default();
+    let mut sink = window.clone();
+    let chat = chat::run_with(&mut carol, BufReader::new(keyboard), &mut sink, Some(conv));
+    let world = &w;
+    let driver = async {
+        window.shows("my order never came").await;
+        let first = trustees_answer(world, &["trustee-1"], Via::Relay).await;
+        assert_eq!(first, [["released"]]);
+        let at = window.shows(ONE_OF_TWO).await;
+        let second = trustees_answer(world, &["trustee-2"], Via::Relay).await;
+        assert_eq!(second, [["released"]]);
+        assert_eq!(window.shows(BOTH).await, at, "{:#?}", window.pane());
+        // A third trustee past the threshold changes no verdict, but the words: shown too.
+        let third = trustees_answer(world, &["trustee-3"], Via::Relay).await;
+        assert_eq!(third, [["released"]]);
+        let all = "released by trustees trustee-1, trustee-2 and trustee-3";
+        assert_eq!(window.shows(all).await, at, "{:#?}", window.pane());
+        typing.write_all(b"/quit\n").await.unwrap();
+    };
+    let (ran, ()) = tokio::join!(chat, driver);
+    ran.unwrap();
+    let pane = window.pane();
+    let notices: Vec<&String> = pane.iter().filter(|l| l.contains("!! NOTICE")).collect();
+    assert_eq!(notices.len(), 1, "one line per release: {pane:#?}");
+    assert!(notices[0].contains("acme opened epoch 0"), "{pane:#?}");
+    assert!(!pane.iter().any(|l| l.contains("1 of 2")), "{pane:#?}");
+    // The words history gives.
+    let history = carol.history(&conv).unwrap().lines;
+    assert!(
+        history.iter().any(
+            |l| matches!(l, HistoryLine::Item { entry: LogEntry::Notice { text, .. }, .. }
+                if notices[0].contains(text.as_str()))
+        ),
+        "{history:#?}"
+    );
+}
+
+/// The same in the text chat (a pipe, `--plain`): the second trustee's release prints the
+/// notice again as an update, so the last word on screen is history's.
+#[tokio::test]
+async fn the_text_chat_prints_a_release_notice_again_when_the_second_trustee_releases() {
+    let w = World::new().await;
+    let (mut carol, conv) = release_asked(&w, Via::Relay, "my order never came").await;
+    let (mut typing, keyboard) = tokio::io::duplex(4096);
+    let screen = Screen::default();
+    let mut out = screen.clone();
+    let chat = chat::run(&mut carol, BufReader::new(keyboard), &mut out, Some(conv));
+    let world = &w;
+    let driver = async {
+        screen.shows("my order never came").await;
+        let first = trustees_answer(world, &["trustee-1"], Via::Relay).await;
+        assert_eq!(first, [["released"]]);
+        screen.shows(ONE_OF_TWO).await;
+        let second = trustees_answer(world, &["trustee-2"], Via::Relay).await;
+        assert_eq!(second, [["released"]]);
+        screen.shows(BOTH).await;
+        typing.write_all(b"/quit\n").await.unwrap();
+    };
+    let (ran, ()) = tokio::join!(chat, driver);
+    ran.unwrap();
+    let shown = screen.text();
+    let notices: Vec<&str> = shown.lines().filter(|l| l.contains("!! NOTICE")).collect();
+    assert_eq!(notices.len(), 2, "{shown}");
+    assert!(notices[0].contains(ONE_OF_TWO), "{shown}");
+    assert!(
+        notices[1].starts_with("update: ") && notices[1].contains(BOTH),
+        "{shown}"
+    );
 }
 
 #[tokio::test]

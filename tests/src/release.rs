@@ -78,3 +78,15 @@ pub async fn trustees_answer(w: &World, names: &[&str], via: Via) -> Vec<Vec<Str
     }
     outcomes
 }
+
+/// Org [`crate::world::ORG`] (trustees 2 of 3) with agent alice, customer carol (connected
+/// `via`) in a chat where she said `said` under her consent, and the master's release request
+/// for it submitted — no trustee has answered yet. Returns carol's client and the chat.
+pub async fn release_asked(w: &World, via: Via, said: &str) -> (Client, ConversationId) {
+    let mut master = w.org_master(&["alice"], None).await;
+    let (carol, conv, token) = consenting_carol(w, via, said).await;
+    let policy = master.latest_policy(crate::world::ORG).await.unwrap();
+    submit_release(&master, &policy, &token).await;
+    master.close().await;
+    (carol, conv)
+}

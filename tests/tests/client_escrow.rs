@@ -746,7 +746,8 @@ async fn a_release_one_trustee_answered_reads_not_opened_as_far_as_received() {
         report.releases[0].text
     );
 
-    // A second trustee answers: still one notice, now the opening.
+    // A second trustee answers: still one notice, now the opening; the live view hears it as
+    // an update of the line it showed.
     assert_eq!(trustees_answer(&s.w, &["trustee-3"]).await, [["released"]]);
     let events = s.carol.sync_all().await.unwrap();
     let n = release_notices(&s.carol, &s.conv);
@@ -759,7 +760,7 @@ async fn a_release_one_trustee_answered_reads_not_opened_as_far_as_received() {
     );
     assert!(events.iter().any(|e| matches!(
         &e.kind,
-        sealdesk_client::client::EventKind::Entry { entry: LogEntry::Notice { text, .. } }
+        sealdesk_client::client::EventKind::Updated { entry: LogEntry::Notice { text, .. } }
             if text.contains("acme opened")
     )));
 }

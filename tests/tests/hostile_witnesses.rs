@@ -359,7 +359,7 @@ async fn a_notice_and_a_revocation_are_believed_once_the_trustees_witness_them()
     assert!(
         events.iter().any(|e| matches!(
             &e.kind,
-            sealdesk_client::client::EventKind::Entry {
+            sealdesk_client::client::EventKind::Updated {
                 entry: LogEntry::Notice { verified: true, .. }
             }
         )),

@@ -207,7 +207,10 @@ pub(crate) async fn drive<I: Input, S: Sink>(
                 }
                 () = tokio::time::sleep_until(recheck) => {
                     recheck = tokio::time::Instant::now() + key_recheck();
-                    let checked = recheck_agent(client, out, &mut s).await;
+                    let mut checked = recheck_agent(client, out, &mut s).await;
+                    if checked.is_ok() {
+                        checked = recheck_notices(client, out, &mut s).await;
+                    }
                     if checked.is_ok() {
                         backoff.answered(client.session().answers_received());
                     }
@@ -388,7 +391,8 @@ pub(crate) fn key_change(
 }
 
 /// How often a customer's chat asks the relay whether the current conversation's agent still
-/// has the pinned key ([`super::KEY_RECHECK`]; a build with the test hooks reads
+/// has the pinned key, and every chat judges again the notices not yet witnessed
+/// ([`super::KEY_RECHECK`]; a build with the test hooks reads
 /// `SEALDESK_TEST_KEY_RECHECK_MS`).
 fn key_recheck() -> std::time::Duration {
     #[cfg(feature = "test-hooks")]
@@ -419,6 +423,36 @@ async fn recheck_agent<S: Sink>(client: &mut Client, out: &mut S, s: &mut Sessio
         Err(e) if is_connection_lost(&e) || is_fatal(&e) => Err(e),
         // Anything else (an org key change among them) shows when the user sends.
         Ok(()) | Err(_) => Ok(()),
+    }
+}
+
+/// Judges again the current conversation's notices not yet witnessed ("NOT YET CONFIRMED"),
+/// as every sync does: the trustees cosign the log within a minute of a release, and no push
+/// tells the chat, so without this a chat left open would keep the unconfirmed wording. A
+/// notice confirmed since (or found not genuine) is shown updated. The other conversations'
+/// are judged at the next sync (`/list`, a reconnection). Only a lost connection (or a fatal
+/// error) is returned; any other error is shown, and the next check tries again.
+async fn recheck_notices<S: Sink>(client: &mut Client, out: &mut S, s: &mut Session) -> Result<()> {
+    let Some(id) = s.current else {
+        return Ok(());
+    };
+    match client
+        .recheck_unwitnessed(&id)
+        .await
+        .map_err(CliError::from)
+    {
+        Ok(events) => show_events(client, out, &events, s).map_err(io),
+        Err(e) if is_connection_lost(&e) || is_fatal(&e) => Err(e),
+        Err(e) => out
+            .show(Shown::Warning {
+                conversation: Some(id),
+                here: true,
+                text: format!(
+                    "the notices not yet confirmed could not be checked again now ({e}); \
+                     they are checked again at the next sync"
+                ),
+            })
+            .map_err(io),
     }
 }
 
@@ -662,6 +696,17 @@ pub(crate) fn show_events<S: Sink>(
                     })?;
                 }
             }
+            // A line shown before now reads differently (a release another trustee joined,
+            // a notice confirmed): shown again, for the display to replace the earlier wording.
+            EventKind::Updated { entry } => out.show(Shown::Updated {
+                conversation: e.conversation,
+                here,
+                line: HistoryLine::Item {
+                    entry: entry.clone(),
+                    delivery: None,
+                    number: None,
+                },
+            })?,
             EventKind::Assigned { customer } => out.show(Shown::Assigned {
                 conversation: e.conversation,
                 customer: customer.clone(),

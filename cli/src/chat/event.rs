@@ -64,6 +64,18 @@ pub enum Shown {
         /// The line.
         line: HistoryLine,
     },
+    /// A timeline line shown before that now reads differently (a release notice another
+    /// trustee's entry joined, a notice the witnesses confirmed): it has the sequence number
+    /// of the line it replaces. The window replaces that line in place; the line displays
+    /// print it again as an update (`--json`: `"update": true`).
+    Updated {
+        /// Its conversation.
+        conversation: ConversationId,
+        /// Whether that is the current conversation.
+        here: bool,
+        /// The line as it now reads.
+        line: HistoryLine,
+    },
     /// A conversation was assigned to this agent.
     Assigned {
         /// The conversation.
@@ -345,6 +357,16 @@ impl Shown {
                     m.insert("conversation".into(), conversation.to_string().into());
                 }
                 (event, v)
+            }
+            Self::Updated {
+                conversation, line, ..
+            } => {
+                let mut v = line_json(line);
+                if let Value::Object(m) = &mut v {
+                    m.insert("conversation".into(), conversation.to_string().into());
+                    m.insert("update".into(), true.into());
+                }
+                (line_event(line), v)
             }
             Self::Assigned {
                 conversation,

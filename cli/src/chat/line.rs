@@ -128,6 +128,17 @@ impl<W: Write> Sink for TextSink<'_, W> {
                 here,
                 line,
             } => writeln!(out, "{}{}", prefix(&conversation, here), render_line(&line)),
+            // Printed again, marked, so that the newer wording is the last one on screen.
+            Shown::Updated {
+                conversation,
+                here,
+                line,
+            } => writeln!(
+                out,
+                "{}update: {}",
+                prefix(&conversation, here),
+                render_line(&line)
+            ),
             Shown::Assigned {
                 conversation,
                 customer,
@@ -262,6 +273,71 @@ mod tests {
 
     fn conv() -> sealdesk_protocol::ids::ConversationId {
         crate::chat::state::tests::conv(1)
+    }
+
+    /// An updated line (a release another trustee joined) is printed again, marked, in the
+    /// text chat; `--json` gives it the same event as the line, with `"update": true`.
+    #[test]
+    fn an_updated_notice_is_printed_again_as_an_update() {
+        let first = crate::chat::state::tests::notice(4, "1 of 2 trustees");
+        let second = crate::chat::state::tests::notice(4, "released by trustees t1 and t2");
+        let mut out = Vec::new();
+        let mut sink = TextSink::new(&mut out);
+        sink.show(Shown::Line {
+            conversation: conv(),
+            here: true,
+            line: first.clone(),
+        })
+        .unwrap();
+        sink.show(Shown::Updated {
+            conversation: conv(),
+            here: true,
+            line: second.clone(),
+        })
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(!lines[0].starts_with("update: "), "{text}");
+        assert!(
+            lines[1].starts_with("update: ") && lines[1].contains("released by trustees t1 and t2"),
+            "{text}"
+        );
+
+        let mut out = Vec::new();
+        let mut sink = JsonSink::new(&mut out);
+        for shown in [
+            Shown::Line {
+                conversation: conv(),
+                here: true,
+                line: first,
+            },
+            Shown::Updated {
+                conversation: conv(),
+                here: true,
+                line: second,
+            },
+        ] {
+            sink.show(shown).unwrap();
+        }
+        let events: Vec<serde_json::Value> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(events[0]["event"], "notice");
+        assert_eq!(events[0].get("update"), None, "{}", events[0]);
+        assert_eq!(events[1]["event"], "notice");
+        assert_eq!(events[1]["update"], true, "{}", events[1]);
+        assert_eq!(events[1]["entry"]["seq"], 4, "{}", events[1]);
+        assert!(
+            events[1]["text"]
+                .as_str()
+                .unwrap()
+                .contains("released by trustees t1 and t2"),
+            "{}",
+            events[1]
+        );
     }
 
     /// Line mode prints an upload's progress at most every 10%, not per chunk.

@@ -80,7 +80,9 @@ pub const RECONNECT_FIRST: Duration = Duration::from_millis(100);
 /// The longest wait between two reconnection attempts.
 pub const RECONNECT_MAX: Duration = Duration::from_secs(5);
 /// How often a customer's chat asks the relay whether the current conversation's agent still
-/// has the pinned key (an agent re-certified for a new key shows as a key change within this).
+/// has the pinned key (an agent re-certified for a new key shows as a key change within this),
+/// and every chat judges again the current conversation's notices not yet witnessed (one the
+/// trustees have confirmed since shows updated within this).
 pub const KEY_RECHECK: Duration = Duration::from_secs(60);
 /// After the input ended (`/quit` or end of a pipe) with lines still waiting for the relay, how
 /// long the chat keeps trying to reconnect to send them before it gives up and says so.
@@ -105,15 +107,7 @@ where
     R: AsyncBufRead + Unpin,
     W: Write,
 {
-    let mut lines = input.lines();
-    engine::drive(
-        client,
-        &mut lines,
-        &mut line::TextSink::new(out),
-        conversation,
-        &mut interrupt::Interrupts::none(),
-    )
-    .await
+    run_with(client, input, &mut line::TextSink::new(out), conversation).await
 }
 
 /// [`run`] with JSON lines on `out` (`chat --json`): each event one object with `event`, `ok`,
@@ -131,11 +125,29 @@ where
     R: AsyncBufRead + Unpin,
     W: Write,
 {
+    run_with(client, input, &mut line::JsonSink::new(out), conversation).await
+}
+
+/// [`run`] with any display: every [`Shown`] goes to `sink` (the terminal UI's state, say —
+/// [`state::ChatState::apply`] — which is how the tests drive the window without a terminal).
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_with<R, S>(
+    client: &mut Client,
+    input: R,
+    sink: &mut S,
+    conversation: Option<ConversationId>,
+) -> Result<()>
+where
+    R: AsyncBufRead + Unpin,
+    S: Sink,
+{
     let mut lines = input.lines();
     engine::drive(
         client,
         &mut lines,
-        &mut line::JsonSink::new(out),
+        sink,
         conversation,
         &mut interrupt::Interrupts::none(),
     )

@@ -42,10 +42,10 @@ pub(super) struct NoticeVerdict {
 impl Client {
     /// A notice delivered into the conversation: each entry is verified and logged on its own;
     /// a trustee's release entry joins the notice of its release request, and the live view
-    /// hears about the request when it first appears, when it opens, and when an entry of it
-    /// fails or is delivered again — not once per trustee. An entry that passes every check
-    /// but the witnesses' is logged "not yet witnessed" and checked again at each sync
-    /// ([`Client::recheck_unwitnessed`]).
+    /// hears about the request when it first appears and whenever its line reads differently
+    /// (another trustee released, it opened, an entry of it failed or was delivered again).
+    /// An entry that passes every check but the witnesses' is logged "not yet witnessed" and
+    /// checked again at each sync ([`Client::recheck_unwitnessed`]).
     pub(super) async fn ingest_notice(
         &mut self,
         meta: &ConvMeta,
@@ -64,49 +64,52 @@ impl Client {
             self.account.mark_notice_seen(&id, &leaf)?;
         }
         let e = self.notice_line(seq, stored_at, entry, index, &verdict, duplicate);
-        self.log_notice(&id, e, !verdict.verified || duplicate)
+        self.log_notice(&id, e, !verdict.verified || duplicate, false)
     }
 
-    /// Logs notice line `e` of conversation `id` and says what the live view hears of it: a
-    /// release request when it first appears, when it opens, and when one of its entries
-    /// changes what it says (`loud`: it failed, is a repeat, or was found not genuine) or
-    /// contradicts the others; any other notice always.
+    /// Logs notice line `e` of conversation `id` and says what the live view hears of it.
+    ///
+    /// A release entry: its request's line ([`Client::release_line`]) when the request first
+    /// appears ([`EventKind::Entry`]), and again ([`EventKind::Updated`], at the same place)
+    /// whenever that line reads differently than before — another trustee released, the
+    /// request opened, it was confirmed or found not genuine — or when the entry is `loud` (it
+    /// failed or is a repeat). The live view must never keep a weaker wording than history's.
+    /// Any other notice: always, as [`EventKind::Updated`] when it `replaces` a line logged
+    /// before for the same item (a notice checked again), else as a new entry.
     pub(super) fn log_notice(
         &self,
         id: &ConversationId,
         e: LogEntry,
         loud: bool,
+        replaces: bool,
     ) -> Result<Vec<Event>> {
         let id = *id;
         let Some(release) = release_of(&e).cloned() else {
             self.account.append_log(&id, &e)?;
+            let kind = if replaces {
+                EventKind::Updated { entry: e }
+            } else {
+                EventKind::Entry { entry: e }
+            };
             return Ok(vec![Event {
                 conversation: id,
-                kind: EventKind::Entry { entry: e },
+                kind,
             }]);
         };
         let before = self.release_line(&id, &release.request)?;
         self.account.append_log(&id, &e)?;
         let after = self.release_line(&id, &release.request)?;
-        let news = match (&before, &after) {
-            (_, None) => false,
-            (None, Some(_)) => true,
-            (Some(b), Some(a)) => {
-                release_of(b).is_some_and(|b| {
-                    release_of(a).is_some_and(|a| {
-                        a.opened() != b.opened()
-                            || a.genuine() != b.genuine()
-                            || a.contradicting.len() != b.contradicting.len()
-                    })
-                }) || loud
-            }
-        };
-        Ok(match after {
-            Some(line) if news => vec![Event {
+        Ok(match (before, after) {
+            (_, None) => Vec::new(),
+            (None, Some(line)) => vec![Event {
                 conversation: id,
                 kind: EventKind::Entry { entry: line },
             }],
-            _ => Vec::new(),
+            (Some(b), Some(a)) if loud || reads_differently(&b, &a) => vec![Event {
+                conversation: id,
+                kind: EventKind::Updated { entry: a },
+            }],
+            (Some(_), Some(_)) => Vec::new(),
         })
     }
 
@@ -711,5 +714,25 @@ impl Client {
             self.keys.insert(key, EpochKeys::new(&k, &verified));
         }
         Ok(())
+    }
+}
+
+/// Whether a release request's line changed in what its reader sees: its words (the trustees
+/// named, opened or not, confirmed or not, contradicted), or its verdict.
+fn reads_differently(before: &LogEntry, after: &LogEntry) -> bool {
+    match (before, after) {
+        (
+            LogEntry::Notice {
+                text: b,
+                verified: bv,
+                ..
+            },
+            LogEntry::Notice {
+                text: a,
+                verified: av,
+                ..
+            },
+        ) => a != b || av != bv,
+        _ => true,
     }
 }

@@ -97,6 +97,16 @@ pub enum EventKind {
         /// The item.
         entry: LogEntry,
     },
+    /// A line shown before reads differently now: a release notice that another trustee's
+    /// entry joined (reaching the threshold, or naming one more trustee), or a notice the
+    /// witnesses confirmed (or found not genuine) when it was checked again. `entry` has the
+    /// sequence number of the line it replaces (for a release, its request's first entry);
+    /// a live view replaces that line, or shows this one again as an update — never keeps
+    /// the earlier wording alone.
+    Updated {
+        /// The line as it now reads.
+        entry: LogEntry,
+    },
     /// A conversation was assigned to this agent.
     Assigned {
         /// The customer's name.

@@ -43,7 +43,7 @@ impl Client {
                 continue; // still not witnessed: the line stays as it is
             }
             let line = self.notice_line(seq, stored_at, &u.entry, index, &verdict, false);
-            events.extend(self.log_notice(id, line, !verdict.verified)?);
+            events.extend(self.log_notice(id, line, !verdict.verified, true)?);
         }
         Ok(events)
     }
