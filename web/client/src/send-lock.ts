@@ -9,7 +9,7 @@
  * one key and nonce for two plaintexts, seen by the relay before it refuses the second
  * (`counter_reused`). And since the lock is held from the counter's reservation to the relay's
  * answer, no send of the store can be overtaken at the relay by a later counter of the same
- * store (ARCHITECTURE.md, "Send lock").
+ * store (ARCHITECTURE.md, the send lock invariant under "Browser").
  *
  * It cannot reach beyond this realm: the tabs of a browser pass a Web Lock instead (the widget
  * and the console do), and two processes sharing one persistent store need a lock of their own.

@@ -90,10 +90,15 @@ describe("two tabs of one account sending at once (issue 22)", () => {
     await eventually("tab A's send held", () => hold.entered || undefined);
     const bSends = b.sends;
     const second = sendB();
-    // Everything tab B can do without the relay has run (MemoryStore answers at once).
-    await drained();
-    expect(b.sends).toBe(bSends);
-    hold.release();
+    try {
+      // Everything tab B can do without the relay has run (MemoryStore answers at once).
+      await drained();
+      expect(b.sends).toBe(bSends);
+    } finally {
+      // Let go in any case, so a failed check leaves no send waiting on the hold.
+      hold.release();
+      await Promise.allSettled([first, second]);
+    }
     const done = await Promise.all([first, second]);
     expect([a.reused, b.reused]).toEqual([0, 0]);
     return done;
