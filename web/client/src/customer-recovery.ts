@@ -71,6 +71,7 @@ import type { Request, Response } from "./frames.js";
 import { HISTORY_PAGE, writeAccount } from "./member.js";
 import { RelayError, Session, type SocketFactory } from "./session.js";
 import { keepConversation } from "./customer-conversation.js";
+import { storeSendLock } from "./send-lock.js";
 import { RECORDS, type Store } from "./store.js";
 
 /**
@@ -186,7 +187,8 @@ export interface RecoverOptions {
   /**
    * Runs `f` holding the send lock of `store` (the widget's Web Lock): the writes are made under
    * it, so a tab opening a conversation as the browser's former account and this recovery never
-   * interleave (see `recoverAccount`). Without it, the writes are made at once.
+   * interleave (see `recoverAccount`). Without it, under the store's lock in this realm
+   * (`storeSendLock`), the one a `Customer` on the same store takes without one.
    */
   withSendLock?: <T>(f: () => Promise<T>) => Promise<T>;
 }
@@ -340,6 +342,6 @@ export async function recoverAccount(o: RecoverOptions): Promise<Recovered> {
       await keepConversation(o.store, { conversation: restored.conversation, agent: restored.agent, masterKey: master }, o.org);
     }
   };
-  await (o.withSendLock === undefined ? write() : o.withSendLock(write));
+  await (o.withSendLock ?? storeSendLock(o.store))(write);
   return { name: card.name, fingerprint: formatFingerprint(cardFingerprint(card)), conversation: restored === null ? null : toHex(restored.conversation) };
 }

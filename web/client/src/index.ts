@@ -2,8 +2,9 @@
  * `@sealdesk/client`: Sealdesk's client side in TypeScript over `@sealdesk/protocol` — typed
  * frames, a WebSocket session that reconnects, stores behind an interface, and the members of a
  * conversation over one shared base (`member.ts`): the customer (what the widget runs) and the
- * agent (what the console runs). No DOM here but `idb.ts` (IndexedDB, WebCrypto) and
- * `locks.ts` (Web Locks), which a page imports.
+ * agent (what the console runs). No DOM here but `idb.ts` (IndexedDB, WebCrypto), which a page
+ * imports; a page passes its Web Lock as the send lock (`send-lock.ts` is the default within one
+ * realm).
  */
 export * from "./frames.js";
 export * from "./session.js";
@@ -24,6 +25,7 @@ export * from "./summary.js";
 export * from "./notice.js";
 export * from "./notices-witness.js";
 export * from "./member.js";
+export * from "./send-lock.js";
 export * from "./paging.js";
 export * from "./agent.js";
 export * from "./agent-log.js";

@@ -17,6 +17,7 @@ import type { Push, Sequenced, SkippedRange } from "./frames.js";
 import { Paging, PagingError } from "./paging.js";
 import { QuotaSeen } from "./quota-seen.js";
 import { Connection, SessionError, type ConnectionState, type KnowledgeStorage, type Session, type SocketFactory } from "./session.js";
+import { storeSendLock } from "./send-lock.js";
 import { RECORDS, type Store } from "./store.js";
 
 /** The events every member tells its view. */
@@ -32,7 +33,12 @@ export interface MemberOptions {
   random: (n: number) => Uint8Array;
   /** Seconds since the epoch. */
   now: () => number;
-  /** Runs `f` while holding the send lock (Web Locks in a page: one tab seals at a time). */
+  /**
+   * Runs `f` while holding the send lock (Web Locks in a page: one tab seals at a time). It is
+   * held from a counter's reservation to the relay's answer. Absent, the store's lock in this
+   * realm is taken (`storeSendLock`): enough for any number of members on one `Store` object,
+   * not for tabs or processes sharing the store's data.
+   */
   withSendLock?: <T>(f: () => Promise<T>) => Promise<T>;
   /**
    * Where what the relay showed it does not know is kept beyond the page (`() => localStorage`
@@ -195,9 +201,13 @@ export abstract class Member<E extends { kind: string }, O extends MemberOptions
     return this.conn === null ? Promise.reject(new SessionError("closed", "offline")) : this.conn.next();
   }
 
-  /** Runs `f` holding the send lock (or at once when the page has none). */
+  /**
+   * Runs `f` holding the send lock: the host's (a Web Lock in a page), else the store's in this
+   * realm (`storeSendLock`), never none — two sends interleaved between reading and writing a
+   * counter would seal two messages under one.
+   */
   protected withSendLock<T>(f: () => Promise<T>): Promise<T> {
-    return this.opts.withSendLock === undefined ? f() : this.opts.withSendLock(f);
+    return (this.opts.withSendLock ?? storeSendLock(this.opts.store))(f);
   }
 
   /**

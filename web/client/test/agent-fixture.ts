@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Agent, MemoryStore, importCliVault, type AgentEvent, type SocketFactory, type Store, type VaultFiles } from "../src/index.js";
+import { Agent, MemoryStore, importCliVault, type AgentEvent, type AgentOptions, type SocketFactory, type Store, type VaultFiles } from "../src/index.js";
 import { now, random, socket as honest } from "./customer-fixture.js";
 import { eventually } from "./relay.js";
 
@@ -20,14 +20,14 @@ export function vaultFiles(home: string): VaultFiles {
 /**
  * The CLI agent at `home` as a TypeScript agent on `url` (through `socket`), its events
  * collected, started and online; in `store` (a store that holds the account already: a reload,
- * or another tab's).
+ * or another tab's), with `withSendLock` when given (the console's Web Lock, shared by its tabs).
  */
-export async function onlineAgent(home: string, url: string, socket: SocketFactory = honest, store: Store = new MemoryStore()): Promise<{ agent: Agent; events: AgentEvent[] }> {
+export async function onlineAgent(home: string, url: string, socket: SocketFactory = honest, store: Store = new MemoryStore(), withSendLock?: AgentOptions["withSendLock"]): Promise<{ agent: Agent; events: AgentEvent[] }> {
   if (!(await Agent.has(store))) {
     const { keys, card } = await importCliVault(vaultFiles(home), "web tests only");
     await Agent.keep(store, keys, card);
   }
-  const agent = await Agent.load({ url, store, socket, random, now });
+  const agent = await Agent.load({ url, store, socket, random, now, ...(withSendLock === undefined ? {} : { withSendLock }) });
   const events: AgentEvent[] = [];
   agent.on((e) => events.push(e));
   agent.start();

@@ -8,7 +8,7 @@
  * HTML. Sending is blocked, loudly, when a pinned key changes (a customer's, another agent's, or
  * the org master's).
  */
-import { Agent, AgentError, AuditLogError, VaultImportError, consentsClaimed, importCliVault, withheldText, type AgentEvent, type Hole, type AgentLine, type ConversationStatus, type ConversationView, type SocketLike } from "@sealdesk/client";
+import { Agent, AgentError, AuditLogError, VaultImportError, consentsClaimed, importCliVault, storeSendLock, withheldText, type AgentEvent, type Hole, type AgentLine, type ConversationStatus, type ConversationView, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
 import { STATES, clipIcon, downloadButton, el, holesDrawn, moreHolesItem, noticeItem, redraw, showAlert, showUnreadable, time, withoutClip } from "@sealdesk/client/ui";
 import { agentPolicySummary, conversationTitle, findVaultFiles, lineMark, shortId, statusWords, unlockFailureText, unreadWords } from "./logic.js";
@@ -72,7 +72,7 @@ async function main(): Promise<void> {
     socket: (u) => new WebSocket(u) as unknown as SocketLike,
     random: (n) => crypto.getRandomValues(new Uint8Array(n)),
     now: () => Math.floor(Date.now() / 1000),
-    withSendLock: <T>(f: () => Promise<T>): Promise<T> => (navigator.locks === undefined ? f() : (navigator.locks.request(`${DB}/send`, f) as Promise<T>)),
+    withSendLock: <T>(f: () => Promise<T>): Promise<T> => (navigator.locks === undefined ? storeSendLock(store)(f) : (navigator.locks.request(`${DB}/send`, f) as Promise<T>)),
     // What an older relay showed it does not know, kept for an hour across the origin's tabs
     // (neither a reload nor another tab asks it again); `localStorage` itself may throw where
     // storage is denied.

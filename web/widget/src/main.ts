@@ -9,7 +9,7 @@
  * send, the counter persisted before encrypting); the others follow over a BroadcastChannel.
  * The DOM is written with `textContent` only: nothing from the relay or the agent is HTML.
  */
-import { Customer, CustomerError, RelayError, consentName, policySummary, type ChatLine, type CustomerEvent, type NoticeAudience, type ShownNotice, type SocketLike } from "@sealdesk/client";
+import { Customer, CustomerError, RelayError, consentName, policySummary, storeSendLock, type ChatLine, type CustomerEvent, type NoticeAudience, type ShownNotice, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
 import { STATES, clipIcon, downloadButton, el, joinsOpening, noticeItem, releaseItem, replaceItem, showAlert, showUnreadable, time, withoutClip } from "@sealdesk/client/ui";
 import { fromHex, toHex } from "@sealdesk/protocol";
@@ -64,8 +64,10 @@ async function main(): Promise<void> {
     // (neither a reload nor another tab asks it again); `localStorage` itself may throw where
     // storage is denied.
     relayMemory: () => window.localStorage,
-    // One tab seals at a time; a recovery writes the store under the same lock.
-    withSendLock: <T>(f: () => Promise<T>): Promise<T> => (navigator.locks === undefined ? f() : (navigator.locks.request(lockName, f) as Promise<T>)),
+    // One tab seals at a time, from a counter's reservation to the relay's answer; a recovery
+    // writes the store under the same lock. Without Web Locks, this tab's sends still go one at
+    // a time (`storeSendLock`); the tabs then may overtake one another at the relay.
+    withSendLock: <T>(f: () => Promise<T>): Promise<T> => (navigator.locks === undefined ? storeSendLock(store)(f) : (navigator.locks.request(lockName, f) as Promise<T>)),
   };
   const customer = await Customer.load({
     ...setup,
