@@ -249,9 +249,9 @@ mod tests {
 
     use sealdesk_protocol::message::ContentKind;
 
-    use super::{ExportMessage, message_text};
+    use super::{EndMarker, ExportFile, ExportMessage, ExportOmitted, message_text};
 
-    fn shown(text: String) -> ExportMessage {
+    fn shown_text(text: String) -> ExportMessage {
         ExportMessage {
             seq: 3,
             epoch: 0,
@@ -265,19 +265,67 @@ mod tests {
         }
     }
 
+    /// A file of `shown` messages at these seqs and items left out at `(seq, kind)`.
+    fn file(shown: &[u64], left_out: &[(u64, &str)]) -> ExportFile {
+        ExportFile {
+            format: super::FORMAT.into(),
+            conversation: String::new(),
+            org: "acme".into(),
+            redacted: false,
+            policies: Vec::new(),
+            epochs: Vec::new(),
+            certificates: Vec::new(),
+            messages: shown
+                .iter()
+                .map(|s| ExportMessage {
+                    seq: *s,
+                    ..shown_text(String::new())
+                })
+                .collect(),
+            omitted: left_out
+                .iter()
+                .map(|(seq, kind)| ExportOmitted {
+                    seq: *seq,
+                    kind: (*kind).into(),
+                    epoch: Some(0),
+                    record: None,
+                })
+                .collect(),
+            last_seq: 0,
+            releases: Vec::new(),
+            log_key: String::new(),
+            tree_head: String::new(),
+            end: EndMarker {
+                signed_at: 0,
+                signature: String::new(),
+            },
+        }
+    }
+
+    /// A message left out before one shown (an epoch not released) makes the file's count
+    /// not history's, and then no message gets a number; one left out after them, or an item
+    /// that is not a message, does not.
+    #[test]
+    fn a_message_left_out_before_one_shown_stops_the_numbers() {
+        assert!(file(&[4, 5], &[(2, "handoff"), (9, "message")]).numbers_are_historys());
+        let gap = file(&[4, 5], &[(3, "message")]);
+        assert!(!gap.numbers_are_historys());
+        assert_eq!(gap.message_numbers(), [None, None]);
+    }
+
     /// A receipt's text gives back the sequence number its body holds; other texts none.
     #[test]
     fn a_receipts_text_gives_back_its_sequence_number() {
         let text = message_text(ContentKind::Read, &2u64.to_be_bytes());
         assert_eq!(text, "read up to #2");
-        assert_eq!(shown(text).read_up_to_seq(), Some(2));
+        assert_eq!(shown_text(text).read_up_to_seq(), Some(2));
         for other in [
             "read up to #",
             "read up to #+2",
             "read up to #2 ",
             "hello #2",
         ] {
-            assert_eq!(shown(other.into()).read_up_to_seq(), None, "{other}");
+            assert_eq!(shown_text(other.into()).read_up_to_seq(), None, "{other}");
         }
     }
 }
