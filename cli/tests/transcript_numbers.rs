@@ -238,3 +238,40 @@ async fn history_show_the_exports_and_verify_number_every_message_alike() {
         r.stderr
     );
 }
+
+/// A transcript kept by an earlier version left the files out: `transcript show` says its
+/// numbers skip them, and says nothing of the kind for one kept with its files.
+#[tokio::test]
+async fn show_warns_that_a_transcript_kept_without_its_files_numbers_differently() {
+    let w = World::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let conv = released_conversation(&w, dir.path()).await;
+    let show = ["transcript", "show", "--conversation", conv.as_str()];
+    let r = sealdesk(&w, "acme-owner", &show).await;
+    assert!(
+        r.ok && !r.stderr.contains("earlier version"),
+        "{}",
+        r.stderr
+    );
+
+    // As an earlier version kept it: texts only, not marked as holding the files.
+    let account =
+        sealdesk_client::Account::open(&w.home("acme-owner"), sealdesk_tests::world::PASS).unwrap();
+    let id = sealdesk_protocol::ids::ConversationId::parse(&conv).unwrap();
+    let mut t = account.store().transcript(&id).unwrap().unwrap();
+    t.messages
+        .retain(|m| m.envelope.header.kind == sealdesk_protocol::message::ContentKind::Text);
+    t.with_files = false;
+    account.store().put_transcript(&id, &t).unwrap();
+    drop(account);
+
+    let r = sealdesk(&w, "acme-owner", &show).await;
+    assert!(r.ok, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "warning: this transcript was kept by an earlier version, which left the files out"
+        ),
+        "{}",
+        r.stderr
+    );
+}
