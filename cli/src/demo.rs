@@ -342,10 +342,20 @@ async fn story<W: Write>(out: &mut W, dir: &Path, url: &str, kept: bool) -> Resu
            until the log accepted it, and only then sealed its share to the master. The master \
            rebuilt each epoch key, checked it against the epoch's commitment, and decrypted:",
     )?;
-    for m in &transcript.messages {
+    let numbers = sealdesk_client::client::message_numbers(
+        transcript
+            .messages
+            .iter()
+            .map(|m| Some(m.envelope.header.kind)),
+    );
+    for (m, number) in transcript.messages.iter().zip(numbers) {
+        let label = match number {
+            Some(k) => format!("#{k} (seq {})", m.seq),
+            None => format!("(seq {})", m.seq),
+        };
         n.quote(&format!(
-            "#{} {} (epoch {}): {}   [signature verified]",
-            m.seq, m.sender, m.epoch, m.text
+            "{label} {} (epoch {}): {}   [signature verified]",
+            m.sender, m.epoch, m.text
         ))?;
     }
 

@@ -172,8 +172,8 @@ async fn attach_in_the_line_chat_uploads_and_the_agent_receives_the_file() {
     assert_eq!(file.bytes.as_slice(), bytes.as_slice());
 }
 
-/// `transcript show` lists a released conversation's files — name, size, checked — as the
-/// export carries them.
+/// `transcript show` lists a released conversation's files among its messages — name, size,
+/// caption, checked — as the export carries them.
 #[tokio::test]
 async fn transcript_show_lists_the_released_attachments() {
     let w = World::new().await;
@@ -197,13 +197,17 @@ async fn transcript_show_lists_the_released_attachments() {
         &["transcript", "show", "--conversation", &conv],
     )
     .await;
-    assert!(shown.contains("attachments (1):"), "{shown}");
+    // In its place among the messages: #2, after carol's first message.
+    let line = shown
+        .lines()
+        .find(|l| l.starts_with("#2 (seq "))
+        .unwrap_or_else(|| panic!("no #2 in {shown}"));
     assert!(
-        shown.contains("receipt.pdf from carol: application/pdf (39.1 KiB,"),
+        line.contains("carol (epoch 0): [attachment: receipt.pdf, 39.1 KiB] my receipt"),
         "{shown}"
     );
     assert!(
-        shown.contains("checked: every chunk and the SHA-256 match the signed message"),
+        line.ends_with("— file checked: every chunk and the SHA-256 match the signed message"),
         "{shown}"
     );
     let doc = common::json(

@@ -157,7 +157,12 @@ async fn the_file_cache_stays_within_its_bound() {
     let show = ["transcript", "show", "--conversation", conv.as_str()];
     let r = sealdesk_env(&w, "acme-owner", &show, &[("SEALDESK_FILE_CACHE_MB", "1")]).await;
     assert!(r.ok, "{}", r.stderr);
-    assert!(r.stdout.contains("attachments (2):"), "{}", r.stdout);
+    assert_eq!(
+        r.stdout.matches("— file checked:").count(),
+        2,
+        "{}",
+        r.stdout
+    );
     assert_eq!(cached(), 1);
     ok(&w, "acme-owner", &show).await;
     assert_eq!(cached(), 2);

@@ -236,7 +236,9 @@ pub struct TranscriptMessage {
     pub sender: String,
     /// Sender's clock.
     pub sent_at: u64,
-    /// The text (masked if the release was redacted).
+    /// The text (masked if the release was redacted); for a file, its description as
+    /// `history` shows it (name, size and caption), or that it is withheld if the release
+    /// was redacted.
     pub text: String,
     /// The envelope as stored (for offline verification).
     pub envelope: Envelope,
@@ -255,8 +257,14 @@ pub struct Transcript {
     pub records: Vec<EpochRecord>,
     /// Policies the records were made under.
     pub policies: Vec<OrgPolicy>,
-    /// Messages of the released epochs, in relay order.
+    /// Messages of the released epochs, in relay order: texts and files (attachment
+    /// messages), the items `history` numbers; not read receipts or status changes.
     pub messages: Vec<TranscriptMessage>,
+    /// Whether `messages` holds the files as well as the texts. A transcript kept by an
+    /// earlier version holds texts only (`false`): counting its messages skips the files, so
+    /// its numbers are not `history`'s.
+    #[serde(default)]
+    pub with_files: bool,
     /// Gaps: (epoch, sender, missing counters).
     pub gaps: Vec<(u32, String, Vec<u64>)>,
     /// Release entries `(index, entry)` of the requests that opened it.

@@ -564,3 +564,52 @@ async fn an_upload_reports_each_chunk_and_a_dropped_one_resumes() {
     let saved = agent.fetch_attachment(&conv, n).await.unwrap();
     assert_eq!(saved.bytes.as_slice(), other.as_slice());
 }
+
+/// The master's transcript keeps a file in its place among the messages, so that its count is
+/// `history`'s (issue 22/20); under a redacted consent the file is withheld whole — its name
+/// and caption are the sender's words, not masked one by one — and still counted.
+#[tokio::test]
+async fn a_released_transcript_counts_the_file_in_its_place_and_a_redacted_one_withholds_it() {
+    use sealdesk_client::{client::message_numbers, escrow::transcript::FILE_WITHHELD};
+    use sealdesk_protocol::release::{Justification, Scope};
+
+    let w = World::new().await;
+    let org = w.org(&["alice"], None).await;
+    let mut carol = w.user("carol", Role::Customer).await;
+    let conv = open_chat(&mut carol).await;
+    carol.send_text(&conv, "the screen says:").await.unwrap();
+    carol
+        .send_attachment(
+            &conv,
+            &file(5_000),
+            "bob smith.png",
+            "image/png",
+            "my error",
+        )
+        .await
+        .unwrap();
+    carol.send_text(&conv, "any idea?").await.unwrap();
+    let token = carol
+        .grant_consent(&conv, None, Scope::Redacted, 3600, "quality review")
+        .await
+        .unwrap();
+    let mut master = org.master;
+    let t =
+        sealdesk_tests::transcript::release(&w, &mut master, conv, Justification::Consent(token))
+            .await;
+    assert!(t.redacted && t.with_files);
+    let texts: Vec<&str> = t.messages.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["the screen says:", FILE_WITHHELD, "any idea?"]);
+    let numbers = message_numbers(t.messages.iter().map(|m| Some(m.envelope.header.kind)));
+    assert_eq!(numbers, [Some(1), Some(2), Some(3)]);
+    let history = carol.history(&conv).unwrap();
+    let numbered: Vec<u64> = history
+        .lines
+        .iter()
+        .filter_map(|l| match l {
+            HistoryLine::Item { number, .. } => *number,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(numbered, [1, 2, 3], "the customer counts the same three");
+}

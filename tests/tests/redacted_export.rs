@@ -75,7 +75,7 @@ async fn redacted_export_proves_its_clear_texts_and_names_its_withheld_messages(
     assert!(
         v.passed
             .iter()
-            .any(|p| p.contains("1 withheld") && p.contains(&format!("#{}", card.seq))),
+            .any(|p| p.contains("1 withheld") && p.contains(&format!("seq {}", card.seq))),
         "{:#?}",
         v.passed
     );

@@ -31,6 +31,7 @@ mod recovery_code;
 mod status;
 mod token;
 mod transcript;
+mod transcript_render;
 mod verify;
 
 pub(crate) use attachment::media_type;

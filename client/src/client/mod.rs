@@ -62,7 +62,10 @@ pub mod witnessing;
 
 pub use conversation::OpenedConversation;
 pub use org::OrgSpec;
-pub use timeline::{History, HistoryLine, audience_of, group_notices, history, unread};
+pub use timeline::{
+    History, HistoryLine, audience_of, counts_as_message, group_notices, history, message_numbers,
+    read_up_to, unread,
+};
 
 /// Items fetched per `History` page.
 pub const HISTORY_PAGE: u32 = 200;

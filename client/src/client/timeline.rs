@@ -310,14 +310,53 @@ pub fn message_number(account: &Account, id: &ConversationId, seq: u64) -> Resul
     Ok(None)
 }
 
-/// Whether an entry is a message the reader counts: text (shown) or a message that could not
-/// be shown; not a status change, an epoch, a hand-off or a notice.
+/// Whether an entry is a message the reader counts: a message shown ([`counts_as_message`])
+/// or a message that could not be shown; not a status change, an epoch, a hand-off or a notice.
 fn numbered(entry: &LogEntry) -> bool {
     match entry {
-        LogEntry::Message { kind, .. } => *kind != ContentKind::Status,
+        LogEntry::Message { kind, .. } => counts_as_message(*kind),
         LogEntry::Rejected { .. } => true,
         _ => false,
     }
+}
+
+/// Whether an item of this kind is a message the reader counts (the `#N` of [`history`]): a
+/// text or a file (its caption is its text); not a read receipt or a status change, which are
+/// signed items of the conversation but not something anyone said. Every view that numbers
+/// messages — history, the master's transcript, its exports and their verification — counts
+/// with this, so that "message #4" means one message wherever it is read.
+pub fn counts_as_message(kind: ContentKind) -> bool {
+    match kind {
+        ContentKind::Text | ContentKind::Attachment => true,
+        ContentKind::Read | ContentKind::Status => false,
+    }
+}
+
+/// The reader's numbers of a run of items in relay order, as [`history`] numbers them: 1, 2,
+/// 3 … for each message ([`counts_as_message`]), `None` for the other items and for an item
+/// whose kind is not known (`None` in `kinds`: it is not counted).
+pub fn message_numbers(kinds: impl IntoIterator<Item = Option<ContentKind>>) -> Vec<Option<u64>> {
+    let mut n: u64 = 0;
+    kinds
+        .into_iter()
+        .map(|k| {
+            k.is_some_and(counts_as_message).then(|| {
+                n += 1;
+                n
+            })
+        })
+        .collect()
+}
+
+/// The message a read receipt names, in the reader's numbers: the last message (by `numbers`
+/// over `seqs`, in relay order) at or before relay sequence number `up_to` — the messages
+/// [`history`] marks read (✓✓) for that receipt. `None` if no message is that early.
+pub fn read_up_to(seqs: &[u64], numbers: &[Option<u64>], up_to: u64) -> Option<u64> {
+    seqs.iter()
+        .zip(numbers)
+        .take_while(|(s, _)| **s <= up_to)
+        .filter_map(|(_, n)| *n)
+        .last()
 }
 
 /// Unread text messages from others, from local state.
@@ -399,5 +438,42 @@ pub(super) fn release_of(entry: &LogEntry) -> Option<&ReleaseNotice> {
             release: Some(r), ..
         } => Some(r),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sealdesk_protocol::message::ContentKind::{Attachment, Read, Status, Text};
+
+    use super::{message_numbers, read_up_to};
+
+    /// Texts and files are numbered in order; receipts, statuses and items of no known kind
+    /// are not, and do not move the count.
+    #[test]
+    fn texts_and_files_are_numbered_receipts_and_statuses_are_not() {
+        let numbers = message_numbers([
+            Some(Text),
+            Some(Read),
+            Some(Text),
+            Some(Attachment),
+            Some(Status),
+            None,
+            Some(Text),
+        ]);
+        assert_eq!(
+            numbers,
+            [Some(1), None, Some(2), Some(3), None, None, Some(4)]
+        );
+    }
+
+    /// A receipt names the last message at or before the sequence number it reads up to.
+    #[test]
+    fn a_receipt_names_the_last_message_it_covers() {
+        let seqs = [2, 3, 5, 8, 9];
+        let numbers = [Some(1), None, Some(2), Some(3), None];
+        assert_eq!(read_up_to(&seqs, &numbers, 2), Some(1));
+        assert_eq!(read_up_to(&seqs, &numbers, 4), Some(1));
+        assert_eq!(read_up_to(&seqs, &numbers, 9), Some(3));
+        assert_eq!(read_up_to(&seqs, &numbers, 1), None);
     }
 }

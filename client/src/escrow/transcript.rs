@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use sealdesk_protocol::{
     epoch::VerifiedEpoch,
     ids::ConversationId,
-    message::{EpochKeys, ReplayWindows},
+    message::{ContentKind, EpochKeys, ReplayWindows},
     policy::OrgPolicy,
     secret::EpochSecret,
     wire::Item,
@@ -17,6 +17,11 @@ use crate::error::{ClientError, Result};
 use crate::notice::{Audience, group_entries};
 use crate::redact::redact;
 use crate::store::{Transcript, TranscriptMessage};
+use crate::transcript::format::message_text;
+
+/// What the master's transcript shows for a file of a redacted release (its export
+/// withholds it whole).
+pub const FILE_WITHHELD: &str = "[attachment withheld: the release is redacted]";
 use sealdesk_protocol::policy::VerifiedPolicy;
 
 impl Client {
@@ -47,22 +52,31 @@ impl Client {
                 && let Some((k, windows)) = opened.get_mut(&env.header.epoch)
                 && let Ok(m) = k.open_message(&env, windows)
             {
-                if m.header.kind != sealdesk_protocol::message::ContentKind::Text {
-                    continue;
-                }
+                // The messages `history` numbers, files included, so that the transcript's
+                // "#4" is the customer's; read receipts and status changes are left out.
+                let text = match m.header.kind {
+                    ContentKind::Text => {
+                        let text = String::from_utf8_lossy(&m.body).into_owned();
+                        if redacted { redact(&text) } else { text }
+                    }
+                    // A file's name and caption are the sender's words, not masked one by
+                    // one: a redacted release withholds the file whole, as its export does.
+                    ContentKind::Attachment if redacted => FILE_WITHHELD.to_owned(),
+                    ContentKind::Attachment => message_text(m.header.kind, &m.body),
+                    ContentKind::Read | ContentKind::Status => continue,
+                };
                 let sender = records
                     .iter()
                     .find(|r| r.epoch == env.header.epoch)
                     .and_then(|r| r.member(&env.header.sender).map(|c| c.name.clone()))
                     .unwrap_or_else(|| crate::notice::short_key(&env.header.sender));
-                let text = String::from_utf8_lossy(&m.body).into_owned();
                 messages.push(TranscriptMessage {
                     seq: s.seq,
                     epoch: env.header.epoch,
                     counter: env.header.counter,
                     sender,
                     sent_at: env.header.sent_at,
-                    text: if redacted { redact(&text) } else { text },
+                    text,
                     envelope: env,
                 });
             }
@@ -87,6 +101,7 @@ impl Client {
             records: recs,
             policies,
             messages,
+            with_files: true,
             gaps,
             releases: Vec::new(),
         })
@@ -134,6 +149,8 @@ pub(super) fn merge(old: Transcript, new: Transcript) -> Transcript {
     t.releases.sort_by_key(|(i, _)| *i);
     t.releases.dedup_by_key(|(i, _)| *i);
     t.redacted |= old.redacted;
+    // The older transcript's messages stay as they were kept: without files, if so.
+    t.with_files &= old.with_files;
     t
 }
 

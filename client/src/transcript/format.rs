@@ -71,7 +71,8 @@ pub struct ExportMessage {
     pub sender: String,
     /// Sender clock.
     pub sent_at: u64,
-    /// The text (for a read receipt, `read up to #N`); empty for a withheld message.
+    /// The text (for a read receipt, `read up to #N` where N is the relay sequence number read
+    /// up to, [`Self::read_up_to_seq`]); empty for a withheld message.
     pub text: String,
     /// The envelope (hex CBOR): header, ciphertext and the sender's signature, withheld or not.
     pub envelope: String,
@@ -167,12 +168,66 @@ pub(crate) fn kind_from_name(name: &str) -> Option<OmittedKind> {
     .find(|k| kind_name(*k) == name)
 }
 
+/// How an export's `text` starts for a read receipt; the relay sequence number it is read up
+/// to follows. The file format (PROTOCOL.md §12.5) fixes these words and the verifier checks
+/// them, so a view for people renumbers the receipt ([`ExportMessage::read_up_to_seq`]) rather
+/// than the file changing them.
+pub const READ_UP_TO: &str = "read up to #";
+
+impl ExportFile {
+    /// The number `history` gives each of the file's messages
+    /// ([`crate::client::message_numbers`]: texts and files 1, 2, 3 … in order; `None` for a
+    /// read receipt, a status change, or an envelope that does not decode) — or `None` for
+    /// every one when [`Self::numbers_are_historys`] is false.
+    pub fn message_numbers(&self) -> Vec<Option<u64>> {
+        if !self.numbers_are_historys() {
+            return vec![None; self.messages.len()];
+        }
+        crate::client::message_numbers(self.messages.iter().map(ExportMessage::kind))
+    }
+
+    /// Whether counting the file's messages gives `history`'s numbers: no message left out
+    /// (of an epoch not released) comes before a message shown. If one does, the file cannot
+    /// say how many messages that was, and its items are named by sequence number only.
+    pub fn numbers_are_historys(&self) -> bool {
+        let last_shown = self.messages.iter().map(|m| m.seq).max().unwrap_or(0);
+        !self
+            .omitted
+            .iter()
+            .any(|o| o.kind == kind_name(OmittedKind::Message) && o.seq < last_shown)
+    }
+}
+
+impl ExportMessage {
+    /// The message's kind, from its envelope's header (`None` if the envelope does not
+    /// decode).
+    pub fn kind(&self) -> Option<ContentKind> {
+        let bytes = hex::decode(&self.envelope).ok()?;
+        sealdesk_protocol::wire::from_cbor::<sealdesk_protocol::message::Envelope>(
+            &bytes, "envelope",
+        )
+        .ok()
+        .map(|e| e.header.kind)
+    }
+
+    /// For a read receipt's text (`read up to #N`): N, the relay sequence number it is read up
+    /// to — not a message number. `None` for any other text.
+    pub fn read_up_to_seq(&self) -> Option<u64> {
+        let n = self.text.strip_prefix(READ_UP_TO)?;
+        // Digits only: `u64::from_str` also takes a leading '+'.
+        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        n.parse().ok()
+    }
+}
+
 /// The text an export shows for a decrypted message body.
 pub(crate) fn message_text(kind: ContentKind, body: &[u8]) -> String {
     match kind {
         ContentKind::Text => String::from_utf8_lossy(body).into_owned(),
         ContentKind::Read => match <[u8; 8]>::try_from(body) {
-            Ok(b) => format!("read up to #{}", u64::from_be_bytes(b)),
+            Ok(b) => format!("{READ_UP_TO}{}", u64::from_be_bytes(b)),
             Err(_) => "read receipt (malformed)".into(),
         },
         ContentKind::Status => match ConversationStatus::from_body(body) {
@@ -184,6 +239,93 @@ pub(crate) fn message_text(kind: ContentKind, body: &[u8]) -> String {
                 Ok(r) => crate::attachment::describe(&r),
                 Err(_) => "attachment (malformed)".into(),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use sealdesk_protocol::message::ContentKind;
+
+    use super::{EndMarker, ExportFile, ExportMessage, ExportOmitted, message_text};
+
+    fn shown_text(text: String) -> ExportMessage {
+        ExportMessage {
+            seq: 3,
+            epoch: 0,
+            sender: "alice".into(),
+            sent_at: 0,
+            text,
+            envelope: String::new(),
+            key: None,
+            withheld: false,
+            attachment: None,
+        }
+    }
+
+    /// A file of `shown` messages at these seqs and items left out at `(seq, kind)`.
+    fn file(shown: &[u64], left_out: &[(u64, &str)]) -> ExportFile {
+        ExportFile {
+            format: super::FORMAT.into(),
+            conversation: String::new(),
+            org: "acme".into(),
+            redacted: false,
+            policies: Vec::new(),
+            epochs: Vec::new(),
+            certificates: Vec::new(),
+            messages: shown
+                .iter()
+                .map(|s| ExportMessage {
+                    seq: *s,
+                    ..shown_text(String::new())
+                })
+                .collect(),
+            omitted: left_out
+                .iter()
+                .map(|(seq, kind)| ExportOmitted {
+                    seq: *seq,
+                    kind: (*kind).into(),
+                    epoch: Some(0),
+                    record: None,
+                })
+                .collect(),
+            last_seq: 0,
+            releases: Vec::new(),
+            log_key: String::new(),
+            tree_head: String::new(),
+            end: EndMarker {
+                signed_at: 0,
+                signature: String::new(),
+            },
+        }
+    }
+
+    /// A message left out before one shown (an epoch not released) makes the file's count
+    /// not history's, and then no message gets a number; one left out after them, or an item
+    /// that is not a message, does not.
+    #[test]
+    fn a_message_left_out_before_one_shown_stops_the_numbers() {
+        assert!(file(&[4, 5], &[(2, "handoff"), (9, "message")]).numbers_are_historys());
+        let gap = file(&[4, 5], &[(3, "message")]);
+        assert!(!gap.numbers_are_historys());
+        assert_eq!(gap.message_numbers(), [None, None]);
+    }
+
+    /// A receipt's text gives back the sequence number its body holds; other texts none.
+    #[test]
+    fn a_receipts_text_gives_back_its_sequence_number() {
+        let text = message_text(ContentKind::Read, &2u64.to_be_bytes());
+        assert_eq!(text, "read up to #2");
+        assert_eq!(shown_text(text).read_up_to_seq(), Some(2));
+        for other in [
+            "read up to #",
+            "read up to #+2",
+            "read up to #2 ",
+            "hello #2",
+        ] {
+            assert_eq!(shown_text(other.into()).read_up_to_seq(), None, "{other}");
         }
     }
 }

@@ -47,7 +47,7 @@ pub mod verify;
 
 pub use format::{
     EndMarker, ExportAttachment, ExportEpoch, ExportFile, ExportMessage, ExportOmitted,
-    ExportRelease, FORMAT, FORMAT_V1,
+    ExportRelease, FORMAT, FORMAT_V1, READ_UP_TO,
 };
 pub use verify::{
     Anchors, CONSENT_LATER_EPOCHS_WEAKER, Failure, NO_COSIGNATURES_WEAKER, REDACTED_WEAKER, Reason,

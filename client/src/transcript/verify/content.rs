@@ -87,13 +87,15 @@ impl Verifier {
         let mut counters: BTreeMap<(u32, SigningPublicKey), Vec<u64>> = BTreeMap::new();
         let mut windows: BTreeMap<u32, ReplayWindows> = BTreeMap::new();
         let before = self.failures.len();
-        for ((m, env), message_key) in file
+        let names = item_names(file, parsed);
+        for (((m, env), message_key), name) in file
             .messages
             .iter()
             .zip(&parsed.messages)
             .zip(&parsed.message_keys)
+            .zip(&names)
         {
-            let at = format!("message #{} (shown as from {})", m.seq, m.sender);
+            let at = format!("{name} (shown as from {})", m.sender);
             let h = &env.header;
             if h.conversation != parsed.conversation {
                 self.fail(
@@ -248,7 +250,7 @@ impl Verifier {
                 format!(
                     "; {} shown in clear, each decrypting with its own message key to the text \
                      shown; {} withheld (redacted: sender, time and place proven, content not \
-                     shown): {}",
+                     shown): seq {}",
                     file.messages.len() - self.withheld.len(),
                     self.withheld.len(),
                     preview(&self.withheld)
@@ -300,7 +302,7 @@ impl Verifier {
             if w[1].seq <= w[0].seq {
                 self.fail(
                     Reason::SequenceGap,
-                    format!("message #{} comes after #{}", w[1].seq, w[0].seq),
+                    format!("the item at seq {} comes after seq {}", w[1].seq, w[0].seq),
                 );
             }
         }
@@ -332,8 +334,8 @@ impl Verifier {
             self.fail(
                 Reason::SequenceGap,
                 format!(
-                    "{} item(s) of the conversation up to #{} are neither shown nor listed as left \
-                     out: {}",
+                    "{} item(s) of the conversation up to seq {} are neither shown nor listed as \
+                     left out: seq {}",
                     missing.len(),
                     file.last_seq,
                     preview(&missing)
@@ -346,7 +348,7 @@ impl Verifier {
             self.fail(
                 Reason::SequenceGap,
                 format!(
-                    "item #{top} is after the last sequence number #{}",
+                    "the item at seq {top} is after the last sequence number, {}",
                     file.last_seq
                 ),
             );
@@ -356,7 +358,7 @@ impl Verifier {
                 self.fail(
                     Reason::WithheldMessage,
                     format!(
-                        "item #{} is a message left out without its epoch: it could be a message \
+                        "the item at seq {} is a message left out without its epoch: it could be a message \
                          of a released epoch",
                         o.seq
                     ),
@@ -366,7 +368,7 @@ impl Verifier {
                 self.fail(
                     Reason::WithheldMessage,
                     format!(
-                        "item #{} is a message of released epoch {} and is left out",
+                        "the item at seq {} is a message of released epoch {} and is left out",
                         o.seq,
                         o.epoch.unwrap_or_default()
                     ),
@@ -381,4 +383,23 @@ impl Verifier {
             ));
         }
     }
+}
+
+/// How the verdict names each of the file's messages, in `history`'s numbers where the file
+/// has them ([`ExportFile::message_numbers`]): "message #4 (seq 8)", "read receipt (seq 3)",
+/// "status change (seq 9)"; "message (seq 8)" where a message left out comes before it.
+fn item_names(file: &ExportFile, parsed: &Parsed) -> Vec<String> {
+    use sealdesk_protocol::message::ContentKind;
+    parsed
+        .messages
+        .iter()
+        .zip(&file.messages)
+        .zip(file.message_numbers())
+        .map(|((env, m), number)| match (env.header.kind, number) {
+            (ContentKind::Read, _) => format!("read receipt (seq {})", m.seq),
+            (ContentKind::Status, _) => format!("status change (seq {})", m.seq),
+            (_, Some(n)) => format!("message #{n} (seq {})", m.seq),
+            (_, None) => format!("message (seq {})", m.seq),
+        })
+        .collect()
 }

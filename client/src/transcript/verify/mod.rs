@@ -461,7 +461,7 @@ impl Verifier {
 }
 
 fn preview(seqs: &[u64]) -> String {
-    let shown: Vec<String> = seqs.iter().take(10).map(|s| format!("#{s}")).collect();
+    let shown: Vec<String> = seqs.iter().take(10).map(u64::to_string).collect();
     if seqs.len() > 10 {
         format!("{} …", shown.join(", "))
     } else {

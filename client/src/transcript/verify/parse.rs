@@ -83,7 +83,12 @@ impl Parsed {
         let messages = file
             .messages
             .iter()
-            .map(|m| hex_cbor(&m.envelope, &format!("message #{} envelope", m.seq)))
+            .map(|m| {
+                hex_cbor(
+                    &m.envelope,
+                    &format!("the envelope of the message at seq {}", m.seq),
+                )
+            })
             .collect::<std::result::Result<_, _>>()?;
         let mut message_keys = Vec::new();
         for m in &file.messages {
@@ -93,7 +98,9 @@ impl Parsed {
                     hex::decode(k)
                         .ok()
                         .and_then(|b| MessageKey::from_bytes(&b).ok())
-                        .ok_or_else(|| undecodable(format!("message #{} key", m.seq)))?,
+                        .ok_or_else(|| {
+                            undecodable(format!("the key of the message at seq {}", m.seq))
+                        })?,
                 ),
             });
         }
@@ -104,7 +111,7 @@ impl Parsed {
                 .ok_or_else(|| undecodable(format!("item kind {:?}", o.kind)))?;
             let record: Option<HandOff> = match &o.record {
                 None => None,
-                Some(r) => Some(hex_cbor(r, &format!("hand-off #{}", o.seq))?),
+                Some(r) => Some(hex_cbor(r, &format!("the hand-off at seq {}", o.seq))?),
             };
             omitted.push(OmittedItem {
                 seq: o.seq,

@@ -134,7 +134,7 @@ impl Verifier {
         if ok {
             self.pass(format!(
                 "end marker signed by the master: the {} message(s), {} item(s) left out and \
-                 everything else up to #{} are exactly as the master exported them",
+                 everything else up to seq {} are exactly as the master exported them",
                 file.messages.len(),
                 file.omitted.len(),
                 file.last_seq
@@ -167,7 +167,7 @@ impl Verifier {
                 self.fail(
                     Reason::ShownFieldMismatch,
                     format!(
-                        "the file shows epoch {} at #{}, but the record there is of epoch {n}",
+                        "the file shows epoch {} at seq {}, but the record there is of epoch {n}",
                         shown.epoch, shown.seq
                     ),
                 );
@@ -267,11 +267,11 @@ impl Verifier {
             let Some(h) = h else {
                 self.fail(
                     Reason::BadHandOff,
-                    format!("the hand-off at #{seq} is listed without its record"),
+                    format!("the hand-off at seq {seq} is listed without its record"),
                 );
                 continue;
             };
-            let at = format!("hand-off #{seq}");
+            let at = format!("the hand-off at seq {seq}");
             if h.conversation != parsed.conversation {
                 self.fail(
                     Reason::BadHandOff,
