@@ -96,6 +96,23 @@ describe("an item claimed and still being handled", () => {
     expect(errors).toEqual([]);
   });
 
+  it("an item this tab stored itself takes its turn after the pushes before it, not beside them", async () => {
+    const { conv, session, item, events, letGo, histories, fail, errors } = gated([2, 3]);
+    // Item 1 pushed and being handled; item 2 pushed behind it (not claimed yet).
+    conv.push(item(1), () => session, fail);
+    conv.push(item(2), () => session, fail);
+    await drained();
+    expect(events).toEqual(["start 1"]);
+    const own = conv.stored(item(3), session);
+    letGo();
+    await own;
+    expect(events).toEqual(["start 1", "end 1", "start 2", "end 2", "start 3", "end 3"]);
+    // In turn, each was the next item after the cursor: no history read (beside the pushes,
+    // item 3 found the cursor at 1 and read the history to get there).
+    expect(histories).toEqual([]);
+    expect(errors).toEqual([]);
+  });
+
   it("is not overtaken by an item this tab stored itself while one read back is being handled", async () => {
     const { conv, ingest, session, item, events, letGo, histories, errors } = gated();
     // Read back from the store (`Customer.loadConversation`): claimed through `once`, not pushed.
