@@ -14,6 +14,7 @@ import { fileURLToPath } from "node:url";
 import { decodeFrame, encodeFrame, type CborValue } from "@sealdesk/protocol";
 import { chromium, type BrowserContext, type Page, type WebSocketRoute } from "playwright-core";
 import { afterAll, beforeAll, expect } from "vitest";
+import { cardOnRelay } from "./customer-fixture.js";
 import { cli, createOrg, startRelay, tempDir, type CliOrg, type RelayProcess } from "./relay.js";
 import type { Frame } from "./tamper.js";
 
@@ -149,6 +150,32 @@ export interface WithheldItem {
 /** The withheld items of the page's log (`#log`), in order. */
 export function withheldItems(page: Page): Promise<WithheldItem[]> {
   return page.locator("#log > li.withheld").evaluateAll((els) => els.map((e) => ({ more: e.classList.contains("more"), from: Number((e as HTMLElement).dataset.from), text: e.textContent ?? "" })));
+}
+
+/** The widget's visitor in a page: its account's name and public signing key (hex). */
+export interface Visitor {
+  name: string;
+  key: string;
+}
+
+/** The visitor of the widget in `page`: the name its recovery panel shows, the key `data-customer-key` holds. */
+export async function widgetVisitor(page: Page): Promise<Visitor> {
+  await expect.poll(() => page.locator("body").getAttribute("data-customer-key")).toMatch(/^[0-9a-f]{64}$/);
+  const key = (await page.locator("body").getAttribute("data-customer-key")) ?? "";
+  const name = (await page.locator("#recovery-name").textContent()) ?? "";
+  expect(name).toMatch(/^web-[0-9a-f]{12}$/);
+  return { name, key };
+}
+
+/**
+ * Whether the relay at `url` has `visitor`'s card in its directory (asked from Node with
+ * `cardOnRelay`, not through the page): true when it holds the visitor's name with its key,
+ * false when it holds no card of that name; another key under that name is an error.
+ */
+export async function visitorOnRelay(url: string, visitor: Visitor): Promise<boolean> {
+  const held = await cardOnRelay(url, visitor.name);
+  if (held !== null && held !== visitor.key) throw new Error(`the relay holds another key under ${visitor.name}`);
+  return held !== null;
 }
 
 /** Submits the widget's recovery form (name and code); waits for its outcome, which it returns. */

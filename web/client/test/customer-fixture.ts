@@ -1,11 +1,13 @@
 /**
  * Test support shared by the Node customer suites: the relay binary on 127.0.0.1:0 with the CLI's
  * org `acme` made on it (started before the suite's tests, stopped after), randomness and clock,
- * a plain WebSocket, a customer's options, and a customer started and waited for online.
+ * a plain WebSocket, a customer's options, a customer started and waited for online, and the
+ * relay's directory read (`cardOnRelay`).
  */
 import { randomBytes } from "node:crypto";
+import { IdentityKeys, issueCard, toHex } from "@sealdesk/protocol";
 import { afterAll, beforeAll } from "vitest";
-import { Customer, type CustomerEvent, type CustomerOptions, type SocketFactory, type Store } from "../src/index.js";
+import { Customer, Session, type CustomerEvent, type CustomerOptions, type SocketFactory, type Store } from "../src/index.js";
 import { createOrg, eventually, startRelay, tempDir, type CliOrg, type RelayProcess } from "./relay.js";
 
 /** Randomness from Node's CSPRNG. */
@@ -84,4 +86,23 @@ export async function onlineCustomer(opts: CustomerOptions): Promise<{ customer:
   customer.start();
   await eventually("online", () => events.find((e) => e.kind === "state" && e.state === "online"));
   return { customer, events };
+}
+
+/**
+ * The signing key (hex) of the card the relay at `url` holds under account name `name`, or null
+ * when it holds none (`not_found`): the relay's directory read with `get_card` by a registered
+ * account of the test's own, made for the question.
+ */
+export async function cardOnRelay(url: string, name: string): Promise<string | null> {
+  const keys = IdentityKeys.generate(random);
+  const s = await Session.connect(url, keys, issueCard(keys, `lookup-${toHex(random(6))}`, "customer", now()), socket, null);
+  try {
+    await s.register();
+    const r = await s.request({ kind: "get_card", name });
+    if (r.kind === "card" && r.card.name === name) return toHex(r.card.signingKey);
+    if (r.kind === "error" && r.code === "not_found") return null;
+    throw new Error(`get_card ${name} answered ${r.kind}`);
+  } finally {
+    s.close();
+  }
 }

@@ -12,10 +12,9 @@
  *
  * The directory is read with `get_card` from a registered account of the test's own.
  */
-import { IdentityKeys, issueCard, toHex } from "@sealdesk/protocol";
 import { describe, expect, it } from "vitest";
 import { Customer, CustomerError, MemoryStore, Session, recoverAccount, type CustomerEvent } from "../src/index.js";
-import { onlineCustomer, orgOnRelay, random, now, socket } from "./customer-fixture.js";
+import { cardOnRelay, onlineCustomer, orgOnRelay, random, now, socket } from "./customer-fixture.js";
 import { eventually } from "./relay.js";
 import { tampering, variantOf, type Frame } from "./tamper.js";
 
@@ -51,19 +50,9 @@ function policyForRegisteredOnly(): { socket: ReturnType<typeof tampering>; refu
 describe("a browser customer registers on first need", () => {
   const fx = orgOnRelay("web-register");
 
-  /** Whether the relay's directory holds a card named `name` (asked by a registered account of the test). */
+  /** Whether the relay's directory holds a card named `name` (`cardOnRelay`). */
   async function onRelay(name: string): Promise<boolean> {
-    const keys = IdentityKeys.generate(random);
-    const s = await Session.connect(fx.relay.url, keys, issueCard(keys, `lookup-${toHex(random(6))}`, "customer", now()), socket, null);
-    try {
-      await s.register();
-      const r = await s.request({ kind: "get_card", name });
-      if (r.kind === "card") return r.card.name === name;
-      if (r.kind === "error" && r.code === "not_found") return false;
-      throw new Error(`get_card answered ${r.kind}`);
-    } finally {
-      s.close();
-    }
+    return (await cardOnRelay(fx.relay.url, name)) !== null;
   }
 
   /** The conversations the relay lists for the agent alice (one line per conversation). */

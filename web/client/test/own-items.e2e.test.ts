@@ -8,11 +8,16 @@
  * sends next without a `stale_epoch`. A pushed own message whose signature was broken on the
  * way is refused, not shown. A message a device stores itself is handled in turn with what it
  * was pushed (`SyncedConversation.stored`): never before an item still being kept, at a
- * customer's tab or an agent's.
+ * customer's tab or an agent's. Those two tests hold the pushed line's handling on a store
+ * operation its handling must make (a customer keeps the item; an agent raises its counter past
+ * it, §13.11), then wait for the first of two events: the tab's own message handled (kept, shown,
+ * or its send done), a bug, or the message handed to the ordered path, whose waiting is
+ * `synced-claimed.test.ts`'s. No wait on the event loop going quiet: whatever I/O the send's path
+ * does before either, the test sees which came first.
  */
 import { describe, expect, it } from "vitest";
 import { AGENT_RECORDS } from "../src/agent-model.js";
-import { MemoryStore, RECORDS, type CustomerEvent, type Store } from "../src/index.js";
+import { MemoryStore, RECORDS, SyncedConversation, type CustomerEvent, type Store } from "../src/index.js";
 import { onlineAgent } from "./agent-fixture.js";
 import { onlineCustomer, orgOnRelay } from "./customer-fixture.js";
 import { eventually } from "./relay.js";
@@ -32,32 +37,35 @@ async function copyOf(store: MemoryStore): Promise<MemoryStore> {
 type HeldOp = "put" | "get";
 
 /**
- * One tab's view of a store shared with another tab, whose next operation of a kind on a
- * matching key, once armed (`holdNext`), waits until released: a tab still handling an item it
- * was pushed (keeping it, a customer; reading its counter, an agent) while something else happens.
+ * One tab's view of a store shared with another tab, whose next operation of the given kinds on
+ * a matching key, once armed (`holdNext`), waits until released: a tab still handling an item it
+ * was pushed (keeping it, a customer; raising its counter past it, an agent) while something else
+ * happens. Every put is noted as it starts (`puts`), held or not.
  */
 class HeldStore implements Store {
-  private hold: { op: HeldOp; matches: (key: string) => boolean; entered: boolean; gate: Promise<void> } | null = null;
+  private hold: { ops: readonly HeldOp[]; matches: (key: string) => boolean; entered: boolean; gate: Promise<void> } | null = null;
+  /** The keys put so far, in the order the puts started. */
+  readonly puts: string[] = [];
 
   constructor(private readonly shared: Store) {}
 
-  /** Holds this tab's next `op` on a key `matches` accepts; `entered` once it waits, `release` lets it (and the handling) go on. */
-  holdNext(op: HeldOp, matches: (key: string) => boolean): { readonly entered: boolean; release: () => void } {
+  /** Holds this tab's next operation of a kind in `ops` on a key `matches` accepts; `entered` once it waits, `release` lets it (and the handling) go on. */
+  holdNext(ops: readonly HeldOp[], matches: (key: string) => boolean): { readonly entered: boolean; release: () => void } {
     let release: () => void = () => undefined;
     const gate = new Promise<void>((r) => (release = r));
-    const hold = { op, matches, entered: false, gate, release: () => release() };
+    const hold = { ops, matches, entered: false, gate, release: () => release() };
     this.hold = hold;
     return hold;
   }
 
-  /** Holds this tab's next put of a conversation item. */
+  /** Holds this tab's next put of a conversation item (a customer keeps every item it handles). */
   holdNextItem(): { readonly entered: boolean; release: () => void } {
-    return this.holdNext("put", (key) => key.startsWith(RECORDS.itemPrefix));
+    return this.holdNext(["put"], (key) => key.startsWith(RECORDS.itemPrefix));
   }
 
   private async pass(op: HeldOp, key: string): Promise<void> {
     const hold = this.hold;
-    if (hold !== null && hold.op === op && hold.matches(key)) {
+    if (hold !== null && hold.ops.includes(op) && hold.matches(key)) {
       this.hold = null;
       hold.entered = true;
       await hold.gate;
@@ -65,6 +73,7 @@ class HeldStore implements Store {
   }
 
   async put(key: string, value: Uint8Array): Promise<void> {
+    this.puts.push(key);
     await this.pass("put", key);
     return this.shared.put(key, value);
   }
@@ -83,8 +92,38 @@ class HeldStore implements Store {
   }
 }
 
-/** Lets every pending promise job run (a macrotask runs only after them): no clock involved. */
-const drained = (): Promise<void> => new Promise((r) => setImmediate(r));
+/**
+ * Watches, from now until `restore`, for an item handed to the ordered path a tab's own stored
+ * item takes (`SyncedConversation.stored`): `handed()` turns true at the call. That is the
+ * sending tab's own work for its message done — however many store reads, requests or other
+ * macrotasks it took to get there — and the item's turn from then on the ordered path's, which
+ * `synced-claimed.test.ts` holds to waiting behind a push still being handled and an item
+ * claimed elsewhere. Watch only while the other tab sends nothing.
+ */
+function watchOrderedPath(): { handed: () => boolean; restore: () => void } {
+  const proto = SyncedConversation.prototype;
+  const { stored } = proto;
+  let handed = false;
+  proto.stored = function (this: SyncedConversation, ...args: Parameters<typeof stored>) {
+    handed = true;
+    return stored.apply(this, args);
+  };
+  return {
+    handed: () => handed,
+    restore: () => {
+      proto.stored = stored;
+    },
+  };
+}
+
+/** A promise's outcome as it comes: `done()` is true once it settled (either way). */
+function tracked<T>(p: Promise<T>): { promise: Promise<T>; done: () => boolean } {
+  let done = false;
+  const promise = p.finally(() => {
+    done = true;
+  });
+  return { promise, done: () => done };
+}
 
 /** The laptop, its first line sent, and a phone on a copy of its store, online and read up. */
 async function twins(fx: ReturnType<typeof orgOnRelay>, phoneSocket?: Parameters<typeof tampering>[0]) {
@@ -142,15 +181,30 @@ describe("the account's own items from another device", () => {
     // Pushed to tab B: claimed there (the cursor is past it), its keeping held.
     await eventually("tab A's line held in tab B", () => hold.entered || undefined);
     const answered = storedAnswers;
-    const sending = tabB.send("from tab B");
-    await eventually("tab B's message stored", () => storedAnswers > answered || undefined);
-    // All tab B does with the answer short of the store's hold has run (no clock).
-    await drained();
+    // The items tab B keeps from now on (its send puts its counter first: not an item).
+    const keptSince = held.puts.length;
+    const itemsKept = (): string[] => held.puts.slice(keptSince).filter((k) => k.startsWith(RECORDS.itemPrefix));
+    const path = watchOrderedPath();
+    const sending = tracked(tabB.send("from tab B"));
+    // Tab B's own message handled (kept, shown, or the send done) before tab A's line is, or
+    // handed to the ordered path, to wait there behind that line: whichever comes first,
+    // whatever I/O the send takes to get there. Only a bug makes it the first.
+    const handledFirst = (): boolean => shown().length > before.length || sending.done() || itemsKept().length > 0;
+    let outcome: string;
+    try {
+      outcome = await eventually("tab B's message handled, or handed to the ordered path", () => (handledFirst() ? "handled first" : path.handed() ? "waits" : undefined));
+    } finally {
+      path.restore();
+    }
+    expect(outcome, "tab B handled its own message while tab A's line pushed to it was still being kept").toBe("waits");
+    expect(storedAnswers).toBe(answered + 1);
     // Its own message is the next item after the cursor, but the one before is not handled
-    // yet: it waits, as a push would, rather than being shown (and the send done) first.
+    // yet: it waits, as a push would, rather than being kept or shown (and the send done) first.
     expect(shown()).toEqual(before);
+    expect(itemsKept()).toEqual([]);
+    expect(sending.done()).toBe(false);
     hold.release();
-    const fromB = await sending;
+    const fromB = await sending.promise;
     expect(fromB.seq).toBeGreaterThan(fromA.seq);
     expect(shown()).toEqual([...before, fromA.seq, fromB.seq]);
     expect(tabB.history().map((l) => l.text)).toEqual(["first", "from tab A", "from tab B"]);
@@ -220,28 +274,36 @@ describe("the account's own items from another device", () => {
     await eventually("the first line in tab B", () => seqs(tabB)().includes(first) || undefined);
     const shown = seqs(tabB);
     const before = shown();
-    // Tab B's handling of its own line from tab A reads this account's counter in that epoch
-    // (to never use it again): held there, the line claimed (the cursor is past it), not shown.
+    // Tab B takes tab A's line, pushed to it, as its own: its counter is never sealed again here
+    // (§13.11), so the handling raises this account's counter in that epoch to past it. On a
+    // store of gets and puts a raise reads the key, or writes it: held at the first of either,
+    // the line claimed (the cursor is past it), its handling not ended.
     // (The epoch tab A made for "first" is the latest, and it seals its next line in it too.)
     const epoch = Math.max(...tabB.epochRecords(id).map((r) => Number((r as { epoch: unknown }).epoch)));
-    const hold = held.holdNext("get", (key) => key === AGENT_RECORDS.counter(id, epoch));
+    const hold = held.holdNext(["get", "put"], (key) => key === AGENT_RECORDS.counter(id, epoch));
     const fromA = await tabA.send(id, "from tab A");
     await eventually("tab A's line held in tab B", () => hold.entered || undefined);
     const answered = storedAnswers;
-    let sent = false;
-    const sending = tabB.send(id, "from tab B").then((seq) => {
-      sent = true;
-      return seq;
-    });
-    await eventually("tab B's message stored", () => storedAnswers > answered || undefined);
-    // All tab B does with the answer short of the store's hold has run (no clock).
-    await drained();
+    const path = watchOrderedPath();
+    const sending = tracked(tabB.send(id, "from tab B"));
+    // Tab B's own message handled (shown, or the send done) before tab A's line is, or handed
+    // to the ordered path, to wait there behind that line: whichever comes first, whatever I/O
+    // the send takes to get there. Only a bug makes it the first.
+    const handledFirst = (): boolean => shown().length > before.length || sending.done();
+    let outcome: string;
+    try {
+      outcome = await eventually("tab B's message handled, or handed to the ordered path", () => (handledFirst() ? "handled first" : path.handed() ? "waits" : undefined));
+    } finally {
+      path.restore();
+    }
+    expect(outcome, "tab B handled its own message while tab A's line pushed to it was still being handled").toBe("waits");
+    expect(storedAnswers).toBe(answered + 1);
     // Its own message is the next item after the cursor, but the one before is not handled
     // yet: it waits, as a push would, rather than being shown (and the send done) first.
     expect(shown()).toEqual(before);
-    expect(sent).toBe(false);
+    expect(sending.done()).toBe(false);
     hold.release();
-    const fromB = await sending;
+    const fromB = await sending.promise;
     expect(fromB).toBeGreaterThan(fromA);
     expect(shown()).toEqual([...before, fromA, fromB]);
     const lines = tabB.conversation(id)?.lines ?? [];

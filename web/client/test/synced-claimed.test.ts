@@ -10,6 +10,8 @@
  * - the console was pushed the CLI's epoch record while it sent: its send was refused
  *   `stale_epoch`, and each sync after it read nothing past the cursor and returned while the
  *   record was still being handled, so every try sealed in the old epoch again (agent.e2e).
+ * An item a tab stored itself (`stored`: its message) waits the same way, behind a push or an item
+ * read back still being handled (own-items.e2e checks that the members hand theirs to it).
  * The handling is held on a gate here, and the test waits for the event loop only (no clock).
  */
 import { describe, expect, it } from "vitest";
@@ -68,6 +70,63 @@ describe("an item claimed and still being handled", () => {
     expect(events).toEqual(["start 1", "end 1", "start 2", "end 2"]);
     expect(conv.cursor).toBe(2);
     // Next after the cursor once item 1 was handled: no history read for it.
+    expect(histories).toEqual([]);
+    expect(errors).toEqual([]);
+  });
+
+  it("is not overtaken by an item this tab stored itself while a push of it is being handled (issue 20: two tabs, the other's line pushed)", async () => {
+    const { conv, session, item, events, letGo, histories, fail, errors } = gated();
+    // The other tab's line pushed: claimed (the cursor is past it), its handling under way.
+    conv.push(item(1), () => session, fail);
+    await drained();
+    expect(events).toEqual(["start 1"]);
+    // This tab's own message, stored next: the next item after the cursor, handed to the ordered path.
+    let handled = false;
+    const own = conv.stored(item(2), session).then(() => {
+      handled = true;
+    });
+    await drained();
+    expect(events).toEqual(["start 1"]);
+    expect(handled).toBe(false);
+    letGo();
+    await own;
+    expect(events).toEqual(["start 1", "end 1", "start 2", "end 2"]);
+    // Next after the cursor once item 1 was handled: no history read for it.
+    expect(histories).toEqual([]);
+    expect(errors).toEqual([]);
+  });
+
+  it("an item this tab stored itself takes its turn after the pushes before it, not beside them", async () => {
+    const { conv, session, item, events, letGo, histories, fail, errors } = gated([2, 3]);
+    // Item 1 pushed and being handled; item 2 pushed behind it (not claimed yet).
+    conv.push(item(1), () => session, fail);
+    conv.push(item(2), () => session, fail);
+    await drained();
+    expect(events).toEqual(["start 1"]);
+    const own = conv.stored(item(3), session);
+    letGo();
+    await own;
+    expect(events).toEqual(["start 1", "end 1", "start 2", "end 2", "start 3", "end 3"]);
+    // In turn, each was the next item after the cursor: no history read (beside the pushes,
+    // item 3 found the cursor at 1 and read the history to get there).
+    expect(histories).toEqual([]);
+    expect(errors).toEqual([]);
+  });
+
+  it("is not overtaken by an item this tab stored itself while one read back is being handled", async () => {
+    const { conv, ingest, session, item, events, letGo, histories, errors } = gated();
+    // Read back from the store (`Customer.loadConversation`): claimed through `once`, not pushed.
+    const readBack = ingest(item(1));
+    let handled = false;
+    const own = conv.stored(item(2), session).then(() => {
+      handled = true;
+    });
+    await drained();
+    expect(events).toEqual(["start 1"]);
+    expect(handled).toBe(false);
+    letGo();
+    await Promise.all([readBack, own]);
+    expect(events).toEqual(["start 1", "end 1", "start 2", "end 2"]);
     expect(histories).toEqual([]);
     expect(errors).toEqual([]);
   });

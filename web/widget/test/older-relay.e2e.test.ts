@@ -9,7 +9,7 @@ import { join } from "node:path";
 import type { CborValue } from "@sealdesk/protocol";
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
-import { SHOTS as shots, watchPage, chromiumSuite, relayInTheMiddle, type Frame } from "../../client/test/chromium.js";
+import { SHOTS as shots, watchPage, chromiumSuite, relayInTheMiddle, visitorOnRelay, widgetVisitor, type Frame } from "../../client/test/chromium.js";
 
 /** The variant name of a request body (`{ get_policy: {…} }` → "get_policy"). */
 const variantOf = (v: CborValue | undefined): string | undefined =>
@@ -58,9 +58,15 @@ describe("the widget on a relay that shows the policy to registered accounts onl
     expect(await page.locator("#summary").textContent()).toContain("Click in the message box");
     expect(await page.locator("#send").isDisabled()).toBe(true);
     expect(await page.locator("#alert").isHidden()).toBe(true);
+    // Not begun: the relay's directory (asked from here, not through the page) holds no card of
+    // the visitor's account.
+    const visitor = await widgetVisitor(page);
+    expect(await visitorOnRelay(s.relay.url, visitor)).toBe(false);
 
     await page.locator("#text").click();
     await expect.poll(() => page.locator("#summary").textContent()).toContain("end-to-end encrypted");
+    // Begun by the focus: registered (this relay shows the policy to registered accounts only).
+    expect(await visitorOnRelay(s.relay.url, visitor)).toBe(true);
     expect(await page.locator("#fingerprint").textContent()).toBe(s.org.fingerprint);
     expect(await page.locator("#send").isDisabled()).toBe(false);
     await page.screenshot({ path: join(shots, "widget-older-relay.png") });

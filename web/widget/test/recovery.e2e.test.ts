@@ -10,7 +10,7 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Page } from "playwright-core";
-import { SHOTS as shots, chromiumSuite, launch, submitRecovery as recover, watchPage } from "../../client/test/chromium.js";
+import { SHOTS as shots, chromiumSuite, launch, submitRecovery as recover, visitorOnRelay, watchPage, widgetVisitor } from "../../client/test/chromium.js";
 
 describe("recovery codes in the widget (Chromium)", () => {
   const s = chromiumSuite("widget-recovery", { viewport: { width: 420, height: 760 } });
@@ -38,16 +38,18 @@ describe("recovery codes in the widget (Chromium)", () => {
     await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");
     // A fresh profile is offered recovery before it has a conversation.
     expect(await page.locator("#recover").isVisible()).toBe(true);
+    // Nothing sent yet: no card of the visitor's in the relay's directory (asked from here).
+    const visitor = await widgetVisitor(page);
+    expect(await visitorOnRelay(s.relay.url, visitor)).toBe(false);
     await page.locator("#text").fill("my parcel is lost");
     await page.locator("#text").press("Enter");
     await expect.poll(() => page.locator("#log li.line .text").allTextContents()).toEqual(["my parcel is lost"]);
+    expect(await visitorOnRelay(s.relay.url, visitor)).toBe(true);
     expect(await page.locator("#recover").isHidden()).toBe(true);
     const id = (await page.locator("body").getAttribute("data-conversation")) ?? "";
     await s.org.agent(["send", "--conversation", id, "we will find it"]);
     await expect.poll(() => page.locator("#log li.line .text").allTextContents(), { timeout: 20_000 }).toEqual(["my parcel is lost", "we will find it"]);
-    const key = await page.locator("body").getAttribute("data-customer-key");
-    const name = (await page.locator("#recovery-name").textContent()) ?? "";
-    expect(name).toMatch(/^web-[0-9a-f]{12}$/);
+    const { key, name } = visitor;
 
     await page.locator("#recovery summary").click();
     const first = await makeCode(page, "widget-recovery-code.png");
@@ -63,8 +65,10 @@ describe("recovery codes in the widget (Chromium)", () => {
       watchPage(p, s.problems);
       await p.goto(url);
       await expect.poll(() => p.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");
-      const freshKey = await p.locator("body").getAttribute("data-customer-key");
+      const throwaway = await widgetVisitor(p);
+      const freshKey = throwaway.key;
       expect(freshKey).not.toBe(key);
+      expect(await visitorOnRelay(s.relay.url, throwaway)).toBe(false);
       await p.locator("#recover summary").click();
       expect(await recover(p, name, first)).toBe("wrong_code");
       expect(await p.locator("#recover-status").textContent()).toBe(`Not recovered: This code does not open “${name}”: check it. If a newer code was made since, only the newest works. Nothing was stored.`);
@@ -87,6 +91,8 @@ describe("recovery codes in the widget (Chromium)", () => {
       await expect.poll(() => p.locator("#log li.line .text").allTextContents(), { timeout: 20_000 }).toEqual(["my parcel is lost", "we will find it"]);
       await expect.poll(() => p.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");
       expect(await p.locator("body").getAttribute("data-conversation")).toBe(id);
+      // The account this profile made at first, recovered over before it sent: never registered.
+      expect(await visitorOnRelay(s.relay.url, throwaway)).toBe(false);
       expect(await p.locator("#recover").isHidden()).toBe(true);
       await p.locator("#text").fill("found the tracking number");
       await p.locator("#text").press("Enter");

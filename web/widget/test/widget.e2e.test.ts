@@ -10,7 +10,7 @@ import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { dayMonth } from "@sealdesk/client";
-import { DIST as dist, SHOTS as shots, launch, watchPage, chromiumSuite } from "../../client/test/chromium.js";
+import { DIST as dist, SHOTS as shots, launch, watchPage, chromiumSuite, visitorOnRelay, widgetVisitor } from "../../client/test/chromium.js";
 import { startRelay } from "../../client/test/relay.js";
 
 describe("the widget in Chromium", () => {
@@ -41,10 +41,16 @@ describe("the widget in Chromium", () => {
     await expect.poll(() => page.locator("#conn").getAttribute("data-state")).toBe("online");
     expect(await page.locator("#send").isDisabled()).toBe(false);
     await page.screenshot({ path: join(shots, "widget-policy.png") });
+    // The visitor has only read: the relay's directory (asked from here, not through the page)
+    // holds no card of its account.
+    const visitor = await widgetVisitor(page);
+    expect(await visitorOnRelay(s.relay.url, visitor)).toBe(false);
 
     await page.locator("#text").fill("my order 1234 never arrived");
     await page.locator("#text").press("Enter");
     await expect.poll(() => lines(page)).toEqual(["my order 1234 never arrived"]);
+    // The first message registered it: its name, with its key.
+    expect(await visitorOnRelay(s.relay.url, visitor)).toBe(true);
     const id = (await page.locator("body").getAttribute("data-conversation")) ?? "";
     expect(id).toMatch(/^[0-9a-f]{32}$/);
 
