@@ -264,9 +264,14 @@ export function formatSize(size: number): string {
   return `${(size / (1024 * 1024)).toFixed(1)} MiB`;
 }
 
-/** The line a chat shows for an attachment: "name, size" and the caption. */
+/**
+ * The line a chat shows for an attachment: "name, size" and the caption. No mark of its own
+ * (it was a "📎", an empty box where no emoji font is): a page draws one from the line's
+ * `attachment` (`@sealdesk/client/ui`'s `clipIcon`, named "Attachment" for screen readers), and
+ * an export says `kind: "attachment"`.
+ */
 export function attachmentLineText(ref: AttachmentRef): string {
-  const head = `📎 ${safeFileName(ref.name)}, ${formatSize(ref.size)}`;
+  const head = `${safeFileName(ref.name)}, ${formatSize(ref.size)}`;
   return ref.caption === "" ? head : `${head}: ${ref.caption}`;
 }
 

@@ -39,7 +39,7 @@ describe("attachments between the Rust CLI agent and a TypeScript customer", () 
     await eventually("the text after the file", () => carol.history().find((l) => l.text === "anything else?"));
     const line = carol.history().find((l) => l.attachment !== undefined);
     expect(line).toBeDefined();
-    expect(line?.text).toBe("📎 invoice 2026.pdf, 65.2 KiB: here it is");
+    expect(line?.text).toBe("invoice 2026.pdf, 65.2 KiB: here it is");
     expect(line?.sender).toBe("alice");
     expect(line?.attachment?.size).toBe(file.length);
     expect(carol.history().map((l) => l.text)).toEqual(["can you send me the invoice?", line?.text, "anything else?"]);
@@ -77,7 +77,7 @@ describe("attachments between the Rust CLI agent and a TypeScript customer", () 
     const mine = new Uint8Array(randomBytes(5000));
     const sent = await carol.sendFile(mine, "../photo.png", "image/png", "the broken part");
     expect(sent.attachment?.name).toBe("../photo.png");
-    expect(sent.text).toBe("📎 photo.png, 4.9 KiB: the broken part");
+    expect(sent.text).toBe("photo.png, 4.9 KiB: the broken part");
     const agentView = await fx.org.agent(["history", "--conversation", id]);
     expect(agentView).toContain("photo.png");
     const n = /\[?#?(\d+)\]?[^\n]*photo\.png/.exec(agentView)?.[1];
@@ -123,7 +123,7 @@ describe("attachments between the Rust CLI agent and a TypeScript customer", () 
     await cli(dave, fx.relay.url, ["send", "--conversation", id, "see above"]);
     await eventually("the text after the file", () => agent.conversation(id)?.lines.find((l) => l.text === "see above"));
     const line = agent.conversation(id)?.lines.find((l) => l.kind === "attachment");
-    expect(line?.text).toBe("📎 screenshot.png, 32.2 KiB");
+    expect(line?.text).toBe("screenshot.png, 32.2 KiB");
     expect(line?.sender).toBe("dave");
     const ref = line?.attachment;
     if (ref === undefined) throw new Error("no attachment");
@@ -136,7 +136,7 @@ describe("attachments between the Rust CLI agent and a TypeScript customer", () 
     const erinId = erin.conversationId() ?? "";
     const seen = await eventually("the empty file at the agent", () => agent.conversation(erinId)?.lines.find((l) => l.seq === empty.seq));
     expect(seen.kind).toBe("attachment");
-    expect(seen.text).toBe("📎 empty.txt, 0 B: nothing in it");
+    expect(seen.text).toBe("empty.txt, 0 B: nothing in it");
     expect(seen.attachment?.mediaType).toBe("application/octet-stream");
     expect(await agent.download(erinId, seen.attachment ?? ref)).toEqual(new Uint8Array());
     // A file is a line to read like a text: it counts as unread, and reading it sends the

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { randomBytes } from "node:crypto";
 import { fromHex, toHex } from "@sealdesk/protocol";
 import { describe, expect, it } from "vitest";
-import { AttachmentError, CHUNK_SIZE, decodeAttachmentRef, encodeAttachmentRef, openAttachment, safeFileName, sealAttachment, type AttachmentFailure } from "../src/attachment.js";
+import { AttachmentError, CHUNK_SIZE, attachmentLineText, decodeAttachmentRef, encodeAttachmentRef, openAttachment, safeFileName, sealAttachment, type AttachmentFailure } from "../src/attachment.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const v = JSON.parse(readFileSync(resolve(here, "../../../protocol/vectors/attachments.json"), "utf8")) as Record<string, unknown>;
@@ -122,5 +122,17 @@ describe("safeFileName", () => {
     expect(safeFileName("a<b>\"c\u202e.txt")).toBe("a_b__c_.txt");
     expect(safeFileName("...")).toBe("attachment");
     expect(safeFileName("x".repeat(300))).toHaveLength(100);
+  });
+});
+
+describe("attachmentLineText", () => {
+  const ref = (name: string, size: number, caption: string) => ({ id: new Uint8Array(16), key: new Uint8Array(32), sha256: new Uint8Array(32), size, name, mediaType: "text/plain", caption });
+
+  it("says the file's safe name, size and caption, with no emoji of its own (a page draws the mark)", () => {
+    expect(attachmentLineText(ref("receipt.txt", 12, ""))).toBe("receipt.txt, 12 B");
+    expect(attachmentLineText(ref("../label (torn).jpg", 70_000, "see"))).toBe("label (torn).jpg, 68.4 KiB: see");
+    // An emoji is the sender's own, in the caption, never added.
+    expect(attachmentLineText(ref("notes.txt", 1, "\u{1F4CE} here"))).toBe("notes.txt, 1 B: \u{1F4CE} here");
+    expect(attachmentLineText(ref("x.bin", 3 * 1024 * 1024, ""))).not.toMatch(/\p{Extended_Pictographic}/u);
   });
 });

@@ -10,7 +10,7 @@
  */
 import { Agent, AgentError, AuditLogError, VaultImportError, consentsClaimed, importCliVault, storeSendLock, withheldText, type AgentEvent, type Hole, type AgentLine, type ConversationStatus, type ConversationView, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
-import { STATES, clipIcon, downloadButton, el, holesDrawn, moreHolesItem, noticeItem, redraw, showAlert, showUnreadable, time, withoutClip } from "@sealdesk/client/ui";
+import { STATES, clipIcon, downloadButton, el, holesDrawn, moreHolesItem, newBelow, noticeItem, redraw, showAlert, showUnreadable, time } from "@sealdesk/client/ui";
 import { agentPolicySummary, conversationTitle, findVaultFiles, lineMark, shortId, statusWords, unlockFailureText, unreadWords } from "./logic.js";
 import { quotaLines, type QuotaLine } from "./quota.js";
 
@@ -99,18 +99,14 @@ async function main(): Promise<void> {
   let quotas: QuotaLine[] = [];
   /** The conversation the log shows (drawn last). */
   let drawn: string | null = null;
-  /** The key of the log's last item when drawn last: a new one at the end is news below. */
-  let lastDrawn: string | null = null;
-  /** "New messages below": shown when items come at the end of a log the agent scrolled up in. */
-  const newBelow = el<HTMLButtonElement>("new-below");
-  /** Whether the log is scrolled to its end (within a few pixels). */
-  const atLogEnd = (): boolean => log.scrollHeight - log.scrollTop - log.clientHeight < 24;
   /**
-   * Whether the log follows its newest line: as the agent last left it (the log's own scroll
-   * events), not as measured when drawing — a warning or the policy opened above the log makes
-   * it shorter, its end out of sight, without the agent having scrolled anywhere.
+   * The log follows its newest line only when the agent left it at its end; scrolled up, it
+   * stands still and "New messages below" says what came (`@sealdesk/client/ui`'s `newBelow`,
+   * as in the widget). Pressed, the button goes: the focus to the answer, not lost to the body.
    */
-  let following = true;
+  const below = newBelow(log, el<HTMLButtonElement>("new-below"), () => {
+    if (!text.disabled) text.focus();
+  });
   /** Each line with a file, drawn once and kept (its download button in it), by conversation and sequence number. */
   const attachmentLines = new Map<string, HTMLLIElement>();
 
@@ -170,7 +166,8 @@ async function main(): Promise<void> {
     who.textContent = l.mine ? `You (${l.sender})` : l.sender;
     const body = document.createElement("p");
     body.className = "text";
-    if (l.attachment !== undefined) body.append(clipIcon(), withoutClip(l.text));
+    // A file's line: the drawn paperclip, named "Attachment" for screen readers, then its text.
+    if (l.attachment !== undefined) body.append(clipIcon(), l.text);
     else body.textContent = l.kind === "status" ? `set the status to ${l.text}` : l.text;
     const meta = document.createElement("span");
     meta.className = "meta";
@@ -255,16 +252,11 @@ async function main(): Promise<void> {
     // scroll position kept), following the newest line only when the agent was at the end.
     // Scrolled up, the log stays where the agent left it; what comes at its end is said by the
     // "New messages below" button instead, until the agent is at the end again.
-    const atEnd = drawn !== v.id || following;
+    // Another conversation opened is shown from its end.
+    if (drawn !== v.id) below.follow();
     for (const li of items) li.dataset.key = li.classList.contains("more") ? "withheld/more" : `${li.classList.contains("notice") ? "notice" : li.classList.contains("withheld") ? "withheld" : "line"}/${li.dataset.seq ?? li.dataset.from ?? ""}`;
-    const last = items.at(-1)?.dataset.key ?? null;
     redraw(log, items);
-    if (atEnd) {
-      log.scrollTop = log.scrollHeight;
-      following = true;
-      newBelow.hidden = true;
-    } else if (last !== lastDrawn) newBelow.hidden = false;
-    lastDrawn = last;
+    below.drawn();
     drawn = v.id;
     el("typing").textContent = v.typing ? `${v.customer} is typing…` : "";
     const note = el("pane-note");
@@ -374,7 +366,7 @@ async function main(): Promise<void> {
         // What the agent sent is shown, as chat apps do: scrolled up or not, the log goes to
         // its end (the redraw below) — not left where it was with "New messages below" over
         // the agent's own words. A customer's line still leaves a scrolled-up log where it is.
-        if (current === id) following = true;
+        if (current === id) below.follow();
       })
       .catch((err: unknown) => showAlert(`Not sent: ${err instanceof Error ? err.message : String(err)}`))
       .finally(() => {
@@ -406,7 +398,7 @@ async function main(): Promise<void> {
         uploadStatus.textContent = `Sent ${f.name}`;
         uploadStatus.dataset.done = "true";
         // The file's line shown, as after a message: the log to its end (the redraw below).
-        if (current === id) following = true;
+        if (current === id) below.follow();
       })
       .catch((err: unknown) => {
         uploadStatus.textContent = "";
@@ -422,17 +414,6 @@ async function main(): Promise<void> {
         // (another conversation) is left there.
         if (document.activeElement === null || document.activeElement === document.body || document.activeElement === file) text.focus();
       });
-  });
-  log.addEventListener("scroll", () => {
-    following = atLogEnd();
-    if (following) newBelow.hidden = true;
-  });
-  newBelow.addEventListener("click", () => {
-    log.scrollTop = log.scrollHeight;
-    following = true;
-    newBelow.hidden = true;
-    // The button goes: the focus to the answer, not lost to the page's body.
-    if (!text.disabled) text.focus();
   });
   text.addEventListener("keydown", (ev) => {
     if (ev.key === "Enter" && !ev.shiftKey) {

@@ -12,7 +12,7 @@
  *
  * One line per quota (`quotaLines`): a newer warning of the same quota (the account's, or one
  * org's) replaces the older one in its place; warnings of other quotas stay. Each line is short
- * (`agentQuotaSummary`: whose bytes, how full; one line in an 800 px window) with the words above
+ * (`agentQuotaSummary`: how full, what follows, whose; one line in an 800 px window) with the words above
  * behind a disclosure. Pure: the page writes the lines with `textContent`.
  */
 import { formatSize, type ByteQuota } from "@sealdesk/client";
@@ -28,13 +28,16 @@ export interface QuotaLine {
 }
 
 /**
- * The warning in one short line: how full whose quota is, the percentage first (what a screen
- * reader says first, and what changes), and what follows. `org` as for `agentQuotaText`.
+ * The warning in one short line: how full the quota is, the percentage first (what a screen
+ * reader says first, and what changes), what follows, and last whose quota it is. Whose comes
+ * last because an org's name may be of any length and the page cuts the line with an ellipsis
+ * (issue 23: a 61-character name at 600 px cut off "new messages are refused", which is what
+ * the agent must see). `org` as for `agentQuotaText`.
  */
 export function agentQuotaSummary(q: ByteQuota, org: string | null): string {
   const pct = Math.floor((q.used * 100) / Math.max(1, q.most));
   const whose = q.scope === "account" ? "your account's" : org === null ? "an org's" : `${org}'s`;
-  return `${pct}% of ${whose} storage quota used: when full, new messages are refused.`;
+  return `${pct}% of the storage quota used: when full, new messages are refused — ${whose} quota.`;
 }
 
 /** The warning in words; `org` names an org's quota (`null`: the relay named none). */

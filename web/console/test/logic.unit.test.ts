@@ -2,7 +2,6 @@
 import { VaultImportError } from "@sealdesk/client";
 import { describe, expect, it } from "vitest";
 import type { AgentLine } from "@sealdesk/client";
-import { withoutClip } from "@sealdesk/client/ui";
 import { conversationTitle, findVaultFiles, lineMark, shortId, statusWords, unlockFailureText, unreadWords } from "../src/logic.js";
 
 const file = (name: string, text: string): { name: string; arrayBuffer: () => Promise<ArrayBuffer> } => ({
@@ -70,16 +69,10 @@ describe("a conversation's status in the list", () => {
   });
 });
 
-describe("the list's unread count and a file's line", () => {
+describe("the list's unread count", () => {
   it("adds the unread count to an entry's accessible name, nothing when none", () => {
     expect(unreadWords(0)).toBe("");
     expect(unreadWords(1)).toBe(", 1 unread message");
     expect(unreadWords(12)).toBe(", 12 unread messages");
-  });
-
-  it("drops the client's leading emoji from a file's line, and only that", () => {
-    expect(withoutClip("\u{1F4CE} receipt.txt, 12 B: see")).toBe("receipt.txt, 12 B: see");
-    expect(withoutClip("receipt.txt, 12 B")).toBe("receipt.txt, 12 B");
-    expect(withoutClip("notes \u{1F4CE}.txt, 1 B")).toBe("notes \u{1F4CE}.txt, 1 B");
   });
 });

@@ -49,7 +49,7 @@ describe("the org's stored-bytes warning in the agent console (Chromium)", () =>
     await page.setViewportSize({ width: 800, height: 600 });
     expect(await page.locator("#quota").getAttribute("role")).toBe("status");
     const summary = page.locator("#quota summary");
-    expect(await summary.textContent()).toMatch(new RegExp(`^8\\d% of ${s.org.org}'s storage quota used: when full, new messages are refused\\.$`));
+    expect(await summary.textContent()).toMatch(new RegExp(`^8\\d% of the storage quota used: when full, new messages are refused — ${s.org.org}'s quota\\.$`));
     const lines = await page.locator("#quota").evaluate((q) => {
       const line = parseFloat(getComputedStyle(q).lineHeight);
       const s = q.querySelector("summary")?.getBoundingClientRect().height ?? 0;

@@ -34,11 +34,11 @@ describe("the stored-bytes quota warning for an agent", () => {
 });
 
 describe("the warning's one short line", () => {
-  it("says how full whose quota is, the percentage first, and what follows", () => {
-    expect(agentQuotaSummary({ scope: "org", used: 9000, most: 10_500 }, "acme")).toBe("85% of acme's storage quota used: when full, new messages are refused.");
-    expect(agentQuotaSummary({ scope: "org", used: 9000, most: 10_500 }, null)).toBe("85% of an org's storage quota used: when full, new messages are refused.");
+  it("says how full, the percentage first, what follows, and whose quota last (a long org name is what gets cut)", () => {
+    expect(agentQuotaSummary({ scope: "org", used: 9000, most: 10_500 }, "acme")).toBe("85% of the storage quota used: when full, new messages are refused — acme's quota.");
+    expect(agentQuotaSummary({ scope: "org", used: 9000, most: 10_500 }, null)).toBe("85% of the storage quota used: when full, new messages are refused — an org's quota.");
     // The account's: no org named, whatever came with it.
-    expect(agentQuotaSummary({ scope: "account", used: 80, most: 100 }, "acme")).toBe("80% of your account's storage quota used: when full, new messages are refused.");
+    expect(agentQuotaSummary({ scope: "account", used: 80, most: 100 }, "acme")).toBe("80% of the storage quota used: when full, new messages are refused — your account's quota.");
   });
 
   it("is kept with the full words in the quota's line, and replaced with them", () => {

@@ -11,7 +11,7 @@
  */
 import { Customer, CustomerError, RelayError, consentName, policySummary, storeSendLock, type ChatLine, type CustomerEvent, type NoticeAudience, type ShownNotice, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
-import { STATES, clipIcon, downloadButton, el, joinsOpening, noticeItem, releaseItem, replaceItem, showAlert, showUnreadable, time, withoutClip } from "@sealdesk/client/ui";
+import { STATES, clipIcon, downloadButton, el, joinsOpening, newBelow, noticeItem, releaseItem, replaceItem, showAlert, showUnreadable, time } from "@sealdesk/client/ui";
 import { fromHex, toHex } from "@sealdesk/protocol";
 import { showMarks, wireLiveSigns } from "./receipts.js";
 import { wireRights } from "./rights.js";
@@ -84,6 +84,12 @@ async function main(): Promise<void> {
   const file = el<HTMLInputElement>("file");
   const conn = el<HTMLParagraphElement>("conn");
   const rows = new Map<number, HTMLLIElement>();
+  // The log follows its newest item only while the customer left it at its end; scrolled up to
+  // read, it stands still and "New messages below" says what came (`newBelow`, as in the
+  // console). Pressed, the button goes: the focus to the message box, not lost to the body.
+  const below = newBelow(log, el<HTMLButtonElement>("new-below"), () => {
+    if (!text.disabled) text.focus();
+  });
   let online = false;
   let policyShown = false;
   // The account another tab recovered into this browser (this tab's customer is stopped), or null.
@@ -132,7 +138,8 @@ async function main(): Promise<void> {
     who.textContent = l.mine ? "You" : l.sender;
     const body = document.createElement("p");
     body.className = "text";
-    if (l.attachment !== undefined) body.append(clipIcon(), withoutClip(l.text));
+    // A file's line: the drawn paperclip, named "Attachment" for screen readers, then its text.
+    if (l.attachment !== undefined) body.append(clipIcon(), l.text);
     else body.textContent = l.text;
     const meta = document.createElement("span");
     meta.className = "meta";
@@ -146,7 +153,6 @@ async function main(): Promise<void> {
     const next = after === undefined ? null : (rows.get(after) ?? null);
     log.insertBefore(li, next);
     rows.set(l.seq, li);
-    li.scrollIntoView({ block: "end" });
   };
   // The trustees' shares of one opening (same org, epochs and basis), shown as one notice.
   const openings = new Map<string, ShownNotice[]>();
@@ -171,7 +177,6 @@ async function main(): Promise<void> {
     }
     const after = [...rows.keys()].filter((s) => s > seq && rows.get(s) !== li).sort((a, b) => a - b)[0];
     log.insertBefore(li, after === undefined ? null : (rows.get(after) ?? null));
-    li.scrollIntoView({ block: "end" });
   };
   const addNotice = (n: ShownNotice): void => {
     // A notice judged again (witnessed since, or found not genuine) replaces its line in place.
@@ -218,6 +223,7 @@ async function main(): Promise<void> {
   for (const l of customer.history()) addLine(l);
   for (const n of customer.releaseNotices()) addNotice(n);
   holes.show(customer.withheld());
+  below.drawn();
   void knowConsents();
   readMarks();
   if (customer.conversationId() !== null) el<HTMLDetailsElement>("policy").open = false;
@@ -247,6 +253,7 @@ async function main(): Promise<void> {
         break;
       case "line":
         addLine(e.line);
+        below.drawn();
         readMarks();
         if (!e.line.mine) live.seen();
         break;
@@ -255,6 +262,7 @@ async function main(): Promise<void> {
         break;
       case "notice":
         addNotice(e.notice);
+        below.drawn();
         break;
       case "key_changed":
         alertSays(`Sending is blocked: ${e.detail}. Someone may be impersonating ${org}; ask them through another channel.`);
@@ -274,6 +282,7 @@ async function main(): Promise<void> {
         break;
       case "withheld":
         holes.show(e.holes);
+        below.drawn();
         break;
       case "upload":
         uploads.upload(e.upload);
@@ -342,7 +351,11 @@ async function main(): Promise<void> {
       .send(t)
       .then((line) => {
         text.value = "";
+        // What the customer sent is shown, as chat apps do: scrolled up or not, the log goes to
+        // its end — not left where it was with "New messages below" over their own words.
+        below.follow();
         addLine(line);
+        below.drawn();
         readMarks();
         live.sent();
         el<HTMLDetailsElement>("policy").open = false;
@@ -366,7 +379,10 @@ async function main(): Promise<void> {
       .then((buf) => customer.sendFile(new Uint8Array(buf), f.name, f.type, text.value.trim()))
       .then((line) => {
         text.value = "";
+        // The file's line shown, as after a message: the log to its end.
+        below.follow();
         addLine(line);
+        below.drawn();
         el<HTMLDetailsElement>("policy").open = false;
         tabs?.postMessage({ sent: line.seq });
       })

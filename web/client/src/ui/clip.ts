@@ -1,19 +1,11 @@
 /**
- * The mark of a line with a file: a paperclip drawn as inline SVG, not the "📎" the client's
- * line text starts with — Debian's Chromium has no emoji font, and agents and customers saw an empty box.
- * The icon is named for screen readers ("Attachment"); the text after it is the line's text
- * without the emoji. The widget and the console draw it alike.
+ * The mark of a line with a file: a paperclip drawn as inline SVG, named for screen readers
+ * ("Attachment"), before the line's text ("receipt.txt, 12 B: caption", `attachmentLineText`,
+ * which carries no emoji: Debian's Chromium has none, and agents and customers saw an empty
+ * box). The widget and the console draw it alike.
  */
 
 const SVG = "http://www.w3.org/2000/svg";
-
-/** The emoji the client's attachment line text starts with (`attachmentLineText`). */
-const EMOJI = /^\u{1F4CE}\s*/u;
-
-/** Line text `text` of a file without the client's leading emoji: "receipt.txt, 12 B: caption". */
-export function withoutClip(text: string): string {
-  return text.replace(EMOJI, "");
-}
 
 /** A paperclip icon (the Feather icon's path, MIT) in the text's colour, named "Attachment". */
 export function clipIcon(): SVGSVGElement {

@@ -1,7 +1,7 @@
 /**
  * `@sealdesk/client/ui`: the DOM helpers the widget and the console share — the element lookup,
  * the connection states in words, the alert line, times, the "Download" button of an attachment
- * line with its status line and its drawn paperclip (`clip.ts`), the one line on audit-log entries this version cannot read (`showUnreadable`), a release notice in words, and the shares of one opening as one
+ * line with its status line and its drawn paperclip (`clip.ts`), the one line on audit-log entries this version cannot read (`showUnreadable`), the "New messages below" button of a log scrolled up in (`new-below.ts`), a release notice in words, and the shares of one opening as one
  * notice (`releases.ts`), drawing a list again without losing the focus or the scroll
  * position (`redraw.ts`), and the runs the relay withheld drawn within bounds (`holes.ts`). A
  * separate entry (as `idb`), so the package's main entry stays free of the DOM and runs under
@@ -17,7 +17,8 @@ import type { Store } from "../store.js";
 
 import { UNCONFIRMED_TITLE, unconfirmedBody } from "./releases.js";
 
-export { clipIcon, withoutClip } from "./clip.js";
+export { clipIcon } from "./clip.js";
+export { NEW_BELOW, newBelow, type NewBelow } from "./new-below.js";
 export { redraw, replaceItem } from "./redraw.js";
 export { HOLES_DRAWN, HOLES_LISTED, customerClaimText, customerHoleText, holesDrawn, listedHoleText, moreHolesItem, moreHolesText, setText, updateMoreHolesItem, type HolesAudience, type HolesDrawn, type MoreHoles } from "./holes.js";
 export { UNCONFIRMED, UNCONFIRMED_TITLE, joinsOpening, openingBasis, releaseItem, unconfirmedBody, type ReleaseShare, type TrusteeCount } from "./releases.js";

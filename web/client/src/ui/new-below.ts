@@ -1,0 +1,72 @@
+/**
+ * "New messages below": a message log that follows its newest item only while the person
+ * reading it left it at its end, as chat apps do. Scrolled up to read, the log stays where it
+ * is when an item comes at its end, and a button over the log's foot says there is more below;
+ * pressed, it takes the log to its end and goes (the focus to the page's answer box), and
+ * scrolling to the end by hand makes it go too. What the person sends is shown wherever they
+ * had scrolled: the page calls `follow()` before drawing it. The widget and the console use it
+ * alike (issue 23).
+ *
+ * Whether the log follows is what its own scroll events last said, not measured when drawing:
+ * a panel or warning opened above the log shortens it, its end out of sight, without the person
+ * having scrolled anywhere — the log still follows.
+ */
+
+/** The button's words. */
+export const NEW_BELOW = "New messages below";
+
+/** How near its end, in pixels, a log counts as at its end. */
+const AT_END = 24;
+
+/** A log wired with its "New messages below" button (`newBelow`). */
+export interface NewBelow {
+  /** Makes the log follow its end again, from the next `drawn` on (the person's own message, another conversation opened). */
+  follow(): void;
+  /**
+   * Says that the log's items were drawn: a following log is taken to its end; otherwise, if
+   * its last item is not the one last drawn (news at the end, not a line changed or put in
+   * before), the button shows.
+   */
+  drawn(): void;
+}
+
+/**
+ * Wires `button` (hidden until needed, placed over the log's foot by the page's styles: `.new-below`
+ * in `base.css`) to `log`: its words, `aria-controls`, the log's scroll events and the button's
+ * click, after which `focusAfter` gives the focus somewhere useful (the button it was on goes).
+ * An item is told apart from the one before it by its `data-key`, else its `data-seq`.
+ */
+export function newBelow(log: HTMLElement, button: HTMLButtonElement, focusAfter: () => void): NewBelow {
+  let following = true;
+  let last: string | null = null;
+  button.textContent = NEW_BELOW;
+  button.type = "button";
+  if (log.id !== "") button.setAttribute("aria-controls", log.id);
+  button.hidden = true;
+  const atEnd = (): boolean => log.scrollHeight - log.scrollTop - log.clientHeight < AT_END;
+  const toEnd = (): void => {
+    log.scrollTop = log.scrollHeight;
+    following = true;
+    button.hidden = true;
+  };
+  log.addEventListener("scroll", () => {
+    following = atEnd();
+    if (following) button.hidden = true;
+  });
+  button.addEventListener("click", () => {
+    toEnd();
+    focusAfter();
+  });
+  return {
+    follow() {
+      following = true;
+    },
+    drawn() {
+      const item = log.lastElementChild;
+      const key = item instanceof HTMLElement ? (item.dataset.key ?? item.dataset.seq ?? null) : null;
+      if (following) toEnd();
+      else if (key !== last) button.hidden = false;
+      last = key;
+    },
+  };
+}

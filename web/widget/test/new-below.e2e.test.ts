@@ -1,0 +1,161 @@
+/**
+ * "New messages below" in the customer's widget (Chromium against the real relay serving
+ * web/dist; issue 23), as in the console (`console/test/new-below.e2e.test.ts`; the code is
+ * `@sealdesk/client/ui`'s `newBelow`): a customer who scrolled up in the chat to read is not moved
+ * when the agent writes — the log stays where it was — and a button says there is more below.
+ * Pressed, it brings the log to its end and goes, the focus in the message box; scrolling to the
+ * end by hand makes it go too. At the end already, the log follows the new line and no button
+ * shows — also after the frame was made shorter, its end out of sight (the customer did not
+ * scroll). What the customer sends — a message or a file — is shown wherever
+ * they had scrolled: the log goes to its end, and no hint shows. Screenshots
+ * `widget-new-below-420.png` (the hint) and `widget-own-send-420.png` / `-1000.png`.
+ */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
+import { NARROW, SHOTS, WIDE, chromiumSuite, watchPage, type ChromiumSuite } from "../../client/test/chromium.js";
+
+/** An agent's message long enough that a few of them overflow the log. */
+const long = (n: number): string => `${n}: ${"your parcel left our warehouse on Monday and should reach you soon; ".repeat(5)}`;
+
+/** The texts of the log's message lines, in order. */
+const texts = (page: Page): Promise<string[]> => page.locator("#log li.line .text").allTextContents();
+
+/** How far the log is from its end, in pixels. */
+const fromEnd = (page: Page): Promise<number> => page.locator("#log").evaluate((l) => l.scrollHeight - l.scrollTop - l.clientHeight);
+
+/** Scrolls the log to its top. */
+const scrollUp = (page: Page): Promise<void> =>
+  page.locator("#log").evaluate((l) => {
+    l.scrollTop = 0;
+  });
+
+/** Whether the log's last line is the customer's own and wholly in the log's sight. */
+const ownLastInSight = (page: Page): Promise<boolean> =>
+  page.locator("#log").evaluate((l) => {
+    const last = Array.from(l.querySelectorAll("li.line")).at(-1);
+    if (last === undefined || !last.classList.contains("mine")) return false;
+    const box = l.getBoundingClientRect();
+    const r = last.getBoundingClientRect();
+    return r.top >= box.top - 1 && r.bottom <= box.bottom + 1;
+  });
+
+/**
+ * A widget page of the suite's org, watched, in which the customer wrote `first`, and the agent
+ * answered with five long lines (the log overflows). Returns the page and the conversation id.
+ */
+async function chatting(s: ChromiumSuite, first: string): Promise<{ page: Page; id: string }> {
+  const page = await s.browser.newPage();
+  watchPage(page, s.problems, false);
+  await page.goto(`${s.relay.origin}/?org=${s.org.org}&fp=${encodeURIComponent(s.org.fingerprint)}`);
+  await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");
+  await page.locator("#text").fill(first);
+  await page.locator("#text").press("Enter");
+  await expect.poll(() => texts(page), { timeout: 20_000 }).toEqual([first]);
+  const id = (await page.locator("body").getAttribute("data-conversation")) ?? "";
+  for (let n = 0; n < 5; n++) await s.org.agent(["send", "--conversation", id, long(n)]);
+  await expect.poll(async () => (await texts(page)).length, { timeout: 30_000 }).toBe(6);
+  return { page, id };
+}
+
+describe("the new-messages hint in the widget (Chromium)", () => {
+  const s = chromiumSuite("widget-new-below", { viewport: NARROW });
+
+  it("keeps a scrolled-up log still and offers the way down", async () => {
+    const { page, id } = await chatting(s, "where is my parcel?");
+    const hint = page.locator("#new-below");
+    // At the end, the log followed the new lines: no hint.
+    await expect.poll(() => fromEnd(page)).toBeLessThan(24);
+    expect(await hint.isVisible()).toBe(false);
+    // The frame made shorter (a phone's keyboard opening, the iframe resized): the log is
+    // shorter, its end out of sight, but the customer did not scroll away from it — a new line
+    // is followed, no hint.
+    const before = await page.locator("#log").evaluate((l) => l.clientHeight);
+    await page.setViewportSize({ width: NARROW.width, height: NARROW.height - 160 });
+    await expect.poll(() => page.locator("#log").evaluate((l) => l.clientHeight)).toBeLessThan(before);
+    expect(await fromEnd(page)).toBeGreaterThan(24);
+    await s.org.agent(["send", "--conversation", id, "one more thing"]);
+    await expect.poll(() => texts(page), { timeout: 30_000 }).toContain("one more thing");
+    await expect.poll(() => fromEnd(page)).toBeLessThan(24);
+    expect(await hint.isVisible()).toBe(false);
+    await page.setViewportSize(NARROW);
+
+    // Scrolled up: a new message leaves the log where it was, and the hint shows.
+    await scrollUp(page);
+    expect(await fromEnd(page)).toBeGreaterThan(100);
+    await s.org.agent(["send", "--conversation", id, "are you there?"]);
+    await expect.poll(() => texts(page), { timeout: 30_000 }).toContain("are you there?");
+    await expect.poll(() => hint.isVisible()).toBe(true);
+    expect(await page.locator("#log").evaluate((l) => l.scrollTop)).toBe(0);
+    expect(await hint.getAttribute("aria-controls")).toBe("log");
+    expect(await hint.textContent()).toBe("New messages below");
+    await page.screenshot({ path: join(SHOTS, "widget-new-below-420.png") });
+
+    // Pressed: the log at its end, the hint gone, the focus in the message box.
+    await hint.click();
+    await expect.poll(() => fromEnd(page)).toBeLessThan(24);
+    expect(await hint.isVisible()).toBe(false);
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe("text");
+
+    // Up again, another message: the hint; scrolled down by hand, it goes.
+    await scrollUp(page);
+    await s.org.agent(["send", "--conversation", id, "hello?"]);
+    await expect.poll(() => texts(page), { timeout: 30_000 }).toContain("hello?");
+    await expect.poll(() => hint.isVisible()).toBe(true);
+    expect(await page.locator("#log").evaluate((l) => l.scrollTop)).toBe(0);
+    // Read when the scroll event comes (this listener runs after the page's, added first): the
+    // hint is gone then.
+    const goneOnScroll = await page.locator("#log").evaluate(
+      (l) =>
+        new Promise<boolean>((resolve) => {
+          l.addEventListener("scroll", () => resolve(document.getElementById("new-below")?.hidden ?? false), { once: true });
+          l.scrollTop = l.scrollHeight;
+        }),
+    );
+    expect(goneOnScroll).toBe(true);
+    expect(await hint.isVisible()).toBe(false);
+    expect(s.problems).toEqual([]);
+    await page.close();
+  });
+});
+
+describe("the customer's own message in a scrolled-up widget log (Chromium)", () => {
+  const s = chromiumSuite("widget-own-send", { viewport: NARROW });
+
+  it("brings a scrolled-up log to its end when the customer sends a message or a file", async () => {
+    const { page, id } = await chatting(s, "my parcel is late");
+    const hint = page.locator("#new-below");
+    for (const size of [NARROW, WIDE]) {
+      await page.setViewportSize(size);
+      // Scrolled up, the agent's message keeps the log still and shows the hint (as above).
+      await scrollUp(page);
+      expect(await fromEnd(page)).toBeGreaterThan(100);
+      await s.org.agent(["send", "--conversation", id, `anything else at ${size.width}?`]);
+      await expect.poll(() => texts(page), { timeout: 30_000 }).toContain(`anything else at ${size.width}?`);
+      await expect.poll(() => hint.isVisible()).toBe(true);
+      expect(await page.locator("#log").evaluate((l) => l.scrollTop)).toBe(0);
+      // The customer answers from there: the log goes to its end, the answer in sight, no hint.
+      await page.locator("#text").fill(`no, thank you (${size.width})`);
+      await page.locator("#text").press("Enter");
+      await expect.poll(() => texts(page), { timeout: 30_000 }).toContain(`no, thank you (${size.width})`);
+      await expect.poll(() => fromEnd(page)).toBeLessThan(24);
+      expect(await ownLastInSight(page)).toBe(true);
+      expect(await hint.isVisible()).toBe(false);
+      await page.screenshot({ path: join(SHOTS, `widget-own-send-${size.width}.png`) });
+    }
+
+    // A file sent while scrolled up: the same, its line in sight.
+    await scrollUp(page);
+    expect(await fromEnd(page)).toBeGreaterThan(100);
+    const path = join(s.root, "receipt.txt");
+    writeFileSync(path, "receipt 4471");
+    await page.locator("#file").setInputFiles(path);
+    await expect.poll(() => texts(page), { timeout: 30_000 }).toContain("receipt.txt, 12 B");
+    await expect.poll(() => fromEnd(page)).toBeLessThan(24);
+    expect(await ownLastInSight(page)).toBe(true);
+    expect(await hint.isVisible()).toBe(false);
+    expect(s.problems).toEqual([]);
+    await page.close();
+  });
+});
