@@ -115,7 +115,9 @@ impl Connection {
     ///
     /// # Errors
     /// [`ClientError::Transport`] for a broken socket, [`ClientError::UnexpectedResponse`] for a
-    /// text message, [`ClientError::Protocol`] for a frame that does not decode.
+    /// text message, [`ClientError::Protocol`] for a frame that does not decode;
+    /// [`ClientError::RefusedAnswer`] for an answer refused for a fault of its own (a malformed
+    /// audit entry, [`Received::Refused`]): only that request fails, the connection goes on.
     pub async fn recv(&mut self) -> Result<Option<Frame>> {
         loop {
             let Some(msg) = self.ws.next().await else {
@@ -125,6 +127,9 @@ impl Connection {
                 // A push of a kind a newer relay added is skipped, not an error (§13.5).
                 Message::Binary(bytes) => match wire::decode_received(&bytes)? {
                     Received::Frame(frame) => return Ok(Some(frame)),
+                    Received::Refused { id, error } => {
+                        return Err(ClientError::RefusedAnswer { id, error });
+                    }
                     Received::UnknownPush { kind } => {
                         self.unknown_pushes = self.unknown_pushes.saturating_add(1);
                         tracing::debug!(kind, "skipped a push of a kind this client does not know");

@@ -21,6 +21,18 @@ pub enum ClientError {
     #[error(transparent)]
     Protocol(#[from] sealdesk_protocol::Error),
 
+    /// The relay's answer to request `id` was refused for a fault of its own, `error` (an
+    /// audit entry that does not decode: `LogError::MalformedEntry`, naming its index), while
+    /// the frame was otherwise well formed: [`crate::connection::Connection::recv`] returns it,
+    /// and the session fails only that request, with `ClientError::Protocol(error)`.
+    #[error("the relay's answer to request {id} is refused: {error}")]
+    RefusedAnswer {
+        /// The request the answer was for.
+        id: u64,
+        /// Why it is refused.
+        error: sealdesk_protocol::Error,
+    },
+
     /// The WebSocket transport failed.
     #[error("connection to the relay failed: {0}; check --relay and that the relay is running")]
     Transport(String),

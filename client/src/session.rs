@@ -59,7 +59,8 @@ pub struct Session {
 struct Shared {
     /// Waiting requests. A std `Mutex`, not a tokio one: it is held only for a map operation and
     /// never across an `.await`. Bounded by [`MAX_IN_FLIGHT`] through `Session::in_flight`.
-    pending: Mutex<HashMap<u64, oneshot::Sender<Response>>>,
+    /// A refused answer ([`ClientError::RefusedAnswer`]) comes to its waiter as the error.
+    pending: Mutex<HashMap<u64, oneshot::Sender<Result<Response>>>>,
     /// Why the connection ended, once it has.
     closed: Mutex<Option<String>>,
     /// Pushes dropped because the application did not keep up.
@@ -225,12 +226,13 @@ impl Session {
                     secs,
                 }),
                 Ok(Err(_)) => Err(ClientError::Closed(self.shared.closed_reason())),
-                Ok(Ok(Response::Error {
+                Ok(Ok(Err(refused))) => Err(refused),
+                Ok(Ok(Ok(Response::Error {
                     code,
                     message,
                     retry_after,
-                })) => Err(relay_error(code, message, retry_after)),
-                Ok(Ok(response)) => Ok(response),
+                }))) => Err(relay_error(code, message, retry_after)),
+                Ok(Ok(Ok(response))) => Ok(response),
             },
         };
         if result.is_err() {
@@ -358,7 +360,20 @@ async fn io_task(
                             .unwrap_or_else(PoisonError::into_inner)
                             .remove(&id);
                         if let Some(waiter) = waiter {
-                            let _ = waiter.send(body);
+                            let _ = waiter.send(Ok(body));
+                        }
+                    }
+                    // An answer refused for a fault of its own (a malformed audit entry): that
+                    // request fails with it, and the connection goes on.
+                    Err(ClientError::RefusedAnswer { id, error }) => {
+                        shared.answers.fetch_add(1, Ordering::Relaxed);
+                        let waiter = shared
+                            .pending
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .remove(&id);
+                        if let Some(waiter) = waiter {
+                            let _ = waiter.send(Err(ClientError::Protocol(error)));
                         }
                     }
                     Ok(Some(Frame::Push(push))) => {

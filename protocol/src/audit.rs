@@ -30,6 +30,16 @@ pub enum LogError {
         /// The size of the head it returned.
         size: u64,
     },
+    /// An entry the relay served does not decode (PROTOCOL.md §12.3): an event name this
+    /// version does not know (a later kind comes in the extension form, §12.1), a kind it
+    /// knows in the extension form, or a bad field. The whole listing is refused.
+    #[error("the relay served a malformed audit log entry at #{index}: {reason}")]
+    MalformedEntry {
+        /// The entry's index in the log.
+        index: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The relay could not prove that an entry it said it appended is in the log.
     #[error("the relay could not prove that the entry is at #{index} of the log: {reason}")]
     NotIncluded {

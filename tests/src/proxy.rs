@@ -91,9 +91,14 @@ struct Live {
     inject: mpsc::UnboundedSender<(Dir, Frame)>,
 }
 
+/// Rewrites the encoded bytes of a frame going to a client (after the hook), for what no
+/// [`Frame`] can hold: a malformed entry in a listing.
+type RawHook = Box<dyn FnMut(&Frame, Vec<u8>) -> Vec<u8> + Send>;
+
 struct Shared {
     upstream: String,
     hook: Mutex<Hook>,
+    raw_to_client: Mutex<Option<RawHook>>,
     seen: Mutex<Vec<Seen>>,
     live: Mutex<HashMap<ConnId, Live>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -122,6 +127,7 @@ impl Proxy {
         let shared = Arc::new(Shared {
             upstream: upstream.to_owned(),
             hook: Mutex::new(Box::new(|_: &Ctx<'_>, f: Frame| vec![f])),
+            raw_to_client: Mutex::new(None),
             seen: Mutex::new(Vec::new()),
             live: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
@@ -152,6 +158,14 @@ impl Proxy {
     /// Replaces the hook (for every connection, from the next frame on).
     pub fn set_hook(&self, hook: impl FnMut(&Ctx<'_>, Frame) -> Vec<Frame> + Send + 'static) {
         *lock(&self.shared.hook) = Box::new(hook);
+    }
+
+    /// Has every frame going to a client, once the hook made it and it is encoded, rewritten
+    /// as bytes by `raw` (the frame, its encoding → what is sent): for frames no [`Frame`]
+    /// can hold, such as a listing with a malformed audit entry. [`Self::seen`] records the
+    /// frame before this.
+    pub fn set_raw_to_client(&self, raw: impl FnMut(&Frame, Vec<u8>) -> Vec<u8> + Send + 'static) {
+        *lock(&self.shared.raw_to_client) = Some(Box::new(raw));
     }
 
     /// Goes back to passing every frame through unchanged.
@@ -303,10 +317,14 @@ impl Conn {
 
     fn emit(&self, shared: &Shared, dir: Dir, frames: Vec<Frame>) -> Vec<Message> {
         let mut seen = lock(&shared.seen);
+        let mut raw = lock(&shared.raw_to_client);
         frames
             .into_iter()
             .filter_map(|frame| {
-                let bytes = wire::encode(&frame).ok()?;
+                let mut bytes = wire::encode(&frame).ok()?;
+                if let (Dir::ToClient, Some(raw)) = (dir, raw.as_mut()) {
+                    bytes = raw(&frame, bytes);
+                }
                 seen.push(Seen {
                     conn: self.id,
                     dir,

@@ -395,3 +395,56 @@ async fn an_entry_of_a_later_kind_is_passed_over_counted_and_named() {
         format!("1 entry of a kind this version cannot read at index {index} — update sealdesk")
     );
 }
+
+/// The relay serves a listing whose revocation entry names an event no version defines (its
+/// name changed in the frame's bytes: no [`Frame`] can hold it). The audit fails with
+/// [`LogError::MalformedEntry`], naming the entry's index and why in words — not the frame's
+/// decode message — and the session goes on: carol's next request is answered. (The other
+/// malformed cases, a known kind in the extension form and a bad field, are the protocol
+/// crate's `wire::unknown` tests.)
+#[tokio::test]
+async fn a_malformed_entry_is_refused_with_its_index_and_reason() {
+    let (w, mut carol, forger, entries) = audited_customer(1).await;
+    let index = entries
+        .iter()
+        .position(|e| matches!(e.event, AuditEvent::ConsentRevocation { .. }))
+        .unwrap() as u64;
+    forger.serve(entries);
+    w.proxy().set_raw_to_client(|frame, mut bytes| {
+        let listing = matches!(
+            frame,
+            Frame::Response {
+                body: Response::Entries { .. },
+                ..
+            }
+        );
+        // The same length, so the CBOR stays well formed: only the event's name changes.
+        let (from, to) = (b"consent_revocation", b"consent_retraction");
+        if let Some(at) = bytes.windows(from.len()).position(|w| w == from)
+            && listing
+        {
+            bytes[at..at + to.len()].copy_from_slice(to);
+        }
+        bytes
+    });
+    let err = carol.audit(None, false).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ClientError::Protocol(sealdesk_protocol::Error::Audit(
+                LogError::MalformedEntry { index: i, .. }
+            )) if *i == index
+        ),
+        "{err:?}"
+    );
+    // What `sealdesk audit` prints after "error: ".
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the relay served a malformed audit log entry at #{index}: its event \
+             `consent_retraction` is not a kind this version knows (a later kind is served as \
+             `extension`, with its code)"
+        )
+    );
+    assert!(carol.checked_tree_head().await.is_ok());
+}

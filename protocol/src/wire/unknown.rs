@@ -7,7 +7,10 @@
 //! that [`decode`] refuses is looked at again, structurally: if it is a push envelope whose
 //! kind (the tag) is not one of [`Push`]'s kinds, it comes back as [`Received::UnknownPush`],
 //! naming the kind; everything else (a known kind with a bad body, a bad response, a frame of
-//! another shape, an unknown version) is refused exactly as [`decode`] refuses it.
+//! another shape, an unknown version) is refused exactly as [`decode`] refuses it — but for an
+//! `entries` response refused because one of its audit entries does not decode (an unknown
+//! event name, a known kind in the extension form, a bad field): that is
+//! [`LogError::MalformedEntry`], naming the entry's index in the log and why, in words.
 //!
 //! The known kinds are read from [`Push`]'s own `Deserialize` implementation (the variant names
 //! serde hands a deserializer), so they cannot drift from the enum, and the decision never
@@ -16,7 +19,10 @@
 use serde::de::{self, Deserialize as _, Visitor};
 
 use super::{Frame, Push, decode};
-use crate::{Error, Result};
+use crate::{
+    Error, Result,
+    audit::{AuditEntry, AuditEvent, LogError},
+};
 
 /// A frame as a client reads it.
 #[allow(clippy::large_enum_variant)]
@@ -28,6 +34,16 @@ pub enum Received {
     UnknownPush {
         /// The push's kind, as the relay named it (at most 64 characters).
         kind: String,
+    },
+    /// The answer to request `id`, refused for a fault of its own that names what is wrong
+    /// better than the frame's decode message: an `entries` listing with a malformed entry
+    /// ([`LogError::MalformedEntry`]). The request fails with `error`; the frame is otherwise
+    /// well formed, so the session goes on.
+    Refused {
+        /// The request the answer was for.
+        id: u64,
+        /// Why it is refused.
+        error: Error,
     },
 }
 
@@ -50,6 +66,9 @@ pub fn decode_received(bytes: &[u8]) -> Result<Received> {
     if !rest.is_empty() {
         return Err(refused);
     }
+    if let Some((id, error)) = malformed_entry(&value) {
+        return Ok(Received::Refused { id, error });
+    }
     match push_kind(&value) {
         // A kind this code knows failed on its body: that is a malformed frame.
         Some(kind) if !push_kinds().contains(&kind) => Ok(Received::UnknownPush {
@@ -57,6 +76,87 @@ pub fn decode_received(bytes: &[u8]) -> Result<Received> {
         }),
         _ => Err(refused),
     }
+}
+
+/// For an `entries` response (`{ "response": { id, body: { "entries": { from, entries,
+/// withheld } } } }`) refused because one of its readable entries does not decode: the
+/// request's id and the first such entry, as [`LogError::MalformedEntry`] naming its index in
+/// the log (the readable entries take, in order, the slots `from..` that `withheld` does not
+/// name) and why. `None` for any other frame, or one whose envelope is itself malformed
+/// (refused as [`decode`] refuses it).
+fn malformed_entry(value: &ciborium::Value) -> Option<(u64, Error)> {
+    let response = field(value, "response")?;
+    let id = u64::try_from(field(response, "id")?.as_integer()?).ok()?;
+    let listing = field(field(response, "body")?, "entries")?;
+    let from = field(listing, "from")?.as_integer()?;
+    let from = u64::try_from(from).ok()?;
+    let entries = field(listing, "entries")?.as_array()?;
+    let withheld = match field(listing, "withheld") {
+        None => Vec::new(),
+        Some(w) => w
+            .as_array()?
+            .iter()
+            .map(|slot| u64::try_from(field(slot, "index")?.as_integer()?).ok())
+            .collect::<Option<Vec<u64>>>()?,
+    };
+    let mut slots = (from..).filter(|i| !withheld.contains(i));
+    for entry in entries {
+        let index = slots.next()?;
+        if let Err(e) = entry.deserialized::<AuditEntry>() {
+            let reason = entry_fault(entry, &serde_message(e));
+            return Some((id, Error::Audit(LogError::MalformedEntry { index, reason })));
+        }
+    }
+    None
+}
+
+/// Why `entry` (which does not decode, with serde's message `message`) is malformed, in words:
+/// its event's name, its event's body, or another of its fields.
+fn entry_fault(entry: &ciborium::Value, message: &str) -> String {
+    let event = field(entry, "event");
+    let name = event.and_then(|event| {
+        event
+            .as_text()
+            .or_else(|| match event.as_map()?.as_slice() {
+                [(name, _)] => name.as_text(),
+                _ => None,
+            })
+    });
+    match (name, event) {
+        (Some(name), _) if !event_kinds().contains(&name) => format!(
+            "its event `{}` is not a kind this version knows (a later kind is served as \
+             `extension`, with its code)",
+            name.chars().take(64).collect::<String>()
+        ),
+        (Some(name), Some(event)) => match event.deserialized::<AuditEvent>() {
+            Err(e) => format!("its `{name}` event does not decode: {}", serde_message(e)),
+            Ok(_) => format!("a field does not decode: {message}"),
+        },
+        _ => format!("a field does not decode: {message}"),
+    }
+}
+
+/// The message of a CBOR value's decoding error (at most 120 characters).
+fn serde_message(e: ciborium::value::Error) -> String {
+    let ciborium::value::Error::Custom(m) = e;
+    m.chars().take(120).collect()
+}
+
+/// The kinds of [`AuditEvent`] this code knows, as they are named on the wire (`extension`
+/// among them).
+fn event_kinds() -> &'static [&'static str] {
+    let mut kinds: &'static [&'static str] = &[];
+    // Always "fails": the deserializer stops as soon as it has been told the variants.
+    let _ = AuditEvent::deserialize(VariantNames(&mut kinds));
+    kinds
+}
+
+/// The value under text key `key` of map `value`.
+fn field<'a>(value: &'a ciborium::Value, key: &str) -> Option<&'a ciborium::Value> {
+    value
+        .as_map()?
+        .iter()
+        .find_map(|(k, v)| (k.as_text() == Some(key)).then_some(v))
 }
 
 /// The kinds of [`Push`] this code knows, as they are named on the wire.
@@ -147,6 +247,145 @@ mod tests {
 
     fn push(body: Value) -> Value {
         Value::Map(vec![(Value::Text("push".into()), body)])
+    }
+
+    /// An `entries` response from 10 with slot 11 withheld and three readable entries (slots
+    /// 10, 12, 13), the last made by `spoil` from a well-formed one.
+    fn listing_with(spoil: impl FnOnce(&mut Vec<(Value, Value)>)) -> Vec<u8> {
+        use crate::{
+            audit::{AuditEntry, AuditEvent},
+            ids::ConversationId,
+            keys::IdentityKeys,
+        };
+        let keys = IdentityKeys::generate(&mut crate::test_rng(77));
+        let entry = |i: u8| {
+            let event = AuditEvent::Erasure {
+                conversation: ConversationId::from_bytes(&[i; 16]).unwrap(),
+                reason: "retention".into(),
+            };
+            Value::serialized(&AuditEntry::sign(&keys, event, u64::from(i))).unwrap()
+        };
+        let mut last = entry(3);
+        let Value::Map(fields) = &mut last else {
+            panic!("an entry is a map");
+        };
+        spoil(fields);
+        let text = |t: &str| Value::Text(t.into());
+        let listing = Value::Map(vec![
+            (text("from"), Value::Integer(10.into())),
+            (
+                text("entries"),
+                Value::Array(vec![entry(1), entry(2), last]),
+            ),
+            (
+                text("withheld"),
+                Value::Array(vec![Value::Map(vec![
+                    (text("index"), Value::Integer(11.into())),
+                    (text("leaf"), Value::Bytes(vec![0; 32])),
+                ])]),
+            ),
+        ]);
+        let body = Value::Map(vec![(text("entries"), listing)]);
+        frame(&Value::Map(vec![(
+            text("response"),
+            Value::Map(vec![
+                (text("id"), Value::Integer(5.into())),
+                (text("body"), body),
+            ]),
+        )]))
+    }
+
+    /// Sets the event of an entry's fields to `event`.
+    fn set_event(fields: &mut [(Value, Value)], event: Value) {
+        for (k, v) in fields.iter_mut() {
+            if k.as_text() == Some("event") {
+                *v = event.clone();
+            }
+        }
+    }
+
+    fn malformed(bytes: &[u8]) -> (u64, String) {
+        match decode_received(bytes) {
+            Ok(Received::Refused {
+                id: 5,
+                error: Error::Audit(LogError::MalformedEntry { index, reason }),
+            }) => (index, reason),
+            other => panic!("expected a malformed entry, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_well_formed_listing_decodes() {
+        assert!(matches!(
+            decode_received(&listing_with(|_| {})),
+            Ok(Received::Frame(_))
+        ));
+    }
+
+    #[test]
+    fn an_entry_with_an_unknown_event_name_is_malformed_at_its_index() {
+        let bytes = listing_with(|f| {
+            set_event(
+                f,
+                Value::Map(vec![(Value::Text("refund".into()), Value::Map(vec![]))]),
+            );
+        });
+        assert!(matches!(decode(&bytes), Err(Error::Decode { .. })));
+        let (index, reason) = malformed(&bytes);
+        assert_eq!(
+            index, 13,
+            "slot 11 is withheld: the third readable entry is 13"
+        );
+        assert_eq!(
+            reason,
+            "its event `refund` is not a kind this version knows (a later kind is served as \
+             `extension`, with its code)"
+        );
+    }
+
+    #[test]
+    fn a_known_kind_in_the_extension_form_is_malformed() {
+        let bytes = listing_with(|f| {
+            set_event(
+                f,
+                Value::Map(vec![(
+                    Value::Text("extension".into()),
+                    Value::Map(vec![
+                        (Value::Text("code".into()), Value::Integer(1.into())),
+                        (Value::Text("body".into()), Value::Bytes(vec![1, 2])),
+                    ]),
+                )]),
+            );
+        });
+        let (index, reason) = malformed(&bytes);
+        assert_eq!(index, 13);
+        assert!(
+            reason.starts_with("its `extension` event does not decode: ")
+                && reason.contains("an event of code 1 served as a kind this version cannot read"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn an_entry_with_a_bad_field_is_malformed() {
+        let bytes = listing_with(|f| {
+            for (k, v) in f.iter_mut() {
+                if k.as_text() == Some("signer") {
+                    *v = Value::Bytes(vec![7; 31]);
+                }
+            }
+        });
+        let (index, reason) = malformed(&bytes);
+        assert_eq!(index, 13);
+        assert_eq!(
+            reason,
+            "a field does not decode: Ed25519 public key: expected 32 bytes, got 31"
+        );
+        let shown = Error::Audit(LogError::MalformedEntry { index, reason }).to_string();
+        assert!(
+            shown.starts_with("the relay served a malformed audit log entry at #13: "),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -58,12 +58,20 @@ export interface ChromiumRun {
 }
 
 /**
- * Starts the relay serving `DIST` with its data in `<root>/relay-data` (and `relayArgs`, such as
- * `--limit`), makes the org with the CLI (`createOrg`), and launches Chromium with its profile
- * in `<root>/profile`.
+ * How a suite's relay starts besides serving `DIST`: its flags (such as `--limit`) as a list, or
+ * `{ args, env }` with variables added to its environment (a test hook such as
+ * `SEALDESK_TEST_EXTENSION_ENTRY`).
  */
-export async function setUpChromium(root: string, opts: LaunchOptions = {}, relayArgs: string[] = []): Promise<ChromiumRun> {
-  const relay = await startRelay(join(root, "relay-data"), ["--web-root", DIST, ...relayArgs]);
+export type RelayStart = string[] | { args?: string[]; env?: Record<string, string> };
+
+/**
+ * Starts the relay serving `DIST` with its data in `<root>/relay-data` (and `relayArgs`,
+ * `RelayStart`), makes the org with the CLI (`createOrg`), and launches Chromium with its
+ * profile in `<root>/profile`.
+ */
+export async function setUpChromium(root: string, opts: LaunchOptions = {}, relayArgs: RelayStart = []): Promise<ChromiumRun> {
+  const start = Array.isArray(relayArgs) ? { args: relayArgs } : relayArgs;
+  const relay = await startRelay(join(root, "relay-data"), ["--web-root", DIST, ...(start.args ?? [])], undefined, start.env);
   const org = await createOrg(root, relay.url);
   const browser = await launch(join(root, "profile"), opts);
   mkdirSync(SHOTS, { recursive: true });
@@ -90,7 +98,7 @@ export interface ChromiumSuite extends ChromiumRun {
  * temporary directory named after `prefix` (then `more`, for a suite's own set-up); after them,
  * `tearDownChromium`. Read the fields inside tests.
  */
-export function chromiumSuite(prefix: string, opts: LaunchOptions = {}, relayArgs: string[] = [], more?: (run: ChromiumSuite) => Promise<void>): ChromiumSuite {
+export function chromiumSuite(prefix: string, opts: LaunchOptions = {}, relayArgs: RelayStart = [], more?: (run: ChromiumSuite) => Promise<void>): ChromiumSuite {
   const dir = tempDir(prefix);
   const run = { root: dir.path, problems: [] as string[] } as ChromiumSuite;
   beforeAll(async () => {

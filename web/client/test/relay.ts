@@ -2,7 +2,9 @@
  * Test support: the real relay binary as a child process on 127.0.0.1:0 with a temporary data
  * directory, and the `sealdesk` CLI for the org's side (master, trustee, arbiter, agent). The
  * binaries come from `SEALDESK_BIN_DIR` (default: the workspace's `target/debug`, where
- * `cargo test --workspace` or `cargo build -p sealdesk-server -p sealdesk-cli` puts them).
+ * `cargo build -p sealdesk-server -p sealdesk-cli --features
+ * sealdesk-cli/test-hooks,sealdesk-server/test-hooks` puts them: the fast test KDF and the relay's
+ * test hooks).
  */
 import { spawn, execFile, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
@@ -21,7 +23,7 @@ export function binDir(): string {
 /** The path of binary `name`, or a clear error telling how to build it. */
 export function bin(name: "sealdesk" | "sealdesk-relay"): string {
   const p = join(binDir(), name);
-  if (!existsSync(p)) throw new Error(`${p} not found: run \`cargo build -p sealdesk-server -p sealdesk-cli\` (or set SEALDESK_BIN_DIR)`);
+  if (!existsSync(p)) throw new Error(`${p} not found: run \`cargo build -p sealdesk-server -p sealdesk-cli --features sealdesk-cli/test-hooks,sealdesk-server/test-hooks\` (or set SEALDESK_BIN_DIR)`);
   return p;
 }
 
@@ -46,9 +48,13 @@ export interface RelayProcess {
   stop(): Promise<void>;
 }
 
-/** Starts the relay on `listen` (default 127.0.0.1:0) with its data in `data`; resolves when it listens. */
-export function startRelay(data: string, extra: string[] = [], listen = "127.0.0.1:0"): Promise<RelayProcess> {
-  const child = spawn(bin("sealdesk-relay"), ["--listen", listen, "--data", data, "--log-format", "json", ...extra], { stdio: ["ignore", "pipe", "pipe"] });
+/**
+ * Starts the relay on `listen` (default 127.0.0.1:0) with its data in `data`, and `env` added to
+ * its environment (a test hook of a build with `sealdesk-server/test-hooks`, such as
+ * `SEALDESK_TEST_EXTENSION_ENTRY`); resolves when it listens.
+ */
+export function startRelay(data: string, extra: string[] = [], listen = "127.0.0.1:0", env: Record<string, string> = {}): Promise<RelayProcess> {
+  const child = spawn(bin("sealdesk-relay"), ["--listen", listen, "--data", data, "--log-format", "json", ...extra], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
   return new Promise((resolvePromise, reject) => {
     let logKey = "";
     const timer = setTimeout(() => reject(new Error("the relay did not start within 30 s")), 30_000);

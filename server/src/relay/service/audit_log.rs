@@ -511,6 +511,8 @@ impl Service {
             })?;
         if let Some(appended) = &appended {
             self.tell_audit_watchers(appended.1.size);
+            // Test-only (`extension_hook`): nothing in a build without the test hooks.
+            self.fill_extension_slot(appended.1.size)?;
         }
         Ok(appended)
     }
@@ -580,8 +582,10 @@ impl Service {
             } => (Some(org.clone()), *conversation),
             AuditEvent::ConsentRevocation { conversation, .. }
             | AuditEvent::Erasure { conversation, .. } => (None, *conversation),
-            // This relay never appends one (`append_audit` refuses it): its signer alone.
-            AuditEvent::Extension(_) => return Ok(false),
+            // This relay never appends one (`append_audit` refuses it): its signer alone —
+            // but for the test hook's (`extension_hook`, test-hooks builds only), which every
+            // registered account reads.
+            AuditEvent::Extension(_) => return Ok(self.extension_hook.is_some()),
         };
         let parties = self.conversation_parties(&conversation)?;
         if parties.as_ref().is_some_and(|p| p.customer == caller.key()) {

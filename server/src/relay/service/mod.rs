@@ -32,6 +32,7 @@ mod conversations;
 mod directory;
 mod erasure;
 mod escrow;
+mod extension_hook;
 pub(crate) mod key_push;
 pub(crate) mod keys;
 mod open_quota;
@@ -258,6 +259,9 @@ pub(crate) struct Service {
     store_shared: bool,
     /// This node's view of the stored-bytes counts (see [`stored_bytes`]).
     byte_counts: crate::limits::bytes::ByteCounts,
+    /// Test-only (the `test-hooks` feature, [`extension_hook`]): the audit entry of a kind
+    /// this version cannot read to append, and serve to everyone. Always `None` otherwise.
+    extension_hook: Option<extension_hook::ExtensionHook>,
 }
 
 fn enc<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, Reject> {
@@ -338,7 +342,8 @@ impl Service {
         info!(entries, log_key = %keys.signing_public(), "relay state loaded");
         let policies = Arc::new(Policies::new(store.clone()));
         let blocks = Blocks::load(store.as_ref())?;
-        Ok(Self {
+        let extension_hook = extension_hook::ExtensionHook::from_env()?;
+        let service = Self {
             store_shared: engine.shared(),
             byte_counts: Default::default(),
             convs: ConvTable::new(engine, clock.clone(), policies.clone()),
@@ -356,7 +361,12 @@ impl Service {
             blocks,
             cursors: cluster::Cursors::default(),
             master_pushes: consent_makeup::MasterPushes::default(),
-        })
+            extension_hook,
+        };
+        service
+            .fill_extension_slot(entries)
+            .map_err(|r| crate::Error::Internal(r.message))?;
+        Ok(service)
     }
 
     /// The session state of an account whose card answered the challenge: registered if the
