@@ -2,9 +2,9 @@
  * Test support: the real relay binary as a child process on 127.0.0.1:0 with a temporary data
  * directory, and the `sealdesk` CLI for the org's side (master, trustee, arbiter, agent). The
  * binaries come from `SEALDESK_BIN_DIR` (default: the workspace's `target/debug`, where
- * `cargo build -p sealdesk-server -p sealdesk-cli --features
- * sealdesk-cli/test-hooks,sealdesk-server/test-hooks` puts them: the fast test KDF and the relay's
- * test hooks).
+ * `cargo build -p sealdesk-server -p sealdesk-cli --features test-hooks` puts them: the fast test
+ * KDF and the relay's test hooks. Not `--features sealdesk-cli/test-hooks`: the CLI's dev-dependency
+ * on itself makes cargo read that as a feature of a dependency, and build the CLI without it).
  */
 import { spawn, execFile, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
@@ -23,7 +23,7 @@ export function binDir(): string {
 /** The path of binary `name`, or a clear error telling how to build it. */
 export function bin(name: "sealdesk" | "sealdesk-relay"): string {
   const p = join(binDir(), name);
-  if (!existsSync(p)) throw new Error(`${p} not found: run \`cargo build -p sealdesk-server -p sealdesk-cli --features sealdesk-cli/test-hooks,sealdesk-server/test-hooks\` (or set SEALDESK_BIN_DIR)`);
+  if (!existsSync(p)) throw new Error(`${p} not found: run \`cargo build -p sealdesk-server -p sealdesk-cli --features test-hooks\` (or set SEALDESK_BIN_DIR)`);
   return p;
 }
 
