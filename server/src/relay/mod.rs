@@ -50,6 +50,7 @@ pub mod session_codes {
 }
 
 pub use service::CATCH_UP_GATE_ENV;
+pub use session::SIGN_IN_GATE_ENV;
 pub use service::keys::{CONSENT_INDEX_FILLED, ORG_INDEX_FILLED};
 
 /// The relay's protocol service as a session handler.
