@@ -122,7 +122,7 @@ pub(crate) async fn run(svc: Arc<Service>, mut conn: Connection, peer: SocketAdd
 /// Environment variable naming a file: while it exists, a session that has signed in
 /// registered as an agent (its card read, the welcome sent) waits before it joins the hub, so
 /// a test can re-certify the agent name it signed in for in that gap
-/// ([`replaced_while_signing_in`]). Sessions of other roles are not held: the master that
+/// (`session::replaced_while_signing_in`). Sessions of other roles are not held: the master that
 /// re-certifies goes on meanwhile. Never set it in production: a gate left closed holds every
 /// agent's sign-in.
 pub const SIGN_IN_GATE_ENV: &str = "SEALDESK_TEST_SIGN_IN_GATE";
