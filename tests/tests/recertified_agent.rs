@@ -193,6 +193,14 @@ async fn a_rebind_between_sign_in_and_the_hub_join_closes_the_old_session() {
         body: Request::ListConversations,
     })
     .await;
+    // Held there: the rebind below must come before the join, or the test shows nothing.
+    eventually("the session held at the sign-in gate", async || {
+        relay
+            .log_tail()
+            .contains("a sign-in held at its gate")
+            .then_some(())
+    })
+    .await;
     // The master is not held (not an agent): the rebind's close finds no session to close.
     org.recertify(&url, &Identity::new(9_032, old.name(), Role::Agent))
         .await;
