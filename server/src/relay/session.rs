@@ -120,8 +120,9 @@ pub(crate) async fn run(svc: Arc<Service>, mut conn: Connection, peer: SocketAdd
 }
 
 /// Environment variable naming a file: while it exists, a session that has signed in
-/// registered as an agent (its card read, the welcome sent) waits before it joins the hub, so
-/// a test can re-certify the agent name it signed in for in that gap
+/// registered as an agent (its card read, the welcome sent) waits before it joins the hub, and
+/// one that registered as an agent in the session (its card stored) waits before the hub notes
+/// it as acting for the name, so a test can re-certify the agent name in that gap
 /// (`session::replaced_while_signing_in`). Sessions of other roles are not held: the master that
 /// re-certifies goes on meanwhile. Never set it in production: a gate left closed holds every
 /// agent's sign-in.
@@ -342,8 +343,18 @@ async fn serve(svc: &Arc<Service>, conn: &mut Connection, mut account: Account, 
             svc.guard.registration_not_made(source);
         }
         if registering && let Some(name) = agent_name(&account) {
+            // The same gap as at sign-in: the card was stored (and made durable) before the
+            // connection is noted as acting for the name, so a re-certification's close in
+            // between found nothing; read the card again once noted.
+            hold_at_sign_in_gate().await;
             svc.hub
                 .note_agent(&account.card().signing_key, conn.id(), name);
+            if let Account::Registered(caller) = &account
+                && let Some(close) = replaced_while_signing_in(svc, caller)
+            {
+                let _ = conn.outbox().finish(close).await;
+                return;
+            }
         }
         let Some(frame) = encode_response(id, body) else {
             break;
