@@ -281,7 +281,8 @@ fn borrowed(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
 /// removed with the gate.
 ///
 /// [`CommitGate::catch_up`] makes the same kind of gate for the node's periodic catch-up
-/// (`SEALDESK_TEST_CATCH_UP_GATE`): while it is closed, the catch-up that starts waits.
+/// (`SEALDESK_TEST_CATCH_UP_GATE`): while it is closed, the catch-up that starts waits;
+/// [`CommitGate::sign_in`] one for an agent's sign-in (`SEALDESK_TEST_SIGN_IN_GATE`).
 pub struct CommitGate {
     dir: TempDir,
     var: &'static str,
@@ -298,6 +299,13 @@ impl CommitGate {
     /// behind (and logs "a catch-up held at its gate").
     pub fn catch_up() -> Self {
         Self::of(sealdesk_server::relay::CATCH_UP_GATE_ENV)
+    }
+
+    /// An open sign-in gate ([`sealdesk_server::relay::SIGN_IN_GATE_ENV`]): while it is closed,
+    /// a session that signed in registered as an agent waits, after its welcome, before it
+    /// joins the relay's hub (logging "a sign-in held at its gate").
+    pub fn sign_in() -> Self {
+        Self::of(sealdesk_server::relay::SIGN_IN_GATE_ENV)
     }
 
     fn of(var: &'static str) -> Self {

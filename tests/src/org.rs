@@ -113,15 +113,21 @@ impl Org {
     pub async fn publish(self, url: &str) -> Self {
         let org = self;
         org.register_all(url).await;
-        let mut master = RawClient::login(url, &org.master).await;
+        org.publish_policy_and_certificates(url).await;
+        org
+    }
+
+    /// The master (registered first if need be) publishes the policy and the agents'
+    /// certificates through the relay at `url`; the other accounts are left as they are.
+    pub async fn publish_policy_and_certificates(&self, url: &str) {
+        let mut master = RawClient::login(url, &self.master).await;
         master
-            .ok(Request::PublishPolicy(org.policy.policy().clone()))
+            .ok(Request::PublishPolicy(self.policy.policy().clone()))
             .await;
-        for cert in &org.certificates {
+        for cert in &self.certificates {
             master.ok(Request::PublishCertificate(cert.clone())).await;
         }
         master.close().await;
-        org
     }
 
     /// Registers every account of the org (each over its own short connection).

@@ -10,10 +10,13 @@
 use sealdesk_client::{Account, Client, ClientError};
 use sealdesk_protocol::{
     card::Role,
-    wire::{ErrorCode, Push, Request, Response},
+    wire::{ErrorCode, Frame, Push, Request, Response},
 };
 use sealdesk_tests::{
-    Identity, Org, copy_keys,
+    Identity, Org, STEP,
+    child::{RelayProcess, relay_binary},
+    cluster::CommitGate,
+    copy_keys,
     raw::RawClient,
     recertify::{NewAlice, carol_with_alice, new_alice, unregistered_session},
     wait::{eventually, within_step},
@@ -157,4 +160,107 @@ async fn the_rebind_closes_only_the_old_keys_registered_sessions() {
     assert_eq!(after.refused(Request::Register).await, ErrorCode::NameTaken);
     ghost.close().await;
     after.close().await;
+}
+
+/// A rebind in the gap between an agent's sign-in (its card read, the welcome sent) and its
+/// session's join of the hub closes that session too (issue 24/20): the rebind's own close
+/// finds nothing in the hub then, so the session, having joined, reads its card again and
+/// closes with 4105 before serving anything. The real relay binary, whose test-only sign-in
+/// gate holds the old key's session in that gap while the master re-certifies the name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebind_between_sign_in_and_the_hub_join_closes_the_old_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = CommitGate::sign_in();
+    let relay = gated_relay(dir.path(), &gate);
+    let url = relay.ws_url();
+    let org = Org::setup(&url, 32, "acme", 1, 0).await;
+    let old = &org.agents[0];
+
+    gate.close();
+    let mut held = RawClient::connect(&url).await;
+    // Welcomed as registered: its card was read; the closed gate holds it before the join.
+    assert!(held.auth(&old.keys, old.card()).await.registered);
+    // Sent now, read (if ever) only once the session serves.
+    held.send_frame(&Frame::Request {
+        id: 1,
+        body: Request::ListConversations,
+    })
+    .await;
+    // Held there: the rebind below must come before the join, or the test shows nothing.
+    held_at_the_gate(&relay).await;
+    // The master is not held (not an agent): the rebind's close finds no session to close.
+    org.recertify(&url, &Identity::new(9_032, old.name(), Role::Agent))
+        .await;
+    gate.open();
+
+    // Bounded: a session left serving gets the relay's keepalive pings, and would wait for ever.
+    let (frames, close) = within_step("the close of the session held at the gate", async {
+        held.frames_until_close().await
+    })
+    .await;
+    assert_eq!(close, Some(4105), "frames before: {frames:?}");
+    assert!(frames.is_empty(), "served before the close: {frames:?}");
+    drop(relay);
+}
+
+/// The same gap for a session that registers as an agent in the session: its card is stored
+/// (and made durable) before the hub notes the connection as acting for the name, so a rebind
+/// in between found nothing to close. Held there by the sign-in gate; closed with 4105 instead
+/// of being answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebind_between_register_and_the_hub_note_closes_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = CommitGate::sign_in();
+    let relay = gated_relay(dir.path(), &gate);
+    let url = relay.ws_url();
+    let org = Org::new(33, "acme", 1, 0);
+    // The certificate for the agent's key is published before the agent registers.
+    org.publish_policy_and_certificates(&url).await;
+    let old = &org.agents[0];
+
+    gate.close();
+    let mut registering = RawClient::connect(&url).await;
+    assert!(!registering.auth(&old.keys, old.card()).await.registered);
+    registering
+        .send_frame(&Frame::Request {
+            id: 1,
+            body: Request::Register,
+        })
+        .await;
+    held_at_the_gate(&relay).await;
+    org.recertify(&url, &Identity::new(9_033, old.name(), Role::Agent))
+        .await;
+    gate.open();
+
+    let (frames, close) = within_step("the close of the session held at the gate", async {
+        registering.frames_until_close().await
+    })
+    .await;
+    assert_eq!(close, Some(4105), "frames before: {frames:?}");
+    assert!(frames.is_empty(), "answered before the close: {frames:?}");
+    drop(relay);
+}
+
+/// The real relay binary over `data`, behind the sign-in `gate` (a child process: an
+/// in-process relay would read the gate variable for every test of this binary).
+fn gated_relay(data: &std::path::Path, gate: &CommitGate) -> RelayProcess {
+    let (gate_var, gate_path) = gate.env();
+    tokio::task::block_in_place(|| {
+        let env = [(gate_var, gate_path.as_str())];
+        let mut relay = RelayProcess::spawn_with_env(relay_binary(), data, &[], &env)
+            .expect("the relay starts");
+        relay.wait_ready(STEP).unwrap();
+        relay
+    })
+}
+
+/// Waits until `relay` logs that a session is held at its sign-in gate.
+async fn held_at_the_gate(relay: &RelayProcess) {
+    eventually("a session held at the sign-in gate", async || {
+        relay
+            .log_tail()
+            .contains("a sign-in held at its gate")
+            .then_some(())
+    })
+    .await;
 }

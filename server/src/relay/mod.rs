@@ -51,6 +51,7 @@ pub mod session_codes {
 
 pub use service::CATCH_UP_GATE_ENV;
 pub use service::keys::{CONSENT_INDEX_FILLED, ORG_INDEX_FILLED};
+pub use session::SIGN_IN_GATE_ENV;
 
 /// The relay's protocol service as a session handler.
 pub struct Relay {

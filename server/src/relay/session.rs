@@ -92,7 +92,18 @@ pub(crate) async fn run(svc: Arc<Service>, mut conn: Connection, peer: SocketAdd
             return;
         };
         let me = account.card().signing_key;
-        svc.hub.join(me, conn.outbox(), agent_name(&account));
+        let agent = agent_name(&account);
+        if agent.is_some() {
+            hold_at_sign_in_gate().await;
+        }
+        svc.hub.join(me, conn.outbox(), agent);
+        if let (Some(_), Account::Registered(caller)) = (agent, &account)
+            && let Some(close) = replaced_while_signing_in(&svc, caller)
+        {
+            let _ = conn.outbox().finish(close).await;
+            svc.hub.leave(&me, conn.id());
+            return;
+        }
         if let Account::Registered(caller) = &account {
             // A quota it is concerned by stands at the warning level: told again at sign-in.
             for frame in svc.quota_warnings_at_sign_in(caller) {
@@ -106,6 +117,65 @@ pub(crate) async fn run(svc: Arc<Service>, mut conn: Connection, peer: SocketAdd
     }
     .instrument(span)
     .await;
+}
+
+/// Environment variable naming a file: while it exists, a session that has signed in
+/// registered as an agent (its card read, the welcome sent) waits before it joins the hub, and
+/// one that registered as an agent in the session (its card stored) waits before the hub notes
+/// it as acting for the name, so a test can re-certify the agent name in that gap
+/// (`session::replaced_while_signing_in`). Sessions of other roles are not held: the master that
+/// re-certifies goes on meanwhile. Never set it in production: a gate left closed holds every
+/// agent's sign-in.
+pub const SIGN_IN_GATE_ENV: &str = "SEALDESK_TEST_SIGN_IN_GATE";
+
+/// How often a session held at the [sign-in gate](SIGN_IN_GATE_ENV) looks at it.
+const GATE_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Waits while the [sign-in gate](SIGN_IN_GATE_ENV) is closed (test only). Polls with a
+/// tokio sleep rather than blocking: the held session runs on the relay's runtime.
+async fn hold_at_sign_in_gate() {
+    let Some(gate) = std::env::var_os(SIGN_IN_GATE_ENV).map(std::path::PathBuf::from) else {
+        return;
+    };
+    if !gate.exists() {
+        return;
+    }
+    tracing::warn!("a sign-in held at its gate (test only)");
+    while gate.exists() {
+        tokio::time::sleep(GATE_POLL).await;
+    }
+}
+
+/// The close for a session that signed in registered as an agent and whose card was replaced
+/// before it joined the hub: [`CLOSE_KEY_REPLACED`](super::service::CLOSE_KEY_REPLACED) if
+/// the key's card is no longer the one it signed in with, `Internal` if the store cannot
+/// say; `None` if the card is still the key's.
+///
+/// The card was read at sign-in (`Service::authenticated`), and a re-certification closes
+/// the old key's sessions it finds in the hub (`Hub::close_agent`) only after it stored the
+/// new card and deleted the old one (`recovery.rs`: store, durable, then close). A close that
+/// ran between that read and this session's join found nothing to close. So the session,
+/// having joined, reads the card once more. Either the re-certification's store write came
+/// before this read, and the read sees the old card gone; or it came after, and then its
+/// close, which follows its write, follows this session's join too, and finds the session
+/// in the hub. Either way the session does not serve with a replaced card.
+///
+/// Only agent sessions: a card is replaced (or deleted) only by an agent's re-certification,
+/// the cards of other roles never change once registered, so a re-read for them would be a
+/// store read at every sign-in that can never find anything; and only the sessions that act
+/// for an agent name are the ones a re-certification's close is meant for.
+fn replaced_while_signing_in(
+    svc: &Service,
+    caller: &super::service::Caller,
+) -> Option<CloseReason> {
+    match svc.card_is_current(caller) {
+        Ok(true) => None,
+        Ok(false) => {
+            debug!("the card was replaced while signing in; closing");
+            Some(super::service::CLOSE_KEY_REPLACED)
+        }
+        Err(_) => Some(CloseReason::Internal),
+    }
 }
 
 /// The agent name a session acts for, if it is a registered agent's: the hub keeps it with
@@ -273,8 +343,18 @@ async fn serve(svc: &Arc<Service>, conn: &mut Connection, mut account: Account, 
             svc.guard.registration_not_made(source);
         }
         if registering && let Some(name) = agent_name(&account) {
+            // The same gap as at sign-in: the card was stored (and made durable) before the
+            // connection is noted as acting for the name, so a re-certification's close in
+            // between found nothing; read the card again once noted.
+            hold_at_sign_in_gate().await;
             svc.hub
                 .note_agent(&account.card().signing_key, conn.id(), name);
+            if let Account::Registered(caller) = &account
+                && let Some(close) = replaced_while_signing_in(svc, caller)
+            {
+                let _ = conn.outbox().finish(close).await;
+                return;
+            }
         }
         let Some(frame) = encode_response(id, body) else {
             break;

@@ -58,6 +58,7 @@ use sealdesk_protocol::{
 use tracing::{debug, info, warn};
 
 pub(crate) use self::conversations::Staged;
+pub(crate) use self::recovery::CLOSE_KEY_REPLACED;
 use self::{
     audit_log::AuditLog,
     blocks::Blocks,
@@ -382,6 +383,19 @@ impl Service {
             }),
             _ => Account::Unregistered(card),
         }
+    }
+
+    /// Whether `caller`'s card is still the one the relay holds for its key: a sign-in re-reads
+    /// it after joining the hub, as an agent's re-certification may have replaced it since
+    /// [`Self::authenticated`] read it (`session::replaced_while_signing_in`).
+    ///
+    /// # Errors
+    ///
+    /// The store could not be read.
+    pub fn card_is_current(&self, caller: &Caller) -> Result<bool, Reject> {
+        Ok(self
+            .card_by_key(&caller.card.signing_key)?
+            .is_some_and(|stored| stored == caller.card))
     }
 
     /// Serves one request other than a registered account's `Send` (the session stages
