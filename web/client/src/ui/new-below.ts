@@ -9,7 +9,8 @@
  *
  * Whether the log follows is what its own scroll events last said, not measured when drawing:
  * a panel or warning opened above the log shortens it, its end out of sight, without the person
- * having scrolled anywhere — the log still follows.
+ * having scrolled anywhere — the log still follows. A log that stands higher than it stood at
+ * its last scroll event was scrolled up since, its event still to come: it no longer follows.
  */
 
 /** The button's words. */
@@ -38,6 +39,9 @@ export interface NewBelow {
  */
 export function newBelow(log: HTMLElement, button: HTMLButtonElement, focusAfter: () => void): NewBelow {
   let following = true;
+  // Where the log stood when `following` was last decided (taken to its end, or a scroll
+  // event): a scroll whose event has not come yet shows as the log standing higher than that.
+  let seenTop = log.scrollTop;
   let last: string | null = null;
   button.textContent = NEW_BELOW;
   button.type = "button";
@@ -46,11 +50,13 @@ export function newBelow(log: HTMLElement, button: HTMLButtonElement, focusAfter
   const atEnd = (): boolean => log.scrollHeight - log.scrollTop - log.clientHeight < AT_END;
   const toEnd = (): void => {
     log.scrollTop = log.scrollHeight;
+    seenTop = log.scrollTop;
     following = true;
     button.hidden = true;
   };
   log.addEventListener("scroll", () => {
     following = atEnd();
+    seenTop = log.scrollTop;
     if (following) button.hidden = true;
   });
   button.addEventListener("click", () => {
@@ -64,6 +70,10 @@ export function newBelow(log: HTMLElement, button: HTMLButtonElement, focusAfter
     drawn() {
       const item = log.lastElementChild;
       const key = item instanceof HTMLElement ? (item.dataset.key ?? item.dataset.seq ?? null) : null;
+      // Scrolled up a moment ago, its scroll event not yet come: not following any more (else
+      // a redraw in that moment would take the person back to the end). A log made shorter by
+      // something opened above it stands where it stood, and still follows.
+      if (following && log.scrollTop < seenTop - 1) following = atEnd();
       if (following) toEnd();
       else if (key !== last) button.hidden = false;
       last = key;
