@@ -74,6 +74,21 @@ struct Shared {
 }
 
 impl Shared {
+    /// Counts an answer the relay sent to request `id` and hands `result` to its waiter, if one
+    /// still waits — counted before the waiter wakes, so a caller that has its answer sees it
+    /// counted.
+    fn answer(&self, id: u64, result: Result<Response>) {
+        self.answers.fetch_add(1, Ordering::Relaxed);
+        let waiter = self
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+        if let Some(waiter) = waiter {
+            let _ = waiter.send(result);
+        }
+    }
+
     fn closed_reason(&self) -> Option<String> {
         self.closed
             .lock()
@@ -350,31 +365,11 @@ async fn io_task(
                 // response sees the unknown ones before it counted.
                 shared.unknown_pushes.store(conn.unknown_pushes(), Ordering::Relaxed);
                 match incoming {
-                    Ok(Some(Frame::Response { id, body })) => {
-                        // Counted before the waiter wakes: a caller that has its answer sees
-                        // it counted.
-                        shared.answers.fetch_add(1, Ordering::Relaxed);
-                        let waiter = shared
-                            .pending
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .remove(&id);
-                        if let Some(waiter) = waiter {
-                            let _ = waiter.send(Ok(body));
-                        }
-                    }
+                    Ok(Some(Frame::Response { id, body })) => shared.answer(id, Ok(body)),
                     // An answer refused for a fault of its own (a malformed audit entry): that
                     // request fails with it, and the connection goes on.
                     Err(ClientError::RefusedAnswer { id, error }) => {
-                        shared.answers.fetch_add(1, Ordering::Relaxed);
-                        let waiter = shared
-                            .pending
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .remove(&id);
-                        if let Some(waiter) = waiter {
-                            let _ = waiter.send(Err(ClientError::Protocol(error)));
-                        }
+                        shared.answer(id, Err(ClientError::Protocol(error)));
                     }
                     Ok(Some(Frame::Push(push))) => {
                         if pushes.try_send(push).is_err() {

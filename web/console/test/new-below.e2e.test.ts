@@ -14,30 +14,12 @@ import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { SHOTS, chromiumSuite } from "../../client/test/chromium.js";
+import { fromEnd, hintGoneOnScroll, ownLastInSight, scrollUp } from "../../client/test/log-scroll.js";
 import { cli } from "../../client/test/relay.js";
 import { consolePage, customerWrites, texts } from "./console-page.js";
 
 /** A customer's message long enough that a few of them overflow the log. */
 const long = (n: number): string => `${n}: ${"the parcel came open and half of it is missing; ".repeat(6)}`;
-
-/** How far the log is from its end, in pixels. */
-const fromEnd = (page: Page): Promise<number> => page.locator("#log").evaluate((l) => l.scrollHeight - l.scrollTop - l.clientHeight);
-
-/** Scrolls the log to its top. */
-const scrollUp = (page: Page): Promise<void> =>
-  page.locator("#log").evaluate((l) => {
-    l.scrollTop = 0;
-  });
-
-/** Whether the log's last line is the agent's own and wholly in the log's sight. */
-const ownLastInSight = (page: Page): Promise<boolean> =>
-  page.locator("#log").evaluate((l) => {
-    const last = Array.from(l.querySelectorAll("li.line")).at(-1);
-    if (last === undefined || !last.classList.contains("mine")) return false;
-    const box = l.getBoundingClientRect();
-    const r = last.getBoundingClientRect();
-    return r.top >= box.top - 1 && r.bottom <= box.bottom + 1;
-  });
 
 describe("the new-messages hint in the console (Chromium)", () => {
   const s = chromiumSuite("console-new-below", { viewport: { width: 800, height: 600 } });
@@ -66,9 +48,7 @@ describe("the new-messages hint in the console (Chromium)", () => {
     await page.locator("#policy summary").click();
 
     // Scrolled up: a new message leaves the log where it was, and the hint shows.
-    await page.locator("#log").evaluate((l) => {
-      l.scrollTop = 0;
-    });
+    await scrollUp(page);
     expect(await fromEnd(page)).toBeGreaterThan(100);
     await cli(rita, s.relay.url, ["send", "--conversation", id, "are you there?"]);
     await expect.poll(() => texts(page), { timeout: 30_000 }).toContain("are you there?");
@@ -84,23 +64,12 @@ describe("the new-messages hint in the console (Chromium)", () => {
     expect(await page.evaluate(() => document.activeElement?.id)).toBe("text");
 
     // Up again, another message: the hint; scrolled down by hand, it goes.
-    await page.locator("#log").evaluate((l) => {
-      l.scrollTop = 0;
-    });
+    await scrollUp(page);
     await cli(rita, s.relay.url, ["send", "--conversation", id, "hello?"]);
     await expect.poll(() => texts(page), { timeout: 30_000 }).toContain("hello?");
     await expect.poll(() => hint.isVisible()).toBe(true);
     expect(await page.locator("#log").evaluate((l) => l.scrollTop)).toBe(0);
-    // Read when the scroll event comes (this listener runs after the page's, added first): the
-    // hint is gone then, not at the next redraw.
-    const goneOnScroll = await page.locator("#log").evaluate(
-      (l) =>
-        new Promise<boolean>((resolve) => {
-          l.addEventListener("scroll", () => resolve(document.getElementById("new-below")?.hidden ?? false), { once: true });
-          l.scrollTop = l.scrollHeight;
-        }),
-    );
-    expect(goneOnScroll).toBe(true);
+    expect(await hintGoneOnScroll(page)).toBe(true);
     expect(await hint.isVisible()).toBe(false);
     expect(s.problems).toEqual([]);
     await page.close();

@@ -15,31 +15,13 @@ import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { NARROW, SHOTS, WIDE, chromiumSuite, watchPage, type ChromiumSuite } from "../../client/test/chromium.js";
+import { fromEnd, hintGoneOnScroll, ownLastInSight, scrollUp } from "../../client/test/log-scroll.js";
 
 /** An agent's message long enough that a few of them overflow the log. */
 const long = (n: number): string => `${n}: ${"your parcel left our warehouse on Monday and should reach you soon; ".repeat(5)}`;
 
 /** The texts of the log's message lines, in order. */
 const texts = (page: Page): Promise<string[]> => page.locator("#log li.line .text").allTextContents();
-
-/** How far the log is from its end, in pixels. */
-const fromEnd = (page: Page): Promise<number> => page.locator("#log").evaluate((l) => l.scrollHeight - l.scrollTop - l.clientHeight);
-
-/** Scrolls the log to its top. */
-const scrollUp = (page: Page): Promise<void> =>
-  page.locator("#log").evaluate((l) => {
-    l.scrollTop = 0;
-  });
-
-/** Whether the log's last line is the customer's own and wholly in the log's sight. */
-const ownLastInSight = (page: Page): Promise<boolean> =>
-  page.locator("#log").evaluate((l) => {
-    const last = Array.from(l.querySelectorAll("li.line")).at(-1);
-    if (last === undefined || !last.classList.contains("mine")) return false;
-    const box = l.getBoundingClientRect();
-    const r = last.getBoundingClientRect();
-    return r.top >= box.top - 1 && r.bottom <= box.bottom + 1;
-  });
 
 /**
  * A widget page of the suite's org, watched, in which the customer wrote `first`, and the agent
@@ -104,16 +86,7 @@ describe("the new-messages hint in the widget (Chromium)", () => {
     await expect.poll(() => texts(page), { timeout: 30_000 }).toContain("hello?");
     await expect.poll(() => hint.isVisible()).toBe(true);
     expect(await page.locator("#log").evaluate((l) => l.scrollTop)).toBe(0);
-    // Read when the scroll event comes (this listener runs after the page's, added first): the
-    // hint is gone then.
-    const goneOnScroll = await page.locator("#log").evaluate(
-      (l) =>
-        new Promise<boolean>((resolve) => {
-          l.addEventListener("scroll", () => resolve(document.getElementById("new-below")?.hidden ?? false), { once: true });
-          l.scrollTop = l.scrollHeight;
-        }),
-    );
-    expect(goneOnScroll).toBe(true);
+    expect(await hintGoneOnScroll(page)).toBe(true);
     expect(await hint.isVisible()).toBe(false);
     expect(s.problems).toEqual([]);
     await page.close();
