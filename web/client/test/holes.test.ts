@@ -112,6 +112,30 @@ describe("asking again (as the Rust client's refetch)", () => {
     expect(h.withheld()).toEqual([{ from: 2, to: 2, tries: REFETCH_LIMIT }]);
   });
 
+  it("counts one request for two asks made at once for one move of the cursor", async () => {
+    const h = new SequenceHoles();
+    const asked: number[] = [];
+    let answer: (() => void) | undefined;
+    const held = new Promise<void>((resolve) => (answer = resolve));
+    const session = {
+      call: async (body: { kind: string; after?: number }) => {
+        asked.push(body.after ?? -1);
+        await held;
+        return empty();
+      },
+    } as unknown as Session;
+    h.saw(1);
+    h.saw(3);
+    // Two asks (a push and a receipt) while the first still waits for the relay.
+    const first = h.refetch(session, conversation, nothing, bad);
+    const second = h.refetch(session, conversation, nothing, bad);
+    await expect.poll(() => asked.length).toBe(1);
+    answer?.();
+    await Promise.all([first, second]);
+    expect(asked).toEqual([1]);
+    expect(h.withheld()).toEqual([{ from: 2, to: 2, tries: 1 }]);
+  });
+
   it("reads at most four pages per try however many holes the relay invents, and takes an item that comes", async () => {
     const h = new SequenceHoles();
     // 250 holes (within MAX_HOLES): every even number up to 500.
