@@ -132,9 +132,13 @@ pub const SIGN_IN_GATE_ENV: &str = "SEALDESK_TEST_SIGN_IN_GATE";
 const GATE_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Waits while the [sign-in gate](SIGN_IN_GATE_ENV) is closed (test only). Polls with a
-/// tokio sleep rather than blocking: the held session runs on the relay's runtime.
+/// tokio sleep rather than blocking: the held session runs on the relay's runtime. The
+/// variable is read once per process, not at every agent's sign-in.
 async fn hold_at_sign_in_gate() {
-    let Some(gate) = std::env::var_os(SIGN_IN_GATE_ENV).map(std::path::PathBuf::from) else {
+    static GATE: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    let Some(gate) =
+        GATE.get_or_init(|| std::env::var_os(SIGN_IN_GATE_ENV).map(std::path::PathBuf::from))
+    else {
         return;
     };
     if !gate.exists() {

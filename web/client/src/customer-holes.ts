@@ -37,6 +37,7 @@
 import { ProtocolError, fromCbor, toCbor, type CborValue } from "@sealdesk/protocol";
 import type { Sequenced, SkippedRange } from "./frames.js";
 import { HISTORY_PAGE } from "./member.js";
+import { oneAtATime } from "./send-lock.js";
 import { RelayError, type Session } from "./session.js";
 import type { Store } from "./store.js";
 
@@ -103,8 +104,8 @@ export class SequenceHoles {
   private pending: SkippedRange[] = [];
   /** The cursor at the last try: the next waits until it moves. */
   private triedAt = 0;
-  /** The `refetch` running, if any: the next one starts after it (settled either way). */
-  private asking: Promise<void> = Promise.resolve();
+  /** Runs the refetches one at a time (the next starts once the one before settled). */
+  private readonly asking = oneAtATime();
   /** Whether the state changed since it was last kept. */
   private dirty = false;
   private restoring: Promise<void> | null = null;
@@ -261,17 +262,12 @@ export class SequenceHoles {
     // One at a time: a second call made while one waits for the relay (a push and a receipt
     // moving the cursor at once) would read the same tries and the same last position, ask
     // again for the same move of the cursor, and count the holes twice ("after 4 requests").
-    const turn = this.asking.then(async () => {
+    return this.asking(async () => {
       await this.restore();
       if (s !== null) await this.askAgain(s, conversation, ingest, badAnswer);
       await this.flush();
       return this.untold();
     });
-    this.asking = turn.then(
-      () => undefined,
-      () => undefined,
-    );
-    return turn;
   }
 
   private async askAgain(s: Session, conversation: Uint8Array, ingest: (it: Sequenced) => Promise<void>, badAnswer: (kind: string) => Error): Promise<void> {

@@ -30,12 +30,21 @@ const LOCKS = new WeakMap<Store, SendLock>();
 export function storeSendLock(store: Store): SendLock {
   const known = LOCKS.get(store);
   if (known !== undefined) return known;
+  const lock = oneAtATime();
+  LOCKS.set(store, lock);
+  return lock;
+}
+
+/**
+ * A new lock of this realm: callers run one at a time, in the order they asked; one that fails
+ * lets the next go on. Not reentrant. The store's send lock is one; `SequenceHoles` keeps one
+ * for its refetches.
+ */
+export function oneAtATime(): SendLock {
   let tail: Promise<unknown> = Promise.resolve();
-  const lock: SendLock = <T>(f: () => Promise<T>): Promise<T> => {
+  return <T>(f: () => Promise<T>): Promise<T> => {
     const run = tail.then(f);
     tail = run.catch(() => undefined);
     return run;
   };
-  LOCKS.set(store, lock);
-  return lock;
 }
