@@ -36,3 +36,37 @@ export const hintGoneOnScroll = (page: Page): Promise<boolean> =>
         l.scrollTop = l.scrollHeight;
       }),
   );
+
+/** Where the log stands, told by the line at its top: that line's `data-seq` and its distance, in pixels, below the log's top edge (negative: partly scrolled past). */
+export interface Anchor {
+  seq: string;
+  offset: number;
+}
+
+/** The log's first line (`li.line`) whose foot is below the log's top edge, and where it is (`Anchor`); null while the log has no box (hidden). */
+export const anchorOf = (page: Page): Promise<Anchor | null> =>
+  page.locator("#log").evaluate((l) => {
+    const box = l.getBoundingClientRect();
+    if (box.height === 0) return null;
+    for (const li of Array.from(l.querySelectorAll<HTMLElement>("li.line"))) {
+      const r = li.getBoundingClientRect();
+      if (r.bottom > box.top + 1) return { seq: li.dataset.seq ?? "", offset: Math.round(r.top - box.top) };
+    }
+    return null;
+  });
+
+/**
+ * Scrolls the log to `part` (0 its top, 1 its end) of the way down by hand, and resolves once
+ * its scroll event came (the page's listener, added first, has run).
+ */
+export const scrollPart = (page: Page, part: number): Promise<void> =>
+  page.locator("#log").evaluate(
+    (l, p) =>
+      new Promise<void>((resolve) => {
+        const to = Math.round((l.scrollHeight - l.clientHeight) * p);
+        if (Math.abs(l.scrollTop - to) < 1) return resolve();
+        l.addEventListener("scroll", () => resolve(), { once: true });
+        l.scrollTop = to;
+      }),
+    part,
+  );

@@ -7,7 +7,10 @@
  * end by hand makes it go too. At the end already, the log follows the new line and no button
  * shows — also after the frame was made shorter, its end out of sight (the customer did not
  * scroll). What the customer sends — a message or a file — is shown wherever
- * they had scrolled: the log goes to its end, and no hint shows. Screenshots
+ * they had scrolled: the log goes to its end, and no hint shows. A consent or data panel that
+ * took the log's place in the small frame (`panels.ts`) gives it back as the customer left it:
+ * scrolled up, the same message at the same place (with the hint if the agent wrote meanwhile);
+ * at the end, what came meanwhile in sight. Screenshots
  * `widget-new-below-420.png` (the hint) and `widget-own-send-420.png` / `-1000.png`.
  */
 import { writeFileSync } from "node:fs";
@@ -15,7 +18,7 @@ import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { NARROW, SHOTS, WIDE, chromiumSuite, watchPage, type ChromiumSuite } from "../../client/test/chromium.js";
-import { fromEnd, hintGoneOnScroll, ownLastInSight, scrollUp } from "../../client/test/log-scroll.js";
+import { anchorOf, fromEnd, hintGoneOnScroll, ownLastInSight, scrollPart, scrollUp } from "../../client/test/log-scroll.js";
 
 /** An agent's message long enough that a few of them overflow the log. */
 const long = (n: number): string => `${n}: ${"your parcel left our warehouse on Monday and should reach you soon; ".repeat(5)}`;
@@ -127,6 +130,63 @@ describe("the customer's own message in a scrolled-up widget log (Chromium)", ()
     await expect.poll(() => texts(page), { timeout: 30_000 }).toContain("receipt.txt, 12 B");
     await expect.poll(() => fromEnd(page)).toBeLessThan(24);
     expect(await ownLastInSight(page)).toBe(true);
+    expect(await hint.isVisible()).toBe(false);
+    expect(s.problems).toEqual([]);
+    await page.close();
+  });
+});
+
+/** Opens the panel `id` by its summary, as the customer does, and waits until it has the log's place. */
+async function takeOver(page: Page, id: string): Promise<void> {
+  await page.locator(`#${id} > summary`).click();
+  await expect.poll(() => page.locator(`#${id} > .back`).isVisible()).toBe(true);
+  await expect.poll(() => page.locator("#log").isVisible()).toBe(false);
+}
+
+/** Closes the panel `id` with its "Back to the chat" button and waits until the log is back. */
+async function backToChat(page: Page, id: string): Promise<void> {
+  await page.locator(`#${id} > .back`).click();
+  await expect.poll(() => page.locator("#log").isVisible()).toBe(true);
+}
+
+describe("the reader's place in the widget log after a panel took its place (Chromium)", () => {
+  const s = chromiumSuite("widget-panel-place", { viewport: NARROW });
+
+  it("gives the log back where the customer left it, with what came meanwhile below", async () => {
+    const { page, id } = await chatting(s, "can I change the address?");
+    const hint = page.locator("#new-below");
+    // Halfway up, reading an older message: each panel that takes the log's place (consent,
+    // your data), opened and closed, gives the log back with that message where it was.
+    await scrollPart(page, 0.5);
+    const reading = await anchorOf(page);
+    expect(reading).not.toBeNull();
+    expect(await fromEnd(page)).toBeGreaterThan(100);
+    expect(await page.locator("#log").evaluate((l) => l.scrollTop)).toBeGreaterThan(100);
+    for (const panel of ["consent", "your-data"]) {
+      await takeOver(page, panel);
+      await backToChat(page, panel);
+      await expect.poll(() => anchorOf(page), { message: `the place after ${panel}` }).toEqual(reading);
+      expect(await hint.isVisible()).toBe(false);
+    }
+
+    // An agent's message while the consent panel has the log's place: the log comes back where
+    // it was, and "New messages below" says what came.
+    await takeOver(page, "consent");
+    await s.org.agent(["send", "--conversation", id, "which address?"]);
+    await expect.poll(() => texts(page), { timeout: 30_000 }).toContain("which address?");
+    await backToChat(page, "consent");
+    await expect.poll(() => anchorOf(page)).toEqual(reading);
+    await expect.poll(() => hint.isVisible()).toBe(true);
+
+    // At the end when the panel opened: the log follows what came meanwhile, no hint.
+    await hint.click();
+    await expect.poll(() => fromEnd(page)).toBeLessThan(24);
+    await takeOver(page, "your-data");
+    await s.org.agent(["send", "--conversation", id, "done, anything else?"]);
+    await expect.poll(() => texts(page), { timeout: 30_000 }).toContain("done, anything else?");
+    await backToChat(page, "your-data");
+    await expect.poll(() => fromEnd(page)).toBeLessThan(24);
+    expect(await page.locator("#log li.line .text").last().textContent()).toBe("done, anything else?");
     expect(await hint.isVisible()).toBe(false);
     expect(s.problems).toEqual([]);
     await page.close();

@@ -11,6 +11,12 @@
  * a panel or warning opened above the log shortens it, its end out of sight, without the person
  * having scrolled anywhere — the log still follows. A log that stands higher than it stood at
  * its last scroll event was scrolled up since, its event still to come: it no longer follows.
+ *
+ * A log that steps aside (`display: none`: the widget's consent or data panel takes its place
+ * in a small frame) has no box to scroll, and Chromium gives it back at the scroll position it
+ * had: a reader scrolled up finds their place, with the button if items came meanwhile. A log
+ * that was following is taken to its end when it is back, so what came meanwhile is in sight —
+ * not left below its edge with no button (its end drawn while it had no box to scroll).
  */
 
 /** The button's words. */
@@ -48,12 +54,25 @@ export function newBelow(log: HTMLElement, button: HTMLButtonElement, focusAfter
   if (log.id !== "") button.setAttribute("aria-controls", log.id);
   button.hidden = true;
   const atEnd = (): boolean => log.scrollHeight - log.scrollTop - log.clientHeight < AT_END;
+  // Whether the log has a box (not `display: none`, itself or an ancestor): without one, its
+  // scroll position reads 0 and its end is everywhere.
+  const boxed = (): boolean => log.getClientRects().length > 0;
   const toEnd = (): void => {
     log.scrollTop = log.scrollHeight;
     seenTop = log.scrollTop;
     following = true;
     button.hidden = true;
   };
+  // Back from `display: none` (the observer is told of the box's size going from none to some):
+  // a following log to its end. Only then: a log made shorter while in sight stays where it is.
+  let away = !boxed();
+  if (typeof ResizeObserver !== "undefined") {
+    new ResizeObserver(() => {
+      const was = away;
+      away = !boxed();
+      if (was && !away && following) toEnd();
+    }).observe(log);
+  }
   log.addEventListener("scroll", () => {
     following = atEnd();
     seenTop = log.scrollTop;
