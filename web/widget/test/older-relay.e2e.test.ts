@@ -10,6 +10,7 @@ import type { CborValue } from "@sealdesk/protocol";
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { SHOTS as shots, watchPage, chromiumSuite, relayInTheMiddle, visitorOnRelay, widgetVisitor, type Frame } from "../../client/test/chromium.js";
+import { staysUnregistered } from "./idle-visitor.js";
 
 /** The variant name of a request body (`{ get_policy: {…} }` → "get_policy"). */
 const variantOf = (v: CborValue | undefined): string | undefined =>
@@ -62,6 +63,8 @@ describe("the widget on a relay that shows the policy to registered accounts onl
     // the visitor's account.
     const visitor = await widgetVisitor(page);
     expect(await visitorOnRelay(s.relay.url, visitor)).toBe(false);
+    // Nor once the widget is done starting, nor while the visitor stays idle (`staysUnregistered`).
+    await staysUnregistered(page, s.relay.url);
 
     await page.locator("#text").click();
     await expect.poll(() => page.locator("#summary").textContent()).toContain("end-to-end encrypted");

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Page } from "playwright-core";
 import { SHOTS as shots, chromiumSuite, launch, submitRecovery as recover, visitorOnRelay, watchPage, widgetVisitor } from "../../client/test/chromium.js";
+import { staysUnregistered } from "./idle-visitor.js";
 
 describe("recovery codes in the widget (Chromium)", () => {
   const s = chromiumSuite("widget-recovery", { viewport: { width: 420, height: 760 } });
@@ -41,6 +42,8 @@ describe("recovery codes in the widget (Chromium)", () => {
     // Nothing sent yet: no card of the visitor's in the relay's directory (asked from here).
     const visitor = await widgetVisitor(page);
     expect(await visitorOnRelay(s.relay.url, visitor)).toBe(false);
+    // Nor once the widget is done starting, nor while the visitor stays idle (`staysUnregistered`).
+    await staysUnregistered(page, s.relay.url);
     await page.locator("#text").fill("my parcel is lost");
     await page.locator("#text").press("Enter");
     await expect.poll(() => page.locator("#log li.line .text").allTextContents()).toEqual(["my parcel is lost"]);

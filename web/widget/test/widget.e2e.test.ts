@@ -11,6 +11,7 @@ import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { dayMonth } from "@sealdesk/client";
 import { DIST as dist, SHOTS as shots, launch, watchPage, chromiumSuite, visitorOnRelay, widgetVisitor } from "../../client/test/chromium.js";
+import { staysUnregistered } from "./idle-visitor.js";
 import { startRelay } from "../../client/test/relay.js";
 
 describe("the widget in Chromium", () => {
@@ -45,6 +46,8 @@ describe("the widget in Chromium", () => {
     // holds no card of its account.
     const visitor = await widgetVisitor(page);
     expect(await visitorOnRelay(s.relay.url, visitor)).toBe(false);
+    // Nor once the widget is done starting, nor while the visitor stays idle (`staysUnregistered`).
+    await staysUnregistered(page, s.relay.url);
 
     await page.locator("#text").fill("my order 1234 never arrived");
     await page.locator("#text").press("Enter");
