@@ -4,7 +4,8 @@
  * with its test hook `SEALDESK_TEST_EXTENSION_ENTRY` (a build with `sealdesk-server/test-hooks`),
  * which appends one entry `{ extension: { code, body } }` at index `AT` and serves it to every
  * account. A customer reads the log only while a consent of hers is open (for revocations made
- * elsewhere), so the customer is a CLI customer with a consent granted, recovered in the browser
+ * elsewhere; why one with none needs no such line — a release reaches her as a notice —
+ * SECURITY.md, "Audit log readers"), so the customer is a CLI customer with a consent granted, recovered in the browser
  * (`consentFixture`): she revokes one consent first (the log's entry 0: the relay logs nothing
  * before) and keeps another open. The Rust client reads the same slot as one it cannot read (`sealdesk audit`);
  * the widget says so in `#log-note` with the same words and index. The line comes only from
