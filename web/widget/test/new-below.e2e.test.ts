@@ -169,6 +169,15 @@ describe("the reader's place in the widget log after a panel took its place (Chr
       expect(await hint.isVisible()).toBe(false);
     }
 
+    // A line above the reader grown while the data panel has the log's place (as a notice
+    // judged again is redrawn in place; here the test adds words to the first line): no scroll
+    // anchoring runs on a log without a box, yet the message read comes back where it was.
+    expect(reading?.seq).not.toBe(await page.locator("#log li.line").first().getAttribute("data-seq"));
+    await takeOver(page, "your-data");
+    await page.locator("#log li.line .text").first().evaluate((t) => t.append(" (and a longer note)".repeat(30)));
+    await backToChat(page, "your-data");
+    await expect.poll(() => anchorOf(page), { message: "the place after a line above grew" }).toEqual(reading);
+
     // An agent's message while the consent panel has the log's place: the log comes back where
     // it was, and "New messages below" says what came.
     await takeOver(page, "consent");

@@ -13,10 +13,12 @@
  * its last scroll event was scrolled up since, its event still to come: it no longer follows.
  *
  * A log that steps aside (`display: none`: the widget's consent or data panel takes its place
- * in a small frame) has no box to scroll, and Chromium gives it back at the scroll position it
- * had: a reader scrolled up finds their place, with the button if items came meanwhile. A log
- * that was following is taken to its end when it is back, so what came meanwhile is in sight —
- * not left below its edge with no button (its end drawn while it had no box to scroll).
+ * in a small frame) has no box to scroll. Back, a log that was following is taken to its end, so
+ * what came meanwhile is in sight — not left below its edge with no button (its end was drawn
+ * while it had no box to scroll). A log scrolled up is put back with the item the reader had at
+ * its top at the same place, with the button if items came meanwhile: Chromium gives the log
+ * back at the scroll position it had, but an item above the reader that grew meanwhile (a
+ * notice redrawn) would push what they read down, no scroll anchoring running without a box.
  */
 
 /** The button's words. */
@@ -63,20 +65,31 @@ export function newBelow(log: HTMLElement, button: HTMLButtonElement, focusAfter
     following = true;
     button.hidden = true;
   };
+  // Where the reader is: the item at the log's top edge and how far below that edge it stands,
+  // kept at each scroll event and drawing while the log has a box, to put the log back by it
+  // once the log had none (the browser's scroll anchoring keeps it in place only in sight).
+  let place: { item: Element; offset: number } | null = null;
+  const keepPlace = (): void => {
+    if (boxed()) place = topItem(log);
+  };
   // Back from `display: none` (the observer is told of the box's size going from none to some):
-  // a following log to its end. Only then: a log made shorter while in sight stays where it is.
+  // a following log to its end; a log scrolled up with the item it showed at the same place.
+  // Only then: a log made shorter while in sight stays where it is.
   let away = !boxed();
   if (typeof ResizeObserver !== "undefined") {
     new ResizeObserver(() => {
       const was = away;
       away = !boxed();
-      if (was && !away && following) toEnd();
+      if (!was || away) return;
+      if (following) toEnd();
+      else if (place !== null && place.item.isConnected) log.scrollTop += offsetOf(log, place.item) - place.offset;
     }).observe(log);
   }
   log.addEventListener("scroll", () => {
     following = atEnd();
     seenTop = log.scrollTop;
     if (following) button.hidden = true;
+    keepPlace();
   });
   button.addEventListener("click", () => {
     toEnd();
@@ -96,6 +109,32 @@ export function newBelow(log: HTMLElement, button: HTMLButtonElement, focusAfter
       if (following) toEnd();
       else if (key !== last) button.hidden = false;
       last = key;
+      keepPlace();
     },
   };
+}
+
+/** How far below `log`'s top edge `item` stands, in pixels (negative: partly scrolled past). */
+function offsetOf(log: HTMLElement, item: Element): number {
+  return item.getBoundingClientRect().top - log.getBoundingClientRect().top;
+}
+
+/**
+ * The first of `log`'s items whose foot is below its top edge, with its offset (`offsetOf`);
+ * null for an empty log. The items stand in order down the log: found by halving, a few
+ * measurements however long the log.
+ */
+function topItem(log: HTMLElement): { item: Element; offset: number } | null {
+  const items = log.children;
+  const edge = log.getBoundingClientRect().top;
+  let lo = 0;
+  let hi = items.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    const at = items[mid];
+    if (at !== undefined && at.getBoundingClientRect().bottom <= edge + 1) lo = mid + 1;
+    else hi = mid;
+  }
+  const item = items[Math.min(lo, items.length - 1)];
+  return item === undefined ? null : { item, offset: offsetOf(log, item) };
 }
