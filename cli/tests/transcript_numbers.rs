@@ -52,15 +52,37 @@ async fn released_conversation(w: &World, dir: &std::path::Path) -> String {
     say("alice", "I am checking with the courier").await;
     say("carol", "ok").await;
 
-    let consent = common::grant(w, &conv, "1d").await;
-    let r = common::unlock(w, &conv, &consent, "0").await;
+    release(w, &conv, "all").await;
+    conv
+}
+
+/// carol consents to the release of `epochs` ("all" or "A-B"), two trustees release, and the
+/// master unlocks: `transcript unlock`'s output.
+async fn release(w: &World, conv: &str, epochs: &str) -> String {
+    let granted = json(
+        w,
+        "carol",
+        &[
+            "consent",
+            "grant",
+            "--conversation",
+            conv,
+            "--epochs",
+            epochs,
+            "--expires",
+            "1d",
+        ],
+    )
+    .await;
+    let consent = granted["consent"].as_str().unwrap();
+    let r = common::unlock(w, conv, consent, "0").await;
     assert!(!r.ok, "{}\n{}", r.stdout, r.stderr);
     for t in ["trustee-1", "trustee-2"] {
         common::serve_once(w, t).await;
     }
-    let r = common::unlock(w, &conv, &consent, "10").await;
+    let r = common::unlock(w, conv, consent, "10").await;
     assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
-    conv
+    r.stdout
 }
 
 #[tokio::test]
@@ -239,39 +261,279 @@ async fn history_show_the_exports_and_verify_number_every_message_alike() {
     );
 }
 
-/// A transcript kept by an earlier version left the files out: `transcript show` says its
-/// numbers skip them, and says nothing of the kind for one kept with its files.
-#[tokio::test]
-async fn show_warns_that_a_transcript_kept_without_its_files_numbers_differently() {
-    let w = World::new().await;
-    let dir = tempfile::tempdir().unwrap();
-    let conv = released_conversation(&w, dir.path()).await;
-    let show = ["transcript", "show", "--conversation", conv.as_str()];
-    let r = sealdesk(&w, "acme-owner", &show).await;
-    assert!(
-        r.ok && !r.stderr.contains("earlier version"),
-        "{}",
-        r.stderr
-    );
+/// What `transcript show` and `unlock` say, once, when messages are named by seq only.
+const UNNUMBERED: &str = "Messages of epochs not released come before some shown here, so they \
+                          are named by the relay's sequence number (seq), not by history's \
+                          message numbers.";
 
-    // As an earlier version kept it: texts only, not marked as holding the files.
+/// The `--json` numbers of `transcript show`: (number, seq, text) of each message.
+async fn shown_numbers(
+    w: &World,
+    conv: &str,
+) -> (serde_json::Value, Vec<(Option<u64>, u64, String)>) {
+    let doc = json(
+        w,
+        "acme-owner",
+        &["transcript", "show", "--conversation", conv],
+    )
+    .await;
+    let numbers = doc["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["number"].as_u64(),
+                m["seq"].as_u64().unwrap(),
+                m["text"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    (doc, numbers)
+}
+
+/// A conversation of two epochs, as `history` numbers it: epoch 0 (carol #1, alice #2), then
+/// alice's transfer to bob, and epoch 1 (bob #3, carol #4). Returns its id.
+async fn two_epochs(w: &World) -> String {
+    let conv = common::org_and_conversation(w).await;
+    let say = |who: &'static str, text: &'static str| {
+        let conv = conv.clone();
+        async move { ok(w, who, &["send", "--conversation", &conv, text]).await }
+    };
+    say("alice", "let me look").await;
+    ok(w, "bob", &["init", "--name", "bob", "--role", "agent"]).await;
+    ok(w, "bob", &["register"]).await;
+    ok(w, "acme-owner", &["org", "add-agent", "bob"]).await;
+    ok(
+        w,
+        "alice",
+        &["transfer", "--conversation", &conv, "--to", "bob"],
+    )
+    .await;
+    say("bob", "bob here, I have your order").await;
+    say("carol", "thanks bob").await;
+
+    let history = ok(w, "carol", &["history", "--conversation", &conv]).await;
+    for (n, said) in [
+        (1, "carol: my order 1234 never came"),
+        (2, "alice: let me look"),
+        (3, "bob: bob here"),
+        (4, "carol: thanks bob"),
+    ] {
+        assert!(
+            line_starting(&history, &format!("#{n} ")).contains(said),
+            "{history}"
+        );
+    }
+    conv
+}
+
+/// (number, text) of each message of `transcript show --json`, as `history` numbers them.
+fn as_history_numbers(numbers: &[(Option<u64>, u64, String)]) -> Vec<(Option<u64>, &str)> {
+    numbers.iter().map(|(n, _, t)| (*n, t.as_str())).collect()
+}
+
+/// Epoch 0 is not released, epoch 1 is: nothing the master holds says how many messages
+/// epoch 0 had, so `transcript show` (text and `--json`) and `unlock`'s listing say so once and
+/// name bob's and carol's messages by seq — not "#1" and "#2", which `history` gives to epoch
+/// 0's. Once epoch 0 is released too, they are numbered as `history` numbers them.
+#[tokio::test]
+async fn show_names_messages_by_seq_when_an_epoch_not_released_comes_first() {
+    let w = World::new().await;
+    let conv = two_epochs(&w).await;
+
+    // Only epoch 1.
+    let show = ["transcript", "show", "--conversation", conv.as_str()];
+    let unlocked = release(&w, &conv, "1-1").await;
+    let shown = ok(&w, "acme-owner", &show).await;
+    for text in [&unlocked, &shown] {
+        assert_eq!(text.matches(UNNUMBERED).count(), 1, "{text}");
+        assert!(
+            !text.lines().any(|l| l.starts_with('#')),
+            "no message numbers: {text}"
+        );
+        for said in ["bob (epoch 1): bob here", "carol (epoch 1): thanks bob"] {
+            assert!(
+                text.lines()
+                    .any(|l| l.starts_with("(seq ") && l.contains(said)),
+                "{said:?} by seq: {text}"
+            );
+        }
+    }
+    let (doc, numbers) = shown_numbers(&w, &conv).await;
+    assert_eq!(doc["numbered"], false, "{doc}");
+    assert_eq!(doc["unnumbered_because"], UNNUMBERED, "{doc}");
+    assert_eq!(numbers.len(), 2, "{doc}");
+    assert!(numbers.iter().all(|(n, ..)| n.is_none()), "{doc}");
+
+    // Epoch 0 too (merged with the copy).
+    let unlocked = release(&w, &conv, "0-0").await;
+    assert!(!unlocked.contains(UNNUMBERED), "{unlocked}");
+    assert!(
+        line_starting(&unlocked, "#3 (seq ").contains("bob (epoch 1): bob here"),
+        "{unlocked}"
+    );
+    let shown = ok(&w, "acme-owner", &show).await;
+    assert!(!shown.contains(UNNUMBERED), "{shown}");
+    let (doc, numbers) = shown_numbers(&w, &conv).await;
+    assert_eq!(doc["numbered"], true, "{doc}");
+    assert!(doc["unnumbered_because"].is_null(), "{doc}");
+    assert_eq!(
+        as_history_numbers(&numbers),
+        [
+            (Some(1), "my order 1234 never came"),
+            (Some(2), "let me look"),
+            (Some(3), "bob here, I have your order"),
+            (Some(4), "thanks bob"),
+        ],
+        "{doc}"
+    );
+    assert!(
+        line_starting(&shown, "#3 (seq ").contains("bob (epoch 1): bob here"),
+        "{shown}"
+    );
+}
+
+/// Epoch 0 is released, epoch 1 after it is not: its messages come after every message shown,
+/// so the numbers stand and are given.
+#[tokio::test]
+async fn an_epoch_not_released_after_the_messages_shown_leaves_their_numbers() {
+    let w = World::new().await;
+    let conv = two_epochs(&w).await;
+    let unlocked = release(&w, &conv, "0-0").await;
+    assert!(!unlocked.contains(UNNUMBERED), "{unlocked}");
+    let shown = ok(
+        &w,
+        "acme-owner",
+        &["transcript", "show", "--conversation", &conv],
+    )
+    .await;
+    assert!(!shown.contains(UNNUMBERED), "{shown}");
+    assert!(
+        line_starting(&shown, "#2 (seq ").contains("alice (epoch 0): let me look"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("bob here"),
+        "epoch 1 is not released: {shown}"
+    );
+    let (doc, numbers) = shown_numbers(&w, &conv).await;
+    assert_eq!(doc["numbered"], true, "{doc}");
+    assert_eq!(
+        as_history_numbers(&numbers),
+        [
+            (Some(1), "my order 1234 never came"),
+            (Some(2), "let me look")
+        ],
+        "{doc}"
+    );
+}
+
+/// What `transcript show` and `unlock` say of a copy rebuilt with its files.
+const REBUILT: &str = "This transcript was kept by an earlier version without its files; it was \
+                       rebuilt with them from the relay, with the epoch keys kept at its \
+                       release, and saved.";
+
+/// Makes the master's saved copy of `conv` as an earlier version kept it: texts only, not
+/// marked as holding the files; with `forget_key`, without epoch 0's key in the vault either.
+fn keep_as_an_earlier_version(w: &World, conv: &str, forget_key: bool) {
     let account =
         sealdesk_client::Account::open(&w.home("acme-owner"), sealdesk_tests::world::PASS).unwrap();
-    let id = sealdesk_protocol::ids::ConversationId::parse(&conv).unwrap();
+    let id = sealdesk_protocol::ids::ConversationId::parse(conv).unwrap();
     let mut t = account.store().transcript(&id).unwrap().unwrap();
     t.messages
         .retain(|m| m.envelope.header.kind == sealdesk_protocol::message::ContentKind::Text);
     t.with_files = false;
     account.store().put_transcript(&id, &t).unwrap();
-    drop(account);
+    if forget_key {
+        assert!(
+            account
+                .vault()
+                .delete(&format!("master/key/{conv}/0"))
+                .unwrap()
+        );
+    }
+}
 
+/// Whether the master's saved copy of `conv` holds its files: (marked so, file messages).
+fn saved_with_files(w: &World, conv: &str) -> (bool, usize) {
+    let account =
+        sealdesk_client::Account::open(&w.home("acme-owner"), sealdesk_tests::world::PASS).unwrap();
+    let id = sealdesk_protocol::ids::ConversationId::parse(conv).unwrap();
+    let t = account.store().transcript(&id).unwrap().unwrap();
+    let files = t
+        .messages
+        .iter()
+        .filter(|m| m.envelope.header.kind == sealdesk_protocol::message::ContentKind::Attachment)
+        .count();
+    (t.with_files, files)
+}
+
+/// A transcript kept by an earlier version left the files out. `transcript show` rebuilds it
+/// with them from the relay, with the epoch keys the master kept at its release (no new
+/// release), says so once, saves it, and numbers the file as `history` does. Without an epoch's
+/// key, it cannot: the warning says precisely that only a new release brings the key back, and
+/// after one, `unlock` rebuilds the copy.
+#[tokio::test]
+async fn show_rebuilds_a_transcript_kept_without_its_files() {
+    let w = World::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let conv = released_conversation(&w, dir.path()).await;
+    let show = ["transcript", "show", "--conversation", conv.as_str()];
+    let r = sealdesk(&w, "acme-owner", &show).await;
+    assert!(r.ok, "{}", r.stderr);
+    assert!(!r.stderr.contains("earlier version"), "{}", r.stderr);
+    assert!(!r.stdout.contains(REBUILT), "{}", r.stdout);
+
+    keep_as_an_earlier_version(&w, &conv, false);
+    assert_eq!(saved_with_files(&w, &conv), (false, 0));
+    let r = sealdesk(&w, "acme-owner", &show).await;
+    assert!(r.ok, "{}", r.stderr);
+    assert!(!r.stderr.contains("warning"), "{}", r.stderr);
+    assert_eq!(r.stdout.matches(REBUILT).count(), 1, "{}", r.stdout);
+    let file = line_starting(&r.stdout, "#4 (seq ");
+    assert!(
+        file.contains("carol (epoch 0): [attachment: receipt.txt"),
+        "{}",
+        r.stdout
+    );
+    assert!(file.contains("file checked"), "{file}");
+    assert!(
+        line_starting(&r.stdout, "#5 (seq ").contains("alice (epoch 0): I am checking"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(saved_with_files(&w, &conv), (true, 1));
+    let doc = json(&w, "acme-owner", &show).await;
+    assert_eq!(doc["rebuilt"], false, "saved rebuilt: {doc}");
+    assert_eq!(doc["messages"][3]["number"], 4, "{doc}");
+    assert_eq!(doc["messages"][3]["kind"], "attachment", "{doc}");
+
+    // Kept without epoch 0's key as well: not rebuilt, and the warning says why.
+    keep_as_an_earlier_version(&w, &conv, true);
     let r = sealdesk(&w, "acme-owner", &show).await;
     assert!(r.ok, "{}", r.stderr);
     assert!(
         r.stderr.contains(
-            "warning: this transcript was kept by an earlier version, which left the files out"
+            "warning: this transcript was kept by an earlier version, which left the files out, \
+             and it could not be rebuilt with them: the keys of epoch(s) 0 of this transcript \
+             are not kept in this account, so it cannot be opened again; only a new release of \
+             those epochs (`transcript unlock`) brings them back. Its message numbers skip the \
+             files and may be lower than history's"
         ),
         "{}",
         r.stderr
     );
+    assert!(!r.stdout.contains(REBUILT), "{}", r.stdout);
+    assert!(!r.stdout.contains("[attachment:"), "{}", r.stdout);
+    assert_eq!(saved_with_files(&w, &conv), (false, 0));
+
+    // A new release brings the key back: `unlock` rebuilds the copy.
+    let unlocked = release(&w, &conv, "all").await;
+    assert_eq!(unlocked.matches(REBUILT).count(), 1, "{unlocked}");
+    assert!(
+        line_starting(&unlocked, "#4 (seq ").contains("carol (epoch 0): [attachment: receipt.txt"),
+        "{unlocked}"
+    );
+    assert_eq!(saved_with_files(&w, &conv), (true, 1));
 }

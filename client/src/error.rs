@@ -331,6 +331,17 @@ pub enum ClientError {
         epoch: u32,
     },
 
+    /// A transcript kept by an earlier version cannot be rebuilt with its files: the keys of
+    /// these released epochs are not in the master's vault.
+    #[error(
+        "the keys of epoch(s) {} of this transcript are not kept in this account, so it cannot be opened again; only a new release of those epochs (`transcript unlock`) brings them back",
+        epochs.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+    )]
+    EpochKeysNotKept {
+        /// The released epochs whose key is missing.
+        epochs: Vec<u32>,
+    },
+
     /// Too many trustees refused the release for the threshold to be reached.
     #[error("the release was refused by too many trustees ({})", refusals_text(.refusals))]
     ReleaseRefused {

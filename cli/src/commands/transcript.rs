@@ -10,8 +10,8 @@ use sealdesk_client::escrow::Transcript;
 use serde_json::json;
 
 use super::transcript_render::{
-    FileCheck, export_html, export_kind, export_text, exported_items, transcript_numbers,
-    transcript_text, without_files_warning,
+    FileCheck, Kept, NOT_KNOWN_NUMBERED, UNNUMBERED, export_html, export_kind, export_text,
+    exported_items, transcript_numbers, transcript_text,
 };
 use super::verify::verify_file;
 use super::{Relay, connect, conv_id, token_id};
@@ -74,6 +74,44 @@ async fn attachments(
     Ok((files, checks))
 }
 
+/// `t` with its files: a transcript kept by an earlier version (texts only) is rebuilt from
+/// the relay with the epoch keys this account kept ([`sealdesk_client::Client::rebuild_transcript`]);
+/// if that cannot be done, `t` as it is and why.
+async fn with_files(
+    c: &mut sealdesk_client::Client,
+    id: &sealdesk_protocol::ids::ConversationId,
+    t: Transcript,
+) -> (Transcript, Kept) {
+    if t.with_files {
+        return (t, Kept::WithFiles);
+    }
+    match c.rebuild_transcript(id).await {
+        Ok(rebuilt) => (rebuilt, Kept::Rebuilt),
+        Err(e) => (t, Kept::WithoutFiles(format!("{e:#}"))),
+    }
+}
+
+/// Why `t`'s messages do not get `history`'s numbers, if they do not
+/// ([`sealdesk_client::Client::transcript_numbers_hold`]), and a warning if the relay's history
+/// could not be read to tell (then they do not: a number that may be wrong is worse than the
+/// sequence number).
+async fn numbering(
+    c: &mut sealdesk_client::Client,
+    id: &sealdesk_protocol::ids::ConversationId,
+    t: &Transcript,
+) -> (Option<&'static str>, Option<String>) {
+    match c.transcript_numbers_hold(id, t).await {
+        Ok(holds) => ((!holds).then_some(UNNUMBERED), None),
+        Err(e) => (
+            Some(NOT_KNOWN_NUMBERED),
+            Some(format!(
+                "the relay's history could not be read to tell whether messages of epochs not \
+                 released come first ({e:#}), so messages are named by sequence number"
+            )),
+        ),
+    }
+}
+
 /// `transcript unlock|show|export`; `verify` goes to [`verify_file`] without connecting.
 pub(super) async fn transcript(
     home: &Path,
@@ -123,18 +161,29 @@ pub(super) async fn transcript(
                     );
                 })
                 .await?;
-            let out = Output::new(
-                transcript_text(&t, &BTreeMap::new()).trim_end().to_owned(),
-                json!({"ok": true, "messages": t.messages.len(), "epochs": t.records.iter().map(|r| r.epoch).collect::<Vec<_>>()}),
+            let (t, kept) = with_files(&mut c, &id, t).await;
+            let (unnumbered, numbering_warning) = numbering(&mut c, &id, &t).await;
+            let mut out = Output::new(
+                transcript_text(&t, &BTreeMap::new(), unnumbered, kept.rebuilt())
+                    .trim_end()
+                    .to_owned(),
+                json!({
+                    "ok": true, "messages": t.messages.len(),
+                    "epochs": t.records.iter().map(|r| r.epoch).collect::<Vec<_>>(),
+                    "numbered": unnumbered.is_none(), "unnumbered_because": unnumbered,
+                    "rebuilt": kept.rebuilt(),
+                }),
             );
-            match without_files_warning(&t) {
-                Some(w) => out.warn(w),
-                None => out,
+            for w in kept.warning().into_iter().chain(numbering_warning) {
+                out = out.warn(w);
             }
+            out
         }
         TranscriptCmd::Show { conversation } => {
             let id = conv_id(&conversation)?.resolve_synced(&mut c).await?;
             let t = c.transcript(&id)?;
+            let (t, kept) = with_files(&mut c, &id, t).await;
+            let (unnumbered, numbering_warning) = numbering(&mut c, &id, &t).await;
             let (files, checks, warning) = match attachments(&mut c, &id, &t).await {
                 Ok((files, checks)) => (files, checks, None),
                 Err(e) => (
@@ -143,21 +192,29 @@ pub(super) async fn transcript(
                     Some(format!("the attachments could not be checked: {e:#}")),
                 ),
             };
-            let text = transcript_text(&t, &checks);
+            let text = transcript_text(&t, &checks, unnumbered, kept.rebuilt());
             let mut out = Output::new(
                 text.trim_end().to_owned(),
                 json!({
-                    "messages": t.messages.iter().zip(transcript_numbers(&t)).map(|(m, n)| json!({
+                    "messages": t.messages.iter().zip(transcript_numbers(&t, unnumbered.is_none())).map(|(m, n)| json!({
                         "number": n, "seq": m.seq, "sender": m.sender, "text": m.text, "epoch": m.epoch,
                         "kind": kind_name(m.envelope.header.kind),
                     })).collect::<Vec<_>>(),
+                    "numbered": unnumbered.is_none(),
+                    "unnumbered_because": unnumbered,
+                    "rebuilt": kept.rebuilt(),
                     "attachments": files.iter().map(|f| json!({
                         "seq": f.seq, "sender": f.sender, "name": f.name, "size": f.size,
                         "media_type": f.media_type, "sha256": f.sha256, "checked": f.checked,
                     })).collect::<Vec<_>>(),
                 }),
             );
-            for w in warning.into_iter().chain(without_files_warning(&t)) {
+            for w in kept
+                .warning()
+                .into_iter()
+                .chain(numbering_warning)
+                .chain(warning)
+            {
                 out = out.warn(w);
             }
             out

@@ -17,10 +17,22 @@ use sealdesk_protocol::message::ContentKind;
 
 use crate::print::counted;
 
-/// Why an export's items carry sequence numbers only.
-const UNNUMBERED: &str = "Messages of epochs not released come before some shown here, so \
+/// Why a transcript's or an export's items carry sequence numbers only.
+pub(super) const UNNUMBERED: &str = "Messages of epochs not released come before some shown here, so \
                           they are named by the relay's sequence number (seq), not by \
                           history's message numbers.";
+
+/// Why a transcript's items carry sequence numbers only when the relay's history could not be
+/// read to tell whether [`UNNUMBERED`] is so.
+pub(super) const NOT_KNOWN_NUMBERED: &str = "Whether messages of epochs not released come \
+                          before some shown here could not be told, so they are named by the \
+                          relay's sequence number (seq), not by history's message numbers.";
+
+/// What `transcript show` and `unlock` say of a transcript an earlier version kept without its
+/// files, rebuilt with them from the relay (no new release: the epoch keys were kept).
+const REBUILT: &str = "This transcript was kept by an earlier version without its files; it \
+                       was rebuilt with them from the relay, with the epoch keys kept at its \
+                       release, and saved.";
 
 /// What `transcript show` knows of a file message's file, from the export's reading of the
 /// released epochs.
@@ -31,10 +43,46 @@ pub(super) enum FileCheck {
     Gone,
 }
 
+/// How the saved transcript `transcript show` and `unlock` read came to hold its files.
+pub(super) enum Kept {
+    /// Kept with them (by this version).
+    WithFiles,
+    /// Kept by an earlier version without them, and rebuilt with them just now.
+    Rebuilt,
+    /// Kept by an earlier version without them, and not rebuilt: why.
+    WithoutFiles(String),
+}
+
+impl Kept {
+    /// Whether the transcript was rebuilt with its files just now.
+    pub(super) fn rebuilt(&self) -> bool {
+        matches!(self, Self::Rebuilt)
+    }
+
+    /// The warning for a transcript still without its files: its numbers skip them.
+    pub(super) fn warning(&self) -> Option<String> {
+        match self {
+            Self::WithoutFiles(why) => Some(format!(
+                "this transcript was kept by an earlier version, which left the files out, and \
+                 it could not be rebuilt with them: {why}. Its message numbers skip the files \
+                 and may be lower than history's"
+            )),
+            Self::WithFiles | Self::Rebuilt => None,
+        }
+    }
+}
+
 /// A released transcript for people: its release notices, its messages numbered as
-/// `history` numbers them (files in their place, with their caption, and what `files` says of
-/// each file: keyed by sequence number), and its gaps.
-pub(super) fn transcript_text(t: &Transcript, files: &BTreeMap<u64, FileCheck>) -> String {
+/// `history` numbers them unless `unnumbered` says why not (then named by sequence number, and
+/// that said once),
+/// files in their place, with their caption, and what `files` says of each file (keyed by
+/// sequence number); and its gaps.
+pub(super) fn transcript_text(
+    t: &Transcript,
+    files: &BTreeMap<u64, FileCheck>,
+    unnumbered: Option<&str>,
+    rebuilt: bool,
+) -> String {
     let mut s = format!(
         "transcript of {} ({}){}\n",
         t.conversation,
@@ -44,7 +92,15 @@ pub(super) fn transcript_text(t: &Transcript, files: &BTreeMap<u64, FileCheck>) 
     for line in transcript_releases(t) {
         s.push_str(&format!("  {line}\n"));
     }
-    let numbers = transcript_numbers(t);
+    if rebuilt {
+        s.push_str(REBUILT);
+        s.push('\n');
+    }
+    if let Some(why) = unnumbered {
+        s.push_str(why);
+        s.push('\n');
+    }
+    let numbers = transcript_numbers(t, unnumbered.is_none());
     for (m, n) in t.messages.iter().zip(&numbers) {
         let file = match files.get(&m.seq) {
             Some(FileCheck::Checked) => {
@@ -71,20 +127,14 @@ pub(super) fn transcript_text(t: &Transcript, files: &BTreeMap<u64, FileCheck>) 
     s
 }
 
-/// The number `history` gives each of a transcript's messages.
-pub(super) fn transcript_numbers(t: &Transcript) -> Vec<Option<u64>> {
+/// The number `history` gives each of a transcript's messages, if `numbered` (no message of an
+/// epoch not released comes first: [`sealdesk_client::Client::transcript_numbers_hold`]);
+/// else none.
+pub(super) fn transcript_numbers(t: &Transcript, numbered: bool) -> Vec<Option<u64>> {
+    if !numbered {
+        return vec![None; t.messages.len()];
+    }
     message_numbers(t.messages.iter().map(|m| Some(m.envelope.header.kind)))
-}
-
-/// The warning `transcript show` and `unlock` give for a transcript kept by an earlier
-/// version, which kept texts only: its numbers skip the files.
-pub(super) fn without_files_warning(t: &Transcript) -> Option<String> {
-    (!t.with_files).then(|| {
-        "this transcript was kept by an earlier version, which left the files out: its \
-         message numbers skip them and may be lower than history's; `transcript export` \
-         numbers every message as history does"
-            .to_owned()
-    })
 }
 
 /// The text export: the release lines, then every item of the released epochs, numbered.

@@ -107,6 +107,75 @@ impl Client {
         })
     }
 
+    /// Master: a transcript kept by an earlier version, which kept texts only
+    /// ([`Transcript::with_files`] false), rebuilt with its files in their place: the relay's
+    /// history of its released epochs opened again with the epoch keys this account kept when
+    /// they were released, merged with the copy, and saved. No new release is asked for.
+    ///
+    /// A transcript kept with its files is returned as it is.
+    ///
+    /// # Errors
+    /// [`ClientError::NotReleased`]; [`ClientError::EpochKeysNotKept`] (nothing changed) if
+    /// a released epoch's key is not in this account's vault: only a new release of those
+    /// epochs brings it back; verification and relay errors.
+    pub async fn rebuild_transcript(&mut self, id: &ConversationId) -> Result<Transcript> {
+        let old = self.transcript(id)?;
+        if old.with_files {
+            return Ok(old);
+        }
+        let mut keys = BTreeMap::new();
+        let mut missing = Vec::new();
+        let mut records = Vec::new();
+        for r in &old.records {
+            match self.account.store().master_key(id, r.epoch)? {
+                Some(k) => {
+                    keys.insert(r.epoch, k);
+                }
+                None => missing.push(r.epoch),
+            }
+            let policy = self.policy(&r.org, r.policy_version).await?;
+            records.push(r.clone().verify(&policy)?);
+        }
+        if !missing.is_empty() {
+            return Err(ClientError::EpochKeysNotKept { epochs: missing });
+        }
+        let org = old.org.clone();
+        let redacted = old.redacted;
+        let rebuilt = self
+            .build_transcript(id, &org, &records, &keys, redacted)
+            .await?;
+        // The kept copy's release entries and any message the relay no longer serves stay;
+        // every released epoch was opened again, so the files are all in.
+        let mut t = merge(old, rebuilt);
+        t.with_files = true;
+        self.account.store().put_transcript(id, &t)?;
+        Ok(t)
+    }
+
+    /// Master: whether counting `t`'s messages gives `history`'s numbers: no message of an
+    /// epoch `t` does not hold comes before its last message in the relay's history. If one
+    /// does, nobody holding `t` can say how many messages `history` counted there (their kind
+    /// is in the clear, but whether each opens is not known without the epoch's key), so its
+    /// messages are named by sequence number only — as the exports name theirs
+    /// ([`crate::transcript::ExportFile::numbers_are_historys`]).
+    ///
+    /// # Errors
+    /// Relay errors.
+    pub async fn transcript_numbers_hold(
+        &mut self,
+        id: &ConversationId,
+        t: &Transcript,
+    ) -> Result<bool> {
+        let Some(last) = t.messages.iter().map(|m| m.seq).max() else {
+            return Ok(true);
+        };
+        let released: Vec<u32> = t.records.iter().map(|r| r.epoch).collect();
+        Ok(!self.history_items(id).await?.into_iter().any(|s| {
+            s.seq < last
+                && matches!(&s.item, Item::Message(env) if !released.contains(&env.header.epoch))
+        }))
+    }
+
     /// Master: the transcript unlocked earlier.
     ///
     /// # Errors
