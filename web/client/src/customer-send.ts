@@ -19,6 +19,14 @@
  *                                      │ stale_epoch (each one a try, at most OWN_EPOCH_TRIES)
  *                                      └─ history read: its newest epoch, may send in it? …
  * ```
+ *
+ * **A store restored from an old copy** (SECURITY.md, "Counters"): its counters are behind what
+ * this account sent since. The conversation is read on each session before its first counter
+ * (`SendHost.caughtUp`): this account's messages read back raise the counters. When the history
+ * does not show them, the relay refuses the counter `counter_reused`: it is burnt, and the
+ * message goes in a new epoch (a new key), or in one another member opened meanwhile, once; a
+ * second refusal is thrown. A send the relay leaves unanswered closes its session
+ * (`sendEnvelope`), and is never sent again here.
  */
 import { envelopeToCbor, sealMessage, type CborValue, type Envelope, type IdentityCard, type IdentityKeys, type Policy } from "@sealdesk/protocol";
 import { sequencedFromCbor, type ByteQuota, type Response, type Sequenced } from "./frames.js";
