@@ -25,7 +25,8 @@
  * (`SendHost.caughtUp`): this account's messages read back raise the counters. When the history
  * does not show them, the relay refuses the counter `counter_reused`: it is burnt, and the
  * message goes in a new epoch (a new key), or in one another member opened meanwhile, once; a
- * second refusal is thrown. A send the relay leaves unanswered closes its session
+ * second refusal is thrown. A send refused `stale_epoch` (the agent opened its epoch while the
+ * message was on its way) goes in the newer epoch the same way, once. A send the relay leaves unanswered closes its session
  * (`sendEnvelope`), and is never sent again here.
  */
 import { envelopeToCbor, sealMessage, type CborValue, type Envelope, type IdentityCard, type IdentityKeys, type Policy } from "@sealdesk/protocol";
@@ -76,8 +77,8 @@ export interface SendHost {
  * # Errors
  * `CustomerError` `no_epoch` when no epoch is held, or another device of this account opened
  * the next epoch first `OWN_EPOCH_TRIES` times (nothing sent); `bad_answer` for an answer other
- * than `stored`; the relay's refusal (`RelayError`: `counter_reused` only when the epoch opened
- * after a first one refused it too); the session's errors (`sendEnvelope`: a send left
+ * than `stored`; the relay's refusal (`RelayError`: `counter_reused` or `stale_epoch` only
+ * when the send in the newer epoch taken after a first such refusal is refused too); the session's errors (`sendEnvelope`: a send left
  * unanswered closes the session).
  */
 export async function sendMessage(host: SendHost, s: Session, conversation: Uint8Array, kind: SentKind, body: Uint8Array): Promise<number> {
@@ -86,12 +87,14 @@ export async function sendMessage(host: SendHost, s: Session, conversation: Uint
   await host.caughtUp(s);
   const epoch = await sendingEpoch(host, s, conversation);
   let sent = await sealAndSend(host, s, conversation, epoch, kind, body);
-  if (sent.answer.kind === "error" && sent.answer.code === "counter_reused") {
-    // The relay holds this counter, or a later one, from this account although this store did
-    // not know it (restored from an old copy, its messages since no longer in the history it
-    // reads): the counter is burnt, and no counter of this epoch can be known safe. The message
-    // goes in a new epoch, with a new key, once; a second refusal is the caller's error.
-    sent = await sealAndSend(host, s, conversation, await epochAfterReuse(host, s, conversation, epoch), kind, body);
+  if (sent.answer.kind === "error" && (sent.answer.code === "counter_reused" || sent.answer.code === "stale_epoch")) {
+    // `counter_reused`: the relay holds this counter, or a later one, from this account although
+    // this store did not know it (restored from an old copy, its messages since no longer in the
+    // history it reads): the counter is burnt, and no counter of this epoch can be known safe.
+    // `stale_epoch`: another member (the agent's first answer) opened a newer epoch while this
+    // message was on its way. Either way the message goes in a newer epoch, with a new key,
+    // once; a second refusal is the caller's error.
+    sent = await sealAndSend(host, s, conversation, await epochAfterRefusal(host, s, conversation, epoch), kind, body);
   }
   const r = sent.answer;
   if (r.kind === "error") throw new RelayError(r.code, r.message);
@@ -135,12 +138,13 @@ async function sealAndSend(host: SendHost, s: Session, conversation: Uint8Array,
 }
 
 /**
- * The epoch to send in after `refused` answered `counter_reused` (PROTOCOL §13.8): a newer one
- * another member opened meanwhile (read from the history), else the next, opened here (§7.7:
- * any member may; its secret escrowed to the org's master under the latest policy, as every
- * epoch record is). When another member stores that one first, the send goes in theirs.
+ * The epoch to send in after a send in `refused` was answered `counter_reused` or
+ * `stale_epoch` (PROTOCOL §13.8): a newer one another member opened (read from the history),
+ * else the next, opened here (§7.7: any member may; its secret escrowed to the org's master
+ * under the latest policy, as every epoch record is). When another member stores that one
+ * first, the send goes in theirs.
  */
-async function epochAfterReuse(host: SendHost, s: Session, conversation: Uint8Array, refused: number): Promise<number> {
+async function epochAfterRefusal(host: SendHost, s: Session, conversation: Uint8Array, refused: number): Promise<number> {
   const newer = async (than: number): Promise<number | null> => {
     if (!(await host.sync(s))) return null;
     const n = host.epochs.newest();

@@ -14,6 +14,8 @@ export interface Wire {
   socket: SocketFactory;
   /** `sender/epoch/counter` of every `send` this tab put on the wire (the list passed in). */
   readonly sent: string[];
+  /** The kind of every request this tab put on the wire, in order. */
+  readonly requests: string[];
   /** The `counter_reused` answers this tab got. */
   reused: number;
   /** The sequence numbers this tab's history pages leave out (as if the relay no longer had them). */
@@ -34,6 +36,7 @@ export function wire(sent: string[] = []): Wire {
   const sends = new Set<number>();
   const w: Wire = {
     sent,
+    requests: [],
     reused: 0,
     refuseSends: false,
     hidden: new Set(),
@@ -55,6 +58,7 @@ export function wire(sent: string[] = []): Wire {
       (f) => {
         const kind = requestKind(f);
         const request = f.request as Frame | undefined;
+        if (kind !== undefined) w.requests.push(kind);
         if (kind === "send") {
           const header = ((request?.body as Frame).send as Frame).header as Frame;
           sent.push(`${toHex(header.sender as Uint8Array)}/${String(header.epoch)}/${String(header.counter)}`);

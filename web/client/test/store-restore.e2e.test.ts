@@ -11,6 +11,8 @@
  * - when the history no longer shows them (hidden here, as if the relay no longer had them), the
  *   relay's `counter_reused` makes the customer open a new epoch (a new key) and send there once:
  *   accepted, read by the agent; a second refusal is the caller's error, never a loop;
+ * - a send refused `stale_epoch` (the agent's first answer opened its epoch while the send was
+ *   on its way) goes in the agent's epoch, once, without an epoch of the customer's;
  * - the agent, refused `counter_reused`, opens a new epoch too rather than trying the counters
  *   after the refused one under the same key.
  */
@@ -89,6 +91,32 @@ describe("a store restored from an old copy (issue 20)", () => {
     expect([next.epoch, next.counter]).toEqual([1, 1]);
     expect(w.reused).toBe(1);
     restored.stop();
+  });
+
+  it("refused stale_epoch (the agent opened its epoch while the send was on its way): the send goes in the agent's, once, no epoch of its own", async () => {
+    const w = wire();
+    const { customer } = await onlineCustomer(fx.options(new MemoryStore(), { socket: w.socket }));
+    await customer.send("one");
+    const id = customer.conversationId() ?? "";
+    // Held on its way to the relay: the agent opens its epoch meanwhile.
+    const hold = w.holdNext("send");
+    const sending = customer.send("four");
+    await eventually("the restored send held", () => hold.entered || undefined);
+    const { agent } = await onlineAgent(fx.org.agentHome, fx.relay.url);
+    await eventually("the conversation at the agent", () => agent.conversation(id)?.lines.find((l) => l.text === "one"));
+    await agent.send(id, "an answer");
+    expect(agent.epochRecords(id)).toHaveLength(2);
+    hold.release();
+    const line = await sending;
+    // Refused `stale_epoch` (the relay checks the epoch before the counter), then sent in epoch 1.
+    expect([line.epoch, line.counter]).toEqual([1, 0]);
+    expect(w.requests.filter((k) => k === "send")).toHaveLength(3);
+    // Epoch 0 only, put when the conversation opened: none for the refused send.
+    expect(w.requests.filter((k) => k === "put_epoch")).toHaveLength(1);
+    expect(reusedNonces(w.sent)).toEqual([]);
+    expect(times(await fx.org.agent(["history", "--conversation", id]), "four")).toBe(1);
+    agent.stop();
+    customer.stop();
   });
 
   it("refused again in the new epoch: the refusal is the caller's error, after one new epoch and two sends", async () => {
