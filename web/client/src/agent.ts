@@ -51,7 +51,7 @@ import { downloadAttachment, encodeAttachmentRef, sealAttachment, uploadAttachme
 import { makeEpochRecord, readReceiptBody } from "./epochs.js";
 import { sequencedFromCbor } from "./frames.js";
 import { readAccount, takeCounter, writeAccount } from "./member.js";
-import { RelayError } from "./session.js";
+import { RelayError, sendEnvelope } from "./session.js";
 import { epochPrk, sealSignal, type SignalKind } from "./signal.js";
 import { RECORDS, type Store } from "./store.js";
 
@@ -202,7 +202,8 @@ export class Agent extends AgentReader {
         if (e.schedule === null) throw new AgentError("not_member");
         const sentAt = this.opts.now();
         const envelope = sealMessage(e.schedule, c.id, epoch, this.keys, counter, kind, sentAt, body);
-        const r = await s.request({ kind: "send", envelope });
+        // Unanswered in time: the session is closed, and the send not tried again (`sendEnvelope`).
+        const r = await sendEnvelope(s, envelope, this.opts.sendTimeoutMs);
         if (r.kind === "stored") {
           const raw: CborValue = { conversation: c.id, seq: r.seq, stored_at: sentAt, item: { message: envelopeToCbor(envelope) } };
           await this.ingestOwn(s, c, sequencedFromCbor(raw));
@@ -210,9 +211,16 @@ export class Agent extends AgentReader {
           return r.seq;
         }
         if (r.kind === "error" && ["stale_epoch", "epoch_full", "counter_reused", "forbidden"].includes(r.code) && tries + 1 < SEND_TRIES) {
-          // The epoch moved on (another member rotated, the limit was reached, a transfer):
-          // read the conversation up to date and try again in the epoch that is current now.
-          if (r.code === "epoch_full") e.messages = Number.MAX_SAFE_INTEGER;
+          // The epoch moved on (another member rotated, the limit was reached, a transfer), or
+          // the relay holds this counter (a store restored from an old copy, its messages since
+          // not in the history it read): read the conversation up to date and try again in the
+          // epoch that is current now. Never under the refused counter (`takeCounter` burnt
+          // it), nor under any other of its epoch: with the send lock held to the answer no tab
+          // of this store overtakes another, so the relay has counters this store does not
+          // know, and the one after it may be one of them — a ciphertext under a key and nonce
+          // the relay holds already. A full or reused epoch is left for a new one of this
+          // browser's (`sendingEpoch`).
+          if (r.code === "epoch_full" || r.code === "counter_reused") e.messages = Number.MAX_SAFE_INTEGER;
           await this.syncConv(s, c);
           continue;
         }

@@ -95,6 +95,12 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   private begun = false;
   /** The org's policies: verified, kept, the latest told (`customer-policy.ts`). */
   private readonly policies: CustomerPolicies;
+  /**
+   * The session the conversation was last read up to date on (at its start, or before a send):
+   * a send on another session reads it first (`SendHost.caughtUp`), so a store restored from
+   * an old copy learns the counters its account used since before it takes one.
+   */
+  private readOn: Session | null = null;
   /** The session readied to chat on (`customer-session.ts`). */
   private readonly readiness: CustomerReadiness;
   /** What sending a message needs of this customer (`customer-send.ts`). */
@@ -193,8 +199,17 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
         await this.synced.sync(s);
         return true;
       },
+      caughtUp: async (s) => {
+        const synced = this.synced;
+        if (synced === null || this.readOn === s) return;
+        // A sync under way may have read its page before this session: read once more after it.
+        if (synced.isSyncing) await synced.sync(s).catch(() => undefined);
+        await synced.sync(s);
+        if (this.synced === synced) this.readOn = s;
+      },
       stored: (it, s) => this.ingestOwn(it, s),
       warnBytes: (quota) => this.warnBytes(quota),
+      sendTimeoutMs: opts.sendTimeoutMs,
     };
   }
 
@@ -396,7 +411,9 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     // Erased on the relay: the local copy is all there is.
     if (this.conv !== null && this.synced !== null && !this.erased) {
       if (this.epochs.newest() === null) await this.createEpochZero(s);
-      await this.synced.sync(s);
+      const synced = this.synced;
+      await synced.sync(s);
+      if (this.synced === synced) this.readOn = s;
       await this.checkHoles(s);
       await this.recheckNotices();
       // A re-certification pushed while this tab was offline is not pushed again: checked here.
@@ -444,6 +461,8 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
     this.policies.pinnedMaster = kept.masterKey;
     await keepConversation(this.opts.store, kept, this.opts.org);
     await this.createEpochZero(s);
+    // Opened just now: there is nothing of this account's to read back before its first send.
+    this.readOn = s;
     return s;
   }
 

@@ -46,6 +46,11 @@ export interface MemberOptions {
    * `RelayKnowledge`). It may throw; absent or failing, that knowledge lives as long as the page.
    */
   relayMemory?: () => KnowledgeStorage;
+  /**
+   * How long a send waits for the relay's answer (ms; default `REQUEST_TIMEOUT_MS`, 15 s). One
+   * left unanswered closes its session (`sendEnvelope`).
+   */
+  sendTimeoutMs?: number;
 }
 
 /** An account: its keys and its card. */

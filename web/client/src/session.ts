@@ -26,7 +26,7 @@
  * written, or holds anything but what this module wrote, is ignored: the knowledge then lives
  * in memory only, as without storage.
  */
-import { IdentityKeys, labels, ProtocolError, Writer, decodeFrame, encodeFrame, equal, requestFrame, type IdentityCard } from "@sealdesk/protocol";
+import { IdentityKeys, labels, ProtocolError, Writer, decodeFrame, encodeFrame, equal, requestFrame, type Envelope, type IdentityCard } from "@sealdesk/protocol";
 import { authFrame, requestToCbor, serverFrameFromCbor, type Push, type Request, type Response, type ServerFrame } from "./frames.js";
 
 /** The part of the DOM `WebSocket` this module uses. */
@@ -223,6 +223,34 @@ export class RelayKnowledge {
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
 /** How long a request may wait for its response. */
 export const REQUEST_TIMEOUT_MS = 15_000;
+
+/**
+ * What a `send` that timed out says (`sendEnvelope`): its fate is unknown, and the tab that
+ * reads this must not take it for "not sent".
+ */
+export const SEND_UNANSWERED = "the relay did not answer this message in time: it may still have been stored, and shows in the conversation once it is read again (its counter is never used again)";
+
+/**
+ * Sends one sealed message (`send`) over `s` and waits for the answer, at most `timeoutMs`. A
+ * send left unanswered closes `s`: its frame may still reach the relay, and nothing more goes
+ * out behind it — the next send goes on the next session, and that session's sync reads the
+ * message back if the relay stored it (the relay never pushes an item to the connection that
+ * sent it, §13.11, so on `s` it would never show). The counter stays burnt: it was persisted
+ * before sealing. See ARCHITECTURE.md, "a send that times out".
+ *
+ * # Errors
+ * A `SessionError` `timeout` with `SEND_UNANSWERED` when no answer came; the session's other
+ * errors (`closed`). A refusal is returned as the `error` response, not thrown.
+ */
+export async function sendEnvelope(s: Session, envelope: Envelope, timeoutMs = REQUEST_TIMEOUT_MS): Promise<Response> {
+  try {
+    return await s.request({ kind: "send", envelope }, timeoutMs);
+  } catch (e) {
+    if (!(e instanceof SessionError) || e.failure !== "timeout") throw e;
+    s.close();
+    throw new SessionError("timeout", SEND_UNANSWERED);
+  }
+}
 
 /** The bytes an account signs to answer a challenge (§13.1). */
 export function authSignedBytes(relayKey: Uint8Array, nonce: Uint8Array, account: Uint8Array): Uint8Array {

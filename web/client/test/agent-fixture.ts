@@ -20,14 +20,15 @@ export function vaultFiles(home: string): VaultFiles {
 /**
  * The CLI agent at `home` as a TypeScript agent on `url` (through `socket`), its events
  * collected, started and online; in `store` (a store that holds the account already: a reload,
- * or another tab's), with `withSendLock` when given (the console's Web Lock, shared by its tabs).
+ * or another tab's), with `withSendLock` when given (the console's Web Lock, shared by its tabs)
+ * and any other options in `extra`.
  */
-export async function onlineAgent(home: string, url: string, socket: SocketFactory = honest, store: Store = new MemoryStore(), withSendLock?: AgentOptions["withSendLock"]): Promise<{ agent: Agent; events: AgentEvent[] }> {
+export async function onlineAgent(home: string, url: string, socket: SocketFactory = honest, store: Store = new MemoryStore(), withSendLock?: AgentOptions["withSendLock"], extra: Partial<AgentOptions> = {}): Promise<{ agent: Agent; events: AgentEvent[] }> {
   if (!(await Agent.has(store))) {
     const { keys, card } = await importCliVault(vaultFiles(home), "web tests only");
     await Agent.keep(store, keys, card);
   }
-  const agent = await Agent.load({ url, store, socket, random, now, ...(withSendLock === undefined ? {} : { withSendLock }) });
+  const agent = await Agent.load({ url, store, socket, random, now, ...extra, ...(withSendLock === undefined ? {} : { withSendLock }) });
   const events: AgentEvent[] = [];
   agent.on((e) => events.push(e));
   agent.start();
