@@ -468,11 +468,23 @@ fn draw_pane(f: &mut Frame<'_>, area: Rect, state: &mut ChatState) {
                 .map(|l| Line::styled(l, style)),
         );
     }
+    // Where the messages start: below the whole banners, which show once scrolled up to.
+    let messages = body.len();
     for l in &state.pane {
         let style = tone_style(l.tone);
         for w in wrap(&l.shown(), width) {
             body.push(Line::styled(w, style));
         }
+    }
+    // Fewer messages than the pane holds under a whole banner: blank lines between them, so
+    // that the pane at its end shows the messages, not the banner's end read on from its
+    // middle, and paging up reads the banner whole.
+    let shown = body.len() - messages;
+    if messages > 0 && shown < height && body.len() > height {
+        body.splice(
+            messages..messages,
+            std::iter::repeat_n(Line::default(), height - shown),
+        );
     }
     let max_scroll = body.len().saturating_sub(height.saturating_sub(1).max(1));
     state.scroll = state.scroll.min(max_scroll);
@@ -494,8 +506,16 @@ fn draw_pane(f: &mut Frame<'_>, area: Rect, state: &mut ChatState) {
 }
 
 fn draw_input(f: &mut Frame<'_>, area: Rect, state: &ChatState) {
-    let block = Block::bordered()
-        .title(" Message — Enter sends · /help · /attach FILE · PgUp/PgDn scroll · Ctrl-C quits ");
+    // The keys, the way that fits the box's top border whole.
+    let title = [
+        " Message — Enter sends · /help · /attach FILE · PgUp/PgDn scroll · Ctrl-C quits ",
+        " Message — Enter sends · /help · PgUp/PgDn scroll · Ctrl-C quits ",
+        " Enter sends · /help · Ctrl-C quits ",
+    ]
+    .into_iter()
+    .find(|t| columns(t) + 2 <= usize::from(area.width))
+    .unwrap_or(" Message ");
+    let block = Block::bordered().title(title);
     let inner = block.inner(area);
     let width = usize::from(inner.width).max(1);
     // Keep the cursor in view: show the end of a line longer than the box.

@@ -299,6 +299,29 @@ fn pane_rows(buf: &Buffer, list: u16) -> Vec<String> {
     (2..bottom).map(|y| row(buf, y, list + 1, right)).collect()
 }
 
+/// What the pane shows below its pinned lines, page after page from the top to the end.
+fn paged(s: &mut ChatState, width: u16, height: u16) -> String {
+    let list = list_width(width);
+    for _ in 0..100 {
+        s.key(Key::PageUp);
+    }
+    let mut pages = Vec::new();
+    loop {
+        let rows = pane_rows(&drawn(s, width, height), list);
+        // Below the pinned lines (the last ends with the cut mark), above the "more" mark.
+        let from = rows
+            .iter()
+            .position(|r| r.contains("(PgUp:"))
+            .map_or(0, |i| i + 1);
+        let to = rows.iter().position(|r| r.contains("more line(s) below"));
+        pages.extend_from_slice(&rows[from..to.unwrap_or(rows.len())]);
+        if s.scroll == 0 {
+            return words(&pages.join(" "));
+        }
+        s.key(Key::PageDown);
+    }
+}
+
 /// The pinned lines at the top of the message pane (those drawn in the banner's blue), joined.
 fn pinned(buf: &Buffer, list: u16) -> String {
     let (right, bottom) = (buf.area.width - 1, buf.area.height - 5);
@@ -333,6 +356,11 @@ fn the_banner_is_whole_or_marked_cut_and_the_list_fits_the_terminal() {
             "{width}×{height}\n{screen}"
         );
         assert_eq!(buf[(list, 1)].symbol(), "┌", "{width}×{height}\n{screen}");
+        // The input box's title is whole too.
+        assert!(
+            screen.contains("Ctrl-C quits "),
+            "{width}×{height}\n{screen}"
+        );
         let shown = pinned(&buf, list);
         if whole {
             assert_eq!(shown, full, "{width}×{height}\n{screen}");
@@ -352,25 +380,38 @@ fn the_banner_is_whole_or_marked_cut_and_the_list_fits_the_terminal() {
         );
         // The whole statement is above the messages: paging up to it and down again shows
         // every line of it (none hidden behind the "more below" mark).
-        for _ in 0..100 {
-            s.key(Key::PageUp);
-        }
-        let mut pages = Vec::new();
-        while s.scroll > 0 {
-            let buf = drawn(&mut s, width, height);
-            let rows = pane_rows(&buf, list);
-            // Below the pinned lines (the last ends with the cut mark), above the mark.
-            let from = rows
-                .iter()
-                .position(|r| r.contains("(PgUp:"))
-                .map_or(0, |i| i + 1);
-            let to = rows.iter().position(|r| r.contains("more line(s) below"));
-            pages.extend_from_slice(&rows[from..to.unwrap_or(rows.len())]);
-            s.key(Key::PageDown);
-        }
-        let read = words(&pages.join(" "));
+        let read = paged(&mut s, width, height);
         assert!(read.contains(&full), "{width}×{height}\n{read}");
     }
+}
+
+/// Under a cut banner, a short conversation shows its messages (at the bottom), not the end
+/// of the whole banner read on from its middle (seen at 80×24 through tmux); paging up and
+/// down again reads all of it.
+#[test]
+fn under_a_cut_banner_the_pane_starts_with_the_messages() {
+    let mut s = busy_customer_chat();
+    s.apply(Shown::Selected {
+        conversation: conv(1),
+        org: "acme".to_owned(),
+        customer: "carol".to_owned(),
+        agent: "alice".to_owned(),
+        banner: Some(POLICY.to_owned()),
+        recent: (1..3)
+            .map(|i| message(i, "alice", false, &format!("line {i}")))
+            .collect(),
+    });
+    let rows = pane_rows(&drawn(&mut s, 80, 24), 20);
+    let below = rows.iter().position(|r| r.contains("(PgUp:")).unwrap() + 1;
+    let under: Vec<&String> = rows[below..]
+        .iter()
+        .filter(|r| !r.trim().is_empty())
+        .collect();
+    assert!(under[0].contains("line 1"), "{rows:#?}");
+    let pane = words(&rows.join(" "));
+    assert!(!pane.contains("Messages are deleted"), "{pane}");
+    let read = paged(&mut s, 80, 24);
+    assert!(read.contains(&words(&format!("🔒 {POLICY}"))), "{read}");
 }
 
 /// A changed key is told before the banner: on a small pane, a long banner leaves it room,
