@@ -601,7 +601,7 @@ async fn resume<S: Sink>(
             }
         }
     }
-    conversations(client, out, &s, false).map_err(io)?;
+    conversations(client, out, s, false).map_err(io)?;
     Ok(())
 }
 
@@ -664,7 +664,7 @@ async fn on_push<S: Sink>(
         .iter()
         .any(|e| matches!(e.kind, EventKind::Entry { .. } | EventKind::Assigned { .. }))
     {
-        conversations(client, out, &s, false).map_err(io)?;
+        conversations(client, out, s, false).map_err(io)?;
     }
     Ok(())
 }
