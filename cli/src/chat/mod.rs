@@ -36,6 +36,7 @@ mod engine;
 pub mod event;
 mod interrupt;
 pub mod line;
+mod notices;
 mod quota;
 pub mod state;
 pub mod tui;
