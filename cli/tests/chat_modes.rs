@@ -506,6 +506,89 @@ async fn a_running_chat_shows_a_release_notice_confirmed_once_the_trustees_witne
     c.quit_within(EVENT_WAIT).await;
 }
 
+/// The row of `conversation` in a `conversations` event.
+fn row<'a>(list: &'a Value, conversation: &str) -> &'a Value {
+    list["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["conversation"] == conversation)
+        .unwrap_or_else(|| panic!("no {conversation} in {list}"))
+}
+
+/// Issue 20: the periodic check judges again every conversation holding a notice not yet
+/// confirmed, not only the one on screen. carol's chat is open in another conversation than
+/// the one whose release notice reads NOT YET CONFIRMED; no push comes when a trustee
+/// witnesses the log, yet the chat prints that conversation's notice again, confirmed (an
+/// update of its line, with its conversation), and the list's mark for it goes. Limited to
+/// the conversation on screen, the chat printed nothing until carol opened the other one.
+#[tokio::test]
+async fn a_running_chat_shows_another_conversations_notice_confirmed() {
+    let w = World::new().await;
+    let (mut carol, released) = release_asked(&w, Via::Relay, "my order never came").await;
+    let elsewhere = open_chat(&mut carol).await.to_string();
+    carol.close().await;
+    let answered = trustees_answer(&w, &["trustee-1", "trustee-2"], Via::Relay).await;
+    assert_eq!(answered, [["released"], ["released"]]);
+    let released = released.to_string();
+    let mut c = JsonChat::start_with(
+        &w,
+        "carol",
+        Some(&elsewhere),
+        &[("SEALDESK_TEST_KEY_RECHECK_MS", "100")],
+    );
+    let list = c.until("the list", is("conversations")).await;
+    assert_eq!(row(&list, &released)["unconfirmed_notices"], true, "{list}");
+    assert_eq!(
+        row(&list, &elsewhere)["unconfirmed_notices"],
+        false,
+        "{list}"
+    );
+    let selected = c.until("selected", is("selected")).await;
+    assert_eq!(selected["conversation"], elsewhere.as_str());
+    let shown = c
+        .seen
+        .iter()
+        .find(|v| {
+            v["conversation"] == released.as_str()
+                && v["entry"]["text"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("acme opened")
+        })
+        .unwrap_or_else(|| panic!("no notice of {released} in {:#?}", c.seen))
+        .clone();
+    assert!(
+        shown["text"]
+            .as_str()
+            .unwrap()
+            .contains("NOT YET CONFIRMED"),
+        "{shown}"
+    );
+
+    assert!(w.witness(&["trustee-1"]).await.iter().all(Result::is_ok));
+    let update = c
+        .until("the other conversation's notice confirmed", |v| {
+            v["event"] == "notice" && v["update"] == true && v["conversation"] == released.as_str()
+        })
+        .await;
+    well_formed(&update);
+    assert_eq!(update["entry"]["verified"], true, "{update}");
+    let text = update["text"].as_str().unwrap();
+    assert!(
+        text.contains("released by trustees trustee-1 and trustee-2")
+            && !text.contains("NOT YET CONFIRMED"),
+        "{text}"
+    );
+    let list = c.until("the list again", is("conversations")).await;
+    assert_eq!(
+        row(&list, &released)["unconfirmed_notices"],
+        false,
+        "{list}"
+    );
+    c.quit_within(EVENT_WAIT).await;
+}
+
 /// The org's master re-certifies alice for a new machine's key; returns its fingerprint.
 async fn recertify_alice(w: &World, org: &mut Org) -> String {
     let account = sealdesk_client::Account::create(

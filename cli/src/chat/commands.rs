@@ -51,7 +51,7 @@ pub(crate) async fn command<S: Sink>(
         "/list" => {
             let events = client.sync_all().await?;
             show_events(client, out, &events, s).map_err(io)?;
-            conversations(client, out, s.current, true).map_err(io)?;
+            conversations(client, out, s, true).map_err(io)?;
         }
         "/switch" => {
             let id = pick(client, need(arg, "/switch N|ID")?)?;
@@ -101,7 +101,7 @@ pub(crate) async fn command<S: Sink>(
                 "transferred to {arg}; epoch {epoch} is theirs"
             )))
             .map_err(io)?;
-            conversations(client, out, s.current, false).map_err(io)?;
+            conversations(client, out, s, false).map_err(io)?;
         }
         "/status" => {
             let id = s
@@ -112,7 +112,7 @@ pub(crate) async fn command<S: Sink>(
                     let before = client.meta(&id)?.cursor;
                     client.set_status(&id, status).await?;
                     show_after(client, out, id, before)?;
-                    conversations(client, out, s.current, false).map_err(io)?;
+                    conversations(client, out, s, false).map_err(io)?;
                 }
                 Err(_) => {
                     return Err(CliError::BadArgument {
@@ -347,15 +347,16 @@ pub(crate) async fn select<S: Sink>(
     {
         return Err(e);
     }
-    conversations(client, out, s.current, false).map_err(io)?;
+    conversations(client, out, s, false).map_err(io)?;
     Ok(())
 }
 
-/// Shows the conversations (`asked`: the user asked for the list).
+/// Shows the conversations (`asked`: the user asked for the list), each marked when it holds
+/// a notice not yet confirmed ([`Session::unconfirmed`]).
 pub(crate) fn conversations<S: Sink>(
     client: &Client,
     out: &mut S,
-    current: Option<ConversationId>,
+    s: &Session,
     asked: bool,
 ) -> std::io::Result<()> {
     let account = client.account();
@@ -366,23 +367,24 @@ pub(crate) fn conversations<S: Sink>(
         .map(|m| ConvRow {
             unread: client.unread(&m.id).unwrap_or(0),
             status: sealdesk_client::client::status::status(account, &m.id)
-                .map(|s| s.name().to_owned())
+                .map(|st| st.name().to_owned())
                 .unwrap_or_default(),
             peer: if m.customer == account.name() {
                 m.agent.clone()
             } else {
                 m.customer.clone()
             },
-            id: m.id,
             org: m.org,
             customer: m.customer,
             agent: m.agent,
             transferred: m.transferred_out,
+            unconfirmed: s.unconfirmed.contains(&m.id),
+            id: m.id,
         })
         .collect();
     out.show(Shown::Conversations {
         rows,
-        current,
+        current: s.current,
         asked,
     })
 }

@@ -3,7 +3,7 @@
 //! reconnects with backoff when the connection is lost and sends the lines kept meanwhile, and
 //! hands everything it has to show to a [`Sink`] as [`Shown`] values.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::Instant;
 
 use sealdesk_client::ClientError;
@@ -15,6 +15,7 @@ use super::backoff::Backoff;
 use super::commands::{command, conversations, select, send_line};
 use super::event::{Connection, Shown, Sink};
 use super::interrupt::Interrupts;
+use super::notices::{note_unconfirmed, recheck_notices};
 use super::quota::QuotaTold;
 use super::upload;
 use super::{FLUSH_DEADLINE, Result};
@@ -60,6 +61,11 @@ pub(crate) struct Session {
     key_changes: std::collections::HashSet<(ConversationId, String)>,
     /// The stored-bytes warnings shown, so that each is shown once.
     pub(crate) quotas: QuotaTold,
+    /// The conversations holding a notice not yet confirmed by the org's trustees: the ones
+    /// the periodic check judges again ([`super::notices::recheck_notices`]), marked in the list. Read from
+    /// the local logs at the start, then again for a conversation whenever one of its notices
+    /// is shown or updated.
+    pub(crate) unconfirmed: BTreeSet<ConversationId>,
 }
 
 /// Runs the chat until `/quit` or the end of `input` (see [`super::run`]).
@@ -80,6 +86,10 @@ pub(crate) async fn drive<I: Input, S: Sink>(
         }
     }
     let events = client.sync_all().await?;
+    // Every conversation's log is read once here; later only those a notice event touches.
+    for m in client.account().conversations().unwrap_or_default() {
+        note_unconfirmed(client, &mut s, m.id);
+    }
     show_events(client, out, &events, &mut s).map_err(io)?;
     // A quota at its warning level is told at sign-in, in a push the sync set aside.
     s.quotas
@@ -97,7 +107,7 @@ pub(crate) async fn drive<I: Input, S: Sink>(
         role: client.account().role().to_string(),
     })
     .map_err(io)?;
-    conversations(client, out, s.current, true).map_err(io)?;
+    conversations(client, out, &s, true).map_err(io)?;
     let mut online = true;
     // The wait before the next reconnection attempt: back to the shortest only once a
     // reconnection caught up (`resume`) and then stayed up (`backoff`'s module docs).
@@ -156,7 +166,7 @@ pub(crate) async fn drive<I: Input, S: Sink>(
                             // shown now, in order, not dropped with their overtaken pushes.
                             let aside = client.take_events_aside();
                             show_events(client, out, &aside, &mut s).map_err(io)?;
-                            conversations(client, out, s.current, false).map_err(io)?
+                            conversations(client, out, &s, false).map_err(io)?
                         }
                         Err(e) if is_connection_lost(&e) => {
                             online = false;
@@ -391,8 +401,8 @@ pub(crate) fn key_change(
 }
 
 /// How often a customer's chat asks the relay whether the current conversation's agent still
-/// has the pinned key, and every chat judges again the notices not yet witnessed
-/// ([`super::KEY_RECHECK`]; a build with the test hooks reads
+/// has the pinned key, and every chat judges again the notices not yet witnessed in every
+/// conversation holding one ([`super::KEY_RECHECK`]; a build with the test hooks reads
 /// `SEALDESK_TEST_KEY_RECHECK_MS`).
 fn key_recheck() -> std::time::Duration {
     #[cfg(feature = "test-hooks")]
@@ -423,36 +433,6 @@ async fn recheck_agent<S: Sink>(client: &mut Client, out: &mut S, s: &mut Sessio
         Err(e) if is_connection_lost(&e) || is_fatal(&e) => Err(e),
         // Anything else (an org key change among them) shows when the user sends.
         Ok(()) | Err(_) => Ok(()),
-    }
-}
-
-/// Judges again the current conversation's notices not yet witnessed ("NOT YET CONFIRMED"),
-/// as every sync does: the trustees cosign the log within a minute of a release, and no push
-/// tells the chat, so without this a chat left open would keep the unconfirmed wording. A
-/// notice confirmed since (or found not genuine) is shown updated. The other conversations'
-/// are judged at the next sync (`/list`, a reconnection). Only a lost connection (or a fatal
-/// error) is returned; any other error is shown, and the next check tries again.
-async fn recheck_notices<S: Sink>(client: &mut Client, out: &mut S, s: &mut Session) -> Result<()> {
-    let Some(id) = s.current else {
-        return Ok(());
-    };
-    match client
-        .recheck_unwitnessed(&id)
-        .await
-        .map_err(CliError::from)
-    {
-        Ok(events) => show_events(client, out, &events, s).map_err(io),
-        Err(e) if is_connection_lost(&e) || is_fatal(&e) => Err(e),
-        Err(e) => out
-            .show(Shown::Warning {
-                conversation: Some(id),
-                here: true,
-                text: format!(
-                    "the notices not yet confirmed could not be checked again now ({e}); \
-                     they are checked again at the next sync"
-                ),
-            })
-            .map_err(io),
     }
 }
 
@@ -564,7 +544,7 @@ async fn resume<S: Sink>(
             }
         }
     }
-    conversations(client, out, s.current, false).map_err(io)?;
+    conversations(client, out, s, false).map_err(io)?;
     Ok(())
 }
 
@@ -627,7 +607,7 @@ async fn on_push<S: Sink>(
         .iter()
         .any(|e| matches!(e.kind, EventKind::Entry { .. } | EventKind::Assigned { .. }))
     {
-        conversations(client, out, s.current, false).map_err(io)?;
+        conversations(client, out, s, false).map_err(io)?;
     }
     Ok(())
 }
@@ -668,6 +648,18 @@ pub(crate) fn show_events<S: Sink>(
     events: &[Event],
     s: &mut Session,
 ) -> std::io::Result<()> {
+    // The conversations whose notices were shown or updated: read again for the list's mark.
+    let mut noticed = BTreeSet::new();
+    for e in events {
+        if let EventKind::Entry { entry } | EventKind::Updated { entry } = &e.kind
+            && matches!(entry, LogEntry::Notice { .. })
+        {
+            noticed.insert(e.conversation);
+        }
+    }
+    for id in noticed {
+        note_unconfirmed(client, s, id);
+    }
     for e in events {
         let here = Some(e.conversation) == s.current;
         match &e.kind {

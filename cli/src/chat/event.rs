@@ -252,6 +252,9 @@ pub struct ConvRow {
     pub status: String,
     /// This account transferred it to [`ConvRow::agent`].
     pub transferred: bool,
+    /// It holds a notice not yet confirmed by the org's trustees ("NOT YET CONFIRMED"),
+    /// which the chat judges again every minute.
+    pub unconfirmed: bool,
 }
 
 /// Presents what the chat shows.
@@ -540,6 +543,7 @@ impl ConvRow {
             "conversation": self.id.to_string(), "org": self.org, "peer": self.peer,
             "customer": self.customer, "agent": self.agent, "unread": self.unread,
             "status": self.status, "transferred_out": self.transferred,
+            "unconfirmed_notices": self.unconfirmed,
         })
     }
 }

@@ -86,9 +86,14 @@ impl<W: Write> Sink for TextSink<'_, W> {
                     } else {
                         String::new()
                     };
+                    let unconfirmed = if m.unconfirmed {
+                        " [a notice NOT YET CONFIRMED]"
+                    } else {
+                        ""
+                    };
                     writeln!(
                         out,
-                        "{mark}{:>2}. {} {} with {}{transferred}{unread}",
+                        "{mark}{:>2}. {} {} with {}{transferred}{unread}{unconfirmed}",
                         i + 1,
                         m.id,
                         m.org,
@@ -337,6 +342,50 @@ mod tests {
                 .contains("released by trustees t1 and t2"),
             "{}",
             events[1]
+        );
+    }
+
+    /// Issue 20: `--plain` prints another conversation's notice confirmed, marked with that
+    /// conversation, and its `/list` row says while a notice waits for confirmation.
+    #[test]
+    fn another_conversations_update_and_the_unconfirmed_mark_print() {
+        let other = crate::chat::state::tests::conv(2);
+        let row = |unconfirmed| crate::chat::event::ConvRow {
+            id: other,
+            org: "acme".to_owned(),
+            peer: "alice".to_owned(),
+            customer: "carol".to_owned(),
+            agent: "alice".to_owned(),
+            unread: 0,
+            status: "open".to_owned(),
+            transferred: false,
+            unconfirmed,
+        };
+        let mut out = Vec::new();
+        let mut sink = TextSink::new(&mut out);
+        for unconfirmed in [true, false] {
+            sink.show(Shown::Conversations {
+                rows: vec![row(unconfirmed)],
+                current: Some(conv()),
+                asked: true,
+            })
+            .unwrap();
+        }
+        sink.show(Shown::Updated {
+            conversation: other,
+            here: false,
+            line: crate::chat::state::tests::judged_notice(4, "acme opened epoch 0", true),
+        })
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].ends_with("[a notice NOT YET CONFIRMED]"), "{text}");
+        assert!(!lines[1].contains("NOT YET CONFIRMED"), "{text}");
+        assert!(
+            lines[2].starts_with(&format!("[{}] update: ", short(&other)))
+                && lines[2].contains("acme opened epoch 0"),
+            "{text}"
         );
     }
 

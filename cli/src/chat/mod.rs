@@ -36,6 +36,7 @@ mod engine;
 pub mod event;
 mod interrupt;
 pub mod line;
+mod notices;
 mod quota;
 pub mod state;
 pub mod tui;
@@ -81,8 +82,9 @@ pub const RECONNECT_FIRST: Duration = Duration::from_millis(100);
 pub const RECONNECT_MAX: Duration = Duration::from_secs(5);
 /// How often a customer's chat asks the relay whether the current conversation's agent still
 /// has the pinned key (an agent re-certified for a new key shows as a key change within this),
-/// and every chat judges again the current conversation's notices not yet witnessed (one the
-/// trustees have confirmed since shows updated within this).
+/// and every chat judges again the notices not yet witnessed of every conversation holding one
+/// (one the trustees have confirmed since shows updated within this, and the list's mark
+/// follows).
 pub const KEY_RECHECK: Duration = Duration::from_secs(60);
 /// After the input ended (`/quit` or end of a pipe) with lines still waiting for the relay, how
 /// long the chat keeps trying to reconnect to send them before it gives up and says so.

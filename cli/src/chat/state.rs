@@ -109,6 +109,16 @@ impl PaneLine {
     }
 }
 
+/// How a notice of a conversation not on screen came to read since it was last shown (the
+/// list marks the conversation until it is selected, where the line reads anew).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum NoticeChange {
+    /// Confirmed by the org's trustees (verified now).
+    Confirmed,
+    /// Reworded otherwise: found not genuine, or a release another trustee joined.
+    Changed,
+}
+
 /// Whether the relay is reachable.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Link {
@@ -157,6 +167,8 @@ pub struct ChatState {
     pub page: usize,
     /// Whether the others were told this account is typing the line in the input.
     pub typing_told: bool,
+    /// Conversations not on screen whose notices read differently since they were last shown.
+    pub notices_changed: HashMap<ConversationId, NoticeChange>,
 }
 
 impl Default for ChatState {
@@ -180,6 +192,7 @@ impl Default for ChatState {
             scroll: 0,
             page: 10,
             typing_told: false,
+            notices_changed: HashMap::new(),
         }
     }
 }
@@ -272,6 +285,8 @@ impl ChatState {
                 recent,
             } => {
                 self.current = Some(conversation);
+                // Its notices read as they now are in the lines below.
+                self.notices_changed.remove(&conversation);
                 self.header = Some(format!(
                     "{org} · customer {customer} · agent {agent} · {conversation}"
                 ));
@@ -301,8 +316,26 @@ impl ChatState {
             Shown::Updated {
                 here: true, line, ..
             } => self.push(pane_line(&line)),
-            // Another conversation's: shown with it when selected (its history reads anew).
-            Shown::Updated { .. } => {}
+            // Another conversation's: its mark in the list says so until it is selected (its
+            // history reads anew then). A change other than a confirmation outweighs one.
+            Shown::Updated {
+                conversation, line, ..
+            } => {
+                let change = match line {
+                    HistoryLine::Item {
+                        entry:
+                            LogEntry::Notice {
+                                verified: true,
+                                unwitnessed: None,
+                                ..
+                            },
+                        ..
+                    } => NoticeChange::Confirmed,
+                    _ => NoticeChange::Changed,
+                };
+                let mark = self.notices_changed.entry(conversation).or_insert(change);
+                *mark = (*mark).max(change);
+            }
             Shown::Assigned {
                 conversation,
                 customer,

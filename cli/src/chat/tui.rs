@@ -23,11 +23,16 @@ use unicode_width::UnicodeWidthChar as _;
 use super::Result;
 use super::engine::{Input, drive};
 use super::event::{Shown, Sink, short};
-use super::state::{ChatState, Key, Link, Tone};
+use super::state::{ChatState, Key, Link, NoticeChange, Tone};
 use crate::error::CliError;
 
-/// The conversation list's width, in columns.
-const LIST_WIDTH: u16 = 30;
+/// The conversation list's widest, in columns (a quarter of a 120-column terminal).
+const LIST_MAX: u16 = 30;
+/// Its narrowest, unless the terminal is narrower than three times this.
+const LIST_MIN: u16 = 20;
+/// What ends a pinned banner cut to fit: the rest is above the messages (PgUp). No-break
+/// spaces keep it on one line.
+const CUT: &str = "…\u{a0}(PgUp:\u{a0}all\u{a0}of\u{a0}it)";
 /// How often the key reader checks whether the chat ended.
 const KEY_POLL: Duration = Duration::from_millis(200);
 
@@ -210,6 +215,48 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
+/// `text` wrapped to `width` columns in at most `max` lines, and whether it had to be cut.
+/// Cut, it keeps the whole sentences that fit — or, when not even the first does, the words
+/// that fit — and its last line ends with [`CUT`] (a bare "…" when the lines are too narrow
+/// for it): a statement never reads as complete when it is not.
+fn fit(text: &str, width: usize, max: usize) -> (Vec<String>, bool) {
+    let all = wrap(text, width);
+    if all.len() <= max {
+        return (all, false);
+    }
+    if max == 0 {
+        return (Vec::new(), true);
+    }
+    let mark = if columns(CUT) < width { CUT } else { "…" };
+    let mut best = None;
+    for (end, _) in text.match_indices(". ") {
+        let lines = wrap(&format!("{} {mark}", &text[..=end]), width);
+        if lines.len() > max {
+            break;
+        }
+        best = Some(lines);
+    }
+    if let Some(lines) = best {
+        return (lines, true);
+    }
+    let mut lines = all;
+    lines.truncate(max);
+    if let Some(last) = lines.last_mut() {
+        while !last.is_empty() && columns(last) + 1 + columns(mark) > width {
+            last.pop();
+        }
+        *last = format!("{} {mark}", last.trim_end())
+            .trim_start()
+            .to_owned();
+    }
+    (lines, true)
+}
+
+/// How many columns `text` takes.
+fn columns(text: &str) -> usize {
+    text.chars().map(|c| c.width().unwrap_or(0)).sum()
+}
+
 fn tone_style(tone: Tone) -> Style {
     match tone {
         Tone::Theirs => Style::default(),
@@ -231,12 +278,21 @@ pub fn draw(f: &mut Frame<'_>, state: &mut ChatState) {
     ])
     .areas(f.area());
     draw_top(f, top, state);
-    let [list, pane] =
-        Layout::horizontal([Constraint::Length(LIST_WIDTH), Constraint::Min(10)]).areas(body);
+    let [list, pane] = Layout::horizontal([
+        Constraint::Length(list_width(body.width)),
+        Constraint::Min(10),
+    ])
+    .areas(body);
     draw_list(f, list, state);
     draw_pane(f, pane, state);
     draw_input(f, input, state);
     draw_status(f, status, state);
+}
+
+/// The conversation list's width on a terminal `width` columns wide: a quarter of it, between
+/// [`LIST_MIN`] and [`LIST_MAX`], and never more than a third (the messages keep the rest).
+pub(crate) fn list_width(width: u16) -> u16 {
+    (width / 4).clamp(LIST_MIN, LIST_MAX).min(width / 3)
 }
 
 fn draw_top(f: &mut Frame<'_>, area: Rect, state: &ChatState) {
@@ -259,12 +315,12 @@ fn draw_top(f: &mut Frame<'_>, area: Rect, state: &ChatState) {
 }
 
 fn draw_list(f: &mut Frame<'_>, area: Rect, state: &ChatState) {
+    let block = Block::bordered().title(" Conversations ");
+    let width = usize::from(block.inner(area).width);
+    let dim = Style::default().fg(Color::DarkGray);
     let mut lines = Vec::new();
     if state.conversations.is_empty() {
-        lines.push(Line::styled(
-            "no conversations yet",
-            Style::default().fg(Color::DarkGray),
-        ));
+        lines.extend(indented("no conversations yet", "", width, dim));
     }
     for (i, row) in state.conversations.iter().enumerate() {
         let here = Some(row.id) == state.current;
@@ -278,25 +334,56 @@ fn draw_list(f: &mut Frame<'_>, area: Rect, state: &ChatState) {
         } else {
             String::new()
         };
-        lines.push(Line::styled(
-            format!(
-                "{}{}. {}{unread}",
-                if here { ">" } else { " " },
-                i + 1,
-                row.peer
-            ),
-            style,
-        ));
-        let mut detail = format!("   {} · {}", row.status, short(&row.id));
-        if row.transferred {
-            detail = format!("   ⇢ transferred to {}", row.agent);
+        let head = format!(
+            "{}{}. {}{unread}",
+            if here { ">" } else { " " },
+            i + 1,
+            row.peer
+        );
+        lines.extend(indented(&head, "", width, style));
+        let detail = if row.transferred {
+            format!("⇢ transferred to {}", row.agent)
+        } else {
+            format!("{} · {}", row.status, short(&row.id))
+        };
+        lines.extend(indented(&detail, INDENT, width, dim));
+        // Every line of the list wraps rather than being cut: a mark about a notice is read
+        // whole.
+        if row.unconfirmed {
+            let yellow = Style::default().fg(Color::Yellow);
+            lines.extend(indented(
+                "? a notice not yet confirmed",
+                INDENT,
+                width,
+                yellow,
+            ));
         }
-        lines.push(Line::styled(detail, Style::default().fg(Color::DarkGray)));
+        match state.notices_changed.get(&row.id) {
+            Some(NoticeChange::Confirmed) => {
+                let green = Style::default().fg(Color::Green);
+                lines.extend(indented("✓ a notice was confirmed", INDENT, width, green));
+            }
+            Some(NoticeChange::Changed) => {
+                let red = Style::default().fg(Color::Red);
+                lines.extend(indented("⚠ a notice changed: open it", INDENT, width, red));
+            }
+            None => {}
+        }
     }
-    f.render_widget(
-        Paragraph::new(lines).block(Block::bordered().title(" Conversations ")),
-        area,
-    );
+    f.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+/// How far a row's second and later lines are indented.
+const INDENT: &str = "   ";
+
+/// `text` wrapped to fit `width` columns after [`INDENT`], its first line after `lead`, its
+/// others after [`INDENT`], each line styled.
+fn indented(text: &str, lead: &str, width: usize, style: Style) -> Vec<Line<'static>> {
+    wrap(text, width.saturating_sub(INDENT.len()))
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| Line::styled(format!("{}{l}", if i == 0 { lead } else { INDENT }), style))
+        .collect()
 }
 
 fn draw_pane(f: &mut Frame<'_>, area: Rect, state: &mut ChatState) {
@@ -308,27 +395,52 @@ fn draw_pane(f: &mut Frame<'_>, area: Rect, state: &mut ChatState) {
     let inner = block.inner(area);
     f.render_widget(block, area);
     let width = usize::from(inner.width);
-    // Above the messages: the banner, then a changed key in red (it blocks sending).
+    // Above the messages: the banner, then a changed key in red (it blocks sending), pinned in
+    // at most half the pane. A changed key is told first: the banner keeps one line of it
+    // (two when it has room), the key changes have the rest. Whatever does not fit is cut at a
+    // sentence's end, marked so, and shown whole above the messages (PgUp).
+    let banner = state
+        .current
+        .and_then(|c| state.banners.get(&c))
+        .map(|b| format!("🔒 {b}"));
+    let keys: Vec<String> = state
+        .blocked()
+        .into_iter()
+        .map(|name| {
+            let text = state.key_change_text.get(name).cloned().unwrap_or_default();
+            format!("⚠ KEY CHANGED: {text}")
+        })
+        .collect();
+    let budget = usize::from(inner.height) / 2;
+    let keep = match &banner {
+        Some(b) => wrap(b, width).len().min(2).min(budget),
+        None => 0,
+    };
+    let mut left = budget - keep;
+    let blue = Style::default().fg(Color::Blue);
+    let red = Style::default()
+        .fg(Color::White)
+        .bg(Color::Red)
+        .add_modifier(Modifier::BOLD);
+    let mut cut: Vec<(&str, Style)> = Vec::new();
+    let mut key_lines: Vec<Line<'_>> = Vec::new();
+    for text in &keys {
+        let (lines, was_cut) = fit(text, width, left);
+        left -= lines.len();
+        key_lines.extend(lines.into_iter().map(|l| Line::styled(l, red)));
+        if was_cut {
+            cut.push((text, red));
+        }
+    }
     let mut head: Vec<Line<'_>> = Vec::new();
-    if let Some(b) = state.current.and_then(|c| state.banners.get(&c)) {
-        for l in wrap(&format!("🔒 {b}"), width) {
-            head.push(Line::styled(l, Style::default().fg(Color::Blue)));
+    if let Some(b) = &banner {
+        let (lines, was_cut) = fit(b, width, keep + left);
+        head.extend(lines.into_iter().map(|l| Line::styled(l, blue)));
+        if was_cut {
+            cut.insert(0, (b, blue));
         }
     }
-    for name in state.blocked() {
-        let text = state.key_change_text.get(name).cloned().unwrap_or_default();
-        for l in wrap(&format!("⚠ KEY CHANGED: {text}"), width) {
-            head.push(Line::styled(
-                l,
-                Style::default()
-                    .fg(Color::White)
-                    .bg(Color::Red)
-                    .add_modifier(Modifier::BOLD),
-            ));
-        }
-    }
-    // The banner takes at most half the pane.
-    head.truncate(usize::from(inner.height) / 2);
+    head.extend(key_lines);
     let typing = (!state.typing.is_empty()).then(|| {
         let names: Vec<&str> = state.typing.iter().map(String::as_str).collect();
         Line::styled(
@@ -345,26 +457,47 @@ fn draw_pane(f: &mut Frame<'_>, area: Rect, state: &mut ChatState) {
     let height = usize::from(inner.height)
         .saturating_sub(head.len())
         .saturating_sub(usize::from(typing.is_some()));
-    state.page = height.max(1);
+    // Scrolled up, the pane's last line says how many are below: the lines shown are one
+    // fewer, and a page is that many, so that paging hides no line behind the mark.
+    state.page = height.saturating_sub(1).max(1);
     let mut body: Vec<Line<'_>> = Vec::new();
+    for (text, style) in cut {
+        body.extend(
+            wrap(text, width)
+                .into_iter()
+                .map(|l| Line::styled(l, style)),
+        );
+    }
+    // Where the messages start: below the whole banners, which show once scrolled up to.
+    let messages = body.len();
     for l in &state.pane {
         let style = tone_style(l.tone);
         for w in wrap(&l.shown(), width) {
             body.push(Line::styled(w, style));
         }
     }
-    let max_scroll = body.len().saturating_sub(height);
+    // Fewer messages than the pane holds under a whole banner: blank lines between them, so
+    // that the pane at its end shows the messages, not the banner's end read on from its
+    // middle, and paging up reads the banner whole.
+    let shown = body.len() - messages;
+    if messages > 0 && shown < height && body.len() > height {
+        body.splice(
+            messages..messages,
+            std::iter::repeat_n(Line::default(), height - shown),
+        );
+    }
+    let max_scroll = body.len().saturating_sub(height.saturating_sub(1).max(1));
     state.scroll = state.scroll.min(max_scroll);
-    let end = body.len() - state.scroll;
-    let start = end.saturating_sub(height);
-    let mut lines = head;
     let more = state.scroll > 0;
+    let end = body.len() - state.scroll;
+    let start = end.saturating_sub(if more { state.page } else { height });
+    let mut lines = head;
     lines.extend(body.drain(start..end));
-    if more && let Some(last) = lines.last_mut() {
-        *last = Line::styled(
+    if more {
+        lines.push(Line::styled(
             format!("↓ {} more line(s) below (PgDn)", state.scroll),
             Style::default().fg(Color::Yellow),
-        );
+        ));
     }
     if let Some(t) = typing {
         lines.push(t);
@@ -373,8 +506,16 @@ fn draw_pane(f: &mut Frame<'_>, area: Rect, state: &mut ChatState) {
 }
 
 fn draw_input(f: &mut Frame<'_>, area: Rect, state: &ChatState) {
-    let block = Block::bordered()
-        .title(" Message — Enter sends · /help · /attach FILE · PgUp/PgDn scroll · Ctrl-C quits ");
+    // The keys, the way that fits the box's top border whole.
+    let title = [
+        " Message — Enter sends · /help · /attach FILE · PgUp/PgDn scroll · Ctrl-C quits ",
+        " Message — Enter sends · /help · PgUp/PgDn scroll · Ctrl-C quits ",
+        " Enter sends · /help · Ctrl-C quits ",
+    ]
+    .into_iter()
+    .find(|t| columns(t) + 2 <= usize::from(area.width))
+    .unwrap_or(" Message ");
+    let block = Block::bordered().title(title);
     let inner = block.inner(area);
     let width = usize::from(inner.width).max(1);
     // Keep the cursor in view: show the end of a line longer than the box.
@@ -406,248 +547,4 @@ fn draw_status(f: &mut Frame<'_>, area: Rect, state: &ChatState) {
 }
 
 #[cfg(test)]
-mod tests {
-    use ratatui::{Terminal, backend::TestBackend};
-
-    use super::{draw, wrap};
-    use crate::chat::event::{ConvRow, Shown};
-    use crate::chat::state::tests::{conv, message};
-    use crate::chat::state::{ChatState, Key};
-
-    fn screen(state: &mut ChatState) -> String {
-        let mut t = Terminal::new(TestBackend::new(100, 24)).unwrap();
-        t.draw(|f| draw(f, state)).unwrap();
-        let buf = t.backend().buffer().clone();
-        let mut s = String::new();
-        for y in 0..buf.area.height {
-            for x in 0..buf.area.width {
-                s.push_str(buf[(x, y)].symbol());
-            }
-            s.push('\n');
-        }
-        s
-    }
-
-    fn chat() -> ChatState {
-        let mut s = ChatState::default();
-        s.apply(Shown::Welcome {
-            name: "alice".to_owned(),
-            role: "agent".to_owned(),
-        });
-        s.apply(Shown::Conversations {
-            rows: vec![
-                ConvRow {
-                    id: conv(1),
-                    org: "acme".to_owned(),
-                    peer: "carol".to_owned(),
-                    customer: "carol".to_owned(),
-                    agent: "alice".to_owned(),
-                    unread: 0,
-                    status: "waiting".to_owned(),
-                    transferred: false,
-                },
-                ConvRow {
-                    id: conv(2),
-                    org: "acme".to_owned(),
-                    peer: "dan".to_owned(),
-                    customer: "dan".to_owned(),
-                    agent: "bob".to_owned(),
-                    unread: 3,
-                    status: "open".to_owned(),
-                    transferred: true,
-                },
-            ],
-            current: Some(conv(1)),
-            asked: true,
-        });
-        s.apply(Shown::Selected {
-            conversation: conv(1),
-            org: "acme".to_owned(),
-            customer: "carol".to_owned(),
-            agent: "alice".to_owned(),
-            banner: Some("This conversation is end-to-end encrypted".to_owned()),
-            recent: vec![message(1, "carol", false, "my order is late")],
-        });
-        s
-    }
-
-    /// The list (status, unread count, a transferred conversation marked), the banner and a
-    /// message show.
-    #[test]
-    fn a_message_the_list_and_the_banner_show() {
-        let mut s = chat();
-        let text = screen(&mut s);
-        assert!(text.contains("carol: my order is late"), "{text}");
-        assert!(text.contains("1. carol"), "{text}");
-        assert!(text.contains("waiting"), "{text}");
-        assert!(text.contains("2. dan (3)"), "{text}");
-        assert!(text.contains("transferred to bob"), "{text}");
-        assert!(
-            text.contains("This conversation is end-to-end encrypted"),
-            "{text}"
-        );
-        assert!(text.contains("● connected"), "{text}");
-    }
-
-    /// A message that arrives while the user is typing shows in the pane; the input line keeps
-    /// exactly what was typed, and the cursor stays at its end.
-    #[test]
-    fn an_incoming_message_leaves_the_input_line_intact() {
-        let mut s = chat();
-        for c in "I will check the tracking".chars() {
-            s.key(Key::Char(c));
-        }
-        let before = screen(&mut s);
-        s.apply(Shown::Line {
-            conversation: conv(1),
-            here: true,
-            line: message(2, "carol", false, "are you there?"),
-        });
-        let after = screen(&mut s);
-        assert!(after.contains("carol: are you there?"), "{after}");
-        let input_line = |t: &str| {
-            t.lines()
-                .find(|l| l.contains("I will check"))
-                .map(str::to_owned)
-        };
-        assert_eq!(input_line(&before), input_line(&after));
-        assert!(input_line(&after).is_some(), "{after}");
-        assert_eq!(s.input, "I will check the tracking");
-    }
-
-    /// A changed key shows as a banner above the messages.
-    #[test]
-    fn the_key_change_banner_shows() {
-        let mut s = chat();
-        assert!(!screen(&mut s).contains("KEY CHANGED"));
-        s.apply(Shown::KeyChange {
-            conversation: Some(conv(1)),
-            name: "carol".to_owned(),
-            text: "the identity key of carol has changed".to_owned(),
-        });
-        let text = screen(&mut s);
-        assert!(
-            text.contains("KEY CHANGED: the identity key of carol has changed"),
-            "{text}"
-        );
-    }
-
-    /// Typing and a lost connection are visible.
-    #[test]
-    fn typing_and_the_connection_state_show() {
-        let mut s = chat();
-        s.apply(Shown::Typing {
-            conversation: conv(1),
-            here: true,
-            member: "carol".to_owned(),
-            typing: true,
-        });
-        s.apply(Shown::Connection(crate::chat::event::Connection::Lost {
-            why: "relay closed".to_owned(),
-            retry_in: std::time::Duration::from_millis(100),
-            attempts: 0,
-        }));
-        let text = screen(&mut s);
-        assert!(text.contains("… carol is typing"), "{text}");
-        assert!(text.contains("reconnecting"), "{text}");
-    }
-
-    /// A line typed while offline shows with its text, marked pending, in the window.
-    #[test]
-    fn a_line_kept_offline_shows_its_text_marked_pending() {
-        let mut s = chat();
-        s.apply(Shown::Connection(crate::chat::event::Connection::Lost {
-            why: "relay closed".to_owned(),
-            retry_in: std::time::Duration::from_millis(100),
-            attempts: 0,
-        }));
-        s.apply(Shown::Kept {
-            conversation: conv(1),
-            offline: true,
-            text: "back in a minute".to_owned(),
-        });
-        let text = screen(&mut s);
-        assert!(
-            text.lines().any(|l| l.contains("alice: back in a minute")
-                && l.contains("pending: sent once the relay is back")),
-            "{text}"
-        );
-    }
-
-    /// Scrolling up shows older lines and says more are below.
-    #[test]
-    fn the_pane_scrolls() {
-        let mut s = chat();
-        for i in 2..60 {
-            s.apply(Shown::Line {
-                conversation: conv(1),
-                here: true,
-                line: message(i, "carol", false, &format!("line {i}")),
-            });
-        }
-        let bottom = screen(&mut s);
-        assert!(bottom.contains("line 59"));
-        s.key(Key::PageUp);
-        let up = screen(&mut s);
-        assert!(!up.contains("line 59"), "{up}");
-        assert!(up.contains("more line(s) below"), "{up}");
-    }
-
-    /// While a file uploads, the status line shows its chunks; the input line still takes keys
-    /// and the pane still shows incoming messages; Ctrl-C cancels the upload (not the chat),
-    /// and the cancellation shows; the next Ctrl-C leaves.
-    #[test]
-    fn an_upload_shows_its_progress_and_the_window_still_answers() {
-        let mut s = chat();
-        s.apply(Shown::Upload {
-            conversation: conv(1),
-            name: "shot.png".to_owned(),
-            size: 380_000,
-            chunks: 12,
-            seq: None,
-        });
-        s.apply(Shown::UploadProgress {
-            conversation: conv(1),
-            name: "shot.png".to_owned(),
-            sent_chunks: 3,
-            total_chunks: 12,
-            bytes: 3 * 32 * 1024,
-        });
-        for c in "one moment".chars() {
-            s.key(Key::Char(c));
-        }
-        s.apply(Shown::Line {
-            conversation: conv(1),
-            here: true,
-            line: message(2, "carol", false, "take your time"),
-        });
-        let text = screen(&mut s);
-        assert!(
-            text.contains("uploading shot.png 3/12 chunks (25%)"),
-            "{text}"
-        );
-        assert!(text.contains("carol: take your time"), "{text}");
-        assert!(text.contains("one moment"), "{text}");
-        assert_eq!(s.key(Key::Quit), Some("/cancel".to_owned()));
-        s.apply(Shown::UploadCancelled {
-            conversation: conv(1),
-            name: "shot.png".to_owned(),
-            sent_chunks: 3,
-            total_chunks: 12,
-        });
-        let text = screen(&mut s);
-        assert!(!text.contains("3/12 chunks (25%)"), "{text}");
-        assert!(text.contains("cancelled at 3/12 chunks"), "{text}");
-        assert_eq!(s.key(Key::Quit), Some("/quit".to_owned()));
-    }
-
-    #[test]
-    fn wrapping_counts_columns() {
-        assert_eq!(wrap("abcdef", 4), ["abcd", "ef"]);
-        assert_eq!(wrap("", 4), [""]);
-        assert_eq!(wrap("ab cd ef", 5), ["ab cd", "ef"]);
-        assert_eq!(wrap("ab cde", 5), ["ab ", "cde"]);
-        assert_eq!(wrap("abc defgh", 4), ["abc ", "defg", "h"]);
-        assert_eq!(wrap("abcd efgh", 4), ["abcd", "efgh"]);
-    }
-}
+mod tests;

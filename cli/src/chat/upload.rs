@@ -31,7 +31,8 @@ pub(crate) struct Job {
 }
 
 /// `/attach FILE [TEXT]`: reads and seals the file and starts its upload; the engine sends its
-/// chunks ([`step`]). A file name with spaces is quoted: `/attach "my file.png" caption`.
+/// chunks ([`next_chunk`], [`stepped`]). A file name with spaces is quoted:
+/// `/attach "my file.png" caption`.
 pub(crate) fn start<S: Sink>(
     client: &Client,
     out: &mut S,

@@ -4,7 +4,7 @@ use sealdesk_client::account::LogEntry;
 use sealdesk_client::client::HistoryLine;
 use sealdesk_protocol::{ids::ConversationId, message::ContentKind};
 
-use super::{ChatState, Delivery, Key, Link, Tone};
+use super::{ChatState, Delivery, Key, Link, NoticeChange, Tone};
 use crate::chat::event::{Connection, ConvRow, Shown};
 
 pub(crate) fn conv(n: u8) -> ConversationId {
@@ -372,6 +372,7 @@ fn the_list_and_an_upload_show() {
             unread: 2,
             status: "open".to_owned(),
             transferred: false,
+            unconfirmed: false,
         }],
         current: Some(conv(1)),
         asked: false,
@@ -393,4 +394,60 @@ fn the_list_and_an_upload_show() {
         seq: Some(7),
     });
     assert_eq!(s.upload, None);
+}
+
+/// A notice as the library logs it once judged again: `verified` and no longer waiting for
+/// the witnesses, or not.
+pub(crate) fn judged_notice(seq: u64, text: &str, verified: bool) -> HistoryLine {
+    let mut line = notice(seq, text);
+    if let HistoryLine::Item {
+        entry: LogEntry::Notice { verified: v, .. },
+        ..
+    } = &mut line
+    {
+        *v = verified;
+    }
+    line
+}
+
+/// Issue 20: a notice of a conversation not on screen confirmed since (the chat's periodic
+/// check judged it again) marks that conversation in the list — "confirmed", or "changed"
+/// when it was found not genuine, which no later confirmation hides — until it is selected,
+/// where the line reads anew. The pane on screen is left alone.
+#[test]
+fn another_conversations_updated_notice_marks_it_until_it_is_selected() {
+    let mut s = ChatState::default();
+    selected(&mut s, conv(1));
+    let pane = s.pane.clone();
+    s.apply(Shown::Updated {
+        conversation: conv(2),
+        here: false,
+        line: judged_notice(
+            4,
+            "acme opened epoch 0, released by trustees t1 and t2",
+            true,
+        ),
+    });
+    assert_eq!(
+        s.notices_changed.get(&conv(2)),
+        Some(&NoticeChange::Confirmed)
+    );
+    assert_eq!(s.pane, pane);
+    assert!(!s.notices_changed.contains_key(&conv(1)));
+    s.apply(Shown::Updated {
+        conversation: conv(2),
+        here: false,
+        line: judged_notice(5, "a notice that is NOT GENUINE", false),
+    });
+    s.apply(Shown::Updated {
+        conversation: conv(2),
+        here: false,
+        line: judged_notice(6, "confirmed later", true),
+    });
+    assert_eq!(
+        s.notices_changed.get(&conv(2)),
+        Some(&NoticeChange::Changed)
+    );
+    selected(&mut s, conv(2));
+    assert!(s.notices_changed.is_empty(), "{:?}", s.notices_changed);
 }
