@@ -4,16 +4,16 @@
 //! moment they choose, through environment variables ([`VARIABLES`]; each one's doc is with
 //! the gate it opens or closes). In production any of them would do harm: a gate left closed
 //! holds every acknowledgement or sign-in, a "drop" variable silently loses wake-ups. So a
-//! relay reads them only through [`var_os`], which in a build without the feature reads
+//! relay reads them only through `var_os`, which in a build without the feature reads
 //! nothing: such a build (every normal `cargo build` of the relay) behaves as if none were
-//! set, and [`warn_ignored`] says once, at start, which of them it ignores.
+//! set, and `warn_ignored` says once, at start, which of them it ignores.
 //!
 //! The workspace's tests get the feature through the tests crate's dev-dependency on this one
 //! (cargo's resolver 2 unifies a dev-dependency's features for `cargo test`, and for the
 //! relay binary that same command builds); the web suites' binaries through `--features
 //! test-hooks`.
 //!
-//! **Architecture Invariant:** a test-only variable of the relay is read through [`var_os`]
+//! **Architecture Invariant:** a test-only variable of the relay is read through `var_os`
 //! and listed in [`VARIABLES`].
 
 use std::ffi::OsString;

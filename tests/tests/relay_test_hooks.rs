@@ -15,12 +15,16 @@ use sealdesk_tests::{
     child::{RelayProcess, relay_binary},
 };
 
+/// The library: checked when this file compiles (a tests crate built without the feature
+/// does not compile it).
 #[test]
 fn the_relay_library_the_tests_run_has_the_test_hooks() {
-    assert!(
-        sealdesk_server::test_hooks::ENABLED,
-        "sealdesk-server was built without `test-hooks`: see the tests crate's dev-dependencies"
-    );
+    const {
+        assert!(
+            sealdesk_server::test_hooks::ENABLED,
+            "sealdesk-server was built without `test-hooks`: see the tests crate's dev-dependencies"
+        );
+    }
 }
 
 /// The binary: with `SEALDESK_TEST_EXTENSION_ENTRY=9@0` it appends an audit entry of a kind

@@ -51,7 +51,7 @@ fn close_reason(code: u16) -> Option<CloseReason> {
 }
 
 /// **Test-only**: when this variable is set, the node drops the closes other nodes forward
-/// ([`Service::forwarded_close`]), as a node whose wake-up listener was reconnecting at that
+/// (`Service::forwarded_close`), as a node whose wake-up listener was reconnecting at that
 /// instant misses them. Never set it in production; a build without the test hooks ignores
 /// it ([`crate::test_hooks`]).
 pub const DROP_CLOSES_ENV: &str = "SEALDESK_TEST_DROP_FORWARDED_CLOSES";

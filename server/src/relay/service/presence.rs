@@ -20,7 +20,7 @@ use tracing::warn;
 use super::Service;
 
 /// **Test-only**: when this variable is set, the node's reads of the cluster's presence fail
-/// ([`Service::agents_online`]), as they do when the database cannot answer, so a test can see
+/// (`Service::agents_online`), as they do when the database cannot answer, so a test can see
 /// the pick fall back to this node's connections. Never set it in production; a build without
 /// the test hooks ignores it ([`crate::test_hooks`]).
 pub const FAIL_PRESENCE_READS_ENV: &str = "SEALDESK_TEST_FAIL_PRESENCE_READS";
