@@ -40,7 +40,7 @@ use crate::store::Store;
 /// index or number). Only the group commit's flushes are held; a write committed at once
 /// (`Store::flush` called by the engine's own conditional writes) is not. Read once when the
 /// committer starts. Never set it in production: a gate left closed stops every
-/// acknowledgement.
+/// acknowledgement; a build without the test hooks ignores it ([`crate::test_hooks`]).
 pub const COMMIT_GATE_ENV: &str = "SEALDESK_TEST_COMMIT_GATE";
 
 /// How often a held committer looks at the [commit gate](COMMIT_GATE_ENV).
@@ -94,7 +94,7 @@ impl GroupCommit {
         max_delay: Duration,
         metrics: Arc<Metrics>,
     ) -> Result<(Self, Committer)> {
-        let gate = std::env::var_os(COMMIT_GATE_ENV).map(PathBuf::from);
+        let gate = crate::test_hooks::var_os(COMMIT_GATE_ENV).map(PathBuf::from);
         if let Some(path) = &gate {
             warn!(path = %path.display(),
                 "commit gate set (test only): flushes wait while this file exists");

@@ -32,6 +32,8 @@
 //! - [`web`]: the browser pages (`--web-root`), loaded at start and served with a strict CSP.
 //! - [`limits`]: abuse limits — token buckets by source address and by account, the source
 //!   behind a trusted proxy.
+//! - [`test_hooks`]: the test-only variables (commit and sign-in gates, dropped wake-ups,
+//!   failed reads), read only in a build with the `test-hooks` feature.
 //!
 //! - [`relay`]: the protocol layer — authentication, directory, conversations, escrow
 //!   plumbing, the audit log — over the pieces above. It is the only module that knows the
@@ -53,6 +55,7 @@ pub mod migrate;
 pub mod net;
 pub mod relay;
 pub mod store;
+pub mod test_hooks;
 pub mod web;
 
 pub use relay::{RunningRelay, serve, spawn};

@@ -282,7 +282,9 @@ fn borrowed(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
 ///
 /// [`CommitGate::catch_up`] makes the same kind of gate for the node's periodic catch-up
 /// (`SEALDESK_TEST_CATCH_UP_GATE`): while it is closed, the catch-up that starts waits;
-/// [`CommitGate::sign_in`] one for an agent's sign-in (`SEALDESK_TEST_SIGN_IN_GATE`).
+/// [`CommitGate::sign_in`] one for an agent's sign-in (`SEALDESK_TEST_SIGN_IN_GATE`). All are
+/// read only by a relay built with `sealdesk-server`'s `test-hooks` feature, as `cargo test`
+/// builds it (the tests crate's dev-dependency); a normal build ignores them.
 pub struct CommitGate {
     dir: TempDir,
     var: &'static str,
@@ -306,6 +308,13 @@ impl CommitGate {
     /// joins the relay's hub (logging "a sign-in held at its gate").
     pub fn sign_in() -> Self {
         Self::of(sealdesk_server::relay::SIGN_IN_GATE_ENV)
+    }
+
+    /// A switch ([`sealdesk_server::relay::FAIL_CARD_REREADS_ENV`]) rather than a gate: while
+    /// it is closed, the re-read of an agent's card once its session joined the hub fails, as
+    /// when the store cannot answer (and the relay closes that session `Internal`).
+    pub fn card_rereads() -> Self {
+        Self::of(sealdesk_server::relay::FAIL_CARD_REREADS_ENV)
     }
 
     fn of(var: &'static str) -> Self {

@@ -396,12 +396,49 @@ async fn an_entry_of_a_later_kind_is_passed_over_counted_and_named() {
     );
 }
 
+/// Carol's audit, with the first `from` in every `entries` listing the proxy passes her
+/// changed to `to` — of the same length, so the CBOR stays well formed: no [`Frame`] can hold
+/// what it makes. Returns the error the audit fails with.
+async fn audit_with_listings_changed(
+    w: &World,
+    carol: &mut Client,
+    from: &'static [u8],
+    to: &'static [u8],
+) -> ClientError {
+    assert_eq!(from.len(), to.len());
+    w.proxy().set_raw_to_client(move |frame, mut bytes| {
+        let listing = matches!(
+            frame,
+            Frame::Response {
+                body: Response::Entries { .. },
+                ..
+            }
+        );
+        if let Some(at) = bytes.windows(from.len()).position(|w| w == from)
+            && listing
+        {
+            bytes[at..at + to.len()].copy_from_slice(to);
+        }
+        bytes
+    });
+    carol.audit(None, false).await.unwrap_err()
+}
+
+/// The index and reason of a [`LogError::MalformedEntry`]; panics on any other error.
+fn malformed(err: &ClientError) -> (u64, &str) {
+    match err {
+        ClientError::Protocol(sealdesk_protocol::Error::Audit(LogError::MalformedEntry {
+            index,
+            reason,
+        })) => (*index, reason),
+        other => panic!("expected a malformed entry, got {other:?}"),
+    }
+}
+
 /// The relay serves a listing whose revocation entry names an event no version defines (its
-/// name changed in the frame's bytes: no [`Frame`] can hold it). The audit fails with
-/// [`LogError::MalformedEntry`], naming the entry's index and why in words — not the frame's
-/// decode message — and the session goes on: carol's next request is answered. (The other
-/// malformed cases, a known kind in the extension form and a bad field, are the protocol
-/// crate's `wire::unknown` tests.)
+/// name changed in the frame's bytes). The audit fails with [`LogError::MalformedEntry`],
+/// naming the entry's index and why in words — not the frame's decode message — and the
+/// session goes on: carol's next request is answered.
 #[tokio::test]
 async fn a_malformed_entry_is_refused_with_its_index_and_reason() {
     let (w, mut carol, forger, entries) = audited_customer(1).await;
@@ -410,33 +447,10 @@ async fn a_malformed_entry_is_refused_with_its_index_and_reason() {
         .position(|e| matches!(e.event, AuditEvent::ConsentRevocation { .. }))
         .unwrap() as u64;
     forger.serve(entries);
-    w.proxy().set_raw_to_client(|frame, mut bytes| {
-        let listing = matches!(
-            frame,
-            Frame::Response {
-                body: Response::Entries { .. },
-                ..
-            }
-        );
-        // The same length, so the CBOR stays well formed: only the event's name changes.
-        let (from, to) = (b"consent_revocation", b"consent_retraction");
-        if let Some(at) = bytes.windows(from.len()).position(|w| w == from)
-            && listing
-        {
-            bytes[at..at + to.len()].copy_from_slice(to);
-        }
-        bytes
-    });
-    let err = carol.audit(None, false).await.unwrap_err();
-    assert!(
-        matches!(
-            &err,
-            ClientError::Protocol(sealdesk_protocol::Error::Audit(
-                LogError::MalformedEntry { index: i, .. }
-            )) if *i == index
-        ),
-        "{err:?}"
-    );
+    let err =
+        audit_with_listings_changed(&w, &mut carol, b"consent_revocation", b"consent_retraction")
+            .await;
+    assert_eq!(malformed(&err).0, index, "{err:?}");
     // What `sealdesk audit` prints after "error: ".
     assert_eq!(
         err.to_string(),
@@ -446,5 +460,43 @@ async fn a_malformed_entry_is_refused_with_its_index_and_reason() {
              `extension`, with its code)"
         )
     );
+    assert!(carol.checked_tree_head().await.is_ok());
+}
+
+/// A known kind served in the extension form (`{ extension: { code: 1, … } }`, code 1 being a
+/// kind this version reads by name): a later kind's entry whose code the relay changed to 1.
+/// Not passed over as a later kind: the audit fails with [`LogError::MalformedEntry`] at its
+/// index, saying so, and the session goes on.
+#[tokio::test]
+async fn a_known_kind_in_the_extension_form_is_refused_with_its_index() {
+    let (w, mut carol, forger, mut entries) = audited_customer(1).await;
+    let later = AuditEvent::Extension(ExtensionEvent::new(6, b"a later kind".to_vec()).unwrap());
+    entries.push(AuditEntry::sign(forger.keys(), later, now()));
+    let index = entries.len() as u64 - 1;
+    forger.serve(entries);
+    // CBOR: the text `code` (0x64 and its 4 bytes), then the unsigned integer 6 (one byte).
+    let err = audit_with_listings_changed(&w, &mut carol, b"\x64code\x06", b"\x64code\x01").await;
+    let (at, reason) = malformed(&err);
+    assert_eq!(at, index, "{err:?}");
+    assert!(
+        reason.contains("an event of code 1 served as a kind this version cannot read"),
+        "{reason}"
+    );
+    assert!(carol.checked_tree_head().await.is_ok());
+}
+
+/// An entry with a field of the wrong type (its time, `at`, a negative integer: a major type
+/// changed in the frame's bytes): the audit fails with [`LogError::MalformedEntry`] at the
+/// first entry's index, naming the field's fault, and the session goes on.
+#[tokio::test]
+async fn an_entry_with_a_bad_field_is_refused_with_its_index() {
+    let (w, mut carol, forger, entries) = audited_customer(1).await;
+    forger.serve(entries);
+    // CBOR: the text `at` (0x62 and its 2 bytes), then a 4-byte unsigned integer (0x1a) — made
+    // a 4-byte negative one (0x3a).
+    let err = audit_with_listings_changed(&w, &mut carol, b"\x62at\x1a", b"\x62at\x3a").await;
+    let (at, reason) = malformed(&err);
+    assert_eq!(at, 0, "{err:?}");
+    assert!(reason.starts_with("a field does not decode: "), "{reason}");
     assert!(carol.checked_tree_head().await.is_ok());
 }

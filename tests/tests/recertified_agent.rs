@@ -241,7 +241,8 @@ async fn a_rebind_between_register_and_the_hub_note_closes_the_session() {
     drop(relay);
 }
 
-/// The real relay binary over `data`, behind the sign-in `gate` (a child process: an
+/// The real relay binary over `data`, behind `gate` (the sign-in gate, or the card re-reads'
+/// switch; a child process: an
 /// in-process relay would read the gate variable for every test of this binary).
 fn gated_relay(data: &std::path::Path, gate: &CommitGate) -> RelayProcess {
     let (gate_var, gate_path) = gate.env();
@@ -263,4 +264,47 @@ async fn held_at_the_gate(relay: &RelayProcess) {
             .then_some(())
     })
     .await;
+}
+
+/// The re-read of an agent's card once its session joined the hub, when the store cannot
+/// answer, closes the session `Internal` (1011) before serving anything: the relay cannot tell
+/// whether the card was replaced in the gap, so it does not serve with it. The real relay
+/// binary, whose test-only switch fails those re-reads (the agent registers before it is
+/// on). Once the reads work again, the same key signs in and is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_re_read_that_fails_after_sign_in_closes_the_session_internal() {
+    let dir = tempfile::tempdir().unwrap();
+    let failing = CommitGate::card_rereads();
+    let relay = gated_relay(dir.path(), &failing);
+    let url = relay.ws_url();
+    let org = Org::setup(&url, 34, "acme", 1, 0).await;
+    let agent = &org.agents[0];
+
+    failing.close();
+    let mut session = RawClient::connect(&url).await;
+    // Welcomed as registered: the card read at sign-in worked; only the re-read fails.
+    assert!(session.auth(&agent.keys, agent.card()).await.registered);
+    session
+        .send_frame(&Frame::Request {
+            id: 1,
+            body: Request::ListConversations,
+        })
+        .await;
+    // Bounded: a session left serving would answer, then wait for ever.
+    let (frames, close) = within_step("the close of the session whose re-read failed", async {
+        session.frames_until_close().await
+    })
+    .await;
+    assert_eq!(close, Some(1011), "frames before: {frames:?}");
+    assert!(frames.is_empty(), "served before the close: {frames:?}");
+
+    failing.open();
+    let mut again = RawClient::connect(&url).await;
+    assert!(again.auth(&agent.keys, agent.card()).await.registered);
+    match again.request(Request::ListConversations).await {
+        Response::Conversations(_) => {}
+        other => panic!("expected the conversations, got {other:?}"),
+    }
+    again.close().await;
+    drop(relay);
 }

@@ -1,26 +1,39 @@
-//! The relay's test hooks exist only in a build with `sealdesk-server`'s `test-hooks` feature
-//! (the binaries the web suites drive). The relay these tests build has no such feature (no
-//! crate of the workspace turns it on), so `SEALDESK_TEST_EXTENSION_ENTRY`, which makes a
-//! test-hooks relay append an audit entry of a kind this version cannot read at start, is
-//! ignored: the log stays empty, and the relay's log says the variable was ignored.
+//! The relay's test hooks exist only in a build with `sealdesk-server`'s `test-hooks` feature.
+//! The tests crate's dev-dependency turns it on, so the relay library these tests run in
+//! process and the relay binary `cargo test` builds for them both have it: the gates and
+//! switches the end-to-end tests set (`sealdesk_server::test_hooks::VARIABLES`) work. Had the
+//! feature been lost, those tests would wait on a gate that holds nothing; these say so first.
+//! That a normal build ignores every variable is `.ci/run`'s "a normal build has none" step
+//! (and the unit tests of `server/src/test_hooks.rs`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sealdesk_protocol::wire::{Request, Response};
+use sealdesk_server::relay::EXTENSION_ENTRY_ENV;
 use sealdesk_tests::{
     Org, RawClient, STEP,
     child::{RelayProcess, relay_binary},
 };
 
-/// The hook's variable (`server/src/relay/service/extension_hook.rs`).
-const EXTENSION_ENTRY_ENV: &str = "SEALDESK_TEST_EXTENSION_ENTRY";
-
+/// The library: checked when this file compiles (a tests crate built without the feature
+/// does not compile it).
 #[test]
-fn a_relay_built_without_test_hooks_ignores_the_extension_entry_variable() {
+fn the_relay_library_the_tests_run_has_the_test_hooks() {
+    const {
+        assert!(
+            sealdesk_server::test_hooks::ENABLED,
+            "sealdesk-server was built without `test-hooks`: see the tests crate's dev-dependencies"
+        );
+    }
+}
+
+/// The binary: with `SEALDESK_TEST_EXTENSION_ENTRY=9@0` it appends an audit entry of a kind
+/// this version cannot read at start (index 0), and it does not say it ignored the variable.
+#[test]
+fn the_relay_binary_the_tests_start_has_the_test_hooks() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("relay");
     std::fs::create_dir_all(&data).unwrap();
-    // Index 0: a test-hooks relay would append the entry at start, before anything else.
     let mut relay =
         RelayProcess::spawn_with_env(relay_binary(), &data, &[], &[(EXTENSION_ENTRY_ENV, "9@0")])
             .unwrap();
@@ -40,14 +53,16 @@ fn a_relay_built_without_test_hooks_ignores_the_extension_entry_variable() {
         c.close().await;
         head.size
     });
-    assert_eq!(
-        size, 0,
-        "the relay appended the test entry without test hooks"
-    );
     let log = relay.log_tail();
     assert!(
-        log.contains(EXTENSION_ENTRY_ENV) && log.contains("ignored"),
-        "the relay did not say it ignored the variable:\n{log}"
+        size == 1,
+        "the relay did not append the test entry: {} was built without test hooks \
+         (see the tests crate's dev-dependencies and SEALDESK_RELAY_BIN):\n{log}",
+        relay_binary().display()
+    );
+    assert!(
+        !log.contains("this build has no test hooks"),
+        "the relay said it ignored its test variables:\n{log}"
     );
     relay.kill().unwrap();
 }

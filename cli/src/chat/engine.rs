@@ -107,6 +107,14 @@ pub(crate) async fn drive<I: Input, S: Sink>(
         role: client.account().role().to_string(),
     })
     .map_err(io)?;
+    if let Some(text) = super::key_recheck::ignored() {
+        out.show(Shown::Warning {
+            conversation: None,
+            here: false,
+            text,
+        })
+        .map_err(io)?;
+    }
     conversations(client, out, &s, true).map_err(io)?;
     let mut online = true;
     // The wait before the next reconnection attempt: back to the shortest only once a
@@ -126,7 +134,7 @@ pub(crate) async fn drive<I: Input, S: Sink>(
     let mut pending: VecDeque<Pending> = VecDeque::new();
     let mut input_done = false;
     let mut flush_deadline: Option<tokio::time::Instant> = None;
-    let mut recheck = tokio::time::Instant::now() + key_recheck();
+    let mut recheck = tokio::time::Instant::now() + super::key_recheck::period();
     // `/quit` was typed while a file uploads: leave once it is sent (or cancelled).
     let mut quitting = false;
     loop {
@@ -216,7 +224,7 @@ pub(crate) async fn drive<I: Input, S: Sink>(
                     }
                 }
                 () = tokio::time::sleep_until(recheck) => {
-                    recheck = tokio::time::Instant::now() + key_recheck();
+                    recheck = tokio::time::Instant::now() + super::key_recheck::period();
                     let mut checked = recheck_agent(client, out, &mut s).await;
                     if checked.is_ok() {
                         checked = recheck_notices(client, out, &mut s).await;
@@ -398,21 +406,6 @@ pub(crate) fn key_change(
         name: name.to_owned(),
         text,
     }
-}
-
-/// How often a customer's chat asks the relay whether the current conversation's agent still
-/// has the pinned key, and every chat judges again the notices not yet witnessed in every
-/// conversation holding one ([`super::KEY_RECHECK`]; a build with the test hooks reads
-/// `SEALDESK_TEST_KEY_RECHECK_MS`).
-fn key_recheck() -> std::time::Duration {
-    #[cfg(feature = "test-hooks")]
-    if let Some(ms) = std::env::var("SEALDESK_TEST_KEY_RECHECK_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        return std::time::Duration::from_millis(ms);
-    }
-    super::KEY_RECHECK
 }
 
 /// For a customer: asks the relay whether the current conversation's agent still has the

@@ -35,6 +35,7 @@ pub mod commands;
 mod engine;
 pub mod event;
 mod interrupt;
+mod key_recheck;
 pub mod line;
 mod notices;
 mod quota;

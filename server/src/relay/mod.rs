@@ -51,6 +51,11 @@ pub mod session_codes {
 
 pub use service::CATCH_UP_GATE_ENV;
 pub use service::keys::{CONSENT_INDEX_FILLED, ORG_INDEX_FILLED};
+pub use service::{
+    DROP_AUDIT_WAKEUPS_ENV, DROP_CLOSES_ENV, DROP_CONSENTS_ENV, EXTENSION_ENTRY_ENV,
+    FAIL_PRESENCE_READS_ENV,
+};
+pub use session::FAIL_CARD_REREADS_ENV;
 pub use session::SIGN_IN_GATE_ENV;
 
 /// The relay's protocol service as a session handler.
@@ -173,6 +178,7 @@ async fn serve_with(
     mut sweeps: Option<mpsc::Receiver<SweepRequest>>,
 ) -> crate::Result<()> {
     config.validate()?;
+    crate::test_hooks::warn_ignored();
     let metrics = Arc::new(Metrics::new());
     let mut cluster_cfg = None;
     let base: Arc<dyn ConversationLog> = match config.store {

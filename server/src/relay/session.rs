@@ -125,8 +125,16 @@ pub(crate) async fn run(svc: Arc<Service>, mut conn: Connection, peer: SocketAdd
 /// it as acting for the name, so a test can re-certify the agent name in that gap
 /// (`session::replaced_while_signing_in`). Sessions of other roles are not held: the master that
 /// re-certifies goes on meanwhile. Never set it in production: a gate left closed holds every
-/// agent's sign-in.
+/// agent's sign-in; a build without the test hooks ignores it ([`crate::test_hooks`]).
 pub const SIGN_IN_GATE_ENV: &str = "SEALDESK_TEST_SIGN_IN_GATE";
+
+/// **Test-only**: environment variable naming a file: while it exists, the re-read of an
+/// agent's card once its session joined the hub (`session::replaced_while_signing_in`, at
+/// sign-in and after registering) fails, as it does when the store cannot answer, so a test
+/// can see the session closed `Internal` rather than left serving. A file rather than a
+/// switch, so that the test's agent registers before the reads fail. Never set it in
+/// production; a build without the test hooks ignores it ([`crate::test_hooks`]).
+pub const FAIL_CARD_REREADS_ENV: &str = "SEALDESK_TEST_FAIL_CARD_REREADS";
 
 /// How often a session held at the [sign-in gate](SIGN_IN_GATE_ENV) looks at it.
 const GATE_POLL: std::time::Duration = std::time::Duration::from_millis(5);
@@ -136,8 +144,8 @@ const GATE_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 /// variable is read once per process, not at every agent's sign-in.
 async fn hold_at_sign_in_gate() {
     static GATE: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
-    let Some(gate) =
-        GATE.get_or_init(|| std::env::var_os(SIGN_IN_GATE_ENV).map(std::path::PathBuf::from))
+    let Some(gate) = GATE
+        .get_or_init(|| crate::test_hooks::var_os(SIGN_IN_GATE_ENV).map(std::path::PathBuf::from))
     else {
         return;
     };
@@ -148,6 +156,17 @@ async fn hold_at_sign_in_gate() {
     while gate.exists() {
         tokio::time::sleep(GATE_POLL).await;
     }
+}
+
+/// Whether the [card re-reads fail](FAIL_CARD_REREADS_ENV) now (test only). The variable is
+/// read once per process.
+fn card_rereads_fail() -> bool {
+    static FILE: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        crate::test_hooks::var_os(FAIL_CARD_REREADS_ENV).map(std::path::PathBuf::from)
+    })
+    .as_deref()
+    .is_some_and(std::path::Path::exists)
 }
 
 /// The close for a session that signed in registered as an agent and whose card was replaced
@@ -172,13 +191,21 @@ fn replaced_while_signing_in(
     svc: &Service,
     caller: &super::service::Caller,
 ) -> Option<CloseReason> {
-    match svc.card_is_current(caller) {
+    let current = if card_rereads_fail() {
+        Err("failed on purpose (test only)".to_owned())
+    } else {
+        svc.card_is_current(caller).map_err(|e| e.message)
+    };
+    match current {
         Ok(true) => None,
         Ok(false) => {
             debug!("the card was replaced while signing in; closing");
             Some(super::service::CLOSE_KEY_REPLACED)
         }
-        Err(_) => Some(CloseReason::Internal),
+        Err(why) => {
+            tracing::warn!(%why, "the card could not be read again after sign-in; closing");
+            Some(CloseReason::Internal)
+        }
     }
 }
 

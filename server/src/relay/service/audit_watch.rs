@@ -23,7 +23,8 @@ use super::Service;
 
 /// **Test-only**: when this variable is set, the node drops the audit log wake-ups other
 /// nodes send (`Wake::AuditGrew`), as a node whose wake-up listener was reconnecting at that
-/// instant misses them (the make-up tells the watchers). Never set it in production.
+/// instant misses them (the make-up tells the watchers). Never set it in production; a build
+/// without the test hooks ignores it ([`crate::test_hooks`]).
 pub const DROP_AUDIT_WAKEUPS_ENV: &str = "SEALDESK_TEST_DROP_AUDIT_WAKEUPS";
 
 /// The largest audit log size this node told its watchers (or had when it started): the
@@ -50,7 +51,7 @@ impl Service {
     /// node now serves, so a reader that fetches the head at once finds the entry. Nothing is
     /// read when no session here watches.
     pub(crate) fn audit_grew_elsewhere(&self, size: u64) {
-        if std::env::var_os(DROP_AUDIT_WAKEUPS_ENV).is_some() {
+        if crate::test_hooks::var_os(DROP_AUDIT_WAKEUPS_ENV).is_some() {
             warn!(size, "an audit log wake-up dropped (test only)");
             return;
         }

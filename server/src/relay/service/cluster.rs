@@ -51,15 +51,17 @@ fn close_reason(code: u16) -> Option<CloseReason> {
 }
 
 /// **Test-only**: when this variable is set, the node drops the closes other nodes forward
-/// ([`Service::forwarded_close`]), as a node whose wake-up listener was reconnecting at that
-/// instant misses them. Never set it in production.
+/// (`Service::forwarded_close`), as a node whose wake-up listener was reconnecting at that
+/// instant misses them. Never set it in production; a build without the test hooks ignores
+/// it ([`crate::test_hooks`]).
 pub const DROP_CLOSES_ENV: &str = "SEALDESK_TEST_DROP_FORWARDED_CLOSES";
 
 /// **Test-only**: when this variable names a file, the periodic catch-up
 /// (`Service::behind`) waits while that file exists, as a catch-up whose query is slow on a
 /// loaded database does, and logs once that it is held. Tests close it (create the file) to
 /// show that wake-up rounds go on meanwhile. Never set it in production: a gate left closed
-/// stops the catch-up, and with it the delivery of lost wake-ups.
+/// stops the catch-up, and with it the delivery of lost wake-ups; a build without the test
+/// hooks ignores it ([`crate::test_hooks`]).
 pub const CATCH_UP_GATE_ENV: &str = "SEALDESK_TEST_CATCH_UP_GATE";
 
 /// How often a held catch-up looks at the [catch-up gate](CATCH_UP_GATE_ENV).
@@ -67,7 +69,8 @@ const GATE_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Blocks while the [catch-up gate](CATCH_UP_GATE_ENV) is closed (test only).
 fn hold_at_catch_up_gate() {
-    let Some(gate) = std::env::var_os(CATCH_UP_GATE_ENV).map(std::path::PathBuf::from) else {
+    let Some(gate) = crate::test_hooks::var_os(CATCH_UP_GATE_ENV).map(std::path::PathBuf::from)
+    else {
         return;
     };
     if !gate.exists() {
@@ -414,7 +417,7 @@ impl Service {
         let Ok(who) = SigningPublicKey::try_from(to) else {
             return;
         };
-        if std::env::var_os(DROP_CLOSES_ENV).is_some() {
+        if crate::test_hooks::var_os(DROP_CLOSES_ENV).is_some() {
             warn!(code, "a forwarded close dropped (test only)");
             return;
         }

@@ -28,7 +28,8 @@ use crate::store::Collection;
 
 /// **Test-only**: when this variable is set, the node drops the consents other nodes forward
 /// to the masters connected here, as a node whose wake-up listener was reconnecting at that
-/// instant misses them (the make-up delivers them). Never set it in production.
+/// instant misses them (the make-up delivers them). Never set it in production; a build
+/// without the test hooks ignores it ([`crate::test_hooks`]).
 pub const DROP_CONSENTS_ENV: &str = "SEALDESK_TEST_DROP_FORWARDED_CONSENTS";
 
 /// The prefix of the master-push rows (collection `Meta`): then the time stored (Unix
@@ -125,7 +126,7 @@ impl Service {
         if !matches!(s.item, Item::Consent(_)) {
             return true;
         }
-        if std::env::var_os(DROP_CONSENTS_ENV).is_some() {
+        if crate::test_hooks::var_os(DROP_CONSENTS_ENV).is_some() {
             warn!(conversation = %s.conversation, seq = s.seq, "a forwarded consent dropped (test only)");
             return false;
         }

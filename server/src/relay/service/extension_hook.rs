@@ -12,8 +12,10 @@
 //! read it and pass over it. Its body is [`EXTENSION_BODY`].
 //!
 //! A build without the feature has no way to make such a hook ([`ExtensionHook`] has no
-//! constructor there): the variable is ignored, and the relay's log says so at start.
+//! constructor there): the variable is ignored, and the relay's log says so at start
+//! ([`crate::test_hooks::warn_ignored`]).
 
+#[cfg(feature = "test-hooks")]
 use tracing::warn;
 
 #[cfg(feature = "test-hooks")]
@@ -29,9 +31,6 @@ pub const EXTENSION_ENTRY_ENV: &str = "SEALDESK_TEST_EXTENSION_ENTRY";
 #[cfg(feature = "test-hooks")]
 pub const EXTENSION_BODY: &[u8] = b"sealdesk test extension entry";
 
-/// Whether this build has the test hooks (the `test-hooks` feature).
-pub const TEST_HOOKS: bool = cfg!(feature = "test-hooks");
-
 /// One extension entry to append: its event code and the index it takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ExtensionHook {
@@ -41,14 +40,15 @@ pub(crate) struct ExtensionHook {
 
 impl ExtensionHook {
     /// The hook [`EXTENSION_ENTRY_ENV`] asks for, in a build with the test hooks; `None` when
-    /// it is unset, and in a build without them (which says it ignores the variable).
+    /// it is unset, and in a build without them (whose start says it ignores the variable).
     ///
     /// # Errors
     /// [`crate::Error::Config`] for a value that is not `<code>@<index>` with a code of
     /// 6–255 (test-hooks builds only).
     pub(crate) fn from_env() -> crate::Result<Option<Self>> {
-        let var = std::env::var(EXTENSION_ENTRY_ENV).ok();
-        Self::decide(var.as_deref(), TEST_HOOKS)
+        let var = crate::test_hooks::var_os(EXTENSION_ENTRY_ENV)
+            .map(|v| v.to_string_lossy().into_owned());
+        Self::decide(var.as_deref(), crate::test_hooks::ENABLED)
     }
 
     /// The hook for the variable's value `var` (`None` if unset), in a build with
@@ -58,10 +58,6 @@ impl ExtensionHook {
             return Ok(None);
         };
         if !test_hooks {
-            warn!(
-                variable = EXTENSION_ENTRY_ENV,
-                "ignored: this build has no test hooks, so no extension entry is appended"
-            );
             return Ok(None);
         }
         Self::parse(var).map(Some)

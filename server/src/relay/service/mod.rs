@@ -27,6 +27,11 @@ mod audit_watch;
 mod blocks;
 mod cluster;
 pub use cluster::CATCH_UP_GATE_ENV;
+pub use {
+    audit_watch::DROP_AUDIT_WAKEUPS_ENV, cluster::DROP_CLOSES_ENV,
+    consent_makeup::DROP_CONSENTS_ENV, extension_hook::EXTENSION_ENTRY_ENV,
+    presence::FAIL_PRESENCE_READS_ENV,
+};
 mod consent_makeup;
 mod conversations;
 mod directory;

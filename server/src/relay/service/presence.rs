@@ -20,8 +20,9 @@ use tracing::warn;
 use super::Service;
 
 /// **Test-only**: when this variable is set, the node's reads of the cluster's presence fail
-/// ([`Service::agents_online`]), as they do when the database cannot answer, so a test can see
-/// the pick fall back to this node's connections. Never set it in production.
+/// (`Service::agents_online`), as they do when the database cannot answer, so a test can see
+/// the pick fall back to this node's connections. Never set it in production; a build without
+/// the test hooks ignores it ([`crate::test_hooks`]).
 pub const FAIL_PRESENCE_READS_ENV: &str = "SEALDESK_TEST_FAIL_PRESENCE_READS";
 
 impl Service {
@@ -69,7 +70,7 @@ impl Service {
             .copied()
             .collect();
         let keys: Vec<Vec<u8>> = agents.iter().map(|k| k.to_bytes().to_vec()).collect();
-        let read = if std::env::var_os(FAIL_PRESENCE_READS_ENV).is_some() {
+        let read = if crate::test_hooks::var_os(FAIL_PRESENCE_READS_ENV).is_some() {
             Err(crate::Error::Storage {
                 op: "agents_present",
                 detail: "failed on purpose (test only)".to_owned(),
