@@ -294,6 +294,14 @@ impl CommitGate {
         Self::of(sealdesk_server::commit::COMMIT_GATE_ENV)
     }
 
+    /// An open forwarded-close gate ([`sealdesk_server::relay::FORWARDED_CLOSE_GATE_ENV`], in a
+    /// relay built with the `test-hooks` feature): while it is closed, a close another node
+    /// forwards waits on arriving (logging [`CLOSE_HELD`]), and runs once it is opened
+    /// (logging [`CLOSE_RELEASED`] with how many sessions it closed).
+    pub fn forwarded_close() -> Self {
+        Self::of(sealdesk_server::relay::FORWARDED_CLOSE_GATE_ENV)
+    }
+
     /// An open catch-up gate ([`sealdesk_server::relay::CATCH_UP_GATE_ENV`]): while it is closed,
     /// the node's periodic catch-up waits before asking the database which conversations are
     /// behind (and logs "a catch-up held at its gate").
@@ -306,14 +314,6 @@ impl CommitGate {
     /// joins the relay's hub (logging "a sign-in held at its gate").
     pub fn sign_in() -> Self {
         Self::of(sealdesk_server::relay::SIGN_IN_GATE_ENV)
-    }
-
-    /// An open forwarded-close gate ([`sealdesk_server::relay::FORWARDED_CLOSE_GATE_ENV`], in a
-    /// relay built with the `test-hooks` feature): while it is closed, a close another node
-    /// forwards waits on arriving (logging [`CLOSE_HELD`]), and runs once it is opened
-    /// (logging [`CLOSE_RELEASED`] with how many sessions it closed).
-    pub fn forwarded_close() -> Self {
-        Self::of(sealdesk_server::relay::FORWARDED_CLOSE_GATE_ENV)
     }
 
     fn of(var: &'static str) -> Self {

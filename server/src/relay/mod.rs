@@ -49,9 +49,11 @@ pub mod session_codes {
     pub const MAX_BAD_FIELDS: usize = 8;
 }
 
+pub use service::CATCH_UP_GATE_ENV;
 pub use service::keys::{CONSENT_INDEX_FILLED, ORG_INDEX_FILLED};
-pub use service::{CATCH_UP_GATE_ENV, FORWARDED_CLOSE_GATE_ENV};
 pub use session::SIGN_IN_GATE_ENV;
+
+pub use service::FORWARDED_CLOSE_GATE_ENV;
 
 /// The relay's protocol service as a session handler.
 pub struct Relay {
