@@ -220,6 +220,32 @@ impl Hub {
             .unwrap_or_default()
     }
 
+    /// A page of [`Self::acting`] in key order: the pairs of the keys after `after` (from the
+    /// first key if `None`), `limit` pairs, and the other names of the page's last key with
+    /// them, so a key's names are never split between pages; and the key the next page starts
+    /// after (`None` once the page reached the end). What a periodic re-check of agent keys
+    /// reads (`service::cluster`).
+    pub fn acting_after(
+        &self,
+        after: Option<SigningPublicKey>,
+        limit: usize,
+    ) -> (Vec<(SigningPublicKey, String)>, Option<SigningPublicKey>) {
+        let acting = self.acting();
+        let start = after.map_or(0, |a| {
+            acting.partition_point(|(k, _)| k.as_bytes() <= a.as_bytes())
+        });
+        let rest = acting.get(start..).unwrap_or_default();
+        let mut page: Vec<_> = rest.iter().take(limit).cloned().collect();
+        let next = (page.len() == limit)
+            .then(|| page.last().map(|(k, _)| *k))
+            .flatten();
+        if let Some(last) = next {
+            let more = rest.get(page.len()..).unwrap_or_default();
+            page.extend(more.iter().take_while(|(k, _)| *k == last).cloned());
+        }
+        (page, next)
+    }
+
     /// Closes the connections of `who` that act for agent name `name` ([`Self::join`],
     /// [`Self::note_agent`]) with `reason` — the name was re-certified for another key — and
     /// forgets that they do; returns how many were closed. `name` is `None` only for a close
@@ -500,6 +526,36 @@ mod tests {
         assert!(alice.closed_with().is_some() && other.closed_with().is_some());
         assert!(plain.closed_with().is_none());
         assert!(hub.acting().is_empty());
+    }
+
+    /// The periodic re-check's pages: `limit` pairs in key order, a key's names never split
+    /// between two pages, each pair read once over a whole pass.
+    #[test]
+    fn a_page_of_acting_names_keeps_a_key_s_names_together() {
+        let hub = Hub::default();
+        let mut keys = [key(1), key(2), key(3)];
+        keys.sort_unstable_by(|x, y| x.as_bytes().cmp(y.as_bytes()));
+        let [first, second, third] = keys;
+        hub.join(first, Outbox::detached(1), Some("a"));
+        hub.join(second, Outbox::detached(2), Some("b"));
+        hub.join(second, Outbox::detached(3), Some("b-2"));
+        hub.join(third, Outbox::detached(4), Some("c"));
+        hub.join(third, Outbox::detached(5), None);
+
+        let (page, next) = hub.acting_after(None, 2);
+        assert_eq!(
+            page,
+            vec![
+                (first, "a".to_owned()),
+                (second, "b".to_owned()),
+                (second, "b-2".to_owned())
+            ]
+        );
+        assert_eq!(next, Some(second));
+        let (page, next) = hub.acting_after(next, 2);
+        assert_eq!(page, vec![(third, "c".to_owned())]);
+        assert_eq!(next, None);
+        assert_eq!(hub.acting_after(Some(third), 2), (Vec::new(), None));
     }
 
     /// The last acting session of a key leaving forgets the key; another of its sessions

@@ -468,26 +468,8 @@ impl Service {
         after: Option<SigningPublicKey>,
         limit: usize,
     ) -> (usize, Option<SigningPublicKey>) {
-        // In key order, each key's names together (`Hub::acting`).
-        let agents = self.hub.acting();
-        let start = after.map_or(0, |a| {
-            agents.partition_point(|(k, _)| k.as_bytes() <= a.as_bytes())
-        });
-        let mut slice: Vec<_> = agents[start..].iter().take(limit).cloned().collect();
-        let next = (slice.len() == limit)
-            .then(|| slice.last().map(|(k, _)| *k))
-            .flatten();
-        // The last key's other names too: the next round starts after that key.
-        if let Some(last) = next {
-            let end = start + slice.len();
-            slice.extend(
-                agents[end..]
-                    .iter()
-                    .take_while(|(k, _)| *k == last)
-                    .cloned(),
-            );
-        }
-        (self.recheck(slice), next)
+        let (page, next) = self.hub.acting_after(after, limit);
+        (self.recheck(page), next)
     }
 
     /// Closes the sessions of each of `agents` (key, name) acting for that name, if the store
