@@ -296,6 +296,14 @@ impl CommitGate {
         Self::of(sealdesk_server::commit::COMMIT_GATE_ENV)
     }
 
+    /// An open forwarded-close gate ([`sealdesk_server::relay::FORWARDED_CLOSE_GATE_ENV`], in a
+    /// relay built with the `test-hooks` feature): while it is closed, a close another node
+    /// forwards waits on arriving (logging [`CLOSE_HELD`]), and runs once it is opened
+    /// (logging [`CLOSE_RELEASED`] with how many sessions it closed).
+    pub fn forwarded_close() -> Self {
+        Self::of(sealdesk_server::relay::FORWARDED_CLOSE_GATE_ENV)
+    }
+
     /// An open catch-up gate ([`sealdesk_server::relay::CATCH_UP_GATE_ENV`]): while it is closed,
     /// the node's periodic catch-up waits before asking the database which conversations are
     /// behind (and logs "a catch-up held at its gate").
@@ -349,6 +357,25 @@ impl Default for CommitGate {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// What a node logs when a forwarded close waits at its gate ([`CommitGate::forwarded_close`]).
+pub const CLOSE_HELD: &str = "a forwarded close held at its gate";
+
+/// What a node logs when a held forwarded close ran, with how many sessions it closed
+/// (field `closed`).
+pub const CLOSE_RELEASED: &str = "a held forwarded close released";
+
+/// Waits until `node` has logged a line containing `text`; that line.
+pub async fn logged(node: &Node, text: &str) -> String {
+    eventually(&format!("{text:?} in the node's log"), async || {
+        node.process
+            .log_tail()
+            .lines()
+            .find(|l| l.contains(text))
+            .map(str::to_owned)
+    })
+    .await
 }
 
 /// [`two_nodes`] on a fresh database named after `test`: node A behind a [`CommitGate`] (open

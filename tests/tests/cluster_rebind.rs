@@ -9,9 +9,11 @@
 //! up for it when its wake-up listener reconnects, and leaves the new key's session open.
 //! Neither close, forwarded or made up, closes an unregistered session of the old key (one
 //! signed in with a card the relay does not hold for it, or opened after the re-certification):
-//! they close only the sessions acting for the name (`Hub::close_agent`). That a forwarded close
-//! arriving after a re-check closed the key leaves the session the key opened in between is
-//! shown by the hub's unit tests: no test hook delays a forwarded close.
+//! they close only the sessions acting for the replaced name (`Hub::close_agent`). A forwarded
+//! close held back on node B (the relay's test-only forwarded-close gate) and released late —
+//! after B's re-check closed the old key's session and the key signed in again, or registered
+//! under a new name nobody held — leaves those sessions open, and still closes the sessions
+//! that act for the replaced name.
 //!
 //! Skipped, loudly, only when the machine has no PostgreSQL binaries (CI installs them:
 //! `.ci/run`).
@@ -24,7 +26,7 @@ use sealdesk_protocol::{
 };
 use sealdesk_tests::{
     Identity, Org, RawClient,
-    cluster::{self, TwoNodes},
+    cluster::{self, CLOSE_HELD, CLOSE_RELEASED, CommitGate, TwoNodes},
     eventually,
     recertify::unregistered_session,
 };
@@ -273,4 +275,128 @@ async fn a_close_lost_while_the_listener_stays_up_is_made_up_at_the_catch_up() {
         return;
     };
     a_missed_close_is_made_up_by_the_catch_up(&a, &b, 8, true).await;
+}
+
+/// Node A, and node B holding the closes other nodes forward while `gate` is closed (it is
+/// closed here, before the nodes start), with `b_settings`, on a fresh database named after
+/// `test`; `None` without PostgreSQL. Needs a relay built with the `test-hooks` feature: one
+/// without it never holds a close, and the test fails waiting for [`CLOSE_HELD`].
+fn closes_held_on_b(
+    test: &str,
+    gate: &CommitGate,
+    b_settings: &[(&str, &str)],
+) -> Option<TwoNodes> {
+    gate.close();
+    let (name, path) = gate.env();
+    cluster::two_nodes(test)
+        .b_settings(b_settings)
+        .b_env(&[(name, path.as_str())])
+        .start()
+}
+
+/// The old key's sessions on node B that are not the lost device's, opened while the close is
+/// held there: `plain` signed in with the key's own card (no longer registered), `renamed`
+/// registered the key under a new name nobody held (`{name}-elsewhere`) and is served.
+struct OpenedMeanwhile {
+    plain: RawClient,
+    renamed: RawClient,
+}
+
+impl OpenedMeanwhile {
+    async fn open(b: &cluster::Node, old: &Identity) -> Self {
+        let mut plain = RawClient::connect(&b.url).await;
+        assert!(!plain.auth(&old.keys, old.card()).await.registered);
+        let mut renamed = unregistered_session(&b.url, old).await;
+        renamed.ok(Request::Register).await;
+        renamed.ok(Request::WatchAgentKeys).await;
+        Self { plain, renamed }
+    }
+
+    /// Once the held close ran: both still served, `plain` as an unregistered session and
+    /// `renamed` as the agent it registered.
+    async fn still_open(mut self) {
+        assert_eq!(
+            self.plain.refused(Request::ListConversations).await,
+            ErrorCode::NotRegistered
+        );
+        self.renamed.ok(Request::WatchAudit).await;
+        self.plain.close().await;
+        self.renamed.close().await;
+    }
+}
+
+/// Releases the close held on `b` and waits until it ran: how many sessions it closed.
+async fn release(b: &cluster::Node, gate: &CommitGate) -> u64 {
+    gate.open();
+    // The nodes log JSON lines.
+    let line = cluster::logged(b, CLOSE_RELEASED).await;
+    serde_json::from_str::<serde_json::Value>(&line)
+        .ok()
+        .and_then(|v| v["fields"]["closed"].as_u64())
+        .unwrap_or_else(|| panic!("no fields.closed in {line:?}"))
+}
+
+/// The close of the old key, forwarded by node A, is held on node B. Meanwhile B's periodic
+/// re-check of agent keys closes the lost device's session with 4105, and the old key signs
+/// in again on B (unregistered) and registers under a new name nobody held. Released, the
+/// late close closes nothing: both sessions are still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_close_leaves_what_the_old_key_opened_after_a_recheck() {
+    let gate = CommitGate::forwarded_close();
+    let Some(TwoNodes { a, b, .. }) = closes_held_on_b("lateclose", &gate, &[]) else {
+        return;
+    };
+    let org = Org::setup(&a.url, 5, "acme", 1, 1).await;
+    let old = &org.agents[0];
+    let mut lost = RawClient::login(&b.url, old).await;
+
+    let new = Identity::new(9_999, old.name(), Role::Agent);
+    org.recertify(&a.url, &new).await;
+    cluster::logged(&b, CLOSE_HELD).await;
+    // B's re-check (every catch-up period) closes the lost device's session; the close from
+    // A is still held.
+    assert_eq!(lost.expect_close().await, Some(4105));
+    let meanwhile = OpenedMeanwhile::open(&b, old).await;
+
+    assert_eq!(
+        release(&b, &gate).await,
+        0,
+        "the late close closed a session"
+    );
+    meanwhile.still_open().await;
+}
+
+/// B's periodic re-check is an hour away (it runs once at its start, before any agent
+/// connects), so the held close is what cuts the lost device off. While it is held, the old
+/// key signs in again on B and registers under a new name nobody held. Released, the close
+/// closes the lost device's session, which acts for the replaced name, with 4105, and only
+/// that one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_close_closes_the_sessions_acting_for_the_replaced_name_only() {
+    let gate = CommitGate::forwarded_close();
+    let Some(TwoNodes { a, b, .. }) = closes_held_on_b(
+        "lateclose_name",
+        &gate,
+        &[("CLUSTER_CATCH_UP_MS", "3600000")],
+    ) else {
+        return;
+    };
+    let org = Org::setup(&a.url, 6, "acme", 1, 1).await;
+    let old = &org.agents[0];
+    let mut lost = RawClient::login(&b.url, old).await;
+
+    let new = Identity::new(9_999, old.name(), Role::Agent);
+    org.recertify(&a.url, &new).await;
+    cluster::logged(&b, CLOSE_HELD).await;
+    // Nothing closed the lost device's session yet.
+    lost.ok(Request::WatchAgentKeys).await;
+    let meanwhile = OpenedMeanwhile::open(&b, old).await;
+
+    assert_eq!(
+        release(&b, &gate).await,
+        1,
+        "the sessions the late close closed"
+    );
+    assert_eq!(lost.expect_close().await, Some(4105));
+    meanwhile.still_open().await;
 }

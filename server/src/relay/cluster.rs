@@ -384,7 +384,7 @@ impl Round {
                 Wake::Push { to, frame } => svc.forwarded_push(&to, frame),
                 Wake::StoredPush { to, id } => svc.forwarded_stored_push(&to, id),
                 Wake::Release { to, id } => svc.forwarded_release(&to, &id),
-                Wake::Close { to, code } => svc.forwarded_close(&to, code),
+                Wake::Close { to, code, name } => svc.forwarded_close(&to, code, name.as_deref()),
                 Wake::Conversations(_) | Wake::Reconnected | Wake::AuditGrew { .. } => {}
             }
         }

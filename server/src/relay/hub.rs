@@ -18,11 +18,13 @@ use crate::connection::Outbox;
 struct Joined {
     outbox: Outbox,
     /// The agent name this connection acts for: set when it signed in registered as an agent
-    /// (or registered as one, [`Hub::note_agent`]), taken when a close for a key that no longer
-    /// acts for its name reaches it ([`Hub::close_agent`]). A per-connection fact, not a
-    /// per-key one: a connection the same key opens after its name was re-certified away
-    /// signs in unregistered, is refused everything, and has none, so no close of that key
-    /// (a forwarded one arriving late, a re-check) takes it for one it was meant for.
+    /// (or registered as one, [`Hub::note_agent`]), taken when a close for this key and this
+    /// name — the name was re-certified for another key — reaches it ([`Hub::close_agent`]). A
+    /// per-connection fact, not a per-key one: a connection the same key opens after its name
+    /// was re-certified away signs in unregistered, is refused everything, and has none; one
+    /// that then registers the key under a new name has that name. So no close for the
+    /// replaced name (a forwarded one arriving late, a re-check) takes either for one it was
+    /// meant for.
     agent: Option<String>,
 }
 
@@ -112,8 +114,9 @@ impl Hub {
         self.agents_changed.notified().await;
     }
 
-    /// The agent keys connected here with a connection acting for a name, each with that name
-    /// ([`Self::join`], [`Self::note_agent`]).
+    /// The agent keys connected here with a connection acting for a name, each with one of
+    /// its names ([`Self::join`], [`Self::note_agent`]): what this node publishes as its agents
+    /// (`service::presence`). Every name a key acts for: [`Self::acting`].
     pub fn agents(&self) -> Vec<(SigningPublicKey, String)> {
         self.online
             .lock()
@@ -193,22 +196,78 @@ impl Hub {
             .unwrap_or(false)
     }
 
-    /// Closes the connections of `who` that act for an agent name ([`Self::join`],
-    /// [`Self::note_agent`]) with `reason` — a key that no longer acts for its name — and
-    /// forgets that they do; returns how many were closed. The connections are chosen and
-    /// their names forgotten under one lock, so each is closed once: the closed ones leave
-    /// only once their close handshake ends, and a later close of the key (a re-check that
-    /// listed it before this close, a close another node forwarded) finds nothing of theirs.
+    /// The agent names the connections here act for, each with its key: every distinct
+    /// (key, name) pair ([`Self::join`], [`Self::note_agent`]), in no order. What a re-check of
+    /// agent keys reads (`service::cluster`): a key may act for a name re-certified away in one
+    /// connection and for a name it registered since in another, and each is checked on its
+    /// own.
+    pub fn acting(&self) -> Vec<(SigningPublicKey, String)> {
+        self.online
+            .lock()
+            .map(|m| {
+                let mut pairs: Vec<(SigningPublicKey, String)> = m
+                    .iter()
+                    .flat_map(|(k, v)| v.iter().filter_map(|j| Some((*k, j.agent.clone()?))))
+                    .collect();
+                pairs.sort_unstable_by(|x, y| {
+                    x.0.as_bytes()
+                        .cmp(y.0.as_bytes())
+                        .then_with(|| x.1.cmp(&y.1))
+                });
+                pairs.dedup();
+                pairs
+            })
+            .unwrap_or_default()
+    }
+
+    /// A page of [`Self::acting`] in key order: the pairs of the keys after `after` (from the
+    /// first key if `None`), `limit` pairs, and the other names of the page's last key with
+    /// them, so a key's names are never split between pages; and the key the next page starts
+    /// after (`None` once the page reached the end). What a periodic re-check of agent keys
+    /// reads (`service::cluster`).
+    pub fn acting_after(
+        &self,
+        after: Option<SigningPublicKey>,
+        limit: usize,
+    ) -> (Vec<(SigningPublicKey, String)>, Option<SigningPublicKey>) {
+        let acting = self.acting();
+        let start = after.map_or(0, |a| {
+            acting.partition_point(|(k, _)| k.as_bytes() <= a.as_bytes())
+        });
+        let rest = acting.get(start..).unwrap_or_default();
+        let mut page: Vec<_> = rest.iter().take(limit).cloned().collect();
+        let next = (page.len() == limit)
+            .then(|| page.last().map(|(k, _)| *k))
+            .flatten();
+        if let Some(last) = next {
+            let more = rest.get(page.len()..).unwrap_or_default();
+            page.extend(more.iter().take_while(|(k, _)| *k == last).cloned());
+        }
+        (page, next)
+    }
+
+    /// Closes the connections of `who` that act for agent name `name` ([`Self::join`],
+    /// [`Self::note_agent`]) with `reason` — the name was re-certified for another key — and
+    /// forgets that they do; returns how many were closed. `name` is `None` only for a close
+    /// forwarded by a node of the previous version, which names no name: then every
+    /// connection of `who` acting for any name is closed, as that version did. The
+    /// connections are chosen and their names forgotten under one lock, so each is closed
+    /// once: the closed ones leave only once their close handshake ends, and a later close of
+    /// the key for the name (a re-check that listed it before this close, a close another node
+    /// forwarded) finds nothing of theirs.
     ///
-    /// **Architecture Invariant:** a connection of `who` that does not act for a name is never
-    /// closed here. The key's connections that were registered when its name was re-certified
-    /// away are the ones a lost device could act through; a connection the key opens after
-    /// that signs in unregistered and is refused everything (`not_registered`), like any
-    /// unregistered session, whichever close — this node's, another node's forwarded one
-    /// arriving late, a re-check of agent keys — reaches the node after it opened.
+    /// **Architecture Invariant:** a connection of `who` that does not act for `name` is never
+    /// closed here. The key's connections that were registered for the name when it was
+    /// re-certified away are the ones a lost device could act through. A connection the key
+    /// opens after that signs in unregistered and is refused everything (`not_registered`),
+    /// like any unregistered session; one that then registers the key under a new name nobody
+    /// held acts for that name, legitimately. Neither is closed, whichever close — this
+    /// node's, another node's forwarded one arriving late, a re-check of agent keys — reaches
+    /// the node after it opened.
     pub fn close_agent(
         &self,
         who: &SigningPublicKey,
+        name: Option<&str>,
         reason: crate::connection::CloseReason,
     ) -> usize {
         let targets: Vec<Outbox> = self
@@ -218,6 +277,11 @@ impl Hub {
                 m.get_mut(who)
                     .map(|v| {
                         v.iter_mut()
+                            .filter(|j| {
+                                j.agent
+                                    .as_deref()
+                                    .is_some_and(|acts| name.is_none_or(|n| n == acts))
+                            })
                             .filter_map(|j| j.agent.take().map(|_| j.outbox.clone()))
                             .collect()
                     })
@@ -267,6 +331,9 @@ mod tests {
         reason: "re-certified",
     };
 
+    /// The name the closes of these tests were re-certified away.
+    const ALICE: Option<&str> = Some("alice");
+
     fn key(seed: u8) -> SigningPublicKey {
         IdentityKeys::from_secret_bytes(&[seed; 64]).signing_public()
     }
@@ -290,10 +357,18 @@ mod tests {
         let listed = hub.agents();
         assert_eq!(listed, vec![(old, "alice".to_owned())]);
 
-        assert_eq!(hub.close_agent(&old, REPLACED), 1, "the forwarded close");
+        assert_eq!(
+            hub.close_agent(&old, ALICE, REPLACED),
+            1,
+            "the forwarded close"
+        );
         hub.join(old, again.clone(), None);
 
-        assert_eq!(hub.close_agent(&listed[0].0, REPLACED), 0, "the re-check");
+        assert_eq!(
+            hub.close_agent(&listed[0].0, Some(&listed[0].1), REPLACED),
+            0,
+            "the re-check"
+        );
         assert!(
             again.closed_with().is_none(),
             "the session opened after the close was closed"
@@ -310,11 +385,15 @@ mod tests {
         let old = key(1);
         let (lost, again) = registered_then_unregistered(&hub, old);
 
-        assert_eq!(hub.close_agent(&old, REPLACED), 1, "the re-check");
+        assert_eq!(hub.close_agent(&old, ALICE, REPLACED), 1, "the re-check");
         hub.join(old, again.clone(), None);
         assert!(hub.agents().is_empty());
 
-        assert_eq!(hub.close_agent(&old, REPLACED), 0, "the forwarded close");
+        assert_eq!(
+            hub.close_agent(&old, ALICE, REPLACED),
+            0,
+            "the forwarded close"
+        );
         assert!(
             again.closed_with().is_none(),
             "the session opened after the re-check was closed"
@@ -332,13 +411,13 @@ mod tests {
         let (lost, again) = registered_then_unregistered(&hub, old);
         hub.join(old, again.clone(), None);
 
-        assert_eq!(hub.close_agent(&old, REPLACED), 1);
+        assert_eq!(hub.close_agent(&old, ALICE, REPLACED), 1);
         assert!(lost.closed_with().is_some());
         assert!(
             again.closed_with().is_none(),
             "the unregistered session was closed"
         );
-        assert_eq!(hub.close_agent(&old, REPLACED), 0);
+        assert_eq!(hub.close_agent(&old, ALICE, REPLACED), 0);
         assert!(again.closed_with().is_none());
     }
 
@@ -355,7 +434,7 @@ mod tests {
 
         hub.note_agent(&old, 1, "alice");
         assert_eq!(hub.agents(), vec![(old, "alice".to_owned())]);
-        assert_eq!(hub.close_agent(&old, REPLACED), 1);
+        assert_eq!(hub.close_agent(&old, ALICE, REPLACED), 1);
         assert!(first.closed_with().is_some());
         assert!(other.closed_with().is_none());
     }
@@ -375,11 +454,108 @@ mod tests {
         hub.join(old, two.clone(), Some("alice"));
         hub.join(other, bystander.clone(), Some("bob"));
 
-        assert_eq!(hub.close_agent(&old, REPLACED), 2);
+        assert_eq!(hub.close_agent(&old, ALICE, REPLACED), 2);
         assert!(one.closed_with().is_some() && two.closed_with().is_some());
         assert!(bystander.closed_with().is_none());
         assert_eq!(hub.agents(), vec![(other, "bob".to_owned())]);
-        assert_eq!(hub.close_agent(&old, REPLACED), 0);
+        assert_eq!(hub.close_agent(&old, ALICE, REPLACED), 0);
+    }
+
+    /// The key's registered session for `alice` was closed (a re-check), the key then
+    /// registered anew under a name nobody held (`alice-2`), and the close another node
+    /// forwarded for `alice` arrives late: it closes nothing, and the key still acts for its
+    /// new name.
+    #[test]
+    fn a_late_close_leaves_a_session_registered_under_a_new_name() {
+        let hub = Hub::default();
+        let old = key(1);
+        let (lost, again) = registered_then_unregistered(&hub, old);
+        assert_eq!(hub.close_agent(&old, ALICE, REPLACED), 1, "the re-check");
+        hub.join(old, again.clone(), None);
+        hub.note_agent(&old, 2, "alice-2");
+
+        assert_eq!(hub.close_agent(&old, ALICE, REPLACED), 0, "the late close");
+        assert!(
+            again.closed_with().is_none(),
+            "the session registered under a new name was closed"
+        );
+        assert!(lost.closed_with().is_some());
+        assert_eq!(hub.acting(), vec![(old, "alice-2".to_owned())]);
+    }
+
+    /// The key acts for the replaced name in one session and for a new name in another (it
+    /// registered it before the close came): the close for the replaced name closes the
+    /// first only; a re-check reads both names, each on its own.
+    #[test]
+    fn a_close_for_a_name_leaves_the_sessions_acting_for_another() {
+        let hub = Hub::default();
+        let old = key(1);
+        let (lost, again) = registered_then_unregistered(&hub, old);
+        hub.join(old, again.clone(), Some("alice-2"));
+        assert_eq!(
+            hub.acting(),
+            vec![(old, "alice".to_owned()), (old, "alice-2".to_owned())]
+        );
+
+        assert_eq!(hub.close_agent(&old, ALICE, REPLACED), 1);
+        assert!(lost.closed_with().is_some());
+        assert!(
+            again.closed_with().is_none(),
+            "the session acting for another name was closed"
+        );
+        assert_eq!(hub.acting(), vec![(old, "alice-2".to_owned())]);
+    }
+
+    /// A close from a node of the previous version names no name: it closes every session of
+    /// the key acting for any name, as that version did, and still leaves the unregistered
+    /// ones.
+    #[test]
+    fn a_close_naming_no_name_closes_every_acting_session_of_the_key() {
+        let hub = Hub::default();
+        let old = key(1);
+        let (alice, other, plain) = (
+            Outbox::detached(1),
+            Outbox::detached(2),
+            Outbox::detached(3),
+        );
+        hub.join(old, alice.clone(), Some("alice"));
+        hub.join(old, other.clone(), Some("alice-2"));
+        hub.join(old, plain.clone(), None);
+
+        assert_eq!(hub.close_agent(&old, None, REPLACED), 2);
+        assert!(alice.closed_with().is_some() && other.closed_with().is_some());
+        assert!(plain.closed_with().is_none());
+        assert!(hub.acting().is_empty());
+    }
+
+    /// The periodic re-check's pages: `limit` pairs in key order, a key's names never split
+    /// between two pages, each pair read once over a whole pass.
+    #[test]
+    fn a_page_of_acting_names_keeps_a_key_s_names_together() {
+        let hub = Hub::default();
+        let mut keys = [key(1), key(2), key(3)];
+        keys.sort_unstable_by(|x, y| x.as_bytes().cmp(y.as_bytes()));
+        let [first, second, third] = keys;
+        hub.join(first, Outbox::detached(1), Some("a"));
+        hub.join(second, Outbox::detached(2), Some("b"));
+        hub.join(second, Outbox::detached(3), Some("b-2"));
+        hub.join(third, Outbox::detached(4), Some("c"));
+        hub.join(third, Outbox::detached(5), None);
+
+        let (page, next) = hub.acting_after(None, 2);
+        assert_eq!(
+            page,
+            vec![
+                (first, "a".to_owned()),
+                (second, "b".to_owned()),
+                (second, "b-2".to_owned())
+            ]
+        );
+        assert_eq!(next, Some(second));
+        let (page, next) = hub.acting_after(next, 2);
+        assert_eq!(page, vec![(third, "c".to_owned())]);
+        assert_eq!(next, None);
+        assert_eq!(hub.acting_after(Some(third), 2), (Vec::new(), None));
     }
 
     /// The last acting session of a key leaving forgets the key; another of its sessions

@@ -58,6 +58,8 @@ pub use service::{
 pub use session::FAIL_CARD_REREADS_ENV;
 pub use session::SIGN_IN_GATE_ENV;
 
+pub use service::FORWARDED_CLOSE_GATE_ENV;
+
 /// The relay's protocol service as a session handler.
 pub struct Relay {
     svc: Arc<service::Service>,

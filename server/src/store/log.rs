@@ -280,9 +280,10 @@ pub trait ConversationLog: Store {
     /// [`Self::forward_push`].
     fn forward_release(&self, _to: &[u8], _id: &[u8]) {}
 
-    /// In a cluster, asks the other nodes to close account `to`'s sessions there with WebSocket
-    /// close `code`. Fire and forget, like [`Self::forward_push`].
-    fn forward_close(&self, _to: &[u8], _code: u16) {}
+    /// In a cluster, asks the other nodes to close account `to`'s sessions there that act for
+    /// agent name `name` with WebSocket close `code`. Fire and forget, like
+    /// [`Self::forward_push`].
+    fn forward_close(&self, _to: &[u8], _code: u16, _name: &str) {}
 
     /// [`Self::items_after`], committed items only (what every node can read). The same for an
     /// engine whose reads see only what it will keep.

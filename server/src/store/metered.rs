@@ -172,8 +172,8 @@ impl ConversationLog for MeteredStore {
         self.inner.forward_release(to, id);
     }
 
-    fn forward_close(&self, to: &[u8], code: u16) {
-        self.inner.forward_close(to, code);
+    fn forward_close(&self, to: &[u8], code: u16, name: &str) {
+        self.inner.forward_close(to, code, name);
     }
 
     fn give_up_refused(&self, conversation: &[u8], what: &super::Refused) -> Result<()> {

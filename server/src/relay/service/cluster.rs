@@ -392,28 +392,35 @@ impl Service {
         }
     }
 
-    /// In a cluster, asks the other nodes to close `who`'s sessions there with `reason` (a
-    /// re-certified agent's old key: a lost device must not keep a live session on any node).
-    /// Only reasons [`close_reason`] knows travel (the receiving node maps the code back).
-    pub(super) fn forward_close(&self, who: &SigningPublicKey, reason: CloseReason) {
+    /// In a cluster, asks the other nodes to close `who`'s sessions there that act for agent
+    /// name `name` with `reason` (a re-certified agent's old key and the name re-certified: a
+    /// lost device must not keep a live session on any node, and a session the key registered
+    /// since under another name is not the lost device's). Only reasons [`close_reason`] knows
+    /// travel (the receiving node maps the code back).
+    pub(super) fn forward_close(&self, who: &SigningPublicKey, name: &str, reason: CloseReason) {
         if !self.store_shared {
             return;
         }
         if let CloseReason::Application { code, .. } = reason
             && close_reason(code).is_some()
         {
-            self.convs.engine().forward_close(who.as_bytes(), code);
+            self.convs
+                .engine()
+                .forward_close(who.as_bytes(), code, name);
         }
     }
 
-    /// Another node asks to close account `to`'s sessions with close `code`: closes those
-    /// connected here that act for an agent name ([`Hub::close_agent`]). A session the key
-    /// opened here after its name was re-certified away is unregistered and stays open,
-    /// whether this close arrives before or after a re-check of agent keys closed the key. A
-    /// code this node does not know closes nothing (a newer node's reason).
+    /// Another node asks to close account `to`'s sessions acting for agent name `name` with
+    /// close `code`: closes those connected here ([`Hub::close_agent`]). A session the key
+    /// opened here after its name was re-certified away is unregistered, or acts for the new
+    /// name it registered, and stays open, whether this close arrives before or after a
+    /// re-check of agent keys closed the key's session for `name`. A close naming no name
+    /// (`None`: a node of the previous version sent it) closes the key's sessions acting for
+    /// any name, as that version did. A code this node does not know closes nothing (a newer
+    /// node's reason).
     ///
     /// [`Hub::close_agent`]: crate::relay::hub::Hub::close_agent
-    pub(crate) fn forwarded_close(&self, to: &[u8], code: u16) {
+    pub(crate) fn forwarded_close(&self, to: &[u8], code: u16, name: Option<&str>) {
         let Ok(who) = SigningPublicKey::try_from(to) else {
             return;
         };
@@ -421,9 +428,13 @@ impl Service {
             warn!(code, "a forwarded close dropped (test only)");
             return;
         }
+        let held = super::close_gate::hold_forwarded_close();
         match close_reason(code) {
             Some(reason) => {
-                let closed = self.hub.close_agent(&who, reason);
+                let closed = self.hub.close_agent(&who, name, reason);
+                if held {
+                    warn!(code, closed, "a held forwarded close released (test only)");
+                }
                 if closed > 0 {
                     info!(code, closed, "sessions closed at another node's request");
                 }
@@ -437,12 +448,13 @@ impl Service {
 
     /// After the wake-up listener (re)connected (a close forwarded meanwhile may have been
     /// missed): closes, with [`CLOSE_KEY_REPLACED`](super::recovery::CLOSE_KEY_REPLACED), the
-    /// sessions here of every registered agent key whose name the store now binds to another
-    /// key (its org's master re-certified the name). One read per connected agent; a session
-    /// of the name's current key is never closed (the name must point elsewhere). Returns how
-    /// many keys' sessions were closed.
+    /// sessions here acting for an agent name that the store now binds to another key (its
+    /// org's master re-certified the name). One read per (key, name) connected; a session of
+    /// the name's current key is never closed (the name must point elsewhere), nor one of the
+    /// same key acting for another name. Returns how many (key, name) pairs' sessions were
+    /// closed.
     pub(crate) fn recheck_agent_keys(&self) -> usize {
-        self.recheck(self.hub.agents())
+        self.recheck(self.hub.acting())
     }
 
     /// The periodic catch-up's share of [`Self::recheck_agent_keys`]: the connected agent keys
@@ -450,38 +462,33 @@ impl Service {
     /// each), so a round costs at most `limit` reads however many agents are connected, and
     /// every connected key is re-checked once every `ceil(agents / limit)` rounds. Catches a
     /// close no listener could bring (a node with `cluster_wakeups = 0`) or that was lost while
-    /// the listener stayed up (the re-certifying node's `NOTIFY` failed). Returns how many
-    /// keys' sessions were closed, and where the next round starts (`None`: at the first key
-    /// again).
+    /// the listener stayed up (the re-certifying node's `NOTIFY` failed). A key acting for
+    /// several names counts once against `limit` per name, and its names are never split
+    /// between rounds. Returns how many (key, name) pairs' sessions were closed, and where the
+    /// next round starts (`None`: at the first key again).
     pub(crate) fn recheck_some_agent_keys(
         &self,
         after: Option<SigningPublicKey>,
         limit: usize,
     ) -> (usize, Option<SigningPublicKey>) {
-        let mut agents = self.hub.agents();
-        agents.sort_unstable_by(|x, y| x.0.as_bytes().cmp(y.0.as_bytes()));
-        let start = after.map_or(0, |a| {
-            agents.partition_point(|(k, _)| k.as_bytes() <= a.as_bytes())
-        });
-        let slice: Vec<_> = agents.into_iter().skip(start).take(limit).collect();
-        let next = (slice.len() == limit)
-            .then(|| slice.last().map(|(k, _)| *k))
-            .flatten();
-        (self.recheck(slice), next)
+        let (page, next) = self.hub.acting_after(after, limit);
+        (self.recheck(page), next)
     }
 
-    /// Closes the sessions of each of `agents` (key, name) whose name the store binds to
-    /// another key now; how many keys' sessions were closed.
+    /// Closes the sessions of each of `agents` (key, name) acting for that name, if the store
+    /// binds the name to another key now; how many (key, name) pairs' sessions were closed. A
+    /// session of the same key acting for another name (one it registered since) is read
+    /// under that name, and stays.
     fn recheck(&self, agents: Vec<(SigningPublicKey, String)>) -> usize {
         let reason = super::recovery::CLOSE_KEY_REPLACED;
         let mut closed = 0usize;
         for (key, name) in agents {
             match self.store.get(Collection::Names, name.as_bytes()) {
                 Ok(Some(current)) if current.as_slice() != key.as_bytes().as_slice() => {
-                    // Only its sessions still acting for a name: another close may have closed
-                    // them since `agents` was read, and what the key opened since is not a
-                    // registered agent.
-                    let sessions = self.hub.close_agent(&key, reason);
+                    // Only its sessions still acting for this name: another close may have
+                    // closed them since `agents` was read, and what the key opened since is
+                    // not a registered agent, or acts for another name.
+                    let sessions = self.hub.close_agent(&key, Some(&name), reason);
                     if sessions > 0 {
                         info!(
                             sessions,

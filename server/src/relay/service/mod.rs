@@ -25,6 +25,8 @@ mod attachments;
 mod audit_log;
 mod audit_watch;
 mod blocks;
+mod close_gate;
+pub use close_gate::FORWARDED_CLOSE_GATE_ENV;
 mod cluster;
 pub use cluster::CATCH_UP_GATE_ENV;
 pub use {

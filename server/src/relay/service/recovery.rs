@@ -230,11 +230,13 @@ impl Service {
         if let Ok(arr) = <[u8; 32]>::try_from(old.as_slice())
             && let Ok(old) = sealdesk_protocol::keys::SigningPublicKey::from_bytes(&arr)
         {
-            // Only its sessions that signed in registered: one it opened since is unregistered
-            // (its card is gone) and refused everything (`Hub::close_agent`).
-            self.hub.close_agent(&old, CLOSE_KEY_REPLACED);
+            // Only its sessions acting for the name: one it opened since is unregistered (its
+            // card is gone) and refused everything, or registered the key under another name
+            // (`Hub::close_agent`).
+            self.hub
+                .close_agent(&old, Some(&new.name), CLOSE_KEY_REPLACED);
             // In a cluster, on every other node too.
-            self.forward_close(&old, CLOSE_KEY_REPLACED);
+            self.forward_close(&old, &new.name, CLOSE_KEY_REPLACED);
         }
         for (conversation, customer) in &moved {
             if let Some(customer) = self.card_by_key(customer)? {

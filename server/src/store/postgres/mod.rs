@@ -908,8 +908,8 @@ impl ConversationLog for PgStore {
         self.notify_push(wake::release_payload(self.node, to, id));
     }
 
-    fn forward_close(&self, to: &[u8], code: u16) {
-        self.notify_push(wake::close_payload(self.node, to, code));
+    fn forward_close(&self, to: &[u8], code: u16, name: &str) {
+        self.notify_push(wake::close_payload(self.node, to, code, name));
     }
 
     fn give_up_refused(&self, conversation: &[u8], what: &Refused) -> Result<()> {

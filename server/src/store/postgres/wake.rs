@@ -36,7 +36,9 @@ pub const WAKE_CHANNEL: &str = "sealdesk_wake";
 /// typing signal). Payload: `<node>:f:<account key, hex>:<encoded frame, hex>`, or for a
 /// release request, which with its epoch records may not fit, `<node>:r:<trustee key,
 /// hex>:<request id, hex>` (each node reads the request from the database), or to close an
-/// account's sessions, `<node>:c:<account key, hex>:<close code, 4 hex digits>`. A frame too
+/// agent key's sessions acting for an agent name, `<node>:c:<account key, hex>:<close code,
+/// 4 hex digits><agent name, UTF-8, hex>` (a node of the previous version sent no name, and
+/// reads a payload with one as one that does not parse). A frame too
 /// large for a payload ([`push_payload`] answers `None`) is stored in table
 /// `forwarded_pushes` and forwarded by reference: `<node>:p:<account key, hex>:<row id, 16 hex
 /// digits>` ([`store_push`]); each node reads it there ([`stored_push`]). The audit log's
@@ -91,13 +93,16 @@ pub enum Wake {
         /// The request id's bytes.
         id: Vec<u8>,
     },
-    /// Another node asks every node to close account `to`'s sessions with close `code` (a
-    /// re-certified agent's old key).
+    /// Another node asks every node to close account `to`'s sessions acting for agent name
+    /// `name` with close `code` (a re-certified agent's old key, and the name re-certified).
     Close {
         /// The account's signing key bytes.
         to: Vec<u8>,
         /// The WebSocket close code.
         code: u16,
+        /// The agent name the key was replaced for; `None` from a node of the previous
+        /// version, whose payload names none.
+        name: Option<String>,
     },
     /// Another node committed audit leaves: the log holds `size` entries at least. Read it
     /// again, then tell the sessions here that watch it.
@@ -137,12 +142,15 @@ pub fn release_payload(node: u64, to: &[u8], id: &[u8]) -> String {
     out
 }
 
-/// The payload asking the other nodes to close account `to`'s sessions with close `code`.
-pub fn close_payload(node: u64, to: &[u8], code: u16) -> String {
+/// The payload asking the other nodes to close account `to`'s sessions acting for agent name
+/// `name` with close `code`. An agent name is 64 bytes at most (`ids::check_name`): it always
+/// fits.
+pub fn close_payload(node: u64, to: &[u8], code: u16, name: &str) -> String {
     let mut out = format!("{node:016x}:c:");
     hex(to, &mut out);
     out.push(':');
     hex(&code.to_be_bytes(), &mut out);
+    hex(name.as_bytes(), &mut out);
     out
 }
 
@@ -179,10 +187,17 @@ pub fn parse_push(payload: &str) -> Option<(u64, Wake)> {
             id: i64::from_be_bytes(<[u8; 8]>::try_from(rest.as_slice()).ok()?),
         },
         "r" => Wake::Release { to, id: rest },
-        "c" => Wake::Close {
-            to,
-            code: u16::from_be_bytes(<[u8; 2]>::try_from(rest.as_slice()).ok()?),
-        },
+        "c" => {
+            let (code, name) = rest.split_first_chunk::<2>()?;
+            Wake::Close {
+                to,
+                code: u16::from_be_bytes(*code),
+                name: match name {
+                    [] => None,
+                    name => Some(String::from_utf8(name.to_vec()).ok()?),
+                },
+            }
+        }
         _ => return None,
     };
     Some((node, wake))
@@ -611,17 +626,33 @@ mod tests {
                 }
             ))
         );
-        let c = close_payload(9, &[6, 7], 4105);
+        let c = close_payload(9, &[6, 7], 4105, "alice");
         assert_eq!(
             parse_push(&c),
             Some((
                 9,
                 Wake::Close {
                     to: vec![6, 7],
-                    code: 4105
+                    code: 4105,
+                    name: Some("alice".to_owned())
                 }
             ))
         );
+        // A previous version's close names no name.
+        assert_eq!(
+            parse_push("09:c:0607:1009"),
+            Some((
+                9,
+                Wake::Close {
+                    to: vec![6, 7],
+                    code: 4105,
+                    name: None
+                }
+            ))
+        );
+        // A name that is not UTF-8; a code cut short.
+        assert_eq!(parse_push("09:c:0607:1009ff"), None);
+        assert_eq!(parse_push("09:c:0607:10"), None);
         assert_eq!(
             parse_push(&audit_payload(11, 0x1_0000_0001)),
             Some((
@@ -634,7 +665,6 @@ mod tests {
         assert_eq!(parse_push("0b:a:+000000000000001"), None);
         assert_eq!(parse_push("0b:a:01"), None);
         assert_eq!(parse_push("0b:a:0000000000000001:00"), None);
-        assert_eq!(parse_push("07:c:01:0102ff"), None);
         assert_eq!(parse_push("07:x:01:02"), None);
         assert_eq!(parse_push("07:f:0:02"), None);
         // A stored push's id is 8 bytes, no more, no less.
