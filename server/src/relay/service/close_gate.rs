@@ -11,7 +11,7 @@
 //! keys) and its sessions go on. The variable is read once per process.
 //!
 //! A build without the feature never holds a close: the variable is ignored, and the relay's
-//! log says so at the first forwarded close.
+//! log says so at start (`crate::test_hooks`, which lists it).
 
 use std::path::PathBuf;
 
@@ -21,33 +21,13 @@ use tracing::warn;
 pub const FORWARDED_CLOSE_GATE_ENV: &str = "SEALDESK_TEST_FORWARDED_CLOSE_GATE";
 
 /// How often a held close looks at the gate.
-#[cfg(feature = "test-hooks")]
 const GATE_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 
-/// The gate's file for the variable's value `var` (`None` if unset), in a build with
-/// (`test_hooks`) or without the test hooks (which says it ignores the variable).
-fn decide(var: Option<PathBuf>, test_hooks: bool) -> Option<PathBuf> {
-    let var = var?;
-    if !test_hooks {
-        warn!(
-            variable = FORWARDED_CLOSE_GATE_ENV,
-            "ignored: this build has no test hooks, so no forwarded close is held"
-        );
-        return None;
-    }
-    Some(var)
-}
-
-/// The gate's file, if this process has one (read once).
+/// The gate's file, if this process has one (read once, through `test_hooks::var_os`).
 fn gate() -> Option<&'static PathBuf> {
     static GATE: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
-    GATE.get_or_init(|| {
-        decide(
-            std::env::var_os(FORWARDED_CLOSE_GATE_ENV).map(PathBuf::from),
-            cfg!(feature = "test-hooks"),
-        )
-    })
-    .as_ref()
+    GATE.get_or_init(|| crate::test_hooks::var_os(FORWARDED_CLOSE_GATE_ENV).map(PathBuf::from))
+        .as_ref()
 }
 
 /// Blocks while the gate is closed (test-hooks builds only); whether it held the close.
@@ -63,27 +43,8 @@ pub(super) fn hold_forwarded_close() -> bool {
     true
 }
 
-#[cfg(feature = "test-hooks")]
 fn wait_open(gate: &std::path::Path) {
     while gate.exists() {
         std::thread::sleep(GATE_POLL);
-    }
-}
-
-/// A build without the test hooks has no gate ([`decide`]), so never comes here.
-#[cfg(not(feature = "test-hooks"))]
-fn wait_open(_gate: &std::path::Path) {}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_build_without_test_hooks_ignores_the_variable() {
-        let file = Some(PathBuf::from("/tmp/gate"));
-        assert_eq!(decide(file.clone(), false), None);
-        assert_eq!(decide(None, false), None);
-        assert_eq!(decide(None, true), None);
-        assert_eq!(decide(file.clone(), true), file);
     }
 }
