@@ -727,20 +727,26 @@ impl Client {
                 now: now(),
             },
         )?;
-        match self
+        let record = record.into_record();
+        let seq = match self
             .session
-            .request(Request::PutEpoch(record.into_record()))
+            .request(Request::PutEpoch(record.clone()))
             .await?
         {
-            Response::Stored { .. } => {}
+            Response::Stored { seq, .. } => seq,
             other => return Err(unexpected("PutEpoch", &other)),
-        }
+        };
+        // This agent is no member of the new epoch, so the relay withholds its record from it;
+        // it keeps the record it made (checked as any other), or a transfer back would find
+        // the next epoch following one it has no record of.
+        self.ingest_epoch(&mut meta, seq, now(), record).await?;
         if policy.history_handoff {
-            // Only epochs this agent was a member of: a hand-off is opened only if its sender
-            // was a member of each epoch it carries.
+            // Every epoch this agent holds: those it was a member of, and those handed to it
+            // (their hand-off chain leads back to a member, PROTOCOL.md §7.6), so an agent
+            // after a second transfer reads the conversation from epoch 0.
             let mut secrets = Vec::new();
             for st in self.account.epochs(id)? {
-                if st.status == EpochStatus::Member
+                if matches!(st.status, EpochStatus::Member | EpochStatus::HandedOver)
                     && let Some(k) = self.account.secret(id, st.record.epoch)?
                 {
                     secrets.push((st.record.epoch, k));
