@@ -79,10 +79,11 @@ async fn dave_with_link(t: &Twice, link: HandOff) -> Client {
 }
 
 /// dave, through the proxy, is delivered each `(from, forged)`'s hand-off in place of the one
-/// `from` made.
+/// of epoch 0 that `from` made.
 async fn dave_with_links(t: &Twice, links: Vec<(SigningPublicKey, HandOff)>) -> Client {
     t.w.proxy().set_hook(edit_for("dave", move |s| {
         if let Item::HandOff(h) = &mut s.item
+            && h.epochs.iter().any(|(e, _)| *e == 0)
             && let Some((_, forged)) = links.iter().find(|(from, _)| *from == h.from)
         {
             *h = forged.clone();
@@ -93,30 +94,43 @@ async fn dave_with_links(t: &Twice, links: Vec<(SigningPublicKey, HandOff)>) -> 
     dave
 }
 
-/// What became of the hand-offs addressed to dave.
-fn dave_handoffs(dave: &Client, conv: &ConversationId) -> Vec<HandOffOutcome> {
+/// What became of the hand-offs addressed to dave: (epochs, outcome).
+fn dave_handoffs(dave: &Client, conv: &ConversationId) -> Vec<(Vec<u32>, HandOffOutcome)> {
     lines(dave, conv)
         .into_iter()
         .filter_map(|l| match l {
             HistoryLine::Item {
-                entry: LogEntry::HandOff { to, outcome, .. },
+                entry:
+                    LogEntry::HandOff {
+                        to,
+                        epochs,
+                        outcome,
+                        ..
+                    },
                 ..
-            } if to == "dave" => Some(outcome),
+            } if to == "dave" => Some((epochs, outcome)),
             _ => None,
         })
         .collect()
 }
 
-/// bob's hand-off to dave is refused, and epoch 0 stays closed to dave.
+/// bob's hand-off of epoch 0 to dave is refused, and epoch 0 stays closed to dave; his
+/// hand-off of epoch 1 (a member's, apart) still opens.
 fn refused(dave: &Client, conv: &ConversationId) {
     let outcomes = dave_handoffs(dave, conv);
-    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
-    assert!(
-        matches!(&outcomes[0], HandOffOutcome::Refused { reason } if reason.contains("not a member")),
-        "{outcomes:?}"
-    );
+    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+    for (epochs, outcome) in &outcomes {
+        if epochs.contains(&0) {
+            assert!(
+                matches!(outcome, HandOffOutcome::Refused { reason } if reason.contains("not a member")),
+                "{outcomes:?}"
+            );
+        } else {
+            assert_eq!(*outcome, HandOffOutcome::Opened { epochs: vec![1] });
+        }
+    }
     assert!(dave.account().secret(conv, 0).unwrap().is_none());
-    assert!(!texts(dave, conv).contains(&"carol: before".to_owned()));
+    assert_eq!(texts(dave, conv), ["bob: bob here"]);
 }
 
 /// The honest chain: dave opens epochs 0 and 1 and reads carol's first message.
@@ -126,9 +140,14 @@ async fn the_honest_chain_opens_for_the_second_transferee() {
     t.w.proxy().set_hook(|_, frame| vec![frame]);
     let mut dave = t.w.reopen_via("dave", Via::Proxy).await;
     dave.sync_all().await.unwrap();
+    // bob's own epoch first (opened by the member rule), then epoch 0 he holds by alice's
+    // hand-off (opened through the chain).
     assert_eq!(
         dave_handoffs(&dave, &t.conv),
-        [HandOffOutcome::Opened { epochs: vec![0, 1] }]
+        [
+            (vec![1], HandOffOutcome::Opened { epochs: vec![1] }),
+            (vec![0], HandOffOutcome::Opened { epochs: vec![0] }),
+        ]
     );
     assert_eq!(texts(&dave, &t.conv), ["carol: before", "bob: bob here"]);
 }

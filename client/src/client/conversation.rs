@@ -741,32 +741,24 @@ impl Client {
         // the next epoch following one it has no record of.
         self.ingest_epoch(&mut meta, seq, now(), record).await?;
         if policy.history_handoff {
-            // Every epoch this agent holds: those it was a member of, and those handed to it
-            // (their hand-off chain leads back to a member, PROTOCOL.md §7.6), so an agent
-            // after a second transfer reads the conversation from epoch 0.
-            let mut secrets = Vec::new();
+            // Every epoch this agent holds, so an agent after a second transfer reads the
+            // conversation from epoch 0: first those it was a member of, then, in a hand-off
+            // of their own, those handed to it (opened through the chain of hand-offs,
+            // PROTOCOL.md §7.6). Apart, a reader that knows only the member rule (an older
+            // client, the console) still opens the first.
+            let (mut member, mut held) = (Vec::new(), Vec::new());
             for st in self.account.epochs(id)? {
-                if matches!(st.status, EpochStatus::Member | EpochStatus::HandedOver)
-                    && let Some(k) = self.account.secret(id, st.record.epoch)?
-                {
-                    secrets.push((st.record.epoch, k));
+                let to = match st.status {
+                    EpochStatus::Member => &mut member,
+                    EpochStatus::HandedOver => &mut held,
+                    _ => continue,
+                };
+                if let Some(k) = self.account.secret(id, st.record.epoch)? {
+                    to.push((st.record.epoch, k));
                 }
             }
-            if !secrets.is_empty() {
-                let refs: Vec<(u32, &sealdesk_protocol::secret::EpochSecret)> =
-                    secrets.iter().map(|(e, k)| (*e, k)).collect();
-                let handoff = HandOff::create(
-                    &mut rng()?,
-                    self.account.keys(),
-                    &new_agent,
-                    *id,
-                    &refs,
-                    now(),
-                )?;
-                match self.session.request(Request::PutHandOff(handoff)).await? {
-                    Response::Stored { .. } | Response::Ok => {}
-                    other => return Err(unexpected("PutHandOff", &other)),
-                }
+            for secrets in [member, held] {
+                self.hand_off(id, &new_agent, &secrets).await?;
             }
         }
         meta.agent = to.to_owned();
@@ -774,5 +766,24 @@ impl Client {
         self.account.save_conversation(&meta)?;
         self.sync(id).await?;
         Ok(epoch)
+    }
+
+    /// Seals `secrets` to agent `to` in one hand-off and stores it; nothing for none.
+    async fn hand_off(
+        &mut self,
+        id: &ConversationId,
+        to: &sealdesk_protocol::card::VerifiedCard,
+        secrets: &[(u32, sealdesk_protocol::secret::EpochSecret)],
+    ) -> Result<()> {
+        if secrets.is_empty() {
+            return Ok(());
+        }
+        let refs: Vec<(u32, &sealdesk_protocol::secret::EpochSecret)> =
+            secrets.iter().map(|(e, k)| (*e, k)).collect();
+        let handoff = HandOff::create(&mut rng()?, self.account.keys(), to, *id, &refs, now())?;
+        match self.session.request(Request::PutHandOff(handoff)).await? {
+            Response::Stored { .. } | Response::Ok => Ok(()),
+            other => Err(unexpected("PutHandOff", &other)),
+        }
     }
 }
