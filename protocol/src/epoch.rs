@@ -512,6 +512,20 @@ impl HandOff {
         me: &IdentityKeys,
         records: &[VerifiedEpoch],
     ) -> Result<Vec<(u32, EpochSecret)>> {
+        self.open_held(me, records, &crate::handoff_chain::Holders::default())
+    }
+
+    /// [`Self::open`], where `from` may also hold an epoch it was not a member of by an earlier
+    /// hand-off in `holders` (a conversation transferred more than once, PROTOCOL.md §7.6).
+    ///
+    /// # Errors
+    /// As [`Self::open`].
+    pub fn open_held(
+        &self,
+        me: &IdentityKeys,
+        records: &[VerifiedEpoch],
+        holders: &crate::handoff_chain::Holders,
+    ) -> Result<Vec<(u32, EpochSecret)>> {
         self.check_signature()?;
         if self.to != me.signing_public() {
             return Err(Error::NotAMember);
@@ -522,7 +536,7 @@ impl HandOff {
                 .iter()
                 .find(|r| r.epoch == *epoch && r.conversation == self.conversation)
                 .ok_or_else(|| Error::InvalidEpochRecord(format!("no record for epoch {epoch}")))?;
-            if rec.member(&self.from).is_none() {
+            if rec.member(&self.from).is_none() && !holders.holds(*epoch, &self.from) {
                 return Err(Error::NotAMember);
             }
             let ctx = SealContext {

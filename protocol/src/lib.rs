@@ -32,6 +32,7 @@ pub mod erasure;
 mod error;
 pub mod escrow;
 pub mod export;
+pub mod handoff_chain;
 pub mod ids;
 pub mod keys;
 pub mod labels;

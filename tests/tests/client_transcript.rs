@@ -1275,6 +1275,54 @@ fn a_hand_off_must_be_to_a_member_of_a_later_epoch_whose_policy_allows_it() {
     );
 }
 
+/// A conversation transferred more than once: a hand-off of an epoch its signer holds by an
+/// earlier hand-off (dave, handed epoch 0 by alice, hands it on; here to himself, the one member
+/// of a later epoch the file has) passes through the chain (PROTOCOL.md §7.6). The same
+/// hand-off before alice's, or signed by a key that never held epoch 0, is `bad_hand_off`.
+#[test]
+fn a_hand_off_of_an_epoch_held_by_an_earlier_hand_off_passes_only_through_the_chain() {
+    let mut s = Synthetic::new();
+    s.handoff = true;
+    let file = s.export(&[&[0, 1]], None);
+    let alices: sealdesk_protocol::epoch::HandOff = dec(file.omitted[0].record.as_ref().unwrap());
+    let by = |keys: &IdentityKeys| {
+        let mut h = alices.clone();
+        h.from = keys.signing_public();
+        h.signature = keys.sign(&h.signed_bytes());
+        h
+    };
+    // `first` at seq 5 and `second` at seq 6, as the only hand-offs of the file.
+    let with = |first: &sealdesk_protocol::epoch::HandOff,
+                second: &sealdesk_protocol::epoch::HandOff| {
+        let mut f = file.clone();
+        f.omitted.clear();
+        for (seq, h) in [(5, first), (6, second)] {
+            f.omitted.push(sealdesk_client::transcript::ExportOmitted {
+                seq,
+                kind: "handoff".into(),
+                epoch: None,
+                record: Some(enc(h)),
+            });
+        }
+        f.last_seq = 6;
+        sign_export(&mut f, &s.master).unwrap();
+        verify_export(&f, &s.anchors())
+    };
+    let daves = by(&s.dave);
+    let v = with(&alices, &daves);
+    assert!(v.ok, "{:#?}", v.failures);
+    let v = with(&daves, &alices);
+    assert_eq!(v.reasons(), vec![Reason::BadHandOff], "{:#?}", v.failures);
+    assert!(
+        v.failures[0].detail.contains("nor held them"),
+        "{:#?}",
+        v.failures
+    );
+    let stranger = IdentityKeys::generate(&mut sealdesk_client::rng().unwrap());
+    let v = with(&alices, &by(&stranger));
+    assert_eq!(v.reasons(), vec![Reason::BadHandOff], "{:#?}", v.failures);
+}
+
 /// The verifier judges each release under the policy in force for it — the one its request
 /// names, which must be its epochs' — never a later one. Policy v2 removes trustee-2 (who
 /// released under v1) and adds trustee-4: the export made after v2 still verifies, and a

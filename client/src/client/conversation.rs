@@ -727,40 +727,38 @@ impl Client {
                 now: now(),
             },
         )?;
-        match self
+        let record = record.into_record();
+        let seq = match self
             .session
-            .request(Request::PutEpoch(record.into_record()))
+            .request(Request::PutEpoch(record.clone()))
             .await?
         {
-            Response::Stored { .. } => {}
+            Response::Stored { seq, .. } => seq,
             other => return Err(unexpected("PutEpoch", &other)),
-        }
+        };
+        // This agent is no member of the new epoch, so the relay withholds its record from it;
+        // it keeps the record it made (checked as any other), or a transfer back would find
+        // the next epoch following one it has no record of.
+        self.ingest_epoch(&mut meta, seq, now(), record).await?;
         if policy.history_handoff {
-            // Only epochs this agent was a member of: a hand-off is opened only if its sender
-            // was a member of each epoch it carries.
-            let mut secrets = Vec::new();
+            // Every epoch this agent holds, so an agent after a second transfer reads the
+            // conversation from epoch 0: first those it was a member of, then, in a hand-off
+            // of their own, those handed to it (opened through the chain of hand-offs,
+            // PROTOCOL.md §7.6). Apart, a reader that knows only the member rule (an older
+            // client, the console) still opens the first.
+            let (mut member, mut held) = (Vec::new(), Vec::new());
             for st in self.account.epochs(id)? {
-                if st.status == EpochStatus::Member
-                    && let Some(k) = self.account.secret(id, st.record.epoch)?
-                {
-                    secrets.push((st.record.epoch, k));
+                let to = match st.status {
+                    EpochStatus::Member => &mut member,
+                    EpochStatus::HandedOver => &mut held,
+                    _ => continue,
+                };
+                if let Some(k) = self.account.secret(id, st.record.epoch)? {
+                    to.push((st.record.epoch, k));
                 }
             }
-            if !secrets.is_empty() {
-                let refs: Vec<(u32, &sealdesk_protocol::secret::EpochSecret)> =
-                    secrets.iter().map(|(e, k)| (*e, k)).collect();
-                let handoff = HandOff::create(
-                    &mut rng()?,
-                    self.account.keys(),
-                    &new_agent,
-                    *id,
-                    &refs,
-                    now(),
-                )?;
-                match self.session.request(Request::PutHandOff(handoff)).await? {
-                    Response::Stored { .. } | Response::Ok => {}
-                    other => return Err(unexpected("PutHandOff", &other)),
-                }
+            for secrets in [member, held] {
+                self.hand_off(id, &new_agent, &secrets).await?;
             }
         }
         meta.agent = to.to_owned();
@@ -768,5 +766,24 @@ impl Client {
         self.account.save_conversation(&meta)?;
         self.sync(id).await?;
         Ok(epoch)
+    }
+
+    /// Seals `secrets` to agent `to` in one hand-off and stores it; nothing for none.
+    async fn hand_off(
+        &mut self,
+        id: &ConversationId,
+        to: &sealdesk_protocol::card::VerifiedCard,
+        secrets: &[(u32, sealdesk_protocol::secret::EpochSecret)],
+    ) -> Result<()> {
+        if secrets.is_empty() {
+            return Ok(());
+        }
+        let refs: Vec<(u32, &sealdesk_protocol::secret::EpochSecret)> =
+            secrets.iter().map(|(e, k)| (*e, k)).collect();
+        let handoff = HandOff::create(&mut rng()?, self.account.keys(), to, *id, &refs, now())?;
+        match self.session.request(Request::PutHandOff(handoff)).await? {
+            Response::Stored { .. } | Response::Ok => Ok(()),
+            other => Err(unexpected("PutHandOff", &other)),
+        }
     }
 }

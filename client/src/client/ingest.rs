@@ -8,6 +8,7 @@ use sealdesk_protocol::{
     audit::{AuditEntry, AuditEvent},
     card::Role,
     epoch::{EpochRecord, HandOff, VerifiedEpoch},
+    handoff_chain::Holders,
     ids::ConversationId,
     message::{ContentKind, Envelope, EpochKeys, ReplayWindows},
     status::status_of,
@@ -598,7 +599,7 @@ impl Client {
         let outcome = if h.to != self.account.keys().signing_public() {
             HandOffOutcome::ForOther
         } else {
-            match self.open_handoff(&id, h).await {
+            match self.open_handoff(&id, seq, h).await {
                 Ok(opened) => {
                     events.extend(self.replay_epochs(&id, &opened).await?);
                     HandOffOutcome::Opened { epochs: opened }
@@ -627,9 +628,13 @@ impl Client {
         Ok(events)
     }
 
+    /// Opens hand-off `h`, stored at `seq`, for this account. Its `from` must have been a
+    /// member of each epoch it carries, or hold it by the conversation's earlier hand-offs
+    /// (read again from the relay only then: a conversation transferred more than once).
     pub(super) async fn open_handoff(
         &mut self,
         id: &ConversationId,
+        seq: u64,
         h: &HandOff,
     ) -> Result<Vec<u32>> {
         if h.conversation != *id {
@@ -647,7 +652,22 @@ impl Client {
             policies.insert(st.record.epoch, policy.clone());
             records.push(st.record.clone().verify(&policy)?);
         }
-        let opened = h.open(self.account.keys(), &records)?;
+        let by_membership = h.epochs.iter().all(|(e, _)| {
+            records
+                .iter()
+                .any(|r| r.epoch == *e && r.member(&h.from).is_some())
+        });
+        let holders = if by_membership {
+            Holders::default()
+        } else {
+            let items = self.history_items(id).await?;
+            let earlier = items.iter().filter_map(|s| match &s.item {
+                Item::HandOff(e) if s.seq < seq => Some(e),
+                _ => None,
+            });
+            Holders::follow(&records, earlier)
+        };
+        let opened = h.open_held(self.account.keys(), &records, &holders)?;
         let mut done = Vec::new();
         for (epoch, k) in opened {
             let Some(mut st) = self.account.epoch(id, epoch)? else {

@@ -3,7 +3,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use sealdesk_protocol::signed::Signed as _;
-use sealdesk_protocol::{card::Role, epoch::VerifiedEpoch, keys::SigningPublicKey};
+use sealdesk_protocol::{
+    card::Role,
+    epoch::{HandOff, VerifiedEpoch},
+    handoff_chain::Holders,
+    keys::SigningPublicKey,
+};
 
 use super::{Anchors, Parsed, Reason, Verifier};
 use crate::transcript::format::*;
@@ -256,14 +261,21 @@ impl Verifier {
     }
 
     /// Hand-offs: each record present, for this conversation, signed by a member of every epoch
-    /// it hands over, to a member of a later epoch whose policy allows history hand-off.
+    /// it hands over (or an agent that holds it by the earlier hand-offs, PROTOCOL.md §7.6), to
+    /// a member of a later epoch whose policy allows history hand-off.
     pub(super) fn check_handoffs(
         &mut self,
         parsed: &Parsed,
         epochs: &BTreeMap<u32, VerifiedEpoch>,
     ) {
         let before = self.failures.len();
+        let records: Vec<VerifiedEpoch> = epochs.values().cloned().collect();
+        let mut earlier: Vec<&HandOff> = Vec::new();
         for (seq, h) in &parsed.handoffs {
+            let holders = Holders::follow(&records, earlier.iter().copied());
+            if let Some(h) = h {
+                earlier.push(h);
+            }
             let Some(h) = h else {
                 self.fail(
                     Reason::BadHandOff,
@@ -288,14 +300,15 @@ impl Verifier {
                 self.fail(Reason::BadHandOff, format!("{at} hands over no epoch"));
                 continue;
             }
-            if handed
-                .iter()
-                .any(|e| epochs.get(e).is_none_or(|r| r.member(&h.from).is_none()))
-            {
+            if handed.iter().any(|e| {
+                epochs.get(e).is_none_or(|r| r.member(&h.from).is_none())
+                    && !holders.holds(*e, &h.from)
+            }) {
                 self.fail(
                     Reason::BadHandOff,
                     format!(
-                        "{at} hands over epochs {handed:?}, of which its signer was not a member"
+                        "{at} hands over epochs {handed:?}, of which its signer was not a member \
+                         nor held them by an earlier hand-off"
                     ),
                 );
             }
@@ -327,8 +340,8 @@ impl Verifier {
         }
         if !parsed.handoffs.is_empty() && self.failures.len() == before {
             self.pass(format!(
-                "{} hand-off(s): each signed by a member of the epochs it hands over, to a member \
-                 of a later epoch, as the policy allows",
+                "{} hand-off(s): each signed by a member of the epochs it hands over (or an \
+                 agent they were handed to), to a member of a later epoch, as the policy allows",
                 parsed.handoffs.len()
             ));
         }
