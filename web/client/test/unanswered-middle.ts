@@ -20,6 +20,11 @@ export interface UnansweredMiddle {
   dropNextSend(): void;
   /** Whether what was armed happened (the answer or the send dropped). */
   readonly dropped: boolean;
+  /**
+   * How many of the page's `send` requests the relay answered so far: a test arms a drop once
+   * the page's sends before it (a read receipt, `markRead`, goes as a `send` too) are answered.
+   */
+  readonly answered: number;
   /** Holds the frames of every connection the page opens from now on, until `release`. */
   holdReconnect(): void;
   /** How many frames the held connections sent so far (the page is trying to reconnect). */
@@ -34,8 +39,11 @@ export async function unansweredMiddle(page: Page): Promise<UnansweredMiddle> {
   let dropId: { link: Link; id: unknown } | null = null;
   let holdFrom: number | null = null;
   let held: { frame: Frame; link: Link }[] = [];
+  /** The page's `send` requests not answered yet, by connection. */
+  const sends = new Map<Link, Set<unknown>>();
   const m = {
     dropped: false,
+    answered: 0,
     held: 0,
     dropNextAnswer: () => void (mode = "answer"),
     dropNextSend: () => void (mode = "send"),
@@ -54,7 +62,9 @@ export async function unansweredMiddle(page: Page): Promise<UnansweredMiddle> {
         m.held++;
         return [];
       }
-      if (requestKind(frame) !== "send" || mode === null) return frame;
+      if (requestKind(frame) !== "send") return frame;
+      if (mode !== "send") sends.set(link, (sends.get(link) ?? new Set()).add((frame.request as Frame).id));
+      if (mode === null) return frame;
       const was = mode;
       mode = null;
       if (was === "send") {
@@ -66,6 +76,7 @@ export async function unansweredMiddle(page: Page): Promise<UnansweredMiddle> {
     },
     toPage: (frame, link) => {
       const response = frame.response as Frame | undefined;
+      if (response !== undefined && sends.get(link)?.delete(response.id) === true && !(dropId !== null && dropId.link === link && response.id === dropId.id)) m.answered++;
       if (dropId === null || response === undefined || dropId.link !== link || response.id !== dropId.id) return frame;
       dropId = null;
       m.dropped = true;

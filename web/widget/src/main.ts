@@ -272,7 +272,7 @@ async function main(): Promise<void> {
         if (wasUnanswered(err)) {
           // Its fate unknown: in the log as not confirmed yet, never "not sent" with the text
           // back in the box (sent again, it would be a second message).
-          const u = unanswered.add(WIDGET, t, after, from, setup.now());
+          const u = unanswered.add(WIDGET, t, after, from, setup.now(), online);
           if (again !== null) unanswered.remove(again);
           below.follow();
           drawUnanswered(u, again ?? u);
@@ -284,7 +284,7 @@ async function main(): Promise<void> {
           drawUnanswered(again);
         }
         // No session (the connection dropped a moment ago): nothing went out, the text is kept.
-        if (wasOffline(err)) alertSays("Reconnecting: this message was not sent. What you wrote is kept; send it once connected.");
+        if (wasOffline(err)) alertSays("Reconnecting: this message was not sent. What you wrote is kept; send it once connected.", { code: "closed", detail: err instanceof Error ? err.message : String(err) });
         else alertSays(`Not sent: ${plainRefusal(err)}`);
         return false;
       },

@@ -13,14 +13,26 @@
  */
 import { SEND_UNANSWERED, SessionError } from "../session.js";
 
-/** Whether `e` is a send the relay did not answer (its fate unknown), not a refusal. */
+/** What `Member.session()` throws with no session: thrown before anything is sealed. */
+const OFFLINE = new SessionError("closed", "offline").message;
+
+/**
+ * Whether `e` leaves a send's fate unknown: unanswered in time (`SEND_UNANSWERED`), or its
+ * session closed while it waited (the frame may have reached the relay) — not a refusal, and
+ * not `wasOffline`.
+ */
 export function wasUnanswered(e: unknown): boolean {
-  return e instanceof SessionError && e.failure === "timeout" && e.message.includes(SEND_UNANSWERED);
+  if (!(e instanceof SessionError)) return false;
+  return (e.failure === "timeout" && e.message.includes(SEND_UNANSWERED)) || (e.failure === "closed" && e.message !== OFFLINE);
 }
 
-/** Whether `e` says there is no session now (the send went nowhere: the page is reconnecting). */
+/**
+ * Whether `e` says there was no session to send on (nothing sealed, nothing sent: the page is
+ * reconnecting) — as after another send of this page (a read receipt) went unanswered and its
+ * session was closed while this one waited for the send lock.
+ */
 export function wasOffline(e: unknown): boolean {
-  return e instanceof SessionError && e.failure === "closed";
+  return e instanceof SessionError && e.message === OFFLINE;
 }
 
 /** What a sent line read back shows of itself (a customer's `ChatLine`, an agent's `AgentLine`). */
@@ -54,10 +66,19 @@ export interface Unanswered {
 export class UnansweredSends {
   private nextId = 1;
   private readonly all: Unanswered[] = [];
+  /**
+   * The lines (`conversation/seq`) that confirmed a send: each confirms one at most, however
+   * often the history is looked through again. Bounded by the sends left unanswered on this page.
+   */
+  private readonly taken = new Set<string>();
 
-  /** Keeps a send of `text` in `conversation`, sealed between `from` and `to`, above seq `after`. */
-  add(conversation: string, text: string, after: number, from: number, to: number): Unanswered {
-    const u: Unanswered = { id: this.nextId++, conversation, text, after, from, to, state: "pending", disconnected: false };
+  /**
+   * Keeps a send of `text` in `conversation`, sealed between `from` and `to`, above seq `after`;
+   * `online`: whether the page still takes the session that carried it for up (its close not
+   * told yet), else the next `online` settles it.
+   */
+  add(conversation: string, text: string, after: number, from: number, to: number, online = true): Unanswered {
+    const u: Unanswered = { id: this.nextId++, conversation, text, after, from, to, state: "pending", disconnected: !online };
     this.all.push(u);
     return u;
   }
@@ -75,16 +96,15 @@ export class UnansweredSends {
 
   /**
    * The ones in `conversation` that a line among `lines` shows stored, taken out: each is matched
-   * by one line at most, and a line matches one at most.
+   * by one line at most, and a line matches one at most, in this call and any later one.
    */
   confirmedBy(conversation: string, lines: readonly LineSeen[]): Unanswered[] {
     const done: Unanswered[] = [];
-    const used = new Set<number>();
     for (const u of this.of(conversation)) {
       if (u.state === "resending") continue;
-      const l = lines.find((x) => !used.has(x.seq) && x.mine && x.attachment === undefined && x.seq > u.after && x.text === u.text && x.sentAt >= u.from && x.sentAt <= u.to);
+      const l = lines.find((x) => !this.taken.has(`${conversation}/${x.seq}`) && x.mine && x.attachment === undefined && x.seq > u.after && x.text === u.text && x.sentAt >= u.from && x.sentAt <= u.to);
       if (l === undefined) continue;
-      used.add(l.seq);
+      this.taken.add(`${conversation}/${l.seq}`);
       done.push(u);
     }
     for (const u of done) this.remove(u);
