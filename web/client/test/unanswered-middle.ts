@@ -7,24 +7,22 @@
  * (never stored), and hold every connection the page opens from now on until released — so the
  * "not confirmed yet" state stands still to be looked at, and ends when the test says, with no
  * race left to timing. As `restore-wire.ts`'s `dropNextSendAnswer` does for the Node suites.
+ * Only a text message is dropped (its header's kind, in the clear): a read receipt the page
+ * sends meanwhile (`markRead`, a `send` too, under the same lock) goes and is answered.
  */
 import type { Page } from "playwright-core";
 import { relayInTheMiddle, type Frame, type Link } from "./chromium.js";
+import { KINDS } from "@sealdesk/protocol";
 import { requestKind } from "./tamper.js";
 
 /** The page's connections as this suite's tests steer them (see the module docs). */
 export interface UnansweredMiddle {
-  /** Drops the relay's answer to the page's next `send` (the relay still stores it). */
+  /** Drops the relay's answer to the page's next text `send` (the relay still stores it). */
   dropNextAnswer(): void;
-  /** Drops the page's next `send` before the relay sees it (never stored, never answered). */
+  /** Drops the page's next text `send` before the relay sees it (never stored, never answered). */
   dropNextSend(): void;
   /** Whether what was armed happened (the answer or the send dropped). */
   readonly dropped: boolean;
-  /**
-   * How many of the page's `send` requests the relay answered so far: a test arms a drop once
-   * the page's sends before it (a read receipt, `markRead`, goes as a `send` too) are answered.
-   */
-  readonly answered: number;
   /** Holds the frames of every connection the page opens from now on, until `release`. */
   holdReconnect(): void;
   /** How many frames the held connections sent so far (the page is trying to reconnect). */
@@ -39,11 +37,8 @@ export async function unansweredMiddle(page: Page): Promise<UnansweredMiddle> {
   let dropId: { link: Link; id: unknown } | null = null;
   let holdFrom: number | null = null;
   let held: { frame: Frame; link: Link }[] = [];
-  /** The page's `send` requests not answered yet, by connection. */
-  const sends = new Map<Link, Set<unknown>>();
   const m = {
     dropped: false,
-    answered: 0,
     held: 0,
     dropNextAnswer: () => void (mode = "answer"),
     dropNextSend: () => void (mode = "send"),
@@ -62,9 +57,10 @@ export async function unansweredMiddle(page: Page): Promise<UnansweredMiddle> {
         m.held++;
         return [];
       }
-      if (requestKind(frame) !== "send") return frame;
-      if (mode !== "send") sends.set(link, (sends.get(link) ?? new Set()).add((frame.request as Frame).id));
-      if (mode === null) return frame;
+      if (requestKind(frame) !== "send" || mode === null) return frame;
+      const header = ((((frame.request as Frame).body as Frame).send as Frame).header as Frame | undefined) ?? {};
+      // The header's kind as the wire carries it: its name (`envelopeToCbor`), or its code.
+      if (header.kind !== "text" && header.kind !== KINDS.text) return frame;
       const was = mode;
       mode = null;
       if (was === "send") {
@@ -76,7 +72,6 @@ export async function unansweredMiddle(page: Page): Promise<UnansweredMiddle> {
     },
     toPage: (frame, link) => {
       const response = frame.response as Frame | undefined;
-      if (response !== undefined && sends.get(link)?.delete(response.id) === true && !(dropId !== null && dropId.link === link && response.id === dropId.id)) m.answered++;
       if (dropId === null || response === undefined || dropId.link !== link || response.id !== dropId.id) return frame;
       dropId = null;
       m.dropped = true;
