@@ -10,7 +10,7 @@
  */
 import { Agent, AgentError, AuditLogError, VaultImportError, consentsClaimed, importCliVault, storeSendLock, withheldText, type AgentEvent, type Hole, type AgentLine, type ConversationStatus, type ConversationView, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
-import { STATES, clipIcon, downloadButton, el, holesDrawn, moreHolesItem, newBelow, noticeItem, redraw, showAlert, showUnreadable, time } from "@sealdesk/client/ui";
+import { STATES, UnansweredSends, clipIcon, downloadButton, el, holesDrawn, moreHolesItem, newBelow, noticeItem, redraw, showAlert, showUnreadable, time, unansweredItem, wasOffline, wasUnanswered, type Unanswered } from "@sealdesk/client/ui";
 import { agentPolicySummary, conversationTitle, findVaultFiles, lineMark, shortId, statusWords, unlockFailureText, unreadWords } from "./logic.js";
 import { quotaLines, type QuotaLine } from "./quota.js";
 
@@ -66,12 +66,13 @@ async function main(): Promise<void> {
   const store = await IdbStore.open(DB);
   if (!(await Agent.has(store))) await unlock(store);
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`;
+  const now = (): number => Math.floor(Date.now() / 1000);
   const agent = await Agent.load({
     url,
     store,
     socket: (u) => new WebSocket(u) as unknown as SocketLike,
     random: (n) => crypto.getRandomValues(new Uint8Array(n)),
-    now: () => Math.floor(Date.now() / 1000),
+    now,
     withSendLock: <T>(f: () => Promise<T>): Promise<T> => (navigator.locks === undefined ? storeSendLock(store)(f) : (navigator.locks.request(`${DB}/send`, f) as Promise<T>)),
     // What an older relay showed it does not know, kept for an hour across the origin's tabs
     // (neither a reload nor another tab asks it again); `localStorage` itself may throw where
@@ -107,6 +108,19 @@ async function main(): Promise<void> {
   const below = newBelow(log, el<HTMLButtonElement>("new-below"), () => {
     if (!text.disabled) text.focus();
   });
+  /**
+   * Sends the relay did not answer (`unanswered.ts`): each at the end of its conversation's log,
+   * "not confirmed yet", until the next session's read shows it stored (then its line is drawn
+   * and the item goes) or not (then "Send again", pressed by the agent only).
+   */
+  const unanswered = new UnansweredSends();
+  /** Takes out the unanswered sends a line read back shows stored (texts only: not a status line). */
+  const confirmUnanswered = (): void => {
+    for (const c of agent.conversations()) {
+      if (unanswered.of(c.id).length === 0) continue;
+      unanswered.confirmedBy(c.id, (agent.conversation(c.id)?.lines ?? []).filter((l) => l.kind === "text"));
+    }
+  };
   /** Each line with a file, drawn once and kept (its download button in it), by conversation and sequence number. */
   const attachmentLines = new Map<string, HTMLLIElement>();
 
@@ -254,7 +268,12 @@ async function main(): Promise<void> {
     // "New messages below" button instead, until the agent is at the end again.
     // Another conversation opened is shown from its end.
     if (drawn !== v.id) below.follow();
-    for (const li of items) li.dataset.key = li.classList.contains("more") ? "withheld/more" : `${li.classList.contains("notice") ? "notice" : li.classList.contains("withheld") ? "withheld" : "line"}/${li.dataset.seq ?? li.dataset.from ?? ""}`;
+    for (const u of unanswered.of(v.id)) {
+      const li = unansweredItem(u, `You (${agent.name})`, (x) => sendAgain(x));
+      li.dataset.key = `unanswered/${u.id}`;
+      items.push(li);
+    }
+    for (const li of items) if (li.dataset.unanswered === undefined) li.dataset.key = li.classList.contains("more") ? "withheld/more" : `${li.classList.contains("notice") ? "notice" : li.classList.contains("withheld") ? "withheld" : "line"}/${li.dataset.seq ?? li.dataset.from ?? ""}`;
     redraw(log, items);
     below.drawn();
     drawn = v.id;
@@ -274,6 +293,7 @@ async function main(): Promise<void> {
   };
 
   const render = (): void => {
+    confirmUnanswered();
     renderList();
     renderPane();
   };
@@ -295,6 +315,11 @@ async function main(): Promise<void> {
     switch (e.kind) {
       case "state":
         online = e.state === "online";
+        // A session is up after its read: what it read back is confirmed, the rest not stored.
+        if (online) {
+          confirmUnanswered();
+          unanswered.settle();
+        } else unanswered.disconnected();
         conn.dataset.state = e.state;
         conn.textContent = STATES[e.state] ?? e.state;
         conn.title = e.detail ?? "";
@@ -358,22 +383,60 @@ async function main(): Promise<void> {
     const id = current;
     if (t === "" || id === null || !canSend(view())) return;
     send.disabled = true;
-    agent
-      .send(id, t)
-      .then(() => {
+    sendText(id, t, null)
+      .then((settled) => {
+        if (!settled) return;
         text.value = "";
         typingSent = 0;
-        // What the agent sent is shown, as chat apps do: scrolled up or not, the log goes to
-        // its end (the redraw below) — not left where it was with "New messages below" over
-        // the agent's own words. A customer's line still leaves a scrolled-up log where it is.
-        if (current === id) below.follow();
       })
-      .catch((err: unknown) => showAlert(`Not sent: ${err instanceof Error ? err.message : String(err)}`))
       .finally(() => {
         render();
         text.focus();
       });
   });
+  /**
+   * Sends `t` in conversation `id` (typed, or an unanswered one's text sent again: `again`). Left
+   * unanswered, it is kept as not confirmed yet (in `again`'s stead); the promise says whether
+   * it is settled, i.e. the box may be cleared.
+   */
+  function sendText(id: string, t: string, again: Unanswered | null): Promise<boolean> {
+    const after = Math.max(0, ...(agent.conversation(id)?.lines ?? []).map((l) => l.seq));
+    const from = now();
+    return agent.send(id, t).then(
+      () => {
+        if (again !== null) unanswered.remove(again);
+        // What the agent sent is shown, as chat apps do: scrolled up or not, the log goes to
+        // its end (the redraw after) — not left where it was with "New messages below" over
+        // the agent's own words. A customer's line still leaves a scrolled-up log where it is.
+        if (current === id) below.follow();
+        return true;
+      },
+      (err: unknown) => {
+        if (wasUnanswered(err)) {
+          // Its fate unknown: in the log as not confirmed yet, never "not sent" with the text
+          // back in the box (sent again, it would be a second message).
+          if (again !== null) unanswered.remove(again);
+          unanswered.add(id, t, after, from, now(), online);
+          if (current === id) below.follow();
+          return true;
+        }
+        if (again !== null) again.state = "not_stored";
+        // No session (the connection dropped a moment ago): nothing went out, the text is kept.
+        const detail = err instanceof Error ? err.message : String(err);
+        showAlert(wasOffline(err) ? `Reconnecting: this message was not sent (${detail}). What you wrote is kept; send it once connected.` : `Not sent: ${detail}`);
+        return false;
+      },
+    );
+  }
+  function sendAgain(u: Unanswered): void {
+    if (!online) {
+      showAlert("Reconnecting: send it again once connected.");
+      return;
+    }
+    u.state = "resending";
+    render();
+    void sendText(u.conversation, u.text, u).finally(render);
+  }
   // A file chosen is sent at once: sealed, uploaded in chunks (the bar shows the chunks the
   // relay holds), then announced, with the text typed as its caption.
   file.addEventListener("change", () => {

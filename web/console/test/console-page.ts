@@ -15,11 +15,12 @@ export const texts = (page: Page): Promise<string[]> => page.locator("#log li.li
 /**
  * A new page of the suite's browser, its problems collected into `s.problems` (a failed
  * WebSocket connection counted too unless `reconnects`), with the console unlocked from
- * alice's vault.
+ * alice's vault; `before` runs on the page before it opens (routes, `relayInTheMiddle`).
  */
-export async function consolePage(s: ChromiumSuite, reconnects = true): Promise<Page> {
+export async function consolePage(s: ChromiumSuite, reconnects = true, before?: (page: Page) => Promise<unknown>): Promise<Page> {
   const page = await s.browser.newPage();
   watchPage(page, s.problems, reconnects);
+  await before?.(page);
   await unlockConsole(page, s.relay.origin, s.org.agentHome);
   return page;
 }

@@ -11,7 +11,7 @@
  */
 import { Customer, CustomerError, RelayError, consentName, policySummary, storeSendLock, type ChatLine, type CustomerEvent, type NoticeAudience, type ShownNotice, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
-import { STATES, clipIcon, downloadButton, el, joinsOpening, newBelow, noticeItem, releaseItem, replaceItem, showAlert, showUnreadable, time } from "@sealdesk/client/ui";
+import { STATES, UnansweredSends, clipIcon, downloadButton, el, joinsOpening, newBelow, noticeItem, releaseItem, replaceItem, showAlert, showUnreadable, time, unansweredItem, wasOffline, wasUnanswered, type Unanswered } from "@sealdesk/client/ui";
 import { fromHex, toHex } from "@sealdesk/protocol";
 import { showMarks, wireLiveSigns } from "./receipts.js";
 import { wireRights } from "./rights.js";
@@ -37,6 +37,9 @@ function alertSays(text: string, support?: { code: string; detail: string }): vo
     a.dataset.code = support.code;
   }
 }
+
+/** The widget's one conversation, as `UnansweredSends` names it. */
+const WIDGET = "widget";
 
 async function main(): Promise<void> {
   const params = new URLSearchParams(location.search);
@@ -220,6 +223,83 @@ async function main(): Promise<void> {
   // up in one line (`holesDrawn`: a relay inventing thousands of holes costs a handful of lines).
   const holes = wireHoles(log, rows, org);
 
+  // Sends the relay did not answer (`unanswered.ts`): each an item at the log's end, "not
+  // confirmed yet", until the next session's read shows it stored (then its line is shown in its
+  // place, and the item goes) or not (then "Send again", pressed by the customer only).
+  const unanswered = new UnansweredSends();
+  const unansweredItems = new Map<number, HTMLLIElement>();
+  const drawUnanswered = (u: Unanswered, old: Unanswered = u): void => {
+    const li = unansweredItem(u, "You", (x) => sendAgain(x));
+    const was = unansweredItems.get(old.id);
+    unansweredItems.delete(old.id);
+    if (was !== undefined && was.isConnected) replaceItem(was, li);
+    else log.append(li);
+    unansweredItems.set(u.id, li);
+  };
+  const dropUnanswered = (u: Unanswered): void => {
+    unanswered.remove(u);
+    unansweredItems.get(u.id)?.remove();
+    unansweredItems.delete(u.id);
+  };
+  const confirmUnanswered = (): void => {
+    for (const u of unanswered.confirmedBy(WIDGET, customer.history())) dropUnanswered(u);
+  };
+  /**
+   * Sends `t` (typed, or an unanswered one's text sent again: `again`); shown once stored. Left
+   * unanswered, it is kept as not confirmed yet (in `again`'s place); the promise says whether it
+   * is settled, i.e. the box may be cleared.
+   */
+  const sendText = (t: string, again: Unanswered | null): Promise<boolean> => {
+    const after = Math.max(0, ...customer.history().map((l) => l.seq));
+    const from = setup.now();
+    return customer.send(t).then(
+      (line) => {
+        if (again !== null) dropUnanswered(again);
+        // What the customer sent is shown, as chat apps do: scrolled up or not, the log goes to
+        // its end — not left where it was with "New messages below" over their own words.
+        below.follow();
+        addLine(line);
+        below.drawn();
+        readMarks();
+        live.sent();
+        el<HTMLDetailsElement>("policy").open = false;
+        tabs?.postMessage({ sent: line.seq });
+        return true;
+      },
+      (err: unknown) => {
+        // Another tab recovered an account meanwhile: its alert says so, and offers to go on.
+        if (recoveredAs !== null) return false;
+        if (wasUnanswered(err)) {
+          // Its fate unknown: in the log as not confirmed yet, never "not sent" with the text
+          // back in the box (sent again, it would be a second message).
+          const u = unanswered.add(WIDGET, t, after, from, setup.now(), online);
+          if (again !== null) unanswered.remove(again);
+          below.follow();
+          drawUnanswered(u, again ?? u);
+          below.drawn();
+          return true;
+        }
+        if (again !== null) {
+          again.state = "not_stored";
+          drawUnanswered(again);
+        }
+        // No session (the connection dropped a moment ago): nothing went out, the text is kept.
+        if (wasOffline(err)) alertSays("Reconnecting: this message was not sent. What you wrote is kept; send it once connected.", { code: "closed", detail: err instanceof Error ? err.message : String(err) });
+        else alertSays(`Not sent: ${plainRefusal(err)}`);
+        return false;
+      },
+    );
+  };
+  function sendAgain(u: Unanswered): void {
+    if (!canSend()) {
+      alertSays("Reconnecting: send it again once connected.");
+      return;
+    }
+    u.state = "resending";
+    drawUnanswered(u);
+    void sendText(u.text, u).finally(refresh);
+  }
+
   for (const l of customer.history()) addLine(l);
   for (const n of customer.releaseNotices()) addNotice(n);
   holes.show(customer.withheld());
@@ -238,6 +318,11 @@ async function main(): Promise<void> {
       case "state":
         online = e.state === "online";
         if (online) live.seen();
+        // A session is up after its read: what it read back is confirmed, the rest not stored.
+        if (online) {
+          confirmUnanswered();
+          for (const u of unanswered.settle()) drawUnanswered(u);
+        } else unanswered.disconnected();
         // An older relay shows the policy only to a registered account: registered once the
         // customer goes to write, and shown before anything is sent.
         if (online && customer.policyWaitsForBegin()) el("summary").textContent = "Click in the message box to start: who can read this chat is shown here before you write.";
@@ -253,6 +338,7 @@ async function main(): Promise<void> {
         break;
       case "line":
         addLine(e.line);
+        confirmUnanswered();
         below.drawn();
         readMarks();
         if (!e.line.mine) live.seen();
@@ -347,23 +433,9 @@ async function main(): Promise<void> {
       return;
     }
     send.disabled = true;
-    customer
-      .send(t)
-      .then((line) => {
-        text.value = "";
-        // What the customer sent is shown, as chat apps do: scrolled up or not, the log goes to
-        // its end — not left where it was with "New messages below" over their own words.
-        below.follow();
-        addLine(line);
-        below.drawn();
-        readMarks();
-        live.sent();
-        el<HTMLDetailsElement>("policy").open = false;
-        tabs?.postMessage({ sent: line.seq });
-      })
-      .catch((err: unknown) => {
-        // Another tab recovered an account meanwhile: its alert says so, and offers to go on.
-        if (recoveredAs === null) alertSays(`Not sent: ${plainRefusal(err)}`);
+    sendText(t, null)
+      .then((settled) => {
+        if (settled) text.value = "";
       })
       .finally(() => {
         refresh();

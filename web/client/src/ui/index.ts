@@ -3,7 +3,8 @@
  * the connection states in words, the alert line, times, the "Download" button of an attachment
  * line with its status line and its drawn paperclip (`clip.ts`), the one line on audit-log entries this version cannot read (`showUnreadable`), the "New messages below" button of a log scrolled up in (`new-below.ts`), a release notice in words, and the shares of one opening as one
  * notice (`releases.ts`), drawing a list again without losing the focus or the scroll
- * position (`redraw.ts`), and the runs the relay withheld drawn within bounds (`holes.ts`). A
+ * position (`redraw.ts`), and the runs the relay withheld drawn within bounds (`holes.ts`), and a send the relay did not answer shown as not confirmed
+ * yet until a read tells its fate (`unanswered.ts`). A
  * separate entry (as `idb`), so the package's main entry stays free of the DOM and runs under
  * Node; a page imports both. Its
  * styles are `base.css` (`@sealdesk/client/ui/base.css`). Everything is written with
@@ -21,6 +22,7 @@ export { clipIcon } from "./clip.js";
 export { NEW_BELOW, newBelow, type NewBelow } from "./new-below.js";
 export { redraw, replaceItem } from "./redraw.js";
 export { HOLES_DRAWN, HOLES_LISTED, customerClaimText, customerHoleText, holesDrawn, listedHoleText, moreHolesItem, moreHolesText, setText, updateMoreHolesItem, type HolesAudience, type HolesDrawn, type MoreHoles } from "./holes.js";
+export { UNANSWERED_SAYS, UnansweredSends, unansweredItem, wasOffline, wasUnanswered, type LineSeen, type Unanswered } from "./unanswered.js";
 export { UNCONFIRMED, UNCONFIRMED_TITLE, joinsOpening, openingBasis, releaseItem, unconfirmedBody, type ReleaseShare, type TrusteeCount } from "./releases.js";
 
 /** The element `#id`. */

@@ -1,0 +1,106 @@
+/**
+ * What the widget shows of a send the relay did not answer (issues 22, 23), in Chromium against
+ * the real relay and binaries. The page's request timeout (`REQUEST_TIMEOUT_MS`) runs out on a
+ * send whose answer the test dropped (the relay stored it) or whose frame it dropped (never
+ * stored); the page closes that session and reconnects, and the reconnection is held
+ * (`unansweredMiddle`) so the state in between stands still to be looked at.
+ *
+ * What must hold: the line shows in the log as the customer's, "not confirmed yet" — not an
+ * alert "Not sent", and not the text put back in the box (sent again, it would be a second
+ * message); once the next session's read shows it stored, it is an ordinary line, once; not
+ * stored, the line says so with a "Send again" button, and only that press sends it, once.
+ * Screenshots at 420×640: `widget-unanswered-{pending,confirmed,not-stored}.png`.
+ */
+import { join } from "node:path";
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
+import { SHOTS, chromiumSuite, watchPage } from "../../client/test/chromium.js";
+import { unansweredMiddle, type UnansweredMiddle } from "../../client/test/unanswered-middle.js";
+
+/** The page's request timeout (15 s) and its reconnection, with room for a loaded machine. */
+const TIMED_OUT = { timeout: 60_000 };
+
+describe("a send the relay did not answer, in the widget (Chromium)", () => {
+  const s = chromiumSuite("widget-send-unanswered");
+  const url = (): string => `${s.relay.origin}/?org=${s.org.org}&fp=${encodeURIComponent(s.org.fingerprint)}`;
+  /** The log's stored lines (not the unanswered ones). */
+  const lines = (page: Page): Promise<string[]> => page.locator("#log li.line:not(.unanswered) .text").allTextContents();
+  const unanswered = (page: Page): Promise<{ text: string; state: string; says: string }[]> =>
+    page.locator("#log li.unanswered").evaluateAll((lis) => lis.map((li) => ({ text: li.querySelector(".text")?.textContent ?? "", state: (li as HTMLElement).dataset.state ?? "", says: li.querySelector(".meta")?.textContent ?? "" })));
+  const agentSaw = async (page: Page, text: string): Promise<number> => {
+    const id = (await page.evaluate(() => document.body.dataset.conversation)) ?? "";
+    return (await s.org.agent(["history", "--conversation", id])).split(text).length - 1;
+  };
+
+  /** The widget online in a new page, its first line sent, its connections through the test. */
+  async function opened(first: string): Promise<{ page: Page; m: UnansweredMiddle }> {
+    const page = await s.browser.newPage();
+    watchPage(page, s.problems);
+    const m = await unansweredMiddle(page);
+    await page.goto(url());
+    await expect.poll(() => page.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");
+    await expect.poll(() => page.locator("#send").isEnabled(), { timeout: 20_000 }).toBe(true);
+    await page.locator("#text").fill(first);
+    await page.locator("#text").press("Enter");
+    await expect.poll(() => lines(page)).toContain(first);
+    return { page, m };
+  }
+
+  /** Sends `text`, armed to go unanswered, and waits for the page to say it is not confirmed yet. */
+  async function sendUnanswered(page: Page, m: UnansweredMiddle, text: string): Promise<void> {
+    m.holdReconnect();
+    await page.locator("#text").fill(text);
+    await page.locator("#text").press("Enter");
+    await expect.poll(() => unanswered(page), TIMED_OUT).toEqual([{ text, state: "pending", says: expect.stringContaining("Not confirmed yet") as unknown as string }]);
+    expect(m.dropped).toBe(true);
+    // Its fate unknown: neither "not sent" nor the text back in the box to be sent again.
+    expect(await page.locator("#text").inputValue()).toBe("");
+    expect(await page.locator("#alert").isHidden()).toBe(true);
+    expect(await lines(page)).not.toContain(text);
+    // The page is reconnecting (held by the test): the state stands still.
+    await expect.poll(() => m.held).toBeGreaterThan(0);
+  }
+
+  it("stored: shown as not confirmed yet, then as sent once the next session reads it back — once, no alert", async () => {
+    const { page, m } = await opened("hello");
+    const TEXT = "where is my parcel?";
+    m.dropNextAnswer();
+    await sendUnanswered(page, m, TEXT);
+    await page.screenshot({ path: join(SHOTS, "widget-unanswered-pending.png") });
+
+    m.release();
+    await expect.poll(() => unanswered(page), TIMED_OUT).toEqual([]);
+    await expect.poll(() => lines(page)).toEqual(["hello", TEXT]);
+    expect(await page.locator("#alert").isHidden()).toBe(true);
+    expect(await page.locator("#text").inputValue()).toBe("");
+    await expect.poll(() => page.locator("#conn").getAttribute("data-state")).toBe("online");
+    await page.screenshot({ path: join(SHOTS, "widget-unanswered-confirmed.png") });
+    expect(await agentSaw(page, TEXT)).toBe(1);
+    await page.close();
+    expect(s.problems).toEqual([]);
+  });
+
+  it("not stored: says so with a Send again button; only the press sends it, once", async () => {
+    const { page, m } = await opened("hello again");
+    const TEXT = "this one never reached the relay";
+    m.dropNextSend();
+    await sendUnanswered(page, m, TEXT);
+
+    m.release();
+    await expect.poll(() => unanswered(page), TIMED_OUT).toEqual([{ text: TEXT, state: "not_stored", says: "Not sent: the relay did not store this message." }]);
+    await expect.poll(() => page.locator("#conn").getAttribute("data-state")).toBe("online");
+    // Nothing sent again by itself: the relay has no such line, and the page shows none.
+    expect(await agentSaw(page, TEXT)).toBe(0);
+    expect(await lines(page)).not.toContain(TEXT);
+    await page.screenshot({ path: join(SHOTS, "widget-unanswered-not-stored.png") });
+
+    await page.locator("#log li.unanswered button.again").click();
+    await expect.poll(() => lines(page)).toContain(TEXT);
+    await expect.poll(() => unanswered(page)).toEqual([]);
+    expect((await lines(page)).filter((l) => l === TEXT)).toHaveLength(1);
+    expect(await agentSaw(page, TEXT)).toBe(1);
+    expect(await page.locator("#alert").isHidden()).toBe(true);
+    await page.close();
+    expect(s.problems).toEqual([]);
+  });
+});
