@@ -3,16 +3,19 @@
  * PROTOCOL §7.6 "Chains"), against the real relay: alice (console) → bob (CLI) → alice, where
  * alice, reloaded in between, follows the record she made and kept; alice → bob (console) →
  * dave (console), where bob hands over the epoch he holds by hand-off and dave opens it through
- * the chain; and the late-join rule: a relay that withholds the chain from dave gets the record
- * bob made refused, as the Rust client refuses it.
+ * the chain; the late-join rule: a relay that withholds the chain from dave gets the record bob
+ * made refused, as the Rust client refuses it; and a second, different record for an epoch
+ * already held is refused.
  */
 import { describe, expect, it } from "vitest";
-import { MemoryStore, type Agent } from "../src/index.js";
-import { certifiedAgent, onlineAgent } from "./agent-fixture.js";
-import { onlineCustomer, orgOnRelay } from "./customer-fixture.js";
+import { customerOf, epochToCbor } from "@sealdesk/protocol";
+import { MemoryStore, epochFromCbor, importCliVault, type Agent } from "../src/index.js";
+import { makeEpochRecord } from "../src/epochs.js";
+import { certifiedAgent, onlineAgent, vaultFiles } from "./agent-fixture.js";
+import { onlineCustomer, orgOnRelay, random } from "./customer-fixture.js";
 import { cli, eventually } from "./relay.js";
-import type { Frame } from "./tamper.js";
-import { withholding } from "./withhold.js";
+import { tampering, type Frame } from "./tamper.js";
+import { page, withholding } from "./withhold.js";
 
 /** Whether a sequenced item (CBOR) is a hand-off or the record of epoch 0 or 1. */
 function chainItem(it: Frame): boolean {
@@ -115,6 +118,37 @@ describe("the console's agent in a conversation transferred more than once", () 
     });
     expect(texts(erin, id)).not.toContain("thanks");
     erin.stop();
+    carol.stop();
+  });
+
+  it("refuses a second, different record for an epoch it holds (a relay that serves one in place of a hand-off)", async () => {
+    const { agent: alice, events } = await onlineAgent(fx.org.agentHome, fx.relay.url);
+    const { customer: carol } = await onlineCustomer(fx.options(new MemoryStore()));
+    await carol.send("hello?");
+    const id = carol.conversationId() ?? "";
+    await eventually("carol's line at alice", () => alice.conversation(id)?.lines.find((l) => l.text === "hello?"));
+    const frankHome = await certifiedAgent(fx, "frank");
+    await alice.transfer(id, "frank");
+    const [e0, e1] = alice.epochRecords(id).map(epochFromCbor);
+    const policy = events.flatMap((e) => (e.kind === "policy" ? [e.policy] : [])).at(-1);
+    if (e0 === undefined || e1 === undefined || policy === undefined) throw new Error("alice holds epochs 0 and 1 and the policy");
+    alice.stop();
+    // A second epoch 1, validly signed by alice (a member of epoch 0) with the same members.
+    const { keys } = await importCliVault(vaultFiles(fx.org.agentHome), "web tests only");
+    const forged = await makeEpochRecord(keys, random, { policy, conversation: e1.conversation, previous: e0, members: e1.members, customer: customerOf(e1).signingKey, k: random(32), createdAt: e1.createdAt + 1 });
+    const swap = tampering((f) => {
+      const items = page(f);
+      for (const it of (items?.items as Frame[] | undefined) ?? []) {
+        if ((it.item as Frame | undefined)?.hand_off !== undefined) it.item = { epoch: epochToCbor(forged) };
+      }
+      return true;
+    });
+    const { agent: frank } = await onlineAgent(frankHome, fx.relay.url, swap);
+    await eventually("the second record refused", async () => {
+      await frank.sync(id);
+      return refused(frank, id).find((t) => t.includes("a second record for epoch 1"));
+    });
+    frank.stop();
     carol.stop();
   });
 });
