@@ -4,8 +4,9 @@
  * before it is shown. Epoch records at all three levels of §7.5: the policy fetched and checked
  * against the org master pinned per org (a changed master blocks every conversation), every
  * member pinned by name (a changed key blocks the conversation), the chain followed, the secret
- * opened when this account is a member. Hand-offs open earlier epochs (§7.6); messages are
- * opened in the order of §9.4 (text, attachments, read receipts, statuses §9.6); typing signals
+ * opened when this account is a member. Hand-offs open earlier epochs (§7.6, through the chain
+ * of earlier hand-offs: `Holders`); messages are opened in the order of §9.4 (text,
+ * attachments, read receipts, statuses §9.6); typing signals
  * (§9.7) and delivery marks come as pushes. Release notices are read from the audit log and
  * checked as the widget's customer checks them (`agent-notices.ts`).
  */

@@ -303,7 +303,8 @@ export class Agent extends AgentReader {
    * Transfers the conversation to agent `to` (§7.6, as `sealdesk transfer` does): the new
    * agent's certificate checked against the org's latest policy and its key pinned, the relay
    * told (`transfer`), a new epoch with the customer and the new agent, and, when the policy
-   * has `history_handoff`, the earlier epochs' secrets sealed to the new agent.
+   * has `history_handoff`, the earlier epochs' secrets sealed to the new agent: those it was a member
+   * of, then those it was handed (§7.6). The record made is kept (`AGENT_RECORDS.kept`).
    */
   async transfer(id: string, to: string): Promise<number> {
     const c = this.need(id);
