@@ -48,6 +48,8 @@ import { epochPrk, openSignal } from "./signal.js";
 import { SequenceHoles, type Verdict } from "./customer-holes.js";
 
 const dec = new TextDecoder("utf-8", { fatal: true });
+/** How a record held back (its previous one not yet read) is shown until it is accepted. */
+const HELD_BACK = "held back: ";
 
 /** An agent account reading the conversations assigned to it. */
 export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
@@ -317,6 +319,13 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
           c.waiting.push(it);
           return;
         }
+        if (e instanceof AgentError && e.failure === "no_epoch" && it.item.kind === "epoch") {
+          // Held back, never accepted, until the records before it are read: a hand-off makes
+          // this account a reader of them (a transfer while it is online, §7.6).
+          c.waiting.push(it);
+          if (!c.lines.some((l) => l.seq === it.seq && l.kind === "event")) this.line(c, { seq: it.seq, mine: false, sender: "", text: `${HELD_BACK}${e.message}`, kind: "event", sentAt: it.storedAt });
+          return;
+        }
         this.line(c, { seq: it.seq, mine: false, sender: "", text: `refused: ${e instanceof Error ? e.message : String(e)}`, kind: "event", sentAt: it.storedAt });
       }
     });
@@ -443,7 +452,8 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
     // reads every epoch from 0.
     const joinsLate = r.epoch > 0 && c.epochs.size === 0 && r.members.some((m) => equal(m.signingKey, this.keys.signingPublic)) && equal(r.creator, customerOf(r).signingKey);
     if (r.epoch === 0 || previous !== null) checkFollows(r, previous);
-    else if (!joinsLate) throw new EpochError("bad_chain", `the record of the previous epoch ${r.epoch - 1} is missing`);
+    else if (!joinsLate) throw new AgentError("no_epoch", `the record of the previous epoch ${r.epoch - 1} is missing`);
+    c.lines = c.lines.filter((l) => !(l.seq === seq && l.text.startsWith(HELD_BACK)));
     for (const m of r.members) await this.pin(c, m);
     const member = r.members.some((m) => equal(m.signingKey, this.keys.signingPublic));
     let k: Uint8Array | null = null;
@@ -475,13 +485,20 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
       c.handoffs.sort((a, b) => a.seq - b.seq);
     }
     if (!equal(h.to, this.keys.signingPublic)) return;
+    // Epochs it carries whose records were not served before it made this account their reader:
+    // read again (and handled) first.
+    let earlier: Sequenced[] = [];
+    if (h.epochs.some(([e]) => !c.epochs.has(e))) {
+      earlier = await this.earlierItems(c, seq);
+      for (const it of earlier) await this.ingest(c, it);
+    }
     const records = new Map<number, EpochRecord>();
     for (const [n, e] of c.epochs) records.set(n, e.record);
     const byMembership = h.epochs.every(([e]) => records.get(e)?.members.some((m) => equal(m.signingKey, h.from)) === true);
     // A hand-off of an epoch its signer holds by hand-off: the chain is followed over every
     // earlier hand-off, read again from the relay (one stored while this account was no reader
     // of the epoch it went in was not served to it then).
-    const earlier = byMembership ? [] : await this.earlierItems(c, seq);
+    if (!byMembership && earlier.length === 0) earlier = await this.earlierItems(c, seq);
     const held = Holders.follow(records.values(), [...c.handoffs.filter((x) => x.seq < seq).map((x) => x.handoff), ...earlier.flatMap((it) => (it.item.kind === "hand_off" && !c.handoffs.some((x) => x.seq === it.seq) ? [it.item.handoff] : []))]);
     const secrets = await openHandoff(h, this.keys, records, held);
     let opened = false;

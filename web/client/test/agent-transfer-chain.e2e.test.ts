@@ -3,9 +3,10 @@
  * PROTOCOL §7.6 "Chains"), against the real relay: alice (console) → bob (CLI) → alice, where
  * alice, reloaded in between, follows the record she made and kept; alice → bob (console) →
  * dave (console), where bob hands over the epoch he holds by hand-off and dave opens it through
- * the chain; the late-join rule: a relay that withholds the chain from dave gets the record bob
- * made refused, as the Rust client refuses it; and a second, different record for an epoch
- * already held is refused.
+ * the chain; alice → bob with bob's console online (the record held back until the hand-off
+ * makes him a reader of epoch 0); the late-join rule: a relay that withholds the chain from erin
+ * gets the record bob made held back, never accepted, as the Rust client refuses it; and a
+ * second, different record for an epoch already held is refused.
  */
 import { describe, expect, it } from "vitest";
 import { customerOf, epochToCbor } from "@sealdesk/protocol";
@@ -96,7 +97,7 @@ describe("the console's agent in a conversation transferred more than once", () 
     carol.stop();
   });
 
-  it("refuses a record whose previous one is missing when the customer did not make it (a relay that withholds the chain)", async () => {
+  it("does not accept a record whose previous one is missing when the customer did not make it (a relay that withholds the chain)", async () => {
     const { agent: alice } = await onlineAgent(fx.org.agentHome, fx.relay.url);
     const { customer: carol } = await onlineCustomer(fx.options(new MemoryStore()));
     await carol.send("is anyone there?");
@@ -112,11 +113,13 @@ describe("the console's agent in a conversation transferred more than once", () 
     // erin is served no record before the one bob made (epoch 2) and no hand-off: her view
     // would start at a record no customer made.
     const { agent: erin } = await onlineAgent(erinHome, fx.relay.url, withholding((_seq, _nth, it) => chainItem(it)));
-    await eventually("the record refused", async () => {
+    await eventually("the record held back", async () => {
       await erin.sync(id);
-      return refused(erin, id).find((t) => t.includes("previous epoch 1 is missing"));
+      return texts(erin, id).find((t) => t.startsWith("held back") && t.includes("previous epoch 1 is missing"));
     });
+    await erin.sync(id);
     expect(texts(erin, id)).not.toContain("thanks");
+    await expect(erin.send(id, "erin here")).rejects.toThrow();
     erin.stop();
     carol.stop();
   });
@@ -149,6 +152,25 @@ describe("the console's agent in a conversation transferred more than once", () 
       return refused(frank, id).find((t) => t.includes("a second record for epoch 1"));
     });
     frank.stop();
+    carol.stop();
+  });
+
+  it("alice → bob while bob's console is online: bob follows the new record once the hand-off makes him a reader, and answers", async () => {
+    const { agent: alice } = await onlineAgent(fx.org.agentHome, fx.relay.url);
+    const { customer: carol } = await onlineCustomer(fx.options(new MemoryStore()));
+    await carol.send("anyone online?");
+    const id = carol.conversationId() ?? "";
+    await eventually("carol's line at alice", () => alice.conversation(id)?.lines.find((l) => l.text === "anyone online?"));
+    const bobHome = await certifiedAgent(fx, "bob4");
+    const { agent: bob } = await onlineAgent(bobHome, fx.relay.url);
+    await alice.transfer(id, "bob4");
+    await eventually("carol's line at bob, live", () => bob.conversation(id)?.lines.find((l) => l.text === "anyone online?"));
+    await bob.send(id, "bob online here");
+    await eventually("bob's answer at carol", () => carol.history().find((l) => l.text === "bob online here"));
+    expect(refused(bob, id)).toEqual([]);
+    expect(texts(bob, id).filter((t) => t.startsWith("held back"))).toEqual([]);
+    alice.stop();
+    bob.stop();
     carol.stop();
   });
 });
