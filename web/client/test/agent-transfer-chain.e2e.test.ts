@@ -164,7 +164,7 @@ describe("the console's agent in a conversation transferred more than once", () 
     const bobHome = await certifiedAgent(fx, "bob4");
     const { agent: bob } = await onlineAgent(bobHome, fx.relay.url);
     await alice.transfer(id, "bob4");
-    await eventually("carol's line at bob, live", () => bob.conversation(id)?.lines.find((l) => l.text === "anyone online?"));
+    await eventually("carol's line and the record of epoch 1 at bob, live", () => (["anyone online?", "transferred from alice to bob4"].every((t) => texts(bob, id).includes(t)) ? true : undefined));
     await bob.send(id, "bob online here");
     await eventually("bob's answer at carol", () => carol.history().find((l) => l.text === "bob online here"));
     expect(refused(bob, id)).toEqual([]);
