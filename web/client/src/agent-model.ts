@@ -4,7 +4,7 @@
  * agent's store; and the state kept per conversation (`Conv`: its epochs with their secrets, its
  * lines and marks, and the `SyncedConversation` that reads it from the relay).
  */
-import type { EpochRecord, EpochSecret, Policy, ReplayWindow } from "@sealdesk/protocol";
+import type { EpochRecord, EpochSecret, Policy, ReplayWindow, Handoff } from "@sealdesk/protocol";
 import type { AttachmentRef } from "./attachment.js";
 import type { Hole } from "./customer-holes.js";
 import type { ByteQuota, Sequenced } from "./frames.js";
@@ -116,6 +116,12 @@ export const AGENT_RECORDS = {
   namePin: (name: string): string => `pin/name/${name}`,
   /** The hash of an epoch record this browser made: `conv/<id>/made/<epoch>`. */
   made: (id: string, epoch: number): string => `conv/${id}/made/${epoch}`,
+  /**
+   * The record (CBOR) of an epoch this browser made to transfer the conversation: kept, as the
+   * relay does not serve it to an agent that is no member of it, so that a transfer back
+   * follows it (§7.6): `conv/<id>/kept/<epoch>`.
+   */
+  kept: (id: string, epoch: number): string => `conv/${id}/kept/${epoch}`,
   /** This account's next counter in an epoch: `conv/<id>/counter/<epoch>`. */
   counter: (id: string, epoch: number): string => `conv/${id}/counter/${epoch}`,
   /** The highest sequence number the agent has read: `conv/<id>/read`. */
@@ -155,6 +161,8 @@ export interface Conv {
   log: SyncedConversation;
   /** Messages that arrived before their epoch's secret (a hand-off brings it later). */
   waiting: Sequenced[];
+  /** The conversation's hand-offs seen (to anyone), in sequence order: the chains (§7.6) are followed over them. */
+  handoffs: { seq: number; handoff: Handoff }[];
   lines: AgentLine[];
   readByCustomer: number;
   delivered: number;

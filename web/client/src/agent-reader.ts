@@ -4,14 +4,19 @@
  * before it is shown. Epoch records at all three levels of §7.5: the policy fetched and checked
  * against the org master pinned per org (a changed master blocks every conversation), every
  * member pinned by name (a changed key blocks the conversation), the chain followed, the secret
- * opened when this account is a member. Hand-offs open earlier epochs (§7.6); messages are
- * opened in the order of §9.4 (text, attachments, read receipts, statuses §9.6); typing signals
+ * opened when this account is a member. Hand-offs open earlier epochs (§7.6, through the chain
+ * of earlier hand-offs: `Holders`); messages are opened in the order of §9.4 (text,
+ * attachments, read receipts, statuses §9.6); typing signals
  * (§9.7) and delivery marks come as pushes. Release notices are read from the audit log and
  * checked as the widget's customer checks them (`agent-notices.ts`).
  */
 import {
+  EpochError,
   EpochSecret,
+  Holders,
   checkFollows,
+  customerOf,
+  epochRecordHash,
   entryLeafHash,
   equal,
   fromCbor,
@@ -35,13 +40,16 @@ import { checkAgentNotice, noticeConversation } from "./agent-notices.js";
 import { AGENT_RECORDS, AgentError, STATUS_CODES, TYPING_SECS, type AgentEvent, type AgentLine, type AgentOptions, type Conv, type ConversationStatus } from "./agent-model.js";
 import { attachmentLineText, decodeAttachmentRef } from "./attachment.js";
 import { replayWindow, readReceiptSeq } from "./epochs.js";
-import type { ByteQuota, ConversationInfo, Push, Sequenced } from "./frames.js";
-import { Member, SyncedConversation, raiseNumber } from "./member.js";
+import { epochFromCbor, type ByteQuota, type ConversationInfo, type Push, type Sequenced } from "./frames.js";
+import { HISTORY_PAGE, Member, SyncedConversation, raiseNumber } from "./member.js";
+import { MAX_SYNC_PAGES } from "./paging.js";
 import type { Session } from "./session.js";
 import { epochPrk, openSignal } from "./signal.js";
 import { SequenceHoles, type Verdict } from "./customer-holes.js";
 
 const dec = new TextDecoder("utf-8", { fatal: true });
+/** How a record held back (its previous one not yet read) is shown until it is accepted. */
+const HELD_BACK = "held back: ";
 
 /** An agent account reading the conversations assigned to it. */
 export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
@@ -146,6 +154,7 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
         epochs: new Map(),
         log: new SyncedConversation(info.conversation, (it) => this.ingest(conv, it), (kind) => new AgentError("bad_answer", kind), new SequenceHoles((epoch) => this.judgeRun(conv, epoch, true), true, { store: this.opts.store, key: AGENT_RECORDS.holes(hex) }), (e) => this.fail(e)),
         waiting: [],
+        handoffs: [],
         lines: [],
         readByCustomer: 0,
         delivered: 0,
@@ -310,6 +319,13 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
           c.waiting.push(it);
           return;
         }
+        if (e instanceof AgentError && e.failure === "no_epoch" && it.item.kind === "epoch") {
+          // Held back, never accepted, until the records before it are read: a hand-off makes
+          // this account a reader of them (a transfer while it is online, §7.6).
+          c.waiting.push(it);
+          if (!c.lines.some((l) => l.seq === it.seq && l.kind === "event")) this.line(c, { seq: it.seq, mine: false, sender: "", text: `${HELD_BACK}${e.message}`, kind: "event", sentAt: it.storedAt });
+          return;
+        }
         this.line(c, { seq: it.seq, mine: false, sender: "", text: `refused: ${e instanceof Error ? e.message : String(e)}`, kind: "event", sentAt: it.storedAt });
       }
     });
@@ -368,7 +384,7 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
     if (item.kind === "epoch") {
       await this.handleEpoch(c, it.seq, item.record);
     } else if (item.kind === "hand_off") {
-      await this.handOff(c, item.handoff);
+      await this.handOff(c, it.seq, item.handoff);
     } else if (item.kind === "message") {
       const env = item.envelope;
       const e = c.epochs.get(env.header.epoch);
@@ -413,7 +429,7 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
   }
 
   /** An epoch record, verified at all three levels of §7.5; its secret opened when a member. */
-  private async handleEpoch(c: Conv, seq: number, r: EpochRecord): Promise<void> {
+  protected async handleEpoch(c: Conv, seq: number, r: EpochRecord): Promise<void> {
     let policy = await this.policy(r.org, r.policyVersion);
     if (!equal(policyHash(policy), r.policyHash)) {
       // Another policy under a version read before (the org was made again): read it again,
@@ -421,8 +437,23 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
       policy = await this.policy(r.org, r.policyVersion, true);
     }
     verifyEpoch(r, policy);
+    const had = c.epochs.get(r.epoch);
+    if (had !== undefined) {
+      if (equal(epochRecordHash(had.record), epochRecordHash(r))) return;
+      throw new EpochError("bad_chain", `a second record for epoch ${r.epoch}`);
+    }
+    if (r.epoch > 0 && !c.epochs.has(r.epoch - 1)) await this.keptRecord(c, seq, r.epoch - 1);
     const previous = r.epoch === 0 ? null : (c.epochs.get(r.epoch - 1)?.record ?? null);
+    // An account that joins late (an agent re-certified for a new key, §4.4) is no reader of
+    // the earlier epochs, so the relay withholds their records: its view starts at the first
+    // epoch it is a member of, provided it has seen no epoch of the conversation before and
+    // the customer made that epoch. Any other record whose previous one is missing is refused
+    // (as the Rust client does): a second transferee is handed the whole chain (§7.6) and
+    // reads every epoch from 0.
+    const joinsLate = r.epoch > 0 && c.epochs.size === 0 && r.members.some((m) => equal(m.signingKey, this.keys.signingPublic)) && equal(r.creator, customerOf(r).signingKey);
     if (r.epoch === 0 || previous !== null) checkFollows(r, previous);
+    else if (!joinsLate) throw new AgentError("no_epoch", `the record of the previous epoch ${r.epoch - 1} is missing`);
+    c.lines = c.lines.filter((l) => !(l.seq === seq && l.text.startsWith(HELD_BACK)));
     for (const m of r.members) await this.pin(c, m);
     const member = r.members.some((m) => equal(m.signingKey, this.keys.signingPublic));
     let k: Uint8Array | null = null;
@@ -442,24 +473,78 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
     }
   }
 
-  private async handOff(c: Conv, h: Handoff): Promise<void> {
-    if (!equal(h.to, this.keys.signingPublic) || !equal(h.conversation, c.id)) return;
+  /**
+   * A hand-off: kept (the chains of later ones are followed over it), and opened when it is to
+   * this account. Its signer must be a member of each epoch it carries, or hold it by the
+   * earlier hand-offs of the conversation (§7.6 "Chains", `Holders`).
+   */
+  private async handOff(c: Conv, seq: number, h: Handoff): Promise<void> {
+    if (!equal(h.conversation, c.id)) return;
+    if (!c.handoffs.some((x) => x.seq === seq)) {
+      c.handoffs.push({ seq, handoff: h });
+      c.handoffs.sort((a, b) => a.seq - b.seq);
+    }
+    if (!equal(h.to, this.keys.signingPublic)) return;
+    // Epochs it carries whose records were not served before it made this account their reader:
+    // read again (and handled) first.
+    let earlier: Sequenced[] = [];
+    if (h.epochs.some(([e]) => !c.epochs.has(e))) {
+      earlier = await this.earlierItems(c, seq);
+      for (const it of earlier) await this.ingest(c, it);
+    }
     const records = new Map<number, EpochRecord>();
     for (const [n, e] of c.epochs) records.set(n, e.record);
-    const secrets = await openHandoff(h, this.keys, records);
+    const byMembership = h.epochs.every(([e]) => records.get(e)?.members.some((m) => equal(m.signingKey, h.from)) === true);
+    // A hand-off of an epoch its signer holds by hand-off: the chain is followed over every
+    // earlier hand-off, read again from the relay (one stored while this account was no reader
+    // of the epoch it went in was not served to it then).
+    if (!byMembership && earlier.length === 0) earlier = await this.earlierItems(c, seq);
+    const held = Holders.follow(records.values(), [...c.handoffs.filter((x) => x.seq < seq).map((x) => x.handoff), ...earlier.flatMap((it) => (it.item.kind === "hand_off" && !c.handoffs.some((x) => x.seq === it.seq) ? [it.item.handoff] : []))]);
+    const secrets = await openHandoff(h, this.keys, records, held);
+    let opened = false;
     for (const [n, k] of secrets) {
       const e = c.epochs.get(n);
       if (e !== undefined && e.schedule === null) {
         e.schedule = new EpochSecret(k, c.id, n);
         e.k = k;
+        opened = true;
       }
     }
+    // The items of an epoch now opened that were stored before this hand-off made this account
+    // its reader were not served to it: read again and handled (those handled already are not).
+    if (opened) for (const it of earlier.length > 0 ? earlier : await this.earlierItems(c, seq)) await this.ingest(c, it);
     const waiting = c.waiting.sort((a, b) => a.seq - b.seq);
     c.waiting = [];
     for (const w of waiting) {
       c.log.release(w.seq);
       await this.ingest(c, w);
     }
+  }
+
+  /** The items of `c` before `seq`, read from the relay from the start (at most `MAX_SYNC_PAGES` pages). */
+  private async earlierItems(c: Conv, seq: number): Promise<Sequenced[]> {
+    const s = this.session();
+    const out: Sequenced[] = [];
+    let after = 0;
+    for (let pages = 0; pages < MAX_SYNC_PAGES; pages++) {
+      const r = await s.call({ kind: "history", conversation: c.id, after, limit: HISTORY_PAGE });
+      if (r.kind !== "items") throw new AgentError("bad_answer", r.kind);
+      for (const it of r.items) if (it.seq < seq && equal(it.conversation, c.id)) out.push(it);
+      const end = Math.max(after, ...r.items.map((it) => it.seq), ...r.skipped.map((run) => run.to));
+      if (!r.more || end <= after || end >= seq) break;
+      after = end;
+    }
+    return out.sort((a, b) => a.seq - b.seq);
+  }
+
+  /**
+   * The record of epoch `n` this browser made to transfer `c` and kept (the relay does not serve
+   * it to this account), checked like any other record before the record that follows it.
+   */
+  private async keptRecord(c: Conv, seq: number, n: number): Promise<void> {
+    const b = await this.opts.store.get(AGENT_RECORDS.kept(c.hex, n));
+    if (b === undefined) return;
+    await this.handleEpoch(c, seq, epochFromCbor(fromCbor(b)));
   }
 
   /** The conversation `id` (hex). */

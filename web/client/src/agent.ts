@@ -156,7 +156,7 @@ export class Agent extends AgentReader {
    * and another agent to transfer). When `mine`, the record's hash is kept first: this
    * browser seals in it. Returns the record and its secret.
    */
-  private async newEpoch(c: Conv, last: EpochRecord, members: IdentityCard[], mine: boolean): Promise<{ record: EpochRecord; k: Uint8Array; stored: boolean }> {
+  private async newEpoch(c: Conv, last: EpochRecord, members: IdentityCard[], mine: boolean): Promise<{ record: EpochRecord; k: Uint8Array; stored: boolean; seq: number }> {
     const policy = await this.policy(c.org, null);
     const customer = members.find((m) => m.role === "customer");
     if (customer === undefined) throw new AgentError("bad_answer", "no customer in the epoch");
@@ -164,10 +164,10 @@ export class Agent extends AgentReader {
     const record = await makeEpochRecord(this.keys, this.opts.random, { policy, conversation: c.id, previous: last, members, customer: customer.signingKey, k, createdAt: this.opts.now() });
     if (mine) await this.opts.store.put(AGENT_RECORDS.made(c.hex, record.epoch), epochRecordHash(record));
     const r = await this.session().request({ kind: "put_epoch", record });
-    if (r.kind === "error" && r.code === "stale_epoch") return { record, k, stored: false };
+    if (r.kind === "error" && r.code === "stale_epoch") return { record, k, stored: false, seq: 0 };
     if (r.kind === "error") throw new RelayError(r.code, r.message);
     if (r.kind !== "stored") throw new AgentError("bad_answer", r.kind);
-    return { record, k, stored: true };
+    return { record, k, stored: true, seq: r.seq };
   }
 
   /** The epoch this browser seals in now: the current one if it made it and it is not full or old, else a new one (§7.7). */
@@ -303,7 +303,8 @@ export class Agent extends AgentReader {
    * Transfers the conversation to agent `to` (§7.6, as `sealdesk transfer` does): the new
    * agent's certificate checked against the org's latest policy and its key pinned, the relay
    * told (`transfer`), a new epoch with the customer and the new agent, and, when the policy
-   * has `history_handoff`, the earlier epochs' secrets sealed to the new agent.
+   * has `history_handoff`, the earlier epochs' secrets sealed to the new agent: those it was a member
+   * of, then those it was handed (§7.6). The record made is kept (`AGENT_RECORDS.kept`).
    */
   async transfer(id: string, to: string): Promise<number> {
     const c = this.need(id);
@@ -326,13 +327,23 @@ export class Agent extends AgentReader {
       const made = await this.newEpoch(c, last.record, [customer, cert.agent], false);
       made.k.fill(0);
       if (!made.stored) throw new AgentError("bad_answer", "another epoch was stored first");
+      // The record made is kept and checked like any other: the relay does not serve it to this
+      // account (no member of it), and a transfer back follows it (§7.6).
+      await this.opts.store.put(AGENT_RECORDS.kept(c.hex, made.record.epoch), toCbor(epochToCbor(made.record)));
+      await this.handleEpoch(c, made.seq, made.record);
       if (policy.historyHandoff) {
-        const epochs: [number, Sealed][] = [];
-        for (const [n, e] of [...c.epochs].sort((a, b) => a[0] - b[0])) {
-          if (e.k === null || !e.members.some((m) => equal(m, this.keys.signingPublic))) continue;
-          epochs.push([n, await seal(this.opts.random, cert.agent.agreementKey, { purpose: labels.SEAL_HANDOFF, conversation: c.id, epoch: n, recipient: cert.agent.signingKey, extra: new Uint8Array(0) }, e.k)]);
-        }
-        if (epochs.length > 0) {
+        // Every epoch this account holds: first those it was a member of, then, in a second
+        // hand-off, those it was handed (a reader that knows only the member rule still opens
+        // the first; §7.6 "What a transferring agent hands over").
+        const held = [...c.epochs].filter(([, e]) => e.k !== null).sort((a, b) => a[0] - b[0]);
+        const isMember = (e: EpochState): boolean => e.members.some((m) => equal(m, this.keys.signingPublic));
+        for (const part of [held.filter(([, e]) => isMember(e)), held.filter(([, e]) => !isMember(e))]) {
+          if (part.length === 0) continue;
+          const epochs: [number, Sealed][] = [];
+          for (const [n, e] of part) {
+            if (e.k === null) continue;
+            epochs.push([n, await seal(this.opts.random, cert.agent.agreementKey, { purpose: labels.SEAL_HANDOFF, conversation: c.id, epoch: n, recipient: cert.agent.signingKey, extra: new Uint8Array(0) }, e.k)]);
+          }
           const unsigned = { conversation: c.id, from: this.keys.signingPublic, to: cert.agent.signingKey, epochs, createdAt: this.opts.now() };
           const handoff: Handoff = { ...unsigned, signature: this.keys.sign(handoffSignedBytes(unsigned)) };
           const h = await s.request({ kind: "put_hand_off", handoff });

@@ -5,8 +5,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Agent, MemoryStore, importCliVault, type AgentEvent, type AgentOptions, type SocketFactory, type Store, type VaultFiles } from "../src/index.js";
-import { now, random, socket as honest } from "./customer-fixture.js";
-import { eventually } from "./relay.js";
+import { now, random, socket as honest, type OrgOnRelay } from "./customer-fixture.js";
+import { cli, eventually } from "./relay.js";
 
 /** The files the console's import reads, from a CLI home. */
 export function vaultFiles(home: string): VaultFiles {
@@ -34,4 +34,14 @@ export async function onlineAgent(home: string, url: string, socket: SocketFacto
   agent.start();
   await eventually("the agent online", () => events.find((e) => e.kind === "state" && e.state === "online"));
   return { agent, events };
+}
+
+/** A CLI agent `name` made in `root`, registered on `url` and added to the org by its owner; its home. */
+export async function certifiedAgent(fx: OrgOnRelay, name: string): Promise<string> {
+  const home = join(fx.root, name);
+  await cli(home, fx.relay.url, ["init", "--name", name, "--role", "agent"]);
+  await cli(home, fx.relay.url, ["register"]);
+  const fp = (JSON.parse(await cli(home, fx.relay.url, ["whoami", "--json"])) as { fingerprint: string }).fingerprint;
+  await fx.org.as("owner", ["org", "add-agent", name, "--fingerprint", fp]);
+  return home;
 }

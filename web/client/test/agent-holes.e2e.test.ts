@@ -16,46 +16,8 @@ import { onlineAgent } from "./agent-fixture.js";
 import { onlineCustomer, orgOnRelay, type OrgOnRelay } from "./customer-fixture.js";
 import { cli, eventually } from "./relay.js";
 import { tampering, type Frame } from "./tamper.js";
+import { page, withholding } from "./withhold.js";
 import { join } from "node:path";
-
-/** The items map of a history page, or undefined for any other frame. */
-function page(f: Frame): Frame | undefined {
-  const items = ((f.response as Frame | undefined)?.body as Frame | undefined)?.items as Frame | undefined;
-  return Array.isArray(items?.items) ? items : undefined;
-}
-
-/** The sequence number of a pushed item, or undefined. */
-function pushed(f: Frame): number | undefined {
-  const seq = ((f.push as Frame | undefined)?.item as Frame | undefined)?.seq;
-  return typeof seq === "number" ? seq : undefined;
-}
-
-/** A hostile relay for one agent: `drop` says whether to withhold item `seq` (from a push, or from the `nth` page holding it). */
-function withholding(drop: (seq: number, nth: number) => boolean, claim?: (seq: number, item: Frame) => number | undefined): ReturnType<typeof tampering> {
-  const pages = new Map<number, number>();
-  return tampering((f) => {
-    const p = pushed(f);
-    if (p !== undefined) return !drop(p, 0);
-    const items = page(f);
-    if (items === undefined) return true;
-    const kept: CborValue[] = [];
-    const runs = Array.isArray(items.skipped) ? [...(items.skipped as Frame[])] : [];
-    for (const it of items.items as Frame[]) {
-      const seq = it.seq as number;
-      const nth = (pages.get(seq) ?? 0) + 1;
-      pages.set(seq, nth);
-      if (!drop(seq, nth)) {
-        kept.push(it);
-        continue;
-      }
-      const epoch = claim?.(seq, it);
-      if (epoch !== undefined) runs.push({ from: seq, to: seq, epoch });
-    }
-    items.items = kept;
-    if (runs.length > 0) items.skipped = runs.sort((a, b) => (a.from as number) - (b.from as number));
-    return true;
-  });
-}
 
 /** The epoch of a message item (raw CBOR). */
 function messageEpoch(it: Frame): number | undefined {

@@ -12,6 +12,7 @@ import type { IdentityKeys } from "./keys.js";
 import { verifySignature } from "./keys.js";
 import { EPOCH_RECORD, EPOCH_RECORD_HASH, HANDOFF, SEAL_EPOCH_SECRET, SEAL_HANDOFF, SEAL_MASTER_SHARE, SEAL_TRUSTEE_SHARE } from "./labels.js";
 import { policyHash } from "./policy.js";
+import type { Holders } from "./handoff_chain.js";
 import type { Policy } from "./policy.js";
 import { open, sealDeterministic, writeSealed } from "./seal.js";
 import type { Sealed } from "./seal.js";
@@ -214,15 +215,19 @@ export function handoffSignedBytes(h: Omit<Handoff, "signature">): Uint8Array {
   return w.u64(h.createdAt).toBytes();
 }
 
-/** Opens a hand-off addressed to `me`, given the verified records by epoch; returns `K` per epoch. */
-export async function openHandoff(h: Handoff, me: IdentityKeys, records: ReadonlyMap<number, EpochRecord>): Promise<Map<number, Uint8Array>> {
+/**
+ * Opens a hand-off addressed to `me`, given the verified records by epoch; returns `K` per epoch.
+ * Its `from` must be a member of each epoch it carries, or hold it by an earlier hand-off
+ * (`held`, from `Holders.follow` over the conversation's earlier hand-offs: §7.6 "Chains").
+ */
+export async function openHandoff(h: Handoff, me: IdentityKeys, records: ReadonlyMap<number, EpochRecord>, held?: Holders): Promise<Map<number, Uint8Array>> {
   verifySignature(h.from, handoffSignedBytes(h), h.signature, "hand-off");
   if (!equal(h.to, me.signingPublic)) throw new EpochError("not_a_member", "hand-off not for me");
   const out = new Map<number, Uint8Array>();
   for (const [e, s] of h.epochs) {
     const r = records.get(e);
     if (r === undefined || !equal(r.conversation, h.conversation)) throw new EpochError("wrong_conversation", `epoch ${e}`);
-    if (!r.members.some((m) => equal(m.signingKey, h.from))) throw new EpochError("not_a_member", "hand-off sender");
+    if (!r.members.some((m) => equal(m.signingKey, h.from)) && held?.holds(e, h.from) !== true) throw new EpochError("not_a_member", "hand-off sender");
     const k = await open(me, s, { purpose: SEAL_HANDOFF, conversation: h.conversation, epoch: e, recipient: me.signingPublic, extra: new Uint8Array(0) });
     if (k.length !== 32 || !equal(epochCommitment(h.conversation, e, k), r.commitment)) throw new EpochError("commitment_mismatch", `epoch ${e}`);
     out.set(e, k);

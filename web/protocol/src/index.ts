@@ -18,6 +18,7 @@ export * from "./policy.js";
 export * from "./release.js";
 export * from "./shamir.js";
 export * from "./epoch.js";
+export * from "./handoff_chain.js";
 export * from "./message.js";
 export * from "./wire.js";
 export * from "./merkle.js";

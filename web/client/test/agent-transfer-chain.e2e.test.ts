@@ -1,0 +1,176 @@
+/**
+ * Conversations transferred more than once, with the console's agent at each end (issue 22,
+ * PROTOCOL §7.6 "Chains"), against the real relay: alice (console) → bob (CLI) → alice, where
+ * alice, reloaded in between, follows the record she made and kept; alice → bob (console) →
+ * dave (console), where bob hands over the epoch he holds by hand-off and dave opens it through
+ * the chain; alice → bob with bob's console online (the record held back until the hand-off
+ * makes him a reader of epoch 0); the late-join rule: a relay that withholds the chain from erin
+ * gets the record bob made held back, never accepted, as the Rust client refuses it; and a
+ * second, different record for an epoch already held is refused.
+ */
+import { describe, expect, it } from "vitest";
+import { customerOf, epochToCbor } from "@sealdesk/protocol";
+import { MemoryStore, epochFromCbor, importCliVault, type Agent } from "../src/index.js";
+import { makeEpochRecord } from "../src/epochs.js";
+import { certifiedAgent, onlineAgent, vaultFiles } from "./agent-fixture.js";
+import { onlineCustomer, orgOnRelay, random } from "./customer-fixture.js";
+import { cli, eventually } from "./relay.js";
+import { tampering, type Frame } from "./tamper.js";
+import { page, withholding } from "./withhold.js";
+
+/** Whether a sequenced item (CBOR) is a hand-off or the record of epoch 0 or 1. */
+function chainItem(it: Frame): boolean {
+  const item = it.item as Frame | undefined;
+  if (item?.hand_off !== undefined) return true;
+  const n = (item?.epoch as Frame | undefined)?.epoch;
+  return typeof n === "number" && n < 2;
+}
+
+/** The texts of `agent`'s lines in `id`. */
+const texts = (agent: Agent, id: string): string[] => agent.conversation(id)?.lines.map((l) => l.text) ?? [];
+/** `agent`'s refusals in `id`. */
+const refused = (agent: Agent, id: string): string[] => texts(agent, id).filter((t) => t.startsWith("refused"));
+
+/** `agent` shows every one of `want` in `id`, after a sync. */
+async function shows(agent: Agent, id: string, want: string[]): Promise<void> {
+  await eventually(`${want.join(", ")} shown`, async () => {
+    await agent.sync(id);
+    return want.every((t) => texts(agent, id).includes(t)) ? true : undefined;
+  });
+}
+
+describe("the console's agent in a conversation transferred more than once", () => {
+  const fx = orgOnRelay("web-transfer-chain");
+
+  it("alice → bob (CLI) → alice: alice, reloaded, follows the record she kept, reads bob's line and answers", async () => {
+    const store = new MemoryStore();
+    const { agent: alice } = await onlineAgent(fx.org.agentHome, fx.relay.url, undefined, store);
+    const { customer: carol } = await onlineCustomer(fx.options(new MemoryStore()));
+    await carol.send("my order 1234 never came");
+    const id = carol.conversationId() ?? "";
+    await eventually("carol's line at alice", () => alice.conversation(id)?.lines.find((l) => l.text === "my order 1234 never came"));
+    const bobHome = await certifiedAgent(fx, "bob");
+    await alice.transfer(id, "bob");
+    alice.stop();
+    // A reload reads the conversation from the start: the relay does not serve alice the record
+    // she made (epoch 1), so the record bob makes next follows the one she kept.
+    const { agent: again } = await onlineAgent(fx.org.agentHome, fx.relay.url, undefined, store);
+    await shows(again, id, ["my order 1234 never came"]);
+    await cli(bobHome, fx.relay.url, ["send", "--conversation", id, "bob here"]);
+    await cli(bobHome, fx.relay.url, ["transfer", "--conversation", id, "--to", "alice"]);
+    await shows(again, id, ["my order 1234 never came", "bob here", "transferred from bob to alice"]);
+    expect(again.conversation(id)?.transferredOut).toBe(false);
+    await again.send(id, "alice again");
+    await eventually("alice's answer at carol", () => carol.history().find((l) => l.text === "alice again"));
+    expect(refused(again, id)).toEqual([]);
+    // bob, transferred out, can no longer send.
+    await expect(cli(bobHome, fx.relay.url, ["send", "--conversation", id, "late"])).rejects.toThrow();
+    again.stop();
+    carol.stop();
+  });
+
+  it("alice → bob (console) → dave (console): dave opens epoch 0 through the chain and answers", async () => {
+    const { agent: alice } = await onlineAgent(fx.org.agentHome, fx.relay.url);
+    const { customer: carol } = await onlineCustomer(fx.options(new MemoryStore()));
+    await carol.send("where is my refund?");
+    const id = carol.conversationId() ?? "";
+    await eventually("carol's line at alice", () => alice.conversation(id)?.lines.find((l) => l.text === "where is my refund?"));
+    const bobHome = await certifiedAgent(fx, "bob2");
+    const daveHome = await certifiedAgent(fx, "dave");
+    await alice.transfer(id, "bob2");
+    alice.stop();
+    const { agent: bob } = await onlineAgent(bobHome, fx.relay.url);
+    await shows(bob, id, ["where is my refund?"]);
+    await bob.send(id, "bob here");
+    await bob.transfer(id, "dave");
+    bob.stop();
+    const { agent: dave } = await onlineAgent(daveHome, fx.relay.url);
+    await shows(dave, id, ["where is my refund?", "bob here"]);
+    expect(refused(dave, id)).toEqual([]);
+    await dave.send(id, "dave here");
+    await eventually("dave's answer at carol", () => carol.history().find((l) => l.text === "dave here"));
+    // A CLI agent on the same hop reads the hand-offs the console made the same way.
+    const cliDave = await cli(daveHome, fx.relay.url, ["history", "--conversation", id]);
+    for (const said of ["where is my refund?", "bob here", "dave here"]) expect(cliDave).toContain(said);
+    expect(cliDave).not.toMatch(/refused/i);
+    dave.stop();
+    carol.stop();
+  });
+
+  it("does not accept a record whose previous one is missing when the customer did not make it (a relay that withholds the chain)", async () => {
+    const { agent: alice } = await onlineAgent(fx.org.agentHome, fx.relay.url);
+    const { customer: carol } = await onlineCustomer(fx.options(new MemoryStore()));
+    await carol.send("is anyone there?");
+    const id = carol.conversationId() ?? "";
+    await eventually("carol's line at alice", () => alice.conversation(id)?.lines.find((l) => l.text === "is anyone there?"));
+    const bobHome = await certifiedAgent(fx, "bob3");
+    const erinHome = await certifiedAgent(fx, "erin");
+    await alice.transfer(id, "bob3");
+    alice.stop();
+    await cli(bobHome, fx.relay.url, ["send", "--conversation", id, "bob here"]);
+    await cli(bobHome, fx.relay.url, ["transfer", "--conversation", id, "--to", "erin"]);
+    await carol.send("thanks");
+    // erin is served no record before the one bob made (epoch 2) and no hand-off: her view
+    // would start at a record no customer made.
+    const { agent: erin } = await onlineAgent(erinHome, fx.relay.url, withholding((_seq, _nth, it) => chainItem(it)));
+    await eventually("the record held back", async () => {
+      await erin.sync(id);
+      return texts(erin, id).find((t) => t.startsWith("held back") && t.includes("previous epoch 1 is missing"));
+    });
+    await erin.sync(id);
+    expect(texts(erin, id)).not.toContain("thanks");
+    await expect(erin.send(id, "erin here")).rejects.toThrow();
+    erin.stop();
+    carol.stop();
+  });
+
+  it("refuses a second, different record for an epoch it holds (a relay that serves one in place of a hand-off)", async () => {
+    const { agent: alice, events } = await onlineAgent(fx.org.agentHome, fx.relay.url);
+    const { customer: carol } = await onlineCustomer(fx.options(new MemoryStore()));
+    await carol.send("hello?");
+    const id = carol.conversationId() ?? "";
+    await eventually("carol's line at alice", () => alice.conversation(id)?.lines.find((l) => l.text === "hello?"));
+    const frankHome = await certifiedAgent(fx, "frank");
+    await alice.transfer(id, "frank");
+    const [e0, e1] = alice.epochRecords(id).map(epochFromCbor);
+    const policy = events.flatMap((e) => (e.kind === "policy" ? [e.policy] : [])).at(-1);
+    if (e0 === undefined || e1 === undefined || policy === undefined) throw new Error("alice holds epochs 0 and 1 and the policy");
+    alice.stop();
+    // A second epoch 1, validly signed by alice (a member of epoch 0) with the same members.
+    const { keys } = await importCliVault(vaultFiles(fx.org.agentHome), "web tests only");
+    const forged = await makeEpochRecord(keys, random, { policy, conversation: e1.conversation, previous: e0, members: e1.members, customer: customerOf(e1).signingKey, k: random(32), createdAt: e1.createdAt + 1 });
+    const swap = tampering((f) => {
+      const items = page(f);
+      for (const it of (items?.items as Frame[] | undefined) ?? []) {
+        if ((it.item as Frame | undefined)?.hand_off !== undefined) it.item = { epoch: epochToCbor(forged) };
+      }
+      return true;
+    });
+    const { agent: frank } = await onlineAgent(frankHome, fx.relay.url, swap);
+    await eventually("the second record refused", async () => {
+      await frank.sync(id);
+      return refused(frank, id).find((t) => t.includes("a second record for epoch 1"));
+    });
+    frank.stop();
+    carol.stop();
+  });
+
+  it("alice → bob while bob's console is online: bob follows the new record once the hand-off makes him a reader, and answers", async () => {
+    const { agent: alice } = await onlineAgent(fx.org.agentHome, fx.relay.url);
+    const { customer: carol } = await onlineCustomer(fx.options(new MemoryStore()));
+    await carol.send("anyone online?");
+    const id = carol.conversationId() ?? "";
+    await eventually("carol's line at alice", () => alice.conversation(id)?.lines.find((l) => l.text === "anyone online?"));
+    const bobHome = await certifiedAgent(fx, "bob4");
+    const { agent: bob } = await onlineAgent(bobHome, fx.relay.url);
+    await alice.transfer(id, "bob4");
+    await eventually("carol's line and the record of epoch 1 at bob, live", () => (["anyone online?", "transferred from alice to bob4"].every((t) => texts(bob, id).includes(t)) ? true : undefined));
+    await bob.send(id, "bob online here");
+    await eventually("bob's answer at carol", () => carol.history().find((l) => l.text === "bob online here"));
+    expect(refused(bob, id)).toEqual([]);
+    expect(texts(bob, id).filter((t) => t.startsWith("held back"))).toEqual([]);
+    alice.stop();
+    bob.stop();
+    carol.stop();
+  });
+});
