@@ -4,7 +4,6 @@
  * records are taken as verified (levels 1 and 2 are `epoch.test.ts`'s); only their members,
  * epochs and commitments matter to the rule.
  */
-import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { issueCard } from "../src/card.js";
 import type { IdentityCard } from "../src/card.js";
@@ -16,7 +15,7 @@ import { SEAL_HANDOFF } from "../src/labels.js";
 import { seal } from "../src/seal.js";
 import { epochCommitment } from "../src/secret.js";
 
-const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
+const random = (n: number): Uint8Array => crypto.getRandomValues(new Uint8Array(n));
 
 interface Party {
   keys: IdentityKeys;
