@@ -39,26 +39,33 @@ impl Holders {
     ) -> Self {
         let mut held = Self::default();
         for h in handoffs {
-            if h.check_signature().is_err() {
-                continue;
-            }
-            for (e, _) in &h.epochs {
-                let Some(rec) = records
-                    .iter()
-                    .find(|r| r.epoch == *e && r.conversation == h.conversation)
-                else {
-                    continue;
-                };
-                let from_held = rec.member(&h.from).is_some() || held.holds(*e, &h.from);
-                let to_joined_later = records.iter().any(|r| {
-                    r.epoch > *e && r.conversation == h.conversation && r.member(&h.to).is_some()
-                });
-                if from_held && to_joined_later {
-                    held.0.insert((*e, h.to));
-                }
-            }
+            held.follow_one(records, h);
         }
         held
+    }
+
+    /// [`Self::follow`] one hand-off further: `h`, the next of the conversation's hand-offs
+    /// after those this set followed. For a reader that judges each hand-off by the ones
+    /// before it, without following them all again each time.
+    pub fn follow_one(&mut self, records: &[VerifiedEpoch], h: &HandOff) {
+        if h.check_signature().is_err() {
+            return;
+        }
+        for (e, _) in &h.epochs {
+            let Some(rec) = records
+                .iter()
+                .find(|r| r.epoch == *e && r.conversation == h.conversation)
+            else {
+                continue;
+            };
+            let from_held = rec.member(&h.from).is_some() || self.holds(*e, &h.from);
+            let to_joined_later = records.iter().any(|r| {
+                r.epoch > *e && r.conversation == h.conversation && r.member(&h.to).is_some()
+            });
+            if from_held && to_joined_later {
+                self.0.insert((*e, h.to));
+            }
+        }
     }
 }
 

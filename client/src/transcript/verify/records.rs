@@ -270,72 +270,12 @@ impl Verifier {
     ) {
         let before = self.failures.len();
         let records: Vec<VerifiedEpoch> = epochs.values().cloned().collect();
-        let mut earlier: Vec<&HandOff> = Vec::new();
+        // Who holds what by the hand-offs before the one checked, followed once each.
+        let mut holders = Holders::default();
         for (seq, h) in &parsed.handoffs {
-            let holders = Holders::follow(&records, earlier.iter().copied());
+            self.check_handoff(parsed, epochs, &holders, *seq, h.as_ref());
             if let Some(h) = h {
-                earlier.push(h);
-            }
-            let Some(h) = h else {
-                self.fail(
-                    Reason::BadHandOff,
-                    format!("the hand-off at seq {seq} is listed without its record"),
-                );
-                continue;
-            };
-            let at = format!("the hand-off at seq {seq}");
-            if h.conversation != parsed.conversation {
-                self.fail(
-                    Reason::BadHandOff,
-                    format!("{at} is for another conversation"),
-                );
-                continue;
-            }
-            if h.check_signature().is_err() {
-                self.fail(Reason::BadHandOff, format!("{at}: bad signature"));
-                continue;
-            }
-            let handed: Vec<u32> = h.epochs.iter().map(|(e, _)| *e).collect();
-            if handed.is_empty() {
-                self.fail(Reason::BadHandOff, format!("{at} hands over no epoch"));
-                continue;
-            }
-            if handed.iter().any(|e| {
-                epochs.get(e).is_none_or(|r| r.member(&h.from).is_none())
-                    && !holders.holds(*e, &h.from)
-            }) {
-                self.fail(
-                    Reason::BadHandOff,
-                    format!(
-                        "{at} hands over epochs {handed:?}, of which its signer was not a member \
-                         nor held them by an earlier hand-off"
-                    ),
-                );
-            }
-            let last = handed.iter().max().copied().unwrap_or(0);
-            let receiving = epochs
-                .values()
-                .find(|r| r.epoch > last && r.member(&h.to).is_some());
-            match receiving {
-                None => self.fail(
-                    Reason::BadHandOff,
-                    format!("{at} is to a key that is not a member of a later epoch"),
-                ),
-                Some(r) => {
-                    if !self
-                        .policies
-                        .get(&r.policy_version)
-                        .is_some_and(|p| p.history_handoff)
-                    {
-                        self.fail(
-                            Reason::BadHandOff,
-                            format!(
-                                "{at}: the policy of epoch {} does not allow hand-off",
-                                r.epoch
-                            ),
-                        );
-                    }
-                }
+                holders.follow_one(&records, h);
             }
         }
         if !parsed.handoffs.is_empty() && self.failures.len() == before {
@@ -344,6 +284,78 @@ impl Verifier {
                  agent they were handed to), to a member of a later epoch, as the policy allows",
                 parsed.handoffs.len()
             ));
+        }
+    }
+
+    /// [`Self::check_handoffs`] for the hand-off at `seq` (`None`: listed without its record),
+    /// with `holders` those the hand-offs before it made.
+    fn check_handoff(
+        &mut self,
+        parsed: &Parsed,
+        epochs: &BTreeMap<u32, VerifiedEpoch>,
+        holders: &Holders,
+        seq: u64,
+        h: Option<&HandOff>,
+    ) {
+        let Some(h) = h else {
+            self.fail(
+                Reason::BadHandOff,
+                format!("the hand-off at seq {seq} is listed without its record"),
+            );
+            return;
+        };
+        let at = format!("the hand-off at seq {seq}");
+        if h.conversation != parsed.conversation {
+            self.fail(
+                Reason::BadHandOff,
+                format!("{at} is for another conversation"),
+            );
+            return;
+        }
+        if h.check_signature().is_err() {
+            self.fail(Reason::BadHandOff, format!("{at}: bad signature"));
+            return;
+        }
+        let handed: Vec<u32> = h.epochs.iter().map(|(e, _)| *e).collect();
+        if handed.is_empty() {
+            self.fail(Reason::BadHandOff, format!("{at} hands over no epoch"));
+            return;
+        }
+        if handed.iter().any(|e| {
+            epochs.get(e).is_none_or(|r| r.member(&h.from).is_none()) && !holders.holds(*e, &h.from)
+        }) {
+            self.fail(
+                Reason::BadHandOff,
+                format!(
+                    "{at} hands over epochs {handed:?}, of which its signer was not a member \
+                     nor held them by an earlier hand-off"
+                ),
+            );
+        }
+        let last = handed.iter().max().copied().unwrap_or(0);
+        let receiving = epochs
+            .values()
+            .find(|r| r.epoch > last && r.member(&h.to).is_some());
+        match receiving {
+            None => self.fail(
+                Reason::BadHandOff,
+                format!("{at} is to a key that is not a member of a later epoch"),
+            ),
+            Some(r) => {
+                if !self
+                    .policies
+                    .get(&r.policy_version)
+                    .is_some_and(|p| p.history_handoff)
+                {
+                    self.fail(
+                        Reason::BadHandOff,
+                        format!(
+                            "{at}: the policy of epoch {} does not allow hand-off",
+                            r.epoch
+                        ),
+                    );
+                }
+            }
         }
     }
 }
