@@ -43,9 +43,6 @@ use crate::store::Store;
 /// acknowledgement; a build without the test hooks ignores it ([`crate::test_hooks`]).
 pub const COMMIT_GATE_ENV: &str = "SEALDESK_TEST_COMMIT_GATE";
 
-/// How often a held committer looks at the [commit gate](COMMIT_GATE_ENV).
-const GATE_POLL: Duration = Duration::from_millis(5);
-
 /// One writer waiting for a flush.
 struct Waiter {
     /// The committer answers here after the flush.
@@ -302,7 +299,7 @@ fn wait_for_gate(gate: &Path) {
     }
     debug!("a flush held at the commit gate (test only)");
     while gate.exists() {
-        std::thread::sleep(GATE_POLL);
+        std::thread::sleep(crate::test_hooks::GATE_POLL);
     }
     debug!("the commit gate opened (test only)");
 }

@@ -17,6 +17,8 @@
 //! and listed in [`VARIABLES`].
 
 use std::ffi::OsString;
+use std::path::Path;
+use std::time::Duration;
 
 use tracing::warn;
 
@@ -52,6 +54,24 @@ pub(crate) fn var_os(name: &str) -> Option<OsString> {
         "{name} is not listed in VARIABLES"
     );
     read(name, ENABLED, |n| std::env::var_os(n))
+}
+
+/// How often a node held at one of the test gates (a file that holds it while it exists) looks
+/// at the gate's file.
+pub(crate) const GATE_POLL: Duration = Duration::from_millis(5);
+
+/// Blocks the calling thread while the test gate's file `gate` exists, logging `held` (with
+/// "(test only)") once when it does; whether it held. For a gate on a blocking thread (an
+/// async task polls with a tokio sleep instead).
+pub(crate) fn hold_while_exists(gate: &Path, held: &str) -> bool {
+    if !gate.exists() {
+        return false;
+    }
+    warn!("{held} (test only)");
+    while gate.exists() {
+        std::thread::sleep(GATE_POLL);
+    }
+    true
 }
 
 /// At the relay's start, in a build without the test hooks: one warning naming the test-only

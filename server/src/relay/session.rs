@@ -136,9 +136,6 @@ pub const SIGN_IN_GATE_ENV: &str = "SEALDESK_TEST_SIGN_IN_GATE";
 /// production; a build without the test hooks ignores it ([`crate::test_hooks`]).
 pub const FAIL_CARD_REREADS_ENV: &str = "SEALDESK_TEST_FAIL_CARD_REREADS";
 
-/// How often a session held at the [sign-in gate](SIGN_IN_GATE_ENV) looks at it.
-const GATE_POLL: std::time::Duration = std::time::Duration::from_millis(5);
-
 /// Waits while the [sign-in gate](SIGN_IN_GATE_ENV) is closed (test only). Polls with a
 /// tokio sleep rather than blocking: the held session runs on the relay's runtime. The
 /// variable is read once per process, not at every agent's sign-in.
@@ -154,7 +151,7 @@ async fn hold_at_sign_in_gate() {
     }
     tracing::warn!("a sign-in held at its gate (test only)");
     while gate.exists() {
-        tokio::time::sleep(GATE_POLL).await;
+        tokio::time::sleep(crate::test_hooks::GATE_POLL).await;
     }
 }
 

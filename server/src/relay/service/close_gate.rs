@@ -15,13 +15,8 @@
 
 use std::path::PathBuf;
 
-use tracing::warn;
-
 /// The variable naming the gate's file.
 pub const FORWARDED_CLOSE_GATE_ENV: &str = "SEALDESK_TEST_FORWARDED_CLOSE_GATE";
-
-/// How often a held close looks at the gate.
-const GATE_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// The gate's file, if this process has one (read once, through `test_hooks::var_os`).
 fn gate() -> Option<&'static PathBuf> {
@@ -32,19 +27,7 @@ fn gate() -> Option<&'static PathBuf> {
 
 /// Blocks while the gate is closed (test-hooks builds only); whether it held the close.
 pub(super) fn hold_forwarded_close() -> bool {
-    let Some(gate) = gate() else {
-        return false;
-    };
-    if !gate.exists() {
-        return false;
-    }
-    warn!("a forwarded close held at its gate (test only)");
-    wait_open(gate);
-    true
-}
-
-fn wait_open(gate: &std::path::Path) {
-    while gate.exists() {
-        std::thread::sleep(GATE_POLL);
-    }
+    gate().is_some_and(|gate| {
+        crate::test_hooks::hold_while_exists(gate, "a forwarded close held at its gate")
+    })
 }

@@ -64,21 +64,10 @@ pub const DROP_CLOSES_ENV: &str = "SEALDESK_TEST_DROP_FORWARDED_CLOSES";
 /// hooks ignores it ([`crate::test_hooks`]).
 pub const CATCH_UP_GATE_ENV: &str = "SEALDESK_TEST_CATCH_UP_GATE";
 
-/// How often a held catch-up looks at the [catch-up gate](CATCH_UP_GATE_ENV).
-const GATE_POLL: std::time::Duration = std::time::Duration::from_millis(5);
-
 /// Blocks while the [catch-up gate](CATCH_UP_GATE_ENV) is closed (test only).
 fn hold_at_catch_up_gate() {
-    let Some(gate) = crate::test_hooks::var_os(CATCH_UP_GATE_ENV).map(std::path::PathBuf::from)
-    else {
-        return;
-    };
-    if !gate.exists() {
-        return;
-    }
-    warn!("a catch-up held at its gate (test only)");
-    while gate.exists() {
-        std::thread::sleep(GATE_POLL);
+    if let Some(gate) = crate::test_hooks::var_os(CATCH_UP_GATE_ENV) {
+        crate::test_hooks::hold_while_exists(gate.as_ref(), "a catch-up held at its gate");
     }
 }
 
