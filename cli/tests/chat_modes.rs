@@ -436,14 +436,20 @@ async fn carol_chatting_with_alice(w: &World, recheck_ms: &str) -> (Org, JsonCha
         a.close().await;
     }
     let id = conv.to_string();
-    let mut c = JsonChat::start_with(
-        w,
-        "carol",
-        Some(&id),
-        &[("SEALDESK_TEST_KEY_RECHECK_MS", recheck_ms)],
-    );
+    let mut c = carol_rechecking(w, &id, recheck_ms);
     c.until("selected", is("selected")).await;
     (org, c, id)
+}
+
+/// carol's `chat --json` on conversation `id`, with the periodic re-check of the agent's key
+/// and of the notices not yet confirmed every `recheck_ms`.
+fn carol_rechecking(w: &World, id: &str, recheck_ms: &str) -> JsonChat {
+    JsonChat::start_with(
+        w,
+        "carol",
+        Some(id),
+        &[("SEALDESK_TEST_KEY_RECHECK_MS", recheck_ms)],
+    )
 }
 
 /// Issue 20/22, "checked again at each sync": a release notice shown NOT YET CONFIRMED in a
@@ -459,12 +465,7 @@ async fn a_running_chat_shows_a_release_notice_confirmed_once_the_trustees_witne
     let released = trustees_answer(&w, &["trustee-1", "trustee-2"], Via::Relay).await;
     assert_eq!(released, [["released"], ["released"]]);
     let id = conv.to_string();
-    let mut c = JsonChat::start_with(
-        &w,
-        "carol",
-        Some(&id),
-        &[("SEALDESK_TEST_KEY_RECHECK_MS", "100")],
-    );
+    let mut c = carol_rechecking(&w, &id, "100");
     let selected = c.until("selected", is("selected")).await;
     let release = |v: &Value| {
         v["entry"]["text"]
@@ -531,12 +532,7 @@ async fn a_running_chat_shows_another_conversations_notice_confirmed() {
     let answered = trustees_answer(&w, &["trustee-1", "trustee-2"], Via::Relay).await;
     assert_eq!(answered, [["released"], ["released"]]);
     let released = released.to_string();
-    let mut c = JsonChat::start_with(
-        &w,
-        "carol",
-        Some(&elsewhere),
-        &[("SEALDESK_TEST_KEY_RECHECK_MS", "100")],
-    );
+    let mut c = carol_rechecking(&w, &elsewhere, "100");
     let list = c.until("the list", is("conversations")).await;
     assert_eq!(row(&list, &released)["unconfirmed_notices"], true, "{list}");
     assert_eq!(

@@ -59,22 +59,7 @@ async fn released_conversation(w: &World, dir: &std::path::Path) -> String {
 /// carol consents to the release of `epochs` ("all" or "A-B"), two trustees release, and the
 /// master unlocks: `transcript unlock`'s output.
 async fn release(w: &World, conv: &str, epochs: &str) -> String {
-    let granted = json(
-        w,
-        "carol",
-        &[
-            "consent",
-            "grant",
-            "--conversation",
-            conv,
-            "--epochs",
-            epochs,
-            "--expires",
-            "1d",
-        ],
-    )
-    .await;
-    let consent = granted["consent"].as_str().unwrap();
+    let consent = &common::grant_with(w, conv, "1d", &["--epochs", epochs]).await;
     let r = common::unlock(w, conv, consent, "0").await;
     assert!(!r.ok, "{}\n{}", r.stdout, r.stderr);
     for t in ["trustee-1", "trustee-2"] {

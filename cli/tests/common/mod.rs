@@ -145,19 +145,21 @@ pub async fn org_and_conversation(w: &World) -> String {
 
 /// `consent grant` as carol; the consent's id.
 pub async fn grant(w: &World, conv: &str, expires: &str) -> String {
-    let granted = json(
-        w,
-        "carol",
-        &[
-            "consent",
-            "grant",
-            "--conversation",
-            conv,
-            "--expires",
-            expires,
-        ],
-    )
-    .await;
+    grant_with(w, conv, expires, &[]).await
+}
+
+/// [`grant`] with `more` arguments (`--epochs A-B`).
+pub async fn grant_with(w: &World, conv: &str, expires: &str, more: &[&str]) -> String {
+    let mut args = vec![
+        "consent",
+        "grant",
+        "--conversation",
+        conv,
+        "--expires",
+        expires,
+    ];
+    args.extend_from_slice(more);
+    let granted = json(w, "carol", &args).await;
     granted["consent"].as_str().unwrap().to_owned()
 }
 

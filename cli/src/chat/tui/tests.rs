@@ -279,6 +279,11 @@ const POLICY: &str = "Your chat with acme is end-to-end encrypted: the relay can
 
 /// [`chat`] with the customer's banner and enough messages to fill any pane.
 fn busy_customer_chat() -> ChatState {
+    customer_chat(1..40)
+}
+
+/// [`chat`] with the customer's banner and messages `line N` for each N of `lines`.
+fn customer_chat(lines: std::ops::Range<u64>) -> ChatState {
     let mut s = chat();
     s.apply(Shown::Selected {
         conversation: conv(1),
@@ -286,7 +291,7 @@ fn busy_customer_chat() -> ChatState {
         customer: "carol".to_owned(),
         agent: "alice".to_owned(),
         banner: Some(POLICY.to_owned()),
-        recent: (1..40)
+        recent: lines
             .map(|i| message(i, "alice", false, &format!("line {i}")))
             .collect(),
     });
@@ -390,17 +395,7 @@ fn the_banner_is_whole_or_marked_cut_and_the_list_fits_the_terminal() {
 /// down again reads all of it.
 #[test]
 fn under_a_cut_banner_the_pane_starts_with_the_messages() {
-    let mut s = busy_customer_chat();
-    s.apply(Shown::Selected {
-        conversation: conv(1),
-        org: "acme".to_owned(),
-        customer: "carol".to_owned(),
-        agent: "alice".to_owned(),
-        banner: Some(POLICY.to_owned()),
-        recent: (1..3)
-            .map(|i| message(i, "alice", false, &format!("line {i}")))
-            .collect(),
-    });
+    let mut s = customer_chat(1..3);
     let rows = pane_rows(&drawn(&mut s, 80, 24), 20);
     let below = rows.iter().position(|r| r.contains("(PgUp:")).unwrap() + 1;
     let under: Vec<&String> = rows[below..]
