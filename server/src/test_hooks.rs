@@ -25,8 +25,8 @@ use tracing::warn;
 use crate::commit::COMMIT_GATE_ENV;
 use crate::relay::{
     CATCH_UP_GATE_ENV, DROP_AUDIT_WAKEUPS_ENV, DROP_CLOSES_ENV, DROP_CONSENTS_ENV,
-    EXTENSION_ENTRY_ENV, FAIL_CARD_REREADS_ENV, FAIL_PRESENCE_READS_ENV, FORWARDED_CLOSE_GATE_ENV,
-    SIGN_IN_GATE_ENV,
+    EXTENSION_ENTRY_ENV, FAIL_CARD_REREADS_ENV, FAIL_PRESENCE_READS_ENV, FAILPOINT_ENV,
+    FORWARDED_CLOSE_GATE_ENV, SIGN_IN_GATE_ENV,
 };
 
 /// Whether this build has the test hooks (the `test-hooks` feature).
@@ -44,6 +44,7 @@ pub const VARIABLES: &[&str] = &[
     FAIL_PRESENCE_READS_ENV,
     FAIL_CARD_REREADS_ENV,
     EXTENSION_ENTRY_ENV,
+    FAILPOINT_ENV,
 ];
 
 /// The value of test-only variable `name` (one of [`VARIABLES`]) in a build with the test

@@ -9,15 +9,12 @@ use sealdesk_protocol::{
     release::{ConsentParams, ConsentToken, Justification, ReleaseRequest, Scope},
     wire::{Frame, Item, Request, Response},
 };
+use sealdesk_server::relay::{FAILPOINT_ENV, FAILPOINT_EXIT_CODE};
 use sealdesk_tests::{
     Org, RawClient, STEP,
     child::{RelayProcess, relay_binary},
     now, rng,
 };
-
-/// The relay's fail point variable and exit status (`server/src/relay/service/mod.rs`).
-const FAILPOINT_ENV: &str = "SEALDESK_FAILPOINT";
-const FAILPOINT_EXIT_CODE: i32 = 86;
 
 fn start(data: &std::path::Path, env: &[(&str, &str)]) -> RelayProcess {
     let mut relay = RelayProcess::spawn_with_env(relay_binary(), data, &[], env).unwrap();

@@ -583,16 +583,17 @@ impl Service {
 
 /// **Test-only fault injection**, like the client's `SEALDESK_FAILPOINT`: when this variable
 /// names `point`, the relay exits there with status [`FAILPOINT_EXIT_CODE`], as if killed, so a
-/// test can restart it over the same data directory. Never set it in production. The one
+/// test can restart it over the same data directory. Read only in a build with the test hooks
+/// (`crate::test_hooks`): a normal build never exits at a fail point. The one
 /// point, `relay-after-audit-append`, is after an audit entry (and its notice) became durable
 /// and before the relay answers `appended`.
-pub const FAILPOINT_ENV: &str = "SEALDESK_FAILPOINT";
+pub const FAILPOINT_ENV: &str = "SEALDESK_TEST_RELAY_FAILPOINT";
 
 /// Exit status of a relay stopped at a fail point (see [`FAILPOINT_ENV`]).
 pub const FAILPOINT_EXIT_CODE: i32 = 86;
 
 fn relay_fail_point(point: &str) {
-    if std::env::var_os(FAILPOINT_ENV).is_some_and(|v| v == point) {
+    if crate::test_hooks::var_os(FAILPOINT_ENV).is_some_and(|v| v == point) {
         warn!(
             point,
             "fail point reached; exiting as if killed (test only)"
