@@ -564,6 +564,8 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
       const env = item.envelope;
       const e = this.epochs.get(env.header.epoch);
       if (e === undefined) throw new CustomerError("no_epoch", `message in unknown epoch ${env.header.epoch}`);
+      // Counted for the epoch's limit (§7.7) whether it opens or not: the relay counted it.
+      this.epochs.counted(env.header.epoch);
       const body = openMessage(env, {
         conversation: e.record.conversation,
         epoch: e.record.epoch,
