@@ -16,8 +16,8 @@
  * (`customer-agent-key.ts`), the typing signals (`customer-typing.ts`), the delivery and read
  * marks (`customer-marks.ts`), the epochs (`customer-epochs.ts`), the conversation's record
  * (`customer-conversation.ts`), the consents granted elsewhere (`customer-consents.ts`), the
- * org's policies (`customer-policy.ts`) and sending a message, with a recovered account's own
- * epoch retried when another tab opens it first (`customer-send.ts`).
+ * org's policies (`customer-policy.ts`) and sending a message, the epoch rotated first when it is
+ * full or old (§7.7), a recovered account's own epoch opened first (`customer-send.ts`).
  */
 import {
   IdentityKeys,
