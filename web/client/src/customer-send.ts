@@ -25,12 +25,14 @@
  * refused (`no_epoch`) and nothing is sent.
  *
  * ```text
- *   newest epoch held ── must leave it? ── no ──────────────────────────── counter taken, sealed, sent
- *          ▲                  │ yes: recovered, made elsewhere, full, old        ▲       │
- *          │                  └─ put_epoch (the next) ── stored ─────────────────┘       │
- *          │                           │ stale_epoch (each one a try, at most OWN_EPOCH_TRIES)
- *          └──────── history read ─────┘                                                 │
- *          └──────── history read, once: epoch_full / counter_reused (epoch left), stale_epoch
+ *   newest epoch held ── must leave it? ── no ─────────────────── counter taken, sealed, sent
+ *         ▲                  │ yes: recovered, made elsewhere,          ▲                  │
+ *         │                  │      full, old                           │                  │
+ *         │                  └─ put_epoch (the next) ── stored ─────────┘                  │
+ *         │                             │ stale_epoch (a try; at most OWN_EPOCH_TRIES)     │
+ *         ├──── history read ───────────┘                                                  │
+ *         └──── history read, once ── answered epoch_full / counter_reused (epoch left), ──┘
+ *                                     or stale_epoch
  * ```
  *
  * **Refused sends.** `epoch_full`: the relay counted more than this account had handled (other
