@@ -4,42 +4,68 @@
  * message is sealed (so no two tabs, nor a crash and a retry, use one counter twice), then the
  * message stored on the relay and handled in order like any item.
  *
- * **A recovered account's own epoch.** A recovered account never sends in an epoch the lost
- * device may have used (`customer-recovery.ts`): its first send opens the next epoch, which
- * becomes its fence. Another tab of this account, or another device, may have stored that epoch
- * first (the relay answers `stale_epoch`): the history is read, and the send goes in the epoch
- * read when it is the account's own (the tab that opened it noted it in the shared store) or
- * opens the next. Each loss costs one try; after `OWN_EPOCH_TRIES` the send is refused
- * (`no_epoch`) and nothing is sent.
+ * **The epoch it goes in** is the newest held, unless this account must open the next one
+ * first (`mustLeave`; §7.7 "Who rotates", as the Rust client's `sending_epoch` and the console
+ * agent's do):
+ * - *recovered*: a recovered account never sends in an epoch the lost device may have used
+ *   (`customer-recovery.ts`): its first send opens the next epoch, which becomes its fence;
+ * - *made elsewhere*: this account's key signed the epoch but this store did not keep its hash
+ *   (§7.7 "Two devices of one account": the device recovered from, a copy of the store): its
+ *   counters are another store's;
+ * - *full* or *old*: it holds the `rotate_after_messages` of its record's policy (every member's
+ *   messages counted as handled, `CustomerEpochs.counted`) or is `rotate_after_secs` old by the
+ *   customer's clock (`SendHost.now`).
+ *
+ * The next epoch has the same members, `previous` the current record's hash, the org's latest
+ * policy (`putOwnEpoch`, its hash kept before it is sent). Another tab, another device, or
+ * another member (the agent rotating at the same time) may have stored that number first (the
+ * relay answers `stale_epoch`): the history is read, and the same rule is asked of its newest
+ * epoch — the winner's record, which the send goes in when it may (another member's, or this
+ * store's), or the next is opened. Each loss costs one try; after `OWN_EPOCH_TRIES` the send is
+ * refused (`no_epoch`) and nothing is sent.
  *
  * ```text
- *   newest epoch held ── may send in it? ── yes ────────────────────────── counter taken, sealed, sent
- *                             │ no: recovered, below its fence (or none yet)    ▲
- *                             └─ put_epoch (the next) ── stored: fence noted ───┘
- *                                      │ stale_epoch (each one a try, at most OWN_EPOCH_TRIES)
- *                                      └─ history read: its newest epoch, may send in it? …
+ *   newest epoch held ── must leave it? ── no ─────────────────── counter taken, sealed, sent
+ *         ▲                  │ yes: recovered, made elsewhere,          ▲                  │
+ *         │                  │      full, old                           │                  │
+ *         │                  └─ put_epoch (the next) ── stored ─────────┘                  │
+ *         │                             │ stale_epoch (a try; at most OWN_EPOCH_TRIES)     │
+ *         ├──── history read ───────────┘                                                  │
+ *         └──── history read, once ── answered epoch_full / counter_reused (epoch left), ──┘
+ *                                     or stale_epoch
  * ```
  *
- * **A store restored from an old copy** (SECURITY.md, "Counters"): its counters are behind what
- * this account sent since. The conversation is read on each session before its first counter
- * (`SendHost.caughtUp`): this account's messages read back raise the counters. When the history
- * does not show them, the relay refuses the counter `counter_reused`: it is burnt, and the
- * message goes in a new epoch (a new key), or in one another member opened meanwhile, once; a
- * second refusal is thrown. A send refused `stale_epoch` (the agent opened its epoch while the
- * message was on its way) goes in the newer epoch the same way, once. A send the relay leaves unanswered closes its session
- * (`sendEnvelope`), and is never sent again here.
+ * **Refused sends.** `epoch_full`: the relay counted more than this account had handled (other
+ * members' messages not read yet): the epoch is left (`CustomerEpochs.leave`), the history read,
+ * and the message goes in the next epoch (another member's, read, or this account's own), once.
+ * `stale_epoch`: another member opened a newer epoch while the message was on its way: the same,
+ * in that epoch. **A store restored from an old copy** (SECURITY.md, "Counters"): its counters
+ * are behind what this account sent since. The conversation is read on each session before its
+ * first counter (`SendHost.caughtUp`): this account's messages read back raise the counters.
+ * When the history does not show them, the relay refuses the counter `counter_reused`: it is
+ * burnt, the epoch left as for `epoch_full`, once. A second refusal is thrown. A send the relay
+ * leaves unanswered closes its session (`sendEnvelope`), and is never sent again here.
  */
 import { envelopeToCbor, sealMessage, type CborValue, type Envelope, type IdentityCard, type IdentityKeys, type Policy } from "@sealdesk/protocol";
 import { sequencedFromCbor, type ByteQuota, type Response, type Sequenced } from "./frames.js";
 import { CustomerError, OWN_EPOCH_LOST } from "./customer-model.js";
-import { putOwnEpoch, type CustomerEpochs } from "./customer-epochs.js";
+import { putOwnEpoch, sealableHere, type CustomerEpochs } from "./customer-epochs.js";
 import { maySendIn, noteOwnEpoch } from "./customer-recovery.js";
 import { takeCounter } from "./member.js";
 import { RelayError, sendEnvelope, type Session } from "./session.js";
 import { RECORDS, type Store } from "./store.js";
 
-/** How many times a send opens this account's own next epoch before giving up (each lost to another tab). */
+/** How many times a send opens the next epoch before giving up (each lost to another tab, device or member). */
 export const OWN_EPOCH_TRIES = 3;
+
+/**
+ * The detail of a send refused `no_epoch` because another member stored the next epoch first
+ * `OWN_EPOCH_TRIES` times, each one this account could not send in (nothing was sent).
+ */
+export const EPOCH_KEPT_MOVING = "the conversation's epoch kept moving: the next one was stored first each time";
+
+/** Why this account opens the next epoch before sending (see the module docs). */
+type LeaveReason = "recovered" | "made_elsewhere" | "full" | "old";
 
 /** The kinds of message a customer sends. */
 export type SentKind = "text" | "attachment" | "read";
@@ -75,11 +101,13 @@ export interface SendHost {
  * returns its sequence number once it is verified and kept. Call it with the send lock held.
  *
  * # Errors
- * `CustomerError` `no_epoch` when no epoch is held, or another device of this account opened
- * the next epoch first `OWN_EPOCH_TRIES` times (nothing sent); `bad_answer` for an answer other
- * than `stored`; the relay's refusal (`RelayError`: `counter_reused` or `stale_epoch` only
- * when the send in the newer epoch taken after a first such refusal is refused too); the session's errors (`sendEnvelope`: a send left
- * unanswered closes the session).
+ * `CustomerError` `no_epoch` when no epoch is held, or the next epoch this account had to open
+ * was stored first by another tab, device or member `OWN_EPOCH_TRIES` times, each one this
+ * account could not send in (detail `OWN_EPOCH_LOST` when it left for its fence or an epoch made
+ * elsewhere, else `EPOCH_KEPT_MOVING`; nothing sent); `bad_answer` for an answer other than
+ * `stored`; the relay's refusal (`RelayError`: `epoch_full`, `counter_reused` or `stale_epoch`
+ * only when the send in the epoch taken after a first such refusal is refused too); the
+ * session's errors (`sendEnvelope`: a send left unanswered closes the session).
  */
 export async function sendMessage(host: SendHost, s: Session, conversation: Uint8Array, kind: SentKind, body: Uint8Array): Promise<number> {
   // A store restored from an old copy holds counters behind what this account sent since: the
@@ -87,14 +115,18 @@ export async function sendMessage(host: SendHost, s: Session, conversation: Uint
   await host.caughtUp(s);
   const epoch = await sendingEpoch(host, s, conversation);
   let sent = await sealAndSend(host, s, conversation, epoch, kind, body);
-  if (sent.answer.kind === "error" && (sent.answer.code === "counter_reused" || sent.answer.code === "stale_epoch")) {
-    // `counter_reused`: the relay holds this counter, or a later one, from this account although
-    // this store did not know it (restored from an old copy, its messages since no longer in the
-    // history it reads): the counter is burnt, and no counter of this epoch can be known safe.
-    // `stale_epoch`: another member (the agent's first answer) opened a newer epoch while this
-    // message was on its way. Either way the message goes in a newer epoch, with a new key,
-    // once; a second refusal is the caller's error.
-    sent = await sealAndSend(host, s, conversation, await epochAfterRefusal(host, s, conversation, epoch), kind, body);
+  if (sent.answer.kind === "error" && (sent.answer.code === "epoch_full" || sent.answer.code === "counter_reused" || sent.answer.code === "stale_epoch")) {
+    // `epoch_full`: the relay counted the epoch full though this account had not handled all
+    // its messages yet (another member's, still on their way here). `counter_reused`: the relay
+    // holds this counter, or a later one, from this account although this store did not know it
+    // (restored from an old copy, its messages since no longer in the history it reads): the
+    // counter is burnt, and no counter of this epoch can be known safe. Either way the epoch
+    // is left. `stale_epoch`: another member opened a newer epoch while this message was on its
+    // way. The history read, the message goes in the epoch current then, or the next opened
+    // here (§7.7: any member may), with a new key, once; a second refusal is the caller's error.
+    if (sent.answer.code !== "stale_epoch") host.epochs.leave(epoch);
+    await host.sync(s);
+    sent = await sealAndSend(host, s, conversation, await sendingEpoch(host, s, conversation), kind, body);
   }
   const r = sent.answer;
   if (r.kind === "error") throw new RelayError(r.code, r.message);
@@ -107,21 +139,28 @@ export async function sendMessage(host: SendHost, s: Session, conversation: Uint
   return r.seq;
 }
 
-/** The epoch this account may send in now, a recovered account's own opened first (see the module docs). */
+/** The epoch this account may send in now, the next one opened first when it must leave the newest (see the module docs). */
 async function sendingEpoch(host: SendHost, s: Session, conversation: Uint8Array): Promise<number> {
-  let epoch = host.epochs.newest();
-  if (epoch === null) throw new CustomerError("no_epoch");
-  // Recovered: never in an epoch the lost device may have used (`customer-recovery.ts`). Another
-  // tab of this account may have opened that epoch first (`stale_epoch`): its record is read
-  // from the history, and this tab sends in it (noted as this account's own, in the shared
-  // store) or opens the next.
-  for (let tries = 0; !(await maySendIn(host.store, epoch)); tries++) {
-    const opened = await openOwnEpoch(host, s, conversation, epoch);
+  for (let tries = 0; ; tries++) {
+    const epoch = host.epochs.newest();
+    if (epoch === null) throw new CustomerError("no_epoch");
+    const why = await mustLeave(host, epoch);
+    if (why === null) return epoch;
+    const opened = await openNextEpoch(host, s, conversation, epoch);
     if (opened !== null) return opened;
-    if (tries + 1 >= OWN_EPOCH_TRIES || !(await host.sync(s))) throw new CustomerError("no_epoch", OWN_EPOCH_LOST);
-    epoch = host.epochs.newest() ?? epoch;
+    // Another tab, device or member stored that number first: its record is read from the
+    // history, and asked the same.
+    if (tries + 1 >= OWN_EPOCH_TRIES || !(await host.sync(s))) throw new CustomerError("no_epoch", why === "recovered" || why === "made_elsewhere" ? OWN_EPOCH_LOST : EPOCH_KEPT_MOVING);
   }
-  return epoch;
+}
+
+/** Why this account must open the epoch after `epoch` before sending, or null when it may send in it. */
+async function mustLeave(host: SendHost, epoch: number): Promise<LeaveReason | null> {
+  const e = host.epochs.get(epoch);
+  if (e === undefined) throw new CustomerError("no_epoch");
+  if (!(await maySendIn(host.store, epoch))) return "recovered";
+  if (!(await sealableHere(host.store, host.card.signingKey, e.record))) return "made_elsewhere";
+  return await host.epochs.due(epoch, host.now());
 }
 
 /**
@@ -138,33 +177,11 @@ async function sealAndSend(host: SendHost, s: Session, conversation: Uint8Array,
 }
 
 /**
- * The epoch to send in after a send in `refused` was answered `counter_reused` or
- * `stale_epoch` (PROTOCOL §13.8): a newer one another member opened (read from the history),
- * else the next, opened here (§7.7: any member may; its secret escrowed to the org's master
- * under the latest policy, as every epoch record is). When another member stores that one
- * first, the send goes in theirs.
+ * Opens the epoch after `epoch`, with its members, under the org's latest policy (a recovered
+ * account's first is its fence); null when another tab, device or member stored that epoch
+ * first (`stale_epoch`).
  */
-async function epochAfterRefusal(host: SendHost, s: Session, conversation: Uint8Array, refused: number): Promise<number> {
-  const newer = async (than: number): Promise<number | null> => {
-    if (!(await host.sync(s))) return null;
-    const n = host.epochs.newest();
-    return n !== null && n > than && (await maySendIn(host.store, n)) ? n : null;
-  };
-  const theirs = await newer(refused);
-  if (theirs !== null) return theirs;
-  const newest = host.epochs.newest() ?? refused;
-  const opened = await openOwnEpoch(host, s, conversation, newest);
-  if (opened !== null) return opened;
-  const stored = await newer(newest);
-  if (stored === null) throw new CustomerError("no_epoch", `epoch ${newest + 1} was stored by another member and cannot be read`);
-  return stored;
-}
-
-/**
- * Opens the epoch after `epoch`, with its members, as a recovered account's own (its fence);
- * null when another tab or device stored that epoch first (`stale_epoch`).
- */
-async function openOwnEpoch(host: SendHost, s: Session, conversation: Uint8Array, epoch: number): Promise<number | null> {
+async function openNextEpoch(host: SendHost, s: Session, conversation: Uint8Array, epoch: number): Promise<number | null> {
   const e = host.epochs.get(epoch);
   const policy = host.policy();
   if (e === undefined || policy === null) throw new CustomerError("no_epoch");

@@ -16,8 +16,8 @@
  * (`customer-agent-key.ts`), the typing signals (`customer-typing.ts`), the delivery and read
  * marks (`customer-marks.ts`), the epochs (`customer-epochs.ts`), the conversation's record
  * (`customer-conversation.ts`), the consents granted elsewhere (`customer-consents.ts`), the
- * org's policies (`customer-policy.ts`) and sending a message, with a recovered account's own
- * epoch retried when another tab opens it first (`customer-send.ts`).
+ * org's policies (`customer-policy.ts`) and sending a message, the epoch rotated first when it is
+ * full or old (§7.7), a recovered account's own epoch opened first (`customer-send.ts`).
  */
 import {
   IdentityKeys,
@@ -564,6 +564,8 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
       const env = item.envelope;
       const e = this.epochs.get(env.header.epoch);
       if (e === undefined) throw new CustomerError("no_epoch", `message in unknown epoch ${env.header.epoch}`);
+      // Counted for the epoch's limit (§7.7) whether it opens or not: the relay counted it.
+      this.epochs.counted(env.header.epoch);
       const body = openMessage(env, {
         conversation: e.record.conversation,
         epoch: e.record.epoch,

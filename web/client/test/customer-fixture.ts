@@ -29,10 +29,11 @@ export interface OrgOnRelay {
 }
 
 /**
- * Registers hooks that start a relay (with `relayArgs`) and make the org on it before the
- * suite's tests, and stop and remove everything after them (`cleanUp` runs first).
+ * Registers hooks that start a relay (with `relayArgs`) and make the org on it (with
+ * `createArgs` added to `org create`) before the suite's tests, and stop and remove everything
+ * after them (`cleanUp` runs first).
  */
-export function orgOnRelay(prefix: string, relayArgs: string[] = [], cleanUp?: () => Promise<void> | void): OrgOnRelay {
+export function orgOnRelay(prefix: string, relayArgs: string[] = [], cleanUp?: () => Promise<void> | void, createArgs: string[] = []): OrgOnRelay {
   const dir = tempDir(prefix);
   const fx = {
     root: dir.path,
@@ -44,7 +45,7 @@ export function orgOnRelay(prefix: string, relayArgs: string[] = [], cleanUp?: (
   };
   beforeAll(async () => {
     fx.relay = await startRelay(`${dir.path}/relay-data`, relayArgs);
-    fx.org = await createOrg(dir.path, fx.relay.url);
+    fx.org = await createOrg(dir.path, fx.relay.url, createArgs);
   });
   afterAll(async () => {
     await cleanUp?.();

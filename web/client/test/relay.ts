@@ -119,15 +119,15 @@ export interface CliOrg {
   background(name: string, args: string[]): ChildProcess;
 }
 
-/** Creates the org `acme` under `root` on `relay` with the CLI. */
-export async function createOrg(root: string, relay: string): Promise<CliOrg> {
+/** Creates the org `acme` under `root` on `relay` with the CLI (`createArgs` added to `org create`, e.g. `--rotate-messages 3`). */
+export async function createOrg(root: string, relay: string, createArgs: string[] = []): Promise<CliOrg> {
   const home = (n: string): string => join(root, n);
   const fp = async (n: string): Promise<string> => (JSON.parse(await cli(home(n), relay, ["whoami", "--json"])) as { fingerprint: string }).fingerprint;
   for (const [name, role] of [["owner", "master"], ["t1", "trustee"], ["a1", "arbiter"], ["alice", "agent"]] as const) {
     await cli(home(name), relay, ["init", "--name", name, "--role", role]);
     await cli(home(name), relay, ["register"]);
   }
-  await cli(home("owner"), relay, ["org", "create", "--name", "acme", "--trustee", `t1=${await fp("t1")}`, "--trustee-threshold", "1", "--arbiter", `a1=${await fp("a1")}`, "--arbiter-threshold", "1"]);
+  await cli(home("owner"), relay, ["org", "create", "--name", "acme", "--trustee", `t1=${await fp("t1")}`, "--trustee-threshold", "1", "--arbiter", `a1=${await fp("a1")}`, "--arbiter-threshold", "1", ...createArgs]);
   await cli(home("owner"), relay, ["org", "add-agent", "alice", "--fingerprint", await fp("alice")]);
   return {
     org: "acme",
