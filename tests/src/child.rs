@@ -48,6 +48,11 @@ const CARGO_RUNTIME_ENV: &[&str] = &[
 /// Log lines kept from a child for error messages.
 const LOG_TAIL: usize = 40;
 
+/// What a relay child logs (`RUST_LOG`): warnings, and the connections it serves. A test that
+/// waits for another module's info line extends it (`TwoNodesSetup::b_logs_info_of` in
+/// [`crate::cluster`]).
+pub const LOG_FILTER: &str = "warn,sealdesk_server::net=info";
+
 /// The `sealdesk-relay` binary of the current profile, built on first use.
 ///
 /// # Panics
@@ -184,7 +189,7 @@ impl RelayProcess {
         cmd.env("SEALDESK_RELAY_LISTEN", "127.0.0.1:0")
             .env("SEALDESK_RELAY_DATA", data_dir)
             .env("SEALDESK_RELAY_LOG_FORMAT", "json")
-            .env("RUST_LOG", "warn,sealdesk_server::net=info")
+            .env("RUST_LOG", LOG_FILTER)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

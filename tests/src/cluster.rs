@@ -194,6 +194,13 @@ impl TwoNodesSetup {
         self
     }
 
+    /// Node B also logs the info lines of module `target` (such as
+    /// `sealdesk_server::relay::service::cluster`), which [`logged`] can then wait for.
+    pub fn b_logs_info_of(self, target: &str) -> Self {
+        let filter = format!("{},{target}=info", crate::child::LOG_FILTER);
+        self.b_env(&[("RUST_LOG", filter.as_str())])
+    }
+
     /// Wake-ups on or off for both nodes (see [`start`]).
     pub fn wakeups(self, on: bool) -> Self {
         self.b_wakeups(on).a_wakeups(on)
@@ -365,6 +372,37 @@ pub const CLOSE_HELD: &str = "a forwarded close held at its gate";
 /// What a node logs when a held forwarded close ran, with how many sessions it closed
 /// (field `closed`).
 pub const CLOSE_RELEASED: &str = "a held forwarded close released";
+
+/// What a node logs when it drops a consent another node forwarded to a master connected to
+/// it (the relay's test-only `SEALDESK_TEST_DROP_FORWARDED_CONSENTS`), with the item's
+/// `conversation` and `seq`: only that hook logs it, so a test that waits for it shows the
+/// forward was lost.
+pub const CONSENT_DROPPED: &str = "a forwarded consent dropped (test only)";
+
+/// What a node logs when it drops a close another node forwarded (the relay's test-only
+/// `SEALDESK_TEST_DROP_FORWARDED_CLOSES`), with its `code`.
+pub const CLOSE_DROPPED: &str = "a forwarded close dropped (test only)";
+
+/// What a node logs (at info level: see [`TwoNodesSetup::b_logs_info_of`] with
+/// [`CLUSTER_SERVICE`]) when its re-check of agent keys closed the sessions of a key
+/// re-certified away, with how many (`sessions`): the close was the re-check's, not a
+/// forwarded one's.
+pub const RECHECK_CLOSED: &str = "an agent key re-certified away closed on a re-check";
+
+/// The relay module that logs [`RECHECK_CLOSED`].
+pub const CLUSTER_SERVICE: &str = "sealdesk_server::relay::service::cluster";
+
+/// Field `name` of a JSON log line the nodes write, as a number.
+///
+/// # Panics
+///
+/// If the line is not JSON or has no such numeric field.
+pub fn log_field(line: &str, name: &str) -> u64 {
+    serde_json::from_str::<serde_json::Value>(line)
+        .ok()
+        .and_then(|v| v["fields"][name].as_u64())
+        .unwrap_or_else(|| panic!("no fields.{name} in {line:?}"))
+}
 
 /// Waits until `node` has logged a line containing `text`; that line.
 pub async fn logged(node: &Node, text: &str) -> String {

@@ -66,6 +66,8 @@ pub(crate) struct Session {
     /// the local logs at the start, then again for a conversation whenever one of its notices
     /// is shown or updated.
     pub(crate) unconfirmed: BTreeSet<ConversationId>,
+    /// The failures of that check already warned of: each once per conversation.
+    pub(crate) notice_failures: super::notices::RecheckFailures,
 }
 
 /// Runs the chat until `/quit` or the end of `input` (see [`super::run`]).
