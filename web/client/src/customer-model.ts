@@ -92,6 +92,12 @@ export type CustomerFailure = "fingerprint_mismatch" | "key_changed" | "not_open
  */
 export const OWN_EPOCH_LOST = "another device of this account keeps opening the next epoch first";
 
+/**
+ * The detail of a send refused `no_epoch` because another member stored the next epoch first
+ * `OWN_EPOCH_TRIES` (`customer-send.ts`) times, each one this account could not send in (nothing was sent).
+ */
+export const EPOCH_KEPT_MOVING = "the conversation's epoch kept moving: the next one was stored first each time";
+
 /** The customer refused something; `failure` says what, `detail` (when given) why. */
 export class CustomerError extends Error {
   constructor(

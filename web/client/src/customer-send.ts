@@ -48,7 +48,7 @@
  */
 import { envelopeToCbor, sealMessage, type CborValue, type Envelope, type IdentityCard, type IdentityKeys, type Policy } from "@sealdesk/protocol";
 import { sequencedFromCbor, type ByteQuota, type Response, type Sequenced } from "./frames.js";
-import { CustomerError, OWN_EPOCH_LOST } from "./customer-model.js";
+import { CustomerError, EPOCH_KEPT_MOVING, OWN_EPOCH_LOST } from "./customer-model.js";
 import { putOwnEpoch, sealableHere, type CustomerEpochs } from "./customer-epochs.js";
 import { maySendIn, noteOwnEpoch } from "./customer-recovery.js";
 import { takeCounter } from "./member.js";
@@ -57,12 +57,6 @@ import { RECORDS, type Store } from "./store.js";
 
 /** How many times a send opens the next epoch before giving up (each lost to another tab, device or member). */
 export const OWN_EPOCH_TRIES = 3;
-
-/**
- * The detail of a send refused `no_epoch` because another member stored the next epoch first
- * `OWN_EPOCH_TRIES` times, each one this account could not send in (nothing was sent).
- */
-export const EPOCH_KEPT_MOVING = "the conversation's epoch kept moving: the next one was stored first each time";
 
 /** Why this account opens the next epoch before sending (see the module docs). */
 type LeaveReason = "recovered" | "made_elsewhere" | "full" | "old";

@@ -3,10 +3,10 @@
  * support request): an org that requires an open token from its web site (PROTOCOL §13.14), a
  * blocked account, a rate limit, a quota reached (with the relay's words: which quota, how much is
  * used) and a file too large (each with what to do); and a send this account's other tabs or
- * devices kept racing (nothing sent, the text kept: send it again). Anything else is shown as
- * the error says.
+ * devices, or the support agent, kept racing (nothing sent, the text kept: send it again).
+ * Anything else is shown as the error says.
  */
-import { CustomerError, OWN_EPOCH_LOST, RelayError } from "@sealdesk/client";
+import { CustomerError, EPOCH_KEPT_MOVING, OWN_EPOCH_LOST, RelayError } from "@sealdesk/client";
 
 const PLAIN: Record<string, string> = {
   open_token_required: "this business only opens chats started from its own web site, and this page did not pass its token. Open the chat from the business's site (or reload it there) and try again",
@@ -36,9 +36,22 @@ const NEXT: Record<string, string> = {
  */
 const OWN_EPOCH_LOST_PLAIN = "another tab or device signed in to this account kept starting the chat's next encryption keys at the same moment, so nothing was sent. What you wrote is kept: try again";
 
+/**
+ * The same race lost to another member — the agent renewing the chat's keys as this page did,
+ * each time (`EPOCH_KEPT_MOVING`): nothing was sent, the text is kept.
+ */
+const EPOCH_KEPT_MOVING_PLAIN = "the chat's encryption keys were being renewed by the other side at the same moment, each time this page tried, so nothing was sent. What you wrote is kept: try again";
+
+/** The plain words for a `no_epoch` refusal's detail, when it has some. */
+const NO_EPOCH_PLAIN: Record<string, string> = {
+  [OWN_EPOCH_LOST]: OWN_EPOCH_LOST_PLAIN,
+  [EPOCH_KEPT_MOVING]: EPOCH_KEPT_MOVING_PLAIN,
+};
+
 /** What to tell the customer about error `e`. */
 export function plainRefusal(e: unknown): string {
-  if (e instanceof CustomerError && e.failure === "no_epoch" && e.detail === OWN_EPOCH_LOST) return `${capital(OWN_EPOCH_LOST_PLAIN)}. (${e.failure})`;
+  const race = e instanceof CustomerError && e.failure === "no_epoch" && e.detail !== undefined ? NO_EPOCH_PLAIN[e.detail] : undefined;
+  if (race !== undefined) return `${capital(race)}. (no_epoch)`;
   if (e instanceof RelayError) {
     const plain = PLAIN[e.code];
     const next = NEXT[e.code];
