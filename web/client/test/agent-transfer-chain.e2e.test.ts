@@ -39,6 +39,27 @@ async function shows(agent: Agent, id: string, want: string[]): Promise<void> {
   });
 }
 
+/**
+ * A store that holds every look-up of a pinned name (`pin/name/…`) while `hold` says so, until
+ * `release` is called: the handling of an item that pins its members stops there, a moment
+ * the test can act in.
+ */
+function holdingStore(hold: () => boolean): { store: MemoryStore; release: () => void; holding: () => boolean } {
+  const store = new MemoryStore();
+  const get = store.get.bind(store);
+  let open: () => void = () => undefined;
+  const gate = new Promise<void>((r) => (open = r));
+  let held = false;
+  store.get = async (key: string) => {
+    if (key.startsWith("pin/name/") && hold()) {
+      held = true;
+      await gate;
+    }
+    return get(key);
+  };
+  return { store, release: () => open(), holding: () => held };
+}
+
 describe("the console's agent in a conversation transferred more than once", () => {
   const fx = orgOnRelay("web-transfer-chain");
 
@@ -171,6 +192,35 @@ describe("the console's agent in a conversation transferred more than once", () 
     expect(texts(bob, id).filter((t) => t.startsWith("held back"))).toEqual([]);
     alice.stop();
     bob.stop();
+    carol.stop();
+  });
+
+  it("a send while bob's console is between the hand-off and the record it opens waits for that record and is sent in his own epoch", async () => {
+    const { agent: alice } = await onlineAgent(fx.org.agentHome, fx.relay.url);
+    const { customer: carol } = await onlineCustomer(fx.options(new MemoryStore()));
+    await carol.send("still there?");
+    const id = carol.conversationId() ?? "";
+    await eventually("carol's line at alice", () => alice.conversation(id)?.lines.find((l) => l.text === "still there?"));
+    const bobHome = await certifiedAgent(fx, "bob5");
+    // bob's handling of the hand-off stops once epoch 0 is accepted and before the record of
+    // epoch 1 (held back until then) is: the moment a send found no epoch of his and failed.
+    let bob: Agent | null = null;
+    const gate = holdingStore(() => bob !== null && (bob.conversation(id) === null ? false : bob.epochRecords(id).length === 1));
+    ({ agent: bob } = await onlineAgent(bobHome, fx.relay.url, undefined, gate.store));
+    const online = bob;
+    await alice.transfer(id, "bob5");
+    await eventually("bob between the hand-off and the record of epoch 1", () => (gate.holding() ? true : undefined));
+    expect(online.epochRecords(id).map((r) => (r as { epoch: number }).epoch)).toEqual([0]);
+    const sending = online.send(id, "bob, right after the transfer");
+    gate.release();
+    const seq = await sending;
+    expect(seq).toBeGreaterThan(0);
+    await eventually("bob's line at carol", () => carol.history().find((l) => l.text === "bob, right after the transfer"));
+    const cliBob = await cli(bobHome, fx.relay.url, ["history", "--conversation", id]);
+    for (const said of ["still there?", "bob, right after the transfer"]) expect(cliBob).toContain(said);
+    expect(refused(online, id)).toEqual([]);
+    alice.stop();
+    online.stop();
     carol.stop();
   });
 });
