@@ -161,6 +161,13 @@ export interface Conv {
   log: SyncedConversation;
   /** Messages that arrived before their epoch's secret (a hand-off brings it later). */
   waiting: Sequenced[];
+  /**
+   * The items last read from the conversation's start for a hand-off to this account
+   * (`AgentReader.earlierItems`), or null: a later hand-off of the same burst (a transfer's two,
+   * §7.6) that this read already served reuses it instead of reading the history again. At most
+   * `MAX_SYNC_PAGES` pages; replaced by the next read.
+   */
+  earlier: Sequenced[] | null;
   /** The conversation's hand-offs seen (to anyone), in sequence order: the chains (§7.6) are followed over them. */
   handoffs: { seq: number; handoff: Handoff }[];
   lines: AgentLine[];

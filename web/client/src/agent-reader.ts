@@ -154,6 +154,7 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
         epochs: new Map(),
         log: new SyncedConversation(info.conversation, (it) => this.ingest(conv, it), (kind) => new AgentError("bad_answer", kind), new SequenceHoles((epoch) => this.judgeRun(conv, epoch, true), true, { store: this.opts.store, key: AGENT_RECORDS.holes(hex) }), (e) => this.fail(e)),
         waiting: [],
+        earlier: null,
         handoffs: [],
         lines: [],
         readByCustomer: 0,
@@ -521,20 +522,36 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
     }
   }
 
-  /** The items of `c` before `seq`, read from the relay from the start (at most `MAX_SYNC_PAGES` pages). */
+  /**
+   * The items of `c` before the hand-off at `seq`, as the relay serves them now that it has
+   * stored that hand-off (and made this account a reader of the epochs it carries).
+   *
+   * Read from the start (the items newly readable lie anywhere before `seq`), on to the last
+   * page (at most `MAX_SYNC_PAGES`), and kept (`Conv.earlier`). A read that served the hand-off
+   * at `seq` itself was made after the relay stored it, so it holds every item that hand-off
+   * made readable: the next hand-off of a burst (a transfer's two, §7.6) reuses it. A hand-off the
+   * kept read did not serve (stored after it) is read for afresh: the relay may have made this
+   * account a reader of more epochs since, and their items lie before it.
+   */
   private async earlierItems(c: Conv, seq: number): Promise<Sequenced[]> {
-    const s = this.session();
-    const out: Sequenced[] = [];
-    let after = 0;
-    for (let pages = 0; pages < MAX_SYNC_PAGES; pages++) {
-      const r = await s.call({ kind: "history", conversation: c.id, after, limit: HISTORY_PAGE });
-      if (r.kind !== "items") throw new AgentError("bad_answer", r.kind);
-      for (const it of r.items) if (it.seq < seq && equal(it.conversation, c.id)) out.push(it);
-      const end = Math.max(after, ...r.items.map((it) => it.seq), ...r.skipped.map((run) => run.to));
-      if (!r.more || end <= after || end >= seq) break;
-      after = end;
+    const servedIt = (items: Sequenced[]): boolean => items.some((it) => it.seq === seq && it.item.kind === "hand_off");
+    let read = c.earlier;
+    if (read === null || !servedIt(read)) {
+      const s = this.session();
+      const out: Sequenced[] = [];
+      let after = 0;
+      for (let pages = 0; pages < MAX_SYNC_PAGES; pages++) {
+        const r = await s.call({ kind: "history", conversation: c.id, after, limit: HISTORY_PAGE });
+        if (r.kind !== "items") throw new AgentError("bad_answer", r.kind);
+        for (const it of r.items) if (equal(it.conversation, c.id)) out.push(it);
+        const end = Math.max(after, ...r.items.map((it) => it.seq), ...r.skipped.map((run) => run.to));
+        if (!r.more || end <= after) break;
+        after = end;
+      }
+      read = out.sort((a, b) => a.seq - b.seq);
+      c.earlier = read;
     }
-    return out.sort((a, b) => a.seq - b.seq);
+    return read.filter((it) => it.seq < seq);
   }
 
   /**

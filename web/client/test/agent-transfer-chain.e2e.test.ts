@@ -26,6 +26,12 @@ function chainItem(it: Frame): boolean {
   return typeof n === "number" && n < 2;
 }
 
+/** The `after` of a `history` request frame, or undefined for any other frame. */
+function historyAfter(f: Frame): number | undefined {
+  const history = ((f.request as Frame | undefined)?.body as Frame | undefined)?.history as Frame | undefined;
+  return typeof history?.after === "number" ? history.after : undefined;
+}
+
 /** The texts of `agent`'s lines in `id`. */
 const texts = (agent: Agent, id: string): string[] => agent.conversation(id)?.lines.map((l) => l.text) ?? [];
 /** `agent`'s refusals in `id`. */
@@ -105,9 +111,20 @@ describe("the console's agent in a conversation transferred more than once", () 
     await bob.send(id, "bob here");
     await bob.transfer(id, "dave");
     bob.stop();
-    const { agent: dave } = await onlineAgent(daveHome, fx.relay.url);
+    // dave reads the conversation from its start once to sync it, and once more for bob's two
+    // hand-offs (epoch 1, then epoch 0 he holds by alice's): the second reuses the read the first
+    // made, which served it.
+    let fromStart = 0;
+    const counting = tampering(
+      () => true,
+      (f) => {
+        if (historyAfter(f) === 0) fromStart += 1;
+      },
+    );
+    const { agent: dave } = await onlineAgent(daveHome, fx.relay.url, counting);
     await shows(dave, id, ["where is my refund?", "bob here"]);
     expect(refused(dave, id)).toEqual([]);
+    expect(fromStart).toBe(2);
     await dave.send(id, "dave here");
     await eventually("dave's answer at carol", () => carol.history().find((l) => l.text === "dave here"));
     // A CLI agent on the same hop reads the hand-offs the console made the same way.
@@ -221,6 +238,33 @@ describe("the console's agent in a conversation transferred more than once", () 
     expect(refused(online, id)).toEqual([]);
     alice.stop();
     online.stop();
+    carol.stop();
+  });
+
+  it("alice → bob (console, online) → erin (CLI) → bob: the hand-offs back are read for afresh, not from the read bob made for alice's", async () => {
+    const { agent: alice } = await onlineAgent(fx.org.agentHome, fx.relay.url);
+    const { customer: carol } = await onlineCustomer(fx.options(new MemoryStore()));
+    await carol.send("first question");
+    const id = carol.conversationId() ?? "";
+    await eventually("carol's line at alice", () => alice.conversation(id)?.lines.find((l) => l.text === "first question"));
+    const bobHome = await certifiedAgent(fx, "bob6");
+    const erinHome = await certifiedAgent(fx, "erin6");
+    const { agent: bob } = await onlineAgent(bobHome, fx.relay.url);
+    await alice.transfer(id, "bob6");
+    alice.stop();
+    // bob reads the conversation from its start for alice's hand-off (and keeps that read).
+    await eventually("carol's line and the record of epoch 1 at bob, live", () => (["first question", "transferred from alice to bob6"].every((t) => texts(bob, id).includes(t)) ? true : undefined));
+    await bob.transfer(id, "erin6");
+    await cli(erinHome, fx.relay.url, ["send", "--conversation", id, "erin here"]);
+    await cli(erinHome, fx.relay.url, ["transfer", "--conversation", id, "--to", "bob6"]);
+    // erin's line is in an epoch bob made but is no member of: not served to him until erin's
+    // hand-off made him its reader, so only a read made after that hand-off brings it.
+    await shows(bob, id, ["first question", "erin here", "transferred from erin6 to bob6"]);
+    expect(refused(bob, id)).toEqual([]);
+    expect(bob.conversation(id)?.transferredOut).toBe(false);
+    await bob.send(id, "bob again");
+    await eventually("bob's answer at carol", () => carol.history().find((l) => l.text === "bob again"));
+    bob.stop();
     carol.stop();
   });
 });
