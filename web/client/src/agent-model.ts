@@ -122,6 +122,8 @@ export const AGENT_RECORDS = {
    * follows it (§7.6): `conv/<id>/kept/<epoch>`.
    */
   kept: (id: string, epoch: number): string => `conv/${id}/kept/${epoch}`,
+  /** The sequence number the relay stored that kept record at (a u64 as CBOR): `conv/<id>/kept_seq/<epoch>`. */
+  keptSeq: (id: string, epoch: number): string => `conv/${id}/kept_seq/${epoch}`,
   /** This account's next counter in an epoch: `conv/<id>/counter/<epoch>`. */
   counter: (id: string, epoch: number): string => `conv/${id}/counter/${epoch}`,
   /** The highest sequence number the agent has read: `conv/<id>/read`. */

@@ -194,6 +194,7 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
   /** Reads `c` up to date, asks again for what is missing, then tells the view. */
   protected async syncConv(s: Session, c: Conv): Promise<void> {
     await c.log.sync(s);
+    await this.keptNext(c);
     await this.checkHoles(s, c);
     this.emit({ kind: "changed", id: c.hex });
   }
@@ -562,6 +563,27 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
     const b = await this.opts.store.get(AGENT_RECORDS.kept(c.hex, n));
     if (b === undefined) return;
     await this.handleEpoch(c, seq, epochFromCbor(fromCbor(b)));
+  }
+
+  /**
+   * The record this browser made and kept to transfer `c`, when it follows the latest epoch read
+   * (`keptRecord` brings it in before a later record; this, when none came: after a reload, a
+   * transfer the relay serves this account nothing after). Checked like any other record; a
+   * refusal is shown as one.
+   */
+  private async keptNext(c: Conv): Promise<void> {
+    if (c.epochs.size === 0) return;
+    const n = Math.max(...c.epochs.keys()) + 1;
+    const b = await this.opts.store.get(AGENT_RECORDS.kept(c.hex, n));
+    if (b === undefined) return;
+    const at = await this.opts.store.get(AGENT_RECORDS.keptSeq(c.hex, n));
+    const seq = at === undefined ? c.log.cursor : Number(fromCbor(at));
+    try {
+      await this.handleEpoch(c, seq, epochFromCbor(fromCbor(b)));
+    } catch (e) {
+      if (e instanceof AgentError && e.failure === "key_changed") return;
+      this.line(c, { seq, mine: false, sender: "", text: `refused: ${e instanceof Error ? e.message : String(e)}`, kind: "event", sentAt: this.opts.now() });
+    }
   }
 
   /** The conversation `id` (hex). */

@@ -344,6 +344,7 @@ export class Agent extends AgentReader {
       // The record made is kept and checked like any other: the relay does not serve it to this
       // account (no member of it), and a transfer back follows it (§7.6).
       await this.opts.store.put(AGENT_RECORDS.kept(c.hex, made.record.epoch), toCbor(epochToCbor(made.record)));
+      await this.opts.store.put(AGENT_RECORDS.keptSeq(c.hex, made.record.epoch), toCbor(made.seq));
       await this.handleEpoch(c, made.seq, made.record);
       if (policy.historyHandoff) {
         // Every epoch this account holds: first those it was a member of, then, in a second

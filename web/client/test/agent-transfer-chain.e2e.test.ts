@@ -8,14 +8,15 @@
  * gets the record bob made held back, never accepted, as the Rust client refuses it; and a
  * second, different record for an epoch already held is refused.
  */
-import { describe, expect, it } from "vitest";
-import { customerOf, epochToCbor } from "@sealdesk/protocol";
-import { MemoryStore, epochFromCbor, importCliVault, type Agent } from "../src/index.js";
+import { describe, expect, it, onTestFinished } from "vitest";
+import { customerOf, decodeFrame, encodeFrame, epochToCbor, policySignedBytes, policyToCbor, type Policy } from "@sealdesk/protocol";
+import { join } from "node:path";
+import { MemoryStore, Session, epochFromCbor, importCliVault, type Agent, type SocketFactory } from "../src/index.js";
 import { makeEpochRecord } from "../src/epochs.js";
 import { certifiedAgent, onlineAgent, vaultFiles } from "./agent-fixture.js";
-import { onlineCustomer, orgOnRelay, random } from "./customer-fixture.js";
+import { now, onlineCustomer, orgOnRelay, random, socket, type OrgOnRelay } from "./customer-fixture.js";
 import { cli, eventually } from "./relay.js";
-import { tampering, type Frame } from "./tamper.js";
+import { requestKind, tampering, type Frame } from "./tamper.js";
 import { page, withholding } from "./withhold.js";
 
 /** Whether a sequenced item (CBOR) is a hand-off or the record of epoch 0 or 1. */
@@ -43,6 +44,42 @@ async function shows(agent: Agent, id: string, want: string[]): Promise<void> {
     await agent.sync(id);
     return want.every((t) => texts(agent, id).includes(t)) ? true : undefined;
   });
+}
+
+/**
+ * Publishes, as the org's owner (its master, from the CLI home `owner`), the next version of the
+ * org's policy changed by `change`, and returns it. The TypeScript client has no
+ * `publish_policy` request (the CLI publishes policies, and always with hand-off): the owner's
+ * session reads the latest policy, then sends a `get_policy` its socket rewrites into one.
+ */
+async function publishPolicy(fx: OrgOnRelay, change: Partial<Policy>): Promise<Policy> {
+  const { keys, card } = await importCliVault(vaultFiles(join(fx.root, "owner")), "web tests only");
+  let next: Policy | null = null;
+  const publishing: SocketFactory = (url) => {
+    const ws = socket(url);
+    const send = ws.send.bind(ws);
+    ws.send = (d) => {
+      const f = decodeFrame(d) as Frame;
+      const request = f.request as Frame | undefined;
+      if (next === null || request === undefined || (request.body as Frame | undefined)?.get_policy === undefined) return send(d);
+      request.body = { publish_policy: policyToCbor(next) };
+      send(encodeFrame(f));
+    };
+    return ws;
+  };
+  const s = await Session.connect(fx.relay.url, keys, card, publishing, null);
+  try {
+    const latest = await s.call({ kind: "get_policy", org: fx.org.org, version: null });
+    if (latest.kind !== "policy") throw new Error(`get_policy answered ${latest.kind}`);
+    const { signature: _old, ...rest } = latest.policy;
+    const unsigned = { ...rest, version: latest.policy.version + 1, createdAt: now(), ...change };
+    next = { ...unsigned, signature: keys.sign(policySignedBytes(unsigned)) };
+    const r = await s.request({ kind: "get_policy", org: fx.org.org, version: null });
+    if (r.kind !== "ok") throw new Error(`publish_policy answered ${JSON.stringify(r)}`);
+    return next;
+  } finally {
+    s.close();
+  }
 }
 
 /**
@@ -264,6 +301,58 @@ describe("the console's agent in a conversation transferred more than once", () 
     expect(bob.conversation(id)?.transferredOut).toBe(false);
     await bob.send(id, "bob again");
     await eventually("bob's answer at carol", () => carol.history().find((l) => l.text === "bob again"));
+    bob.stop();
+    carol.stop();
+  });
+
+  it("under a policy without history hand-off: alice hands nothing over and keeps the record she made, and follows it after a reload", async () => {
+    await publishPolicy(fx, { historyHandoff: false });
+    // The tests after this one (in this file's org) transfer with hand-off again.
+    onTestFinished(async () => {
+      await publishPolicy(fx, { historyHandoff: true });
+    });
+    let handOffs = 0;
+    const counting = tampering(
+      () => true,
+      (f) => {
+        if (requestKind(f) === "put_hand_off") handOffs += 1;
+      },
+    );
+    const store = new MemoryStore();
+    const { agent: alice } = await onlineAgent(fx.org.agentHome, fx.relay.url, counting, store);
+    const { customer: carol } = await onlineCustomer(fx.options(new MemoryStore()));
+    await carol.send("no hand-off here");
+    const id = carol.conversationId() ?? "";
+    await eventually("carol's line at alice", () => alice.conversation(id)?.lines.find((l) => l.text === "no hand-off here"));
+    expect(alice.policyOf(fx.org.org)?.historyHandoff).toBe(false);
+    const bobHome = await certifiedAgent(fx, "bob7");
+    const { agent: bob } = await onlineAgent(bobHome, fx.relay.url);
+    expect(await alice.transfer(id, "bob7")).toBe(1);
+    // Nothing is handed over (§7.6: only under `history_handoff`).
+    expect(handOffs).toBe(0);
+    alice.stop();
+    // The relay does not serve alice the record she made (she is no member of epoch 1), and no
+    // later record brings it in: reloaded, she follows the one she kept, and knows she
+    // transferred the conversation.
+    const { agent: again } = await onlineAgent(fx.org.agentHome, fx.relay.url, undefined, store);
+    await shows(again, id, ["no hand-off here", "transferred from alice to bob7"]);
+    expect(again.epochRecords(id).map((r) => (r as { epoch: number }).epoch)).toEqual([0, 1]);
+    expect(again.conversation(id)?.transferredOut).toBe(true);
+    await expect(again.send(id, "alice, after the transfer")).rejects.toThrow(/transferred/);
+    expect(refused(again, id)).toEqual([]);
+    // bob is handed nothing, so the relay serves him no record before epoch 1, which alice (not
+    // the customer) made: the late-join rule does not take it as his first. His console holds it
+    // back and the CLI refuses it, and he has no epoch to send in (reported: a transfer without
+    // hand-off leaves the new agent no epoch until the customer opens one).
+    await eventually("the record held back at bob", async () => {
+      await bob.sync(id);
+      return texts(bob, id).find((t) => t.startsWith("held back") && t.includes("previous epoch 0 is missing"));
+    });
+    expect(bob.epochRecords(id)).toEqual([]);
+    expect(texts(bob, id)).not.toContain("no hand-off here");
+    await expect(bob.send(id, "bob, no history")).rejects.toThrow(/no_epoch/);
+    expect(await cli(bobHome, fx.relay.url, ["history", "--conversation", id])).toMatch(/epoch 1 REFUSED.*previous epoch 0 is missing/);
+    again.stop();
     bob.stop();
     carol.stop();
   });
