@@ -4,9 +4,13 @@
  * alice, reloaded in between, follows the record she made and kept; alice → bob (console) →
  * dave (console), where bob hands over the epoch he holds by hand-off and dave opens it through
  * the chain; alice → bob with bob's console online (the record held back until the hand-off
- * makes him a reader of epoch 0); the late-join rule: a relay that withholds the chain from erin
- * gets the record bob made held back, never accepted, as the Rust client refuses it; and a
- * second, different record for an epoch already held is refused.
+ * makes him a reader of epoch 0), and a send of bob's in the moment between the hand-off and
+ * that record, which waits for it; a hand-off back to a console that stayed online, read for
+ * afresh, and the reads from the start counted (one per burst of hand-offs); the late-join rule:
+ * a relay that withholds the chain from erin gets the record bob made held back, never accepted
+ * nor used, as the Rust client refuses it; a second, different record for an epoch already held
+ * is refused; and a policy without history hand-off: nothing handed over, the record made kept
+ * and followed after a reload.
  */
 import { describe, expect, it, onTestFinished } from "vitest";
 import { customerOf, decodeFrame, encodeFrame, epochToCbor, policySignedBytes, policyToCbor, type Policy } from "@sealdesk/protocol";
@@ -192,9 +196,18 @@ describe("the console's agent in a conversation transferred more than once", () 
       await erin.sync(id);
       return texts(erin, id).find((t) => t.startsWith("held back") && t.includes("previous epoch 1 is missing"));
     });
+    // Held back is never used: not accepted (no epoch at all), so nothing in it is read (carol's
+    // "thanks" is in epoch 2), and nothing sealed in it (the relay would store a message of
+    // erin's in epoch 2, of which she is a member there: carol would read it).
     await erin.sync(id);
+    expect(erin.epochRecords(id)).toEqual([]);
     expect(texts(erin, id)).not.toContain("thanks");
-    await expect(erin.send(id, "erin here")).rejects.toThrow();
+    await expect(erin.send(id, "erin here")).rejects.toThrow(/no_epoch/);
+    await expect(erin.setStatus(id, "resolved")).rejects.toThrow(/no_epoch/);
+    await erin.signal(id, "typing");
+    await carol.send("still waiting");
+    await eventually("carol's own line back", () => carol.history().find((l) => l.text === "still waiting"));
+    expect(carol.history().filter((l) => l.sender === "erin").map((l) => l.text)).toEqual([]);
     erin.stop();
     carol.stop();
   });
