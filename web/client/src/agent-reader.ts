@@ -582,7 +582,9 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
       await this.handleEpoch(c, seq, epochFromCbor(fromCbor(b)));
     } catch (e) {
       if (e instanceof AgentError && e.failure === "key_changed") return;
-      this.line(c, { seq, mine: false, sender: "", text: `refused: ${e instanceof Error ? e.message : String(e)}`, kind: "event", sentAt: this.opts.now() });
+      // Tried again at each sync (it stays the record after the latest epoch): shown once.
+      const text = `refused: ${e instanceof Error ? e.message : String(e)}`;
+      if (!c.lines.some((l) => l.seq === seq && l.text === text)) this.line(c, { seq, mine: false, sender: "", text, kind: "event", sentAt: this.opts.now() });
     }
   }
 

@@ -10,10 +10,10 @@
  * a relay that withholds the chain from erin gets the record bob made held back, never accepted
  * nor used, as the Rust client refuses it; a second, different record for an epoch already held
  * is refused; and a policy without history hand-off: nothing handed over, the record made kept
- * and followed after a reload.
+ * and followed after a reload; a kept record altered in the store refused after a reload, once.
  */
 import { describe, expect, it, onTestFinished } from "vitest";
-import { customerOf, decodeFrame, encodeFrame, epochToCbor, policySignedBytes, policyToCbor, type Policy } from "@sealdesk/protocol";
+import { customerOf, decodeFrame, encodeFrame, epochToCbor, fromCbor, toCbor, policySignedBytes, policyToCbor, type Policy } from "@sealdesk/protocol";
 import { join } from "node:path";
 import { MemoryStore, Session, epochFromCbor, importCliVault, type Agent, type SocketFactory } from "../src/index.js";
 import { makeEpochRecord } from "../src/epochs.js";
@@ -367,6 +367,32 @@ describe("the console's agent in a conversation transferred more than once", () 
     expect(await cli(bobHome, fx.relay.url, ["history", "--conversation", id])).toMatch(/epoch 1 REFUSED.*previous epoch 0 is missing/);
     again.stop();
     bob.stop();
+    carol.stop();
+  });
+
+  it("checks the kept record like any other after a reload: one altered in the store is refused, once", async () => {
+    const store = new MemoryStore();
+    const { agent: alice } = await onlineAgent(fx.org.agentHome, fx.relay.url, undefined, store);
+    const { customer: carol } = await onlineCustomer(fx.options(new MemoryStore()));
+    await carol.send("kept and checked");
+    const id = carol.conversationId() ?? "";
+    await eventually("carol's line at alice", () => alice.conversation(id)?.lines.find((l) => l.text === "kept and checked"));
+    await certifiedAgent(fx, "bob8");
+    await alice.transfer(id, "bob8");
+    alice.stop();
+    // The record kept with a later time: its signature no longer verifies.
+    const key = `conv/${id}/kept/1`;
+    const kept = await store.get(key);
+    if (kept === undefined) throw new Error("alice kept the record of epoch 1");
+    const record = epochFromCbor(fromCbor(kept));
+    await store.put(key, toCbor(epochToCbor({ ...record, createdAt: record.createdAt + 1 })));
+    const { agent: again } = await onlineAgent(fx.org.agentHome, fx.relay.url, undefined, store);
+    await shows(again, id, ["kept and checked"]);
+    await again.sync(id);
+    expect(refused(again, id)).toHaveLength(1);
+    expect(again.epochRecords(id).map((r) => (r as { epoch: number }).epoch)).toEqual([0]);
+    expect(texts(again, id)).not.toContain("transferred from alice to bob8");
+    again.stop();
     carol.stop();
   });
 });
