@@ -122,6 +122,8 @@ export const AGENT_RECORDS = {
    * follows it (§7.6): `conv/<id>/kept/<epoch>`.
    */
   kept: (id: string, epoch: number): string => `conv/${id}/kept/${epoch}`,
+  /** The sequence number the relay stored that kept record at (a u64 as CBOR): `conv/<id>/kept_seq/<epoch>`. */
+  keptSeq: (id: string, epoch: number): string => `conv/${id}/kept_seq/${epoch}`,
   /** This account's next counter in an epoch: `conv/<id>/counter/<epoch>`. */
   counter: (id: string, epoch: number): string => `conv/${id}/counter/${epoch}`,
   /** The highest sequence number the agent has read: `conv/<id>/read`. */
@@ -161,6 +163,13 @@ export interface Conv {
   log: SyncedConversation;
   /** Messages that arrived before their epoch's secret (a hand-off brings it later). */
   waiting: Sequenced[];
+  /**
+   * The items last read from the conversation's start for a hand-off to this account
+   * (`AgentReader.earlierItems`), or null: a later hand-off of the same burst (a transfer's two,
+   * §7.6) that this read already served reuses it instead of reading the history again. At most
+   * `MAX_SYNC_PAGES` pages; replaced by the next read.
+   */
+  earlier: Sequenced[] | null;
   /** The conversation's hand-offs seen (to anyone), in sequence order: the chains (§7.6) are followed over them. */
   handoffs: { seq: number; handoff: Handoff }[];
   lines: AgentLine[];

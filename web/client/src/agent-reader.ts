@@ -154,6 +154,7 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
         epochs: new Map(),
         log: new SyncedConversation(info.conversation, (it) => this.ingest(conv, it), (kind) => new AgentError("bad_answer", kind), new SequenceHoles((epoch) => this.judgeRun(conv, epoch, true), true, { store: this.opts.store, key: AGENT_RECORDS.holes(hex) }), (e) => this.fail(e)),
         waiting: [],
+        earlier: null,
         handoffs: [],
         lines: [],
         readByCustomer: 0,
@@ -193,6 +194,7 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
   /** Reads `c` up to date, asks again for what is missing, then tells the view. */
   protected async syncConv(s: Session, c: Conv): Promise<void> {
     await c.log.sync(s);
+    await this.keptNext(c);
     await this.checkHoles(s, c);
     this.emit({ kind: "changed", id: c.hex });
   }
@@ -521,20 +523,36 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
     }
   }
 
-  /** The items of `c` before `seq`, read from the relay from the start (at most `MAX_SYNC_PAGES` pages). */
+  /**
+   * The items of `c` before the hand-off at `seq`, as the relay serves them now that it has
+   * stored that hand-off (and made this account a reader of the epochs it carries).
+   *
+   * Read from the start (the items newly readable lie anywhere before `seq`), on to the last
+   * page (at most `MAX_SYNC_PAGES`), and kept (`Conv.earlier`). A read that served the hand-off
+   * at `seq` itself was made after the relay stored it, so it holds every item that hand-off
+   * made readable: the next hand-off of a burst (a transfer's two, §7.6) reuses it. A hand-off the
+   * kept read did not serve (stored after it) is read for afresh: the relay may have made this
+   * account a reader of more epochs since, and their items lie before it.
+   */
   private async earlierItems(c: Conv, seq: number): Promise<Sequenced[]> {
-    const s = this.session();
-    const out: Sequenced[] = [];
-    let after = 0;
-    for (let pages = 0; pages < MAX_SYNC_PAGES; pages++) {
-      const r = await s.call({ kind: "history", conversation: c.id, after, limit: HISTORY_PAGE });
-      if (r.kind !== "items") throw new AgentError("bad_answer", r.kind);
-      for (const it of r.items) if (it.seq < seq && equal(it.conversation, c.id)) out.push(it);
-      const end = Math.max(after, ...r.items.map((it) => it.seq), ...r.skipped.map((run) => run.to));
-      if (!r.more || end <= after || end >= seq) break;
-      after = end;
+    const servedIt = (items: Sequenced[]): boolean => items.some((it) => it.seq === seq && it.item.kind === "hand_off");
+    let read = c.earlier;
+    if (read === null || !servedIt(read)) {
+      const s = this.session();
+      const out: Sequenced[] = [];
+      let after = 0;
+      for (let pages = 0; pages < MAX_SYNC_PAGES; pages++) {
+        const r = await s.call({ kind: "history", conversation: c.id, after, limit: HISTORY_PAGE });
+        if (r.kind !== "items") throw new AgentError("bad_answer", r.kind);
+        for (const it of r.items) if (equal(it.conversation, c.id)) out.push(it);
+        const end = Math.max(after, ...r.items.map((it) => it.seq), ...r.skipped.map((run) => run.to));
+        if (!r.more || end <= after) break;
+        after = end;
+      }
+      read = out.sort((a, b) => a.seq - b.seq);
+      c.earlier = read;
     }
-    return out.sort((a, b) => a.seq - b.seq);
+    return read.filter((it) => it.seq < seq);
   }
 
   /**
@@ -545,6 +563,29 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
     const b = await this.opts.store.get(AGENT_RECORDS.kept(c.hex, n));
     if (b === undefined) return;
     await this.handleEpoch(c, seq, epochFromCbor(fromCbor(b)));
+  }
+
+  /**
+   * The record this browser made and kept to transfer `c`, when it follows the latest epoch read
+   * (`keptRecord` brings it in before a later record; this, when none came: after a reload, a
+   * transfer the relay serves this account nothing after). Checked like any other record; a
+   * refusal is shown as one.
+   */
+  private async keptNext(c: Conv): Promise<void> {
+    if (c.epochs.size === 0) return;
+    const n = Math.max(...c.epochs.keys()) + 1;
+    const b = await this.opts.store.get(AGENT_RECORDS.kept(c.hex, n));
+    if (b === undefined) return;
+    const at = await this.opts.store.get(AGENT_RECORDS.keptSeq(c.hex, n));
+    const seq = at === undefined ? c.log.cursor : Number(fromCbor(at));
+    try {
+      await this.handleEpoch(c, seq, epochFromCbor(fromCbor(b)));
+    } catch (e) {
+      if (e instanceof AgentError && e.failure === "key_changed") return;
+      // Tried again at each sync (it stays the record after the latest epoch): shown once.
+      const text = `refused: ${e instanceof Error ? e.message : String(e)}`;
+      if (!c.lines.some((l) => l.seq === seq && l.text === text)) this.line(c, { seq, mine: false, sender: "", text, kind: "event", sentAt: this.opts.now() });
+    }
   }
 
   /** The conversation `id` (hex). */

@@ -170,6 +170,17 @@ export class Agent extends AgentReader {
     return { record, k, stored: true, seq: r.seq };
   }
 
+  /**
+   * Whether `c`'s latest accepted epoch is one this account is a member of and holds the secret
+   * of. When not, a send reads the history first (`sendKind`): a transfer to this account may
+   * be under way here, its record held back until the hand-off stored after it is handled.
+   */
+  private seals(c: Conv): boolean {
+    if (c.transferredOut || c.epochs.size === 0) return false;
+    const last = this.latestEpoch(c);
+    return last.schedule !== null && last.members.some((m) => equal(m, this.keys.signingPublic));
+  }
+
   /** The epoch this browser seals in now: the current one if it made it and it is not full or old, else a new one (§7.7). */
   private async sendingEpoch(c: Conv): Promise<EpochState> {
     for (let tries = 0; tries < SEND_TRIES; tries++) {
@@ -193,7 +204,10 @@ export class Agent extends AgentReader {
     if (blocked !== null) throw new AgentError("key_changed", blocked);
     return this.withSendLock(async () => {
       const s = this.session();
-      if (c.epochs.size === 0) await this.syncConv(s, c);
+      // No epoch of this account's yet: read once (the sync first waits for the items being
+      // handled, a hand-off among them, then reads what was stored since), so that a send right
+      // after a transfer to this account goes out in the epoch the transfer opened.
+      if (!this.seals(c)) await this.syncConv(s, c);
       for (let tries = 0; ; tries++) {
         const e = await this.sendingEpoch(c);
         const epoch = e.record.epoch;
@@ -330,6 +344,7 @@ export class Agent extends AgentReader {
       // The record made is kept and checked like any other: the relay does not serve it to this
       // account (no member of it), and a transfer back follows it (§7.6).
       await this.opts.store.put(AGENT_RECORDS.kept(c.hex, made.record.epoch), toCbor(epochToCbor(made.record)));
+      await this.opts.store.put(AGENT_RECORDS.keptSeq(c.hex, made.record.epoch), toCbor(made.seq));
       await this.handleEpoch(c, made.seq, made.record);
       if (policy.historyHandoff) {
         // Every epoch this account holds: first those it was a member of, then, in a second
