@@ -116,6 +116,9 @@ async fn a_customer_on_the_previous_node_and_an_agent_on_this_one_chat() {
     let (org, mut customer_on_a, mut agent_on_b) = nodes.customer_on_a_agent_on_b(31).await;
     let (customer, agent) = (&org.customers[0], &org.agents[0]);
     let chat = org.start_chat(&mut customer_on_a, 0, 37).await;
+    // Both listen (a wake-up sent before a node listens would wait for its catch-up).
+    listening(&nodes.a).await;
+    listening(&nodes.b).await;
 
     let seq = customer_on_a
         .stored(Request::Send(chat.seal(customer, 1, "from 92931ed")))
@@ -219,6 +222,15 @@ async fn recertified_on_this_node(a: &Node, b: &Node, seed: u64) -> (Identity, R
 /// How many times a node's wake-up listener connected and issued `LISTEN`.
 const LISTENS: &str = "sealdesk_cluster_listens_total";
 
+/// Waits until `node`'s wake-up listener issued `LISTEN`: how many times it did.
+async fn listening(node: &Node) -> u64 {
+    eventually("the node listening", async || {
+        let n = cluster::metric(node, LISTENS).await;
+        (n >= 1).then_some(n)
+    })
+    .await
+}
+
 /// The previous node (B, its periodic re-check an hour away) cannot read the close this
 /// version's node (A) forwards, and the old key's session there stays served; once B's
 /// wake-up listener reconnects, its re-check of agent keys closes that session with 4105, and
@@ -255,11 +267,7 @@ async fn a_close_from_this_node_is_made_up_by_the_previous_nodes_catch_up() {
     else {
         return;
     };
-    let listens = eventually("node B listening", async || {
-        let n = cluster::metric(&b, LISTENS).await;
-        (n >= 1).then_some(n)
-    })
-    .await;
+    let listens = listening(&b).await;
     let (new, mut lost) = recertified_on_this_node(&a, &b, 47).await;
     assert_eq!(lost.expect_close().await, Some(4105));
     assert_eq!(
