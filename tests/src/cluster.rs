@@ -64,6 +64,19 @@ pub fn start_with_env(
     settings: &[(&str, &str)],
     env: &[(&str, &str)],
 ) -> (RelayProcess, TempDir) {
+    start_binary(relay_binary(), db, key, wakeups, settings, env)
+}
+
+/// As [`start_with_env`], with relay binary `bin` instead of this version's ([`relay_binary`]):
+/// a node of another version, for the mixed-versions tests (`cluster_mixed_versions.rs`).
+pub fn start_binary(
+    bin: &Path,
+    db: &str,
+    key: &Path,
+    wakeups: bool,
+    settings: &[(&str, &str)],
+    env: &[(&str, &str)],
+) -> (RelayProcess, TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let key = key.to_string_lossy().into_owned();
     let wakeups = if wakeups { "true" } else { "false" };
@@ -76,7 +89,7 @@ pub fn start_with_env(
         ("CLUSTER_CATCH_UP_MS", "150"),
     ];
     limits.extend_from_slice(settings);
-    let process = RelayProcess::spawn_with_env(relay_binary(), dir.path(), &limits, env).unwrap();
+    let process = RelayProcess::spawn_with_env(bin, dir.path(), &limits, env).unwrap();
     (process, dir)
 }
 
@@ -144,6 +157,8 @@ struct NodeSetup {
     wakeups: bool,
     settings: Vec<(String, String)>,
     env: Vec<(String, String)>,
+    /// The relay binary, if not this version's ([`relay_binary`]).
+    binary: Option<PathBuf>,
 }
 
 /// Two nodes on a fresh database named after `test` ([`database`]), set up with the methods of
@@ -153,6 +168,7 @@ pub fn two_nodes(test: &str) -> TwoNodesSetup {
         wakeups: true,
         settings: Vec::new(),
         env: Vec::new(),
+        binary: None,
     };
     TwoNodesSetup {
         test: test.to_owned(),
@@ -201,6 +217,19 @@ impl TwoNodesSetup {
         self.b_env(&[("RUST_LOG", filter.as_str())])
     }
 
+    /// Node A runs relay binary `bin` (another version's, as in [`start_binary`]) instead of
+    /// this version's.
+    pub fn a_binary(mut self, bin: &Path) -> Self {
+        self.a.binary = Some(bin.to_owned());
+        self
+    }
+
+    /// Node B runs relay binary `bin` instead of this version's.
+    pub fn b_binary(mut self, bin: &Path) -> Self {
+        self.b.binary = Some(bin.to_owned());
+        self
+    }
+
     /// Wake-ups on or off for both nodes (see [`start`]).
     pub fn wakeups(self, on: bool) -> Self {
         self.b_wakeups(on).a_wakeups(on)
@@ -232,7 +261,8 @@ impl TwoNodesSetup {
         let key = keys.path().join("log.key");
         let keys = Arc::new(keys);
         let start = |setup: &NodeSetup| {
-            let started = start_with_env(
+            let started = start_binary(
+                setup.binary.as_deref().unwrap_or_else(|| relay_binary()),
                 &db,
                 &key,
                 setup.wakeups,
