@@ -11,20 +11,17 @@
  * took the log's place in the small frame (`panels.ts`) gives it back as the customer left it:
  * scrolled up, the same message at the same place (with the hint if the agent wrote meanwhile);
  * at the end, what came meanwhile in sight. Screenshots
- * `widget-new-below-420.png` (the hint) and `widget-own-send-420.png` / `-1000.png`.
+ * `widget-new-below-420.png` (the hint) and `widget-own-send-420.png` / `-1000.png`. The steps
+ * and assertions of the first two are the console's too (`client/test/new-below-scenario.ts`).
  */
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
-import { NARROW, SHOTS, WIDE, chromiumSuite, watchPage, type ChromiumSuite } from "../../client/test/chromium.js";
-import { anchorOf, fromEnd, hintGoneOnScroll, ownLastInSight, scrollPart, scrollUp } from "../../client/test/log-scroll.js";
+import { NARROW, WIDE, chromiumSuite, watchPage, type ChromiumSuite } from "../../client/test/chromium.js";
+import { anchorOf, fromEnd, scrollPart } from "../../client/test/log-scroll.js";
+import { hintScenario, ownSendScenario, texts } from "../../client/test/new-below-scenario.js";
 
 /** An agent's message long enough that a few of them overflow the log. */
 const long = (n: number): string => `${n}: ${"your parcel left our warehouse on Monday and should reach you soon; ".repeat(5)}`;
-
-/** The texts of the log's message lines, in order. */
-const texts = (page: Page): Promise<string[]> => page.locator("#log li.line .text").allTextContents();
 
 /**
  * A widget page of the suite's org, watched, in which the customer wrote `first`, and the agent
@@ -49,50 +46,19 @@ describe("the new-messages hint in the widget (Chromium)", () => {
 
   it("keeps a scrolled-up log still and offers the way down", async () => {
     const { page, id } = await chatting(s, "where is my parcel?");
-    const hint = page.locator("#new-below");
-    // At the end, the log followed the new lines: no hint.
-    await expect.poll(() => fromEnd(page)).toBeLessThan(24);
-    expect(await hint.isVisible()).toBe(false);
-    // The frame made shorter (a phone's keyboard opening, the iframe resized): the log is
-    // shorter, its end out of sight, but the customer did not scroll away from it — a new line
-    // is followed, no hint.
-    const before = await page.locator("#log").evaluate((l) => l.clientHeight);
-    await page.setViewportSize({ width: NARROW.width, height: NARROW.height - 160 });
-    await expect.poll(() => page.locator("#log").evaluate((l) => l.clientHeight)).toBeLessThan(before);
-    expect(await fromEnd(page)).toBeGreaterThan(24);
-    await s.org.agent(["send", "--conversation", id, "one more thing"]);
-    await expect.poll(() => texts(page), { timeout: 30_000 }).toContain("one more thing");
-    await expect.poll(() => fromEnd(page)).toBeLessThan(24);
-    expect(await hint.isVisible()).toBe(false);
-    await page.setViewportSize(NARROW);
-
-    // Scrolled up: a new message leaves the log where it was, and the hint shows.
-    await scrollUp(page);
-    expect(await fromEnd(page)).toBeGreaterThan(100);
-    await s.org.agent(["send", "--conversation", id, "are you there?"]);
-    await expect.poll(() => texts(page), { timeout: 30_000 }).toContain("are you there?");
-    await expect.poll(() => hint.isVisible()).toBe(true);
-    expect(await page.locator("#log").evaluate((l) => l.scrollTop)).toBe(0);
-    expect(await hint.getAttribute("aria-controls")).toBe("log");
-    expect(await hint.textContent()).toBe("New messages below");
-    await page.screenshot({ path: join(SHOTS, "widget-new-below-420.png") });
-
-    // Pressed: the log at its end, the hint gone, the focus in the message box.
-    await hint.click();
-    await expect.poll(() => fromEnd(page)).toBeLessThan(24);
-    expect(await hint.isVisible()).toBe(false);
-    expect(await page.evaluate(() => document.activeElement?.id)).toBe("text");
-
-    // Up again, another message: the hint; scrolled down by hand, it goes.
-    await scrollUp(page);
-    await s.org.agent(["send", "--conversation", id, "hello?"]);
-    await expect.poll(() => texts(page), { timeout: 30_000 }).toContain("hello?");
-    await expect.poll(() => hint.isVisible()).toBe(true);
-    expect(await page.locator("#log").evaluate((l) => l.scrollTop)).toBe(0);
-    expect(await hintGoneOnScroll(page)).toBe(true);
-    expect(await hint.isVisible()).toBe(false);
-    expect(s.problems).toEqual([]);
-    await page.close();
+    await hintScenario({
+      page,
+      root: s.root,
+      problems: s.problems,
+      peerSends: (text) => s.org.agent(["send", "--conversation", id, text]).then(() => undefined),
+      // The frame made shorter (a phone's keyboard opening, the iframe resized).
+      shorten: async () => {
+        await page.setViewportSize({ width: NARROW.width, height: NARROW.height - 160 });
+        return () => page.setViewportSize(NARROW);
+      },
+      endOutOfSight: true,
+      hintShot: "widget-new-below-420.png",
+    });
   });
 });
 
@@ -101,38 +67,17 @@ describe("the customer's own message in a scrolled-up widget log (Chromium)", ()
 
   it("brings a scrolled-up log to its end when the customer sends a message or a file", async () => {
     const { page, id } = await chatting(s, "my parcel is late");
-    const hint = page.locator("#new-below");
-    for (const size of [NARROW, WIDE]) {
-      await page.setViewportSize(size);
-      // Scrolled up, the agent's message keeps the log still and shows the hint (as above).
-      await scrollUp(page);
-      expect(await fromEnd(page)).toBeGreaterThan(100);
-      await s.org.agent(["send", "--conversation", id, `anything else at ${size.width}?`]);
-      await expect.poll(() => texts(page), { timeout: 30_000 }).toContain(`anything else at ${size.width}?`);
-      await expect.poll(() => hint.isVisible()).toBe(true);
-      expect(await page.locator("#log").evaluate((l) => l.scrollTop)).toBe(0);
-      // The customer answers from there: the log goes to its end, the answer in sight, no hint.
-      await page.locator("#text").fill(`no, thank you (${size.width})`);
-      await page.locator("#text").press("Enter");
-      await expect.poll(() => texts(page), { timeout: 30_000 }).toContain(`no, thank you (${size.width})`);
-      await expect.poll(() => fromEnd(page)).toBeLessThan(24);
-      expect(await ownLastInSight(page)).toBe(true);
-      expect(await hint.isVisible()).toBe(false);
-      await page.screenshot({ path: join(SHOTS, `widget-own-send-${size.width}.png`) });
-    }
-
-    // A file sent while scrolled up: the same, its line in sight.
-    await scrollUp(page);
-    expect(await fromEnd(page)).toBeGreaterThan(100);
-    const path = join(s.root, "receipt.txt");
-    writeFileSync(path, "receipt 4471");
-    await page.locator("#file").setInputFiles(path);
-    await expect.poll(() => texts(page), { timeout: 30_000 }).toContain("receipt.txt, 12 B");
-    await expect.poll(() => fromEnd(page)).toBeLessThan(24);
-    expect(await ownLastInSight(page)).toBe(true);
-    expect(await hint.isVisible()).toBe(false);
-    expect(s.problems).toEqual([]);
-    await page.close();
+    await ownSendScenario({
+      page,
+      root: s.root,
+      problems: s.problems,
+      peerSends: (text) => s.org.agent(["send", "--conversation", id, text]).then(() => undefined),
+      sizes: [NARROW, WIDE],
+      words: (width) => ({ peer: `anything else at ${width}?`, own: `no, thank you (${width})` }),
+      shot: (width) => `widget-own-send-${width}.png`,
+      file: { name: "receipt.txt", contents: "receipt 4471" },
+      fileShown: () => expect.poll(() => texts(page), { timeout: 30_000 }).toContain("receipt.txt, 12 B"),
+    });
   });
 });
 
