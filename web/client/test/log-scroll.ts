@@ -56,6 +56,14 @@ export const anchorOf = (page: Page): Promise<Anchor | null> =>
   });
 
 /**
+ * Whether `now` is the place `was`: the same line at the log's top, within a pixel of where it
+ * stood. A scroll position is whole pixels, and a line redrawn to a height that is not (a
+ * notice's wrapped text) moves what follows it by a fraction: put back by the scroll position,
+ * an item stands within half a pixel of its place, a pixel once each offset is rounded.
+ */
+export const samePlace = (now: Anchor | null, was: Anchor | null): boolean => now !== null && was !== null && now.seq === was.seq && Math.abs(now.offset - was.offset) <= 1;
+
+/**
  * Scrolls the log to `part` (0 its top, 1 its end) of the way down by hand, and resolves once
  * its scroll event came (the page's listener, added first, has run).
  */

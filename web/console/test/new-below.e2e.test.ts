@@ -7,14 +7,12 @@
  * opened above it made the log shorter (the agent did not scroll: the hint showed, the log stood).
  * What the agent sends — a message or a file — is shown as chat apps show it: the log goes to its
  * end from wherever the agent had scrolled, and no hint shows (it stayed up, the hint over the
- * agent's own words). Screenshots `console-own-send-600.png` and `-1400.png`.
+ * agent's own words). Screenshots `console-own-send-600.png` and `-1400.png`. The steps and
+ * assertions of the first two are the widget's too (`client/test/new-below-scenario.ts`).
  */
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
-import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
-import { SHOTS, chromiumSuite } from "../../client/test/chromium.js";
-import { fromEnd, hintGoneOnScroll, ownLastInSight, scrollUp } from "../../client/test/log-scroll.js";
+import { chromiumSuite } from "../../client/test/chromium.js";
+import { hintScenario, ownSendScenario } from "../../client/test/new-below-scenario.js";
 import { cli } from "../../client/test/relay.js";
 import { consolePage, customerWrites, texts } from "./console-page.js";
 
@@ -29,50 +27,22 @@ describe("the new-messages hint in the console (Chromium)", () => {
     const { home: rita, id } = await customerWrites(s, page, "rita", long(0));
     for (let n = 1; n < 5; n++) await cli(rita, s.relay.url, ["send", "--conversation", id, long(n)]);
     await expect.poll(async () => (await texts(page)).length, { timeout: 30_000 }).toBe(5);
-    const hint = page.locator("#new-below");
-    // At the end, the log followed the new lines: no hint.
-    await expect.poll(() => fromEnd(page)).toBeLessThan(24);
-    expect(await hint.isVisible()).toBe(false);
-    // The policy opened above the log: the log is shorter, its end out of sight, but the agent
-    // did not scroll away from it — a new line is followed, no hint.
-    const before = await page.locator("#log").evaluate((l) => l.clientHeight);
-    await page.locator("#policy summary").click();
-    await expect.poll(() => page.locator("#log").evaluate((l) => l.clientHeight)).toBeLessThan(before);
-    // Its end may already be back in sight: any redraw (a receipt, a presence change) takes a
-    // following log to its end. Measuring "at the end" when drawing instead — the bug — would
-    // leave it short of its end at that redraw and at the next line, and show the hint.
-    await cli(rita, s.relay.url, ["send", "--conversation", id, "one more thing"]);
-    await expect.poll(() => texts(page), { timeout: 30_000 }).toContain("one more thing");
-    await expect.poll(() => fromEnd(page)).toBeLessThan(24);
-    expect(await hint.isVisible()).toBe(false);
-    await page.locator("#policy summary").click();
-
-    // Scrolled up: a new message leaves the log where it was, and the hint shows.
-    await scrollUp(page);
-    expect(await fromEnd(page)).toBeGreaterThan(100);
-    await cli(rita, s.relay.url, ["send", "--conversation", id, "are you there?"]);
-    await expect.poll(() => texts(page), { timeout: 30_000 }).toContain("are you there?");
-    await expect.poll(() => hint.isVisible()).toBe(true);
-    expect(await page.locator("#log").evaluate((l) => l.scrollTop)).toBe(0);
-    expect(await hint.getAttribute("aria-controls")).toBe("log");
-    expect(await hint.textContent()).toBe("New messages below");
-
-    // Pressed: the log at its end, the hint gone, the focus in the answer.
-    await hint.click();
-    await expect.poll(() => fromEnd(page)).toBeLessThan(24);
-    expect(await hint.isVisible()).toBe(false);
-    expect(await page.evaluate(() => document.activeElement?.id)).toBe("text");
-
-    // Up again, another message: the hint; scrolled down by hand, it goes.
-    await scrollUp(page);
-    await cli(rita, s.relay.url, ["send", "--conversation", id, "hello?"]);
-    await expect.poll(() => texts(page), { timeout: 30_000 }).toContain("hello?");
-    await expect.poll(() => hint.isVisible()).toBe(true);
-    expect(await page.locator("#log").evaluate((l) => l.scrollTop)).toBe(0);
-    expect(await hintGoneOnScroll(page)).toBe(true);
-    expect(await hint.isVisible()).toBe(false);
-    expect(s.problems).toEqual([]);
-    await page.close();
+    // The policy opened above the log.
+    const policy = (): Promise<void> => page.locator("#policy summary").click();
+    await hintScenario({
+      page,
+      root: s.root,
+      problems: s.problems,
+      peerSends: (text) => cli(rita, s.relay.url, ["send", "--conversation", id, text]).then(() => undefined),
+      shorten: async () => {
+        await policy();
+        return policy;
+      },
+      // Its end may already be back in sight: any redraw (a receipt, a presence change) takes a
+      // following log to its end. Measuring "at the end" when drawing instead — the bug — would
+      // leave it short of its end at that redraw and at the next line, and show the hint.
+      endOutOfSight: false,
+    });
   });
 });
 
@@ -84,38 +54,19 @@ describe("the agent's own message in a scrolled-up console log (Chromium)", () =
     const { home: sam, id } = await customerWrites(s, page, "sam", long(0));
     for (let n = 1; n < 5; n++) await cli(sam, s.relay.url, ["send", "--conversation", id, long(n)]);
     await expect.poll(async () => (await texts(page)).length, { timeout: 30_000 }).toBe(5);
-    const hint = page.locator("#new-below");
-    for (const width of [600, 1400]) {
-      await page.setViewportSize({ width, height: 600 });
-      // Scrolled up, a customer's message keeps the log still and shows the hint (as above).
-      await scrollUp(page);
-      expect(await fromEnd(page)).toBeGreaterThan(100);
-      await cli(sam, s.relay.url, ["send", "--conversation", id, `still there at ${width}?`]);
-      await expect.poll(() => texts(page), { timeout: 30_000 }).toContain(`still there at ${width}?`);
-      await expect.poll(() => hint.isVisible()).toBe(true);
-      expect(await page.locator("#log").evaluate((l) => l.scrollTop)).toBe(0);
-      // The agent answers from there: the log goes to its end, the answer in sight, no hint.
-      await page.locator("#text").fill(`yes, looking at it (${width})`);
-      await page.locator("#text").press("Enter");
-      await expect.poll(() => texts(page), { timeout: 30_000 }).toContain(`yes, looking at it (${width})`);
-      await expect.poll(() => fromEnd(page)).toBeLessThan(24);
-      expect(await ownLastInSight(page)).toBe(true);
-      expect(await hint.isVisible()).toBe(false);
-      await page.screenshot({ path: join(SHOTS, `console-own-send-${width}.png`) });
-    }
-
-    // A file sent while scrolled up: the same, its line in sight.
-    await scrollUp(page);
-    expect(await fromEnd(page)).toBeGreaterThan(100);
-    const path = join(s.root, "label.txt");
-    writeFileSync(path, "label 8812");
-    await page.locator("#file").setInputFiles(path);
-    await expect.poll(() => page.locator("#upload-status").getAttribute("data-done"), { timeout: 30_000 }).toBe("true");
-    await expect.poll(() => texts(page)).toContain("label.txt, 10 B");
-    await expect.poll(() => fromEnd(page)).toBeLessThan(24);
-    expect(await ownLastInSight(page)).toBe(true);
-    expect(await hint.isVisible()).toBe(false);
-    expect(s.problems).toEqual([]);
-    await page.close();
+    await ownSendScenario({
+      page,
+      root: s.root,
+      problems: s.problems,
+      peerSends: (text) => cli(sam, s.relay.url, ["send", "--conversation", id, text]).then(() => undefined),
+      sizes: [600, 1400].map((width) => ({ width, height: 600 })),
+      words: (width) => ({ peer: `still there at ${width}?`, own: `yes, looking at it (${width})` }),
+      shot: (width) => `console-own-send-${width}.png`,
+      file: { name: "label.txt", contents: "label 8812" },
+      fileShown: async () => {
+        await expect.poll(() => page.locator("#upload-status").getAttribute("data-done"), { timeout: 30_000 }).toBe("true");
+        await expect.poll(() => texts(page)).toContain("label.txt, 10 B");
+      },
+    });
   });
 });

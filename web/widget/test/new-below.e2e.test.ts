@@ -9,28 +9,28 @@
  * scroll). What the customer sends — a message or a file — is shown wherever
  * they had scrolled: the log goes to its end, and no hint shows. A consent or data panel that
  * took the log's place in the small frame (`panels.ts`) gives it back as the customer left it:
- * scrolled up, the same message at the same place (with the hint if the agent wrote meanwhile);
- * at the end, what came meanwhile in sight. Screenshots
- * `widget-new-below-420.png` (the hint) and `widget-own-send-420.png` / `-1000.png`.
+ * scrolled up, the same message at the same place (with the hint if the agent wrote meanwhile,
+ * and when a notice above it was confirmed and redrawn taller meanwhile, end to end: a dispute
+ * closed at once, witnessed by a trustee while the panel is open); at the end, what came
+ * meanwhile in sight. Screenshots
+ * `widget-new-below-420.png` (the hint) and `widget-own-send-420.png` / `-1000.png`. The steps
+ * and assertions of the first two are the console's too (`client/test/new-below-scenario.ts`).
  */
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
-import type { Page } from "playwright-core";
+import type { Locator, Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
-import { NARROW, SHOTS, WIDE, chromiumSuite, watchPage, type ChromiumSuite } from "../../client/test/chromium.js";
-import { anchorOf, fromEnd, hintGoneOnScroll, ownLastInSight, scrollPart, scrollUp } from "../../client/test/log-scroll.js";
+import { NARROW, WIDE, chromiumSuite, watchPage, type ChromiumSuite } from "../../client/test/chromium.js";
+import { anchorOf, fromEnd, samePlace, scrollPart, type Anchor } from "../../client/test/log-scroll.js";
+import { hintScenario, ownSendScenario, texts } from "../../client/test/new-below-scenario.js";
 
 /** An agent's message long enough that a few of them overflow the log. */
 const long = (n: number): string => `${n}: ${"your parcel left our warehouse on Monday and should reach you soon; ".repeat(5)}`;
 
-/** The texts of the log's message lines, in order. */
-const texts = (page: Page): Promise<string[]> => page.locator("#log li.line .text").allTextContents();
-
 /**
  * A widget page of the suite's org, watched, in which the customer wrote `first`, and the agent
- * answered with five long lines (the log overflows). Returns the page and the conversation id.
+ * answered with five long lines (the log overflows), after `between` (given the page and the
+ * conversation id) ran. Returns the page and the conversation id.
  */
-async function chatting(s: ChromiumSuite, first: string): Promise<{ page: Page; id: string }> {
+async function chatting(s: ChromiumSuite, first: string, between?: (page: Page, id: string) => Promise<void>): Promise<{ page: Page; id: string }> {
   const page = await s.browser.newPage();
   watchPage(page, s.problems, false);
   await page.goto(`${s.relay.origin}/?org=${s.org.org}&fp=${encodeURIComponent(s.org.fingerprint)}`);
@@ -39,6 +39,7 @@ async function chatting(s: ChromiumSuite, first: string): Promise<{ page: Page; 
   await page.locator("#text").press("Enter");
   await expect.poll(() => texts(page), { timeout: 20_000 }).toEqual([first]);
   const id = (await page.locator("body").getAttribute("data-conversation")) ?? "";
+  await between?.(page, id);
   for (let n = 0; n < 5; n++) await s.org.agent(["send", "--conversation", id, long(n)]);
   await expect.poll(async () => (await texts(page)).length, { timeout: 30_000 }).toBe(6);
   return { page, id };
@@ -49,50 +50,19 @@ describe("the new-messages hint in the widget (Chromium)", () => {
 
   it("keeps a scrolled-up log still and offers the way down", async () => {
     const { page, id } = await chatting(s, "where is my parcel?");
-    const hint = page.locator("#new-below");
-    // At the end, the log followed the new lines: no hint.
-    await expect.poll(() => fromEnd(page)).toBeLessThan(24);
-    expect(await hint.isVisible()).toBe(false);
-    // The frame made shorter (a phone's keyboard opening, the iframe resized): the log is
-    // shorter, its end out of sight, but the customer did not scroll away from it — a new line
-    // is followed, no hint.
-    const before = await page.locator("#log").evaluate((l) => l.clientHeight);
-    await page.setViewportSize({ width: NARROW.width, height: NARROW.height - 160 });
-    await expect.poll(() => page.locator("#log").evaluate((l) => l.clientHeight)).toBeLessThan(before);
-    expect(await fromEnd(page)).toBeGreaterThan(24);
-    await s.org.agent(["send", "--conversation", id, "one more thing"]);
-    await expect.poll(() => texts(page), { timeout: 30_000 }).toContain("one more thing");
-    await expect.poll(() => fromEnd(page)).toBeLessThan(24);
-    expect(await hint.isVisible()).toBe(false);
-    await page.setViewportSize(NARROW);
-
-    // Scrolled up: a new message leaves the log where it was, and the hint shows.
-    await scrollUp(page);
-    expect(await fromEnd(page)).toBeGreaterThan(100);
-    await s.org.agent(["send", "--conversation", id, "are you there?"]);
-    await expect.poll(() => texts(page), { timeout: 30_000 }).toContain("are you there?");
-    await expect.poll(() => hint.isVisible()).toBe(true);
-    expect(await page.locator("#log").evaluate((l) => l.scrollTop)).toBe(0);
-    expect(await hint.getAttribute("aria-controls")).toBe("log");
-    expect(await hint.textContent()).toBe("New messages below");
-    await page.screenshot({ path: join(SHOTS, "widget-new-below-420.png") });
-
-    // Pressed: the log at its end, the hint gone, the focus in the message box.
-    await hint.click();
-    await expect.poll(() => fromEnd(page)).toBeLessThan(24);
-    expect(await hint.isVisible()).toBe(false);
-    expect(await page.evaluate(() => document.activeElement?.id)).toBe("text");
-
-    // Up again, another message: the hint; scrolled down by hand, it goes.
-    await scrollUp(page);
-    await s.org.agent(["send", "--conversation", id, "hello?"]);
-    await expect.poll(() => texts(page), { timeout: 30_000 }).toContain("hello?");
-    await expect.poll(() => hint.isVisible()).toBe(true);
-    expect(await page.locator("#log").evaluate((l) => l.scrollTop)).toBe(0);
-    expect(await hintGoneOnScroll(page)).toBe(true);
-    expect(await hint.isVisible()).toBe(false);
-    expect(s.problems).toEqual([]);
-    await page.close();
+    await hintScenario({
+      page,
+      root: s.root,
+      problems: s.problems,
+      peerSends: (text) => s.org.agent(["send", "--conversation", id, text]).then(() => undefined),
+      // The frame made shorter (a phone's keyboard opening, the iframe resized).
+      shorten: async () => {
+        await page.setViewportSize({ width: NARROW.width, height: NARROW.height - 160 });
+        return () => page.setViewportSize(NARROW);
+      },
+      endOutOfSight: true,
+      hintShot: "widget-new-below-420.png",
+    });
   });
 });
 
@@ -101,38 +71,17 @@ describe("the customer's own message in a scrolled-up widget log (Chromium)", ()
 
   it("brings a scrolled-up log to its end when the customer sends a message or a file", async () => {
     const { page, id } = await chatting(s, "my parcel is late");
-    const hint = page.locator("#new-below");
-    for (const size of [NARROW, WIDE]) {
-      await page.setViewportSize(size);
-      // Scrolled up, the agent's message keeps the log still and shows the hint (as above).
-      await scrollUp(page);
-      expect(await fromEnd(page)).toBeGreaterThan(100);
-      await s.org.agent(["send", "--conversation", id, `anything else at ${size.width}?`]);
-      await expect.poll(() => texts(page), { timeout: 30_000 }).toContain(`anything else at ${size.width}?`);
-      await expect.poll(() => hint.isVisible()).toBe(true);
-      expect(await page.locator("#log").evaluate((l) => l.scrollTop)).toBe(0);
-      // The customer answers from there: the log goes to its end, the answer in sight, no hint.
-      await page.locator("#text").fill(`no, thank you (${size.width})`);
-      await page.locator("#text").press("Enter");
-      await expect.poll(() => texts(page), { timeout: 30_000 }).toContain(`no, thank you (${size.width})`);
-      await expect.poll(() => fromEnd(page)).toBeLessThan(24);
-      expect(await ownLastInSight(page)).toBe(true);
-      expect(await hint.isVisible()).toBe(false);
-      await page.screenshot({ path: join(SHOTS, `widget-own-send-${size.width}.png`) });
-    }
-
-    // A file sent while scrolled up: the same, its line in sight.
-    await scrollUp(page);
-    expect(await fromEnd(page)).toBeGreaterThan(100);
-    const path = join(s.root, "receipt.txt");
-    writeFileSync(path, "receipt 4471");
-    await page.locator("#file").setInputFiles(path);
-    await expect.poll(() => texts(page), { timeout: 30_000 }).toContain("receipt.txt, 12 B");
-    await expect.poll(() => fromEnd(page)).toBeLessThan(24);
-    expect(await ownLastInSight(page)).toBe(true);
-    expect(await hint.isVisible()).toBe(false);
-    expect(s.problems).toEqual([]);
-    await page.close();
+    await ownSendScenario({
+      page,
+      root: s.root,
+      problems: s.problems,
+      peerSends: (text) => s.org.agent(["send", "--conversation", id, text]).then(() => undefined),
+      sizes: [NARROW, WIDE],
+      words: (width) => ({ peer: `anything else at ${width}?`, own: `no, thank you (${width})` }),
+      shot: (width) => `widget-own-send-${width}.png`,
+      file: { name: "receipt.txt", contents: "receipt 4471" },
+      fileShown: () => expect.poll(() => texts(page), { timeout: 30_000 }).toContain("receipt.txt, 12 B"),
+    });
   });
 });
 
@@ -153,7 +102,16 @@ describe("the reader's place in the widget log after a panel took its place (Chr
   const s = chromiumSuite("widget-panel-place", { viewport: NARROW });
 
   it("gives the log back where the customer left it, with what came meanwhile below", async () => {
-    const { page, id } = await chatting(s, "can I change the address?");
+    // A notice above what the customer will read, not yet confirmed: the master closed a
+    // dispute ticket at once, no trustee having cosigned a log holding the close.
+    const notice = (p: Page): Locator => p.locator("#log li.notice");
+    const { page, id } = await chatting(s, "can I change the address?", async (p, conv) => {
+      await s.org.as("owner", ["dispute", "open", "--conversation", conv, "--reason", "address check"]);
+      const ticket = (JSON.parse(await s.org.as("owner", ["dispute", "list", "--json"])) as { tickets: { ticket: string }[] }).tickets[0]?.ticket ?? "";
+      await s.org.as("owner", ["dispute", "close", "--ticket", ticket, "--reason", "opened by mistake"]);
+      await expect.poll(() => notice(p).count(), { timeout: 20_000 }).toBe(1);
+      expect(await notice(p).getAttribute("data-witnessed")).toBe("false");
+    });
     const hint = page.locator("#new-below");
     // Halfway up, reading an older message: each panel that takes the log's place (consent,
     // your data), opened and closed, gives the log back with that message where it was.
@@ -169,14 +127,25 @@ describe("the reader's place in the widget log after a panel took its place (Chr
       expect(await hint.isVisible()).toBe(false);
     }
 
-    // A line above the reader grown while the data panel has the log's place (as a notice
-    // judged again is redrawn in place; here the test adds words to the first line): no scroll
-    // anchoring runs on a log without a box, yet the message read comes back where it was.
-    expect(reading?.seq).not.toBe(await page.locator("#log li.line").first().getAttribute("data-seq"));
+    // The notice, wholly above the message read, redrawn in place while the data panel has the
+    // log's place: a trustee cosigns the log, and the widget's next check of the notice finds
+    // it confirmed (its plain sentence and "Details" become what it says and its proof). No
+    // scroll anchoring runs on a log without a box, yet the message read comes back where it was.
+    expect(await notice(page).evaluate((n, seq) => {
+      const line = n.parentElement?.querySelector(`li.line[data-seq="${seq}"]`);
+      return line !== null && line !== undefined && n.getBoundingClientRect().bottom <= (n.parentElement?.getBoundingClientRect().top ?? 0) && (n.compareDocumentPosition(line) & Node.DOCUMENT_POSITION_FOLLOWING) !== 0;
+    }, reading?.seq ?? "")).toBe(true);
+    const unconfirmedHeight = await notice(page).evaluate((n) => n.getBoundingClientRect().height);
     await takeOver(page, "your-data");
-    await page.locator("#log li.line .text").first().evaluate((t) => t.append(" (and a longer note)".repeat(30)));
+    await s.org.as("t1", ["trustee", "serve", "--once"]);
+    await expect.poll(() => notice(page).getAttribute("data-verified"), { timeout: 30_000 }).toBe("true");
     await backToChat(page, "your-data");
-    await expect.poll(() => anchorOf(page), { message: "the place after a line above grew" }).toEqual(reading);
+    // Redrawn to another height (else this would not test the place kept).
+    expect(await notice(page).evaluate((n) => n.getBoundingClientRect().height)).not.toBe(unconfirmedHeight);
+    // The same message at the top, within a pixel (`samePlace`: the notice's heights are not
+    // whole pixels, the log's scroll position is).
+    await expect.poll(() => anchorOf(page), { message: "the place after a notice above was redrawn" }).toSatisfy((a: Anchor | null) => samePlace(a, reading));
+    expect(await hint.isVisible()).toBe(false);
 
     // An agent's message while the consent panel has the log's place: the log comes back where
     // it was, and "New messages below" says what came.
@@ -184,7 +153,7 @@ describe("the reader's place in the widget log after a panel took its place (Chr
     await s.org.agent(["send", "--conversation", id, "which address?"]);
     await expect.poll(() => texts(page), { timeout: 30_000 }).toContain("which address?");
     await backToChat(page, "consent");
-    await expect.poll(() => anchorOf(page)).toEqual(reading);
+    await expect.poll(() => anchorOf(page)).toSatisfy((a: Anchor | null) => samePlace(a, reading));
     await expect.poll(() => hint.isVisible()).toBe(true);
 
     // At the end when the panel opened: the log follows what came meanwhile, no hint.

@@ -10,7 +10,7 @@ import type { CborValue } from "@sealdesk/protocol";
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { SHOTS as shots, watchPage, chromiumSuite, relayInTheMiddle, visitorOnRelay, widgetVisitor, type Frame } from "../../client/test/chromium.js";
-import { staysUnregistered } from "./idle-visitor.js";
+import { idleClock, staysUnregistered } from "./idle-visitor.js";
 
 /** The variant name of a request body (`{ get_policy: {…} }` → "get_policy"). */
 const variantOf = (v: CborValue | undefined): string | undefined =>
@@ -51,6 +51,8 @@ describe("the widget on a relay that shows the policy to registered accounts onl
 
   it("says to click in the message box, registers then, shows the policy and sends", async () => {
     const page = await s.browser.newPage();
+    // Its timers on Playwright's clock, for the idle time `staysUnregistered` runs.
+    await idleClock(page);
     watchPage(page, s.problems, false);
     const refused = await olderRelay(page);
     await page.goto(`${s.relay.origin}/?org=${s.org.org}&fp=${encodeURIComponent(s.org.fingerprint)}`);

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Page } from "playwright-core";
 import { SHOTS as shots, chromiumSuite, launch, submitRecovery as recover, visitorOnRelay, watchPage, widgetVisitor } from "../../client/test/chromium.js";
-import { staysUnregistered } from "./idle-visitor.js";
+import { idleClock, staysUnregistered } from "./idle-visitor.js";
 
 describe("recovery codes in the widget (Chromium)", () => {
   const s = chromiumSuite("widget-recovery", { viewport: { width: 420, height: 760 } });
@@ -33,6 +33,8 @@ describe("recovery codes in the widget (Chromium)", () => {
 
   it("saves a code, and a fresh browser recovers the account and its history with it", async () => {
     const page = await s.browser.newPage();
+    // Its timers on Playwright's clock, for the idle time `staysUnregistered` runs.
+    await idleClock(page);
     watchPage(page, s.problems);
     const url = `${s.relay.origin}/?org=${s.org.org}&fp=${encodeURIComponent(s.org.fingerprint)}`;
     await page.goto(url);

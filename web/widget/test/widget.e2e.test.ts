@@ -11,7 +11,7 @@ import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { dayMonth } from "@sealdesk/client";
 import { DIST as dist, SHOTS as shots, launch, watchPage, chromiumSuite, visitorOnRelay, widgetVisitor } from "../../client/test/chromium.js";
-import { staysUnregistered } from "./idle-visitor.js";
+import { idleClock, staysUnregistered } from "./idle-visitor.js";
 import { startRelay } from "../../client/test/relay.js";
 
 describe("the widget in Chromium", () => {
@@ -23,6 +23,8 @@ describe("the widget in Chromium", () => {
 
   it("chats with the CLI agent, and a reload resumes the conversation", async () => {
     const page = await s.browser.newPage();
+    // Its timers on Playwright's clock, for the idle time `staysUnregistered` runs.
+    await idleClock(page);
     watch(page);
     const url = `${s.relay.origin}/?org=${s.org.org}&fp=${encodeURIComponent(s.org.fingerprint)}`;
     const started = Date.now();
