@@ -135,6 +135,25 @@ describe("sends kept across a reload", () => {
     expect(await kept(store)).toEqual([]);
   });
 
+  it("a page leaves the sends of another page still open to it, and takes over those of one gone", async () => {
+    const store = new MemoryStore();
+    const paged = (me: string, alive: string[]): UnansweredSends =>
+      new UnansweredSends({ store, me: ME, random: (k) => new Uint8Array(k).fill(++n % 256), now: () => 1000, pages: { me, alive: () => Promise.resolve(new Set(alive)) } });
+    await unansweredOf(paged("a", ["a"]), "a's, its answer may still come", sealed({ counter: 1 }));
+    await unansweredOf(paged("b", ["b"]), "b's, b is gone", sealed({ counter: 2 }));
+    const c = paged("c", ["a", "c"]);
+    await c.load();
+    expect(c.of("c").map((u) => u.text)).toEqual(["b's, b is gone"]);
+    // Taken over by c: a page opened while c is open leaves it to c.
+    const d = paged("d", ["a", "c", "d"]);
+    await d.load();
+    expect(d.of("c")).toEqual([]);
+    // Every page gone: all taken in.
+    const e = paged("e", ["e"]);
+    await e.load();
+    expect(e.of("c").map((u) => u.text)).toEqual(["a's, its answer may still come", "b's, b is gone"]);
+  });
+
   it("a record that does not decode is told and dropped, the others taken in", async () => {
     const store = new MemoryStore();
     const errors: unknown[] = [];

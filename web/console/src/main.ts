@@ -10,7 +10,7 @@
  */
 import { Agent, AgentError, AuditLogError, VaultImportError, consentsClaimed, importCliVault, storeSendLock, withheldText, type AgentEvent, type Hole, type AgentLine, type ConversationStatus, type ConversationView, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
-import { STATES, SendQueue, UnansweredSends, clipIcon, downloadButton, el, holesDrawn, moreHolesItem, newBelow, noticeItem, redraw, sendKept, showAlert, showUnreadable, time, unansweredItem, type Unanswered } from "@sealdesk/client/ui";
+import { STATES, SendQueue, UnansweredSends, clipIcon, downloadButton, el, holesDrawn, moreHolesItem, newBelow, noticeItem, pageLock, redraw, sendKept, showAlert, showUnreadable, time, unansweredItem, type Unanswered } from "@sealdesk/client/ui";
 import { agentPolicySummary, conversationTitle, findVaultFiles, lineMark, shortId, statusWords, unlockFailureText, unreadWords } from "./logic.js";
 import { quotaLines, type QuotaLine } from "./quota.js";
 
@@ -115,7 +115,10 @@ async function main(): Promise<void> {
    * "Send again", pressed by the agent only); written while reconnecting, "sending once
    * reconnected", sent in order once a session is up. A reload finds them again.
    */
-  const unanswered = new UnansweredSends({ store, me: agent.card.signingKey, random: (n) => crypto.getRandomValues(new Uint8Array(n)), now, error: (e) => showAlert(`Error: ${e instanceof Error ? e.message : String(e)}`) });
+  const random = (n: number): Uint8Array => crypto.getRandomValues(new Uint8Array(n));
+  // Another tab's kept sends are its own to settle while it is open (`pageLock`).
+  const pages = await pageLock(`${DB}/page/`, random);
+  const unanswered = new UnansweredSends({ store, me: agent.card.signingKey, random, now, error: (e) => showAlert(`Error: ${e instanceof Error ? e.message : String(e)}`), pages });
   await unanswered.load();
   const sending = new SendQueue();
   /** Takes out the unanswered sends a line read back shows stored (texts only: not a status line). */

@@ -11,7 +11,7 @@
  */
 import { Customer, CustomerError, RelayError, consentName, policySummary, storeSendLock, type ChatLine, type CustomerEvent, type NoticeAudience, type ShownNotice, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
-import { STATES, SendQueue, UnansweredSends, clipIcon, downloadButton, el, joinsOpening, newBelow, noticeItem, releaseItem, replaceItem, sendKept, showAlert, showUnreadable, time, unansweredItem, type Unanswered } from "@sealdesk/client/ui";
+import { STATES, SendQueue, UnansweredSends, clipIcon, downloadButton, el, joinsOpening, newBelow, noticeItem, pageLock, releaseItem, replaceItem, sendKept, showAlert, showUnreadable, time, unansweredItem, type Unanswered } from "@sealdesk/client/ui";
 import { fromHex, toHex } from "@sealdesk/protocol";
 import { showMarks, wireLiveSigns } from "./receipts.js";
 import { wireRights } from "./rights.js";
@@ -229,7 +229,9 @@ async function main(): Promise<void> {
   // read shows it stored (then its line is shown in its place, and the item goes) or not (then
   // "Send again", pressed by the customer only); written while reconnecting, "sending once
   // reconnected", sent in order once a session is up. A reload finds them again.
-  const unanswered = new UnansweredSends({ store, me: customer.card.signingKey, random: setup.random, now: setup.now, error: (e) => showError(e) });
+  // Another tab's kept sends are its own to settle while it is open (`pageLock`).
+  const pages = await pageLock(`sealdesk-page/${org}/`, setup.random);
+  const unanswered = new UnansweredSends({ store, me: customer.card.signingKey, random: setup.random, now: setup.now, error: (e) => showError(e), pages });
   await unanswered.load();
   const sending = new SendQueue();
   const unansweredItems = new Map<string, HTMLLIElement>();

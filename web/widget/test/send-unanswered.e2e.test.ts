@@ -15,7 +15,8 @@
  * in the encrypted store (never in the clear there), shows it not confirmed yet, and settles it
  * the same way. Written while reconnecting, a message waits in the log and goes out once the
  * session is back, in order, once — also one sent in the instant before the page knows its
- * session is gone (the test holds the page's send lock while it cuts the connection).
+ * session is gone (the test holds the page's send lock while it cuts the connection). A second
+ * tab leaves a send under way in the first to it, and takes it over once that tab is gone.
  */
 import { join } from "node:path";
 import type { Page } from "playwright-core";
@@ -208,6 +209,33 @@ describe("a send the relay did not answer, in the widget (Chromium)", () => {
     await expect.poll(() => unanswered(page)).toEqual([]);
     expect(await agentSaw(page, TEXT)).toBe(1);
     await page.close();
+    expect(s.problems).toEqual([]);
+  });
+
+  it("another tab leaves a send under way to the tab that sent it; that tab gone, a reload takes it over", async () => {
+    const { page, m } = await opened("tab one");
+    const TEXT = "sent from a tab closed before its answer";
+    m.dropNextSend();
+    await page.locator("#text").fill(TEXT);
+    await page.locator("#text").press("Enter");
+    await expect.poll(() => m.dropped, { timeout: 20_000 }).toBe(true);
+    const other = await s.browser.newPage();
+    watchPage(other, s.problems);
+    await other.goto(url());
+    await expect.poll(() => other.locator("#conn").getAttribute("data-state"), { timeout: 20_000 }).toBe("online");
+    // Its answer may still come in the first tab: not shown here, never "not stored" here.
+    expect(await unanswered(other)).toEqual([]);
+    await page.close();
+    const pagesAlive = (): Promise<number> => other.evaluate((org) => navigator.locks.query().then((q) => (q.held ?? []).filter((l) => l.name?.startsWith(`sealdesk-page/${org}/`) === true).length), s.org.org);
+    await expect.poll(pagesAlive).toBe(1);
+    await other.reload();
+    await expect.poll(() => unanswered(other), TIMED_OUT).toEqual([{ text: TEXT, state: "not_stored", says: "Not sent: the relay did not store this message." }]);
+    expect(await agentSaw(other, TEXT)).toBe(0);
+    await other.locator("#log li.unanswered button.again").click();
+    await expect.poll(() => lines(other)).toContain(TEXT);
+    await expect.poll(() => unanswered(other)).toEqual([]);
+    expect(await agentSaw(other, TEXT)).toBe(1);
+    await other.close();
     expect(s.problems).toEqual([]);
   });
 });

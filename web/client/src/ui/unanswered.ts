@@ -12,7 +12,8 @@
  * read shows the message, or the user dismisses it. A page that opens finds the ones left by
  * the page before it: those sealed are shown "not confirmed yet" and settled as below; one
  * never sealed (the page went before it was sent, or it was waiting for a session) was not
- * sent, and says so with its text and "Send again".
+ * sent, and says so with its text and "Send again". The records of another tab still open (its
+ * Web Lock held, `pageLock`) are left to it: its answer may still come.
  *
  * **Settled by its identity.** Once a new session is up, its read is done (`Connection` says
  * `online` after it): the line read back with the send's (epoch, sender, counter) — this
@@ -104,6 +105,13 @@ export interface UnansweredOptions {
   now: () => number;
   /** Told when the store fails to forget one (it is shown again after a reload, then settled). */
   error?: (e: unknown) => void;
+  /**
+   * The pages that share the store (the tabs of one origin): this page's id, kept in each
+   * record it writes, and the ids of those alive now (`pageLock`). A record of another live
+   * page is that page's to settle (its answer may still come): `load` leaves it. Absent, every
+   * record is taken in.
+   */
+  pages?: { me: string; alive: () => Promise<ReadonlySet<string>> };
 }
 
 /** The page's sends whose fate is not known yet (see the module docs). */
@@ -127,17 +135,21 @@ export class UnansweredSends {
   async load(): Promise<void> {
     const store = this.opts.store;
     if (store === null) return;
+    const alive = (await this.opts.pages?.alive()) ?? new Set<string>();
     for (const k of await store.keys(RECORDS.pendingPrefix)) {
       const id = k.slice(RECORDS.pendingPrefix.length);
       const b = await store.get(k);
-      const u = b === undefined ? null : decode(id, b);
-      if (u === null) {
+      const kept = b === undefined ? null : decode(id, b);
+      if (kept === null) {
         this.opts.error?.(new Error(`a kept send (${id}) does not decode: dropped`));
         await store.delete(k);
         continue;
       }
-      if (this.all.some((x) => x.id === id)) continue;
+      const { u, page } = kept;
+      if (this.all.some((x) => x.id === id) || (page !== undefined && page !== this.opts.pages?.me && alive.has(page))) continue;
       this.all.push(u);
+      // Taken over: this page's now, so another page opened meanwhile leaves it too.
+      if (page !== this.opts.pages?.me) await this.write(u);
     }
   }
 
@@ -259,7 +271,7 @@ export class UnansweredSends {
   private write(u: Unanswered): Promise<void> {
     const store = this.opts.store;
     if (store === null) return Promise.resolve();
-    return this.then(() => store.put(`${RECORDS.pendingPrefix}${u.id}`, encode(u)));
+    return this.then(() => store.put(`${RECORDS.pendingPrefix}${u.id}`, encode(u, this.opts.pages?.me)));
   }
 
   /** Runs `f` after the store's writes asked for before it. */
@@ -270,9 +282,10 @@ export class UnansweredSends {
   }
 }
 
-/** A kept send's record: `{ conversation, text, queued?, epoch?, sender?, counter?, sent_at? }`. */
-function encode(u: Unanswered): Uint8Array {
+/** A kept send's record: `{ conversation, text, page?, queued?, epoch?, sender?, counter?, sent_at? }`. */
+function encode(u: Unanswered, page: string | undefined): Uint8Array {
   const m: Record<string, CborValue> = { conversation: u.conversation, text: u.text };
+  if (page !== undefined) m.page = page;
   if (u.state === "queued") m.queued = true;
   if (u.sealed !== null) Object.assign(m, { epoch: u.sealed.epoch, sender: u.sealed.sender, counter: u.sealed.counter, sent_at: u.sealed.sentAt });
   return toCbor(m);
@@ -282,7 +295,7 @@ function encode(u: Unanswered): Uint8Array {
  * A record an earlier page kept, as this page takes it in: sealed, not confirmed yet (its
  * session gone); else not sent (see the module docs). Null when it does not decode.
  */
-function decode(id: string, b: Uint8Array): Unanswered | null {
+function decode(id: string, b: Uint8Array): { u: Unanswered; page: string | undefined } | null {
   let m: CborValue;
   try {
     m = fromCbor(b);
@@ -290,15 +303,35 @@ function decode(id: string, b: Uint8Array): Unanswered | null {
     return null;
   }
   if (m === null || typeof m !== "object" || m instanceof Uint8Array || Array.isArray(m)) return null;
-  const { conversation, text, epoch, sender, counter, sent_at: sentAt } = m;
-  if (typeof conversation !== "string" || typeof text !== "string") return null;
+  const { conversation, text, page, epoch, sender, counter, sent_at: sentAt } = m;
+  if (typeof conversation !== "string" || typeof text !== "string" || (page !== undefined && typeof page !== "string")) return null;
   const uint = (v: CborValue | undefined): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
   let sealed: SealedText | null = null;
   if (epoch !== undefined || sender !== undefined || counter !== undefined) {
     if (!uint(epoch) || !uint(counter) || !uint(sentAt) || !(sender instanceof Uint8Array)) return null;
     sealed = { epoch, sender, counter, sentAt };
   }
-  return { id, conversation, text, sealed, state: sealed === null ? "not_stored" : "pending", disconnected: true };
+  return { u: { id, conversation, text, sealed, state: sealed === null ? "not_stored" : "pending", disconnected: true }, page };
+}
+
+/**
+ * This page's id among the pages of one origin, held for its life as the Web Lock
+ * `<prefix><id>`, and the ids of the pages alive now (the locks held): `UnansweredOptions.pages`.
+ * Without Web Locks, no page is known alive (every record is taken in).
+ */
+export async function pageLock(prefix: string, random: (n: number) => Uint8Array): Promise<{ me: string; alive: () => Promise<ReadonlySet<string>> }> {
+  const me = toHex(random(8));
+  const locks = typeof navigator === "undefined" ? undefined : navigator.locks;
+  if (locks === undefined) return { me, alive: () => Promise.resolve(new Set()) };
+  // Held until the page goes (the promise never settles); granted at once (the name is new).
+  await new Promise<void>((granted) => {
+    void locks.request(`${prefix}${me}`, () => {
+      granted();
+      return new Promise<never>(() => undefined);
+    });
+  });
+  const alive = async (): Promise<ReadonlySet<string>> => new Set(((await locks.query()).held ?? []).flatMap((l) => (l.name?.startsWith(prefix) === true ? [l.name.slice(prefix.length)] : [])));
+  return { me, alive };
 }
 
 /** How one send of a kept text ended (`sendKept`). */
