@@ -235,6 +235,16 @@ describe("sends kept across a reload", () => {
     expect(later.of("c").map((u) => u.text)).toEqual(["a", "b", "c", "d", "f"]);
   });
 
+  it("the connection stopped for good: what waited for it is not sent, its text kept", async () => {
+    const s = sends();
+    const waits = await s.begin("c", "written offline", true);
+    const unknown = await unansweredOf(s, "on its way", sealed());
+    expect(s.stopped()).toEqual([waits]);
+    expect([waits.state, unknown.state]).toEqual(["not_stored", "pending"]);
+    expect(s.queued()).toEqual([]);
+    expect(s.of("c").map((u) => u.text)).toEqual(["written offline", "on its way"]);
+  });
+
   it("runs sends one after another, in the order asked", async () => {
     const q = new SendQueue();
     const order: string[] = [];
