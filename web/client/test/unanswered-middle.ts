@@ -21,7 +21,7 @@ export interface UnansweredMiddle {
   dropNextAnswer(): void;
   /** Drops the page's next text `send` before the relay sees it (never stored, never answered). */
   dropNextSend(): void;
-  /** Whether what was armed happened (the answer or the send dropped). */
+  /** Whether what was armed last happened (the answer or the send dropped). */
   readonly dropped: boolean;
   /** Holds the frames of every connection the page opens from now on, until `release`. */
   holdReconnect(): void;
@@ -42,8 +42,9 @@ export async function unansweredMiddle(page: Page): Promise<UnansweredMiddle> {
   const m = {
     dropped: false,
     held: 0,
-    dropNextAnswer: () => void (mode = "answer"),
-    dropNextSend: () => void (mode = "send"),
+    // Armed again, `dropped` waits for this drop (not an earlier one of the suite's page).
+    dropNextAnswer: () => void ((mode = "answer"), (m.dropped = false)),
+    dropNextSend: () => void ((mode = "send"), (m.dropped = false)),
     holdReconnect: () => void (holdFrom = middle.links.length + 1),
     latest: () => middle.latest(),
     release: () => {
