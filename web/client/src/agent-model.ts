@@ -27,6 +27,9 @@ export interface AgentLine {
   text: string;
   kind: "text" | "status" | "event" | "attachment";
   sentAt: number;
+  /** A message's epoch and its sender's counter in it (absent for an event line). */
+  epoch?: number;
+  counter?: number;
   /** A file's reference (kind `attachment`, §9.8); fetch it with `download`. */
   attachment?: AttachmentRef;
 }

@@ -405,6 +405,7 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
       if (mine) await raiseNumber(this.opts.store, AGENT_RECORDS.counter(c.hex, env.header.epoch), env.header.counter + 1);
       const senderCard = e.record.members.find((m) => equal(m.signingKey, env.header.sender));
       const sender = senderCard?.name ?? "?";
+      const id = { epoch: env.header.epoch, counter: env.header.counter };
       if (env.header.kind === "read") {
         const seq = mine ? null : readReceiptSeq(body);
         if (seq !== null && seq > c.readByCustomer) c.readByCustomer = seq;
@@ -415,16 +416,16 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
         const status = (Object.keys(STATUS_CODES) as ConversationStatus[]).find((s) => STATUS_CODES[s] === code);
         if (senderCard?.role !== "agent" || status === undefined) throw new AgentError("bad_answer", "a status from a non-agent or of an unknown kind");
         c.status = status;
-        this.line(c, { seq: it.seq, mine, sender, text: status, kind: "status", sentAt: env.header.sentAt });
+        this.line(c, { seq: it.seq, mine, sender, text: status, kind: "status", sentAt: env.header.sentAt, ...id });
         return;
       }
       if (env.header.kind === "attachment") {
         // A reference that does not decode is refused (shown as rejected), never shown as text.
         const ref = decodeAttachmentRef(body);
-        this.line(c, { seq: it.seq, mine, sender, text: attachmentLineText(ref), kind: "attachment", sentAt: env.header.sentAt, attachment: ref });
+        this.line(c, { seq: it.seq, mine, sender, text: attachmentLineText(ref), kind: "attachment", sentAt: env.header.sentAt, ...id, attachment: ref });
         return;
       }
-      this.line(c, { seq: it.seq, mine, sender, text: dec.decode(body), kind: "text", sentAt: env.header.sentAt });
+      this.line(c, { seq: it.seq, mine, sender, text: dec.decode(body), kind: "text", sentAt: env.header.sentAt, ...id });
     } else if (item.kind === "notice") {
       this.line(c, { seq: it.seq, mine: false, sender: "", text: "an audit notice was recorded for this conversation (the customer's app checks it)", kind: "event", sentAt: it.storedAt });
     }

@@ -50,7 +50,7 @@ import { AgentReader } from "./agent-reader.js";
 import { downloadAttachment, encodeAttachmentRef, sealAttachment, uploadAttachment, type AttachmentRef } from "./attachment.js";
 import { makeEpochRecord, readReceiptBody } from "./epochs.js";
 import { sequencedFromCbor } from "./frames.js";
-import { readAccount, takeCounter, writeAccount } from "./member.js";
+import { readAccount, takeCounter, writeAccount, type SealedText } from "./member.js";
 import { RelayError, sendEnvelope } from "./session.js";
 import { epochPrk, sealSignal, type SignalKind } from "./signal.js";
 import { RECORDS, type Store } from "./store.js";
@@ -198,11 +198,11 @@ export class Agent extends AgentReader {
   }
 
   /** Seals and sends one message of `kind`; returns its sequence number. */
-  private async sendKind(id: string, kind: ContentKind, body: Uint8Array): Promise<number> {
+  private async sendKind(id: string, kind: ContentKind, body: Uint8Array, sealed?: (s: SealedText) => Promise<void>): Promise<number> {
     const c = this.need(id);
     const blocked = this.blockedAll ?? c.blocked;
     if (blocked !== null) throw new AgentError("key_changed", blocked);
-    return this.withSendLock(async () => {
+    return this.withSendLock(() => this.sealingText(sealed, async () => {
       const s = this.session();
       // No epoch of this account's yet: read once (the sync first waits for the items being
       // handled, a hand-off among them, then reads what was stored since), so that a send right
@@ -241,12 +241,15 @@ export class Agent extends AgentReader {
         if (r.kind === "error") throw new RelayError(r.code, r.message);
         throw new AgentError("bad_answer", r.kind);
       }
-    });
+    }));
   }
 
-  /** Sends a text message. */
-  send(id: string, text: string): Promise<number> {
-    return this.sendKind(id, "text", enc.encode(text));
+  /**
+   * Sends a text message. `sealed`, when given, is told what identifies it (epoch, sender,
+   * counter) before it goes out (`Member.sealingText`), as the customer's `send`.
+   */
+  send(id: string, text: string, sealed?: (s: SealedText) => Promise<void>): Promise<number> {
+    return this.sendKind(id, "text", enc.encode(text), sealed);
   }
 
   /**

@@ -45,7 +45,7 @@ import { policySummary } from "./summary.js";
 import { AgentKeyWatch } from "./customer-agent-key.js";
 import { CustomerReadiness } from "./customer-session.js";
 import { CustomerTyping } from "./customer-typing.js";
-import { Member, SyncedConversation, raiseNumber, readAccount, writeAccount } from "./member.js";
+import { Member, SyncedConversation, raiseNumber, readAccount, writeAccount, type SealedText } from "./member.js";
 import { RelayError, SessionError, type Session } from "./session.js";
 import { RECORDS, itemKey } from "./store.js";
 import { CustomerError, type ChatLine, type CustomerEvent, type CustomerOptions } from "./customer-model.js";
@@ -726,10 +726,13 @@ export class Customer extends Member<CustomerEvent, CustomerOptions> {
   /**
    * Sends `text`, opening the conversation first if needed. The counter is persisted before the
    * message is encrypted, under the send lock, so no two tabs (or a crash and a retry) can use
-   * one counter twice.
+   * one counter twice. `sealed`, when given, is told what identifies the message sealed, before
+   * it goes out (`Member.sealingText`): the page keeps it with the text, to know the message
+   * again in the history if the relay leaves it unanswered.
    */
-  async send(text: string): Promise<ChatLine> {
-    return this.lineAt(await this.sendRaw("text", enc.encode(text)));
+  async send(text: string, sealed?: (s: SealedText) => Promise<void>): Promise<ChatLine> {
+    const body = enc.encode(text);
+    return this.lineAt(await this.withSendLock(() => this.sealingText(sealed, () => this.sendLocked("text", body))));
   }
 
   /** The line of this account's message `seq`, verified and kept. */

@@ -11,7 +11,7 @@
  * up, the first time or after a drop: pushes are not queued for offline accounts, §13.11) and
  * `onPush`; it keeps one `SyncedConversation` per conversation it reads.
  */
-import { IdentityKeys, ProtocolError, cardFromCbor, cardToCbor, fromCbor, toCbor, type IdentityCard } from "@sealdesk/protocol";
+import { IdentityKeys, ProtocolError, cardFromCbor, cardToCbor, fromCbor, toCbor, type Envelope, type IdentityCard } from "@sealdesk/protocol";
 import type { SequenceHoles } from "./customer-holes.js";
 import type { Push, Sequenced, SkippedRange } from "./frames.js";
 import { Paging, PagingError } from "./paging.js";
@@ -51,6 +51,18 @@ export interface MemberOptions {
    * left unanswered closes its session (`sendEnvelope`).
    */
   sendTimeoutMs?: number;
+}
+
+/**
+ * What identifies one sealed message in its conversation (PROTOCOL §9.3): its epoch, its
+ * sender's signing key and the sender's counter in that epoch — never used twice — and when it
+ * was sealed.
+ */
+export interface SealedText {
+  epoch: number;
+  sender: Uint8Array;
+  counter: number;
+  sentAt: number;
 }
 
 /** An account: its keys and its card. */
@@ -133,6 +145,9 @@ export abstract class Member<E extends { kind: string }, O extends MemberOptions
     readonly card: IdentityCard,
   ) {}
 
+  /** Told each text message the send under way seals, before it goes out (`sealingText`). */
+  private sealedText: ((sealed: SealedText) => Promise<void>) | null = null;
+
   /** Listens to events; returns the function that stops listening. */
   on(f: (e: E | MemberEvent) => void): () => void {
     this.listeners.add(f);
@@ -163,6 +178,7 @@ export abstract class Member<E extends { kind: string }, O extends MemberOptions
           push: (p) => this.onPush(p),
           state: (state, detail) => this.emit(detail === undefined ? { kind: "state", state } : { kind: "state", state, detail }),
           fatal: (error) => this.emit({ kind: "error", error }),
+          sending: (envelope) => this.sending(envelope),
         },
         pinned ?? null,
         Math.random,
@@ -213,6 +229,28 @@ export abstract class Member<E extends { kind: string }, O extends MemberOptions
    */
   protected withSendLock<T>(f: () => Promise<T>): Promise<T> {
     return (this.opts.withSendLock ?? storeSendLock(this.opts.store))(f);
+  }
+
+  /**
+   * Runs `f`, a send of one text message, with the send lock held by the caller: `sealed`, when
+   * given, is told the identity of each message `f` seals (epoch, sender, counter), awaited
+   * before its frame goes out (a second one replaces the first only after the relay refused it).
+   * Under the send lock no other send of this member runs meanwhile, so nothing else is told.
+   */
+  protected async sealingText<T>(sealed: ((s: SealedText) => Promise<void>) | undefined, f: () => Promise<T>): Promise<T> {
+    this.sealedText = sealed ?? null;
+    try {
+      return await f();
+    } finally {
+      this.sealedText = null;
+    }
+  }
+
+  /** A sealed message is about to go out (`Session.beforeSend`): told to `sealingText`'s caller, if one runs. */
+  private async sending(envelope: Envelope): Promise<void> {
+    const h = envelope.header;
+    if (this.sealedText === null) return;
+    await this.sealedText({ epoch: h.epoch, sender: h.sender, counter: h.counter, sentAt: h.sentAt });
   }
 
   /**

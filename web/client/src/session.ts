@@ -243,6 +243,9 @@ export const SEND_UNANSWERED = "the relay did not answer this message in time: i
  * errors (`closed`). A refusal is returned as the `error` response, not thrown.
  */
 export async function sendEnvelope(s: Session, envelope: Envelope, timeoutMs = REQUEST_TIMEOUT_MS): Promise<Response> {
+  // Told before the frame goes out (a page keeps the message's identity with its text, to know
+  // it again in the history after a reload); a failure there sends nothing.
+  await s.beforeSend(envelope);
   try {
     return await s.request({ kind: "send", envelope }, timeoutMs);
   } catch (e) {
@@ -290,6 +293,11 @@ export class Session {
   onClose: (reason: string) => void = () => {};
   /** Called when a frame from the relay does not decode (the session then closes). */
   onBadFrame: (e: Error) => void = () => {};
+  /**
+   * Awaited by `sendEnvelope` with each sealed message just before its frame goes out (its
+   * counter taken and persisted already): `ConnectionListener.sending`. A rejection sends nothing.
+   */
+  beforeSend: (envelope: Envelope) => Promise<void> = () => Promise.resolve();
 
   private constructor(
     private readonly socket: SocketLike,
@@ -559,6 +567,8 @@ export interface ConnectionListener {
   state(s: ConnectionState, detail?: string): void;
   /** A fatal failure: the connection stops (a changed relay key, a refused authentication). */
   fatal(e: Error): void;
+  /** A sealed message is about to go out on one of its sessions (`Session.beforeSend`). */
+  sending?(envelope: Envelope): Promise<void>;
 }
 
 /** Backoff bounds for reconnecting. */
@@ -654,6 +664,7 @@ export class Connection {
     this.relayKey = s.relayKey;
     this.session = s;
     s.onPush = (p) => this.listener.push(p);
+    s.beforeSend = (envelope) => this.listener.sending?.(envelope) ?? Promise.resolve();
     for (const p of s.takeHeld()) this.listener.push(p);
     s.onClose = (reason) => {
       if (this.session === s) this.session = null;

@@ -31,6 +31,13 @@ export const RECORDS = {
   itemPrefix: "item/",
   /** The holes of a conversation (`customer-holes.ts`): `holes/<conversation id, hex>` → `{ cursor, open, named, pending }`. */
   holesPrefix: "holes/",
+  /**
+   * A text message the page sent (or is to send) whose fate is not known yet (`ui/unanswered.ts`):
+   * `pending/<random id, hex>` → `{ conversation, text, queued?, epoch?, sender?, counter? }`,
+   * from just before it is sealed until the relay's answer, a read that shows it, or the user's
+   * dismissal. In the browser the encrypted IndexedDB store (`idb.ts`): never in the clear.
+   */
+  pendingPrefix: "pending/",
 } as const;
 
 /** The record name of item `seq` (zero-padded so that keys sort by sequence). */

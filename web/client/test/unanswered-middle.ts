@@ -6,7 +6,7 @@
  * request timeout, closes that session and reconnects), or drop the page's next `send` itself
  * (never stored), and hold every connection the page opens from now on until released — so the
  * "not confirmed yet" state stands still to be looked at, and ends when the test says, with no
- * race left to timing. As `restore-wire.ts`'s `dropNextSendAnswer` does for the Node suites.
+ * race left to timing; it can also cut the page's connection (`latest().close`). As `restore-wire.ts`'s `dropNextSendAnswer` does for the Node suites.
  * Only a text message is dropped (its header's kind, in the clear): a read receipt the page
  * sends meanwhile (`markRead`, a `send` too, under the same lock) goes and is answered.
  */
@@ -21,7 +21,7 @@ export interface UnansweredMiddle {
   dropNextAnswer(): void;
   /** Drops the page's next text `send` before the relay sees it (never stored, never answered). */
   dropNextSend(): void;
-  /** Whether what was armed happened (the answer or the send dropped). */
+  /** Whether what was armed last happened (the answer or the send dropped). */
   readonly dropped: boolean;
   /** Holds the frames of every connection the page opens from now on, until `release`. */
   holdReconnect(): void;
@@ -29,6 +29,8 @@ export interface UnansweredMiddle {
   readonly held: number;
   /** Lets the held frames go on, in order, and holds nothing more. */
   release(): void;
+  /** The page's newest connection (`Link.close` cuts it, as a dropped network would). */
+  latest(): Link;
 }
 
 /** Routes `page`'s relay connections through a `UnansweredMiddle`; call before the page opens the socket. */
@@ -40,9 +42,11 @@ export async function unansweredMiddle(page: Page): Promise<UnansweredMiddle> {
   const m = {
     dropped: false,
     held: 0,
-    dropNextAnswer: () => void (mode = "answer"),
-    dropNextSend: () => void (mode = "send"),
+    // Armed again, `dropped` waits for this drop (not an earlier one of the suite's page).
+    dropNextAnswer: () => void ((mode = "answer"), (m.dropped = false)),
+    dropNextSend: () => void ((mode = "send"), (m.dropped = false)),
     holdReconnect: () => void (holdFrom = middle.links.length + 1),
+    latest: () => middle.latest(),
     release: () => {
       const frames = held;
       holdFrom = null;
@@ -79,4 +83,25 @@ export async function unansweredMiddle(page: Page): Promise<UnansweredMiddle> {
     },
   });
   return m;
+}
+
+/**
+ * The names of the records of `page`'s IndexedDB database `name` (the client's `IdbStore`), and
+ * each record's bytes read as text, as they are at rest: to show that a text kept there is not
+ * in the clear.
+ */
+export function storeRecords(page: Page, name: string): Promise<{ keys: string[]; values: string[] }> {
+  return page.evaluate(async (db) => {
+    const open = await new Promise<IDBDatabase>((resolve, reject) => {
+      const r = indexedDB.open(db);
+      r.onsuccess = () => resolve(r.result);
+      r.onerror = () => reject(new Error(`no database ${db}`));
+    });
+    const all = <T,>(r: IDBRequest<T>): Promise<T> => new Promise((resolve) => (r.onsuccess = () => resolve(r.result)));
+    const records = open.transaction("records").objectStore("records");
+    const keys = (await all(records.getAllKeys())).map(String);
+    const values = (await all(records.getAll())).map((v: ArrayBuffer) => new TextDecoder().decode(v));
+    open.close();
+    return { keys, values };
+  }, name);
 }

@@ -10,7 +10,7 @@
  */
 import { Agent, AgentError, AuditLogError, VaultImportError, consentsClaimed, importCliVault, storeSendLock, withheldText, type AgentEvent, type Hole, type AgentLine, type ConversationStatus, type ConversationView, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
-import { STATES, UnansweredSends, clipIcon, downloadButton, el, holesDrawn, moreHolesItem, newBelow, noticeItem, redraw, showAlert, showUnreadable, time, unansweredItem, wasOffline, wasUnanswered, type Unanswered } from "@sealdesk/client/ui";
+import { STATES, SendQueue, UnansweredSends, clipIcon, downloadButton, el, holesDrawn, moreHolesItem, newBelow, noticeItem, pageLock, redraw, sendKept, showAlert, showUnreadable, time, unansweredItem, type Unanswered } from "@sealdesk/client/ui";
 import { agentPolicySummary, conversationTitle, findVaultFiles, lineMark, shortId, statusWords, unlockFailureText, unreadWords } from "./logic.js";
 import { quotaLines, type QuotaLine } from "./quota.js";
 
@@ -109,11 +109,18 @@ async function main(): Promise<void> {
     if (!text.disabled) text.focus();
   });
   /**
-   * Sends the relay did not answer (`unanswered.ts`): each at the end of its conversation's log,
-   * "not confirmed yet", until the next session's read shows it stored (then its line is drawn
-   * and the item goes) or not (then "Send again", pressed by the agent only).
+   * Sends whose fate is not known yet (`unanswered.ts`), kept in the encrypted store from before
+   * each is sealed: each at the end of its conversation's log, "not confirmed yet", until the
+   * next session's read shows it stored (then its line is drawn and the item goes) or not (then
+   * "Send again", pressed by the agent only); written while reconnecting, "sending once
+   * reconnected", sent in order once a session is up. A reload finds them again.
    */
-  const unanswered = new UnansweredSends();
+  const random = (n: number): Uint8Array => crypto.getRandomValues(new Uint8Array(n));
+  // Another tab's kept sends are its own to settle while it is open (`pageLock`).
+  const pages = await pageLock(`${DB}/page/`, random);
+  const unanswered = new UnansweredSends({ store, me: agent.card.signingKey, random, now, error: (e) => showAlert(`Error: ${e instanceof Error ? e.message : String(e)}`), pages });
+  await unanswered.load();
+  const sending = new SendQueue();
   /** Takes out the unanswered sends a line read back shows stored (texts only: not a status line). */
   const confirmUnanswered = (): void => {
     for (const c of agent.conversations()) {
@@ -125,7 +132,9 @@ async function main(): Promise<void> {
   const attachmentLines = new Map<string, HTMLLIElement>();
 
   const view = (): ConversationView | null => (current === null ? null : agent.conversation(current));
-  const canSend = (v: ConversationView | null): boolean => online && v !== null && v.blocked === null && !v.transferredOut;
+  /** Whether the agent may write in `v` (online or not: written while reconnecting, it waits). */
+  const mayWrite = (v: ConversationView | null): v is ConversationView => v !== null && v.blocked === null && !v.transferredOut;
+  const canSend = (v: ConversationView | null): boolean => online && mayWrite(v);
 
   const renderList = (): void => {
     const convs = agent.conversations();
@@ -269,7 +278,7 @@ async function main(): Promise<void> {
     // Another conversation opened is shown from its end.
     if (drawn !== v.id) below.follow();
     for (const u of unanswered.of(v.id)) {
-      const li = unansweredItem(u, `You (${agent.name})`, (x) => sendAgain(x));
+      const li = unansweredItem(u, `You (${agent.name})`, (x) => sendAgain(x), (x) => dismiss(x));
       li.dataset.key = `unanswered/${u.id}`;
       items.push(li);
     }
@@ -282,8 +291,9 @@ async function main(): Promise<void> {
     note.hidden = !v.transferredOut;
     note.textContent = v.transferredOut ? `Transferred to ${v.agent}: you can no longer write in this conversation, or read what follows.` : "";
     const ok = canSend(v);
-    text.disabled = !ok;
-    send.disabled = !ok;
+    // Reconnecting, the box stays usable: what is written waits for the session.
+    text.disabled = !mayWrite(v);
+    send.disabled = !mayWrite(v);
     file.disabled = !ok || uploading;
     status.disabled = !ok;
     el<HTMLButtonElement>("transfer").disabled = !ok;
@@ -319,7 +329,13 @@ async function main(): Promise<void> {
         if (online) {
           confirmUnanswered();
           unanswered.settle();
-        } else unanswered.disconnected();
+          // Then what was written while reconnecting goes out, in the order written.
+          for (const u of unanswered.queued()) void sendText(u.conversation, u.text, u).finally(render);
+        } else {
+          unanswered.disconnected();
+          // Stopped for good: what waited was not sent (its text kept, with "Send again").
+          if (e.state === "stopped") unanswered.stopped();
+        }
         conn.dataset.state = e.state;
         conn.textContent = STATES[e.state] ?? e.state;
         conn.title = e.detail ?? "";
@@ -381,7 +397,7 @@ async function main(): Promise<void> {
     ev.preventDefault();
     const t = text.value.trim();
     const id = current;
-    if (t === "" || id === null || !canSend(view())) return;
+    if (t === "" || id === null || !mayWrite(view())) return;
     send.disabled = true;
     sendText(id, t, null)
       .then((settled) => {
@@ -395,47 +411,55 @@ async function main(): Promise<void> {
       });
   });
   /**
-   * Sends `t` in conversation `id` (typed, or an unanswered one's text sent again: `again`). Left
-   * unanswered, it is kept as not confirmed yet (in `again`'s stead); the promise says whether
-   * it is settled, i.e. the box may be cleared.
+   * Sends `t` in conversation `id` (typed, or a kept one's text: `again`, sent again when pressed
+   * or from the queue once reconnected), after the sends asked for before it. Offline, it waits
+   * in the log; left unanswered, it is kept as not confirmed yet. The promise says whether it is
+   * in hand, i.e. the box may be cleared.
    */
-  function sendText(id: string, t: string, again: Unanswered | null): Promise<boolean> {
-    const after = Math.max(0, ...(agent.conversation(id)?.lines ?? []).map((l) => l.seq));
-    const from = now();
-    return agent.send(id, t).then(
-      () => {
-        if (again !== null) unanswered.remove(again);
-        // What the agent sent is shown, as chat apps do: scrolled up or not, the log goes to
-        // its end (the redraw after) — not left where it was with "New messages below" over
-        // the agent's own words. A customer's line still leaves a scrolled-up log where it is.
-        if (current === id) below.follow();
-        return true;
-      },
-      (err: unknown) => {
-        if (wasUnanswered(err)) {
-          // Its fate unknown: in the log as not confirmed yet, never "not sent" with the text
-          // back in the box (sent again, it would be a second message).
-          if (again !== null) unanswered.remove(again);
-          unanswered.add(id, t, after, from, now(), online);
-          if (current === id) below.follow();
-          return true;
-        }
-        if (again !== null) again.state = "not_stored";
-        // No session (the connection dropped a moment ago): nothing went out, the text is kept.
-        const detail = err instanceof Error ? err.message : String(err);
-        showAlert(wasOffline(err) ? `Reconnecting: this message was not sent (${detail}). What you wrote is kept; send it once connected.` : `Not sent: ${detail}`);
+  async function sendText(id: string, t: string, again: Unanswered | null): Promise<boolean> {
+    let u = again;
+    if (u === null) {
+      try {
+        u = await unanswered.begin(id, t, !online);
+      } catch (err) {
+        showAlert(`Not sent: this browser could not keep the message (${err instanceof Error ? err.message : String(err)}).`);
         return false;
-      },
-    );
+      }
+    }
+    const kept = u;
+    if (current === id) below.follow();
+    if (!online) {
+      if (kept.state !== "queued") await unanswered.queue(kept).catch((e: unknown) => showAlert(`Error: ${e instanceof Error ? e.message : String(e)}`));
+      return true;
+    }
+    if (again !== null) {
+      kept.state = "resending";
+      render();
+    }
+    return sending.run(async () => {
+      const out = await sendKept(unanswered, kept, (sealed) => agent.send(id, t, sealed), () => online);
+      // What the agent sent is shown, as chat apps do: scrolled up or not, the log goes to its
+      // end (the redraw after) — not left where it was with "New messages below" over the
+      // agent's own words. A customer's line still leaves a scrolled-up log where it is.
+      if (current === id) below.follow();
+      // Stored, its fate unknown (never "not sent" with the text back in the box: sent again,
+      // it would be a second message), or waiting for the session: in hand.
+      if (out.kind !== "refused") return true;
+      showAlert(`Not sent: ${out.error instanceof Error ? out.error.message : String(out.error)}`);
+      return false;
+    });
   }
   function sendAgain(u: Unanswered): void {
-    if (!online) {
-      showAlert("Reconnecting: send it again once connected.");
+    const v = agent.conversation(u.conversation);
+    if (!mayWrite(v)) {
+      showAlert("Not sent: this conversation cannot be written in now.");
       return;
     }
-    u.state = "resending";
-    render();
     void sendText(u.conversation, u.text, u).finally(render);
+  }
+  function dismiss(u: Unanswered): void {
+    unanswered.remove(u).catch((e: unknown) => showAlert(`Error: ${e instanceof Error ? e.message : String(e)}`));
+    render();
   }
   // A file chosen is sent at once: sealed, uploaded in chunks (the bar shows the chunks the
   // relay holds), then announced, with the text typed as its caption.

@@ -10,14 +10,20 @@
  * session's read shows it stored, an ordinary line, once, read by the customer once; not
  * stored, the line says so with "Send again", and only that press sends it, once. Screenshots
  * at 1400 px: `console-unanswered-{pending,confirmed,not-stored}.png`.
+ *
+ * Kept across a reload (issue 23): a console reloaded while its answer waits for the relay finds
+ * it in the encrypted store (never in the clear there) and settles it once the conversation is
+ * read again (the console caches no history, so it shows the answer again only then). Written
+ * while reconnecting, an answer waits in the log and goes out once the session is back, in
+ * order, once.
  */
 import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { SHOTS, chromiumSuite } from "../../client/test/chromium.js";
 import { cli } from "../../client/test/relay.js";
-import { unansweredMiddle, type UnansweredMiddle } from "../../client/test/unanswered-middle.js";
-import { consolePage, customerWrites } from "./console-page.js";
+import { storeRecords, unansweredMiddle, type UnansweredMiddle } from "../../client/test/unanswered-middle.js";
+import { consolePage, customerWrites, selectConversation } from "./console-page.js";
 
 /** The page's request timeout (15 s) and its reconnection, with room for a loaded machine. */
 const TIMED_OUT = { timeout: 60_000, interval: 500 };
@@ -68,6 +74,71 @@ describe("an answer the relay did not answer, in the console (Chromium)", () => 
     expect(await lines(page)).not.toContain(text);
     await expect.poll(() => m.held).toBeGreaterThan(0);
   }
+
+  /**
+   * Reloads the console while its answer `text` in `id` waits for the relay (its answer or its
+   * frame dropped), the reconnection held; then lets it connect and selects `id` again.
+   */
+  async function reloadWhileSending(page: Page, m: UnansweredMiddle, id: string, text: string): Promise<void> {
+    await page.locator("#text").fill(text);
+    await page.locator("#text").press("Enter");
+    await expect.poll(() => m.dropped, { timeout: 20_000 }).toBe(true);
+    m.holdReconnect();
+    await page.reload();
+    await expect.poll(() => m.held, { timeout: 20_000 }).toBeGreaterThan(0);
+    // Kept in the console's store, encrypted: a record for it, and its words in none.
+    const raw = await storeRecords(page, "sealdesk-console");
+    expect(raw.keys.filter((k) => k.startsWith("pending/"))).toHaveLength(1);
+    expect(raw.values.filter((v) => v.includes(text))).toEqual([]);
+    m.release();
+    await selectConversation(page, id);
+  }
+
+  it("reloaded while a stored answer waits: shown as sent once the conversation is read again — once", async () => {
+    const { page, m, customer } = await opened("rena");
+    const TEXT = "kept over the console's reload";
+    m.dropNextAnswer();
+    await reloadWhileSending(page, m, customer.id, TEXT);
+    await expect.poll(() => lines(page), TIMED_OUT).toEqual(["is anyone there?", "yes, how can I help?", TEXT]);
+    await expect.poll(() => unanswered(page)).toEqual([]);
+    expect(await page.locator("#alert").isHidden()).toBe(true);
+    expect(await customerSaw(customer, TEXT)).toBe(1);
+    expect((await storeRecords(page, "sealdesk-console")).keys.filter((k) => k.startsWith("pending/"))).toEqual([]);
+    expect(s.problems).toEqual([]);
+  });
+
+  it("reloaded while an answer that never reached the relay waits: not sent, its text kept, sent again only when pressed", async () => {
+    const { page, m, customer } = await opened("remy");
+    const TEXT = "lost on the way, kept over the console's reload";
+    m.dropNextSend();
+    await reloadWhileSending(page, m, customer.id, TEXT);
+    await expect.poll(() => unanswered(page), TIMED_OUT).toEqual([{ text: TEXT, state: "not_stored", says: "Not sent: the relay did not store this message." }]);
+    expect(await customerSaw(customer, TEXT)).toBe(0);
+    await page.locator("#log li.unanswered button.again").click();
+    await expect.poll(() => lines(page)).toContain(TEXT);
+    await expect.poll(() => unanswered(page)).toEqual([]);
+    expect(await customerSaw(customer, TEXT)).toBe(1);
+    expect(s.problems).toEqual([]);
+  });
+
+  it("written while reconnecting: waits in the log, then goes out once the session is back, in order, once", async () => {
+    const { page, m, customer } = await opened("wren");
+    m.holdReconnect();
+    m.latest().close(1012, "test: connection cut");
+    await expect.poll(() => page.locator("#conn").getAttribute("data-state")).not.toBe("online");
+    for (const t of ["one moment", "checking now"]) {
+      await page.locator("#text").fill(t);
+      await page.locator("#text").press("Enter");
+      await expect.poll(() => page.locator("#text").inputValue()).toBe("");
+    }
+    const waiting = { state: "queued", says: "Sending once reconnected…" };
+    await expect.poll(() => unanswered(page)).toEqual([{ text: "one moment", ...waiting }, { text: "checking now", ...waiting }]);
+    m.release();
+    await expect.poll(() => lines(page), TIMED_OUT).toEqual(["is anyone there?", "yes, how can I help?", "one moment", "checking now"]);
+    await expect.poll(() => unanswered(page)).toEqual([]);
+    for (const t of ["one moment", "checking now"]) expect(await customerSaw(customer, t)).toBe(1);
+    expect(s.problems).toEqual([]);
+  });
 
   it("stored: shown as not confirmed yet, then as sent once the next session reads it back — once, no alert", async () => {
     const { page, m, customer } = await opened("una");

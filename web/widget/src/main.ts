@@ -11,7 +11,7 @@
  */
 import { Customer, CustomerError, RelayError, consentName, policySummary, storeSendLock, type ChatLine, type CustomerEvent, type NoticeAudience, type ShownNotice, type SocketLike } from "@sealdesk/client";
 import { IdbStore } from "@sealdesk/client/idb";
-import { STATES, UnansweredSends, clipIcon, downloadButton, el, joinsOpening, newBelow, noticeItem, releaseItem, replaceItem, showAlert, showUnreadable, time, unansweredItem, wasOffline, wasUnanswered, type Unanswered } from "@sealdesk/client/ui";
+import { STATES, SendQueue, UnansweredSends, clipIcon, downloadButton, el, joinsOpening, newBelow, noticeItem, pageLock, releaseItem, replaceItem, sendKept, showAlert, showUnreadable, time, unansweredItem, type Unanswered } from "@sealdesk/client/ui";
 import { fromHex, toHex } from "@sealdesk/protocol";
 import { showMarks, wireLiveSigns } from "./receipts.js";
 import { wireRights } from "./rights.js";
@@ -110,9 +110,10 @@ async function main(): Promise<void> {
     }
     // The box takes the focus before the policy is shown: on a relay that shows the policy only
     // to registered accounts, focusing it is what begins the chat.
-    text.disabled = !(online && customer.blockedBecause() === null);
+    // Reconnecting after the policy was shown, the box stays usable: what is written waits.
+    text.disabled = !((online || policyShown) && customer.blockedBecause() === null);
     file.disabled = !canSend();
-    send.disabled = !canSend();
+    send.disabled = !canSend() && !mayQueue();
     document.body.dataset.conversation = customer.conversationId() ?? "";
     el<HTMLDetailsElement>("consent").hidden = !(customer.conversationId() !== null && customer.policy?.allowConsent === true && !customer.isErased());
     el<HTMLDetailsElement>("your-data").hidden = customer.conversationId() === null;
@@ -223,84 +224,106 @@ async function main(): Promise<void> {
   // up in one line (`holesDrawn`: a relay inventing thousands of holes costs a handful of lines).
   const holes = wireHoles(log, rows, org);
 
-  // Sends the relay did not answer (`unanswered.ts`): each an item at the log's end, "not
-  // confirmed yet", until the next session's read shows it stored (then its line is shown in its
-  // place, and the item goes) or not (then "Send again", pressed by the customer only).
-  const unanswered = new UnansweredSends();
-  const unansweredItems = new Map<number, HTMLLIElement>();
-  const drawUnanswered = (u: Unanswered, old: Unanswered = u): void => {
-    const li = unansweredItem(u, "You", (x) => sendAgain(x));
-    const was = unansweredItems.get(old.id);
-    unansweredItems.delete(old.id);
+  // Sends whose fate is not known yet (`unanswered.ts`), kept in the encrypted store from before
+  // each is sealed: each an item at the log's end — "not confirmed yet" until the next session's
+  // read shows it stored (then its line is shown in its place, and the item goes) or not (then
+  // "Send again", pressed by the customer only); written while reconnecting, "sending once
+  // reconnected", sent in order once a session is up. A reload finds them again.
+  // Another tab's kept sends are its own to settle while it is open (`pageLock`).
+  const pages = await pageLock(`sealdesk-page/${org}/`, setup.random);
+  const unanswered = new UnansweredSends({ store, me: customer.card.signingKey, random: setup.random, now: setup.now, error: (e) => showError(e), pages });
+  await unanswered.load();
+  const sending = new SendQueue();
+  const unansweredItems = new Map<string, HTMLLIElement>();
+  const drawUnanswered = (u: Unanswered): void => {
+    const li = unansweredItem(u, "You", (x) => sendAgain(x), (x) => dismiss(x));
+    const was = unansweredItems.get(u.id);
     if (was !== undefined && was.isConnected) replaceItem(was, li);
     else log.append(li);
     unansweredItems.set(u.id, li);
   };
-  const dropUnanswered = (u: Unanswered): void => {
-    unanswered.remove(u);
+  const undraw = (u: Unanswered): void => {
     unansweredItems.get(u.id)?.remove();
     unansweredItems.delete(u.id);
   };
   const confirmUnanswered = (): void => {
-    for (const u of unanswered.confirmedBy(WIDGET, customer.history())) dropUnanswered(u);
+    for (const u of unanswered.confirmedBy(WIDGET, customer.history())) undraw(u);
   };
+  /** Whether a message written now waits for the session (the page is reconnecting; the policy was shown). */
+  const mayQueue = (): boolean => !online && policyShown && recoveredAs === null && customer.blockedBecause() === null;
   /**
-   * Sends `t` (typed, or an unanswered one's text sent again: `again`); shown once stored. Left
-   * unanswered, it is kept as not confirmed yet (in `again`'s place); the promise says whether it
-   * is settled, i.e. the box may be cleared.
+   * Sends `t` (typed, or a kept one's text: `again`, sent again when pressed or from the queue
+   * once reconnected), after the sends asked for before it; shown once stored. Offline, it waits
+   * in the log; left unanswered, it is kept as not confirmed yet. The promise says whether it is
+   * in hand, i.e. the box may be cleared.
    */
-  const sendText = (t: string, again: Unanswered | null): Promise<boolean> => {
-    const after = Math.max(0, ...customer.history().map((l) => l.seq));
-    const from = setup.now();
-    return customer.send(t).then(
-      (line) => {
-        if (again !== null) dropUnanswered(again);
+  const sendText = async (t: string, again: Unanswered | null): Promise<boolean> => {
+    let u = again;
+    if (u === null) {
+      try {
+        u = await unanswered.begin(WIDGET, t, !online);
+      } catch (err) {
+        alertSays(`Not sent: this browser could not keep the message (${err instanceof Error ? err.message : String(err)}).`);
+        return false;
+      }
+    }
+    const kept = u;
+    if (!online) {
+      if (kept.state !== "queued") await unanswered.queue(kept).catch((e: unknown) => showError(e));
+      below.follow();
+      drawUnanswered(kept);
+      below.drawn();
+      return true;
+    }
+    if (again !== null) {
+      kept.state = "resending";
+      drawUnanswered(kept);
+    }
+    return sending.run(async () => {
+      const out = await sendKept(unanswered, kept, (sealed) => customer.send(t, sealed), () => online);
+      if (out.kind === "stored") {
+        undraw(kept);
         // What the customer sent is shown, as chat apps do: scrolled up or not, the log goes to
         // its end — not left where it was with "New messages below" over their own words.
         below.follow();
-        addLine(line);
+        addLine(out.value);
         below.drawn();
         readMarks();
         live.sent();
         el<HTMLDetailsElement>("policy").open = false;
-        tabs?.postMessage({ sent: line.seq });
+        tabs?.postMessage({ sent: out.value.seq });
         return true;
-      },
-      (err: unknown) => {
-        // Another tab recovered an account meanwhile: its alert says so, and offers to go on.
-        if (recoveredAs !== null) return false;
-        if (wasUnanswered(err)) {
-          // Its fate unknown: in the log as not confirmed yet, never "not sent" with the text
-          // back in the box (sent again, it would be a second message).
-          const u = unanswered.add(WIDGET, t, after, from, setup.now(), online);
-          if (again !== null) unanswered.remove(again);
-          below.follow();
-          drawUnanswered(u, again ?? u);
-          below.drawn();
-          return true;
-        }
-        if (again !== null) {
-          again.state = "not_stored";
-          drawUnanswered(again);
-        }
-        // No session (the connection dropped a moment ago): nothing went out, the text is kept.
-        if (wasOffline(err)) alertSays("Reconnecting: this message was not sent. What you wrote is kept; send it once connected.", { code: "closed", detail: err instanceof Error ? err.message : String(err) });
-        else alertSays(`Not sent: ${plainRefusal(err)}`);
-        return false;
-      },
-    );
+      }
+      if (out.kind === "unanswered" || out.kind === "queued") {
+        // Its fate unknown (never "not sent" with the text back in the box: sent again, it would
+        // be a second message), or waiting for the session: in the log.
+        below.follow();
+        drawUnanswered(kept);
+        below.drawn();
+        return true;
+      }
+      if (again !== null) drawUnanswered(kept);
+      // Another tab recovered an account meanwhile: its alert says so, and offers to go on.
+      if (recoveredAs === null) alertSays(`Not sent: ${plainRefusal(out.error)}`);
+      return false;
+    });
   };
   function sendAgain(u: Unanswered): void {
-    if (!canSend()) {
+    if (!canSend() && !mayQueue()) {
       alertSays("Reconnecting: send it again once connected.");
       return;
     }
-    u.state = "resending";
-    drawUnanswered(u);
     void sendText(u.text, u).finally(refresh);
+  }
+  function dismiss(u: Unanswered): void {
+    undraw(u);
+    unanswered.remove(u).catch((e: unknown) => showError(e));
   }
 
   for (const l of customer.history()) addLine(l);
+  // Kept by the page before (a reload): what the history holds already is confirmed at once.
+  confirmUnanswered();
+  for (const u of unanswered.of(WIDGET)) drawUnanswered(u);
   for (const n of customer.releaseNotices()) addNotice(n);
   holes.show(customer.withheld());
   below.drawn();
@@ -322,7 +345,13 @@ async function main(): Promise<void> {
         if (online) {
           confirmUnanswered();
           for (const u of unanswered.settle()) drawUnanswered(u);
-        } else unanswered.disconnected();
+          // Then what was written while reconnecting goes out, in the order written.
+          for (const u of unanswered.queued()) void sendText(u.text, u).finally(refresh);
+        } else {
+          unanswered.disconnected();
+          // Stopped for good: what waited was not sent (its text kept, with "Send again").
+          if (e.state === "stopped") for (const u of unanswered.stopped()) drawUnanswered(u);
+        }
         // An older relay shows the policy only to a registered account: registered once the
         // customer goes to write, and shown before anything is sent.
         if (online && customer.policyWaitsForBegin()) el("summary").textContent = "Click in the message box to start: who can read this chat is shown here before you write.";
@@ -423,7 +452,7 @@ async function main(): Promise<void> {
     ev.preventDefault();
     const t = text.value.trim();
     if (t === "") return;
-    if (!canSend()) {
+    if (!canSend() && !mayQueue()) {
       // Written before the policy came (a fast typist, a slow relay): sent once it is shown.
       if (online && !policyShown && customer.blockedBecause() === null) {
         void beginChat().then(() => {

@@ -22,7 +22,7 @@ export { clipIcon } from "./clip.js";
 export { NEW_BELOW, newBelow, type NewBelow } from "./new-below.js";
 export { redraw, replaceItem } from "./redraw.js";
 export { HOLES_DRAWN, HOLES_LISTED, customerClaimText, customerHoleText, holesDrawn, listedHoleText, moreHolesItem, moreHolesText, setText, updateMoreHolesItem, type HolesAudience, type HolesDrawn, type MoreHoles } from "./holes.js";
-export { UNANSWERED_SAYS, UnansweredSends, unansweredItem, wasOffline, wasUnanswered, type LineSeen, type Unanswered } from "./unanswered.js";
+export { SendQueue, UNANSWERED_SAYS, UnansweredSends, pageLock, sendKept, unansweredItem, wasOffline, wasUnanswered, type KeptOutcome, type LineSeen, type Unanswered, type UnansweredOptions, type UnansweredState } from "./unanswered.js";
 export { UNCONFIRMED, UNCONFIRMED_TITLE, joinsOpening, openingBasis, releaseItem, unconfirmedBody, type ReleaseShare, type TrusteeCount } from "./releases.js";
 
 /** The element `#id`. */
