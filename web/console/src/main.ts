@@ -114,11 +114,13 @@ async function main(): Promise<void> {
    * and the item goes) or not (then "Send again", pressed by the agent only).
    */
   const unanswered = new UnansweredSends();
-  /** Takes out the unanswered sends a line read back shows stored (texts only: not a status line). */
-  const confirmUnanswered = (): void => {
-    for (const c of agent.conversations()) {
-      if (unanswered.of(c.id).length === 0) continue;
-      unanswered.confirmedBy(c.id, (agent.conversation(c.id)?.lines ?? []).filter((l) => l.kind === "text"));
+  /**
+   * Takes out the unanswered sends a line read back shows stored (texts only: not a status
+   * line), looking through the conversations `convs` (the views a render draws from).
+   */
+  const confirmUnanswered = (convs: readonly ConversationView[] = agent.conversations()): void => {
+    for (const c of convs) {
+      if (unanswered.of(c.id).length > 0) unanswered.confirmedBy(c.id, c.lines.filter((l) => l.kind === "text"));
     }
   };
   /** Each line with a file, drawn once and kept (its download button in it), by conversation and sequence number. */
@@ -127,8 +129,7 @@ async function main(): Promise<void> {
   const view = (): ConversationView | null => (current === null ? null : agent.conversation(current));
   const canSend = (v: ConversationView | null): boolean => online && v !== null && v.blocked === null && !v.transferredOut;
 
-  const renderList = (): void => {
-    const convs = agent.conversations();
+  const renderList = (convs: readonly ConversationView[]): void => {
     el("list-empty").hidden = convs.length > 0;
     // Drawn again on every event: in place (`redraw`), so a focused conversation keeps the focus.
     redraw(
@@ -268,12 +269,12 @@ async function main(): Promise<void> {
     // "New messages below" button instead, until the agent is at the end again.
     // Another conversation opened is shown from its end.
     if (drawn !== v.id) below.follow();
+    for (const li of items) li.dataset.key = li.classList.contains("more") ? "withheld/more" : `${li.classList.contains("notice") ? "notice" : li.classList.contains("withheld") ? "withheld" : "line"}/${li.dataset.seq ?? li.dataset.from ?? ""}`;
     for (const u of unanswered.of(v.id)) {
       const li = unansweredItem(u, `You (${agent.name})`, (x) => sendAgain(x));
       li.dataset.key = `unanswered/${u.id}`;
       items.push(li);
     }
-    for (const li of items) if (li.dataset.unanswered === undefined) li.dataset.key = li.classList.contains("more") ? "withheld/more" : `${li.classList.contains("notice") ? "notice" : li.classList.contains("withheld") ? "withheld" : "line"}/${li.dataset.seq ?? li.dataset.from ?? ""}`;
     redraw(log, items);
     below.drawn();
     drawn = v.id;
@@ -293,8 +294,10 @@ async function main(): Promise<void> {
   };
 
   const render = (): void => {
-    confirmUnanswered();
-    renderList();
+    // One look at the conversations per render: the unanswered sends confirmed and the list drawn from it.
+    const convs = agent.conversations();
+    confirmUnanswered(convs);
+    renderList(convs);
     renderPane();
   };
 
