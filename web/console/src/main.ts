@@ -403,7 +403,8 @@ async function main(): Promise<void> {
    * it is settled, i.e. the box may be cleared.
    */
   function sendText(id: string, t: string, again: Unanswered | null): Promise<boolean> {
-    const after = Math.max(0, ...(agent.conversation(id)?.lines ?? []).map((l) => l.seq));
+    // Folded, not spread: a spread of a long conversation's numbers overflows the call stack.
+    const after = (agent.conversation(id)?.lines ?? []).reduce((m, l) => Math.max(m, l.seq), 0);
     const from = now();
     return agent.send(id, t).then(
       () => {
