@@ -10,18 +10,17 @@
  * handed to) shows no hole.
  */
 import { describe, expect, it } from "vitest";
-import { equal, fromHex, type CborValue } from "@sealdesk/protocol";
+import { equal, fromHex } from "@sealdesk/protocol";
 import { MAX_HOLES, MemoryStore, REFETCH_LIMIT, REFETCH_PAGES, missingCount, type Agent, type Customer, type SocketFactory } from "../src/index.js";
-import { onlineAgent } from "./agent-fixture.js";
+import { certifiedAgent, onlineAgent } from "./agent-fixture.js";
 import { onlineCustomer, orgOnRelay, type OrgOnRelay } from "./customer-fixture.js";
 import { cli, eventually } from "./relay.js";
 import { tampering, type Frame } from "./tamper.js";
 import { page, withholding } from "./withhold.js";
-import { join } from "node:path";
 
 /** The epoch of a message item (raw CBOR). */
 function messageEpoch(it: Frame): number | undefined {
-  const header = (((it.item as Frame | undefined)?.message as Frame | undefined)?.header as Frame | undefined) ?? undefined;
+  const header = ((it.item as Frame | undefined)?.message as Frame | undefined)?.header as Frame | undefined;
   return typeof header?.epoch === "number" ? header.epoch : undefined;
 }
 
@@ -191,11 +190,7 @@ describe("the console's agent and the items the relay withholds", () => {
     const id = carol.conversationId() ?? "";
     await eventually("the line at alice", () => alice.conversation(id)?.lines.find((l) => l.text === "can someone in billing help?"));
     await alice.send(id, "passing you to bob");
-    const bobHome = join(fx.root, "bob");
-    await cli(bobHome, fx.relay.url, ["init", "--name", "bob", "--role", "agent"]);
-    await cli(bobHome, fx.relay.url, ["register"]);
-    const bobFp = (JSON.parse(await cli(bobHome, fx.relay.url, ["whoami", "--json"])) as { fingerprint: string }).fingerprint;
-    await fx.org.as("owner", ["org", "add-agent", "bob", "--fingerprint", bobFp]);
+    const bobHome = await certifiedAgent(fx, "bob");
     await alice.transfer(id, "bob");
     await cli(bobHome, fx.relay.url, ["send", "--conversation", id, "bob here"]);
     await eventually("bob's line at the customer", () => carol.history().find((l) => l.text === "bob here"));

@@ -21,7 +21,7 @@ import {
   type Policy,
 } from "@sealdesk/protocol";
 import { noticeConversation } from "../src/agent-notices.js";
-import type { FoundEntry, LogLookContext, Request, Response, Session } from "../src/index.js";
+import type { FoundEntry, LogLookContext, NoticeContext, Request, Response, Session } from "../src/index.js";
 
 export const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
 export const NOW = 2_000_000_000;
@@ -49,10 +49,29 @@ export function release(signer: IdentityKeys): { entry: AuditEntry; raw: CborVal
   };
   return { entry: { ...unsigned, signature }, raw };
 }
-export function erasure(signer: IdentityKeys, conv: Uint8Array = conversation): { entry: AuditEntry; raw: CborValue } {
-  const unsigned = { event: { erasure: { conversation: conv, reason: "customer request" as const } }, at: NOW - 10, signer: signer.signingPublic };
+/** An erasure of `conv` for `reason` (by default the customer's request), signed by `signer`, and its CBOR. */
+export function erasure(signer: IdentityKeys, conv: Uint8Array = conversation, reason: "customer request" | "retention" = "customer request"): { entry: AuditEntry; raw: CborValue } {
+  const unsigned = { event: { erasure: { conversation: conv, reason } }, at: NOW - 10, signer: signer.signingPublic };
   const signature = signer.sign(entrySignedBytes(unsigned));
-  return { entry: { ...unsigned, signature }, raw: { event: { erasure: { conversation: conv, reason: "customer request" } }, at: unsigned.at, signer: unsigned.signer, signature } };
+  return { entry: { ...unsigned, signature }, raw: { event: { erasure: { conversation: conv, reason } }, at: unsigned.at, signer: unsigned.signer, signature } };
+}
+
+/**
+ * What `checkNotice` needs to judge a notice for `customer` in `conversation`: no policy, no
+ * consent, nothing of the log served — a notice that passes the checks before the log's fails
+ * at `inclusion` (the unit tests of who may sign what).
+ */
+export function unservedNotice(): NoticeContext {
+  return {
+    org: "acme",
+    conversation,
+    me: customer.signingPublic,
+    relayKey: relay.signingPublic,
+    policy: null,
+    seen: new Set<string>(),
+    treeHead: () => Promise.reject(new Error("not served")),
+    inclusion: () => Promise.reject(new Error("not served")),
+  };
 }
 
 /** Another conversation than `conversation`: its entries are withheld from `conversation`'s readers. */

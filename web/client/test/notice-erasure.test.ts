@@ -4,33 +4,14 @@
  * reason, and a customer-signed one claiming retention, fail as "signer"; the allowed ones pass
  * the signer check (and reach the inclusion check, which this unit test does not serve).
  */
-import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { IdentityKeys, entrySignedBytes, type AuditEntry } from "@sealdesk/protocol";
+import { IdentityKeys } from "@sealdesk/protocol";
 import { checkNotice } from "../src/index.js";
-
-const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
-
-function erasure(keys: IdentityKeys, conversation: Uint8Array, reason: "retention" | "customer request"): AuditEntry {
-  const unsigned = { event: { erasure: { conversation, reason } }, at: 1_000, signer: keys.signingPublic };
-  return { ...unsigned, signature: keys.sign(entrySignedBytes(unsigned)) };
-}
+import { customer, erasure, random, relay, unservedNotice } from "./audit-log.fixture.js";
 
 describe("an erasure notice's signer", () => {
-  const customer = IdentityKeys.generate(random);
-  const relay = IdentityKeys.generate(random);
   const stranger = IdentityKeys.generate(random);
-  const conversation = random(16);
-  const ctx = {
-    org: "acme",
-    conversation,
-    me: customer.signingPublic,
-    relayKey: relay.signingPublic,
-    policy: null,
-    seen: new Set<string>(),
-    treeHead: () => Promise.reject(new Error("not served")),
-    inclusion: () => Promise.reject(new Error("not served")),
-  };
+  const ctx = unservedNotice();
 
   it("is the customer for its own request, the relay only for retention", async () => {
     const cases: [IdentityKeys, "retention" | "customer request", string][] = [
@@ -41,7 +22,7 @@ describe("an erasure notice's signer", () => {
       [stranger, "customer request", "signer"],
     ];
     for (const [keys, reason, failure] of cases) {
-      const n = await checkNotice(1, 0, erasure(keys, conversation, reason), ctx);
+      const n = await checkNotice(1, 0, erasure(keys, ctx.conversation, reason).entry, ctx);
       expect(n.failure, `${reason}`).toBe(failure);
       expect(n.verified).toBe(false);
     }

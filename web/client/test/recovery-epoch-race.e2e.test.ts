@@ -21,7 +21,7 @@ import { CustomerError, MemoryStore, OWN_EPOCH_LOST, RECOVERY_FENCE_KEY, recover
 import { OWN_EPOCH_TRIES } from "../src/customer-send.js";
 import { onlineCustomer, orgOnRelay } from "./customer-fixture.js";
 import { recoveryKit, sendLock } from "./recovery-fixture.js";
-import { eventually } from "./relay.js";
+import { eventually, times } from "./relay.js";
 import { requestKind, tampering, variantOf, type Frame } from "./tamper.js";
 
 /** What one tab said and was answered on the wire. */
@@ -50,9 +50,6 @@ function watched(w: Wire): SocketFactory {
     },
   );
 }
-
-/** How many times `text` occurs in `log`. */
-const times = (log: string, text: string): number => log.split(text).length - 1;
 
 describe("a recovered account's send that loses its own next epoch (stale_epoch)", () => {
   const fx = orgOnRelay("web-recovery-epoch-race");

@@ -143,6 +143,9 @@ export async function createOrg(root: string, relay: string, createArgs: string[
   };
 }
 
+/** How many times `text` occurs in `output` (a conversation as the CLI prints it). */
+export const times = (output: string, text: string): number => output.split(text).length - 1;
+
 /** Polls `f` every 50 ms until it returns a value other than `undefined` (at most `ms`). */
 export async function eventually<T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms = 20_000): Promise<T> {
   const until = Date.now() + ms;

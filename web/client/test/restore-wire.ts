@@ -1,13 +1,14 @@
 /**
- * Test support for the restored-store and timed-out-send suites: a tab's wire that records every
- * message it puts on the wire as (sender, epoch, counter) — one list may be shared by several
- * tabs, so a test can check that the relay never saw one (key, nonce) twice — counts the
- * `counter_reused` answers, and can hold this tab's next request of a kind, hide items from the
- * history pages it reads, or drop the answer to its next `send`.
+ * Test support for the restored-store, timed-out-send and tab-race suites: a tab's wire that
+ * records every message it puts on the wire as (sender, epoch, counter) — one list may be shared
+ * by several tabs, so a test can check that the relay never saw one (key, nonce) twice — counts
+ * the `counter_reused` answers, and can hold this tab's next request of a kind, hide items from
+ * the history pages it reads, or drop the answer to its next `send`.
  */
 import { toHex } from "@sealdesk/protocol";
 import { MemoryStore, type SocketFactory } from "../src/index.js";
-import { requestKind, tampering, type Frame } from "./tamper.js";
+import { requestKind, sendHeader, tampering, type Frame } from "./tamper.js";
+import { page } from "./withhold.js";
 
 /** One tab's wire (see the module docs). */
 export interface Wire {
@@ -51,19 +52,20 @@ export function wire(sent: string[] = []): Wire {
         }
         const id = response?.id as number | undefined;
         if (response !== undefined && id !== undefined && sends.delete(id) && w.refuseSends && body?.stored !== undefined) response.body = { error: { code: "counter_reused", message: "refused by the test" } };
+        // The body as the tab gets it (the refusal just put in counted too).
         if (((response?.body as Frame | undefined)?.error as Frame | undefined)?.code === "counter_reused") w.reused++;
-        const page = body?.items as Frame | undefined;
-        if (page !== undefined && Array.isArray(page.items)) page.items = page.items.filter((it) => !w.hidden.has(Number((it as Frame).seq)));
+        const items = page(f);
+        if (items !== undefined) items.items = (items.items as Frame[]).filter((it) => !w.hidden.has(Number(it.seq)));
       },
       (f) => {
         const kind = requestKind(f);
-        const request = f.request as Frame | undefined;
         if (kind !== undefined) w.requests.push(kind);
-        if (kind === "send") {
-          const header = ((request?.body as Frame).send as Frame).header as Frame;
+        const header = sendHeader(f);
+        if (header !== undefined) {
+          const id = (f.request as Frame).id as number;
           sent.push(`${toHex(header.sender as Uint8Array)}/${String(header.epoch)}/${String(header.counter)}`);
-          sends.add(request?.id as number);
-          if (drop !== null && drop.id === null) drop.id = request?.id as number;
+          sends.add(id);
+          if (drop !== null && drop.id === null) drop.id = id;
         }
         const h = hold;
         if (h === null || kind !== h.kind) return;

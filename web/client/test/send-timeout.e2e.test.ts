@@ -8,17 +8,17 @@
  * stored, not refused, under the next counter of the same epoch.
  */
 import { describe, expect, it } from "vitest";
-import { MemoryStore, SEND_UNANSWERED, SessionError } from "../src/index.js";
+import { MemoryStore, SEND_UNANSWERED, SessionError, type AgentEvent, type CustomerEvent } from "../src/index.js";
 import { onlineAgent } from "./agent-fixture.js";
 import { onlineCustomer, orgOnRelay } from "./customer-fixture.js";
-import { eventually } from "./relay.js";
+import { eventually, times } from "./relay.js";
 import { reusedNonces, wire } from "./restore-wire.js";
 
 /** Long enough for an answered send on a loaded machine; only the dropped answer runs it out. */
 const SEND_TIMEOUT_MS = 3_000;
 
-/** How many times `text` occurs in `log`. */
-const times = (log: string, text: string): number => log.split(text).length - 1;
+/** How many times `events` said a session came online. */
+const onlines = (events: readonly (CustomerEvent | AgentEvent)[]): number => events.filter((e) => e.kind === "state" && e.state === "online").length;
 
 describe("a send whose answer never comes (issue 22)", () => {
   const fx = orgOnRelay("web-send-timeout");
@@ -28,7 +28,7 @@ describe("a send whose answer never comes (issue 22)", () => {
     const { customer, events } = await onlineCustomer(fx.options(new MemoryStore(), { socket: w.socket, sendTimeoutMs: SEND_TIMEOUT_MS }));
     await customer.send("opening line");
     const dropped = w.dropNextSendAnswer();
-    const onlineBefore = events.filter((e) => e.kind === "state" && e.state === "online").length;
+    const onlineBefore = onlines(events);
     const failure = await customer.send("unanswered").then(
       () => null,
       (e: unknown) => e,
@@ -40,7 +40,7 @@ describe("a send whose answer never comes (issue 22)", () => {
     // The relay stored it: the next session reads it back, shown once, as this customer's.
     const back = await eventually("the unanswered message read back", () => customer.history().find((l) => l.text === "unanswered"));
     expect([back.mine, back.epoch, back.counter]).toEqual([true, 0, 1]);
-    await eventually("online again", () => (events.filter((e) => e.kind === "state" && e.state === "online").length > onlineBefore ? true : undefined));
+    await eventually("online again", () => (onlines(events) > onlineBefore ? true : undefined));
 
     const next = await customer.send("after the timeout");
     expect([next.epoch, next.counter]).toEqual([0, 2]);
@@ -61,7 +61,7 @@ describe("a send whose answer never comes (issue 22)", () => {
     await eventually("the conversation at the agent", () => agent.conversation(id)?.lines.find((l) => l.seq === hello.seq));
     await agent.send(id, "first answer");
     const dropped = w.dropNextSendAnswer();
-    const onlineBefore = events.filter((e) => e.kind === "state" && e.state === "online").length;
+    const onlineBefore = onlines(events);
     const sentBefore = w.sent.length;
     const failure = await agent.send(id, "unanswered answer").then(
       () => null,
@@ -70,7 +70,7 @@ describe("a send whose answer never comes (issue 22)", () => {
     expect(dropped.dropped).toBe(true);
     expect((failure as SessionError).message).toContain(SEND_UNANSWERED);
     expect(w.sent.length).toBe(sentBefore + 1);
-    await eventually("the agent online again", () => (events.filter((e) => e.kind === "state" && e.state === "online").length > onlineBefore ? true : undefined));
+    await eventually("the agent online again", () => (onlines(events) > onlineBefore ? true : undefined));
     await agent.send(id, "next answer");
     const seen = await eventually("both answers at the customer", () => {
       const l = customer.history().filter((x) => !x.mine && x.text !== "first answer");

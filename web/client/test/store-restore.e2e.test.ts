@@ -20,11 +20,8 @@ import { describe, expect, it } from "vitest";
 import { Customer, MemoryStore, RelayError, type ChatLine } from "../src/index.js";
 import { onlineAgent } from "./agent-fixture.js";
 import { onlineCustomer, orgOnRelay } from "./customer-fixture.js";
-import { eventually } from "./relay.js";
+import { eventually, times } from "./relay.js";
 import { copyOf, drained, reusedNonces, wire } from "./restore-wire.js";
-
-/** How many times `text` occurs in `log`. */
-const times = (log: string, text: string): number => log.split(text).length - 1;
 
 describe("a store restored from an old copy (issue 20)", () => {
   const fx = orgOnRelay("web-restore");
@@ -101,7 +98,7 @@ describe("a store restored from an old copy (issue 20)", () => {
     // Held on its way to the relay: the agent opens its epoch meanwhile.
     const hold = w.holdNext("send");
     const sending = customer.send("four");
-    await eventually("the restored send held", () => hold.entered || undefined);
+    await eventually("the send held", () => hold.entered || undefined);
     const { agent } = await onlineAgent(fx.org.agentHome, fx.relay.url);
     await eventually("the conversation at the agent", () => agent.conversation(id)?.lines.find((l) => l.text === "one"));
     await agent.send(id, "an answer");

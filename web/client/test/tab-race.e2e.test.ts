@@ -17,58 +17,12 @@
  * and seal two messages under it.
  */
 import { describe, expect, it } from "vitest";
-import { Customer, MemoryStore, type Agent, type ChatLine, type SendLock, type SocketFactory } from "../src/index.js";
+import { MemoryStore, type Agent, type ChatLine, type SendLock } from "../src/index.js";
 import { onlineAgent } from "./agent-fixture.js";
 import { onlineCustomer, orgOnRelay } from "./customer-fixture.js";
 import { sendLock } from "./recovery-fixture.js";
-import { eventually } from "./relay.js";
-import { requestKind, tampering, type Frame } from "./tamper.js";
-
-/** One tab's wire: its `send` requests and `counter_reused` answers counted, its next `send` held once armed. */
-interface Wire {
-  sends: number;
-  reused: number;
-  socket: SocketFactory;
-  /** Holds this tab's next `send` before it reaches the relay; `entered` once it is held. */
-  holdNextSend(): { readonly entered: boolean; release: () => void };
-}
-
-function wire(): Wire {
-  let armed: { entered: boolean; gate: Promise<void>; release: () => void } | null = null;
-  const w: Wire = {
-    sends: 0,
-    reused: 0,
-    socket: tampering(
-      (f) => {
-        const body = (f.response as Frame | undefined)?.body as Frame | undefined;
-        if ((body?.error as Frame | undefined)?.code === "counter_reused") w.reused++;
-      },
-      (f) => {
-        if (requestKind(f) !== "send") return;
-        w.sends++;
-        const hold = armed;
-        armed = null;
-        if (hold === null) return;
-        hold.entered = true;
-        return hold.gate;
-      },
-    ),
-    holdNextSend() {
-      let release: () => void = () => undefined;
-      const gate = new Promise<void>((r) => (release = r));
-      const hold = { entered: false, gate, release: () => release() };
-      armed = hold;
-      return hold;
-    },
-  };
-  return w;
-}
-
-/** Lets every pending promise job run (a macrotask runs only after them): no clock involved. */
-const drained = (): Promise<void> => new Promise((r) => setImmediate(r));
-
-/** How many times `text` occurs in `log`. */
-const times = (log: string, text: string): number => log.split(text).length - 1;
+import { eventually, times } from "./relay.js";
+import { drained, wire, type Wire } from "./restore-wire.js";
 
 /** The two locks a tab may have: the one the pages pass, or none (the store's own in this realm). */
 const LOCKS: [string, () => SendLock | undefined][] = [
@@ -85,15 +39,15 @@ describe("two tabs of one account sending at once (issue 22)", () => {
    * stored first and B's after. Returns what each send resolved to.
    */
   async function race<T>(a: Wire, sendA: () => Promise<T>, b: Wire, sendB: () => Promise<T>): Promise<[T, T]> {
-    const hold = a.holdNextSend();
+    const hold = a.holdNext("send");
     const first = sendA();
     await eventually("tab A's send held", () => hold.entered || undefined);
-    const bSends = b.sends;
+    const bSends = b.sent.length;
     const second = sendB();
     try {
       // Everything tab B can do without the relay has run (MemoryStore answers at once).
       await drained();
-      expect(b.sends).toBe(bSends);
+      expect(b.sent.length).toBe(bSends);
     } finally {
       // Let go in any case, so a failed check leaves no send waiting on the hold.
       hold.release();

@@ -19,6 +19,12 @@ export function requestKind(f: Frame): string | undefined {
   return variantOf((f.request as Frame | undefined)?.body);
 }
 
+/** The header of a `send` request's envelope (its sender, epoch, counter and kind in the clear), or undefined if the frame is no `send`. */
+export function sendHeader(f: Frame): Frame | undefined {
+  if (requestKind(f) !== "send") return undefined;
+  return ((((f.request as Frame).body as Frame).send as Frame | undefined)?.header as Frame | undefined) ?? undefined;
+}
+
 /**
  * How a relay ends a connection, as the page is told it: the code and reason of the close
  * event, whatever the real connection's close said.

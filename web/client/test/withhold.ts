@@ -46,4 +46,3 @@ export function withholding(drop: (seq: number, nth: number, item: Frame) => boo
     return true;
   });
 }
-

@@ -121,11 +121,13 @@ async function main(): Promise<void> {
   const unanswered = new UnansweredSends({ store, me: agent.card.signingKey, random, now, error: (e) => showAlert(`Error: ${e instanceof Error ? e.message : String(e)}`), pages });
   await unanswered.load();
   const sending = new SendQueue();
-  /** Takes out the unanswered sends a line read back shows stored (texts only: not a status line). */
-  const confirmUnanswered = (): void => {
-    for (const c of agent.conversations()) {
-      if (unanswered.of(c.id).length === 0) continue;
-      unanswered.confirmedBy(c.id, (agent.conversation(c.id)?.lines ?? []).filter((l) => l.kind === "text"));
+  /**
+   * Takes out the unanswered sends a line read back shows stored (texts only: not a status
+   * line), looking through the conversations `convs` (the views a render draws from).
+   */
+  const confirmUnanswered = (convs: readonly ConversationView[] = agent.conversations()): void => {
+    for (const c of convs) {
+      if (unanswered.of(c.id).length > 0) unanswered.confirmedBy(c.id, c.lines.filter((l) => l.kind === "text"));
     }
   };
   /** Each line with a file, drawn once and kept (its download button in it), by conversation and sequence number. */
@@ -136,8 +138,7 @@ async function main(): Promise<void> {
   const mayWrite = (v: ConversationView | null): v is ConversationView => v !== null && v.blocked === null && !v.transferredOut;
   const canSend = (v: ConversationView | null): boolean => online && mayWrite(v);
 
-  const renderList = (): void => {
-    const convs = agent.conversations();
+  const renderList = (convs: readonly ConversationView[]): void => {
     el("list-empty").hidden = convs.length > 0;
     // Drawn again on every event: in place (`redraw`), so a focused conversation keeps the focus.
     redraw(
@@ -277,12 +278,12 @@ async function main(): Promise<void> {
     // "New messages below" button instead, until the agent is at the end again.
     // Another conversation opened is shown from its end.
     if (drawn !== v.id) below.follow();
+    for (const li of items) li.dataset.key = li.classList.contains("more") ? "withheld/more" : `${li.classList.contains("notice") ? "notice" : li.classList.contains("withheld") ? "withheld" : "line"}/${li.dataset.seq ?? li.dataset.from ?? ""}`;
     for (const u of unanswered.of(v.id)) {
       const li = unansweredItem(u, `You (${agent.name})`, (x) => sendAgain(x), (x) => dismiss(x));
       li.dataset.key = `unanswered/${u.id}`;
       items.push(li);
     }
-    for (const li of items) if (li.dataset.unanswered === undefined) li.dataset.key = li.classList.contains("more") ? "withheld/more" : `${li.classList.contains("notice") ? "notice" : li.classList.contains("withheld") ? "withheld" : "line"}/${li.dataset.seq ?? li.dataset.from ?? ""}`;
     redraw(log, items);
     below.drawn();
     drawn = v.id;
@@ -303,8 +304,10 @@ async function main(): Promise<void> {
   };
 
   const render = (): void => {
-    confirmUnanswered();
-    renderList();
+    // One look at the conversations per render: the unanswered sends confirmed and the list drawn from it.
+    const convs = agent.conversations();
+    confirmUnanswered(convs);
+    renderList(convs);
     renderPane();
   };
 

@@ -13,7 +13,9 @@ import { join } from "node:path";
 import type { BrowserContext, Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { chromiumSuite, launch, relayInTheMiddle, watchPage, type Frame } from "../../client/test/chromium.js";
-import { requestKind } from "../../client/test/tamper.js";
+import { times } from "../../client/test/relay.js";
+import { sendHeader } from "../../client/test/tamper.js";
+import { page as historyPage } from "../../client/test/withhold.js";
 
 describe("the widget's store restored from an old copy (Chromium)", () => {
   const s = chromiumSuite("widget-store-restore");
@@ -28,15 +30,13 @@ describe("the widget's store restored from an old copy (Chromium)", () => {
     const sent: string[] = [];
     await relayInTheMiddle(page, {
       toRelay: (frame) => {
-        if (requestKind(frame) === "send") {
-          const header = (((frame.request as Frame).body as Frame).send as Frame).header as Frame;
-          sent.push(`${String(header.epoch)}/${String(header.counter)}`);
-        }
+        const header = sendHeader(frame);
+        if (header !== undefined) sent.push(`${String(header.epoch)}/${String(header.counter)}`);
         return frame;
       },
       toPage: (frame) => {
-        const page = ((frame.response as Frame | undefined)?.body as Frame | undefined)?.items as Frame | undefined;
-        if (page !== undefined && Array.isArray(page.items)) page.items = page.items.filter((it) => !hidden.has(Number((it as Frame).seq)));
+        const items = historyPage(frame);
+        if (items !== undefined) items.items = (items.items as Frame[]).filter((it) => !hidden.has(Number(it.seq)));
         return frame;
       },
     });
@@ -79,7 +79,7 @@ describe("the widget's store restored from an old copy (Chromium)", () => {
     expect(restored.sent).toEqual(["0/1", "1/0"]);
     expect(await restored.page.locator("#alert").isHidden()).toBe(true);
     const agentSaw = await s.org.agent(["history", "--conversation", id]);
-    expect(agentSaw.split("four").length - 1).toBe(1);
+    expect(times(agentSaw, "four")).toBe(1);
     await restored.browser.close();
     expect(s.problems).toEqual([]);
   });

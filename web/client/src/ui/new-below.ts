@@ -68,9 +68,11 @@ export function newBelow(log: HTMLElement, button: HTMLButtonElement, focusAfter
   // Where the reader is: the item at the log's top edge and how far below that edge it stands,
   // kept at each scroll event and drawing while the log has a box, to put the log back by it
   // once the log had none (the browser's scroll anchoring keeps it in place only in sight).
+  // Only a log scrolled up needs it (a following one goes to its end): a following log is not
+  // measured on each drawing. Every change of `following` to false is followed by a `keepPlace`.
   let place: { item: Element; offset: number } | null = null;
   const keepPlace = (): void => {
-    if (boxed()) place = topItem(log);
+    if (!following && boxed()) place = topItem(log);
   };
   // Back from `display: none` (the observer is told of the box's size going from none to some):
   // a following log to its end; a log scrolled up with the item it showed at the same place.
