@@ -201,6 +201,13 @@ impl TwoNodesSetup {
         self.b_env(&[("RUST_LOG", filter.as_str())])
     }
 
+    /// Node B runs behind `gate` (its environment variable naming the gate's file), closed or
+    /// open as the test left it: close it first to hold what it gates from B's start.
+    pub fn b_behind(self, gate: &CommitGate) -> Self {
+        let (name, path) = gate.env();
+        self.b_env(&[(name, path.as_str())])
+    }
+
     /// Wake-ups on or off for both nodes (see [`start`]).
     pub fn wakeups(self, on: bool) -> Self {
         self.b_wakeups(on).a_wakeups(on)
@@ -389,6 +396,10 @@ pub const CLOSE_DROPPED: &str = "a forwarded close dropped (test only)";
 /// forwarded one's.
 pub const RECHECK_CLOSED: &str = "an agent key re-certified away closed on a re-check";
 
+/// What a node logs when it drops an audit log wake-up another node sent (the relay's
+/// test-only `SEALDESK_TEST_DROP_AUDIT_WAKEUPS`), with the log's `size` it told of.
+pub const AUDIT_WAKEUP_DROPPED: &str = "an audit log wake-up dropped (test only)";
+
 /// The relay module that logs [`RECHECK_CLOSED`].
 pub const CLUSTER_SERVICE: &str = "sealdesk_server::relay::service::cluster";
 
@@ -411,6 +422,21 @@ pub async fn logged(node: &Node, text: &str) -> String {
             .log_tail()
             .lines()
             .find(|l| l.contains(text))
+            .map(str::to_owned)
+    })
+    .await
+}
+
+/// Waits until `node` has logged a line containing `text` whose numeric field `name` is
+/// `value` (one of several such lines, such as a drop's for one size among others); that line.
+pub async fn logged_with(node: &Node, text: &str, name: &str, value: u64) -> String {
+    let what = format!("{text:?} with {name} = {value} in the node's log");
+    eventually(&what, async || {
+        node.process
+            .log_tail()
+            .lines()
+            .filter(|l| l.contains(text))
+            .find(|l| log_field(l, name) == value)
             .map(str::to_owned)
     })
     .await
