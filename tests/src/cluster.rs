@@ -332,6 +332,14 @@ impl CommitGate {
         Self::of(sealdesk_server::relay::SIGN_IN_GATE_ENV)
     }
 
+    /// An open re-check gate ([`sealdesk_server::relay::RECHECK_GATE_ENV`]): while it is
+    /// closed, the node's periodic re-check of the agent keys connected to it (run by its
+    /// chores) waits before reading which keys are connected (logging "an agent key re-check
+    /// held at its gate"), and with it the rest of that chores round.
+    pub fn recheck() -> Self {
+        Self::of(sealdesk_server::relay::RECHECK_GATE_ENV)
+    }
+
     /// A switch ([`sealdesk_server::relay::FAIL_CARD_REREADS_ENV`]) rather than a gate: while
     /// it is closed, the re-read of an agent's card once its session joined the hub fails, as
     /// when the store cannot answer (and the relay closes that session `Internal`).
