@@ -408,6 +408,10 @@ pub const RECHECK_CLOSED: &str = "an agent key re-certified away closed on a re-
 /// test-only `SEALDESK_TEST_DROP_AUDIT_WAKEUPS`), with the log's `size` it told of.
 pub const AUDIT_WAKEUP_DROPPED: &str = "an audit log wake-up dropped (test only)";
 
+/// What a node logs when its periodic re-check of agent keys waits at its gate
+/// ([`CommitGate::recheck`]).
+pub const RECHECK_HELD: &str = "an agent key re-check held at its gate";
+
 /// The relay module that logs [`RECHECK_CLOSED`].
 pub const CLUSTER_SERVICE: &str = "sealdesk_server::relay::service::cluster";
 

@@ -28,7 +28,7 @@ use sealdesk_tests::{
     Identity, Org, RawClient,
     cluster::{
         self, CLOSE_DROPPED, CLOSE_HELD, CLOSE_RELEASED, CLUSTER_SERVICE, CommitGate,
-        RECHECK_CLOSED, TwoNodes, log_field,
+        RECHECK_CLOSED, RECHECK_HELD, TwoNodes, log_field,
     },
     eventually,
     recertify::unregistered_session,
@@ -264,6 +264,8 @@ async fn a_missed_close_is_made_up_by_the_catch_up(
     if b_listens {
         close_dropped(b).await;
     }
+    // B's re-check is held (it logged so): nothing has closed the old key's session yet.
+    cluster::logged(b, RECHECK_HELD).await;
     lost.ok(Request::WatchAgentKeys).await;
     recheck.open();
     assert_eq!(lost.expect_close().await, Some(4105));
