@@ -230,6 +230,13 @@ impl TwoNodesSetup {
         self
     }
 
+    /// Node B runs behind `gate` (its environment variable naming the gate's file), closed or
+    /// open as the test left it: close it first to hold what it gates from B's start.
+    pub fn b_behind(self, gate: &CommitGate) -> Self {
+        let (name, path) = gate.env();
+        self.b_env(&[(name, path.as_str())])
+    }
+
     /// Wake-ups on or off for both nodes (see [`start`]).
     pub fn wakeups(self, on: bool) -> Self {
         self.b_wakeups(on).a_wakeups(on)
@@ -355,6 +362,14 @@ impl CommitGate {
         Self::of(sealdesk_server::relay::SIGN_IN_GATE_ENV)
     }
 
+    /// An open re-check gate ([`sealdesk_server::relay::RECHECK_GATE_ENV`]): while it is
+    /// closed, the node's periodic re-check of the agent keys connected to it (run by its
+    /// chores) waits before reading which keys are connected (logging "an agent key re-check
+    /// held at its gate"), and with it the rest of that chores round.
+    pub fn recheck() -> Self {
+        Self::of(sealdesk_server::relay::RECHECK_GATE_ENV)
+    }
+
     /// A switch ([`sealdesk_server::relay::FAIL_CARD_REREADS_ENV`]) rather than a gate: while
     /// it is closed, the re-read of an agent's card once its session joined the hub fails, as
     /// when the store cannot answer (and the relay closes that session `Internal`).
@@ -419,6 +434,14 @@ pub const CLOSE_DROPPED: &str = "a forwarded close dropped (test only)";
 /// forwarded one's.
 pub const RECHECK_CLOSED: &str = "an agent key re-certified away closed on a re-check";
 
+/// What a node logs when it drops an audit log wake-up another node sent (the relay's
+/// test-only `SEALDESK_TEST_DROP_AUDIT_WAKEUPS`), with the log's `size` it told of.
+pub const AUDIT_WAKEUP_DROPPED: &str = "an audit log wake-up dropped (test only)";
+
+/// What a node logs when its periodic re-check of agent keys waits at its gate
+/// ([`CommitGate::recheck`]).
+pub const RECHECK_HELD: &str = "an agent key re-check held at its gate";
+
 /// The relay module that logs [`RECHECK_CLOSED`].
 pub const CLUSTER_SERVICE: &str = "sealdesk_server::relay::service::cluster";
 
@@ -441,6 +464,21 @@ pub async fn logged(node: &Node, text: &str) -> String {
             .log_tail()
             .lines()
             .find(|l| l.contains(text))
+            .map(str::to_owned)
+    })
+    .await
+}
+
+/// Waits until `node` has logged a line containing `text` whose numeric field `name` is
+/// `value` (one of several such lines, such as a drop's for one size among others); that line.
+pub async fn logged_with(node: &Node, text: &str, name: &str, value: u64) -> String {
+    let what = format!("{text:?} with {name} = {value} in the node's log");
+    eventually(&what, async || {
+        node.process
+            .log_tail()
+            .lines()
+            .filter(|l| l.contains(text))
+            .find(|l| log_field(l, name) == value)
             .map(str::to_owned)
     })
     .await

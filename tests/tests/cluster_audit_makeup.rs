@@ -17,7 +17,7 @@ use sealdesk_protocol::{
 use sealdesk_tests::{
     Org, RawClient,
     audit_log::policy_entry,
-    cluster::{self, Node, TwoNodes, two_nodes},
+    cluster::{self, CommitGate, Node, TwoNodes, two_nodes},
     consent::release_entry,
 };
 
@@ -89,13 +89,41 @@ async fn told_by_the_make_up(b: &Node, customer: &mut RawClient, appended: &Sign
 /// A customer watching the audit log on node B, which drops the audit wake-ups, is told
 /// `audit_grew` for a release entry appended through node A — by B's periodic catch-up — with
 /// the size the entry made, and B's head is that size.
+///
+/// B's catch-up (which runs the make-up) is held at its gate from B's start, so the order is
+/// the test's, not the timer's: B drops the release's wake-up (it logs so, with the size), its
+/// watcher is told nothing meanwhile, and only once the gate opens is it told, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_audit_wakeup_is_made_up_at_the_catch_up() {
-    let Some(nodes) = two_nodes("audit_makeup_lost").b_env(&[(DROP, "1")]).start() else {
+    let gate = CommitGate::catch_up();
+    gate.close();
+    let Some(nodes) = two_nodes("audit_makeup_lost")
+        .b_behind(&gate)
+        .b_env(&[(DROP, "1")])
+        .start()
+    else {
         return;
     };
+    let b = &nodes.b;
     let (mut customer, appended) = release_through_a_watched_on_b(&nodes, 2470).await;
-    told_by_the_make_up(&nodes.b, &mut customer, &appended).await;
+    cluster::logged_with(b, cluster::AUDIT_WAKEUP_DROPPED, "size", appended.size).await;
+    customer
+        .expect_no_push(
+            "audit_grew on node B before its catch-up",
+            |p| matches!(p, Push::AuditGrew { size } if *size >= appended.size),
+        )
+        .await;
+    assert_eq!(cluster::metric(b, MADE_UP).await, 0, "no make-up yet");
+
+    gate.open();
+    told_by_the_make_up(b, &mut customer, &appended).await;
+    cluster::two_more(b, READS).await;
+    customer
+        .expect_no_push("audit_grew again, the log unchanged", |p| {
+            matches!(p, Push::AuditGrew { .. })
+        })
+        .await;
+    assert_eq!(cluster::metric(b, MADE_UP).await, 1, "made up once");
 }
 
 /// As above, but B's catch-up period is ten minutes (its start-up catch-up long done): B's

@@ -28,7 +28,7 @@ use sealdesk_tests::{
     Identity, Org, RawClient,
     cluster::{
         self, CLOSE_DROPPED, CLOSE_HELD, CLOSE_RELEASED, CLUSTER_SERVICE, CommitGate,
-        RECHECK_CLOSED, TwoNodes, log_field,
+        RECHECK_CLOSED, RECHECK_HELD, TwoNodes, log_field,
     },
     eventually,
     recertify::unregistered_session,
@@ -140,14 +140,12 @@ async fn chores_rounds(node: &cluster::Node, n: u64) {
 const DROP_FORWARDED_CLOSES: &str = "SEALDESK_TEST_DROP_FORWARDED_CLOSES";
 
 /// Node A, and node B, which drops the closes other nodes forward ([`DROP_FORWARDED_CLOSES`])
-/// and logs the closes its re-checks of agent keys make ([`RECHECK_CLOSED`]), with
-/// `b_settings`, on a fresh database named after `test`; `None` without PostgreSQL.
-fn closes_lost_on_b(test: &str, b_settings: &[(&str, &str)]) -> Option<TwoNodes> {
+/// and logs the closes its re-checks of agent keys make ([`RECHECK_CLOSED`]), on a fresh
+/// database named after `test`, set up further by the caller before it starts them.
+fn closes_lost_on_b(test: &str) -> cluster::TwoNodesSetup {
     cluster::two_nodes(test)
-        .b_settings(b_settings)
         .b_env(&[(DROP_FORWARDED_CLOSES, "1")])
         .b_logs_info_of(CLUSTER_SERVICE)
-        .start()
 }
 
 /// Waits until node `b` logged that it dropped the close node A forwarded (code 4105): the
@@ -169,8 +167,9 @@ async fn close_dropped(b: &cluster::Node) {
 /// close at the end would not show that the reconnect brought it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missed_close_is_made_up_when_the_listener_reconnects() {
-    let Some(TwoNodes { a, b, db }) =
-        closes_lost_on_b("reclose", &[("CLUSTER_CATCH_UP_MS", "3600000")])
+    let Some(TwoNodes { a, b, db }) = closes_lost_on_b("reclose")
+        .b_settings(&[("CLUSTER_CATCH_UP_MS", "3600000")])
+        .start()
     else {
         return;
     };
@@ -218,18 +217,21 @@ async fn a_missed_close_is_made_up_when_the_listener_reconnects() {
 /// Node B's old-key session misses its close, B's listener stays up (or B has none), and B's
 /// periodic re-check of the agent keys connected to it (every catch-up period) closes it with
 /// 4105; the new key's session on B stays open. `b` is node B, started by the caller (logging
-/// its re-checks' closes: [`closes_lost_on_b`], or `b_logs_info_of(CLUSTER_SERVICE)`);
-/// `b_listens` says whether it has a wake-up listener, which is asserted before the
-/// re-certification and again after the close (`sealdesk_cluster_listens_total`): the close
-/// came with no listener, or with the one listener that stayed up (no reconnect brought it).
-/// With a listener, B dropped the forwarded close (it logged so): that close did not reach the
-/// session. And B logged that its re-check closed the old key's session: the close the session
-/// got is the re-check's. (When the re-check runs, before or after the drop, is not fixed: a
-/// relay that does not drop the forward fails the wait for [`CLOSE_DROPPED`], and one that
-/// logs the drop but closes the session anyway leaves the re-check nothing to close.)
+/// its re-checks' closes: [`closes_lost_on_b`], or `b_logs_info_of(CLUSTER_SERVICE)`) behind
+/// `recheck`, closed before B started ([`held_rechecks`]): its periodic re-checks wait until
+/// this function opens it. `b_listens` says whether B has a wake-up listener, which is
+/// asserted before the re-certification and again after the close
+/// (`sealdesk_cluster_listens_total`): the close came with no listener, or with the one
+/// listener that stayed up (no reconnect brought it).
+///
+/// The order is the test's: with a listener, B drops the forwarded close first (it logs so);
+/// then, the re-check still held, the old key's session is still served (the drop closed
+/// nothing); only then is the gate opened, and B logs that its re-check closed that session:
+/// the close the session got is the re-check's.
 async fn a_missed_close_is_made_up_by_the_catch_up(
     a: &cluster::Node,
     b: &cluster::Node,
+    recheck: &CommitGate,
     seed: u64,
     b_listens: bool,
 ) {
@@ -262,6 +264,10 @@ async fn a_missed_close_is_made_up_by_the_catch_up(
     if b_listens {
         close_dropped(b).await;
     }
+    // B's re-check is held (it logged so): nothing has closed the old key's session yet.
+    cluster::logged(b, RECHECK_HELD).await;
+    lost.ok(Request::WatchAgentKeys).await;
+    recheck.open();
     assert_eq!(lost.expect_close().await, Some(4105));
     let line = cluster::logged(b, RECHECK_CLOSED).await;
     assert_eq!(
@@ -280,6 +286,14 @@ async fn a_missed_close_is_made_up_by_the_catch_up(
     current.close().await;
 }
 
+/// A re-check gate ([`CommitGate::recheck`]), closed: node B, started behind it, re-checks no
+/// agent key until the test opens it.
+fn held_rechecks() -> CommitGate {
+    let gate = CommitGate::recheck();
+    gate.close();
+    gate
+}
+
 /// How many times a node's wake-up listener connected and issued `LISTEN`.
 const LISTENS: &str = "sealdesk_cluster_listens_total";
 
@@ -287,14 +301,16 @@ const LISTENS: &str = "sealdesk_cluster_listens_total";
 /// reaches it, and its periodic re-check of agent keys closes the old key's session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_without_a_listener_closes_the_old_key_at_its_catch_up() {
+    let recheck = held_rechecks();
     let Some(TwoNodes { a, b, .. }) = cluster::two_nodes("reclose_nolisten")
         .b_wakeups(false)
         .b_logs_info_of(CLUSTER_SERVICE)
+        .b_behind(&recheck)
         .start()
     else {
         return;
     };
-    a_missed_close_is_made_up_by_the_catch_up(&a, &b, 7, false).await;
+    a_missed_close_is_made_up_by_the_catch_up(&a, &b, &recheck, 7, false).await;
 }
 
 /// Node B's listener stays up (asserted) but the close never reaches it (dropped, as when the
@@ -302,10 +318,12 @@ async fn a_node_without_a_listener_closes_the_old_key_at_its_catch_up() {
 /// closes the old key's session (B logs that too), with no listener reconnect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_close_lost_while_the_listener_stays_up_is_made_up_at_the_catch_up() {
-    let Some(TwoNodes { a, b, .. }) = closes_lost_on_b("reclose_lost", &[]) else {
+    let recheck = held_rechecks();
+    let Some(TwoNodes { a, b, .. }) = closes_lost_on_b("reclose_lost").b_behind(&recheck).start()
+    else {
         return;
     };
-    a_missed_close_is_made_up_by_the_catch_up(&a, &b, 8, true).await;
+    a_missed_close_is_made_up_by_the_catch_up(&a, &b, &recheck, 8, true).await;
 }
 
 /// Node A, and node B holding the closes other nodes forward while `gate` is closed (it is

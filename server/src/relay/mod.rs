@@ -50,6 +50,7 @@ pub mod session_codes {
 }
 
 pub use service::CATCH_UP_GATE_ENV;
+pub use service::RECHECK_GATE_ENV;
 pub use service::keys::{CONSENT_INDEX_FILLED, ORG_INDEX_FILLED};
 pub use service::{
     DROP_AUDIT_WAKEUPS_ENV, DROP_CLOSES_ENV, DROP_CONSENTS_ENV, EXTENSION_ENTRY_ENV,

@@ -454,12 +454,14 @@ impl Service {
     /// the listener stayed up (the re-certifying node's `NOTIFY` failed). A key acting for
     /// several names counts once against `limit` per name, and its names are never split
     /// between rounds. Returns how many (key, name) pairs' sessions were closed, and where the
-    /// next round starts (`None`: at the first key again).
+    /// next round starts (`None`: at the first key again). Waits first while the test-only
+    /// re-check gate is closed (`service::recheck_gate`).
     pub(crate) fn recheck_some_agent_keys(
         &self,
         after: Option<SigningPublicKey>,
         limit: usize,
     ) -> (usize, Option<SigningPublicKey>) {
+        super::recheck_gate::hold_periodic_recheck();
         let (page, next) = self.hub.acting_after(after, limit);
         (self.recheck(page), next)
     }

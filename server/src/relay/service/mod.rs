@@ -27,6 +27,8 @@ mod audit_watch;
 mod blocks;
 mod close_gate;
 pub use close_gate::FORWARDED_CLOSE_GATE_ENV;
+mod recheck_gate;
+pub use recheck_gate::RECHECK_GATE_ENV;
 mod cluster;
 pub use cluster::CATCH_UP_GATE_ENV;
 pub use {
