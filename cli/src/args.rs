@@ -457,6 +457,10 @@ pub(crate) enum OrgCmd {
         /// Start a new epoch after this many messages (default 1000).
         #[arg(long)]
         rotate_messages: Option<u32>,
+        /// Publish the policy without history hand-off: if a chat is transferred, the new
+        /// agent cannot read the earlier messages (the customer's summary says so).
+        #[arg(long)]
+        no_history_handoff: bool,
     },
     /// Master: certify an agent.
     AddAgent {

@@ -130,6 +130,7 @@ async fn web_story<W: Write>(
             arbiter_threshold: 1,
             retention_days: None,
             rotate_messages: None,
+            no_history_handoff: false,
         })
         .await?;
     master.add_agent("acme", "alice").await?;
@@ -210,6 +211,7 @@ async fn story<W: Write>(out: &mut W, dir: &Path, url: &str, kept: bool) -> Resu
             arbiter_threshold: 2,
             retention_days: None,
             rotate_messages: None,
+            no_history_handoff: false,
         })
         .await?;
     let org_fp = master.account().fingerprint().to_string();

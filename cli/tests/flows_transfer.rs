@@ -1,12 +1,14 @@
 //! Conversations transferred more than once (issue 22): back to an agent who held it before
 //! (alice → bob → alice), and on to a third agent (alice → bob → dave). The agent who holds it
-//! at the end sends, and the customer reads that message.
+//! at the end sends, and the customer reads that message. And a transfer under a policy
+//! without history hand-off (`org create --no-history-handoff`): the new agent starts blind,
+//! answers, and the customer reads it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
-use common::{ok, org_and_conversation, sealdesk};
+use common::{ok, org_and_conversation, org_and_conversation_with, sealdesk};
 use sealdesk_tests::world::World;
 
 /// Registers agent `name` and adds it to acme.
@@ -80,4 +82,35 @@ async fn a_second_hop_transferee_can_answer() {
         assert!(dave.contains(said), "{said:?} missing:\n{dave}");
     }
     assert!(!dave.contains("refused"), "{dave}");
+}
+
+#[tokio::test]
+async fn without_history_hand_off_the_new_agent_starts_blind_and_answers() {
+    let w = World::new().await;
+    let conv = org_and_conversation_with(&w, &["--no-history-handoff"]).await;
+    // What the customer is shown of the policy says so.
+    let shown = ok(&w, "carol", &["org", "show", "acme"]).await;
+    assert!(
+        shown.contains(
+            "If your chat is transferred, the new agent cannot read the earlier messages."
+        ) && shown.contains("hand-off off"),
+        "{shown}"
+    );
+    agent(&w, "bob").await;
+    say(&w, &conv, "alice", "let me look").await;
+    transfer(&w, &conv, "alice", "bob").await;
+    say(&w, &conv, "bob", "bob here, it ships today").await;
+    carol_reads(&w, &conv, "bob", "bob here, it ships today").await;
+    carol_reads(&w, &conv, "alice", "let me look").await;
+    // bob reads what was said since he came in, nothing before, and refuses nothing.
+    let bob = ok(&w, "bob", &["history", "--conversation", &conv]).await;
+    assert!(bob.contains("bob: bob here, it ships today"), "{bob}");
+    for before in [
+        "my order 1234 never came",
+        "let me look",
+        "REFUSED",
+        "refused",
+    ] {
+        assert!(!bob.contains(before), "{before:?} in bob's history:\n{bob}");
+    }
 }

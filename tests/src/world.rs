@@ -410,6 +410,7 @@ pub fn spec(rotate: Option<u32>, retention_days: Option<u64>) -> OrgSpec {
         arbiter_threshold: 2,
         retention_days,
         rotate_messages: rotate,
+        no_history_handoff: false,
     }
 }
 

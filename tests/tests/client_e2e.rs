@@ -466,6 +466,7 @@ async fn org_parties_are_checked_against_their_fingerprints() {
         arbiter_threshold: 1,
         retention_days: None,
         rotate_messages: None,
+        no_history_handoff: false,
     };
     // trustee-2's fingerprint given for trustee-1: refused, naming the party.
     let err = master

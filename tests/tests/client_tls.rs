@@ -57,6 +57,7 @@ async fn with_the_ca_file_a_client_registers_and_chats_over_wss() {
             arbiter_threshold: 2,
             retention_days: None,
             rotate_messages: None,
+            no_history_handoff: false,
         })
         .await
         .unwrap();

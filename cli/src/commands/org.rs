@@ -25,6 +25,7 @@ pub(super) async fn org(home: &Path, relay: &Relay, cmd: OrgCmd) -> Result<Outpu
             arbiter_threshold,
             retention_days,
             rotate_messages,
+            no_history_handoff,
         } => {
             let spec = OrgSpec {
                 name,
@@ -34,6 +35,7 @@ pub(super) async fn org(home: &Path, relay: &Relay, cmd: OrgCmd) -> Result<Outpu
                 arbiter_threshold,
                 retention_days,
                 rotate_messages,
+                no_history_handoff,
             };
             let p = c.create_org(&spec).await?;
             let fp = c.account().fingerprint().to_string();

@@ -90,6 +90,12 @@ pub async fn json(w: &World, name: &str, args: &[&str]) -> Value {
 /// An org `acme` (three trustees, two needed), its agent alice, and a conversation of carol's
 /// with one message in it. Returns the conversation id.
 pub async fn org_and_conversation(w: &World) -> String {
+    org_and_conversation_with(w, &[]).await
+}
+
+/// [`org_and_conversation`] with `more` arguments to `org create` (say
+/// `--no-history-handoff`).
+pub async fn org_and_conversation_with(w: &World, more: &[&str]) -> String {
     for (name, role) in [
         ("acme-owner", "master"),
         ("trustee-1", "trustee"),
@@ -122,7 +128,10 @@ pub async fn org_and_conversation(w: &World) -> String {
             "arbiter-1",
             "--arbiter-threshold",
             "1",
-        ],
+        ]
+        .into_iter()
+        .chain(more.iter().copied())
+        .collect::<Vec<_>>(),
     )
     .await;
     ok(w, "acme-owner", &["org", "add-agent", "alice"]).await;

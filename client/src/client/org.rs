@@ -33,6 +33,9 @@ pub struct OrgSpec {
     pub retention_days: Option<u64>,
     /// Rotation by message count (default 1000).
     pub rotate_messages: Option<u32>,
+    /// Publish the policy without `history_handoff` (PROTOCOL.md §7.6): a transfer hands the
+    /// new agent no earlier epoch, so it starts blind.
+    pub no_history_handoff: bool,
 }
 
 /// One conversation of an org, as its master sees it: metadata only.
@@ -113,6 +116,7 @@ impl Client {
         if let Some(n) = spec.rotate_messages {
             params.rotate_after_messages = n;
         }
+        params.history_handoff = !spec.no_history_handoff;
         let policy = OrgPolicy::issue(self.account.keys(), self.account.card(), params, now())?;
         expect_ok(
             self.session

@@ -65,6 +65,15 @@ impl ConvState {
         }
     }
 
+    /// The first epoch `who` may read, if any: the epoch it joined the conversation in (or
+    /// the first one it was handed).
+    pub fn first_read_epoch(&self, who: &SigningPublicKey) -> Option<u32> {
+        self.readers
+            .iter()
+            .find(|(_, r)| r.contains(who))
+            .map(|(e, _)| *e)
+    }
+
     /// Whether `who` is involved in the conversation at all (customer, assigned agent, or a
     /// reader of some epoch).
     pub fn involves(&self, who: &SigningPublicKey) -> bool {

@@ -446,6 +446,14 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
       throw new EpochError("bad_chain", `a second record for epoch ${r.epoch}`);
     }
     if (r.epoch > 0 && !c.epochs.has(r.epoch - 1)) await this.keptRecord(c, seq, r.epoch - 1);
+    const mine = r.members.some((m) => equal(m.signingKey, this.keys.signingPublic));
+    // The first record of a transfer to this account (pushed while online): the relay serves
+    // the agent a transfer brought in the earlier epochs' records, hand-off or not (§7.6, §13.10),
+    // so read them and check the chain from the customer's epoch 0. Nothing else is taken from
+    // the read here: a hand-off brings in what it opens.
+    if (r.epoch > 0 && c.epochs.size === 0 && mine && !equal(r.creator, customerOf(r).signingKey)) {
+      for (const it of await this.earlierItems(c, seq)) if (it.item.kind === "epoch") await this.ingest(c, it);
+    }
     const previous = r.epoch === 0 ? null : (c.epochs.get(r.epoch - 1)?.record ?? null);
     // An account that joins late (an agent re-certified for a new key, §4.4) is no reader of
     // the earlier epochs, so the relay withholds their records: its view starts at the first
@@ -458,7 +466,7 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
     else if (!joinsLate) throw new AgentError("no_epoch", `the record of the previous epoch ${r.epoch - 1} is missing`);
     c.lines = c.lines.filter((l) => !(l.seq === seq && l.text.startsWith(HELD_BACK)));
     for (const m of r.members) await this.pin(c, m);
-    const member = r.members.some((m) => equal(m.signingKey, this.keys.signingPublic));
+    const member = mine;
     let k: Uint8Array | null = null;
     if (member) k = await openEpoch(r, this.keys, policy);
     const wasMember = previous !== null && previous.members.some((m) => equal(m.signingKey, this.keys.signingPublic));
@@ -526,7 +534,8 @@ export abstract class AgentReader extends Member<AgentEvent, AgentOptions> {
 
   /**
    * The items of `c` before the hand-off at `seq`, as the relay serves them now that it has
-   * stored that hand-off (and made this account a reader of the epochs it carries).
+   * stored that hand-off (and made this account a reader of the epochs it carries); before the
+   * record at `seq` of a transfer to this account, the earlier records (`handleEpoch`).
    *
    * Read from the start (the items newly readable lie anywhere before `seq`), on to the last
    * page (at most `MAX_SYNC_PAGES`), and kept (`Conv.earlier`). A read that served the hand-off

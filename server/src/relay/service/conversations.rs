@@ -31,7 +31,7 @@ use super::{
 };
 use crate::{
     limits::{OpenRecord, bytes::NearQuota},
-    relay::state::ConvState,
+    relay::state::{ConvState, StoredItem},
     store::{Batch, Collection},
 };
 
@@ -654,7 +654,9 @@ impl Service {
         };
         // Items the caller may not read (epochs before it joined, without a hand-off; for an
         // agent, consents and notices) are named as skipped runs, not served, so keep scanning
-        // in chunks until the page is full or the conversation ends.
+        // in chunks until the page is full or the conversation ends. The records of the epochs
+        // before a transfer are served to the agent it brought in (`reads_earlier_record`).
+        let mut joined = None;
         'scan: while cursor < end {
             let chunk = self.convs.items_after(&c, cursor)?;
             if chunk.is_empty() {
@@ -665,7 +667,10 @@ impl Service {
                 if seq > end {
                     break 'scan;
                 }
-                if !master && !s.may_read(&me, stored.epoch) {
+                if !master
+                    && !s.may_read(&me, stored.epoch)
+                    && !self.reads_earlier_record(&s, &me, &stored, &mut joined)?
+                {
                     let full = skipped.len() >= MAX_SKIPPED;
                     match skipped.last_mut() {
                         Some(run) if run.to + 1 == seq && run.epoch == stored.epoch => {
@@ -695,6 +700,37 @@ impl Service {
             }
         }
         Ok(page(items, false, skipped))
+    }
+
+    /// Whether `who`, no reader of `stored`'s epoch, is served it all the same: it is the
+    /// record of an epoch before the first one `who` reads, and a member of the previous epoch
+    /// (an agent transferring the conversation, as `put_epoch` checked), not the customer,
+    /// made that first one. So an agent brought in by a transfer reads the chain from the
+    /// customer's epoch 0, whether or not it was handed the earlier epochs' secrets, and
+    /// never their messages (PROTOCOL.md §7.6, §13.10). An agent that joins late (re-certified
+    /// for a new key, §4.4: the customer made its first epoch) is served none. `joined` caches
+    /// that first epoch for one page: `Some(None)` when `who` joined by no transfer.
+    fn reads_earlier_record(
+        &self,
+        s: &ConvState,
+        who: &SigningPublicKey,
+        stored: &StoredItem,
+        joined: &mut Option<Option<u32>>,
+    ) -> Result<bool, Reject> {
+        let (Some(epoch), Item::Epoch(_)) = (stored.epoch, &stored.sequenced.item) else {
+            return Ok(false);
+        };
+        if joined.is_none() {
+            let by_transfer = match s.first_read_epoch(who) {
+                Some(first) if first > 0 => {
+                    let record = self.convs.epoch_record(&s.conversation, first)?;
+                    (record.creator != s.customer).then_some(first)
+                }
+                _ => None,
+            };
+            *joined = Some(by_transfer);
+        }
+        Ok(joined.flatten().is_some_and(|first| epoch < first))
     }
 
     pub(super) fn delivered_seq(
