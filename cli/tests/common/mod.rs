@@ -143,6 +143,13 @@ pub async fn org_and_conversation(w: &World) -> String {
     conv
 }
 
+/// Registers agent `name` and adds it to acme.
+pub async fn add_agent(w: &World, name: &str) {
+    ok(w, name, &["init", "--name", name, "--role", "agent"]).await;
+    ok(w, name, &["register"]).await;
+    ok(w, "acme-owner", &["org", "add-agent", name]).await;
+}
+
 /// `consent grant` as carol; the consent's id.
 pub async fn grant(w: &World, conv: &str, expires: &str) -> String {
     grant_with(w, conv, expires, &[]).await
