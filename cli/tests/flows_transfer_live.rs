@@ -31,7 +31,10 @@ async fn answer(chat: &mut JsonChat, text: &str) {
             v["event"] == "error" || (v["event"] == "message" && v["entry"]["text"] == text)
         })
         .await;
-    assert_eq!(sent["event"], "message", "bob's answer was not sent: {sent}");
+    assert_eq!(
+        sent["event"], "message",
+        "bob's answer was not sent: {sent}"
+    );
     assert_eq!(sent["entry"]["mine"], true, "{sent}");
 }
 
@@ -64,7 +67,12 @@ async fn an_agent_chatting_during_a_transfer_to_it_answers_and_after_a_restart_t
     // bob's chat runs before the conversation is his.
     let mut bob = JsonChat::start_with(&w, "bob", None, &[]);
     bob.until("ready", is("ready")).await;
-    ok(&w, "alice", &["transfer", "--conversation", &conv, "--to", "bob"]).await;
+    ok(
+        &w,
+        "alice",
+        &["transfer", "--conversation", &conv, "--to", "bob"],
+    )
+    .await;
     bob.until("the assignment", |v| {
         v["event"] == "notice" && v["kind"] == "assigned" && v["conversation"] == conv.as_str()
     })
@@ -72,7 +80,14 @@ async fn an_agent_chatting_during_a_transfer_to_it_answers_and_after_a_restart_t
     bob.type_line(&format!("/switch {conv}")).await;
     bob.until("selected", is("selected")).await;
 
-    exchange(&w, &conv, &mut bob, "hello? anyone", "bob here, it ships today").await;
+    exchange(
+        &w,
+        &conv,
+        &mut bob,
+        "hello? anyone",
+        "bob here, it ships today",
+    )
+    .await;
     let status = bob.quit_within(common::json_chat::EVENT_WAIT).await;
     assert!(status.success());
     // No epoch was refused on the way; through alice's hand-off bob reads epoch 0 too.

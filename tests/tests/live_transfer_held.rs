@@ -149,7 +149,12 @@ async fn hand_off_arrives(l: &mut Live) -> HandOffOutcome {
         assert_eq!(l.w.proxy().inject_to_client("bob", f), 1);
     }
     let e = events_until(&mut l.bob, |e| {
-        matches!(&e.kind, EventKind::Entry { entry: LogEntry::HandOff { .. } })
+        matches!(
+            &e.kind,
+            EventKind::Entry {
+                entry: LogEntry::HandOff { .. }
+            }
+        )
     })
     .await;
     match e.kind {
@@ -167,7 +172,11 @@ async fn nothing_used(l: &mut Live) {
         assert!(l.bob.account().secret(&l.conv, epoch).unwrap().is_none());
     }
     assert!(l.bob.send_text(&l.conv, "too early").await.is_err());
-    assert!(texts(&l.bob, &l.conv).is_empty(), "{:?}", texts(&l.bob, &l.conv));
+    assert!(
+        texts(&l.bob, &l.conv).is_empty(),
+        "{:?}",
+        texts(&l.bob, &l.conv)
+    );
 }
 
 #[tokio::test]
@@ -210,7 +219,12 @@ async fn a_record_whose_chain_never_comes_is_never_used() {
     nothing_used(&mut l).await;
     l.carol.send_text(&l.conv, "after").await.unwrap();
     events_until(&mut l.bob, |e| {
-        matches!(&e.kind, EventKind::Entry { entry: LogEntry::Rejected { epoch: 1, .. } })
+        matches!(
+            &e.kind,
+            EventKind::Entry {
+                entry: LogEntry::Rejected { epoch: 1, .. }
+            }
+        )
     })
     .await;
     assert!(texts(&l.bob, &l.conv).is_empty());
@@ -235,7 +249,12 @@ async fn a_held_record_that_does_not_verify_with_its_chain_is_refused() {
     assert!(l.bob.send_text(&l.conv, "answer").await.is_err());
     l.carol.send_text(&l.conv, "after").await.unwrap();
     events_until(&mut l.bob, |e| {
-        matches!(&e.kind, EventKind::Entry { entry: LogEntry::Rejected { epoch: 1, .. } })
+        matches!(
+            &e.kind,
+            EventKind::Entry {
+                entry: LogEntry::Rejected { epoch: 1, .. }
+            }
+        )
     })
     .await;
     assert_eq!(texts(&l.bob, &l.conv), ["carol: before"]);
