@@ -1,7 +1,8 @@
 //! A conversation transferred to an agent whose `sealdesk chat` is running (ARCHITECTURE.md,
 //! "a held-back epoch record is never used"): bob's chat hears the new epoch's record pushed
-//! before alice's hand-off makes him a reader of the earlier epochs. The record waits for its
-//! chain instead of being refused for good: bob reads carol's next message, answers from the
+//! before alice's hand-off makes him a reader of the earlier epochs (the proxy holds the
+//! hand-off until bob's chat has taken the record). The record waits for its chain instead of
+//! being refused for good: bob reads carol's next message, answers from the
 //! running chat, carol reads the answer, and a restarted chat goes on likewise. Under the
 //! CLI's policy, with history hand-off.
 //!
@@ -13,8 +14,11 @@
 mod common;
 
 use common::json_chat::{JsonChat, is};
-use common::{add_agent, ok, org_and_conversation};
-use sealdesk_tests::world::World;
+use std::sync::{Arc, Mutex};
+
+use common::{add_agent, ok, org_and_conversation, sealdesk_via};
+use sealdesk_protocol::wire::{Frame, Request};
+use sealdesk_tests::{proxy::Dir, world::World};
 use serde_json::Value;
 
 /// `text` as a message event of `who`.
@@ -60,23 +64,58 @@ async fn exchange(w: &World, conv: &str, chat: &mut JsonChat, text: &str, reply:
 
 #[tokio::test]
 async fn an_agent_chatting_during_a_transfer_to_it_answers_and_after_a_restart_too() {
-    let w = World::new().await;
+    let w = World::with_proxy().await;
     let conv = org_and_conversation(&w).await;
     add_agent(&w, "bob").await;
 
     // bob's chat runs before the conversation is his.
     let mut bob = JsonChat::start_with(&w, "bob", None, &[]);
     bob.until("ready", is("ready")).await;
-    ok(
-        &w,
-        "alice",
-        &["transfer", "--conversation", &conv, "--to", "bob"],
-    )
-    .await;
-    bob.until("the assignment", |v| {
-        v["event"] == "notice" && v["kind"] == "assigned" && v["conversation"] == conv.as_str()
-    })
-    .await;
+    // alice transfers through the proxy, which holds her hand-off until bob's chat has taken
+    // the new epoch's record: the order a running chat meets them in, made certain.
+    let held: Arc<Mutex<Vec<Frame>>> = Arc::default();
+    let kept = held.clone();
+    w.proxy().set_hook(move |ctx, frame| {
+        if ctx.dir == Dir::ToRelay
+            && ctx.account == Some("alice")
+            && matches!(
+                &frame,
+                Frame::Request {
+                    body: Request::PutHandOff(_),
+                    ..
+                }
+            )
+        {
+            kept.lock().unwrap().push(frame);
+            return Vec::new();
+        }
+        vec![frame]
+    });
+    let via = w.proxy().url();
+    let args = ["transfer", "--conversation", &conv, "--to", "bob"];
+    let transfer = sealdesk_via(&w, "alice", &via, &args);
+    let record_first = async {
+        bob.until("the assignment", |v| {
+            v["event"] == "notice" && v["kind"] == "assigned" && v["conversation"] == conv.as_str()
+        })
+        .await;
+        bob.until("the record held back", |v| {
+            v["event"] == "notice"
+                && v["kind"] == "warning"
+                && v["text"].as_str().is_some_and(|t| t.contains("held back"))
+        })
+        .await;
+        let alice = *w.proxy().connections("alice").last().unwrap();
+        for f in held.lock().unwrap().drain(..) {
+            assert!(w.proxy().inject(alice, Dir::ToRelay, f));
+        }
+    };
+    let (transferred, ()) = tokio::join!(transfer, record_first);
+    assert!(
+        transferred.ok,
+        "{}\n{}",
+        transferred.stdout, transferred.stderr
+    );
     bob.type_line(&format!("/switch {conv}")).await;
     bob.until("selected", is("selected")).await;
 
