@@ -8,15 +8,8 @@
 
 mod common;
 
-use common::{ok, org_and_conversation, org_and_conversation_with, sealdesk};
+use common::{add_agent as agent, ok, org_and_conversation, org_and_conversation_with, sealdesk};
 use sealdesk_tests::world::World;
-
-/// Registers agent `name` and adds it to acme.
-async fn agent(w: &World, name: &str) {
-    ok(w, name, &["init", "--name", name, "--role", "agent"]).await;
-    ok(w, name, &["register"]).await;
-    ok(w, "acme-owner", &["org", "add-agent", name]).await;
-}
 
 /// `from` transfers `conv` to `to`.
 async fn transfer(w: &World, conv: &str, from: &str, to: &str) {

@@ -34,6 +34,11 @@ pub async fn sealdesk_env(w: &World, name: &str, args: &[&str], env: &[(&str, &s
     sealdesk_at_env(w, &w.home(name), PASS, args, env).await
 }
 
+/// [`sealdesk`] through the relay at `relay` (a proxy in front of `w`'s, say).
+pub async fn sealdesk_via(w: &World, name: &str, relay: &str, args: &[&str]) -> Run {
+    sealdesk_run(&w.home(name), relay, PASS, args, &[]).await
+}
+
 /// Runs `sealdesk` with `args` on the home `home` (which may not exist) and passphrase `pass`,
 /// against `w`'s relay.
 pub async fn sealdesk_at(w: &World, home: &Path, pass: &str, args: &[&str]) -> Run {
@@ -48,12 +53,23 @@ async fn sealdesk_at_env(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> Run {
+    sealdesk_run(home, &w.url, pass, args, env).await
+}
+
+/// Runs `sealdesk` with `args` on the home `home` against the relay at `relay`.
+async fn sealdesk_run(
+    home: &Path,
+    relay: &str,
+    pass: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Run {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sealdesk"))
         .envs(env.iter().copied())
         .arg("--home")
         .arg(home)
         .arg("--relay")
-        .arg(&w.url)
+        .arg(relay)
         .args(args)
         .env("SEALDESK_PASSPHRASE", pass)
         .env("SEALDESK_INSECURE_FAST_KDF", "1")
@@ -150,6 +166,13 @@ pub async fn org_and_conversation_with(w: &World, more: &[&str]) -> String {
     alice.sync_all().await.unwrap();
     drop(alice.close().await);
     conv
+}
+
+/// Registers agent `name` and adds it to acme.
+pub async fn add_agent(w: &World, name: &str) {
+    ok(w, name, &["init", "--name", name, "--role", "agent"]).await;
+    ok(w, name, &["register"]).await;
+    ok(w, "acme-owner", &["org", "add-agent", name]).await;
 }
 
 /// `consent grant` as carol; the consent's id.

@@ -269,6 +269,11 @@ impl Client {
             Ok(Some(k)) => (EpochStatus::Member, Some(k)),
             Ok(None) => (EpochStatus::NotMember, None),
             Err(e) if is_transient(&e) => return Err(e),
+            // Its chain is not here yet (a transfer to this account, pushed before the
+            // hand-off): held back, never used, judged again after a hand-off (`held`).
+            Err(e) if self.waits_for_previous(&id, &record)? => {
+                return Ok(Some(Self::held_back(&id, &record, &e.to_string())));
+            }
             Err(e) => (EpochStatus::Refused(e.to_string()), None),
         };
         if let Some(k) = &secret {
@@ -599,6 +604,8 @@ impl Client {
         let outcome = if h.to != self.account.keys().signing_public() {
             HandOffOutcome::ForOther
         } else {
+            // The records this account has none of, held back or withheld until now, first.
+            events.extend(self.take_held_records(meta, seq).await?);
             match self.open_handoff(&id, seq, h).await {
                 Ok(opened) => {
                     events.extend(self.replay_epochs(&id, &opened).await?);

@@ -47,6 +47,7 @@ use crate::tls::TlsOptions;
 pub mod conversation;
 pub mod directory;
 pub mod gaps;
+mod held;
 pub mod holes;
 pub mod ingest;
 pub mod key_push;
